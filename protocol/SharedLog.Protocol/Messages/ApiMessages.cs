@@ -1,0 +1,22 @@
+namespace SharedLog.Protocol;
+
+/// <summary>Hand-written half of the generated API table: the header-version rules.</summary>
+public static partial class ApiMessages
+{
+    /// <summary>Request header v2 for flexible request versions, v1 otherwise (KIP-482).</summary>
+    public static short RequestHeaderVersion(ApiKey apiKey, short version) =>
+        version >= FirstFlexibleRequestVersion(apiKey) ? (short)2 : (short)1;
+
+    /// <summary>
+    /// Response header v1 for flexible response versions, v0 otherwise. ApiVersions responses always
+    /// use v0 so that a client can parse the answer whatever version it asked for.
+    /// </summary>
+    public static short ResponseHeaderVersion(ApiKey apiKey, short version) =>
+        apiKey != ApiKey.ApiVersions && version >= FirstFlexibleResponseVersion(apiKey) ? (short)1 : (short)0;
+
+    public static bool IsSupported(ApiKey apiKey, short version) =>
+        IsDefined((short)apiKey) && version >= LowestVersion(apiKey) && version <= HighestVersion(apiKey);
+
+    private static KafkaProtocolException Unknown(ApiKey apiKey) =>
+        new($"Unknown API key {(short)apiKey}.", ErrorCode.UnsupportedVersion);
+}
