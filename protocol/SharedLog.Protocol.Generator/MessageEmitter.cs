@@ -152,7 +152,17 @@ internal sealed class MessageEmitter
         f.TaggedVersions.IsEmpty ? "false" : And(FlexibleCond, Cond(f.TaggedVersions.Intersect(f.Versions)));
 
     /// <summary>Present as a regular (untagged) field at 'version'.</summary>
-    private string RegularCond(FieldSpec f) => And(Cond(f.Versions), Not(TaggedCond(f)));
+    private string RegularCond(FieldSpec f)
+    {
+        VersionRange present = f.Versions.Intersect(Valid);
+        VersionRange tagged = f.TaggedVersions.Intersect(_message.FlexibleVersions);
+        if (!tagged.IsEmpty && tagged.Low <= present.Low && tagged.High >= present.High)
+        {
+            return "false";
+        }
+
+        return And(Cond(f.Versions), Not(TaggedCond(f)));
+    }
 
     private static bool EverNullable(FieldSpec f) => !f.NullableVersions.Intersect(f.Versions).IsEmpty;
 

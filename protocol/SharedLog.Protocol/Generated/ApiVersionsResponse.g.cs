@@ -101,56 +101,6 @@ public sealed partial class ApiVersionsResponse : IApiMessage
         {
             ThrottleTimeMs = reader.ReadInt32();
         }
-        if ((version >= 3) && (!((version >= 3) && (version >= 3))))
-        {
-            {
-                int count = reader.ReadArrayLength(version >= 3, 1);
-                if (count < 0)
-                {
-                    throw new KafkaProtocolException("Null value for non-nullable field SupportedFeatures.");
-                }
-                else
-                {
-                    var list = new List<SupportedFeatureKey>(count);
-                    for (int j = 0; j < count; j++)
-                    {
-                        var element = new SupportedFeatureKey();
-                        element.Read(ref reader, version);
-                        list.Add(element);
-                    }
-                    SupportedFeatures = list;
-                }
-            }
-        }
-        if ((version >= 3) && (!((version >= 3) && (version >= 3))))
-        {
-            FinalizedFeaturesEpoch = reader.ReadInt64();
-        }
-        if ((version >= 3) && (!((version >= 3) && (version >= 3))))
-        {
-            {
-                int count = reader.ReadArrayLength(version >= 3, 1);
-                if (count < 0)
-                {
-                    throw new KafkaProtocolException("Null value for non-nullable field FinalizedFeatures.");
-                }
-                else
-                {
-                    var list = new List<FinalizedFeatureKey>(count);
-                    for (int j = 0; j < count; j++)
-                    {
-                        var element = new FinalizedFeatureKey();
-                        element.Read(ref reader, version);
-                        list.Add(element);
-                    }
-                    FinalizedFeatures = list;
-                }
-            }
-        }
-        if ((version >= 3) && (!((version >= 3) && (version >= 3))))
-        {
-            ZkMigrationReady = reader.ReadBool();
-        }
         if (version >= 3)
         {
             int taggedCount = reader.ReadTaggedFieldCount();
@@ -251,44 +201,6 @@ public sealed partial class ApiVersionsResponse : IApiMessage
         if (version >= 1)
         {
             writer.WriteInt32(ThrottleTimeMs);
-        }
-        if ((version >= 3) && (!((version >= 3) && (version >= 3))))
-        {
-            if (SupportedFeatures is null)
-            {
-                throw new KafkaProtocolException("Null value for non-nullable field SupportedFeatures at version " + version + ".");
-            }
-            else
-            {
-                writer.WriteArrayLength(SupportedFeatures.Count, version >= 3);
-                foreach (var element in SupportedFeatures)
-                {
-                    element.Write(ref writer, version);
-                }
-            }
-        }
-        if ((version >= 3) && (!((version >= 3) && (version >= 3))))
-        {
-            writer.WriteInt64(FinalizedFeaturesEpoch);
-        }
-        if ((version >= 3) && (!((version >= 3) && (version >= 3))))
-        {
-            if (FinalizedFeatures is null)
-            {
-                throw new KafkaProtocolException("Null value for non-nullable field FinalizedFeatures at version " + version + ".");
-            }
-            else
-            {
-                writer.WriteArrayLength(FinalizedFeatures.Count, version >= 3);
-                foreach (var element in FinalizedFeatures)
-                {
-                    element.Write(ref writer, version);
-                }
-            }
-        }
-        if ((version >= 3) && (!((version >= 3) && (version >= 3))))
-        {
-            writer.WriteBool(ZkMigrationReady);
         }
         if (version >= 3)
         {
@@ -421,44 +333,6 @@ public sealed partial class ApiVersionsResponse : IApiMessage
         if (version >= 1)
         {
             size += 4;
-        }
-        if ((version >= 3) && (!((version >= 3) && (version >= 3))))
-        {
-            if (SupportedFeatures is null)
-            {
-                size += KafkaSize.ArrayLength(-1, version >= 3);
-            }
-            else
-            {
-                size += KafkaSize.ArrayLength(SupportedFeatures.Count, version >= 3);
-                foreach (var element in SupportedFeatures)
-                {
-                    size += element.ComputeSize(version);
-                }
-            }
-        }
-        if ((version >= 3) && (!((version >= 3) && (version >= 3))))
-        {
-            size += 8;
-        }
-        if ((version >= 3) && (!((version >= 3) && (version >= 3))))
-        {
-            if (FinalizedFeatures is null)
-            {
-                size += KafkaSize.ArrayLength(-1, version >= 3);
-            }
-            else
-            {
-                size += KafkaSize.ArrayLength(FinalizedFeatures.Count, version >= 3);
-                foreach (var element in FinalizedFeatures)
-                {
-                    size += element.ComputeSize(version);
-                }
-            }
-        }
-        if ((version >= 3) && (!((version >= 3) && (version >= 3))))
-        {
-            size += 1;
         }
         if (version >= 3)
         {

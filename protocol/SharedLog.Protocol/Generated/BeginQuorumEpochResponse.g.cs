@@ -73,27 +73,6 @@ public sealed partial class BeginQuorumEpochResponse : IApiMessage
                 Topics = list;
             }
         }
-        if ((version >= 1) && (!((version >= 1) && (version >= 1))))
-        {
-            {
-                int count = reader.ReadArrayLength(version >= 1, 1);
-                if (count < 0)
-                {
-                    throw new KafkaProtocolException("Null value for non-nullable field NodeEndpoints.");
-                }
-                else
-                {
-                    var list = new List<NodeEndpoint>(count);
-                    for (int j = 0; j < count; j++)
-                    {
-                        var element = new NodeEndpoint();
-                        element.Read(ref reader, version);
-                        list.Add(element);
-                    }
-                    NodeEndpoints = list;
-                }
-            }
-        }
         if (version >= 1)
         {
             int taggedCount = reader.ReadTaggedFieldCount();
@@ -154,21 +133,6 @@ public sealed partial class BeginQuorumEpochResponse : IApiMessage
             foreach (var element in Topics)
             {
                 element.Write(ref writer, version);
-            }
-        }
-        if ((version >= 1) && (!((version >= 1) && (version >= 1))))
-        {
-            if (NodeEndpoints is null)
-            {
-                throw new KafkaProtocolException("Null value for non-nullable field NodeEndpoints at version " + version + ".");
-            }
-            else
-            {
-                writer.WriteArrayLength(NodeEndpoints.Count, version >= 1);
-                foreach (var element in NodeEndpoints)
-                {
-                    element.Write(ref writer, version);
-                }
             }
         }
         if (version >= 1)
@@ -239,21 +203,6 @@ public sealed partial class BeginQuorumEpochResponse : IApiMessage
             foreach (var element in Topics)
             {
                 size += element.ComputeSize(version);
-            }
-        }
-        if ((version >= 1) && (!((version >= 1) && (version >= 1))))
-        {
-            if (NodeEndpoints is null)
-            {
-                size += KafkaSize.ArrayLength(-1, version >= 1);
-            }
-            else
-            {
-                size += KafkaSize.ArrayLength(NodeEndpoints.Count, version >= 1);
-                foreach (var element in NodeEndpoints)
-                {
-                    size += element.ComputeSize(version);
-                }
             }
         }
         if (version >= 1)

@@ -77,25 +77,6 @@ public sealed partial class BrokerHeartbeatRequest : IApiMessage
         CurrentMetadataOffset = reader.ReadInt64();
         WantFence = reader.ReadBool();
         WantShutDown = reader.ReadBool();
-        if ((version >= 1) && (!(version >= 1)))
-        {
-            {
-                int count = reader.ReadArrayLength(true, 16);
-                if (count < 0)
-                {
-                    throw new KafkaProtocolException("Null value for non-nullable field OfflineLogDirs.");
-                }
-                else
-                {
-                    var list = new List<Guid>(count);
-                    for (int j = 0; j < count; j++)
-                    {
-                        list.Add(reader.ReadUuid());
-                    }
-                    OfflineLogDirs = list;
-                }
-            }
-        }
         int taggedCount = reader.ReadTaggedFieldCount();
         for (int i = 0; i < taggedCount; i++)
         {
@@ -145,21 +126,6 @@ public sealed partial class BrokerHeartbeatRequest : IApiMessage
         writer.WriteInt64(CurrentMetadataOffset);
         writer.WriteBool(WantFence);
         writer.WriteBool(WantShutDown);
-        if ((version >= 1) && (!(version >= 1)))
-        {
-            if (OfflineLogDirs is null)
-            {
-                throw new KafkaProtocolException("Null value for non-nullable field OfflineLogDirs at version " + version + ".");
-            }
-            else
-            {
-                writer.WriteArrayLength(OfflineLogDirs.Count, true);
-                foreach (var element in OfflineLogDirs)
-                {
-                    writer.WriteUuid(element);
-                }
-            }
-        }
         int taggedCount = UnknownTaggedFields?.Count ?? 0;
         if ((version >= 1) && (OfflineLogDirs is null || OfflineLogDirs.Count != 0))
         {
@@ -216,18 +182,6 @@ public sealed partial class BrokerHeartbeatRequest : IApiMessage
         size += 8;
         size += 1;
         size += 1;
-        if ((version >= 1) && (!(version >= 1)))
-        {
-            if (OfflineLogDirs is null)
-            {
-                size += KafkaSize.ArrayLength(-1, true);
-            }
-            else
-            {
-                size += KafkaSize.ArrayLength(OfflineLogDirs.Count, true);
-                size += OfflineLogDirs.Count * 16;
-            }
-        }
         int taggedCount = UnknownTaggedFields?.Count ?? 0;
         if ((version >= 1) && (OfflineLogDirs is null || OfflineLogDirs.Count != 0))
         {

@@ -240,10 +240,6 @@ public sealed partial class CreateTopicsResponse : IApiMessage
             {
                 ErrorMessage = (version >= 1) ? reader.ReadNullableString(version >= 5) : reader.ReadString(version >= 5);
             }
-            if ((version >= 5) && (!((version >= 5) && (version >= 5))))
-            {
-                TopicConfigErrorCode = reader.ReadInt16();
-            }
             if (version >= 5)
             {
                 NumPartitions = reader.ReadInt32();
@@ -310,10 +306,6 @@ public sealed partial class CreateTopicsResponse : IApiMessage
             if (version >= 1)
             {
                 writer.WriteNullableString(ErrorMessage ?? (version >= 1 ? null : throw new KafkaProtocolException("Null value where the version does not allow one.")), version >= 5);
-            }
-            if ((version >= 5) && (!((version >= 5) && (version >= 5))))
-            {
-                writer.WriteInt16(TopicConfigErrorCode);
             }
             if (version >= 5)
             {
@@ -382,10 +374,6 @@ public sealed partial class CreateTopicsResponse : IApiMessage
             if (version >= 1)
             {
                 size += KafkaSize.NullableString(ErrorMessage, version >= 5);
-            }
-            if ((version >= 5) && (!((version >= 5) && (version >= 5))))
-            {
-                size += 2;
             }
             if (version >= 5)
             {

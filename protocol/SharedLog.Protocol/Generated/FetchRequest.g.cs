@@ -108,21 +108,9 @@ public sealed partial class FetchRequest : IApiMessage
         {
             throw new KafkaProtocolException($"FetchRequest version {version} is not supported.", global::SharedLog.Protocol.ErrorCode.UnsupportedVersion);
         }
-        if ((version >= 12) && (!((version >= 12) && (version >= 12))))
-        {
-            ClusterId = (version >= 12) ? reader.ReadNullableString(version >= 12) : reader.ReadString(version >= 12);
-        }
         if (version <= 14)
         {
             ReplicaId = reader.ReadInt32();
-        }
-        if ((version >= 15) && (!((version >= 12) && (version >= 15))))
-        {
-            {
-                var value = new ReplicaStateStruct();
-                value.Read(ref reader, version);
-                ReplicaState = value;
-            }
         }
         MaxWaitMs = reader.ReadInt32();
         MinBytes = reader.ReadInt32();
@@ -227,17 +215,9 @@ public sealed partial class FetchRequest : IApiMessage
         {
             throw new KafkaProtocolException($"FetchRequest version {version} is not supported.", global::SharedLog.Protocol.ErrorCode.UnsupportedVersion);
         }
-        if ((version >= 12) && (!((version >= 12) && (version >= 12))))
-        {
-            writer.WriteNullableString(ClusterId ?? (version >= 12 ? null : throw new KafkaProtocolException("Null value where the version does not allow one.")), version >= 12);
-        }
         if (version <= 14)
         {
             writer.WriteInt32(ReplicaId);
-        }
-        if ((version >= 15) && (!((version >= 12) && (version >= 15))))
-        {
-            (ReplicaState ?? throw new KafkaProtocolException("Null value for non-nullable field ReplicaState.")).Write(ref writer, version);
         }
         writer.WriteInt32(MaxWaitMs);
         writer.WriteInt32(MinBytes);
@@ -335,17 +315,9 @@ public sealed partial class FetchRequest : IApiMessage
             throw new KafkaProtocolException($"FetchRequest version {version} is not supported.", global::SharedLog.Protocol.ErrorCode.UnsupportedVersion);
         }
         int size = 0;
-        if ((version >= 12) && (!((version >= 12) && (version >= 12))))
-        {
-            size += KafkaSize.NullableString(ClusterId, version >= 12);
-        }
         if (version <= 14)
         {
             size += 4;
-        }
-        if ((version >= 15) && (!((version >= 12) && (version >= 15))))
-        {
-            size += ReplicaState?.ComputeSize(version) ?? 0;
         }
         size += 4;
         size += 4;
@@ -764,10 +736,6 @@ public sealed partial class FetchRequest : IApiMessage
                 LogStartOffset = reader.ReadInt64();
             }
             PartitionMaxBytes = reader.ReadInt32();
-            if ((version >= 17) && (!((version >= 12) && (version >= 17))))
-            {
-                ReplicaDirectoryId = reader.ReadUuid();
-            }
             if (version >= 12)
             {
                 int taggedCount = reader.ReadTaggedFieldCount();
@@ -811,10 +779,6 @@ public sealed partial class FetchRequest : IApiMessage
                 writer.WriteInt64(LogStartOffset);
             }
             writer.WriteInt32(PartitionMaxBytes);
-            if ((version >= 17) && (!((version >= 12) && (version >= 17))))
-            {
-                writer.WriteUuid(ReplicaDirectoryId);
-            }
             if (version >= 12)
             {
                 int taggedCount = UnknownTaggedFields?.Count ?? 0;
@@ -861,10 +825,6 @@ public sealed partial class FetchRequest : IApiMessage
                 size += 8;
             }
             size += 4;
-            if ((version >= 17) && (!((version >= 12) && (version >= 17))))
-            {
-                size += 16;
-            }
             if (version >= 12)
             {
                 int taggedCount = UnknownTaggedFields?.Count ?? 0;

@@ -96,27 +96,6 @@ public sealed partial class FetchResponse : IApiMessage
                 Responses = list;
             }
         }
-        if ((version >= 16) && (!((version >= 12) && (version >= 16))))
-        {
-            {
-                int count = reader.ReadArrayLength(version >= 12, 1);
-                if (count < 0)
-                {
-                    throw new KafkaProtocolException("Null value for non-nullable field NodeEndpoints.");
-                }
-                else
-                {
-                    var list = new List<NodeEndpoint>(count);
-                    for (int j = 0; j < count; j++)
-                    {
-                        var element = new NodeEndpoint();
-                        element.Read(ref reader, version);
-                        list.Add(element);
-                    }
-                    NodeEndpoints = list;
-                }
-            }
-        }
         if (version >= 12)
         {
             int taggedCount = reader.ReadTaggedFieldCount();
@@ -188,21 +167,6 @@ public sealed partial class FetchResponse : IApiMessage
             foreach (var element in Responses)
             {
                 element.Write(ref writer, version);
-            }
-        }
-        if ((version >= 16) && (!((version >= 12) && (version >= 16))))
-        {
-            if (NodeEndpoints is null)
-            {
-                throw new KafkaProtocolException("Null value for non-nullable field NodeEndpoints at version " + version + ".");
-            }
-            else
-            {
-                writer.WriteArrayLength(NodeEndpoints.Count, version >= 12);
-                foreach (var element in NodeEndpoints)
-                {
-                    element.Write(ref writer, version);
-                }
             }
         }
         if (version >= 12)
@@ -284,21 +248,6 @@ public sealed partial class FetchResponse : IApiMessage
             foreach (var element in Responses)
             {
                 size += element.ComputeSize(version);
-            }
-        }
-        if ((version >= 16) && (!((version >= 12) && (version >= 16))))
-        {
-            if (NodeEndpoints is null)
-            {
-                size += KafkaSize.ArrayLength(-1, version >= 12);
-            }
-            else
-            {
-                size += KafkaSize.ArrayLength(NodeEndpoints.Count, version >= 12);
-                foreach (var element in NodeEndpoints)
-                {
-                    size += element.ComputeSize(version);
-                }
             }
         }
         if (version >= 12)
@@ -584,30 +533,6 @@ public sealed partial class FetchResponse : IApiMessage
             {
                 LogStartOffset = reader.ReadInt64();
             }
-            if ((version >= 12) && (!((version >= 12) && (version >= 12))))
-            {
-                {
-                    var value = new EpochEndOffset();
-                    value.Read(ref reader, version);
-                    DivergingEpoch = value;
-                }
-            }
-            if ((version >= 12) && (!((version >= 12) && (version >= 12))))
-            {
-                {
-                    var value = new LeaderIdAndEpoch();
-                    value.Read(ref reader, version);
-                    CurrentLeader = value;
-                }
-            }
-            if ((version >= 12) && (!((version >= 12) && (version >= 12))))
-            {
-                {
-                    var value = new SnapshotId();
-                    value.Read(ref reader, version);
-                    SnapshotId = value;
-                }
-            }
             if (version >= 4)
             {
                 {
@@ -696,18 +621,6 @@ public sealed partial class FetchResponse : IApiMessage
             if (version >= 5)
             {
                 writer.WriteInt64(LogStartOffset);
-            }
-            if ((version >= 12) && (!((version >= 12) && (version >= 12))))
-            {
-                (DivergingEpoch ?? throw new KafkaProtocolException("Null value for non-nullable field DivergingEpoch.")).Write(ref writer, version);
-            }
-            if ((version >= 12) && (!((version >= 12) && (version >= 12))))
-            {
-                (CurrentLeader ?? throw new KafkaProtocolException("Null value for non-nullable field CurrentLeader.")).Write(ref writer, version);
-            }
-            if ((version >= 12) && (!((version >= 12) && (version >= 12))))
-            {
-                (SnapshotId ?? throw new KafkaProtocolException("Null value for non-nullable field SnapshotId.")).Write(ref writer, version);
             }
             if (version >= 4)
             {
@@ -798,18 +711,6 @@ public sealed partial class FetchResponse : IApiMessage
             if (version >= 5)
             {
                 size += 8;
-            }
-            if ((version >= 12) && (!((version >= 12) && (version >= 12))))
-            {
-                size += DivergingEpoch?.ComputeSize(version) ?? 0;
-            }
-            if ((version >= 12) && (!((version >= 12) && (version >= 12))))
-            {
-                size += CurrentLeader?.ComputeSize(version) ?? 0;
-            }
-            if ((version >= 12) && (!((version >= 12) && (version >= 12))))
-            {
-                size += SnapshotId?.ComputeSize(version) ?? 0;
             }
             if (version >= 4)
             {

@@ -363,10 +363,6 @@ public sealed partial class FetchSnapshotRequest : IApiMessage
                 SnapshotId = value;
             }
             Position = reader.ReadInt64();
-            if ((version >= 1) && (!(version >= 1)))
-            {
-                ReplicaDirectoryId = reader.ReadUuid();
-            }
             int taggedCount = reader.ReadTaggedFieldCount();
             for (int i = 0; i < taggedCount; i++)
             {
@@ -396,10 +392,6 @@ public sealed partial class FetchSnapshotRequest : IApiMessage
             writer.WriteInt32(CurrentLeaderEpoch);
             (SnapshotId ?? throw new KafkaProtocolException("Null value for non-nullable field SnapshotId.")).Write(ref writer, version);
             writer.WriteInt64(Position);
-            if ((version >= 1) && (!(version >= 1)))
-            {
-                writer.WriteUuid(ReplicaDirectoryId);
-            }
             int taggedCount = UnknownTaggedFields?.Count ?? 0;
             if ((version >= 1) && (ReplicaDirectoryId != Guid.Empty))
             {
@@ -432,10 +424,6 @@ public sealed partial class FetchSnapshotRequest : IApiMessage
             size += 4;
             size += SnapshotId?.ComputeSize(version) ?? 0;
             size += 8;
-            if ((version >= 1) && (!(version >= 1)))
-            {
-                size += 16;
-            }
             int taggedCount = UnknownTaggedFields?.Count ?? 0;
             if ((version >= 1) && (ReplicaDirectoryId != Guid.Empty))
             {

@@ -76,27 +76,6 @@ public sealed partial class ProduceResponse : IApiMessage
         {
             ThrottleTimeMs = reader.ReadInt32();
         }
-        if ((version >= 10) && (!((version >= 9) && (version >= 10))))
-        {
-            {
-                int count = reader.ReadArrayLength(version >= 9, 1);
-                if (count < 0)
-                {
-                    throw new KafkaProtocolException("Null value for non-nullable field NodeEndpoints.");
-                }
-                else
-                {
-                    var list = new List<NodeEndpoint>(count);
-                    for (int j = 0; j < count; j++)
-                    {
-                        var element = new NodeEndpoint();
-                        element.Read(ref reader, version);
-                        list.Add(element);
-                    }
-                    NodeEndpoints = list;
-                }
-            }
-        }
         if (version >= 9)
         {
             int taggedCount = reader.ReadTaggedFieldCount();
@@ -161,21 +140,6 @@ public sealed partial class ProduceResponse : IApiMessage
         if (version >= 1)
         {
             writer.WriteInt32(ThrottleTimeMs);
-        }
-        if ((version >= 10) && (!((version >= 9) && (version >= 10))))
-        {
-            if (NodeEndpoints is null)
-            {
-                throw new KafkaProtocolException("Null value for non-nullable field NodeEndpoints at version " + version + ".");
-            }
-            else
-            {
-                writer.WriteArrayLength(NodeEndpoints.Count, version >= 9);
-                foreach (var element in NodeEndpoints)
-                {
-                    element.Write(ref writer, version);
-                }
-            }
         }
         if (version >= 9)
         {
@@ -249,21 +213,6 @@ public sealed partial class ProduceResponse : IApiMessage
         if (version >= 1)
         {
             size += 4;
-        }
-        if ((version >= 10) && (!((version >= 9) && (version >= 10))))
-        {
-            if (NodeEndpoints is null)
-            {
-                size += KafkaSize.ArrayLength(-1, version >= 9);
-            }
-            else
-            {
-                size += KafkaSize.ArrayLength(NodeEndpoints.Count, version >= 9);
-                foreach (var element in NodeEndpoints)
-                {
-                    size += element.ComputeSize(version);
-                }
-            }
         }
         if (version >= 9)
         {
@@ -528,14 +477,6 @@ public sealed partial class ProduceResponse : IApiMessage
             {
                 ErrorMessage = (version >= 8) ? reader.ReadNullableString(version >= 9) : reader.ReadString(version >= 9);
             }
-            if ((version >= 10) && (!((version >= 9) && (version >= 10))))
-            {
-                {
-                    var value = new LeaderIdAndEpoch();
-                    value.Read(ref reader, version);
-                    CurrentLeader = value;
-                }
-            }
             if (version >= 9)
             {
                 int taggedCount = reader.ReadTaggedFieldCount();
@@ -598,10 +539,6 @@ public sealed partial class ProduceResponse : IApiMessage
             {
                 writer.WriteNullableString(ErrorMessage ?? (version >= 8 ? null : throw new KafkaProtocolException("Null value where the version does not allow one.")), version >= 9);
             }
-            if ((version >= 10) && (!((version >= 9) && (version >= 10))))
-            {
-                (CurrentLeader ?? throw new KafkaProtocolException("Null value for non-nullable field CurrentLeader.")).Write(ref writer, version);
-            }
             if (version >= 9)
             {
                 int taggedCount = UnknownTaggedFields?.Count ?? 0;
@@ -662,10 +599,6 @@ public sealed partial class ProduceResponse : IApiMessage
             if (version >= 8)
             {
                 size += KafkaSize.NullableString(ErrorMessage, version >= 9);
-            }
-            if ((version >= 10) && (!((version >= 9) && (version >= 10))))
-            {
-                size += CurrentLeader?.ComputeSize(version) ?? 0;
             }
             if (version >= 9)
             {

@@ -89,10 +89,6 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
         {
             isKRaftController = reader.ReadBool();
         }
-        if ((version >= 8) && (!((version >= 6) && (version >= 8))))
-        {
-            Type = reader.ReadInt8();
-        }
         ControllerEpoch = reader.ReadInt32();
         if (version >= 5)
         {
@@ -195,10 +191,6 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
         {
             writer.WriteBool(isKRaftController);
         }
-        if ((version >= 8) && (!((version >= 6) && (version >= 8))))
-        {
-            writer.WriteInt8(Type);
-        }
         writer.WriteInt32(ControllerEpoch);
         if (version >= 5)
         {
@@ -283,10 +275,6 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
         int size = 0;
         size += 4;
         if (version >= 8)
-        {
-            size += 1;
-        }
-        if ((version >= 8) && (!((version >= 6) && (version >= 8))))
         {
             size += 1;
         }

@@ -73,27 +73,6 @@ public sealed partial class VoteResponse : IApiMessage
                 Topics = list;
             }
         }
-        if ((version >= 1) && (!(version >= 1)))
-        {
-            {
-                int count = reader.ReadArrayLength(true, 1);
-                if (count < 0)
-                {
-                    throw new KafkaProtocolException("Null value for non-nullable field NodeEndpoints.");
-                }
-                else
-                {
-                    var list = new List<NodeEndpoint>(count);
-                    for (int j = 0; j < count; j++)
-                    {
-                        var element = new NodeEndpoint();
-                        element.Read(ref reader, version);
-                        list.Add(element);
-                    }
-                    NodeEndpoints = list;
-                }
-            }
-        }
         int taggedCount = reader.ReadTaggedFieldCount();
         for (int i = 0; i < taggedCount; i++)
         {
@@ -151,21 +130,6 @@ public sealed partial class VoteResponse : IApiMessage
             foreach (var element in Topics)
             {
                 element.Write(ref writer, version);
-            }
-        }
-        if ((version >= 1) && (!(version >= 1)))
-        {
-            if (NodeEndpoints is null)
-            {
-                throw new KafkaProtocolException("Null value for non-nullable field NodeEndpoints at version " + version + ".");
-            }
-            else
-            {
-                writer.WriteArrayLength(NodeEndpoints.Count, true);
-                foreach (var element in NodeEndpoints)
-                {
-                    element.Write(ref writer, version);
-                }
             }
         }
         int taggedCount = UnknownTaggedFields?.Count ?? 0;
@@ -233,21 +197,6 @@ public sealed partial class VoteResponse : IApiMessage
             foreach (var element in Topics)
             {
                 size += element.ComputeSize(version);
-            }
-        }
-        if ((version >= 1) && (!(version >= 1)))
-        {
-            if (NodeEndpoints is null)
-            {
-                size += KafkaSize.ArrayLength(-1, true);
-            }
-            else
-            {
-                size += KafkaSize.ArrayLength(NodeEndpoints.Count, true);
-                foreach (var element in NodeEndpoints)
-                {
-                    size += element.ComputeSize(version);
-                }
             }
         }
         int taggedCount = UnknownTaggedFields?.Count ?? 0;

@@ -96,14 +96,17 @@ public ref struct KafkaWriter
 
     public void WriteUnsignedVarInt(uint value)
     {
-        _position += Varint.WriteUnsigned(Reserve(Varint.MaxBytes32), value);
+        // Reserve may flush and reset _position, so it must run before _position is read.
+        int written = Varint.WriteUnsigned(Reserve(Varint.MaxBytes32), value);
+        _position += written;
     }
 
     public void WriteVarInt(int value) => WriteUnsignedVarInt(Varint.ZigZag(value));
 
     public void WriteVarLong(long value)
     {
-        _position += Varint.WriteUnsigned(Reserve(Varint.MaxBytes64), Varint.ZigZag(value));
+        int written = Varint.WriteUnsigned(Reserve(Varint.MaxBytes64), Varint.ZigZag(value));
+        _position += written;
     }
 
     private void WriteLength(int length, bool compact, bool wide)
