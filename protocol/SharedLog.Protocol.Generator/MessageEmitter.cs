@@ -369,7 +369,7 @@ internal sealed class MessageEmitter
             _w.Line("int taggedCount = reader.ReadTaggedFieldCount();");
             _w.Line("for (int i = 0; i < taggedCount; i++)");
             _w.Line("{");
-            _w.Line("int tag = checked((int)reader.ReadUnsignedVarInt());");
+            _w.Line("int tag = reader.ReadTag();");
             _w.Line("int size = reader.ReadTaggedFieldSize();");
             _w.Line("long end = reader.Consumed + size;");
             _w.Line("switch (tag)");

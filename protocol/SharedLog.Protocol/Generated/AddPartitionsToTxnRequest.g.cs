@@ -125,7 +125,7 @@ public sealed partial class AddPartitionsToTxnRequest : IApiMessage
             int taggedCount = reader.ReadTaggedFieldCount();
             for (int i = 0; i < taggedCount; i++)
             {
-                int tag = checked((int)reader.ReadUnsignedVarInt());
+                int tag = reader.ReadTag();
                 int size = reader.ReadTaggedFieldSize();
                 long end = reader.Consumed + size;
                 switch (tag)
@@ -318,7 +318,7 @@ public sealed partial class AddPartitionsToTxnRequest : IApiMessage
                 int taggedCount = reader.ReadTaggedFieldCount();
                 for (int i = 0; i < taggedCount; i++)
                 {
-                    int tag = checked((int)reader.ReadUnsignedVarInt());
+                    int tag = reader.ReadTag();
                     int size = reader.ReadTaggedFieldSize();
                     long end = reader.Consumed + size;
                     switch (tag)
@@ -481,7 +481,7 @@ public sealed partial class AddPartitionsToTxnRequest : IApiMessage
                 int taggedCount = reader.ReadTaggedFieldCount();
                 for (int i = 0; i < taggedCount; i++)
                 {
-                    int tag = checked((int)reader.ReadUnsignedVarInt());
+                    int tag = reader.ReadTag();
                     int size = reader.ReadTaggedFieldSize();
                     long end = reader.Consumed + size;
                     switch (tag)

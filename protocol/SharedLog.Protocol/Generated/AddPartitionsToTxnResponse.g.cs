@@ -112,7 +112,7 @@ public sealed partial class AddPartitionsToTxnResponse : IApiMessage
             int taggedCount = reader.ReadTaggedFieldCount();
             for (int i = 0; i < taggedCount; i++)
             {
-                int tag = checked((int)reader.ReadUnsignedVarInt());
+                int tag = reader.ReadTag();
                 int size = reader.ReadTaggedFieldSize();
                 long end = reader.Consumed + size;
                 switch (tag)
@@ -293,7 +293,7 @@ public sealed partial class AddPartitionsToTxnResponse : IApiMessage
                 int taggedCount = reader.ReadTaggedFieldCount();
                 for (int i = 0; i < taggedCount; i++)
                 {
-                    int tag = checked((int)reader.ReadUnsignedVarInt());
+                    int tag = reader.ReadTag();
                     int size = reader.ReadTaggedFieldSize();
                     long end = reader.Consumed + size;
                     switch (tag)
@@ -406,7 +406,7 @@ public sealed partial class AddPartitionsToTxnResponse : IApiMessage
                 int taggedCount = reader.ReadTaggedFieldCount();
                 for (int i = 0; i < taggedCount; i++)
                 {
-                    int tag = checked((int)reader.ReadUnsignedVarInt());
+                    int tag = reader.ReadTag();
                     int size = reader.ReadTaggedFieldSize();
                     long end = reader.Consumed + size;
                     switch (tag)
@@ -520,7 +520,7 @@ public sealed partial class AddPartitionsToTxnResponse : IApiMessage
                 int taggedCount = reader.ReadTaggedFieldCount();
                 for (int i = 0; i < taggedCount; i++)
                 {
-                    int tag = checked((int)reader.ReadUnsignedVarInt());
+                    int tag = reader.ReadTag();
                     int size = reader.ReadTaggedFieldSize();
                     long end = reader.Consumed + size;
                     switch (tag)

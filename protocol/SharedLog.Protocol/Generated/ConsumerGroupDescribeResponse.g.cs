@@ -70,7 +70,7 @@ public sealed partial class ConsumerGroupDescribeResponse : IApiMessage
         int taggedCount = reader.ReadTaggedFieldCount();
         for (int i = 0; i < taggedCount; i++)
         {
-            int tag = checked((int)reader.ReadUnsignedVarInt());
+            int tag = reader.ReadTag();
             int size = reader.ReadTaggedFieldSize();
             long end = reader.Consumed + size;
             switch (tag)
@@ -203,7 +203,7 @@ public sealed partial class ConsumerGroupDescribeResponse : IApiMessage
             int taggedCount = reader.ReadTaggedFieldCount();
             for (int i = 0; i < taggedCount; i++)
             {
-                int tag = checked((int)reader.ReadUnsignedVarInt());
+                int tag = reader.ReadTag();
                 int size = reader.ReadTaggedFieldSize();
                 long end = reader.Consumed + size;
                 switch (tag)
@@ -316,7 +316,7 @@ public sealed partial class ConsumerGroupDescribeResponse : IApiMessage
             int taggedCount = reader.ReadTaggedFieldCount();
             for (int i = 0; i < taggedCount; i++)
             {
-                int tag = checked((int)reader.ReadUnsignedVarInt());
+                int tag = reader.ReadTag();
                 int size = reader.ReadTaggedFieldSize();
                 long end = reader.Consumed + size;
                 switch (tag)
@@ -484,7 +484,7 @@ public sealed partial class ConsumerGroupDescribeResponse : IApiMessage
             int taggedCount = reader.ReadTaggedFieldCount();
             for (int i = 0; i < taggedCount; i++)
             {
-                int tag = checked((int)reader.ReadUnsignedVarInt());
+                int tag = reader.ReadTag();
                 int size = reader.ReadTaggedFieldSize();
                 long end = reader.Consumed + size;
                 switch (tag)
@@ -681,7 +681,7 @@ public sealed partial class ConsumerGroupDescribeResponse : IApiMessage
             int taggedCount = reader.ReadTaggedFieldCount();
             for (int i = 0; i < taggedCount; i++)
             {
-                int tag = checked((int)reader.ReadUnsignedVarInt());
+                int tag = reader.ReadTag();
                 int size = reader.ReadTaggedFieldSize();
                 long end = reader.Consumed + size;
                 switch (tag)

@@ -82,7 +82,7 @@ public sealed partial class DescribeLogDirsResponse : IApiMessage
             int taggedCount = reader.ReadTaggedFieldCount();
             for (int i = 0; i < taggedCount; i++)
             {
-                int tag = checked((int)reader.ReadUnsignedVarInt());
+                int tag = reader.ReadTag();
                 int size = reader.ReadTaggedFieldSize();
                 long end = reader.Consumed + size;
                 switch (tag)
@@ -254,7 +254,7 @@ public sealed partial class DescribeLogDirsResponse : IApiMessage
                 int taggedCount = reader.ReadTaggedFieldCount();
                 for (int i = 0; i < taggedCount; i++)
                 {
-                    int tag = checked((int)reader.ReadUnsignedVarInt());
+                    int tag = reader.ReadTag();
                     int size = reader.ReadTaggedFieldSize();
                     long end = reader.Consumed + size;
                     switch (tag)
@@ -402,7 +402,7 @@ public sealed partial class DescribeLogDirsResponse : IApiMessage
                 int taggedCount = reader.ReadTaggedFieldCount();
                 for (int i = 0; i < taggedCount; i++)
                 {
-                    int tag = checked((int)reader.ReadUnsignedVarInt());
+                    int tag = reader.ReadTag();
                     int size = reader.ReadTaggedFieldSize();
                     long end = reader.Consumed + size;
                     switch (tag)
@@ -529,7 +529,7 @@ public sealed partial class DescribeLogDirsResponse : IApiMessage
                 int taggedCount = reader.ReadTaggedFieldCount();
                 for (int i = 0; i < taggedCount; i++)
                 {
-                    int tag = checked((int)reader.ReadUnsignedVarInt());
+                    int tag = reader.ReadTag();
                     int size = reader.ReadTaggedFieldSize();
                     long end = reader.Consumed + size;
                     switch (tag)

@@ -84,7 +84,7 @@ public sealed partial class DescribeUserScramCredentialsResponse : IApiMessage
         int taggedCount = reader.ReadTaggedFieldCount();
         for (int i = 0; i < taggedCount; i++)
         {
-            int tag = checked((int)reader.ReadUnsignedVarInt());
+            int tag = reader.ReadTag();
             int size = reader.ReadTaggedFieldSize();
             long end = reader.Consumed + size;
             switch (tag)
@@ -230,7 +230,7 @@ public sealed partial class DescribeUserScramCredentialsResponse : IApiMessage
             int taggedCount = reader.ReadTaggedFieldCount();
             for (int i = 0; i < taggedCount; i++)
             {
-                int tag = checked((int)reader.ReadUnsignedVarInt());
+                int tag = reader.ReadTag();
                 int size = reader.ReadTaggedFieldSize();
                 long end = reader.Consumed + size;
                 switch (tag)
@@ -338,7 +338,7 @@ public sealed partial class DescribeUserScramCredentialsResponse : IApiMessage
             int taggedCount = reader.ReadTaggedFieldCount();
             for (int i = 0; i < taggedCount; i++)
             {
-                int tag = checked((int)reader.ReadUnsignedVarInt());
+                int tag = reader.ReadTag();
                 int size = reader.ReadTaggedFieldSize();
                 long end = reader.Consumed + size;
                 switch (tag)

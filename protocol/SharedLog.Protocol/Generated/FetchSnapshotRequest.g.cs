@@ -83,7 +83,7 @@ public sealed partial class FetchSnapshotRequest : IApiMessage
         int taggedCount = reader.ReadTaggedFieldCount();
         for (int i = 0; i < taggedCount; i++)
         {
-            int tag = checked((int)reader.ReadUnsignedVarInt());
+            int tag = reader.ReadTag();
             int size = reader.ReadTaggedFieldSize();
             long end = reader.Consumed + size;
             switch (tag)
@@ -238,7 +238,7 @@ public sealed partial class FetchSnapshotRequest : IApiMessage
             int taggedCount = reader.ReadTaggedFieldCount();
             for (int i = 0; i < taggedCount; i++)
             {
-                int tag = checked((int)reader.ReadUnsignedVarInt());
+                int tag = reader.ReadTag();
                 int size = reader.ReadTaggedFieldSize();
                 long end = reader.Consumed + size;
                 switch (tag)
@@ -366,7 +366,7 @@ public sealed partial class FetchSnapshotRequest : IApiMessage
             int taggedCount = reader.ReadTaggedFieldCount();
             for (int i = 0; i < taggedCount; i++)
             {
-                int tag = checked((int)reader.ReadUnsignedVarInt());
+                int tag = reader.ReadTag();
                 int size = reader.ReadTaggedFieldSize();
                 long end = reader.Consumed + size;
                 switch (tag)
@@ -477,7 +477,7 @@ public sealed partial class FetchSnapshotRequest : IApiMessage
             int taggedCount = reader.ReadTaggedFieldCount();
             for (int i = 0; i < taggedCount; i++)
             {
-                int tag = checked((int)reader.ReadUnsignedVarInt());
+                int tag = reader.ReadTag();
                 int size = reader.ReadTaggedFieldSize();
                 long end = reader.Consumed + size;
                 switch (tag)

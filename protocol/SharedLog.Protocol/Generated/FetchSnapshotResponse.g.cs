@@ -83,7 +83,7 @@ public sealed partial class FetchSnapshotResponse : IApiMessage
         int taggedCount = reader.ReadTaggedFieldCount();
         for (int i = 0; i < taggedCount; i++)
         {
-            int tag = checked((int)reader.ReadUnsignedVarInt());
+            int tag = reader.ReadTag();
             int size = reader.ReadTaggedFieldSize();
             long end = reader.Consumed + size;
             switch (tag)
@@ -288,7 +288,7 @@ public sealed partial class FetchSnapshotResponse : IApiMessage
             int taggedCount = reader.ReadTaggedFieldCount();
             for (int i = 0; i < taggedCount; i++)
             {
-                int tag = checked((int)reader.ReadUnsignedVarInt());
+                int tag = reader.ReadTag();
                 int size = reader.ReadTaggedFieldSize();
                 long end = reader.Consumed + size;
                 switch (tag)
@@ -430,7 +430,7 @@ public sealed partial class FetchSnapshotResponse : IApiMessage
             int taggedCount = reader.ReadTaggedFieldCount();
             for (int i = 0; i < taggedCount; i++)
             {
-                int tag = checked((int)reader.ReadUnsignedVarInt());
+                int tag = reader.ReadTag();
                 int size = reader.ReadTaggedFieldSize();
                 long end = reader.Consumed + size;
                 switch (tag)
@@ -549,7 +549,7 @@ public sealed partial class FetchSnapshotResponse : IApiMessage
             int taggedCount = reader.ReadTaggedFieldCount();
             for (int i = 0; i < taggedCount; i++)
             {
-                int tag = checked((int)reader.ReadUnsignedVarInt());
+                int tag = reader.ReadTag();
                 int size = reader.ReadTaggedFieldSize();
                 long end = reader.Consumed + size;
                 switch (tag)
@@ -631,7 +631,7 @@ public sealed partial class FetchSnapshotResponse : IApiMessage
             int taggedCount = reader.ReadTaggedFieldCount();
             for (int i = 0; i < taggedCount; i++)
             {
-                int tag = checked((int)reader.ReadUnsignedVarInt());
+                int tag = reader.ReadTag();
                 int size = reader.ReadTaggedFieldSize();
                 long end = reader.Consumed + size;
                 switch (tag)
@@ -729,7 +729,7 @@ public sealed partial class FetchSnapshotResponse : IApiMessage
             int taggedCount = reader.ReadTaggedFieldCount();
             for (int i = 0; i < taggedCount; i++)
             {
-                int tag = checked((int)reader.ReadUnsignedVarInt());
+                int tag = reader.ReadTag();
                 int size = reader.ReadTaggedFieldSize();
                 long end = reader.Consumed + size;
                 switch (tag)

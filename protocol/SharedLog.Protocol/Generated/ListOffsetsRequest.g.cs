@@ -92,7 +92,7 @@ public sealed partial class ListOffsetsRequest : IApiMessage
             int taggedCount = reader.ReadTaggedFieldCount();
             for (int i = 0; i < taggedCount; i++)
             {
-                int tag = checked((int)reader.ReadUnsignedVarInt());
+                int tag = reader.ReadTag();
                 int size = reader.ReadTaggedFieldSize();
                 long end = reader.Consumed + size;
                 switch (tag)
@@ -245,7 +245,7 @@ public sealed partial class ListOffsetsRequest : IApiMessage
                 int taggedCount = reader.ReadTaggedFieldCount();
                 for (int i = 0; i < taggedCount; i++)
                 {
-                    int tag = checked((int)reader.ReadUnsignedVarInt());
+                    int tag = reader.ReadTag();
                     int size = reader.ReadTaggedFieldSize();
                     long end = reader.Consumed + size;
                     switch (tag)
@@ -378,7 +378,7 @@ public sealed partial class ListOffsetsRequest : IApiMessage
                 int taggedCount = reader.ReadTaggedFieldCount();
                 for (int i = 0; i < taggedCount; i++)
                 {
-                    int tag = checked((int)reader.ReadUnsignedVarInt());
+                    int tag = reader.ReadTag();
                     int size = reader.ReadTaggedFieldSize();
                     long end = reader.Consumed + size;
                     switch (tag)

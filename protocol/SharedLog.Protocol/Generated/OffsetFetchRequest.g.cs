@@ -115,7 +115,7 @@ public sealed partial class OffsetFetchRequest : IApiMessage
             int taggedCount = reader.ReadTaggedFieldCount();
             for (int i = 0; i < taggedCount; i++)
             {
-                int tag = checked((int)reader.ReadUnsignedVarInt());
+                int tag = reader.ReadTag();
                 int size = reader.ReadTaggedFieldSize();
                 long end = reader.Consumed + size;
                 switch (tag)
@@ -310,7 +310,7 @@ public sealed partial class OffsetFetchRequest : IApiMessage
                 int taggedCount = reader.ReadTaggedFieldCount();
                 for (int i = 0; i < taggedCount; i++)
                 {
-                    int tag = checked((int)reader.ReadUnsignedVarInt());
+                    int tag = reader.ReadTag();
                     int size = reader.ReadTaggedFieldSize();
                     long end = reader.Consumed + size;
                     switch (tag)
@@ -475,7 +475,7 @@ public sealed partial class OffsetFetchRequest : IApiMessage
                 int taggedCount = reader.ReadTaggedFieldCount();
                 for (int i = 0; i < taggedCount; i++)
                 {
-                    int tag = checked((int)reader.ReadUnsignedVarInt());
+                    int tag = reader.ReadTag();
                     int size = reader.ReadTaggedFieldSize();
                     long end = reader.Consumed + size;
                     switch (tag)
@@ -641,7 +641,7 @@ public sealed partial class OffsetFetchRequest : IApiMessage
                 int taggedCount = reader.ReadTaggedFieldCount();
                 for (int i = 0; i < taggedCount; i++)
                 {
-                    int tag = checked((int)reader.ReadUnsignedVarInt());
+                    int tag = reader.ReadTag();
                     int size = reader.ReadTaggedFieldSize();
                     long end = reader.Consumed + size;
                     switch (tag)

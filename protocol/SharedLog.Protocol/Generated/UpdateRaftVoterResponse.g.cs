@@ -59,7 +59,7 @@ public sealed partial class UpdateRaftVoterResponse : IApiMessage
         int taggedCount = reader.ReadTaggedFieldCount();
         for (int i = 0; i < taggedCount; i++)
         {
-            int tag = checked((int)reader.ReadUnsignedVarInt());
+            int tag = reader.ReadTag();
             int size = reader.ReadTaggedFieldSize();
             long end = reader.Consumed + size;
             switch (tag)
@@ -191,7 +191,7 @@ public sealed partial class UpdateRaftVoterResponse : IApiMessage
             int taggedCount = reader.ReadTaggedFieldCount();
             for (int i = 0; i < taggedCount; i++)
             {
-                int tag = checked((int)reader.ReadUnsignedVarInt());
+                int tag = reader.ReadTag();
                 int size = reader.ReadTaggedFieldSize();
                 long end = reader.Consumed + size;
                 switch (tag)

@@ -299,6 +299,13 @@ public ref struct KafkaReader
         return (int)count;
     }
 
+    /// <summary>Reads a tagged field's tag number.</summary>
+    public int ReadTag()
+    {
+        uint tag = ReadUnsignedVarInt();
+        return tag > int.MaxValue ? throw new KafkaProtocolException($"Tag {tag} is out of range.") : (int)tag;
+    }
+
     /// <summary>Reads one tagged field's size and checks it fits.</summary>
     public int ReadTaggedFieldSize()
     {

@@ -1,0 +1,291 @@
+using System.Buffers;
+using System.Collections;
+using System.Reflection;
+using SharedLog.Protocol.Messages;
+
+namespace SharedLog.Protocol.Tests;
+
+/// <summary>
+/// Random and mutated frames into every request decoder at every version. The only exception allowed
+/// out is <see cref="KafkaProtocolException"/>; anything else (IndexOutOfRange, OutOfMemory, overflow)
+/// is a bug. Seeds are fixed so a failure reproduces.
+/// </summary>
+public class FuzzTests
+{
+    private const int RandomFramesPerVersion = 40;
+    private const int MutationsPerVersion = 200;
+
+    [Fact]
+    public void EveryRequestDecoderAtEveryVersionOnlyThrowsProtocolExceptions()
+    {
+        var failures = new List<string>();
+        long decoded = 0;
+        long rejected = 0;
+        foreach (ApiKey api in ApiMessages.All)
+        {
+            for (short version = ApiMessages.LowestVersion(api); version <= ApiMessages.HighestVersion(api); version++)
+            {
+                var random = new Random(((int)api * 1000) + version);
+                var valid = new List<byte[]> { Frame(ApiMessages.CreateRequest(api), version) };
+                var filled = ApiMessages.CreateRequest(api);
+                Fill(filled, random, depth: 0);
+                valid.Add(Frame(filled, version));
+
+                // The unmutated frames must decode.
+                foreach (byte[] frame in valid)
+                {
+                    if (Attempt(frame, api, version, failures) is { } error)
+                    {
+                        failures.Add($"{api} v{version}: valid frame rejected: {error.Message}");
+                    }
+                }
+
+                for (int i = 0; i < RandomFramesPerVersion; i++)
+                {
+                    byte[] frame = new byte[4 + random.Next(160)];
+                    random.NextBytes(frame);
+                    frame[0] = (byte)((short)api >> 8);
+                    frame[1] = (byte)api;
+                    frame[2] = (byte)(version >> 8);
+                    frame[3] = (byte)version;
+                    Count(Attempt(frame, api, version, failures), ref decoded, ref rejected);
+                }
+
+                for (int i = 0; i < MutationsPerVersion; i++)
+                {
+                    byte[] frame = Mutate(valid[random.Next(valid.Count)], random);
+                    Count(Attempt(frame, api, version, failures), ref decoded, ref rejected);
+                }
+            }
+        }
+
+        Assert.True(failures.Count == 0, $"{failures.Count} failures:\n" + string.Join("\n", failures.Take(30)));
+
+        // The fuzzer must reach both outcomes, or it is not exploring anything.
+        Assert.True(decoded > 100 && rejected > 10_000, $"decoded {decoded}, rejected {rejected}");
+    }
+
+    [Theory]
+    [InlineData(new byte[] { })]
+    [InlineData(new byte[] { 0, 3 })]
+    [InlineData(new byte[] { 0x7F, 0x7F, 0, 0 })]
+    [InlineData(new byte[] { 0, 3, 0x7F, 0 })]
+    [InlineData(new byte[] { 0, 3, 0, 1, 0, 0, 0, 1, 0x7F, 0xFF })]
+    public void MalformedHeadersAreProtocolErrors(byte[] frame)
+    {
+        Assert.Throws<KafkaProtocolException>(() => RequestFrame.Decode(new ReadOnlySequence<byte>(frame)));
+    }
+
+    [Fact]
+    public void HugeArrayCountIsRejectedBeforeAllocating()
+    {
+        // Metadata v1: header, then a topic array claiming int.MaxValue entries.
+        var frame = new ArrayBufferWriter<byte>();
+        RequestFrame.WriteRequest(frame, new MetadataRequest { Topics = [] }, 1, 1, "c");
+        byte[] bytes = frame.WrittenSpan[4..].ToArray();
+        bytes[^4] = 0x7F;
+        bytes[^3] = 0xFF;
+        bytes[^2] = 0xFF;
+        bytes[^1] = 0xFF;
+        var e = Assert.Throws<KafkaProtocolException>(() => RequestFrame.Decode(new ReadOnlySequence<byte>(bytes)));
+        Assert.Contains("cannot fit", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void OverlongVarintIsRejected()
+    {
+        byte[] tooLong = [0x80, 0x80, 0x80, 0x80, 0x80, 0x01];
+        Assert.Throws<KafkaProtocolException>(() =>
+        {
+            var reader = new KafkaReader(new ReadOnlySequence<byte>(tooLong));
+            reader.ReadUnsignedVarInt();
+        });
+    }
+
+    private static void Count(Exception? error, ref long decoded, ref long rejected)
+    {
+        if (error is null)
+        {
+            decoded++;
+        }
+        else
+        {
+            rejected++;
+        }
+    }
+
+    private static Exception? Attempt(byte[] frame, ApiKey api, short version, List<string> failures)
+    {
+        try
+        {
+            RequestFrame.Decode(new ReadOnlySequence<byte>(frame));
+            return null;
+        }
+        catch (KafkaProtocolException e)
+        {
+            return e;
+        }
+        catch (Exception e)
+        {
+            failures.Add($"{api} v{version}: {e.GetType().Name}: {e.Message} input {Convert.ToHexString(frame.AsSpan(0, Math.Min(frame.Length, 64)))}");
+            return e;
+        }
+    }
+
+    private static byte[] Frame(IApiMessage body, short version)
+    {
+        var output = new ArrayBufferWriter<byte>();
+        RequestFrame.WriteRequest(output, body, version, correlationId: 42, clientId: "fuzz");
+        return output.WrittenSpan[4..].ToArray();
+    }
+
+    private static byte[] Mutate(byte[] valid, Random random)
+    {
+        var bytes = valid.ToList();
+        int edits = 1 + random.Next(4);
+        for (int e = 0; e < edits && bytes.Count > 4; e++)
+        {
+            int at = 4 + random.Next(bytes.Count - 4);
+            switch (random.Next(6))
+            {
+                case 0:
+                    bytes[at] ^= (byte)(1 << random.Next(8));
+                    break;
+                case 1:
+                    bytes.RemoveRange(at, bytes.Count - at);
+                    break;
+                case 2:
+                    bytes.InsertRange(at, [0x7F, 0xFF, 0xFF, 0xFF]);
+                    break;
+                case 3:
+                    bytes.InsertRange(at, [0xFF, 0xFF, 0xFF, 0xFF, 0x0F]);
+                    break;
+                case 4:
+                    bytes[at] = 0xFF;
+                    break;
+                default:
+                    bytes.Insert(at, (byte)random.Next(256));
+                    break;
+            }
+        }
+
+        return [.. bytes];
+    }
+
+    /// <summary>Sets every property, whatever the version; writers skip fields a version lacks.</summary>
+    private static void Fill(object target, Random random, int depth)
+    {
+        foreach (PropertyInfo property in target.GetType().GetProperties())
+        {
+            if (!property.CanWrite || property.Name == nameof(IKafkaStruct.HasDefaultValues) || property.Name == "UnknownTaggedFields")
+            {
+                continue;
+            }
+
+            Type type = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+            object? value = RandomValue(type, random, depth);
+            if (value is not null)
+            {
+                property.SetValue(target, value);
+            }
+        }
+    }
+
+    private static object? RandomValue(Type type, Random random, int depth)
+    {
+        if (type == typeof(bool))
+        {
+            return random.Next(2) == 1;
+        }
+
+        if (type == typeof(sbyte))
+        {
+            return (sbyte)random.Next(-128, 128);
+        }
+
+        if (type == typeof(short))
+        {
+            return (short)random.Next(-5, 300);
+        }
+
+        if (type == typeof(ushort))
+        {
+            return (ushort)random.Next(300);
+        }
+
+        if (type == typeof(int))
+        {
+            return random.Next(-5, 100_000);
+        }
+
+        if (type == typeof(uint))
+        {
+            return (uint)random.Next(100_000);
+        }
+
+        if (type == typeof(long))
+        {
+            return random.NextInt64(-5, long.MaxValue);
+        }
+
+        if (type == typeof(double))
+        {
+            return random.NextDouble();
+        }
+
+        if (type == typeof(Guid))
+        {
+            return Guid.NewGuid();
+        }
+
+        if (type == typeof(string))
+        {
+            return "s" + random.Next(1000);
+        }
+
+        if (type == typeof(byte[]))
+        {
+            var bytes = new byte[random.Next(16)];
+            random.NextBytes(bytes);
+            return bytes;
+        }
+
+        if (type == typeof(ReadOnlySequence<byte>))
+        {
+            var bytes = new byte[random.Next(64)];
+            random.NextBytes(bytes);
+            return new ReadOnlySequence<byte>(bytes);
+        }
+
+        if (depth > 4)
+        {
+            return null;
+        }
+
+        if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(List<>))
+        {
+            var list = (IList)Activator.CreateInstance(type)!;
+            Type element = type.GetGenericArguments()[0];
+            int count = random.Next(3);
+            for (int i = 0; i < count; i++)
+            {
+                object? item = RandomValue(element, random, depth + 1);
+                if (item is not null)
+                {
+                    list.Add(item);
+                }
+            }
+
+            return list;
+        }
+
+        if (typeof(IKafkaStruct).IsAssignableFrom(type))
+        {
+            object nested = Activator.CreateInstance(type)!;
+            Fill(nested, random, depth + 1);
+            return nested;
+        }
+
+        return null;
+    }
+}
