@@ -1,0 +1,135 @@
+namespace SharedLog.Storage.Metadata;
+
+/// <summary>
+/// Cluster metadata: topics, partitions and their streams, configs, the object index, log start
+/// offsets, consumer group offsets and producer id blocks. Every multi-row change is one transaction;
+/// writes that move a partition's data are fenced by the partition's leader epoch. SQLite implements
+/// it for the embedded default; PostgreSQL follows for multi-broker clusters.
+/// </summary>
+public interface IMetadataStore : IAsyncDisposable
+{
+    /// <summary>Creates the schema if needed (idempotent).</summary>
+    Task InitializeAsync(CancellationToken cancellationToken = default);
+
+    // ---- topics and partitions ----
+
+    /// <summary>Creates a topic with its partitions (each gets a new stream id). Throws <see cref="TopicExistsException"/>.</summary>
+    Task<TopicMetadata> CreateTopicAsync(string name, int partitionCount, IReadOnlyDictionary<string, string> configs, CancellationToken cancellationToken = default);
+
+    Task<TopicMetadata?> GetTopicAsync(string name, CancellationToken cancellationToken = default);
+
+    Task<TopicMetadata?> GetTopicAsync(Guid topicId, CancellationToken cancellationToken = default);
+
+    Task<IReadOnlyList<TopicMetadata>> ListTopicsAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes the topic, its partitions and configs; its objects are marked for deletion. False if absent.</summary>
+    Task<bool> DeleteTopicAsync(string name, CancellationToken cancellationToken = default);
+
+    /// <summary>Raises the partition count (never lowers it).</summary>
+    Task<TopicMetadata> AddPartitionsAsync(string name, int newPartitionCount, CancellationToken cancellationToken = default);
+
+    /// <summary>Sets (value) or removes (null) topic configs.</summary>
+    Task<TopicMetadata> AlterTopicConfigsAsync(string name, IReadOnlyDictionary<string, string?> changes, CancellationToken cancellationToken = default);
+
+    /// <summary>Makes <paramref name="brokerId"/> the partition's leader with a new, higher epoch.</summary>
+    Task<PartitionMetadata> ClaimLeadershipAsync(long streamId, int brokerId, CancellationToken cancellationToken = default);
+
+    Task<PartitionMetadata?> GetPartitionAsync(long streamId, CancellationToken cancellationToken = default);
+
+    /// <summary>Raises the log start offset (DeleteRecords, retention); fenced by leader epoch.</summary>
+    Task SetLogStartOffsetAsync(long streamId, int leaderEpoch, long logStartOffset, CancellationToken cancellationToken = default);
+
+    // ---- object index ----
+
+    /// <summary>Reserves a new object id and records the object as prepared (not yet committed), so an upload that never commits can be found and removed.</summary>
+    Task<PreparedObject> PrepareObjectAsync(string keyPrefix, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Atomically: marks the prepared object committed with its ranges, checks every range's leader epoch
+    /// (<see cref="FencedException"/>) and that it starts exactly at the stream's committed end offset
+    /// (<see cref="OffsetConflictException"/>), advances those end offsets, and marks
+    /// <see cref="ObjectCommit.Replaces"/> objects as deleted (compaction).
+    /// </summary>
+    Task CommitObjectAsync(ObjectCommit commit, CancellationToken cancellationToken = default);
+
+    /// <summary>Committed objects holding data of the stream at or after <paramref name="fromOffset"/>, ordered by start offset.</summary>
+    Task<IReadOnlyList<StreamObjectRange>> GetObjectRangesAsync(long streamId, long fromOffset, CancellationToken cancellationToken = default);
+
+    /// <summary>The offset after the last committed (uploaded) record of the stream, 0 if none.</summary>
+    Task<long> GetCommittedEndOffsetAsync(long streamId, CancellationToken cancellationToken = default);
+
+    /// <summary>Every object: prepared, committed and marked for deletion (for the compactor and orphan cleanup).</summary>
+    Task<IReadOnlyList<ObjectMetadata>> ListObjectsAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Marks committed objects for deletion (retention, deleted topics).</summary>
+    Task MarkObjectsDeletedAsync(IReadOnlyCollection<long> objectIds, CancellationToken cancellationToken = default);
+
+    /// <summary>Forgets objects whose bytes were removed from the object store.</summary>
+    Task ForgetObjectsAsync(IReadOnlyCollection<long> objectIds, CancellationToken cancellationToken = default);
+
+    // ---- consumer groups ----
+
+    Task CommitGroupOffsetsAsync(string groupId, IReadOnlyList<GroupOffset> offsets, CancellationToken cancellationToken = default);
+
+    Task<IReadOnlyList<GroupOffset>> FetchGroupOffsetsAsync(string groupId, CancellationToken cancellationToken = default);
+
+    Task DeleteGroupOffsetsAsync(string groupId, IReadOnlyList<(string Topic, int Partition)>? partitions, CancellationToken cancellationToken = default);
+
+    Task<IReadOnlyList<string>> ListGroupsAsync(CancellationToken cancellationToken = default);
+
+    // ---- producer ids ----
+
+    /// <summary>Allocates a block of producer ids that no other allocation will return.</summary>
+    Task<ProducerIdBlock> AllocateProducerIdsAsync(int blockSize, CancellationToken cancellationToken = default);
+}
+
+public sealed record TopicMetadata(
+    Guid TopicId,
+    string Name,
+    IReadOnlyList<PartitionMetadata> Partitions,
+    IReadOnlyDictionary<string, string> Configs,
+    DateTimeOffset CreatedAt);
+
+public sealed record PartitionMetadata(
+    Guid TopicId,
+    string TopicName,
+    int Partition,
+    long StreamId,
+    int LeaderBrokerId,
+    int LeaderEpoch,
+    long LogStartOffset,
+    long CommittedEndOffset);
+
+public sealed record PreparedObject(long ObjectId, string Key);
+
+public enum ObjectState
+{
+    Prepared = 0,
+    Committed = 1,
+    MarkedForDeletion = 2,
+}
+
+/// <summary>One stream's slice of an object: records [StartOffset, EndOffset) at bytes [Position, Position + Size).</summary>
+public sealed record ObjectRange(long StreamId, int LeaderEpoch, long StartOffset, long EndOffset, long Position, long Size, long FirstTimestamp, long MaxTimestamp);
+
+public sealed record ObjectCommit(long ObjectId, long ObjectSize, IReadOnlyList<ObjectRange> Ranges, IReadOnlyCollection<long> Replaces);
+
+public sealed record ObjectMetadata(long ObjectId, string Key, ObjectState State, long Size, DateTimeOffset CreatedAt);
+
+public sealed record StreamObjectRange(long ObjectId, string Key, long ObjectSize, ObjectRange Range);
+
+public sealed record GroupOffset(string Topic, int Partition, long Offset, int LeaderEpoch, string? Metadata, DateTimeOffset CommitTime);
+
+public readonly record struct ProducerIdBlock(long FirstProducerId, int Count);
+
+public sealed class TopicExistsException(string name) : Exception($"Topic '{name}' already exists.");
+
+public sealed class UnknownTopicException(string name) : Exception($"Topic '{name}' does not exist.");
+
+/// <summary>A write carried a leader epoch older than the partition's current one.</summary>
+public sealed class FencedException(long streamId, int epoch, int currentEpoch)
+    : Exception($"Stream {streamId}: leader epoch {epoch} is fenced by epoch {currentEpoch}.");
+
+/// <summary>A committed range does not continue the stream's committed data.</summary>
+public sealed class OffsetConflictException(long streamId, long expected, long actual)
+    : Exception($"Stream {streamId}: range starts at {actual} but the committed end offset is {expected}.");

@@ -1,0 +1,39 @@
+namespace SharedLog.Storage.ObjectStore;
+
+/// <summary>
+/// The system of record: an S3-compatible bucket, or a local directory in the embedded default.
+/// Keys are '/'-separated; writes are whole objects (no append); reads may be ranged.
+/// </summary>
+public interface IObjectStore
+{
+    /// <summary>Stores the object; once this completes it is durable and visible to every reader.</summary>
+    Task PutAsync(string key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default);
+
+    /// <summary>Reads <paramref name="destination"/>.Length bytes starting at <paramref name="offset"/>; fewer only at the end of the object.</summary>
+    Task<int> GetRangeAsync(string key, long offset, Memory<byte> destination, CancellationToken cancellationToken = default);
+
+    /// <summary>Reads the whole object.</summary>
+    Task<byte[]> GetAsync(string key, CancellationToken cancellationToken = default);
+
+    /// <summary>Size and time of an object, or null if it does not exist.</summary>
+    Task<ObjectInfo?> HeadAsync(string key, CancellationToken cancellationToken = default);
+
+    /// <summary>Every object whose key starts with <paramref name="prefix"/>, in key order.</summary>
+    IAsyncEnumerable<ObjectInfo> ListAsync(string prefix, CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes the objects; keys that do not exist are not an error.</summary>
+    Task DeleteAsync(IReadOnlyCollection<string> keys, CancellationToken cancellationToken = default);
+}
+
+public sealed record ObjectInfo(string Key, long Size, DateTimeOffset LastModified);
+
+/// <summary>The object does not exist.</summary>
+public sealed class ObjectNotFoundException(string key)
+    : Exception($"Object '{key}' does not exist.")
+{
+    public string Key { get; } = key;
+}
+
+/// <summary>The store could not be reached or failed after retries; the caller may try again later.</summary>
+public sealed class ObjectStoreUnavailableException(string message, Exception? inner = null)
+    : Exception(message, inner);
