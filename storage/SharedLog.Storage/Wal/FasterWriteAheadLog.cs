@@ -1,0 +1,170 @@
+using System.Threading.Channels;
+using FASTER.core;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace SharedLog.Storage.Wal;
+
+/// <summary>
+/// <see cref="IWriteAheadLog"/> on one FasterLog. Appenders enqueue into the log's memory and wait for
+/// the commit that covers them; a single committer loop issues commits, so every append that arrives
+/// while a commit is in flight shares the next one (group commit). FasterLog's device writes are
+/// write-through and a commit persists the commit point, so a completed append survives a crash;
+/// recovery restores the last commit point and drops any torn tail after it.
+/// </summary>
+public sealed partial class FasterWriteAheadLog : IWriteAheadLog
+{
+    private readonly WalOptions _options;
+    private readonly ILogger _logger;
+    private readonly FasterLogSettings _settings;
+    private readonly FasterLog _log;
+    private readonly Channel<int> _commitRequests = Channel.CreateBounded<int>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task _committer;
+    private long _pendingBytes;
+    private Exception? _failure;
+    private int _disposed;
+
+    public FasterWriteAheadLog(WalOptions options, ILogger<FasterWriteAheadLog>? logger = null)
+    {
+        options.Validate();
+        _options = options;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        System.IO.Directory.CreateDirectory(options.Directory);
+        _settings = new FasterLogSettings(options.Directory, deleteDirOnDispose: false)
+        {
+            PageSizeBits = options.PageSizeBits,
+            MemorySizeBits = options.MemorySizeBits,
+            SegmentSizeBits = options.SegmentSizeBits,
+            LogChecksum = LogChecksumType.PerEntry,
+            TryRecoverLatest = true,
+            RemoveOutdatedCommits = true,
+            AutoRefreshSafeTailAddress = false,
+        };
+        _log = new FasterLog(_settings);
+        LogOpened(_logger, options.Directory, _log.BeginAddress, _log.CommittedUntilAddress);
+        _committer = Task.Run(CommitLoopAsync);
+    }
+
+    public long TrimPosition => _log.BeginAddress;
+
+    public long DurablePosition => _log.CommittedUntilAddress;
+
+    public async ValueTask<long> AppendAsync(long streamId, long baseOffset, int recordCount, ReadOnlyMemory<byte> batch, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (_failure is { } failure)
+        {
+            throw new WalUnavailableException("The WAL failed earlier and accepts no more appends.", failure);
+        }
+
+        if (batch.Length > _options.MaxEntryBytes)
+        {
+            throw new ArgumentException($"Batch of {batch.Length} bytes exceeds the WAL's maximum entry of {_options.MaxEntryBytes} bytes.", nameof(batch));
+        }
+
+        var entry = new WalEnqueueEntry(streamId, baseOffset, recordCount, batch);
+        long position = _log.Enqueue(entry);
+        Interlocked.Add(ref _pendingBytes, entry.SerializedLength);
+        _commitRequests.Writer.TryWrite(0);
+        try
+        {
+            await _log.WaitForCommitAsync(position + 1, token: cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            throw new WalUnavailableException($"WAL commit failed: {e.Message}", e);
+        }
+
+        return position;
+    }
+
+    private async Task CommitLoopAsync()
+    {
+        ChannelReader<int> requests = _commitRequests.Reader;
+        try
+        {
+            while (await requests.WaitToReadAsync(_stopping.Token).ConfigureAwait(false))
+            {
+                requests.TryRead(out _);
+                if (_options.GroupCommitDelay > TimeSpan.Zero && Interlocked.Read(ref _pendingBytes) < _options.GroupCommitBytes)
+                {
+                    // Let a small group grow; a large one is committed at once.
+                    await Task.Delay(_options.GroupCommitDelay, _stopping.Token).ConfigureAwait(false);
+                }
+
+                Interlocked.Exchange(ref _pendingBytes, 0);
+                await _log.CommitAsync(_stopping.Token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+        }
+        catch (Exception e)
+        {
+            _failure = e;
+            LogCommitFailed(_logger, e);
+        }
+    }
+
+    public IEnumerable<WalEntry> ReadDurableEntries()
+    {
+        long end = _log.CommittedUntilAddress;
+        using FasterLogScanIterator iterator = _log.Scan(_log.BeginAddress, end);
+        while (iterator.GetNext(out byte[] entry, out int length, out long position, out long nextPosition))
+        {
+            yield return WalEntryFormat.Parse(position, nextPosition, entry.AsMemory(0, length));
+        }
+    }
+
+    public async ValueTask TrimAsync(long position, CancellationToken cancellationToken = default)
+    {
+        if (position <= _log.BeginAddress)
+        {
+            return;
+        }
+
+        if (position > _log.CommittedUntilAddress)
+        {
+            throw new ArgumentOutOfRangeException(nameof(position), $"Cannot trim to {position}: the log is durable only until {_log.CommittedUntilAddress}.");
+        }
+
+        _log.TruncateUntil(position);
+
+        // The new begin address is persisted by the next commit.
+        await _log.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _commitRequests.Writer.TryComplete();
+        await _committer.ConfigureAwait(false);
+        try
+        {
+            // Whatever was enqueued is committed before closing, so a clean stop loses nothing.
+            await _log.CommitAsync().ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            LogFinalCommitFailed(_logger, e);
+        }
+
+        _stopping.Dispose();
+        _log.Dispose();
+        _settings.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "WAL opened at {Directory}: begin {Begin}, durable until {Durable}")]
+    private static partial void LogOpened(ILogger logger, string directory, long begin, long durable);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "WAL commit failed; appends fail until the broker restarts")]
+    private static partial void LogCommitFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Final WAL commit failed")]
+    private static partial void LogFinalCommitFailed(ILogger logger, Exception exception);
+}

@@ -1,0 +1,62 @@
+namespace SharedLog.Storage.Wal;
+
+/// <summary>Settings of the FasterLog-backed write-ahead log (docs/configuration.md).</summary>
+public sealed class WalOptions
+{
+    /// <summary>Directory holding the log segments and commit files.</summary>
+    public string Directory { get; set; } = string.Empty;
+
+    /// <summary>Log page size as a power of two; a page must hold at least two maximum-size entries.</summary>
+    public int PageSizeBits { get; set; } = 24;
+
+    /// <summary>Memory the log keeps for its tail, as a power of two (at least two pages).</summary>
+    public int MemorySizeBits { get; set; } = 26;
+
+    /// <summary>Segment file size as a power of two.</summary>
+    public int SegmentSizeBits { get; set; } = 30;
+
+    /// <summary>
+    /// Time a group commit waits for more appends before it fsyncs. Zero commits as soon as the previous
+    /// commit finishes: appends that arrive meanwhile share the next commit.
+    /// </summary>
+    public TimeSpan GroupCommitDelay { get; set; } = TimeSpan.Zero;
+
+    /// <summary>A pending group reaching this many bytes is committed without waiting for the delay.</summary>
+    public int GroupCommitBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>Largest batch accepted: half a page, as FasterLog entries cannot span pages.</summary>
+    public int MaxEntryBytes => (1 << PageSizeBits) / 2 - WalEntryFormat.HeaderSize;
+
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Directory))
+        {
+            throw new ArgumentException("WAL directory is required.");
+        }
+
+        if (PageSizeBits is < 12 or > 30)
+        {
+            throw new ArgumentException($"WAL page size bits {PageSizeBits} must be between 12 and 30.");
+        }
+
+        if (MemorySizeBits < PageSizeBits + 1)
+        {
+            throw new ArgumentException("WAL memory must hold at least two pages.");
+        }
+
+        if (SegmentSizeBits < PageSizeBits)
+        {
+            throw new ArgumentException("WAL segments must be at least one page.");
+        }
+
+        if (GroupCommitDelay < TimeSpan.Zero || GroupCommitDelay > TimeSpan.FromSeconds(1))
+        {
+            throw new ArgumentException("WAL group commit delay must be between 0 and 1 s.");
+        }
+
+        if (GroupCommitBytes <= 0)
+        {
+            throw new ArgumentException("WAL group commit bytes must be positive.");
+        }
+    }
+}
