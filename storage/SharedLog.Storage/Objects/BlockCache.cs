@@ -1,0 +1,100 @@
+namespace SharedLog.Storage.Objects;
+
+/// <summary>
+/// Blocks read back from objects, bounded in bytes, least recently used out first. Concurrent readers of
+/// the same missing block share one fetch.
+/// </summary>
+public sealed class BlockCache
+{
+    private readonly long _capacityBytes;
+    private readonly Dictionary<(string Key, long Position), LinkedListNode<Entry>> _entries = [];
+    private readonly LinkedList<Entry> _lru = new();
+    private readonly Dictionary<(string Key, long Position), Task<byte[]>> _inFlight = [];
+    private readonly Lock _sync = new();
+    private long _sizeBytes;
+
+    public BlockCache(long capacityBytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(capacityBytes);
+        _capacityBytes = capacityBytes;
+    }
+
+    public long SizeBytes
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _sizeBytes;
+            }
+        }
+    }
+
+    public long Hits { get; private set; }
+
+    public long Misses { get; private set; }
+
+    /// <summary>Returns the cached block or fetches it with <paramref name="fetch"/> (one fetch per block at a time).</summary>
+    public Task<byte[]> GetOrFetchAsync(string key, long position, Func<Task<byte[]>> fetch)
+    {
+        var id = (key, position);
+        Task<byte[]> task;
+        lock (_sync)
+        {
+            if (_entries.TryGetValue(id, out LinkedListNode<Entry>? node))
+            {
+                _lru.Remove(node);
+                _lru.AddFirst(node);
+                Hits++;
+                return Task.FromResult(node.Value.Data);
+            }
+
+            if (_inFlight.TryGetValue(id, out Task<byte[]>? pending))
+            {
+                return pending;
+            }
+
+            Misses++;
+            task = FetchAndStoreAsync(id, fetch);
+            if (!task.IsCompleted)
+            {
+                _inFlight[id] = task;
+            }
+        }
+
+        return task;
+    }
+
+    private async Task<byte[]> FetchAndStoreAsync((string Key, long Position) id, Func<Task<byte[]>> fetch)
+    {
+        try
+        {
+            byte[] data = await fetch().ConfigureAwait(false);
+            lock (_sync)
+            {
+                if (data.Length <= _capacityBytes && !_entries.ContainsKey(id))
+                {
+                    _entries[id] = _lru.AddFirst(new Entry(id, data));
+                    _sizeBytes += data.Length;
+                    while (_sizeBytes > _capacityBytes && _lru.Last is { } oldest)
+                    {
+                        _lru.RemoveLast();
+                        _entries.Remove(oldest.Value.Id);
+                        _sizeBytes -= oldest.Value.Data.Length;
+                    }
+                }
+            }
+
+            return data;
+        }
+        finally
+        {
+            lock (_sync)
+            {
+                _inFlight.Remove(id);
+            }
+        }
+    }
+
+    private sealed record Entry((string Key, long Position) Id, byte[] Data);
+}

@@ -1,0 +1,189 @@
+namespace SharedLog.Storage.Streams;
+
+/// <summary>A batch held in memory: appended (durable in the WAL) and not yet evicted.</summary>
+internal sealed class CachedBatch(long baseOffset, long endOffset, long firstTimestamp, long maxTimestamp, int recordCount, byte[] data)
+{
+    public long BaseOffset { get; } = baseOffset;
+
+    public long EndOffset { get; } = endOffset;
+
+    public long FirstTimestamp { get; } = firstTimestamp;
+
+    public long MaxTimestamp { get; } = maxTimestamp;
+
+    public int RecordCount { get; } = recordCount;
+
+    public byte[] Data { get; } = data;
+
+    /// <summary>Position of the batch's WAL entry; -1 until the append has been enqueued.</summary>
+    public long WalPosition { get; set; } = -1;
+
+    public bool Durable { get; set; }
+
+    public bool Uploaded { get; set; }
+}
+
+/// <summary>
+/// One partition's log on its leader: assigns offsets, tracks the log start offset and the high
+/// watermark (end of durable data), and keeps recent batches in memory until they are uploaded and
+/// evicted. All state changes happen under <see cref="Sync"/>; no I/O is done while holding it.
+/// </summary>
+public sealed class StreamLog
+{
+    private readonly List<CachedBatch> _batches = [];
+    private TaskCompletionSource _dataArrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    internal StreamLog(long streamId, int leaderEpoch, long logStartOffset, long committedEndOffset)
+    {
+        StreamId = streamId;
+        LeaderEpoch = leaderEpoch;
+        LogStartOffset = logStartOffset;
+        UploadedEndOffset = committedEndOffset;
+        NextOffset = Math.Max(committedEndOffset, logStartOffset);
+        HighWatermark = NextOffset;
+    }
+
+    internal object Sync { get; } = new();
+
+    public long StreamId { get; }
+
+    public int LeaderEpoch { get; }
+
+    public long LogStartOffset { get; internal set; }
+
+    /// <summary>Offset after the last durable record: what consumers may read up to.</summary>
+    public long HighWatermark { get; private set; }
+
+    /// <summary>Offset the next append gets.</summary>
+    public long NextOffset { get; private set; }
+
+    /// <summary>Offset after the last record committed to the object store.</summary>
+    public long UploadedEndOffset { get; internal set; }
+
+    internal bool Closed { get; set; }
+
+    internal List<CachedBatch> Batches => _batches;
+
+    /// <summary>Reserves offsets for a batch and records it as in flight (caller holds <see cref="Sync"/>).</summary>
+    internal CachedBatch Reserve(byte[] data, int recordCount, long firstTimestamp, long maxTimestamp)
+    {
+        long baseOffset = NextOffset;
+        BatchHeader.SetBaseOffset(data, baseOffset);
+        var batch = new CachedBatch(baseOffset, baseOffset + recordCount, firstTimestamp, maxTimestamp, recordCount, data);
+        NextOffset = batch.EndOffset;
+        _batches.Add(batch);
+        return batch;
+    }
+
+    /// <summary>Marks a batch durable. Because the WAL commits in order, every earlier batch is durable too.</summary>
+    internal void MarkDurable(CachedBatch batch)
+    {
+        TaskCompletionSource wake;
+        lock (Sync)
+        {
+            batch.Durable = true;
+            if (batch.EndOffset <= HighWatermark)
+            {
+                return;
+            }
+
+            foreach (CachedBatch b in _batches)
+            {
+                if (b.EndOffset <= batch.EndOffset)
+                {
+                    b.Durable = true;
+                }
+            }
+
+            HighWatermark = batch.EndOffset;
+            wake = _dataArrived;
+            _dataArrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
+        wake.TrySetResult();
+    }
+
+    /// <summary>Removes a batch whose WAL append failed; offsets after it are not reused by a live log.</summary>
+    internal void Abandon(CachedBatch batch)
+    {
+        lock (Sync)
+        {
+            _batches.Remove(batch);
+            Closed = true;
+        }
+    }
+
+    /// <summary>Adds a batch recovered from the WAL (durable, not uploaded).</summary>
+    internal void Recover(CachedBatch batch)
+    {
+        batch.Durable = true;
+        _batches.Add(batch);
+        NextOffset = Math.Max(NextOffset, batch.EndOffset);
+        HighWatermark = NextOffset;
+    }
+
+    /// <summary>Completes when the high watermark moves past <paramref name="offset"/> (long-poll fetches).</summary>
+    public Task WaitForDataAsync(long offset, CancellationToken cancellationToken)
+    {
+        Task wait;
+        lock (Sync)
+        {
+            if (HighWatermark > offset || Closed)
+            {
+                return Task.CompletedTask;
+            }
+
+            wait = _dataArrived.Task;
+        }
+
+        return wait.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Batches from the cache covering <paramref name="offset"/>, up to <paramref name="maxBytes"/> (the
+    /// first batch always whole) and never past the high watermark. False when the cache does not reach back
+    /// to <paramref name="offset"/>.
+    /// </summary>
+    internal bool TryReadCached(long offset, int maxBytes, List<ReadOnlyMemory<byte>> into)
+    {
+        lock (Sync)
+        {
+            // The cache is contiguous: eviction only removes from the front.
+            if (_batches.Count == 0 || offset < _batches[0].BaseOffset)
+            {
+                return false;
+            }
+
+            int bytes = 0;
+            foreach (CachedBatch b in _batches)
+            {
+                if (b.EndOffset <= offset)
+                {
+                    continue;
+                }
+
+                if (b.EndOffset > HighWatermark || (bytes > 0 && bytes + b.Data.Length > maxBytes))
+                {
+                    break;
+                }
+
+                into.Add(b.Data);
+                bytes += b.Data.Length;
+            }
+
+            return true;
+        }
+    }
+
+    /// <summary>The earliest cached offset at or after which the cache is contiguous to the tail.</summary>
+    internal long CacheStartOffset
+    {
+        get
+        {
+            lock (Sync)
+            {
+                return _batches.Count == 0 ? NextOffset : _batches[0].BaseOffset;
+            }
+        }
+    }
+}

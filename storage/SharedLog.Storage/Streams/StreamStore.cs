@@ -1,0 +1,510 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using SharedLog.Storage.Metadata;
+using SharedLog.Storage.Objects;
+using SharedLog.Storage.ObjectStore;
+using SharedLog.Storage.Wal;
+
+namespace SharedLog.Storage.Streams;
+
+/// <summary>What a read returns: whole batches, and the stream's bounds at the time of the read.</summary>
+public sealed record StreamReadResult(IReadOnlyList<ReadOnlyMemory<byte>> Batches, long HighWatermark, long LogStartOffset);
+
+/// <summary>
+/// The storage engine of one broker: every stream it leads, one WAL for all of them, the uploader that
+/// moves durable data into objects (then trims the WAL), and the read path (log cache, block cache,
+/// ranged GETs). The broker holds no state that the WAL and the object store cannot rebuild.
+/// </summary>
+public sealed partial class StreamStore : IAsyncDisposable
+{
+    private readonly StorageOptions _options;
+    private readonly IWriteAheadLog _wal;
+    private readonly IObjectStore _objects;
+    private readonly IMetadataStore _metadata;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<long, StreamLog> _streams = new();
+    private readonly ConcurrentDictionary<string, Task<IReadOnlyList<BlockIndexEntry>>> _objectIndexes = new(StringComparer.Ordinal);
+    private readonly BlockCache _blockCache;
+    private readonly SemaphoreSlim _catchUpReads;
+    private readonly SemaphoreSlim _uploadLock = new(1, 1);
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly SemaphoreSlim _uploadSignal = new(0, 1);
+    private Task? _uploadLoop;
+    private long _pendingUploadBytes;
+    private long _cachedBytes;
+
+    public StreamStore(StorageOptions options, IWriteAheadLog wal, IObjectStore objects, IMetadataStore metadata, ILogger<StreamStore>? logger = null)
+    {
+        options.Validate();
+        _options = options;
+        _wal = wal;
+        _objects = objects;
+        _metadata = metadata;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _blockCache = new BlockCache(options.BlockCacheBytes);
+        _catchUpReads = new SemaphoreSlim(options.CatchUpReadConcurrency, options.CatchUpReadConcurrency);
+    }
+
+    /// <summary>Bytes appended and not yet committed to the object store.</summary>
+    public long PendingUploadBytes => Interlocked.Read(ref _pendingUploadBytes);
+
+    public BlockCache BlockCache => _blockCache;
+
+    /// <summary>
+    /// Replays the WAL: entries already committed to objects are skipped (a crash between commit and trim
+    /// leaves them behind), the rest are cached again for upload. Then the upload loop starts.
+    /// </summary>
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        int replayed = 0;
+        int skipped = 0;
+        foreach (WalEntry entry in _wal.ReadDurableEntries())
+        {
+            StreamLog? stream = await OpenRecoveredStreamAsync(entry.StreamId, cancellationToken).ConfigureAwait(false);
+            if (stream is null || entry.BaseOffset + entry.RecordCount <= stream.UploadedEndOffset)
+            {
+                skipped++;
+                continue;
+            }
+
+            byte[] data = entry.Batch.ToArray();
+            var batch = new CachedBatch(entry.BaseOffset, entry.BaseOffset + entry.RecordCount, BatchHeader.FirstTimestamp(data), BatchHeader.MaxTimestamp(data), entry.RecordCount, data)
+            {
+                WalPosition = entry.Position,
+            };
+            lock (stream.Sync)
+            {
+                stream.Recover(batch);
+            }
+
+            Interlocked.Add(ref _pendingUploadBytes, data.Length);
+            Interlocked.Add(ref _cachedBytes, data.Length);
+            replayed++;
+        }
+
+        LogRecovered(_logger, replayed, skipped);
+        _uploadLoop = Task.Run(UploadLoopAsync, CancellationToken.None);
+    }
+
+    private async Task<StreamLog?> OpenRecoveredStreamAsync(long streamId, CancellationToken cancellationToken)
+    {
+        if (_streams.TryGetValue(streamId, out StreamLog? open))
+        {
+            return open;
+        }
+
+        PartitionMetadata? partition = await _metadata.GetPartitionAsync(streamId, cancellationToken).ConfigureAwait(false);
+        return partition is null ? null : Open(partition);
+    }
+
+    /// <summary>Opens (or returns) the stream of a partition this broker leads.</summary>
+    public StreamLog Open(PartitionMetadata partition) =>
+        _streams.GetOrAdd(partition.StreamId, _ => new StreamLog(partition.StreamId, partition.LeaderEpoch, partition.LogStartOffset, partition.CommittedEndOffset));
+
+    public StreamLog Get(long streamId) =>
+        _streams.TryGetValue(streamId, out StreamLog? stream) ? stream : throw new UnknownStreamException(streamId);
+
+    /// <summary>Forgets a stream (topic deleted or partition moved away); its un-uploaded data is dropped.</summary>
+    public void Close(long streamId)
+    {
+        if (_streams.TryRemove(streamId, out StreamLog? stream))
+        {
+            lock (stream.Sync)
+            {
+                stream.Closed = true;
+                foreach (CachedBatch b in stream.Batches)
+                {
+                    Interlocked.Add(ref _cachedBytes, -b.Data.Length);
+                    if (!b.Uploaded)
+                    {
+                        Interlocked.Add(ref _pendingUploadBytes, -b.Data.Length);
+                    }
+                }
+
+                stream.Batches.Clear();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Appends one record batch (v2, already validated by the caller) and completes once it is durable in
+    /// the WAL. The batch's base offset is rewritten to the offset assigned here; the array becomes the
+    /// store's and must not be changed afterwards. Returns the assigned base offset.
+    /// </summary>
+    public async ValueTask<long> AppendAsync(long streamId, byte[] batch, CancellationToken cancellationToken = default)
+    {
+        if (batch.Length < BatchHeader.Size || BatchHeader.TotalSize(batch) != batch.Length)
+        {
+            throw new ArgumentException("Not exactly one record batch.", nameof(batch));
+        }
+
+        long pending = Interlocked.Read(ref _pendingUploadBytes);
+        if (pending + batch.Length > _options.MaxPendingUploadBytes)
+        {
+            throw new StorageBackpressureException(pending, _options.MaxPendingUploadBytes);
+        }
+
+        StreamLog stream = Get(streamId);
+        int recordCount = BatchHeader.LastOffsetDelta(batch) + 1;
+        CachedBatch reserved;
+        ValueTask<long> durable;
+        lock (stream.Sync)
+        {
+            if (stream.Closed)
+            {
+                throw new UnknownStreamException(streamId);
+            }
+
+            // Offsets are assigned and the WAL entry enqueued under one lock, so WAL order is offset order.
+            reserved = stream.Reserve(batch, recordCount, BatchHeader.FirstTimestamp(batch), BatchHeader.MaxTimestamp(batch));
+            durable = _wal.AppendAsync(streamId, reserved.BaseOffset, recordCount, batch, cancellationToken);
+        }
+
+        Interlocked.Add(ref _pendingUploadBytes, batch.Length);
+        Interlocked.Add(ref _cachedBytes, batch.Length);
+        try
+        {
+            reserved.WalPosition = await durable.ConfigureAwait(false);
+        }
+        catch
+        {
+            stream.Abandon(reserved);
+            Interlocked.Add(ref _pendingUploadBytes, -batch.Length);
+            Interlocked.Add(ref _cachedBytes, -batch.Length);
+            throw;
+        }
+
+        stream.MarkDurable(reserved);
+        if (Interlocked.Read(ref _pendingUploadBytes) >= _options.UploadBytes)
+        {
+            SignalUpload();
+        }
+
+        return reserved.BaseOffset;
+    }
+
+    private void SignalUpload()
+    {
+        if (_uploadSignal.CurrentCount == 0)
+        {
+            try
+            {
+                _uploadSignal.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+                // Another appender signalled first; one pending signal is enough.
+            }
+        }
+    }
+
+    /// <summary>
+    /// Reads whole batches starting at the one that contains <paramref name="offset"/>, up to
+    /// <paramref name="maxBytes"/> (the first batch is returned whole even if larger, as Kafka does).
+    /// </summary>
+    public async Task<StreamReadResult> ReadAsync(long streamId, long offset, int maxBytes, CancellationToken cancellationToken = default)
+    {
+        StreamLog stream = Get(streamId);
+        long highWatermark;
+        long logStart;
+        lock (stream.Sync)
+        {
+            highWatermark = stream.HighWatermark;
+            logStart = stream.LogStartOffset;
+        }
+
+        if (offset < logStart || offset > highWatermark)
+        {
+            throw new OffsetOutOfRangeException(streamId, offset, logStart, highWatermark);
+        }
+
+        var batches = new List<ReadOnlyMemory<byte>>();
+        if (offset == highWatermark || stream.TryReadCached(offset, maxBytes, batches))
+        {
+            return new StreamReadResult(batches, highWatermark, logStart);
+        }
+
+        await ReadFromObjectsAsync(stream, offset, maxBytes, batches, cancellationToken).ConfigureAwait(false);
+        if (batches.Count == 0)
+        {
+            // Nothing in objects at this offset: the cache may have gained it meanwhile, or it was deleted.
+            stream.TryReadCached(offset, maxBytes, batches);
+        }
+
+        return new StreamReadResult(batches, highWatermark, logStart);
+    }
+
+    private async Task ReadFromObjectsAsync(StreamLog stream, long offset, int maxBytes, List<ReadOnlyMemory<byte>> into, CancellationToken cancellationToken)
+    {
+        await _catchUpReads.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            IReadOnlyList<StreamObjectRange> ranges = await _metadata.GetObjectRangesAsync(stream.StreamId, offset, cancellationToken).ConfigureAwait(false);
+            int bytes = 0;
+            long next = offset;
+            foreach (StreamObjectRange range in ranges)
+            {
+                IReadOnlyList<BlockIndexEntry> index = await IndexOfAsync(range, cancellationToken).ConfigureAwait(false);
+                for (int i = 0; i < index.Count; i++)
+                {
+                    BlockIndexEntry block = index[i];
+                    if (block.StreamId != stream.StreamId || block.EndOffset <= next)
+                    {
+                        continue;
+                    }
+
+                    byte[] data = await ReadBlockAsync(range.Key, block, cancellationToken).ConfigureAwait(false);
+                    PrefetchFollowing(range.Key, index, i, stream.StreamId);
+                    var found = new List<ReadOnlyMemory<byte>>();
+                    BatchHeader.Split(data, next, found);
+                    foreach (ReadOnlyMemory<byte> batch in found)
+                    {
+                        if (bytes > 0 && bytes + batch.Length > maxBytes)
+                        {
+                            return;
+                        }
+
+                        into.Add(batch);
+                        bytes += batch.Length;
+                        next = BatchHeader.BaseOffset(batch.Span) + BatchHeader.LastOffsetDelta(batch.Span) + 1;
+                    }
+                }
+            }
+        }
+        finally
+        {
+            _catchUpReads.Release();
+        }
+    }
+
+    private Task<IReadOnlyList<BlockIndexEntry>> IndexOfAsync(StreamObjectRange range, CancellationToken cancellationToken)
+    {
+        Task<IReadOnlyList<BlockIndexEntry>> task = _objectIndexes.GetOrAdd(range.Key, key => ObjectReader.ReadIndexAsync(_objects, key, range.ObjectSize, CancellationToken.None));
+        if (task.IsFaulted)
+        {
+            _objectIndexes.TryRemove(range.Key, out _);
+        }
+
+        return task.WaitAsync(cancellationToken);
+    }
+
+    private Task<byte[]> ReadBlockAsync(string key, BlockIndexEntry block, CancellationToken cancellationToken) =>
+        _blockCache.GetOrFetchAsync(key, block.Position, () => ObjectReader.ReadBlockAsync(_objects, key, block, CancellationToken.None)).WaitAsync(cancellationToken);
+
+    /// <summary>Starts fetching the stream's next blocks so a sequential reader finds them cached.</summary>
+    private void PrefetchFollowing(string key, IReadOnlyList<BlockIndexEntry> index, int current, long streamId)
+    {
+        int started = 0;
+        for (int i = current + 1; i < index.Count && started < _options.PrefetchBlocks; i++)
+        {
+            if (index[i].StreamId != streamId)
+            {
+                continue;
+            }
+
+            BlockIndexEntry block = index[i];
+            _ = _blockCache.GetOrFetchAsync(key, block.Position, () => ObjectReader.ReadBlockAsync(_objects, key, block, _stopping.Token))
+                .ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
+            started++;
+        }
+    }
+
+    private async Task UploadLoopAsync()
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await _uploadSignal.WaitAsync(_options.UploadInterval, _stopping.Token).ConfigureAwait(false);
+                await UploadAsync(_stopping.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                // The data stays in the WAL and the cache; the next round tries again.
+                LogUploadFailed(_logger, e);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Uploads every durable, not yet uploaded batch as one stream-set object, commits its ranges to the
+    /// metadata store, then trims the WAL. Returns the number of batches uploaded.
+    /// </summary>
+    public async Task<int> UploadAsync(CancellationToken cancellationToken = default)
+    {
+        await _uploadLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var builder = new ObjectBuilder(ObjectKind.StreamSet, _options.BlockSizeBytes);
+            var included = new List<(StreamLog Stream, List<CachedBatch> Batches)>();
+            foreach (StreamLog stream in _streams.Values.OrderBy(s => s.StreamId))
+            {
+                var batches = new List<CachedBatch>();
+                lock (stream.Sync)
+                {
+                    foreach (CachedBatch b in stream.Batches)
+                    {
+                        if (b.Uploaded)
+                        {
+                            continue;
+                        }
+
+                        if (!b.Durable)
+                        {
+                            break;
+                        }
+
+                        batches.Add(b);
+                    }
+                }
+
+                if (batches.Count == 0)
+                {
+                    continue;
+                }
+
+                foreach (CachedBatch b in batches)
+                {
+                    builder.Add(stream.StreamId, b.BaseOffset, b.EndOffset, b.FirstTimestamp, b.MaxTimestamp, b.RecordCount, b.Data);
+                }
+
+                included.Add((stream, batches));
+            }
+
+            if (included.Count > 0)
+            {
+                await PutAndCommitAsync(builder, included, cancellationToken).ConfigureAwait(false);
+            }
+
+            await TrimWalAsync(cancellationToken).ConfigureAwait(false);
+            EvictCache();
+            return included.Sum(i => i.Batches.Count);
+        }
+        finally
+        {
+            _uploadLock.Release();
+        }
+    }
+
+    private async Task PutAndCommitAsync(ObjectBuilder builder, List<(StreamLog Stream, List<CachedBatch> Batches)> included, CancellationToken cancellationToken)
+    {
+        byte[] data = builder.Build();
+        PreparedObject prepared = await _metadata.PrepareObjectAsync(_options.ObjectKeyPrefix, cancellationToken).ConfigureAwait(false);
+        await _objects.PutAsync(prepared.Key, data, cancellationToken).ConfigureAwait(false);
+
+        var ranges = new List<ObjectRange>();
+        foreach ((StreamLog stream, List<CachedBatch> batches) in included)
+        {
+            var blocks = builder.Blocks.Where(b => b.StreamId == stream.StreamId).ToList();
+            ranges.Add(new ObjectRange(
+                stream.StreamId,
+                stream.LeaderEpoch,
+                batches[0].BaseOffset,
+                batches[^1].EndOffset,
+                blocks[0].Position,
+                blocks.Sum(b => (long)b.Size),
+                batches.Min(b => b.FirstTimestamp),
+                batches.Max(b => b.MaxTimestamp)));
+        }
+
+        await _metadata.CommitObjectAsync(new ObjectCommit(prepared.ObjectId, data.Length, ranges, []), cancellationToken).ConfigureAwait(false);
+        foreach ((StreamLog stream, List<CachedBatch> batches) in included)
+        {
+            lock (stream.Sync)
+            {
+                foreach (CachedBatch b in batches)
+                {
+                    b.Uploaded = true;
+                }
+
+                stream.UploadedEndOffset = batches[^1].EndOffset;
+            }
+
+            Interlocked.Add(ref _pendingUploadBytes, -batches.Sum(b => (long)b.Data.Length));
+        }
+
+        LogUploaded(_logger, prepared.Key, data.Length, ranges.Count);
+    }
+
+    /// <summary>Trims the WAL up to the first entry whose data is not yet in an object.</summary>
+    private async Task TrimWalAsync(CancellationToken cancellationToken)
+    {
+        long trimTo = _wal.DurablePosition;
+        foreach (StreamLog stream in _streams.Values)
+        {
+            lock (stream.Sync)
+            {
+                foreach (CachedBatch b in stream.Batches)
+                {
+                    if (!b.Uploaded)
+                    {
+                        trimTo = b.WalPosition >= 0 ? Math.Min(trimTo, b.WalPosition) : Math.Min(trimTo, _wal.TrimPosition);
+                        break;
+                    }
+                }
+            }
+        }
+
+        if (trimTo > _wal.TrimPosition)
+        {
+            await _wal.TrimAsync(trimTo, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Drops the oldest uploaded batches from the front of each stream until the cache fits its budget.</summary>
+    private void EvictCache()
+    {
+        if (Interlocked.Read(ref _cachedBytes) <= _options.LogCacheBytes)
+        {
+            return;
+        }
+
+        foreach (StreamLog stream in _streams.Values.OrderBy(s => s.CacheStartOffset))
+        {
+            lock (stream.Sync)
+            {
+                int remove = 0;
+                while (remove < stream.Batches.Count && stream.Batches[remove].Uploaded && Interlocked.Read(ref _cachedBytes) > _options.LogCacheBytes)
+                {
+                    Interlocked.Add(ref _cachedBytes, -stream.Batches[remove].Data.Length);
+                    remove++;
+                }
+
+                stream.Batches.RemoveRange(0, remove);
+            }
+
+            if (Interlocked.Read(ref _cachedBytes) <= _options.LogCacheBytes)
+            {
+                return;
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_uploadLoop is not null)
+        {
+            await _uploadLoop.ConfigureAwait(false);
+        }
+
+        _stopping.Dispose();
+        _uploadSignal.Dispose();
+        _uploadLock.Dispose();
+        _catchUpReads.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Storage recovered: {Replayed} WAL entries to upload, {Skipped} already in objects")]
+    private static partial void LogRecovered(ILogger logger, int replayed, int skipped);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Upload failed; data stays in the WAL and is retried")]
+    private static partial void LogUploadFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Uploaded {Key}: {Bytes} bytes, {Streams} streams")]
+    private static partial void LogUploaded(ILogger logger, string key, long bytes, int streams);
+}
