@@ -72,4 +72,69 @@ public class ClientCaptureTests
         RequestFrame.WriteRequest(reencoded, produceBody, produce.Request.Version, produce.Request.Header.CorrelationId, produce.Request.Header.ClientId);
         Assert.Equal(produce.Frame, reencoded.WrittenSpan[4..].ToArray());
     }
+
+    [Fact]
+    public async Task ConsumerFetchRequestDecodesAndOurFetchResponseIsConsumed()
+    {
+        await using var server = new CaptureServer();
+        const string topic = "golden-fetch";
+        using (IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = server.BootstrapServers, LingerMs = 0 }).Build())
+        {
+            for (int i = 0; i < 3; i++)
+            {
+                await producer.ProduceAsync(topic, new Message<string, string> { Key = $"k{i}", Value = $"v{i}" }).WaitAsync(Timeout);
+            }
+        }
+
+        var config = new ConsumerConfig
+        {
+            BootstrapServers = server.BootstrapServers,
+            ClientId = "golden-consumer",
+            GroupId = "unused-group",
+            EnableAutoCommit = false,
+            FetchWaitMaxMs = 123,
+            FetchMinBytes = 1,
+            FetchMaxBytes = 5_000_000,
+            MaxPartitionFetchBytes = 777_777,
+            IsolationLevel = IsolationLevel.ReadCommitted,
+        };
+        var values = new List<string>();
+        using (IConsumer<string, string> consumer = new ConsumerBuilder<string, string>(config).Build())
+        {
+            consumer.Assign(new TopicPartitionOffset(topic, 0, 0));
+            DateTime deadline = DateTime.UtcNow + Timeout;
+            while (values.Count < 3 && DateTime.UtcNow < deadline)
+            {
+                ConsumeResult<string, string>? result = consumer.Consume(TimeSpan.FromMilliseconds(200));
+                if (result?.Message is { } message)
+                {
+                    values.Add($"{message.Key}={message.Value}@{result.Offset.Value}");
+                }
+            }
+        }
+
+        Assert.Equal(["k0=v0@0", "k1=v1@1", "k2=v2@2"], values);
+
+        CapturedRequest fetch = await server.WaitForAsync(c => c.Request.Body is FetchRequest f && f.Topics.Count > 0, Timeout);
+        var body = (FetchRequest)fetch.Request.Body;
+        Assert.Equal("golden-consumer", fetch.Request.Header.ClientId);
+        Assert.Equal(123, body.MaxWaitMs);
+        Assert.Equal(1, body.MinBytes);
+        Assert.Equal(5_000_000, body.MaxBytes);
+        Assert.Equal(1, body.IsolationLevel);
+        Assert.Equal(-1, body.ReplicaId);
+        FetchRequest.FetchTopic fetchTopic = Assert.Single(body.Topics);
+        FetchRequest.FetchPartition partition = Assert.Single(fetchTopic.Partitions);
+        Assert.Equal(0, partition.Partition);
+        Assert.Equal(0, partition.FetchOffset);
+        Assert.Equal(777_777, partition.PartitionMaxBytes);
+        if (fetch.Request.Version >= 13)
+        {
+            Assert.NotEqual(Guid.Empty, fetchTopic.TopicId);
+        }
+        else
+        {
+            Assert.Equal(topic, fetchTopic.Topic);
+        }
+    }
 }

@@ -207,10 +207,13 @@ public sealed class CaptureServer : IAsyncDisposable
                 long baseOffset;
                 lock (stored)
                 {
-                    baseOffset = stored.Count;
+                    // Assign offsets as a broker would: the batch's base offset becomes the log end.
+                    baseOffset = EndOffset(stored);
                     if (partition.Records is { } records)
                     {
-                        stored.Add(records.ToArray());
+                        byte[] batch = records.ToArray();
+                        BinaryPrimitives.WriteInt64BigEndian(batch, baseOffset);
+                        stored.Add(batch);
                     }
                 }
 
