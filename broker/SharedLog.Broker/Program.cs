@@ -1,4 +1,7 @@
-// The broker process arrives with the single-node broker issue; until then this entry point only
-// says so, rather than pretending to serve Kafka.
-Console.Error.WriteLine("SharedLog broker: the Kafka listener is not implemented yet (see README, 'Status').");
-return 1;
+using SharedLog.Broker;
+
+// Runs one broker: `dotnet run --project broker/SharedLog.Broker -c Release -- --port 9092 --http-port 9644 --data-dir ./data`
+await using BrokerHost broker = BrokerHost.Create(args);
+await broker.StartAsync();
+Console.WriteLine($"SharedLog broker listening for Kafka clients on {broker.BootstrapServers}" + (broker.HttpPort is { } http ? $", HTTP on port {http}" : string.Empty));
+await broker.WaitForShutdownAsync();

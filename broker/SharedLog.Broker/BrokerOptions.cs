@@ -1,0 +1,69 @@
+namespace SharedLog.Broker;
+
+/// <summary>
+/// Settings of the broker process (docs/configuration.md). Bound from the "Broker" section of
+/// appsettings.json, SHAREDLOG_Broker__* environment variables, and the command line
+/// (<c>--port</c>, <c>--http-port</c>, <c>--registry-port</c>, <c>--data-dir</c>, <c>--host</c>,
+/// <c>--advertised-host</c>, <c>--node-id</c>).
+/// </summary>
+public sealed class BrokerOptions
+{
+    public const string Section = "Broker";
+
+    /// <summary>Address the Kafka listener binds to.</summary>
+    public string Host { get; set; } = "127.0.0.1";
+
+    /// <summary>Kafka listener port; 0 picks a free port (tests).</summary>
+    public int Port { get; set; } = 9092;
+
+    /// <summary>Host clients are told to connect to (Metadata); defaults to <see cref="Host"/>.</summary>
+    public string? AdvertisedHost { get; set; }
+
+    /// <summary>Port clients are told to connect to; defaults to the bound port.</summary>
+    public int? AdvertisedPort { get; set; }
+
+    /// <summary>HTTP port for health and metrics; 0 picks a free port, -1 disables it.</summary>
+    public int HttpPort { get; set; } = 9644;
+
+    /// <summary>Schema registry port (served from the registry issue on); -1 disables it.</summary>
+    public int RegistryPort { get; set; } = 8081;
+
+    /// <summary>Directory for the WAL, the local object store and the SQLite metadata of the embedded default.</summary>
+    public string DataDir { get; set; } = "./data";
+
+    public int NodeId { get; set; } = 1;
+
+    /// <summary>Largest request frame accepted (<c>socket.request.max.bytes</c>), checked before buffering.</summary>
+    public int SocketRequestMaxBytes { get; set; } = 100 * 1024 * 1024;
+
+    /// <summary>Idle connections are closed after this long (<c>connections.max.idle.ms</c>).</summary>
+    public int ConnectionsMaxIdleMs { get; set; } = 600_000;
+
+    public void Validate()
+    {
+        if (Port is < 0 or > 65535)
+        {
+            throw new ArgumentException($"Broker port {Port} is out of range.");
+        }
+
+        if (HttpPort is < -1 or > 65535 || RegistryPort is < -1 or > 65535)
+        {
+            throw new ArgumentException("HTTP and registry ports must be -1 (off), 0 (any) or a port number.");
+        }
+
+        if (SocketRequestMaxBytes < 1024)
+        {
+            throw new ArgumentException("socket.request.max.bytes must be at least 1024.");
+        }
+
+        if (ConnectionsMaxIdleMs < 1000)
+        {
+            throw new ArgumentException("connections.max.idle.ms must be at least 1000.");
+        }
+
+        if (string.IsNullOrWhiteSpace(DataDir))
+        {
+            throw new ArgumentException("A data directory is required.");
+        }
+    }
+}

@@ -1,0 +1,37 @@
+using SharedLog.Broker;
+
+namespace SharedLog.IntegrationTests;
+
+/// <summary>A real broker, in-process, on free loopback ports, with a fresh data directory.</summary>
+public sealed class BrokerFixture : IAsyncDisposable
+{
+    private BrokerFixture(BrokerHost host, string dataDir)
+    {
+        Host = host;
+        DataDir = dataDir;
+    }
+
+    public BrokerHost Host { get; }
+
+    public string DataDir { get; }
+
+    public string BootstrapServers => Host.BootstrapServers;
+
+    public static async Task<BrokerFixture> StartAsync(string? dataDir = null)
+    {
+        dataDir ??= Path.Combine(Path.GetTempPath(), "sharedlog-it-" + Guid.NewGuid().ToString("N"));
+        BrokerHost host = BrokerHost.Create(["--port", "0", "--http-port", "0", "--data-dir", dataDir, "--host", "127.0.0.1"]);
+        await host.StartAsync();
+        return new BrokerFixture(host, dataDir);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Host.StopAsync();
+        await Host.DisposeAsync();
+        if (Directory.Exists(DataDir))
+        {
+            Directory.Delete(DataDir, recursive: true);
+        }
+    }
+}

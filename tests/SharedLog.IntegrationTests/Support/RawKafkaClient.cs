@@ -1,0 +1,74 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Net.Sockets;
+using SharedLog.Protocol;
+using SharedLog.Protocol.Messages;
+
+namespace SharedLog.IntegrationTests;
+
+/// <summary>A bare socket speaking frames, for hostile-input tests that real clients would never send.</summary>
+public sealed class RawKafkaClient : IDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(15);
+    private readonly TcpClient _client = new();
+
+    public static async Task<RawKafkaClient> ConnectAsync(string bootstrap)
+    {
+        var raw = new RawKafkaClient();
+        string[] parts = bootstrap.Split(':');
+        await raw._client.ConnectAsync(parts[0], int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture)).WaitAsync(Timeout);
+        return raw;
+    }
+
+    public NetworkStream Stream => _client.GetStream();
+
+    public async Task SendAsync(IApiMessage request, short version, int correlationId)
+    {
+        var frame = new ArrayBufferWriter<byte>();
+        RequestFrame.WriteRequest(frame, request, version, correlationId, "raw-client");
+        await Stream.WriteAsync(frame.WrittenMemory).AsTask().WaitAsync(Timeout);
+    }
+
+    public async Task SendRawAsync(byte[] bytes) => await Stream.WriteAsync(bytes).AsTask().WaitAsync(Timeout);
+
+    /// <summary>Reads one response frame: correlation id and body bytes after a header of the given version.</summary>
+    public async Task<(int CorrelationId, byte[] Body)> ReceiveAsync(short headerVersion)
+    {
+        byte[] size = new byte[4];
+        await Stream.ReadExactlyAsync(size).AsTask().WaitAsync(Timeout);
+        byte[] frame = new byte[BinaryPrimitives.ReadInt32BigEndian(size)];
+        await Stream.ReadExactlyAsync(frame).AsTask().WaitAsync(Timeout);
+        var header = new ResponseHeader();
+        var reader = new KafkaReader(new ReadOnlySequence<byte>(frame));
+        header.Read(ref reader, headerVersion);
+        return (header.CorrelationId, frame[(int)reader.Consumed..]);
+    }
+
+    /// <summary>True when the server closed the connection (read returns 0) within the timeout.</summary>
+    public async Task<bool> IsClosedByServerAsync()
+    {
+        byte[] buffer = new byte[256];
+        try
+        {
+            using var cts = new CancellationTokenSource(Timeout);
+            while (true)
+            {
+                int read = await Stream.ReadAsync(buffer, cts.Token);
+                if (read == 0)
+                {
+                    return true;
+                }
+            }
+        }
+        catch (IOException)
+        {
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    public void Dispose() => _client.Dispose();
+}
