@@ -33,6 +33,15 @@ public sealed class BrokerOptions
 
     public int NodeId { get; set; } = 1;
 
+    /// <summary>Cluster id reported to clients.</summary>
+    public string ClusterId { get; set; } = "sharedlog-embedded";
+
+    /// <summary>Create topics that clients ask about (<c>auto.create.topics.enable</c>).</summary>
+    public bool AutoCreateTopicsEnable { get; set; } = true;
+
+    /// <summary>Partitions of auto-created topics and of CreateTopics with -1 (<c>num.partitions</c>).</summary>
+    public int NumPartitions { get; set; } = 1;
+
     /// <summary>Largest request frame accepted (<c>socket.request.max.bytes</c>), checked before buffering.</summary>
     public int SocketRequestMaxBytes { get; set; } = 100 * 1024 * 1024;
 

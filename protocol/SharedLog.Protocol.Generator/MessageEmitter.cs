@@ -26,17 +26,17 @@ internal sealed class MessageEmitter
         }
 
         CollectStructs(message.Fields);
-        var topFieldNames = message.Fields.Select(f => f.Name).ToHashSet(StringComparer.Ordinal);
+        var topFieldNames = message.Fields.Select(f => f.PropertyName).ToHashSet(StringComparer.Ordinal);
         foreach (StructSpec s in _structs.Values)
         {
             bool clashes = topFieldNames.Contains(s.Name)
-                || s.Fields.Any(f => f.Name == s.Name)
+                || s.Fields.Any(f => f.PropertyName == s.Name)
                 || s.Name == message.Name
                 || ReservedMembers.Contains(s.Name);
             _classNames[s.Name] = clashes ? s.Name + "Struct" : s.Name;
         }
 
-        foreach (string name in message.Fields.Select(f => f.Name).Concat(_structs.Values.SelectMany(s => s.Fields).Select(f => f.Name)))
+        foreach (string name in message.Fields.Select(f => f.PropertyName).Concat(_structs.Values.SelectMany(s => s.Fields).Select(f => f.PropertyName)))
         {
             if (ReservedMembers.Contains(name))
             {
@@ -268,7 +268,7 @@ internal sealed class MessageEmitter
     /// <summary>A C# condition that is true when the property differs from its default (decides whether a tagged field is sent).</summary>
     private string NotDefault(FieldSpec f)
     {
-        string p = f.Name;
+        string p = f.PropertyName;
         if (f.IsArray)
         {
             return IsNullDefault(f) ? $"{p} is not null" : $"{p} is null || {p}.Count != 0";
@@ -295,7 +295,7 @@ internal sealed class MessageEmitter
     {
         foreach (FieldSpec f in fields)
         {
-            _w.Line($"public {ClrType(f)} {f.Name} {{ get; set; }} = {DefaultValue(f)};");
+            _w.Line($"public {ClrType(f)} {f.PropertyName} {{ get; set; }} = {DefaultValue(f)};");
             _w.Line();
         }
 
@@ -358,7 +358,7 @@ internal sealed class MessageEmitter
             }
 
             OpenIf(cond);
-            EmitReadField(f, CompactCond(f), f.Name);
+            EmitReadField(f, CompactCond(f), f.PropertyName);
             CloseIf(cond);
         }
 
@@ -384,7 +384,7 @@ internal sealed class MessageEmitter
 
                 _w.Line(cond == "true" ? $"case {f.Tag}:" : $"case {f.Tag} when {cond}:");
                 _w.Line("{");
-                EmitReadField(f, "true", f.Name);
+                EmitReadField(f, "true", f.PropertyName);
                 _w.Line("reader.CheckTaggedFieldEnd(end, tag);");
                 _w.Line("break;");
                 _w.Line("}");
@@ -436,7 +436,7 @@ internal sealed class MessageEmitter
             _w.Line("{");
             if (nullable == "false")
             {
-                _w.Line($"throw new KafkaProtocolException(\"Null value for non-nullable field {f.Name}.\");");
+                _w.Line($"throw new KafkaProtocolException(\"Null value for non-nullable field {f.PropertyName}.\");");
             }
             else if (nullable == "true")
             {
@@ -444,7 +444,7 @@ internal sealed class MessageEmitter
             }
             else
             {
-                _w.Line($"{target} = {nullable} ? null : throw new KafkaProtocolException(\"Null value for non-nullable field {f.Name}.\");");
+                _w.Line($"{target} = {nullable} ? null : throw new KafkaProtocolException(\"Null value for non-nullable field {f.PropertyName}.\");");
             }
 
             _w.Line("}");
@@ -602,8 +602,8 @@ internal sealed class MessageEmitter
     private void EmitWriteField(FieldSpec f, string compact)
     {
         string nullable = NullableAt(f);
-        string p = f.Name;
-        string nullError = $"throw new KafkaProtocolException(\"Null value for non-nullable field {f.Name} at version \" + version + \".\")";
+        string p = f.PropertyName;
+        string nullError = $"throw new KafkaProtocolException(\"Null value for non-nullable field {f.PropertyName} at version \" + version + \".\")";
         if (f.IsArray)
         {
             _w.Line($"if ({p} is null)");
@@ -680,7 +680,7 @@ internal sealed class MessageEmitter
             }
             else
             {
-                _w.Line($"({p} ?? throw new KafkaProtocolException(\"Null value for non-nullable field {f.Name}.\")).Write(ref writer, version);");
+                _w.Line($"({p} ?? throw new KafkaProtocolException(\"Null value for non-nullable field {f.PropertyName}.\")).Write(ref writer, version);");
             }
 
             return;
@@ -777,7 +777,7 @@ internal sealed class MessageEmitter
 
     private void EmitSizeField(FieldSpec f, string compact, string total)
     {
-        string p = f.Name;
+        string p = f.PropertyName;
         if (f.IsArray)
         {
             _w.Line($"if ({p} is null)");

@@ -70,6 +70,9 @@ public sealed class FieldSpec
 
     public IReadOnlyList<FieldSpec>? Fields { get; init; }
 
+    /// <summary>The C# property name: the spec name with its first letter upper-cased (a few spec names start lower-case).</summary>
+    public string PropertyName => char.ToUpperInvariant(Name[0]) + Name[1..];
+
     public bool IsArray => Type.StartsWith("[]", StringComparison.Ordinal);
 
     public string ElementType => IsArray ? Type[2..] : Type;

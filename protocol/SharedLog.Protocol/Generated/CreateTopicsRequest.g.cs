@@ -20,9 +20,9 @@ public sealed partial class CreateTopicsRequest : IApiMessage
 
     public List<CreatableTopic> Topics { get; set; } = new();
 
-    public int timeoutMs { get; set; } = 60000;
+    public int TimeoutMs { get; set; } = 60000;
 
-    public bool validateOnly { get; set; } = false;
+    public bool ValidateOnly { get; set; } = false;
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
     public List<RawTaggedField>? UnknownTaggedFields { get; set; }
@@ -37,11 +37,11 @@ public sealed partial class CreateTopicsRequest : IApiMessage
         {
             return false;
         }
-        if (timeoutMs != 60000)
+        if (TimeoutMs != 60000)
         {
             return false;
         }
-        if (validateOnly != false)
+        if (ValidateOnly != false)
         {
             return false;
         }
@@ -72,10 +72,10 @@ public sealed partial class CreateTopicsRequest : IApiMessage
                 Topics = list;
             }
         }
-        timeoutMs = reader.ReadInt32();
+        TimeoutMs = reader.ReadInt32();
         if (version >= 1)
         {
-            validateOnly = reader.ReadBool();
+            ValidateOnly = reader.ReadBool();
         }
         if (version >= 5)
         {
@@ -115,10 +115,10 @@ public sealed partial class CreateTopicsRequest : IApiMessage
                 element.Write(ref writer, version);
             }
         }
-        writer.WriteInt32(timeoutMs);
+        writer.WriteInt32(TimeoutMs);
         if (version >= 1)
         {
-            writer.WriteBool(validateOnly);
+            writer.WriteBool(ValidateOnly);
         }
         if (version >= 5)
         {

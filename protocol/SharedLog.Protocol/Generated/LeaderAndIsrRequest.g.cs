@@ -20,7 +20,7 @@ public sealed partial class LeaderAndIsrRequest : IApiMessage
 
     public int ControllerId { get; set; } = 0;
 
-    public bool isKRaftController { get; set; } = false;
+    public bool IsKRaftController { get; set; } = false;
 
     public int ControllerEpoch { get; set; } = 0;
 
@@ -47,7 +47,7 @@ public sealed partial class LeaderAndIsrRequest : IApiMessage
         {
             return false;
         }
-        if (isKRaftController != false)
+        if (IsKRaftController != false)
         {
             return false;
         }
@@ -87,7 +87,7 @@ public sealed partial class LeaderAndIsrRequest : IApiMessage
         ControllerId = reader.ReadInt32();
         if (version >= 7)
         {
-            isKRaftController = reader.ReadBool();
+            IsKRaftController = reader.ReadBool();
         }
         ControllerEpoch = reader.ReadInt32();
         if (version >= 2)
@@ -187,7 +187,7 @@ public sealed partial class LeaderAndIsrRequest : IApiMessage
         writer.WriteInt32(ControllerId);
         if (version >= 7)
         {
-            writer.WriteBool(isKRaftController);
+            writer.WriteBool(IsKRaftController);
         }
         writer.WriteInt32(ControllerEpoch);
         if (version >= 2)

@@ -18,7 +18,7 @@ public sealed partial class UpdateFeaturesRequest : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)57;
 
-    public int timeoutMs { get; set; } = 60000;
+    public int TimeoutMs { get; set; } = 60000;
 
     public List<FeatureUpdateKey> FeatureUpdates { get; set; } = new();
 
@@ -33,7 +33,7 @@ public sealed partial class UpdateFeaturesRequest : IApiMessage
         {
             return false;
         }
-        if (timeoutMs != 60000)
+        if (TimeoutMs != 60000)
         {
             return false;
         }
@@ -54,7 +54,7 @@ public sealed partial class UpdateFeaturesRequest : IApiMessage
         {
             throw new KafkaProtocolException($"UpdateFeaturesRequest version {version} is not supported.", global::SharedLog.Protocol.ErrorCode.UnsupportedVersion);
         }
-        timeoutMs = reader.ReadInt32();
+        TimeoutMs = reader.ReadInt32();
         {
             int count = reader.ReadArrayLength(true, 1);
             if (count < 0)
@@ -100,7 +100,7 @@ public sealed partial class UpdateFeaturesRequest : IApiMessage
         {
             throw new KafkaProtocolException($"UpdateFeaturesRequest version {version} is not supported.", global::SharedLog.Protocol.ErrorCode.UnsupportedVersion);
         }
-        writer.WriteInt32(timeoutMs);
+        writer.WriteInt32(TimeoutMs);
         if (FeatureUpdates is null)
         {
             throw new KafkaProtocolException("Null value for non-nullable field FeatureUpdates at version " + version + ".");

@@ -20,7 +20,7 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
 
     public int ControllerId { get; set; } = 0;
 
-    public bool isKRaftController { get; set; } = false;
+    public bool IsKRaftController { get; set; } = false;
 
     public sbyte Type { get; set; } = (sbyte)0;
 
@@ -47,7 +47,7 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
         {
             return false;
         }
-        if (isKRaftController != false)
+        if (IsKRaftController != false)
         {
             return false;
         }
@@ -87,7 +87,7 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
         ControllerId = reader.ReadInt32();
         if (version >= 8)
         {
-            isKRaftController = reader.ReadBool();
+            IsKRaftController = reader.ReadBool();
         }
         ControllerEpoch = reader.ReadInt32();
         if (version >= 5)
@@ -189,7 +189,7 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
         writer.WriteInt32(ControllerId);
         if (version >= 8)
         {
-            writer.WriteBool(isKRaftController);
+            writer.WriteBool(IsKRaftController);
         }
         writer.WriteInt32(ControllerEpoch);
         if (version >= 5)

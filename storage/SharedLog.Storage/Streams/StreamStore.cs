@@ -102,6 +102,8 @@ public sealed partial class StreamStore : IAsyncDisposable
     public StreamLog Open(PartitionMetadata partition) =>
         _streams.GetOrAdd(partition.StreamId, _ => new StreamLog(partition.StreamId, partition.LeaderEpoch, partition.LogStartOffset, partition.CommittedEndOffset));
 
+    public bool IsOpen(long streamId) => _streams.ContainsKey(streamId);
+
     public StreamLog Get(long streamId) =>
         _streams.TryGetValue(streamId, out StreamLog? stream) ? stream : throw new UnknownStreamException(streamId);
 

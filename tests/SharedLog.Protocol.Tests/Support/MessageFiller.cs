@@ -69,7 +69,7 @@ public sealed class MessageFiller
                 continue;
             }
 
-            PropertyInfo property = target.GetType().GetProperty(f.Name) ?? throw new InvalidOperationException($"{target.GetType().Name} lacks {f.Name}");
+            PropertyInfo property = target.GetType().GetProperty(f.PropertyName) ?? throw new InvalidOperationException($"{target.GetType().Name} lacks {f.Name}");
             bool nullable = f.NullableVersions.Contains(version);
             property.SetValue(target, RandomValue(f, property.PropertyType, nullable, version));
         }
@@ -164,7 +164,7 @@ public sealed class MessageFiller
                 continue;
             }
 
-            PropertyInfo property = expected.GetType().GetProperty(f.Name)!;
+            PropertyInfo property = expected.GetType().GetProperty(f.PropertyName)!;
             object? a = property.GetValue(expected);
             object? b = property.GetValue(actual);
             string where = $"{path}.{f.Name}";

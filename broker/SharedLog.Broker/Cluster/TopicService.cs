@@ -1,0 +1,136 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Options;
+using SharedLog.Protocol;
+using SharedLog.Storage.Metadata;
+using SharedLog.Storage.Streams;
+
+namespace SharedLog.Broker.Cluster;
+
+/// <summary>
+/// Topics as this broker sees them: a cache over the metadata store, and the streams of the partitions it
+/// leads (in the embedded single-node setup, all of them) opened in the stream store.
+/// </summary>
+public sealed class TopicService(IMetadataStore metadata, StreamStore streams, IOptions<BrokerOptions> options) : IDisposable
+{
+    private readonly ConcurrentDictionary<string, TopicMetadata> _byName = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Guid, TopicMetadata> _byId = new();
+    private readonly SemaphoreSlim _changes = new(1, 1);
+
+    private int NodeId => options.Value.NodeId;
+
+    /// <summary>Loads every topic and claims leadership of its partitions (fencing any previous leader).</summary>
+    public async Task LoadAsync(CancellationToken cancellationToken)
+    {
+        foreach (TopicMetadata topic in await metadata.ListTopicsAsync(cancellationToken))
+        {
+            await LeadAsync(topic, cancellationToken);
+        }
+    }
+
+    private async Task<TopicMetadata> LeadAsync(TopicMetadata topic, CancellationToken cancellationToken)
+    {
+        var partitions = new List<PartitionMetadata>(topic.Partitions.Count);
+        foreach (PartitionMetadata partition in topic.Partitions)
+        {
+            PartitionMetadata led = partition.LeaderBrokerId == NodeId && streams.IsOpen(partition.StreamId)
+                ? partition
+                : await metadata.ClaimLeadershipAsync(partition.StreamId, NodeId, cancellationToken);
+            streams.Open(led);
+            partitions.Add(led);
+        }
+
+        TopicMetadata led2 = topic with { Partitions = partitions };
+        _byName[topic.Name] = led2;
+        _byId[topic.TopicId] = led2;
+        return led2;
+    }
+
+    public IReadOnlyCollection<TopicMetadata> All => [.. _byName.Values];
+
+    public TopicMetadata? Find(string name) => _byName.TryGetValue(name, out TopicMetadata? topic) ? topic : null;
+
+    public TopicMetadata? Find(Guid topicId) => _byId.TryGetValue(topicId, out TopicMetadata? topic) ? topic : null;
+
+    public PartitionMetadata? FindPartition(string name, int partition) =>
+        Find(name) is { } topic && partition >= 0 && partition < topic.Partitions.Count ? topic.Partitions[partition] : null;
+
+    /// <summary>Creates a topic; returns the error a CreateTopics or auto-creation should report.</summary>
+    public async Task<(TopicMetadata? Topic, ErrorCode Error, string? Message)> CreateAsync(
+        string name, int partitions, IReadOnlyDictionary<string, string> configs, bool validateOnly, CancellationToken cancellationToken)
+    {
+        if (!TopicConfigs.IsValidTopicName(name))
+        {
+            return (null, ErrorCode.InvalidTopicException, $"'{name}' is not a valid topic name.");
+        }
+
+        if (partitions is < 1 or > 10_000)
+        {
+            return (null, ErrorCode.InvalidPartitions, $"Partition count {partitions} must be between 1 and 10000.");
+        }
+
+        foreach ((string key, string value) in configs)
+        {
+            if (TopicConfigs.Validate(key, value) is { } problem)
+            {
+                return (null, ErrorCode.InvalidConfig, problem);
+            }
+        }
+
+        if (Find(name) is not null)
+        {
+            return (null, ErrorCode.TopicAlreadyExists, $"Topic '{name}' already exists.");
+        }
+
+        if (validateOnly)
+        {
+            return (null, ErrorCode.None, null);
+        }
+
+        await _changes.WaitAsync(cancellationToken);
+        try
+        {
+            TopicMetadata created;
+            try
+            {
+                created = await metadata.CreateTopicAsync(name, partitions, configs, cancellationToken);
+            }
+            catch (TopicExistsException)
+            {
+                return (null, ErrorCode.TopicAlreadyExists, $"Topic '{name}' already exists.");
+            }
+
+            return (await LeadAsync(created, cancellationToken), ErrorCode.None, null);
+        }
+        finally
+        {
+            _changes.Release();
+        }
+    }
+
+    public async Task<ErrorCode> DeleteAsync(string name, CancellationToken cancellationToken)
+    {
+        await _changes.WaitAsync(cancellationToken);
+        try
+        {
+            if (!_byName.TryRemove(name, out TopicMetadata? topic))
+            {
+                return ErrorCode.UnknownTopicOrPartition;
+            }
+
+            _byId.TryRemove(topic.TopicId, out _);
+            foreach (PartitionMetadata partition in topic.Partitions)
+            {
+                streams.Close(partition.StreamId);
+            }
+
+            await metadata.DeleteTopicAsync(name, cancellationToken);
+            return ErrorCode.None;
+        }
+        finally
+        {
+            _changes.Release();
+        }
+    }
+
+    public void Dispose() => _changes.Dispose();
+}

@@ -1,0 +1,95 @@
+// Metadata, versions 0-12. Reports this broker as the only broker, controller and leader of every
+// partition (replicas and ISR are this broker: durability comes from the WAL and the object store).
+// Topics: null (v1+) lists all; v0 treats an empty list as all. Missing topics are created when the
+// request allows it (v4+, AllowAutoTopicCreation) and auto.create.topics.enable is on (KIP-361);
+// otherwise UNKNOWN_TOPIC_OR_PARTITION. Topic ids from v10 (KIP-516); v10+ may name topics by id only.
+using Microsoft.Extensions.Options;
+using SharedLog.Broker.Cluster;
+using SharedLog.Protocol;
+using SharedLog.Protocol.Messages;
+using SharedLog.Storage.Metadata;
+
+namespace SharedLog.Broker.Handlers;
+
+public sealed class MetadataHandler(TopicService topics, IOptions<BrokerOptions> options, Func<(string Host, int Port)> advertised) : IApiHandler
+{
+    public ApiKey Api => ApiKey.Metadata;
+
+    public short MinVersion => 0;
+
+    public short MaxVersion => ApiMessages.HighestVersion(ApiKey.Metadata);
+
+    public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
+    {
+        var body = (MetadataRequest)request;
+        BrokerOptions settings = options.Value;
+        (string host, int port) = advertised();
+        var response = new MetadataResponse
+        {
+            ClusterId = settings.ClusterId,
+            ControllerId = settings.NodeId,
+            Brokers = [new MetadataResponse.MetadataResponseBroker { NodeId = settings.NodeId, Host = host, Port = port }],
+        };
+
+        bool all = body.Topics is null || (context.Version == 0 && body.Topics.Count == 0);
+        if (all)
+        {
+            foreach (TopicMetadata topic in topics.All.OrderBy(t => t.Name, StringComparer.Ordinal))
+            {
+                response.Topics.Add(Describe(topic, settings.NodeId));
+            }
+
+            return response;
+        }
+
+        bool mayCreate = settings.AutoCreateTopicsEnable && (context.Version < 4 || body.AllowAutoTopicCreation);
+        foreach (MetadataRequest.MetadataRequestTopic wanted in body.Topics!)
+        {
+            TopicMetadata? topic = wanted.Name is { } name ? topics.Find(name) : topics.Find(wanted.TopicId);
+            if (topic is null && wanted.Name is { } missing && mayCreate)
+            {
+                (topic, ErrorCode error, _) = await topics.CreateAsync(missing, settings.NumPartitions, new Dictionary<string, string>(), validateOnly: false, cancellationToken);
+                if (error == ErrorCode.TopicAlreadyExists)
+                {
+                    topic = topics.Find(missing);
+                }
+                else if (error != ErrorCode.None)
+                {
+                    response.Topics.Add(new MetadataResponse.MetadataResponseTopic { Name = missing, ErrorCode = (short)error });
+                    continue;
+                }
+            }
+
+            if (topic is null)
+            {
+                ErrorCode error = wanted.Name is { } n && !TopicConfigs.IsValidTopicName(n) ? ErrorCode.InvalidTopicException
+                    : wanted.Name is null ? ErrorCode.UnknownTopicId
+                    : ErrorCode.UnknownTopicOrPartition;
+                response.Topics.Add(new MetadataResponse.MetadataResponseTopic { Name = wanted.Name, TopicId = wanted.TopicId, ErrorCode = (short)error });
+                continue;
+            }
+
+            response.Topics.Add(Describe(topic, settings.NodeId));
+        }
+
+        return response;
+    }
+
+    private static MetadataResponse.MetadataResponseTopic Describe(TopicMetadata topic, int nodeId)
+    {
+        var described = new MetadataResponse.MetadataResponseTopic { Name = topic.Name, TopicId = topic.TopicId };
+        foreach (PartitionMetadata partition in topic.Partitions)
+        {
+            described.Partitions.Add(new MetadataResponse.MetadataResponsePartition
+            {
+                PartitionIndex = partition.Partition,
+                LeaderId = nodeId,
+                LeaderEpoch = partition.LeaderEpoch,
+                ReplicaNodes = [nodeId],
+                IsrNodes = [nodeId],
+            });
+        }
+
+        return described;
+    }
+}
