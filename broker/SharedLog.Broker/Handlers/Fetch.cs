@@ -1,0 +1,152 @@
+// Fetch, versions 4-17. Reads whole batches from the stream store: the log cache for tailing
+// consumers, objects (block cache, ranged GETs) for those behind. Limits follow KIP-74: the response
+// stops at MaxBytes and each partition at PartitionMaxBytes, except that the first batch found is
+// always returned whole so a consumer can make progress. When less than MinBytes is available the
+// request waits up to MaxWaitMs and is woken by the append that brings data, not by its timeout.
+// v13+ names topics by id (KIP-516). Sessions (KIP-227) are not kept yet: every response carries
+// session id 0, which tells clients to send full fetch requests.
+using System.Buffers;
+using SharedLog.Broker.Cluster;
+using SharedLog.Protocol;
+using SharedLog.Protocol.Messages;
+using SharedLog.Storage.Metadata;
+using SharedLog.Storage.ObjectStore;
+using SharedLog.Storage.Streams;
+
+namespace SharedLog.Broker.Handlers;
+
+public sealed class FetchHandler(TopicService topics, StreamStore streams) : IApiHandler
+{
+    public ApiKey Api => ApiKey.Fetch;
+
+    public short MinVersion => 4;
+
+    public short MaxVersion => ApiMessages.HighestVersion(ApiKey.Fetch);
+
+    public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
+    {
+        var body = (FetchRequest)request;
+        FetchResponse response = await ReadAllAsync(body, context.Version, cancellationToken);
+        if (body.MaxWaitMs <= 0 || TotalBytes(response) >= Math.Max(1, body.MinBytes))
+        {
+            return response;
+        }
+
+        // Long poll: wait for any requested partition to gain data, or for the deadline.
+        using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var waits = new List<Task> { Task.Delay(body.MaxWaitMs, waiting.Token) };
+        foreach ((StreamLog stream, long offset) in Positions(body, context.Version))
+        {
+            waits.Add(stream.WaitForDataAsync(offset, waiting.Token));
+        }
+
+        await Task.WhenAny(waits);
+        await waiting.CancelAsync();
+        cancellationToken.ThrowIfCancellationRequested();
+        return await ReadAllAsync(body, context.Version, cancellationToken);
+    }
+
+    private static long TotalBytes(FetchResponse response)
+    {
+        long total = 0;
+        foreach (FetchResponse.FetchableTopicResponse topic in response.Responses)
+        {
+            foreach (FetchResponse.PartitionData partition in topic.Partitions)
+            {
+                total += partition.Records?.Length ?? 0;
+            }
+        }
+
+        return total;
+    }
+
+    private IEnumerable<(StreamLog Stream, long Offset)> Positions(FetchRequest body, short version)
+    {
+        foreach (FetchRequest.FetchTopic topic in body.Topics)
+        {
+            TopicMetadata? found = version >= 13 ? topics.Find(topic.TopicId) : topics.Find(topic.Topic);
+            if (found is null)
+            {
+                continue;
+            }
+
+            foreach (FetchRequest.FetchPartition partition in topic.Partitions)
+            {
+                if (partition.Partition >= 0 && partition.Partition < found.Partitions.Count && streams.IsOpen(found.Partitions[partition.Partition].StreamId))
+                {
+                    yield return (streams.Get(found.Partitions[partition.Partition].StreamId), partition.FetchOffset);
+                }
+            }
+        }
+    }
+
+    private async Task<FetchResponse> ReadAllAsync(FetchRequest body, short version, CancellationToken cancellationToken)
+    {
+        var response = new FetchResponse { SessionId = 0 };
+        long budget = body.MaxBytes <= 0 ? int.MaxValue : body.MaxBytes;
+        bool anyData = false;
+        foreach (FetchRequest.FetchTopic topic in body.Topics)
+        {
+            TopicMetadata? found = version >= 13 ? topics.Find(topic.TopicId) : topics.Find(topic.Topic);
+            var topicResponse = new FetchResponse.FetchableTopicResponse { Topic = found?.Name ?? topic.Topic, TopicId = topic.TopicId };
+            response.Responses.Add(topicResponse);
+            foreach (FetchRequest.FetchPartition partition in topic.Partitions)
+            {
+                var result = new FetchResponse.PartitionData
+                {
+                    PartitionIndex = partition.Partition,
+                    HighWatermark = -1,
+                    LastStableOffset = -1,
+                    LogStartOffset = -1,
+                    Records = ReadOnlySequence<byte>.Empty,
+                };
+                topicResponse.Partitions.Add(result);
+                if (found is null || partition.Partition < 0 || partition.Partition >= found.Partitions.Count)
+                {
+                    result.ErrorCode = (short)(version >= 13 && found is null ? ErrorCode.UnknownTopicId : ErrorCode.UnknownTopicOrPartition);
+                    continue;
+                }
+
+                long streamId = found.Partitions[partition.Partition].StreamId;
+                int limit = (int)Math.Min(partition.PartitionMaxBytes, budget);
+                if (anyData && limit <= 0)
+                {
+                    StreamLog stream = streams.Get(streamId);
+                    result.HighWatermark = result.LastStableOffset = stream.HighWatermark;
+                    result.LogStartOffset = stream.LogStartOffset;
+                    continue;
+                }
+
+                try
+                {
+                    StreamReadResult read = await streams.ReadAsync(streamId, partition.FetchOffset, Math.Max(limit, 1), cancellationToken);
+                    result.HighWatermark = read.HighWatermark;
+                    result.LastStableOffset = read.HighWatermark;
+                    result.LogStartOffset = read.LogStartOffset;
+                    result.AbortedTransactions = body.IsolationLevel == 1 ? [] : null;
+                    result.Records = MemorySequence.Join(read.Batches);
+                    long bytes = result.Records.Value.Length;
+                    budget -= bytes;
+                    anyData |= bytes > 0;
+                }
+                catch (OffsetOutOfRangeException e)
+                {
+                    result.ErrorCode = (short)ErrorCode.OffsetOutOfRange;
+                    result.HighWatermark = result.LastStableOffset = e.HighWatermark;
+                    result.LogStartOffset = e.LogStartOffset;
+                }
+                catch (UnknownStreamException)
+                {
+                    result.ErrorCode = (short)ErrorCode.NotLeaderOrFollower;
+                }
+                catch (ObjectStoreUnavailableException)
+                {
+                    // Retriable for the client: the data is safe, the store is briefly out of reach.
+                    result.ErrorCode = (short)ErrorCode.KafkaStorageError;
+                }
+            }
+        }
+
+        return response;
+    }
+}
