@@ -1,3 +1,343 @@
-// The end-to-end load tool lands with the broker issue, when there is a broker to load.
-Console.Error.WriteLine("SharedLog.LoadTest: not implemented yet.");
-return 1;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Confluent.Kafka;
+using SharedLog.Clients;
+using SharedLog.LoadTest;
+
+// SharedLog.LoadTest: produce, consume and end-to-end latency workloads against any Kafka bootstrap
+// address, so one run can target SharedLog and any other Kafka. Prints progress every second, a
+// summary (records/s, MB/s, latency p50/p99/p999), and writes a CSV and an SVG chart.
+//
+//   produce  --bootstrap H:P --topic T [--records N | --duration S] [--record-size B] [--rate R/s] [--acks all|1|0] [--compression none|gzip|snappy|lz4|zstd]
+//   consume  --bootstrap H:P --topic T --records N
+//   e2e      --bootstrap H:P --topic T --rate R/s --duration S [--record-size B]
+// Common: --out DIR (default bench/results), --label NAME.
+if (args.Length == 0 || args[0] is "-h" or "--help")
+{
+    Console.WriteLine("usage: SharedLog.LoadTest produce|consume|e2e --bootstrap HOST:PORT --topic TOPIC [options]; see the header of Program.cs or bench/README.md");
+    return 2;
+}
+
+var options = LoadOptions.Parse(args);
+Console.WriteLine($"librdkafka {LibrdkafkaLoader.Version}; {options.Mode} against {options.Bootstrap}, topic {options.Topic}");
+LoadReport report = options.Mode switch
+{
+    "produce" => await Workloads.ProduceAsync(options, endToEnd: false),
+    "e2e" => await Workloads.ProduceAsync(options, endToEnd: true),
+    "consume" => Workloads.Consume(options),
+    _ => throw new ArgumentException($"Unknown mode '{options.Mode}'."),
+};
+report.Print();
+report.Write(options.OutputDirectory, options.Label ?? $"{options.Mode}-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
+return report.Errors > 0 ? 1 : 0;
+
+namespace SharedLog.LoadTest
+{
+    internal sealed record LoadOptions(
+        string Mode,
+        string Bootstrap,
+        string Topic,
+        long Records,
+        TimeSpan? Duration,
+        int RecordSize,
+        int Rate,
+        Acks Acks,
+        CompressionType Compression,
+        string OutputDirectory,
+        string? Label)
+    {
+        public static LoadOptions Parse(string[] args)
+        {
+            var values = new Dictionary<string, string>(StringComparer.Ordinal);
+            for (int i = 1; i < args.Length; i++)
+            {
+                if (!args[i].StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Length)
+                {
+                    throw new ArgumentException($"Expected '--name value' at '{args[i]}'.");
+                }
+
+                values[args[i][2..]] = args[++i];
+            }
+
+            string Get(string name, string fallback) => values.TryGetValue(name, out string? v) ? v : fallback;
+            int Int(string name, int fallback) => int.Parse(Get(name, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
+            return new LoadOptions(
+                args[0],
+                values.TryGetValue("bootstrap", out string? b) ? b : throw new ArgumentException("--bootstrap is required."),
+                values.TryGetValue("topic", out string? t) ? t : throw new ArgumentException("--topic is required."),
+                long.Parse(Get("records", "100000"), CultureInfo.InvariantCulture),
+                values.TryGetValue("duration", out string? d) ? TimeSpan.FromSeconds(double.Parse(d, CultureInfo.InvariantCulture)) : null,
+                Int("record-size", 1024),
+                Int("rate", 0),
+                Get("acks", "all") switch { "all" or "-1" => Acks.All, "1" => Acks.Leader, "0" => Acks.None, var a => throw new ArgumentException($"Unknown acks '{a}'.") },
+                Enum.Parse<CompressionType>(Get("compression", "none"), ignoreCase: true),
+                Get("out", Path.Combine("bench", "results")),
+                values.GetValueOrDefault("label"));
+        }
+
+        public bool Done(long sent, Stopwatch clock) => Duration is { } d ? clock.Elapsed >= d : sent >= Records;
+    }
+
+    /// <summary>Latencies in microseconds and per-second samples, filled from several threads.</summary>
+    internal sealed class LoadReport(string mode, int recordSize)
+    {
+        private readonly List<long> _latenciesMicros = [];
+        private readonly List<(double Second, long Records, double P99Ms)> _samples = [];
+        private readonly Lock _sync = new();
+        private long _records;
+        private long _errors;
+        private double _seconds;
+
+        public long Errors => Interlocked.Read(ref _errors);
+
+        public long Records => Interlocked.Read(ref _records);
+
+        public void Record(long latencyMicros)
+        {
+            Interlocked.Increment(ref _records);
+            if (latencyMicros >= 0)
+            {
+                lock (_sync)
+                {
+                    _latenciesMicros.Add(latencyMicros);
+                }
+            }
+        }
+
+        public void Error() => Interlocked.Increment(ref _errors);
+
+        /// <summary>Prints and stores one progress line; called once a second.</summary>
+        public void Sample(double second, long recordsInSecond)
+        {
+            double p99;
+            lock (_sync)
+            {
+                p99 = PercentileMs(_latenciesMicros.TakeLast((int)Math.Max(1, recordsInSecond)).Order().ToList(), 0.99);
+                _samples.Add((second, recordsInSecond, p99));
+            }
+
+            Console.WriteLine($"  {second,5:0}s  {recordsInSecond,9:N0} rec/s  {recordsInSecond * (double)recordSize / 1e6,8:0.0} MB/s  p99 {p99,8:0.000} ms  errors {Errors}");
+        }
+
+        public void Finish(double seconds) => _seconds = seconds;
+
+        private static double PercentileMs(List<long> sorted, double p) =>
+            sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)(p * sorted.Count))] / 1000.0;
+
+        public void Print()
+        {
+            List<long> sorted;
+            lock (_sync)
+            {
+                sorted = [.. _latenciesMicros.Order()];
+            }
+
+            Console.WriteLine($"{mode}: {Records:N0} records of {recordSize} B in {_seconds:0.00} s = {Records / _seconds:N0} rec/s, {Records * (double)recordSize / _seconds / 1e6:0.0} MB/s; " +
+                $"latency p50 {PercentileMs(sorted, 0.50):0.000} ms, p99 {PercentileMs(sorted, 0.99):0.000} ms, p999 {PercentileMs(sorted, 0.999):0.000} ms; errors {Errors}");
+        }
+
+        public void Write(string directory, string label)
+        {
+            Directory.CreateDirectory(directory);
+            var csv = new StringBuilder("second,records,mb_per_s,p99_ms\n");
+            foreach ((double second, long records, double p99) in _samples)
+            {
+                csv.Append(CultureInfo.InvariantCulture, $"{second:0},{records},{records * (double)recordSize / 1e6:0.000},{p99:0.000}\n");
+            }
+
+            string csvPath = Path.Combine(directory, label + ".csv");
+            File.WriteAllText(csvPath, csv.ToString());
+            string svgPath = Path.Combine(directory, label + ".svg");
+            File.WriteAllText(svgPath, Chart.Svg(label, _samples.Select(s => (s.Second, s.Records * (double)recordSize / 1e6)).ToList(), _samples.Select(s => (s.Second, s.P99Ms)).ToList()));
+            Console.WriteLine($"wrote {csvPath} and {svgPath}");
+        }
+    }
+
+    internal static class Workloads
+    {
+        public static async Task<LoadReport> ProduceAsync(LoadOptions options, bool endToEnd)
+        {
+            var report = new LoadReport(endToEnd ? "e2e" : "produce", options.RecordSize);
+            var config = new ProducerConfig
+            {
+                BootstrapServers = options.Bootstrap,
+                Acks = options.Acks,
+                CompressionType = options.Compression,
+                LingerMs = options.Rate > 0 ? 1 : 5,
+                BatchSize = 1024 * 1024,
+                QueueBufferingMaxKbytes = 256 * 1024,
+                EnableIdempotence = false,
+            };
+            using IProducer<Null, byte[]> producer = new ProducerBuilder<Null, byte[]>(config).Build();
+            using var consumerStop = new CancellationTokenSource();
+            Task consumer = endToEnd ? Task.Run(() => ConsumeForLatency(options, report, consumerStop.Token)) : Task.CompletedTask;
+
+            byte[] payload = new byte[options.RecordSize];
+            Random.Shared.NextBytes(payload);
+            var clock = Stopwatch.StartNew();
+            long sent = 0;
+            long lastSecond = 0;
+            long recordsAtLastSecond = 0;
+            while (!options.Done(sent, clock))
+            {
+                if (options.Rate > 0)
+                {
+                    // Open-loop pacing: the schedule, not the broker, decides when the next record goes.
+                    double due = sent / (double)options.Rate;
+                    double wait = due - clock.Elapsed.TotalSeconds;
+                    if (wait > 0.001)
+                    {
+                        await Task.Delay(TimeSpan.FromSeconds(wait));
+                    }
+                }
+
+                byte[] value = endToEnd ? Stamp(payload) : payload;
+                long start = Stopwatch.GetTimestamp();
+                try
+                {
+                    producer.Produce(options.Topic, new Message<Null, byte[]> { Value = value }, delivery =>
+                    {
+                        if (delivery.Error.IsError)
+                        {
+                            report.Error();
+                        }
+                        else if (!endToEnd)
+                        {
+                            report.Record((long)Stopwatch.GetElapsedTime(start).TotalMicroseconds);
+                        }
+                    });
+                    sent++;
+                }
+                catch (ProduceException<Null, byte[]> e) when (e.Error.Code == ErrorCode.Local_QueueFull)
+                {
+                    producer.Poll(TimeSpan.FromMilliseconds(10));
+                }
+
+                long second = (long)clock.Elapsed.TotalSeconds;
+                if (second > lastSecond)
+                {
+                    report.Sample(second, report.Records - recordsAtLastSecond);
+                    recordsAtLastSecond = report.Records;
+                    lastSecond = second;
+                }
+            }
+
+            producer.Flush(TimeSpan.FromSeconds(60));
+            report.Finish(clock.Elapsed.TotalSeconds);
+            if (endToEnd)
+            {
+                DateTime deadline = DateTime.UtcNow.AddSeconds(30);
+                while (report.Records < sent - report.Errors && DateTime.UtcNow < deadline)
+                {
+                    await Task.Delay(50);
+                }
+
+                await consumerStop.CancelAsync();
+                await consumer;
+            }
+
+            return report;
+        }
+
+        /// <summary>Puts the send time (Stopwatch ticks) in the first 8 bytes, for end-to-end latency.</summary>
+        private static byte[] Stamp(byte[] payload)
+        {
+            byte[] value = (byte[])payload.Clone();
+            BitConverter.TryWriteBytes(value, Stopwatch.GetTimestamp());
+            return value;
+        }
+
+        private static void ConsumeForLatency(LoadOptions options, LoadReport report, CancellationToken stop)
+        {
+            using IConsumer<Ignore, byte[]> consumer = BuildConsumer(options, fetchWaitMs: 100);
+            consumer.Subscribe(options.Topic);
+            while (!stop.IsCancellationRequested)
+            {
+                ConsumeResult<Ignore, byte[]>? result = consumer.Consume(TimeSpan.FromMilliseconds(100));
+                if (result?.Message?.Value is { Length: >= 8 } value)
+                {
+                    long sentAt = BitConverter.ToInt64(value);
+                    report.Record((long)Stopwatch.GetElapsedTime(sentAt).TotalMicroseconds);
+                }
+            }
+        }
+
+        public static LoadReport Consume(LoadOptions options)
+        {
+            var report = new LoadReport("consume", options.RecordSize);
+            using IConsumer<Ignore, byte[]> consumer = BuildConsumer(options, fetchWaitMs: 500);
+            consumer.Subscribe(options.Topic);
+            var clock = Stopwatch.StartNew();
+            long lastSecond = 0;
+            long recordsAtLastSecond = 0;
+            DateTime idleSince = DateTime.UtcNow;
+            while (report.Records < options.Records && DateTime.UtcNow - idleSince < TimeSpan.FromSeconds(30))
+            {
+                ConsumeResult<Ignore, byte[]>? result = consumer.Consume(TimeSpan.FromMilliseconds(200));
+                if (result?.Message is not null)
+                {
+                    report.Record(-1);
+                    idleSince = DateTime.UtcNow;
+                }
+
+                long second = (long)clock.Elapsed.TotalSeconds;
+                if (second > lastSecond)
+                {
+                    report.Sample(second, report.Records - recordsAtLastSecond);
+                    recordsAtLastSecond = report.Records;
+                    lastSecond = second;
+                }
+            }
+
+            report.Finish(clock.Elapsed.TotalSeconds);
+            return report;
+        }
+
+        private static IConsumer<Ignore, byte[]> BuildConsumer(LoadOptions options, int fetchWaitMs) =>
+            new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig
+            {
+                BootstrapServers = options.Bootstrap,
+                GroupId = "sharedlog-loadtest-" + Guid.NewGuid().ToString("N"),
+                AutoOffsetReset = AutoOffsetReset.Earliest,
+                EnableAutoCommit = false,
+                FetchWaitMaxMs = fetchWaitMs,
+                FetchMaxBytes = 64 * 1024 * 1024,
+                MaxPartitionFetchBytes = 16 * 1024 * 1024,
+            }).Build();
+    }
+
+    /// <summary>A two-panel SVG line chart (throughput and p99 latency over time), no dependencies.</summary>
+    internal static class Chart
+    {
+        public static string Svg(string title, List<(double X, double Y)> throughput, List<(double X, double Y)> p99)
+        {
+            var svg = new StringBuilder();
+            svg.Append("<svg xmlns='http://www.w3.org/2000/svg' width='800' height='520' font-family='sans-serif' font-size='12'>");
+            svg.Append(CultureInfo.InvariantCulture, $"<text x='10' y='20' font-size='14'>{System.Security.SecurityElement.Escape(title)}</text>");
+            Panel(svg, 40, "MB/s", throughput, "#1f77b4");
+            Panel(svg, 290, "p99 ms", p99, "#d62728");
+            svg.Append("</svg>");
+            return svg.ToString();
+        }
+
+        private static void Panel(StringBuilder svg, int top, string label, List<(double X, double Y)> points, string color)
+        {
+            const int left = 60;
+            const int width = 720;
+            const int height = 200;
+            double maxX = Math.Max(1, points.Count == 0 ? 1 : points.Max(p => p.X));
+            double maxY = Math.Max(1e-9, points.Where(p => !double.IsNaN(p.Y)).Select(p => p.Y).DefaultIfEmpty(1).Max());
+            svg.Append(CultureInfo.InvariantCulture, $"<rect x='{left}' y='{top}' width='{width}' height='{height}' fill='none' stroke='#999'/>");
+            svg.Append(CultureInfo.InvariantCulture, $"<text x='5' y='{top + 12}'>{label}</text><text x='5' y='{top + 28}'>{maxY:0.##}</text>");
+            svg.Append(CultureInfo.InvariantCulture, $"<text x='{left + width - 40}' y='{top + height + 15}'>{maxX:0} s</text>");
+            var path = new StringBuilder();
+            foreach ((double x, double y) in points.Where(p => !double.IsNaN(p.Y)))
+            {
+                path.Append(CultureInfo.InvariantCulture, $"{(path.Length == 0 ? "M" : "L")}{left + x / maxX * width:0.0},{top + height - y / maxY * height:0.0} ");
+            }
+
+            svg.Append(CultureInfo.InvariantCulture, $"<path d='{path}' fill='none' stroke='{color}' stroke-width='2'/>");
+        }
+    }
+}
