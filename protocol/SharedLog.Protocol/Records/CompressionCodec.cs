@@ -1,0 +1,239 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Compression;
+using K4os.Compression.LZ4.Streams;
+using Snappier;
+
+namespace SharedLog.Protocol.Records;
+
+/// <summary>Record batch compression, attribute bits 0-2. Values are Kafka's.</summary>
+public enum CompressionCodec : byte
+{
+    None = 0,
+    Gzip = 1,
+    Snappy = 2,
+    Lz4 = 3,
+    Zstd = 4,
+}
+
+/// <summary>
+/// The codecs Kafka clients use. Decompression is bounded: output beyond the caller's limit stops the
+/// work with <see cref="KafkaProtocolException"/> before more memory is taken, so a small batch that
+/// inflates to gigabytes (a decompression bomb) costs at most the limit.
+/// </summary>
+public static class RecordCompression
+{
+    /// <summary>The framing Java clients write around snappy blocks (xerial snappy-java).</summary>
+    private static ReadOnlySpan<byte> XerialMagic => [0x82, (byte)'S', (byte)'N', (byte)'A', (byte)'P', (byte)'P', (byte)'Y', 0];
+
+    private const int XerialHeaderSize = 16;
+    private const int XerialBlockSize = 32 * 1024;
+
+    public static void Compress(CompressionCodec codec, ReadOnlySpan<byte> input, IBufferWriter<byte> output)
+    {
+        switch (codec)
+        {
+            case CompressionCodec.None:
+                output.Write(input);
+                break;
+            case CompressionCodec.Gzip:
+                {
+                    using var stream = new GZipStream(new BufferWriterStream(output), CompressionLevel.Fastest, leaveOpen: false);
+                    stream.Write(input);
+                    break;
+                }
+
+            case CompressionCodec.Snappy:
+                WriteXerialSnappy(input, output);
+                break;
+            case CompressionCodec.Lz4:
+                {
+                    using Stream stream = LZ4Stream.Encode(new BufferWriterStream(output), leaveOpen: false);
+                    stream.Write(input);
+                    break;
+                }
+
+            case CompressionCodec.Zstd:
+                {
+                    using var compressor = new ZstdSharp.Compressor(3);
+                    output.Write(compressor.Wrap(input));
+                    break;
+                }
+
+            default:
+                throw new KafkaProtocolException($"Unknown compression codec {(int)codec}.", ErrorCode.UnsupportedCompressionType);
+        }
+    }
+
+    /// <summary>Decompresses <paramref name="input"/>, failing once the output would exceed <paramref name="maxBytes"/>.</summary>
+    public static byte[] Decompress(CompressionCodec codec, ReadOnlySpan<byte> input, int maxBytes)
+    {
+        try
+        {
+            return codec switch
+            {
+                CompressionCodec.None => input.ToArray(),
+                CompressionCodec.Gzip => ReadBounded(new GZipStream(new MemoryStream(input.ToArray()), CompressionMode.Decompress), maxBytes, codec),
+                CompressionCodec.Snappy => DecompressSnappy(input, maxBytes),
+                CompressionCodec.Lz4 => ReadBounded(LZ4Stream.Decode(new MemoryStream(input.ToArray())), maxBytes, codec),
+                CompressionCodec.Zstd => ReadBounded(new ZstdSharp.DecompressionStream(new MemoryStream(input.ToArray())), maxBytes, codec),
+                _ => throw new KafkaProtocolException($"Unknown compression codec {(int)codec}.", ErrorCode.UnsupportedCompressionType),
+            };
+        }
+        catch (KafkaProtocolException)
+        {
+            throw;
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or InvalidOperationException or ArgumentException or IndexOutOfRangeException or ZstdSharp.ZstdException or NotSupportedException or OverflowException)
+        {
+            throw new KafkaProtocolException($"Corrupt {codec} data: {e.Message}", e);
+        }
+    }
+
+    private static byte[] ReadBounded(Stream stream, int maxBytes, CompressionCodec codec)
+    {
+        using (stream)
+        {
+            var output = new ArrayBufferWriter<byte>(Math.Min(maxBytes, 64 * 1024) + 1);
+            while (true)
+            {
+                int room = maxBytes + 1 - output.WrittenCount;
+                Span<byte> span = output.GetSpan(Math.Min(room, 64 * 1024))[..Math.Min(room, 64 * 1024)];
+                int read = stream.Read(span);
+                if (read == 0)
+                {
+                    return output.WrittenSpan.ToArray();
+                }
+
+                output.Advance(read);
+                if (output.WrittenCount > maxBytes)
+                {
+                    throw Bomb(codec, maxBytes);
+                }
+            }
+        }
+    }
+
+    private static KafkaProtocolException Bomb(CompressionCodec codec, int maxBytes) =>
+        new($"{codec} data inflates beyond the {maxBytes}-byte limit (a decompression bomb or an oversized batch); refused.", ErrorCode.CorruptMessage);
+
+    private static byte[] DecompressSnappy(ReadOnlySpan<byte> input, int maxBytes)
+    {
+        if (!input.StartsWith(XerialMagic))
+        {
+            return DecompressSnappyBlock(input, maxBytes);
+        }
+
+        if (input.Length < XerialHeaderSize)
+        {
+            throw new KafkaProtocolException("Xerial snappy header is truncated.");
+        }
+
+        // Two passes: check every block's declared size against the limit before inflating any.
+        long total = 0;
+        int at = XerialHeaderSize;
+        while (at < input.Length)
+        {
+            ReadOnlySpan<byte> block = XerialBlock(input, ref at);
+            total += SnappyLength(block);
+            if (total > maxBytes)
+            {
+                throw Bomb(CompressionCodec.Snappy, maxBytes);
+            }
+        }
+
+        byte[] output = new byte[total];
+        int written = 0;
+        at = XerialHeaderSize;
+        while (at < input.Length)
+        {
+            ReadOnlySpan<byte> block = XerialBlock(input, ref at);
+            written += Snappy.Decompress(block, output.AsSpan(written));
+        }
+
+        return output;
+    }
+
+    private static ReadOnlySpan<byte> XerialBlock(ReadOnlySpan<byte> input, ref int at)
+    {
+        if (input.Length - at < 4)
+        {
+            throw new KafkaProtocolException("Xerial snappy block length is truncated.");
+        }
+
+        int length = BinaryPrimitives.ReadInt32BigEndian(input[at..]);
+        if (length < 0 || length > input.Length - at - 4)
+        {
+            throw new KafkaProtocolException($"Xerial snappy block of {length} bytes exceeds the input.");
+        }
+
+        ReadOnlySpan<byte> block = input.Slice(at + 4, length);
+        at += 4 + length;
+        return block;
+    }
+
+    private static int SnappyLength(ReadOnlySpan<byte> block)
+    {
+        int length = Snappy.GetUncompressedLength(block);
+        return length < 0 ? throw new KafkaProtocolException("Snappy block declares a negative length.") : length;
+    }
+
+    private static byte[] DecompressSnappyBlock(ReadOnlySpan<byte> input, int maxBytes)
+    {
+        int length = SnappyLength(input);
+        if (length > maxBytes)
+        {
+            throw Bomb(CompressionCodec.Snappy, maxBytes);
+        }
+
+        byte[] output = new byte[length];
+        int written = Snappy.Decompress(input, output);
+        return written == length ? output : output[..written];
+    }
+
+    private static void WriteXerialSnappy(ReadOnlySpan<byte> input, IBufferWriter<byte> output)
+    {
+        Span<byte> header = output.GetSpan(XerialHeaderSize);
+        XerialMagic.CopyTo(header);
+        BinaryPrimitives.WriteInt32BigEndian(header[8..], 1);
+        BinaryPrimitives.WriteInt32BigEndian(header[12..], 1);
+        output.Advance(XerialHeaderSize);
+        while (!input.IsEmpty)
+        {
+            ReadOnlySpan<byte> chunk = input[..Math.Min(input.Length, XerialBlockSize)];
+            Span<byte> target = output.GetSpan(4 + Snappy.GetMaxCompressedLength(chunk.Length));
+            int written = Snappy.Compress(chunk, target[4..]);
+            BinaryPrimitives.WriteInt32BigEndian(target, written);
+            output.Advance(4 + written);
+            input = input[chunk.Length..];
+        }
+    }
+
+    /// <summary>A write-only stream over an <see cref="IBufferWriter{T}"/>, for codecs that only speak streams.</summary>
+    private sealed class BufferWriterStream(IBufferWriter<byte> output) : Stream
+    {
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException("This stream only writes.");
+
+        public override long Position { get => throw new NotSupportedException("This stream only writes."); set => throw new NotSupportedException("This stream only writes."); }
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("This stream only writes.");
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException("This stream only writes.");
+
+        public override void SetLength(long value) => throw new NotSupportedException("This stream only writes.");
+
+        public override void Write(byte[] buffer, int offset, int count) => output.Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer) => output.Write(buffer);
+    }
+}

@@ -1,0 +1,152 @@
+using System.Buffers.Binary;
+
+namespace SharedLog.Protocol.Records;
+
+public enum TimestampType : byte
+{
+    CreateTime = 0,
+    LogAppendTime = 1,
+}
+
+/// <summary>
+/// A zero-copy view of one v2 record batch. Layout (big-endian): base offset int64 @0, batch length
+/// int32 @8 (bytes after this field), partition leader epoch int32 @12, magic int8 @16, CRC32C uint32
+/// @17 (covers everything from @21), attributes int16 @21, last offset delta int32 @23, base timestamp
+/// int64 @27, max timestamp int64 @35, producer id int64 @43, producer epoch int16 @51, base sequence
+/// int32 @53, record count int32 @57, records @61.
+/// </summary>
+public readonly struct RecordBatch
+{
+    public const int HeaderSize = 61;
+    public const int LogOverhead = 12;
+    public const byte CurrentMagic = 2;
+    private const int MagicOffset = 16;
+    private const int CrcOffset = 17;
+    private const int AttributesOffset = 21;
+
+    private RecordBatch(ReadOnlyMemory<byte> data) => Data = data;
+
+    /// <summary>The batch's bytes, exactly <see cref="TotalSize"/> long.</summary>
+    public ReadOnlyMemory<byte> Data { get; }
+
+    private ReadOnlySpan<byte> Span => Data.Span;
+
+    public long BaseOffset => BinaryPrimitives.ReadInt64BigEndian(Span);
+
+    public int BatchLength => BinaryPrimitives.ReadInt32BigEndian(Span[8..]);
+
+    public int TotalSize => LogOverhead + BatchLength;
+
+    public int PartitionLeaderEpoch => BinaryPrimitives.ReadInt32BigEndian(Span[12..]);
+
+    public byte Magic => Span[MagicOffset];
+
+    public uint Crc => BinaryPrimitives.ReadUInt32BigEndian(Span[CrcOffset..]);
+
+    public short Attributes => BinaryPrimitives.ReadInt16BigEndian(Span[AttributesOffset..]);
+
+    public CompressionCodec Compression => (CompressionCodec)(Attributes & 0x07);
+
+    public TimestampType TimestampType => (Attributes & 0x08) != 0 ? TimestampType.LogAppendTime : TimestampType.CreateTime;
+
+    public bool IsTransactional => (Attributes & 0x10) != 0;
+
+    public bool IsControl => (Attributes & 0x20) != 0;
+
+    public bool HasDeleteHorizon => (Attributes & 0x40) != 0;
+
+    public int LastOffsetDelta => BinaryPrimitives.ReadInt32BigEndian(Span[23..]);
+
+    public long BaseTimestamp => BinaryPrimitives.ReadInt64BigEndian(Span[27..]);
+
+    public long MaxTimestamp => BinaryPrimitives.ReadInt64BigEndian(Span[35..]);
+
+    public long ProducerId => BinaryPrimitives.ReadInt64BigEndian(Span[43..]);
+
+    public short ProducerEpoch => BinaryPrimitives.ReadInt16BigEndian(Span[51..]);
+
+    public int BaseSequence => BinaryPrimitives.ReadInt32BigEndian(Span[53..]);
+
+    public int RecordCount => BinaryPrimitives.ReadInt32BigEndian(Span[57..]);
+
+    public long LastOffset => BaseOffset + LastOffsetDelta;
+
+    public long NextOffset => LastOffset + 1;
+
+    /// <summary>The records section: compressed bytes when <see cref="Compression"/> is not None.</summary>
+    public ReadOnlyMemory<byte> RecordsSection => Data[HeaderSize..];
+
+    /// <summary>
+    /// Views the batch at the start of <paramref name="data"/>, which must hold it whole. Legacy message
+    /// sets (magic 0 and 1) and malformed headers are refused.
+    /// </summary>
+    public static RecordBatch Parse(ReadOnlyMemory<byte> data)
+    {
+        ReadOnlySpan<byte> span = data.Span;
+        if (span.Length < LogOverhead + 5)
+        {
+            throw new KafkaProtocolException($"Record batch of {span.Length} bytes is truncated.");
+        }
+
+        // Magic sits at byte 16 in v0/v1 message sets too, so old formats are told apart here.
+        byte magic = span[MagicOffset];
+        if (magic is 0 or 1)
+        {
+            throw new KafkaProtocolException($"Message format v{magic} (magic {magic}) is not supported; only record batch v2 is (Kafka 0.11+ clients).", ErrorCode.UnsupportedForMessageFormat);
+        }
+
+        if (magic != CurrentMagic)
+        {
+            throw new KafkaProtocolException($"Unknown record batch magic {magic}.");
+        }
+
+        int batchLength = BinaryPrimitives.ReadInt32BigEndian(span[8..]);
+        if (batchLength < HeaderSize - LogOverhead || batchLength > span.Length - LogOverhead)
+        {
+            throw new KafkaProtocolException($"Record batch length {batchLength} is invalid for {span.Length} bytes of input.");
+        }
+
+        var batch = new RecordBatch(data[..(LogOverhead + batchLength)]);
+        int count = batch.RecordCount;
+        if (count < 0 || batch.LastOffsetDelta < 0 || (batch.Compression == CompressionCodec.None && count > batch.RecordsSection.Length / 7))
+        {
+            // An uncompressed record takes at least 7 bytes (length, attributes, 5 varints), so the count is checkable.
+            throw new KafkaProtocolException($"Record batch claims {count} records (last offset delta {batch.LastOffsetDelta}) in {batch.RecordsSection.Length} bytes.");
+        }
+
+        if ((int)batch.Compression > (int)CompressionCodec.Zstd)
+        {
+            throw new KafkaProtocolException($"Unknown compression codec {(int)batch.Compression}.", ErrorCode.UnsupportedCompressionType);
+        }
+
+        return batch;
+    }
+
+    public bool IsCrcValid() => Crc32C.Compute(Span[AttributesOffset..]) == Crc;
+
+    public void VerifyCrc()
+    {
+        if (!IsCrcValid())
+        {
+            throw new KafkaProtocolException($"Record batch at offset {BaseOffset} fails its CRC32C check.");
+        }
+    }
+
+    /// <summary>Sets the base offset in place; the CRC does not cover it, so the batch stays valid.</summary>
+    public static void SetBaseOffset(Span<byte> batch, long baseOffset) => BinaryPrimitives.WriteInt64BigEndian(batch, baseOffset);
+
+    /// <summary>Sets the partition leader epoch in place (not covered by the CRC either).</summary>
+    public static void SetPartitionLeaderEpoch(Span<byte> batch, int epoch) => BinaryPrimitives.WriteInt32BigEndian(batch[12..], epoch);
+
+    /// <summary>
+    /// The records, decompressed if needed (at most <paramref name="maxDecompressedBytes"/>). Iterate with
+    /// foreach; uncompressed batches are read in place.
+    /// </summary>
+    public RecordSet Records(int maxDecompressedBytes = 64 * 1024 * 1024)
+    {
+        ReadOnlyMemory<byte> section = Compression == CompressionCodec.None
+            ? RecordsSection
+            : RecordCompression.Decompress(Compression, RecordsSection.Span, maxDecompressedBytes);
+        return new RecordSet(section, RecordCount, BaseOffset, BaseTimestamp);
+    }
+}

@@ -1,0 +1,142 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Text;
+
+namespace SharedLog.Protocol.Records;
+
+/// <summary>A header to write: a UTF-8 key and a value that may be null.</summary>
+public readonly record struct RecordHeaderValue(string Key, byte[]? Value);
+
+/// <summary>
+/// Builds v2 record batches: data batches (any codec, idempotent or transactional producer fields) and
+/// control batches (transaction markers). Not a hot path: re-encoding and markers only.
+/// </summary>
+public sealed class RecordBatchBuilder
+{
+    private readonly ArrayBufferWriter<byte> _records = new();
+    private int _count;
+    private long _maxTimestamp = -1;
+
+    public RecordBatchBuilder(long baseTimestamp)
+    {
+        BaseTimestamp = baseTimestamp;
+    }
+
+    public long BaseOffset { get; set; }
+
+    public long BaseTimestamp { get; }
+
+    public CompressionCodec Compression { get; set; } = CompressionCodec.None;
+
+    public TimestampType TimestampType { get; set; } = TimestampType.CreateTime;
+
+    public int PartitionLeaderEpoch { get; set; } = -1;
+
+    public long ProducerId { get; set; } = -1;
+
+    public short ProducerEpoch { get; set; } = -1;
+
+    public int BaseSequence { get; set; } = -1;
+
+    public bool IsTransactional { get; set; }
+
+    public bool IsControl { get; set; }
+
+    public int Count => _count;
+
+    /// <summary>Appends a record; offsets follow in order from <see cref="BaseOffset"/>.</summary>
+    public RecordBatchBuilder Add(byte[]? key, byte[]? value, long timestamp, IReadOnlyList<RecordHeaderValue>? headers = null)
+    {
+        var body = new ArrayBufferWriter<byte>();
+        WriteByte(body, 0);
+        WriteVarLong(body, timestamp - BaseTimestamp);
+        WriteVarInt(body, _count);
+        WriteBytes(body, key);
+        WriteBytes(body, value);
+        WriteVarInt(body, headers?.Count ?? 0);
+        foreach (RecordHeaderValue header in headers ?? [])
+        {
+            WriteBytes(body, Encoding.UTF8.GetBytes(header.Key));
+            WriteBytes(body, header.Value);
+        }
+
+        WriteVarInt(_records, body.WrittenCount);
+        _records.Write(body.WrittenSpan);
+        _count++;
+        _maxTimestamp = Math.Max(_maxTimestamp, timestamp);
+        return this;
+    }
+
+    public byte[] Build()
+    {
+        if (_count == 0)
+        {
+            throw new InvalidOperationException("A record batch needs at least one record.");
+        }
+
+        var section = new ArrayBufferWriter<byte>();
+        RecordCompression.Compress(Compression, _records.WrittenSpan, section);
+        byte[] batch = new byte[RecordBatch.HeaderSize + section.WrittenCount];
+        Span<byte> s = batch;
+        BinaryPrimitives.WriteInt64BigEndian(s, BaseOffset);
+        BinaryPrimitives.WriteInt32BigEndian(s[8..], batch.Length - RecordBatch.LogOverhead);
+        BinaryPrimitives.WriteInt32BigEndian(s[12..], PartitionLeaderEpoch);
+        s[16] = RecordBatch.CurrentMagic;
+        short attributes = (short)((int)Compression
+            | (TimestampType == TimestampType.LogAppendTime ? 0x08 : 0)
+            | (IsTransactional ? 0x10 : 0)
+            | (IsControl ? 0x20 : 0));
+        BinaryPrimitives.WriteInt16BigEndian(s[21..], attributes);
+        BinaryPrimitives.WriteInt32BigEndian(s[23..], _count - 1);
+        BinaryPrimitives.WriteInt64BigEndian(s[27..], BaseTimestamp);
+        BinaryPrimitives.WriteInt64BigEndian(s[35..], _maxTimestamp);
+        BinaryPrimitives.WriteInt64BigEndian(s[43..], ProducerId);
+        BinaryPrimitives.WriteInt16BigEndian(s[51..], ProducerEpoch);
+        BinaryPrimitives.WriteInt32BigEndian(s[53..], BaseSequence);
+        BinaryPrimitives.WriteInt32BigEndian(s[57..], _count);
+        section.WrittenSpan.CopyTo(s[RecordBatch.HeaderSize..]);
+        BinaryPrimitives.WriteUInt32BigEndian(s[17..], Crc32C.Compute(s[21..]));
+        return batch;
+    }
+
+    /// <summary>
+    /// A transaction marker: a control batch with one record whose key is (version 0, type: 0 abort,
+    /// 1 commit) and whose value is (version 0, coordinator epoch).
+    /// </summary>
+    public static byte[] BuildControlBatch(bool commit, long producerId, short producerEpoch, int coordinatorEpoch, long timestamp)
+    {
+        byte[] key = new byte[4];
+        BinaryPrimitives.WriteInt16BigEndian(key.AsSpan(2), commit ? (short)1 : (short)0);
+        byte[] value = new byte[6];
+        BinaryPrimitives.WriteInt32BigEndian(value.AsSpan(2), coordinatorEpoch);
+        var builder = new RecordBatchBuilder(timestamp)
+        {
+            ProducerId = producerId,
+            ProducerEpoch = producerEpoch,
+            IsTransactional = true,
+            IsControl = true,
+        };
+        return builder.Add(key, value, timestamp).Build();
+    }
+
+    private static void WriteByte(ArrayBufferWriter<byte> output, byte value)
+    {
+        output.GetSpan(1)[0] = value;
+        output.Advance(1);
+    }
+
+    private static void WriteVarInt(ArrayBufferWriter<byte> output, int value) =>
+        output.Advance(Varint.WriteSigned(output.GetSpan(Varint.MaxBytes32), value));
+
+    private static void WriteVarLong(ArrayBufferWriter<byte> output, long value) =>
+        output.Advance(Varint.WriteSigned(output.GetSpan(Varint.MaxBytes64), value));
+
+    private static void WriteBytes(ArrayBufferWriter<byte> output, byte[]? value)
+    {
+        WriteVarInt(output, value?.Length ?? -1);
+        if (value is not null)
+        {
+            output.Write(value);
+        }
+    }
+}

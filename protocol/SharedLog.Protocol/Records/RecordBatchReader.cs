@@ -1,0 +1,75 @@
+using System.Buffers;
+using System.Buffers.Binary;
+
+namespace SharedLog.Protocol.Records;
+
+/// <summary>
+/// Walks the record batches of a <c>records</c> field. Batches are views into the input when it is one
+/// segment (the usual case); a batch that spans segments is copied once. Produce input is strict: a
+/// partial batch at the end is corrupt. Fetch input may end with a partial batch (a broker may cut the
+/// last one); with <c>allowPartialTail</c> it is reported in <see cref="PartialTail"/> instead.
+/// </summary>
+public struct RecordBatchReader
+{
+    private readonly ReadOnlySequence<byte> _records;
+    private readonly bool _allowPartialTail;
+    private long _position;
+
+    public RecordBatchReader(ReadOnlySequence<byte> records, bool allowPartialTail = false)
+    {
+        _records = records;
+        _allowPartialTail = allowPartialTail;
+        _position = 0;
+        PartialTail = false;
+    }
+
+    /// <summary>True when the input ended inside a batch (only with allowPartialTail).</summary>
+    public bool PartialTail { get; private set; }
+
+    public bool TryReadNext(out RecordBatch batch)
+    {
+        batch = default;
+        long remaining = _records.Length - _position;
+        if (remaining == 0)
+        {
+            return false;
+        }
+
+        if (remaining < RecordBatch.LogOverhead)
+        {
+            return Partial($"{remaining} bytes at the end are too few for a batch header");
+        }
+
+        Span<byte> overhead = stackalloc byte[RecordBatch.LogOverhead];
+        _records.Slice(_position, RecordBatch.LogOverhead).CopyTo(overhead);
+        int batchLength = BinaryPrimitives.ReadInt32BigEndian(overhead[8..]);
+        if (batchLength < 0)
+        {
+            throw new KafkaProtocolException($"Negative batch length {batchLength}.");
+        }
+
+        long size = RecordBatch.LogOverhead + (long)batchLength;
+        if (size > remaining)
+        {
+            return Partial($"batch of {size} bytes but only {remaining} remain");
+        }
+
+        ReadOnlySequence<byte> slice = _records.Slice(_position, size);
+        ReadOnlyMemory<byte> bytes = slice.IsSingleSegment ? slice.First : slice.ToArray();
+        batch = RecordBatch.Parse(bytes);
+        _position += size;
+        return true;
+    }
+
+    private bool Partial(string detail)
+    {
+        if (!_allowPartialTail)
+        {
+            throw new KafkaProtocolException($"Records end inside a batch: {detail}.");
+        }
+
+        PartialTail = true;
+        _position = _records.Length;
+        return false;
+    }
+}

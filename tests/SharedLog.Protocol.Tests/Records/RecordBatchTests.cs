@@ -1,0 +1,247 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Text;
+using SharedLog.Protocol.Records;
+using Record = SharedLog.Protocol.Records.Record;
+
+namespace SharedLog.Protocol.Tests.Records;
+
+public class RecordBatchTests
+{
+    private static byte[] Utf8(string s) => Encoding.UTF8.GetBytes(s);
+
+    private static byte[] Sample(CompressionCodec codec, int records = 50)
+    {
+        var builder = new RecordBatchBuilder(1_700_000_000_000) { Compression = codec, BaseOffset = 100, ProducerId = 42, ProducerEpoch = 3, BaseSequence = 7 };
+        for (int i = 0; i < records; i++)
+        {
+            builder.Add(
+                i % 5 == 0 ? null : Utf8($"key-{i}"),
+                i % 7 == 0 ? null : Utf8(new string('v', i * 10)),
+                1_700_000_000_000 + i,
+                i % 3 == 0 ? [new RecordHeaderValue("h", Utf8($"{i}")), new RecordHeaderValue("n", null)] : null);
+        }
+
+        return builder.Build();
+    }
+
+    [Theory]
+    [InlineData(CompressionCodec.None)]
+    [InlineData(CompressionCodec.Gzip)]
+    [InlineData(CompressionCodec.Snappy)]
+    [InlineData(CompressionCodec.Lz4)]
+    [InlineData(CompressionCodec.Zstd)]
+    public void BuilderOutputReadsBackWithEveryCodec(CompressionCodec codec)
+    {
+        RecordBatch batch = RecordBatch.Parse(Sample(codec));
+        Assert.True(batch.IsCrcValid());
+        Assert.Equal(codec, batch.Compression);
+        Assert.Equal(100, batch.BaseOffset);
+        Assert.Equal(50, batch.RecordCount);
+        Assert.Equal(149, batch.LastOffset);
+        Assert.Equal(42, batch.ProducerId);
+        Assert.Equal(3, batch.ProducerEpoch);
+        Assert.Equal(7, batch.BaseSequence);
+        Assert.Equal(1_700_000_000_049, batch.MaxTimestamp);
+        int i = 0;
+        foreach (Record record in batch.Records())
+        {
+            Assert.Equal(100 + i, record.Offset);
+            Assert.Equal(1_700_000_000_000 + i, record.Timestamp);
+            Assert.Equal(i % 5 == 0, record.KeyIsNull);
+            if (!record.KeyIsNull)
+            {
+                Assert.Equal($"key-{i}", Encoding.UTF8.GetString(record.Key));
+            }
+
+            Assert.Equal(i % 7 == 0, record.ValueIsNull);
+            if (!record.ValueIsNull)
+            {
+                Assert.Equal(i * 10, record.Value.Length);
+            }
+
+            int headers = 0;
+            foreach (RecordHeader header in record.Headers)
+            {
+                Assert.Equal(headers == 0 ? "h" : "n", header.KeyString);
+                Assert.Equal(headers == 1, header.ValueIsNull);
+                headers++;
+            }
+
+            Assert.Equal(i % 3 == 0 ? 2 : 0, headers);
+            i++;
+        }
+
+        Assert.Equal(50, i);
+    }
+
+    [Fact]
+    public void FlippedByteFailsTheCrc()
+    {
+        byte[] bytes = Sample(CompressionCodec.None);
+        Assert.True(RecordBatch.Parse(bytes).IsCrcValid());
+        bytes[^3] ^= 0x10;
+        Assert.False(RecordBatch.Parse(bytes).IsCrcValid());
+        Assert.Throws<KafkaProtocolException>(() => RecordBatch.Parse(bytes).VerifyCrc());
+    }
+
+    [Fact]
+    public void RewritingTheBaseOffsetKeepsTheCrcValid()
+    {
+        byte[] bytes = Sample(CompressionCodec.Lz4);
+        RecordBatch.SetBaseOffset(bytes, 9_000);
+        RecordBatch.SetPartitionLeaderEpoch(bytes, 5);
+        RecordBatch batch = RecordBatch.Parse(bytes);
+        Assert.True(batch.IsCrcValid());
+        Assert.Equal(9_000, batch.BaseOffset);
+        Assert.Equal(5, batch.PartitionLeaderEpoch);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    public void LegacyMessageSetsAreRefused(byte magic)
+    {
+        byte[] bytes = Sample(CompressionCodec.None);
+        bytes[16] = magic;
+        var e = Assert.Throws<KafkaProtocolException>(() => RecordBatch.Parse(bytes));
+        Assert.Equal(ErrorCode.UnsupportedForMessageFormat, e.ErrorCode);
+        Assert.Contains($"v{magic}", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void BadLengthsAndCountsAreRefused()
+    {
+        byte[] bytes = Sample(CompressionCodec.None);
+        Assert.Throws<KafkaProtocolException>(() => RecordBatch.Parse(bytes.AsMemory(0, 40)));
+
+        byte[] longer = (byte[])bytes.Clone();
+        BinaryPrimitives.WriteInt32BigEndian(longer.AsSpan(8), bytes.Length);
+        Assert.Throws<KafkaProtocolException>(() => RecordBatch.Parse(longer));
+
+        byte[] tooMany = (byte[])bytes.Clone();
+        BinaryPrimitives.WriteInt32BigEndian(tooMany.AsSpan(57), int.MaxValue);
+        Assert.Throws<KafkaProtocolException>(() => RecordBatch.Parse(tooMany));
+
+        byte[] fewer = (byte[])bytes.Clone();
+        BinaryPrimitives.WriteInt32BigEndian(fewer.AsSpan(57), 49);
+        Assert.Throws<KafkaProtocolException>(() =>
+        {
+            foreach (Record record in RecordBatch.Parse(fewer).Records())
+            {
+                _ = record.Offset;
+            }
+        });
+    }
+
+    [Fact]
+    public void ReaderSplitsBatchesAndHandlesPartialTails()
+    {
+        byte[] a = Sample(CompressionCodec.None, 3);
+        byte[] b = Sample(CompressionCodec.Gzip, 4);
+        byte[] both = [.. a, .. b];
+        var reader = new RecordBatchReader(new ReadOnlySequence<byte>(both));
+        Assert.True(reader.TryReadNext(out RecordBatch first));
+        Assert.Equal(3, first.RecordCount);
+        Assert.True(reader.TryReadNext(out RecordBatch second));
+        Assert.Equal(4, second.RecordCount);
+        Assert.False(reader.TryReadNext(out _));
+
+        byte[] cut = both[..(both.Length - 5)];
+        var strict = new RecordBatchReader(new ReadOnlySequence<byte>(cut));
+        Assert.True(strict.TryReadNext(out _));
+        Assert.Throws<KafkaProtocolException>(() => strict.TryReadNext(out _));
+
+        var lenient = new RecordBatchReader(new ReadOnlySequence<byte>(cut), allowPartialTail: true);
+        Assert.True(lenient.TryReadNext(out _));
+        Assert.False(lenient.TryReadNext(out _));
+        Assert.True(lenient.PartialTail);
+    }
+
+    [Fact]
+    public void BatchSpanningSegmentsIsReadWhole()
+    {
+        byte[] a = Sample(CompressionCodec.Snappy, 10);
+        ReadOnlySequence<byte> split = MemorySequence.Join([a.AsMemory(0, 30), a.AsMemory(30)]);
+        var reader = new RecordBatchReader(split);
+        Assert.True(reader.TryReadNext(out RecordBatch batch));
+        Assert.True(batch.IsCrcValid());
+        Assert.Equal(10, batch.RecordCount);
+    }
+
+    [Fact]
+    public void ControlBatchCarriesTheMarker()
+    {
+        RecordBatch marker = RecordBatch.Parse(RecordBatchBuilder.BuildControlBatch(commit: true, producerId: 9, producerEpoch: 2, coordinatorEpoch: 11, timestamp: 5));
+        Assert.True(marker.IsControl);
+        Assert.True(marker.IsTransactional);
+        Assert.True(marker.IsCrcValid());
+        foreach (Record record in marker.Records())
+        {
+            Assert.Equal(1, BinaryPrimitives.ReadInt16BigEndian(record.Key[2..]));
+            Assert.Equal(11, BinaryPrimitives.ReadInt32BigEndian(record.Value[2..]));
+        }
+    }
+
+    [Fact]
+    public void XerialFramedAndRawSnappyBothDecode()
+    {
+        byte[] payload = Encoding.UTF8.GetBytes(string.Concat(Enumerable.Repeat("snappy framing test ", 5000)));
+        var framed = new ArrayBufferWriter<byte>();
+        RecordCompression.Compress(CompressionCodec.Snappy, payload, framed);
+        Assert.Equal(0x82, framed.WrittenSpan[0]);
+        Assert.Equal(payload, RecordCompression.Decompress(CompressionCodec.Snappy, framed.WrittenSpan, payload.Length));
+
+        byte[] raw = Snappier.Snappy.CompressToArray(payload);
+        Assert.Equal(payload, RecordCompression.Decompress(CompressionCodec.Snappy, raw, payload.Length));
+    }
+
+    [Theory]
+    [InlineData(CompressionCodec.Gzip)]
+    [InlineData(CompressionCodec.Snappy)]
+    [InlineData(CompressionCodec.Lz4)]
+    [InlineData(CompressionCodec.Zstd)]
+    public void DecompressionBombIsRefusedAtTheLimit(CompressionCodec codec)
+    {
+        // 64 MiB of zeros compresses to a few KiB; the limit is 1 MiB.
+        byte[] zeros = new byte[64 * 1024 * 1024];
+        var compressed = new ArrayBufferWriter<byte>();
+        RecordCompression.Compress(codec, zeros, compressed);
+        Assert.True(compressed.WrittenCount < 4 * 1024 * 1024, $"{codec} compressed to {compressed.WrittenCount}");
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Assert.Throws<KafkaProtocolException>(() => RecordCompression.Decompress(codec, compressed.WrittenSpan, 1024 * 1024));
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Contains("limit", e.Message, StringComparison.Ordinal);
+        Assert.True(allocated < 16L * 1024 * 1024, $"refusing the bomb allocated {allocated} bytes");
+    }
+
+    [Theory]
+    [InlineData(CompressionCodec.Gzip)]
+    [InlineData(CompressionCodec.Snappy)]
+    [InlineData(CompressionCodec.Lz4)]
+    [InlineData(CompressionCodec.Zstd)]
+    public void MutatedBatchesOnlyThrowProtocolExceptions(CompressionCodec codec)
+    {
+        byte[] valid = Sample(codec, 20);
+        var random = new Random((int)codec);
+        for (int i = 0; i < 1500; i++)
+        {
+            byte[] mutated = (byte[])valid.Clone();
+            for (int k = 0; k < 1 + random.Next(3); k++)
+            {
+                mutated[RecordBatch.HeaderSize - 4 + random.Next(mutated.Length - RecordBatch.HeaderSize + 4)] = (byte)random.Next(256);
+            }
+
+            try
+            {
+                foreach (Record record in RecordBatch.Parse(mutated).Records(1024 * 1024))
+                {
+                    _ = record.Key.Length + record.Value.Length;
+                }
+            }
+            catch (KafkaProtocolException)
+            {
+            }
+        }
+    }
+}
