@@ -1,6 +1,8 @@
 using Confluent.Kafka;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
+using SharedLog.Protocol.Records;
+using Record = SharedLog.Protocol.Records.Record;
 
 namespace SharedLog.IntegrationTests;
 
@@ -136,5 +138,95 @@ public class ClientCaptureTests
         {
             Assert.Equal(topic, fetchTopic.Topic);
         }
+    }
+
+    [Theory]
+    [InlineData(CompressionType.None, CompressionCodec.None)]
+    [InlineData(CompressionType.Gzip, CompressionCodec.Gzip)]
+    [InlineData(CompressionType.Snappy, CompressionCodec.Snappy)]
+    [InlineData(CompressionType.Lz4, CompressionCodec.Lz4)]
+    [InlineData(CompressionType.Zstd, CompressionCodec.Zstd)]
+    public async Task LibrdkafkaBatchesDecodeWithEveryCodec(CompressionType clientCodec, CompressionCodec expected)
+    {
+        await using var server = new CaptureServer();
+        string topic = "codec-" + expected.ToString().ToLowerInvariant();
+        var config = new ProducerConfig { BootstrapServers = server.BootstrapServers, CompressionType = clientCodec, LingerMs = 50, BatchNumMessages = 1000 };
+        using (IProducer<string, string> producer = new ProducerBuilder<string, string>(config).Build())
+        {
+            for (int i = 0; i < 100; i++)
+            {
+                var headers = new Headers { { "n", System.Text.Encoding.UTF8.GetBytes(i.ToString(System.Globalization.CultureInfo.InvariantCulture)) } };
+                producer.Produce(topic, new Message<string, string> { Key = $"key-{i}", Value = new string('x', 500) + i, Headers = headers });
+            }
+
+            Assert.Equal(0, producer.Flush(Timeout));
+        }
+
+        var seen = new List<string>();
+        foreach (CapturedRequest produce in server.Captured.Where(c => c.Request.ApiKey == ApiKey.Produce))
+        {
+            foreach (ProduceRequest.PartitionProduceData partition in ((ProduceRequest)produce.Request.Body).TopicData.Single().PartitionData)
+            {
+                var reader = new RecordBatchReader(partition.Records!.Value);
+                while (reader.TryReadNext(out RecordBatch batch))
+                {
+                    Assert.True(batch.IsCrcValid(), "librdkafka's batch must pass our CRC32C check");
+                    Assert.Equal(expected, batch.Compression);
+                    foreach (Record record in batch.Records())
+                    {
+                        string headerValue = string.Empty;
+                        foreach (RecordHeader header in record.Headers)
+                        {
+                            headerValue = System.Text.Encoding.UTF8.GetString(header.Value);
+                        }
+
+                        seen.Add($"{System.Text.Encoding.UTF8.GetString(record.Key)}|{System.Text.Encoding.UTF8.GetString(record.Value)}|{headerValue}");
+                    }
+                }
+            }
+        }
+
+        Assert.Equal(Enumerable.Range(0, 100).Select(i => $"key-{i}|{new string('x', 500)}{i}|{i}"), seen);
+    }
+
+    [Theory]
+    [InlineData(CompressionCodec.None)]
+    [InlineData(CompressionCodec.Gzip)]
+    [InlineData(CompressionCodec.Snappy)]
+    [InlineData(CompressionCodec.Lz4)]
+    [InlineData(CompressionCodec.Zstd)]
+    public async Task BatchesFromOurBuilderAreReadByLibrdkafka(CompressionCodec codec)
+    {
+        await using var server = new CaptureServer();
+        string topic = "built-" + codec.ToString().ToLowerInvariant();
+        var builder = new RecordBatchBuilder(1_700_000_000_000) { Compression = codec };
+        for (int i = 0; i < 20; i++)
+        {
+            builder.Add(
+                System.Text.Encoding.UTF8.GetBytes($"k{i}"),
+                i == 3 ? null : System.Text.Encoding.UTF8.GetBytes($"value {i}"),
+                1_700_000_000_000 + i,
+                [new RecordHeaderValue("origin", System.Text.Encoding.UTF8.GetBytes("builder"))]);
+        }
+
+        server.AddBatch(topic, builder.Build());
+        var config = new ConsumerConfig { BootstrapServers = server.BootstrapServers, GroupId = "unused", EnableAutoCommit = false };
+        var consumed = new List<string>();
+        using (IConsumer<string, string?> consumer = new ConsumerBuilder<string, string?>(config).Build())
+        {
+            consumer.Assign(new TopicPartitionOffset(topic, 0, 0));
+            DateTime deadline = DateTime.UtcNow + Timeout;
+            while (consumed.Count < 20 && DateTime.UtcNow < deadline)
+            {
+                ConsumeResult<string, string?>? result = consumer.Consume(TimeSpan.FromMilliseconds(200));
+                if (result?.Message is { } m)
+                {
+                    string origin = System.Text.Encoding.UTF8.GetString(m.Headers.GetLastBytes("origin"));
+                    consumed.Add($"{result.Offset.Value}:{m.Key}={m.Value ?? "<null>"}@{m.Timestamp.UnixTimestampMs}/{origin}");
+                }
+            }
+        }
+
+        Assert.Equal(Enumerable.Range(0, 20).Select(i => $"{i}:k{i}={(i == 3 ? "<null>" : $"value {i}")}@{1_700_000_000_000 + i}/builder"), consumed);
     }
 }

@@ -150,7 +150,9 @@ public sealed class CaptureServer : IAsyncDisposable
     private static ApiVersionsResponse AnswerApiVersions()
     {
         var response = new ApiVersionsResponse();
-        foreach (ApiKey api in new[] { ApiKey.ApiVersions, ApiKey.Metadata, ApiKey.Produce, ApiKey.Fetch, ApiKey.ListOffsets })
+        // FindCoordinator is advertised though never answered: librdkafka takes its presence as the
+        // sign that the broker reads LZ4, and would otherwise send LZ4 batches uncompressed.
+        foreach (ApiKey api in new[] { ApiKey.ApiVersions, ApiKey.Metadata, ApiKey.Produce, ApiKey.Fetch, ApiKey.ListOffsets, ApiKey.FindCoordinator })
         {
             response.ApiKeys.Add(new ApiVersionsResponse.ApiVersion
             {
