@@ -1,0 +1,219 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+
+namespace SharedLog.Storage.ObjectStore;
+
+/// <summary>Settings of the local-directory object store (the embedded default).</summary>
+public sealed class LocalObjectStoreOptions
+{
+    public string RootDirectory { get; set; } = string.Empty;
+
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(RootDirectory))
+        {
+            throw new ArgumentException("The local object store needs a root directory.");
+        }
+    }
+}
+
+/// <summary>
+/// Objects as files under a root directory. A PUT writes a temporary file beside the target, flushes it
+/// to disk, renames it over the target (atomic on POSIX) and flushes the directory, so a crash leaves
+/// either the old object or the new one, never a torn one. Temporary files are never listed.
+/// </summary>
+public sealed partial class LocalDirectoryObjectStore : IObjectStore
+{
+    private const string TempSuffix = ".sharedlog-tmp";
+    private readonly string _root;
+
+    public LocalDirectoryObjectStore(LocalObjectStoreOptions options)
+    {
+        options.Validate();
+        _root = Path.GetFullPath(options.RootDirectory);
+        Directory.CreateDirectory(_root);
+    }
+
+    /// <summary>Maps a key to its file, refusing keys that could escape the root.</summary>
+    private string PathOf(string key)
+    {
+        if (string.IsNullOrEmpty(key) || key.StartsWith('/') || key.EndsWith('/') || key.Contains('\\', StringComparison.Ordinal) || key.EndsWith(TempSuffix, StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"Object key '{key}' is not valid.", nameof(key));
+        }
+
+        foreach (string segment in key.Split('/'))
+        {
+            if (segment.Length == 0 || segment is "." or "..")
+            {
+                throw new ArgumentException($"Object key '{key}' has an empty or relative segment.", nameof(key));
+            }
+        }
+
+        return Path.Combine(_root, key.Replace('/', Path.DirectorySeparatorChar));
+    }
+
+    public async Task PutAsync(string key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
+    {
+        string path = PathOf(key);
+        string directory = Path.GetDirectoryName(path)!;
+        Directory.CreateDirectory(directory);
+        string temp = path + "." + Guid.NewGuid().ToString("N") + TempSuffix;
+        try
+        {
+            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous))
+            {
+                await file.WriteAsync(data, cancellationToken).ConfigureAwait(false);
+                file.Flush(flushToDisk: true);
+            }
+
+            File.Move(temp, path, overwrite: true);
+            FlushDirectory(directory);
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
+        }
+    }
+
+    /// <summary>Makes the rename durable: fsync of the directory (Linux; .NET cannot open directories, so via libc).</summary>
+    private static void FlushDirectory(string directory)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        const int ReadOnlyDirectory = 0x10000; // O_RDONLY | O_DIRECTORY
+        int fd = OpenDirectory(directory, ReadOnlyDirectory);
+        if (fd < 0)
+        {
+            throw new IOException($"Cannot open directory {directory} to flush it (errno {Marshal.GetLastPInvokeError()}).");
+        }
+
+        try
+        {
+            if (Fsync(fd) != 0)
+            {
+                throw new IOException($"fsync of directory {directory} failed (errno {Marshal.GetLastPInvokeError()}).");
+            }
+        }
+        finally
+        {
+            _ = Close(fd);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int OpenDirectory(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int Fsync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int Close(int fd);
+
+    public async Task<int> GetRangeAsync(string key, long offset, Memory<byte> destination, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        using SafeFileHandle handle = Open(key);
+        int total = 0;
+        while (total < destination.Length)
+        {
+            int read = await RandomAccess.ReadAsync(handle, destination[total..], offset + total, cancellationToken).ConfigureAwait(false);
+            if (read == 0)
+            {
+                break;
+            }
+
+            total += read;
+        }
+
+        return total;
+    }
+
+    public async Task<byte[]> GetAsync(string key, CancellationToken cancellationToken = default)
+    {
+        using SafeFileHandle handle = Open(key);
+        byte[] data = new byte[RandomAccess.GetLength(handle)];
+        int total = 0;
+        while (total < data.Length)
+        {
+            int read = await RandomAccess.ReadAsync(handle, data.AsMemory(total), total, cancellationToken).ConfigureAwait(false);
+            if (read == 0)
+            {
+                throw new IOException($"Object '{key}' shrank while being read.");
+            }
+
+            total += read;
+        }
+
+        return data;
+    }
+
+    private SafeFileHandle Open(string key)
+    {
+        try
+        {
+            return File.OpenHandle(PathOf(key), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new ObjectNotFoundException(key);
+        }
+    }
+
+    public Task<ObjectInfo?> HeadAsync(string key, CancellationToken cancellationToken = default)
+    {
+        var file = new FileInfo(PathOf(key));
+        return Task.FromResult(file.Exists ? new ObjectInfo(key, file.Length, file.LastWriteTimeUtc) : null);
+    }
+
+    public async IAsyncEnumerable<ObjectInfo> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var found = new List<ObjectInfo>();
+        foreach (string file in Directory.EnumerateFiles(_root, "*", SearchOption.AllDirectories))
+        {
+            if (file.EndsWith(TempSuffix, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            string key = Path.GetRelativePath(_root, file).Replace(Path.DirectorySeparatorChar, '/');
+            if (key.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                var info = new FileInfo(file);
+                found.Add(new ObjectInfo(key, info.Length, info.LastWriteTimeUtc));
+            }
+        }
+
+        found.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
+        foreach (ObjectInfo info in found)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return info;
+        }
+
+        await Task.CompletedTask.ConfigureAwait(false);
+    }
+
+    public Task DeleteAsync(IReadOnlyCollection<string> keys, CancellationToken cancellationToken = default)
+    {
+        foreach (string key in keys)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            try
+            {
+                File.Delete(PathOf(key));
+            }
+            catch (DirectoryNotFoundException)
+            {
+                // Deleting what is not there is not an error, as in S3.
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+}
