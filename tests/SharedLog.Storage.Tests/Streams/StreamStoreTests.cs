@@ -1,0 +1,291 @@
+using SharedLog.Protocol.Records;
+using SharedLog.Storage.Metadata;
+using SharedLog.Storage.ObjectStore;
+using SharedLog.Storage.Streams;
+using SharedLog.Storage.Wal;
+
+namespace SharedLog.Storage.Tests.Streams;
+
+/// <summary>The storage engine with real parts: FasterLog WAL, local-directory objects, SQLite metadata.</summary>
+public sealed class StreamStoreTests : IAsyncLifetime
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "sharedlog-streams-" + Guid.NewGuid().ToString("N"));
+    private Engine _engine = null!;
+
+    private sealed record Engine(FasterWriteAheadLog Wal, IObjectStore Objects, SqliteMetadataStore Metadata, StreamStore Streams) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await Streams.DisposeAsync();
+            await Wal.DisposeAsync();
+            await Metadata.DisposeAsync();
+        }
+    }
+
+    private async Task<Engine> OpenAsync(StorageOptions? options = null, Func<IObjectStore, IObjectStore>? wrap = null)
+    {
+        var wal = new FasterWriteAheadLog(new WalOptions { Directory = Path.Combine(_root, "wal"), PageSizeBits = 22, MemorySizeBits = 24, SegmentSizeBits = 26 });
+        IObjectStore objects = new LocalDirectoryObjectStore(new LocalObjectStoreOptions { RootDirectory = Path.Combine(_root, "objects") });
+        objects = wrap?.Invoke(objects) ?? objects;
+        var metadata = new SqliteMetadataStore(new SqliteMetadataStoreOptions { DatabasePath = Path.Combine(_root, "metadata.db") });
+        await metadata.InitializeAsync();
+        var streams = new StreamStore(options ?? new StorageOptions { UploadInterval = TimeSpan.FromHours(1), BlockSizeBytes = 8192 }, wal, objects, metadata);
+        foreach (TopicMetadata topic in await metadata.ListTopicsAsync())
+        {
+            foreach (PartitionMetadata partition in topic.Partitions)
+            {
+                streams.Open(await metadata.ClaimLeadershipAsync(partition.StreamId, 1));
+            }
+        }
+
+        await streams.StartAsync();
+        return new Engine(wal, objects, metadata, streams);
+    }
+
+    public async Task InitializeAsync() => _engine = await OpenAsync();
+
+    public async Task DisposeAsync()
+    {
+        await _engine.DisposeAsync();
+        Directory.Delete(_root, recursive: true);
+    }
+
+    private async Task<long> CreateStreamAsync(string name)
+    {
+        TopicMetadata topic = await _engine.Metadata.CreateTopicAsync(name, 1, new Dictionary<string, string>());
+        _engine.Streams.Open(await _engine.Metadata.ClaimLeadershipAsync(topic.Partitions[0].StreamId, 1));
+        return topic.Partitions[0].StreamId;
+    }
+
+    private static byte[] Batch(int records, int tag)
+    {
+        var builder = new RecordBatchBuilder(1_000 + tag);
+        for (int i = 0; i < records; i++)
+        {
+            builder.Add(BitConverter.GetBytes(tag), new byte[200], 1_000 + tag + i);
+        }
+
+        return builder.Build();
+    }
+
+    private static List<(long Offset, int Tag)> Decode(StreamReadResult read)
+    {
+        var records = new List<(long, int)>();
+        foreach (ReadOnlyMemory<byte> bytes in read.Batches)
+        {
+            RecordBatch batch = RecordBatch.Parse(bytes);
+            Assert.True(batch.IsCrcValid());
+            foreach (SharedLog.Protocol.Records.Record record in batch.Records())
+            {
+                records.Add((record.Offset, BitConverter.ToInt32(record.Key)));
+            }
+        }
+
+        return records;
+    }
+
+    private async Task<List<(long Offset, int Tag)>> ReadAllAsync(long stream, long from, long to)
+    {
+        var all = new List<(long, int)>();
+        long next = from;
+        for (int guard = 0; next < to && guard < 10_000; guard++)
+        {
+            List<(long Offset, int Tag)> part = Decode(await _engine.Streams.ReadAsync(stream, next, 4096));
+            Assert.NotEmpty(part);
+            all.AddRange(part.Where(r => r.Offset >= next));
+            next = part[^1].Offset + 1;
+        }
+
+        return all;
+    }
+
+    [Fact]
+    public async Task AppendsGetConsecutiveOffsetsAndReadBackFromTheCache()
+    {
+        long stream = await CreateStreamAsync("cache");
+        Assert.Equal(0, await _engine.Streams.AppendAsync(stream, Batch(3, 1)));
+        Assert.Equal(3, await _engine.Streams.AppendAsync(stream, Batch(2, 2)));
+        StreamReadResult read = await _engine.Streams.ReadAsync(stream, 4, 1_000_000);
+        Assert.Equal(5, read.HighWatermark);
+        Assert.Equal([(3L, 2), (4L, 2)], Decode(read));
+        Assert.Empty((await _engine.Streams.ReadAsync(stream, 5, 100)).Batches);
+        await Assert.ThrowsAsync<OffsetOutOfRangeException>(() => _engine.Streams.ReadAsync(stream, 6, 100));
+    }
+
+    [Fact]
+    public async Task UploadedDataIsReadFromObjectsAfterEvictionAndTheWalIsTrimmed()
+    {
+        await _engine.DisposeAsync();
+        _engine = await OpenAsync(new StorageOptions { UploadInterval = TimeSpan.FromHours(1), BlockSizeBytes = 8192, LogCacheBytes = 0 });
+        long stream = await CreateStreamAsync("objects");
+        for (int i = 0; i < 40; i++)
+        {
+            await _engine.Streams.AppendAsync(stream, Batch(5, i));
+        }
+
+        long walBefore = _engine.Wal.TrimPosition;
+        Assert.Equal(40, await _engine.Streams.UploadAsync());
+        Assert.True(_engine.Wal.TrimPosition > walBefore, "the WAL is trimmed once data is in an object");
+        Assert.Empty(_engine.Wal.ReadDurableEntries());
+        Assert.Equal(0, _engine.Streams.PendingUploadBytes);
+        Assert.Equal(200, await _engine.Metadata.GetCommittedEndOffsetAsync(stream));
+
+        // The cache budget is 0, so every read now goes to the object (index, then ranged block reads).
+        List<(long Offset, int Tag)> all = await ReadAllAsync(stream, 0, 200);
+        Assert.Equal(Enumerable.Range(0, 200).Select(i => ((long)i, i / 5)), all);
+        List<(long Offset, int Tag)> middle = Decode(await _engine.Streams.ReadAsync(stream, 123, 1));
+        Assert.Equal(120, middle[0].Offset);
+        Assert.True(_engine.Streams.BlockCache.Misses > 0);
+    }
+
+    [Fact]
+    public async Task RestartRecoversUnuploadedDataFromTheWalAndSkipsUploadedData()
+    {
+        long stream = await CreateStreamAsync("restart");
+        for (int i = 0; i < 10; i++)
+        {
+            await _engine.Streams.AppendAsync(stream, Batch(2, i));
+        }
+
+        await _engine.Streams.UploadAsync();
+        for (int i = 10; i < 15; i++)
+        {
+            await _engine.Streams.AppendAsync(stream, Batch(2, i));
+        }
+
+        await _engine.DisposeAsync();
+        _engine = await OpenAsync();
+        StreamLog log = _engine.Streams.Get(stream);
+        Assert.Equal(30, log.HighWatermark);
+        Assert.Equal(20, log.UploadedEndOffset);
+        Assert.Equal(30, await _engine.Streams.AppendAsync(stream, Batch(1, 99)));
+        List<(long Offset, int Tag)> all = await ReadAllAsync(stream, 0, 31);
+        Assert.Equal(31, all.Count);
+        Assert.Equal(Enumerable.Range(0, 31).Select(i => (long)i), all.Select(r => r.Offset));
+        Assert.Equal(99, all[^1].Tag);
+    }
+
+    [Fact]
+    public async Task ACrashBetweenCommitAndTrimDoesNotDuplicateData()
+    {
+        long stream = await CreateStreamAsync("no-dupes");
+        for (int i = 0; i < 6; i++)
+        {
+            await _engine.Streams.AppendAsync(stream, Batch(3, i));
+        }
+
+        // Commit an object by hand for the first 9 records without trimming, as a crash right after the commit would leave it.
+        var builder = new SharedLog.Storage.Objects.ObjectBuilder(SharedLog.Storage.Objects.ObjectKind.StreamSet);
+        List<WalEntry> entries = [.. _engine.Wal.ReadDurableEntries()];
+        foreach (WalEntry entry in entries.Take(3))
+        {
+            builder.Add(entry.StreamId, entry.BaseOffset, entry.BaseOffset + entry.RecordCount, 0, 0, entry.RecordCount, entry.Batch);
+        }
+
+        byte[] data = builder.Build();
+        PreparedObject prepared = await _engine.Metadata.PrepareObjectAsync("data/");
+        await _engine.Objects.PutAsync(prepared.Key, data);
+        int epoch = _engine.Streams.Get(stream).LeaderEpoch;
+        await _engine.Metadata.CommitObjectAsync(new ObjectCommit(prepared.ObjectId, data.Length, [new ObjectRange(stream, epoch, 0, 9, 0, builder.DataSize, 0, 0)], []));
+
+        await _engine.DisposeAsync();
+        _engine = await OpenAsync();
+        Assert.Equal(18, _engine.Streams.Get(stream).HighWatermark);
+        Assert.Equal(9, _engine.Streams.Get(stream).UploadedEndOffset);
+        Assert.Equal(entries.Skip(3).Sum(e => (long)e.Batch.Length), _engine.Streams.PendingUploadBytes);
+        await _engine.Streams.UploadAsync();
+        Assert.Equal(18, await _engine.Metadata.GetCommittedEndOffsetAsync(stream));
+        List<(long Offset, int Tag)> all = await ReadAllAsync(stream, 0, 18);
+        Assert.Equal(Enumerable.Range(0, 18).Select(i => (long)i), all.Select(r => r.Offset));
+    }
+
+    [Fact]
+    public async Task LongPollWaiterIsWokenByTheAppend()
+    {
+        long stream = await CreateStreamAsync("wake");
+        StreamLog log = _engine.Streams.Get(stream);
+        Task waiting = log.WaitForDataAsync(0, CancellationToken.None);
+        Assert.False(waiting.IsCompleted);
+        await _engine.Streams.AppendAsync(stream, Batch(1, 1));
+        await waiting.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task StoreOutageBlocksAppendsAtTheBoundAndUploadResumesWhenItReturns()
+    {
+        var outage = new SwitchableObjectStore();
+        await _engine.DisposeAsync();
+        _engine = await OpenAsync(new StorageOptions { UploadInterval = TimeSpan.FromMilliseconds(50), UploadBytes = 4096, MaxPendingUploadBytes = 16384, BlockSizeBytes = 8192 }, inner => outage.Wrap(inner));
+        long stream = await CreateStreamAsync("outage");
+        outage.Available = false;
+        var acknowledged = new List<long>();
+        StorageBackpressureException? refused = null;
+        for (int i = 0; i < 100 && refused is null; i++)
+        {
+            try
+            {
+                acknowledged.Add(await _engine.Streams.AppendAsync(stream, Batch(10, i)));
+            }
+            catch (StorageBackpressureException e)
+            {
+                refused = e;
+            }
+        }
+
+        Assert.NotNull(refused);
+        Assert.InRange(acknowledged.Count, 1, 10);
+        Assert.True(outage.FailedPuts > 0, "the uploader kept trying while the store was away");
+
+        outage.Available = true;
+        DateTime deadline = DateTime.UtcNow.AddSeconds(20);
+        while (_engine.Streams.PendingUploadBytes > 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(20);
+        }
+
+        Assert.Equal(0, _engine.Streams.PendingUploadBytes);
+        Assert.Equal(acknowledged.Count * 10L, await _engine.Metadata.GetCommittedEndOffsetAsync(stream));
+        Assert.Equal(acknowledged.Count * 10L, await _engine.Streams.AppendAsync(stream, Batch(1, 500)));
+    }
+
+    /// <summary>Fault injection: an object store that can be switched off.</summary>
+    private sealed class SwitchableObjectStore
+    {
+        private IObjectStore _inner = null!;
+
+        public volatile bool Available = true;
+
+        public int FailedPuts;
+
+        public IObjectStore Wrap(IObjectStore inner)
+        {
+            _inner = inner;
+            return new Switch(this);
+        }
+
+        private sealed class Switch(SwitchableObjectStore owner) : IObjectStore
+        {
+            private IObjectStore Inner => owner.Available ? owner._inner : throw new ObjectStoreUnavailableException("object store switched off by the test");
+
+            public Task PutAsync(string key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
+            {
+                if (!owner.Available)
+                {
+                    Interlocked.Increment(ref owner.FailedPuts);
+                }
+
+                return Inner.PutAsync(key, data, cancellationToken);
+            }
+
+            public Task<int> GetRangeAsync(string key, long offset, Memory<byte> destination, CancellationToken cancellationToken = default) => Inner.GetRangeAsync(key, offset, destination, cancellationToken);
+
+            public Task<byte[]> GetAsync(string key, CancellationToken cancellationToken = default) => Inner.GetAsync(key, cancellationToken);
+
+            public Task<ObjectInfo?> HeadAsync(string key, CancellationToken cancellationToken = default) => Inner.HeadAsync(key, cancellationToken);
+
+            public IAsyncEnumerable<ObjectInfo> ListAsync(string prefix, CancellationToken cancellationToken = default) => Inner.ListAsync(prefix, cancellationToken);
+
+            public Task DeleteAsync(IReadOnlyCollection<string> keys, CancellationToken cancellationToken = default) => Inner.DeleteAsync(keys, cancellationToken);
+        }
+    }
+}
