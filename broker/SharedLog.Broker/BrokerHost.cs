@@ -1,20 +1,31 @@
 using System.Net;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
+using SharedLog.Broker.Cluster;
 using SharedLog.Broker.Handlers;
 using SharedLog.Broker.Network;
+using SharedLog.Storage;
+using SharedLog.Storage.Metadata;
+using SharedLog.Storage.ObjectStore;
+using SharedLog.Storage.Streams;
+using SharedLog.Storage.Wal;
 
 namespace SharedLog.Broker;
 
 /// <summary>
-/// Builds and runs the broker: one host serving the Kafka listener (Kestrel connection handler) and the
-/// HTTP port (health). Used by Program and, in-process on free ports, by the integration tests.
+/// Builds and runs the broker: the storage engine (WAL, object store, metadata store) and one host
+/// serving the Kafka listener (Kestrel connection handler) and the HTTP port (health). Used by Program
+/// and, in-process on free ports, by the integration tests. Storage is ready before the listener
+/// opens, and is shut down after the listener has drained.
 /// </summary>
 public sealed class BrokerHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly ListenOptions _kafkaListener;
     private readonly ListenOptions? _httpListener;
+    private bool _started;
+    private bool _disposed;
 
     private BrokerHost(WebApplication app, ListenOptions kafkaListener, ListenOptions? httpListener)
     {
@@ -54,11 +65,30 @@ public sealed class BrokerHost : IAsyncDisposable
         var options = new BrokerOptions();
         builder.Configuration.GetSection(BrokerOptions.Section).Bind(options);
         options.Validate();
-        builder.Services.AddSingleton(Microsoft.Extensions.Options.Options.Create(options));
+        string dataDir = Path.GetFullPath(options.DataDir);
+        var wal = new WalOptions { Directory = Path.Combine(dataDir, "wal") };
+        builder.Configuration.GetSection("Wal").Bind(wal);
+        var storage = new StorageOptions();
+        builder.Configuration.GetSection("Storage").Bind(storage);
+        storage.Validate();
 
-        builder.Services.AddSingleton<ApiVersionsHandler>(sp => new ApiVersionsHandler(sp.GetRequiredService<HandlerRegistry>));
-        builder.Services.AddSingleton<IApiHandler>(sp => sp.GetRequiredService<ApiVersionsHandler>());
-        builder.Services.AddSingleton(sp => new HandlerRegistry(sp.GetServices<IApiHandler>()));
+        IServiceCollection services = builder.Services;
+        services.AddSingleton(Options.Create(options));
+        services.AddSingleton(new AdvertisedListener());
+        services.AddSingleton<IWriteAheadLog>(sp => new FasterWriteAheadLog(wal, sp.GetRequiredService<ILogger<FasterWriteAheadLog>>()));
+        services.AddSingleton<IObjectStore>(_ => new LocalDirectoryObjectStore(new LocalObjectStoreOptions { RootDirectory = Path.Combine(dataDir, "objects") }));
+        services.AddSingleton<IMetadataStore>(_ => new SqliteMetadataStore(new SqliteMetadataStoreOptions { DatabasePath = Path.Combine(dataDir, "metadata.db") }));
+        services.AddSingleton(sp => new StreamStore(storage, sp.GetRequiredService<IWriteAheadLog>(), sp.GetRequiredService<IObjectStore>(), sp.GetRequiredService<IMetadataStore>(), sp.GetRequiredService<ILogger<StreamStore>>()));
+        services.AddSingleton<TopicService>();
+
+        services.AddSingleton(sp => new ApiVersionsHandler(sp.GetRequiredService<HandlerRegistry>));
+        services.AddSingleton<IApiHandler>(sp => sp.GetRequiredService<ApiVersionsHandler>());
+        services.AddSingleton<IApiHandler, MetadataHandler>();
+        services.AddSingleton<IApiHandler, CreateTopicsHandler>();
+        services.AddSingleton<IApiHandler, ProduceHandler>();
+        services.AddSingleton<IApiHandler, FetchHandler>();
+        services.AddSingleton<IApiHandler, ListOffsetsHandler>();
+        services.AddSingleton(sp => new HandlerRegistry(sp.GetServices<IApiHandler>()));
 
         ListenOptions? kafka = null;
         ListenOptions? http = null;
@@ -83,11 +113,63 @@ public sealed class BrokerHost : IAsyncDisposable
         return new BrokerHost(app, kafka ?? throw new InvalidOperationException("Kafka listener not configured."), http);
     }
 
-    public Task StartAsync(CancellationToken cancellationToken = default) => _app.StartAsync(cancellationToken);
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        IServiceProvider sp = _app.Services;
+        await sp.GetRequiredService<IMetadataStore>().InitializeAsync(cancellationToken);
+        await sp.GetRequiredService<TopicService>().LoadAsync(cancellationToken);
+        await sp.GetRequiredService<StreamStore>().StartAsync(cancellationToken);
+        await _app.StartAsync(cancellationToken);
+        _started = true;
 
-    public Task StopAsync(CancellationToken cancellationToken = default) => _app.StopAsync(cancellationToken);
+        BrokerOptions options = sp.GetRequiredService<IOptions<BrokerOptions>>().Value;
+        AdvertisedListener advertised = sp.GetRequiredService<AdvertisedListener>();
+        advertised.Host = options.AdvertisedHost ?? options.Host;
+        advertised.Port = options.AdvertisedPort ?? KafkaPort;
+    }
+
+    /// <summary>Stops accepting, lets in-flight requests finish, uploads what it can, and closes storage.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        if (_started)
+        {
+            _started = false;
+            await _app.StopAsync(cancellationToken);
+        }
+
+        await ShutDownStorageAsync();
+    }
+
+    private async Task ShutDownStorageAsync()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        IServiceProvider sp = _app.Services;
+        StreamStore streams = sp.GetRequiredService<StreamStore>();
+        try
+        {
+            // Best effort: whatever is not uploaded now stays in the WAL and is uploaded after restart.
+            await streams.UploadAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        catch (Exception e) when (e is TimeoutException or ObjectStoreUnavailableException or IOException)
+        {
+        }
+
+        await streams.DisposeAsync();
+        await sp.GetRequiredService<IWriteAheadLog>().DisposeAsync();
+        await sp.GetRequiredService<IMetadataStore>().DisposeAsync();
+        sp.GetRequiredService<TopicService>().Dispose();
+    }
 
     public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _app.WaitForShutdownAsync(cancellationToken);
 
-    public async ValueTask DisposeAsync() => await _app.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        await _app.DisposeAsync();
+    }
 }

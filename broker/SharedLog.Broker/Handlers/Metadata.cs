@@ -11,7 +11,7 @@ using SharedLog.Storage.Metadata;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed class MetadataHandler(TopicService topics, IOptions<BrokerOptions> options, Func<(string Host, int Port)> advertised) : IApiHandler
+public sealed class MetadataHandler(TopicService topics, IOptions<BrokerOptions> options, AdvertisedListener advertised) : IApiHandler
 {
     public ApiKey Api => ApiKey.Metadata;
 
@@ -23,7 +23,7 @@ public sealed class MetadataHandler(TopicService topics, IOptions<BrokerOptions>
     {
         var body = (MetadataRequest)request;
         BrokerOptions settings = options.Value;
-        (string host, int port) = advertised();
+        (string host, int port) = (advertised.Host, advertised.Port);
         var response = new MetadataResponse
         {
             ClusterId = settings.ClusterId,

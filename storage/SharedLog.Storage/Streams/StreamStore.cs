@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using SharedLog.Protocol.Records;
 using SharedLog.Storage.Metadata;
 using SharedLog.Storage.Objects;
 using SharedLog.Storage.ObjectStore;
@@ -278,6 +279,91 @@ public sealed partial class StreamStore : IAsyncDisposable
         {
             _catchUpReads.Release();
         }
+    }
+
+    /// <summary>
+    /// ListOffsets by time: the first offset whose record timestamp is at or after
+    /// <paramref name="timestamp"/>, or with -3 the offset of the record with the largest timestamp.
+    /// (-1, -1) when there is none. Batches are skipped by their max timestamp and only candidate
+    /// batches are opened, as Kafka's time index does.
+    /// </summary>
+    public async Task<(long Offset, long Timestamp)> FindByTimestampAsync(long streamId, long timestamp, CancellationToken cancellationToken = default)
+    {
+        const long MaxTimestampQuery = -3;
+        StreamLog stream = Get(streamId);
+        long logStart;
+        long highWatermark;
+        lock (stream.Sync)
+        {
+            logStart = stream.LogStartOffset;
+            highWatermark = stream.HighWatermark;
+        }
+
+        var candidates = new List<ReadOnlyMemory<byte>>();
+        long objectEnd = logStart;
+        foreach (StreamObjectRange range in await _metadata.GetObjectRangesAsync(streamId, logStart, cancellationToken).ConfigureAwait(false))
+        {
+            objectEnd = Math.Max(objectEnd, range.Range.EndOffset);
+            if (timestamp == MaxTimestampQuery || range.Range.MaxTimestamp >= timestamp)
+            {
+                IReadOnlyList<BlockIndexEntry> index = await IndexOfAsync(range, cancellationToken).ConfigureAwait(false);
+                foreach (BlockIndexEntry block in index)
+                {
+                    if (block.StreamId == streamId && (timestamp == MaxTimestampQuery || block.MaxTimestamp >= timestamp))
+                    {
+                        BatchHeader.Split(await ReadBlockAsync(range.Key, block, cancellationToken).ConfigureAwait(false), logStart, candidates);
+                    }
+                }
+
+                if (timestamp != MaxTimestampQuery && candidates.Count > 0)
+                {
+                    break;
+                }
+            }
+        }
+
+        lock (stream.Sync)
+        {
+            foreach (CachedBatch b in stream.Batches)
+            {
+                if (b.BaseOffset >= objectEnd && b.EndOffset <= highWatermark)
+                {
+                    candidates.Add(b.Data);
+                }
+            }
+        }
+
+        long bestOffset = -1;
+        long bestTimestamp = -1;
+        foreach (ReadOnlyMemory<byte> bytes in candidates)
+        {
+            RecordBatch batch = RecordBatch.Parse(bytes);
+            if (batch.MaxTimestamp < (timestamp == MaxTimestampQuery ? bestTimestamp + 1 : timestamp))
+            {
+                continue;
+            }
+
+            foreach (Record record in batch.Records())
+            {
+                long recordTime = batch.TimestampType == TimestampType.LogAppendTime ? batch.MaxTimestamp : record.Timestamp;
+                if (record.Offset < logStart)
+                {
+                    continue;
+                }
+
+                if (timestamp == MaxTimestampQuery ? recordTime > bestTimestamp : recordTime >= timestamp)
+                {
+                    bestOffset = record.Offset;
+                    bestTimestamp = recordTime;
+                    if (timestamp != MaxTimestampQuery)
+                    {
+                        return (bestOffset, bestTimestamp);
+                    }
+                }
+            }
+        }
+
+        return (bestOffset, bestTimestamp);
     }
 
     private Task<IReadOnlyList<BlockIndexEntry>> IndexOfAsync(StreamObjectRange range, CancellationToken cancellationToken)

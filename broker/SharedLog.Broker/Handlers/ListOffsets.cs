@@ -1,0 +1,65 @@
+// ListOffsets, versions 1-10. Timestamp -2 answers the log start offset, -1 the high watermark (the
+// last stable offset is the same while transactions are not served), -3 (v7+, KIP-734) the offset of
+// the record with the largest timestamp, and any other timestamp the first offset whose record
+// timestamp is at or after it (or -1 when there is none).
+using SharedLog.Broker.Cluster;
+using SharedLog.Protocol;
+using SharedLog.Protocol.Messages;
+using SharedLog.Storage.Metadata;
+using SharedLog.Storage.Streams;
+
+namespace SharedLog.Broker.Handlers;
+
+public sealed class ListOffsetsHandler(TopicService topics, StreamStore streams) : IApiHandler
+{
+    public const long Latest = -1;
+    public const long Earliest = -2;
+    public const long MaxTimestamp = -3;
+
+    public ApiKey Api => ApiKey.ListOffsets;
+
+    public short MinVersion => 1;
+
+    public short MaxVersion => ApiMessages.HighestVersion(ApiKey.ListOffsets);
+
+    public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
+    {
+        var body = (ListOffsetsRequest)request;
+        var response = new ListOffsetsResponse();
+        foreach (ListOffsetsRequest.ListOffsetsTopic topic in body.Topics)
+        {
+            var topicResponse = new ListOffsetsResponse.ListOffsetsTopicResponse { Name = topic.Name };
+            response.Topics.Add(topicResponse);
+            foreach (ListOffsetsRequest.ListOffsetsPartition partition in topic.Partitions)
+            {
+                var result = new ListOffsetsResponse.ListOffsetsPartitionResponse { PartitionIndex = partition.PartitionIndex, Timestamp = -1, Offset = -1 };
+                topicResponse.Partitions.Add(result);
+                PartitionMetadata? found = topics.FindPartition(topic.Name, partition.PartitionIndex);
+                if (found is null || !streams.IsOpen(found.StreamId))
+                {
+                    result.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
+                    continue;
+                }
+
+                StreamLog stream = streams.Get(found.StreamId);
+                result.LeaderEpoch = stream.LeaderEpoch;
+                switch (partition.Timestamp)
+                {
+                    case Earliest:
+                        result.Offset = stream.LogStartOffset;
+                        break;
+                    case Latest:
+                        result.Offset = stream.HighWatermark;
+                        break;
+                    default:
+                        (long offset, long timestamp) = await streams.FindByTimestampAsync(found.StreamId, partition.Timestamp, cancellationToken);
+                        result.Offset = offset;
+                        result.Timestamp = timestamp;
+                        break;
+                }
+            }
+        }
+
+        return response;
+    }
+}

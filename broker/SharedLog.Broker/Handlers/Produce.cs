@@ -1,0 +1,138 @@
+// Produce, versions 3-11. Each partition's records must be v2 record batches (magic 0/1 are refused
+// with UNSUPPORTED_FOR_MESSAGE_FORMAT), each batch must pass its CRC32C (CORRUPT_MESSAGE) and fit
+// max.message.bytes (MESSAGE_TOO_LARGE). Accepted batches get offsets assigned and are acknowledged
+// once durable in the WAL (acks=1 and acks=-1 mean the same here: there are no follower replicas;
+// acks=0 sends no response). Other acks values get INVALID_REQUIRED_ACKS. Idempotent and transactional
+// producers are not served yet: batches carrying a producer id are rejected with
+// UNSUPPORTED_FOR_MESSAGE_FORMAT and a message saying so (InitProducerId is not advertised either).
+using System.Globalization;
+using SharedLog.Broker.Cluster;
+using SharedLog.Protocol;
+using SharedLog.Protocol.Messages;
+using SharedLog.Protocol.Records;
+using SharedLog.Storage.Metadata;
+using SharedLog.Storage.Streams;
+using SharedLog.Storage.Wal;
+
+namespace SharedLog.Broker.Handlers;
+
+public sealed partial class ProduceHandler(TopicService topics, StreamStore streams, ILogger<ProduceHandler> logger) : IApiHandler
+{
+    public ApiKey Api => ApiKey.Produce;
+
+    public short MinVersion => 3;
+
+    public short MaxVersion => ApiMessages.HighestVersion(ApiKey.Produce);
+
+    public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
+    {
+        var body = (ProduceRequest)request;
+        var response = new ProduceResponse();
+        bool validAcks = body.Acks is -1 or 0 or 1;
+        foreach (ProduceRequest.TopicProduceData topic in body.TopicData)
+        {
+            var topicResponse = new ProduceResponse.TopicProduceResponse { Name = topic.Name };
+            response.Responses.Add(topicResponse);
+            TopicMetadata? found = topics.Find(topic.Name);
+            foreach (ProduceRequest.PartitionProduceData partition in topic.PartitionData)
+            {
+                var result = new ProduceResponse.PartitionProduceResponse { Index = partition.Index, BaseOffset = -1, LogAppendTimeMs = -1, LogStartOffset = -1 };
+                topicResponse.PartitionResponses.Add(result);
+                if (!validAcks)
+                {
+                    result.ErrorCode = (short)ErrorCode.InvalidRequiredAcks;
+                    continue;
+                }
+
+                if (found is null || partition.Index < 0 || partition.Index >= found.Partitions.Count)
+                {
+                    result.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
+                    continue;
+                }
+
+                await AppendAsync(found, found.Partitions[partition.Index].StreamId, partition, result, cancellationToken);
+            }
+        }
+
+        return body.Acks == 0 ? null : response;
+    }
+
+    private async Task AppendAsync(TopicMetadata topic, long streamId, ProduceRequest.PartitionProduceData partition, ProduceResponse.PartitionProduceResponse result, CancellationToken cancellationToken)
+    {
+        int maxMessageBytes = int.Parse(TopicConfigs.Effective(topic.Configs, TopicConfigs.MaxMessageBytes), CultureInfo.InvariantCulture);
+        var accepted = new List<byte[]>();
+        try
+        {
+            if (partition.Records is not { Length: > 0 } records)
+            {
+                throw new KafkaProtocolException("Produce request carries no records.", ErrorCode.InvalidRecord);
+            }
+
+            var reader = new RecordBatchReader(records);
+            while (reader.TryReadNext(out RecordBatch batch))
+            {
+                if (batch.TotalSize > maxMessageBytes)
+                {
+                    throw new KafkaProtocolException($"Batch of {batch.TotalSize} bytes exceeds max.message.bytes {maxMessageBytes}.", ErrorCode.MessageTooLarge);
+                }
+
+                batch.VerifyCrc();
+                if (batch.IsControl)
+                {
+                    throw new KafkaProtocolException("Clients may not write control batches.", ErrorCode.InvalidRecord);
+                }
+
+                if (batch.ProducerId >= 0)
+                {
+                    throw new KafkaProtocolException("Idempotent and transactional producers are not served yet; set enable.idempotence=false.", ErrorCode.UnsupportedForMessageFormat);
+                }
+
+                accepted.Add(batch.Data.ToArray());
+            }
+        }
+        catch (KafkaProtocolException e)
+        {
+            result.ErrorCode = (short)e.ErrorCode;
+            result.ErrorMessage = e.Message;
+            LogRejected(logger, topic.Name, result.Index, e.ErrorCode, e.Message);
+            return;
+        }
+
+        try
+        {
+            for (int i = 0; i < accepted.Count; i++)
+            {
+                long baseOffset = await streams.AppendAsync(streamId, accepted[i], cancellationToken);
+                if (i == 0)
+                {
+                    result.BaseOffset = baseOffset;
+                }
+            }
+
+            result.LogStartOffset = streams.Get(streamId).LogStartOffset;
+        }
+        catch (StorageBackpressureException e)
+        {
+            // Retriable: the client backs off and retries while uploads catch up.
+            result.ErrorCode = (short)ErrorCode.KafkaStorageError;
+            result.ErrorMessage = e.Message;
+        }
+        catch (WalUnavailableException e)
+        {
+            result.ErrorCode = (short)ErrorCode.KafkaStorageError;
+            result.ErrorMessage = e.Message;
+        }
+        catch (UnknownStreamException)
+        {
+            result.ErrorCode = (short)ErrorCode.NotLeaderOrFollower;
+        }
+        catch (ArgumentException e)
+        {
+            result.ErrorCode = (short)ErrorCode.MessageTooLarge;
+            result.ErrorMessage = e.Message;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Produce to {Topic}-{Partition} rejected with {Error}: {Reason}")]
+    private static partial void LogRejected(ILogger logger, string topic, int partition, ErrorCode error, string reason);
+}
