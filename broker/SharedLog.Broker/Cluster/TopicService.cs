@@ -86,20 +86,27 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
             return (null, ErrorCode.None, null);
         }
 
+        // Once started, a creation runs to the end even if the asking client disconnects: a half-done
+        // creation would leave the topic in the store but not served.
         await _changes.WaitAsync(cancellationToken);
         try
         {
             TopicMetadata created;
             try
             {
-                created = await metadata.CreateTopicAsync(name, partitions, configs, cancellationToken);
+                created = await metadata.CreateTopicAsync(name, partitions, configs, CancellationToken.None);
             }
             catch (TopicExistsException)
             {
+                if (Find(name) is null && await metadata.GetTopicAsync(name, CancellationToken.None) is { } stored)
+                {
+                    await LeadAsync(stored, CancellationToken.None);
+                }
+
                 return (null, ErrorCode.TopicAlreadyExists, $"Topic '{name}' already exists.");
             }
 
-            return (await LeadAsync(created, cancellationToken), ErrorCode.None, null);
+            return (await LeadAsync(created, CancellationToken.None), ErrorCode.None, null);
         }
         finally
         {

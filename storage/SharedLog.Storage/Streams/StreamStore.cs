@@ -34,6 +34,7 @@ public sealed partial class StreamStore : IAsyncDisposable
     private Task? _uploadLoop;
     private long _pendingUploadBytes;
     private long _cachedBytes;
+    private int _disposed;
 
     public StreamStore(StorageOptions options, IWriteAheadLog wal, IObjectStore objects, IMetadataStore metadata, ILogger<StreamStore>? logger = null)
     {
@@ -575,6 +576,11 @@ public sealed partial class StreamStore : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _stopping.CancelAsync().ConfigureAwait(false);
         if (_uploadLoop is not null)
         {

@@ -5,10 +5,13 @@ namespace SharedLog.IntegrationTests;
 /// <summary>A real broker, in-process, on free loopback ports, with a fresh data directory.</summary>
 public sealed class BrokerFixture : IAsyncDisposable
 {
-    private BrokerFixture(BrokerHost host, string dataDir)
+    private readonly bool _deleteOnDispose;
+
+    private BrokerFixture(BrokerHost host, string dataDir, bool deleteOnDispose)
     {
         Host = host;
         DataDir = dataDir;
+        _deleteOnDispose = deleteOnDispose;
     }
 
     public BrokerHost Host { get; }
@@ -17,19 +20,19 @@ public sealed class BrokerFixture : IAsyncDisposable
 
     public string BootstrapServers => Host.BootstrapServers;
 
-    public static async Task<BrokerFixture> StartAsync(string? dataDir = null)
+    public static async Task<BrokerFixture> StartAsync(string? dataDir = null, bool deleteOnDispose = true)
     {
         dataDir ??= Path.Combine(Path.GetTempPath(), "sharedlog-it-" + Guid.NewGuid().ToString("N"));
         BrokerHost host = BrokerHost.Create(["--port", "0", "--http-port", "0", "--data-dir", dataDir, "--host", "127.0.0.1"]);
         await host.StartAsync();
-        return new BrokerFixture(host, dataDir);
+        return new BrokerFixture(host, dataDir, deleteOnDispose);
     }
 
     public async ValueTask DisposeAsync()
     {
         await Host.StopAsync();
         await Host.DisposeAsync();
-        if (Directory.Exists(DataDir))
+        if (_deleteOnDispose && Directory.Exists(DataDir))
         {
             Directory.Delete(DataDir, recursive: true);
         }

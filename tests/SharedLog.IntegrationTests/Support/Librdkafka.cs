@@ -11,5 +11,13 @@ public static class Librdkafka
     public static string Version => LibrdkafkaLoader.Version;
 
     [ModuleInitializer]
-    internal static void Initialize() => _ = LibrdkafkaLoader.Version;
+    internal static void Initialize()
+    {
+        _ = LibrdkafkaLoader.Version;
+
+        // Client calls such as Consume and Flush block their thread; with the broker in the same process
+        // on two cores, a small pool would let them starve the broker's own continuations.
+        ThreadPool.GetMinThreads(out int workers, out int io);
+        ThreadPool.SetMinThreads(Math.Max(workers, 64), Math.Max(io, 64));
+    }
 }

@@ -1,0 +1,179 @@
+using Confluent.Kafka;
+using Confluent.Kafka.Admin;
+using SharedLog.Protocol.Messages;
+
+namespace SharedLog.IntegrationTests;
+
+/// <summary>Confluent.Kafka (librdkafka) against the real broker, in-process on free loopback ports.</summary>
+public class BrokerClientTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    private static List<string> ConsumeFrom(string bootstrap, string topic, int partition, long offset, int expected)
+    {
+        var config = new ConsumerConfig { BootstrapServers = bootstrap, GroupId = "assigned-only", EnableAutoCommit = false };
+        var values = new List<string>();
+        using IConsumer<string, string> consumer = new ConsumerBuilder<string, string>(config).Build();
+        consumer.Assign(new TopicPartitionOffset(topic, partition, offset));
+        DateTime deadline = DateTime.UtcNow + Timeout;
+        while (values.Count < expected && DateTime.UtcNow < deadline)
+        {
+            ConsumeResult<string, string>? result = consumer.Consume(TimeSpan.FromMilliseconds(200));
+            if (result?.Message is { } m)
+            {
+                values.Add($"{result.Offset.Value}:{m.Key}={m.Value}");
+            }
+        }
+
+        return values;
+    }
+
+    [Theory]
+    [InlineData(CompressionType.None)]
+    [InlineData(CompressionType.Gzip)]
+    [InlineData(CompressionType.Snappy)]
+    [InlineData(CompressionType.Lz4)]
+    [InlineData(CompressionType.Zstd)]
+    public async Task ProduceAndConsumeWithEveryCodec(CompressionType codec)
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        string topic = "codec-" + codec.ToString().ToLowerInvariant();
+        var config = new ProducerConfig { BootstrapServers = broker.BootstrapServers, CompressionType = codec, Acks = Acks.All, LingerMs = 5 };
+        using (IProducer<string, string> producer = new ProducerBuilder<string, string>(config).Build())
+        {
+            for (int i = 0; i < 50; i++)
+            {
+                producer.Produce(topic, new Message<string, string> { Key = $"k{i}", Value = $"value-{i}" });
+            }
+
+            Assert.Equal(0, producer.Flush(Timeout));
+        }
+
+        List<string> consumed = ConsumeFrom(broker.BootstrapServers, topic, 0, 0, 50);
+        Assert.Equal(Enumerable.Range(0, 50).Select(i => $"{i}:k{i}=value-{i}"), consumed);
+    }
+
+    [Fact]
+    public async Task AdminCreatesTopicsAndErrorsAreReported()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        await admin.CreateTopicsAsync([new TopicSpecification { Name = "admin-made", NumPartitions = 4, ReplicationFactor = 3 }]);
+        Metadata metadata = admin.GetMetadata("admin-made", Timeout);
+        TopicMetadata topic = Assert.Single(metadata.Topics);
+        Assert.Equal(4, topic.Partitions.Count);
+        Assert.All(topic.Partitions, p => Assert.Equal(metadata.Brokers[0].BrokerId, p.Leader));
+
+        var duplicate = await Assert.ThrowsAsync<CreateTopicsException>(() => admin.CreateTopicsAsync([new TopicSpecification { Name = "admin-made", NumPartitions = 1 }]));
+        Assert.Equal(ErrorCode.TopicAlreadyExists, duplicate.Results[0].Error.Code);
+        var invalid = await Assert.ThrowsAsync<CreateTopicsException>(() => admin.CreateTopicsAsync([new TopicSpecification { Name = "bad name!", NumPartitions = 1 }]));
+        Assert.Equal(ErrorCode.TopicException, invalid.Results[0].Error.Code);
+        var badConfig = await Assert.ThrowsAsync<CreateTopicsException>(() => admin.CreateTopicsAsync([new TopicSpecification { Name = "cfg", NumPartitions = 1, Configs = new Dictionary<string, string> { ["retention.ms"] = "soon" } }]));
+        Assert.Equal(ErrorCode.InvalidConfig, badConfig.Results[0].Error.Code);
+    }
+
+    [Fact]
+    public async Task RestartOnTheSameDataDirectoryKeepsTopicsAndRecords()
+    {
+        string dataDir = Path.Combine(Path.GetTempPath(), "sharedlog-restart-" + Guid.NewGuid().ToString("N"));
+        BrokerFixture first = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false);
+        try
+        {
+            using (IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = first.BootstrapServers }).Build())
+            {
+                for (int i = 0; i < 20; i++)
+                {
+                    await producer.ProduceAsync("durable", new Message<string, string> { Key = "k", Value = $"v{i}" }).WaitAsync(Timeout);
+                }
+            }
+        }
+        finally
+        {
+            await first.DisposeAsync();
+        }
+
+        await using BrokerFixture second = await BrokerFixture.StartAsync(dataDir);
+        List<string> consumed = ConsumeFrom(second.BootstrapServers, "durable", 0, 0, 20);
+        Assert.Equal(Enumerable.Range(0, 20).Select(i => $"{i}:k=v{i}"), consumed);
+
+        using IProducer<string, string> again = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = second.BootstrapServers }).Build();
+        DeliveryResult<string, string> next = await again.ProduceAsync("durable", new Message<string, string> { Key = "k", Value = "after" }).WaitAsync(Timeout);
+        Assert.Equal(20, next.Offset.Value);
+    }
+
+    [Fact]
+    public async Task ConsumerWaitingInLongPollGetsNewRecords()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        await producer.ProduceAsync("tail", new Message<string, string> { Key = "a", Value = "first" }).WaitAsync(Timeout);
+
+        var config = new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "tail", EnableAutoCommit = false, FetchWaitMaxMs = 5000 };
+        using IConsumer<string, string> consumer = new ConsumerBuilder<string, string>(config).Build();
+        consumer.Assign(new TopicPartitionOffset("tail", 0, 1));
+        Task<DeliveryResult<string, string>> later = Task.Run(async () =>
+        {
+            await Task.Delay(300);
+            return await producer.ProduceAsync("tail", new Message<string, string> { Key = "b", Value = "second" });
+        });
+        ConsumeResult<string, string>? result = null;
+        DateTime deadline = DateTime.UtcNow + Timeout;
+        while (result?.Message is null && DateTime.UtcNow < deadline)
+        {
+            result = consumer.Consume(TimeSpan.FromMilliseconds(200));
+        }
+
+        Assert.Equal("second", result?.Message?.Value);
+        Assert.Equal(1, (await later).Offset.Value);
+    }
+
+    [Fact]
+    public async Task OffsetsForTimesFindsTheFirstRecordAtOrAfterTheTimestamp()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using (IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = broker.BootstrapServers }).Build())
+        {
+            for (int i = 0; i < 10; i++)
+            {
+                await producer.ProduceAsync("times", new Message<string, string> { Key = "k", Value = $"v{i}", Timestamp = new Timestamp(1_700_000_000_000 + i * 1000, TimestampType.CreateTime) }).WaitAsync(Timeout);
+            }
+        }
+
+        using IConsumer<string, string> consumer = new ConsumerBuilder<string, string>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "times" }).Build();
+        List<TopicPartitionOffset> found = consumer.OffsetsForTimes([new TopicPartitionTimestamp("times", 0, new Timestamp(1_700_000_004_500, TimestampType.CreateTime))], Timeout);
+        Assert.Equal(5, found[0].Offset.Value);
+        WatermarkOffsets marks = consumer.QueryWatermarkOffsets(new TopicPartition("times", 0), Timeout);
+        Assert.Equal(0, marks.Low.Value);
+        Assert.Equal(10, marks.High.Value);
+    }
+
+    [Fact]
+    public async Task CorruptBatchGetsCorruptMessageAndTheBrokerKeepsServing()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.SendAsync(new SharedLog.Protocol.Messages.CreateTopicsRequest { Topics = [new() { Name = "crc", NumPartitions = 1, ReplicationFactor = 1 }] }, 4, 1);
+        await client.ReceiveAsync(0);
+
+        byte[] batch = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([1], [2], 1).Build();
+        batch[^1] ^= 0xFF;
+        var produce = new SharedLog.Protocol.Messages.ProduceRequest
+        {
+            Acks = -1,
+            TimeoutMs = 5000,
+            TopicData = [new() { Name = "crc", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(batch) }] }, new() { Name = "missing-topic", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(batch) }] }],
+        };
+        await client.SendAsync(produce, 9, 2);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        var response = new SharedLog.Protocol.Messages.ProduceResponse().ReadFrom(body, 9);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.CorruptMessage, response.Responses[0].PartitionResponses[0].ErrorCode);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.UnknownTopicOrPartition, response.Responses[1].PartitionResponses[0].ErrorCode);
+
+        batch[^1] ^= 0xFF;
+        await client.SendAsync(produce, 9, 3);
+        (_, body) = await client.ReceiveAsync(1);
+        response = new SharedLog.Protocol.Messages.ProduceResponse().ReadFrom(body, 9);
+        Assert.Equal(0, response.Responses[0].PartitionResponses[0].ErrorCode);
+        Assert.Equal(0, response.Responses[0].PartitionResponses[0].BaseOffset);
+    }
+}
