@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 using SharedLog.Broker.Cluster;
+using SharedLog.Broker.Coordinators;
 using SharedLog.Broker.Handlers;
 using SharedLog.Broker.Network;
 using SharedLog.Storage;
@@ -80,6 +81,7 @@ public sealed class BrokerHost : IAsyncDisposable
         services.AddSingleton<IMetadataStore>(_ => new SqliteMetadataStore(new SqliteMetadataStoreOptions { DatabasePath = Path.Combine(dataDir, "metadata.db") }));
         services.AddSingleton(sp => new StreamStore(storage, sp.GetRequiredService<IWriteAheadLog>(), sp.GetRequiredService<IObjectStore>(), sp.GetRequiredService<IMetadataStore>(), sp.GetRequiredService<ILogger<StreamStore>>()));
         services.AddSingleton<TopicService>();
+        services.AddSingleton(_ => new GroupCoordinator(options.GroupInitialRebalanceDelayMs));
 
         services.AddSingleton(sp => new ApiVersionsHandler(sp.GetRequiredService<HandlerRegistry>));
         services.AddSingleton<IApiHandler>(sp => sp.GetRequiredService<ApiVersionsHandler>());
@@ -88,6 +90,14 @@ public sealed class BrokerHost : IAsyncDisposable
         services.AddSingleton<IApiHandler, ProduceHandler>();
         services.AddSingleton<IApiHandler, FetchHandler>();
         services.AddSingleton<IApiHandler, ListOffsetsHandler>();
+        services.AddSingleton<IApiHandler, FindCoordinatorHandler>();
+        services.AddSingleton<IApiHandler, JoinGroupHandler>();
+        services.AddSingleton<IApiHandler, SyncGroupHandler>();
+        services.AddSingleton<IApiHandler, HeartbeatHandler>();
+        services.AddSingleton<IApiHandler, LeaveGroupHandler>();
+        services.AddSingleton<IApiHandler, OffsetCommitHandler>();
+        services.AddSingleton<IApiHandler, OffsetFetchHandler>();
+        services.AddSingleton<IApiHandler, ListGroupsHandler>();
         services.AddSingleton(sp => new HandlerRegistry(sp.GetServices<IApiHandler>()));
 
         ListenOptions? kafka = null;

@@ -39,6 +39,9 @@ public sealed class BrokerOptions
     /// <summary>Create topics that clients ask about (<c>auto.create.topics.enable</c>).</summary>
     public bool AutoCreateTopicsEnable { get; set; } = true;
 
+    /// <summary>How long a new group waits for more members before its first rebalance (<c>group.initial.rebalance.delay.ms</c>).</summary>
+    public int GroupInitialRebalanceDelayMs { get; set; } = 3000;
+
     /// <summary>Partitions of auto-created topics and of CreateTopics with -1 (<c>num.partitions</c>).</summary>
     public int NumPartitions { get; set; } = 1;
 

@@ -23,7 +23,7 @@ public sealed class BrokerFixture : IAsyncDisposable
     public static async Task<BrokerFixture> StartAsync(string? dataDir = null, bool deleteOnDispose = true)
     {
         dataDir ??= Path.Combine(Path.GetTempPath(), "sharedlog-it-" + Guid.NewGuid().ToString("N"));
-        BrokerHost host = BrokerHost.Create(["--port", "0", "--http-port", "0", "--data-dir", dataDir, "--host", "127.0.0.1"]);
+        BrokerHost host = BrokerHost.Create(["--port", "0", "--http-port", "0", "--data-dir", dataDir, "--host", "127.0.0.1", "--Broker:GroupInitialRebalanceDelayMs", "200"]);
         await host.StartAsync();
         return new BrokerFixture(host, dataDir, deleteOnDispose);
     }

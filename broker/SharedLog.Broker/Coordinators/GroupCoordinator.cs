@@ -1,0 +1,502 @@
+using SharedLog.Protocol;
+
+namespace SharedLog.Broker.Coordinators;
+
+public enum GroupState
+{
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+}
+
+/// <summary>One member of a classic consumer group.</summary>
+public sealed class GroupMember(string memberId)
+{
+    public string MemberId { get; } = memberId;
+
+    public string? GroupInstanceId { get; set; }
+
+    public string ClientId { get; set; } = string.Empty;
+
+    public string ClientHost { get; set; } = string.Empty;
+
+    public int SessionTimeoutMs { get; set; }
+
+    public int RebalanceTimeoutMs { get; set; }
+
+    public string ProtocolType { get; set; } = string.Empty;
+
+    public List<(string Name, byte[] Metadata)> Protocols { get; set; } = [];
+
+    public byte[] Assignment { get; set; } = [];
+
+    public DateTime LastSeen { get; set; } = DateTime.UtcNow;
+
+    internal TaskCompletionSource<JoinResult>? PendingJoin { get; set; }
+
+    internal TaskCompletionSource<SyncResult>? PendingSync { get; set; }
+}
+
+public sealed record JoinResult(ErrorCode Error, int GenerationId, string? ProtocolType, string? ProtocolName, string LeaderId, string MemberId, IReadOnlyList<GroupMember> Members);
+
+public sealed record SyncResult(ErrorCode Error, string? ProtocolType, string? ProtocolName, byte[] Assignment);
+
+/// <summary>A classic (pre-KIP-848) consumer group: members, generation, leader and assignments.</summary>
+public sealed class ConsumerGroup(string groupId)
+{
+    public string GroupId { get; } = groupId;
+
+    public GroupState State { get; internal set; } = GroupState.Empty;
+
+    public int GenerationId { get; internal set; }
+
+    public string? ProtocolType { get; internal set; }
+
+    public string? ProtocolName { get; internal set; }
+
+    public string? LeaderId { get; internal set; }
+
+    internal Dictionary<string, GroupMember> Members { get; } = new(StringComparer.Ordinal);
+
+    internal DateTime RebalanceDeadline { get; set; }
+
+    /// <summary>Ids handed out with MEMBER_ID_REQUIRED and not yet used to join.</summary>
+    internal HashSet<string> PendingMemberIds { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>A new group waits this long for more members before its first rebalance completes.</summary>
+    internal DateTime InitialDelayUntil { get; set; }
+
+    internal object Sync { get; } = new();
+
+    public IReadOnlyList<GroupMember> Snapshot()
+    {
+        lock (Sync)
+        {
+            return [.. Members.Values];
+        }
+    }
+}
+
+/// <summary>
+/// The classic group protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup): rebalances complete when
+/// every known member has rejoined or the rebalance timeout passes; members whose session times out
+/// are removed; static members (group.instance.id, KIP-345) keep their member id across restarts.
+/// New members must rejoin with the id they are given (KIP-394). State is in memory: after a broker
+/// restart groups rebalance from scratch, while committed offsets live in the metadata store.
+/// </summary>
+public sealed class GroupCoordinator : IDisposable
+{
+    private readonly Dictionary<string, ConsumerGroup> _groups = new(StringComparer.Ordinal);
+    private readonly Lock _groupsLock = new();
+    private readonly int _initialRebalanceDelayMs;
+    private readonly Timer _timer;
+
+    public GroupCoordinator(int initialRebalanceDelayMs)
+    {
+        _initialRebalanceDelayMs = initialRebalanceDelayMs;
+        _timer = new Timer(_ => Tick(), null, 100, 100);
+    }
+
+    public ConsumerGroup? Find(string groupId)
+    {
+        lock (_groupsLock)
+        {
+            return _groups.GetValueOrDefault(groupId);
+        }
+    }
+
+    public IReadOnlyList<ConsumerGroup> All
+    {
+        get
+        {
+            lock (_groupsLock)
+            {
+                return [.. _groups.Values];
+            }
+        }
+    }
+
+    private ConsumerGroup GetOrCreate(string groupId)
+    {
+        lock (_groupsLock)
+        {
+            if (!_groups.TryGetValue(groupId, out ConsumerGroup? group))
+            {
+                group = new ConsumerGroup(groupId);
+                _groups[groupId] = group;
+            }
+
+            return group;
+        }
+    }
+
+    public bool Delete(string groupId, out ErrorCode error)
+    {
+        lock (_groupsLock)
+        {
+            if (_groups.TryGetValue(groupId, out ConsumerGroup? group))
+            {
+                lock (group.Sync)
+                {
+                    if (group.Members.Count > 0)
+                    {
+                        error = ErrorCode.NonEmptyGroup;
+                        return false;
+                    }
+                }
+
+                _groups.Remove(groupId);
+            }
+        }
+
+        error = ErrorCode.None;
+        return true;
+    }
+
+    public Task<JoinResult> JoinAsync(
+        string groupId, string memberId, string? groupInstanceId, string protocolType, List<(string Name, byte[] Metadata)> protocols,
+        int sessionTimeoutMs, int rebalanceTimeoutMs, string clientId, string clientHost, bool requireKnownMemberId)
+    {
+        if (string.IsNullOrEmpty(groupId))
+        {
+            return Task.FromResult(Failed(ErrorCode.InvalidGroupId, memberId));
+        }
+
+        if (sessionTimeoutMs is < 1000 or > 30 * 60 * 1000)
+        {
+            return Task.FromResult(Failed(ErrorCode.InvalidSessionTimeout, memberId));
+        }
+
+        ConsumerGroup group = GetOrCreate(groupId);
+        lock (group.Sync)
+        {
+            if (protocols.Count == 0
+                || (group.ProtocolType is not null && group.Members.Count > 0 && group.ProtocolType != protocolType)
+                || !SharesProtocol(group, protocols, memberId))
+            {
+                return Task.FromResult(Failed(ErrorCode.InconsistentGroupProtocol, memberId));
+            }
+
+            GroupMember? member = null;
+            bool known = true;
+            if (groupInstanceId is not null)
+            {
+                member = group.Members.Values.FirstOrDefault(m => m.GroupInstanceId == groupInstanceId);
+            }
+
+            if (member is null && !string.IsNullOrEmpty(memberId) && !group.Members.TryGetValue(memberId, out member))
+            {
+                if (!group.PendingMemberIds.Remove(memberId))
+                {
+                    return Task.FromResult(Failed(ErrorCode.UnknownMemberId, memberId));
+                }
+
+                // The id handed out with MEMBER_ID_REQUIRED: the member now joins with it.
+                member = new GroupMember(memberId) { GroupInstanceId = groupInstanceId };
+                group.Members[memberId] = member;
+                known = false;
+            }
+
+            if (member is null)
+            {
+                string newId = $"{(string.IsNullOrEmpty(clientId) ? "member" : clientId)}-{Guid.NewGuid():N}";
+                if (requireKnownMemberId && groupInstanceId is null)
+                {
+                    // KIP-394: hand out the id first; the member rejoins with it.
+                    group.PendingMemberIds.Add(newId);
+                    return Task.FromResult(Failed(ErrorCode.MemberIdRequired, newId));
+                }
+
+                member = new GroupMember(newId) { GroupInstanceId = groupInstanceId };
+                group.Members[newId] = member;
+                known = false;
+            }
+
+            member.ClientId = clientId;
+            member.ClientHost = clientHost;
+            member.SessionTimeoutMs = sessionTimeoutMs;
+            member.RebalanceTimeoutMs = rebalanceTimeoutMs;
+            member.ProtocolType = protocolType;
+            bool changed = !SameProtocols(member.Protocols, protocols);
+            member.Protocols = protocols;
+            member.LastSeen = DateTime.UtcNow;
+            member.PendingJoin?.TrySetResult(Failed(ErrorCode.RebalanceInProgress, member.MemberId));
+            var join = new TaskCompletionSource<JoinResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+            member.PendingJoin = join;
+
+            if (group.State == GroupState.Stable && known && !changed && member.MemberId != group.LeaderId)
+            {
+                // A follower rejoining a stable group with unchanged protocols: no rebalance needed.
+                join.TrySetResult(ResultFor(group, member));
+                member.PendingJoin = null;
+                return join.Task;
+            }
+
+            if (group.State != GroupState.PreparingRebalance)
+            {
+                StartRebalance(group, group.State == GroupState.Empty ? _initialRebalanceDelayMs : 0);
+            }
+
+            TryCompleteJoin(group);
+            return join.Task;
+        }
+    }
+
+    private static bool SameProtocols(List<(string Name, byte[] Metadata)> a, List<(string Name, byte[] Metadata)> b) =>
+        a.Count == b.Count && a.Zip(b).All(p => p.First.Name == p.Second.Name && p.First.Metadata.AsSpan().SequenceEqual(p.Second.Metadata));
+
+    private static bool SharesProtocol(ConsumerGroup group, List<(string Name, byte[] Metadata)> protocols, string memberId)
+    {
+        var others = group.Members.Values.Where(m => m.MemberId != memberId).ToList();
+        return others.Count == 0 || protocols.Any(p => others.All(m => m.Protocols.Any(q => q.Name == p.Name)));
+    }
+
+    private static JoinResult Failed(ErrorCode error, string memberId) => new(error, -1, null, null, string.Empty, memberId, []);
+
+    private static void StartRebalance(ConsumerGroup group, int delayMs)
+    {
+        group.State = GroupState.PreparingRebalance;
+        int timeout = group.Members.Values.Select(m => m.RebalanceTimeoutMs).DefaultIfEmpty(0).Max();
+        group.RebalanceDeadline = DateTime.UtcNow.AddMilliseconds(Math.Max(timeout, delayMs));
+        group.InitialDelayUntil = DateTime.UtcNow.AddMilliseconds(delayMs);
+        foreach (GroupMember m in group.Members.Values)
+        {
+            m.PendingSync?.TrySetResult(new SyncResult(ErrorCode.RebalanceInProgress, null, null, []));
+            m.PendingSync = null;
+        }
+    }
+
+    /// <summary>Completes the join phase when every member has rejoined (after any initial delay) or the deadline passed.</summary>
+    private static void TryCompleteJoin(ConsumerGroup group)
+    {
+        if (group.State != GroupState.PreparingRebalance)
+        {
+            return;
+        }
+
+        DateTime now = DateTime.UtcNow;
+        bool allJoined = group.Members.Values.All(m => m.PendingJoin is not null);
+        if (!(allJoined && now >= group.InitialDelayUntil) && now < group.RebalanceDeadline)
+        {
+            return;
+        }
+
+        foreach (GroupMember late in group.Members.Values.Where(m => m.PendingJoin is null).ToList())
+        {
+            group.Members.Remove(late.MemberId);
+        }
+
+        if (group.Members.Count == 0)
+        {
+            group.State = GroupState.Empty;
+            group.GenerationId++;
+            group.LeaderId = null;
+            return;
+        }
+
+        group.GenerationId++;
+        group.ProtocolType = group.Members.Values.First().ProtocolType;
+        if (group.LeaderId is null || !group.Members.ContainsKey(group.LeaderId))
+        {
+            group.LeaderId = group.Members.Keys.First();
+        }
+
+        GroupMember leader = group.Members[group.LeaderId];
+        group.ProtocolName = leader.Protocols.Select(p => p.Name).FirstOrDefault(name => group.Members.Values.All(m => m.Protocols.Any(q => q.Name == name)))
+            ?? leader.Protocols[0].Name;
+        group.State = GroupState.CompletingRebalance;
+        foreach (GroupMember m in group.Members.Values)
+        {
+            m.Assignment = [];
+            m.LastSeen = now;
+            TaskCompletionSource<JoinResult>? pending = m.PendingJoin;
+            m.PendingJoin = null;
+            pending?.TrySetResult(ResultFor(group, m));
+        }
+    }
+
+    private static JoinResult ResultFor(ConsumerGroup group, GroupMember member) => new(
+        ErrorCode.None,
+        group.GenerationId,
+        group.ProtocolType,
+        group.ProtocolName,
+        group.LeaderId ?? string.Empty,
+        member.MemberId,
+        member.MemberId == group.LeaderId ? [.. group.Members.Values] : []);
+
+    public Task<SyncResult> SyncAsync(string groupId, int generationId, string memberId, IReadOnlyDictionary<string, byte[]> assignments)
+    {
+        ConsumerGroup? group = Find(groupId);
+        if (group is null)
+        {
+            return Task.FromResult(new SyncResult(ErrorCode.UnknownMemberId, null, null, []));
+        }
+
+        lock (group.Sync)
+        {
+            if (!group.Members.TryGetValue(memberId, out GroupMember? member))
+            {
+                return Task.FromResult(new SyncResult(ErrorCode.UnknownMemberId, null, null, []));
+            }
+
+            if (generationId != group.GenerationId)
+            {
+                return Task.FromResult(new SyncResult(ErrorCode.IllegalGeneration, null, null, []));
+            }
+
+            member.LastSeen = DateTime.UtcNow;
+            switch (group.State)
+            {
+                case GroupState.PreparingRebalance:
+                    return Task.FromResult(new SyncResult(ErrorCode.RebalanceInProgress, null, null, []));
+                case GroupState.Stable:
+                    return Task.FromResult(new SyncResult(ErrorCode.None, group.ProtocolType, group.ProtocolName, member.Assignment));
+            }
+
+            var sync = new TaskCompletionSource<SyncResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+            member.PendingSync = sync;
+            if (memberId == group.LeaderId)
+            {
+                foreach (GroupMember m in group.Members.Values)
+                {
+                    m.Assignment = assignments.TryGetValue(m.MemberId, out byte[]? assignment) ? assignment : [];
+                }
+
+                group.State = GroupState.Stable;
+                foreach (GroupMember m in group.Members.Values)
+                {
+                    TaskCompletionSource<SyncResult>? pending = m.PendingSync;
+                    m.PendingSync = null;
+                    pending?.TrySetResult(new SyncResult(ErrorCode.None, group.ProtocolType, group.ProtocolName, m.Assignment));
+                }
+            }
+
+            return sync.Task;
+        }
+    }
+
+    public ErrorCode Heartbeat(string groupId, int generationId, string memberId)
+    {
+        ConsumerGroup? group = Find(groupId);
+        if (group is null)
+        {
+            return ErrorCode.UnknownMemberId;
+        }
+
+        lock (group.Sync)
+        {
+            if (!group.Members.TryGetValue(memberId, out GroupMember? member))
+            {
+                return ErrorCode.UnknownMemberId;
+            }
+
+            member.LastSeen = DateTime.UtcNow;
+            if (generationId != group.GenerationId)
+            {
+                return ErrorCode.IllegalGeneration;
+            }
+
+            return group.State == GroupState.PreparingRebalance ? ErrorCode.RebalanceInProgress : ErrorCode.None;
+        }
+    }
+
+    public ErrorCode Leave(string groupId, string memberId, string? groupInstanceId)
+    {
+        ConsumerGroup? group = Find(groupId);
+        if (group is null)
+        {
+            return ErrorCode.UnknownMemberId;
+        }
+
+        lock (group.Sync)
+        {
+            GroupMember? member = groupInstanceId is not null
+                ? group.Members.Values.FirstOrDefault(m => m.GroupInstanceId == groupInstanceId)
+                : group.Members.GetValueOrDefault(memberId);
+            if (member is null)
+            {
+                return ErrorCode.UnknownMemberId;
+            }
+
+            Remove(group, member);
+            return ErrorCode.None;
+        }
+    }
+
+    /// <summary>Checks a commit's member and generation; generation -1 with no member is a simple (standalone) commit.</summary>
+    public ErrorCode ValidateCommit(string groupId, int generationId, string memberId)
+    {
+        ConsumerGroup? group = Find(groupId);
+        if (generationId < 0 && string.IsNullOrEmpty(memberId))
+        {
+            return group is null || group.State == GroupState.Empty ? ErrorCode.None : ErrorCode.IllegalGeneration;
+        }
+
+        if (group is null)
+        {
+            return ErrorCode.IllegalGeneration;
+        }
+
+        lock (group.Sync)
+        {
+            if (!group.Members.TryGetValue(memberId, out GroupMember? member))
+            {
+                return ErrorCode.UnknownMemberId;
+            }
+
+            member.LastSeen = DateTime.UtcNow;
+            if (generationId != group.GenerationId)
+            {
+                return ErrorCode.IllegalGeneration;
+            }
+
+            return group.State == GroupState.PreparingRebalance ? ErrorCode.RebalanceInProgress : ErrorCode.None;
+        }
+    }
+
+    private static void Remove(ConsumerGroup group, GroupMember member)
+    {
+        group.Members.Remove(member.MemberId);
+        member.PendingJoin?.TrySetResult(Failed(ErrorCode.UnknownMemberId, member.MemberId));
+        member.PendingSync?.TrySetResult(new SyncResult(ErrorCode.UnknownMemberId, null, null, []));
+        if (group.Members.Count == 0)
+        {
+            group.State = GroupState.Empty;
+            group.LeaderId = null;
+            group.GenerationId++;
+        }
+        else if (group.State != GroupState.PreparingRebalance)
+        {
+            StartRebalance(group, 0);
+        }
+        else
+        {
+            TryCompleteJoin(group);
+        }
+    }
+
+    /// <summary>Expires sessions and completes joins whose deadline or initial delay has passed.</summary>
+    private void Tick()
+    {
+        DateTime now = DateTime.UtcNow;
+        foreach (ConsumerGroup group in All)
+        {
+            lock (group.Sync)
+            {
+                foreach (GroupMember member in group.Members.Values.ToList())
+                {
+                    // Members waiting in a join are alive; others must heartbeat within their session timeout.
+                    if (member.PendingJoin is null && (now - member.LastSeen).TotalMilliseconds > member.SessionTimeoutMs)
+                    {
+                        Remove(group, member);
+                    }
+                }
+
+                TryCompleteJoin(group);
+            }
+        }
+    }
+
+    public void Dispose() => _timer.Dispose();
+}

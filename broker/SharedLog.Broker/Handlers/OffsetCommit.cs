@@ -1,0 +1,62 @@
+// OffsetCommit, versions 2-9. Offsets are stored in the metadata store, so they survive broker
+// restarts and replacement. Group members are checked (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION,
+// REBALANCE_IN_PROGRESS); generation -1 without a member id is a standalone commit. Unknown
+// partitions get UNKNOWN_TOPIC_OR_PARTITION; metadata over 4 KiB gets OFFSET_METADATA_TOO_LARGE.
+using SharedLog.Broker.Cluster;
+using SharedLog.Broker.Coordinators;
+using SharedLog.Protocol;
+using SharedLog.Protocol.Messages;
+using SharedLog.Storage.Metadata;
+
+namespace SharedLog.Broker.Handlers;
+
+public sealed class OffsetCommitHandler(GroupCoordinator groups, TopicService topics, IMetadataStore metadata) : IApiHandler
+{
+    private const int MaxMetadataLength = 4096;
+
+    public ApiKey Api => ApiKey.OffsetCommit;
+
+    public short MinVersion => 2;
+
+    public short MaxVersion => ApiMessages.HighestVersion(ApiKey.OffsetCommit);
+
+    public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
+    {
+        var body = (OffsetCommitRequest)request;
+        ErrorCode groupError = string.IsNullOrEmpty(body.GroupId) ? ErrorCode.InvalidGroupId : groups.ValidateCommit(body.GroupId, body.GenerationIdOrMemberEpoch, body.MemberId);
+        var response = new OffsetCommitResponse();
+        var accepted = new List<GroupOffset>();
+        DateTimeOffset now = DateTimeOffset.UtcNow;
+        foreach (OffsetCommitRequest.OffsetCommitRequestTopic topic in body.Topics)
+        {
+            var topicResponse = new OffsetCommitResponse.OffsetCommitResponseTopic { Name = topic.Name };
+            response.Topics.Add(topicResponse);
+            foreach (OffsetCommitRequest.OffsetCommitRequestPartition partition in topic.Partitions)
+            {
+                ErrorCode error = groupError;
+                if (error == ErrorCode.None && topics.FindPartition(topic.Name, partition.PartitionIndex) is null)
+                {
+                    error = ErrorCode.UnknownTopicOrPartition;
+                }
+                else if (error == ErrorCode.None && partition.CommittedMetadata is { Length: > MaxMetadataLength })
+                {
+                    error = ErrorCode.OffsetMetadataTooLarge;
+                }
+
+                if (error == ErrorCode.None)
+                {
+                    accepted.Add(new GroupOffset(topic.Name, partition.PartitionIndex, partition.CommittedOffset, partition.CommittedLeaderEpoch, partition.CommittedMetadata, now));
+                }
+
+                topicResponse.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = partition.PartitionIndex, ErrorCode = (short)error });
+            }
+        }
+
+        if (accepted.Count > 0)
+        {
+            await metadata.CommitGroupOffsetsAsync(body.GroupId, accepted, cancellationToken);
+        }
+
+        return response;
+    }
+}

@@ -1,0 +1,154 @@
+using System.Collections.Concurrent;
+using Confluent.Kafka;
+using Confluent.Kafka.Admin;
+
+namespace SharedLog.IntegrationTests;
+
+/// <summary>Classic consumer groups driven by Confluent.Kafka consumers against the real broker.</summary>
+public class ConsumerGroupTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+
+    private static async Task CreateTopicAsync(string bootstrap, string topic, int partitions)
+    {
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = bootstrap }).Build();
+        await admin.CreateTopicsAsync([new TopicSpecification { Name = topic, NumPartitions = partitions, ReplicationFactor = 1 }]);
+    }
+
+    private static async Task ProduceAsync(string bootstrap, string topic, int partitions, int perPartition, string prefix)
+    {
+        using IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = bootstrap, LingerMs = 5 }).Build();
+        for (int p = 0; p < partitions; p++)
+        {
+            for (int i = 0; i < perPartition; i++)
+            {
+                producer.Produce(new TopicPartition(topic, p), new Message<string, string> { Key = $"{p}", Value = $"{prefix}-{p}-{i}" });
+            }
+        }
+
+        Assert.Equal(0, producer.Flush(TimeSpan.FromSeconds(30)));
+        await Task.CompletedTask;
+    }
+
+    private static IConsumer<string, string> Member(string bootstrap, string group, ConcurrentDictionary<string, int> seen, ConcurrentDictionary<string, List<TopicPartition>> assignments, string name) =>
+        new ConsumerBuilder<string, string>(new ConsumerConfig
+        {
+            BootstrapServers = bootstrap,
+            GroupId = group,
+            ClientId = name,
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+            EnableAutoCommit = false,
+            SessionTimeoutMs = 10_000,
+            HeartbeatIntervalMs = 500,
+            PartitionAssignmentStrategy = PartitionAssignmentStrategy.Range,
+        })
+        .SetPartitionsAssignedHandler((_, parts) => assignments[name] = parts)
+        .SetPartitionsRevokedHandler((_, _) => assignments[name] = [])
+        .Build();
+
+    [Fact]
+    public async Task ThreeMembersShareSixPartitionsAndRebalanceAsMembersComeAndGo()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        const string topic = "grouped";
+        await CreateTopicAsync(broker.BootstrapServers, topic, 6);
+        await ProduceAsync(broker.BootstrapServers, topic, 6, 10, "first");
+
+        var seen = new ConcurrentDictionary<string, int>();
+        var assignments = new ConcurrentDictionary<string, List<TopicPartition>>();
+        var members = new List<IConsumer<string, string>>();
+        try
+        {
+            for (int m = 0; m < 3; m++)
+            {
+                IConsumer<string, string> consumer = Member(broker.BootstrapServers, "g3", seen, assignments, $"member-{m}");
+                consumer.Subscribe(topic);
+                members.Add(consumer);
+            }
+
+            // Poll all members until every record is seen and the six partitions are split three ways.
+            DateTime deadline = DateTime.UtcNow + Timeout;
+            while ((seen.Count < 60 || assignments.Values.Count(a => a.Count == 2) < 3) && DateTime.UtcNow < deadline)
+            {
+                foreach (IConsumer<string, string> consumer in members)
+                {
+                    if (consumer.Consume(TimeSpan.FromMilliseconds(50)) is { Message: { } message } result)
+                    {
+                        seen.AddOrUpdate(message.Value, 1, (_, n) => n + 1);
+                        consumer.Commit(result);
+                    }
+                }
+            }
+
+            Assert.Equal(60, seen.Count);
+            Assert.Equal(3, assignments.Values.Count(a => a.Count == 2));
+            Assert.Equal(6, assignments.Values.SelectMany(a => a).Select(tp => tp.Partition.Value).Distinct().Count());
+
+            // One member leaves: the other two take over all six partitions.
+            members[2].Close();
+            members[2].Dispose();
+            members.RemoveAt(2);
+            assignments.TryRemove("member-2", out _);
+            deadline = DateTime.UtcNow + Timeout;
+            while (assignments.Values.Sum(a => a.Count) != 6 && DateTime.UtcNow < deadline)
+            {
+                foreach (IConsumer<string, string> consumer in members)
+                {
+                    consumer.Consume(TimeSpan.FromMilliseconds(50));
+                }
+            }
+
+            Assert.Equal(6, assignments.Values.Sum(a => a.Count));
+            Assert.All(assignments.Values, a => Assert.Equal(3, a.Count));
+
+            // New records after the rebalance reach the remaining members, from the committed positions.
+            await ProduceAsync(broker.BootstrapServers, topic, 6, 5, "second");
+            deadline = DateTime.UtcNow + Timeout;
+            while (seen.Count < 90 && DateTime.UtcNow < deadline)
+            {
+                foreach (IConsumer<string, string> consumer in members)
+                {
+                    if (consumer.Consume(TimeSpan.FromMilliseconds(50)) is { Message: { } message })
+                    {
+                        seen.AddOrUpdate(message.Value, 1, (_, n) => n + 1);
+                    }
+                }
+            }
+
+            Assert.Equal(90, seen.Count);
+        }
+        finally
+        {
+            foreach (IConsumer<string, string> consumer in members)
+            {
+                consumer.Close();
+                consumer.Dispose();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task CommittedOffsetsAreFetchedBackAndSurviveRestart()
+    {
+        string dataDir = Path.Combine(Path.GetTempPath(), "sharedlog-offsets-" + Guid.NewGuid().ToString("N"));
+        BrokerFixture first = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false);
+        try
+        {
+            await CreateTopicAsync(first.BootstrapServers, "committed", 2);
+            using IConsumer<string, string> consumer = new ConsumerBuilder<string, string>(new ConsumerConfig { BootstrapServers = first.BootstrapServers, GroupId = "offsets" }).Build();
+            consumer.Commit([new TopicPartitionOffset("committed", 0, 7), new TopicPartitionOffset("committed", 1, 3)]);
+            List<TopicPartitionOffset> fetched = consumer.Committed([new TopicPartition("committed", 0), new TopicPartition("committed", 1)], TimeSpan.FromSeconds(20));
+            Assert.Equal([7L, 3L], fetched.Select(f => f.Offset.Value));
+            consumer.Close();
+        }
+        finally
+        {
+            await first.DisposeAsync();
+        }
+
+        await using BrokerFixture second = await BrokerFixture.StartAsync(dataDir);
+        using IConsumer<string, string> again = new ConsumerBuilder<string, string>(new ConsumerConfig { BootstrapServers = second.BootstrapServers, GroupId = "offsets" }).Build();
+        List<TopicPartitionOffset> after = again.Committed([new TopicPartition("committed", 0), new TopicPartition("committed", 1)], TimeSpan.FromSeconds(20));
+        Assert.Equal([7L, 3L], after.Select(f => f.Offset.Value));
+    }
+}
