@@ -1,7 +1,7 @@
 // FindCoordinator, versions 0-6. This broker coordinates every group and transaction (key types 0
 // and 1). v4+ batches several keys (KIP-699).
-using SharedLog.Broker.Cluster;
 using Microsoft.Extensions.Options;
+using SharedLog.Broker.Cluster;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
 
