@@ -1,0 +1,85 @@
+namespace SharedLog.Storage.Metadata;
+
+public sealed partial class SqliteMetadataStore
+{
+    public Task CommitGroupOffsetsAsync(string groupId, IReadOnlyList<GroupOffset> offsets, CancellationToken cancellationToken = default)
+    {
+        MetadataValidation.GroupId(groupId, nameof(groupId));
+        ArgumentNullException.ThrowIfNull(offsets);
+        foreach (GroupOffset offset in offsets)
+        {
+            MetadataValidation.GroupOffset(offset, nameof(offsets));
+        }
+
+        return WriteAsync(async (connection, ct) =>
+        {
+            foreach (GroupOffset offset in offsets)
+            {
+                await ExecuteAsync(connection, """
+                    INSERT INTO group_offsets (group_id, topic_name, partition_index, committed_offset, leader_epoch, offset_metadata, commit_time_ms)
+                    VALUES (@group, @topic, @partition, @offset, @epoch, @metadata, @time)
+                    ON CONFLICT (group_id, topic_name, partition_index) DO UPDATE SET
+                        committed_offset = excluded.committed_offset,
+                        leader_epoch = excluded.leader_epoch,
+                        offset_metadata = excluded.offset_metadata,
+                        commit_time_ms = excluded.commit_time_ms
+                    """, ct, ("@group", groupId), ("@topic", offset.Topic), ("@partition", offset.Partition), ("@offset", offset.Offset),
+                    ("@epoch", offset.LeaderEpoch), ("@metadata", offset.Metadata), ("@time", offset.CommitTime.ToUnixTimeMilliseconds())).ConfigureAwait(false);
+            }
+
+            return 0;
+        }, cancellationToken);
+    }
+
+    public Task<IReadOnlyList<GroupOffset>> FetchGroupOffsetsAsync(string groupId, CancellationToken cancellationToken = default)
+    {
+        MetadataValidation.GroupId(groupId, nameof(groupId));
+        return ReadAsync<IReadOnlyList<GroupOffset>>(async (connection, ct) => await QueryAsync(connection, """
+            SELECT topic_name, partition_index, committed_offset, leader_epoch, offset_metadata, commit_time_ms
+            FROM group_offsets WHERE group_id = @group ORDER BY topic_name, partition_index
+            """,
+            r => new GroupOffset(r.GetString(0), r.GetInt32(1), r.GetInt64(2), r.GetInt32(3), r.IsDBNull(4) ? null : r.GetString(4),
+                DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(5))),
+            ct, ("@group", groupId)).ConfigureAwait(false), cancellationToken);
+    }
+
+    /// <summary>Deletes the listed partitions' offsets, or all the group's offsets when <paramref name="partitions"/> is null.</summary>
+    public Task DeleteGroupOffsetsAsync(string groupId, IReadOnlyList<(string Topic, int Partition)>? partitions, CancellationToken cancellationToken = default)
+    {
+        MetadataValidation.GroupId(groupId, nameof(groupId));
+        return WriteAsync(async (connection, ct) =>
+        {
+            if (partitions is null)
+            {
+                await ExecuteAsync(connection, "DELETE FROM group_offsets WHERE group_id = @group", ct, ("@group", groupId)).ConfigureAwait(false);
+                return 0;
+            }
+
+            foreach ((string topic, int partition) in partitions)
+            {
+                await ExecuteAsync(connection, "DELETE FROM group_offsets WHERE group_id = @group AND topic_name = @topic AND partition_index = @partition", ct,
+                    ("@group", groupId), ("@topic", topic), ("@partition", partition)).ConfigureAwait(false);
+            }
+
+            return 0;
+        }, cancellationToken);
+    }
+
+    public Task<IReadOnlyList<string>> ListGroupsAsync(CancellationToken cancellationToken = default) =>
+        ReadAsync<IReadOnlyList<string>>(async (connection, ct) => await QueryAsync(connection,
+            "SELECT DISTINCT group_id FROM group_offsets ORDER BY group_id", r => r.GetString(0), ct).ConfigureAwait(false), cancellationToken);
+
+    public Task<ProducerIdBlock> AllocateProducerIdsAsync(int blockSize, CancellationToken cancellationToken = default)
+    {
+        if (blockSize is < 1 or > MetadataValidation.MaxProducerIdBlockSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(blockSize), blockSize, $"A producer id block has 1 to {MetadataValidation.MaxProducerIdBlockSize} ids.");
+        }
+
+        return WriteAsync(async (connection, ct) =>
+        {
+            long first = await ReserveIdsAsync(connection, SqliteMetadataSchema.ProducerIdSequence, blockSize, ct).ConfigureAwait(false);
+            return new ProducerIdBlock(first, blockSize);
+        }, cancellationToken);
+    }
+}

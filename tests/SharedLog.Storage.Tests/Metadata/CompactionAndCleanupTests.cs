@@ -1,0 +1,193 @@
+using SharedLog.Storage.Metadata;
+
+namespace SharedLog.Storage.Tests.Metadata;
+
+public sealed class CompactionAndCleanupTests : MetadataStoreTestBase
+{
+    [Fact]
+    public async Task ACompactionCommitReplacesItsSourceObjects()
+    {
+        PartitionMetadata partition = await CreateLedPartitionAsync("compacted");
+        PreparedObject a = await CommitRangeAsync(partition, 0, 10);
+        PreparedObject b = await CommitRangeAsync(partition, 10, 20);
+        PreparedObject merged = await Store.PrepareObjectAsync("data/");
+
+        await Store.CommitObjectAsync(new ObjectCommit(merged.ObjectId, ObjectSize, [Range(partition.StreamId, partition.LeaderEpoch, 0, 20, size: 20)], [a.ObjectId, b.ObjectId]));
+
+        Assert.Equal(ObjectState.MarkedForDeletion, await StateOfAsync(a.ObjectId));
+        Assert.Equal(ObjectState.MarkedForDeletion, await StateOfAsync(b.ObjectId));
+        Assert.Equal(ObjectState.Committed, await StateOfAsync(merged.ObjectId));
+        StreamObjectRange only = Assert.Single(await Store.GetObjectRangesAsync(partition.StreamId, 0));
+        Assert.Equal((merged.ObjectId, merged.Key, 0L, 20L), (only.ObjectId, only.Key, only.Range.StartOffset, only.Range.EndOffset));
+        Assert.Equal(20, await Store.GetCommittedEndOffsetAsync(partition.StreamId));
+
+        // Appends continue from the unchanged end offset.
+        await CommitRangeAsync(partition, 20, 30);
+        Assert.Equal(30, await Store.GetCommittedEndOffsetAsync(partition.StreamId));
+    }
+
+    [Fact]
+    public async Task CompactionOfSharedObjectsCoversEveryStream()
+    {
+        TopicMetadata topic = await Store.CreateTopicAsync("shared", 2, NoConfigs());
+        PartitionMetadata x = await Store.ClaimLeadershipAsync(topic.Partitions[0].StreamId, 1);
+        PartitionMetadata y = await Store.ClaimLeadershipAsync(topic.Partitions[1].StreamId, 1);
+        PreparedObject first = await Store.PrepareObjectAsync("data/");
+        await Store.CommitObjectAsync(Commit(first.ObjectId, Range(x.StreamId, x.LeaderEpoch, 0, 5), Range(y.StreamId, y.LeaderEpoch, 0, 5, position: 10)));
+        PreparedObject second = await Store.PrepareObjectAsync("data/");
+        await Store.CommitObjectAsync(Commit(second.ObjectId, Range(x.StreamId, x.LeaderEpoch, 5, 8), Range(y.StreamId, y.LeaderEpoch, 5, 9, position: 10)));
+
+        // Dropping stream y's data is refused: it is still live.
+        PreparedObject onlyX = await Store.PrepareObjectAsync("data/");
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitObjectAsync(
+            new ObjectCommit(onlyX.ObjectId, ObjectSize, [Range(x.StreamId, x.LeaderEpoch, 0, 8)], [first.ObjectId, second.ObjectId])));
+        Assert.Equal(ObjectState.Committed, await StateOfAsync(first.ObjectId));
+        Assert.Equal(ObjectState.Prepared, await StateOfAsync(onlyX.ObjectId));
+
+        await Store.CommitObjectAsync(new ObjectCommit(onlyX.ObjectId, ObjectSize,
+            [Range(x.StreamId, x.LeaderEpoch, 0, 8), Range(y.StreamId, y.LeaderEpoch, 0, 9, position: 10)], [first.ObjectId, second.ObjectId]));
+        Assert.Equal([onlyX.ObjectId], (await Store.GetObjectRangesAsync(x.StreamId, 0)).Select(r => r.ObjectId));
+        Assert.Equal([onlyX.ObjectId], (await Store.GetObjectRangesAsync(y.StreamId, 0)).Select(r => r.ObjectId));
+        Assert.Equal((8L, 9L), (await Store.GetCommittedEndOffsetAsync(x.StreamId), await Store.GetCommittedEndOffsetAsync(y.StreamId)));
+    }
+
+    [Fact]
+    public async Task CompactionMustStayInsideTheReplacedData()
+    {
+        PartitionMetadata partition = await CreateLedPartitionAsync("inside");
+        PreparedObject a = await CommitRangeAsync(partition, 0, 10);
+        PreparedObject b = await CommitRangeAsync(partition, 10, 20);
+        PreparedObject c = await CommitRangeAsync(partition, 20, 30);
+        PreparedObject merged = await Store.PrepareObjectAsync("data/");
+        long s = partition.StreamId;
+        int e = partition.LeaderEpoch;
+
+        // Beyond what the replaced object holds.
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitObjectAsync(new ObjectCommit(merged.ObjectId, ObjectSize, [Range(s, e, 0, 20)], [a.ObjectId])));
+        // Across a hole: object b is not replaced.
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitObjectAsync(new ObjectCommit(merged.ObjectId, ObjectSize, [Range(s, e, 0, 30)], [a.ObjectId, c.ObjectId])));
+        // Less than the live data of the replaced objects.
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitObjectAsync(new ObjectCommit(merged.ObjectId, ObjectSize, [Range(s, e, 0, 10)], [a.ObjectId, b.ObjectId])));
+
+        Assert.Equal(ObjectState.Prepared, await StateOfAsync(merged.ObjectId));
+        Assert.Equal(3, (await Store.ListObjectsAsync()).Count(o => o.State == ObjectState.Committed));
+        Assert.Equal(30, await Store.GetCommittedEndOffsetAsync(s));
+    }
+
+    [Fact]
+    public async Task CompactionMayDropRecordsBelowTheLogStartOffset()
+    {
+        PartitionMetadata partition = await CreateLedPartitionAsync("retention");
+        PreparedObject a = await CommitRangeAsync(partition, 0, 10);
+        PreparedObject b = await CommitRangeAsync(partition, 10, 20);
+        await Store.SetLogStartOffsetAsync(partition.StreamId, partition.LeaderEpoch, 12);
+
+        // [10, 12) stays in the new object because a batch cannot be cut; [0, 10) is gone.
+        PreparedObject kept = await Store.PrepareObjectAsync("data/");
+        await Store.CommitObjectAsync(new ObjectCommit(kept.ObjectId, ObjectSize, [Range(partition.StreamId, partition.LeaderEpoch, 10, 20)], [a.ObjectId, b.ObjectId]));
+
+        Assert.Equal([kept.ObjectId], (await Store.GetObjectRangesAsync(partition.StreamId, 0)).Select(r => r.ObjectId));
+        Assert.Equal(ObjectState.MarkedForDeletion, await StateOfAsync(a.ObjectId));
+    }
+
+    [Fact]
+    public async Task OnlyCommittedObjectsCanBeReplaced()
+    {
+        PartitionMetadata partition = await CreateLedPartitionAsync("sources");
+        PreparedObject committed = await CommitRangeAsync(partition, 0, 10);
+        PreparedObject prepared = await Store.PrepareObjectAsync("data/");
+        PreparedObject merged = await Store.PrepareObjectAsync("data/");
+        long s = partition.StreamId;
+        int e = partition.LeaderEpoch;
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitObjectAsync(new ObjectCommit(merged.ObjectId, ObjectSize, [Range(s, e, 0, 10)], [committed.ObjectId, prepared.ObjectId])));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitObjectAsync(new ObjectCommit(merged.ObjectId, ObjectSize, [Range(s, e, 0, 10)], [committed.ObjectId, 987_654])));
+        await Store.MarkObjectsDeletedAsync([committed.ObjectId]);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitObjectAsync(new ObjectCommit(merged.ObjectId, ObjectSize, [Range(s, e, 0, 10)], [committed.ObjectId])));
+        Assert.Equal(ObjectState.Prepared, await StateOfAsync(merged.ObjectId));
+    }
+
+    [Fact]
+    public async Task PreparedButNeverCommittedObjectsAreListedForOrphanCleanup()
+    {
+        PartitionMetadata partition = await CreateLedPartitionAsync("orphans");
+        DateTimeOffset preparedAt = Time.Now;
+        PreparedObject orphan = await Store.PrepareObjectAsync("data/");
+        Time.Now = preparedAt.AddMinutes(5);
+        PreparedObject done = await CommitRangeAsync(partition, 0, 10);
+
+        IReadOnlyList<ObjectMetadata> objects = await Store.ListObjectsAsync();
+        Assert.Equal([orphan.ObjectId, done.ObjectId], objects.Select(o => o.ObjectId));
+        Assert.Equal(new ObjectMetadata(orphan.ObjectId, orphan.Key, ObjectState.Prepared, 0, preparedAt), objects[0]);
+        Assert.Equal(ObjectState.Committed, objects[1].State);
+        Assert.Equal(preparedAt.AddMinutes(5), objects[1].CreatedAt);
+    }
+
+    [Fact]
+    public async Task MarkingAnOrphanFencesItsLateCommitAndThenItCanBeForgotten()
+    {
+        PartitionMetadata partition = await CreateLedPartitionAsync("late");
+        PreparedObject orphan = await Store.PrepareObjectAsync("data/");
+
+        await Store.MarkObjectsDeletedAsync([orphan.ObjectId, 55_555]);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitObjectAsync(Commit(orphan.ObjectId, Range(partition.StreamId, partition.LeaderEpoch, 0, 10))));
+        Assert.Equal(0, await Store.GetCommittedEndOffsetAsync(partition.StreamId));
+
+        await Store.ForgetObjectsAsync([orphan.ObjectId]);
+        Assert.Empty(await Store.ListObjectsAsync());
+    }
+
+    [Fact]
+    public async Task ObjectsAreForgottenOnlyOnceMarkedForDeletion()
+    {
+        PartitionMetadata partition = await CreateLedPartitionAsync("forget");
+        PreparedObject old = await CommitRangeAsync(partition, 0, 10);
+        PreparedObject live = await CommitRangeAsync(partition, 10, 20);
+        PreparedObject pending = await Store.PrepareObjectAsync("data/");
+
+        await Store.MarkObjectsDeletedAsync([old.ObjectId]);
+        Assert.Equal([live.ObjectId], (await Store.GetObjectRangesAsync(partition.StreamId, 0)).Select(r => r.ObjectId));
+        Assert.Equal(20, await Store.GetCommittedEndOffsetAsync(partition.StreamId));
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.ForgetObjectsAsync([old.ObjectId, live.ObjectId]));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.ForgetObjectsAsync([pending.ObjectId]));
+        Assert.Equal(3, (await Store.ListObjectsAsync()).Count);
+
+        await Store.ForgetObjectsAsync([old.ObjectId, 77_777]);
+        await Store.ForgetObjectsAsync([old.ObjectId]);
+        Assert.Equal([live.ObjectId, pending.ObjectId], (await Store.ListObjectsAsync()).Select(o => o.ObjectId));
+
+        // Ids are never handed out again, even after their rows are gone.
+        PreparedObject next = await Store.PrepareObjectAsync("data/");
+        Assert.True(next.ObjectId > pending.ObjectId);
+    }
+
+    [Fact]
+    public async Task DeletingATopicMarksItsOwnObjectsAndKeepsSharedOnes()
+    {
+        TopicMetadata doomedTopic = await Store.CreateTopicAsync("doomed", 1, NoConfigs());
+        TopicMetadata keptTopic = await Store.CreateTopicAsync("kept", 1, NoConfigs());
+        PartitionMetadata doomed = await Store.ClaimLeadershipAsync(doomedTopic.Partitions[0].StreamId, 1);
+        PartitionMetadata kept = await Store.ClaimLeadershipAsync(keptTopic.Partitions[0].StreamId, 1);
+        PreparedObject own = await CommitRangeAsync(doomed, 0, 10);
+        PreparedObject shared = await Store.PrepareObjectAsync("data/");
+        await Store.CommitObjectAsync(Commit(shared.ObjectId, Range(doomed.StreamId, doomed.LeaderEpoch, 10, 20), Range(kept.StreamId, kept.LeaderEpoch, 0, 5, position: 10)));
+        PreparedObject other = await CommitRangeAsync(kept, 5, 9);
+        await Store.CommitGroupOffsetsAsync("readers", [new GroupOffset("doomed", 0, 3, 1, null, Time.Now), new GroupOffset("kept", 0, 4, 1, null, Time.Now)]);
+
+        Assert.True(await Store.DeleteTopicAsync("doomed"));
+
+        Assert.Equal(ObjectState.MarkedForDeletion, await StateOfAsync(own.ObjectId));
+        Assert.Equal(ObjectState.Committed, await StateOfAsync(shared.ObjectId));
+        Assert.Equal(ObjectState.Committed, await StateOfAsync(other.ObjectId));
+        Assert.Equal([shared.ObjectId, other.ObjectId], (await Store.GetObjectRangesAsync(kept.StreamId, 0)).Select(r => r.ObjectId));
+        Assert.Empty(await Store.GetObjectRangesAsync(doomed.StreamId, 0));
+        await Assert.ThrowsAsync<UnknownStreamException>(() => Store.GetCommittedEndOffsetAsync(doomed.StreamId));
+        Assert.Equal(["kept"], (await Store.FetchGroupOffsetsAsync("readers")).Select(o => o.Topic));
+
+        // The shared object can later be compacted down to the surviving stream.
+        PreparedObject rewritten = await Store.PrepareObjectAsync("data/");
+        await Store.CommitObjectAsync(new ObjectCommit(rewritten.ObjectId, ObjectSize, [Range(kept.StreamId, kept.LeaderEpoch, 0, 9)], [shared.ObjectId, other.ObjectId]));
+        Assert.Equal([rewritten.ObjectId], (await Store.GetObjectRangesAsync(kept.StreamId, 0)).Select(r => r.ObjectId));
+    }
+}

@@ -1,0 +1,76 @@
+using SharedLog.Storage.Metadata;
+
+namespace SharedLog.Storage.Tests.Metadata;
+
+public sealed class GroupOffsetAndProducerIdTests : MetadataStoreTestBase
+{
+    [Fact]
+    public async Task GroupOffsetsAreUpsertedFetchedListedAndDeleted()
+    {
+        DateTimeOffset at = Time.Now;
+        await Store.CommitGroupOffsetsAsync("g1", [new GroupOffset("t", 1, 7, 2, null, at), new GroupOffset("t", 0, 5, -1, "meta", at), new GroupOffset("u", 0, 1, 0, "", at)]);
+        await Store.CommitGroupOffsetsAsync("g1", [new GroupOffset("t", 0, 9, 3, null, at.AddSeconds(1))]);
+        await Store.CommitGroupOffsetsAsync("g0", [new GroupOffset("t", 0, 100, 0, null, at)]);
+
+        Assert.Equal(
+            [new GroupOffset("t", 0, 9, 3, null, at.AddSeconds(1)), new GroupOffset("t", 1, 7, 2, null, at), new GroupOffset("u", 0, 1, 0, "", at)],
+            await Store.FetchGroupOffsetsAsync("g1"));
+        Assert.Equal(["g0", "g1"], await Store.ListGroupsAsync());
+        Assert.Empty(await Store.FetchGroupOffsetsAsync("nobody"));
+
+        await Store.DeleteGroupOffsetsAsync("g1", [("t", 0), ("missing", 3)]);
+        Assert.Equal([("t", 1), ("u", 0)], (await Store.FetchGroupOffsetsAsync("g1")).Select(o => (o.Topic, o.Partition)));
+        await Store.DeleteGroupOffsetsAsync("g1", null);
+        Assert.Empty(await Store.FetchGroupOffsetsAsync("g1"));
+        Assert.Equal(["g0"], await Store.ListGroupsAsync());
+        Assert.Single(await Store.FetchGroupOffsetsAsync("g0"));
+    }
+
+    [Fact]
+    public async Task InvalidGroupOffsetsAreRejected()
+    {
+        await Assert.ThrowsAsync<ArgumentException>(() => Store.CommitGroupOffsetsAsync("", [new GroupOffset("t", 0, 1, 0, null, Time.Now)]));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Store.CommitGroupOffsetsAsync("g", [new GroupOffset("t", -1, 1, 0, null, Time.Now)]));
+        await Assert.ThrowsAsync<ArgumentException>(() => Store.CommitGroupOffsetsAsync("g", [new GroupOffset("bad topic", 0, 1, 0, null, Time.Now)]));
+        // The valid first entry is not written either: validation precedes the transaction.
+        await Assert.ThrowsAsync<ArgumentException>(() => Store.CommitGroupOffsetsAsync("g", [new GroupOffset("t", 0, 1, 0, null, Time.Now), new GroupOffset("", 0, 1, 0, null, Time.Now)]));
+        Assert.Empty(await Store.ListGroupsAsync());
+    }
+
+    [Fact]
+    public async Task ProducerIdBlocksAreDisjointUnderConcurrency()
+    {
+        const int Allocators = 8;
+        const int BlocksEach = 5;
+        ProducerIdBlock[][] perAllocator = await Task.WhenAll(Enumerable.Range(0, Allocators).Select(async allocator =>
+        {
+            var blocks = new ProducerIdBlock[BlocksEach];
+            for (int i = 0; i < BlocksEach; i++)
+            {
+                blocks[i] = await Store.AllocateProducerIdsAsync(10 + allocator * 3 + i);
+            }
+
+            return blocks;
+        }));
+
+        ProducerIdBlock[] ordered = [.. perAllocator.SelectMany(b => b).OrderBy(b => b.FirstProducerId)];
+        Assert.Equal(Allocators * BlocksEach, ordered.Length);
+        Assert.True(ordered[0].FirstProducerId >= 0);
+        for (int i = 1; i < ordered.Length; i++)
+        {
+            Assert.True(ordered[i].FirstProducerId >= ordered[i - 1].FirstProducerId + ordered[i - 1].Count,
+                $"block {ordered[i - 1]} overlaps {ordered[i]}");
+        }
+
+        Assert.All(perAllocator.SelectMany(b => b), b => Assert.True(b.Count >= 10));
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-5)]
+    [InlineData(1_000_001)]
+    public async Task ProducerIdBlockSizesOutOfRangeAreRejected(int size)
+    {
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Store.AllocateProducerIdsAsync(size));
+    }
+}
