@@ -135,7 +135,7 @@ public sealed class FetchHandler(TopicService topics, StreamStore streams) : IAp
                     result.HighWatermark = result.LastStableOffset = e.HighWatermark;
                     result.LogStartOffset = e.LogStartOffset;
                 }
-                catch (UnknownStreamException)
+                catch (StreamNotOpenException)
                 {
                     result.ErrorCode = (short)ErrorCode.NotLeaderOrFollower;
                 }

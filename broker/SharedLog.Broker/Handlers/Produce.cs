@@ -122,7 +122,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             result.ErrorCode = (short)ErrorCode.KafkaStorageError;
             result.ErrorMessage = e.Message;
         }
-        catch (UnknownStreamException)
+        catch (StreamNotOpenException)
         {
             result.ErrorCode = (short)ErrorCode.NotLeaderOrFollower;
         }

@@ -14,4 +14,4 @@ public sealed class StorageBackpressureException(long pendingBytes, long limit)
     : Exception($"{pendingBytes} bytes wait for upload (limit {limit}); the object store is not keeping up. Retry later.");
 
 /// <summary>The stream is not open on this broker (unknown, deleted, or led elsewhere).</summary>
-public sealed class UnknownStreamException(long streamId) : Exception($"Stream {streamId} is not open on this broker.");
+public sealed class StreamNotOpenException(long streamId) : Exception($"Stream {streamId} is not open on this broker.");

@@ -107,7 +107,7 @@ public sealed partial class StreamStore : IAsyncDisposable
     public bool IsOpen(long streamId) => _streams.ContainsKey(streamId);
 
     public StreamLog Get(long streamId) =>
-        _streams.TryGetValue(streamId, out StreamLog? stream) ? stream : throw new UnknownStreamException(streamId);
+        _streams.TryGetValue(streamId, out StreamLog? stream) ? stream : throw new StreamNotOpenException(streamId);
 
     /// <summary>Forgets a stream (topic deleted or partition moved away); its un-uploaded data is dropped.</summary>
     public void Close(long streamId)
@@ -157,7 +157,7 @@ public sealed partial class StreamStore : IAsyncDisposable
         {
             if (stream.Closed)
             {
-                throw new UnknownStreamException(streamId);
+                throw new StreamNotOpenException(streamId);
             }
 
             // Offsets are assigned and the WAL entry enqueued under one lock, so WAL order is offset order.
