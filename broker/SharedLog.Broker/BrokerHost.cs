@@ -98,6 +98,9 @@ public sealed class BrokerHost : IAsyncDisposable
         services.AddSingleton<IApiHandler, OffsetCommitHandler>();
         services.AddSingleton<IApiHandler, OffsetFetchHandler>();
         services.AddSingleton<IApiHandler, ListGroupsHandler>();
+        services.AddSingleton<IApiHandler, DeleteTopicsHandler>();
+        services.AddSingleton<IApiHandler, CreatePartitionsHandler>();
+        services.AddSingleton<IApiHandler, DescribeConfigsHandler>();
         services.AddSingleton(sp => new HandlerRegistry(sp.GetServices<IApiHandler>()));
 
         ListenOptions? kafka = null;

@@ -176,4 +176,34 @@ public class BrokerClientTests
         Assert.Equal(0, response.Responses[0].PartitionResponses[0].ErrorCode);
         Assert.Equal(0, response.Responses[0].PartitionResponses[0].BaseOffset);
     }
+
+    [Fact]
+    public async Task AdminDeletesTopicsAddsPartitionsAndDescribesConfigs()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        await admin.CreateTopicsAsync([new TopicSpecification { Name = "cfg-topic", NumPartitions = 1, ReplicationFactor = 1, Configs = new Dictionary<string, string> { ["retention.ms"] = "3600000" } }]);
+
+        List<DescribeConfigsResult> described = await admin.DescribeConfigsAsync([new ConfigResource { Type = ResourceType.Topic, Name = "cfg-topic" }]);
+        Dictionary<string, ConfigEntryResult> entries = described.Single().Entries;
+        Assert.Equal("3600000", entries["retention.ms"].Value);
+        Assert.Equal(ConfigSource.DynamicTopicConfig, entries["retention.ms"].Source);
+        Assert.Equal("delete", entries["cleanup.policy"].Value);
+        Assert.True(entries["cleanup.policy"].IsDefault);
+
+        await admin.CreatePartitionsAsync([new PartitionsSpecification { Topic = "cfg-topic", IncreaseTo = 3 }]);
+        Assert.Equal(3, admin.GetMetadata("cfg-topic", Timeout).Topics.Single().Partitions.Count);
+        var shrink = await Assert.ThrowsAsync<CreatePartitionsException>(() => admin.CreatePartitionsAsync([new PartitionsSpecification { Topic = "cfg-topic", IncreaseTo = 2 }]));
+        Assert.Equal(ErrorCode.InvalidPartitions, shrink.Results[0].Error.Code);
+
+        using (IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = broker.BootstrapServers }).Build())
+        {
+            DeliveryResult<string, string> onNew = await producer.ProduceAsync(new TopicPartition("cfg-topic", 2), new Message<string, string> { Key = "k", Value = "v" }).WaitAsync(Timeout);
+            Assert.Equal(0, onNew.Offset.Value);
+        }
+
+        await admin.DeleteTopicsAsync(["cfg-topic"]);
+        var again = await Assert.ThrowsAsync<DeleteTopicsException>(() => admin.DeleteTopicsAsync(["cfg-topic"]));
+        Assert.Equal(ErrorCode.UnknownTopicOrPart, again.Results[0].Error.Code);
+    }
 }

@@ -114,6 +114,38 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
         }
     }
 
+    /// <summary>Raises a topic's partition count; the new partitions are led here.</summary>
+    public async Task<(ErrorCode Error, string? Message)> AddPartitionsAsync(string name, int count, bool validateOnly, CancellationToken cancellationToken)
+    {
+        TopicMetadata? topic = Find(name);
+        if (topic is null)
+        {
+            return (ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
+        }
+
+        if (count <= topic.Partitions.Count || count > 10_000)
+        {
+            return (ErrorCode.InvalidPartitions, $"Topic '{name}' has {topic.Partitions.Count} partitions; the new count must be larger (and at most 10000), not {count}.");
+        }
+
+        if (validateOnly)
+        {
+            return (ErrorCode.None, null);
+        }
+
+        await _changes.WaitAsync(cancellationToken);
+        try
+        {
+            TopicMetadata grown = await metadata.AddPartitionsAsync(name, count, CancellationToken.None);
+            await LeadAsync(grown, CancellationToken.None);
+            return (ErrorCode.None, null);
+        }
+        finally
+        {
+            _changes.Release();
+        }
+    }
+
     public async Task<ErrorCode> DeleteAsync(string name, CancellationToken cancellationToken)
     {
         await _changes.WaitAsync(cancellationToken);

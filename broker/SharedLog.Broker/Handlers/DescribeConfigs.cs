@@ -1,0 +1,84 @@
+// DescribeConfigs, versions 0-4. Topics (resource type 2) report every config SharedLog knows, with
+// Kafka's names: values set on the topic have source TOPIC_CONFIG (1), the rest DEFAULT_CONFIG (5).
+// Brokers (type 4) report an empty list. v1+ may ask for synonyms (the default is the only synonym of
+// an unset config), v3+ for documentation (none is given).
+using SharedLog.Broker.Cluster;
+using SharedLog.Protocol;
+using SharedLog.Protocol.Messages;
+using SharedLog.Storage.Metadata;
+
+namespace SharedLog.Broker.Handlers;
+
+public sealed class DescribeConfigsHandler(TopicService topics) : IApiHandler
+{
+    private const sbyte TopicResource = 2;
+    private const sbyte BrokerResource = 4;
+    private const sbyte TopicConfigSource = 1;
+    private const sbyte DefaultConfigSource = 5;
+
+    public ApiKey Api => ApiKey.DescribeConfigs;
+
+    public short MinVersion => 0;
+
+    public short MaxVersion => ApiMessages.HighestVersion(ApiKey.DescribeConfigs);
+
+    public ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
+    {
+        var body = (DescribeConfigsRequest)request;
+        var response = new DescribeConfigsResponse();
+        foreach (DescribeConfigsRequest.DescribeConfigsResource resource in body.Resources)
+        {
+            var result = new DescribeConfigsResponse.DescribeConfigsResult { ResourceType = resource.ResourceType, ResourceName = resource.ResourceName };
+            response.Results.Add(result);
+            if (resource.ResourceType == BrokerResource)
+            {
+                continue;
+            }
+
+            if (resource.ResourceType != TopicResource)
+            {
+                result.ErrorCode = (short)ErrorCode.InvalidRequest;
+                result.ErrorMessage = $"Resource type {resource.ResourceType} is not supported.";
+                continue;
+            }
+
+            TopicMetadata? topic = topics.Find(resource.ResourceName);
+            if (topic is null)
+            {
+                result.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
+                result.ErrorMessage = $"Topic '{resource.ResourceName}' does not exist.";
+                continue;
+            }
+
+            foreach ((string name, string defaultValue) in TopicConfigs.Defaults.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            {
+                if (resource.ConfigurationKeys is { } keys && !keys.Contains(name))
+                {
+                    continue;
+                }
+
+                bool set = topic.Configs.TryGetValue(name, out string? value);
+                var entry = new DescribeConfigsResponse.DescribeConfigsResourceResult
+                {
+                    Name = name,
+                    Value = set ? value : defaultValue,
+                    IsDefault = !set,
+                    ConfigSource = set ? TopicConfigSource : DefaultConfigSource,
+                };
+                if (body.IncludeSynonyms)
+                {
+                    if (set)
+                    {
+                        entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = name, Value = value, Source = TopicConfigSource });
+                    }
+
+                    entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = name, Value = defaultValue, Source = DefaultConfigSource });
+                }
+
+                result.Configs.Add(entry);
+            }
+        }
+
+        return ValueTask.FromResult<IApiMessage?>(response);
+    }
+}
