@@ -9,7 +9,7 @@ using SharedLog.LoadTest;
 // address, so one run can target SharedLog and any other Kafka. Prints progress every second, a
 // summary (records/s, MB/s, latency p50/p99/p999), and writes a CSV and an SVG chart.
 //
-//   produce  --bootstrap H:P --topic T [--records N | --duration S] [--record-size B] [--rate R/s] [--acks all|1|0] [--compression none|gzip|snappy|lz4|zstd]
+//   produce  --bootstrap H:P --topic T [--records N | --duration S] [--record-size B] [--rate R/s] [--acks all|1|0] [--compression none|gzip|snappy|lz4|zstd] [--partitions N (create the topic)]
 //   consume  --bootstrap H:P --topic T --records N
 //   e2e      --bootstrap H:P --topic T --rate R/s --duration S [--record-size B]
 // Common: --out DIR (default bench/results), --label NAME.
@@ -21,6 +21,19 @@ if (args.Length == 0 || args[0] is "-h" or "--help")
 
 var options = LoadOptions.Parse(args);
 Console.WriteLine($"librdkafka {LibrdkafkaLoader.Version}; {options.Mode} against {options.Bootstrap}, topic {options.Topic}");
+if (options.Partitions > 0)
+{
+    using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = options.Bootstrap }).Build();
+    try
+    {
+        await admin.CreateTopicsAsync([new Confluent.Kafka.Admin.TopicSpecification { Name = options.Topic, NumPartitions = options.Partitions, ReplicationFactor = 1 }]);
+    }
+    catch (Confluent.Kafka.Admin.CreateTopicsException e) when (e.Results.All(r => r.Error.Code == ErrorCode.TopicAlreadyExists))
+    {
+        Console.WriteLine($"topic {options.Topic} exists");
+    }
+}
+
 LoadReport report = options.Mode switch
 {
     "produce" => await Workloads.ProduceAsync(options, endToEnd: false),
@@ -44,6 +57,7 @@ namespace SharedLog.LoadTest
         int Rate,
         Acks Acks,
         CompressionType Compression,
+        int Partitions,
         string OutputDirectory,
         string? Label)
     {
@@ -72,6 +86,7 @@ namespace SharedLog.LoadTest
                 Int("rate", 0),
                 Get("acks", "all") switch { "all" or "-1" => Acks.All, "1" => Acks.Leader, "0" => Acks.None, var a => throw new ArgumentException($"Unknown acks '{a}'.") },
                 Enum.Parse<CompressionType>(Get("compression", "none"), ignoreCase: true),
+                Int("partitions", 0),
                 Get("out", Path.Combine("bench", "results")),
                 values.GetValueOrDefault("label"));
         }
@@ -171,7 +186,13 @@ namespace SharedLog.LoadTest
             };
             using IProducer<Null, byte[]> producer = new ProducerBuilder<Null, byte[]>(config).Build();
             using var consumerStop = new CancellationTokenSource();
-            Task consumer = endToEnd ? Task.Run(() => ConsumeForLatency(options, report, consumerStop.Token)) : Task.CompletedTask;
+            var assigned = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Task consumer = endToEnd ? Task.Run(() => ConsumeForLatency(options, report, assigned, consumerStop.Token)) : Task.CompletedTask;
+            if (endToEnd)
+            {
+                // Measure steady state: start producing once the consumer has joined its group and owns partitions.
+                await assigned.Task.WaitAsync(TimeSpan.FromSeconds(60));
+            }
 
             byte[] payload = new byte[options.RecordSize];
             Random.Shared.NextBytes(payload);
@@ -248,9 +269,9 @@ namespace SharedLog.LoadTest
             return value;
         }
 
-        private static void ConsumeForLatency(LoadOptions options, LoadReport report, CancellationToken stop)
+        private static void ConsumeForLatency(LoadOptions options, LoadReport report, TaskCompletionSource assigned, CancellationToken stop)
         {
-            using IConsumer<Ignore, byte[]> consumer = BuildConsumer(options, fetchWaitMs: 100);
+            using IConsumer<Ignore, byte[]> consumer = BuildConsumer(options, fetchWaitMs: 100, onAssigned: () => assigned.TrySetResult());
             consumer.Subscribe(options.Topic);
             while (!stop.IsCancellationRequested)
             {
@@ -294,16 +315,22 @@ namespace SharedLog.LoadTest
             return report;
         }
 
-        private static IConsumer<Ignore, byte[]> BuildConsumer(LoadOptions options, int fetchWaitMs) =>
+        private static IConsumer<Ignore, byte[]> BuildConsumer(LoadOptions options, int fetchWaitMs, Action? onAssigned = null) =>
             new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig
             {
                 BootstrapServers = options.Bootstrap,
                 GroupId = "sharedlog-loadtest-" + Guid.NewGuid().ToString("N"),
-                AutoOffsetReset = AutoOffsetReset.Earliest,
+                AutoOffsetReset = onAssigned is null ? AutoOffsetReset.Earliest : AutoOffsetReset.Latest,
                 EnableAutoCommit = false,
                 FetchWaitMaxMs = fetchWaitMs,
                 FetchMaxBytes = 64 * 1024 * 1024,
                 MaxPartitionFetchBytes = 16 * 1024 * 1024,
+            }).SetPartitionsAssignedHandler((_, partitions) =>
+            {
+                if (partitions.Count > 0)
+                {
+                    onAssigned?.Invoke();
+                }
             }).Build();
     }
 
