@@ -8,6 +8,7 @@ using SharedLog.Broker.Handlers;
 using SharedLog.Broker.Network;
 using SharedLog.Storage;
 using SharedLog.Storage.Metadata;
+using SharedLog.Storage.Objects;
 using SharedLog.Storage.ObjectStore;
 using SharedLog.Storage.Streams;
 using SharedLog.Storage.Wal;
@@ -25,6 +26,8 @@ public sealed class BrokerHost : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly ListenOptions _kafkaListener;
     private readonly ListenOptions? _httpListener;
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _janitor = Task.CompletedTask;
     private bool _started;
     private bool _disposed;
 
@@ -101,6 +104,8 @@ public sealed class BrokerHost : IAsyncDisposable
         services.AddSingleton<IApiHandler, DeleteTopicsHandler>();
         services.AddSingleton<IApiHandler, CreatePartitionsHandler>();
         services.AddSingleton<IApiHandler, DescribeConfigsHandler>();
+        services.AddSingleton<IApiHandler, DeleteRecordsHandler>();
+        services.AddSingleton(sp => new ObjectJanitor(sp.GetRequiredService<IObjectStore>(), sp.GetRequiredService<IMetadataStore>(), sp.GetRequiredService<StreamStore>(), storage.OrphanGrace, sp.GetRequiredService<ILogger<ObjectJanitor>>()));
         services.AddSingleton(sp => new HandlerRegistry(sp.GetServices<IApiHandler>()));
 
         ListenOptions? kafka = null;
@@ -132,6 +137,8 @@ public sealed class BrokerHost : IAsyncDisposable
         await sp.GetRequiredService<IMetadataStore>().InitializeAsync(cancellationToken);
         await sp.GetRequiredService<TopicService>().LoadAsync(cancellationToken);
         await sp.GetRequiredService<StreamStore>().StartAsync(cancellationToken);
+        StorageOptions storage = sp.GetRequiredService<StreamStore>().Options;
+        _janitor = sp.GetRequiredService<ObjectJanitor>().RunAsync(storage.CleanupInterval, _stopping.Token);
         await _app.StartAsync(cancellationToken);
         _started = true;
 
@@ -161,6 +168,9 @@ public sealed class BrokerHost : IAsyncDisposable
         }
 
         _disposed = true;
+        await _stopping.CancelAsync();
+        await _janitor;
+        _stopping.Dispose();
         IServiceProvider sp = _app.Services;
         StreamStore streams = sp.GetRequiredService<StreamStore>();
         try

@@ -30,6 +30,12 @@ public sealed class StorageOptions
     /// <summary>Blocks fetched ahead of a sequential reader.</summary>
     public int PrefetchBlocks { get; set; } = 2;
 
+    /// <summary>How often retention and object cleanup run.</summary>
+    public TimeSpan CleanupInterval { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>A prepared object older than this was never committed (its uploader crashed) and is removed.</summary>
+    public TimeSpan OrphanGrace { get; set; } = TimeSpan.FromMinutes(10);
+
     /// <summary>Key prefix of data objects inside the bucket or directory.</summary>
     public string ObjectKeyPrefix { get; set; } = "data/";
 
@@ -48,6 +54,11 @@ public sealed class StorageOptions
         if (BlockSizeBytes < 4096 || LogCacheBytes < 0 || BlockCacheBytes < 0)
         {
             throw new ArgumentException("Block size must be at least 4 KiB and cache sizes non-negative.");
+        }
+
+        if (CleanupInterval <= TimeSpan.Zero || OrphanGrace <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("Cleanup interval and orphan grace must be positive.");
         }
 
         if (CatchUpReadConcurrency < 1 || PrefetchBlocks < 0)

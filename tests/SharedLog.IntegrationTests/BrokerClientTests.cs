@@ -206,4 +206,28 @@ public class BrokerClientTests
         var again = await Assert.ThrowsAsync<DeleteTopicsException>(() => admin.DeleteTopicsAsync(["cfg-topic"]));
         Assert.Equal(ErrorCode.UnknownTopicOrPart, again.Results[0].Error.Code);
     }
+
+    [Fact]
+    public async Task DeleteRecordsRaisesTheLowWatermark()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using (IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = broker.BootstrapServers }).Build())
+        {
+            for (int i = 0; i < 10; i++)
+            {
+                await producer.ProduceAsync("trimmed", new Message<string, string> { Key = "k", Value = $"v{i}" }).WaitAsync(Timeout);
+            }
+        }
+
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        List<DeleteRecordsResult> deleted = await admin.DeleteRecordsAsync([new TopicPartitionOffset("trimmed", 0, 6)]);
+        Assert.Equal(6, deleted.Single().Offset.Value);
+        var beyond = await Assert.ThrowsAsync<DeleteRecordsException>(() => admin.DeleteRecordsAsync([new TopicPartitionOffset("trimmed", 0, 50)]));
+        Assert.Equal(ErrorCode.OffsetOutOfRange, beyond.Results[0].Error.Code);
+
+        using IConsumer<string, string> consumer = new ConsumerBuilder<string, string>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "trim" }).Build();
+        WatermarkOffsets marks = consumer.QueryWatermarkOffsets(new TopicPartition("trimmed", 0), Timeout);
+        Assert.Equal(6, marks.Low.Value);
+        Assert.Equal(["6:k=v6", "7:k=v7", "8:k=v8", "9:k=v9"], ConsumeFrom(broker.BootstrapServers, "trimmed", 0, 6, 4));
+    }
 }

@@ -53,6 +53,8 @@ public sealed partial class StreamStore : IAsyncDisposable
 
     public BlockCache BlockCache => _blockCache;
 
+    public StorageOptions Options => _options;
+
     /// <summary>
     /// Replays the WAL: entries already committed to objects are skipped (a crash between commit and trim
     /// leaves them behind), the rest are cached again for upload. Then the upload loop starts.
@@ -128,6 +130,46 @@ public sealed partial class StreamStore : IAsyncDisposable
 
                 stream.Batches.Clear();
             }
+        }
+    }
+
+    /// <summary>
+    /// Raises a stream's log start offset (DeleteRecords, retention): fenced in the metadata store, then
+    /// applied here; cached batches wholly below it are dropped. Never lowers it, never past the high
+    /// watermark. Returns the log start offset now in force.
+    /// </summary>
+    public async Task<long> AdvanceLogStartAsync(long streamId, long offset, CancellationToken cancellationToken = default)
+    {
+        StreamLog stream = Get(streamId);
+        long target;
+        lock (stream.Sync)
+        {
+            if (offset > stream.HighWatermark)
+            {
+                throw new OffsetOutOfRangeException(streamId, offset, stream.LogStartOffset, stream.HighWatermark);
+            }
+
+            if (offset <= stream.LogStartOffset)
+            {
+                return stream.LogStartOffset;
+            }
+
+            target = offset;
+        }
+
+        await _metadata.SetLogStartOffsetAsync(streamId, stream.LeaderEpoch, target, cancellationToken).ConfigureAwait(false);
+        lock (stream.Sync)
+        {
+            stream.LogStartOffset = Math.Max(stream.LogStartOffset, target);
+            int drop = 0;
+            while (drop < stream.Batches.Count && stream.Batches[drop].Uploaded && stream.Batches[drop].EndOffset <= stream.LogStartOffset)
+            {
+                Interlocked.Add(ref _cachedBytes, -stream.Batches[drop].Data.Length);
+                drop++;
+            }
+
+            stream.Batches.RemoveRange(0, drop);
+            return stream.LogStartOffset;
         }
     }
 

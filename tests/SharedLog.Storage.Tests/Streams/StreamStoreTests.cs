@@ -50,9 +50,9 @@ public sealed class StreamStoreTests : IAsyncLifetime
         Directory.Delete(_root, recursive: true);
     }
 
-    private async Task<long> CreateStreamAsync(string name)
+    private async Task<long> CreateStreamAsync(string name, Dictionary<string, string>? configs = null)
     {
-        TopicMetadata topic = await _engine.Metadata.CreateTopicAsync(name, 1, new Dictionary<string, string>());
+        TopicMetadata topic = await _engine.Metadata.CreateTopicAsync(name, 1, configs ?? new Dictionary<string, string>());
         _engine.Streams.Open(await _engine.Metadata.ClaimLeadershipAsync(topic.Partitions[0].StreamId, 1));
         return topic.Partitions[0].StreamId;
     }
@@ -287,5 +287,66 @@ public sealed class StreamStoreTests : IAsyncLifetime
 
             public Task DeleteAsync(IReadOnlyCollection<string> keys, CancellationToken cancellationToken = default) => Inner.DeleteAsync(keys, cancellationToken);
         }
+    }
+
+    [Fact]
+    public async Task RetentionByTimeRaisesTheLogStartAndDeletesOldObjects()
+    {
+        long stream = await CreateStreamAsync("aged", new Dictionary<string, string> { ["retention.ms"] = "60000" });
+        for (int i = 0; i < 4; i++)
+        {
+            await _engine.Streams.AppendAsync(stream, Batch(5, i));
+        }
+
+        await _engine.Streams.UploadAsync();
+        string oldKey = (await _engine.Metadata.GetObjectRangesAsync(stream, 0)).Single().Key;
+        var janitor = new SharedLog.Storage.Objects.ObjectJanitor(_engine.Objects, _engine.Metadata, _engine.Streams, TimeSpan.FromMinutes(10));
+
+        // The batches carry 1970 timestamps, far older than one minute.
+        SharedLog.Storage.Objects.JanitorReport report = await janitor.RunOnceAsync(DateTimeOffset.UtcNow);
+        Assert.Equal(1, report.StreamsTrimmed);
+        Assert.Equal(20, _engine.Streams.Get(stream).LogStartOffset);
+        Assert.Equal(20, (await _engine.Metadata.GetPartitionAsync(stream))!.LogStartOffset);
+        Assert.Null(await _engine.Objects.HeadAsync(oldKey));
+        await Assert.ThrowsAsync<OffsetOutOfRangeException>(() => _engine.Streams.ReadAsync(stream, 0, 100));
+        Assert.Equal(20, await _engine.Streams.AppendAsync(stream, Batch(1, 9)));
+    }
+
+    [Fact]
+    public async Task RetentionByBytesKeepsTheNewestRanges()
+    {
+        long stream = await CreateStreamAsync("sized", new Dictionary<string, string> { ["retention.ms"] = "-1", ["retention.bytes"] = "3000" });
+        await _engine.Streams.AppendAsync(stream, Batch(10, 1));
+        await _engine.Streams.UploadAsync();
+        await _engine.Streams.AppendAsync(stream, Batch(10, 2));
+        await _engine.Streams.UploadAsync();
+        IReadOnlyList<StreamObjectRange> before = await _engine.Metadata.GetObjectRangesAsync(stream, 0);
+        Assert.Equal(2, before.Count);
+        Assert.True(before.Sum(r => r.Range.Size) > 3000 && before[1].Range.Size <= 3000, "each upload is one batch of about 2.2 KB");
+
+        var janitor = new SharedLog.Storage.Objects.ObjectJanitor(_engine.Objects, _engine.Metadata, _engine.Streams, TimeSpan.FromMinutes(10));
+        await janitor.RunOnceAsync(DateTimeOffset.UtcNow);
+        Assert.Equal(10, _engine.Streams.Get(stream).LogStartOffset);
+        StreamObjectRange kept = Assert.Single(await _engine.Metadata.GetObjectRangesAsync(stream, 0));
+        Assert.Equal(before[1].Key, kept.Key);
+        Assert.Null(await _engine.Objects.HeadAsync(before[0].Key));
+        Assert.Equal(10, Decode(await _engine.Streams.ReadAsync(stream, 10, 100_000)).Count);
+    }
+
+    [Fact]
+    public async Task OrphanUploadsAreRemovedAfterTheGracePeriod()
+    {
+        // A crash between PUT and commit leaves a prepared object whose bytes are in the store.
+        PreparedObject orphan = await _engine.Metadata.PrepareObjectAsync("data/");
+        await _engine.Objects.PutAsync(orphan.Key, new byte[100]);
+        var janitor = new SharedLog.Storage.Objects.ObjectJanitor(_engine.Objects, _engine.Metadata, _engine.Streams, TimeSpan.FromMinutes(10));
+
+        Assert.Equal(0, (await janitor.RunOnceAsync(DateTimeOffset.UtcNow)).OrphansRemoved);
+        Assert.NotNull(await _engine.Objects.HeadAsync(orphan.Key));
+
+        SharedLog.Storage.Objects.JanitorReport later = await janitor.RunOnceAsync(DateTimeOffset.UtcNow.AddMinutes(11));
+        Assert.Equal(1, later.OrphansRemoved);
+        Assert.Null(await _engine.Objects.HeadAsync(orphan.Key));
+        Assert.DoesNotContain(await _engine.Metadata.ListObjectsAsync(), o => o.ObjectId == orphan.ObjectId);
     }
 }

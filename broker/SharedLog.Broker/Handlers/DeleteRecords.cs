@@ -1,0 +1,58 @@
+// DeleteRecords, versions 0-2. Raises the partition's log start offset (-1 means the high watermark);
+// records below it are no longer served and their objects are removed by cleanup once no live range
+// remains in them. An offset above the high watermark gets OFFSET_OUT_OF_RANGE.
+using SharedLog.Broker.Cluster;
+using SharedLog.Protocol;
+using SharedLog.Protocol.Messages;
+using SharedLog.Storage.Metadata;
+using SharedLog.Storage.Streams;
+
+namespace SharedLog.Broker.Handlers;
+
+public sealed class DeleteRecordsHandler(TopicService topics, StreamStore streams) : IApiHandler
+{
+    public ApiKey Api => ApiKey.DeleteRecords;
+
+    public short MinVersion => 0;
+
+    public short MaxVersion => ApiMessages.HighestVersion(ApiKey.DeleteRecords);
+
+    public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
+    {
+        var body = (DeleteRecordsRequest)request;
+        var response = new DeleteRecordsResponse();
+        foreach (DeleteRecordsRequest.DeleteRecordsTopic topic in body.Topics)
+        {
+            var topicResult = new DeleteRecordsResponse.DeleteRecordsTopicResult { Name = topic.Name };
+            response.Topics.Add(topicResult);
+            foreach (DeleteRecordsRequest.DeleteRecordsPartition partition in topic.Partitions)
+            {
+                var result = new DeleteRecordsResponse.DeleteRecordsPartitionResult { PartitionIndex = partition.PartitionIndex, LowWatermark = -1 };
+                topicResult.Partitions.Add(result);
+                PartitionMetadata? found = topics.FindPartition(topic.Name, partition.PartitionIndex);
+                if (found is null || !streams.IsOpen(found.StreamId))
+                {
+                    result.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
+                    continue;
+                }
+
+                try
+                {
+                    StreamLog stream = streams.Get(found.StreamId);
+                    long offset = partition.Offset == -1 ? stream.HighWatermark : partition.Offset;
+                    result.LowWatermark = await streams.AdvanceLogStartAsync(found.StreamId, offset, cancellationToken);
+                }
+                catch (OffsetOutOfRangeException)
+                {
+                    result.ErrorCode = (short)ErrorCode.OffsetOutOfRange;
+                }
+                catch (FencedException)
+                {
+                    result.ErrorCode = (short)ErrorCode.NotLeaderOrFollower;
+                }
+            }
+        }
+
+        return response;
+    }
+}

@@ -1,0 +1,145 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using SharedLog.Storage.Metadata;
+using SharedLog.Storage.ObjectStore;
+using SharedLog.Storage.Streams;
+
+namespace SharedLog.Storage.Objects;
+
+/// <summary>What one cleanup round did.</summary>
+public sealed record JanitorReport(int StreamsTrimmed, int ObjectsMarked, int OrphansRemoved, int ObjectsDeleted);
+
+/// <summary>
+/// Keeps the object store to what the metadata says is live: applies <c>retention.ms</c> and
+/// <c>retention.bytes</c> by raising log start offsets over whole uploaded ranges, marks objects whose
+/// every range is below its stream's log start offset, removes orphans (objects prepared but never
+/// committed, older than a grace period, e.g. after a crash between PUT and commit), and deletes the
+/// bytes of marked objects before forgetting them. Merging small objects (compaction) is not done here.
+/// </summary>
+public sealed partial class ObjectJanitor(IObjectStore objects, IMetadataStore metadata, StreamStore streams, TimeSpan orphanGrace, ILogger<ObjectJanitor>? logger = null)
+{
+    public const string RetentionMs = "retention.ms";
+    public const string RetentionBytes = "retention.bytes";
+
+    private readonly ILogger _logger = (ILogger?)logger ?? NullLogger.Instance;
+
+    public async Task<JanitorReport> RunOnceAsync(DateTimeOffset now, CancellationToken cancellationToken = default)
+    {
+        int trimmed = 0;
+        var liveRanges = new Dictionary<long, bool>();
+        foreach (TopicMetadata topic in await metadata.ListTopicsAsync(cancellationToken).ConfigureAwait(false))
+        {
+            long retentionMs = Config(topic, RetentionMs, 604_800_000);
+            long retentionBytes = Config(topic, RetentionBytes, -1);
+            foreach (PartitionMetadata partition in topic.Partitions)
+            {
+                IReadOnlyList<StreamObjectRange> ranges = await metadata.GetObjectRangesAsync(partition.StreamId, 0, cancellationToken).ConfigureAwait(false);
+                long logStart = partition.LogStartOffset;
+                long newStart = RetainedStart(ranges, now, retentionMs, retentionBytes);
+                if (newStart > logStart && streams.IsOpen(partition.StreamId))
+                {
+                    logStart = await streams.AdvanceLogStartAsync(partition.StreamId, newStart, cancellationToken).ConfigureAwait(false);
+                    trimmed++;
+                }
+
+                foreach (StreamObjectRange range in ranges)
+                {
+                    bool live = range.Range.EndOffset > logStart;
+                    liveRanges[range.ObjectId] = liveRanges.GetValueOrDefault(range.ObjectId) || live;
+                }
+            }
+        }
+
+        var dead = liveRanges.Where(kv => !kv.Value).Select(kv => kv.Key).ToList();
+        if (dead.Count > 0)
+        {
+            await metadata.MarkObjectsDeletedAsync(dead, cancellationToken).ConfigureAwait(false);
+        }
+
+        int orphans = 0;
+        var toDelete = new List<ObjectMetadata>();
+        foreach (ObjectMetadata obj in await metadata.ListObjectsAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (obj.State == ObjectState.Prepared && now - obj.CreatedAt > orphanGrace)
+            {
+                // Marking first makes a late commit of this upload fail instead of resurrecting it.
+                await metadata.MarkObjectsDeletedAsync([obj.ObjectId], cancellationToken).ConfigureAwait(false);
+                toDelete.Add(obj);
+                orphans++;
+            }
+            else if (obj.State == ObjectState.MarkedForDeletion)
+            {
+                toDelete.Add(obj);
+            }
+        }
+
+        if (toDelete.Count > 0)
+        {
+            await objects.DeleteAsync([.. toDelete.Select(o => o.Key)], cancellationToken).ConfigureAwait(false);
+            await metadata.ForgetObjectsAsync([.. toDelete.Select(o => o.ObjectId)], cancellationToken).ConfigureAwait(false);
+        }
+
+        var report = new JanitorReport(trimmed, dead.Count, orphans, toDelete.Count);
+        if (toDelete.Count > 0 || trimmed > 0)
+        {
+            LogRound(_logger, report.StreamsTrimmed, report.ObjectsMarked, report.OrphansRemoved, report.ObjectsDeleted);
+        }
+
+        return report;
+    }
+
+    /// <summary>The first offset to keep: whole ranges leave only from the front, when too old or over the byte budget.</summary>
+    internal static long RetainedStart(IReadOnlyList<StreamObjectRange> ranges, DateTimeOffset now, long retentionMs, long retentionBytes)
+    {
+        long total = ranges.Sum(r => r.Range.Size);
+        long start = 0;
+        long cutoff = retentionMs < 0 ? long.MinValue : now.ToUnixTimeMilliseconds() - retentionMs;
+        foreach (StreamObjectRange range in ranges)
+        {
+            bool tooOld = range.Range.MaxTimestamp < cutoff;
+            bool overBudget = retentionBytes >= 0 && total > retentionBytes;
+            if (!tooOld && !overBudget)
+            {
+                break;
+            }
+
+            start = range.Range.EndOffset;
+            total -= range.Range.Size;
+        }
+
+        return start;
+    }
+
+    private static long Config(TopicMetadata topic, string name, long fallback) =>
+        topic.Configs.TryGetValue(name, out string? value) && long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out long parsed) ? parsed : fallback;
+
+    /// <summary>Runs a round every <paramref name="interval"/> until cancelled; a failed round is logged and retried.</summary>
+    public async Task RunAsync(TimeSpan interval, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(interval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+            {
+                try
+                {
+                    await RunOnceAsync(DateTimeOffset.UtcNow, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    LogFailed(_logger, e);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cleanup: {Trimmed} streams trimmed by retention, {Marked} objects marked, {Orphans} orphans, {Deleted} objects deleted")]
+    private static partial void LogRound(ILogger logger, int trimmed, int marked, int orphans, int deleted);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cleanup round failed; retrying next round")]
+    private static partial void LogFailed(ILogger logger, Exception exception);
+}
