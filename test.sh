@@ -5,16 +5,24 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
-# System packages the tests use (real Kafka clients and servers join this list as features land).
-APT_PACKAGES=()
+# System packages the tests use: third-party Kafka clients driven by tests/compat.
+APT_PACKAGES=(kcat python3-kafka python3-confluent-kafka)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# Node.js and npm usually come with the machine; only a machine without them gets Debian's.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+# JavaScript client for the compat tests (pinned in tests/compat/package.json).
+if [ ! -d tests/compat/node_modules/kafkajs ]; then
+  npm ci --prefix tests/compat --no-audit --no-fund --loglevel=error
 fi
 
 if [ ! -d ../shared/kafka-protocol ]; then

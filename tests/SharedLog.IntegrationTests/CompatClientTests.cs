@@ -1,0 +1,82 @@
+using System.Diagnostics;
+
+namespace SharedLog.IntegrationTests;
+
+/// <summary>
+/// Clients written by others, run as separate processes against the real broker: kcat (librdkafka
+/// CLI), kafka-python (pure Python), confluent-kafka-python's AdminClient, and kafkajs (pure
+/// JavaScript). ./test.sh installs them; each script checks content and order itself and exits non-zero
+/// on any difference.
+/// </summary>
+public class CompatClientTests
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(120);
+
+    private static string CompatDirectory => Path.Combine(RepositoryRoot(), "tests", "compat");
+
+    private static string RepositoryRoot()
+    {
+        for (DirectoryInfo? dir = new(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "SharedLogBroker.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("Tests must run from inside the SharedLog repository.");
+    }
+
+    private static async Task RunAsync(string program, params string[] args)
+    {
+        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = CompatDirectory };
+        foreach (string arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using Process process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {program}");
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(Deadline);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{program} {string.Join(' ', args)} did not finish within {Deadline}: {await stderr}");
+        }
+
+        Assert.True(process.ExitCode == 0, $"{program} {string.Join(' ', args)} exited {process.ExitCode}\nstdout: {await stdout}\nstderr: {await stderr}");
+    }
+
+    [Fact]
+    public async Task Kcat()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        await RunAsync("bash", Path.Combine(CompatDirectory, "kcat.sh"), broker.BootstrapServers, "kcat-topic");
+    }
+
+    [Fact]
+    public async Task KafkaPython()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        await RunAsync("/usr/bin/python3", Path.Combine(CompatDirectory, "kafka_python.py"), broker.BootstrapServers, "kafka-python-topic");
+    }
+
+    [Fact]
+    public async Task ConfluentKafkaPythonAdmin()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        await RunAsync("/usr/bin/python3", Path.Combine(CompatDirectory, "confluent_admin.py"), broker.BootstrapServers, "admin-topic");
+    }
+
+    [Fact]
+    public async Task Kafkajs()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        await RunAsync("node", Path.Combine(CompatDirectory, "kafkajs.js"), broker.BootstrapServers, "kafkajs-topic");
+    }
+}
