@@ -85,6 +85,7 @@ public sealed class BrokerHost : IAsyncDisposable
         services.AddSingleton(sp => new StreamStore(storage, sp.GetRequiredService<IWriteAheadLog>(), sp.GetRequiredService<IObjectStore>(), sp.GetRequiredService<IMetadataStore>(), sp.GetRequiredService<ILogger<StreamStore>>()));
         services.AddSingleton<TopicService>();
         services.AddSingleton(_ => new GroupCoordinator(options.GroupInitialRebalanceDelayMs));
+        services.AddSingleton<ProducerStateManager>();
 
         services.AddSingleton(sp => new ApiVersionsHandler(sp.GetRequiredService<HandlerRegistry>));
         services.AddSingleton<IApiHandler>(sp => sp.GetRequiredService<ApiVersionsHandler>());
@@ -105,6 +106,7 @@ public sealed class BrokerHost : IAsyncDisposable
         services.AddSingleton<IApiHandler, CreatePartitionsHandler>();
         services.AddSingleton<IApiHandler, DescribeConfigsHandler>();
         services.AddSingleton<IApiHandler, DeleteRecordsHandler>();
+        services.AddSingleton<IApiHandler, InitProducerIdHandler>();
         services.AddSingleton(sp => new ObjectJanitor(sp.GetRequiredService<IObjectStore>(), sp.GetRequiredService<IMetadataStore>(), sp.GetRequiredService<StreamStore>(), storage.OrphanGrace, sp.GetRequiredService<ILogger<ObjectJanitor>>()));
         services.AddSingleton(sp => new HandlerRegistry(sp.GetServices<IApiHandler>()));
 

@@ -2,11 +2,13 @@
 // with UNSUPPORTED_FOR_MESSAGE_FORMAT), each batch must pass its CRC32C (CORRUPT_MESSAGE) and fit
 // max.message.bytes (MESSAGE_TOO_LARGE). Accepted batches get offsets assigned and are acknowledged
 // once durable in the WAL (acks=1 and acks=-1 mean the same here: there are no follower replicas;
-// acks=0 sends no response). Other acks values get INVALID_REQUIRED_ACKS. Idempotent and transactional
-// producers are not served yet: batches carrying a producer id are rejected with
-// UNSUPPORTED_FOR_MESSAGE_FORMAT and a message saying so (InitProducerId is not advertised either).
+// acks=0 sends no response). Other acks values get INVALID_REQUIRED_ACKS. Idempotent batches (producer
+// id set, KIP-98) are checked against the producer's epoch and sequence: a retried batch is answered
+// with its original offset and not written twice; a gap gets OUT_OF_ORDER_SEQUENCE_NUMBER, an old epoch
+// INVALID_PRODUCER_EPOCH. Transactional batches are refused: transactions are not served yet.
 using System.Globalization;
 using SharedLog.Broker.Cluster;
+using SharedLog.Broker.Coordinators;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
 using SharedLog.Protocol.Records;
@@ -16,7 +18,7 @@ using SharedLog.Storage.Wal;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed partial class ProduceHandler(TopicService topics, StreamStore streams, ILogger<ProduceHandler> logger) : IApiHandler
+public sealed partial class ProduceHandler(TopicService topics, StreamStore streams, ProducerStateManager producers, ILogger<ProduceHandler> logger) : IApiHandler
 {
     public ApiKey Api => ApiKey.Produce;
 
@@ -60,7 +62,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     private async Task AppendAsync(TopicMetadata topic, long streamId, ProduceRequest.PartitionProduceData partition, ProduceResponse.PartitionProduceResponse result, CancellationToken cancellationToken)
     {
         int maxMessageBytes = int.Parse(TopicConfigs.Effective(topic.Configs, TopicConfigs.MaxMessageBytes), CultureInfo.InvariantCulture);
-        var accepted = new List<byte[]>();
+        var accepted = new List<(byte[] Bytes, long ProducerId, short Epoch, int BaseSequence, int LastSequence)>();
         try
         {
             if (partition.Records is not { Length: > 0 } records)
@@ -82,12 +84,13 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     throw new KafkaProtocolException("Clients may not write control batches.", ErrorCode.InvalidRecord);
                 }
 
-                if (batch.ProducerId >= 0)
+                if (batch.IsTransactional)
                 {
-                    throw new KafkaProtocolException("Idempotent and transactional producers are not served yet; set enable.idempotence=false.", ErrorCode.UnsupportedForMessageFormat);
+                    throw new KafkaProtocolException("Transactional producers are not served yet.", ErrorCode.UnsupportedForMessageFormat);
                 }
 
-                accepted.Add(batch.Data.ToArray());
+                int lastSequence = batch.BaseSequence < 0 ? -1 : (int)((batch.BaseSequence + (long)batch.LastOffsetDelta) % ((long)int.MaxValue + 1));
+                accepted.Add((batch.Data.ToArray(), batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, lastSequence));
             }
         }
         catch (KafkaProtocolException e)
@@ -102,7 +105,15 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         {
             for (int i = 0; i < accepted.Count; i++)
             {
-                long baseOffset = await streams.AppendAsync(streamId, accepted[i], cancellationToken);
+                (byte[] bytes, long producerId, short epoch, int baseSequence, int lastSequence) = accepted[i];
+                long baseOffset = producerId < 0
+                    ? await streams.AppendAsync(streamId, bytes, cancellationToken)
+                    : await AppendIdempotentAsync(streamId, bytes, producerId, epoch, baseSequence, lastSequence, result, cancellationToken);
+                if (result.ErrorCode != 0)
+                {
+                    return;
+                }
+
                 if (i == 0)
                 {
                     result.BaseOffset = baseOffset;
@@ -130,6 +141,33 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         {
             result.ErrorCode = (short)ErrorCode.MessageTooLarge;
             result.ErrorMessage = e.Message;
+        }
+    }
+
+    /// <summary>Checks the batch's sequence, appends it unless it is a retry, and records it, all in partition order.</summary>
+    private async Task<long> AppendIdempotentAsync(long streamId, byte[] bytes, long producerId, short epoch, int baseSequence, int lastSequence, ProduceResponse.PartitionProduceResponse result, CancellationToken cancellationToken)
+    {
+        ProducerStateManager.PartitionProducers state = producers.For(streamId);
+        await state.Gate.WaitAsync(cancellationToken);
+        try
+        {
+            switch (state.Check(producerId, epoch, baseSequence, lastSequence, out ErrorCode error, out long originalOffset))
+            {
+                case SequenceVerdict.Duplicate:
+                    return originalOffset;
+                case SequenceVerdict.Reject:
+                    result.ErrorCode = (short)error;
+                    result.ErrorMessage = $"Producer {producerId} epoch {epoch}: batch with sequence {baseSequence} refused ({error}).";
+                    return -1;
+            }
+
+            long baseOffset = await streams.AppendAsync(streamId, bytes, cancellationToken);
+            state.Record(producerId, epoch, baseSequence, lastSequence, baseOffset);
+            return baseOffset;
+        }
+        finally
+        {
+            state.Gate.Release();
         }
     }
 

@@ -1,0 +1,29 @@
+// InitProducerId, versions 0-5, for idempotent producers (KIP-98): a unique producer id and epoch 0,
+// or, with the current id and epoch (v3+, KIP-360), the next epoch. Transactional ids are refused with
+// UNSUPPORTED_VERSION: transactions are not served yet.
+using SharedLog.Broker.Coordinators;
+using SharedLog.Protocol;
+using SharedLog.Protocol.Messages;
+
+namespace SharedLog.Broker.Handlers;
+
+public sealed class InitProducerIdHandler(ProducerStateManager producers) : IApiHandler
+{
+    public ApiKey Api => ApiKey.InitProducerId;
+
+    public short MinVersion => 0;
+
+    public short MaxVersion => ApiMessages.HighestVersion(ApiKey.InitProducerId);
+
+    public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
+    {
+        var body = (InitProducerIdRequest)request;
+        if (body.TransactionalId is not null)
+        {
+            return new InitProducerIdResponse { ErrorCode = (short)ErrorCode.UnsupportedVersion, ProducerId = -1, ProducerEpoch = -1 };
+        }
+
+        (ErrorCode error, long id, short epoch) = await producers.InitAsync(body.ProducerId, body.ProducerEpoch, cancellationToken);
+        return new InitProducerIdResponse { ErrorCode = (short)error, ProducerId = id, ProducerEpoch = epoch };
+    }
+}

@@ -1,0 +1,109 @@
+using System.Buffers;
+using Confluent.Kafka;
+using SharedLog.Protocol.Messages;
+using SharedLog.Protocol.Records;
+
+namespace SharedLog.IntegrationTests;
+
+/// <summary>Idempotent produce: librdkafka with enable.idempotence, and hand-made retries and gaps.</summary>
+public class IdempotentProducerTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task LibrdkafkaIdempotentProducerWritesEveryRecordOnce()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        var config = new ProducerConfig { BootstrapServers = broker.BootstrapServers, EnableIdempotence = true, Acks = Acks.All, LingerMs = 2, CompressionType = CompressionType.Lz4 };
+        using (IProducer<string, string> producer = new ProducerBuilder<string, string>(config).Build())
+        {
+            for (int i = 0; i < 300; i++)
+            {
+                producer.Produce("idem", new Message<string, string> { Key = "k", Value = $"v{i}" });
+            }
+
+            Assert.Equal(0, producer.Flush(Timeout));
+        }
+
+        using IConsumer<string, string> consumer = new ConsumerBuilder<string, string>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "idem" }).Build();
+        consumer.Assign(new TopicPartitionOffset("idem", 0, 0));
+        var values = new List<string>();
+        DateTime deadline = DateTime.UtcNow + Timeout;
+        while (values.Count < 300 && DateTime.UtcNow < deadline)
+        {
+            if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { Message: { } m })
+            {
+                values.Add(m.Value);
+            }
+        }
+
+        Assert.Equal(Enumerable.Range(0, 300).Select(i => $"v{i}"), values);
+        Assert.Equal(300, consumer.QueryWatermarkOffsets(new TopicPartition("idem", 0), Timeout).High.Value);
+    }
+
+    private static byte[] Batch(long producerId, short epoch, int sequence, int records)
+    {
+        var builder = new RecordBatchBuilder(1_700_000_000_000) { ProducerId = producerId, ProducerEpoch = epoch, BaseSequence = sequence };
+        for (int i = 0; i < records; i++)
+        {
+            builder.Add(null, [(byte)i], 1_700_000_000_000);
+        }
+
+        return builder.Build();
+    }
+
+    private static async Task<ProduceResponse.PartitionProduceResponse> ProduceAsync(RawKafkaClient client, byte[] batch, int correlation)
+    {
+        var request = new ProduceRequest
+        {
+            Acks = -1,
+            TimeoutMs = 5000,
+            TopicData = [new() { Name = "seq", PartitionData = [new() { Index = 0, Records = new ReadOnlySequence<byte>(batch) }] }],
+        };
+        await client.SendAsync(request, 9, correlation);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        return new ProduceResponse().ReadFrom(body, 9).Responses[0].PartitionResponses[0];
+    }
+
+    [Fact]
+    public async Task RetriesAreAnsweredWithTheOriginalOffsetAndGapsAndOldEpochsAreRefused()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.SendAsync(new CreateTopicsRequest { Topics = [new() { Name = "seq", NumPartitions = 1, ReplicationFactor = 1 }] }, 4, 1);
+        await client.ReceiveAsync(0);
+        await client.SendAsync(new InitProducerIdRequest { TransactionalId = null, TransactionTimeoutMs = 60000 }, 4, 2);
+        (_, byte[] initBody) = await client.ReceiveAsync(1);
+        var init = new InitProducerIdResponse().ReadFrom(initBody, 4);
+        Assert.Equal(0, init.ErrorCode);
+        Assert.True(init.ProducerId >= 0);
+
+        ProduceResponse.PartitionProduceResponse first = await ProduceAsync(client, Batch(init.ProducerId, init.ProducerEpoch, 0, 3), 3);
+        Assert.Equal(0, first.ErrorCode);
+        Assert.Equal(0, first.BaseOffset);
+
+        // The same batch again (a retry after a lost response): same offset, nothing written twice.
+        ProduceResponse.PartitionProduceResponse retry = await ProduceAsync(client, Batch(init.ProducerId, init.ProducerEpoch, 0, 3), 4);
+        Assert.Equal(0, retry.ErrorCode);
+        Assert.Equal(0, retry.BaseOffset);
+
+        ProduceResponse.PartitionProduceResponse gap = await ProduceAsync(client, Batch(init.ProducerId, init.ProducerEpoch, 5, 1), 5);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.OutOfOrderSequenceNumber, gap.ErrorCode);
+
+        ProduceResponse.PartitionProduceResponse next = await ProduceAsync(client, Batch(init.ProducerId, init.ProducerEpoch, 3, 2), 6);
+        Assert.Equal(0, next.ErrorCode);
+        Assert.Equal(3, next.BaseOffset);
+
+        // Bumping the epoch fences the old one.
+        await client.SendAsync(new InitProducerIdRequest { TransactionalId = null, TransactionTimeoutMs = 60000, ProducerId = init.ProducerId, ProducerEpoch = init.ProducerEpoch }, 4, 7);
+        (_, byte[] bumpBody) = await client.ReceiveAsync(1);
+        var bumped = new InitProducerIdResponse().ReadFrom(bumpBody, 4);
+        Assert.Equal(init.ProducerEpoch + 1, bumped.ProducerEpoch);
+        Assert.Equal(0, (await ProduceAsync(client, Batch(init.ProducerId, bumped.ProducerEpoch, 0, 1), 8)).ErrorCode);
+        ProduceResponse.PartitionProduceResponse stale = await ProduceAsync(client, Batch(init.ProducerId, init.ProducerEpoch, 5, 1), 9);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidProducerEpoch, stale.ErrorCode);
+
+        using IConsumer<Ignore, byte[]> consumer = new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "seq" }).Build();
+        Assert.Equal(6, consumer.QueryWatermarkOffsets(new TopicPartition("seq", 0), Timeout).High.Value);
+    }
+}
