@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Metrics;
 using SharedLog.Broker.Cluster;
 using SharedLog.Broker.Coordinators;
 using SharedLog.Broker.Handlers;
@@ -79,6 +80,10 @@ public sealed class BrokerHost : IAsyncDisposable
         IServiceCollection services = builder.Services;
         services.AddSingleton(Options.Create(options));
         services.AddSingleton(new AdvertisedListener());
+        services.AddSingleton<Http.BrokerMetrics>();
+        services.AddOpenTelemetry().WithMetrics(metrics => metrics
+            .AddMeter(Http.BrokerMetrics.MeterName, StorageMetrics.MeterName)
+            .AddPrometheusExporter());
         services.AddSingleton<IWriteAheadLog>(sp => new FasterWriteAheadLog(wal, sp.GetRequiredService<ILogger<FasterWriteAheadLog>>()));
         services.AddSingleton<IObjectStore>(_ => new LocalDirectoryObjectStore(new LocalObjectStoreOptions { RootDirectory = Path.Combine(dataDir, "objects") }));
         services.AddSingleton<IMetadataStore>(_ => new SqliteMetadataStore(new SqliteMetadataStoreOptions { DatabasePath = Path.Combine(dataDir, "metadata.db") }));
@@ -128,6 +133,7 @@ public sealed class BrokerHost : IAsyncDisposable
 
         WebApplication app = builder.Build();
         app.MapGet("/health", () => Results.Text("ok\n"));
+        app.MapPrometheusScrapingEndpoint("/metrics");
 
         // Kestrel applies the listen callbacks while building; both are set by now.
         return new BrokerHost(app, kafka ?? throw new InvalidOperationException("Kafka listener not configured."), http);

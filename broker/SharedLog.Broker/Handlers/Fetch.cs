@@ -15,7 +15,7 @@ using SharedLog.Storage.Streams;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed class FetchHandler(TopicService topics, StreamStore streams) : IApiHandler
+public sealed class FetchHandler(TopicService topics, StreamStore streams, Http.BrokerMetrics metrics) : IApiHandler
 {
     public ApiKey Api => ApiKey.Fetch;
 
@@ -126,11 +126,13 @@ public sealed class FetchHandler(TopicService topics, StreamStore streams) : IAp
                     result.AbortedTransactions = body.IsolationLevel == 1 ? [] : null;
                     result.Records = MemorySequence.Join(read.Batches);
                     long bytes = result.Records.Value.Length;
+                    metrics.BytesOut(found.Name, bytes);
                     budget -= bytes;
                     anyData |= bytes > 0;
                 }
                 catch (OffsetOutOfRangeException e)
                 {
+                    metrics.PartitionError(ApiKey.Fetch, ErrorCode.OffsetOutOfRange);
                     result.ErrorCode = (short)ErrorCode.OffsetOutOfRange;
                     result.HighWatermark = result.LastStableOffset = e.HighWatermark;
                     result.LogStartOffset = e.LogStartOffset;

@@ -18,7 +18,7 @@ using SharedLog.Storage.Wal;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed partial class ProduceHandler(TopicService topics, StreamStore streams, ProducerStateManager producers, ILogger<ProduceHandler> logger) : IApiHandler
+public sealed partial class ProduceHandler(TopicService topics, StreamStore streams, ProducerStateManager producers, Http.BrokerMetrics metrics, ILogger<ProduceHandler> logger) : IApiHandler
 {
     public ApiKey Api => ApiKey.Produce;
 
@@ -53,6 +53,18 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                 }
 
                 await AppendAsync(found, found.Partitions[partition.Index].StreamId, partition, result, cancellationToken);
+                if (result.ErrorCode == 0)
+                {
+                    metrics.BytesIn(topic.Name, partition.Records?.Length ?? 0);
+                }
+            }
+        }
+
+        foreach (ProduceResponse.TopicProduceResponse topicResponse in response.Responses)
+        {
+            foreach (ProduceResponse.PartitionProduceResponse partitionResponse in topicResponse.PartitionResponses)
+            {
+                metrics.PartitionError(ApiKey.Produce, (ErrorCode)partitionResponse.ErrorCode);
             }
         }
 

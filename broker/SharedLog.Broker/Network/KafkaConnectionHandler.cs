@@ -19,6 +19,7 @@ namespace SharedLog.Broker.Network;
 public sealed partial class KafkaConnectionHandler(
     HandlerRegistry registry,
     ApiVersionsHandler apiVersions,
+    Http.BrokerMetrics metrics,
     IOptions<BrokerOptions> options,
     ILogger<KafkaConnectionHandler> logger) : ConnectionHandler
 {
@@ -69,6 +70,7 @@ public sealed partial class KafkaConnectionHandler(
         catch (FrameTooLargeException e)
         {
             LogProtocolViolation(logger, connection.ConnectionId, e.Message);
+            metrics.ConnectionClosed("frame_too_large");
         }
         catch (ConnectionResetException)
         {
@@ -130,6 +132,7 @@ public sealed partial class KafkaConnectionHandler(
         {
             // Kafka closes the connection for APIs or versions it does not serve.
             LogUnsupportedVersion(logger, connection.ConnectionId, rawKey, version);
+            metrics.ConnectionClosed("unsupported_api");
             return false;
         }
 
@@ -141,10 +144,12 @@ public sealed partial class KafkaConnectionHandler(
         catch (KafkaProtocolException e)
         {
             LogProtocolViolation(logger, connection.ConnectionId, $"{apiKey} v{version}: {e.Message}");
+            metrics.ConnectionClosed("malformed_request");
             return false;
         }
 
         IApiMessage? response;
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             var context = new RequestContext(request.Header, version, connection.ConnectionId, connection.RemoteEndPoint);
@@ -171,6 +176,7 @@ public sealed partial class KafkaConnectionHandler(
             }
         }
 
+        metrics.Request(apiKey, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         return true;
     }
 

@@ -35,6 +35,7 @@ public sealed partial class StreamStore : IAsyncDisposable
     private long _pendingUploadBytes;
     private long _cachedBytes;
     private int _disposed;
+    private readonly System.Diagnostics.Metrics.Meter _meter;
 
     public StreamStore(StorageOptions options, IWriteAheadLog wal, IObjectStore objects, IMetadataStore metadata, ILogger<StreamStore>? logger = null)
     {
@@ -46,6 +47,8 @@ public sealed partial class StreamStore : IAsyncDisposable
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _blockCache = new BlockCache(options.BlockCacheBytes);
         _catchUpReads = new SemaphoreSlim(options.CatchUpReadConcurrency, options.CatchUpReadConcurrency);
+        _meter = new System.Diagnostics.Metrics.Meter(StorageMetrics.MeterName);
+        _meter.CreateObservableGauge("sharedlog.upload.pending", () => PendingUploadBytes, unit: "By", description: "Bytes acknowledged but not yet uploaded (upload lag)");
     }
 
     /// <summary>Bytes appended and not yet committed to the object store.</summary>
@@ -544,6 +547,7 @@ public sealed partial class StreamStore : IAsyncDisposable
         }
 
         await _metadata.CommitObjectAsync(new ObjectCommit(prepared.ObjectId, data.Length, ranges, []), cancellationToken).ConfigureAwait(false);
+        StorageMetrics.UploadedBytes.Add(data.Length);
         foreach ((StreamLog stream, List<CachedBatch> batches) in included)
         {
             lock (stream.Sync)
@@ -630,6 +634,7 @@ public sealed partial class StreamStore : IAsyncDisposable
         }
 
         _stopping.Dispose();
+        _meter.Dispose();
         _uploadSignal.Dispose();
         _uploadLock.Dispose();
         _catchUpReads.Dispose();

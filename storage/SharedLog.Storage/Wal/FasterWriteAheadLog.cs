@@ -94,7 +94,9 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
                 }
 
                 Interlocked.Exchange(ref _pendingBytes, 0);
+                long started = System.Diagnostics.Stopwatch.GetTimestamp();
                 await _log.CommitAsync(_stopping.Token).ConfigureAwait(false);
+                StorageMetrics.WalCommitDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             }
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)

@@ -1,0 +1,55 @@
+using System.Diagnostics.Metrics;
+using SharedLog.Protocol;
+
+namespace SharedLog.Broker.Http;
+
+/// <summary>
+/// The broker's OpenTelemetry instruments, exported in Prometheus text format on the HTTP port at
+/// <c>/metrics</c>: requests by API, request latency by API, per-partition error codes, and bytes in and
+/// out by topic. Storage instruments (WAL commit latency, upload lag) live in the storage engine's meter.
+/// </summary>
+public sealed class BrokerMetrics : IDisposable
+{
+    public const string MeterName = "SharedLog.Broker";
+
+    private readonly Meter _meter = new(MeterName);
+    private readonly Counter<long> _requests;
+    private readonly Histogram<double> _requestLatency;
+    private readonly Counter<long> _partitionErrors;
+    private readonly Counter<long> _bytesIn;
+    private readonly Counter<long> _bytesOut;
+    private readonly Counter<long> _connectionsClosed;
+
+    public BrokerMetrics()
+    {
+        _requests = _meter.CreateCounter<long>("sharedlog.requests", description: "Kafka requests served, by API");
+        _requestLatency = _meter.CreateHistogram<double>("sharedlog.request.duration", unit: "ms", description: "Time from a decoded request to its response written, by API");
+        _partitionErrors = _meter.CreateCounter<long>("sharedlog.partition.errors", description: "Per-partition error codes returned, by API and error");
+        _bytesIn = _meter.CreateCounter<long>("sharedlog.bytes.in", unit: "By", description: "Record bytes appended, by topic");
+        _bytesOut = _meter.CreateCounter<long>("sharedlog.bytes.out", unit: "By", description: "Record bytes fetched, by topic");
+        _connectionsClosed = _meter.CreateCounter<long>("sharedlog.connections.closed", description: "Connections the broker closed, by reason");
+    }
+
+    public void Request(ApiKey api, double milliseconds)
+    {
+        var tag = new KeyValuePair<string, object?>("api", api.ToString());
+        _requests.Add(1, tag);
+        _requestLatency.Record(milliseconds, tag);
+    }
+
+    public void PartitionError(ApiKey api, ErrorCode error)
+    {
+        if (error != ErrorCode.None)
+        {
+            _partitionErrors.Add(1, new KeyValuePair<string, object?>("api", api.ToString()), new KeyValuePair<string, object?>("error", error.ToString()));
+        }
+    }
+
+    public void BytesIn(string topic, long bytes) => _bytesIn.Add(bytes, new KeyValuePair<string, object?>("topic", topic));
+
+    public void BytesOut(string topic, long bytes) => _bytesOut.Add(bytes, new KeyValuePair<string, object?>("topic", topic));
+
+    public void ConnectionClosed(string reason) => _connectionsClosed.Add(1, new KeyValuePair<string, object?>("reason", reason));
+
+    public void Dispose() => _meter.Dispose();
+}

@@ -1,0 +1,17 @@
+using System.Diagnostics.Metrics;
+
+namespace SharedLog.Storage;
+
+/// <summary>The storage engine's instruments: WAL commit latency and the data waiting for upload.</summary>
+public static class StorageMetrics
+{
+    public const string MeterName = "SharedLog.Storage";
+
+    private static readonly Meter Meter = new(MeterName);
+
+    public static readonly Histogram<double> WalCommitDuration =
+        Meter.CreateHistogram<double>("sharedlog.wal.commit.duration", unit: "ms", description: "Duration of one WAL group commit (write and fsync)");
+
+    public static readonly Counter<long> UploadedBytes =
+        Meter.CreateCounter<long>("sharedlog.upload.bytes", unit: "By", description: "Bytes uploaded to the object store");
+}

@@ -1,0 +1,39 @@
+using Confluent.Kafka;
+
+namespace SharedLog.IntegrationTests;
+
+public class MetricsTests
+{
+    [Fact]
+    public async Task PrometheusEndpointReportsRequestsBytesAndStorage()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using (IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = broker.BootstrapServers }).Build())
+        {
+            await producer.ProduceAsync("metered", new Message<string, string> { Key = "k", Value = new string('x', 1000) }).WaitAsync(TimeSpan.FromSeconds(30));
+        }
+
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        Assert.Equal("ok\n", await http.GetStringAsync("/health"));
+
+        // The exporter caches a scrape briefly; wait (bounded) for one that includes the produce.
+        string text = string.Empty;
+        DateTime deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!text.Contains("api=\"Produce\"", StringComparison.Ordinal) && DateTime.UtcNow < deadline)
+        {
+            text = await http.GetStringAsync("/metrics");
+            if (!text.Contains("api=\"Produce\"", StringComparison.Ordinal))
+            {
+                await Task.Delay(200);
+            }
+        }
+
+        Assert.Contains("sharedlog_requests_total{", text, StringComparison.Ordinal);
+        Assert.Contains("api=\"Produce\"", text, StringComparison.Ordinal);
+        Assert.Contains("sharedlog_request_duration_milliseconds_bucket{", text, StringComparison.Ordinal);
+        Assert.Contains("sharedlog_bytes_in_bytes_total{", text, StringComparison.Ordinal);
+        Assert.Contains("topic=\"metered\"", text, StringComparison.Ordinal);
+        Assert.Contains("sharedlog_wal_commit_duration_milliseconds_bucket", text, StringComparison.Ordinal);
+        Assert.Contains("sharedlog_upload_pending_bytes", text, StringComparison.Ordinal);
+    }
+}
