@@ -112,6 +112,12 @@ public sealed class BrokerHost : IAsyncDisposable
         services.AddSingleton<IApiHandler, DescribeConfigsHandler>();
         services.AddSingleton<IApiHandler, DeleteRecordsHandler>();
         services.AddSingleton<IApiHandler, InitProducerIdHandler>();
+        services.AddSingleton<IApiHandler, AlterConfigsHandler>();
+        services.AddSingleton<IApiHandler, IncrementalAlterConfigsHandler>();
+        services.AddSingleton<IApiHandler, DescribeClusterHandler>();
+        services.AddSingleton<IApiHandler, DescribeGroupsHandler>();
+        services.AddSingleton<IApiHandler, DeleteGroupsHandler>();
+        services.AddSingleton<IApiHandler, OffsetForLeaderEpochHandler>();
         services.AddSingleton(sp => new ObjectJanitor(sp.GetRequiredService<IObjectStore>(), sp.GetRequiredService<IMetadataStore>(), sp.GetRequiredService<StreamStore>(), storage.OrphanGrace, sp.GetRequiredService<ILogger<ObjectJanitor>>()));
         services.AddSingleton(sp => new HandlerRegistry(sp.GetServices<IApiHandler>()));
 

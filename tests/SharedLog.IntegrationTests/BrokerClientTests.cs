@@ -230,4 +230,36 @@ public class BrokerClientTests
         Assert.Equal(6, marks.Low.Value);
         Assert.Equal(["6:k=v6", "7:k=v7", "8:k=v8", "9:k=v9"], ConsumeFrom(broker.BootstrapServers, "trimmed", 0, 6, 4));
     }
+
+    [Fact]
+    public async Task AdminAltersConfigsDescribesTheClusterAndManagesGroups()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        await admin.CreateTopicsAsync([new TopicSpecification { Name = "altered", NumPartitions = 1, ReplicationFactor = 1 }]);
+        var resource = new ConfigResource { Type = ResourceType.Topic, Name = "altered" };
+
+        await admin.IncrementalAlterConfigsAsync(new Dictionary<ConfigResource, List<ConfigEntry>> { [resource] = [new ConfigEntry { Name = "retention.ms", Value = "1234", IncrementalOperation = AlterConfigOpType.Set }] });
+        Assert.Equal("1234", (await admin.DescribeConfigsAsync([resource])).Single().Entries["retention.ms"].Value);
+        var bad = await Assert.ThrowsAsync<IncrementalAlterConfigsException>(() => admin.IncrementalAlterConfigsAsync(new Dictionary<ConfigResource, List<ConfigEntry>> { [resource] = [new ConfigEntry { Name = "no.such.config", Value = "1", IncrementalOperation = AlterConfigOpType.Set }] }));
+        Assert.Equal(ErrorCode.InvalidConfig, bad.Results[0].Error.Code);
+        await admin.IncrementalAlterConfigsAsync(new Dictionary<ConfigResource, List<ConfigEntry>> { [resource] = [new ConfigEntry { Name = "retention.ms", IncrementalOperation = AlterConfigOpType.Delete }] });
+        Assert.True((await admin.DescribeConfigsAsync([resource])).Single().Entries["retention.ms"].IsDefault);
+
+        DescribeClusterResult cluster = await admin.DescribeClusterAsync();
+        Assert.Single(cluster.Nodes);
+        Assert.Equal("sharedlog-embedded", cluster.ClusterId);
+
+        using (IConsumer<string, string> consumer = new ConsumerBuilder<string, string>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "described" }).Build())
+        {
+            consumer.Commit([new TopicPartitionOffset("altered", 0, 0)]);
+            consumer.Close();
+        }
+
+        DescribeConsumerGroupsResult groups = await admin.DescribeConsumerGroupsAsync(["described"]);
+        Assert.Equal("described", groups.ConsumerGroupDescriptions.Single().GroupId);
+        await admin.DeleteGroupsAsync(["described"]);
+        var missing = await Assert.ThrowsAsync<DeleteGroupsException>(() => admin.DeleteGroupsAsync(["described"]));
+        Assert.Equal(ErrorCode.GroupIdNotFound, missing.Results[0].Error.Code);
+    }
 }

@@ -146,6 +146,43 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
         }
     }
 
+    /// <summary>Applies config changes (null removes a setting, back to the default) after validating them all.</summary>
+    public async Task<(ErrorCode Error, string? Message)> AlterConfigsAsync(string name, IReadOnlyDictionary<string, string?> changes, bool validateOnly, CancellationToken cancellationToken)
+    {
+        if (Find(name) is null)
+        {
+            return (ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
+        }
+
+        foreach ((string key, string? value) in changes)
+        {
+            if (TopicConfigs.Validate(key, value) is { } problem)
+            {
+                return (ErrorCode.InvalidConfig, problem);
+            }
+        }
+
+        if (validateOnly)
+        {
+            return (ErrorCode.None, null);
+        }
+
+        await _changes.WaitAsync(cancellationToken);
+        try
+        {
+            TopicMetadata altered = await metadata.AlterTopicConfigsAsync(name, changes, CancellationToken.None);
+            TopicMetadata current = Find(name)!;
+            TopicMetadata updated = current with { Configs = altered.Configs };
+            _byName[name] = updated;
+            _byId[updated.TopicId] = updated;
+            return (ErrorCode.None, null);
+        }
+        finally
+        {
+            _changes.Release();
+        }
+    }
+
     public async Task<ErrorCode> DeleteAsync(string name, CancellationToken cancellationToken)
     {
         await _changes.WaitAsync(cancellationToken);

@@ -69,6 +69,9 @@ public sealed class StreamLog
     {
         long baseOffset = NextOffset;
         BatchHeader.SetBaseOffset(data, baseOffset);
+
+        // As Kafka brokers do: consumers learn the leader epoch of what they read from this field.
+        SharedLog.Protocol.Records.RecordBatch.SetPartitionLeaderEpoch(data, LeaderEpoch);
         var batch = new CachedBatch(baseOffset, baseOffset + recordCount, firstTimestamp, maxTimestamp, recordCount, data);
         NextOffset = batch.EndOffset;
         _batches.Add(batch);

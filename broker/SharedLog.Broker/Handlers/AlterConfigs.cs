@@ -1,0 +1,149 @@
+// AlterConfigs (versions 0-2) and IncrementalAlterConfigs (versions 0-1, KIP-339) for topics.
+// AlterConfigs replaces the topic's whole set of overrides; IncrementalAlterConfigs sets (0), deletes
+// (1) or, for list configs, appends (2) / subtracts (3) values. Unknown configs and bad values get
+// INVALID_CONFIG and change nothing; broker resources are accepted with no effect (no dynamic broker
+// configs yet); other resource types get INVALID_REQUEST.
+using SharedLog.Broker.Cluster;
+using SharedLog.Protocol;
+using SharedLog.Protocol.Messages;
+using SharedLog.Storage.Metadata;
+
+namespace SharedLog.Broker.Handlers;
+
+public sealed class AlterConfigsHandler(TopicService topics) : IApiHandler
+{
+    public ApiKey Api => ApiKey.AlterConfigs;
+
+    public short MinVersion => 0;
+
+    public short MaxVersion => ApiMessages.HighestVersion(ApiKey.AlterConfigs);
+
+    public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
+    {
+        var body = (AlterConfigsRequest)request;
+        var response = new AlterConfigsResponse();
+        foreach (AlterConfigsRequest.AlterConfigsResource resource in body.Resources)
+        {
+            var result = new AlterConfigsResponse.AlterConfigsResourceResponse { ResourceType = resource.ResourceType, ResourceName = resource.ResourceName };
+            response.Responses.Add(result);
+            if (ConfigResources.Check(resource.ResourceType, out ErrorCode typeError, out string? typeMessage) is false)
+            {
+                (result.ErrorCode, result.ErrorMessage) = ((short)typeError, typeMessage);
+                continue;
+            }
+
+            if (resource.ResourceType != ConfigResources.Topic)
+            {
+                continue;
+            }
+
+            // Replace semantics: every current override not named is removed.
+            var changes = new Dictionary<string, string?>(StringComparer.Ordinal);
+            foreach (string existing in topics.Find(resource.ResourceName)?.Configs.Keys ?? [])
+            {
+                changes[existing] = null;
+            }
+
+            foreach (AlterConfigsRequest.AlterableConfig config in resource.Configs)
+            {
+                changes[config.Name] = config.Value;
+            }
+
+            (ErrorCode error, string? message) = await topics.AlterConfigsAsync(resource.ResourceName, changes, body.ValidateOnly, cancellationToken);
+            (result.ErrorCode, result.ErrorMessage) = ((short)error, message);
+        }
+
+        return response;
+    }
+}
+
+public sealed class IncrementalAlterConfigsHandler(TopicService topics) : IApiHandler
+{
+    private const sbyte Set = 0;
+    private const sbyte Delete = 1;
+    private const sbyte Append = 2;
+    private const sbyte Subtract = 3;
+
+    public ApiKey Api => ApiKey.IncrementalAlterConfigs;
+
+    public short MinVersion => 0;
+
+    public short MaxVersion => ApiMessages.HighestVersion(ApiKey.IncrementalAlterConfigs);
+
+    public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
+    {
+        var body = (IncrementalAlterConfigsRequest)request;
+        var response = new IncrementalAlterConfigsResponse();
+        foreach (IncrementalAlterConfigsRequest.AlterConfigsResource resource in body.Resources)
+        {
+            var result = new IncrementalAlterConfigsResponse.AlterConfigsResourceResponse { ResourceType = resource.ResourceType, ResourceName = resource.ResourceName };
+            response.Responses.Add(result);
+            if (ConfigResources.Check(resource.ResourceType, out ErrorCode typeError, out string? typeMessage) is false)
+            {
+                (result.ErrorCode, result.ErrorMessage) = ((short)typeError, typeMessage);
+                continue;
+            }
+
+            if (resource.ResourceType != ConfigResources.Topic)
+            {
+                continue;
+            }
+
+            TopicMetadata? topic = topics.Find(resource.ResourceName);
+            var changes = new Dictionary<string, string?>(StringComparer.Ordinal);
+            string? problem = null;
+            foreach (IncrementalAlterConfigsRequest.AlterableConfig config in resource.Configs)
+            {
+                string current = topic is not null && TopicConfigs.Defaults.ContainsKey(config.Name) ? TopicConfigs.Effective(topic.Configs, config.Name) : string.Empty;
+                switch (config.ConfigOperation)
+                {
+                    case Set:
+                        changes[config.Name] = config.Value;
+                        break;
+                    case Delete:
+                        changes[config.Name] = null;
+                        break;
+                    case Append or Subtract when config.Name == TopicConfigs.CleanupPolicy:
+                        var values = current.Split(',', StringSplitOptions.RemoveEmptyEntries).ToList();
+                        foreach (string v in (config.Value ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries))
+                        {
+                            if (config.ConfigOperation == Append && !values.Contains(v))
+                            {
+                                values.Add(v);
+                            }
+                            else if (config.ConfigOperation == Subtract)
+                            {
+                                values.Remove(v);
+                            }
+                        }
+
+                        changes[config.Name] = string.Join(',', values);
+                        break;
+                    default:
+                        problem = $"Operation {config.ConfigOperation} is not valid for {config.Name}.";
+                        break;
+                }
+            }
+
+            (ErrorCode error, string? message) = problem is null
+                ? await topics.AlterConfigsAsync(resource.ResourceName, changes, body.ValidateOnly, cancellationToken)
+                : (ErrorCode.InvalidConfig, problem);
+            (result.ErrorCode, result.ErrorMessage) = ((short)error, message);
+        }
+
+        return response;
+    }
+}
+
+/// <summary>Config resource types (Kafka's ConfigResource.Type) the config APIs accept.</summary>
+internal static class ConfigResources
+{
+    public const sbyte Topic = 2;
+    public const sbyte Broker = 4;
+
+    public static bool Check(sbyte type, out ErrorCode error, out string? message)
+    {
+        (error, message) = type is Topic or Broker ? (ErrorCode.None, null) : (ErrorCode.InvalidRequest, $"Resource type {type} is not supported.");
+        return error == ErrorCode.None;
+    }
+}

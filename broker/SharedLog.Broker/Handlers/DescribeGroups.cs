@@ -1,0 +1,89 @@
+// DescribeGroups, versions 0-5: state, protocol and members (with their subscription metadata and
+// assignment) of groups this coordinator knows; unknown groups are reported as Dead with no members,
+// as Kafka does. DeleteGroups, versions 0-2: removes empty groups and their committed offsets;
+// NON_EMPTY_GROUP while members remain.
+using SharedLog.Broker.Coordinators;
+using SharedLog.Protocol;
+using SharedLog.Protocol.Messages;
+using SharedLog.Storage.Metadata;
+
+namespace SharedLog.Broker.Handlers;
+
+public sealed class DescribeGroupsHandler(GroupCoordinator groups) : IApiHandler
+{
+    public ApiKey Api => ApiKey.DescribeGroups;
+
+    public short MinVersion => 0;
+
+    public short MaxVersion => ApiMessages.HighestVersion(ApiKey.DescribeGroups);
+
+    public ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
+    {
+        var body = (DescribeGroupsRequest)request;
+        var response = new DescribeGroupsResponse();
+        foreach (string groupId in body.Groups)
+        {
+            ConsumerGroup? group = groups.Find(groupId);
+            var described = new DescribeGroupsResponse.DescribedGroup { GroupId = groupId, GroupState = "Dead", AuthorizedOperations = int.MinValue };
+            response.Groups.Add(described);
+            if (group is null)
+            {
+                continue;
+            }
+
+            described.GroupState = group.State.ToString();
+            described.ProtocolType = group.ProtocolType ?? string.Empty;
+            described.ProtocolData = group.ProtocolName ?? string.Empty;
+            foreach (GroupMember member in group.Snapshot())
+            {
+                described.Members.Add(new DescribeGroupsResponse.DescribedGroupMember
+                {
+                    MemberId = member.MemberId,
+                    GroupInstanceId = member.GroupInstanceId,
+                    ClientId = member.ClientId,
+                    ClientHost = member.ClientHost,
+                    MemberMetadata = member.Protocols.FirstOrDefault(p => p.Name == group.ProtocolName).Metadata ?? [],
+                    MemberAssignment = member.Assignment,
+                });
+            }
+        }
+
+        return ValueTask.FromResult<IApiMessage?>(response);
+    }
+}
+
+public sealed class DeleteGroupsHandler(GroupCoordinator groups, IMetadataStore metadata) : IApiHandler
+{
+    public ApiKey Api => ApiKey.DeleteGroups;
+
+    public short MinVersion => 0;
+
+    public short MaxVersion => ApiMessages.HighestVersion(ApiKey.DeleteGroups);
+
+    public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
+    {
+        var body = (DeleteGroupsRequest)request;
+        var response = new DeleteGroupsResponse();
+        IReadOnlyList<string> withOffsets = await metadata.ListGroupsAsync(cancellationToken);
+        foreach (string groupId in body.GroupsNames)
+        {
+            var result = new DeleteGroupsResponse.DeletableGroupResult { GroupId = groupId };
+            response.Results.Add(result);
+            if (groups.Find(groupId) is null && !withOffsets.Contains(groupId))
+            {
+                result.ErrorCode = (short)ErrorCode.GroupIdNotFound;
+                continue;
+            }
+
+            if (!groups.Delete(groupId, out ErrorCode error))
+            {
+                result.ErrorCode = (short)error;
+                continue;
+            }
+
+            await metadata.DeleteGroupOffsetsAsync(groupId, null, cancellationToken);
+        }
+
+        return response;
+    }
+}
