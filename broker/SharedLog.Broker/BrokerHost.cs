@@ -118,6 +118,9 @@ public sealed class BrokerHost : IAsyncDisposable
         services.AddSingleton<IApiHandler, DescribeGroupsHandler>();
         services.AddSingleton<IApiHandler, DeleteGroupsHandler>();
         services.AddSingleton<IApiHandler, OffsetForLeaderEpochHandler>();
+        services.AddSingleton<IApiHandler, DescribeProducersHandler>();
+        services.AddSingleton<IApiHandler, DescribeLogDirsHandler>();
+        services.AddSingleton<IApiHandler, OffsetDeleteHandler>();
         services.AddSingleton(sp => new ObjectJanitor(sp.GetRequiredService<IObjectStore>(), sp.GetRequiredService<IMetadataStore>(), sp.GetRequiredService<StreamStore>(), storage.OrphanGrace, sp.GetRequiredService<ILogger<ObjectJanitor>>()));
         services.AddSingleton(sp => new HandlerRegistry(sp.GetServices<IApiHandler>()));
 

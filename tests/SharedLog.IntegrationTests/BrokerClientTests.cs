@@ -256,6 +256,14 @@ public class BrokerClientTests
             consumer.Close();
         }
 
+        await admin.DeleteConsumerGroupOffsetsAsync("described", [new TopicPartition("altered", 0)]);
+        using (IConsumer<string, string> check = new ConsumerBuilder<string, string>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "described" }).Build())
+        {
+            Assert.Equal(Offset.Unset, check.Committed([new TopicPartition("altered", 0)], Timeout).Single().Offset);
+            check.Commit([new TopicPartitionOffset("altered", 0, 0)]);
+            check.Close();
+        }
+
         DescribeConsumerGroupsResult groups = await admin.DescribeConsumerGroupsAsync(["described"]);
         Assert.Equal("described", groups.ConsumerGroupDescriptions.Single().GroupId);
         await admin.DeleteGroupsAsync(["described"]);

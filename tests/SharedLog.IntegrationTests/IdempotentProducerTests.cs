@@ -105,5 +105,19 @@ public class IdempotentProducerTests
 
         using IConsumer<Ignore, byte[]> consumer = new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "seq" }).Build();
         Assert.Equal(6, consumer.QueryWatermarkOffsets(new TopicPartition("seq", 0), Timeout).High.Value);
+
+        await client.SendAsync(new DescribeProducersRequest { Topics = [new() { Name = "seq", PartitionIndexes = [0] }] }, 0, 10);
+        (_, byte[] describedBody) = await client.ReceiveAsync(1);
+        DescribeProducersResponse.ProducerState producer = Assert.Single(new DescribeProducersResponse().ReadFrom(describedBody, 0).Topics[0].Partitions[0].ActiveProducers);
+        Assert.Equal(init.ProducerId, producer.ProducerId);
+        Assert.Equal(bumped.ProducerEpoch, producer.ProducerEpoch);
+        Assert.Equal(0, producer.LastSequence);
+
+        await client.SendAsync(new DescribeLogDirsRequest { Topics = [new() { Topic = "seq", Partitions = [0] }] }, 4, 11);
+        (_, byte[] dirsBody) = await client.ReceiveAsync(1);
+        DescribeLogDirsResponse.DescribeLogDirsResult dir = Assert.Single(new DescribeLogDirsResponse().ReadFrom(dirsBody, 4).Results);
+        Assert.Equal(0, dir.ErrorCode);
+        Assert.True(dir.TotalBytes > 0);
+        Assert.Equal("seq", Assert.Single(dir.Topics).Name);
     }
 }

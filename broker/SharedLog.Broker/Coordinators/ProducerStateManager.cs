@@ -134,6 +134,20 @@ public sealed class ProducerStateManager(IMetadataStore metadata) : IDisposable
             return SequenceVerdict.Reject;
         }
 
+        /// <summary>Producers that wrote to the partition: id, epoch, last sequence and when (DescribeProducers).</summary>
+        public async Task<IReadOnlyList<(long ProducerId, short Epoch, int LastSequence, long LastTimestamp)>> SnapshotAsync(CancellationToken cancellationToken)
+        {
+            await Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                return [.. _producers.Select(p => (p.Key, p.Value.Epoch, p.Value.LastSequence, p.Value.LastTimestamp))];
+            }
+            finally
+            {
+                Gate.Release();
+            }
+        }
+
         /// <summary>Records an appended batch; call under <see cref="Gate"/>.</summary>
         public void Record(long producerId, short epoch, int baseSequence, int lastSequence, long baseOffset)
         {
@@ -144,6 +158,7 @@ public sealed class ProducerStateManager(IMetadataStore metadata) : IDisposable
             }
 
             entry.LastSequence = lastSequence;
+            entry.LastTimestamp = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             entry.Recent.Enqueue((baseSequence, lastSequence, baseOffset));
             while (entry.Recent.Count > RememberedBatches)
             {
@@ -156,6 +171,8 @@ public sealed class ProducerStateManager(IMetadataStore metadata) : IDisposable
             public short Epoch { get; init; }
 
             public int LastSequence { get; set; } = -1;
+
+            public long LastTimestamp { get; set; } = -1;
 
             public Queue<(int First, int Last, long Offset)> Recent { get; } = new();
         }

@@ -1,0 +1,53 @@
+// DescribeLogDirs, versions 0-4: one "log dir", the data directory, with each partition's size as the
+// bytes held for it in objects and in the WAL. v4+ reports the directory's total and usable bytes.
+using Microsoft.Extensions.Options;
+using SharedLog.Broker.Cluster;
+using SharedLog.Protocol;
+using SharedLog.Protocol.Messages;
+using SharedLog.Storage.Metadata;
+
+namespace SharedLog.Broker.Handlers;
+
+public sealed class DescribeLogDirsHandler(TopicService topics, IMetadataStore metadata, IOptions<BrokerOptions> options) : IApiHandler
+{
+    public ApiKey Api => ApiKey.DescribeLogDirs;
+
+    public short MinVersion => 0;
+
+    public short MaxVersion => ApiMessages.HighestVersion(ApiKey.DescribeLogDirs);
+
+    public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
+    {
+        var body = (DescribeLogDirsRequest)request;
+        string dataDir = Path.GetFullPath(options.Value.DataDir);
+        var drive = new DriveInfo(dataDir);
+        var result = new DescribeLogDirsResponse.DescribeLogDirsResult { LogDir = dataDir, TotalBytes = drive.TotalSize, UsableBytes = drive.AvailableFreeSpace };
+        IEnumerable<(string Name, IEnumerable<int>? Partitions)> wanted = body.Topics is null
+            ? topics.All.Select(t => (t.Name, (IEnumerable<int>?)null))
+            : body.Topics.Select(t => (t.Topic, (IEnumerable<int>?)t.Partitions));
+        foreach ((string name, IEnumerable<int>? partitions) in wanted)
+        {
+            TopicMetadata? topic = topics.Find(name);
+            if (topic is null)
+            {
+                continue;
+            }
+
+            var topicResult = new DescribeLogDirsResponse.DescribeLogDirsTopic { Name = name };
+            foreach (PartitionMetadata partition in topic.Partitions)
+            {
+                if (partitions is not null && !partitions.Contains(partition.Partition))
+                {
+                    continue;
+                }
+
+                IReadOnlyList<StreamObjectRange> ranges = await metadata.GetObjectRangesAsync(partition.StreamId, partition.LogStartOffset, cancellationToken);
+                topicResult.Partitions.Add(new DescribeLogDirsResponse.DescribeLogDirsPartition { PartitionIndex = partition.Partition, PartitionSize = ranges.Sum(r => r.Range.Size) });
+            }
+
+            result.Topics.Add(topicResult);
+        }
+
+        return new DescribeLogDirsResponse { Results = [result] };
+    }
+}

@@ -1,0 +1,55 @@
+// OffsetDelete, version 0 (KIP-496): removes committed offsets of partitions the group no longer
+// consumes. GROUP_SUBSCRIBED_TO_TOPIC while an active member's subscription includes the topic is
+// approximated here: deletion is refused while the group has members at all.
+using SharedLog.Broker.Coordinators;
+using SharedLog.Protocol;
+using SharedLog.Protocol.Messages;
+using SharedLog.Storage.Metadata;
+
+namespace SharedLog.Broker.Handlers;
+
+public sealed class OffsetDeleteHandler(GroupCoordinator groups, IMetadataStore metadata) : IApiHandler
+{
+    public ApiKey Api => ApiKey.OffsetDelete;
+
+    public short MinVersion => 0;
+
+    public short MaxVersion => ApiMessages.HighestVersion(ApiKey.OffsetDelete);
+
+    public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
+    {
+        var body = (OffsetDeleteRequest)request;
+        var response = new OffsetDeleteResponse();
+        IReadOnlyList<GroupOffset> committed = await metadata.FetchGroupOffsetsAsync(body.GroupId, cancellationToken);
+        if (committed.Count == 0 && groups.Find(body.GroupId) is null)
+        {
+            response.ErrorCode = (short)ErrorCode.GroupIdNotFound;
+            return response;
+        }
+
+        bool active = groups.Find(body.GroupId) is { } group && group.Snapshot().Count > 0;
+        var deleted = new List<(string, int)>();
+        foreach (OffsetDeleteRequest.OffsetDeleteRequestTopic topic in body.Topics)
+        {
+            var topicResponse = new OffsetDeleteResponse.OffsetDeleteResponseTopic { Name = topic.Name };
+            response.Topics.Add(topicResponse);
+            foreach (OffsetDeleteRequest.OffsetDeleteRequestPartition partition in topic.Partitions)
+            {
+                ErrorCode error = active ? ErrorCode.GroupSubscribedToTopic : ErrorCode.None;
+                if (error == ErrorCode.None)
+                {
+                    deleted.Add((topic.Name, partition.PartitionIndex));
+                }
+
+                topicResponse.Partitions.Add(new OffsetDeleteResponse.OffsetDeleteResponsePartition { PartitionIndex = partition.PartitionIndex, ErrorCode = (short)error });
+            }
+        }
+
+        if (deleted.Count > 0)
+        {
+            await metadata.DeleteGroupOffsetsAsync(body.GroupId, deleted, cancellationToken);
+        }
+
+        return response;
+    }
+}
