@@ -20,9 +20,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 
-# JavaScript client for the compat tests (pinned in tests/compat/package.json).
+# JavaScript client for the compat tests and the s3rver S3 server for the storage tests (pinned in
+# tests/compat and tests/tools package-lock.json files).
 if [ ! -d tests/compat/node_modules/kafkajs ]; then
   npm ci --prefix tests/compat --no-audit --no-fund --loglevel=error
+fi
+if [ ! -d tests/tools/node_modules/s3rver ]; then
+  npm ci --prefix tests/tools --no-audit --no-fund --loglevel=error
 fi
 
 if [ ! -d ../shared/kafka-protocol ]; then

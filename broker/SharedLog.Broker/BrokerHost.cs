@@ -85,7 +85,16 @@ public sealed class BrokerHost : IAsyncDisposable
             .AddMeter(Http.BrokerMetrics.MeterName, StorageMetrics.MeterName)
             .AddPrometheusExporter());
         services.AddSingleton<IWriteAheadLog>(sp => new FasterWriteAheadLog(wal, sp.GetRequiredService<ILogger<FasterWriteAheadLog>>()));
-        services.AddSingleton<IObjectStore>(_ => new LocalDirectoryObjectStore(new LocalObjectStoreOptions { RootDirectory = Path.Combine(dataDir, "objects") }));
+        // Object store: the local directory by default; "ObjectStore:Kind" = "s3" with an "S3" section for S3.
+        string objectStoreKind = builder.Configuration["ObjectStore:Kind"] ?? "local";
+        var s3 = new S3ObjectStoreOptions();
+        builder.Configuration.GetSection("S3").Bind(s3);
+        services.AddSingleton<IObjectStore>(_ => objectStoreKind.ToLowerInvariant() switch
+        {
+            "local" => new LocalDirectoryObjectStore(new LocalObjectStoreOptions { RootDirectory = Path.Combine(dataDir, "objects") }),
+            "s3" => new S3ObjectStore(s3),
+            _ => throw new ArgumentException($"ObjectStore:Kind must be 'local' or 's3', not '{objectStoreKind}'."),
+        });
         services.AddSingleton<IMetadataStore>(_ => new SqliteMetadataStore(new SqliteMetadataStoreOptions { DatabasePath = Path.Combine(dataDir, "metadata.db") }));
         services.AddSingleton(sp => new StreamStore(storage, sp.GetRequiredService<IWriteAheadLog>(), sp.GetRequiredService<IObjectStore>(), sp.GetRequiredService<IMetadataStore>(), sp.GetRequiredService<ILogger<StreamStore>>()));
         services.AddSingleton<TopicService>();
@@ -151,6 +160,11 @@ public sealed class BrokerHost : IAsyncDisposable
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
         IServiceProvider sp = _app.Services;
+        if (sp.GetRequiredService<IObjectStore>() is S3ObjectStore s3)
+        {
+            await s3.EnsureBucketAsync(cancellationToken);
+        }
+
         await sp.GetRequiredService<IMetadataStore>().InitializeAsync(cancellationToken);
         await sp.GetRequiredService<TopicService>().LoadAsync(cancellationToken);
         await sp.GetRequiredService<StreamStore>().StartAsync(cancellationToken);
