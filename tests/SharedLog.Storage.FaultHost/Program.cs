@@ -1,9 +1,15 @@
 using SharedLog.Storage.Wal;
 
 // Usage: SharedLog.Storage.FaultHost wal <directory> <writers> <seed>
+//        SharedLog.Storage.FaultHost upload <directory> before-commit|before-trim <batches>
 // Appends batches on <writers> concurrent streams until killed. For each stream it continues after
 // the highest offset it recovers, and prints "ack <stream> <baseOffset> <length>" once an append is
 // durable. Payloads are derived from (stream, baseOffset, length) so a reader can verify every byte.
+if (args.Length == 4 && args[0] == "upload")
+{
+    return await SharedLog.Storage.FaultHost.UploadCrash.RunAsync(args[1], args[2], int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture));
+}
+
 if (args.Length != 4 || args[0] != "wal")
 {
     Console.Error.WriteLine("usage: SharedLog.Storage.FaultHost wal <directory> <writers> <seed>");
