@@ -54,6 +54,10 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
     public PartitionMetadata? FindPartition(string name, int partition) =>
         Find(name) is { } topic && partition >= 0 && partition < topic.Partitions.Count ? topic.Partitions[partition] : null;
 
+    /// <summary>The open stream of a partition this broker serves, or null (unknown topic or partition).</summary>
+    public StreamLog? FindStream(string name, int partition) =>
+        FindPartition(name, partition) is { } found && streams.IsOpen(found.StreamId) ? streams.Get(found.StreamId) : null;
+
     /// <summary>Creates a topic; returns the error a CreateTopics or auto-creation should report.</summary>
     public async Task<(TopicMetadata? Topic, ErrorCode Error, string? Message)> CreateAsync(
         string name, int partitions, IReadOnlyDictionary<string, string> configs, bool validateOnly, CancellationToken cancellationToken)

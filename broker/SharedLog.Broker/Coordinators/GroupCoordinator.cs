@@ -376,14 +376,12 @@ public sealed class GroupCoordinator : IDisposable
         }
     }
 
-    public ErrorCode Heartbeat(string groupId, int generationId, string memberId)
-    {
-        ConsumerGroup? group = Find(groupId);
-        if (group is null)
-        {
-            return ErrorCode.UnknownMemberId;
-        }
+    public ErrorCode Heartbeat(string groupId, int generationId, string memberId) =>
+        Find(groupId) is { } group ? CheckMember(group, generationId, memberId) : ErrorCode.UnknownMemberId;
 
+    /// <summary>A member's standing for heartbeats and commits: known, current generation, not mid-rebalance.</summary>
+    private static ErrorCode CheckMember(ConsumerGroup group, int generationId, string memberId)
+    {
         lock (group.Sync)
         {
             if (!group.Members.TryGetValue(memberId, out GroupMember? member))
@@ -433,26 +431,7 @@ public sealed class GroupCoordinator : IDisposable
             return group is null || group.State == GroupState.Empty ? ErrorCode.None : ErrorCode.IllegalGeneration;
         }
 
-        if (group is null)
-        {
-            return ErrorCode.IllegalGeneration;
-        }
-
-        lock (group.Sync)
-        {
-            if (!group.Members.TryGetValue(memberId, out GroupMember? member))
-            {
-                return ErrorCode.UnknownMemberId;
-            }
-
-            member.LastSeen = DateTime.UtcNow;
-            if (generationId != group.GenerationId)
-            {
-                return ErrorCode.IllegalGeneration;
-            }
-
-            return group.State == GroupState.PreparingRebalance ? ErrorCode.RebalanceInProgress : ErrorCode.None;
-        }
+        return group is null ? ErrorCode.IllegalGeneration : CheckMember(group, generationId, memberId);
     }
 
     private static void Remove(ConsumerGroup group, GroupMember member)

@@ -29,8 +29,7 @@ public sealed class DeleteRecordsHandler(TopicService topics, StreamStore stream
             {
                 var result = new DeleteRecordsResponse.DeleteRecordsPartitionResult { PartitionIndex = partition.PartitionIndex, LowWatermark = -1 };
                 topicResult.Partitions.Add(result);
-                PartitionMetadata? found = topics.FindPartition(topic.Name, partition.PartitionIndex);
-                if (found is null || !streams.IsOpen(found.StreamId))
+                if (topics.FindStream(topic.Name, partition.PartitionIndex) is not { } stream)
                 {
                     result.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
                     continue;
@@ -38,9 +37,8 @@ public sealed class DeleteRecordsHandler(TopicService topics, StreamStore stream
 
                 try
                 {
-                    StreamLog stream = streams.Get(found.StreamId);
                     long offset = partition.Offset == -1 ? stream.HighWatermark : partition.Offset;
-                    result.LowWatermark = await streams.AdvanceLogStartAsync(found.StreamId, offset, cancellationToken);
+                    result.LowWatermark = await streams.AdvanceLogStartAsync(stream.StreamId, offset, cancellationToken);
                 }
                 catch (OffsetOutOfRangeException)
                 {

@@ -34,14 +34,12 @@ public sealed class ListOffsetsHandler(TopicService topics, StreamStore streams)
             {
                 var result = new ListOffsetsResponse.ListOffsetsPartitionResponse { PartitionIndex = partition.PartitionIndex, Timestamp = -1, Offset = -1 };
                 topicResponse.Partitions.Add(result);
-                PartitionMetadata? found = topics.FindPartition(topic.Name, partition.PartitionIndex);
-                if (found is null || !streams.IsOpen(found.StreamId))
+                if (topics.FindStream(topic.Name, partition.PartitionIndex) is not { } stream)
                 {
                     result.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
                     continue;
                 }
 
-                StreamLog stream = streams.Get(found.StreamId);
                 result.LeaderEpoch = stream.LeaderEpoch;
                 switch (partition.Timestamp)
                 {
@@ -52,7 +50,7 @@ public sealed class ListOffsetsHandler(TopicService topics, StreamStore streams)
                         result.Offset = stream.HighWatermark;
                         break;
                     default:
-                        (long offset, long timestamp) = await streams.FindByTimestampAsync(found.StreamId, partition.Timestamp, cancellationToken);
+                        (long offset, long timestamp) = await streams.FindByTimestampAsync(stream.StreamId, partition.Timestamp, cancellationToken);
                         result.Offset = offset;
                         result.Timestamp = timestamp;
                         break;

@@ -10,7 +10,7 @@ using SharedLog.Storage.Streams;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed class OffsetForLeaderEpochHandler(TopicService topics, StreamStore streams) : IApiHandler
+public sealed class OffsetForLeaderEpochHandler(TopicService topics) : IApiHandler
 {
     public ApiKey Api => ApiKey.OffsetForLeaderEpoch;
 
@@ -30,14 +30,12 @@ public sealed class OffsetForLeaderEpochHandler(TopicService topics, StreamStore
             {
                 var result = new OffsetForLeaderEpochResponse.EpochEndOffset { Partition = partition.Partition, LeaderEpoch = -1, EndOffset = -1 };
                 topicResult.Partitions.Add(result);
-                PartitionMetadata? found = topics.FindPartition(topic.Topic, partition.Partition);
-                if (found is null || !streams.IsOpen(found.StreamId))
+                if (topics.FindStream(topic.Topic, partition.Partition) is not { } stream)
                 {
                     result.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
                     continue;
                 }
 
-                StreamLog stream = streams.Get(found.StreamId);
                 if (partition.CurrentLeaderEpoch >= 0 && partition.CurrentLeaderEpoch < stream.LeaderEpoch)
                 {
                     result.ErrorCode = (short)ErrorCode.FencedLeaderEpoch;
