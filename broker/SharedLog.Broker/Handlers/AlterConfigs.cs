@@ -24,33 +24,23 @@ public sealed class AlterConfigsHandler(TopicService topics) : IApiHandler
         var response = new AlterConfigsResponse();
         foreach (AlterConfigsRequest.AlterConfigsResource resource in body.Resources)
         {
-            var result = new AlterConfigsResponse.AlterConfigsResourceResponse { ResourceType = resource.ResourceType, ResourceName = resource.ResourceName };
-            response.Responses.Add(result);
-            if (ConfigResources.Check(resource.ResourceType, out ErrorCode typeError, out string? typeMessage) is false)
+            (ErrorCode error, string? message) = await ConfigResources.ApplyAsync(topics, resource.ResourceType, resource.ResourceName, body.ValidateOnly, topic =>
             {
-                (result.ErrorCode, result.ErrorMessage) = ((short)typeError, typeMessage);
-                continue;
-            }
+                // Replace semantics: every current override not named is removed.
+                var changes = new Dictionary<string, string?>(StringComparer.Ordinal);
+                foreach (string existing in topic?.Configs.Keys ?? [])
+                {
+                    changes[existing] = null;
+                }
 
-            if (resource.ResourceType != ConfigResources.Topic)
-            {
-                continue;
-            }
+                foreach (AlterConfigsRequest.AlterableConfig config in resource.Configs)
+                {
+                    changes[config.Name] = config.Value;
+                }
 
-            // Replace semantics: every current override not named is removed.
-            var changes = new Dictionary<string, string?>(StringComparer.Ordinal);
-            foreach (string existing in topics.Find(resource.ResourceName)?.Configs.Keys ?? [])
-            {
-                changes[existing] = null;
-            }
-
-            foreach (AlterConfigsRequest.AlterableConfig config in resource.Configs)
-            {
-                changes[config.Name] = config.Value;
-            }
-
-            (ErrorCode error, string? message) = await topics.AlterConfigsAsync(resource.ResourceName, changes, body.ValidateOnly, cancellationToken);
-            (result.ErrorCode, result.ErrorMessage) = ((short)error, message);
+                return (changes, null);
+            }, cancellationToken);
+            response.Responses.Add(new AlterConfigsResponse.AlterConfigsResourceResponse { ResourceType = resource.ResourceType, ResourceName = resource.ResourceName, ErrorCode = (short)error, ErrorMessage = message });
         }
 
         return response;
@@ -76,62 +66,50 @@ public sealed class IncrementalAlterConfigsHandler(TopicService topics) : IApiHa
         var response = new IncrementalAlterConfigsResponse();
         foreach (IncrementalAlterConfigsRequest.AlterConfigsResource resource in body.Resources)
         {
-            var result = new IncrementalAlterConfigsResponse.AlterConfigsResourceResponse { ResourceType = resource.ResourceType, ResourceName = resource.ResourceName };
-            response.Responses.Add(result);
-            if (ConfigResources.Check(resource.ResourceType, out ErrorCode typeError, out string? typeMessage) is false)
-            {
-                (result.ErrorCode, result.ErrorMessage) = ((short)typeError, typeMessage);
-                continue;
-            }
-
-            if (resource.ResourceType != ConfigResources.Topic)
-            {
-                continue;
-            }
-
-            TopicMetadata? topic = topics.Find(resource.ResourceName);
-            var changes = new Dictionary<string, string?>(StringComparer.Ordinal);
-            string? problem = null;
-            foreach (IncrementalAlterConfigsRequest.AlterableConfig config in resource.Configs)
-            {
-                string current = topic is not null && TopicConfigs.Defaults.ContainsKey(config.Name) ? TopicConfigs.Effective(topic.Configs, config.Name) : string.Empty;
-                switch (config.ConfigOperation)
-                {
-                    case Set:
-                        changes[config.Name] = config.Value;
-                        break;
-                    case Delete:
-                        changes[config.Name] = null;
-                        break;
-                    case Append or Subtract when config.Name == TopicConfigs.CleanupPolicy:
-                        var values = current.Split(',', StringSplitOptions.RemoveEmptyEntries).ToList();
-                        foreach (string v in (config.Value ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries))
-                        {
-                            if (config.ConfigOperation == Append && !values.Contains(v))
-                            {
-                                values.Add(v);
-                            }
-                            else if (config.ConfigOperation == Subtract)
-                            {
-                                values.Remove(v);
-                            }
-                        }
-
-                        changes[config.Name] = string.Join(',', values);
-                        break;
-                    default:
-                        problem = $"Operation {config.ConfigOperation} is not valid for {config.Name}.";
-                        break;
-                }
-            }
-
-            (ErrorCode error, string? message) = problem is null
-                ? await topics.AlterConfigsAsync(resource.ResourceName, changes, body.ValidateOnly, cancellationToken)
-                : (ErrorCode.InvalidConfig, problem);
-            (result.ErrorCode, result.ErrorMessage) = ((short)error, message);
+            (ErrorCode error, string? message) = await ConfigResources.ApplyAsync(topics, resource.ResourceType, resource.ResourceName, body.ValidateOnly, topic => Changes(topic, resource.Configs), cancellationToken);
+            response.Responses.Add(new IncrementalAlterConfigsResponse.AlterConfigsResourceResponse { ResourceType = resource.ResourceType, ResourceName = resource.ResourceName, ErrorCode = (short)error, ErrorMessage = message });
         }
 
         return response;
+    }
+
+    private static (Dictionary<string, string?> Changes, string? Problem) Changes(TopicMetadata? topic, List<IncrementalAlterConfigsRequest.AlterableConfig> configs)
+    {
+        var changes = new Dictionary<string, string?>(StringComparer.Ordinal);
+        foreach (IncrementalAlterConfigsRequest.AlterableConfig config in configs)
+        {
+            string current = topic is not null && TopicConfigs.Defaults.ContainsKey(config.Name) ? TopicConfigs.Effective(topic.Configs, config.Name) : string.Empty;
+            switch (config.ConfigOperation)
+            {
+                case Set:
+                    changes[config.Name] = config.Value;
+                    break;
+                case Delete:
+                    changes[config.Name] = null;
+                    break;
+                case Append or Subtract when config.Name == TopicConfigs.CleanupPolicy:
+                    var values = current.Split(',', StringSplitOptions.RemoveEmptyEntries).ToList();
+                    foreach (string v in (config.Value ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries))
+                    {
+                        if (config.ConfigOperation == Append && !values.Contains(v))
+                        {
+                            values.Add(v);
+                        }
+                        else if (config.ConfigOperation == Subtract)
+                        {
+                            values.Remove(v);
+                        }
+                    }
+
+                    changes[config.Name] = string.Join(',', values);
+                    break;
+                default:
+                    return (changes, $"Operation {config.ConfigOperation} is not valid for {config.Name}.");
+            }
+        }
+
+        return (changes, null);
+
     }
 }
 
@@ -141,9 +119,22 @@ internal static class ConfigResources
     public const sbyte Topic = 2;
     public const sbyte Broker = 4;
 
-    public static bool Check(sbyte type, out ErrorCode error, out string? message)
+    /// <summary>Validates the resource type and applies the changes <paramref name="plan"/> derives from the topic.</summary>
+    public static async Task<(ErrorCode Error, string? Message)> ApplyAsync(
+        TopicService topics, sbyte type, string name, bool validateOnly,
+        Func<TopicMetadata?, (Dictionary<string, string?> Changes, string? Problem)> plan, CancellationToken cancellationToken)
     {
-        (error, message) = type is Topic or Broker ? (ErrorCode.None, null) : (ErrorCode.InvalidRequest, $"Resource type {type} is not supported.");
-        return error == ErrorCode.None;
+        if (type is not (Topic or Broker))
+        {
+            return (ErrorCode.InvalidRequest, $"Resource type {type} is not supported.");
+        }
+
+        if (type == Broker)
+        {
+            return (ErrorCode.None, null);
+        }
+
+        (Dictionary<string, string?> changes, string? problem) = plan(topics.Find(name));
+        return problem is null ? await topics.AlterConfigsAsync(name, changes, validateOnly, cancellationToken) : (ErrorCode.InvalidConfig, problem);
     }
 }
