@@ -94,4 +94,68 @@ public class BrokerNetworkTests
         (int correlation, _) = await client.ReceiveAsync(0);
         Assert.Equal(9, correlation);
     }
+
+    [Fact]
+    public async Task AThousandConnectionsOpenedAndDroppedLeaveTheBrokerServing()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        string[] parts = broker.BootstrapServers.Split(':');
+        int port = int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture);
+        for (int round = 0; round < 10; round++)
+        {
+            var clients = new List<System.Net.Sockets.TcpClient>();
+            for (int i = 0; i < 100; i++)
+            {
+                var client = new System.Net.Sockets.TcpClient();
+                await client.ConnectAsync(System.Net.IPAddress.Loopback, port).WaitAsync(TimeSpan.FromSeconds(10));
+                if (i % 2 == 0)
+                {
+                    // Half of them leave a partial frame behind before vanishing.
+                    await client.GetStream().WriteAsync(new byte[] { 0, 0, 0, 20, 0, 18 });
+                }
+
+                clients.Add(client);
+            }
+
+            clients.ForEach(c => c.Dispose());
+        }
+
+        using RawKafkaClient healthy = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await healthy.SendAsync(new ApiVersionsRequest(), 3, 77);
+        (int correlation, _) = await healthy.ReceiveAsync(0);
+        Assert.Equal(77, correlation);
+    }
+
+    [Fact]
+    public async Task GroupRequestsWithUnknownMembersGetKafkaErrors()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        var join = new JoinGroupRequest
+        {
+            GroupId = "g",
+            MemberId = "no-such-member",
+            SessionTimeoutMs = 10_000,
+            RebalanceTimeoutMs = 10_000,
+            ProtocolType = "consumer",
+            Protocols = [new JoinGroupRequest.JoinGroupRequestProtocol { Name = "range", Metadata = [0, 1] }],
+        };
+        await client.SendAsync(join, 5, 1);
+        (_, byte[] joinBody) = await client.ReceiveAsync(0);
+        Assert.Equal((short)ErrorCode.UnknownMemberId, new JoinGroupResponse().ReadFrom(joinBody, 5).ErrorCode);
+
+        await client.SendAsync(new HeartbeatRequest { GroupId = "g", GenerationId = 1, MemberId = "nobody" }, 3, 2);
+        (_, byte[] heartbeatBody) = await client.ReceiveAsync(0);
+        Assert.Equal((short)ErrorCode.UnknownMemberId, new HeartbeatResponse().ReadFrom(heartbeatBody, 3).ErrorCode);
+
+        await client.SendAsync(new SyncGroupRequest { GroupId = "g", GenerationId = 1, MemberId = "nobody" }, 3, 3);
+        (_, byte[] syncBody) = await client.ReceiveAsync(0);
+        Assert.Equal((short)ErrorCode.UnknownMemberId, new SyncGroupResponse().ReadFrom(syncBody, 3).ErrorCode);
+
+        join.MemberId = string.Empty;
+        join.SessionTimeoutMs = 10;
+        await client.SendAsync(join, 5, 4);
+        (_, byte[] badTimeout) = await client.ReceiveAsync(0);
+        Assert.Equal((short)ErrorCode.InvalidSessionTimeout, new JoinGroupResponse().ReadFrom(badTimeout, 5).ErrorCode);
+    }
 }
