@@ -100,6 +100,7 @@ public sealed class BrokerHost : IAsyncDisposable
         services.AddSingleton<TopicService>();
         services.AddSingleton(_ => new GroupCoordinator(options.GroupInitialRebalanceDelayMs));
         services.AddSingleton<ProducerStateManager>();
+        services.AddSingleton(new FetchSessionCache());
 
         services.AddSingleton(sp => new ApiVersionsHandler(sp.GetRequiredService<HandlerRegistry>));
         services.AddSingleton<IApiHandler>(sp => sp.GetRequiredService<ApiVersionsHandler>());

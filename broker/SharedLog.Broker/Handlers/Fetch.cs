@@ -3,8 +3,9 @@
 // stops at MaxBytes and each partition at PartitionMaxBytes, except that the first batch found is
 // always returned whole so a consumer can make progress. When less than MinBytes is available the
 // request waits up to MaxWaitMs and is woken by the append that brings data, not by its timeout.
-// v13+ names topics by id (KIP-516). Sessions (KIP-227) are not kept yet: every response carries
-// session id 0, which tells clients to send full fetch requests.
+// v13+ names topics by id (KIP-516). Fetch sessions (KIP-227): epoch 0 opens a session, later
+// requests carry only changed and forgotten partitions and get only partitions with news; unknown
+// sessions get FETCH_SESSION_ID_NOT_FOUND, wrong epochs INVALID_FETCH_SESSION_EPOCH.
 using System.Buffers;
 using SharedLog.Broker.Cluster;
 using SharedLog.Protocol;
@@ -15,7 +16,7 @@ using SharedLog.Storage.Streams;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed class FetchHandler(TopicService topics, StreamStore streams, Http.BrokerMetrics metrics) : IApiHandler
+public sealed class FetchHandler(TopicService topics, StreamStore streams, Coordinators.FetchSessionCache sessions, Http.BrokerMetrics metrics) : IApiHandler
 {
     public ApiKey Api => ApiKey.Fetch;
 
@@ -25,8 +26,34 @@ public sealed class FetchHandler(TopicService topics, StreamStore streams, Http.
 
     public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
     {
-        var body = (FetchRequest)request;
-        FetchResponse response = await ReadAllAsync(body, context.Version, cancellationToken);
+        var original = (FetchRequest)request;
+        (Coordinators.FetchSession? session, bool incremental, ErrorCode sessionError) = context.Version >= 7
+            ? sessions.Resolve(original, context.Version)
+            : (null, false, ErrorCode.None);
+        if (sessionError != ErrorCode.None)
+        {
+            return new FetchResponse { ErrorCode = (short)sessionError, SessionId = 0 };
+        }
+
+        FetchRequest body = session?.Expand(original) ?? original;
+        FetchResponse response = await FetchAsync(body, context.Version, cancellationToken);
+        if (session is not null)
+        {
+            response.SessionId = session.Id;
+            if (incremental)
+            {
+                session.Trim(response, context.Version);
+            }
+
+            session.Remember(response, context.Version);
+        }
+
+        return response;
+    }
+
+    private async Task<FetchResponse> FetchAsync(FetchRequest body, short version, CancellationToken cancellationToken)
+    {
+        FetchResponse response = await ReadAllAsync(body, version, cancellationToken);
         if (body.MaxWaitMs <= 0 || TotalBytes(response) >= Math.Max(1, body.MinBytes))
         {
             return response;
@@ -35,7 +62,7 @@ public sealed class FetchHandler(TopicService topics, StreamStore streams, Http.
         // Long poll: wait for any requested partition to gain data, or for the deadline.
         using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var waits = new List<Task> { Task.Delay(body.MaxWaitMs, waiting.Token) };
-        foreach ((StreamLog stream, long offset) in Positions(body, context.Version))
+        foreach ((StreamLog stream, long offset) in Positions(body, version))
         {
             waits.Add(stream.WaitForDataAsync(offset, waiting.Token));
         }
@@ -43,7 +70,7 @@ public sealed class FetchHandler(TopicService topics, StreamStore streams, Http.
         await Task.WhenAny(waits);
         await waiting.CancelAsync();
         cancellationToken.ThrowIfCancellationRequested();
-        return await ReadAllAsync(body, context.Version, cancellationToken);
+        return await ReadAllAsync(body, version, cancellationToken);
     }
 
     private static long TotalBytes(FetchResponse response)

@@ -1,0 +1,219 @@
+using SharedLog.Protocol;
+using SharedLog.Protocol.Messages;
+
+namespace SharedLog.Broker.Coordinators;
+
+/// <summary>
+/// Incremental fetch sessions (KIP-227). A session remembers the partitions a consumer fetches, so
+/// follow-up requests carry only changes and responses only partitions with news. Bounded: the least
+/// recently used session is evicted when the cache is full (max.incremental.fetch.session.cache.slots).
+/// </summary>
+public sealed class FetchSessionCache(int maxSessions = 1000)
+{
+    private readonly Dictionary<int, FetchSession> _sessions = [];
+    private readonly Lock _sync = new();
+    private int _nextId = Random.Shared.Next(1, int.MaxValue / 2);
+
+    /// <summary>Number of live sessions (for tests and metrics).</summary>
+    public int Count
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _sessions.Count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Applies the request's session fields: returns the session to use (null for a sessionless full
+    /// fetch), whether the response is incremental, or the error to answer with.
+    /// </summary>
+    public (FetchSession? Session, bool Incremental, ErrorCode Error) Resolve(FetchRequest request, short version)
+    {
+        lock (_sync)
+        {
+            if (request.SessionId == 0)
+            {
+                if (request.SessionEpoch == -1)
+                {
+                    return (null, false, ErrorCode.None);
+                }
+
+                if (request.SessionEpoch != 0)
+                {
+                    return (null, false, ErrorCode.InvalidFetchSessionEpoch);
+                }
+
+                return (Create(request, version), false, ErrorCode.None);
+            }
+
+            if (!_sessions.TryGetValue(request.SessionId, out FetchSession? session))
+            {
+                return (null, false, ErrorCode.FetchSessionIdNotFound);
+            }
+
+            if (request.SessionEpoch == -1)
+            {
+                _sessions.Remove(request.SessionId);
+                return (null, false, ErrorCode.None);
+            }
+
+            if (request.SessionEpoch == 0)
+            {
+                _sessions.Remove(request.SessionId);
+                return (Create(request, version), false, ErrorCode.None);
+            }
+
+            if (request.SessionEpoch != session.NextEpoch)
+            {
+                return (null, false, ErrorCode.InvalidFetchSessionEpoch);
+            }
+
+            session.Update(request, version);
+            session.NextEpoch = session.NextEpoch == int.MaxValue ? 1 : session.NextEpoch + 1;
+            session.LastUsed = DateTime.UtcNow;
+            return (session, true, ErrorCode.None);
+        }
+    }
+
+    private FetchSession Create(FetchRequest request, short version)
+    {
+        if (_sessions.Count >= maxSessions)
+        {
+            int oldest = _sessions.MinBy(kv => kv.Value.LastUsed).Key;
+            _sessions.Remove(oldest);
+        }
+
+        int id;
+        do
+        {
+            id = _nextId == int.MaxValue ? 1 : _nextId++;
+        }
+        while (_sessions.ContainsKey(id));
+
+        var session = new FetchSession(id);
+        session.Update(request, version);
+        _sessions[id] = session;
+        return session;
+    }
+}
+
+/// <summary>One session: the partitions it fetches, in order, and what the consumer last saw of each.</summary>
+public sealed class FetchSession(int id)
+{
+    public int Id { get; } = id;
+
+    public int NextEpoch { get; set; } = 1;
+
+    public DateTime LastUsed { get; set; } = DateTime.UtcNow;
+
+    /// <summary>Key: topic name (before v13) or topic id text (v13+), and partition index.</summary>
+    internal List<SessionPartition> Partitions { get; } = [];
+
+    internal void Update(FetchRequest request, short version)
+    {
+        foreach (FetchRequest.FetchTopic topic in request.Topics)
+        {
+            string key = version >= 13 ? topic.TopicId.ToString() : topic.Topic;
+            foreach (FetchRequest.FetchPartition partition in topic.Partitions)
+            {
+                SessionPartition? existing = Partitions.Find(p => p.TopicKey == key && p.Partition == partition.Partition);
+                if (existing is null)
+                {
+                    Partitions.Add(new SessionPartition(key, topic.Topic, topic.TopicId, partition.Partition) { FetchOffset = partition.FetchOffset, MaxBytes = partition.PartitionMaxBytes });
+                }
+                else
+                {
+                    existing.FetchOffset = partition.FetchOffset;
+                    existing.MaxBytes = partition.PartitionMaxBytes;
+                }
+            }
+        }
+
+        foreach (FetchRequest.ForgottenTopic forgotten in request.ForgottenTopicsData)
+        {
+            string key = version >= 13 ? forgotten.TopicId.ToString() : forgotten.Topic;
+            Partitions.RemoveAll(p => p.TopicKey == key && forgotten.Partitions.Contains(p.Partition));
+        }
+    }
+
+    /// <summary>The full request this session stands for, to be served like a sessionless fetch.</summary>
+    internal FetchRequest Expand(FetchRequest request)
+    {
+        var full = new FetchRequest
+        {
+            MaxWaitMs = request.MaxWaitMs,
+            MinBytes = request.MinBytes,
+            MaxBytes = request.MaxBytes,
+            IsolationLevel = request.IsolationLevel,
+        };
+        foreach (IGrouping<string, SessionPartition> topic in Partitions.GroupBy(p => p.TopicKey))
+        {
+            SessionPartition first = topic.First();
+            full.Topics.Add(new FetchRequest.FetchTopic
+            {
+                Topic = first.TopicName,
+                TopicId = first.TopicId,
+                Partitions = [.. topic.Select(p => new FetchRequest.FetchPartition { Partition = p.Partition, FetchOffset = p.FetchOffset, PartitionMaxBytes = p.MaxBytes })],
+            });
+        }
+
+        return full;
+    }
+
+    /// <summary>Keeps, in an incremental response, only partitions with records, errors, or changed offsets.</summary>
+    internal void Trim(FetchResponse response, short version)
+    {
+        foreach (FetchResponse.FetchableTopicResponse topic in response.Responses)
+        {
+            string key = version >= 13 ? topic.TopicId.ToString() : topic.Topic;
+            topic.Partitions.RemoveAll(p =>
+            {
+                SessionPartition? known = Partitions.Find(s => s.TopicKey == key && s.Partition == p.PartitionIndex);
+                bool unchanged = known is not null && p.ErrorCode == 0 && (p.Records?.Length ?? 0) == 0
+                    && known.HighWatermark == p.HighWatermark && known.LogStartOffset == p.LogStartOffset;
+                return unchanged;
+            });
+        }
+
+        response.Responses.RemoveAll(t => t.Partitions.Count == 0);
+    }
+
+    /// <summary>Remembers what the consumer was told, so the next incremental response can leave it out.</summary>
+    internal void Remember(FetchResponse response, short version)
+    {
+        foreach (FetchResponse.FetchableTopicResponse topic in response.Responses)
+        {
+            string key = version >= 13 ? topic.TopicId.ToString() : topic.Topic;
+            foreach (FetchResponse.PartitionData p in topic.Partitions)
+            {
+                if (Partitions.Find(s => s.TopicKey == key && s.Partition == p.PartitionIndex) is { } known)
+                {
+                    known.HighWatermark = p.HighWatermark;
+                    known.LogStartOffset = p.LogStartOffset;
+                }
+            }
+        }
+    }
+}
+
+internal sealed class SessionPartition(string topicKey, string topicName, Guid topicId, int partition)
+{
+    public string TopicKey { get; } = topicKey;
+
+    public string TopicName { get; } = topicName;
+
+    public Guid TopicId { get; } = topicId;
+
+    public int Partition { get; } = partition;
+
+    public long FetchOffset { get; set; }
+
+    public int MaxBytes { get; set; }
+
+    public long HighWatermark { get; set; } = -1;
+
+    public long LogStartOffset { get; set; } = -1;
+}

@@ -1,0 +1,80 @@
+using System.Buffers;
+using SharedLog.Protocol;
+using SharedLog.Protocol.Messages;
+using SharedLog.Protocol.Records;
+
+namespace SharedLog.IntegrationTests;
+
+/// <summary>Incremental fetch sessions (KIP-227) through the raw protocol.</summary>
+public class FetchSessionTests
+{
+    private const short Version = 12;
+
+    private static async Task ProduceAsync(RawKafkaClient client, int partition, int correlation)
+    {
+        byte[] batch = new RecordBatchBuilder(1).Add([1], [2], 1).Build();
+        var request = new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "sessions", PartitionData = [new() { Index = partition, Records = new ReadOnlySequence<byte>(batch) }] }] };
+        await client.SendAsync(request, 9, correlation);
+        await client.ReceiveAsync(1);
+    }
+
+    private static async Task<FetchResponse> FetchAsync(RawKafkaClient client, int sessionId, int epoch, int correlation, (int Partition, long Offset)[] partitions, int[]? forget = null)
+    {
+        var request = new FetchRequest
+        {
+            ReplicaId = -1,
+            MaxWaitMs = 0,
+            MinBytes = 0,
+            MaxBytes = 1 << 20,
+            SessionId = sessionId,
+            SessionEpoch = epoch,
+            Topics = partitions.Length == 0 ? [] : [new() { Topic = "sessions", Partitions = [.. partitions.Select(p => new FetchRequest.FetchPartition { Partition = p.Partition, FetchOffset = p.Offset, PartitionMaxBytes = 1 << 20 })] }],
+            ForgottenTopicsData = forget is null ? [] : [new() { Topic = "sessions", Partitions = [.. forget] }],
+        };
+        await client.SendAsync(request, Version, correlation);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        return new FetchResponse().ReadFrom(body, Version);
+    }
+
+    private static int[] PartitionsIn(FetchResponse response) =>
+        [.. response.Responses.SelectMany(t => t.Partitions).Select(p => p.PartitionIndex).Order()];
+
+    [Fact]
+    public async Task IncrementalFetchesCarryOnlyChangesBothWays()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.SendAsync(new CreateTopicsRequest { Topics = [new() { Name = "sessions", NumPartitions = 2, ReplicationFactor = 1 }] }, 4, 1);
+        await client.ReceiveAsync(0);
+        await ProduceAsync(client, 0, 2);
+
+        FetchResponse full = await FetchAsync(client, 0, 0, 3, [(0, 0), (1, 0)]);
+        Assert.NotEqual(0, full.SessionId);
+        Assert.Equal([0, 1], PartitionsIn(full));
+
+        // Nothing new since: an incremental fetch with the advanced offset returns no partitions.
+        FetchResponse quiet = await FetchAsync(client, full.SessionId, 1, 4, [(0, 1)]);
+        Assert.Equal(0, quiet.ErrorCode);
+        Assert.Empty(PartitionsIn(quiet));
+
+        // New data on partition 1 only: only partition 1 comes back, without being named in the request.
+        await ProduceAsync(client, 1, 5);
+        FetchResponse news = await FetchAsync(client, full.SessionId, 2, 6, []);
+        Assert.Equal([1], PartitionsIn(news));
+        Assert.True(news.Responses[0].Partitions[0].Records!.Value.Length > 0);
+
+        // A forgotten partition is no longer reported.
+        await FetchAsync(client, full.SessionId, 3, 7, [], forget: [1]);
+        await ProduceAsync(client, 1, 8);
+        FetchResponse after = await FetchAsync(client, full.SessionId, 4, 9, []);
+        Assert.DoesNotContain(1, PartitionsIn(after));
+
+        Assert.Equal((short)ErrorCode.InvalidFetchSessionEpoch, (await FetchAsync(client, full.SessionId, 9, 10, [])).ErrorCode);
+        Assert.Equal((short)ErrorCode.FetchSessionIdNotFound, (await FetchAsync(client, full.SessionId + 1, 1, 11, [])).ErrorCode);
+
+        // Epoch -1 closes the session and fetches without one.
+        FetchResponse closed = await FetchAsync(client, full.SessionId, -1, 12, [(0, 0)]);
+        Assert.Equal(0, closed.SessionId);
+        Assert.Equal((short)ErrorCode.FetchSessionIdNotFound, (await FetchAsync(client, full.SessionId, 5, 13, [])).ErrorCode);
+    }
+}
