@@ -1,0 +1,61 @@
+namespace SharedLog.Contracts.Registry;
+
+/// <summary>The schema languages the registry understands; names match Confluent's <c>schemaType</c>.</summary>
+public enum SchemaType
+{
+    Avro,
+    Json,
+    Protobuf,
+}
+
+/// <summary>A reference from one schema to another registered schema, as Confluent's API carries it.</summary>
+public sealed record SchemaReference(string Name, string Subject, int Version);
+
+/// <summary>A reference resolved to the referenced schema's text (and, transitively, its own references).</summary>
+public sealed record ResolvedReference(string Name, string Subject, int Version, string SchemaText, IReadOnlyList<ResolvedReference> References);
+
+/// <summary>The schema text is not a valid schema of its type (Confluent error 42201).</summary>
+public sealed class InvalidSchemaException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>A schema parsed and checked by its format.</summary>
+public interface IParsedSchema
+{
+    SchemaType Type { get; }
+
+    /// <summary>The schema text as stored: the original text, or the normalized form when normalizing was asked for.</summary>
+    string Text { get; }
+
+    /// <summary>A canonical form used to decide whether two registrations are the same schema.</summary>
+    string Canonical { get; }
+
+    IReadOnlyList<ResolvedReference> References { get; }
+}
+
+/// <summary>
+/// One schema language: parsing (bounded in size and depth) and the compatibility rule between a
+/// reader schema and a writer schema. "Backward" checks (new reader, old writer); "forward" checks
+/// (old reader, new writer); the registry composes levels from this one directed check.
+/// </summary>
+public interface ISchemaFormat
+{
+    SchemaType Type { get; }
+
+    /// <summary>Parses <paramref name="schemaText"/>; throws <see cref="InvalidSchemaException"/> when it is not valid.</summary>
+    IParsedSchema Parse(string schemaText, IReadOnlyList<ResolvedReference> references, bool normalize);
+
+    /// <summary>
+    /// Whether data written with <paramref name="writer"/> can be read with <paramref name="reader"/>.
+    /// Returns an empty list when compatible, else one message per problem naming the field/path and the rule.
+    /// </summary>
+    IReadOnlyList<string> CheckCompatibility(IParsedSchema reader, IParsedSchema writer);
+}
+
+/// <summary>Bounds applied to every schema before and during parsing.</summary>
+public static class SchemaLimits
+{
+    /// <summary>Largest schema text accepted, in UTF-16 characters.</summary>
+    public const int MaxSchemaChars = 1024 * 1024;
+
+    /// <summary>Deepest nesting accepted (JSON depth, Avro/Protobuf type nesting).</summary>
+    public const int MaxDepth = 64;
+}
