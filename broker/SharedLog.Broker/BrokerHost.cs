@@ -7,6 +7,7 @@ using SharedLog.Broker.Cluster;
 using SharedLog.Broker.Coordinators;
 using SharedLog.Broker.Handlers;
 using SharedLog.Broker.Network;
+using SharedLog.Contracts.Registry;
 using SharedLog.Storage;
 using SharedLog.Storage.Metadata;
 using SharedLog.Storage.Objects;
@@ -27,22 +28,27 @@ public sealed class BrokerHost : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly ListenOptions _kafkaListener;
     private readonly ListenOptions? _httpListener;
+    private readonly ListenOptions? _registryListener;
     private readonly CancellationTokenSource _stopping = new();
     private Task _janitor = Task.CompletedTask;
     private bool _started;
     private bool _disposed;
 
-    private BrokerHost(WebApplication app, ListenOptions kafkaListener, ListenOptions? httpListener)
+    private BrokerHost(WebApplication app, ListenOptions kafkaListener, ListenOptions? httpListener, ListenOptions? registryListener)
     {
         _app = app;
         _kafkaListener = kafkaListener;
         _httpListener = httpListener;
+        _registryListener = registryListener;
     }
 
     /// <summary>Kafka port actually bound (differs from the option when it was 0).</summary>
     public int KafkaPort => _kafkaListener.IPEndPoint!.Port;
 
     public int? HttpPort => _httpListener?.IPEndPoint!.Port;
+
+    /// <summary>Schema registry port actually bound, or null when the registry API is off.</summary>
+    public int? RegistryPort => _registryListener?.IPEndPoint!.Port;
 
     public string BootstrapServers => $"{_kafkaListener.IPEndPoint!.Address}:{KafkaPort}";
 
@@ -132,10 +138,14 @@ public sealed class BrokerHost : IAsyncDisposable
         services.AddSingleton<IApiHandler, DescribeLogDirsHandler>();
         services.AddSingleton<IApiHandler, OffsetDeleteHandler>();
         services.AddSingleton(sp => new ObjectJanitor(sp.GetRequiredService<IObjectStore>(), sp.GetRequiredService<IMetadataStore>(), sp.GetRequiredService<StreamStore>(), storage.OrphanGrace, sp.GetRequiredService<ILogger<ObjectJanitor>>()));
+        services.AddSingleton<IRegistryJournal, SchemasTopicJournal>();
+        services.AddSingleton<SchemaRegistry>();
+        services.AddSingleton<Http.SchemaRegistryApi>();
         services.AddSingleton(sp => new HandlerRegistry(sp.GetServices<IApiHandler>()));
 
         ListenOptions? kafka = null;
         ListenOptions? http = null;
+        ListenOptions? registry = null;
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             IPAddress address = IPAddress.Parse(options.Host);
@@ -148,14 +158,27 @@ public sealed class BrokerHost : IAsyncDisposable
             {
                 kestrel.Listen(address, options.HttpPort, listen => http = listen);
             }
+
+            if (options.RegistryPort >= 0)
+            {
+                kestrel.Listen(address, options.RegistryPort, listen => registry = listen);
+            }
         });
 
         WebApplication app = builder.Build();
+        if (registry is { } registryListener)
+        {
+            // The registry port answers only the registry API; health and metrics stay on the HTTP port.
+            Http.SchemaRegistryApi api = app.Services.GetRequiredService<Http.SchemaRegistryApi>();
+            app.MapWhen(context => context.Connection.LocalPort == registryListener.IPEndPoint!.Port, branch => branch.Run(api.HandleAsync));
+        }
+
+        app.UseRouting();
         app.MapGet("/health", () => Results.Text("ok\n"));
         app.MapPrometheusScrapingEndpoint("/metrics");
 
         // Kestrel applies the listen callbacks while building; both are set by now.
-        return new BrokerHost(app, kafka ?? throw new InvalidOperationException("Kafka listener not configured."), http);
+        return new BrokerHost(app, kafka ?? throw new InvalidOperationException("Kafka listener not configured."), http, registry);
     }
 
     public async Task StartAsync(CancellationToken cancellationToken = default)
@@ -169,6 +192,7 @@ public sealed class BrokerHost : IAsyncDisposable
         await sp.GetRequiredService<IMetadataStore>().InitializeAsync(cancellationToken);
         await sp.GetRequiredService<TopicService>().LoadAsync(cancellationToken);
         await sp.GetRequiredService<StreamStore>().StartAsync(cancellationToken);
+        await sp.GetRequiredService<SchemaRegistry>().LoadAsync(cancellationToken);
         StorageOptions storage = sp.GetRequiredService<StreamStore>().Options;
         _janitor = sp.GetRequiredService<ObjectJanitor>().RunAsync(storage.CleanupInterval, _stopping.Token);
         await _app.StartAsync(cancellationToken);

@@ -25,7 +25,7 @@ public sealed class BrokerOptions
     /// <summary>HTTP port for health and metrics; 0 picks a free port, -1 disables it.</summary>
     public int HttpPort { get; set; } = 9644;
 
-    /// <summary>Schema registry port (served from the registry issue on); -1 disables it.</summary>
+    /// <summary>Schema registry REST port (Confluent-compatible API); 0 picks a free port, -1 disables it.</summary>
     public int RegistryPort { get; set; } = 8081;
 
     /// <summary>Directory for the WAL, the local object store and the SQLite metadata of the embedded default.</summary>

@@ -27,7 +27,7 @@ public class CompatClientTests
         throw new InvalidOperationException("Tests must run from inside the SharedLog repository.");
     }
 
-    private static async Task RunAsync(string program, params string[] args)
+    internal static async Task RunAsync(string program, params string[] args)
     {
         var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = CompatDirectory };
         foreach (string arg in args)
@@ -78,5 +78,12 @@ public class CompatClientTests
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
         await RunAsync("node", Path.Combine(CompatDirectory, "kafkajs.js"), broker.BootstrapServers, "kafkajs-topic");
+    }
+
+    [Fact]
+    public async Task KafkajsWithConfluentSchemaRegistry()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        await RunAsync("node", Path.Combine(CompatDirectory, "kafkajs_registry.js"), broker.BootstrapServers, broker.RegistryUrl, "kafkajs-registry-topic");
     }
 }

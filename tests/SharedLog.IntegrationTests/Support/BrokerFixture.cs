@@ -20,10 +20,13 @@ public sealed class BrokerFixture : IAsyncDisposable
 
     public string BootstrapServers => Host.BootstrapServers;
 
+    /// <summary>Base URL of the broker's schema registry API.</summary>
+    public string RegistryUrl => $"http://127.0.0.1:{Host.RegistryPort}";
+
     public static async Task<BrokerFixture> StartAsync(string? dataDir = null, bool deleteOnDispose = true)
     {
         dataDir ??= Path.Combine(Path.GetTempPath(), "sharedlog-it-" + Guid.NewGuid().ToString("N"));
-        BrokerHost host = BrokerHost.Create(["--port", "0", "--http-port", "0", "--data-dir", dataDir, "--host", "127.0.0.1", "--Broker:GroupInitialRebalanceDelayMs", "200"]);
+        BrokerHost host = BrokerHost.Create(["--port", "0", "--http-port", "0", "--registry-port", "0", "--data-dir", dataDir, "--host", "127.0.0.1", "--Broker:GroupInitialRebalanceDelayMs", "200"]);
         await host.StartAsync();
         return new BrokerFixture(host, dataDir, deleteOnDispose);
     }

@@ -1,0 +1,374 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Http.Features;
+using SharedLog.Contracts.Registry;
+
+namespace SharedLog.Broker.Http;
+
+/// <summary>
+/// Confluent's Schema Registry REST API, served on the registry port. Requests are dispatched on
+/// their raw path segments (so subjects may hold an encoded '/'); bodies are JSON of at most
+/// <see cref="MaxBodyBytes"/>; every error is <c>{"error_code": int, "message": str}</c> with
+/// Confluent's codes. The registry itself (state, storage, compatibility) lives in contracts/.
+/// </summary>
+public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<SchemaRegistryApi> logger)
+{
+    public const string ContentType = "application/vnd.schemaregistry.v1+json";
+    public const long MaxBodyBytes = 16 * 1024 * 1024;
+
+    private static readonly string[] AcceptedContentTypes =
+        ["application/vnd.schemaregistry.v1+json", "application/vnd.schemaregistry+json", "application/json", "application/octet-stream"];
+
+    private static readonly JsonSerializerOptions BodyJson = new(JsonSerializerDefaults.Web)
+    {
+        MaxDepth = 64,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    private sealed class SchemaBody
+    {
+        public string? Schema { get; set; }
+
+        public string? SchemaType { get; set; }
+
+        public List<SchemaReference>? References { get; set; }
+
+        public SchemaMetadata? Metadata { get; set; }
+
+        public int? Id { get; set; }
+
+        public int? Version { get; set; }
+    }
+
+    private sealed class ConfigBody
+    {
+        public string? Compatibility { get; set; }
+
+        public string? CompatibilityLevel { get; set; }
+    }
+
+    private sealed class ModeBody
+    {
+        public string? Mode { get; set; }
+    }
+
+    /// <summary>Terminal middleware for the registry port.</summary>
+    public async Task HandleAsync(HttpContext context)
+    {
+        try
+        {
+            await DispatchAsync(context, Segments(context));
+        }
+        catch (SchemaRegistryException e)
+        {
+            LogRefused(context.Request.Method, context.Request.Path, e.ErrorCode, e.Message);
+            await ErrorAsync(context, e.HttpStatus, e.ErrorCode, e.Message);
+        }
+        catch (BadHttpRequestException e)
+        {
+            LogRefused(context.Request.Method, context.Request.Path, e.StatusCode, e.Message);
+            await ErrorAsync(context, e.StatusCode, e.StatusCode, e.Message);
+        }
+        catch (JsonException e)
+        {
+            LogRefused(context.Request.Method, context.Request.Path, 400, e.Message);
+            await ErrorAsync(context, 400, 400, $"Malformed JSON body: {e.Message}");
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; nothing to answer.
+        }
+        catch (Exception e)
+        {
+            LogFailed(e, context.Request.Method, context.Request.Path);
+            await ErrorAsync(context, 500, RegistryErrorCodes.StoreError, "Internal error in the schema registry.");
+        }
+    }
+
+    private async Task DispatchAsync(HttpContext context, string[] path)
+    {
+        string method = context.Request.Method;
+        IQueryCollection query = context.Request.Query;
+        CancellationToken cancel = context.RequestAborted;
+        bool deleted = Flag(query, "deleted");
+        switch (path)
+        {
+            case [] when method == "GET":
+                await JsonAsync(context, new JsonObject());
+                return;
+            case ["schemas", "types"] when method == "GET":
+                await JsonAsync(context, Array(registry.SupportedTypes.OrderBy(t => t).Select(t => (JsonNode?)RegistryNames.Name(t))));
+                return;
+            case ["schemas"] when method == "GET":
+                await JsonAsync(context, Array(registry.List(query["subjectPrefix"], deleted, Flag(query, "latestOnly")).Select(s => (JsonNode?)Describe(s))));
+                return;
+            case ["schemas", "ids", string id] when method == "GET":
+                await JsonAsync(context, Describe(registry.GetById(SchemaId(id))));
+                return;
+            case ["schemas", "ids", string id, "schema"] when method == "GET":
+                await RawSchemaAsync(context, registry.GetById(SchemaId(id)).Schema);
+                return;
+            case ["schemas", "ids", string id, "subjects"] when method == "GET":
+                await JsonAsync(context, Array(registry.UsagesOf(SchemaId(id), deleted).Select(u => u.Subject).Distinct().Select(s => (JsonNode?)s)));
+                return;
+            case ["schemas", "ids", string id, "versions"] when method == "GET":
+                await JsonAsync(context, Array(registry.UsagesOf(SchemaId(id), deleted).Select(u => (JsonNode?)new JsonObject { ["subject"] = u.Subject, ["version"] = u.Version })));
+                return;
+            case ["subjects"] when method == "GET":
+                await JsonAsync(context, Array(registry.Subjects(deleted, query["subjectPrefix"]).Select(s => (JsonNode?)s)));
+                return;
+            case ["subjects", string subject] when method == "POST":
+                await JsonAsync(context, Describe(registry.Lookup(subject, await SchemaRequestAsync(context), deleted)));
+                return;
+            case ["subjects", string subject] when method == "DELETE":
+                await JsonAsync(context, Array((await registry.DeleteSubjectAsync(subject, Flag(query, "permanent"), cancel)).Select(v => (JsonNode?)v)));
+                return;
+            case ["subjects", string subject, "versions"] when method == "GET":
+                await JsonAsync(context, Array(registry.Versions(subject, deleted).Select(v => (JsonNode?)v)));
+                return;
+            case ["subjects", string subject, "versions"] when method == "POST":
+                RegisteredSchema registered = await registry.RegisterAsync(subject, await SchemaRequestAsync(context), cancel);
+                await JsonAsync(context, new JsonObject { ["id"] = registered.Id, ["version"] = registered.Version });
+                return;
+            case ["subjects", string subject, "versions", string version] when method == "GET":
+                await JsonAsync(context, Describe(registry.GetVersion(subject, version, deleted)));
+                return;
+            case ["subjects", string subject, "versions", string version] when method == "DELETE":
+                await JsonAsync(context, JsonValue.Create(await registry.DeleteVersionAsync(subject, version, Flag(query, "permanent"), cancel)));
+                return;
+            case ["subjects", string subject, "versions", string version, "schema"] when method == "GET":
+                await RawSchemaAsync(context, registry.GetVersion(subject, version, deleted).Schema);
+                return;
+            case ["subjects", string subject, "versions", string version, "referencedby"] when method == "GET":
+                await JsonAsync(context, Array(registry.ReferencedBy(subject, version).Select(id => (JsonNode?)id)));
+                return;
+            case ["compatibility", "subjects", string subject, "versions", .. string[] rest] when method == "POST" && rest.Length <= 1:
+                CompatibilityResult result = registry.CheckCompatibility(subject, rest.Length == 1 ? rest[0] : null, await SchemaRequestAsync(context));
+                var answer = new JsonObject { ["is_compatible"] = result.IsCompatible };
+                if (Flag(query, "verbose"))
+                {
+                    answer["messages"] = Array(result.Messages.Select(m => (JsonNode?)m));
+                }
+
+                await JsonAsync(context, answer);
+                return;
+            case ["config", .. string[] rest] when rest.Length <= 1:
+                await ConfigAsync(context, rest.Length == 1 ? rest[0] : null);
+                return;
+            case ["mode", .. string[] rest] when rest.Length <= 1:
+                await ModeAsync(context, rest.Length == 1 ? rest[0] : null);
+                return;
+            case ["contexts"] when method == "GET":
+                await JsonAsync(context, new JsonArray("."));
+                return;
+            default:
+                await ErrorAsync(context, 404, 404, "HTTP 404 Not Found");
+                return;
+        }
+    }
+
+    private async Task ConfigAsync(HttpContext context, string? subject)
+    {
+        CancellationToken cancel = context.RequestAborted;
+        switch (context.Request.Method)
+        {
+            case "GET":
+                CompatibilityLevel level = subject is null
+                    ? registry.GlobalCompatibility
+                    : registry.SubjectCompatibility(subject) ?? (Flag(context.Request.Query, "defaultToGlobal")
+                        ? registry.GlobalCompatibility
+                        : throw new SchemaRegistryException(RegistryErrorCodes.SubjectCompatibilityNotConfigured, $"Subject '{subject}' does not have subject-level compatibility configured."));
+                await JsonAsync(context, new JsonObject { ["compatibilityLevel"] = RegistryNames.Name(level) });
+                return;
+            case "PUT":
+                ConfigBody body = await ReadBodyAsync<ConfigBody>(context);
+                string? text = body.Compatibility ?? body.CompatibilityLevel;
+                if (!RegistryNames.TryParseLevel(text, out CompatibilityLevel wanted))
+                {
+                    throw new SchemaRegistryException(RegistryErrorCodes.InvalidCompatibilityLevel, $"Invalid compatibility level '{text}'. Valid values are NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE.");
+                }
+
+                await registry.SetCompatibilityAsync(subject, wanted, cancel);
+                await JsonAsync(context, new JsonObject { ["compatibility"] = RegistryNames.Name(wanted) });
+                return;
+            case "DELETE":
+                CompatibilityLevel previous = await registry.DeleteCompatibilityAsync(subject, cancel);
+                await JsonAsync(context, new JsonObject { ["compatibilityLevel"] = RegistryNames.Name(previous) });
+                return;
+            default:
+                await ErrorAsync(context, 405, 405, "HTTP 405 Method Not Allowed");
+                return;
+        }
+    }
+
+    private async Task ModeAsync(HttpContext context, string? subject)
+    {
+        CancellationToken cancel = context.RequestAborted;
+        switch (context.Request.Method)
+        {
+            case "GET":
+                RegistryMode mode = subject is null
+                    ? registry.GlobalMode
+                    : registry.SubjectMode(subject) ?? (Flag(context.Request.Query, "defaultToGlobal")
+                        ? registry.GlobalMode
+                        : throw new SchemaRegistryException(RegistryErrorCodes.SubjectModeNotConfigured, $"Subject '{subject}' does not have subject-level mode configured."));
+                await JsonAsync(context, new JsonObject { ["mode"] = RegistryNames.Name(mode) });
+                return;
+            case "PUT":
+                ModeBody body = await ReadBodyAsync<ModeBody>(context);
+                if (!RegistryNames.TryParseMode(body.Mode, out RegistryMode wanted))
+                {
+                    throw new SchemaRegistryException(RegistryErrorCodes.InvalidMode, $"Invalid mode '{body.Mode}'. Valid values are READWRITE, READONLY, IMPORT.");
+                }
+
+                await registry.SetModeAsync(subject, wanted, Flag(context.Request.Query, "force"), cancel);
+                await JsonAsync(context, new JsonObject { ["mode"] = RegistryNames.Name(wanted) });
+                return;
+            case "DELETE":
+                RegistryMode previous = await registry.DeleteModeAsync(subject, cancel);
+                await JsonAsync(context, new JsonObject { ["mode"] = RegistryNames.Name(previous) });
+                return;
+            default:
+                await ErrorAsync(context, 405, 405, "HTTP 405 Method Not Allowed");
+                return;
+        }
+    }
+
+    private static async Task<SchemaRequest> SchemaRequestAsync(HttpContext context)
+    {
+        SchemaBody body = await ReadBodyAsync<SchemaBody>(context);
+        if (string.IsNullOrEmpty(body.Schema))
+        {
+            throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, "Empty schema.");
+        }
+
+        if (!RegistryNames.TryParseType(body.SchemaType, out SchemaType type))
+        {
+            throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Unknown schema type '{body.SchemaType}'; use AVRO, JSON or PROTOBUF.");
+        }
+
+        return new SchemaRequest(body.Schema, type, body.References ?? [], body.Metadata, body.Id, body.Version, Flag(context.Request.Query, "normalize"));
+    }
+
+    private static async Task<T> ReadBodyAsync<T>(HttpContext context)
+        where T : class
+    {
+        string? contentType = context.Request.ContentType?.Split(';')[0].Trim();
+        if (contentType is not null && !AcceptedContentTypes.Contains(contentType, StringComparer.OrdinalIgnoreCase))
+        {
+            throw new SchemaRegistryException(415, $"Content type '{contentType}' is not supported; use {ContentType}.");
+        }
+
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+        {
+            limit.MaxRequestBodySize = MaxBodyBytes;
+        }
+
+        if (context.Request.ContentLength > MaxBodyBytes)
+        {
+            throw new SchemaRegistryException(413, $"Request body is larger than {MaxBodyBytes} bytes.");
+        }
+
+        return await JsonSerializer.DeserializeAsync<T>(context.Request.Body, BodyJson, context.RequestAborted)
+            ?? throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, "The request body is empty.");
+    }
+
+    private static JsonObject Describe(RegisteredSchema schema)
+    {
+        var node = new JsonObject
+        {
+            ["subject"] = schema.Subject,
+            ["version"] = schema.Version,
+            ["id"] = schema.Id,
+        };
+        AddSchemaFields(node, schema.Type, schema.Schema, schema.References, schema.Metadata);
+        if (schema.Deleted)
+        {
+            node["deleted"] = true;
+        }
+
+        return node;
+    }
+
+    private static JsonObject Describe(SchemaById schema)
+    {
+        var node = new JsonObject();
+        AddSchemaFields(node, schema.Type, schema.Schema, schema.References, schema.Metadata);
+        return node;
+    }
+
+    private static void AddSchemaFields(JsonObject node, SchemaType type, string schema, IReadOnlyList<SchemaReference> references, SchemaMetadata? metadata)
+    {
+        if (type != SchemaType.Avro)
+        {
+            node["schemaType"] = RegistryNames.Name(type);
+        }
+
+        node["schema"] = schema;
+        if (references.Count > 0)
+        {
+            node["references"] = JsonSerializer.SerializeToNode(references, BodyJson);
+        }
+
+        if (metadata is not null)
+        {
+            node["metadata"] = JsonSerializer.SerializeToNode(metadata, BodyJson);
+        }
+    }
+
+    private static JsonArray Array(IEnumerable<JsonNode?> items) => [.. items];
+
+    private static int SchemaId(string text) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int id) ? id : throw SchemaRegistryException.SchemaNotFound($"with id '{text}'");
+
+    private static bool Flag(IQueryCollection query, string name) =>
+        string.Equals(query[name], "true", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Path segments from the raw target, each percent-decoded once (an encoded '/' stays inside its segment).</summary>
+    private static string[] Segments(HttpContext context)
+    {
+        string raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? context.Request.Path.Value ?? "/";
+        int queryStart = raw.IndexOf('?', StringComparison.Ordinal);
+        if (queryStart >= 0)
+        {
+            raw = raw[..queryStart];
+        }
+
+        return [.. raw.Split('/', StringSplitOptions.RemoveEmptyEntries).Select(Uri.UnescapeDataString)];
+    }
+
+    private static Task JsonAsync(HttpContext context, JsonNode? node)
+    {
+        context.Response.StatusCode = 200;
+        context.Response.ContentType = ContentType;
+        return context.Response.WriteAsync(node?.ToJsonString() ?? "null", context.RequestAborted);
+    }
+
+    private static Task RawSchemaAsync(HttpContext context, string schema)
+    {
+        context.Response.StatusCode = 200;
+        context.Response.ContentType = ContentType;
+        return context.Response.WriteAsync(schema, context.RequestAborted);
+    }
+
+    private static Task ErrorAsync(HttpContext context, int status, int errorCode, string message)
+    {
+        if (context.Response.HasStarted)
+        {
+            return Task.CompletedTask;
+        }
+
+        context.Response.StatusCode = status;
+        context.Response.ContentType = ContentType;
+        var error = new JsonObject { ["error_code"] = errorCode, ["message"] = message };
+        return context.Response.WriteAsync(error.ToJsonString(), CancellationToken.None);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Registry refused {Method} {Path}: {ErrorCode} {Reason}")]
+    private partial void LogRefused(string method, PathString path, int errorCode, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Registry failed on {Method} {Path}")]
+    private partial void LogFailed(Exception error, string method, PathString path);
+}

@@ -1,0 +1,948 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+
+namespace SharedLog.Contracts.Registry;
+
+/// <summary>One version of a subject, as the API shows it.</summary>
+public sealed record RegisteredSchema(string Subject, int Version, int Id, SchemaType Type, string Schema, IReadOnlyList<SchemaReference> References, SchemaMetadata? Metadata, bool Deleted);
+
+/// <summary>A schema by its global id.</summary>
+public sealed record SchemaById(int Id, SchemaType Type, string Schema, IReadOnlyList<SchemaReference> References, SchemaMetadata? Metadata);
+
+/// <summary>A registration, lookup or compatibility request body.</summary>
+public sealed record SchemaRequest(string Schema, SchemaType Type, IReadOnlyList<SchemaReference> References, SchemaMetadata? Metadata = null, int? Id = null, int? Version = null, bool Normalize = false);
+
+public sealed record CompatibilityResult(bool IsCompatible, IReadOnlyList<string> Messages);
+
+/// <summary>
+/// The schema registry: subjects, versions, global ids, compatibility and mode settings, kept in
+/// memory and made durable as records of an <see cref="IRegistryJournal"/>. Every change is written
+/// to the journal first and applied to memory by the same code that replays the journal on start,
+/// so memory is always what a restart would rebuild. Writers are serialized; readers take a short lock.
+/// Ids are global and never reused: the highest id ever handed out survives permanent deletes.
+/// </summary>
+public sealed partial class SchemaRegistry : IDisposable
+{
+    public const CompatibilityLevel DefaultCompatibility = CompatibilityLevel.Backward;
+    private const int MaxSubjectLength = 1024;
+
+    private readonly Dictionary<SchemaType, ISchemaFormat> _formats;
+    private readonly IRegistryJournal _journal;
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _writer = new(1, 1);
+    private readonly Lock _sync = new();
+
+    private readonly Dictionary<string, SortedDictionary<int, SubjectVersion>> _subjects = new(StringComparer.Ordinal);
+    private readonly Dictionary<int, SchemaEntry> _byId = [];
+    private readonly Dictionary<string, int> _idByIdentity = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, CompatibilityLevel> _subjectCompatibility = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, RegistryMode> _subjectModes = new(StringComparer.Ordinal);
+    private CompatibilityLevel? _globalCompatibility;
+    private RegistryMode? _globalMode;
+    private int _maxId;
+
+    public SchemaRegistry(IEnumerable<ISchemaFormat> formats, IRegistryJournal journal, ILogger<SchemaRegistry> logger)
+    {
+        _formats = formats.ToDictionary(f => f.Type);
+        _journal = journal;
+        _logger = logger;
+    }
+
+    public IReadOnlyCollection<SchemaType> SupportedTypes => _formats.Keys;
+
+    public void Dispose() => _writer.Dispose();
+
+    /// <summary>Rebuilds the state from the journal; call once before serving.</summary>
+    public async Task LoadAsync(CancellationToken cancellationToken)
+    {
+        int count = 0;
+        await foreach (RegistryJournalEntry entry in _journal.ReadAllAsync(cancellationToken))
+        {
+            lock (_sync)
+            {
+                Apply(entry, null);
+            }
+
+            count++;
+        }
+
+        LogLoaded(count, _subjects.Count, _maxId);
+    }
+
+    // ---------------------------------------------------------------- reads
+
+    public IReadOnlyList<string> Subjects(bool includeDeleted, string? prefix)
+    {
+        lock (_sync)
+        {
+            return [.. _subjects
+                .Where(s => (prefix is null || s.Key.StartsWith(prefix, StringComparison.Ordinal)) && (includeDeleted || s.Value.Values.Any(v => !v.Deleted)))
+                .Select(s => s.Key)
+                .Order(StringComparer.Ordinal)];
+        }
+    }
+
+    public IReadOnlyList<int> Versions(string subject, bool includeDeleted)
+    {
+        lock (_sync)
+        {
+            List<int> versions = [.. VersionsOf(subject).Values.Where(v => includeDeleted || !v.Deleted).Select(v => v.Version)];
+            return versions.Count == 0 ? throw SchemaRegistryException.SubjectNotFound(subject) : versions;
+        }
+    }
+
+    public RegisteredSchema GetVersion(string subject, string versionText, bool includeDeleted)
+    {
+        lock (_sync)
+        {
+            return Describe(subject, FindVersion(subject, versionText, includeDeleted));
+        }
+    }
+
+    public SchemaById GetById(int id)
+    {
+        lock (_sync)
+        {
+            SchemaEntry entry = _byId.GetValueOrDefault(id) ?? throw SchemaRegistryException.SchemaNotFound($"with id {id}");
+            return new SchemaById(entry.Id, entry.Type, entry.Text, entry.References, entry.Metadata);
+        }
+    }
+
+    /// <summary>The (subject, version) pairs registered with an id.</summary>
+    public IReadOnlyList<(string Subject, int Version)> UsagesOf(int id, bool includeDeleted)
+    {
+        lock (_sync)
+        {
+            if (!_byId.ContainsKey(id))
+            {
+                throw SchemaRegistryException.SchemaNotFound($"with id {id}");
+            }
+
+            return [.. _subjects
+                .OrderBy(s => s.Key, StringComparer.Ordinal)
+                .SelectMany(s => s.Value.Values.Where(v => v.Id == id && (includeDeleted || !v.Deleted)).Select(v => (s.Key, v.Version)))];
+        }
+    }
+
+    public IReadOnlyList<RegisteredSchema> List(string? subjectPrefix, bool includeDeleted, bool latestOnly)
+    {
+        lock (_sync)
+        {
+            var result = new List<RegisteredSchema>();
+            foreach ((string subject, SortedDictionary<int, SubjectVersion> versions) in _subjects.OrderBy(s => s.Key, StringComparer.Ordinal))
+            {
+                if (subjectPrefix is not null && !subject.StartsWith(subjectPrefix, StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                List<SubjectVersion> visible = [.. versions.Values.Where(v => includeDeleted || !v.Deleted)];
+                foreach (SubjectVersion version in latestOnly ? visible.TakeLast(1) : visible)
+                {
+                    result.Add(Describe(subject, version));
+                }
+            }
+
+            return result;
+        }
+    }
+
+    /// <summary>Ids of live schemas whose references name this subject version.</summary>
+    public IReadOnlyList<int> ReferencedBy(string subject, string versionText)
+    {
+        lock (_sync)
+        {
+            SubjectVersion version = FindVersion(subject, versionText, includeDeleted: true);
+            return ReferrersOf(subject, version.Version);
+        }
+    }
+
+    /// <summary>The version of <paramref name="subject"/> holding this schema (POST /subjects/{subject}).</summary>
+    public RegisteredSchema Lookup(string subject, SchemaRequest request, bool includeDeleted)
+    {
+        lock (_sync)
+        {
+            if (!_subjects.ContainsKey(subject))
+            {
+                throw SchemaRegistryException.SubjectNotFound(subject);
+            }
+        }
+
+        (IParsedSchema parsed, _) = Parse(request);
+        string schemaIdentity = SchemaIdentity(parsed, request.References);
+        lock (_sync)
+        {
+            SubjectVersion? match = VersionsOf(subject).Values
+                .Where(v => (includeDeleted || !v.Deleted) && _byId.TryGetValue(v.Id, out SchemaEntry? entry) && entry.SchemaIdentity == schemaIdentity
+                    && (request.Metadata is null || entry.Metadata?.IdentityText() == request.Metadata.IdentityText()))
+                .LastOrDefault();
+            return match is null ? throw SchemaRegistryException.SchemaNotFound("for this subject") : Describe(subject, match);
+        }
+    }
+
+    public CompatibilityLevel GlobalCompatibility
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _globalCompatibility ?? DefaultCompatibility;
+            }
+        }
+    }
+
+    /// <summary>The subject's own level, or null when it follows the global one.</summary>
+    public CompatibilityLevel? SubjectCompatibility(string subject)
+    {
+        lock (_sync)
+        {
+            return _subjectCompatibility.TryGetValue(subject, out CompatibilityLevel level) ? level : null;
+        }
+    }
+
+    public RegistryMode GlobalMode
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _globalMode ?? RegistryMode.ReadWrite;
+            }
+        }
+    }
+
+    public RegistryMode? SubjectMode(string subject)
+    {
+        lock (_sync)
+        {
+            return _subjectModes.TryGetValue(subject, out RegistryMode mode) ? mode : null;
+        }
+    }
+
+    /// <summary>
+    /// Checks a schema against a subject: against one version when <paramref name="versionText"/> is
+    /// given, else against the versions the subject's level names (latest, or all when transitive).
+    /// </summary>
+    public CompatibilityResult CheckCompatibility(string subject, string? versionText, SchemaRequest request)
+    {
+        (IParsedSchema parsed, _) = Parse(request);
+        List<(int Version, IParsedSchema Schema)> previous;
+        CompatibilityLevel level;
+        lock (_sync)
+        {
+            level = EffectiveCompatibility(subject);
+            if (versionText is null)
+            {
+                previous = PreviousForLevel(subject, level);
+            }
+            else
+            {
+                SubjectVersion version = FindVersion(subject, versionText, includeDeleted: false);
+                previous = [(version.Version, ParsedOf(_byId[version.Id]))];
+            }
+        }
+
+        List<string> messages = Check(parsed, previous, level);
+        return new CompatibilityResult(messages.Count == 0, messages);
+    }
+
+    // ---------------------------------------------------------------- writes
+
+    /// <summary>Registers a schema under a subject (POST /subjects/{subject}/versions); returns the version holding it.</summary>
+    public async Task<RegisteredSchema> RegisterAsync(string subject, SchemaRequest request, CancellationToken cancellationToken)
+    {
+        ValidateSubject(subject);
+        (IParsedSchema parsed, ISchemaFormat _) = Parse(request);
+        string schemaIdentity = SchemaIdentity(parsed, request.References);
+        string identity = FullIdentity(schemaIdentity, request.Metadata);
+
+        await _writer.WaitAsync(cancellationToken);
+        try
+        {
+            SchemaVersionValue value;
+            lock (_sync)
+            {
+                RegistryMode mode = EffectiveMode(subject);
+                if (mode == RegistryMode.ReadOnly)
+                {
+                    throw SchemaRegistryException.ReadOnly(subject);
+                }
+
+                if (request.Id is not null && mode != RegistryMode.Import)
+                {
+                    throw new SchemaRegistryException(RegistryErrorCodes.OperationNotPermitted, $"Subject '{subject}' is not in import mode; ids cannot be chosen.");
+                }
+
+                SortedDictionary<int, SubjectVersion> versions = VersionsOf(subject);
+                SubjectVersion? existing = versions.Values.LastOrDefault(v => !v.Deleted && _byId[v.Id].Identity == identity);
+                if (existing is not null && request.Id is null)
+                {
+                    return Describe(subject, existing);
+                }
+
+                int id;
+                if (request.Id is { } chosen)
+                {
+                    if (chosen < 1)
+                    {
+                        throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Schema id {chosen} must be positive.");
+                    }
+
+                    if (_byId.TryGetValue(chosen, out SchemaEntry? holder) && holder.Identity != identity)
+                    {
+                        throw new SchemaRegistryException(RegistryErrorCodes.OperationNotPermitted, $"Overwrite new schema with id {chosen} is not permitted.");
+                    }
+
+                    id = chosen;
+                }
+                else
+                {
+                    id = _idByIdentity.TryGetValue(identity, out int known) ? known : _maxId + 1;
+                }
+
+                int version = request.Version ?? (versions.Count == 0 ? 1 : versions.Keys.Max() + 1);
+                if (version < 1 || (request.Version is not null && versions.ContainsKey(version)))
+                {
+                    throw new SchemaRegistryException(RegistryErrorCodes.InvalidVersion, $"Version {version} is not available for subject '{subject}'.");
+                }
+
+                CompatibilityLevel level = EffectiveCompatibility(subject);
+                if (mode != RegistryMode.Import)
+                {
+                    List<string> problems = Check(parsed, PreviousForLevel(subject, level), level);
+                    if (problems.Count > 0)
+                    {
+                        throw new SchemaRegistryException(
+                            RegistryErrorCodes.IncompatibleSchema,
+                            $"Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: [{string.Join("; ", problems)}]");
+                    }
+                }
+
+                value = new SchemaVersionValue
+                {
+                    Subject = subject,
+                    Version = version,
+                    Id = id,
+                    SchemaType = request.Type == SchemaType.Avro ? null : RegistryNames.Name(request.Type),
+                    Schema = parsed.Text,
+                    References = request.References.Count == 0 ? null : [.. request.References],
+                    Metadata = request.Metadata,
+                    Deleted = false,
+                };
+            }
+
+            await WriteAsync([RegistryRecords.SchemaVersion(value)], parsed, cancellationToken);
+            LogRegistered(subject, value.Version, value.Id);
+            lock (_sync)
+            {
+                return Describe(subject, VersionsOf(subject)[value.Version]);
+            }
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+
+    /// <summary>Deletes every version of a subject: soft first, permanently once soft-deleted. Returns the versions deleted.</summary>
+    public async Task<IReadOnlyList<int>> DeleteSubjectAsync(string subject, bool permanent, CancellationToken cancellationToken)
+    {
+        await _writer.WaitAsync(cancellationToken);
+        try
+        {
+            List<RegistryJournalEntry> entries = [];
+            List<int> deleted;
+            lock (_sync)
+            {
+                RequireWritable(subject);
+                if (!_subjects.TryGetValue(subject, out SortedDictionary<int, SubjectVersion>? versions))
+                {
+                    throw SchemaRegistryException.SubjectNotFound(subject);
+                }
+
+                bool anyLive = versions.Values.Any(v => !v.Deleted);
+                if (permanent && anyLive)
+                {
+                    throw new SchemaRegistryException(RegistryErrorCodes.SubjectNotSoftDeleted, $"Subject '{subject}' was not deleted first before being permanently deleted.");
+                }
+
+                if (!permanent && !anyLive)
+                {
+                    throw new SchemaRegistryException(RegistryErrorCodes.SubjectSoftDeleted, $"Subject '{subject}' was soft deleted. Set permanent=true to delete permanently.");
+                }
+
+                foreach (SubjectVersion version in versions.Values)
+                {
+                    if (ReferrersOf(subject, version.Version).Count > 0)
+                    {
+                        throw new SchemaRegistryException(RegistryErrorCodes.ReferenceExists, $"Subject '{subject}' version {version.Version} is referenced by other schemas; delete those first.");
+                    }
+                }
+
+                deleted = [.. versions.Values.Where(v => permanent || !v.Deleted).Select(v => v.Version)];
+                foreach (int version in deleted)
+                {
+                    entries.Add(permanent ? RegistryRecords.SchemaVersionTombstone(subject, version) : RegistryRecords.SchemaVersion(ValueOf(subject, versions[version], deleted: true)));
+                }
+
+                if (permanent)
+                {
+                    entries.Add(RegistryRecords.IdHighWater(_maxId));
+                    if (_subjectCompatibility.ContainsKey(subject))
+                    {
+                        entries.Add(RegistryRecords.Config(subject, null));
+                    }
+
+                    if (_subjectModes.ContainsKey(subject))
+                    {
+                        entries.Add(RegistryRecords.Mode(subject, null));
+                    }
+                }
+            }
+
+            await WriteAsync(entries, null, cancellationToken);
+            LogSubjectDeleted(subject, permanent, deleted.Count);
+            return deleted;
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+
+    /// <summary>Deletes one version: soft first, permanently once soft-deleted. Returns the version number.</summary>
+    public async Task<int> DeleteVersionAsync(string subject, string versionText, bool permanent, CancellationToken cancellationToken)
+    {
+        await _writer.WaitAsync(cancellationToken);
+        try
+        {
+            RegistryJournalEntry[] entries;
+            int number;
+            lock (_sync)
+            {
+                RequireWritable(subject);
+                SubjectVersion version = FindVersion(subject, versionText, includeDeleted: permanent);
+                number = version.Version;
+                if (permanent && !version.Deleted)
+                {
+                    throw new SchemaRegistryException(RegistryErrorCodes.VersionNotSoftDeleted, $"Subject '{subject}' version {number} was not deleted first before being permanently deleted.");
+                }
+
+                if (ReferrersOf(subject, number).Count > 0)
+                {
+                    throw new SchemaRegistryException(RegistryErrorCodes.ReferenceExists, $"Subject '{subject}' version {number} is referenced by other schemas; delete those first.");
+                }
+
+                entries = permanent
+                    ? [RegistryRecords.SchemaVersionTombstone(subject, number), RegistryRecords.IdHighWater(_maxId)]
+                    : [RegistryRecords.SchemaVersion(ValueOf(subject, version, deleted: true))];
+            }
+
+            await WriteAsync(entries, null, cancellationToken);
+            return number;
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+
+    public async Task SetCompatibilityAsync(string? subject, CompatibilityLevel level, CancellationToken cancellationToken)
+    {
+        if (subject is not null)
+        {
+            ValidateSubject(subject);
+        }
+
+        await WriteSerializedAsync([RegistryRecords.Config(subject, level)], cancellationToken);
+    }
+
+    /// <summary>Removes a subject's level (or resets the global one); returns the level that was in force.</summary>
+    public async Task<CompatibilityLevel> DeleteCompatibilityAsync(string? subject, CancellationToken cancellationToken)
+    {
+        CompatibilityLevel previous;
+        lock (_sync)
+        {
+            if (subject is null)
+            {
+                previous = _globalCompatibility ?? DefaultCompatibility;
+            }
+            else if (!_subjectCompatibility.TryGetValue(subject, out previous))
+            {
+                throw new SchemaRegistryException(RegistryErrorCodes.SubjectCompatibilityNotConfigured, $"Subject '{subject}' does not have subject-level compatibility configured.");
+            }
+        }
+
+        await WriteSerializedAsync([RegistryRecords.Config(subject, null)], cancellationToken);
+        return previous;
+    }
+
+    public async Task SetModeAsync(string? subject, RegistryMode mode, bool force, CancellationToken cancellationToken)
+    {
+        if (subject is not null)
+        {
+            ValidateSubject(subject);
+        }
+
+        lock (_sync)
+        {
+            bool hasSchemas = subject is null ? _subjects.Count > 0 : _subjects.ContainsKey(subject);
+            if (mode == RegistryMode.Import && hasSchemas && !force)
+            {
+                throw new SchemaRegistryException(RegistryErrorCodes.OperationNotPermitted, "Cannot import since found existing subjects; use force=true to switch to IMPORT anyway.");
+            }
+        }
+
+        await WriteSerializedAsync([RegistryRecords.Mode(subject, mode)], cancellationToken);
+    }
+
+    public async Task<RegistryMode> DeleteModeAsync(string? subject, CancellationToken cancellationToken)
+    {
+        RegistryMode previous;
+        lock (_sync)
+        {
+            if (subject is null)
+            {
+                previous = _globalMode ?? RegistryMode.ReadWrite;
+            }
+            else if (!_subjectModes.TryGetValue(subject, out previous))
+            {
+                throw new SchemaRegistryException(RegistryErrorCodes.SubjectModeNotConfigured, $"Subject '{subject}' does not have subject-level mode configured.");
+            }
+        }
+
+        await WriteSerializedAsync([RegistryRecords.Mode(subject, null)], cancellationToken);
+        return previous;
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    private sealed class SubjectVersion(int version, int id, bool deleted)
+    {
+        public int Version { get; } = version;
+
+        public int Id { get; } = id;
+
+        public bool Deleted { get; set; } = deleted;
+    }
+
+    private sealed class SchemaEntry
+    {
+        public required int Id { get; init; }
+
+        public required SchemaType Type { get; init; }
+
+        public required string Text { get; init; }
+
+        public required IReadOnlyList<SchemaReference> References { get; init; }
+
+        public required SchemaMetadata? Metadata { get; init; }
+
+        /// <summary>Schema and references only: what lookups match on.</summary>
+        public required string SchemaIdentity { get; init; }
+
+        /// <summary>Schema, references and metadata: what decides whether a registration is new.</summary>
+        public required string Identity { get; init; }
+
+        public IParsedSchema? Parsed { get; set; }
+
+        public int Usages { get; set; }
+    }
+
+    private async Task WriteSerializedAsync(RegistryJournalEntry[] entries, CancellationToken cancellationToken)
+    {
+        await _writer.WaitAsync(cancellationToken);
+        try
+        {
+            await WriteAsync(entries, null, cancellationToken);
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+
+    /// <summary>Journal first, then memory: what is visible is always durable.</summary>
+    private async Task WriteAsync(IReadOnlyList<RegistryJournalEntry> entries, IParsedSchema? parsed, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _journal.AppendAsync(entries, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            LogStoreFailed(e);
+            throw new SchemaRegistryException(RegistryErrorCodes.StoreError, $"Error while storing the change: {e.Message}");
+        }
+
+        lock (_sync)
+        {
+            foreach (RegistryJournalEntry entry in entries)
+            {
+                Apply(entry, parsed);
+            }
+        }
+    }
+
+    /// <summary>Applies one journal record to memory; the only place state changes.</summary>
+    private void Apply(RegistryJournalEntry entry, IParsedSchema? parsed)
+    {
+        try
+        {
+            ApplyDecoded(RegistryRecords.DecodeKey(entry.Key), entry.Value, parsed);
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            LogBadRecord(e.Message);
+        }
+    }
+
+    private void ApplyDecoded(RegistryRecords.Key key, byte[]? value, IParsedSchema? parsed)
+    {
+        switch (key.KeyType)
+        {
+            case RegistryRecords.SchemaKeyType when key.Subject is not null:
+                ApplySchema(key.Subject, key.Version, RegistryRecords.DecodeValue<SchemaVersionValue>(value), parsed);
+                break;
+            case RegistryRecords.ConfigKeyType:
+                ApplySetting(key.Subject, RegistryRecords.DecodeValue<RegistryRecords.ConfigValue>(value)?.CompatibilityLevel, _subjectCompatibility, RegistryNames.TryParseLevel, ref _globalCompatibility);
+                break;
+            case RegistryRecords.ModeKeyType:
+                ApplySetting(key.Subject, RegistryRecords.DecodeValue<RegistryRecords.ModeValue>(value)?.Mode, _subjectModes, RegistryNames.TryParseMode, ref _globalMode);
+                break;
+            case RegistryRecords.IdHighWaterKeyType:
+                _maxId = Math.Max(_maxId, RegistryRecords.DecodeValue<RegistryRecords.IdHighWaterValue>(value)?.Id ?? 0);
+                break;
+            default:
+                LogBadRecord($"unknown key type '{key.KeyType}'");
+                break;
+        }
+    }
+
+    private delegate bool NameParser<T>(string? text, out T value);
+
+    private static void ApplySetting<T>(string? subject, string? text, Dictionary<string, T> perSubject, NameParser<T> parse, ref T? global)
+        where T : struct
+    {
+        T? value = text is not null && parse(text, out T parsed) ? parsed : null;
+        if (subject is null)
+        {
+            global = value;
+        }
+        else if (value is { } set)
+        {
+            perSubject[subject] = set;
+        }
+        else
+        {
+            perSubject.Remove(subject);
+        }
+    }
+
+    private void ApplySchema(string subject, int version, SchemaVersionValue? value, IParsedSchema? parsed)
+    {
+        SortedDictionary<int, SubjectVersion> versions = VersionsOf(subject);
+        if (versions.Remove(version, out SubjectVersion? old))
+        {
+            Release(old.Id);
+        }
+
+        if (value is null)
+        {
+            if (versions.Count == 0)
+            {
+                _subjects.Remove(subject);
+            }
+
+            return;
+        }
+
+        _subjects[subject] = versions;
+        _maxId = Math.Max(_maxId, value.Id);
+        if (!_byId.TryGetValue(value.Id, out SchemaEntry? entry))
+        {
+            entry = NewEntry(value, parsed);
+            _byId[value.Id] = entry;
+            _idByIdentity[entry.Identity] = value.Id;
+        }
+
+        entry.Usages++;
+        versions[version] = new SubjectVersion(version, value.Id, value.Deleted);
+    }
+
+    private void Release(int id)
+    {
+        if (_byId.TryGetValue(id, out SchemaEntry? entry) && --entry.Usages == 0)
+        {
+            _byId.Remove(id);
+            _idByIdentity.Remove(entry.Identity);
+        }
+    }
+
+    private SchemaEntry NewEntry(SchemaVersionValue value, IParsedSchema? parsed)
+    {
+        _ = RegistryNames.TryParseType(value.SchemaType, out SchemaType type);
+        IReadOnlyList<SchemaReference> references = value.References ?? [];
+        string schemaIdentity;
+        try
+        {
+            parsed ??= _formats[type].Parse(value.Schema, Resolve(references, 0), normalize: false);
+            schemaIdentity = SchemaIdentity(parsed, references);
+        }
+        catch (Exception e) when (e is InvalidSchemaException or SchemaRegistryException or KeyNotFoundException)
+        {
+            // A stored schema this build cannot parse still keeps its id; it matches only its exact text.
+            LogUnparsable(value.Subject, value.Version, e.Message);
+            parsed = null;
+            schemaIdentity = $"raw:{RegistryNames.Name(type)}:{value.Schema}:{ReferencesIdentity(references)}";
+        }
+
+        return new SchemaEntry
+        {
+            Id = value.Id,
+            Type = type,
+            Text = value.Schema,
+            References = references,
+            Metadata = value.Metadata,
+            SchemaIdentity = schemaIdentity,
+            Identity = FullIdentity(schemaIdentity, value.Metadata),
+            Parsed = parsed,
+        };
+    }
+
+    private (IParsedSchema Parsed, ISchemaFormat Format) Parse(SchemaRequest request)
+    {
+        if (!_formats.TryGetValue(request.Type, out ISchemaFormat? format))
+        {
+            throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Schema type {RegistryNames.Name(request.Type)} is not supported.");
+        }
+
+        if (request.Schema.Length > SchemaLimits.MaxSchemaChars)
+        {
+            throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Schema is larger than {SchemaLimits.MaxSchemaChars} characters.");
+        }
+
+        IReadOnlyList<ResolvedReference> references;
+        lock (_sync)
+        {
+            references = Resolve(request.References, 0);
+        }
+
+        try
+        {
+            return (format.Parse(request.Schema, references, request.Normalize), format);
+        }
+        catch (InvalidSchemaException e)
+        {
+            throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Invalid schema: {e.Message}");
+        }
+    }
+
+    private List<ResolvedReference> Resolve(IReadOnlyList<SchemaReference> references, int depth)
+    {
+        if (depth > SchemaLimits.MaxDepth)
+        {
+            throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, "Schema references are nested too deeply.");
+        }
+
+        var resolved = new List<ResolvedReference>(references.Count);
+        foreach (SchemaReference reference in references)
+        {
+            if (string.IsNullOrEmpty(reference.Name) || string.IsNullOrEmpty(reference.Subject))
+            {
+                throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, "A schema reference needs a name, a subject and a version.");
+            }
+
+            SubjectVersion? version = _subjects.TryGetValue(reference.Subject, out SortedDictionary<int, SubjectVersion>? versions)
+                ? (reference.Version == -1 ? versions.Values.LastOrDefault(v => !v.Deleted) : versions.GetValueOrDefault(reference.Version))
+                : null;
+            if (version is null)
+            {
+                throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Invalid schema: reference '{reference.Name}' names subject '{reference.Subject}' version {reference.Version}, which does not exist.");
+            }
+
+            SchemaEntry entry = _byId[version.Id];
+            resolved.Add(new ResolvedReference(reference.Name, reference.Subject, version.Version, entry.Text, Resolve(entry.References, depth + 1)));
+        }
+
+        return resolved;
+    }
+
+    private IParsedSchema ParsedOf(SchemaEntry entry)
+    {
+        if (entry.Parsed is null)
+        {
+            try
+            {
+                entry.Parsed = _formats[entry.Type].Parse(entry.Text, Resolve(entry.References, 0), normalize: false);
+            }
+            catch (InvalidSchemaException e)
+            {
+                throw new SchemaRegistryException(RegistryErrorCodes.StoreError, $"Stored schema {entry.Id} cannot be parsed: {e.Message}");
+            }
+        }
+
+        return entry.Parsed;
+    }
+
+    private List<(int Version, IParsedSchema Schema)> PreviousForLevel(string subject, CompatibilityLevel level)
+    {
+        if (level == CompatibilityLevel.None)
+        {
+            return [];
+        }
+
+        List<SubjectVersion> live = [.. VersionsOf(subject).Values.Where(v => !v.Deleted)];
+        bool transitive = level is CompatibilityLevel.BackwardTransitive or CompatibilityLevel.ForwardTransitive or CompatibilityLevel.FullTransitive;
+        IEnumerable<SubjectVersion> compared = transitive ? Enumerable.Reverse(live) : live.TakeLast(1);
+        return [.. compared.Select(v => (v.Version, ParsedOf(_byId[v.Id])))];
+    }
+
+    /// <summary>Composes a level from the formats' directed reader/writer check.</summary>
+    private List<string> Check(IParsedSchema candidate, List<(int Version, IParsedSchema Schema)> previous, CompatibilityLevel level)
+    {
+        var messages = new List<string>();
+        if (level == CompatibilityLevel.None)
+        {
+            return messages;
+        }
+
+        bool backward = level is CompatibilityLevel.Backward or CompatibilityLevel.BackwardTransitive or CompatibilityLevel.Full or CompatibilityLevel.FullTransitive;
+        bool forward = level is CompatibilityLevel.Forward or CompatibilityLevel.ForwardTransitive or CompatibilityLevel.Full or CompatibilityLevel.FullTransitive;
+        ISchemaFormat format = _formats[candidate.Type];
+        foreach ((int version, IParsedSchema old) in previous)
+        {
+            if (old.Type != candidate.Type)
+            {
+                messages.Add($"version {version}: schema type changed from {RegistryNames.Name(old.Type)} to {RegistryNames.Name(candidate.Type)}");
+                continue;
+            }
+
+            if (backward)
+            {
+                messages.AddRange(format.CheckCompatibility(reader: candidate, writer: old).Select(m => $"version {version}: {m}"));
+            }
+
+            if (forward)
+            {
+                messages.AddRange(format.CheckCompatibility(reader: old, writer: candidate).Select(m => $"version {version} (forward): {m}"));
+            }
+        }
+
+        if (messages.Count > 0)
+        {
+            messages.Add($"{{compatibility: '{RegistryNames.Name(level)}'}}");
+        }
+
+        return messages;
+    }
+
+    private CompatibilityLevel EffectiveCompatibility(string subject) =>
+        _subjectCompatibility.TryGetValue(subject, out CompatibilityLevel level) ? level : _globalCompatibility ?? DefaultCompatibility;
+
+    private RegistryMode EffectiveMode(string subject) =>
+        _subjectModes.TryGetValue(subject, out RegistryMode mode) ? mode : _globalMode ?? RegistryMode.ReadWrite;
+
+    private void RequireWritable(string subject)
+    {
+        if (EffectiveMode(subject) == RegistryMode.ReadOnly)
+        {
+            throw SchemaRegistryException.ReadOnly(subject);
+        }
+    }
+
+    private SortedDictionary<int, SubjectVersion> VersionsOf(string subject) =>
+        _subjects.TryGetValue(subject, out SortedDictionary<int, SubjectVersion>? versions) ? versions : [];
+
+    /// <summary>Resolves "latest", "-1" or a number to a version; errors as Confluent's API reports them.</summary>
+    private SubjectVersion FindVersion(string subject, string versionText, bool includeDeleted)
+    {
+        if (!_subjects.TryGetValue(subject, out SortedDictionary<int, SubjectVersion>? versions) || (!includeDeleted && versions.Values.All(v => v.Deleted)))
+        {
+            throw SchemaRegistryException.SubjectNotFound(subject);
+        }
+
+        if (string.Equals(versionText, "latest", StringComparison.OrdinalIgnoreCase) || versionText == "-1")
+        {
+            return versions.Values.LastOrDefault(v => includeDeleted || !v.Deleted) ?? throw SchemaRegistryException.SubjectNotFound(subject);
+        }
+
+        if (!int.TryParse(versionText, NumberStyles.None, CultureInfo.InvariantCulture, out int number) || number < 1)
+        {
+            throw new SchemaRegistryException(RegistryErrorCodes.InvalidVersion, $"The specified version '{versionText}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\".");
+        }
+
+        if (!versions.TryGetValue(number, out SubjectVersion? version) || (version.Deleted && !includeDeleted))
+        {
+            throw SchemaRegistryException.VersionNotFound(subject, number);
+        }
+
+        return version;
+    }
+
+    private List<int> ReferrersOf(string subject, int version) =>
+        [.. _subjects.Values
+            .SelectMany(vs => vs.Values.Where(v => !v.Deleted))
+            .Select(v => _byId[v.Id])
+            .Where(e => e.References.Any(r => r.Subject == subject && r.Version == version))
+            .Select(e => e.Id)
+            .Distinct()
+            .Order()];
+
+    private RegisteredSchema Describe(string subject, SubjectVersion version)
+    {
+        SchemaEntry entry = _byId[version.Id];
+        return new RegisteredSchema(subject, version.Version, entry.Id, entry.Type, entry.Text, entry.References, entry.Metadata, version.Deleted);
+    }
+
+    private SchemaVersionValue ValueOf(string subject, SubjectVersion version, bool deleted)
+    {
+        SchemaEntry entry = _byId[version.Id];
+        return new SchemaVersionValue
+        {
+            Subject = subject,
+            Version = version.Version,
+            Id = entry.Id,
+            SchemaType = entry.Type == SchemaType.Avro ? null : RegistryNames.Name(entry.Type),
+            Schema = entry.Text,
+            References = entry.References.Count == 0 ? null : [.. entry.References],
+            Metadata = entry.Metadata,
+            Deleted = deleted,
+        };
+    }
+
+    private static void ValidateSubject(string subject)
+    {
+        if (string.IsNullOrWhiteSpace(subject) || subject.Length > MaxSubjectLength || subject.Any(char.IsControl))
+        {
+            throw new SchemaRegistryException(RegistryErrorCodes.InvalidSubject, "The subject name is empty, too long or holds control characters.");
+        }
+    }
+
+    private static string SchemaIdentity(IParsedSchema parsed, IReadOnlyList<SchemaReference> references) =>
+        $"{RegistryNames.Name(parsed.Type)}\n{parsed.Canonical}\n{ReferencesIdentity(references)}";
+
+    private static string ReferencesIdentity(IReadOnlyList<SchemaReference> references) =>
+        string.Join('\n', references.Select(r => $"{r.Name}|{r.Subject}|{r.Version}"));
+
+    private static string FullIdentity(string schemaIdentity, SchemaMetadata? metadata) =>
+        metadata is null ? schemaIdentity : $"{schemaIdentity}\n{metadata.IdentityText()}";
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Schema registry loaded {Records} records: {Subjects} subjects, highest id {MaxId}")]
+    private partial void LogLoaded(int records, int subjects, int maxId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Registered subject {Subject} version {Version} with schema id {Id}")]
+    private partial void LogRegistered(string subject, int version, int id);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Deleted subject {Subject} (permanent: {Permanent}), {Count} versions")]
+    private partial void LogSubjectDeleted(string subject, bool permanent, int count);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Storing a registry change failed")]
+    private partial void LogStoreFailed(Exception error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Skipped an unreadable registry record: {Reason}")]
+    private partial void LogBadRecord(string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stored schema of subject {Subject} version {Version} cannot be parsed: {Reason}")]
+    private partial void LogUnparsable(string subject, int version, string reason);
+}

@@ -1,0 +1,223 @@
+using System.Runtime.CompilerServices;
+using Microsoft.Extensions.Logging.Abstractions;
+using SharedLog.Contracts.Registry;
+
+namespace SharedLog.Contracts.Tests;
+
+/// <summary>
+/// The registry's own rules (ids, versions, levels, deletes, modes, replay), independent of any
+/// schema language: a field-set format stands in for Avro so each verdict is obvious from the test.
+/// </summary>
+public class SchemaRegistryTests
+{
+    /// <summary>"a,b?" = fields a (required) and b (optional). A reader can read a writer when every required reader field is written.</summary>
+    private sealed class FieldSetFormat : ISchemaFormat
+    {
+        public SchemaType Type => SchemaType.Avro;
+
+        private sealed record Parsed(string Text, string Canonical, IReadOnlyList<ResolvedReference> References, string[] Fields) : IParsedSchema
+        {
+            public SchemaType Type => SchemaType.Avro;
+        }
+
+        public IParsedSchema Parse(string schemaText, IReadOnlyList<ResolvedReference> references, bool normalize)
+        {
+            if (schemaText.Contains('!', StringComparison.Ordinal))
+            {
+                throw new InvalidSchemaException("'!' is not allowed");
+            }
+
+            string[] fields = [.. schemaText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Order(StringComparer.Ordinal)];
+            string canonical = string.Join(',', fields);
+            return new Parsed(normalize ? canonical : schemaText, canonical, references, fields);
+        }
+
+        public IReadOnlyList<string> CheckCompatibility(IParsedSchema reader, IParsedSchema writer)
+        {
+            string[] written = [.. ((Parsed)writer).Fields.Select(f => f.TrimEnd('?'))];
+            return [.. ((Parsed)reader).Fields.Where(f => !f.EndsWith('?') && !written.Contains(f)).Select(f => $"reader field '{f}' is missing from the writer and has no default")];
+        }
+    }
+
+    private sealed class MemoryJournal : IRegistryJournal
+    {
+        public List<RegistryJournalEntry> Entries { get; } = [];
+
+        public bool Fail { get; set; }
+
+        public ValueTask AppendAsync(IReadOnlyList<RegistryJournalEntry> entries, CancellationToken cancellationToken)
+        {
+            if (Fail)
+            {
+                throw new IOException("disk gone");
+            }
+
+            Entries.AddRange(entries);
+            return ValueTask.CompletedTask;
+        }
+
+        public async IAsyncEnumerable<RegistryJournalEntry> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+        {
+            foreach (RegistryJournalEntry entry in Entries.ToList())
+            {
+                await Task.Yield();
+                yield return entry;
+            }
+        }
+    }
+
+    private static async Task<SchemaRegistry> OpenAsync(MemoryJournal journal)
+    {
+        var registry = new SchemaRegistry([new FieldSetFormat()], journal, NullLogger<SchemaRegistry>.Instance);
+        await registry.LoadAsync(CancellationToken.None);
+        return registry;
+    }
+
+    private static SchemaRequest Fields(string fields) => new(fields, SchemaType.Avro, []);
+
+    private static async Task<int> ErrorOfAsync(Func<Task> action) =>
+        (await Assert.ThrowsAsync<SchemaRegistryException>(action)).ErrorCode;
+
+    [Fact]
+    public async Task SameSchemaGetsTheSameIdAndVersionAndIsSharedAcrossSubjects()
+    {
+        using SchemaRegistry registry = await OpenAsync(new MemoryJournal());
+        RegisteredSchema first = await registry.RegisterAsync("s", Fields("a,b"), CancellationToken.None);
+        RegisteredSchema again = await registry.RegisterAsync("s", Fields("b, a"), CancellationToken.None);
+        RegisteredSchema elsewhere = await registry.RegisterAsync("t", Fields("a,b"), CancellationToken.None);
+
+        Assert.Equal((1, 1), (first.Id, first.Version));
+        Assert.Equal((1, 1), (again.Id, again.Version));
+        Assert.Equal((1, 1), (elsewhere.Id, elsewhere.Version));
+        Assert.Equal([("s", 1), ("t", 1)], registry.UsagesOf(1, includeDeleted: false));
+    }
+
+    [Theory]
+    // level, v1, v2, candidate, compatible
+    [InlineData(CompatibilityLevel.Backward, "a", "a,b?", "b", true)] // only the latest (a,b?) is checked; it writes b
+    [InlineData(CompatibilityLevel.BackwardTransitive, "a", "a,b?", "b", false)] // v1 does not write b
+    [InlineData(CompatibilityLevel.Forward, "a", "a,b?", "b", false)] // v2 as reader needs a, which the candidate does not write
+    [InlineData(CompatibilityLevel.Forward, "a", "a,b?", "a,c", true)]
+    [InlineData(CompatibilityLevel.ForwardTransitive, "x?", "a", "b", false)] // v2 reader needs a
+    [InlineData(CompatibilityLevel.Full, "a", "a,b?", "a,b?,c?", true)]
+    [InlineData(CompatibilityLevel.Full, "a", "a,b?", "a,c", false)] // backward: reader c not written by v2
+    [InlineData(CompatibilityLevel.FullTransitive, "a,b?", "a,b?,c?", "a,c?", true)]
+    [InlineData(CompatibilityLevel.FullTransitive, "a", "a,b?", "a,b", false)] // v1 does not write b
+    [InlineData(CompatibilityLevel.None, "a", "b", "c", true)]
+    public async Task LevelsComposeTheDirectedCheck(CompatibilityLevel level, string v1, string v2, string candidate, bool compatible)
+    {
+        using SchemaRegistry registry = await OpenAsync(new MemoryJournal());
+        await registry.SetCompatibilityAsync("s", CompatibilityLevel.None, CancellationToken.None);
+        await registry.RegisterAsync("s", Fields(v1), CancellationToken.None);
+        await registry.RegisterAsync("s", Fields(v2), CancellationToken.None);
+        await registry.SetCompatibilityAsync("s", level, CancellationToken.None);
+
+        CompatibilityResult result = registry.CheckCompatibility("s", null, Fields(candidate));
+        Assert.Equal(compatible, result.IsCompatible);
+        if (compatible)
+        {
+            Assert.Equal(3, (await registry.RegisterAsync("s", Fields(candidate), CancellationToken.None)).Version);
+        }
+        else
+        {
+            Assert.Contains(result.Messages, m => m.Contains("missing from the writer", StringComparison.Ordinal));
+            Assert.Equal(RegistryErrorCodes.IncompatibleSchema, await ErrorOfAsync(() => registry.RegisterAsync("s", Fields(candidate), CancellationToken.None)));
+            Assert.Equal([1, 2], registry.Versions("s", includeDeleted: false));
+        }
+    }
+
+    [Fact]
+    public async Task SoftDeletedVersionsAreNotCheckedAndIdsAreNeverReused()
+    {
+        var journal = new MemoryJournal();
+        using SchemaRegistry registry = await OpenAsync(journal);
+        await registry.SetCompatibilityAsync(null, CompatibilityLevel.BackwardTransitive, CancellationToken.None);
+        await registry.RegisterAsync("s", Fields("a"), CancellationToken.None);
+        await registry.RegisterAsync("s", Fields("a,b?"), CancellationToken.None);
+        Assert.False(registry.CheckCompatibility("s", null, Fields("b")).IsCompatible);
+        await registry.DeleteVersionAsync("s", "1", permanent: false, CancellationToken.None);
+        Assert.True(registry.CheckCompatibility("s", null, Fields("b")).IsCompatible);
+
+        await registry.DeleteSubjectAsync("s", permanent: false, CancellationToken.None);
+        await registry.DeleteSubjectAsync("s", permanent: true, CancellationToken.None);
+        Assert.Equal(RegistryErrorCodes.SchemaNotFound, Assert.Throws<SchemaRegistryException>(() => registry.GetById(2)).ErrorCode);
+
+        // After a restart the highest id given out is still known.
+        using SchemaRegistry reopened = await OpenAsync(journal);
+        Assert.Equal(3, (await reopened.RegisterAsync("s", Fields("z"), CancellationToken.None)).Id);
+        Assert.Equal(1, reopened.GetVersion("s", "latest", includeDeleted: false).Version);
+    }
+
+    [Fact]
+    public async Task ReplayRebuildsSubjectsConfigsAndModes()
+    {
+        var journal = new MemoryJournal();
+        using (SchemaRegistry registry = await OpenAsync(journal))
+        {
+            await registry.RegisterAsync("s", Fields("a"), CancellationToken.None);
+            await registry.RegisterAsync("s", Fields("a,b?"), CancellationToken.None);
+            await registry.RegisterAsync("t", Fields("c"), CancellationToken.None);
+            await registry.DeleteVersionAsync("s", "1", permanent: false, CancellationToken.None);
+            await registry.SetCompatibilityAsync("t", CompatibilityLevel.Full, CancellationToken.None);
+            await registry.SetCompatibilityAsync(null, CompatibilityLevel.Forward, CancellationToken.None);
+            await registry.SetModeAsync("t", RegistryMode.ReadOnly, force: false, CancellationToken.None);
+        }
+
+        using SchemaRegistry replayed = await OpenAsync(journal);
+        Assert.Equal(["s", "t"], replayed.Subjects(includeDeleted: false, prefix: null));
+        Assert.Equal([2], replayed.Versions("s", includeDeleted: false));
+        Assert.Equal([1, 2], replayed.Versions("s", includeDeleted: true));
+        Assert.Equal(CompatibilityLevel.Full, replayed.SubjectCompatibility("t"));
+        Assert.Equal(CompatibilityLevel.Forward, replayed.GlobalCompatibility);
+        Assert.Equal(RegistryMode.ReadOnly, replayed.SubjectMode("t"));
+        Assert.Equal(RegistryErrorCodes.OperationNotPermitted, await ErrorOfAsync(() => replayed.RegisterAsync("t", Fields("c,d?"), CancellationToken.None)));
+        Assert.Equal("c", replayed.GetById(3).Schema);
+    }
+
+    [Fact]
+    public async Task AFailedJournalWriteChangesNothing()
+    {
+        var journal = new MemoryJournal();
+        using SchemaRegistry registry = await OpenAsync(journal);
+        await registry.RegisterAsync("s", Fields("a"), CancellationToken.None);
+        journal.Fail = true;
+        Assert.Equal(RegistryErrorCodes.StoreError, await ErrorOfAsync(() => registry.RegisterAsync("s", Fields("a,b?"), CancellationToken.None)));
+        Assert.Equal(RegistryErrorCodes.StoreError, await ErrorOfAsync(() => registry.SetCompatibilityAsync(null, CompatibilityLevel.None, CancellationToken.None)));
+        Assert.Equal([1], registry.Versions("s", includeDeleted: false));
+        Assert.Equal(CompatibilityLevel.Backward, registry.GlobalCompatibility);
+
+        journal.Fail = false;
+        Assert.Equal(2, (await registry.RegisterAsync("s", Fields("a,b?"), CancellationToken.None)).Id);
+    }
+
+    [Fact]
+    public async Task ImportModeTakesGivenIdsAndVersionsWithoutChecks()
+    {
+        using SchemaRegistry registry = await OpenAsync(new MemoryJournal());
+        Assert.Equal(RegistryErrorCodes.OperationNotPermitted, await ErrorOfAsync(() => registry.RegisterAsync("s", Fields("a") with { Id = 40 }, CancellationToken.None)));
+        await registry.SetModeAsync(null, RegistryMode.Import, force: false, CancellationToken.None);
+        await registry.RegisterAsync("s", Fields("a") with { Id = 40, Version = 5 }, CancellationToken.None);
+        await registry.RegisterAsync("s", Fields("z") with { Id = 41, Version = 6 }, CancellationToken.None);
+        Assert.Equal(RegistryErrorCodes.OperationNotPermitted, await ErrorOfAsync(() => registry.RegisterAsync("t", Fields("q") with { Id = 40 }, CancellationToken.None)));
+
+        await registry.SetModeAsync(null, RegistryMode.ReadWrite, force: false, CancellationToken.None);
+        Assert.Equal((42, 7), ((await registry.RegisterAsync("s", Fields("z,y?"), CancellationToken.None)) is var r ? (r.Id, r.Version) : default));
+        Assert.Equal(RegistryErrorCodes.OperationNotPermitted, await ErrorOfAsync(() => registry.SetModeAsync(null, RegistryMode.Import, force: false, CancellationToken.None)));
+    }
+
+    [Fact]
+    public async Task ErrorsUseConfluentsCodes()
+    {
+        using SchemaRegistry registry = await OpenAsync(new MemoryJournal());
+        Assert.Equal(RegistryErrorCodes.InvalidSchema, await ErrorOfAsync(() => registry.RegisterAsync("s", Fields("a!"), CancellationToken.None)));
+        Assert.Equal(RegistryErrorCodes.InvalidSubject, await ErrorOfAsync(() => registry.RegisterAsync("bad\u0001", Fields("a"), CancellationToken.None)));
+        Assert.Equal(RegistryErrorCodes.SubjectNotFound, Assert.Throws<SchemaRegistryException>(() => registry.Versions("s", false)).ErrorCode);
+        await registry.RegisterAsync("s", Fields("a"), CancellationToken.None);
+        Assert.Equal(RegistryErrorCodes.InvalidVersion, Assert.Throws<SchemaRegistryException>(() => registry.GetVersion("s", "x", false)).ErrorCode);
+        Assert.Equal(RegistryErrorCodes.VersionNotFound, Assert.Throws<SchemaRegistryException>(() => registry.GetVersion("s", "9", false)).ErrorCode);
+        Assert.Equal(RegistryErrorCodes.SchemaNotFound, Assert.Throws<SchemaRegistryException>(() => registry.Lookup("s", Fields("q"), false)).ErrorCode);
+        Assert.Equal(RegistryErrorCodes.SubjectNotSoftDeleted, await ErrorOfAsync(() => registry.DeleteSubjectAsync("s", permanent: true, CancellationToken.None)));
+        Assert.Equal(RegistryErrorCodes.SubjectCompatibilityNotConfigured, await ErrorOfAsync(() => registry.DeleteCompatibilityAsync("s", CancellationToken.None)));
+        Assert.Equal(RegistryErrorCodes.InvalidSchema, await ErrorOfAsync(() => registry.RegisterAsync("r", Fields("b") with { References = [new SchemaReference("x", "nowhere", 1)] }, CancellationToken.None)));
+    }
+}

@@ -1,0 +1,179 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace SharedLog.IntegrationTests;
+
+/// <summary>
+/// The registry's REST surface driven over plain HTTP: the endpoints Confluent's API defines, and
+/// hostile bodies (malformed JSON, invalid schemas, huge and deeply nested input) that must get the
+/// right error code without harming the broker.
+/// </summary>
+public class SchemaRegistryHttpTests
+{
+    private const string Avro = "application/vnd.schemaregistry.v1+json";
+
+    private static HttpClient Http(BrokerFixture broker) => new() { BaseAddress = new Uri(broker.RegistryUrl), Timeout = TimeSpan.FromSeconds(30) };
+
+    private static StringContent Body(object body, string contentType = Avro) =>
+        new(JsonSerializer.Serialize(body), Encoding.UTF8, MediaTypeHeaderValue.Parse(contentType));
+
+    private static async Task<(HttpStatusCode Status, JsonNode? Json)> SendAsync(HttpClient http, HttpMethod method, string path, HttpContent? content = null)
+    {
+        using var request = new HttpRequestMessage(method, path) { Content = content };
+        using HttpResponseMessage response = await http.SendAsync(request);
+        string text = await response.Content.ReadAsStringAsync();
+        return (response.StatusCode, text.Length == 0 ? null : JsonNode.Parse(text));
+    }
+
+    private static async Task ExpectErrorAsync(HttpClient http, HttpMethod method, string path, HttpContent? content, HttpStatusCode status, int errorCode)
+    {
+        (HttpStatusCode actual, JsonNode? json) = await SendAsync(http, method, path, content);
+        Assert.True(actual == status && (int?)json?["error_code"] == errorCode, $"{method} {path}: got {(int)actual} {json?.ToJsonString()}, expected {(int)status} error_code {errorCode}");
+        Assert.False(string.IsNullOrEmpty((string?)json?["message"]));
+    }
+
+    private static string Record(string name, params string[] fields) =>
+        JsonSerializer.Serialize(new { type = "record", name, fields = fields.Select(f => new { name = f, type = "string" }) });
+
+    [Fact]
+    public async Task SubjectsVersionsDeletesConfigAndModeFollowConfluentsApi()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using HttpClient http = Http(broker);
+
+        Assert.Equal("{}", (await SendAsync(http, HttpMethod.Get, "/")).Json!.ToJsonString());
+        JsonArray types = (JsonArray)(await SendAsync(http, HttpMethod.Get, "/schemas/types")).Json!;
+        Assert.Equal(["AVRO", "JSON", "PROTOBUF"], types.Select(t => (string)t!).Order());
+
+        (_, JsonNode? first) = await SendAsync(http, HttpMethod.Post, "/subjects/orders-value/versions", Body(new { schema = Record("Order", "id") }));
+        int id1 = (int)first!["id"]!;
+        (_, JsonNode? second) = await SendAsync(http, HttpMethod.Post, "/subjects/orders-value/versions", Body(new { schema = Record("Order", "id"), schemaType = "AVRO" }));
+        Assert.Equal(id1, (int)second!["id"]!);
+
+        // The same schema under another subject shares the id.
+        (_, JsonNode? other) = await SendAsync(http, HttpMethod.Post, "/subjects/orders-copy/versions", Body(new { schema = Record("Order", "id") }));
+        Assert.Equal(id1, (int)other!["id"]!);
+        JsonArray subjectsOfId = (JsonArray)(await SendAsync(http, HttpMethod.Get, $"/schemas/ids/{id1}/subjects")).Json!;
+        Assert.Equal(["orders-copy", "orders-value"], subjectsOfId.Select(s => (string)s!));
+
+        JsonNode latest = (await SendAsync(http, HttpMethod.Get, "/subjects/orders-value/versions/latest")).Json!;
+        Assert.Equal(1, (int)latest["version"]!);
+        Assert.Equal("orders-value", (string)latest["subject"]!);
+        Assert.Equal(1, (int)(await SendAsync(http, HttpMethod.Get, "/subjects/orders-value/versions/-1")).Json!["version"]!);
+        JsonNode raw = (await SendAsync(http, HttpMethod.Get, "/subjects/orders-value/versions/1/schema")).Json!;
+        Assert.Equal("Order", (string)raw["name"]!);
+
+        // Lookup by content.
+        JsonNode found = (await SendAsync(http, HttpMethod.Post, "/subjects/orders-value", Body(new { schema = Record("Order", "id") }))).Json!;
+        Assert.Equal(id1, (int)found["id"]!);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/orders-value", Body(new { schema = Record("Order", "other") }), HttpStatusCode.NotFound, 40403);
+
+        // Compatibility endpoint, verbose, against latest and against the subject's level.
+        JsonNode verdict = (await SendAsync(http, HttpMethod.Post, "/compatibility/subjects/orders-value/versions/latest?verbose=true", Body(new { schema = Record("Order", "id", "extra") }))).Json!;
+        Assert.False((bool)verdict["is_compatible"]!);
+        Assert.Contains("extra", verdict["messages"]!.ToJsonString(), StringComparison.Ordinal);
+        JsonNode ok = (await SendAsync(http, HttpMethod.Post, "/compatibility/subjects/orders-value/versions", Body(new { schema = Record("Order") }))).Json!;
+        Assert.True((bool)ok["is_compatible"]!);
+
+        // Config: global and per subject, defaultToGlobal, delete.
+        Assert.Equal("BACKWARD", (string)(await SendAsync(http, HttpMethod.Get, "/config")).Json!["compatibilityLevel"]!);
+        await ExpectErrorAsync(http, HttpMethod.Get, "/config/orders-value", null, HttpStatusCode.NotFound, 40408);
+        Assert.Equal("BACKWARD", (string)(await SendAsync(http, HttpMethod.Get, "/config/orders-value?defaultToGlobal=true")).Json!["compatibilityLevel"]!);
+        Assert.Equal("FULL_TRANSITIVE", (string)(await SendAsync(http, HttpMethod.Put, "/config/orders-value", Body(new { compatibility = "FULL_TRANSITIVE" }))).Json!["compatibility"]!);
+        Assert.Equal("FULL_TRANSITIVE", (string)(await SendAsync(http, HttpMethod.Get, "/config/orders-value")).Json!["compatibilityLevel"]!);
+        Assert.Equal("FULL_TRANSITIVE", (string)(await SendAsync(http, HttpMethod.Delete, "/config/orders-value")).Json!["compatibilityLevel"]!);
+        await ExpectErrorAsync(http, HttpMethod.Put, "/config", Body(new { compatibility = "SIDEWAYS" }), HttpStatusCode.UnprocessableEntity, 42203);
+
+        // Mode: READONLY refuses registrations; bad modes are refused.
+        Assert.Equal("READWRITE", (string)(await SendAsync(http, HttpMethod.Get, "/mode")).Json!["mode"]!);
+        Assert.Equal("READONLY", (string)(await SendAsync(http, HttpMethod.Put, "/mode/orders-value", Body(new { mode = "READONLY" }))).Json!["mode"]!);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/orders-value/versions", Body(new { schema = Record("Order") }), HttpStatusCode.UnprocessableEntity, 42205);
+        Assert.Equal("READONLY", (string)(await SendAsync(http, HttpMethod.Delete, "/mode/orders-value")).Json!["mode"]!);
+        await ExpectErrorAsync(http, HttpMethod.Put, "/mode", Body(new { mode = "SOMETIMES" }), HttpStatusCode.UnprocessableEntity, 42204);
+
+        // Soft delete hides a version; permanent delete needs the soft delete first.
+        await SendAsync(http, HttpMethod.Post, "/subjects/orders-value/versions", Body(new { schema = Record("Order") }));
+        await ExpectErrorAsync(http, HttpMethod.Delete, "/subjects/orders-value/versions/2?permanent=true", null, HttpStatusCode.NotFound, 40407);
+        Assert.Equal(2, (int)(await SendAsync(http, HttpMethod.Delete, "/subjects/orders-value/versions/2")).Json!);
+        Assert.Equal([1], ((JsonArray)(await SendAsync(http, HttpMethod.Get, "/subjects/orders-value/versions")).Json!).Select(v => (int)v!));
+        Assert.Equal([1, 2], ((JsonArray)(await SendAsync(http, HttpMethod.Get, "/subjects/orders-value/versions?deleted=true")).Json!).Select(v => (int)v!));
+        await ExpectErrorAsync(http, HttpMethod.Get, "/subjects/orders-value/versions/2", null, HttpStatusCode.NotFound, 40402);
+        Assert.Equal(2, (int)(await SendAsync(http, HttpMethod.Delete, "/subjects/orders-value/versions/2?permanent=true")).Json!);
+
+        await ExpectErrorAsync(http, HttpMethod.Delete, "/subjects/orders-copy?permanent=true", null, HttpStatusCode.NotFound, 40405);
+        Assert.Equal([1], ((JsonArray)(await SendAsync(http, HttpMethod.Delete, "/subjects/orders-copy")).Json!).Select(v => (int)v!));
+        Assert.DoesNotContain("orders-copy", ((JsonArray)(await SendAsync(http, HttpMethod.Get, "/subjects")).Json!).Select(s => (string)s!));
+        Assert.Contains("orders-copy", ((JsonArray)(await SendAsync(http, HttpMethod.Get, "/subjects?deleted=true")).Json!).Select(s => (string)s!));
+        Assert.Equal([1], ((JsonArray)(await SendAsync(http, HttpMethod.Delete, "/subjects/orders-copy?permanent=true")).Json!).Select(v => (int)v!));
+        await ExpectErrorAsync(http, HttpMethod.Get, "/subjects/orders-copy/versions", null, HttpStatusCode.NotFound, 40401);
+
+        // The id stays reachable while orders-value still uses it.
+        Assert.Equal("Order", (string)JsonNode.Parse((string)(await SendAsync(http, HttpMethod.Get, $"/schemas/ids/{id1}")).Json!["schema"]!)!["name"]!);
+        Assert.Equal(["."], ((JsonArray)(await SendAsync(http, HttpMethod.Get, "/contexts")).Json!).Select(c => (string)c!));
+    }
+
+    [Fact]
+    public async Task ReferencesResolveAndProtectWhatTheyReference()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using HttpClient http = Http(broker);
+
+        string address = JsonSerializer.Serialize(new { type = "record", name = "Address", @namespace = "shop", fields = new[] { new { name = "city", type = "string" } } });
+        (_, JsonNode? addressId) = await SendAsync(http, HttpMethod.Post, "/subjects/address/versions", Body(new { schema = address }));
+        string customer = JsonSerializer.Serialize(new { type = "record", name = "Customer", @namespace = "shop", fields = new object[] { new { name = "name", type = "string" }, new { name = "home", type = "shop.Address" } } });
+        var references = new[] { new { name = "shop.Address", subject = "address", version = 1 } };
+        (HttpStatusCode status, JsonNode? customerId) = await SendAsync(http, HttpMethod.Post, "/subjects/customer/versions", Body(new { schema = customer, references }));
+        Assert.True(status == HttpStatusCode.OK, customerId?.ToJsonString());
+
+        JsonNode byId = (await SendAsync(http, HttpMethod.Get, $"/schemas/ids/{(int)customerId!["id"]!}")).Json!;
+        Assert.Equal("address", (string)byId["references"]![0]!["subject"]!);
+        Assert.Equal([(int)customerId["id"]!], ((JsonArray)(await SendAsync(http, HttpMethod.Get, "/subjects/address/versions/1/referencedby")).Json!).Select(i => (int)i!));
+
+        // A referenced version cannot be deleted; an unknown reference is an invalid schema.
+        await ExpectErrorAsync(http, HttpMethod.Delete, "/subjects/address/versions/1", null, HttpStatusCode.UnprocessableEntity, 42206);
+        var missing = new[] { new { name = "shop.Address", subject = "nowhere", version = 1 } };
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/customer2/versions", Body(new { schema = customer, references = missing }), HttpStatusCode.UnprocessableEntity, 42201);
+        Assert.NotNull(addressId);
+    }
+
+    [Fact]
+    public async Task HostileRequestsGetClearErrorsAndTheBrokerKeepsServing()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using HttpClient http = Http(broker);
+
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/s/versions", new StringContent("{\"schema\": ", Encoding.UTF8, Avro), HttpStatusCode.BadRequest, 400);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/s/versions", Body(new { schema = "{\"type\": \"recrod\"}" }), HttpStatusCode.UnprocessableEntity, 42201);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/s/versions", Body(new { schema = "not json at all" }), HttpStatusCode.UnprocessableEntity, 42201);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/s/versions", Body(new { schema = "{}", schemaType = "XML" }), HttpStatusCode.UnprocessableEntity, 42201);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/s/versions", Body(new { schemaType = "AVRO" }), HttpStatusCode.UnprocessableEntity, 42201);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/s/versions", Body(new { schema = "\"string\"" }, "text/plain"), HttpStatusCode.UnsupportedMediaType, 415);
+        await ExpectErrorAsync(http, HttpMethod.Get, "/subjects/s/versions/zero", null, HttpStatusCode.NotFound, 40401);
+        await SendAsync(http, HttpMethod.Post, "/subjects/s/versions", Body(new { schema = "\"string\"" }));
+        await ExpectErrorAsync(http, HttpMethod.Get, "/subjects/s/versions/zero", null, HttpStatusCode.UnprocessableEntity, 42202);
+        await ExpectErrorAsync(http, HttpMethod.Get, "/subjects/s/versions/0", null, HttpStatusCode.UnprocessableEntity, 42202);
+        await ExpectErrorAsync(http, HttpMethod.Get, "/subjects/s/versions/7", null, HttpStatusCode.NotFound, 40402);
+        await ExpectErrorAsync(http, HttpMethod.Get, "/schemas/ids/999999", null, HttpStatusCode.NotFound, 40403);
+        await ExpectErrorAsync(http, HttpMethod.Get, "/schemas/ids/abc", null, HttpStatusCode.NotFound, 40403);
+        await ExpectErrorAsync(http, HttpMethod.Get, "/no/such/path", null, HttpStatusCode.NotFound, 404);
+
+        // Deep nesting inside the schema text (Avro arrays of arrays) and in the body itself.
+        string deepSchema = string.Concat(Enumerable.Repeat("{\"type\":\"array\",\"items\":", 5000)) + "\"int\"" + new string('}', 5000);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/deep/versions", Body(new { schema = deepSchema }), HttpStatusCode.UnprocessableEntity, 42201);
+        string deepBody = "{\"schema\":\"x\",\"metadata\":" + string.Concat(Enumerable.Repeat("{\"a\":", 5000)) + "1" + new string('}', 5001);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/deep/versions", new StringContent(deepBody, Encoding.UTF8, Avro), HttpStatusCode.BadRequest, 400);
+
+        // A schema over the size limit, and a body over the body limit.
+        string hugeSchema = "\"" + new string('x', 2 * 1024 * 1024) + "\"";
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/huge/versions", Body(new { schema = hugeSchema }), HttpStatusCode.UnprocessableEntity, 42201);
+        var hugeBody = new ByteArrayContent(new byte[17 * 1024 * 1024]);
+        hugeBody.Headers.ContentType = MediaTypeHeaderValue.Parse(Avro);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/huge/versions", hugeBody, HttpStatusCode.RequestEntityTooLarge, 413);
+
+        // Still serving, and nothing half-registered.
+        Assert.Equal(["s"], ((JsonArray)(await SendAsync(http, HttpMethod.Get, "/subjects")).Json!).Select(s => (string)s!));
+    }
+}
