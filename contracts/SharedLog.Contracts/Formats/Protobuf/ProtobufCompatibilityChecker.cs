@@ -209,9 +209,15 @@ internal sealed class ProtobufCompatibilityChecker(ProtobufParsedSchema reader, 
 
                 break;
             case Kind.Message:
-                if (!string.Equals(writerType!.LocalName, readerType!.LocalName, StringComparison.Ordinal))
+                // Processed schemas resolve every type; the name fallback only keeps a bad input from throwing.
+                var writerName = writerType?.LocalName ?? writerField.TypeName;
+                var readerName = readerType?.LocalName ?? readerField.TypeName;
+                if (writerType is null || readerType is null || !string.Equals(writerName, readerName, StringComparison.Ordinal))
                 {
-                    problems.Add($"FIELD_NAMED_TYPE_CHANGED: {location} has message type '{writerType.LocalName}' in the writer schema and '{readerType.LocalName}' in the reader schema");
+                    if (!string.Equals(writerName, readerName, StringComparison.Ordinal))
+                    {
+                        problems.Add($"FIELD_NAMED_TYPE_CHANGED: {location} has message type '{writerName}' in the writer schema and '{readerName}' in the reader schema");
+                    }
                 }
                 else
                 {
