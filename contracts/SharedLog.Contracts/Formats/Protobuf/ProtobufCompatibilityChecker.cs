@@ -1,0 +1,306 @@
+using Google.Protobuf.Reflection;
+
+namespace SharedLog.Contracts.Formats.Protobuf;
+
+/// <summary>
+/// Whether data written with one schema can be read with another, after Confluent's Protobuf diff
+/// (its "original" is our writer, its "update" our reader). Each message starts with the rule name
+/// Confluent uses. Incompatible:
+/// PACKAGE_CHANGED (unless configured compatible), MESSAGE_REMOVED (a writer message missing in the
+/// reader), FIELD_KIND_CHANGED (scalar/enum vs message vs map, so bytes vs message too, as in
+/// Confluent), FIELD_SCALAR_KIND_CHANGED (outside one wire group: int32/int64/uint32/uint64/bool/enum,
+/// sint32/sint64, fixed32/sfixed32, fixed64/sfixed64, string/bytes, float, double),
+/// FIELD_NAMED_TYPE_CHANGED (message type renamed; same-named types are compared in turn),
+/// FIELD_NUMERIC_LABEL_CHANGED (a numeric/enum field turning repeated or singular),
+/// REQUIRED_FIELD_ADDED / REQUIRED_FIELD_REMOVED, ONEOF_FIELD_REMOVED (a field dropped from a oneof
+/// that still exists), MULTIPLE_FIELDS_MOVED_TO_ONEOF, FIELD_MOVED_TO_EXISTING_ONEOF.
+/// Compatible (no message): added/moved messages, field added/removed/renamed, string/bytes/message
+/// singular vs repeated, oneof added/removed, field added to a oneof, one field moved into a new
+/// oneof, a field moved out of a oneof, enum and enum value changes, a syntax change.
+/// Two choices go beyond Confluent, both for the wire: the repeated-vs-singular rule also applies to
+/// proto3 fields without a label (Confluent only compares explicit labels), and a field the reader
+/// requires but the writer only has as optional is reported (REQUIRED_FIELD_ADDED).
+/// </summary>
+internal sealed class ProtobufCompatibilityChecker(ProtobufParsedSchema reader, ProtobufParsedSchema writer, bool packageChangeIsCompatible)
+{
+    private readonly List<string> problems = [];
+    private readonly HashSet<(string Writer, string Reader)> queued = [];
+    private readonly Queue<(ProtobufTypeEntry Writer, ProtobufTypeEntry Reader)> pending = new();
+
+    private enum Kind
+    {
+        Scalar,
+        Message,
+        Map,
+    }
+
+    private enum Cardinality
+    {
+        Singular,
+        Optional,
+        Required,
+        Repeated,
+    }
+
+    public List<string> Check()
+    {
+        if (!packageChangeIsCompatible && !string.Equals(writer.Package, reader.Package, StringComparison.Ordinal))
+        {
+            problems.Add($"PACKAGE_CHANGED: the package is '{writer.Package}' in the writer schema and '{reader.Package}' in the reader schema");
+        }
+
+        CompareMessageLists(writer.File.MessageTypes, reader.File.MessageTypes, Scope(writer.Package), Scope(reader.Package));
+        // A work queue rather than recursion: chains of message-typed fields can be long.
+        while (pending.TryDequeue(out var pair))
+        {
+            CompareMessage(pair.Writer, pair.Reader);
+        }
+
+        return problems;
+    }
+
+    private static string Scope(string package) => package.Length == 0 ? "" : "." + package;
+
+    private void CompareMessageLists(List<DescriptorProto> writerMessages, List<DescriptorProto> readerMessages, string writerScope, string readerScope)
+    {
+        foreach (var writerMessage in writerMessages)
+        {
+            if (ProtobufTypeIndex.IsMapEntry(writerMessage))
+            {
+                continue;
+            }
+
+            var writerEntry = writer.Types.Find(writerScope + "." + writerMessage.Name)!;
+            var readerEntry = readerMessages.Any(m => string.Equals(m.Name, writerMessage.Name, StringComparison.Ordinal))
+                ? reader.Types.Find(readerScope + "." + writerMessage.Name)
+                : null;
+            if (readerEntry is null)
+            {
+                problems.Add($"MESSAGE_REMOVED: message '{writerEntry.LocalName}' of the writer schema is missing in the reader schema");
+                continue;
+            }
+
+            Enqueue(writerEntry, readerEntry);
+        }
+    }
+
+    private void Enqueue(ProtobufTypeEntry writerEntry, ProtobufTypeEntry readerEntry)
+    {
+        if (queued.Add((writerEntry.FullName, readerEntry.FullName)))
+        {
+            pending.Enqueue((writerEntry, readerEntry));
+        }
+    }
+
+    private void CompareMessage(ProtobufTypeEntry writerEntry, ProtobufTypeEntry readerEntry)
+    {
+        var writerMessage = writerEntry.Message!;
+        var readerMessage = readerEntry.Message!;
+        var messageName = readerEntry.LocalName;
+        var writerFields = ByNumber(writerMessage);
+        var readerFields = ByNumber(readerMessage);
+        var writerOneofOf = OneofMembership(writerMessage);
+        var readerOneofOf = OneofMembership(readerMessage);
+
+        // Fields that join a oneof in the reader: one top-level field may found a new oneof; more, or
+        // joining fields that already were oneof members, could make the reader drop set values.
+        var movedIntoOneof = new HashSet<int>();
+        foreach (var oneof in readerOneofOf.GroupBy(m => m.Value, m => m.Key, StringComparer.Ordinal))
+        {
+            var moved = oneof.Where(n => writerFields.ContainsKey(n) && !writerOneofOf.ContainsKey(n)).Order().ToList();
+            var existing = oneof.Count(writerOneofOf.ContainsKey);
+            movedIntoOneof.UnionWith(moved);
+            if (moved.Count > 1)
+            {
+                problems.Add($"MULTIPLE_FIELDS_MOVED_TO_ONEOF: oneof '{oneof.Key}' of message '{messageName}' in the reader schema holds fields {string.Join(", ", moved)} that are separate fields in the writer schema");
+            }
+            else if (moved.Count == 1 && existing > 0)
+            {
+                problems.Add($"FIELD_MOVED_TO_EXISTING_ONEOF: field number {moved[0]} of message '{messageName}' moved into oneof '{oneof.Key}', which holds fields that were oneof members in the writer schema");
+            }
+        }
+
+        foreach (var oneof in writerOneofOf.GroupBy(m => m.Value, m => m.Key, StringComparer.Ordinal))
+        {
+            if (!readerOneofOf.ContainsValue(oneof.Key))
+            {
+                continue; // ONEOF_REMOVED is compatible; members that stay are compared below.
+            }
+
+            foreach (var number in oneof.Order())
+            {
+                if (!readerFields.ContainsKey(number))
+                {
+                    var field = writerFields[number];
+                    problems.Add($"ONEOF_FIELD_REMOVED: field '{field.Name}' (number {number}) of oneof '{oneof.Key}' in message '{messageName}' of the writer schema is missing in the reader schema");
+                }
+            }
+        }
+
+        foreach (var number in writerFields.Keys.Union(readerFields.Keys).Order())
+        {
+            writerFields.TryGetValue(number, out var writerField);
+            readerFields.TryGetValue(number, out var readerField);
+            if (readerField is null)
+            {
+                if (writerField!.label == FieldDescriptorProto.Label.LabelRequired && !movedIntoOneof.Contains(number))
+                {
+                    problems.Add($"REQUIRED_FIELD_REMOVED: required field '{writerField.Name}' (number {number}) of message '{messageName}' in the writer schema is missing in the reader schema");
+                }
+
+                continue;
+            }
+
+            if (writerField is null)
+            {
+                if (readerField.label == FieldDescriptorProto.Label.LabelRequired)
+                {
+                    problems.Add($"REQUIRED_FIELD_ADDED: required field '{readerField.Name}' (number {number}) of message '{messageName}' in the reader schema is missing in the writer schema");
+                }
+
+                continue;
+            }
+
+            CompareField(writerField, readerField, writerEntry, readerEntry, messageName, number);
+        }
+
+        CompareMessageLists(writerMessage.NestedTypes, readerMessage.NestedTypes, writerEntry.FullName, readerEntry.FullName);
+    }
+
+    private void CompareField(FieldDescriptorProto writerField, FieldDescriptorProto readerField, ProtobufTypeEntry writerEntry, ProtobufTypeEntry readerEntry, string messageName, int number)
+    {
+        var location = $"field '{readerField.Name}' (number {number}) of message '{messageName}'";
+        var writerCardinality = CardinalityOf(writerField, writerEntry);
+        var readerCardinality = CardinalityOf(readerField, readerEntry);
+        if (readerCardinality == Cardinality.Required && writerCardinality is Cardinality.Singular or Cardinality.Optional)
+        {
+            problems.Add($"REQUIRED_FIELD_ADDED: {location} is required in the reader schema but optional in the writer schema");
+        }
+
+        var repeatedChanged = (writerCardinality == Cardinality.Repeated) != (readerCardinality == Cardinality.Repeated);
+        CompareTypes(writerField, readerField, repeatedChanged, location);
+    }
+
+    private void CompareTypes(FieldDescriptorProto writerField, FieldDescriptorProto readerField, bool repeatedChanged, string location)
+    {
+        var writerType = writer.Types.Find(writerField.TypeName);
+        var readerType = reader.Types.Find(readerField.TypeName);
+        var writerKind = KindOf(writerField, writerType);
+        var readerKind = KindOf(readerField, readerType);
+        if (writerKind != readerKind)
+        {
+            problems.Add($"FIELD_KIND_CHANGED: {location} is a {Describe(writerKind)} in the writer schema and a {Describe(readerKind)} in the reader schema");
+            return;
+        }
+
+        switch (writerKind)
+        {
+            case Kind.Scalar:
+                var writerGroup = WireGroup(writerField);
+                var readerGroup = WireGroup(readerField);
+                if (!string.Equals(writerGroup, readerGroup, StringComparison.Ordinal))
+                {
+                    problems.Add($"FIELD_SCALAR_KIND_CHANGED: {location} has type {TypeText(writerField)} in the writer schema and {TypeText(readerField)} in the reader schema, which are not wire-compatible");
+                }
+                else if (repeatedChanged && !string.Equals(writerGroup, "string/bytes", StringComparison.Ordinal))
+                {
+                    problems.Add($"FIELD_NUMERIC_LABEL_CHANGED: {location} is {(readerField.label == FieldDescriptorProto.Label.LabelRepeated ? "repeated" : "singular")} in the reader schema but not in the writer schema; numeric fields cannot change between singular and repeated");
+                }
+
+                break;
+            case Kind.Message:
+                // Processed schemas resolve every type; the name fallback only keeps a bad input from throwing.
+                var writerName = writerType?.LocalName ?? writerField.TypeName;
+                var readerName = readerType?.LocalName ?? readerField.TypeName;
+                if (writerType is null || readerType is null || !string.Equals(writerName, readerName, StringComparison.Ordinal))
+                {
+                    if (!string.Equals(writerName, readerName, StringComparison.Ordinal))
+                    {
+                        problems.Add($"FIELD_NAMED_TYPE_CHANGED: {location} has message type '{writerName}' in the writer schema and '{readerName}' in the reader schema");
+                    }
+                }
+                else
+                {
+                    Enqueue(writerType, readerType);
+                }
+
+                break;
+            case Kind.Map:
+                var writerMap = writerType!.Message!;
+                var readerMap = readerType!.Message!;
+                foreach (var part in new[] { 1, 2 })
+                {
+                    var writerPart = writerMap.Fields.First(f => f.Number == part);
+                    var readerPart = readerMap.Fields.First(f => f.Number == part);
+                    CompareTypes(writerPart, readerPart, repeatedChanged: false, $"{(part == 1 ? "key" : "value")} of map {location}");
+                }
+
+                break;
+        }
+    }
+
+    private static Dictionary<int, FieldDescriptorProto> ByNumber(DescriptorProto message)
+    {
+        var fields = new Dictionary<int, FieldDescriptorProto>();
+        foreach (var field in message.Fields)
+        {
+            fields.TryAdd(field.Number, field);
+        }
+
+        return fields;
+    }
+
+    /// <summary>Field number to oneof name, for real oneofs only (proto3 "optional" makes synthetic ones).</summary>
+    private static Dictionary<int, string> OneofMembership(DescriptorProto message)
+    {
+        var membership = new Dictionary<int, string>();
+        foreach (var field in message.Fields)
+        {
+            if (field.ShouldSerializeOneofIndex() && !field.Proto3Optional && field.OneofIndex < message.OneofDecls.Count)
+            {
+                membership.TryAdd(field.Number, message.OneofDecls[field.OneofIndex].Name);
+            }
+        }
+
+        return membership;
+    }
+
+    private static Cardinality CardinalityOf(FieldDescriptorProto field, ProtobufTypeEntry message) => field.label switch
+    {
+        FieldDescriptorProto.Label.LabelRepeated => Cardinality.Repeated,
+        FieldDescriptorProto.Label.LabelRequired => Cardinality.Required,
+        _ when field.Proto3Optional || !message.Proto3 => Cardinality.Optional,
+        _ => Cardinality.Singular,
+    };
+
+    private static Kind KindOf(FieldDescriptorProto field, ProtobufTypeEntry? type) => field.type switch
+    {
+        FieldDescriptorProto.Type.TypeMessage or FieldDescriptorProto.Type.TypeGroup =>
+            type?.Message is { } message && ProtobufTypeIndex.IsMapEntry(message) ? Kind.Map : Kind.Message,
+        _ => Kind.Scalar,
+    };
+
+    private static string Describe(Kind kind) => kind switch
+    {
+        Kind.Scalar => "scalar or enum",
+        Kind.Message => "message",
+        _ => "map",
+    };
+
+    private static string TypeText(FieldDescriptorProto field) =>
+        field.type == FieldDescriptorProto.Type.TypeEnum ? $"enum {field.TypeName.TrimStart('.')}" : ProtobufCanonicalWriter.ScalarName(field.type);
+
+    /// <summary>Scalar types that share an encoding and can be read as one another (enums are varints).</summary>
+    private static string WireGroup(FieldDescriptorProto field) => field.type switch
+    {
+        FieldDescriptorProto.Type.TypeInt32 or FieldDescriptorProto.Type.TypeInt64 or FieldDescriptorProto.Type.TypeUint32
+            or FieldDescriptorProto.Type.TypeUint64 or FieldDescriptorProto.Type.TypeBool or FieldDescriptorProto.Type.TypeEnum => "varint",
+        FieldDescriptorProto.Type.TypeSint32 or FieldDescriptorProto.Type.TypeSint64 => "zigzag",
+        FieldDescriptorProto.Type.TypeFixed32 or FieldDescriptorProto.Type.TypeSfixed32 => "fixed32",
+        FieldDescriptorProto.Type.TypeFixed64 or FieldDescriptorProto.Type.TypeSfixed64 => "fixed64",
+        FieldDescriptorProto.Type.TypeString or FieldDescriptorProto.Type.TypeBytes => "string/bytes",
+        FieldDescriptorProto.Type.TypeFloat => "float",
+        FieldDescriptorProto.Type.TypeDouble => "double",
+        _ => field.type.ToString(),
+    };
+}

@@ -1,0 +1,118 @@
+using Google.Protobuf.Reflection;
+using SharedLog.Contracts.Registry;
+
+namespace SharedLog.Contracts.Formats.Protobuf;
+
+/// <summary>A message of a parsed schema, found by name or by its Confluent message-index path.</summary>
+public sealed record ProtobufMessageInfo(string FullName, DescriptorProto Descriptor);
+
+/// <summary>A parsed .proto schema with its resolved imports.</summary>
+public sealed class ProtobufParsedSchema : IParsedSchema
+{
+    internal ProtobufParsedSchema(string text, string canonical, IReadOnlyList<ResolvedReference> references, FileDescriptorProto file, ProtobufTypeIndex types)
+    {
+        Text = text;
+        Canonical = canonical;
+        References = references;
+        File = file;
+        Types = types;
+    }
+
+    public SchemaType Type => SchemaType.Protobuf;
+
+    public string Text { get; }
+
+    public string Canonical { get; }
+
+    public IReadOnlyList<ResolvedReference> References { get; }
+
+    /// <summary>The package declared by the schema ("" when none).</summary>
+    public string Package => File.Package ?? "";
+
+    /// <summary>"proto2" or "proto3".</summary>
+    public string Syntax => ProtobufTypeIndex.IsProto3(File) ? "proto3" : "proto2";
+
+    internal FileDescriptorProto File { get; }
+
+    internal ProtobufTypeIndex Types { get; }
+
+    /// <summary>
+    /// The message-index path Confluent's serializers write after the schema id: the index of the
+    /// top-level message among the file's messages, then the index within each enclosing message's
+    /// nested messages. Synthesized map-entry messages are not counted (they are not declared in the
+    /// text, and Confluent's registry indexes the declared messages). Null when the schema has no
+    /// such message.
+    /// </summary>
+    public int[]? GetMessageIndexes(string messageFullName)
+    {
+        ArgumentNullException.ThrowIfNull(messageFullName);
+        var wanted = messageFullName.StartsWith('.') ? messageFullName : "." + messageFullName;
+        var scope = Package.Length == 0 ? "" : "." + Package;
+        if (!wanted.StartsWith(scope + ".", StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        var path = new List<int>();
+        var candidates = File.MessageTypes;
+        while (true)
+        {
+            var found = false;
+            var index = 0;
+            foreach (var message in candidates)
+            {
+                if (ProtobufTypeIndex.IsMapEntry(message))
+                {
+                    continue;
+                }
+
+                var name = scope + "." + message.Name;
+                if (string.Equals(name, wanted, StringComparison.Ordinal))
+                {
+                    path.Add(index);
+                    return [.. path];
+                }
+
+                if (wanted.StartsWith(name + ".", StringComparison.Ordinal))
+                {
+                    path.Add(index);
+                    scope = name;
+                    candidates = message.NestedTypes;
+                    found = true;
+                    break;
+                }
+
+                index++;
+            }
+
+            if (!found)
+            {
+                return null;
+            }
+        }
+    }
+
+    /// <summary>The message an index path designates; an empty path means the first message, as in Confluent's wire format.</summary>
+    public ProtobufMessageInfo? FindMessage(IReadOnlyList<int> indexes)
+    {
+        ArgumentNullException.ThrowIfNull(indexes);
+        IReadOnlyList<int> path = indexes.Count == 0 ? [0] : indexes;
+        var scope = Package.Length == 0 ? "" : "." + Package;
+        var candidates = File.MessageTypes;
+        DescriptorProto? current = null;
+        foreach (var wanted in path)
+        {
+            var declared = candidates.Where(m => !ProtobufTypeIndex.IsMapEntry(m)).ToList();
+            if (wanted < 0 || wanted >= declared.Count)
+            {
+                return null;
+            }
+
+            current = declared[wanted];
+            scope = scope + "." + current.Name;
+            candidates = current.NestedTypes;
+        }
+
+        return current is null ? null : new ProtobufMessageInfo(scope.TrimStart('.'), current);
+    }
+}

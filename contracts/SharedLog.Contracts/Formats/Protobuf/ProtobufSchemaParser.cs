@@ -1,0 +1,149 @@
+using System.Globalization;
+using Google.Protobuf.Reflection;
+using SharedLog.Contracts.Registry;
+
+namespace SharedLog.Contracts.Formats.Protobuf;
+
+/// <summary>Turns .proto text plus its resolved references into a <see cref="ProtobufParsedSchema"/>, within <see cref="SchemaLimits"/>.</summary>
+internal static class ProtobufSchemaParser
+{
+    /// <summary>The virtual name of the schema being parsed; chosen so it cannot clash with an import path a client registers.</summary>
+    internal const string MainFileName = "<schema>";
+
+    /// <summary>Most referenced files accepted for one schema, counting transitive references.</summary>
+    internal const int MaxReferencedFiles = 1000;
+
+    /// <summary>Most errors quoted in one exception message.</summary>
+    private const int MaxReportedErrors = 5;
+
+    public static ProtobufParsedSchema Parse(string schemaText, IReadOnlyList<ResolvedReference> references, bool normalize)
+    {
+        ArgumentNullException.ThrowIfNull(schemaText);
+        references ??= [];
+        CheckText(schemaText, "the schema");
+        var importable = FlattenReferences(references);
+
+        var set = new FileDescriptorSet { FileSystem = new ReferenceFileSystem(importable) };
+        // The empty import path makes import names resolve as given, against the virtual file system only.
+        set.AddImportPath("");
+        ProtoBuf.Reflection.Error[] errors;
+        try
+        {
+            set.Add(MainFileName, true, new StringReader(schemaText));
+            set.Process();
+            errors = set.GetErrors();
+        }
+        catch (Exception ex) when (ex is not InvalidSchemaException)
+        {
+            throw new InvalidSchemaException($"Invalid Protobuf schema: the parser failed: {ex.Message}", ex);
+        }
+
+        var fatal = errors.Where(e => e.IsError).ToList();
+        if (fatal.Count > 0)
+        {
+            var described = fatal.Take(MaxReportedErrors).Select(Describe);
+            var more = fatal.Count > MaxReportedErrors ? $" (and {fatal.Count - MaxReportedErrors} more)" : "";
+            throw new InvalidSchemaException("Invalid Protobuf schema: " + string.Join("; ", described) + more);
+        }
+
+        var file = set.Files.FirstOrDefault(f => string.Equals(f.Name, MainFileName, StringComparison.Ordinal))
+            ?? throw new InvalidSchemaException("Invalid Protobuf schema: the parser produced no file descriptor");
+        foreach (var parsed in set.Files)
+        {
+            if (string.Equals(parsed.Syntax, "editions", StringComparison.Ordinal))
+            {
+                throw new InvalidSchemaException($"Invalid Protobuf schema: {DisplayName(parsed.Name)} uses editions; only proto2 and proto3 are supported");
+            }
+
+            CheckMessageNesting(parsed);
+        }
+
+        var types = new ProtobufTypeIndex(set.Files);
+        var canonical = ProtobufCanonicalWriter.Write(file, types);
+        return new ProtobufParsedSchema(normalize ? canonical : schemaText, canonical, references, file, types);
+    }
+
+    private static string Describe(ProtoBuf.Reflection.Error error)
+    {
+        var where = string.Create(CultureInfo.InvariantCulture, $"line {error.LineNumber}, column {error.ColumnNumber}");
+        var file = string.Equals(error.File, MainFileName, StringComparison.Ordinal) ? "" : $"in '{error.File}' ";
+        var message = error.Message.StartsWith("unable to find", StringComparison.Ordinal)
+            ? $"{error.Message} (imports must be registered references or well-known google/protobuf types)"
+            : error.Message;
+        return $"{file}{where}: {message}";
+    }
+
+    private static string DisplayName(string fileName) =>
+        string.Equals(fileName, MainFileName, StringComparison.Ordinal) ? "the schema" : $"'{fileName}'";
+
+    /// <summary>All references, transitively, by import name; the first text seen for a name wins.</summary>
+    private static Dictionary<string, string> FlattenReferences(IReadOnlyList<ResolvedReference> references)
+    {
+        var byName = new Dictionary<string, string>(StringComparer.Ordinal);
+        var pending = new Stack<ResolvedReference>(references.Reverse());
+        while (pending.Count > 0)
+        {
+            var reference = pending.Pop();
+            if (reference is null || byName.ContainsKey(reference.Name))
+            {
+                continue;
+            }
+
+            if (byName.Count >= MaxReferencedFiles)
+            {
+                throw new InvalidSchemaException($"Invalid Protobuf schema: more than {MaxReferencedFiles} referenced files");
+            }
+
+            var text = reference.SchemaText ?? "";
+            CheckText(text, $"reference '{reference.Name}'");
+            byName.Add(reference.Name, text);
+            foreach (var nested in (reference.References ?? []).Reverse())
+            {
+                pending.Push(nested);
+            }
+        }
+
+        return byName;
+    }
+
+    private static void CheckText(string text, string what)
+    {
+        if (text.Length > SchemaLimits.MaxSchemaChars)
+        {
+            throw new InvalidSchemaException($"Invalid Protobuf schema: {what} is {text.Length} characters long; the limit is {SchemaLimits.MaxSchemaChars}");
+        }
+
+        ProtobufTextGuard.CheckBraceDepth(text, what);
+    }
+
+    private static void CheckMessageNesting(FileDescriptorProto file)
+    {
+        var pending = new Stack<(DescriptorProto Message, int Depth)>();
+        foreach (var message in file.MessageTypes)
+        {
+            pending.Push((message, 1));
+        }
+
+        while (pending.Count > 0)
+        {
+            var (message, depth) = pending.Pop();
+            if (depth > SchemaLimits.MaxDepth)
+            {
+                throw new InvalidSchemaException($"Invalid Protobuf schema: messages in {DisplayName(file.Name)} are nested more than {SchemaLimits.MaxDepth} levels deep (at '{message.Name}')");
+            }
+
+            foreach (var nested in message.NestedTypes)
+            {
+                pending.Push((nested, depth + 1));
+            }
+        }
+    }
+
+    /// <summary>Serves imports from the schema's references only, never from the disk.</summary>
+    private sealed class ReferenceFileSystem(Dictionary<string, string> files) : IFileSystem
+    {
+        public bool Exists(string path) => files.ContainsKey(path);
+
+        public TextReader OpenText(string path) => new StringReader(files[path]);
+    }
+}
