@@ -9,7 +9,7 @@ namespace SharedLog.Contracts.Formats.Avro;
 /// Writes the registry's canonical form of an Avro schema: the Parsing Canonical Form's layout
 /// (full names, no "namespace", fixed key order, no whitespace, each named type defined at its
 /// first use) but keeping what changes how data is resolved or documented: defaults, aliases,
-/// non-default sort order, logical types and docs. Plain Parsing Canonical Form drops defaults, so
+/// descending sort order, logical types and docs. Plain Parsing Canonical Form drops defaults, so
 /// adding a default would look like "the same schema" and never register as a new version.
 /// Types defined by references are written by full name only, so the result re-parses with the
 /// same references.
@@ -186,9 +186,10 @@ internal sealed class AvroCanonicalWriter
             _json.WriteRawValue(field.DefaultValue.ToString(Newtonsoft.Json.Formatting.None));
         }
 
-        if (field.Ordering is Field.SortOrder.descending or Field.SortOrder.ignore)
+        // Apache.Avro reports a missing "order" as "ignore", so only "descending" is distinguishable.
+        if (field.Ordering is Field.SortOrder.descending)
         {
-            _json.WriteString("order", field.Ordering.Value.ToString());
+            _json.WriteString("order", "descending");
         }
 
         if (!string.IsNullOrEmpty(field.Documentation))
