@@ -131,6 +131,31 @@ public sealed class AvroSchemaFormatTests
         Assert.Contains(problems, problem => problem.StartsWith("/fields/work:", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void SharedTypesAreCheckedOncePerPair()
+    {
+        // Each level holds the previous level twice: walking every path would visit 2^30 leaves.
+        static string Levels(string leafType)
+        {
+            var fields = new List<string> { $$$"""{"name":"leaf","type":{"type":"record","name":"L0","fields":[{"name":"v","type":"{{{leafType}}}"}]}}""" };
+            for (var level = 1; level <= 30; level++)
+            {
+                var inner = $"L{level - 1}";
+                fields.Add($$$"""{"name":"f{{{level}}}","type":{"type":"record","name":"L{{{level}}}","fields":[{"name":"a","type":"{{{inner}}}"},{"name":"b","type":"{{{inner}}}"}]}}""");
+            }
+
+            return Person([.. fields]);
+        }
+
+        var intLeaves = Format.Parse(Levels("int"), [], false);
+        var longLeaves = Format.Parse(Levels("long"), [], false);
+
+        Assert.Empty(Format.CheckCompatibility(reader: longLeaves, writer: intLeaves));
+        var problems = Format.CheckCompatibility(reader: intLeaves, writer: longLeaves);
+        Assert.Contains(problems, problem => problem.StartsWith("/fields/leaf/fields/v: type changed from long (writer) to int (reader)", StringComparison.Ordinal));
+        Assert.True(problems.Count < 100, string.Join(" | ", problems));
+    }
+
     public static TheoryData<string, string, string> InvalidSchemas => new()
     {
         { "invalid JSON", """{"type":"record","name":""", "not valid JSON" },

@@ -31,7 +31,7 @@ internal sealed class AvroCanonicalWriter
     public static string Write(Schema schema, HashSet<string> referencedNames, IReadOnlyDictionary<string, IReadOnlyList<string>> aliases)
     {
         var buffer = new ArrayBufferWriter<byte>();
-        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { SkipValidation = false, Indented = false }))
+        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = false }))
         {
             new AvroCanonicalWriter(json, referencedNames, aliases).WriteSchema(schema);
         }

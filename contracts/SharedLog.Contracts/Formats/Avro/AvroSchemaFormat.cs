@@ -16,6 +16,8 @@ public sealed class AvroSchemaFormat : ISchemaFormat
     /// <summary>Most references (counted transitively) one schema may pull in.</summary>
     public const int MaxReferences = 1000;
 
+    private const string UndefinedNamePrefix = "Undefined name: ";
+
     private static readonly HashSet<string> PrimitiveNames = new(StringComparer.Ordinal)
     {
         "null", "boolean", "int", "long", "float", "double", "bytes", "string",
@@ -148,8 +150,6 @@ public sealed class AvroSchemaFormat : ISchemaFormat
         AvroDefaultValidator.Validate(schema, what);
         return schema;
     }
-
-    private const string UndefinedNamePrefix = "Undefined name: ";
 
     /// <summary>Apache.Avro reports "Undefined name: a.B at 'fields[0].type'".</summary>
     private static string UndefinedName(string message)
