@@ -176,6 +176,11 @@ public sealed class AvroSchemaFormatTests
         { "duplicate enum symbol", """{"type":"enum","name":"E","symbols":["A","A"]}""", "Duplicate symbol" },
         { "fixed without size", """{"type":"fixed","name":"F"}""", "size" },
         { "invalid name", """{"type":"record","name":"9lives","fields":[]}""", "Invalid schema name" },
+        { "object with an unknown type", """{"type": "recrod"}""", "unknown type" },
+        { "field of an unknown object type", """{"type":"record","name":"R","fields":[{"name":"a","type":{"type":"recrod"}}]}""", "" },
+        { "array of an unknown object type", """{"type":"array","items":{"type":"nope"}}""", "" },
+        { "map of an unknown object type", """{"type":"map","values":{"type":"nope"}}""", "" },
+        { "union of an unknown object type", """[{"type":"nope"}]""", "" },
         { "type redefined", Person(Field("a", """{"type":"fixed","name":"Person","size":2}""")), "Duplicate schema name" },
     };
 

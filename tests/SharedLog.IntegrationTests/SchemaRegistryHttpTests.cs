@@ -22,7 +22,10 @@ public class SchemaRegistryHttpTests
 
     private static async Task<(HttpStatusCode Status, JsonNode? Json)> SendAsync(HttpClient http, HttpMethod method, string path, HttpContent? content = null)
     {
+        // Large bodies ask first (Expect: 100-continue), as well-behaved clients do, so a refusal is
+        // read as a response rather than as a connection reset while still uploading.
         using var request = new HttpRequestMessage(method, path) { Content = content };
+        request.Headers.ExpectContinue = content?.Headers.ContentLength > 1024 * 1024;
         using HttpResponseMessage response = await http.SendAsync(request);
         string text = await response.Content.ReadAsStringAsync();
         return (response.StatusCode, text.Length == 0 ? null : JsonNode.Parse(text));

@@ -136,7 +136,9 @@ public sealed class AvroSchemaFormat : ISchemaFormat
         Schema schema;
         try
         {
-            schema = Schema.Parse(text, names, null);
+            // Apache.Avro answers null, not an error, for an object whose "type" names nothing it knows.
+            schema = Schema.Parse(text, names, null)
+                ?? throw new InvalidSchemaException($"{what}: unknown type in {Truncate(text)}");
         }
         catch (SchemaParseException e) when (e.Message.StartsWith(UndefinedNamePrefix, StringComparison.Ordinal))
         {
@@ -150,6 +152,8 @@ public sealed class AvroSchemaFormat : ISchemaFormat
         AvroDefaultValidator.Validate(schema, what);
         return schema;
     }
+
+    private static string Truncate(string text) => text.Length <= 80 ? text : text[..80] + "...";
 
     /// <summary>Apache.Avro reports "Undefined name: a.B at 'fields[0].type'".</summary>
     private static string UndefinedName(string message)
