@@ -27,15 +27,15 @@ internal sealed class JsonSchemaComparer
     private static readonly string[] ExactMapKeywords = ["dependencies", "dependentRequired", "dependentSchemas"];
 
     /// <summary>Pairs under comparison: meeting one again means a recursive schema, assumed compatible (co-induction).</summary>
-    private readonly HashSet<string> inProgress = new(StringComparer.Ordinal);
-    private int steps;
-    private bool overBudget;
+    private readonly HashSet<string> _inProgress = new(StringComparer.Ordinal);
+    private int _steps;
+    private bool _overBudget;
 
     public IReadOnlyList<string> Compare(JsonSchemaSet reader, JsonSchemaSet writer)
     {
         var messages = new List<string>();
         Check("#", reader.Root.RootNode, new WriterView([writer.Root.RootNode], "the writer schema"), messages, 0);
-        if (overBudget)
+        if (_overBudget)
         {
             messages.Add(TooComplex);
         }
@@ -45,15 +45,15 @@ internal sealed class JsonSchemaComparer
 
     private void Check(string path, SchemaNode reader, WriterView writer, List<string> messages, int depth)
     {
-        if (overBudget)
+        if (_overBudget)
         {
             messages.Add(TooComplex);
             return;
         }
 
-        if (++steps > MaxSteps || depth > MaxComparisonDepth)
+        if (++_steps > MaxSteps || depth > MaxComparisonDepth)
         {
-            overBudget = true;
+            _overBudget = true;
             messages.Add(TooComplex);
             return;
         }
@@ -72,7 +72,7 @@ internal sealed class JsonSchemaComparer
         }
 
         var key = reader.Location + "<=" + string.Join(",", conjuncts.Select(static c => c.Location).Order(StringComparer.Ordinal));
-        if (!inProgress.Add(key))
+        if (!_inProgress.Add(key))
         {
             return;
         }
@@ -83,7 +83,7 @@ internal sealed class JsonSchemaComparer
         }
         finally
         {
-            inProgress.Remove(key);
+            _inProgress.Remove(key);
         }
     }
 
@@ -619,7 +619,7 @@ internal sealed class JsonSchemaComparer
             result.Add(node);
             if (result.Count > MaxConjuncts)
             {
-                overBudget = true;
+                _overBudget = true;
                 break;
             }
         }

@@ -117,12 +117,13 @@ public sealed class JsonSchemaFormat : ISchemaFormat
     {
         var seen = new HashSet<string>(StringComparer.Ordinal) { document.Key + "#" + pointer };
         var from = document;
+        var fromPointer = pointer;
         var text = reference;
         while (true)
         {
             if (from.Set.Resolve(from, text) is not { } target)
             {
-                throw new InvalidSchemaException($"Invalid JSON schema at {document.Label(pointer)}/$ref: cannot resolve '{text}'");
+                throw new InvalidSchemaException($"Invalid JSON schema at {from.Label(fromPointer)}/$ref: cannot resolve '{text}'");
             }
 
             if (!seen.Add(target.Document.Key + "#" + target.Pointer))
@@ -136,6 +137,7 @@ public sealed class JsonSchemaFormat : ISchemaFormat
             }
 
             from = target.Document;
+            fromPointer = target.Pointer;
             text = next.GetString()!;
         }
     }

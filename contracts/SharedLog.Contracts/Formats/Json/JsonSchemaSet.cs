@@ -44,16 +44,16 @@ internal sealed class JsonSchemaDocument(JsonSchemaSet set, string key, JsonElem
 /// <summary>A schema together with the documents its <c>$ref</c>s can reach.</summary>
 internal sealed class JsonSchemaSet
 {
-    private readonly Dictionary<string, JsonSchemaDocument> byName = new(StringComparer.Ordinal);
-    private readonly List<JsonSchemaDocument> documents = [];
+    private readonly Dictionary<string, JsonSchemaDocument> _byName = new(StringComparer.Ordinal);
+    private readonly List<JsonSchemaDocument> _documents = [];
 
-    public IReadOnlyList<JsonSchemaDocument> Documents => documents;
+    public IReadOnlyList<JsonSchemaDocument> Documents => _documents;
 
-    public JsonSchemaDocument Root => documents[0];
+    public JsonSchemaDocument Root => _documents[0];
 
-    public int Count => documents.Count;
+    public int Count => _documents.Count;
 
-    public bool Contains(string name) => byName.ContainsKey(name);
+    public bool Contains(string name) => _byName.ContainsKey(name);
 
     /// <summary>Adds a document, reachable by its name, its <c>$id</c>, and its name resolved against the root's base URI.</summary>
     public JsonSchemaDocument Add(string key, JsonElement root)
@@ -61,23 +61,23 @@ internal sealed class JsonSchemaSet
         var id = ReadId(root);
         Uri? baseUri = id is not null && Uri.TryCreate(id, UriKind.Absolute, out var absolute) ? absolute : null;
         var document = new JsonSchemaDocument(this, key, root, baseUri);
-        documents.Add(document);
+        _documents.Add(document);
         if (key.Length > 0)
         {
-            byName.TryAdd(key, document);
-            if (documents[0].BaseUri is { } rootBase && Uri.TryCreate(rootBase, key, out var resolved))
+            _byName.TryAdd(key, document);
+            if (_documents[0].BaseUri is { } rootBase && Uri.TryCreate(rootBase, key, out var resolved))
             {
-                byName.TryAdd(resolved.ToString(), document);
+                _byName.TryAdd(resolved.ToString(), document);
             }
         }
 
         if (baseUri is not null)
         {
-            byName.TryAdd(baseUri.ToString(), document);
+            _byName.TryAdd(baseUri.ToString(), document);
         }
         else if (id is not null && !id.StartsWith('#'))
         {
-            byName.TryAdd(id, document);
+            _byName.TryAdd(id, document);
         }
 
         return document;
@@ -121,15 +121,15 @@ internal sealed class JsonSchemaSet
 
     private JsonSchemaDocument? FindDocument(JsonSchemaDocument from, string documentPart)
     {
-        if (byName.TryGetValue(documentPart, out var document))
+        if (_byName.TryGetValue(documentPart, out var document))
         {
             return document;
         }
 
-        var baseUri = from.BaseUri ?? documents[0].BaseUri;
+        var baseUri = from.BaseUri ?? _documents[0].BaseUri;
         if (baseUri is not null && Uri.TryCreate(baseUri, documentPart, out var resolved))
         {
-            if (byName.TryGetValue(resolved.ToString(), out document))
+            if (_byName.TryGetValue(resolved.ToString(), out document))
             {
                 return document;
             }
