@@ -14,7 +14,7 @@ namespace SharedLog.Contracts.Formats.Json;
 internal sealed class JsonSchemaComparer
 {
     private const int MaxComparisonDepth = 200;
-    private const int MaxSteps = 200_000;
+    private const int MaxSteps = 25_000;
     private const int MaxConjuncts = 256;
     private const string TooComplex = "#: the schemas are too large or too recursive to compare within limits; treated as incompatible";
 
@@ -132,6 +132,27 @@ internal sealed class JsonSchemaComparer
     /// <summary>A writer union is a set of alternatives: the reader must accept each of them.</summary>
     private bool ExpandWriterUnion(string path, SchemaNode reader, WriterView writer, List<string> messages, int depth)
     {
+        var unions = writer.Conjuncts.Where(static c => c.TryGet("anyOf", out _) || c.TryGet("oneOf", out _)).ToList();
+        if (unions.Count == 0)
+        {
+            return false;
+        }
+
+        // A conjunction is contained in the reader when one of its parts is; trying each union on its own
+        // first avoids multiplying out independent unions (allOf of several oneOfs).
+        if (writer.Conjuncts.Count > 1)
+        {
+            foreach (var union in unions)
+            {
+                var attempt = new List<string>();
+                Check(path, reader, writer with { Conjuncts = [union] }, attempt, depth + 1);
+                if (attempt.Count == 0)
+                {
+                    return true;
+                }
+            }
+        }
+
         for (var k = 0; k < writer.Conjuncts.Count; k++)
         {
             var conjunct = writer.Conjuncts[k];
