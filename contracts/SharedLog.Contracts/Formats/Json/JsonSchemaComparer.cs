@@ -91,12 +91,16 @@ internal sealed class JsonSchemaComparer
     {
         if (reader.TryGet("$ref", out var reference))
         {
-            if (reader.Document.Set.Resolve(reader.Document, reference.GetString()!) is { } target)
+            if (reader.Document.Set.Resolve(reader.Document, reader.Pointer, reference.GetString()!) is { } target)
             {
                 Check(path, target, writer, messages, depth + 1);
             }
 
-            Check(path, reader.Without(IgnoredKeywords.Ref), writer, messages, depth + 1);
+            if (!reader.Document.RefOverridesSiblings)
+            {
+                Check(path, reader.Without(IgnoredKeywords.Ref), writer, messages, depth + 1);
+            }
+
             return;
         }
 
@@ -265,6 +269,21 @@ internal sealed class JsonSchemaComparer
                 {
                     writerValues = writerValues is null ? values.Where(v => (kinds & v.Kind) != 0).Select(static v => v.Key).ToHashSet(StringComparer.Ordinal) : writerValues.Intersect(values.Select(static v => v.Key), StringComparer.Ordinal).ToHashSet(StringComparer.Ordinal);
                 }
+            }
+        }
+
+        // Without an enum, a writer of only null and booleans still has a finite set of values.
+        if (writerValues is null && (kinds & ~(JsonValueKinds.Null | JsonValueKinds.Boolean)) == 0)
+        {
+            writerValues = new HashSet<string>(StringComparer.Ordinal);
+            if ((kinds & JsonValueKinds.Null) != 0)
+            {
+                writerValues.Add("null");
+            }
+
+            if ((kinds & JsonValueKinds.Boolean) != 0)
+            {
+                writerValues.UnionWith(["true", "false"]);
             }
         }
 
@@ -615,8 +634,12 @@ internal sealed class JsonSchemaComparer
 
             if (node.TryGet("$ref", out var reference))
             {
-                pending.Push(node.Without(IgnoredKeywords.Ref));
-                if (node.Document.Set.Resolve(node.Document, reference.GetString()!) is { } target)
+                if (!node.Document.RefOverridesSiblings)
+                {
+                    pending.Push(node.Without(IgnoredKeywords.Ref));
+                }
+
+                if (node.Document.Set.Resolve(node.Document, node.Pointer, reference.GetString()!) is { } target)
                 {
                     pending.Push(target);
                 }
@@ -689,9 +712,9 @@ internal sealed class JsonSchemaComparer
         {
             return Regex.IsMatch(name, pattern, RegexOptions.None, JsonNumbers.RegexTimeout);
         }
-        catch (RegexMatchTimeoutException)
+        catch (Exception ex) when (ex is RegexMatchTimeoutException or ArgumentException)
         {
-            // Assuming a match applies one more reader constraint: the cautious side.
+            // Assuming a match applies one more constraint on the reader side: the cautious side.
             return true;
         }
     }

@@ -121,7 +121,7 @@ public sealed class JsonSchemaFormat : ISchemaFormat
         var text = reference;
         while (true)
         {
-            if (from.Set.Resolve(from, text) is not { } target)
+            if (from.Set.Resolve(from, fromPointer, text) is not { } target)
             {
                 throw new InvalidSchemaException($"Invalid JSON schema at {from.Label(fromPointer)}/$ref: cannot resolve '{text}'");
             }

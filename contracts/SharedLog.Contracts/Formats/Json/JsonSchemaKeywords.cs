@@ -44,14 +44,14 @@ internal static class JsonSchemaKeywords
         "minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties", "minContains", "maxContains",
     ];
 
-    private static readonly string[] StringKeywords = ["$ref", "$schema", "$id", "id", "$anchor", "$comment", "title", "description", "format", "pattern"];
+    private static readonly string[] StringKeywords = ["$ref", "$schema", "$id", "$anchor", "$dynamicAnchor", "$comment", "title", "description", "format", "pattern"];
 
     public static bool IsConstraint(string keyword) => Constraints.Contains(keyword);
 
     /// <summary>Validates every schema of <paramref name="document"/>, filling its refs and anchors.</summary>
-    public static void Validate(JsonSchemaDocument document) => ValidateSchema(document, document.Root, string.Empty, 0);
+    public static void Validate(JsonSchemaDocument document) => ValidateSchema(document, document.Root, string.Empty, 0, document.RetrievalUri);
 
-    private static void ValidateSchema(JsonSchemaDocument document, JsonElement schema, string pointer, int depth)
+    private static void ValidateSchema(JsonSchemaDocument document, JsonElement schema, string pointer, int depth, Uri baseUri)
     {
         if (schema.ValueKind is JsonValueKind.True or JsonValueKind.False)
         {
@@ -81,13 +81,13 @@ internal static class JsonSchemaKeywords
         CheckRequired(document, schema, pointer);
         CheckPatterns(document, schema, pointer);
         CheckMisc(document, schema, pointer);
-        CollectRefAndAnchors(document, schema, pointer);
+        baseUri = CollectRefAndAnchors(document, schema, pointer, baseUri);
 
         foreach (var keyword in SingleSchemaKeywords)
         {
             if (schema.TryGetProperty(keyword, out var value))
             {
-                ValidateSchema(document, value, pointer + "/" + keyword, depth + 1);
+                ValidateSchema(document, value, pointer + "/" + keyword, depth + 1, baseUri);
             }
         }
 
@@ -105,7 +105,7 @@ internal static class JsonSchemaKeywords
 
             foreach (var entry in value.EnumerateObject())
             {
-                ValidateSchema(document, entry.Value, pointer + "/" + JsonPointer.Escape(keyword) + "/" + JsonPointer.Escape(entry.Name), depth + 1);
+                ValidateSchema(document, entry.Value, pointer + "/" + JsonPointer.Escape(keyword) + "/" + JsonPointer.Escape(entry.Name), depth + 1, baseUri);
             }
         }
 
@@ -121,18 +121,18 @@ internal static class JsonSchemaKeywords
                 throw Invalid(document, pointer + "/" + keyword, $"'{keyword}' must be a non-empty array of schemas, found {Describe(value)}");
             }
 
-            ValidateSchemaArray(document, value, pointer + "/" + keyword, depth);
+            ValidateSchemaArray(document, value, pointer + "/" + keyword, depth, baseUri);
         }
 
         if (schema.TryGetProperty("items", out var items))
         {
             if (items.ValueKind == JsonValueKind.Array)
             {
-                ValidateSchemaArray(document, items, pointer + "/items", depth);
+                ValidateSchemaArray(document, items, pointer + "/items", depth, baseUri);
             }
             else
             {
-                ValidateSchema(document, items, pointer + "/items", depth + 1);
+                ValidateSchema(document, items, pointer + "/items", depth + 1, baseUri);
             }
         }
 
@@ -152,18 +152,18 @@ internal static class JsonSchemaKeywords
                 }
                 else
                 {
-                    ValidateSchema(document, entry.Value, entryPointer, depth + 1);
+                    ValidateSchema(document, entry.Value, entryPointer, depth + 1, baseUri);
                 }
             }
         }
     }
 
-    private static void ValidateSchemaArray(JsonSchemaDocument document, JsonElement array, string pointer, int depth)
+    private static void ValidateSchemaArray(JsonSchemaDocument document, JsonElement array, string pointer, int depth, Uri baseUri)
     {
         var index = 0;
         foreach (var item in array.EnumerateArray())
         {
-            ValidateSchema(document, item, pointer + "/" + index.ToString(System.Globalization.CultureInfo.InvariantCulture), depth + 1);
+            ValidateSchema(document, item, pointer + "/" + index.ToString(System.Globalization.CultureInfo.InvariantCulture), depth + 1, baseUri);
             index++;
         }
     }
@@ -307,9 +307,13 @@ internal static class JsonSchemaKeywords
         {
             _ = new Regex(pattern, RegexOptions.None, JsonNumbers.RegexTimeout);
         }
-        catch (ArgumentException ex)
+        catch (ArgumentException ex) when (!pattern.Contains("\\p{", StringComparison.Ordinal) && !pattern.Contains("\\P{", StringComparison.Ordinal))
         {
+            // ECMA-262 Unicode property names (\p{Letter}) are unknown to .NET; those patterns are let through.
             throw Invalid(document, pointer, $"invalid regular expression '{pattern}': {ex.Message}");
+        }
+        catch (ArgumentException)
+        {
         }
     }
 
@@ -326,25 +330,45 @@ internal static class JsonSchemaKeywords
         }
     }
 
-    private static void CollectRefAndAnchors(JsonSchemaDocument document, JsonElement schema, string pointer)
+    /// <summary>Registers embedded resources and anchors, records the $ref with its base URI, and returns the base URI for subschemas.</summary>
+    private static Uri CollectRefAndAnchors(JsonSchemaDocument document, JsonElement schema, string pointer, Uri baseUri)
     {
+        if (JsonSchemaSet.IdOf(document, schema) is { } id)
+        {
+            if (!Uri.TryCreate(baseUri, id, out var resolved))
+            {
+                throw Invalid(document, pointer, $"'$id' value '{id}' is not a valid URI reference");
+            }
+
+            var (_, fragment) = JsonSchemaSet.Split(resolved);
+            if (!id.StartsWith('#'))
+            {
+                baseUri = resolved;
+                document.Set.RegisterResource(baseUri, document, pointer);
+            }
+
+            if (fragment.Length > 0)
+            {
+                // Draft 6/7 plain-name fragments ("$id": "#foo") are anchors.
+                document.Set.RegisterAnchor(baseUri, Uri.UnescapeDataString(fragment), document, pointer);
+            }
+        }
+
+        foreach (var keyword in new[] { "$anchor", "$dynamicAnchor" })
+        {
+            if (schema.TryGetProperty(keyword, out var anchor))
+            {
+                document.Set.RegisterAnchor(baseUri, anchor.GetString()!, document, pointer);
+            }
+        }
+
         if (schema.TryGetProperty("$ref", out var reference))
         {
             document.Refs.Add((pointer, reference.GetString()!));
+            document.RefBases[pointer] = baseUri;
         }
 
-        if (schema.TryGetProperty("$anchor", out var anchor))
-        {
-            document.Anchors.TryAdd(anchor.GetString()!, pointer);
-        }
-
-        foreach (var idKeyword in new[] { "$id", "id" })
-        {
-            if (schema.TryGetProperty(idKeyword, out var id) && id.GetString() is { Length: > 1 } text && text[0] == '#')
-            {
-                document.Anchors.TryAdd(text[1..], pointer);
-            }
-        }
+        return baseUri;
     }
 
     private static InvalidSchemaException Invalid(JsonSchemaDocument document, string pointer, string message) =>

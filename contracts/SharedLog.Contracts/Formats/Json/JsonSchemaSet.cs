@@ -14,8 +14,17 @@ internal enum IgnoredKeywords
     OneOf = 8,
 }
 
+/// <summary>Which reading of <c>$ref</c> and <c>id</c> a document's <c>$schema</c> asks for.</summary>
+internal enum JsonSchemaDraft
+{
+    Unknown,
+    Draft4OrOlder,
+    Draft6Or7,
+    Draft2019OrNewer,
+}
+
 /// <summary>One schema document: the root schema or one referenced schema.</summary>
-internal sealed class JsonSchemaDocument(JsonSchemaSet set, string key, JsonElement root, Uri? baseUri)
+internal sealed class JsonSchemaDocument(JsonSchemaSet set, string key, JsonElement root, Uri retrievalUri, JsonSchemaDraft draft)
 {
     public JsonSchemaSet Set { get; } = set;
 
@@ -24,14 +33,22 @@ internal sealed class JsonSchemaDocument(JsonSchemaSet set, string key, JsonElem
 
     public JsonElement Root { get; } = root;
 
-    /// <summary>Absolute base URI from the document's <c>$id</c>, used to resolve relative <c>$ref</c>s.</summary>
-    public Uri? BaseUri { get; } = baseUri;
+    /// <summary>The URI the document is known by before its own <c>$id</c> applies (synthetic, from the reference name).</summary>
+    public Uri RetrievalUri { get; } = retrievalUri;
 
-    /// <summary>Plain-name fragments (<c>$anchor</c>, or draft 6/7 <c>$id: "#name"</c>) to JSON pointers.</summary>
-    public Dictionary<string, string> Anchors { get; } = new(StringComparer.Ordinal);
+    public JsonSchemaDraft Draft { get; } = draft;
+
+    /// <summary>Up to draft 7 a <c>$ref</c> replaces its sibling keywords; from 2019-09 they apply together.</summary>
+    public bool RefOverridesSiblings => Draft is JsonSchemaDraft.Draft4OrOlder or JsonSchemaDraft.Draft6Or7;
+
+    /// <summary>Draft 4 and older name the identifier <c>id</c>.</summary>
+    public bool UsesLegacyId => Draft is JsonSchemaDraft.Draft4OrOlder or JsonSchemaDraft.Unknown;
 
     /// <summary>Every <c>$ref</c> in the document: the pointer of the schema holding it and the reference text.</summary>
     public List<(string Pointer, string Reference)> Refs { get; } = [];
+
+    /// <summary>The base URI in scope at each schema holding a <c>$ref</c>, by pointer.</summary>
+    public Dictionary<string, Uri> RefBases { get; } = new(StringComparer.Ordinal);
 
     public bool IsRoot => Key.Length == 0;
 
@@ -41,11 +58,19 @@ internal sealed class JsonSchemaDocument(JsonSchemaSet set, string key, JsonElem
     public string Label(string pointer) => (IsRoot ? string.Empty : Key) + "#" + pointer;
 }
 
-/// <summary>A schema together with the documents its <c>$ref</c>s can reach.</summary>
+/// <summary>
+/// A schema together with the documents its <c>$ref</c>s can reach. Resources are registered by
+/// absolute URI (from <c>$id</c>, or a synthetic URI built from the reference name) so that relative
+/// references, embedded resources and anchors resolve as the specification describes.
+/// </summary>
 internal sealed class JsonSchemaSet
 {
-    private readonly Dictionary<string, JsonSchemaDocument> _byName = new(StringComparer.Ordinal);
+    private static readonly Uri SyntheticRoot = new("sharedlog-schema:/");
+
     private readonly List<JsonSchemaDocument> _documents = [];
+    private readonly Dictionary<string, JsonSchemaDocument> _byName = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (JsonSchemaDocument Document, string Pointer)> _resources = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (JsonSchemaDocument Document, string Pointer)> _anchors = new(StringComparer.Ordinal);
 
     public IReadOnlyList<JsonSchemaDocument> Documents => _documents;
 
@@ -55,107 +80,119 @@ internal sealed class JsonSchemaSet
 
     public bool Contains(string name) => _byName.ContainsKey(name);
 
-    /// <summary>Adds a document, reachable by its name, its <c>$id</c>, and its name resolved against the root's base URI.</summary>
+    /// <summary>Adds a document, reachable by its name, its root <c>$id</c>, and its name resolved against the root's base URI.</summary>
     public JsonSchemaDocument Add(string key, JsonElement root)
     {
-        var id = ReadId(root);
-        Uri? baseUri = id is not null && Uri.TryCreate(id, UriKind.Absolute, out var absolute) ? absolute : null;
-        var document = new JsonSchemaDocument(this, key, root, baseUri);
-        _documents.Add(document);
-        if (key.Length > 0)
+        var draft = DraftOf(root);
+        if (draft == JsonSchemaDraft.Unknown && _documents.Count > 0)
         {
-            _byName.TryAdd(key, document);
-            if (_documents[0].BaseUri is { } rootBase && Uri.TryCreate(rootBase, key, out var resolved))
-            {
-                _byName.TryAdd(resolved.ToString(), document);
-            }
+            draft = _documents[0].Draft;
         }
 
-        if (baseUri is not null)
+        var retrievalUri = key.Length > 0 && Uri.TryCreate(SyntheticRoot, key, out var named) ? named : SyntheticRoot;
+        var document = new JsonSchemaDocument(this, key, root, retrievalUri, draft);
+        _documents.Add(document);
+        _byName.TryAdd(key, document);
+        RegisterResource(retrievalUri, document, string.Empty);
+        if (key.Length > 0 && _documents[0].Root.ValueKind == JsonValueKind.Object && BaseOf(_documents[0]) is { } rootBase && Uri.TryCreate(rootBase, key, out var resolved))
         {
-            _byName.TryAdd(baseUri.ToString(), document);
-        }
-        else if (id is not null && !id.StartsWith('#'))
-        {
-            _byName.TryAdd(id, document);
+            RegisterResource(resolved, document, string.Empty);
         }
 
         return document;
     }
 
-    /// <summary>Resolves a <c>$ref</c> written in <paramref name="from"/>; null when it points nowhere known.</summary>
-    public SchemaNode? Resolve(JsonSchemaDocument from, string reference)
-    {
-        var hash = reference.IndexOf('#', StringComparison.Ordinal);
-        var documentPart = hash < 0 ? reference : reference[..hash];
-        var fragment = hash < 0 ? string.Empty : reference[(hash + 1)..];
+    public void RegisterResource(Uri uri, JsonSchemaDocument document, string pointer) => _resources.TryAdd(Split(uri).Resource, (document, pointer));
 
-        var target = documentPart.Length == 0 ? from : FindDocument(from, documentPart);
-        if (target is null)
+    public void RegisterAnchor(Uri resource, string name, JsonSchemaDocument document, string pointer) =>
+        _anchors.TryAdd(Split(resource).Resource + "#" + name, (document, pointer));
+
+    /// <summary>Resolves the <c>$ref</c> of the schema at <paramref name="pointer"/> in <paramref name="from"/>; null when it points nowhere known.</summary>
+    public SchemaNode? Resolve(JsonSchemaDocument from, string pointer, string reference)
+    {
+        var baseUri = from.RefBases.GetValueOrDefault(pointer) ?? from.RetrievalUri;
+        if (Uri.TryCreate(baseUri, reference, out var absolute))
         {
-            return null;
+            var (resource, fragment) = Split(absolute);
+            if (_resources.TryGetValue(resource, out var target))
+            {
+                return Locate(resource, target.Document, target.Pointer, fragment);
+            }
         }
 
-        string decoded;
+        // Reference names that are not URI-friendly still match as written.
+        var hash = reference.IndexOf('#', StringComparison.Ordinal);
+        var name = hash < 0 ? reference : reference[..hash];
+        if (name.Length > 0 && _byName.TryGetValue(name, out var document))
+        {
+            return Locate(Split(document.RetrievalUri).Resource, document, string.Empty, hash < 0 ? string.Empty : reference[(hash + 1)..]);
+        }
+
+        return null;
+    }
+
+    private SchemaNode? Locate(string resource, JsonSchemaDocument document, string resourcePointer, string escapedFragment)
+    {
+        string fragment;
         try
         {
-            decoded = Uri.UnescapeDataString(fragment);
+            fragment = Uri.UnescapeDataString(escapedFragment);
         }
         catch (UriFormatException)
         {
             return null;
         }
 
-        if (decoded.Length > 0 && decoded[0] != '/')
+        if (fragment.Length == 0 || fragment[0] == '/')
         {
-            if (!target.Anchors.TryGetValue(decoded, out var anchorPointer))
-            {
-                return null;
-            }
-
-            decoded = anchorPointer;
+            return JsonPointer.Navigate(document, resourcePointer + fragment);
         }
 
-        return JsonPointer.Navigate(target, decoded);
+        return _anchors.TryGetValue(resource + "#" + fragment, out var anchor) ? JsonPointer.Navigate(anchor.Document, anchor.Pointer) : null;
     }
 
-    private JsonSchemaDocument? FindDocument(JsonSchemaDocument from, string documentPart)
+    /// <summary>The absolute base URI a document's root <c>$id</c> sets, if any.</summary>
+    public static Uri? BaseOf(JsonSchemaDocument document)
     {
-        if (_byName.TryGetValue(documentPart, out var document))
-        {
-            return document;
-        }
-
-        var baseUri = from.BaseUri ?? _documents[0].BaseUri;
-        if (baseUri is not null && Uri.TryCreate(baseUri, documentPart, out var resolved))
-        {
-            if (_byName.TryGetValue(resolved.ToString(), out document))
-            {
-                return document;
-            }
-
-            if (from.BaseUri is not null && Uri.Compare(from.BaseUri, resolved, UriComponents.AbsoluteUri & ~UriComponents.Fragment, UriFormat.UriEscaped, StringComparison.Ordinal) == 0)
-            {
-                return from;
-            }
-        }
-
-        return null;
+        var id = IdOf(document, document.Root);
+        return id is not null && Uri.TryCreate(document.RetrievalUri, id, out var resolved) && resolved.IsAbsoluteUri ? resolved : null;
     }
 
-    private static string? ReadId(JsonElement root)
+    /// <summary>The identifier keyword of a schema object as its draft reads it, or null.</summary>
+    public static string? IdOf(JsonSchemaDocument document, JsonElement schema)
     {
-        if (root.ValueKind != JsonValueKind.Object)
+        if (schema.ValueKind != JsonValueKind.Object || (document.RefOverridesSiblings && schema.TryGetProperty("$ref", out _)))
         {
             return null;
         }
 
-        if (root.TryGetProperty("$id", out var id) && id.ValueKind == JsonValueKind.String)
+        if (schema.TryGetProperty("$id", out var id) && id.ValueKind == JsonValueKind.String)
         {
             return id.GetString();
         }
 
-        return root.TryGetProperty("id", out id) && id.ValueKind == JsonValueKind.String ? id.GetString() : null;
+        return document.UsesLegacyId && schema.TryGetProperty("id", out id) && id.ValueKind == JsonValueKind.String ? id.GetString() : null;
+    }
+
+    public static (string Resource, string Fragment) Split(Uri uri)
+    {
+        var text = uri.IsAbsoluteUri ? uri.AbsoluteUri : uri.OriginalString;
+        var hash = text.IndexOf('#', StringComparison.Ordinal);
+        return hash < 0 ? (text, string.Empty) : (text[..hash], text[(hash + 1)..]);
+    }
+
+    private static JsonSchemaDraft DraftOf(JsonElement root)
+    {
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("$schema", out var schema) || schema.ValueKind != JsonValueKind.String)
+        {
+            return JsonSchemaDraft.Unknown;
+        }
+
+        var text = schema.GetString()!;
+        return text.Contains("draft-03", StringComparison.Ordinal) || text.Contains("draft-04", StringComparison.Ordinal) ? JsonSchemaDraft.Draft4OrOlder
+            : text.Contains("draft-06", StringComparison.Ordinal) || text.Contains("draft-07", StringComparison.Ordinal) ? JsonSchemaDraft.Draft6Or7
+            : text.Contains("2019-09", StringComparison.Ordinal) || text.Contains("2020-12", StringComparison.Ordinal) ? JsonSchemaDraft.Draft2019OrNewer
+            : JsonSchemaDraft.Unknown;
     }
 }
 
