@@ -323,6 +323,23 @@ public class JsonSchemaFormatTests
         Assert.Empty(Format.CheckCompatibility(reader: old, writer: @new));
     }
 
+    [Theory]
+    [InlineData(20, true)]
+    [InlineData(900, false)]
+    public void Long_ref_chains_end_without_exhausting_the_stack(int length, bool expectCompatible)
+    {
+        var definitions = string.Join(",", Enumerable.Range(0, length).Select(i => $"'d{i}':{{'type':'object','properties':{{'v':{{'type':'number'}},'next':{{'$ref':'#/$defs/d{i + 1}'}}}}}}"));
+        var schema = Parse($"{{'$ref':'#/$defs/d0','$defs':{{{definitions},'d{length}':{{'type':'string'}}}}}}");
+        IReadOnlyList<string>? messages = null;
+
+        // A 1 MB stack, like a thread-pool thread; the comparer must stop on its own before the stack does.
+        var thread = new Thread(() => messages = Format.CheckCompatibility(schema, schema), 1024 * 1024);
+        thread.Start();
+        thread.Join();
+        Assert.NotNull(messages);
+        Assert.Equal(expectCompatible, messages.Count == 0);
+    }
+
     [Fact]
     public void Combinatorial_unions_stay_bounded()
     {

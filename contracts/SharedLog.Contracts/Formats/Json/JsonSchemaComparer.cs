@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 
@@ -13,7 +14,7 @@ namespace SharedLog.Contracts.Formats.Json;
 /// </summary>
 internal sealed class JsonSchemaComparer
 {
-    private const int MaxComparisonDepth = 200;
+    private const int MaxComparisonDepth = 1000;
     private const int MaxSteps = 25_000;
     private const int MaxConjuncts = 256;
     private const string TooComplex = "#: the schemas are too large or too recursive to compare within limits; treated as incompatible";
@@ -51,7 +52,7 @@ internal sealed class JsonSchemaComparer
             return;
         }
 
-        if (++_steps > MaxSteps || depth > MaxComparisonDepth)
+        if (++_steps > MaxSteps || depth > MaxComparisonDepth || !RuntimeHelpers.TryEnsureSufficientExecutionStack())
         {
             _overBudget = true;
             messages.Add(TooComplex);
