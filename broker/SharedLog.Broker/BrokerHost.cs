@@ -139,6 +139,7 @@ public sealed class BrokerHost : IAsyncDisposable
         services.AddSingleton<IApiHandler, OffsetDeleteHandler>();
         services.AddSingleton(sp => new ObjectJanitor(sp.GetRequiredService<IObjectStore>(), sp.GetRequiredService<IMetadataStore>(), sp.GetRequiredService<StreamStore>(), storage.OrphanGrace, sp.GetRequiredService<ILogger<ObjectJanitor>>()));
         services.AddSingleton<ISchemaFormat>(new Contracts.Formats.Avro.AvroSchemaFormat());
+        services.AddSingleton<ISchemaFormat>(new Contracts.Formats.Json.JsonSchemaFormat());
         services.AddSingleton<ISchemaFormat>(new Contracts.Formats.Protobuf.ProtobufSchemaFormat());
         services.AddSingleton<IRegistryJournal, SchemasTopicJournal>();
         services.AddSingleton<SchemaRegistry>();
