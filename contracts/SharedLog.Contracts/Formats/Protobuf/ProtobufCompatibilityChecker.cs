@@ -23,9 +23,9 @@ namespace SharedLog.Contracts.Formats.Protobuf;
 /// </summary>
 internal sealed class ProtobufCompatibilityChecker(ProtobufParsedSchema reader, ProtobufParsedSchema writer, bool packageChangeIsCompatible)
 {
-    private readonly List<string> problems = [];
-    private readonly HashSet<(string Writer, string Reader)> queued = [];
-    private readonly Queue<(ProtobufTypeEntry Writer, ProtobufTypeEntry Reader)> pending = new();
+    private readonly List<string> _problems = [];
+    private readonly HashSet<(string Writer, string Reader)> _queued = [];
+    private readonly Queue<(ProtobufTypeEntry Writer, ProtobufTypeEntry Reader)> _pending = new();
 
     private enum Kind
     {
@@ -46,17 +46,17 @@ internal sealed class ProtobufCompatibilityChecker(ProtobufParsedSchema reader, 
     {
         if (!packageChangeIsCompatible && !string.Equals(writer.Package, reader.Package, StringComparison.Ordinal))
         {
-            problems.Add($"PACKAGE_CHANGED: the package is '{writer.Package}' in the writer schema and '{reader.Package}' in the reader schema");
+            _problems.Add($"PACKAGE_CHANGED: the package is '{writer.Package}' in the writer schema and '{reader.Package}' in the reader schema");
         }
 
         CompareMessageLists(writer.File.MessageTypes, reader.File.MessageTypes, Scope(writer.Package), Scope(reader.Package));
         // A work queue rather than recursion: chains of message-typed fields can be long.
-        while (pending.TryDequeue(out var pair))
+        while (_pending.TryDequeue(out var pair))
         {
             CompareMessage(pair.Writer, pair.Reader);
         }
 
-        return problems;
+        return _problems;
     }
 
     private static string Scope(string package) => package.Length == 0 ? "" : "." + package;
@@ -76,7 +76,7 @@ internal sealed class ProtobufCompatibilityChecker(ProtobufParsedSchema reader, 
                 : null;
             if (readerEntry is null)
             {
-                problems.Add($"MESSAGE_REMOVED: message '{writerEntry.LocalName}' of the writer schema is missing in the reader schema");
+                _problems.Add($"MESSAGE_REMOVED: message '{writerEntry.LocalName}' of the writer schema is missing in the reader schema");
                 continue;
             }
 
@@ -86,9 +86,9 @@ internal sealed class ProtobufCompatibilityChecker(ProtobufParsedSchema reader, 
 
     private void Enqueue(ProtobufTypeEntry writerEntry, ProtobufTypeEntry readerEntry)
     {
-        if (queued.Add((writerEntry.FullName, readerEntry.FullName)))
+        if (_queued.Add((writerEntry.FullName, readerEntry.FullName)))
         {
-            pending.Enqueue((writerEntry, readerEntry));
+            _pending.Enqueue((writerEntry, readerEntry));
         }
     }
 
@@ -112,11 +112,11 @@ internal sealed class ProtobufCompatibilityChecker(ProtobufParsedSchema reader, 
             movedIntoOneof.UnionWith(moved);
             if (moved.Count > 1)
             {
-                problems.Add($"MULTIPLE_FIELDS_MOVED_TO_ONEOF: oneof '{oneof.Key}' of message '{messageName}' in the reader schema holds fields {string.Join(", ", moved)} that are separate fields in the writer schema");
+                _problems.Add($"MULTIPLE_FIELDS_MOVED_TO_ONEOF: oneof '{oneof.Key}' of message '{messageName}' in the reader schema holds fields {string.Join(", ", moved)} that are separate fields in the writer schema");
             }
             else if (moved.Count == 1 && existing > 0)
             {
-                problems.Add($"FIELD_MOVED_TO_EXISTING_ONEOF: field number {moved[0]} of message '{messageName}' moved into oneof '{oneof.Key}', which holds fields that were oneof members in the writer schema");
+                _problems.Add($"FIELD_MOVED_TO_EXISTING_ONEOF: field number {moved[0]} of message '{messageName}' moved into oneof '{oneof.Key}', which holds fields that were oneof members in the writer schema");
             }
         }
 
@@ -132,7 +132,7 @@ internal sealed class ProtobufCompatibilityChecker(ProtobufParsedSchema reader, 
                 if (!readerFields.ContainsKey(number))
                 {
                     var field = writerFields[number];
-                    problems.Add($"ONEOF_FIELD_REMOVED: field '{field.Name}' (number {number}) of oneof '{oneof.Key}' in message '{messageName}' of the writer schema is missing in the reader schema");
+                    _problems.Add($"ONEOF_FIELD_REMOVED: field '{field.Name}' (number {number}) of oneof '{oneof.Key}' in message '{messageName}' of the writer schema is missing in the reader schema");
                 }
             }
         }
@@ -145,7 +145,7 @@ internal sealed class ProtobufCompatibilityChecker(ProtobufParsedSchema reader, 
             {
                 if (writerField!.label == FieldDescriptorProto.Label.LabelRequired && !movedIntoOneof.Contains(number))
                 {
-                    problems.Add($"REQUIRED_FIELD_REMOVED: required field '{writerField.Name}' (number {number}) of message '{messageName}' in the writer schema is missing in the reader schema");
+                    _problems.Add($"REQUIRED_FIELD_REMOVED: required field '{writerField.Name}' (number {number}) of message '{messageName}' in the writer schema is missing in the reader schema");
                 }
 
                 continue;
@@ -155,7 +155,7 @@ internal sealed class ProtobufCompatibilityChecker(ProtobufParsedSchema reader, 
             {
                 if (readerField.label == FieldDescriptorProto.Label.LabelRequired)
                 {
-                    problems.Add($"REQUIRED_FIELD_ADDED: required field '{readerField.Name}' (number {number}) of message '{messageName}' in the reader schema is missing in the writer schema");
+                    _problems.Add($"REQUIRED_FIELD_ADDED: required field '{readerField.Name}' (number {number}) of message '{messageName}' in the reader schema is missing in the writer schema");
                 }
 
                 continue;
@@ -174,7 +174,7 @@ internal sealed class ProtobufCompatibilityChecker(ProtobufParsedSchema reader, 
         var readerCardinality = CardinalityOf(readerField, readerEntry);
         if (readerCardinality == Cardinality.Required && writerCardinality is Cardinality.Singular or Cardinality.Optional)
         {
-            problems.Add($"REQUIRED_FIELD_ADDED: {location} is required in the reader schema but optional in the writer schema");
+            _problems.Add($"REQUIRED_FIELD_ADDED: {location} is required in the reader schema but optional in the writer schema");
         }
 
         var repeatedChanged = (writerCardinality == Cardinality.Repeated) != (readerCardinality == Cardinality.Repeated);
@@ -189,7 +189,7 @@ internal sealed class ProtobufCompatibilityChecker(ProtobufParsedSchema reader, 
         var readerKind = KindOf(readerField, readerType);
         if (writerKind != readerKind)
         {
-            problems.Add($"FIELD_KIND_CHANGED: {location} is a {Describe(writerKind)} in the writer schema and a {Describe(readerKind)} in the reader schema");
+            _problems.Add($"FIELD_KIND_CHANGED: {location} is a {Describe(writerKind)} in the writer schema and a {Describe(readerKind)} in the reader schema");
             return;
         }
 
@@ -200,11 +200,11 @@ internal sealed class ProtobufCompatibilityChecker(ProtobufParsedSchema reader, 
                 var readerGroup = WireGroup(readerField);
                 if (!string.Equals(writerGroup, readerGroup, StringComparison.Ordinal))
                 {
-                    problems.Add($"FIELD_SCALAR_KIND_CHANGED: {location} has type {TypeText(writerField)} in the writer schema and {TypeText(readerField)} in the reader schema, which are not wire-compatible");
+                    _problems.Add($"FIELD_SCALAR_KIND_CHANGED: {location} has type {TypeText(writerField)} in the writer schema and {TypeText(readerField)} in the reader schema, which are not wire-compatible");
                 }
                 else if (repeatedChanged && !string.Equals(writerGroup, "string/bytes", StringComparison.Ordinal))
                 {
-                    problems.Add($"FIELD_NUMERIC_LABEL_CHANGED: {location} is {(readerField.label == FieldDescriptorProto.Label.LabelRepeated ? "repeated" : "singular")} in the reader schema but not in the writer schema; numeric fields cannot change between singular and repeated");
+                    _problems.Add($"FIELD_NUMERIC_LABEL_CHANGED: {location} is {(readerField.label == FieldDescriptorProto.Label.LabelRepeated ? "repeated" : "singular")} in the reader schema but not in the writer schema; numeric fields cannot change between singular and repeated");
                 }
 
                 break;
@@ -216,7 +216,7 @@ internal sealed class ProtobufCompatibilityChecker(ProtobufParsedSchema reader, 
                 {
                     if (!string.Equals(writerName, readerName, StringComparison.Ordinal))
                     {
-                        problems.Add($"FIELD_NAMED_TYPE_CHANGED: {location} has message type '{writerName}' in the writer schema and '{readerName}' in the reader schema");
+                        _problems.Add($"FIELD_NAMED_TYPE_CHANGED: {location} has message type '{writerName}' in the writer schema and '{readerName}' in the reader schema");
                     }
                 }
                 else

@@ -12,7 +12,7 @@ internal sealed record ProtobufTypeEntry(string FullName, string Package, bool P
 /// <summary>Every type of a parsed file set by fully-qualified name (leading dot, as protobuf-net resolves field types).</summary>
 internal sealed class ProtobufTypeIndex
 {
-    private readonly Dictionary<string, ProtobufTypeEntry> byName = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ProtobufTypeEntry> _byName = new(StringComparer.Ordinal);
 
     public ProtobufTypeIndex(IEnumerable<FileDescriptorProto> files)
     {
@@ -52,12 +52,12 @@ internal sealed class ProtobufTypeIndex
     }
 
     public ProtobufTypeEntry? Find(string? fullName) =>
-        fullName is not null && byName.TryGetValue(fullName, out var entry) ? entry : null;
+        fullName is not null && _byName.TryGetValue(fullName, out var entry) ? entry : null;
 
     public static bool IsProto3(FileDescriptorProto file) =>
         string.Equals(file.Syntax, "proto3", StringComparison.Ordinal);
 
     public static bool IsMapEntry(DescriptorProto message) => message.Options?.MapEntry == true;
 
-    private void Add(ProtobufTypeEntry entry) => byName.TryAdd(entry.FullName, entry);
+    private void Add(ProtobufTypeEntry entry) => _byName.TryAdd(entry.FullName, entry);
 }
