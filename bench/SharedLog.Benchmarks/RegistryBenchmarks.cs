@@ -1,3 +1,4 @@
+using SharedLog.Contracts;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using BenchmarkDotNet.Attributes;
@@ -20,20 +21,20 @@ public class RegistryBenchmarks : IDisposable
     private SchemaRequest _registered = null!;
     private int _id;
 
-    private sealed class MemoryJournal : IRegistryJournal
+    private sealed class MemoryJournal : IJournal
     {
-        private readonly List<RegistryJournalEntry> _entries = [];
+        private readonly List<JournalEntry> _entries = [];
 
-        public ValueTask AppendAsync(IReadOnlyList<RegistryJournalEntry> entries, CancellationToken cancellationToken)
+        public ValueTask AppendAsync(IReadOnlyList<JournalEntry> entries, CancellationToken cancellationToken)
         {
             _entries.AddRange(entries);
             return ValueTask.CompletedTask;
         }
 
-        public async IAsyncEnumerable<RegistryJournalEntry> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+        public async IAsyncEnumerable<JournalEntry> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken)
         {
             await Task.CompletedTask;
-            foreach (RegistryJournalEntry entry in _entries)
+            foreach (JournalEntry entry in _entries)
             {
                 yield return entry;
             }

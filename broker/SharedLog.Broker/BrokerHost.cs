@@ -1,3 +1,4 @@
+using SharedLog.Contracts;
 using System.Net;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -141,8 +142,10 @@ public sealed class BrokerHost : IAsyncDisposable
         services.AddSingleton<ISchemaFormat>(new Contracts.Formats.Avro.AvroSchemaFormat());
         services.AddSingleton<ISchemaFormat>(new Contracts.Formats.Json.JsonSchemaFormat());
         services.AddSingleton<ISchemaFormat>(new Contracts.Formats.Protobuf.ProtobufSchemaFormat());
-        services.AddSingleton<IRegistryJournal, SchemasTopicJournal>();
-        services.AddSingleton<SchemaRegistry>();
+        services.AddSingleton(sp => new SchemaRegistry(
+            sp.GetServices<ISchemaFormat>(),
+            new InternalTopicJournal(sp.GetRequiredService<TopicService>(), sp.GetRequiredService<StreamStore>(), "_schemas", InternalTopicJournal.CompactedForever),
+            sp.GetRequiredService<ILogger<SchemaRegistry>>()));
         services.AddSingleton<Http.SchemaRegistryApi>();
         services.AddSingleton(sp => new HandlerRegistry(sp.GetServices<IApiHandler>()));
 

@@ -1,3 +1,4 @@
+using SharedLog.Contracts;
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging.Abstractions;
 using SharedLog.Contracts.Registry;
@@ -39,13 +40,13 @@ public class SchemaRegistryTests
         }
     }
 
-    private sealed class MemoryJournal : IRegistryJournal
+    private sealed class MemoryJournal : IJournal
     {
-        public List<RegistryJournalEntry> Entries { get; } = [];
+        public List<JournalEntry> Entries { get; } = [];
 
         public bool Fail { get; set; }
 
-        public ValueTask AppendAsync(IReadOnlyList<RegistryJournalEntry> entries, CancellationToken cancellationToken)
+        public ValueTask AppendAsync(IReadOnlyList<JournalEntry> entries, CancellationToken cancellationToken)
         {
             if (Fail)
             {
@@ -56,9 +57,9 @@ public class SchemaRegistryTests
             return ValueTask.CompletedTask;
         }
 
-        public async IAsyncEnumerable<RegistryJournalEntry> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+        public async IAsyncEnumerable<JournalEntry> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken)
         {
-            foreach (RegistryJournalEntry entry in Entries.ToList())
+            foreach (JournalEntry entry in Entries.ToList())
             {
                 await Task.Yield();
                 yield return entry;

@@ -1,23 +1,8 @@
+using SharedLog.Contracts;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace SharedLog.Contracts.Registry;
-
-/// <summary>One record of the registry's log: a JSON key and a JSON value (null = tombstone).</summary>
-public readonly record struct RegistryJournalEntry(byte[] Key, byte[]? Value);
-
-/// <summary>
-/// Durable, ordered storage of registry records. The broker implements it with the compacted
-/// <c>_schemas</c> topic of its own storage, so the registry lives in the shared object store.
-/// </summary>
-public interface IRegistryJournal
-{
-    /// <summary>Appends the entries atomically (one record batch) and completes once they are durable.</summary>
-    ValueTask AppendAsync(IReadOnlyList<RegistryJournalEntry> entries, CancellationToken cancellationToken);
-
-    /// <summary>Every record from the start, in order.</summary>
-    IAsyncEnumerable<RegistryJournalEntry> ReadAllAsync(CancellationToken cancellationToken);
-}
 
 /// <summary>Subject metadata as Confluent defines it (owner, topic class and the like live in <see cref="Properties"/>).</summary>
 public sealed class SchemaMetadata
@@ -127,19 +112,19 @@ public static class RegistryRecords
         public int Id { get; set; }
     }
 
-    public static RegistryJournalEntry SchemaVersion(SchemaVersionValue value) =>
+    public static JournalEntry SchemaVersion(SchemaVersionValue value) =>
         new(Encode(new Key { KeyType = SchemaKeyType, Subject = value.Subject, Version = value.Version, Magic = 1 }), Encode(value));
 
-    public static RegistryJournalEntry SchemaVersionTombstone(string subject, int version) =>
+    public static JournalEntry SchemaVersionTombstone(string subject, int version) =>
         new(Encode(new Key { KeyType = SchemaKeyType, Subject = subject, Version = version, Magic = 1 }), null);
 
-    public static RegistryJournalEntry Config(string? subject, CompatibilityLevel? level) =>
+    public static JournalEntry Config(string? subject, CompatibilityLevel? level) =>
         new(Encode(new Key { KeyType = ConfigKeyType, Subject = subject }), level is { } set ? Encode(new ConfigValue { CompatibilityLevel = RegistryNames.Name(set) }) : null);
 
-    public static RegistryJournalEntry Mode(string? subject, RegistryMode? mode) =>
+    public static JournalEntry Mode(string? subject, RegistryMode? mode) =>
         new(Encode(new Key { KeyType = ModeKeyType, Subject = subject }), mode is { } set ? Encode(new ModeValue { Mode = RegistryNames.Name(set) }) : null);
 
-    public static RegistryJournalEntry IdHighWater(int id) =>
+    public static JournalEntry IdHighWater(int id) =>
         new(Encode(new Key { KeyType = IdHighWaterKeyType }), Encode(new IdHighWaterValue { Id = id }));
 
     public static Key DecodeKey(byte[] key) =>

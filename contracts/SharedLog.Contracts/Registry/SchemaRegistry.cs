@@ -1,3 +1,4 @@
+using SharedLog.Contracts;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 
@@ -16,7 +17,7 @@ public sealed record CompatibilityResult(bool IsCompatible, IReadOnlyList<string
 
 /// <summary>
 /// The schema registry: subjects, versions, global ids, compatibility and mode settings, kept in
-/// memory and made durable as records of an <see cref="IRegistryJournal"/>. Every change is written
+/// memory and made durable as records of an <see cref="IJournal"/>. Every change is written
 /// to the journal first and applied to memory by the same code that replays the journal on start,
 /// so memory is always what a restart would rebuild. Writers are serialized; readers take a short lock.
 /// Ids are global and never reused: the highest id ever handed out survives permanent deletes.
@@ -27,7 +28,7 @@ public sealed partial class SchemaRegistry : IDisposable
     private const int MaxSubjectLength = 1024;
 
     private readonly Dictionary<SchemaType, ISchemaFormat> _formats;
-    private readonly IRegistryJournal _journal;
+    private readonly IJournal _journal;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _writer = new(1, 1);
     private readonly Lock _sync = new();
@@ -41,7 +42,7 @@ public sealed partial class SchemaRegistry : IDisposable
     private RegistryMode? _globalMode;
     private int _maxId;
 
-    public SchemaRegistry(IEnumerable<ISchemaFormat> formats, IRegistryJournal journal, ILogger<SchemaRegistry> logger)
+    public SchemaRegistry(IEnumerable<ISchemaFormat> formats, IJournal journal, ILogger<SchemaRegistry> logger)
     {
         _formats = formats.ToDictionary(f => f.Type);
         _journal = journal;
@@ -56,7 +57,7 @@ public sealed partial class SchemaRegistry : IDisposable
     public async Task LoadAsync(CancellationToken cancellationToken)
     {
         int count = 0;
-        await foreach (RegistryJournalEntry entry in _journal.ReadAllAsync(cancellationToken))
+        await foreach (JournalEntry entry in _journal.ReadAllAsync(cancellationToken))
         {
             lock (_sync)
             {
@@ -350,7 +351,7 @@ public sealed partial class SchemaRegistry : IDisposable
         await _writer.WaitAsync(cancellationToken);
         try
         {
-            List<RegistryJournalEntry> entries = [];
+            List<JournalEntry> entries = [];
             List<int> deleted;
             lock (_sync)
             {
@@ -416,7 +417,7 @@ public sealed partial class SchemaRegistry : IDisposable
         await _writer.WaitAsync(cancellationToken);
         try
         {
-            RegistryJournalEntry[] entries;
+            JournalEntry[] entries;
             int number;
             lock (_sync)
             {
@@ -549,7 +550,7 @@ public sealed partial class SchemaRegistry : IDisposable
         public int Usages { get; set; }
     }
 
-    private async Task WriteSerializedAsync(RegistryJournalEntry[] entries, CancellationToken cancellationToken)
+    private async Task WriteSerializedAsync(JournalEntry[] entries, CancellationToken cancellationToken)
     {
         await _writer.WaitAsync(cancellationToken);
         try
@@ -563,7 +564,7 @@ public sealed partial class SchemaRegistry : IDisposable
     }
 
     /// <summary>Journal first, then memory: what is visible is always durable.</summary>
-    private async Task WriteAsync(IReadOnlyList<RegistryJournalEntry> entries, IParsedSchema? parsed, CancellationToken cancellationToken)
+    private async Task WriteAsync(IReadOnlyList<JournalEntry> entries, IParsedSchema? parsed, CancellationToken cancellationToken)
     {
         try
         {
@@ -577,7 +578,7 @@ public sealed partial class SchemaRegistry : IDisposable
 
         lock (_sync)
         {
-            foreach (RegistryJournalEntry entry in entries)
+            foreach (JournalEntry entry in entries)
             {
                 Apply(entry, parsed);
             }
@@ -585,7 +586,7 @@ public sealed partial class SchemaRegistry : IDisposable
     }
 
     /// <summary>Applies one journal record to memory; the only place state changes.</summary>
-    private void Apply(RegistryJournalEntry entry, IParsedSchema? parsed)
+    private void Apply(JournalEntry entry, IParsedSchema? parsed)
     {
         try
         {

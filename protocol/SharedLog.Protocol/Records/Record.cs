@@ -92,6 +92,9 @@ public readonly ref struct Record
 
     public int HeaderCount { get; }
 
+    /// <summary>The encoded headers, as they appear in the batch (for copying a record without re-encoding them).</summary>
+    public ReadOnlySpan<byte> RawHeaders => HeaderBytes;
+
     private ReadOnlySpan<byte> HeaderBytes { get; }
 
     public HeaderEnumerator Headers => new(HeaderBytes, HeaderCount);

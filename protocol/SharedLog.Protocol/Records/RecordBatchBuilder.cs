@@ -15,6 +15,7 @@ public sealed class RecordBatchBuilder
 {
     private readonly ArrayBufferWriter<byte> _records = new();
     private int _count;
+    private int _nextDelta;
     private long _maxTimestamp = -1;
 
     public RecordBatchBuilder(long baseTimestamp)
@@ -44,34 +45,76 @@ public sealed class RecordBatchBuilder
 
     public int Count => _count;
 
+    /// <summary>
+    /// Offset delta of the batch's last offset; null means the last record's. Set it past the last record
+    /// to keep a batch's original offset span after records were taken out (they leave offset gaps).
+    /// </summary>
+    public int? LastOffsetDelta { get; set; }
+
     /// <summary>Appends a record; offsets follow in order from <see cref="BaseOffset"/>.</summary>
     public RecordBatchBuilder Add(byte[]? key, byte[]? value, long timestamp, IReadOnlyList<RecordHeaderValue>? headers = null)
     {
         var body = new ArrayBufferWriter<byte>();
-        WriteByte(body, 0);
-        WriteVarLong(body, timestamp - BaseTimestamp);
-        WriteVarInt(body, _count);
-        WriteBytes(body, key);
-        WriteBytes(body, value);
+        WriteRecordStart(body, timestamp, _nextDelta, key, key is null, value, value is null);
         WriteVarInt(body, headers?.Count ?? 0);
-        foreach (RecordHeaderValue header in headers ?? [])
+        WriteHeaders(body, headers);
+        Append(body, _nextDelta, timestamp);
+        return this;
+    }
+
+    /// <summary>
+    /// Appends a record copied from another batch at an explicit offset delta (strictly increasing),
+    /// keeping its encoded headers verbatim and adding <paramref name="extraHeaders"/> after them.
+    /// </summary>
+    public RecordBatchBuilder AddCopy(int offsetDelta, long timestamp, ReadOnlySpan<byte> key, bool keyIsNull, ReadOnlySpan<byte> value, bool valueIsNull, ReadOnlySpan<byte> rawHeaders, int headerCount, IReadOnlyList<RecordHeaderValue>? extraHeaders = null)
+    {
+        if (offsetDelta < _nextDelta)
         {
-            WriteBytes(body, Encoding.UTF8.GetBytes(header.Key));
-            WriteBytes(body, header.Value);
+            throw new ArgumentOutOfRangeException(nameof(offsetDelta), "Offset deltas must increase.");
         }
 
+        var body = new ArrayBufferWriter<byte>();
+        WriteRecordStart(body, timestamp, offsetDelta, key, keyIsNull, value, valueIsNull);
+        WriteVarInt(body, headerCount + (extraHeaders?.Count ?? 0));
+        body.Write(rawHeaders);
+        WriteHeaders(body, extraHeaders);
+        Append(body, offsetDelta, timestamp);
+        return this;
+    }
+
+    private void WriteRecordStart(ArrayBufferWriter<byte> body, long timestamp, int offsetDelta, ReadOnlySpan<byte> key, bool keyIsNull, ReadOnlySpan<byte> value, bool valueIsNull)
+    {
+        WriteByte(body, 0);
+        WriteVarLong(body, timestamp - BaseTimestamp);
+        WriteVarInt(body, offsetDelta);
+        WriteBytes(body, key, keyIsNull);
+        WriteBytes(body, value, valueIsNull);
+    }
+
+    private static void WriteHeaders(ArrayBufferWriter<byte> body, IReadOnlyList<RecordHeaderValue>? headers)
+    {
+        foreach (RecordHeaderValue header in headers ?? [])
+        {
+            WriteBytes(body, Encoding.UTF8.GetBytes(header.Key), isNull: false);
+            WriteBytes(body, header.Value, header.Value is null);
+        }
+    }
+
+    private void Append(ArrayBufferWriter<byte> body, int offsetDelta, long timestamp)
+    {
         WriteVarInt(_records, body.WrittenCount);
         _records.Write(body.WrittenSpan);
         _count++;
+        _nextDelta = offsetDelta + 1;
         _maxTimestamp = Math.Max(_maxTimestamp, timestamp);
-        return this;
     }
 
     public byte[] Build()
     {
-        if (_count == 0)
+        int lastOffsetDelta = LastOffsetDelta ?? _nextDelta - 1;
+        if (lastOffsetDelta < 0 || lastOffsetDelta < _nextDelta - 1)
         {
-            throw new InvalidOperationException("A record batch needs at least one record.");
+            throw new InvalidOperationException("A record batch needs at least one record or an explicit last offset delta covering its records.");
         }
 
         var section = new ArrayBufferWriter<byte>();
@@ -87,9 +130,9 @@ public sealed class RecordBatchBuilder
             | (IsTransactional ? 0x10 : 0)
             | (IsControl ? 0x20 : 0));
         BinaryPrimitives.WriteInt16BigEndian(s[21..], attributes);
-        BinaryPrimitives.WriteInt32BigEndian(s[23..], _count - 1);
+        BinaryPrimitives.WriteInt32BigEndian(s[23..], lastOffsetDelta);
         BinaryPrimitives.WriteInt64BigEndian(s[27..], BaseTimestamp);
-        BinaryPrimitives.WriteInt64BigEndian(s[35..], _maxTimestamp);
+        BinaryPrimitives.WriteInt64BigEndian(s[35..], _count == 0 ? BaseTimestamp : _maxTimestamp);
         BinaryPrimitives.WriteInt64BigEndian(s[43..], ProducerId);
         BinaryPrimitives.WriteInt16BigEndian(s[51..], ProducerEpoch);
         BinaryPrimitives.WriteInt32BigEndian(s[53..], BaseSequence);
@@ -131,12 +174,9 @@ public sealed class RecordBatchBuilder
     private static void WriteVarLong(ArrayBufferWriter<byte> output, long value) =>
         output.Advance(Varint.WriteSigned(output.GetSpan(Varint.MaxBytes64), value));
 
-    private static void WriteBytes(ArrayBufferWriter<byte> output, byte[]? value)
+    private static void WriteBytes(ArrayBufferWriter<byte> output, ReadOnlySpan<byte> value, bool isNull)
     {
-        WriteVarInt(output, value?.Length ?? -1);
-        if (value is not null)
-        {
-            output.Write(value);
-        }
+        WriteVarInt(output, isNull ? -1 : value.Length);
+        output.Write(value);
     }
 }

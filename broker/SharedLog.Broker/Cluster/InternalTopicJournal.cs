@@ -1,3 +1,4 @@
+using SharedLog.Contracts;
 using System.Runtime.CompilerServices;
 using SharedLog.Contracts.Registry;
 using SharedLog.Protocol.Records;
@@ -6,27 +7,29 @@ using SharedLog.Storage.Streams;
 namespace SharedLog.Broker.Cluster;
 
 /// <summary>
-/// The schema registry's journal: partition 0 of the compacted internal topic <c>_schemas</c>,
-/// written and read through the same stream store as every other topic, so registry state lives
-/// in the WAL and the shared object store and survives the loss of the broker's disk.
+/// A journal on partition 0 of an internal topic (<c>_schemas</c>, <c>_contracts</c>,
+/// <c>_contract_audit</c>), written and read through the same stream store as every other topic, so
+/// the state lives in the WAL and the shared object store. The topic is created on the first append.
 /// </summary>
-public sealed class SchemasTopicJournal(TopicService topics, StreamStore streams) : IRegistryJournal
+public sealed class InternalTopicJournal(TopicService topics, StreamStore streams, string topicName, IReadOnlyDictionary<string, string> topicConfigs) : IJournal
 {
-    public const string TopicName = "_schemas";
     private const int ReadChunkBytes = 4 * 1024 * 1024;
 
-    private static readonly Dictionary<string, string> SchemasTopicConfigs = new(StringComparer.Ordinal)
+    /// <summary>Configs of topics that hold current state keyed by record key (registry, contracts).</summary>
+    public static readonly IReadOnlyDictionary<string, string> CompactedForever = new Dictionary<string, string>(StringComparer.Ordinal)
     {
         ["cleanup.policy"] = "compact",
         ["retention.ms"] = "-1",
     };
 
-    public async ValueTask AppendAsync(IReadOnlyList<RegistryJournalEntry> entries, CancellationToken cancellationToken)
+    public string TopicName => topicName;
+
+    public async ValueTask AppendAsync(IReadOnlyList<JournalEntry> entries, CancellationToken cancellationToken)
     {
         StreamLog stream = await OpenAsync(cancellationToken);
         long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var builder = new RecordBatchBuilder(now);
-        foreach (RegistryJournalEntry entry in entries)
+        foreach (JournalEntry entry in entries)
         {
             builder.Add(entry.Key, entry.Value, now);
         }
@@ -36,7 +39,7 @@ public sealed class SchemasTopicJournal(TopicService topics, StreamStore streams
         await streams.AppendAsync(stream.StreamId, builder.Build(), CancellationToken.None).AsTask().WaitAsync(cancellationToken);
     }
 
-    public async IAsyncEnumerable<RegistryJournalEntry> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<JournalEntry> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
         // Reading never creates the topic: a broker whose registry was never written has no _schemas.
         if (topics.FindStream(TopicName, 0) is not { } stream)
@@ -57,7 +60,7 @@ public sealed class SchemasTopicJournal(TopicService topics, StreamStore streams
             foreach (ReadOnlyMemory<byte> bytes in read.Batches)
             {
                 RecordBatch batch = RecordBatch.Parse(bytes);
-                foreach (RegistryJournalEntry entry in Entries(batch, offset))
+                foreach (JournalEntry entry in Entries(batch, offset))
                 {
                     yield return entry;
                 }
@@ -67,9 +70,9 @@ public sealed class SchemasTopicJournal(TopicService topics, StreamStore streams
         }
     }
 
-    private static List<RegistryJournalEntry> Entries(RecordBatch batch, long fromOffset)
+    private static List<JournalEntry> Entries(RecordBatch batch, long fromOffset)
     {
-        var entries = new List<RegistryJournalEntry>(batch.RecordCount);
+        var entries = new List<JournalEntry>(batch.RecordCount);
         if (batch.IsControl)
         {
             return entries;
@@ -79,7 +82,7 @@ public sealed class SchemasTopicJournal(TopicService topics, StreamStore streams
         {
             if (record.Offset >= fromOffset && !record.KeyIsNull)
             {
-                entries.Add(new RegistryJournalEntry(record.Key.ToArray(), record.ValueIsNull ? null : record.Value.ToArray()));
+                entries.Add(new JournalEntry(record.Key.ToArray(), record.ValueIsNull ? null : record.Value.ToArray()));
             }
         }
 
@@ -93,12 +96,12 @@ public sealed class SchemasTopicJournal(TopicService topics, StreamStore streams
             return stream;
         }
 
-        (_, Protocol.ErrorCode error, string? message) = await topics.CreateAsync(TopicName, 1, SchemasTopicConfigs, validateOnly: false, cancellationToken);
+        (_, Protocol.ErrorCode error, string? message) = await topics.CreateAsync(TopicName, 1, topicConfigs, validateOnly: false, cancellationToken);
         if (error is not Protocol.ErrorCode.None and not Protocol.ErrorCode.TopicAlreadyExists)
         {
-            throw new InvalidOperationException($"Cannot create the registry topic {TopicName}: {error} {message}");
+            throw new InvalidOperationException($"Cannot create the internal topic {TopicName}: {error} {message}");
         }
 
-        return topics.FindStream(TopicName, 0) ?? throw new InvalidOperationException($"The registry topic {TopicName} is not served by this broker.");
+        return topics.FindStream(TopicName, 0) ?? throw new InvalidOperationException($"The internal topic {TopicName} is not served by this broker.");
     }
 }

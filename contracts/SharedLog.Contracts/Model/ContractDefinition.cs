@@ -1,0 +1,282 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using SharedLog.Contracts.Registry;
+using YamlDotNet.Core;
+using YamlDotNet.Core.Events;
+using YamlDotNet.Serialization;
+using YamlDotNet.Serialization.NamingConventions;
+
+namespace SharedLog.Contracts.Model;
+
+/// <summary>The registry subject (and versions) a key or value must be written with.</summary>
+public sealed record SchemaRequirement(string? Subject, SubjectNameStrategy Strategy, int MinVersion, int MaxVersion)
+{
+    /// <summary>The subject a record's schema must be registered under, per the naming strategy.</summary>
+    public string SubjectFor(string topic, bool isKey, string? recordName) => Subject ?? Strategy switch
+    {
+        SubjectNameStrategy.TopicNameStrategy => $"{topic}-{(isKey ? "key" : "value")}",
+        SubjectNameStrategy.RecordNameStrategy => recordName ?? "",
+        _ => $"{topic}-{recordName}",
+    };
+}
+
+public sealed record FieldRuleDefinition(string Name, string Expression, string? Message);
+
+public sealed record PrivacyRuleDefinition(string? FieldPath, string? Tag, PrivacyAction Action)
+{
+    public string Target => FieldPath ?? $"tag:{Tag}";
+}
+
+/// <summary>A contract file parsed and checked: every default applied, every name resolved to an enum.</summary>
+public sealed record ContractDefinition(
+    string Name,
+    string Topic,
+    TopicClass Class,
+    string? Owner,
+    string? Description,
+    SchemaRequirement? Key,
+    SchemaRequirement? Value,
+    IReadOnlyList<FieldRuleDefinition> Rules,
+    IReadOnlyList<PrivacyRuleDefinition> Privacy,
+    FailureAction OnFailure,
+    string QuarantineTopicTemplate,
+    bool RejectTombstones,
+    CompatibilityLevel Compatibility)
+{
+    private readonly Regex? _pattern = Topic.Contains('*', StringComparison.Ordinal)
+        ? new Regex("^" + string.Join(".*", Topic.Split('*').Select(Regex.Escape)) + "$", RegexOptions.CultureInvariant | RegexOptions.NonBacktracking)
+        : null;
+
+    public bool IsPattern => _pattern is not null;
+
+    public bool Matches(string topic) => _pattern?.IsMatch(topic) ?? string.Equals(Topic, topic, StringComparison.Ordinal);
+
+    /// <summary>Where this contract quarantines records of <paramref name="topic"/>.</summary>
+    public string QuarantineTopicFor(string topic) => QuarantineTopicTemplate.Replace("{topic}", topic, StringComparison.Ordinal);
+}
+
+/// <summary>A contract file that cannot be used; <see cref="Problems"/> lists every problem found, with line and column where known.</summary>
+public sealed class ContractValidationException(IReadOnlyList<string> problems)
+    : Exception("Invalid contract: " + string.Join("; ", problems))
+{
+    public IReadOnlyList<string> Problems { get; } = problems;
+}
+
+/// <summary>
+/// Reads contract files: YAML (JSON is YAML too), bounded in size and depth, without anchors or
+/// aliases (no alias bombs), unknown keys refused so typos are caught; then applies class defaults and
+/// checks every field. Rule expressions are compiled later by the gate, which reports their errors.
+/// </summary>
+public static class ContractParser
+{
+    public const int MaxDocumentChars = 256 * 1024;
+    private const int MaxNesting = 16;
+
+    private static readonly IDeserializer Yaml = new DeserializerBuilder()
+        .WithNamingConvention(CamelCaseNamingConvention.Instance)
+        .Build();
+
+    public static ContractDefinition Parse(string text)
+    {
+        ContractDocument document = Read(text);
+        var problems = new List<string>();
+        string topic = Required(document.Topic, "topic", problems);
+        if (topic.Length > 0 && !Regex.IsMatch(topic, "^[A-Za-z0-9._*-]{1,249}$", RegexOptions.CultureInvariant))
+        {
+            problems.Add($"topic '{topic}' must be a topic name or a pattern of letters, digits, '.', '_', '-' and '*'.");
+        }
+
+        TopicClass topicClass = ParseEnum(document.Class ?? "raw", "class", TopicClass.Raw, problems);
+        (FailureAction defaultAction, CompatibilityLevel defaultCompatibility) = topicClass switch
+        {
+            TopicClass.Certified or TopicClass.Sensitive => (FailureAction.Reject, CompatibilityLevel.FullTransitive),
+            TopicClass.Remediation => (FailureAction.Reject, CompatibilityLevel.Backward),
+            TopicClass.Quarantine => (FailureAction.Observe, CompatibilityLevel.None),
+            _ => (FailureAction.Observe, CompatibilityLevel.Backward),
+        };
+        FailureAction onFailure = document.OnFailure is null ? defaultAction : ParseEnum(document.OnFailure, "onFailure", defaultAction, problems);
+        CompatibilityLevel compatibility = defaultCompatibility;
+        if (document.Compatibility is not null && !RegistryNames.TryParseLevel(document.Compatibility, out compatibility))
+        {
+            problems.Add($"compatibility '{document.Compatibility}' is not a level (NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE).");
+        }
+
+        bool rejectTombstones = (document.Tombstones ?? "allow").ToLowerInvariant() switch
+        {
+            "allow" => false,
+            "reject" => true,
+            var other => Problem(problems, $"tombstones '{other}' must be allow or reject."),
+        };
+
+        var rules = new List<FieldRuleDefinition>();
+        foreach ((RuleDocument rule, int index) in (document.Rules ?? []).Select((r, i) => (r, i)))
+        {
+            string name = rule.Name ?? $"rule-{index + 1}";
+            if (string.IsNullOrWhiteSpace(rule.Expr))
+            {
+                problems.Add($"rules[{index}] ({name}) needs an expr.");
+                continue;
+            }
+
+            if (rules.Any(r => r.Name == name))
+            {
+                problems.Add($"rules[{index}]: the name '{name}' is used twice.");
+            }
+
+            rules.Add(new FieldRuleDefinition(name, rule.Expr, rule.Message));
+        }
+
+        var privacy = new List<PrivacyRuleDefinition>();
+        foreach ((PrivacyDocument rule, int index) in (document.Privacy ?? []).Select((r, i) => (r, i)))
+        {
+            if ((rule.Field is null) == (rule.Tag is null))
+            {
+                problems.Add($"privacy[{index}] needs exactly one of field or tag.");
+                continue;
+            }
+
+            if (rule.Field is not null && !Regex.IsMatch(rule.Field, "^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*$", RegexOptions.CultureInvariant))
+            {
+                problems.Add($"privacy[{index}]: field '{rule.Field}' must be a dotted path of field names.");
+            }
+
+            privacy.Add(new PrivacyRuleDefinition(rule.Field, rule.Tag, ParseEnum(rule.Action, $"privacy[{index}].action", PrivacyAction.Redact, problems)));
+        }
+
+        if (topicClass == TopicClass.Sensitive && privacy.Count == 0)
+        {
+            problems.Add("class sensitive needs at least one privacy rule (redact, hash or drop).");
+        }
+
+        if ((rules.Count > 0 || privacy.Count > 0) && document.Value is null && document.Key is null)
+        {
+            problems.Add("rules and privacy rules read decoded records: bind a value (or key) schema.");
+        }
+
+        SchemaRequirement? key = Binding(document.Key, "key", problems);
+        SchemaRequirement? value = Binding(document.Value, "value", problems);
+        string quarantine = document.QuarantineTopic ?? "{topic}.quarantine";
+        if (onFailure == FailureAction.Quarantine && topicClass == TopicClass.Quarantine)
+        {
+            problems.Add("a quarantine-class topic cannot quarantine into another topic.");
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new ContractValidationException(problems);
+        }
+
+        return new ContractDefinition(document.Name ?? topic, topic, topicClass, document.Owner, document.Description, key, value, rules, privacy, onFailure, quarantine, rejectTombstones, compatibility);
+    }
+
+    /// <summary>Bounded YAML reading: size, nesting, no anchors or aliases; errors carry line and column.</summary>
+    private static ContractDocument Read(string text)
+    {
+        if (text.Length > MaxDocumentChars)
+        {
+            throw new ContractValidationException([$"the contract is larger than {MaxDocumentChars} characters."]);
+        }
+
+        try
+        {
+            var parser = new Parser(new StringReader(text));
+            int depth = 0;
+            while (parser.MoveNext())
+            {
+                switch (parser.Current)
+                {
+                    case AnchorAlias alias:
+                        throw new ContractValidationException([$"line {alias.Start.Line}, column {alias.Start.Column}: YAML aliases are not allowed in contracts."]);
+                    case NodeEvent { Anchor.IsEmpty: false } node:
+                        throw new ContractValidationException([$"line {node.Start.Line}, column {node.Start.Column}: YAML anchors are not allowed in contracts."]);
+                    case MappingStart or SequenceStart:
+                        if (++depth > MaxNesting)
+                        {
+                            throw new ContractValidationException([$"line {parser.Current.Start.Line}: the contract nests deeper than {MaxNesting} levels."]);
+                        }
+
+                        break;
+                    case MappingEnd or SequenceEnd:
+                        depth--;
+                        break;
+                }
+            }
+
+            return Yaml.Deserialize<ContractDocument?>(text) ?? throw new ContractValidationException(["the contract is empty."]);
+        }
+        catch (YamlException e)
+        {
+            string reason = (e.InnerException?.Message ?? e.Message).Split('\n')[0];
+            throw new ContractValidationException([$"line {e.Start.Line}, column {e.Start.Column}: {reason}"]);
+        }
+    }
+
+    private static SchemaRequirement? Binding(SchemaBinding? binding, string side, List<string> problems)
+    {
+        if (binding is null)
+        {
+            return null;
+        }
+
+        SubjectNameStrategy strategy = ParseEnum(binding.Strategy ?? nameof(SubjectNameStrategy.TopicNameStrategy), $"{side}.strategy", SubjectNameStrategy.TopicNameStrategy, problems);
+        (int min, int max) = (1, int.MaxValue);
+        if (binding.Versions is { } versions)
+        {
+            Match match = Regex.Match(versions.Replace(" ", "", StringComparison.Ordinal), "^(?:(?<single>\\d+)|(?<from>\\d+)-(?<to>\\d+)|>=(?<atleast>\\d+))$", RegexOptions.CultureInvariant);
+            if (!match.Success)
+            {
+                problems.Add($"{side}.versions '{versions}' must be N, N-M or >=N.");
+            }
+            else if (match.Groups["single"].Success)
+            {
+                min = max = Number(match.Groups["single"].Value);
+            }
+            else if (match.Groups["atleast"].Success)
+            {
+                min = Number(match.Groups["atleast"].Value);
+            }
+            else
+            {
+                (min, max) = (Number(match.Groups["from"].Value), Number(match.Groups["to"].Value));
+            }
+
+            if (min < 1 || max < min)
+            {
+                problems.Add($"{side}.versions '{versions}' is an empty range.");
+            }
+        }
+
+        return new SchemaRequirement(binding.Subject, strategy, min, max);
+    }
+
+    private static int Number(string digits) => int.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out int n) ? n : -1;
+
+    private static string Required(string? text, string name, List<string> problems)
+    {
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            problems.Add($"{name} is required.");
+            return "";
+        }
+
+        return text;
+    }
+
+    private static T ParseEnum<T>(string? text, string name, T fallback, List<string> problems)
+        where T : struct, Enum
+    {
+        if (text is not null && Enum.TryParse(text, ignoreCase: true, out T value) && Enum.IsDefined(value) && !char.IsDigit(text[0]))
+        {
+            return value;
+        }
+
+        problems.Add($"{name} '{text}' must be one of {string.Join(", ", Enum.GetNames<T>().Select(n => n.ToLowerInvariant()))}.");
+        return fallback;
+    }
+
+    private static bool Problem(List<string> problems, string problem)
+    {
+        problems.Add(problem);
+        return false;
+    }
+}

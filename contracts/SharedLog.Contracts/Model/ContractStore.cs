@@ -1,0 +1,319 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+
+namespace SharedLog.Contracts.Model;
+
+/// <summary>One stored revision of a contract: every apply, rollback and delete is kept.</summary>
+public sealed record ContractRevision(string Name, int Version, string Action, string? Text, string Actor, DateTimeOffset At, int? FromVersion);
+
+/// <summary>The contract in force for a topic, with the revision that set it.</summary>
+public sealed record ActiveContract(ContractDefinition Definition, int Version);
+
+/// <summary>The outcome of an apply, rollback or delete (or of a dry run).</summary>
+public sealed record ContractChange(string Name, int Version, bool Changed, IReadOnlyList<string> Diff);
+
+/// <summary>
+/// Contracts by name, versioned, made durable in a journal (the <c>_contracts</c> topic) and replayed
+/// on start; every change is also written to the audit journal (<c>_contract_audit</c>) with who, when
+/// and the diff. Topic lookups (once per produced batch) read an immutable snapshot without locks.
+/// </summary>
+public sealed partial class ContractStore(IJournal journal, IJournal audit, ILogger<ContractStore> logger) : IDisposable
+{
+    public const string ActionApply = "apply";
+    public const string ActionRollback = "rollback";
+    public const string ActionDelete = "delete";
+
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    private readonly SemaphoreSlim _writer = new(1, 1);
+    private readonly Lock _sync = new();
+    private readonly Dictionary<string, List<ContractRevision>> _history = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ActiveContract?> _byTopic = new(StringComparer.Ordinal);
+    private volatile Snapshot _snapshot = new([], new Dictionary<string, ActiveContract>(StringComparer.Ordinal), []);
+
+    private sealed record Snapshot(IReadOnlyList<ContractRevision> Current, IReadOnlyDictionary<string, ActiveContract> Exact, IReadOnlyList<ActiveContract> Patterns);
+
+    private sealed class RevisionKey
+    {
+        public string Name { get; set; } = "";
+
+        public int Version { get; set; }
+    }
+
+    /// <summary>Bumped on every change; the gate keys its caches on it.</summary>
+    public long Generation { get; private set; }
+
+    public void Dispose() => _writer.Dispose();
+
+    public async Task LoadAsync(CancellationToken cancellationToken)
+    {
+        await foreach (JournalEntry entry in journal.ReadAllAsync(cancellationToken))
+        {
+            if (entry.Value is not null && JsonSerializer.Deserialize<ContractRevision>(entry.Value, Json) is { } revision)
+            {
+                lock (_sync)
+                {
+                    Apply(revision);
+                }
+            }
+        }
+
+        LogLoaded(_snapshot.Current.Count);
+    }
+
+    /// <summary>The contract governing a topic: an exact topic match first, else the first pattern by name. Internal topics (leading '_') match no pattern.</summary>
+    public ActiveContract? ForTopic(string topic)
+    {
+        Snapshot snapshot = _snapshot;
+        if (snapshot.Exact.TryGetValue(topic, out ActiveContract? exact))
+        {
+            return exact;
+        }
+
+        if (snapshot.Patterns.Count == 0 || topic.StartsWith('_'))
+        {
+            return null;
+        }
+
+        return _byTopic.GetOrAdd(topic, static (name, patterns) => patterns.FirstOrDefault(p => p.Definition.Matches(name)), snapshot.Patterns);
+    }
+
+    public IReadOnlyList<ContractRevision> Current => _snapshot.Current;
+
+    public IReadOnlyList<ContractRevision> History(string name)
+    {
+        lock (_sync)
+        {
+            return _history.TryGetValue(name, out List<ContractRevision>? revisions) ? [.. revisions] : [];
+        }
+    }
+
+    /// <summary>
+    /// Applies a contract file (validated first, <paramref name="validate"/> adding checks such as rule
+    /// compilation); unchanged text is not a new version. A dry run only computes the diff.
+    /// </summary>
+    public async Task<ContractChange> ApplyAsync(string text, string actor, bool dryRun, Func<ContractDefinition, IReadOnlyList<string>> validate, CancellationToken cancellationToken)
+    {
+        ContractDefinition definition = ContractParser.Parse(text);
+        IReadOnlyList<string> problems = validate(definition);
+        if (problems.Count > 0)
+        {
+            throw new ContractValidationException(problems);
+        }
+
+        return await ChangeAsync(definition.Name, ActionApply, text, actor, null, dryRun, cancellationToken);
+    }
+
+    /// <summary>Makes an earlier version current again, as a new version.</summary>
+    public async Task<ContractChange> RollbackAsync(string name, int version, string actor, CancellationToken cancellationToken)
+    {
+        ContractRevision target = History(name).FirstOrDefault(r => r.Version == version && r.Text is not null)
+            ?? throw new KeyNotFoundException($"Contract '{name}' has no version {version} to roll back to.");
+        return await ChangeAsync(name, ActionRollback, target.Text, actor, version, dryRun: false, cancellationToken);
+    }
+
+    public async Task<ContractChange> DeleteAsync(string name, string actor, CancellationToken cancellationToken)
+    {
+        if (CurrentRevision(name) is null)
+        {
+            throw new KeyNotFoundException($"Contract '{name}' does not exist.");
+        }
+
+        return await ChangeAsync(name, ActionDelete, null, actor, null, dryRun: false, cancellationToken);
+    }
+
+    /// <summary>A readable diff between two contracts: "+ path: value", "- path: value", "~ path: old -> new".</summary>
+    public static IReadOnlyList<string> Diff(ContractDefinition? before, ContractDefinition? after)
+    {
+        Dictionary<string, string> old = Flatten(before);
+        Dictionary<string, string> now = Flatten(after);
+        var diff = new List<string>();
+        foreach ((string path, string value) in now.OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            if (!old.TryGetValue(path, out string? previous))
+            {
+                diff.Add($"+ {path}: {value}");
+            }
+            else if (previous != value)
+            {
+                diff.Add($"~ {path}: {previous} -> {value}");
+            }
+        }
+
+        diff.AddRange(old.Where(p => !now.ContainsKey(p.Key)).OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"- {p.Key}: {p.Value}"));
+        return diff;
+    }
+
+    private ContractRevision? CurrentRevision(string name)
+    {
+        lock (_sync)
+        {
+            return _history.TryGetValue(name, out List<ContractRevision>? revisions) && revisions[^1].Action != ActionDelete ? revisions[^1] : null;
+        }
+    }
+
+    private async Task<ContractChange> ChangeAsync(string name, string action, string? text, string actor, int? fromVersion, bool dryRun, CancellationToken cancellationToken)
+    {
+        await _writer.WaitAsync(cancellationToken);
+        try
+        {
+            ContractRevision? current = CurrentRevision(name);
+            ContractDefinition? before = current?.Text is { } previousText ? ContractParser.Parse(previousText) : null;
+            ContractDefinition? after = text is null ? null : ContractParser.Parse(text);
+            IReadOnlyList<string> diff = Diff(before, after);
+            int lastVersion = History(name) is { Count: > 0 } history ? history[^1].Version : 0;
+            if (dryRun || (action == ActionApply && current is not null && diff.Count == 0))
+            {
+                return new ContractChange(name, dryRun ? lastVersion + (diff.Count > 0 ? 1 : 0) : lastVersion, Changed: false, diff);
+            }
+
+            var revision = new ContractRevision(name, lastVersion + 1, action, text, actor, DateTimeOffset.UtcNow, fromVersion);
+            byte[] key = JsonSerializer.SerializeToUtf8Bytes(new RevisionKey { Name = name, Version = revision.Version }, Json);
+            await journal.AppendAsync([new JournalEntry(key, JsonSerializer.SerializeToUtf8Bytes(revision, Json))], cancellationToken);
+            lock (_sync)
+            {
+                Apply(revision);
+            }
+
+            LogChanged(name, revision.Version, action, actor, diff.Count);
+            await WriteAuditAsync(revision, diff);
+            return new ContractChange(name, revision.Version, Changed: true, diff);
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+
+    /// <summary>The audit record of a change; the change itself is already durable, so a failure here is logged, not undone.</summary>
+    private async Task WriteAuditAsync(ContractRevision revision, IReadOnlyList<string> diff)
+    {
+        var record = new Dictionary<string, object?>
+        {
+            ["type"] = "contract-change",
+            ["contract"] = revision.Name,
+            ["version"] = revision.Version,
+            ["action"] = revision.Action,
+            ["fromVersion"] = revision.FromVersion,
+            ["actor"] = revision.Actor,
+            ["at"] = revision.At,
+            ["diff"] = diff,
+        };
+        try
+        {
+            await audit.AppendAsync([new JournalEntry(System.Text.Encoding.UTF8.GetBytes(revision.Name), JsonSerializer.SerializeToUtf8Bytes(record, Json))], CancellationToken.None);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            LogAuditFailed(e, revision.Name, revision.Version);
+        }
+    }
+
+    private void Apply(ContractRevision revision)
+    {
+        if (!_history.TryGetValue(revision.Name, out List<ContractRevision>? revisions))
+        {
+            _history[revision.Name] = revisions = [];
+        }
+
+        revisions.Add(revision);
+        var current = new List<ContractRevision>();
+        var exact = new Dictionary<string, ActiveContract>(StringComparer.Ordinal);
+        var patterns = new List<ActiveContract>();
+        foreach ((string name, List<ContractRevision> list) in _history.OrderBy(h => h.Key, StringComparer.Ordinal))
+        {
+            ContractRevision last = list[^1];
+            if (last.Action == ActionDelete || last.Text is null)
+            {
+                continue;
+            }
+
+            ContractDefinition definition;
+            try
+            {
+                definition = ContractParser.Parse(last.Text);
+            }
+            catch (ContractValidationException e)
+            {
+                LogUnusable(name, last.Version, e.Message);
+                continue;
+            }
+
+            current.Add(last);
+            var active = new ActiveContract(definition, last.Version);
+            if (definition.IsPattern)
+            {
+                patterns.Add(active);
+            }
+            else
+            {
+                exact.TryAdd(definition.Topic, active);
+            }
+        }
+
+        _snapshot = new Snapshot(current, exact, patterns);
+        _byTopic.Clear();
+        Generation++;
+    }
+
+    private static Dictionary<string, string> Flatten(ContractDefinition? contract)
+    {
+        var flat = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (contract is null)
+        {
+            return flat;
+        }
+
+        flat["topic"] = contract.Topic;
+        flat["class"] = contract.Class.ToString().ToLowerInvariant();
+        flat["onFailure"] = contract.OnFailure.ToString().ToLowerInvariant();
+        flat["quarantineTopic"] = contract.QuarantineTopicTemplate;
+        flat["tombstones"] = contract.RejectTombstones ? "reject" : "allow";
+        flat["compatibility"] = Registry.RegistryNames.Name(contract.Compatibility);
+        AddIfSet(flat, "owner", contract.Owner);
+        AddIfSet(flat, "description", contract.Description);
+        foreach ((string side, SchemaRequirement? requirement) in new[] { ("key", contract.Key), ("value", contract.Value) })
+        {
+            if (requirement is not null)
+            {
+                flat[$"{side}.strategy"] = requirement.Strategy.ToString();
+                flat[$"{side}.versions"] = requirement.MaxVersion == int.MaxValue ? $">={requirement.MinVersion}" : $"{requirement.MinVersion}-{requirement.MaxVersion}";
+                AddIfSet(flat, $"{side}.subject", requirement.Subject);
+            }
+        }
+
+        foreach (FieldRuleDefinition rule in contract.Rules)
+        {
+            flat[$"rules[{rule.Name}].expr"] = rule.Expression;
+            AddIfSet(flat, $"rules[{rule.Name}].message", rule.Message);
+        }
+
+        foreach (PrivacyRuleDefinition rule in contract.Privacy)
+        {
+            flat[$"privacy[{rule.Target}]"] = rule.Action.ToString().ToLowerInvariant();
+        }
+
+        return flat;
+    }
+
+    private static void AddIfSet(Dictionary<string, string> flat, string path, string? value)
+    {
+        if (value is not null)
+        {
+            flat[path] = value;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Contracts loaded: {Count} in force")]
+    private partial void LogLoaded(int count);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Contract {Name} version {Version}: {Action} by {Actor}, {Changes} changes")]
+    private partial void LogChanged(string name, int version, string action, string actor, int changes);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Contract {Name} version {Version} is stored but cannot be used: {Reason}")]
+    private partial void LogUnusable(string name, int version, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Writing the audit record of contract {Name} version {Version} failed")]
+    private partial void LogAuditFailed(Exception error, string name, int version);
+}
