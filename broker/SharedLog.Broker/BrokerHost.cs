@@ -8,6 +8,11 @@ using SharedLog.Broker.Cluster;
 using SharedLog.Broker.Coordinators;
 using SharedLog.Broker.Handlers;
 using SharedLog.Broker.Network;
+using SharedLog.Contracts;
+using SharedLog.Contracts.Evidence;
+using SharedLog.Contracts.Gate;
+using SharedLog.Contracts.Model;
+using SharedLog.Contracts.Policy;
 using SharedLog.Contracts.Registry;
 using SharedLog.Storage;
 using SharedLog.Storage.Metadata;
@@ -32,6 +37,8 @@ public sealed class BrokerHost : IAsyncDisposable
     private readonly ListenOptions? _registryListener;
     private readonly CancellationTokenSource _stopping = new();
     private Task _janitor = Task.CompletedTask;
+    private Task _summaries = Task.CompletedTask;
+    private Task _quarantineAges = Task.CompletedTask;
     private bool _started;
     private bool _disposed;
 
@@ -89,7 +96,7 @@ public sealed class BrokerHost : IAsyncDisposable
         services.AddSingleton(new AdvertisedListener());
         services.AddSingleton<Http.BrokerMetrics>();
         services.AddOpenTelemetry().WithMetrics(metrics => metrics
-            .AddMeter(Http.BrokerMetrics.MeterName, StorageMetrics.MeterName)
+            .AddMeter(Http.BrokerMetrics.MeterName, StorageMetrics.MeterName, ContractMetrics.MeterName)
             .AddPrometheusExporter());
         services.AddSingleton<IWriteAheadLog>(sp => new FasterWriteAheadLog(wal, sp.GetRequiredService<ILogger<FasterWriteAheadLog>>()));
         // Object store: the local directory by default; "ObjectStore:Kind" = "s3" with an "S3" section for S3.
@@ -147,6 +154,7 @@ public sealed class BrokerHost : IAsyncDisposable
             new InternalTopicJournal(sp.GetRequiredService<TopicService>(), sp.GetRequiredService<StreamStore>(), "_schemas", InternalTopicJournal.CompactedForever),
             sp.GetRequiredService<ILogger<SchemaRegistry>>()));
         services.AddSingleton<Http.SchemaRegistryApi>();
+        AddContracts(services, builder.Configuration, options);
         services.AddSingleton(sp => new HandlerRegistry(sp.GetServices<IApiHandler>()));
 
         ListenOptions? kafka = null;
@@ -181,6 +189,7 @@ public sealed class BrokerHost : IAsyncDisposable
 
         app.UseRouting();
         app.MapGet("/health", () => Results.Text("ok\n"));
+        Http.ContractsApi.Map(app);
         app.MapPrometheusScrapingEndpoint("/metrics");
 
         // Kestrel applies the listen callbacks while building; both are set by now.
@@ -199,6 +208,11 @@ public sealed class BrokerHost : IAsyncDisposable
         await sp.GetRequiredService<TopicService>().LoadAsync(cancellationToken);
         await sp.GetRequiredService<StreamStore>().StartAsync(cancellationToken);
         await sp.GetRequiredService<SchemaRegistry>().LoadAsync(cancellationToken);
+        await sp.GetRequiredService<ContractStore>().LoadAsync(cancellationToken);
+        sp.GetRequiredService<ContractMetrics>().ObserveQuarantine(sp.GetRequiredService<QuarantineWriter>().Backlogs);
+        TimeSpan summaryInterval = TimeSpan.FromSeconds(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.ContractSummaryIntervalSeconds);
+        _summaries = sp.GetRequiredService<EnforcementSummaryWriter>().RunAsync(summaryInterval, _stopping.Token);
+        _quarantineAges = RefreshQuarantineAgesAsync(sp.GetRequiredService<QuarantineWriter>(), summaryInterval, _stopping.Token);
         StorageOptions storage = sp.GetRequiredService<StreamStore>().Options;
         _janitor = sp.GetRequiredService<ObjectJanitor>().RunAsync(storage.CleanupInterval, _stopping.Token);
         await _app.StartAsync(cancellationToken);
@@ -232,6 +246,8 @@ public sealed class BrokerHost : IAsyncDisposable
         _disposed = true;
         await _stopping.CancelAsync();
         await _janitor;
+        await _summaries;
+        await _quarantineAges;
         _stopping.Dispose();
         IServiceProvider sp = _app.Services;
         StreamStore streams = sp.GetRequiredService<StreamStore>();
@@ -248,6 +264,50 @@ public sealed class BrokerHost : IAsyncDisposable
         await sp.GetRequiredService<IWriteAheadLog>().DisposeAsync();
         await sp.GetRequiredService<IMetadataStore>().DisposeAsync();
         sp.GetRequiredService<TopicService>().Dispose();
+    }
+
+    private static void AddContracts(IServiceCollection services, IConfiguration configuration, BrokerOptions options)
+    {
+        // Hashing must be keyed and stable across restarts; production sets Contracts:HashKey to a secret.
+        string hashKey = configuration["Contracts:HashKey"] ?? $"sharedlog:{options.ClusterId}";
+        services.AddSingleton<ContractMetrics>();
+        services.AddSingleton(new PrivacyRewriter(System.Text.Encoding.UTF8.GetBytes(hashKey)));
+        services.AddSingleton<IPayloadCodec>(new Contracts.Formats.Avro.AvroPayloadCodec());
+        services.AddSingleton<IPayloadCodec>(new Contracts.Formats.Json.JsonPayloadCodec());
+        services.AddSingleton<IPayloadCodec>(new Contracts.Formats.Protobuf.ProtobufPayloadCodec());
+        services.AddSingleton(new Contracts.Formats.Json.JsonPayloadValidator());
+        services.AddKeyedSingleton<IJournal>("audit", (sp, _) => new InternalTopicJournal(
+            sp.GetRequiredService<TopicService>(), sp.GetRequiredService<StreamStore>(), "_contract_audit",
+            new Dictionary<string, string>(StringComparer.Ordinal) { ["retention.ms"] = "-1" }));
+        services.AddSingleton(sp => new ContractStore(
+            new InternalTopicJournal(sp.GetRequiredService<TopicService>(), sp.GetRequiredService<StreamStore>(), "_contracts", InternalTopicJournal.CompactedForever),
+            sp.GetRequiredKeyedService<IJournal>("audit"),
+            sp.GetRequiredService<ILogger<ContractStore>>()));
+        services.AddSingleton(sp => new EnforcementSummaryWriter(sp.GetRequiredService<ContractMetrics>(), sp.GetRequiredKeyedService<IJournal>("audit"), sp.GetRequiredService<ILogger<EnforcementSummaryWriter>>()));
+        services.AddSingleton<ContractGate>();
+        services.AddSingleton<QuarantineWriter>();
+    }
+
+    private static async Task RefreshQuarantineAgesAsync(QuarantineWriter quarantine, TimeSpan interval, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(interval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                try
+                {
+                    await quarantine.RefreshOldestAsync(cancellationToken);
+                }
+                catch (Exception e) when (e is IOException or ObjectStoreUnavailableException or StreamNotOpenException)
+                {
+                    // The gauge keeps its last value; the next tick tries again.
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
     }
 
     public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _app.WaitForShutdownAsync(cancellationToken);

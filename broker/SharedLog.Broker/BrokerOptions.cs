@@ -51,8 +51,16 @@ public sealed class BrokerOptions
     /// <summary>Idle connections are closed after this long (<c>connections.max.idle.ms</c>).</summary>
     public int ConnectionsMaxIdleMs { get; set; } = 600_000;
 
+    /// <summary>How often the enforcement summary goes to <c>_contract_audit</c> and quarantine ages are refreshed.</summary>
+    public int ContractSummaryIntervalSeconds { get; set; } = 60;
+
     public void Validate()
     {
+        if (ContractSummaryIntervalSeconds < 1)
+        {
+            throw new ArgumentException("ContractSummaryIntervalSeconds must be at least 1.");
+        }
+
         if (Port is < 0 or > 65535)
         {
             throw new ArgumentException($"Broker port {Port} is out of range.");

@@ -6,9 +6,15 @@
 // id set, KIP-98) are checked against the producer's epoch and sequence: a retried batch is answered
 // with its original offset and not written twice; a gap gets OUT_OF_ORDER_SEQUENCE_NUMBER, an old epoch
 // INVALID_PRODUCER_EPOCH. Transactional batches are refused: transactions are not served yet.
+// Topics with a data contract pass each batch through the contract gate after the CRC check and
+// before the WAL append: a rejected batch gets INVALID_RECORD with RecordErrors (v8+, KIP-467) naming
+// each bad record; a quarantining contract stores the good records in place (bad ones leave offset
+// gaps) and appends the bad ones to the quarantine topic with headers saying why.
 using System.Globalization;
 using SharedLog.Broker.Cluster;
 using SharedLog.Broker.Coordinators;
+using SharedLog.Contracts.Gate;
+using SharedLog.Contracts.Model;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
 using SharedLog.Protocol.Records;
@@ -18,7 +24,7 @@ using SharedLog.Storage.Wal;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed partial class ProduceHandler(TopicService topics, StreamStore streams, ProducerStateManager producers, Http.BrokerMetrics metrics, ILogger<ProduceHandler> logger) : IApiHandler
+public sealed partial class ProduceHandler(TopicService topics, StreamStore streams, ProducerStateManager producers, ContractGate gate, QuarantineWriter quarantine, Http.BrokerMetrics metrics, ILogger<ProduceHandler> logger) : IApiHandler
 {
     public ApiKey Api => ApiKey.Produce;
 
@@ -74,7 +80,8 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     private async Task AppendAsync(TopicMetadata topic, long streamId, ProduceRequest.PartitionProduceData partition, ProduceResponse.PartitionProduceResponse result, CancellationToken cancellationToken)
     {
         int maxMessageBytes = int.Parse(TopicConfigs.Effective(topic.Configs, TopicConfigs.MaxMessageBytes), CultureInfo.InvariantCulture);
-        var accepted = new List<(byte[] Bytes, long ProducerId, short Epoch, int BaseSequence, int LastSequence)>();
+        var accepted = new List<(byte[] Bytes, long ProducerId, short Epoch, int BaseSequence, int LastSequence, IReadOnlyList<QuarantinedRecord> Quarantined)>();
+        ActiveContract? contract = gate.ContractFor(topic.Name);
         try
         {
             if (partition.Records is not { Length: > 0 } records)
@@ -102,7 +109,37 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                 }
 
                 int lastSequence = batch.BaseSequence < 0 ? -1 : (int)((batch.BaseSequence + (long)batch.LastOffsetDelta) % ((long)int.MaxValue + 1));
-                accepted.Add((batch.Data.ToArray(), batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, lastSequence));
+                byte[]? bytes = null;
+                IReadOnlyList<QuarantinedRecord> quarantined = [];
+                if (contract is not null)
+                {
+                    GateResult verdict;
+                    try
+                    {
+                        verdict = gate.Inspect(contract, topic.Name, result.Index, batch);
+                    }
+                    catch (Exception e) when (e is not KafkaProtocolException and not OperationCanceledException)
+                    {
+                        // A gate fault is ours, not the producer's: refuse the batch retriably and say why in the log.
+                        LogGateFailed(logger, e, topic.Name, result.Index);
+                        result.ErrorCode = (short)ErrorCode.UnknownServerError;
+                        result.ErrorMessage = "The contract gate failed on this batch; see the broker log.";
+                        return;
+                    }
+
+                    if (verdict.Outcome == GateOutcome.Reject)
+                    {
+                        result.ErrorCode = (short)ErrorCode.InvalidRecord;
+                        result.ErrorMessage = verdict.Summary;
+                        result.RecordErrors = [.. verdict.Violations.Select(v => new ProduceResponse.BatchIndexAndErrorMessage { BatchIndex = v.BatchIndex, BatchIndexErrorMessage = $"{v.Rule}: {v.Reason}" })];
+                        return;
+                    }
+
+                    bytes = verdict.Batch;
+                    quarantined = verdict.Quarantined;
+                }
+
+                accepted.Add((bytes ?? batch.Data.ToArray(), batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, lastSequence, quarantined));
             }
         }
         catch (KafkaProtocolException e)
@@ -117,7 +154,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         {
             for (int i = 0; i < accepted.Count; i++)
             {
-                (byte[] bytes, long producerId, short epoch, int baseSequence, int lastSequence) = accepted[i];
+                (byte[] bytes, long producerId, short epoch, int baseSequence, int lastSequence, IReadOnlyList<QuarantinedRecord> quarantined) = accepted[i];
                 long baseOffset = producerId < 0
                     ? await streams.AppendAsync(streamId, bytes, cancellationToken)
                     : await AppendIdempotentAsync(streamId, bytes, producerId, epoch, baseSequence, lastSequence, result, cancellationToken);
@@ -129,6 +166,11 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                 if (i == 0)
                 {
                     result.BaseOffset = baseOffset;
+                }
+
+                if (quarantined.Count > 0)
+                {
+                    await quarantine.WriteAsync(contract!, topic.Name, result.Index, baseOffset, quarantined, cancellationToken);
                 }
             }
 
@@ -182,6 +224,9 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             state.Gate.Release();
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Contract gate failed on a batch for {Topic}-{Partition}")]
+    private static partial void LogGateFailed(ILogger logger, Exception error, string topic, int partition);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Produce to {Topic}-{Partition} rejected with {Error}: {Reason}")]
     private static partial void LogRejected(ILogger logger, string topic, int partition, ErrorCode error, string reason);

@@ -87,6 +87,12 @@ public sealed class SchemaBinding
 
     /// <summary>Pinned versions: "3", "2-5", "&gt;=2".</summary>
     public string? Versions { get; set; }
+
+    /// <summary>A local schema file (relative to the contract file) that <c>contracts validate</c> checks offline and against the registry.</summary>
+    public string? SchemaFile { get; set; }
+
+    /// <summary>AVRO (default), JSON or PROTOBUF: the language of <see cref="SchemaFile"/>.</summary>
+    public string? SchemaType { get; set; }
 }
 
 public sealed class RuleDocument

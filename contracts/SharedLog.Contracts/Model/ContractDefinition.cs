@@ -9,7 +9,7 @@ using YamlDotNet.Serialization.NamingConventions;
 namespace SharedLog.Contracts.Model;
 
 /// <summary>The registry subject (and versions) a key or value must be written with.</summary>
-public sealed record SchemaRequirement(string? Subject, SubjectNameStrategy Strategy, int MinVersion, int MaxVersion)
+public sealed record SchemaRequirement(string? Subject, SubjectNameStrategy Strategy, int MinVersion, int MaxVersion, string? SchemaFile = null, SchemaType SchemaType = SchemaType.Avro)
 {
     /// <summary>The subject a record's schema must be registered under, per the naming strategy.</summary>
     public string SubjectFor(string topic, bool isKey, string? recordName) => Subject ?? Strategy switch
@@ -246,7 +246,12 @@ public static class ContractParser
             }
         }
 
-        return new SchemaRequirement(binding.Subject, strategy, min, max);
+        if (!RegistryNames.TryParseType(binding.SchemaType, out SchemaType schemaType))
+        {
+            problems.Add($"{side}.schemaType '{binding.SchemaType}' must be AVRO, JSON or PROTOBUF.");
+        }
+
+        return new SchemaRequirement(binding.Subject, strategy, min, max, binding.SchemaFile, schemaType);
     }
 
     private static int Number(string digits) => int.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out int n) ? n : -1;

@@ -41,6 +41,7 @@ public sealed partial class SchemaRegistry : IDisposable
     private CompatibilityLevel? _globalCompatibility;
     private RegistryMode? _globalMode;
     private int _maxId;
+    private long _generation;
 
     public SchemaRegistry(IEnumerable<ISchemaFormat> formats, IJournal journal, ILogger<SchemaRegistry> logger)
     {
@@ -50,6 +51,29 @@ public sealed partial class SchemaRegistry : IDisposable
     }
 
     public IReadOnlyCollection<SchemaType> SupportedTypes => _formats.Keys;
+
+    /// <summary>Bumped on every applied change; callers key their caches of registry answers on it.</summary>
+    public long Generation => Interlocked.Read(ref _generation);
+
+    /// <summary>The parsed schema of a registered id, or null when the id is unknown.</summary>
+    public IParsedSchema? ParsedById(int id)
+    {
+        lock (_sync)
+        {
+            return _byId.TryGetValue(id, out SchemaEntry? entry) ? ParsedOf(entry) : null;
+        }
+    }
+
+    /// <summary>The newest live version of <paramref name="subject"/> registered with schema <paramref name="id"/>, or null.</summary>
+    public int? VersionUnder(int id, string subject)
+    {
+        lock (_sync)
+        {
+            return _subjects.TryGetValue(subject, out SortedDictionary<int, SubjectVersion>? versions)
+                ? versions.Values.LastOrDefault(v => v.Id == id && !v.Deleted)?.Version
+                : null;
+        }
+    }
 
     public void Dispose() => _writer.Dispose();
 
@@ -588,6 +612,7 @@ public sealed partial class SchemaRegistry : IDisposable
     /// <summary>Applies one journal record to memory; the only place state changes.</summary>
     private void Apply(JournalEntry entry, IParsedSchema? parsed)
     {
+        Interlocked.Increment(ref _generation);
         try
         {
             ApplyDecoded(RegistryRecords.DecodeKey(entry.Key), entry.Value, parsed);

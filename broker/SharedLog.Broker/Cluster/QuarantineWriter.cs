@@ -1,0 +1,110 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using SharedLog.Contracts.Gate;
+using SharedLog.Contracts.Model;
+using SharedLog.Protocol.Records;
+using SharedLog.Storage.Metadata;
+using SharedLog.Storage.Streams;
+
+namespace SharedLog.Broker.Cluster;
+
+/// <summary>
+/// Writes records a contract quarantined to the contract's quarantine topic (created on first use
+/// with the source topic's partition count; source partition p goes to p modulo that count). Each
+/// record keeps its key, value and headers and gains headers naming the contract, its version, the
+/// rule, the reason, and the source topic, partition and offset, so a remediation job can replay it.
+/// Also reports each quarantine topic's backlog and oldest record age for the metrics.
+/// </summary>
+public sealed class QuarantineWriter(TopicService topics, StreamStore streams)
+{
+    public const string ContractHeader = "sharedlog.contract";
+    public const string ContractVersionHeader = "sharedlog.contract.version";
+    public const string RuleHeader = "sharedlog.rule";
+    public const string ReasonHeader = "sharedlog.reason";
+    public const string SourceTopicHeader = "sharedlog.source.topic";
+    public const string SourcePartitionHeader = "sharedlog.source.partition";
+    public const string SourceOffsetHeader = "sharedlog.source.offset";
+
+    private readonly ConcurrentDictionary<string, long> _oldestTimestamps = new(StringComparer.Ordinal);
+
+    public async Task WriteAsync(ActiveContract contract, string sourceTopic, int sourcePartition, long sourceBaseOffset, IReadOnlyList<QuarantinedRecord> records, CancellationToken cancellationToken)
+    {
+        string name = contract.Definition.QuarantineTopicFor(sourceTopic);
+        TopicMetadata target = topics.Find(name) ?? await CreateAsync(name, sourceTopic, cancellationToken);
+        PartitionMetadata partition = target.Partitions[sourcePartition % target.Partitions.Count];
+        long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var builder = new RecordBatchBuilder(now);
+        for (int i = 0; i < records.Count; i++)
+        {
+            QuarantinedRecord record = records[i];
+            RecordHeaderValue[] why =
+            [
+                Header(ContractHeader, contract.Definition.Name),
+                Header(ContractVersionHeader, contract.Version.ToString(CultureInfo.InvariantCulture)),
+                Header(RuleHeader, record.Rule),
+                Header(ReasonHeader, record.Reason),
+                Header(SourceTopicHeader, sourceTopic),
+                Header(SourcePartitionHeader, sourcePartition.ToString(CultureInfo.InvariantCulture)),
+                Header(SourceOffsetHeader, (sourceBaseOffset + record.OffsetDelta).ToString(CultureInfo.InvariantCulture)),
+            ];
+            builder.AddCopy(i, now, record.Key, record.Key is null, record.Value, record.Value is null, record.RawHeaders, record.HeaderCount, why);
+        }
+
+        await streams.AppendAsync(partition.StreamId, builder.Build(), cancellationToken);
+        _oldestTimestamps.TryAdd(name, now);
+    }
+
+    /// <summary>Backlog (records between log start and end) and age of the oldest record of every quarantine topic written to.</summary>
+    public IEnumerable<(string Topic, long Backlog, double OldestAgeSeconds)> Backlogs()
+    {
+        double nowMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        foreach ((string name, long oldest) in _oldestTimestamps)
+        {
+            long backlog = 0;
+            foreach (PartitionMetadata partition in topics.Find(name)?.Partitions ?? [])
+            {
+                if (topics.FindStream(name, partition.Partition) is { } stream)
+                {
+                    backlog += stream.HighWatermark - stream.LogStartOffset;
+                }
+            }
+
+            yield return (name, backlog, backlog == 0 ? 0 : (nowMs - oldest) / 1000);
+        }
+    }
+
+    /// <summary>Re-reads the first record of each quarantine topic so the oldest age follows retention and DeleteRecords.</summary>
+    public async Task RefreshOldestAsync(CancellationToken cancellationToken)
+    {
+        foreach (string name in _oldestTimestamps.Keys)
+        {
+            long oldest = long.MaxValue;
+            foreach (PartitionMetadata partition in topics.Find(name)?.Partitions ?? [])
+            {
+                if (topics.FindStream(name, partition.Partition) is { } stream && stream.HighWatermark > stream.LogStartOffset)
+                {
+                    StreamReadResult read = await streams.ReadAsync(stream.StreamId, stream.LogStartOffset, 1, cancellationToken);
+                    if (read.Batches.Count > 0)
+                    {
+                        oldest = Math.Min(oldest, RecordBatch.Parse(read.Batches[0]).BaseTimestamp);
+                    }
+                }
+            }
+
+            if (oldest != long.MaxValue)
+            {
+                _oldestTimestamps[name] = oldest;
+            }
+        }
+    }
+
+    private async Task<TopicMetadata> CreateAsync(string name, string sourceTopic, CancellationToken cancellationToken)
+    {
+        int partitions = topics.Find(sourceTopic)?.Partitions.Count ?? 1;
+        (TopicMetadata? created, Protocol.ErrorCode error, string? message) = await topics.CreateAsync(name, partitions, new Dictionary<string, string>(StringComparer.Ordinal), validateOnly: false, cancellationToken);
+        return created ?? topics.Find(name) ?? throw new InvalidOperationException($"Cannot create quarantine topic {name}: {error} {message}");
+    }
+
+    private static RecordHeaderValue Header(string key, string value) => new(key, Encoding.UTF8.GetBytes(value));
+}

@@ -1,0 +1,135 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using SharedLog.Contracts.Gate;
+using SharedLog.Contracts.Model;
+
+namespace SharedLog.Broker.Http;
+
+/// <summary>
+/// Contracts over HTTP on the admin port: list, show (with history), apply (a contract file as YAML or
+/// JSON; <c>dryRun=true</c> only diffs), roll back to a version, delete. The actor recorded in the
+/// history and the audit topic is the <c>X-SharedLog-Actor</c> header. Errors are
+/// <c>{"error_code", "message", "problems"}</c>; bodies are at most 256 KiB.
+/// </summary>
+public static class ContractsApi
+{
+    public const string ActorHeader = "X-SharedLog-Actor";
+
+    public static void Map(IEndpointRouteBuilder app)
+    {
+        app.MapGet("/contracts", (ContractStore store) => Json(new JsonArray([.. store.Current.Select(r => (JsonNode?)Summary(r))])));
+        app.MapGet("/contracts/{name}", (string name, ContractStore store) =>
+        {
+            IReadOnlyList<ContractRevision> history = store.History(name);
+            if (history.Count == 0)
+            {
+                return Error(404, $"Contract '{name}' not found.");
+            }
+
+            JsonObject current = Revision(history[^1]);
+            current["history"] = new JsonArray([.. history.Select(r => (JsonNode?)new JsonObject { ["version"] = r.Version, ["action"] = r.Action, ["actor"] = r.Actor, ["at"] = r.At.ToString("O"), ["fromVersion"] = r.FromVersion })]);
+            return Json(current);
+        });
+        app.MapGet("/contracts/{name}/versions/{version:int}", (string name, int version, ContractStore store) =>
+            store.History(name).FirstOrDefault(r => r.Version == version) is { } revision ? Json(Revision(revision)) : Error(404, $"Contract '{name}' has no version {version}."));
+        app.MapPost("/contracts", async (HttpContext context, ContractStore store) =>
+        {
+            if (context.Request.ContentLength > ContractParser.MaxDocumentChars)
+            {
+                return Error(413, $"A contract file is at most {ContractParser.MaxDocumentChars} bytes.");
+            }
+
+            string text = await ReadBodyAsync(context);
+            bool dryRun = string.Equals(context.Request.Query["dryRun"], "true", StringComparison.OrdinalIgnoreCase);
+            return await ChangeAsync(() => store.ApplyAsync(text, Actor(context), dryRun, ContractGate.CompileProblems, context.RequestAborted));
+        });
+        app.MapPost("/contracts/{name}/rollback", async (string name, int version, HttpContext context, ContractStore store) =>
+            await ChangeAsync(() => store.RollbackAsync(name, version, Actor(context), context.RequestAborted)));
+        app.MapDelete("/contracts/{name}", async (string name, HttpContext context, ContractStore store) =>
+            await ChangeAsync(() => store.DeleteAsync(name, Actor(context), context.RequestAborted)));
+    }
+
+    private static async Task<IResult> ChangeAsync(Func<Task<ContractChange>> change)
+    {
+        try
+        {
+            ContractChange result = await change();
+            return Json(new JsonObject
+            {
+                ["name"] = result.Name,
+                ["version"] = result.Version,
+                ["changed"] = result.Changed,
+                ["diff"] = new JsonArray([.. result.Diff.Select(d => (JsonNode?)d)]),
+            });
+        }
+        catch (ContractValidationException e)
+        {
+            return Error(422, e.Message, e.Problems);
+        }
+        catch (KeyNotFoundException e)
+        {
+            return Error(404, e.Message);
+        }
+    }
+
+    /// <summary>Reads at most the size limit plus one byte, so a body without Content-Length cannot grow past it.</summary>
+    private static async Task<string> ReadBodyAsync(HttpContext context)
+    {
+        byte[] buffer = new byte[ContractParser.MaxDocumentChars + 1];
+        int total = 0;
+        int read;
+        while (total < buffer.Length && (read = await context.Request.Body.ReadAsync(buffer.AsMemory(total), context.RequestAborted)) > 0)
+        {
+            total += read;
+        }
+
+        if (total > ContractParser.MaxDocumentChars)
+        {
+            throw new ContractValidationException([$"a contract file is at most {ContractParser.MaxDocumentChars} bytes."]);
+        }
+
+        return Encoding.UTF8.GetString(buffer, 0, total);
+    }
+
+    private static string Actor(HttpContext context) =>
+        context.Request.Headers[ActorHeader].FirstOrDefault() is { Length: > 0 and <= 256 } actor ? actor : "anonymous";
+
+    private static JsonObject Summary(ContractRevision revision)
+    {
+        ContractDefinition definition = ContractParser.Parse(revision.Text!);
+        return new JsonObject
+        {
+            ["name"] = revision.Name,
+            ["version"] = revision.Version,
+            ["topic"] = definition.Topic,
+            ["class"] = definition.Class.ToString().ToLowerInvariant(),
+            ["owner"] = definition.Owner,
+            ["onFailure"] = definition.OnFailure.ToString().ToLowerInvariant(),
+            ["appliedBy"] = revision.Actor,
+            ["appliedAt"] = revision.At.ToString("O"),
+        };
+    }
+
+    private static JsonObject Revision(ContractRevision revision) => new()
+    {
+        ["name"] = revision.Name,
+        ["version"] = revision.Version,
+        ["action"] = revision.Action,
+        ["actor"] = revision.Actor,
+        ["at"] = revision.At.ToString("O"),
+        ["text"] = revision.Text,
+    };
+
+    private static IResult Json(JsonNode node) => Results.Text(node.ToJsonString(), "application/json", Encoding.UTF8);
+
+    private static IResult Error(int status, string message, IReadOnlyList<string>? problems = null)
+    {
+        var error = new JsonObject { ["error_code"] = status, ["message"] = message };
+        if (problems is not null)
+        {
+            error["problems"] = new JsonArray([.. problems.Select(p => (JsonNode?)p)]);
+        }
+
+        return Results.Text(error.ToJsonString(), "application/json", Encoding.UTF8, status);
+    }
+}

@@ -1,0 +1,77 @@
+using System.Diagnostics.Metrics;
+
+namespace SharedLog.Contracts.Evidence;
+
+/// <summary>
+/// Enforcement evidence as OpenTelemetry instruments (exported by the broker on /metrics): records by
+/// topic, contract version and outcome; violations by rule; schema ids seen; quarantine backlog and
+/// oldest age (observed through a callback the broker provides). Counts are also kept in memory for
+/// the periodic summary written to the audit topic.
+/// </summary>
+public sealed class ContractMetrics : IDisposable
+{
+    public const string MeterName = "SharedLog.Contracts";
+
+    public const string Accepted = "accepted";
+    public const string Rejected = "rejected";
+    public const string Quarantined = "quarantined";
+    public const string Flagged = "flagged";
+    public const string ObservedFailing = "observed_failing";
+
+    private readonly Meter _meter = new(MeterName);
+    private readonly Counter<long> _records;
+    private readonly Counter<long> _violations;
+    private readonly Counter<long> _schemasSeen;
+    private readonly Lock _sync = new();
+    private Dictionary<(string Topic, int Version, string Outcome), long> _window = [];
+
+    public ContractMetrics()
+    {
+        _records = _meter.CreateCounter<long>("sharedlog.contract.records", description: "Records through the contract gate, by topic, contract version and outcome");
+        _violations = _meter.CreateCounter<long>("sharedlog.contract.violations", description: "Contract violations, by topic, contract version, rule and action taken");
+        _schemasSeen = _meter.CreateCounter<long>("sharedlog.contract.schema.records", description: "Records checked, by topic and schema id");
+    }
+
+    /// <summary>Supplies (quarantine topic, backlog records, oldest record age in seconds) for the gauges.</summary>
+    public void ObserveQuarantine(Func<IEnumerable<(string Topic, long Backlog, double OldestAgeSeconds)>> source)
+    {
+        _meter.CreateObservableGauge("sharedlog.contract.quarantine.backlog", () => source().Select(q => new Measurement<long>(q.Backlog, new KeyValuePair<string, object?>("topic", q.Topic))), description: "Records in each quarantine topic");
+        _meter.CreateObservableGauge("sharedlog.contract.quarantine.oldest.age", () => source().Select(q => new Measurement<double>(q.OldestAgeSeconds, new KeyValuePair<string, object?>("topic", q.Topic))), unit: "s", description: "Age of the oldest record in each quarantine topic");
+    }
+
+    public void Records(string topic, int contractVersion, string outcome, long count)
+    {
+        if (count == 0)
+        {
+            return;
+        }
+
+        _records.Add(count, new KeyValuePair<string, object?>("topic", topic), new KeyValuePair<string, object?>("contract_version", contractVersion), new KeyValuePair<string, object?>("outcome", outcome));
+        lock (_sync)
+        {
+            CollectionsMarshalAdd(_window, (topic, contractVersion, outcome), count);
+        }
+    }
+
+    public void Violation(string topic, int contractVersion, string rule, string action) =>
+        _violations.Add(1, new KeyValuePair<string, object?>("topic", topic), new KeyValuePair<string, object?>("contract_version", contractVersion), new KeyValuePair<string, object?>("rule", rule), new KeyValuePair<string, object?>("action", action));
+
+    public void SchemaSeen(string topic, int schemaId) =>
+        _schemasSeen.Add(1, new KeyValuePair<string, object?>("topic", topic), new KeyValuePair<string, object?>("schema_id", schemaId));
+
+    /// <summary>Counts since the last call, for the periodic audit summary.</summary>
+    public Dictionary<(string Topic, int Version, string Outcome), long> TakeWindow()
+    {
+        lock (_sync)
+        {
+            Dictionary<(string Topic, int Version, string Outcome), long> window = _window;
+            _window = [];
+            return window;
+        }
+    }
+
+    public void Dispose() => _meter.Dispose();
+
+    private static void CollectionsMarshalAdd(Dictionary<(string, int, string), long> counts, (string, int, string) key, long count) =>
+        System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(counts, key, out _) += count;
+}

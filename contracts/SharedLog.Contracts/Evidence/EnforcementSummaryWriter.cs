@@ -1,0 +1,65 @@
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+
+namespace SharedLog.Contracts.Evidence;
+
+/// <summary>
+/// Every interval, writes the enforcement counts of the window (records by topic, contract version and
+/// outcome) to the audit journal (<c>_contract_audit</c>) as one JSON record, so any Kafka client can
+/// read what the gate did without scraping metrics. Quiet windows write nothing.
+/// </summary>
+public sealed partial class EnforcementSummaryWriter(ContractMetrics metrics, IJournal audit, ILogger<EnforcementSummaryWriter> logger)
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public async Task RunAsync(TimeSpan interval, CancellationToken cancellationToken)
+    {
+        DateTimeOffset windowStart = DateTimeOffset.UtcNow;
+        using var timer = new PeriodicTimer(interval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                windowStart = await WriteOnceAsync(windowStart, cancellationToken);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>Writes the summary of the window that started at <paramref name="windowStart"/>; returns the next window's start.</summary>
+    public async Task<DateTimeOffset> WriteOnceAsync(DateTimeOffset windowStart, CancellationToken cancellationToken)
+    {
+        DateTimeOffset windowEnd = DateTimeOffset.UtcNow;
+        Dictionary<(string Topic, int Version, string Outcome), long> counts = metrics.TakeWindow();
+        if (counts.Count == 0)
+        {
+            return windowEnd;
+        }
+
+        var summary = new Dictionary<string, object?>
+        {
+            ["type"] = "enforcement-summary",
+            ["windowStart"] = windowStart,
+            ["windowEnd"] = windowEnd,
+            ["counts"] = counts
+                .OrderBy(c => c.Key.Topic, StringComparer.Ordinal).ThenBy(c => c.Key.Outcome, StringComparer.Ordinal)
+                .Select(c => new Dictionary<string, object> { ["topic"] = c.Key.Topic, ["contractVersion"] = c.Key.Version, ["outcome"] = c.Key.Outcome, ["records"] = c.Value })
+                .ToList(),
+        };
+        try
+        {
+            await audit.AppendAsync([new JournalEntry("enforcement-summary"u8.ToArray(), JsonSerializer.SerializeToUtf8Bytes(summary, Json))], cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            LogFailed(e);
+        }
+
+        return windowEnd;
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Writing the enforcement summary to the audit topic failed")]
+    private partial void LogFailed(Exception error);
+}

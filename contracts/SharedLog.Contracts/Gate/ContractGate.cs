@@ -1,0 +1,532 @@
+using System.Collections.Concurrent;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using SharedLog.Contracts.Evidence;
+using SharedLog.Contracts.Formats.Avro;
+using SharedLog.Contracts.Model;
+using SharedLog.Contracts.Policy;
+using SharedLog.Contracts.Registry;
+using SharedLog.Contracts.Rules;
+using SharedLog.Protocol.Records;
+
+namespace SharedLog.Contracts.Gate;
+
+/// <summary>One record of a batch that broke the contract: its index in the batch, the rule and why.</summary>
+public sealed record RecordViolation(int BatchIndex, string Rule, string Reason);
+
+/// <summary>A record taken out of its batch for the quarantine topic, with what it broke.</summary>
+public sealed record QuarantinedRecord(int OffsetDelta, long Timestamp, byte[]? Key, byte[]? Value, byte[] RawHeaders, int HeaderCount, string Rule, string Reason);
+
+public enum GateOutcome
+{
+    /// <summary>Store the batch as it came.</summary>
+    Pass,
+
+    /// <summary>Store <see cref="GateResult.Batch"/> instead (privacy applied, bad records removed or flagged).</summary>
+    Rewrite,
+
+    /// <summary>Refuse the batch with INVALID_RECORD.</summary>
+    Reject,
+}
+
+public sealed class GateResult(GateOutcome outcome, byte[]? batch, IReadOnlyList<RecordViolation> violations, IReadOnlyList<QuarantinedRecord> quarantined)
+{
+    public static readonly GateResult Unchanged = new(GateOutcome.Pass, null, [], []);
+
+    public GateOutcome Outcome { get; } = outcome;
+
+    public byte[]? Batch { get; } = batch;
+
+    public IReadOnlyList<RecordViolation> Violations { get; } = violations;
+
+    public IReadOnlyList<QuarantinedRecord> Quarantined { get; } = quarantined;
+
+    /// <summary>The batch-level message a producer sees with INVALID_RECORD.</summary>
+    public string Summary => Violations.Count == 0
+        ? "ok"
+        : $"{Violations.Count} record(s) break the contract; first: record {Violations[0].BatchIndex}: {Violations[0].Rule}: {Violations[0].Reason}";
+}
+
+/// <summary>
+/// The contract gate, called by the produce handler after the CRC check and before the WAL append.
+/// For each record of a batch on a topic with a contract: the schema id must be present and registered
+/// under the contract's subject (and pinned versions), the payload must decode (JSON: validate) with
+/// that schema, and every rule must hold; then the privacy policy rewrites the record. The contract's
+/// failure action decides the batch's fate. Topics without a contract never reach it. Compiled rules,
+/// schema checks and tagged paths are cached per contract version and registry generation.
+/// </summary>
+public sealed partial class ContractGate(
+    ContractStore store,
+    SchemaRegistry registry,
+    IEnumerable<IPayloadCodec> codecs,
+    Formats.Json.JsonPayloadValidator jsonValidator,
+    ContractMetrics metrics,
+    PrivacyRewriter privacy,
+    ILogger<ContractGate> logger)
+{
+    public const string ViolationHeader = "sharedlog.contract.violation";
+    public const int MaxDecompressedBytes = 64 * 1024 * 1024;
+
+    private readonly Dictionary<SchemaType, IPayloadCodec> _codecs = codecs.ToDictionary(c => c.Type);
+    private readonly ConcurrentDictionary<(string Name, int Version), CompiledContract> _compiled = new();
+    private readonly ConcurrentDictionary<SchemaCheckKey, SchemaCheck> _schemaChecks = new();
+    private readonly ConcurrentDictionary<(long Generation, int SchemaId, string Tag), IReadOnlyList<string>> _taggedPaths = new();
+
+    private sealed record CompiledContract(ContractDefinition Definition, int Version, CompiledRule[] Rules, bool RulesReadHeaders);
+
+    private readonly record struct SchemaCheckKey(long Generation, string Contract, int ContractVersion, bool IsKey, int SchemaId, string? RecordName);
+
+    /// <summary>A schema id's standing for one side of one contract: usable (parsed, codec) or a reason.</summary>
+    private sealed record SchemaCheck(IParsedSchema? Parsed, IPayloadCodec? Codec, string? Problem);
+
+    private sealed class SideResult
+    {
+        public object? Value { get; set; }
+
+        public string? Rule { get; set; }
+
+        public string? Reason { get; set; }
+
+        public IParsedSchema? Parsed { get; set; }
+
+        public IPayloadCodec? Codec { get; set; }
+
+        public DecodedPayload? Decoded { get; set; }
+
+        public int SchemaId { get; set; }
+    }
+
+    /// <summary>The variables a rule sees: value, key, headers, topic, partition, timestamp.</summary>
+    private sealed class RecordActivation : IRuleActivation
+    {
+        public object? Value { get; set; }
+
+        public object? Key { get; set; }
+
+        public Dictionary<string, object?>? Headers { get; set; }
+
+        public string Topic { get; set; } = "";
+
+        public long Partition { get; set; }
+
+        public DateTimeOffset Timestamp { get; set; }
+
+        public bool TryResolve(string name, out object? value)
+        {
+            (bool found, value) = name switch
+            {
+                "value" => (true, Value),
+                "key" => (true, Key),
+                "headers" => (true, (object?)Headers ?? new Dictionary<string, object?>()),
+                "topic" => (true, Topic),
+                "partition" => (true, (object?)Partition),
+                "timestamp" => (true, (object?)Timestamp),
+                _ => (false, null),
+            };
+            return found;
+        }
+    }
+
+    public ActiveContract? ContractFor(string topic) => store.ForTopic(topic);
+
+    /// <summary>Compiles a contract's rules; returns one problem per rule that does not compile (line and column included).</summary>
+    public static IReadOnlyList<string> CompileProblems(ContractDefinition definition)
+    {
+        var problems = new List<string>();
+        foreach (FieldRuleDefinition rule in definition.Rules)
+        {
+            try
+            {
+                CelRule.Compile(rule.Expression);
+            }
+            catch (RuleSyntaxException e)
+            {
+                problems.Add($"rules[{rule.Name}]: {e.Message}");
+            }
+        }
+
+        return problems;
+    }
+
+    public GateResult Inspect(ActiveContract active, string topic, int partition, RecordBatch batch)
+    {
+        CompiledContract contract = _compiled.GetOrAdd((active.Definition.Name, active.Version), _ => Compile(active));
+        ContractDefinition definition = contract.Definition;
+        RecordSet records = batch.Records(MaxDecompressedBytes);
+        int count = records.Count;
+        var violations = new List<RecordViolation>();
+        byte[]?[]? newValues = null;
+        byte[]?[]? newKeys = null;
+        bool applyPrivacy = definition.OnFailure != FailureAction.Observe && definition.Privacy.Count > 0;
+        var activation = new RecordActivation { Topic = topic, Partition = partition };
+        int index = 0;
+        foreach (Record record in records)
+        {
+            (string Rule, string Reason)? violation = CheckRecord(contract, topic, record, activation, applyPrivacy, out byte[]? newKey, out byte[]? newValue);
+            if (violation is { } found)
+            {
+                violations.Add(new RecordViolation(index, found.Rule, found.Reason));
+                metrics.Violation(topic, contract.Version, found.Rule, definition.OnFailure.ToString().ToLowerInvariant());
+            }
+            else
+            {
+                if (newValue is not null)
+                {
+                    (newValues ??= new byte[]?[count])[index] = newValue;
+                }
+
+                if (newKey is not null)
+                {
+                    (newKeys ??= new byte[]?[count])[index] = newKey;
+                }
+            }
+
+            index++;
+        }
+
+        int bad = violations.Count;
+        bool rewritten = newValues is not null || newKeys is not null;
+        switch (definition.OnFailure)
+        {
+            case FailureAction.Observe:
+                metrics.Records(topic, contract.Version, ContractMetrics.Accepted, count - bad);
+                metrics.Records(topic, contract.Version, ContractMetrics.ObservedFailing, bad);
+                return GateResult.Unchanged;
+            case FailureAction.Reject when bad > 0:
+                metrics.Records(topic, contract.Version, ContractMetrics.Rejected, count);
+                LogRejected(topic, partition, bad, violations[0].Rule, violations[0].Reason);
+                return new GateResult(GateOutcome.Reject, null, violations, []);
+            case FailureAction.Quarantine when bad > 0:
+                metrics.Records(topic, contract.Version, ContractMetrics.Accepted, count - bad);
+                metrics.Records(topic, contract.Version, ContractMetrics.Quarantined, bad);
+                return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, newKeys, newValues, drop: true), violations, Quarantine(batch, records, violations));
+            case FailureAction.Flag when bad > 0:
+                metrics.Records(topic, contract.Version, ContractMetrics.Accepted, count - bad);
+                metrics.Records(topic, contract.Version, ContractMetrics.Flagged, bad);
+                return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, newKeys, newValues, drop: false), violations, []);
+            default:
+                metrics.Records(topic, contract.Version, ContractMetrics.Accepted, count);
+                return rewritten
+                    ? new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, newKeys, newValues, drop: false), [], [])
+                    : GateResult.Unchanged;
+        }
+    }
+
+    private static CompiledContract Compile(ActiveContract active)
+    {
+        // Rules were compiled when the contract was applied; a rule failing here would mean a stored
+        // contract from an older build, and the exception surfaces as a storage error for the batch.
+        CompiledRule[] rules = [.. active.Definition.Rules.Select(r => CelRule.Compile(r.Expression))];
+        bool readsHeaders = active.Definition.Rules.Any(r => r.Expression.Contains("headers", StringComparison.Ordinal));
+        return new CompiledContract(active.Definition, active.Version, rules, readsHeaders);
+    }
+
+    private (string Rule, string Reason)? CheckRecord(CompiledContract contract, string topic, Record record, RecordActivation activation, bool applyPrivacy, out byte[]? newKey, out byte[]? newValue)
+    {
+        newKey = null;
+        newValue = null;
+        ContractDefinition definition = contract.Definition;
+        if (record.ValueIsNull && definition.RejectTombstones)
+        {
+            return ("tombstone", "records with a null value are not allowed on this topic");
+        }
+
+        SideResult? key = null;
+        if (definition.Key is { } keyRequirement && !record.KeyIsNull)
+        {
+            key = DecodeSide(contract, keyRequirement, topic, isKey: true, record.Key);
+            if (key.Reason is not null)
+            {
+                return (key.Rule!, key.Reason);
+            }
+        }
+
+        SideResult? value = null;
+        if (definition.Value is { } valueRequirement && !record.ValueIsNull)
+        {
+            value = DecodeSide(contract, valueRequirement, topic, isKey: false, record.Value);
+            if (value.Reason is not null)
+            {
+                return (value.Rule!, value.Reason);
+            }
+        }
+
+        if (contract.Rules.Length > 0)
+        {
+            activation.Value = value?.Value;
+            activation.Key = key is not null ? key.Value : record.KeyIsNull ? null : Encoding.UTF8.GetString(record.Key);
+            activation.Timestamp = DateTimeOffset.FromUnixTimeMilliseconds(record.Timestamp);
+            activation.Headers = contract.RulesReadHeaders ? Headers(record) : null;
+            for (int i = 0; i < contract.Rules.Length; i++)
+            {
+                RuleOutcome outcome = contract.Rules[i].Evaluate(activation);
+                if (!outcome.IsPassed)
+                {
+                    FieldRuleDefinition rule = definition.Rules[i];
+                    return (rule.Name, outcome.IsFailed ? rule.Message ?? $"rule failed: {rule.Expression}" : $"rule error: {outcome.ErrorMessage}");
+                }
+            }
+        }
+
+        if (applyPrivacy)
+        {
+            string? problem = null;
+            if (value is not null)
+            {
+                newValue = ApplyPrivacy(definition, value, ref problem);
+            }
+
+            if (key is not null && problem is null)
+            {
+                newKey = ApplyPrivacy(definition, key, ref problem);
+            }
+
+            if (problem is not null)
+            {
+                newKey = newValue = null;
+                return ("privacy", problem);
+            }
+        }
+
+        return null;
+    }
+
+    private SideResult DecodeSide(CompiledContract contract, SchemaRequirement requirement, string topic, bool isKey, ReadOnlySpan<byte> bytes)
+    {
+        string side = isKey ? "key" : "value";
+        var result = new SideResult { Rule = "schema" };
+        if (!SchemaWireFormat.TryReadSchemaId(bytes, out int schemaId))
+        {
+            result.Reason = $"{side} has no schema id (Confluent framing: magic byte 0 and a 4-byte schema id)";
+            return result;
+        }
+
+        result.SchemaId = schemaId;
+        metrics.SchemaSeen(topic, schemaId);
+        bool subjectByRecord = requirement.Subject is null && requirement.Strategy != SubjectNameStrategy.TopicNameStrategy;
+        SchemaCheck check = CheckSchema(contract, requirement, topic, isKey, schemaId, recordName: null, subjectByRecord);
+        if (check.Problem is not null)
+        {
+            result.Reason = $"{side}: {check.Problem}";
+            return result;
+        }
+
+        ReadOnlySpan<byte> payload = bytes[SchemaWireFormat.HeaderSize..];
+        if (check.Parsed!.Type == SchemaType.Json && jsonValidator.Validate(check.Parsed, payload) is { Count: > 0 } errors)
+        {
+            result.Reason = $"{side} does not match JSON schema {schemaId}: {string.Join("; ", errors.Take(3))}";
+            return result;
+        }
+
+        try
+        {
+            result.Decoded = check.Codec!.Decode(check.Parsed, payload);
+        }
+        catch (PayloadDecodeException e)
+        {
+            result.Reason = $"{side} does not decode with schema {schemaId}: {e.Message}";
+            return result;
+        }
+
+        if (subjectByRecord)
+        {
+            string? recordName = RecordName(check.Parsed, result.Decoded);
+            SchemaCheck named = CheckSchema(contract, requirement, topic, isKey, schemaId, recordName, subjectByRecord: false);
+            if (named.Problem is not null)
+            {
+                result.Reason = $"{side}: {named.Problem}";
+                return result;
+            }
+        }
+
+        result.Value = result.Decoded.Value;
+        result.Parsed = check.Parsed;
+        result.Codec = check.Codec;
+        result.Rule = null;
+        return result;
+    }
+
+    private SchemaCheck CheckSchema(CompiledContract contract, SchemaRequirement requirement, string topic, bool isKey, int schemaId, string? recordName, bool subjectByRecord)
+    {
+        var cacheKey = new SchemaCheckKey(registry.Generation, contract.Definition.Name, contract.Version, isKey, schemaId, recordName);
+        return _schemaChecks.GetOrAdd(cacheKey, _ =>
+        {
+            if (_schemaChecks.Count > 100_000)
+            {
+                _schemaChecks.Clear();
+            }
+
+            if (registry.ParsedById(schemaId) is not { } parsed)
+            {
+                return new SchemaCheck(null, null, $"schema id {schemaId} is not registered");
+            }
+
+            if (!_codecs.TryGetValue(parsed.Type, out IPayloadCodec? codec))
+            {
+                return new SchemaCheck(null, null, $"schema id {schemaId} is {RegistryNames.Name(parsed.Type)}, which the gate cannot decode");
+            }
+
+            if (!subjectByRecord)
+            {
+                string subject = requirement.SubjectFor(topic, isKey, recordName);
+                if (registry.VersionUnder(schemaId, subject) is not { } version)
+                {
+                    return new SchemaCheck(null, null, $"schema id {schemaId} is not registered under subject '{subject}'");
+                }
+
+                if (version < requirement.MinVersion || version > requirement.MaxVersion)
+                {
+                    return new SchemaCheck(null, null, $"schema id {schemaId} is version {version} of '{subject}', outside the pinned versions");
+                }
+            }
+
+            return new SchemaCheck(parsed, codec, null);
+        });
+    }
+
+    /// <summary>The record name the Record*NameStrategy subjects use: Avro full name, Protobuf message, JSON Schema title.</summary>
+    private static string? RecordName(IParsedSchema parsed, DecodedPayload decoded) => parsed switch
+    {
+        AvroParsedSchema avro => (avro.Schema as global::Avro.NamedSchema)?.Fullname,
+        _ when decoded.MessageFullName is not null => decoded.MessageFullName,
+        _ => JsonTitle(parsed.Text),
+    };
+
+    private static string? JsonTitle(string schemaText)
+    {
+        try
+        {
+            using var document = System.Text.Json.JsonDocument.Parse(schemaText);
+            return document.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object && document.RootElement.TryGetProperty("title", out System.Text.Json.JsonElement title) ? title.GetString() : null;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+
+    private byte[]? ApplyPrivacy(ContractDefinition definition, SideResult side, ref string? problem)
+    {
+        bool changed = false;
+        foreach (PrivacyRuleDefinition rule in definition.Privacy)
+        {
+            IReadOnlyList<string> paths = rule.FieldPath is { } path
+                ? [path]
+                : _taggedPaths.GetOrAdd((registry.Generation, side.SchemaId, rule.Tag!), _ => SchemaTags.PathsWithTag(side.Parsed!, rule.Tag!));
+            foreach (string target in paths)
+            {
+                changed |= privacy.Apply(side.Value, target, rule.Action, out string? failure);
+                if (failure is not null)
+                {
+                    problem = $"{target}: {failure}";
+                    return null;
+                }
+            }
+        }
+
+        if (!changed)
+        {
+            return null;
+        }
+
+        try
+        {
+            byte[] payload = side.Codec!.Encode(side.Parsed!, side.Decoded! with { Value = side.Value });
+            byte[] framed = new byte[SchemaWireFormat.HeaderSize + payload.Length];
+            SchemaWireFormat.WriteHeader(framed, side.SchemaId);
+            payload.CopyTo(framed.AsSpan(SchemaWireFormat.HeaderSize));
+            return framed;
+        }
+        catch (PayloadDecodeException e)
+        {
+            problem = $"privacy rewrite cannot be encoded: {e.Message}";
+            return null;
+        }
+    }
+
+    private static Dictionary<string, object?> Headers(Record record)
+    {
+        var headers = new Dictionary<string, object?>(StringComparer.Ordinal);
+        foreach (RecordHeader header in record.Headers)
+        {
+            headers[header.KeyString] = header.ValueIsNull ? null : Encoding.UTF8.GetString(header.Value);
+        }
+
+        return headers;
+    }
+
+    /// <summary>
+    /// The batch to store: same producer fields, codec and offset span; rewritten keys/values; bad
+    /// records dropped (their offsets become gaps) or kept with a violation header.
+    /// </summary>
+    private static byte[] Rebuild(RecordBatch batch, RecordSet records, List<RecordViolation> violations, byte[]?[]? newKeys, byte[]?[]? newValues, bool drop)
+    {
+        var builder = new RecordBatchBuilder(batch.BaseTimestamp)
+        {
+            Compression = batch.Compression,
+            TimestampType = batch.TimestampType,
+            PartitionLeaderEpoch = batch.PartitionLeaderEpoch,
+            ProducerId = batch.ProducerId,
+            ProducerEpoch = batch.ProducerEpoch,
+            BaseSequence = batch.BaseSequence,
+            IsTransactional = batch.IsTransactional,
+            LastOffsetDelta = batch.LastOffsetDelta,
+        };
+        int index = 0;
+        int nextViolation = 0;
+        foreach (Record record in records)
+        {
+            RecordViolation? violation = nextViolation < violations.Count && violations[nextViolation].BatchIndex == index ? violations[nextViolation++] : null;
+            if (violation is null || !drop)
+            {
+                byte[]? key = newKeys?[index];
+                byte[]? value = newValues?[index];
+                RecordHeaderValue[]? extra = violation is null ? null : [new RecordHeaderValue(ViolationHeader, Encoding.UTF8.GetBytes($"{violation.Rule}: {violation.Reason}"))];
+                builder.AddCopy(
+                    (int)(record.Offset - batch.BaseOffset),
+                    record.Timestamp,
+                    key ?? record.Key,
+                    key is null && record.KeyIsNull,
+                    value ?? record.Value,
+                    value is null && record.ValueIsNull,
+                    record.RawHeaders,
+                    record.HeaderCount,
+                    extra);
+            }
+
+            index++;
+        }
+
+        return builder.Build();
+    }
+
+    private static List<QuarantinedRecord> Quarantine(RecordBatch batch, RecordSet records, List<RecordViolation> violations)
+    {
+        var quarantined = new List<QuarantinedRecord>(violations.Count);
+        int index = 0;
+        int nextViolation = 0;
+        foreach (Record record in records)
+        {
+            if (nextViolation < violations.Count && violations[nextViolation].BatchIndex == index)
+            {
+                RecordViolation violation = violations[nextViolation++];
+                quarantined.Add(new QuarantinedRecord(
+                    (int)(record.Offset - batch.BaseOffset),
+                    record.Timestamp,
+                    record.KeyIsNull ? null : record.Key.ToArray(),
+                    record.ValueIsNull ? null : record.Value.ToArray(),
+                    record.RawHeaders.ToArray(),
+                    record.HeaderCount,
+                    violation.Rule,
+                    violation.Reason));
+            }
+
+            index++;
+        }
+
+        return quarantined;
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Contract rejected a batch on {Topic}-{Partition}: {Bad} bad records; first breaks {Rule}: {Reason}")]
+    private partial void LogRejected(string topic, int partition, int bad, string rule, string reason);
+}

@@ -1,0 +1,106 @@
+using System.Security.Cryptography;
+using System.Text;
+using SharedLog.Contracts.Model;
+
+namespace SharedLog.Contracts.Policy;
+
+/// <summary>
+/// Applies a contract's privacy rules to a decoded record before it is stored: <c>redact</c> replaces
+/// a value with a fixed value of the same type, <c>hash</c> replaces a string or bytes value by its
+/// keyed HMAC-SHA256 (stable, so hashed values still join), <c>drop</c> removes the field (the codec
+/// writes the schema default or null). Paths are dotted field names; lists are walked element by element.
+/// </summary>
+public sealed class PrivacyRewriter(byte[] hashKey)
+{
+    public const string RedactedText = "****";
+
+    /// <summary>Rewrites <paramref name="value"/> in place; returns whether anything changed, or a problem.</summary>
+    public bool Apply(object? value, string path, PrivacyAction action, out string? problem)
+    {
+        problem = null;
+        return Walk(value, path.Split('.'), 0, action, ref problem);
+    }
+
+    private bool Walk(object? node, string[] path, int index, PrivacyAction action, ref string? problem)
+    {
+        switch (node)
+        {
+            case List<object?> list:
+                bool anyChanged = false;
+                foreach (object? item in list)
+                {
+                    anyChanged |= Walk(item, path, index, action, ref problem);
+                }
+
+                return anyChanged;
+            case Dictionary<string, object?> fields when fields.TryGetValue(path[index], out object? child):
+                if (index < path.Length - 1)
+                {
+                    return Walk(child, path, index + 1, action, ref problem);
+                }
+
+                if (action == PrivacyAction.Drop)
+                {
+                    fields.Remove(path[index]);
+                    return true;
+                }
+
+                if (child is List<object?> values)
+                {
+                    bool changed = false;
+                    for (int i = 0; i < values.Count; i++)
+                    {
+                        changed |= Replace(values[i], action, ref problem, out object? replaced);
+                        values[i] = replaced;
+                    }
+
+                    return changed;
+                }
+
+                bool replacedOne = Replace(child, action, ref problem, out object? newValue);
+                fields[path[index]] = newValue;
+                return replacedOne;
+            default:
+                return false;
+        }
+    }
+
+    private bool Replace(object? value, PrivacyAction action, ref string? problem, out object? replaced)
+    {
+        replaced = value;
+        if (value is null)
+        {
+            return false;
+        }
+
+        if (action == PrivacyAction.Hash)
+        {
+            switch (value)
+            {
+                case string text:
+                    replaced = Convert.ToHexStringLower(HMACSHA256.HashData(hashKey, Encoding.UTF8.GetBytes(text)));
+                    return true;
+                case byte[] bytes:
+                    replaced = HMACSHA256.HashData(hashKey, bytes);
+                    return true;
+                default:
+                    problem = $"privacy: hash applies to string or bytes fields, not {value.GetType().Name}";
+                    return false;
+            }
+        }
+
+        replaced = value switch
+        {
+            string => RedactedText,
+            long => 0L,
+            ulong => 0UL,
+            double => 0.0,
+            bool => false,
+            byte[] => Array.Empty<byte>(),
+            DateTimeOffset => DateTimeOffset.UnixEpoch,
+            TimeSpan => TimeSpan.Zero,
+            _ => null,
+        };
+        return true;
+    }
+}
