@@ -783,6 +783,25 @@ public class PayloadCodecTests
         Assert.Equal([0x00, 0x38, 0x63], bytes);
     }
 
+    [Fact]
+    public void Claimed_2_GB_lengths_in_10_bytes_fail_without_allocating_them()
+    {
+        var avroSchema = ParseAvro("""{"type":"record","name":"R","fields":[{"name":"s","type":"string"},{"name":"b","type":"bytes"}]}""");
+        var protoSchema = ParseProto(RecursiveProto);
+        byte[] avro = [0x02, (byte)'a', 0xFE, 0xFF, 0xFF, 0xFF, 0x0F, 1, 2, 3]; // s = "a", b claims 2^31 - 1 bytes
+        byte[] proto = [0x00, 0x12, 0xFF, 0xFF, 0xFF, 0xFF, 0x07, 1, 2, 3];   // s claims 2^31 - 1 bytes
+
+        // Warm up so JIT and type loading do not count.
+        Assert.Throws<PayloadDecodeException>(() => Avro.Decode(avroSchema, avro));
+        Assert.Throws<PayloadDecodeException>(() => Protobuf.Decode(protoSchema, proto));
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        Assert.Throws<PayloadDecodeException>(() => Avro.Decode(avroSchema, avro));
+        Assert.Throws<PayloadDecodeException>(() => Protobuf.Decode(protoSchema, proto));
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(allocated < 256 * 1024, $"allocated {allocated} bytes");
+    }
+
     /// <summary>Every prefix of a valid payload, and random corruptions of it, decode or fail with PayloadDecodeException only.</summary>
     [Fact]
     public void Truncated_and_corrupted_payloads_only_ever_throw_PayloadDecodeException()
