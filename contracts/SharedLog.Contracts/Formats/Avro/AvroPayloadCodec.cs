@@ -1,0 +1,784 @@
+using System.Buffers.Binary;
+using System.Text;
+using System.Text.Unicode;
+using Avro;
+using Newtonsoft.Json.Linq;
+using SharedLog.Contracts.Model;
+using SharedLog.Contracts.Registry;
+
+namespace SharedLog.Contracts.Formats.Avro;
+
+/// <summary>
+/// Avro binary encoding to and from the <see cref="RecordValue"/> object graph, with the writer schema.
+/// A bounded reader of its own rather than Apache.Avro's GenericDatumReader, so hostile input cannot
+/// make it allocate: every length is checked against the bytes left, block counts against
+/// <see cref="RecordValue.MaxElements"/>, nesting against <see cref="RecordValue.MaxDepth"/>, and
+/// bytes left after the datum are an error.
+/// <para>Value choices: int and long decode to <c>long</c>, float and double to <c>double</c>, enums to
+/// their symbol, bytes and fixed to <c>byte[]</c>, unions to the branch's value.
+/// timestamp-millis and timestamp-micros decode to <c>DateTimeOffset</c> (UTC) when .NET can represent
+/// the instant, else stay <c>long</c>. Other logical types keep their underlying value, losslessly:
+/// date is days since the epoch (<c>long</c>), time-* and local-timestamp-* and timestamp-nanos are
+/// <c>long</c>, decimal is the big-endian two's-complement unscaled <c>byte[]</c> (a double would lose
+/// precision), uuid is a <c>string</c>. Map keys are unique: a repeated key keeps its last value.</para>
+/// <para>Encoding takes the graph back: a record field missing from its dictionary (dropped by a
+/// policy) is written as its schema default, else as null when its type is a union with null, else it
+/// is an error. Values may be replaced by others of a compatible kind (any integer for int/long, a
+/// <c>DateTimeOffset</c> or <c>long</c> for timestamps and dates, a string for bytes as UTF-8).</para>
+/// </summary>
+public sealed class AvroPayloadCodec : IPayloadCodec
+{
+    private const long TicksPerMicrosecond = TimeSpan.TicksPerMillisecond / 1000;
+
+    private static readonly long MinUnixMilliseconds = DateTimeOffset.MinValue.ToUnixTimeMilliseconds();
+    private static readonly long MaxUnixMilliseconds = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
+    private static readonly long MinUnixMicroseconds = (DateTimeOffset.MinValue.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / TicksPerMicrosecond;
+    private static readonly long MaxUnixMicroseconds = (DateTimeOffset.MaxValue.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / TicksPerMicrosecond;
+
+    public SchemaType Type => SchemaType.Avro;
+
+    public DecodedPayload Decode(IParsedSchema schema, ReadOnlySpan<byte> payload)
+    {
+        var avro = SchemaOf(schema);
+        var reader = new AvroReader(payload);
+        var value = ReadValue(ref reader, avro, 0);
+        if (reader.Remaining > 0)
+        {
+            throw new PayloadDecodeException($"Avro payload has {reader.Remaining} bytes left after the datum");
+        }
+
+        return new DecodedPayload(value);
+    }
+
+    public byte[] Encode(IParsedSchema schema, DecodedPayload payload)
+    {
+        ArgumentNullException.ThrowIfNull(payload);
+        var avro = SchemaOf(schema);
+        var writer = new PayloadWriter();
+        WriteValue(writer, avro, payload.Value, 0);
+        return writer.ToArray();
+    }
+
+    private static Schema SchemaOf(IParsedSchema schema)
+    {
+        ArgumentNullException.ThrowIfNull(schema);
+        return schema is AvroParsedSchema avro
+            ? avro.Schema
+            : throw new ArgumentException($"expected an Avro schema, got {schema.Type}", nameof(schema));
+    }
+
+    private static object? ReadValue(ref AvroReader reader, Schema schema, int depth)
+    {
+        switch (schema.Tag)
+        {
+            case Schema.Type.Null:
+                return null;
+            case Schema.Type.Boolean:
+                return reader.ReadByte() switch
+                {
+                    0 => false,
+                    1 => true,
+                    var other => throw new PayloadDecodeException($"invalid Avro boolean byte {other}"),
+                };
+            case Schema.Type.Int:
+                return (long)reader.ReadInt();
+            case Schema.Type.Long:
+                return reader.ReadLong();
+            case Schema.Type.Float:
+                return (double)BinaryPrimitives.ReadSingleLittleEndian(reader.ReadSpan(4));
+            case Schema.Type.Double:
+                return BinaryPrimitives.ReadDoubleLittleEndian(reader.ReadSpan(8));
+            case Schema.Type.Bytes:
+                return reader.ReadSpan(reader.ReadLength()).ToArray();
+            case Schema.Type.String:
+                return reader.ReadString();
+            case Schema.Type.Fixed:
+                return reader.ReadSpan(((FixedSchema)schema).Size).ToArray();
+            case Schema.Type.Enumeration:
+                {
+                    var symbols = ((EnumSchema)schema).Symbols;
+                    var index = reader.ReadInt();
+                    return index >= 0 && index < symbols.Count
+                        ? symbols[index]
+                        : throw new PayloadDecodeException($"enum '{((EnumSchema)schema).Fullname}' has no symbol at index {index}");
+                }
+
+            case Schema.Type.Record:
+            case Schema.Type.Error:
+                return ReadRecord(ref reader, (RecordSchema)schema, Deeper(depth));
+            case Schema.Type.Array:
+                return ReadArray(ref reader, ((ArraySchema)schema).ItemSchema, Deeper(depth));
+            case Schema.Type.Map:
+                return ReadMap(ref reader, ((MapSchema)schema).ValueSchema, Deeper(depth));
+            case Schema.Type.Union:
+                {
+                    var union = (UnionSchema)schema;
+                    var index = reader.ReadLong();
+                    return index >= 0 && index < union.Count
+                        ? ReadValue(ref reader, union[(int)index], Deeper(depth))
+                        : throw new PayloadDecodeException($"union index {index} is out of range (the union has {union.Count} branches)");
+                }
+
+            case Schema.Type.Logical:
+                {
+                    var logical = (LogicalSchema)schema;
+                    var raw = ReadValue(ref reader, logical.BaseSchema, depth);
+                    return FromLogical(logical.LogicalTypeName, raw);
+                }
+
+            default:
+                throw new PayloadDecodeException($"unsupported Avro type {schema.Tag}");
+        }
+    }
+
+    private static object? FromLogical(string logicalType, object? raw) => (logicalType, raw) switch
+    {
+        ("timestamp-millis", long millis) when millis >= MinUnixMilliseconds && millis <= MaxUnixMilliseconds =>
+            DateTimeOffset.FromUnixTimeMilliseconds(millis),
+        ("timestamp-micros", long micros) when micros >= MinUnixMicroseconds && micros <= MaxUnixMicroseconds =>
+            DateTimeOffset.UnixEpoch.AddTicks(micros * TicksPerMicrosecond),
+        _ => raw,
+    };
+
+    private static Dictionary<string, object?> ReadRecord(ref AvroReader reader, RecordSchema record, int depth)
+    {
+        var fields = record.Fields;
+        var result = new Dictionary<string, object?>(fields.Count, StringComparer.Ordinal);
+        foreach (var field in fields)
+        {
+            try
+            {
+                result[field.Name] = ReadValue(ref reader, field.Schema, depth);
+            }
+            catch (PayloadDecodeException ex)
+            {
+                throw new PayloadDecodeException($"{record.Name}.{field.Name}: {ex.Message}", ex.InnerException);
+            }
+        }
+
+        return result;
+    }
+
+    private static List<object?> ReadArray(ref AvroReader reader, Schema itemSchema, int depth)
+    {
+        var items = new List<object?>();
+        while (true)
+        {
+            var count = reader.ReadBlockCount();
+            if (count == 0)
+            {
+                return items;
+            }
+
+            // Never size from the claimed count alone: it is bounded by the bytes left (items of a null schema take none).
+            items.Capacity = (int)Math.Min(items.Count + (long)count, items.Count + (long)reader.Remaining + 1);
+            for (var i = 0; i < count; i++)
+            {
+                items.Add(ReadValue(ref reader, itemSchema, depth));
+            }
+        }
+    }
+
+    private static Dictionary<string, object?> ReadMap(ref AvroReader reader, Schema valueSchema, int depth)
+    {
+        var entries = new Dictionary<string, object?>(StringComparer.Ordinal);
+        while (true)
+        {
+            var count = reader.ReadBlockCount();
+            if (count == 0)
+            {
+                return entries;
+            }
+
+            for (var i = 0; i < count; i++)
+            {
+                var key = reader.ReadString();
+                entries[key] = ReadValue(ref reader, valueSchema, depth);
+            }
+        }
+    }
+
+    private static int Deeper(int depth) => depth < RecordValue.MaxDepth
+        ? depth + 1
+        : throw new PayloadDecodeException($"Avro value is nested more than {RecordValue.MaxDepth} levels deep");
+
+    private static void WriteValue(PayloadWriter writer, Schema schema, object? value, int depth)
+    {
+        switch (schema.Tag)
+        {
+            case Schema.Type.Null:
+                if (value is not null)
+                {
+                    throw Mismatch(schema, value);
+                }
+
+                break;
+            case Schema.Type.Boolean:
+                writer.WriteByte(value is bool b ? (b ? (byte)1 : (byte)0) : throw Mismatch(schema, value));
+                break;
+            case Schema.Type.Int:
+                writer.WriteZigZag(PayloadValues.TryGetInt64(value, out var i) && i >= int.MinValue && i <= int.MaxValue ? i : throw Mismatch(schema, value));
+                break;
+            case Schema.Type.Long:
+                writer.WriteZigZag(PayloadValues.TryGetInt64(value, out var l) ? l : throw Mismatch(schema, value));
+                break;
+            case Schema.Type.Float:
+                writer.WriteUInt32LittleEndian(BitConverter.SingleToUInt32Bits(PayloadValues.TryGetDouble(value, out var f) ? (float)f : throw Mismatch(schema, value)));
+                break;
+            case Schema.Type.Double:
+                writer.WriteUInt64LittleEndian(BitConverter.DoubleToUInt64Bits(PayloadValues.TryGetDouble(value, out var d) ? d : throw Mismatch(schema, value)));
+                break;
+            case Schema.Type.Bytes:
+                WriteBytes(writer, schema, value);
+                break;
+            case Schema.Type.String:
+                WriteString(writer, value as string ?? throw Mismatch(schema, value));
+                break;
+            case Schema.Type.Fixed:
+                {
+                    var size = ((FixedSchema)schema).Size;
+                    writer.WriteBytes(value is byte[] bytes && bytes.Length == size ? bytes : throw Mismatch(schema, value));
+                    break;
+                }
+
+            case Schema.Type.Enumeration:
+                writer.WriteZigZag(SymbolIndex((EnumSchema)schema, value));
+                break;
+            case Schema.Type.Record:
+            case Schema.Type.Error:
+                WriteRecord(writer, (RecordSchema)schema, value as IDictionary<string, object?> ?? throw Mismatch(schema, value), Deeper(depth));
+                break;
+            case Schema.Type.Array:
+                {
+                    var items = value as IList<object?> ?? throw Mismatch(schema, value);
+                    var itemSchema = ((ArraySchema)schema).ItemSchema;
+                    var inner = Deeper(depth);
+                    if (items.Count > 0)
+                    {
+                        writer.WriteZigZag(items.Count);
+                        for (var index = 0; index < items.Count; index++)
+                        {
+                            WriteValue(writer, itemSchema, items[index], inner);
+                        }
+                    }
+
+                    writer.WriteByte(0);
+                    break;
+                }
+
+            case Schema.Type.Map:
+                {
+                    var entries = value as IDictionary<string, object?> ?? throw Mismatch(schema, value);
+                    var valueSchema = ((MapSchema)schema).ValueSchema;
+                    var inner = Deeper(depth);
+                    if (entries.Count > 0)
+                    {
+                        writer.WriteZigZag(entries.Count);
+                        foreach (var entry in entries)
+                        {
+                            WriteString(writer, entry.Key);
+                            WriteValue(writer, valueSchema, entry.Value, inner);
+                        }
+                    }
+
+                    writer.WriteByte(0);
+                    break;
+                }
+
+            case Schema.Type.Union:
+                {
+                    var union = (UnionSchema)schema;
+                    var branch = ChooseBranch(union, value);
+                    writer.WriteZigZag(branch);
+                    WriteValue(writer, union[branch], value, Deeper(depth));
+                    break;
+                }
+
+            case Schema.Type.Logical:
+                {
+                    var logical = (LogicalSchema)schema;
+                    WriteValue(writer, logical.BaseSchema, ToLogicalBase(logical.LogicalTypeName, value), depth);
+                    break;
+                }
+
+            default:
+                throw new PayloadDecodeException($"unsupported Avro type {schema.Tag}");
+        }
+    }
+
+    private static object? ToLogicalBase(string logicalType, object? value)
+    {
+        if (value is not DateTimeOffset instant)
+        {
+            return value;
+        }
+
+        var ticks = instant.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks;
+        return logicalType switch
+        {
+            "timestamp-millis" => instant.ToUnixTimeMilliseconds(),
+            "timestamp-micros" => ticks / TicksPerMicrosecond,
+            "date" => (long)Math.Floor(ticks / (double)TimeSpan.TicksPerDay),
+            _ => value,
+        };
+    }
+
+    private static void WriteBytes(PayloadWriter writer, Schema schema, object? value)
+    {
+        switch (value)
+        {
+            case byte[] bytes:
+                writer.WriteZigZag(bytes.Length);
+                writer.WriteBytes(bytes);
+                break;
+            case string text:
+                WriteString(writer, text);
+                break;
+            default:
+                throw Mismatch(schema, value);
+        }
+    }
+
+    private static void WriteString(PayloadWriter writer, string text)
+    {
+        writer.WriteZigZag(Encoding.UTF8.GetByteCount(text));
+        writer.WriteUtf8(text);
+    }
+
+    private static int SymbolIndex(EnumSchema schema, object? value)
+    {
+        if (value is string symbol)
+        {
+            var symbols = schema.Symbols;
+            for (var index = 0; index < symbols.Count; index++)
+            {
+                if (string.Equals(symbols[index], symbol, StringComparison.Ordinal))
+                {
+                    return index;
+                }
+            }
+
+            throw new PayloadDecodeException($"'{symbol}' is not a symbol of enum '{schema.Fullname}'");
+        }
+
+        throw Mismatch(schema, value);
+    }
+
+    private static void WriteRecord(PayloadWriter writer, RecordSchema record, IDictionary<string, object?> values, int depth)
+    {
+        var matched = 0;
+        foreach (var field in record.Fields)
+        {
+            try
+            {
+                if (values.TryGetValue(field.Name, out var value))
+                {
+                    matched++;
+                    WriteValue(writer, field.Schema, value, depth);
+                }
+                else
+                {
+                    WriteDropped(writer, field, depth);
+                }
+            }
+            catch (PayloadDecodeException ex)
+            {
+                throw new PayloadDecodeException($"{record.Name}.{field.Name}: {ex.Message}", ex.InnerException);
+            }
+        }
+
+        if (matched < values.Count)
+        {
+            foreach (var key in values.Keys)
+            {
+                if (!record.Contains(key))
+                {
+                    throw new PayloadDecodeException($"record '{record.Fullname}' has no field '{key}'");
+                }
+            }
+        }
+    }
+
+    /// <summary>A field a policy removed: its default, else null in a nullable union, else it cannot be dropped.</summary>
+    private static void WriteDropped(PayloadWriter writer, Field field, int depth)
+    {
+        if (field.DefaultValue is { } token)
+        {
+            var schema = field.Schema;
+            if (schema is UnionSchema union)
+            {
+                // Avro 1.12 lets a union default match any branch; use the first it matches.
+                for (var branch = 0; branch < union.Count; branch++)
+                {
+                    if (TryConvertDefault(union[branch], token, depth, out var branchValue))
+                    {
+                        writer.WriteZigZag(branch);
+                        WriteValue(writer, union[branch], branchValue, depth);
+                        return;
+                    }
+                }
+            }
+            else if (TryConvertDefault(schema, token, depth, out var value))
+            {
+                WriteValue(writer, schema, value, depth);
+                return;
+            }
+
+            throw new PayloadDecodeException("the field's default does not match its type");
+        }
+
+        if (field.Schema is UnionSchema nullable)
+        {
+            for (var branch = 0; branch < nullable.Count; branch++)
+            {
+                if (nullable[branch].Tag == Schema.Type.Null)
+                {
+                    writer.WriteZigZag(branch);
+                    return;
+                }
+            }
+        }
+
+        throw new PayloadDecodeException("the field was dropped but cannot be: it has no default and is not nullable");
+    }
+
+    /// <summary>Converts a field default (JSON, per the Avro specification) to an object-graph value.</summary>
+    private static bool TryConvertDefault(Schema schema, JToken token, int depth, out object? value)
+    {
+        value = null;
+        if (depth > RecordValue.MaxDepth)
+        {
+            return false;
+        }
+
+        switch (schema.Tag)
+        {
+            case Schema.Type.Null:
+                return token.Type == JTokenType.Null;
+            case Schema.Type.Boolean when token.Type == JTokenType.Boolean:
+                value = token.Value<bool>();
+                return true;
+            case Schema.Type.Int or Schema.Type.Long when token.Type == JTokenType.Integer:
+                value = token.Value<long>();
+                return true;
+            case Schema.Type.Float or Schema.Type.Double when token.Type is JTokenType.Integer or JTokenType.Float:
+                value = token.Value<double>();
+                return true;
+            case Schema.Type.String when token.Type == JTokenType.String:
+                value = token.Value<string>();
+                return true;
+            case Schema.Type.Enumeration when token.Type == JTokenType.String:
+                value = token.Value<string>();
+                return ((EnumSchema)schema).Contains((string)value!);
+            case Schema.Type.Bytes or Schema.Type.Fixed when token.Type == JTokenType.String:
+                {
+                    // Bytes defaults are strings whose code points 0-255 are the bytes.
+                    var text = token.Value<string>()!;
+                    var bytes = new byte[text.Length];
+                    for (var index = 0; index < text.Length; index++)
+                    {
+                        if (text[index] > 0xFF)
+                        {
+                            return false;
+                        }
+
+                        bytes[index] = (byte)text[index];
+                    }
+
+                    value = bytes;
+                    return schema is not FixedSchema fixedSchema || fixedSchema.Size == bytes.Length;
+                }
+
+            case Schema.Type.Array when token is JArray array:
+                {
+                    var items = new List<object?>(array.Count);
+                    foreach (var item in array)
+                    {
+                        if (!TryConvertDefault(((ArraySchema)schema).ItemSchema, item, depth + 1, out var converted))
+                        {
+                            return false;
+                        }
+
+                        items.Add(converted);
+                    }
+
+                    value = items;
+                    return true;
+                }
+
+            case Schema.Type.Map when token is JObject map:
+                {
+                    var entries = new Dictionary<string, object?>(StringComparer.Ordinal);
+                    foreach (var property in map.Properties())
+                    {
+                        if (!TryConvertDefault(((MapSchema)schema).ValueSchema, property.Value, depth + 1, out var converted))
+                        {
+                            return false;
+                        }
+
+                        entries[property.Name] = converted;
+                    }
+
+                    value = entries;
+                    return true;
+                }
+
+            case Schema.Type.Record or Schema.Type.Error when token is JObject obj:
+                {
+                    var record = (RecordSchema)schema;
+                    var fields = new Dictionary<string, object?>(StringComparer.Ordinal);
+                    foreach (var field in record.Fields)
+                    {
+                        var fieldToken = obj[field.Name] ?? field.DefaultValue;
+                        if (fieldToken is null || !TryConvertDefault(field.Schema, fieldToken, depth + 1, out var converted))
+                        {
+                            return false;
+                        }
+
+                        fields[field.Name] = converted;
+                    }
+
+                    value = fields;
+                    return true;
+                }
+
+            case Schema.Type.Union:
+                {
+                    var union = (UnionSchema)schema;
+                    for (var branch = 0; branch < union.Count; branch++)
+                    {
+                        if (TryConvertDefault(union[branch], token, depth + 1, out value))
+                        {
+                            return true;
+                        }
+                    }
+
+                    return false;
+                }
+
+            case Schema.Type.Logical:
+                return TryConvertDefault(((LogicalSchema)schema).BaseSchema, token, depth, out value);
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>The union branch a value is written in: the first that takes it as it is, else the first that can convert it.</summary>
+    private static int ChooseBranch(UnionSchema union, object? value)
+    {
+        var loose = -1;
+        for (var branch = 0; branch < union.Count; branch++)
+        {
+            switch (Fit(union[branch], value))
+            {
+                case BranchFit.Exact:
+                    return branch;
+                case BranchFit.Convertible when loose < 0:
+                    loose = branch;
+                    break;
+                default:
+                    break;
+            }
+        }
+
+        return loose >= 0
+            ? loose
+            : throw new PayloadDecodeException($"a {PayloadValues.KindOf(value)} value matches no branch of {AvroSchemaKinds.Describe(union)}");
+    }
+
+    private enum BranchFit
+    {
+        None,
+        Convertible,
+        Exact,
+    }
+
+    private static BranchFit Fit(Schema schema, object? value)
+    {
+        var isInteger = PayloadValues.TryGetInt64(value, out var integer) && value is not double;
+        switch (schema.Tag)
+        {
+            case Schema.Type.Null:
+                return value is null ? BranchFit.Exact : BranchFit.None;
+            case Schema.Type.Boolean:
+                return value is bool ? BranchFit.Exact : BranchFit.None;
+            case Schema.Type.Int:
+                return isInteger && integer >= int.MinValue && integer <= int.MaxValue ? BranchFit.Exact : BranchFit.None;
+            case Schema.Type.Long:
+                return isInteger ? BranchFit.Exact : BranchFit.None;
+            case Schema.Type.Float:
+            case Schema.Type.Double:
+                return value is double or float ? BranchFit.Exact : isInteger ? BranchFit.Convertible : BranchFit.None;
+            case Schema.Type.String:
+                return value is string ? BranchFit.Exact : BranchFit.None;
+            case Schema.Type.Bytes:
+                return value is byte[]? BranchFit.Exact : value is string ? BranchFit.Convertible : BranchFit.None;
+            case Schema.Type.Fixed:
+                return value is byte[] bytes && bytes.Length == ((FixedSchema)schema).Size ? BranchFit.Exact : BranchFit.None;
+            case Schema.Type.Enumeration:
+                return value is string symbol && ((EnumSchema)schema).Contains(symbol) ? BranchFit.Exact : BranchFit.None;
+            case Schema.Type.Array:
+                return value is IList<object?> ? BranchFit.Exact : BranchFit.None;
+            case Schema.Type.Map:
+                return value is IDictionary<string, object?> ? BranchFit.Convertible : BranchFit.None;
+            case Schema.Type.Record:
+            case Schema.Type.Error:
+                return value is IDictionary<string, object?> fields && RecordTakes((RecordSchema)schema, fields) ? BranchFit.Exact : BranchFit.None;
+            case Schema.Type.Logical:
+                {
+                    var logical = (LogicalSchema)schema;
+                    if (value is DateTimeOffset)
+                    {
+                        return logical.LogicalTypeName is "timestamp-millis" or "timestamp-micros" or "date" ? BranchFit.Exact : BranchFit.None;
+                    }
+
+                    var fit = Fit(logical.BaseSchema, value);
+                    return fit == BranchFit.Exact ? BranchFit.Convertible : fit;
+                }
+
+            default:
+                return BranchFit.None;
+        }
+    }
+
+    /// <summary>Whether a dictionary can be written as this record: every key is a field, every missing field can be dropped.</summary>
+    private static bool RecordTakes(RecordSchema record, IDictionary<string, object?> values)
+    {
+        var matched = 0;
+        foreach (var field in record.Fields)
+        {
+            if (values.ContainsKey(field.Name))
+            {
+                matched++;
+            }
+            else if (field.DefaultValue is null && !IsNullable(field.Schema))
+            {
+                return false;
+            }
+        }
+
+        return matched == values.Count;
+    }
+
+    private static bool IsNullable(Schema schema)
+    {
+        if (schema is UnionSchema union)
+        {
+            for (var branch = 0; branch < union.Count; branch++)
+            {
+                if (union[branch].Tag == Schema.Type.Null)
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
+    private static PayloadDecodeException Mismatch(Schema schema, object? value) =>
+        new($"a {PayloadValues.KindOf(value)} value cannot be written as {AvroSchemaKinds.Describe(schema)}");
+
+    /// <summary>Reads Avro binary from a span, checking every length and count before using it.</summary>
+    private ref struct AvroReader
+    {
+        private readonly ReadOnlySpan<byte> _data;
+        private int _position;
+        private long _elements;
+
+        public AvroReader(ReadOnlySpan<byte> data)
+        {
+            _data = data;
+        }
+
+        public readonly int Remaining => _data.Length - _position;
+
+        public byte ReadByte() => _position < _data.Length
+            ? _data[_position++]
+            : throw new PayloadDecodeException("Avro payload is truncated");
+
+        public ReadOnlySpan<byte> ReadSpan(long length)
+        {
+            if (length > Remaining)
+            {
+                throw new PayloadDecodeException($"Avro payload is truncated: {length} bytes needed, {Remaining} left");
+            }
+
+            var span = _data.Slice(_position, (int)length);
+            _position += (int)length;
+            return span;
+        }
+
+        public long ReadLong()
+        {
+            ulong raw = 0;
+            for (var shift = 0; shift < 64; shift += 7)
+            {
+                var b = ReadByte();
+                if (shift == 63 && b > 1)
+                {
+                    throw new PayloadDecodeException("Avro varint is longer than 64 bits");
+                }
+
+                raw |= (ulong)(b & 0x7F) << shift;
+                if ((b & 0x80) == 0)
+                {
+                    return (long)(raw >> 1) ^ -(long)(raw & 1);
+                }
+            }
+
+            throw new PayloadDecodeException("Avro varint is longer than 64 bits");
+        }
+
+        public int ReadInt()
+        {
+            var value = ReadLong();
+            return value >= int.MinValue && value <= int.MaxValue
+                ? (int)value
+                : throw new PayloadDecodeException($"Avro int {value} is out of the 32-bit range");
+        }
+
+        /// <summary>A string or bytes length: not negative and not more than the bytes left.</summary>
+        public long ReadLength()
+        {
+            var length = ReadLong();
+            if (length < 0)
+            {
+                throw new PayloadDecodeException($"negative Avro length {length}");
+            }
+
+            return length <= Remaining
+                ? length
+                : throw new PayloadDecodeException($"Avro length {length} exceeds the {Remaining} bytes left");
+        }
+
+        public string ReadString()
+        {
+            var bytes = ReadSpan(ReadLength());
+            return Utf8.IsValid(bytes)
+                ? Encoding.UTF8.GetString(bytes)
+                : throw new PayloadDecodeException("Avro string is not valid UTF-8");
+        }
+
+        /// <summary>An array or map block's item count (0 ends), charged against the payload's element budget.</summary>
+        public long ReadBlockCount()
+        {
+            var count = ReadLong();
+            if (count < 0)
+            {
+                // A negative count is followed by the block's size in bytes, which must fit in what is left.
+                count = count == long.MinValue ? throw new PayloadDecodeException("invalid Avro block count") : -count;
+                var size = ReadLong();
+                if (size < 0 || size > Remaining)
+                {
+                    throw new PayloadDecodeException($"Avro block size {size} does not fit in the {Remaining} bytes left");
+                }
+            }
+
+            _elements += count;
+            return _elements <= RecordValue.MaxElements
+                ? count
+                : throw new PayloadDecodeException($"Avro payload holds more than {RecordValue.MaxElements} array or map elements");
+        }
+    }
+}

@@ -1,0 +1,232 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using SharedLog.Contracts.Model;
+using SharedLog.Contracts.Registry;
+
+namespace SharedLog.Contracts.Formats.Json;
+
+/// <summary>
+/// UTF-8 JSON payloads to and from the <see cref="RecordValue"/> object graph. Validation against the
+/// JSON Schema is another component's job; this only reads and writes JSON, within
+/// <see cref="RecordValue.MaxDepth"/> and <see cref="RecordValue.MaxElements"/>.
+/// <para>Numbers written without fraction or exponent that fit decode to <c>long</c>, every other number
+/// to <c>double</c> (so 1.0 stays a double and an integer beyond 64 bits loses precision). A key
+/// repeated in one object is an error: readers disagree on which copy wins, and a rule must see what
+/// consumers see. Encoding is compact; <c>byte[]</c> becomes base64, <c>DateTimeOffset</c> ISO 8601,
+/// <c>TimeSpan</c> its constant ("c") format.</para>
+/// </summary>
+public sealed class JsonPayloadCodec : IPayloadCodec
+{
+    private static readonly JsonReaderOptions ReaderOptions = new()
+    {
+        MaxDepth = RecordValue.MaxDepth,
+        CommentHandling = JsonCommentHandling.Disallow,
+        AllowTrailingCommas = false,
+    };
+
+    private static readonly JsonWriterOptions WriterOptions = new()
+    {
+        // Relaxed escaping keeps non-ASCII text as it came; the output is not embedded in HTML.
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        Indented = false,
+        MaxDepth = RecordValue.MaxDepth + 1,
+    };
+
+    public SchemaType Type => SchemaType.Json;
+
+    public DecodedPayload Decode(IParsedSchema schema, ReadOnlySpan<byte> payload)
+    {
+        CheckSchema(schema);
+        var reader = new Utf8JsonReader(payload, ReaderOptions);
+        var elements = 0;
+        try
+        {
+            if (!reader.Read())
+            {
+                throw new PayloadDecodeException("JSON payload is empty");
+            }
+
+            var value = ReadValue(ref reader, ref elements);
+            if (reader.Read())
+            {
+                throw new PayloadDecodeException("JSON payload has content after its value");
+            }
+
+            return new DecodedPayload(value);
+        }
+        catch (JsonException ex)
+        {
+            throw new PayloadDecodeException($"invalid JSON payload: {ex.Message}", ex);
+        }
+        catch (InvalidOperationException ex)
+        {
+            // Utf8JsonReader reports invalid UTF-8 inside strings this way.
+            throw new PayloadDecodeException($"invalid JSON payload: {ex.Message}", ex);
+        }
+    }
+
+    public byte[] Encode(IParsedSchema schema, DecodedPayload payload)
+    {
+        CheckSchema(schema);
+        ArgumentNullException.ThrowIfNull(payload);
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var writer = new Utf8JsonWriter(buffer, WriterOptions))
+        {
+            WriteValue(writer, payload.Value, 0);
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static void CheckSchema(IParsedSchema schema)
+    {
+        ArgumentNullException.ThrowIfNull(schema);
+        if (schema.Type != SchemaType.Json)
+        {
+            throw new ArgumentException($"expected a JSON schema, got {schema.Type}", nameof(schema));
+        }
+    }
+
+    private static object? ReadValue(ref Utf8JsonReader reader, ref int elements)
+    {
+        switch (reader.TokenType)
+        {
+            case JsonTokenType.Null:
+                return null;
+            case JsonTokenType.True:
+                return true;
+            case JsonTokenType.False:
+                return false;
+            case JsonTokenType.String:
+                return reader.GetString();
+            case JsonTokenType.Number:
+                return ReadNumber(ref reader);
+            case JsonTokenType.StartArray:
+                {
+                    var items = new List<object?>();
+                    while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                    {
+                        Count(ref elements);
+                        items.Add(ReadValue(ref reader, ref elements));
+                    }
+
+                    return items;
+                }
+
+            case JsonTokenType.StartObject:
+                {
+                    var members = new Dictionary<string, object?>(StringComparer.Ordinal);
+                    while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                    {
+                        Count(ref elements);
+                        var name = reader.GetString()!;
+                        reader.Read();
+                        if (!members.TryAdd(name, ReadValue(ref reader, ref elements)))
+                        {
+                            throw new PayloadDecodeException($"JSON object has the key '{name}' more than once");
+                        }
+                    }
+
+                    return members;
+                }
+
+            default:
+                throw new PayloadDecodeException($"unexpected JSON token {reader.TokenType}");
+        }
+    }
+
+    private static object ReadNumber(ref Utf8JsonReader reader)
+    {
+        var raw = reader.ValueSpan;
+        if (raw.IndexOfAny((byte)'.', (byte)'e', (byte)'E') < 0 && reader.TryGetInt64(out var integer))
+        {
+            return integer;
+        }
+
+        return reader.TryGetDouble(out var number) && double.IsFinite(number)
+            ? number
+            : throw new PayloadDecodeException("JSON number is out of the double range");
+    }
+
+    private static void Count(ref int elements)
+    {
+        if (++elements > RecordValue.MaxElements)
+        {
+            throw new PayloadDecodeException($"JSON payload holds more than {RecordValue.MaxElements} array items or object members");
+        }
+    }
+
+    private static void WriteValue(Utf8JsonWriter writer, object? value, int depth)
+    {
+        if (depth > RecordValue.MaxDepth)
+        {
+            throw new PayloadDecodeException($"value is nested more than {RecordValue.MaxDepth} levels deep");
+        }
+
+        switch (value)
+        {
+            case null:
+                writer.WriteNullValue();
+                break;
+            case string text:
+                writer.WriteStringValue(text);
+                break;
+            case bool flag:
+                writer.WriteBooleanValue(flag);
+                break;
+            case ulong unsigned:
+                writer.WriteNumberValue(unsigned);
+                break;
+            case double or float or decimal:
+                {
+                    PayloadValues.TryGetDouble(value, out var number);
+                    if (!double.IsFinite(number))
+                    {
+                        throw new PayloadDecodeException("JSON cannot hold NaN or infinite numbers");
+                    }
+
+                    writer.WriteNumberValue(number);
+                    break;
+                }
+
+            case byte[] bytes:
+                writer.WriteBase64StringValue(bytes);
+                break;
+            case DateTimeOffset instant:
+                writer.WriteStringValue(instant);
+                break;
+            case TimeSpan duration:
+                writer.WriteStringValue(duration.ToString("c", CultureInfo.InvariantCulture));
+                break;
+            case IDictionary<string, object?> members:
+                writer.WriteStartObject();
+                foreach (var member in members)
+                {
+                    writer.WritePropertyName(member.Key);
+                    WriteValue(writer, member.Value, depth + 1);
+                }
+
+                writer.WriteEndObject();
+                break;
+            case IList<object?> items:
+                writer.WriteStartArray();
+                for (var index = 0; index < items.Count; index++)
+                {
+                    WriteValue(writer, items[index], depth + 1);
+                }
+
+                writer.WriteEndArray();
+                break;
+            default:
+                if (PayloadValues.TryGetInt64(value, out var integer))
+                {
+                    writer.WriteNumberValue(integer);
+                    break;
+                }
+
+                throw new PayloadDecodeException($"a {PayloadValues.KindOf(value)} value cannot be written as JSON");
+        }
+    }
+}

@@ -1,0 +1,162 @@
+using System.Runtime.CompilerServices;
+using Google.Protobuf.Reflection;
+using SharedLog.Contracts.Model;
+
+namespace SharedLog.Contracts.Formats.Protobuf;
+
+/// <summary>What the payload codec needs of a message, resolved once per descriptor: fields by number and by name.</summary>
+internal sealed class ProtobufMessageLayout
+{
+    private static readonly ConditionalWeakTable<DescriptorProto, ProtobufMessageLayout> Cache = new();
+
+    private ProtobufMessageLayout(string fullName, DescriptorProto descriptor, bool proto3, ProtobufTypeIndex types)
+    {
+        FullName = fullName;
+        var fields = new List<ProtobufFieldLayout>(descriptor.Fields.Count);
+        foreach (var field in descriptor.Fields)
+        {
+            fields.Add(new ProtobufFieldLayout(field, proto3, types));
+        }
+
+        fields.Sort((a, b) => a.Number.CompareTo(b.Number));
+        InNumberOrder = [.. fields];
+        ByNumber = new Dictionary<int, ProtobufFieldLayout>(fields.Count);
+        ByName = new Dictionary<string, ProtobufFieldLayout>(fields.Count, StringComparer.Ordinal);
+        foreach (var field in InNumberOrder)
+        {
+            ByNumber.TryAdd(field.Number, field);
+            ByName.TryAdd(field.Name, field);
+        }
+
+        // Members of a real oneof (not proto3's synthetic one for 'optional'): setting one clears the others.
+        foreach (var field in InNumberOrder)
+        {
+            if (field.OneofIndex >= 0)
+            {
+                field.OneofSiblings = [.. InNumberOrder.Where(f => f.OneofIndex == field.OneofIndex && f != field).Select(f => f.Name)];
+            }
+        }
+    }
+
+    public string FullName { get; }
+
+    public ProtobufFieldLayout[] InNumberOrder { get; }
+
+    public Dictionary<int, ProtobufFieldLayout> ByNumber { get; }
+
+    public Dictionary<string, ProtobufFieldLayout> ByName { get; }
+
+    public static ProtobufMessageLayout Of(ProtobufTypeEntry entry, ProtobufTypeIndex types) =>
+        Of(entry.FullName, entry.Message!, entry.Proto3, types);
+
+    public static ProtobufMessageLayout Of(string fullName, DescriptorProto descriptor, bool proto3, ProtobufTypeIndex types)
+    {
+        if (Cache.TryGetValue(descriptor, out var layout))
+        {
+            return layout;
+        }
+
+        layout = new ProtobufMessageLayout(fullName, descriptor, proto3, types);
+        return Cache.GetValue(descriptor, _ => layout);
+    }
+}
+
+/// <summary>Well-known message types decoded to CLR values.</summary>
+internal enum ProtobufWellKnown
+{
+    None,
+    Timestamp,
+    Duration,
+}
+
+/// <summary>One field of a <see cref="ProtobufMessageLayout"/>, with its message or enum type resolved.</summary>
+internal sealed class ProtobufFieldLayout
+{
+    private readonly ProtobufTypeIndex _types;
+    private readonly ProtobufTypeEntry? _messageType;
+    private ProtobufMessageLayout? _message;
+
+    public ProtobufFieldLayout(FieldDescriptorProto field, bool proto3, ProtobufTypeIndex types)
+    {
+        _types = types;
+        Name = field.Name;
+        Number = field.Number;
+        Type = field.type;
+        Repeated = field.label == FieldDescriptorProto.Label.LabelRepeated;
+        Packable = Repeated && WireTypeOf(Type) is 0 or 1 or 5;
+        var explicitPacked = field.Options?.ShouldSerializePacked() == true;
+        Packed = Packable && (explicitPacked ? field.Options!.Packed : proto3);
+        OneofIndex = field.ShouldSerializeOneofIndex() && !field.Proto3Optional ? field.OneofIndex : -1;
+
+        var type = types.Find(field.TypeName);
+        if (Type is FieldDescriptorProto.Type.TypeMessage or FieldDescriptorProto.Type.TypeGroup)
+        {
+            _messageType = type?.Message is not null
+                ? type
+                : throw new PayloadDecodeException($"field '{Name}' has unresolved message type '{field.TypeName}'");
+            IsMap = Repeated && ProtobufTypeIndex.IsMapEntry(_messageType.Message!);
+            WellKnown = _messageType.FullName switch
+            {
+                ".google.protobuf.Timestamp" => ProtobufWellKnown.Timestamp,
+                ".google.protobuf.Duration" => ProtobufWellKnown.Duration,
+                _ => ProtobufWellKnown.None,
+            };
+        }
+        else if (Type == FieldDescriptorProto.Type.TypeEnum)
+        {
+            var values = type?.Enum?.Values ?? throw new PayloadDecodeException($"field '{Name}' has unresolved enum type '{field.TypeName}'");
+            EnumNames = new Dictionary<int, string>(values.Count);
+            EnumNumbers = new Dictionary<string, int>(values.Count, StringComparer.Ordinal);
+            foreach (var value in values)
+            {
+                EnumNames.TryAdd(value.Number, value.Name);
+                EnumNumbers.TryAdd(value.Name, value.Number);
+            }
+
+            EnumDefault = values.Count > 0 ? values[0].Name : null;
+        }
+    }
+
+    public string Name { get; }
+
+    public int Number { get; }
+
+    public FieldDescriptorProto.Type Type { get; }
+
+    public bool Repeated { get; }
+
+    /// <summary>Repeated scalar numeric: the decoder accepts both packed and unpacked encodings.</summary>
+    public bool Packable { get; }
+
+    /// <summary>Whether the encoder packs it: proto3 by default, proto2 only with [packed = true].</summary>
+    public bool Packed { get; }
+
+    public bool IsMap { get; }
+
+    public int OneofIndex { get; }
+
+    public string[] OneofSiblings { get; set; } = [];
+
+    public ProtobufWellKnown WellKnown { get; }
+
+    public Dictionary<int, string>? EnumNames { get; }
+
+    public Dictionary<string, int>? EnumNumbers { get; }
+
+    public string? EnumDefault { get; }
+
+    /// <summary>The message type's layout (map fields: the synthesized entry message with 'key' and 'value').</summary>
+    public ProtobufMessageLayout Message => _message ??= ProtobufMessageLayout.Of(_messageType!, _types);
+
+    /// <summary>The wire type a single value of a field type has (packed fields use 2 around them).</summary>
+    public static int WireTypeOf(FieldDescriptorProto.Type type) => type switch
+    {
+        FieldDescriptorProto.Type.TypeInt32 or FieldDescriptorProto.Type.TypeInt64 or FieldDescriptorProto.Type.TypeUint32
+            or FieldDescriptorProto.Type.TypeUint64 or FieldDescriptorProto.Type.TypeSint32 or FieldDescriptorProto.Type.TypeSint64
+            or FieldDescriptorProto.Type.TypeBool or FieldDescriptorProto.Type.TypeEnum => 0,
+        FieldDescriptorProto.Type.TypeFixed64 or FieldDescriptorProto.Type.TypeSfixed64 or FieldDescriptorProto.Type.TypeDouble => 1,
+        FieldDescriptorProto.Type.TypeFixed32 or FieldDescriptorProto.Type.TypeSfixed32 or FieldDescriptorProto.Type.TypeFloat => 5,
+        FieldDescriptorProto.Type.TypeGroup => 3,
+        _ => 2,
+    };
+}

@@ -1,0 +1,792 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Unicode;
+using Google.Protobuf.Reflection;
+using SharedLog.Contracts.Model;
+using SharedLog.Contracts.Registry;
+
+namespace SharedLog.Contracts.Formats.Protobuf;
+
+/// <summary>
+/// Protobuf payloads (Confluent's message-index path, then the message in the protobuf wire format) to
+/// and from the <see cref="RecordValue"/> object graph. Every length is checked against the bytes
+/// left, nesting against <see cref="RecordValue.MaxDepth"/>, repeated and map elements against
+/// <see cref="RecordValue.MaxElements"/>.
+/// <para>Messages are dictionaries keyed by field name. A field absent from the bytes is absent from
+/// the dictionary, in proto2 and proto3 alike: proto3 does not write scalars holding their default, so
+/// rules must read a missing scalar as 0, "", false or the first enum value. Enums decode to the
+/// symbol name, or to the number (<c>long</c>) when the schema has no such value. int32/int64/sint*/
+/// sfixed* decode to <c>long</c>, uint*/fixed* to <c>ulong</c>. Maps decode to dictionaries whose keys are
+/// the map keys as invariant text ("true"/"false" for bool keys); a missing entry value is its default.
+/// google.protobuf.Timestamp and Duration decode to <c>DateTimeOffset</c> and <c>TimeSpan</c> when
+/// that is exact (nanos a multiple of 100, in range, no unknown fields), otherwise they stay messages.
+/// A singular message field seen twice is merged, as protobuf parsers do; setting a oneof member
+/// removes the others; strings must be valid UTF-8 (as proto3 requires; applied to proto2 too).
+/// Group fields are not supported.</para>
+/// <para>Fields unknown to the schema are kept as raw bytes attached to their message's dictionary
+/// (invisible to rules and policies) and written back after the known fields, unless the codec is
+/// created with <c>keepUnknownFields: false</c>; unknown fields inside map entries are always dropped.
+/// Replacing a message's dictionary drops its unknown fields.</para>
+/// </summary>
+public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPayloadCodec
+{
+    private const long MinTimestampSeconds = -62_135_596_800;
+    private const long MaxTimestampSeconds = 253_402_300_799;
+    private const long MaxDurationSeconds = 315_576_000_000;
+    private const int NanosPerTick = 100;
+
+    private static readonly ConditionalWeakTable<IDictionary<string, object?>, byte[]> UnknownFields = new();
+
+    public SchemaType Type => SchemaType.Protobuf;
+
+    public DecodedPayload Decode(IParsedSchema schema, ReadOnlySpan<byte> payload)
+    {
+        var protobuf = SchemaOf(schema);
+        Span<int> indexes = stackalloc int[SchemaWireFormat.MaxMessageIndexes];
+        if (!SchemaWireFormat.TryReadMessageIndexes(payload, indexes, out var count, out var read))
+        {
+            throw new PayloadDecodeException("Protobuf payload does not start with a valid message-index path");
+        }
+
+        var path = indexes[..count].ToArray();
+        var layout = LayoutOf(protobuf, path);
+        var message = new Dictionary<string, object?>(layout.InNumberOrder.Length, StringComparer.Ordinal);
+        var elements = 0;
+        DecodeMessage(payload[read..], layout, message, 1, ref elements);
+        return new DecodedPayload(message, layout.FullName.TrimStart('.'), path);
+    }
+
+    public byte[] Encode(IParsedSchema schema, DecodedPayload payload)
+    {
+        ArgumentNullException.ThrowIfNull(payload);
+        var protobuf = SchemaOf(schema);
+        var path = payload.MessageIndexes;
+        if (path is null)
+        {
+            path = payload.MessageFullName is { } name
+                ? protobuf.GetMessageIndexes(name) ?? throw new PayloadDecodeException($"the schema has no message '{name}'")
+                : [0];
+        }
+
+        var layout = LayoutOf(protobuf, path);
+        if (payload.MessageFullName is { } expected && !string.Equals(expected.TrimStart('.'), layout.FullName.TrimStart('.'), StringComparison.Ordinal))
+        {
+            throw new PayloadDecodeException($"message indexes name '{layout.FullName.TrimStart('.')}', not '{expected}'");
+        }
+
+        var writer = new PayloadWriter();
+        Span<byte> header = stackalloc byte[SchemaWireFormat.MessageIndexesSize(path)];
+        SchemaWireFormat.WriteMessageIndexes(header, path);
+        writer.WriteBytes(header);
+        var values = payload.Value as IDictionary<string, object?>
+            ?? throw new PayloadDecodeException($"a Protobuf message must be a dictionary, not a {PayloadValues.KindOf(payload.Value)}");
+        EncodeMessage(writer, layout, values, 1);
+        return writer.ToArray();
+    }
+
+    private static ProtobufParsedSchema SchemaOf(IParsedSchema schema)
+    {
+        ArgumentNullException.ThrowIfNull(schema);
+        return schema as ProtobufParsedSchema ?? throw new ArgumentException($"expected a Protobuf schema, got {schema.Type}", nameof(schema));
+    }
+
+    private static ProtobufMessageLayout LayoutOf(ProtobufParsedSchema schema, int[] path)
+    {
+        var info = schema.FindMessage(path)
+            ?? throw new PayloadDecodeException($"the schema has no message at index path [{string.Join(", ", path)}]");
+        var fullName = "." + info.FullName;
+        var proto3 = schema.Types.Find(fullName)?.Proto3 ?? string.Equals(schema.Syntax, "proto3", StringComparison.Ordinal);
+        return ProtobufMessageLayout.Of(fullName, info.Descriptor, proto3, schema.Types);
+    }
+
+    private void DecodeMessage(ReadOnlySpan<byte> data, ProtobufMessageLayout layout, Dictionary<string, object?> target, int depth, ref int elements)
+    {
+        if (depth > RecordValue.MaxDepth)
+        {
+            throw new PayloadDecodeException($"Protobuf message is nested more than {RecordValue.MaxDepth} levels deep");
+        }
+
+        var reader = new ProtoReader(data);
+        PayloadWriter? unknown = null;
+        while (!reader.End)
+        {
+            var tagStart = reader.Position;
+            var (number, wireType) = reader.ReadTag();
+            if (!layout.ByNumber.TryGetValue(number, out var field))
+            {
+                reader.SkipField(number, wireType, depth);
+                if (keepUnknownFields)
+                {
+                    unknown ??= new PayloadWriter(64);
+                    unknown.WriteBytes(data[tagStart..reader.Position]);
+                }
+
+                continue;
+            }
+
+            try
+            {
+                DecodeField(ref reader, field, wireType, target, depth, ref elements);
+            }
+            catch (PayloadDecodeException ex)
+            {
+                throw new PayloadDecodeException($"{ShortName(layout)}.{field.Name}: {ex.Message}", ex.InnerException);
+            }
+        }
+
+        if (unknown is not null)
+        {
+            UnknownFields.AddOrUpdate(target, unknown.ToArray());
+        }
+    }
+
+    private void DecodeField(ref ProtoReader reader, ProtobufFieldLayout field, int wireType, Dictionary<string, object?> target, int depth, ref int elements)
+    {
+        if (field.Type == FieldDescriptorProto.Type.TypeGroup)
+        {
+            throw new PayloadDecodeException("group fields are not supported");
+        }
+
+        if (field.IsMap)
+        {
+            ExpectWireType(field, wireType, 2);
+            var map = target.TryGetValue(field.Name, out var existing) && existing is Dictionary<string, object?> known
+                ? known
+                : new Dictionary<string, object?>(StringComparer.Ordinal);
+            target[field.Name] = map;
+            CountElement(ref elements);
+            var (key, value) = DecodeMapEntry(reader.ReadLengthDelimited(), field.Message, depth + 1, ref elements);
+            map[key] = value;
+            return;
+        }
+
+        if (field.Repeated)
+        {
+            var list = target.TryGetValue(field.Name, out var existing) && existing is List<object?> known ? known : [];
+            target[field.Name] = list;
+            if (wireType == 2 && field.Packable)
+            {
+                var packed = new ProtoReader(reader.ReadLengthDelimited());
+                var single = ProtobufFieldLayout.WireTypeOf(field.Type);
+                while (!packed.End)
+                {
+                    CountElement(ref elements);
+                    list.Add(ReadScalar(ref packed, field, single));
+                }
+            }
+            else
+            {
+                CountElement(ref elements);
+                list.Add(ReadSingle(ref reader, field, wireType, null, depth, ref elements));
+            }
+
+            return;
+        }
+
+        target.TryGetValue(field.Name, out var previous);
+        target[field.Name] = ReadSingle(ref reader, field, wireType, previous as Dictionary<string, object?>, depth, ref elements);
+        foreach (var sibling in field.OneofSiblings)
+        {
+            target.Remove(sibling);
+        }
+    }
+
+    /// <summary>One value; a message is merged into <paramref name="mergeInto"/> when the field was already set.</summary>
+    private object? ReadSingle(ref ProtoReader reader, ProtobufFieldLayout field, int wireType, Dictionary<string, object?>? mergeInto, int depth, ref int elements)
+    {
+        if (field.Type != FieldDescriptorProto.Type.TypeMessage)
+        {
+            return ReadScalar(ref reader, field, wireType);
+        }
+
+        ExpectWireType(field, wireType, 2);
+        var bytes = reader.ReadLengthDelimited();
+        var layout = field.Message;
+        var message = mergeInto ?? new Dictionary<string, object?>(layout.InNumberOrder.Length, StringComparer.Ordinal);
+        DecodeMessage(bytes, layout, message, depth + 1, ref elements);
+        return field.WellKnown switch
+        {
+            ProtobufWellKnown.Timestamp => ToTimestamp(message),
+            ProtobufWellKnown.Duration => ToDuration(message),
+            _ => message,
+        };
+    }
+
+    private static object? ReadScalar(ref ProtoReader reader, ProtobufFieldLayout field, int wireType)
+    {
+        ExpectWireType(field, wireType, ProtobufFieldLayout.WireTypeOf(field.Type));
+        switch (field.Type)
+        {
+            case FieldDescriptorProto.Type.TypeInt32:
+                return (long)(int)reader.ReadVarint();
+            case FieldDescriptorProto.Type.TypeInt64:
+                return (long)reader.ReadVarint();
+            case FieldDescriptorProto.Type.TypeUint32:
+                return (ulong)(uint)reader.ReadVarint();
+            case FieldDescriptorProto.Type.TypeUint64:
+                return reader.ReadVarint();
+            case FieldDescriptorProto.Type.TypeSint32:
+                {
+                    var raw = (uint)reader.ReadVarint();
+                    return (long)((int)(raw >> 1) ^ -(int)(raw & 1));
+                }
+
+            case FieldDescriptorProto.Type.TypeSint64:
+                {
+                    var raw = reader.ReadVarint();
+                    return (long)(raw >> 1) ^ -(long)(raw & 1);
+                }
+
+            case FieldDescriptorProto.Type.TypeBool:
+                return reader.ReadVarint() != 0;
+            case FieldDescriptorProto.Type.TypeEnum:
+                {
+                    var number = (int)reader.ReadVarint();
+                    return field.EnumNames!.TryGetValue(number, out var name) ? name : (long)number;
+                }
+
+            case FieldDescriptorProto.Type.TypeFixed32:
+                return (ulong)reader.ReadFixed32();
+            case FieldDescriptorProto.Type.TypeSfixed32:
+                return (long)(int)reader.ReadFixed32();
+            case FieldDescriptorProto.Type.TypeFloat:
+                return (double)BitConverter.UInt32BitsToSingle(reader.ReadFixed32());
+            case FieldDescriptorProto.Type.TypeFixed64:
+                return reader.ReadFixed64();
+            case FieldDescriptorProto.Type.TypeSfixed64:
+                return (long)reader.ReadFixed64();
+            case FieldDescriptorProto.Type.TypeDouble:
+                return BitConverter.UInt64BitsToDouble(reader.ReadFixed64());
+            case FieldDescriptorProto.Type.TypeString:
+                {
+                    var bytes = reader.ReadLengthDelimited();
+                    return Utf8.IsValid(bytes) ? Encoding.UTF8.GetString(bytes) : throw new PayloadDecodeException("string is not valid UTF-8");
+                }
+
+            case FieldDescriptorProto.Type.TypeBytes:
+                return reader.ReadLengthDelimited().ToArray();
+            default:
+                throw new PayloadDecodeException($"unsupported field type {field.Type}");
+        }
+    }
+
+    private (string Key, object? Value) DecodeMapEntry(ReadOnlySpan<byte> data, ProtobufMessageLayout entryLayout, int depth, ref int elements)
+    {
+        var entry = new Dictionary<string, object?>(2, StringComparer.Ordinal);
+        DecodeMessage(data, entryLayout, entry, depth, ref elements);
+        var keyField = entryLayout.ByNumber.GetValueOrDefault(1) ?? throw new PayloadDecodeException("map entry has no key field");
+        var valueField = entryLayout.ByNumber.GetValueOrDefault(2) ?? throw new PayloadDecodeException("map entry has no value field");
+        var key = entry.TryGetValue(keyField.Name, out var rawKey) ? rawKey : DefaultOf(keyField);
+        var value = entry.TryGetValue(valueField.Name, out var rawValue) ? rawValue : DefaultOf(valueField);
+        var text = key switch
+        {
+            string s => s,
+            bool b => b ? "true" : "false",
+            long l => l.ToString(CultureInfo.InvariantCulture),
+            ulong u => u.ToString(CultureInfo.InvariantCulture),
+            _ => throw new PayloadDecodeException($"unsupported map key type {keyField.Type}"),
+        };
+        return (text, value);
+    }
+
+    private static object? DefaultOf(ProtobufFieldLayout field) => field.Type switch
+    {
+        FieldDescriptorProto.Type.TypeString => "",
+        FieldDescriptorProto.Type.TypeBytes => Array.Empty<byte>(),
+        FieldDescriptorProto.Type.TypeBool => false,
+        FieldDescriptorProto.Type.TypeEnum => (object?)field.EnumDefault ?? 0L,
+        FieldDescriptorProto.Type.TypeDouble or FieldDescriptorProto.Type.TypeFloat => 0.0,
+        FieldDescriptorProto.Type.TypeUint32 or FieldDescriptorProto.Type.TypeUint64
+            or FieldDescriptorProto.Type.TypeFixed32 or FieldDescriptorProto.Type.TypeFixed64 => 0UL,
+        FieldDescriptorProto.Type.TypeMessage => field.WellKnown switch
+        {
+            ProtobufWellKnown.Timestamp => DateTimeOffset.UnixEpoch,
+            ProtobufWellKnown.Duration => TimeSpan.Zero,
+            _ => new Dictionary<string, object?>(StringComparer.Ordinal),
+        },
+        _ => 0L,
+    };
+
+    private static object ToTimestamp(Dictionary<string, object?> message)
+    {
+        if (TryReadSecondsAndNanos(message, out var seconds, out var nanos)
+            && seconds >= MinTimestampSeconds && seconds <= MaxTimestampSeconds && nanos >= 0 && nanos < 1_000_000_000 && nanos % NanosPerTick == 0)
+        {
+            return DateTimeOffset.UnixEpoch.AddTicks((seconds * TimeSpan.TicksPerSecond) + (nanos / NanosPerTick));
+        }
+
+        return message;
+    }
+
+    private static object ToDuration(Dictionary<string, object?> message)
+    {
+        if (TryReadSecondsAndNanos(message, out var seconds, out var nanos)
+            && Math.Abs(seconds) <= MaxDurationSeconds && Math.Abs(nanos) < 1_000_000_000 && nanos % NanosPerTick == 0
+            && (seconds == 0 || nanos == 0 || (seconds < 0) == (nanos < 0)))
+        {
+            return TimeSpan.FromTicks((seconds * TimeSpan.TicksPerSecond) + (nanos / NanosPerTick));
+        }
+
+        return message;
+    }
+
+    private static bool TryReadSecondsAndNanos(Dictionary<string, object?> message, out long seconds, out long nanos)
+    {
+        seconds = 0;
+        nanos = 0;
+        var known = 0;
+        if (message.TryGetValue("seconds", out var rawSeconds))
+        {
+            if (rawSeconds is not long s)
+            {
+                return false;
+            }
+
+            seconds = s;
+            known++;
+        }
+
+        if (message.TryGetValue("nanos", out var rawNanos))
+        {
+            if (rawNanos is not long n)
+            {
+                return false;
+            }
+
+            nanos = n;
+            known++;
+        }
+
+        return known == message.Count && !UnknownFields.TryGetValue(message, out _);
+    }
+
+    private static void ExpectWireType(ProtobufFieldLayout field, int actual, int expected)
+    {
+        if (actual != expected)
+        {
+            throw new PayloadDecodeException($"wire type {actual} does not match field type {field.Type} (wire type {expected})");
+        }
+    }
+
+    private static void CountElement(ref int elements)
+    {
+        if (++elements > RecordValue.MaxElements)
+        {
+            throw new PayloadDecodeException($"Protobuf payload holds more than {RecordValue.MaxElements} repeated or map elements");
+        }
+    }
+
+    private static string ShortName(ProtobufMessageLayout layout)
+    {
+        var name = layout.FullName;
+        var dot = name.LastIndexOf('.');
+        return dot >= 0 ? name[(dot + 1)..] : name;
+    }
+
+    private void EncodeMessage(PayloadWriter writer, ProtobufMessageLayout layout, IDictionary<string, object?> values, int depth)
+    {
+        if (depth > RecordValue.MaxDepth)
+        {
+            throw new PayloadDecodeException($"value is nested more than {RecordValue.MaxDepth} levels deep");
+        }
+
+        var matched = 0;
+        foreach (var field in layout.InNumberOrder)
+        {
+            if (!values.TryGetValue(field.Name, out var value))
+            {
+                continue;
+            }
+
+            matched++;
+            if (value is null)
+            {
+                continue;
+            }
+
+            try
+            {
+                EncodeField(writer, field, value, depth);
+            }
+            catch (PayloadDecodeException ex)
+            {
+                throw new PayloadDecodeException($"{ShortName(layout)}.{field.Name}: {ex.Message}", ex.InnerException);
+            }
+        }
+
+        if (matched < values.Count)
+        {
+            foreach (var key in values.Keys)
+            {
+                if (!layout.ByName.ContainsKey(key))
+                {
+                    throw new PayloadDecodeException($"message '{layout.FullName.TrimStart('.')}' has no field '{key}'");
+                }
+            }
+        }
+
+        if (keepUnknownFields && UnknownFields.TryGetValue(values, out var unknown))
+        {
+            writer.WriteBytes(unknown);
+        }
+    }
+
+    private void EncodeField(PayloadWriter writer, ProtobufFieldLayout field, object value, int depth)
+    {
+        if (field.Type == FieldDescriptorProto.Type.TypeGroup)
+        {
+            throw new PayloadDecodeException("group fields are not supported");
+        }
+
+        if (field.IsMap)
+        {
+            var entries = value as IDictionary<string, object?> ?? throw Mismatch(field, value);
+            var entryLayout = field.Message;
+            var keyField = entryLayout.ByNumber.GetValueOrDefault(1) ?? throw new PayloadDecodeException("map entry has no key field");
+            var valueField = entryLayout.ByNumber.GetValueOrDefault(2) ?? throw new PayloadDecodeException("map entry has no value field");
+            foreach (var entry in entries)
+            {
+                WriteTag(writer, field.Number, 2);
+                var start = writer.Length;
+                WriteSingle(writer, keyField, ParseMapKey(keyField, entry.Key), depth + 1);
+                if (entry.Value is not null)
+                {
+                    WriteSingle(writer, valueField, entry.Value, depth + 1);
+                }
+
+                writer.InsertLengthPrefix(start);
+            }
+
+            return;
+        }
+
+        if (field.Repeated)
+        {
+            var items = value as IList<object?> ?? throw Mismatch(field, value);
+            if (field.Packed)
+            {
+                if (items.Count > 0)
+                {
+                    WriteTag(writer, field.Number, 2);
+                    var start = writer.Length;
+                    for (var index = 0; index < items.Count; index++)
+                    {
+                        WriteScalar(writer, field, items[index]);
+                    }
+
+                    writer.InsertLengthPrefix(start);
+                }
+
+                return;
+            }
+
+            for (var index = 0; index < items.Count; index++)
+            {
+                WriteSingle(writer, field, items[index] ?? throw Mismatch(field, null), depth);
+            }
+
+            return;
+        }
+
+        WriteSingle(writer, field, value, depth);
+    }
+
+    /// <summary>Tag and value of one non-repeated occurrence.</summary>
+    private void WriteSingle(PayloadWriter writer, ProtobufFieldLayout field, object value, int depth)
+    {
+        if (field.Type != FieldDescriptorProto.Type.TypeMessage)
+        {
+            WriteTag(writer, field.Number, ProtobufFieldLayout.WireTypeOf(field.Type));
+            WriteScalar(writer, field, value);
+            return;
+        }
+
+        WriteTag(writer, field.Number, 2);
+        var start = writer.Length;
+        switch (value)
+        {
+            case DateTimeOffset instant when field.WellKnown == ProtobufWellKnown.Timestamp:
+                {
+                    var ticks = instant.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks;
+                    WriteSecondsAndNanos(writer, Math.DivRem(ticks, TimeSpan.TicksPerSecond, out var rest) - (rest < 0 ? 1 : 0), (rest < 0 ? rest + TimeSpan.TicksPerSecond : rest) * NanosPerTick);
+                    break;
+                }
+
+            case TimeSpan duration when field.WellKnown == ProtobufWellKnown.Duration:
+                WriteSecondsAndNanos(writer, duration.Ticks / TimeSpan.TicksPerSecond, duration.Ticks % TimeSpan.TicksPerSecond * NanosPerTick);
+                break;
+            case IDictionary<string, object?> message:
+                EncodeMessage(writer, field.Message, message, depth + 1);
+                break;
+            default:
+                throw Mismatch(field, value);
+        }
+
+        writer.InsertLengthPrefix(start);
+    }
+
+    private static void WriteSecondsAndNanos(PayloadWriter writer, long seconds, long nanos)
+    {
+        if (seconds != 0)
+        {
+            WriteTag(writer, 1, 0);
+            writer.WriteVarint((ulong)seconds);
+        }
+
+        if (nanos != 0)
+        {
+            WriteTag(writer, 2, 0);
+            writer.WriteVarint((ulong)nanos);
+        }
+    }
+
+    /// <summary>A scalar's value without its tag (also the element of a packed field).</summary>
+    private static void WriteScalar(PayloadWriter writer, ProtobufFieldLayout field, object? value)
+    {
+        switch (field.Type)
+        {
+            case FieldDescriptorProto.Type.TypeInt32:
+                writer.WriteVarint((ulong)Int64In(field, value, int.MinValue, int.MaxValue));
+                break;
+            case FieldDescriptorProto.Type.TypeInt64:
+                writer.WriteVarint((ulong)Int64In(field, value, long.MinValue, long.MaxValue));
+                break;
+            case FieldDescriptorProto.Type.TypeUint32:
+                writer.WriteVarint(UInt64Upto(field, value, uint.MaxValue));
+                break;
+            case FieldDescriptorProto.Type.TypeUint64:
+                writer.WriteVarint(UInt64Upto(field, value, ulong.MaxValue));
+                break;
+            case FieldDescriptorProto.Type.TypeSint32:
+                {
+                    var v = (int)Int64In(field, value, int.MinValue, int.MaxValue);
+                    writer.WriteVarint((uint)((v << 1) ^ (v >> 31)));
+                    break;
+                }
+
+            case FieldDescriptorProto.Type.TypeSint64:
+                writer.WriteZigZag(Int64In(field, value, long.MinValue, long.MaxValue));
+                break;
+            case FieldDescriptorProto.Type.TypeBool:
+                writer.WriteVarint(value is bool flag ? (flag ? 1UL : 0UL) : throw Mismatch(field, value));
+                break;
+            case FieldDescriptorProto.Type.TypeEnum:
+                {
+                    long number = value is string symbol
+                        ? field.EnumNumbers!.TryGetValue(symbol, out var known) ? known : throw new PayloadDecodeException($"'{symbol}' is not a value of the field's enum")
+                        : Int64In(field, value, int.MinValue, int.MaxValue);
+                    writer.WriteVarint((ulong)number);
+                    break;
+                }
+
+            case FieldDescriptorProto.Type.TypeFixed32:
+                writer.WriteUInt32LittleEndian((uint)UInt64Upto(field, value, uint.MaxValue));
+                break;
+            case FieldDescriptorProto.Type.TypeSfixed32:
+                writer.WriteUInt32LittleEndian((uint)(int)Int64In(field, value, int.MinValue, int.MaxValue));
+                break;
+            case FieldDescriptorProto.Type.TypeFloat:
+                writer.WriteUInt32LittleEndian(BitConverter.SingleToUInt32Bits(PayloadValues.TryGetDouble(value, out var f) ? (float)f : throw Mismatch(field, value)));
+                break;
+            case FieldDescriptorProto.Type.TypeFixed64:
+                writer.WriteUInt64LittleEndian(UInt64Upto(field, value, ulong.MaxValue));
+                break;
+            case FieldDescriptorProto.Type.TypeSfixed64:
+                writer.WriteUInt64LittleEndian((ulong)Int64In(field, value, long.MinValue, long.MaxValue));
+                break;
+            case FieldDescriptorProto.Type.TypeDouble:
+                writer.WriteUInt64LittleEndian(BitConverter.DoubleToUInt64Bits(PayloadValues.TryGetDouble(value, out var d) ? d : throw Mismatch(field, value)));
+                break;
+            case FieldDescriptorProto.Type.TypeString:
+                {
+                    var text = value as string ?? throw Mismatch(field, value);
+                    writer.WriteVarint((ulong)Encoding.UTF8.GetByteCount(text));
+                    writer.WriteUtf8(text);
+                    break;
+                }
+
+            case FieldDescriptorProto.Type.TypeBytes:
+                switch (value)
+                {
+                    case byte[] bytes:
+                        writer.WriteVarint((ulong)bytes.Length);
+                        writer.WriteBytes(bytes);
+                        break;
+                    case string text:
+                        writer.WriteVarint((ulong)Encoding.UTF8.GetByteCount(text));
+                        writer.WriteUtf8(text);
+                        break;
+                    default:
+                        throw Mismatch(field, value);
+                }
+
+                break;
+            default:
+                throw new PayloadDecodeException($"unsupported field type {field.Type}");
+        }
+    }
+
+    private static object ParseMapKey(ProtobufFieldLayout keyField, string key)
+    {
+        switch (keyField.Type)
+        {
+            case FieldDescriptorProto.Type.TypeString:
+                return key;
+            case FieldDescriptorProto.Type.TypeBool:
+                return key switch
+                {
+                    "true" => true,
+                    "false" => false,
+                    _ => throw new PayloadDecodeException($"map key '{key}' is not a bool"),
+                };
+            case FieldDescriptorProto.Type.TypeUint32 or FieldDescriptorProto.Type.TypeUint64
+                or FieldDescriptorProto.Type.TypeFixed32 or FieldDescriptorProto.Type.TypeFixed64:
+                return ulong.TryParse(key, NumberStyles.None, CultureInfo.InvariantCulture, out var unsigned)
+                    ? unsigned
+                    : throw new PayloadDecodeException($"map key '{key}' is not an unsigned integer");
+            default:
+                return long.TryParse(key, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var signed)
+                    ? signed
+                    : throw new PayloadDecodeException($"map key '{key}' is not an integer");
+        }
+    }
+
+    private static long Int64In(ProtobufFieldLayout field, object? value, long min, long max) =>
+        PayloadValues.TryGetInt64(value, out var result) && result >= min && result <= max ? result : throw Mismatch(field, value);
+
+    private static ulong UInt64Upto(ProtobufFieldLayout field, object? value, ulong max) =>
+        PayloadValues.TryGetUInt64(value, out var result) && result <= max ? result : throw Mismatch(field, value);
+
+    private static void WriteTag(PayloadWriter writer, int number, int wireType) =>
+        writer.WriteVarint(((ulong)(uint)number << 3) | (uint)wireType);
+
+    private static PayloadDecodeException Mismatch(ProtobufFieldLayout field, object? value) =>
+        new($"a {PayloadValues.KindOf(value)} value cannot be written as {(field.IsMap ? "map" : field.Repeated ? "repeated " : "")}{(field.IsMap ? "" : field.Type.ToString())}");
+
+    /// <summary>Reads the protobuf wire format from a span, checking every length before using it.</summary>
+    private ref struct ProtoReader
+    {
+        private const int MaxFieldNumber = (1 << 29) - 1;
+
+        private readonly ReadOnlySpan<byte> _data;
+
+        public ProtoReader(ReadOnlySpan<byte> data)
+        {
+            _data = data;
+        }
+
+        public int Position { get; private set; }
+
+        public readonly bool End => Position >= _data.Length;
+
+        private readonly int Remaining => _data.Length - Position;
+
+        public (int Number, int WireType) ReadTag()
+        {
+            var key = ReadVarint();
+            var number = key >> 3;
+            if (number == 0 || number > MaxFieldNumber)
+            {
+                throw new PayloadDecodeException($"invalid Protobuf field number {number}");
+            }
+
+            return ((int)number, (int)(key & 7));
+        }
+
+        public ulong ReadVarint()
+        {
+            ulong value = 0;
+            for (var shift = 0; shift < 64; shift += 7)
+            {
+                if (End)
+                {
+                    throw new PayloadDecodeException("Protobuf payload is truncated inside a varint");
+                }
+
+                var b = _data[Position++];
+                if (shift == 63 && b > 1)
+                {
+                    break;
+                }
+
+                value |= (ulong)(b & 0x7F) << shift;
+                if ((b & 0x80) == 0)
+                {
+                    return value;
+                }
+            }
+
+            throw new PayloadDecodeException("Protobuf varint is longer than 64 bits");
+        }
+
+        public uint ReadFixed32() => BinaryPrimitives.ReadUInt32LittleEndian(Take(4));
+
+        public ulong ReadFixed64() => BinaryPrimitives.ReadUInt64LittleEndian(Take(8));
+
+        public ReadOnlySpan<byte> ReadLengthDelimited()
+        {
+            var length = ReadVarint();
+            return length <= (ulong)Remaining
+                ? Take((int)length)
+                : throw new PayloadDecodeException($"Protobuf length {length} exceeds the {Remaining} bytes left");
+        }
+
+        /// <summary>Skips a field the schema does not know; groups are skipped to their end, nesting bounded.</summary>
+        public void SkipField(int number, int wireType, int depth)
+        {
+            switch (wireType)
+            {
+                case 0:
+                    ReadVarint();
+                    break;
+                case 1:
+                    Take(8);
+                    break;
+                case 2:
+                    ReadLengthDelimited();
+                    break;
+                case 5:
+                    Take(4);
+                    break;
+                case 3:
+                    if (depth >= RecordValue.MaxDepth)
+                    {
+                        throw new PayloadDecodeException($"Protobuf groups are nested more than {RecordValue.MaxDepth} levels deep");
+                    }
+
+                    while (true)
+                    {
+                        var (inner, innerWireType) = ReadTag();
+                        if (innerWireType == 4)
+                        {
+                            if (inner != number)
+                            {
+                                throw new PayloadDecodeException($"group {number} ends with the end tag of {inner}");
+                            }
+
+                            return;
+                        }
+
+                        SkipField(inner, innerWireType, depth + 1);
+                    }
+
+                default:
+                    throw new PayloadDecodeException($"invalid Protobuf wire type {wireType} for field {number}");
+            }
+        }
+
+        private ReadOnlySpan<byte> Take(int length)
+        {
+            if (length > Remaining)
+            {
+                throw new PayloadDecodeException($"Protobuf payload is truncated: {length} bytes needed, {Remaining} left");
+            }
+
+            var span = _data.Slice(Position, length);
+            Position += length;
+            return span;
+        }
+    }
+}

@@ -1,0 +1,877 @@
+using System.Text;
+using Avro;
+using Avro.Generic;
+using Avro.IO;
+using ProtoBuf;
+using SharedLog.Contracts.Formats.Avro;
+using SharedLog.Contracts.Formats.Json;
+using SharedLog.Contracts.Formats.Protobuf;
+using SharedLog.Contracts.Model;
+using SharedLog.Contracts.Registry;
+
+namespace SharedLog.Contracts.Tests;
+
+public class PayloadCodecTests
+{
+    private static readonly AvroPayloadCodec Avro = new();
+    private static readonly JsonPayloadCodec Json = new();
+    private static readonly ProtobufPayloadCodec Protobuf = new();
+
+    private const string AllTypesAvro = """
+        {"type":"record","name":"All","namespace":"test","fields":[
+          {"name":"maybe","type":["null","string"]},
+          {"name":"i","type":"int"},
+          {"name":"l","type":"long"},
+          {"name":"f","type":"float"},
+          {"name":"d","type":"double"},
+          {"name":"b","type":"boolean"},
+          {"name":"raw","type":"bytes"},
+          {"name":"s","type":"string"},
+          {"name":"color","type":{"type":"enum","name":"Color","symbols":["RED","GREEN","BLUE"]}},
+          {"name":"hash","type":{"type":"fixed","name":"Hash","size":4}},
+          {"name":"nums","type":{"type":"array","items":"int"}},
+          {"name":"counts","type":{"type":"map","values":"long"}},
+          {"name":"inner","type":{"type":"record","name":"Inner","fields":[{"name":"x","type":"int"},{"name":"tag","type":"string","default":"none"}]}},
+          {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},
+          {"name":"atMicros","type":{"type":"long","logicalType":"timestamp-micros"}},
+          {"name":"day","type":{"type":"int","logicalType":"date"}},
+          {"name":"price","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}},
+          {"name":"email","type":"string","default":"unknown@example.com"},
+          {"name":"phone","type":["null","string"],"default":null}
+        ]}
+        """;
+
+    private static AvroParsedSchema ParseAvro(string text) => (AvroParsedSchema)new AvroSchemaFormat().Parse(text, [], normalize: false);
+
+    private static ProtobufParsedSchema ParseProto(string text) => (ProtobufParsedSchema)new ProtobufSchemaFormat().Parse(text, [], normalize: false);
+
+    private static IParsedSchema ParseJsonSchema() => new JsonSchemaFormat().Parse("""{"type":"object"}""", [], normalize: false);
+
+    private static byte[] WriteWithApacheAvro(Schema schema, object datum)
+    {
+        using var stream = new MemoryStream();
+        new GenericDatumWriter<object>(schema).Write(datum, new BinaryEncoder(stream));
+        return stream.ToArray();
+    }
+
+    private static GenericRecord ReadWithApacheAvro(Schema schema, byte[] bytes)
+    {
+        using var stream = new MemoryStream(bytes);
+        return (GenericRecord)new GenericDatumReader<object>(schema, schema).Read(null!, new BinaryDecoder(stream));
+    }
+
+    private static GenericRecord SampleAvroRecord(RecordSchema schema)
+    {
+        var record = new GenericRecord(schema);
+        record.Add("maybe", "present");
+        record.Add("i", -42);
+        record.Add("l", 1L << 40);
+        record.Add("f", 1.5f);
+        record.Add("d", -2.25);
+        record.Add("b", true);
+        record.Add("raw", new byte[] { 1, 2, 3 });
+        record.Add("s", "héllo ✓");
+        record.Add("color", new GenericEnum((EnumSchema)schema["color"].Schema, "BLUE"));
+        record.Add("hash", new GenericFixed((FixedSchema)schema["hash"].Schema, [9, 8, 7, 6]));
+        record.Add("nums", new object[] { 1, -1, 300 });
+        record.Add("counts", new Dictionary<string, object> { ["a"] = 1L, ["b"] = -2L });
+        var inner = new GenericRecord((RecordSchema)schema["inner"].Schema);
+        inner.Add("x", 7);
+        inner.Add("tag", "t");
+        record.Add("inner", inner);
+        record.Add("at", new DateTime(2024, 3, 4, 5, 6, 7, 890, DateTimeKind.Utc));
+        record.Add("atMicros", new DateTime(2024, 3, 4, 5, 6, 7, DateTimeKind.Utc).AddTicks(1234560));
+        record.Add("day", new DateTime(2024, 1, 2, 0, 0, 0, DateTimeKind.Utc));
+        record.Add("price", new AvroDecimal(12.34m));
+        record.Add("email", "a@b.c");
+        record.Add("phone", "555");
+        return record;
+    }
+
+    [Fact]
+    public void Avro_decodes_bytes_written_by_apache_avro_and_encodes_them_back_identically()
+    {
+        var schema = ParseAvro(AllTypesAvro);
+        var bytes = WriteWithApacheAvro(schema.Schema, SampleAvroRecord((RecordSchema)schema.Schema));
+
+        var decoded = Avro.Decode(schema, bytes);
+        var value = Assert.IsType<Dictionary<string, object?>>(decoded.Value);
+        Assert.Equal(
+            ["maybe", "i", "l", "f", "d", "b", "raw", "s", "color", "hash", "nums", "counts", "inner", "at", "atMicros", "day", "price", "email", "phone"],
+            value.Keys);
+        Assert.Equal("present", value["maybe"]);
+        Assert.Equal(-42L, value["i"]);
+        Assert.Equal(1L << 40, value["l"]);
+        Assert.Equal(1.5, value["f"]);
+        Assert.Equal(-2.25, value["d"]);
+        Assert.Equal(true, value["b"]);
+        Assert.Equal(new byte[] { 1, 2, 3 }, value["raw"]);
+        Assert.Equal("héllo ✓", value["s"]);
+        Assert.Equal("BLUE", value["color"]);
+        Assert.Equal(new byte[] { 9, 8, 7, 6 }, value["hash"]);
+        Assert.Equal(new List<object?> { 1L, -1L, 300L }, value["nums"]);
+        Assert.Equal(new Dictionary<string, object?> { ["a"] = 1L, ["b"] = -2L }, value["counts"]);
+        Assert.Equal(new Dictionary<string, object?> { ["x"] = 7L, ["tag"] = "t" }, value["inner"]);
+        Assert.Equal(new DateTimeOffset(2024, 3, 4, 5, 6, 7, 890, TimeSpan.Zero), value["at"]);
+        Assert.Equal(new DateTimeOffset(2024, 3, 4, 5, 6, 7, TimeSpan.Zero).AddTicks(1234560), value["atMicros"]);
+        Assert.Equal((long)(new DateTime(2024, 1, 2) - DateTime.UnixEpoch).TotalDays, value["day"]);
+        Assert.Equal(new byte[] { 0x04, 0xD2 }, value["price"]); // unscaled 1234, big-endian two's complement
+        Assert.Null(decoded.MessageFullName);
+
+        Assert.Equal(bytes, Avro.Encode(schema, decoded));
+    }
+
+    [Fact]
+    public void Avro_encode_after_a_policy_rewrite_is_read_by_apache_avro()
+    {
+        var schema = ParseAvro(AllTypesAvro);
+        var decoded = Avro.Decode(schema, WriteWithApacheAvro(schema.Schema, SampleAvroRecord((RecordSchema)schema.Schema)));
+        var value = (Dictionary<string, object?>)decoded.Value!;
+        value["s"] = "***";                 // redacted string stays a string
+        value["raw"] = "hashed";            // a string is accepted for bytes (UTF-8)
+        value.Remove("email");              // dropped: written as its default
+        value.Remove("phone");              // dropped: written as the default null
+        value["maybe"] = null;              // union switches to its null branch
+        value["i"] = 5;                     // any CLR integer is accepted
+        ((Dictionary<string, object?>)value["inner"]!).Remove("tag");
+
+        var record = ReadWithApacheAvro(schema.Schema, Avro.Encode(schema, decoded));
+
+        Assert.Equal("***", record["s"]);
+        Assert.Equal("hashed"u8.ToArray(), (byte[])record["raw"]);
+        Assert.Equal("unknown@example.com", record["email"]);
+        Assert.Null(record["phone"]);
+        Assert.Null(record["maybe"]);
+        Assert.Equal(5, record["i"]);
+        Assert.Equal("none", ((GenericRecord)record["inner"])["tag"]);
+        Assert.Equal(new DateTime(2024, 3, 4, 5, 6, 7, 890, DateTimeKind.Utc), ((DateTime)record["at"]).ToUniversalTime());
+    }
+
+    [Theory]
+    [InlineData("i")]
+    [InlineData("color")]
+    public void Avro_dropping_a_field_without_default_or_null_fails_naming_the_field(string field)
+    {
+        var schema = ParseAvro(AllTypesAvro);
+        var decoded = Avro.Decode(schema, WriteWithApacheAvro(schema.Schema, SampleAvroRecord((RecordSchema)schema.Schema)));
+        ((Dictionary<string, object?>)decoded.Value!).Remove(field);
+
+        var error = Assert.Throws<PayloadDecodeException>(() => Avro.Encode(schema, decoded));
+        Assert.Contains($"All.{field}", error.Message, StringComparison.Ordinal);
+        Assert.Contains("cannot be", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("s", 5L, "cannot be written as string")]
+    [InlineData("color", "PURPLE", "is not a symbol")]
+    [InlineData("hash", new byte[] { 1 }, "fixed")]
+    [InlineData("unknownField", "x", "has no field 'unknownField'")]
+    public void Avro_encode_rejects_values_the_schema_cannot_hold(string field, object value, string expected)
+    {
+        var schema = ParseAvro(AllTypesAvro);
+        var decoded = Avro.Decode(schema, WriteWithApacheAvro(schema.Schema, SampleAvroRecord((RecordSchema)schema.Schema)));
+        ((Dictionary<string, object?>)decoded.Value!)[field] = value;
+
+        var error = Assert.Throws<PayloadDecodeException>(() => Avro.Encode(schema, decoded));
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Avro_union_branches_round_trip_through_the_graph()
+    {
+        var schema = ParseAvro("""
+            {"type":"record","name":"U","fields":[
+              {"name":"v","type":{"type":"array","items":["null","int","string",{"type":"record","name":"P","fields":[{"name":"p","type":"long"}]},{"type":"map","values":"string"}]}}
+            ]}
+            """);
+        var record = new GenericRecord((RecordSchema)schema.Schema);
+        var p = new GenericRecord((RecordSchema)((UnionSchema)((ArraySchema)((RecordSchema)schema.Schema)["v"].Schema).ItemSchema)[3]);
+        p.Add("p", 9L);
+        record.Add("v", new object?[] { null, 3, "s", p, new Dictionary<string, object> { ["k"] = "v" } });
+        var bytes = WriteWithApacheAvro(schema.Schema, record);
+
+        var decoded = Avro.Decode(schema, bytes);
+        var items = (List<object?>)((Dictionary<string, object?>)decoded.Value!)["v"]!;
+        Assert.Equal([null, 3L, "s", new Dictionary<string, object?> { ["p"] = 9L }, new Dictionary<string, object?> { ["k"] = "v" }], items);
+        Assert.Equal(bytes, Avro.Encode(schema, decoded));
+    }
+
+    [Fact]
+    public void Avro_reads_blocks_with_negative_counts_and_byte_sizes()
+    {
+        var schema = ParseAvro("""{"type":"array","items":"int"}""");
+        // block of -2 items (zig-zag 3) with byte size 2 (zig-zag 4), items 1 and 2, then a block of 1 item (3), end.
+        var decoded = Avro.Decode(schema, [0x03, 0x04, 0x02, 0x04, 0x02, 0x06, 0x00]);
+        Assert.Equal(new List<object?> { 1L, 2L, 3L }, decoded.Value);
+    }
+
+    public static TheoryData<string, string, byte[]> HostileAvro => new()
+    {
+        { "empty payload", "\"int\"", [] },
+        { "truncated string", "\"string\"", [0x0A, (byte)'a'] },
+        { "negative string length", "\"string\"", [0x01, (byte)'a'] },
+        { "claimed 2 GB string in 10 bytes", "\"string\"", [0x80, 0x80, 0x80, 0x80, 0x10, 1, 2, 3, 4, 5] },
+        { "claimed huge bytes length", "\"bytes\"", [0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01] },
+        { "varint longer than 64 bits", "\"long\"", [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01] },
+        { "int beyond 32 bits", "\"int\"", [0x80, 0x80, 0x80, 0x80, 0x10] },
+        { "truncated double", "\"double\"", [1, 2, 3] },
+        { "truncated fixed", """{"type":"fixed","name":"F","size":16}""", [1, 2, 3] },
+        { "boolean byte 2", "\"boolean\"", [2] },
+        { "trailing garbage", "\"int\"", [0x02, 0xFF] },
+        { "invalid UTF-8 in string", "\"string\"", [0x04, 0xC3, 0x28] },
+        { "union index past the branches", """["null","string"]""", [0x04] },
+        { "negative union index", """["null","string"]""", [0x01] },
+        { "enum index past the symbols", """{"type":"enum","name":"E","symbols":["A","B"]}""", [0x0A] },
+        { "negative enum index", """{"type":"enum","name":"E","symbols":["A","B"]}""", [0x01] },
+        { "array block count over the element budget", """{"type":"array","items":"null"}""", [0x82, 0x89, 0x7A, 0x00] },
+        { "huge negative block count", """{"type":"array","items":"int"}""", [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0x00] },
+        { "block byte size past the end", """{"type":"array","items":"int"}""", [0x01, 0x7E, 0x02, 0x00] },
+        { "array missing its end block", """{"type":"array","items":"int"}""", [0x02, 0x02] },
+        { "map with truncated key", """{"type":"map","values":"int"}""", [0x02, 0x08, (byte)'k'] },
+        { "deep recursion", """{"type":"record","name":"Node","fields":[{"name":"next","type":["null","Node"]}]}""", [.. Enumerable.Repeat((byte)0x02, 100), 0x00] },
+    };
+
+    [Theory]
+    [MemberData(nameof(HostileAvro))]
+    public void Avro_hostile_input_fails_with_PayloadDecodeException(string description, string schemaText, byte[] payload)
+    {
+        var schema = ParseAvro(schemaText);
+        var error = Assert.Throws<PayloadDecodeException>(() => Avro.Decode(schema, payload));
+        Assert.False(string.IsNullOrEmpty(error.Message), description);
+    }
+
+    [Fact]
+    public void Avro_array_of_nulls_beyond_the_element_budget_fails()
+    {
+        var schema = ParseAvro("""{"type":"array","items":"null"}""");
+        // Two blocks of 600 000 nulls: each fits, together they break the 1 000 000 budget.
+        byte[] block = [0x80, 0x9F, 0x49]; // zig-zag varint of 600 000
+        var error = Assert.Throws<PayloadDecodeException>(() => Avro.Decode(schema, [.. block, .. block, 0x00]));
+        Assert.Contains("elements", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Avro_nesting_within_the_depth_limit_decodes()
+    {
+        var schema = ParseAvro("""{"type":"record","name":"Node","fields":[{"name":"next","type":["null","Node"]}]}""");
+        var decoded = Avro.Decode(schema, [.. Enumerable.Repeat((byte)0x02, 20), 0x00]);
+        var depth = 0;
+        for (var node = (Dictionary<string, object?>?)decoded.Value; node is not null; node = (Dictionary<string, object?>?)node["next"])
+        {
+            depth++;
+        }
+
+        Assert.Equal(21, depth);
+    }
+
+    [Fact]
+    public void Json_decodes_into_the_graph_and_encodes_compactly()
+    {
+        var schema = ParseJsonSchema();
+        var text = """ { "id": 42, "big": 12345678901234567890, "ratio": 0.5, "one": 1.0, "neg": -7, "name": "Zoë ✓", "ok": true, "none": null, "tags": ["a", 1, [false]], "nested": { "x": 1e3 } } """;
+
+        var decoded = Json.Decode(schema, Encoding.UTF8.GetBytes(text));
+        var value = Assert.IsType<Dictionary<string, object?>>(decoded.Value);
+        Assert.Equal(["id", "big", "ratio", "one", "neg", "name", "ok", "none", "tags", "nested"], value.Keys);
+        Assert.Equal(42L, value["id"]);
+        Assert.Equal(12345678901234567890d, value["big"]);
+        Assert.Equal(0.5, value["ratio"]);
+        Assert.IsType<double>(value["one"]);
+        Assert.Equal(-7L, value["neg"]);
+        Assert.Equal("Zoë ✓", value["name"]);
+        Assert.Equal(true, value["ok"]);
+        Assert.Null(value["none"]);
+        Assert.Equal(new List<object?> { "a", 1L, new List<object?> { false } }, value["tags"]);
+        Assert.Equal(new Dictionary<string, object?> { ["x"] = 1000.0 }, value["nested"]);
+
+        value["name"] = "***";
+        value.Remove("big");
+        var encoded = Encoding.UTF8.GetString(Json.Encode(schema, decoded));
+        Assert.Equal("""{"id":42,"ratio":0.5,"one":1,"neg":-7,"name":"***","ok":true,"none":null,"tags":["a",1,[false]],"nested":{"x":1000}}""", encoded);
+    }
+
+    [Fact]
+    public void Json_round_trip_preserves_the_graph()
+    {
+        var schema = ParseJsonSchema();
+        var original = Json.Decode(schema, """[{"a":"<b>&'\"\u0001"},-0.25,9223372036854775807,"日本"]"""u8);
+        var again = Json.Decode(schema, Json.Encode(schema, original));
+        Assert.Equal(original.Value, again.Value);
+    }
+
+    [Fact]
+    public void Json_encodes_clr_values_policies_may_produce()
+    {
+        var schema = ParseJsonSchema();
+        var value = new Dictionary<string, object?>
+        {
+            ["bytes"] = new byte[] { 1, 2, 3 },
+            ["at"] = new DateTimeOffset(2024, 1, 2, 3, 4, 5, TimeSpan.Zero),
+            ["u"] = ulong.MaxValue,
+            ["i"] = 3,
+        };
+        Assert.Equal("""{"bytes":"AQID","at":"2024-01-02T03:04:05+00:00","u":18446744073709551615,"i":3}""", Encoding.UTF8.GetString(Json.Encode(schema, new DecodedPayload(value))));
+        Assert.Throws<PayloadDecodeException>(() => Json.Encode(schema, new DecodedPayload(double.NaN)));
+        Assert.Throws<PayloadDecodeException>(() => Json.Encode(schema, new DecodedPayload(new object())));
+    }
+
+    public static TheoryData<string, byte[]> HostileJson => new()
+    {
+        { "empty", [] },
+        { "whitespace only", "   "u8.ToArray() },
+        { "truncated object", """{"a":"""u8.ToArray() },
+        { "trailing garbage", "{} x"u8.ToArray() },
+        { "two values", "1 2"u8.ToArray() },
+        { "duplicate key", """{"a":1,"a":2}"""u8.ToArray() },
+        { "invalid UTF-8 in string", [(byte)'"', 0xC3, 0x28, (byte)'"'] },
+        { "invalid UTF-8 in key", [(byte)'{', (byte)'"', 0xFF, (byte)'"', (byte)':', (byte)'1', (byte)'}'] },
+        { "nesting deeper than the limit", Encoding.ASCII.GetBytes(new string('[', 65) + new string(']', 65)) },
+        { "number beyond double", "1e400"u8.ToArray() },
+        { "comment", "/* c */ 1"u8.ToArray() },
+        { "trailing comma", "[1,]"u8.ToArray() },
+        { "single quotes", "{'a':1}"u8.ToArray() },
+        { "NaN literal", "NaN"u8.ToArray() },
+    };
+
+    [Theory]
+    [MemberData(nameof(HostileJson))]
+    public void Json_hostile_input_fails_with_PayloadDecodeException(string description, byte[] payload)
+    {
+        var error = Assert.Throws<PayloadDecodeException>(() => Json.Decode(ParseJsonSchema(), payload));
+        Assert.False(string.IsNullOrEmpty(error.Message), description);
+    }
+
+    [Fact]
+    public void Json_nesting_at_the_limit_decodes()
+    {
+        var text = new string('[', RecordValue.MaxDepth) + new string(']', RecordValue.MaxDepth);
+        Assert.IsType<List<object?>>(Json.Decode(ParseJsonSchema(), Encoding.ASCII.GetBytes(text)).Value);
+    }
+
+    private const string AllTypesProto = """
+        syntax = "proto3";
+        package test;
+        import "google/protobuf/timestamp.proto";
+        import "google/protobuf/duration.proto";
+
+        message All {
+          int32 a = 1;
+          int64 b = 2;
+          uint32 c = 3;
+          sint32 d = 4;
+          sint64 e = 5;
+          bool f = 6;
+          Color g = 7;
+          fixed32 h = 8;
+          sfixed32 i = 9;
+          float j = 10;
+          fixed64 k = 11;
+          sfixed64 l = 12;
+          double m = 13;
+          string n = 14;
+          bytes o = 15;
+          repeated int32 p = 16;
+          Inner q = 17;
+          map<string, int64> r = 18;
+          google.protobuf.Timestamp s = 19;
+          repeated string t = 20;
+          oneof choice {
+            string u = 21;
+            int32 v = 22;
+          }
+          google.protobuf.Duration w = 23;
+          map<int32, Inner> x = 24;
+          repeated int32 unpacked = 25 [packed = false];
+          uint64 y = 26;
+          message Inner { string name = 1; repeated Inner children = 2; }
+        }
+
+        enum Color { COLOR_UNSPECIFIED = 0; RED = 1; GREEN = 2; }
+
+        message Second { string id = 1; }
+        """;
+
+    private static readonly string[] RepeatedTexts = ["x", ""];
+    private static readonly int[] UnpackedNumbers = [7, 8];
+    private static readonly int[] PackedNumbers = [1, 300, -1];
+
+    private delegate void ProtoBody(ref ProtoWriter.State state);
+
+    /// <summary>Bytes written by protobuf-net's own wire-format writer.</summary>
+    private static byte[] WithProtobufNet(ProtoBody body)
+    {
+        using var stream = new MemoryStream();
+        var state = ProtoWriter.State.Create(stream, null, null);
+        try
+        {
+            body(ref state);
+            state.Close();
+        }
+        finally
+        {
+            state.Dispose();
+        }
+
+        return stream.ToArray();
+    }
+
+    private static byte[] Framed(byte[] indexes, byte[] message) => [.. indexes, .. message];
+
+    private static byte[] AllTypesMessage() => WithProtobufNet((ref ProtoWriter.State w) =>
+    {
+        w.WriteFieldHeader(1, WireType.Varint);
+        w.WriteInt32(-5);
+        w.WriteFieldHeader(2, WireType.Varint);
+        w.WriteInt64(1L << 50);
+        w.WriteFieldHeader(3, WireType.Varint);
+        w.WriteUInt32(4_000_000_000);
+        w.WriteFieldHeader(4, WireType.SignedVarint);
+        w.WriteInt32(-3);
+        w.WriteFieldHeader(5, WireType.SignedVarint);
+        w.WriteInt64(long.MinValue);
+        w.WriteFieldHeader(6, WireType.Varint);
+        w.WriteBoolean(true);
+        w.WriteFieldHeader(7, WireType.Varint);
+        w.WriteInt32(2);
+        w.WriteFieldHeader(8, WireType.Fixed32);
+        w.WriteUInt32(0xDEADBEEF);
+        w.WriteFieldHeader(9, WireType.Fixed32);
+        w.WriteInt32(-9);
+        w.WriteFieldHeader(10, WireType.Fixed32);
+        w.WriteSingle(2.5f);
+        w.WriteFieldHeader(11, WireType.Fixed64);
+        w.WriteUInt64(ulong.MaxValue);
+        w.WriteFieldHeader(12, WireType.Fixed64);
+        w.WriteInt64(-12);
+        w.WriteFieldHeader(13, WireType.Fixed64);
+        w.WriteDouble(3.25);
+        w.WriteFieldHeader(14, WireType.String);
+        w.WriteString("Zoë ✓");
+        w.WriteFieldHeader(15, WireType.String);
+        w.WriteBytes(new byte[] { 0, 255 });
+        w.WriteFieldHeader(16, WireType.String);
+        w.WriteBytes(WithProtobufNet((ref ProtoWriter.State packed) =>
+        {
+            foreach (var n in PackedNumbers)
+            {
+                packed.WriteFieldHeader(1, WireType.Varint); // header written only to set the wire type; stripped below
+                packed.WriteInt32(n);
+            }
+        }).StripHeaders());
+        w.WriteFieldHeader(17, WireType.String);
+        w.WriteBytes(InnerMessage("root", InnerMessage("kid", null)));
+        foreach (var (key, value) in new[] { ("k1", 10L), ("k2", -20L) })
+        {
+            w.WriteFieldHeader(18, WireType.String);
+            w.WriteBytes(WithProtobufNet((ref ProtoWriter.State entry) =>
+            {
+                entry.WriteFieldHeader(1, WireType.String);
+                entry.WriteString(key);
+                entry.WriteFieldHeader(2, WireType.Varint);
+                entry.WriteInt64(value);
+            }));
+        }
+
+        w.WriteFieldHeader(19, WireType.String);
+        w.WriteBytes(SecondsAndNanos(1_700_000_000, 123_456_700));
+        foreach (var text in RepeatedTexts)
+        {
+            w.WriteFieldHeader(20, WireType.String);
+            w.WriteString(text);
+        }
+
+        w.WriteFieldHeader(22, WireType.Varint);
+        w.WriteInt32(22);
+        w.WriteFieldHeader(23, WireType.String);
+        w.WriteBytes(SecondsAndNanos(90, 500_000_000));
+        w.WriteFieldHeader(24, WireType.String);
+        w.WriteBytes(WithProtobufNet((ref ProtoWriter.State entry) =>
+        {
+            entry.WriteFieldHeader(1, WireType.Varint);
+            entry.WriteInt32(-1);
+            entry.WriteFieldHeader(2, WireType.String);
+            entry.WriteBytes(InnerMessage("in map", null));
+        }));
+        foreach (var n in UnpackedNumbers)
+        {
+            w.WriteFieldHeader(25, WireType.Varint);
+            w.WriteInt32(n);
+        }
+
+        w.WriteFieldHeader(26, WireType.Varint);
+        w.WriteUInt64(ulong.MaxValue);
+    });
+
+    private static byte[] InnerMessage(string name, byte[]? child) => WithProtobufNet((ref ProtoWriter.State w) =>
+    {
+        w.WriteFieldHeader(1, WireType.String);
+        w.WriteString(name);
+        if (child is not null)
+        {
+            w.WriteFieldHeader(2, WireType.String);
+            w.WriteBytes(child);
+        }
+    });
+
+    private static byte[] SecondsAndNanos(long seconds, int nanos) => WithProtobufNet((ref ProtoWriter.State w) =>
+    {
+        w.WriteFieldHeader(1, WireType.Varint);
+        w.WriteInt64(seconds);
+        w.WriteFieldHeader(2, WireType.Varint);
+        w.WriteInt32(nanos);
+    });
+
+    [Fact]
+    public void Protobuf_decodes_bytes_written_by_protobuf_net_field_by_field_and_encodes_them_back()
+    {
+        var schema = ParseProto(AllTypesProto);
+        var payload = Framed([0], AllTypesMessage());
+
+        var decoded = Protobuf.Decode(schema, payload);
+        Assert.Equal("test.All", decoded.MessageFullName);
+        Assert.Equal([0], decoded.MessageIndexes!);
+        var value = Assert.IsType<Dictionary<string, object?>>(decoded.Value);
+        Assert.Equal(-5L, value["a"]);
+        Assert.Equal(1L << 50, value["b"]);
+        Assert.Equal(4_000_000_000UL, value["c"]);
+        Assert.Equal(-3L, value["d"]);
+        Assert.Equal(long.MinValue, value["e"]);
+        Assert.Equal(true, value["f"]);
+        Assert.Equal("GREEN", value["g"]);
+        Assert.Equal(0xDEADBEEFUL, value["h"]);
+        Assert.Equal(-9L, value["i"]);
+        Assert.Equal(2.5, value["j"]);
+        Assert.Equal(ulong.MaxValue, value["k"]);
+        Assert.Equal(-12L, value["l"]);
+        Assert.Equal(3.25, value["m"]);
+        Assert.Equal("Zoë ✓", value["n"]);
+        Assert.Equal(new byte[] { 0, 255 }, value["o"]);
+        Assert.Equal(new List<object?> { 1L, 300L, -1L }, value["p"]);
+        Assert.Equal(
+            new Dictionary<string, object?> { ["name"] = "root", ["children"] = new List<object?> { new Dictionary<string, object?> { ["name"] = "kid" } } },
+            value["q"]);
+        Assert.Equal(new Dictionary<string, object?> { ["k1"] = 10L, ["k2"] = -20L }, value["r"]);
+        Assert.Equal(DateTimeOffset.FromUnixTimeSeconds(1_700_000_000).AddTicks(1_234_567), value["s"]);
+        Assert.Equal(new List<object?> { "x", "" }, value["t"]);
+        Assert.False(value.ContainsKey("u"));
+        Assert.Equal(22L, value["v"]);
+        Assert.Equal(TimeSpan.FromSeconds(90.5), value["w"]);
+        Assert.Equal(new Dictionary<string, object?> { ["-1"] = new Dictionary<string, object?> { ["name"] = "in map" } }, value["x"]);
+        Assert.Equal(new List<object?> { 7L, 8L }, value["unpacked"]);
+        Assert.Equal(ulong.MaxValue, value["y"]);
+
+        Assert.Equal(payload, Protobuf.Encode(schema, decoded));
+    }
+
+    [Fact]
+    public void Protobuf_policy_rewrite_encodes_and_decodes_again()
+    {
+        var schema = ParseProto(AllTypesProto);
+        var decoded = Protobuf.Decode(schema, Framed([0], AllTypesMessage()));
+        var value = (Dictionary<string, object?>)decoded.Value!;
+        value["n"] = "***";
+        value.Remove("o");
+        value["g"] = "RED";
+        value["s"] = new DateTimeOffset(1969, 12, 31, 23, 59, 59, 500, TimeSpan.Zero);
+        ((Dictionary<string, object?>)value["r"]!)["k3"] = 3;
+
+        var again = (Dictionary<string, object?>)Protobuf.Decode(schema, Protobuf.Encode(schema, decoded)).Value!;
+        Assert.Equal("***", again["n"]);
+        Assert.False(again.ContainsKey("o"));
+        Assert.Equal("RED", again["g"]);
+        Assert.Equal(new DateTimeOffset(1969, 12, 31, 23, 59, 59, 500, TimeSpan.Zero), again["s"]);
+        Assert.Equal(3L, ((Dictionary<string, object?>)again["r"]!)["k3"]);
+
+        value["nope"] = 1;
+        Assert.Contains("has no field 'nope'", Assert.Throws<PayloadDecodeException>(() => Protobuf.Encode(schema, decoded)).Message, StringComparison.Ordinal);
+        value.Remove("nope");
+        value["a"] = "text";
+        Assert.Contains("All.a", Assert.Throws<PayloadDecodeException>(() => Protobuf.Encode(schema, decoded)).Message, StringComparison.Ordinal);
+        value["a"] = 1;
+        value["g"] = "PURPLE";
+        Assert.Contains("not a value", Assert.Throws<PayloadDecodeException>(() => Protobuf.Encode(schema, decoded)).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Protobuf_message_index_path_selects_the_message_and_is_written_back()
+    {
+        var schema = ParseProto(AllTypesProto);
+        // Path [1]: count 1, index 1 (both zig-zag); Second is the second declared top-level message.
+        byte[] payload = [0x02, 0x02, 0x0A, 0x02, (byte)'i', (byte)'d'];
+        var decoded = Protobuf.Decode(schema, payload);
+        Assert.Equal("test.Second", decoded.MessageFullName);
+        Assert.Equal([1], decoded.MessageIndexes!);
+        Assert.Equal(new Dictionary<string, object?> { ["id"] = "id" }, decoded.Value);
+        Assert.Equal(payload, Protobuf.Encode(schema, decoded));
+        Assert.Equal(payload, Protobuf.Encode(schema, new DecodedPayload(decoded.Value, "test.Second")));
+
+        // Nested message path [0, 0]: All.Inner.
+        var inner = Protobuf.Decode(schema, [0x04, 0x00, 0x00, 0x0A, 0x01, (byte)'z']);
+        Assert.Equal("test.All.Inner", inner.MessageFullName);
+        Assert.Equal(new Dictionary<string, object?> { ["name"] = "z" }, inner.Value);
+    }
+
+    [Fact]
+    public void Protobuf_unknown_fields_are_kept_unless_asked_to_drop_them()
+    {
+        var schema = ParseProto(AllTypesProto);
+        // Second { id = "a" } plus unknown field 99 (varint 5) and unknown field 100 (fixed32).
+        byte[] message = [0x0A, 0x01, (byte)'a', 0x98, 0x06, 0x05, 0xA5, 0x06, 1, 2, 3, 4];
+        byte[] payload = [0x02, 0x02, .. message];
+
+        var decoded = Protobuf.Decode(schema, payload);
+        Assert.Equal(new Dictionary<string, object?> { ["id"] = "a" }, decoded.Value);
+        Assert.Equal(payload, Protobuf.Encode(schema, decoded));
+
+        var dropping = new ProtobufPayloadCodec(keepUnknownFields: false);
+        Assert.Equal(payload[..5], dropping.Encode(schema, dropping.Decode(schema, payload)));
+    }
+
+    [Fact]
+    public void Protobuf_semantics_of_repeated_occurrences_oneofs_and_unknown_enum_numbers()
+    {
+        var schema = ParseProto(AllTypesProto);
+        var message = WithProtobufNet((ref ProtoWriter.State w) =>
+        {
+            w.WriteFieldHeader(21, WireType.String);
+            w.WriteString("first");
+            w.WriteFieldHeader(22, WireType.Varint);
+            w.WriteInt32(5);                            // oneof: the last member set wins
+            w.WriteFieldHeader(7, WireType.Varint);
+            w.WriteInt32(99);                           // enum number the schema does not name
+            w.WriteFieldHeader(17, WireType.String);
+            w.WriteBytes(InnerMessage("a", null));
+            w.WriteFieldHeader(17, WireType.String);
+            w.WriteBytes(WithProtobufNet((ref ProtoWriter.State inner) =>
+            {
+                inner.WriteFieldHeader(2, WireType.String);
+                inner.WriteBytes(InnerMessage("b", null));
+            }));                                         // a singular message seen twice is merged
+            w.WriteFieldHeader(1, WireType.Varint);
+            w.WriteInt32(1);
+            w.WriteFieldHeader(1, WireType.Varint);
+            w.WriteInt32(2);                            // a scalar seen twice: the last wins
+        });
+
+        var value = (Dictionary<string, object?>)Protobuf.Decode(schema, Framed([0], message)).Value!;
+        Assert.False(value.ContainsKey("u"));
+        Assert.Equal(5L, value["v"]);
+        Assert.Equal(99L, value["g"]);
+        Assert.Equal(
+            new Dictionary<string, object?> { ["name"] = "a", ["children"] = new List<object?> { new Dictionary<string, object?> { ["name"] = "b" } } },
+            value["q"]);
+        Assert.Equal(2L, value["a"]);
+    }
+
+    [Fact]
+    public void Protobuf_timestamp_that_dotnet_cannot_hold_exactly_stays_a_message()
+    {
+        var schema = ParseProto(AllTypesProto);
+        var message = WithProtobufNet((ref ProtoWriter.State w) =>
+        {
+            w.WriteFieldHeader(19, WireType.String);
+            w.WriteBytes(SecondsAndNanos(1, 7)); // 7 ns is finer than a tick
+        });
+        var decoded = Protobuf.Decode(schema, Framed([0], message));
+        Assert.Equal(new Dictionary<string, object?> { ["seconds"] = 1L, ["nanos"] = 7L }, ((Dictionary<string, object?>)decoded.Value!)["s"]);
+        Assert.Equal(Framed([0], message), Protobuf.Encode(schema, decoded));
+    }
+
+    [Fact]
+    public void Protobuf_proto2_repeated_is_unpacked_unless_asked_and_absent_fields_stay_absent()
+    {
+        var schema = ParseProto("""
+            syntax = "proto2";
+            package p2;
+            message M { optional int32 a = 1; repeated int32 plain = 2; repeated int32 packed = 3 [packed = true]; required string name = 4; }
+            """);
+        var value = new Dictionary<string, object?>
+        {
+            ["plain"] = new List<object?> { 1L, 2L },
+            ["packed"] = new List<object?> { 1L, 2L },
+            ["name"] = "n",
+        };
+        var bytes = Protobuf.Encode(schema, new DecodedPayload(value));
+        Assert.Equal([0x00, 0x10, 0x01, 0x10, 0x02, 0x1A, 0x02, 0x01, 0x02, 0x22, 0x01, (byte)'n'], bytes);
+        var decoded = (Dictionary<string, object?>)Protobuf.Decode(schema, bytes).Value!;
+        Assert.False(decoded.ContainsKey("a"));
+        Assert.Equal(value, decoded);
+    }
+
+    private const string RecursiveProto = """
+        syntax = "proto3";
+        package rec;
+        message Node { Node next = 1; string s = 2; repeated bool flags = 3; }
+        """;
+
+    private static byte[] NestedNodes(int depth)
+    {
+        byte[] message = [];
+        for (var i = 0; i < depth; i++)
+        {
+            message = [0x0A, .. Varint((ulong)message.Length), .. message];
+        }
+
+        return [0x00, .. message];
+    }
+
+    private static byte[] Varint(ulong value)
+    {
+        var bytes = new List<byte>();
+        while (value >= 0x80)
+        {
+            bytes.Add((byte)(value | 0x80));
+            value >>= 7;
+        }
+
+        bytes.Add((byte)value);
+        return [.. bytes];
+    }
+
+    public static TheoryData<string, byte[]> HostileProtobuf => new()
+    {
+        { "empty payload (no index path)", [] },
+        { "message index past the messages", [0x02, 0x0A] },
+        { "negative message index", [0x02, 0x01] },
+        { "index path longer than allowed", [0x82, 0x01, .. new byte[70]] },
+        { "truncated varint", [0x00, 0x08, 0x80] },
+        { "varint longer than 64 bits", [0x00, 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F] },
+        { "claimed 2 GB string in 10 bytes", [0x00, 0x12, 0x80, 0x80, 0x80, 0x80, 0x08, 1, 2, 3] },
+        { "claimed 2^64 length", [0x00, 0x12, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01] },
+        { "length past the end", [0x00, 0x12, 0x05, (byte)'a'] },
+        { "invalid UTF-8 in string", [0x00, 0x12, 0x02, 0xC3, 0x28] },
+        { "field number 0", [0x00, 0x00, 0x01] },
+        { "wire type 6", [0x00, 0x0E, 0x01] },
+        { "wire type 7 on unknown field", [0x00, 0xA7, 0x06] },
+        { "end-group without start", [0x00, 0xA4, 0x06] },
+        { "wire type mismatch on known field", [0x00, 0x15, 1, 2, 3, 4] },
+        { "truncated fixed64 in unknown field", [0x00, 0xA1, 0x06, 1, 2] },
+        { "unterminated unknown group", [0x00, 0xA3, 0x06, 0x08, 0x01] },
+        { "unknown group closed by another number", [0x00, 0xA3, 0x06, 0xAC, 0x06] },
+        { "truncated packed bools", [0x00, 0x1A, 0x03, 0x01] },
+        { "packed varint cut inside", [0x00, 0x1A, 0x01, 0x80] },
+        { "nested message truncated", [0x00, 0x0A, 0x04, 0x0A, 0x05, 0x00] },
+        { "nesting deeper than the limit", NestedNodes(RecordValue.MaxDepth + 5) },
+        { "unknown groups nested deeper than the limit", [0x00, .. Enumerable.Repeat(new byte[] { 0xA3, 0x06 }, 80).SelectMany(b => b)] },
+    };
+
+    [Theory]
+    [MemberData(nameof(HostileProtobuf))]
+    public void Protobuf_hostile_input_fails_with_PayloadDecodeException(string description, byte[] payload)
+    {
+        var schema = ParseProto(RecursiveProto);
+        var error = Assert.Throws<PayloadDecodeException>(() => Protobuf.Decode(schema, payload));
+        Assert.False(string.IsNullOrEmpty(error.Message), description);
+    }
+
+    [Fact]
+    public void Protobuf_nesting_within_the_limit_and_packed_elements_within_budget_decode()
+    {
+        var schema = ParseProto(RecursiveProto);
+        Assert.IsType<Dictionary<string, object?>>(Protobuf.Decode(schema, NestedNodes(RecordValue.MaxDepth - 1)).Value);
+
+        var tooMany = new byte[RecordValue.MaxElements + 1];
+        byte[] payload = [0x00, 0x1A, .. Varint((ulong)tooMany.Length), .. tooMany];
+        Assert.Contains("elements", Assert.Throws<PayloadDecodeException>(() => Protobuf.Decode(schema, payload)).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Protobuf_enum_name_of_unknown_number_and_enum_encode_by_number()
+    {
+        var schema = ParseProto(AllTypesProto);
+        var bytes = Protobuf.Encode(schema, new DecodedPayload(new Dictionary<string, object?> { ["g"] = 99L }));
+        Assert.Equal([0x00, 0x38, 0x63], bytes);
+    }
+
+    [Fact]
+    public void Claimed_2_GB_lengths_in_10_bytes_fail_without_allocating_them()
+    {
+        var avroSchema = ParseAvro("""{"type":"record","name":"R","fields":[{"name":"s","type":"string"},{"name":"b","type":"bytes"}]}""");
+        var protoSchema = ParseProto(RecursiveProto);
+        byte[] avro = [0x02, (byte)'a', 0xFE, 0xFF, 0xFF, 0xFF, 0x0F, 1, 2, 3]; // s = "a", b claims 2^31 - 1 bytes
+        byte[] proto = [0x00, 0x12, 0xFF, 0xFF, 0xFF, 0xFF, 0x07, 1, 2, 3];   // s claims 2^31 - 1 bytes
+
+        // Warm up so JIT and type loading do not count.
+        Assert.Throws<PayloadDecodeException>(() => Avro.Decode(avroSchema, avro));
+        Assert.Throws<PayloadDecodeException>(() => Protobuf.Decode(protoSchema, proto));
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        Assert.Throws<PayloadDecodeException>(() => Avro.Decode(avroSchema, avro));
+        Assert.Throws<PayloadDecodeException>(() => Protobuf.Decode(protoSchema, proto));
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(allocated < 256 * 1024, $"allocated {allocated} bytes");
+    }
+
+    /// <summary>Every prefix of a valid payload, and random corruptions of it, decode or fail with PayloadDecodeException only.</summary>
+    [Fact]
+    public void Truncated_and_corrupted_payloads_only_ever_throw_PayloadDecodeException()
+    {
+        var avroSchema = ParseAvro(AllTypesAvro);
+        var avroBytes = WriteWithApacheAvro(avroSchema.Schema, SampleAvroRecord((RecordSchema)avroSchema.Schema));
+        var protoSchema = ParseProto(AllTypesProto);
+        var protoBytes = Framed([0], AllTypesMessage());
+        var jsonSchema = ParseJsonSchema();
+        var jsonBytes = """{"a":[1,2.5,"x",{"b":null}],"c":true}"""u8.ToArray();
+
+        var cases = new (IPayloadCodec Codec, IParsedSchema Schema, byte[] Bytes)[]
+        {
+            (Avro, avroSchema, avroBytes),
+            (Protobuf, protoSchema, protoBytes),
+            (Json, jsonSchema, jsonBytes),
+        };
+        var random = new Random(12345);
+        foreach (var (codec, schema, bytes) in cases)
+        {
+            for (var length = 0; length < bytes.Length; length++)
+            {
+                AssertDecodesOrFailsCleanly(codec, schema, bytes[..length]);
+            }
+
+            for (var round = 0; round < 3000; round++)
+            {
+                var corrupted = (byte[])bytes.Clone();
+                for (var flips = random.Next(1, 4); flips > 0; flips--)
+                {
+                    corrupted[random.Next(corrupted.Length)] = (byte)random.Next(256);
+                }
+
+                AssertDecodesOrFailsCleanly(codec, schema, corrupted);
+            }
+        }
+    }
+
+    private static void AssertDecodesOrFailsCleanly(IPayloadCodec codec, IParsedSchema schema, byte[] payload)
+    {
+        try
+        {
+            var decoded = codec.Decode(schema, payload);
+            // Whatever decodes must encode again.
+            codec.Encode(schema, decoded);
+        }
+        catch (PayloadDecodeException)
+        {
+        }
+    }
+}
+
+internal static class ProtoTestBytes
+{
+    /// <summary>Drops the one-byte field headers protobuf-net needs before each value, leaving packed content.</summary>
+    public static byte[] StripHeaders(this byte[] headedVarints)
+    {
+        var result = new List<byte>();
+        var i = 0;
+        while (i < headedVarints.Length)
+        {
+            i++; // header 0x08
+            while ((headedVarints[i] & 0x80) != 0)
+            {
+                result.Add(headedVarints[i++]);
+            }
+
+            result.Add(headedVarints[i++]);
+        }
+
+        return [.. result];
+    }
+}
