@@ -102,6 +102,58 @@ internal sealed class VariableNode(string name) : Node
     }
 }
 
+/// <summary>
+/// A dotted name a.b.c that starts with a variable: CEL resolves the longest bound prefix
+/// ("a.b.c", then "a.b", then "a") and selects the remaining fields from its value.
+/// </summary>
+internal sealed class QualifiedNode : Node
+{
+    private readonly string[] _segments;
+    private readonly string[] _prefixes;
+    private readonly RuleValue _missing;
+
+    public QualifiedNode(string[] segments)
+    {
+        _segments = segments;
+        _prefixes = new string[segments.Length];
+        for (var i = 0; i < segments.Length; i++)
+        {
+            _prefixes[i] = string.Join('.', segments, 0, i + 1);
+        }
+
+        _missing = RuleValue.Error($"undeclared reference to '{segments[0]}'");
+    }
+
+    public override RuleValue Eval(EvalContext context)
+    {
+        for (var bound = _segments.Length; bound >= 1; bound--)
+        {
+            if (!context.TryResolve(_prefixes[bound - 1], out var raw))
+            {
+                continue;
+            }
+
+            var value = RuleValue.FromObject(raw);
+            for (var i = bound; i < _segments.Length; i++)
+            {
+                if (value.Kind != RuleValueKind.Map)
+                {
+                    return value.IsError ? value : RuleValue.Error($"no such overload: field selection '.{_segments[i]}' needs a map");
+                }
+
+                if (!RuleCollections.TryGetField(value, _segments[i], out value))
+                {
+                    return RuleValue.Error($"no such key: {_segments[i]}");
+                }
+            }
+
+            return value;
+        }
+
+        return _missing;
+    }
+}
+
 internal sealed class LocalNode(int slot) : Node
 {
     public override RuleValue Eval(EvalContext context) => context.Locals[slot];
@@ -343,10 +395,14 @@ internal enum ComprehensionKind
     ExistsOne,
     Map,
     Filter,
+    TransformMap,
 }
 
-/// <summary>The macros all, exists, exists_one, map and filter: iterate a list (or a map's keys) with a bound variable.</summary>
-internal sealed class ComprehensionNode(ComprehensionKind kind, Node range, int slot, Node? predicate, Node? transform) : Node
+/// <summary>
+/// The macros all, exists, exists_one, map and filter, and their two-variable forms (all, exists,
+/// existsOne, transformList, transformMap): iterate a list (index, element) or a map (key, value).
+/// </summary>
+internal sealed class ComprehensionNode(ComprehensionKind kind, Node range, int slot, int valueSlot, Node? predicate, Node? transform) : Node
 {
     public override RuleValue Eval(EvalContext context)
     {
@@ -369,7 +425,9 @@ internal sealed class ComprehensionNode(ComprehensionKind kind, Node range, int 
         var count = mapKeys?.Length ?? RuleCollections.Count(target);
         RuleValue? firstError = null;
         var matches = 0;
-        List<RuleValue>? results = kind is ComprehensionKind.Map or ComprehensionKind.Filter ? new List<RuleValue>(Math.Min(count, 64)) : null;
+        var produces = kind is ComprehensionKind.Map or ComprehensionKind.Filter or ComprehensionKind.TransformMap;
+        List<RuleValue>? results = produces ? new List<RuleValue>(Math.Min(count, 64)) : null;
+        List<RuleValue>? resultKeys = kind == ComprehensionKind.TransformMap ? new List<RuleValue>(Math.Min(count, 64)) : null;
         var locals = context.Locals;
         for (var i = 0; i < count; i++)
         {
@@ -378,8 +436,29 @@ internal sealed class ComprehensionNode(ComprehensionKind kind, Node range, int 
                 return RuleValue.Error(EvalContext.BudgetExceeded);
             }
 
-            var item = mapKeys is not null ? mapKeys[i] : RuleCollections.Item(target, i);
-            locals[slot] = item;
+            RuleValue key;
+            RuleValue item;
+            if (mapKeys is not null)
+            {
+                key = mapKeys[i];
+                item = key;
+                if (valueSlot >= 0)
+                {
+                    RuleCollections.TryGetMapValue(target, key, out var entryValue);
+                    locals[valueSlot] = entryValue;
+                }
+            }
+            else
+            {
+                key = RuleValue.Int(i);
+                item = RuleCollections.Item(target, i);
+                if (valueSlot >= 0)
+                {
+                    locals[valueSlot] = item;
+                }
+            }
+
+            locals[slot] = valueSlot >= 0 ? key : item;
             var verdict = predicate?.Eval(context) ?? RuleValue.True;
             if (verdict.Kind != RuleValueKind.Bool)
             {
@@ -402,7 +481,7 @@ internal sealed class ComprehensionNode(ComprehensionKind kind, Node range, int 
                 case ComprehensionKind.ExistsOne when verdict.AsBool:
                     matches++;
                     break;
-                case ComprehensionKind.Map or ComprehensionKind.Filter when verdict.AsBool:
+                case ComprehensionKind.Map or ComprehensionKind.Filter or ComprehensionKind.TransformMap when verdict.AsBool:
                     var produced = kind == ComprehensionKind.Filter ? item : transform!.Eval(context);
                     if (produced.IsError)
                     {
@@ -410,6 +489,7 @@ internal sealed class ComprehensionNode(ComprehensionKind kind, Node range, int 
                     }
 
                     results!.Add(produced);
+                    resultKeys?.Add(key);
                     break;
             }
         }
@@ -419,6 +499,7 @@ internal sealed class ComprehensionNode(ComprehensionKind kind, Node range, int 
             ComprehensionKind.All => firstError ?? RuleValue.True,
             ComprehensionKind.Exists => firstError ?? RuleValue.False,
             ComprehensionKind.ExistsOne => RuleValue.Bool(matches == 1),
+            ComprehensionKind.TransformMap => RuleValue.Map(new RuleMap([.. resultKeys!], [.. results!])),
             _ => RuleValue.List([.. results!]),
         };
     }
@@ -458,21 +539,40 @@ internal sealed class RuleCompiler(string text)
 
     private Node CompileSelect(SelectExpr select)
     {
-        var qualified = QualifiedName(select);
-        if (qualified is "google.protobuf.Timestamp" or "google.protobuf.Duration")
+        var segments = QualifiedSegments(select);
+        if (segments is not null)
         {
-            return new ConstantNode(RuleValue.Type(qualified));
+            var qualified = string.Join('.', segments);
+            if (qualified is "google.protobuf.Timestamp" or "google.protobuf.Duration")
+            {
+                return new ConstantNode(RuleValue.Type(qualified));
+            }
+
+            if (_scope.LastIndexOf(segments[0]) < 0)
+            {
+                return new QualifiedNode([.. segments]);
+            }
         }
 
         return new SelectNode(Compile(select.Operand), select.Field);
     }
 
-    private static string? QualifiedName(Expr expr) => expr switch
+    /// <summary>The names of a.b.c, or null when the chain has other parts (calls, indexes, quoted names).</summary>
+    private static List<string>? QualifiedSegments(Expr expr)
     {
-        IdentExpr ident => ident.Name,
-        SelectExpr select => QualifiedName(select.Operand) is { } prefix ? prefix + "." + select.Field : null,
-        _ => null,
-    };
+        switch (expr)
+        {
+            case IdentExpr ident:
+                return [ident.Name];
+            case SelectExpr select when IsPlainName(select.Field) && QualifiedSegments(select.Operand) is { } prefix:
+                prefix.Add(select.Field);
+                return prefix;
+            default:
+                return null;
+        }
+    }
+
+    private static bool IsPlainName(string name) => name.All(c => char.IsAsciiLetterOrDigit(c) || c == '_');
 
     private Node CompileCall(CallExpr call)
     {
@@ -494,7 +594,7 @@ internal sealed class RuleCompiler(string text)
                 }
 
                 return new HasNode(Compile(field.Operand), field.Field);
-            case "all" or "exists" or "exists_one" or "filter" or "map" when call.Target is not null && args.Length >= 2 && args[0] is IdentExpr:
+            case "all" or "exists" or "exists_one" or "existsOne" or "filter" or "map" or "transformList" or "transformMap" when call.Target is not null && args.Length >= 2 && args[0] is IdentExpr:
                 return CompileComprehension(call);
         }
 
@@ -512,39 +612,56 @@ internal sealed class RuleCompiler(string text)
 
     private ComprehensionNode CompileComprehension(CallExpr call)
     {
-        var variable = ((IdentExpr)call.Args[0]).Name;
+        var args = call.Args;
+        var twoVariables = call.Function is "transformList" or "transformMap"
+            || (call.Function is "all" or "exists" or "exists_one" or "existsOne" && args.Length == 3);
+        if (twoVariables && args[1] is not IdentExpr)
+        {
+            throw Error($"macro {call.Function}() needs two variable names", call);
+        }
+
         var kind = call.Function switch
         {
             "all" => ComprehensionKind.All,
             "exists" => ComprehensionKind.Exists,
-            "exists_one" => ComprehensionKind.ExistsOne,
+            "exists_one" or "existsOne" => ComprehensionKind.ExistsOne,
             "filter" => ComprehensionKind.Filter,
+            "transformMap" => ComprehensionKind.TransformMap,
             _ => ComprehensionKind.Map,
         };
-        var expected = kind == ComprehensionKind.Map ? "2 or 3" : "2";
-        if (call.Args.Length > 3 || (call.Args.Length == 3 && kind != ComprehensionKind.Map))
+        var variables = twoVariables ? 2 : 1;
+        var rest = args.Length - variables;
+        var allowed = kind is ComprehensionKind.Map or ComprehensionKind.TransformMap ? rest is 1 or 2 : rest == 1;
+        if (!allowed)
         {
-            throw Error($"macro {call.Function}() takes {expected} arguments", call);
+            throw Error($"macro {call.Function}() has the wrong number of arguments", call);
         }
 
         var range = Compile(call.Target!);
         var slot = _scope.Count;
-        _scope.Add(variable);
+        _scope.Add(((IdentExpr)args[0]).Name);
+        var valueSlot = -1;
+        if (twoVariables)
+        {
+            valueSlot = _scope.Count;
+            _scope.Add(((IdentExpr)args[1]).Name);
+        }
+
         LocalSlots = Math.Max(LocalSlots, _scope.Count);
         try
         {
-            if (kind == ComprehensionKind.Map)
+            if (kind is ComprehensionKind.Map or ComprehensionKind.TransformMap)
             {
-                var filter = call.Args.Length == 3 ? Compile(call.Args[1]) : null;
-                var transform = Compile(call.Args[^1]);
-                return new ComprehensionNode(kind, range, slot, filter, transform);
+                var filter = rest == 2 ? Compile(args[variables]) : null;
+                var transform = Compile(args[^1]);
+                return new ComprehensionNode(kind, range, slot, valueSlot, filter, transform);
             }
 
-            return new ComprehensionNode(kind, range, slot, Compile(call.Args[1]), null);
+            return new ComprehensionNode(kind, range, slot, valueSlot, Compile(args[^1]), null);
         }
         finally
         {
-            _scope.RemoveAt(_scope.Count - 1);
+            _scope.RemoveRange(slot, _scope.Count - slot);
         }
     }
 }

@@ -144,7 +144,7 @@ internal static class RuleFunctions
 
     private static RuleValue Identity(EvalContext context, in RuleValue a) => a;
 
-    private static RuleValue TypeOf(EvalContext context, in RuleValue a) => RuleValue.Type(a.TypeName);
+    private static RuleValue TypeOf(EvalContext context, in RuleValue a) => RuleValue.Type(RuleValue.TypeNameOf(a.Kind));
 
     private static RuleValue Equal(EvalContext context, in RuleValue a, in RuleValue b)
     {

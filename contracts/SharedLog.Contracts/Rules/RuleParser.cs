@@ -37,6 +37,7 @@ internal enum TokenKind
     AndAnd,
     OrOr,
     In,
+    QuotedIdent,
 }
 
 internal readonly record struct Token(TokenKind Kind, int Offset, string? Text = null, ulong Integer = 0, double Number = 0, byte[]? Bytes = null);
@@ -326,8 +327,15 @@ internal sealed class RuleParser
             if (Current.Kind == TokenKind.Dot)
             {
                 var offset = Next().Offset;
+                // reserved words are fine as field and method names
+                if (Current.Kind == TokenKind.QuotedIdent)
+                {
+                    var quoted = Next();
+                    expr = Check(new SelectExpr(offset, expr, quoted.Text!));
+                    continue;
+                }
+
                 var name = Expect(TokenKind.Ident, "a field name");
-                CheckIdentifier(name);
                 if (Current.Kind == TokenKind.LeftParen)
                 {
                     Next();
@@ -420,12 +428,12 @@ internal sealed class RuleParser
                 Next();
                 return new ConstantExpr(token.Offset, RuleValue.Bytes(token.Bytes!));
             case TokenKind.LeftParen:
-            {
-                Next();
-                var inner = ParseExpr();
-                Expect(TokenKind.RightParen, "')'");
-                return inner;
-            }
+                {
+                    Next();
+                    var inner = ParseExpr();
+                    Expect(TokenKind.RightParen, "')'");
+                    return inner;
+                }
 
             case TokenKind.LeftBracket:
                 Next();
@@ -435,32 +443,32 @@ internal sealed class RuleParser
                 return ParseMap(token.Offset);
             case TokenKind.Dot:
             case TokenKind.Ident:
-            {
-                Accept(TokenKind.Dot); // leading dot: name resolved from the root scope
-                var name = Expect(TokenKind.Ident, "an identifier");
-                switch (name.Text)
                 {
-                    case "true":
-                        return new ConstantExpr(name.Offset, RuleValue.True);
-                    case "false":
-                        return new ConstantExpr(name.Offset, RuleValue.False);
-                    case "null":
-                        return new ConstantExpr(name.Offset, RuleValue.Null);
-                }
+                    Accept(TokenKind.Dot); // leading dot: name resolved from the root scope
+                    var name = Expect(TokenKind.Ident, "an identifier");
+                    switch (name.Text)
+                    {
+                        case "true":
+                            return new ConstantExpr(name.Offset, RuleValue.True);
+                        case "false":
+                            return new ConstantExpr(name.Offset, RuleValue.False);
+                        case "null":
+                            return new ConstantExpr(name.Offset, RuleValue.Null);
+                    }
 
-                CheckIdentifier(name);
-                if (Accept(TokenKind.LeftParen))
-                {
-                    return Check(new CallExpr(name.Offset, null, name.Text!, ParseArguments(TokenKind.RightParen, "')'")));
-                }
+                    CheckIdentifier(name);
+                    if (Accept(TokenKind.LeftParen))
+                    {
+                        return Check(new CallExpr(name.Offset, null, name.Text!, ParseArguments(TokenKind.RightParen, "')'")));
+                    }
 
-                if (Current.Kind == TokenKind.LeftBrace)
-                {
-                    throw Error("message construction (Type{field: value}) is not supported", Current.Offset);
-                }
+                    if (Current.Kind == TokenKind.LeftBrace)
+                    {
+                        throw Error("message construction (Type{field: value}) is not supported", Current.Offset);
+                    }
 
-                return new IdentExpr(name.Offset, name.Text!);
-            }
+                    return new IdentExpr(name.Offset, name.Text!);
+                }
 
             default:
                 throw Error($"unexpected {Describe(token)}", token.Offset);
@@ -567,6 +575,19 @@ internal sealed class RuleLexer(string text)
         if (c is '"' or '\'')
         {
             return Quoted(start, raw: false, bytes: false);
+        }
+
+        if (c == '`')
+        {
+            // a quoted field name, as in value.`content-type`
+            var close = text.IndexOf('`', start + 1);
+            if (close < 0 || close == start + 1)
+            {
+                throw Error("unterminated or empty quoted field name", start);
+            }
+
+            _position = close + 1;
+            return new Token(TokenKind.QuotedIdent, start, text[(start + 1)..close]);
         }
 
         if (char.IsAsciiLetter(c) || c == '_')

@@ -114,6 +114,12 @@ internal static class RuleSemantics
     {
         if (IsNumber(a.Kind) && IsNumber(b.Kind))
         {
+            // like CEL's reference implementations, ordering against a double converts the integer to double
+            if (a.Kind != b.Kind && (a.Kind == RuleValueKind.Double || b.Kind == RuleValueKind.Double))
+            {
+                return CompareDoubles(ToDouble(a), ToDouble(b));
+            }
+
             return CompareNumbers(a, b);
         }
 
@@ -184,6 +190,13 @@ internal static class RuleSemantics
                 return NoOverload;
         }
     }
+
+    private static double ToDouble(in RuleValue value) => value.Kind switch
+    {
+        RuleValueKind.Int => value.AsInt,
+        RuleValueKind.Uint => value.AsUint,
+        _ => value.AsDouble,
+    };
 
     private static int Negate(int comparison) => comparison is -1 or 1 ? -comparison : comparison;
 
