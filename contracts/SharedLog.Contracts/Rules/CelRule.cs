@@ -1,0 +1,131 @@
+namespace SharedLog.Contracts.Rules;
+
+/// <summary>Bounds that keep one rule evaluation cheap and finite.</summary>
+public static class RuleLimits
+{
+    /// <summary>Longest expression text accepted.</summary>
+    public const int MaxExpressionLength = RuleParser.MaxExpressionLength;
+
+    /// <summary>Deepest syntactic nesting (parentheses, calls, lists, ...).</summary>
+    public const int MaxNesting = RuleParser.MaxNesting;
+
+    /// <summary>Evaluation steps one evaluation may take (operators, calls, macro iterations, and work proportional to data size).</summary>
+    public const int DefaultStepBudget = 100_000;
+
+    /// <summary>Longest string or bytes value an evaluation may build.</summary>
+    public const int MaxStringLength = 1 << 20;
+
+    /// <summary>Most elements a list or map built by an evaluation may have.</summary>
+    public const int MaxCollectionSize = 100_000;
+
+    /// <summary>Longest regular expression accepted by matches().</summary>
+    public const int MaxPatternLength = 4096;
+}
+
+/// <summary>Resolves the variables of a rule evaluation (an alternative to a dictionary).</summary>
+public interface IRuleActivation
+{
+    bool TryResolve(string name, out object? value);
+}
+
+public enum RuleOutcomeKind
+{
+    Passed,
+    Failed,
+    Error,
+}
+
+/// <summary>The verdict of a rule: true passes, false fails, anything else (an error, a non-bool) is an error.</summary>
+public readonly record struct RuleOutcome(RuleOutcomeKind Kind, string? ErrorMessage)
+{
+    public static RuleOutcome Passed => new(RuleOutcomeKind.Passed, null);
+
+    public static RuleOutcome Failed => new(RuleOutcomeKind.Failed, null);
+
+    public bool IsPassed => Kind == RuleOutcomeKind.Passed;
+
+    public bool IsFailed => Kind == RuleOutcomeKind.Failed;
+
+    public bool IsError => Kind == RuleOutcomeKind.Error;
+
+    public static RuleOutcome Error(string message) => new(RuleOutcomeKind.Error, message);
+}
+
+/// <summary>Entry point: compiles rule expressions in the common subset of CEL.</summary>
+public static class CelRule
+{
+    /// <summary>Parses and compiles an expression; throws <see cref="RuleSyntaxException"/> with line and column.</summary>
+    public static CompiledRule Compile(string expression)
+    {
+        var ast = RuleParser.Parse(expression);
+        var compiler = new RuleCompiler(expression);
+        var root = compiler.Compile(ast);
+        return new CompiledRule(expression, root, compiler.LocalSlots);
+    }
+}
+
+/// <summary>
+/// A compiled rule: immutable and thread-safe, so compile once and evaluate many times. Each
+/// evaluation is bounded by a step budget and by size limits on the values it builds.
+/// </summary>
+public sealed class CompiledRule
+{
+    [ThreadStatic]
+    private static EvalContext? t_context;
+
+    private readonly Node _root;
+    private readonly int _localSlots;
+
+    internal CompiledRule(string expression, Node root, int localSlots)
+    {
+        Expression = expression;
+        _root = root;
+        _localSlots = localSlots;
+    }
+
+    public string Expression { get; }
+
+    public RuleOutcome Evaluate(IReadOnlyDictionary<string, object?> variables) => ToOutcome(EvaluateValue(variables));
+
+    public RuleOutcome Evaluate(IRuleActivation activation) => ToOutcome(EvaluateValue(activation));
+
+    public RuleValue EvaluateValue(IReadOnlyDictionary<string, object?> variables, int stepBudget = RuleLimits.DefaultStepBudget)
+    {
+        ArgumentNullException.ThrowIfNull(variables);
+        return Run(variables, null, stepBudget);
+    }
+
+    public RuleValue EvaluateValue(IRuleActivation activation, int stepBudget = RuleLimits.DefaultStepBudget)
+    {
+        ArgumentNullException.ThrowIfNull(activation);
+        return Run(null, activation, stepBudget);
+    }
+
+    private static RuleOutcome ToOutcome(in RuleValue value) => value.Kind switch
+    {
+        RuleValueKind.Bool => value.AsBool ? RuleOutcome.Passed : RuleOutcome.Failed,
+        RuleValueKind.Error => RuleOutcome.Error(value.ErrorMessage),
+        _ => RuleOutcome.Error($"rule result is {value.TypeName}, not bool"),
+    };
+
+    private RuleValue Run(IReadOnlyDictionary<string, object?>? variables, IRuleActivation? activation, int stepBudget)
+    {
+        // one context per thread, reused: evaluation allocates nothing for scalar rules
+        var context = t_context ??= new EvalContext();
+        if (context.InUse)
+        {
+            context = new EvalContext();
+        }
+
+        context.Reset(variables, activation, stepBudget, _localSlots);
+        try
+        {
+            var result = _root.Eval(context);
+            return context.Exhausted ? RuleValue.Error(EvalContext.BudgetExceeded) : result;
+        }
+        finally
+        {
+            context.Release();
+        }
+    }
+}

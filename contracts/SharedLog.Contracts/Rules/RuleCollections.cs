@@ -1,0 +1,198 @@
+using System.Collections;
+
+namespace SharedLog.Contracts.Rules;
+
+/// <summary>A map the rule built (map literals, converted foreign dictionaries). Keys are int, uint, bool or string.</summary>
+internal sealed class RuleMap
+{
+    private const int IndexThreshold = 8;
+    private readonly Dictionary<RuleValue, int>? _index;
+
+    public RuleMap(RuleValue[] keys, RuleValue[] values)
+    {
+        Keys = keys;
+        Values = values;
+        if (keys.Length > IndexThreshold)
+        {
+            _index = new Dictionary<RuleValue, int>(keys.Length, MapKeyComparer.Instance);
+            for (var i = 0; i < keys.Length; i++)
+            {
+                _index.TryAdd(keys[i], i);
+            }
+        }
+    }
+
+    public RuleValue[] Keys { get; }
+
+    public RuleValue[] Values { get; }
+
+    public int Count => Keys.Length;
+
+    public bool TryGet(in RuleValue key, out RuleValue value)
+    {
+        if (_index is not null)
+        {
+            if (_index.TryGetValue(key, out var position))
+            {
+                value = Values[position];
+                return true;
+            }
+
+            value = default;
+            return false;
+        }
+
+        for (var i = 0; i < Keys.Length; i++)
+        {
+            if (RuleSemantics.KeyEquals(Keys[i], key))
+            {
+                value = Values[i];
+                return true;
+            }
+        }
+
+        value = default;
+        return false;
+    }
+
+    public static RuleMap FromDictionary(IDictionary dictionary)
+    {
+        var keys = new RuleValue[dictionary.Count];
+        var values = new RuleValue[dictionary.Count];
+        var i = 0;
+        foreach (DictionaryEntry entry in dictionary)
+        {
+            keys[i] = RuleValue.FromObject(entry.Key);
+            values[i] = RuleValue.FromObject(entry.Value);
+            i++;
+        }
+
+        return new RuleMap(keys, values);
+    }
+
+    private sealed class MapKeyComparer : IEqualityComparer<RuleValue>
+    {
+        public static readonly MapKeyComparer Instance = new();
+
+        public bool Equals(RuleValue x, RuleValue y) => RuleSemantics.KeyEquals(x, y);
+
+        public int GetHashCode(RuleValue obj) => obj.Kind switch
+        {
+            RuleValueKind.String => StringComparer.Ordinal.GetHashCode(obj.AsString),
+            RuleValueKind.Bool => obj.AsBool ? 1 : 0,
+            // int and uint keys with the same numeric value are the same key
+            RuleValueKind.Int or RuleValueKind.Uint => obj.AsInt.GetHashCode(),
+            _ => 0,
+        };
+    }
+}
+
+/// <summary>Uniform read access to the list and map representations of <see cref="RuleValue"/>.</summary>
+internal static class RuleCollections
+{
+    public static int Count(in RuleValue list) => list.Reference switch
+    {
+        RuleValue[] items => items.Length,
+        IReadOnlyList<object?> items => items.Count,
+        RuleMap map => map.Count,
+        IReadOnlyDictionary<string, object?> map => map.Count,
+        _ => 0,
+    };
+
+    public static RuleValue Item(in RuleValue list, int index) => list.Reference switch
+    {
+        RuleValue[] items => items[index],
+        IReadOnlyList<object?> items => RuleValue.FromObject(items[index]),
+        _ => default,
+    };
+
+    public static IEnumerable<RuleValue> ListItems(RuleValue list)
+    {
+        var count = Count(list);
+        for (var i = 0; i < count; i++)
+        {
+            yield return Item(list, i);
+        }
+    }
+
+    public static bool TryGetMapValue(in RuleValue map, in RuleValue key, out RuleValue value)
+    {
+        switch (map.Reference)
+        {
+            case IReadOnlyDictionary<string, object?> dictionary:
+                if (key.Kind == RuleValueKind.String && dictionary.TryGetValue(key.AsString, out var raw))
+                {
+                    value = RuleValue.FromObject(raw);
+                    return true;
+                }
+
+                break;
+            case RuleMap ruleMap:
+                if (ruleMap.TryGet(key, out value))
+                {
+                    return true;
+                }
+
+                // heterogeneous numeric keys: 1.0 finds the key 1 or 1u
+                if (key.Kind == RuleValueKind.Double && RuleSemantics.TryIntegral(key.AsDouble, out var integral))
+                {
+                    return ruleMap.TryGet(integral, out value);
+                }
+
+                break;
+        }
+
+        value = default;
+        return false;
+    }
+
+    public static bool TryGetField(in RuleValue map, string field, out RuleValue value)
+    {
+        switch (map.Reference)
+        {
+            case IReadOnlyDictionary<string, object?> dictionary:
+                if (dictionary.TryGetValue(field, out var raw))
+                {
+                    value = RuleValue.FromObject(raw);
+                    return true;
+                }
+
+                break;
+            case RuleMap ruleMap:
+                return ruleMap.TryGet(RuleValue.String(field), out value);
+        }
+
+        value = default;
+        return false;
+    }
+
+    /// <summary>The keys of a map, in insertion order, as a snapshot.</summary>
+    public static RuleValue[] MapKeys(in RuleValue map)
+    {
+        switch (map.Reference)
+        {
+            case RuleMap ruleMap:
+                return ruleMap.Keys;
+            case IReadOnlyDictionary<string, object?> dictionary:
+                var keys = new RuleValue[dictionary.Count];
+                var i = 0;
+                foreach (var key in dictionary.Keys)
+                {
+                    keys[i++] = RuleValue.String(key);
+                }
+
+                return keys;
+            default:
+                return [];
+        }
+    }
+
+    public static IEnumerable<KeyValuePair<RuleValue, RuleValue>> MapEntries(RuleValue map)
+    {
+        foreach (var key in MapKeys(map))
+        {
+            TryGetMapValue(map, key, out var value);
+            yield return new KeyValuePair<RuleValue, RuleValue>(key, value);
+        }
+    }
+}

@@ -1,0 +1,667 @@
+namespace SharedLog.Contracts.Rules;
+
+/// <summary>State of one evaluation: the variables, macro iteration variables and the step budget.</summary>
+internal sealed class EvalContext
+{
+    public const string BudgetExceeded = "evaluation step budget exceeded";
+
+    private IReadOnlyDictionary<string, object?>? _variables;
+    private IRuleActivation? _activation;
+
+    public RuleValue[] Locals { get; private set; } = new RuleValue[4];
+
+    public long Steps { get; set; }
+
+    public long StepLimit { get; private set; }
+
+    public bool InUse { get; private set; }
+
+    public bool Exhausted => Steps > StepLimit;
+
+    public void Reset(IReadOnlyDictionary<string, object?>? variables, IRuleActivation? activation, int stepLimit, int localSlots)
+    {
+        InUse = true;
+        _variables = variables;
+        _activation = activation;
+        Steps = 0;
+        StepLimit = stepLimit;
+        if (Locals.Length < localSlots)
+        {
+            Locals = new RuleValue[localSlots];
+        }
+    }
+
+    public void Release()
+    {
+        _variables = null;
+        _activation = null;
+        Array.Clear(Locals);
+        InUse = false;
+    }
+
+    /// <summary>Adds work to the budget; false once it is exhausted.</summary>
+    public bool Charge(long steps)
+    {
+        Steps += steps;
+        return Steps <= StepLimit;
+    }
+
+    public bool TryResolve(string name, out object? value)
+    {
+        if (_variables is not null)
+        {
+            return _variables.TryGetValue(name, out value);
+        }
+
+        if (_activation is not null)
+        {
+            return _activation.TryResolve(name, out value);
+        }
+
+        value = null;
+        return false;
+    }
+}
+
+internal abstract class Node
+{
+    public abstract RuleValue Eval(EvalContext context);
+
+    /// <summary>The constant this node always produces, if it is one (for compile-time regex compilation).</summary>
+    public virtual bool TryConstant(out RuleValue value)
+    {
+        value = default;
+        return false;
+    }
+}
+
+internal sealed class ConstantNode(RuleValue value) : Node
+{
+    public override RuleValue Eval(EvalContext context) => value;
+
+    public override bool TryConstant(out RuleValue constant)
+    {
+        constant = value;
+        return true;
+    }
+}
+
+internal sealed class VariableNode(string name) : Node
+{
+    private readonly RuleValue _missing = RuleValue.Error($"undeclared reference to '{name}'");
+    private readonly RuleValue? _typeName = RuleCompiler.TypeNames.Contains(name) ? RuleValue.Type(name) : null;
+
+    public override RuleValue Eval(EvalContext context)
+    {
+        if (context.TryResolve(name, out var value))
+        {
+            return RuleValue.FromObject(value);
+        }
+
+        return _typeName ?? _missing;
+    }
+}
+
+/// <summary>
+/// A dotted name a.b.c that starts with a variable: CEL resolves the longest bound prefix
+/// ("a.b.c", then "a.b", then "a") and selects the remaining fields from its value.
+/// </summary>
+internal sealed class QualifiedNode : Node
+{
+    private readonly string[] _segments;
+    private readonly string[] _prefixes;
+    private readonly RuleValue _missing;
+
+    public QualifiedNode(string[] segments)
+    {
+        _segments = segments;
+        _prefixes = new string[segments.Length];
+        for (var i = 0; i < segments.Length; i++)
+        {
+            _prefixes[i] = string.Join('.', segments, 0, i + 1);
+        }
+
+        _missing = RuleValue.Error($"undeclared reference to '{segments[0]}'");
+    }
+
+    public override RuleValue Eval(EvalContext context)
+    {
+        for (var bound = _segments.Length; bound >= 1; bound--)
+        {
+            if (!context.TryResolve(_prefixes[bound - 1], out var raw))
+            {
+                continue;
+            }
+
+            var value = RuleValue.FromObject(raw);
+            for (var i = bound; i < _segments.Length; i++)
+            {
+                if (value.Kind != RuleValueKind.Map)
+                {
+                    return value.IsError ? value : RuleValue.Error($"no such overload: field selection '.{_segments[i]}' needs a map");
+                }
+
+                if (!RuleCollections.TryGetField(value, _segments[i], out value))
+                {
+                    return RuleValue.Error($"no such key: {_segments[i]}");
+                }
+            }
+
+            return value;
+        }
+
+        return _missing;
+    }
+}
+
+internal sealed class LocalNode(int slot) : Node
+{
+    public override RuleValue Eval(EvalContext context) => context.Locals[slot];
+}
+
+internal sealed class SelectNode(Node operand, string field) : Node
+{
+    private readonly RuleValue _missing = RuleValue.Error($"no such key: {field}");
+    private readonly RuleValue _unsupported = RuleValue.Error($"no such overload: field selection '.{field}' needs a map");
+
+    public override RuleValue Eval(EvalContext context)
+    {
+        var target = operand.Eval(context);
+        if (target.Kind == RuleValueKind.Map)
+        {
+            return RuleCollections.TryGetField(target, field, out var value) ? value : _missing;
+        }
+
+        return target.IsError ? target : _unsupported;
+    }
+}
+
+internal sealed class HasNode(Node operand, string field) : Node
+{
+    private readonly RuleValue _unsupported = RuleValue.Error($"no such overload: has() of '.{field}' needs a map");
+
+    public override RuleValue Eval(EvalContext context)
+    {
+        var target = operand.Eval(context);
+        if (target.Kind == RuleValueKind.Map)
+        {
+            return RuleValue.Bool(RuleCollections.TryGetField(target, field, out _));
+        }
+
+        return target.IsError ? target : _unsupported;
+    }
+}
+
+/// <summary>Logical and: false wins over errors from either side (commutative), so evaluation order does not matter.</summary>
+internal sealed class AndNode(Node left, Node right) : Node
+{
+    public override RuleValue Eval(EvalContext context)
+    {
+        var l = left.Eval(context);
+        if (l.Kind == RuleValueKind.Bool && !l.AsBool)
+        {
+            return l;
+        }
+
+        var r = right.Eval(context);
+        if (r.Kind == RuleValueKind.Bool)
+        {
+            if (!r.AsBool)
+            {
+                return r;
+            }
+
+            return l.Kind == RuleValueKind.Bool ? r : Logic.NotBool(l, "&&");
+        }
+
+        return l.IsError ? l : Logic.NotBool(r, "&&");
+    }
+}
+
+/// <summary>Logical or: true wins over errors from either side.</summary>
+internal sealed class OrNode(Node left, Node right) : Node
+{
+    public override RuleValue Eval(EvalContext context)
+    {
+        var l = left.Eval(context);
+        if (l.Kind == RuleValueKind.Bool && l.AsBool)
+        {
+            return l;
+        }
+
+        var r = right.Eval(context);
+        if (r.Kind == RuleValueKind.Bool)
+        {
+            if (r.AsBool)
+            {
+                return r;
+            }
+
+            return l.Kind == RuleValueKind.Bool ? r : Logic.NotBool(l, "||");
+        }
+
+        return l.IsError ? l : Logic.NotBool(r, "||");
+    }
+}
+
+internal static class Logic
+{
+    public static RuleValue NotBool(in RuleValue value, string op) =>
+        value.IsError ? value : RuleValue.Error($"no such overload: {op} applied to {value.TypeName}");
+}
+
+internal sealed class NotNode(Node operand) : Node
+{
+    public override RuleValue Eval(EvalContext context)
+    {
+        var value = operand.Eval(context);
+        return value.Kind == RuleValueKind.Bool ? RuleValue.Bool(!value.AsBool) : Logic.NotBool(value, "!");
+    }
+}
+
+internal sealed class ConditionalNode(Node condition, Node whenTrue, Node whenFalse) : Node
+{
+    public override RuleValue Eval(EvalContext context)
+    {
+        var value = condition.Eval(context);
+        if (value.Kind == RuleValueKind.Bool)
+        {
+            return value.AsBool ? whenTrue.Eval(context) : whenFalse.Eval(context);
+        }
+
+        return Logic.NotBool(value, "?:");
+    }
+}
+
+internal delegate RuleValue UnaryFunction(EvalContext context, in RuleValue a);
+
+internal delegate RuleValue BinaryFunction(EvalContext context, in RuleValue a, in RuleValue b);
+
+/// <summary>A strict one-argument function or operator: an error argument is the result.</summary>
+internal sealed class UnaryCallNode(UnaryFunction function, Node argument) : Node
+{
+    public override RuleValue Eval(EvalContext context)
+    {
+        context.Steps++;
+        var a = argument.Eval(context);
+        return a.IsError ? a : function(context, a);
+    }
+}
+
+/// <summary>A strict two-argument function or operator.</summary>
+internal sealed class BinaryCallNode(BinaryFunction function, Node left, Node right) : Node
+{
+    public override RuleValue Eval(EvalContext context)
+    {
+        context.Steps++;
+        var a = left.Eval(context);
+        if (a.IsError)
+        {
+            return a;
+        }
+
+        var b = right.Eval(context);
+        return b.IsError ? b : function(context, a, b);
+    }
+}
+
+/// <summary>A call of a function that does not exist (with these arguments): an error when evaluated, like CEL without a type checker.</summary>
+internal sealed class UnboundCallNode(string message, Node[] arguments) : Node
+{
+    private readonly RuleValue _error = RuleValue.Error(message);
+
+    public override RuleValue Eval(EvalContext context)
+    {
+        foreach (var argument in arguments)
+        {
+            var value = argument.Eval(context);
+            if (value.IsError)
+            {
+                return value;
+            }
+        }
+
+        return _error;
+    }
+}
+
+internal sealed class ListNode(Node[] elements) : Node
+{
+    public override RuleValue Eval(EvalContext context)
+    {
+        context.Steps++;
+        var items = elements.Length == 0 ? [] : new RuleValue[elements.Length];
+        for (var i = 0; i < elements.Length; i++)
+        {
+            var value = elements[i].Eval(context);
+            if (value.IsError)
+            {
+                return value;
+            }
+
+            items[i] = value;
+        }
+
+        return RuleValue.List(items);
+    }
+}
+
+internal sealed class MapNode(Node[] keys, Node[] values) : Node
+{
+    public override RuleValue Eval(EvalContext context)
+    {
+        context.Steps += 1 + keys.Length;
+        var keyValues = new RuleValue[keys.Length];
+        var valueValues = new RuleValue[keys.Length];
+        for (var i = 0; i < keys.Length; i++)
+        {
+            var key = keys[i].Eval(context);
+            if (key.IsError)
+            {
+                return key;
+            }
+
+            if (key.Kind is not (RuleValueKind.String or RuleValueKind.Int or RuleValueKind.Uint or RuleValueKind.Bool))
+            {
+                return RuleValue.Error($"unsupported map key type {key.TypeName}");
+            }
+
+            for (var j = 0; j < i; j++)
+            {
+                if (RuleSemantics.KeyEquals(keyValues[j], key))
+                {
+                    return RuleValue.Error($"Failed with repeated key {key}");
+                }
+            }
+
+            var value = values[i].Eval(context);
+            if (value.IsError)
+            {
+                return value;
+            }
+
+            keyValues[i] = key;
+            valueValues[i] = value;
+        }
+
+        return RuleValue.Map(new RuleMap(keyValues, valueValues));
+    }
+}
+
+internal enum ComprehensionKind
+{
+    All,
+    Exists,
+    ExistsOne,
+    Map,
+    Filter,
+    TransformMap,
+}
+
+/// <summary>
+/// The macros all, exists, exists_one, map and filter, and their two-variable forms (all, exists,
+/// existsOne, transformList, transformMap): iterate a list (index, element) or a map (key, value).
+/// </summary>
+internal sealed class ComprehensionNode(ComprehensionKind kind, Node range, int slot, int valueSlot, Node? predicate, Node? transform) : Node
+{
+    public override RuleValue Eval(EvalContext context)
+    {
+        var target = range.Eval(context);
+        if (target.IsError)
+        {
+            return target;
+        }
+
+        RuleValue[]? mapKeys = null;
+        if (target.Kind == RuleValueKind.Map)
+        {
+            mapKeys = RuleCollections.MapKeys(target);
+        }
+        else if (target.Kind != RuleValueKind.List)
+        {
+            return RuleValue.Error($"no such overload: macro {kind} needs a list or map, not {target.TypeName}");
+        }
+
+        var count = mapKeys?.Length ?? RuleCollections.Count(target);
+        RuleValue? firstError = null;
+        var matches = 0;
+        var produces = kind is ComprehensionKind.Map or ComprehensionKind.Filter or ComprehensionKind.TransformMap;
+        List<RuleValue>? results = produces ? new List<RuleValue>(Math.Min(count, 64)) : null;
+        List<RuleValue>? resultKeys = kind == ComprehensionKind.TransformMap ? new List<RuleValue>(Math.Min(count, 64)) : null;
+        var locals = context.Locals;
+        for (var i = 0; i < count; i++)
+        {
+            if (!context.Charge(1))
+            {
+                return RuleValue.Error(EvalContext.BudgetExceeded);
+            }
+
+            RuleValue key;
+            RuleValue item;
+            if (mapKeys is not null)
+            {
+                key = mapKeys[i];
+                item = key;
+                if (valueSlot >= 0)
+                {
+                    RuleCollections.TryGetMapValue(target, key, out var entryValue);
+                    locals[valueSlot] = entryValue;
+                }
+            }
+            else
+            {
+                key = RuleValue.Int(i);
+                item = RuleCollections.Item(target, i);
+                if (valueSlot >= 0)
+                {
+                    locals[valueSlot] = item;
+                }
+            }
+
+            locals[slot] = valueSlot >= 0 ? key : item;
+            var verdict = predicate?.Eval(context) ?? RuleValue.True;
+            if (verdict.Kind != RuleValueKind.Bool)
+            {
+                verdict = Logic.NotBool(verdict, kind.ToString());
+                if (kind is ComprehensionKind.All or ComprehensionKind.Exists)
+                {
+                    firstError ??= verdict;
+                    continue;
+                }
+
+                return verdict;
+            }
+
+            switch (kind)
+            {
+                case ComprehensionKind.All when !verdict.AsBool:
+                    return RuleValue.False;
+                case ComprehensionKind.Exists when verdict.AsBool:
+                    return RuleValue.True;
+                case ComprehensionKind.ExistsOne when verdict.AsBool:
+                    matches++;
+                    break;
+                case ComprehensionKind.Map or ComprehensionKind.Filter or ComprehensionKind.TransformMap when verdict.AsBool:
+                    var produced = kind == ComprehensionKind.Filter ? item : transform!.Eval(context);
+                    if (produced.IsError)
+                    {
+                        return produced;
+                    }
+
+                    results!.Add(produced);
+                    resultKeys?.Add(key);
+                    break;
+            }
+        }
+
+        return kind switch
+        {
+            ComprehensionKind.All => firstError ?? RuleValue.True,
+            ComprehensionKind.Exists => firstError ?? RuleValue.False,
+            ComprehensionKind.ExistsOne => RuleValue.Bool(matches == 1),
+            ComprehensionKind.TransformMap => RuleValue.Map(new RuleMap([.. resultKeys!], [.. results!])),
+            _ => RuleValue.List([.. results!]),
+        };
+    }
+}
+
+/// <summary>Turns the syntax tree into evaluation nodes: resolves macros, operators and functions once, at compile time.</summary>
+internal sealed class RuleCompiler(string text)
+{
+    public static readonly HashSet<string> TypeNames = new(StringComparer.Ordinal)
+    {
+        "int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type",
+    };
+
+    private readonly List<string> _scope = [];
+
+    /// <summary>How many iteration variables are live at once at most.</summary>
+    public int LocalSlots { get; private set; }
+
+    public Node Compile(Expr expr) => expr switch
+    {
+        ConstantExpr constant => new ConstantNode(constant.Value),
+        IdentExpr ident => CompileIdent(ident.Name),
+        SelectExpr select => CompileSelect(select),
+        ListExpr list => new ListNode([.. list.Elements.Select(Compile)]),
+        MapExpr map => new MapNode([.. map.Keys.Select(Compile)], [.. map.Values.Select(Compile)]),
+        CallExpr call => CompileCall(call),
+        _ => throw Error("unsupported expression", expr),
+    };
+
+    private RuleSyntaxException Error(string message, Expr at) => RuleLexer.Error(text, message, at.Offset);
+
+    private Node CompileIdent(string name)
+    {
+        var slot = _scope.LastIndexOf(name);
+        return slot >= 0 ? new LocalNode(slot) : new VariableNode(name);
+    }
+
+    private Node CompileSelect(SelectExpr select)
+    {
+        var segments = QualifiedSegments(select);
+        if (segments is not null)
+        {
+            var qualified = string.Join('.', segments);
+            if (qualified is "google.protobuf.Timestamp" or "google.protobuf.Duration")
+            {
+                return new ConstantNode(RuleValue.Type(qualified));
+            }
+
+            if (_scope.LastIndexOf(segments[0]) < 0)
+            {
+                return new QualifiedNode([.. segments]);
+            }
+        }
+
+        return new SelectNode(Compile(select.Operand), select.Field);
+    }
+
+    /// <summary>The names of a.b.c, or null when the chain has other parts (calls, indexes, quoted names).</summary>
+    private static List<string>? QualifiedSegments(Expr expr)
+    {
+        switch (expr)
+        {
+            case IdentExpr ident:
+                return [ident.Name];
+            case SelectExpr select when IsPlainName(select.Field) && QualifiedSegments(select.Operand) is { } prefix:
+                prefix.Add(select.Field);
+                return prefix;
+            default:
+                return null;
+        }
+    }
+
+    private static bool IsPlainName(string name) => name.All(c => char.IsAsciiLetterOrDigit(c) || c == '_');
+
+    private Node CompileCall(CallExpr call)
+    {
+        var args = call.Args;
+        switch (call.Function)
+        {
+            case "_&&_":
+                return new AndNode(Compile(args[0]), Compile(args[1]));
+            case "_||_":
+                return new OrNode(Compile(args[0]), Compile(args[1]));
+            case "_?_:_":
+                return new ConditionalNode(Compile(args[0]), Compile(args[1]), Compile(args[2]));
+            case "!_":
+                return new NotNode(Compile(args[0]));
+            case "has" when call.Target is null:
+                if (args.Length != 1 || args[0] is not SelectExpr field)
+                {
+                    throw Error("has() needs one field selection argument, as in has(value.field)", call);
+                }
+
+                return new HasNode(Compile(field.Operand), field.Field);
+            case "all" or "exists" or "exists_one" or "existsOne" or "filter" or "map" or "transformList" or "transformMap" when call.Target is not null && args.Length >= 2 && args[0] is IdentExpr:
+                return CompileComprehension(call);
+        }
+
+        var target = call.Target is null ? null : Compile(call.Target);
+        var compiled = args.Select(Compile).ToArray();
+        var node = RuleFunctions.Bind(call.Function, target, compiled);
+        if (node is not null)
+        {
+            return node;
+        }
+
+        var all = target is null ? compiled : [target, .. compiled];
+        return new UnboundCallNode($"unbound function: no such overload for '{call.Function}' with {all.Length} argument(s)", all);
+    }
+
+    private ComprehensionNode CompileComprehension(CallExpr call)
+    {
+        var args = call.Args;
+        var twoVariables = call.Function is "transformList" or "transformMap"
+            || (call.Function is "all" or "exists" or "exists_one" or "existsOne" && args.Length == 3);
+        if (twoVariables && args[1] is not IdentExpr)
+        {
+            throw Error($"macro {call.Function}() needs two variable names", call);
+        }
+
+        var kind = call.Function switch
+        {
+            "all" => ComprehensionKind.All,
+            "exists" => ComprehensionKind.Exists,
+            "exists_one" or "existsOne" => ComprehensionKind.ExistsOne,
+            "filter" => ComprehensionKind.Filter,
+            "transformMap" => ComprehensionKind.TransformMap,
+            _ => ComprehensionKind.Map,
+        };
+        var variables = twoVariables ? 2 : 1;
+        var rest = args.Length - variables;
+        var allowed = kind is ComprehensionKind.Map or ComprehensionKind.TransformMap ? rest is 1 or 2 : rest == 1;
+        if (!allowed)
+        {
+            throw Error($"macro {call.Function}() has the wrong number of arguments", call);
+        }
+
+        var range = Compile(call.Target!);
+        var slot = _scope.Count;
+        _scope.Add(((IdentExpr)args[0]).Name);
+        var valueSlot = -1;
+        if (twoVariables)
+        {
+            valueSlot = _scope.Count;
+            _scope.Add(((IdentExpr)args[1]).Name);
+        }
+
+        LocalSlots = Math.Max(LocalSlots, _scope.Count);
+        try
+        {
+            if (kind is ComprehensionKind.Map or ComprehensionKind.TransformMap)
+            {
+                var filter = rest == 2 ? Compile(args[variables]) : null;
+                var transform = Compile(args[^1]);
+                return new ComprehensionNode(kind, range, slot, valueSlot, filter, transform);
+            }
+
+            return new ComprehensionNode(kind, range, slot, valueSlot, Compile(args[^1]), null);
+        }
+        finally
+        {
+            _scope.RemoveRange(slot, _scope.Count - slot);
+        }
+    }
+}

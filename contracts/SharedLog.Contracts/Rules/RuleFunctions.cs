@@ -1,0 +1,722 @@
+using System.Globalization;
+using System.Text;
+
+namespace SharedLog.Contracts.Rules;
+
+/// <summary>Operators and functions of the rule language. Each is strict: callers pass only non-error arguments.</summary>
+internal static class RuleFunctions
+{
+    private static readonly UTF8Encoding StrictUtf8 = new(false, true);
+
+    private static readonly Dictionary<string, UnaryFunction> GlobalUnary = new(StringComparer.Ordinal)
+    {
+        ["-_"] = Negate,
+        ["size"] = Size,
+        ["int"] = ToInt,
+        ["uint"] = ToUint,
+        ["double"] = ToDouble,
+        ["string"] = ToStringValue,
+        ["bytes"] = ToBytes,
+        ["bool"] = ToBool,
+        ["type"] = TypeOf,
+        ["dyn"] = Identity,
+        ["timestamp"] = ToTimestamp,
+        ["duration"] = ToDuration,
+    };
+
+    private static readonly Dictionary<string, BinaryFunction> GlobalBinary = new(StringComparer.Ordinal)
+    {
+        ["_+_"] = Add,
+        ["_-_"] = Subtract,
+        ["_*_"] = Multiply,
+        ["_/_"] = Divide,
+        ["_%_"] = Modulo,
+        ["_==_"] = (EvalContext c, in RuleValue a, in RuleValue b) => Equal(c, a, b),
+        ["_!=_"] = (EvalContext c, in RuleValue a, in RuleValue b) => RuleValue.Bool(!Equal(c, a, b).AsBool),
+        ["_<_"] = (EvalContext c, in RuleValue a, in RuleValue b) => Compare(a, b, "<", static r => r < 0),
+        ["_<=_"] = (EvalContext c, in RuleValue a, in RuleValue b) => Compare(a, b, "<=", static r => r <= 0),
+        ["_>_"] = (EvalContext c, in RuleValue a, in RuleValue b) => Compare(a, b, ">", static r => r > 0),
+        ["_>=_"] = (EvalContext c, in RuleValue a, in RuleValue b) => Compare(a, b, ">=", static r => r >= 0),
+        ["@in"] = In,
+        ["_[_]"] = Index,
+        ["matches"] = Matches,
+    };
+
+    private static readonly Dictionary<string, UnaryFunction> ReceiverUnary = new(StringComparer.Ordinal)
+    {
+        ["size"] = Size,
+        ["lowerAscii"] = (EvalContext c, in RuleValue a) => MapAscii(c, a, toUpper: false),
+        ["upperAscii"] = (EvalContext c, in RuleValue a) => MapAscii(c, a, toUpper: true),
+        ["getFullYear"] = (EvalContext c, in RuleValue a) => TimePart(a, null, TimeField.FullYear),
+        ["getMonth"] = (EvalContext c, in RuleValue a) => TimePart(a, null, TimeField.Month),
+        ["getDate"] = (EvalContext c, in RuleValue a) => TimePart(a, null, TimeField.Date),
+        ["getDayOfMonth"] = (EvalContext c, in RuleValue a) => TimePart(a, null, TimeField.DayOfMonth),
+        ["getDayOfWeek"] = (EvalContext c, in RuleValue a) => TimePart(a, null, TimeField.DayOfWeek),
+        ["getDayOfYear"] = (EvalContext c, in RuleValue a) => TimePart(a, null, TimeField.DayOfYear),
+        ["getHours"] = (EvalContext c, in RuleValue a) => TimePart(a, null, TimeField.Hours),
+        ["getMinutes"] = (EvalContext c, in RuleValue a) => TimePart(a, null, TimeField.Minutes),
+        ["getSeconds"] = (EvalContext c, in RuleValue a) => TimePart(a, null, TimeField.Seconds),
+        ["getMilliseconds"] = (EvalContext c, in RuleValue a) => TimePart(a, null, TimeField.Milliseconds),
+    };
+
+    private static readonly Dictionary<string, BinaryFunction> ReceiverBinary = new(StringComparer.Ordinal)
+    {
+        ["contains"] = (EvalContext c, in RuleValue a, in RuleValue b) => StringTest(c, a, b, "contains", static (s, t) => s.Contains(t, StringComparison.Ordinal)),
+        ["startsWith"] = (EvalContext c, in RuleValue a, in RuleValue b) => StringTest(c, a, b, "startsWith", static (s, t) => s.StartsWith(t, StringComparison.Ordinal)),
+        ["endsWith"] = (EvalContext c, in RuleValue a, in RuleValue b) => StringTest(c, a, b, "endsWith", static (s, t) => s.EndsWith(t, StringComparison.Ordinal)),
+        ["matches"] = Matches,
+        ["getFullYear"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(a, b, TimeField.FullYear),
+        ["getMonth"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(a, b, TimeField.Month),
+        ["getDate"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(a, b, TimeField.Date),
+        ["getDayOfMonth"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(a, b, TimeField.DayOfMonth),
+        ["getDayOfWeek"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(a, b, TimeField.DayOfWeek),
+        ["getDayOfYear"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(a, b, TimeField.DayOfYear),
+        ["getHours"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(a, b, TimeField.Hours),
+        ["getMinutes"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(a, b, TimeField.Minutes),
+        ["getSeconds"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(a, b, TimeField.Seconds),
+        ["getMilliseconds"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(a, b, TimeField.Milliseconds),
+    };
+
+    private enum TimeField
+    {
+        FullYear,
+        Month,
+        Date,
+        DayOfMonth,
+        DayOfWeek,
+        DayOfYear,
+        Hours,
+        Minutes,
+        Seconds,
+        Milliseconds,
+    }
+
+    /// <summary>The node for a call, or null when no function of that name and shape exists.</summary>
+    public static Node? Bind(string name, Node? target, Node[] args)
+    {
+        if (target is null)
+        {
+            if (args.Length == 1 && GlobalUnary.TryGetValue(name, out var unary))
+            {
+                return new UnaryCallNode(unary, args[0]);
+            }
+
+            if (args.Length == 2 && GlobalBinary.TryGetValue(name, out var binary))
+            {
+                return BindBinary(name, binary, args[0], args[1]);
+            }
+
+            return null;
+        }
+
+        if (args.Length == 0 && ReceiverUnary.TryGetValue(name, out var receiverUnary))
+        {
+            return new UnaryCallNode(receiverUnary, target);
+        }
+
+        if (args.Length == 1 && ReceiverBinary.TryGetValue(name, out var receiverBinary))
+        {
+            return BindBinary(name, receiverBinary, target, args[0]);
+        }
+
+        return null;
+    }
+
+    private static Node BindBinary(string name, BinaryFunction function, Node left, Node right)
+    {
+        // a constant pattern is translated and compiled once, with the rule
+        if (string.Equals(name, "matches", StringComparison.Ordinal) && right.TryConstant(out var pattern) && pattern.Kind == RuleValueKind.String)
+        {
+            var compiled = RuleRegex.Get(pattern.AsString);
+            return new UnaryCallNode((EvalContext c, in RuleValue a) => RuleRegex.Match(c, a, compiled), left);
+        }
+
+        return new BinaryCallNode(function, left, right);
+    }
+
+    private static RuleValue NoOverload(string function, in RuleValue a) =>
+        RuleValue.Error($"no such overload: {function}({a.TypeName})");
+
+    private static RuleValue NoOverload(string function, in RuleValue a, in RuleValue b) =>
+        RuleValue.Error($"no such overload: {function}({a.TypeName}, {b.TypeName})");
+
+    private static RuleValue Overflow(string op) => RuleValue.Error($"integer overflow in {op}");
+
+    private static RuleValue Identity(EvalContext context, in RuleValue a) => a;
+
+    private static RuleValue TypeOf(EvalContext context, in RuleValue a) => RuleValue.Type(RuleValue.TypeNameOf(a.Kind));
+
+    private static RuleValue Equal(EvalContext context, in RuleValue a, in RuleValue b)
+    {
+        if (a.Kind is RuleValueKind.List or RuleValueKind.Map)
+        {
+            context.Charge(RuleCollections.Count(a));
+        }
+
+        return RuleValue.Bool(RuleSemantics.Equal(a, b));
+    }
+
+    private static RuleValue Compare(in RuleValue a, in RuleValue b, string op, Func<int, bool> test)
+    {
+        var order = RuleSemantics.Compare(a, b);
+        return order switch
+        {
+            RuleSemantics.NoOverload => NoOverload(op, a, b),
+            RuleSemantics.Unordered => RuleValue.False,
+            _ => RuleValue.Bool(test(order)),
+        };
+    }
+
+    private static RuleValue Negate(EvalContext context, in RuleValue a) => a.Kind switch
+    {
+        RuleValueKind.Int => a.AsInt == long.MinValue ? Overflow("negation") : RuleValue.Int(-a.AsInt),
+        RuleValueKind.Double => RuleValue.Double(-a.AsDouble),
+        _ => NoOverload("-", a),
+    };
+
+    private static RuleValue Add(EvalContext context, in RuleValue a, in RuleValue b)
+    {
+        switch (a.Kind, b.Kind)
+        {
+            case (RuleValueKind.Int, RuleValueKind.Int):
+                var sum = unchecked(a.AsInt + b.AsInt);
+                return ((a.AsInt ^ sum) & (b.AsInt ^ sum)) < 0 ? Overflow("addition") : RuleValue.Int(sum);
+            case (RuleValueKind.Uint, RuleValueKind.Uint):
+                var usum = unchecked(a.AsUint + b.AsUint);
+                return usum < a.AsUint ? Overflow("addition") : RuleValue.Uint(usum);
+            case (RuleValueKind.Double, RuleValueKind.Double):
+                return RuleValue.Double(a.AsDouble + b.AsDouble);
+            case (RuleValueKind.String, RuleValueKind.String):
+                var length = (long)a.AsString.Length + b.AsString.Length;
+                if (length > RuleLimits.MaxStringLength)
+                {
+                    return RuleValue.Error("string result exceeds the size limit");
+                }
+
+                context.Charge(length / 64);
+                return RuleValue.String(string.Concat(a.AsString, b.AsString));
+            case (RuleValueKind.Bytes, RuleValueKind.Bytes):
+                var byteLength = (long)a.AsBytes.Length + b.AsBytes.Length;
+                if (byteLength > RuleLimits.MaxStringLength)
+                {
+                    return RuleValue.Error("bytes result exceeds the size limit");
+                }
+
+                context.Charge(byteLength / 64);
+                return RuleValue.Bytes([.. a.AsBytes, .. b.AsBytes]);
+            case (RuleValueKind.List, RuleValueKind.List):
+                return Concat(context, a, b);
+            case (RuleValueKind.Timestamp, RuleValueKind.Duration):
+                return RuleTime.AddDuration(a, b, subtract: false);
+            case (RuleValueKind.Duration, RuleValueKind.Timestamp):
+                return RuleTime.AddDuration(b, a, subtract: false);
+            case (RuleValueKind.Duration, RuleValueKind.Duration):
+                return RuleTime.AddDurations(a, b, subtract: false);
+            default:
+                return NoOverload("+", a, b);
+        }
+    }
+
+    private static RuleValue Concat(EvalContext context, in RuleValue a, in RuleValue b)
+    {
+        var left = RuleCollections.Count(a);
+        var right = RuleCollections.Count(b);
+        if ((long)left + right > RuleLimits.MaxCollectionSize)
+        {
+            return RuleValue.Error("list result exceeds the size limit");
+        }
+
+        if (!context.Charge(left + right))
+        {
+            return RuleValue.Error(EvalContext.BudgetExceeded);
+        }
+
+        var items = new RuleValue[left + right];
+        for (var i = 0; i < left; i++)
+        {
+            items[i] = RuleCollections.Item(a, i);
+        }
+
+        for (var i = 0; i < right; i++)
+        {
+            items[left + i] = RuleCollections.Item(b, i);
+        }
+
+        return RuleValue.List(items);
+    }
+
+    private static RuleValue Subtract(EvalContext context, in RuleValue a, in RuleValue b)
+    {
+        switch (a.Kind, b.Kind)
+        {
+            case (RuleValueKind.Int, RuleValueKind.Int):
+                var difference = unchecked(a.AsInt - b.AsInt);
+                return ((a.AsInt ^ b.AsInt) & (a.AsInt ^ difference)) < 0 ? Overflow("subtraction") : RuleValue.Int(difference);
+            case (RuleValueKind.Uint, RuleValueKind.Uint):
+                return a.AsUint < b.AsUint ? Overflow("subtraction") : RuleValue.Uint(a.AsUint - b.AsUint);
+            case (RuleValueKind.Double, RuleValueKind.Double):
+                return RuleValue.Double(a.AsDouble - b.AsDouble);
+            case (RuleValueKind.Timestamp, RuleValueKind.Timestamp):
+                return RuleTime.Difference(a, b);
+            case (RuleValueKind.Timestamp, RuleValueKind.Duration):
+                return RuleTime.AddDuration(a, b, subtract: true);
+            case (RuleValueKind.Duration, RuleValueKind.Duration):
+                return RuleTime.AddDurations(a, b, subtract: true);
+            default:
+                return NoOverload("-", a, b);
+        }
+    }
+
+    private static RuleValue Multiply(EvalContext context, in RuleValue a, in RuleValue b)
+    {
+        switch (a.Kind, b.Kind)
+        {
+            case (RuleValueKind.Int, RuleValueKind.Int):
+                var high = Math.BigMul(a.AsInt, b.AsInt, out var low);
+                return high != (low >> 63) ? Overflow("multiplication") : RuleValue.Int(low);
+            case (RuleValueKind.Uint, RuleValueKind.Uint):
+                var uhigh = Math.BigMul(a.AsUint, b.AsUint, out var ulow);
+                return uhigh != 0 ? Overflow("multiplication") : RuleValue.Uint(ulow);
+            case (RuleValueKind.Double, RuleValueKind.Double):
+                return RuleValue.Double(a.AsDouble * b.AsDouble);
+            default:
+                return NoOverload("*", a, b);
+        }
+    }
+
+    private static RuleValue Divide(EvalContext context, in RuleValue a, in RuleValue b)
+    {
+        switch (a.Kind, b.Kind)
+        {
+            case (RuleValueKind.Int, RuleValueKind.Int):
+                if (b.AsInt == 0)
+                {
+                    return RuleValue.Error("division by zero");
+                }
+
+                return a.AsInt == long.MinValue && b.AsInt == -1 ? Overflow("division") : RuleValue.Int(a.AsInt / b.AsInt);
+            case (RuleValueKind.Uint, RuleValueKind.Uint):
+                return b.AsUint == 0 ? RuleValue.Error("division by zero") : RuleValue.Uint(a.AsUint / b.AsUint);
+            case (RuleValueKind.Double, RuleValueKind.Double):
+                return RuleValue.Double(a.AsDouble / b.AsDouble);
+            default:
+                return NoOverload("/", a, b);
+        }
+    }
+
+    private static RuleValue Modulo(EvalContext context, in RuleValue a, in RuleValue b)
+    {
+        switch (a.Kind, b.Kind)
+        {
+            case (RuleValueKind.Int, RuleValueKind.Int):
+                if (b.AsInt == 0)
+                {
+                    return RuleValue.Error("modulus by zero");
+                }
+
+                return a.AsInt == long.MinValue && b.AsInt == -1 ? Overflow("modulus") : RuleValue.Int(a.AsInt % b.AsInt);
+            case (RuleValueKind.Uint, RuleValueKind.Uint):
+                return b.AsUint == 0 ? RuleValue.Error("modulus by zero") : RuleValue.Uint(a.AsUint % b.AsUint);
+            default:
+                return NoOverload("%", a, b);
+        }
+    }
+
+    private static RuleValue In(EvalContext context, in RuleValue element, in RuleValue container)
+    {
+        switch (container.Kind)
+        {
+            case RuleValueKind.List:
+                var count = RuleCollections.Count(container);
+                if (!context.Charge(count))
+                {
+                    return RuleValue.Error(EvalContext.BudgetExceeded);
+                }
+
+                for (var i = 0; i < count; i++)
+                {
+                    if (RuleSemantics.Equal(element, RuleCollections.Item(container, i)))
+                    {
+                        return RuleValue.True;
+                    }
+                }
+
+                return RuleValue.False;
+            case RuleValueKind.Map:
+                return RuleValue.Bool(RuleCollections.TryGetMapValue(container, element, out _));
+            default:
+                return NoOverload("in", element, container);
+        }
+    }
+
+    private static RuleValue Index(EvalContext context, in RuleValue container, in RuleValue index)
+    {
+        switch (container.Kind)
+        {
+            case RuleValueKind.List:
+                long position;
+                switch (index.Kind)
+                {
+                    case RuleValueKind.Int:
+                        position = index.AsInt;
+                        break;
+                    case RuleValueKind.Uint:
+                        position = index.AsUint > int.MaxValue ? -1 : (long)index.AsUint;
+                        break;
+                    case RuleValueKind.Double when Math.Floor(index.AsDouble) == index.AsDouble && Math.Abs(index.AsDouble) < int.MaxValue:
+                        position = (long)index.AsDouble;
+                        break;
+                    default:
+                        return NoOverload("[]", container, index);
+                }
+
+                var count = RuleCollections.Count(container);
+                return position < 0 || position >= count
+                    ? RuleValue.Error($"index out of bounds: {index}")
+                    : RuleCollections.Item(container, (int)position);
+            case RuleValueKind.Map:
+                if (index.Kind is not (RuleValueKind.String or RuleValueKind.Int or RuleValueKind.Uint or RuleValueKind.Bool or RuleValueKind.Double))
+                {
+                    return NoOverload("[]", container, index);
+                }
+
+                return RuleCollections.TryGetMapValue(container, index, out var value) ? value : RuleValue.Error($"no such key: {index}");
+            default:
+                return NoOverload("[]", container, index);
+        }
+    }
+
+    private static RuleValue Size(EvalContext context, in RuleValue a)
+    {
+        switch (a.Kind)
+        {
+            case RuleValueKind.String:
+                var text = a.AsString;
+                context.Charge(text.Length / 64);
+                var codePoints = 0;
+                foreach (var c in text)
+                {
+                    if (!char.IsLowSurrogate(c))
+                    {
+                        codePoints++;
+                    }
+                }
+
+                return RuleValue.Int(codePoints);
+            case RuleValueKind.Bytes:
+                return RuleValue.Int(a.AsBytes.Length);
+            case RuleValueKind.List:
+            case RuleValueKind.Map:
+                return RuleValue.Int(RuleCollections.Count(a));
+            default:
+                return NoOverload("size", a);
+        }
+    }
+
+    private static RuleValue StringTest(EvalContext context, in RuleValue a, in RuleValue b, string function, Func<string, string, bool> test)
+    {
+        if (a.Kind != RuleValueKind.String || b.Kind != RuleValueKind.String)
+        {
+            return NoOverload(function, a, b);
+        }
+
+        context.Charge(a.AsString.Length / 64);
+        return RuleValue.Bool(test(a.AsString, b.AsString));
+    }
+
+    private static RuleValue Matches(EvalContext context, in RuleValue a, in RuleValue b)
+    {
+        if (a.Kind != RuleValueKind.String || b.Kind != RuleValueKind.String)
+        {
+            return NoOverload("matches", a, b);
+        }
+
+        return RuleRegex.Match(context, a, RuleRegex.Get(b.AsString));
+    }
+
+    private static RuleValue MapAscii(EvalContext context, in RuleValue a, bool toUpper)
+    {
+        if (a.Kind != RuleValueKind.String)
+        {
+            return NoOverload(toUpper ? "upperAscii" : "lowerAscii", a);
+        }
+
+        context.Charge(a.AsString.Length / 64);
+        return RuleValue.String(string.Create(a.AsString.Length, (a.AsString, toUpper), static (span, state) =>
+        {
+            for (var i = 0; i < span.Length; i++)
+            {
+                var c = state.AsString[i];
+                span[i] = state.toUpper ? (char.IsAsciiLetterLower(c) ? (char)(c - 32) : c) : (char.IsAsciiLetterUpper(c) ? (char)(c + 32) : c);
+            }
+        }));
+    }
+
+    private static RuleValue ZonedTimePart(in RuleValue a, in RuleValue zone, TimeField field) =>
+        zone.Kind == RuleValueKind.String && a.Kind == RuleValueKind.Timestamp ? TimePart(a, zone.AsString, field) : NoOverload(field.ToString(), a, zone);
+
+    private static RuleValue TimePart(in RuleValue a, string? zone, TimeField field)
+    {
+        if (a.Kind == RuleValueKind.Duration)
+        {
+            // duration accessors give whole units of the total (milliseconds: the component below a second)
+            return zone is not null ? NoOverload(field.ToString(), a) : field switch
+            {
+                TimeField.Hours => RuleValue.Int(a.Seconds / 3600),
+                TimeField.Minutes => RuleValue.Int(a.Seconds / 60),
+                TimeField.Seconds => RuleValue.Int(a.Seconds),
+                TimeField.Milliseconds => RuleValue.Int(a.Nanos / 1_000_000),
+                _ => NoOverload("get" + field, a),
+            };
+        }
+
+        if (a.Kind != RuleValueKind.Timestamp)
+        {
+            return NoOverload("get" + field, a);
+        }
+
+        if (!RuleTime.TryLocalTime(a, zone, out var local, out var error))
+        {
+            return RuleValue.Error(error!);
+        }
+
+        return RuleValue.Int(field switch
+        {
+            TimeField.FullYear => local.Year,
+            TimeField.Month => local.Month - 1,
+            TimeField.Date => local.Day,
+            TimeField.DayOfMonth => local.Day - 1,
+            TimeField.DayOfWeek => (int)local.DayOfWeek,
+            TimeField.DayOfYear => local.DayOfYear - 1,
+            TimeField.Hours => local.Hour,
+            TimeField.Minutes => local.Minute,
+            TimeField.Seconds => local.Second,
+            _ => a.Nanos / 1_000_000,
+        });
+    }
+
+    private const double TwoPow63 = 9223372036854775808.0;
+    private const double TwoPow64 = 18446744073709551616.0;
+
+    private static RuleValue ToInt(EvalContext context, in RuleValue a)
+    {
+        switch (a.Kind)
+        {
+            case RuleValueKind.Int:
+                return a;
+            case RuleValueKind.Uint:
+                return a.AsUint > long.MaxValue ? RuleValue.Error("int() range error: value out of int range") : RuleValue.Int((long)a.AsUint);
+            case RuleValueKind.Double:
+                var d = a.AsDouble;
+                // the bounds exclude -2^63 too: it does not round-trip through every implementation
+                return double.IsNaN(d) || d <= -TwoPow63 || d >= TwoPow63 ? RuleValue.Error("int() range error: value out of int range") : RuleValue.Int((long)d);
+            case RuleValueKind.String:
+                return long.TryParse(a.AsString, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var parsed)
+                    ? RuleValue.Int(parsed)
+                    : RuleValue.Error($"int() cannot convert '{a.AsString}'");
+            case RuleValueKind.Timestamp:
+                return RuleValue.Int(a.Seconds);
+            default:
+                return NoOverload("int", a);
+        }
+    }
+
+    private static RuleValue ToUint(EvalContext context, in RuleValue a)
+    {
+        switch (a.Kind)
+        {
+            case RuleValueKind.Uint:
+                return a;
+            case RuleValueKind.Int:
+                return a.AsInt < 0 ? RuleValue.Error("uint() range error: negative value") : RuleValue.Uint((ulong)a.AsInt);
+            case RuleValueKind.Double:
+                var d = a.AsDouble;
+                return double.IsNaN(d) || d < 0 || d >= TwoPow64 ? RuleValue.Error("uint() range error: value out of uint range") : RuleValue.Uint((ulong)d);
+            case RuleValueKind.String:
+                return ulong.TryParse(a.AsString, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed)
+                    ? RuleValue.Uint(parsed)
+                    : RuleValue.Error($"uint() cannot convert '{a.AsString}'");
+            default:
+                return NoOverload("uint", a);
+        }
+    }
+
+    private static RuleValue ToDouble(EvalContext context, in RuleValue a)
+    {
+        switch (a.Kind)
+        {
+            case RuleValueKind.Double:
+                return a;
+            case RuleValueKind.Int:
+                return RuleValue.Double(a.AsInt);
+            case RuleValueKind.Uint:
+                return RuleValue.Double(a.AsUint);
+            case RuleValueKind.String:
+                var text = a.AsString;
+                var body = text.AsSpan().TrimStart("+-");
+                if (body.Equals("inf", StringComparison.OrdinalIgnoreCase) || body.Equals("infinity", StringComparison.OrdinalIgnoreCase))
+                {
+                    return RuleValue.Double(text.StartsWith('-') ? double.NegativeInfinity : double.PositiveInfinity);
+                }
+
+                if (body.Equals("nan", StringComparison.OrdinalIgnoreCase))
+                {
+                    return RuleValue.Double(double.NaN);
+                }
+
+                return double.TryParse(text, NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint | NumberStyles.AllowExponent, CultureInfo.InvariantCulture, out var parsed)
+                    ? RuleValue.Double(parsed)
+                    : RuleValue.Error($"double() cannot convert '{text}'");
+            default:
+                return NoOverload("double", a);
+        }
+    }
+
+    private static RuleValue ToStringValue(EvalContext context, in RuleValue a)
+    {
+        switch (a.Kind)
+        {
+            case RuleValueKind.String:
+                return a;
+            case RuleValueKind.Int:
+                return RuleValue.String(a.AsInt.ToString(CultureInfo.InvariantCulture));
+            case RuleValueKind.Uint:
+                return RuleValue.String(a.AsUint.ToString(CultureInfo.InvariantCulture));
+            case RuleValueKind.Double:
+                return RuleValue.String(FormatDouble(a.AsDouble));
+            case RuleValueKind.Bool:
+                return RuleValue.String(a.AsBool ? "true" : "false");
+            case RuleValueKind.Bytes:
+                try
+                {
+                    return RuleValue.String(StrictUtf8.GetString(a.AsBytes));
+                }
+                catch (DecoderFallbackException)
+                {
+                    return RuleValue.Error("string() of bytes that are not valid UTF-8");
+                }
+
+            case RuleValueKind.Timestamp:
+                return RuleValue.String(RuleTime.FormatTimestamp(a.Seconds, a.Nanos));
+            case RuleValueKind.Duration:
+                return RuleValue.String(RuleTime.FormatDuration(a.Seconds, a.Nanos));
+            default:
+                return NoOverload("string", a);
+        }
+    }
+
+    /// <summary>Shortest round-trip digits in the layout of Go's %g, as CEL's reference implementation prints doubles.</summary>
+    internal static string FormatDouble(double value)
+    {
+        if (double.IsNaN(value))
+        {
+            return "NaN";
+        }
+
+        if (double.IsInfinity(value))
+        {
+            return value > 0 ? "+Inf" : "-Inf";
+        }
+
+        if (value == 0)
+        {
+            return double.IsNegative(value) ? "-0" : "0";
+        }
+
+        var text = Math.Abs(value).ToString("R", CultureInfo.InvariantCulture);
+        var exponent = 0;
+        var e = text.IndexOf('E', StringComparison.Ordinal);
+        if (e >= 0)
+        {
+            exponent = int.Parse(text.AsSpan(e + 1), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
+            text = text[..e];
+        }
+
+        var dot = text.IndexOf('.', StringComparison.Ordinal);
+        var digits = dot >= 0 ? text[..dot] + text[(dot + 1)..] : text;
+        var point = (dot >= 0 ? dot : text.Length) + exponent;
+        var leading = 0;
+        while (leading < digits.Length - 1 && digits[leading] == '0')
+        {
+            leading++;
+            point--;
+        }
+
+        digits = digits[leading..].TrimEnd('0');
+        var builder = new StringBuilder(32);
+        if (value < 0)
+        {
+            builder.Append('-');
+        }
+
+        var decimalExponent = point - 1;
+        if (decimalExponent < -4 || decimalExponent >= 21)
+        {
+            builder.Append(digits[0]);
+            if (digits.Length > 1)
+            {
+                builder.Append('.').Append(digits, 1, digits.Length - 1);
+            }
+
+            builder.Append('e').Append(decimalExponent < 0 ? '-' : '+').Append(Math.Abs(decimalExponent).ToString("00", CultureInfo.InvariantCulture));
+        }
+        else if (point <= 0)
+        {
+            builder.Append("0.").Append('0', -point).Append(digits);
+        }
+        else if (point >= digits.Length)
+        {
+            builder.Append(digits).Append('0', point - digits.Length);
+        }
+        else
+        {
+            builder.Append(digits, 0, point).Append('.').Append(digits, point, digits.Length - point);
+        }
+
+        return builder.ToString();
+    }
+
+    private static RuleValue ToBytes(EvalContext context, in RuleValue a) => a.Kind switch
+    {
+        RuleValueKind.Bytes => a,
+        RuleValueKind.String => RuleValue.Bytes(Encoding.UTF8.GetBytes(a.AsString)),
+        _ => NoOverload("bytes", a),
+    };
+
+    private static RuleValue ToBool(EvalContext context, in RuleValue a)
+    {
+        switch (a.Kind)
+        {
+            case RuleValueKind.Bool:
+                return a;
+            case RuleValueKind.String:
+                switch (a.AsString)
+                {
+                    case "1" or "t" or "T" or "true" or "TRUE" or "True":
+                        return RuleValue.True;
+                    case "0" or "f" or "F" or "false" or "FALSE" or "False":
+                        return RuleValue.False;
+                    default:
+                        return RuleValue.Error($"bool() cannot convert '{a.AsString}'");
+                }
+
+            default:
+                return NoOverload("bool", a);
+        }
+    }
+
+    private static RuleValue ToTimestamp(EvalContext context, in RuleValue a) => a.Kind switch
+    {
+        RuleValueKind.Timestamp => a,
+        RuleValueKind.String => RuleTime.ParseTimestamp(a.AsString),
+        RuleValueKind.Int => RuleTime.FromUnixSeconds(a.AsInt),
+        _ => NoOverload("timestamp", a),
+    };
+
+    private static RuleValue ToDuration(EvalContext context, in RuleValue a) => a.Kind switch
+    {
+        RuleValueKind.Duration => a,
+        RuleValueKind.String => RuleTime.ParseDuration(a.AsString),
+        _ => NoOverload("duration", a),
+    };
+}

@@ -1,0 +1,356 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace SharedLog.Contracts.Rules;
+
+/// <summary>A translated, compiled pattern, or why it was refused.</summary>
+internal sealed record CompiledPattern(Regex? Regex, string? Error);
+
+/// <summary>
+/// matches(): RE2 syntax translated to .NET and run with <see cref="RegexOptions.NonBacktracking"/>,
+/// whose matching time is linear in the input. RE2 constructs .NET reads differently are rewritten
+/// (ASCII-only \d \w \s, $ as end of text, (?P&lt;name&gt;), POSIX classes, \Q..\E, \x{...});
+/// constructs neither engine supports in linear time (backreferences, lookaround) are refused.
+/// </summary>
+internal static class RuleRegex
+{
+    private const int MaxCached = 256;
+    private const int MaxRepeat = 1000;
+
+    private static readonly ConcurrentDictionary<string, CompiledPattern> Cache = new(StringComparer.Ordinal);
+
+    private static readonly Dictionary<string, string> PosixClasses = new(StringComparer.Ordinal)
+    {
+        ["alnum"] = "0-9A-Za-z",
+        ["alpha"] = "A-Za-z",
+        ["ascii"] = "\\x00-\\x7F",
+        ["blank"] = "\\t ",
+        ["cntrl"] = "\\x00-\\x1F\\x7F",
+        ["digit"] = "0-9",
+        ["graph"] = "!-~",
+        ["lower"] = "a-z",
+        ["print"] = " -~",
+        ["punct"] = "!-/:-@\\[-`{-~",
+        ["space"] = "\\t\\n\\v\\f\\r ",
+        ["upper"] = "A-Z",
+        ["word"] = "0-9A-Za-z_",
+        ["xdigit"] = "0-9A-Fa-f",
+    };
+
+    public static CompiledPattern Get(string pattern)
+    {
+        if (Cache.TryGetValue(pattern, out var cached))
+        {
+            return cached;
+        }
+
+        var compiled = Compile(pattern);
+        // bounded: patterns may come from record data
+        if (Cache.Count < MaxCached)
+        {
+            Cache.TryAdd(pattern, compiled);
+        }
+
+        return compiled;
+    }
+
+    public static RuleValue Match(EvalContext context, in RuleValue input, CompiledPattern pattern)
+    {
+        if (input.Kind != RuleValueKind.String)
+        {
+            return RuleValue.Error($"no such overload: matches({input.TypeName}, string)");
+        }
+
+        if (pattern.Regex is null)
+        {
+            return RuleValue.Error(pattern.Error!);
+        }
+
+        if (!context.Charge(1 + (input.AsString.Length / 16)))
+        {
+            return RuleValue.Error(EvalContext.BudgetExceeded);
+        }
+
+        return RuleValue.Bool(pattern.Regex.IsMatch(input.AsString));
+    }
+
+    private static CompiledPattern Compile(string pattern)
+    {
+        if (pattern.Length > RuleLimits.MaxPatternLength)
+        {
+            return new CompiledPattern(null, $"regular expression is longer than {RuleLimits.MaxPatternLength} characters");
+        }
+
+        try
+        {
+            var translated = Translate(pattern);
+            return new CompiledPattern(new Regex(translated, RegexOptions.NonBacktracking | RegexOptions.CultureInvariant), null);
+        }
+        catch (RuleSyntaxException ex)
+        {
+            return new CompiledPattern(null, $"invalid regular expression '{pattern}': {ex.Reason}");
+        }
+        catch (ArgumentException ex)
+        {
+            return new CompiledPattern(null, $"invalid regular expression '{pattern}': {ex.Message}");
+        }
+        catch (NotSupportedException ex)
+        {
+            return new CompiledPattern(null, $"unsupported regular expression '{pattern}': {ex.Message}");
+        }
+    }
+
+    /// <summary>Rewrites RE2 syntax into equivalent .NET syntax; throws <see cref="RuleSyntaxException"/> for what has no linear-time equivalent.</summary>
+    internal static string Translate(string pattern)
+    {
+        var output = new StringBuilder(pattern.Length + 16);
+        var multiline = HasMultilineFlag(pattern);
+        var inClass = false;
+        var i = 0;
+        while (i < pattern.Length)
+        {
+            var c = pattern[i];
+            if (c == '\\')
+            {
+                i = TranslateEscape(pattern, i, inClass, output);
+                continue;
+            }
+
+            if (inClass)
+            {
+                if (c == '[' && pattern.AsSpan(i).StartsWith("[:"))
+                {
+                    var end = pattern.IndexOf(":]", i + 2, StringComparison.Ordinal);
+                    if (end < 0)
+                    {
+                        throw new RuleSyntaxException("unterminated POSIX class");
+                    }
+
+                    var name = pattern[(i + 2)..end];
+                    if (!PosixClasses.TryGetValue(name, out var range))
+                    {
+                        throw new RuleSyntaxException($"unsupported POSIX class [:{name}:]");
+                    }
+
+                    output.Append(range);
+                    i = end + 2;
+                    continue;
+                }
+
+                if (c == '[')
+                {
+                    output.Append("\\["); // .NET would read [a-[b]] as class subtraction
+                    i++;
+                    continue;
+                }
+
+                if (c == ']')
+                {
+                    inClass = false;
+                }
+
+                output.Append(c);
+                i++;
+                continue;
+            }
+
+            switch (c)
+            {
+                case '[':
+                    inClass = true;
+                    output.Append('[');
+                    i++;
+                    if (i < pattern.Length && pattern[i] == '^')
+                    {
+                        output.Append('^');
+                        i++;
+                    }
+
+                    if (i < pattern.Length && pattern[i] == ']')
+                    {
+                        output.Append("\\]"); // a leading ] is a literal in RE2
+                        i++;
+                    }
+
+                    continue;
+                case '(':
+                    i = TranslateGroup(pattern, i, output);
+                    continue;
+                case '$':
+                    output.Append(multiline ? "$" : "\\z");
+                    i++;
+                    continue;
+                case '{':
+                    CheckRepeat(pattern, i);
+                    break;
+            }
+
+            output.Append(c);
+            i++;
+        }
+
+        if (inClass)
+        {
+            throw new RuleSyntaxException("missing closing ]");
+        }
+
+        return output.ToString();
+    }
+
+    private static bool HasMultilineFlag(string pattern)
+    {
+        for (var i = pattern.IndexOf("(?", StringComparison.Ordinal); i >= 0; i = pattern.IndexOf("(?", i + 2, StringComparison.Ordinal))
+        {
+            for (var j = i + 2; j < pattern.Length && char.IsAsciiLetter(pattern[j]) || (j < pattern.Length && pattern[j] == '-'); j++)
+            {
+                if (pattern[j] == 'm')
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
+    private static void CheckRepeat(string pattern, int start)
+    {
+        var end = pattern.IndexOf('}', start);
+        if (end < 0)
+        {
+            return;
+        }
+
+        foreach (var part in pattern[(start + 1)..end].Split(','))
+        {
+            if (int.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out var count) && count > MaxRepeat)
+            {
+                throw new RuleSyntaxException($"repeat count {count} exceeds {MaxRepeat}");
+            }
+        }
+    }
+
+    private static int TranslateGroup(string pattern, int i, StringBuilder output)
+    {
+        var rest = pattern.AsSpan(i);
+        if (rest.StartsWith("(?P<"))
+        {
+            output.Append("(?<");
+            return i + 4;
+        }
+
+        if (rest.StartsWith("(?=") || rest.StartsWith("(?!") || rest.StartsWith("(?<=") || rest.StartsWith("(?<!"))
+        {
+            throw new RuleSyntaxException("lookaround assertions are not supported");
+        }
+
+        if (rest.StartsWith("(?>"))
+        {
+            throw new RuleSyntaxException("atomic groups are not supported");
+        }
+
+        if (rest.StartsWith("(?<") || rest.StartsWith("(?'"))
+        {
+            throw new RuleSyntaxException("named groups are written (?P<name>...)");
+        }
+
+        if (rest.StartsWith("(?"))
+        {
+            var j = 2;
+            while (j < rest.Length && rest[j] != ')' && rest[j] != ':')
+            {
+                if (rest[j] is not ('i' or 'm' or 's' or '-'))
+                {
+                    throw new RuleSyntaxException($"unsupported group flag '{rest[j]}'");
+                }
+
+                j++;
+            }
+        }
+
+        output.Append('(');
+        return i + 1;
+    }
+
+    private static int TranslateEscape(string pattern, int i, bool inClass, StringBuilder output)
+    {
+        if (i + 1 >= pattern.Length)
+        {
+            throw new RuleSyntaxException("trailing backslash");
+        }
+
+        var next = pattern[i + 1];
+        switch (next)
+        {
+            case 'd':
+                output.Append(inClass ? "0-9" : "[0-9]");
+                return i + 2;
+            case 'D':
+                output.Append(inClass ? "\\x00-/:-\\uFFFF" : "[^0-9]");
+                return i + 2;
+            case 'w':
+                output.Append(inClass ? "0-9A-Za-z_" : "[0-9A-Za-z_]");
+                return i + 2;
+            case 'W':
+                if (inClass)
+                {
+                    throw new RuleSyntaxException("\\W inside a character class is not supported");
+                }
+
+                output.Append("[^0-9A-Za-z_]");
+                return i + 2;
+            case 's':
+                output.Append(inClass ? "\\t\\n\\f\\r " : "[\\t\\n\\f\\r ]");
+                return i + 2;
+            case 'S':
+                if (inClass)
+                {
+                    throw new RuleSyntaxException("\\S inside a character class is not supported");
+                }
+
+                output.Append("[^\\t\\n\\f\\r ]");
+                return i + 2;
+            case 'Q':
+                var end = pattern.IndexOf("\\E", i + 2, StringComparison.Ordinal);
+                var literal = end < 0 ? pattern[(i + 2)..] : pattern[(i + 2)..end];
+                output.Append(Regex.Escape(literal));
+                return end < 0 ? pattern.Length : end + 2;
+            case 'x' when i + 2 < pattern.Length && pattern[i + 2] == '{':
+                var close = pattern.IndexOf('}', i + 3);
+                if (close < 0 || !int.TryParse(pattern.AsSpan(i + 3, close - i - 3), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var codePoint) || codePoint > 0x10FFFF)
+                {
+                    throw new RuleSyntaxException("invalid \\x{...} escape");
+                }
+
+                if (codePoint > 0xFFFF)
+                {
+                    if (inClass)
+                    {
+                        throw new RuleSyntaxException("code points above U+FFFF are not supported in character classes");
+                    }
+
+                    output.Append("(?:").Append(Regex.Escape(char.ConvertFromUtf32(codePoint))).Append(')');
+                }
+                else
+                {
+                    output.Append("\\u").Append(codePoint.ToString("X4", CultureInfo.InvariantCulture));
+                }
+
+                return close + 1;
+            case 'p' or 'P' when i + 2 < pattern.Length && pattern[i + 2] != '{':
+                output.Append('\\').Append(next).Append('{').Append(pattern[i + 2]).Append('}');
+                return i + 3;
+            case 'C':
+                throw new RuleSyntaxException("\\C is not supported");
+            case 'Z':
+                throw new RuleSyntaxException("\\Z is not RE2 syntax; use \\z");
+            case >= '1' and <= '9':
+                throw new RuleSyntaxException("backreferences are not supported");
+            default:
+                output.Append('\\').Append(next);
+                return i + 2;
+        }
+    }
+}
