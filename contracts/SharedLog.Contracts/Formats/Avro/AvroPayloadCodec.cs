@@ -583,7 +583,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
 
         return loose >= 0
             ? loose
-            : throw new PayloadDecodeException($"a {PayloadValues.KindOf(value)} value matches no branch of {AvroSchemaKinds.Describe(union)}");
+            : throw new PayloadDecodeException($"{PayloadValues.KindOf(value)} value matches no branch of {AvroSchemaKinds.Describe(union)}");
     }
 
     private enum BranchFit
@@ -677,7 +677,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
     }
 
     private static PayloadDecodeException Mismatch(Schema schema, object? value) =>
-        new($"a {PayloadValues.KindOf(value)} value cannot be written as {AvroSchemaKinds.Describe(schema)}");
+        new($"{PayloadValues.KindOf(value)} value cannot be written as {AvroSchemaKinds.Describe(schema)}");
 
     /// <summary>Reads Avro binary from a span, checking every length and count before using it.</summary>
     private ref struct AvroReader

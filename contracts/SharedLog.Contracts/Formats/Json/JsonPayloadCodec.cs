@@ -226,7 +226,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
                     break;
                 }
 
-                throw new PayloadDecodeException($"a {PayloadValues.KindOf(value)} value cannot be written as JSON");
+                throw new PayloadDecodeException($"{PayloadValues.KindOf(value)} value cannot be written as JSON");
         }
     }
 }

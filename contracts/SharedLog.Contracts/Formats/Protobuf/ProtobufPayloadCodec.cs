@@ -663,7 +663,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         writer.WriteVarint(((ulong)(uint)number << 3) | (uint)wireType);
 
     private static PayloadDecodeException Mismatch(ProtobufFieldLayout field, object? value) =>
-        new($"a {PayloadValues.KindOf(value)} value cannot be written as {(field.IsMap ? "map" : field.Repeated ? "repeated " : "")}{(field.IsMap ? "" : field.Type.ToString())}");
+        new($"{PayloadValues.KindOf(value)} value cannot be written as {(field.IsMap ? "map" : field.Repeated ? "repeated " : "")}{(field.IsMap ? "" : field.Type.ToString())}");
 
     /// <summary>Reads the protobuf wire format from a span, checking every length before using it.</summary>
     private ref struct ProtoReader
