@@ -275,7 +275,7 @@ public sealed class BrokerHost : IAsyncDisposable
         services.AddSingleton<IPayloadCodec>(new Contracts.Formats.Avro.AvroPayloadCodec());
         services.AddSingleton<IPayloadCodec>(new Contracts.Formats.Json.JsonPayloadCodec());
         services.AddSingleton<IPayloadCodec>(new Contracts.Formats.Protobuf.ProtobufPayloadCodec());
-        services.AddSingleton(new Contracts.Formats.Json.JsonPayloadValidator());
+        services.AddSingleton(new Contracts.Formats.Json.JsonPayloadValidatorCache());
         services.AddKeyedSingleton<IJournal>("audit", (sp, _) => new InternalTopicJournal(
             sp.GetRequiredService<TopicService>(), sp.GetRequiredService<StreamStore>(), "_contract_audit",
             new Dictionary<string, string>(StringComparer.Ordinal) { ["retention.ms"] = "-1" }));

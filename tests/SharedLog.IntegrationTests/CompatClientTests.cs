@@ -86,4 +86,11 @@ public class CompatClientTests
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
         await RunAsync("node", Path.Combine(CompatDirectory, "kafkajs_registry.js"), broker.BootstrapServers, broker.RegistryUrl, "kafkajs-registry-topic");
     }
+
+    [Fact]
+    public async Task KafkaPythonWithAJsonSchemaContract()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        await RunAsync("/usr/bin/python3", Path.Combine(CompatDirectory, "kafka_python_contract.py"), broker.BootstrapServers, broker.RegistryUrl, $"http://127.0.0.1:{broker.Host.HttpPort}", "py-contract-topic");
+    }
 }

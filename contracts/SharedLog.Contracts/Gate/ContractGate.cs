@@ -59,7 +59,7 @@ public sealed partial class ContractGate(
     ContractStore store,
     SchemaRegistry registry,
     IEnumerable<IPayloadCodec> codecs,
-    Formats.Json.JsonPayloadValidator jsonValidator,
+    Formats.Json.JsonPayloadValidatorCache jsonValidators,
     ContractMetrics metrics,
     PrivacyRewriter privacy,
     ILogger<ContractGate> logger)
@@ -312,20 +312,27 @@ public sealed partial class ContractGate(
         }
 
         ReadOnlySpan<byte> payload = bytes[SchemaWireFormat.HeaderSize..];
-        if (check.Parsed!.Type == SchemaType.Json && jsonValidator.Validate(check.Parsed, payload) is { Count: > 0 } errors)
-        {
-            result.Reason = $"{side} does not match JSON schema {schemaId}: {string.Join("; ", errors.Take(3))}";
-            return result;
-        }
-
         try
         {
-            result.Decoded = check.Codec!.Decode(check.Parsed, payload);
+            result.Decoded = check.Codec!.Decode(check.Parsed!, payload);
         }
         catch (PayloadDecodeException e)
         {
             result.Reason = $"{side} does not decode with schema {schemaId}: {e.Message}";
             return result;
+        }
+
+        if (check.Parsed.Type == SchemaType.Json)
+        {
+            // The codec has proven the payload well-formed and bounded; validate it against the schema.
+            var reader = new System.Text.Json.Utf8JsonReader(payload, new System.Text.Json.JsonReaderOptions { MaxDepth = RecordValue.MaxDepth });
+            using var document = System.Text.Json.JsonDocument.ParseValue(ref reader);
+            IReadOnlyList<string> errors = jsonValidators.GetOrCreate(schemaId, check.Parsed).Validate(document.RootElement);
+            if (errors.Count > 0)
+            {
+                result.Reason = $"{side} does not match JSON schema {schemaId}: {string.Join("; ", errors.Take(3))}";
+                return result;
+            }
         }
 
         if (subjectByRecord)

@@ -1,0 +1,340 @@
+using System.Buffers;
+using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
+using Avro;
+using Avro.Generic;
+using Confluent.Kafka;
+using Confluent.Kafka.SyncOverAsync;
+using Confluent.SchemaRegistry;
+using Confluent.SchemaRegistry.Serdes;
+using SharedLog.Contracts.Registry;
+using SharedLog.Protocol.Messages;
+using SharedLog.Protocol.Records;
+using Schema = Confluent.SchemaRegistry.Schema;
+
+namespace SharedLog.IntegrationTests;
+
+/// <summary>
+/// Contracts in the produce path, end to end: a contract applied over HTTP, records serialized by
+/// Confluent's Avro serde through librdkafka, and the broker rejecting, quarantining, flagging,
+/// masking or only observing, as the contract says.
+/// </summary>
+public class ContractGateTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    private const string PaymentSchema = """
+        {"type":"record","name":"Payment","namespace":"it.contracts","fields":[
+          {"name":"id","type":"string"},
+          {"name":"amount","type":"double"},
+          {"name":"currency","type":"string"},
+          {"name":"card","type":{"type":"record","name":"Card","fields":[{"name":"number","type":"string"},{"name":"holder","type":"string"}]}}]}
+        """;
+
+    private static string Contract(string topic, string onFailure, string extra = "") => $"""
+        topic: {topic}
+        class: certified
+        owner: team-payments
+        description: card payments
+        value:
+          strategy: TopicNameStrategy
+        rules:
+          - name: positive-amount
+            expr: value.amount > 0.0
+            message: amount must be positive
+          - name: known-currency
+            expr: value.currency in ['EUR', 'USD']
+        onFailure: {onFailure}
+        {extra}
+        """;
+
+    private static async Task<JsonNode> ApplyAsync(BrokerFixture broker, string contract)
+    {
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/contracts") { Content = new StringContent(contract, Encoding.UTF8, "application/yaml") };
+        request.Headers.Add("X-SharedLog-Actor", "it-tests");
+        using HttpResponseMessage response = await http.SendAsync(request);
+        string body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, body);
+        return JsonNode.Parse(body)!;
+    }
+
+    private static GenericRecord Payment(string id, double amount, string currency, string card = "4111111111111111")
+    {
+        var schema = (RecordSchema)Avro.Schema.Parse(PaymentSchema);
+        var cardRecord = new GenericRecord((RecordSchema)schema["card"].Schema);
+        cardRecord.Add("number", card);
+        cardRecord.Add("holder", "Ada");
+        var record = new GenericRecord(schema);
+        record.Add("id", id);
+        record.Add("amount", amount);
+        record.Add("currency", currency);
+        record.Add("card", cardRecord);
+        return record;
+    }
+
+    private static IProducer<string, GenericRecord> AvroProducer(BrokerFixture broker, ISchemaRegistryClient registry, int lingerMs = 5) =>
+        new ProducerBuilder<string, GenericRecord>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = lingerMs, Acks = Acks.All })
+            .SetValueSerializer(new AvroSerializer<GenericRecord>(registry))
+            .Build();
+
+    private static List<ConsumeResult<string, T>> ConsumeAll<T>(BrokerFixture broker, string topic, int expected, IDeserializer<T> deserializer)
+    {
+        using IConsumer<string, T> consumer = new ConsumerBuilder<string, T>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = $"read-{topic}", AutoOffsetReset = AutoOffsetReset.Earliest })
+            .SetValueDeserializer(deserializer)
+            .Build();
+        consumer.Subscribe(topic);
+        var results = new List<ConsumeResult<string, T>>();
+        DateTime deadline = DateTime.UtcNow + Timeout;
+        while (results.Count < expected && DateTime.UtcNow < deadline)
+        {
+            if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { Message: not null } result)
+            {
+                results.Add(result);
+            }
+        }
+
+        return results;
+    }
+
+    private static async Task RegisterPaymentSchemaAsync(CachedSchemaRegistryClient registry, string topic) =>
+        await registry.RegisterSchemaAsync($"{topic}-value", new Schema(PaymentSchema, SchemaType.Avro));
+
+    [Fact]
+    public async Task RejectRefusesTheBatchNamingTheRuleAndValidRecordsLand()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
+        await RegisterPaymentSchemaAsync(registry, "payments");
+        JsonNode applied = await ApplyAsync(broker, Contract("payments", "reject"));
+        Assert.Equal(1, (int)applied["version"]!);
+
+        using IProducer<string, GenericRecord> producer = AvroProducer(broker, registry);
+        DeliveryResult<string, GenericRecord> ok = await producer.ProduceAsync("payments", new Message<string, GenericRecord> { Key = "p1", Value = Payment("p1", 10, "EUR") });
+        Assert.Equal(PersistenceStatus.Persisted, ok.Status);
+
+        ProduceException<string, GenericRecord> refused = await Assert.ThrowsAsync<ProduceException<string, GenericRecord>>(
+            () => producer.ProduceAsync("payments", new Message<string, GenericRecord> { Key = "p2", Value = Payment("p2", -5, "EUR") }));
+        Assert.Equal(ErrorCode.InvalidRecord, refused.Error.Code);
+        Assert.Contains("positive-amount", refused.Error.Reason, StringComparison.Ordinal);
+
+        List<ConsumeResult<string, GenericRecord>> stored = ConsumeAll(broker, "payments", 1, new AvroDeserializer<GenericRecord>(registry).AsSyncOverAsync());
+        Assert.Equal(["p1"], stored.Select(r => r.Message.Key));
+    }
+
+    [Fact]
+    public async Task RecordErrorsNameEachBadRecordsIndex()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
+        await RegisterPaymentSchemaAsync(registry, "indexed");
+        await ApplyAsync(broker, Contract("indexed", "reject"));
+        int id = (await registry.GetLatestSchemaAsync("indexed-value")).Id;
+        var serializer = new AvroSerializer<GenericRecord>(registry);
+        async Task<byte[]> Serialize(GenericRecord record) => await serializer.SerializeAsync(record, new SerializationContext(MessageComponent.Value, "indexed"));
+
+        byte[] notFramed = Encoding.UTF8.GetBytes("{\"amount\": 1}");
+        byte[] unknownId = new byte[10];
+        SchemaWireFormat.WriteHeader(unknownId, 999_999);
+        byte[] truncated = (await Serialize(Payment("t", 1, "EUR")))[..9];
+        var builder = new RecordBatchBuilder(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        long now = builder.BaseTimestamp;
+        builder.Add([1], await Serialize(Payment("a", 1, "EUR")), now)
+            .Add([2], await Serialize(Payment("b", 1, "GBP")), now)
+            .Add([3], notFramed, now)
+            .Add([4], unknownId, now)
+            .Add([5], truncated, now);
+
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        var produce = new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "indexed", PartitionData = [new() { Index = 0, Records = new ReadOnlySequence<byte>(builder.Build()) }] }] };
+        await client.SendAsync(produce, 9, 1);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        ProduceResponse.PartitionProduceResponse partition = new ProduceResponse().ReadFrom(body, 9).Responses[0].PartitionResponses[0];
+
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRecord, partition.ErrorCode);
+        Assert.Equal([1, 2, 3, 4], partition.RecordErrors.Select(e => e.BatchIndex));
+        Assert.StartsWith("known-currency", partition.RecordErrors[0].BatchIndexErrorMessage, StringComparison.Ordinal);
+        Assert.Contains("no schema id", partition.RecordErrors[1].BatchIndexErrorMessage, StringComparison.Ordinal);
+        Assert.Contains("999999 is not registered", partition.RecordErrors[2].BatchIndexErrorMessage, StringComparison.Ordinal);
+        Assert.Contains("does not decode", partition.RecordErrors[3].BatchIndexErrorMessage, StringComparison.Ordinal);
+        Assert.False(string.IsNullOrEmpty(partition.ErrorMessage));
+    }
+
+    [Fact]
+    public async Task QuarantineStoresGoodRecordsInPlaceAndBadOnesWithTheirReasons()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
+        await RegisterPaymentSchemaAsync(registry, "orders");
+        await ApplyAsync(broker, Contract("orders", "quarantine"));
+
+        using (IProducer<string, GenericRecord> producer = AvroProducer(broker, registry, lingerMs: 200))
+        {
+            // One batch: records 1 and 3 break rules.
+            var sends = new List<Task<DeliveryResult<string, GenericRecord>>>
+            {
+                producer.ProduceAsync("orders", new Message<string, GenericRecord> { Key = "o0", Value = Payment("o0", 5, "EUR") }),
+                producer.ProduceAsync("orders", new Message<string, GenericRecord> { Key = "o1", Value = Payment("o1", -1, "EUR") }),
+                producer.ProduceAsync("orders", new Message<string, GenericRecord> { Key = "o2", Value = Payment("o2", 7, "USD") }),
+                producer.ProduceAsync("orders", new Message<string, GenericRecord> { Key = "o3", Value = Payment("o3", 8, "JPY") }),
+                producer.ProduceAsync("orders", new Message<string, GenericRecord> { Key = "o4", Value = Payment("o4", 9, "EUR") }),
+            };
+            DeliveryResult<string, GenericRecord>[] delivered = await Task.WhenAll(sends);
+            Assert.Equal([0L, 1, 2, 3, 4], delivered.Select(d => d.Offset.Value));
+        }
+
+        List<ConsumeResult<string, GenericRecord>> stored = ConsumeAll(broker, "orders", 3, new AvroDeserializer<GenericRecord>(registry).AsSyncOverAsync());
+        Assert.Equal(["0:o0", "2:o2", "4:o4"], stored.Select(r => $"{r.Offset.Value}:{r.Message.Key}"));
+
+        List<ConsumeResult<string, byte[]>> quarantined = ConsumeAll(broker, "orders.quarantine", 2, Deserializers.ByteArray);
+        Assert.Equal(["o1", "o3"], quarantined.Select(r => r.Message.Key));
+        string Header(ConsumeResult<string, byte[]> r, string key) => Encoding.UTF8.GetString(r.Message.Headers.GetLastBytes(key));
+        Assert.Equal("positive-amount", Header(quarantined[0], "sharedlog.rule"));
+        Assert.Equal("known-currency", Header(quarantined[1], "sharedlog.rule"));
+        Assert.Equal(["1", "3"], quarantined.Select(r => Header(r, "sharedlog.source.offset")));
+        Assert.All(quarantined, r => Assert.Equal("orders", Header(r, "sharedlog.source.topic")));
+        Assert.All(quarantined, r => Assert.Equal("orders", Header(r, "sharedlog.contract")));
+        Assert.Equal("amount must be positive", Header(quarantined[0], "sharedlog.reason"));
+
+        // The quarantined value is the producer's original bytes, still decodable.
+        GenericRecord original = new AvroDeserializer<GenericRecord>(registry).AsSyncOverAsync().Deserialize(quarantined[0].Message.Value, false, SerializationContext.Empty);
+        Assert.Equal(-1.0, (double)original["amount"]);
+    }
+
+    [Fact]
+    public async Task PrivacyPolicyMasksFieldsBeforeTheyAreStored()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
+        await RegisterPaymentSchemaAsync(registry, "cards");
+        await ApplyAsync(broker, Contract("cards", "reject", """
+            privacy:
+              - field: card.number
+                action: hash
+              - field: card.holder
+                action: redact
+            """).Replace("class: certified", "class: sensitive", StringComparison.Ordinal));
+
+        using (IProducer<string, GenericRecord> producer = AvroProducer(broker, registry))
+        {
+            await producer.ProduceAsync("cards", new Message<string, GenericRecord> { Key = "c1", Value = Payment("c1", 3, "EUR", card: "4111111111111111") });
+            await producer.ProduceAsync("cards", new Message<string, GenericRecord> { Key = "c2", Value = Payment("c2", 4, "EUR", card: "4111111111111111") });
+        }
+
+        List<ConsumeResult<string, GenericRecord>> stored = ConsumeAll(broker, "cards", 2, new AvroDeserializer<GenericRecord>(registry).AsSyncOverAsync());
+        Assert.Equal(2, stored.Count);
+        var cards = stored.Select(r => (GenericRecord)r.Message.Value["card"]).ToList();
+        Assert.All(cards, c => Assert.Equal("****", (string)c["holder"]));
+        Assert.All(cards, c => Assert.Matches("^[0-9a-f]{64}$", (string)c["number"]));
+        Assert.Equal((string)cards[0]["number"], (string)cards[1]["number"]); // keyed hash is stable, so it still joins
+        Assert.Equal(3.0, (double)stored[0].Message.Value["amount"]);
+    }
+
+    [Fact]
+    public async Task FlagKeepsEveryRecordAndMarksTheBadOnes()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
+        await RegisterPaymentSchemaAsync(registry, "flagged");
+        await ApplyAsync(broker, Contract("flagged", "flag"));
+        using (IProducer<string, GenericRecord> producer = AvroProducer(broker, registry))
+        {
+            await producer.ProduceAsync("flagged", new Message<string, GenericRecord> { Key = "f0", Value = Payment("f0", 1, "EUR") });
+            await producer.ProduceAsync("flagged", new Message<string, GenericRecord> { Key = "f1", Value = Payment("f1", 1, "CHF") });
+        }
+
+        List<ConsumeResult<string, GenericRecord>> stored = ConsumeAll(broker, "flagged", 2, new AvroDeserializer<GenericRecord>(registry).AsSyncOverAsync());
+        Assert.Equal(["f0", "f1"], stored.Select(r => r.Message.Key));
+        Assert.False(stored[0].Message.Headers.TryGetLastBytes("sharedlog.contract.violation", out _));
+        Assert.StartsWith("known-currency", Encoding.UTF8.GetString(stored[1].Message.Headers.GetLastBytes("sharedlog.contract.violation")), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ObserveChangesNothingButTheMetrics()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
+        await RegisterPaymentSchemaAsync(registry, "shadow");
+        await ApplyAsync(broker, Contract("shadow", "observe", """
+            privacy:
+              - field: card.number
+                action: redact
+            """));
+        var serializer = new AvroSerializer<GenericRecord>(registry);
+        byte[] bad = await serializer.SerializeAsync(Payment("s1", -3, "EUR"), new SerializationContext(MessageComponent.Value, "shadow"));
+        using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers }).Build())
+        {
+            await producer.ProduceAsync("shadow", new Message<string, byte[]> { Key = "s1", Value = bad });
+            await producer.ProduceAsync("shadow", new Message<string, byte[]> { Key = "junk", Value = [9, 9, 9] });
+        }
+
+        List<ConsumeResult<string, byte[]>> stored = ConsumeAll(broker, "shadow", 2, Deserializers.ByteArray);
+        Assert.Equal(bad, stored[0].Message.Value); // byte for byte: no masking, no rejection
+        Assert.Equal([9, 9, 9], stored[1].Message.Value);
+
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        string metrics = "";
+        DateTime deadline = DateTime.UtcNow + Timeout;
+        while (!metrics.Contains("outcome=\"observed_failing\"", StringComparison.Ordinal) && DateTime.UtcNow < deadline)
+        {
+            metrics = await http.GetStringAsync("/metrics");
+        }
+
+        string line = metrics.Split('\n').First(l => l.StartsWith("sharedlog_contract_records_total", StringComparison.Ordinal) && l.Contains("outcome=\"observed_failing\"", StringComparison.Ordinal) && l.Contains("topic=\"shadow\"", StringComparison.Ordinal));
+        Assert.EndsWith(" 2", line.Split(' ', 2)[0] + " " + line.Split(' ')[^1].Trim(), StringComparison.Ordinal);
+        Assert.Contains(metrics.Split('\n'), l => l.StartsWith("sharedlog_contract_violations_total", StringComparison.Ordinal) && l.Contains("rule=\"positive-amount\"", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task ContractChangesAreVersionedDiffedAndAudited()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+
+        JsonNode first = await ApplyAsync(broker, Contract("audited", "reject"));
+        JsonNode same = await ApplyAsync(broker, Contract("audited", "reject"));
+        Assert.False((bool)same["changed"]!);
+        Assert.Equal(1, (int)same["version"]!);
+        JsonNode second = await ApplyAsync(broker, Contract("audited", "quarantine"));
+        Assert.Equal(2, (int)second["version"]!);
+        Assert.Equal(["~ onFailure: reject -> quarantine"], second["diff"]!.AsArray().Select(d => (string)d!));
+        Assert.Equal(1, (int)first["version"]!);
+
+        using HttpResponseMessage rollback = await http.PostAsync("/contracts/audited/rollback?version=1", null);
+        Assert.Equal(HttpStatusCode.OK, rollback.StatusCode);
+        JsonNode current = JsonNode.Parse(await http.GetStringAsync("/contracts/audited"))!;
+        Assert.Equal(3, (int)current["version"]!);
+        Assert.Equal(["apply", "apply", "rollback"], current["history"]!.AsArray().Select(h => (string)h!["action"]!));
+
+        // Bad contract files: line and column for YAML errors; every problem listed.
+        using HttpResponseMessage broken = await http.PostAsync("/contracts", new StringContent("topic: x\nclass: [unclosed\n", Encoding.UTF8, "application/yaml"));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, broken.StatusCode);
+        Assert.Contains("line ", await broken.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        using HttpResponseMessage invalid = await http.PostAsync("/contracts", new StringContent("topic: y\nclass: golden\nonFailure: explode\nrules:\n  - name: r\n    expr: value.a >\n", Encoding.UTF8, "application/yaml"));
+        JsonNode problems = JsonNode.Parse(await invalid.Content.ReadAsStringAsync())!;
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, invalid.StatusCode);
+        Assert.True(problems["problems"]!.AsArray().Count >= 2, problems.ToJsonString());
+
+        // Every change is in _contract_audit, readable by any Kafka client.
+        List<ConsumeResult<string, string>> audit = [];
+        using (IConsumer<string, string> consumer = new ConsumerBuilder<string, string>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "auditors", AutoOffsetReset = AutoOffsetReset.Earliest }).Build())
+        {
+            consumer.Subscribe("_contract_audit");
+            DateTime deadline = DateTime.UtcNow + Timeout;
+            while (audit.Count < 3 && DateTime.UtcNow < deadline)
+            {
+                if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { Message: not null } record)
+                {
+                    audit.Add(record);
+                }
+            }
+        }
+
+        var changes = audit.Select(a => JsonNode.Parse(a.Message.Value)!).ToList();
+        Assert.Equal([1, 2, 3], changes.Select(c => (int)c["version"]!));
+        Assert.All(changes, c => Assert.Equal("contract-change", (string)c["type"]!));
+        Assert.Equal("it-tests", (string)changes[1]["actor"]!);
+        Assert.Contains("~ onFailure: reject -> quarantine", changes[1]["diff"]!.ToJsonString(), StringComparison.Ordinal);
+    }
+}
