@@ -1,0 +1,343 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Json.Schema;
+using Json.Schema.Keywords;
+using SharedLog.Contracts.Registry;
+using LibrarySchemaRegistry = Json.Schema.SchemaRegistry;
+
+namespace SharedLog.Contracts.Formats.Json;
+
+/// <summary>The JSON Schema draft applied to a schema that has no <c>$schema</c> keyword.</summary>
+public enum JsonValidationDraft
+{
+    /// <summary>Draft 7: Confluent's default for JSON schemas without <c>$schema</c>.</summary>
+    Draft7,
+    Draft201909,
+    Draft202012,
+}
+
+/// <summary>How instances are validated; one options object is shared by every validator built with it.</summary>
+public sealed record JsonPayloadValidatorOptions
+{
+    public static JsonPayloadValidatorOptions Default { get; } = new();
+
+    public JsonValidationDraft DefaultDraft { get; init; } = JsonValidationDraft.Draft7;
+
+    /// <summary>Whether <c>format</c> rejects values (true) or is only an annotation (false, the drafts' default).</summary>
+    public bool AssertFormat { get; init; }
+
+    /// <summary>Most messages one record produces; the rest are summed up in one closing message.</summary>
+    public int MaxErrors { get; init; } = 100;
+}
+
+/// <summary>
+/// Validates JSON records against one registered JSON schema with JsonSchema.Net. The schema (with its
+/// referenced documents) is built once; <see cref="Validate"/> is safe to call from many threads at
+/// once, since an evaluation keeps its state in its own context and the built schema is not changed.
+/// </summary>
+public sealed class JsonPayloadValidator
+{
+    /// <summary>Where the root schema lives when it has no <c>$id</c>; references resolve relative to it.</summary>
+    private static readonly Uri RootUri = new("sharedlog-schema:/");
+
+    private readonly JsonSchema _schema;
+    private readonly EvaluationOptions _flag;
+    private readonly EvaluationOptions _list;
+    private readonly int _maxErrors;
+
+    private JsonPayloadValidator(JsonSchema schema, JsonPayloadValidatorOptions options)
+    {
+        _schema = schema;
+        _maxErrors = Math.Max(1, options.MaxErrors);
+
+        // Flag output stops at the first failure; the detailed list is built only for rejected records.
+        _flag = new EvaluationOptions { OutputFormat = OutputFormat.Flag, RequireFormatValidation = options.AssertFormat, Culture = CultureInfo.InvariantCulture };
+        _flag.IgnoreAllAnnotations();
+        _list = new EvaluationOptions { OutputFormat = OutputFormat.List, RequireFormatValidation = options.AssertFormat, Culture = CultureInfo.InvariantCulture };
+    }
+
+    /// <summary>
+    /// Builds the validator for a schema parsed by <see cref="JsonSchemaFormat"/>, registering its referenced
+    /// documents so that <c>$ref</c>s across them resolve. Throws <see cref="InvalidSchemaException"/> when the
+    /// library cannot build it (for example a draft it does not support, or a pattern that is not a regex).
+    /// </summary>
+    public static JsonPayloadValidator Create(IParsedSchema schema, JsonPayloadValidatorOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(schema);
+        if (schema is not ParsedJsonSchema parsed)
+        {
+            throw new ArgumentException("The schema must have been parsed by JsonSchemaFormat.", nameof(schema));
+        }
+
+        options ??= JsonPayloadValidatorOptions.Default;
+        var registry = new LibrarySchemaRegistry
+        {
+            // Never download a schema: every document must come from the registry's references.
+            Fetch = static (_, _) => null,
+        };
+        var build = new BuildOptions
+        {
+            SchemaRegistry = registry,
+            DialectRegistry = BoundedDialects.Registry,
+            Dialect = BoundedDialects.For(options.DefaultDraft),
+        };
+
+        try
+        {
+            var set = parsed.Schemas;
+            var rootBase = JsonSchemaSet.BaseOf(set.Root);
+            foreach (var document in set.Documents.Skip(1))
+            {
+                var built = JsonSchema.Build(document.Root, build, document.RetrievalUri);
+                registry.Register(document.RetrievalUri, built);
+
+                // A reference name is also a URI relative to the root schema's $id.
+                if (rootBase is not null && Uri.TryCreate(rootBase, document.Key, out var relative) && relative != document.RetrievalUri)
+                {
+                    registry.Register(relative, built);
+                }
+            }
+
+            return new JsonPayloadValidator(JsonSchema.Build(set.Root.Root, build, RootUri), options);
+        }
+        catch (Exception ex) when (ex is JsonSchemaException or ArgumentException or InvalidOperationException or KeyNotFoundException or FormatException or UriFormatException)
+        {
+            throw new InvalidSchemaException($"Invalid JSON schema: cannot build a validator: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Validates one record; an empty list means valid, else one message per failed keyword ("/age: minimum: ...").</summary>
+    public IReadOnlyList<string> Validate(JsonElement instance)
+    {
+        try
+        {
+            if (_schema.Evaluate(instance, _flag).IsValid)
+            {
+                return [];
+            }
+
+            return Messages(_schema.Evaluate(instance, _list));
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // The gate fails closed: a $ref the library resolves only while evaluating, or a library fault
+            // on an odd value (8.0.5 throws FormatException checking some formats), rejects the record
+            // with the reason instead of failing the produce request.
+            return [$"(schema): the validator failed on this record: {ex.GetType().Name}: {ex.Message}"];
+        }
+    }
+
+    private List<string> Messages(EvaluationResults results)
+    {
+        var messages = new List<string>();
+        var skipped = 0;
+        Add(results);
+        foreach (var detail in results.Details ?? [])
+        {
+            Add(detail);
+        }
+
+        if (skipped > 0)
+        {
+            messages.Add($"... and {skipped} more errors");
+        }
+        else if (messages.Count == 0)
+        {
+            // A failure whose keyword gave no message (for example a false schema nested in an applicator).
+            messages.Add("(root): the instance does not match the schema");
+        }
+
+        return messages;
+
+        void Add(EvaluationResults node)
+        {
+            if (node.IsValid || node.Errors is null)
+            {
+                return;
+            }
+
+            foreach (var (keyword, error) in node.Errors)
+            {
+                if (messages.Count >= _maxErrors)
+                {
+                    skipped++;
+                    continue;
+                }
+
+                var location = node.InstanceLocation.ToString();
+                messages.Add($"{(location.Length == 0 ? "(root)" : location)}: {keyword}: {error}");
+            }
+        }
+    }
+}
+
+/// <summary>
+/// Validators by schema id. A registry id always names the same schema, so a validator is built once
+/// per id and reused for every record; concurrent first uses of an id build it only once.
+/// </summary>
+public sealed class JsonPayloadValidatorCache(JsonPayloadValidatorOptions? options = null)
+{
+    private readonly ConcurrentDictionary<int, Lazy<JsonPayloadValidator>> _validators = new();
+    private readonly JsonPayloadValidatorOptions _options = options ?? JsonPayloadValidatorOptions.Default;
+
+    public int Count => _validators.Count;
+
+    /// <summary>The validator for <paramref name="schemaId"/>, built from <paramref name="schema"/> on first use.</summary>
+    public JsonPayloadValidator GetOrCreate(int schemaId, IParsedSchema schema)
+    {
+        ArgumentNullException.ThrowIfNull(schema);
+        var lazy = _validators.GetOrAdd(schemaId, _ => new Lazy<JsonPayloadValidator>(() => JsonPayloadValidator.Create(schema, _options), LazyThreadSafetyMode.ExecutionAndPublication));
+        try
+        {
+            return lazy.Value;
+        }
+        catch (InvalidSchemaException)
+        {
+            // Do not keep the failure: the next call reports it again (and a fixed library could build it).
+            _validators.TryRemove(new KeyValuePair<int, Lazy<JsonPayloadValidator>>(schemaId, lazy));
+            throw;
+        }
+    }
+
+    /// <summary>Forgets a validator, for a schema id that was hard-deleted.</summary>
+    public bool Remove(int schemaId) => _validators.TryRemove(schemaId, out _);
+}
+
+/// <summary>
+/// The library's dialects with <c>pattern</c> and <c>patternProperties</c> replaced by handlers whose regexes
+/// cannot backtrack catastrophically: the library itself compiles patterns as backtracking ECMAScript
+/// regexes with no match timeout. Registered under the standard dialect ids so <c>$schema</c> picks them.
+/// </summary>
+internal static class BoundedDialects
+{
+    public static readonly Dialect Draft6 = Bounded(Dialect.Draft06);
+    public static readonly Dialect Draft7 = Bounded(Dialect.Draft07);
+    public static readonly Dialect Draft201909 = Bounded(Dialect.Draft201909);
+    public static readonly Dialect Draft202012 = Bounded(Dialect.Draft202012);
+
+    public static readonly DialectRegistry Registry = CreateRegistry();
+
+    public static Dialect For(JsonValidationDraft draft) => draft switch
+    {
+        JsonValidationDraft.Draft201909 => Draft201909,
+        JsonValidationDraft.Draft202012 => Draft202012,
+        _ => Draft7,
+    };
+
+    private static Dialect Bounded(Dialect dialect) =>
+        dialect.With([new BoundedPatternKeyword(), new BoundedPatternPropertiesKeyword()], dialect.Id, null, null);
+
+    private static DialectRegistry CreateRegistry()
+    {
+        var registry = new DialectRegistry();
+        registry.Register(Draft6);
+        registry.Register(Draft7);
+        registry.Register(Draft201909);
+        registry.Register(Draft202012);
+        return registry;
+    }
+}
+
+/// <summary>Builds schema regexes that run in time linear in the input where .NET can, and bounded by a timeout otherwise.</summary>
+internal static class BoundedRegex
+{
+    /// <summary>Longest a backtracking match may run (only patterns with backreferences or lookarounds backtrack).</summary>
+    public static readonly TimeSpan FallbackTimeout = TimeSpan.FromMilliseconds(100);
+
+    public static Regex Create(string pattern)
+    {
+        try
+        {
+            // The non-backtracking engine matches in linear time; it lacks backreferences, lookarounds and atomic groups.
+            return new Regex(pattern, RegexOptions.NonBacktracking | RegexOptions.CultureInvariant);
+        }
+        catch (NotSupportedException)
+        {
+            return Fallback(pattern);
+        }
+        catch (ArgumentException ex)
+        {
+            // The ECMAScript flavour accepts a few constructs (for example '\c') the default flavour rejects.
+            try
+            {
+                return Fallback(pattern);
+            }
+            catch (ArgumentException)
+            {
+                throw new JsonSchemaException($"'{pattern}' is not a valid regular expression: {ex.Message}", ex);
+            }
+        }
+    }
+
+    private static Regex Fallback(string pattern) => new(pattern, RegexOptions.ECMAScript | RegexOptions.CultureInvariant, FallbackTimeout);
+
+    public static string TimedOut(string pattern) =>
+        $"matching the pattern '{pattern}' took longer than {FallbackTimeout.TotalMilliseconds} ms, so the value is rejected";
+}
+
+/// <summary><c>pattern</c> with a bounded regex; a timed-out match fails the keyword.</summary>
+internal sealed class BoundedPatternKeyword : PatternKeyword
+{
+    public override object? ValidateKeywordValue(JsonElement value)
+    {
+        if (value.ValueKind != JsonValueKind.String)
+        {
+            // The base class gives the library's own message for a wrong value.
+            return base.ValidateKeywordValue(value);
+        }
+
+        return BoundedRegex.Create(value.GetString()!);
+    }
+
+    public override KeywordEvaluation Evaluate(KeywordData keyword, EvaluationContext context)
+    {
+        try
+        {
+            return base.Evaluate(keyword, context);
+        }
+        catch (RegexMatchTimeoutException ex)
+        {
+            return new KeywordEvaluation { Keyword = Name, IsValid = false, Error = BoundedRegex.TimedOut(ex.Pattern) };
+        }
+    }
+}
+
+/// <summary><c>patternProperties</c> with bounded regexes; a timed-out match fails the keyword.</summary>
+internal sealed class BoundedPatternPropertiesKeyword : PatternPropertiesKeyword
+{
+    public override object? ValidateKeywordValue(JsonElement value)
+    {
+        if (value.ValueKind != JsonValueKind.Object)
+        {
+            return base.ValidateKeywordValue(value);
+        }
+
+        // The same shape the library's handler produces, so its evaluation code runs unchanged.
+        var regexes = new Dictionary<string, Regex>(StringComparer.Ordinal);
+        foreach (var property in value.EnumerateObject())
+        {
+            if (property.Value.ValueKind is not (JsonValueKind.Object or JsonValueKind.True or JsonValueKind.False))
+            {
+                throw new JsonSchemaException($"'{Name}' values must be schemas; '{property.Name}' is {property.Value.ValueKind}");
+            }
+
+            regexes[property.Name] = BoundedRegex.Create(property.Name);
+        }
+
+        return regexes;
+    }
+
+    public override KeywordEvaluation Evaluate(KeywordData keyword, EvaluationContext context)
+    {
+        try
+        {
+            return base.Evaluate(keyword, context);
+        }
+        catch (RegexMatchTimeoutException ex)
+        {
+            return new KeywordEvaluation { Keyword = Name, IsValid = false, Error = BoundedRegex.TimedOut(ex.Pattern) };
+        }
+    }
+}
