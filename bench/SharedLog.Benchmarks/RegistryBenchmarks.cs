@@ -1,8 +1,8 @@
-using SharedLog.Contracts;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using BenchmarkDotNet.Attributes;
 using Microsoft.Extensions.Logging.Abstractions;
+using SharedLog.Contracts;
 using SharedLog.Contracts.Formats.Avro;
 using SharedLog.Contracts.Registry;
 

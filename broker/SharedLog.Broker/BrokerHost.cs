@@ -1,4 +1,3 @@
-using SharedLog.Contracts;
 using System.Net;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -266,7 +265,7 @@ public sealed class BrokerHost : IAsyncDisposable
         sp.GetRequiredService<TopicService>().Dispose();
     }
 
-    private static void AddContracts(IServiceCollection services, IConfiguration configuration, BrokerOptions options)
+    private static void AddContracts(IServiceCollection services, ConfigurationManager configuration, BrokerOptions options)
     {
         // Hashing must be keyed and stable across restarts; production sets Contracts:HashKey to a secret.
         string hashKey = configuration["Contracts:HashKey"] ?? $"sharedlog:{options.ClusterId}";

@@ -1,6 +1,6 @@
-using SharedLog.Contracts;
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging.Abstractions;
+using SharedLog.Contracts;
 using SharedLog.Contracts.Registry;
 
 namespace SharedLog.Contracts.Tests;

@@ -71,7 +71,8 @@ for bad, why in [
         producer.send(topic, key=b"bad", value=bad).get(timeout=30)
         failures.append(f"{why}: accepted")
     except KafkaError as error:
-        if "InvalidRecord" not in type(error).__name__ and "INVALID_RECORD" not in str(error):
+        # Debian's kafka-python 2.0.2 predates error code 87 (INVALID_RECORD) and reports it as UnknownError.
+        if type(error).__name__ not in ("InvalidRecordError", "UnknownError"):
             failures.append(f"{why}: unexpected error {error!r}")
 producer.close()
 

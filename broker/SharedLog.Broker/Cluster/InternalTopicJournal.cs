@@ -1,5 +1,5 @@
-using SharedLog.Contracts;
 using System.Runtime.CompilerServices;
+using SharedLog.Contracts;
 using SharedLog.Contracts.Registry;
 using SharedLog.Protocol.Records;
 using SharedLog.Storage.Streams;

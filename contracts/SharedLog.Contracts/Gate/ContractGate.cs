@@ -322,7 +322,7 @@ public sealed partial class ContractGate(
             return result;
         }
 
-        if (check.Parsed.Type == SchemaType.Json)
+        if (check.Parsed!.Type == SchemaType.Json)
         {
             // The codec has proven the payload well-formed and bounded; validate it against the schema.
             var reader = new System.Text.Json.Utf8JsonReader(payload, new System.Text.Json.JsonReaderOptions { MaxDepth = RecordValue.MaxDepth });

@@ -1,6 +1,6 @@
-using SharedLog.Contracts;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using SharedLog.Contracts;
 
 namespace SharedLog.Contracts.Registry;
 

@@ -1,6 +1,6 @@
-using SharedLog.Contracts;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
+using SharedLog.Contracts;
 
 namespace SharedLog.Contracts.Registry;
 
