@@ -1,0 +1,264 @@
+using System.Text.Json;
+using SharedLog.Contracts.Formats.Json;
+using SharedLog.Contracts.Registry;
+
+namespace SharedLog.Contracts.Tests;
+
+public class JsonPayloadValidatorTests
+{
+    private static readonly JsonSchemaFormat Format = new();
+
+    private const string PersonSchema = """
+        {
+          "type": "object",
+          "properties": {
+            "name": { "type": "string", "minLength": 1 },
+            "age": { "type": "integer", "minimum": 18 },
+            "tags": { "type": "array", "items": { "type": "string" } }
+          },
+          "required": ["name"],
+          "additionalProperties": false
+        }
+        """;
+
+    private static JsonPayloadValidator Build(string schema, IReadOnlyList<ResolvedReference>? references = null, JsonPayloadValidatorOptions? options = null) =>
+        JsonPayloadValidator.Create(Format.Parse(schema, references ?? [], normalize: false), options);
+
+    private static IReadOnlyList<string> Validate(JsonPayloadValidator validator, string instance)
+    {
+        using var document = JsonDocument.Parse(instance);
+        return validator.Validate(document.RootElement);
+    }
+
+    public static TheoryData<string, string, string[]> Cases => new()
+    {
+        { "valid record", """{"name":"ann","age":30,"tags":["a"]}""", [] },
+        { "minimum names location and keyword", """{"name":"ann","age":7}""", ["/age: minimum:"] },
+        { "missing required property", """{"age":20}""", ["(root): required:"] },
+        { "wrong type", """{"name":42}""", ["/name: type:"] },
+        { "array item location", """{"name":"ann","tags":["a",3]}""", ["/tags/1: type:"] },
+        { "additional property", """{"name":"ann","extra":1}""", ["/extra:"] },
+        { "two errors are both reported", """{"name":"","age":1}""", ["/name: minLength:", "/age: minimum:"] },
+        { "not an object", "[1,2]", ["(root): type:"] },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Records_are_checked_with_messages_naming_location_and_keyword(string description, string instance, string[] expectedPrefixes)
+    {
+        var errors = Validate(Build(PersonSchema), instance);
+
+        if (expectedPrefixes.Length == 0)
+        {
+            Assert.True(errors.Count == 0, $"{description}: {string.Join("; ", errors)}");
+            return;
+        }
+
+        foreach (var prefix in expectedPrefixes)
+        {
+            Assert.True(errors.Any(e => e.StartsWith(prefix, StringComparison.Ordinal)), $"{description}: no message starts with '{prefix}' in: {string.Join("; ", errors)}");
+        }
+    }
+
+    [Fact]
+    public void Minimum_message_gives_the_value_and_the_bound()
+    {
+        var errors = Validate(Build(PersonSchema), """{"name":"ann","age":7}""");
+
+        var message = Assert.Single(errors);
+        Assert.StartsWith("/age: minimum: ", message, StringComparison.Ordinal);
+        Assert.Contains("7", message, StringComparison.Ordinal);
+        Assert.Contains("18", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Ref_into_a_referenced_document_is_followed()
+    {
+        const string address = """
+            {"$id":"address.json","type":"object","properties":{"zip":{"type":"string","pattern":"^[0-9]{5}$"}},"required":["zip"]}
+            """;
+        const string order = """
+            {"type":"object","properties":{"shipTo":{"$ref":"address.json"}},"required":["shipTo"]}
+            """;
+        var validator = Build(order, [new ResolvedReference("address.json", "address-value", 1, address, [])]);
+
+        Assert.Empty(Validate(validator, """{"shipTo":{"zip":"12345"}}"""));
+        var errors = Validate(validator, """{"shipTo":{"zip":"12a45"}}""");
+        Assert.Contains(errors, e => e.StartsWith("/shipTo/zip: pattern:", StringComparison.Ordinal));
+        Assert.DoesNotContain(errors, e => e.StartsWith("/shipTo: required:", StringComparison.Ordinal));
+        Assert.Contains(Validate(validator, """{"shipTo":{}}"""), e => e.StartsWith("/shipTo: required:", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Ref_to_a_definition_inside_a_referenced_document_is_followed()
+    {
+        const string common = """{"$defs":{"positive":{"type":"integer","exclusiveMinimum":0}}}""";
+        const string schema = """
+            {"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","properties":{"count":{"$ref":"common.json#/$defs/positive"}}}
+            """;
+        var validator = Build(schema, [new ResolvedReference("common.json", "common-value", 1, common, [])]);
+
+        Assert.Empty(Validate(validator, """{"count":3}"""));
+        Assert.Contains(Validate(validator, """{"count":0}"""), e => e.StartsWith("/count: exclusiveMinimum:", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Catastrophic_backtracking_pattern_returns_a_correct_answer()
+    {
+        var validator = Build("""{"type":"string","pattern":"^(a+)+$"}""");
+        var attack = new string('a', 5000) + "!";
+
+        var errors = Validate(validator, JsonSerializer.Serialize(attack));
+
+        Assert.Contains(errors, e => e.StartsWith("(root): pattern:", StringComparison.Ordinal));
+        Assert.Empty(Validate(validator, JsonSerializer.Serialize(new string('a', 5000))));
+    }
+
+    [Fact]
+    public void Catastrophic_backtracking_in_pattern_properties_returns_a_correct_answer()
+    {
+        var validator = Build("""{"type":"object","patternProperties":{"^(a+)+$":{"type":"integer"}}}""");
+        var name = new string('a', 5000);
+
+        Assert.Empty(Validate(validator, $$"""{"{{name}}!":"not checked","{{name}}":1}"""));
+        Assert.Contains(Validate(validator, $$"""{"{{name}}":"text"}"""), e => e.StartsWith($"/{name}: type:", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Pattern_with_a_backreference_still_works_on_the_backtracking_fallback()
+    {
+        var validator = Build("""{"type":"string","pattern":"^(ab)\\1$"}""");
+
+        Assert.Empty(Validate(validator, "\"abab\""));
+        Assert.NotEmpty(Validate(validator, "\"abba\""));
+    }
+
+    [Fact]
+    public void Pattern_dotnet_cannot_compile_is_an_invalid_schema()
+    {
+        // The registry's parser lets it through; .NET knows only short Unicode property names (\p{L}).
+        var parsed = Format.Parse("""{"type":"string","pattern":"^\\p{Letter}+$"}""", [], normalize: false);
+
+        var ex = Assert.Throws<InvalidSchemaException>(() => JsonPayloadValidator.Create(parsed));
+        Assert.Contains("not a valid regular expression", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Unsupported_draft_is_an_invalid_schema()
+    {
+        var parsed = Format.Parse("""{"$schema":"http://json-schema.org/draft-04/schema#","type":"string"}""", [], normalize: false);
+
+        var ex = Assert.Throws<InvalidSchemaException>(() => JsonPayloadValidator.Create(parsed));
+        Assert.Contains("draft-04", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Draft_is_taken_from_dollar_schema_over_the_default()
+    {
+        // prefixItems is a 2020-12 keyword: draft 7 ignores it as unknown.
+        const string schema = """{"$schema":"https://json-schema.org/draft/2020-12/schema","prefixItems":[{"type":"integer"}]}""";
+        var validator = Build(schema, options: new JsonPayloadValidatorOptions { DefaultDraft = JsonValidationDraft.Draft7 });
+        Assert.NotEmpty(Validate(validator, """["x"]"""));
+
+        var draft7 = Build("""{"prefixItems":[{"type":"integer"}]}""", options: new JsonPayloadValidatorOptions { DefaultDraft = JsonValidationDraft.Draft7 });
+        Assert.Empty(Validate(draft7, """["x"]"""));
+    }
+
+    [Fact]
+    public void Format_is_an_annotation_unless_assertion_is_asked_for()
+    {
+        const string schema = """{"type":"string","format":"email"}""";
+
+        Assert.Empty(Validate(Build(schema), "\"not an email\""));
+        var asserting = Build(schema, options: new JsonPayloadValidatorOptions { AssertFormat = true });
+        Assert.Contains(Validate(asserting, "\"not an email\""), e => e.StartsWith("(root): format:", StringComparison.Ordinal));
+        Assert.Empty(Validate(asserting, "\"ann@example.com\""));
+    }
+
+    [Fact]
+    public void Messages_are_capped()
+    {
+        var validator = Build("""{"type":"array","items":{"type":"string"}}""", options: new JsonPayloadValidatorOptions { MaxErrors = 3 });
+
+        var errors = Validate(validator, "[" + string.Join(",", Enumerable.Range(0, 50)) + "]");
+
+        Assert.Equal(4, errors.Count);
+        Assert.StartsWith("... and ", errors[3], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void One_validator_serves_many_records_and_threads()
+    {
+        var validator = Build(PersonSchema);
+        using var valid = JsonDocument.Parse("""{"name":"ann","age":30}""");
+        using var invalid = JsonDocument.Parse("""{"name":"ann","age":7}""");
+
+        var outcomes = new int[2000];
+        Parallel.For(0, outcomes.Length, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i =>
+        {
+            var errors = validator.Validate(i % 2 == 0 ? valid.RootElement : invalid.RootElement);
+            outcomes[i] = errors.Count == 0 ? 0 : errors[0].StartsWith("/age: minimum:", StringComparison.Ordinal) ? 1 : -1;
+        });
+
+        for (var i = 0; i < outcomes.Length; i++)
+        {
+            Assert.Equal(i % 2, outcomes[i]);
+        }
+    }
+
+    [Fact]
+    public void Cache_builds_one_validator_per_schema_id()
+    {
+        var cache = new JsonPayloadValidatorCache();
+        var person = Format.Parse(PersonSchema, [], normalize: false);
+        var other = Format.Parse("""{"type":"integer"}""", [], normalize: false);
+
+        var first = cache.GetOrCreate(7, person);
+        var again = cache.GetOrCreate(7, person);
+        var different = cache.GetOrCreate(8, other);
+
+        Assert.Same(first, again);
+        Assert.NotSame(first, different);
+        Assert.Equal(2, cache.Count);
+        Assert.True(cache.Remove(7));
+        Assert.NotSame(first, cache.GetOrCreate(7, person));
+    }
+
+    [Fact]
+    public void Cache_does_not_keep_a_schema_that_cannot_be_built()
+    {
+        var cache = new JsonPayloadValidatorCache();
+        var broken = Format.Parse("""{"pattern":"^\\p{Letter}+$"}""", [], normalize: false);
+
+        Assert.Throws<InvalidSchemaException>(() => cache.GetOrCreate(1, broken));
+        Assert.Equal(0, cache.Count);
+    }
+
+    [Fact]
+    public void Library_faults_on_odd_values_reject_the_record_instead_of_throwing()
+    {
+        // JsonSchema.Net 8.0.5 throws FormatException checking this relative JSON pointer (an Arabic-Indic digit).
+        var validator = Build("""{"format":"relative-json-pointer"}""", options: new JsonPayloadValidatorOptions { AssertFormat = true });
+
+        var errors = Validate(validator, "\"\u0661\"");
+
+        Assert.Contains(errors, e => e.StartsWith("(schema): the validator failed", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Only_schemas_of_the_json_format_are_accepted()
+    {
+        Assert.Throws<ArgumentException>(() => JsonPayloadValidator.Create(new OtherSchema()));
+    }
+
+    private sealed class OtherSchema : IParsedSchema
+    {
+        public SchemaType Type => SchemaType.Avro;
+
+        public string Text => "\"string\"";
+
+        public string Canonical => "\"string\"";
+
+        public IReadOnlyList<ResolvedReference> References => [];
+    }
+}
