@@ -9,7 +9,7 @@ using SharedLog.LoadTest;
 // address, so one run can target SharedLog and any other Kafka. Prints progress every second, a
 // summary (records/s, MB/s, latency p50/p99/p999), and writes a CSV and an SVG chart.
 //
-//   produce  --bootstrap H:P --topic T [--records N | --duration S] [--record-size B] [--rate R/s] [--acks all|1|0] [--compression none|gzip|snappy|lz4|zstd] [--partitions N (create the topic)]
+//   produce  --bootstrap H:P --topic T [--records N | --duration S] [--record-size B] [--rate R/s] [--acks all|1|0] [--compression none|gzip|snappy|lz4|zstd] [--partitions N (create the topic)] [--value-file F (send F's bytes as every value)]
 //   consume  --bootstrap H:P --topic T --records N
 //   e2e      --bootstrap H:P --topic T --rate R/s --duration S [--record-size B]
 // Common: --out DIR (default bench/results), --label NAME.
@@ -59,7 +59,8 @@ namespace SharedLog.LoadTest
         CompressionType Compression,
         int Partitions,
         string OutputDirectory,
-        string? Label)
+        string? Label,
+        string? ValueFile)
     {
         public static LoadOptions Parse(string[] args)
         {
@@ -88,7 +89,8 @@ namespace SharedLog.LoadTest
                 Enum.Parse<CompressionType>(Get("compression", "none"), ignoreCase: true),
                 Int("partitions", 0),
                 Get("out", Path.Combine("bench", "results")),
-                values.GetValueOrDefault("label"));
+                values.GetValueOrDefault("label"),
+                values.GetValueOrDefault("value-file"));
         }
 
         public bool Done(long sent, Stopwatch clock) => Duration is { } d ? clock.Elapsed >= d : sent >= Records;
@@ -194,8 +196,13 @@ namespace SharedLog.LoadTest
                 await assigned.Task.WaitAsync(TimeSpan.FromSeconds(60));
             }
 
-            byte[] payload = new byte[options.RecordSize];
-            Random.Shared.NextBytes(payload);
+            // --value-file sends one prepared value (e.g. a Confluent-framed Avro or JSON record for a
+            // contract benchmark) instead of random bytes.
+            byte[] payload = options.ValueFile is { } file ? File.ReadAllBytes(file) : new byte[options.RecordSize];
+            if (options.ValueFile is null)
+            {
+                Random.Shared.NextBytes(payload);
+            }
             var clock = Stopwatch.StartNew();
             long sent = 0;
             long lastSecond = 0;

@@ -56,8 +56,8 @@ public sealed class ContractMetrics : IDisposable
     public void Violation(string topic, int contractVersion, string rule, string action) =>
         _violations.Add(1, new KeyValuePair<string, object?>("topic", topic), new KeyValuePair<string, object?>("contract_version", contractVersion), new KeyValuePair<string, object?>("rule", rule), new KeyValuePair<string, object?>("action", action));
 
-    public void SchemaSeen(string topic, int schemaId) =>
-        _schemasSeen.Add(1, new KeyValuePair<string, object?>("topic", topic), new KeyValuePair<string, object?>("schema_id", schemaId));
+    public void SchemaSeen(string topic, int schemaId, long records) =>
+        _schemasSeen.Add(records, new KeyValuePair<string, object?>("topic", topic), new KeyValuePair<string, object?>("schema_id", schemaId));
 
     /// <summary>Counts since the last call, for the periodic audit summary.</summary>
     public Dictionary<(string Topic, int Version, string Outcome), long> TakeWindow()

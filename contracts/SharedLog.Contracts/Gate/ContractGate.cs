@@ -111,6 +111,9 @@ public sealed partial class ContractGate(
 
         public DateTimeOffset Timestamp { get; set; }
 
+        /// <summary>Schema ids seen in this batch, counted here and reported once per batch (a metric per record costs too much).</summary>
+        public Dictionary<int, long> SchemasSeen { get; } = [];
+
         public bool TryResolve(string name, out object? value)
         {
             (bool found, value) = name switch
@@ -184,6 +187,11 @@ public sealed partial class ContractGate(
             index++;
         }
 
+        foreach ((int schemaId, long seen) in activation.SchemasSeen)
+        {
+            metrics.SchemaSeen(topic, schemaId, seen);
+        }
+
         int bad = violations.Count;
         bool rewritten = newValues is not null || newKeys is not null;
         switch (definition.OnFailure)
@@ -234,7 +242,7 @@ public sealed partial class ContractGate(
         SideResult? key = null;
         if (definition.Key is { } keyRequirement && !record.KeyIsNull)
         {
-            key = DecodeSide(contract, keyRequirement, topic, isKey: true, record.Key);
+            key = DecodeSide(contract, keyRequirement, topic, isKey: true, record.Key, activation.SchemasSeen);
             if (key.Reason is not null)
             {
                 return (key.Rule!, key.Reason);
@@ -244,7 +252,7 @@ public sealed partial class ContractGate(
         SideResult? value = null;
         if (definition.Value is { } valueRequirement && !record.ValueIsNull)
         {
-            value = DecodeSide(contract, valueRequirement, topic, isKey: false, record.Value);
+            value = DecodeSide(contract, valueRequirement, topic, isKey: false, record.Value, activation.SchemasSeen);
             if (value.Reason is not null)
             {
                 return (value.Rule!, value.Reason);
@@ -291,7 +299,7 @@ public sealed partial class ContractGate(
         return null;
     }
 
-    private SideResult DecodeSide(CompiledContract contract, SchemaRequirement requirement, string topic, bool isKey, ReadOnlySpan<byte> bytes)
+    private SideResult DecodeSide(CompiledContract contract, SchemaRequirement requirement, string topic, bool isKey, ReadOnlySpan<byte> bytes, Dictionary<int, long> schemasSeen)
     {
         string side = isKey ? "key" : "value";
         var result = new SideResult { Rule = "schema" };
@@ -302,7 +310,7 @@ public sealed partial class ContractGate(
         }
 
         result.SchemaId = schemaId;
-        metrics.SchemaSeen(topic, schemaId);
+        System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(schemasSeen, schemaId, out _)++;
         bool subjectByRecord = requirement.Subject is null && requirement.Strategy != SubjectNameStrategy.TopicNameStrategy;
         SchemaCheck check = CheckSchema(contract, requirement, topic, isKey, schemaId, recordName: null, subjectByRecord);
         if (check.Problem is not null)
