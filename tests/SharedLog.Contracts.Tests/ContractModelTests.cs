@@ -1,0 +1,172 @@
+using System.Runtime.CompilerServices;
+using Microsoft.Extensions.Logging.Abstractions;
+using SharedLog.Contracts.Model;
+using SharedLog.Contracts.Policy;
+using SharedLog.Contracts.Registry;
+
+namespace SharedLog.Contracts.Tests;
+
+public class ContractModelTests
+{
+    private const string Payments = """
+        topic: payments
+        class: certified
+        owner: team-payments
+        value:
+          strategy: TopicNameStrategy
+          versions: 2-4
+        rules:
+          - name: positive
+            expr: value.amount > 0
+        privacy:
+          - field: card.number
+            action: hash
+        """;
+
+    private sealed class MemoryJournal : IJournal
+    {
+        public List<JournalEntry> Entries { get; } = [];
+
+        public ValueTask AppendAsync(IReadOnlyList<JournalEntry> entries, CancellationToken cancellationToken)
+        {
+            Entries.AddRange(entries);
+            return ValueTask.CompletedTask;
+        }
+
+        public async IAsyncEnumerable<JournalEntry> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+        {
+            foreach (JournalEntry entry in Entries.ToList())
+            {
+                await Task.Yield();
+                yield return entry;
+            }
+        }
+    }
+
+    [Fact]
+    public void ClassDefaultsApplyAndCanBeOverridden()
+    {
+        ContractDefinition certified = ContractParser.Parse(Payments);
+        Assert.Equal((TopicClass.Certified, FailureAction.Reject, CompatibilityLevel.FullTransitive), (certified.Class, certified.OnFailure, certified.Compatibility));
+        Assert.Equal(("payments", 2, 4), (certified.Name, certified.Value!.MinVersion, certified.Value.MaxVersion));
+        Assert.Equal("payments-value", certified.Value.SubjectFor("payments", isKey: false, recordName: null));
+        Assert.Equal("payments.quarantine", certified.QuarantineTopicFor("payments"));
+
+        ContractDefinition raw = ContractParser.Parse("topic: clicks\n");
+        Assert.Equal((TopicClass.Raw, FailureAction.Observe), (raw.Class, raw.OnFailure));
+        ContractDefinition overridden = ContractParser.Parse("topic: clicks\nonFailure: quarantine\ncompatibility: none\n");
+        Assert.Equal((FailureAction.Quarantine, CompatibilityLevel.None), (overridden.OnFailure, overridden.Compatibility));
+    }
+
+    [Theory]
+    [InlineData("topic: orders.*", "orders.eu", true)]
+    [InlineData("topic: orders.*", "orders", false)]
+    [InlineData("topic: '*'", "_schemas", true)] // the pattern matches; the store keeps internal topics out
+    [InlineData("topic: orders", "orders.eu", false)]
+    public void PatternsMatchWholeNames(string yaml, string topic, bool matches) =>
+        Assert.Equal(matches, ContractParser.Parse(yaml).Matches(topic));
+
+    [Theory]
+    [InlineData("class: certified\n", "topic is required")]
+    [InlineData("topic: t\nclass: golden\n", "class 'golden'")]
+    [InlineData("topic: t\nonFailure: explode\n", "onFailure 'explode'")]
+    [InlineData("topic: t\nclass: sensitive\nvalue: {}\n", "at least one privacy rule")]
+    [InlineData("topic: t\nrules:\n  - name: r\n    expr: x\n", "bind a value")]
+    [InlineData("topic: t\nvalue: { versions: '5-2' }\n", "empty range")]
+    [InlineData("topic: t\nvalue: { versions: 'latest' }\n", "must be N, N-M or >=N")]
+    [InlineData("topic: t\nprivacy:\n  - field: a\n    tag: PII\n    action: hash\n", "exactly one of field or tag")]
+    [InlineData("topic: t\nprivacy:\n  - field: 'a..b'\n    action: hash\n", "dotted path")]
+    [InlineData("topic: t\ncolour: red\n", "line 2")] // unknown key, with position
+    [InlineData("topic: t\nclass: [unclosed\n", "line ")]
+    [InlineData("a: &x [1]\nb: *x\n", "anchors are not allowed")]
+    [InlineData("topic: 'bad topic!'\n", "must be a topic name or a pattern")]
+    public void InvalidContractsListTheirProblems(string yaml, string expected)
+    {
+        ContractValidationException error = Assert.Throws<ContractValidationException>(() => ContractParser.Parse(yaml));
+        Assert.Contains(error.Problems, p => p.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void DeepOrHugeFilesAreRefused()
+    {
+        string deep = "topic: t\ndescription: " + new string('[', 100) + new string(']', 100) + "\n";
+        Assert.Contains("deeper", Assert.Throws<ContractValidationException>(() => ContractParser.Parse(deep)).Message, StringComparison.Ordinal);
+        string huge = "topic: t\ndescription: " + new string('x', ContractParser.MaxDocumentChars) + "\n";
+        Assert.Contains("larger", Assert.Throws<ContractValidationException>(() => ContractParser.Parse(huge)).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task StoreVersionsDiffsRollsBackAndReplays()
+    {
+        var journal = new MemoryJournal();
+        var audit = new MemoryJournal();
+        using var store = new ContractStore(journal, audit, NullLogger<ContractStore>.Instance);
+        await store.LoadAsync(CancellationToken.None);
+        ContractChange first = await store.ApplyAsync(Payments, "alice", dryRun: false, _ => [], CancellationToken.None);
+        ContractChange unchanged = await store.ApplyAsync(Payments, "alice", dryRun: false, _ => [], CancellationToken.None);
+        ContractChange dry = await store.ApplyAsync(Payments.Replace("class: certified", "class: raw", StringComparison.Ordinal), "bob", dryRun: true, _ => [], CancellationToken.None);
+        ContractChange second = await store.ApplyAsync(Payments.Replace("value.amount > 0", "value.amount >= 1", StringComparison.Ordinal), "bob", dryRun: false, _ => [], CancellationToken.None);
+
+        Assert.Equal((1, true), (first.Version, first.Changed));
+        Assert.Equal((1, false), (unchanged.Version, unchanged.Changed));
+        Assert.False(dry.Changed);
+        Assert.Contains("~ class: certified -> raw", dry.Diff);
+        Assert.Contains("~ onFailure: reject -> observe", dry.Diff);
+        Assert.Equal(["~ rules[positive].expr: value.amount > 0 -> value.amount >= 1"], second.Diff);
+        Assert.Equal(2, store.ForTopic("payments")!.Version);
+
+        ContractChange rolledBack = await store.RollbackAsync("payments", 1, "carol", CancellationToken.None);
+        Assert.Equal(3, rolledBack.Version);
+        Assert.Equal("value.amount > 0", store.ForTopic("payments")!.Definition.Rules[0].Expression);
+        Assert.Equal(3, audit.Entries.Count);
+
+        await store.DeleteAsync("payments", "dave", CancellationToken.None);
+        Assert.Null(store.ForTopic("payments"));
+        await Assert.ThrowsAsync<ContractValidationException>(() => store.ApplyAsync("topic: x\nclass: bogus\n", "eve", false, _ => [], CancellationToken.None));
+        await Assert.ThrowsAsync<ContractValidationException>(() => store.ApplyAsync("topic: x\n", "eve", false, _ => ["rule r: line 1, column 3: oops"], CancellationToken.None));
+
+        using var replayed = new ContractStore(journal, new MemoryJournal(), NullLogger<ContractStore>.Instance);
+        await replayed.LoadAsync(CancellationToken.None);
+        Assert.Null(replayed.ForTopic("payments"));
+        Assert.Equal(["apply", "apply", "rollback", "delete"], replayed.History("payments").Select(r => r.Action));
+    }
+
+    [Fact]
+    public async Task ExactTopicsWinOverPatternsAndInternalTopicsMatchNoPattern()
+    {
+        using var store = new ContractStore(new MemoryJournal(), new MemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.ApplyAsync("name: all\ntopic: '*'\n", "a", false, _ => [], CancellationToken.None);
+        await store.ApplyAsync("topic: orders\nclass: certified\n", "a", false, _ => [], CancellationToken.None);
+        Assert.Equal("orders", store.ForTopic("orders")!.Definition.Name);
+        Assert.Equal("all", store.ForTopic("clicks")!.Definition.Name);
+        Assert.Null(store.ForTopic("_schemas"));
+    }
+
+    [Fact]
+    public void PrivacyRewriterRedactsHashesAndDropsAlongPathsAndLists()
+    {
+        var rewriter = new PrivacyRewriter("secret"u8.ToArray());
+        var record = new Dictionary<string, object?>
+        {
+            ["email"] = "a@example.com",
+            ["age"] = 42L,
+            ["cards"] = new List<object?> { new Dictionary<string, object?> { ["number"] = "4111" }, new Dictionary<string, object?> { ["number"] = "5500" } },
+        };
+        Assert.True(rewriter.Apply(record, "email", PrivacyAction.Hash, out string? problem));
+        Assert.Null(problem);
+        Assert.Matches("^[0-9a-f]{64}$", (string)record["email"]!);
+        var again = new Dictionary<string, object?> { ["email"] = "a@example.com" };
+        rewriter.Apply(again, "email", PrivacyAction.Hash, out _);
+        Assert.Equal(record["email"], again["email"]);
+
+        Assert.True(rewriter.Apply(record, "cards.number", PrivacyAction.Redact, out _));
+        Assert.All((List<object?>)record["cards"]!, c => Assert.Equal(PrivacyRewriter.RedactedText, ((Dictionary<string, object?>)c!)["number"]));
+        Assert.True(rewriter.Apply(record, "age", PrivacyAction.Drop, out _));
+        Assert.False(record.ContainsKey("age"));
+        Assert.False(rewriter.Apply(record, "missing.path", PrivacyAction.Drop, out _));
+
+        var numeric = new Dictionary<string, object?> { ["n"] = 5L };
+        Assert.False(rewriter.Apply(numeric, "n", PrivacyAction.Hash, out string? refused));
+        Assert.Contains("string or bytes", refused, StringComparison.Ordinal);
+    }
+}
