@@ -1,0 +1,72 @@
+using SharedLog.Broker;
+
+namespace SharedLog.IntegrationTests;
+
+/// <summary>The contracts CLI against a running broker: the exit codes a CI pipeline relies on.</summary>
+public class ContractsCliTests
+{
+    private static async Task<(int Code, string Out, string Err)> RunAsync(params string[] args)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        int code = await ContractsCli.RunAsync(args, output, error);
+        return (code, output.ToString(), error.ToString());
+    }
+
+    [Fact]
+    public async Task ValidateDiffApplyListAndTheirExitCodes()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        string admin = $"http://127.0.0.1:{broker.Host.HttpPort}";
+        string directory = Path.Combine(Path.GetTempPath(), "sharedlog-cli-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(directory);
+        try
+        {
+            string v1 = """{"type":"record","name":"Ping","fields":[{"name":"id","type":"string"}]}""";
+            string breaking = """{"type":"record","name":"Ping","fields":[{"name":"id","type":"string"},{"name":"n","type":"int"}]}""";
+            await File.WriteAllTextAsync(Path.Combine(directory, "ping.avsc"), v1);
+            await File.WriteAllTextAsync(Path.Combine(directory, "breaking.avsc"), breaking);
+            string contract = Path.Combine(directory, "ping.yaml");
+            await File.WriteAllTextAsync(contract, "topic: pings\nclass: certified\nvalue:\n  schemaFile: ping.avsc\nrules:\n  - name: has-id\n    expr: size(value.id) > 0\n");
+            string bad = Path.Combine(directory, "bad.yaml");
+            await File.WriteAllTextAsync(bad, "topic: pings\nclass: certified\nvalue: {}\nrules:\n  - name: broken\n    expr: value.id ==\n");
+            string incompatible = Path.Combine(directory, "incompatible.yaml");
+            await File.WriteAllTextAsync(incompatible, "topic: pings\nvalue:\n  schemaFile: breaking.avsc\n");
+
+            Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", contract)).Code);
+            (int badCode, _, string badErr) = await RunAsync("validate", bad);
+            Assert.Equal(ContractsCli.Invalid, badCode);
+            Assert.Contains("broken", badErr, StringComparison.Ordinal);
+
+            using (var http = new HttpClient())
+            {
+                using var body = new StringContent(System.Text.Json.JsonSerializer.Serialize(new { schema = v1 }), System.Text.Encoding.UTF8, "application/vnd.schemaregistry.v1+json");
+                (await http.PostAsync(new Uri($"{broker.RegistryUrl}/subjects/pings-value/versions"), body)).EnsureSuccessStatusCode();
+            }
+
+            Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", contract, "--registry", broker.RegistryUrl)).Code);
+            (int incompatibleCode, _, string incompatibleErr) = await RunAsync("validate", incompatible, "--registry", broker.RegistryUrl);
+            Assert.Equal(ContractsCli.Invalid, incompatibleCode);
+            Assert.Contains("not compatible", incompatibleErr, StringComparison.Ordinal);
+
+            (int diffCode, string diffOut, _) = await RunAsync("diff", contract, "--url", admin);
+            Assert.Equal(ContractsCli.Ok, diffCode);
+            Assert.Contains("+ class: certified", diffOut, StringComparison.Ordinal);
+            (int applyCode, string applyOut, _) = await RunAsync("apply", contract, "--url", admin, "--actor", "ci");
+            Assert.Equal(ContractsCli.Ok, applyCode);
+            Assert.Contains("now version 1", applyOut, StringComparison.Ordinal);
+            Assert.Equal(ContractsCli.Invalid, (await RunAsync("apply", bad, "--url", admin)).Code);
+            (int listCode, string listOut, _) = await RunAsync("list", "--url", admin);
+            Assert.Equal(ContractsCli.Ok, listCode);
+            Assert.Contains("pings", listOut, StringComparison.Ordinal);
+
+            Assert.Equal(ContractsCli.Usage, (await RunAsync("frobnicate")).Code);
+            Assert.Equal(ContractsCli.Usage, (await RunAsync("apply")).Code);
+            Assert.Equal(ContractsCli.Unreachable, (await RunAsync("list", "--url", "http://127.0.0.1:1")).Code);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+}
