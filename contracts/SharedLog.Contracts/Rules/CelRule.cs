@@ -71,7 +71,7 @@ public static class CelRule
 public sealed class CompiledRule
 {
     [ThreadStatic]
-    private static EvalContext? t_context;
+    private static EvalContext? _threadContext;
 
     private readonly Node _root;
     private readonly int _localSlots;
@@ -111,7 +111,7 @@ public sealed class CompiledRule
     private RuleValue Run(IReadOnlyDictionary<string, object?>? variables, IRuleActivation? activation, int stepBudget)
     {
         // one context per thread, reused: evaluation allocates nothing for scalar rules
-        var context = t_context ??= new EvalContext();
+        var context = _threadContext ??= new EvalContext();
         if (context.InUse)
         {
             context = new EvalContext();
