@@ -273,3 +273,31 @@ public class RuleTests
         }
     }
 }
+
+public class RuleAllocationTests
+{
+    [Fact]
+    public void Scalar_rules_do_not_allocate_per_evaluation()
+    {
+        var rule = CelRule.Compile("value.amount > 0 && value.currency in ['EUR', 'USD'] && value.created < timestamp('2030-01-01T00:00:00Z') && size(value.items) < 10");
+        var variables = new Dictionary<string, object?>(StringComparer.Ordinal)
+        {
+            ["value"] = new Dictionary<string, object?>(StringComparer.Ordinal)
+            {
+                ["amount"] = 12L,
+                ["currency"] = "USD",
+                ["created"] = new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero),
+                ["items"] = new List<object?> { 1L, 2L },
+            },
+        };
+        Assert.True(rule.Evaluate(variables).IsPassed);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 1000; i++)
+        {
+            rule.Evaluate(variables);
+        }
+
+        var perEvaluation = (GC.GetAllocatedBytesForCurrentThread() - before) / 1000.0;
+        Assert.True(perEvaluation < 1, $"{perEvaluation} bytes allocated per evaluation");
+    }
+}

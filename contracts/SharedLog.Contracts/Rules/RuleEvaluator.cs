@@ -523,11 +523,45 @@ internal sealed class RuleCompiler(string text)
         ConstantExpr constant => new ConstantNode(constant.Value),
         IdentExpr ident => CompileIdent(ident.Name),
         SelectExpr select => CompileSelect(select),
-        ListExpr list => new ListNode([.. list.Elements.Select(Compile)]),
-        MapExpr map => new MapNode([.. map.Keys.Select(Compile)], [.. map.Values.Select(Compile)]),
+        ListExpr list => CompileList(list),
+        MapExpr map => CompileMap(map),
         CallExpr call => CompileCall(call),
         _ => throw Error("unsupported expression", expr),
     };
+
+    private Node CompileList(ListExpr list)
+    {
+        Node[] elements = [.. list.Elements.Select(Compile)];
+        return Fold(new ListNode(elements), elements);
+    }
+
+    private Node CompileMap(MapExpr map)
+    {
+        Node[] keys = [.. map.Keys.Select(Compile)];
+        Node[] values = [.. map.Values.Select(Compile)];
+        return Fold(new MapNode(keys, values), [.. keys, .. values]);
+    }
+
+    /// <summary>
+    /// Evaluates a pure node whose inputs are all constants once, at compile time, so that literals
+    /// such as ['EUR', 'USD'] or timestamp('2030-01-01T00:00:00Z') cost nothing per evaluation.
+    /// Errors are left to evaluation time.
+    /// </summary>
+    private static Node Fold(Node node, Node[] inputs)
+    {
+        foreach (var input in inputs)
+        {
+            if (!input.TryConstant(out _))
+            {
+                return node;
+            }
+        }
+
+        var context = new EvalContext();
+        context.Reset(null, null, RuleLimits.DefaultStepBudget, 0);
+        var value = node.Eval(context);
+        return value.IsError ? node : new ConstantNode(value);
+    }
 
     private RuleSyntaxException Error(string message, Expr at) => RuleLexer.Error(text, message, at.Offset);
 
@@ -601,12 +635,12 @@ internal sealed class RuleCompiler(string text)
         var target = call.Target is null ? null : Compile(call.Target);
         var compiled = args.Select(Compile).ToArray();
         var node = RuleFunctions.Bind(call.Function, target, compiled);
+        var all = target is null ? compiled : [target, .. compiled];
         if (node is not null)
         {
-            return node;
+            return Fold(node, all);
         }
 
-        var all = target is null ? compiled : [target, .. compiled];
         return new UnboundCallNode($"unbound function: no such overload for '{call.Function}' with {all.Length} argument(s)", all);
     }
 
