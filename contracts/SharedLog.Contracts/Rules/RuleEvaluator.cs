@@ -632,9 +632,19 @@ internal sealed class RuleCompiler(string text)
                 return CompileComprehension(call);
         }
 
-        var target = call.Target is null ? null : Compile(call.Target);
+        var function = call.Function;
+        var targetExpr = call.Target;
+        // a call on a dotted name that is not a variable may be a namespaced function, as strings.quote(s)
+        if (targetExpr is not null && QualifiedSegments(targetExpr) is { } space && _scope.LastIndexOf(space[0]) < 0
+            && RuleFunctions.IsNamespacedFunction(string.Join('.', space) + "." + function, args.Length))
+        {
+            function = string.Join('.', space) + "." + function;
+            targetExpr = null;
+        }
+
+        var target = targetExpr is null ? null : Compile(targetExpr);
         var compiled = args.Select(Compile).ToArray();
-        var node = RuleFunctions.Bind(call.Function, target, compiled);
+        var node = RuleFunctions.Bind(function, target, compiled);
         var all = target is null ? compiled : [target, .. compiled];
         if (node is not null)
         {

@@ -91,6 +91,9 @@ internal static class RuleFunctions
         Milliseconds,
     }
 
+    public static bool IsNamespacedFunction(string name, int arity) =>
+        RuleStringFunctions.Receiver.ContainsKey($"{name}/{arity}");
+
     /// <summary>The node for a call, or null when no function of that name and shape exists.</summary>
     public static Node? Bind(string name, Node? target, Node[] args)
     {
@@ -106,6 +109,12 @@ internal static class RuleFunctions
                 return BindBinary(name, binary, args[0], args[1]);
             }
 
+            // namespaced functions such as strings.quote(s)
+            if (name.Contains('.', StringComparison.Ordinal) && RuleStringFunctions.Receiver.TryGetValue($"{name}/{args.Length}", out var namespaced))
+            {
+                return new NaryCallNode(namespaced, args);
+            }
+
             return null;
         }
 
@@ -117,6 +126,11 @@ internal static class RuleFunctions
         if (args.Length == 1 && ReceiverBinary.TryGetValue(name, out var receiverBinary))
         {
             return BindBinary(name, receiverBinary, target, args[0]);
+        }
+
+        if (RuleStringFunctions.Receiver.TryGetValue($"{name}/{args.Length + 1}", out var nary))
+        {
+            return new NaryCallNode(nary, [target, .. args]);
         }
 
         return null;
