@@ -52,6 +52,7 @@ internal static class RuleStringFunctions
         ["join/2"] = Join,
         ["reverse/1"] = Reverse,
         ["strings.quote/1"] = Quote,
+        ["format/2"] = RuleFormat.Format,
     };
 
     private static RuleValue NoOverload(string name, RuleValue[] args) =>
