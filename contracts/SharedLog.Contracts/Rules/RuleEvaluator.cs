@@ -154,6 +154,21 @@ internal sealed class QualifiedNode : Node
     }
 }
 
+internal sealed class BindNode(int slot, Node init, Node body) : Node
+{
+    public override RuleValue Eval(EvalContext context)
+    {
+        var value = init.Eval(context);
+        if (value.IsError)
+        {
+            return value;
+        }
+
+        context.Locals[slot] = value;
+        return body.Eval(context);
+    }
+}
+
 internal sealed class LocalNode(int slot) : Node
 {
     public override RuleValue Eval(EvalContext context) => context.Locals[slot];
@@ -628,6 +643,8 @@ internal sealed class RuleCompiler(string text)
                 }
 
                 return new HasNode(Compile(field.Operand), field.Field);
+            case "bind" when call.Target is IdentExpr { Name: "cel" } && _scope.LastIndexOf("cel") < 0 && args.Length == 3 && args[0] is IdentExpr:
+                return CompileBind(call);
             case "all" or "exists" or "exists_one" or "existsOne" or "filter" or "map" or "transformList" or "transformMap" when call.Target is not null && args.Length >= 2 && args[0] is IdentExpr:
                 return CompileComprehension(call);
         }
@@ -652,6 +669,23 @@ internal sealed class RuleCompiler(string text)
         }
 
         return new UnboundCallNode($"unbound function: no such overload for '{call.Function}' with {all.Length} argument(s)", all);
+    }
+
+    /// <summary>cel.bind(name, value, body): evaluates value once and binds it to name inside body.</summary>
+    private BindNode CompileBind(CallExpr call)
+    {
+        var init = Compile(call.Args[1]);
+        var slot = _scope.Count;
+        _scope.Add(((IdentExpr)call.Args[0]).Name);
+        LocalSlots = Math.Max(LocalSlots, _scope.Count);
+        try
+        {
+            return new BindNode(slot, init, Compile(call.Args[2]));
+        }
+        finally
+        {
+            _scope.RemoveAt(slot);
+        }
     }
 
     private ComprehensionNode CompileComprehension(CallExpr call)

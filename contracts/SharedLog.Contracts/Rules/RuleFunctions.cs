@@ -91,8 +91,7 @@ internal static class RuleFunctions
         Milliseconds,
     }
 
-    public static bool IsNamespacedFunction(string name, int arity) =>
-        RuleStringFunctions.Receiver.ContainsKey($"{name}/{arity}");
+    public static bool IsNamespacedFunction(string name, int arity) => RuleExtensions.Find(name, arity) is not null;
 
     /// <summary>The node for a call, or null when no function of that name and shape exists.</summary>
     public static Node? Bind(string name, Node? target, Node[] args)
@@ -110,7 +109,7 @@ internal static class RuleFunctions
             }
 
             // namespaced functions such as strings.quote(s)
-            if (name.Contains('.', StringComparison.Ordinal) && RuleStringFunctions.Receiver.TryGetValue($"{name}/{args.Length}", out var namespaced))
+            if (name.Contains('.', StringComparison.Ordinal) && RuleExtensions.Find(name, args.Length) is { } namespaced)
             {
                 return new NaryCallNode(namespaced, args);
             }

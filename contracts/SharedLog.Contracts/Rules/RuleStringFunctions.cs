@@ -51,7 +51,6 @@ internal static class RuleStringFunctions
         ["join/1"] = Join,
         ["join/2"] = Join,
         ["reverse/1"] = Reverse,
-        ["strings.quote/1"] = Quote,
         ["format/2"] = RuleFormat.Format,
     };
 
@@ -362,7 +361,7 @@ internal static class RuleStringFunctions
         return RuleValue.String(builder.ToString());
     }
 
-    private static RuleValue Quote(EvalContext context, RuleValue[] args)
+    public static RuleValue Quote(EvalContext context, RuleValue[] args)
     {
         if (!Shape(args, RuleValueKind.String))
         {

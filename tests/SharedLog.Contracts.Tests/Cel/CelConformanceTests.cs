@@ -30,6 +30,9 @@ public class CelConformanceTests(ITestOutputHelper output)
     [InlineData("parse")]
     [InlineData("fields")]
     [InlineData("string_ext")]
+    [InlineData("math_ext")]
+    [InlineData("encoders_ext")]
+    [InlineData("bindings_ext")]
     public void Conformance_file_passes_except_known_failures(string file)
     {
         var folder = FindConformanceFolder();
