@@ -301,3 +301,28 @@ public class RuleAllocationTests
         Assert.True(perEvaluation < 1, $"{perEvaluation} bytes allocated per evaluation");
     }
 }
+
+public class RuleRobustnessTests
+{
+    [Fact]
+    public void Cyclic_caller_data_does_not_crash_equality()
+    {
+        var cyclic = new List<object?>();
+        cyclic.Add(cyclic);
+        var variables = new Dictionary<string, object?> { ["a"] = cyclic, ["b"] = cyclic };
+        var outcome = CelRule.Compile("a == b").Evaluate(variables);
+        Assert.False(outcome.IsError);
+    }
+
+    [Fact]
+    public void Large_map_literals_detect_repeated_keys()
+    {
+        var entries = string.Join(", ", Enumerable.Range(0, 1000).Select(i => $"x+{i}:{i}"));
+        var rule = CelRule.Compile("{" + entries + "}.size() == 1000");
+        Assert.True(rule.Evaluate(new Dictionary<string, object?> { ["x"] = 1L }).IsPassed);
+        var repeated = CelRule.Compile("{" + entries + ", x: 0}.size() > 0");
+        var outcome = repeated.Evaluate(new Dictionary<string, object?> { ["x"] = 1L });
+        Assert.True(outcome.IsError);
+        Assert.Contains("repeated key", outcome.ErrorMessage, StringComparison.Ordinal);
+    }
+}

@@ -368,6 +368,7 @@ internal sealed class MapNode(Node[] keys, Node[] values) : Node
         context.Steps += 1 + keys.Length;
         var keyValues = new RuleValue[keys.Length];
         var valueValues = new RuleValue[keys.Length];
+        HashSet<RuleValue>? seen = null;
         for (var i = 0; i < keys.Length; i++)
         {
             var key = keys[i].Eval(context);
@@ -381,12 +382,9 @@ internal sealed class MapNode(Node[] keys, Node[] values) : Node
                 return RuleValue.Error($"unsupported map key type {key.TypeName}");
             }
 
-            for (var j = 0; j < i; j++)
+            if (IsRepeated(keyValues, i, key, ref seen))
             {
-                if (RuleSemantics.KeyEquals(keyValues[j], key))
-                {
-                    return RuleValue.Error($"Failed with repeated key {key}");
-                }
+                return RuleValue.Error($"Failed with repeated key {key}");
             }
 
             var value = values[i].Eval(context);
@@ -400,6 +398,26 @@ internal sealed class MapNode(Node[] keys, Node[] values) : Node
         }
 
         return RuleValue.Map(new RuleMap(keyValues, valueValues));
+    }
+
+    // small maps compare pairwise; large ones use a set so the check stays linear
+    private static bool IsRepeated(RuleValue[] keys, int count, in RuleValue key, ref HashSet<RuleValue>? seen)
+    {
+        if (keys.Length <= 8)
+        {
+            for (var j = 0; j < count; j++)
+            {
+                if (RuleSemantics.KeyEquals(keys[j], key))
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+
+        seen ??= new HashSet<RuleValue>(RuleMap.MapKeyComparer.Instance);
+        return !seen.Add(key);
     }
 }
 
