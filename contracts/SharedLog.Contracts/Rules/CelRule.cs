@@ -28,11 +28,12 @@ public interface IRuleActivation
     bool TryResolve(string name, out object? value);
 }
 
+/// <summary>Error is the zero value, so a default outcome never reads as a pass.</summary>
 public enum RuleOutcomeKind
 {
+    Error,
     Passed,
     Failed,
-    Error,
 }
 
 /// <summary>The verdict of a rule: true passes, false fails, anything else (an error, a non-bool) is an error.</summary>
