@@ -53,6 +53,15 @@ public class RuleTests
         Assert.Contains($"line {line}, column {column}", ex.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Lone_surrogate_in_a_bytes_literal_is_a_syntax_error()
+    {
+        // built at run time: attribute arguments cannot carry invalid UTF-16
+        var ex = Assert.Throws<RuleSyntaxException>(() => CelRule.Compile("b'a" + '\ud800' + "'"));
+        Assert.Equal(4, ex.Column);
+        Assert.Contains("lone surrogate", ex.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(10L, "EUR", RuleOutcomeKind.Passed)]
     [InlineData(0L, "EUR", RuleOutcomeKind.Failed)]
@@ -324,5 +333,50 @@ public class RuleRobustnessTests
         var outcome = repeated.Evaluate(new Dictionary<string, object?> { ["x"] = 1L });
         Assert.True(outcome.IsError);
         Assert.Contains("repeated key", outcome.ErrorMessage, StringComparison.Ordinal);
+    }
+}
+
+public class RuleFuzzTests
+{
+    private static readonly string[] Pieces =
+    [
+        "value", ".", "amount", "items", "[", "]", "(", ")", "{", "}", ",", ":", "?", "+", "-", "*", "/", "%",
+        "!", "<", "<=", "==", "!=", "&&", "||", " in ", "1", "0", "-9223372036854775808", "1u", "2.5", "1e308",
+        "'a'", "\"\\u00ff\"", "b'\\xff'", "r'\\d'", "'''x\ny'''", "true", "null", "size", "has", "all", "exists",
+        "map", "filter", "x", "matches", "'(a+)+$'", "'[[:alpha:]]'", "timestamp", "duration", "'1h'", "int",
+        "string", "type", "cel.bind", "math.greatest", "format", "'%s'", "\\", "'", "b'", "`", "#", "\ud800", " ", "\n",
+    ];
+
+    [Fact]
+    public void Random_expressions_only_raise_syntax_errors_and_evaluate_without_throwing()
+    {
+        var random = new Random(20261130);
+        var variables = new Dictionary<string, object?>
+        {
+            ["value"] = new Dictionary<string, object?> { ["amount"] = 3L, ["items"] = new List<object?> { 1L, "a", null } },
+            ["x"] = 1L,
+        };
+        var compiled = 0;
+        for (var i = 0; i < 20_000; i++)
+        {
+            var length = random.Next(1, 12);
+            var text = string.Concat(Enumerable.Range(0, length).Select(_ => Pieces[random.Next(Pieces.Length)]));
+            CompiledRule rule;
+            try
+            {
+                rule = CelRule.Compile(text);
+            }
+            catch (RuleSyntaxException ex)
+            {
+                Assert.True(ex.Line >= 1 && ex.Column >= 1, text);
+                continue;
+            }
+
+            compiled++;
+            var outcome = rule.Evaluate(variables);
+            Assert.True(outcome.IsError == (outcome.ErrorMessage is not null), text);
+        }
+
+        Assert.True(compiled > 500, $"only {compiled} random expressions compiled");
     }
 }

@@ -770,7 +770,11 @@ internal sealed class RuleLexer(string text)
 
             if (bytes)
             {
-                var rune = Rune.GetRuneAt(text, _position);
+                if (Rune.DecodeFromUtf16(text.AsSpan(_position), out var rune, out _) != System.Buffers.OperationStatus.Done)
+                {
+                    throw Error("invalid UTF-16 text (a lone surrogate) in a bytes literal", _position);
+                }
+
                 var length = rune.EncodeToUtf8(utf8);
                 for (var i = 0; i < length; i++)
                 {
