@@ -82,7 +82,7 @@ internal static class RuleSemantics
             case RuleValueKind.Duration:
                 return a.Seconds == b.Seconds && a.Nanos == b.Nanos;
             case RuleValueKind.Type:
-                return string.Equals(a.TypeName, b.TypeName, StringComparison.Ordinal);
+                return string.Equals(a.AsTypeName, b.AsTypeName, StringComparison.Ordinal);
             case RuleValueKind.List:
                 var count = RuleCollections.Count(a);
                 if (count != RuleCollections.Count(b))

@@ -96,7 +96,11 @@ public readonly struct RuleValue
 
     public byte[] AsBytes => (byte[])_ref!;
 
-    public string TypeName => Kind == RuleValueKind.Type ? (string)_ref! : TypeNameOf(Kind);
+    /// <summary>The CEL type of this value (for a type value: <c>type</c>).</summary>
+    public string TypeName => TypeNameOf(Kind);
+
+    /// <summary>The type a type value denotes, such as <c>int</c> for <c>type(1)</c>.</summary>
+    public string AsTypeName => (string)_ref!;
 
     public string ErrorMessage => Kind == RuleValueKind.Error ? (string)_ref! : string.Empty;
 
@@ -195,7 +199,7 @@ public readonly struct RuleValue
         RuleValueKind.Map => "{" + string.Join(", ", RuleCollections.MapEntries(this).Select(e => e.Key + ": " + e.Value)) + "}",
         RuleValueKind.Timestamp => "timestamp(" + RuleTime.FormatTimestamp(Seconds, Nanos) + ")",
         RuleValueKind.Duration => "duration(" + RuleTime.FormatDuration(Seconds, Nanos) + ")",
-        RuleValueKind.Type => TypeName,
+        RuleValueKind.Type => AsTypeName,
         _ => "error: " + ErrorMessage,
     };
 }
