@@ -221,6 +221,10 @@ public class RuleTests
     [InlineData("value.payload == b'\\x01\\x02' && size(value.payload) == 2")]
     [InlineData("value.`odd-name` == 'x'")]
     [InlineData("value.nothing == null")]
+    [InlineData("value.?missing.orValue('none') == 'none' && value.?tags.hasValue()")]
+    [InlineData("value.?nested.deep.flag.orValue(false) && !value.?nested.other.hasValue()")]
+    [InlineData("value.items[?5].orValue(null) == null && value.items[?0].value().sku == 'A-1'")]
+    [InlineData("[?value.?missing, ?value.?ratio] == [1.0]")]
     public void Rules_read_the_record_object_graph(string expression)
     {
         var value = new Dictionary<string, object?>(StringComparer.Ordinal)

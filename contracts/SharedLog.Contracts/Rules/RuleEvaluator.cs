@@ -187,6 +187,11 @@ internal sealed class SelectNode(Node operand, string field) : Node
             return RuleCollections.TryGetField(target, field, out var value) ? value : _missing;
         }
 
+        if (target.Kind == RuleValueKind.Optional)
+        {
+            return RuleOptionals.SelectField(target, field);
+        }
+
         return target.IsError ? target : _unsupported;
     }
 }
@@ -198,6 +203,16 @@ internal sealed class HasNode(Node operand, string field) : Node
     public override RuleValue Eval(EvalContext context)
     {
         var target = operand.Eval(context);
+        if (target.Kind == RuleValueKind.Optional)
+        {
+            if (!target.HasOptionalValue)
+            {
+                return RuleValue.False;
+            }
+
+            target = target.OptionalValue;
+        }
+
         if (target.Kind == RuleValueKind.Map)
         {
             return RuleValue.Bool(RuleCollections.TryGetField(target, field, out _));
@@ -340,12 +355,14 @@ internal sealed class UnboundCallNode(string message, Node[] arguments) : Node
     }
 }
 
-internal sealed class ListNode(Node[] elements) : Node
+/// <summary>A list literal; elements flagged optional ([?x]) are added only when x has a value.</summary>
+internal sealed class ListNode(Node[] elements, bool[]? optional) : Node
 {
     public override RuleValue Eval(EvalContext context)
     {
         context.Steps++;
         var items = elements.Length == 0 ? [] : new RuleValue[elements.Length];
+        var count = 0;
         for (var i = 0; i < elements.Length; i++)
         {
             var value = elements[i].Eval(context);
@@ -354,14 +371,30 @@ internal sealed class ListNode(Node[] elements) : Node
                 return value;
             }
 
-            items[i] = value;
+            if (optional is not null && optional[i])
+            {
+                if (value.Kind != RuleValueKind.Optional)
+                {
+                    return RuleValue.Error($"[?x] needs an optional value, not {value.TypeName}");
+                }
+
+                if (!value.HasOptionalValue)
+                {
+                    continue;
+                }
+
+                value = value.OptionalValue;
+            }
+
+            items[count++] = value;
         }
 
-        return RuleValue.List(items);
+        return RuleValue.List(count == items.Length ? items : items[..count]);
     }
 }
 
-internal sealed class MapNode(Node[] keys, Node[] values) : Node
+/// <summary>A map literal; entries flagged optional ({?k: v}) are added only when v has a value.</summary>
+internal sealed class MapNode(Node[] keys, Node[] values, bool[]? optional) : Node
 {
     public override RuleValue Eval(EvalContext context)
     {
@@ -369,6 +402,7 @@ internal sealed class MapNode(Node[] keys, Node[] values) : Node
         var keyValues = new RuleValue[keys.Length];
         var valueValues = new RuleValue[keys.Length];
         HashSet<RuleValue>? seen = null;
+        bool[]? skipped = null;
         for (var i = 0; i < keys.Length; i++)
         {
             var key = keys[i].Eval(context);
@@ -393,8 +427,31 @@ internal sealed class MapNode(Node[] keys, Node[] values) : Node
                 return value;
             }
 
+            if (optional is not null && optional[i])
+            {
+                if (value.Kind != RuleValueKind.Optional)
+                {
+                    return RuleValue.Error($"{{?k: v}} needs an optional value, not {value.TypeName}");
+                }
+
+                if (!value.HasOptionalValue)
+                {
+                    skipped ??= new bool[keys.Length];
+                    skipped[i] = true;
+                    continue;
+                }
+
+                value = value.OptionalValue;
+            }
+
             keyValues[i] = key;
             valueValues[i] = value;
+        }
+
+        if (skipped is not null)
+        {
+            var kept = Enumerable.Range(0, keys.Length).Where(i => !skipped[i]).ToArray();
+            return RuleValue.Map(new RuleMap([.. kept.Select(i => keyValues[i])], [.. kept.Select(i => valueValues[i])]));
         }
 
         return RuleValue.Map(new RuleMap(keyValues, valueValues));
@@ -541,9 +598,12 @@ internal sealed class ComprehensionNode(ComprehensionKind kind, Node range, int 
 /// <summary>Turns the syntax tree into evaluation nodes: resolves macros, operators and functions once, at compile time.</summary>
 internal sealed class RuleCompiler(string text)
 {
+    /// <summary>Marks an optional list element [?x] or map entry {?k: v} in the syntax tree.</summary>
+    public const string OptionalEntry = "@optional";
+
     public static readonly HashSet<string> TypeNames = new(StringComparer.Ordinal)
     {
-        "int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type",
+        "int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type", "optional_type",
     };
 
     private readonly List<string> _scope = [];
@@ -564,16 +624,25 @@ internal sealed class RuleCompiler(string text)
 
     private Node CompileList(ListExpr list)
     {
-        Node[] elements = [.. list.Elements.Select(Compile)];
-        return Fold(new ListNode(elements), elements);
+        var optional = OptionalFlags(list.Elements);
+        Node[] elements = [.. list.Elements.Select(e => Compile(Unmarked(e)))];
+        return Fold(new ListNode(elements, optional), elements);
     }
 
     private Node CompileMap(MapExpr map)
     {
-        Node[] keys = [.. map.Keys.Select(Compile)];
+        var optional = OptionalFlags(map.Keys);
+        Node[] keys = [.. map.Keys.Select(e => Compile(Unmarked(e)))];
         Node[] values = [.. map.Values.Select(Compile)];
-        return Fold(new MapNode(keys, values), [.. keys, .. values]);
+        return Fold(new MapNode(keys, values, optional), [.. keys, .. values]);
     }
+
+    private static bool IsOptionalEntry(Expr expr) => expr is CallExpr { Function: OptionalEntry };
+
+    private static Expr Unmarked(Expr expr) => IsOptionalEntry(expr) ? ((CallExpr)expr).Args[0] : expr;
+
+    private static bool[]? OptionalFlags(Expr[] entries) =>
+        entries.Any(IsOptionalEntry) ? [.. entries.Select(IsOptionalEntry)] : null;
 
     /// <summary>
     /// Evaluates a pure node whose inputs are all constants once, at compile time, so that literals
@@ -606,6 +675,11 @@ internal sealed class RuleCompiler(string text)
 
     private Node CompileSelect(SelectExpr select)
     {
+        if (select.Optional)
+        {
+            return new OptionalSelectNode(Compile(select.Operand), select.Field);
+        }
+
         var segments = QualifiedSegments(select);
         if (segments is not null)
         {
@@ -631,7 +705,7 @@ internal sealed class RuleCompiler(string text)
         {
             case IdentExpr ident:
                 return [ident.Name];
-            case SelectExpr select when IsPlainName(select.Field) && QualifiedSegments(select.Operand) is { } prefix:
+            case SelectExpr select when !select.Optional && IsPlainName(select.Field) && QualifiedSegments(select.Operand) is { } prefix:
                 prefix.Add(select.Field);
                 return prefix;
             default:
@@ -661,6 +735,10 @@ internal sealed class RuleCompiler(string text)
                 }
 
                 return new HasNode(Compile(field.Operand), field.Field);
+            case "optMap" or "optFlatMap" when call.Target is not null && args.Length == 2 && args[0] is IdentExpr:
+                return CompileOptionalMap(call);
+            case OptionalEntry:
+                throw Error("'?' marks optional entries only in list and map literals", call);
             case "bind" when call.Target is IdentExpr { Name: "cel" } && _scope.LastIndexOf("cel") < 0 && args.Length == 3 && args[0] is IdentExpr:
                 return CompileBind(call);
             case "all" or "exists" or "exists_one" or "existsOne" or "filter" or "map" or "transformList" or "transformMap" when call.Target is not null && args.Length >= 2 && args[0] is IdentExpr:
@@ -687,6 +765,22 @@ internal sealed class RuleCompiler(string text)
         }
 
         return new UnboundCallNode($"unbound function: no such overload for '{call.Function}' with {all.Length} argument(s)", all);
+    }
+
+    private OptionalMapNode CompileOptionalMap(CallExpr call)
+    {
+        var range = Compile(call.Target!);
+        var slot = _scope.Count;
+        _scope.Add(((IdentExpr)call.Args[0]).Name);
+        LocalSlots = Math.Max(LocalSlots, _scope.Count);
+        try
+        {
+            return new OptionalMapNode(range, slot, Compile(call.Args[1]), string.Equals(call.Function, "optFlatMap", StringComparison.Ordinal));
+        }
+        finally
+        {
+            _scope.RemoveAt(slot);
+        }
     }
 
     /// <summary>cel.bind(name, value, body): evaluates value once and binds it to name inside body.</summary>

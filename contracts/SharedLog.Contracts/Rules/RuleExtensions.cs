@@ -10,6 +10,9 @@ internal static class RuleExtensions
     private static readonly Dictionary<string, NaryFunction> Functions = new(StringComparer.Ordinal)
     {
         ["strings.quote/1"] = RuleStringFunctions.Quote,
+        ["optional.of/1"] = RuleOptionals.Of,
+        ["optional.none/0"] = RuleOptionals.None,
+        ["optional.ofNonZeroValue/1"] = RuleOptionals.OfNonZeroValue,
         ["base64.encode/1"] = Base64Encode,
         ["base64.decode/1"] = Base64Decode,
         ["math.greatest/*"] = (c, a) => Extreme(a, greatest: true),
@@ -29,6 +32,15 @@ internal static class RuleExtensions
         ["math.bitNot/1"] = BitNot,
         ["math.bitShiftLeft/2"] = (c, a) => Shift(a, left: true),
         ["math.bitShiftRight/2"] = (c, a) => Shift(a, left: false),
+    };
+
+    /// <summary>Receiver functions of optional values, by "name/argument count including the receiver".</summary>
+    public static readonly Dictionary<string, NaryFunction> Receiver = new(StringComparer.Ordinal)
+    {
+        ["hasValue/1"] = RuleOptionals.HasValue,
+        ["value/1"] = RuleOptionals.Value,
+        ["orValue/2"] = RuleOptionals.OrValue,
+        ["or/2"] = RuleOptionals.Or,
     };
 
     public static NaryFunction? Find(string name, int arity) =>

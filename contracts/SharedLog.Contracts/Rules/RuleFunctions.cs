@@ -39,6 +39,7 @@ internal static class RuleFunctions
         ["_>=_"] = (EvalContext c, in RuleValue a, in RuleValue b) => Compare(a, b, ">=", static r => r >= 0),
         ["@in"] = In,
         ["_[_]"] = Index,
+        ["_[?_]"] = (EvalContext c, in RuleValue a, in RuleValue b) => RuleOptionals.Index(a, b),
         ["matches"] = Matches,
     };
 
@@ -127,7 +128,7 @@ internal static class RuleFunctions
             return BindBinary(name, receiverBinary, target, args[0]);
         }
 
-        if (RuleStringFunctions.Receiver.TryGetValue($"{name}/{args.Length + 1}", out var nary))
+        if (RuleStringFunctions.Receiver.TryGetValue($"{name}/{args.Length + 1}", out var nary) || RuleExtensions.Receiver.TryGetValue($"{name}/{args.Length + 1}", out nary))
         {
             return new NaryCallNode(nary, [target, .. args]);
         }
@@ -366,6 +367,8 @@ internal static class RuleFunctions
     {
         switch (container.Kind)
         {
+            case RuleValueKind.Optional:
+                return RuleOptionals.Index(container, index);
             case RuleValueKind.List:
                 long position;
                 switch (index.Kind)

@@ -327,15 +327,22 @@ internal sealed class RuleParser
             if (Current.Kind == TokenKind.Dot)
             {
                 var offset = Next().Offset;
+                var optional = Accept(TokenKind.Question);
                 // reserved words are fine as field and method names
                 if (Current.Kind == TokenKind.QuotedIdent)
                 {
                     var quoted = Next();
-                    expr = Check(new SelectExpr(offset, expr, quoted.Text!));
+                    expr = Check(new SelectExpr(offset, expr, quoted.Text!, optional));
                     continue;
                 }
 
                 var name = Expect(TokenKind.Ident, "a field name");
+                if (optional)
+                {
+                    expr = Check(new SelectExpr(offset, expr, name.Text!, optional: true));
+                    continue;
+                }
+
                 if (Current.Kind == TokenKind.LeftParen)
                 {
                     Next();
@@ -353,9 +360,10 @@ internal sealed class RuleParser
             else if (Current.Kind == TokenKind.LeftBracket)
             {
                 var offset = Next().Offset;
+                var optional = Accept(TokenKind.Question);
                 var index = ParseExpr();
                 Expect(TokenKind.RightBracket, "']'");
-                expr = Check(new CallExpr(offset, null, "_[_]", [expr, index]));
+                expr = Check(new CallExpr(offset, null, optional ? "_[?_]" : "_[_]", [expr, index]));
             }
             else
             {
@@ -392,6 +400,14 @@ internal sealed class RuleParser
             if (close == TokenKind.RightBracket && Current.Kind == close)
             {
                 break; // trailing comma in a list
+            }
+
+            // [?x] is an optional element: added only when x has a value
+            var optionalOffset = Current.Offset;
+            if (close == TokenKind.RightBracket && Accept(TokenKind.Question))
+            {
+                args.Add(Check(new CallExpr(optionalOffset, null, RuleCompiler.OptionalEntry, [ParseExpr()])));
+                continue;
             }
 
             args.Add(ParseExpr());
@@ -481,7 +497,8 @@ internal sealed class RuleParser
         var values = new List<Expr>();
         while (Current.Kind != TokenKind.RightBrace)
         {
-            keys.Add(ParseExpr());
+            var optionalOffset = Current.Offset;
+            keys.Add(Accept(TokenKind.Question) ? Check(new CallExpr(optionalOffset, null, RuleCompiler.OptionalEntry, [ParseExpr()])) : ParseExpr());
             Expect(TokenKind.Colon, "':'");
             values.Add(ParseExpr());
             if (!Accept(TokenKind.Comma))

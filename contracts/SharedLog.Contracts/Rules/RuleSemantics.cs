@@ -83,6 +83,8 @@ internal static class RuleSemantics
                 return a.Seconds == b.Seconds && a.Nanos == b.Nanos;
             case RuleValueKind.Type:
                 return string.Equals(a.AsTypeName, b.AsTypeName, StringComparison.Ordinal);
+            case RuleValueKind.Optional:
+                return a.HasOptionalValue == b.HasOptionalValue && (!a.HasOptionalValue || Equal(a.OptionalValue, b.OptionalValue, depth + 1));
             case RuleValueKind.List:
                 var count = RuleCollections.Count(a);
                 if (count != RuleCollections.Count(b))

@@ -18,6 +18,7 @@ public enum RuleValueKind : byte
     Timestamp,
     Duration,
     Type,
+    Optional,
     Error,
 }
 
@@ -65,6 +66,16 @@ public readonly struct RuleValue
     public static RuleValue Type(string name) => new(RuleValueKind.Type, 0, 0, name);
 
     public static RuleValue Error(string message) => new(RuleValueKind.Error, 0, 0, message);
+
+    /// <summary>An optional without a value (optional.none()).</summary>
+    public static RuleValue OptionalNone => new(RuleValueKind.Optional, 0, 0, null);
+
+    /// <summary>An optional holding a value (optional.of(x)).</summary>
+    public static RuleValue OptionalOf(RuleValue value) => new(RuleValueKind.Optional, 0, 0, new OptionalBox(value));
+
+    public bool HasOptionalValue => _ref is OptionalBox;
+
+    public RuleValue OptionalValue => ((OptionalBox)_ref!).Value;
 
     /// <summary>A list backed by values the rule built.</summary>
     public static RuleValue List(RuleValue[] items) => new(RuleValueKind.List, 0, 0, items);
@@ -124,6 +135,7 @@ public readonly struct RuleValue
         RuleValueKind.Timestamp => "google.protobuf.Timestamp",
         RuleValueKind.Duration => "google.protobuf.Duration",
         RuleValueKind.Type => "type",
+        RuleValueKind.Optional => "optional_type",
         _ => "error",
     };
 
@@ -200,6 +212,12 @@ public readonly struct RuleValue
         RuleValueKind.Timestamp => "timestamp(" + RuleTime.FormatTimestamp(Seconds, Nanos) + ")",
         RuleValueKind.Duration => "duration(" + RuleTime.FormatDuration(Seconds, Nanos) + ")",
         RuleValueKind.Type => AsTypeName,
+        RuleValueKind.Optional => HasOptionalValue ? "optional.of(" + OptionalValue + ")" : "optional.none()",
         _ => "error: " + ErrorMessage,
     };
+}
+
+internal sealed class OptionalBox(RuleValue value)
+{
+    public RuleValue Value { get; } = value;
 }

@@ -33,6 +33,7 @@ public class CelConformanceTests(ITestOutputHelper output)
     [InlineData("math_ext")]
     [InlineData("encoders_ext")]
     [InlineData("bindings_ext")]
+    [InlineData("optionals")]
     public void Conformance_file_passes_except_known_failures(string file)
     {
         var folder = FindConformanceFolder();
