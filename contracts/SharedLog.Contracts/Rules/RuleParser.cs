@@ -91,7 +91,16 @@ internal sealed class RuleParser
 
     private Token Peek(int ahead) => _tokens[Math.Min(_position + ahead, _tokens.Count - 1)];
 
-    private Token Next() => _tokens[_position++ < _tokens.Count - 1 ? _position - 1 : _tokens.Count - 1];
+    private Token Next()
+    {
+        var token = Current;
+        if (_position < _tokens.Count - 1)
+        {
+            _position++; // never past the end token
+        }
+
+        return token;
+    }
 
     private bool Accept(TokenKind kind)
     {
