@@ -28,11 +28,12 @@ public interface IRuleActivation
     bool TryResolve(string name, out object? value);
 }
 
+/// <summary>Error is the zero value, so a default outcome never reads as a pass.</summary>
 public enum RuleOutcomeKind
 {
+    Error,
     Passed,
     Failed,
-    Error,
 }
 
 /// <summary>The verdict of a rule: true passes, false fails, anything else (an error, a non-bool) is an error.</summary>
@@ -71,7 +72,7 @@ public static class CelRule
 public sealed class CompiledRule
 {
     [ThreadStatic]
-    private static EvalContext? t_context;
+    private static EvalContext? _threadContext;
 
     private readonly Node _root;
     private readonly int _localSlots;
@@ -111,7 +112,7 @@ public sealed class CompiledRule
     private RuleValue Run(IReadOnlyDictionary<string, object?>? variables, IRuleActivation? activation, int stepBudget)
     {
         // one context per thread, reused: evaluation allocates nothing for scalar rules
-        var context = t_context ??= new EvalContext();
+        var context = _threadContext ??= new EvalContext();
         if (context.InUse)
         {
             context = new EvalContext();

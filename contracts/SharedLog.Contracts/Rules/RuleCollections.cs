@@ -70,7 +70,7 @@ internal sealed class RuleMap
         return new RuleMap(keys, values);
     }
 
-    private sealed class MapKeyComparer : IEqualityComparer<RuleValue>
+    internal sealed class MapKeyComparer : IEqualityComparer<RuleValue>
     {
         public static readonly MapKeyComparer Instance = new();
 

@@ -154,6 +154,21 @@ internal sealed class QualifiedNode : Node
     }
 }
 
+internal sealed class BindNode(int slot, Node init, Node body) : Node
+{
+    public override RuleValue Eval(EvalContext context)
+    {
+        var value = init.Eval(context);
+        if (value.IsError)
+        {
+            return value;
+        }
+
+        context.Locals[slot] = value;
+        return body.Eval(context);
+    }
+}
+
 internal sealed class LocalNode(int slot) : Node
 {
     public override RuleValue Eval(EvalContext context) => context.Locals[slot];
@@ -172,6 +187,11 @@ internal sealed class SelectNode(Node operand, string field) : Node
             return RuleCollections.TryGetField(target, field, out var value) ? value : _missing;
         }
 
+        if (target.Kind == RuleValueKind.Optional)
+        {
+            return RuleOptionals.SelectField(target, field);
+        }
+
         return target.IsError ? target : _unsupported;
     }
 }
@@ -183,6 +203,16 @@ internal sealed class HasNode(Node operand, string field) : Node
     public override RuleValue Eval(EvalContext context)
     {
         var target = operand.Eval(context);
+        if (target.Kind == RuleValueKind.Optional)
+        {
+            if (!target.HasOptionalValue)
+            {
+                return RuleValue.False;
+            }
+
+            target = target.OptionalValue;
+        }
+
         if (target.Kind == RuleValueKind.Map)
         {
             return RuleValue.Bool(RuleCollections.TryGetField(target, field, out _));
@@ -325,12 +355,14 @@ internal sealed class UnboundCallNode(string message, Node[] arguments) : Node
     }
 }
 
-internal sealed class ListNode(Node[] elements) : Node
+/// <summary>A list literal; elements flagged optional ([?x]) are added only when x has a value.</summary>
+internal sealed class ListNode(Node[] elements, bool[]? optional) : Node
 {
     public override RuleValue Eval(EvalContext context)
     {
         context.Steps++;
         var items = elements.Length == 0 ? [] : new RuleValue[elements.Length];
+        var count = 0;
         for (var i = 0; i < elements.Length; i++)
         {
             var value = elements[i].Eval(context);
@@ -339,20 +371,38 @@ internal sealed class ListNode(Node[] elements) : Node
                 return value;
             }
 
-            items[i] = value;
+            if (optional is not null && optional[i])
+            {
+                if (value.Kind != RuleValueKind.Optional)
+                {
+                    return RuleValue.Error($"[?x] needs an optional value, not {value.TypeName}");
+                }
+
+                if (!value.HasOptionalValue)
+                {
+                    continue;
+                }
+
+                value = value.OptionalValue;
+            }
+
+            items[count++] = value;
         }
 
-        return RuleValue.List(items);
+        return RuleValue.List(count == items.Length ? items : items[..count]);
     }
 }
 
-internal sealed class MapNode(Node[] keys, Node[] values) : Node
+/// <summary>A map literal; entries flagged optional ({?k: v}) are added only when v has a value.</summary>
+internal sealed class MapNode(Node[] keys, Node[] values, bool[]? optional) : Node
 {
     public override RuleValue Eval(EvalContext context)
     {
         context.Steps += 1 + keys.Length;
         var keyValues = new RuleValue[keys.Length];
         var valueValues = new RuleValue[keys.Length];
+        HashSet<RuleValue>? seen = null;
+        bool[]? skipped = null;
         for (var i = 0; i < keys.Length; i++)
         {
             var key = keys[i].Eval(context);
@@ -366,12 +416,9 @@ internal sealed class MapNode(Node[] keys, Node[] values) : Node
                 return RuleValue.Error($"unsupported map key type {key.TypeName}");
             }
 
-            for (var j = 0; j < i; j++)
+            if (IsRepeated(keyValues, i, key, ref seen))
             {
-                if (RuleSemantics.KeyEquals(keyValues[j], key))
-                {
-                    return RuleValue.Error($"Failed with repeated key {key}");
-                }
+                return RuleValue.Error($"Failed with repeated key {key}");
             }
 
             var value = values[i].Eval(context);
@@ -380,11 +427,54 @@ internal sealed class MapNode(Node[] keys, Node[] values) : Node
                 return value;
             }
 
+            if (optional is not null && optional[i])
+            {
+                if (value.Kind != RuleValueKind.Optional)
+                {
+                    return RuleValue.Error($"{{?k: v}} needs an optional value, not {value.TypeName}");
+                }
+
+                if (!value.HasOptionalValue)
+                {
+                    skipped ??= new bool[keys.Length];
+                    skipped[i] = true;
+                    continue;
+                }
+
+                value = value.OptionalValue;
+            }
+
             keyValues[i] = key;
             valueValues[i] = value;
         }
 
+        if (skipped is not null)
+        {
+            var kept = Enumerable.Range(0, keys.Length).Where(i => !skipped[i]).ToArray();
+            return RuleValue.Map(new RuleMap([.. kept.Select(i => keyValues[i])], [.. kept.Select(i => valueValues[i])]));
+        }
+
         return RuleValue.Map(new RuleMap(keyValues, valueValues));
+    }
+
+    // small maps compare pairwise; large ones use a set so the check stays linear
+    private static bool IsRepeated(RuleValue[] keys, int count, in RuleValue key, ref HashSet<RuleValue>? seen)
+    {
+        if (keys.Length <= 8)
+        {
+            for (var j = 0; j < count; j++)
+            {
+                if (RuleSemantics.KeyEquals(keys[j], key))
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+
+        seen ??= new HashSet<RuleValue>(RuleMap.MapKeyComparer.Instance);
+        return !seen.Add(key);
     }
 }
 
@@ -508,9 +598,12 @@ internal sealed class ComprehensionNode(ComprehensionKind kind, Node range, int 
 /// <summary>Turns the syntax tree into evaluation nodes: resolves macros, operators and functions once, at compile time.</summary>
 internal sealed class RuleCompiler(string text)
 {
+    /// <summary>Marks an optional list element [?x] or map entry {?k: v} in the syntax tree.</summary>
+    public const string OptionalEntry = "@optional";
+
     public static readonly HashSet<string> TypeNames = new(StringComparer.Ordinal)
     {
-        "int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type",
+        "int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type", "optional_type",
     };
 
     private readonly List<string> _scope = [];
@@ -523,11 +616,54 @@ internal sealed class RuleCompiler(string text)
         ConstantExpr constant => new ConstantNode(constant.Value),
         IdentExpr ident => CompileIdent(ident.Name),
         SelectExpr select => CompileSelect(select),
-        ListExpr list => new ListNode([.. list.Elements.Select(Compile)]),
-        MapExpr map => new MapNode([.. map.Keys.Select(Compile)], [.. map.Values.Select(Compile)]),
+        ListExpr list => CompileList(list),
+        MapExpr map => CompileMap(map),
         CallExpr call => CompileCall(call),
         _ => throw Error("unsupported expression", expr),
     };
+
+    private Node CompileList(ListExpr list)
+    {
+        var optional = OptionalFlags(list.Elements);
+        Node[] elements = [.. list.Elements.Select(e => Compile(Unmarked(e)))];
+        return Fold(new ListNode(elements, optional), elements);
+    }
+
+    private Node CompileMap(MapExpr map)
+    {
+        var optional = OptionalFlags(map.Keys);
+        Node[] keys = [.. map.Keys.Select(e => Compile(Unmarked(e)))];
+        Node[] values = [.. map.Values.Select(Compile)];
+        return Fold(new MapNode(keys, values, optional), [.. keys, .. values]);
+    }
+
+    private static bool IsOptionalEntry(Expr expr) => expr is CallExpr { Function: OptionalEntry };
+
+    private static Expr Unmarked(Expr expr) => IsOptionalEntry(expr) ? ((CallExpr)expr).Args[0] : expr;
+
+    private static bool[]? OptionalFlags(Expr[] entries) =>
+        entries.Any(IsOptionalEntry) ? [.. entries.Select(IsOptionalEntry)] : null;
+
+    /// <summary>
+    /// Evaluates a pure node whose inputs are all constants once, at compile time, so that literals
+    /// such as ['EUR', 'USD'] or timestamp('2030-01-01T00:00:00Z') cost nothing per evaluation.
+    /// Errors are left to evaluation time.
+    /// </summary>
+    private static Node Fold(Node node, Node[] inputs)
+    {
+        foreach (var input in inputs)
+        {
+            if (!input.TryConstant(out _))
+            {
+                return node;
+            }
+        }
+
+        var context = new EvalContext();
+        context.Reset(null, null, RuleLimits.DefaultStepBudget, 0);
+        var value = node.Eval(context);
+        return value.IsError ? node : new ConstantNode(value);
+    }
 
     private RuleSyntaxException Error(string message, Expr at) => RuleLexer.Error(text, message, at.Offset);
 
@@ -539,6 +675,11 @@ internal sealed class RuleCompiler(string text)
 
     private Node CompileSelect(SelectExpr select)
     {
+        if (select.Optional)
+        {
+            return new OptionalSelectNode(Compile(select.Operand), select.Field);
+        }
+
         var segments = QualifiedSegments(select);
         if (segments is not null)
         {
@@ -564,7 +705,7 @@ internal sealed class RuleCompiler(string text)
         {
             case IdentExpr ident:
                 return [ident.Name];
-            case SelectExpr select when IsPlainName(select.Field) && QualifiedSegments(select.Operand) is { } prefix:
+            case SelectExpr select when !select.Optional && IsPlainName(select.Field) && QualifiedSegments(select.Operand) is { } prefix:
                 prefix.Add(select.Field);
                 return prefix;
             default:
@@ -594,20 +735,69 @@ internal sealed class RuleCompiler(string text)
                 }
 
                 return new HasNode(Compile(field.Operand), field.Field);
+            case "optMap" or "optFlatMap" when call.Target is not null && args.Length == 2 && args[0] is IdentExpr:
+                return CompileOptionalMap(call);
+            case OptionalEntry:
+                throw Error("'?' marks optional entries only in list and map literals", call);
+            case "bind" when call.Target is IdentExpr { Name: "cel" } && _scope.LastIndexOf("cel") < 0 && args.Length == 3 && args[0] is IdentExpr:
+                return CompileBind(call);
             case "all" or "exists" or "exists_one" or "existsOne" or "filter" or "map" or "transformList" or "transformMap" when call.Target is not null && args.Length >= 2 && args[0] is IdentExpr:
                 return CompileComprehension(call);
         }
 
-        var target = call.Target is null ? null : Compile(call.Target);
-        var compiled = args.Select(Compile).ToArray();
-        var node = RuleFunctions.Bind(call.Function, target, compiled);
-        if (node is not null)
+        var function = call.Function;
+        var targetExpr = call.Target;
+        // a call on a dotted name that is not a variable may be a namespaced function, as strings.quote(s)
+        if (targetExpr is not null && QualifiedSegments(targetExpr) is { } space && _scope.LastIndexOf(space[0]) < 0
+            && RuleFunctions.IsNamespacedFunction(string.Join('.', space) + "." + function, args.Length))
         {
-            return node;
+            function = string.Join('.', space) + "." + function;
+            targetExpr = null;
         }
 
+        var target = targetExpr is null ? null : Compile(targetExpr);
+        var compiled = args.Select(Compile).ToArray();
+        var node = RuleFunctions.Bind(function, target, compiled);
         var all = target is null ? compiled : [target, .. compiled];
+        if (node is not null)
+        {
+            return Fold(node, all);
+        }
+
         return new UnboundCallNode($"unbound function: no such overload for '{call.Function}' with {all.Length} argument(s)", all);
+    }
+
+    private OptionalMapNode CompileOptionalMap(CallExpr call)
+    {
+        var range = Compile(call.Target!);
+        var slot = _scope.Count;
+        _scope.Add(((IdentExpr)call.Args[0]).Name);
+        LocalSlots = Math.Max(LocalSlots, _scope.Count);
+        try
+        {
+            return new OptionalMapNode(range, slot, Compile(call.Args[1]), string.Equals(call.Function, "optFlatMap", StringComparison.Ordinal));
+        }
+        finally
+        {
+            _scope.RemoveAt(slot);
+        }
+    }
+
+    /// <summary>cel.bind(name, value, body): evaluates value once and binds it to name inside body.</summary>
+    private BindNode CompileBind(CallExpr call)
+    {
+        var init = Compile(call.Args[1]);
+        var slot = _scope.Count;
+        _scope.Add(((IdentExpr)call.Args[0]).Name);
+        LocalSlots = Math.Max(LocalSlots, _scope.Count);
+        try
+        {
+            return new BindNode(slot, init, Compile(call.Args[2]));
+        }
+        finally
+        {
+            _scope.RemoveAt(slot);
+        }
     }
 
     private ComprehensionNode CompileComprehension(CallExpr call)

@@ -39,6 +39,7 @@ internal static class RuleFunctions
         ["_>=_"] = (EvalContext c, in RuleValue a, in RuleValue b) => Compare(a, b, ">=", static r => r >= 0),
         ["@in"] = In,
         ["_[_]"] = Index,
+        ["_[?_]"] = (EvalContext c, in RuleValue a, in RuleValue b) => RuleOptionals.Index(a, b),
         ["matches"] = Matches,
     };
 
@@ -91,6 +92,8 @@ internal static class RuleFunctions
         Milliseconds,
     }
 
+    public static bool IsNamespacedFunction(string name, int arity) => RuleExtensions.Find(name, arity) is not null;
+
     /// <summary>The node for a call, or null when no function of that name and shape exists.</summary>
     public static Node? Bind(string name, Node? target, Node[] args)
     {
@@ -106,6 +109,12 @@ internal static class RuleFunctions
                 return BindBinary(name, binary, args[0], args[1]);
             }
 
+            // namespaced functions such as strings.quote(s)
+            if (name.Contains('.', StringComparison.Ordinal) && RuleExtensions.Find(name, args.Length) is { } namespaced)
+            {
+                return new NaryCallNode(namespaced, args);
+            }
+
             return null;
         }
 
@@ -117,6 +126,11 @@ internal static class RuleFunctions
         if (args.Length == 1 && ReceiverBinary.TryGetValue(name, out var receiverBinary))
         {
             return BindBinary(name, receiverBinary, target, args[0]);
+        }
+
+        if (RuleStringFunctions.Receiver.TryGetValue($"{name}/{args.Length + 1}", out var nary) || RuleExtensions.Receiver.TryGetValue($"{name}/{args.Length + 1}", out nary))
+        {
+            return new NaryCallNode(nary, [target, .. args]);
         }
 
         return null;
@@ -353,6 +367,8 @@ internal static class RuleFunctions
     {
         switch (container.Kind)
         {
+            case RuleValueKind.Optional:
+                return RuleOptionals.Index(container, index);
             case RuleValueKind.List:
                 long position;
                 switch (index.Kind)

@@ -91,7 +91,16 @@ internal sealed class RuleParser
 
     private Token Peek(int ahead) => _tokens[Math.Min(_position + ahead, _tokens.Count - 1)];
 
-    private Token Next() => _tokens[_position++ < _tokens.Count - 1 ? _position - 1 : _tokens.Count - 1];
+    private Token Next()
+    {
+        var token = Current;
+        if (_position < _tokens.Count - 1)
+        {
+            _position++; // never past the end token
+        }
+
+        return token;
+    }
 
     private bool Accept(TokenKind kind)
     {
@@ -327,15 +336,22 @@ internal sealed class RuleParser
             if (Current.Kind == TokenKind.Dot)
             {
                 var offset = Next().Offset;
+                var optional = Accept(TokenKind.Question);
                 // reserved words are fine as field and method names
                 if (Current.Kind == TokenKind.QuotedIdent)
                 {
                     var quoted = Next();
-                    expr = Check(new SelectExpr(offset, expr, quoted.Text!));
+                    expr = Check(new SelectExpr(offset, expr, quoted.Text!, optional));
                     continue;
                 }
 
                 var name = Expect(TokenKind.Ident, "a field name");
+                if (optional)
+                {
+                    expr = Check(new SelectExpr(offset, expr, name.Text!, optional: true));
+                    continue;
+                }
+
                 if (Current.Kind == TokenKind.LeftParen)
                 {
                     Next();
@@ -353,9 +369,10 @@ internal sealed class RuleParser
             else if (Current.Kind == TokenKind.LeftBracket)
             {
                 var offset = Next().Offset;
+                var optional = Accept(TokenKind.Question);
                 var index = ParseExpr();
                 Expect(TokenKind.RightBracket, "']'");
-                expr = Check(new CallExpr(offset, null, "_[_]", [expr, index]));
+                expr = Check(new CallExpr(offset, null, optional ? "_[?_]" : "_[_]", [expr, index]));
             }
             else
             {
@@ -392,6 +409,14 @@ internal sealed class RuleParser
             if (close == TokenKind.RightBracket && Current.Kind == close)
             {
                 break; // trailing comma in a list
+            }
+
+            // [?x] is an optional element: added only when x has a value
+            var optionalOffset = Current.Offset;
+            if (close == TokenKind.RightBracket && Accept(TokenKind.Question))
+            {
+                args.Add(Check(new CallExpr(optionalOffset, null, RuleCompiler.OptionalEntry, [ParseExpr()])));
+                continue;
             }
 
             args.Add(ParseExpr());
@@ -481,7 +506,8 @@ internal sealed class RuleParser
         var values = new List<Expr>();
         while (Current.Kind != TokenKind.RightBrace)
         {
-            keys.Add(ParseExpr());
+            var optionalOffset = Current.Offset;
+            keys.Add(Accept(TokenKind.Question) ? Check(new CallExpr(optionalOffset, null, RuleCompiler.OptionalEntry, [ParseExpr()])) : ParseExpr());
             Expect(TokenKind.Colon, "':'");
             values.Add(ParseExpr());
             if (!Accept(TokenKind.Comma))
@@ -770,7 +796,11 @@ internal sealed class RuleLexer(string text)
 
             if (bytes)
             {
-                var rune = Rune.GetRuneAt(text, _position);
+                if (Rune.DecodeFromUtf16(text.AsSpan(_position), out var rune, out _) != System.Buffers.OperationStatus.Done)
+                {
+                    throw Error("invalid UTF-16 text (a lone surrogate) in a bytes literal", _position);
+                }
+
                 var length = rune.EncodeToUtf8(utf8);
                 for (var i = 0; i < length; i++)
                 {

@@ -46,9 +46,19 @@ internal static class RuleSemantics
         return false;
     }
 
+    /// <summary>Deepest nesting compared; deeper (or cyclic) caller data compares unequal instead of overflowing the stack.</summary>
+    private const int MaxCompareDepth = 256;
+
     /// <summary>CEL equality of two values that are not errors. Values of different types are unequal, except numbers.</summary>
-    public static bool Equal(in RuleValue a, in RuleValue b)
+    public static bool Equal(in RuleValue a, in RuleValue b) => Equal(a, b, 0);
+
+    private static bool Equal(in RuleValue a, in RuleValue b, int depth)
     {
+        if (depth > MaxCompareDepth)
+        {
+            return false;
+        }
+
         if (a.Kind != b.Kind)
         {
             return IsNumber(a.Kind) && IsNumber(b.Kind) && CompareNumbers(a, b) == 0;
@@ -72,7 +82,9 @@ internal static class RuleSemantics
             case RuleValueKind.Duration:
                 return a.Seconds == b.Seconds && a.Nanos == b.Nanos;
             case RuleValueKind.Type:
-                return string.Equals(a.TypeName, b.TypeName, StringComparison.Ordinal);
+                return string.Equals(a.AsTypeName, b.AsTypeName, StringComparison.Ordinal);
+            case RuleValueKind.Optional:
+                return a.HasOptionalValue == b.HasOptionalValue && (!a.HasOptionalValue || Equal(a.OptionalValue, b.OptionalValue, depth + 1));
             case RuleValueKind.List:
                 var count = RuleCollections.Count(a);
                 if (count != RuleCollections.Count(b))
@@ -82,7 +94,7 @@ internal static class RuleSemantics
 
                 for (var i = 0; i < count; i++)
                 {
-                    if (!Equal(RuleCollections.Item(a, i), RuleCollections.Item(b, i)))
+                    if (!Equal(RuleCollections.Item(a, i), RuleCollections.Item(b, i), depth + 1))
                     {
                         return false;
                     }
@@ -97,7 +109,7 @@ internal static class RuleSemantics
 
                 foreach (var key in RuleCollections.MapKeys(a))
                 {
-                    if (!RuleCollections.TryGetMapValue(b, key, out var other) || !RuleCollections.TryGetMapValue(a, key, out var mine) || !Equal(mine, other))
+                    if (!RuleCollections.TryGetMapValue(b, key, out var other) || !RuleCollections.TryGetMapValue(a, key, out var mine) || !Equal(mine, other, depth + 1))
                     {
                         return false;
                     }

@@ -72,11 +72,14 @@ internal sealed class IdentExpr(int offset, string name) : Expr(offset)
     public override int Height => 1;
 }
 
-internal sealed class SelectExpr(int offset, Expr operand, string field) : Expr(offset)
+internal sealed class SelectExpr(int offset, Expr operand, string field, bool optional = false) : Expr(offset)
 {
     public Expr Operand { get; } = operand;
 
     public string Field { get; } = field;
+
+    /// <summary>Optional selection a.?b: an optional value instead of an error when the field is absent.</summary>
+    public bool Optional { get; } = optional;
 
     public override int Height { get; } = operand.Height + 1;
 }

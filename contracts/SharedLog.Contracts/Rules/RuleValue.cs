@@ -18,6 +18,7 @@ public enum RuleValueKind : byte
     Timestamp,
     Duration,
     Type,
+    Optional,
     Error,
 }
 
@@ -66,6 +67,16 @@ public readonly struct RuleValue
 
     public static RuleValue Error(string message) => new(RuleValueKind.Error, 0, 0, message);
 
+    /// <summary>An optional without a value (optional.none()).</summary>
+    public static RuleValue OptionalNone => new(RuleValueKind.Optional, 0, 0, null);
+
+    /// <summary>An optional holding a value (optional.of(x)).</summary>
+    public static RuleValue OptionalOf(RuleValue value) => new(RuleValueKind.Optional, 0, 0, new OptionalBox(value));
+
+    public bool HasOptionalValue => _ref is OptionalBox;
+
+    public RuleValue OptionalValue => ((OptionalBox)_ref!).Value;
+
     /// <summary>A list backed by values the rule built.</summary>
     public static RuleValue List(RuleValue[] items) => new(RuleValueKind.List, 0, 0, items);
 
@@ -96,7 +107,11 @@ public readonly struct RuleValue
 
     public byte[] AsBytes => (byte[])_ref!;
 
-    public string TypeName => Kind == RuleValueKind.Type ? (string)_ref! : TypeNameOf(Kind);
+    /// <summary>The CEL type of this value (for a type value: <c>type</c>).</summary>
+    public string TypeName => TypeNameOf(Kind);
+
+    /// <summary>The type a type value denotes, such as <c>int</c> for <c>type(1)</c>.</summary>
+    public string AsTypeName => (string)_ref!;
 
     public string ErrorMessage => Kind == RuleValueKind.Error ? (string)_ref! : string.Empty;
 
@@ -120,6 +135,7 @@ public readonly struct RuleValue
         RuleValueKind.Timestamp => "google.protobuf.Timestamp",
         RuleValueKind.Duration => "google.protobuf.Duration",
         RuleValueKind.Type => "type",
+        RuleValueKind.Optional => "optional_type",
         _ => "error",
     };
 
@@ -195,7 +211,13 @@ public readonly struct RuleValue
         RuleValueKind.Map => "{" + string.Join(", ", RuleCollections.MapEntries(this).Select(e => e.Key + ": " + e.Value)) + "}",
         RuleValueKind.Timestamp => "timestamp(" + RuleTime.FormatTimestamp(Seconds, Nanos) + ")",
         RuleValueKind.Duration => "duration(" + RuleTime.FormatDuration(Seconds, Nanos) + ")",
-        RuleValueKind.Type => TypeName,
+        RuleValueKind.Type => AsTypeName,
+        RuleValueKind.Optional => HasOptionalValue ? "optional.of(" + OptionalValue + ")" : "optional.none()",
         _ => "error: " + ErrorMessage,
     };
+}
+
+internal sealed class OptionalBox(RuleValue value)
+{
+    public RuleValue Value { get; } = value;
 }

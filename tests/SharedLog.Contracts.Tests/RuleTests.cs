@@ -1,0 +1,386 @@
+using System.Text;
+using SharedLog.Contracts.Rules;
+
+namespace SharedLog.Contracts.Tests;
+
+public class RuleTests
+{
+    private static Dictionary<string, object?> Record(Dictionary<string, object?> value) => new(StringComparer.Ordinal)
+    {
+        ["value"] = value,
+        ["key"] = "order-1",
+        ["topic"] = "orders",
+        ["partition"] = 3L,
+        ["timestamp"] = new DateTimeOffset(2026, 11, 30, 10, 0, 0, TimeSpan.Zero),
+        ["headers"] = new Dictionary<string, object?>(StringComparer.Ordinal) { ["content-type"] = Encoding.UTF8.GetBytes("json") },
+    };
+
+    private static Dictionary<string, object?> Order(object? amount, object? currency, string? email = null)
+    {
+        var order = new Dictionary<string, object?>(StringComparer.Ordinal) { ["amount"] = amount, ["currency"] = currency };
+        if (email is not null)
+        {
+            order["email"] = email;
+        }
+
+        return order;
+    }
+
+    private static RuleOutcome Evaluate(string expression, Dictionary<string, object?> variables) =>
+        CelRule.Compile(expression).Evaluate(variables);
+
+    [Theory]
+    [InlineData("1 + ", 1, 5, "unexpected end of expression")]
+    [InlineData("value.amount >\n  && true", 2, 3, "unexpected '&&'")]
+    [InlineData("value.amount > 0 &&\n\n    'abc", 3, 5, "unterminated string")]
+    [InlineData("size(value.items", 1, 17, "expected ')'")]
+    [InlineData("value.items[0", 1, 14, "expected ']'")]
+    [InlineData("1 ? 2", 1, 6, "expected ':'")]
+    [InlineData("if > 1", 1, 1, "'if' is a reserved word")]
+    [InlineData("'\\q'", 1, 2, "invalid escape")]
+    [InlineData("9223372036854775808", 1, 1, "integer literal is out of range")]
+    [InlineData("18446744073709551616u", 1, 1, "integer literal is out of range")]
+    [InlineData("a # b", 1, 3, "unexpected character '#'")]
+    [InlineData("Order{amount: 1}", 1, 6, "message construction")]
+    [InlineData("has(value)", 1, 1, "has() needs one field selection")]
+    [InlineData("[1].all(x, y, z, w)", 1, 5, "wrong number of arguments")]
+    public void Syntax_errors_give_line_column_and_reason(string expression, int line, int column, string reason)
+    {
+        var ex = Assert.Throws<RuleSyntaxException>(() => CelRule.Compile(expression));
+        Assert.Equal(line, ex.Line);
+        Assert.Equal(column, ex.Column);
+        Assert.Contains(reason, ex.Message, StringComparison.Ordinal);
+        Assert.Contains($"line {line}, column {column}", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Lone_surrogate_in_a_bytes_literal_is_a_syntax_error()
+    {
+        // built at run time: attribute arguments cannot carry invalid UTF-16
+        var ex = Assert.Throws<RuleSyntaxException>(() => CelRule.Compile("b'a" + '\ud800' + "'"));
+        Assert.Equal(4, ex.Column);
+        Assert.Contains("lone surrogate", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(10L, "EUR", RuleOutcomeKind.Passed)]
+    [InlineData(0L, "EUR", RuleOutcomeKind.Failed)]
+    [InlineData(10L, "GBP", RuleOutcomeKind.Failed)]
+    [InlineData(10.5, "USD", RuleOutcomeKind.Passed)] // heterogeneous numeric comparison
+    [InlineData("10", "USD", RuleOutcomeKind.Error)] // string > int has no overload
+    [InlineData(null, "USD", RuleOutcomeKind.Error)]
+    public void Amount_and_currency_rule(object? amount, string currency, RuleOutcomeKind expected)
+    {
+        var rule = CelRule.Compile("value.amount > 0 && value.currency in ['EUR', 'USD']");
+        var outcome = rule.Evaluate(Record(Order(amount, currency)));
+        Assert.Equal(expected, outcome.Kind);
+        Assert.Equal(expected == RuleOutcomeKind.Error, outcome.ErrorMessage is not null);
+    }
+
+    [Fact]
+    public void Missing_field_is_an_error_but_false_absorbs_it()
+    {
+        var record = Record(new Dictionary<string, object?>(StringComparer.Ordinal) { ["currency"] = "EUR" });
+        var missing = Evaluate("value.amount > 0", record);
+        Assert.True(missing.IsError);
+        Assert.Contains("no such key: amount", missing.ErrorMessage, StringComparison.Ordinal);
+        Assert.True(Evaluate("value.amount > 0 && value.currency == 'USD'", record).IsFailed);
+        Assert.True(Evaluate("value.currency == 'USD' && value.amount > 0", record).IsFailed);
+        Assert.True(Evaluate("value.amount > 0 || value.currency == 'EUR'", record).IsPassed);
+        Assert.True(Evaluate("value.amount > 0 || value.currency == 'USD'", record).IsError);
+    }
+
+    [Theory]
+    [InlineData("ann@example.com", RuleOutcomeKind.Passed)]
+    [InlineData("ann.example.com", RuleOutcomeKind.Failed)]
+    [InlineData("ann@x@y", RuleOutcomeKind.Failed)]
+    [InlineData(null, RuleOutcomeKind.Failed)]
+    public void Has_and_matches_email(string? email, RuleOutcomeKind expected)
+    {
+        var rule = CelRule.Compile("has(value.email) && value.email.matches('^[^@]+@[^@]+$')");
+        Assert.Equal(expected, rule.Evaluate(Record(Order(1L, "EUR", email))).Kind);
+    }
+
+    [Fact]
+    public void Catastrophic_backtracking_pattern_is_answered_correctly()
+    {
+        var rule = CelRule.Compile("value.text.matches('(a+)+$')");
+        var noMatch = new string('a', 50_000) + "!";
+        var match = new string('a', 50_000);
+        Assert.True(rule.Evaluate(Record(new Dictionary<string, object?> { ["text"] = noMatch })).IsFailed);
+        Assert.True(rule.Evaluate(Record(new Dictionary<string, object?> { ["text"] = match })).IsPassed);
+        // a dynamic pattern takes the same linear-time path
+        var dynamic = CelRule.Compile("value.text.matches(value.pattern)");
+        Assert.True(dynamic.Evaluate(Record(new Dictionary<string, object?> { ["text"] = noMatch, ["pattern"] = "^(a|aa)+$" })).IsFailed);
+    }
+
+    [Theory]
+    [InlineData("'123'.matches('^\\\\d+$')", RuleOutcomeKind.Passed)]
+    [InlineData("'\u0663'.matches('^\\\\d$')", RuleOutcomeKind.Failed)] // RE2 \d is ASCII only
+    [InlineData("'ab\\n'.matches('ab$')", RuleOutcomeKind.Failed)] // RE2 $ is the end of text
+    [InlineData("'x-1'.matches('(?P<name>[[:alpha:]])-[[:digit:]]')", RuleOutcomeKind.Passed)]
+    [InlineData("'a.b'.matches('\\\\Qa.b\\\\E')", RuleOutcomeKind.Passed)]
+    [InlineData("'axb'.matches('\\\\Qa.b\\\\E')", RuleOutcomeKind.Failed)]
+    [InlineData("'aa'.matches('(a)\\\\1')", RuleOutcomeKind.Error)] // backreference
+    [InlineData("'ab'.matches('a(?=b)')", RuleOutcomeKind.Error)] // lookahead
+    [InlineData("'ab'.matches('[')", RuleOutcomeKind.Error)]
+    public void Regular_expressions_follow_re2(string expression, RuleOutcomeKind expected)
+    {
+        var outcome = Evaluate(expression, []);
+        Assert.Equal(expected, outcome.Kind);
+    }
+
+    [Fact]
+    public void Step_budget_exhaustion_is_an_error()
+    {
+        var items = Enumerable.Range(0, 100).Select(i => (object?)(long)i).ToList();
+        var variables = new Dictionary<string, object?> { ["items"] = items };
+        var rule = CelRule.Compile("items.all(x, items.all(y, items.all(z, x + y + z >= 0)))");
+        var outcome = rule.Evaluate(variables);
+        Assert.True(outcome.IsError);
+        Assert.Contains("budget", outcome.ErrorMessage, StringComparison.Ordinal);
+        // the budget is per evaluation: a cheap rule right after still passes
+        Assert.True(CelRule.Compile("items.all(x, x >= 0)").Evaluate(variables).IsPassed);
+        Assert.True(CelRule.Compile("items.all(x, x >= 0)").EvaluateValue(variables, stepBudget: 50).IsError);
+        // an error absorbed by || does not hide the exhausted budget
+        Assert.True(CelRule.Compile("true || items.all(x, items.all(y, items.all(z, true)))").Evaluate(variables).IsPassed);
+        Assert.True(CelRule.Compile("items.all(x, items.all(y, items.all(z, true))) || true").Evaluate(variables).IsError);
+    }
+
+    [Fact]
+    public void Built_values_are_size_bounded()
+    {
+        var outcome = Evaluate("[1,2,3,4,5,6,7,8,9,10].map(a, [1,2,3,4,5,6,7,8,9,10].map(b, 'x' + 'y')).size() > 0", []);
+        Assert.True(outcome.IsPassed);
+        var variables = new Dictionary<string, object?> { ["s"] = new string('x', RuleLimits.MaxStringLength / 2 + 1) };
+        var tooLong = CelRule.Compile("s + s").EvaluateValue(variables);
+        Assert.True(tooLong.IsError);
+        Assert.Contains("size limit", tooLong.ErrorMessage, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData('(', ')')]
+    [InlineData('[', ']')]
+    [InlineData('!', ' ')]
+    [InlineData('-', ' ')]
+    public void Deep_nesting_is_a_syntax_error_not_a_crash(char open, char close)
+    {
+        const int depth = 5000;
+        var expression = new string(open, depth) + "1" + (close == ' ' ? "" : new string(close, depth));
+        var ex = Assert.Throws<RuleSyntaxException>(() => CelRule.Compile(expression));
+        Assert.Contains("nested deeper", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Long_chains_and_long_text_are_bounded()
+    {
+        var chain = "a" + string.Concat(Enumerable.Repeat(".b", 5000));
+        Assert.Contains("nested deeper", Assert.Throws<RuleSyntaxException>(() => CelRule.Compile(chain)).Message, StringComparison.Ordinal);
+        var sum = string.Join(" + ", Enumerable.Repeat("1", 3000));
+        Assert.Throws<RuleSyntaxException>(() => CelRule.Compile(sum));
+        var tooLong = new string(' ', RuleLimits.MaxExpressionLength) + "1";
+        Assert.Contains("longer than", Assert.Throws<RuleSyntaxException>(() => CelRule.Compile(tooLong)).Message, StringComparison.Ordinal);
+        // long && chains are balanced, so they stay within the bounds
+        var conjunction = string.Join(" && ", Enumerable.Repeat("true", 2000));
+        Assert.True(CelRule.Compile(conjunction).Evaluate(new Dictionary<string, object?>()).IsPassed);
+    }
+
+    [Theory]
+    [InlineData("9223372036854775807 + 1", "overflow")]
+    [InlineData("-9223372036854775808 - 1", "overflow")]
+    [InlineData("1 / 0", "division by zero")]
+    [InlineData("1 % 0", "modulus by zero")]
+    [InlineData("0u - 1u", "overflow")]
+    [InlineData("1 + 1u", "no such overload")]
+    [InlineData("1 + 1.0", "no such overload")]
+    [InlineData("[1, 2][2]", "index out of bounds")]
+    [InlineData("{'a': 1}['b']", "no such key")]
+    [InlineData("nope(1)", "unbound function")]
+    [InlineData("undefinedVariable", "undeclared reference")]
+    [InlineData("1", "not bool")]
+    public void Evaluation_errors_are_error_outcomes(string expression, string message)
+    {
+        var outcome = Evaluate(expression, []);
+        Assert.True(outcome.IsError, expression);
+        Assert.Contains(message, outcome.ErrorMessage, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("value.items.all(i, i.qty > 0u) && size(value.items) == 2")]
+    [InlineData("value.items.exists(i, i.sku.startsWith('A-'))")]
+    [InlineData("value.items.map(i, i.qty).filter(q, q > 1u) == [5u]")]
+    [InlineData("value.created < timestamp('2030-01-01T00:00:00Z') && value.created.getFullYear() == 2026")]
+    [InlineData("value.created + value.ttl == timestamp('2026-01-02T00:00:00Z')")]
+    [InlineData("value.ttl > duration('1h') && string(value.ttl) == '86400s'")]
+    [InlineData("headers['content-type'] == b'json' && string(headers['content-type']) == 'json'")]
+    [InlineData("topic == 'orders' && partition == 3 && key.endsWith('-1') && timestamp > value.created")]
+    [InlineData("value.tags == ['a', 'b'] && 'b' in value.tags && !('c' in value.tags)")]
+    [InlineData("type(value.ratio) == double && value.ratio == 1 && int(value.ratio) == 1")]
+    [InlineData("value.nested.deep.flag")]
+    [InlineData("has(value.nested.deep) && !has(value.nested.other)")]
+    [InlineData("value.payload == b'\\x01\\x02' && size(value.payload) == 2")]
+    [InlineData("value.`odd-name` == 'x'")]
+    [InlineData("value.nothing == null")]
+    [InlineData("value.?missing.orValue('none') == 'none' && value.?tags.hasValue()")]
+    [InlineData("value.?nested.deep.flag.orValue(false) && !value.?nested.other.hasValue()")]
+    [InlineData("value.items[?5].orValue(null) == null && value.items[?0].value().sku == 'A-1'")]
+    [InlineData("[?value.?missing, ?value.?ratio] == [1.0]")]
+    public void Rules_read_the_record_object_graph(string expression)
+    {
+        var value = new Dictionary<string, object?>(StringComparer.Ordinal)
+        {
+            ["items"] = new List<object?>
+            {
+                new Dictionary<string, object?> { ["sku"] = "A-1", ["qty"] = 1UL },
+                new Dictionary<string, object?> { ["sku"] = "B-2", ["qty"] = 5UL },
+            },
+            ["created"] = new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero),
+            ["ttl"] = TimeSpan.FromDays(1),
+            ["tags"] = new List<object?> { "a", "b" },
+            ["ratio"] = 1.0,
+            ["nested"] = new Dictionary<string, object?> { ["deep"] = new Dictionary<string, object?> { ["flag"] = true } },
+            ["payload"] = new byte[] { 1, 2 },
+            ["odd-name"] = "x",
+            ["nothing"] = null,
+        };
+        var outcome = Evaluate(expression, Record(value));
+        Assert.True(outcome.IsPassed, $"{expression}: {outcome}");
+    }
+
+    [Fact]
+    public void A_compiled_rule_is_safe_to_share_between_threads()
+    {
+        var rule = CelRule.Compile("value.amount % 2 == 0 && [1, 2, 3].exists(x, x == value.amount % 4)");
+        var failures = 0;
+        Parallel.For(0, 2000, i =>
+        {
+            var expected = i % 2 == 0 && i % 4 == 2;
+            var outcome = rule.Evaluate(Record(Order((long)i, "EUR")));
+            if (outcome.IsPassed != expected)
+            {
+                Interlocked.Increment(ref failures);
+            }
+        });
+        Assert.Equal(0, failures);
+    }
+
+    [Fact]
+    public void Activation_interface_resolves_variables()
+    {
+        var rule = CelRule.Compile("value.amount > limit");
+        var outcome = rule.Evaluate(new Activation(name => name switch
+        {
+            "value" => Order(10L, "EUR"),
+            "limit" => 5L,
+            _ => null,
+        }));
+        Assert.True(outcome.IsPassed);
+    }
+
+    private sealed class Activation(Func<string, object?> resolve) : IRuleActivation
+    {
+        public bool TryResolve(string name, out object? value)
+        {
+            value = resolve(name);
+            return value is not null;
+        }
+    }
+}
+
+public class RuleAllocationTests
+{
+    [Fact]
+    public void Scalar_rules_do_not_allocate_per_evaluation()
+    {
+        var rule = CelRule.Compile("value.amount > 0 && value.currency in ['EUR', 'USD'] && value.created < timestamp('2030-01-01T00:00:00Z') && size(value.items) < 10");
+        var variables = new Dictionary<string, object?>(StringComparer.Ordinal)
+        {
+            ["value"] = new Dictionary<string, object?>(StringComparer.Ordinal)
+            {
+                ["amount"] = 12L,
+                ["currency"] = "USD",
+                ["created"] = new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero),
+                ["items"] = new List<object?> { 1L, 2L },
+            },
+        };
+        Assert.True(rule.Evaluate(variables).IsPassed);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 1000; i++)
+        {
+            rule.Evaluate(variables);
+        }
+
+        var perEvaluation = (GC.GetAllocatedBytesForCurrentThread() - before) / 1000.0;
+        Assert.True(perEvaluation < 1, $"{perEvaluation} bytes allocated per evaluation");
+    }
+}
+
+public class RuleRobustnessTests
+{
+    [Fact]
+    public void Cyclic_caller_data_does_not_crash_equality()
+    {
+        var cyclic = new List<object?>();
+        cyclic.Add(cyclic);
+        var variables = new Dictionary<string, object?> { ["a"] = cyclic, ["b"] = cyclic };
+        var outcome = CelRule.Compile("a == b").Evaluate(variables);
+        Assert.False(outcome.IsError);
+    }
+
+    [Fact]
+    public void Large_map_literals_detect_repeated_keys()
+    {
+        var entries = string.Join(", ", Enumerable.Range(0, 1000).Select(i => $"x+{i}:{i}"));
+        var rule = CelRule.Compile("{" + entries + "}.size() == 1000");
+        Assert.True(rule.Evaluate(new Dictionary<string, object?> { ["x"] = 1L }).IsPassed);
+        var repeated = CelRule.Compile("{" + entries + ", x: 0}.size() > 0");
+        var outcome = repeated.Evaluate(new Dictionary<string, object?> { ["x"] = 1L });
+        Assert.True(outcome.IsError);
+        Assert.Contains("repeated key", outcome.ErrorMessage, StringComparison.Ordinal);
+    }
+}
+
+public class RuleFuzzTests
+{
+    private static readonly string[] Pieces =
+    [
+        "value", ".", "amount", "items", "[", "]", "(", ")", "{", "}", ",", ":", "?", "+", "-", "*", "/", "%",
+        "!", "<", "<=", "==", "!=", "&&", "||", " in ", "1", "0", "-9223372036854775808", "1u", "2.5", "1e308",
+        "'a'", "\"\\u00ff\"", "b'\\xff'", "r'\\d'", "'''x\ny'''", "true", "null", "size", "has", "all", "exists",
+        "map", "filter", "x", "matches", "'(a+)+$'", "'[[:alpha:]]'", "timestamp", "duration", "'1h'", "int",
+        "string", "type", "cel.bind", "math.greatest", "format", "'%s'", "\\", "'", "b'", "`", "#", "\ud800", " ", "\n",
+    ];
+
+    [Fact]
+    public void Random_expressions_only_raise_syntax_errors_and_evaluate_without_throwing()
+    {
+        var random = new Random(20261130);
+        var variables = new Dictionary<string, object?>
+        {
+            ["value"] = new Dictionary<string, object?> { ["amount"] = 3L, ["items"] = new List<object?> { 1L, "a", null } },
+            ["x"] = 1L,
+        };
+        var compiled = 0;
+        for (var i = 0; i < 20_000; i++)
+        {
+            var length = random.Next(1, 12);
+            var text = string.Concat(Enumerable.Range(0, length).Select(_ => Pieces[random.Next(Pieces.Length)]));
+            CompiledRule rule;
+            try
+            {
+                rule = CelRule.Compile(text);
+            }
+            catch (RuleSyntaxException ex)
+            {
+                Assert.True(ex.Line >= 1 && ex.Column >= 1, text);
+                continue;
+            }
+
+            compiled++;
+            var outcome = rule.Evaluate(variables);
+            Assert.True(outcome.IsError == (outcome.ErrorMessage is not null), text);
+        }
+
+        Assert.True(compiled > 500, $"only {compiled} random expressions compiled");
+    }
+}
