@@ -21,26 +21,6 @@ public class RegistryBenchmarks : IDisposable
     private SchemaRequest _registered = null!;
     private int _id;
 
-    private sealed class MemoryJournal : IJournal
-    {
-        private readonly List<JournalEntry> _entries = [];
-
-        public ValueTask AppendAsync(IReadOnlyList<JournalEntry> entries, CancellationToken cancellationToken)
-        {
-            _entries.AddRange(entries);
-            return ValueTask.CompletedTask;
-        }
-
-        public async IAsyncEnumerable<JournalEntry> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken)
-        {
-            await Task.CompletedTask;
-            foreach (JournalEntry entry in _entries)
-            {
-                yield return entry;
-            }
-        }
-    }
-
     /// <summary>A record of <paramref name="fields"/> fields; fields past the first 150 have defaults so each version evolves compatibly.</summary>
     private static string Record(int fields)
     {
@@ -58,7 +38,7 @@ public class RegistryBenchmarks : IDisposable
     [GlobalSetup]
     public void Setup()
     {
-        _registry = new SchemaRegistry([new AvroSchemaFormat()], new MemoryJournal(), NullLogger<SchemaRegistry>.Instance);
+        _registry = new SchemaRegistry([new AvroSchemaFormat()], new SharedLog.Contracts.InMemoryJournal(), NullLogger<SchemaRegistry>.Instance);
         _registry.LoadAsync(CancellationToken.None).GetAwaiter().GetResult();
         _registry.SetCompatibilityAsync("wide", CompatibilityLevel.FullTransitive, CancellationToken.None).GetAwaiter().GetResult();
         for (int version = 1; version <= 50; version++)

@@ -23,26 +23,6 @@ public class ContractModelTests
             action: hash
         """;
 
-    private sealed class MemoryJournal : IJournal
-    {
-        public List<JournalEntry> Entries { get; } = [];
-
-        public ValueTask AppendAsync(IReadOnlyList<JournalEntry> entries, CancellationToken cancellationToken)
-        {
-            Entries.AddRange(entries);
-            return ValueTask.CompletedTask;
-        }
-
-        public async IAsyncEnumerable<JournalEntry> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken)
-        {
-            foreach (JournalEntry entry in Entries.ToList())
-            {
-                await Task.Yield();
-                yield return entry;
-            }
-        }
-    }
-
     [Fact]
     public void ClassDefaultsApplyAndCanBeOverridden()
     {
@@ -98,8 +78,8 @@ public class ContractModelTests
     [Fact]
     public async Task StoreVersionsDiffsRollsBackAndReplays()
     {
-        var journal = new MemoryJournal();
-        var audit = new MemoryJournal();
+        var journal = new InMemoryJournal();
+        var audit = new InMemoryJournal();
         using var store = new ContractStore(journal, audit, NullLogger<ContractStore>.Instance);
         await store.LoadAsync(CancellationToken.None);
         ContractChange first = await store.ApplyAsync(Payments, "alice", dryRun: false, _ => [], CancellationToken.None);
@@ -125,7 +105,7 @@ public class ContractModelTests
         await Assert.ThrowsAsync<ContractValidationException>(() => store.ApplyAsync("topic: x\nclass: bogus\n", "eve", false, _ => [], CancellationToken.None));
         await Assert.ThrowsAsync<ContractValidationException>(() => store.ApplyAsync("topic: x\n", "eve", false, _ => ["rule r: line 1, column 3: oops"], CancellationToken.None));
 
-        using var replayed = new ContractStore(journal, new MemoryJournal(), NullLogger<ContractStore>.Instance);
+        using var replayed = new ContractStore(journal, new InMemoryJournal(), NullLogger<ContractStore>.Instance);
         await replayed.LoadAsync(CancellationToken.None);
         Assert.Null(replayed.ForTopic("payments"));
         Assert.Equal(["apply", "apply", "rollback", "delete"], replayed.History("payments").Select(r => r.Action));
@@ -134,7 +114,7 @@ public class ContractModelTests
     [Fact]
     public async Task ExactTopicsWinOverPatternsAndInternalTopicsMatchNoPattern()
     {
-        using var store = new ContractStore(new MemoryJournal(), new MemoryJournal(), NullLogger<ContractStore>.Instance);
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
         await store.ApplyAsync("name: all\ntopic: '*'\n", "a", false, _ => [], CancellationToken.None);
         await store.ApplyAsync("topic: orders\nclass: certified\n", "a", false, _ => [], CancellationToken.None);
         Assert.Equal("orders", store.ForTopic("orders")!.Definition.Name);

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging.Abstractions;
 using SharedLog.Contracts;
 using SharedLog.Contracts.Registry;
@@ -40,31 +39,17 @@ public class SchemaRegistryTests
         }
     }
 
+    /// <summary>An in-memory journal whose appends can be made to fail (fault injection).</summary>
     private sealed class MemoryJournal : IJournal
     {
-        public List<JournalEntry> Entries { get; } = [];
+        private readonly InMemoryJournal _inner = new();
 
         public bool Fail { get; set; }
 
-        public ValueTask AppendAsync(IReadOnlyList<JournalEntry> entries, CancellationToken cancellationToken)
-        {
-            if (Fail)
-            {
-                throw new IOException("disk gone");
-            }
+        public ValueTask AppendAsync(IReadOnlyList<JournalEntry> entries, CancellationToken cancellationToken) =>
+            Fail ? throw new IOException("disk gone") : _inner.AppendAsync(entries, cancellationToken);
 
-            Entries.AddRange(entries);
-            return ValueTask.CompletedTask;
-        }
-
-        public async IAsyncEnumerable<JournalEntry> ReadAllAsync([EnumeratorCancellation] CancellationToken cancellationToken)
-        {
-            foreach (JournalEntry entry in Entries.ToList())
-            {
-                await Task.Yield();
-                yield return entry;
-            }
-        }
+        public IAsyncEnumerable<JournalEntry> ReadAllAsync(CancellationToken cancellationToken) => _inner.ReadAllAsync(cancellationToken);
     }
 
     private static async Task<SchemaRegistry> OpenAsync(MemoryJournal journal)

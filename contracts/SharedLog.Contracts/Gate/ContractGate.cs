@@ -476,7 +476,7 @@ public sealed partial class ContractGate(
     /// </summary>
     private static byte[] Rebuild(RecordBatch batch, RecordSet records, List<RecordViolation> violations, byte[]?[]? newKeys, byte[]?[]? newValues, bool drop)
     {
-        var builder = new RecordBatchBuilder(batch.BaseTimestamp)
+        var builder = new RecordBatchBuilder(batch.BaseTimestamp, records.Bytes.Length + (records.Count * 64))
         {
             Compression = batch.Compression,
             TimestampType = batch.TimestampType,

@@ -14,6 +14,10 @@ public sealed class PrivacyRewriter(byte[] hashKey)
 {
     public const string RedactedText = "****";
 
+    // One keyed HMAC per thread, reused: creating an HMAC context per value costs more than hashing it.
+    [ThreadStatic]
+    private static (PrivacyRewriter Owner, IncrementalHash Hmac)? _threadHmac;
+
     /// <summary>Rewrites <paramref name="value"/> in place; returns whether anything changed, or a problem.</summary>
     public bool Apply(object? value, string path, PrivacyAction action, out string? problem)
     {
@@ -65,6 +69,19 @@ public sealed class PrivacyRewriter(byte[] hashKey)
         }
     }
 
+    private byte[] Hash(byte[] data)
+    {
+        if (_threadHmac is not { } cached || !ReferenceEquals(cached.Owner, this))
+        {
+            _threadHmac?.Hmac.Dispose();
+            cached = (this, IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, hashKey));
+            _threadHmac = cached;
+        }
+
+        cached.Hmac.AppendData(data);
+        return cached.Hmac.GetHashAndReset();
+    }
+
     private bool Replace(object? value, PrivacyAction action, ref string? problem, out object? replaced)
     {
         replaced = value;
@@ -78,10 +95,10 @@ public sealed class PrivacyRewriter(byte[] hashKey)
             switch (value)
             {
                 case string text:
-                    replaced = Convert.ToHexStringLower(HMACSHA256.HashData(hashKey, Encoding.UTF8.GetBytes(text)));
+                    replaced = Convert.ToHexStringLower(Hash(Encoding.UTF8.GetBytes(text)));
                     return true;
                 case byte[] bytes:
-                    replaced = HMACSHA256.HashData(hashKey, bytes);
+                    replaced = Hash(bytes);
                     return true;
                 default:
                     problem = $"privacy: hash applies to string or bytes fields, not {value.GetType().Name}";

@@ -13,14 +13,18 @@ public readonly record struct RecordHeaderValue(string Key, byte[]? Value);
 /// </summary>
 public sealed class RecordBatchBuilder
 {
-    private readonly ArrayBufferWriter<byte> _records = new();
+    private readonly PooledBufferWriter _records;
     private int _count;
     private int _nextDelta;
     private long _maxTimestamp = -1;
+    private bool _built;
 
-    public RecordBatchBuilder(long baseTimestamp)
+    /// <param name="baseTimestamp">Timestamps of records are written relative to this.</param>
+    /// <param name="expectedRecordBytes">Sizes the record buffer up front (e.g. the size of a batch being rewritten).</param>
+    public RecordBatchBuilder(long baseTimestamp, int expectedRecordBytes = 256)
     {
         BaseTimestamp = baseTimestamp;
+        _records = new PooledBufferWriter(expectedRecordBytes);
     }
 
     public long BaseOffset { get; set; }
@@ -73,13 +77,53 @@ public sealed class RecordBatchBuilder
             throw new ArgumentOutOfRangeException(nameof(offsetDelta), "Offset deltas must increase.");
         }
 
-        var body = new ArrayBufferWriter<byte>();
-        WriteRecordStart(body, timestamp, offsetDelta, key, keyIsNull, value, valueIsNull);
-        WriteVarInt(body, headerCount + (extraHeaders?.Count ?? 0));
-        body.Write(rawHeaders);
-        WriteHeaders(body, extraHeaders);
-        Append(body, offsetDelta, timestamp);
+        // Sized exactly and written in place: the contract gate copies every record of a batch this way.
+        long timestampDelta = timestamp - BaseTimestamp;
+        int totalHeaders = headerCount + (extraHeaders?.Count ?? 0);
+        int bodySize = 1 + Varint.SizeOfSigned(timestampDelta) + Varint.SizeOfSigned(offsetDelta)
+            + BytesSize(key.Length, keyIsNull) + BytesSize(value.Length, valueIsNull)
+            + Varint.SizeOfSigned(totalHeaders) + rawHeaders.Length;
+        foreach (RecordHeaderValue header in extraHeaders ?? [])
+        {
+            bodySize += BytesSize(Encoding.UTF8.GetByteCount(header.Key), isNull: false) + BytesSize(header.Value?.Length ?? 0, header.Value is null);
+        }
+
+        Span<byte> span = _records.GetSpan(Varint.MaxBytes32 + bodySize);
+        int at = Varint.WriteSigned(span, bodySize);
+        span[at++] = 0;
+        at += Varint.WriteSigned(span[at..], timestampDelta);
+        at += Varint.WriteSigned(span[at..], offsetDelta);
+        at += WriteBytes(span[at..], key, keyIsNull);
+        at += WriteBytes(span[at..], value, valueIsNull);
+        at += Varint.WriteSigned(span[at..], totalHeaders);
+        rawHeaders.CopyTo(span[at..]);
+        at += rawHeaders.Length;
+        foreach (RecordHeaderValue header in extraHeaders ?? [])
+        {
+            at += Varint.WriteSigned(span[at..], Encoding.UTF8.GetByteCount(header.Key));
+            at += Encoding.UTF8.GetBytes(header.Key, span[at..]);
+            at += WriteBytes(span[at..], header.Value, header.Value is null);
+        }
+
+        _records.Advance(at);
+        _count++;
+        _nextDelta = offsetDelta + 1;
+        _maxTimestamp = Math.Max(_maxTimestamp, timestamp);
         return this;
+    }
+
+    private static int BytesSize(int length, bool isNull) => isNull ? 1 : Varint.SizeOfSigned(length) + length;
+
+    private static int WriteBytes(Span<byte> destination, ReadOnlySpan<byte> bytes, bool isNull)
+    {
+        if (isNull)
+        {
+            return Varint.WriteSigned(destination, -1);
+        }
+
+        int at = Varint.WriteSigned(destination, bytes.Length);
+        bytes.CopyTo(destination[at..]);
+        return at + bytes.Length;
     }
 
     private void WriteRecordStart(ArrayBufferWriter<byte> body, long timestamp, int offsetDelta, ReadOnlySpan<byte> key, bool keyIsNull, ReadOnlySpan<byte> value, bool valueIsNull)
@@ -111,15 +155,27 @@ public sealed class RecordBatchBuilder
 
     public byte[] Build()
     {
+        if (_built)
+        {
+            throw new InvalidOperationException("A record batch builder builds one batch.");
+        }
+
+        _built = true;
         int lastOffsetDelta = LastOffsetDelta ?? _nextDelta - 1;
         if (lastOffsetDelta < 0 || lastOffsetDelta < _nextDelta - 1)
         {
             throw new InvalidOperationException("A record batch needs at least one record or an explicit last offset delta covering its records.");
         }
 
-        var section = new ArrayBufferWriter<byte>();
-        RecordCompression.Compress(Compression, _records.WrittenSpan, section);
-        byte[] batch = new byte[RecordBatch.HeaderSize + section.WrittenCount];
+        // The record buffer is pooled and returned once the batch is built; a builder builds once.
+        PooledBufferWriter? compressed = Compression == CompressionCodec.None ? null : new PooledBufferWriter(_records.WrittenCount);
+        if (compressed is not null)
+        {
+            RecordCompression.Compress(Compression, _records.WrittenSpan, compressed);
+        }
+
+        ReadOnlySpan<byte> section = compressed is null ? _records.WrittenSpan : compressed.WrittenSpan;
+        byte[] batch = new byte[RecordBatch.HeaderSize + section.Length];
         Span<byte> s = batch;
         BinaryPrimitives.WriteInt64BigEndian(s, BaseOffset);
         BinaryPrimitives.WriteInt32BigEndian(s[8..], batch.Length - RecordBatch.LogOverhead);
@@ -137,7 +193,9 @@ public sealed class RecordBatchBuilder
         BinaryPrimitives.WriteInt16BigEndian(s[51..], ProducerEpoch);
         BinaryPrimitives.WriteInt32BigEndian(s[53..], BaseSequence);
         BinaryPrimitives.WriteInt32BigEndian(s[57..], _count);
-        section.WrittenSpan.CopyTo(s[RecordBatch.HeaderSize..]);
+        section.CopyTo(s[RecordBatch.HeaderSize..]);
+        compressed?.Release();
+        _records.Release();
         BinaryPrimitives.WriteUInt32BigEndian(s[17..], Crc32C.Compute(s[21..]));
         return batch;
     }
@@ -168,13 +226,13 @@ public sealed class RecordBatchBuilder
         output.Advance(1);
     }
 
-    private static void WriteVarInt(ArrayBufferWriter<byte> output, int value) =>
+    private static void WriteVarInt(IBufferWriter<byte> output, int value) =>
         output.Advance(Varint.WriteSigned(output.GetSpan(Varint.MaxBytes32), value));
 
     private static void WriteVarLong(ArrayBufferWriter<byte> output, long value) =>
         output.Advance(Varint.WriteSigned(output.GetSpan(Varint.MaxBytes64), value));
 
-    private static void WriteBytes(ArrayBufferWriter<byte> output, ReadOnlySpan<byte> value, bool isNull)
+    private static void WriteBytes(IBufferWriter<byte> output, ReadOnlySpan<byte> value, bool isNull)
     {
         WriteVarInt(output, isNull ? -1 : value.Length);
         output.Write(value);

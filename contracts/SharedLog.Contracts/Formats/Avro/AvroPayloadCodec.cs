@@ -54,7 +54,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
     {
         ArgumentNullException.ThrowIfNull(payload);
         var avro = SchemaOf(schema);
-        var writer = new PayloadWriter();
+        var writer = new PayloadWriter(1024);
         WriteValue(writer, avro, payload.Value, 0);
         return writer.ToArray();
     }

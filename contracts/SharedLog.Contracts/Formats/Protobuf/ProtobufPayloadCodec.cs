@@ -76,7 +76,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
             throw new PayloadDecodeException($"message indexes name '{layout.FullName.TrimStart('.')}', not '{expected}'");
         }
 
-        var writer = new PayloadWriter();
+        var writer = new PayloadWriter(1024);
         Span<byte> header = stackalloc byte[SchemaWireFormat.MessageIndexesSize(path)];
         SchemaWireFormat.WriteMessageIndexes(header, path);
         writer.WriteBytes(header);

@@ -1,0 +1,173 @@
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Json;
+using BenchmarkDotNet.Attributes;
+using Microsoft.Extensions.Logging.Abstractions;
+using SharedLog.Contracts;
+using SharedLog.Contracts.Evidence;
+using SharedLog.Contracts.Formats.Avro;
+using SharedLog.Contracts.Formats.Json;
+using SharedLog.Contracts.Formats.Protobuf;
+using SharedLog.Contracts.Gate;
+using SharedLog.Contracts.Model;
+using SharedLog.Contracts.Policy;
+using SharedLog.Contracts.Registry;
+using SharedLog.Protocol.Records;
+
+namespace SharedLog.Benchmarks;
+
+/// <summary>
+/// The contract gate on one batch of 100 records of about 1 KiB (Avro and JSON): schema check, decode,
+/// 5 rules and 1 hashed field, batch rebuilt; against the baseline of a CRC check alone.
+/// </summary>
+[MemoryDiagnoser]
+public class GateBenchmarks : IDisposable
+{
+    private const string Rules = """
+        rules:
+          - name: positive-amount
+            expr: value.amount > 0.0
+          - name: known-currency
+            expr: value.currency in ['EUR', 'USD']
+          - name: quantity-range
+            expr: value.quantity >= 1 && value.quantity <= 1000
+          - name: email-shape
+            expr: value.email.matches('^[^@]+@[^@]+$')
+          - name: id-prefix
+            expr: value.id.startsWith('order-')
+        privacy:
+          - field: email
+            action: hash
+        onFailure: reject
+        """;
+
+    private SchemaRegistry _registry = null!;
+    private ContractStore _store = null!;
+    private ContractMetrics _metrics = null!;
+    private ContractGate _gate = null!;
+    private byte[] _avroBatch = [];
+    private byte[] _jsonBatch = [];
+    private IParsedSchema _avroParsed = null!;
+    private byte[] _avroPayload = [];
+    private readonly AvroPayloadCodec _avroCodec = new();
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var avroSchema = """
+            {"type":"record","name":"Order","namespace":"bench.gate","fields":[
+              {"name":"id","type":"string"},{"name":"customer","type":"string"},{"name":"email","type":"string"},
+              {"name":"amount","type":"double"},{"name":"currency","type":"string"},{"name":"quantity","type":"long"},
+              {"name":"country","type":"string"},{"name":"notes","type":"string"}]}
+            """;
+        var jsonSchema = """
+            {"type":"object","required":["id","customer","email","amount","currency","quantity","country"],"properties":{
+              "id":{"type":"string"},"customer":{"type":"string"},"email":{"type":"string"},"amount":{"type":"number","minimum":0},
+              "currency":{"type":"string","enum":["EUR","USD"]},"quantity":{"type":"integer"},"country":{"type":"string"},"notes":{"type":"string"}}}
+            """;
+        _registry = new SchemaRegistry([new AvroSchemaFormat(), new JsonSchemaFormat(), new ProtobufSchemaFormat()], new InMemoryJournal(), NullLogger<SchemaRegistry>.Instance);
+        _registry.LoadAsync(CancellationToken.None).GetAwaiter().GetResult();
+        int avroId = _registry.RegisterAsync("gate-avro-value", new SchemaRequest(avroSchema, SchemaType.Avro, []), CancellationToken.None).GetAwaiter().GetResult().Id;
+        int jsonId = _registry.RegisterAsync("gate-json-value", new SchemaRequest(jsonSchema, SchemaType.Json, []), CancellationToken.None).GetAwaiter().GetResult().Id;
+        _store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        foreach (string topic in new[] { "gate-avro", "gate-json" })
+        {
+            _store.ApplyAsync($"topic: {topic}\nclass: certified\nvalue:\n  strategy: TopicNameStrategy\n{Rules}", "bench", false, ContractGate.CompileProblems, CancellationToken.None).GetAwaiter().GetResult();
+        }
+
+        int rulesEnd = Rules.IndexOf("privacy:", StringComparison.Ordinal);
+        _store.ApplyAsync("topic: gate-avro-schema\nclass: certified\nvalue:\n  subject: gate-avro-value\n", "bench", false, ContractGate.CompileProblems, CancellationToken.None).GetAwaiter().GetResult();
+        _store.ApplyAsync($"topic: gate-avro-rules\nclass: certified\nvalue:\n  subject: gate-avro-value\n{Rules[..rulesEnd]}", "bench", false, ContractGate.CompileProblems, CancellationToken.None).GetAwaiter().GetResult();
+        _store.ApplyAsync($"topic: gate-avro-redact\nclass: certified\nvalue:\n  subject: gate-avro-value\n{Rules.Replace("action: hash", "action: redact", StringComparison.Ordinal)}", "bench", false, ContractGate.CompileProblems, CancellationToken.None).GetAwaiter().GetResult();
+        _metrics = new ContractMetrics();
+        var codecs = new IPayloadCodec[] { new AvroPayloadCodec(), new JsonPayloadCodec(), new ProtobufPayloadCodec() };
+        _gate = new ContractGate(_store, _registry, codecs, new JsonPayloadValidatorCache(), _metrics, new PrivacyRewriter("k"u8.ToArray()), NullLogger<ContractGate>.Instance);
+
+        var record = new Dictionary<string, object?>
+        {
+            ["id"] = "order-000001",
+            ["customer"] = "customer-42",
+            ["email"] = "someone@example.com",
+            ["amount"] = 123.45,
+            ["currency"] = "EUR",
+            ["quantity"] = 3L,
+            ["country"] = "DE",
+            ["notes"] = new string('x', 860),
+        };
+        byte[] avroPayload = new AvroPayloadCodec().Encode(_registry.ParsedById(avroId)!, new DecodedPayload(record));
+        byte[] jsonPayload = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(record));
+        _avroBatch = Batch(avroId, avroPayload);
+        _avroParsed = _registry.ParsedById(avroId)!;
+        _avroPayload = avroPayload;
+        _jsonBatch = Batch(jsonId, jsonPayload);
+    }
+
+    private static byte[] Batch(int schemaId, byte[] payload)
+    {
+        byte[] framed = new byte[SchemaWireFormat.HeaderSize + payload.Length];
+        SchemaWireFormat.WriteHeader(framed, schemaId);
+        payload.CopyTo(framed, SchemaWireFormat.HeaderSize);
+        var builder = new RecordBatchBuilder(1_700_000_000_000);
+        for (int i = 0; i < 100; i++)
+        {
+            builder.Add(null, framed, 1_700_000_000_000 + i);
+        }
+
+        return builder.Build();
+    }
+
+    [Benchmark(Baseline = true)]
+    public bool CrcOnly100Records() => RecordBatch.Parse(_avroBatch).IsCrcValid();
+
+    [Benchmark]
+    public GateOutcome Avro100Records() => Inspect("gate-avro", _avroBatch);
+
+    [Benchmark]
+    public GateOutcome AvroSchemaOnly100Records() => Inspect("gate-avro-schema", _avroBatch);
+
+    [Benchmark]
+    public GateOutcome AvroSchemaAndRules100Records() => Inspect("gate-avro-rules", _avroBatch);
+
+    [Benchmark]
+    public int AvroDecodeEncode100Records()
+    {
+        int total = 0;
+        for (int i = 0; i < 100; i++)
+        {
+            DecodedPayload decoded = _avroCodec.Decode(_avroParsed, _avroPayload);
+            total += _avroCodec.Encode(_avroParsed, decoded).Length;
+        }
+
+        return total;
+    }
+
+    [Benchmark]
+    public GateOutcome AvroRedact100Records() => Inspect("gate-avro-redact", _avroBatch);
+
+    [Benchmark]
+    public GateOutcome Json100Records() => Inspect("gate-json", _jsonBatch);
+
+    private GateOutcome Inspect(string topic, byte[] batch)
+    {
+        RecordBatch parsed = RecordBatch.Parse(batch);
+        parsed.VerifyCrc();
+        return _gate.Inspect(_gate.ContractFor(topic)!, topic, 0, parsed).Outcome;
+    }
+
+    [GlobalCleanup]
+    public void Dispose()
+    {
+        Dispose(disposing: true);
+        GC.SuppressFinalize(this);
+    }
+
+    protected virtual void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _registry?.Dispose();
+            _store?.Dispose();
+            _metrics?.Dispose();
+        }
+    }
+}
