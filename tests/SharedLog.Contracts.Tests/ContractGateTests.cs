@@ -1,0 +1,143 @@
+using System.Text;
+using Microsoft.Extensions.Logging.Abstractions;
+using SharedLog.Contracts.Evidence;
+using SharedLog.Contracts.Formats.Avro;
+using SharedLog.Contracts.Formats.Json;
+using SharedLog.Contracts.Formats.Protobuf;
+using SharedLog.Contracts.Gate;
+using SharedLog.Contracts.Model;
+using SharedLog.Contracts.Policy;
+using SharedLog.Contracts.Registry;
+using SharedLog.Protocol.Records;
+
+namespace SharedLog.Contracts.Tests;
+
+/// <summary>
+/// The gate on hostile and edge-case records, without a broker: each bad record must end in a
+/// bounded, clear violation, and good records pass or are rewritten as the contract says.
+/// </summary>
+public sealed class ContractGateTests : IDisposable
+{
+    private const string JsonSchemaText = """{"type":"object","properties":{"name":{"type":"string"},"tags":{"type":"array"}},"required":["name"]}""";
+    private const string ProtoText = "syntax = \"proto3\";\npackage shop;\nmessage Order { string id = 1; int64 qty = 2; }\n";
+    private const string AvroText = """{"type":"record","name":"Reading","namespace":"iot","fields":[{"name":"sensor","type":"string"},{"name":"value","type":"double"}]}""";
+
+    private readonly SchemaRegistry _registry = new([new AvroSchemaFormat(), new JsonSchemaFormat(), new ProtobufSchemaFormat()], new InMemoryJournal(), NullLogger<SchemaRegistry>.Instance);
+    private readonly ContractStore _store = new(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+    private readonly ContractMetrics _metrics = new();
+    private readonly ContractGate _gate;
+
+    public ContractGateTests()
+    {
+        _gate = new ContractGate(_store, _registry, [new AvroPayloadCodec(), new JsonPayloadCodec(), new ProtobufPayloadCodec()], new JsonPayloadValidatorCache(), _metrics, new PrivacyRewriter("k"u8.ToArray()), NullLogger<ContractGate>.Instance);
+    }
+
+    public void Dispose()
+    {
+        _registry.Dispose();
+        _store.Dispose();
+        _metrics.Dispose();
+    }
+
+    private async Task<int> RegisterAsync(string subject, string schema, SchemaType type) =>
+        (await _registry.RegisterAsync(subject, new SchemaRequest(schema, type, []), CancellationToken.None)).Id;
+
+    private async Task ApplyAsync(string contract) =>
+        await _store.ApplyAsync(contract, "test", dryRun: false, ContractGate.CompileProblems, CancellationToken.None);
+
+    private static byte[] Framed(int id, byte[] payload)
+    {
+        byte[] framed = new byte[SchemaWireFormat.HeaderSize + payload.Length];
+        SchemaWireFormat.WriteHeader(framed, id);
+        payload.CopyTo(framed, SchemaWireFormat.HeaderSize);
+        return framed;
+    }
+
+    private GateResult Inspect(string topic, params (byte[]? Key, byte[]? Value)[] records)
+    {
+        var builder = new RecordBatchBuilder(1_000);
+        foreach ((byte[]? key, byte[]? value) in records)
+        {
+            builder.Add(key, value, 1_000);
+        }
+
+        return _gate.Inspect(_gate.ContractFor(topic)!, topic, 0, RecordBatch.Parse(builder.Build()));
+    }
+
+    private static string Reason(GateResult result, int index) => result.Violations.Single(v => v.BatchIndex == index) is var v ? $"{v.Rule}: {v.Reason}" : "";
+
+    [Fact]
+    public async Task HostileJsonRecordsAreRefusedWithBoundedWork()
+    {
+        int id = await RegisterAsync("docs-value", JsonSchemaText, SchemaType.Json);
+        await ApplyAsync("topic: docs\nclass: certified\nvalue: {}\nrules:\n  - name: no-evil\n    expr: \"!value.name.matches('(a+)+$')\"\n");
+        byte[] deep = Encoding.UTF8.GetBytes("{\"name\":\"x\",\"tags\":" + new string('[', 10_000) + new string(']', 10_000) + "}");
+        byte[] evil = Encoding.UTF8.GetBytes("{\"name\":\"" + new string('a', 50_000) + "b\"}");
+        byte[] huge = Encoding.UTF8.GetBytes("{\"name\":\"" + new string('x', 4 * 1024 * 1024) + "\"}");
+        byte[] invalid = Encoding.UTF8.GetBytes("{\"tags\":[]}");
+        byte[] broken = Encoding.UTF8.GetBytes("{\"name\":");
+
+        GateResult result = Inspect("docs", (null, Framed(id, deep)), (null, Framed(id, evil)), (null, Framed(id, huge)), (null, Framed(id, invalid)), (null, Framed(id, broken)));
+
+        Assert.Equal(GateOutcome.Reject, result.Outcome);
+        Assert.Equal([0, 2, 3, 4], result.Violations.Select(v => v.BatchIndex));
+        Assert.Contains("maximum configured depth of 64", Reason(result, 0), StringComparison.Ordinal);
+
+        // (a+)+$ does not match "aaa...ab": the linear-time engine answers at once and the rule holds.
+        // Over a 4 MiB string the rule's work exceeds the step budget: an error, not a hang.
+        Assert.Equal("no-evil: rule error: evaluation step budget exceeded", Reason(result, 2));
+        Assert.Contains("does not match JSON schema", Reason(result, 3), StringComparison.Ordinal);
+        Assert.Contains("Required properties", Reason(result, 3), StringComparison.Ordinal);
+        Assert.Contains("does not decode", Reason(result, 4), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ProtobufRecordsDecodeAndTruncatedOnesAreRefused()
+    {
+        int id = await RegisterAsync("orders-value", ProtoText, SchemaType.Protobuf);
+        await ApplyAsync("topic: orders\nclass: certified\nvalue: {}\nrules:\n  - name: positive\n    expr: value.qty > 0\n");
+        var codec = new ProtobufPayloadCodec();
+        IParsedSchema parsed = _registry.ParsedById(id)!;
+        byte[] good = codec.Encode(parsed, new DecodedPayload(new Dictionary<string, object?> { ["id"] = "o1", ["qty"] = 3L }, "shop.Order", [0]));
+        byte[] zero = codec.Encode(parsed, new DecodedPayload(new Dictionary<string, object?> { ["id"] = "o2", ["qty"] = -1L }, "shop.Order", [0]));
+
+        GateResult result = Inspect("orders", (null, Framed(id, good)), (null, Framed(id, zero)), (null, Framed(id, good[..^1])), (null, Framed(id, [0x02, 0x7F])));
+
+        Assert.Equal([1, 2, 3], result.Violations.Select(v => v.BatchIndex));
+        Assert.StartsWith("positive", Reason(result, 1), StringComparison.Ordinal);
+        Assert.Contains("does not decode", Reason(result, 2), StringComparison.Ordinal);
+        Assert.Contains("does not decode", Reason(result, 3), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task SubjectsStrategiesVersionsTombstonesAndKeys()
+    {
+        int v1 = await RegisterAsync("iot.Reading", AvroText, SchemaType.Avro);
+        await _registry.SetCompatibilityAsync(null, CompatibilityLevel.None, CancellationToken.None);
+        int v2 = await RegisterAsync("iot.Reading", AvroText.Replace("\"double\"", "\"float\"", StringComparison.Ordinal), SchemaType.Avro);
+        int other = await RegisterAsync("elsewhere-value", """{"type":"record","name":"Other","fields":[{"name":"a","type":"int"}]}""", SchemaType.Avro);
+        int keyId = await RegisterAsync("readings-key", "\"string\"", SchemaType.Avro);
+        await ApplyAsync("topic: readings\nclass: certified\ntombstones: reject\nkey: {}\nvalue:\n  strategy: RecordNameStrategy\n  versions: '2'\n");
+        var avro = new AvroPayloadCodec();
+        byte[] Reading(int id) => Framed(id, avro.Encode(_registry.ParsedById(id)!, new DecodedPayload(new Dictionary<string, object?> { ["sensor"] = "s1", ["value"] = 1.5 })));
+        byte[] key = Framed(keyId, avro.Encode(_registry.ParsedById(keyId)!, new DecodedPayload("k1")));
+
+        GateResult result = Inspect("readings", (key, Reading(v2)), (key, Reading(v1)), (key, Framed(other, [2])), (key, null), ([1, 2, 3], Reading(v2)));
+
+        Assert.Equal([1, 2, 3, 4], result.Violations.Select(v => v.BatchIndex));
+        Assert.Contains("outside the pinned versions", Reason(result, 1), StringComparison.Ordinal);
+        Assert.Contains("not registered under subject 'Other'", Reason(result, 2), StringComparison.Ordinal);
+        Assert.StartsWith("tombstone", Reason(result, 3), StringComparison.Ordinal);
+        Assert.Contains("key has no schema id", Reason(result, 4), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TopicsWithoutAContractAreNotInspected()
+    {
+        await ApplyAsync("topic: governed\n");
+        Assert.Null(_gate.ContractFor("ungoverned"));
+        Assert.NotNull(_gate.ContractFor("governed"));
+        GateResult observed = Inspect("governed", (null, [1, 2, 3]));
+        Assert.Equal(GateOutcome.Pass, observed.Outcome);
+    }
+}
