@@ -113,6 +113,7 @@ public sealed class BrokerHost : IAsyncDisposable
         services.AddSingleton<TopicService>();
         services.AddSingleton(_ => new GroupCoordinator(options.GroupInitialRebalanceDelayMs));
         services.AddSingleton<ProducerStateManager>();
+        services.AddSingleton<GroupLagTracker>();
         services.AddSingleton(new FetchSessionCache());
 
         services.AddSingleton(sp => new ApiVersionsHandler(sp.GetRequiredService<HandlerRegistry>));
@@ -206,6 +207,9 @@ public sealed class BrokerHost : IAsyncDisposable
         await sp.GetRequiredService<IMetadataStore>().InitializeAsync(cancellationToken);
         await sp.GetRequiredService<TopicService>().LoadAsync(cancellationToken);
         await sp.GetRequiredService<StreamStore>().StartAsync(cancellationToken);
+        GroupLagTracker lag = sp.GetRequiredService<GroupLagTracker>();
+        await lag.LoadAsync(sp.GetRequiredService<IMetadataStore>(), cancellationToken);
+        sp.GetRequiredService<Http.BrokerMetrics>().ObserveGroupLag(lag.Lags);
         await sp.GetRequiredService<SchemaRegistry>().LoadAsync(cancellationToken);
         await sp.GetRequiredService<ContractStore>().LoadAsync(cancellationToken);
         sp.GetRequiredService<ContractMetrics>().ObserveQuarantine(sp.GetRequiredService<QuarantineWriter>().Backlogs);

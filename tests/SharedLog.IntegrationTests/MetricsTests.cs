@@ -36,4 +36,38 @@ public class MetricsTests
         Assert.Contains("sharedlog_wal_commit_duration_milliseconds_bucket", text, StringComparison.Ordinal);
         Assert.Contains("sharedlog_upload_pending_bytes", text, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task ConsumerGroupLagFollowsCommitsAndAppends()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using (IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = broker.BootstrapServers }).Build())
+        {
+            for (int i = 0; i < 10; i++)
+            {
+                await producer.ProduceAsync("lagging", new Message<string, string> { Key = "k", Value = $"v{i}" }).WaitAsync(TimeSpan.FromSeconds(30));
+            }
+        }
+
+        using (IConsumer<string, string> consumer = new ConsumerBuilder<string, string>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "laggards", EnableAutoCommit = false }).Build())
+        {
+            consumer.Commit([new TopicPartitionOffset("lagging", 0, 4)]);
+        }
+
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        string? line = null;
+        DateTime deadline = DateTime.UtcNow.AddSeconds(30);
+        while (line is null && DateTime.UtcNow < deadline)
+        {
+            line = (await http.GetStringAsync("/metrics")).Split('\n')
+                .FirstOrDefault(l => l.StartsWith("sharedlog_consumer_group_lag{", StringComparison.Ordinal) && l.Contains("group=\"laggards\"", StringComparison.Ordinal) && l.Contains("topic=\"lagging\"", StringComparison.Ordinal));
+            if (line is null)
+            {
+                await Task.Delay(200);
+            }
+        }
+
+        Assert.NotNull(line);
+        Assert.Equal("6", line.Split(' ')[^1].Trim());
+    }
 }

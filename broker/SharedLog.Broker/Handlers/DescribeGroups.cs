@@ -52,7 +52,7 @@ public sealed class DescribeGroupsHandler(GroupCoordinator groups) : IApiHandler
     }
 }
 
-public sealed class DeleteGroupsHandler(GroupCoordinator groups, IMetadataStore metadata) : IApiHandler
+public sealed class DeleteGroupsHandler(GroupCoordinator groups, IMetadataStore metadata, GroupLagTracker lag) : IApiHandler
 {
     public ApiKey Api => ApiKey.DeleteGroups;
 
@@ -82,6 +82,7 @@ public sealed class DeleteGroupsHandler(GroupCoordinator groups, IMetadataStore 
             }
 
             await metadata.DeleteGroupOffsetsAsync(groupId, null, cancellationToken);
+            lag.Deleted(groupId, null);
         }
 
         return response;

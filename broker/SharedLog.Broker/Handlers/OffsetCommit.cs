@@ -10,7 +10,7 @@ using SharedLog.Storage.Metadata;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed class OffsetCommitHandler(GroupCoordinator groups, TopicService topics, IMetadataStore metadata) : IApiHandler
+public sealed class OffsetCommitHandler(GroupCoordinator groups, TopicService topics, IMetadataStore metadata, GroupLagTracker lag) : IApiHandler
 {
     private const int MaxMetadataLength = 4096;
 
@@ -55,6 +55,7 @@ public sealed class OffsetCommitHandler(GroupCoordinator groups, TopicService to
         if (accepted.Count > 0)
         {
             await metadata.CommitGroupOffsetsAsync(body.GroupId, accepted, cancellationToken);
+            lag.Committed(body.GroupId, accepted);
         }
 
         return response;

@@ -8,7 +8,7 @@ using SharedLog.Storage.Metadata;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed class OffsetDeleteHandler(GroupCoordinator groups, IMetadataStore metadata) : IApiHandler
+public sealed class OffsetDeleteHandler(GroupCoordinator groups, IMetadataStore metadata, GroupLagTracker lag) : IApiHandler
 {
     public ApiKey Api => ApiKey.OffsetDelete;
 
@@ -48,6 +48,7 @@ public sealed class OffsetDeleteHandler(GroupCoordinator groups, IMetadataStore 
         if (deleted.Count > 0)
         {
             await metadata.DeleteGroupOffsetsAsync(body.GroupId, deleted, cancellationToken);
+            lag.Deleted(body.GroupId, deleted);
         }
 
         return response;

@@ -20,6 +20,10 @@ public sealed class BrokerMetrics : IDisposable
     private readonly Counter<long> _bytesOut;
     private readonly Counter<long> _connectionsClosed;
 
+    /// <summary>Publishes consumer group lag (records behind the high watermark) per group, topic and partition.</summary>
+    public void ObserveGroupLag(Func<IEnumerable<Measurement<long>>> lags) =>
+        _meter.CreateObservableGauge("sharedlog.consumer.group.lag", lags, description: "Records between a group's committed offset and the partition's high watermark");
+
     public BrokerMetrics()
     {
         _requests = _meter.CreateCounter<long>("sharedlog.requests", description: "Kafka requests served, by API");
