@@ -1,0 +1,139 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using Confluent.Kafka;
+
+namespace SharedLog.IntegrationTests;
+
+/// <summary>
+/// The broker as a real process: killed with SIGKILL while producers are acknowledged, or stopped
+/// with SIGINT (Ctrl-C); after a restart on the same data directory every acknowledged record is
+/// there, in order.
+/// </summary>
+public partial class BrokerProcessTests
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
+
+    [GeneratedRegex(@"listening for Kafka clients on (?<bootstrap>[0-9.]+:\d+)")]
+    private static partial Regex ListeningLine();
+
+    private sealed class BrokerProcess : IDisposable
+    {
+        private readonly Process _process;
+
+        private BrokerProcess(Process process, string bootstrap)
+        {
+            _process = process;
+            Bootstrap = bootstrap;
+        }
+
+        public string Bootstrap { get; }
+
+        public static async Task<BrokerProcess> StartAsync(string dataDir)
+        {
+            string dll = Path.Combine(AppContext.BaseDirectory, "SharedLog.Broker.dll");
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (string arg in new[] { dll, "--port", "0", "--http-port", "-1", "--registry-port", "-1", "--data-dir", dataDir, "--host", "127.0.0.1" })
+            {
+                start.ArgumentList.Add(arg);
+            }
+
+            Process process = Process.Start(start) ?? throw new InvalidOperationException("could not start the broker");
+            _ = process.StandardError.ReadToEndAsync();
+            using var timeout = new CancellationTokenSource(Deadline);
+            while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
+            {
+                if (ListeningLine().Match(line) is { Success: true } match)
+                {
+                    _ = process.StandardOutput.ReadToEndAsync();
+                    return new BrokerProcess(process, match.Groups["bootstrap"].Value);
+                }
+            }
+
+            process.Kill(entireProcessTree: true);
+            throw new InvalidOperationException($"the broker exited with {process.ExitCode} before listening");
+        }
+
+        public void Kill() => _process.Kill(entireProcessTree: true);
+
+        /// <summary>Sends SIGINT, as Ctrl-C does, and waits for the process to exit.</summary>
+        public async Task<int> InterruptAsync()
+        {
+            using (Process signal = Process.Start("kill", ["-INT", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                await signal.WaitForExitAsync();
+            }
+
+            using var timeout = new CancellationTokenSource(Deadline);
+            await _process.WaitForExitAsync(timeout.Token);
+            return _process.ExitCode;
+        }
+
+        public void Dispose()
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+
+            _process.Dispose();
+        }
+    }
+
+    private static async Task<List<string>> ProduceAsync(string bootstrap, string topic, int from, int count)
+    {
+        using IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = bootstrap, Acks = Acks.All, LingerMs = 2 }).Build();
+        var sends = Enumerable.Range(from, count).Select(i => producer.ProduceAsync(topic, new Message<string, string> { Key = "k", Value = $"r{i}" })).ToList();
+        DeliveryResult<string, string>[] results = await Task.WhenAll(sends).WaitAsync(Deadline);
+        Assert.All(results, r => Assert.Equal(PersistenceStatus.Persisted, r.Status));
+        return [.. results.Select(r => r.Message.Value)];
+    }
+
+    private static List<string> ConsumeAll(string bootstrap, string topic, int expected)
+    {
+        using IConsumer<string, string> consumer = new ConsumerBuilder<string, string>(new ConsumerConfig { BootstrapServers = bootstrap, GroupId = "after-restart", EnableAutoCommit = false }).Build();
+        consumer.Assign(new TopicPartitionOffset(topic, 0, Offset.Beginning));
+        var values = new List<string>();
+        DateTime deadline = DateTime.UtcNow + Deadline;
+        while (values.Count < expected && DateTime.UtcNow < deadline)
+        {
+            if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { Message: not null } result)
+            {
+                values.Add(result.Message.Value);
+            }
+        }
+
+        return values;
+    }
+
+    [Fact]
+    public async Task AcknowledgedRecordsSurviveSigkillAndSigint()
+    {
+        string dataDir = Path.Combine(Path.GetTempPath(), "sharedlog-proc-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var acknowledged = new List<string>();
+            using (BrokerProcess first = await BrokerProcess.StartAsync(dataDir))
+            {
+                acknowledged.AddRange(await ProduceAsync(first.Bootstrap, "durable", 0, 500));
+                first.Kill();
+            }
+
+            using (BrokerProcess second = await BrokerProcess.StartAsync(dataDir))
+            {
+                Assert.Equal(acknowledged, ConsumeAll(second.Bootstrap, "durable", acknowledged.Count));
+                acknowledged.AddRange(await ProduceAsync(second.Bootstrap, "durable", 500, 500));
+                Assert.Equal(0, await second.InterruptAsync());
+            }
+
+            using BrokerProcess third = await BrokerProcess.StartAsync(dataDir);
+            Assert.Equal(acknowledged, ConsumeAll(third.Bootstrap, "durable", acknowledged.Count));
+        }
+        finally
+        {
+            if (Directory.Exists(dataDir))
+            {
+                Directory.Delete(dataDir, recursive: true);
+            }
+        }
+    }
+}
