@@ -172,19 +172,27 @@ public class ContractGateTests
         await RegisterPaymentSchemaAsync(registry, "orders");
         await ApplyAsync(broker, Contract("orders", "quarantine"));
 
-        using (IProducer<string, GenericRecord> producer = AvroProducer(broker, registry, lingerMs: 200))
+        // Serialized first (Confluent's Avro serializer is asynchronous, so concurrent ProduceAsync calls
+        // may serialize out of order), then sent in order in one linger window: one batch in which
+        // records 1 and 3 break rules.
+        var serializer = new AvroSerializer<GenericRecord>(registry);
+        var values = new List<(string Key, byte[] Value)>();
+        foreach ((string id, double amount, string currency) in new[] { ("o0", 5.0, "EUR"), ("o1", -1.0, "EUR"), ("o2", 7.0, "USD"), ("o3", 8.0, "JPY"), ("o4", 9.0, "EUR") })
         {
-            // One batch: records 1 and 3 break rules.
-            var sends = new List<Task<DeliveryResult<string, GenericRecord>>>
+            values.Add((id, await serializer.SerializeAsync(Payment(id, amount, currency), new SerializationContext(Confluent.Kafka.MessageComponentType.Value, "orders"))));
+        }
+
+        using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 200, Acks = Acks.All }).Build())
+        {
+            var offsets = new long[values.Count];
+            for (int i = 0; i < values.Count; i++)
             {
-                producer.ProduceAsync("orders", new Message<string, GenericRecord> { Key = "o0", Value = Payment("o0", 5, "EUR") }),
-                producer.ProduceAsync("orders", new Message<string, GenericRecord> { Key = "o1", Value = Payment("o1", -1, "EUR") }),
-                producer.ProduceAsync("orders", new Message<string, GenericRecord> { Key = "o2", Value = Payment("o2", 7, "USD") }),
-                producer.ProduceAsync("orders", new Message<string, GenericRecord> { Key = "o3", Value = Payment("o3", 8, "JPY") }),
-                producer.ProduceAsync("orders", new Message<string, GenericRecord> { Key = "o4", Value = Payment("o4", 9, "EUR") }),
-            };
-            DeliveryResult<string, GenericRecord>[] delivered = await Task.WhenAll(sends);
-            Assert.Equal([0L, 1, 2, 3, 4], delivered.Select(d => d.Offset.Value));
+                int index = i;
+                producer.Produce("orders", new Message<string, byte[]> { Key = values[i].Key, Value = values[i].Value }, report => offsets[index] = report.Error.IsError ? -1 : report.Offset.Value);
+            }
+
+            producer.Flush(Timeout);
+            Assert.Equal([0L, 1, 2, 3, 4], offsets);
         }
 
         List<ConsumeResult<string, GenericRecord>> stored = ConsumeAll(broker, "orders", 3, new AvroDeserializer<GenericRecord>(registry).AsSyncOverAsync());
@@ -296,6 +304,14 @@ public class ContractGateTests
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
 
         JsonNode first = await ApplyAsync(broker, Contract("audited", "reject"));
+
+        // A certified contract makes the registry hold its subject to FULL_TRANSITIVE.
+        Assert.Equal(["audited-value: FULL_TRANSITIVE"], first["registry"]!.AsArray().Select(r => (string)r!));
+        using (var registryHttp = new HttpClient { BaseAddress = new Uri(broker.RegistryUrl) })
+        {
+            Assert.Equal("FULL_TRANSITIVE", (string)JsonNode.Parse(await registryHttp.GetStringAsync("/config/audited-value"))!["compatibilityLevel"]!);
+        }
+
         JsonNode same = await ApplyAsync(broker, Contract("audited", "reject"));
         Assert.False((bool)same["changed"]!);
         Assert.Equal(1, (int)same["version"]!);

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using SharedLog.Contracts.Gate;
 using SharedLog.Contracts.Model;
+using SharedLog.Contracts.Registry;
 
 namespace SharedLog.Broker.Http;
 
@@ -32,7 +33,7 @@ public static class ContractsApi
         });
         app.MapGet("/contracts/{name}/versions/{version:int}", (string name, int version, ContractStore store) =>
             store.History(name).FirstOrDefault(r => r.Version == version) is { } revision ? Json(Revision(revision)) : Error(404, $"Contract '{name}' has no version {version}."));
-        app.MapPost("/contracts", async (HttpContext context, ContractStore store) =>
+        app.MapPost("/contracts", async (HttpContext context, ContractStore store, SchemaRegistry registry) =>
         {
             if (context.Request.ContentLength > ContractParser.MaxDocumentChars)
             {
@@ -41,7 +42,19 @@ public static class ContractsApi
 
             string text = await ReadBodyAsync(context);
             bool dryRun = string.Equals(context.Request.Query["dryRun"], "true", StringComparison.OrdinalIgnoreCase);
-            return await ChangeAsync(() => store.ApplyAsync(text, Actor(context), dryRun, ContractGate.CompileProblems, context.RequestAborted));
+            IReadOnlyList<string> registryChanges = [];
+            return await ChangeAsync(
+                async () =>
+                {
+                    ContractChange change = await store.ApplyAsync(text, Actor(context), dryRun, ContractGate.CompileProblems, context.RequestAborted);
+                    if (!dryRun)
+                    {
+                        registryChanges = await ContractRegistrySync.ApplyAsync(ContractParser.Parse(text), registry, context.RequestAborted);
+                    }
+
+                    return change;
+                },
+                () => registryChanges);
         });
         app.MapPost("/contracts/{name}/rollback", async (string name, int version, HttpContext context, ContractStore store) =>
             await ChangeAsync(() => store.RollbackAsync(name, version, Actor(context), context.RequestAborted)));
@@ -49,18 +62,28 @@ public static class ContractsApi
             await ChangeAsync(() => store.DeleteAsync(name, Actor(context), context.RequestAborted)));
     }
 
-    private static async Task<IResult> ChangeAsync(Func<Task<ContractChange>> change)
+    private static async Task<IResult> ChangeAsync(Func<Task<ContractChange>> change, Func<IReadOnlyList<string>>? registryChanges = null)
     {
         try
         {
             ContractChange result = await change();
-            return Json(new JsonObject
+            var body = new JsonObject
             {
                 ["name"] = result.Name,
                 ["version"] = result.Version,
                 ["changed"] = result.Changed,
                 ["diff"] = new JsonArray([.. result.Diff.Select(d => (JsonNode?)d)]),
-            });
+            };
+            if (registryChanges is not null)
+            {
+                body["registry"] = new JsonArray([.. registryChanges().Select(r => (JsonNode?)r)]);
+            }
+
+            return Json(body);
+        }
+        catch (SchemaRegistryException e)
+        {
+            return Error(e.HttpStatus, $"The contract was stored, but setting its subjects' compatibility failed: {e.Message}");
         }
         catch (ContractValidationException e)
         {

@@ -1,0 +1,35 @@
+using SharedLog.Contracts.Registry;
+
+namespace SharedLog.Contracts.Model;
+
+/// <summary>
+/// Makes the registry enforce what a contract promises about evolution: applying a contract sets the
+/// compatibility level of each subject it names (an explicit subject, or TopicNameStrategy on an exact
+/// topic) to the contract's level, so an incompatible schema is refused at registration, before any
+/// producer can use it. Subjects of pattern topics or record-name strategies cannot be named ahead and
+/// are left alone.
+/// </summary>
+public static class ContractRegistrySync
+{
+    /// <summary>Returns "subject: LEVEL" for each subject whose level was changed.</summary>
+    public static async Task<IReadOnlyList<string>> ApplyAsync(ContractDefinition contract, SchemaRegistry registry, CancellationToken cancellationToken)
+    {
+        var changed = new List<string>();
+        foreach ((bool isKey, SchemaRequirement? requirement) in new[] { (true, contract.Key), (false, contract.Value) })
+        {
+            if (requirement is null || (requirement.Subject is null && (contract.IsPattern || requirement.Strategy != SubjectNameStrategy.TopicNameStrategy)))
+            {
+                continue;
+            }
+
+            string subject = requirement.SubjectFor(contract.Topic, isKey, recordName: null);
+            if (registry.SubjectCompatibility(subject) != contract.Compatibility)
+            {
+                await registry.SetCompatibilityAsync(subject, contract.Compatibility, cancellationToken);
+                changed.Add($"{subject}: {RegistryNames.Name(contract.Compatibility)}");
+            }
+        }
+
+        return changed;
+    }
+}
