@@ -155,8 +155,8 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             for (int i = 0; i < accepted.Count; i++)
             {
                 (byte[] bytes, long producerId, short epoch, int baseSequence, int lastSequence, IReadOnlyList<QuarantinedRecord> quarantined) = accepted[i];
-                long baseOffset = producerId < 0
-                    ? await streams.AppendAsync(streamId, bytes, cancellationToken)
+                (long baseOffset, bool retried) = producerId < 0
+                    ? (await streams.AppendAsync(streamId, bytes, cancellationToken), false)
                     : await AppendIdempotentAsync(streamId, bytes, producerId, epoch, baseSequence, lastSequence, result, cancellationToken);
                 if (result.ErrorCode != 0)
                 {
@@ -168,7 +168,8 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     result.BaseOffset = baseOffset;
                 }
 
-                if (quarantined.Count > 0)
+                // A retried idempotent batch was quarantined the first time; its records are there already.
+                if (quarantined.Count > 0 && !retried)
                 {
                     await quarantine.WriteAsync(contract!, topic.Name, result.Index, baseOffset, quarantined, cancellationToken);
                 }
@@ -199,7 +200,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     }
 
     /// <summary>Checks the batch's sequence, appends it unless it is a retry, and records it, all in partition order.</summary>
-    private async Task<long> AppendIdempotentAsync(long streamId, byte[] bytes, long producerId, short epoch, int baseSequence, int lastSequence, ProduceResponse.PartitionProduceResponse result, CancellationToken cancellationToken)
+    private async Task<(long BaseOffset, bool Retried)> AppendIdempotentAsync(long streamId, byte[] bytes, long producerId, short epoch, int baseSequence, int lastSequence, ProduceResponse.PartitionProduceResponse result, CancellationToken cancellationToken)
     {
         ProducerStateManager.PartitionProducers state = producers.For(streamId);
         await state.Gate.WaitAsync(cancellationToken);
@@ -208,16 +209,16 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             switch (state.Check(producerId, epoch, baseSequence, lastSequence, out ErrorCode error, out long originalOffset))
             {
                 case SequenceVerdict.Duplicate:
-                    return originalOffset;
+                    return (originalOffset, true);
                 case SequenceVerdict.Reject:
                     result.ErrorCode = (short)error;
                     result.ErrorMessage = $"Producer {producerId} epoch {epoch}: batch with sequence {baseSequence} refused ({error}).";
-                    return -1;
+                    return (-1, false);
             }
 
             long baseOffset = await streams.AppendAsync(streamId, bytes, cancellationToken);
             state.Record(producerId, epoch, baseSequence, lastSequence, baseOffset);
-            return baseOffset;
+            return (baseOffset, false);
         }
         finally
         {
