@@ -106,6 +106,29 @@ internal static class RuleCollections
         _ => default,
     };
 
+    /// <summary>
+    /// A list index as CEL allows it: an int, a uint, or a double with an integral value; false for any
+    /// other kind (no such overload). Out-of-range positions come back as they are (or -1) for the caller to check.
+    /// </summary>
+    public static bool TryListPosition(in RuleValue index, out long position)
+    {
+        switch (index.Kind)
+        {
+            case RuleValueKind.Int:
+                position = index.AsInt;
+                return true;
+            case RuleValueKind.Uint:
+                position = index.AsUint > int.MaxValue ? -1 : (long)index.AsUint;
+                return true;
+            case RuleValueKind.Double when Math.Floor(index.AsDouble) == index.AsDouble && Math.Abs(index.AsDouble) < int.MaxValue:
+                position = (long)index.AsDouble;
+                return true;
+            default:
+                position = 0;
+                return false;
+        }
+    }
+
     public static IEnumerable<RuleValue> ListItems(RuleValue list)
     {
         var count = Count(list);

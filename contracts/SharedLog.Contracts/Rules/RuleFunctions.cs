@@ -370,20 +370,9 @@ internal static class RuleFunctions
             case RuleValueKind.Optional:
                 return RuleOptionals.Index(container, index);
             case RuleValueKind.List:
-                long position;
-                switch (index.Kind)
+                if (!RuleCollections.TryListPosition(index, out long position))
                 {
-                    case RuleValueKind.Int:
-                        position = index.AsInt;
-                        break;
-                    case RuleValueKind.Uint:
-                        position = index.AsUint > int.MaxValue ? -1 : (long)index.AsUint;
-                        break;
-                    case RuleValueKind.Double when Math.Floor(index.AsDouble) == index.AsDouble && Math.Abs(index.AsDouble) < int.MaxValue:
-                        position = (long)index.AsDouble;
-                        break;
-                    default:
-                        return NoOverload("[]", container, index);
+                    return NoOverload("[]", container, index);
                 }
 
                 var count = RuleCollections.Count(container);

@@ -45,20 +45,9 @@ internal static class RuleOptionals
         switch (container.Kind)
         {
             case RuleValueKind.List:
-                long position;
-                switch (index.Kind)
+                if (!RuleCollections.TryListPosition(index, out long position))
                 {
-                    case RuleValueKind.Int:
-                        position = index.AsInt;
-                        break;
-                    case RuleValueKind.Uint:
-                        position = index.AsUint > int.MaxValue ? -1 : (long)index.AsUint;
-                        break;
-                    case RuleValueKind.Double when Math.Floor(index.AsDouble) == index.AsDouble && Math.Abs(index.AsDouble) < int.MaxValue:
-                        position = (long)index.AsDouble;
-                        break;
-                    default:
-                        return RuleValue.Error($"no such overload: [?]({container.TypeName}, {index.TypeName})");
+                    return RuleValue.Error($"no such overload: [?]({container.TypeName}, {index.TypeName})");
                 }
 
                 return position >= 0 && position < RuleCollections.Count(container)
