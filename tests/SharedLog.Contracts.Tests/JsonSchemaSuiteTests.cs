@@ -18,7 +18,7 @@ public class JsonSchemaSuiteTests(ITestOutputHelper output)
     /// <summary>Schemas that need a document the suite does not ship (the meta-schemas).</summary>
     private static bool NeedsMetaSchema(string schemaText) => Regex.IsMatch(schemaText, "\"\\$ref\"\\s*:\\s*\"https?://json-schema\\.org/");
 
-    [Theory]
+    [SharedDataTheory("json-schema-test-suite")]
     [InlineData("draft7")]
     [InlineData("draft2020-12")]
     public void Every_suite_schema_parses_and_is_compatible_with_itself(string draft)

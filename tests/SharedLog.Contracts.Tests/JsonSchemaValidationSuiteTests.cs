@@ -17,7 +17,7 @@ public class JsonSchemaValidationSuiteTests(ITestOutputHelper output)
 {
     private static readonly JsonSchemaFormat Format = new();
 
-    [Theory]
+    [SharedDataTheory("json-schema-test-suite")]
     [InlineData("draft7", JsonValidationDraft.Draft7)]
     [InlineData("draft2020-12", JsonValidationDraft.Draft202012)]
     public void Suite_results_match_the_known_failure_list(string draft, JsonValidationDraft defaultDraft)
@@ -57,7 +57,7 @@ public class JsonSchemaValidationSuiteTests(ITestOutputHelper output)
     }
 
     /// <summary>The optional/ folder (formats, ECMAScript regex details, bignums): counted and printed, not asserted.</summary>
-    [Theory]
+    [SharedDataTheory("json-schema-test-suite")]
     [InlineData("draft7", JsonValidationDraft.Draft7)]
     [InlineData("draft2020-12", JsonValidationDraft.Draft202012)]
     public void Optional_suite_results_are_reported(string draft, JsonValidationDraft defaultDraft)

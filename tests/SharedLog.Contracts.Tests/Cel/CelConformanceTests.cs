@@ -14,7 +14,7 @@ public class CelConformanceTests(ITestOutputHelper output)
 {
     private static readonly Lazy<HashSet<string>> KnownFailures = new(LoadKnownFailures);
 
-    [Theory]
+    [SharedDataTheory("cel-conformance")]
     [InlineData("basic")]
     [InlineData("comparisons")]
     [InlineData("logic")]
