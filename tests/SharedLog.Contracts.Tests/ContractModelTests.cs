@@ -60,6 +60,7 @@ public class ContractModelTests
     [InlineData("topic: t\nclass: [unclosed\n", "line ")]
     [InlineData("a: &x [1]\nb: *x\n", "anchors are not allowed")]
     [InlineData("topic: 'bad topic!'\n", "must be a topic name or a pattern")]
+    [InlineData("topic: t\nquarantineTopic: 'q q'\n", "quarantineTopic 'q q'")]
     public void InvalidContractsListTheirProblems(string yaml, string expected)
     {
         ContractValidationException error = Assert.Throws<ContractValidationException>(() => ContractParser.Parse(yaml));

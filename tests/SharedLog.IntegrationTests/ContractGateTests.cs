@@ -356,4 +356,20 @@ public class ContractGateTests
         Assert.Equal("it-tests", (string)changes[1]["actor"]!);
         Assert.Contains("~ onFailure: reject -> quarantine", changes[1]["diff"]!.AsArray().Select(d => (string)d!));
     }
+
+    [Fact]
+    public async Task AQuarantineTopicThatCannotBeCreatedFailsTheProduceBeforeAnythingIsStored()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        string topic = "q" + new string('x', 239); // valid (240 chars), but "<topic>.quarantine" is over 249
+        await ApplyAsync(broker, $"topic: {topic}\nclass: certified\nvalue: {{}}\nonFailure: quarantine\n");
+        using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, MessageSendMaxRetries = 0 }).Build();
+        ProduceException<string, byte[]> failed = await Assert.ThrowsAsync<ProduceException<string, byte[]>>(
+            () => producer.ProduceAsync(topic, new Message<string, byte[]> { Key = "k", Value = [1, 2, 3] }));
+        Assert.Equal(ErrorCode.KafkaStorageError, failed.Error.Code);
+
+        using IConsumer<string, byte[]> consumer = new ConsumerBuilder<string, byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "q-check" }).Build();
+        WatermarkOffsets offsets = consumer.QueryWatermarkOffsets(new TopicPartition(topic, 0), Timeout);
+        Assert.Equal(0, offsets.High.Value);
+    }
 }

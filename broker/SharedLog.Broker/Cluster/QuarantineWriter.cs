@@ -28,10 +28,20 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams)
 
     private readonly ConcurrentDictionary<string, long> _oldestTimestamps = new(StringComparer.Ordinal);
 
-    public async Task WriteAsync(ActiveContract contract, string sourceTopic, int sourcePartition, long sourceBaseOffset, IReadOnlyList<QuarantinedRecord> records, CancellationToken cancellationToken)
+    /// <summary>
+    /// Makes sure the quarantine topic exists; called before the source batch is stored, so a topic
+    /// that cannot be created fails the produce before anything is written.
+    /// </summary>
+    public async Task<TopicMetadata> EnsureTopicAsync(ActiveContract contract, string sourceTopic, CancellationToken cancellationToken)
     {
         string name = contract.Definition.QuarantineTopicFor(sourceTopic);
-        TopicMetadata target = topics.Find(name) ?? await CreateAsync(name, sourceTopic, cancellationToken);
+        return topics.Find(name) ?? await CreateAsync(name, sourceTopic, cancellationToken);
+    }
+
+    public async Task WriteAsync(ActiveContract contract, string sourceTopic, int sourcePartition, long sourceBaseOffset, IReadOnlyList<QuarantinedRecord> records, CancellationToken cancellationToken)
+    {
+        TopicMetadata target = await EnsureTopicAsync(contract, sourceTopic, cancellationToken);
+        string name = target.Name;
         PartitionMetadata partition = target.Partitions[sourcePartition % target.Partitions.Count];
         long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var builder = new RecordBatchBuilder(now);

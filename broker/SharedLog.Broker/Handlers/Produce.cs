@@ -150,6 +150,21 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             return;
         }
 
+        if (contract is not null && accepted.Exists(a => a.Quarantined.Count > 0))
+        {
+            try
+            {
+                await quarantine.EnsureTopicAsync(contract, topic.Name, cancellationToken);
+            }
+            catch (InvalidOperationException e)
+            {
+                LogRejected(logger, topic.Name, result.Index, ErrorCode.KafkaStorageError, e.Message);
+                result.ErrorCode = (short)ErrorCode.KafkaStorageError;
+                result.ErrorMessage = e.Message;
+                return;
+            }
+        }
+
         try
         {
             for (int i = 0; i < accepted.Count; i++)

@@ -156,6 +156,11 @@ public static class ContractParser
         SchemaRequirement? key = Binding(document.Key, "key", problems);
         SchemaRequirement? value = Binding(document.Value, "value", problems);
         string quarantine = document.QuarantineTopic ?? "{topic}.quarantine";
+        if (!Regex.IsMatch(quarantine.Replace("{topic}", "t", StringComparison.Ordinal), "^[A-Za-z0-9._-]{1,249}$", RegexOptions.CultureInvariant))
+        {
+            problems.Add($"quarantineTopic '{quarantine}' must be a topic name of letters, digits, '.', '_' and '-', where {{topic}} stands for the source topic.");
+        }
+
         if (onFailure == FailureAction.Quarantine && topicClass == TopicClass.Quarantine)
         {
             problems.Add("a quarantine-class topic cannot quarantine into another topic.");
