@@ -41,7 +41,7 @@ public sealed class DescribeLogDirsHandler(TopicService topics, IMetadataStore m
                     continue;
                 }
 
-                IReadOnlyList<StreamObjectRange> ranges = await metadata.GetObjectRangesAsync(partition.StreamId, partition.LogStartOffset, cancellationToken);
+                IReadOnlyList<StreamObjectRange> ranges = await metadata.GetObjectRangesAsync(partition.StreamId, partition.LogStartOffset, cancellationToken: cancellationToken);
                 topicResult.Partitions.Add(new DescribeLogDirsResponse.DescribeLogDirsPartition { PartitionIndex = partition.Partition, PartitionSize = ranges.Sum(r => r.Range.Size) });
             }
 

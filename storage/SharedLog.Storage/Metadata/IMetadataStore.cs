@@ -52,8 +52,11 @@ public interface IMetadataStore : IAsyncDisposable
     /// </summary>
     Task CommitObjectAsync(ObjectCommit commit, CancellationToken cancellationToken = default);
 
-    /// <summary>Committed objects holding data of the stream at or after <paramref name="fromOffset"/>, ordered by start offset.</summary>
-    Task<IReadOnlyList<StreamObjectRange>> GetObjectRangesAsync(long streamId, long fromOffset, CancellationToken cancellationToken = default);
+    /// <summary>
+    /// Committed objects holding data of the stream at or after <paramref name="fromOffset"/>, ordered by
+    /// start offset; at most <paramref name="limit"/> of them (a fetch needs the next few, not all).
+    /// </summary>
+    Task<IReadOnlyList<StreamObjectRange>> GetObjectRangesAsync(long streamId, long fromOffset, int limit = int.MaxValue, CancellationToken cancellationToken = default);
 
     /// <summary>The offset after the last committed (uploaded) record of the stream, 0 if none.</summary>
     Task<long> GetCommittedEndOffsetAsync(long streamId, CancellationToken cancellationToken = default);

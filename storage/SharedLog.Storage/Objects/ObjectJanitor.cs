@@ -34,7 +34,7 @@ public sealed partial class ObjectJanitor(IObjectStore objects, IMetadataStore m
             long retentionBytes = Config(topic, RetentionBytes, -1);
             foreach (PartitionMetadata partition in topic.Partitions)
             {
-                IReadOnlyList<StreamObjectRange> ranges = await metadata.GetObjectRangesAsync(partition.StreamId, 0, cancellationToken).ConfigureAwait(false);
+                IReadOnlyList<StreamObjectRange> ranges = await metadata.GetObjectRangesAsync(partition.StreamId, 0, cancellationToken: cancellationToken).ConfigureAwait(false);
                 long logStart = partition.LogStartOffset;
                 long newStart = RetainedStart(ranges, now, retentionMs, retentionBytes);
                 if (newStart > logStart && streams.IsOpen(partition.StreamId))

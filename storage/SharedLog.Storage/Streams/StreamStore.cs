@@ -252,6 +252,8 @@ public sealed partial class StreamStore : IAsyncDisposable
     /// Reads whole batches starting at the one that contains <paramref name="offset"/>, up to
     /// <paramref name="maxBytes"/> (the first batch is returned whole even if larger, as Kafka does).
     /// </summary>
+    private const int ObjectsPerRead = 8;
+
     public async Task<StreamReadResult> ReadAsync(long streamId, long offset, int maxBytes, CancellationToken cancellationToken = default)
     {
         StreamLog stream = Get(streamId);
@@ -289,7 +291,8 @@ public sealed partial class StreamStore : IAsyncDisposable
         await _catchUpReads.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            IReadOnlyList<StreamObjectRange> ranges = await _metadata.GetObjectRangesAsync(stream.StreamId, offset, cancellationToken).ConfigureAwait(false);
+            // A read returns at most maxBytes, so the next few objects are all it can need.
+            IReadOnlyList<StreamObjectRange> ranges = await _metadata.GetObjectRangesAsync(stream.StreamId, offset, ObjectsPerRead, cancellationToken).ConfigureAwait(false);
             int bytes = 0;
             long next = offset;
             foreach (StreamObjectRange range in ranges)
@@ -347,7 +350,7 @@ public sealed partial class StreamStore : IAsyncDisposable
 
         var candidates = new List<ReadOnlyMemory<byte>>();
         long objectEnd = logStart;
-        foreach (StreamObjectRange range in await _metadata.GetObjectRangesAsync(streamId, logStart, cancellationToken).ConfigureAwait(false))
+        foreach (StreamObjectRange range in await _metadata.GetObjectRangesAsync(streamId, logStart, cancellationToken: cancellationToken).ConfigureAwait(false))
         {
             objectEnd = Math.Max(objectEnd, range.Range.EndOffset);
             if (timestamp == MaxTimestampQuery || range.Range.MaxTimestamp >= timestamp)

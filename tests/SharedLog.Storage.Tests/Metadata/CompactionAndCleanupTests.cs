@@ -190,4 +190,18 @@ public sealed class CompactionAndCleanupTests : MetadataStoreTestBase
         await Store.CommitObjectAsync(new ObjectCommit(rewritten.ObjectId, ObjectSize, [Range(kept.StreamId, kept.LeaderEpoch, 0, 9)], [shared.ObjectId, other.ObjectId]));
         Assert.Equal([rewritten.ObjectId], (await Store.GetObjectRangesAsync(kept.StreamId, 0)).Select(r => r.ObjectId));
     }
+
+    [Fact]
+    public async Task RangeQueriesCanBeLimitedToTheNextObjects()
+    {
+        PartitionMetadata partition = await CreateLedPartitionAsync("limited");
+        for (int i = 0; i < 5; i++)
+        {
+            await CommitRangeAsync(partition, i * 10, (i * 10) + 10);
+        }
+
+        IReadOnlyList<StreamObjectRange> next = await Store.GetObjectRangesAsync(partition.StreamId, 15, limit: 2);
+        Assert.Equal([10L, 20L], next.Select(r => r.Range.StartOffset));
+        Assert.Equal(5, (await Store.GetObjectRangesAsync(partition.StreamId, 0)).Count);
+    }
 }
