@@ -10,7 +10,7 @@ using SharedLog.LoadTest;
 // summary (records/s, MB/s, latency p50/p99/p999), and writes a CSV and an SVG chart.
 //
 //   produce  --bootstrap H:P --topic T [--records N | --duration S] [--record-size B] [--rate R/s] [--acks all|1|0] [--compression none|gzip|snappy|lz4|zstd] [--partitions N (create the topic)] [--value-file F (send F's bytes as every value)]
-//   consume  --bootstrap H:P --topic T --records N
+//   consume  --bootstrap H:P --topic T --records N [--consumers N (members of one group, one thread each)] [--partition-fetch-bytes B (max.partition.fetch.bytes, default 1 MiB as librdkafka)]
 //   e2e      --bootstrap H:P --topic T --rate R/s --duration S [--record-size B]
 // Common: --out DIR (default bench/results), --label NAME.
 if (args.Length == 0 || args[0] is "-h" or "--help")
@@ -60,7 +60,9 @@ namespace SharedLog.LoadTest
         int Partitions,
         string OutputDirectory,
         string? Label,
-        string? ValueFile)
+        string? ValueFile,
+        int Consumers,
+        int PartitionFetchBytes)
     {
         public static LoadOptions Parse(string[] args)
         {
@@ -90,7 +92,9 @@ namespace SharedLog.LoadTest
                 Int("partitions", 0),
                 Get("out", Path.Combine("bench", "results")),
                 values.GetValueOrDefault("label"),
-                values.GetValueOrDefault("value-file"));
+                values.GetValueOrDefault("value-file"),
+                Int("consumers", 1),
+                Int("partition-fetch-bytes", 1024 * 1024));
         }
 
         public bool Done(long sent, Stopwatch clock) => Duration is { } d ? clock.Elapsed >= d : sent >= Records;
@@ -291,48 +295,89 @@ namespace SharedLog.LoadTest
             }
         }
 
+        /// <summary>
+        /// Reads <c>--records</c> records from the earliest offset with <c>--consumers</c> members of one new
+        /// group. Values are not copied into managed memory and topic names, headers and timestamps are not
+        /// marshalled (<c>consume.result.fields=none</c>), as Kafka's consumer-perf-test does not deserialize:
+        /// the run measures how fast the broker serves, not how fast .NET copies records.
+        /// </summary>
         public static LoadReport Consume(LoadOptions options)
         {
             var report = new LoadReport("consume", options.RecordSize);
-            using IConsumer<Ignore, byte[]> consumer = BuildConsumer(options, fetchWaitMs: 500);
-            consumer.Subscribe(options.Topic);
-            var clock = Stopwatch.StartNew();
-            long lastSecond = 0;
-            long recordsAtLastSecond = 0;
-            DateTime idleSince = DateTime.UtcNow;
-            while (report.Records < options.Records && DateTime.UtcNow - idleSince < TimeSpan.FromSeconds(30))
+            string groupId = "sharedlog-loadtest-" + Guid.NewGuid().ToString("N");
+            using var stop = new CancellationTokenSource();
+            long lastRecordTicks = Environment.TickCount64;
+            long firstRecordTimestamp = 0;
+            var members = new Thread[Math.Max(1, options.Consumers)];
+            for (int i = 0; i < members.Length; i++)
             {
-                ConsumeResult<Ignore, byte[]>? result = consumer.Consume(TimeSpan.FromMilliseconds(200));
-                if (result?.Message is not null)
+                members[i] = new Thread(() =>
                 {
-                    report.Record(-1);
-                    idleSince = DateTime.UtcNow;
+                    using IConsumer<Ignore, Ignore> consumer = new ConsumerBuilder<Ignore, Ignore>(ConsumerSettings(options, groupId, fetchWaitMs: 500, AutoOffsetReset.Earliest, "none")).Build();
+                    consumer.Subscribe(options.Topic);
+                    while (!stop.IsCancellationRequested)
+                    {
+                        if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { IsPartitionEOF: false })
+                        {
+                            report.Record(-1);
+                            Interlocked.CompareExchange(ref firstRecordTimestamp, Stopwatch.GetTimestamp(), 0);
+                            Volatile.Write(ref lastRecordTicks, Environment.TickCount64);
+                        }
+                    }
+
+                    consumer.Close();
+                }) { IsBackground = true, Name = $"consumer-{i}" };
+                members[i].Start();
+            }
+
+            var clock = Stopwatch.StartNew();
+            long recordsAtLastSecond = 0;
+            for (long second = 1; report.Records < options.Records && Environment.TickCount64 - Volatile.Read(ref lastRecordTicks) < 30_000; second++)
+            {
+                // Wake each second for the progress line, or sooner when the last record arrives.
+                while (clock.Elapsed.TotalSeconds < second && report.Records < options.Records)
+                {
+                    Thread.Sleep(5);
                 }
 
-                long second = (long)clock.Elapsed.TotalSeconds;
-                if (second > lastSecond)
-                {
-                    report.Sample(second, report.Records - recordsAtLastSecond);
-                    recordsAtLastSecond = report.Records;
-                    lastSecond = second;
-                }
+                long records = report.Records;
+                report.Sample(second, records - recordsAtLastSecond);
+                recordsAtLastSecond = records;
             }
 
             report.Finish(clock.Elapsed.TotalSeconds);
+            long finished = Stopwatch.GetTimestamp();
+            stop.Cancel();
+            if (Interlocked.Read(ref firstRecordTimestamp) is > 0 and long first)
+            {
+                // Joining the group (Kafka's group.initial.rebalance.delay.ms, 3 s by default) is not reading.
+                double seconds = Stopwatch.GetElapsedTime(first, finished).TotalSeconds;
+                Console.WriteLine($"from the first record: {report.Records:N0} records in {seconds:0.00} s = {report.Records / seconds:N0} rec/s, {report.Records * (double)options.RecordSize / seconds / 1e6:0.0} MB/s");
+            }
+
+            foreach (Thread member in members)
+            {
+                member.Join(TimeSpan.FromSeconds(30));
+            }
+
             return report;
         }
 
+        private static ConsumerConfig ConsumerSettings(LoadOptions options, string groupId, int fetchWaitMs, AutoOffsetReset reset, string? resultFields = null) => new()
+        {
+            BootstrapServers = options.Bootstrap,
+            GroupId = groupId,
+            AutoOffsetReset = reset,
+            EnableAutoCommit = false,
+            FetchWaitMaxMs = fetchWaitMs,
+            FetchMaxBytes = 64 * 1024 * 1024,
+            MaxPartitionFetchBytes = options.PartitionFetchBytes,
+            ConsumeResultFields = resultFields ?? "all",
+        };
+
         private static IConsumer<Ignore, byte[]> BuildConsumer(LoadOptions options, int fetchWaitMs, Action? onAssigned = null) =>
-            new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig
-            {
-                BootstrapServers = options.Bootstrap,
-                GroupId = "sharedlog-loadtest-" + Guid.NewGuid().ToString("N"),
-                AutoOffsetReset = onAssigned is null ? AutoOffsetReset.Earliest : AutoOffsetReset.Latest,
-                EnableAutoCommit = false,
-                FetchWaitMaxMs = fetchWaitMs,
-                FetchMaxBytes = 64 * 1024 * 1024,
-                MaxPartitionFetchBytes = 16 * 1024 * 1024,
-            }).SetPartitionsAssignedHandler((_, partitions) =>
+            new ConsumerBuilder<Ignore, byte[]>(ConsumerSettings(options, "sharedlog-loadtest-" + Guid.NewGuid().ToString("N"), fetchWaitMs,
+                onAssigned is null ? AutoOffsetReset.Earliest : AutoOffsetReset.Latest)).SetPartitionsAssignedHandler((_, partitions) =>
             {
                 if (partitions.Count > 0)
                 {
