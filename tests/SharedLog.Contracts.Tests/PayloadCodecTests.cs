@@ -291,6 +291,33 @@ public class PayloadCodecTests
     }
 
     [Fact]
+    public void Encoding_with_a_prefix_writes_the_prefix_then_the_same_bytes_for_every_codec()
+    {
+        byte[] header = [0, 0, 0, 1, 7];
+        var json = ParseJsonSchema();
+        var jsonValue = Json.Decode(json, """{"name":"a","n":[1,2]}"""u8);
+        var proto = ParseProto(AllTypesProto);
+        var protoValue = Protobuf.Decode(proto, Framed([0], AllTypesMessage()));
+        var avro = ParseAvro("""{"type":"record","name":"R","fields":[{"name":"s","type":"string"}]}""");
+        var big = new DecodedPayload(new Dictionary<string, object?> { ["s"] = new string('z', 3_000_000) });
+        var small = new DecodedPayload(new Dictionary<string, object?> { ["s"] = "hi" });
+
+        foreach ((IPayloadCodec codec, IParsedSchema schema, DecodedPayload value) in new (IPayloadCodec, IParsedSchema, DecodedPayload)[]
+        {
+            (Json, json, jsonValue), (Protobuf, proto, protoValue), (Avro, avro, small),
+            (Avro, avro, big), (Avro, avro, small), (Json, json, jsonValue),
+        })
+        {
+            byte[] plain = codec.Encode(schema, value);
+            byte[] prefixed = codec.Encode(schema, value, header);
+            Assert.Equal([.. header, .. plain], prefixed);
+        }
+
+        // A 3 MB payload does not leave its buffer behind to corrupt or bloat the thread's next encode.
+        Assert.Equal(new byte[] { 4, (byte)'h', (byte)'i' }, Avro.Encode(avro, small));
+    }
+
+    [Fact]
     public void Json_round_trip_preserves_the_graph()
     {
         var schema = ParseJsonSchema();

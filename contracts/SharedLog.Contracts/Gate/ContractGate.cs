@@ -446,11 +446,9 @@ public sealed partial class ContractGate(
 
         try
         {
-            byte[] payload = side.Codec!.Encode(side.Parsed!, side.Decoded! with { Value = side.Value });
-            byte[] framed = new byte[SchemaWireFormat.HeaderSize + payload.Length];
-            SchemaWireFormat.WriteHeader(framed, side.SchemaId);
-            payload.CopyTo(framed.AsSpan(SchemaWireFormat.HeaderSize));
-            return framed;
+            Span<byte> header = stackalloc byte[SchemaWireFormat.HeaderSize];
+            SchemaWireFormat.WriteHeader(header, side.SchemaId);
+            return side.Codec!.Encode(side.Parsed!, side.Decoded! with { Value = side.Value }, header);
         }
         catch (PayloadDecodeException e)
         {

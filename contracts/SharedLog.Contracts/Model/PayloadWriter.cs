@@ -7,7 +7,27 @@ namespace SharedLog.Contracts.Model;
 /// <summary>A growable byte buffer with the varint and fixed-width writes the binary codecs share.</summary>
 internal sealed class PayloadWriter(int initialCapacity = 256)
 {
+    // A buffer grown past this by one huge payload is not kept for the thread's next one.
+    private const int MaxRetainedBytes = 1024 * 1024;
+
+    [ThreadStatic]
+    private static PayloadWriter? _threadWriter;
+
     private byte[] _buffer = new byte[Math.Max(16, initialCapacity)];
+
+    /// <summary>
+    /// The calling thread's writer, emptied and starting with <paramref name="prefix"/>: encoders reuse
+    /// one buffer per thread and copy out only the finished payload (<see cref="ToArray"/>).
+    /// </summary>
+    public static PayloadWriter ForThread(ReadOnlySpan<byte> prefix)
+    {
+        PayloadWriter writer = _threadWriter is { } cached && cached._buffer.Length <= MaxRetainedBytes
+            ? cached
+            : _threadWriter = new PayloadWriter(2048);
+        writer.Length = 0;
+        writer.WriteBytes(prefix);
+        return writer;
+    }
 
     public int Length { get; private set; }
 
@@ -82,6 +102,8 @@ internal sealed class PayloadWriter(int initialCapacity = 256)
     }
 
     public byte[] ToArray() => _buffer.AsSpan(0, Length).ToArray();
+
+    public ReadOnlySpan<byte> WrittenSpan => _buffer.AsSpan(0, Length);
 
     public static int VarintSize(ulong value)
     {

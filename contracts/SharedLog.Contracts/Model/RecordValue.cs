@@ -39,6 +39,12 @@ public interface IPayloadCodec
 
     /// <summary>Encodes a (possibly rewritten) decoded payload back to bytes in the same layout <see cref="Decode"/> read.</summary>
     byte[] Encode(IParsedSchema schema, DecodedPayload payload);
+
+    /// <summary>
+    /// The same, with <paramref name="prefix"/> (e.g. Confluent's 5-byte header) in front: one exact-size
+    /// array, so a rewritten record is not encoded and then copied again behind its header.
+    /// </summary>
+    byte[] Encode(IParsedSchema schema, DecodedPayload payload, ReadOnlySpan<byte> prefix);
 }
 
 /// <summary>A decoded payload: the value and, for Protobuf, which message of the file it is.</summary>

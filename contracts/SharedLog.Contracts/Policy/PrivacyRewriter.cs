@@ -14,6 +14,9 @@ public sealed class PrivacyRewriter(byte[] hashKey)
 {
     public const string RedactedText = "****";
 
+    // Field paths come from contracts, so there are few; split each once, not per record.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string[]> _splitPaths = new(StringComparer.Ordinal);
+
     // One keyed HMAC per thread, reused: creating an HMAC context per value costs more than hashing it.
     [ThreadStatic]
     private static (PrivacyRewriter Owner, IncrementalHash Hmac)? _threadHmac;
@@ -22,7 +25,7 @@ public sealed class PrivacyRewriter(byte[] hashKey)
     public bool Apply(object? value, string path, PrivacyAction action, out string? problem)
     {
         problem = null;
-        return Walk(value, path.Split('.'), 0, action, ref problem);
+        return Walk(value, _splitPaths.GetOrAdd(path, p => p.Split('.')), 0, action, ref problem);
     }
 
     private bool Walk(object? node, string[] path, int index, PrivacyAction action, ref string? problem)

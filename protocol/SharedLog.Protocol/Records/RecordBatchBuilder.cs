@@ -175,7 +175,8 @@ public sealed class RecordBatchBuilder
         }
 
         ReadOnlySpan<byte> section = compressed is null ? _records.WrittenSpan : compressed.WrittenSpan;
-        byte[] batch = new byte[RecordBatch.HeaderSize + section.Length];
+        // Every byte is written below; skipping the zeroing matters for batches on the large object heap.
+        byte[] batch = GC.AllocateUninitializedArray<byte>(RecordBatch.HeaderSize + section.Length);
         Span<byte> s = batch;
         BinaryPrimitives.WriteInt64BigEndian(s, BaseOffset);
         BinaryPrimitives.WriteInt32BigEndian(s[8..], batch.Length - RecordBatch.LogOverhead);

@@ -50,11 +50,13 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         return new DecodedPayload(value);
     }
 
-    public byte[] Encode(IParsedSchema schema, DecodedPayload payload)
+    public byte[] Encode(IParsedSchema schema, DecodedPayload payload) => Encode(schema, payload, []);
+
+    public byte[] Encode(IParsedSchema schema, DecodedPayload payload, ReadOnlySpan<byte> prefix)
     {
         ArgumentNullException.ThrowIfNull(payload);
         var avro = SchemaOf(schema);
-        var writer = new PayloadWriter(1024);
+        var writer = PayloadWriter.ForThread(prefix);
         WriteValue(writer, avro, payload.Value, 0);
         return writer.ToArray();
     }

@@ -67,18 +67,29 @@ public sealed class JsonPayloadCodec : IPayloadCodec
         }
     }
 
-    public byte[] Encode(IParsedSchema schema, DecodedPayload payload)
+    public byte[] Encode(IParsedSchema schema, DecodedPayload payload) => Encode(schema, payload, []);
+
+    public byte[] Encode(IParsedSchema schema, DecodedPayload payload, ReadOnlySpan<byte> prefix)
     {
         CheckSchema(schema);
         ArgumentNullException.ThrowIfNull(payload);
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer, WriterOptions))
-        {
-            WriteValue(writer, payload.Value, 0);
-        }
 
+        // One buffer and writer per thread, reset per payload; a buffer grown by a huge payload is dropped.
+        ArrayBufferWriter<byte> buffer = _threadBuffer is { Capacity: <= 1024 * 1024 } cached ? cached : _threadBuffer = new ArrayBufferWriter<byte>(2048);
+        buffer.ResetWrittenCount();
+        buffer.Write(prefix);
+        Utf8JsonWriter writer = _threadWriter ??= new Utf8JsonWriter(buffer, WriterOptions);
+        writer.Reset(buffer);
+        WriteValue(writer, payload.Value, 0);
+        writer.Flush();
         return buffer.WrittenSpan.ToArray();
     }
+
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? _threadBuffer;
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? _threadWriter;
 
     private static void CheckSchema(IParsedSchema schema)
     {

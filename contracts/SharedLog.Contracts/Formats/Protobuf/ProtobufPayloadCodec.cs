@@ -58,7 +58,9 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         return new DecodedPayload(message, layout.FullName.TrimStart('.'), path);
     }
 
-    public byte[] Encode(IParsedSchema schema, DecodedPayload payload)
+    public byte[] Encode(IParsedSchema schema, DecodedPayload payload) => Encode(schema, payload, []);
+
+    public byte[] Encode(IParsedSchema schema, DecodedPayload payload, ReadOnlySpan<byte> prefix)
     {
         ArgumentNullException.ThrowIfNull(payload);
         var protobuf = SchemaOf(schema);
@@ -76,7 +78,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
             throw new PayloadDecodeException($"message indexes name '{layout.FullName.TrimStart('.')}', not '{expected}'");
         }
 
-        var writer = new PayloadWriter(1024);
+        var writer = PayloadWriter.ForThread(prefix);
         Span<byte> header = stackalloc byte[SchemaWireFormat.MessageIndexesSize(path)];
         SchemaWireFormat.WriteMessageIndexes(header, path);
         writer.WriteBytes(header);
