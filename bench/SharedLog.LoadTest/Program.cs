@@ -326,7 +326,8 @@ namespace SharedLog.LoadTest
                     }
 
                     consumer.Close();
-                }) { IsBackground = true, Name = $"consumer-{i}" };
+                })
+                { IsBackground = true, Name = $"consumer-{i}" };
                 members[i].Start();
             }
 
