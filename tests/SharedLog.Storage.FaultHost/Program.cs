@@ -5,6 +5,7 @@ using SharedLog.Storage.Wal;
 // Appends batches on <writers> concurrent streams until killed. For each stream it continues after
 // the highest offset it recovers, and prints "ack <stream> <baseOffset> <length>" once an append is
 // durable. Payloads are derived from (stream, baseOffset, length) so a reader can verify every byte.
+// When the WAL refuses an append (a write failed), prints "failed <message>" and exits with code 3.
 if (args.Length == 4 && args[0] == "upload")
 {
     return await SharedLog.Storage.FaultHost.UploadCrash.RunAsync(args[1], args[2], int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture));
@@ -47,7 +48,22 @@ for (int w = 0; w < writers; w++)
             int length = random.Next(1, 48 * 1024);
             long baseOffset = nextOffsets[stream];
             byte[] payload = SharedLog.Storage.FaultHost.WalTestPayload.Create(stream, baseOffset, length);
-            await wal.AppendAsync(stream, baseOffset, recordCount: 1 + (length % 7), payload);
+            try
+            {
+                await wal.AppendAsync(stream, baseOffset, recordCount: 1 + (length % 7), payload);
+            }
+            catch (WalUnavailableException e)
+            {
+                // The disk refused a write (e.g. full): report it the way the broker would, and stop cleanly.
+                lock (outputLock)
+                {
+                    output.WriteLine($"failed {e.Message}");
+                    output.Flush();
+                }
+
+                return;
+            }
+
             nextOffsets[stream] = baseOffset + 1 + (length % 7);
             lock (outputLock)
             {
@@ -59,4 +75,4 @@ for (int w = 0; w < writers; w++)
 }
 
 await Task.WhenAll(tasks);
-return 0;
+return 3; // Only a refused append ends the writers.

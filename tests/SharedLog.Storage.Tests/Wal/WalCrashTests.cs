@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using SharedLog.Storage.FaultHost;
-using SharedLog.Storage.Wal;
 using Xunit.Abstractions;
 
 namespace SharedLog.Storage.Tests.Wal;
@@ -71,13 +69,8 @@ public sealed class WalCrashTests(ITestOutputHelper output) : IDisposable
                     throw new InvalidOperationException($"fault host exited early: {error}");
                 }
 
-                if (line.StartsWith("ack ", StringComparison.Ordinal))
+                if (WalRecoveryCheck.TryRecordAck(line, acknowledged))
                 {
-                    string[] parts = line.Split(' ');
-                    long stream = long.Parse(parts[1], CultureInfo.InvariantCulture);
-                    long offset = long.Parse(parts[2], CultureInfo.InvariantCulture);
-                    int length = int.Parse(parts[3], CultureInfo.InvariantCulture);
-                    acknowledged[(stream, offset)] = length;
                     acks++;
                 }
             }
@@ -92,36 +85,6 @@ public sealed class WalCrashTests(ITestOutputHelper output) : IDisposable
         return acks;
     }
 
-    private void VerifyRecovered(Dictionary<(long Stream, long Offset), int> acknowledged, int iteration)
-    {
-        // Recovery must not be fatal, whatever the kill left at the tail.
-        WalOptions options = new() { Directory = _directory, PageSizeBits = 20, MemorySizeBits = 22, SegmentSizeBits = 22 };
-        var wal = new FasterWriteAheadLog(options);
-        try
-        {
-            var recovered = new Dictionary<(long, long), WalEntry>();
-            var lastOffset = new Dictionary<long, long>();
-            foreach (WalEntry entry in wal.ReadDurableEntries())
-            {
-                Assert.True(WalTestPayload.Matches(entry.Batch.Span, entry.StreamId, entry.BaseOffset), $"iteration {iteration}: entry {entry.StreamId}/{entry.BaseOffset} is corrupt");
-                if (lastOffset.TryGetValue(entry.StreamId, out long previous))
-                {
-                    Assert.True(entry.BaseOffset > previous, $"iteration {iteration}: stream {entry.StreamId} goes from {previous} to {entry.BaseOffset}");
-                }
-
-                lastOffset[entry.StreamId] = entry.BaseOffset;
-                recovered[(entry.StreamId, entry.BaseOffset)] = entry;
-            }
-
-            foreach (((long stream, long offset), int length) in acknowledged)
-            {
-                Assert.True(recovered.TryGetValue((stream, offset), out WalEntry entry), $"iteration {iteration}: acknowledged append {stream}/{offset} is missing");
-                Assert.Equal(length, entry.Batch.Length);
-            }
-        }
-        finally
-        {
-            wal.DisposeAsync().AsTask().Wait(Deadline);
-        }
-    }
+    private void VerifyRecovered(Dictionary<(long Stream, long Offset), int> acknowledged, int iteration) =>
+        WalRecoveryCheck.Verify(_directory, acknowledged, $"iteration {iteration}");
 }
