@@ -110,6 +110,59 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task ProtobufFieldsTaggedWithConfluentMetaAreMasked()
+    {
+        const string tagged = """
+            syntax = "proto3";
+            package crm;
+            import "confluent/meta.proto";
+            message Customer {
+              string id = 1;
+              string email = 2 [(confluent.field_meta).tags = "PII"];
+              Address home = 3;
+              repeated Address others = 4;
+              map<string, Address> byName = 5;
+            }
+            message Address {
+              string street = 1 [(confluent.field_meta) = { tags: ["PII", "ADDRESS"] }];
+              string city = 2;
+            }
+            """;
+        int id = await RegisterAsync("customers-value", tagged, SchemaType.Protobuf);
+        var parsed = (ProtobufParsedSchema)_registry.ParsedById(id)!;
+        Assert.Equal(["email", "home.street", "others.street"], SchemaTags.PathsWithTag(parsed, "PII", "crm.Customer").Order(StringComparer.Ordinal));
+        Assert.Equal(["street"], SchemaTags.PathsWithTag(parsed, "ADDRESS", "crm.Address"));
+        Assert.Empty(SchemaTags.PathsWithTag(parsed, "SECRET", "crm.Customer"));
+
+        await ApplyAsync("topic: customers\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: PII\n    action: redact\n");
+        var codec = new ProtobufPayloadCodec();
+        byte[] record = codec.Encode(parsed, new DecodedPayload(new Dictionary<string, object?>
+        {
+            ["id"] = "c1",
+            ["email"] = "a@example.com",
+            ["home"] = new Dictionary<string, object?> { ["street"] = "1 Main St", ["city"] = "Oslo" },
+            ["others"] = new List<object?> { new Dictionary<string, object?> { ["street"] = "2 Side St", ["city"] = "Bergen" } },
+        }, "crm.Customer", [0]));
+
+        GateResult result = Inspect("customers", (null, Framed(id, record)));
+
+        Assert.Empty(result.Violations);
+        RecordBatch stored = RecordBatch.Parse(result.Batch!);
+        var values = new List<byte[]>();
+        foreach (SharedLog.Protocol.Records.Record stored1 in stored.Records())
+        {
+            values.Add(stored1.Value.ToArray());
+        }
+
+        var value = (Dictionary<string, object?>)codec.Decode(parsed, Assert.Single(values).AsSpan(SchemaWireFormat.HeaderSize)).Value!;
+        Assert.Equal("c1", value["id"]);
+        Assert.Equal(PrivacyRewriter.RedactedText, value["email"]);
+        Assert.Equal(PrivacyRewriter.RedactedText, ((Dictionary<string, object?>)value["home"]!)["street"]);
+        Assert.Equal("Oslo", ((Dictionary<string, object?>)value["home"]!)["city"]);
+        Assert.Equal(PrivacyRewriter.RedactedText, ((Dictionary<string, object?>)((List<object?>)value["others"]!)[0]!)["street"]);
+    }
+
+    [Fact]
     public async Task SubjectsStrategiesVersionsTombstonesAndKeys()
     {
         int v1 = await RegisterAsync("iot.Reading", AvroText, SchemaType.Avro);

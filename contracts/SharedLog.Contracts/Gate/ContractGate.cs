@@ -70,7 +70,7 @@ public sealed partial class ContractGate(
     private readonly Dictionary<SchemaType, IPayloadCodec> _codecs = codecs.ToDictionary(c => c.Type);
     private readonly ConcurrentDictionary<(string Name, int Version), CompiledContract> _compiled = new();
     private readonly ConcurrentDictionary<SchemaCheckKey, SchemaCheck> _schemaChecks = new();
-    private readonly ConcurrentDictionary<(long Generation, int SchemaId, string Tag), IReadOnlyList<string>> _taggedPaths = new();
+    private readonly ConcurrentDictionary<(long Generation, int SchemaId, string? Message, string Tag), IReadOnlyList<string>> _taggedPaths = new();
 
     private sealed record CompiledContract(ContractDefinition Definition, int Version, CompiledRule[] Rules, bool RulesReadHeaders);
 
@@ -427,7 +427,7 @@ public sealed partial class ContractGate(
         {
             IReadOnlyList<string> paths = rule.FieldPath is { } path
                 ? [path]
-                : _taggedPaths.GetOrAdd((registry.Generation, side.SchemaId, rule.Tag!), _ => SchemaTags.PathsWithTag(side.Parsed!, rule.Tag!));
+                : _taggedPaths.GetOrAdd((registry.Generation, side.SchemaId, side.Decoded!.MessageFullName, rule.Tag!), key => SchemaTags.PathsWithTag(side.Parsed!, key.Tag, key.Message));
             foreach (string target in paths)
             {
                 changed |= privacy.Apply(side.Value, target, rule.Action, out string? failure);

@@ -6,17 +6,19 @@ namespace SharedLog.Contracts.Policy;
 /// <summary>
 /// Field paths a schema tags with a given tag (Confluent's <c>confluent:tags</c>: an Avro field
 /// property, or a JSON Schema keyword on a property), so privacy rules can name a tag such as PII
-/// instead of every path. Protobuf field tags are not read (documented gap).
+/// instead of every path. For Protobuf, the tags of <c>(confluent.field_meta).tags</c> field options
+/// (<c>import "confluent/meta.proto"</c>), from the record's message.
 /// </summary>
 public static class SchemaTags
 {
-    public static IReadOnlyList<string> PathsWithTag(IParsedSchema schema, string tag)
+    public static IReadOnlyList<string> PathsWithTag(IParsedSchema schema, string tag, string? protobufMessage = null)
     {
-        var paths = new List<string>();
-        if (schema.Type == SchemaType.Protobuf)
+        if (schema is Formats.Protobuf.ProtobufParsedSchema protobuf)
         {
-            return paths;
+            return Formats.Protobuf.ConfluentMeta.PathsWithTag(protobuf, tag, protobufMessage);
         }
+
+        var paths = new List<string>();
 
         try
         {

@@ -668,7 +668,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         new($"{PayloadValues.KindOf(value)} value cannot be written as {(field.IsMap ? "map" : field.Repeated ? "repeated " : "")}{(field.IsMap ? "" : field.Type.ToString())}");
 
     /// <summary>Reads the protobuf wire format from a span, checking every length before using it.</summary>
-    private ref struct ProtoReader
+    internal ref struct ProtoReader
     {
         private const int MaxFieldNumber = (1 << 29) - 1;
 

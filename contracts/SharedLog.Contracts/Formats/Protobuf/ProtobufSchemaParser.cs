@@ -23,6 +23,9 @@ internal static class ProtobufSchemaParser
         CheckText(schemaText, "the schema");
         var importable = FlattenReferences(references);
 
+        // Confluent's registry serves its own annotations file to every schema; a reference by that name wins.
+        importable.TryAdd(ConfluentMeta.ImportName, ConfluentMeta.ProtoText);
+
         var set = new FileDescriptorSet { FileSystem = new ReferenceFileSystem(importable) };
         // The empty import path makes import names resolve as given, against the virtual file system only.
         set.AddImportPath("");

@@ -1,0 +1,119 @@
+using Google.Protobuf.Reflection;
+using ProtoBuf;
+
+namespace SharedLog.Contracts.Formats.Protobuf;
+
+/// <summary>
+/// Confluent's field, message and file annotations for Protobuf (<c>import "confluent/meta.proto"</c>,
+/// e.g. <c>string ssn = 1 [(confluent.field_meta).tags = "PII"];</c>). Confluent's registry resolves
+/// that import without a registered reference, so this registry does too; the extension number 1088
+/// and the <c>Meta</c> message layout (doc = 1, params = 2, tags = 3) are Confluent's.
+/// </summary>
+internal static class ConfluentMeta
+{
+    public const string ImportName = "confluent/meta.proto";
+
+    private const int ExtensionField = 1088;
+
+    public const string ProtoText = """
+        syntax = "proto3";
+        package confluent;
+
+        import "google/protobuf/descriptor.proto";
+
+        message Meta {
+          string doc = 1;
+          map<string, string> params = 2;
+          repeated string tags = 3;
+        }
+
+        extend google.protobuf.FileOptions { Meta file_meta = 1088; }
+        extend google.protobuf.MessageOptions { Meta message_meta = 1088; }
+        extend google.protobuf.FieldOptions { Meta field_meta = 1088; }
+        extend google.protobuf.EnumOptions { Meta enum_meta = 1088; }
+        extend google.protobuf.EnumValueOptions { Meta enum_value_meta = 1088; }
+        """;
+
+    /// <summary>The tags a field's <c>(confluent.field_meta).tags</c> option gives it; empty when none.</summary>
+    public static IReadOnlyList<string> FieldTags(FieldDescriptorProto field)
+    {
+        if (field.Options is not { } options)
+        {
+            return [];
+        }
+
+        // The option is kept as the raw bytes of a Meta message; repeated occurrences merge, so their tags add up.
+        var tags = new List<string>();
+        foreach (byte[] meta in Extensible.GetValues<byte[]>(options, ExtensionField))
+        {
+            ReadTags(meta, tags);
+        }
+
+        return tags;
+    }
+
+    /// <summary>Reads field 3 (repeated string) of a Meta message, skipping the others; malformed bytes end the read.</summary>
+    private static void ReadTags(ReadOnlySpan<byte> meta, List<string> tags)
+    {
+        const int TagsField = 3;
+        var reader = new ProtobufPayloadCodec.ProtoReader(meta);
+        try
+        {
+            while (!reader.End)
+            {
+                (int number, int wireType) = reader.ReadTag();
+                if (number == TagsField && wireType == 2)
+                {
+                    tags.Add(System.Text.Encoding.UTF8.GetString(reader.ReadLengthDelimited()));
+                }
+                else
+                {
+                    reader.SkipField(number, wireType, depth: 0);
+                }
+            }
+        }
+        catch (Model.PayloadDecodeException)
+        {
+            // A malformed option gives no more tags; the schema itself parsed, so this is not an error to report.
+        }
+    }
+
+    /// <summary>
+    /// Dotted field paths, from <paramref name="messageFullName"/> (or the file's first message), of the
+    /// fields tagged <paramref name="tag"/>, following nested message fields (not map values) to the depth limit.
+    /// </summary>
+    public static List<string> PathsWithTag(ProtobufParsedSchema schema, string tag, string? messageFullName)
+    {
+        var paths = new List<string>();
+        string? root = messageFullName is { } name
+            ? (name.StartsWith('.') ? name : "." + name)
+            : schema.File.MessageTypes.Count > 0 ? (schema.Package.Length == 0 ? "." : "." + schema.Package + ".") + schema.File.MessageTypes[0].Name : null;
+        var pending = new Stack<(DescriptorProto Message, string Prefix, int Depth)>();
+        if (schema.Types.Find(root)?.Message is { } start)
+        {
+            pending.Push((start, "", 0));
+        }
+
+        while (pending.Count > 0)
+        {
+            (DescriptorProto message, string prefix, int depth) = pending.Pop();
+            foreach (FieldDescriptorProto field in message.Fields)
+            {
+                string path = prefix.Length == 0 ? field.Name : $"{prefix}.{field.Name}";
+                if (FieldTags(field).Contains(tag, StringComparer.Ordinal))
+                {
+                    paths.Add(path);
+                }
+                else if (depth < Registry.SchemaLimits.MaxDepth
+                    && field.type == FieldDescriptorProto.Type.TypeMessage
+                    && schema.Types.Find(field.TypeName)?.Message is { } nested
+                    && !ProtobufTypeIndex.IsMapEntry(nested))
+                {
+                    pending.Push((nested, path, depth + 1));
+                }
+            }
+        }
+
+        return paths;
+    }
+}
