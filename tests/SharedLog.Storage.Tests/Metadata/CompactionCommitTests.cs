@@ -6,27 +6,32 @@ namespace SharedLog.Storage.Tests.Metadata;
 /// <summary>Compaction commits of several new objects at once, and the times objects are marked for deletion.</summary>
 public sealed class CompactionCommitTests : MetadataStoreTestBase
 {
-    /// <summary>Two streams in two shared objects: x [0, 8) and y [0, 9).</summary>
-    private async Task<(PartitionMetadata X, PartitionMetadata Y, PreparedObject First, PreparedObject Second)> TwoSharedObjectsAsync()
+    /// <summary>Streams x [0, 8) and y [0, 9) in two shared objects (<see cref="Replaced"/>), and two prepared objects to compact them into.</summary>
+    private sealed record Setup(PartitionMetadata X, PartitionMetadata Y, long[] Replaced, PreparedObject A, PreparedObject B)
     {
-        TopicMetadata topic = await Store.CreateTopicAsync("shared", 2, NoConfigs());
-        PartitionMetadata x = await Store.ClaimLeadershipAsync(topic.Partitions[0].StreamId, 1);
-        PartitionMetadata y = await Store.ClaimLeadershipAsync(topic.Partitions[1].StreamId, 1);
-        PreparedObject first = await Store.PrepareObjectAsync("data/");
-        await Store.CommitObjectAsync(Commit(first.ObjectId, Range(x.StreamId, x.LeaderEpoch, 0, 5), Range(y.StreamId, y.LeaderEpoch, 0, 5, position: 10)));
-        PreparedObject second = await Store.PrepareObjectAsync("data/");
-        await Store.CommitObjectAsync(Commit(second.ObjectId, Range(x.StreamId, x.LeaderEpoch, 5, 8), Range(y.StreamId, y.LeaderEpoch, 5, 9, position: 10)));
-        return (x, y, first, second);
+        public ObjectRange AllOfX => Range(X.StreamId, X.LeaderEpoch, 0, 8);
+
+        public ObjectRange AllOfY => Range(Y.StreamId, Y.LeaderEpoch, 0, 9);
+
+        public ObjectRange OfX(long start, long end) => Range(X.StreamId, X.LeaderEpoch, start, end);
+
+        public ObjectRange OfY(long start, long end) => Range(Y.StreamId, Y.LeaderEpoch, start, end);
     }
 
-    private static ObjectCommit StreamObject(long objectId, params ObjectRange[] ranges) => new(objectId, ObjectSize, ranges, []) { Kind = ObjectKind.Stream };
+    private async Task<Setup> SetUpAsync()
+    {
+        (PartitionMetadata x, PartitionMetadata y, PreparedObject first, PreparedObject second) = await CommitTwoSharedObjectsAsync();
+        return new Setup(x, y, [first.ObjectId, second.ObjectId], await Store.PrepareObjectAsync("data/"), await Store.PrepareObjectAsync("data/"));
+    }
 
-    /// <summary>Everything a refused commit must leave as it was.</summary>
-    private async Task<string> SnapshotAsync(params PartitionMetadata[] partitions)
+    private static ObjectCommit StreamObject(PreparedObject prepared, params ObjectRange[] ranges) => new(prepared.ObjectId, ObjectSize, ranges, []) { Kind = ObjectKind.Stream };
+
+    /// <summary>Everything a refused commit must leave as it was: objects (state, kind, mark time), ranges, end offsets.</summary>
+    private async Task<string> SnapshotAsync(Setup setup)
     {
         var lines = new List<string>();
         lines.AddRange((await Store.ListObjectsAsync()).Select(o => o.ToString()));
-        foreach (PartitionMetadata partition in partitions)
+        foreach (PartitionMetadata partition in new[] { setup.X, setup.Y })
         {
             lines.AddRange((await Store.GetObjectRangesAsync(partition.StreamId, 0)).Select(r => r.ToString()));
             lines.Add($"end {partition.StreamId}: {await Store.GetCommittedEndOffsetAsync(partition.StreamId)}");
@@ -38,111 +43,87 @@ public sealed class CompactionCommitTests : MetadataStoreTestBase
     [Fact]
     public async Task ACompactionCommitsEveryNewObjectAndMarksEveryReplacedOneInOneStep()
     {
-        (PartitionMetadata x, PartitionMetadata y, PreparedObject first, PreparedObject second) = await TwoSharedObjectsAsync();
-        PreparedObject forX = await Store.PrepareObjectAsync("data/");
-        PreparedObject forY = await Store.PrepareObjectAsync("data/");
+        Setup s = await SetUpAsync();
         Time.Now = Time.Now.AddSeconds(30);
 
-        await Store.CommitCompactionAsync(
-            [StreamObject(forX.ObjectId, Range(x.StreamId, x.LeaderEpoch, 0, 8)), StreamObject(forY.ObjectId, Range(y.StreamId, y.LeaderEpoch, 0, 9))],
-            [first.ObjectId, second.ObjectId]);
+        await Store.CommitCompactionAsync([StreamObject(s.A, s.AllOfX), StreamObject(s.B, s.AllOfY)], s.Replaced);
 
         Dictionary<long, ObjectMetadata> objects = (await Store.ListObjectsAsync()).ToDictionary(o => o.ObjectId);
-        Assert.Equal((ObjectState.MarkedForDeletion, Time.Now), (objects[first.ObjectId].State, objects[first.ObjectId].MarkedAt));
-        Assert.Equal((ObjectState.MarkedForDeletion, Time.Now), (objects[second.ObjectId].State, objects[second.ObjectId].MarkedAt));
-        Assert.Equal((ObjectState.Committed, ObjectKind.Stream, (DateTimeOffset?)null), (objects[forX.ObjectId].State, objects[forX.ObjectId].Kind, objects[forX.ObjectId].MarkedAt));
-        Assert.Equal((ObjectState.Committed, ObjectKind.Stream), (objects[forY.ObjectId].State, objects[forY.ObjectId].Kind));
-        Assert.Equal([forX.ObjectId], (await Store.GetObjectRangesAsync(x.StreamId, 0)).Select(r => r.ObjectId));
-        Assert.Equal([forY.ObjectId], (await Store.GetObjectRangesAsync(y.StreamId, 0)).Select(r => r.ObjectId));
-        Assert.Equal((8L, 9L), (await Store.GetCommittedEndOffsetAsync(x.StreamId), await Store.GetCommittedEndOffsetAsync(y.StreamId)));
+        Assert.All(s.Replaced, id => Assert.Equal((ObjectState.MarkedForDeletion, Time.Now), (objects[id].State, objects[id].MarkedAt)));
+        Assert.Equal((ObjectState.Committed, ObjectKind.Stream, (DateTimeOffset?)null), (objects[s.A.ObjectId].State, objects[s.A.ObjectId].Kind, objects[s.A.ObjectId].MarkedAt));
+        Assert.Equal((ObjectState.Committed, ObjectKind.Stream), (objects[s.B.ObjectId].State, objects[s.B.ObjectId].Kind));
+        Assert.Equal([s.A.ObjectId], (await Store.GetObjectRangesAsync(s.X.StreamId, 0)).Select(r => r.ObjectId));
+        Assert.Equal([s.B.ObjectId], (await Store.GetObjectRangesAsync(s.Y.StreamId, 0)).Select(r => r.ObjectId));
+        Assert.Equal((8L, 9L), (await Store.GetCommittedEndOffsetAsync(s.X.StreamId), await Store.GetCommittedEndOffsetAsync(s.Y.StreamId)));
     }
 
     [Fact]
     public async Task OneStreamMayBeSplitOverSeveralNewObjects()
     {
-        (PartitionMetadata x, PartitionMetadata y, PreparedObject first, PreparedObject second) = await TwoSharedObjectsAsync();
-        PreparedObject low = await Store.PrepareObjectAsync("data/");
-        PreparedObject high = await Store.PrepareObjectAsync("data/");
-        PreparedObject forY = await Store.PrepareObjectAsync("data/");
+        Setup s = await SetUpAsync();
 
-        await Store.CommitCompactionAsync(
-            [StreamObject(low.ObjectId, Range(x.StreamId, x.LeaderEpoch, 0, 5)), StreamObject(high.ObjectId, Range(x.StreamId, x.LeaderEpoch, 5, 8)),
-             StreamObject(forY.ObjectId, Range(y.StreamId, y.LeaderEpoch, 0, 9))],
-            [first.ObjectId, second.ObjectId]);
+        await Store.CommitCompactionAsync([StreamObject(s.A, s.OfX(0, 5)), StreamObject(s.B, s.OfX(5, 8), s.AllOfY)], s.Replaced);
 
-        Assert.Equal([low.ObjectId, high.ObjectId], (await Store.GetObjectRangesAsync(x.StreamId, 0)).Select(r => r.ObjectId));
+        Assert.Equal([s.A.ObjectId, s.B.ObjectId], (await Store.GetObjectRangesAsync(s.X.StreamId, 0)).Select(r => r.ObjectId));
+        Assert.Equal([s.B.ObjectId], (await Store.GetObjectRangesAsync(s.Y.StreamId, 0)).Select(r => r.ObjectId));
     }
 
     [Fact]
     public async Task ACompactionThatWouldDropLiveRecordsChangesNothing()
     {
-        (PartitionMetadata x, PartitionMetadata y, PreparedObject first, PreparedObject second) = await TwoSharedObjectsAsync();
-        PreparedObject forX = await Store.PrepareObjectAsync("data/");
-        PreparedObject forY = await Store.PrepareObjectAsync("data/");
-        string before = await SnapshotAsync(x, y);
+        Setup s = await SetUpAsync();
+        string before = await SnapshotAsync(s);
 
         // Stream y is left out entirely.
-        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitCompactionAsync(
-            [StreamObject(forX.ObjectId, Range(x.StreamId, x.LeaderEpoch, 0, 8))], [first.ObjectId, second.ObjectId]));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitCompactionAsync([StreamObject(s.A, s.AllOfX)], s.Replaced));
         // Stream y loses its records [5, 9), which are above its log start offset.
-        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitCompactionAsync(
-            [StreamObject(forX.ObjectId, Range(x.StreamId, x.LeaderEpoch, 0, 8)), StreamObject(forY.ObjectId, Range(y.StreamId, y.LeaderEpoch, 0, 5))],
-            [first.ObjectId, second.ObjectId]));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitCompactionAsync([StreamObject(s.A, s.AllOfX), StreamObject(s.B, s.OfY(0, 5))], s.Replaced));
         // Stream x is split with a hole at [5, 6).
-        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitCompactionAsync(
-            [StreamObject(forX.ObjectId, Range(x.StreamId, x.LeaderEpoch, 0, 5)), StreamObject(forY.ObjectId, Range(x.StreamId, x.LeaderEpoch, 6, 8), Range(y.StreamId, y.LeaderEpoch, 0, 9))],
-            [first.ObjectId, second.ObjectId]));
-        // A new range beyond what the replaced objects hold.
-        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitCompactionAsync(
-            [StreamObject(forX.ObjectId, Range(x.StreamId, x.LeaderEpoch, 0, 5)), StreamObject(forY.ObjectId, Range(y.StreamId, y.LeaderEpoch, 0, 9))],
-            [first.ObjectId]));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitCompactionAsync([StreamObject(s.A, s.OfX(0, 5)), StreamObject(s.B, s.OfX(6, 8), s.AllOfY)], s.Replaced));
+        // A new range beyond what the replaced object holds.
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitCompactionAsync([StreamObject(s.A, s.OfX(0, 5)), StreamObject(s.B, s.AllOfY)], [s.Replaced[0]]));
 
-        Assert.Equal(before, await SnapshotAsync(x, y));
+        Assert.Equal(before, await SnapshotAsync(s));
     }
 
     [Fact]
     public async Task ACompactionNamingAnObjectThatIsNotCommittedChangesNothing()
     {
-        (PartitionMetadata x, PartitionMetadata y, PreparedObject first, PreparedObject second) = await TwoSharedObjectsAsync();
-        PreparedObject forX = await Store.PrepareObjectAsync("data/");
-        PreparedObject forY = await Store.PrepareObjectAsync("data/");
+        Setup s = await SetUpAsync();
         PreparedObject pending = await Store.PrepareObjectAsync("data/");
-        ObjectCommit[] newObjects = [StreamObject(forX.ObjectId, Range(x.StreamId, x.LeaderEpoch, 0, 8)), StreamObject(forY.ObjectId, Range(y.StreamId, y.LeaderEpoch, 0, 9))];
-        string before = await SnapshotAsync(x, y);
+        ObjectCommit[] newObjects = [StreamObject(s.A, s.AllOfX), StreamObject(s.B, s.AllOfY)];
+        string before = await SnapshotAsync(s);
 
-        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitCompactionAsync(newObjects, [first.ObjectId, second.ObjectId, pending.ObjectId]));
-        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitCompactionAsync(newObjects, [first.ObjectId, second.ObjectId, 987_654]));
-        Assert.Equal(before, await SnapshotAsync(x, y));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitCompactionAsync(newObjects, [.. s.Replaced, pending.ObjectId]));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitCompactionAsync(newObjects, [.. s.Replaced, 987_654]));
+        Assert.Equal(before, await SnapshotAsync(s));
 
-        await Store.MarkObjectsDeletedAsync([second.ObjectId]);
-        before = await SnapshotAsync(x, y);
-        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitCompactionAsync(newObjects, [first.ObjectId, second.ObjectId]));
-        Assert.Equal(before, await SnapshotAsync(x, y));
+        await Store.MarkObjectsDeletedAsync([s.Replaced[1]]);
+        before = await SnapshotAsync(s);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitCompactionAsync(newObjects, s.Replaced));
+        Assert.Equal(before, await SnapshotAsync(s));
     }
 
     [Fact]
     public async Task NewObjectsMustBePreparedDistinctAndNotOverlap()
     {
-        (PartitionMetadata x, PartitionMetadata y, PreparedObject first, PreparedObject second) = await TwoSharedObjectsAsync();
-        PreparedObject a = await Store.PrepareObjectAsync("data/");
-        PreparedObject b = await Store.PrepareObjectAsync("data/");
-        ObjectRange allOfY = Range(y.StreamId, y.LeaderEpoch, 0, 9);
-        long[] replaced = [first.ObjectId, second.ObjectId];
-        string before = await SnapshotAsync(x, y);
+        Setup s = await SetUpAsync();
+        string before = await SnapshotAsync(s);
 
-        await Assert.ThrowsAsync<ArgumentException>(() => Store.CommitCompactionAsync(
-            [StreamObject(a.ObjectId, Range(x.StreamId, x.LeaderEpoch, 0, 6), allOfY), StreamObject(b.ObjectId, Range(x.StreamId, x.LeaderEpoch, 5, 8))], replaced));
-        await Assert.ThrowsAsync<ArgumentException>(() => Store.CommitCompactionAsync(
-            [StreamObject(a.ObjectId, Range(x.StreamId, x.LeaderEpoch, 0, 5), allOfY), StreamObject(a.ObjectId, Range(x.StreamId, x.LeaderEpoch, 5, 8))], replaced));
-        await Assert.ThrowsAsync<ArgumentException>(() => Store.CommitCompactionAsync(
-            [StreamObject(a.ObjectId, Range(x.StreamId, x.LeaderEpoch, 0, 8), allOfY) with { Replaces = replaced }], replaced));
-        await Assert.ThrowsAsync<ArgumentException>(() => Store.CommitCompactionAsync([StreamObject(a.ObjectId, Range(x.StreamId, x.LeaderEpoch, 0, 8), allOfY)], []));
-        await Assert.ThrowsAsync<ArgumentException>(() => Store.CommitCompactionAsync([StreamObject(a.ObjectId, Range(x.StreamId, x.LeaderEpoch, 0, 8), allOfY)], [a.ObjectId, .. replaced]));
+        // Overlapping new ranges of one stream.
+        await Assert.ThrowsAsync<ArgumentException>(() => Store.CommitCompactionAsync([StreamObject(s.A, s.OfX(0, 6), s.AllOfY), StreamObject(s.B, s.OfX(5, 8))], s.Replaced));
+        // The same new object twice.
+        await Assert.ThrowsAsync<ArgumentException>(() => Store.CommitCompactionAsync([StreamObject(s.A, s.OfX(0, 5), s.AllOfY), StreamObject(s.A, s.OfX(5, 8))], s.Replaced));
+        // Replaced objects named per new object, none for the compaction, or a new object among them.
+        await Assert.ThrowsAsync<ArgumentException>(() => Store.CommitCompactionAsync([StreamObject(s.A, s.AllOfX, s.AllOfY) with { Replaces = s.Replaced }], s.Replaced));
+        await Assert.ThrowsAsync<ArgumentException>(() => Store.CommitCompactionAsync([StreamObject(s.A, s.AllOfX, s.AllOfY)], []));
+        await Assert.ThrowsAsync<ArgumentException>(() => Store.CommitCompactionAsync([StreamObject(s.A, s.AllOfX, s.AllOfY)], [s.A.ObjectId, .. s.Replaced]));
         // An object that is already committed cannot be committed again as a compaction result.
+        var committed = new PreparedObject(s.Replaced[0], "data/committed");
         await Assert.ThrowsAsync<InvalidOperationException>(() => Store.CommitCompactionAsync(
-            [StreamObject(a.ObjectId, Range(x.StreamId, x.LeaderEpoch, 0, 8), allOfY), StreamObject(first.ObjectId, Range(x.StreamId, x.LeaderEpoch, 8, 9))], [second.ObjectId]));
+            [StreamObject(s.A, s.AllOfX, s.AllOfY), StreamObject(committed, s.OfX(8, 9))], [s.Replaced[1]]));
 
-        Assert.Equal(before, await SnapshotAsync(x, y));
+        Assert.Equal(before, await SnapshotAsync(s));
     }
 
     [Fact]
@@ -164,33 +145,25 @@ public sealed class CompactionCommitTests : MetadataStoreTestBase
     [Fact]
     public async Task EveryWayOfMarkingAnObjectRecordsWhen()
     {
-        PartitionMetadata partition = await CreateLedPartitionAsync("marked");
-        PreparedObject retained = await CommitRangeAsync(partition, 0, 10);
-        PreparedObject compacted = await CommitRangeAsync(partition, 10, 20);
-        PreparedObject merged = await Store.PrepareObjectAsync("data/");
-        PreparedObject orphan = await Store.PrepareObjectAsync("data/");
-        PartitionMetadata doomed = await CreateLedPartitionAsync("doomed");
-        PreparedObject ofDeletedTopic = await CommitRangeAsync(doomed, 0, 10);
+        Setup s = await SetUpAsync();
         Assert.All(await Store.ListObjectsAsync(), o => Assert.Null(o.MarkedAt));
         DateTimeOffset start = Time.Now;
 
         Time.Now = start.AddSeconds(1);
-        await Store.MarkObjectsDeletedAsync([retained.ObjectId, orphan.ObjectId]);
+        await Store.MarkObjectsDeletedAsync([s.B.ObjectId]);
         Time.Now = start.AddSeconds(2);
-        await Store.CommitObjectAsync(new ObjectCommit(merged.ObjectId, ObjectSize, [Range(partition.StreamId, partition.LeaderEpoch, 10, 20)], [compacted.ObjectId]));
+        await Store.CommitCompactionAsync([StreamObject(s.A, s.AllOfX, s.AllOfY)], s.Replaced);
         Time.Now = start.AddSeconds(3);
-        Assert.True(await Store.DeleteTopicAsync("doomed"));
+        Assert.True(await Store.DeleteTopicAsync("shared"));
 
-        // Marking again does not move the time its grace started from.
+        // Marking again does not move the time the grace started from.
         Time.Now = start.AddSeconds(4);
-        await Store.MarkObjectsDeletedAsync([retained.ObjectId]);
+        await Store.MarkObjectsDeletedAsync([s.B.ObjectId, .. s.Replaced]);
 
         Dictionary<long, ObjectMetadata> objects = (await Store.ListObjectsAsync()).ToDictionary(o => o.ObjectId);
-        Assert.Equal(start.AddSeconds(1), objects[retained.ObjectId].MarkedAt);
-        Assert.Equal(start.AddSeconds(1), objects[orphan.ObjectId].MarkedAt);
-        Assert.Equal(start.AddSeconds(2), objects[compacted.ObjectId].MarkedAt);
-        Assert.Equal(start.AddSeconds(3), objects[ofDeletedTopic.ObjectId].MarkedAt);
-        Assert.Null(objects[merged.ObjectId].MarkedAt);
-        Assert.Equal(ObjectKind.StreamSet, objects[merged.ObjectId].Kind);
+        Assert.Equal(start.AddSeconds(1), objects[s.B.ObjectId].MarkedAt);
+        Assert.All(s.Replaced, id => Assert.Equal(start.AddSeconds(2), objects[id].MarkedAt));
+        Assert.Equal((ObjectKind.Stream, start.AddSeconds(3)), (objects[s.A.ObjectId].Kind, objects[s.A.ObjectId].MarkedAt));
+        Assert.All(objects.Values, o => Assert.Equal(ObjectState.MarkedForDeletion, o.State));
     }
 }
