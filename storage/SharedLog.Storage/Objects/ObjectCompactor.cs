@@ -34,6 +34,9 @@ public sealed record CompactionReport(int StreamSetObjectsReplaced, int StreamOb
 /// </summary>
 public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore metadata, StorageOptions options, ILogger<ObjectCompactor>? logger = null)
 {
+    /// <summary>Ranged reads in flight at once while one new object is gathered.</summary>
+    private const int ParallelReads = 8;
+
     private readonly ILogger _logger = (ILogger?)logger ?? NullLogger.Instance;
 
     public async Task<CompactionReport> RunOnceAsync(DateTimeOffset now, CancellationToken cancellationToken = default)
@@ -239,10 +242,10 @@ public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore
             }
         }
 
-        var builder = new ObjectBuilder(ObjectKind.Stream, options.BlockSizeBytes);
+        // Blocks lying next to each other in one source object come with one ranged read.
+        var runs = new List<(int First, int End, long Length)>();
         for (int first = 0; first < blocks.Count;)
         {
-            // Blocks lying next to each other in one source object come with one ranged read.
             (string key, BlockIndexEntry start) = blocks[first];
             int end = first + 1;
             long length = start.Size;
@@ -252,18 +255,39 @@ public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore
                 end++;
             }
 
-            byte[] data = await ObjectReader.ReadRangeAsync(objects, key, start.Position, (int)length, cancellationToken).ConfigureAwait(false);
-            int at = 0;
-            for (int i = first; i < end; i++)
+            runs.Add((first, end, length));
+            first = end;
+        }
+
+        // The reads overlap, a few at a time: against S3 each is a round trip, and a quiet partition's
+        // group is one small read per input object. The group is held in memory whole anyway.
+        using var reading = new SemaphoreSlim(ParallelReads);
+        byte[][] data = await Task.WhenAll(runs.Select(async run =>
+        {
+            await reading.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
             {
-                BlockIndexEntry block = blocks[i].Block;
-                ReadOnlyMemory<byte> bytes = data.AsMemory(at, block.Size);
+                (string key, BlockIndexEntry start) = blocks[run.First];
+                return await ObjectReader.ReadRangeAsync(objects, key, start.Position, (int)run.Length, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                reading.Release();
+            }
+        })).ConfigureAwait(false);
+
+        var builder = new ObjectBuilder(ObjectKind.Stream, options.BlockSizeBytes);
+        for (int r = 0; r < runs.Count; r++)
+        {
+            int at = 0;
+            for (int i = runs[r].First; i < runs[r].End; i++)
+            {
+                (string key, BlockIndexEntry block) = blocks[i];
+                ReadOnlyMemory<byte> bytes = data[r].AsMemory(at, block.Size);
                 CheckBlock(key, block, bytes);
                 builder.AddBlock(block, bytes);
                 at += block.Size;
             }
-
-            first = end;
         }
 
         if (builder.IsEmpty)
