@@ -36,6 +36,7 @@ public sealed class BrokerHost : IAsyncDisposable
     private readonly ListenOptions? _registryListener;
     private readonly CancellationTokenSource _stopping = new();
     private Task _janitor = Task.CompletedTask;
+    private Task _compactor = Task.CompletedTask;
     private Task _summaries = Task.CompletedTask;
     private Task _quarantineAges = Task.CompletedTask;
     private bool _started;
@@ -145,7 +146,8 @@ public sealed class BrokerHost : IAsyncDisposable
         services.AddSingleton<IApiHandler, DescribeProducersHandler>();
         services.AddSingleton<IApiHandler, DescribeLogDirsHandler>();
         services.AddSingleton<IApiHandler, OffsetDeleteHandler>();
-        services.AddSingleton(sp => new ObjectJanitor(sp.GetRequiredService<IObjectStore>(), sp.GetRequiredService<IMetadataStore>(), sp.GetRequiredService<StreamStore>(), storage.OrphanGrace, sp.GetRequiredService<ILogger<ObjectJanitor>>()));
+        services.AddSingleton(sp => new ObjectJanitor(sp.GetRequiredService<IObjectStore>(), sp.GetRequiredService<IMetadataStore>(), sp.GetRequiredService<StreamStore>(), storage.OrphanGrace, storage.DeletionGrace, sp.GetRequiredService<ILogger<ObjectJanitor>>()));
+        services.AddSingleton(sp => new ObjectCompactor(sp.GetRequiredService<IObjectStore>(), sp.GetRequiredService<IMetadataStore>(), storage, sp.GetRequiredService<ILogger<ObjectCompactor>>()));
         services.AddSingleton<ISchemaFormat>(new Contracts.Formats.Avro.AvroSchemaFormat());
         services.AddSingleton<ISchemaFormat>(new Contracts.Formats.Json.JsonSchemaFormat());
         services.AddSingleton<ISchemaFormat>(new Contracts.Formats.Protobuf.ProtobufSchemaFormat());
@@ -218,6 +220,7 @@ public sealed class BrokerHost : IAsyncDisposable
         _quarantineAges = RefreshQuarantineAgesAsync(sp.GetRequiredService<QuarantineWriter>(), summaryInterval, _stopping.Token);
         StorageOptions storage = sp.GetRequiredService<StreamStore>().Options;
         _janitor = sp.GetRequiredService<ObjectJanitor>().RunAsync(storage.CleanupInterval, _stopping.Token);
+        _compactor = sp.GetRequiredService<ObjectCompactor>().RunAsync(storage.CompactionInterval, _stopping.Token);
         await _app.StartAsync(cancellationToken);
         _started = true;
 
@@ -249,6 +252,7 @@ public sealed class BrokerHost : IAsyncDisposable
         _disposed = true;
         await _stopping.CancelAsync();
         await _janitor;
+        await _compactor;
         await _summaries;
         await _quarantineAges;
         _stopping.Dispose();

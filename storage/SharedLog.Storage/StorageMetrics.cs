@@ -2,7 +2,7 @@ using System.Diagnostics.Metrics;
 
 namespace SharedLog.Storage;
 
-/// <summary>The storage engine's instruments: WAL commit latency and the data waiting for upload.</summary>
+/// <summary>The storage engine's instruments: WAL commit latency, uploads and compaction.</summary>
 public static class StorageMetrics
 {
     public const string MeterName = "SharedLog.Storage";
@@ -14,4 +14,7 @@ public static class StorageMetrics
 
     public static readonly Counter<long> UploadedBytes =
         Meter.CreateCounter<long>("sharedlog.upload.bytes", unit: "By", description: "Bytes uploaded to the object store");
+
+    public static readonly Counter<long> CompactedBytes =
+        Meter.CreateCounter<long>("sharedlog.compaction.input.bytes", unit: "By", description: "Bytes of objects replaced by compaction");
 }

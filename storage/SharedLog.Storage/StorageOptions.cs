@@ -36,6 +36,27 @@ public sealed class StorageOptions
     /// <summary>A prepared object older than this was never committed (its uploader crashed) and is removed.</summary>
     public TimeSpan OrphanGrace { get; set; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// Bytes of a marked object stay this long after it was marked for deletion (compaction, retention,
+    /// deleted topics): a reader that looked the object up just before can still finish its read.
+    /// </summary>
+    public TimeSpan DeletionGrace { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>How often the compactor merges stream-set objects into per-stream objects.</summary>
+    public TimeSpan CompactionInterval { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>Stream-set objects younger than this are left alone (recent data is read from the log cache anyway).</summary>
+    public TimeSpan CompactionMinAge { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Input one compaction round takes at most (oldest objects first); the rest waits for the next round.</summary>
+    public long CompactionMaxBytesPerRound { get; set; } = 256L * 1024 * 1024;
+
+    /// <summary>
+    /// Size a stream object grows to: the compactor appends to a stream's last object, and merges
+    /// adjacent ones, only while the result stays under it; a larger run of data is cut at about this size.
+    /// </summary>
+    public long StreamObjectTargetBytes { get; set; } = 64L * 1024 * 1024;
+
     /// <summary>Key prefix of data objects inside the bucket or directory.</summary>
     public string ObjectKeyPrefix { get; set; } = "data/";
 
@@ -64,6 +85,22 @@ public sealed class StorageOptions
         if (CatchUpReadConcurrency < 1 || PrefetchBlocks < 0)
         {
             throw new ArgumentException("Catch-up read concurrency must be at least 1 and prefetch non-negative.");
+        }
+
+        if (DeletionGrace < TimeSpan.Zero || CompactionMinAge < TimeSpan.Zero)
+        {
+            throw new ArgumentException("DeletionGrace and CompactionMinAge must not be negative.");
+        }
+
+        if (CompactionInterval <= TimeSpan.Zero || CompactionMaxBytesPerRound <= 0)
+        {
+            throw new ArgumentException("CompactionInterval and CompactionMaxBytesPerRound must be positive.");
+        }
+
+        // One object is built in memory, and an object never holds less than one block.
+        if (StreamObjectTargetBytes < BlockSizeBytes || StreamObjectTargetBytes > int.MaxValue)
+        {
+            throw new ArgumentException($"StreamObjectTargetBytes must be between the block size ({BlockSizeBytes}) and 2 GiB.");
         }
     }
 }

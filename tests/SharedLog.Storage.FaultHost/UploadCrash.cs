@@ -95,6 +95,8 @@ public static class UploadCrash
 
         public Task<PreparedObject> PrepareObjectAsync(string keyPrefix, CancellationToken cancellationToken = default) => inner.PrepareObjectAsync(keyPrefix, cancellationToken);
 
+        public Task CommitCompactionAsync(IReadOnlyList<ObjectCommit> newObjects, IReadOnlyCollection<long> replaces, CancellationToken cancellationToken = default) => inner.CommitCompactionAsync(newObjects, replaces, cancellationToken);
+
         public Task<IReadOnlyList<StreamObjectRange>> GetObjectRangesAsync(long streamId, long fromOffset, int limit = int.MaxValue, CancellationToken cancellationToken = default) => inner.GetObjectRangesAsync(streamId, fromOffset, limit, cancellationToken);
 
         public Task<long> GetCommittedEndOffsetAsync(long streamId, CancellationToken cancellationToken = default) => inner.GetCommittedEndOffsetAsync(streamId, cancellationToken);

@@ -1,3 +1,5 @@
+using SharedLog.Storage.Objects;
+
 namespace SharedLog.Storage.Metadata;
 
 /// <summary>
@@ -53,6 +55,16 @@ public interface IMetadataStore : IAsyncDisposable
     Task CommitObjectAsync(ObjectCommit commit, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// One compaction, atomically: commits every prepared object of <paramref name="newObjects"/> (their own
+    /// <see cref="ObjectCommit.Replaces"/> must be empty) and marks every object of <paramref name="replaces"/>
+    /// for deletion. Refused (<see cref="InvalidOperationException"/>, nothing changes) unless every replaced
+    /// object is committed, every new range lies inside the data the replaced objects hold for its stream,
+    /// and every replaced record at or after its stream's log start offset is in a new range. Committed end
+    /// offsets do not move. <paramref name="newObjects"/> may be empty when nothing live is left to keep.
+    /// </summary>
+    Task CommitCompactionAsync(IReadOnlyList<ObjectCommit> newObjects, IReadOnlyCollection<long> replaces, CancellationToken cancellationToken = default);
+
+    /// <summary>
     /// Committed objects holding data of the stream at or after <paramref name="fromOffset"/>, ordered by
     /// start offset; at most <paramref name="limit"/> of them (a fetch needs the next few, not all).
     /// </summary>
@@ -64,7 +76,7 @@ public interface IMetadataStore : IAsyncDisposable
     /// <summary>Every object: prepared, committed and marked for deletion (for the compactor and orphan cleanup).</summary>
     Task<IReadOnlyList<ObjectMetadata>> ListObjectsAsync(CancellationToken cancellationToken = default);
 
-    /// <summary>Marks committed objects for deletion (retention, deleted topics).</summary>
+    /// <summary>Marks objects for deletion (retention, deleted topics, orphans) and records when, so their bytes outlive readers for a grace period.</summary>
     Task MarkObjectsDeletedAsync(IReadOnlyCollection<long> objectIds, CancellationToken cancellationToken = default);
 
     /// <summary>Forgets objects whose bytes were removed from the object store.</summary>
@@ -115,9 +127,20 @@ public enum ObjectState
 /// <summary>One stream's slice of an object: records [StartOffset, EndOffset) at bytes [Position, Position + Size).</summary>
 public sealed record ObjectRange(long StreamId, int LeaderEpoch, long StartOffset, long EndOffset, long Position, long Size, long FirstTimestamp, long MaxTimestamp);
 
-public sealed record ObjectCommit(long ObjectId, long ObjectSize, IReadOnlyList<ObjectRange> Ranges, IReadOnlyCollection<long> Replaces);
+public sealed record ObjectCommit(long ObjectId, long ObjectSize, IReadOnlyList<ObjectRange> Ranges, IReadOnlyCollection<long> Replaces)
+{
+    /// <summary>What the object holds: the uploader writes stream-set objects, the compactor stream objects.</summary>
+    public ObjectKind Kind { get; init; } = ObjectKind.StreamSet;
+}
 
-public sealed record ObjectMetadata(long ObjectId, string Key, ObjectState State, long Size, DateTimeOffset CreatedAt);
+public sealed record ObjectMetadata(long ObjectId, string Key, ObjectState State, long Size, DateTimeOffset CreatedAt)
+{
+    /// <summary>The kind recorded at commit; prepared objects, and every object committed before kinds were recorded, read as stream-set.</summary>
+    public ObjectKind Kind { get; init; } = ObjectKind.StreamSet;
+
+    /// <summary>When the object was marked for deletion; null if it is not, or if it was marked before the time was recorded (long ago).</summary>
+    public DateTimeOffset? MarkedAt { get; init; }
+}
 
 public sealed record StreamObjectRange(long ObjectId, string Key, long ObjectSize, ObjectRange Range);
 

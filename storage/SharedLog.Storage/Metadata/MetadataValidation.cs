@@ -157,4 +157,55 @@ internal static class MetadataValidation
 
         return result;
     }
+
+    /// <summary>
+    /// Checks the shape of a compaction commit and returns each new object's ranges per stream (as
+    /// <see cref="CommitRanges"/>). The replaced objects are named once, for the whole compaction; no new
+    /// object may be among them, and the new objects may not hold the same records of a stream twice.
+    /// </summary>
+    public static List<Dictionary<long, ObjectRange[]>> CompactionCommits(IReadOnlyList<ObjectCommit> newObjects, IReadOnlyCollection<long> replaces, string parameterName)
+    {
+        ArgumentNullException.ThrowIfNull(newObjects, parameterName);
+        ArgumentNullException.ThrowIfNull(replaces, nameof(replaces));
+        if (replaces.Count == 0)
+        {
+            throw new ArgumentException("A compaction replaces at least one object.", nameof(replaces));
+        }
+
+        var result = new List<Dictionary<long, ObjectRange[]>>(newObjects.Count);
+        var ids = new HashSet<long>();
+        var spans = new List<(long StreamId, long Start, long End)>();
+        foreach (ObjectCommit commit in newObjects)
+        {
+            Dictionary<long, ObjectRange[]> byStream = CommitRanges(commit, parameterName);
+            if (commit.Replaces.Count > 0)
+            {
+                throw new ArgumentException($"Object {commit.ObjectId}: a compaction names its replaced objects once, not per new object.", parameterName);
+            }
+
+            if (!ids.Add(commit.ObjectId) || replaces.Contains(commit.ObjectId))
+            {
+                throw new ArgumentException($"Object {commit.ObjectId} appears twice in the compaction, or replaces itself.", parameterName);
+            }
+
+            foreach ((long streamId, ObjectRange[] ranges) in byStream)
+            {
+                spans.Add((streamId, ranges[0].StartOffset, ranges[^1].EndOffset));
+            }
+
+            result.Add(byStream);
+        }
+
+        spans.Sort();
+        for (int i = 1; i < spans.Count; i++)
+        {
+            if (spans[i].StreamId == spans[i - 1].StreamId && spans[i].Start < spans[i - 1].End)
+            {
+                throw new ArgumentException(
+                    $"Stream {spans[i].StreamId}: new objects overlap at [{spans[i].Start}, {Math.Min(spans[i].End, spans[i - 1].End)}).", parameterName);
+            }
+        }
+
+        return result;
+    }
 }

@@ -90,6 +90,16 @@ internal static class SqliteMetadataSchema
                 PRIMARY KEY (group_id, topic_name, partition_index))
             """,
         ],
+
+        // Version 2: compaction.
+        [
+            // When an object was marked for deletion: its bytes stay for a grace period, for readers that
+            // looked it up just before. Rows marked under version 1 keep NULL, read as "marked long ago".
+            "ALTER TABLE objects ADD COLUMN marked_at_ms BIGINT NULL",
+            // ObjectKind (1 = stream-set, 2 = stream), so the compactor finds its inputs without reading
+            // objects. Version 1 only ever committed stream-set objects, hence the default.
+            "ALTER TABLE objects ADD COLUMN object_kind INTEGER NOT NULL DEFAULT 1",
+        ],
     ];
 
     public static int CurrentVersion => Migrations.Count;

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.Data.Sqlite;
+using SharedLog.Storage.Objects;
 
 namespace SharedLog.Storage.Metadata;
 
@@ -37,67 +38,101 @@ public sealed partial class SqliteMetadataStore
     public Task CommitObjectAsync(ObjectCommit commit, CancellationToken cancellationToken = default)
     {
         Dictionary<long, ObjectRange[]> rangesByStream = MetadataValidation.CommitRanges(commit, nameof(commit));
-        long[] replaced = [.. commit.Replaces.Distinct()];
+        if (commit.Replaces.Count > 0)
+        {
+            // A single-object compaction: the one-object case of a compaction commit.
+            return CommitCompactionAsync([commit with { Replaces = [] }], commit.Replaces, cancellationToken);
+        }
+
         return WriteAsync(async (connection, ct) =>
         {
-            ObjectState? state = await ReadObjectStateAsync(connection, commit.ObjectId, ct).ConfigureAwait(false);
-            if (state != ObjectState.Prepared)
-            {
-                throw new InvalidOperationException(
-                    $"Object {commit.ObjectId} cannot be committed: it is {(state is null ? "unknown" : state.ToString())}, not prepared.");
-            }
+            await RequirePreparedAsync(connection, commit.ObjectId, ct).ConfigureAwait(false);
 
             // Every check runs before the first write; the transaction rolls back on any throw regardless.
-            Dictionary<long, long> newEndOffsets = replaced.Length == 0
-                ? await CheckAppendAsync(connection, rangesByStream, ct).ConfigureAwait(false)
-                : await CheckCompactionAsync(connection, rangesByStream, replaced, ct).ConfigureAwait(false);
-
-            int updated = await ExecuteAsync(connection,
-                "UPDATE objects SET object_state = @committed, object_size = @size WHERE object_id = @id AND object_state = @prepared", ct,
-                ("@committed", (int)ObjectState.Committed), ("@size", commit.ObjectSize), ("@id", commit.ObjectId), ("@prepared", (int)ObjectState.Prepared)).ConfigureAwait(false);
-            if (updated != 1)
+            Dictionary<long, long> expectedEndOffsets = await CheckAppendAsync(connection, rangesByStream, ct).ConfigureAwait(false);
+            await CommitPreparedAsync(connection, commit, rangesByStream, ct).ConfigureAwait(false);
+            foreach ((long streamId, long expected) in expectedEndOffsets)
             {
-                throw new InvalidOperationException($"Object {commit.ObjectId} changed state during its commit.");
-            }
+                ObjectRange[] ranges = rangesByStream[streamId];
 
-            await InsertRangesAsync(connection, commit.ObjectId, rangesByStream, ct).ConfigureAwait(false);
-            foreach ((long streamId, (long expected, long newEnd, int epoch)) in EndOffsetChanges(rangesByStream, newEndOffsets))
-            {
                 // Compare-and-set on epoch and end offset: redundant under SQLite's single writer, it is what
                 // keeps a PostgreSQL version correct (zero rows = lost the race).
                 int moved = await ExecuteAsync(connection, """
                     UPDATE partitions SET committed_end_offset = @end
                     WHERE stream_id = @stream AND leader_epoch = @epoch AND committed_end_offset = @expected
-                    """, ct, ("@end", newEnd), ("@stream", streamId), ("@epoch", epoch), ("@expected", expected)).ConfigureAwait(false);
+                    """, ct, ("@end", ranges[^1].EndOffset), ("@stream", streamId), ("@epoch", ranges[0].LeaderEpoch), ("@expected", expected)).ConfigureAwait(false);
                 if (moved != 1)
                 {
                     throw new InvalidOperationException($"Stream {streamId} changed during the commit of object {commit.ObjectId}.");
                 }
             }
 
+            return 0;
+        }, cancellationToken);
+    }
+
+    public Task CommitCompactionAsync(IReadOnlyList<ObjectCommit> newObjects, IReadOnlyCollection<long> replaces, CancellationToken cancellationToken = default)
+    {
+        List<Dictionary<long, ObjectRange[]>> rangesByObject = MetadataValidation.CompactionCommits(newObjects, replaces, nameof(newObjects));
+        long[] replaced = [.. replaces.Distinct()];
+        return WriteAsync(async (connection, ct) =>
+        {
+            foreach (ObjectCommit commit in newObjects)
+            {
+                await RequirePreparedAsync(connection, commit.ObjectId, ct).ConfigureAwait(false);
+            }
+
+            // Every check runs before the first write; the transaction rolls back on any throw regardless.
+            await CheckCompactionAsync(connection, rangesByObject, replaced, ct).ConfigureAwait(false);
+            for (int i = 0; i < newObjects.Count; i++)
+            {
+                await CommitPreparedAsync(connection, newObjects[i], rangesByObject[i], ct).ConfigureAwait(false);
+            }
+
+            long now = NowMs();
             foreach (long objectId in replaced)
             {
-                await ExecuteAsync(connection, "UPDATE objects SET object_state = @marked WHERE object_id = @id AND object_state = @committed", ct,
-                    ("@marked", (int)ObjectState.MarkedForDeletion), ("@id", objectId), ("@committed", (int)ObjectState.Committed)).ConfigureAwait(false);
+                await MarkForDeletionAsync(connection, objectId, now, ct).ConfigureAwait(false);
             }
 
             return 0;
         }, cancellationToken);
     }
 
-    private static IEnumerable<(long StreamId, (long Expected, long NewEnd, int Epoch) Change)> EndOffsetChanges(
-        Dictionary<long, ObjectRange[]> rangesByStream, Dictionary<long, long> expectedEndOffsets)
+    private static async Task RequirePreparedAsync(SqliteConnection connection, long objectId, CancellationToken cancellationToken)
     {
-        foreach ((long streamId, long expected) in expectedEndOffsets)
+        ObjectState? state = await ReadObjectStateAsync(connection, objectId, cancellationToken).ConfigureAwait(false);
+        if (state != ObjectState.Prepared)
         {
-            ObjectRange[] ranges = rangesByStream[streamId];
-            yield return (streamId, (expected, ranges[^1].EndOffset, ranges[0].LeaderEpoch));
+            throw new InvalidOperationException(
+                $"Object {objectId} cannot be committed: it is {(state is null ? "unknown" : state.ToString())}, not prepared.");
         }
     }
 
+    /// <summary>Turns a prepared object into a committed one with its size, kind and ranges.</summary>
+    private static async Task CommitPreparedAsync(SqliteConnection connection, ObjectCommit commit, Dictionary<long, ObjectRange[]> rangesByStream, CancellationToken cancellationToken)
+    {
+        int updated = await ExecuteAsync(connection, """
+            UPDATE objects SET object_state = @committed, object_size = @size, object_kind = @kind
+            WHERE object_id = @id AND object_state = @prepared
+            """, cancellationToken,
+            ("@committed", (int)ObjectState.Committed), ("@size", commit.ObjectSize), ("@kind", (int)commit.Kind), ("@id", commit.ObjectId), ("@prepared", (int)ObjectState.Prepared)).ConfigureAwait(false);
+        if (updated != 1)
+        {
+            throw new InvalidOperationException($"Object {commit.ObjectId} changed state during its commit.");
+        }
+
+        await InsertRangesAsync(connection, commit.ObjectId, rangesByStream, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Every marking path goes through here, so every marked row carries the time its deletion grace starts from.</summary>
+    private static Task<int> MarkForDeletionAsync(SqliteConnection connection, long objectId, long nowMs, CancellationToken cancellationToken) =>
+        ExecuteAsync(connection, "UPDATE objects SET object_state = @marked, marked_at_ms = @now WHERE object_id = @id AND object_state <> @marked", cancellationToken,
+            ("@marked", (int)ObjectState.MarkedForDeletion), ("@now", nowMs), ("@id", objectId));
+
     /// <summary>
     /// A normal upload: per stream, the writer's epoch must be the current one and the ranges must start
-    /// exactly at the committed end offset. Returns the current end offset per stream (empty for compaction).
+    /// exactly at the committed end offset. Returns the current end offset per stream.
     /// Epochs are checked for all streams before offsets, so a fenced writer hears it is fenced.
     /// </summary>
     private static async Task<Dictionary<long, long>> CheckAppendAsync(SqliteConnection connection, Dictionary<long, ObjectRange[]> rangesByStream, CancellationToken cancellationToken)
@@ -140,13 +175,13 @@ public sealed partial class SqliteMetadataStore
 
     /// <summary>
     /// Compaction re-covers data already committed, so offsets do not move. Instead: every replaced object
-    /// is committed; the new ranges lie inside data the replaced objects hold; and every replaced record the
-    /// stream still keeps (at or after its log start offset) is in the new ranges, so marking the replaced
-    /// objects for deletion loses nothing. Epochs are not checked: compaction rewrites records, it does not
-    /// append, and the data's own epochs are inside its batches.
+    /// is committed; each new object's ranges lie inside data the replaced objects hold; and every replaced
+    /// record the stream still keeps (at or after its log start offset) is in the new ranges, taken over all
+    /// new objects together, so marking the replaced objects for deletion loses nothing. Epochs are not
+    /// checked: compaction rewrites records, it does not append, and the data's own epochs are inside its batches.
     /// </summary>
-    private static async Task<Dictionary<long, long>> CheckCompactionAsync(
-        SqliteConnection connection, Dictionary<long, ObjectRange[]> rangesByStream, long[] replaced, CancellationToken cancellationToken)
+    private static async Task CheckCompactionAsync(
+        SqliteConnection connection, List<Dictionary<long, ObjectRange[]>> rangesByObject, long[] replaced, CancellationToken cancellationToken)
     {
         var replacedByStream = new Dictionary<long, List<(long Start, long End)>>();
         foreach (long objectId in replaced)
@@ -163,29 +198,29 @@ public sealed partial class SqliteMetadataStore
                 r => (r.GetInt64(0), r.GetInt64(1), r.GetInt64(2)), cancellationToken, ("@id", objectId)).ConfigureAwait(false);
             foreach ((long streamId, long start, long end) in ranges)
             {
-                if (!replacedByStream.TryGetValue(streamId, out List<(long Start, long End)>? list))
+                AddInterval(replacedByStream, streamId, start, end);
+            }
+        }
+
+        Dictionary<long, List<(long Start, long End)>> oldByStream = MergeAll(replacedByStream);
+        var keptByStream = new Dictionary<long, List<(long Start, long End)>>();
+        foreach (Dictionary<long, ObjectRange[]> rangesByStream in rangesByObject)
+        {
+            foreach ((long streamId, ObjectRange[] ranges) in rangesByStream)
+            {
+                (long start, long end) = (ranges[0].StartOffset, ranges[^1].EndOffset);
+                if (!Covers(oldByStream.GetValueOrDefault(streamId), start, end))
                 {
-                    list = [];
-                    replacedByStream.Add(streamId, list);
+                    throw new InvalidOperationException(
+                        $"Compaction range [{start}, {end}) of stream {streamId} is not covered by the data of the objects it replaces.");
                 }
 
-                list.Add((start, end));
+                AddInterval(keptByStream, streamId, start, end);
             }
         }
 
-        foreach ((long streamId, ObjectRange[] ranges) in rangesByStream)
-        {
-            (long start, long end) = (ranges[0].StartOffset, ranges[^1].EndOffset);
-            bool covered = replacedByStream.TryGetValue(streamId, out List<(long Start, long End)>? old)
-                && Merge(old).Any(interval => interval.Start <= start && end <= interval.End);
-            if (!covered)
-            {
-                throw new InvalidOperationException(
-                    $"Compaction range [{start}, {end}) of stream {streamId} is not covered by the data of the objects it replaces.");
-            }
-        }
-
-        foreach ((long streamId, List<(long Start, long End)> old) in replacedByStream)
+        keptByStream = MergeAll(keptByStream);
+        foreach ((long streamId, List<(long Start, long End)> old) in oldByStream)
         {
             long? logStart = await ScalarInt64Async(connection, "SELECT log_start_offset FROM partitions WHERE stream_id = @stream", cancellationToken,
                 ("@stream", streamId)).ConfigureAwait(false);
@@ -194,22 +229,35 @@ public sealed partial class SqliteMetadataStore
                 continue; // Topic deleted: its data may go.
             }
 
-            (long Start, long End)? kept = rangesByStream.TryGetValue(streamId, out ObjectRange[]? ranges)
-                ? (ranges[0].StartOffset, ranges[^1].EndOffset)
-                : null;
-            foreach ((long start, long end) in Merge(old))
+            foreach ((long start, long end) in old)
             {
                 long liveStart = Math.Max(start, logStart.Value);
-                if (liveStart < end && (kept is null || kept.Value.Start > liveStart || kept.Value.End < end))
+                if (liveStart < end && !Covers(keptByStream.GetValueOrDefault(streamId), liveStart, end))
                 {
                     throw new InvalidOperationException(
                         $"Compaction would drop records [{liveStart}, {end}) of stream {streamId}, which are at or after its log start offset {logStart}.");
                 }
             }
         }
-
-        return [];
     }
+
+    private static void AddInterval(Dictionary<long, List<(long Start, long End)>> byStream, long streamId, long start, long end)
+    {
+        if (!byStream.TryGetValue(streamId, out List<(long Start, long End)>? list))
+        {
+            list = [];
+            byStream.Add(streamId, list);
+        }
+
+        list.Add((start, end));
+    }
+
+    private static Dictionary<long, List<(long Start, long End)>> MergeAll(Dictionary<long, List<(long Start, long End)>> byStream) =>
+        byStream.ToDictionary(kv => kv.Key, kv => Merge(kv.Value));
+
+    /// <summary>Whether one of the <paramref name="merged"/> intervals holds all of [start, end).</summary>
+    private static bool Covers(List<(long Start, long End)>? merged, long start, long end) =>
+        merged is not null && merged.Exists(interval => interval.Start <= start && end <= interval.End);
 
     /// <summary>Sorts intervals and joins the ones that touch or overlap.</summary>
     private static List<(long Start, long End)> Merge(List<(long Start, long End)> intervals)
@@ -278,8 +326,12 @@ public sealed partial class SqliteMetadataStore
 
     public Task<IReadOnlyList<ObjectMetadata>> ListObjectsAsync(CancellationToken cancellationToken = default) =>
         ReadAsync<IReadOnlyList<ObjectMetadata>>(async (connection, ct) => await QueryAsync(connection,
-            "SELECT object_id, object_key, object_state, object_size, created_at_ms FROM objects ORDER BY object_id",
-            r => new ObjectMetadata(r.GetInt64(0), r.GetString(1), (ObjectState)r.GetInt32(2), r.GetInt64(3), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(4))),
+            "SELECT object_id, object_key, object_state, object_size, created_at_ms, object_kind, marked_at_ms FROM objects ORDER BY object_id",
+            r => new ObjectMetadata(r.GetInt64(0), r.GetString(1), (ObjectState)r.GetInt32(2), r.GetInt64(3), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(4)))
+            {
+                Kind = (ObjectKind)r.GetInt32(5),
+                MarkedAt = r.IsDBNull(6) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(6)),
+            },
             ct).ConfigureAwait(false), cancellationToken);
 
     /// <summary>
@@ -293,10 +345,10 @@ public sealed partial class SqliteMetadataStore
         long[] ids = [.. objectIds.Distinct()];
         return WriteAsync(async (connection, ct) =>
         {
+            long now = NowMs();
             foreach (long objectId in ids)
             {
-                await ExecuteAsync(connection, "UPDATE objects SET object_state = @marked WHERE object_id = @id AND object_state <> @marked", ct,
-                    ("@marked", (int)ObjectState.MarkedForDeletion), ("@id", objectId)).ConfigureAwait(false);
+                await MarkForDeletionAsync(connection, objectId, now, ct).ConfigureAwait(false);
             }
 
             return 0;

@@ -90,14 +90,14 @@ public sealed partial class SqliteMetadataStore
             // Objects holding only this topic's data go; objects shared with other topics stay for their
             // data and lose this topic's ranges (the compactor drops the dead bytes when it rewrites them).
             await ExecuteAsync(connection, """
-                UPDATE objects SET object_state = @marked
+                UPDATE objects SET object_state = @marked, marked_at_ms = @now
                 WHERE object_state = @committed
                   AND EXISTS (SELECT 1 FROM object_ranges r JOIN partitions p ON p.stream_id = r.stream_id
                               WHERE r.object_id = objects.object_id AND p.topic_id = @topic)
                   AND NOT EXISTS (SELECT 1 FROM object_ranges r
                                   WHERE r.object_id = objects.object_id
                                     AND r.stream_id NOT IN (SELECT stream_id FROM partitions WHERE topic_id = @topic))
-                """, ct, ("@marked", (int)ObjectState.MarkedForDeletion), ("@committed", (int)ObjectState.Committed), ("@topic", topicId)).ConfigureAwait(false);
+                """, ct, ("@marked", (int)ObjectState.MarkedForDeletion), ("@now", NowMs()), ("@committed", (int)ObjectState.Committed), ("@topic", topicId)).ConfigureAwait(false);
             await ExecuteAsync(connection, """
                 DELETE FROM object_ranges
                 WHERE stream_id IN (SELECT stream_id FROM partitions WHERE topic_id = @topic)

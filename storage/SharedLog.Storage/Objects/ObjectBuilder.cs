@@ -3,7 +3,8 @@ namespace SharedLog.Storage.Objects;
 /// <summary>
 /// Builds one data object from record batches. Batches of a stream arrive in offset order and are
 /// packed into blocks of about <c>blockSizeBytes</c> (a batch is never split; a larger batch gets a
-/// block of its own). Adding a batch of another stream closes the current block.
+/// block of its own). Adding a batch of another stream closes the current block. The compactor adds
+/// whole blocks taken from other objects instead (<see cref="AddBlock"/>).
 /// </summary>
 public sealed class ObjectBuilder
 {
@@ -35,13 +36,9 @@ public sealed class ObjectBuilder
             throw new ArgumentException($"Batch offsets [{baseOffset}, {endOffset}) are empty.");
         }
 
+        CheckContinues(streamId, baseOffset);
         if (_open is { } open)
         {
-            if (open.StreamId == streamId && baseOffset != open.EndOffset)
-            {
-                throw new ArgumentException($"Stream {streamId}: batch at {baseOffset} does not continue the block ending at {open.EndOffset}.");
-            }
-
             if (open.StreamId != streamId || open.Size + batch.Length > _blockSizeBytes)
             {
                 _blocks.Add(open);
@@ -61,16 +58,46 @@ public sealed class ObjectBuilder
         }
         else
         {
-            if (_blocks.Count > 0 && _blocks[^1].StreamId == streamId && _blocks[^1].EndOffset != baseOffset)
-            {
-                throw new ArgumentException($"Stream {streamId}: batch at {baseOffset} does not continue the block ending at {_blocks[^1].EndOffset}.");
-            }
-
             _open = new BlockIndexEntry(streamId, baseOffset, endOffset, firstTimestamp, maxTimestamp, _dataSize, batch.Length, recordCount);
         }
 
         _batches.Add(batch);
         _dataSize += batch.Length;
+    }
+
+    /// <summary>
+    /// Appends a whole block read from another object, bytes unchanged: the compactor moves blocks, it
+    /// does not re-pack their batches. <paramref name="block"/> describes <paramref name="data"/> (its
+    /// position is where it was; here it gets its new one).
+    /// </summary>
+    public void AddBlock(BlockIndexEntry block, ReadOnlyMemory<byte> data)
+    {
+        if (data.Length != block.Size || block.EndOffset <= block.StartOffset)
+        {
+            throw new ArgumentException($"Stream {block.StreamId}: block [{block.StartOffset}, {block.EndOffset}) of {block.Size} bytes came with {data.Length} bytes.");
+        }
+
+        CheckContinues(block.StreamId, block.StartOffset);
+        if (_open is { } open)
+        {
+            _blocks.Add(open);
+            _open = null;
+        }
+
+        _blocks.Add(block with { Position = _dataSize });
+        _batches.Add(data);
+        _dataSize += data.Length;
+    }
+
+    /// <summary>Data of one stream must follow on without gap or overlap, whichever way it is added.</summary>
+    private void CheckContinues(long streamId, long baseOffset)
+    {
+        // The open block, when there is one, is always the last block.
+        BlockIndexEntry? last = _open ?? (_blocks.Count > 0 ? _blocks[^1] : null);
+        if (last is { } previous && previous.StreamId == streamId && previous.EndOffset != baseOffset)
+        {
+            throw new ArgumentException($"Stream {streamId}: data at {baseOffset} does not continue the block ending at {previous.EndOffset}.");
+        }
     }
 
     /// <summary>The blocks so far, the open one included.</summary>

@@ -15,9 +15,13 @@ public sealed record JanitorReport(int StreamsTrimmed, int ObjectsMarked, int Or
 /// <c>retention.bytes</c> by raising log start offsets over whole uploaded ranges, marks objects whose
 /// every range is below its stream's log start offset, removes orphans (objects prepared but never
 /// committed, older than a grace period, e.g. after a crash between PUT and commit), and deletes the
-/// bytes of marked objects before forgetting them. Merging small objects (compaction) is not done here.
+/// bytes of marked objects before forgetting them. A marked object's bytes are deleted only once
+/// <c>deletionGrace</c> has passed since it was marked: a reader may have looked it up just before
+/// (compaction replaces objects that are being read). Orphans go at once: nobody ever read them.
+/// Merging small objects is the <see cref="ObjectCompactor"/>'s work.
 /// </summary>
-public sealed partial class ObjectJanitor(IObjectStore objects, IMetadataStore metadata, StreamStore streams, TimeSpan orphanGrace, ILogger<ObjectJanitor>? logger = null)
+public sealed partial class ObjectJanitor(
+    IObjectStore objects, IMetadataStore metadata, StreamStore streams, TimeSpan orphanGrace, TimeSpan deletionGrace, ILogger<ObjectJanitor>? logger = null)
 {
     public const string RetentionMs = "retention.ms";
     public const string RetentionBytes = "retention.bytes";
@@ -68,7 +72,7 @@ public sealed partial class ObjectJanitor(IObjectStore objects, IMetadataStore m
                 toDelete.Add(obj);
                 orphans++;
             }
-            else if (obj.State == ObjectState.MarkedForDeletion)
+            else if (obj.State == ObjectState.MarkedForDeletion && GraceOver(obj, now))
             {
                 toDelete.Add(obj);
             }
@@ -78,6 +82,10 @@ public sealed partial class ObjectJanitor(IObjectStore objects, IMetadataStore m
         {
             await objects.DeleteAsync([.. toDelete.Select(o => o.Key)], cancellationToken).ConfigureAwait(false);
             await metadata.ForgetObjectsAsync([.. toDelete.Select(o => o.ObjectId)], cancellationToken).ConfigureAwait(false);
+            foreach (ObjectMetadata obj in toDelete)
+            {
+                streams.ForgetObjectIndex(obj.Key);
+            }
         }
 
         var report = new JanitorReport(trimmed, dead.Count, orphans, toDelete.Count);
@@ -88,6 +96,10 @@ public sealed partial class ObjectJanitor(IObjectStore objects, IMetadataStore m
 
         return report;
     }
+
+    /// <summary>No time recorded means marked before times were recorded: long ago.</summary>
+    private bool GraceOver(ObjectMetadata obj, DateTimeOffset now) =>
+        deletionGrace <= TimeSpan.Zero || obj.MarkedAt is not { } markedAt || now - markedAt >= deletionGrace;
 
     /// <summary>The first offset to keep: whole ranges leave only from the front, when too old or over the byte budget.</summary>
     internal static long RetainedStart(IReadOnlyList<StreamObjectRange> ranges, DateTimeOffset now, long retentionMs, long retentionBytes)
@@ -115,27 +127,8 @@ public sealed partial class ObjectJanitor(IObjectStore objects, IMetadataStore m
         topic.Configs.TryGetValue(name, out string? value) && long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out long parsed) ? parsed : fallback;
 
     /// <summary>Runs a round every <paramref name="interval"/> until cancelled; a failed round is logged and retried.</summary>
-    public async Task RunAsync(TimeSpan interval, CancellationToken cancellationToken)
-    {
-        using var timer = new PeriodicTimer(interval);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
-            {
-                try
-                {
-                    await RunOnceAsync(DateTimeOffset.UtcNow, cancellationToken).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    LogFailed(_logger, e);
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-    }
+    public Task RunAsync(TimeSpan interval, CancellationToken cancellationToken) =>
+        PeriodicRounds.RunAsync(interval, RunOnceAsync, e => LogFailed(_logger, e), cancellationToken);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Cleanup: {Trimmed} streams trimmed by retention, {Marked} objects marked, {Orphans} orphans, {Deleted} objects deleted")]
     private static partial void LogRound(ILogger logger, int trimmed, int marked, int orphans, int deleted);

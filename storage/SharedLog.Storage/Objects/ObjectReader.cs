@@ -40,13 +40,20 @@ public static class ObjectReader
         return ObjectFormat.ReadIndex(index, footer);
     }
 
-    public static async Task<byte[]> ReadBlockAsync(IObjectStore store, string key, BlockIndexEntry block, CancellationToken cancellationToken = default)
+    public static Task<byte[]> ReadBlockAsync(IObjectStore store, string key, BlockIndexEntry block, CancellationToken cancellationToken = default) =>
+        ReadRangeAsync(store, key, block.Position, block.Size, cancellationToken);
+
+    /// <summary>
+    /// Reads <paramref name="length"/> bytes at <paramref name="position"/>: one block, or several blocks that
+    /// lie next to each other in the object (the compactor copies a stream's run of blocks with one GET).
+    /// </summary>
+    public static async Task<byte[]> ReadRangeAsync(IObjectStore store, string key, long position, int length, CancellationToken cancellationToken = default)
     {
-        byte[] data = new byte[block.Size];
-        int read = await store.GetRangeAsync(key, block.Position, data, cancellationToken).ConfigureAwait(false);
-        if (read != block.Size)
+        byte[] data = new byte[length];
+        int read = await store.GetRangeAsync(key, position, data, cancellationToken).ConfigureAwait(false);
+        if (read != length)
         {
-            throw new InvalidDataException($"Object {key}: block at {block.Position} came back with {read} of {block.Size} bytes.");
+            throw new InvalidDataException($"Object {key}: bytes at {position} came back with {read} of {length} bytes.");
         }
 
         return data;

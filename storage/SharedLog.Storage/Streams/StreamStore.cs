@@ -58,6 +58,15 @@ public sealed partial class StreamStore : IAsyncDisposable
 
     public StorageOptions Options => _options;
 
+    /// <summary>Objects whose index is cached.</summary>
+    internal int CachedObjectIndexCount => _objectIndexes.Count;
+
+    /// <summary>
+    /// Drops the cached index of an object whose bytes were deleted (the janitor calls it), so the cache
+    /// holds only objects that can still be read instead of growing with every object ever read.
+    /// </summary>
+    internal void ForgetObjectIndex(string key) => _objectIndexes.TryRemove(key, out _);
+
     /// <summary>
     /// Replays the WAL: entries already committed to objects are skipped (a crash between commit and trim
     /// leaves them behind), the rest are cached again for upload. Then the upload loop starts.

@@ -29,13 +29,7 @@ public sealed class CompactionAndCleanupTests : MetadataStoreTestBase
     [Fact]
     public async Task CompactionOfSharedObjectsCoversEveryStream()
     {
-        TopicMetadata topic = await Store.CreateTopicAsync("shared", 2, NoConfigs());
-        PartitionMetadata x = await Store.ClaimLeadershipAsync(topic.Partitions[0].StreamId, 1);
-        PartitionMetadata y = await Store.ClaimLeadershipAsync(topic.Partitions[1].StreamId, 1);
-        PreparedObject first = await Store.PrepareObjectAsync("data/");
-        await Store.CommitObjectAsync(Commit(first.ObjectId, Range(x.StreamId, x.LeaderEpoch, 0, 5), Range(y.StreamId, y.LeaderEpoch, 0, 5, position: 10)));
-        PreparedObject second = await Store.PrepareObjectAsync("data/");
-        await Store.CommitObjectAsync(Commit(second.ObjectId, Range(x.StreamId, x.LeaderEpoch, 5, 8), Range(y.StreamId, y.LeaderEpoch, 5, 9, position: 10)));
+        (PartitionMetadata x, PartitionMetadata y, PreparedObject first, PreparedObject second) = await CommitTwoSharedObjectsAsync();
 
         // Dropping stream y's data is refused: it is still live.
         PreparedObject onlyX = await Store.PrepareObjectAsync("data/");

@@ -78,6 +78,19 @@ public abstract class MetadataStoreTestBase : IAsyncLifetime
         return prepared;
     }
 
+    /// <summary>Two streams of one topic, in two objects that both hold: x [0, 5) and y [0, 5), then x [5, 8) and y [5, 9).</summary>
+    protected async Task<(PartitionMetadata X, PartitionMetadata Y, PreparedObject First, PreparedObject Second)> CommitTwoSharedObjectsAsync()
+    {
+        TopicMetadata topic = await Store.CreateTopicAsync("shared", 2, NoConfigs());
+        PartitionMetadata x = await Store.ClaimLeadershipAsync(topic.Partitions[0].StreamId, 1);
+        PartitionMetadata y = await Store.ClaimLeadershipAsync(topic.Partitions[1].StreamId, 1);
+        PreparedObject first = await Store.PrepareObjectAsync("data/");
+        await Store.CommitObjectAsync(Commit(first.ObjectId, Range(x.StreamId, x.LeaderEpoch, 0, 5), Range(y.StreamId, y.LeaderEpoch, 0, 5, position: 10)));
+        PreparedObject second = await Store.PrepareObjectAsync("data/");
+        await Store.CommitObjectAsync(Commit(second.ObjectId, Range(x.StreamId, x.LeaderEpoch, 5, 8), Range(y.StreamId, y.LeaderEpoch, 5, 9, position: 10)));
+        return (x, y, first, second);
+    }
+
     protected async Task<ObjectState?> StateOfAsync(long objectId) =>
         (await Store.ListObjectsAsync()).SingleOrDefault(o => o.ObjectId == objectId)?.State;
 

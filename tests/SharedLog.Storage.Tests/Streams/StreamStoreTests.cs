@@ -300,7 +300,7 @@ public sealed class StreamStoreTests : IAsyncLifetime
 
         await _engine.Streams.UploadAsync();
         string oldKey = (await _engine.Metadata.GetObjectRangesAsync(stream, 0)).Single().Key;
-        var janitor = new SharedLog.Storage.Objects.ObjectJanitor(_engine.Objects, _engine.Metadata, _engine.Streams, TimeSpan.FromMinutes(10));
+        var janitor = new SharedLog.Storage.Objects.ObjectJanitor(_engine.Objects, _engine.Metadata, _engine.Streams, TimeSpan.FromMinutes(10), TimeSpan.Zero);
 
         // The batches carry 1970 timestamps, far older than one minute.
         SharedLog.Storage.Objects.JanitorReport report = await janitor.RunOnceAsync(DateTimeOffset.UtcNow);
@@ -324,7 +324,7 @@ public sealed class StreamStoreTests : IAsyncLifetime
         Assert.Equal(2, before.Count);
         Assert.True(before.Sum(r => r.Range.Size) > 3000 && before[1].Range.Size <= 3000, "each upload is one batch of about 2.2 KB");
 
-        var janitor = new SharedLog.Storage.Objects.ObjectJanitor(_engine.Objects, _engine.Metadata, _engine.Streams, TimeSpan.FromMinutes(10));
+        var janitor = new SharedLog.Storage.Objects.ObjectJanitor(_engine.Objects, _engine.Metadata, _engine.Streams, TimeSpan.FromMinutes(10), TimeSpan.Zero);
         await janitor.RunOnceAsync(DateTimeOffset.UtcNow);
         Assert.Equal(10, _engine.Streams.Get(stream).LogStartOffset);
         StreamObjectRange kept = Assert.Single(await _engine.Metadata.GetObjectRangesAsync(stream, 0));
@@ -339,7 +339,7 @@ public sealed class StreamStoreTests : IAsyncLifetime
         // A crash between PUT and commit leaves a prepared object whose bytes are in the store.
         PreparedObject orphan = await _engine.Metadata.PrepareObjectAsync("data/");
         await _engine.Objects.PutAsync(orphan.Key, new byte[100]);
-        var janitor = new SharedLog.Storage.Objects.ObjectJanitor(_engine.Objects, _engine.Metadata, _engine.Streams, TimeSpan.FromMinutes(10));
+        var janitor = new SharedLog.Storage.Objects.ObjectJanitor(_engine.Objects, _engine.Metadata, _engine.Streams, TimeSpan.FromMinutes(10), TimeSpan.Zero);
 
         Assert.Equal(0, (await janitor.RunOnceAsync(DateTimeOffset.UtcNow)).OrphansRemoved);
         Assert.NotNull(await _engine.Objects.HeadAsync(orphan.Key));

@@ -75,7 +75,7 @@ public sealed class UploadCrashTests : IDisposable
             }
         }
 
-        var janitor = new ObjectJanitor(objects, metadata, streams, TimeSpan.FromMinutes(10));
+        var janitor = new ObjectJanitor(objects, metadata, streams, TimeSpan.FromMinutes(10), TimeSpan.Zero);
         return (sequences, janitor, streams, [streams, wal, metadata], objects, metadata);
     }
 

@@ -1,0 +1,27 @@
+namespace SharedLog.Storage.Objects;
+
+/// <summary>The loop of the background workers (janitor, compactor): one round per tick; a failed round is reported and the next tick tries again.</summary>
+internal static class PeriodicRounds
+{
+    public static async Task RunAsync(TimeSpan interval, Func<DateTimeOffset, CancellationToken, Task> round, Action<Exception> failed, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(interval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+            {
+                try
+                {
+                    await round(DateTimeOffset.UtcNow, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    failed(e);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+}
