@@ -37,6 +37,7 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
             MemorySizeBits = options.MemorySizeBits,
             SegmentSizeBits = options.SegmentSizeBits,
             LogChecksum = LogChecksumType.PerEntry,
+            FastCommitMode = options.FastCommit,
             TryRecoverLatest = true,
             RemoveOutdatedCommits = true,
             AutoRefreshSafeTailAddress = false,

@@ -21,6 +21,13 @@ public sealed class WalOptions
     /// </summary>
     public TimeSpan GroupCommitDelay { get; set; } = TimeSpan.Zero;
 
+    /// <summary>
+    /// FasterLog's fast commit mode: a commit writes its commit record into the log itself (one write and
+    /// one fsync) instead of also writing a separate commit file; recovery then scans forward from the
+    /// last commit file for later commit records. Needs per-entry checksums, which are always on.
+    /// </summary>
+    public bool FastCommit { get; set; } = true;
+
     /// <summary>A pending group reaching this many bytes is committed without waiting for the delay.</summary>
     public int GroupCommitBytes { get; set; } = 4 * 1024 * 1024;
 
