@@ -87,7 +87,7 @@ public sealed class ContractGateTests : IDisposable
         // Over a 4 MiB string the rule's work exceeds the step budget: an error, not a hang.
         Assert.Equal("no-evil: rule error: evaluation step budget exceeded", Reason(result, 2));
         Assert.Contains("does not match JSON schema", Reason(result, 3), StringComparison.Ordinal);
-        Assert.Contains("Required properties", Reason(result, 3), StringComparison.Ordinal);
+        Assert.Contains("required: 'name' is missing", Reason(result, 3), StringComparison.Ordinal);
         Assert.Contains("does not decode", Reason(result, 4), StringComparison.Ordinal);
     }
 

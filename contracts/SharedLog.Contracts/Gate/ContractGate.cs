@@ -3,6 +3,7 @@ using System.Text;
 using Microsoft.Extensions.Logging;
 using SharedLog.Contracts.Evidence;
 using SharedLog.Contracts.Formats.Avro;
+using SharedLog.Contracts.Formats.Json;
 using SharedLog.Contracts.Model;
 using SharedLog.Contracts.Policy;
 using SharedLog.Contracts.Registry;
@@ -332,10 +333,10 @@ public sealed partial class ContractGate(
 
         if (check.Parsed!.Type == SchemaType.Json)
         {
-            // The codec has proven the payload well-formed and bounded; validate it against the schema.
-            var reader = new System.Text.Json.Utf8JsonReader(payload, new System.Text.Json.JsonReaderOptions { MaxDepth = RecordValue.MaxDepth });
-            using var document = System.Text.Json.JsonDocument.ParseValue(ref reader);
-            IReadOnlyList<string> errors = jsonValidators.GetOrCreate(schemaId, check.Parsed).Validate(document.RootElement);
+            // The codec has proven the payload well-formed and bounded; validate it against the schema, on the
+            // decoded record when the schema is in the compiled subset, else by parsing it for JsonSchema.Net.
+            JsonPayloadValidator validator = jsonValidators.GetOrCreate(schemaId, check.Parsed);
+            IReadOnlyList<string> errors = validator.ValidatesDecoded ? validator.ValidateDecoded(result.Decoded.Value) : ValidateJson(validator, payload);
             if (errors.Count > 0)
             {
                 result.Reason = $"{side} does not match JSON schema {schemaId}: {string.Join("; ", errors.Take(3))}";
@@ -359,6 +360,13 @@ public sealed partial class ContractGate(
         result.Codec = check.Codec;
         result.Rule = null;
         return result;
+    }
+
+    private static IReadOnlyList<string> ValidateJson(JsonPayloadValidator validator, ReadOnlySpan<byte> payload)
+    {
+        var reader = new System.Text.Json.Utf8JsonReader(payload, new System.Text.Json.JsonReaderOptions { MaxDepth = RecordValue.MaxDepth });
+        using var document = System.Text.Json.JsonDocument.ParseValue(ref reader);
+        return validator.Validate(document.RootElement);
     }
 
     private SchemaCheck CheckSchema(CompiledContract contract, SchemaRequirement requirement, string topic, bool isKey, int schemaId, string? recordName, bool subjectByRecord)

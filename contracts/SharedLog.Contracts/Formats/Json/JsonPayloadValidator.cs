@@ -43,13 +43,15 @@ public sealed class JsonPayloadValidator
     private static readonly Uri RootUri = new("sharedlog-schema:/");
 
     private readonly JsonSchema _schema;
+    private readonly CompiledJsonValidator? _compiled;
     private readonly EvaluationOptions _flag;
     private readonly EvaluationOptions _list;
     private readonly int _maxErrors;
 
-    private JsonPayloadValidator(JsonSchema schema, JsonPayloadValidatorOptions options)
+    private JsonPayloadValidator(JsonSchema schema, CompiledJsonValidator? compiled, JsonPayloadValidatorOptions options)
     {
         _schema = schema;
+        _compiled = compiled;
         _maxErrors = Math.Max(1, options.MaxErrors);
 
         // Flag output stops at the first failure; the detailed list is built only for rejected records.
@@ -100,13 +102,25 @@ public sealed class JsonPayloadValidator
                 }
             }
 
-            return new JsonPayloadValidator(JsonSchema.Build(set.Root.Root, build, RootUri), options);
+            // A schema without references in the common subset is also compiled for decoded records.
+            CompiledJsonValidator? compiled = set.Documents.Count == 1 ? CompiledJsonValidator.TryCompile(set.Root.Root, options.AssertFormat) : null;
+            return new JsonPayloadValidator(JsonSchema.Build(set.Root.Root, build, RootUri), compiled, options);
         }
         catch (Exception ex) when (ex is JsonSchemaException or ArgumentException or InvalidOperationException or KeyNotFoundException or FormatException or UriFormatException)
         {
             throw new InvalidSchemaException($"Invalid JSON schema: cannot build a validator: {ex.Message}", ex);
         }
     }
+
+    /// <summary>Whether <see cref="ValidateDecoded"/> can check records in their decoded form (the schema is in the compiled subset).</summary>
+    public bool ValidatesDecoded => _compiled is not null;
+
+    /// <summary>
+    /// Validates a record already decoded by <see cref="JsonPayloadCodec"/> without parsing it again; only
+    /// when <see cref="ValidatesDecoded"/>. An empty list means valid.
+    /// </summary>
+    public IReadOnlyList<string> ValidateDecoded(object? value) =>
+        (_compiled ?? throw new InvalidOperationException("This schema is outside the compiled subset; validate the JSON instead.")).Validate(value);
 
     /// <summary>Validates one record; an empty list means valid, else one message per failed keyword ("/age: minimum: ...").</summary>
     public IReadOnlyList<string> Validate(JsonElement instance)

@@ -729,17 +729,7 @@ internal sealed class JsonSchemaComparer
             var names = type.ValueKind == JsonValueKind.Array ? type.EnumerateArray().Select(static t => t.GetString()!) : [type.GetString()!];
             foreach (var name in names)
             {
-                kinds |= name switch
-                {
-                    "null" => JsonValueKinds.Null,
-                    "boolean" => JsonValueKinds.Boolean,
-                    "object" => JsonValueKinds.Object,
-                    "array" => JsonValueKinds.Array,
-                    "string" => JsonValueKinds.String,
-                    "integer" => JsonValueKinds.Integer,
-                    "number" => JsonValueKinds.Number,
-                    _ => JsonValueKinds.None,
-                };
+                kinds |= JsonValueKindNames.Of(name);
             }
         }
 
@@ -886,6 +876,22 @@ internal sealed class JsonSchemaComparer
         private static List<SchemaNode> Children(SchemaNode node, JsonElement array, string keyword) =>
             array.EnumerateArray().Select((item, i) => node.Child(item, keyword, Index(i))).ToList();
     }
+}
+
+/// <summary>The kinds a JSON Schema <c>type</c> name stands for.</summary>
+internal static class JsonValueKindNames
+{
+    public static JsonValueKinds Of(string typeName) => typeName switch
+    {
+        "null" => JsonValueKinds.Null,
+        "boolean" => JsonValueKinds.Boolean,
+        "object" => JsonValueKinds.Object,
+        "array" => JsonValueKinds.Array,
+        "string" => JsonValueKinds.String,
+        "integer" => JsonValueKinds.Integer,
+        "number" => JsonValueKinds.Number,
+        _ => JsonValueKinds.None,
+    };
 }
 
 /// <summary>Kinds of JSON values; "number" is Integer | Fraction so integer is a subset of number.</summary>

@@ -1,0 +1,481 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using SharedLog.Contracts.Registry;
+
+namespace SharedLog.Contracts.Formats.Json;
+
+/// <summary>
+/// The gate's fast path for JSON records: the subset of JSON Schema most record schemas are written in
+/// (<c>type</c>, <c>properties</c>, <c>required</c>, <c>additionalProperties</c>, <c>enum</c> and
+/// <c>const</c> of scalars, numeric bounds, string lengths, <c>pattern</c>, <c>items</c> as one schema,
+/// array lengths, and annotations), compiled once and checked directly against the record already decoded
+/// for the rules (<see cref="Model.RecordValue"/>), so a record is neither parsed a second time nor walked
+/// by the general evaluator. <see cref="TryCompile"/> returns null for any other keyword (<c>$ref</c>,
+/// combinators, conditionals, ...), and the gate then uses JsonSchema.Net. Every case of the official
+/// test suite whose schema compiles must give the suite's answer (JsonSchemaValidationSuiteTests).
+/// </summary>
+internal sealed class CompiledJsonValidator
+{
+    private const int MaxErrors = 10;
+
+    private static readonly HashSet<string> Annotations = new(StringComparer.Ordinal)
+    {
+        "$schema", "$id", "$comment", "$defs", "definitions", "title", "description", "default", "examples", "readOnly", "writeOnly", "deprecated",
+    };
+
+    private readonly Node _root;
+
+    private CompiledJsonValidator(Node root) => _root = root;
+
+    /// <summary>The compiled schema, or null when it uses anything outside the subset.</summary>
+    public static CompiledJsonValidator? TryCompile(JsonElement schema, bool assertFormat) =>
+        Compile(schema, assertFormat, 0) is { } root ? new CompiledJsonValidator(root) : null;
+
+    /// <summary>Validates a decoded record; an empty list means valid, else one message per failed keyword ("/age: minimum: ...").</summary>
+    public IReadOnlyList<string> Validate(object? value)
+    {
+        List<string>? errors = null;
+        Check(_root, value, "", ref errors);
+        return errors ?? (IReadOnlyList<string>)[];
+    }
+
+    private static Node? Compile(JsonElement schema, bool assertFormat, int depth)
+    {
+        if (depth > SchemaLimits.MaxDepth)
+        {
+            return null;
+        }
+
+        if (schema.ValueKind is JsonValueKind.True or JsonValueKind.False)
+        {
+            return new Node { Constant = schema.ValueKind == JsonValueKind.True };
+        }
+
+        if (schema.ValueKind != JsonValueKind.Object)
+        {
+            return null;
+        }
+
+        var node = new Node();
+        foreach (JsonProperty keyword in schema.EnumerateObject())
+        {
+            JsonElement value = keyword.Value;
+            bool understood = keyword.Name switch
+            {
+                "type" => TryTypes(value, out node.Types),
+                "properties" => TryProperties(value, assertFormat, depth, node),
+                "required" => TryStrings(value, out node.Required),
+                "additionalProperties" => (node.AdditionalProperties = Compile(value, assertFormat, depth + 1)) is not null,
+                "items" => value.ValueKind is JsonValueKind.Object or JsonValueKind.True or JsonValueKind.False
+                    && (node.Items = Compile(value, assertFormat, depth + 1)) is not null,
+                "enum" => TryScalars(value, out node.Enum),
+                "const" => TryScalar(value, out node.Const) && (node.HasConst = true),
+                "minimum" => TryNumber(value, out node.Minimum),
+                "maximum" => TryNumber(value, out node.Maximum),
+                "exclusiveMinimum" => TryNumber(value, out node.ExclusiveMinimum),
+                "exclusiveMaximum" => TryNumber(value, out node.ExclusiveMaximum),
+                "minLength" => TryCount(value, out node.MinLength),
+                "maxLength" => TryCount(value, out node.MaxLength),
+                "minItems" => TryCount(value, out node.MinItems),
+                "maxItems" => TryCount(value, out node.MaxItems),
+                "pattern" => TryPattern(value, node),
+                "format" => !assertFormat,
+                _ => Annotations.Contains(keyword.Name),
+            };
+            if (!understood)
+            {
+                return null;
+            }
+        }
+
+        return node;
+    }
+
+    private static bool TryTypes(JsonElement value, out JsonValueKinds kinds)
+    {
+        kinds = JsonValueKinds.None;
+        if (value.ValueKind == JsonValueKind.String)
+        {
+            return TryKind(value.GetString()!, ref kinds);
+        }
+
+        if (value.ValueKind != JsonValueKind.Array || value.GetArrayLength() == 0)
+        {
+            return false;
+        }
+
+        foreach (JsonElement item in value.EnumerateArray())
+        {
+            if (item.ValueKind != JsonValueKind.String || !TryKind(item.GetString()!, ref kinds))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static bool TryKind(string name, ref JsonValueKinds kinds)
+    {
+        JsonValueKinds kind = JsonValueKindNames.Of(name);
+        kinds |= kind;
+        return kind != JsonValueKinds.None;
+    }
+
+    private static bool TryProperties(JsonElement value, bool assertFormat, int depth, Node node)
+    {
+        if (value.ValueKind != JsonValueKind.Object)
+        {
+            return false;
+        }
+
+        node.Properties = new Dictionary<string, Node>(StringComparer.Ordinal);
+        foreach (JsonProperty property in value.EnumerateObject())
+        {
+            if (Compile(property.Value, assertFormat, depth + 1) is not { } child || !node.Properties.TryAdd(property.Name, child))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static bool TryStrings(JsonElement value, out string[]? strings)
+    {
+        strings = null;
+        if (value.ValueKind != JsonValueKind.Array)
+        {
+            return false;
+        }
+
+        var list = new List<string>();
+        foreach (JsonElement item in value.EnumerateArray())
+        {
+            if (item.ValueKind != JsonValueKind.String)
+            {
+                return false;
+            }
+
+            list.Add(item.GetString()!);
+        }
+
+        strings = [.. list];
+        return true;
+    }
+
+    private static bool TryScalars(JsonElement value, out object?[]? scalars)
+    {
+        scalars = null;
+        if (value.ValueKind != JsonValueKind.Array)
+        {
+            return false;
+        }
+
+        var list = new List<object?>();
+        foreach (JsonElement item in value.EnumerateArray())
+        {
+            if (!TryScalar(item, out object? scalar))
+            {
+                return false;
+            }
+
+            list.Add(scalar);
+        }
+
+        scalars = [.. list];
+        return true;
+    }
+
+    /// <summary>A string, number (as double), boolean or null; objects and arrays are outside the subset.</summary>
+    private static bool TryScalar(JsonElement value, out object? scalar)
+    {
+        scalar = null;
+        switch (value.ValueKind)
+        {
+            case JsonValueKind.String:
+                scalar = value.GetString();
+                return true;
+            case JsonValueKind.Number:
+                bool finite = value.TryGetDouble(out double number) && double.IsFinite(number);
+                scalar = number;
+                return finite;
+            case JsonValueKind.True or JsonValueKind.False:
+                scalar = value.GetBoolean();
+                return true;
+            case JsonValueKind.Null:
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    private static bool TryNumber(JsonElement value, out double? number)
+    {
+        number = null;
+        if (value.ValueKind == JsonValueKind.Number && value.TryGetDouble(out double parsed) && double.IsFinite(parsed))
+        {
+            number = parsed;
+        }
+
+        return number is not null;
+    }
+
+    private static bool TryCount(JsonElement value, out long? count)
+    {
+        count = null;
+        if (value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out long parsed) && parsed >= 0)
+        {
+            count = parsed;
+        }
+
+        return count is not null;
+    }
+
+    private static bool TryPattern(JsonElement value, Node node)
+    {
+        if (value.ValueKind != JsonValueKind.String)
+        {
+            return false;
+        }
+
+        try
+        {
+            node.PatternText = value.GetString()!;
+            node.Pattern = BoundedRegex.Create(node.PatternText);
+            return true;
+        }
+        catch (global::Json.Schema.JsonSchemaException)
+        {
+            return false;
+        }
+    }
+
+    private static void Check(Node node, object? value, string path, ref List<string>? errors)
+    {
+        if (node.Constant is { } constant)
+        {
+            if (!constant)
+            {
+                Fail(ref errors, path, "false", "no value is allowed here");
+            }
+
+            return;
+        }
+
+        if (node.Types != JsonValueKinds.None && (node.Types & KindOf(value)) == 0)
+        {
+            Fail(ref errors, path, "type", $"expected {node.Types.ToString().ToLowerInvariant()}, got {KindName(value)}");
+        }
+
+        if (node.Enum is { } allowed && Array.FindIndex(allowed, a => ScalarEquals(a, value)) < 0)
+        {
+            Fail(ref errors, path, "enum", "value is not one of the allowed values");
+        }
+
+        if (node.HasConst && !ScalarEquals(node.Const, value))
+        {
+            Fail(ref errors, path, "const", "value is not the constant");
+        }
+
+        switch (value)
+        {
+            case long or double:
+                CheckNumber(node, value is long l ? l : (double)value, path, ref errors);
+                break;
+            case string text:
+                CheckString(node, text, path, ref errors);
+                break;
+            case Dictionary<string, object?> members:
+                CheckObject(node, members, path, ref errors);
+                break;
+            case List<object?> items:
+                CheckArray(node, items, path, ref errors);
+                break;
+        }
+    }
+
+    private static void CheckNumber(Node node, double number, string path, ref List<string>? errors)
+    {
+        if (node.Minimum is { } minimum && number < minimum)
+        {
+            Fail(ref errors, path, "minimum", $"{Format(number)} is less than {Format(minimum)}");
+        }
+
+        if (node.Maximum is { } maximum && number > maximum)
+        {
+            Fail(ref errors, path, "maximum", $"{Format(number)} is greater than {Format(maximum)}");
+        }
+
+        if (node.ExclusiveMinimum is { } exclusiveMinimum && number <= exclusiveMinimum)
+        {
+            Fail(ref errors, path, "exclusiveMinimum", $"{Format(number)} is not greater than {Format(exclusiveMinimum)}");
+        }
+
+        if (node.ExclusiveMaximum is { } exclusiveMaximum && number >= exclusiveMaximum)
+        {
+            Fail(ref errors, path, "exclusiveMaximum", $"{Format(number)} is not less than {Format(exclusiveMaximum)}");
+        }
+    }
+
+    private static void CheckString(Node node, string text, string path, ref List<string>? errors)
+    {
+        if (node.MinLength is not null || node.MaxLength is not null)
+        {
+            // Lengths count code points, not UTF-16 units.
+            long length = text.Length;
+            foreach (char c in text)
+            {
+                if (char.IsLowSurrogate(c))
+                {
+                    length--;
+                }
+            }
+
+            if (length < node.MinLength)
+            {
+                Fail(ref errors, path, "minLength", $"length {length} is less than {node.MinLength}");
+            }
+
+            if (length > node.MaxLength)
+            {
+                Fail(ref errors, path, "maxLength", $"length {length} is greater than {node.MaxLength}");
+            }
+        }
+
+        if (node.Pattern is { } pattern)
+        {
+            try
+            {
+                if (!pattern.IsMatch(text))
+                {
+                    Fail(ref errors, path, "pattern", $"does not match '{node.PatternText}'");
+                }
+            }
+            catch (RegexMatchTimeoutException)
+            {
+                Fail(ref errors, path, "pattern", BoundedRegex.TimedOut(node.PatternText!));
+            }
+        }
+    }
+
+    private static void CheckObject(Node node, Dictionary<string, object?> members, string path, ref List<string>? errors)
+    {
+        foreach (string name in node.Required ?? [])
+        {
+            if (!members.ContainsKey(name))
+            {
+                Fail(ref errors, path, "required", $"'{name}' is missing");
+            }
+        }
+
+        if (node.Properties is null && node.AdditionalProperties is null)
+        {
+            return;
+        }
+
+        foreach ((string name, object? member) in members)
+        {
+            if (node.Properties is not null && node.Properties.TryGetValue(name, out Node? property))
+            {
+                Check(property, member, $"{path}/{Escape(name)}", ref errors);
+            }
+            else if (node.AdditionalProperties is { } additional)
+            {
+                Check(additional, member, $"{path}/{Escape(name)}", ref errors);
+            }
+        }
+    }
+
+    private static void CheckArray(Node node, List<object?> items, string path, ref List<string>? errors)
+    {
+        if (items.Count < node.MinItems)
+        {
+            Fail(ref errors, path, "minItems", $"{items.Count} items are fewer than {node.MinItems}");
+        }
+
+        if (items.Count > node.MaxItems)
+        {
+            Fail(ref errors, path, "maxItems", $"{items.Count} items are more than {node.MaxItems}");
+        }
+
+        if (node.Items is { } itemSchema)
+        {
+            for (int i = 0; i < items.Count; i++)
+            {
+                Check(itemSchema, items[i], $"{path}/{i.ToString(CultureInfo.InvariantCulture)}", ref errors);
+            }
+        }
+    }
+
+    private static JsonValueKinds KindOf(object? value) => value switch
+    {
+        null => JsonValueKinds.Null,
+        bool => JsonValueKinds.Boolean,
+        string => JsonValueKinds.String,
+        long => JsonValueKinds.Integer,
+        double d => double.IsInteger(d) ? JsonValueKinds.Integer : JsonValueKinds.Fraction,
+        Dictionary<string, object?> => JsonValueKinds.Object,
+        List<object?> => JsonValueKinds.Array,
+        _ => JsonValueKinds.None,
+    };
+
+    private static string KindName(object? value) => value switch
+    {
+        null => "null",
+        bool => "boolean",
+        string => "string",
+        long or double => "number",
+        Dictionary<string, object?> => "object",
+        List<object?> => "array",
+        _ => value.GetType().Name,
+    };
+
+    /// <summary>JSON equality of a schema scalar (string, double, bool, null) and a decoded value; numbers compare by value.</summary>
+    private static bool ScalarEquals(object? expected, object? value) => (expected, value) switch
+    {
+        (null, null) => true,
+        (string a, string b) => string.Equals(a, b, StringComparison.Ordinal),
+        (bool a, bool b) => a == b,
+        (double a, long b) => a == b,
+        (double a, double b) => a == b,
+        _ => false,
+    };
+
+    private static string Format(double number) => number.ToString("R", CultureInfo.InvariantCulture);
+
+    private static string Escape(string name) => name.Replace("~", "~0", StringComparison.Ordinal).Replace("/", "~1", StringComparison.Ordinal);
+
+    private static void Fail(ref List<string>? errors, string path, string keyword, string message)
+    {
+        errors ??= [];
+        if (errors.Count < MaxErrors)
+        {
+            errors.Add($"{(path.Length == 0 ? "/" : path)}: {keyword}: {message}");
+        }
+    }
+
+    private sealed class Node
+    {
+        public bool? Constant;
+        public JsonValueKinds Types;
+        public Dictionary<string, Node>? Properties;
+        public string[]? Required;
+        public Node? AdditionalProperties;
+        public Node? Items;
+        public object?[]? Enum;
+        public bool HasConst;
+        public object? Const;
+        public double? Minimum;
+        public double? Maximum;
+        public double? ExclusiveMinimum;
+        public double? ExclusiveMaximum;
+        public long? MinLength;
+        public long? MaxLength;
+        public long? MinItems;
+        public long? MaxItems;
+        public Regex? Pattern;
+        public string? PatternText;
+    }
+}
