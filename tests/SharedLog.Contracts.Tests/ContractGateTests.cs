@@ -163,6 +163,23 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task TagRulesOnSchemasWithTooManyFieldPathsRefuseTheRecordInsteadOfStoringItUnmasked()
+    {
+        // Two self-references give 2^64 paths within the depth limit: the lookup must stop, and fail closed.
+        const string recursive = "syntax = \"proto3\";\npackage tree;\nimport \"confluent/meta.proto\";\nmessage T { T a = 1; T b = 2; string s = 3 [(confluent.field_meta).tags = \"PII\"]; }\n";
+        int id = await RegisterAsync("trees-value", recursive, SchemaType.Protobuf);
+        await ApplyAsync("topic: trees\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: PII\n    action: redact\n");
+        var codec = new ProtobufPayloadCodec();
+        IParsedSchema parsed = _registry.ParsedById(id)!;
+        byte[] record = codec.Encode(parsed, new DecodedPayload(new Dictionary<string, object?> { ["s"] = "secret" }, "tree.T", [0]));
+
+        GateResult result = Inspect("trees", (null, Framed(id, record)));
+
+        Assert.Equal(GateOutcome.Reject, result.Outcome);
+        Assert.Contains("tagged fields cannot be resolved", Reason(result, 0), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task SubjectsStrategiesVersionsTombstonesAndKeys()
     {
         int v1 = await RegisterAsync("iot.Reading", AvroText, SchemaType.Avro);

@@ -110,8 +110,13 @@ public class JsonSchemaValidationSuiteTests(ITestOutputHelper output)
                         continue; // e.g. duplicate keys: the gate refuses such records before validation
                     }
 
-                    cases++;
                     var errors = validator.ValidateDecoded(decoded);
+                    if (errors is null)
+                    {
+                        continue; // a number beyond 2^53: the gate validates such a record as JSON with the library
+                    }
+
+                    cases++;
                     if ((errors.Count == 0) != test.GetProperty("valid").GetBoolean())
                     {
                         failures.Add($"{Path.GetFileName(file)} | {group.GetProperty("description").GetString()} | {test.GetProperty("description").GetString()}: {(errors.Count == 0 ? "accepted an invalid instance" : string.Join("; ", errors))}");

@@ -336,7 +336,7 @@ public sealed partial class ContractGate(
             // The codec has proven the payload well-formed and bounded; validate it against the schema, on the
             // decoded record when the schema is in the compiled subset, else by parsing it for JsonSchema.Net.
             JsonPayloadValidator validator = jsonValidators.GetOrCreate(schemaId, check.Parsed);
-            IReadOnlyList<string> errors = validator.ValidatesDecoded ? validator.ValidateDecoded(result.Decoded.Value) : ValidateJson(validator, payload);
+            IReadOnlyList<string> errors = (validator.ValidatesDecoded ? validator.ValidateDecoded(result.Decoded.Value) : null) ?? ValidateJson(validator, payload);
             if (errors.Count > 0)
             {
                 result.Reason = $"{side} does not match JSON schema {schemaId}: {string.Join("; ", errors.Take(3))}";
@@ -433,9 +433,20 @@ public sealed partial class ContractGate(
         bool changed = false;
         foreach (PrivacyRuleDefinition rule in definition.Privacy)
         {
-            IReadOnlyList<string> paths = rule.FieldPath is { } path
-                ? [path]
-                : _taggedPaths.GetOrAdd((registry.Generation, side.SchemaId, side.Decoded!.MessageFullName, rule.Tag!), key => SchemaTags.PathsWithTag(side.Parsed!, key.Tag, key.Message));
+            IReadOnlyList<string> paths;
+            try
+            {
+                paths = rule.FieldPath is { } path
+                    ? [path]
+                    : _taggedPaths.GetOrAdd((registry.Generation, side.SchemaId, side.Decoded!.MessageFullName, rule.Tag!), key => SchemaTags.PathsWithTag(side.Parsed!, key.Tag, key.Message));
+            }
+            catch (InvalidOperationException e)
+            {
+                // Fail closed: a record whose tagged fields cannot all be found is not stored unmasked.
+                problem = $"tag {rule.Tag}: {e.Message}";
+                return null;
+            }
+
             foreach (string target in paths)
             {
                 changed |= privacy.Apply(side.Value, target, rule.Action, out string? failure);

@@ -101,7 +101,17 @@ internal sealed class PayloadWriter(int initialCapacity = 256)
         Length += prefixLength;
     }
 
-    public byte[] ToArray() => _buffer.AsSpan(0, Length).ToArray();
+    public byte[] ToArray()
+    {
+        byte[] bytes = _buffer.AsSpan(0, Length).ToArray();
+        if (_buffer.Length > MaxRetainedBytes && ReferenceEquals(_threadWriter, this))
+        {
+            // Do not keep a huge record's buffer alive on this thread until its next encode.
+            _threadWriter = null;
+        }
+
+        return bytes;
+    }
 
     public ReadOnlySpan<byte> WrittenSpan => _buffer.AsSpan(0, Length);
 

@@ -76,8 +76,14 @@ public interface IMetadataStore : IAsyncDisposable
     /// <summary>Every object: prepared, committed and marked for deletion (for the compactor and orphan cleanup).</summary>
     Task<IReadOnlyList<ObjectMetadata>> ListObjectsAsync(CancellationToken cancellationToken = default);
 
-    /// <summary>Marks objects for deletion (retention, deleted topics, orphans) and records when, so their bytes outlive readers for a grace period.</summary>
+    /// <summary>Marks objects for deletion (retention, deleted topics) and records when, so their bytes outlive readers for a grace period.</summary>
     Task MarkObjectsDeletedAsync(IReadOnlyCollection<long> objectIds, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Marks for deletion those of <paramref name="objectIds"/> that are still prepared (never committed)
+    /// and returns their ids: an upload that committed since it was listed as an orphan is left alone.
+    /// </summary>
+    Task<IReadOnlyList<long>> MarkOrphansAsync(IReadOnlyCollection<long> objectIds, CancellationToken cancellationToken = default);
 
     /// <summary>Forgets objects whose bytes were removed from the object store.</summary>
     Task ForgetObjectsAsync(IReadOnlyCollection<long> objectIds, CancellationToken cancellationToken = default);

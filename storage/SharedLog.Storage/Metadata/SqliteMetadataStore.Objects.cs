@@ -355,6 +355,30 @@ public sealed partial class SqliteMetadataStore
         }, cancellationToken);
     }
 
+    public Task<IReadOnlyList<long>> MarkOrphansAsync(IReadOnlyCollection<long> objectIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(objectIds);
+        long[] ids = [.. objectIds.Distinct()];
+        return WriteAsync<IReadOnlyList<long>>(async (connection, ct) =>
+        {
+            long now = NowMs();
+            var marked = new List<long>(ids.Length);
+            foreach (long objectId in ids)
+            {
+                // Only a still-prepared object: the state check and the update are one statement.
+                int updated = await ExecuteAsync(connection,
+                    "UPDATE objects SET object_state = @marked, marked_at_ms = @now WHERE object_id = @id AND object_state = @prepared", ct,
+                    ("@marked", (int)ObjectState.MarkedForDeletion), ("@now", now), ("@id", objectId), ("@prepared", (int)ObjectState.Prepared)).ConfigureAwait(false);
+                if (updated == 1)
+                {
+                    marked.Add(objectId);
+                }
+            }
+
+            return marked;
+        }, cancellationToken);
+    }
+
     /// <summary>
     /// Removes the rows of objects marked for deletion. Forgetting a prepared or committed object is refused
     /// (nothing is forgotten): it must be marked first, or its bytes could still be needed.

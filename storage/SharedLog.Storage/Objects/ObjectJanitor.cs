@@ -63,18 +63,32 @@ public sealed partial class ObjectJanitor(
 
         int orphans = 0;
         var toDelete = new List<ObjectMetadata>();
+        var orphanCandidates = new List<ObjectMetadata>();
         foreach (ObjectMetadata obj in await metadata.ListObjectsAsync(cancellationToken).ConfigureAwait(false))
         {
             if (obj.State == ObjectState.Prepared && now - obj.CreatedAt > orphanGrace)
             {
-                // Marking first makes a late commit of this upload fail instead of resurrecting it.
-                await metadata.MarkObjectsDeletedAsync([obj.ObjectId], cancellationToken).ConfigureAwait(false);
-                toDelete.Add(obj);
-                orphans++;
+                orphanCandidates.Add(obj);
             }
             else if (obj.State == ObjectState.MarkedForDeletion && GraceOver(obj, now))
             {
                 toDelete.Add(obj);
+            }
+        }
+
+        if (orphanCandidates.Count > 0)
+        {
+            // Marking first makes a late commit of such an upload fail instead of resurrecting it; an upload
+            // that committed after the listing is not marked, so its bytes are not deleted.
+            IReadOnlyList<long> marked = await metadata.MarkOrphansAsync([.. orphanCandidates.Select(o => o.ObjectId)], cancellationToken).ConfigureAwait(false);
+            var markedIds = marked.ToHashSet();
+            foreach (ObjectMetadata obj in orphanCandidates)
+            {
+                if (markedIds.Contains(obj.ObjectId))
+                {
+                    toDelete.Add(obj);
+                    orphans++;
+                }
             }
         }
 

@@ -132,6 +132,24 @@ public sealed class CompactionAndCleanupTests : MetadataStoreTestBase
     }
 
     [Fact]
+    public async Task OrphanMarkingLeavesAnUploadThatCommittedAfterItWasListed()
+    {
+        PartitionMetadata partition = await CreateLedPartitionAsync("raced");
+        PreparedObject orphan = await Store.PrepareObjectAsync("data/");
+        PreparedObject lateButCommitted = await Store.PrepareObjectAsync("data/");
+
+        // The janitor listed both as prepared; one commits before the janitor marks.
+        await Store.CommitObjectAsync(Commit(lateButCommitted.ObjectId, Range(partition.StreamId, partition.LeaderEpoch, 0, 10)));
+        IReadOnlyList<long> marked = await Store.MarkOrphansAsync([orphan.ObjectId, lateButCommitted.ObjectId, 55_555]);
+
+        Assert.Equal([orphan.ObjectId], marked);
+        IReadOnlyList<ObjectMetadata> objects = await Store.ListObjectsAsync();
+        Assert.Equal(ObjectState.MarkedForDeletion, objects.Single(o => o.ObjectId == orphan.ObjectId).State);
+        Assert.Equal(ObjectState.Committed, objects.Single(o => o.ObjectId == lateButCommitted.ObjectId).State);
+        Assert.Equal(10, await Store.GetCommittedEndOffsetAsync(partition.StreamId));
+    }
+
+    [Fact]
     public async Task ObjectsAreForgottenOnlyOnceMarkedForDeletion()
     {
         PartitionMetadata partition = await CreateLedPartitionAsync("forget");

@@ -19,6 +19,9 @@ internal sealed class CompiledJsonValidator
 {
     private const int MaxErrors = 10;
 
+    /// <summary>2^53: every integer up to here is exact as a double.</summary>
+    private const double ExactIntegerLimit = 9_007_199_254_740_992;
+
     private static readonly HashSet<string> Annotations = new(StringComparer.Ordinal)
     {
         "$schema", "$id", "$comment", "$defs", "definitions", "title", "description", "default", "examples", "readOnly", "writeOnly", "deprecated",
@@ -32,12 +35,17 @@ internal sealed class CompiledJsonValidator
     public static CompiledJsonValidator? TryCompile(JsonElement schema, bool assertFormat) =>
         Compile(schema, assertFormat, 0) is { } root ? new CompiledJsonValidator(root) : null;
 
-    /// <summary>Validates a decoded record; an empty list means valid, else one message per failed keyword ("/age: minimum: ...").</summary>
-    public IReadOnlyList<string> Validate(object? value)
+    /// <summary>
+    /// Validates a decoded record; an empty list means valid, else one message per failed keyword ("/age:
+    /// minimum: ..."). Null when a number of the record meets a numeric keyword but is beyond 2^53, where a
+    /// double comparison is not exact: the caller then validates the JSON text with the library.
+    /// </summary>
+    public IReadOnlyList<string>? Validate(object? value)
     {
         List<string>? errors = null;
-        Check(_root, value, "", ref errors);
-        return errors ?? (IReadOnlyList<string>)[];
+        bool inexact = false;
+        Check(_root, value, "", ref errors, ref inexact);
+        return inexact ? null : errors ?? (IReadOnlyList<string>)[];
     }
 
     private static Node? Compile(JsonElement schema, bool assertFormat, int depth)
@@ -198,9 +206,9 @@ internal sealed class CompiledJsonValidator
                 scalar = value.GetString();
                 return true;
             case JsonValueKind.Number:
-                bool finite = value.TryGetDouble(out double number) && double.IsFinite(number);
+                bool exact = TryExactNumber(value, out double number);
                 scalar = number;
-                return finite;
+                return exact;
             case JsonValueKind.True or JsonValueKind.False:
                 scalar = value.GetBoolean();
                 return true;
@@ -214,12 +222,26 @@ internal sealed class CompiledJsonValidator
     private static bool TryNumber(JsonElement value, out double? number)
     {
         number = null;
-        if (value.ValueKind == JsonValueKind.Number && value.TryGetDouble(out double parsed) && double.IsFinite(parsed))
+        if (value.ValueKind == JsonValueKind.Number && TryExactNumber(value, out double parsed))
         {
             number = parsed;
         }
 
         return number is not null;
+    }
+
+    /// <summary>
+    /// A schema number this validator compares exactly: at most 15 significant digits, so the double holds
+    /// the written value (integers up to 2^53 included). Longer ones leave the schema to the library.
+    /// </summary>
+    private static bool TryExactNumber(JsonElement value, out double number)
+    {
+        number = 0;
+        return value.TryGetDouble(out number)
+            && double.IsFinite(number)
+            && Math.Abs(number) <= ExactIntegerLimit
+            && decimal.TryParse(value.GetRawText(), NumberStyles.Float, CultureInfo.InvariantCulture, out decimal written)
+            && (decimal)number == written;
     }
 
     private static bool TryCount(JsonElement value, out long? count)
@@ -252,7 +274,7 @@ internal sealed class CompiledJsonValidator
         }
     }
 
-    private static void Check(Node node, object? value, string path, ref List<string>? errors)
+    private static void Check(Node node, object? value, string path, ref List<string>? errors, ref bool inexact)
     {
         if (node.Constant is { } constant)
         {
@@ -261,6 +283,18 @@ internal sealed class CompiledJsonValidator
                 Fail(ref errors, path, "false", "no value is allowed here");
             }
 
+            return;
+        }
+
+        bool beyondExact = value switch
+        {
+            long whole => whole is > (long)ExactIntegerLimit or < -(long)ExactIntegerLimit,
+            double fraction => Math.Abs(fraction) >= ExactIntegerLimit,
+            _ => false,
+        };
+        if (beyondExact && node.HasNumericKeyword)
+        {
+            inexact = true;
             return;
         }
 
@@ -288,10 +322,10 @@ internal sealed class CompiledJsonValidator
                 CheckString(node, text, path, ref errors);
                 break;
             case Dictionary<string, object?> members:
-                CheckObject(node, members, path, ref errors);
+                CheckObject(node, members, path, ref errors, ref inexact);
                 break;
             case List<object?> items:
-                CheckArray(node, items, path, ref errors);
+                CheckArray(node, items, path, ref errors, ref inexact);
                 break;
         }
     }
@@ -360,7 +394,7 @@ internal sealed class CompiledJsonValidator
         }
     }
 
-    private static void CheckObject(Node node, Dictionary<string, object?> members, string path, ref List<string>? errors)
+    private static void CheckObject(Node node, Dictionary<string, object?> members, string path, ref List<string>? errors, ref bool inexact)
     {
         foreach (string name in node.Required ?? [])
         {
@@ -379,16 +413,16 @@ internal sealed class CompiledJsonValidator
         {
             if (node.Properties is not null && node.Properties.TryGetValue(name, out Node? property))
             {
-                Check(property, member, $"{path}/{Escape(name)}", ref errors);
+                Check(property, member, $"{path}/{Escape(name)}", ref errors, ref inexact);
             }
             else if (node.AdditionalProperties is { } additional)
             {
-                Check(additional, member, $"{path}/{Escape(name)}", ref errors);
+                Check(additional, member, $"{path}/{Escape(name)}", ref errors, ref inexact);
             }
         }
     }
 
-    private static void CheckArray(Node node, List<object?> items, string path, ref List<string>? errors)
+    private static void CheckArray(Node node, List<object?> items, string path, ref List<string>? errors, ref bool inexact)
     {
         if (items.Count < node.MinItems)
         {
@@ -404,7 +438,7 @@ internal sealed class CompiledJsonValidator
         {
             for (int i = 0; i < items.Count; i++)
             {
-                Check(itemSchema, items[i], $"{path}/{i.ToString(CultureInfo.InvariantCulture)}", ref errors);
+                Check(itemSchema, items[i], $"{path}/{i.ToString(CultureInfo.InvariantCulture)}", ref errors, ref inexact);
             }
         }
     }
@@ -477,5 +511,9 @@ internal sealed class CompiledJsonValidator
         public long? MaxItems;
         public Regex? Pattern;
         public string? PatternText;
+
+        /// <summary>Whether a number meets a bound, a numeric enum value or a numeric const here.</summary>
+        public bool HasNumericKeyword => Minimum is not null || Maximum is not null || ExclusiveMinimum is not null || ExclusiveMaximum is not null
+            || (HasConst && Const is double) || (Enum is not null && Array.Exists(Enum, e => e is double));
     }
 }

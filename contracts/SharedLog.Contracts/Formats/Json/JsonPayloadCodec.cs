@@ -82,7 +82,15 @@ public sealed class JsonPayloadCodec : IPayloadCodec
         writer.Reset(buffer);
         WriteValue(writer, payload.Value, 0);
         writer.Flush();
-        return buffer.WrittenSpan.ToArray();
+        byte[] bytes = buffer.WrittenSpan.ToArray();
+        if (buffer.Capacity > 1024 * 1024)
+        {
+            // Do not keep a huge record's buffer alive on this thread until its next encode.
+            _threadBuffer = null;
+            writer.Reset(Stream.Null);
+        }
+
+        return bytes;
     }
 
     [ThreadStatic]

@@ -117,9 +117,10 @@ public sealed class JsonPayloadValidator
 
     /// <summary>
     /// Validates a record already decoded by <see cref="JsonPayloadCodec"/> without parsing it again; only
-    /// when <see cref="ValidatesDecoded"/>. An empty list means valid.
+    /// when <see cref="ValidatesDecoded"/>. An empty list means valid; null means this record has a number
+    /// beyond 2^53 under a numeric keyword and must be validated as JSON (<see cref="Validate"/>).
     /// </summary>
-    public IReadOnlyList<string> ValidateDecoded(object? value) =>
+    public IReadOnlyList<string>? ValidateDecoded(object? value) =>
         (_compiled ?? throw new InvalidOperationException("This schema is outside the compiled subset; validate the JSON instead.")).Validate(value);
 
     /// <summary>Validates one record; an empty list means valid, else one message per failed keyword ("/age: minimum: ...").</summary>

@@ -15,6 +15,9 @@ internal static class ConfluentMeta
 
     private const int ExtensionField = 1088;
 
+    /// <summary>Most field paths a tag lookup walks before it gives up (and the record is refused).</summary>
+    private const int MaxVisitedFields = 10_000;
+
     public const string ProtoText = """
         syntax = "proto3";
         package confluent;
@@ -44,9 +47,16 @@ internal static class ConfluentMeta
 
         // The option is kept as the raw bytes of a Meta message; repeated occurrences merge, so their tags add up.
         var tags = new List<string>();
-        foreach (byte[] meta in Extensible.GetValues<byte[]>(options, ExtensionField))
+        try
         {
-            ReadTags(meta, tags);
+            foreach (byte[] meta in Extensible.GetValues<byte[]>(options, ExtensionField))
+            {
+                ReadTags(meta, tags);
+            }
+        }
+        catch (ProtoException)
+        {
+            // Extension 1088 declared by some other file with a scalar type: not Confluent's Meta, no tags.
         }
 
         return tags;
@@ -80,7 +90,8 @@ internal static class ConfluentMeta
 
     /// <summary>
     /// Dotted field paths, from <paramref name="messageFullName"/> (or the file's first message), of the
-    /// fields tagged <paramref name="tag"/>, following nested message fields (not map values) to the depth limit.
+    /// fields tagged <paramref name="tag"/>, following nested message fields (not map values) to the depth
+    /// limit. Throws <see cref="InvalidOperationException"/> when that walk exceeds its budget.
     /// </summary>
     public static List<string> PathsWithTag(ProtobufParsedSchema schema, string tag, string? messageFullName)
     {
@@ -94,11 +105,19 @@ internal static class ConfluentMeta
             pending.Push((start, "", 0));
         }
 
+        int visited = 0;
         while (pending.Count > 0)
         {
             (DescriptorProto message, string prefix, int depth) = pending.Pop();
             foreach (FieldDescriptorProto field in message.Fields)
             {
+                // Paths multiply with every message field a message holds (recursive or diamond-shaped
+                // schemas): past the budget the tags cannot all be found, so the caller must fail closed.
+                if (++visited > MaxVisitedFields)
+                {
+                    throw new InvalidOperationException($"tagged fields cannot be resolved: the message has more than {MaxVisitedFields} field paths within {Registry.SchemaLimits.MaxDepth} levels; name the fields by path instead");
+                }
+
                 string path = prefix.Length == 0 ? field.Name : $"{prefix}.{field.Name}";
                 if (FieldTags(field).Contains(tag, StringComparer.Ordinal))
                 {

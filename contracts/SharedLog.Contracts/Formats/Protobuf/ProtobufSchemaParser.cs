@@ -23,8 +23,9 @@ internal static class ProtobufSchemaParser
         CheckText(schemaText, "the schema");
         var importable = FlattenReferences(references);
 
-        // Confluent's registry serves its own annotations file to every schema; a reference by that name wins.
-        importable.TryAdd(ConfluentMeta.ImportName, ConfluentMeta.ProtoText);
+        // Confluent's registry serves its own annotations file to every schema; it always wins over a
+        // reference of that name, so a client cannot redefine where tags live and slip fields past tag rules.
+        importable[ConfluentMeta.ImportName] = ConfluentMeta.ProtoText;
 
         var set = new FileDescriptorSet { FileSystem = new ReferenceFileSystem(importable) };
         // The empty import path makes import names resolve as given, against the virtual file system only.
