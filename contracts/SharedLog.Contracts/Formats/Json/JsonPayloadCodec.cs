@@ -136,7 +136,8 @@ public sealed class JsonPayloadCodec : IPayloadCodec
 
             case JsonTokenType.StartObject:
                 {
-                    var members = new Dictionary<string, object?>(StringComparer.Ordinal);
+                    // Record objects usually have a handful of fields: start big enough to skip the first regrowths.
+                    var members = new Dictionary<string, object?>(8, StringComparer.Ordinal);
                     while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                     {
                         Count(ref elements);
