@@ -12,7 +12,9 @@ using SharedLog.LoadTest;
 //   produce  --bootstrap H:P --topic T [--records N | --duration S] [--record-size B] [--rate R/s] [--acks all|1|0] [--compression none|gzip|snappy|lz4|zstd] [--partitions N (create the topic)] [--value-file F (send F's bytes as every value)]
 //   consume  --bootstrap H:P --topic T --records N [--consumers N (members of one group, one thread each)] [--partition-fetch-bytes B (max.partition.fetch.bytes, default 1 MiB as librdkafka)]
 //   e2e      --bootstrap H:P --topic T --rate R/s --duration S [--record-size B]
-// Common: --out DIR (default bench/results), --label NAME.
+// Common: --out DIR (default bench/results), --label NAME, --warmup S (produce and e2e: records sent in
+// the first S seconds count for throughput but not for latency), --stats S (print librdkafka's broker round
+// trip and queue latencies every S seconds, to tell broker time from client time).
 if (args.Length == 0 || args[0] is "-h" or "--help")
 {
     Console.WriteLine("usage: SharedLog.LoadTest produce|consume|e2e --bootstrap HOST:PORT --topic TOPIC [options]; see the header of Program.cs or bench/README.md");
@@ -62,7 +64,9 @@ namespace SharedLog.LoadTest
         string? Label,
         string? ValueFile,
         int Consumers,
-        int PartitionFetchBytes)
+        int PartitionFetchBytes,
+        int StatsSeconds,
+        TimeSpan Warmup)
     {
         public static LoadOptions Parse(string[] args)
         {
@@ -94,7 +98,9 @@ namespace SharedLog.LoadTest
                 values.GetValueOrDefault("label"),
                 values.GetValueOrDefault("value-file"),
                 Int("consumers", 1),
-                Int("partition-fetch-bytes", 1024 * 1024));
+                Int("partition-fetch-bytes", 1024 * 1024),
+                Int("stats", 0),
+                TimeSpan.FromSeconds(double.Parse(Get("warmup", "0"), CultureInfo.InvariantCulture)));
         }
 
         public bool Done(long sent, Stopwatch clock) => Duration is { } d ? clock.Elapsed >= d : sent >= Records;
@@ -111,6 +117,9 @@ namespace SharedLog.LoadTest
         private double _seconds;
 
         public long Errors => Interlocked.Read(ref _errors);
+
+        /// <summary>Stopwatch timestamp before which a record's latency is not kept (warm-up).</summary>
+        public long MeasureFrom { get; set; }
 
         public long Records => Interlocked.Read(ref _records);
 
@@ -190,7 +199,14 @@ namespace SharedLog.LoadTest
                 QueueBufferingMaxKbytes = 256 * 1024,
                 EnableIdempotence = false,
             };
-            using IProducer<Null, byte[]> producer = new ProducerBuilder<Null, byte[]>(config).Build();
+            var builder = new ProducerBuilder<Null, byte[]>(config);
+            if (options.StatsSeconds > 0)
+            {
+                config.StatisticsIntervalMs = options.StatsSeconds * 1000;
+                builder.SetStatisticsHandler((_, json) => ClientStats.Print(json));
+            }
+
+            using IProducer<Null, byte[]> producer = builder.Build();
             using var consumerStop = new CancellationTokenSource();
             var assigned = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             Task consumer = endToEnd ? Task.Run(() => ConsumeForLatency(options, report, assigned, consumerStop.Token)) : Task.CompletedTask;
@@ -208,6 +224,9 @@ namespace SharedLog.LoadTest
                 Random.Shared.NextBytes(payload);
             }
             var clock = Stopwatch.StartNew();
+            // Records sent before this timestamp are counted but their latency is not kept (--warmup).
+            long measureFrom = Stopwatch.GetTimestamp() + (long)(options.Warmup.TotalSeconds * Stopwatch.Frequency);
+            report.MeasureFrom = measureFrom;
             long sent = 0;
             long lastSecond = 0;
             long recordsAtLastSecond = 0;
@@ -236,7 +255,7 @@ namespace SharedLog.LoadTest
                         }
                         else if (!endToEnd)
                         {
-                            report.Record((long)Stopwatch.GetElapsedTime(start).TotalMicroseconds);
+                            report.Record(start >= measureFrom ? (long)Stopwatch.GetElapsedTime(start).TotalMicroseconds : -1);
                         }
                     });
                     sent++;
@@ -290,7 +309,7 @@ namespace SharedLog.LoadTest
                 if (result?.Message?.Value is { Length: >= 8 } value)
                 {
                     long sentAt = BitConverter.ToInt64(value);
-                    report.Record((long)Stopwatch.GetElapsedTime(sentAt).TotalMicroseconds);
+                    report.Record(sentAt >= report.MeasureFrom ? (long)Stopwatch.GetElapsedTime(sentAt).TotalMicroseconds : -1);
                 }
             }
         }

@@ -96,7 +96,7 @@ public sealed class BrokerHost : IAsyncDisposable
         services.AddSingleton(new AdvertisedListener());
         services.AddSingleton<Http.BrokerMetrics>();
         services.AddOpenTelemetry().WithMetrics(metrics => metrics
-            .AddMeter(Http.BrokerMetrics.MeterName, StorageMetrics.MeterName, ContractMetrics.MeterName)
+            .AddMeter(Http.BrokerMetrics.MeterName, StorageMetrics.MeterName, ContractMetrics.MeterName, "System.Runtime")
             .AddPrometheusExporter());
         services.AddSingleton<IWriteAheadLog>(sp => new FasterWriteAheadLog(wal, sp.GetRequiredService<ILogger<FasterWriteAheadLog>>()));
         // Object store: the local directory by default; "ObjectStore:Kind" = "s3" with an "S3" section for S3.

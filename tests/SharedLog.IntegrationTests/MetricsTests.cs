@@ -26,6 +26,9 @@ public class MetricsTests
         Assert.Contains("topic=\"metered\"", text, StringComparison.Ordinal);
         Assert.Contains("sharedlog_wal_commit_duration_milliseconds_bucket", text, StringComparison.Ordinal);
         Assert.Contains("sharedlog_upload_pending_bytes", text, StringComparison.Ordinal);
+        // The runtime's own meter: GC pauses and thread pool queueing explain latency the API histograms cannot.
+        Assert.Contains("dotnet_gc_pause_time_seconds_total", text, StringComparison.Ordinal);
+        Assert.Contains("dotnet_thread_pool_queue_length", text, StringComparison.Ordinal);
     }
 
     [Fact]
