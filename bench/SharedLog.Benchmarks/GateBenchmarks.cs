@@ -50,6 +50,9 @@ public class GateBenchmarks : IDisposable
     private IParsedSchema _avroParsed = null!;
     private byte[] _avroPayload = [];
     private readonly AvroPayloadCodec _avroCodec = new();
+    private IParsedSchema _jsonParsed = null!;
+    private byte[] _jsonPayload = [];
+    private readonly JsonPayloadCodec _jsonCodec = new();
 
     [GlobalSetup]
     public void Setup()
@@ -78,6 +81,7 @@ public class GateBenchmarks : IDisposable
         int rulesEnd = Rules.IndexOf("privacy:", StringComparison.Ordinal);
         _store.ApplyAsync("topic: gate-avro-schema\nclass: certified\nvalue:\n  subject: gate-avro-value\n", "bench", false, ContractGate.CompileProblems, CancellationToken.None).GetAwaiter().GetResult();
         _store.ApplyAsync($"topic: gate-avro-rules\nclass: certified\nvalue:\n  subject: gate-avro-value\n{Rules[..rulesEnd]}", "bench", false, ContractGate.CompileProblems, CancellationToken.None).GetAwaiter().GetResult();
+        _store.ApplyAsync($"topic: gate-json-rules\nclass: certified\nvalue:\n  subject: gate-json-value\n{Rules[..rulesEnd]}", "bench", false, ContractGate.CompileProblems, CancellationToken.None).GetAwaiter().GetResult();
         _store.ApplyAsync($"topic: gate-avro-redact\nclass: certified\nvalue:\n  subject: gate-avro-value\n{Rules.Replace("action: hash", "action: redact", StringComparison.Ordinal)}", "bench", false, ContractGate.CompileProblems, CancellationToken.None).GetAwaiter().GetResult();
         _metrics = new ContractMetrics();
         var codecs = new IPayloadCodec[] { new AvroPayloadCodec(), new JsonPayloadCodec(), new ProtobufPayloadCodec() };
@@ -100,6 +104,8 @@ public class GateBenchmarks : IDisposable
         _avroParsed = _registry.ParsedById(avroId)!;
         _avroPayload = avroPayload;
         _jsonBatch = Batch(jsonId, jsonPayload);
+        _jsonParsed = _registry.ParsedById(jsonId)!;
+        _jsonPayload = jsonPayload;
     }
 
     private static byte[] Batch(int schemaId, byte[] payload)
@@ -146,6 +152,22 @@ public class GateBenchmarks : IDisposable
 
     [Benchmark]
     public GateOutcome Json100Records() => Inspect("gate-json", _jsonBatch);
+
+    [Benchmark]
+    public GateOutcome JsonSchemaAndRules100Records() => Inspect("gate-json-rules", _jsonBatch);
+
+    [Benchmark]
+    public int JsonDecodeEncode100Records()
+    {
+        int total = 0;
+        for (int i = 0; i < 100; i++)
+        {
+            DecodedPayload decoded = _jsonCodec.Decode(_jsonParsed, _jsonPayload);
+            total += _jsonCodec.Encode(_jsonParsed, decoded).Length;
+        }
+
+        return total;
+    }
 
     private GateOutcome Inspect(string topic, byte[] batch)
     {
