@@ -53,6 +53,82 @@ public class BrokerNetworkTests
         }
     }
 
+    [Fact]
+    public async Task PipelinedProducesKeepRequestOrderAndLaterRequestsSeeThem()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.SendAsync(new CreateTopicsRequest { Topics = [new() { Name = "pipelined", NumPartitions = 2, ReplicationFactor = 1 }] }, 4, 1);
+        await client.ReceiveAsync(0);
+
+        // 40 produces sent back to back, 3 records per partition each, with a ListOffsets sent after the
+        // 20th: the produces overlap in the broker, but offsets follow request order and the ListOffsets
+        // sees exactly the 20 produces sent before it.
+        const int Requests = 40;
+        const int AskAfter = 20;
+        for (int i = 0; i < Requests; i++)
+        {
+            if (i == AskAfter)
+            {
+                await client.SendAsync(new ListOffsetsRequest { ReplicaId = -1, Topics = [new() { Name = "pipelined", Partitions = [new() { PartitionIndex = 0, Timestamp = -1 }, new() { PartitionIndex = 1, Timestamp = -1 }] }] }, 5, 1000);
+            }
+
+            var builders = new[] { new SharedLog.Protocol.Records.RecordBatchBuilder(1), new SharedLog.Protocol.Records.RecordBatchBuilder(1) };
+            for (int r = 0; r < 3; r++)
+            {
+                foreach (var builder in builders)
+                {
+                    builder.Add(null, System.Text.Encoding.UTF8.GetBytes($"{i}-{r}"), 1_700_000_000_000);
+                }
+            }
+
+            await client.SendAsync(
+                new ProduceRequest
+                {
+                    Acks = -1,
+                    TimeoutMs = 5000,
+                    TopicData = [new() { Name = "pipelined", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(builders[0].Build()) }, new() { Index = 1, Records = new System.Buffers.ReadOnlySequence<byte>(builders[1].Build()) }] }],
+                },
+                9,
+                10 + i);
+        }
+
+        for (int i = 0; i < Requests; i++)
+        {
+            if (i == AskAfter)
+            {
+                (int listCorrelation, byte[] listBody) = await client.ReceiveAsync(0);
+                Assert.Equal(1000, listCorrelation);
+                var offsets = new ListOffsetsResponse().ReadFrom(listBody, 5);
+                Assert.All(offsets.Topics.Single().Partitions, p => Assert.Equal(AskAfter * 3, p.Offset));
+            }
+
+            (int correlation, byte[] body) = await client.ReceiveAsync(1);
+            Assert.Equal(10 + i, correlation);
+            var response = new ProduceResponse().ReadFrom(body, 9);
+            Assert.All(response.Responses.Single().PartitionResponses, p =>
+            {
+                Assert.Equal(0, p.ErrorCode);
+                Assert.Equal(i * 3L, p.BaseOffset);
+            });
+        }
+
+        var config = new Confluent.Kafka.ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "pipelined-check", AutoOffsetReset = Confluent.Kafka.AutoOffsetReset.Earliest };
+        using Confluent.Kafka.IConsumer<Confluent.Kafka.Ignore, string> consumer = new Confluent.Kafka.ConsumerBuilder<Confluent.Kafka.Ignore, string>(config).Build();
+        consumer.Assign(new Confluent.Kafka.TopicPartitionOffset("pipelined", 1, 0));
+        var values = new List<string>();
+        DateTime deadline = DateTime.UtcNow.AddSeconds(30);
+        while (values.Count < Requests * 3 && DateTime.UtcNow < deadline)
+        {
+            if (consumer.Consume(TimeSpan.FromSeconds(1)) is { } result)
+            {
+                values.Add(result.Message.Value);
+            }
+        }
+
+        Assert.Equal(Enumerable.Range(0, Requests).SelectMany(i => Enumerable.Range(0, 3).Select(r => $"{i}-{r}")), values);
+    }
+
     [Theory]
     [InlineData(new byte[] { 0x7F, 0xFF, 0xFF, 0xFF })]                       // declares 2 GiB
     [InlineData(new byte[] { 0xFF, 0xFF, 0xFF, 0xFF })]                       // negative size

@@ -20,7 +20,25 @@ public interface IApiHandler
 }
 
 /// <summary>What a handler knows about the request besides its body.</summary>
-public sealed record RequestContext(RequestHeader Header, short Version, string ConnectionId, System.Net.EndPoint? RemoteEndPoint);
+public sealed record RequestContext(RequestHeader Header, short Version, string ConnectionId, System.Net.EndPoint? RemoteEndPoint)
+{
+    /// <summary>
+    /// Set for requests the connection may overlap with the next one (Produce): the handler calls
+    /// <see cref="OrderingPoint.Reached"/> once everything whose order matters is done (offsets assigned,
+    /// WAL entries queued), and the connection starts the next request while this one waits for durability.
+    /// </summary>
+    public OrderingPoint? Ordering { get; init; }
+}
+
+/// <summary>Completes when a pipelined request no longer needs to run before the next one.</summary>
+public sealed class OrderingPoint
+{
+    private readonly TaskCompletionSource _reached = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public Task Task => _reached.Task;
+
+    public void Reached() => _reached.TrySetResult();
+}
 
 /// <summary>The registered handlers, by API key.</summary>
 public sealed class HandlerRegistry

@@ -37,11 +37,13 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         var body = (ProduceRequest)request;
         var response = new ProduceResponse();
         bool validAcks = body.Acks is -1 or 0 or 1;
+        var work = new List<PartitionWork>();
         foreach (ProduceRequest.TopicProduceData topic in body.TopicData)
         {
             var topicResponse = new ProduceResponse.TopicProduceResponse { Name = topic.Name };
             response.Responses.Add(topicResponse);
             TopicMetadata? found = topics.Find(topic.Name);
+            ActiveContract? contract = found is null ? null : gate.ContractFor(topic.Name);
             foreach (ProduceRequest.PartitionProduceData partition in topic.PartitionData)
             {
                 var result = new ProduceResponse.PartitionProduceResponse { Index = partition.Index, BaseOffset = -1, LogAppendTimeMs = -1, LogStartOffset = -1 };
@@ -58,11 +60,57 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     continue;
                 }
 
-                await AppendAsync(found, found.Partitions[partition.Index].StreamId, partition, result, cancellationToken);
-                if (result.ErrorCode == 0)
+                var item = new PartitionWork(found, found.Partitions[partition.Index].StreamId, result, contract);
+                Check(item, partition.Records);
+                work.Add(item);
+            }
+        }
+
+        // The request's record bytes belong to the connection's buffer: nothing below may read them once
+        // the ordering point is reached, so every batch was copied or rebuilt by the checks above.
+        if (work.TrueForAll(static w => w.Accepted is null || w.Accepted.TrueForAll(static a => a.ProducerId < 0 && a.Quarantined.Count == 0)))
+        {
+            // Plain batches: queue every append now, in request order, so the next pipelined request
+            // may start, then wait for durability.
+            var appends = new List<(PartitionWork Item, int Batch, Task<long> Durable)>();
+            foreach (PartitionWork item in work)
+            {
+                for (int i = 0; item.Accepted is not null && i < item.Accepted.Count; i++)
                 {
-                    metrics.BytesIn(topic.Name, partition.Records?.Length ?? 0);
+                    Task<long> durable = StartAppend(item.StreamId, item.Accepted[i].Bytes, cancellationToken);
+                    appends.Add((item, i, durable));
+                    if (durable.IsFaulted)
+                    {
+                        // Refused before it got offsets (e.g. backpressure): the partition's later batches are not written either.
+                        break;
+                    }
                 }
+            }
+
+            context.Ordering?.Reached();
+            foreach ((PartitionWork item, int batch, Task<long> durable) in appends)
+            {
+                await CompleteAppendAsync(item, batch, durable);
+            }
+        }
+        else
+        {
+            // Idempotent or quarantining batches wait on producer state and quarantine writes: one partition after another.
+            foreach (PartitionWork item in work)
+            {
+                if (item.Accepted is not null)
+                {
+                    await AppendInOrderAsync(item, cancellationToken);
+                }
+            }
+        }
+
+        foreach (PartitionWork item in work)
+        {
+            if (item.Accepted is not null && item.Result.ErrorCode == 0)
+            {
+                item.Result.LogStartOffset = streams.Get(item.StreamId).LogStartOffset;
+                metrics.BytesIn(item.Topic.Name, item.RecordBytes);
             }
         }
 
@@ -77,18 +125,22 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         return body.Acks == 0 ? null : response;
     }
 
-    private async Task AppendAsync(TopicMetadata topic, long streamId, ProduceRequest.PartitionProduceData partition, ProduceResponse.PartitionProduceResponse result, CancellationToken cancellationToken)
+    /// <summary>CRC, size and control checks and the contract gate for one partition; sets <see cref="PartitionWork.Accepted"/> or an error.</summary>
+    private void Check(PartitionWork item, System.Buffers.ReadOnlySequence<byte>? partitionRecords)
     {
+        TopicMetadata topic = item.Topic;
+        ProduceResponse.PartitionProduceResponse result = item.Result;
+        ActiveContract? contract = item.Contract;
         int maxMessageBytes = int.Parse(TopicConfigs.Effective(topic.Configs, TopicConfigs.MaxMessageBytes), CultureInfo.InvariantCulture);
-        var accepted = new List<(byte[] Bytes, long ProducerId, short Epoch, int BaseSequence, int LastSequence, IReadOnlyList<QuarantinedRecord> Quarantined)>();
-        ActiveContract? contract = gate.ContractFor(topic.Name);
+        var accepted = new List<AcceptedBatch>();
         try
         {
-            if (partition.Records is not { Length: > 0 } records)
+            if (partitionRecords is not { Length: > 0 } records)
             {
                 throw new KafkaProtocolException("Produce request carries no records.", ErrorCode.InvalidRecord);
             }
 
+            item.RecordBytes = records.Length;
             var reader = new RecordBatchReader(records);
             while (reader.TryReadNext(out RecordBatch batch))
             {
@@ -139,7 +191,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     quarantined = verdict.Quarantined;
                 }
 
-                accepted.Add((bytes ?? batch.Data.ToArray(), batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, lastSequence, quarantined));
+                accepted.Add(new AcceptedBatch(bytes ?? batch.Data.ToArray(), batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, lastSequence, quarantined));
             }
         }
         catch (KafkaProtocolException e)
@@ -150,6 +202,73 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             return;
         }
 
+        item.Accepted = accepted;
+    }
+
+    /// <summary>Assigns offsets and queues the WAL entry now; the returned task completes when it is durable.</summary>
+    private Task<long> StartAppend(long streamId, byte[] bytes, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return streams.AppendAsync(streamId, bytes, cancellationToken).AsTask();
+        }
+        catch (Exception e)
+        {
+            return Task.FromException<long>(e);
+        }
+    }
+
+    /// <summary>Waits for one queued append and records its offset or error in the partition's response.</summary>
+    private static async Task CompleteAppendAsync(PartitionWork item, int batch, Task<long> durable)
+    {
+        try
+        {
+            long baseOffset = await durable;
+            if (batch == 0 && item.Result.ErrorCode == 0)
+            {
+                item.Result.BaseOffset = baseOffset;
+            }
+        }
+        catch (Exception e) when (e is StorageBackpressureException or WalUnavailableException or StreamNotOpenException or ArgumentException)
+        {
+            // The first failure of a partition is the one reported; a later batch of it fails the same way.
+            if (item.Result.ErrorCode == 0)
+            {
+                SetAppendError(item.Result, e);
+            }
+        }
+    }
+
+    private static void SetAppendError(ProduceResponse.PartitionProduceResponse result, Exception e)
+    {
+        switch (e)
+        {
+            case StorageBackpressureException:
+                // Retriable: the client backs off and retries while uploads catch up.
+                result.ErrorCode = (short)ErrorCode.KafkaStorageError;
+                result.ErrorMessage = e.Message;
+                break;
+            case WalUnavailableException:
+                result.ErrorCode = (short)ErrorCode.KafkaStorageError;
+                result.ErrorMessage = e.Message;
+                break;
+            case StreamNotOpenException:
+                result.ErrorCode = (short)ErrorCode.NotLeaderOrFollower;
+                break;
+            default:
+                result.ErrorCode = (short)ErrorCode.MessageTooLarge;
+                result.ErrorMessage = e.Message;
+                break;
+        }
+    }
+
+    /// <summary>Appends one partition's batches one after another, with idempotence checks and quarantine writes.</summary>
+    private async Task AppendInOrderAsync(PartitionWork item, CancellationToken cancellationToken)
+    {
+        TopicMetadata topic = item.Topic;
+        ProduceResponse.PartitionProduceResponse result = item.Result;
+        ActiveContract? contract = item.Contract;
+        List<AcceptedBatch> accepted = item.Accepted!;
         if (contract is not null && accepted.Exists(a => a.Quarantined.Count > 0))
         {
             try
@@ -171,8 +290,8 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             {
                 (byte[] bytes, long producerId, short epoch, int baseSequence, int lastSequence, IReadOnlyList<QuarantinedRecord> quarantined) = accepted[i];
                 (long baseOffset, bool retried) = producerId < 0
-                    ? (await streams.AppendAsync(streamId, bytes, cancellationToken), false)
-                    : await AppendIdempotentAsync(streamId, bytes, producerId, epoch, baseSequence, lastSequence, result, cancellationToken);
+                    ? (await streams.AppendAsync(item.StreamId, bytes, cancellationToken), false)
+                    : await AppendIdempotentAsync(item.StreamId, bytes, producerId, epoch, baseSequence, lastSequence, result, cancellationToken);
                 if (result.ErrorCode != 0)
                 {
                     return;
@@ -189,28 +308,10 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     await quarantine.WriteAsync(contract!, topic.Name, result.Index, baseOffset, quarantined, cancellationToken);
                 }
             }
-
-            result.LogStartOffset = streams.Get(streamId).LogStartOffset;
         }
-        catch (StorageBackpressureException e)
+        catch (Exception e) when (e is StorageBackpressureException or WalUnavailableException or StreamNotOpenException or ArgumentException)
         {
-            // Retriable: the client backs off and retries while uploads catch up.
-            result.ErrorCode = (short)ErrorCode.KafkaStorageError;
-            result.ErrorMessage = e.Message;
-        }
-        catch (WalUnavailableException e)
-        {
-            result.ErrorCode = (short)ErrorCode.KafkaStorageError;
-            result.ErrorMessage = e.Message;
-        }
-        catch (StreamNotOpenException)
-        {
-            result.ErrorCode = (short)ErrorCode.NotLeaderOrFollower;
-        }
-        catch (ArgumentException e)
-        {
-            result.ErrorCode = (short)ErrorCode.MessageTooLarge;
-            result.ErrorMessage = e.Message;
+            SetAppendError(result, e);
         }
     }
 
@@ -240,6 +341,26 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             state.Gate.Release();
         }
     }
+
+    /// <summary>One partition of a request: where it goes, what the checks accepted, and its response entry.</summary>
+    private sealed class PartitionWork(TopicMetadata topic, long streamId, ProduceResponse.PartitionProduceResponse result, ActiveContract? contract)
+    {
+        public TopicMetadata Topic { get; } = topic;
+
+        public long StreamId { get; } = streamId;
+
+        public ProduceResponse.PartitionProduceResponse Result { get; } = result;
+
+        public ActiveContract? Contract { get; } = contract;
+
+        /// <summary>Batches to append, in order; null when the checks refused the partition.</summary>
+        public List<AcceptedBatch>? Accepted { get; set; }
+
+        /// <summary>Size of the partition's records in the request, taken while the request's buffer is still ours.</summary>
+        public long RecordBytes { get; set; }
+    }
+
+    private readonly record struct AcceptedBatch(byte[] Bytes, long ProducerId, short Epoch, int BaseSequence, int LastSequence, IReadOnlyList<QuarantinedRecord> Quarantined);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Contract gate failed on a batch for {Topic}-{Partition}")]
     private static partial void LogGateFailed(ILogger logger, Exception error, string topic, int partition);

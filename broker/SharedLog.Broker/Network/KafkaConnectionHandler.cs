@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Pipelines;
+using System.Threading.Channels;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Options;
 using SharedLog.Broker.Handlers;
@@ -10,11 +11,14 @@ using SharedLog.Protocol.Messages;
 namespace SharedLog.Broker.Network;
 
 /// <summary>
-/// One Kafka client connection: reads size-prefixed frames from the pipe, answers each in order
-/// (pipelined requests are served one after another, so responses keep request order), and closes the
-/// connection on protocol violations, oversized frames and idleness. A frame's size is checked before
-/// any of it is buffered; the pipe's pause threshold applies backpressure to a client that sends faster
-/// than it is served.
+/// One Kafka client connection: reads size-prefixed frames from the pipe, answers each in request order,
+/// and closes the connection on protocol violations, oversized frames and idleness. A frame's size is
+/// checked before any of it is buffered; the pipe's pause threshold and a bounded queue of unanswered
+/// requests apply backpressure to a client that sends faster than it is served.
+/// Requests run one after another, as Kafka serves a connection, with one exception: a Produce lets
+/// the next Produce start once its appends are queued in offset order (its
+/// <see cref="RequestContext.Ordering"/> point), so pipelined produces share WAL group commits instead
+/// of each waiting for its own. A separate loop writes responses in request order as they complete.
 /// </summary>
 public sealed partial class KafkaConnectionHandler(
     HandlerRegistry registry,
@@ -25,12 +29,19 @@ public sealed partial class KafkaConnectionHandler(
 {
     private const int SizePrefix = 4;
 
+    private const int MaxUnansweredRequests = 64;
+
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
         BrokerOptions settings = options.Value;
         PipeReader input = connection.Transport.Input;
         PipeWriter output = connection.Transport.Output;
-        using var idle = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
+        // "stop" ends the connection (client gone, handler failure, closed output); "idle" adds the idle timeout.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+        var unanswered = Channel.CreateBounded<PendingResponse>(new BoundedChannelOptions(MaxUnansweredRequests) { SingleReader = true, SingleWriter = true });
+        var running = new List<Task>();
+        Task writer = WriteResponsesAsync(connection, unanswered.Reader, output, stop);
         LogConnected(logger, connection.ConnectionId, connection.RemoteEndPoint);
         try
         {
@@ -43,7 +54,7 @@ public sealed partial class KafkaConnectionHandler(
                 {
                     while (TryTakeFrame(ref buffer, settings.SocketRequestMaxBytes, out ReadOnlySequence<byte> frame))
                     {
-                        if (!await ServeAsync(connection, frame, output, idle.Token))
+                        if (!await ServeAsync(connection, frame, unanswered.Writer, running, idle.Token))
                         {
                             return;
                         }
@@ -60,7 +71,7 @@ public sealed partial class KafkaConnectionHandler(
                 }
             }
         }
-        catch (OperationCanceledException) when (!connection.ConnectionClosed.IsCancellationRequested)
+        catch (OperationCanceledException) when (!stop.IsCancellationRequested)
         {
             LogIdleClosed(logger, connection.ConnectionId, settings.ConnectionsMaxIdleMs);
         }
@@ -77,6 +88,9 @@ public sealed partial class KafkaConnectionHandler(
         }
         finally
         {
+            // Answer what was accepted before closing, as far as the connection still allows.
+            unanswered.Writer.TryComplete();
+            await writer;
             LogDisconnected(logger, connection.ConnectionId);
         }
     }
@@ -108,8 +122,8 @@ public sealed partial class KafkaConnectionHandler(
         return true;
     }
 
-    /// <summary>Answers one frame. Returns false when the connection must be closed.</summary>
-    private async ValueTask<bool> ServeAsync(ConnectionContext connection, ReadOnlySequence<byte> frame, PipeWriter output, CancellationToken cancellationToken)
+    /// <summary>Starts answering one frame and queues its response. Returns false when the connection must be closed.</summary>
+    private async ValueTask<bool> ServeAsync(ConnectionContext connection, ReadOnlySequence<byte> frame, ChannelWriter<PendingResponse> unanswered, List<Task> running, CancellationToken cancellationToken)
     {
         if (!RequestFrame.TryPeekApi(frame, out short rawKey, out short version) || frame.Length < 8)
         {
@@ -119,12 +133,12 @@ public sealed partial class KafkaConnectionHandler(
 
         int correlationId = ReadCorrelationId(frame);
         var apiKey = (ApiKey)rawKey;
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
         if (apiKey == ApiKey.ApiVersions && (version < apiVersions.MinVersion || version > apiVersions.MaxVersion))
         {
             // KIP-511: answer an unknown ApiVersions version at v0 so the client can pick one we know.
             LogUnsupportedVersion(logger, connection.ConnectionId, rawKey, version);
-            RequestFrame.WriteResponse(output, correlationId, apiVersions.BuildResponse(ErrorCode.UnsupportedVersion), 0);
-            await output.FlushAsync(cancellationToken);
+            await unanswered.WriteAsync(new PendingResponse(Task.FromResult<IApiMessage?>(apiVersions.BuildResponse(ErrorCode.UnsupportedVersion)), apiKey, correlationId, 0, started), cancellationToken);
             return true;
         }
 
@@ -148,37 +162,95 @@ public sealed partial class KafkaConnectionHandler(
             return false;
         }
 
-        IApiMessage? response;
-        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var context = new RequestContext(request.Header, version, connection.ConnectionId, connection.RemoteEndPoint);
+        Task<IApiMessage?> handling;
+        if (apiKey == ApiKey.Produce)
+        {
+            context = context with { Ordering = new OrderingPoint() };
+            handling = Start(handler, context, request.Body, cancellationToken);
+            await Task.WhenAny(context.Ordering.Task, handling);
+            running.RemoveAll(t => t.IsCompleted);
+            running.Add(handling);
+        }
+        else
+        {
+            // Other requests see every earlier request's effects, as when a connection is served one request at a time.
+            if (running.Count > 0)
+            {
+                await Task.WhenAll(running).ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                running.Clear();
+            }
+
+            handling = Start(handler, context, request.Body, cancellationToken);
+            await ((Task)handling).ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+
+        await unanswered.WriteAsync(new PendingResponse(handling, apiKey, correlationId, version, started), cancellationToken);
+        return true;
+    }
+
+    /// <summary>Runs a handler; an exception thrown before its first await becomes a failed task like any other.</summary>
+    private static Task<IApiMessage?> Start(IApiHandler handler, RequestContext context, IApiMessage body, CancellationToken cancellationToken)
+    {
         try
         {
-            var context = new RequestContext(request.Header, version, connection.ConnectionId, connection.RemoteEndPoint);
-            response = await handler.HandleAsync(context, request.Body, cancellationToken);
-        }
-        catch (OperationCanceledException)
-        {
-            throw;
+            return handler.HandleAsync(context, body, cancellationToken).AsTask();
         }
         catch (Exception e)
         {
-            // A handler bug must not take the broker down; the client sees a closed connection and retries.
-            LogHandlerFailed(logger, e, connection.ConnectionId, apiKey, version);
-            return false;
+            return Task.FromException<IApiMessage?>(e);
         }
+    }
 
-        if (response is not null)
+    /// <summary>Writes responses in request order as their handlers finish; closes the connection when a handler fails.</summary>
+    private async Task WriteResponsesAsync(ConnectionContext connection, ChannelReader<PendingResponse> unanswered, PipeWriter output, CancellationTokenSource closing)
+    {
+        try
         {
-            RequestFrame.WriteResponse(output, correlationId, response, version);
-            FlushResult flushed = await output.FlushAsync(cancellationToken);
-            if (flushed.IsCompleted)
+            await foreach (PendingResponse pending in unanswered.ReadAllAsync(CancellationToken.None))
             {
-                return false;
+                IApiMessage? response;
+                try
+                {
+                    response = await pending.Response;
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                catch (Exception e)
+                {
+                    // A handler bug must not take the broker down; the client sees a closed connection and retries.
+                    LogHandlerFailed(logger, e, connection.ConnectionId, pending.Api, pending.Version);
+                    return;
+                }
+
+                if (response is not null)
+                {
+                    RequestFrame.WriteResponse(output, pending.CorrelationId, response, pending.Version);
+                    FlushResult flushed = await output.FlushAsync(CancellationToken.None);
+                    if (flushed.IsCompleted || flushed.IsCanceled)
+                    {
+                        return;
+                    }
+                }
+
+                metrics.Request(pending.Api, System.Diagnostics.Stopwatch.GetElapsedTime(pending.Started).TotalMilliseconds);
             }
         }
-
-        metrics.Request(apiKey, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-        return true;
+        catch (Exception e) when (e is ConnectionResetException or ConnectionAbortedException or InvalidOperationException)
+        {
+            // The client went away while we were answering.
+        }
+        finally
+        {
+            // Stops the reading loop too if it is still running (handler failure or a closed output).
+            await closing.CancelAsync();
+        }
     }
+
+    /// <summary>A request whose response is still to be written, in the order the requests came.</summary>
+    private readonly record struct PendingResponse(Task<IApiMessage?> Response, ApiKey Api, int CorrelationId, short Version, long Started);
 
     private static int ReadCorrelationId(ReadOnlySequence<byte> frame)
     {
