@@ -238,9 +238,10 @@ public sealed partial class KafkaConnectionHandler(
                 metrics.Request(pending.Api, System.Diagnostics.Stopwatch.GetElapsedTime(pending.Started).TotalMilliseconds);
             }
         }
-        catch (Exception e) when (e is ConnectionResetException or ConnectionAbortedException or InvalidOperationException)
+        catch (Exception e) when (e is ConnectionResetException or ConnectionAbortedException or InvalidOperationException or ObjectDisposedException or IOException)
         {
             // The client went away while we were answering.
+            LogWriteStopped(logger, connection.ConnectionId, e.Message);
         }
         finally
         {
@@ -275,6 +276,9 @@ public sealed partial class KafkaConnectionHandler(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Connection {ConnectionId}: API key {ApiKey} version {Version} is not served")]
     private static partial void LogUnsupportedVersion(ILogger logger, string connectionId, short apiKey, short version);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Connection {ConnectionId}: responses stopped: {Reason}")]
+    private static partial void LogWriteStopped(ILogger logger, string connectionId, string reason);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Connection {ConnectionId}: {Api} v{Version} handler failed; closing the connection")]
     private static partial void LogHandlerFailed(ILogger logger, Exception exception, string connectionId, ApiKey api, short version);
