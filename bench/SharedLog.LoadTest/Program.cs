@@ -17,7 +17,7 @@ using SharedLog.LoadTest;
 // trip and queue latencies every S seconds, to tell broker time from client time).
 if (args.Length == 0 || args[0] is "-h" or "--help")
 {
-    Console.WriteLine("usage: SharedLog.LoadTest produce|consume|e2e --bootstrap HOST:PORT --topic TOPIC [options]; see the header of Program.cs or bench/README.md");
+    Console.WriteLine("usage: SharedLog.LoadTest produce|consume|e2e --bootstrap HOST:PORT --topic TOPIC [options]; see the header of Program.cs and the README section Benchmarks");
     return 2;
 }
 

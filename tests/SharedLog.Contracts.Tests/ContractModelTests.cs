@@ -150,4 +150,19 @@ public class ContractModelTests
         Assert.False(rewriter.Apply(numeric, "n", PrivacyAction.Hash, out string? refused));
         Assert.Contains("string or bytes", refused, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("a@example.com")]
+    [InlineData("Grüße, 東京 🙂")]
+    [InlineData(null)] // 2,000 characters: the long-value path
+    public void HashedStringsAreTheKeyedHmacSha256OfTheirUtf8InLowercaseHex(string? text)
+    {
+        // The hash must stay the same across releases, or hashed values stop joining: pin it to the definition.
+        text ??= new string('x', 1_000) + new string('é', 1_000);
+        byte[] key = "secret"u8.ToArray();
+        var record = new Dictionary<string, object?> { ["field"] = text };
+        Assert.True(new PrivacyRewriter(key).Apply(record, "field", PrivacyAction.Hash, out _));
+        string expected = Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData(key, System.Text.Encoding.UTF8.GetBytes(text)));
+        Assert.Equal(expected, record["field"]);
+    }
 }

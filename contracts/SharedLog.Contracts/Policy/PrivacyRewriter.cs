@@ -72,7 +72,7 @@ public sealed class PrivacyRewriter(byte[] hashKey)
         }
     }
 
-    private byte[] Hash(byte[] data)
+    private IncrementalHash ThreadHmac()
     {
         if (_threadHmac is not { } cached || !ReferenceEquals(cached.Owner, this))
         {
@@ -81,8 +81,39 @@ public sealed class PrivacyRewriter(byte[] hashKey)
             _threadHmac = cached;
         }
 
-        cached.Hmac.AppendData(data);
-        return cached.Hmac.GetHashAndReset();
+        return cached.Hmac;
+    }
+
+    private byte[] Hash(byte[] data)
+    {
+        IncrementalHash hmac = ThreadHmac();
+        hmac.AppendData(data);
+        return hmac.GetHashAndReset();
+    }
+
+    /// <summary>The lowercase hex HMAC of a string's UTF-8 bytes, without allocating anything but the result.</summary>
+    private string HashText(string text)
+    {
+        const int StackLimit = 512;
+        int maxBytes = Encoding.UTF8.GetMaxByteCount(text.Length);
+        byte[]? rented = maxBytes > StackLimit ? System.Buffers.ArrayPool<byte>.Shared.Rent(maxBytes) : null;
+        try
+        {
+            Span<byte> utf8 = rented is null ? stackalloc byte[StackLimit] : rented;
+            int length = Encoding.UTF8.GetBytes(text, utf8);
+            IncrementalHash hmac = ThreadHmac();
+            hmac.AppendData(utf8[..length]);
+            Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
+            hmac.GetHashAndReset(digest);
+            return Convert.ToHexStringLower(digest);
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
     }
 
     private bool Replace(object? value, PrivacyAction action, ref string? problem, out object? replaced)
@@ -98,7 +129,7 @@ public sealed class PrivacyRewriter(byte[] hashKey)
             switch (value)
             {
                 case string text:
-                    replaced = Convert.ToHexStringLower(Hash(Encoding.UTF8.GetBytes(text)));
+                    replaced = HashText(text);
                     return true;
                 case byte[] bytes:
                     replaced = Hash(bytes);
