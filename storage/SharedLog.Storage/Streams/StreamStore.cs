@@ -188,7 +188,8 @@ public sealed partial class StreamStore : IAsyncDisposable
     /// <summary>
     /// Appends one record batch (v2, already validated by the caller) and completes once it is durable in
     /// the WAL. The batch's base offset is rewritten to the offset assigned here; the array becomes the
-    /// store's and must not be changed afterwards. Returns the assigned base offset.
+    /// store's and must not be changed afterwards. Returns the assigned base offset. Cancellation counts
+    /// only before offsets are assigned; after that the call completes when the batch is durable.
     /// </summary>
     public async ValueTask<long> AppendAsync(long streamId, byte[] batch, CancellationToken cancellationToken = default)
     {
@@ -203,6 +204,7 @@ public sealed partial class StreamStore : IAsyncDisposable
             throw new StorageBackpressureException(pending, _options.MaxPendingUploadBytes);
         }
 
+        cancellationToken.ThrowIfCancellationRequested();
         StreamLog stream = Get(streamId);
         int recordCount = BatchHeader.LastOffsetDelta(batch) + 1;
         CachedBatch reserved;
@@ -215,8 +217,10 @@ public sealed partial class StreamStore : IAsyncDisposable
             }
 
             // Offsets are assigned and the WAL entry enqueued under one lock, so WAL order is offset order.
+            // From here the append is not cancellable: a caller that stops waiting (its client left) must not
+            // abandon an entry that is in the WAL and would close the partition for everyone.
             reserved = stream.Reserve(batch, recordCount, BatchHeader.FirstTimestamp(batch), BatchHeader.MaxTimestamp(batch));
-            durable = _wal.AppendAsync(streamId, reserved.BaseOffset, recordCount, batch, cancellationToken);
+            durable = _wal.AppendAsync(streamId, reserved.BaseOffset, recordCount, batch, CancellationToken.None);
         }
 
         Interlocked.Add(ref _pendingUploadBytes, batch.Length);

@@ -113,6 +113,25 @@ public sealed class StreamStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AnAppendWhoseCallerStopsWaitingStillLandsAndThePartitionKeepsServing()
+    {
+        // A producer that disconnects cancels its request. Before offsets are assigned that cancels the
+        // append; after, nothing: the batch has offsets and a WAL entry, so it lands and the partition keeps
+        // serving (it used to be abandoned, which closed the partition until a restart).
+        long stream = await CreateStreamAsync("cancelled");
+        using var gone = new CancellationTokenSource();
+        await gone.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => _engine.Streams.AppendAsync(stream, Batch(5, 9), gone.Token).AsTask());
+
+        using var leaving = new CancellationTokenSource();
+        Task<long> waiting = _engine.Streams.AppendAsync(stream, Batch(2, 1), leaving.Token).AsTask();
+        await leaving.CancelAsync();
+        Assert.Equal(2, await _engine.Streams.AppendAsync(stream, Batch(1, 2)));
+        Assert.Equal(0, await waiting);
+        Assert.Equal([(0L, 1), (1L, 1), (2L, 2)], await ReadAllAsync(stream, 0, 3));
+    }
+
+    [Fact]
     public async Task UploadedDataIsReadFromObjectsAfterEvictionAndTheWalIsTrimmed()
     {
         await _engine.DisposeAsync();
