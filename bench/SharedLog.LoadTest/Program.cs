@@ -9,7 +9,7 @@ using SharedLog.LoadTest;
 // address, so one run can target SharedLog and any other Kafka. Prints progress every second, a
 // summary (records/s, MB/s, latency p50/p99/p999), and writes a CSV and an SVG chart.
 //
-//   produce  --bootstrap H:P --topic T [--records N | --duration S] [--record-size B] [--rate R/s] [--acks all|1|0] [--compression none|gzip|snappy|lz4|zstd] [--partitions N (create the topic)] [--value-file F (send F's bytes as every value)]
+//   produce  --bootstrap H:P --topic T [--records N | --duration S] [--record-size B] [--rate R/s] [--acks all|1|0] [--compression none|gzip|snappy|lz4|zstd] [--partitions N (create the topic)] [--value-file F (send F's bytes as every value)] [--idempotence true|false (default false)]
 //   consume  --bootstrap H:P --topic T --records N [--consumers N (members of one group, one thread each)] [--partition-fetch-bytes B (max.partition.fetch.bytes, default 1 MiB as librdkafka)]
 //   e2e      --bootstrap H:P --topic T --rate R/s --duration S [--record-size B]
 // Common: --out DIR (default bench/results), --label NAME, --warmup S (produce and e2e: records sent in
@@ -66,7 +66,8 @@ namespace SharedLog.LoadTest
         int Consumers,
         int PartitionFetchBytes,
         int StatsSeconds,
-        TimeSpan Warmup)
+        TimeSpan Warmup,
+        bool Idempotence)
     {
         public static LoadOptions Parse(string[] args)
         {
@@ -100,7 +101,8 @@ namespace SharedLog.LoadTest
                 Int("consumers", 1),
                 Int("partition-fetch-bytes", 1024 * 1024),
                 Int("stats", 0),
-                TimeSpan.FromSeconds(double.Parse(Get("warmup", "0"), CultureInfo.InvariantCulture)));
+                TimeSpan.FromSeconds(double.Parse(Get("warmup", "0"), CultureInfo.InvariantCulture)),
+                bool.Parse(Get("idempotence", "false")));
         }
 
         public bool Done(long sent, Stopwatch clock) => Duration is { } d ? clock.Elapsed >= d : sent >= Records;
@@ -197,7 +199,7 @@ namespace SharedLog.LoadTest
                 LingerMs = options.Rate > 0 ? 1 : 5,
                 BatchSize = 1024 * 1024,
                 QueueBufferingMaxKbytes = 256 * 1024,
-                EnableIdempotence = false,
+                EnableIdempotence = options.Idempotence,
             };
             var builder = new ProducerBuilder<Null, byte[]>(config);
             if (options.StatsSeconds > 0)

@@ -54,15 +54,86 @@ public class IdempotentProducerTests
 
     private static async Task<ProduceResponse.PartitionProduceResponse> ProduceAsync(RawKafkaClient client, byte[] batch, int correlation)
     {
-        var request = new ProduceRequest
-        {
-            Acks = -1,
-            TimeoutMs = 5000,
-            TopicData = [new() { Name = "seq", PartitionData = [new() { Index = 0, Records = new ReadOnlySequence<byte>(batch) }] }],
-        };
-        await client.SendAsync(request, 9, correlation);
+        await client.SendAsync(ProduceOf("seq", batch), 9, correlation);
         (_, byte[] body) = await client.ReceiveAsync(1);
         return new ProduceResponse().ReadFrom(body, 9).Responses[0].PartitionResponses[0];
+    }
+
+    /// <summary>Creates a one-partition topic and gets a producer id (correlation ids 1 and 2).</summary>
+    private static async Task<InitProducerIdResponse> CreateTopicAndInitProducerAsync(RawKafkaClient client, string topic)
+    {
+        await client.SendAsync(new CreateTopicsRequest { Topics = [new() { Name = topic, NumPartitions = 1, ReplicationFactor = 1 }] }, 4, 1);
+        await client.ReceiveAsync(0);
+        await client.SendAsync(new InitProducerIdRequest { TransactionalId = null, TransactionTimeoutMs = 60000 }, 4, 2);
+        (_, byte[] initBody) = await client.ReceiveAsync(1);
+        var init = new InitProducerIdResponse().ReadFrom(initBody, 4);
+        Assert.Equal(0, init.ErrorCode);
+        Assert.True(init.ProducerId >= 0);
+        return init;
+    }
+
+    private static ProduceRequest ProduceOf(string topic, byte[] batch) => new()
+    {
+        Acks = -1,
+        TimeoutMs = 5000,
+        TopicData = [new() { Name = topic, PartitionData = [new() { Index = 0, Records = new ReadOnlySequence<byte>(batch) }] }],
+    };
+
+    [Fact]
+    public async Task PipelinedIdempotentProducesFollowTheirSequenceAndRetriesGetTheOriginalOffset()
+    {
+        // An idempotent producer pipelines (librdkafka and Java keep up to 5 requests in flight): the broker
+        // judges each batch's sequence as it queues it, before the one ahead is durable, so back-to-back
+        // batches must all be accepted in order, a retry sent while its original may still be committing gets
+        // the original's offset, and a gap is refused without disturbing the batches after it.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        InitProducerIdResponse init = await CreateTopicAndInitProducerAsync(client, "seqpipe");
+
+        const int Batches = 30;
+        var expected = new List<(int Correlation, short Error, long Offset)>();
+        int correlation = 100;
+        for (int i = 0; i < Batches; i++)
+        {
+            await client.SendAsync(ProduceOf("seqpipe", Batch(init.ProducerId, init.ProducerEpoch, 2 * i, 2)), 9, correlation);
+            expected.Add((correlation++, 0, 2L * i));
+            if (i == 9)
+            {
+                await client.SendAsync(ProduceOf("seqpipe", Batch(init.ProducerId, init.ProducerEpoch, 18, 2)), 9, correlation);
+                expected.Add((correlation++, 0, 18));
+            }
+
+            if (i == 19)
+            {
+                await client.SendAsync(ProduceOf("seqpipe", Batch(init.ProducerId, init.ProducerEpoch, 999, 1)), 9, correlation);
+                expected.Add((correlation++, (short)SharedLog.Protocol.ErrorCode.OutOfOrderSequenceNumber, -1));
+            }
+        }
+
+        foreach ((int sent, short error, long offset) in expected)
+        {
+            (int answered, byte[] body) = await client.ReceiveAsync(1);
+            Assert.Equal(sent, answered);
+            ProduceResponse.PartitionProduceResponse partition = new ProduceResponse().ReadFrom(body, 9).Responses[0].PartitionResponses[0];
+            Assert.Equal(error, partition.ErrorCode);
+            Assert.Equal(offset, partition.BaseOffset);
+        }
+
+        using IConsumer<Ignore, byte[]> consumer = new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "seqpipe" }).Build();
+        Assert.Equal(2 * Batches, consumer.QueryWatermarkOffsets(new TopicPartition("seqpipe", 0), Timeout).High.Value);
+        consumer.Assign(new TopicPartitionOffset("seqpipe", 0, 0));
+        var read = new List<(long Offset, byte Value)>();
+        DateTime deadline = DateTime.UtcNow + Timeout;
+        while (read.Count < 2 * Batches && DateTime.UtcNow < deadline)
+        {
+            if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { Message: { } m } result)
+            {
+                read.Add((result.Offset.Value, m.Value[0]));
+            }
+        }
+
+        // Each batch holds records valued 0 and 1, so the log is 0,1 repeated once per accepted batch: no retry written twice.
+        Assert.Equal(Enumerable.Range(0, 2 * Batches).Select(o => ((long)o, (byte)(o % 2))), read);
     }
 
     [Fact]
@@ -70,13 +141,7 @@ public class IdempotentProducerTests
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
-        await client.SendAsync(new CreateTopicsRequest { Topics = [new() { Name = "seq", NumPartitions = 1, ReplicationFactor = 1 }] }, 4, 1);
-        await client.ReceiveAsync(0);
-        await client.SendAsync(new InitProducerIdRequest { TransactionalId = null, TransactionTimeoutMs = 60000 }, 4, 2);
-        (_, byte[] initBody) = await client.ReceiveAsync(1);
-        var init = new InitProducerIdResponse().ReadFrom(initBody, 4);
-        Assert.Equal(0, init.ErrorCode);
-        Assert.True(init.ProducerId >= 0);
+        InitProducerIdResponse init = await CreateTopicAndInitProducerAsync(client, "seq");
 
         ProduceResponse.PartitionProduceResponse first = await ProduceAsync(client, Batch(init.ProducerId, init.ProducerEpoch, 0, 3), 3);
         Assert.Equal(0, first.ErrorCode);

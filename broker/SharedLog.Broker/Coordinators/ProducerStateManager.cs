@@ -71,22 +71,45 @@ public sealed class ProducerStateManager(IMetadataStore metadata) : IDisposable
         }
     }
 
-    /// <summary>Serializes idempotent appends to one partition, so check, append and record happen in order.</summary>
+    /// <summary>The idempotence state of one partition's producers.</summary>
     public PartitionProducers For(long streamId) => _partitions.GetOrAdd(streamId, _ => new PartitionProducers());
 
     public void Dispose() => _allocation.Dispose();
 
     public sealed class PartitionProducers
     {
+        private readonly Lock _sync = new();
         private readonly Dictionary<long, ProducerEntry> _producers = [];
 
-        public SemaphoreSlim Gate { get; } = new(1, 1);
+        /// <summary>
+        /// Judges a batch and, when it is new, starts its append and remembers it, all under one lock: per
+        /// producer, sequence order is then offset order, and the next batch (or a retry) may be judged while
+        /// this one is still being made durable. <paramref name="written"/> is the append's task, or for a
+        /// duplicate the original's (a retry that overtakes its original's commit waits for it); null when refused.
+        /// </summary>
+        public SequenceVerdict CheckAndAppend<TState>(long producerId, short epoch, int baseSequence, int lastSequence, TState state, Func<TState, Task<long>> append, out ErrorCode error, out Task<long>? written)
+        {
+            lock (_sync)
+            {
+                SequenceVerdict verdict = Check(producerId, epoch, baseSequence, lastSequence, out error, out written);
+                if (verdict == SequenceVerdict.Append)
+                {
+                    written = append(state);
+                    if (!written.IsFaulted)
+                    {
+                        // A task already failed was refused before it got offsets (backpressure, closed partition): nothing to remember.
+                        Record(producerId, epoch, baseSequence, lastSequence, written);
+                    }
+                }
 
-        /// <summary>Judges a batch; call under <see cref="Gate"/>. For duplicates, <paramref name="originalOffset"/> is where it was written.</summary>
-        public SequenceVerdict Check(long producerId, short epoch, int baseSequence, int lastSequence, out ErrorCode error, out long originalOffset)
+                return verdict;
+            }
+        }
+
+        private SequenceVerdict Check(long producerId, short epoch, int baseSequence, int lastSequence, out ErrorCode error, out Task<long>? original)
         {
             error = ErrorCode.None;
-            originalOffset = -1;
+            original = null;
             if (!_producers.TryGetValue(producerId, out ProducerEntry? entry))
             {
                 if (baseSequence == 0)
@@ -115,11 +138,11 @@ public sealed class ProducerStateManager(IMetadataStore metadata) : IDisposable
                 return SequenceVerdict.Reject;
             }
 
-            foreach ((int first, int last, long offset) in entry.Recent)
+            foreach ((int first, int last, Task<long> written) in entry.Recent)
             {
                 if (first == baseSequence && last == lastSequence)
                 {
-                    originalOffset = offset;
+                    original = written;
                     return SequenceVerdict.Duplicate;
                 }
             }
@@ -135,21 +158,15 @@ public sealed class ProducerStateManager(IMetadataStore metadata) : IDisposable
         }
 
         /// <summary>Producers that wrote to the partition: id, epoch, last sequence and when (DescribeProducers).</summary>
-        public async Task<IReadOnlyList<(long ProducerId, short Epoch, int LastSequence, long LastTimestamp)>> SnapshotAsync(CancellationToken cancellationToken)
+        public IReadOnlyList<(long ProducerId, short Epoch, int LastSequence, long LastTimestamp)> Snapshot()
         {
-            await Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-            try
+            lock (_sync)
             {
                 return [.. _producers.Select(p => (p.Key, p.Value.Epoch, p.Value.LastSequence, p.Value.LastTimestamp))];
             }
-            finally
-            {
-                Gate.Release();
-            }
         }
 
-        /// <summary>Records an appended batch; call under <see cref="Gate"/>.</summary>
-        public void Record(long producerId, short epoch, int baseSequence, int lastSequence, long baseOffset)
+        private void Record(long producerId, short epoch, int baseSequence, int lastSequence, Task<long> written)
         {
             if (!_producers.TryGetValue(producerId, out ProducerEntry? entry) || epoch > entry.Epoch)
             {
@@ -159,7 +176,7 @@ public sealed class ProducerStateManager(IMetadataStore metadata) : IDisposable
 
             entry.LastSequence = lastSequence;
             entry.LastTimestamp = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-            entry.Recent.Enqueue((baseSequence, lastSequence, baseOffset));
+            entry.Recent.Enqueue((baseSequence, lastSequence, written));
             while (entry.Recent.Count > RememberedBatches)
             {
                 entry.Recent.Dequeue();
@@ -174,7 +191,8 @@ public sealed class ProducerStateManager(IMetadataStore metadata) : IDisposable
 
             public long LastTimestamp { get; set; } = -1;
 
-            public Queue<(int First, int Last, long Offset)> Recent { get; } = new();
+            /// <summary>The last batches' sequence ranges and their appends (durable or still being committed).</summary>
+            public Queue<(int First, int Last, Task<long> Written)> Recent { get; } = new();
         }
     }
 }

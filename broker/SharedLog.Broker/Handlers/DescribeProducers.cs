@@ -17,7 +17,7 @@ public sealed class DescribeProducersHandler(TopicService topics, ProducerStateM
 
     public short MaxVersion => ApiMessages.HighestVersion(ApiKey.DescribeProducers);
 
-    public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
+    public ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
     {
         var body = (DescribeProducersRequest)request;
         var response = new DescribeProducersResponse();
@@ -36,7 +36,7 @@ public sealed class DescribeProducersHandler(TopicService topics, ProducerStateM
                     continue;
                 }
 
-                foreach ((long id, short epoch, int lastSequence, long lastTimestamp) in await producers.For(partition.StreamId).SnapshotAsync(cancellationToken))
+                foreach ((long id, short epoch, int lastSequence, long lastTimestamp) in producers.For(partition.StreamId).Snapshot())
                 {
                     result.ActiveProducers.Add(new DescribeProducersResponse.ProducerState
                     {
@@ -51,6 +51,6 @@ public sealed class DescribeProducersHandler(TopicService topics, ProducerStateM
             }
         }
 
-        return response;
+        return ValueTask.FromResult<IApiMessage?>(response);
     }
 }

@@ -3,9 +3,9 @@
 // max.message.bytes (MESSAGE_TOO_LARGE). Accepted batches get offsets assigned and are acknowledged
 // once durable in the WAL (acks=1 and acks=-1 mean the same here: there are no follower replicas;
 // acks=0 sends no response). Other acks values get INVALID_REQUIRED_ACKS. Idempotent batches (producer
-// id set, KIP-98) are checked against the producer's epoch and sequence: a retried batch is answered
-// with its original offset and not written twice; a gap gets OUT_OF_ORDER_SEQUENCE_NUMBER, an old epoch
-// INVALID_PRODUCER_EPOCH. Transactional batches are refused: transactions are not served yet.
+// id set, KIP-98) are checked against the producer's epoch and sequence as they are queued: a retried
+// batch is answered with its original offset and not written twice; a gap gets OUT_OF_ORDER_SEQUENCE_NUMBER,
+// an old epoch INVALID_PRODUCER_EPOCH. Transactional batches are refused: transactions are not served yet.
 // Topics with a data contract pass each batch through the contract gate after the CRC check and
 // before the WAL append: a rejected batch gets INVALID_RECORD with RecordErrors (v8+, KIP-467) naming
 // each bad record; a quarantining contract stores the good records in place (bad ones leave offset
@@ -68,16 +68,22 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
         // The request's record bytes belong to the connection's buffer: nothing below may read them once
         // the ordering point is reached, so every batch was copied or rebuilt by the checks above.
-        if (work.TrueForAll(static w => w.Accepted is null || w.Accepted.TrueForAll(static a => a.ProducerId < 0 && a.Quarantined.Count == 0)))
+        if (work.TrueForAll(static w => w.Accepted is null || w.Accepted.TrueForAll(static a => a.Quarantined.Count == 0)))
         {
-            // Plain batches: queue every append now, in request order, so the next pipelined request
-            // may start, then wait for durability.
+            // Queue every append now, in request order (idempotent ones judged against their producer's
+            // sequence as they are queued), so the next pipelined request may start, then wait for durability.
             var appends = new List<(PartitionWork Item, int Batch, Task<long> Durable)>();
             foreach (PartitionWork item in work)
             {
                 for (int i = 0; item.Accepted is not null && i < item.Accepted.Count; i++)
                 {
-                    Task<long> durable = StartAppend(item.StreamId, item.Accepted[i].Bytes, cancellationToken);
+                    Task<long>? durable = StartAppend(item, item.Accepted[i], out _, cancellationToken);
+                    if (durable is null)
+                    {
+                        // Refused by its sequence: the partition's later batches are not written either.
+                        break;
+                    }
+
                     appends.Add((item, i, durable));
                     if (durable.IsFaulted)
                     {
@@ -95,7 +101,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         }
         else
         {
-            // Idempotent or quarantining batches wait on producer state and quarantine writes: one partition after another.
+            // Quarantining batches wait on quarantine writes: one partition after another.
             foreach (PartitionWork item in work)
             {
                 if (item.Accepted is not null)
@@ -205,8 +211,41 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         item.Accepted = accepted;
     }
 
-    /// <summary>Assigns offsets and queues the WAL entry now; the returned task completes when it is durable.</summary>
-    private Task<long> StartAppend(long streamId, byte[] bytes, CancellationToken cancellationToken)
+    /// <summary>
+    /// Assigns offsets and queues the WAL entry now; the returned task completes when it is durable. An
+    /// idempotent batch is judged against its producer's sequence first: a retry gets its original's task
+    /// (<paramref name="retried"/>), a refused one null with the error set in the partition's response.
+    /// </summary>
+    private Task<long>? StartAppend(PartitionWork item, AcceptedBatch batch, out bool retried, CancellationToken cancellationToken)
+    {
+        retried = false;
+        if (batch.ProducerId < 0)
+        {
+            return StartAppend(streams, item.StreamId, batch.Bytes, cancellationToken);
+        }
+
+        ProducerStateManager.PartitionProducers state = producers.For(item.StreamId);
+        SequenceVerdict verdict = state.CheckAndAppend(
+            batch.ProducerId,
+            batch.Epoch,
+            batch.BaseSequence,
+            batch.LastSequence,
+            (streams, item.StreamId, batch.Bytes, cancellationToken),
+            static s => StartAppend(s.streams, s.StreamId, s.Bytes, s.cancellationToken),
+            out ErrorCode error,
+            out Task<long>? durable);
+        if (verdict == SequenceVerdict.Reject)
+        {
+            item.Result.ErrorCode = (short)error;
+            item.Result.ErrorMessage = $"Producer {batch.ProducerId} epoch {batch.Epoch}: batch with sequence {batch.BaseSequence} refused ({error}).";
+            return null;
+        }
+
+        retried = verdict == SequenceVerdict.Duplicate;
+        return durable;
+    }
+
+    private static Task<long> StartAppend(StreamStore streams, long streamId, byte[] bytes, CancellationToken cancellationToken)
     {
         try
         {
@@ -288,57 +327,28 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         {
             for (int i = 0; i < accepted.Count; i++)
             {
-                (byte[] bytes, long producerId, short epoch, int baseSequence, int lastSequence, IReadOnlyList<QuarantinedRecord> quarantined) = accepted[i];
-                (long baseOffset, bool retried) = producerId < 0
-                    ? (await streams.AppendAsync(item.StreamId, bytes, cancellationToken), false)
-                    : await AppendIdempotentAsync(item.StreamId, bytes, producerId, epoch, baseSequence, lastSequence, result, cancellationToken);
-                if (result.ErrorCode != 0)
+                Task<long>? durable = StartAppend(item, accepted[i], out bool retried, cancellationToken);
+                if (durable is null)
                 {
                     return;
                 }
 
+                long baseOffset = await durable;
                 if (i == 0)
                 {
                     result.BaseOffset = baseOffset;
                 }
 
                 // A retried idempotent batch was quarantined the first time; its records are there already.
-                if (quarantined.Count > 0 && !retried)
+                if (accepted[i].Quarantined.Count > 0 && !retried)
                 {
-                    await quarantine.WriteAsync(contract!, topic.Name, result.Index, baseOffset, quarantined, cancellationToken);
+                    await quarantine.WriteAsync(contract!, topic.Name, result.Index, baseOffset, accepted[i].Quarantined, cancellationToken);
                 }
             }
         }
         catch (Exception e) when (e is StorageBackpressureException or WalUnavailableException or StreamNotOpenException or ArgumentException)
         {
             SetAppendError(result, e);
-        }
-    }
-
-    /// <summary>Checks the batch's sequence, appends it unless it is a retry, and records it, all in partition order.</summary>
-    private async Task<(long BaseOffset, bool Retried)> AppendIdempotentAsync(long streamId, byte[] bytes, long producerId, short epoch, int baseSequence, int lastSequence, ProduceResponse.PartitionProduceResponse result, CancellationToken cancellationToken)
-    {
-        ProducerStateManager.PartitionProducers state = producers.For(streamId);
-        await state.Gate.WaitAsync(cancellationToken);
-        try
-        {
-            switch (state.Check(producerId, epoch, baseSequence, lastSequence, out ErrorCode error, out long originalOffset))
-            {
-                case SequenceVerdict.Duplicate:
-                    return (originalOffset, true);
-                case SequenceVerdict.Reject:
-                    result.ErrorCode = (short)error;
-                    result.ErrorMessage = $"Producer {producerId} epoch {epoch}: batch with sequence {baseSequence} refused ({error}).";
-                    return (-1, false);
-            }
-
-            long baseOffset = await streams.AppendAsync(streamId, bytes, cancellationToken);
-            state.Record(producerId, epoch, baseSequence, lastSequence, baseOffset);
-            return (baseOffset, false);
-        }
-        finally
-        {
-            state.Gate.Release();
         }
     }
 
