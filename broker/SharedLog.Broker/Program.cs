@@ -10,5 +10,6 @@ if (args.Length > 0 && args[0] == "contracts")
 await using BrokerHost broker = BrokerHost.Create(args);
 await broker.StartAsync();
 Console.WriteLine($"SharedLog broker listening for Kafka clients on {broker.BootstrapServers}" + (broker.HttpPort is { } http ? $", HTTP on port {http}" : string.Empty) + (broker.RegistryPort is { } registry ? $", schema registry on port {registry}" : string.Empty));
+Console.WriteLine($"GC: {(System.Runtime.GCSettings.IsServerGC ? "server" : "workstation")}, large object threshold {GC.GetConfigurationVariables().GetValueOrDefault("LOHThreshold")} bytes");
 await broker.WaitForShutdownAsync();
 return 0;

@@ -16,17 +16,24 @@ public partial class BrokerProcessTests
     [GeneratedRegex(@"listening for Kafka clients on (?<bootstrap>[0-9.]+:\d+)")]
     private static partial Regex ListeningLine();
 
+    [GeneratedRegex(@"^GC: (?<mode>\w+), large object threshold (?<threshold>\d+) bytes")]
+    private static partial Regex GcLine();
+
     private sealed class BrokerProcess : IDisposable
     {
         private readonly Process _process;
 
-        private BrokerProcess(Process process, string bootstrap)
+        private BrokerProcess(Process process, string bootstrap, string gcLine)
         {
             _process = process;
             Bootstrap = bootstrap;
+            GcSettings = gcLine;
         }
 
         public string Bootstrap { get; }
+
+        /// <summary>The broker's second startup line: GC mode and large object threshold.</summary>
+        public string GcSettings { get; }
 
         public static async Task<BrokerProcess> StartAsync(string dataDir)
         {
@@ -44,8 +51,9 @@ public partial class BrokerProcessTests
             {
                 if (ListeningLine().Match(line) is { Success: true } match)
                 {
+                    string gcLine = await process.StandardOutput.ReadLineAsync(timeout.Token) ?? string.Empty;
                     _ = process.StandardOutput.ReadToEndAsync();
-                    return new BrokerProcess(process, match.Groups["bootstrap"].Value);
+                    return new BrokerProcess(process, match.Groups["bootstrap"].Value, gcLine);
                 }
             }
 
@@ -114,6 +122,11 @@ public partial class BrokerProcessTests
             var acknowledged = new List<string>();
             using (BrokerProcess first = await BrokerProcess.StartAsync(dataDir))
             {
+                // The shipped runtime settings docs/configuration.md describes: server GC, .NET's default large object threshold.
+                Match gc = GcLine().Match(first.GcSettings);
+                Assert.True(gc.Success, first.GcSettings);
+                Assert.Equal("server", gc.Groups["mode"].Value);
+                Assert.Equal(85_000, int.Parse(gc.Groups["threshold"].Value, System.Globalization.CultureInfo.InvariantCulture));
                 acknowledged.AddRange(await ProduceAsync(first.Bootstrap, "durable", 0, 500));
                 first.Kill();
             }

@@ -137,7 +137,7 @@ public sealed partial class LocalDirectoryObjectStore : IObjectStore
     public async Task<byte[]> GetAsync(string key, CancellationToken cancellationToken = default)
     {
         using SafeFileHandle handle = Open(key);
-        byte[] data = new byte[RandomAccess.GetLength(handle)];
+        byte[] data = GC.AllocateUninitializedArray<byte>(checked((int)RandomAccess.GetLength(handle)));
         int total = 0;
         while (total < data.Length)
         {

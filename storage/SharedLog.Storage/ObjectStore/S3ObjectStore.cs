@@ -111,7 +111,7 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
     {
         if (data.Length < _options.MultipartThresholdBytes)
         {
-            using var body = new MemoryStream(data.ToArray(), writable: false);
+            using MemoryStream body = ReadOnlyStream(data);
             await _client.PutObjectAsync(new PutObjectRequest { BucketName = _options.Bucket, Key = key, InputStream = body, UseChunkEncoding = false, AutoCloseStream = false }, cancellationToken).ConfigureAwait(false);
             return 0;
         }
@@ -119,6 +119,12 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
         await PutMultipartAsync(key, data, cancellationToken).ConfigureAwait(false);
         return 0;
     });
+
+    /// <summary>A read-only stream over the bytes, without copying them when they live in an array (they do for every object built here).</summary>
+    private static MemoryStream ReadOnlyStream(ReadOnlyMemory<byte> data) =>
+        System.Runtime.InteropServices.MemoryMarshal.TryGetArray(data, out ArraySegment<byte> segment)
+            ? new MemoryStream(segment.Array!, segment.Offset, segment.Count, writable: false)
+            : new MemoryStream(data.ToArray(), writable: false);
 
     private async Task PutMultipartAsync(string key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
@@ -130,7 +136,7 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
             for (int offset = 0; offset < data.Length; offset += _options.PartSizeBytes, number++)
             {
                 int length = Math.Min(_options.PartSizeBytes, data.Length - offset);
-                using var part = new MemoryStream(data.Slice(offset, length).ToArray(), writable: false);
+                using MemoryStream part = ReadOnlyStream(data.Slice(offset, length));
                 UploadPartResponse uploaded = await _client.UploadPartAsync(new UploadPartRequest
                 {
                     BucketName = _options.Bucket,

@@ -107,7 +107,8 @@ public sealed class ObjectBuilder
     {
         IReadOnlyList<BlockIndexEntry> blocks = Blocks;
         int indexSize = ObjectFormat.IndexSize(blocks.Count);
-        var output = new byte[checked(_dataSize + indexSize + ObjectFormat.FooterSize)];
+        // Every byte is written below; not zeroing first matters for objects of many megabytes.
+        byte[] output = GC.AllocateUninitializedArray<byte>(checked((int)(_dataSize + indexSize + ObjectFormat.FooterSize)));
         int at = 0;
         foreach (ReadOnlyMemory<byte> batch in _batches)
         {

@@ -49,7 +49,8 @@ public static class ObjectReader
     /// </summary>
     public static async Task<byte[]> ReadRangeAsync(IObjectStore store, string key, long position, int length, CancellationToken cancellationToken = default)
     {
-        byte[] data = new byte[length];
+        // Filled by the read or refused below: no need to zero it first.
+        byte[] data = GC.AllocateUninitializedArray<byte>(length);
         int read = await store.GetRangeAsync(key, position, data, cancellationToken).ConfigureAwait(false);
         if (read != length)
         {
