@@ -54,6 +54,43 @@ public class BrokerNetworkTests
     }
 
     [Fact]
+    public async Task ProducersThatLeaveWhileTheirBatchIsCommittedDoNotCloseThePartition()
+    {
+        // Each client sends a produce and goes away at once, so its connection closes while the batch may
+        // be waiting for the WAL commit. That used to abandon the batch and close the partition for everyone
+        // (NOT_LEADER_OR_FOLLOWER until a restart); a real producer must still be served afterwards.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using (RawKafkaClient setup = await RawKafkaClient.ConnectAsync(broker.BootstrapServers))
+        {
+            await setup.SendAsync(new CreateTopicsRequest { Topics = [new() { Name = "leavers", NumPartitions = 1, ReplicationFactor = 1 }] }, 4, 1);
+            await setup.ReceiveAsync(0);
+        }
+
+        for (int i = 0; i < 50; i++)
+        {
+            using RawKafkaClient leaver = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+            var builder = new SharedLog.Protocol.Records.RecordBatchBuilder(1_700_000_000_000);
+            builder.Add(null, System.Text.Encoding.UTF8.GetBytes($"left-{i}"), 1_700_000_000_000);
+            await leaver.SendAsync(new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "leavers", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(builder.Build()) }] }] }, 9, 2);
+        }
+
+        using Confluent.Kafka.IProducer<Confluent.Kafka.Null, string> producer = new Confluent.Kafka.ProducerBuilder<Confluent.Kafka.Null, string>(new Confluent.Kafka.ProducerConfig { BootstrapServers = broker.BootstrapServers, Acks = Confluent.Kafka.Acks.All, MessageTimeoutMs = 15000 }).Build();
+        Confluent.Kafka.DeliveryResult<Confluent.Kafka.Null, string> stayed = await producer.ProduceAsync("leavers", new Confluent.Kafka.Message<Confluent.Kafka.Null, string> { Value = "stayed" });
+        Assert.Equal(Confluent.Kafka.PersistenceStatus.Persisted, stayed.Status);
+
+        using Confluent.Kafka.IConsumer<Confluent.Kafka.Ignore, string> consumer = new Confluent.Kafka.ConsumerBuilder<Confluent.Kafka.Ignore, string>(new Confluent.Kafka.ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "leavers-check" }).Build();
+        consumer.Assign(new Confluent.Kafka.TopicPartitionOffset("leavers", 0, stayed.Offset));
+        Confluent.Kafka.ConsumeResult<Confluent.Kafka.Ignore, string>? read = null;
+        DateTime deadline = DateTime.UtcNow.AddSeconds(30);
+        while (read is null && DateTime.UtcNow < deadline)
+        {
+            read = consumer.Consume(TimeSpan.FromSeconds(1));
+        }
+
+        Assert.Equal("stayed", read?.Message.Value);
+    }
+
+    [Fact]
     public async Task PipelinedProducesKeepRequestOrderAndLaterRequestsSeeThem()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
