@@ -238,6 +238,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         {
             item.Result.ErrorCode = (short)error;
             item.Result.ErrorMessage = $"Producer {batch.ProducerId} epoch {batch.Epoch}: batch with sequence {batch.BaseSequence} refused ({error}).";
+            LogRejected(logger, item.Topic.Name, item.Result.Index, error, item.Result.ErrorMessage);
             return null;
         }
 
