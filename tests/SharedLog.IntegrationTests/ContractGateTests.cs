@@ -125,6 +125,29 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task AnIdempotentProducerKeepsProducingAfterARejectedRecord()
+    {
+        // Java producers are idempotent by default: a batch the contract refuses is not written, so its
+        // sequence numbers are never recorded, and the producer's next batch must still be accepted.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
+        await RegisterPaymentSchemaAsync(registry, "idem-payments");
+        await ApplyAsync(broker, Contract("idem-payments", "reject"));
+        using IProducer<string, GenericRecord> producer = new ProducerBuilder<string, GenericRecord>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 5, Acks = Acks.All, EnableIdempotence = true })
+            .SetValueSerializer(new AvroSerializer<GenericRecord>(registry))
+            .Build();
+
+        Assert.Equal(PersistenceStatus.Persisted, (await producer.ProduceAsync("idem-payments", new Message<string, GenericRecord> { Key = "p1", Value = Payment("p1", 10, "EUR") })).Status);
+        ProduceException<string, GenericRecord> refused = await Assert.ThrowsAsync<ProduceException<string, GenericRecord>>(
+            () => producer.ProduceAsync("idem-payments", new Message<string, GenericRecord> { Key = "p2", Value = Payment("p2", -5, "EUR") }));
+        Assert.Equal(ErrorCode.InvalidRecord, refused.Error.Code);
+        Assert.Equal(PersistenceStatus.Persisted, (await producer.ProduceAsync("idem-payments", new Message<string, GenericRecord> { Key = "p3", Value = Payment("p3", 20, "USD") })).Status);
+
+        List<ConsumeResult<string, GenericRecord>> stored = ConsumeAll(broker, "idem-payments", 2, new AvroDeserializer<GenericRecord>(registry).AsSyncOverAsync());
+        Assert.Equal(["p1", "p3"], stored.Select(r => r.Message.Key));
+    }
+
+    [Fact]
     public async Task RecordErrorsNameEachBadRecordsIndex()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
