@@ -75,8 +75,8 @@ public class ContractGateTests
         return record;
     }
 
-    private static IProducer<string, GenericRecord> AvroProducer(BrokerFixture broker, ISchemaRegistryClient registry, int lingerMs = 5) =>
-        new ProducerBuilder<string, GenericRecord>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = lingerMs, Acks = Acks.All })
+    private static IProducer<string, GenericRecord> AvroProducer(BrokerFixture broker, ISchemaRegistryClient registry, int lingerMs = 5, bool idempotent = false) =>
+        new ProducerBuilder<string, GenericRecord>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = lingerMs, Acks = Acks.All, EnableIdempotence = idempotent })
             .SetValueSerializer(new AvroSerializer<GenericRecord>(registry))
             .Build();
 
@@ -133,9 +133,7 @@ public class ContractGateTests
         using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
         await RegisterPaymentSchemaAsync(registry, "idem-payments");
         await ApplyAsync(broker, Contract("idem-payments", "reject"));
-        using IProducer<string, GenericRecord> producer = new ProducerBuilder<string, GenericRecord>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 5, Acks = Acks.All, EnableIdempotence = true })
-            .SetValueSerializer(new AvroSerializer<GenericRecord>(registry))
-            .Build();
+        using IProducer<string, GenericRecord> producer = AvroProducer(broker, registry, idempotent: true);
 
         Assert.Equal(PersistenceStatus.Persisted, (await producer.ProduceAsync("idem-payments", new Message<string, GenericRecord> { Key = "p1", Value = Payment("p1", 10, "EUR") })).Status);
         ProduceException<string, GenericRecord> refused = await Assert.ThrowsAsync<ProduceException<string, GenericRecord>>(
