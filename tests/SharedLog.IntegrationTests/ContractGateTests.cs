@@ -102,13 +102,47 @@ public class ContractGateTests
     private static async Task RegisterPaymentSchemaAsync(CachedSchemaRegistryClient registry, string topic) =>
         await registry.RegisterSchemaAsync($"{topic}-value", new Schema(PaymentSchema, SchemaType.Avro));
 
+    /// <summary>A broker with the payment schema registered under the topic's subject and a contract applied: where most tests here start.</summary>
+    private sealed class PaymentsContract(BrokerFixture broker, CachedSchemaRegistryClient registry, JsonNode applied) : IAsyncDisposable
+    {
+        public BrokerFixture Broker { get; } = broker;
+
+        public CachedSchemaRegistryClient Registry { get; } = registry;
+
+        /// <summary>The contract API's answer to the apply.</summary>
+        public JsonNode Applied { get; } = applied;
+
+        public async ValueTask DisposeAsync()
+        {
+            Registry.Dispose();
+            await Broker.DisposeAsync();
+        }
+    }
+
+    private static async Task<PaymentsContract> StartWithPaymentsContractAsync(string topic, string contract)
+    {
+        BrokerFixture broker = await BrokerFixture.StartAsync();
+        var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
+        try
+        {
+            await RegisterPaymentSchemaAsync(registry, topic);
+            return new PaymentsContract(broker, registry, await ApplyAsync(broker, contract));
+        }
+        catch
+        {
+            registry.Dispose();
+            await broker.DisposeAsync();
+            throw;
+        }
+    }
+
     [Fact]
     public async Task RejectRefusesTheBatchNamingTheRuleAndValidRecordsLand()
     {
-        await using BrokerFixture broker = await BrokerFixture.StartAsync();
-        using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
-        await RegisterPaymentSchemaAsync(registry, "payments");
-        JsonNode applied = await ApplyAsync(broker, Contract("payments", "reject"));
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("payments", Contract("payments", "reject"));
+        BrokerFixture broker = setup.Broker;
+        CachedSchemaRegistryClient registry = setup.Registry;
+        JsonNode applied = setup.Applied;
         Assert.Equal(1, (int)applied["version"]!);
 
         using IProducer<string, GenericRecord> producer = AvroProducer(broker, registry);
@@ -129,10 +163,9 @@ public class ContractGateTests
     {
         // Java producers are idempotent by default: a batch the contract refuses is not written, so its
         // sequence numbers are never recorded, and the producer's next batch must still be accepted.
-        await using BrokerFixture broker = await BrokerFixture.StartAsync();
-        using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
-        await RegisterPaymentSchemaAsync(registry, "idem-payments");
-        await ApplyAsync(broker, Contract("idem-payments", "reject"));
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("idem-payments", Contract("idem-payments", "reject"));
+        BrokerFixture broker = setup.Broker;
+        CachedSchemaRegistryClient registry = setup.Registry;
         using IProducer<string, GenericRecord> producer = AvroProducer(broker, registry, idempotent: true);
 
         Assert.Equal(PersistenceStatus.Persisted, (await producer.ProduceAsync("idem-payments", new Message<string, GenericRecord> { Key = "p1", Value = Payment("p1", 10, "EUR") })).Status);
@@ -148,10 +181,9 @@ public class ContractGateTests
     [Fact]
     public async Task RecordErrorsNameEachBadRecordsIndex()
     {
-        await using BrokerFixture broker = await BrokerFixture.StartAsync();
-        using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
-        await RegisterPaymentSchemaAsync(registry, "indexed");
-        await ApplyAsync(broker, Contract("indexed", "reject"));
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("indexed", Contract("indexed", "reject"));
+        BrokerFixture broker = setup.Broker;
+        CachedSchemaRegistryClient registry = setup.Registry;
         int id = (await registry.GetLatestSchemaAsync("indexed-value")).Id;
         var serializer = new AvroSerializer<GenericRecord>(registry);
         async Task<byte[]> Serialize(GenericRecord record) => await serializer.SerializeAsync(record, new SerializationContext(Confluent.Kafka.MessageComponentType.Value, "indexed"));
@@ -188,10 +220,9 @@ public class ContractGateTests
     [Fact]
     public async Task QuarantineStoresGoodRecordsInPlaceAndBadOnesWithTheirReasons()
     {
-        await using BrokerFixture broker = await BrokerFixture.StartAsync();
-        using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
-        await RegisterPaymentSchemaAsync(registry, "orders");
-        await ApplyAsync(broker, Contract("orders", "quarantine"));
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("orders", Contract("orders", "quarantine"));
+        BrokerFixture broker = setup.Broker;
+        CachedSchemaRegistryClient registry = setup.Registry;
 
         // Serialized first (Confluent's Avro serializer is asynchronous, so concurrent ProduceAsync calls
         // may serialize out of order), then sent in order in one linger window: one batch in which
@@ -237,16 +268,15 @@ public class ContractGateTests
     [Fact]
     public async Task PrivacyPolicyMasksFieldsBeforeTheyAreStored()
     {
-        await using BrokerFixture broker = await BrokerFixture.StartAsync();
-        using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
-        await RegisterPaymentSchemaAsync(registry, "cards");
-        await ApplyAsync(broker, Contract("cards", "reject", """
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("cards", Contract("cards", "reject", """
             privacy:
               - field: card.number
                 action: hash
               - field: card.holder
                 action: redact
             """).Replace("class: certified", "class: sensitive", StringComparison.Ordinal));
+        BrokerFixture broker = setup.Broker;
+        CachedSchemaRegistryClient registry = setup.Registry;
 
         using (IProducer<string, GenericRecord> producer = AvroProducer(broker, registry))
         {
@@ -310,10 +340,9 @@ public class ContractGateTests
     [Fact]
     public async Task FlagKeepsEveryRecordAndMarksTheBadOnes()
     {
-        await using BrokerFixture broker = await BrokerFixture.StartAsync();
-        using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
-        await RegisterPaymentSchemaAsync(registry, "flagged");
-        await ApplyAsync(broker, Contract("flagged", "flag"));
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("flagged", Contract("flagged", "flag"));
+        BrokerFixture broker = setup.Broker;
+        CachedSchemaRegistryClient registry = setup.Registry;
         using (IProducer<string, GenericRecord> producer = AvroProducer(broker, registry))
         {
             await producer.ProduceAsync("flagged", new Message<string, GenericRecord> { Key = "f0", Value = Payment("f0", 1, "EUR") });
@@ -329,14 +358,13 @@ public class ContractGateTests
     [Fact]
     public async Task ObserveChangesNothingButTheMetrics()
     {
-        await using BrokerFixture broker = await BrokerFixture.StartAsync();
-        using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
-        await RegisterPaymentSchemaAsync(registry, "shadow");
-        await ApplyAsync(broker, Contract("shadow", "observe", """
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("shadow", Contract("shadow", "observe", """
             privacy:
               - field: card.number
                 action: redact
             """));
+        BrokerFixture broker = setup.Broker;
+        CachedSchemaRegistryClient registry = setup.Registry;
         var serializer = new AvroSerializer<GenericRecord>(registry);
         byte[] bad = await serializer.SerializeAsync(Payment("s1", -3, "EUR"), new SerializationContext(Confluent.Kafka.MessageComponentType.Value, "shadow"));
         using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers }).Build())
