@@ -84,6 +84,7 @@ public sealed class BrokerHost : IAsyncDisposable
         var options = new BrokerOptions();
         builder.Configuration.GetSection(BrokerOptions.Section).Bind(options);
         options.Validate();
+        RaiseThreadPoolMinimum(options.ResolvedThreadPoolMinThreads);
         string dataDir = Path.GetFullPath(options.DataDir);
         var wal = new WalOptions { Directory = Path.Combine(dataDir, "wal") };
         builder.Configuration.GetSection("Wal").Bind(wal);
@@ -196,6 +197,22 @@ public sealed class BrokerHost : IAsyncDisposable
 
         // Kestrel applies the listen callbacks while building; both are set by now.
         return new BrokerHost(app, kafka ?? throw new InvalidOperationException("Kafka listener not configured."), http, registry);
+    }
+
+    /// <summary>Raises (never lowers) the pool's minimum worker threads; see <see cref="BrokerOptions.ThreadPoolMinThreads"/>.</summary>
+    private static void RaiseThreadPoolMinimum(int workerThreads)
+    {
+        ThreadPool.GetMinThreads(out int currentWorkers, out int completionPortThreads);
+        if (currentWorkers < workerThreads && !ThreadPool.SetMinThreads(workerThreads, completionPortThreads))
+        {
+            throw new ArgumentException($"The thread pool refused a minimum of {workerThreads} worker threads (maximum {MaxWorkerThreads()}).");
+        }
+
+        static int MaxWorkerThreads()
+        {
+            ThreadPool.GetMaxThreads(out int workers, out _);
+            return workers;
+        }
     }
 
     public async Task StartAsync(CancellationToken cancellationToken = default)

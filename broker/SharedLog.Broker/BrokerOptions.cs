@@ -54,8 +54,25 @@ public sealed class BrokerOptions
     /// <summary>How often the enforcement summary goes to <c>_contract_audit</c> and quarantine ages are refreshed.</summary>
     public int ContractSummaryIntervalSeconds { get; set; } = 60;
 
+    /// <summary>
+    /// Worker threads the .NET thread pool creates without delay (<c>ThreadPool.SetMinThreads</c>);
+    /// 0 means the processor count plus 16. The WAL's device writes, object files, fsyncs and SQLite
+    /// block a pool thread while they run; with the runtime's default minimum (one per core) the pool
+    /// adds threads only slowly, so on a small machine one upload's fsyncs delay WAL commits and
+    /// responses by tens of milliseconds. Plays the role of Kafka's <c>num.io.threads</c>.
+    /// </summary>
+    public int ThreadPoolMinThreads { get; set; }
+
+    /// <summary>The minimum worker thread count to apply: <see cref="ThreadPoolMinThreads"/> or its default.</summary>
+    public int ResolvedThreadPoolMinThreads => ThreadPoolMinThreads > 0 ? ThreadPoolMinThreads : Environment.ProcessorCount + 16;
+
     public void Validate()
     {
+        if (ThreadPoolMinThreads is < 0 or > 4096)
+        {
+            throw new ArgumentException("ThreadPoolMinThreads must be between 0 (automatic) and 4096.");
+        }
+
         if (ContractSummaryIntervalSeconds < 1)
         {
             throw new ArgumentException("ContractSummaryIntervalSeconds must be at least 1.");

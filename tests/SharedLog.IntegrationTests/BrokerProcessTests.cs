@@ -16,7 +16,7 @@ public partial class BrokerProcessTests
     [GeneratedRegex(@"listening for Kafka clients on (?<bootstrap>[0-9.]+:\d+)")]
     private static partial Regex ListeningLine();
 
-    [GeneratedRegex(@"^GC: (?<mode>\w+), large object threshold (?<threshold>\d+) bytes")]
+    [GeneratedRegex(@"^GC: (?<mode>\w+), large object threshold (?<threshold>\d+) bytes; thread pool minimum (?<threads>\d+) worker threads")]
     private static partial Regex GcLine();
 
     private sealed class BrokerProcess : IDisposable
@@ -32,7 +32,7 @@ public partial class BrokerProcessTests
 
         public string Bootstrap { get; }
 
-        /// <summary>The broker's second startup line: GC mode and large object threshold.</summary>
+        /// <summary>The broker's second startup line: GC mode, large object threshold and thread pool minimum.</summary>
         public string GcSettings { get; }
 
         public static async Task<BrokerProcess> StartAsync(string dataDir)
@@ -127,6 +127,9 @@ public partial class BrokerProcessTests
                 Assert.True(gc.Success, first.GcSettings);
                 Assert.Equal("server", gc.Groups["mode"].Value);
                 Assert.Equal(85_000, int.Parse(gc.Groups["threshold"].Value, System.Globalization.CultureInfo.InvariantCulture));
+
+                // The default pool minimum leaves room for threads blocked in fsyncs and SQLite (BrokerOptions.ThreadPoolMinThreads).
+                Assert.Equal(Environment.ProcessorCount + 16, int.Parse(gc.Groups["threads"].Value, System.Globalization.CultureInfo.InvariantCulture));
                 acknowledged.AddRange(await ProduceAsync(first.Bootstrap, "durable", 0, 500));
                 first.Kill();
             }
