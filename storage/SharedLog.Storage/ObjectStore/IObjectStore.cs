@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace SharedLog.Storage.ObjectStore;
 
 /// <summary>
@@ -6,8 +8,11 @@ namespace SharedLog.Storage.ObjectStore;
 /// </summary>
 public interface IObjectStore
 {
-    /// <summary>Stores the object; once this completes it is durable and visible to every reader.</summary>
-    Task PutAsync(string key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default);
+    /// <summary>
+    /// Stores the object; once this completes it is durable and visible to every reader. The bytes may be
+    /// several pieces (an object is written from the cached batches it holds, without joining them first).
+    /// </summary>
+    Task PutAsync(string key, ReadOnlySequence<byte> data, CancellationToken cancellationToken = default);
 
     /// <summary>Reads <paramref name="destination"/>.Length bytes starting at <paramref name="offset"/>; fewer only at the end of the object.</summary>
     Task<int> GetRangeAsync(string key, long offset, Memory<byte> destination, CancellationToken cancellationToken = default);
@@ -23,6 +28,13 @@ public interface IObjectStore
 
     /// <summary>Deletes the objects; keys that do not exist are not an error.</summary>
     Task DeleteAsync(IReadOnlyCollection<string> keys, CancellationToken cancellationToken = default);
+}
+
+public static class ObjectStoreExtensions
+{
+    /// <summary>Stores an object held in one piece of memory.</summary>
+    public static Task PutAsync(this IObjectStore store, string key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default) =>
+        store.PutAsync(key, new ReadOnlySequence<byte>(data), cancellationToken);
 }
 
 public sealed record ObjectInfo(string Key, long Size, DateTimeOffset LastModified);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net;
 using System.Runtime.CompilerServices;
 using Amazon.Runtime;
@@ -107,11 +108,11 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
         return 0;
     });
 
-    public Task PutAsync(string key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default) => GuardAsync($"put {key}", async () =>
+    public Task PutAsync(string key, ReadOnlySequence<byte> data, CancellationToken cancellationToken = default) => GuardAsync($"put {key}", async () =>
     {
         if (data.Length < _options.MultipartThresholdBytes)
         {
-            using MemoryStream body = ReadOnlyStream(data);
+            using var body = new ReadOnlySequenceStream(data);
             await _client.PutObjectAsync(new PutObjectRequest { BucketName = _options.Bucket, Key = key, InputStream = body, UseChunkEncoding = false, AutoCloseStream = false }, cancellationToken).ConfigureAwait(false);
             return 0;
         }
@@ -120,23 +121,17 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
         return 0;
     });
 
-    /// <summary>A read-only stream over the bytes, without copying them when they live in an array (they do for every object built here).</summary>
-    private static MemoryStream ReadOnlyStream(ReadOnlyMemory<byte> data) =>
-        System.Runtime.InteropServices.MemoryMarshal.TryGetArray(data, out ArraySegment<byte> segment)
-            ? new MemoryStream(segment.Array!, segment.Offset, segment.Count, writable: false)
-            : new MemoryStream(data.ToArray(), writable: false);
-
-    private async Task PutMultipartAsync(string key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    private async Task PutMultipartAsync(string key, ReadOnlySequence<byte> data, CancellationToken cancellationToken)
     {
         InitiateMultipartUploadResponse upload = await _client.InitiateMultipartUploadAsync(new InitiateMultipartUploadRequest { BucketName = _options.Bucket, Key = key }, cancellationToken).ConfigureAwait(false);
         try
         {
             var parts = new List<PartETag>();
             int number = 1;
-            for (int offset = 0; offset < data.Length; offset += _options.PartSizeBytes, number++)
+            for (long offset = 0; offset < data.Length; offset += _options.PartSizeBytes, number++)
             {
-                int length = Math.Min(_options.PartSizeBytes, data.Length - offset);
-                using MemoryStream part = ReadOnlyStream(data.Slice(offset, length));
+                int length = (int)Math.Min(_options.PartSizeBytes, data.Length - offset);
+                using var part = new ReadOnlySequenceStream(data.Slice(offset, length));
                 UploadPartResponse uploaded = await _client.UploadPartAsync(new UploadPartRequest
                 {
                     BucketName = _options.Bucket,

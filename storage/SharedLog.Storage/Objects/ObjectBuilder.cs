@@ -1,3 +1,6 @@
+using System.Buffers;
+using SharedLog.Protocol;
+
 namespace SharedLog.Storage.Objects;
 
 /// <summary>
@@ -103,22 +106,25 @@ public sealed class ObjectBuilder
     /// <summary>The blocks so far, the open one included.</summary>
     public IReadOnlyList<BlockIndexEntry> Blocks => _open is { } open ? [.. _blocks, open] : _blocks;
 
-    public byte[] Build()
+    /// <summary>
+    /// The object as pieces: the added batches and blocks themselves, not copied, then the index and
+    /// footer. Uploads write these pieces directly, so building an object allocates only its index
+    /// instead of one array of the object's size (megabytes, on the large object heap).
+    /// </summary>
+    public ReadOnlySequence<byte> BuildParts()
     {
         IReadOnlyList<BlockIndexEntry> blocks = Blocks;
         int indexSize = ObjectFormat.IndexSize(blocks.Count);
-        // Every byte is written below; not zeroing first matters for objects of many megabytes.
-        byte[] output = GC.AllocateUninitializedArray<byte>(checked((int)(_dataSize + indexSize + ObjectFormat.FooterSize)));
-        int at = 0;
-        foreach (ReadOnlyMemory<byte> batch in _batches)
-        {
-            batch.Span.CopyTo(output.AsSpan(at));
-            at += batch.Length;
-        }
-
-        Span<byte> index = output.AsSpan(at, indexSize);
+        byte[] tail = new byte[indexSize + ObjectFormat.FooterSize];
+        Span<byte> index = tail.AsSpan(0, indexSize);
         ObjectFormat.WriteIndex(index, blocks);
-        ObjectFormat.WriteFooter(output.AsSpan(at + indexSize, ObjectFormat.FooterSize), at, index, _kind);
-        return output;
+        ObjectFormat.WriteFooter(tail.AsSpan(indexSize), _dataSize, index, _kind);
+        var pieces = new List<ReadOnlyMemory<byte>>(_batches.Count + 1);
+        pieces.AddRange(_batches);
+        pieces.Add(tail);
+        return MemorySequence.Join(pieces);
     }
+
+    /// <summary>The object in one array.</summary>
+    public byte[] Build() => BuildParts().ToArray();
 }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using SharedLog.Storage.Metadata;
@@ -295,7 +296,7 @@ public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore
             return null;
         }
 
-        byte[] output = builder.Build();
+        ReadOnlySequence<byte> output = builder.BuildParts();
         IReadOnlyList<BlockIndexEntry> written = builder.Blocks;
         var range = new ObjectRange(
             group.StreamId, epoch, written[0].StartOffset, written[^1].EndOffset, 0, builder.DataSize, written.Min(b => b.FirstTimestamp), written.Max(b => b.MaxTimestamp));

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -543,7 +544,7 @@ public sealed partial class StreamStore : IAsyncDisposable
 
     private async Task PutAndCommitAsync(ObjectBuilder builder, List<(StreamLog Stream, List<CachedBatch> Batches)> included, CancellationToken cancellationToken)
     {
-        byte[] data = builder.Build();
+        ReadOnlySequence<byte> data = builder.BuildParts();
         PreparedObject prepared = await _metadata.PrepareObjectAsync(_options.ObjectKeyPrefix, cancellationToken).ConfigureAwait(false);
         await _objects.PutAsync(prepared.Key, data, cancellationToken).ConfigureAwait(false);
 

@@ -72,6 +72,18 @@ public sealed class S3ObjectStoreTests : IClassFixture<S3rverFixture>
         Assert.Equal(data.AsSpan(250 * 1024, slice.Length).ToArray(), slice);
     }
 
+    [Theory]
+    [InlineData(40)] // about 60 KB: one PUT
+    [InlineData(300)] // about 450 KB: parts of 100 KB that start and end inside pieces
+    public async Task ObjectsInManyPiecesGoUpWhole(int pieceCount)
+    {
+        using S3ObjectStore store = Store();
+        string key = $"pieces-{Guid.NewGuid():N}";
+        (System.Buffers.ReadOnlySequence<byte> pieces, byte[] whole) = ObjectPieces.Make(pieceCount, 3001, seed: pieceCount);
+        await store.PutAsync(key, pieces);
+        Assert.Equal(whole, await store.GetAsync(key));
+    }
+
     [Fact]
     public async Task ListingPagesPastAThousandKeys()
     {

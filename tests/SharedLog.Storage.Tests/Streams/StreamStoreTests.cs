@@ -286,7 +286,7 @@ public sealed class StreamStoreTests : IAsyncLifetime
         {
             private IObjectStore Inner => owner.Available ? owner._inner : throw new ObjectStoreUnavailableException("object store switched off by the test");
 
-            public Task PutAsync(string key, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
+            public Task PutAsync(string key, System.Buffers.ReadOnlySequence<byte> data, CancellationToken cancellationToken = default)
             {
                 if (!owner.Available)
                 {
