@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using SharedLog.Protocol;
+using SharedLog.Storage;
 
 namespace SharedLog.Broker.Http;
 
@@ -27,7 +28,7 @@ public sealed class BrokerMetrics : IDisposable
     public BrokerMetrics()
     {
         _requests = _meter.CreateCounter<long>("sharedlog.requests", description: "Kafka requests served, by API");
-        _requestLatency = _meter.CreateHistogram<double>("sharedlog.request.duration", unit: "ms", description: "Time from the broker taking a request's frame to writing its response, by API");
+        _requestLatency = _meter.CreateHistogram("sharedlog.request.duration", unit: "ms", description: "Time from the broker taking a request's frame to writing its response, by API", tags: null, advice: StorageMetrics.LatencyBuckets);
         _partitionErrors = _meter.CreateCounter<long>("sharedlog.partition.errors", description: "Per-partition error codes returned, by API and error");
         _bytesIn = _meter.CreateCounter<long>("sharedlog.bytes.in", unit: "By", description: "Record bytes appended, by topic");
         _bytesOut = _meter.CreateCounter<long>("sharedlog.bytes.out", unit: "By", description: "Record bytes fetched, by topic");
