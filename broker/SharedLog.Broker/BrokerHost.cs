@@ -28,7 +28,7 @@ namespace SharedLog.Broker;
 /// and, in-process on free ports, by the integration tests. Storage is ready before the listener
 /// opens, and is shut down after the listener has drained.
 /// </summary>
-public sealed class BrokerHost : IAsyncDisposable
+public sealed partial class BrokerHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly ListenOptions _kafkaListener;
@@ -39,6 +39,7 @@ public sealed class BrokerHost : IAsyncDisposable
     private Task _compactor = Task.CompletedTask;
     private Task _summaries = Task.CompletedTask;
     private Task _quarantineAges = Task.CompletedTask;
+    private Task _producerSnapshots = Task.CompletedTask;
     private bool _started;
     private bool _disposed;
 
@@ -235,6 +236,8 @@ public sealed class BrokerHost : IAsyncDisposable
         TimeSpan summaryInterval = TimeSpan.FromSeconds(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.ContractSummaryIntervalSeconds);
         _summaries = sp.GetRequiredService<EnforcementSummaryWriter>().RunAsync(summaryInterval, _stopping.Token);
         _quarantineAges = RefreshQuarantineAgesAsync(sp.GetRequiredService<QuarantineWriter>(), summaryInterval, _stopping.Token);
+        _producerSnapshots = sp.GetRequiredService<ProducerStateManager>().RunSnapshotsAsync(
+            TimeSpan.FromMilliseconds(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.ProducerSnapshotIntervalMs), _stopping.Token);
         StorageOptions storage = sp.GetRequiredService<StreamStore>().Options;
         _janitor = sp.GetRequiredService<ObjectJanitor>().RunAsync(storage.CleanupInterval, _stopping.Token);
         _compactor = sp.GetRequiredService<ObjectCompactor>().RunAsync(storage.CompactionInterval, _stopping.Token);
@@ -272,9 +275,20 @@ public sealed class BrokerHost : IAsyncDisposable
         await _compactor;
         await _summaries;
         await _quarantineAges;
+        await _producerSnapshots;
         _stopping.Dispose();
         IServiceProvider sp = _app.Services;
         StreamStore streams = sp.GetRequiredService<StreamStore>();
+        try
+        {
+            // Requests are done: the last snapshot makes the next start replay nothing.
+            await sp.GetRequiredService<ProducerStateManager>().SnapshotAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        catch (Exception e)
+        {
+            LogShutdownSnapshotFailed(sp.GetRequiredService<ILogger<BrokerHost>>(), e);
+        }
+
         try
         {
             // Best effort: whatever is not uploaded now stays in the WAL and is uploaded after restart.
@@ -341,4 +355,7 @@ public sealed class BrokerHost : IAsyncDisposable
         await StopAsync();
         await _app.DisposeAsync();
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Producer state snapshot at shutdown failed; the next start replays the log from the previous snapshot")]
+    private static partial void LogShutdownSnapshotFailed(ILogger logger, Exception exception);
 }

@@ -55,6 +55,13 @@ public sealed class BrokerOptions
     public int ContractSummaryIntervalSeconds { get; set; } = 60;
 
     /// <summary>
+    /// How often the idempotent producer state of partitions that changed is saved to the metadata store.
+    /// After a restart or leader change a partition replays its log from its last snapshot, so this bounds
+    /// the replay to about this many seconds of data.
+    /// </summary>
+    public int ProducerSnapshotIntervalMs { get; set; } = 5000;
+
+    /// <summary>
     /// Worker threads the .NET thread pool creates without delay (<c>ThreadPool.SetMinThreads</c>);
     /// 0 means the processor count plus 16. The WAL's device writes, object files, fsyncs and SQLite
     /// block a pool thread while they run; with the runtime's default minimum (one per core) the pool
@@ -68,6 +75,11 @@ public sealed class BrokerOptions
 
     public void Validate()
     {
+        if (ProducerSnapshotIntervalMs < 100)
+        {
+            throw new ArgumentException("ProducerSnapshotIntervalMs must be at least 100.");
+        }
+
         if (ThreadPoolMinThreads is < 0 or > 4096)
         {
             throw new ArgumentException("ThreadPoolMinThreads must be between 0 (automatic) and 4096.");

@@ -19,7 +19,7 @@ public partial class BrokerProcessTests
     [GeneratedRegex(@"^GC: (?<mode>\w+), large object threshold (?<threshold>\d+) bytes; thread pool minimum (?<threads>\d+) worker threads")]
     private static partial Regex GcLine();
 
-    private sealed class BrokerProcess : IDisposable
+    internal sealed class BrokerProcess : IDisposable
     {
         private readonly Process _process;
 
@@ -35,11 +35,11 @@ public partial class BrokerProcessTests
         /// <summary>The broker's second startup line: GC mode, large object threshold and thread pool minimum.</summary>
         public string GcSettings { get; }
 
-        public static async Task<BrokerProcess> StartAsync(string dataDir)
+        public static async Task<BrokerProcess> StartAsync(string dataDir, params string[] extraArguments)
         {
             string dll = Path.Combine(AppContext.BaseDirectory, "SharedLog.Broker.dll");
             var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (string arg in new[] { dll, "--port", "0", "--http-port", "-1", "--registry-port", "-1", "--data-dir", dataDir, "--host", "127.0.0.1" })
+            foreach (string arg in new[] { dll, "--port", "0", "--http-port", "-1", "--registry-port", "-1", "--data-dir", dataDir, "--host", "127.0.0.1" }.Concat(extraArguments))
             {
                 start.ArgumentList.Add(arg);
             }
@@ -51,7 +51,17 @@ public partial class BrokerProcessTests
             {
                 if (ListeningLine().Match(line) is { Success: true } match)
                 {
-                    string gcLine = await process.StandardOutput.ReadLineAsync(timeout.Token) ?? string.Empty;
+                    // The next line of Program.cs; log lines written by the console logger's own thread may come first.
+                    string gcLine = string.Empty;
+                    while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } next)
+                    {
+                        if (next.StartsWith("GC: ", StringComparison.Ordinal))
+                        {
+                            gcLine = next;
+                            break;
+                        }
+                    }
+
                     _ = process.StandardOutput.ReadToEndAsync();
                     return new BrokerProcess(process, match.Groups["bootstrap"].Value, gcLine);
                 }

@@ -68,9 +68,12 @@ public class IdempotentProducerTests
         return builder.Build();
     }
 
-    private static async Task<ProduceResponse.PartitionProduceResponse> ProduceAsync(RawKafkaClient client, byte[] batch, int correlation)
+    private static Task<ProduceResponse.PartitionProduceResponse> ProduceAsync(RawKafkaClient client, byte[] batch, int correlation) =>
+        ProduceAsync(client, "seq", batch, correlation);
+
+    private static async Task<ProduceResponse.PartitionProduceResponse> ProduceAsync(RawKafkaClient client, string topic, byte[] batch, int correlation)
     {
-        await client.SendAsync(ProduceOf("seq", batch), 9, correlation);
+        await client.SendAsync(ProduceOf(topic, batch), 9, correlation);
         (_, byte[] body) = await client.ReceiveAsync(1);
         return new ProduceResponse().ReadFrom(body, 9).Responses[0].PartitionResponses[0];
     }
@@ -150,6 +153,68 @@ public class IdempotentProducerTests
 
         // Each batch holds records valued 0 and 1, so the log is 0,1 repeated once per accepted batch: no retry written twice.
         Assert.Equal(Enumerable.Range(0, 2 * Batches).Select(o => ((long)o, (byte)(o % 2))), read);
+    }
+
+    /// <summary>
+    /// A producer's sequence and its recent batches outlive the broker: after a clean stop they come from
+    /// the snapshot taken at shutdown; after SIGKILL (no snapshot since the partition's first use) from
+    /// replaying the log, recovered from the WAL. A retry of a batch acknowledged before the restart gets
+    /// its original offset instead of being written twice, and the next batch continues the sequence.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ProducerSequencesAndRetriesSurviveABrokerRestart(bool killed)
+    {
+        string dataDir = Path.Combine(Path.GetTempPath(), "sharedlog-pidrestart-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            InitProducerIdResponse init;
+            if (killed)
+            {
+                using BrokerProcessTests.BrokerProcess first = await BrokerProcessTests.BrokerProcess.StartAsync(dataDir, "--Broker:ProducerSnapshotIntervalMs", "600000");
+                init = await ProduceBeforeRestartAsync(first.Bootstrap);
+                first.Kill();
+            }
+            else
+            {
+                await using BrokerFixture first = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false);
+                init = await ProduceBeforeRestartAsync(first.BootstrapServers);
+            }
+
+            await using BrokerFixture second = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false);
+            using RawKafkaClient client = await RawKafkaClient.ConnectAsync(second.BootstrapServers);
+            ProduceResponse.PartitionProduceResponse retry = await ProduceAsync(client, "restart", Batch(init.ProducerId, init.ProducerEpoch, 3, 2), 1);
+            Assert.Equal(0, retry.ErrorCode);
+            Assert.Equal(3, retry.BaseOffset);
+            ProduceResponse.PartitionProduceResponse next = await ProduceAsync(client, "restart", Batch(init.ProducerId, init.ProducerEpoch, 5, 1), 2);
+            Assert.Equal(0, next.ErrorCode);
+            Assert.Equal(5, next.BaseOffset);
+            ProduceResponse.PartitionProduceResponse gap = await ProduceAsync(client, "restart", Batch(init.ProducerId, init.ProducerEpoch, 9, 1), 3);
+            Assert.Equal((short)SharedLog.Protocol.ErrorCode.OutOfOrderSequenceNumber, gap.ErrorCode);
+
+            using IConsumer<Ignore, byte[]> consumer = new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig { BootstrapServers = second.BootstrapServers, GroupId = "restart" }).Build();
+            Assert.Equal(6, consumer.QueryWatermarkOffsets(new TopicPartition("restart", 0), Timeout).High.Value);
+        }
+        finally
+        {
+            if (Directory.Exists(dataDir))
+            {
+                Directory.Delete(dataDir, recursive: true);
+            }
+        }
+    }
+
+    /// <summary>Writes sequences 0-2 (offsets 0-2) and 3-4 (offsets 3-4) of a new producer to partition 0 of "restart".</summary>
+    private static async Task<InitProducerIdResponse> ProduceBeforeRestartAsync(string bootstrap)
+    {
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(bootstrap);
+        InitProducerIdResponse init = await CreateTopicAndInitProducerAsync(client, "restart");
+        ProduceResponse.PartitionProduceResponse first = await ProduceAsync(client, "restart", Batch(init.ProducerId, init.ProducerEpoch, 0, 3), 3);
+        Assert.Equal((0, 0L), (first.ErrorCode, first.BaseOffset));
+        ProduceResponse.PartitionProduceResponse second = await ProduceAsync(client, "restart", Batch(init.ProducerId, init.ProducerEpoch, 3, 2), 4);
+        Assert.Equal((0, 3L), (second.ErrorCode, second.BaseOffset));
+        return init;
     }
 
     [Fact]

@@ -119,6 +119,10 @@ public static class UploadCrash
 
         public Task<ProducerIdBlock> AllocateProducerIdsAsync(int blockSize, CancellationToken cancellationToken = default) => inner.AllocateProducerIdsAsync(blockSize, cancellationToken);
 
+        public Task SaveProducerSnapshotsAsync(IReadOnlyList<ProducerSnapshot> snapshots, CancellationToken cancellationToken = default) => inner.SaveProducerSnapshotsAsync(snapshots, cancellationToken);
+
+        public Task<ProducerSnapshot?> GetProducerSnapshotAsync(long streamId, CancellationToken cancellationToken = default) => inner.GetProducerSnapshotAsync(streamId, cancellationToken);
+
         public ValueTask DisposeAsync() => inner.DisposeAsync();
     }
 }

@@ -1,6 +1,10 @@
 using System.Collections.Concurrent;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
 using SharedLog.Protocol;
+using SharedLog.Protocol.Records;
 using SharedLog.Storage.Metadata;
+using SharedLog.Storage.Streams;
 
 namespace SharedLog.Broker.Coordinators;
 
@@ -16,14 +20,20 @@ public enum SequenceVerdict
 /// Idempotent producers (KIP-98): producer ids come from blocks allocated in the metadata store, so they
 /// are unique across restarts; per partition, each producer's epoch and the sequence ranges of its last
 /// five batches tell a new batch from a retry (answered with its original offset) and from a gap or a
-/// fenced epoch. The state is in memory: after a broker restart a producer continuing mid-sequence gets
-/// UNKNOWN_PRODUCER_ID and re-initializes.
+/// fenced epoch.
+/// <para>
+/// The state survives restarts and leader changes the way Kafka's does: a partition's state is loaded on
+/// its first use from its last snapshot in the metadata store (state as of an offset), then the log after
+/// that offset is replayed (batch headers only). Snapshots are taken every few seconds for partitions
+/// whose state changed, and at shutdown, so a replay reads only the last seconds of the log.
+/// </para>
 /// </summary>
-public sealed class ProducerStateManager(IMetadataStore metadata) : IDisposable
+public sealed partial class ProducerStateManager(IMetadataStore metadata, StreamStore streams, ILogger<ProducerStateManager> logger) : IDisposable
 {
     private const int BlockSize = 1000;
     private const int RememberedBatches = 5;
-    private readonly ConcurrentDictionary<long, PartitionProducers> _partitions = new();
+    private const int ReplayReadBytes = 1024 * 1024;
+    private readonly ConcurrentDictionary<long, Lazy<Task<PartitionProducers>>> _partitions = new();
     private readonly ConcurrentDictionary<long, short> _epochs = new();
     private readonly SemaphoreSlim _allocation = new(1, 1);
     private long _next;
@@ -71,15 +81,129 @@ public sealed class ProducerStateManager(IMetadataStore metadata) : IDisposable
         }
     }
 
-    /// <summary>The idempotence state of one partition's producers.</summary>
-    public PartitionProducers For(long streamId) => _partitions.GetOrAdd(streamId, _ => new PartitionProducers());
+    /// <summary>The idempotence state of one partition's producers, loaded (snapshot and replay) on first use.</summary>
+    public ValueTask<PartitionProducers> ForAsync(long streamId, CancellationToken cancellationToken)
+    {
+        if (!_partitions.TryGetValue(streamId, out Lazy<Task<PartitionProducers>>? lazy))
+        {
+            lazy = _partitions.GetOrAdd(streamId, id => new Lazy<Task<PartitionProducers>>(() => LoadAsync(id)));
+        }
+
+        Task<PartitionProducers> loading = lazy.Value;
+        return loading.IsCompletedSuccessfully ? new ValueTask<PartitionProducers>(loading.Result) : AwaitLoadAsync(streamId, lazy, cancellationToken);
+    }
+
+    private async ValueTask<PartitionProducers> AwaitLoadAsync(long streamId, Lazy<Task<PartitionProducers>> lazy, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await lazy.Value.WaitAsync(cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // The next request tries again (e.g. after the metadata store came back).
+            _partitions.TryRemove(KeyValuePair.Create(streamId, lazy));
+            throw;
+        }
+    }
+
+    private async Task<PartitionProducers> LoadAsync(long streamId)
+    {
+        var state = new PartitionProducers();
+        StreamLog log = streams.Get(streamId);
+        ProducerSnapshot? snapshot = await metadata.GetProducerSnapshotAsync(streamId, CancellationToken.None);
+        if (snapshot is null)
+        {
+            // No producer state was ever saved here, so no idempotent batch was written since snapshots exist:
+            // record that as of the log end now, so a later load replays from here, not from the log start.
+            await metadata.SaveProducerSnapshotsAsync([new ProducerSnapshot(streamId, log.NextOffset, ProducerSnapshotFormat.Encode([]))], CancellationToken.None);
+            return state;
+        }
+
+        state.Restore(ProducerSnapshotFormat.Decode(snapshot.State));
+        long from = Math.Max(snapshot.Offset, log.LogStartOffset);
+        long replayFrom = from;
+        int replayed = 0;
+        while (from < log.HighWatermark)
+        {
+            StreamReadResult read = await streams.ReadAsync(streamId, from, ReplayReadBytes, CancellationToken.None);
+            if (read.Batches.Count == 0)
+            {
+                break;
+            }
+
+            foreach (ReadOnlyMemory<byte> bytes in read.Batches)
+            {
+                RecordBatch batch = RecordBatch.Parse(bytes);
+                if (batch.LastOffset >= from)
+                {
+                    state.Replay(batch);
+                    from = batch.NextOffset;
+                    replayed++;
+                }
+            }
+        }
+
+        LogLoaded(logger, streamId, snapshot.Offset, replayFrom, from, replayed);
+        return state;
+    }
+
+    /// <summary>Saves a snapshot of every loaded partition whose producers changed since its last one.</summary>
+    public async Task SnapshotAsync(CancellationToken cancellationToken)
+    {
+        var snapshots = new List<ProducerSnapshot>();
+        foreach ((long streamId, Lazy<Task<PartitionProducers>> lazy) in _partitions)
+        {
+            if (lazy.IsValueCreated && lazy.Value.IsCompletedSuccessfully
+                && streams.IsOpen(streamId)
+                && lazy.Value.Result.CaptureIfChanged(streams.Get(streamId)) is { } captured)
+            {
+                snapshots.Add(new ProducerSnapshot(streamId, captured.Offset, ProducerSnapshotFormat.Encode(await captured.CompleteAsync())));
+            }
+        }
+
+        if (snapshots.Count > 0)
+        {
+            await metadata.SaveProducerSnapshotsAsync(snapshots, cancellationToken);
+        }
+    }
+
+    /// <summary>Takes snapshots every <paramref name="interval"/> until cancelled; a failed round is logged and retried next time.</summary>
+    public async Task RunSnapshotsAsync(TimeSpan interval, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(interval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                try
+                {
+                    await SnapshotAsync(cancellationToken);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    LogSnapshotFailed(logger, e);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
 
     public void Dispose() => _allocation.Dispose();
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Producer state of stream {StreamId} loaded: snapshot at offset {SnapshotOffset}, replayed offsets {From} to {To} ({Batches} batches)")]
+    private static partial void LogLoaded(ILogger logger, long streamId, long snapshotOffset, long from, long to, int batches);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Producer state snapshot failed; the next round tries again")]
+    private static partial void LogSnapshotFailed(ILogger logger, Exception exception);
 
     public sealed class PartitionProducers
     {
         private readonly Lock _sync = new();
         private readonly Dictionary<long, ProducerEntry> _producers = [];
+        private bool _changed;
 
         /// <summary>
         /// Judges a batch and, when it is new, starts its append and remembers it, all under one lock: per
@@ -98,7 +222,7 @@ public sealed class ProducerStateManager(IMetadataStore metadata) : IDisposable
                     if (!written.IsFaulted)
                     {
                         // A task already failed was refused before it got offsets (backpressure, closed partition): nothing to remember.
-                        Record(producerId, epoch, baseSequence, lastSequence, written);
+                        Record(producerId, epoch, baseSequence, lastSequence, written, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
                     }
                 }
 
@@ -166,7 +290,80 @@ public sealed class ProducerStateManager(IMetadataStore metadata) : IDisposable
             }
         }
 
-        private void Record(long producerId, short epoch, int baseSequence, int lastSequence, Task<long> written)
+        /// <summary>Applies a batch read back from the log (loading after a restart or leader change).</summary>
+        internal void Replay(RecordBatch batch)
+        {
+            if (batch.ProducerId < 0 || batch.IsControl)
+            {
+                return;
+            }
+
+            lock (_sync)
+            {
+                if (_producers.TryGetValue(batch.ProducerId, out ProducerEntry? entry))
+                {
+                    if (batch.ProducerEpoch < entry.Epoch)
+                    {
+                        return;
+                    }
+
+                    foreach ((int first, int last, _) in entry.Recent)
+                    {
+                        if (batch.ProducerEpoch == entry.Epoch && first == batch.BaseSequence && last == batch.LastSequence)
+                        {
+                            return;
+                        }
+                    }
+                }
+
+                Record(batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, batch.LastSequence, Task.FromResult(batch.BaseOffset), batch.MaxTimestamp);
+            }
+        }
+
+        /// <summary>Sets the state saved by a snapshot (before any replay or produce).</summary>
+        internal void Restore(IReadOnlyList<ProducerSnapshotFormat.Producer> producers)
+        {
+            lock (_sync)
+            {
+                foreach (ProducerSnapshotFormat.Producer saved in producers)
+                {
+                    var entry = new ProducerEntry { Epoch = saved.Epoch, LastSequence = saved.LastSequence, LastTimestamp = saved.LastTimestamp };
+                    foreach (ProducerSnapshotFormat.Batch batch in saved.Batches)
+                    {
+                        entry.Recent.Enqueue((batch.FirstSequence, batch.LastSequence, Task.FromResult(batch.BaseOffset)));
+                    }
+
+                    _producers[saved.Id] = entry;
+                }
+            }
+        }
+
+        /// <summary>
+        /// The state to snapshot if it changed since the last capture. Taken under the lock with the
+        /// partition's next offset: every idempotent batch below it is in the captured state (they are
+        /// judged and given offsets under this lock), every later one is not.
+        /// </summary>
+        internal CapturedState? CaptureIfChanged(StreamLog log)
+        {
+            lock (_sync)
+            {
+                if (!_changed)
+                {
+                    return null;
+                }
+
+                _changed = false;
+                var producers = new List<CapturedProducer>(_producers.Count);
+                foreach ((long id, ProducerEntry entry) in _producers)
+                {
+                    producers.Add(new CapturedProducer(id, entry.Epoch, entry.LastSequence, entry.LastTimestamp, [.. entry.Recent]));
+                }
+
+                return new CapturedState(log.NextOffset, producers);
+            }
+        }
+
+        private void Record(long producerId, short epoch, int baseSequence, int lastSequence, Task<long> written, long timestamp)
         {
             if (!_producers.TryGetValue(producerId, out ProducerEntry? entry) || epoch > entry.Epoch)
             {
@@ -174,8 +371,9 @@ public sealed class ProducerStateManager(IMetadataStore metadata) : IDisposable
                 _producers[producerId] = entry;
             }
 
+            _changed = true;
             entry.LastSequence = lastSequence;
-            entry.LastTimestamp = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            entry.LastTimestamp = timestamp;
             entry.Recent.Enqueue((baseSequence, lastSequence, written));
             while (entry.Recent.Count > RememberedBatches)
             {
@@ -195,4 +393,53 @@ public sealed class ProducerStateManager(IMetadataStore metadata) : IDisposable
             public Queue<(int First, int Last, Task<long> Written)> Recent { get; } = new();
         }
     }
+
+    /// <summary>One producer's state as captured under the partition's lock.</summary>
+    internal sealed record CapturedProducer(long Id, short Epoch, int LastSequence, long LastTimestamp, (int First, int Last, Task<long> Written)[] Recent);
+
+    /// <summary>State captured for a snapshot; its batches still being made durable are awaited before encoding.</summary>
+    internal sealed class CapturedState(long offset, List<CapturedProducer> producers)
+    {
+        public long Offset { get; } = offset;
+
+        public async Task<List<ProducerSnapshotFormat.Producer>> CompleteAsync()
+        {
+            var result = new List<ProducerSnapshotFormat.Producer>(producers.Count);
+            foreach (CapturedProducer producer in producers)
+            {
+                var batches = new List<ProducerSnapshotFormat.Batch>(producer.Recent.Length);
+                int lastSequence = producer.LastSequence;
+                foreach ((int first, int last, Task<long> written) in producer.Recent)
+                {
+                    try
+                    {
+                        batches.Add(new ProducerSnapshotFormat.Batch(first, last, await written));
+                    }
+                    catch (Exception)
+                    {
+                        // Not in the log (its append failed after it was judged): the sequence ends before it.
+                        lastSequence = batches.Count > 0 ? batches[^1].LastSequence : first - 1;
+                        break;
+                    }
+                }
+
+                result.Add(new ProducerSnapshotFormat.Producer(producer.Id, producer.Epoch, lastSequence, producer.LastTimestamp, batches));
+            }
+
+            return result;
+        }
+    }
+}
+
+/// <summary>The snapshot encoding of a partition's producers (JSON text in the metadata store).</summary>
+internal static class ProducerSnapshotFormat
+{
+    public sealed record Batch(int FirstSequence, int LastSequence, long BaseOffset);
+
+    public sealed record Producer(long Id, short Epoch, int LastSequence, long LastTimestamp, List<Batch> Batches);
+
+    public static string Encode(List<Producer> producers) => JsonSerializer.Serialize(producers);
+
+    public static List<Producer> Decode(string state) =>
+        JsonSerializer.Deserialize<List<Producer>>(state) ?? throw new InvalidDataException("Producer state snapshot is empty.");
 }

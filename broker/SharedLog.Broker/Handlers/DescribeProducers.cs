@@ -6,6 +6,7 @@ using SharedLog.Broker.Coordinators;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
 using SharedLog.Storage.Metadata;
+using SharedLog.Storage.Streams;
 
 namespace SharedLog.Broker.Handlers;
 
@@ -17,7 +18,7 @@ public sealed class DescribeProducersHandler(TopicService topics, ProducerStateM
 
     public short MaxVersion => ApiMessages.HighestVersion(ApiKey.DescribeProducers);
 
-    public ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
+    public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
     {
         var body = (DescribeProducersRequest)request;
         var response = new DescribeProducersResponse();
@@ -36,7 +37,19 @@ public sealed class DescribeProducersHandler(TopicService topics, ProducerStateM
                     continue;
                 }
 
-                foreach ((long id, short epoch, int lastSequence, long lastTimestamp) in producers.For(partition.StreamId).Snapshot())
+                ProducerStateManager.PartitionProducers state;
+                try
+                {
+                    state = await producers.ForAsync(partition.StreamId, cancellationToken);
+                }
+                catch (StreamNotOpenException e)
+                {
+                    result.ErrorCode = (short)ErrorCode.NotLeaderOrFollower;
+                    result.ErrorMessage = e.Message;
+                    continue;
+                }
+
+                foreach ((long id, short epoch, int lastSequence, long lastTimestamp) in state.Snapshot())
                 {
                     result.ActiveProducers.Add(new DescribeProducersResponse.ProducerState
                     {
@@ -51,6 +64,6 @@ public sealed class DescribeProducersHandler(TopicService topics, ProducerStateM
             }
         }
 
-        return ValueTask.FromResult<IApiMessage?>(response);
+        return response;
     }
 }

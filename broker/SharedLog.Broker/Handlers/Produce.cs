@@ -66,6 +66,8 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             }
         }
 
+        await LoadProducersAsync(work, cancellationToken);
+
         // The request's record bytes belong to the connection's buffer: nothing below may read them once
         // the ordering point is reached, so every batch was copied or rebuilt by the checks above.
         if (work.TrueForAll(static w => w.Accepted is null || w.Accepted.TrueForAll(static a => a.Quarantined.Count == 0)))
@@ -166,7 +168,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     throw new KafkaProtocolException("Transactional producers are not served yet.", ErrorCode.UnsupportedForMessageFormat);
                 }
 
-                int lastSequence = batch.BaseSequence < 0 ? -1 : (int)((batch.BaseSequence + (long)batch.LastOffsetDelta) % ((long)int.MaxValue + 1));
+                int lastSequence = batch.LastSequence;
                 byte[]? bytes = null;
                 IReadOnlyList<QuarantinedRecord> quarantined = [];
                 if (contract is not null)
@@ -212,6 +214,43 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     }
 
     /// <summary>
+    /// Gets the producer state of partitions with idempotent batches. Only the first produce to a partition
+    /// since the broker started waits here (its snapshot is read and the log after it replayed); a partition
+    /// whose state cannot be loaded is refused with a retriable error.
+    /// </summary>
+    private async ValueTask LoadProducersAsync(List<PartitionWork> work, CancellationToken cancellationToken)
+    {
+        foreach (PartitionWork item in work)
+        {
+            if (item.Accepted is null || item.Accepted.TrueForAll(static a => a.ProducerId < 0))
+            {
+                continue;
+            }
+
+            try
+            {
+                item.Producers = await producers.ForAsync(item.StreamId, cancellationToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                item.Accepted = null;
+                if (e is StreamNotOpenException)
+                {
+                    SetAppendError(item.Result, e);
+                }
+                else
+                {
+                    // Retriable: the producer backs off and sends the batch again.
+                    item.Result.ErrorCode = (short)ErrorCode.KafkaStorageError;
+                    item.Result.ErrorMessage = $"Producer state of this partition cannot be loaded yet: {e.Message}";
+                }
+
+                LogProducerStateFailed(logger, e, item.Topic.Name, item.Result.Index);
+            }
+        }
+    }
+
+    /// <summary>
     /// Assigns offsets and queues the WAL entry now; the returned task completes when it is durable. An
     /// idempotent batch is judged against its producer's sequence first: a retry gets its original's task
     /// (<paramref name="retried"/>), a refused one null with the error set in the partition's response.
@@ -224,8 +263,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             return StartAppend(streams, item.StreamId, batch.Bytes, cancellationToken);
         }
 
-        ProducerStateManager.PartitionProducers state = producers.For(item.StreamId);
-        SequenceVerdict verdict = state.CheckAndAppend(
+        SequenceVerdict verdict = item.Producers!.CheckAndAppend(
             batch.ProducerId,
             batch.Epoch,
             batch.BaseSequence,
@@ -369,12 +407,18 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
         /// <summary>Size of the partition's records in the request, taken while the request's buffer is still ours.</summary>
         public long RecordBytes { get; set; }
+
+        /// <summary>The partition's idempotent producers; set when a batch has a producer id.</summary>
+        public ProducerStateManager.PartitionProducers? Producers { get; set; }
     }
 
     private readonly record struct AcceptedBatch(byte[] Bytes, long ProducerId, short Epoch, int BaseSequence, int LastSequence, IReadOnlyList<QuarantinedRecord> Quarantined);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Contract gate failed on a batch for {Topic}-{Partition}")]
     private static partial void LogGateFailed(ILogger logger, Exception error, string topic, int partition);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Producer state of {Topic}-{Partition} could not be loaded")]
+    private static partial void LogProducerStateFailed(ILogger logger, Exception error, string topic, int partition);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Produce to {Topic}-{Partition} rejected with {Error}: {Reason}")]
     private static partial void LogRejected(ILogger logger, string topic, int partition, ErrorCode error, string reason);

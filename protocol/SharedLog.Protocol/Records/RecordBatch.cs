@@ -69,6 +69,9 @@ public readonly struct RecordBatch
 
     public int RecordCount => BinaryPrimitives.ReadInt32BigEndian(Span[57..]);
 
+    /// <summary>Sequence of the batch's last record (sequences wrap after int.MaxValue); -1 without a producer sequence.</summary>
+    public int LastSequence => BaseSequence < 0 ? -1 : (int)((BaseSequence + (long)LastOffsetDelta) % ((long)int.MaxValue + 1));
+
     public long LastOffset => BaseOffset + LastOffsetDelta;
 
     public long NextOffset => LastOffset + 1;

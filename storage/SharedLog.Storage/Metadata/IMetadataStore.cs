@@ -102,6 +102,12 @@ public interface IMetadataStore : IAsyncDisposable
 
     /// <summary>Allocates a block of producer ids that no other allocation will return.</summary>
     Task<ProducerIdBlock> AllocateProducerIdsAsync(int blockSize, CancellationToken cancellationToken = default);
+
+    /// <summary>Stores (replaces) partitions' producer state snapshots in one transaction.</summary>
+    Task SaveProducerSnapshotsAsync(IReadOnlyList<ProducerSnapshot> snapshots, CancellationToken cancellationToken = default);
+
+    /// <summary>The partition's last producer state snapshot, or null if none was ever saved.</summary>
+    Task<ProducerSnapshot?> GetProducerSnapshotAsync(long streamId, CancellationToken cancellationToken = default);
 }
 
 public sealed record TopicMetadata(
@@ -153,6 +159,9 @@ public sealed record StreamObjectRange(long ObjectId, string Key, long ObjectSiz
 public sealed record GroupOffset(string Topic, int Partition, long Offset, int LeaderEpoch, string? Metadata, DateTimeOffset CommitTime);
 
 public readonly record struct ProducerIdBlock(long FirstProducerId, int Count);
+
+/// <summary>A partition's idempotent producer state as of <paramref name="Offset"/>, in the broker's own encoding.</summary>
+public sealed record ProducerSnapshot(long StreamId, long Offset, string State);
 
 public sealed class TopicExistsException(string name) : Exception($"Topic '{name}' already exists.");
 

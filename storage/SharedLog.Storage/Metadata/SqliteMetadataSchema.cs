@@ -100,6 +100,20 @@ internal static class SqliteMetadataSchema
             // objects. Version 1 only ever committed stream-set objects, hence the default.
             "ALTER TABLE objects ADD COLUMN object_kind INTEGER NOT NULL DEFAULT 1",
         ],
+
+        // Version 3: idempotent producer state.
+        [
+            // Per partition: its producers' state as of snapshot_offset (every idempotent batch below it is
+            // reflected), so a new leader replays only the log from there. producer_state is the broker's
+            // encoding; the store does not read it.
+            """
+            CREATE TABLE producer_snapshots (
+                stream_id BIGINT NOT NULL PRIMARY KEY,
+                snapshot_offset BIGINT NOT NULL,
+                producer_state TEXT NOT NULL,
+                taken_at_ms BIGINT NOT NULL)
+            """,
+        ],
     ];
 
     public static int CurrentVersion => Migrations.Count;

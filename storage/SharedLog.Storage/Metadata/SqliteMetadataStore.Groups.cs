@@ -82,4 +82,38 @@ public sealed partial class SqliteMetadataStore
             return new ProducerIdBlock(first, blockSize);
         }, cancellationToken);
     }
+
+    public Task SaveProducerSnapshotsAsync(IReadOnlyList<ProducerSnapshot> snapshots, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(snapshots);
+        foreach (ProducerSnapshot snapshot in snapshots)
+        {
+            ArgumentNullException.ThrowIfNull(snapshot.State, nameof(snapshots));
+            ArgumentOutOfRangeException.ThrowIfNegative(snapshot.Offset, nameof(snapshots));
+        }
+
+        return WriteAsync(async (connection, ct) =>
+        {
+            long now = NowMs();
+            foreach (ProducerSnapshot snapshot in snapshots)
+            {
+                await ExecuteAsync(connection, """
+                    INSERT INTO producer_snapshots (stream_id, snapshot_offset, producer_state, taken_at_ms)
+                    VALUES (@stream, @offset, @state, @now)
+                    ON CONFLICT (stream_id) DO UPDATE SET
+                        snapshot_offset = excluded.snapshot_offset,
+                        producer_state = excluded.producer_state,
+                        taken_at_ms = excluded.taken_at_ms
+                    """, ct, ("@stream", snapshot.StreamId), ("@offset", snapshot.Offset), ("@state", snapshot.State), ("@now", now)).ConfigureAwait(false);
+            }
+
+            return 0;
+        }, cancellationToken);
+    }
+
+    public Task<ProducerSnapshot?> GetProducerSnapshotAsync(long streamId, CancellationToken cancellationToken = default) =>
+        ReadAsync(async (connection, ct) => (await QueryAsync(connection,
+            "SELECT snapshot_offset, producer_state FROM producer_snapshots WHERE stream_id = @stream",
+            r => new ProducerSnapshot(streamId, r.GetInt64(0), r.GetString(1)),
+            ct, ("@stream", streamId)).ConfigureAwait(false)).SingleOrDefault(), cancellationToken);
 }

@@ -105,6 +105,7 @@ public sealed partial class SqliteMetadataStore
                 """, ct, ("@topic", topicId), ("@marked", (int)ObjectState.MarkedForDeletion)).ConfigureAwait(false);
             // As Kafka does: a topic created later under the same name does not inherit consumer positions.
             await ExecuteAsync(connection, "DELETE FROM group_offsets WHERE topic_name = @name", ct, ("@name", name)).ConfigureAwait(false);
+            await ExecuteAsync(connection, "DELETE FROM producer_snapshots WHERE stream_id IN (SELECT stream_id FROM partitions WHERE topic_id = @topic)", ct, ("@topic", topicId)).ConfigureAwait(false);
             await ExecuteAsync(connection, "DELETE FROM partitions WHERE topic_id = @topic", ct, ("@topic", topicId)).ConfigureAwait(false);
             await ExecuteAsync(connection, "DELETE FROM topic_configs WHERE topic_id = @topic", ct, ("@topic", topicId)).ConfigureAwait(false);
             await ExecuteAsync(connection, "DELETE FROM topics WHERE topic_id = @topic", ct, ("@topic", topicId)).ConfigureAwait(false);

@@ -27,6 +27,25 @@ public sealed class GroupOffsetAndProducerIdTests : MetadataStoreTestBase
     }
 
     [Fact]
+    public async Task ProducerSnapshotsAreReplacedPerPartitionAndGoWithTheirTopic()
+    {
+        TopicMetadata kept = await Store.CreateTopicAsync("kept", 1, new Dictionary<string, string>());
+        TopicMetadata deleted = await Store.CreateTopicAsync("deleted", 2, new Dictionary<string, string>());
+        long keptStream = kept.Partitions[0].StreamId;
+        Assert.Null(await Store.GetProducerSnapshotAsync(keptStream));
+
+        await Store.SaveProducerSnapshotsAsync([new ProducerSnapshot(keptStream, 10, "a"), new ProducerSnapshot(deleted.Partitions[1].StreamId, 3, "b")]);
+        await Store.SaveProducerSnapshotsAsync([new ProducerSnapshot(keptStream, 25, "c")]);
+        Assert.Equal(new ProducerSnapshot(keptStream, 25, "c"), await Store.GetProducerSnapshotAsync(keptStream));
+        Assert.Equal(new ProducerSnapshot(deleted.Partitions[1].StreamId, 3, "b"), await Store.GetProducerSnapshotAsync(deleted.Partitions[1].StreamId));
+
+        Assert.True(await Store.DeleteTopicAsync("deleted"));
+        Assert.Null(await Store.GetProducerSnapshotAsync(deleted.Partitions[1].StreamId));
+        Assert.NotNull(await Store.GetProducerSnapshotAsync(keptStream));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Store.SaveProducerSnapshotsAsync([new ProducerSnapshot(keptStream, -1, "x")]));
+    }
+
+    [Fact]
     public async Task InvalidGroupOffsetsAreRejected()
     {
         await Assert.ThrowsAsync<ArgumentException>(() => Store.CommitGroupOffsetsAsync("", [new GroupOffset("t", 0, 1, 0, null, Time.Now)]));
