@@ -195,6 +195,15 @@ public class IdempotentProducerTests
 
             using IConsumer<Ignore, byte[]> consumer = new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig { BootstrapServers = second.BootstrapServers, GroupId = "restart" }).Build();
             Assert.Equal(6, consumer.QueryWatermarkOffsets(new TopicPartition("restart", 0), Timeout).High.Value);
+
+            // An epoch bump (KIP-360) for an id issued before the restart gets a fresh id, as Kafka gives
+            // producers without a transactional id, not INVALID_PRODUCER_EPOCH.
+            await client.SendAsync(new InitProducerIdRequest { TransactionalId = null, TransactionTimeoutMs = 60000, ProducerId = init.ProducerId, ProducerEpoch = init.ProducerEpoch }, 4, 4);
+            (_, byte[] bumpBody) = await client.ReceiveAsync(1);
+            var bumped = new InitProducerIdResponse().ReadFrom(bumpBody, 4);
+            Assert.Equal(0, bumped.ErrorCode);
+            Assert.NotEqual(init.ProducerId, bumped.ProducerId);
+            Assert.Equal(0, bumped.ProducerEpoch);
         }
         finally
         {

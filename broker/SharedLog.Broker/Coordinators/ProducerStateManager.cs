@@ -39,12 +39,14 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
     private long _next;
     private long _end;
 
-    /// <summary>A new producer id with epoch 0, or the next epoch of a known id (KIP-360 epoch bump).</summary>
+    /// <summary>A new producer id with epoch 0, or the next epoch of an id this broker issued (KIP-360 epoch bump).</summary>
     public async Task<(ErrorCode Error, long ProducerId, short Epoch)> InitAsync(long producerId, short epoch, CancellationToken cancellationToken)
     {
-        if (producerId >= 0)
+        // An id this broker did not hand out since it started (it restarted, or another broker issued it)
+        // gets a fresh id, as Kafka answers every producer without a transactional id.
+        if (producerId >= 0 && _epochs.TryGetValue(producerId, out short current))
         {
-            if (!_epochs.TryGetValue(producerId, out short current) || current != epoch)
+            if (current != epoch)
             {
                 return (ErrorCode.InvalidProducerEpoch, -1, -1);
             }

@@ -1,5 +1,5 @@
 // InitProducerId, versions 0-5, for idempotent producers (KIP-98): a unique producer id and epoch 0,
-// or, with the current id and epoch (v3+, KIP-360), the next epoch. Transactional ids are refused with
+// or, with the current id and epoch (v3+, KIP-360), the next epoch (a fresh id if this broker did not issue it). Transactional ids are refused with
 // UNSUPPORTED_VERSION: transactions are not served yet.
 using SharedLog.Broker.Coordinators;
 using SharedLog.Protocol;
