@@ -62,6 +62,13 @@ public sealed class BrokerOptions
     public int ProducerSnapshotIntervalMs { get; set; } = 5000;
 
     /// <summary>
+    /// A producer that has not written to a partition for this long is forgotten there
+    /// (<c>producer.id.expiration.ms</c>); if it writes again with a later sequence it gets UNKNOWN_PRODUCER_ID
+    /// and starts over, as with Kafka. Checked when snapshots are taken.
+    /// </summary>
+    public long ProducerIdExpirationMs { get; set; } = 86_400_000;
+
+    /// <summary>
     /// Worker threads the .NET thread pool creates without delay (<c>ThreadPool.SetMinThreads</c>);
     /// 0 means the processor count plus 16. The WAL's device writes, object files, fsyncs and SQLite
     /// block a pool thread while they run; with the runtime's default minimum (one per core) the pool
@@ -75,6 +82,11 @@ public sealed class BrokerOptions
 
     public void Validate()
     {
+        if (ProducerIdExpirationMs < 1)
+        {
+            throw new ArgumentException("producer.id.expiration.ms must be at least 1.");
+        }
+
         if (ProducerSnapshotIntervalMs < 100)
         {
             throw new ArgumentException("ProducerSnapshotIntervalMs must be at least 100.");

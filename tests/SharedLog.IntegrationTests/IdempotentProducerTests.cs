@@ -214,6 +214,38 @@ public class IdempotentProducerTests
         }
     }
 
+    [Fact]
+    public async Task ProducersIdleLongerThanTheExpirationAreForgotten()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync(null, true, "--Broker:ProducerIdExpirationMs", "1000", "--Broker:ProducerSnapshotIntervalMs", "100");
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        InitProducerIdResponse init = await CreateTopicAndInitProducerAsync(client, "seq");
+        Assert.Equal(0, (await ProduceAsync(client, Batch(init.ProducerId, init.ProducerEpoch, 0, 3), 3)).ErrorCode);
+        Assert.Single(await ActiveProducersAsync(client, 4));
+
+        // Expiry runs with the snapshots (every 100 ms here); wait for the producer to go, bounded.
+        int correlation = 5;
+        DateTime deadline = DateTime.UtcNow + Timeout;
+        while ((await ActiveProducersAsync(client, correlation++)).Count > 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the idle producer was not expired");
+            await Task.Delay(100);
+        }
+
+        // As with Kafka: a later sequence from the forgotten producer is unknown; starting over at 0 works.
+        ProduceResponse.PartitionProduceResponse late = await ProduceAsync(client, Batch(init.ProducerId, init.ProducerEpoch, 3, 1), correlation++);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.UnknownProducerId, late.ErrorCode);
+        ProduceResponse.PartitionProduceResponse again = await ProduceAsync(client, Batch(init.ProducerId, init.ProducerEpoch, 0, 1), correlation);
+        Assert.Equal((0, 3L), (again.ErrorCode, again.BaseOffset));
+    }
+
+    private static async Task<List<DescribeProducersResponse.ProducerState>> ActiveProducersAsync(RawKafkaClient client, int correlation)
+    {
+        await client.SendAsync(new DescribeProducersRequest { Topics = [new() { Name = "seq", PartitionIndexes = [0] }] }, 0, correlation);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        return new DescribeProducersResponse().ReadFrom(body, 0).Topics[0].Partitions[0].ActiveProducers;
+    }
+
     /// <summary>Writes sequences 0-2 (offsets 0-2) and 3-4 (offsets 3-4) of a new producer to partition 0 of "restart".</summary>
     private static async Task<InitProducerIdResponse> ProduceBeforeRestartAsync(string bootstrap)
     {

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Records;
 using SharedLog.Storage.Metadata;
@@ -28,7 +29,7 @@ public enum SequenceVerdict
 /// whose state changed, and at shutdown, so a replay reads only the last seconds of the log.
 /// </para>
 /// </summary>
-public sealed partial class ProducerStateManager(IMetadataStore metadata, StreamStore streams, ILogger<ProducerStateManager> logger) : IDisposable
+public sealed partial class ProducerStateManager(IMetadataStore metadata, StreamStore streams, IOptions<BrokerOptions> options, ILogger<ProducerStateManager> logger) : IDisposable
 {
     private const int BlockSize = 1000;
     private const int RememberedBatches = 5;
@@ -150,15 +151,28 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
         return state;
     }
 
-    /// <summary>Saves a snapshot of every loaded partition whose producers changed since its last one.</summary>
+    /// <summary>
+    /// Forgets expired producers (<see cref="BrokerOptions.ProducerIdExpirationMs"/>), then saves a snapshot of
+    /// every loaded partition whose producers changed since its last one.
+    /// </summary>
     public async Task SnapshotAsync(CancellationToken cancellationToken)
     {
         var snapshots = new List<ProducerSnapshot>();
+        long expireBefore = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - options.Value.ProducerIdExpirationMs;
         foreach ((long streamId, Lazy<Task<PartitionProducers>> lazy) in _partitions)
         {
-            if (lazy.IsValueCreated && lazy.Value.IsCompletedSuccessfully
-                && streams.IsOpen(streamId)
-                && lazy.Value.Result.CaptureIfChanged(streams.Get(streamId)) is { } captured)
+            if (!lazy.IsValueCreated || !lazy.Value.IsCompletedSuccessfully || !streams.IsOpen(streamId))
+            {
+                continue;
+            }
+
+            PartitionProducers state = lazy.Value.Result;
+            if (state.ExpireBefore(expireBefore) is > 0 and int expired)
+            {
+                LogExpired(logger, expired, streamId);
+            }
+
+            if (state.CaptureIfChanged(streams.Get(streamId)) is { } captured)
             {
                 snapshots.Add(new ProducerSnapshot(streamId, captured.Offset, ProducerSnapshotFormat.Encode(await captured.CompleteAsync())));
             }
@@ -197,6 +211,9 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Producer state of stream {StreamId} loaded: snapshot at offset {SnapshotOffset}, replayed offsets {From} to {To} ({Batches} batches)")]
     private static partial void LogLoaded(ILogger logger, long streamId, long snapshotOffset, long from, long to, int batches);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Count} producers of stream {StreamId} expired (producer.id.expiration.ms)")]
+    private static partial void LogExpired(ILogger logger, int count, long streamId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Producer state snapshot failed; the next round tries again")]
     private static partial void LogSnapshotFailed(ILogger logger, Exception exception);
@@ -289,6 +306,43 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
             lock (_sync)
             {
                 return [.. _producers.Select(p => (p.Key, p.Value.Epoch, p.Value.LastSequence, p.Value.LastTimestamp))];
+            }
+        }
+
+        /// <summary>Forgets producers whose last batch is older than <paramref name="cutoffMs"/> and has been written; returns how many.</summary>
+        internal int ExpireBefore(long cutoffMs)
+        {
+            lock (_sync)
+            {
+                List<long>? expired = null;
+                foreach ((long id, ProducerEntry entry) in _producers)
+                {
+                    if (entry.LastTimestamp < cutoffMs && AllWritten(entry))
+                    {
+                        (expired ??= []).Add(id);
+                    }
+                }
+
+                foreach (long id in expired ?? [])
+                {
+                    _producers.Remove(id);
+                }
+
+                _changed |= expired is not null;
+                return expired?.Count ?? 0;
+            }
+
+            static bool AllWritten(ProducerEntry entry)
+            {
+                foreach ((_, _, Task<long> written) in entry.Recent)
+                {
+                    if (!written.IsCompleted)
+                    {
+                        return false;
+                    }
+                }
+
+                return true;
             }
         }
 

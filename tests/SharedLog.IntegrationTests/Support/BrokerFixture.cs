@@ -23,10 +23,10 @@ public sealed class BrokerFixture : IAsyncDisposable
     /// <summary>Base URL of the broker's schema registry API.</summary>
     public string RegistryUrl => $"http://127.0.0.1:{Host.RegistryPort}";
 
-    public static async Task<BrokerFixture> StartAsync(string? dataDir = null, bool deleteOnDispose = true)
+    public static async Task<BrokerFixture> StartAsync(string? dataDir = null, bool deleteOnDispose = true, params string[] extraArguments)
     {
         dataDir ??= Path.Combine(Path.GetTempPath(), "sharedlog-it-" + Guid.NewGuid().ToString("N"));
-        BrokerHost host = BrokerHost.Create(["--port", "0", "--http-port", "0", "--registry-port", "0", "--data-dir", dataDir, "--host", "127.0.0.1", "--Broker:GroupInitialRebalanceDelayMs", "200"]);
+        BrokerHost host = BrokerHost.Create(["--port", "0", "--http-port", "0", "--registry-port", "0", "--data-dir", dataDir, "--host", "127.0.0.1", "--Broker:GroupInitialRebalanceDelayMs", "200", .. extraArguments]);
         await host.StartAsync();
         return new BrokerFixture(host, dataDir, deleteOnDispose);
     }
