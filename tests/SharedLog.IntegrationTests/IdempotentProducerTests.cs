@@ -214,6 +214,88 @@ public class IdempotentProducerTests
         }
     }
 
+    /// <summary>
+    /// librdkafka's idempotent producer keeps going across a broker restart on the same address, and the
+    /// restart does not wait for the producer's open connection to go idle-timeout (it used to take 30 s,
+    /// Kestrel's shutdown timeout). librdkafka also copes with a broker that forgot it (it re-initializes on
+    /// UNKNOWN_PRODUCER_ID), so this checks what a user sees; the raw-protocol restart test pins the state.
+    /// </summary>
+    [Fact]
+    public async Task LibrdkafkaIdempotentProducerContinuesAcrossABrokerRestart()
+    {
+        string dataDir = Path.Combine(Path.GetTempPath(), "sharedlog-idemrestart-" + Guid.NewGuid().ToString("N"));
+        int port = FreeLoopbackPort();
+        var fatal = new List<string>();
+        var config = new ProducerConfig { BootstrapServers = $"127.0.0.1:{port}", EnableIdempotence = true, Acks = Acks.All, LingerMs = 1, MessageTimeoutMs = 30000 };
+        using IProducer<string, string> producer = new ProducerBuilder<string, string>(config)
+            .SetErrorHandler((_, e) => { if (e.IsFatal) { lock (fatal) { fatal.Add(e.Reason); } } })
+            .Build();
+        try
+        {
+            BrokerFixture first = await BrokerFixture.StartAsync(dataDir, false, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            using (IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = first.BootstrapServers }).Build())
+            {
+                await admin.CreateTopicsAsync([new Confluent.Kafka.Admin.TopicSpecification { Name = "idem-restart", NumPartitions = 2, ReplicationFactor = 1 }]);
+            }
+
+            await ProduceRangeAsync(producer, 0, 200);
+
+            // The producer's connection is open and idle: stopping closes it instead of waiting for it.
+            await first.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+
+            await using BrokerFixture second = await BrokerFixture.StartAsync(dataDir, true, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            await ProduceRangeAsync(producer, 200, 400);
+            Assert.Empty(fatal);
+
+            using IConsumer<string, string> consumer = new ConsumerBuilder<string, string>(new ConsumerConfig { BootstrapServers = second.BootstrapServers, GroupId = "idem-restart" }).Build();
+            var values = new List<string>();
+            for (int partition = 0; partition < 2; partition++)
+            {
+                consumer.Assign(new TopicPartitionOffset("idem-restart", partition, 0));
+                DateTime deadline = DateTime.UtcNow + Timeout;
+                int expected = 200;
+                int read = 0;
+                while (read < expected && DateTime.UtcNow < deadline)
+                {
+                    if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { Message: { } m })
+                    {
+                        values.Add(m.Value);
+                        read++;
+                    }
+                }
+            }
+
+            // Every record once: nothing lost across the restart, nothing written twice.
+            Assert.Equal(Enumerable.Range(0, 400).Select(i => $"v{i}").Order(), values.Order());
+        }
+        finally
+        {
+            if (Directory.Exists(dataDir))
+            {
+                Directory.Delete(dataDir, recursive: true);
+            }
+        }
+
+        static async Task ProduceRangeAsync(IProducer<string, string> producer, int from, int to)
+        {
+            var sends = new List<Task<DeliveryResult<string, string>>>();
+            for (int i = from; i < to; i++)
+            {
+                sends.Add(producer.ProduceAsync(new TopicPartition("idem-restart", i % 2), new Message<string, string> { Key = "k", Value = $"v{i}" }));
+            }
+
+            DeliveryResult<string, string>[] results = await Task.WhenAll(sends).WaitAsync(Timeout);
+            Assert.All(results, r => Assert.Equal(PersistenceStatus.Persisted, r.Status));
+        }
+    }
+
+    private static int FreeLoopbackPort()
+    {
+        using var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        probe.Start();
+        return ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+    }
+
     [Fact]
     public async Task ProducersIdleLongerThanTheExpirationAreForgotten()
     {

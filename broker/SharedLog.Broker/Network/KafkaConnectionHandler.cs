@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.IO.Pipelines;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using SharedLog.Broker.Handlers;
 using SharedLog.Protocol;
@@ -25,6 +26,7 @@ public sealed partial class KafkaConnectionHandler(
     ApiVersionsHandler apiVersions,
     Http.BrokerMetrics metrics,
     IOptions<BrokerOptions> options,
+    IHostApplicationLifetime lifetime,
     ILogger<KafkaConnectionHandler> logger) : ConnectionHandler
 {
     private const int SizePrefix = 4;
@@ -36,9 +38,10 @@ public sealed partial class KafkaConnectionHandler(
         BrokerOptions settings = options.Value;
         PipeReader input = connection.Transport.Input;
         PipeWriter output = connection.Transport.Output;
-        // "stop" ends the connection (client gone, handler failure, closed output); "idle" adds the idle timeout.
+        // "stop" ends the connection (client gone, handler failure, closed output); "idle" adds the idle
+        // timeout and the broker's shutdown, so a stopping broker does not wait for idle clients to leave.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
-        using var idle = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, lifetime.ApplicationStopping);
         var unanswered = Channel.CreateBounded<PendingResponse>(new BoundedChannelOptions(MaxUnansweredRequests) { SingleReader = true, SingleWriter = true });
         var running = new List<Task>();
         Task writer = WriteResponsesAsync(connection, unanswered.Reader, output, stop);
@@ -70,6 +73,10 @@ public sealed partial class KafkaConnectionHandler(
                     return;
                 }
             }
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            LogClosedForShutdown(logger, connection.ConnectionId);
         }
         catch (OperationCanceledException) when (!stop.IsCancellationRequested)
         {
@@ -270,6 +277,9 @@ public sealed partial class KafkaConnectionHandler(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Connection {ConnectionId} idle for {IdleMs} ms; closing")]
     private static partial void LogIdleClosed(ILogger logger, string connectionId, int idleMs);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Connection {ConnectionId}: closed, the broker is stopping")]
+    private static partial void LogClosedForShutdown(ILogger logger, string connectionId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Connection {ConnectionId}: protocol violation, closing: {Reason}")]
     private static partial void LogProtocolViolation(ILogger logger, string connectionId, string reason);
