@@ -296,6 +296,27 @@ public class IdempotentProducerTests
         return ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
     }
 
+    [Theory]
+    [InlineData("not json")]
+    [InlineData("[null]")]
+    [InlineData("{\"Id\": 1}")]
+    public async Task AnUnreadableProducerSnapshotDoesNotBlockThePartition(string garbage)
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        InitProducerIdResponse init = await CreateTopicAndInitProducerAsync(client, "seq");
+        var topics = (SharedLog.Broker.Cluster.TopicService)broker.Host.Services.GetService(typeof(SharedLog.Broker.Cluster.TopicService))!;
+        var metadata = (SharedLog.Storage.Metadata.IMetadataStore)broker.Host.Services.GetService(typeof(SharedLog.Storage.Metadata.IMetadataStore))!;
+        long streamId = topics.Find("seq")!.Partitions[0].StreamId;
+        await metadata.SaveProducerSnapshotsAsync([new SharedLog.Storage.Metadata.ProducerSnapshot(streamId, 0, garbage)]);
+
+        // The partition's producer state is loaded from that snapshot on this first produce.
+        ProduceResponse.PartitionProduceResponse first = await ProduceAsync(client, Batch(init.ProducerId, init.ProducerEpoch, 0, 2), 3);
+        Assert.Equal((0, 0L), (first.ErrorCode, first.BaseOffset));
+        ProduceResponse.PartitionProduceResponse next = await ProduceAsync(client, Batch(init.ProducerId, init.ProducerEpoch, 2, 1), 4);
+        Assert.Equal((0, 2L), (next.ErrorCode, next.BaseOffset));
+    }
+
     [Fact]
     public async Task ProducersIdleLongerThanTheExpirationAreForgotten()
     {

@@ -115,7 +115,15 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
         var state = new PartitionProducers();
         StreamLog log = streams.Get(streamId);
         ProducerSnapshot? snapshot = await metadata.GetProducerSnapshotAsync(streamId, CancellationToken.None);
-        if (snapshot is null)
+        List<ProducerSnapshotFormat.Producer>? saved = null;
+        if (snapshot is not null && !ProducerSnapshotFormat.TryDecode(snapshot.State, out saved))
+        {
+            // Unreadable: start without state (producers that continue get UNKNOWN_PRODUCER_ID and start
+            // over) rather than refusing the partition's idempotent produces for good.
+            LogSnapshotUnreadable(logger, streamId, snapshot.Offset);
+        }
+
+        if (saved is null)
         {
             // No producer state was ever saved here, so no idempotent batch was written since snapshots exist:
             // record that as of the log end now, so a later load replays from here, not from the log start.
@@ -123,8 +131,8 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
             return state;
         }
 
-        state.Restore(ProducerSnapshotFormat.Decode(snapshot.State));
-        long from = Math.Max(snapshot.Offset, log.LogStartOffset);
+        state.Restore(saved);
+        long from = Math.Max(snapshot!.Offset, log.LogStartOffset);
         long replayFrom = from;
         int replayed = 0;
         while (from < log.HighWatermark)
@@ -211,6 +219,9 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Producer state of stream {StreamId} loaded: snapshot at offset {SnapshotOffset}, replayed offsets {From} to {To} ({Batches} batches)")]
     private static partial void LogLoaded(ILogger logger, long streamId, long snapshotOffset, long from, long to, int batches);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Producer state snapshot of stream {StreamId} (offset {Offset}) is unreadable; its producers start over")]
+    private static partial void LogSnapshotUnreadable(ILogger logger, long streamId, long offset);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Count} producers of stream {StreamId} expired (producer.id.expiration.ms)")]
     private static partial void LogExpired(ILogger logger, int count, long streamId);
@@ -496,6 +507,23 @@ internal static class ProducerSnapshotFormat
 
     public static string Encode(List<Producer> producers) => JsonSerializer.Serialize(producers);
 
-    public static List<Producer> Decode(string state) =>
-        JsonSerializer.Deserialize<List<Producer>>(state) ?? throw new InvalidDataException("Producer state snapshot is empty.");
+    public static bool TryDecode(string state, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out List<Producer>? producers)
+    {
+        try
+        {
+            producers = JsonSerializer.Deserialize<List<Producer>>(state);
+            if (producers is not null && producers.TrueForAll(static p => p is not null && p.Batches is not null))
+            {
+                return true;
+            }
+
+            producers = null;
+            return false;
+        }
+        catch (JsonException)
+        {
+            producers = null;
+            return false;
+        }
+    }
 }
