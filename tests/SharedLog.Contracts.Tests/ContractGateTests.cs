@@ -147,19 +147,85 @@ public sealed class ContractGateTests : IDisposable
         GateResult result = Inspect("customers", (null, Framed(id, record)));
 
         Assert.Empty(result.Violations);
-        RecordBatch stored = RecordBatch.Parse(result.Batch!);
-        var values = new List<byte[]>();
-        foreach (SharedLog.Protocol.Records.Record stored1 in stored.Records())
-        {
-            values.Add(stored1.Value.ToArray());
-        }
-
-        var value = (Dictionary<string, object?>)codec.Decode(parsed, Assert.Single(values).AsSpan(SchemaWireFormat.HeaderSize)).Value!;
+        var value = (Dictionary<string, object?>)codec.Decode(parsed, Assert.Single(StoredValues(result)).AsSpan(SchemaWireFormat.HeaderSize)).Value!;
         Assert.Equal("c1", value["id"]);
         Assert.Equal(PrivacyRewriter.RedactedText, value["email"]);
         Assert.Equal(PrivacyRewriter.RedactedText, ((Dictionary<string, object?>)value["home"]!)["street"]);
         Assert.Equal("Oslo", ((Dictionary<string, object?>)value["home"]!)["city"]);
         Assert.Equal(PrivacyRewriter.RedactedText, ((Dictionary<string, object?>)((List<object?>)value["others"]!)[0]!)["street"]);
+    }
+
+    private static List<byte[]> StoredValues(GateResult result)
+    {
+        var values = new List<byte[]>();
+        foreach (SharedLog.Protocol.Records.Record stored in RecordBatch.Parse(result.Batch!).Records())
+        {
+            values.Add(stored.Value.ToArray());
+        }
+
+        return values;
+    }
+
+    [Fact]
+    public async Task JsonPrivacyRewritesReplaceOnlyTheMaskedValuesAndKeepEveryOtherByte()
+    {
+        int id = await RegisterAsync("people-value", """{"type":"object"}""", SchemaType.Json);
+        await ApplyAsync("topic: people\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\n  - field: cards.number\n    action: redact\n  - field: profile\n    action: redact\n  - field: n\n    action: redact\n");
+
+        // Spacing, an escaped member name, numbers a re-encoding would rewrite (1.50, 1e3), a masked
+        // member inside array elements (one without it), a masked object, escapes left as they came.
+        const string original = "{ \"id\" : 1.50, \"em\\u0061il\": \"a@b.example\", \"cards\": [ {\"number\": \"4111\", \"exp\": 1e3}, {\"exp\": 2} , {\"number\": \"5500\"} ],"
+            + " \"profile\": {\"x\": [1, {\"email\": \"deep@b.example\"}]}, \"n\": 7, \"note\": \"caf\\u00e9\\n\", \"emails\": \"x@y.example\" }";
+        string hash = Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData("k"u8, "a@b.example"u8));
+        string expected = original.Replace("\"a@b.example\"", $"\"{hash}\"", StringComparison.Ordinal)
+            .Replace("\"4111\"", "\"****\"", StringComparison.Ordinal)
+            .Replace("\"5500\"", "\"****\"", StringComparison.Ordinal)
+            .Replace("{\"x\": [1, {\"email\": \"deep@b.example\"}]}", "null", StringComparison.Ordinal)
+            .Replace("\"n\": 7", "\"n\": 0", StringComparison.Ordinal);
+
+        GateResult result = Inspect("people", (null, Framed(id, Encoding.UTF8.GetBytes(original))), (null, Framed(id, "{\"id\":2}"u8.ToArray())));
+
+        Assert.Equal(GateOutcome.Rewrite, result.Outcome);
+        List<byte[]> values = StoredValues(result);
+        Assert.Equal(id, SchemaWireFormat.TryReadSchemaId(values[0], out int storedId) ? storedId : -1);
+        Assert.Equal(expected, Encoding.UTF8.GetString(values[0].AsSpan(SchemaWireFormat.HeaderSize)));
+        Assert.Equal("{\"id\":2}", Encoding.UTF8.GetString(values[1].AsSpan(SchemaWireFormat.HeaderSize)));
+    }
+
+    [Fact]
+    public async Task AvroPrivacyRewritesReplaceOnlyTheMaskedFieldsAndKeepEveryOtherByte()
+    {
+        const string schema = """
+            {"type":"record","name":"Person","fields":[{"name":"id","type":"string"},{"name":"email","type":"string"},
+              {"name":"address","type":{"type":"record","name":"Address","fields":[{"name":"street","type":"string"},{"name":"city","type":"string"}]}},
+              {"name":"tags","type":{"type":"array","items":"string"}},{"name":"n","type":"long"}]}
+            """;
+        int id = await RegisterAsync("persons-value", schema, SchemaType.Avro);
+        await ApplyAsync("topic: persons\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\n  - field: address.street\n    action: redact\n");
+
+        // Valid Avro an encoder would not write: the array in two blocks, the first with its byte size
+        // (negative count), and the long 3 as a two-byte varint. Only the masked fields may change.
+        static byte[] Text(string text) => [(byte)(text.Length * 2), .. Encoding.ASCII.GetBytes(text)];
+        byte[] tags = [0x01, 0x04, .. Text("x"), 0x02, .. Text("y"), 0x00];
+        byte[] original = [.. Text("p1"), .. Text("a@b"), .. Text("Main"), .. Text("Oslo"), .. tags, 0x86, 0x00];
+        string hash = Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData("k"u8, "a@b"u8));
+        byte[] expected = [.. Text("p1"), 0x80, 0x01, .. Encoding.ASCII.GetBytes(hash), .. Text(PrivacyRewriter.RedactedText), .. Text("Oslo"), .. tags, 0x86, 0x00];
+
+        GateResult result = Inspect("persons", (null, Framed(id, original)));
+
+        Assert.Equal(GateOutcome.Rewrite, result.Outcome);
+        Assert.Equal(Framed(id, expected), Assert.Single(StoredValues(result)));
+    }
+
+    [Fact]
+    public async Task JsonPrivacyDropsRemoveTheMember()
+    {
+        int id = await RegisterAsync("drops-value", """{"type":"object"}""", SchemaType.Json);
+        await ApplyAsync("topic: drops\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: ssn\n    action: drop\n  - field: email\n    action: redact\n");
+
+        GateResult result = Inspect("drops", (null, Framed(id, "{\"ssn\": \"1\", \"email\": \"a@b\", \"id\": 3}"u8.ToArray())));
+
+        Assert.Equal("{\"email\":\"****\",\"id\":3}", Encoding.UTF8.GetString(Assert.Single(StoredValues(result)).AsSpan(SchemaWireFormat.HeaderSize)));
     }
 
     [Fact]

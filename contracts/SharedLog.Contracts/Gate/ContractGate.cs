@@ -282,12 +282,12 @@ public sealed partial class ContractGate(
             string? problem = null;
             if (value is not null)
             {
-                newValue = ApplyPrivacy(definition, value, ref problem);
+                newValue = ApplyPrivacy(definition, value, record.Value[SchemaWireFormat.HeaderSize..], ref problem);
             }
 
             if (key is not null && problem is null)
             {
-                newKey = ApplyPrivacy(definition, key, ref problem);
+                newKey = ApplyPrivacy(definition, key, record.Key[SchemaWireFormat.HeaderSize..], ref problem);
             }
 
             if (problem is not null)
@@ -428,9 +428,11 @@ public sealed partial class ContractGate(
         }
     }
 
-    private byte[]? ApplyPrivacy(ContractDefinition definition, SideResult side, ref string? problem)
+    private byte[]? ApplyPrivacy(ContractDefinition definition, SideResult side, ReadOnlySpan<byte> original, ref string? problem)
     {
         bool changed = false;
+        bool removed = false;
+        List<string[]>? changedPaths = null;
         foreach (PrivacyRuleDefinition rule in definition.Privacy)
         {
             IReadOnlyList<string> paths;
@@ -449,11 +451,18 @@ public sealed partial class ContractGate(
 
             foreach (string target in paths)
             {
-                changed |= privacy.Apply(side.Value, target, rule.Action, out string? failure);
+                bool changedHere = privacy.Apply(side.Value, target, rule.Action, out string? failure);
                 if (failure is not null)
                 {
                     problem = $"{target}: {failure}";
                     return null;
+                }
+
+                if (changedHere)
+                {
+                    changed = true;
+                    removed |= rule.Action == PrivacyAction.Drop;
+                    (changedPaths ??= []).Add(privacy.FieldNames(target));
                 }
             }
         }
@@ -467,7 +476,10 @@ public sealed partial class ContractGate(
         {
             Span<byte> header = stackalloc byte[SchemaWireFormat.HeaderSize];
             SchemaWireFormat.WriteHeader(header, side.SchemaId);
-            return side.Codec!.Encode(side.Parsed!, side.Decoded! with { Value = side.Value }, header);
+            DecodedPayload rewritten = side.Decoded! with { Value = side.Value };
+            return removed
+                ? side.Codec!.Encode(side.Parsed!, rewritten, header)
+                : side.Codec!.EncodeRewrite(side.Parsed!, rewritten, original, changedPaths!, header);
         }
         catch (PayloadDecodeException e)
         {

@@ -45,6 +45,13 @@ public interface IPayloadCodec
     /// array, so a rewritten record is not encoded and then copied again behind its header.
     /// </summary>
     byte[] Encode(IParsedSchema schema, DecodedPayload payload, ReadOnlySpan<byte> prefix);
+
+    /// <summary>
+    /// Encodes a payload after a privacy rewrite that replaced the values at <paramref name="changedPaths"/>
+    /// (field names per level) and removed nothing; a codec that can splice the new values into the
+    /// <paramref name="original"/> bytes does so instead of encoding the whole record again.
+    /// </summary>
+    byte[] EncodeRewrite(IParsedSchema schema, DecodedPayload payload, ReadOnlySpan<byte> original, IReadOnlyList<string[]> changedPaths, ReadOnlySpan<byte> prefix) => Encode(schema, payload, prefix);
 }
 
 /// <summary>A decoded payload: the value and, for Protobuf, which message of the file it is.</summary>

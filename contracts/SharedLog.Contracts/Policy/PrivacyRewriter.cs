@@ -25,8 +25,11 @@ public sealed class PrivacyRewriter(byte[] hashKey)
     public bool Apply(object? value, string path, PrivacyAction action, out string? problem)
     {
         problem = null;
-        return Walk(value, _splitPaths.GetOrAdd(path, p => p.Split('.')), 0, action, ref problem);
+        return Walk(value, FieldNames(path), 0, action, ref problem);
     }
+
+    /// <summary>A dotted path's field names, one per level.</summary>
+    public string[] FieldNames(string path) => _splitPaths.GetOrAdd(path, p => p.Split('.'));
 
     private bool Walk(object? node, string[] path, int index, PrivacyAction action, ref string? problem)
     {

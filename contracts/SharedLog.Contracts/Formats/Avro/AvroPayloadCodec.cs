@@ -61,6 +61,157 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         return writer.ToArray();
     }
 
+    /// <summary>
+    /// After a privacy rewrite that kept every field: the original datum with only the changed fields
+    /// written again, when every changed path runs through nested records (other shapes encode the
+    /// whole record). Untouched fields are copied as they came, not decoded and encoded again.
+    /// </summary>
+    public byte[] EncodeRewrite(IParsedSchema schema, DecodedPayload payload, ReadOnlySpan<byte> original, IReadOnlyList<string[]> changedPaths, ReadOnlySpan<byte> prefix)
+    {
+        ArgumentNullException.ThrowIfNull(payload);
+        ArgumentNullException.ThrowIfNull(changedPaths);
+        var avro = SchemaOf(schema);
+        if (changedPaths.Count is 0 or > 64 || avro is not RecordSchema record)
+        {
+            return Encode(schema, payload, prefix);
+        }
+
+        var writer = PayloadWriter.ForThread(prefix);
+        var reader = new AvroReader(original);
+        var copied = 0;
+        var live = changedPaths.Count == 64 ? ulong.MaxValue : (1UL << changedPaths.Count) - 1;
+        if (!SpliceRecord(ref reader, original, record, payload.Value, changedPaths, 0, live, writer, ref copied, 0))
+        {
+            return Encode(schema, payload, prefix);
+        }
+
+        writer.WriteBytes(original[copied..]);
+        return writer.ToArray();
+    }
+
+    /// <summary>Copies a record's fields up to each changed one, which is written from the rewritten values; false if a path leaves the records.</summary>
+    private static bool SpliceRecord(ref AvroReader reader, ReadOnlySpan<byte> original, RecordSchema record, object? node, IReadOnlyList<string[]> paths, int level, ulong live, PayloadWriter writer, ref int copied, int depth)
+    {
+        if (node is not IDictionary<string, object?> values)
+        {
+            throw new PayloadDecodeException("the rewritten record does not have the shape of its payload");
+        }
+
+        foreach (var field in record.Fields)
+        {
+            ulong matched = 0;
+            var leaf = false;
+            for (var bits = live; bits != 0; bits &= bits - 1)
+            {
+                var path = paths[System.Numerics.BitOperations.TrailingZeroCount(bits)];
+                if (path.Length > level && string.Equals(path[level], field.Name, StringComparison.Ordinal))
+                {
+                    matched |= bits & (~bits + 1);
+                    leaf |= path.Length == level + 1;
+                }
+            }
+
+            if (matched == 0)
+            {
+                Skip(ref reader, field.Schema, depth);
+                continue;
+            }
+
+            if (!values.TryGetValue(field.Name, out var child))
+            {
+                throw new PayloadDecodeException($"the rewritten record has no field '{field.Name}'");
+            }
+
+            if (leaf)
+            {
+                var start = reader.Position;
+                Skip(ref reader, field.Schema, depth);
+                writer.WriteBytes(original[copied..start]);
+                WriteValue(writer, field.Schema, child, depth);
+                copied = reader.Position;
+            }
+            else if (field.Schema is not RecordSchema nested || !SpliceRecord(ref reader, original, nested, child, paths, level + 1, matched, writer, ref copied, Deeper(depth)))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>Moves past one datum that <see cref="Decode"/> has already accepted.</summary>
+    private static void Skip(ref AvroReader reader, Schema schema, int depth)
+    {
+        switch (schema.Tag)
+        {
+            case Schema.Type.Null:
+                return;
+            case Schema.Type.Boolean:
+                reader.ReadByte();
+                return;
+            case Schema.Type.Int:
+            case Schema.Type.Long:
+            case Schema.Type.Enumeration:
+                reader.ReadLong();
+                return;
+            case Schema.Type.Float:
+                reader.ReadSpan(4);
+                return;
+            case Schema.Type.Double:
+                reader.ReadSpan(8);
+                return;
+            case Schema.Type.Bytes:
+            case Schema.Type.String:
+                reader.ReadSpan(reader.ReadLength());
+                return;
+            case Schema.Type.Fixed:
+                reader.ReadSpan(((FixedSchema)schema).Size);
+                return;
+            case Schema.Type.Record:
+            case Schema.Type.Error:
+                foreach (var field in ((RecordSchema)schema).Fields)
+                {
+                    Skip(ref reader, field.Schema, Deeper(depth));
+                }
+
+                return;
+            case Schema.Type.Array:
+            case Schema.Type.Map:
+                {
+                    var isMap = schema.Tag == Schema.Type.Map;
+                    var items = isMap ? ((MapSchema)schema).ValueSchema : ((ArraySchema)schema).ItemSchema;
+                    for (var count = reader.ReadBlockCount(); count != 0; count = reader.ReadBlockCount())
+                    {
+                        for (var i = 0; i < count; i++)
+                        {
+                            if (isMap)
+                            {
+                                reader.ReadSpan(reader.ReadLength());
+                            }
+
+                            Skip(ref reader, items, Deeper(depth));
+                        }
+                    }
+
+                    return;
+                }
+
+            case Schema.Type.Union:
+                {
+                    var union = (UnionSchema)schema;
+                    var index = reader.ReadLong();
+                    Skip(ref reader, index >= 0 && index < union.Count ? union[(int)index] : throw new PayloadDecodeException($"union index {index} is out of range"), Deeper(depth));
+                    return;
+                }
+
+            case Schema.Type.Logical:
+                Skip(ref reader, ((LogicalSchema)schema).BaseSchema, depth);
+                return;
+            default:
+                throw new PayloadDecodeException($"unsupported Avro type {schema.Tag}");
+        }
+    }
+
     private static Schema SchemaOf(IParsedSchema schema)
     {
         ArgumentNullException.ThrowIfNull(schema);
@@ -694,6 +845,8 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         }
 
         public readonly int Remaining => _data.Length - _position;
+
+        public readonly int Position => _position;
 
         public byte ReadByte() => _position < _data.Length
             ? _data[_position++]

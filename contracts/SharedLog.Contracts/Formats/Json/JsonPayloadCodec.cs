@@ -74,14 +74,136 @@ public sealed class JsonPayloadCodec : IPayloadCodec
         CheckSchema(schema);
         ArgumentNullException.ThrowIfNull(payload);
 
-        // One buffer and writer per thread, reset per payload; a buffer grown by a huge payload is dropped.
-        ArrayBufferWriter<byte> buffer = _threadBuffer is { Capacity: <= 1024 * 1024 } cached ? cached : _threadBuffer = new ArrayBufferWriter<byte>(2048);
-        buffer.ResetWrittenCount();
+        ArrayBufferWriter<byte> buffer = ThreadBuffer();
         buffer.Write(prefix);
         Utf8JsonWriter writer = _threadWriter ??= new Utf8JsonWriter(buffer, WriterOptions);
         writer.Reset(buffer);
         WriteValue(writer, payload.Value, 0);
         writer.Flush();
+        return TakeBytes(buffer, writer);
+    }
+
+    /// <summary>
+    /// After a privacy rewrite that kept every member: <paramref name="prefix"/> and the
+    /// <paramref name="original"/> payload with only the values at <paramref name="changedPaths"/>
+    /// replaced by their rewritten values, so the rest keeps its exact bytes and is not encoded again.
+    /// Arrays are walked element by element, as the rewrite walks them.
+    /// </summary>
+    public byte[] EncodeRewrite(IParsedSchema schema, DecodedPayload payload, ReadOnlySpan<byte> original, IReadOnlyList<string[]> changedPaths, ReadOnlySpan<byte> prefix)
+    {
+        CheckSchema(schema);
+        ArgumentNullException.ThrowIfNull(payload);
+        ArgumentNullException.ThrowIfNull(changedPaths);
+        if (changedPaths.Count is 0 or > 64)
+        {
+            return Encode(schema, payload, prefix);
+        }
+
+        ArrayBufferWriter<byte> buffer = ThreadBuffer();
+        buffer.Write(prefix);
+        Utf8JsonWriter writer = _threadWriter ??= new Utf8JsonWriter(buffer, WriterOptions);
+        var reader = new Utf8JsonReader(original, ReaderOptions);
+        var splice = new Splice(original, buffer, writer, changedPaths);
+        try
+        {
+            if (!reader.Read())
+            {
+                throw new PayloadDecodeException("JSON payload is empty");
+            }
+
+            splice.Value(ref reader, payload.Value, 0, changedPaths.Count == 64 ? ulong.MaxValue : (1UL << changedPaths.Count) - 1);
+        }
+        catch (JsonException ex)
+        {
+            throw new PayloadDecodeException($"invalid JSON payload: {ex.Message}", ex);
+        }
+
+        buffer.Write(original[splice.Copied..]);
+        return TakeBytes(buffer, writer);
+    }
+
+    /// <summary>Copies the original payload up to each changed value, then writes that value from the rewritten graph.</summary>
+    private ref struct Splice(ReadOnlySpan<byte> original, ArrayBufferWriter<byte> buffer, Utf8JsonWriter writer, IReadOnlyList<string[]> paths)
+    {
+        private readonly ReadOnlySpan<byte> _original = original;
+
+        public int Copied { get; private set; }
+
+        /// <summary>The value at the reader; <paramref name="live"/> has a bit per path whose first <paramref name="level"/> names led here.</summary>
+        public void Value(ref Utf8JsonReader reader, object? node, int level, ulong live)
+        {
+            if (reader.TokenType == JsonTokenType.StartArray)
+            {
+                var items = node as List<object?> ?? throw Mismatch();
+                int index = 0;
+                while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                {
+                    Value(ref reader, index < items.Count ? items[index] : throw Mismatch(), level, live);
+                    index++;
+                }
+
+                return;
+            }
+
+            if (reader.TokenType != JsonTokenType.StartObject)
+            {
+                return;
+            }
+
+            var fields = node as Dictionary<string, object?> ?? throw Mismatch();
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                ulong matched = 0;
+                bool leaf = false;
+                string? name = null;
+                for (ulong bits = live; bits != 0; bits &= bits - 1)
+                {
+                    string[] path = paths[System.Numerics.BitOperations.TrailingZeroCount(bits)];
+                    if (path.Length > level && reader.ValueTextEquals(path[level]))
+                    {
+                        matched |= bits & (~bits + 1);
+                        leaf |= path.Length == level + 1;
+                        name = path[level];
+                    }
+                }
+
+                reader.Read();
+                if (matched == 0)
+                {
+                    reader.Skip();
+                    continue;
+                }
+
+                object? child = fields.TryGetValue(name!, out object? found) ? found : throw Mismatch();
+                if (!leaf)
+                {
+                    Value(ref reader, child, level + 1, matched);
+                    continue;
+                }
+
+                int start = (int)reader.TokenStartIndex;
+                reader.Skip();
+                buffer.Write(_original[Copied..start]);
+                writer.Reset(buffer);
+                WriteValue(writer, child, level);
+                writer.Flush();
+                Copied = (int)reader.BytesConsumed;
+            }
+        }
+
+        private static PayloadDecodeException Mismatch() => new("the rewritten record does not have the shape of its payload");
+    }
+
+    private static ArrayBufferWriter<byte> ThreadBuffer()
+    {
+        // One buffer and writer per thread, reset per payload; a buffer grown by a huge payload is dropped.
+        ArrayBufferWriter<byte> buffer = _threadBuffer is { Capacity: <= 1024 * 1024 } cached ? cached : _threadBuffer = new ArrayBufferWriter<byte>(2048);
+        buffer.ResetWrittenCount();
+        return buffer;
+    }
+
+    private static byte[] TakeBytes(ArrayBufferWriter<byte> buffer, Utf8JsonWriter writer)
+    {
         byte[] bytes = buffer.WrittenSpan.ToArray();
         if (buffer.Capacity > 1024 * 1024)
         {
@@ -141,7 +263,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
                     while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                     {
                         Count(ref elements);
-                        var name = reader.GetString()!;
+                        var name = MemberName(ref reader);
                         reader.Read();
                         if (!members.TryAdd(name, ReadValue(ref reader, ref elements)))
                         {
@@ -156,6 +278,40 @@ public sealed class JsonPayloadCodec : IPayloadCodec
                 throw new PayloadDecodeException($"unexpected JSON token {reader.TokenType}");
         }
     }
+
+    /// <summary>
+    /// The member name at the reader. Records repeat the same few names, so short ones are looked up in
+    /// a per-thread set instead of allocated again for every record.
+    /// </summary>
+    private static string MemberName(ref Utf8JsonReader reader)
+    {
+        const int MaxSharedLength = 64;
+        if (reader.ValueIsEscaped || reader.HasValueSequence || reader.ValueSpan.Length > MaxSharedLength)
+        {
+            return reader.GetString()!;
+        }
+
+        Span<char> chars = stackalloc char[MaxSharedLength];
+        var text = chars[..reader.CopyString(chars)];
+        var names = _threadNames ??= new HashSet<string>(StringComparer.Ordinal);
+        if (names.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(text, out var known))
+        {
+            return known;
+        }
+
+        if (names.Count >= 4096)
+        {
+            // Bounded: payloads with ever-new member names must not grow the set without end.
+            names.Clear();
+        }
+
+        var name = new string(text);
+        names.Add(name);
+        return name;
+    }
+
+    [ThreadStatic]
+    private static HashSet<string>? _threadNames;
 
     private static object ReadNumber(ref Utf8JsonReader reader)
     {
