@@ -199,7 +199,11 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     quarantined = verdict.Quarantined;
                 }
 
-                accepted.Add(new AcceptedBatch(bytes ?? batch.Data.ToArray(), batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, lastSequence, quarantined));
+                // The request's bytes belong to the connection: keep a copy, unless reading the batch already made one.
+                bytes ??= reader.LastBatchIsCopy && System.Runtime.InteropServices.MemoryMarshal.TryGetArray(batch.Data, out ArraySegment<byte> copy) && copy.Count == copy.Array!.Length
+                    ? copy.Array
+                    : batch.Data.ToArray();
+                accepted.Add(new AcceptedBatch(bytes, batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, lastSequence, quarantined));
             }
         }
         catch (KafkaProtocolException e)

@@ -26,6 +26,12 @@ public struct RecordBatchReader
     /// <summary>True when the input ended inside a batch (only with allowPartialTail).</summary>
     public bool PartialTail { get; private set; }
 
+    /// <summary>
+    /// True when the last batch read spanned segments, so its <see cref="RecordBatch.Data"/> is an array
+    /// of its own (exactly the batch) that the caller may keep instead of copying the batch again.
+    /// </summary>
+    public bool LastBatchIsCopy { get; private set; }
+
     public bool TryReadNext(out RecordBatch batch)
     {
         batch = default;
@@ -55,7 +61,8 @@ public struct RecordBatchReader
         }
 
         ReadOnlySequence<byte> slice = _records.Slice(_position, size);
-        ReadOnlyMemory<byte> bytes = slice.IsSingleSegment ? slice.First : slice.ToArray();
+        LastBatchIsCopy = !slice.IsSingleSegment;
+        ReadOnlyMemory<byte> bytes = LastBatchIsCopy ? slice.ToArray() : slice.First;
         batch = RecordBatch.Parse(bytes);
         _position += size;
         return true;

@@ -162,11 +162,21 @@ public class RecordBatchTests
     public void BatchSpanningSegmentsIsReadWhole()
     {
         byte[] a = Sample(CompressionCodec.Snappy, 10);
-        ReadOnlySequence<byte> split = MemorySequence.Join([a.AsMemory(0, 30), a.AsMemory(30)]);
-        var reader = new RecordBatchReader(split);
+        ReadOnlySequence<byte> twoBatches = MemorySequence.Join([a.AsMemory(0, 30), a.AsMemory(30), a.AsMemory()]);
+        var reader = new RecordBatchReader(twoBatches);
         Assert.True(reader.TryReadNext(out RecordBatch batch));
         Assert.True(batch.IsCrcValid());
         Assert.Equal(10, batch.RecordCount);
+
+        // The spanning batch was copied into an array of its own, which a caller may keep; the next one is a view.
+        Assert.True(reader.LastBatchIsCopy);
+        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(batch.Data, out ArraySegment<byte> copy));
+        Assert.NotSame(a, copy.Array);
+        Assert.Equal(a, copy.Array);
+        Assert.True(reader.TryReadNext(out RecordBatch view));
+        Assert.False(reader.LastBatchIsCopy);
+        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(view.Data, out ArraySegment<byte> viewed));
+        Assert.Same(a, viewed.Array);
     }
 
     [Fact]
