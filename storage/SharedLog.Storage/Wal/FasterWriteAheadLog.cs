@@ -42,10 +42,37 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
             RemoveOutdatedCommits = true,
             AutoRefreshSafeTailAddress = false,
         };
+        if (options.DirectIo)
+        {
+            UseDirectIo();
+        }
+
         _log = new FasterLog(_settings);
-        LogOpened(_logger, options.Directory, _log.BeginAddress, _log.CommittedUntilAddress);
+        LogOpened(_logger, options.Directory, _log.BeginAddress, _log.CommittedUntilAddress, UsesDirectIo);
         _committer = Task.Run(CommitLoopAsync);
     }
+
+    /// <summary>Swaps FASTER's buffered device for the direct-I/O one on the same segment files, where the file system allows it.</summary>
+    private void UseDirectIo()
+    {
+        IDevice buffered = _settings.LogDevice;
+        DirectLogDevice? direct = DirectLogDevice.TryCreate(buffered.FileName, out string? refusal);
+        if (direct is null)
+        {
+            LogDirectIoRefused(_logger, _options.Directory, refusal ?? "unknown reason");
+            return;
+        }
+
+        buffered.Dispose();
+        _settings.LogDevice = direct;
+        UsesDirectIo = true;
+    }
+
+    /// <summary>Whether log pages are written with direct I/O (see <see cref="WalOptions.DirectIo"/>).</summary>
+    public bool UsesDirectIo { get; private set; }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "WAL in {Directory} writes through the page cache: direct I/O is not available here ({Reason})")]
+    private static partial void LogDirectIoRefused(ILogger logger, string directory, string reason);
 
     public long TrimPosition => _log.BeginAddress;
 
@@ -162,8 +189,8 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
         _settings.Dispose();
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "WAL opened at {Directory}: begin {Begin}, durable until {Durable}")]
-    private static partial void LogOpened(ILogger logger, string directory, long begin, long durable);
+    [LoggerMessage(Level = LogLevel.Information, Message = "WAL opened at {Directory}: begin {Begin}, durable until {Durable}, direct I/O {DirectIo}")]
+    private static partial void LogOpened(ILogger logger, string directory, long begin, long durable, bool directIo);
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "WAL commit failed; appends fail until the broker restarts")]
     private static partial void LogCommitFailed(ILogger logger, Exception exception);

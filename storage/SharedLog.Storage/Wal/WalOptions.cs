@@ -29,6 +29,12 @@ public sealed class WalOptions
     /// </summary>
     public bool FastCommit { get; set; }
 
+    /// <summary>
+    /// Write log pages with direct I/O (O_DIRECT, Linux), bypassing the page cache; where the file system
+    /// refuses it the log falls back to FASTER's buffered device and says so in the log.
+    /// </summary>
+    public bool DirectIo { get; set; } = true;
+
     /// <summary>A pending group reaching this many bytes is committed without waiting for the delay.</summary>
     public int GroupCommitBytes { get; set; } = 4 * 1024 * 1024;
 

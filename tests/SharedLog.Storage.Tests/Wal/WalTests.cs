@@ -46,6 +46,83 @@ public sealed class WalTests : IDisposable
         }
     }
 
+    /// <summary>The open-file flags (from /proc/self/fdinfo) of this process's descriptors on files under <paramref name="directory"/>.</summary>
+    private static List<int> OpenFileFlags(string directory)
+    {
+        var flags = new List<int>();
+        foreach (string fd in Directory.GetFiles("/proc/self/fd"))
+        {
+            try
+            {
+                if (new FileInfo(fd).LinkTarget?.StartsWith(directory, StringComparison.Ordinal) == true)
+                {
+                    string line = File.ReadLines($"/proc/self/fdinfo/{Path.GetFileName(fd)}").First(l => l.StartsWith("flags:", StringComparison.Ordinal));
+                    flags.Add(Convert.ToInt32(line["flags:".Length..].Trim(), 8));
+                }
+            }
+            catch (IOException)
+            {
+                // Another test closed that descriptor meanwhile.
+            }
+        }
+
+        return flags;
+    }
+
+    [Fact]
+    public async Task DirectIoAndBufferedLogsReadEachOthersSegments()
+    {
+        // Whether this file system takes O_DIRECT decides which device the log must pick.
+        bool directAvailable = DirectLogDevice.TryCreate(Path.Combine(Path.GetTempPath(), "sharedlog-probe-" + Guid.NewGuid().ToString("N")), out string? refusal) is not null;
+        var written = new List<(long Stream, long Offset, int Size)>();
+        async Task AppendAsync(FasterWriteAheadLog wal, int count)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                (long stream, long offset, int size) = (written.Count % 2, written.Count, 50 + (written.Count * 37 % 5000));
+                await wal.AppendAsync(stream, offset, 1, WalTestPayload.Create(stream, offset, size));
+                written.Add((stream, offset, size));
+            }
+        }
+
+        void AssertAll(FasterWriteAheadLog wal)
+        {
+            List<WalEntry> entries = [.. wal.ReadDurableEntries()];
+            Assert.Equal(written.Count, entries.Count);
+            for (int i = 0; i < entries.Count; i++)
+            {
+                Assert.Equal(written[i].Offset, entries[i].BaseOffset);
+                Assert.Equal(written[i].Size, entries[i].Batch.Length);
+                Assert.True(WalTestPayload.Matches(entries[i].Batch.Span, written[i].Stream, written[i].Offset));
+            }
+        }
+
+        await using (var direct = new FasterWriteAheadLog(Options()))
+        {
+            Assert.True(direct.UsesDirectIo == directAvailable, $"direct I/O available: {directAvailable} ({refusal}), used: {direct.UsesDirectIo}");
+            await AppendAsync(direct, 300);
+            if (direct.UsesDirectIo)
+            {
+                // The segment the appends went to is really open with O_DIRECT.
+                Assert.Contains(OpenFileFlags(_directory), flags => (flags & DirectLogDevice.DirectOpenFlag) != 0);
+            }
+        }
+
+        await using (var buffered = new FasterWriteAheadLog(new WalOptions { Directory = _directory, PageSizeBits = 20, MemorySizeBits = 22, SegmentSizeBits = 22, DirectIo = false }))
+        {
+            Assert.False(buffered.UsesDirectIo);
+            AssertAll(buffered);
+            await AppendAsync(buffered, 300);
+        }
+
+        await using (var again = new FasterWriteAheadLog(Options()))
+        {
+            AssertAll(again);
+            await AppendAsync(again, 10);
+            AssertAll(again);
+        }
+    }
+
     [Fact]
     public async Task ConcurrentAppendsAllBecomeDurable()
     {
