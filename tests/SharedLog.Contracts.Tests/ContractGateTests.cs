@@ -218,6 +218,41 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task EachRecordOfABatchKeepsItsOwnRewriteWhenOthersAreUnchangedOrQuarantined()
+    {
+        int valueId = await RegisterAsync("mixed-value", """{"type":"object","required":["email"]}""", SchemaType.Json);
+        int keyId = await RegisterAsync("mixed-key", """{"type":"object"}""", SchemaType.Json);
+        await ApplyAsync("topic: mixed\nclass: sensitive\nkey: {}\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\nonFailure: quarantine\n");
+        static string Hash(string text) => Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData("k"u8, Encoding.UTF8.GetBytes(text)));
+        byte[] Value(string json) => Framed(valueId, Encoding.UTF8.GetBytes(json));
+
+        // Record 0 and 3 are rewritten (3 in its key too), 1 breaks the schema and is quarantined, 2 has an
+        // email-less key and a null email, so nothing of it changes.
+        GateResult result = Inspect(
+            "mixed",
+            (null, Value("{\"email\":\"zero@x\",\"n\":0}")),
+            (null, Value("{\"n\":1}")),
+            (Framed(keyId, "{\"k\":2}"u8.ToArray()), Value("{\"email\":null,\"n\":2}")),
+            (Framed(keyId, "{\"email\":\"key3@x\"}"u8.ToArray()), Value("{\"n\":3,\"email\":\"three@x\"}")));
+
+        Assert.Equal(GateOutcome.Rewrite, result.Outcome);
+        Assert.Equal(1, Assert.Single(result.Quarantined).OffsetDelta);
+        var stored = new List<(int Delta, string? Key, string Value)>();
+        foreach (SharedLog.Protocol.Records.Record record in RecordBatch.Parse(result.Batch!).Records())
+        {
+            stored.Add(((int)record.Offset, record.KeyIsNull ? null : Encoding.UTF8.GetString(record.Key[SchemaWireFormat.HeaderSize..]), Encoding.UTF8.GetString(record.Value[SchemaWireFormat.HeaderSize..])));
+        }
+
+        Assert.Equal(
+            [
+                (0, null, $"{{\"email\":\"{Hash("zero@x")}\",\"n\":0}}"),
+                (2, "{\"k\":2}", "{\"email\":null,\"n\":2}"),
+                (3, $"{{\"email\":\"{Hash("key3@x")}\"}}", $"{{\"n\":3,\"email\":\"{Hash("three@x")}\"}}"),
+            ],
+            stored);
+    }
+
+    [Fact]
     public async Task JsonPrivacyDropsRemoveTheMember()
     {
         int id = await RegisterAsync("drops-value", """{"type":"object"}""", SchemaType.Json);

@@ -149,61 +149,73 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             }
 
             item.RecordBytes = records.Length;
-            var reader = new RecordBatchReader(records);
+            // Gated batches are read, then rebuilt or refused: their copy (when a batch spans the request's
+            // buffer segments) is rented and given back instead of being a new large array per batch.
+            var reader = new RecordBatchReader(records, copyPool: contract is null ? null : System.Buffers.ArrayPool<byte>.Shared);
             while (reader.TryReadNext(out RecordBatch batch))
             {
-                if (batch.TotalSize > maxMessageBytes)
+                try
                 {
-                    throw new KafkaProtocolException($"Batch of {batch.TotalSize} bytes exceeds max.message.bytes {maxMessageBytes}.", ErrorCode.MessageTooLarge);
-                }
-
-                batch.VerifyCrc();
-                if (batch.IsControl)
-                {
-                    throw new KafkaProtocolException("Clients may not write control batches.", ErrorCode.InvalidRecord);
-                }
-
-                if (batch.IsTransactional)
-                {
-                    throw new KafkaProtocolException("Transactional producers are not served yet.", ErrorCode.UnsupportedForMessageFormat);
-                }
-
-                int lastSequence = batch.LastSequence;
-                byte[]? bytes = null;
-                IReadOnlyList<QuarantinedRecord> quarantined = [];
-                if (contract is not null)
-                {
-                    GateResult verdict;
-                    try
+                    if (batch.TotalSize > maxMessageBytes)
                     {
-                        verdict = gate.Inspect(contract, topic.Name, result.Index, batch);
-                    }
-                    catch (Exception e) when (e is not KafkaProtocolException and not OperationCanceledException)
-                    {
-                        // A gate fault is ours, not the producer's: refuse the batch retriably and say why in the log.
-                        LogGateFailed(logger, e, topic.Name, result.Index);
-                        result.ErrorCode = (short)ErrorCode.UnknownServerError;
-                        result.ErrorMessage = "The contract gate failed on this batch; see the broker log.";
-                        return;
+                        throw new KafkaProtocolException($"Batch of {batch.TotalSize} bytes exceeds max.message.bytes {maxMessageBytes}.", ErrorCode.MessageTooLarge);
                     }
 
-                    if (verdict.Outcome == GateOutcome.Reject)
+                    batch.VerifyCrc();
+                    if (batch.IsControl)
                     {
-                        result.ErrorCode = (short)ErrorCode.InvalidRecord;
-                        result.ErrorMessage = verdict.Summary;
-                        result.RecordErrors = [.. verdict.Violations.Select(v => new ProduceResponse.BatchIndexAndErrorMessage { BatchIndex = v.BatchIndex, BatchIndexErrorMessage = $"{v.Rule}: {v.Reason}" })];
-                        return;
+                        throw new KafkaProtocolException("Clients may not write control batches.", ErrorCode.InvalidRecord);
                     }
 
-                    bytes = verdict.Batch;
-                    quarantined = verdict.Quarantined;
-                }
+                    if (batch.IsTransactional)
+                    {
+                        throw new KafkaProtocolException("Transactional producers are not served yet.", ErrorCode.UnsupportedForMessageFormat);
+                    }
 
-                // The request's bytes belong to the connection: keep a copy, unless reading the batch already made one.
-                bytes ??= reader.LastBatchIsCopy && System.Runtime.InteropServices.MemoryMarshal.TryGetArray(batch.Data, out ArraySegment<byte> copy) && copy.Count == copy.Array!.Length
-                    ? copy.Array
-                    : batch.Data.ToArray();
-                accepted.Add(new AcceptedBatch(bytes, batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, lastSequence, quarantined));
+                    int lastSequence = batch.LastSequence;
+                    byte[]? bytes = null;
+                    IReadOnlyList<QuarantinedRecord> quarantined = [];
+                    if (contract is not null)
+                    {
+                        GateResult verdict;
+                        try
+                        {
+                            verdict = gate.Inspect(contract, topic.Name, result.Index, batch);
+                        }
+                        catch (Exception e) when (e is not KafkaProtocolException and not OperationCanceledException)
+                        {
+                            // A gate fault is ours, not the producer's: refuse the batch retriably and say why in the log.
+                            LogGateFailed(logger, e, topic.Name, result.Index);
+                            result.ErrorCode = (short)ErrorCode.UnknownServerError;
+                            result.ErrorMessage = "The contract gate failed on this batch; see the broker log.";
+                            return;
+                        }
+
+                        if (verdict.Outcome == GateOutcome.Reject)
+                        {
+                            result.ErrorCode = (short)ErrorCode.InvalidRecord;
+                            result.ErrorMessage = verdict.Summary;
+                            result.RecordErrors = [.. verdict.Violations.Select(v => new ProduceResponse.BatchIndexAndErrorMessage { BatchIndex = v.BatchIndex, BatchIndexErrorMessage = $"{v.Rule}: {v.Reason}" })];
+                            return;
+                        }
+
+                        bytes = verdict.Batch;
+                        quarantined = verdict.Quarantined;
+                    }
+
+                    // The request's bytes belong to the connection: keep a copy, unless reading the batch already made one.
+                    bytes ??= reader.LastBatchIsCopy && System.Runtime.InteropServices.MemoryMarshal.TryGetArray(batch.Data, out ArraySegment<byte> copy) && copy.Count == copy.Array!.Length
+                        ? copy.Array
+                        : batch.Data.ToArray();
+                    accepted.Add(new AcceptedBatch(bytes, batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, lastSequence, quarantined));
+                }
+                finally
+                {
+                    if (reader.LastBatchRentedCopy is { } rented)
+                    {
+                        System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+                    }
+                }
             }
         }
         catch (KafkaProtocolException e)

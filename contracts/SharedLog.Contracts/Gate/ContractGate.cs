@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Text;
 using Microsoft.Extensions.Logging;
@@ -8,6 +9,7 @@ using SharedLog.Contracts.Model;
 using SharedLog.Contracts.Policy;
 using SharedLog.Contracts.Registry;
 using SharedLog.Contracts.Rules;
+using SharedLog.Protocol;
 using SharedLog.Protocol.Records;
 
 namespace SharedLog.Contracts.Gate;
@@ -80,8 +82,33 @@ public sealed partial class ContractGate(
     /// <summary>A schema id's standing for one side of one contract: usable (parsed, codec) or a reason.</summary>
     private sealed record SchemaCheck(IParsedSchema? Parsed, IPayloadCodec? Codec, string? Problem);
 
+    /// <summary>Where a record's rewritten key and value sit in the batch's buffer of rewrites; a start of -1 means unchanged.</summary>
+    private struct RecordRewrite
+    {
+        public int KeyStart;
+        public int KeyLength;
+        public int ValueStart;
+        public int ValueLength;
+
+        public static readonly RecordRewrite None = new() { KeyStart = -1, ValueStart = -1 };
+
+        public readonly bool Changed => KeyStart >= 0 || ValueStart >= 0;
+    }
+
+    /// <summary>One side (key or value) of the record being checked; two per batch, reset per record.</summary>
     private sealed class SideResult
     {
+        public void Reset()
+        {
+            Value = null;
+            Rule = "schema";
+            Reason = null;
+            Parsed = null;
+            Codec = null;
+            Decoded = null;
+            SchemaId = 0;
+        }
+
         public object? Value { get; set; }
 
         public string? Rule { get; set; }
@@ -159,42 +186,81 @@ public sealed partial class ContractGate(
         RecordSet records = batch.Records(MaxDecompressedBytes);
         int count = records.Count;
         var violations = new List<RecordViolation>();
-        byte[]?[]? newValues = null;
-        byte[]?[]? newKeys = null;
         bool applyPrivacy = definition.OnFailure != FailureAction.Observe && definition.Privacy.Count > 0;
-        var activation = new RecordActivation { Topic = topic, Partition = partition };
-        int index = 0;
-        foreach (Record record in records)
+
+        // Rewritten keys and values go into one pooled buffer for the batch, not an array per record:
+        // they live until the rebuild, long enough to survive a gen0 collection at batch sizes.
+        PooledBufferWriter? rewrites = applyPrivacy ? new PooledBufferWriter(records.Bytes.Length) : null;
+        RecordRewrite[]? rewriteIndex = null;
+        try
         {
-            (string Rule, string Reason)? violation = CheckRecord(contract, topic, record, activation, applyPrivacy, out byte[]? newKey, out byte[]? newValue);
-            if (violation is { } found)
+            var scratch = new RecordScratch(new RecordActivation { Topic = topic, Partition = partition }, new SideResult(), new SideResult(), rewrites);
+            int index = 0;
+            bool rewritten = false;
+            foreach (Record record in records)
             {
-                violations.Add(new RecordViolation(index, found.Rule, found.Reason));
-                metrics.Violation(topic, contract.Version, found.Rule, definition.OnFailure.ToString().ToLowerInvariant());
-            }
-            else
-            {
-                if (newValue is not null)
+                (string Rule, string Reason)? violation = CheckRecord(contract, topic, record, scratch, applyPrivacy, out RecordRewrite rewrite);
+                if (violation is { } found)
                 {
-                    (newValues ??= new byte[]?[count])[index] = newValue;
+                    violations.Add(new RecordViolation(index, found.Rule, found.Reason));
+                    metrics.Violation(topic, contract.Version, found.Rule, definition.OnFailure.ToString().ToLowerInvariant());
+                }
+                else if (rewrite.Changed)
+                {
+                    if (rewriteIndex is null)
+                    {
+                        rewriteIndex = ArrayPool<RecordRewrite>.Shared.Rent(count);
+                        rewriteIndex.AsSpan(0, count).Fill(RecordRewrite.None);
+                    }
+
+                    rewriteIndex[index] = rewrite;
+                    rewritten = true;
                 }
 
-                if (newKey is not null)
-                {
-                    (newKeys ??= new byte[]?[count])[index] = newKey;
-                }
+                index++;
             }
 
-            index++;
-        }
+            foreach ((int schemaId, long seen) in scratch.Activation.SchemasSeen)
+            {
+                metrics.SchemaSeen(topic, schemaId, seen);
+            }
 
-        foreach ((int schemaId, long seen) in activation.SchemasSeen)
+            return Verdict(contract, topic, partition, batch, records, violations, rewritten ? new Rewrites(rewrites!.WrittenSpan, rewriteIndex) : default);
+        }
+        finally
         {
-            metrics.SchemaSeen(topic, schemaId, seen);
+            rewrites?.Release();
+            if (rewriteIndex is not null)
+            {
+                ArrayPool<RecordRewrite>.Shared.Return(rewriteIndex);
+            }
         }
+    }
 
+    /// <summary>The rewritten keys and values of a batch: the buffer and, per record, where its own are in it.</summary>
+    private readonly ref struct Rewrites(ReadOnlySpan<byte> bytes, RecordRewrite[]? index)
+    {
+        private readonly ReadOnlySpan<byte> _bytes = bytes;
+
+        public bool Any => index is not null;
+
+        public ReadOnlySpan<byte> Key(int record, ReadOnlySpan<byte> original) => index is not null && index[record].KeyStart >= 0 ? _bytes.Slice(index[record].KeyStart, index[record].KeyLength) : original;
+
+        public ReadOnlySpan<byte> Value(int record, ReadOnlySpan<byte> original) => index is not null && index[record].ValueStart >= 0 ? _bytes.Slice(index[record].ValueStart, index[record].ValueLength) : original;
+
+        public bool KeyChanged(int record) => index is not null && index[record].KeyStart >= 0;
+
+        public bool ValueChanged(int record) => index is not null && index[record].ValueStart >= 0;
+    }
+
+    /// <summary>Objects one batch's records reuse: the rule activation, both sides' results and the buffer of rewrites.</summary>
+    private sealed record RecordScratch(RecordActivation Activation, SideResult Key, SideResult Value, PooledBufferWriter? Rewrites);
+
+    private GateResult Verdict(CompiledContract contract, string topic, int partition, RecordBatch batch, RecordSet records, List<RecordViolation> violations, Rewrites rewrites)
+    {
+        ContractDefinition definition = contract.Definition;
+        int count = records.Count;
         int bad = violations.Count;
-        bool rewritten = newValues is not null || newKeys is not null;
         switch (definition.OnFailure)
         {
             case FailureAction.Observe:
@@ -208,15 +274,15 @@ public sealed partial class ContractGate(
             case FailureAction.Quarantine when bad > 0:
                 metrics.Records(topic, contract.Version, ContractMetrics.Accepted, count - bad);
                 metrics.Records(topic, contract.Version, ContractMetrics.Quarantined, bad);
-                return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, newKeys, newValues, drop: true), violations, Quarantine(batch, records, violations));
+                return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: true), violations, Quarantine(batch, records, violations));
             case FailureAction.Flag when bad > 0:
                 metrics.Records(topic, contract.Version, ContractMetrics.Accepted, count - bad);
                 metrics.Records(topic, contract.Version, ContractMetrics.Flagged, bad);
-                return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, newKeys, newValues, drop: false), violations, []);
+                return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: false), violations, []);
             default:
                 metrics.Records(topic, contract.Version, ContractMetrics.Accepted, count);
-                return rewritten
-                    ? new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, newKeys, newValues, drop: false), [], [])
+                return rewrites.Any
+                    ? new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: false), [], [])
                     : GateResult.Unchanged;
         }
     }
@@ -230,11 +296,11 @@ public sealed partial class ContractGate(
         return new CompiledContract(active.Definition, active.Version, rules, readsHeaders);
     }
 
-    private (string Rule, string Reason)? CheckRecord(CompiledContract contract, string topic, Record record, RecordActivation activation, bool applyPrivacy, out byte[]? newKey, out byte[]? newValue)
+    private (string Rule, string Reason)? CheckRecord(CompiledContract contract, string topic, Record record, RecordScratch scratch, bool applyPrivacy, out RecordRewrite rewrite)
     {
-        newKey = null;
-        newValue = null;
+        rewrite = RecordRewrite.None;
         ContractDefinition definition = contract.Definition;
+        RecordActivation activation = scratch.Activation;
         if (record.ValueIsNull && definition.RejectTombstones)
         {
             return ("tombstone", "records with a null value are not allowed on this topic");
@@ -243,7 +309,7 @@ public sealed partial class ContractGate(
         SideResult? key = null;
         if (definition.Key is { } keyRequirement && !record.KeyIsNull)
         {
-            key = DecodeSide(contract, keyRequirement, topic, isKey: true, record.Key, activation.SchemasSeen);
+            key = DecodeSide(contract, keyRequirement, topic, isKey: true, record.Key, activation.SchemasSeen, scratch.Key);
             if (key.Reason is not null)
             {
                 return (key.Rule!, key.Reason);
@@ -253,7 +319,7 @@ public sealed partial class ContractGate(
         SideResult? value = null;
         if (definition.Value is { } valueRequirement && !record.ValueIsNull)
         {
-            value = DecodeSide(contract, valueRequirement, topic, isKey: false, record.Value, activation.SchemasSeen);
+            value = DecodeSide(contract, valueRequirement, topic, isKey: false, record.Value, activation.SchemasSeen, scratch.Value);
             if (value.Reason is not null)
             {
                 return (value.Rule!, value.Reason);
@@ -282,17 +348,18 @@ public sealed partial class ContractGate(
             string? problem = null;
             if (value is not null)
             {
-                newValue = ApplyPrivacy(definition, value, record.Value[SchemaWireFormat.HeaderSize..], ref problem);
+                ApplyPrivacy(definition, value, record.Value[SchemaWireFormat.HeaderSize..], scratch.Rewrites!, ref problem, out rewrite.ValueStart, out rewrite.ValueLength);
             }
 
             if (key is not null && problem is null)
             {
-                newKey = ApplyPrivacy(definition, key, record.Key[SchemaWireFormat.HeaderSize..], ref problem);
+                ApplyPrivacy(definition, key, record.Key[SchemaWireFormat.HeaderSize..], scratch.Rewrites!, ref problem, out rewrite.KeyStart, out rewrite.KeyLength);
             }
 
             if (problem is not null)
             {
-                newKey = newValue = null;
+                // Bytes already written for this record stay in the buffer unreferenced.
+                rewrite = RecordRewrite.None;
                 return ("privacy", problem);
             }
         }
@@ -300,10 +367,10 @@ public sealed partial class ContractGate(
         return null;
     }
 
-    private SideResult DecodeSide(CompiledContract contract, SchemaRequirement requirement, string topic, bool isKey, ReadOnlySpan<byte> bytes, Dictionary<int, long> schemasSeen)
+    private SideResult DecodeSide(CompiledContract contract, SchemaRequirement requirement, string topic, bool isKey, ReadOnlySpan<byte> bytes, Dictionary<int, long> schemasSeen, SideResult result)
     {
         string side = isKey ? "key" : "value";
-        var result = new SideResult { Rule = "schema" };
+        result.Reset();
         if (!SchemaWireFormat.TryReadSchemaId(bytes, out int schemaId))
         {
             result.Reason = $"{side} has no schema id (Confluent framing: magic byte 0 and a 4-byte schema id)";
@@ -428,8 +495,11 @@ public sealed partial class ContractGate(
         }
     }
 
-    private byte[]? ApplyPrivacy(ContractDefinition definition, SideResult side, ReadOnlySpan<byte> original, ref string? problem)
+    /// <summary>Applies the privacy rules to a decoded side; when they changed it, writes the new payload (header first) to <paramref name="output"/> and says where.</summary>
+    private void ApplyPrivacy(ContractDefinition definition, SideResult side, ReadOnlySpan<byte> original, PooledBufferWriter output, ref string? problem, out int start, out int length)
     {
+        start = -1;
+        length = 0;
         bool changed = false;
         bool removed = false;
         List<string[]>? changedPaths = null;
@@ -446,7 +516,7 @@ public sealed partial class ContractGate(
             {
                 // Fail closed: a record whose tagged fields cannot all be found is not stored unmasked.
                 problem = $"tag {rule.Tag}: {e.Message}";
-                return null;
+                return;
             }
 
             foreach (string target in paths)
@@ -455,7 +525,7 @@ public sealed partial class ContractGate(
                 if (failure is not null)
                 {
                     problem = $"{target}: {failure}";
-                    return null;
+                    return;
                 }
 
                 if (changedHere)
@@ -469,22 +539,31 @@ public sealed partial class ContractGate(
 
         if (!changed)
         {
-            return null;
+            return;
         }
 
         try
         {
             Span<byte> header = stackalloc byte[SchemaWireFormat.HeaderSize];
             SchemaWireFormat.WriteHeader(header, side.SchemaId);
-            DecodedPayload rewritten = side.Decoded! with { Value = side.Value };
-            return removed
-                ? side.Codec!.Encode(side.Parsed!, rewritten, header)
-                : side.Codec!.EncodeRewrite(side.Parsed!, rewritten, original, changedPaths!, header);
+
+            // The rewriter changed the decoded graph in place, so the decoded payload carries the new values.
+            int before = output.WrittenCount;
+            if (removed)
+            {
+                output.Write(side.Codec!.Encode(side.Parsed!, side.Decoded!, header));
+            }
+            else
+            {
+                side.Codec!.EncodeRewrite(side.Parsed!, side.Decoded!, original, changedPaths!, header, output);
+            }
+
+            start = before;
+            length = output.WrittenCount - before;
         }
         catch (PayloadDecodeException e)
         {
             problem = $"privacy rewrite cannot be encoded: {e.Message}";
-            return null;
         }
     }
 
@@ -503,7 +582,7 @@ public sealed partial class ContractGate(
     /// The batch to store: same producer fields, codec and offset span; rewritten keys/values; bad
     /// records dropped (their offsets become gaps) or kept with a violation header.
     /// </summary>
-    private static byte[] Rebuild(RecordBatch batch, RecordSet records, List<RecordViolation> violations, byte[]?[]? newKeys, byte[]?[]? newValues, bool drop)
+    private static byte[] Rebuild(RecordBatch batch, RecordSet records, List<RecordViolation> violations, Rewrites rewrites, bool drop)
     {
         var builder = new RecordBatchBuilder(batch.BaseTimestamp, records.Bytes.Length + (records.Count * 64))
         {
@@ -523,16 +602,14 @@ public sealed partial class ContractGate(
             RecordViolation? violation = nextViolation < violations.Count && violations[nextViolation].BatchIndex == index ? violations[nextViolation++] : null;
             if (violation is null || !drop)
             {
-                byte[]? key = newKeys?[index];
-                byte[]? value = newValues?[index];
                 RecordHeaderValue[]? extra = violation is null ? null : [new RecordHeaderValue(ViolationHeader, Encoding.UTF8.GetBytes($"{violation.Rule}: {violation.Reason}"))];
                 builder.AddCopy(
                     (int)(record.Offset - batch.BaseOffset),
                     record.Timestamp,
-                    key ?? record.Key,
-                    key is null && record.KeyIsNull,
-                    value ?? record.Value,
-                    value is null && record.ValueIsNull,
+                    rewrites.Key(index, record.Key),
+                    !rewrites.KeyChanged(index) && record.KeyIsNull,
+                    rewrites.Value(index, record.Value),
+                    !rewrites.ValueChanged(index) && record.ValueIsNull,
                     record.RawHeaders,
                     record.HeaderCount,
                     extra);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
@@ -104,13 +105,24 @@ internal sealed class PayloadWriter(int initialCapacity = 256)
     public byte[] ToArray()
     {
         byte[] bytes = _buffer.AsSpan(0, Length).ToArray();
+        ForgetHugeBuffer();
+        return bytes;
+    }
+
+    /// <summary>Writes the finished payload to <paramref name="output"/> instead of a new array.</summary>
+    public void CopyTo(IBufferWriter<byte> output)
+    {
+        output.Write(_buffer.AsSpan(0, Length));
+        ForgetHugeBuffer();
+    }
+
+    private void ForgetHugeBuffer()
+    {
         if (_buffer.Length > MaxRetainedBytes && ReferenceEquals(_threadWriter, this))
         {
             // Do not keep a huge record's buffer alive on this thread until its next encode.
             _threadWriter = null;
         }
-
-        return bytes;
     }
 
     public ReadOnlySpan<byte> WrittenSpan => _buffer.AsSpan(0, Length);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using SharedLog.Contracts.Registry;
 
 namespace SharedLog.Contracts.Model;
@@ -48,10 +49,12 @@ public interface IPayloadCodec
 
     /// <summary>
     /// Encodes a payload after a privacy rewrite that replaced the values at <paramref name="changedPaths"/>
-    /// (field names per level) and removed nothing; a codec that can splice the new values into the
-    /// <paramref name="original"/> bytes does so instead of encoding the whole record again.
+    /// (field names per level) and removed nothing, <paramref name="prefix"/> first, into
+    /// <paramref name="output"/> (the gate's pooled buffer of rewritten records, so no array per record);
+    /// a codec that can splice the new values into the <paramref name="original"/> bytes does so instead
+    /// of encoding the whole record again.
     /// </summary>
-    byte[] EncodeRewrite(IParsedSchema schema, DecodedPayload payload, ReadOnlySpan<byte> original, IReadOnlyList<string[]> changedPaths, ReadOnlySpan<byte> prefix) => Encode(schema, payload, prefix);
+    void EncodeRewrite(IParsedSchema schema, DecodedPayload payload, ReadOnlySpan<byte> original, IReadOnlyList<string[]> changedPaths, ReadOnlySpan<byte> prefix, IBufferWriter<byte> output) => output.Write(Encode(schema, payload, prefix));
 }
 
 /// <summary>A decoded payload: the value and, for Protobuf, which message of the file it is.</summary>

@@ -13,12 +13,21 @@ public struct RecordBatchReader
 {
     private readonly ReadOnlySequence<byte> _records;
     private readonly bool _allowPartialTail;
+    private readonly ArrayPool<byte>? _copyPool;
     private long _position;
 
-    public RecordBatchReader(ReadOnlySequence<byte> records, bool allowPartialTail = false)
+    /// <param name="records">The records field.</param>
+    /// <param name="allowPartialTail">Report a cut last batch in <see cref="PartialTail"/> instead of throwing.</param>
+    /// <param name="copyPool">
+    /// Copy batches that span segments into arrays rented from this pool, for a caller that only reads the
+    /// batch and builds another (the contract gate): it returns <see cref="LastBatchRentedCopy"/> when done.
+    /// Without it copies are new arrays of the batch's size, which batching clients make large objects.
+    /// </param>
+    public RecordBatchReader(ReadOnlySequence<byte> records, bool allowPartialTail = false, ArrayPool<byte>? copyPool = null)
     {
         _records = records;
         _allowPartialTail = allowPartialTail;
+        _copyPool = copyPool;
         _position = 0;
         PartialTail = false;
     }
@@ -31,6 +40,12 @@ public struct RecordBatchReader
     /// of its own (exactly the batch) that the caller may keep instead of copying the batch again.
     /// </summary>
     public bool LastBatchIsCopy { get; private set; }
+
+    /// <summary>
+    /// With a copy pool: the rented array the last batch was copied into (longer than the batch), or null
+    /// when the batch is a view of the input. The caller returns it to the pool once done with the batch.
+    /// </summary>
+    public byte[]? LastBatchRentedCopy { get; private set; }
 
     public bool TryReadNext(out RecordBatch batch)
     {
@@ -61,8 +76,26 @@ public struct RecordBatchReader
         }
 
         ReadOnlySequence<byte> slice = _records.Slice(_position, size);
-        LastBatchIsCopy = !slice.IsSingleSegment;
-        ReadOnlyMemory<byte> bytes = LastBatchIsCopy ? slice.ToArray() : slice.First;
+        ReadOnlyMemory<byte> bytes;
+        LastBatchRentedCopy = null;
+        LastBatchIsCopy = false;
+        if (slice.IsSingleSegment)
+        {
+            bytes = slice.First;
+        }
+        else if (_copyPool is not null)
+        {
+            byte[] rented = _copyPool.Rent((int)size);
+            slice.CopyTo(rented);
+            LastBatchRentedCopy = rented;
+            bytes = rented.AsMemory(0, (int)size);
+        }
+        else
+        {
+            LastBatchIsCopy = true;
+            bytes = slice.ToArray();
+        }
+
         batch = RecordBatch.Parse(bytes);
         _position += size;
         return true;

@@ -180,6 +180,46 @@ public class RecordBatchTests
     }
 
     [Fact]
+    public void WithACopyPoolABatchSpanningSegmentsIsCopiedIntoARentedArray()
+    {
+        byte[] a = Sample(CompressionCodec.None, 10);
+        ReadOnlySequence<byte> twoBatches = MemorySequence.Join([a.AsMemory(0, 30), a.AsMemory(30), a.AsMemory()]);
+        var pool = new CountingPool();
+        var reader = new RecordBatchReader(twoBatches, copyPool: pool);
+
+        Assert.True(reader.TryReadNext(out RecordBatch spanning));
+        Assert.True(spanning.IsCrcValid());
+        Assert.False(reader.LastBatchIsCopy);
+        Assert.NotNull(reader.LastBatchRentedCopy);
+        Assert.Equal(1, pool.Rented);
+        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(spanning.Data, out ArraySegment<byte> copy));
+        Assert.Same(reader.LastBatchRentedCopy, copy.Array);
+        Assert.Equal(a, copy.AsSpan().ToArray());
+
+        // A batch inside one segment is a view, and nothing is rented for it.
+        Assert.True(reader.TryReadNext(out RecordBatch view));
+        Assert.Null(reader.LastBatchRentedCopy);
+        Assert.Equal(1, pool.Rented);
+        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(view.Data, out ArraySegment<byte> viewed));
+        Assert.Same(a, viewed.Array);
+    }
+
+    private sealed class CountingPool : ArrayPool<byte>
+    {
+        public int Rented { get; private set; }
+
+        public override byte[] Rent(int minimumLength)
+        {
+            Rented++;
+            return new byte[minimumLength + 100];
+        }
+
+        public override void Return(byte[] array, bool clearArray = false)
+        {
+        }
+    }
+
+    [Fact]
     public void ControlBatchCarriesTheMarker()
     {
         RecordBatch marker = RecordBatch.Parse(RecordBatchBuilder.BuildControlBatch(commit: true, producerId: 9, producerEpoch: 2, coordinatorEpoch: 11, timestamp: 5));

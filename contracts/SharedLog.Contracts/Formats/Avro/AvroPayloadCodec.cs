@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Unicode;
@@ -66,14 +67,16 @@ public sealed class AvroPayloadCodec : IPayloadCodec
     /// written again, when every changed path runs through nested records (other shapes encode the
     /// whole record). Untouched fields are copied as they came, not decoded and encoded again.
     /// </summary>
-    public byte[] EncodeRewrite(IParsedSchema schema, DecodedPayload payload, ReadOnlySpan<byte> original, IReadOnlyList<string[]> changedPaths, ReadOnlySpan<byte> prefix)
+    public void EncodeRewrite(IParsedSchema schema, DecodedPayload payload, ReadOnlySpan<byte> original, IReadOnlyList<string[]> changedPaths, ReadOnlySpan<byte> prefix, IBufferWriter<byte> output)
     {
         ArgumentNullException.ThrowIfNull(payload);
         ArgumentNullException.ThrowIfNull(changedPaths);
+        ArgumentNullException.ThrowIfNull(output);
         var avro = SchemaOf(schema);
         if (changedPaths.Count is 0 or > 64 || avro is not RecordSchema record)
         {
-            return Encode(schema, payload, prefix);
+            output.Write(Encode(schema, payload, prefix));
+            return;
         }
 
         var writer = PayloadWriter.ForThread(prefix);
@@ -82,11 +85,12 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         var live = changedPaths.Count == 64 ? ulong.MaxValue : (1UL << changedPaths.Count) - 1;
         if (!SpliceRecord(ref reader, original, record, payload.Value, changedPaths, 0, live, writer, ref copied, 0))
         {
-            return Encode(schema, payload, prefix);
+            output.Write(Encode(schema, payload, prefix));
+            return;
         }
 
         writer.WriteBytes(original[copied..]);
-        return writer.ToArray();
+        writer.CopyTo(output);
     }
 
     /// <summary>Copies a record's fields up to each changed one, which is written from the rewritten values; false if a path leaves the records.</summary>

@@ -89,14 +89,16 @@ public sealed class JsonPayloadCodec : IPayloadCodec
     /// replaced by their rewritten values, so the rest keeps its exact bytes and is not encoded again.
     /// Arrays are walked element by element, as the rewrite walks them.
     /// </summary>
-    public byte[] EncodeRewrite(IParsedSchema schema, DecodedPayload payload, ReadOnlySpan<byte> original, IReadOnlyList<string[]> changedPaths, ReadOnlySpan<byte> prefix)
+    public void EncodeRewrite(IParsedSchema schema, DecodedPayload payload, ReadOnlySpan<byte> original, IReadOnlyList<string[]> changedPaths, ReadOnlySpan<byte> prefix, IBufferWriter<byte> output)
     {
         CheckSchema(schema);
         ArgumentNullException.ThrowIfNull(payload);
         ArgumentNullException.ThrowIfNull(changedPaths);
+        ArgumentNullException.ThrowIfNull(output);
         if (changedPaths.Count is 0 or > 64)
         {
-            return Encode(schema, payload, prefix);
+            output.Write(Encode(schema, payload, prefix));
+            return;
         }
 
         ArrayBufferWriter<byte> buffer = ThreadBuffer();
@@ -119,7 +121,8 @@ public sealed class JsonPayloadCodec : IPayloadCodec
         }
 
         buffer.Write(original[splice.Copied..]);
-        return TakeBytes(buffer, writer);
+        output.Write(buffer.WrittenSpan);
+        ForgetHugeBuffer(buffer, writer);
     }
 
     /// <summary>Copies the original payload up to each changed value, then writes that value from the rewritten graph.</summary>
@@ -205,14 +208,18 @@ public sealed class JsonPayloadCodec : IPayloadCodec
     private static byte[] TakeBytes(ArrayBufferWriter<byte> buffer, Utf8JsonWriter writer)
     {
         byte[] bytes = buffer.WrittenSpan.ToArray();
+        ForgetHugeBuffer(buffer, writer);
+        return bytes;
+    }
+
+    private static void ForgetHugeBuffer(ArrayBufferWriter<byte> buffer, Utf8JsonWriter writer)
+    {
         if (buffer.Capacity > 1024 * 1024)
         {
             // Do not keep a huge record's buffer alive on this thread until its next encode.
             _threadBuffer = null;
             writer.Reset(Stream.Null);
         }
-
-        return bytes;
     }
 
     [ThreadStatic]
