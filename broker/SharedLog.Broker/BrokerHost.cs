@@ -105,9 +105,10 @@ public sealed partial class BrokerHost : IAsyncDisposable
         string objectStoreKind = builder.Configuration["ObjectStore:Kind"] ?? "local";
         var s3 = new S3ObjectStoreOptions();
         builder.Configuration.GetSection("S3").Bind(s3);
-        services.AddSingleton<IObjectStore>(_ => objectStoreKind.ToLowerInvariant() switch
+        bool objectsDirectIo = builder.Configuration.GetValue("ObjectStore:DirectIo", true);
+        services.AddSingleton<IObjectStore>(sp => objectStoreKind.ToLowerInvariant() switch
         {
-            "local" => new LocalDirectoryObjectStore(new LocalObjectStoreOptions { RootDirectory = Path.Combine(dataDir, "objects") }),
+            "local" => LocalObjectStore(new LocalObjectStoreOptions { RootDirectory = Path.Combine(dataDir, "objects"), DirectIo = objectsDirectIo }, sp.GetRequiredService<ILogger<LocalDirectoryObjectStore>>()),
             "s3" => new S3ObjectStore(s3),
             _ => throw new ArgumentException($"ObjectStore:Kind must be 'local' or 's3', not '{objectStoreKind}'."),
         });
@@ -355,6 +356,16 @@ public sealed partial class BrokerHost : IAsyncDisposable
         await StopAsync();
         await _app.DisposeAsync();
     }
+
+    private static LocalDirectoryObjectStore LocalObjectStore(LocalObjectStoreOptions options, ILogger logger)
+    {
+        var store = new LocalDirectoryObjectStore(options);
+        LogLocalObjectStore(logger, options.RootDirectory, store.UsesDirectIo, store.DirectIoRefusal ?? "-");
+        return store;
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Object store is the local directory {Directory}: direct I/O {DirectIo} (not used because: {Refusal})")]
+    private static partial void LogLocalObjectStore(ILogger logger, string directory, bool directIo, string refusal);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Producer state snapshot at shutdown failed; the next start replays the log from the previous snapshot")]
     private static partial void LogShutdownSnapshotFailed(ILogger logger, Exception exception);

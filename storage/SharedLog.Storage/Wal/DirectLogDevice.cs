@@ -14,97 +14,41 @@ namespace SharedLog.Storage.Wal;
 /// by either device opens with the other. Use <see cref="TryCreate"/>: a file system that refuses
 /// O_DIRECT (tmpfs, some overlays) gets FASTER's device instead.
 /// </summary>
-public sealed partial class DirectLogDevice : StorageDeviceBase
+public sealed class DirectLogDevice : StorageDeviceBase
 {
     /// <summary>Writes and reads are aligned to this, which covers 512-byte and 4 KiB logical sectors.</summary>
-    public const uint DirectSectorSize = 4096;
-
-    private const int GetStatusFlags = 3;
-    private const int SetStatusFlags = 4;
+    public const uint DirectSectorSize = DirectIo.SectorSize;
 
     private readonly ConcurrentDictionary<int, SafeFileHandle> _segments = new();
-    private readonly int _directFlag;
     private int _disposed;
 
-    private DirectLogDevice(string filename, int directFlag)
+    private DirectLogDevice(string filename)
         : base(filename, DirectSectorSize, Devices.CAPACITY_UNSPECIFIED)
     {
-        _directFlag = directFlag;
     }
 
     /// <summary>
     /// A direct-I/O device for <paramref name="filename"/>, or null when this platform or the file system
     /// under it does not take O_DIRECT (probed with an aligned write to a scratch file beside the log).
     /// </summary>
-    public static DirectLogDevice? TryCreate(string filename, out string? refusal)
-    {
-        int directFlag = DirectOpenFlag;
-        if (!OperatingSystem.IsLinux() || directFlag == 0)
-        {
-            refusal = $"direct I/O is only used on Linux x64 and arm64, not {RuntimeInformation.OSDescription} {RuntimeInformation.ProcessArchitecture}";
-            return null;
-        }
+    public static DirectLogDevice? TryCreate(string filename, out string? refusal) =>
+        DirectIo.Probe(filename + ".direct-probe", out refusal) ? new DirectLogDevice(filename) : null;
 
-        string probe = filename + ".direct-probe";
-        try
-        {
-            using (SafeFileHandle handle = OpenDirect(probe, directFlag))
-            {
-                unsafe
-                {
-                    void* buffer = NativeMemory.AlignedAlloc(DirectSectorSize, DirectSectorSize);
-                    try
-                    {
-                        NativeMemory.Clear(buffer, DirectSectorSize);
-                        RandomAccess.Write(handle, new ReadOnlySpan<byte>(buffer, (int)DirectSectorSize), 0);
-                    }
-                    finally
-                    {
-                        NativeMemory.AlignedFree(buffer);
-                    }
-                }
-            }
-
-            refusal = null;
-            return new DirectLogDevice(filename, directFlag);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or DllNotFoundException or EntryPointNotFoundException)
-        {
-            refusal = e.Message;
-            return null;
-        }
-        finally
-        {
-            File.Delete(probe);
-        }
-    }
-
-    /// <summary>Linux's O_DIRECT on this architecture (0 where this device is not used).</summary>
-    public static int DirectOpenFlag => RuntimeInformation.ProcessArchitecture switch
-    {
-        Architecture.X64 => 0x4000,
-        Architecture.Arm64 => 0x10000,
-        _ => 0,
-    };
-
-    private static SafeFileHandle OpenDirect(string path, int directFlag)
+    private static SafeFileHandle OpenDirect(string path)
     {
         // WriteThrough is O_SYNC: a completed write is on the disk, as FasterLog's commit expects of its device.
         SafeFileHandle handle = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite, FileOptions.WriteThrough);
-        int fd = (int)handle.DangerousGetHandle();
-        int flags = Fcntl(fd, GetStatusFlags, 0);
-        if (flags < 0 || Fcntl(fd, SetStatusFlags, flags | directFlag) < 0)
+        try
         {
-            int errno = Marshal.GetLastPInvokeError();
-            handle.Dispose();
-            throw new IOException($"O_DIRECT refused for {path} (errno {errno})");
+            DirectIo.Enable(handle, path);
+            return handle;
         }
-
-        return handle;
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
     }
-
-    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
-    private static partial int Fcntl(int fd, int command, int argument);
 
     private string SegmentPath(int segment) => $"{FileName}.{segment}";
 
@@ -119,7 +63,7 @@ public sealed partial class DirectLogDevice : StorageDeviceBase
         lock (_segments)
         {
             // Under the lock so that two first writes to a segment do not both open it.
-            return _segments.GetOrAdd(segment, s => OpenDirect(SegmentPath(s), _directFlag));
+            return _segments.GetOrAdd(segment, s => OpenDirect(SegmentPath(s)));
         }
     }
 

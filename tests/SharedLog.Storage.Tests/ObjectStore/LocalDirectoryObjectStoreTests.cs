@@ -65,6 +65,85 @@ public sealed class LocalDirectoryObjectStoreTests : IDisposable
         Assert.Equal(["k/one"], await KeysAsync(string.Empty));
     }
 
+    [Fact]
+    public async Task ObjectsWrittenWithDirectIoReadBackExactlyAndStayOutOfThePageCache()
+    {
+        // The store uses direct I/O exactly where the file system takes it.
+        bool directAvailable = DirectIo.Probe(Path.Combine(_root, "test-probe"), out string? refusal);
+        Assert.True(_store.UsesDirectIo == directAvailable, $"direct I/O available: {directAvailable} ({refusal}), used: {_store.UsesDirectIo} ({_store.DirectIoRefusal})");
+
+        // Sizes around the sector (4 KiB) and the 4 MiB chunk, whole and in odd pieces.
+        const int Chunk = 4 * 1024 * 1024;
+        var random = new Random(11);
+        foreach (int size in new[] { 1, 4095, 4096, 4097, Chunk - 1, Chunk, Chunk + 1, (2 * Chunk) + 12_345 })
+        {
+            byte[] data = new byte[size];
+            random.NextBytes(data);
+            await _store.PutAsync($"d/whole-{size}", data);
+            Assert.Equal(size, (await _store.HeadAsync($"d/whole-{size}"))!.Size);
+            Assert.Equal(data, await _store.GetAsync($"d/whole-{size}"));
+        }
+
+        (System.Buffers.ReadOnlySequence<byte> pieces, byte[] whole) = ObjectPieces.Make(3000, 5000, seed: 3);
+        await _store.PutAsync("d/pieces", pieces);
+        if (_store.UsesDirectIo)
+        {
+            // Not read yet: a direct write leaves (nearly) none of the file's pages in the page cache.
+            (int resident, int total) = ResidentPages(Path.Combine(_root, "d", "pieces"));
+            Assert.True(resident * 10 < total, $"{resident} of {total} pages of a direct-written object are in the page cache");
+        }
+
+        Assert.Equal(whole, await _store.GetAsync("d/pieces"));
+        byte[] range = new byte[10_000];
+        Assert.Equal(10_000, await _store.GetRangeAsync("d/pieces", whole.Length - 10_000, range));
+        Assert.Equal(whole[^10_000..], range);
+    }
+
+    [Fact]
+    public async Task DirectIoCanBeTurnedOff()
+    {
+        var buffered = new LocalDirectoryObjectStore(new LocalObjectStoreOptions { RootDirectory = Path.Combine(_root, "buffered"), DirectIo = false });
+        Assert.False(buffered.UsesDirectIo);
+        byte[] data = new byte[100_000];
+        new Random(5).NextBytes(data);
+        await buffered.PutAsync("b/1", data);
+        Assert.Equal(data, await buffered.GetAsync("b/1"));
+    }
+
+    /// <summary>How many of a file's pages the page cache holds (mmap + mincore).</summary>
+    private static (int Resident, int Total) ResidentPages(string path)
+    {
+        using Microsoft.Win32.SafeHandles.SafeFileHandle handle = File.OpenHandle(path);
+        long length = RandomAccess.GetLength(handle);
+        int pageSize = Environment.SystemPageSize;
+        int pages = (int)((length + pageSize - 1) / pageSize);
+        nint map = Mmap(0, (nuint)length, ProtRead, MapShared, (int)handle.DangerousGetHandle(), 0);
+        Assert.True(map != -1, "mmap failed");
+        try
+        {
+            byte[] vector = new byte[pages];
+            Assert.Equal(0, Mincore(map, (nuint)length, vector));
+
+            return (vector.Count(b => (b & 1) != 0), pages);
+        }
+        finally
+        {
+            Assert.Equal(0, Munmap(map, (nuint)length));
+        }
+    }
+
+    private const int ProtRead = 1;
+    private const int MapShared = 1;
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mmap")]
+    private static extern nint Mmap(nint address, nuint length, int protection, int flags, int fd, long offset);
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mincore")]
+    private static extern int Mincore(nint address, nuint length, [System.Runtime.InteropServices.Out] byte[] vector);
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "munmap")]
+    private static extern int Munmap(nint address, nuint length);
+
     private async Task<List<string>> KeysAsync(string prefix)
     {
         var keys = new List<string>();

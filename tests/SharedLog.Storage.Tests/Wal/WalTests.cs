@@ -104,7 +104,7 @@ public sealed class WalTests : IDisposable
             if (direct.UsesDirectIo)
             {
                 // The segment the appends went to is really open with O_DIRECT.
-                Assert.Contains(OpenFileFlags(_directory), flags => (flags & DirectLogDevice.DirectOpenFlag) != 0);
+                Assert.Contains(OpenFileFlags(_directory), flags => (flags & DirectIo.OpenFlag) != 0);
             }
         }
 
