@@ -44,7 +44,7 @@ internal sealed class CompiledJsonValidator
     {
         List<string>? errors = null;
         bool inexact = false;
-        Check(_root, value, "", ref errors, ref inexact);
+        Check(_root, value, Location.Root, ref errors, ref inexact);
         return inexact ? null : errors ?? (IReadOnlyList<string>)[];
     }
 
@@ -274,13 +274,13 @@ internal sealed class CompiledJsonValidator
         }
     }
 
-    private static void Check(Node node, object? value, string path, ref List<string>? errors, ref bool inexact)
+    private static void Check(Node node, object? value, Location location, ref List<string>? errors, ref bool inexact)
     {
         if (node.Constant is { } constant)
         {
             if (!constant)
             {
-                Fail(ref errors, path, "false", "no value is allowed here");
+                Fail(ref errors, location, "false", "no value is allowed here");
             }
 
             return;
@@ -300,60 +300,73 @@ internal sealed class CompiledJsonValidator
 
         if (node.Types != JsonValueKinds.None && (node.Types & KindOf(value)) == 0)
         {
-            Fail(ref errors, path, "type", $"expected {node.Types.ToString().ToLowerInvariant()}, got {KindName(value)}");
+            Fail(ref errors, location, "type", $"expected {node.Types.ToString().ToLowerInvariant()}, got {KindName(value)}");
         }
 
-        if (node.Enum is { } allowed && Array.FindIndex(allowed, a => ScalarEquals(a, value)) < 0)
+        if (node.Enum is { } allowed && !EnumHolds(allowed, value))
         {
-            Fail(ref errors, path, "enum", "value is not one of the allowed values");
+            Fail(ref errors, location, "enum", "value is not one of the allowed values");
         }
 
         if (node.HasConst && !ScalarEquals(node.Const, value))
         {
-            Fail(ref errors, path, "const", "value is not the constant");
+            Fail(ref errors, location, "const", "value is not the constant");
         }
 
         switch (value)
         {
             case long or double:
-                CheckNumber(node, value is long l ? l : (double)value, path, ref errors);
+                CheckNumber(node, value is long l ? l : (double)value, location, ref errors);
                 break;
             case string text:
-                CheckString(node, text, path, ref errors);
+                CheckString(node, text, location, ref errors);
                 break;
             case Dictionary<string, object?> members:
-                CheckObject(node, members, path, ref errors, ref inexact);
+                CheckObject(node, members, location, ref errors, ref inexact);
                 break;
             case List<object?> items:
-                CheckArray(node, items, path, ref errors, ref inexact);
+                CheckArray(node, items, location, ref errors, ref inexact);
                 break;
         }
     }
 
-    private static void CheckNumber(Node node, double number, string path, ref List<string>? errors)
+    private static bool EnumHolds(object?[] allowed, object? value)
+    {
+        foreach (object? candidate in allowed)
+        {
+            if (ScalarEquals(candidate, value))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static void CheckNumber(Node node, double number, Location location, ref List<string>? errors)
     {
         if (node.Minimum is { } minimum && number < minimum)
         {
-            Fail(ref errors, path, "minimum", $"{Format(number)} is less than {Format(minimum)}");
+            Fail(ref errors, location, "minimum", $"{Format(number)} is less than {Format(minimum)}");
         }
 
         if (node.Maximum is { } maximum && number > maximum)
         {
-            Fail(ref errors, path, "maximum", $"{Format(number)} is greater than {Format(maximum)}");
+            Fail(ref errors, location, "maximum", $"{Format(number)} is greater than {Format(maximum)}");
         }
 
         if (node.ExclusiveMinimum is { } exclusiveMinimum && number <= exclusiveMinimum)
         {
-            Fail(ref errors, path, "exclusiveMinimum", $"{Format(number)} is not greater than {Format(exclusiveMinimum)}");
+            Fail(ref errors, location, "exclusiveMinimum", $"{Format(number)} is not greater than {Format(exclusiveMinimum)}");
         }
 
         if (node.ExclusiveMaximum is { } exclusiveMaximum && number >= exclusiveMaximum)
         {
-            Fail(ref errors, path, "exclusiveMaximum", $"{Format(number)} is not less than {Format(exclusiveMaximum)}");
+            Fail(ref errors, location, "exclusiveMaximum", $"{Format(number)} is not less than {Format(exclusiveMaximum)}");
         }
     }
 
-    private static void CheckString(Node node, string text, string path, ref List<string>? errors)
+    private static void CheckString(Node node, string text, Location location, ref List<string>? errors)
     {
         if (node.MinLength is not null || node.MaxLength is not null)
         {
@@ -369,12 +382,12 @@ internal sealed class CompiledJsonValidator
 
             if (length < node.MinLength)
             {
-                Fail(ref errors, path, "minLength", $"length {length} is less than {node.MinLength}");
+                Fail(ref errors, location, "minLength", $"length {length} is less than {node.MinLength}");
             }
 
             if (length > node.MaxLength)
             {
-                Fail(ref errors, path, "maxLength", $"length {length} is greater than {node.MaxLength}");
+                Fail(ref errors, location, "maxLength", $"length {length} is greater than {node.MaxLength}");
             }
         }
 
@@ -384,23 +397,23 @@ internal sealed class CompiledJsonValidator
             {
                 if (!pattern.IsMatch(text))
                 {
-                    Fail(ref errors, path, "pattern", $"does not match '{node.PatternText}'");
+                    Fail(ref errors, location, "pattern", $"does not match '{node.PatternText}'");
                 }
             }
             catch (RegexMatchTimeoutException)
             {
-                Fail(ref errors, path, "pattern", BoundedRegex.TimedOut(node.PatternText!));
+                Fail(ref errors, location, "pattern", BoundedRegex.TimedOut(node.PatternText!));
             }
         }
     }
 
-    private static void CheckObject(Node node, Dictionary<string, object?> members, string path, ref List<string>? errors, ref bool inexact)
+    private static void CheckObject(Node node, Dictionary<string, object?> members, Location location, ref List<string>? errors, ref bool inexact)
     {
         foreach (string name in node.Required ?? [])
         {
             if (!members.ContainsKey(name))
             {
-                Fail(ref errors, path, "required", $"'{name}' is missing");
+                Fail(ref errors, location, "required", $"'{name}' is missing");
             }
         }
 
@@ -409,36 +422,39 @@ internal sealed class CompiledJsonValidator
             return;
         }
 
+        // The object's own pointer is built once, and only when a member is checked; members' pointers only on an error.
+        string? path = null;
         foreach ((string name, object? member) in members)
         {
             if (node.Properties is not null && node.Properties.TryGetValue(name, out Node? property))
             {
-                Check(property, member, $"{path}/{Escape(name)}", ref errors, ref inexact);
+                Check(property, member, new Location(path ??= location.ToString(), name), ref errors, ref inexact);
             }
             else if (node.AdditionalProperties is { } additional)
             {
-                Check(additional, member, $"{path}/{Escape(name)}", ref errors, ref inexact);
+                Check(additional, member, new Location(path ??= location.ToString(), name), ref errors, ref inexact);
             }
         }
     }
 
-    private static void CheckArray(Node node, List<object?> items, string path, ref List<string>? errors, ref bool inexact)
+    private static void CheckArray(Node node, List<object?> items, Location location, ref List<string>? errors, ref bool inexact)
     {
         if (items.Count < node.MinItems)
         {
-            Fail(ref errors, path, "minItems", $"{items.Count} items are fewer than {node.MinItems}");
+            Fail(ref errors, location, "minItems", $"{items.Count} items are fewer than {node.MinItems}");
         }
 
         if (items.Count > node.MaxItems)
         {
-            Fail(ref errors, path, "maxItems", $"{items.Count} items are more than {node.MaxItems}");
+            Fail(ref errors, location, "maxItems", $"{items.Count} items are more than {node.MaxItems}");
         }
 
         if (node.Items is { } itemSchema)
         {
+            string path = location.ToString();
             for (int i = 0; i < items.Count; i++)
             {
-                Check(itemSchema, items[i], $"{path}/{i.ToString(CultureInfo.InvariantCulture)}", ref errors, ref inexact);
+                Check(itemSchema, items[i], new Location(path, null, i), ref errors, ref inexact);
             }
         }
     }
@@ -481,13 +497,25 @@ internal sealed class CompiledJsonValidator
 
     private static string Escape(string name) => name.Replace("~", "~0", StringComparison.Ordinal).Replace("/", "~1", StringComparison.Ordinal);
 
-    private static void Fail(ref List<string>? errors, string path, string keyword, string message)
+    private static void Fail(ref List<string>? errors, Location location, string keyword, string message)
     {
         errors ??= [];
         if (errors.Count < MaxErrors)
         {
+            string path = location.ToString();
             errors.Add($"{(path.Length == 0 ? "/" : path)}: {keyword}: {message}");
         }
+    }
+
+    /// <summary>Where a value is: its parent's JSON pointer and its member name or item index; the pointer is built only when an error names it.</summary>
+    private readonly record struct Location(string Parent, string? Member, int Index = -1)
+    {
+        public static readonly Location Root = new(string.Empty, null);
+
+        public override string ToString() =>
+            Member is not null ? $"{Parent}/{Escape(Member)}"
+            : Index >= 0 ? $"{Parent}/{Index.ToString(CultureInfo.InvariantCulture)}"
+            : Parent;
     }
 
     private sealed class Node
