@@ -15,5 +15,24 @@ if (args.Length > 0 && args[0] == "compact")
         args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 3);
 }
 
+// `gate-loop json|avro [seconds]` runs one gate benchmark in a plain loop, for a profiler (perf) to sample.
+if (args.Length > 0 && args[0] == "gate-loop")
+{
+    using var gate = new GateBenchmarks();
+    gate.Setup();
+    Func<object> inspect = args.Length > 1 && args[1] == "avro" ? () => gate.Avro100Records() : () => gate.Json100Records();
+    TimeSpan duration = TimeSpan.FromSeconds(args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 20);
+    var clock = System.Diagnostics.Stopwatch.StartNew();
+    long batches = 0;
+    while (clock.Elapsed < duration)
+    {
+        inspect();
+        batches++;
+    }
+
+    Console.WriteLine($"{batches * 100 / clock.Elapsed.TotalSeconds:F0} records/s ({clock.Elapsed.TotalMicroseconds / (batches * 100):F2} us per record)");
+    return 0;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
 return 0;

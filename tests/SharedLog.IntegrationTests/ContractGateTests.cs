@@ -388,6 +388,11 @@ public class ContractGateTests
         string line = metrics.Split('\n').First(l => l.StartsWith("sharedlog_contract_records_total", StringComparison.Ordinal) && l.Contains("outcome=\"observed_failing\"", StringComparison.Ordinal) && l.Contains("topic=\"shadow\"", StringComparison.Ordinal));
         Assert.EndsWith(" 2", line.Split(' ', 2)[0] + " " + line.Split(' ')[^1].Trim(), StringComparison.Ordinal);
         Assert.Contains(metrics.Split('\n'), l => l.StartsWith("sharedlog_contract_violations_total", StringComparison.Ordinal) && l.Contains("rule=\"positive-amount\"", StringComparison.Ordinal));
+
+        // One gate duration per batch (two produces awaited one after the other), in buckets fine enough for microseconds.
+        string gateCount = metrics.Split('\n').First(l => l.StartsWith("sharedlog_contract_gate_duration_milliseconds_count", StringComparison.Ordinal) && l.Contains("topic=\"shadow\"", StringComparison.Ordinal));
+        Assert.Equal("2", gateCount[(gateCount.LastIndexOf('}') + 1)..].Trim().Split(' ')[0]);
+        Assert.Contains(metrics.Split('\n'), l => l.StartsWith("sharedlog_contract_gate_duration_milliseconds_bucket", StringComparison.Ordinal) && l.Contains("topic=\"shadow\"", StringComparison.Ordinal) && l.Contains("le=\"0.01\"", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -181,6 +181,19 @@ public sealed partial class ContractGate(
 
     public GateResult Inspect(ActiveContract active, string topic, int partition, RecordBatch batch)
     {
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            return InspectRecords(active, topic, partition, batch);
+        }
+        finally
+        {
+            metrics.GateDuration(topic, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+        }
+    }
+
+    private GateResult InspectRecords(ActiveContract active, string topic, int partition, RecordBatch batch)
+    {
         CompiledContract contract = _compiled.GetOrAdd((active.Definition.Name, active.Version), _ => Compile(active));
         ContractDefinition definition = contract.Definition;
         RecordSet records = batch.Records(MaxDecompressedBytes);
