@@ -137,7 +137,7 @@ public sealed partial class LocalDirectoryObjectStore : IObjectStore
             }
 
             File.Move(temp, path, overwrite: true);
-            FlushDirectory(directory);
+            FileDurability.FlushDirectory(directory);
         }
         catch
         {
@@ -214,43 +214,6 @@ public sealed partial class LocalDirectoryObjectStore : IObjectStore
         int skew = (int)(address % Storage.DirectIo.SectorSize);
         return pinned.AsSpan(skew == 0 ? 0 : Storage.DirectIo.SectorSize - skew, DirectChunkBytes);
     }
-
-    /// <summary>Makes the rename durable: fsync of the directory (Linux; .NET cannot open directories, so via libc).</summary>
-    private static void FlushDirectory(string directory)
-    {
-        if (!OperatingSystem.IsLinux())
-        {
-            return;
-        }
-
-        const int ReadOnlyDirectory = 0x10000; // O_RDONLY | O_DIRECTORY
-        int fd = OpenDirectory(directory, ReadOnlyDirectory);
-        if (fd < 0)
-        {
-            throw new IOException($"Cannot open directory {directory} to flush it (errno {Marshal.GetLastPInvokeError()}).");
-        }
-
-        try
-        {
-            if (Fsync(fd) != 0)
-            {
-                throw new IOException($"fsync of directory {directory} failed (errno {Marshal.GetLastPInvokeError()}).");
-            }
-        }
-        finally
-        {
-            _ = Close(fd);
-        }
-    }
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int OpenDirectory(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
-    private static partial int Fsync(int fd);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int Close(int fd);
 
     public async Task<int> GetRangeAsync(string key, long offset, Memory<byte> destination, CancellationToken cancellationToken = default)
     {

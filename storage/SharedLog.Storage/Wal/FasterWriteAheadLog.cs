@@ -9,8 +9,9 @@ namespace SharedLog.Storage.Wal;
 /// <see cref="IWriteAheadLog"/> on one FasterLog. Appenders enqueue into the log's memory and wait for
 /// the commit that covers them; a single committer loop issues commits, so every append that arrives
 /// while a commit is in flight shares the next one (group commit). FasterLog's device writes are
-/// write-through and a commit persists the commit point, so a completed append survives a crash;
-/// recovery restores the last commit point and drops any torn tail after it.
+/// write-through and a commit persists the commit point (in <see cref="SlotLogCommitManager"/>'s two
+/// slots), so a completed append survives a crash; recovery restores the last commit point and drops
+/// any torn tail after it.
 /// </summary>
 public sealed partial class FasterWriteAheadLog : IWriteAheadLog
 {
@@ -18,6 +19,7 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
     private readonly ILogger _logger;
     private readonly FasterLogSettings _settings;
     private readonly FasterLog _log;
+    private readonly SlotLogCommitManager _commitManager;
     private readonly Channel<int> _commitRequests = Channel.CreateBounded<int>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _committer;
@@ -47,7 +49,18 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
             UseDirectIo();
         }
 
-        _log = new FasterLog(_settings);
+        _commitManager = SlotLogCommitManager.Open(options.Directory, options.DirectIo);
+        _settings.LogCommitManager = _commitManager;
+        try
+        {
+            _log = new FasterLog(_settings);
+        }
+        catch
+        {
+            _commitManager.Dispose();
+            throw;
+        }
+
         LogOpened(_logger, options.Directory, _log.BeginAddress, _log.CommittedUntilAddress, UsesDirectIo);
         _committer = Task.Run(CommitLoopAsync);
     }
@@ -187,6 +200,7 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
         _stopping.Dispose();
         _log.Dispose();
         _settings.Dispose();
+        _commitManager.Dispose();
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "WAL opened at {Directory}: begin {Begin}, durable until {Durable}, direct I/O {DirectIo}")]

@@ -1,0 +1,123 @@
+using FASTER.core;
+using SharedLog.Storage.FaultHost;
+using SharedLog.Storage.Wal;
+
+namespace SharedLog.Storage.Tests.Wal;
+
+public sealed class SlotLogCommitManagerTests : IDisposable
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "sharedlog-slots-" + Guid.NewGuid().ToString("N"));
+
+    public SlotLogCommitManagerTests() => Directory.CreateDirectory(_directory);
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    private static byte[] Metadata(int commit) => [.. Enumerable.Range(0, 40 + commit).Select(i => (byte)(i * commit))];
+
+    private void TearSlotOf(long commitNum)
+    {
+        string path = Path.Combine(_directory, SlotLogCommitManager.FileName);
+        using FileStream file = File.Open(path, FileMode.Open, FileAccess.ReadWrite);
+        file.Position = (commitNum % 2 * SlotLogCommitManager.SlotBytes) + 30;
+        int original = file.ReadByte();
+        file.Position--;
+        file.WriteByte((byte)(original ^ 0xFF));
+    }
+
+    [Fact]
+    public void CommitsAlternateBetweenTwoSlotsAndATornSlotLeavesThePreviousCommit()
+    {
+        using (SlotLogCommitManager manager = SlotLogCommitManager.Open(_directory, directIo: true))
+        {
+            Assert.Empty(manager.ListCommits());
+            for (int commit = 1; commit <= 3; commit++)
+            {
+                manager.Commit(0, 0, Metadata(commit), commit, forceWriteMetadata: false);
+            }
+
+            Assert.Equal([3L, 2L], manager.ListCommits());
+            Assert.Equal(Metadata(3), manager.GetCommitMetadata(3));
+            Assert.Equal(Metadata(2), manager.GetCommitMetadata(2));
+            Assert.Null(manager.GetCommitMetadata(1)); // overwritten by 3
+        }
+
+        Assert.Equal(2 * SlotLogCommitManager.SlotBytes, new FileInfo(Path.Combine(_directory, SlotLogCommitManager.FileName)).Length);
+        TearSlotOf(3);
+        using (SlotLogCommitManager reopened = SlotLogCommitManager.Open(_directory, directIo: true))
+        {
+            Assert.Equal([2L], reopened.ListCommits());
+            Assert.Null(reopened.GetCommitMetadata(3));
+
+            // A commit without a number continues after the newest valid one and takes the torn slot.
+            reopened.Commit(0, 0, Metadata(9), -1, forceWriteMetadata: false);
+            Assert.Equal([3L, 2L], reopened.ListCommits());
+            Assert.Equal(Metadata(9), reopened.GetCommitMetadata(3));
+        }
+    }
+
+    [Fact]
+    public void MetadataLargerThanASlotIsAnIoErrorAndLeavesTheSlotsAlone()
+    {
+        using SlotLogCommitManager manager = SlotLogCommitManager.Open(_directory, directIo: false);
+        manager.Commit(0, 0, Metadata(1), 1, forceWriteMetadata: false);
+        Assert.Throws<IOException>(() => manager.Commit(0, 0, new byte[SlotLogCommitManager.SlotBytes], 2, forceWriteMetadata: false));
+        Assert.Equal([1L], manager.ListCommits());
+    }
+
+    [Fact]
+    public async Task WalReopenedAfterItsNewestCommitSlotIsTornRecoversToThePreviousCommitAndKeepsAppending()
+    {
+        var options = new WalOptions { Directory = _directory, PageSizeBits = 20, MemorySizeBits = 22, SegmentSizeBits = 22 };
+        long lastCommitNum;
+        await using (var wal = new FasterWriteAheadLog(options))
+        {
+            for (int i = 0; i < 20; i++)
+            {
+                await wal.AppendAsync(1, i, 1, WalTestPayload.Create(1, i, 200));
+            }
+        }
+
+        using (SlotLogCommitManager slots = SlotLogCommitManager.Open(_directory, directIo: false))
+        {
+            lastCommitNum = slots.ListCommits().First();
+        }
+
+        TearSlotOf(lastCommitNum);
+        await using (var reopened = new FasterWriteAheadLog(options))
+        {
+            List<WalEntry> entries = [.. reopened.ReadDurableEntries()];
+            Assert.InRange(entries.Count, 1, 20);
+            for (int i = 0; i < entries.Count; i++)
+            {
+                Assert.Equal(i, entries[i].BaseOffset);
+                Assert.True(WalTestPayload.Matches(entries[i].Batch.Span, 1, i));
+            }
+
+            await reopened.AppendAsync(1, 100, 1, WalTestPayload.Create(1, 100, 200));
+            Assert.Equal(100, reopened.ReadDurableEntries().Last().BaseOffset);
+        }
+    }
+
+    [Fact]
+    public async Task WalWrittenWithFastersCommitFilesIsTakenOverWithAllItsEntries()
+    {
+        // The layout before the slot file: FASTER's default commit manager, one log-commits/commit.N.0 file per commit.
+        using (var settings = new FasterLogSettings(_directory, deleteDirOnDispose: false) { PageSizeBits = 20, MemorySizeBits = 22, SegmentSizeBits = 22, LogChecksum = LogChecksumType.PerEntry, RemoveOutdatedCommits = true })
+        using (var legacy = new FasterLog(settings))
+        {
+            for (int i = 0; i < 30; i++)
+            {
+                legacy.Enqueue(new WalEnqueueEntry(2, i, 1, WalTestPayload.Create(2, i, 300)));
+                await legacy.CommitAsync();
+            }
+        }
+
+        Assert.NotEmpty(Directory.GetFiles(Path.Combine(_directory, "log-commits")));
+        await using var wal = new FasterWriteAheadLog(new WalOptions { Directory = _directory, PageSizeBits = 20, MemorySizeBits = 22, SegmentSizeBits = 22 });
+        List<WalEntry> entries = [.. wal.ReadDurableEntries()];
+        Assert.Equal(30, entries.Count);
+        Assert.Equal(Enumerable.Range(0, 30).Select(i => (long)i), entries.Select(e => e.BaseOffset));
+        Assert.False(Directory.Exists(Path.Combine(_directory, "log-commits")));
+        Assert.True(File.Exists(Path.Combine(_directory, SlotLogCommitManager.FileName)));
+    }
+}
