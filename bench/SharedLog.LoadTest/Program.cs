@@ -9,7 +9,7 @@ using SharedLog.LoadTest;
 // address, so one run can target SharedLog and any other Kafka. Prints progress every second, a
 // summary (records/s, MB/s, latency p50/p99/p999), and writes a CSV and an SVG chart.
 //
-//   produce  --bootstrap H:P --topic T [--records N | --duration S] [--record-size B] [--rate R/s] [--acks all|1|0] [--compression none|gzip|snappy|lz4|zstd] [--partitions N (create the topic)] [--value-file F (send F's bytes as every value)] [--idempotence true|false (default false)]
+//   produce  --bootstrap H:P --topic T [--records N | --duration S] [--record-size B] [--rate R/s] [--acks all|1|0] [--compression none|gzip|snappy|lz4|zstd] [--partitions N (create the topic)] [--value-file F (send F's bytes as every value)] [--idempotence true|false (default false)] [--linger-ms MS (default 1 with --rate, else 5)]
 //   consume  --bootstrap H:P --topic T --records N [--consumers N (members of one group, one thread each)] [--partition-fetch-bytes B (max.partition.fetch.bytes, default 1 MiB as librdkafka)]
 //   e2e      --bootstrap H:P --topic T --rate R/s --duration S [--record-size B]
 // Common: --out DIR (default bench/results), --label NAME, --warmup S (produce and e2e: records sent in
@@ -67,7 +67,8 @@ namespace SharedLog.LoadTest
         int PartitionFetchBytes,
         int StatsSeconds,
         TimeSpan Warmup,
-        bool Idempotence)
+        bool Idempotence,
+        int LingerMs)
     {
         public static LoadOptions Parse(string[] args)
         {
@@ -102,7 +103,8 @@ namespace SharedLog.LoadTest
                 Int("partition-fetch-bytes", 1024 * 1024),
                 Int("stats", 0),
                 TimeSpan.FromSeconds(double.Parse(Get("warmup", "0"), CultureInfo.InvariantCulture)),
-                bool.Parse(Get("idempotence", "false")));
+                bool.Parse(Get("idempotence", "false")),
+                Int("linger-ms", Int("rate", 0) > 0 ? 1 : 5));
         }
 
         public bool Done(long sent, Stopwatch clock) => Duration is { } d ? clock.Elapsed >= d : sent >= Records;
@@ -196,7 +198,7 @@ namespace SharedLog.LoadTest
                 BootstrapServers = options.Bootstrap,
                 Acks = options.Acks,
                 CompressionType = options.Compression,
-                LingerMs = options.Rate > 0 ? 1 : 5,
+                LingerMs = options.LingerMs,
                 BatchSize = 1024 * 1024,
                 QueueBufferingMaxKbytes = 256 * 1024,
                 EnableIdempotence = options.Idempotence,
