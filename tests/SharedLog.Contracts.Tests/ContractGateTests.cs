@@ -253,6 +253,81 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task LongJsonStringsLeftAsPayloadBytesAreStillCheckedByRulesSchemaKeywordsAndPrivacy()
+    {
+        // Strings of at least Utf8Text.MinimumBytes stay UTF-8 slices of the batch until read:
+        // every reader of the decoded record must still see the text.
+        int id = await RegisterAsync("notes-value", """{"type":"object","properties":{"title":{"type":"string","maxLength":150},"body":{"type":"string","pattern":"^b+$"},"free":{"type":"string"},"secret":{"type":"string"}}}""", SchemaType.Json);
+        await ApplyAsync("topic: notes\nclass: sensitive\nvalue: {}\nrules:\n  - name: free-size\n    expr: size(value.free) == 200 && value.free.endsWith('z')\nprivacy:\n  - field: secret\n    action: hash\nonFailure: quarantine\n");
+        string free = new string('f', 199) + "z";
+        string secret = new string('s', 300);
+        string Record(string title, string body, string freeText) => $$"""{"title":"{{title}}","body":"{{body}}","free":"{{freeText}}","secret":"{{secret}}","other":"{{new string('o', 500)}}"}""";
+
+        GateResult result = Inspect(
+            "notes",
+            (null, Framed(id, Encoding.UTF8.GetBytes(Record("short", new string('b', 200), free)))),
+            (null, Framed(id, Encoding.UTF8.GetBytes(Record(new string('t', 151), new string('b', 200), free)))),
+            (null, Framed(id, Encoding.UTF8.GetBytes(Record("short", new string('b', 199) + "c", free)))),
+            (null, Framed(id, Encoding.UTF8.GetBytes(Record("short", new string('b', 200), new string('f', 200))))));
+
+        Assert.Equal([1, 2, 3], result.Violations.Select(v => v.BatchIndex));
+        Assert.Contains("maxLength", Reason(result, 1), StringComparison.Ordinal);
+        Assert.Contains("pattern", Reason(result, 2), StringComparison.Ordinal);
+        Assert.StartsWith("free-size", Reason(result, 3), StringComparison.Ordinal);
+        string hash = Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData("k"u8, Encoding.UTF8.GetBytes(secret)));
+        byte[] stored = Assert.Single(StoredValues(result));
+        Assert.Equal(Record("short", new string('b', 200), free).Replace(secret, hash, StringComparison.Ordinal), Encoding.UTF8.GetString(stored.AsSpan(SchemaWireFormat.HeaderSize)));
+    }
+
+    [Fact]
+    public void LongJsonStringsDecodeAsSlicesOfTheirPayloadWithTheirUtf8Checked()
+    {
+        var codec = new JsonPayloadCodec();
+        IParsedSchema schema = new JsonSchemaFormat().Parse("""{"type":"object"}""", [], normalize: false);
+        string longText = "caf\\u00e9 " + new string('x', 200);
+        byte[] payload = Encoding.UTF8.GetBytes($$"""{"long":"{{new string('y', 200)}}","escaped":"{{longText}}","short":"s"}""");
+
+        var members = (Dictionary<string, object?>)codec.Decode(schema, payload.AsMemory()).Value!;
+        Utf8Text lazy = Assert.IsType<Utf8Text>(members["long"]);
+        Assert.Equal(new string('y', 200), lazy.ToString());
+        Assert.Equal("café " + new string('x', 200), Assert.IsType<string>(members["escaped"])); // escapes need decoding: a string
+        Assert.Equal("s", Assert.IsType<string>(members["short"]));
+        Assert.Equal("{\"long\":\"" + new string('y', 200) + "\"}", Encoding.UTF8.GetString(codec.Encode(schema, new DecodedPayload(new Dictionary<string, object?> { ["long"] = lazy })))); // written from its bytes
+        Assert.IsType<string>(((Dictionary<string, object?>)codec.Decode(schema, payload.AsSpan()).Value!)["long"]); // no memory, no slices
+
+        // Invalid UTF-8 inside a long string is refused as it is when the string is made at once.
+        byte[] invalid = [.. "{\"long\":\""u8, .. Enumerable.Repeat((byte)'a', 150), 0xC3, 0x28, .. "\"}"u8];
+        Assert.Throws<PayloadDecodeException>(() => codec.Decode(schema, invalid.AsMemory()));
+        Assert.Throws<PayloadDecodeException>(() => codec.Decode(schema, invalid.AsSpan()));
+    }
+
+    [Fact]
+    public async Task LongAvroStringsLeftAsPayloadBytesAreReadByRulesMaskedAndWrittenBackWhenTheRecordIsEncodedAgain()
+    {
+        const string schema = """
+            {"type":"record","name":"Note","fields":[{"name":"id","type":"string"},{"name":"body","type":"string"},
+              {"name":"maybe","type":["null","string"]},{"name":"secret","type":"string"},{"name":"drop","type":["null","string"]}]}
+            """;
+        int id = await RegisterAsync("avnotes-value", schema, SchemaType.Avro);
+        await ApplyAsync("topic: avnotes\nclass: sensitive\nvalue: {}\nrules:\n  - name: body-size\n    expr: size(value.body) == 300 && value.maybe.startsWith('m')\nprivacy:\n  - field: secret\n    action: hash\n  - field: drop\n    action: drop\nonFailure: reject\n");
+
+        static byte[] Text(string text) => [.. PayloadCodecTests.Varint((ulong)Encoding.UTF8.GetByteCount(text) << 1), .. Encoding.UTF8.GetBytes(text)];
+        string body = new string('b', 299) + "é";
+        string maybe = "m" + new string('x', 200);
+        string secret = new string('s', 256);
+        byte[] Record(string bodyText) => [.. Text("n1"), .. Text(bodyText), 0x02, .. Text(maybe), .. Text(secret), 0x02, .. Text(new string('d', 150))];
+
+        GateResult bad = Inspect("avnotes", (null, Framed(id, Record(new string('b', 301)))));
+        Assert.Equal(GateOutcome.Reject, bad.Outcome); // 301 characters; the good body is 301 bytes too, but 300 characters: size() counts the text
+        GateResult good = Inspect("avnotes", (null, Framed(id, Record(body))));
+
+        Assert.Equal(GateOutcome.Rewrite, good.Outcome);
+        string hash = Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData("k"u8, Encoding.UTF8.GetBytes(secret)));
+        byte[] expected = [.. Text("n1"), .. Text(body), 0x02, .. Text(maybe), .. Text(hash), 0x00];
+        Assert.Equal(expected, Assert.Single(StoredValues(good)).AsSpan(SchemaWireFormat.HeaderSize).ToArray());
+    }
+
+    [Fact]
     public async Task JsonPrivacyDropsRemoveTheMember()
     {
         int id = await RegisterAsync("drops-value", """{"type":"object"}""", SchemaType.Json);

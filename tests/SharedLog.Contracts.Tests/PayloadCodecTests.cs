@@ -742,7 +742,8 @@ public class PayloadCodecTests
         return [0x00, .. message];
     }
 
-    private static byte[] Varint(ulong value)
+    /// <summary>A base-128 varint (Protobuf; Avro after zig-zag).</summary>
+    internal static byte[] Varint(ulong value)
     {
         var bytes = new List<byte>();
         while (value >= 0x80)

@@ -207,7 +207,7 @@ public sealed partial class ContractGate(
         RecordRewrite[]? rewriteIndex = null;
         try
         {
-            var scratch = new RecordScratch(new RecordActivation { Topic = topic, Partition = partition }, new SideResult(), new SideResult(), rewrites);
+            var scratch = new RecordScratch(new RecordActivation { Topic = topic, Partition = partition }, new SideResult(), new SideResult(), rewrites, records.Bytes);
             int index = 0;
             bool rewritten = false;
             foreach (Record record in records)
@@ -266,8 +266,8 @@ public sealed partial class ContractGate(
         public bool ValueChanged(int record) => index is not null && index[record].ValueStart >= 0;
     }
 
-    /// <summary>Objects one batch's records reuse: the rule activation, both sides' results and the buffer of rewrites.</summary>
-    private sealed record RecordScratch(RecordActivation Activation, SideResult Key, SideResult Value, PooledBufferWriter? Rewrites);
+    /// <summary>Objects one batch's records reuse: the rule activation, both sides' results, the buffer of rewrites, and the records' memory.</summary>
+    private sealed record RecordScratch(RecordActivation Activation, SideResult Key, SideResult Value, PooledBufferWriter? Rewrites, ReadOnlyMemory<byte> RecordBytes);
 
     private GateResult Verdict(CompiledContract contract, string topic, int partition, RecordBatch batch, RecordSet records, List<RecordViolation> violations, Rewrites rewrites)
     {
@@ -322,7 +322,7 @@ public sealed partial class ContractGate(
         SideResult? key = null;
         if (definition.Key is { } keyRequirement && !record.KeyIsNull)
         {
-            key = DecodeSide(contract, keyRequirement, topic, isKey: true, record.Key, activation.SchemasSeen, scratch.Key);
+            key = DecodeSide(contract, keyRequirement, topic, isKey: true, record.Key, scratch.RecordBytes, activation.SchemasSeen, scratch.Key);
             if (key.Reason is not null)
             {
                 return (key.Rule!, key.Reason);
@@ -332,7 +332,7 @@ public sealed partial class ContractGate(
         SideResult? value = null;
         if (definition.Value is { } valueRequirement && !record.ValueIsNull)
         {
-            value = DecodeSide(contract, valueRequirement, topic, isKey: false, record.Value, activation.SchemasSeen, scratch.Value);
+            value = DecodeSide(contract, valueRequirement, topic, isKey: false, record.Value, scratch.RecordBytes, activation.SchemasSeen, scratch.Value);
             if (value.Reason is not null)
             {
                 return (value.Rule!, value.Reason);
@@ -380,7 +380,7 @@ public sealed partial class ContractGate(
         return null;
     }
 
-    private SideResult DecodeSide(CompiledContract contract, SchemaRequirement requirement, string topic, bool isKey, ReadOnlySpan<byte> bytes, Dictionary<int, long> schemasSeen, SideResult result)
+    private SideResult DecodeSide(CompiledContract contract, SchemaRequirement requirement, string topic, bool isKey, ReadOnlySpan<byte> bytes, ReadOnlyMemory<byte> recordBytes, Dictionary<int, long> schemasSeen, SideResult result)
     {
         string side = isKey ? "key" : "value";
         result.Reset();
@@ -403,7 +403,8 @@ public sealed partial class ContractGate(
         ReadOnlySpan<byte> payload = bytes[SchemaWireFormat.HeaderSize..];
         try
         {
-            result.Decoded = check.Codec!.Decode(check.Parsed!, payload);
+            // Decoded from the batch's memory, so long strings can stay slices of it: the graph is dropped before the batch is.
+            result.Decoded = check.Codec!.Decode(check.Parsed!, MemoryOf(recordBytes, payload));
         }
         catch (PayloadDecodeException e)
         {
@@ -441,6 +442,12 @@ public sealed partial class ContractGate(
         result.Rule = null;
         return result;
     }
+
+    /// <summary>The memory of <paramref name="part"/>, a span inside <paramref name="owner"/>.</summary>
+    private static ReadOnlyMemory<byte> MemoryOf(ReadOnlyMemory<byte> owner, ReadOnlySpan<byte> part) =>
+        owner.Span.Overlaps(part, out int offset) && offset >= 0 && offset + part.Length <= owner.Length
+            ? owner.Slice(offset, part.Length)
+            : part.ToArray();
 
     private static IReadOnlyList<string> ValidateJson(JsonPayloadValidator validator, ReadOnlySpan<byte> payload)
     {

@@ -253,7 +253,7 @@ internal static class PayloadValues
     public static string KindOf(object? value) => value switch
     {
         null => "null",
-        string => "string",
+        string or Utf8Text => "string",
         bool => "boolean",
         long or int or short or sbyte or byte or ushort or uint or ulong => "integer",
         double or float or decimal => "number",

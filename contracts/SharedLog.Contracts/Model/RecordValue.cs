@@ -10,7 +10,9 @@ namespace SharedLog.Contracts.Model;
 /// <item>record / struct / message / JSON object / map: <c>Dictionary&lt;string, object?&gt;</c> (ordinal keys, field order kept)</item>
 /// <item>array / repeated / JSON array: <c>List&lt;object?&gt;</c></item>
 /// <item>integers: <c>long</c>; unsigned (Protobuf uint32/uint64/fixed): <c>ulong</c>; float/double: <c>double</c></item>
-/// <item>string and enum symbols: <c>string</c>; bytes and fixed: <c>byte[]</c>; boolean: <c>bool</c>; null: <c>null</c></item>
+/// <item>string and enum symbols: <c>string</c>, or <see cref="Utf8Text"/> for a long string the gate decoded from a payload it
+/// holds (its UTF-8 bytes, made a string only when a rule, schema keyword or privacy rule reads it); bytes and fixed:
+/// <c>byte[]</c>; boolean: <c>bool</c>; null: <c>null</c></item>
 /// <item>timestamps (Avro timestamp-*, google.protobuf.Timestamp): <c>DateTimeOffset</c>; durations: <c>TimeSpan</c></item>
 /// </list>
 /// Unions decode to the value of their branch. Decoders bound depth, sizes and counts.
@@ -22,6 +24,29 @@ public static class RecordValue
 
     /// <summary>Most elements (all lists and maps together) one decoded payload may hold.</summary>
     public const int MaxElements = 1_000_000;
+}
+
+/// <summary>
+/// A string value left as the (validated) UTF-8 bytes of the payload it came from. Most long strings of a
+/// record (notes, descriptions, blobs of text) are never read by a rule, so turning each into a UTF-16
+/// string per record costs time and a large share of the gate's allocation for nothing. Lives only as
+/// long as the payload's memory: the gate drops the decoded graph before the batch's buffer goes back.
+/// </summary>
+public sealed class Utf8Text(ReadOnlyMemory<byte> utf8)
+{
+    /// <summary>Strings at least this long (UTF-8 bytes, no escapes) are left as bytes; shorter ones, often read by rules, are made at once.</summary>
+    public const int MinimumBytes = 128;
+
+    private string? _text;
+
+    /// <summary>The string's UTF-8 bytes, as they were in the payload (no escapes).</summary>
+    public ReadOnlyMemory<byte> Utf8 { get; } = utf8;
+
+    /// <summary>The string, made on first use and kept.</summary>
+    public override string ToString() => _text ??= System.Text.Encoding.UTF8.GetString(Utf8.Span);
+
+    /// <summary>The value as a string when it is one (a <c>string</c> or a <see cref="Utf8Text"/>).</summary>
+    public static string? AsString(object? value) => value as string ?? (value as Utf8Text)?.ToString();
 }
 
 /// <summary>A payload that does not decode against its schema, or breaks a decoding bound.</summary>
@@ -37,6 +62,12 @@ public interface IPayloadCodec
 
     /// <summary>Decodes the whole payload into the object graph of <see cref="RecordValue"/>; throws <see cref="PayloadDecodeException"/>.</summary>
     DecodedPayload Decode(IParsedSchema schema, ReadOnlySpan<byte> payload);
+
+    /// <summary>
+    /// The same for a payload whose memory outlives the decoded graph: a codec may then leave long strings
+    /// as <see cref="Utf8Text"/> slices of it instead of strings.
+    /// </summary>
+    DecodedPayload Decode(IParsedSchema schema, ReadOnlyMemory<byte> payload) => Decode(schema, payload.Span);
 
     /// <summary>Encodes a (possibly rewritten) decoded payload back to bytes in the same layout <see cref="Decode"/> read.</summary>
     byte[] Encode(IParsedSchema schema, DecodedPayload payload);

@@ -127,6 +127,11 @@ public sealed class PrivacyRewriter(byte[] hashKey)
             return false;
         }
 
+        if (value is Utf8Text lazy)
+        {
+            value = lazy.ToString();
+        }
+
         if (action == PrivacyAction.Hash)
         {
             switch (value)

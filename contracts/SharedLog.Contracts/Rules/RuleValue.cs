@@ -1,6 +1,8 @@
 using System.Collections;
 using System.Globalization;
 
+using SharedLog.Contracts.Model;
+
 namespace SharedLog.Contracts.Rules;
 
 /// <summary>The kinds of value a rule expression produces.</summary>
@@ -145,6 +147,7 @@ public readonly struct RuleValue
         null => Null,
         RuleValue v => v,
         string s => String(s),
+        Utf8Text text => String(text.ToString()),
         long l => Int(l),
         bool b => Bool(b),
         double d => Double(d),

@@ -38,10 +38,15 @@ public sealed class AvroPayloadCodec : IPayloadCodec
 
     public SchemaType Type => SchemaType.Avro;
 
-    public DecodedPayload Decode(IParsedSchema schema, ReadOnlySpan<byte> payload)
+    public DecodedPayload Decode(IParsedSchema schema, ReadOnlySpan<byte> payload) => Decode(schema, payload, default);
+
+    public DecodedPayload Decode(IParsedSchema schema, ReadOnlyMemory<byte> payload) => Decode(schema, payload.Span, payload);
+
+    /// <param name="source">The memory <paramref name="payload"/> is, when it outlives the result: long strings then stay <see cref="Utf8Text"/>.</param>
+    private static DecodedPayload Decode(IParsedSchema schema, ReadOnlySpan<byte> payload, ReadOnlyMemory<byte> source)
     {
         var avro = SchemaOf(schema);
-        var reader = new AvroReader(payload);
+        var reader = new AvroReader(payload, source);
         var value = ReadValue(ref reader, avro, 0);
         if (reader.Remaining > 0)
         {
@@ -248,7 +253,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             case Schema.Type.Bytes:
                 return reader.ReadSpan(reader.ReadLength()).ToArray();
             case Schema.Type.String:
-                return reader.ReadString();
+                return reader.ReadStringValue();
             case Schema.Type.Fixed:
                 return reader.ReadSpan(((FixedSchema)schema).Size).ToArray();
             case Schema.Type.Enumeration:
@@ -388,6 +393,10 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             case Schema.Type.Bytes:
                 WriteBytes(writer, schema, value);
                 break;
+            case Schema.Type.String when value is Utf8Text text:
+                writer.WriteZigZag(text.Utf8.Length);
+                writer.WriteBytes(text.Utf8.Span);
+                break;
             case Schema.Type.String:
                 WriteString(writer, value as string ?? throw Mismatch(schema, value));
                 break;
@@ -491,6 +500,10 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             case string text:
                 WriteString(writer, text);
                 break;
+            case Utf8Text text:
+                writer.WriteZigZag(text.Utf8.Length);
+                writer.WriteBytes(text.Utf8.Span);
+                break;
             default:
                 throw Mismatch(schema, value);
         }
@@ -504,7 +517,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
 
     private static int SymbolIndex(EnumSchema schema, object? value)
     {
-        if (value is string symbol)
+        if (Utf8Text.AsString(value) is { } symbol)
         {
             var symbols = schema.Symbols;
             for (var index = 0; index < symbols.Count; index++)
@@ -767,13 +780,13 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             case Schema.Type.Double:
                 return value is double or float ? BranchFit.Exact : isInteger ? BranchFit.Convertible : BranchFit.None;
             case Schema.Type.String:
-                return value is string ? BranchFit.Exact : BranchFit.None;
+                return value is string or Utf8Text ? BranchFit.Exact : BranchFit.None;
             case Schema.Type.Bytes:
-                return value is byte[]? BranchFit.Exact : value is string ? BranchFit.Convertible : BranchFit.None;
+                return value is byte[]? BranchFit.Exact : value is string or Utf8Text ? BranchFit.Convertible : BranchFit.None;
             case Schema.Type.Fixed:
                 return value is byte[] bytes && bytes.Length == ((FixedSchema)schema).Size ? BranchFit.Exact : BranchFit.None;
             case Schema.Type.Enumeration:
-                return value is string symbol && ((EnumSchema)schema).Contains(symbol) ? BranchFit.Exact : BranchFit.None;
+                return Utf8Text.AsString(value) is { } symbol && ((EnumSchema)schema).Contains(symbol) ? BranchFit.Exact : BranchFit.None;
             case Schema.Type.Array:
                 return value is IList<object?> ? BranchFit.Exact : BranchFit.None;
             case Schema.Type.Map:
@@ -840,12 +853,15 @@ public sealed class AvroPayloadCodec : IPayloadCodec
     private ref struct AvroReader
     {
         private readonly ReadOnlySpan<byte> _data;
+        private readonly ReadOnlyMemory<byte> _source;
         private int _position;
         private long _elements;
 
-        public AvroReader(ReadOnlySpan<byte> data)
+        /// <param name="source">The memory <paramref name="data"/> is, when long strings may stay slices of it; else empty.</param>
+        public AvroReader(ReadOnlySpan<byte> data, ReadOnlyMemory<byte> source = default)
         {
             _data = data;
+            _source = source;
         }
 
         public readonly int Remaining => _data.Length - _position;
@@ -911,13 +927,25 @@ public sealed class AvroPayloadCodec : IPayloadCodec
                 : throw new PayloadDecodeException($"Avro length {length} exceeds the {Remaining} bytes left");
         }
 
-        public string ReadString()
+        /// <summary>A string value: a <see cref="Utf8Text"/> slice when it is long and the memory is known, else a string.</summary>
+        public object ReadStringValue()
         {
-            var bytes = ReadSpan(ReadLength());
-            return Utf8.IsValid(bytes)
-                ? Encoding.UTF8.GetString(bytes)
-                : throw new PayloadDecodeException("Avro string is not valid UTF-8");
+            var length = ReadLength();
+            if (_source.IsEmpty || length < Utf8Text.MinimumBytes)
+            {
+                return DecodeUtf8(ReadSpan(length));
+            }
+
+            var utf8 = _source.Slice(_position, (int)length);
+            _position += (int)length;
+            return Utf8.IsValid(utf8.Span) ? new Utf8Text(utf8) : throw new PayloadDecodeException("Avro string is not valid UTF-8");
         }
+
+        private static string DecodeUtf8(ReadOnlySpan<byte> bytes) => Utf8.IsValid(bytes)
+            ? Encoding.UTF8.GetString(bytes)
+            : throw new PayloadDecodeException("Avro string is not valid UTF-8");
+
+        public string ReadString() => DecodeUtf8(ReadSpan(ReadLength()));
 
         /// <summary>An array or map block's item count (0 ends), charged against the payload's element budget.</summary>
         public long ReadBlockCount()

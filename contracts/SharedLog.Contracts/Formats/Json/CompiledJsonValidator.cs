@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using SharedLog.Contracts.Model;
 using SharedLog.Contracts.Registry;
 
 namespace SharedLog.Contracts.Formats.Json;
@@ -298,6 +299,12 @@ internal sealed class CompiledJsonValidator
             return;
         }
 
+        if (value is Utf8Text lazy && (node.Enum is not null || node.HasConst || node.MinLength is not null || node.MaxLength is not null || node.Pattern is not null))
+        {
+            // Only keywords that read the text need it as a string.
+            value = lazy.ToString();
+        }
+
         if (node.Types != JsonValueKinds.None && (node.Types & KindOf(value)) == 0)
         {
             Fail(ref errors, location, "type", $"expected {node.Types.ToString().ToLowerInvariant()}, got {KindName(value)}");
@@ -463,7 +470,7 @@ internal sealed class CompiledJsonValidator
     {
         null => JsonValueKinds.Null,
         bool => JsonValueKinds.Boolean,
-        string => JsonValueKinds.String,
+        string or Utf8Text => JsonValueKinds.String,
         long => JsonValueKinds.Integer,
         double d => double.IsInteger(d) ? JsonValueKinds.Integer : JsonValueKinds.Fraction,
         Dictionary<string, object?> => JsonValueKinds.Object,
@@ -475,7 +482,7 @@ internal sealed class CompiledJsonValidator
     {
         null => "null",
         bool => "boolean",
-        string => "string",
+        string or Utf8Text => "string",
         long or double => "number",
         Dictionary<string, object?> => "object",
         List<object?> => "array",

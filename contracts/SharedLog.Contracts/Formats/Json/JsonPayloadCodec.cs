@@ -36,7 +36,12 @@ public sealed class JsonPayloadCodec : IPayloadCodec
 
     public SchemaType Type => SchemaType.Json;
 
-    public DecodedPayload Decode(IParsedSchema schema, ReadOnlySpan<byte> payload)
+    public DecodedPayload Decode(IParsedSchema schema, ReadOnlySpan<byte> payload) => Decode(schema, payload, default);
+
+    public DecodedPayload Decode(IParsedSchema schema, ReadOnlyMemory<byte> payload) => Decode(schema, payload.Span, payload);
+
+    /// <param name="source">The memory <paramref name="payload"/> is, when it outlives the result; empty for strings throughout.</param>
+    private static DecodedPayload Decode(IParsedSchema schema, ReadOnlySpan<byte> payload, ReadOnlyMemory<byte> source)
     {
         CheckSchema(schema);
         var reader = new Utf8JsonReader(payload, ReaderOptions);
@@ -48,7 +53,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
                 throw new PayloadDecodeException("JSON payload is empty");
             }
 
-            var value = ReadValue(ref reader, ref elements);
+            var value = ReadValue(ref reader, ref elements, source);
             if (reader.Read())
             {
                 throw new PayloadDecodeException("JSON payload has content after its value");
@@ -237,7 +242,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
         }
     }
 
-    private static object? ReadValue(ref Utf8JsonReader reader, ref int elements)
+    private static object? ReadValue(ref Utf8JsonReader reader, ref int elements, ReadOnlyMemory<byte> source)
     {
         switch (reader.TokenType)
         {
@@ -248,7 +253,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
             case JsonTokenType.False:
                 return false;
             case JsonTokenType.String:
-                return reader.GetString();
+                return source.IsEmpty || reader.ValueIsEscaped || reader.ValueSpan.Length < Utf8Text.MinimumBytes ? reader.GetString() : LazyString(ref reader, source);
             case JsonTokenType.Number:
                 return ReadNumber(ref reader);
             case JsonTokenType.StartArray:
@@ -257,7 +262,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
                     while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
                     {
                         Count(ref elements);
-                        items.Add(ReadValue(ref reader, ref elements));
+                        items.Add(ReadValue(ref reader, ref elements, source));
                     }
 
                     return items;
@@ -272,7 +277,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
                         Count(ref elements);
                         var name = MemberName(ref reader);
                         reader.Read();
-                        if (!members.TryAdd(name, ReadValue(ref reader, ref elements)))
+                        if (!members.TryAdd(name, ReadValue(ref reader, ref elements, source)))
                         {
                             throw new PayloadDecodeException($"JSON object has the key '{name}' more than once");
                         }
@@ -284,6 +289,19 @@ public sealed class JsonPayloadCodec : IPayloadCodec
             default:
                 throw new PayloadDecodeException($"unexpected JSON token {reader.TokenType}");
         }
+    }
+
+    /// <summary>A long unescaped string as a slice of the payload; its UTF-8 is checked here, as <c>GetString</c> would.</summary>
+    private static Utf8Text LazyString(ref Utf8JsonReader reader, ReadOnlyMemory<byte> source)
+    {
+        // Without escapes the value's bytes are the string's UTF-8, right after the opening quote.
+        ReadOnlyMemory<byte> utf8 = source.Slice((int)reader.TokenStartIndex + 1, reader.ValueSpan.Length);
+        if (!System.Text.Unicode.Utf8.IsValid(utf8.Span))
+        {
+            throw new PayloadDecodeException("invalid JSON payload: a string is not valid UTF-8");
+        }
+
+        return new Utf8Text(utf8);
     }
 
     /// <summary>
@@ -376,6 +394,9 @@ public sealed class JsonPayloadCodec : IPayloadCodec
 
             case byte[] bytes:
                 writer.WriteBase64StringValue(bytes);
+                break;
+            case Utf8Text text:
+                writer.WriteStringValue(text.Utf8.Span);
                 break;
             case DateTimeOffset instant:
                 writer.WriteStringValue(instant);
