@@ -328,6 +328,18 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task RulesThatNameTheKeySeeARawKeyAsText()
+    {
+        int id = await RegisterAsync("keyed-value", """{"type":"object"}""", SchemaType.Json);
+        await ApplyAsync("topic: keyed\nclass: certified\nvalue: {}\nrules:\n  - name: key-prefix\n    expr: key.startsWith('k-')\nonFailure: reject\n");
+        byte[] value = Framed(id, "{}"u8.ToArray());
+
+        Assert.Equal(GateOutcome.Pass, Inspect("keyed", ("k-1"u8.ToArray(), value)).Outcome);
+        GateResult bad = Inspect("keyed", ("k-1"u8.ToArray(), value), ("x-2"u8.ToArray(), value));
+        Assert.Equal(1, Assert.Single(bad.Violations).BatchIndex);
+    }
+
+    [Fact]
     public async Task JsonPrivacyDropsRemoveTheMember()
     {
         int id = await RegisterAsync("drops-value", """{"type":"object"}""", SchemaType.Json);

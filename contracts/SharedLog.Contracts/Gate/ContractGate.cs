@@ -75,7 +75,7 @@ public sealed partial class ContractGate(
     private readonly ConcurrentDictionary<SchemaCheckKey, SchemaCheck> _schemaChecks = new();
     private readonly ConcurrentDictionary<(long Generation, int SchemaId, string? Message, string Tag), IReadOnlyList<string>> _taggedPaths = new();
 
-    private sealed record CompiledContract(ContractDefinition Definition, int Version, CompiledRule[] Rules, bool RulesReadHeaders);
+    private sealed record CompiledContract(ContractDefinition Definition, int Version, CompiledRule[] Rules, bool RulesReadHeaders, bool RulesReadKey);
 
     private readonly record struct SchemaCheckKey(long Generation, string Contract, int ContractVersion, bool IsKey, int SchemaId, string? RecordName);
 
@@ -305,8 +305,10 @@ public sealed partial class ContractGate(
         // Rules were compiled when the contract was applied; a rule failing here would mean a stored
         // contract from an older build, and the exception surfaces as a storage error for the batch.
         CompiledRule[] rules = [.. active.Definition.Rules.Select(r => CelRule.Compile(r.Expression))];
+        // Conservative text checks: a rule that might name headers or key gets them; others skip building them per record.
         bool readsHeaders = active.Definition.Rules.Any(r => r.Expression.Contains("headers", StringComparison.Ordinal));
-        return new CompiledContract(active.Definition, active.Version, rules, readsHeaders);
+        bool readsKey = active.Definition.Rules.Any(r => r.Expression.Contains("key", StringComparison.Ordinal));
+        return new CompiledContract(active.Definition, active.Version, rules, readsHeaders, readsKey);
     }
 
     private (string Rule, string Reason)? CheckRecord(CompiledContract contract, string topic, Record record, RecordScratch scratch, bool applyPrivacy, out RecordRewrite rewrite)
@@ -342,7 +344,7 @@ public sealed partial class ContractGate(
         if (contract.Rules.Length > 0)
         {
             activation.Value = value?.Value;
-            activation.Key = key is not null ? key.Value : record.KeyIsNull ? null : Encoding.UTF8.GetString(record.Key);
+            activation.Key = key is not null ? key.Value : record.KeyIsNull || !contract.RulesReadKey ? null : Encoding.UTF8.GetString(record.Key);
             activation.Timestamp = DateTimeOffset.FromUnixTimeMilliseconds(record.Timestamp);
             activation.Headers = contract.RulesReadHeaders ? Headers(record) : null;
             for (int i = 0; i < contract.Rules.Length; i++)

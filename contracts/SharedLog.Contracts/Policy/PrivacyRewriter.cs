@@ -94,6 +94,16 @@ public sealed class PrivacyRewriter(byte[] hashKey)
         return hmac.GetHashAndReset();
     }
 
+    /// <summary>The lowercase hex HMAC of UTF-8 text.</summary>
+    private string HashUtf8(ReadOnlySpan<byte> utf8)
+    {
+        IncrementalHash hmac = ThreadHmac();
+        hmac.AppendData(utf8);
+        Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
+        hmac.GetHashAndReset(digest);
+        return Convert.ToHexStringLower(digest);
+    }
+
     /// <summary>The lowercase hex HMAC of a string's UTF-8 bytes, without allocating anything but the result.</summary>
     private string HashText(string text)
     {
@@ -104,11 +114,7 @@ public sealed class PrivacyRewriter(byte[] hashKey)
         {
             Span<byte> utf8 = rented is null ? stackalloc byte[StackLimit] : rented;
             int length = Encoding.UTF8.GetBytes(text, utf8);
-            IncrementalHash hmac = ThreadHmac();
-            hmac.AppendData(utf8[..length]);
-            Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
-            hmac.GetHashAndReset(digest);
-            return Convert.ToHexStringLower(digest);
+            return HashUtf8(utf8[..length]);
         }
         finally
         {
@@ -127,17 +133,15 @@ public sealed class PrivacyRewriter(byte[] hashKey)
             return false;
         }
 
-        if (value is Utf8Text lazy)
-        {
-            value = lazy.ToString();
-        }
-
         if (action == PrivacyAction.Hash)
         {
             switch (value)
             {
                 case string text:
                     replaced = HashText(text);
+                    return true;
+                case Utf8Text text:
+                    replaced = HashUtf8(text.Utf8.Span);
                     return true;
                 case byte[] bytes:
                     replaced = Hash(bytes);
@@ -150,7 +154,7 @@ public sealed class PrivacyRewriter(byte[] hashKey)
 
         replaced = value switch
         {
-            string => RedactedText,
+            string or Utf8Text => RedactedText,
             long => 0L,
             ulong => 0UL,
             double => 0.0,
