@@ -75,7 +75,8 @@ public sealed partial class ContractGate(
     private readonly ConcurrentDictionary<SchemaCheckKey, SchemaCheck> _schemaChecks = new();
     private readonly ConcurrentDictionary<(long Generation, int SchemaId, string? Message, string Tag), IReadOnlyList<string>> _taggedPaths = new();
 
-    private sealed record CompiledContract(ContractDefinition Definition, int Version, CompiledRule[] Rules, bool RulesReadHeaders, bool RulesReadKey);
+    /// <param name="PrivacyPaths">Per privacy rule, its field path as a one-item list (empty for a tag rule), made once instead of per record.</param>
+    private sealed record CompiledContract(ContractDefinition Definition, int Version, CompiledRule[] Rules, bool RulesReadHeaders, bool RulesReadKey, string[][] PrivacyPaths);
 
     private readonly record struct SchemaCheckKey(long Generation, string Contract, int ContractVersion, bool IsKey, int SchemaId, string? RecordName);
 
@@ -122,6 +123,9 @@ public sealed partial class ContractGate(
         public DecodedPayload? Decoded { get; set; }
 
         public int SchemaId { get; set; }
+
+        /// <summary>The field-name paths a privacy rewrite changed on this side, reused record after record.</summary>
+        public List<string[]> ChangedPaths { get; } = [];
     }
 
     /// <summary>The variables a rule sees: value, key, headers, topic, partition, timestamp.</summary>
@@ -308,7 +312,8 @@ public sealed partial class ContractGate(
         // Conservative text checks: a rule that might name headers or key gets them; others skip building them per record.
         bool readsHeaders = active.Definition.Rules.Any(r => r.Expression.Contains("headers", StringComparison.Ordinal));
         bool readsKey = active.Definition.Rules.Any(r => r.Expression.Contains("key", StringComparison.Ordinal));
-        return new CompiledContract(active.Definition, active.Version, rules, readsHeaders, readsKey);
+        string[][] privacyPaths = [.. active.Definition.Privacy.Select(r => r.FieldPath is { } path ? new[] { path } : [])];
+        return new CompiledContract(active.Definition, active.Version, rules, readsHeaders, readsKey, privacyPaths);
     }
 
     private (string Rule, string Reason)? CheckRecord(CompiledContract contract, string topic, Record record, RecordScratch scratch, bool applyPrivacy, out RecordRewrite rewrite)
@@ -363,12 +368,12 @@ public sealed partial class ContractGate(
             string? problem = null;
             if (value is not null)
             {
-                ApplyPrivacy(definition, value, record.Value[SchemaWireFormat.HeaderSize..], scratch.Rewrites!, ref problem, out rewrite.ValueStart, out rewrite.ValueLength);
+                ApplyPrivacy(contract, value, record.Value[SchemaWireFormat.HeaderSize..], scratch.Rewrites!, ref problem, out rewrite.ValueStart, out rewrite.ValueLength);
             }
 
             if (key is not null && problem is null)
             {
-                ApplyPrivacy(definition, key, record.Key[SchemaWireFormat.HeaderSize..], scratch.Rewrites!, ref problem, out rewrite.KeyStart, out rewrite.KeyLength);
+                ApplyPrivacy(contract, key, record.Key[SchemaWireFormat.HeaderSize..], scratch.Rewrites!, ref problem, out rewrite.KeyStart, out rewrite.KeyLength);
             }
 
             if (problem is not null)
@@ -518,20 +523,23 @@ public sealed partial class ContractGate(
     }
 
     /// <summary>Applies the privacy rules to a decoded side; when they changed it, writes the new payload (header first) to <paramref name="output"/> and says where.</summary>
-    private void ApplyPrivacy(ContractDefinition definition, SideResult side, ReadOnlySpan<byte> original, PooledBufferWriter output, ref string? problem, out int start, out int length)
+    private void ApplyPrivacy(CompiledContract contract, SideResult side, ReadOnlySpan<byte> original, PooledBufferWriter output, ref string? problem, out int start, out int length)
     {
         start = -1;
         length = 0;
         bool changed = false;
         bool removed = false;
-        List<string[]>? changedPaths = null;
-        foreach (PrivacyRuleDefinition rule in definition.Privacy)
+        List<string[]> changedPaths = side.ChangedPaths;
+        changedPaths.Clear();
+        IReadOnlyList<PrivacyRuleDefinition> privacyRules = contract.Definition.Privacy;
+        for (int ruleIndex = 0; ruleIndex < privacyRules.Count; ruleIndex++)
         {
+            PrivacyRuleDefinition rule = privacyRules[ruleIndex];
             IReadOnlyList<string> paths;
             try
             {
-                paths = rule.FieldPath is { } path
-                    ? [path]
+                paths = rule.FieldPath is not null
+                    ? contract.PrivacyPaths[ruleIndex]
                     : _taggedPaths.GetOrAdd((registry.Generation, side.SchemaId, side.Decoded!.MessageFullName, rule.Tag!), key => SchemaTags.PathsWithTag(side.Parsed!, key.Tag, key.Message));
             }
             catch (InvalidOperationException e)
@@ -554,7 +562,7 @@ public sealed partial class ContractGate(
                 {
                     changed = true;
                     removed |= rule.Action == PrivacyAction.Drop;
-                    (changedPaths ??= []).Add(privacy.FieldNames(target));
+                    changedPaths.Add(privacy.FieldNames(target));
                 }
             }
         }
@@ -577,7 +585,7 @@ public sealed partial class ContractGate(
             }
             else
             {
-                side.Codec!.EncodeRewrite(side.Parsed!, side.Decoded!, original, changedPaths!, header, output);
+                side.Codec!.EncodeRewrite(side.Parsed!, side.Decoded!, original, changedPaths, header, output);
             }
 
             start = before;
