@@ -101,6 +101,12 @@ public sealed partial class ContractGate(
     {
         public void Reset()
         {
+            // The previous record's graph is no longer referenced (rules and privacy are done with it).
+            if (Decoded is not null)
+            {
+                RecordGraphPool.Return(Decoded.Value);
+            }
+
             Value = null;
             Rule = "schema";
             Reason = null;
@@ -237,6 +243,8 @@ public sealed partial class ContractGate(
                 index++;
             }
 
+            scratch.Key.Reset();
+            scratch.Value.Reset();
             foreach ((int schemaId, long seen) in scratch.Activation.SchemasSeen)
             {
                 metrics.SchemaSeen(topic, schemaId, seen);

@@ -90,3 +90,67 @@ public interface IPayloadCodec
 
 /// <summary>A decoded payload: the value and, for Protobuf, which message of the file it is.</summary>
 public sealed record DecodedPayload(object? Value, string? MessageFullName = null, int[]? MessageIndexes = null);
+
+/// <summary>
+/// Objects (dictionaries) of decoded records, reused on one thread: the gate decodes a record, checks it
+/// and drops it before the next, so each record's objects can serve the next one instead of being
+/// garbage. Only decodes the gate owns use it (<see cref="IPayloadCodec.Decode(IParsedSchema, ReadOnlyMemory{byte})"/>),
+/// and the gate returns a graph only once nothing refers to it. Bounded per thread, in count and size.
+/// </summary>
+public static class RecordGraphPool
+{
+    private const int MaxPooled = 64;
+    private const int MaxPooledMembers = 64;
+
+    [ThreadStatic]
+    private static Stack<Dictionary<string, object?>>? _objects;
+
+    /// <summary>An empty ordinal dictionary for a decoded object, from this thread's pool when it has one.</summary>
+    public static Dictionary<string, object?> RentObject(int capacity)
+    {
+        if (_objects is { Count: > 0 } pooled)
+        {
+            Dictionary<string, object?> reused = pooled.Pop();
+            reused.EnsureCapacity(capacity);
+            return reused;
+        }
+
+        return new Dictionary<string, object?>(capacity, StringComparer.Ordinal);
+    }
+
+    /// <summary>Gives the objects of a decoded graph back to this thread's pool; the caller must hold no reference into it.</summary>
+    public static void Return(object? graph) => Return(graph, 0);
+
+    private static void Return(object? node, int depth)
+    {
+        if (depth > RecordValue.MaxDepth)
+        {
+            return;
+        }
+
+        switch (node)
+        {
+            case Dictionary<string, object?> members:
+                foreach (object? member in members.Values)
+                {
+                    Return(member, depth + 1);
+                }
+
+                Stack<Dictionary<string, object?>> pool = _objects ??= new Stack<Dictionary<string, object?>>(MaxPooled);
+                if (pool.Count < MaxPooled && members.Count <= MaxPooledMembers && ReferenceEquals(members.Comparer, StringComparer.Ordinal))
+                {
+                    members.Clear();
+                    pool.Push(members);
+                }
+
+                break;
+            case List<object?> items:
+                foreach (object? item in items)
+                {
+                    Return(item, depth + 1);
+                }
+
+                break;
+        }
+    }
+}

@@ -305,7 +305,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
     private static Dictionary<string, object?> ReadRecord(ref AvroReader reader, RecordSchema record, int depth)
     {
         var fields = record.Fields;
-        var result = new Dictionary<string, object?>(fields.Count, StringComparer.Ordinal);
+        var result = reader.DecodesForGate ? RecordGraphPool.RentObject(fields.Count) : new Dictionary<string, object?>(fields.Count, StringComparer.Ordinal);
         foreach (var field in fields)
         {
             try
@@ -865,6 +865,9 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         }
 
         public readonly int Remaining => _data.Length - _position;
+
+        /// <summary>Whether this decode is the gate's (memory given): its objects come from <see cref="RecordGraphPool"/>.</summary>
+        public readonly bool DecodesForGate => !_source.IsEmpty;
 
         public readonly int Position => _position;
 

@@ -271,7 +271,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
             case JsonTokenType.StartObject:
                 {
                     // Record objects usually have a handful of fields: start big enough to skip the first regrowths.
-                    var members = new Dictionary<string, object?>(8, StringComparer.Ordinal);
+                    var members = source.IsEmpty ? new Dictionary<string, object?>(8, StringComparer.Ordinal) : RecordGraphPool.RentObject(8);
                     while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                     {
                         Count(ref elements);
