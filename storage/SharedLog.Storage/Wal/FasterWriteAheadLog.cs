@@ -49,7 +49,8 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
             UseDirectIo();
         }
 
-        _commitManager = SlotLogCommitManager.Open(options.Directory, options.DirectIo);
+        // Commit slots bypass the page cache only where the log device's probe showed direct writes work.
+        _commitManager = SlotLogCommitManager.Open(options.Directory, UsesDirectIo);
         _settings.LogCommitManager = _commitManager;
         try
         {
