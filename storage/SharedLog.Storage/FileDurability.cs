@@ -1,9 +1,8 @@
 using System.Runtime.InteropServices;
-using Microsoft.Win32.SafeHandles;
 
 namespace SharedLog.Storage;
 
-/// <summary>fsync of files and directories, for the few places that create files that must survive a crash.</summary>
+/// <summary>fsync of a directory, so a file created or renamed in it survives a crash (files themselves: <see cref="RandomAccess.FlushToDisk"/>).</summary>
 public static partial class FileDurability
 {
     /// <summary>Makes a create or rename in <paramref name="directory"/> durable (Linux; .NET cannot open directories, so via libc).</summary>
@@ -31,15 +30,6 @@ public static partial class FileDurability
         finally
         {
             _ = Close(fd);
-        }
-    }
-
-    /// <summary>Makes a file's data and size durable.</summary>
-    public static void FlushFile(SafeFileHandle file, string path)
-    {
-        if (OperatingSystem.IsLinux() && Fsync((int)file.DangerousGetHandle()) != 0)
-        {
-            throw new IOException($"fsync of {path} failed (errno {Marshal.GetLastPInvokeError()}).");
         }
     }
 

@@ -86,7 +86,7 @@ internal sealed unsafe class SlotLogCommitManager : ILogCommitManager
         {
             // Written, not just sized: the blocks exist from now on, so a slot write changes no file-system metadata.
             RandomAccess.Write(created, new byte[SlotBytes * SlotCount], 0);
-            FileDurability.FlushFile(created, scratch);
+            RandomAccess.FlushToDisk(created);
         }
 
         File.Move(scratch, path);
@@ -177,10 +177,12 @@ internal sealed unsafe class SlotLogCommitManager : ILogCommitManager
     private List<(long CommitNum, byte[] Metadata)> ReadSlots()
     {
         var valid = new List<(long, byte[])>(SlotCount);
-        byte* buffer = (byte*)NativeMemory.AlignedAlloc(SlotBytes, DirectIo.SectorSize);
-        try
+
+        // Recovery only; the write buffer serves, under its lock.
+        lock (_writing)
         {
-            var slot = new Span<byte>(buffer, SlotBytes);
+            ObjectDisposedException.ThrowIf(_disposed != 0, this);
+            var slot = new Span<byte>(_buffer, SlotBytes);
             for (int i = 0; i < SlotCount; i++)
             {
                 if (RandomAccess.Read(_file, slot, (long)i * SlotBytes) != SlotBytes)
@@ -197,10 +199,6 @@ internal sealed unsafe class SlotLogCommitManager : ILogCommitManager
 
                 valid.Add((BinaryPrimitives.ReadInt64LittleEndian(slot[8..]), slot.Slice(HeaderBytes, length).ToArray()));
             }
-        }
-        finally
-        {
-            NativeMemory.AlignedFree(buffer);
         }
 
         return valid;
