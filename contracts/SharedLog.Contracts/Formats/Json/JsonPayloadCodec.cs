@@ -106,11 +106,11 @@ public sealed class JsonPayloadCodec : IPayloadCodec
             return;
         }
 
-        ArrayBufferWriter<byte> buffer = ThreadBuffer();
-        buffer.Write(prefix);
-        Utf8JsonWriter writer = _threadWriter ??= new Utf8JsonWriter(buffer, WriterOptions);
+        // Written straight into the caller's buffer: unchanged stretches of the original, then each new value.
+        output.Write(prefix);
+        Utf8JsonWriter writer = _threadWriter ??= new Utf8JsonWriter(output, WriterOptions);
         var reader = new Utf8JsonReader(original, ReaderOptions);
-        var splice = new Splice(original, buffer, writer, changedPaths);
+        var splice = new Splice(original, output, writer, changedPaths);
         try
         {
             if (!reader.Read())
@@ -125,13 +125,14 @@ public sealed class JsonPayloadCodec : IPayloadCodec
             throw new PayloadDecodeException($"invalid JSON payload: {ex.Message}", ex);
         }
 
-        buffer.Write(original[splice.Copied..]);
-        output.Write(buffer.WrittenSpan);
-        ForgetHugeBuffer(buffer, writer);
+        output.Write(original[splice.Copied..]);
+
+        // The thread's writer must not keep the caller's buffer reachable; pointing it back costs no allocation.
+        writer.Reset(ThreadBuffer());
     }
 
     /// <summary>Copies the original payload up to each changed value, then writes that value from the rewritten graph.</summary>
-    private ref struct Splice(ReadOnlySpan<byte> original, ArrayBufferWriter<byte> buffer, Utf8JsonWriter writer, IReadOnlyList<string[]> paths)
+    private ref struct Splice(ReadOnlySpan<byte> original, IBufferWriter<byte> buffer, Utf8JsonWriter writer, IReadOnlyList<string[]> paths)
     {
         private readonly ReadOnlySpan<byte> _original = original;
 
@@ -213,18 +214,14 @@ public sealed class JsonPayloadCodec : IPayloadCodec
     private static byte[] TakeBytes(ArrayBufferWriter<byte> buffer, Utf8JsonWriter writer)
     {
         byte[] bytes = buffer.WrittenSpan.ToArray();
-        ForgetHugeBuffer(buffer, writer);
-        return bytes;
-    }
-
-    private static void ForgetHugeBuffer(ArrayBufferWriter<byte> buffer, Utf8JsonWriter writer)
-    {
         if (buffer.Capacity > 1024 * 1024)
         {
             // Do not keep a huge record's buffer alive on this thread until its next encode.
             _threadBuffer = null;
             writer.Reset(Stream.Null);
         }
+
+        return bytes;
     }
 
     [ThreadStatic]
