@@ -32,7 +32,7 @@ public sealed class LocalObjectStoreOptions
 /// to disk, renames it over the target (atomic on POSIX) and flushes the directory, so a crash leaves
 /// either the old object or the new one, never a torn one. Temporary files are never listed.
 /// </summary>
-public sealed partial class LocalDirectoryObjectStore : IObjectStore
+public sealed class LocalDirectoryObjectStore : IObjectStore
 {
     private const string TempSuffix = ".sharedlog-tmp";
 
