@@ -622,17 +622,31 @@ public sealed partial class ContractGate(
     /// </summary>
     private static byte[] Rebuild(RecordBatch batch, RecordSet records, List<RecordViolation> violations, Rewrites rewrites, bool drop)
     {
-        var builder = new RecordBatchBuilder(batch.BaseTimestamp, records.Bytes.Length + (records.Count * 64))
-        {
-            Compression = batch.Compression,
-            TimestampType = batch.TimestampType,
-            PartitionLeaderEpoch = batch.PartitionLeaderEpoch,
-            ProducerId = batch.ProducerId,
-            ProducerEpoch = batch.ProducerEpoch,
-            BaseSequence = batch.BaseSequence,
-            IsTransactional = batch.IsTransactional,
-            LastOffsetDelta = batch.LastOffsetDelta,
-        };
+        // An uncompressed batch is measured first and then written once, straight into the array it is
+        // stored in; a compressed one goes through the builder's pooled buffer and the codec.
+        RecordBatchBuilder builder = batch.Compression == CompressionCodec.None
+            ? RecordBatchBuilder.WithExactRecordBytes(batch.BaseTimestamp, CopyKeptRecords(batch, records, violations, rewrites, drop, into: null))
+            : new RecordBatchBuilder(batch.BaseTimestamp, records.Bytes.Length + (records.Count * 64));
+        builder.Compression = batch.Compression;
+        builder.TimestampType = batch.TimestampType;
+        builder.PartitionLeaderEpoch = batch.PartitionLeaderEpoch;
+        builder.ProducerId = batch.ProducerId;
+        builder.ProducerEpoch = batch.ProducerEpoch;
+        builder.BaseSequence = batch.BaseSequence;
+        builder.IsTransactional = batch.IsTransactional;
+        builder.LastOffsetDelta = batch.LastOffsetDelta;
+        CopyKeptRecords(batch, records, violations, rewrites, drop, builder);
+        return builder.Build();
+    }
+
+    /// <summary>
+    /// Copies the records the rebuilt batch keeps (rewritten sides in place of the originals; bad records
+    /// dropped or given a violation header) into <paramref name="into"/>, or, when it is null, only adds up
+    /// the bytes they take.
+    /// </summary>
+    private static int CopyKeptRecords(RecordBatch batch, RecordSet records, List<RecordViolation> violations, Rewrites rewrites, bool drop, RecordBatchBuilder? into)
+    {
+        int bytes = 0;
         int index = 0;
         int nextViolation = 0;
         foreach (Record record in records)
@@ -641,22 +655,25 @@ public sealed partial class ContractGate(
             if (violation is null || !drop)
             {
                 RecordHeaderValue[]? extra = violation is null ? null : [new RecordHeaderValue(ViolationHeader, Encoding.UTF8.GetBytes($"{violation.Rule}: {violation.Reason}"))];
-                builder.AddCopy(
-                    (int)(record.Offset - batch.BaseOffset),
-                    record.Timestamp,
-                    rewrites.Key(index, record.Key),
-                    !rewrites.KeyChanged(index) && record.KeyIsNull,
-                    rewrites.Value(index, record.Value),
-                    !rewrites.ValueChanged(index) && record.ValueIsNull,
-                    record.RawHeaders,
-                    record.HeaderCount,
-                    extra);
+                int offsetDelta = (int)(record.Offset - batch.BaseOffset);
+                ReadOnlySpan<byte> key = rewrites.Key(index, record.Key);
+                bool keyIsNull = !rewrites.KeyChanged(index) && record.KeyIsNull;
+                ReadOnlySpan<byte> value = rewrites.Value(index, record.Value);
+                bool valueIsNull = !rewrites.ValueChanged(index) && record.ValueIsNull;
+                if (into is null)
+                {
+                    bytes += RecordBatchBuilder.CopiedRecordSize(record.Timestamp - batch.BaseTimestamp, offsetDelta, key.Length, keyIsNull, value.Length, valueIsNull, record.RawHeaders.Length, record.HeaderCount, extra);
+                }
+                else
+                {
+                    into.AddCopy(offsetDelta, record.Timestamp, key, keyIsNull, value, valueIsNull, record.RawHeaders, record.HeaderCount, extra);
+                }
             }
 
             index++;
         }
 
-        return builder.Build();
+        return bytes;
     }
 
     private static List<QuarantinedRecord> Quarantine(RecordBatch batch, RecordSet records, List<RecordViolation> violations)

@@ -13,7 +13,11 @@ public readonly record struct RecordHeaderValue(string Key, byte[]? Value);
 /// </summary>
 public sealed class RecordBatchBuilder
 {
-    private readonly PooledBufferWriter _records;
+    // Records go into a pooled buffer copied into the batch at Build, or, when the caller knows their exact
+    // size (the contract gate rewriting a batch), straight into the batch's own array.
+    private readonly PooledBufferWriter? _records;
+    private readonly byte[]? _exact;
+    private int _exactWritten;
     private int _count;
     private int _nextDelta;
     private long _maxTimestamp = -1;
@@ -25,6 +29,24 @@ public sealed class RecordBatchBuilder
     {
         BaseTimestamp = baseTimestamp;
         _records = new PooledBufferWriter(expectedRecordBytes);
+    }
+
+    private RecordBatchBuilder(long baseTimestamp, byte[] exact)
+    {
+        BaseTimestamp = baseTimestamp;
+        _exact = exact;
+    }
+
+    /// <summary>
+    /// A builder whose records (added with <see cref="AddCopy"/> only) are written straight into the batch
+    /// it returns, one copy instead of two: <paramref name="recordBytes"/> must be the exact sum of
+    /// <see cref="CopiedRecordSize"/> over the records added, or <see cref="Build"/> throws.
+    /// </summary>
+    public static RecordBatchBuilder WithExactRecordBytes(long baseTimestamp, int recordBytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(recordBytes);
+        // Every byte is written before Build returns; skipping the zeroing matters on the large object heap.
+        return new RecordBatchBuilder(baseTimestamp, GC.AllocateUninitializedArray<byte>(RecordBatch.HeaderSize + recordBytes));
     }
 
     public long BaseOffset { get; set; }
@@ -58,6 +80,11 @@ public sealed class RecordBatchBuilder
     /// <summary>Appends a record; offsets follow in order from <see cref="BaseOffset"/>.</summary>
     public RecordBatchBuilder Add(byte[]? key, byte[]? value, long timestamp, IReadOnlyList<RecordHeaderValue>? headers = null)
     {
+        if (_records is null)
+        {
+            throw new InvalidOperationException("A builder of exact size takes copied records only.");
+        }
+
         var body = new ArrayBufferWriter<byte>();
         WriteRecordStart(body, timestamp, _nextDelta, key, key is null, value, value is null);
         WriteVarInt(body, headers?.Count ?? 0);
@@ -80,15 +107,13 @@ public sealed class RecordBatchBuilder
         // Sized exactly and written in place: the contract gate copies every record of a batch this way.
         long timestampDelta = timestamp - BaseTimestamp;
         int totalHeaders = headerCount + (extraHeaders?.Count ?? 0);
-        int bodySize = 1 + Varint.SizeOfSigned(timestampDelta) + Varint.SizeOfSigned(offsetDelta)
-            + BytesSize(key.Length, keyIsNull) + BytesSize(value.Length, valueIsNull)
-            + Varint.SizeOfSigned(totalHeaders) + rawHeaders.Length;
-        foreach (RecordHeaderValue header in extraHeaders ?? [])
+        int bodySize = CopiedBodySize(timestampDelta, offsetDelta, key.Length, keyIsNull, value.Length, valueIsNull, rawHeaders.Length, headerCount, extraHeaders);
+        Span<byte> span = _records is null ? _exact.AsSpan(RecordBatch.HeaderSize + _exactWritten) : _records.GetSpan(Varint.MaxBytes32 + bodySize);
+        if (span.Length < Varint.SizeOfSigned(bodySize) + bodySize)
         {
-            bodySize += BytesSize(Encoding.UTF8.GetByteCount(header.Key), isNull: false) + BytesSize(header.Value?.Length ?? 0, header.Value is null);
+            throw new InvalidOperationException("The records exceed the exact size the builder was given.");
         }
 
-        Span<byte> span = _records.GetSpan(Varint.MaxBytes32 + bodySize);
         int at = Varint.WriteSigned(span, bodySize);
         span[at++] = 0;
         at += Varint.WriteSigned(span[at..], timestampDelta);
@@ -105,11 +130,40 @@ public sealed class RecordBatchBuilder
             at += WriteBytes(span[at..], header.Value, header.Value is null);
         }
 
-        _records.Advance(at);
+        if (_records is null)
+        {
+            _exactWritten += at;
+        }
+        else
+        {
+            _records.Advance(at);
+        }
+
         _count++;
         _nextDelta = offsetDelta + 1;
         _maxTimestamp = Math.Max(_maxTimestamp, timestamp);
         return this;
+    }
+
+    /// <summary>Bytes <see cref="AddCopy"/> writes for a record: its length prefix and body.</summary>
+    public static int CopiedRecordSize(long timestampDelta, int offsetDelta, int keyLength, bool keyIsNull, int valueLength, bool valueIsNull, int rawHeadersLength, int headerCount, IReadOnlyList<RecordHeaderValue>? extraHeaders = null)
+    {
+        int body = CopiedBodySize(timestampDelta, offsetDelta, keyLength, keyIsNull, valueLength, valueIsNull, rawHeadersLength, headerCount, extraHeaders);
+        return Varint.SizeOfSigned(body) + body;
+    }
+
+    private static int CopiedBodySize(long timestampDelta, int offsetDelta, int keyLength, bool keyIsNull, int valueLength, bool valueIsNull, int rawHeadersLength, int headerCount, IReadOnlyList<RecordHeaderValue>? extraHeaders)
+    {
+        int totalHeaders = headerCount + (extraHeaders?.Count ?? 0);
+        int bodySize = 1 + Varint.SizeOfSigned(timestampDelta) + Varint.SizeOfSigned(offsetDelta)
+            + BytesSize(keyLength, keyIsNull) + BytesSize(valueLength, valueIsNull)
+            + Varint.SizeOfSigned(totalHeaders) + rawHeadersLength;
+        foreach (RecordHeaderValue header in extraHeaders ?? [])
+        {
+            bodySize += BytesSize(Encoding.UTF8.GetByteCount(header.Key), isNull: false) + BytesSize(header.Value?.Length ?? 0, header.Value is null);
+        }
+
+        return bodySize;
     }
 
     private static int BytesSize(int length, bool isNull) => isNull ? 1 : Varint.SizeOfSigned(length) + length;
@@ -146,8 +200,8 @@ public sealed class RecordBatchBuilder
 
     private void Append(ArrayBufferWriter<byte> body, int offsetDelta, long timestamp)
     {
-        WriteVarInt(_records, body.WrittenCount);
-        _records.Write(body.WrittenSpan);
+        WriteVarInt(_records!, body.WrittenCount);
+        _records!.Write(body.WrittenSpan);
         _count++;
         _nextDelta = offsetDelta + 1;
         _maxTimestamp = Math.Max(_maxTimestamp, timestamp);
@@ -167,16 +221,32 @@ public sealed class RecordBatchBuilder
             throw new InvalidOperationException("A record batch needs at least one record or an explicit last offset delta covering its records.");
         }
 
-        // The record buffer is pooled and returned once the batch is built; a builder builds once.
-        PooledBufferWriter? compressed = Compression == CompressionCodec.None ? null : new PooledBufferWriter(_records.WrittenCount);
-        if (compressed is not null)
+        ReadOnlySpan<byte> records = _records is null ? _exact.AsSpan(RecordBatch.HeaderSize, _exactWritten) : _records.WrittenSpan;
+        if (_exact is not null && _exactWritten != _exact.Length - RecordBatch.HeaderSize)
         {
-            RecordCompression.Compress(Compression, _records.WrittenSpan, compressed);
+            throw new InvalidOperationException($"The builder was given {_exact.Length - RecordBatch.HeaderSize} record bytes exactly but {_exactWritten} were added.");
         }
 
-        ReadOnlySpan<byte> section = compressed is null ? _records.WrittenSpan : compressed.WrittenSpan;
-        // Every byte is written below; skipping the zeroing matters for batches on the large object heap.
-        byte[] batch = GC.AllocateUninitializedArray<byte>(RecordBatch.HeaderSize + section.Length);
+        // The record buffer is pooled and returned once the batch is built; a builder builds once.
+        PooledBufferWriter? compressed = Compression == CompressionCodec.None ? null : new PooledBufferWriter(records.Length);
+        if (compressed is not null)
+        {
+            RecordCompression.Compress(Compression, records, compressed);
+        }
+
+        byte[] batch;
+        if (_exact is not null && compressed is null)
+        {
+            batch = _exact;
+        }
+        else
+        {
+            ReadOnlySpan<byte> section = compressed is null ? records : compressed.WrittenSpan;
+            // Every byte is written below; skipping the zeroing matters for batches on the large object heap.
+            batch = GC.AllocateUninitializedArray<byte>(RecordBatch.HeaderSize + section.Length);
+            section.CopyTo(batch.AsSpan(RecordBatch.HeaderSize));
+        }
+
         Span<byte> s = batch;
         BinaryPrimitives.WriteInt64BigEndian(s, BaseOffset);
         BinaryPrimitives.WriteInt32BigEndian(s[8..], batch.Length - RecordBatch.LogOverhead);
@@ -194,9 +264,8 @@ public sealed class RecordBatchBuilder
         BinaryPrimitives.WriteInt16BigEndian(s[51..], ProducerEpoch);
         BinaryPrimitives.WriteInt32BigEndian(s[53..], BaseSequence);
         BinaryPrimitives.WriteInt32BigEndian(s[57..], _count);
-        section.CopyTo(s[RecordBatch.HeaderSize..]);
         compressed?.Release();
-        _records.Release();
+        _records?.Release();
         BinaryPrimitives.WriteUInt32BigEndian(s[17..], Crc32C.Compute(s[21..]));
         return batch;
     }

@@ -66,4 +66,45 @@ public class RecordBatchCopyTests
         builder.AddCopy(3, 5, [], true, [], true, [], 0);
         Assert.Throws<ArgumentOutOfRangeException>(() => builder.AddCopy(2, 5, [], true, [], true, [], 0));
     }
+
+    [Fact]
+    public void ABatchBuiltAtItsExactSizeIsTheSameBatchAndAWrongSizeIsRefused()
+    {
+        var source = new RecordBatchBuilder(1_000) { ProducerId = 3, ProducerEpoch = 2, BaseSequence = 9 };
+        for (int i = 0; i < 4; i++)
+        {
+            source.Add(i == 1 ? null : Encoding.UTF8.GetBytes($"key-{i}"), Encoding.UTF8.GetBytes(new string('v', 100 * i)), 1_000 + (i * 7), [new RecordHeaderValue("h", [(byte)i])]);
+        }
+
+        RecordBatch original = RecordBatch.Parse(source.Build());
+        RecordHeaderValue[] flag = [new RecordHeaderValue("why", "bad"u8.ToArray())];
+        int exactBytes = 0;
+        foreach (Record record in original.Records())
+        {
+            exactBytes += RecordBatchBuilder.CopiedRecordSize(record.Timestamp - original.BaseTimestamp, (int)record.Offset, record.Key.Length, record.KeyIsNull, record.Value.Length, record.ValueIsNull, record.RawHeaders.Length, record.HeaderCount, record.Offset == 2 ? flag : null);
+        }
+
+        byte[] Copy(RecordBatchBuilder builder)
+        {
+            builder.ProducerId = original.ProducerId;
+            builder.ProducerEpoch = original.ProducerEpoch;
+            builder.BaseSequence = original.BaseSequence;
+            foreach (Record record in original.Records())
+            {
+                builder.AddCopy((int)record.Offset, record.Timestamp, record.Key, record.KeyIsNull, record.Value, record.ValueIsNull, record.RawHeaders, record.HeaderCount, record.Offset == 2 ? flag : null);
+            }
+
+            return builder.Build();
+        }
+
+        byte[] pooled = Copy(new RecordBatchBuilder(original.BaseTimestamp));
+        byte[] exact = Copy(RecordBatchBuilder.WithExactRecordBytes(original.BaseTimestamp, exactBytes));
+        Assert.Equal(pooled, exact);
+        Assert.True(RecordBatch.Parse(exact).IsCrcValid());
+
+        // One byte too many leaves an unwritten byte; one too few cannot hold the last record.
+        Assert.Throws<InvalidOperationException>(() => Copy(RecordBatchBuilder.WithExactRecordBytes(original.BaseTimestamp, exactBytes + 1)));
+        Assert.Throws<InvalidOperationException>(() => Copy(RecordBatchBuilder.WithExactRecordBytes(original.BaseTimestamp, exactBytes - 1)));
+        Assert.Throws<InvalidOperationException>(() => RecordBatchBuilder.WithExactRecordBytes(1, 10).Add([1], [2], 1));
+    }
 }
