@@ -52,7 +52,7 @@ public static partial class DirectIo
     /// scratch file, switches it to O_DIRECT, writes one aligned sector and deletes it. tmpfs and some
     /// overlay file systems refuse, at the fcntl or at the write.
     /// </summary>
-    public static unsafe bool Probe(string scratchPath, out string? refusal)
+    public static bool Probe(string scratchPath, out string? refusal)
     {
         refusal = PlatformRefusal;
         if (refusal is not null)
@@ -64,17 +64,9 @@ public static partial class DirectIo
         {
             using SafeFileHandle handle = File.OpenHandle(scratchPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite);
             Enable(handle, scratchPath);
-            void* buffer = NativeMemory.AlignedAlloc(SectorSize, SectorSize);
-            try
-            {
-                NativeMemory.Clear(buffer, SectorSize);
-                RandomAccess.Write(handle, new ReadOnlySpan<byte>(buffer, SectorSize), 0);
-            }
-            finally
-            {
-                NativeMemory.AlignedFree(buffer);
-            }
-
+            using var sector = new AlignedBuffer(SectorSize);
+            sector.Span.Clear();
+            RandomAccess.Write(handle, sector.Span, 0);
             return true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or DllNotFoundException or EntryPointNotFoundException)

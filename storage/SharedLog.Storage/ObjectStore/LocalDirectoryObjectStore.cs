@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
 namespace SharedLog.Storage.ObjectStore;
@@ -41,7 +40,7 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
     private const int MaxPooledDirectChunks = 4;
 
     private readonly string _root;
-    private readonly ConcurrentBag<byte[]> _directChunks = [];
+    private readonly ConcurrentBag<AlignedBuffer> _directChunks = [];
 
     public LocalDirectoryObjectStore(LocalObjectStoreOptions options)
     {
@@ -161,11 +160,10 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
             return false;
         }
 
-        // Pinned arrays never move, so the aligned window found once stays aligned.
-        byte[] chunkArray = _directChunks.TryTake(out byte[]? pooled) ? pooled : GC.AllocateUninitializedArray<byte>(DirectChunkBytes + Storage.DirectIo.SectorSize, pinned: true);
+        AlignedBuffer chunkBuffer = _directChunks.TryTake(out AlignedBuffer? pooled) ? pooled : new AlignedBuffer(DirectChunkBytes);
         try
         {
-            Span<byte> chunk = AlignedWindow(chunkArray);
+            Span<byte> chunk = chunkBuffer.Span;
             long offset = 0;
             int filled = 0;
             foreach (ReadOnlyMemory<byte> piece in data)
@@ -203,16 +201,13 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
         {
             if (_directChunks.Count < MaxPooledDirectChunks)
             {
-                _directChunks.Add(chunkArray);
+                _directChunks.Add(chunkBuffer);
+            }
+            else
+            {
+                chunkBuffer.Dispose();
             }
         }
-    }
-
-    private static unsafe Span<byte> AlignedWindow(byte[] pinned)
-    {
-        nint address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(pinned));
-        int skew = (int)(address % Storage.DirectIo.SectorSize);
-        return pinned.AsSpan(skew == 0 ? 0 : Storage.DirectIo.SectorSize - skew, DirectChunkBytes);
     }
 
     public async Task<int> GetRangeAsync(string key, long offset, Memory<byte> destination, CancellationToken cancellationToken = default)

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Runtime.InteropServices;
 using FASTER.core;
 using Microsoft.Win32.SafeHandles;
 using SharedLog.Protocol.Records;
@@ -15,7 +14,7 @@ namespace SharedLog.Storage.Wal;
 /// recovery uses the other slot, whose commit is the previous one (no acknowledged append depends on a
 /// commit whose write did not finish).
 /// </summary>
-internal sealed unsafe class SlotLogCommitManager : ILogCommitManager
+internal sealed class SlotLogCommitManager : ILogCommitManager
 {
     public const string FileName = "commit-slots";
 
@@ -28,7 +27,7 @@ internal sealed unsafe class SlotLogCommitManager : ILogCommitManager
 
     private readonly string _path;
     private readonly SafeFileHandle _file;
-    private readonly byte* _buffer;
+    private readonly AlignedBuffer _buffer = new(SlotBytes);
     private readonly Lock _writing = new();
     private long _lastCommitNum;
     private int _disposed;
@@ -38,7 +37,6 @@ internal sealed unsafe class SlotLogCommitManager : ILogCommitManager
         _path = path;
         _file = file;
         UsesDirectIo = direct;
-        _buffer = (byte*)NativeMemory.AlignedAlloc(SlotBytes, DirectIo.SectorSize);
         _lastCommitNum = ListCommits().DefaultIfEmpty(0).Max();
     }
 
@@ -136,7 +134,7 @@ internal sealed unsafe class SlotLogCommitManager : ILogCommitManager
                 commitNum = _lastCommitNum + 1;
             }
 
-            var slot = new Span<byte>(_buffer, SlotBytes);
+            Span<byte> slot = _buffer.Span;
             int length = HeaderBytes + commitMetadata.Length;
             int written = (int)DirectIo.AlignUp(length);
             slot[..written].Clear();
@@ -182,7 +180,7 @@ internal sealed unsafe class SlotLogCommitManager : ILogCommitManager
         lock (_writing)
         {
             ObjectDisposedException.ThrowIf(_disposed != 0, this);
-            var slot = new Span<byte>(_buffer, SlotBytes);
+            Span<byte> slot = _buffer.Span;
             for (int i = 0; i < SlotCount; i++)
             {
                 if (RandomAccess.Read(_file, slot, (long)i * SlotBytes) != SlotBytes)
@@ -213,7 +211,7 @@ internal sealed unsafe class SlotLogCommitManager : ILogCommitManager
     {
         lock (_writing)
         {
-            var slot = new Span<byte>(_buffer, SlotBytes);
+            Span<byte> slot = _buffer.Span;
             slot.Clear();
             for (int i = 0; i < SlotCount; i++)
             {
@@ -240,7 +238,7 @@ internal sealed unsafe class SlotLogCommitManager : ILogCommitManager
             }
 
             _file.Dispose();
-            NativeMemory.AlignedFree(_buffer);
+            _buffer.Dispose();
         }
     }
 }
