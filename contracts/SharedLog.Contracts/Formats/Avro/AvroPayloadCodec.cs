@@ -78,7 +78,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         ArgumentNullException.ThrowIfNull(changedPaths);
         ArgumentNullException.ThrowIfNull(output);
         var avro = SchemaOf(schema);
-        if (changedPaths.Count is 0 or > 64 || avro is not RecordSchema record)
+        if (changedPaths.Count is 0 or > SplicePaths.Max || avro is not RecordSchema record)
         {
             output.Write(Encode(schema, payload, prefix));
             return;
@@ -87,7 +87,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         var writer = PayloadWriter.ForThread(prefix);
         var reader = new AvroReader(original);
         var copied = 0;
-        var live = changedPaths.Count == 64 ? ulong.MaxValue : (1UL << changedPaths.Count) - 1;
+        var live = SplicePaths.All(changedPaths.Count);
         if (!SpliceRecord(ref reader, original, record, payload.Value, changedPaths, 0, live, writer, ref copied, 0))
         {
             output.Write(Encode(schema, payload, prefix));
@@ -96,6 +96,11 @@ public sealed class AvroPayloadCodec : IPayloadCodec
 
         writer.WriteBytes(original[copied..]);
         writer.CopyTo(output);
+    }
+
+    private readonly struct FieldName(string name) : ISpliceName
+    {
+        public bool Is(string pathName) => string.Equals(pathName, name, StringComparison.Ordinal);
     }
 
     /// <summary>Copies a record's fields up to each changed one, which is written from the rewritten values; false if a path leaves the records.</summary>
@@ -108,17 +113,8 @@ public sealed class AvroPayloadCodec : IPayloadCodec
 
         foreach (var field in record.Fields)
         {
-            ulong matched = 0;
-            var leaf = false;
-            for (var bits = live; bits != 0; bits &= bits - 1)
-            {
-                var path = paths[System.Numerics.BitOperations.TrailingZeroCount(bits)];
-                if (path.Length > level && string.Equals(path[level], field.Name, StringComparison.Ordinal))
-                {
-                    matched |= bits & (~bits + 1);
-                    leaf |= path.Length == level + 1;
-                }
-            }
+            var name = new FieldName(field.Name);
+            ulong matched = SplicePaths.Matching(live, paths, level, ref name, out var leaf);
 
             if (matched == 0)
             {

@@ -100,7 +100,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
         ArgumentNullException.ThrowIfNull(payload);
         ArgumentNullException.ThrowIfNull(changedPaths);
         ArgumentNullException.ThrowIfNull(output);
-        if (changedPaths.Count is 0 or > 64)
+        if (changedPaths.Count is 0 or > SplicePaths.Max)
         {
             output.Write(Encode(schema, payload, prefix));
             return;
@@ -118,7 +118,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
                 throw new PayloadDecodeException("JSON payload is empty");
             }
 
-            splice.Value(ref reader, payload.Value, 0, changedPaths.Count == 64 ? ulong.MaxValue : (1UL << changedPaths.Count) - 1);
+            splice.Value(ref reader, payload.Value, 0, SplicePaths.All(changedPaths.Count));
         }
         catch (JsonException ex)
         {
@@ -129,6 +129,32 @@ public sealed class JsonPayloadCodec : IPayloadCodec
 
         // The thread's writer must not keep the caller's buffer reachable; pointing it back costs no allocation.
         writer.Reset(ThreadBuffer());
+    }
+
+    /// <summary>A member name as UTF-8 (unescaped), compared with path names without making a string of it.</summary>
+    private readonly ref struct JsonMemberName(ReadOnlySpan<byte> utf8) : ISpliceName
+    {
+        private readonly ReadOnlySpan<byte> _utf8 = utf8;
+
+        /// <summary>The name the reader stands at; an escaped name (rare) is unescaped into a new array.</summary>
+        public static JsonMemberName At(ref Utf8JsonReader reader)
+        {
+            if (!reader.ValueIsEscaped)
+            {
+                return new JsonMemberName(reader.ValueSpan);
+            }
+
+            byte[] unescaped = new byte[reader.ValueSpan.Length];
+            return new JsonMemberName(unescaped.AsSpan(0, reader.CopyString(unescaped)));
+        }
+
+        public bool Is(string pathName)
+        {
+            Span<byte> encoded = stackalloc byte[256];
+            return System.Text.Encoding.UTF8.TryGetBytes(pathName, encoded, out int written)
+                ? encoded[..written].SequenceEqual(_utf8)
+                : System.Text.Encoding.UTF8.GetBytes(pathName).AsSpan().SequenceEqual(_utf8);
+        }
     }
 
     /// <summary>Copies the original payload up to each changed value, then writes that value from the rewritten graph.</summary>
@@ -162,20 +188,8 @@ public sealed class JsonPayloadCodec : IPayloadCodec
             var fields = node as Dictionary<string, object?> ?? throw Mismatch();
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                ulong matched = 0;
-                bool leaf = false;
-                string? name = null;
-                for (ulong bits = live; bits != 0; bits &= bits - 1)
-                {
-                    string[] path = paths[System.Numerics.BitOperations.TrailingZeroCount(bits)];
-                    if (path.Length > level && reader.ValueTextEquals(path[level]))
-                    {
-                        matched |= bits & (~bits + 1);
-                        leaf |= path.Length == level + 1;
-                        name = path[level];
-                    }
-                }
-
+                var member = JsonMemberName.At(ref reader);
+                ulong matched = SplicePaths.Matching(live, paths, level, ref member, out bool leaf);
                 reader.Read();
                 if (matched == 0)
                 {
@@ -183,7 +197,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
                     continue;
                 }
 
-                object? child = fields.TryGetValue(name!, out object? found) ? found : throw Mismatch();
+                object? child = fields.TryGetValue(SplicePaths.NameAt(matched, paths, level), out object? found) ? found : throw Mismatch();
                 if (!leaf)
                 {
                     Value(ref reader, child, level + 1, matched);
