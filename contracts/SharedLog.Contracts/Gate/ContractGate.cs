@@ -204,7 +204,7 @@ public sealed partial class ContractGate(
 
     private GateResult InspectRecords(ActiveContract active, string topic, int partition, RecordBatch batch)
     {
-        CompiledContract contract = _compiled.GetOrAdd((active.Definition.Name, active.Version), _ => Compile(active));
+        CompiledContract contract = _compiled.GetOrAdd((active.Definition.Name, active.Version), static (_, a) => Compile(a), active);
         ContractDefinition definition = contract.Definition;
         RecordSet records = batch.Records(MaxDecompressedBytes);
         int count = records.Count;
@@ -474,6 +474,12 @@ public sealed partial class ContractGate(
     private SchemaCheck CheckSchema(CompiledContract contract, SchemaRequirement requirement, string topic, bool isKey, int schemaId, string? recordName, bool subjectByRecord)
     {
         var cacheKey = new SchemaCheckKey(registry.Generation, contract.Definition.Name, contract.Version, isKey, schemaId, recordName);
+        // The lookup is per record: the miss path (and its closure over these parameters) lives in its own method.
+        return _schemaChecks.TryGetValue(cacheKey, out SchemaCheck? known) ? known : AddSchemaCheck(cacheKey, requirement, topic, isKey, schemaId, recordName, subjectByRecord);
+    }
+
+    private SchemaCheck AddSchemaCheck(SchemaCheckKey cacheKey, SchemaRequirement requirement, string topic, bool isKey, int schemaId, string? recordName, bool subjectByRecord)
+    {
         return _schemaChecks.GetOrAdd(cacheKey, _ =>
         {
             if (_schemaChecks.Count > 100_000)
@@ -548,7 +554,7 @@ public sealed partial class ContractGate(
             {
                 paths = rule.FieldPath is not null
                     ? contract.PrivacyPaths[ruleIndex]
-                    : _taggedPaths.GetOrAdd((registry.Generation, side.SchemaId, side.Decoded!.MessageFullName, rule.Tag!), key => SchemaTags.PathsWithTag(side.Parsed!, key.Tag, key.Message));
+                    : _taggedPaths.GetOrAdd((registry.Generation, side.SchemaId, side.Decoded!.MessageFullName, rule.Tag!), static (key, parsed) => SchemaTags.PathsWithTag(parsed, key.Tag, key.Message), side.Parsed!);
             }
             catch (InvalidOperationException e)
             {
