@@ -26,8 +26,9 @@ public static partial class WalThroughput
             foreach (int writers in WriterCounts)
             {
                 Print("raw write+fdatasync", size, writers, await RawAsync(directory, size, writers));
-                Print("WAL, commit files", size, writers, await WalAsync(directory, size, writers, fastCommit: false));
-                Print("WAL, fast commit", size, writers, await WalAsync(directory, size, writers, fastCommit: true));
+                Print("WAL (default)", size, writers, await WalAsync(directory, size, writers, fastCommit: false, zeroFill: true));
+                Print("WAL, no zero-fill ahead", size, writers, await WalAsync(directory, size, writers, fastCommit: false, zeroFill: false));
+                Print("WAL, fast commit", size, writers, await WalAsync(directory, size, writers, fastCommit: true, zeroFill: true));
             }
         }
 
@@ -44,10 +45,15 @@ public static partial class WalThroughput
     private static double Percentile(List<double> sorted, double p) =>
         sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)(p * sorted.Count))];
 
-    private static async Task<(long, double, List<double>)> WalAsync(string root, int size, int writers, bool fastCommit)
+    private static async Task<(long, double, List<double>)> WalAsync(string root, int size, int writers, bool fastCommit, bool zeroFill)
     {
         string dir = Path.Combine(root, "wal-" + Guid.NewGuid().ToString("N"));
         var options = new WalOptions { Directory = dir, PageSizeBits = 22, MemorySizeBits = 26, SegmentSizeBits = 30, FastCommit = fastCommit };
+        if (!zeroFill)
+        {
+            options.ZeroFillAheadBytes = 0;
+        }
+
         var latencies = new List<double>[writers];
         long appends = 0;
         var clock = Stopwatch.StartNew();

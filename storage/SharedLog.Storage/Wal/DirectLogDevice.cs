@@ -19,20 +19,38 @@ public sealed class DirectLogDevice : StorageDeviceBase
     /// <summary>Writes and reads are aligned to this, which covers 512-byte and 4 KiB logical sectors.</summary>
     public const uint DirectSectorSize = DirectIo.SectorSize;
 
+    /// <summary>Size of one zero write ahead of the log (see <see cref="ZeroFillAhead"/>).</summary>
+    public const int ZeroFillChunkBytes = 256 * 1024;
+
     private readonly ConcurrentDictionary<int, SafeFileHandle> _segments = new();
+    private readonly ZeroFillAhead? _zeroFill;
     private int _disposed;
 
-    private DirectLogDevice(string filename)
+    private DirectLogDevice(string filename, long zeroFillAheadBytes, long segmentBytes, Action<Exception>? onZeroFillFailure)
         : base(filename, DirectSectorSize, Devices.CAPACITY_UNSPECIFIED)
     {
+        if (zeroFillAheadBytes > 0)
+        {
+            long chunk = Math.Min(ZeroFillChunkBytes, Math.Min(segmentBytes, zeroFillAheadBytes)) / DirectSectorSize * DirectSectorSize;
+            _zeroFill = new ZeroFillAhead(Math.Max(zeroFillAheadBytes, DirectSectorSize), (int)Math.Max(chunk, DirectSectorSize), segmentBytes, OpenSegmentOrNull, onZeroFillFailure ?? (static _ => { }));
+        }
     }
 
     /// <summary>
     /// A direct-I/O device for <paramref name="filename"/>, or null when this platform or the file system
     /// under it does not take O_DIRECT (probed with an aligned write to a scratch file beside the log).
+    /// With <paramref name="zeroFillAheadBytes"/> above zero the newest segment is kept written with zeros
+    /// that far past the log's tail (<see cref="ZeroFillAhead"/>); <paramref name="onZeroFillFailure"/> hears
+    /// why that stopped, if it does.
     /// </summary>
-    public static DirectLogDevice? TryCreate(string filename, out string? refusal) =>
-        DirectIo.Probe(filename + ".direct-probe", out refusal) ? new DirectLogDevice(filename) : null;
+    public static DirectLogDevice? TryCreate(string filename, out string? refusal, long zeroFillAheadBytes = 0, long segmentBytes = 1L << 30, Action<Exception>? onZeroFillFailure = null) =>
+        DirectIo.Probe(filename + ".direct-probe", out refusal) ? new DirectLogDevice(filename, zeroFillAheadBytes, segmentBytes, onZeroFillFailure) : null;
+
+    /// <summary>How far the newest segment is written (data or zeros), when zero-fill ahead is on.</summary>
+    public (int Segment, long End)? ZeroFilled => _zeroFill?.Prepared;
+
+    private SafeFileHandle? OpenSegmentOrNull(int segment) =>
+        Volatile.Read(ref _disposed) == 0 && _segments.TryGetValue(segment, out SafeFileHandle? open) ? open : null;
 
     private static SafeFileHandle OpenDirect(string path)
     {
@@ -77,7 +95,9 @@ public sealed class DirectLogDevice : StorageDeviceBase
                 uint error = 0;
                 try
                 {
-                    RandomAccess.Write(device.Segment(segment), new ReadOnlySpan<byte>((void*)source, (int)length), (long)offset);
+                    SafeFileHandle file = device.Segment(segment);
+                    device._zeroFill?.BeforeWrite(segment, (long)offset, length);
+                    RandomAccess.Write(file, new ReadOnlySpan<byte>((void*)source, (int)length), (long)offset);
                 }
                 catch (Exception e)
                 {
@@ -143,6 +163,7 @@ public sealed class DirectLogDevice : StorageDeviceBase
             return;
         }
 
+        _zeroFill?.Dispose();
         foreach (SafeFileHandle handle in _segments.Values)
         {
             handle.Dispose();

@@ -70,7 +70,12 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
     private void UseDirectIo()
     {
         IDevice buffered = _settings.LogDevice;
-        DirectLogDevice? direct = DirectLogDevice.TryCreate(buffered.FileName, out string? refusal);
+        DirectLogDevice? direct = DirectLogDevice.TryCreate(
+            buffered.FileName,
+            out string? refusal,
+            _options.ZeroFillAheadBytes,
+            1L << _options.SegmentSizeBits,
+            e => LogZeroFillStopped(_logger, _options.Directory, e.Message));
         if (direct is null)
         {
             LogDirectIoRefused(_logger, _options.Directory, refusal ?? "unknown reason");
@@ -81,6 +86,12 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
         _settings.LogDevice = direct;
         UsesDirectIo = true;
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "WAL in {Directory} stopped writing zeros ahead of its tail ({Reason}); commits continue, each extending the segment file")]
+    private static partial void LogZeroFillStopped(ILogger logger, string directory, string reason);
+
+    /// <summary>How far the newest segment file is written (data or zeros), when direct I/O and zero-fill ahead are on.</summary>
+    public (int Segment, long End)? ZeroFilled => (_settings.LogDevice as DirectLogDevice)?.ZeroFilled;
 
     /// <summary>Whether log pages are written with direct I/O (see <see cref="WalOptions.DirectIo"/>).</summary>
     public bool UsesDirectIo { get; private set; }

@@ -35,6 +35,13 @@ public sealed class WalOptions
     /// </summary>
     public bool DirectIo { get; set; } = true;
 
+    /// <summary>
+    /// With direct I/O, keep this many bytes of the newest segment written with zeros past the log's tail,
+    /// so a commit overwrites blocks the file already has instead of extending it (an extending synchronous
+    /// write also waits for the file system to make the new blocks durable). 0 turns it off.
+    /// </summary>
+    public long ZeroFillAheadBytes { get; set; } = 8L * 1024 * 1024;
+
     /// <summary>A pending group reaching this many bytes is committed without waiting for the delay.</summary>
     public int GroupCommitBytes { get; set; } = 4 * 1024 * 1024;
 
@@ -66,6 +73,11 @@ public sealed class WalOptions
         if (GroupCommitDelay < TimeSpan.Zero || GroupCommitDelay > TimeSpan.FromSeconds(1))
         {
             throw new ArgumentException("WAL group commit delay must be between 0 and 1 s.");
+        }
+
+        if (ZeroFillAheadBytes < 0)
+        {
+            throw new ArgumentException("WAL zero-fill ahead must not be negative.");
         }
 
         if (GroupCommitBytes <= 0)
