@@ -15,12 +15,19 @@ if (args.Length > 0 && args[0] == "compact")
         args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 3);
 }
 
-// `gate-loop json|avro [seconds]` runs one gate benchmark in a plain loop, for a profiler (perf) to sample.
+// `gate-loop json|json6|avro [seconds]` runs one gate benchmark in a plain loop, for a profiler (perf) to sample.
 if (args.Length > 0 && args[0] == "gate-loop")
 {
     using var gate = new GateBenchmarks();
     gate.Setup();
-    Func<object> inspect = args.Length > 1 && args[1] == "avro" ? () => gate.Avro100Records() : () => gate.Json100Records();
+    string which = args.Length > 1 ? args[1] : "json";
+    int perBatch = which == "json6" ? 6 : 100;
+    Func<object> inspect = which switch
+    {
+        "avro" => () => gate.Avro100Records(),
+        "json6" => () => gate.Json6Records(),
+        _ => () => gate.Json100Records(),
+    };
     TimeSpan duration = TimeSpan.FromSeconds(args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 20);
     var clock = System.Diagnostics.Stopwatch.StartNew();
     long batches = 0;
@@ -30,7 +37,7 @@ if (args.Length > 0 && args[0] == "gate-loop")
         batches++;
     }
 
-    Console.WriteLine($"{batches * 100 / clock.Elapsed.TotalSeconds:F0} records/s ({clock.Elapsed.TotalMicroseconds / (batches * 100):F2} us per record)");
+    Console.WriteLine($"{batches * perBatch / clock.Elapsed.TotalSeconds:F0} records/s ({clock.Elapsed.TotalMicroseconds / (batches * perBatch):F2} us per record)");
     return 0;
 }
 
