@@ -630,8 +630,9 @@ public sealed partial class ContractGate(
     {
         // An uncompressed batch is measured first and then written once, straight into the array it is
         // stored in; a compressed one goes through the builder's pooled buffer and the codec.
+        RecordHeaderValue[][]? flagHeaders = drop ? null : FlagHeaders(violations);
         RecordBatchBuilder builder = batch.Compression == CompressionCodec.None
-            ? RecordBatchBuilder.WithExactRecordBytes(batch.BaseTimestamp, CopyKeptRecords(batch, records, violations, rewrites, drop, into: null))
+            ? RecordBatchBuilder.WithExactRecordBytes(batch.BaseTimestamp, CopyKeptRecords(batch, records, violations, flagHeaders, rewrites, into: null))
             : new RecordBatchBuilder(batch.BaseTimestamp, records.Bytes.Length + (records.Count * 64));
         builder.Compression = batch.Compression;
         builder.TimestampType = batch.TimestampType;
@@ -641,26 +642,43 @@ public sealed partial class ContractGate(
         builder.BaseSequence = batch.BaseSequence;
         builder.IsTransactional = batch.IsTransactional;
         builder.LastOffsetDelta = batch.LastOffsetDelta;
-        CopyKeptRecords(batch, records, violations, rewrites, drop, builder);
+        CopyKeptRecords(batch, records, violations, flagHeaders, rewrites, builder);
         return builder.Build();
+    }
+
+    /// <summary>The violation header of each bad record a flag keeps, made once for both passes over the batch.</summary>
+    private static RecordHeaderValue[][]? FlagHeaders(List<RecordViolation> violations)
+    {
+        if (violations.Count == 0)
+        {
+            return null;
+        }
+
+        var headers = new RecordHeaderValue[violations.Count][];
+        for (int i = 0; i < headers.Length; i++)
+        {
+            headers[i] = [new RecordHeaderValue(ViolationHeader, Encoding.UTF8.GetBytes($"{violations[i].Rule}: {violations[i].Reason}"))];
+        }
+
+        return headers;
     }
 
     /// <summary>
     /// Copies the records the rebuilt batch keeps (rewritten sides in place of the originals; bad records
-    /// dropped or given a violation header) into <paramref name="into"/>, or, when it is null, only adds up
-    /// the bytes they take.
+    /// given their header from <paramref name="flagHeaders"/>, or dropped when it is null) into
+    /// <paramref name="into"/>, or, when that is null, only adds up the bytes they take.
     /// </summary>
-    private static int CopyKeptRecords(RecordBatch batch, RecordSet records, List<RecordViolation> violations, Rewrites rewrites, bool drop, RecordBatchBuilder? into)
+    private static int CopyKeptRecords(RecordBatch batch, RecordSet records, List<RecordViolation> violations, RecordHeaderValue[][]? flagHeaders, Rewrites rewrites, RecordBatchBuilder? into)
     {
         int bytes = 0;
         int index = 0;
         int nextViolation = 0;
         foreach (Record record in records)
         {
-            RecordViolation? violation = nextViolation < violations.Count && violations[nextViolation].BatchIndex == index ? violations[nextViolation++] : null;
-            if (violation is null || !drop)
+            int violation = nextViolation < violations.Count && violations[nextViolation].BatchIndex == index ? nextViolation++ : -1;
+            if (violation < 0 || flagHeaders is not null)
             {
-                RecordHeaderValue[]? extra = violation is null ? null : [new RecordHeaderValue(ViolationHeader, Encoding.UTF8.GetBytes($"{violation.Rule}: {violation.Reason}"))];
+                RecordHeaderValue[]? extra = violation < 0 ? null : flagHeaders![violation];
                 int offsetDelta = (int)(record.Offset - batch.BaseOffset);
                 ReadOnlySpan<byte> key = rewrites.Key(index, record.Key);
                 bool keyIsNull = !rewrites.KeyChanged(index) && record.KeyIsNull;
