@@ -125,18 +125,15 @@ public sealed class ZeroFillAhead : IDisposable
     {
         try
         {
-            while (NextChunk() is (int segment, long from, long to, SafeFileHandle file))
+            while (NextChunk() is (long from, long to, SafeFileHandle file))
             {
                 _zeros ??= NewZeros();
                 RandomAccess.Write(file, _zeros.Span[..(int)(to - from)], from);
 
                 lock (_gate)
                 {
-                    if (segment == _preparedSegment)
-                    {
-                        _preparedEnd = to;
-                    }
-
+                    // Only this loop moves _preparedSegment, so the chunk is still in the segment it claimed.
+                    _preparedEnd = to;
                     Monitor.PulseAll(_gate);
                 }
             }
@@ -167,7 +164,7 @@ public sealed class ZeroFillAhead : IDisposable
     }
 
     /// <summary>Claims the next chunk to zero, past every write the log has asked for; null when far enough ahead.</summary>
-    private (int Segment, long From, long To, SafeFileHandle File)? NextChunk()
+    private (long From, long To, SafeFileHandle File)? NextChunk()
     {
         lock (_gate)
         {
@@ -190,14 +187,13 @@ public sealed class ZeroFillAhead : IDisposable
             long to = Math.Min(from + _chunkBytes, _segmentBytes);
             if (from - _dataEnd >= _aheadBytes || from >= to)
             {
-                _zeroingEnd = _preparedEnd;
                 _running = false;
                 return null;
             }
 
             _preparedEnd = from;
             _zeroingEnd = to;
-            return (_preparedSegment, from, to, file);
+            return (from, to, file);
         }
     }
 
