@@ -193,6 +193,77 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task JsonPrivacySpliceCopiesTheTailAfterTheLastMaskedMemberAndFollowsArraysToTheirEnd()
+    {
+        int id = await RegisterAsync("orders-value", """{"type":"object"}""", SchemaType.Json);
+        await ApplyAsync("topic: orders\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\n  - field: cards.number\n    action: redact\n");
+
+        // Masked member first, then a tail the walk no longer needs to read: it must arrive byte for byte.
+        const string early = "{\"email\" : \"a@b.example\" , \"tail\": [1, 2.50, {\"email\": \"in@b.example\", \"x\": \"caf\\u00e9\"}], \"last\": \"z\" }";
+        // The array path matches once per item: the last item must be masked although the top-level member came before it.
+        const string arrays = "{\"email\":\"q@r.example\",\"cards\":[{\"number\":\"1\"},{\"exp\":2},{\"number\":\"3\"}],\"after\":true}";
+        // Only the array path changes (no email): its items are followed to the end of the array.
+        const string onlyArray = "{\"cards\":[{\"number\":\"7\"},{\"number\":\"8\"}],\"after\":1.0}";
+        string Hash(string text) => Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData("k"u8, Encoding.UTF8.GetBytes(text)));
+
+        GateResult result = Inspect("orders", (null, Framed(id, Encoding.UTF8.GetBytes(early))), (null, Framed(id, Encoding.UTF8.GetBytes(arrays))), (null, Framed(id, Encoding.UTF8.GetBytes(onlyArray))));
+
+        Assert.Equal(GateOutcome.Rewrite, result.Outcome);
+        List<byte[]> values = StoredValues(result);
+        Assert.Equal(early.Replace("\"a@b.example\"", $"\"{Hash("a@b.example")}\"", StringComparison.Ordinal), Encoding.UTF8.GetString(values[0].AsSpan(SchemaWireFormat.HeaderSize)));
+        Assert.Equal(
+            $"{{\"email\":\"{Hash("q@r.example")}\",\"cards\":[{{\"number\":\"****\"}},{{\"exp\":2}},{{\"number\":\"****\"}}],\"after\":true}}",
+            Encoding.UTF8.GetString(values[1].AsSpan(SchemaWireFormat.HeaderSize)));
+        Assert.Equal("{\"cards\":[{\"number\":\"****\"},{\"number\":\"****\"}],\"after\":1.0}", Encoding.UTF8.GetString(values[2].AsSpan(SchemaWireFormat.HeaderSize)));
+    }
+
+    [Fact]
+    public async Task RecordsOfOneBatchWithDifferentSchemaIdsAreEachCheckedAgainstTheirOwnSchema()
+    {
+        await _registry.SetCompatibilityAsync("versions-value", CompatibilityLevel.None, CancellationToken.None);
+        int needsA = await RegisterAsync("versions-value", """{"type":"object","required":["a"]}""", SchemaType.Json);
+        int needsB = await RegisterAsync("versions-value", """{"type":"object","required":["b"]}""", SchemaType.Json);
+        int elsewhere = await RegisterAsync("elsewhere-value", """{"type":"object","required":["c"]}""", SchemaType.Json);
+        await ApplyAsync("topic: versions\nclass: certified\nvalue: {}\nonFailure: reject\n");
+
+        GateResult result = Inspect(
+            "versions",
+            (null, Framed(needsA, "{\"a\":1}"u8.ToArray())),
+            (null, Framed(needsB, "{\"a\":1}"u8.ToArray())), // valid for the record before, not for its own schema
+            (null, Framed(needsB, "{\"b\":1}"u8.ToArray())),
+            (null, Framed(elsewhere, "{\"c\":1}"u8.ToArray())),
+            (null, Framed(needsA, "{\"b\":1}"u8.ToArray())),
+            (null, Framed(needsA, "{\"a\":2}"u8.ToArray())));
+
+        Assert.Equal(GateOutcome.Reject, result.Outcome);
+        Assert.Equal([1, 3, 4], result.Violations.Select(v => v.BatchIndex).Order());
+        Assert.Contains($"JSON schema {needsB}", Reason(result, 1), StringComparison.Ordinal);
+        Assert.Contains("is not registered under subject 'versions-value'", Reason(result, 3), StringComparison.Ordinal);
+        Assert.Contains($"JSON schema {needsA}", Reason(result, 4), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task JsonPrivacyPathsWithNonAsciiNamesMatchOnlyTheSameName()
+    {
+        // Tagged properties of a JSON Schema can have any name, unlike the ASCII field paths of a contract file.
+        const string schema = """
+            {"type":"object","properties":{"straße":{"type":"string","confluent:tags":["PII"]},"x😀":{"type":"string","confluent:tags":["PII"]},
+              "ab":{"type":"string","confluent:tags":["PII"]},"strasse":{"type":"string"},"x😁":{"type":"string"},"aß":{"type":"string"}}}
+            """;
+        int id = await RegisterAsync("addresses-value", schema, SchemaType.Json);
+        await ApplyAsync("topic: addresses\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: PII\n    action: redact\n");
+
+        // Names of the same UTF-8 length or the same char count as a path name, and a surrogate pair.
+        const string original = "{\"strasse\":\"keep1\",\"straße\":\"mask1\",\"x😀\":\"mask2\",\"x😁\":\"keep2\",\"aß\":\"keep3\",\"ab\":\"mask3\"}";
+        GateResult result = Inspect("addresses", (null, Framed(id, Encoding.UTF8.GetBytes(original))));
+
+        Assert.Equal(GateOutcome.Rewrite, result.Outcome);
+        Assert.Equal(
+            "{\"strasse\":\"keep1\",\"straße\":\"****\",\"x😀\":\"****\",\"x😁\":\"keep2\",\"aß\":\"keep3\",\"ab\":\"****\"}",
+            Encoding.UTF8.GetString(StoredValues(result)[0].AsSpan(SchemaWireFormat.HeaderSize)));
+    }
+
+    [Fact]
     public async Task AvroPrivacyRewritesReplaceOnlyTheMaskedFieldsAndKeepEveryOtherByte()
     {
         const string schema = """

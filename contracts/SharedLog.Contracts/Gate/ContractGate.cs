@@ -130,6 +130,15 @@ public sealed partial class ContractGate(
 
         public int SchemaId { get; set; }
 
+        /// <summary>The schema id <see cref="Check"/> and <see cref="Validator"/> are for: records of one batch nearly always share it.</summary>
+        public int CheckedSchemaId { get; set; } = -1;
+
+        /// <summary>The schema check of <see cref="CheckedSchemaId"/>, kept for the batch (not reset per record).</summary>
+        public SchemaCheck? Check { get; set; }
+
+        /// <summary>The JSON validator of <see cref="CheckedSchemaId"/>, kept for the batch (not reset per record).</summary>
+        public JsonPayloadValidator? Validator { get; set; }
+
         /// <summary>The field-name paths a privacy rewrite changed on this side, reused record after record.</summary>
         public List<string[]> ChangedPaths { get; } = [];
     }
@@ -408,7 +417,15 @@ public sealed partial class ContractGate(
         result.SchemaId = schemaId;
         System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(schemasSeen, schemaId, out _)++;
         bool subjectByRecord = requirement.Subject is null && requirement.Strategy != SubjectNameStrategy.TopicNameStrategy;
-        SchemaCheck check = CheckSchema(contract, requirement, topic, isKey, schemaId, recordName: null, subjectByRecord);
+        if (result.CheckedSchemaId != schemaId || result.Check is null)
+        {
+            // The registry's answer is taken once per schema id and batch, like a snapshot at the batch's start.
+            result.Check = CheckSchema(contract, requirement, topic, isKey, schemaId, recordName: null, subjectByRecord);
+            result.Validator = null;
+            result.CheckedSchemaId = schemaId;
+        }
+
+        SchemaCheck check = result.Check;
         if (check.Problem is not null)
         {
             result.Reason = $"{side}: {check.Problem}";
@@ -431,7 +448,7 @@ public sealed partial class ContractGate(
         {
             // The codec has proven the payload well-formed and bounded; validate it against the schema, on the
             // decoded record when the schema is in the compiled subset, else by parsing it for JsonSchema.Net.
-            JsonPayloadValidator validator = jsonValidators.GetOrCreate(schemaId, check.Parsed);
+            JsonPayloadValidator validator = result.Validator ??= jsonValidators.GetOrCreate(schemaId, check.Parsed);
             IReadOnlyList<string> errors = (validator.ValidatesDecoded ? validator.ValidateDecoded(result.Decoded.Value) : null) ?? ValidateJson(validator, payload);
             if (errors.Count > 0)
             {

@@ -166,35 +166,57 @@ public sealed class ZeroFillAhead : IDisposable
     /// <summary>Claims the next chunk to zero, past every write the log has asked for; null when far enough ahead.</summary>
     private (long From, long To, SafeFileHandle File)? NextChunk()
     {
-        lock (_gate)
+        while (true)
         {
-            SafeFileHandle? file = _stopped || _lastWriteLarge || _dataSegment < 0 ? null : _openSegment(_dataSegment);
-            if (file is null)
+            int newSegment;
+            SafeFileHandle? file;
+            lock (_gate)
             {
-                _running = false;
-                return null;
+                file = _stopped || _lastWriteLarge || _dataSegment < 0 ? null : _openSegment(_dataSegment);
+                if (file is null)
+                {
+                    _running = false;
+                    return null;
+                }
+
+                if (_preparedSegment == _dataSegment)
+                {
+                    return Claim(file);
+                }
+
+                newSegment = _dataSegment;
             }
 
-            if (_preparedSegment != _dataSegment)
+            // A segment seen for the first time: whatever it already holds counts as written. Its length is a
+            // system call, made outside the lock; a log write that lands meanwhile is above it and is never zeroed,
+            // because a claim starts past the log's highest requested write.
+            long written = RandomAccess.GetLength(file) / DirectIo.SectorSize * DirectIo.SectorSize;
+            lock (_gate)
             {
-                // A segment seen for the first time: whatever it already holds counts as written.
-                _preparedSegment = _dataSegment;
-                _preparedEnd = RandomAccess.GetLength(file) / DirectIo.SectorSize * DirectIo.SectorSize;
-                _zeroingEnd = _preparedEnd;
+                if (_dataSegment == newSegment && _preparedSegment != newSegment)
+                {
+                    _preparedSegment = newSegment;
+                    _preparedEnd = written;
+                    _zeroingEnd = written;
+                }
             }
-
-            long from = Math.Max(_preparedEnd, DirectIo.AlignUp(_dataEnd));
-            long to = Math.Min(from + _chunkBytes, _segmentBytes);
-            if (from - _dataEnd >= _aheadBytes || from >= to)
-            {
-                _running = false;
-                return null;
-            }
-
-            _preparedEnd = from;
-            _zeroingEnd = to;
-            return (from, to, file);
         }
+    }
+
+    /// <summary>Under the lock, in the prepared segment: the chunk after the prepared bytes and the log's writes, or null.</summary>
+    private (long From, long To, SafeFileHandle File)? Claim(SafeFileHandle file)
+    {
+        long from = Math.Max(_preparedEnd, DirectIo.AlignUp(_dataEnd));
+        long to = Math.Min(from + _chunkBytes, _segmentBytes);
+        if (from - _dataEnd >= _aheadBytes || from >= to)
+        {
+            _running = false;
+            return null;
+        }
+
+        _preparedEnd = from;
+        _zeroingEnd = to;
+        return (from, to, file);
     }
 
     public void Dispose()

@@ -118,7 +118,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
                 throw new PayloadDecodeException("JSON payload is empty");
             }
 
-            splice.Value(ref reader, payload.Value, 0, SplicePaths.All(changedPaths.Count));
+            splice.Value(ref reader, payload.Value, 0, SplicePaths.All(changedPaths.Count), insideArray: false);
         }
         catch (JsonException ex)
         {
@@ -150,6 +150,18 @@ public sealed class JsonPayloadCodec : IPayloadCodec
 
         public bool Is(string pathName)
         {
+            // UTF-8 as long as the UTF-16 text only for ASCII, so equal lengths compare char by byte with no encoding;
+            // a name too short or too long to be the path name's UTF-8 is no match either.
+            if (_utf8.Length == pathName.Length)
+            {
+                return System.Text.Ascii.Equals(_utf8, pathName);
+            }
+
+            if (_utf8.Length < pathName.Length || _utf8.Length > pathName.Length * 3)
+            {
+                return false;
+            }
+
             Span<byte> encoded = stackalloc byte[256];
             return System.Text.Encoding.UTF8.TryGetBytes(pathName, encoded, out int written)
                 ? encoded[..written].SequenceEqual(_utf8)
@@ -157,15 +169,20 @@ public sealed class JsonPayloadCodec : IPayloadCodec
         }
     }
 
-    /// <summary>Copies the original payload up to each changed value, then writes that value from the rewritten graph.</summary>
+    /// <summary>
+    /// Copies the original payload up to each changed value, then writes that value from the rewritten graph.
+    /// Once every path has been written (none through an array, where a path matches once per item) the walk
+    /// stops: the rest of the payload is unchanged and the caller copies it whole without reading it again.
+    /// </summary>
     private ref struct Splice(ReadOnlySpan<byte> original, IBufferWriter<byte> buffer, Utf8JsonWriter writer, IReadOnlyList<string[]> paths)
     {
         private readonly ReadOnlySpan<byte> _original = original;
+        private ulong _pending = SplicePaths.All(paths.Count);
 
         public int Copied { get; private set; }
 
         /// <summary>The value at the reader; <paramref name="live"/> has a bit per path whose first <paramref name="level"/> names led here.</summary>
-        public void Value(ref Utf8JsonReader reader, object? node, int level, ulong live)
+        public void Value(ref Utf8JsonReader reader, object? node, int level, ulong live, bool insideArray)
         {
             if (reader.TokenType == JsonTokenType.StartArray)
             {
@@ -173,7 +190,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
                 int index = 0;
                 while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
                 {
-                    Value(ref reader, index < items.Count ? items[index] : throw Mismatch(), level, live);
+                    Value(ref reader, index < items.Count ? items[index] : throw Mismatch(), level, live, insideArray: true);
                     index++;
                 }
 
@@ -186,7 +203,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
             }
 
             var fields = node as Dictionary<string, object?> ?? throw Mismatch();
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            while (_pending != 0 && reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 var member = JsonMemberName.At(ref reader);
                 ulong matched = SplicePaths.Matching(live, paths, level, ref member, out bool leaf);
@@ -200,7 +217,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
                 object? child = fields.TryGetValue(SplicePaths.NameAt(matched, paths, level), out object? found) ? found : throw Mismatch();
                 if (!leaf)
                 {
-                    Value(ref reader, child, level + 1, matched);
+                    Value(ref reader, child, level + 1, matched, insideArray);
                     continue;
                 }
 
@@ -211,6 +228,11 @@ public sealed class JsonPayloadCodec : IPayloadCodec
                 WriteValue(writer, child, level);
                 writer.Flush();
                 Copied = (int)reader.BytesConsumed;
+                if (!insideArray)
+                {
+                    // Keys are unique (the decoder refuses repeats), so these paths cannot match again.
+                    _pending &= ~matched;
+                }
             }
         }
 
