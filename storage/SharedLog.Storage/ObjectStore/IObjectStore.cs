@@ -17,6 +17,13 @@ public interface IObjectStore
     /// <summary>Reads <paramref name="destination"/>.Length bytes starting at <paramref name="offset"/>; fewer only at the end of the object.</summary>
     Task<int> GetRangeAsync(string key, long offset, Memory<byte> destination, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Above 0: a ranged read whose offset, length and destination address are all multiples of this goes
+    /// from the disk straight into the destination, past the page cache (a local directory with direct I/O).
+    /// A reader that wants that path allocates aligned memory; 0 means the store has no such path.
+    /// </summary>
+    int DirectReadAlignment => 0;
+
     /// <summary>Reads the whole object.</summary>
     Task<byte[]> GetAsync(string key, CancellationToken cancellationToken = default);
 

@@ -9,7 +9,7 @@ public sealed class BlockCache
     private readonly long _capacityBytes;
     private readonly Dictionary<(string Key, long Position), LinkedListNode<Entry>> _entries = [];
     private readonly LinkedList<Entry> _lru = new();
-    private readonly Dictionary<(string Key, long Position), Task<byte[]>> _inFlight = [];
+    private readonly Dictionary<(string Key, long Position), Task<ReadOnlyMemory<byte>>> _inFlight = [];
     private readonly Lock _sync = new();
     private long _sizeBytes;
 
@@ -35,10 +35,10 @@ public sealed class BlockCache
     public long Misses { get; private set; }
 
     /// <summary>Returns the cached block or fetches it with <paramref name="fetch"/> (one fetch per block at a time).</summary>
-    public Task<byte[]> GetOrFetchAsync(string key, long position, Func<Task<byte[]>> fetch)
+    public Task<ReadOnlyMemory<byte>> GetOrFetchAsync(string key, long position, Func<Task<ReadOnlyMemory<byte>>> fetch)
     {
         var id = (key, position);
-        Task<byte[]> task;
+        Task<ReadOnlyMemory<byte>> task;
         lock (_sync)
         {
             if (_entries.TryGetValue(id, out LinkedListNode<Entry>? node))
@@ -49,7 +49,7 @@ public sealed class BlockCache
                 return Task.FromResult(node.Value.Data);
             }
 
-            if (_inFlight.TryGetValue(id, out Task<byte[]>? pending))
+            if (_inFlight.TryGetValue(id, out Task<ReadOnlyMemory<byte>>? pending))
             {
                 return pending;
             }
@@ -65,11 +65,11 @@ public sealed class BlockCache
         return task;
     }
 
-    private async Task<byte[]> FetchAndStoreAsync((string Key, long Position) id, Func<Task<byte[]>> fetch)
+    private async Task<ReadOnlyMemory<byte>> FetchAndStoreAsync((string Key, long Position) id, Func<Task<ReadOnlyMemory<byte>>> fetch)
     {
         try
         {
-            byte[] data = await fetch().ConfigureAwait(false);
+            ReadOnlyMemory<byte> data = await fetch().ConfigureAwait(false);
             lock (_sync)
             {
                 if (data.Length <= _capacityBytes && !_entries.ContainsKey(id))
@@ -96,5 +96,5 @@ public sealed class BlockCache
         }
     }
 
-    private sealed record Entry((string Key, long Position) Id, byte[] Data);
+    private sealed record Entry((string Key, long Position) Id, ReadOnlyMemory<byte> Data);
 }

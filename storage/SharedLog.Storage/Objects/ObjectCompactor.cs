@@ -263,7 +263,7 @@ public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore
         // The reads overlap, a few at a time: against S3 each is a round trip, and a quiet partition's
         // group is one small read per input object. The group is held in memory whole anyway.
         using var reading = new SemaphoreSlim(ParallelReads);
-        byte[][] data = await Task.WhenAll(runs.Select(async run =>
+        ReadOnlyMemory<byte>[] data = await Task.WhenAll(runs.Select(async run =>
         {
             await reading.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
@@ -284,7 +284,7 @@ public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore
             for (int i = runs[r].First; i < runs[r].End; i++)
             {
                 (string key, BlockIndexEntry block) = blocks[i];
-                ReadOnlyMemory<byte> bytes = data[r].AsMemory(at, block.Size);
+                ReadOnlyMemory<byte> bytes = data[r].Slice(at, block.Size);
                 CheckBlock(key, block, bytes);
                 builder.AddBlock(block, bytes);
                 at += block.Size;

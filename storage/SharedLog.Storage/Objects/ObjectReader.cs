@@ -40,23 +40,45 @@ public static class ObjectReader
         return ObjectFormat.ReadIndex(index, footer);
     }
 
-    public static Task<byte[]> ReadBlockAsync(IObjectStore store, string key, BlockIndexEntry block, CancellationToken cancellationToken = default) =>
+    public static Task<ReadOnlyMemory<byte>> ReadBlockAsync(IObjectStore store, string key, BlockIndexEntry block, CancellationToken cancellationToken = default) =>
         ReadRangeAsync(store, key, block.Position, block.Size, cancellationToken);
 
     /// <summary>
     /// Reads <paramref name="length"/> bytes at <paramref name="position"/>: one block, or several blocks that
     /// lie next to each other in the object (the compactor copies a stream's run of blocks with one GET).
     /// </summary>
-    public static async Task<byte[]> ReadRangeAsync(IObjectStore store, string key, long position, int length, CancellationToken cancellationToken = default)
+    public static async Task<ReadOnlyMemory<byte>> ReadRangeAsync(IObjectStore store, string key, long position, int length, CancellationToken cancellationToken = default)
     {
-        // Filled by the read or refused below: no need to zero it first.
-        byte[] data = GC.AllocateUninitializedArray<byte>(length);
-        int read = await store.GetRangeAsync(key, position, data, cancellationToken).ConfigureAwait(false);
-        if (read != length)
+        int alignment = store.DirectReadAlignment;
+        if (alignment <= 0 || length <= 0)
         {
-            throw new InvalidDataException($"Object {key}: bytes at {position} came back with {read} of {length} bytes.");
+            // Filled by the read or refused below: no need to zero it first.
+            byte[] data = GC.AllocateUninitializedArray<byte>(length);
+            int read = await store.GetRangeAsync(key, position, data, cancellationToken).ConfigureAwait(false);
+            return read == length ? data : throw ShortRead(key, position, read, length);
         }
 
-        return data;
+        // The aligned range around the wanted bytes, read into an aligned window of a pinned array (so the store
+        // can read it direct); the caller gets the wanted bytes as a slice. The array is ordinary GC memory.
+        long alignedStart = position / alignment * alignment;
+        int lead = (int)(position - alignedStart);
+        int windowLength = checked((int)((lead + (long)length + alignment - 1) / alignment * alignment));
+        byte[] buffer = GC.AllocateUninitializedArray<byte>(windowLength + alignment, pinned: true);
+        Memory<byte> window = buffer.AsMemory(AlignedStartIn(buffer, alignment), windowLength);
+        int got = await store.GetRangeAsync(key, alignedStart, window, cancellationToken).ConfigureAwait(false);
+        return got >= lead + length ? window.Slice(lead, length) : throw ShortRead(key, position, Math.Max(got - lead, 0), length);
     }
+
+    /// <summary>The index in a pinned array where an address that is a multiple of <paramref name="alignment"/> starts.</summary>
+    private static unsafe int AlignedStartIn(byte[] pinned, int alignment)
+    {
+        fixed (byte* start = pinned)
+        {
+            long address = (long)start;
+            return (int)((alignment - (address % alignment)) % alignment);
+        }
+    }
+
+    private static InvalidDataException ShortRead(string key, long position, int read, int length) =>
+        new($"Object {key}: bytes at {position} came back with {read} of {length} bytes.");
 }

@@ -320,7 +320,7 @@ public sealed partial class StreamStore : IAsyncDisposable
                         continue;
                     }
 
-                    byte[] data = await ReadBlockAsync(range.Key, block, cancellationToken).ConfigureAwait(false);
+                    ReadOnlyMemory<byte> data = await ReadBlockAsync(range.Key, block, cancellationToken).ConfigureAwait(false);
                     PrefetchFollowing(range.Key, index, i, stream.StreamId);
                     var found = new List<ReadOnlyMemory<byte>>();
                     BatchHeader.Split(data, next, found);
@@ -440,7 +440,7 @@ public sealed partial class StreamStore : IAsyncDisposable
         return task.WaitAsync(cancellationToken);
     }
 
-    private Task<byte[]> ReadBlockAsync(string key, BlockIndexEntry block, CancellationToken cancellationToken) =>
+    private Task<ReadOnlyMemory<byte>> ReadBlockAsync(string key, BlockIndexEntry block, CancellationToken cancellationToken) =>
         _blockCache.GetOrFetchAsync(key, block.Position, () => ObjectReader.ReadBlockAsync(_objects, key, block, CancellationToken.None)).WaitAsync(cancellationToken);
 
     /// <summary>Starts fetching the stream's next blocks so a sequential reader finds them cached.</summary>

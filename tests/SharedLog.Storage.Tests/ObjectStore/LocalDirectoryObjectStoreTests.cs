@@ -99,6 +99,39 @@ public sealed class LocalDirectoryObjectStoreTests : IDisposable
         Assert.Equal(whole[^10_000..], range);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RangesReadForBlocksAreExactAndSkipThePageCacheWhenObjectsAreDirect(bool directIo)
+    {
+        var store = new LocalDirectoryObjectStore(new LocalObjectStoreOptions { RootDirectory = Path.Combine(_root, directIo ? "direct" : "buffered"), DirectIo = directIo });
+        Assert.Equal(store.UsesDirectIo ? DirectIo.SectorSize : 0, store.DirectReadAlignment);
+        var random = new Random(17);
+        byte[] data = new byte[(1024 * 1024) + 777];
+        random.NextBytes(data);
+        await store.PutAsync("r/1", data);
+
+        // Unaligned starts and ends, one byte, ranges ending at the object's last byte, the whole object.
+        (long Position, int Length)[] ranges =
+        [
+            (0, 1), (1, 4095), (4095, 2), (4096, 4096), (5000, 100_000), (123_457, 1024 * 1024 - 123_457 + 777),
+            (data.Length - 1, 1), (data.Length - 4097, 4097), (0, data.Length), (1024 * 1024, 777),
+        ];
+        foreach ((long position, int length) in ranges)
+        {
+            ReadOnlyMemory<byte> read = await SharedLog.Storage.Objects.ObjectReader.ReadRangeAsync(store, "r/1", position, length);
+            Assert.True(data.AsSpan((int)position, length).SequenceEqual(read.Span), $"bytes {position}+{length} differ");
+        }
+
+        await Assert.ThrowsAsync<InvalidDataException>(() => SharedLog.Storage.Objects.ObjectReader.ReadRangeAsync(store, "r/1", data.Length - 10, 11));
+        if (store.UsesDirectIo)
+        {
+            // Every range above went from the disk straight into the reader's memory.
+            (int resident, int total) = ResidentPages(Path.Combine(_root, "direct", "r", "1"));
+            Assert.True(resident * 10 < total, $"{resident} of {total} pages of the object are in the page cache after ranged reads");
+        }
+    }
+
     [Fact]
     public async Task DirectIoCanBeTurnedOff()
     {
