@@ -1,0 +1,99 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using SharedLog.Protocol;
+using SharedLog.Protocol.Messages;
+using SharedLog.Protocol.Records;
+
+namespace SharedLog.IntegrationTests;
+
+/// <summary>Fetch response and partition limits (KIP-74) through the raw protocol.</summary>
+public class FetchLimitTests
+{
+    private const short Version = 12;
+
+    private static async Task ProduceAsync(RawKafkaClient client, int partition, int valueBytes, int correlation)
+    {
+        byte[] batch = new RecordBatchBuilder(1).Add([1], new byte[valueBytes], 1).Build();
+        var request = new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "limits", PartitionData = [new() { Index = partition, Records = new ReadOnlySequence<byte>(batch) }] }] };
+        await client.SendAsync(request, 9, correlation);
+        await client.ReceiveAsync(1);
+    }
+
+    private static async Task<int[]> BatchesPerPartitionAsync(RawKafkaClient client, int maxBytes, int partitionMaxBytes, int correlation)
+    {
+        var request = new FetchRequest
+        {
+            ReplicaId = -1,
+            MaxWaitMs = 0,
+            MinBytes = 0,
+            MaxBytes = maxBytes,
+            SessionId = 0,
+            SessionEpoch = -1,
+            Topics = [new() { Topic = "limits", Partitions = [.. Enumerable.Range(0, 3).Select(p => new FetchRequest.FetchPartition { Partition = p, FetchOffset = 0, PartitionMaxBytes = partitionMaxBytes })] }],
+        };
+        await client.SendAsync(request, Version, correlation);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        FetchResponse response = new FetchResponse().ReadFrom(body, Version);
+        return [.. response.Responses.Single().Partitions.OrderBy(p => p.PartitionIndex).Select(p =>
+        {
+            Assert.Equal(0, p.ErrorCode);
+            Assert.Equal(5, p.HighWatermark);
+            return CountBatches(p.Records?.ToArray() ?? []);
+        })];
+    }
+
+    private static int CountBatches(byte[] records)
+    {
+        int count = 0;
+        for (int at = 0; at < records.Length; count++)
+        {
+            at += 12 + BinaryPrimitives.ReadInt32BigEndian(records.AsSpan(at + 8, 4)); // base offset, length, then the batch
+        }
+
+        return count;
+    }
+
+    [Fact]
+    public async Task ResponseAndPartitionLimitsAreSharedOutInRequestOrderAndEachPartitionsFirstBatchComesWhole()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.SendAsync(new CreateTopicsRequest { Topics = [new() { Name = "limits", NumPartitions = 3, ReplicationFactor = 1 }] }, 4, 1);
+        await client.ReceiveAsync(0);
+
+        // Partition 0 starts with a batch larger than any limit below; 1 has 8 KB batches, 2 has 10 KB batches.
+        int correlation = 2;
+        await ProduceAsync(client, 0, 60_000, correlation++);
+        for (int i = 0; i < 4; i++)
+        {
+            await ProduceAsync(client, 0, 8_000, correlation++);
+        }
+
+        for (int i = 0; i < 5; i++)
+        {
+            await ProduceAsync(client, 1, 8_000, correlation++);
+            await ProduceAsync(client, 2, 10_000, correlation++);
+        }
+
+        // Partition 0's first batch comes whole (60 KB) although it exceeds 25,000; partition 1 then has 40 KB
+        // left, more than its own 25,000 (3 batches); partition 2 has about 15 KB left: one batch.
+        int[] batches100000 = await BatchesPerPartitionAsync(client, 100_000, 25_000, correlation++);
+        Assert.Equal([1, 3, 1], batches100000);
+
+        // About 20 KB left for partition 1 (2 batches) and about 4 KB for partition 2, which still gets its first batch whole.
+        int[] batches80000 = await BatchesPerPartitionAsync(client, 80_000, 25_000, correlation++);
+        Assert.Equal([1, 2, 1], batches80000);
+
+        // About 10 KB left for partition 1 (its first batch) and about 2 KB for partition 2 (its first batch, whole).
+        int[] batches70000 = await BatchesPerPartitionAsync(client, 70_000, 25_000, correlation++);
+        Assert.Equal([1, 1, 1], batches70000);
+
+        // Partition 1's first batch uses up the response: partition 2 gets nothing, but its high watermark.
+        int[] batches68000 = await BatchesPerPartitionAsync(client, 68_000, 25_000, correlation++);
+        Assert.Equal([1, 1, 0], batches68000);
+
+        // Without a response limit that binds, each partition gets what its own limit allows.
+        int[] batches10000000 = await BatchesPerPartitionAsync(client, 10_000_000, 25_000, correlation++);
+        Assert.Equal([1, 3, 2], batches10000000);
+    }
+}
