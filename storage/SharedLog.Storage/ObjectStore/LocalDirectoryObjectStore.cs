@@ -218,9 +218,12 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
         using SafeFileHandle handle = Open(key);
 
+        // Held through every read: a direct read needs the destination to stay at the address that was checked.
+        using System.Buffers.MemoryHandle pinned = destination.Pin();
+
         // Objects are written past the page cache, so a buffered read goes to the disk anyway and then costs a
         // kernel copy into memory the reader has just allocated; a direct read lands in that memory at once.
-        bool direct = UsesDirectIo && IsSectorAligned(offset, destination) && TryEnableDirect(handle, key);
+        bool direct = UsesDirectIo && IsSectorAligned(offset, destination.Length, pinned) && TryEnableDirect(handle, key);
         int total = 0;
         while (total < destination.Length)
         {
@@ -241,16 +244,10 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
         return total;
     }
 
-    private static unsafe bool IsSectorAligned(long offset, Memory<byte> destination)
+    private static unsafe bool IsSectorAligned(long offset, int length, System.Buffers.MemoryHandle pinned)
     {
         const int Sector = Storage.DirectIo.SectorSize;
-        if (offset % Sector != 0 || destination.Length % Sector != 0 || destination.IsEmpty)
-        {
-            return false;
-        }
-
-        using System.Buffers.MemoryHandle pinned = destination.Pin();
-        return (nint)pinned.Pointer % Sector == 0;
+        return offset % Sector == 0 && length % Sector == 0 && length > 0 && (nint)pinned.Pointer % Sector == 0;
     }
 
     private bool TryEnableDirect(SafeFileHandle handle, string key)
