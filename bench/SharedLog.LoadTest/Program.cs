@@ -9,7 +9,7 @@ using SharedLog.LoadTest;
 // address, so one run can target SharedLog and any other Kafka. Prints progress every second, a
 // summary (records/s, MB/s, latency p50/p99/p999), and writes a CSV and an SVG chart.
 //
-//   produce  --bootstrap H:P --topic T [--records N | --duration S] [--record-size B] [--rate R/s] [--acks all|1|0] [--compression none|gzip|snappy|lz4|zstd] [--partitions N (create the topic)] [--value-file F (send F's bytes as every value)] [--idempotence true|false (default false)] [--linger-ms MS (default 1 with --rate, else 5)]
+//   produce  --bootstrap H:P --topic T [--records N | --duration S] [--record-size B] [--rate R/s] [--acks all|1|0] [--compression none|gzip|snappy|lz4|zstd] [--partitions N (create the topic)] [--value-file F (send F's bytes as every value)] [--idempotence true|false (default false)] [--linger-ms MS (default 1 with --rate, else 5)] [--batch-size B (batch.size, default 1 MiB; the Java client's default is 16384)]
 //   consume  --bootstrap H:P --topic T --records N [--consumers N (members of one group, one thread each)] [--partition-fetch-bytes B (max.partition.fetch.bytes, default 1 MiB as librdkafka)]
 //   e2e      --bootstrap H:P --topic T --rate R/s --duration S [--record-size B]
 // Common: --out DIR (default bench/results), --label NAME, --warmup S (produce and e2e: records sent in
@@ -68,7 +68,8 @@ namespace SharedLog.LoadTest
         int StatsSeconds,
         TimeSpan Warmup,
         bool Idempotence,
-        int LingerMs)
+        int LingerMs,
+        int BatchSize)
     {
         public static LoadOptions Parse(string[] args)
         {
@@ -104,7 +105,8 @@ namespace SharedLog.LoadTest
                 Int("stats", 0),
                 TimeSpan.FromSeconds(double.Parse(Get("warmup", "0"), CultureInfo.InvariantCulture)),
                 bool.Parse(Get("idempotence", "false")),
-                Int("linger-ms", Int("rate", 0) > 0 ? 1 : 5));
+                Int("linger-ms", Int("rate", 0) > 0 ? 1 : 5),
+                Int("batch-size", 1024 * 1024));
         }
 
         public bool Done(long sent, Stopwatch clock) => Duration is { } d ? clock.Elapsed >= d : sent >= Records;
@@ -199,7 +201,7 @@ namespace SharedLog.LoadTest
                 Acks = options.Acks,
                 CompressionType = options.Compression,
                 LingerMs = options.LingerMs,
-                BatchSize = 1024 * 1024,
+                BatchSize = options.BatchSize,
                 QueueBufferingMaxKbytes = 256 * 1024,
                 EnableIdempotence = options.Idempotence,
             };

@@ -17,6 +17,12 @@ public interface IApiHandler
 
     /// <summary>Answers a decoded request; null means no response is sent (Produce with acks=0).</summary>
     ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Whether answering this request reads its bytes for long enough (CPU work per record) that the
+    /// connection should hand it a copy and read on, rather than hold the client's next request back.
+    /// </summary>
+    bool ReadsRequestBytesLong(IApiMessage request) => false;
 }
 
 /// <summary>What a handler knows about the request besides its body.</summary>

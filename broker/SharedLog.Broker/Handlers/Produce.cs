@@ -133,6 +133,20 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         return body.Acks == 0 ? null : response;
     }
 
+    /// <summary>True when a topic of the request has a contract: the gate reads every record of it.</summary>
+    public bool ReadsRequestBytesLong(IApiMessage request)
+    {
+        foreach (ProduceRequest.TopicProduceData topic in ((ProduceRequest)request).TopicData)
+        {
+            if (gate.ContractFor(topic.Name) is not null)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>CRC, size and control checks and the contract gate for one partition; sets <see cref="PartitionWork.Accepted"/> or an error.</summary>
     private void Check(PartitionWork item, System.Buffers.ReadOnlySequence<byte>? partitionRecords)
     {

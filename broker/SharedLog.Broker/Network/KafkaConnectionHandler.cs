@@ -33,6 +33,9 @@ public sealed partial class KafkaConnectionHandler(
 
     private const int MaxUnansweredRequests = 64;
 
+    /// <summary>Frames from this size are copied when their handler reads them for long (see <see cref="HoldsRequestBytesLong"/>).</summary>
+    internal const int CopiedFrameMinBytes = 64 * 1024;
+
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
         BrokerOptions settings = options.Value;
@@ -53,10 +56,20 @@ public sealed partial class KafkaConnectionHandler(
                 idle.CancelAfter(settings.ConnectionsMaxIdleMs);
                 ReadResult read = await input.ReadAsync(idle.Token);
                 ReadOnlySequence<byte> buffer = read.Buffer;
+                byte[]? copied = null;
+                int copiedLength = 0;
                 try
                 {
                     while (TryTakeFrame(ref buffer, settings.SocketRequestMaxBytes, out ReadOnlySequence<byte> frame))
                     {
+                        if (frame.Length >= CopiedFrameMinBytes && HoldsRequestBytesLong(frame))
+                        {
+                            copiedLength = (int)frame.Length;
+                            copied = ArrayPool<byte>.Shared.Rent(copiedLength);
+                            frame.CopyTo(copied);
+                            break;
+                        }
+
                         if (!await ServeAsync(connection, frame, unanswered.Writer, running, idle.Token))
                         {
                             return;
@@ -65,7 +78,29 @@ public sealed partial class KafkaConnectionHandler(
                 }
                 finally
                 {
-                    input.AdvanceTo(buffer.Start, buffer.End);
+                    // Frames behind a copied one are not examined yet: the next read returns them at once.
+                    input.AdvanceTo(buffer.Start, copied is null ? buffer.End : buffer.Start);
+                }
+
+                if (copied is not null)
+                {
+                    bool served;
+                    try
+                    {
+                        served = await ServeAsync(connection, new ReadOnlySequence<byte>(copied, 0, copiedLength), unanswered.Writer, running, idle.Token);
+                    }
+                    finally
+                    {
+                        // ServeAsync returns once the handler no longer reads the request's bytes (its ordering point or its end).
+                        ArrayPool<byte>.Shared.Return(copied);
+                    }
+
+                    if (!served)
+                    {
+                        return;
+                    }
+
+                    continue;
                 }
 
                 if (read.IsCompleted || read.IsCanceled)
@@ -99,6 +134,31 @@ public sealed partial class KafkaConnectionHandler(
             unanswered.Writer.TryComplete();
             await writer;
             LogDisconnected(logger, connection.ConnectionId);
+        }
+    }
+
+    /// <summary>
+    /// True for a request whose handler reads its bytes for long (a Produce to a topic with a contract: the
+    /// gate decodes every record). Such a frame is copied out of the pipe, so the client's next request
+    /// streams in while this one is checked; otherwise the pipe's pause threshold (about one request of
+    /// librdkafka's default size) holds the next request back until this one reaches its ordering point, and
+    /// the checking core idles while it arrives. Other frames are read in place, as copying costs them more.
+    /// </summary>
+    private bool HoldsRequestBytesLong(ReadOnlySequence<byte> frame)
+    {
+        if (!RequestFrame.TryPeekApi(frame, out short rawKey, out short version) || !registry.TryGet((ApiKey)rawKey, out IApiHandler? handler)
+            || version < handler.MinVersion || version > handler.MaxVersion)
+        {
+            return false;
+        }
+
+        try
+        {
+            return handler.ReadsRequestBytesLong(RequestFrame.Decode(frame).Body);
+        }
+        catch (KafkaProtocolException)
+        {
+            return false; // served in place, where the violation is logged and the connection closed
         }
     }
 
