@@ -90,12 +90,11 @@ public sealed class StreamLog
                 return;
             }
 
-            foreach (CachedBatch b in _batches)
+            // Only the batches between the old high watermark and this one change: a producer of small
+            // batches keeps thousands cached, and visiting all of them per commit made appends quadratic.
+            for (int i = FirstBatchEndingAfter(HighWatermark); i < _batches.Count && _batches[i].EndOffset <= batch.EndOffset; i++)
             {
-                if (b.EndOffset <= batch.EndOffset)
-                {
-                    b.Durable = true;
-                }
+                _batches[i].Durable = true;
             }
 
             HighWatermark = batch.EndOffset;
@@ -158,13 +157,9 @@ public sealed class StreamLog
             }
 
             int bytes = 0;
-            foreach (CachedBatch b in _batches)
+            for (int i = FirstBatchEndingAfter(offset); i < _batches.Count; i++)
             {
-                if (b.EndOffset <= offset)
-                {
-                    continue;
-                }
-
+                CachedBatch b = _batches[i];
                 if (b.EndOffset > HighWatermark || (bytes > 0 && bytes + b.Data.Length > maxBytes))
                 {
                     break;
@@ -176,6 +171,27 @@ public sealed class StreamLog
 
             return true;
         }
+    }
+
+    /// <summary>Index of the first cached batch whose records end after <paramref name="offset"/> (caller holds <see cref="Sync"/>); the cache is in offset order.</summary>
+    private int FirstBatchEndingAfter(long offset)
+    {
+        int low = 0;
+        int high = _batches.Count;
+        while (low < high)
+        {
+            int middle = low + ((high - low) / 2);
+            if (_batches[middle].EndOffset <= offset)
+            {
+                low = middle + 1;
+            }
+            else
+            {
+                high = middle;
+            }
+        }
+
+        return low;
     }
 
     /// <summary>The earliest cached offset at or after which the cache is contiguous to the tail.</summary>
