@@ -146,8 +146,7 @@ public sealed partial class KafkaConnectionHandler(
     /// </summary>
     private bool HoldsRequestBytesLong(ReadOnlySequence<byte> frame)
     {
-        if (!RequestFrame.TryPeekApi(frame, out short rawKey, out short version) || !registry.TryGet((ApiKey)rawKey, out IApiHandler? handler)
-            || version < handler.MinVersion || version > handler.MaxVersion)
+        if (!RequestFrame.TryPeekApi(frame, out short rawKey, out short version) || !TryGetServingHandler(rawKey, version, out IApiHandler? handler))
         {
             return false;
         }
@@ -160,6 +159,13 @@ public sealed partial class KafkaConnectionHandler(
         {
             return false; // served in place, where the violation is logged and the connection closed
         }
+    }
+
+    /// <summary>The handler of a defined API that serves this version, if any.</summary>
+    private bool TryGetServingHandler(short rawKey, short version, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out IApiHandler? handler)
+    {
+        handler = null;
+        return ApiMessages.IsDefined(rawKey) && registry.TryGet((ApiKey)rawKey, out handler) && version >= handler.MinVersion && version <= handler.MaxVersion;
     }
 
     /// <summary>Takes one whole frame off the front of the buffer, or returns false if more bytes are needed.</summary>
@@ -209,7 +215,7 @@ public sealed partial class KafkaConnectionHandler(
             return true;
         }
 
-        if (!ApiMessages.IsDefined(rawKey) || !registry.TryGet(apiKey, out IApiHandler? handler) || version < handler.MinVersion || version > handler.MaxVersion)
+        if (!TryGetServingHandler(rawKey, version, out IApiHandler? handler))
         {
             // Kafka closes the connection for APIs or versions it does not serve.
             LogUnsupportedVersion(logger, connection.ConnectionId, rawKey, version);
