@@ -62,8 +62,7 @@ public class BrokerNetworkTests
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
         using (RawKafkaClient setup = await RawKafkaClient.ConnectAsync(broker.BootstrapServers))
         {
-            await setup.SendAsync(new CreateTopicsRequest { Topics = [new() { Name = "leavers", NumPartitions = 1, ReplicationFactor = 1 }] }, 4, 1);
-            await setup.ReceiveAsync(0);
+            await setup.CreateTopicAsync("leavers", 1);
         }
 
         for (int i = 0; i < 50; i++)
@@ -95,8 +94,7 @@ public class BrokerNetworkTests
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
-        await client.SendAsync(new CreateTopicsRequest { Topics = [new() { Name = "pipelined", NumPartitions = 2, ReplicationFactor = 1 }] }, 4, 1);
-        await client.ReceiveAsync(0);
+        await client.CreateTopicAsync("pipelined", 2);
 
         // 40 produces sent back to back, 3 records per partition each, with a ListOffsets sent after the
         // 20th: the produces overlap in the broker, but offsets follow request order and the ListOffsets

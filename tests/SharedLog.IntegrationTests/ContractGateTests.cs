@@ -212,8 +212,7 @@ public class ContractGateTests
             .Add([5], truncated, now);
 
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
-        await client.SendAsync(new CreateTopicsRequest { Topics = [new() { Name = "indexed", NumPartitions = 1, ReplicationFactor = 1 }] }, 4, 0);
-        await client.ReceiveAsync(0);
+        await client.CreateTopicAsync("indexed", 1);
         var produce = new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "indexed", PartitionData = [new() { Index = 0, Records = new ReadOnlySequence<byte>(builder.Build()) }] }] };
         await client.SendAsync(produce, 9, 1);
         (_, byte[] body) = await client.ReceiveAsync(1);
@@ -260,8 +259,7 @@ public class ContractGateTests
         }
 
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
-        await client.SendAsync(new CreateTopicsRequest { Topics = [new() { Name = "pipelined", NumPartitions = 2, ReplicationFactor = 1 }] }, 4, 0);
-        await client.ReceiveAsync(0);
+        await client.CreateTopicAsync("pipelined", 2);
         for (int r = 0; r < Requests; r++)
         {
             await client.SendAsync(frames[r], 9, 100 + r);

@@ -58,8 +58,7 @@ public class FetchLimitTests
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
-        await client.SendAsync(new CreateTopicsRequest { Topics = [new() { Name = "limits", NumPartitions = 3, ReplicationFactor = 1 }] }, 4, 1);
-        await client.ReceiveAsync(0);
+        await client.CreateTopicAsync("limits", 3);
 
         // Partition 0 starts with a batch larger than any limit below; 1 has 8 KB batches, 2 has 10 KB batches.
         int correlation = 2;

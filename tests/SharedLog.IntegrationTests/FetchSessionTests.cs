@@ -44,8 +44,7 @@ public class FetchSessionTests
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
-        await client.SendAsync(new CreateTopicsRequest { Topics = [new() { Name = "sessions", NumPartitions = 2, ReplicationFactor = 1 }] }, 4, 1);
-        await client.ReceiveAsync(0);
+        await client.CreateTopicAsync("sessions", 2);
         await ProduceAsync(client, 0, 2);
 
         FetchResponse full = await FetchAsync(client, 0, 0, 3, [(0, 0), (1, 0)]);

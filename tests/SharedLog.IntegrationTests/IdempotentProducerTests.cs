@@ -81,8 +81,7 @@ public class IdempotentProducerTests
     /// <summary>Creates a one-partition topic and gets a producer id (correlation ids 1 and 2).</summary>
     private static async Task<InitProducerIdResponse> CreateTopicAndInitProducerAsync(RawKafkaClient client, string topic)
     {
-        await client.SendAsync(new CreateTopicsRequest { Topics = [new() { Name = topic, NumPartitions = 1, ReplicationFactor = 1 }] }, 4, 1);
-        await client.ReceiveAsync(0);
+        await client.CreateTopicAsync(topic, 1);
         await client.SendAsync(new InitProducerIdRequest { TransactionalId = null, TransactionTimeoutMs = 60000 }, 4, 2);
         (_, byte[] initBody) = await client.ReceiveAsync(1);
         var init = new InitProducerIdResponse().ReadFrom(initBody, 4);

@@ -29,6 +29,18 @@ public sealed class RawKafkaClient : IDisposable
         await Stream.WriteAsync(frame.WrittenMemory).AsTask().WaitAsync(Timeout);
     }
 
+    /// <summary>Creates a topic (CreateTopics v4, replication factor 1) and fails unless the broker created it.</summary>
+    public async Task CreateTopicAsync(string name, int partitions)
+    {
+        await SendAsync(new CreateTopicsRequest { Topics = [new() { Name = name, NumPartitions = partitions, ReplicationFactor = 1 }] }, 4, 0);
+        (_, byte[] body) = await ReceiveAsync(0);
+        short error = new CreateTopicsResponse().ReadFrom(body, 4).Topics[0].ErrorCode;
+        if (error != 0)
+        {
+            throw new InvalidOperationException($"CreateTopics {name} failed with error code {error}.");
+        }
+    }
+
     public async Task SendRawAsync(byte[] bytes) => await Stream.WriteAsync(bytes).AsTask().WaitAsync(Timeout);
 
     /// <summary>Reads one response frame: correlation id and body bytes after a header of the given version.</summary>
