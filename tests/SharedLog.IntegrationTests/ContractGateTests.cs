@@ -228,6 +228,59 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task LargeGatedProducesThatAreCorruptOrMalformedAreRefusedAndNothingAcknowledgedIsLost()
+    {
+        // The copy path for large gated frames, fed hostile input: a batch whose CRC does not match is
+        // refused with CORRUPT_MESSAGE and the connection keeps serving; a frame cut short is a protocol
+        // violation that closes only that connection; what was acknowledged before stays readable.
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("hostile", Contract("hostile", "reject"));
+        var builder = new RecordBatchBuilder(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        for (int i = 0; i < 300; i++)
+        {
+            builder.Add(Encoding.UTF8.GetBytes($"h{i}"), await setup.SerializeAsync(Payment($"h{i}-{new string('q', 400)}", 1 + i, "EUR"), "hostile"), builder.BaseTimestamp);
+        }
+
+        byte[] valid = builder.Build();
+        byte[] corrupt = (byte[])valid.Clone();
+        corrupt[corrupt.Length / 2] ^= 0x5A;
+        ProduceRequest Produce(byte[] batch) => new() { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "hostile", PartitionData = [new() { Index = 0, Records = new ReadOnlySequence<byte>(batch) }] }] };
+
+        using (RawKafkaClient client = await RawKafkaClient.ConnectAsync(setup.Broker.BootstrapServers))
+        {
+            await client.CreateTopicAsync("hostile", 1);
+            await client.SendAsync(Produce(corrupt), 9, 1);
+            await client.SendAsync(Produce(valid), 9, 2);
+            (int first, byte[] refused) = await client.ReceiveAsync(1);
+            (int second, byte[] accepted) = await client.ReceiveAsync(1);
+            Assert.Equal((1, 2), (first, second));
+            Assert.Equal((short)SharedLog.Protocol.ErrorCode.CorruptMessage, new ProduceResponse().ReadFrom(refused, 9).Responses[0].PartitionResponses[0].ErrorCode);
+            ProduceResponse.PartitionProduceResponse stored = new ProduceResponse().ReadFrom(accepted, 9).Responses[0].PartitionResponses[0];
+            Assert.Equal((0, 0L), (stored.ErrorCode, stored.BaseOffset));
+        }
+
+        var frame = new ArrayBufferWriter<byte>();
+        RequestFrame.WriteRequest(frame, Produce(valid), 9, 3, "raw-client");
+        byte[] cut = frame.WrittenSpan[..^1000].ToArray();
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(cut, cut.Length - 4);
+        Assert.True(cut.Length >= SharedLog.Broker.Network.KafkaConnectionHandler.CopiedFrameMinBytes);
+        using (RawKafkaClient client = await RawKafkaClient.ConnectAsync(setup.Broker.BootstrapServers))
+        {
+            await client.SendRawAsync(cut);
+            Assert.True(await client.IsClosedByServerAsync());
+        }
+
+        using (RawKafkaClient client = await RawKafkaClient.ConnectAsync(setup.Broker.BootstrapServers))
+        {
+            await client.SendAsync(Produce(valid), 9, 4);
+            ProduceResponse.PartitionProduceResponse again = new ProduceResponse().ReadFrom((await client.ReceiveAsync(1)).Body, 9).Responses[0].PartitionResponses[0];
+            Assert.Equal((0, 300L), (again.ErrorCode, again.BaseOffset));
+        }
+
+        List<ConsumeResult<string, GenericRecord>> read = ConsumeAll(setup.Broker, "hostile", 600, new AvroDeserializer<GenericRecord>(setup.Registry).AsSyncOverAsync());
+        Assert.Equal(Enumerable.Range(0, 600).Select(i => $"h{i % 300}"), read.OrderBy(r => r.Offset.Value).Select(r => r.Message.Key));
+    }
+
+    [Fact]
     public async Task PipelinedLargeGatedProducesAreEachJudgedAndStoredWhole()
     {
         // Gated produce frames this large are copied out of the connection's pipe so the next one can arrive

@@ -72,15 +72,16 @@ public sealed class BlockCache
             ReadOnlyMemory<byte> data = await fetch().ConfigureAwait(false);
             lock (_sync)
             {
-                if (data.Length <= _capacityBytes && !_entries.ContainsKey(id))
+                long held = HeldBytes(data);
+                if (held <= _capacityBytes && !_entries.ContainsKey(id))
                 {
-                    _entries[id] = _lru.AddFirst(new Entry(id, data));
-                    _sizeBytes += data.Length;
+                    _entries[id] = _lru.AddFirst(new Entry(id, data, held));
+                    _sizeBytes += held;
                     while (_sizeBytes > _capacityBytes && _lru.Last is { } oldest)
                     {
                         _lru.RemoveLast();
                         _entries.Remove(oldest.Value.Id);
-                        _sizeBytes -= oldest.Value.Data.Length;
+                        _sizeBytes -= oldest.Value.HeldBytes;
                     }
                 }
             }
@@ -96,5 +97,12 @@ public sealed class BlockCache
         }
     }
 
-    private sealed record Entry((string Key, long Position) Id, ReadOnlyMemory<byte> Data);
+    /// <summary>
+    /// Memory a cached block keeps alive: a block read direct is a slice of a larger aligned array, and the
+    /// whole array stays until the entry goes, so that is what counts against the capacity.
+    /// </summary>
+    private static long HeldBytes(ReadOnlyMemory<byte> data) =>
+        System.Runtime.InteropServices.MemoryMarshal.TryGetArray(data, out ArraySegment<byte> segment) ? segment.Array!.Length : data.Length;
+
+    private sealed record Entry((string Key, long Position) Id, ReadOnlyMemory<byte> Data, long HeldBytes);
 }
