@@ -375,6 +375,46 @@ public class PayloadCodecTests
         Assert.IsType<List<object?>>(Json.Decode(ParseJsonSchema(), Encoding.ASCII.GetBytes(text)).Value);
     }
 
+    [Fact]
+    public void Json_member_names_decode_exactly_however_many_names_share_the_name_cache()
+    {
+        // More names than the per-thread name cache has slots, so names collide and replace each other;
+        // non-ASCII names and names at and just over the cached length take part. Decoded twice: once
+        // filling the cache, once reading from it.
+        var names = new List<string>();
+        for (int i = 0; i < 700; i++)
+        {
+            names.Add(i % 3 == 0 ? $"prénom-{i}" : i % 3 == 1 ? $"f{i}" : $"日本-{i}");
+        }
+
+        names.Add(new string('a', Utf8NameCache.MaxNameBytes));
+        names.Add(new string('b', Utf8NameCache.MaxNameBytes + 1));
+        names.Add("é" + new string('c', Utf8NameCache.MaxNameBytes - 2));
+        var payload = Encoding.UTF8.GetBytes("{" + string.Join(",", names.Select((n, i) => $"\"{n}\":{i}")) + "}");
+        for (int pass = 0; pass < 2; pass++)
+        {
+            var members = Assert.IsType<Dictionary<string, object?>>(Json.Decode(ParseJsonSchema(), payload).Value);
+            Assert.Equal(names.Count, members.Count);
+            for (int i = 0; i < names.Count; i++)
+            {
+                Assert.Equal((long)i, members[names[i]]);
+            }
+        }
+    }
+
+    [Fact]
+    public void Utf8NameCache_returns_the_same_string_for_the_same_bytes_and_refuses_invalid_utf8()
+    {
+        var cache = new Utf8NameCache();
+        string first = cache.Get("currency"u8);
+        Assert.Equal("currency", first);
+        Assert.Same(first, cache.Get("currency"u8));
+        Assert.Equal("currencz", cache.Get("currencz"u8));
+        Assert.Equal("", cache.Get([]));
+        Assert.Throws<PayloadDecodeException>(() => cache.Get([(byte)'a', 0xC3, 0x28]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => cache.Get(new byte[Utf8NameCache.MaxNameBytes + 1]));
+    }
+
     private const string AllTypesProto = """
         syntax = "proto3";
         package test;

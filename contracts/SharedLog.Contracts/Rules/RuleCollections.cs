@@ -173,6 +173,15 @@ internal static class RuleCollections
     {
         switch (map.Reference)
         {
+            case Dictionary<string, object?> record:
+                // Decoded records are this exact type: a direct call, not an interface dispatch.
+                if (record.TryGetValue(field, out var recordField))
+                {
+                    value = RuleValue.FromObject(recordField);
+                    return true;
+                }
+
+                break;
             case IReadOnlyDictionary<string, object?> dictionary:
                 if (dictionary.TryGetValue(field, out var raw))
                 {

@@ -151,6 +151,8 @@ public readonly struct RuleValue
         long l => Int(l),
         bool b => Bool(b),
         double d => Double(d),
+        // Decoded records are this exact type: a class check here spares the interface cast below.
+        Dictionary<string, object?> record => Map(record),
         IReadOnlyDictionary<string, object?> map => Map(map),
         IReadOnlyList<object?> list => List(list),
         ulong u => Uint(u),

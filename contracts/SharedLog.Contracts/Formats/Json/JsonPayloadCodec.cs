@@ -338,38 +338,21 @@ public sealed class JsonPayloadCodec : IPayloadCodec
     }
 
     /// <summary>
-    /// The member name at the reader. Records repeat the same few names, so short ones are looked up in
-    /// a per-thread set instead of allocated again for every record.
+    /// The member name at the reader. Records repeat the same few names, so short unescaped ones are found
+    /// by their UTF-8 bytes in a per-thread cache instead of being transcoded and allocated for every record.
     /// </summary>
     private static string MemberName(ref Utf8JsonReader reader)
     {
-        const int MaxSharedLength = 64;
-        if (reader.ValueIsEscaped || reader.HasValueSequence || reader.ValueSpan.Length > MaxSharedLength)
+        if (reader.ValueIsEscaped || reader.HasValueSequence || reader.ValueSpan.Length > Utf8NameCache.MaxNameBytes)
         {
             return reader.GetString()!;
         }
 
-        Span<char> chars = stackalloc char[MaxSharedLength];
-        var text = chars[..reader.CopyString(chars)];
-        var names = _threadNames ??= new HashSet<string>(StringComparer.Ordinal);
-        if (names.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(text, out var known))
-        {
-            return known;
-        }
-
-        if (names.Count >= 4096)
-        {
-            // Bounded: payloads with ever-new member names must not grow the set without end.
-            names.Clear();
-        }
-
-        var name = new string(text);
-        names.Add(name);
-        return name;
+        return (_threadNames ??= new Utf8NameCache()).Get(reader.ValueSpan);
     }
 
     [ThreadStatic]
-    private static HashSet<string>? _threadNames;
+    private static Utf8NameCache? _threadNames;
 
     private static object ReadNumber(ref Utf8JsonReader reader)
     {
