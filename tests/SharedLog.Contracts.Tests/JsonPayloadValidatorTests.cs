@@ -82,6 +82,36 @@ public class JsonPayloadValidatorTests
     }
 
     [Fact]
+    public void The_compiled_subset_names_missing_required_members_first_whether_or_not_they_are_properties()
+    {
+        var codec = new JsonPayloadCodec();
+        object? Decoded(string json) => codec.Decode(Format.Parse("{}", [], normalize: false), System.Text.Encoding.UTF8.GetBytes(json)).Value;
+
+        // Every required name is a property: presence is counted while members are checked.
+        var counted = Build("""{"type":"object","required":["a","b","c"],"properties":{"a":{"type":"string"},"b":{"type":"string"},"c":{"type":"integer"},"d":{"type":"integer"}}}""");
+        // "z" is required but not a property, and "a" is listed twice: names are looked up one by one.
+        var looked = Build("""{"type":"object","required":["a","a","z"],"properties":{"a":{"type":"string"},"d":{"type":"integer"}}}""");
+        Assert.True(counted.ValidatesDecoded && looked.ValidatesDecoded);
+
+        Assert.Empty(counted.ValidateDecoded(Decoded("""{"c":1,"b":"x","a":"y","d":2}"""))!);
+        Assert.Equal(
+            ["/: required: 'b' is missing", "/: required: 'c' is missing", "/d: type: expected integer, got string"],
+            counted.ValidateDecoded(Decoded("""{"d":"no","a":"y"}"""))!);
+
+        // A required member present with a wrong type is a type error, not a missing one.
+        Assert.Equal(["/a: type: expected string, got number"], counted.ValidateDecoded(Decoded("""{"a":1,"b":"x","c":3}"""))!);
+
+        Assert.Equal(
+            ["/: required: 'z' is missing", "/d: type: expected integer, got string"],
+            looked.ValidateDecoded(Decoded("""{"d":"no","a":"y"}"""))!);
+
+        // Nested objects count their own required members.
+        var nested = Build("""{"type":"object","required":["inner"],"properties":{"inner":{"type":"object","required":["x"],"properties":{"x":{"type":"integer"}}}}}""");
+        Assert.Equal(["/inner: required: 'x' is missing"], nested.ValidateDecoded(Decoded("""{"inner":{"y":1}}"""))!);
+        Assert.Equal(["/: required: 'inner' is missing"], nested.ValidateDecoded(Decoded("""{"x":1}"""))!);
+    }
+
+    [Fact]
     public void Minimum_message_gives_the_value_and_the_bound()
     {
         var errors = Validate(Build(PersonSchema), """{"name":"ann","age":7}""");

@@ -98,6 +98,8 @@ internal sealed class CompiledJsonValidator
             }
         }
 
+        MarkRequiredProperties(node);
+
         return node;
     }
 
@@ -414,14 +416,39 @@ internal sealed class CompiledJsonValidator
         }
     }
 
+    /// <summary>
+    /// When every name <c>required</c> lists is a distinct property, marks those properties, so that counting
+    /// the marked members met while checking members proves them present without a lookup per required name.
+    /// </summary>
+    private static void MarkRequiredProperties(Node node)
+    {
+        if (node.Required is not { } required || node.Properties is not { } properties
+            || required.Length != new HashSet<string>(required, StringComparer.Ordinal).Count)
+        {
+            return;
+        }
+
+        foreach (string name in required)
+        {
+            if (!properties.ContainsKey(name))
+            {
+                return;
+            }
+        }
+
+        foreach (string name in required)
+        {
+            properties[name].RequiredByParent = true;
+        }
+
+        node.RequiredAreProperties = true;
+    }
+
     private static void CheckObject(Node node, Dictionary<string, object?> members, Location location, ref List<string>? errors, ref bool inexact)
     {
-        foreach (string name in node.Required ?? [])
+        if (!node.RequiredAreProperties)
         {
-            if (!members.ContainsKey(name))
-            {
-                Fail(ref errors, location, "required", $"'{name}' is missing");
-            }
+            CheckRequired(node, members, location, ref errors);
         }
 
         if (node.Properties is null && node.AdditionalProperties is null)
@@ -431,15 +458,42 @@ internal sealed class CompiledJsonValidator
 
         // The object's own pointer is built once, and only when a member is checked; members' pointers only on an error.
         string? path = null;
+        int errorsBefore = errors?.Count ?? 0;
+        int requiredSeen = 0;
         foreach ((string name, object? member) in members)
         {
             if (node.Properties is not null && node.Properties.TryGetValue(name, out Node? property))
             {
+                requiredSeen += property.RequiredByParent ? 1 : 0;
                 Check(property, member, new Location(path ??= location.ToString(), name), ref errors, ref inexact);
             }
             else if (node.AdditionalProperties is { } additional)
             {
                 Check(additional, member, new Location(path ??= location.ToString(), name), ref errors, ref inexact);
+            }
+        }
+
+        if (node.RequiredAreProperties && requiredSeen < node.Required!.Length)
+        {
+            // Some are missing: name them ahead of the members' errors, where the lookup per name would have put them.
+            List<string>? missing = null;
+            CheckRequired(node, members, location, ref missing);
+            errors ??= [];
+            errors.InsertRange(errorsBefore, missing!);
+            if (errors.Count > MaxErrors)
+            {
+                errors.RemoveRange(MaxErrors, errors.Count - MaxErrors);
+            }
+        }
+    }
+
+    private static void CheckRequired(Node node, Dictionary<string, object?> members, Location location, ref List<string>? errors)
+    {
+        foreach (string name in node.Required ?? [])
+        {
+            if (!members.ContainsKey(name))
+            {
+                Fail(ref errors, location, "required", $"'{name}' is missing");
             }
         }
     }
@@ -531,6 +585,12 @@ internal sealed class CompiledJsonValidator
         public JsonValueKinds Types;
         public Dictionary<string, Node>? Properties;
         public string[]? Required;
+
+        /// <summary>Every name in <see cref="Required"/> is a distinct entry of <see cref="Properties"/>.</summary>
+        public bool RequiredAreProperties;
+
+        /// <summary>This node is a property its parent object requires (set only when the parent's <see cref="RequiredAreProperties"/>).</summary>
+        public bool RequiredByParent;
         public Node? AdditionalProperties;
         public Node? Items;
         public object?[]? Enum;
