@@ -298,15 +298,7 @@ public class ContractGateTests
         var frames = new List<ProduceRequest>();
         for (int r = 0; r < Requests; r++)
         {
-            var builder = new RecordBatchBuilder(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
-            for (int i = 0; i < RecordsPerRequest; i++)
-            {
-                string currency = r == BadRequest && i == BadIndex ? "GBP" : "EUR";
-                byte[] value = await setup.SerializeAsync(Payment($"r{r}-{i}-{padding}", 1 + i, currency, card: $"4000{r:D4}{i:D8}"), "pipelined");
-                builder.Add(Encoding.UTF8.GetBytes($"r{r}-{i}"), value, builder.BaseTimestamp);
-            }
-
-            byte[] batch = builder.Build();
+            byte[] batch = await PaymentBatchAsync(setup, "pipelined", $"r{r}", RecordsPerRequest, padding, r == BadRequest ? BadIndex : null, $"4000{r:D4}");
             Assert.True(batch.Length >= SharedLog.Broker.Network.KafkaConnectionHandler.CopiedFrameMinBytes, $"batch of {batch.Length} bytes is too small to be copied");
             frames.Add(new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "pipelined", PartitionData = [new() { Index = r % 2, Records = new ReadOnlySequence<byte>(batch) }] }] });
         }
@@ -367,6 +359,95 @@ public class ContractGateTests
 
         // Each card number was different, so each hash must be: a record read from a reused buffer would repeat one.
         Assert.Equal(stored, read.Select(r => (string)((GenericRecord)r.Message.Value["card"])["number"]).Distinct().Count());
+    }
+
+    [Fact]
+    public void FrameCopiesComeFromThePoolUpToTheLimitAndAreExactArraysBeyondIt()
+    {
+        const int Limit = SharedLog.Broker.Network.KafkaConnectionHandler.PooledFrameCopyMaxBytes;
+        byte[] pooled = SharedLog.Broker.Network.KafkaConnectionHandler.RentFrameCopy(Limit - 1);
+        byte[] large = SharedLog.Broker.Network.KafkaConnectionHandler.RentFrameCopy(Limit + 1);
+        Assert.InRange(pooled.Length, Limit - 1, Limit);
+        Assert.Equal(Limit + 1, large.Length);
+        SharedLog.Broker.Network.KafkaConnectionHandler.ReturnFrameCopy(pooled);
+        SharedLog.Broker.Network.KafkaConnectionHandler.ReturnFrameCopy(large);
+    }
+
+    [Fact]
+    public async Task AGatedProduceLargerThanThePooledCopyLimitIsJudgedAndStoredWhole()
+    {
+        // One produce request of several partitions whose frame is beyond the pooled-copy limit: it is copied
+        // into its own array. Every partition's batch must be judged (one bad record refuses its partition only)
+        // and every stored record must be the one that was sent.
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("large", Contract("large", "reject", CardNumberPrivacy("hash")));
+        const int Partitions = 6;
+        const int RecordsPerPartition = 1800;
+        const int BadPartition = 4;
+        const int BadIndex = 1111;
+        string padding = new('q', 400);
+        var partitionData = new List<ProduceRequest.PartitionProduceData>();
+        long frameBytes = 0;
+        for (int p = 0; p < Partitions; p++)
+        {
+            byte[] batch = await PaymentBatchAsync(setup, "large", $"p{p}", RecordsPerPartition, padding, p == BadPartition ? BadIndex : null, $"5000{p:D4}");
+            frameBytes += batch.Length;
+            partitionData.Add(new() { Index = p, Records = new ReadOnlySequence<byte>(batch) });
+        }
+
+        Assert.True(frameBytes > SharedLog.Broker.Network.KafkaConnectionHandler.PooledFrameCopyMaxBytes, $"a frame of {frameBytes} bytes is within the pooled-copy limit");
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(setup.Broker.BootstrapServers);
+        await client.CreateTopicAsync("large", Partitions);
+        await client.SendAsync(new ProduceRequest { Acks = -1, TimeoutMs = 10000, TopicData = [new() { Name = "large", PartitionData = partitionData }] }, 9, 7);
+        (int correlationId, byte[] body) = await client.ReceiveAsync(1);
+        Assert.Equal(7, correlationId);
+        var responses = new ProduceResponse().ReadFrom(body, 9).Responses[0].PartitionResponses.OrderBy(r => r.Index).ToList();
+        Assert.Equal(Enumerable.Range(0, Partitions), responses.Select(r => r.Index));
+        foreach (ProduceResponse.PartitionProduceResponse response in responses)
+        {
+            if (response.Index == BadPartition)
+            {
+                Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRecord, response.ErrorCode);
+                Assert.Equal([BadIndex], response.RecordErrors.Select(e => e.BatchIndex));
+            }
+            else
+            {
+                Assert.Equal((0, 0L), (response.ErrorCode, response.BaseOffset));
+            }
+        }
+
+        int stored = (Partitions - 1) * RecordsPerPartition;
+        List<ConsumeResult<string, GenericRecord>> read = ConsumeAll(setup.Broker, "large", stored, new AvroDeserializer<GenericRecord>(setup.Registry).AsSyncOverAsync());
+        Assert.Equal(stored, read.Count);
+        foreach (IGrouping<int, ConsumeResult<string, GenericRecord>> partition in read.GroupBy(r => r.Partition.Value))
+        {
+            Assert.NotEqual(BadPartition, partition.Key);
+            var expectedIds = Enumerable.Range(0, RecordsPerPartition).Select(i => $"p{partition.Key}-{i}").ToList();
+            var inOrder = partition.OrderBy(r => r.Offset.Value).ToList();
+            Assert.Equal(expectedIds, inOrder.Select(r => r.Message.Key));
+            Assert.Equal(expectedIds.Select(id => $"{id}-{padding}"), inOrder.Select(r => (string)r.Message.Value["id"]));
+        }
+
+        // Every card number differed, so every hash must: hashed, and none read from the wrong place.
+        var hashes = read.Select(r => (string)((GenericRecord)r.Message.Value["card"])["number"]).ToList();
+        Assert.All(hashes, h => Assert.Matches("^[0-9a-f]{64}$", h));
+        Assert.Equal(stored, hashes.Distinct().Count());
+    }
+
+    /// <summary>
+    /// One uncompressed batch of Avro payments keyed "PREFIX-i", with ids padded to make records large and distinct
+    /// card numbers; the record at <paramref name="badIndex"/> has a currency the contract refuses.
+    /// </summary>
+    private static async Task<byte[]> PaymentBatchAsync(PaymentsContract setup, string topic, string prefix, int count, string padding, int? badIndex, string cardPrefix)
+    {
+        var builder = new RecordBatchBuilder(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        for (int i = 0; i < count; i++)
+        {
+            string currency = i == badIndex ? "GBP" : "EUR";
+            byte[] value = await setup.SerializeAsync(Payment($"{prefix}-{i}-{padding}", 1 + i, currency, card: $"{cardPrefix}{i:D8}"), topic);
+            builder.Add(Encoding.UTF8.GetBytes($"{prefix}-{i}"), value, builder.BaseTimestamp);
+        }
+
+        return builder.Build();
     }
 
     [Fact]

@@ -36,6 +36,24 @@ public sealed partial class KafkaConnectionHandler(
     /// <summary>Frames from this size are copied when their handler reads them for long (see <see cref="HoldsRequestBytesLong"/>).</summary>
     internal const int CopiedFrameMinBytes = 64 * 1024;
 
+    /// <summary>
+    /// Copies up to this size come from the shared pool (clients cap a produce request near 1 MB by default); larger
+    /// ones, up to <c>socket.request.max.bytes</c>, are plain arrays the GC frees, so the pool never keeps them.
+    /// </summary>
+    internal const int PooledFrameCopyMaxBytes = 4 * 1024 * 1024;
+
+    internal static byte[] RentFrameCopy(int length) =>
+        length <= PooledFrameCopyMaxBytes ? ArrayPool<byte>.Shared.Rent(length) : GC.AllocateUninitializedArray<byte>(length);
+
+    internal static void ReturnFrameCopy(byte[] copy)
+    {
+        // A pooled copy is at most PooledFrameCopyMaxBytes long (the pool rounds up to a power of two, and the limit is one).
+        if (copy.Length <= PooledFrameCopyMaxBytes)
+        {
+            ArrayPool<byte>.Shared.Return(copy);
+        }
+    }
+
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
         BrokerOptions settings = options.Value;
@@ -65,7 +83,7 @@ public sealed partial class KafkaConnectionHandler(
                         if (frame.Length >= CopiedFrameMinBytes && HoldsRequestBytesLong(frame))
                         {
                             copiedLength = (int)frame.Length;
-                            copied = ArrayPool<byte>.Shared.Rent(copiedLength);
+                            copied = RentFrameCopy(copiedLength);
                             frame.CopyTo(copied);
                             break;
                         }
@@ -92,7 +110,7 @@ public sealed partial class KafkaConnectionHandler(
                     finally
                     {
                         // ServeAsync returns once the handler no longer reads the request's bytes (its ordering point or its end).
-                        ArrayPool<byte>.Shared.Return(copied);
+                        ReturnFrameCopy(copied);
                     }
 
                     if (!served)
