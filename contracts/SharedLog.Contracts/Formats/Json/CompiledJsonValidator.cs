@@ -591,6 +591,7 @@ internal sealed class CompiledJsonValidator
 
         /// <summary>This node is a property its parent object requires (set only when the parent's <see cref="RequiredAreProperties"/>).</summary>
         public bool RequiredByParent;
+
         public Node? AdditionalProperties;
         public Node? Items;
         public object?[]? Enum;
