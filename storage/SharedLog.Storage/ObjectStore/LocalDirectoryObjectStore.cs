@@ -13,7 +13,7 @@ public sealed class LocalObjectStoreOptions
     /// <summary>
     /// Write object files with direct I/O (Linux O_DIRECT) where the file system takes it: an object is
     /// written once and read back rarely, so copying it into the page cache only costs CPU and evicts
-    /// what readers use. Reads stay buffered.
+    /// what readers use. Reads into sector-aligned memory are direct too (see <see cref="LocalDirectoryObjectStore.GetRangeAsync"/>).
     /// </summary>
     public bool DirectIo { get; set; } = true;
 
