@@ -43,6 +43,7 @@ produce() { # topic seconds -> "records/s records"
 # The broker's user + system CPU so far, in clock ticks (/proc/PID/stat fields 14 and 15).
 broker_ticks() { awk '{print $14 + $15}' "/proc/$broker/stat"; }
 ticks_per_second=$(getconf CLK_TCK)
+per_record() { awk -v u="$1" -v n="$2" 'BEGIN { printf "%.2f", u / n }'; } # microseconds records -> us/record
 
 for topic in plain-json gate-json plain-avro gate-avro; do produce "$topic" 4 > /dev/null; done # warm-up, not counted
 declare -A sum cpu_us records
@@ -55,7 +56,7 @@ for round in $(seq 1 "$rounds"); do
       before=$(broker_ticks)
       read -r rate count < <(produce "$topic" "$seconds")
       used_us=$(( ($(broker_ticks) - before) * 1000000 / ticks_per_second ))
-      echo "round $round $topic $rate rec/s, broker CPU $(awk -v u="$used_us" -v n="$count" 'BEGIN { printf "%.2f", u / n }') us/record"
+      echo "round $round $topic $rate rec/s, broker CPU $(per_record "$used_us" "$count") us/record"
       sum[$topic]=$(( ${sum[$topic]:-0} + rate ))
       cpu_us[$topic]=$(( ${cpu_us[$topic]:-0} + used_us ))
       records[$topic]=$(( ${records[$topic]:-0} + count ))
@@ -66,7 +67,6 @@ done
 # (the load tool shares the cores, so throughput also moves with the load tool's own cost).
 for kind in json avro; do
   plain=$(( sum[plain-$kind] / rounds )); gated=$(( sum[gate-$kind] / rounds ))
-  plain_cpu=$(awk -v u="${cpu_us[plain-$kind]}" -v n="${records[plain-$kind]}" 'BEGIN { printf "%.2f", u / n }')
-  gated_cpu=$(awk -v u="${cpu_us[gate-$kind]}" -v n="${records[gate-$kind]}" 'BEGIN { printf "%.2f", u / n }')
-  echo "$kind: plain $plain rec/s, gated $gated rec/s, contract cost $(( (plain - gated) * 100 / plain )) %; broker CPU $plain_cpu / $gated_cpu us/record"
+  echo "$kind: plain $plain rec/s, gated $gated rec/s, contract cost $(( (plain - gated) * 100 / plain )) %;" \
+    "broker CPU $(per_record "${cpu_us[plain-$kind]}" "${records[plain-$kind]}") / $(per_record "${cpu_us[gate-$kind]}" "${records[gate-$kind]}") us/record"
 done

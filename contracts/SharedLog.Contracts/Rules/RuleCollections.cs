@@ -175,27 +175,21 @@ internal static class RuleCollections
         {
             case Dictionary<string, object?> record:
                 // Decoded records are this exact type: a direct call, not an interface dispatch.
-                if (record.TryGetValue(field, out var recordField))
-                {
-                    value = RuleValue.FromObject(recordField);
-                    return true;
-                }
-
-                break;
+                return Found(record.TryGetValue(field, out var recordField), recordField, out value);
             case IReadOnlyDictionary<string, object?> dictionary:
-                if (dictionary.TryGetValue(field, out var raw))
-                {
-                    value = RuleValue.FromObject(raw);
-                    return true;
-                }
-
-                break;
+                return Found(dictionary.TryGetValue(field, out var raw), raw, out value);
             case RuleMap ruleMap:
                 return ruleMap.TryGet(RuleValue.String(field), out value);
         }
 
         value = default;
         return false;
+    }
+
+    private static bool Found(bool found, object? raw, out RuleValue value)
+    {
+        value = found ? RuleValue.FromObject(raw) : default;
+        return found;
     }
 
     /// <summary>The keys of a map, in insertion order, as a snapshot.</summary>
