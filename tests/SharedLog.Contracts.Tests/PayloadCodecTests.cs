@@ -403,6 +403,41 @@ public class PayloadCodecTests
     }
 
     [Fact]
+    public void Json_rewrite_of_top_level_members_keeps_every_other_byte_whether_spliced_from_the_decode_or_read_again()
+    {
+        var schema = ParseJsonSchema();
+        // Spaces around values, a nested object and array, an escaped string: only the rewritten values may change.
+        const string text = "{ \"b\" : \"x\\\"y\" , \"a\":[1, 2],\"keep\": {\"d\" : 1}, \"c\": {\"d\":1} ,\"e\":\"plain\" }";
+        byte[] payload = Encoding.UTF8.GetBytes(text);
+        string printable = new([.. Enumerable.Range(0x20, 0x7F - 0x20).Select(c => (char)c).Where(c => c is not '"' and not '\\')]);
+        List<string[]> paths = [["e"], ["a"], ["c"], ["e"], ["b"]];
+
+        byte[] Rewrite(bool readAgain)
+        {
+            var decoded = Json.Decode(schema, (ReadOnlyMemory<byte>)payload);
+            var fields = Assert.IsType<Dictionary<string, object?>>(decoded.Value);
+            fields["e"] = printable; // written without the JSON writer: must match what the writer writes
+            fields["a"] = "h1";
+            fields["c"] = "****";
+            fields["b"] = "q\"r"; // needs escaping: written by the JSON writer
+            if (readAgain)
+            {
+                // Another decode on this thread: the rewrite can no longer use the first one's member positions.
+                Json.Decode(schema, (ReadOnlyMemory<byte>)Encoding.UTF8.GetBytes("{\"e\":1}"));
+            }
+
+            var output = new System.Buffers.ArrayBufferWriter<byte>();
+            Json.EncodeRewrite(schema, decoded, payload, paths, "P"u8, output);
+            return output.WrittenSpan.ToArray();
+        }
+
+        string spliced = Encoding.UTF8.GetString(Rewrite(readAgain: false));
+        string read = Encoding.UTF8.GetString(Rewrite(readAgain: true));
+        Assert.Equal("P{ \"b\" : \"q\\\"r\" , \"a\":\"h1\",\"keep\": {\"d\" : 1}, \"c\": \"****\" ,\"e\":\"" + printable + "\" }", spliced);
+        Assert.Equal(read, spliced);
+    }
+
+    [Fact]
     public void Utf8NameCache_returns_the_same_string_for_the_same_bytes_and_refuses_invalid_utf8()
     {
         var cache = new Utf8NameCache();

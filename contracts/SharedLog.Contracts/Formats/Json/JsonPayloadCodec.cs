@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using SharedLog.Contracts.Model;
@@ -46,6 +48,9 @@ public sealed class JsonPayloadCodec : IPayloadCodec
         CheckSchema(schema);
         var reader = new Utf8JsonReader(payload, ReaderOptions);
         var elements = 0;
+        // Only decodes of memory the caller keeps (the gate's) are later spliced; others leave the layout alone.
+        TopLevelLayout? layout = source.IsEmpty ? null : _threadLayout ??= new TopLevelLayout();
+        layout?.Forget();
         try
         {
             if (!reader.Read())
@@ -53,11 +58,13 @@ public sealed class JsonPayloadCodec : IPayloadCodec
                 throw new PayloadDecodeException("JSON payload is empty");
             }
 
-            var value = ReadValue(ref reader, ref elements, source);
+            var value = ReadValue(ref reader, ref elements, source, layout);
             if (reader.Read())
             {
                 throw new PayloadDecodeException("JSON payload has content after its value");
             }
+
+            layout?.Complete(value, source);
 
             return new DecodedPayload(value);
         }
@@ -109,6 +116,12 @@ public sealed class JsonPayloadCodec : IPayloadCodec
         // Written straight into the caller's buffer: unchanged stretches of the original, then each new value.
         output.Write(prefix);
         Utf8JsonWriter writer = _threadWriter ??= new Utf8JsonWriter(output, WriterOptions);
+        if (_threadLayout is { } layout && layout.TrySplice(payload.Value, original, changedPaths, output, writer))
+        {
+            writer.Reset(ThreadBuffer());
+            return;
+        }
+
         var reader = new Utf8JsonReader(original, ReaderOptions);
         var splice = new Splice(original, output, writer, changedPaths);
         try
@@ -275,7 +288,8 @@ public sealed class JsonPayloadCodec : IPayloadCodec
         }
     }
 
-    private static object? ReadValue(ref Utf8JsonReader reader, ref int elements, ReadOnlyMemory<byte> source)
+    /// <param name="layout">Given for the payload's top-level value only: where each of its members' values lies.</param>
+    private static object? ReadValue(ref Utf8JsonReader reader, ref int elements, ReadOnlyMemory<byte> source, TopLevelLayout? layout = null)
     {
         switch (reader.TokenType)
         {
@@ -310,10 +324,13 @@ public sealed class JsonPayloadCodec : IPayloadCodec
                         Count(ref elements);
                         var name = MemberName(ref reader);
                         reader.Read();
+                        int valueStart = (int)reader.TokenStartIndex;
                         if (!members.TryAdd(name, ReadValue(ref reader, ref elements, source)))
                         {
                             throw new PayloadDecodeException($"JSON object has the key '{name}' more than once");
                         }
+
+                        layout?.Add(name, valueStart, (int)reader.BytesConsumed);
                     }
 
                     return members;
@@ -353,6 +370,152 @@ public sealed class JsonPayloadCodec : IPayloadCodec
 
     [ThreadStatic]
     private static Utf8NameCache? _threadNames;
+
+    [ThreadStatic]
+    private static TopLevelLayout? _threadLayout;
+
+    /// <summary>
+    /// Where the members of the top-level object of the payload this thread decoded last lie in its bytes. The gate
+    /// rewrites a record right after decoding it, on the same thread, and privacy rules mostly name top-level
+    /// fields: with this the rewrite copies the bytes around each changed value instead of reading the payload again.
+    /// It applies only to the very graph and bytes it was made from, so anything else takes the reading path.
+    /// </summary>
+    private sealed class TopLevelLayout
+    {
+        private const int MaxMembers = 32;
+
+        private readonly string[] _names = new string[MaxMembers];
+        private readonly int[] _starts = new int[MaxMembers];
+        private readonly int[] _ends = new int[MaxMembers];
+        private int _count;
+        private bool _overflow;
+        private object? _graph;
+        private ReadOnlyMemory<byte> _source;
+
+        public void Forget()
+        {
+            _graph = null;
+            _source = default;
+            _count = 0;
+            _overflow = false;
+        }
+
+        public void Add(string name, int start, int end)
+        {
+            if (_count == MaxMembers)
+            {
+                _overflow = true;
+                return;
+            }
+
+            _names[_count] = name;
+            _starts[_count] = start;
+            _ends[_count] = end;
+            _count++;
+        }
+
+        /// <summary>Called once the whole payload decoded: only then does the layout describe <paramref name="graph"/>.</summary>
+        public void Complete(object? graph, ReadOnlyMemory<byte> source)
+        {
+            if (graph is Dictionary<string, object?> && !_overflow)
+            {
+                _graph = graph;
+                _source = source;
+            }
+        }
+
+        /// <summary>
+        /// Writes <paramref name="original"/> with the values of <paramref name="changedPaths"/> replaced, when every
+        /// path is one top-level name and this layout is the one of <paramref name="graph"/> read from these very bytes.
+        /// </summary>
+        public bool TrySplice(object? graph, ReadOnlySpan<byte> original, IReadOnlyList<string[]> changedPaths, IBufferWriter<byte> output, Utf8JsonWriter writer)
+        {
+            if (_graph is null || !ReferenceEquals(graph, _graph) || original.Length != _source.Length || !Unsafe.AreSame(ref MemoryMarshal.GetReference(original), ref MemoryMarshal.GetReference(_source.Span)))
+            {
+                return false;
+            }
+
+            var fields = (Dictionary<string, object?>)graph!;
+            Span<int> ordered = stackalloc int[SplicePaths.Max];
+            int found = 0;
+            for (int p = 0; p < changedPaths.Count; p++)
+            {
+                string[] path = changedPaths[p];
+                int member = path.Length == 1 ? IndexOf(path[0]) : -1;
+                if (member < 0 || !fields.ContainsKey(_names[member]))
+                {
+                    return false;
+                }
+
+                // Insertion in payload order: a rewrite names a few fields.
+                int at = found++;
+                while (at > 0 && _starts[ordered[at - 1]] > _starts[member])
+                {
+                    ordered[at] = ordered[at - 1];
+                    at--;
+                }
+
+                ordered[at] = member;
+            }
+
+            int copied = 0;
+            foreach (int member in ordered[..found])
+            {
+                if (_starts[member] < copied)
+                {
+                    // A field named by two rules is written once.
+                    continue;
+                }
+
+                output.Write(original[copied.._starts[member]]);
+                object? value = fields[_names[member]];
+                if (value is not string text || !TryWritePlainString(text, output))
+                {
+                    writer.Reset(output);
+                    WriteValue(writer, value, 0);
+                    writer.Flush();
+                }
+
+                copied = _ends[member];
+            }
+
+            output.Write(original[copied..]);
+            return true;
+        }
+
+        /// <summary>
+        /// Writes a short string that needs no escaping (printable ASCII without quote or backslash, as hashed and
+        /// redacted values are) in quotes, straight to the output: what the writer would write, without its setup.
+        /// </summary>
+        private static bool TryWritePlainString(string text, IBufferWriter<byte> output)
+        {
+            const int MaxPlainLength = 256;
+            if (text.Length > MaxPlainLength || text.AsSpan().ContainsAnyExceptInRange((char)0x20, (char)0x7E) || text.AsSpan().ContainsAny('"', '\\'))
+            {
+                return false;
+            }
+
+            Span<byte> target = output.GetSpan(text.Length + 2);
+            target[0] = (byte)'"';
+            System.Text.Encoding.ASCII.GetBytes(text, target[1..]);
+            target[text.Length + 1] = (byte)'"';
+            output.Advance(text.Length + 2);
+            return true;
+        }
+
+        private int IndexOf(string name)
+        {
+            for (int i = 0; i < _count; i++)
+            {
+                if (string.Equals(_names[i], name, StringComparison.Ordinal))
+                {
+                    return i;
+                }
+            }
+
+            return -1;
+        }
+    }
 
     private static object ReadNumber(ref Utf8JsonReader reader)
     {

@@ -48,7 +48,7 @@ internal sealed class Utf8NameCache
         return name;
     }
 
-    /// <summary>Mixes the length and the first and last eight bytes: enough to spread a record's few names.</summary>
+    /// <summary>Mixes the length and the first and last bytes (eight of each, or two overlapping four-byte reads for shorter names): enough to spread a record's few names.</summary>
     private static uint Hash(ReadOnlySpan<byte> utf8)
     {
         ulong head;
@@ -58,12 +58,20 @@ internal sealed class Utf8NameCache
             head = BinaryPrimitives.ReadUInt64LittleEndian(utf8);
             tail = BinaryPrimitives.ReadUInt64LittleEndian(utf8[^8..]);
         }
+        else if (utf8.Length >= 4)
+        {
+            // No stack buffer to zero and fill: most member names are this short.
+            head = BinaryPrimitives.ReadUInt32LittleEndian(utf8);
+            tail = BinaryPrimitives.ReadUInt32LittleEndian(utf8[^4..]);
+        }
         else
         {
-            Span<byte> padded = stackalloc byte[8];
-            padded.Clear();
-            utf8.CopyTo(padded);
-            head = BinaryPrimitives.ReadUInt64LittleEndian(padded);
+            head = 0;
+            for (int i = 0; i < utf8.Length; i++)
+            {
+                head |= (ulong)utf8[i] << (8 * i);
+            }
+
             tail = 0;
         }
 
