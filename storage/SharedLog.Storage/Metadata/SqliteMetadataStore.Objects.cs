@@ -307,7 +307,7 @@ public sealed partial class SqliteMetadataStore
             : null;
 
     public Task<IReadOnlyList<StreamObjectRange>> GetObjectRangesAsync(long streamId, long fromOffset, int limit = int.MaxValue, CancellationToken cancellationToken = default) =>
-        ReadAsync<IReadOnlyList<StreamObjectRange>>(async (connection, ct) => await QueryAsync(connection, """
+        ReadStatementAsync<IReadOnlyList<StreamObjectRange>>(async (connection, ct) => await QueryAsync(connection, """
             SELECT o.object_id, o.object_key, o.object_size, r.stream_id, r.leader_epoch, r.start_offset, r.end_offset,
                    r.byte_position, r.byte_size, r.first_timestamp, r.max_timestamp
             FROM object_ranges r JOIN objects o ON o.object_id = r.object_id

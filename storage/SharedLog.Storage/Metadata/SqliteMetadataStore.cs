@@ -28,6 +28,7 @@ public sealed partial class SqliteMetadataStore : IMetadataStore
     private readonly string _connectionPragmas;
     private readonly TimeProvider _timeProvider;
     private readonly SemaphoreSlim _writeGate = new(1, 1);
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<SQLitePCL.sqlite3, object> _configuredHandles = [];
     private volatile bool _initialized;
     private int _disposed;
 
@@ -169,6 +170,17 @@ public sealed partial class SqliteMetadataStore : IMetadataStore
         return RunInTransactionAsync("BEGIN", work, cancellationToken);
     }
 
+    /// <summary>
+    /// Runs a read that is a single statement: one statement already reads one snapshot, so it goes without the
+    /// BEGIN and COMMIT round trips of <see cref="ReadAsync{T}"/> (the object lookup of every read from objects).
+    /// </summary>
+    private async Task<T> ReadStatementAsync<T>(Func<SqliteConnection, CancellationToken, Task<T>> statement, CancellationToken cancellationToken)
+    {
+        ThrowIfNotReady();
+        await using SqliteConnection connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        return await statement(connection, cancellationToken).ConfigureAwait(false);
+    }
+
     private async Task<T> RunInTransactionAsync<T>(string begin, Func<SqliteConnection, CancellationToken, Task<T>> work, CancellationToken cancellationToken)
     {
         await using SqliteConnection connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
@@ -211,8 +223,15 @@ public sealed partial class SqliteMetadataStore : IMetadataStore
         try
         {
             await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-            // Per connection (a pooled connection keeps them, so this is cheap when repeated).
-            await ExecuteAsync(connection, _connectionPragmas, cancellationToken).ConfigureAwait(false);
+            // Pragmas hold for the database handle's life, and the pool hands the same handle out again: set them
+            // once per handle, not once per operation (three statements parsed and run before every read).
+            SQLitePCL.sqlite3 handle = connection.Handle!;
+            if (!_configuredHandles.TryGetValue(handle, out _))
+            {
+                await ExecuteAsync(connection, _connectionPragmas, cancellationToken).ConfigureAwait(false);
+                _configuredHandles.AddOrUpdate(handle, handle);
+            }
+
             return connection;
         }
         catch
