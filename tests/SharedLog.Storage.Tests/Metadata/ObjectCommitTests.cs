@@ -29,6 +29,36 @@ public sealed class ObjectCommitTests : MetadataStoreTestBase
     }
 
     [Fact]
+    public async Task TheNextRangesAtAnOffsetComeInOrderFromTheStreamIndexWithoutSortingEveryLaterRange()
+    {
+        PartitionMetadata partition = await CreateLedPartitionAsync("long-retention");
+        PartitionMetadata other = await CreateLedPartitionAsync("neighbour");
+        var objects = new List<long>();
+        for (int i = 0; i < 40; i++)
+        {
+            // Two streams per object, as the uploader writes them, with ranges of uneven length.
+            PreparedObject prepared = await Store.PrepareObjectAsync("data/");
+            long start = i * 10L + (i > 0 ? 3 : 0);
+            long end = (i + 1) * 10L + 3;
+            await Store.CommitObjectAsync(Commit(prepared.ObjectId, Range(other.StreamId, other.LeaderEpoch, i * 5L, (i + 1) * 5L), Range(partition.StreamId, partition.LeaderEpoch, start, end)));
+            objects.Add(prepared.ObjectId);
+        }
+
+        IReadOnlyList<StreamObjectRange> next = await Store.GetObjectRangesAsync(partition.StreamId, 212, limit: 8);
+        Assert.Equal(objects.GetRange(20, 8), next.Select(r => r.ObjectId));
+        Assert.Equal(203, next[0].Range.StartOffset);
+        Assert.True(next.Zip(next.Skip(1)).All(pair => pair.First.Range.EndOffset == pair.Second.Range.StartOffset));
+        Assert.Equal(objects.GetRange(38, 2), (await Store.GetObjectRangesAsync(partition.StreamId, 392, limit: 8)).Select(r => r.ObjectId));
+
+        // A read's lookup must stop after its limit: a sort of every later range costs milliseconds once a
+        // stream has thousands of objects, on every fetch from objects.
+        IReadOnlyList<string> plan = await Store.ExplainQueryPlanAsync(SqliteMetadataStore.ObjectRangesSql, CancellationToken.None,
+            ("@stream", partition.StreamId), ("@from", 212L), ("@committed", (int)ObjectState.Committed), ("@limit", 8L));
+        Assert.Contains(plan, step => step.Contains("object_ranges_by_stream", StringComparison.Ordinal));
+        Assert.DoesNotContain(plan, step => step.Contains("TEMP B-TREE FOR ORDER BY", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task AFencedCommitIsRefusedAndWritesNothing()
     {
         PartitionMetadata old = await CreateLedPartitionAsync("fenced", brokerId: 1);
