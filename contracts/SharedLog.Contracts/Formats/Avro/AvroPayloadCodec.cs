@@ -94,8 +94,9 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             return;
         }
 
-        writer.WriteBytes(original[copied..]);
+        // The unchanged tail (often most of the record) goes to the output once, not through the writer's buffer.
         writer.CopyTo(output);
+        output.Write(original[copied..]);
     }
 
     private readonly struct FieldName(string name) : ISpliceName
