@@ -33,7 +33,7 @@ public sealed record CompactionReport(int StreamSetObjectsReplaced, int StreamOb
 /// its inputs no longer committed.
 /// </para>
 /// </summary>
-public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore metadata, StorageOptions options, ILogger<ObjectCompactor>? logger = null)
+public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore metadata, StorageOptions options, StreamStore? streams = null, ILogger<ObjectCompactor>? logger = null)
 {
     /// <summary>Ranged reads in flight at once while one new object is gathered.</summary>
     private const int ParallelReads = 8;
@@ -128,6 +128,8 @@ public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore
         }
 
         await metadata.CommitCompactionAsync(commits, replaced, cancellationToken).ConfigureAwait(false);
+        // Reads of this broker go to the new objects at once instead of to the replaced ones until lookups expire.
+        streams?.ForgetRangeLookups();
         StorageMetrics.CompactedBytes.Add(inputBytes);
         var report = new CompactionReport(inputs.Count, streamObjectsReplaced, commits.Count, inputBytes, outputBytes, inputBlocks - copiedBlocks);
         LogRound(_logger, report.StreamSetObjectsReplaced, report.StreamObjectsReplaced, report.InputBytes, report.ObjectsWritten, report.OutputBytes, report.BlocksDropped);

@@ -27,6 +27,13 @@ public sealed partial class StreamStore : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<long, StreamLog> _streams = new();
     private readonly ConcurrentDictionary<string, Task<IReadOnlyList<BlockIndexEntry>>> _objectIndexes = new(StringComparer.Ordinal);
+
+    // The next committed ranges of each partition as last looked up. A consumer reading through objects asks for the
+    // same few ranges fetch after fetch; each lookup is a metadata query. An object stays readable for the deletion
+    // grace after it is marked (compaction, retention), so an entry lives at most a quarter of that and at most a
+    // second; the janitor deleting an object here drops them all.
+    private readonly ConcurrentDictionary<long, RangeLookup> _rangeLookups = new();
+    private long _rangeLookupCount;
     private readonly BlockCache _blockCache;
     private readonly SemaphoreSlim _catchUpReads;
     private readonly SemaphoreSlim _uploadLock = new(1, 1);
@@ -66,7 +73,18 @@ public sealed partial class StreamStore : IAsyncDisposable
     /// Drops the cached index of an object whose bytes were deleted (the janitor calls it), so the cache
     /// holds only objects that can still be read instead of growing with every object ever read.
     /// </summary>
-    internal void ForgetObjectIndex(string key) => _objectIndexes.TryRemove(key, out _);
+    internal void ForgetObjectIndex(string key)
+    {
+        _objectIndexes.TryRemove(key, out _);
+        // Object deletions are rare: dropping every remembered lookup is simpler than finding those naming the key.
+        ForgetRangeLookups();
+    }
+
+    /// <summary>Drops remembered range lookups (objects were replaced or deleted), so the next reads look ranges up again.</summary>
+    internal void ForgetRangeLookups() => _rangeLookups.Clear();
+
+    /// <summary>Lookups of object ranges this store asked the metadata store for (reads from objects); for tests.</summary>
+    internal long RangeLookups => Interlocked.Read(ref _rangeLookupCount);
 
     /// <summary>
     /// Replays the WAL: entries already committed to objects are skipped (a crash between commit and trim
@@ -305,12 +323,12 @@ public sealed partial class StreamStore : IAsyncDisposable
         await _catchUpReads.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            // A read returns at most maxBytes, so the next few objects are all it can need.
-            IReadOnlyList<StreamObjectRange> ranges = await _metadata.GetObjectRangesAsync(stream.StreamId, offset, ObjectsPerRead, cancellationToken).ConfigureAwait(false);
+            (IReadOnlyList<StreamObjectRange> ranges, int first) = await NextRangesAsync(stream.StreamId, offset, cancellationToken).ConfigureAwait(false);
             int bytes = 0;
             long next = offset;
-            foreach (StreamObjectRange range in ranges)
+            for (int r = first; r < ranges.Count; r++)
             {
+                StreamObjectRange range = ranges[r];
                 IReadOnlyList<BlockIndexEntry> index = await IndexOfAsync(range, cancellationToken).ConfigureAwait(false);
                 for (int i = 0; i < index.Count; i++)
                 {
@@ -338,10 +356,54 @@ public sealed partial class StreamStore : IAsyncDisposable
                 }
             }
         }
+        catch
+        {
+            // An object that could not be read is looked up again next time, not taken from a remembered lookup.
+            _rangeLookups.TryRemove(stream.StreamId, out _);
+            throw;
+        }
         finally
         {
             _catchUpReads.Release();
         }
+    }
+
+    private sealed record RangeLookup(IReadOnlyList<StreamObjectRange> Ranges, long ExpiresAtMs);
+
+    /// <summary>
+    /// The committed ranges from the one holding <paramref name="offset"/> on (from index <c>First</c> of the list):
+    /// a remembered lookup when one still covers the offset, else a new one. A read returns at most maxBytes, so the
+    /// next few objects are all it can need.
+    /// </summary>
+    private async ValueTask<(IReadOnlyList<StreamObjectRange> Ranges, int First)> NextRangesAsync(long streamId, long offset, CancellationToken cancellationToken)
+    {
+        long now = Environment.TickCount64;
+        if (_rangeLookups.TryGetValue(streamId, out RangeLookup? remembered) && now < remembered.ExpiresAtMs)
+        {
+            IReadOnlyList<StreamObjectRange> known = remembered.Ranges;
+            for (int i = 0; i < known.Count; i++)
+            {
+                if (known[i].Range.EndOffset > offset)
+                {
+                    if (known[i].Range.StartOffset <= offset)
+                    {
+                        return (known, i);
+                    }
+
+                    break;
+                }
+            }
+        }
+
+        Interlocked.Increment(ref _rangeLookupCount);
+        IReadOnlyList<StreamObjectRange> ranges = await _metadata.GetObjectRangesAsync(streamId, offset, ObjectsPerRead, cancellationToken).ConfigureAwait(false);
+        long keepMs = Math.Min(1000, (long)(_options.DeletionGrace.TotalMilliseconds / 4));
+        if (keepMs > 0 && ranges.Count > 0)
+        {
+            _rangeLookups[streamId] = new RangeLookup(ranges, now + keepMs);
+        }
+
+        return (ranges, 0);
     }
 
     /// <summary>

@@ -39,7 +39,7 @@ internal sealed record CompactionEngine(FasterWriteAheadLog Wal, IObjectStore Ob
         return new CompactionEngine(wal, objects, metadata, streams, options);
     }
 
-    public ObjectCompactor Compactor(IObjectStore? objects = null, IMetadataStore? metadata = null) => new(objects ?? Objects, metadata ?? Metadata, Options);
+    public ObjectCompactor Compactor(IObjectStore? objects = null, IMetadataStore? metadata = null) => new(objects ?? Objects, metadata ?? Metadata, Options, Streams);
 
     public ObjectJanitor Janitor(TimeSpan? deletionGrace = null) => new(Objects, Metadata, Streams, TimeSpan.FromMinutes(10), deletionGrace ?? Options.DeletionGrace);
 

@@ -354,7 +354,7 @@ public sealed class ObjectCompactorTests : IAsyncLifetime
         var logger = new ListLogger<ObjectCompactor>();
         using var stop = new CancellationTokenSource();
 
-        Task loop = new ObjectCompactor(engine.Objects, flaky, options, logger).RunAsync(TimeSpan.FromMilliseconds(20), stop.Token);
+        Task loop = new ObjectCompactor(engine.Objects, flaky, options, engine.Streams, logger).RunAsync(TimeSpan.FromMilliseconds(20), stop.Token);
         await secondAttempt.Task.WaitAsync(Wait);
         await stop.CancelAsync();
         await loop.WaitAsync(Wait);

@@ -158,6 +158,47 @@ public sealed class StreamStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ReadsThroughObjectsReuseARecentRangeLookupAndStillReturnEveryRecordInOrder()
+    {
+        await _engine.DisposeAsync();
+        _engine = await OpenAsync(new StorageOptions { UploadInterval = TimeSpan.FromHours(1), BlockSizeBytes = 8192, LogCacheBytes = 0, DeletionGrace = TimeSpan.FromMinutes(10) });
+        long stream = await CreateStreamAsync("through-objects");
+        for (int i = 0; i < 40; i++)
+        {
+            // One object per batch, so a read crosses objects and a lookup's 8 ranges serve several reads.
+            await _engine.Streams.AppendAsync(stream, Batch(5, i));
+            await _engine.Streams.UploadAsync();
+        }
+
+        long before = _engine.Streams.RangeLookups;
+        int reads = 0;
+        var all = new List<(long Offset, int Tag)>();
+        for (long next = 0; next < 200 && reads < 1_000; reads++)
+        {
+            // At most 2 KiB per read: one batch of about 1.1 KiB, so one read per object and 40 reads in all.
+            List<(long Offset, int Tag)> part = Decode(await _engine.Streams.ReadAsync(stream, next, 2048));
+            Assert.NotEmpty(part);
+            all.AddRange(part.Where(r => r.Offset >= next));
+            next = part[^1].Offset + 1;
+        }
+
+        Assert.Equal(Enumerable.Range(0, 200).Select(i => ((long)i, i / 5)), all);
+        long lookups = _engine.Streams.RangeLookups - before;
+        Assert.True(lookups * 4 <= reads, $"{lookups} range lookups for {reads} reads");
+        Assert.True(lookups >= 40 / 8, $"{lookups} range lookups cannot have covered 40 objects 8 at a time");
+
+        // Reads at any offset inside a remembered lookup, backwards too, come back exact.
+        Assert.Equal((120L, 24), Decode(await _engine.Streams.ReadAsync(stream, 123, 1))[0]);
+        Assert.Equal((5L, 1), Decode(await _engine.Streams.ReadAsync(stream, 9, 1))[0]);
+
+        // Deleting an object (the janitor's hook) drops remembered lookups: the next read asks again.
+        long beforeForget = _engine.Streams.RangeLookups;
+        _engine.Streams.ForgetObjectIndex("no-such-object");
+        Assert.Equal((120L, 24), Decode(await _engine.Streams.ReadAsync(stream, 121, 1))[0]);
+        Assert.Equal(beforeForget + 1, _engine.Streams.RangeLookups);
+    }
+
+    [Fact]
     public async Task RestartRecoversUnuploadedDataFromTheWalAndSkipsUploadedData()
     {
         long stream = await CreateStreamAsync("restart");
