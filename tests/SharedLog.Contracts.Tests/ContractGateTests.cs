@@ -67,6 +67,34 @@ public sealed class ContractGateTests : IDisposable
     private static string Reason(GateResult result, int index) => result.Violations.Single(v => v.BatchIndex == index) is var v ? $"{v.Rule}: {v.Reason}" : "";
 
     [Fact]
+    public async Task AGatedJsonBatchIsNotKeptAliveAfterItsVerdict()
+    {
+        int id = await RegisterAsync("held-value", """{"type":"object"}""", SchemaType.Json);
+        await ApplyAsync("topic: held\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\n");
+
+        // A record the policy does not change: nothing rewrites it, so only the decode ever referred to the batch.
+        WeakReference batch = InspectAndForget(id);
+        for (int attempt = 0; attempt < 3 && batch.IsAlive; attempt++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
+
+        Assert.False(batch.IsAlive, "the gate (or a codec's per-thread state) still holds the batch's memory after its verdict");
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private WeakReference InspectAndForget(int id)
+    {
+        var builder = new RecordBatchBuilder(1_000);
+        builder.Add(null, Framed(id, Encoding.UTF8.GetBytes("{\"note\":\"" + new string('n', 300) + "\"}")), 1_000);
+        byte[] bytes = builder.Build();
+        GateResult result = _gate.Inspect(_gate.ContractFor("held")!, "held", 0, RecordBatch.Parse(bytes));
+        Assert.Equal(GateOutcome.Pass, result.Outcome);
+        return new WeakReference(bytes);
+    }
+
+    [Fact]
     public async Task HostileJsonRecordsAreRefusedWithBoundedWork()
     {
         int id = await RegisterAsync("docs-value", JsonSchemaText, SchemaType.Json);

@@ -263,6 +263,8 @@ public sealed partial class ContractGate(
         }
         finally
         {
+            // The codec's note of the last record's member positions refers to this batch's memory: let it go with the batch.
+            JsonPayloadCodec.ForgetThreadLayout();
             rewrites?.Release();
             if (rewriteIndex is not null)
             {

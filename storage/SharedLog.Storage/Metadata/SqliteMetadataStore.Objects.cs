@@ -307,17 +307,18 @@ public sealed partial class SqliteMetadataStore
             : null;
 
     /// <summary>
-    /// The committed ranges of a stream from an offset on. Committed ranges of one stream do not overlap, so their
-    /// end order is their start order: ordering by end offset first walks the stream's index in order and stops
-    /// after the limit, where ordering by start offset sorted every later range of the stream on each read
-    /// (measured: 1.5-2.7 ms per lookup at 4,000 objects, against 16-29 µs).
+    /// The committed ranges of a stream from an offset on. Committed ranges of one stream are not empty and do not
+    /// overlap (commits and compactions refuse that), so their end offsets are distinct and end order is start order:
+    /// ordering by end offset walks the stream's index in order and stops after the limit, where ordering by start
+    /// offset sorted every later range of the stream on each read (measured: 1.5-2.7 ms per lookup at 4,000
+    /// objects, against 16-18 µs).
     /// </summary>
     internal const string ObjectRangesSql = """
         SELECT o.object_id, o.object_key, o.object_size, r.stream_id, r.leader_epoch, r.start_offset, r.end_offset,
                r.byte_position, r.byte_size, r.first_timestamp, r.max_timestamp
         FROM object_ranges r JOIN objects o ON o.object_id = r.object_id
         WHERE r.stream_id = @stream AND r.end_offset > @from AND o.object_state = @committed
-        ORDER BY r.end_offset, r.start_offset, r.object_id
+        ORDER BY r.end_offset
         LIMIT @limit
         """;
 

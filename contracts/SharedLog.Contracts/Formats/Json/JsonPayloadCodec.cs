@@ -375,6 +375,12 @@ public sealed class JsonPayloadCodec : IPayloadCodec
     private static TopLevelLayout? _threadLayout;
 
     /// <summary>
+    /// Drops this thread's note of the last decoded payload's member positions, and with it the references to that
+    /// payload's memory and graph: the gate calls it when a batch is done, so a large batch is not kept alive by it.
+    /// </summary>
+    public static void ForgetThreadLayout() => _threadLayout?.Forget();
+
+    /// <summary>
     /// Where the members of the top-level object of the payload this thread decoded last lie in its bytes. The gate
     /// rewrites a record right after decoding it, on the same thread, and privacy rules mostly name top-level
     /// fields: with this the rewrite copies the bytes around each changed value instead of reading the payload again.
