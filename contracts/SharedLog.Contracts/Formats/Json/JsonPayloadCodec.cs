@@ -237,9 +237,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
                 int start = (int)reader.TokenStartIndex;
                 reader.Skip();
                 buffer.Write(_original[Copied..start]);
-                writer.Reset(buffer);
-                WriteValue(writer, child, level);
-                writer.Flush();
+                WriteReplacement(buffer, writer, child, level);
                 Copied = (int)reader.BytesConsumed;
                 if (!insideArray)
                 {
@@ -250,6 +248,39 @@ public sealed class JsonPayloadCodec : IPayloadCodec
         }
 
         private static PayloadDecodeException Mismatch() => new("the rewritten record does not have the shape of its payload");
+    }
+
+    /// <summary>A rewritten value spliced into a payload, at <paramref name="depth"/>: by the JSON writer, or directly when it is a plain string.</summary>
+    private static void WriteReplacement(IBufferWriter<byte> output, Utf8JsonWriter writer, object? value, int depth)
+    {
+        if (value is string text && TryWritePlainString(text, output))
+        {
+            return;
+        }
+
+        writer.Reset(output);
+        WriteValue(writer, value, depth);
+        writer.Flush();
+    }
+
+    /// <summary>
+    /// Writes a short string that needs no escaping (printable ASCII without quote or backslash, as hashed and
+    /// redacted values are) in quotes, straight to the output: what the writer would write, without its setup.
+    /// </summary>
+    private static bool TryWritePlainString(string text, IBufferWriter<byte> output)
+    {
+        const int MaxPlainLength = 256;
+        if (text.Length > MaxPlainLength || text.AsSpan().ContainsAnyExceptInRange((char)0x20, (char)0x7E) || text.AsSpan().ContainsAny('"', '\\'))
+        {
+            return false;
+        }
+
+        Span<byte> target = output.GetSpan(text.Length + 2);
+        target[0] = (byte)'"';
+        System.Text.Encoding.ASCII.GetBytes(text, target[1..]);
+        target[text.Length + 1] = (byte)'"';
+        output.Advance(text.Length + 2);
+        return true;
     }
 
     private static ArrayBufferWriter<byte> ThreadBuffer()
@@ -474,38 +505,11 @@ public sealed class JsonPayloadCodec : IPayloadCodec
                 }
 
                 output.Write(original[copied.._starts[member]]);
-                object? value = fields[_names[member]];
-                if (value is not string text || !TryWritePlainString(text, output))
-                {
-                    writer.Reset(output);
-                    WriteValue(writer, value, 0);
-                    writer.Flush();
-                }
-
+                WriteReplacement(output, writer, fields[_names[member]], 0);
                 copied = _ends[member];
             }
 
             output.Write(original[copied..]);
-            return true;
-        }
-
-        /// <summary>
-        /// Writes a short string that needs no escaping (printable ASCII without quote or backslash, as hashed and
-        /// redacted values are) in quotes, straight to the output: what the writer would write, without its setup.
-        /// </summary>
-        private static bool TryWritePlainString(string text, IBufferWriter<byte> output)
-        {
-            const int MaxPlainLength = 256;
-            if (text.Length > MaxPlainLength || text.AsSpan().ContainsAnyExceptInRange((char)0x20, (char)0x7E) || text.AsSpan().ContainsAny('"', '\\'))
-            {
-                return false;
-            }
-
-            Span<byte> target = output.GetSpan(text.Length + 2);
-            target[0] = (byte)'"';
-            System.Text.Encoding.ASCII.GetBytes(text, target[1..]);
-            target[text.Length + 1] = (byte)'"';
-            output.Advance(text.Length + 2);
             return true;
         }
 
