@@ -173,6 +173,14 @@ public sealed class StreamLog
         }
     }
 
+    /// <summary>
+    /// Index of the first cached batch not yet in an object (caller holds <see cref="Sync"/>). Uploads commit the
+    /// cache's oldest batches in order and then move <see cref="UploadedEndOffset"/>, so the uploaded batches are
+    /// the front of the cache: found by search, where visiting them would cost a pass over thousands of small batches
+    /// per upload round while the partition's lock is held.
+    /// </summary>
+    internal int FirstNotUploaded() => FirstBatchEndingAfter(UploadedEndOffset);
+
     /// <summary>Index of the first cached batch whose records end after <paramref name="offset"/> (caller holds <see cref="Sync"/>); the cache is in offset order.</summary>
     private int FirstBatchEndingAfter(long offset)
     {

@@ -560,19 +560,9 @@ public sealed partial class StreamStore : IAsyncDisposable
                 var batches = new List<CachedBatch>();
                 lock (stream.Sync)
                 {
-                    foreach (CachedBatch b in stream.Batches)
+                    for (int i = stream.FirstNotUploaded(); i < stream.Batches.Count && stream.Batches[i].Durable; i++)
                     {
-                        if (b.Uploaded)
-                        {
-                            continue;
-                        }
-
-                        if (!b.Durable)
-                        {
-                            break;
-                        }
-
-                        batches.Add(b);
+                        batches.Add(stream.Batches[i]);
                     }
                 }
 
@@ -653,13 +643,11 @@ public sealed partial class StreamStore : IAsyncDisposable
         {
             lock (stream.Sync)
             {
-                foreach (CachedBatch b in stream.Batches)
+                int first = stream.FirstNotUploaded();
+                if (first < stream.Batches.Count)
                 {
-                    if (!b.Uploaded)
-                    {
-                        trimTo = b.WalPosition >= 0 ? Math.Min(trimTo, b.WalPosition) : Math.Min(trimTo, _wal.TrimPosition);
-                        break;
-                    }
+                    CachedBatch b = stream.Batches[first];
+                    trimTo = b.WalPosition >= 0 ? Math.Min(trimTo, b.WalPosition) : Math.Min(trimTo, _wal.TrimPosition);
                 }
             }
         }

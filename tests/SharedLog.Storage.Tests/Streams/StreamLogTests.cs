@@ -101,4 +101,32 @@ public sealed class StreamLogTests
         Assert.True(log.TryReadCached(log.NextOffset, int.MaxValue, read));
         Assert.Empty(read);
     }
+
+    [Fact]
+    public void TheFirstBatchNotInAnObjectIsTheOneAfterTheUploadedEndOffset()
+    {
+        (StreamLog log, List<CachedBatch> batches) = LogWithBatches(25);
+        lock (log.Sync)
+        {
+            Assert.Equal(0, log.FirstNotUploaded());
+            for (int uploaded = 1; uploaded <= batches.Count; uploaded++)
+            {
+                // What an upload of the first `uploaded` batches leaves behind.
+                batches[uploaded - 1].Uploaded = true;
+                log.UploadedEndOffset = batches[uploaded - 1].EndOffset;
+                int first = log.FirstNotUploaded();
+                Assert.Equal(uploaded, first);
+                Assert.All(log.Batches.Take(first), b => Assert.True(b.Uploaded));
+                Assert.All(log.Batches.Skip(first), b => Assert.False(b.Uploaded));
+            }
+        }
+
+        // A log reopened over committed data caches only what follows it.
+        var reopened = new StreamLog(streamId: 8, leaderEpoch: 1, logStartOffset: 0, committedEndOffset: 500);
+        lock (reopened.Sync)
+        {
+            reopened.Reserve(Batch(3), 3, 1_000, 1_002);
+            Assert.Equal(0, reopened.FirstNotUploaded());
+        }
+    }
 }
