@@ -178,6 +178,26 @@ public class BrokerClientTests
     }
 
     [Fact]
+    public async Task ABatchBeyondWhatTheWalTakesIsRefusedAsTooLargeAndThePartitionKeepsServing()
+    {
+        // max.message.bytes may be raised past the largest batch one WAL entry carries (half a WAL page, 8 MiB by
+        // default). Such a batch must be refused before it gets offsets: a failed WAL append closes the partition.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        await admin.CreateTopicsAsync([new TopicSpecification { Name = "huge-batches", NumPartitions = 1, ReplicationFactor = 1, Configs = new Dictionary<string, string> { ["max.message.bytes"] = "20971520" } }]);
+
+        var config = new ProducerConfig { BootstrapServers = broker.BootstrapServers, Acks = Acks.All, MessageMaxBytes = 20_971_520, MessageTimeoutMs = 20_000 };
+        using IProducer<Null, byte[]> producer = new ProducerBuilder<Null, byte[]>(config).Build();
+        var refused = await Assert.ThrowsAsync<ProduceException<Null, byte[]>>(() => producer.ProduceAsync("huge-batches", new Message<Null, byte[]> { Value = new byte[9 * 1024 * 1024] }).WaitAsync(Timeout));
+        Assert.Equal(ErrorCode.MsgSizeTooLarge, refused.Error.Code);
+
+        DeliveryResult<Null, byte[]> next = await producer.ProduceAsync("huge-batches", new Message<Null, byte[]> { Value = "small"u8.ToArray() }).WaitAsync(Timeout);
+        Assert.Equal(PersistenceStatus.Persisted, next.Status);
+        Assert.Equal(0, next.Offset.Value);
+        Assert.Equal(["0:=small"], ConsumeFrom(broker.BootstrapServers, "huge-batches", 0, 0, 1));
+    }
+
+    [Fact]
     public async Task AdminDeletesTopicsAddsPartitionsAndDescribesConfigs()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

@@ -62,6 +62,12 @@ public sealed class StreamLog
 
     internal bool Closed { get; set; }
 
+    /// <summary>
+    /// Set by the store when it forgets the stream and discounts its batches not yet in an object from the pending
+    /// upload bytes; an upload of those batches already under way must then not discount them again.
+    /// </summary>
+    internal bool Discarded { get; set; }
+
     internal List<CachedBatch> Batches => _batches;
 
     /// <summary>Reserves offsets for a batch and records it as in flight (caller holds <see cref="Sync"/>).</summary>

@@ -150,6 +150,7 @@ public sealed partial class StreamStore : IAsyncDisposable
             lock (stream.Sync)
             {
                 stream.Closed = true;
+                stream.Discarded = true;
                 foreach (CachedBatch b in stream.Batches)
                 {
                     Interlocked.Add(ref _cachedBytes, -b.Data.Length);
@@ -215,6 +216,12 @@ public sealed partial class StreamStore : IAsyncDisposable
         if (batch.Length < BatchHeader.Size || BatchHeader.TotalSize(batch) != batch.Length)
         {
             throw new ArgumentException("Not exactly one record batch.", nameof(batch));
+        }
+
+        // Refused before offsets are reserved: a WAL append that fails afterwards abandons the partition.
+        if (batch.Length > _wal.MaxEntryBytes)
+        {
+            throw new ArgumentException($"Batch of {batch.Length} bytes exceeds the largest batch this broker's WAL takes ({_wal.MaxEntryBytes} bytes, half a page: Wal:PageSizeBits).", nameof(batch));
         }
 
         long pending = Interlocked.Read(ref _pendingUploadBytes);
@@ -621,15 +628,21 @@ public sealed partial class StreamStore : IAsyncDisposable
         {
             lock (stream.Sync)
             {
+                long uploadedBytes = 0;
                 foreach (CachedBatch b in batches)
                 {
                     b.Uploaded = true;
+                    uploadedBytes += b.Data.Length;
                 }
 
                 stream.UploadedEndOffset = batches[^1].EndOffset;
-            }
 
-            Interlocked.Add(ref _pendingUploadBytes, -batches.Sum(b => (long)b.Data.Length));
+                // A stream forgotten while this upload ran (topic deleted) had these bytes discounted by Close.
+                if (!stream.Discarded)
+                {
+                    Interlocked.Add(ref _pendingUploadBytes, -uploadedBytes);
+                }
+            }
         }
 
         LogUploaded(_logger, prepared.Key, data.Length, ranges.Count);

@@ -103,6 +103,8 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
 
     public long DurablePosition => _log.CommittedUntilAddress;
 
+    public int MaxEntryBytes => _options.MaxEntryBytes;
+
     public async ValueTask<long> AppendAsync(long streamId, long baseOffset, int recordCount, ReadOnlyMemory<byte> batch, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);

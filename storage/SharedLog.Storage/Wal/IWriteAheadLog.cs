@@ -24,6 +24,9 @@ public interface IWriteAheadLog : IAsyncDisposable
 
     /// <summary>Position after the last durable entry.</summary>
     long DurablePosition { get; }
+
+    /// <summary>The largest batch one entry can carry; a larger one is refused by <see cref="AppendAsync"/>.</summary>
+    int MaxEntryBytes { get; }
 }
 
 /// <summary>One recovered entry: its position, the position after it, and the batch it carries.</summary>

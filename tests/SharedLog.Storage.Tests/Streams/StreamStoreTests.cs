@@ -100,6 +100,23 @@ public sealed class StreamStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ABatchLargerThanAWalEntryIsRefusedWithoutClosingThePartitionOrSkippingOffsets()
+    {
+        long stream = await CreateStreamAsync("too-large");
+        Assert.Equal(0, await _engine.Streams.AppendAsync(stream, Batch(3, 1)));
+
+        var builder = new RecordBatchBuilder(2_000);
+        builder.Add(BitConverter.GetBytes(2), new byte[_engine.Wal.MaxEntryBytes + 1], 2_000);
+        byte[] tooLarge = builder.Build();
+        ArgumentException refused = await Assert.ThrowsAsync<ArgumentException>(() => _engine.Streams.AppendAsync(stream, tooLarge).AsTask());
+        Assert.Contains("exceeds the largest batch", refused.Message);
+
+        // The partition stays open and the next batch gets the very next offsets.
+        Assert.Equal(3, await _engine.Streams.AppendAsync(stream, Batch(2, 3)));
+        Assert.Equal([(0L, 1), (1L, 1), (2L, 1), (3L, 3), (4L, 3)], await ReadAllAsync(stream, 0, 5));
+    }
+
+    [Fact]
     public async Task AppendsGetConsecutiveOffsetsAndReadBackFromTheCache()
     {
         long stream = await CreateStreamAsync("cache");
@@ -306,6 +323,65 @@ public sealed class StreamStoreTests : IAsyncLifetime
         Assert.Equal(0, _engine.Streams.PendingUploadBytes);
         Assert.Equal(acknowledged.Count * 10L, await _engine.Metadata.GetCommittedEndOffsetAsync(stream));
         Assert.Equal(acknowledged.Count * 10L, await _engine.Streams.AppendAsync(stream, Batch(1, 500)));
+    }
+
+    [Fact]
+    public async Task AStreamForgottenWhileItsUploadRunsIsDiscountedFromThePendingBytesOnce()
+    {
+        var held = new HeldObjectStore();
+        await _engine.DisposeAsync();
+        _engine = await OpenAsync(wrap: inner => held.Wrap(inner));
+        long forgotten = await CreateStreamAsync("forgotten");
+        long kept = await CreateStreamAsync("kept");
+        await _engine.Streams.AppendAsync(forgotten, Batch(4, 1));
+        await _engine.Streams.AppendAsync(kept, Batch(2, 2));
+        long keptBytes = Batch(2, 2).Length;
+
+        Task upload = _engine.Streams.UploadAsync();
+        await held.Entered.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        _engine.Streams.Close(forgotten);
+        Assert.Equal(keptBytes, _engine.Streams.PendingUploadBytes);
+
+        held.Release.SetResult();
+        await upload.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(0, _engine.Streams.PendingUploadBytes);
+        Assert.Equal([(0L, 2), (1L, 2)], await ReadAllAsync(kept, 0, 2));
+    }
+
+    /// <summary>Fault injection: an object store whose first put waits until the test lets it go.</summary>
+    private sealed class HeldObjectStore
+    {
+        private IObjectStore _inner = null!;
+
+        public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public IObjectStore Wrap(IObjectStore inner)
+        {
+            _inner = inner;
+            return new Held(this);
+        }
+
+        private sealed class Held(HeldObjectStore owner) : IObjectStore
+        {
+            public async Task PutAsync(string key, System.Buffers.ReadOnlySequence<byte> data, CancellationToken cancellationToken = default)
+            {
+                owner.Entered.TrySetResult();
+                await owner.Release.Task.WaitAsync(cancellationToken);
+                await owner._inner.PutAsync(key, data, cancellationToken);
+            }
+
+            public Task<int> GetRangeAsync(string key, long offset, Memory<byte> destination, CancellationToken cancellationToken = default) => owner._inner.GetRangeAsync(key, offset, destination, cancellationToken);
+
+            public Task<byte[]> GetAsync(string key, CancellationToken cancellationToken = default) => owner._inner.GetAsync(key, cancellationToken);
+
+            public Task<ObjectInfo?> HeadAsync(string key, CancellationToken cancellationToken = default) => owner._inner.HeadAsync(key, cancellationToken);
+
+            public IAsyncEnumerable<ObjectInfo> ListAsync(string prefix, CancellationToken cancellationToken = default) => owner._inner.ListAsync(prefix, cancellationToken);
+
+            public Task DeleteAsync(IReadOnlyCollection<string> keys, CancellationToken cancellationToken = default) => owner._inner.DeleteAsync(keys, cancellationToken);
+        }
     }
 
     /// <summary>Fault injection: an object store that can be switched off.</summary>
