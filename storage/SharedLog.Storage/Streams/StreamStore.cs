@@ -34,6 +34,9 @@ public sealed partial class StreamStore : IAsyncDisposable
     // second; the janitor deleting an object here drops them all.
     private readonly ConcurrentDictionary<long, RangeLookup> _rangeLookups = new();
     private long _rangeLookupCount;
+
+    // Moved by every ForgetRangeLookups: a lookup whose query was under way when they were dropped is not remembered.
+    private long _rangeLookupGeneration;
     private readonly BlockCache _blockCache;
     private readonly SemaphoreSlim _catchUpReads;
     private readonly SemaphoreSlim _uploadLock = new(1, 1);
@@ -81,7 +84,11 @@ public sealed partial class StreamStore : IAsyncDisposable
     }
 
     /// <summary>Drops remembered range lookups (objects were replaced or deleted), so the next reads look ranges up again.</summary>
-    internal void ForgetRangeLookups() => _rangeLookups.Clear();
+    internal void ForgetRangeLookups()
+    {
+        Interlocked.Increment(ref _rangeLookupGeneration);
+        _rangeLookups.Clear();
+    }
 
     /// <summary>Lookups of object ranges this store asked the metadata store for (reads from objects); for tests.</summary>
     internal long RangeLookups => Interlocked.Read(ref _rangeLookupCount);
@@ -403,11 +410,19 @@ public sealed partial class StreamStore : IAsyncDisposable
         }
 
         Interlocked.Increment(ref _rangeLookupCount);
+        long generation = Interlocked.Read(ref _rangeLookupGeneration);
         IReadOnlyList<StreamObjectRange> ranges = await _metadata.GetObjectRangesAsync(streamId, offset, ObjectsPerRead, cancellationToken).ConfigureAwait(false);
         long keepMs = Math.Min(1000, (long)(_options.DeletionGrace.TotalMilliseconds / 4));
-        if (keepMs > 0 && ranges.Count > 0)
+        if (keepMs > 0 && ranges.Count > 0 && Interlocked.Read(ref _rangeLookupGeneration) == generation)
         {
-            _rangeLookups[streamId] = new RangeLookup(ranges, now + keepMs);
+            var lookup = new RangeLookup(ranges, now + keepMs);
+            _rangeLookups[streamId] = lookup;
+
+            // Lookups dropped between the check and the store: take this one back out too.
+            if (Interlocked.Read(ref _rangeLookupGeneration) != generation)
+            {
+                _rangeLookups.TryRemove(KeyValuePair.Create(streamId, lookup));
+            }
         }
 
         return (ranges, 0);

@@ -22,14 +22,14 @@ public sealed class StreamStoreTests : IAsyncLifetime
         }
     }
 
-    private async Task<Engine> OpenAsync(StorageOptions? options = null, Func<IObjectStore, IObjectStore>? wrap = null)
+    private async Task<Engine> OpenAsync(StorageOptions? options = null, Func<IObjectStore, IObjectStore>? wrap = null, Func<IMetadataStore, IMetadataStore>? wrapMetadata = null)
     {
         var wal = new FasterWriteAheadLog(new WalOptions { Directory = Path.Combine(_root, "wal"), PageSizeBits = 22, MemorySizeBits = 24, SegmentSizeBits = 26 });
         IObjectStore objects = new LocalDirectoryObjectStore(new LocalObjectStoreOptions { RootDirectory = Path.Combine(_root, "objects") });
         objects = wrap?.Invoke(objects) ?? objects;
         var metadata = new SqliteMetadataStore(new SqliteMetadataStoreOptions { DatabasePath = Path.Combine(_root, "metadata.db") });
         await metadata.InitializeAsync();
-        var streams = new StreamStore(options ?? new StorageOptions { UploadInterval = TimeSpan.FromHours(1), BlockSizeBytes = 8192 }, wal, objects, metadata);
+        var streams = new StreamStore(options ?? new StorageOptions { UploadInterval = TimeSpan.FromHours(1), BlockSizeBytes = 8192 }, wal, objects, wrapMetadata?.Invoke(metadata) ?? metadata);
         foreach (TopicMetadata topic in await metadata.ListTopicsAsync())
         {
             foreach (PartitionMetadata partition in topic.Partitions)
@@ -213,6 +213,85 @@ public sealed class StreamStoreTests : IAsyncLifetime
         _engine.Streams.ForgetObjectIndex("no-such-object");
         Assert.Equal((120L, 24), Decode(await _engine.Streams.ReadAsync(stream, 121, 1))[0]);
         Assert.Equal(beforeForget + 1, _engine.Streams.RangeLookups);
+    }
+
+    [Fact]
+    public async Task ALookupUnderWayWhenLookupsAreDroppedIsNotRemembered()
+    {
+        HeldRangeLookups? held = null;
+        await _engine.DisposeAsync();
+        _engine = await OpenAsync(
+            new StorageOptions { UploadInterval = TimeSpan.FromHours(1), BlockSizeBytes = 8192, LogCacheBytes = 0, DeletionGrace = TimeSpan.FromMinutes(10) },
+            wrapMetadata: inner => HeldRangeLookups.Wrap(inner, out held));
+        long stream = await CreateStreamAsync("dropped-during-lookup");
+        for (int i = 0; i < 3; i++)
+        {
+            await _engine.Streams.AppendAsync(stream, Batch(5, i));
+            await _engine.Streams.UploadAsync();
+        }
+
+        // This broker's compactor commits (dropping remembered lookups) while a read's lookup is being answered.
+        var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        held!.Hold = hold;
+        Task<StreamReadResult> read = _engine.Streams.ReadAsync(stream, 0, 2048);
+        await held.Entered.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        _engine.Streams.ForgetRangeLookups();
+        hold.SetResult();
+        Assert.Equal((0L, 0), Decode(await read.WaitAsync(TimeSpan.FromSeconds(10)))[0]);
+
+        // That answer predates the drop, so the next read looks its ranges up again.
+        long before = _engine.Streams.RangeLookups;
+        Assert.Equal((5L, 1), Decode(await _engine.Streams.ReadAsync(stream, 5, 2048))[0]);
+        Assert.Equal(before + 1, _engine.Streams.RangeLookups);
+
+        // Lookups made after the drop are remembered again.
+        Assert.Equal((10L, 2), Decode(await _engine.Streams.ReadAsync(stream, 10, 2048))[0]);
+        Assert.Equal(before + 1, _engine.Streams.RangeLookups);
+    }
+
+    /// <summary>Fault injection: a metadata store whose next range lookup, once held, waits until the test lets it go.</summary>
+    public class HeldRangeLookups : System.Reflection.DispatchProxy
+    {
+        private IMetadataStore _inner = null!;
+
+        public TaskCompletionSource? Hold { get; set; }
+
+        public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public static IMetadataStore Wrap(IMetadataStore inner, out HeldRangeLookups control)
+        {
+            IMetadataStore proxy = Create<IMetadataStore, HeldRangeLookups>();
+            control = (HeldRangeLookups)(object)proxy;
+            control._inner = inner;
+            return proxy;
+        }
+
+        protected override object? Invoke(System.Reflection.MethodInfo? targetMethod, object?[]? args)
+        {
+            ArgumentNullException.ThrowIfNull(targetMethod);
+            if (targetMethod.Name == nameof(IMetadataStore.GetObjectRangesAsync) && Hold is { } hold)
+            {
+                Hold = null;
+                return HeldAsync(targetMethod, args, hold);
+            }
+
+            try
+            {
+                return targetMethod.Invoke(_inner, args);
+            }
+            catch (System.Reflection.TargetInvocationException e) when (e.InnerException is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException);
+                throw;
+            }
+        }
+
+        private async Task<IReadOnlyList<StreamObjectRange>> HeldAsync(System.Reflection.MethodInfo method, object?[]? args, TaskCompletionSource hold)
+        {
+            Entered.TrySetResult();
+            await hold.Task;
+            return await (Task<IReadOnlyList<StreamObjectRange>>)method.Invoke(_inner, args)!;
+        }
     }
 
     [Fact]
