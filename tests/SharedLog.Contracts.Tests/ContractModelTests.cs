@@ -113,6 +113,37 @@ public class ContractModelTests
     }
 
     [Fact]
+    public async Task APatternLookupRacingContractChangesNeverKeepsAnAnswerFromOldContracts()
+    {
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        using var stop = new CancellationTokenSource();
+        // What produces to a topic do: ask which contract governs it, all the time, from several threads.
+        Task[] readers = [.. Enumerable.Range(0, 3).Select(_ => Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                store.ForTopic("orders.eu");
+            }
+        }))];
+
+        try
+        {
+            for (int round = 0; round < 300; round++)
+            {
+                await store.ApplyAsync("name: orders-all\ntopic: 'orders.*'\n", "a", false, _ => [], CancellationToken.None);
+                Assert.Equal("orders-all", store.ForTopic("orders.eu")?.Definition.Name);
+                await store.DeleteAsync("orders-all", "a", CancellationToken.None);
+                Assert.True(store.ForTopic("orders.eu") is null, $"round {round}: a deleted pattern contract still governs the topic");
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Task.WhenAll(readers);
+        }
+    }
+
+    [Fact]
     public async Task ExactTopicsWinOverPatternsAndInternalTopicsMatchNoPattern()
     {
         using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);

@@ -197,6 +197,44 @@ public class BrokerClientTests
         Assert.Equal(["0:=small"], ConsumeFrom(broker.BootstrapServers, "huge-batches", 0, 0, 1));
     }
 
+    [Theory]
+    [InlineData(int.MaxValue, 1)]
+    [InlineData(int.MaxValue - 1, 1)]
+    [InlineData(5, 1)]
+    [InlineData(0, 0)]
+    public async Task ABatchWhoseOffsetRangeDisagreesWithItsRecordCountIsInvalidAndTakesNoOffsets(int lastOffsetDelta, int recordCount)
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("offset-range", 1);
+
+        // A one-record batch whose header claims another offset range or record count, with a valid CRC.
+        byte[] forged = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([1], [2], 1).Build();
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(forged.AsSpan(23), lastOffsetDelta);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(forged.AsSpan(57), recordCount);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(forged.AsSpan(17), SharedLog.Protocol.Records.Crc32C.Compute(forged.AsSpan(21)));
+        var produce = new SharedLog.Protocol.Messages.ProduceRequest
+        {
+            Acks = 1,
+            TimeoutMs = 5000,
+            TopicData = [new() { Name = "offset-range", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(forged) }] }],
+        };
+        await client.SendAsync(produce, 9, 2);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        var response = new SharedLog.Protocol.Messages.ProduceResponse().ReadFrom(body, 9);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRecord, response.Responses[0].PartitionResponses[0].ErrorCode);
+        Assert.Contains("Inconsistent batch offset range", response.Responses[0].PartitionResponses[0].ErrorMessage);
+
+        // A real producer then gets the partition's first offsets, and a consumer reads exactly its records.
+        using (IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, Acks = Acks.All }).Build())
+        {
+            Assert.Equal(0, (await producer.ProduceAsync("offset-range", new Message<string, string> { Key = "a", Value = "first" }).WaitAsync(Timeout)).Offset.Value);
+            Assert.Equal(1, (await producer.ProduceAsync("offset-range", new Message<string, string> { Key = "b", Value = "second" }).WaitAsync(Timeout)).Offset.Value);
+        }
+
+        Assert.Equal(["0:a=first", "1:b=second"], ConsumeFrom(broker.BootstrapServers, "offset-range", 0, 0, 2));
+    }
+
     [Fact]
     public async Task AdminDeletesTopicsAddsPartitionsAndDescribesConfigs()
     {

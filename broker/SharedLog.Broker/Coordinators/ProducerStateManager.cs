@@ -249,9 +249,10 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
                 if (verdict == SequenceVerdict.Append)
                 {
                     written = append(state);
-                    if (!written.IsFaulted)
+                    if (!written.IsFaulted && !written.IsCanceled)
                     {
-                        // A task already failed was refused before it got offsets (backpressure, closed partition): nothing to remember.
+                        // A task already failed or cancelled was refused before it got offsets (backpressure, closed partition,
+                        // the client gone before the append started): nothing to remember.
                         Record(producerId, epoch, baseSequence, lastSequence, written, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
                     }
                 }

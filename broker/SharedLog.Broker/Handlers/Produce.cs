@@ -186,6 +186,14 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                         throw new KafkaProtocolException("Transactional producers are not served yet.", ErrorCode.UnsupportedForMessageFormat);
                     }
 
+                    // As Kafka does: a producer's batch holds lastOffsetDelta + 1 records. The offsets a batch takes
+                    // come from lastOffsetDelta, so a header claiming more (up to int.MaxValue) would move the
+                    // partition's offsets by billions, or wrap them, for a handful of bytes.
+                    if (batch.RecordCount < 1 || batch.LastOffsetDelta != batch.RecordCount - 1)
+                    {
+                        throw new KafkaProtocolException($"Inconsistent batch offset range: last offset delta {batch.LastOffsetDelta} with {batch.RecordCount} records.", ErrorCode.InvalidRecord);
+                    }
+
                     int lastSequence = batch.LastSequence;
                     byte[]? bytes = null;
                     IReadOnlyList<QuarantinedRecord> quarantined = [];

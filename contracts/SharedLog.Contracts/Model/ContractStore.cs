@@ -29,10 +29,16 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     private readonly SemaphoreSlim _writer = new(1, 1);
     private readonly Lock _sync = new();
     private readonly Dictionary<string, List<ContractRevision>> _history = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, ActiveContract?> _byTopic = new(StringComparer.Ordinal);
     private volatile Snapshot _snapshot = new([], new Dictionary<string, ActiveContract>(StringComparer.Ordinal), []);
 
-    private sealed record Snapshot(IReadOnlyList<ContractRevision> Current, IReadOnlyDictionary<string, ActiveContract> Exact, IReadOnlyList<ActiveContract> Patterns);
+    /// <summary>
+    /// The contracts in force. Which pattern governs a topic is remembered in the snapshot it was worked out from, so
+    /// a lookup racing a change can never leave an answer from the old contracts behind for the new ones.
+    /// </summary>
+    private sealed record Snapshot(IReadOnlyList<ContractRevision> Current, IReadOnlyDictionary<string, ActiveContract> Exact, IReadOnlyList<ActiveContract> Patterns)
+    {
+        public ConcurrentDictionary<string, ActiveContract?> ByTopic { get; } = new(StringComparer.Ordinal);
+    }
 
     private sealed class RevisionKey
     {
@@ -76,7 +82,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             return null;
         }
 
-        return _byTopic.GetOrAdd(topic, static (name, patterns) => patterns.FirstOrDefault(p => p.Definition.Matches(name)), snapshot.Patterns);
+        return snapshot.ByTopic.GetOrAdd(topic, static (name, patterns) => patterns.FirstOrDefault(p => p.Definition.Matches(name)), snapshot.Patterns);
     }
 
     public IReadOnlyList<ContractRevision> Current => _snapshot.Current;
@@ -253,7 +259,6 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         }
 
         _snapshot = new Snapshot(current, exact, patterns);
-        _byTopic.Clear();
         Generation++;
     }
 

@@ -225,6 +225,12 @@ public sealed partial class StreamStore : IAsyncDisposable
             throw new ArgumentException("Not exactly one record batch.", nameof(batch));
         }
 
+        int lastOffsetDelta = BatchHeader.LastOffsetDelta(batch);
+        if (lastOffsetDelta is < 0 or int.MaxValue)
+        {
+            throw new ArgumentException($"Batch with last offset delta {lastOffsetDelta} cannot take offsets.", nameof(batch));
+        }
+
         // Refused before offsets are reserved: a WAL append that fails afterwards abandons the partition.
         if (batch.Length > _wal.MaxEntryBytes)
         {
@@ -239,7 +245,7 @@ public sealed partial class StreamStore : IAsyncDisposable
 
         cancellationToken.ThrowIfCancellationRequested();
         StreamLog stream = Get(streamId);
-        int recordCount = BatchHeader.LastOffsetDelta(batch) + 1;
+        int recordCount = lastOffsetDelta + 1;
         CachedBatch reserved;
         ValueTask<long> durable;
         lock (stream.Sync)
