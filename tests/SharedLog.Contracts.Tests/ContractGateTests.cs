@@ -95,6 +95,29 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task AFlaggedRecordIsMaskedLikeEveryStoredRecord()
+    {
+        int id = await RegisterAsync("flagged-value", """{"type":"object"}""", SchemaType.Json);
+        await ApplyAsync("topic: flagged\nclass: certified\nonFailure: flag\nvalue: {}\nrules:\n  - name: positive\n    expr: value.amount > 0\nprivacy:\n  - field: email\n    action: hash\n");
+        string hash = Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData("k"u8, "a@b.example"u8));
+
+        GateResult result = Inspect(
+            "flagged",
+            (null, Framed(id, Encoding.UTF8.GetBytes("""{"amount":5,"email":"a@b.example"}"""))),
+            (null, Framed(id, Encoding.UTF8.GetBytes("""{"amount":-5,"email":"a@b.example"}"""))));
+
+        Assert.Equal(GateOutcome.Rewrite, result.Outcome);
+        Assert.Equal("positive: rule failed: value.amount > 0", Reason(result, 1));
+        var stored = new List<(string Value, int Headers)>();
+        foreach (SharedLog.Protocol.Records.Record record in RecordBatch.Parse(result.Batch!).Records())
+        {
+            stored.Add((Encoding.UTF8.GetString(record.Value[SchemaWireFormat.HeaderSize..]), record.HeaderCount));
+        }
+
+        Assert.Equal([($$"""{"amount":5,"email":"{{hash}}"}""", 0), ($$"""{"amount":-5,"email":"{{hash}}"}""", 1)], stored);
+    }
+
+    [Fact]
     public async Task HostileJsonRecordsAreRefusedWithBoundedWork()
     {
         int id = await RegisterAsync("docs-value", JsonSchemaText, SchemaType.Json);

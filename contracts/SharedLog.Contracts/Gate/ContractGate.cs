@@ -237,7 +237,9 @@ public sealed partial class ContractGate(
                     violations.Add(new RecordViolation(index, found.Rule, found.Reason));
                     metrics.Violation(topic, contract.Version, found.Rule, definition.OnFailure.ToString().ToLowerInvariant());
                 }
-                else if (rewrite.Changed)
+
+                // A flagged record that failed a rule carries its masked sides too.
+                if (rewrite.Changed)
                 {
                     if (rewriteIndex is null)
                     {
@@ -365,6 +367,7 @@ public sealed partial class ContractGate(
             }
         }
 
+        (string Rule, string Reason)? ruleFailed = null;
         if (contract.Rules.Length > 0)
         {
             activation.Value = value?.Value;
@@ -377,9 +380,16 @@ public sealed partial class ContractGate(
                 if (!outcome.IsPassed)
                 {
                     FieldRuleDefinition rule = definition.Rules[i];
-                    return (rule.Name, outcome.IsFailed ? rule.Message ?? $"rule failed: {rule.Expression}" : $"rule error: {outcome.ErrorMessage}");
+                    ruleFailed = (rule.Name, outcome.IsFailed ? rule.Message ?? $"rule failed: {rule.Expression}" : $"rule error: {outcome.ErrorMessage}");
+                    break;
                 }
             }
+        }
+
+        // A record failing a rule is stored only when flagged, and then it is masked like any other record.
+        if (ruleFailed is not null && definition.OnFailure != FailureAction.Flag)
+        {
+            return ruleFailed;
         }
 
         if (applyPrivacy)
@@ -399,11 +409,11 @@ public sealed partial class ContractGate(
             {
                 // Bytes already written for this record stay in the buffer unreferenced.
                 rewrite = RecordRewrite.None;
-                return ("privacy", problem);
+                return ruleFailed ?? ("privacy", problem);
             }
         }
 
-        return null;
+        return ruleFailed;
     }
 
     private SideResult DecodeSide(CompiledContract contract, SchemaRequirement requirement, string topic, bool isKey, ReadOnlySpan<byte> bytes, ReadOnlyMemory<byte> recordBytes, Dictionary<int, long> schemasSeen, SideResult result)
