@@ -118,6 +118,40 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public void TagsAreFoundThroughReusedAvroNamesAndJsonReferencesAndCombinators()
+    {
+        const string avro = """
+            {"type":"record","name":"Customer","namespace":"crm","fields":[
+              {"name":"email","type":"string","confluent:tags":["PII"]},
+              {"name":"home","type":{"type":"record","name":"Address","fields":[
+                {"name":"street","type":"string","confluent:tags":["PII"]},{"name":"city","type":"string"}]}},
+              {"name":"work","type":"Address"},
+              {"name":"billing","type":["null","crm.Address"]},
+              {"name":"previous","type":{"type":"array","items":"Address"}},
+              {"name":"referrer","type":["null","Customer"]}]}
+            """;
+        IParsedSchema avroSchema = new AvroSchemaFormat().Parse(avro, [], false);
+        Assert.Equal(
+            ["billing.street", "email", "home.street", "previous.street", "work.street"],
+            SchemaTags.PathsWithTag(avroSchema, "PII").Order(StringComparer.Ordinal));
+
+        const string json = """
+            {"type":"object","$defs":{"address":{"type":"object","properties":{
+                "street":{"type":"string","confluent:tags":["PII"]},"city":{"type":"string"}}},
+              "node":{"type":"object","properties":{"next":{"$ref":"#/$defs/node"},"secret":{"type":"string","confluent:tags":["PII"]}}}},
+             "properties":{
+              "home":{"$ref":"#/$defs/address"},
+              "work":{"allOf":[{"$ref":"#/$defs/address"},{"properties":{"floor":{"type":"integer"}}}]},
+              "contact":{"oneOf":[{"properties":{"phone":{"type":"string","confluent:tags":["PII"]}}},{"properties":{"fax":{"type":"string"}}}]},
+              "chain":{"$ref":"#/$defs/node"}}}
+            """;
+        IParsedSchema jsonSchema = new JsonSchemaFormat().Parse(json, [], false);
+        Assert.Equal(
+            ["chain.secret", "contact.phone", "home.street", "work.street"],
+            SchemaTags.PathsWithTag(jsonSchema, "PII").Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public async Task HostileJsonRecordsAreRefusedWithBoundedWork()
     {
         int id = await RegisterAsync("docs-value", JsonSchemaText, SchemaType.Json);

@@ -143,6 +143,17 @@ public class ContractModelTests
         }
     }
 
+    [Theory]
+    [InlineData("topic: orders\nonFailure: quarantine\nquarantineTopic: '{topic}'\n")]
+    [InlineData("topic: orders\nonFailure: quarantine\nquarantineTopic: orders\n")]
+    [InlineData("topic: 'orders.*'\nonFailure: quarantine\nquarantineTopic: '{topic}'\n")]
+    public async Task AQuarantineTopicThatIsTheSourceTopicIsRefused(string contract)
+    {
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        var refused = await Assert.ThrowsAsync<ContractValidationException>(() => store.ApplyAsync(contract, "a", false, _ => [], CancellationToken.None));
+        Assert.Contains(refused.Problems, p => p.Contains("names the source topic itself", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task ExactTopicsWinOverPatternsAndInternalTopicsMatchNoPattern()
     {

@@ -161,6 +161,12 @@ public static class ContractParser
             problems.Add($"quarantineTopic '{quarantine}' must be a topic name of letters, digits, '.', '_' and '-', where {{topic}} stands for the source topic.");
         }
 
+        else if (quarantine == "{topic}" || quarantine == topic)
+        {
+            // Bad records would go back into the very topic they were kept out of, past the gate.
+            problems.Add($"quarantineTopic '{quarantine}' names the source topic itself; quarantined records need a topic of their own.");
+        }
+
         if (onFailure == FailureAction.Quarantine && topicClass == TopicClass.Quarantine)
         {
             problems.Add("a quarantine-class topic cannot quarantine into another topic.");
