@@ -121,6 +121,18 @@ public class PayloadCodecTests
         Assert.Equal(bytes, Avro.Encode(schema, decoded));
     }
 
+    [Theory]
+    [InlineData(0.1)]
+    [InlineData(3.4e39)]
+    [InlineData(0.5)]
+    public void Avro_re_encode_keeps_every_double_of_a_float_or_double_union_exact(double amount)
+    {
+        var schema = ParseAvro("""{"type":"record","name":"M","fields":[{"name":"amount","type":["null","float","double"]}]}""");
+        var decoded = new DecodedPayload(new Dictionary<string, object?> { ["amount"] = amount });
+        var value = (Dictionary<string, object?>)Avro.Decode(schema, Avro.Encode(schema, decoded)).Value!;
+        Assert.Equal(amount, value["amount"]);
+    }
+
     [Fact]
     public void Avro_encode_after_a_policy_rewrite_is_read_by_apache_avro()
     {

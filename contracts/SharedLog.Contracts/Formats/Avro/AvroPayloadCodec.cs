@@ -774,6 +774,10 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             case Schema.Type.Long:
                 return isInteger ? BranchFit.Exact : BranchFit.None;
             case Schema.Type.Float:
+                // Decoded floats and doubles are both doubles: only one a float holds exactly is a float's, so a
+                // re-encode never narrows 0.1 from a double branch to 0.10000000149011612.
+                return value is float || (value is double d && (double)(float)d == d) ? BranchFit.Exact
+                    : value is double || isInteger ? BranchFit.Convertible : BranchFit.None;
             case Schema.Type.Double:
                 return value is double or float ? BranchFit.Exact : isInteger ? BranchFit.Convertible : BranchFit.None;
             case Schema.Type.String:
