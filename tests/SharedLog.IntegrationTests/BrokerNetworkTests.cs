@@ -186,6 +186,39 @@ public class BrokerNetworkTests
     }
 
     [Fact]
+    public async Task AFailedProduceWithAcksZeroClosesTheConnectionAndAGoodOneDoesNot()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("acks-zero", 1);
+
+        static ProduceRequest Produce(byte[] batch) => new()
+        {
+            Acks = 0,
+            TimeoutMs = 5000,
+            TopicData = [new() { Name = "acks-zero", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(batch) }] }],
+        };
+
+        // A good acks=0 produce gets no response, and the connection still answers the next request.
+        byte[] good = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([1], [2], 1).Build();
+        await client.SendAsync(Produce(good), 9, 2);
+        await client.SendAsync(new ApiVersionsRequest(), 3, 3);
+        (int correlation, _) = await client.ReceiveAsync(0);
+        Assert.Equal(3, correlation);
+
+        // A corrupt one cannot be answered with an error, so the broker closes the connection.
+        byte[] corrupt = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([1], [2], 1).Build();
+        corrupt[^1] ^= 0xFF;
+        await client.SendAsync(Produce(corrupt), 9, 4);
+        Assert.True(await client.IsClosedByServerAsync(), "an acks=0 produce that failed must close the connection");
+
+        using RawKafkaClient next = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await next.SendAsync(new ApiVersionsRequest(), 3, 5);
+        (correlation, _) = await next.ReceiveAsync(0);
+        Assert.Equal(5, correlation);
+    }
+
+    [Fact]
     public async Task RandomBytesNeverCrashTheBroker()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

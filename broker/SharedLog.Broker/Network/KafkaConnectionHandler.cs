@@ -309,6 +309,12 @@ public sealed partial class KafkaConnectionHandler(
                 {
                     return;
                 }
+                catch (CloseConnectionException e)
+                {
+                    LogClosedByHandler(logger, connection.ConnectionId, pending.Api, e.Message);
+                    metrics.ConnectionClosed(e.Reason);
+                    return;
+                }
                 catch (Exception e)
                 {
                     // A handler bug must not take the broker down; the client sees a closed connection and retries.
@@ -352,6 +358,9 @@ public sealed partial class KafkaConnectionHandler(
     }
 
     private sealed class FrameTooLargeException(string message) : Exception(message);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Closing connection {ConnectionId} after {Api}: {Reason}")]
+    private static partial void LogClosedByHandler(ILogger logger, string connectionId, ApiKey api, string reason);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Connection {ConnectionId} from {Remote}")]
     private static partial void LogConnected(ILogger logger, string connectionId, System.Net.EndPoint? remote);
