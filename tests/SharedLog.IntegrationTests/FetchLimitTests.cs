@@ -53,6 +53,50 @@ public class FetchLimitTests
         return count;
     }
 
+    private static FetchRequest LongPoll(long offset, int minBytes) => new()
+    {
+        ReplicaId = -1,
+        MaxWaitMs = 120_000, // far beyond the client's 15 s receive deadline: the answer must not come from the timeout
+        MinBytes = minBytes,
+        MaxBytes = 1 << 20,
+        SessionId = 0,
+        SessionEpoch = -1,
+        Topics = [new() { Topic = "limits", Partitions = [new FetchRequest.FetchPartition { Partition = 0, FetchOffset = offset, PartitionMaxBytes = 1 << 20 }] }],
+    };
+
+    [Fact]
+    public async Task ALongPollAtAnOffsetOutOfRangeIsAnsweredAtOnce()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("limits", 1);
+        await ProduceAsync(client, 0, 100, 2);
+
+        await client.SendAsync(LongPoll(offset: 50, minBytes: 1), Version, 3);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        FetchResponse.PartitionData partition = new FetchResponse().ReadFrom(body, Version).Responses.Single().Partitions.Single();
+        Assert.Equal((short)ErrorCode.OffsetOutOfRange, partition.ErrorCode);
+        Assert.Equal(1, partition.HighWatermark);
+    }
+
+    [Fact]
+    public async Task ALongPollWaitsUntilMinBytesHaveArrived()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient consumer = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        using RawKafkaClient producer = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await producer.CreateTopicAsync("limits", 1);
+        await ProduceAsync(producer, 0, 100, 2);
+
+        // About 160 bytes are there; the fetch asks for at least 5,000, so it waits for the next batch.
+        await consumer.SendAsync(LongPoll(offset: 0, minBytes: 5_000), Version, 3);
+        await ProduceAsync(producer, 0, 6_000, 4);
+        (_, byte[] body) = await consumer.ReceiveAsync(1);
+        FetchResponse.PartitionData partition = new FetchResponse().ReadFrom(body, Version).Responses.Single().Partitions.Single();
+        Assert.Equal(0, partition.ErrorCode);
+        Assert.Equal(2, CountBatches(partition.Records?.ToArray() ?? []));
+    }
+
     [Fact]
     public async Task ResponseAndPartitionLimitsAreSharedOutInRequestOrderAndEachPartitionsFirstBatchComesWhole()
     {

@@ -2,7 +2,8 @@
 // consumers, objects (block cache, ranged GETs) for those behind. Limits follow KIP-74: the response
 // stops at MaxBytes and each partition at PartitionMaxBytes, except that the first batch found is
 // always returned whole so a consumer can make progress. When less than MinBytes is available the
-// request waits up to MaxWaitMs and is woken by the append that brings data, not by its timeout.
+// request waits up to MaxWaitMs and is woken by the appends that bring data, not by its timeout; a
+// partition error (OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION, ...) is answered at once, as Kafka does.
 // v13+ names topics by id (KIP-516). Fetch sessions (KIP-227): epoch 0 opens a session, later
 // requests carry only changed and forgotten partitions and get only partitions with news; unknown
 // sessions get FETCH_SESSION_ID_NOT_FOUND, wrong epochs INVALID_FETCH_SESSION_EPOCH.
@@ -54,23 +55,48 @@ public sealed class FetchHandler(TopicService topics, StreamStore streams, Coord
     private async Task<FetchResponse> FetchAsync(FetchRequest body, short version, CancellationToken cancellationToken)
     {
         FetchResponse response = await ReadAllAsync(body, version, cancellationToken);
-        if (body.MaxWaitMs <= 0 || TotalBytes(response) >= Math.Max(1, body.MinBytes))
+        long deadline = Environment.TickCount64 + body.MaxWaitMs;
+
+        // Long poll, as Kafka's: until min_bytes are there or max_wait_ms passes; a partition error answers at once.
+        while (TotalBytes(response) < Math.Max(1, body.MinBytes) && !HasPartitionError(response))
         {
-            return response;
+            long remaining = deadline - Environment.TickCount64;
+            if (remaining <= 0)
+            {
+                break;
+            }
+
+            // Wakes when any requested partition's high watermark moves past what is there now, or at the deadline.
+            using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var waits = new List<Task> { Task.Delay(TimeSpan.FromMilliseconds(remaining), waiting.Token) };
+            foreach ((StreamLog stream, long offset) in Positions(body, version))
+            {
+                waits.Add(stream.WaitForDataAsync(Math.Max(offset, stream.HighWatermark), waiting.Token));
+            }
+
+            await Task.WhenAny(waits);
+            await waiting.CancelAsync();
+            cancellationToken.ThrowIfCancellationRequested();
+            response = await ReadAllAsync(body, version, cancellationToken);
         }
 
-        // Long poll: wait for any requested partition to gain data, or for the deadline.
-        using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var waits = new List<Task> { Task.Delay(body.MaxWaitMs, waiting.Token) };
-        foreach ((StreamLog stream, long offset) in Positions(body, version))
+        return response;
+    }
+
+    private static bool HasPartitionError(FetchResponse response)
+    {
+        foreach (FetchResponse.FetchableTopicResponse topic in response.Responses)
         {
-            waits.Add(stream.WaitForDataAsync(offset, waiting.Token));
+            foreach (FetchResponse.PartitionData partition in topic.Partitions)
+            {
+                if (partition.ErrorCode != 0)
+                {
+                    return true;
+                }
+            }
         }
 
-        await Task.WhenAny(waits);
-        await waiting.CancelAsync();
-        cancellationToken.ThrowIfCancellationRequested();
-        return await ReadAllAsync(body, version, cancellationToken);
+        return false;
     }
 
     private static long TotalBytes(FetchResponse response)
