@@ -112,6 +112,12 @@ public sealed class FetchSession(int id)
     /// <summary>Key: topic name (before v13) or topic id text (v13+), and partition index.</summary>
     internal List<SessionPartition> Partitions { get; } = [];
 
+    // The same partitions by key: a request may name hundreds of thousands, and finding each by a scan of the
+    // list made one request quadratic, under the cache's lock that every session's fetch takes.
+    private readonly Dictionary<(string TopicKey, int Partition), SessionPartition> _byKey = [];
+
+    private SessionPartition? Find(string topicKey, int partition) => _byKey.GetValueOrDefault((topicKey, partition));
+
     internal void Update(FetchRequest request, short version)
     {
         foreach (FetchRequest.FetchTopic topic in request.Topics)
@@ -119,10 +125,12 @@ public sealed class FetchSession(int id)
             string key = version >= 13 ? topic.TopicId.ToString() : topic.Topic;
             foreach (FetchRequest.FetchPartition partition in topic.Partitions)
             {
-                SessionPartition? existing = Partitions.Find(p => p.TopicKey == key && p.Partition == partition.Partition);
+                SessionPartition? existing = Find(key, partition.Partition);
                 if (existing is null)
                 {
-                    Partitions.Add(new SessionPartition(key, topic.Topic, topic.TopicId, partition.Partition) { FetchOffset = partition.FetchOffset, MaxBytes = partition.PartitionMaxBytes });
+                    var added = new SessionPartition(key, topic.Topic, topic.TopicId, partition.Partition) { FetchOffset = partition.FetchOffset, MaxBytes = partition.PartitionMaxBytes };
+                    Partitions.Add(added);
+                    _byKey[(key, partition.Partition)] = added;
                 }
                 else
                 {
@@ -132,10 +140,19 @@ public sealed class FetchSession(int id)
             }
         }
 
+        int forgottenCount = 0;
         foreach (FetchRequest.ForgottenTopic forgotten in request.ForgottenTopicsData)
         {
             string key = version >= 13 ? forgotten.TopicId.ToString() : forgotten.Topic;
-            Partitions.RemoveAll(p => p.TopicKey == key && forgotten.Partitions.Contains(p.Partition));
+            foreach (int partition in forgotten.Partitions)
+            {
+                forgottenCount += _byKey.Remove((key, partition)) ? 1 : 0;
+            }
+        }
+
+        if (forgottenCount > 0)
+        {
+            Partitions.RemoveAll(p => !_byKey.ContainsKey((p.TopicKey, p.Partition)));
         }
     }
 
@@ -171,7 +188,7 @@ public sealed class FetchSession(int id)
             string key = version >= 13 ? topic.TopicId.ToString() : topic.Topic;
             topic.Partitions.RemoveAll(p =>
             {
-                SessionPartition? known = Partitions.Find(s => s.TopicKey == key && s.Partition == p.PartitionIndex);
+                SessionPartition? known = Find(key, p.PartitionIndex);
                 bool unchanged = known is not null && p.ErrorCode == 0 && (p.Records?.Length ?? 0) == 0
                     && known.HighWatermark == p.HighWatermark && known.LogStartOffset == p.LogStartOffset;
                 return unchanged;
@@ -189,7 +206,7 @@ public sealed class FetchSession(int id)
             string key = version >= 13 ? topic.TopicId.ToString() : topic.Topic;
             foreach (FetchResponse.PartitionData p in topic.Partitions)
             {
-                if (Partitions.Find(s => s.TopicKey == key && s.Partition == p.PartitionIndex) is { } known)
+                if (Find(key, p.PartitionIndex) is { } known)
                 {
                     known.HighWatermark = p.HighWatermark;
                     known.LogStartOffset = p.LogStartOffset;
