@@ -570,9 +570,9 @@ public class ContractGateTests
     }
 
     [Fact]
-    public async Task FlagKeepsEveryRecordAndMarksTheBadOnes()
+    public async Task FlagKeepsEveryRecordMasksItAndMarksTheBadOnes()
     {
-        await using PaymentsContract setup = await StartWithPaymentsContractAsync("flagged", Contract("flagged", "flag"));
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("flagged", Contract("flagged", "flag", CardNumberPrivacy("redact")));
         BrokerFixture broker = setup.Broker;
         CachedSchemaRegistryClient registry = setup.Registry;
         using (IProducer<string, GenericRecord> producer = AvroProducer(broker, registry))
@@ -585,6 +585,9 @@ public class ContractGateTests
         Assert.Equal(["f0", "f1"], stored.Select(r => r.Message.Key));
         Assert.False(stored[0].Message.Headers.TryGetLastBytes("sharedlog.contract.violation", out _));
         Assert.StartsWith("known-currency", Encoding.UTF8.GetString(stored[1].Message.Headers.GetLastBytes("sharedlog.contract.violation")), StringComparison.Ordinal);
+
+        // The flagged record is stored too, so the privacy policy masks it like the good one.
+        Assert.All(stored, r => Assert.Equal("****", ((GenericRecord)r.Message.Value["card"])["number"]));
     }
 
     [Fact]
