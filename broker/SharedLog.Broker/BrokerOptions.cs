@@ -63,8 +63,8 @@ public sealed class BrokerOptions
 
     /// <summary>
     /// A producer that has not written to a partition for this long is forgotten there
-    /// (<c>producer.id.expiration.ms</c>); if it writes again with a later sequence it gets UNKNOWN_PRODUCER_ID
-    /// and starts over, as with Kafka. Checked when snapshots are taken.
+    /// (<c>producer.id.expiration.ms</c>); if it writes again, its batch is taken at the sequence it carries, as
+    /// with Kafka (a retry of a batch from before that can then no longer be told apart). Checked when snapshots are taken.
     /// </summary>
     public long ProducerIdExpirationMs { get; set; } = 86_400_000;
 

@@ -334,11 +334,14 @@ public class IdempotentProducerTests
             await Task.Delay(100);
         }
 
-        // As with Kafka: a later sequence from the forgotten producer is unknown; starting over at 0 works.
+        // As with Kafka since KIP-360: the forgotten producer's next batch is taken at the sequence it carries,
+        // and its state starts again from there: the following batch is checked against it.
         ProduceResponse.PartitionProduceResponse late = await ProduceAsync(client, Batch(init.ProducerId, init.ProducerEpoch, 3, 1), correlation++);
-        Assert.Equal((short)SharedLog.Protocol.ErrorCode.UnknownProducerId, late.ErrorCode);
-        ProduceResponse.PartitionProduceResponse again = await ProduceAsync(client, Batch(init.ProducerId, init.ProducerEpoch, 0, 1), correlation);
-        Assert.Equal((0, 3L), (again.ErrorCode, again.BaseOffset));
+        Assert.Equal((0, 3L), (late.ErrorCode, late.BaseOffset));
+        ProduceResponse.PartitionProduceResponse gap = await ProduceAsync(client, Batch(init.ProducerId, init.ProducerEpoch, 6, 1), correlation++);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.OutOfOrderSequenceNumber, gap.ErrorCode);
+        ProduceResponse.PartitionProduceResponse next = await ProduceAsync(client, Batch(init.ProducerId, init.ProducerEpoch, 4, 1), correlation);
+        Assert.Equal((0, 4L), (next.ErrorCode, next.BaseOffset));
     }
 
     private static async Task<List<DescribeProducersResponse.ProducerState>> ActiveProducersAsync(RawKafkaClient client, int correlation)

@@ -118,8 +118,8 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
         List<ProducerSnapshotFormat.Producer>? saved = null;
         if (snapshot is not null && !ProducerSnapshotFormat.TryDecode(snapshot.State, out saved))
         {
-            // Unreadable: start without state (producers that continue get UNKNOWN_PRODUCER_ID and start
-            // over) rather than refusing the partition's idempotent produces for good.
+            // Unreadable: start without state (producers that continue are taken at the sequence they send)
+            // rather than refusing the partition's idempotent produces for good.
             LogSnapshotUnreadable(logger, streamId, snapshot.Offset);
         }
 
@@ -267,13 +267,10 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
             original = null;
             if (!_producers.TryGetValue(producerId, out ProducerEntry? entry))
             {
-                if (baseSequence == 0)
-                {
-                    return SequenceVerdict.Append;
-                }
-
-                error = ErrorCode.UnknownProducerId;
-                return SequenceVerdict.Reject;
+                // As Kafka since KIP-360: a producer this partition has no state for (new, expired, or state lost)
+                // starts at whatever sequence it sends. Refusing it with UNKNOWN_PRODUCER_ID made the Java client
+                // retry the same batch until its delivery timeout.
+                return SequenceVerdict.Append;
             }
 
             if (epoch < entry.Epoch)
