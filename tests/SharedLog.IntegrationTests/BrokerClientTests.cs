@@ -236,6 +236,34 @@ public class BrokerClientTests
     }
 
     [Fact]
+    public async Task TwoBatchesForOnePartitionAreInvalidAndNeitherIsStored()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("one-batch", 1);
+
+        byte[] first = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([1], [1], 1).Build();
+        byte[] second = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([2], [2], 1).Build();
+        var produce = new SharedLog.Protocol.Messages.ProduceRequest
+        {
+            Acks = -1,
+            TimeoutMs = 5000,
+            TopicData = [new() { Name = "one-batch", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>([.. first, .. second]) }] }],
+        };
+        await client.SendAsync(produce, 9, 2);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        var response = new SharedLog.Protocol.Messages.ProduceResponse().ReadFrom(body, 9);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRecord, response.Responses[0].PartitionResponses[0].ErrorCode);
+
+        using (IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, Acks = Acks.All }).Build())
+        {
+            Assert.Equal(0, (await producer.ProduceAsync("one-batch", new Message<string, string> { Key = "k", Value = "only" }).WaitAsync(Timeout)).Offset.Value);
+        }
+
+        Assert.Equal(["0:k=only"], ConsumeFrom(broker.BootstrapServers, "one-batch", 0, 0, 1));
+    }
+
+    [Fact]
     public async Task AdminDeletesTopicsAddsPartitionsAndDescribesConfigs()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

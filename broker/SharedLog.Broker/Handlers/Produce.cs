@@ -1,5 +1,5 @@
-// Produce, versions 3-11. Each partition's records must be v2 record batches (magic 0/1 are refused
-// with UNSUPPORTED_FOR_MESSAGE_FORMAT), each batch must pass its CRC32C (CORRUPT_MESSAGE) and fit
+// Produce, versions 3-11. Each partition's records must be one v2 record batch (magic 0/1 are refused
+// with UNSUPPORTED_FOR_MESSAGE_FORMAT, a second batch with INVALID_RECORD), each batch must pass its CRC32C (CORRUPT_MESSAGE) and fit
 // max.message.bytes (MESSAGE_TOO_LARGE). Accepted batches get offsets assigned and are acknowledged
 // once durable in the WAL (acks=1 and acks=-1 mean the same here: there are no follower replicas;
 // acks=0 sends no response, and closes the connection when a partition failed, as Kafka does). Other
@@ -189,6 +189,13 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             {
                 try
                 {
+                    // As Kafka for Produce v3+: one batch per partition, so a request either stores a partition's
+                    // records or refuses them, never half of them.
+                    if (accepted.Count > 0)
+                    {
+                        throw new KafkaProtocolException("Produce requests carry exactly one record batch per partition.", ErrorCode.InvalidRecord);
+                    }
+
                     if (batch.TotalSize > maxMessageBytes)
                     {
                         throw new KafkaProtocolException($"Batch of {batch.TotalSize} bytes exceeds max.message.bytes {maxMessageBytes}.", ErrorCode.MessageTooLarge);
