@@ -5,11 +5,15 @@ namespace SharedLog.Broker.Coordinators;
 
 /// <summary>
 /// Incremental fetch sessions (KIP-227). A session remembers the partitions a consumer fetches, so
-/// follow-up requests carry only changes and responses only partitions with news. Bounded: the least
-/// recently used session is evicted when the cache is full (max.incremental.fetch.session.cache.slots).
+/// follow-up requests carry only changes and responses only partitions with news. Bounded, as Kafka's
+/// (max.incremental.fetch.session.cache.slots): when full, a new session takes the place of one idle for
+/// <paramref name="evictableAfter"/> (min.incremental.fetch.session.eviction.ms, 2 minutes) or of a smaller one;
+/// otherwise the consumer is served without a session, so active consumers do not evict each other in turn.
 /// </summary>
-public sealed class FetchSessionCache(int maxSessions = 1000)
+public sealed class FetchSessionCache(int maxSessions = 1000, TimeSpan? evictableAfter = null)
 {
+    private readonly TimeSpan _evictableAfter = evictableAfter ?? TimeSpan.FromMinutes(2);
+
     private readonly Dictionary<int, FetchSession> _sessions = [];
     private readonly Lock _sync = new();
     private int _nextId = Random.Shared.Next(1, int.MaxValue / 2);
@@ -46,7 +50,7 @@ public sealed class FetchSessionCache(int maxSessions = 1000)
                     return (null, false, ErrorCode.InvalidFetchSessionEpoch);
                 }
 
-                return (Create(request, version), false, ErrorCode.None);
+                return (TryCreate(request, version), false, ErrorCode.None);
             }
 
             if (!_sessions.TryGetValue(request.SessionId, out FetchSession? session))
@@ -63,7 +67,7 @@ public sealed class FetchSessionCache(int maxSessions = 1000)
             if (request.SessionEpoch == 0)
             {
                 _sessions.Remove(request.SessionId);
-                return (Create(request, version), false, ErrorCode.None);
+                return (TryCreate(request, version), false, ErrorCode.None);
             }
 
             if (request.SessionEpoch != session.NextEpoch)
@@ -78,12 +82,12 @@ public sealed class FetchSessionCache(int maxSessions = 1000)
         }
     }
 
-    private FetchSession Create(FetchRequest request, short version)
+    /// <summary>A new session for the request, or null (a sessionless fetch) when the cache is full of sessions it may not evict.</summary>
+    private FetchSession? TryCreate(FetchRequest request, short version)
     {
-        if (_sessions.Count >= maxSessions)
+        if (_sessions.Count >= maxSessions && !TryEvictFor(request.Topics.Sum(t => t.Partitions.Count)))
         {
-            int oldest = _sessions.MinBy(kv => kv.Value.LastUsed).Key;
-            _sessions.Remove(oldest);
+            return null;
         }
 
         int id;
@@ -97,6 +101,23 @@ public sealed class FetchSessionCache(int maxSessions = 1000)
         session.Update(request, version);
         _sessions[id] = session;
         return session;
+    }
+
+    /// <summary>Evicts the session idle longest if it has been idle long enough, else the smallest if it is smaller than the new one.</summary>
+    private bool TryEvictFor(int newPartitions)
+    {
+        FetchSession victim = _sessions.Values.MinBy(s => s.LastUsed)!;
+        if (DateTime.UtcNow - victim.LastUsed < _evictableAfter)
+        {
+            victim = _sessions.Values.MinBy(s => s.Partitions.Count)!;
+            if (victim.Partitions.Count >= newPartitions)
+            {
+                return false;
+            }
+        }
+
+        _sessions.Remove(victim.Id);
+        return true;
     }
 }
 

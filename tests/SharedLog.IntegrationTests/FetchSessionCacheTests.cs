@@ -1,0 +1,50 @@
+using SharedLog.Broker.Coordinators;
+using SharedLog.Protocol;
+using SharedLog.Protocol.Messages;
+
+namespace SharedLog.IntegrationTests;
+
+/// <summary>Which fetch session a full cache gives up for a new one, as Kafka's cache does.</summary>
+public class FetchSessionCacheTests
+{
+    private const short Version = 12;
+
+    private static FetchRequest Open(int partitions) => new()
+    {
+        ReplicaId = -1,
+        SessionId = 0,
+        SessionEpoch = 0,
+        Topics = [new() { Topic = "t", Partitions = [.. Enumerable.Range(0, partitions).Select(p => new FetchRequest.FetchPartition { Partition = p, PartitionMaxBytes = 1024 })] }],
+    };
+
+    private static FetchRequest Next(FetchSession session) => new() { ReplicaId = -1, SessionId = session.Id, SessionEpoch = session.NextEpoch };
+
+    [Fact]
+    public void AFullCacheKeepsActiveSessionsUnlessTheNewOneIsLarger()
+    {
+        var cache = new FetchSessionCache(maxSessions: 1);
+        FetchSession two = cache.Resolve(Open(2), Version).Session!;
+
+        // A smaller newcomer is served without a session; the active one stays.
+        (FetchSession? none, _, ErrorCode error) = cache.Resolve(Open(1), Version);
+        Assert.Null(none);
+        Assert.Equal(ErrorCode.None, error);
+        Assert.Equal((ErrorCode.None, true), (cache.Resolve(Next(two), Version) is var kept ? (kept.Error, kept.Incremental) : default));
+
+        // A larger one takes its place.
+        FetchSession three = cache.Resolve(Open(3), Version).Session!;
+        Assert.Equal(ErrorCode.FetchSessionIdNotFound, cache.Resolve(Next(two), Version).Error);
+        Assert.Equal(ErrorCode.None, cache.Resolve(Next(three), Version).Error);
+        Assert.Equal(1, cache.Count);
+    }
+
+    [Fact]
+    public void AnIdleSessionGivesWayToAnyNewOne()
+    {
+        var cache = new FetchSessionCache(maxSessions: 1, evictableAfter: TimeSpan.Zero);
+        FetchSession three = cache.Resolve(Open(3), Version).Session!;
+        FetchSession? one = cache.Resolve(Open(1), Version).Session;
+        Assert.NotNull(one);
+        Assert.Equal(ErrorCode.FetchSessionIdNotFound, cache.Resolve(Next(three), Version).Error);
+    }
+}
