@@ -1,10 +1,11 @@
 // Produce, versions 3-11. Each partition's records must be one v2 record batch (magic 0/1 are refused
-// with UNSUPPORTED_FOR_MESSAGE_FORMAT, a second batch with INVALID_RECORD), each batch must pass its CRC32C (CORRUPT_MESSAGE) and fit
-// max.message.bytes (MESSAGE_TOO_LARGE). Accepted batches get offsets assigned and are acknowledged
-// once durable in the WAL (acks=1 and acks=-1 mean the same here: there are no follower replicas;
-// acks=0 sends no response, and closes the connection when a partition failed, as Kafka does). Other
-// acks values get INVALID_REQUIRED_ACKS. Idempotent batches (producer id set, KIP-98) are checked
-// against the producer's epoch and sequence as they are queued: a retried batch is answered with its original offset and not written twice; a gap gets OUT_OF_ORDER_SEQUENCE_NUMBER,
+// with UNSUPPORTED_FOR_MESSAGE_FORMAT, a second batch with INVALID_RECORD), each batch must pass its
+// CRC32C (CORRUPT_MESSAGE) and fit max.message.bytes (MESSAGE_TOO_LARGE). Accepted batches get offsets
+// assigned and are acknowledged once durable in the WAL (acks=1 and acks=-1 mean the same here: there
+// are no follower replicas; acks=0 sends no response, and closes the connection when a partition
+// failed, as Kafka does). Other acks values get INVALID_REQUIRED_ACKS. Idempotent batches (producer id
+// set, KIP-98) are checked against the producer's epoch and sequence as they are queued: a retried batch
+// is answered with its original offset and not written twice; a gap gets OUT_OF_ORDER_SEQUENCE_NUMBER,
 // an old epoch INVALID_PRODUCER_EPOCH. Transactional batches are refused: transactions are not served yet.
 // Topics with a data contract pass each batch through the contract gate after the CRC check and
 // before the WAL append: a rejected batch gets INVALID_RECORD with RecordErrors (v8+, KIP-467) naming
@@ -123,33 +124,24 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             }
         }
 
+        string? firstFailure = null;
         foreach (ProduceResponse.TopicProduceResponse topicResponse in response.Responses)
         {
             foreach (ProduceResponse.PartitionProduceResponse partitionResponse in topicResponse.PartitionResponses)
             {
                 metrics.PartitionError(ApiKey.Produce, (ErrorCode)partitionResponse.ErrorCode);
-            }
-        }
-
-        if (body.Acks != 0)
-        {
-            return response;
-        }
-
-        // With acks=0 there is no response to carry an error: as Kafka does, close the connection instead, so the
-        // producer sees the failure, refreshes its metadata and reconnects.
-        foreach (ProduceResponse.TopicProduceResponse topicResponse in response.Responses)
-        {
-            foreach (ProduceResponse.PartitionProduceResponse partitionResponse in topicResponse.PartitionResponses)
-            {
                 if (partitionResponse.ErrorCode != 0)
                 {
-                    throw new CloseConnectionException("acks0_produce_error", $"acks=0 produce to {topicResponse.Name}-{partitionResponse.Index} failed with {(ErrorCode)partitionResponse.ErrorCode}.");
+                    firstFailure ??= $"{topicResponse.Name}-{partitionResponse.Index} failed with {(ErrorCode)partitionResponse.ErrorCode}";
                 }
             }
         }
 
-        return null;
+        // With acks=0 there is no response to carry an error: as Kafka does, close the connection instead, so the
+        // producer sees the failure, refreshes its metadata and reconnects.
+        return body.Acks != 0 ? response
+            : firstFailure is null ? null
+            : throw new CloseConnectionException("acks0_produce_error", $"acks=0 produce to {firstFailure}.");
     }
 
     /// <summary>True when a topic of the request has a contract: the gate reads every record of it.</summary>

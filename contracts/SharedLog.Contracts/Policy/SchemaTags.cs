@@ -19,141 +19,85 @@ public static class SchemaTags
         }
 
         var paths = new List<string>();
+        if (schema is Formats.Avro.AvroParsedSchema avro)
+        {
+            WalkAvro(avro.Schema, "", tag, paths, new HashSet<string>(StringComparer.Ordinal), 0);
+            return paths;
+        }
 
         try
         {
             using JsonDocument document = JsonDocument.Parse(schema.Text, new JsonDocumentOptions { MaxDepth = SchemaLimits.MaxDepth });
-            if (schema.Type == SchemaType.Avro)
-            {
-                WalkAvro(document.RootElement, "", tag, paths, 0);
-            }
-            else
-            {
-                WalkJson(document.RootElement, "", tag, paths, 0);
-            }
+            WalkJson(document.RootElement, "", tag, paths, 0);
         }
         catch (JsonException)
         {
-            // Not JSON text (cannot happen for a parsed Avro/JSON schema); no tagged paths.
+            // Not JSON text (cannot happen for a parsed JSON Schema); no tagged paths.
         }
 
         return paths;
     }
 
+    /// <summary>Whether a JSON Schema property's <c>confluent:tags</c> lists the tag.</summary>
     private static bool HasTag(JsonElement element, string tag) =>
-        element.ValueKind == JsonValueKind.Object
-        && element.TryGetProperty("confluent:tags", out JsonElement tags)
-        && tags.ValueKind == JsonValueKind.Array
-        && tags.EnumerateArray().Any(t => t.ValueKind == JsonValueKind.String && t.GetString() == tag);
+        element.ValueKind == JsonValueKind.Object && element.TryGetProperty("confluent:tags", out JsonElement tags) && ListsTag(tags, tag);
+
+    private static bool ListsTag(JsonElement tags, string tag) =>
+        tags.ValueKind == JsonValueKind.Array && tags.EnumerateArray().Any(t => t.ValueKind == JsonValueKind.String && t.GetString() == tag);
 
     /// <summary>
-    /// Walks an Avro type. Named types (records, enums, fixed) are remembered as they are defined, so a later use by
-    /// name (a second Address field) is walked like the first; a type is not entered again inside itself (recursive
-    /// types), since a dotted path cannot name every level of one.
+    /// Walks an Avro type as the Avro library resolved it, so a named type used again by name (a second Address
+    /// field) or from a referenced schema is the same record as its definition. A record is not entered again
+    /// inside itself (recursive types), since a dotted path cannot name every level of one.
     /// </summary>
-    private static void WalkAvro(JsonElement type, string prefix, string tag, List<string> paths, int depth, AvroNames? names = null, string? space = null)
+    private static void WalkAvro(Avro.Schema type, string prefix, string tag, List<string> paths, HashSet<string> walking, int depth)
     {
-        names ??= new AvroNames();
         if (depth > SchemaLimits.MaxDepth)
         {
             return;
         }
 
-        switch (type.ValueKind)
+        switch (type)
         {
-            case JsonValueKind.String when names.Find(type.GetString()!, space) is { } named:
-                // The definition's own walk refuses to enter a record already being walked.
-                WalkAvro(named.Definition, prefix, tag, paths, depth + 1, names, named.Space);
-                break;
-            case JsonValueKind.Array:
-                foreach (JsonElement branch in type.EnumerateArray())
+            case Avro.UnionSchema union:
+                foreach (Avro.Schema branch in union.Schemas)
                 {
-                    WalkAvro(branch, prefix, tag, paths, depth + 1, names, space);
+                    WalkAvro(branch, prefix, tag, paths, walking, depth + 1);
                 }
 
                 break;
-            case JsonValueKind.Object when type.TryGetProperty("fields", out JsonElement fields) && fields.ValueKind == JsonValueKind.Array:
-                string? fullName = names.Define(type, space, out string? recordSpace);
-                if (fullName is not null && !names.Enter(fullName))
+            case Avro.ArraySchema array:
+                WalkAvro(array.ItemSchema, prefix, tag, paths, walking, depth + 1);
+                break;
+            case Avro.RecordSchema record when walking.Add(record.Fullname):
+                foreach (Avro.Field field in record.Fields)
                 {
-                    break;
-                }
-
-                foreach (JsonElement field in fields.EnumerateArray())
-                {
-                    if (!field.TryGetProperty("name", out JsonElement name) || name.ValueKind != JsonValueKind.String)
-                    {
-                        continue;
-                    }
-
-                    string path = prefix.Length == 0 ? name.GetString()! : $"{prefix}.{name.GetString()}";
-                    if (HasTag(field, tag))
+                    string path = prefix.Length == 0 ? field.Name : $"{prefix}.{field.Name}";
+                    if (AvroFieldHasTag(field, tag))
                     {
                         paths.Add(path);
                     }
-                    else if (field.TryGetProperty("type", out JsonElement fieldType))
+                    else
                     {
-                        WalkAvro(fieldType, path, tag, paths, depth + 1, names, recordSpace);
+                        WalkAvro(field.Schema, path, tag, paths, walking, depth + 1);
                     }
                 }
 
-                if (fullName is not null)
-                {
-                    names.Leave(fullName);
-                }
-
-                break;
-            case JsonValueKind.Object when type.TryGetProperty("items", out JsonElement items):
-                WalkAvro(items, prefix, tag, paths, depth + 1, names, space);
-                break;
-            case JsonValueKind.Object when type.TryGetProperty("type", out JsonElement inner) && inner.ValueKind != JsonValueKind.String:
-                WalkAvro(inner, prefix, tag, paths, depth + 1, names, space);
-                break;
-            case JsonValueKind.Object:
-                names.Define(type, space, out _);
+                walking.Remove(record.Fullname);
                 break;
         }
     }
 
-    /// <summary>The named Avro types seen so far (by full name and by short name), and those being walked.</summary>
-    private sealed class AvroNames
+    /// <summary>Whether a field's <c>confluent:tags</c> property (kept by the Avro library as JSON text) lists the tag.</summary>
+    private static bool AvroFieldHasTag(Avro.Field field, string tag)
     {
-        private readonly Dictionary<string, (JsonElement Definition, string FullName, string? Space)> _byName = new(StringComparer.Ordinal);
-        private readonly HashSet<string> _walking = new(StringComparer.Ordinal);
-
-        /// <summary>Remembers a named type's definition; returns its full name (null if it has none) and its namespace.</summary>
-        public string? Define(JsonElement type, string? enclosingSpace, out string? space)
+        if (field.GetProperty("confluent:tags") is not { } tags)
         {
-            space = enclosingSpace;
-            if (!type.TryGetProperty("name", out JsonElement nameElement) || nameElement.ValueKind != JsonValueKind.String)
-            {
-                return null;
-            }
-
-            string name = nameElement.GetString()!;
-            int dot = name.LastIndexOf('.');
-            if (dot >= 0)
-            {
-                space = name[..dot];
-            }
-            else if (type.TryGetProperty("namespace", out JsonElement ns) && ns.ValueKind == JsonValueKind.String)
-            {
-                space = ns.GetString();
-            }
-
-            string fullName = dot >= 0 || string.IsNullOrEmpty(space) ? name : $"{space}.{name}";
-            _byName.TryAdd(fullName, (type, fullName, space));
-            _byName.TryAdd(dot >= 0 ? name[(dot + 1)..] : name, (type, fullName, space));
-            return fullName;
+            return false;
         }
 
-        public (JsonElement Definition, string FullName, string? Space)? Find(string name, string? space) =>
-            (!name.Contains('.') && !string.IsNullOrEmpty(space) && _byName.TryGetValue($"{space}.{name}", out var inSpace)) ? inSpace
-            : _byName.TryGetValue(name, out var found) ? found : null;
-
-        public bool Enter(string fullName) => _walking.Add(fullName);
-
-        public void Leave(string fullName) => _walking.Remove(fullName);
+        using JsonDocument document = JsonDocument.Parse(tags);
+        return ListsTag(document.RootElement, tag);
     }
 
     /// <summary>
