@@ -21,6 +21,7 @@ namespace SharedLog.IntegrationTests;
 /// Confluent's Avro serde through librdkafka, and the broker rejecting, quarantining, flagging,
 /// masking or only observing, as the contract says.
 /// </summary>
+[Collection(BrokerMetricsCollection.Name)]
 public class ContractGateTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
@@ -131,9 +132,9 @@ public class ContractGateTests
         }
     }
 
-    private static async Task<PaymentsContract> StartWithPaymentsContractAsync(string topic, string contract)
+    private static async Task<PaymentsContract> StartWithPaymentsContractAsync(string topic, string contract, params string[] brokerArguments)
     {
-        BrokerFixture broker = await BrokerFixture.StartAsync();
+        BrokerFixture broker = await BrokerFixture.StartAsync(extraArguments: brokerArguments);
         var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
         try
         {
@@ -498,6 +499,55 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task AnIdempotentRetryAfterAFailedQuarantineWriteStillQuarantinesTheBadRecord()
+    {
+        // Uploads only when 48 KiB wait (no timed rounds); appends past 64 KiB waiting are refused as retriable.
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync(
+            "orders",
+            Contract("orders", "quarantine"),
+            "--Storage:UploadInterval", "01:00:00",
+            "--Storage:UploadBytes", "49152",
+            "--Storage:MaxPendingUploadBytes", "65536");
+        BrokerFixture broker = setup.Broker;
+        using var plain = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, Acks = Acks.All }).Build();
+        await plain.ProduceAsync("filler", new Message<string, byte[]> { Key = "f1", Value = new byte[30_000] });
+
+        // The good record (small) fits under the bound; the quarantine copy of the bad one (40 KB) does not.
+        byte[] good = await setup.SerializeAsync(Payment("o0", 5.0, "EUR"), "orders");
+        byte[] bad = await setup.SerializeAsync(Payment(new string('b', 40_000), -1.0, "EUR"), "orders");
+        using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 200, Acks = Acks.All, EnableIdempotence = true }).Build();
+        var offsets = new long[] { -2, -2 };
+        producer.Produce("orders", new Message<string, byte[]> { Key = "o0", Value = good }, report => offsets[0] = report.Error.IsError ? -1 : report.Offset.Value);
+        var eventTime = new Timestamp(1_600_000_000_000, Confluent.Kafka.TimestampType.CreateTime);
+        long startedMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        producer.Produce("orders", new Message<string, byte[]> { Key = "o1", Value = bad, Timestamp = eventTime }, report => offsets[1] = report.Error.IsError ? -1 : report.Offset.Value);
+
+        // The source batch is stored, its quarantine write refused: the producer is told to retry.
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        string? refusal = await MetricsScrape.UntilAsync(http, t => t.Split('\n').FirstOrDefault(l => l.StartsWith("sharedlog_partition_errors_total", StringComparison.Ordinal) && l.Contains("api=\"Produce\"", StringComparison.Ordinal) && l.Contains("error=\"KafkaStorageError\"", StringComparison.Ordinal)));
+        Assert.NotNull(refusal);
+
+        // More data starts an upload, which empties the backlog; the producer's retry then goes through.
+        await plain.ProduceAsync("filler", new Message<string, byte[]> { Key = "f2", Value = new byte[20_000] });
+        producer.Flush(Timeout);
+        Assert.Equal([0L, 1], offsets);
+
+        List<ConsumeResult<string, byte[]>> quarantined = ConsumeAll(broker, "orders.quarantine", 1, Deserializers.ByteArray);
+        Assert.Equal(["o1"], quarantined.Select(r => r.Message.Key));
+        Assert.Equal(bad, quarantined[0].Message.Value);
+        Assert.Equal("1", Encoding.UTF8.GetString(quarantined[0].Message.Headers.GetLastBytes("sharedlog.source.offset")));
+
+        // Stamped when quarantined (retention counts from then); the event time travels in a header.
+        Assert.Equal("1600000000000", Encoding.UTF8.GetString(quarantined[0].Message.Headers.GetLastBytes("sharedlog.source.timestamp")));
+        Assert.True(quarantined[0].Message.Timestamp.UnixTimestampMs >= startedMs, $"quarantine time {quarantined[0].Message.Timestamp.UnixTimestampMs} before the produce at {startedMs}");
+        using IConsumer<string, byte[]> reader = new ConsumerBuilder<string, byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "q-count" }).Build();
+        Assert.Equal(1, reader.QueryWatermarkOffsets(new TopicPartition("orders.quarantine", 0), Timeout).High.Value); // written once
+
+        List<ConsumeResult<string, byte[]>> stored = ConsumeAll(broker, "orders", 1, Deserializers.ByteArray);
+        Assert.Equal(["0:o0"], stored.Select(r => $"{r.Offset.Value}:{r.Message.Key}"));
+    }
+
+    [Fact]
     public async Task PrivacyPolicyMasksFieldsBeforeTheyAreStored()
     {
         await using PaymentsContract setup = await StartWithPaymentsContractAsync("cards", Contract("cards", "reject", """
@@ -608,12 +658,7 @@ public class ContractGateTests
         Assert.Equal([9, 9, 9], stored[1].Message.Value);
 
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
-        string metrics = "";
-        DateTime deadline = DateTime.UtcNow + Timeout;
-        while (!metrics.Contains("outcome=\"observed_failing\"", StringComparison.Ordinal) && DateTime.UtcNow < deadline)
-        {
-            metrics = await http.GetStringAsync("/metrics");
-        }
+        string metrics = await MetricsScrape.UntilAsync(http, t => t.Contains("outcome=\"observed_failing\"", StringComparison.Ordinal) ? t : null) ?? "";
 
         string line = metrics.Split('\n').First(l => l.StartsWith("sharedlog_contract_records_total", StringComparison.Ordinal) && l.Contains("outcome=\"observed_failing\"", StringComparison.Ordinal) && l.Contains("topic=\"shadow\"", StringComparison.Ordinal));
         Assert.EndsWith(" 2", line.Split(' ', 2)[0] + " " + line.Split(' ')[^1].Trim(), StringComparison.Ordinal);

@@ -2,6 +2,7 @@ using Confluent.Kafka;
 
 namespace SharedLog.IntegrationTests;
 
+[Collection(BrokerMetricsCollection.Name)]
 public class MetricsTests
 {
     [Fact]
@@ -17,7 +18,7 @@ public class MetricsTests
         Assert.Equal("ok\n", await http.GetStringAsync("/health"));
 
         // The exporter caches a scrape briefly; wait (bounded) for one that includes the produce.
-        string text = await ScrapeUntilAsync(http, t => t.Contains("api=\"Produce\"", StringComparison.Ordinal) ? t : null) ?? string.Empty;
+        string text = await MetricsScrape.UntilAsync(http, t => t.Contains("api=\"Produce\"", StringComparison.Ordinal) ? t : null) ?? string.Empty;
 
         Assert.Contains("sharedlog_requests_total{", text, StringComparison.Ordinal);
         Assert.Contains("api=\"Produce\"", text, StringComparison.Ordinal);
@@ -49,30 +50,10 @@ public class MetricsTests
         }
 
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
-        string? line = await ScrapeUntilAsync(http, text => text.Split('\n')
+        string? line = await MetricsScrape.UntilAsync(http, text => text.Split('\n')
             .FirstOrDefault(l => l.StartsWith("sharedlog_consumer_group_lag{", StringComparison.Ordinal) && l.Contains("group=\"laggards\"", StringComparison.Ordinal) && l.Contains("topic=\"lagging\"", StringComparison.Ordinal)));
 
         Assert.NotNull(line);
         Assert.Equal("6", line.Split(' ')[^1].Trim());
-    }
-
-    /// <summary>
-    /// Scrapes <c>/metrics</c> until <paramref name="find"/> returns a value, for at most 30 s (the exporter
-    /// caches a scrape briefly, so a new value shows up a little after the request that made it); null if never.
-    /// </summary>
-    private static async Task<string?> ScrapeUntilAsync(HttpClient http, Func<string, string?> find)
-    {
-        DateTime deadline = DateTime.UtcNow.AddSeconds(30);
-        while (DateTime.UtcNow < deadline)
-        {
-            if (find(await http.GetStringAsync("/metrics")) is { } found)
-            {
-                return found;
-            }
-
-            await Task.Delay(200); // between scrapes only; the loop ends on the condition or the deadline
-        }
-
-        return null;
     }
 }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 using SharedLog.Contracts.Gate;
 using SharedLog.Contracts.Model;
@@ -13,7 +14,7 @@ namespace SharedLog.Broker.Cluster;
 /// Writes records a contract quarantined to the contract's quarantine topic (created on first use
 /// with the source topic's partition count; source partition p goes to p modulo that count). Each
 /// record keeps its key, value and headers and gains headers naming the contract, its version, the
-/// rule, the reason, and the source topic, partition and offset, so a remediation job can replay it.
+/// rule, the reason, and the source topic, partition, offset and timestamp, so a remediation job can replay it.
 /// Also reports each quarantine topic's backlog and oldest record age for the metrics.
 /// </summary>
 public sealed class QuarantineWriter(TopicService topics, StreamStore streams)
@@ -26,7 +27,18 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams)
     public const string SourcePartitionHeader = "sharedlog.source.partition";
     public const string SourceOffsetHeader = "sharedlog.source.offset";
 
+    /// <summary>
+    /// The record's own timestamp. The quarantine copy is stamped with the time it was quarantined, so the
+    /// quarantine topic's time retention counts from then (a record with an old event time would otherwise
+    /// be deleted at once); a remediation job restores the original from this header.
+    /// </summary>
+    public const string SourceTimestampHeader = "sharedlog.source.timestamp";
+
     private readonly ConcurrentDictionary<string, long> _oldestTimestamps = new(StringComparer.Ordinal);
+
+    // Keyed by the source batch's append task: an idempotent retry is answered with its original's task, so
+    // original and retries find one entry, and it lives as long as the producer state remembers the batch.
+    private readonly ConditionalWeakTable<Task<long>, QuarantineWrite> _writesBySourceAppend = new();
 
     /// <summary>
     /// Makes sure the quarantine topic exists; called before the source batch is stored, so a topic
@@ -38,7 +50,54 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams)
         return topics.Find(name) ?? await CreateAsync(name, sourceTopic, cancellationToken);
     }
 
-    public async Task WriteAsync(ActiveContract contract, string sourceTopic, int sourcePartition, long sourceBaseOffset, IReadOnlyList<QuarantinedRecord> records, CancellationToken cancellationToken)
+    /// <summary>
+    /// Writes a source batch's quarantined records once its append is durable, once per source batch: an
+    /// idempotent retry of the batch waits for a write under way, does nothing after one that succeeded,
+    /// and redoes one that failed. Before, a retry after a failed quarantine write was answered with
+    /// success (its records were stored) and the bad records were lost. After a restart the producer state
+    /// no longer knows whether the write happened, so a retry writes again: at least once, never lost.
+    /// </summary>
+    public async Task WriteOnceAsync(Task<long> sourceAppend, ActiveContract contract, string sourceTopic, int sourcePartition, IReadOnlyList<QuarantinedRecord> records, CancellationToken cancellationToken)
+    {
+        long sourceBaseOffset = await sourceAppend;
+        QuarantineWrite entry = _writesBySourceAppend.GetValue(sourceAppend, static _ => new QuarantineWrite());
+        TaskCompletionSource? ours = null;
+        Task write;
+        lock (entry)
+        {
+            if (entry.Write is null || entry.Write.IsFaulted || entry.Write.IsCanceled)
+            {
+                ours = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                entry.Write = ours.Task;
+            }
+
+            write = entry.Write;
+        }
+
+        if (ours is null)
+        {
+            await write;
+            return;
+        }
+
+        try
+        {
+            await WriteAsync(contract, sourceTopic, sourcePartition, sourceBaseOffset, records, cancellationToken);
+            ours.SetResult();
+        }
+        catch (OperationCanceledException)
+        {
+            ours.SetCanceled(CancellationToken.None);
+            throw;
+        }
+        catch (Exception e)
+        {
+            ours.SetException(e);
+            throw;
+        }
+    }
+
+    private async Task WriteAsync(ActiveContract contract, string sourceTopic, int sourcePartition, long sourceBaseOffset, IReadOnlyList<QuarantinedRecord> records, CancellationToken cancellationToken)
     {
         TopicMetadata target = await EnsureTopicAsync(contract, sourceTopic, cancellationToken);
         string name = target.Name;
@@ -57,6 +116,7 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams)
                 Header(SourceTopicHeader, sourceTopic),
                 Header(SourcePartitionHeader, sourcePartition.ToString(CultureInfo.InvariantCulture)),
                 Header(SourceOffsetHeader, (sourceBaseOffset + record.OffsetDelta).ToString(CultureInfo.InvariantCulture)),
+                Header(SourceTimestampHeader, record.Timestamp.ToString(CultureInfo.InvariantCulture)),
             ];
             builder.AddCopy(i, now, record.Key, record.Key is null, record.Value, record.Value is null, record.RawHeaders, record.HeaderCount, why);
         }
@@ -114,6 +174,12 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams)
         int partitions = topics.Find(sourceTopic)?.Partitions.Count ?? 1;
         (TopicMetadata? created, Protocol.ErrorCode error, string? message) = await topics.CreateAsync(name, partitions, new Dictionary<string, string>(StringComparer.Ordinal), validateOnly: false, cancellationToken);
         return created ?? topics.Find(name) ?? throw new InvalidOperationException($"Cannot create quarantine topic {name}: {error} {message}");
+    }
+
+    /// <summary>The quarantine write of one source batch: null until one starts, then the latest attempt.</summary>
+    private sealed class QuarantineWrite
+    {
+        public Task? Write { get; set; }
     }
 
     private static RecordHeaderValue Header(string key, string value) => new(key, Encoding.UTF8.GetBytes(value));

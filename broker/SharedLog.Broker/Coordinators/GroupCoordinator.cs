@@ -377,10 +377,15 @@ public sealed class GroupCoordinator : IDisposable
     }
 
     public ErrorCode Heartbeat(string groupId, int generationId, string memberId) =>
-        Find(groupId) is { } group ? CheckMember(group, generationId, memberId) : ErrorCode.UnknownMemberId;
+        Find(groupId) is { } group ? CheckMember(group, generationId, memberId, forCommit: false) : ErrorCode.UnknownMemberId;
 
-    /// <summary>A member's standing for heartbeats and commits: known, current generation, not mid-rebalance.</summary>
-    private static ErrorCode CheckMember(ConsumerGroup group, int generationId, string memberId)
+    /// <summary>
+    /// A member's standing for heartbeats and commits: known and of the current generation. As in Kafka, a
+    /// heartbeat during PreparingRebalance is told to rejoin, but a commit then is taken (the member still owns
+    /// its partitions until it rejoins; eager clients commit right there, when their partitions are revoked);
+    /// a commit during CompletingRebalance, after the member has joined the next generation, is refused.
+    /// </summary>
+    private static ErrorCode CheckMember(ConsumerGroup group, int generationId, string memberId, bool forCommit)
     {
         lock (group.Sync)
         {
@@ -395,7 +400,8 @@ public sealed class GroupCoordinator : IDisposable
                 return ErrorCode.IllegalGeneration;
             }
 
-            return group.State == GroupState.PreparingRebalance ? ErrorCode.RebalanceInProgress : ErrorCode.None;
+            GroupState refusedIn = forCommit ? GroupState.CompletingRebalance : GroupState.PreparingRebalance;
+            return group.State == refusedIn ? ErrorCode.RebalanceInProgress : ErrorCode.None;
         }
     }
 
@@ -431,7 +437,7 @@ public sealed class GroupCoordinator : IDisposable
             return group is null || group.State == GroupState.Empty ? ErrorCode.None : ErrorCode.IllegalGeneration;
         }
 
-        return group is null ? ErrorCode.IllegalGeneration : CheckMember(group, generationId, memberId);
+        return group is null ? ErrorCode.IllegalGeneration : CheckMember(group, generationId, memberId, forCommit: true);
     }
 
     private static void Remove(ConsumerGroup group, GroupMember member)

@@ -35,7 +35,9 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
     private const int RememberedBatches = 5;
     private const int ReplayReadBytes = 1024 * 1024;
     private readonly ConcurrentDictionary<long, Lazy<Task<PartitionProducers>>> _partitions = new();
-    private readonly ConcurrentDictionary<long, short> _epochs = new();
+    // Ids this broker issued, for the epoch bump below; forgotten after producer.id.expiration.ms, as
+    // otherwise every producer instance ever started would stay here.
+    private readonly ConcurrentDictionary<long, IssuedEpoch> _epochs = new();
     private readonly SemaphoreSlim _allocation = new(1, 1);
     private long _next;
     private long _end;
@@ -45,22 +47,26 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
     {
         // An id this broker did not hand out since it started (it restarted, or another broker issued it)
         // gets a fresh id, as Kafka answers every producer without a transactional id.
-        if (producerId >= 0 && _epochs.TryGetValue(producerId, out short current))
+        long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        if (producerId >= 0 && _epochs.TryGetValue(producerId, out IssuedEpoch issued))
         {
-            if (current != epoch)
+            if (issued.Epoch != epoch)
             {
                 return (ErrorCode.InvalidProducerEpoch, -1, -1);
             }
 
-            if (current == short.MaxValue - 1)
+            if (issued.Epoch == short.MaxValue - 1)
             {
                 // Epoch exhausted: the producer gets a fresh id instead.
-                _epochs.TryRemove(producerId, out _);
+                _epochs.TryRemove(KeyValuePair.Create(producerId, issued));
             }
             else
             {
-                _epochs[producerId] = (short)(current + 1);
-                return (ErrorCode.None, producerId, (short)(current + 1));
+                // Compare-and-swap: of two bumps from the same epoch, one wins and the other is fenced.
+                var bumped = new IssuedEpoch((short)(issued.Epoch + 1), now);
+                return _epochs.TryUpdate(producerId, bumped, issued)
+                    ? (ErrorCode.None, producerId, bumped.Epoch)
+                    : (ErrorCode.InvalidProducerEpoch, -1, -1);
             }
         }
 
@@ -75,7 +81,7 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
             }
 
             long id = _next++;
-            _epochs[id] = 0;
+            _epochs[id] = new IssuedEpoch(0, now);
             return (ErrorCode.None, id, 0);
         }
         finally
@@ -167,6 +173,17 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
     {
         var snapshots = new List<ProducerSnapshot>();
         long expireBefore = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - options.Value.ProducerIdExpirationMs;
+
+        // An id issued (or bumped) longer ago than the expiration gets a fresh id on its next InitProducerId,
+        // which is what Kafka answers every producer without a transactional id.
+        foreach ((long id, IssuedEpoch issued) in _epochs)
+        {
+            if (issued.AtMs < expireBefore)
+            {
+                _epochs.TryRemove(KeyValuePair.Create(id, issued));
+            }
+        }
+
         foreach ((long streamId, Lazy<Task<PartitionProducers>> lazy) in _partitions)
         {
             if (!lazy.IsValueCreated || !lazy.Value.IsCompletedSuccessfully || !streams.IsOpen(streamId))
@@ -228,6 +245,8 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Producer state snapshot failed; the next round tries again")]
     private static partial void LogSnapshotFailed(ILogger logger, Exception exception);
+
+    private readonly record struct IssuedEpoch(short Epoch, long AtMs);
 
     public sealed class PartitionProducers
     {

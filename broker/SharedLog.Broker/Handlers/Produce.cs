@@ -81,7 +81,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             {
                 for (int i = 0; item.Accepted is not null && i < item.Accepted.Count; i++)
                 {
-                    Task<long>? durable = StartAppend(item, item.Accepted[i], out _, cancellationToken);
+                    Task<long>? durable = StartAppend(item, item.Accepted[i], cancellationToken);
                     if (durable is null)
                     {
                         // Refused by its sequence: the partition's later batches are not written either.
@@ -311,9 +311,8 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     /// idempotent batch is judged against its producer's sequence first: a retry gets its original's task
     /// (<paramref name="retried"/>), a refused one null with the error set in the partition's response.
     /// </summary>
-    private Task<long>? StartAppend(PartitionWork item, AcceptedBatch batch, out bool retried, CancellationToken cancellationToken)
+    private Task<long>? StartAppend(PartitionWork item, AcceptedBatch batch, CancellationToken cancellationToken)
     {
-        retried = false;
         if (batch.ProducerId < 0)
         {
             return StartAppend(streams, item.StreamId, batch.Bytes, cancellationToken);
@@ -336,7 +335,6 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             return null;
         }
 
-        retried = verdict == SequenceVerdict.Duplicate;
         return durable;
     }
 
@@ -422,7 +420,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         {
             for (int i = 0; i < accepted.Count; i++)
             {
-                Task<long>? durable = StartAppend(item, accepted[i], out bool retried, cancellationToken);
+                Task<long>? durable = StartAppend(item, accepted[i], cancellationToken);
                 if (durable is null)
                 {
                     return;
@@ -434,10 +432,10 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     result.BaseOffset = baseOffset;
                 }
 
-                // A retried idempotent batch was quarantined the first time; its records are there already.
-                if (accepted[i].Quarantined.Count > 0 && !retried)
+                // An idempotent retry gets its original's append task here, so the quarantine write is not repeated.
+                if (accepted[i].Quarantined.Count > 0)
                 {
-                    await quarantine.WriteAsync(contract!, topic.Name, result.Index, baseOffset, accepted[i].Quarantined, cancellationToken);
+                    await quarantine.WriteOnceAsync(durable, contract!, topic.Name, result.Index, accepted[i].Quarantined, cancellationToken);
                 }
             }
         }

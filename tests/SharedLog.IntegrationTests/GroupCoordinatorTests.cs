@@ -1,0 +1,42 @@
+using SharedLog.Broker.Coordinators;
+using SharedLog.Protocol;
+
+namespace SharedLog.IntegrationTests;
+
+/// <summary>The classic group coordinator on its own: which member requests it takes in which group state.</summary>
+public class GroupCoordinatorTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    private static Task<JoinResult> JoinAsync(GroupCoordinator groups, string memberId) =>
+        groups.JoinAsync("g", memberId, null, "consumer", [("range", [0, 1])], 10_000, 10_000, "client", "127.0.0.1", requireKnownMemberId: false);
+
+    [Fact]
+    public async Task CommitsOfTheCurrentGenerationAreTakenWhileARebalanceIsPreparedAndRefusedWhileItCompletes()
+    {
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 0);
+        JoinResult first = await JoinAsync(groups, string.Empty).WaitAsync(Timeout);
+        Assert.Equal(ErrorCode.None, first.Error);
+        SyncResult synced = await groups.SyncAsync("g", first.GenerationId, first.MemberId, new Dictionary<string, byte[]> { [first.MemberId] = [1] }).WaitAsync(Timeout);
+        Assert.Equal(ErrorCode.None, synced.Error);
+        Assert.Equal(GroupState.Stable, groups.Find("g")!.State);
+        Assert.Equal(ErrorCode.None, groups.ValidateCommit("g", first.GenerationId, first.MemberId));
+
+        // A second member asks to join: the group prepares a rebalance and waits for the first to rejoin.
+        Task<JoinResult> second = JoinAsync(groups, string.Empty);
+        Assert.Equal(GroupState.PreparingRebalance, groups.Find("g")!.State);
+
+        // As in Kafka: the heartbeat tells the first member to rejoin, but its commit (an eager client commits
+        // when its partitions are revoked) is still taken.
+        Assert.Equal(ErrorCode.RebalanceInProgress, groups.Heartbeat("g", first.GenerationId, first.MemberId));
+        Assert.Equal(ErrorCode.None, groups.ValidateCommit("g", first.GenerationId, first.MemberId));
+
+        // Once both have joined the next generation and wait for their assignment, commits are refused.
+        JoinResult rejoined = await JoinAsync(groups, first.MemberId).WaitAsync(Timeout);
+        JoinResult joined = await second.WaitAsync(Timeout);
+        Assert.Equal((ErrorCode.None, ErrorCode.None), (rejoined.Error, joined.Error));
+        Assert.Equal(GroupState.CompletingRebalance, groups.Find("g")!.State);
+        Assert.Equal(ErrorCode.RebalanceInProgress, groups.ValidateCommit("g", rejoined.GenerationId, rejoined.MemberId));
+        Assert.Equal(ErrorCode.IllegalGeneration, groups.ValidateCommit("g", first.GenerationId, first.MemberId));
+    }
+}
