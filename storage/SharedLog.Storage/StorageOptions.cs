@@ -42,6 +42,12 @@ public sealed class StorageOptions
     /// </summary>
     public TimeSpan DeletionGrace { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// How long a partition's last lookup of object ranges is reused by reads (never more than a quarter of
+    /// <see cref="DeletionGrace"/>, so the objects it names are still there when read).
+    /// </summary>
+    public TimeSpan RangeLookupReuse { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>How often the compactor merges stream-set objects into per-stream objects.</summary>
     public TimeSpan CompactionInterval { get; set; } = TimeSpan.FromMinutes(1);
 
@@ -87,9 +93,9 @@ public sealed class StorageOptions
             throw new ArgumentException("Catch-up read concurrency must be at least 1 and prefetch non-negative.");
         }
 
-        if (DeletionGrace < TimeSpan.Zero || CompactionMinAge < TimeSpan.Zero)
+        if (DeletionGrace < TimeSpan.Zero || CompactionMinAge < TimeSpan.Zero || RangeLookupReuse < TimeSpan.Zero)
         {
-            throw new ArgumentException("DeletionGrace and CompactionMinAge must not be negative.");
+            throw new ArgumentException("DeletionGrace, CompactionMinAge and RangeLookupReuse must not be negative.");
         }
 
         if (CompactionInterval <= TimeSpan.Zero || CompactionMaxBytesPerRound <= 0)

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text;
 using SharedLog.Contracts.Formats.Json;
 using SharedLog.Contracts.Registry;
@@ -346,13 +345,12 @@ public class JsonSchemaFormatTests
         // 8 unions of 4 branches each: 65,536 writer alternatives. The check must end quickly either way.
         var parts = Enumerable.Range(0, 8).Select(i => "{'oneOf':[{'required':['a" + i + "']},{'required':['b" + i + "']},{'required':['c" + i + "']},{'required':['d" + i + "']}]}");
         var schema = Parse("{'allOf':[" + string.Join(",", parts) + "]}");
-        var stopwatch = Stopwatch.StartNew();
         Assert.Empty(Format.CheckCompatibility(schema, schema));
 
-        // A reader that forces the writer's alternatives to be multiplied out runs into the step budget.
+        // A reader that forces the writer's alternatives to be multiplied out runs into the step budget (the bound
+        // is a count of steps, so this is checked by its message, not by a wall-clock limit).
         var reader = Parse("{'required':['x']}");
         var messages = Format.CheckCompatibility(reader, schema);
-        Assert.NotEmpty(messages);
-        Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(10), $"took {stopwatch.Elapsed}");
+        Assert.Contains(messages, m => m.Contains("too large or too recursive to compare within limits", StringComparison.Ordinal));
     }
 }

@@ -71,7 +71,12 @@ public partial class BrokerProcessTests
             throw new InvalidOperationException($"the broker exited with {process.ExitCode} before listening");
         }
 
-        public void Kill() => _process.Kill(entireProcessTree: true);
+        /// <summary>Kills the process and waits until it is gone, so nothing of it still holds the data directory.</summary>
+        public void Kill()
+        {
+            _process.Kill(entireProcessTree: true);
+            Assert.True(_process.WaitForExit(Deadline), "the killed broker did not exit");
+        }
 
         /// <summary>Sends SIGINT, as Ctrl-C does, and waits for the process to exit.</summary>
         public async Task<int> InterruptAsync()

@@ -418,7 +418,7 @@ public sealed partial class StreamStore : IAsyncDisposable
         Interlocked.Increment(ref _rangeLookupCount);
         long generation = Interlocked.Read(ref _rangeLookupGeneration);
         IReadOnlyList<StreamObjectRange> ranges = await _metadata.GetObjectRangesAsync(streamId, offset, ObjectsPerRead, cancellationToken).ConfigureAwait(false);
-        long keepMs = Math.Min(1000, (long)(_options.DeletionGrace.TotalMilliseconds / 4));
+        long keepMs = (long)Math.Min(_options.RangeLookupReuse.TotalMilliseconds, _options.DeletionGrace.TotalMilliseconds / 4);
         if (keepMs > 0 && ranges.Count > 0 && Interlocked.Read(ref _rangeLookupGeneration) == generation)
         {
             var lookup = new RangeLookup(ranges, now + keepMs);

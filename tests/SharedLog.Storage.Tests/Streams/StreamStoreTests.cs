@@ -178,7 +178,7 @@ public sealed class StreamStoreTests : IAsyncLifetime
     public async Task ReadsThroughObjectsReuseARecentRangeLookupAndStillReturnEveryRecordInOrder()
     {
         await _engine.DisposeAsync();
-        _engine = await OpenAsync(new StorageOptions { UploadInterval = TimeSpan.FromHours(1), BlockSizeBytes = 8192, LogCacheBytes = 0, DeletionGrace = TimeSpan.FromMinutes(10) });
+        _engine = await OpenAsync(new StorageOptions { UploadInterval = TimeSpan.FromHours(1), BlockSizeBytes = 8192, LogCacheBytes = 0, DeletionGrace = TimeSpan.FromMinutes(10), RangeLookupReuse = TimeSpan.FromMinutes(1) });
         long stream = await CreateStreamAsync("through-objects");
         for (int i = 0; i < 40; i++)
         {
@@ -221,7 +221,7 @@ public sealed class StreamStoreTests : IAsyncLifetime
         HeldRangeLookups? held = null;
         await _engine.DisposeAsync();
         _engine = await OpenAsync(
-            new StorageOptions { UploadInterval = TimeSpan.FromHours(1), BlockSizeBytes = 8192, LogCacheBytes = 0, DeletionGrace = TimeSpan.FromMinutes(10) },
+            new StorageOptions { UploadInterval = TimeSpan.FromHours(1), BlockSizeBytes = 8192, LogCacheBytes = 0, DeletionGrace = TimeSpan.FromMinutes(10), RangeLookupReuse = TimeSpan.FromMinutes(1) },
             wrapMetadata: inner => HeldRangeLookups.Wrap(inner, out held));
         long stream = await CreateStreamAsync("dropped-during-lookup");
         for (int i = 0; i < 3; i++)
