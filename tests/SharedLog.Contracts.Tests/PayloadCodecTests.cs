@@ -159,6 +159,100 @@ public class PayloadCodecTests
         Assert.Equal(new DateTime(2024, 3, 4, 5, 6, 7, 890, DateTimeKind.Utc), ((DateTime)record["at"]).ToUniversalTime());
     }
 
+    [Fact]
+    public void Avro_rewrite_through_a_nullable_record_keeps_every_union_branch_the_producer_chose()
+    {
+        var schema = ParseAvro("""
+            {"type":"record","name":"Pay","fields":[
+              {"name":"n","type":["int","long"]},
+              {"name":"c","type":[{"type":"enum","name":"Color","symbols":["RED","BLUE"]},"string"]},
+              {"name":"card","type":["null",{"type":"record","name":"Card","fields":[
+                {"name":"number","type":"string"},
+                {"name":"code","type":["null","int","long"]}]}]},
+              {"name":"after","type":["int","long"]}]}
+            """);
+        var record = new GenericRecord((RecordSchema)schema.Schema);
+        var cardSchema = (RecordSchema)((UnionSchema)((RecordSchema)schema.Schema)["card"].Schema)[1];
+        var card = new GenericRecord(cardSchema);
+        card.Add("number", "4111111111111111");
+        card.Add("code", 7L);
+        record.Add("n", 5L);         // long branch, though an int would hold it
+        record.Add("c", "RED");      // string branch, though it is also an enum symbol
+        record.Add("card", card);
+        record.Add("after", 9L);
+        byte[] original = WriteWithApacheAvro(schema.Schema, record);
+
+        var decoded = Avro.Decode(schema, original);
+        var values = (Dictionary<string, object?>)decoded.Value!;
+        var decodedCard = (Dictionary<string, object?>)values["card"]!;
+        decodedCard["number"] = "****";
+        decodedCard["code"] = 0L;  // rewritten to a value that still fits the long branch it came in
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        Avro.EncodeRewrite(schema, decoded, original, [["card", "number"], ["card", "code"]], [], output);
+
+        GenericRecord read = ReadWithApacheAvro(schema.Schema, output.WrittenSpan.ToArray());
+        Assert.IsType<long>(read["n"]);
+        Assert.IsType<string>(read["c"]);
+        Assert.IsType<long>(read["after"]);
+        var readCard = (GenericRecord)read["card"];
+        Assert.Equal("****", readCard["number"]);
+        Assert.Equal(0L, Assert.IsType<long>(readCard["code"]));
+
+        // The fields before the card are the producer's bytes, unchanged.
+        int prefix = original.AsSpan().CommonPrefixLength(output.WrittenSpan);
+        Assert.True(prefix >= 4, $"only {prefix} bytes kept before the rewritten field");
+    }
+
+    [Fact]
+    public void Avro_drop_is_spliced_as_the_default_and_other_unions_keep_their_branches()
+    {
+        var schema = ParseAvro("""
+            {"type":"record","name":"Pay","fields":[
+              {"name":"n","type":["int","long"]},
+              {"name":"email","type":"string","default":"unknown@example.com"},
+              {"name":"phone","type":["null","string"]},
+              {"name":"after","type":["int","long"]}]}
+            """);
+        var record = new GenericRecord((RecordSchema)schema.Schema);
+        record.Add("n", 5L);
+        record.Add("email", "ada@example.com");
+        record.Add("phone", "+44 1");
+        record.Add("after", 9L);
+        byte[] original = WriteWithApacheAvro(schema.Schema, record);
+        var decoded = Avro.Decode(schema, original);
+        var values = (Dictionary<string, object?>)decoded.Value!;
+        values.Remove("email");
+        values.Remove("phone");
+        Assert.True(((IPayloadCodec)Avro).SplicesRemovedFields);
+
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        Avro.EncodeRewrite(schema, decoded, original, [["email"], ["phone"]], [], output);
+
+        GenericRecord read = ReadWithApacheAvro(schema.Schema, output.WrittenSpan.ToArray());
+        Assert.Equal("unknown@example.com", read["email"]);
+        Assert.Null(read["phone"]);
+        Assert.IsType<long>(read["n"]);
+        Assert.IsType<long>(read["after"]);
+    }
+
+    [Fact]
+    public void Avro_rewrite_under_a_null_branch_leaves_the_payload_as_it_was()
+    {
+        var schema = ParseAvro("""
+            {"type":"record","name":"Pay","fields":[
+              {"name":"n","type":["int","long"]},
+              {"name":"card","type":["null",{"type":"record","name":"Card","fields":[{"name":"number","type":"string"}]}]}]}
+            """);
+        var record = new GenericRecord((RecordSchema)schema.Schema);
+        record.Add("n", 5L);
+        record.Add("card", null);
+        byte[] original = WriteWithApacheAvro(schema.Schema, record);
+        var decoded = Avro.Decode(schema, original);
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        Avro.EncodeRewrite(schema, decoded, original, [["card", "number"]], [], output);
+        Assert.Equal(original, output.WrittenSpan.ToArray());
+    }
+
     [Theory]
     [InlineData("i")]
     [InlineData("color")]

@@ -622,7 +622,7 @@ public sealed partial class ContractGate(
 
             // The rewriter changed the decoded graph in place, so the decoded payload carries the new values.
             int before = output.WrittenCount;
-            if (removed)
+            if (removed && !side.Codec!.SplicesRemovedFields)
             {
                 output.Write(side.Codec!.Encode(side.Parsed!, side.Decoded!, header));
             }

@@ -79,8 +79,14 @@ public interface IPayloadCodec
     byte[] Encode(IParsedSchema schema, DecodedPayload payload, ReadOnlySpan<byte> prefix);
 
     /// <summary>
+    /// Whether <see cref="EncodeRewrite"/> also takes a rewrite that removed fields (drop); otherwise such a
+    /// rewrite is encoded whole with <see cref="Encode(IParsedSchema, DecodedPayload, ReadOnlySpan{byte})"/>.
+    /// </summary>
+    bool SplicesRemovedFields => false;
+
+    /// <summary>
     /// Encodes a payload after a privacy rewrite that replaced the values at <paramref name="changedPaths"/>
-    /// (field names per level) and removed nothing, <paramref name="prefix"/> first, into
+    /// (field names per level) and, when <see cref="SplicesRemovedFields"/>, removed some, <paramref name="prefix"/> first, into
     /// <paramref name="output"/> (the gate's pooled buffer of rewritten records, so no array per record);
     /// a codec that can splice the new values into the <paramref name="original"/> bytes does so instead
     /// of encoding the whole record again.

@@ -67,10 +67,14 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         return writer.ToArray();
     }
 
+    /// <inheritdoc/>
+    public bool SplicesRemovedFields => true;
+
     /// <summary>
-    /// After a privacy rewrite that kept every field: the original datum with only the changed fields
-    /// written again, when every changed path runs through nested records (other shapes encode the
-    /// whole record). Untouched fields are copied as they came, not decoded and encoded again.
+    /// After a privacy rewrite: the original datum with only the changed fields written again (a dropped
+    /// one as its default), when every changed path runs through nested records, also inside unions along
+    /// the branch the payload took (other shapes encode the whole record). Untouched fields are copied as
+    /// they came, not decoded and encoded again, so every union keeps the branch its producer chose.
     /// </summary>
     public void EncodeRewrite(IParsedSchema schema, DecodedPayload payload, ReadOnlySpan<byte> original, IReadOnlyList<string[]> changedPaths, ReadOnlySpan<byte> prefix, IBufferWriter<byte> output)
     {
@@ -123,7 +127,8 @@ public sealed class AvroPayloadCodec : IPayloadCodec
                 continue;
             }
 
-            if (!values.TryGetValue(field.Name, out var child))
+            var present = values.TryGetValue(field.Name, out var child);
+            if (!present && !leaf)
             {
                 throw new PayloadDecodeException($"the rewritten record has no field '{field.Name}'");
             }
@@ -131,18 +136,55 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             if (leaf)
             {
                 var start = reader.Position;
+                var branch = field.Schema is UnionSchema ? ReadBranch(reader, (UnionSchema)field.Schema) : -1;
                 Skip(ref reader, field.Schema, depth);
                 writer.WriteBytes(original[copied..start]);
-                WriteValue(writer, field.Schema, child, depth);
+                if (!present)
+                {
+                    WriteDropped(writer, field, depth);
+                }
+                else if (branch >= 0 && Fit(((UnionSchema)field.Schema)[branch], child) == BranchFit.Exact)
+                {
+                    // The rewritten value still fits the branch the producer chose: keep it (a fresh choice
+                    // could turn a long into an int, or an enum into a string).
+                    writer.WriteZigZag(branch);
+                    WriteValue(writer, ((UnionSchema)field.Schema)[branch], child, Deeper(depth));
+                }
+                else
+                {
+                    WriteValue(writer, field.Schema, child, depth);
+                }
+
                 copied = reader.Position;
+                continue;
             }
-            else if (field.Schema is not RecordSchema nested || !SpliceRecord(ref reader, original, nested, child, paths, level + 1, matched, writer, ref copied, Deeper(depth)))
+
+            var inner = field.Schema;
+            if (inner is UnionSchema union)
+            {
+                // Through a union (a nullable nested record, most often) along the branch the payload took.
+                inner = union[ReadBranch(reader, union)];
+                reader.ReadLong();
+                if (inner.Tag == Schema.Type.Null && child is null)
+                {
+                    continue; // nothing under a null; the rewrite left it null
+                }
+            }
+
+            if (inner is not RecordSchema nested || !SpliceRecord(ref reader, original, nested, child, paths, level + 1, matched, writer, ref copied, Deeper(depth)))
             {
                 return false;
             }
         }
 
         return true;
+    }
+
+    /// <summary>The branch index of the union datum at the reader's position, without moving the reader.</summary>
+    private static int ReadBranch(AvroReader reader, UnionSchema union)
+    {
+        var index = reader.ReadLong();
+        return index >= 0 && index < union.Count ? (int)index : throw new PayloadDecodeException($"union index {index} is out of range");
     }
 
     /// <summary>Moves past one datum that <see cref="Decode"/> has already accepted.</summary>
