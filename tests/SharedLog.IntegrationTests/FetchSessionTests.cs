@@ -18,14 +18,14 @@ public class FetchSessionTests
         await client.ReceiveAsync(1);
     }
 
-    private static async Task<FetchResponse> FetchAsync(RawKafkaClient client, int sessionId, int epoch, int correlation, (int Partition, long Offset)[] partitions, int[]? forget = null)
+    private static async Task<FetchResponse> FetchAsync(RawKafkaClient client, int sessionId, int epoch, int correlation, (int Partition, long Offset)[] partitions, int[]? forget = null, int maxBytes = 1 << 20)
     {
         var request = new FetchRequest
         {
             ReplicaId = -1,
             MaxWaitMs = 0,
             MinBytes = 0,
-            MaxBytes = 1 << 20,
+            MaxBytes = maxBytes,
             SessionId = sessionId,
             SessionEpoch = epoch,
             Topics = partitions.Length == 0 ? [] : [new() { Topic = "sessions", Partitions = [.. partitions.Select(p => new FetchRequest.FetchPartition { Partition = p.Partition, FetchOffset = p.Offset, PartitionMaxBytes = 1 << 20 })] }],
@@ -76,4 +76,34 @@ public class FetchSessionTests
         Assert.Equal(0, closed.SessionId);
         Assert.Equal((short)ErrorCode.FetchSessionIdNotFound, (await FetchAsync(client, full.SessionId, 5, 13, [])).ErrorCode);
     }
+
+    [Fact]
+    public async Task PartitionsThatReturnedRecordsGoLastSoAFullResponseDoesNotStarveTheOthers()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("sessions", 2);
+        int correlation = 2;
+        for (int i = 0; i < 3; i++)
+        {
+            await ProduceAsync(client, 0, correlation++);
+            await ProduceAsync(client, 1, correlation++);
+        }
+
+        // max_bytes 1: each response carries the first batch it finds and nothing after it.
+        FetchResponse first = await FetchAsync(client, 0, 0, correlation++, [(0, 0), (1, 0)], maxBytes: 1);
+        Assert.Equal([0], WithRecords(first));
+
+        // Partition 0 was served, so the next fetch reads partition 1 first, though partition 0 has more.
+        FetchResponse second = await FetchAsync(client, first.SessionId, 1, correlation++, [(0, 1)], maxBytes: 1);
+        Assert.Equal([1], WithRecords(second));
+
+        FetchResponse third = await FetchAsync(client, first.SessionId, 2, correlation++, [(1, 1)], maxBytes: 1);
+        Assert.Equal([0], WithRecords(third));
+        FetchResponse.PartitionData resumed = third.Responses.SelectMany(t => t.Partitions).Single(p => p.PartitionIndex == 0);
+        Assert.Equal(1, RecordBatch.Parse(resumed.Records!.Value.ToArray()).BaseOffset); // where partition 0's consumer left off
+    }
+
+    private static int[] WithRecords(FetchResponse response) =>
+        [.. response.Responses.SelectMany(t => t.Partitions).Where(p => p.Records is { Length: > 0 }).Select(p => p.PartitionIndex)];
 }

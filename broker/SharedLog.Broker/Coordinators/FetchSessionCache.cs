@@ -187,15 +187,20 @@ public sealed class FetchSession(int id)
             MaxBytes = request.MaxBytes,
             IsolationLevel = request.IsolationLevel,
         };
-        foreach (IGrouping<string, SessionPartition> topic in Partitions.GroupBy(p => p.TopicKey))
+        // In the session's order, which Remember rotates: a topic whose partitions are not next to each other
+        // appears once per run (Kafka's fetch responses do the same), so the read order is kept exactly.
+        FetchRequest.FetchTopic? run = null;
+        string? runKey = null;
+        foreach (SessionPartition partition in Partitions)
         {
-            SessionPartition first = topic.First();
-            full.Topics.Add(new FetchRequest.FetchTopic
+            if (run is null || !string.Equals(runKey, partition.TopicKey, StringComparison.Ordinal))
             {
-                Topic = first.TopicName,
-                TopicId = first.TopicId,
-                Partitions = [.. topic.Select(p => new FetchRequest.FetchPartition { Partition = p.Partition, FetchOffset = p.FetchOffset, PartitionMaxBytes = p.MaxBytes })],
-            });
+                run = new FetchRequest.FetchTopic { Topic = partition.TopicName, TopicId = partition.TopicId, Partitions = [] };
+                runKey = partition.TopicKey;
+                full.Topics.Add(run);
+            }
+
+            run.Partitions.Add(new FetchRequest.FetchPartition { Partition = partition.Partition, FetchOffset = partition.FetchOffset, PartitionMaxBytes = partition.MaxBytes });
         }
 
         return full;
@@ -219,9 +224,14 @@ public sealed class FetchSession(int id)
         response.Responses.RemoveAll(t => t.Partitions.Count == 0);
     }
 
-    /// <summary>Remembers what the consumer was told, so the next incremental response can leave it out.</summary>
+    /// <summary>
+    /// Remembers what the consumer was told, so the next incremental response can leave it out, and moves the
+    /// partitions that returned records to the end of the session's order, as Kafka does: the next fetch reads
+    /// the others first, so when a response fills up at max_bytes, the same partitions do not take it every time.
+    /// </summary>
     internal void Remember(FetchResponse response, short version)
     {
+        List<SessionPartition>? served = null;
         foreach (FetchResponse.FetchableTopicResponse topic in response.Responses)
         {
             string key = version >= 13 ? topic.TopicId.ToString() : topic.Topic;
@@ -231,8 +241,30 @@ public sealed class FetchSession(int id)
                 {
                     known.HighWatermark = p.HighWatermark;
                     known.LogStartOffset = p.LogStartOffset;
+                    if (p.Records is { Length: > 0 })
+                    {
+                        known.Served = true;
+                        (served ??= []).Add(known);
+                    }
                 }
             }
+        }
+
+        if (served is null || served.Count == Partitions.Count)
+        {
+            if (served is not null)
+            {
+                served.ForEach(static p => p.Served = false);
+            }
+
+            return;
+        }
+
+        Partitions.RemoveAll(static p => p.Served);
+        foreach (SessionPartition partition in served)
+        {
+            partition.Served = false;
+            Partitions.Add(partition);
         }
     }
 }
@@ -254,4 +286,7 @@ internal sealed class SessionPartition(string topicKey, string topicName, Guid t
     public long HighWatermark { get; set; } = -1;
 
     public long LogStartOffset { get; set; } = -1;
+
+    /// <summary>Marks, while a response is remembered, the partitions that returned records.</summary>
+    public bool Served { get; set; }
 }
