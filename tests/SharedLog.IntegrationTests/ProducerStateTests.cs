@@ -1,5 +1,6 @@
 using SharedLog.Broker.Coordinators;
 using SharedLog.Protocol;
+using SharedLog.Protocol.Records;
 
 namespace SharedLog.IntegrationTests;
 
@@ -25,5 +26,23 @@ public class ProducerStateTests
         verdict = producers.CheckAndAppend(7L, (short)0, 0, 4, 0, _ => throw new InvalidOperationException("a duplicate must not be appended"), out error, out written);
         Assert.Equal(SequenceVerdict.Duplicate, verdict);
         Assert.Equal(100, await written!);
+    }
+
+    [Fact]
+    public async Task BatchesReplayedAtTheSameOffsetInDifferentPartitionsAreAnsweredWithDistinctTasks()
+    {
+        // The task a retry is answered with stands for its batch (the quarantine writer keys on it), so two
+        // partitions' batches at offset 0, read back after a restart, must not share one cached task.
+        static RecordBatch Written(long producerId) =>
+            RecordBatch.Parse(new RecordBatchBuilder(1) { ProducerId = producerId, ProducerEpoch = 0, BaseSequence = 0 }.Add([1], [2], 1).Build());
+        var first = new ProducerStateManager.PartitionProducers();
+        var second = new ProducerStateManager.PartitionProducers();
+        first.Replay(Written(7));
+        second.Replay(Written(8));
+
+        Assert.Equal(SequenceVerdict.Duplicate, first.CheckAndAppend(7L, (short)0, 0, 0, 0, _ => throw new InvalidOperationException("a duplicate must not be appended"), out _, out Task<long>? fromFirst));
+        Assert.Equal(SequenceVerdict.Duplicate, second.CheckAndAppend(8L, (short)0, 0, 0, 0, _ => throw new InvalidOperationException("a duplicate must not be appended"), out _, out Task<long>? fromSecond));
+        Assert.Equal((0L, 0L), (await fromFirst!, await fromSecond!));
+        Assert.NotSame(fromFirst, fromSecond);
     }
 }

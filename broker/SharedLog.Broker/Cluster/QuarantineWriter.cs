@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Globalization;
-using System.Runtime.CompilerServices;
 using System.Text;
 using SharedLog.Contracts.Gate;
 using SharedLog.Contracts.Model;
@@ -38,7 +37,7 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams)
 
     // Keyed by the source batch's append task: an idempotent retry is answered with its original's task, so
     // original and retries find one entry, and it lives as long as the producer state remembers the batch.
-    private readonly ConditionalWeakTable<Task<long>, QuarantineWrite> _writesBySourceAppend = new();
+    private readonly OncePerKey<Task<long>> _writesBySourceAppend = new();
 
     /// <summary>
     /// Makes sure the quarantine topic exists; called before the source batch is stored, so a topic
@@ -60,41 +59,10 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams)
     public async Task WriteOnceAsync(Task<long> sourceAppend, ActiveContract contract, string sourceTopic, int sourcePartition, IReadOnlyList<QuarantinedRecord> records, CancellationToken cancellationToken)
     {
         long sourceBaseOffset = await sourceAppend;
-        QuarantineWrite entry = _writesBySourceAppend.GetValue(sourceAppend, static _ => new QuarantineWrite());
-        TaskCompletionSource? ours = null;
-        Task write;
-        lock (entry)
-        {
-            if (entry.Write is null || entry.Write.IsFaulted || entry.Write.IsCanceled)
-            {
-                ours = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                entry.Write = ours.Task;
-            }
-
-            write = entry.Write;
-        }
-
-        if (ours is null)
-        {
-            await write;
-            return;
-        }
-
-        try
-        {
-            await WriteAsync(contract, sourceTopic, sourcePartition, sourceBaseOffset, records, cancellationToken);
-            ours.SetResult();
-        }
-        catch (OperationCanceledException)
-        {
-            ours.SetCanceled(CancellationToken.None);
-            throw;
-        }
-        catch (Exception e)
-        {
-            ours.SetException(e);
-            throw;
-        }
+        await _writesBySourceAppend.RunAsync(
+            sourceAppend,
+            ct => WriteAsync(contract, sourceTopic, sourcePartition, sourceBaseOffset, records, ct),
+            cancellationToken);
     }
 
     private async Task WriteAsync(ActiveContract contract, string sourceTopic, int sourcePartition, long sourceBaseOffset, IReadOnlyList<QuarantinedRecord> records, CancellationToken cancellationToken)
@@ -174,12 +142,6 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams)
         int partitions = topics.Find(sourceTopic)?.Partitions.Count ?? 1;
         (TopicMetadata? created, Protocol.ErrorCode error, string? message) = await topics.CreateAsync(name, partitions, new Dictionary<string, string>(StringComparer.Ordinal), validateOnly: false, cancellationToken);
         return created ?? topics.Find(name) ?? throw new InvalidOperationException($"Cannot create quarantine topic {name}: {error} {message}");
-    }
-
-    /// <summary>The quarantine write of one source batch: null until one starts, then the latest attempt.</summary>
-    private sealed class QuarantineWrite
-    {
-        public Task? Write { get; set; }
     }
 
     private static RecordHeaderValue Header(string key, string value) => new(key, Encoding.UTF8.GetBytes(value));

@@ -137,9 +137,21 @@ public sealed class FetchSession(int id)
     // list made one request quadratic, under the cache's lock that every session's fetch takes.
     private readonly Dictionary<(string TopicKey, int Partition), SessionPartition> _byKey = [];
 
+    // A session is used by one fetch at a time from a well-behaved client; a client sending the same session
+    // on two connections must not corrupt its order (Kafka locks its sessions too).
+    private readonly Lock _sync = new();
+
     private SessionPartition? Find(string topicKey, int partition) => _byKey.GetValueOrDefault((topicKey, partition));
 
     internal void Update(FetchRequest request, short version)
+    {
+        lock (_sync)
+        {
+            UpdateLocked(request, version);
+        }
+    }
+
+    private void UpdateLocked(FetchRequest request, short version)
     {
         foreach (FetchRequest.FetchTopic topic in request.Topics)
         {
@@ -180,6 +192,14 @@ public sealed class FetchSession(int id)
     /// <summary>The full request this session stands for, to be served like a sessionless fetch.</summary>
     internal FetchRequest Expand(FetchRequest request)
     {
+        lock (_sync)
+        {
+            return ExpandLocked(request);
+        }
+    }
+
+    private FetchRequest ExpandLocked(FetchRequest request)
+    {
         var full = new FetchRequest
         {
             MaxWaitMs = request.MaxWaitMs,
@@ -209,6 +229,14 @@ public sealed class FetchSession(int id)
     /// <summary>Keeps, in an incremental response, only partitions with records, errors, or changed offsets.</summary>
     internal void Trim(FetchResponse response, short version)
     {
+        lock (_sync)
+        {
+            TrimLocked(response, version);
+        }
+    }
+
+    private void TrimLocked(FetchResponse response, short version)
+    {
         foreach (FetchResponse.FetchableTopicResponse topic in response.Responses)
         {
             string key = version >= 13 ? topic.TopicId.ToString() : topic.Topic;
@@ -230,6 +258,14 @@ public sealed class FetchSession(int id)
     /// the others first, so when a response fills up at max_bytes, the same partitions do not take it every time.
     /// </summary>
     internal void Remember(FetchResponse response, short version)
+    {
+        lock (_sync)
+        {
+            RememberLocked(response, version);
+        }
+    }
+
+    private void RememberLocked(FetchResponse response, short version)
     {
         List<SessionPartition>? served = null;
         foreach (FetchResponse.FetchableTopicResponse topic in response.Responses)

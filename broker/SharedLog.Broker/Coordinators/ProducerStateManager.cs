@@ -248,6 +248,18 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
 
     private readonly record struct IssuedEpoch(short Epoch, long AtMs);
 
+    /// <summary>
+    /// A completed append at <paramref name="offset"/>, its own object: an append's task stands for its batch (a
+    /// retry is answered with it, and the quarantine writer keys on it), and Task.FromResult, like a synchronously
+    /// finished ValueTask's AsTask, hands out one shared cached task for equal small results.
+    /// </summary>
+    internal static Task<long> WrittenAt(long offset)
+    {
+        var written = new TaskCompletionSource<long>();
+        written.SetResult(offset);
+        return written.Task;
+    }
+
     public sealed class PartitionProducers
     {
         private readonly Lock _sync = new();
@@ -400,7 +412,7 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
                     }
                 }
 
-                Record(batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, batch.LastSequence, Task.FromResult(batch.BaseOffset), batch.MaxTimestamp);
+                Record(batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, batch.LastSequence, WrittenAt(batch.BaseOffset), batch.MaxTimestamp);
             }
         }
 
@@ -414,7 +426,7 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
                     var entry = new ProducerEntry { Epoch = saved.Epoch, LastSequence = saved.LastSequence, LastTimestamp = saved.LastTimestamp };
                     foreach (ProducerSnapshotFormat.Batch batch in saved.Batches)
                     {
-                        entry.Recent.Enqueue((batch.FirstSequence, batch.LastSequence, Task.FromResult(batch.BaseOffset)));
+                        entry.Recent.Enqueue((batch.FirstSequence, batch.LastSequence, WrittenAt(batch.BaseOffset)));
                     }
 
                     _producers[saved.Id] = entry;

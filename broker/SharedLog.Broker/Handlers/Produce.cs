@@ -342,7 +342,8 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     {
         try
         {
-            return streams.AppendAsync(streamId, bytes, cancellationToken).AsTask();
+            ValueTask<long> append = streams.AppendAsync(streamId, bytes, cancellationToken);
+            return append.IsCompletedSuccessfully ? ProducerStateManager.WrittenAt(append.Result) : append.AsTask();
         }
         catch (Exception e)
         {
@@ -401,23 +402,14 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         ProduceResponse.PartitionProduceResponse result = item.Result;
         ActiveContract? contract = item.Contract;
         List<AcceptedBatch> accepted = item.Accepted!;
-        if (contract is not null && accepted.Exists(a => a.Quarantined.Count > 0))
-        {
-            try
-            {
-                await quarantine.EnsureTopicAsync(contract, topic.Name, cancellationToken);
-            }
-            catch (InvalidOperationException e)
-            {
-                LogRejected(logger, topic.Name, result.Index, ErrorCode.KafkaStorageError, e.Message);
-                result.ErrorCode = (short)ErrorCode.KafkaStorageError;
-                result.ErrorMessage = e.Message;
-                return;
-            }
-        }
-
         try
         {
+            if (contract is not null && accepted.Exists(a => a.Quarantined.Count > 0))
+            {
+                // Before anything is stored: a quarantine topic that cannot be created fails the produce whole.
+                await quarantine.EnsureTopicAsync(contract, topic.Name, cancellationToken);
+            }
+
             for (int i = 0; i < accepted.Count; i++)
             {
                 Task<long>? durable = StartAppend(item, accepted[i], cancellationToken);
@@ -442,6 +434,13 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         catch (Exception e) when (e is StorageBackpressureException or WalUnavailableException or StreamNotOpenException or ArgumentException)
         {
             SetAppendError(result, e);
+        }
+        catch (InvalidOperationException e)
+        {
+            // The quarantine topic cannot be created (or made again after it was deleted): retriable for the client.
+            LogRejected(logger, topic.Name, result.Index, ErrorCode.KafkaStorageError, e.Message);
+            result.ErrorCode = (short)ErrorCode.KafkaStorageError;
+            result.ErrorMessage = e.Message;
         }
     }
 
