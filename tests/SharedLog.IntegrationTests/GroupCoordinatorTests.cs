@@ -22,6 +22,11 @@ public class GroupCoordinatorTests
         Assert.Equal(GroupState.Stable, groups.Find("g")!.State);
         Assert.Equal(ErrorCode.None, groups.ValidateCommit("g", first.GenerationId, first.MemberId));
 
+        // A commit from outside the group (an admin client's, with no member and generation -1) is refused while
+        // the group has members, as Kafka does.
+        Assert.Equal(ErrorCode.UnknownMemberId, groups.ValidateCommit("g", -1, string.Empty));
+        Assert.Equal(ErrorCode.None, groups.ValidateCommit("no-members-yet", -1, string.Empty));
+
         // A second member asks to join: the group prepares a rebalance and waits for the first to rejoin.
         Task<JoinResult> second = JoinAsync(groups, string.Empty);
         Assert.Equal(GroupState.PreparingRebalance, groups.Find("g")!.State);

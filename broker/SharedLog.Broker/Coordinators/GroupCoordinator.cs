@@ -434,7 +434,9 @@ public sealed class GroupCoordinator : IDisposable
         ConsumerGroup? group = Find(groupId);
         if (generationId < 0 && string.IsNullOrEmpty(memberId))
         {
-            return group is null || group.State == GroupState.Empty ? ErrorCode.None : ErrorCode.IllegalGeneration;
+            // As Kafka: a commit from outside the group (no member, generation -1) is taken only while the group is
+            // empty; to a group with members it comes from an unknown member.
+            return group is null || group.State == GroupState.Empty ? ErrorCode.None : ErrorCode.UnknownMemberId;
         }
 
         return group is null ? ErrorCode.IllegalGeneration : CheckMember(group, generationId, memberId, forCommit: true);
