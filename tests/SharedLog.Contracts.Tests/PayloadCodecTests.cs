@@ -543,6 +543,51 @@ public class PayloadCodecTests
         Assert.Equal(read, spliced);
     }
 
+    [Theory]
+    [InlineData("""{"a":1,"b":2,"c":3}""", "b", """{"a":1,"c":3}""")]
+    [InlineData("""{"a":1,"b":2,"c":3}""", "a", """{"b":2,"c":3}""")]
+    [InlineData("""{"a":1,"b":2,"c":3}""", "c", """{"a":1,"b":2}""")]
+    [InlineData("""{"a":1,"b":2,"c":3}""", "a,b,c", """{}""")]
+    [InlineData("""{"a":1,"b":2,"c":3}""", "a,c", """{"b":2}""")]
+    [InlineData("""{ "a" : 1 ,  "b" : 2 , "c":3 }""", "a,b", """{ "c":3 }""")]
+    [InlineData("""{"big":123456789012345678901234567890,"x":1.10,"pii":"x@y","e":2.5E-3}""", "pii", """{"big":123456789012345678901234567890,"x":1.10,"e":2.5E-3}""")]
+    [InlineData("""{"o":{"k":1,"pii":"s"},"l":[{"pii":1,"k":2},{"k":3}]}""", "o.pii,l.pii", """{"o":{"k":1},"l":[{"k":2},{"k":3}]}""")]
+    public void Json_drop_is_spliced_out_and_every_other_byte_is_kept(string payload, string dropped, string expected)
+    {
+        var schema = ParseJsonSchema();
+        byte[] original = Encoding.UTF8.GetBytes(payload);
+        var decoded = Json.Decode(schema, (ReadOnlyMemory<byte>)original);
+        List<string[]> paths = [.. dropped.Split(',').Select(p => p.Split('.'))];
+        foreach (string[] path in paths)
+        {
+            RemoveEverywhere(decoded.Value, path, 0);
+        }
+
+        Assert.True(((IPayloadCodec)Json).SplicesRemovedFields);
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        Json.EncodeRewrite(schema, decoded, original, paths, [], output);
+        Assert.Equal(expected, Encoding.UTF8.GetString(output.WrittenSpan));
+
+        static void RemoveEverywhere(object? node, string[] path, int level)
+        {
+            if (node is List<object?> items)
+            {
+                items.ForEach(item => RemoveEverywhere(item, path, level));
+            }
+            else if (node is Dictionary<string, object?> fields)
+            {
+                if (level == path.Length - 1)
+                {
+                    fields.Remove(path[level]);
+                }
+                else if (fields.TryGetValue(path[level], out object? child))
+                {
+                    RemoveEverywhere(child, path, level + 1);
+                }
+            }
+        }
+    }
+
     [Fact]
     public void Utf8NameCache_returns_the_same_string_for_the_same_bytes_and_refuses_invalid_utf8()
     {

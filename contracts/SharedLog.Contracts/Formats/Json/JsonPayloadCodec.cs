@@ -101,6 +101,9 @@ public sealed class JsonPayloadCodec : IPayloadCodec
     /// replaced by their rewritten values, so the rest keeps its exact bytes and is not encoded again.
     /// Arrays are walked element by element, as the rewrite walks them.
     /// </summary>
+    /// <inheritdoc/>
+    public bool SplicesRemovedFields => true;
+
     public void EncodeRewrite(IParsedSchema schema, DecodedPayload payload, ReadOnlySpan<byte> original, IReadOnlyList<string[]> changedPaths, ReadOnlySpan<byte> prefix, IBufferWriter<byte> output)
     {
         CheckSchema(schema);
@@ -216,35 +219,84 @@ public sealed class JsonPayloadCodec : IPayloadCodec
             }
 
             var fields = node as Dictionary<string, object?> ?? throw Mismatch();
+            int lastKeptEnd = -1; // end of the last member of this object that stays, -1 while none has
             while (_pending != 0 && reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
+                int nameStart = (int)reader.TokenStartIndex;
                 var member = JsonMemberName.At(ref reader);
                 ulong matched = SplicePaths.Matching(live, paths, level, ref member, out bool leaf);
                 reader.Read();
                 if (matched == 0)
                 {
                     reader.Skip();
+                    lastKeptEnd = (int)reader.BytesConsumed;
                     continue;
                 }
 
-                object? child = fields.TryGetValue(SplicePaths.NameAt(matched, paths, level), out object? found) ? found : throw Mismatch();
+                bool present = fields.TryGetValue(SplicePaths.NameAt(matched, paths, level), out object? child);
                 if (!leaf)
                 {
-                    Value(ref reader, child, level + 1, matched, insideArray);
+                    Value(ref reader, present ? child : throw Mismatch(), level + 1, matched, insideArray);
+                    lastKeptEnd = (int)reader.BytesConsumed;
                     continue;
                 }
 
                 int start = (int)reader.TokenStartIndex;
                 reader.Skip();
-                buffer.Write(_original[Copied..start]);
-                WriteReplacement(buffer, writer, child, level);
-                Copied = (int)reader.BytesConsumed;
+                if (present)
+                {
+                    buffer.Write(_original[Copied..start]);
+                    WriteReplacement(buffer, writer, child, level);
+                    Copied = (int)reader.BytesConsumed;
+                    lastKeptEnd = Copied;
+                }
+                else
+                {
+                    Drop(nameStart, (int)reader.BytesConsumed, lastKeptEnd);
+                }
+
                 if (!insideArray)
                 {
                     // Keys are unique (the decoder refuses repeats), so these paths cannot match again.
                     _pending &= ~matched;
                 }
             }
+        }
+
+        /// <summary>
+        /// Leaves out a dropped member and one comma beside it: the one before it when a member before it stays
+        /// (everything from that member's end goes), else the one after it.
+        /// </summary>
+        private void Drop(int nameStart, int valueEnd, int lastKeptEnd)
+        {
+            if (lastKeptEnd >= 0)
+            {
+                if (Copied < lastKeptEnd)
+                {
+                    buffer.Write(_original[Copied..lastKeptEnd]);
+                }
+
+                Copied = valueEnd;
+                return;
+            }
+
+            if (Copied < nameStart)
+            {
+                buffer.Write(_original[Copied..nameStart]);
+            }
+
+            int next = SkipWhiteSpace(valueEnd);
+            Copied = next < _original.Length && _original[next] == (byte)',' ? SkipWhiteSpace(next + 1) : valueEnd;
+        }
+
+        private readonly int SkipWhiteSpace(int at)
+        {
+            while (at < _original.Length && _original[at] is (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n')
+            {
+                at++;
+            }
+
+            return at;
         }
 
         private static PayloadDecodeException Mismatch() => new("the rewritten record does not have the shape of its payload");
