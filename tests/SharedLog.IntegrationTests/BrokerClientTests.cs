@@ -70,6 +70,13 @@ public class BrokerClientTests
         Assert.Equal(ErrorCode.TopicException, invalid.Results[0].Error.Code);
         var badConfig = await Assert.ThrowsAsync<CreateTopicsException>(() => admin.CreateTopicsAsync([new TopicSpecification { Name = "cfg", NumPartitions = 1, Configs = new Dictionary<string, string> { ["retention.ms"] = "soon" } }]));
         Assert.Equal(ErrorCode.InvalidConfig, badConfig.Results[0].Error.Code);
+
+        // An existing topic is reported as existing before anything else is checked, as Kafka does.
+        var existing = await Assert.ThrowsAsync<CreateTopicsException>(() => admin.CreateTopicsAsync([new TopicSpecification { Name = "admin-made", NumPartitions = 1, Configs = new Dictionary<string, string> { ["retention.ms"] = "soon" } }]));
+        Assert.Equal(ErrorCode.TopicAlreadyExists, existing.Results[0].Error.Code);
+
+        // cleanup.policy is a list, spaces allowed, as Kafka parses it.
+        await admin.CreateTopicsAsync([new TopicSpecification { Name = "compacted", NumPartitions = 1, Configs = new Dictionary<string, string> { ["cleanup.policy"] = "compact, delete" } }]);
     }
 
     [Fact]

@@ -44,11 +44,26 @@ public static class TopicConfigs
         {
             RetentionMs or RetentionBytes => long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out long l) && l >= -1 ? null : $"{name} must be an integer >= -1.",
             MaxMessageBytes or MinInsyncReplicas or SegmentBytes => int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int i) && i >= 1 ? null : $"{name} must be a positive integer.",
-            CleanupPolicy => value is "delete" or "compact" or "compact,delete" or "delete,compact" ? null : "cleanup.policy must be delete, compact or both.",
+            CleanupPolicy => IsCleanupPolicy(value) ? null : "cleanup.policy must be delete, compact or both.",
             MessageTimestampType => value is "CreateTime" or "LogAppendTime" ? null : "message.timestamp.type must be CreateTime or LogAppendTime.",
             CompressionType => value is "producer" or "uncompressed" or "gzip" or "snappy" or "lz4" or "zstd" ? null : "compression.type is not a known codec.",
             _ => null,
         };
+    }
+
+    /// <summary>A list, as Kafka parses it: comma separated, spaces around items ignored, each delete or compact.</summary>
+    private static bool IsCleanupPolicy(string value)
+    {
+        string[] parts = value.Split(',', StringSplitOptions.TrimEntries);
+        foreach (string part in parts)
+        {
+            if (part is not ("delete" or "compact"))
+            {
+                return false;
+            }
+        }
+
+        return parts.Length > 0;
     }
 
     public static string Effective(IReadOnlyDictionary<string, string> topicConfigs, string name) =>

@@ -67,6 +67,13 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
             return (null, ErrorCode.InvalidTopicException, $"'{name}' is not a valid topic name.");
         }
 
+        // Existence first, as Kafka: "create if absent" callers (Kafka Connect's TopicAdmin, say) read
+        // TOPIC_ALREADY_EXISTS as success, whatever else their request would have been refused for.
+        if (Find(name) is not null)
+        {
+            return (null, ErrorCode.TopicAlreadyExists, $"Topic '{name}' already exists.");
+        }
+
         if (partitions is < 1 or > 10_000)
         {
             return (null, ErrorCode.InvalidPartitions, $"Partition count {partitions} must be between 1 and 10000.");
@@ -78,11 +85,6 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
             {
                 return (null, ErrorCode.InvalidConfig, problem);
             }
-        }
-
-        if (Find(name) is not null)
-        {
-            return (null, ErrorCode.TopicAlreadyExists, $"Topic '{name}' already exists.");
         }
 
         if (validateOnly)

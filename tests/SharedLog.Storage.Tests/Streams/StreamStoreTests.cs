@@ -535,6 +535,26 @@ public sealed class StreamStoreTests : IAsyncLifetime
         Assert.Equal(20, await _engine.Streams.AppendAsync(stream, Batch(1, 9)));
     }
 
+    [Theory]
+    [InlineData("compact")]
+    [InlineData("compact, delete")]
+    public async Task RetentionAppliesOnlyWhenTheCleanupPolicyIncludesDelete(string policy)
+    {
+        // A compact-only topic with an explicit short retention.ms: Kafka keeps every record of it.
+        long stream = await CreateStreamAsync("compacted", new Dictionary<string, string> { ["cleanup.policy"] = policy, ["retention.ms"] = "60000", ["retention.bytes"] = "1000" });
+        for (int i = 0; i < 4; i++)
+        {
+            await _engine.Streams.AppendAsync(stream, Batch(5, i));
+        }
+
+        await _engine.Streams.UploadAsync();
+        var janitor = new SharedLog.Storage.Objects.ObjectJanitor(_engine.Objects, _engine.Metadata, _engine.Streams, TimeSpan.FromMinutes(10), TimeSpan.Zero);
+        await janitor.RunOnceAsync(DateTimeOffset.UtcNow); // the batches carry 1970 timestamps
+
+        long expectedStart = policy.Contains("delete", StringComparison.Ordinal) ? 20 : 0;
+        Assert.Equal(expectedStart, _engine.Streams.Get(stream).LogStartOffset);
+    }
+
     [Fact]
     public async Task RetentionByBytesKeepsTheNewestRanges()
     {
