@@ -205,7 +205,23 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
                 streams.Close(partition.StreamId);
             }
 
-            await metadata.DeleteTopicAsync(name, cancellationToken);
+            try
+            {
+                // Not cancellable once begun: a client that gives up must not leave the topic gone from memory but
+                // still in the store, where a retry, a CreateTopics of the name or a restart would bring it back.
+                await metadata.DeleteTopicAsync(name, CancellationToken.None);
+            }
+            catch (Exception)
+            {
+                // If the store still has it, serve it again rather than keep a topic no one serves.
+                if (await metadata.GetTopicAsync(name, CancellationToken.None) is { } kept)
+                {
+                    await LeadAsync(kept, CancellationToken.None);
+                }
+
+                throw;
+            }
+
             return ErrorCode.None;
         }
         finally
