@@ -8,8 +8,8 @@ public class GroupCoordinatorTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
-    private static Task<JoinResult> JoinAsync(GroupCoordinator groups, string memberId) =>
-        groups.JoinAsync("g", memberId, null, "consumer", [("range", [0, 1])], 10_000, 10_000, "client", "127.0.0.1", requireKnownMemberId: false);
+    private static Task<JoinResult> JoinAsync(GroupCoordinator groups, string memberId, int sessionTimeoutMs = 10_000) =>
+        groups.JoinAsync("g", memberId, null, "consumer", [("range", [0, 1])], sessionTimeoutMs, 10_000, "client", "127.0.0.1", requireKnownMemberId: false);
 
     [Fact]
     public async Task CommitsOfTheCurrentGenerationAreTakenWhileARebalanceIsPreparedAndRefusedWhileItCompletes()
@@ -43,5 +43,32 @@ public class GroupCoordinatorTests
         Assert.Equal(GroupState.CompletingRebalance, groups.Find("g")!.State);
         Assert.Equal(ErrorCode.RebalanceInProgress, groups.ValidateCommit("g", rejoined.GenerationId, rejoined.MemberId));
         Assert.Equal(ErrorCode.IllegalGeneration, groups.ValidateCommit("g", first.GenerationId, first.MemberId));
+    }
+
+    [Fact]
+    public async Task AMemberWaitingForItsAssignmentIsNotExpiredByItsSessionTimeout()
+    {
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 300);
+        Task<JoinResult> firstJoin = JoinAsync(groups, string.Empty, sessionTimeoutMs: 1000);
+        Task<JoinResult> secondJoin = JoinAsync(groups, string.Empty, sessionTimeoutMs: 1000);
+        JoinResult[] joined = await Task.WhenAll(firstJoin, secondJoin).WaitAsync(Timeout);
+        JoinResult leader = joined.Single(j => j.MemberId == j.LeaderId);
+        JoinResult follower = joined.Single(j => j.MemberId != j.LeaderId);
+
+        // The follower waits in SyncGroup without heartbeating (as librdkafka and kafkajs do) for more than its
+        // session timeout, while the leader, still heartbeating, takes its time to assign.
+        Task<SyncResult> waiting = groups.SyncAsync("g", follower.GenerationId, follower.MemberId, new Dictionary<string, byte[]>());
+        DateTime assignAt = DateTime.UtcNow.AddMilliseconds(2500);
+        while (DateTime.UtcNow < assignAt)
+        {
+            Assert.Equal(ErrorCode.None, groups.Heartbeat("g", leader.GenerationId, leader.MemberId));
+            await Task.Delay(100); // the leader's heartbeat interval; the test is about time passing
+        }
+
+        SyncResult assigned = await groups.SyncAsync("g", leader.GenerationId, leader.MemberId, new Dictionary<string, byte[]> { [leader.MemberId] = [1], [follower.MemberId] = [2] }).WaitAsync(Timeout);
+        Assert.Equal(ErrorCode.None, assigned.Error);
+        SyncResult followerResult = await waiting.WaitAsync(Timeout);
+        Assert.Equal(ErrorCode.None, followerResult.Error);
+        Assert.Equal([2], followerResult.Assignment);
     }
 }

@@ -62,7 +62,7 @@ public sealed class ConsumerGroup(string groupId)
     internal DateTime RebalanceDeadline { get; set; }
 
     /// <summary>Ids handed out with MEMBER_ID_REQUIRED and not yet used to join.</summary>
-    internal HashSet<string> PendingMemberIds { get; } = new(StringComparer.Ordinal);
+    internal Dictionary<string, DateTime> PendingMemberIds { get; } = new(StringComparer.Ordinal);
 
     /// <summary>A new group waits this long for more members before its first rebalance completes.</summary>
     internal DateTime InitialDelayUntil { get; set; }
@@ -204,7 +204,8 @@ public sealed class GroupCoordinator : IDisposable
                 if (requireKnownMemberId && groupInstanceId is null)
                 {
                     // KIP-394: hand out the id first; the member rejoins with it.
-                    group.PendingMemberIds.Add(newId);
+                    // Until the member's session timeout: a client that never comes back must not stay here for good.
+                    group.PendingMemberIds[newId] = DateTime.UtcNow.AddMilliseconds(sessionTimeoutMs);
                     return Task.FromResult(Failed(ErrorCode.MemberIdRequired, newId));
                 }
 
@@ -394,11 +395,13 @@ public sealed class GroupCoordinator : IDisposable
                 return ErrorCode.UnknownMemberId;
             }
 
-            member.LastSeen = DateTime.UtcNow;
             if (generationId != group.GenerationId)
             {
+                // Not a sign of life: a member stuck on an old generation must not be kept alive by it.
                 return ErrorCode.IllegalGeneration;
             }
+
+            member.LastSeen = DateTime.UtcNow;
 
             GroupState refusedIn = forCommit ? GroupState.CompletingRebalance : GroupState.PreparingRebalance;
             return group.State == refusedIn ? ErrorCode.RebalanceInProgress : ErrorCode.None;
@@ -473,10 +476,19 @@ public sealed class GroupCoordinator : IDisposable
             {
                 foreach (GroupMember member in group.Members.Values.ToList())
                 {
-                    // Members waiting in a join are alive; others must heartbeat within their session timeout.
-                    if (member.PendingJoin is null && (now - member.LastSeen).TotalMilliseconds > member.SessionTimeoutMs)
+                    // Members waiting in a join or for their assignment are alive (librdkafka and kafkajs do not
+                    // heartbeat while waiting in SyncGroup); others must heartbeat within their session timeout.
+                    if (member.PendingJoin is null && member.PendingSync is null && (now - member.LastSeen).TotalMilliseconds > member.SessionTimeoutMs)
                     {
                         Remove(group, member);
+                    }
+                }
+
+                foreach ((string pendingId, DateTime deadline) in group.PendingMemberIds)
+                {
+                    if (deadline < now)
+                    {
+                        group.PendingMemberIds.Remove(pendingId);
                     }
                 }
 
