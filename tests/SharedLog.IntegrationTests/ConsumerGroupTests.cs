@@ -151,4 +151,58 @@ public class ConsumerGroupTests
         List<TopicPartitionOffset> after = again.Committed([new TopicPartition("committed", 0), new TopicPartition("committed", 1)], TimeSpan.FromSeconds(20));
         Assert.Equal([7L, 3L], after.Select(f => f.Offset.Value));
     }
+
+    [Fact]
+    public async Task ASecondConsumerWithTheSameGroupInstanceIdFencesTheFirst()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        await CreateTopicAsync(broker.BootstrapServers, "static", 2);
+        var firstErrors = new ConcurrentQueue<Error>();
+        ConsumerConfig Config() => new()
+        {
+            BootstrapServers = broker.BootstrapServers,
+            GroupId = "static-group",
+            GroupInstanceId = "pod-1",
+            SessionTimeoutMs = 10_000,
+            HeartbeatIntervalMs = 300,
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+        };
+        var firstAssigned = new ConcurrentQueue<int>();
+        using IConsumer<Ignore, Ignore> first = new ConsumerBuilder<Ignore, Ignore>(Config())
+            .SetErrorHandler((_, e) => firstErrors.Enqueue(e))
+            .SetPartitionsAssignedHandler((_, parts) => firstAssigned.Enqueue(parts.Count))
+            .Build();
+        first.Subscribe("static");
+        DateTime deadline = DateTime.UtcNow + Timeout;
+        while (firstAssigned.IsEmpty && DateTime.UtcNow < deadline)
+        {
+            first.Consume(TimeSpan.FromMilliseconds(100));
+        }
+
+        Assert.False(firstAssigned.IsEmpty, "the first consumer was never assigned partitions");
+
+        // A second process with the same group.instance.id (a copied config) joins: the broker fences the first,
+        // which librdkafka reports as a fatal FENCED_INSTANCE_ID, instead of both consuming the same partitions.
+        var secondAssigned = new ConcurrentQueue<int>();
+        using IConsumer<Ignore, Ignore> second = new ConsumerBuilder<Ignore, Ignore>(Config())
+            .SetPartitionsAssignedHandler((_, parts) => secondAssigned.Enqueue(parts.Count))
+            .Build();
+        second.Subscribe("static");
+        deadline = DateTime.UtcNow + Timeout;
+        while ((secondAssigned.IsEmpty || !firstErrors.Any(e => e.Code == ErrorCode.FencedInstanceId)) && DateTime.UtcNow < deadline)
+        {
+            second.Consume(TimeSpan.FromMilliseconds(50));
+            try
+            {
+                first.Consume(TimeSpan.FromMilliseconds(50));
+            }
+            catch (ConsumeException e) when (e.Error.Code == ErrorCode.FencedInstanceId)
+            {
+                firstErrors.Enqueue(e.Error);
+            }
+        }
+
+        Assert.Contains(firstErrors, e => e.Code == ErrorCode.FencedInstanceId);
+        Assert.Contains(2, secondAssigned);
+    }
 }

@@ -71,4 +71,33 @@ public class GroupCoordinatorTests
         Assert.Equal(ErrorCode.None, followerResult.Error);
         Assert.Equal([2], followerResult.Assignment);
     }
+
+    [Fact]
+    public async Task AStaticMemberJoiningAgainReplacesTheOldOneWhichIsThenFenced()
+    {
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 0);
+        Task<JoinResult> StaticJoin(string memberId) =>
+            groups.JoinAsync("g", memberId, "pod-1", "consumer", [("range", [0, 1])], 10_000, 10_000, "client", "127.0.0.1", requireKnownMemberId: true);
+        JoinResult first = await StaticJoin(string.Empty).WaitAsync(Timeout);
+        Assert.Equal(ErrorCode.None, first.Error);
+        SyncResult synced = await groups.SyncAsync("g", first.GenerationId, first.MemberId, new Dictionary<string, byte[]> { [first.MemberId] = [7] }, "pod-1").WaitAsync(Timeout);
+        Assert.Equal([7], synced.Assignment);
+
+        // A second process with the same group.instance.id (or the first one restarted) joins without a member id:
+        // it gets a new id, and the old id is fenced everywhere, as Kafka does.
+        JoinResult second = await StaticJoin(string.Empty).WaitAsync(Timeout);
+        Assert.Equal(ErrorCode.None, second.Error);
+        Assert.NotEqual(first.MemberId, second.MemberId);
+        Assert.Equal(ErrorCode.FencedInstanceId, groups.Heartbeat("g", first.GenerationId, first.MemberId, "pod-1"));
+        Assert.Equal(ErrorCode.FencedInstanceId, groups.ValidateCommit("g", first.GenerationId, first.MemberId, "pod-1"));
+        Assert.Equal(ErrorCode.FencedInstanceId, (await groups.SyncAsync("g", first.GenerationId, first.MemberId, new Dictionary<string, byte[]>(), "pod-1")).Error);
+        Assert.Equal(ErrorCode.FencedInstanceId, (await StaticJoin(first.MemberId).WaitAsync(Timeout)).Error);
+        Assert.Equal(ErrorCode.FencedInstanceId, groups.Leave("g", first.MemberId, "pod-1"));
+
+        // The new member is the group's only member and keeps serving.
+        SyncResult resynced = await groups.SyncAsync("g", second.GenerationId, second.MemberId, new Dictionary<string, byte[]> { [second.MemberId] = [8] }, "pod-1").WaitAsync(Timeout);
+        Assert.Equal(ErrorCode.None, resynced.Error);
+        Assert.Single(groups.Find("g")!.Snapshot());
+        Assert.Equal(ErrorCode.None, groups.Heartbeat("g", second.GenerationId, second.MemberId, "pod-1"));
+    }
 }

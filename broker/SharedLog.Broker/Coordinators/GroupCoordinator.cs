@@ -180,9 +180,14 @@ public sealed class GroupCoordinator : IDisposable
 
             GroupMember? member = null;
             bool known = true;
-            if (groupInstanceId is not null)
+            if (groupInstanceId is not null && FindStatic(group, groupInstanceId) is { } existing)
             {
-                member = group.Members.Values.FirstOrDefault(m => m.GroupInstanceId == groupInstanceId);
+                if (!string.IsNullOrEmpty(memberId) && memberId != existing.MemberId)
+                {
+                    return Task.FromResult(Failed(ErrorCode.FencedInstanceId, memberId));
+                }
+
+                member = string.IsNullOrEmpty(memberId) ? ReplaceStatic(group, existing, clientId) : existing;
             }
 
             if (member is null && !string.IsNullOrEmpty(memberId) && !group.Members.TryGetValue(memberId, out member))
@@ -243,6 +248,50 @@ public sealed class GroupCoordinator : IDisposable
             return join.Task;
         }
     }
+
+    private static GroupMember? FindStatic(ConsumerGroup group, string groupInstanceId)
+    {
+        foreach (GroupMember member in group.Members.Values)
+        {
+            if (member.GroupInstanceId == groupInstanceId)
+            {
+                return member;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// KIP-345, as Kafka: a static member joining without its member id (it restarted, or a second process has
+    /// the same group.instance.id) takes the place of the old one under a new member id, keeping its assignment;
+    /// the old member id is fenced from then on (FENCED_INSTANCE_ID, fatal for the Java client), so two
+    /// processes never consume the same partitions unknowingly.
+    /// </summary>
+    private static GroupMember ReplaceStatic(ConsumerGroup group, GroupMember old, string clientId)
+    {
+        string newId = $"{(string.IsNullOrEmpty(clientId) ? "member" : clientId)}-{Guid.NewGuid():N}";
+        var replacement = new GroupMember(newId)
+        {
+            GroupInstanceId = old.GroupInstanceId,
+            Protocols = old.Protocols,
+            Assignment = old.Assignment,
+        };
+        group.Members.Remove(old.MemberId);
+        group.Members[newId] = replacement;
+        if (group.LeaderId == old.MemberId)
+        {
+            group.LeaderId = newId;
+        }
+
+        old.PendingJoin?.TrySetResult(Failed(ErrorCode.FencedInstanceId, old.MemberId));
+        old.PendingSync?.TrySetResult(new SyncResult(ErrorCode.FencedInstanceId, null, null, []));
+        return replacement;
+    }
+
+    /// <summary>A request naming a static instance under a member id that is no longer the instance's.</summary>
+    private static bool IsFenced(ConsumerGroup group, string? groupInstanceId, string memberId) =>
+        groupInstanceId is not null && FindStatic(group, groupInstanceId) is { } current && current.MemberId != memberId;
 
     private static bool SameProtocols(List<(string Name, byte[] Metadata)> a, List<(string Name, byte[] Metadata)> b) =>
         a.Count == b.Count && a.Zip(b).All(p => p.First.Name == p.Second.Name && p.First.Metadata.AsSpan().SequenceEqual(p.Second.Metadata));
@@ -326,7 +375,7 @@ public sealed class GroupCoordinator : IDisposable
         member.MemberId,
         member.MemberId == group.LeaderId ? [.. group.Members.Values] : []);
 
-    public Task<SyncResult> SyncAsync(string groupId, int generationId, string memberId, IReadOnlyDictionary<string, byte[]> assignments)
+    public Task<SyncResult> SyncAsync(string groupId, int generationId, string memberId, IReadOnlyDictionary<string, byte[]> assignments, string? groupInstanceId = null)
     {
         ConsumerGroup? group = Find(groupId);
         if (group is null)
@@ -336,6 +385,11 @@ public sealed class GroupCoordinator : IDisposable
 
         lock (group.Sync)
         {
+            if (IsFenced(group, groupInstanceId, memberId))
+            {
+                return Task.FromResult(new SyncResult(ErrorCode.FencedInstanceId, null, null, []));
+            }
+
             if (!group.Members.TryGetValue(memberId, out GroupMember? member))
             {
                 return Task.FromResult(new SyncResult(ErrorCode.UnknownMemberId, null, null, []));
@@ -377,8 +431,8 @@ public sealed class GroupCoordinator : IDisposable
         }
     }
 
-    public ErrorCode Heartbeat(string groupId, int generationId, string memberId) =>
-        Find(groupId) is { } group ? CheckMember(group, generationId, memberId, forCommit: false) : ErrorCode.UnknownMemberId;
+    public ErrorCode Heartbeat(string groupId, int generationId, string memberId, string? groupInstanceId = null) =>
+        Find(groupId) is { } group ? CheckMember(group, generationId, memberId, groupInstanceId, forCommit: false) : ErrorCode.UnknownMemberId;
 
     /// <summary>
     /// A member's standing for heartbeats and commits: known and of the current generation. As in Kafka, a
@@ -386,10 +440,15 @@ public sealed class GroupCoordinator : IDisposable
     /// its partitions until it rejoins; eager clients commit right there, when their partitions are revoked);
     /// a commit during CompletingRebalance, after the member has joined the next generation, is refused.
     /// </summary>
-    private static ErrorCode CheckMember(ConsumerGroup group, int generationId, string memberId, bool forCommit)
+    private static ErrorCode CheckMember(ConsumerGroup group, int generationId, string memberId, string? groupInstanceId, bool forCommit)
     {
         lock (group.Sync)
         {
+            if (IsFenced(group, groupInstanceId, memberId))
+            {
+                return ErrorCode.FencedInstanceId;
+            }
+
             if (!group.Members.TryGetValue(memberId, out GroupMember? member))
             {
                 return ErrorCode.UnknownMemberId;
@@ -419,11 +478,17 @@ public sealed class GroupCoordinator : IDisposable
         lock (group.Sync)
         {
             GroupMember? member = groupInstanceId is not null
-                ? group.Members.Values.FirstOrDefault(m => m.GroupInstanceId == groupInstanceId)
+                ? FindStatic(group, groupInstanceId)
                 : group.Members.GetValueOrDefault(memberId);
             if (member is null)
             {
                 return ErrorCode.UnknownMemberId;
+            }
+
+            if (groupInstanceId is not null && !string.IsNullOrEmpty(memberId) && member.MemberId != memberId)
+            {
+                // A replaced instance's old process must not take its successor out of the group.
+                return ErrorCode.FencedInstanceId;
             }
 
             Remove(group, member);
@@ -432,7 +497,7 @@ public sealed class GroupCoordinator : IDisposable
     }
 
     /// <summary>Checks a commit's member and generation; generation -1 with no member is a simple (standalone) commit.</summary>
-    public ErrorCode ValidateCommit(string groupId, int generationId, string memberId)
+    public ErrorCode ValidateCommit(string groupId, int generationId, string memberId, string? groupInstanceId = null)
     {
         ConsumerGroup? group = Find(groupId);
         if (generationId < 0 && string.IsNullOrEmpty(memberId))
@@ -442,7 +507,7 @@ public sealed class GroupCoordinator : IDisposable
             return group is null || group.State == GroupState.Empty ? ErrorCode.None : ErrorCode.UnknownMemberId;
         }
 
-        return group is null ? ErrorCode.IllegalGeneration : CheckMember(group, generationId, memberId, forCommit: true);
+        return group is null ? ErrorCode.IllegalGeneration : CheckMember(group, generationId, memberId, groupInstanceId, forCommit: true);
     }
 
     private static void Remove(ConsumerGroup group, GroupMember member)

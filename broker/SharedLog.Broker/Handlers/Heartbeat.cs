@@ -17,6 +17,6 @@ public sealed class HeartbeatHandler(GroupCoordinator groups) : IApiHandler
     public ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
     {
         var body = (HeartbeatRequest)request;
-        return ValueTask.FromResult<IApiMessage?>(new HeartbeatResponse { ErrorCode = (short)groups.Heartbeat(body.GroupId, body.GenerationId, body.MemberId) });
+        return ValueTask.FromResult<IApiMessage?>(new HeartbeatResponse { ErrorCode = (short)groups.Heartbeat(body.GroupId, body.GenerationId, body.MemberId, body.GroupInstanceId) });
     }
 }

@@ -23,7 +23,7 @@ public sealed class OffsetCommitHandler(GroupCoordinator groups, TopicService to
     public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
     {
         var body = (OffsetCommitRequest)request;
-        ErrorCode groupError = string.IsNullOrEmpty(body.GroupId) ? ErrorCode.InvalidGroupId : groups.ValidateCommit(body.GroupId, body.GenerationIdOrMemberEpoch, body.MemberId);
+        ErrorCode groupError = string.IsNullOrEmpty(body.GroupId) ? ErrorCode.InvalidGroupId : groups.ValidateCommit(body.GroupId, body.GenerationIdOrMemberEpoch, body.MemberId, body.GroupInstanceId);
         var response = new OffsetCommitResponse();
         var accepted = new List<GroupOffset>();
         DateTimeOffset now = DateTimeOffset.UtcNow;
