@@ -77,6 +77,21 @@ public class BrokerClientTests
 
         // cleanup.policy is a list, spaces allowed, as Kafka parses it.
         await admin.CreateTopicsAsync([new TopicSpecification { Name = "compacted", NumPartitions = 1, Configs = new Dictionary<string, string> { ["cleanup.policy"] = "compact, delete" } }]);
+
+        // Configs Kafka Streams and Connect set (a versioned store's changelog, say) are taken and reported,
+        // though they change nothing here; values out of Kafka's range and unknown names are still refused.
+        var streamsConfigs = new Dictionary<string, string> { ["cleanup.policy"] = "compact", ["min.compaction.lag.ms"] = "86400000", ["segment.ms"] = "3600000", ["min.cleanable.dirty.ratio"] = "0.1", ["unclean.leader.election.enable"] = "false" };
+        await admin.CreateTopicsAsync([new TopicSpecification { Name = "changelog", NumPartitions = 1, Configs = streamsConfigs }]);
+        Dictionary<string, ConfigEntryResult> described = (await admin.DescribeConfigsAsync([new ConfigResource { Type = ResourceType.Topic, Name = "changelog" }])).Single().Entries;
+        Assert.Equal("86400000", described["min.compaction.lag.ms"].Value);
+        Assert.Equal("0.1", described["min.cleanable.dirty.ratio"].Value);
+        Assert.Equal("86400000", described["delete.retention.ms"].Value);
+        Assert.True(described["delete.retention.ms"].IsDefault);
+        foreach ((string key, string value) in new[] { ("segment.ms", "0"), ("min.cleanable.dirty.ratio", "1.5"), ("preallocate", "yes"), ("no.such.config", "1") })
+        {
+            var refused = await Assert.ThrowsAsync<CreateTopicsException>(() => admin.CreateTopicsAsync([new TopicSpecification { Name = "refused-" + key, NumPartitions = 1, Configs = new Dictionary<string, string> { [key] = value } }]));
+            Assert.Equal(ErrorCode.InvalidConfig, refused.Results[0].Error.Code);
+        }
     }
 
     [Fact]
@@ -283,6 +298,14 @@ public class BrokerClientTests
         Assert.Equal(ConfigSource.DynamicTopicConfig, entries["retention.ms"].Source);
         Assert.Equal("delete", entries["cleanup.policy"].Value);
         Assert.True(entries["cleanup.policy"].IsDefault);
+
+        // A broker config change is refused rather than answered with a success that changes nothing.
+        string brokerId = admin.GetMetadata(Timeout).Brokers[0].BrokerId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var brokerChange = await Assert.ThrowsAsync<IncrementalAlterConfigsException>(() => admin.IncrementalAlterConfigsAsync(new Dictionary<ConfigResource, List<ConfigEntry>>
+        {
+            [new ConfigResource { Type = ResourceType.Broker, Name = brokerId }] = [new ConfigEntry { Name = "log.retention.ms", Value = "1000", IncrementalOperation = AlterConfigOpType.Set }],
+        }));
+        Assert.Equal(ErrorCode.InvalidRequest, brokerChange.Results[0].Error.Code);
 
         await admin.CreatePartitionsAsync([new PartitionsSpecification { Topic = "cfg-topic", IncreaseTo = 3 }]);
         Assert.Equal(3, admin.GetMetadata("cfg-topic", Timeout).Topics.Single().Partitions.Count);

@@ -77,6 +77,19 @@ public class FuzzTests
     }
 
     [Fact]
+    public void BytesAfterARequestBodyAreIgnoredAsKafkaDoes()
+    {
+        // Metadata v12 for all topics as librdkafka 2.x's AdminClient.GetMetadata sent it (captured from a test run):
+        // header (client id "rdkafka"), topics null, two false booleans, no tagged fields, then 01 00 00 more.
+        byte[] frame = Convert.FromHexString("0003000C00000005000772646B61666B610000000000010000");
+        DecodedRequest decoded = RequestFrame.Decode(new ReadOnlySequence<byte>(frame));
+        Assert.Equal(5, decoded.Header.CorrelationId);
+        var metadata = Assert.IsType<MetadataRequest>(decoded.Body);
+        Assert.Null(metadata.Topics);
+        Assert.False(metadata.AllowAutoTopicCreation);
+    }
+
+    [Fact]
     public void HugeArrayCountIsRejectedBeforeAllocating()
     {
         // Metadata v1: header, then a topic array claiming int.MaxValue entries.

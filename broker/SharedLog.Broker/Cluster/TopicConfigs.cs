@@ -14,18 +14,65 @@ public static class TopicConfigs
     public const string MinInsyncReplicas = "min.insync.replicas";
     public const string SegmentBytes = "segment.bytes";
 
-    /// <summary>Kafka's defaults for the configs SharedLog applies or reports.</summary>
-    public static IReadOnlyDictionary<string, string> Defaults { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
+    /// <summary>
+    /// Kafka topic configs SharedLog accepts, stores and reports, but that change nothing here (segments, indexes,
+    /// flushing, compaction lag, tiering and replication belong to Kafka's log layout): Kafka Streams, Connect and
+    /// MirrorMaker set them, and refusing them failed their topic creation. Value: default, and the smallest value
+    /// Kafka takes for a number (null: a boolean or free text).
+    /// </summary>
+    private static readonly Dictionary<string, (string Default, double? Min, double Max)> AcceptedWithoutEffect = new(StringComparer.Ordinal)
     {
-        [RetentionMs] = "604800000",
-        [RetentionBytes] = "-1",
-        [CleanupPolicy] = "delete",
-        [MaxMessageBytes] = "1048588",
-        [MessageTimestampType] = "CreateTime",
-        [CompressionType] = "producer",
-        [MinInsyncReplicas] = "1",
-        [SegmentBytes] = "1073741824",
+        ["compression.gzip.level"] = ("-1", -1, 9),
+        ["compression.lz4.level"] = ("9", 1, 17),
+        ["compression.zstd.level"] = ("3", -131072, 22),
+        ["delete.retention.ms"] = ("86400000", 0, long.MaxValue),
+        ["file.delete.delay.ms"] = ("60000", 0, long.MaxValue),
+        ["flush.messages"] = ("9223372036854775807", 1, long.MaxValue),
+        ["flush.ms"] = ("9223372036854775807", 0, long.MaxValue),
+        ["follower.replication.throttled.replicas"] = ("", null, 0),
+        ["index.interval.bytes"] = ("4096", 0, int.MaxValue),
+        ["leader.replication.throttled.replicas"] = ("", null, 0),
+        ["local.retention.bytes"] = ("-2", -2, long.MaxValue),
+        ["local.retention.ms"] = ("-2", -2, long.MaxValue),
+        ["max.compaction.lag.ms"] = ("9223372036854775807", 1, long.MaxValue),
+        ["message.timestamp.after.max.ms"] = ("9223372036854775807", 0, long.MaxValue),
+        ["message.timestamp.before.max.ms"] = ("9223372036854775807", 0, long.MaxValue),
+        ["message.timestamp.difference.max.ms"] = ("9223372036854775807", 0, long.MaxValue),
+        ["min.cleanable.dirty.ratio"] = ("0.5", 0, 1),
+        ["min.compaction.lag.ms"] = ("0", 0, long.MaxValue),
+        ["preallocate"] = ("false", null, 0),
+        ["remote.storage.enable"] = ("false", null, 0),
+        ["segment.index.bytes"] = ("10485760", 4, int.MaxValue),
+        ["segment.jitter.ms"] = ("0", 0, long.MaxValue),
+        ["segment.ms"] = ("604800000", 1, long.MaxValue),
+        ["unclean.leader.election.enable"] = ("false", null, 0),
     };
+
+    private static readonly HashSet<string> Booleans = new(StringComparer.Ordinal) { "preallocate", "remote.storage.enable", "unclean.leader.election.enable" };
+
+    /// <summary>Kafka's defaults for the configs SharedLog applies or reports.</summary>
+    public static IReadOnlyDictionary<string, string> Defaults { get; } = BuildDefaults();
+
+    private static Dictionary<string, string> BuildDefaults()
+    {
+        var defaults = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            [RetentionMs] = "604800000",
+            [RetentionBytes] = "-1",
+            [CleanupPolicy] = "delete",
+            [MaxMessageBytes] = "1048588",
+            [MessageTimestampType] = "CreateTime",
+            [CompressionType] = "producer",
+            [MinInsyncReplicas] = "1",
+            [SegmentBytes] = "1073741824",
+        };
+        foreach ((string name, (string value, _, _)) in AcceptedWithoutEffect)
+        {
+            defaults[name] = value;
+        }
+
+        return defaults;
+    }
 
     /// <summary>Null when the value is acceptable, else the reason it is not.</summary>
     public static string? Validate(string name, string? value)
@@ -40,6 +87,11 @@ public static class TopicConfigs
             return null;
         }
 
+        if (AcceptedWithoutEffect.TryGetValue(name, out (string Default, double? Min, double Max) kind))
+        {
+            return ValidateWithoutEffect(name, value, kind.Min, kind.Max);
+        }
+
         return name switch
         {
             RetentionMs or RetentionBytes => long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out long l) && l >= -1 ? null : $"{name} must be an integer >= -1.",
@@ -49,6 +101,36 @@ public static class TopicConfigs
             CompressionType => value is "producer" or "uncompressed" or "gzip" or "snappy" or "lz4" or "zstd" ? null : "compression.type is not a known codec.",
             _ => null,
         };
+    }
+
+    private static string? ValidateWithoutEffect(string name, string value, double? min, double max)
+    {
+        if (Booleans.Contains(name))
+        {
+            return value is "true" or "false" ? null : $"{name} must be true or false.";
+        }
+
+        if (min is null)
+        {
+            return null; // free text: the throttled-replica lists
+        }
+
+        // min.cleanable.dirty.ratio is Kafka's one fractional topic config; the others are integers.
+        bool parsed;
+        double number;
+        if (name == "min.cleanable.dirty.ratio")
+        {
+            parsed = double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out number);
+        }
+        else
+        {
+            parsed = long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out long integer);
+            number = integer;
+        }
+
+        return parsed && number >= min && number <= max
+            ? null
+            : $"{name} must be a number from {min.Value.ToString(CultureInfo.InvariantCulture)} to {max.ToString(CultureInfo.InvariantCulture)}.";
     }
 
     /// <summary>A list, as Kafka parses it: comma separated, spaces around items ignored, each delete or compact.</summary>

@@ -142,6 +142,17 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
         await _changes.WaitAsync(cancellationToken);
         try
         {
+            // Checked again under the lock: the topic may have been deleted or grown since the checks above.
+            if (Find(name) is not { } now)
+            {
+                return (ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
+            }
+
+            if (count <= now.Partitions.Count)
+            {
+                return (ErrorCode.InvalidPartitions, $"Topic '{name}' has {now.Partitions.Count} partitions; the new count must be larger, not {count}.");
+            }
+
             TopicMetadata grown = await metadata.AddPartitionsAsync(name, count, CancellationToken.None);
             await LeadAsync(grown, CancellationToken.None);
             return (ErrorCode.None, null);
@@ -176,6 +187,11 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
         await _changes.WaitAsync(cancellationToken);
         try
         {
+            if (Find(name) is null)
+            {
+                return (ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist."); // deleted meanwhile
+            }
+
             TopicMetadata altered = await metadata.AlterTopicConfigsAsync(name, changes, CancellationToken.None);
             TopicMetadata current = Find(name)!;
             TopicMetadata updated = current with { Configs = altered.Configs };

@@ -88,8 +88,8 @@ public sealed class IncrementalAlterConfigsHandler(TopicService topics) : IApiHa
                     changes[config.Name] = null;
                     break;
                 case Append or Subtract when config.Name == TopicConfigs.CleanupPolicy:
-                    var values = current.Split(',', StringSplitOptions.RemoveEmptyEntries).ToList();
-                    foreach (string v in (config.Value ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries))
+                    var values = current.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+                    foreach (string v in (config.Value ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
                     {
                         if (config.ConfigOperation == Append && !values.Contains(v))
                         {
@@ -129,12 +129,15 @@ internal static class ConfigResources
             return (ErrorCode.InvalidRequest, $"Resource type {type} is not supported.");
         }
 
+        (Dictionary<string, string?> changes, string? problem) = plan(type == Topic ? topics.Find(name) : null);
         if (type == Broker)
         {
-            return (ErrorCode.None, null);
+            // Broker settings come from appsettings, the environment and the command line; answering success for a
+            // change that is not made would mislead kafka-configs and UIs.
+            return changes.Count == 0 ? (ErrorCode.None, null)
+                : (ErrorCode.InvalidRequest, "Broker configs cannot be changed at runtime; set them in appsettings.json, SHAREDLOG_ environment variables or on the command line (docs/configuration.md).");
         }
 
-        (Dictionary<string, string?> changes, string? problem) = plan(topics.Find(name));
         return problem is null ? await topics.AlterConfigsAsync(name, changes, validateOnly, cancellationToken) : (ErrorCode.InvalidConfig, problem);
     }
 }

@@ -48,6 +48,11 @@ public sealed class DeleteRecordsHandler(TopicService topics, StreamStore stream
                 {
                     result.ErrorCode = (short)ErrorCode.NotLeaderOrFollower;
                 }
+                catch (Exception e) when (e is UnknownStreamException or StreamNotOpenException)
+                {
+                    // The topic was deleted while this request ran.
+                    result.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
+                }
             }
         }
 

@@ -164,9 +164,17 @@ public sealed class FetchHandler(TopicService topics, StreamStore streams, Coord
                 int limit = (int)Math.Min(partition.PartitionMaxBytes, budget);
                 if (anyData && limit <= 0)
                 {
-                    StreamLog stream = streams.Get(streamId);
-                    result.HighWatermark = result.LastStableOffset = stream.HighWatermark;
-                    result.LogStartOffset = stream.LogStartOffset;
+                    try
+                    {
+                        StreamLog stream = streams.Get(streamId);
+                        result.HighWatermark = result.LastStableOffset = stream.HighWatermark;
+                        result.LogStartOffset = stream.LogStartOffset;
+                    }
+                    catch (StreamNotOpenException)
+                    {
+                        result.ErrorCode = (short)ErrorCode.NotLeaderOrFollower; // deleted or moved while this fetch ran
+                    }
+
                     continue;
                 }
 

@@ -55,11 +55,9 @@ public static class RequestFrame
         header.Read(ref reader, ApiMessages.RequestHeaderVersion(apiKey, version));
         IApiMessage body = ApiMessages.CreateRequest(apiKey);
         body.Read(ref reader, version);
-        if (!reader.End)
-        {
-            throw new KafkaProtocolException($"{reader.Remaining} unexpected bytes after {apiKey} v{version} request.");
-        }
 
+        // Bytes after the body are ignored, as Kafka's broker ignores them: librdkafka 2.x's admin client sends
+        // Metadata v12 with three more (01 00 00), and refusing them closed its connection.
         return new DecodedRequest(header, body);
     }
 
