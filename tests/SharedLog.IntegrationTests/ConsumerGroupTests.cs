@@ -173,13 +173,7 @@ public class ConsumerGroupTests
             .SetPartitionsAssignedHandler((_, parts) => firstAssigned.Enqueue(parts.Count))
             .Build();
         first.Subscribe("static");
-        DateTime deadline = DateTime.UtcNow + Timeout;
-        while (firstAssigned.IsEmpty && DateTime.UtcNow < deadline)
-        {
-            first.Consume(TimeSpan.FromMilliseconds(100));
-        }
-
-        Assert.False(firstAssigned.IsEmpty, "the first consumer was never assigned partitions");
+        ConsumeUntilAssigned(first, firstAssigned);
 
         // A second process with the same group.instance.id (a copied config) joins: the broker fences the first,
         // which librdkafka reports as a fatal FENCED_INSTANCE_ID, instead of both consuming the same partitions.
@@ -188,7 +182,7 @@ public class ConsumerGroupTests
             .SetPartitionsAssignedHandler((_, parts) => secondAssigned.Enqueue(parts.Count))
             .Build();
         second.Subscribe("static");
-        deadline = DateTime.UtcNow + Timeout;
+        DateTime deadline = DateTime.UtcNow + Timeout;
         while ((secondAssigned.IsEmpty || !firstErrors.Any(e => e.Code == ErrorCode.FencedInstanceId)) && DateTime.UtcNow < deadline)
         {
             second.Consume(TimeSpan.FromMilliseconds(50));
@@ -204,5 +198,43 @@ public class ConsumerGroupTests
 
         Assert.Contains(firstErrors, e => e.Code == ErrorCode.FencedInstanceId);
         Assert.Contains(2, secondAssigned);
+    }
+
+    [Fact]
+    public async Task OffsetsOfTopicsNoMemberSubscribesToCanBeDeletedWhileTheGroupIsActive()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        await CreateTopicAsync(broker.BootstrapServers, "current", 1);
+        await CreateTopicAsync(broker.BootstrapServers, "retired", 1);
+        var assigned = new ConcurrentQueue<int>();
+        using IConsumer<Ignore, Ignore> member = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "kip496", EnableAutoCommit = false })
+            .SetPartitionsAssignedHandler((_, parts) => assigned.Enqueue(parts.Count))
+            .Build();
+        member.Subscribe("current");
+        ConsumeUntilAssigned(member, assigned);
+        member.Commit([new TopicPartitionOffset("current", 0, 3), new TopicPartitionOffset("retired", 0, 5)]);
+
+        // KIP-496 as in Kafka: a live consumer group's offsets of a topic no member subscribes to can go; those of a
+        // subscribed topic stay, with GROUP_SUBSCRIBED_TO_TOPIC.
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        await admin.DeleteConsumerGroupOffsetsAsync("kip496", [new TopicPartition("retired", 0)]);
+        var refused = await Assert.ThrowsAsync<DeleteConsumerGroupOffsetsException>(() => admin.DeleteConsumerGroupOffsetsAsync("kip496", [new TopicPartition("current", 0)]));
+        Assert.Equal(ErrorCode.GroupSubscribedToTopic, refused.Result.Partitions.Single().Error.Code);
+
+        List<TopicPartitionOffset> committed = member.Committed([new TopicPartition("current", 0), new TopicPartition("retired", 0)], Timeout);
+        Assert.Equal(3, committed.Single(c => c.Topic == "current").Offset.Value);
+        Assert.Equal(Offset.Unset, committed.Single(c => c.Topic == "retired").Offset);
+    }
+
+    /// <summary>Polls until the consumer's assignment callback has run, for at most the test timeout.</summary>
+    private static void ConsumeUntilAssigned<TKey, TValue>(IConsumer<TKey, TValue> consumer, ConcurrentQueue<int> assigned)
+    {
+        DateTime deadline = DateTime.UtcNow + Timeout;
+        while (assigned.IsEmpty && DateTime.UtcNow < deadline)
+        {
+            consumer.Consume(TimeSpan.FromMilliseconds(100));
+        }
+
+        Assert.False(assigned.IsEmpty, "the consumer was never assigned partitions");
     }
 }

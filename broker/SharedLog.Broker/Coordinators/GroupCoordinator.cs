@@ -76,12 +76,84 @@ public sealed class ConsumerGroup(string groupId)
             return [.. Members.Values];
         }
     }
+
+    /// <summary>
+    /// The topics the members of a consumer-protocol group subscribe to (for OffsetDelete, KIP-496): empty when the
+    /// group has no members, null when it has members of another protocol or a subscription that cannot be read.
+    /// </summary>
+    public HashSet<string>? SubscribedTopics()
+    {
+        lock (Sync)
+        {
+            var topics = new HashSet<string>(StringComparer.Ordinal);
+            if (Members.Count == 0)
+            {
+                return topics;
+            }
+
+            if (ProtocolType != "consumer")
+            {
+                return null;
+            }
+
+            foreach (GroupMember member in Members.Values)
+            {
+                byte[]? metadata = member.Protocols.Find(p => p.Name == ProtocolName).Metadata;
+                if (metadata is null || !ConsumerSubscription.TryReadTopics(metadata, topics))
+                {
+                    return null;
+                }
+            }
+
+            return topics;
+        }
+    }
+}
+
+/// <summary>The start of Kafka's ConsumerProtocolSubscription: int16 version, then the subscribed topic names.</summary>
+internal static class ConsumerSubscription
+{
+    public static bool TryReadTopics(ReadOnlySpan<byte> metadata, HashSet<string> into)
+    {
+        if (metadata.Length < 6)
+        {
+            return false;
+        }
+
+        int count = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(metadata[2..]);
+        int at = 6;
+        if (count < 0 || count > (metadata.Length - at) / 2)
+        {
+            return false;
+        }
+
+        for (int i = 0; i < count; i++)
+        {
+            if (metadata.Length - at < 2)
+            {
+                return false;
+            }
+
+            int length = System.Buffers.Binary.BinaryPrimitives.ReadInt16BigEndian(metadata[at..]);
+            at += 2;
+            if (length < 0 || length > metadata.Length - at)
+            {
+                return false;
+            }
+
+            into.Add(System.Text.Encoding.UTF8.GetString(metadata.Slice(at, length)));
+            at += length;
+        }
+
+        return true;
+    }
 }
 
 /// <summary>
 /// The classic group protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup): rebalances complete when
 /// every known member has rejoined or the rebalance timeout passes; members whose session times out
-/// are removed; static members (group.instance.id, KIP-345) keep their member id across restarts.
+/// are removed; a static member (group.instance.id, KIP-345) that joins again takes its old place and
+/// assignment under a new member id, and the old id is fenced.
 /// New members must rejoin with the id they are given (KIP-394). State is in memory: after a broker
 /// restart groups rebalance from scratch, while committed offsets live in the metadata store.
 /// </summary>

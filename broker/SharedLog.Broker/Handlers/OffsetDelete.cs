@@ -1,6 +1,7 @@
 // OffsetDelete, version 0 (KIP-496): removes committed offsets of partitions the group no longer
-// consumes. GROUP_SUBSCRIBED_TO_TOPIC while an active member's subscription includes the topic is
-// approximated here: deletion is refused while the group has members at all.
+// consumes. As Kafka: an empty group loses any offsets asked for; a consumer group with members keeps
+// those of topics a member subscribes to (GROUP_SUBSCRIBED_TO_TOPIC); a group of another protocol with
+// members refuses the whole request (NON_EMPTY_GROUP).
 using SharedLog.Broker.Coordinators;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
@@ -27,7 +28,13 @@ public sealed class OffsetDeleteHandler(GroupCoordinator groups, IMetadataStore 
             return response;
         }
 
-        bool active = groups.Find(body.GroupId) is { } group && group.Snapshot().Count > 0;
+        HashSet<string>? subscribed = groups.Find(body.GroupId) is { } group ? group.SubscribedTopics() : [];
+        if (subscribed is null)
+        {
+            response.ErrorCode = (short)ErrorCode.NonEmptyGroup;
+            return response;
+        }
+
         var deleted = new List<(string, int)>();
         foreach (OffsetDeleteRequest.OffsetDeleteRequestTopic topic in body.Topics)
         {
@@ -35,7 +42,7 @@ public sealed class OffsetDeleteHandler(GroupCoordinator groups, IMetadataStore 
             response.Topics.Add(topicResponse);
             foreach (OffsetDeleteRequest.OffsetDeleteRequestPartition partition in topic.Partitions)
             {
-                ErrorCode error = active ? ErrorCode.GroupSubscribedToTopic : ErrorCode.None;
+                ErrorCode error = subscribed.Contains(topic.Name) ? ErrorCode.GroupSubscribedToTopic : ErrorCode.None;
                 if (error == ErrorCode.None)
                 {
                     deleted.Add((topic.Name, partition.PartitionIndex));
