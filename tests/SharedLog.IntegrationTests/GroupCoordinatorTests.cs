@@ -100,4 +100,26 @@ public class GroupCoordinatorTests
         Assert.Single(groups.Find("g")!.Snapshot());
         Assert.Equal(ErrorCode.None, groups.Heartbeat("g", second.GenerationId, second.MemberId, "pod-1"));
     }
+
+    [Fact]
+    public async Task AGroupLeftEmptyIsForgottenAfterItsRetentionAndItsIdCanBeJoinedAgain()
+    {
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 0, emptyGroupRetention: TimeSpan.FromMilliseconds(300));
+        JoinResult joined = await JoinAsync(groups, string.Empty).WaitAsync(Timeout);
+        await groups.SyncAsync("g", joined.GenerationId, joined.MemberId, new Dictionary<string, byte[]> { [joined.MemberId] = [1] }).WaitAsync(Timeout);
+        Assert.Equal(ErrorCode.None, groups.Leave("g", joined.MemberId, null));
+
+        // Kafka drops a group without members (its offsets, in the store, keep it listed); memory must not grow
+        // with every console consumer's random group id.
+        DateTime deadline = DateTime.UtcNow + Timeout;
+        while (groups.Find("g") is not null && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.Null(groups.Find("g"));
+        JoinResult again = await JoinAsync(groups, string.Empty).WaitAsync(Timeout);
+        Assert.Equal(ErrorCode.None, again.Error);
+        Assert.NotNull(groups.Find("g"));
+    }
 }

@@ -64,6 +64,12 @@ public sealed class ConsumerGroup(string groupId)
     /// <summary>Ids handed out with MEMBER_ID_REQUIRED and not yet used to join.</summary>
     internal Dictionary<string, DateTime> PendingMemberIds { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>When the group last became empty (no members, no member ids handed out); null while it is not.</summary>
+    internal DateTime? EmptySince { get; set; }
+
+    /// <summary>Taken out of the coordinator (expired or deleted): a join that found it just before must look again.</summary>
+    internal bool Removed { get; set; }
+
     /// <summary>A new group waits this long for more members before its first rebalance completes.</summary>
     internal DateTime InitialDelayUntil { get; set; }
 
@@ -162,11 +168,18 @@ public sealed class GroupCoordinator : IDisposable
     private readonly Dictionary<string, ConsumerGroup> _groups = new(StringComparer.Ordinal);
     private readonly Lock _groupsLock = new();
     private readonly int _initialRebalanceDelayMs;
+    private readonly TimeSpan _emptyGroupRetention;
     private readonly Timer _timer;
 
-    public GroupCoordinator(int initialRebalanceDelayMs)
+    /// <param name="initialRebalanceDelayMs">group.initial.rebalance.delay.ms.</param>
+    /// <param name="emptyGroupRetention">
+    /// How long a group without members stays in memory (10 minutes by default, Kafka's offsets.retention.check.interval.ms).
+    /// Its committed offsets are in the metadata store and keep it listed by ListGroups.
+    /// </param>
+    public GroupCoordinator(int initialRebalanceDelayMs, TimeSpan? emptyGroupRetention = null)
     {
         _initialRebalanceDelayMs = initialRebalanceDelayMs;
+        _emptyGroupRetention = emptyGroupRetention ?? TimeSpan.FromMinutes(10);
         _timer = new Timer(_ => Tick(), null, 100, 100);
     }
 
@@ -218,6 +231,11 @@ public sealed class GroupCoordinator : IDisposable
                     }
                 }
 
+                lock (group.Sync)
+                {
+                    group.Removed = true;
+                }
+
                 _groups.Remove(groupId);
             }
         }
@@ -243,6 +261,12 @@ public sealed class GroupCoordinator : IDisposable
         ConsumerGroup group = GetOrCreate(groupId);
         lock (group.Sync)
         {
+            if (group.Removed)
+            {
+                // Expired or deleted between the lookup and the lock: join the group that stands under the id now.
+                return JoinAsync(groupId, memberId, groupInstanceId, protocolType, protocols, sessionTimeoutMs, rebalanceTimeoutMs, clientId, clientHost, requireKnownMemberId);
+            }
+
             if (protocols.Count == 0
                 || (group.ProtocolType is not null && group.Members.Count > 0 && group.ProtocolType != protocolType)
                 || !SharesProtocol(group, protocols, memberId))
@@ -603,10 +627,11 @@ public sealed class GroupCoordinator : IDisposable
         }
     }
 
-    /// <summary>Expires sessions and completes joins whose deadline or initial delay has passed.</summary>
+    /// <summary>Expires sessions, member ids and empty groups, and completes joins whose deadline or initial delay has passed.</summary>
     private void Tick()
     {
         DateTime now = DateTime.UtcNow;
+        List<ConsumerGroup>? expired = null;
         foreach (ConsumerGroup group in All)
         {
             lock (group.Sync)
@@ -629,7 +654,30 @@ public sealed class GroupCoordinator : IDisposable
                     }
                 }
 
+                bool empty = group.Members.Count == 0 && group.PendingMemberIds.Count == 0;
+                group.EmptySince = empty ? group.EmptySince ?? now : null;
+                if (empty && now - group.EmptySince >= _emptyGroupRetention)
+                {
+                    (expired ??= []).Add(group);
+                }
+
                 TryCompleteJoin(group);
+            }
+        }
+
+        foreach (ConsumerGroup group in expired ?? [])
+        {
+            lock (_groupsLock)
+            {
+                lock (group.Sync)
+                {
+                    // Still empty (a member may have joined meanwhile) and still the group under its id.
+                    if (group.Members.Count == 0 && group.PendingMemberIds.Count == 0 && _groups.GetValueOrDefault(group.GroupId) == group)
+                    {
+                        group.Removed = true;
+                        _groups.Remove(group.GroupId);
+                    }
+                }
             }
         }
     }
