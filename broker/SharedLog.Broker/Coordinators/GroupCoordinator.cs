@@ -264,7 +264,7 @@ public sealed class GroupCoordinator : IDisposable
             if (group.Removed)
             {
                 // Expired or deleted between the lookup and the lock: join the group that stands under the id now.
-                return JoinAsync(groupId, memberId, groupInstanceId, protocolType, protocols, sessionTimeoutMs, rebalanceTimeoutMs, clientId, clientHost, requireKnownMemberId);
+                return JoinAgainAsync(groupId, memberId, groupInstanceId, protocolType, protocols, sessionTimeoutMs, rebalanceTimeoutMs, clientId, clientHost, requireKnownMemberId);
             }
 
             if (protocols.Count == 0
@@ -343,6 +343,15 @@ public sealed class GroupCoordinator : IDisposable
             TryCompleteJoin(group);
             return join.Task;
         }
+    }
+
+    private async Task<JoinResult> JoinAgainAsync(
+        string groupId, string memberId, string? groupInstanceId, string protocolType, List<(string Name, byte[] Metadata)> protocols,
+        int sessionTimeoutMs, int rebalanceTimeoutMs, string clientId, string clientHost, bool requireKnownMemberId)
+    {
+        // Off the removed group's lock first: the lookup takes the coordinator's lock, which is always taken before a group's.
+        await Task.Yield();
+        return await JoinAsync(groupId, memberId, groupInstanceId, protocolType, protocols, sessionTimeoutMs, rebalanceTimeoutMs, clientId, clientHost, requireKnownMemberId);
     }
 
     private static GroupMember? FindStatic(ConsumerGroup group, string groupInstanceId)
