@@ -17,8 +17,8 @@ public static class TopicConfigs
     /// <summary>
     /// Kafka topic configs SharedLog accepts, stores and reports, but that change nothing here (segments, indexes,
     /// flushing, compaction lag, tiering and replication belong to Kafka's log layout): Kafka Streams, Connect and
-    /// MirrorMaker set them, and refusing them failed their topic creation. Value: default, and the smallest value
-    /// Kafka takes for a number (null: a boolean or free text).
+    /// MirrorMaker set them, and refusing them failed their topic creation. Value: default (a boolean's is true or
+    /// false), and the range Kafka takes for a number (Min null: a boolean or free text).
     /// </summary>
     private static readonly Dictionary<string, (string Default, double? Min, double Max)> AcceptedWithoutEffect = new(StringComparer.Ordinal)
     {
@@ -47,8 +47,6 @@ public static class TopicConfigs
         ["segment.ms"] = ("604800000", 1, long.MaxValue),
         ["unclean.leader.election.enable"] = ("false", null, 0),
     };
-
-    private static readonly HashSet<string> Booleans = new(StringComparer.Ordinal) { "preallocate", "remote.storage.enable", "unclean.leader.election.enable" };
 
     /// <summary>Kafka's defaults for the configs SharedLog applies or reports.</summary>
     public static IReadOnlyDictionary<string, string> Defaults { get; } = BuildDefaults();
@@ -89,7 +87,7 @@ public static class TopicConfigs
 
         if (AcceptedWithoutEffect.TryGetValue(name, out (string Default, double? Min, double Max) kind))
         {
-            return ValidateWithoutEffect(name, value, kind.Min, kind.Max);
+            return ValidateWithoutEffect(name, value, kind.Default, kind.Min, kind.Max);
         }
 
         return name switch
@@ -103,9 +101,9 @@ public static class TopicConfigs
         };
     }
 
-    private static string? ValidateWithoutEffect(string name, string value, double? min, double max)
+    private static string? ValidateWithoutEffect(string name, string value, string defaultValue, double? min, double max)
     {
-        if (Booleans.Contains(name))
+        if (defaultValue is "true" or "false")
         {
             return value is "true" or "false" ? null : $"{name} must be true or false.";
         }

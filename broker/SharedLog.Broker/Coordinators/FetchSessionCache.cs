@@ -147,45 +147,40 @@ public sealed class FetchSession(int id)
     {
         lock (_sync)
         {
-            UpdateLocked(request, version);
-        }
-    }
-
-    private void UpdateLocked(FetchRequest request, short version)
-    {
-        foreach (FetchRequest.FetchTopic topic in request.Topics)
-        {
-            string key = version >= 13 ? topic.TopicId.ToString() : topic.Topic;
-            foreach (FetchRequest.FetchPartition partition in topic.Partitions)
+            foreach (FetchRequest.FetchTopic topic in request.Topics)
             {
-                SessionPartition? existing = Find(key, partition.Partition);
-                if (existing is null)
+                string key = version >= 13 ? topic.TopicId.ToString() : topic.Topic;
+                foreach (FetchRequest.FetchPartition partition in topic.Partitions)
                 {
-                    var added = new SessionPartition(key, topic.Topic, topic.TopicId, partition.Partition) { FetchOffset = partition.FetchOffset, MaxBytes = partition.PartitionMaxBytes };
-                    Partitions.Add(added);
-                    _byKey[(key, partition.Partition)] = added;
-                }
-                else
-                {
-                    existing.FetchOffset = partition.FetchOffset;
-                    existing.MaxBytes = partition.PartitionMaxBytes;
+                    SessionPartition? existing = Find(key, partition.Partition);
+                    if (existing is null)
+                    {
+                        var added = new SessionPartition(key, topic.Topic, topic.TopicId, partition.Partition) { FetchOffset = partition.FetchOffset, MaxBytes = partition.PartitionMaxBytes };
+                        Partitions.Add(added);
+                        _byKey[(key, partition.Partition)] = added;
+                    }
+                    else
+                    {
+                        existing.FetchOffset = partition.FetchOffset;
+                        existing.MaxBytes = partition.PartitionMaxBytes;
+                    }
                 }
             }
-        }
 
-        int forgottenCount = 0;
-        foreach (FetchRequest.ForgottenTopic forgotten in request.ForgottenTopicsData)
-        {
-            string key = version >= 13 ? forgotten.TopicId.ToString() : forgotten.Topic;
-            foreach (int partition in forgotten.Partitions)
+            int forgottenCount = 0;
+            foreach (FetchRequest.ForgottenTopic forgotten in request.ForgottenTopicsData)
             {
-                forgottenCount += _byKey.Remove((key, partition)) ? 1 : 0;
+                string key = version >= 13 ? forgotten.TopicId.ToString() : forgotten.Topic;
+                foreach (int partition in forgotten.Partitions)
+                {
+                    forgottenCount += _byKey.Remove((key, partition)) ? 1 : 0;
+                }
             }
-        }
 
-        if (forgottenCount > 0)
-        {
-            Partitions.RemoveAll(p => !_byKey.ContainsKey((p.TopicKey, p.Partition)));
+            if (forgottenCount > 0)
+            {
+                Partitions.RemoveAll(p => !_byKey.ContainsKey((p.TopicKey, p.Partition)));
+            }
         }
     }
 
@@ -194,36 +189,31 @@ public sealed class FetchSession(int id)
     {
         lock (_sync)
         {
-            return ExpandLocked(request);
-        }
-    }
-
-    private FetchRequest ExpandLocked(FetchRequest request)
-    {
-        var full = new FetchRequest
-        {
-            MaxWaitMs = request.MaxWaitMs,
-            MinBytes = request.MinBytes,
-            MaxBytes = request.MaxBytes,
-            IsolationLevel = request.IsolationLevel,
-        };
-        // In the session's order, which Remember rotates: a topic whose partitions are not next to each other
-        // appears once per run (Kafka's fetch responses do the same), so the read order is kept exactly.
-        FetchRequest.FetchTopic? run = null;
-        string? runKey = null;
-        foreach (SessionPartition partition in Partitions)
-        {
-            if (run is null || !string.Equals(runKey, partition.TopicKey, StringComparison.Ordinal))
+            var full = new FetchRequest
             {
-                run = new FetchRequest.FetchTopic { Topic = partition.TopicName, TopicId = partition.TopicId, Partitions = [] };
-                runKey = partition.TopicKey;
-                full.Topics.Add(run);
+                MaxWaitMs = request.MaxWaitMs,
+                MinBytes = request.MinBytes,
+                MaxBytes = request.MaxBytes,
+                IsolationLevel = request.IsolationLevel,
+            };
+            // In the session's order, which Remember rotates: a topic whose partitions are not next to each other
+            // appears once per run (Kafka's fetch responses do the same), so the read order is kept exactly.
+            FetchRequest.FetchTopic? run = null;
+            string? runKey = null;
+            foreach (SessionPartition partition in Partitions)
+            {
+                if (run is null || !string.Equals(runKey, partition.TopicKey, StringComparison.Ordinal))
+                {
+                    run = new FetchRequest.FetchTopic { Topic = partition.TopicName, TopicId = partition.TopicId, Partitions = [] };
+                    runKey = partition.TopicKey;
+                    full.Topics.Add(run);
+                }
+
+                run.Partitions.Add(new FetchRequest.FetchPartition { Partition = partition.Partition, FetchOffset = partition.FetchOffset, PartitionMaxBytes = partition.MaxBytes });
             }
 
-            run.Partitions.Add(new FetchRequest.FetchPartition { Partition = partition.Partition, FetchOffset = partition.FetchOffset, PartitionMaxBytes = partition.MaxBytes });
+            return full;
         }
-
-        return full;
     }
 
     /// <summary>Keeps, in an incremental response, only partitions with records, errors, or changed offsets.</summary>
@@ -231,25 +221,20 @@ public sealed class FetchSession(int id)
     {
         lock (_sync)
         {
-            TrimLocked(response, version);
-        }
-    }
-
-    private void TrimLocked(FetchResponse response, short version)
-    {
-        foreach (FetchResponse.FetchableTopicResponse topic in response.Responses)
-        {
-            string key = version >= 13 ? topic.TopicId.ToString() : topic.Topic;
-            topic.Partitions.RemoveAll(p =>
+            foreach (FetchResponse.FetchableTopicResponse topic in response.Responses)
             {
-                SessionPartition? known = Find(key, p.PartitionIndex);
-                bool unchanged = known is not null && p.ErrorCode == 0 && (p.Records?.Length ?? 0) == 0
-                    && known.HighWatermark == p.HighWatermark && known.LogStartOffset == p.LogStartOffset;
-                return unchanged;
-            });
-        }
+                string key = version >= 13 ? topic.TopicId.ToString() : topic.Topic;
+                topic.Partitions.RemoveAll(p =>
+                {
+                    SessionPartition? known = Find(key, p.PartitionIndex);
+                    bool unchanged = known is not null && p.ErrorCode == 0 && (p.Records?.Length ?? 0) == 0
+                        && known.HighWatermark == p.HighWatermark && known.LogStartOffset == p.LogStartOffset;
+                    return unchanged;
+                });
+            }
 
-        response.Responses.RemoveAll(t => t.Partitions.Count == 0);
+            response.Responses.RemoveAll(t => t.Partitions.Count == 0);
+        }
     }
 
     /// <summary>
@@ -261,46 +246,36 @@ public sealed class FetchSession(int id)
     {
         lock (_sync)
         {
-            RememberLocked(response, version);
-        }
-    }
-
-    private void RememberLocked(FetchResponse response, short version)
-    {
-        List<SessionPartition>? served = null;
-        foreach (FetchResponse.FetchableTopicResponse topic in response.Responses)
-        {
-            string key = version >= 13 ? topic.TopicId.ToString() : topic.Topic;
-            foreach (FetchResponse.PartitionData p in topic.Partitions)
+            List<SessionPartition>? served = null;
+            foreach (FetchResponse.FetchableTopicResponse topic in response.Responses)
             {
-                if (Find(key, p.PartitionIndex) is { } known)
+                string key = version >= 13 ? topic.TopicId.ToString() : topic.Topic;
+                foreach (FetchResponse.PartitionData p in topic.Partitions)
                 {
-                    known.HighWatermark = p.HighWatermark;
-                    known.LogStartOffset = p.LogStartOffset;
-                    if (p.Records is { Length: > 0 })
+                    if (Find(key, p.PartitionIndex) is { } known)
                     {
-                        known.Served = true;
-                        (served ??= []).Add(known);
+                        known.HighWatermark = p.HighWatermark;
+                        known.LogStartOffset = p.LogStartOffset;
+                        if (p.Records is { Length: > 0 })
+                        {
+                            known.Served = true;
+                            (served ??= []).Add(known);
+                        }
                     }
                 }
             }
-        }
 
-        if (served is null || served.Count == Partitions.Count)
-        {
-            if (served is not null)
+            if (served is null)
             {
-                served.ForEach(static p => p.Served = false);
+                return;
             }
 
-            return;
-        }
-
-        Partitions.RemoveAll(static p => p.Served);
-        foreach (SessionPartition partition in served)
-        {
-            partition.Served = false;
-            Partitions.Add(partition);
+            Partitions.RemoveAll(static p => p.Served);
+            foreach (SessionPartition partition in served)
+            {
+                partition.Served = false;
+                Partitions.Add(partition);
+            }
         }
     }
 }
