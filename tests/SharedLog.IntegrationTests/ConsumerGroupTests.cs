@@ -201,6 +201,74 @@ public class ConsumerGroupTests
     }
 
     [Fact]
+    public async Task AStaticLeaderRestartingWithinItsSessionTimeoutDoesNotRebalanceTheGroup()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        await CreateTopicAsync(broker.BootstrapServers, "static-restart", 4);
+        ConsumerConfig Config(string instance) => new()
+        {
+            BootstrapServers = broker.BootstrapServers,
+            GroupId = "static-restart-group",
+            GroupInstanceId = instance,
+            SessionTimeoutMs = 30_000,
+            HeartbeatIntervalMs = 300,
+        };
+        var leaderAssigned = new ConcurrentQueue<int>();
+        IConsumer<Ignore, Ignore> leader = new ConsumerBuilder<Ignore, Ignore>(Config("pod-1"))
+            .SetPartitionsAssignedHandler((_, parts) => leaderAssigned.Enqueue(parts.Count))
+            .Build();
+        leader.Subscribe("static-restart");
+        ConsumeUntilAssigned(leader, leaderAssigned);
+
+        // A second member joins: one rebalance, after which each member owns two partitions.
+        var followerAssigned = new ConcurrentQueue<int>();
+        var followerRevoked = new ConcurrentQueue<int>();
+        using IConsumer<Ignore, Ignore> follower = new ConsumerBuilder<Ignore, Ignore>(Config("pod-2"))
+            .SetPartitionsAssignedHandler((_, parts) => followerAssigned.Enqueue(parts.Count))
+            .SetPartitionsRevokedHandler((_, parts) => followerRevoked.Enqueue(parts.Count))
+            .Build();
+        follower.Subscribe("static-restart");
+        DateTime deadline = DateTime.UtcNow + Timeout;
+        while (!(followerAssigned.Contains(2) && leaderAssigned.Contains(2)) && DateTime.UtcNow < deadline)
+        {
+            leader.Consume(TimeSpan.FromMilliseconds(50));
+            follower.Consume(TimeSpan.FromMilliseconds(50));
+        }
+
+        Assert.Contains(2, followerAssigned);
+        Assert.Contains(2, leaderAssigned);
+
+        // The leader's process restarts: a static member sends no LeaveGroup when it closes (KIP-345), and the new
+        // process joins with the same group.instance.id. It gets its two partitions back and the follower keeps its own.
+        leader.Close();
+        leader.Dispose();
+        var restartedAssigned = new ConcurrentQueue<int>();
+        using IConsumer<Ignore, Ignore> restarted = new ConsumerBuilder<Ignore, Ignore>(Config("pod-1"))
+            .SetPartitionsAssignedHandler((_, parts) => restartedAssigned.Enqueue(parts.Count))
+            .Build();
+        restarted.Subscribe("static-restart");
+        deadline = DateTime.UtcNow + Timeout;
+        while (restartedAssigned.IsEmpty && DateTime.UtcNow < deadline)
+        {
+            restarted.Consume(TimeSpan.FromMilliseconds(50));
+            follower.Consume(TimeSpan.FromMilliseconds(50));
+        }
+
+        Assert.Equal([2], restartedAssigned);
+
+        // Polled for a few more heartbeat intervals: had the join started a rebalance, the follower would be told to
+        // rejoin by its next heartbeat and would see its partitions revoked.
+        for (int i = 0; i < 20; i++)
+        {
+            restarted.Consume(TimeSpan.FromMilliseconds(50));
+            follower.Consume(TimeSpan.FromMilliseconds(50));
+        }
+
+        Assert.Empty(followerRevoked);
+        Assert.Equal([2], followerAssigned.Where(count => count > 0));
+    }
+
+    [Fact]
     public async Task OffsetsOfTopicsNoMemberSubscribesToCanBeDeletedWhileTheGroupIsActive()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

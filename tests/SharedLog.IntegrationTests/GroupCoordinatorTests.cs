@@ -101,6 +101,77 @@ public class GroupCoordinatorTests
         Assert.Equal(ErrorCode.None, groups.Heartbeat("g", second.GenerationId, second.MemberId, "pod-1"));
     }
 
+    private static Task<JoinResult> StaticJoinAsync(GroupCoordinator groups, string instanceId, string memberId, byte[] subscription, bool canSkipAssignment = false, int rebalanceTimeoutMs = 10_000) =>
+        groups.JoinAsync("g", memberId, instanceId, "consumer", [("range", subscription)], 10_000, rebalanceTimeoutMs, "client", "127.0.0.1", requireKnownMemberId: true, canSkipAssignment);
+
+    /// <summary>Two static members, "pod-a" (the leader) and "pod-b", stable with assignments [1] and [2].</summary>
+    private static async Task<(JoinResult A, JoinResult B)> StableStaticPairAsync(GroupCoordinator groups, int rebalanceTimeoutMs = 10_000)
+    {
+        JoinResult alone = await StaticJoinAsync(groups, "pod-a", string.Empty, [0, 1], rebalanceTimeoutMs: rebalanceTimeoutMs).WaitAsync(Timeout);
+        await groups.SyncAsync("g", alone.GenerationId, alone.MemberId, new Dictionary<string, byte[]> { [alone.MemberId] = [1] }, "pod-a").WaitAsync(Timeout);
+        Task<JoinResult> bJoin = StaticJoinAsync(groups, "pod-b", string.Empty, [0, 1], rebalanceTimeoutMs: rebalanceTimeoutMs);
+        JoinResult a = await StaticJoinAsync(groups, "pod-a", alone.MemberId, [0, 1], rebalanceTimeoutMs: rebalanceTimeoutMs).WaitAsync(Timeout);
+        JoinResult b = await bJoin.WaitAsync(Timeout);
+        Assert.Equal(a.MemberId, a.LeaderId);
+        Task<SyncResult> bSync = groups.SyncAsync("g", b.GenerationId, b.MemberId, new Dictionary<string, byte[]>(), "pod-b");
+        await groups.SyncAsync("g", a.GenerationId, a.MemberId, new Dictionary<string, byte[]> { [a.MemberId] = [1], [b.MemberId] = [2] }, "pod-a").WaitAsync(Timeout);
+        Assert.Equal([2], (await bSync.WaitAsync(Timeout)).Assignment);
+        Assert.Equal(GroupState.Stable, groups.Find("g")!.State);
+        return (a, b);
+    }
+
+    [Fact]
+    public async Task AStaticMemberRestartingIntoAStableGroupGetsItsAssignmentBackWithoutARebalance()
+    {
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 0);
+        (JoinResult a, JoinResult b) = await StableStaticPairAsync(groups);
+
+        // pod-b restarts: no member id, and different subscription bytes (the Java client's carry its generation).
+        JoinResult b2 = await StaticJoinAsync(groups, "pod-b", string.Empty, [0, 2]).WaitAsync(Timeout);
+        Assert.Equal((ErrorCode.None, b.GenerationId, a.MemberId), (b2.Error, b2.GenerationId, b2.LeaderId));
+        Assert.Equal(GroupState.Stable, groups.Find("g")!.State);
+        Assert.Equal(ErrorCode.None, groups.Heartbeat("g", a.GenerationId, a.MemberId, "pod-a"));
+        Assert.Equal([2], (await groups.SyncAsync("g", b2.GenerationId, b2.MemberId, new Dictionary<string, byte[]>(), "pod-b").WaitAsync(Timeout)).Assignment);
+
+        // The leader restarts with a JoinGroup before v9: it is given its old id as the leader's, so it does not
+        // assign again but syncs as a follower and gets its assignment back.
+        JoinResult a2 = await StaticJoinAsync(groups, "pod-a", string.Empty, [0, 1]).WaitAsync(Timeout);
+        Assert.Equal((ErrorCode.None, a.GenerationId, a.MemberId, 0), (a2.Error, a2.GenerationId, a2.LeaderId, a2.Members.Count));
+        Assert.NotEqual(a.MemberId, a2.MemberId);
+        Assert.Equal([1], (await groups.SyncAsync("g", a2.GenerationId, a2.MemberId, new Dictionary<string, byte[]>(), "pod-a").WaitAsync(Timeout)).Assignment);
+
+        // Again with v9+: it is the leader, sees the members, and is told to skip the assignment.
+        JoinResult a3 = await StaticJoinAsync(groups, "pod-a", string.Empty, [0, 1], canSkipAssignment: true).WaitAsync(Timeout);
+        Assert.Equal((ErrorCode.None, a.GenerationId, a3.MemberId, 2, true), (a3.Error, a3.GenerationId, a3.LeaderId, a3.Members.Count, a3.SkipAssignment));
+        Assert.Equal(GroupState.Stable, groups.Find("g")!.State);
+        Assert.Equal(ErrorCode.None, groups.Heartbeat("g", b2.GenerationId, b2.MemberId, "pod-b"));
+    }
+
+    [Fact]
+    public async Task AStaticMemberAbsentDuringARebalanceKeepsItsPlaceAndIsAssignedPartitions()
+    {
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 0);
+        (JoinResult a, JoinResult b) = await StableStaticPairAsync(groups, rebalanceTimeoutMs: 1000);
+
+        // pod-b is down (restarting) when a new member joins: the rebalance completes at its timeout without it,
+        // but, as in Kafka, it stays in the group and the leader assigns it partitions.
+        Task<JoinResult> newcomer = groups.JoinAsync("g", string.Empty, null, "consumer", [("range", [0, 1])], 10_000, 1000, "client", "127.0.0.1", requireKnownMemberId: false);
+        JoinResult a2 = await StaticJoinAsync(groups, "pod-a", a.MemberId, [0, 1], rebalanceTimeoutMs: 1000).WaitAsync(Timeout);
+        JoinResult c = await newcomer.WaitAsync(Timeout);
+        Assert.Equal((ErrorCode.None, a.MemberId), (a2.Error, a2.LeaderId));
+        Assert.Equal(b.GenerationId + 1, a2.GenerationId);
+        Assert.Contains(a2.Members, m => m.MemberId == b.MemberId);
+        Task<SyncResult> cSync = groups.SyncAsync("g", c.GenerationId, c.MemberId, new Dictionary<string, byte[]>());
+        await groups.SyncAsync("g", a2.GenerationId, a2.MemberId, new Dictionary<string, byte[]> { [a2.MemberId] = [1], [b.MemberId] = [2], [c.MemberId] = [3] }, "pod-a").WaitAsync(Timeout);
+        Assert.Equal([3], (await cSync.WaitAsync(Timeout)).Assignment);
+
+        // pod-b comes back within its session timeout and takes the assignment made for it, without a rebalance.
+        JoinResult b2 = await StaticJoinAsync(groups, "pod-b", string.Empty, [0, 1], rebalanceTimeoutMs: 1000).WaitAsync(Timeout);
+        Assert.Equal((ErrorCode.None, a2.GenerationId), (b2.Error, b2.GenerationId));
+        Assert.Equal([2], (await groups.SyncAsync("g", b2.GenerationId, b2.MemberId, new Dictionary<string, byte[]>(), "pod-b").WaitAsync(Timeout)).Assignment);
+        Assert.Equal(GroupState.Stable, groups.Find("g")!.State);
+    }
+
     [Fact]
     public async Task AGroupLeftEmptyIsForgottenAfterItsRetentionAndItsIdCanBeJoinedAgain()
     {

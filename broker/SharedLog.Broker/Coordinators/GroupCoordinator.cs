@@ -38,7 +38,8 @@ public sealed class GroupMember(string memberId)
     internal TaskCompletionSource<SyncResult>? PendingSync { get; set; }
 }
 
-public sealed record JoinResult(ErrorCode Error, int GenerationId, string? ProtocolType, string? ProtocolName, string LeaderId, string MemberId, IReadOnlyList<GroupMember> Members);
+/// <param name="SkipAssignment">JoinGroup v9+: the leader gets the members but must not compute an assignment (a static leader rejoined a stable group).</param>
+public sealed record JoinResult(ErrorCode Error, int GenerationId, string? ProtocolType, string? ProtocolName, string LeaderId, string MemberId, IReadOnlyList<GroupMember> Members, bool SkipAssignment = false);
 
 public sealed record SyncResult(ErrorCode Error, string? ProtocolType, string? ProtocolName, byte[] Assignment);
 
@@ -246,7 +247,7 @@ public sealed class GroupCoordinator : IDisposable
 
     public Task<JoinResult> JoinAsync(
         string groupId, string memberId, string? groupInstanceId, string protocolType, List<(string Name, byte[] Metadata)> protocols,
-        int sessionTimeoutMs, int rebalanceTimeoutMs, string clientId, string clientHost, bool requireKnownMemberId)
+        int sessionTimeoutMs, int rebalanceTimeoutMs, string clientId, string clientHost, bool requireKnownMemberId, bool canSkipAssignment = false)
     {
         if (string.IsNullOrEmpty(groupId))
         {
@@ -264,7 +265,7 @@ public sealed class GroupCoordinator : IDisposable
             if (group.Removed)
             {
                 // Expired or deleted between the lookup and the lock: join the group that stands under the id now.
-                return JoinAgainAsync(groupId, memberId, groupInstanceId, protocolType, protocols, sessionTimeoutMs, rebalanceTimeoutMs, clientId, clientHost, requireKnownMemberId);
+                return JoinAgainAsync(groupId, memberId, groupInstanceId, protocolType, protocols, sessionTimeoutMs, rebalanceTimeoutMs, clientId, clientHost, requireKnownMemberId, canSkipAssignment);
             }
 
             if (protocols.Count == 0
@@ -276,6 +277,7 @@ public sealed class GroupCoordinator : IDisposable
 
             GroupMember? member = null;
             bool known = true;
+            GroupMember? replaced = null;
             if (groupInstanceId is not null && FindStatic(group, groupInstanceId) is { } existing)
             {
                 if (!string.IsNullOrEmpty(memberId) && memberId != existing.MemberId)
@@ -283,7 +285,15 @@ public sealed class GroupCoordinator : IDisposable
                     return Task.FromResult(Failed(ErrorCode.FencedInstanceId, memberId));
                 }
 
-                member = string.IsNullOrEmpty(memberId) ? ReplaceStatic(group, existing, clientId) : existing;
+                if (string.IsNullOrEmpty(memberId))
+                {
+                    replaced = existing;
+                    member = ReplaceStatic(group, existing, clientId);
+                }
+                else
+                {
+                    member = existing;
+                }
             }
 
             if (member is null && !string.IsNullOrEmpty(memberId) && !group.Members.TryGetValue(memberId, out member))
@@ -335,6 +345,19 @@ public sealed class GroupCoordinator : IDisposable
                 return join.Task;
             }
 
+            if (replaced is not null && group.State == GroupState.Stable && SelectProtocol(group) == group.ProtocolName)
+            {
+                // KIP-345, as Kafka: a restarted static member takes its place in a stable group without a rebalance
+                // (its subscription bytes may differ, e.g. the Java client's generation) unless the group's protocol
+                // would change. A leader must not assign again: v9+ is told to skip the assignment, older versions
+                // are given the replaced id as leader, so they sync as a follower and get their assignment back.
+                member.PendingJoin = null;
+                join.TrySetResult(member.MemberId != group.LeaderId ? ResultFor(group, member)
+                    : canSkipAssignment ? ResultFor(group, member) with { SkipAssignment = true }
+                    : ResultFor(group, member) with { LeaderId = replaced.MemberId, Members = [] });
+                return join.Task;
+            }
+
             if (group.State != GroupState.PreparingRebalance)
             {
                 StartRebalance(group, group.State == GroupState.Empty ? _initialRebalanceDelayMs : 0);
@@ -347,11 +370,11 @@ public sealed class GroupCoordinator : IDisposable
 
     private async Task<JoinResult> JoinAgainAsync(
         string groupId, string memberId, string? groupInstanceId, string protocolType, List<(string Name, byte[] Metadata)> protocols,
-        int sessionTimeoutMs, int rebalanceTimeoutMs, string clientId, string clientHost, bool requireKnownMemberId)
+        int sessionTimeoutMs, int rebalanceTimeoutMs, string clientId, string clientHost, bool requireKnownMemberId, bool canSkipAssignment)
     {
         // Off the removed group's lock first: the lookup takes the coordinator's lock, which is always taken before a group's.
         await Task.Yield();
-        return await JoinAsync(groupId, memberId, groupInstanceId, protocolType, protocols, sessionTimeoutMs, rebalanceTimeoutMs, clientId, clientHost, requireKnownMemberId);
+        return await JoinAsync(groupId, memberId, groupInstanceId, protocolType, protocols, sessionTimeoutMs, rebalanceTimeoutMs, clientId, clientHost, requireKnownMemberId, canSkipAssignment);
     }
 
     private static GroupMember? FindStatic(ConsumerGroup group, string groupInstanceId)
@@ -437,7 +460,9 @@ public sealed class GroupCoordinator : IDisposable
             return;
         }
 
-        foreach (GroupMember late in group.Members.Values.Where(m => m.PendingJoin is null).ToList())
+        // As Kafka: dynamic members that did not rejoin are gone; static ones stay in the next generation with their
+        // last subscription (the leader assigns them partitions) until they come back or their session times out.
+        foreach (GroupMember late in group.Members.Values.Where(m => m.PendingJoin is null && m.GroupInstanceId is null).ToList())
         {
             group.Members.Remove(late.MemberId);
         }
@@ -450,16 +475,20 @@ public sealed class GroupCoordinator : IDisposable
             return;
         }
 
-        group.GenerationId++;
-        group.ProtocolType = group.Members.Values.First().ProtocolType;
-        if (group.LeaderId is null || !group.Members.ContainsKey(group.LeaderId))
+        GroupMember? joinedLeader = group.LeaderId is not null && group.Members.TryGetValue(group.LeaderId, out GroupMember? current) && current.PendingJoin is not null
+            ? current
+            : group.Members.Values.FirstOrDefault(m => m.PendingJoin is not null);
+        if (joinedLeader is null)
         {
-            group.LeaderId = group.Members.Keys.First();
+            // Only absent static members: nobody can assign. Wait again; their session timeouts end it.
+            group.RebalanceDeadline = now.AddMilliseconds(group.Members.Values.Max(m => m.RebalanceTimeoutMs));
+            return;
         }
 
-        GroupMember leader = group.Members[group.LeaderId];
-        group.ProtocolName = leader.Protocols.Select(p => p.Name).FirstOrDefault(name => group.Members.Values.All(m => m.Protocols.Any(q => q.Name == name)))
-            ?? leader.Protocols[0].Name;
+        group.GenerationId++;
+        group.ProtocolType = joinedLeader.ProtocolType;
+        group.LeaderId = joinedLeader.MemberId;
+        group.ProtocolName = SelectProtocol(group);
         group.State = GroupState.CompletingRebalance;
         foreach (GroupMember m in group.Members.Values)
         {
@@ -469,6 +498,14 @@ public sealed class GroupCoordinator : IDisposable
             m.PendingJoin = null;
             pending?.TrySetResult(ResultFor(group, m));
         }
+    }
+
+    /// <summary>The leader's most preferred protocol that every member supports.</summary>
+    private static string SelectProtocol(ConsumerGroup group)
+    {
+        GroupMember leader = group.Members[group.LeaderId!];
+        return leader.Protocols.Select(p => p.Name).FirstOrDefault(name => group.Members.Values.All(m => m.Protocols.Any(q => q.Name == name)))
+            ?? leader.Protocols[0].Name;
     }
 
     private static JoinResult ResultFor(ConsumerGroup group, GroupMember member) => new(

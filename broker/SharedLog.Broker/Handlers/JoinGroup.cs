@@ -1,5 +1,6 @@
 // JoinGroup, versions 0-9 (classic protocol). v4+ members without an id get MEMBER_ID_REQUIRED and the
-// id to rejoin with (KIP-394); v5+ static membership (KIP-345); the leader receives every member's
+// id to rejoin with (KIP-394); v5+ static membership (KIP-345; a static leader back in a stable group is told,
+// v9+, to skip the assignment); the leader receives every member's
 // subscription metadata and computes the assignment client-side.
 using SharedLog.Broker.Coordinators;
 using SharedLog.Protocol;
@@ -29,7 +30,8 @@ public sealed class JoinGroupHandler(GroupCoordinator groups) : IApiHandler
             rebalanceTimeout,
             context.Header.ClientId ?? string.Empty,
             context.RemoteEndPoint?.ToString() ?? string.Empty,
-            requireKnownMemberId: context.Version >= 4).WaitAsync(cancellationToken);
+            requireKnownMemberId: context.Version >= 4,
+            canSkipAssignment: context.Version >= 9).WaitAsync(cancellationToken);
         var response = new JoinGroupResponse
         {
             ErrorCode = (short)result.Error,
@@ -38,6 +40,7 @@ public sealed class JoinGroupHandler(GroupCoordinator groups) : IApiHandler
             ProtocolName = result.ProtocolName ?? (context.Version >= 7 ? null : string.Empty),
             Leader = result.LeaderId,
             MemberId = result.MemberId,
+            SkipAssignment = result.SkipAssignment,
         };
         foreach (GroupMember member in result.Members)
         {
