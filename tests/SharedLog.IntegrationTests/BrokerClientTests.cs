@@ -380,8 +380,11 @@ public class BrokerClientTests
             check.Close();
         }
 
+        // Only committed offsets, no member ever joined: an Empty group, as Kafka reports it (not Dead).
         DescribeConsumerGroupsResult groups = await admin.DescribeConsumerGroupsAsync(["described"]);
-        Assert.Equal("described", groups.ConsumerGroupDescriptions.Single().GroupId);
+        Assert.Equal(("described", ConsumerGroupState.Empty), (groups.ConsumerGroupDescriptions.Single().GroupId, groups.ConsumerGroupDescriptions.Single().State));
+        DescribeConsumerGroupsResult unknown = await admin.DescribeConsumerGroupsAsync(["never-used"]);
+        Assert.Equal(ConsumerGroupState.Dead, unknown.ConsumerGroupDescriptions.Single().State);
         await admin.DeleteGroupsAsync(["described"]);
         var missing = await Assert.ThrowsAsync<DeleteGroupsException>(() => admin.DeleteGroupsAsync(["described"]));
         Assert.Equal(ErrorCode.GroupIdNotFound, missing.Results[0].Error.Code);

@@ -301,5 +301,10 @@ public class BrokerNetworkTests
         await client.SendAsync(join, 5, 4);
         (_, byte[] badTimeout) = await client.ReceiveAsync(0);
         Assert.Equal((short)ErrorCode.InvalidSessionTimeout, new JoinGroupResponse().ReadFrom(badTimeout, 5).ErrorCode);
+
+        await client.SendAsync(new DescribeGroupsRequest { Groups = [string.Empty, "g"] }, 5, 5);
+        (_, byte[] describeBody) = await client.ReceiveAsync(1);
+        DescribeGroupsResponse described = new DescribeGroupsResponse().ReadFrom(describeBody, 5);
+        Assert.Equal([(short)ErrorCode.InvalidGroupId, (short)ErrorCode.None], described.Groups.Select(g => g.ErrorCode));
     }
 }

@@ -1,6 +1,6 @@
 // DescribeGroups, versions 0-5: state, protocol and members (with their subscription metadata and
-// assignment) of groups this coordinator knows; unknown groups are reported as Dead with no members,
-// as Kafka does. DeleteGroups, versions 0-2: removes empty groups and their committed offsets;
+// assignment) of groups this coordinator knows; a group with only committed offsets is Empty, and
+// unknown groups are reported as Dead with no members, as Kafka does. DeleteGroups, versions 0-2: removes empty groups and their committed offsets;
 // NON_EMPTY_GROUP while members remain.
 using SharedLog.Broker.Coordinators;
 using SharedLog.Protocol;
@@ -9,7 +9,7 @@ using SharedLog.Storage.Metadata;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed class DescribeGroupsHandler(GroupCoordinator groups) : IApiHandler
+public sealed class DescribeGroupsHandler(GroupCoordinator groups, IMetadataStore metadata) : IApiHandler
 {
     public ApiKey Api => ApiKey.DescribeGroups;
 
@@ -17,7 +17,7 @@ public sealed class DescribeGroupsHandler(GroupCoordinator groups) : IApiHandler
 
     public short MaxVersion => ApiMessages.HighestVersion(ApiKey.DescribeGroups);
 
-    public ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
+    public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
     {
         var body = (DescribeGroupsRequest)request;
         var response = new DescribeGroupsResponse();
@@ -26,8 +26,21 @@ public sealed class DescribeGroupsHandler(GroupCoordinator groups) : IApiHandler
             ConsumerGroup? group = groups.Find(groupId);
             var described = new DescribeGroupsResponse.DescribedGroup { GroupId = groupId, GroupState = "Dead", AuthorizedOperations = int.MinValue };
             response.Groups.Add(described);
+            if (string.IsNullOrEmpty(groupId))
+            {
+                described.ErrorCode = (short)ErrorCode.InvalidGroupId;
+                continue;
+            }
+
             if (group is null)
             {
+                // No members in memory (never joined, forgotten when it stayed empty, or before a restart): its
+                // committed offsets make it an Empty group, as in Kafka.
+                if ((await metadata.FetchGroupOffsetsAsync(groupId, cancellationToken)).Count > 0)
+                {
+                    described.GroupState = nameof(GroupState.Empty);
+                }
+
                 continue;
             }
 
@@ -48,7 +61,7 @@ public sealed class DescribeGroupsHandler(GroupCoordinator groups) : IApiHandler
             }
         }
 
-        return ValueTask.FromResult<IApiMessage?>(response);
+        return response;
     }
 }
 
