@@ -40,6 +40,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
     private Task _summaries = Task.CompletedTask;
     private Task _quarantineAges = Task.CompletedTask;
     private Task _producerSnapshots = Task.CompletedTask;
+    private Task _offsetExpiry = Task.CompletedTask;
     private bool _started;
     private bool _disposed;
 
@@ -118,6 +119,9 @@ public sealed partial class BrokerHost : IAsyncDisposable
         services.AddSingleton(_ => new GroupCoordinator(options.GroupInitialRebalanceDelayMs));
         services.AddSingleton<ProducerStateManager>();
         services.AddSingleton<GroupLagTracker>();
+        services.AddSingleton(sp => new GroupOffsetExpiry(
+            sp.GetRequiredService<GroupCoordinator>(), sp.GetRequiredService<IMetadataStore>(), sp.GetRequiredService<GroupLagTracker>(),
+            TimeSpan.FromMinutes(options.OffsetsRetentionMinutes), sp.GetRequiredService<ILogger<GroupOffsetExpiry>>()));
         services.AddSingleton(new FetchSessionCache());
 
         services.AddSingleton(sp => new ApiVersionsHandler(sp.GetRequiredService<HandlerRegistry>));
@@ -239,6 +243,8 @@ public sealed partial class BrokerHost : IAsyncDisposable
         _quarantineAges = RefreshQuarantineAgesAsync(sp.GetRequiredService<QuarantineWriter>(), summaryInterval, _stopping.Token);
         _producerSnapshots = sp.GetRequiredService<ProducerStateManager>().RunSnapshotsAsync(
             TimeSpan.FromMilliseconds(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.ProducerSnapshotIntervalMs), _stopping.Token);
+        _offsetExpiry = sp.GetRequiredService<GroupOffsetExpiry>().RunAsync(
+            TimeSpan.FromMilliseconds(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.OffsetsRetentionCheckIntervalMs), _stopping.Token);
         StorageOptions storage = sp.GetRequiredService<StreamStore>().Options;
         _janitor = sp.GetRequiredService<ObjectJanitor>().RunAsync(storage.CleanupInterval, _stopping.Token);
         _compactor = sp.GetRequiredService<ObjectCompactor>().RunAsync(storage.CompactionInterval, _stopping.Token);
@@ -277,6 +283,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
         await _summaries;
         await _quarantineAges;
         await _producerSnapshots;
+        await _offsetExpiry;
         _stopping.Dispose();
         IServiceProvider sp = _app.Services;
         StreamStore streams = sp.GetRequiredService<StreamStore>();
@@ -327,27 +334,9 @@ public sealed partial class BrokerHost : IAsyncDisposable
         services.AddSingleton<QuarantineWriter>();
     }
 
-    private static async Task RefreshQuarantineAgesAsync(QuarantineWriter quarantine, TimeSpan interval, CancellationToken cancellationToken)
-    {
-        using var timer = new PeriodicTimer(interval);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(cancellationToken))
-            {
-                try
-                {
-                    await quarantine.RefreshOldestAsync(cancellationToken);
-                }
-                catch (Exception e) when (e is IOException or ObjectStoreUnavailableException or StreamNotOpenException)
-                {
-                    // The gauge keeps its last value; the next tick tries again.
-                }
-            }
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-        }
-    }
+    /// <summary>Refreshes the quarantine age gauges; a failed round keeps their last values and the next one tries again.</summary>
+    private static Task RefreshQuarantineAgesAsync(QuarantineWriter quarantine, TimeSpan interval, CancellationToken cancellationToken) =>
+        PeriodicRounds.RunAsync(interval, (_, ct) => quarantine.RefreshOldestAsync(ct), static _ => { }, cancellationToken);
 
     public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _app.WaitForShutdownAsync(cancellationToken);
 

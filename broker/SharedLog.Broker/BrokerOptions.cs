@@ -69,6 +69,16 @@ public sealed class BrokerOptions
     public long ProducerIdExpirationMs { get; set; } = 86_400_000;
 
     /// <summary>
+    /// <c>offsets.retention.minutes</c> (KIP-211): a group without members loses its committed offsets after it has
+    /// been empty, and without commits, this long; a consumer group with members loses only those of topics it no
+    /// longer subscribes to. Default 7 days.
+    /// </summary>
+    public int OffsetsRetentionMinutes { get; set; } = 10_080;
+
+    /// <summary><c>offsets.retention.check.interval.ms</c>: how often offsets are checked for expiry.</summary>
+    public long OffsetsRetentionCheckIntervalMs { get; set; } = 600_000;
+
+    /// <summary>
     /// Worker threads the .NET thread pool creates without delay (<c>ThreadPool.SetMinThreads</c>);
     /// 0 means the processor count plus 16. The WAL's device writes, object files, fsyncs and SQLite
     /// block a pool thread while they run; with the runtime's default minimum (one per core) the pool
@@ -85,6 +95,16 @@ public sealed class BrokerOptions
         if (ProducerIdExpirationMs < 1)
         {
             throw new ArgumentException("producer.id.expiration.ms must be at least 1.");
+        }
+
+        if (OffsetsRetentionMinutes < 1)
+        {
+            throw new ArgumentException("offsets.retention.minutes must be at least 1.");
+        }
+
+        if (OffsetsRetentionCheckIntervalMs < 1)
+        {
+            throw new ArgumentException("offsets.retention.check.interval.ms must be at least 1.");
         }
 
         if (ProducerSnapshotIntervalMs < 100)

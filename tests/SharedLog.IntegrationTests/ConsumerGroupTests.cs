@@ -1,6 +1,9 @@
 using System.Collections.Concurrent;
 using Confluent.Kafka;
 using Confluent.Kafka.Admin;
+using Microsoft.Extensions.DependencyInjection;
+using SharedLog.Broker.Coordinators;
+using SharedLog.Storage.Metadata;
 
 namespace SharedLog.IntegrationTests;
 
@@ -292,6 +295,68 @@ public class ConsumerGroupTests
         List<TopicPartitionOffset> committed = member.Committed([new TopicPartition("current", 0), new TopicPartition("retired", 0)], Timeout);
         Assert.Equal(3, committed.Single(c => c.Topic == "current").Offset.Value);
         Assert.Equal(Offset.Unset, committed.Single(c => c.Topic == "retired").Offset);
+    }
+
+    [Fact]
+    public async Task CommittedOffsetsExpireAfterTheRetentionAsInKafka()
+    {
+        // The periodic check is left an hour apart; the test runs expiry rounds itself at chosen times.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync(null, true,
+            "--Broker:OffsetsRetentionMinutes", "1", "--Broker:OffsetsRetentionCheckIntervalMs", "3600000");
+        await CreateTopicAsync(broker.BootstrapServers, "kept", 1);
+        await CreateTopicAsync(broker.BootstrapServers, "retired", 1);
+        GroupOffsetExpiry expiry = broker.Host.Services.GetRequiredService<GroupOffsetExpiry>();
+        IMetadataStore metadata = broker.Host.Services.GetRequiredService<IMetadataStore>();
+        ConsumerConfig Config(string group) => new() { BootstrapServers = broker.BootstrapServers, GroupId = group, EnableAutoCommit = false };
+
+        // A standalone commit (no member ever joins), and one whose commits are ten days old, as after a restart.
+        using (IConsumer<Ignore, Ignore> standalone = new ConsumerBuilder<Ignore, Ignore>(Config("standalone")).Build())
+        {
+            standalone.Commit([new TopicPartitionOffset("kept", 0, 5)]);
+        }
+
+        DateTimeOffset tenDaysAgo = DateTimeOffset.UtcNow.AddDays(-10);
+        await metadata.CommitGroupOffsetsAsync("old-before-restart", [new GroupOffset("kept", 0, 4, -1, null, tenDaysAgo)]);
+
+        // A group whose member commits and leaves, and one whose only commit is old but whose member just left (a
+        // consumer on a quiet partition need not commit while it is a member).
+        await metadata.CommitGroupOffsetsAsync("quiet", [new GroupOffset("kept", 0, 2, -1, null, tenDaysAgo)]);
+        foreach (string group in new[] { "left", "quiet" })
+        {
+            var assigned = new ConcurrentQueue<int>();
+            using IConsumer<Ignore, Ignore> member = new ConsumerBuilder<Ignore, Ignore>(Config(group)).SetPartitionsAssignedHandler((_, parts) => assigned.Enqueue(parts.Count)).Build();
+            member.Subscribe("kept");
+            ConsumeUntilAssigned(member, assigned);
+            if (group == "left")
+            {
+                member.Commit([new TopicPartitionOffset("kept", 0, 3)]);
+            }
+
+            member.Close();
+        }
+
+        // An active member that also holds an offset of a topic it no longer subscribes to.
+        var activeAssigned = new ConcurrentQueue<int>();
+        using IConsumer<Ignore, Ignore> active = new ConsumerBuilder<Ignore, Ignore>(Config("active")).SetPartitionsAssignedHandler((_, parts) => activeAssigned.Enqueue(parts.Count)).Build();
+        active.Subscribe("kept");
+        ConsumeUntilAssigned(active, activeAssigned);
+        active.Commit([new TopicPartitionOffset("kept", 0, 7), new TopicPartitionOffset("retired", 0, 2)]);
+
+        long? Committed(string group, string topic = "kept")
+        {
+            using IConsumer<Ignore, Ignore> reader = new ConsumerBuilder<Ignore, Ignore>(Config(group)).Build();
+            Offset offset = reader.Committed([new TopicPartition(topic, 0)], Timeout).Single().Offset;
+            return offset == Offset.Unset ? null : offset.Value;
+        }
+
+        // Within the retention nothing goes: not the ten-day-old commits either, since the group just emptied or the
+        // broker just started (membership before a restart is unknown, so retention counts from the start).
+        Assert.Equal(0, await expiry.RunOnceAsync(DateTimeOffset.UtcNow.AddSeconds(30), CancellationToken.None));
+        Assert.Equal((5L, 4L, 3L, 2L, 7L, 2L), (Committed("standalone"), Committed("old-before-restart"), Committed("left"), Committed("quiet"), Committed("active"), Committed("active", "retired")));
+
+        // Past it: groups without members lose all their offsets; the active group only the unsubscribed topic's.
+        Assert.Equal(5, await expiry.RunOnceAsync(DateTimeOffset.UtcNow.AddMinutes(2), CancellationToken.None));
+        Assert.Equal((null, null, null, null, 7L, null), (Committed("standalone"), Committed("old-before-restart"), Committed("left"), Committed("quiet"), Committed("active"), Committed("active", "retired")));
     }
 
     /// <summary>Polls until the consumer's assignment callback has run, for at most the test timeout.</summary>

@@ -117,6 +117,12 @@ public static class UploadCrash
 
         public Task<IReadOnlyList<string>> ListGroupsAsync(CancellationToken cancellationToken = default) => inner.ListGroupsAsync(cancellationToken);
 
+        public Task<IReadOnlyList<(string Topic, int Partition)>> DeleteIdleGroupOffsetsAsync(string groupId, DateTimeOffset committedBefore, CancellationToken cancellationToken = default) =>
+            inner.DeleteIdleGroupOffsetsAsync(groupId, committedBefore, cancellationToken);
+
+        public Task<IReadOnlyList<(string Topic, int Partition)>> DeleteStaleGroupOffsetsAsync(string groupId, DateTimeOffset committedBefore, IReadOnlySet<string> keepTopics, CancellationToken cancellationToken = default) =>
+            inner.DeleteStaleGroupOffsetsAsync(groupId, committedBefore, keepTopics, cancellationToken);
+
         public Task<ProducerIdBlock> AllocateProducerIdsAsync(int blockSize, CancellationToken cancellationToken = default) => inner.AllocateProducerIdsAsync(blockSize, cancellationToken);
 
         public Task SaveProducerSnapshotsAsync(IReadOnlyList<ProducerSnapshot> snapshots, CancellationToken cancellationToken = default) => inner.SaveProducerSnapshotsAsync(snapshots, cancellationToken);

@@ -171,6 +171,10 @@ public sealed class GroupCoordinator : IDisposable
     private readonly int _initialRebalanceDelayMs;
     private readonly TimeSpan _emptyGroupRetention;
     private readonly Timer _timer;
+    private readonly DateTime _started = DateTime.UtcNow;
+
+    /// <summary>When each group forgotten after staying empty became empty; under <see cref="_groupsLock"/>.</summary>
+    private readonly Dictionary<string, DateTime> _forgottenEmptySince = new(StringComparer.Ordinal);
 
     /// <param name="initialRebalanceDelayMs">group.initial.rebalance.delay.ms.</param>
     /// <param name="emptyGroupRetention">
@@ -189,6 +193,39 @@ public sealed class GroupCoordinator : IDisposable
         lock (_groupsLock)
         {
             return _groups.GetValueOrDefault(groupId);
+        }
+    }
+
+    /// <summary>
+    /// Since when the group has had no members, for offset retention (KIP-211); null while it has members or member
+    /// ids handed out. Membership lives in memory, so a group not seen since this coordinator started counts from then.
+    /// </summary>
+    public DateTime? EmptySince(string groupId)
+    {
+        lock (_groupsLock)
+        {
+            if (_groups.TryGetValue(groupId, out ConsumerGroup? group))
+            {
+                lock (group.Sync)
+                {
+                    bool empty = group.Members.Count == 0 && group.PendingMemberIds.Count == 0;
+                    return empty ? group.EmptySince ?? DateTime.UtcNow : null;
+                }
+            }
+
+            return _forgottenEmptySince.GetValueOrDefault(groupId, _started);
+        }
+    }
+
+    /// <summary>Keeps the empty-since times of forgotten groups only for <paramref name="groupIds"/> (those with offsets left).</summary>
+    public void KeepEmptySinceOnlyFor(IReadOnlySet<string> groupIds)
+    {
+        lock (_groupsLock)
+        {
+            foreach (string groupId in _forgottenEmptySince.Keys.Where(id => !groupIds.Contains(id)).ToList())
+            {
+                _forgottenEmptySince.Remove(groupId);
+            }
         }
     }
 
@@ -211,6 +248,7 @@ public sealed class GroupCoordinator : IDisposable
             {
                 group = new ConsumerGroup(groupId);
                 _groups[groupId] = group;
+                _forgottenEmptySince.Remove(groupId);
             }
 
             return group;
@@ -722,6 +760,7 @@ public sealed class GroupCoordinator : IDisposable
                     {
                         group.Removed = true;
                         _groups.Remove(group.GroupId);
+                        _forgottenEmptySince[group.GroupId] = group.EmptySince ?? now;
                     }
                 }
             }

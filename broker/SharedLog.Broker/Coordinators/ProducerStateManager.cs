@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Records;
 using SharedLog.Storage.Metadata;
+using SharedLog.Storage.Objects;
 using SharedLog.Storage.Streams;
 
 namespace SharedLog.Broker.Coordinators;
@@ -210,27 +211,8 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
     }
 
     /// <summary>Takes snapshots every <paramref name="interval"/> until cancelled; a failed round is logged and retried next time.</summary>
-    public async Task RunSnapshotsAsync(TimeSpan interval, CancellationToken cancellationToken)
-    {
-        using var timer = new PeriodicTimer(interval);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(cancellationToken))
-            {
-                try
-                {
-                    await SnapshotAsync(cancellationToken);
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    LogSnapshotFailed(logger, e);
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-    }
+    public Task RunSnapshotsAsync(TimeSpan interval, CancellationToken cancellationToken) =>
+        PeriodicRounds.RunAsync(interval, (_, ct) => SnapshotAsync(ct), e => LogSnapshotFailed(logger, e), cancellationToken);
 
     public void Dispose() => _allocation.Dispose();
 

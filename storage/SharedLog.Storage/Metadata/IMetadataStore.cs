@@ -98,6 +98,18 @@ public interface IMetadataStore : IAsyncDisposable
 
     Task<IReadOnlyList<string>> ListGroupsAsync(CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Offset expiry of a group without members (KIP-211): deletes all the group's offsets when none was committed at
+    /// or after <paramref name="committedBefore"/>, and returns the partitions deleted.
+    /// </summary>
+    Task<IReadOnlyList<(string Topic, int Partition)>> DeleteIdleGroupOffsetsAsync(string groupId, DateTimeOffset committedBefore, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Offset expiry of a group with members: deletes its offsets committed before <paramref name="committedBefore"/>
+    /// except those of <paramref name="keepTopics"/> (the topics its members subscribe to), and returns the partitions deleted.
+    /// </summary>
+    Task<IReadOnlyList<(string Topic, int Partition)>> DeleteStaleGroupOffsetsAsync(string groupId, DateTimeOffset committedBefore, IReadOnlySet<string> keepTopics, CancellationToken cancellationToken = default);
+
     // ---- producer ids ----
 
     /// <summary>Allocates a block of producer ids that no other allocation will return.</summary>

@@ -69,6 +69,38 @@ public sealed partial class SqliteMetadataStore
         ReadAsync<IReadOnlyList<string>>(async (connection, ct) => await QueryAsync(connection,
             "SELECT DISTINCT group_id FROM group_offsets ORDER BY group_id", r => r.GetString(0), ct).ConfigureAwait(false), cancellationToken);
 
+    public Task<IReadOnlyList<(string Topic, int Partition)>> DeleteIdleGroupOffsetsAsync(string groupId, DateTimeOffset committedBefore, CancellationToken cancellationToken = default)
+    {
+        MetadataValidation.GroupId(groupId, nameof(groupId));
+        return WriteAsync<IReadOnlyList<(string Topic, int Partition)>>(async (connection, ct) => await QueryAsync(connection, """
+            DELETE FROM group_offsets
+            WHERE group_id = @group
+              AND NOT EXISTS (SELECT 1 FROM group_offsets WHERE group_id = @group AND commit_time_ms >= @cutoff)
+            RETURNING topic_name, partition_index
+            """, r => (r.GetString(0), r.GetInt32(1)), ct, ("@group", groupId), ("@cutoff", committedBefore.ToUnixTimeMilliseconds())).ConfigureAwait(false), cancellationToken);
+    }
+
+    public Task<IReadOnlyList<(string Topic, int Partition)>> DeleteStaleGroupOffsetsAsync(string groupId, DateTimeOffset committedBefore, IReadOnlySet<string> keepTopics, CancellationToken cancellationToken = default)
+    {
+        MetadataValidation.GroupId(groupId, nameof(groupId));
+        ArgumentNullException.ThrowIfNull(keepTopics);
+        long cutoff = committedBefore.ToUnixTimeMilliseconds();
+        return WriteAsync<IReadOnlyList<(string Topic, int Partition)>>(async (connection, ct) =>
+        {
+            List<(string Topic, int Partition)> stale = await QueryAsync(connection,
+                "SELECT topic_name, partition_index FROM group_offsets WHERE group_id = @group AND commit_time_ms < @cutoff",
+                r => (r.GetString(0), r.GetInt32(1)), ct, ("@group", groupId), ("@cutoff", cutoff)).ConfigureAwait(false);
+            stale.RemoveAll(p => keepTopics.Contains(p.Topic));
+            foreach ((string topic, int partition) in stale)
+            {
+                await ExecuteAsync(connection, "DELETE FROM group_offsets WHERE group_id = @group AND topic_name = @topic AND partition_index = @partition", ct,
+                    ("@group", groupId), ("@topic", topic), ("@partition", partition)).ConfigureAwait(false);
+            }
+
+            return stale;
+        }, cancellationToken);
+    }
+
     public Task<ProducerIdBlock> AllocateProducerIdsAsync(int blockSize, CancellationToken cancellationToken = default)
     {
         if (blockSize is < 1 or > MetadataValidation.MaxProducerIdBlockSize)

@@ -1,7 +1,7 @@
 namespace SharedLog.Storage.Objects;
 
-/// <summary>The loop of the background workers (janitor, compactor): one round per tick; a failed round is reported and the next tick tries again.</summary>
-internal static class PeriodicRounds
+/// <summary>The loop of the background workers (janitor, compactor, the broker's snapshots and expiry): one round per tick; a failed round is reported and the next tick tries again.</summary>
+public static class PeriodicRounds
 {
     public static async Task RunAsync(TimeSpan interval, Func<DateTimeOffset, CancellationToken, Task> round, Action<Exception> failed, CancellationToken cancellationToken)
     {

@@ -27,6 +27,27 @@ public sealed class GroupOffsetAndProducerIdTests : MetadataStoreTestBase
     }
 
     [Fact]
+    public async Task IdleGroupsLoseAllTheirOffsetsAndActiveOnesOnlyStaleOnesOfTopicsNotKept()
+    {
+        DateTimeOffset at = Time.Now;
+        await Store.CommitGroupOffsetsAsync("idle", [new GroupOffset("t", 0, 1, 0, null, at.AddDays(-9)), new GroupOffset("t", 1, 2, 0, null, at.AddDays(-8))]);
+        await Store.CommitGroupOffsetsAsync("recent", [new GroupOffset("t", 0, 1, 0, null, at.AddDays(-30)), new GroupOffset("u", 0, 2, 0, null, at.AddDays(-1))]);
+        await Store.CommitGroupOffsetsAsync("active", [new GroupOffset("t", 0, 1, 0, null, at.AddDays(-30)), new GroupOffset("u", 0, 2, 0, null, at.AddDays(-30)), new GroupOffset("v", 0, 3, 0, null, at)]);
+        DateTimeOffset cutoff = at.AddDays(-7);
+
+        // A group without members keeps every offset while any of them is recent, and loses all of them otherwise.
+        Assert.Equal([("t", 0), ("t", 1)], (await Store.DeleteIdleGroupOffsetsAsync("idle", cutoff)).Order());
+        Assert.Empty(await Store.FetchGroupOffsetsAsync("idle"));
+        Assert.Empty(await Store.DeleteIdleGroupOffsetsAsync("recent", cutoff));
+        Assert.Equal(2, (await Store.FetchGroupOffsetsAsync("recent")).Count);
+
+        // A group with members loses only stale offsets of topics it no longer subscribes to.
+        Assert.Equal([("u", 0)], await Store.DeleteStaleGroupOffsetsAsync("active", cutoff, new HashSet<string> { "t" }));
+        Assert.Equal(["t", "v"], (await Store.FetchGroupOffsetsAsync("active")).Select(o => o.Topic));
+        await Assert.ThrowsAsync<ArgumentException>(() => Store.DeleteIdleGroupOffsetsAsync("", cutoff));
+    }
+
+    [Fact]
     public async Task ProducerSnapshotsAreReplacedPerPartitionAndGoWithTheirTopic()
     {
         TopicMetadata kept = await Store.CreateTopicAsync("kept", 1, new Dictionary<string, string>());
