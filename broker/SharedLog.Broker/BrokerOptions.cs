@@ -42,6 +42,13 @@ public sealed class BrokerOptions
     /// <summary>How long a new group waits for more members before its first rebalance (<c>group.initial.rebalance.delay.ms</c>).</summary>
     public int GroupInitialRebalanceDelayMs { get; set; } = 3000;
 
+    /// <summary>
+    /// Partitions this broker serves in all topics together; a CreateTopics or CreatePartitions past it is refused with
+    /// INVALID_PARTITIONS. Each partition costs about 2.5 KB of memory while idle, so this bounds what clients can make
+    /// the broker hold.
+    /// </summary>
+    public int MaxPartitions { get; set; } = 100_000;
+
     /// <summary>Partitions of auto-created topics and of CreateTopics with -1 (<c>num.partitions</c>).</summary>
     public int NumPartitions { get; set; } = 1;
 
@@ -95,6 +102,11 @@ public sealed class BrokerOptions
         if (ProducerIdExpirationMs < 1)
         {
             throw new ArgumentException("producer.id.expiration.ms must be at least 1.");
+        }
+
+        if (MaxPartitions < 1)
+        {
+            throw new ArgumentException("MaxPartitions must be at least 1.");
         }
 
         if (OffsetsRetentionMinutes < 1)

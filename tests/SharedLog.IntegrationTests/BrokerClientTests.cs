@@ -95,6 +95,29 @@ public class BrokerClientTests
     }
 
     [Fact]
+    public async Task PartitionsPastTheBrokersLimitAreRefusedWhateverAsksForThem()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync(null, true, "--Broker:MaxPartitions", "10");
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        await admin.CreateTopicsAsync([new TopicSpecification { Name = "eight", NumPartitions = 8, ReplicationFactor = 1 }]);
+
+        // One request asking for many topics cannot pass the limit either: those that fit are created, the rest refused.
+        var refused = await Assert.ThrowsAsync<CreateTopicsException>(() => admin.CreateTopicsAsync(
+            [new TopicSpecification { Name = "two", NumPartitions = 2, ReplicationFactor = 1 }, new TopicSpecification { Name = "one", NumPartitions = 1, ReplicationFactor = 1 }]));
+        Assert.Equal(ErrorCode.NoError, refused.Results.Single(r => r.Topic == "two").Error.Code);
+        Assert.Equal(ErrorCode.InvalidPartitions, refused.Results.Single(r => r.Topic == "one").Error.Code);
+        Assert.Contains("MaxPartitions", refused.Results.Single(r => r.Topic == "one").Error.Reason);
+        var grow = await Assert.ThrowsAsync<CreatePartitionsException>(() => admin.CreatePartitionsAsync([new PartitionsSpecification { Topic = "eight", IncreaseTo = 9 }]));
+        Assert.Equal(ErrorCode.InvalidPartitions, grow.Results[0].Error.Code);
+
+        // Auto-creation by a producer is refused the same way, and the broker keeps serving what it has.
+        using IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, MessageTimeoutMs = 3000 }).Build();
+        await Assert.ThrowsAsync<ProduceException<string, string>>(() => producer.ProduceAsync("auto-created", new Message<string, string> { Key = "k", Value = "v" }));
+        Assert.Equal(0, (await producer.ProduceAsync(new TopicPartition("eight", 7), new Message<string, string> { Key = "k", Value = "v" }).WaitAsync(Timeout)).Offset.Value);
+        Assert.Equal(10, admin.GetMetadata(Timeout).Topics.Where(t => t.Error.Code == ErrorCode.NoError).Sum(t => t.Partitions.Count));
+    }
+
+    [Fact]
     public async Task RestartOnTheSameDataDirectoryKeepsTopicsAndRecords()
     {
         string dataDir = Path.Combine(Path.GetTempPath(), "sharedlog-restart-" + Guid.NewGuid().ToString("N"));

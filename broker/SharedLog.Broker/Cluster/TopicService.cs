@@ -47,6 +47,19 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
 
     public IReadOnlyCollection<TopicMetadata> All => [.. _byName.Values];
 
+    /// <summary>Why adding <paramref name="added"/> partitions would pass the broker's limit (<see cref="BrokerOptions.MaxPartitions"/>), or null.</summary>
+    private string? PartitionLimitProblem(int added)
+    {
+        long total = 0;
+        foreach (TopicMetadata topic in _byName.Values)
+        {
+            total += topic.Partitions.Count;
+        }
+
+        int limit = options.Value.MaxPartitions;
+        return total + added > limit ? $"This broker serves at most {limit} partitions in all (Broker:MaxPartitions); it has {total}, and {added} more were asked for." : null;
+    }
+
     public TopicMetadata? Find(string name) => _byName.TryGetValue(name, out TopicMetadata? topic) ? topic : null;
 
     public TopicMetadata? Find(Guid topicId) => _byId.TryGetValue(topicId, out TopicMetadata? topic) ? topic : null;
@@ -87,6 +100,11 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
             }
         }
 
+        if (PartitionLimitProblem(partitions) is { } tooMany)
+        {
+            return (null, ErrorCode.InvalidPartitions, tooMany);
+        }
+
         if (validateOnly)
         {
             return (null, ErrorCode.None, null);
@@ -97,6 +115,12 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
         await _changes.WaitAsync(cancellationToken);
         try
         {
+            // Again under the lock: concurrent creations must not pass the limit together.
+            if (PartitionLimitProblem(partitions) is { } tooManyNow)
+            {
+                return (null, ErrorCode.InvalidPartitions, tooManyNow);
+            }
+
             TopicMetadata created;
             try
             {
@@ -134,6 +158,11 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
             return (ErrorCode.InvalidPartitions, $"Topic '{name}' has {topic.Partitions.Count} partitions; the new count must be larger (and at most 10000), not {count}.");
         }
 
+        if (PartitionLimitProblem(count - topic.Partitions.Count) is { } tooMany)
+        {
+            return (ErrorCode.InvalidPartitions, tooMany);
+        }
+
         if (validateOnly)
         {
             return (ErrorCode.None, null);
@@ -151,6 +180,11 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
             if (count <= now.Partitions.Count)
             {
                 return (ErrorCode.InvalidPartitions, $"Topic '{name}' has {now.Partitions.Count} partitions; the new count must be larger, not {count}.");
+            }
+
+            if (PartitionLimitProblem(count - now.Partitions.Count) is { } tooManyNow)
+            {
+                return (ErrorCode.InvalidPartitions, tooManyNow);
             }
 
             TopicMetadata grown = await metadata.AddPartitionsAsync(name, count, CancellationToken.None);
