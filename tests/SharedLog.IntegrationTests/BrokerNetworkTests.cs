@@ -271,6 +271,32 @@ public class BrokerNetworkTests
     }
 
     [Fact]
+    public async Task CreateTopicsRefusesANameAskedForTwiceAndANullConfigValueAsKafkaDoes()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        CreateTopicsRequest.CreatableTopic Topic(string name, string? retention = "60000") => new()
+        {
+            Name = name,
+            NumPartitions = 1,
+            ReplicationFactor = 1,
+            Configs = [new CreateTopicsRequest.CreatableTopicConfig { Name = "retention.ms", Value = retention }],
+        };
+        await client.SendAsync(new CreateTopicsRequest { TimeoutMs = 5000, Topics = [Topic("twice"), Topic("fine"), Topic("twice"), Topic("null-config", null)] }, 4, 1);
+        (_, byte[] body) = await client.ReceiveAsync(0);
+        CreateTopicsResponse response = new CreateTopicsResponse().ReadFrom(body, 4);
+        Assert.Equal(
+            [("twice", ErrorCode.InvalidRequest), ("fine", ErrorCode.None), ("twice", ErrorCode.InvalidRequest), ("null-config", ErrorCode.InvalidConfig)],
+            response.Topics.Select(t => (t.Name, (ErrorCode)t.ErrorCode)));
+
+        await client.SendAsync(new MetadataRequest { Topics = [new() { Name = "twice" }, new() { Name = "null-config" }, new() { Name = "fine" }], AllowAutoTopicCreation = false }, 4, 2);
+        (_, byte[] metadataBody) = await client.ReceiveAsync(0);
+        Assert.Equal(
+            [ErrorCode.UnknownTopicOrPartition, ErrorCode.UnknownTopicOrPartition, ErrorCode.None],
+            new MetadataResponse().ReadFrom(metadataBody, 4).Topics.Select(t => (ErrorCode)t.ErrorCode));
+    }
+
+    [Fact]
     public async Task GroupRequestsWithUnknownMembersGetKafkaErrors()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

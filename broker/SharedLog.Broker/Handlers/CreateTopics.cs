@@ -22,15 +22,28 @@ public sealed class CreateTopicsHandler(TopicService topics, IOptions<BrokerOpti
     {
         var body = (CreateTopicsRequest)request;
         var response = new CreateTopicsResponse();
-        var seen = new HashSet<string>(StringComparer.Ordinal);
+        // As Kafka: a name asked for more than once in one request is refused wherever it appears, and not created.
+        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (CreateTopicsRequest.CreatableTopic wanted in body.Topics)
+        {
+            counts[wanted.Name] = counts.GetValueOrDefault(wanted.Name) + 1;
+        }
+
         foreach (CreateTopicsRequest.CreatableTopic wanted in body.Topics)
         {
             var result = new CreateTopicsResponse.CreatableTopicResult { Name = wanted.Name };
             response.Topics.Add(result);
-            if (!seen.Add(wanted.Name))
+            if (counts[wanted.Name] > 1)
             {
                 result.ErrorCode = (short)ErrorCode.InvalidRequest;
                 result.ErrorMessage = $"Topic '{wanted.Name}' appears more than once in the request.";
+                continue;
+            }
+
+            if (wanted.Configs.Find(c => c.Value is null) is { } nullConfig)
+            {
+                result.ErrorCode = (short)ErrorCode.InvalidConfig;
+                result.ErrorMessage = $"Null value not supported for topic config '{nullConfig.Name}'.";
                 continue;
             }
 
@@ -45,10 +58,7 @@ public sealed class CreateTopicsHandler(TopicService topics, IOptions<BrokerOpti
             var configs = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (CreateTopicsRequest.CreatableTopicConfig config in wanted.Configs)
             {
-                if (config.Value is not null)
-                {
-                    configs[config.Name] = config.Value;
-                }
+                configs[config.Name] = config.Value!;
             }
 
             (TopicMetadata? created, ErrorCode error, string? message) = await topics.CreateAsync(wanted.Name, partitions, configs, body.ValidateOnly, cancellationToken);
