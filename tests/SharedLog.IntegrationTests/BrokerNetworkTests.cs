@@ -297,6 +297,26 @@ public class BrokerNetworkTests
     }
 
     [Fact]
+    public async Task DescribeConfigsReportsEachTopicConfigsKafkaType()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("typed", 1);
+        await client.SendAsync(new DescribeConfigsRequest { Resources = [new() { ResourceType = 2, ResourceName = "typed", ConfigurationKeys = null }] }, 4, 1);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        Dictionary<string, sbyte> types = new DescribeConfigsResponse().ReadFrom(body, 4).Results.Single().Configs.ToDictionary(c => c.Name, c => c.ConfigType);
+
+        // Kafka's ConfigEntry types, which the Java AdminClient and UIs show: 1 boolean, 2 string, 3 int, 5 long, 6 double, 7 list.
+        (string Name, sbyte Type)[] expected =
+        [
+            ("retention.ms", 5), ("segment.ms", 5), ("cleanup.policy", 7), ("max.message.bytes", 3), ("message.timestamp.type", 2), ("compression.type", 2),
+            ("preallocate", 1), ("min.cleanable.dirty.ratio", 6), ("segment.index.bytes", 3), ("leader.replication.throttled.replicas", 7),
+        ];
+        Assert.Equal(expected, expected.Select(e => (e.Name, types[e.Name])));
+        Assert.DoesNotContain(types, t => t.Value == 0);
+    }
+
+    [Fact]
     public async Task GroupRequestsWithUnknownMembersGetKafkaErrors()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

@@ -416,11 +416,13 @@ public class IdempotentProducerTests
         Assert.Equal(bumped.ProducerEpoch, producer.ProducerEpoch);
         Assert.Equal(0, producer.LastSequence);
 
-        await client.SendAsync(new DescribeLogDirsRequest { Topics = [new() { Topic = "seq", Partitions = [0] }] }, 4, 11);
+        // Partitions asked for twice, or that do not exist, are answered once or not at all.
+        await client.SendAsync(new DescribeLogDirsRequest { Topics = [new() { Topic = "seq", Partitions = [0, 0, 7, -1] }] }, 4, 11);
         (_, byte[] dirsBody) = await client.ReceiveAsync(1);
         DescribeLogDirsResponse.DescribeLogDirsResult dir = Assert.Single(new DescribeLogDirsResponse().ReadFrom(dirsBody, 4).Results);
         Assert.Equal(0, dir.ErrorCode);
         Assert.True(dir.TotalBytes > 0);
         Assert.Equal("seq", Assert.Single(dir.Topics).Name);
+        Assert.Equal(0, Assert.Single(dir.Topics[0].Partitions).PartitionIndex);
     }
 }

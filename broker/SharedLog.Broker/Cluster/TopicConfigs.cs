@@ -146,6 +146,30 @@ public static class TopicConfigs
         return parts.Length > 0;
     }
 
+    /// <summary>Kafka's type of a config as DescribeConfigs v3+ reports it: 1 boolean, 2 string, 3 int, 5 long, 6 double, 7 list.</summary>
+    public static sbyte TypeOf(string name)
+    {
+        if (AcceptedWithoutEffect.TryGetValue(name, out (string Default, double? Min, double Max) kind))
+        {
+            return kind switch
+            {
+                { Default: "true" or "false" } => 1,
+                { Min: null } => 7, // the throttled-replica lists
+                _ when name == "min.cleanable.dirty.ratio" => 6,
+                { Max: <= int.MaxValue } => 3,
+                _ => 5,
+            };
+        }
+
+        return name switch
+        {
+            RetentionMs or RetentionBytes => 5,
+            MaxMessageBytes or MinInsyncReplicas or SegmentBytes => 3,
+            CleanupPolicy => 7,
+            _ => 2,
+        };
+    }
+
     public static string Effective(IReadOnlyDictionary<string, string> topicConfigs, string name) =>
         topicConfigs.TryGetValue(name, out string? value) ? value : Defaults[name];
 

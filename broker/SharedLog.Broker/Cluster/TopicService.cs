@@ -197,20 +197,22 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
         }
     }
 
-    /// <summary>Applies config changes (null removes a setting, back to the default) after validating them all.</summary>
-    public async Task<(ErrorCode Error, string? Message)> AlterConfigsAsync(string name, IReadOnlyDictionary<string, string?> changes, bool validateOnly, CancellationToken cancellationToken)
+    /// <summary>
+    /// Applies the config changes <paramref name="plan"/> derives from the topic (null removes a setting, back to the
+    /// default) after validating them all. The plan is made again under the change lock, from the topic as it is then:
+    /// a concurrent change must not be lost by applying changes derived from the topic before it.
+    /// </summary>
+    public async Task<(ErrorCode Error, string? Message)> AlterConfigsAsync(
+        string name, Func<TopicMetadata, (Dictionary<string, string?> Changes, string? Problem)> plan, bool validateOnly, CancellationToken cancellationToken)
     {
-        if (Find(name) is null)
+        if (Find(name) is not { } topic)
         {
             return (ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
         }
 
-        foreach ((string key, string? value) in changes)
+        if (PlanProblem(plan(topic)) is { } problem)
         {
-            if (TopicConfigs.Validate(key, value) is { } problem)
-            {
-                return (ErrorCode.InvalidConfig, problem);
-            }
+            return (ErrorCode.InvalidConfig, problem);
         }
 
         if (validateOnly)
@@ -221,13 +223,18 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
         await _changes.WaitAsync(cancellationToken);
         try
         {
-            if (Find(name) is null)
+            if (Find(name) is not { } current)
             {
                 return (ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist."); // deleted meanwhile
             }
 
+            (Dictionary<string, string?> changes, string? planned) = plan(current);
+            if (PlanProblem((changes, planned)) is { } problemNow)
+            {
+                return (ErrorCode.InvalidConfig, problemNow);
+            }
+
             TopicMetadata altered = await metadata.AlterTopicConfigsAsync(name, changes, CancellationToken.None);
-            TopicMetadata current = Find(name)!;
             TopicMetadata updated = current with { Configs = altered.Configs };
             _byName[name] = updated;
             _byId[updated.TopicId] = updated;
@@ -237,6 +244,24 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
         {
             _changes.Release();
         }
+    }
+
+    private static string? PlanProblem((Dictionary<string, string?> Changes, string? Problem) plan)
+    {
+        if (plan.Problem is not null)
+        {
+            return plan.Problem;
+        }
+
+        foreach ((string key, string? value) in plan.Changes)
+        {
+            if (TopicConfigs.Validate(key, value) is { } problem)
+            {
+                return problem;
+            }
+        }
+
+        return null;
     }
 
     public async Task<ErrorCode> DeleteAsync(string name, CancellationToken cancellationToken)

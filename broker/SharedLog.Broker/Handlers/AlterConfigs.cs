@@ -119,7 +119,7 @@ internal static class ConfigResources
     public const sbyte Topic = 2;
     public const sbyte Broker = 4;
 
-    /// <summary>Validates the resource type and applies the changes <paramref name="plan"/> derives from the topic.</summary>
+    /// <summary>Validates the resource type and applies the changes <paramref name="plan"/> derives from the topic (null for a broker).</summary>
     public static async Task<(ErrorCode Error, string? Message)> ApplyAsync(
         TopicService topics, sbyte type, string name, bool validateOnly,
         Func<TopicMetadata?, (Dictionary<string, string?> Changes, string? Problem)> plan, CancellationToken cancellationToken)
@@ -129,15 +129,14 @@ internal static class ConfigResources
             return (ErrorCode.InvalidRequest, $"Resource type {type} is not supported.");
         }
 
-        (Dictionary<string, string?> changes, string? problem) = plan(type == Topic ? topics.Find(name) : null);
         if (type == Broker)
         {
             // Broker settings come from appsettings, the environment and the command line; answering success for a
             // change that is not made would mislead kafka-configs and UIs.
-            return changes.Count == 0 ? (ErrorCode.None, null)
+            return plan(null).Changes.Count == 0 ? (ErrorCode.None, null)
                 : (ErrorCode.InvalidRequest, "Broker configs cannot be changed at runtime; set them in appsettings.json, SHAREDLOG_ environment variables or on the command line (docs/configuration.md).");
         }
 
-        return problem is null ? await topics.AlterConfigsAsync(name, changes, validateOnly, cancellationToken) : (ErrorCode.InvalidConfig, problem);
+        return await topics.AlterConfigsAsync(name, plan, validateOnly, cancellationToken);
     }
 }

@@ -1,7 +1,8 @@
 // DescribeConfigs, versions 0-4. Topics (resource type 2) report every config SharedLog knows, with
 // Kafka's names: values set on the topic have source TOPIC_CONFIG (1), the rest DEFAULT_CONFIG (5).
 // Brokers (type 4) report an empty list. v1+ may ask for synonyms (the default is the only synonym of
-// an unset config), v3+ for documentation (none is given).
+// an unset config; synonyms carry the topic config's name, not Kafka's broker-level name), v3+ for
+// documentation (none is given) and the config's type.
 using SharedLog.Broker.Cluster;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
@@ -64,6 +65,7 @@ public sealed class DescribeConfigsHandler(TopicService topics) : IApiHandler
                     Value = set ? value : defaultValue,
                     IsDefault = !set,
                     ConfigSource = set ? TopicConfigSource : DefaultConfigSource,
+                    ConfigType = TopicConfigs.TypeOf(name),
                 };
                 if (body.IncludeSynonyms)
                 {

@@ -34,13 +34,12 @@ public sealed class DescribeLogDirsHandler(TopicService topics, IMetadataStore m
             }
 
             var topicResult = new DescribeLogDirsResponse.DescribeLogDirsTopic { Name = name };
-            foreach (PartitionMetadata partition in topic.Partitions)
+            // Each asked-for partition once, by index: a long list must not cost its length times the topic's partitions.
+            IEnumerable<PartitionMetadata> selected = partitions is null
+                ? topic.Partitions
+                : partitions.Where(p => p >= 0 && p < topic.Partitions.Count).Distinct().Order().Select(p => topic.Partitions[p]);
+            foreach (PartitionMetadata partition in selected)
             {
-                if (partitions is not null && !partitions.Contains(partition.Partition))
-                {
-                    continue;
-                }
-
                 IReadOnlyList<StreamObjectRange> ranges = await metadata.GetObjectRangesAsync(partition.StreamId, partition.LogStartOffset, cancellationToken: cancellationToken);
                 topicResult.Partitions.Add(new DescribeLogDirsResponse.DescribeLogDirsPartition { PartitionIndex = partition.Partition, PartitionSize = ranges.Sum(r => r.Range.Size) });
             }
