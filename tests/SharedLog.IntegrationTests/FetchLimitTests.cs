@@ -80,6 +80,26 @@ public class FetchLimitTests
     }
 
     [Fact]
+    public async Task AFetchWithMinBytesZeroOrNothingToWaitOnIsAnsweredAtOnce()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("limits", 1);
+
+        // As Kafka: min_bytes 0 is met by an empty answer, and a fetch with no partitions (the Java consumer closes
+        // its fetch session with one) has nothing to wait for; neither may wait out max_wait_ms.
+        await client.SendAsync(LongPoll(offset: 0, minBytes: 0), Version, 2);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        Assert.Equal(0, new FetchResponse().ReadFrom(body, Version).Responses.Single().Partitions.Single().ErrorCode);
+
+        FetchRequest nothing = LongPoll(offset: 0, minBytes: 1);
+        nothing.Topics = [];
+        await client.SendAsync(nothing, Version, 3);
+        (int correlation, _) = await client.ReceiveAsync(1);
+        Assert.Equal(3, correlation);
+    }
+
+    [Fact]
     public async Task ALongPollWaitsUntilMinBytesHaveArrived()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

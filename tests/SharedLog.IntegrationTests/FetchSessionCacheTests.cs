@@ -47,4 +47,29 @@ public class FetchSessionCacheTests
         Assert.NotNull(one);
         Assert.Equal(ErrorCode.FetchSessionIdNotFound, cache.Resolve(Next(three), Version).Error);
     }
+
+    [Fact]
+    public async Task SessionIdsGoRoundPastTheLargestInt()
+    {
+        var cache = new FetchSessionCache(firstSessionId: int.MaxValue - 1);
+        int[] ids = await Task.Run(() => Enumerable.Range(0, 4).Select(_ => cache.Resolve(Open(1), Version).Session!.Id).ToArray()).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal([int.MaxValue - 1, int.MaxValue, 1, 2], ids);
+    }
+
+    [Fact]
+    public void AFullFetchNamingAnUnknownSessionIsServedAsKafkaDoes()
+    {
+        var cache = new FetchSessionCache();
+        FetchRequest reopen = Open(2);
+        reopen.SessionId = 12345;
+        (FetchSession? opened, bool incremental, ErrorCode error) = cache.Resolve(reopen, Version);
+        Assert.Equal((ErrorCode.None, false), (error, incremental));
+        Assert.NotNull(opened);
+
+        FetchRequest close = Open(2);
+        close.SessionId = 54321;
+        close.SessionEpoch = -1;
+        Assert.Equal((null, false, ErrorCode.None), cache.Resolve(close, Version));
+        Assert.Equal(ErrorCode.FetchSessionIdNotFound, cache.Resolve(new FetchRequest { ReplicaId = -1, SessionId = 54321, SessionEpoch = 3 }, Version).Error);
+    }
 }

@@ -9,14 +9,15 @@ namespace SharedLog.Broker.Coordinators;
 /// (max.incremental.fetch.session.cache.slots): when full, a new session takes the place of one idle for
 /// <paramref name="evictableAfter"/> (min.incremental.fetch.session.eviction.ms, 2 minutes) or of a smaller one;
 /// otherwise the consumer is served without a session, so active consumers do not evict each other in turn.
+/// Session ids count up from a random start (<paramref name="firstSessionId"/> for tests) and go round.
 /// </summary>
-public sealed class FetchSessionCache(int maxSessions = 1000, TimeSpan? evictableAfter = null)
+public sealed class FetchSessionCache(int maxSessions = 1000, TimeSpan? evictableAfter = null, int? firstSessionId = null)
 {
     private readonly TimeSpan _evictableAfter = evictableAfter ?? TimeSpan.FromMinutes(2);
 
     private readonly Dictionary<int, FetchSession> _sessions = [];
     private readonly Lock _sync = new();
-    private int _nextId = Random.Shared.Next(1, int.MaxValue / 2);
+    private int _nextId = firstSessionId ?? Random.Shared.Next(1, int.MaxValue / 2);
 
     /// <summary>Number of live sessions (for tests and metrics).</summary>
     public int Count
@@ -53,11 +54,8 @@ public sealed class FetchSessionCache(int maxSessions = 1000, TimeSpan? evictabl
                 return (TryCreate(request, version), false, ErrorCode.None);
             }
 
-            if (!_sessions.TryGetValue(request.SessionId, out FetchSession? session))
-            {
-                return (null, false, ErrorCode.FetchSessionIdNotFound);
-            }
-
+            // A full fetch naming a session (epoch -1 closes it, 0 starts a new one) is served whether or not the
+            // session is still here, as Kafka does: after a broker restart the Java client closes its old session so.
             if (request.SessionEpoch == -1)
             {
                 _sessions.Remove(request.SessionId);
@@ -68,6 +66,11 @@ public sealed class FetchSessionCache(int maxSessions = 1000, TimeSpan? evictabl
             {
                 _sessions.Remove(request.SessionId);
                 return (TryCreate(request, version), false, ErrorCode.None);
+            }
+
+            if (!_sessions.TryGetValue(request.SessionId, out FetchSession? session))
+            {
+                return (null, false, ErrorCode.FetchSessionIdNotFound);
             }
 
             if (request.SessionEpoch != session.NextEpoch)
@@ -93,7 +96,8 @@ public sealed class FetchSessionCache(int maxSessions = 1000, TimeSpan? evictabl
         int id;
         do
         {
-            id = _nextId == int.MaxValue ? 1 : _nextId++;
+            id = _nextId;
+            _nextId = _nextId == int.MaxValue ? 1 : _nextId + 1;
         }
         while (_sessions.ContainsKey(id));
 

@@ -54,11 +54,14 @@ public sealed class FetchHandler(TopicService topics, StreamStore streams, Coord
 
     private async Task<FetchResponse> FetchAsync(FetchRequest body, short version, CancellationToken cancellationToken)
     {
+        List<(StreamLog Stream, long Offset)> positions = [.. Positions(body, version)];
+        long[] seen = HighWatermarks(positions);
         FetchResponse response = await ReadAllAsync(body, version, cancellationToken);
         long deadline = Environment.TickCount64 + body.MaxWaitMs;
 
-        // Long poll, as Kafka's: until min_bytes are there or max_wait_ms passes; a partition error answers at once.
-        while (TotalBytes(response) < Math.Max(1, body.MinBytes) && !HasPartitionError(response))
+        // Long poll, as Kafka's: until min_bytes are there or max_wait_ms passes; a partition error, no partition to
+        // wait on, or min_bytes 0 answers at once.
+        while (positions.Count > 0 && TotalBytes(response) < body.MinBytes && !HasPartitionError(response))
         {
             long remaining = deadline - Environment.TickCount64;
             if (remaining <= 0)
@@ -66,21 +69,34 @@ public sealed class FetchHandler(TopicService topics, StreamStore streams, Coord
                 break;
             }
 
-            // Wakes when any requested partition's high watermark moves past what is there now, or at the deadline.
+            // Wakes when any requested partition's high watermark moves past where it stood before the last read (an
+            // append between that read and now wakes it at once), or at the deadline.
             using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var waits = new List<Task> { Task.Delay(TimeSpan.FromMilliseconds(remaining), waiting.Token) };
-            foreach ((StreamLog stream, long offset) in Positions(body, version))
+            var waits = new List<Task>(positions.Count + 1) { Task.Delay(TimeSpan.FromMilliseconds(remaining), waiting.Token) };
+            for (int i = 0; i < positions.Count; i++)
             {
-                waits.Add(stream.WaitForDataAsync(Math.Max(offset, stream.HighWatermark), waiting.Token));
+                waits.Add(positions[i].Stream.WaitForDataAsync(Math.Max(positions[i].Offset, seen[i]), waiting.Token));
             }
 
             await Task.WhenAny(waits);
             await waiting.CancelAsync();
             cancellationToken.ThrowIfCancellationRequested();
+            seen = HighWatermarks(positions);
             response = await ReadAllAsync(body, version, cancellationToken);
         }
 
         return response;
+    }
+
+    private static long[] HighWatermarks(List<(StreamLog Stream, long Offset)> positions)
+    {
+        long[] marks = new long[positions.Count];
+        for (int i = 0; i < marks.Length; i++)
+        {
+            marks[i] = positions[i].Stream.HighWatermark;
+        }
+
+        return marks;
     }
 
     private static bool HasPartitionError(FetchResponse response)
