@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
 
@@ -314,6 +315,48 @@ public class BrokerNetworkTests
         ];
         Assert.Equal(expected, expected.Select(e => (e.Name, types[e.Name])));
         Assert.DoesNotContain(types, t => t.Value == 0);
+    }
+
+    [Fact]
+    public async Task ListOffsetsFindsTheLargestTimestampInObjectsAndCacheAndAnswersTheTieredSpecsAsKafka()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("stamps", 1);
+        int correlation = 1;
+        async Task ProduceAtAsync(long timestamp)
+        {
+            byte[] batch = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add(null, [1], timestamp).Build();
+            await client.SendAsync(new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "stamps", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(batch) }] }] }, 9, correlation++);
+            await client.ReceiveAsync(1);
+        }
+
+        async Task<(long Offset, long Timestamp)> ListAsync(long spec)
+        {
+            await client.SendAsync(new ListOffsetsRequest { ReplicaId = -1, Topics = [new() { Name = "stamps", Partitions = [new() { PartitionIndex = 0, Timestamp = spec }] }] }, 9, correlation++);
+            (_, byte[] body) = await client.ReceiveAsync(1);
+            ListOffsetsResponse.ListOffsetsPartitionResponse partition = new ListOffsetsResponse().ReadFrom(body, 9).Topics.Single().Partitions.Single();
+            Assert.Equal(0, partition.ErrorCode);
+            return (partition.Offset, partition.Timestamp);
+        }
+
+        // Offsets 0-2 go to objects, 3-4 stay in the WAL's cache; the largest timestamp, 500, is first at offset 1.
+        foreach (long timestamp in new long[] { 100, 500, 300 })
+        {
+            await ProduceAtAsync(timestamp);
+        }
+
+        await broker.Host.Services.GetRequiredService<SharedLog.Storage.Streams.StreamStore>().UploadAsync(CancellationToken.None);
+        await ProduceAtAsync(500);
+        await ProduceAtAsync(200);
+        Assert.Equal((1L, 500L), await ListAsync(-3));
+        await ProduceAtAsync(900);
+        Assert.Equal((5L, 900L), await ListAsync(-3));
+
+        // Earliest local (KIP-405) is the log start; latest tiered (KIP-1005) is -1, as Kafka answers without remote storage.
+        Assert.Equal((0L, -1L), await ListAsync(-4));
+        Assert.Equal((-1L, -1L), await ListAsync(-5));
+        Assert.Equal((1L, 500L), await ListAsync(400));
     }
 
     [Fact]

@@ -1,7 +1,8 @@
 // ListOffsets, versions 1-10. Timestamp -2 answers the log start offset, -1 the high watermark (the
 // last stable offset is the same while transactions are not served), -3 (v7+, KIP-734) the offset of
-// the record with the largest timestamp, and any other timestamp the first offset whose record
-// timestamp is at or after it (or -1 when there is none).
+// the record with the largest timestamp, -4 (v8+, KIP-405 earliest local) the log start offset, -5
+// (v9+, KIP-1005 latest tiered) -1 as Kafka answers without remote storage, and any other timestamp
+// the first offset whose record timestamp is at or after it (or -1 when there is none).
 using SharedLog.Broker.Cluster;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
@@ -15,6 +16,8 @@ public sealed class ListOffsetsHandler(TopicService topics, StreamStore streams)
     public const long Latest = -1;
     public const long Earliest = -2;
     public const long MaxTimestamp = -3;
+    public const long EarliestLocal = -4;
+    public const long LatestTiered = -5;
 
     public ApiKey Api => ApiKey.ListOffsets;
 
@@ -43,9 +46,11 @@ public sealed class ListOffsetsHandler(TopicService topics, StreamStore streams)
                 result.LeaderEpoch = stream.LeaderEpoch;
                 switch (partition.Timestamp)
                 {
-                    case Earliest:
+                    case Earliest or EarliestLocal:
                         result.Offset = stream.LogStartOffset;
                         break;
+                    case LatestTiered:
+                        break; // nothing is tiered in Kafka's sense (remote.storage.enable is false): offset -1
                     case Latest:
                         result.Offset = stream.HighWatermark;
                         break;

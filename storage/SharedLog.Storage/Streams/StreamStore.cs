@@ -452,9 +452,23 @@ public sealed partial class StreamStore : IAsyncDisposable
             highWatermark = stream.HighWatermark;
         }
 
+        IReadOnlyList<StreamObjectRange> ranges = await _metadata.GetObjectRangesAsync(streamId, logStart, cancellationToken: cancellationToken).ConfigureAwait(false);
+        if (timestamp == MaxTimestampQuery && LargestTimestamp(stream, ranges, highWatermark) is { } largest)
+        {
+            // The first record at the largest timestamp is the first at or after it: found by the timestamps the
+            // object index and the cache keep, reading one block rather than the whole partition.
+            (long Offset, long Timestamp) found = await FindByTimestampAsync(streamId, largest, cancellationToken).ConfigureAwait(false);
+            if (found.Offset >= 0)
+            {
+                return found;
+            }
+
+            // The largest timestamp belongs to records before the log start (DeleteRecords inside an object): scan.
+        }
+
         var candidates = new List<ReadOnlyMemory<byte>>();
         long objectEnd = logStart;
-        foreach (StreamObjectRange range in await _metadata.GetObjectRangesAsync(streamId, logStart, cancellationToken: cancellationToken).ConfigureAwait(false))
+        foreach (StreamObjectRange range in ranges)
         {
             objectEnd = Math.Max(objectEnd, range.Range.EndOffset);
             if (timestamp == MaxTimestampQuery || range.Range.MaxTimestamp >= timestamp)
@@ -517,6 +531,29 @@ public sealed partial class StreamStore : IAsyncDisposable
         }
 
         return (bestOffset, bestTimestamp);
+    }
+
+    /// <summary>The largest batch timestamp of the stream's objects and of its cached batches up to the high watermark; null when it has none.</summary>
+    private static long? LargestTimestamp(StreamLog stream, IReadOnlyList<StreamObjectRange> ranges, long highWatermark)
+    {
+        long? largest = null;
+        foreach (StreamObjectRange range in ranges)
+        {
+            largest = Math.Max(largest ?? long.MinValue, range.Range.MaxTimestamp);
+        }
+
+        lock (stream.Sync)
+        {
+            foreach (CachedBatch b in stream.Batches)
+            {
+                if (b.EndOffset <= highWatermark)
+                {
+                    largest = Math.Max(largest ?? long.MinValue, RecordBatch.Parse(b.Data).MaxTimestamp);
+                }
+            }
+        }
+
+        return largest;
     }
 
     private Task<IReadOnlyList<BlockIndexEntry>> IndexOfAsync(StreamObjectRange range, CancellationToken cancellationToken)
