@@ -49,6 +49,12 @@ public sealed class BrokerOptions
     /// </summary>
     public int MaxPartitions { get; set; } = 100_000;
 
+    /// <summary>
+    /// <c>fetch.max.bytes</c> (KIP-541): the most a fetch response carries, whatever the request asks (the first batch
+    /// still comes whole). Bounds the memory one fetch can make the broker copy. Default 55 MiB, as Kafka.
+    /// </summary>
+    public int FetchMaxBytes { get; set; } = 57_671_680;
+
     /// <summary>Partitions of auto-created topics and of CreateTopics with -1 (<c>num.partitions</c>).</summary>
     public int NumPartitions { get; set; } = 1;
 
@@ -102,6 +108,11 @@ public sealed class BrokerOptions
         if (ProducerIdExpirationMs < 1)
         {
             throw new ArgumentException("producer.id.expiration.ms must be at least 1.");
+        }
+
+        if (FetchMaxBytes < 1024)
+        {
+            throw new ArgumentException("fetch.max.bytes must be at least 1024.");
         }
 
         if (MaxPartitions < 1)

@@ -100,6 +100,29 @@ public class FetchLimitTests
     }
 
     [Fact]
+    public async Task TheBrokersFetchMaxBytesCapsWhatAFetchAsksFor()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync(null, true, "--Broker:FetchMaxBytes", "20000");
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("limits", 1);
+        for (int i = 0; i < 5; i++)
+        {
+            await ProduceAsync(client, 0, 8_000, 2 + i);
+        }
+
+        // The request asks for everything (as a client with fetch.max.bytes at int.MaxValue would); the broker's
+        // 20,000 bytes hold two 8 KB batches, as Kafka caps the request's max_bytes by its own fetch.max.bytes.
+        FetchRequest all = LongPoll(offset: 0, minBytes: 1);
+        all.MaxBytes = int.MaxValue;
+        all.Topics[0].Partitions[0].PartitionMaxBytes = int.MaxValue;
+        await client.SendAsync(all, Version, 10);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        FetchResponse.PartitionData partition = new FetchResponse().ReadFrom(body, Version).Responses.Single().Partitions.Single();
+        Assert.Equal((0, 5L), (partition.ErrorCode, partition.HighWatermark));
+        Assert.Equal(2, CountBatches(partition.Records?.ToArray() ?? []));
+    }
+
+    [Fact]
     public async Task ALongPollWaitsUntilMinBytesHaveArrived()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

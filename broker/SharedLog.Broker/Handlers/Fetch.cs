@@ -1,6 +1,6 @@
 // Fetch, versions 4-17. Reads whole batches from the stream store: the log cache for tailing
 // consumers, objects (block cache, ranged GETs) for those behind. Limits follow KIP-74: the response
-// stops at MaxBytes and each partition at PartitionMaxBytes, except that the first batch found is
+// stops at MaxBytes (at most the broker's fetch.max.bytes, KIP-541) and each partition at PartitionMaxBytes, except that the first batch found is
 // always returned whole so a consumer can make progress. When less than MinBytes is available the
 // request waits up to MaxWaitMs and is woken by the appends that bring data, not by its timeout; a
 // partition error (OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION, ...) is answered at once, as Kafka does.
@@ -17,7 +17,7 @@ using SharedLog.Storage.Streams;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed class FetchHandler(TopicService topics, StreamStore streams, Coordinators.FetchSessionCache sessions, Http.BrokerMetrics metrics) : IApiHandler
+public sealed class FetchHandler(TopicService topics, StreamStore streams, Coordinators.FetchSessionCache sessions, Http.BrokerMetrics metrics, Microsoft.Extensions.Options.IOptions<BrokerOptions> options) : IApiHandler
 {
     public ApiKey Api => ApiKey.Fetch;
 
@@ -61,7 +61,8 @@ public sealed class FetchHandler(TopicService topics, StreamStore streams, Coord
 
         // Long poll, as Kafka's: until min_bytes are there or max_wait_ms passes; a partition error, no partition to
         // wait on, or min_bytes 0 answers at once.
-        while (positions.Count > 0 && TotalBytes(response) < body.MinBytes && !HasPartitionError(response))
+        int minBytes = (int)Math.Min(body.MinBytes, MaxBytes(body));
+        while (positions.Count > 0 && TotalBytes(response) < minBytes && !HasPartitionError(response))
         {
             long remaining = deadline - Environment.TickCount64;
             if (remaining <= 0)
@@ -87,6 +88,9 @@ public sealed class FetchHandler(TopicService topics, StreamStore streams, Coord
 
         return response;
     }
+
+    /// <summary>The response's byte limit: the request's, capped by the broker's <c>fetch.max.bytes</c> as in Kafka (KIP-541).</summary>
+    private long MaxBytes(FetchRequest body) => Math.Min(body.MaxBytes <= 0 ? int.MaxValue : body.MaxBytes, options.Value.FetchMaxBytes);
 
     private static long[] HighWatermarks(List<(StreamLog Stream, long Offset)> positions)
     {
@@ -152,7 +156,7 @@ public sealed class FetchHandler(TopicService topics, StreamStore streams, Coord
     private async Task<FetchResponse> ReadAllAsync(FetchRequest body, short version, CancellationToken cancellationToken)
     {
         var response = new FetchResponse { SessionId = 0 };
-        long budget = body.MaxBytes <= 0 ? int.MaxValue : body.MaxBytes;
+        long budget = MaxBytes(body);
         bool anyData = false;
         foreach (FetchRequest.FetchTopic topic in body.Topics)
         {
