@@ -146,6 +146,64 @@ public class SchemaRegistryHttpTests
     }
 
     [Fact]
+    public async Task EdgeCasesOfRegisteringCheckingAndDeletingFollowConfluent()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using HttpClient http = Http(broker);
+
+        // "latest" of a subject with no versions is compatible with anything (a CI check before the first registration).
+        JsonNode? fresh = (await SendAsync(http, HttpMethod.Post, "/compatibility/subjects/new-subject/versions/latest", Body(new { schema = Record("A", "x") }))).Json;
+        Assert.True((bool)fresh!["is_compatible"]!);
+
+        // verbose: a schema that does not parse is incompatible, with the reason, rather than an error.
+        (HttpStatusCode verboseStatus, JsonNode? verbose) = await SendAsync(http, HttpMethod.Post, "/compatibility/subjects/new-subject/versions/latest?verbose=true", Body(new { schema = "{bad" }));
+        Assert.Equal(HttpStatusCode.OK, verboseStatus);
+        Assert.False((bool)verbose!["is_compatible"]!);
+        Assert.NotEmpty((JsonArray)verbose["messages"]!);
+
+        // A schema already under a READONLY subject is answered with its id, as serializers re-register on start.
+        int id = (int)(await SendAsync(http, HttpMethod.Post, "/subjects/frozen/versions", Body(new { schema = Record("F", "x") }))).Json!["id"]!;
+        await SendAsync(http, HttpMethod.Put, "/mode/frozen", Body(new { mode = "READONLY" }));
+        Assert.Equal(id, (int)(await SendAsync(http, HttpMethod.Post, "/subjects/frozen/versions", Body(new { schema = Record("F", "x") }))).Json!["id"]!);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/frozen/versions", Body(new { schema = Record("F", "x", "y") }), HttpStatusCode.UnprocessableEntity, 42205);
+
+        // A version is chosen only in IMPORT mode (one near int.MaxValue would block the subject for good).
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/versioned/versions", Body(new { schema = Record("V", "x"), version = int.MaxValue }), HttpStatusCode.UnprocessableEntity, 42205);
+        Assert.Equal(1, (int)(await SendAsync(http, HttpMethod.Get, $"/schemas/ids/{(int)(await SendAsync(http, HttpMethod.Post, "/subjects/versioned/versions", Body(new { schema = Record("V", "x"), version = 0 }))).Json!["id"]!}/versions")).Json![0]!["version"]!);
+
+        // Soft-deleting a soft-deleted version says so.
+        await SendAsync(http, HttpMethod.Delete, "/subjects/versioned/versions/1");
+        await ExpectErrorAsync(http, HttpMethod.Delete, "/subjects/versioned/versions/1", null, HttpStatusCode.NotFound, 40406);
+
+        // A reference to "latest" (-1) is stored as the version it names, which is then protected from deletion.
+        string address = JsonSerializer.Serialize(new { type = "record", name = "Address", fields = new[] { new { name = "city", type = "string" } } });
+        await SendAsync(http, HttpMethod.Post, "/subjects/address/versions", Body(new { schema = address }));
+        string customer = JsonSerializer.Serialize(new { type = "record", name = "Customer", fields = new object[] { new { name = "home", type = "Address" } } });
+        JsonNode registered = (await SendAsync(http, HttpMethod.Post, "/subjects/customer/versions", Body(new { schema = customer, references = new[] { new { name = "Address", subject = "address", version = -1 } } }))).Json!;
+        Assert.Equal(1, (int)(await SendAsync(http, HttpMethod.Get, $"/schemas/ids/{(int)registered["id"]!}")).Json!["references"]![0]!["version"]!);
+        await ExpectErrorAsync(http, HttpMethod.Delete, "/subjects/address/versions/1", null, HttpStatusCode.UnprocessableEntity, 42206);
+    }
+
+    [Fact]
+    public async Task ReferencesReachingOneSchemaManyTimesOverResolveOnce()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using HttpClient http = Http(broker);
+
+        // Each level refers to the level below 100 times under different names: 100^4 paths, 5 distinct schemas.
+        await SendAsync(http, HttpMethod.Post, "/subjects/level0/versions", Body(new { schema = JsonSerializer.Serialize(new { type = "record", name = "L0", fields = new[] { new { name = "x", type = "string" } } }) }));
+        for (int level = 1; level <= 4; level++)
+        {
+            var references = Enumerable.Range(0, 100).Select(i => new { name = $"L{level - 1}-{i}", subject = $"level{level - 1}", version = 1 }).ToArray();
+            string schema = JsonSerializer.Serialize(new { type = "record", name = $"L{level}", fields = new object[] { new { name = "below", type = $"L{level - 1}" } } });
+            (HttpStatusCode status, JsonNode? answer) = await SendAsync(http, HttpMethod.Post, $"/subjects/level{level}/versions", Body(new { schema, references }));
+            Assert.True(status == HttpStatusCode.OK, answer?.ToJsonString());
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(http, HttpMethod.Get, "/subjects")).Status);
+    }
+
+    [Fact]
     public async Task HostileRequestsGetClearErrorsAndTheBrokerKeepsServing()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

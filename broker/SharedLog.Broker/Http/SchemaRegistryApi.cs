@@ -145,7 +145,18 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
                 await JsonAsync(context, Array(registry.ReferencedBy(subject, version).Select(id => (JsonNode?)id)));
                 return;
             case ["compatibility", "subjects", string subject, "versions", .. string[] rest] when method == "POST" && rest.Length <= 1:
-                CompatibilityResult result = registry.CheckCompatibility(subject, rest.Length == 1 ? rest[0] : null, await SchemaRequestAsync(context));
+                SchemaRequest checkedSchema = await SchemaRequestAsync(context);
+                CompatibilityResult result;
+                try
+                {
+                    result = registry.CheckCompatibility(subject, rest.Length == 1 ? rest[0] : null, checkedSchema);
+                }
+                catch (SchemaRegistryException e) when (e.ErrorCode == RegistryErrorCodes.InvalidSchema && Flag(query, "verbose"))
+                {
+                    // As Confluent: asked for details, a schema that does not parse is an incompatible one, with the reason.
+                    result = new CompatibilityResult(false, [e.Message]);
+                }
+
                 var answer = new JsonObject { ["is_compatible"] = result.IsCompatible };
                 if (Flag(query, "verbose"))
                 {

@@ -194,7 +194,7 @@ public sealed partial class SchemaRegistry : IDisposable
         }
 
         (IParsedSchema parsed, _) = Parse(request);
-        string schemaIdentity = SchemaIdentity(parsed, request.References);
+        string schemaIdentity = SchemaIdentity(parsed, ConcreteReferences(request.References));
         lock (_sync)
         {
             SubjectVersion? match = VersionsOf(subject).Values
@@ -260,10 +260,13 @@ public sealed partial class SchemaRegistry : IDisposable
             {
                 previous = PreviousForLevel(subject, level);
             }
+            else if (FindVersionOrLatestOfNone(subject, versionText) is { } version)
+            {
+                previous = [(version.Version, ParsedOf(_byId[version.Id]))];
+            }
             else
             {
-                SubjectVersion version = FindVersion(subject, versionText, includeDeleted: false);
-                previous = [(version.Version, ParsedOf(_byId[version.Id]))];
+                previous = []; // "latest" of a subject with no versions: compatible, as Confluent answers
             }
         }
 
@@ -278,7 +281,8 @@ public sealed partial class SchemaRegistry : IDisposable
     {
         ValidateSubject(subject);
         (IParsedSchema parsed, ISchemaFormat _) = Parse(request);
-        string schemaIdentity = SchemaIdentity(parsed, request.References);
+        IReadOnlyList<SchemaReference> references = ConcreteReferences(request.References);
+        string schemaIdentity = SchemaIdentity(parsed, references);
         string identity = FullIdentity(schemaIdentity, request.Metadata);
 
         await _writer.WaitAsync(cancellationToken);
@@ -288,21 +292,23 @@ public sealed partial class SchemaRegistry : IDisposable
             lock (_sync)
             {
                 RegistryMode mode = EffectiveMode(subject);
+                SortedDictionary<int, SubjectVersion> versions = VersionsOf(subject);
+                SubjectVersion? existing = versions.Values.LastOrDefault(v => !v.Deleted && _byId[v.Id].Identity == identity);
+                if (existing is not null && request.Id is null)
+                {
+                    // As Confluent: a schema already under the subject is answered with its id in any mode, READONLY
+                    // included (serializers with auto.register.schemas register on every start).
+                    return Describe(subject, existing);
+                }
+
                 if (mode == RegistryMode.ReadOnly)
                 {
                     throw SchemaRegistryException.ReadOnly(subject);
                 }
 
-                if (request.Id is not null && mode != RegistryMode.Import)
+                if ((request.Id is not null || request.Version is > 0) && mode != RegistryMode.Import)
                 {
-                    throw new SchemaRegistryException(RegistryErrorCodes.OperationNotPermitted, $"Subject '{subject}' is not in import mode; ids cannot be chosen.");
-                }
-
-                SortedDictionary<int, SubjectVersion> versions = VersionsOf(subject);
-                SubjectVersion? existing = versions.Values.LastOrDefault(v => !v.Deleted && _byId[v.Id].Identity == identity);
-                if (existing is not null && request.Id is null)
-                {
-                    return Describe(subject, existing);
+                    throw new SchemaRegistryException(RegistryErrorCodes.OperationNotPermitted, $"Subject '{subject}' is not in import mode; ids and versions cannot be chosen.");
                 }
 
                 int id;
@@ -325,8 +331,10 @@ public sealed partial class SchemaRegistry : IDisposable
                     id = _idByIdentity.TryGetValue(identity, out int known) ? known : _maxId + 1;
                 }
 
-                int version = request.Version ?? (versions.Count == 0 ? 1 : versions.Keys.Max() + 1);
-                if (version < 1 || (request.Version is not null && versions.ContainsKey(version)))
+                // Outside IMPORT a version is not chosen (0 or less counts as not given, as in Confluent).
+                int last = versions.Count == 0 ? 0 : versions.Keys.Max();
+                int version = request.Version is > 0 ? request.Version.Value : last == int.MaxValue ? 0 : last + 1;
+                if (version == 0 || (request.Version is > 0 && versions.ContainsKey(version)))
                 {
                     throw new SchemaRegistryException(RegistryErrorCodes.InvalidVersion, $"Version {version} is not available for subject '{subject}'.");
                 }
@@ -350,7 +358,7 @@ public sealed partial class SchemaRegistry : IDisposable
                     Id = id,
                     SchemaType = request.Type == SchemaType.Avro ? null : RegistryNames.Name(request.Type),
                     Schema = parsed.Text,
-                    References = request.References.Count == 0 ? null : [.. request.References],
+                    References = references.Count == 0 ? null : [.. references],
                     Metadata = request.Metadata,
                     Deleted = false,
                 };
@@ -446,8 +454,14 @@ public sealed partial class SchemaRegistry : IDisposable
             lock (_sync)
             {
                 RequireWritable(subject);
-                SubjectVersion version = FindVersion(subject, versionText, includeDeleted: permanent);
+                // A numbered version is found even when soft-deleted, so that deleting it softly again says so (40406).
+                SubjectVersion version = FindVersion(subject, versionText, includeDeleted: permanent || !IsLatest(versionText));
                 number = version.Version;
+                if (!permanent && version.Deleted)
+                {
+                    throw new SchemaRegistryException(RegistryErrorCodes.VersionSoftDeleted, $"Subject '{subject}' version {number} was soft deleted. Set permanent=true to delete permanently.");
+                }
+
                 if (permanent && !version.Deleted)
                 {
                     throw new SchemaRegistryException(RegistryErrorCodes.VersionNotSoftDeleted, $"Subject '{subject}' version {number} was not deleted first before being permanently deleted.");
@@ -764,7 +778,38 @@ public sealed partial class SchemaRegistry : IDisposable
         }
     }
 
-    private List<ResolvedReference> Resolve(IReadOnlyList<SchemaReference> references, int depth)
+    /// <summary>
+    /// The references with version -1 ("latest") replaced by the version that is latest now, as Confluent stores them:
+    /// the schema then keeps meaning what it meant, and deleting the version it uses is refused while it does.
+    /// </summary>
+    private IReadOnlyList<SchemaReference> ConcreteReferences(IReadOnlyList<SchemaReference> references)
+    {
+        if (!references.Any(r => r.Version == -1))
+        {
+            return references;
+        }
+
+        lock (_sync)
+        {
+            return [.. references.Select(r => r.Version != -1 ? r
+                : _subjects.TryGetValue(r.Subject, out SortedDictionary<int, SubjectVersion>? versions) && versions.Values.LastOrDefault(v => !v.Deleted) is { } latest
+                    ? r with { Version = latest.Version }
+                    : r)];
+        }
+    }
+
+    /// <summary>Most distinct schemas (subject and version) one schema's references may reach, directly or through others.</summary>
+    private const int MaxReferencedSchemas = 1000;
+
+    private List<ResolvedReference> Resolve(IReadOnlyList<SchemaReference> references, int depth) =>
+        Resolve(references, depth, new Dictionary<(string Subject, int Version), IReadOnlyList<ResolvedReference>>());
+
+    /// <summary>
+    /// The reference tree; each (subject, version) is resolved once and its subtree shared wherever it recurs, so
+    /// schemas referring to the same schema many times over several levels cost their distinct count, not the
+    /// product of their fan-outs.
+    /// </summary>
+    private List<ResolvedReference> Resolve(IReadOnlyList<SchemaReference> references, int depth, Dictionary<(string Subject, int Version), IReadOnlyList<ResolvedReference>> resolvedOnce)
     {
         if (depth > SchemaLimits.MaxDepth)
         {
@@ -788,7 +833,19 @@ public sealed partial class SchemaRegistry : IDisposable
             }
 
             SchemaEntry entry = _byId[version.Id];
-            resolved.Add(new ResolvedReference(reference.Name, reference.Subject, version.Version, entry.Text, Resolve(entry.References, depth + 1)));
+            if (!resolvedOnce.TryGetValue((reference.Subject, version.Version), out IReadOnlyList<ResolvedReference>? nested))
+            {
+                if (resolvedOnce.Count >= MaxReferencedSchemas)
+                {
+                    throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Invalid schema: its references reach more than {MaxReferencedSchemas} schemas.");
+                }
+
+                resolvedOnce[(reference.Subject, version.Version)] = [];  // a cycle back here sees no further references
+                nested = Resolve(entry.References, depth + 1, resolvedOnce);
+                resolvedOnce[(reference.Subject, version.Version)] = nested;
+            }
+
+            resolved.Add(new ResolvedReference(reference.Name, reference.Subject, version.Version, entry.Text, nested));
         }
 
         return resolved;
@@ -888,7 +945,7 @@ public sealed partial class SchemaRegistry : IDisposable
             throw SchemaRegistryException.SubjectNotFound(subject);
         }
 
-        if (string.Equals(versionText, "latest", StringComparison.OrdinalIgnoreCase) || versionText == "-1")
+        if (IsLatest(versionText))
         {
             return versions.Values.LastOrDefault(v => includeDeleted || !v.Deleted) ?? throw SchemaRegistryException.SubjectNotFound(subject);
         }
@@ -905,6 +962,14 @@ public sealed partial class SchemaRegistry : IDisposable
 
         return version;
     }
+
+    private static bool IsLatest(string versionText) => string.Equals(versionText, "latest", StringComparison.OrdinalIgnoreCase) || versionText == "-1";
+
+    /// <summary>As <see cref="FindVersion"/> without deleted versions, but null for "latest" of a subject with no live version.</summary>
+    private SubjectVersion? FindVersionOrLatestOfNone(string subject, string versionText) =>
+        IsLatest(versionText) && (!_subjects.TryGetValue(subject, out SortedDictionary<int, SubjectVersion>? versions) || versions.Values.All(v => v.Deleted))
+            ? null
+            : FindVersion(subject, versionText, includeDeleted: false);
 
     private List<int> ReferrersOf(string subject, int version) =>
         [.. _subjects.Values
