@@ -7,6 +7,7 @@ using SharedLog.Broker.Cluster;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
 using SharedLog.Storage.Metadata;
+using SharedLog.Storage.ObjectStore;
 using SharedLog.Storage.Streams;
 
 namespace SharedLog.Broker.Handlers;
@@ -55,9 +56,22 @@ public sealed class ListOffsetsHandler(TopicService topics, StreamStore streams)
                         result.Offset = stream.HighWatermark;
                         break;
                     default:
-                        (long offset, long timestamp) = await streams.FindByTimestampAsync(stream.StreamId, partition.Timestamp, cancellationToken);
-                        result.Offset = offset;
-                        result.Timestamp = timestamp;
+                        try
+                        {
+                            (long offset, long timestamp) = await streams.FindByTimestampAsync(stream.StreamId, partition.Timestamp, cancellationToken);
+                            result.Offset = offset;
+                            result.Timestamp = timestamp;
+                        }
+                        catch (ObjectStoreUnavailableException)
+                        {
+                            // As Fetch answers it: retriable for the client, the data is safe and the store briefly out of reach.
+                            result.ErrorCode = (short)ErrorCode.KafkaStorageError;
+                        }
+                        catch (StreamNotOpenException)
+                        {
+                            result.ErrorCode = (short)ErrorCode.NotLeaderOrFollower; // deleted or moved meanwhile
+                        }
+
                         break;
                 }
             }

@@ -136,7 +136,9 @@ public sealed class StreamLog
         Task wait;
         lock (Sync)
         {
-            if (HighWatermark > offset || Closed)
+            // A discarded stream wakes its waiters at once, and their next read fails; one closed by a failed WAL append
+            // keeps serving what it has but gets no more data, so a waiter sleeps to its deadline rather than spin.
+            if (HighWatermark > offset || Discarded)
             {
                 return Task.CompletedTask;
             }
