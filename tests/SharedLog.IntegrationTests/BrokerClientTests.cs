@@ -280,37 +280,6 @@ public class BrokerClientTests
         Assert.Equal(["0:a=first", "1:b=second"], ConsumeFrom(broker.BootstrapServers, "offset-range", 0, 0, 2));
     }
 
-    [Theory]
-    [InlineData(SharedLog.Protocol.Records.CompressionCodec.None)]
-    [InlineData(SharedLog.Protocol.Records.CompressionCodec.Zstd)]
-    public async Task ABatchWhoseRecordsDoNotMatchItsHeaderIsCorruptAndTakesNoOffsets(SharedLog.Protocol.Records.CompressionCodec codec)
-    {
-        await using BrokerFixture broker = await BrokerFixture.StartAsync();
-        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
-        await client.CreateTopicAsync("record-walk", 1);
-
-        // One record, a header claiming a million (self-consistent, with a valid CRC): only walking the records, after
-        // decompressing them, shows the lie. Stored, it would move the offsets by a million and stop every consumer.
-        byte[] forged = new SharedLog.Protocol.Records.RecordBatchBuilder(1) { Compression = codec }.Add([1], [2], 1).Build();
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(forged.AsSpan(23), 999_999);
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(forged.AsSpan(57), 1_000_000);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(forged.AsSpan(17), SharedLog.Protocol.Records.Crc32C.Compute(forged.AsSpan(21)));
-        var produce = new SharedLog.Protocol.Messages.ProduceRequest
-        {
-            Acks = 1,
-            TimeoutMs = 5000,
-            TopicData = [new() { Name = "record-walk", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(forged) }] }],
-        };
-        await client.SendAsync(produce, 9, 2);
-        (_, byte[] body) = await client.ReceiveAsync(1);
-        var response = new SharedLog.Protocol.Messages.ProduceResponse().ReadFrom(body, 9);
-        Assert.Equal((short)SharedLog.Protocol.ErrorCode.CorruptMessage, response.Responses[0].PartitionResponses[0].ErrorCode);
-
-        using IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, CompressionType = CompressionType.Zstd }).Build();
-        Assert.Equal(0, (await producer.ProduceAsync("record-walk", new Message<string, string> { Key = "a", Value = "first" }).WaitAsync(Timeout)).Offset.Value);
-        Assert.Equal(["0:a=first"], ConsumeFrom(broker.BootstrapServers, "record-walk", 0, 0, 1));
-    }
-
     [Fact]
     public async Task TwoBatchesForOnePartitionAreInvalidAndNeitherIsStored()
     {

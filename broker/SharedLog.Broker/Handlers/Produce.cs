@@ -212,17 +212,6 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                         throw new KafkaProtocolException($"Inconsistent batch offset range: last offset delta {batch.LastOffsetDelta} with {batch.RecordCount} records.", ErrorCode.InvalidRecord);
                     }
 
-                    if (contract is null)
-                    {
-                        // As Kafka's log validator: every record must parse inside the batch and their number match the
-                        // header, or consumers would stop at the batch for good (the CRC is the client's, so it proves
-                        // nothing about this). A compressed batch is decompressed to be walked, within a bound. The gate
-                        // walks the records of topics with a contract itself.
-                        foreach (Record _ in batch.Records())
-                        {
-                        }
-                    }
-
                     int lastSequence = batch.LastSequence;
                     byte[]? bytes = null;
                     IReadOnlyList<QuarantinedRecord> quarantined = [];
