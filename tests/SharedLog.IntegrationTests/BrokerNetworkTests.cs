@@ -357,6 +357,13 @@ public class BrokerNetworkTests
         Assert.Equal((0L, -1L), await ListAsync(-4));
         Assert.Equal((-1L, -1L), await ListAsync(-5));
         Assert.Equal((1L, 500L), await ListAsync(400));
+
+        // DeleteRecords takes -1 (the high watermark) and no other negative offset, as Kafka.
+        await client.SendAsync(new DeleteRecordsRequest { TimeoutMs = 5000, Topics = [new() { Name = "stamps", Partitions = [new() { PartitionIndex = 0, Offset = -2 }] }] }, 2, correlation++);
+        (_, byte[] deleteBody) = await client.ReceiveAsync(1);
+        DeleteRecordsResponse.DeleteRecordsPartitionResult deleted = new DeleteRecordsResponse().ReadFrom(deleteBody, 2).Topics.Single().Partitions.Single();
+        Assert.Equal((short)ErrorCode.OffsetOutOfRange, deleted.ErrorCode);
+        Assert.Equal(0L, (await ListAsync(-2)).Offset);
     }
 
     [Fact]

@@ -406,6 +406,22 @@ public class IdempotentProducerTests
         ProduceResponse.PartitionProduceResponse stale = await ProduceAsync(client, Batch(init.ProducerId, init.ProducerEpoch, 5, 1), 9);
         Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidProducerEpoch, stale.ErrorCode);
 
+        // InitProducerId from the stale epoch (a retry after a lost answer) gets a fresh id, never an error: Kafka gives
+        // every producer without a transactional id a new one.
+        await client.SendAsync(new InitProducerIdRequest { TransactionalId = null, TransactionTimeoutMs = 60000, ProducerId = init.ProducerId, ProducerEpoch = init.ProducerEpoch }, 4, 12);
+        (_, byte[] staleInitBody) = await client.ReceiveAsync(1);
+        var fresh = new InitProducerIdResponse().ReadFrom(staleInitBody, 4);
+        Assert.Equal((0, (short)0), (fresh.ErrorCode, fresh.ProducerEpoch));
+        Assert.NotEqual(init.ProducerId, fresh.ProducerId);
+
+        // A producer id without a sequence is refused (it would match the last such batch as a duplicate and be
+        // acknowledged unwritten), twice over, and nothing is written.
+        for (int attempt = 0; attempt < 2; attempt++)
+        {
+            ProduceResponse.PartitionProduceResponse unnumbered = await ProduceAsync(client, Batch(fresh.ProducerId, 0, -1, 1), 13 + attempt);
+            Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRecord, unnumbered.ErrorCode);
+        }
+
         using IConsumer<Ignore, byte[]> consumer = new ConsumerBuilder<Ignore, byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "seq" }).Build();
         Assert.Equal(6, consumer.QueryWatermarkOffsets(new TopicPartition("seq", 0), Timeout).High.Value);
 

@@ -49,13 +49,11 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
         // An id this broker did not hand out since it started (it restarted, or another broker issued it)
         // gets a fresh id, as Kafka answers every producer without a transactional id.
         long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        if (producerId >= 0 && _epochs.TryGetValue(producerId, out IssuedEpoch issued))
+        // The epoch is bumped only from the current one; any other request (a stale epoch, a retry after a lost answer,
+        // the loser of two bumps) gets a fresh id, never an error: Kafka answers every InitProducerId without a
+        // transactional id with a new id, and librdkafka would retry an error for as long as the id is remembered.
+        if (producerId >= 0 && _epochs.TryGetValue(producerId, out IssuedEpoch issued) && issued.Epoch == epoch)
         {
-            if (issued.Epoch != epoch)
-            {
-                return (ErrorCode.InvalidProducerEpoch, -1, -1);
-            }
-
             if (issued.Epoch == short.MaxValue - 1)
             {
                 // Epoch exhausted: the producer gets a fresh id instead.
@@ -63,11 +61,12 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
             }
             else
             {
-                // Compare-and-swap: of two bumps from the same epoch, one wins and the other is fenced.
+                // Compare-and-swap: of two bumps from the same epoch, one wins and the other gets a fresh id.
                 var bumped = new IssuedEpoch((short)(issued.Epoch + 1), now);
-                return _epochs.TryUpdate(producerId, bumped, issued)
-                    ? (ErrorCode.None, producerId, bumped.Epoch)
-                    : (ErrorCode.InvalidProducerEpoch, -1, -1);
+                if (_epochs.TryUpdate(producerId, bumped, issued))
+                {
+                    return (ErrorCode.None, producerId, bumped.Epoch);
+                }
             }
         }
 
@@ -187,7 +186,14 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
 
         foreach ((long streamId, Lazy<Task<PartitionProducers>> lazy) in _partitions)
         {
-            if (!lazy.IsValueCreated || !lazy.Value.IsCompletedSuccessfully || !streams.IsOpen(streamId))
+            if (!streams.IsOpen(streamId))
+            {
+                // The partition was deleted (or moved away): its producers go with it.
+                _partitions.TryRemove(streamId, out _);
+                continue;
+            }
+
+            if (!lazy.IsValueCreated || !lazy.Value.IsCompletedSuccessfully)
             {
                 continue;
             }

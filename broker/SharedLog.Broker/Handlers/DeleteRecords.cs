@@ -35,6 +35,12 @@ public sealed class DeleteRecordsHandler(TopicService topics, StreamStore stream
                     continue;
                 }
 
+                if (partition.Offset < -1)
+                {
+                    result.ErrorCode = (short)ErrorCode.OffsetOutOfRange; // as Kafka: -1 (the high watermark) is the only negative offset
+                    continue;
+                }
+
                 try
                 {
                     long offset = partition.Offset == -1 ? stream.HighWatermark : partition.Offset;

@@ -212,6 +212,13 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                         throw new KafkaProtocolException($"Inconsistent batch offset range: last offset delta {batch.LastOffsetDelta} with {batch.RecordCount} records.", ErrorCode.InvalidRecord);
                     }
 
+                    // As Kafka: an idempotent batch numbers its records; without a sequence it would match the last such
+                    // batch as a duplicate and be acknowledged without being written.
+                    if (batch.ProducerId >= 0 && batch.BaseSequence < 0)
+                    {
+                        throw new KafkaProtocolException($"Invalid sequence number {batch.BaseSequence} in a record batch with producer id {batch.ProducerId}.", ErrorCode.InvalidRecord);
+                    }
+
                     int lastSequence = batch.LastSequence;
                     byte[]? bytes = null;
                     IReadOnlyList<QuarantinedRecord> quarantined = [];
