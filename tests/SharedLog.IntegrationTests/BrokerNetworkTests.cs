@@ -367,6 +367,36 @@ public class BrokerNetworkTests
     }
 
     [Fact]
+    public async Task DeleteTopicsRefusesMalformedEntriesAndDeletesNothingForThem()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("kept-a", 1);
+        await client.CreateTopicAsync("kept-b", 1);
+        await client.CreateTopicAsync("gone", 1);
+        await client.SendAsync(new MetadataRequest { Topics = [new() { Name = "kept-b" }], AllowAutoTopicCreation = false }, 12, 1);
+        (_, byte[] metadataBody) = await client.ReceiveAsync(1);
+        Guid keptB = new MetadataResponse().ReadFrom(metadataBody, 12).Topics.Single().TopicId;
+
+        // As Kafka: a name and an id together, neither, or a name twice are INVALID_REQUEST, and those entries delete nothing.
+        await client.SendAsync(new DeleteTopicsRequest
+        {
+            TimeoutMs = 5000,
+            Topics = [new() { Name = "kept-a", TopicId = keptB }, new() { Name = null, TopicId = Guid.Empty }, new() { Name = "kept-a" }, new() { Name = "kept-a" }, new() { Name = "gone" }],
+        }, 6, 2);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        Assert.Equal(
+            [ErrorCode.InvalidRequest, ErrorCode.InvalidRequest, ErrorCode.InvalidRequest, ErrorCode.InvalidRequest, ErrorCode.None],
+            new DeleteTopicsResponse().ReadFrom(body, 6).Responses.Select(r => (ErrorCode)r.ErrorCode));
+
+        await client.SendAsync(new MetadataRequest { Topics = [new() { Name = "kept-a" }, new() { Name = "kept-b" }, new() { Name = "gone" }], AllowAutoTopicCreation = false }, 12, 3);
+        (_, byte[] afterBody) = await client.ReceiveAsync(1);
+        Assert.Equal(
+            [ErrorCode.None, ErrorCode.None, ErrorCode.UnknownTopicOrPartition],
+            new MetadataResponse().ReadFrom(afterBody, 12).Topics.Select(t => (ErrorCode)t.ErrorCode));
+    }
+
+    [Fact]
     public async Task GroupRequestsWithUnknownMembersGetKafkaErrors()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

@@ -23,8 +23,38 @@ public sealed class DeleteTopicsHandler(TopicService topics) : IApiHandler
         IEnumerable<(string? Name, Guid Id)> wanted = context.Version >= 6
             ? body.Topics.Select(t => (t.Name, t.TopicId))
             : body.TopicNames.Select(n => ((string?)n, Guid.Empty));
-        foreach ((string? name, Guid id) in wanted)
+        List<(string? Name, Guid Id)> entries = [.. wanted];
+        var names = new Dictionary<string, int>(StringComparer.Ordinal);
+        var ids = new Dictionary<Guid, int>();
+        foreach ((string? name, Guid id) in entries)
         {
+            if (name is not null)
+            {
+                names[name] = names.GetValueOrDefault(name) + 1;
+            }
+            else if (id != Guid.Empty)
+            {
+                ids[id] = ids.GetValueOrDefault(id) + 1;
+            }
+        }
+
+        foreach ((string? name, Guid id) in entries)
+        {
+            // As Kafka (v6+): an entry must name a topic by name or by id, not both nor neither, and at most once.
+            string? malformed = (name, id) switch
+            {
+                (not null, var i) when i != Guid.Empty => "You may not specify both topic name and topic id.",
+                (null, var i) when i == Guid.Empty => "Neither topic name nor id were specified.",
+                (not null, _) when names[name] > 1 => "Duplicate topic name.",
+                (null, _) when ids[id] > 1 => "Duplicate topic id.",
+                _ => null,
+            };
+            if (malformed is not null)
+            {
+                response.Responses.Add(new DeleteTopicsResponse.DeletableTopicResult { Name = name, TopicId = id, ErrorCode = (short)ErrorCode.InvalidRequest, ErrorMessage = malformed });
+                continue;
+            }
+
             TopicMetadata? topic = name is not null ? topics.Find(name) : topics.Find(id);
             var result = new DeleteTopicsResponse.DeletableTopicResult { Name = topic?.Name ?? name, TopicId = topic?.TopicId ?? id };
             response.Responses.Add(result);
