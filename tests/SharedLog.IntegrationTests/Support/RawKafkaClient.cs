@@ -41,6 +41,14 @@ public sealed class RawKafkaClient : IDisposable
         }
     }
 
+    /// <summary>Each named topic's error in a Metadata v12 answer (no auto-creation): None for a topic that exists.</summary>
+    public async Task<ErrorCode[]> TopicErrorsAsync(params string[] topics)
+    {
+        await SendAsync(new MetadataRequest { Topics = [.. topics.Select(t => new MetadataRequest.MetadataRequestTopic { Name = t })], AllowAutoTopicCreation = false }, 12, 0);
+        (_, byte[] body) = await ReceiveAsync(1);
+        return [.. new MetadataResponse().ReadFrom(body, 12).Topics.Select(t => (ErrorCode)t.ErrorCode)];
+    }
+
     public async Task SendRawAsync(byte[] bytes) => await Stream.WriteAsync(bytes).AsTask().WaitAsync(Timeout);
 
     /// <summary>Reads one response frame: correlation id and body bytes after a header of the given version.</summary>
