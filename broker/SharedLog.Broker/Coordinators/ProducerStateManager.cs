@@ -108,10 +108,17 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
         {
             return await lazy.Value.WaitAsync(cancellationToken);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
         {
-            // The next request tries again (e.g. after the metadata store came back).
+            // The load failed (not this caller's wait): the next request tries again (e.g. after the metadata store
+            // came back). A load that was itself cancelled (a store's timeout) is reported as an I/O failure, so the
+            // produce answers a retriable error instead of taking it for its own cancellation.
             _partitions.TryRemove(KeyValuePair.Create(streamId, lazy));
+            if (e is OperationCanceledException)
+            {
+                throw new IOException($"Loading the producer state of stream {streamId} was cancelled: {e.Message}", e);
+            }
+
             throw;
         }
     }
