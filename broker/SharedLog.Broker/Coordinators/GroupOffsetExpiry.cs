@@ -18,6 +18,7 @@ public sealed partial class GroupOffsetExpiry(GroupCoordinator groups, IMetadata
     {
         DateTimeOffset cutoff = now - retention;
         int expired = 0;
+        // Groups without members that keep offsets: only their empty-since times are worth keeping.
         var withOffsets = new HashSet<string>(StringComparer.Ordinal);
         foreach (string groupId in await metadata.ListGroupsAsync(cancellationToken))
         {
@@ -25,6 +26,10 @@ public sealed partial class GroupOffsetExpiry(GroupCoordinator groups, IMetadata
             if (groups.EmptySince(groupId) is { } emptySince)
             {
                 deleted = emptySince <= cutoff.UtcDateTime ? await metadata.DeleteIdleGroupOffsetsAsync(groupId, cutoff, cancellationToken) : [];
+                if (deleted.Count == 0)
+                {
+                    withOffsets.Add(groupId); // an idle group loses all its offsets or none
+                }
             }
             else if (groups.Find(groupId)?.SubscribedTopics() is { Count: > 0 } subscribed)
             {
@@ -41,11 +46,6 @@ public sealed partial class GroupOffsetExpiry(GroupCoordinator groups, IMetadata
                 lag.Deleted(groupId, deleted);
                 LogExpired(logger, deleted.Count, groupId);
                 expired += deleted.Count;
-            }
-
-            if ((await metadata.FetchGroupOffsetsAsync(groupId, cancellationToken)).Count > 0)
-            {
-                withOffsets.Add(groupId);
             }
         }
 
