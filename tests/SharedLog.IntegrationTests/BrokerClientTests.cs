@@ -250,25 +250,11 @@ public class BrokerClientTests
     public async Task ABatchWhoseOffsetRangeDisagreesWithItsRecordCountIsInvalidAndTakesNoOffsets(int lastOffsetDelta, int recordCount)
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
-        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
-        await client.CreateTopicAsync("offset-range", 1);
 
         // A one-record batch whose header claims another offset range or record count, with a valid CRC.
-        byte[] forged = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([1], [2], 1).Build();
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(forged.AsSpan(23), lastOffsetDelta);
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(forged.AsSpan(57), recordCount);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(forged.AsSpan(17), SharedLog.Protocol.Records.Crc32C.Compute(forged.AsSpan(21)));
-        var produce = new SharedLog.Protocol.Messages.ProduceRequest
-        {
-            Acks = 1,
-            TimeoutMs = 5000,
-            TopicData = [new() { Name = "offset-range", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(forged) }] }],
-        };
-        await client.SendAsync(produce, 9, 2);
-        (_, byte[] body) = await client.ReceiveAsync(1);
-        var response = new SharedLog.Protocol.Messages.ProduceResponse().ReadFrom(body, 9);
-        Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRecord, response.Responses[0].PartitionResponses[0].ErrorCode);
-        Assert.Contains("Inconsistent batch offset range", response.Responses[0].PartitionResponses[0].ErrorMessage);
+        var answer = await ProduceForgedBatchAsync(broker, "offset-range", SharedLog.Protocol.Records.CompressionCodec.None, [2], lastOffsetDelta, recordCount);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRecord, answer.ErrorCode);
+        Assert.Contains("Inconsistent batch offset range", answer.ErrorMessage);
 
         // A real producer then gets the partition's first offsets, and a consumer reads exactly its records.
         using (IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, Acks = Acks.All }).Build())
@@ -278,6 +264,47 @@ public class BrokerClientTests
         }
 
         Assert.Equal(["0:a=first", "1:b=second"], ConsumeFrom(broker.BootstrapServers, "offset-range", 0, 0, 2));
+    }
+
+    /// <summary>
+    /// Creates a one-partition topic and sends it, with Produce v9, one record under a header forged to claim
+    /// <paramref name="lastOffsetDelta"/> and <paramref name="recordCount"/> with a CRC that matches; returns the partition's answer.
+    /// </summary>
+    private static async Task<SharedLog.Protocol.Messages.ProduceResponse.PartitionProduceResponse> ProduceForgedBatchAsync(BrokerFixture broker, string topic, SharedLog.Protocol.Records.CompressionCodec codec, byte[] value, int lastOffsetDelta, int recordCount)
+    {
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync(topic, 1);
+        byte[] forged = new SharedLog.Protocol.Records.RecordBatchBuilder(1) { Compression = codec }.Add([1], value, 1).Build();
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(forged.AsSpan(23), lastOffsetDelta);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(forged.AsSpan(57), recordCount);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(forged.AsSpan(17), SharedLog.Protocol.Records.Crc32C.Compute(forged.AsSpan(21)));
+        var produce = new SharedLog.Protocol.Messages.ProduceRequest
+        {
+            Acks = 1,
+            TimeoutMs = 5000,
+            TopicData = [new() { Name = topic, PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(forged) }] }],
+        };
+        await client.SendAsync(produce, 9, 2);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        return new SharedLog.Protocol.Messages.ProduceResponse().ReadFrom(body, 9).Responses[0].PartitionResponses[0];
+    }
+
+    [Theory]
+    [InlineData(SharedLog.Protocol.Records.CompressionCodec.None)]
+    [InlineData(SharedLog.Protocol.Records.CompressionCodec.Zstd)]
+    public async Task ABatchWhoseRecordsDoNotMatchItsHeaderIsInvalidAndTakesNoOffsets(SharedLog.Protocol.Records.CompressionCodec codec)
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+
+        // One record under a header that claims two (self-consistent, with a valid CRC): only walking the records, after
+        // decompressing them, shows it. Stored, it would take two offsets and leave consumers one record short.
+        var answer = await ProduceForgedBatchAsync(broker, "record-walk", codec, new byte[64], lastOffsetDelta: 1, recordCount: 2);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRecord, answer.ErrorCode);
+        Assert.Contains("do not match its header", answer.ErrorMessage);
+
+        using IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, CompressionType = CompressionType.Zstd }).Build();
+        Assert.Equal(0, (await producer.ProduceAsync("record-walk", new Message<string, string> { Key = "a", Value = "first" }).WaitAsync(Timeout)).Offset.Value);
+        Assert.Equal(["0:a=first"], ConsumeFrom(broker.BootstrapServers, "record-walk", 0, 0, 1));
     }
 
     [Fact]

@@ -68,7 +68,7 @@ public sealed partial class ContractGate(
     ILogger<ContractGate> logger)
 {
     public const string ViolationHeader = "sharedlog.contract.violation";
-    public const int MaxDecompressedBytes = 64 * 1024 * 1024;
+    public const int MaxDecompressedBytes = RecordBatch.MaxDecompressedBytes;
 
     private readonly Dictionary<SchemaType, IPayloadCodec> _codecs = codecs.ToDictionary(c => c.Type);
     private readonly ConcurrentDictionary<(string Name, int Version), CompiledContract> _compiled = new();

@@ -68,17 +68,58 @@ public static class RecordCompression
     /// <summary>Decompresses <paramref name="input"/>, failing once the output would exceed <paramref name="maxBytes"/>.</summary>
     public static byte[] Decompress(CompressionCodec codec, ReadOnlySpan<byte> input, int maxBytes)
     {
+        if (codec == CompressionCodec.None)
+        {
+            return input.ToArray();
+        }
+
+        var output = new PooledBufferWriter(InitialOutputBytes(input.Length, maxBytes));
         try
         {
-            return codec switch
+            // The span has no array behind it to read in place, so stream codecs get a copy; DecompressInto avoids that.
+            DecompressInto(codec, input.ToArray(), output, maxBytes);
+            return output.WrittenSpan.ToArray();
+        }
+        finally
+        {
+            output.Release();
+        }
+    }
+
+    /// <summary>
+    /// Decompresses <paramref name="input"/> into <paramref name="output"/> (pooled, so a batch costs no new
+    /// arrays), failing once the output would exceed <paramref name="maxBytes"/>. Input backed by an array
+    /// is read in place.
+    /// </summary>
+    public static void DecompressInto(CompressionCodec codec, ReadOnlyMemory<byte> input, PooledBufferWriter output, int maxBytes)
+    {
+        try
+        {
+            switch (codec)
             {
-                CompressionCodec.None => input.ToArray(),
-                CompressionCodec.Gzip => ReadBounded(new GZipStream(new MemoryStream(input.ToArray()), CompressionMode.Decompress), maxBytes, codec),
-                CompressionCodec.Snappy => DecompressSnappy(input, maxBytes),
-                CompressionCodec.Lz4 => ReadBounded(LZ4Stream.Decode(new MemoryStream(input.ToArray())), maxBytes, codec),
-                CompressionCodec.Zstd => ReadBounded(new ZstdSharp.DecompressionStream(new MemoryStream(input.ToArray())), maxBytes, codec),
-                _ => throw new KafkaProtocolException($"Unknown compression codec {(int)codec}.", ErrorCode.UnsupportedCompressionType),
-            };
+                case CompressionCodec.None:
+                    if (input.Length > maxBytes)
+                    {
+                        throw Bomb(codec, maxBytes);
+                    }
+
+                    output.Write(input.Span);
+                    break;
+                case CompressionCodec.Gzip:
+                    ReadBounded(new GZipStream(ReadOnlyStream(input), CompressionMode.Decompress), output, maxBytes, codec);
+                    break;
+                case CompressionCodec.Snappy:
+                    DecompressSnappy(input.Span, output, maxBytes);
+                    break;
+                case CompressionCodec.Lz4:
+                    ReadBounded(LZ4Frame.Decode(input).AsStream(), output, maxBytes, codec);
+                    break;
+                case CompressionCodec.Zstd:
+                    ReadBounded(new ZstdSharp.DecompressionStream(ReadOnlyStream(input)), output, maxBytes, codec);
+                    break;
+                default:
+                    throw new KafkaProtocolException($"Unknown compression codec {(int)codec}.", ErrorCode.UnsupportedCompressionType);
+            }
         }
         catch (KafkaProtocolException)
         {
@@ -90,23 +131,31 @@ public static class RecordCompression
         }
     }
 
-    private static byte[] ReadBounded(Stream stream, int maxBytes, CompressionCodec codec)
+    /// <summary>A first output size for a compressed section: a few times its size, as producers' batches compress, within the limit.</summary>
+    public static int InitialOutputBytes(int compressedBytes, int maxBytes) => (int)Math.Clamp(compressedBytes * 4L, 4096, Math.Max(maxBytes, 4096));
+
+    private static MemoryStream ReadOnlyStream(ReadOnlyMemory<byte> input) =>
+        System.Runtime.InteropServices.MemoryMarshal.TryGetArray(input, out ArraySegment<byte> segment)
+            ? new MemoryStream(segment.Array!, segment.Offset, segment.Count, writable: false)
+            : new MemoryStream(input.ToArray(), writable: false);
+
+    private static void ReadBounded(Stream stream, PooledBufferWriter output, int maxBytes, CompressionCodec codec)
     {
         using (stream)
         {
-            var output = new ArrayBufferWriter<byte>(Math.Min(maxBytes, 64 * 1024) + 1);
+            int limit = output.WrittenCount + maxBytes;
             while (true)
             {
-                int room = maxBytes + 1 - output.WrittenCount;
-                Span<byte> span = output.GetSpan(Math.Min(room, 64 * 1024))[..Math.Min(room, 64 * 1024)];
-                int read = stream.Read(span);
+                int room = limit + 1 - output.WrittenCount;
+                int ask = Math.Min(room, 64 * 1024);
+                int read = stream.Read(output.GetSpan(ask)[..ask]);
                 if (read == 0)
                 {
-                    return output.WrittenSpan.ToArray();
+                    return;
                 }
 
                 output.Advance(read);
-                if (output.WrittenCount > maxBytes)
+                if (output.WrittenCount > limit)
                 {
                     throw Bomb(codec, maxBytes);
                 }
@@ -117,11 +166,12 @@ public static class RecordCompression
     private static KafkaProtocolException Bomb(CompressionCodec codec, int maxBytes) =>
         new($"{codec} data inflates beyond the {maxBytes}-byte limit (a decompression bomb or an oversized batch); refused.", ErrorCode.CorruptMessage);
 
-    private static byte[] DecompressSnappy(ReadOnlySpan<byte> input, int maxBytes)
+    private static void DecompressSnappy(ReadOnlySpan<byte> input, PooledBufferWriter output, int maxBytes)
     {
         if (!input.StartsWith(XerialMagic))
         {
-            return DecompressSnappyBlock(input, maxBytes);
+            DecompressSnappyBlock(input, output, maxBytes);
+            return;
         }
 
         if (input.Length < XerialHeaderSize)
@@ -142,16 +192,16 @@ public static class RecordCompression
             }
         }
 
-        byte[] output = new byte[total];
+        Span<byte> target = output.GetSpan((int)total)[..(int)total];
         int written = 0;
         at = XerialHeaderSize;
         while (at < input.Length)
         {
             ReadOnlySpan<byte> block = XerialBlock(input, ref at);
-            written += Snappy.Decompress(block, output.AsSpan(written));
+            written += Snappy.Decompress(block, target[written..]);
         }
 
-        return output;
+        output.Advance(written);
     }
 
     private static ReadOnlySpan<byte> XerialBlock(ReadOnlySpan<byte> input, ref int at)
@@ -178,7 +228,7 @@ public static class RecordCompression
         return length < 0 ? throw new KafkaProtocolException("Snappy block declares a negative length.") : length;
     }
 
-    private static byte[] DecompressSnappyBlock(ReadOnlySpan<byte> input, int maxBytes)
+    private static void DecompressSnappyBlock(ReadOnlySpan<byte> input, PooledBufferWriter output, int maxBytes)
     {
         int length = SnappyLength(input);
         if (length > maxBytes)
@@ -186,9 +236,7 @@ public static class RecordCompression
             throw Bomb(CompressionCodec.Snappy, maxBytes);
         }
 
-        byte[] output = new byte[length];
-        int written = Snappy.Decompress(input, output);
-        return written == length ? output : output[..written];
+        output.Advance(Snappy.Decompress(input, output.GetSpan(length)[..length]));
     }
 
     private static void WriteXerialSnappy(ReadOnlySpan<byte> input, IBufferWriter<byte> output)

@@ -20,6 +20,9 @@ public readonly struct RecordBatch
     public const int HeaderSize = 61;
     public const int LogOverhead = 12;
     public const byte CurrentMagic = 2;
+
+    /// <summary>The most a compressed batch may inflate to when it is read (a decompression bomb costs at most this).</summary>
+    public const int MaxDecompressedBytes = 64 * 1024 * 1024;
     private const int MagicOffset = 16;
     private const int CrcOffset = 17;
     private const int AttributesOffset = 21;
@@ -145,11 +148,64 @@ public readonly struct RecordBatch
     /// The records, decompressed if needed (at most <paramref name="maxDecompressedBytes"/>). Iterate with
     /// foreach; uncompressed batches are read in place.
     /// </summary>
-    public RecordSet Records(int maxDecompressedBytes = 64 * 1024 * 1024)
+    public RecordSet Records(int maxDecompressedBytes = MaxDecompressedBytes)
     {
         ReadOnlyMemory<byte> section = Compression == CompressionCodec.None
             ? RecordsSection
             : RecordCompression.Decompress(Compression, RecordsSection.Span, maxDecompressedBytes);
         return new RecordSet(section, RecordCount, BaseOffset, BaseTimestamp);
+    }
+
+    /// <summary>
+    /// Checks the records against the header as Kafka's log validator does before a batch is stored: every
+    /// record parses within its length, their offset deltas run 0, 1, 2, ..., and their number is the
+    /// header's count with no bytes left over. The CRC only proves the client meant these bytes, not that
+    /// they hold what the header claims; a stored lie would move the partition's offsets by its claim or
+    /// stop every consumer at the batch. A compressed batch is decompressed (at most
+    /// <paramref name="maxDecompressedBytes"/>) into pooled memory for the walk. Throws
+    /// <see cref="KafkaProtocolException"/>: INVALID_RECORD for records that disagree with the header,
+    /// CORRUPT_MESSAGE for data the codec cannot read.
+    /// </summary>
+    public void CheckRecords(int maxDecompressedBytes = MaxDecompressedBytes)
+    {
+        if (Compression == CompressionCodec.None)
+        {
+            CheckRecords(RecordsSection.Span);
+            return;
+        }
+
+        ReadOnlyMemory<byte> compressed = RecordsSection;
+        var decompressed = new PooledBufferWriter(RecordCompression.InitialOutputBytes(compressed.Length, maxDecompressedBytes));
+        try
+        {
+            RecordCompression.DecompressInto(Compression, compressed, decompressed, maxDecompressedBytes);
+            CheckRecords(decompressed.WrittenSpan);
+        }
+        finally
+        {
+            decompressed.Release();
+        }
+    }
+
+    private void CheckRecords(ReadOnlySpan<byte> records)
+    {
+        try
+        {
+            int expectedDelta = 0;
+            var walk = new RecordEnumerator(records, RecordCount, 0, 0);
+            while (walk.MoveNext())
+            {
+                if (walk.Current.Offset != expectedDelta)
+                {
+                    throw new KafkaProtocolException($"Record {expectedDelta} of the batch has offset delta {walk.Current.Offset}; deltas must run from 0 in steps of 1.", ErrorCode.InvalidRecord);
+                }
+
+                expectedDelta++;
+            }
+        }
+        catch (KafkaProtocolException e) when (e.ErrorCode != ErrorCode.InvalidRecord)
+        {
+            throw new KafkaProtocolException($"The batch's records do not match its header of {RecordCount} records: {e.Message}", e, ErrorCode.InvalidRecord);
+        }
     }
 }

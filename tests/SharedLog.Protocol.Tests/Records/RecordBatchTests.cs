@@ -134,6 +134,68 @@ public class RecordBatchTests
         });
     }
 
+    /// <summary>Rewrites a batch's record count and last offset delta, with a CRC that matches again: a header only walking the records can catch.</summary>
+    private static byte[] WithClaimedCount(byte[] batch, int count)
+    {
+        byte[] forged = (byte[])batch.Clone();
+        BinaryPrimitives.WriteInt32BigEndian(forged.AsSpan(23), count - 1);
+        BinaryPrimitives.WriteInt32BigEndian(forged.AsSpan(57), count);
+        BinaryPrimitives.WriteUInt32BigEndian(forged.AsSpan(17), Crc32C.Compute(forged.AsSpan(21)));
+        return forged;
+    }
+
+    [Theory]
+    [InlineData(CompressionCodec.None)]
+    [InlineData(CompressionCodec.Gzip)]
+    [InlineData(CompressionCodec.Snappy)]
+    [InlineData(CompressionCodec.Lz4)]
+    [InlineData(CompressionCodec.Zstd)]
+    public void CheckRecordsRefusesABatchWhoseRecordsDisagreeWithItsHeader(CompressionCodec codec)
+    {
+        byte[] valid = Sample(codec, 20);
+        RecordBatch.Parse(valid).CheckRecords();
+
+        // (An uncompressed batch claiming a million records in 2 KB is refused by Parse already.)
+        foreach (int claimed in codec == CompressionCodec.None ? (int[])[21, 19] : [21, 19, 1_000_000])
+        {
+            RecordBatch forged = RecordBatch.Parse(WithClaimedCount(valid, claimed));
+            Assert.True(forged.IsCrcValid());
+            var e = Assert.Throws<KafkaProtocolException>(() => forged.CheckRecords());
+            Assert.Equal(ErrorCode.InvalidRecord, e.ErrorCode);
+        }
+
+        // Two records whose offset deltas skip one, under a header that says two records (last delta 1).
+        var gap = new RecordBatchBuilder(1_700_000_000_000) { Compression = codec };
+        gap.AddCopy(0, 1_700_000_000_000, Utf8("a"), false, Utf8("first"), false, [], 0);
+        gap.AddCopy(2, 1_700_000_000_000, Utf8("b"), false, Utf8("second"), false, [], 0);
+        RecordBatch skipping = RecordBatch.Parse(WithClaimedCount(gap.Build(), 2));
+        Assert.Equal(2, skipping.RecordCount);
+        Assert.Equal(1, skipping.LastOffsetDelta);
+        var skipped = Assert.Throws<KafkaProtocolException>(() => skipping.CheckRecords());
+        Assert.Equal(ErrorCode.InvalidRecord, skipped.ErrorCode);
+        Assert.Contains("offset delta 2", skipped.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(CompressionCodec.Gzip)]
+    [InlineData(CompressionCodec.Snappy)]
+    [InlineData(CompressionCodec.Lz4)]
+    [InlineData(CompressionCodec.Zstd)]
+    public void CheckRecordsRefusesDataTheCodecCannotReadOrThatInflatesBeyondTheLimit(CompressionCodec codec)
+    {
+        byte[] valid = Sample(codec, 20);
+        RecordBatch batch = RecordBatch.Parse(valid);
+        var bomb = Assert.Throws<KafkaProtocolException>(() => batch.CheckRecords(maxDecompressedBytes: 100));
+        Assert.Equal(ErrorCode.CorruptMessage, bomb.ErrorCode);
+        Assert.Contains("limit", bomb.Message, StringComparison.Ordinal);
+
+        // The compressed section cut short (past gzip's 8-byte trailer, which .NET does not insist on): the codec runs out of input.
+        byte[] truncated = valid[..^24];
+        BinaryPrimitives.WriteInt32BigEndian(truncated.AsSpan(8), truncated.Length - RecordBatch.LogOverhead);
+        BinaryPrimitives.WriteUInt32BigEndian(truncated.AsSpan(17), Crc32C.Compute(truncated.AsSpan(21)));
+        Assert.Throws<KafkaProtocolException>(() => RecordBatch.Parse(truncated).CheckRecords());
+    }
+
     [Fact]
     public void ReaderSplitsBatchesAndHandlesPartialTails()
     {
@@ -284,10 +346,13 @@ public class RecordBatchTests
 
             try
             {
-                foreach (Record record in RecordBatch.Parse(mutated).Records(1024 * 1024))
+                RecordBatch batch = RecordBatch.Parse(mutated);
+                foreach (Record record in batch.Records(1024 * 1024))
                 {
                     _ = record.Key.Length + record.Value.Length;
                 }
+
+                batch.CheckRecords(1024 * 1024);
             }
             catch (KafkaProtocolException)
             {
