@@ -229,6 +229,30 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task AGatedBatchWhoseOffsetDeltasSkipIsInvalidAndNotAGateFault()
+    {
+        // Two good records at offset deltas 0 and 2 under a header that says two records (last delta 1), CRC
+        // matching: the gate copies records at their deltas, so this must be refused before it gets there.
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("gapped", Contract("gapped", "reject"));
+        var builder = new RecordBatchBuilder(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        long now = builder.BaseTimestamp;
+        byte[] first = await setup.SerializeAsync(Payment("a", 1, "EUR"), "gapped");
+        byte[] second = await setup.SerializeAsync(Payment("b", 2, "EUR"), "gapped");
+        builder.AddCopy(0, now, [1], false, first, false, [], 0).AddCopy(2, now, [2], false, second, false, [], 0);
+        byte[] forged = builder.Build();
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(forged.AsSpan(23), 1);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(forged.AsSpan(17), Crc32C.Compute(forged.AsSpan(21)));
+
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(setup.Broker.BootstrapServers);
+        await client.CreateTopicAsync("gapped", 1);
+        var produce = new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "gapped", PartitionData = [new() { Index = 0, Records = new ReadOnlySequence<byte>(forged) }] }] };
+        await client.SendAsync(produce, 9, 1);
+        ProduceResponse.PartitionProduceResponse partition = new ProduceResponse().ReadFrom((await client.ReceiveAsync(1)).Body, 9).Responses[0].PartitionResponses[0];
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRecord, partition.ErrorCode);
+        Assert.Contains("offset delta 2", partition.ErrorMessage, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task LargeGatedProducesThatAreCorruptOrMalformedAreRefusedAndNothingAcknowledgedIsLost()
     {
         // The copy path for large gated frames, fed hostile input: a batch whose CRC does not match is

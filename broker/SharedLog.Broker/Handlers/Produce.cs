@@ -219,11 +219,8 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                         throw new KafkaProtocolException($"Invalid sequence number {batch.BaseSequence} in a record batch with producer id {batch.ProducerId}.", ErrorCode.InvalidRecord);
                     }
 
-                    if (contract is null)
-                    {
-                        // The gate walks the records of topics with a contract itself.
-                        batch.CheckRecords();
-                    }
+                    // Before the gate too: it copies records at their offset deltas and counts on them matching the header.
+                    batch.CheckRecords();
 
                     int lastSequence = batch.LastSequence;
                     byte[]? bytes = null;
