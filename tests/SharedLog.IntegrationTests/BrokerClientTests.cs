@@ -349,6 +349,13 @@ public class BrokerClientTests
         Assert.Equal("delete", entries["cleanup.policy"].Value);
         Assert.True(entries["cleanup.policy"].IsDefault);
 
+        // Synonyms as Kafka names them: the topic's own value, then the broker config the default comes from.
+        Assert.Equal(
+            ["DynamicTopicConfig:retention.ms=3600000", "DefaultConfig:log.retention.hours=168"],
+            entries["retention.ms"].Synonyms.Select(s => $"{s.Source}:{s.Name}={s.Value}"));
+        Assert.Equal(["DefaultConfig:log.cleanup.policy=delete"], entries["cleanup.policy"].Synonyms.Select(s => $"{s.Source}:{s.Name}={s.Value}"));
+        Assert.Equal(["DefaultConfig:message.max.bytes=1048588"], entries["max.message.bytes"].Synonyms.Select(s => $"{s.Source}:{s.Name}={s.Value}"));
+
         // A broker config change is refused rather than answered with a success that changes nothing.
         string brokerId = admin.GetMetadata(Timeout).Brokers[0].BrokerId.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var brokerChange = await Assert.ThrowsAsync<IncrementalAlterConfigsException>(() => admin.IncrementalAlterConfigsAsync(new Dictionary<ConfigResource, List<ConfigEntry>>

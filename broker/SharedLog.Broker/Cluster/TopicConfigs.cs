@@ -48,6 +48,62 @@ public static class TopicConfigs
         ["unclean.leader.election.enable"] = ("false", null, 0),
     };
 
+    /// <summary>
+    /// The broker config that gives each topic config its default, as Kafka names it in DescribeConfigs synonyms
+    /// (<c>kafka-configs --describe --all</c> shows <c>DEFAULT_CONFIG:log.retention.hours=168</c> for
+    /// <c>retention.ms</c>). Topic configs absent here have no broker
+    /// config in Kafka, and their default is reported without a synonym.
+    /// </summary>
+    private static readonly Dictionary<string, string> DefaultSynonyms = new(StringComparer.Ordinal)
+    {
+        [RetentionMs] = "log.retention.hours",
+        [RetentionBytes] = "log.retention.bytes",
+        [CleanupPolicy] = "log.cleanup.policy",
+        [MaxMessageBytes] = "message.max.bytes",
+        [MessageTimestampType] = "log.message.timestamp.type",
+        [CompressionType] = "compression.type",
+        [MinInsyncReplicas] = "min.insync.replicas",
+        [SegmentBytes] = "log.segment.bytes",
+        ["compression.gzip.level"] = "compression.gzip.level",
+        ["compression.lz4.level"] = "compression.lz4.level",
+        ["compression.zstd.level"] = "compression.zstd.level",
+        ["delete.retention.ms"] = "log.cleaner.delete.retention.ms",
+        ["file.delete.delay.ms"] = "log.segment.delete.delay.ms",
+        ["flush.messages"] = "log.flush.interval.messages",
+        ["flush.ms"] = "log.flush.scheduler.interval.ms",
+        ["index.interval.bytes"] = "log.index.interval.bytes",
+        ["local.retention.bytes"] = "log.local.retention.bytes",
+        ["local.retention.ms"] = "log.local.retention.ms",
+        ["max.compaction.lag.ms"] = "log.cleaner.max.compaction.lag.ms",
+        ["message.timestamp.after.max.ms"] = "log.message.timestamp.after.max.ms",
+        ["message.timestamp.before.max.ms"] = "log.message.timestamp.before.max.ms",
+        ["message.timestamp.difference.max.ms"] = "log.message.timestamp.difference.max.ms",
+        ["min.cleanable.dirty.ratio"] = "log.cleaner.min.cleanable.ratio",
+        ["min.compaction.lag.ms"] = "log.cleaner.min.compaction.lag.ms",
+        ["preallocate"] = "log.preallocate",
+        ["segment.index.bytes"] = "log.index.size.max.bytes",
+        ["segment.jitter.ms"] = "log.roll.jitter.hours",
+        ["segment.ms"] = "log.roll.hours",
+        ["unclean.leader.election.enable"] = "unclean.leader.election.enable",
+    };
+
+    /// <summary>The broker config Kafka reports as the default's synonym for <paramref name="topicConfig"/>, if it has one, with the default in its unit.</summary>
+    public static bool TryGetDefaultSynonym(string topicConfig, out (string Name, string Default) synonym)
+    {
+        synonym = default;
+        if (!DefaultSynonyms.TryGetValue(topicConfig, out string? broker))
+        {
+            return false;
+        }
+
+        // Kafka's default for retention and rolling lives in the hours config; the topic config is in milliseconds.
+        string value = Defaults[topicConfig];
+        synonym = (broker, broker.EndsWith(".hours", StringComparison.Ordinal)
+            ? (long.Parse(value, CultureInfo.InvariantCulture) / 3_600_000).ToString(CultureInfo.InvariantCulture)
+            : value);
+        return true;
+    }
+
     /// <summary>Kafka's defaults for the configs SharedLog applies or reports.</summary>
     public static IReadOnlyDictionary<string, string> Defaults { get; } = BuildDefaults();
 

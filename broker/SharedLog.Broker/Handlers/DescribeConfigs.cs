@@ -1,7 +1,7 @@
 // DescribeConfigs, versions 0-4. Topics (resource type 2) report every config SharedLog knows, with
 // Kafka's names: values set on the topic have source TOPIC_CONFIG (1), the rest DEFAULT_CONFIG (5).
 // Brokers (type 4) report an empty list. v1+ may ask for synonyms (the default is the only synonym of
-// an unset config; synonyms carry the topic config's name, not Kafka's broker-level name), v3+ for
+// an unset config, under Kafka's broker config name, e.g. log.retention.hours for retention.ms), v3+ for
 // documentation (none is given) and the config's type.
 using SharedLog.Broker.Cluster;
 using SharedLog.Protocol;
@@ -74,7 +74,10 @@ public sealed class DescribeConfigsHandler(TopicService topics) : IApiHandler
                         entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = name, Value = value, Source = TopicConfigSource });
                     }
 
-                    entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = name, Value = defaultValue, Source = DefaultConfigSource });
+                    if (TopicConfigs.TryGetDefaultSynonym(name, out (string Name, string Default) broker))
+                    {
+                        entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = broker.Name, Value = broker.Default, Source = DefaultConfigSource });
+                    }
                 }
 
                 result.Configs.Add(entry);
