@@ -4,6 +4,7 @@ using Confluent.Kafka;
 using Confluent.Kafka.SyncOverAsync;
 using Confluent.SchemaRegistry;
 using Confluent.SchemaRegistry.Serdes;
+using Metadata = Confluent.SchemaRegistry.Metadata;
 using Schema = Confluent.SchemaRegistry.Schema;
 
 namespace SharedLog.IntegrationTests;
@@ -79,6 +80,35 @@ public class SchemaRegistryClientTests
         await client.RegisterSchemaAsync("payments-value", new Schema(PaymentBroken, SchemaType.Avro));
         Assert.Equal([1, 2, 3], await client.GetSubjectVersionsAsync("payments-value"));
         Assert.Contains("payments-value", await client.GetAllSubjectsAsync());
+    }
+
+    [Fact]
+    public async Task MetadataIsKeptByLaterVersionsAndFindsTheLatestVersionCarryingIt()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using CachedSchemaRegistryClient client = Client(broker);
+        var owned = new Metadata(null, new Dictionary<string, string> { ["owner"] = "payments", ["tier"] = "gold" }, null);
+        int v1 = await client.RegisterSchemaAsync("owned-value", new Schema(PaymentV1, null, SchemaType.Avro, owned, null));
+
+        // Registered again without metadata (as a serializer does), the schema is still version 1, not a copy without it.
+        Assert.Equal(v1, await client.RegisterSchemaAsync("owned-value", new Schema(PaymentV1, SchemaType.Avro)));
+        Assert.Equal([1], await client.GetSubjectVersionsAsync("owned-value"));
+
+        // A new version without metadata keeps the latest version's.
+        await client.RegisterSchemaAsync("owned-value", new Schema(PaymentV2, SchemaType.Avro));
+        RegisteredSchema latest = await client.GetLatestSchemaAsync("owned-value");
+        Assert.Equal(2, latest.Version);
+        Assert.Equal("payments", latest.Metadata?.Properties?["owner"]);
+
+        // A third with its own metadata; then look versions up by metadata, as use.latest.with.metadata does.
+        var moved = new Metadata(null, new Dictionary<string, string> { ["owner"] = "billing", ["tier"] = "gold" }, null);
+        await client.RegisterSchemaAsync("owned-value", new Schema(PaymentV2.Replace("\"EUR\"", "\"USD\"", StringComparison.Ordinal), null, SchemaType.Avro, moved, null));
+        Assert.Equal(2, (await client.GetLatestWithMetadataAsync("owned-value", new Dictionary<string, string> { ["owner"] = "payments" }, ignoreDeletedSchemas: true)).Version);
+        Assert.Equal(3, (await client.GetLatestWithMetadataAsync("owned-value", new Dictionary<string, string> { ["tier"] = "gold" }, ignoreDeletedSchemas: true)).Version);
+        var none = await Assert.ThrowsAsync<SchemaRegistryException>(() => client.GetLatestWithMetadataAsync("owned-value", new Dictionary<string, string> { ["owner"] = "nobody" }, ignoreDeletedSchemas: true));
+        Assert.Equal(40403, none.ErrorCode);
+        var unknown = await Assert.ThrowsAsync<SchemaRegistryException>(() => client.GetLatestWithMetadataAsync("no-such-value", new Dictionary<string, string> { ["owner"] = "payments" }, ignoreDeletedSchemas: true));
+        Assert.Equal(40401, unknown.ErrorCode);
     }
 
     [Fact]

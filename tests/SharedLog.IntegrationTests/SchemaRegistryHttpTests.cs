@@ -223,6 +223,10 @@ public class SchemaRegistryHttpTests
         await ExpectErrorAsync(http, HttpMethod.Get, "/schemas/ids/999999", null, HttpStatusCode.NotFound, 40403);
         await ExpectErrorAsync(http, HttpMethod.Get, "/schemas/ids/abc", null, HttpStatusCode.NotFound, 40403);
         await ExpectErrorAsync(http, HttpMethod.Get, "/no/such/path", null, HttpStatusCode.NotFound, 404);
+        await ExpectErrorAsync(http, HttpMethod.Put, "/subjects/s/versions", Body(new { schema = "\"string\"" }), HttpStatusCode.MethodNotAllowed, 405);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/schemas/ids/1", Body(new { schema = "\"string\"" }), HttpStatusCode.MethodNotAllowed, 405);
+        await ExpectErrorAsync(http, HttpMethod.Delete, "/subjects", null, HttpStatusCode.MethodNotAllowed, 405);
+        await ExpectErrorAsync(http, HttpMethod.Get, "/subjects/s/metadata?key=owner&key=tier&value=x", null, HttpStatusCode.BadRequest, 400);
 
         // Deep nesting inside the schema text (Avro arrays of arrays) and in the body itself.
         string deepSchema = string.Concat(Enumerable.Repeat("{\"type\":\"array\",\"items\":", 5000)) + "\"int\"" + new string('}', 5000);

@@ -141,6 +141,9 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
             case ["subjects", string subject, "versions", string version, "schema"] when method == "GET":
                 await RawSchemaAsync(context, registry.GetVersion(subject, version, deleted).Schema);
                 return;
+            case ["subjects", string subject, "metadata"] when method == "GET":
+                await JsonAsync(context, Describe(registry.LatestWithMetadata(subject, MetadataQuery(query), deleted)));
+                return;
             case ["subjects", string subject, "versions", string version, "referencedby"] when method == "GET":
                 await JsonAsync(context, Array(registry.ReferencedBy(subject, version).Select(id => (JsonNode?)id)));
                 return;
@@ -174,10 +177,44 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
             case ["contexts"] when method == "GET":
                 await JsonAsync(context, new JsonArray("."));
                 return;
+            case var known when IsRoute(known):
+                // As Confluent (Jersey): a path it serves, asked with another method.
+                await ErrorAsync(context, 405, 405, "HTTP 405 Method Not Allowed");
+                return;
             default:
                 await ErrorAsync(context, 404, 404, "HTTP 404 Not Found");
                 return;
         }
+    }
+
+    /// <summary>Whether some method is served on this path (the routes of <see cref="DispatchAsync"/>, whatever the method).</summary>
+    private static bool IsRoute(string[] path) => path switch
+    {
+        [] or ["schemas"] or ["schemas", "types"] or ["schemas", "ids", _] or ["subjects"] or ["contexts"] => true,
+        ["schemas", "ids", _, "schema" or "subjects" or "versions"] => true,
+        ["subjects", _] or ["subjects", _, "versions" or "metadata"] or ["subjects", _, "versions", _] => true,
+        ["subjects", _, "versions", _, "schema" or "referencedby"] => true,
+        ["compatibility", "subjects", _, "versions", ..] => path.Length <= 5,
+        _ => false,
+    };
+
+    /// <summary>The <c>key</c>/<c>value</c> pairs of a metadata lookup, in order (<c>?key=owner&amp;value=payments&amp;key=...</c>).</summary>
+    private static List<(string Key, string Value)> MetadataQuery(IQueryCollection query)
+    {
+        Microsoft.Extensions.Primitives.StringValues keys = query["key"];
+        Microsoft.Extensions.Primitives.StringValues values = query["value"];
+        if (keys.Count != values.Count)
+        {
+            throw new SchemaRegistryException(400, $"Metadata lookup needs one value per key: {keys.Count} keys, {values.Count} values.");
+        }
+
+        var pairs = new List<(string Key, string Value)>(keys.Count);
+        for (int i = 0; i < keys.Count; i++)
+        {
+            pairs.Add((keys[i] ?? string.Empty, values[i] ?? string.Empty));
+        }
+
+        return pairs;
     }
 
     private async Task ConfigAsync(HttpContext context, string? subject)

@@ -205,6 +205,44 @@ public sealed partial class SchemaRegistry : IDisposable
         }
     }
 
+    /// <summary>
+    /// The newest version of <paramref name="subject"/> whose metadata properties hold every pair asked for
+    /// (Confluent's <c>GET /subjects/{subject}/metadata</c>, used by serializers with <c>use.latest.with.metadata</c>).
+    /// </summary>
+    public RegisteredSchema LatestWithMetadata(string subject, IReadOnlyList<(string Key, string Value)> properties, bool includeDeleted)
+    {
+        lock (_sync)
+        {
+            if (!_subjects.TryGetValue(subject, out SortedDictionary<int, SubjectVersion>? versions) || (!includeDeleted && versions.Values.All(v => v.Deleted)))
+            {
+                throw SchemaRegistryException.SubjectNotFound(subject);
+            }
+
+            foreach (SubjectVersion version in versions.Values.Reverse())
+            {
+                if ((includeDeleted || !version.Deleted) && HasProperties(_byId[version.Id].Metadata, properties))
+                {
+                    return Describe(subject, version);
+                }
+            }
+
+            throw SchemaRegistryException.SchemaNotFound($"in subject '{subject}' with metadata {string.Join(", ", properties.Select(p => $"{p.Key}={p.Value}"))}");
+        }
+    }
+
+    private static bool HasProperties(SchemaMetadata? metadata, IReadOnlyList<(string Key, string Value)> wanted)
+    {
+        foreach ((string key, string value) in wanted)
+        {
+            if (metadata?.Properties is null || !metadata.Properties.TryGetValue(key, out string? held) || held != value)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     public CompatibilityLevel GlobalCompatibility
     {
         get
@@ -283,7 +321,6 @@ public sealed partial class SchemaRegistry : IDisposable
         (IParsedSchema parsed, ISchemaFormat _) = Parse(request);
         IReadOnlyList<SchemaReference> references = ConcreteReferences(request.References);
         string schemaIdentity = SchemaIdentity(parsed, references);
-        string identity = FullIdentity(schemaIdentity, request.Metadata);
 
         await _writer.WaitAsync(cancellationToken);
         try
@@ -293,6 +330,11 @@ public sealed partial class SchemaRegistry : IDisposable
             {
                 RegistryMode mode = EffectiveMode(subject);
                 SortedDictionary<int, SubjectVersion> versions = VersionsOf(subject);
+
+                // As Confluent: a schema registered without metadata keeps the metadata of the subject's latest version,
+                // so a serializer that only sends the schema neither drops an owner's properties nor makes a new version.
+                SchemaMetadata? metadata = request.Metadata ?? (versions.Values.LastOrDefault(v => !v.Deleted) is { } latest ? _byId[latest.Id].Metadata : null);
+                string identity = FullIdentity(schemaIdentity, metadata);
                 SubjectVersion? existing = versions.Values.LastOrDefault(v => !v.Deleted && _byId[v.Id].Identity == identity);
                 if (existing is not null && request.Id is null)
                 {
@@ -359,7 +401,7 @@ public sealed partial class SchemaRegistry : IDisposable
                     SchemaType = request.Type == SchemaType.Avro ? null : RegistryNames.Name(request.Type),
                     Schema = parsed.Text,
                     References = references.Count == 0 ? null : [.. references],
-                    Metadata = request.Metadata,
+                    Metadata = metadata,
                     Deleted = false,
                 };
             }
