@@ -316,20 +316,26 @@ public class BrokerNetworkTests
     [Fact]
     public async Task ListOffsetsFindsTheLargestTimestampInObjectsAndCacheAndAnswersTheTieredSpecsAsKafka()
     {
-        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        // The log cache keeps no uploaded batch, so a search by time reads uploaded records from objects only.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync(null, true, "--Storage:LogCacheBytes", "1");
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
         await client.CreateTopicAsync("stamps", 1);
         int correlation = 1;
-        async Task ProduceAtAsync(long timestamp)
+        async Task ProduceAtAsync(long timestamp, string topic = "stamps", params long[] more)
         {
-            byte[] batch = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add(null, [1], timestamp).Build();
-            await client.SendAsync(new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "stamps", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(batch) }] }] }, 9, correlation++);
+            var builder = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add(null, [1], timestamp);
+            foreach (long next in more)
+            {
+                builder.Add(null, [2], next);
+            }
+
+            await client.SendAsync(new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = topic, PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(builder.Build()) }] }] }, 9, correlation++);
             await client.ReceiveAsync(1);
         }
 
-        async Task<(long Offset, long Timestamp)> ListAsync(long spec)
+        async Task<(long Offset, long Timestamp)> ListAsync(long spec, string topic = "stamps")
         {
-            await client.SendAsync(new ListOffsetsRequest { ReplicaId = -1, Topics = [new() { Name = "stamps", Partitions = [new() { PartitionIndex = 0, Timestamp = spec }] }] }, 9, correlation++);
+            await client.SendAsync(new ListOffsetsRequest { ReplicaId = -1, Topics = [new() { Name = topic, Partitions = [new() { PartitionIndex = 0, Timestamp = spec }] }] }, 9, correlation++);
             (_, byte[] body) = await client.ReceiveAsync(1);
             ListOffsetsResponse.ListOffsetsPartitionResponse partition = new ListOffsetsResponse().ReadFrom(body, 9).Topics.Single().Partitions.Single();
             Assert.Equal(0, partition.ErrorCode);
@@ -360,6 +366,32 @@ public class BrokerNetworkTests
         DeleteRecordsResponse.DeleteRecordsPartitionResult deleted = new DeleteRecordsResponse().ReadFrom(deleteBody, 2).Topics.Single().Partitions.Single();
         Assert.Equal((short)ErrorCode.OffsetOutOfRange, deleted.ErrorCode);
         Assert.Equal(0L, (await ListAsync(-2)).Offset);
+
+        // A producer's timestamp may equal a query spec: -3 as the largest timestamp is searched as a time (this
+        // recursed until the stack overflowed, taking the broker down).
+        // (Our builder never writes a max below -1, so the header is forged, with a CRC to match.)
+        await client.CreateTopicAsync("odd-stamps", 1);
+        byte[] odd = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add(null, [1], -3).Build();
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(odd.AsSpan(35), -3);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(odd.AsSpan(17), SharedLog.Protocol.Records.Crc32C.Compute(odd.AsSpan(21)));
+        await client.SendAsync(new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "odd-stamps", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(odd) }] }] }, 9, correlation++);
+        (_, byte[] oddBody) = await client.ReceiveAsync(1);
+        Assert.Equal(0, new ProduceResponse().ReadFrom(oddBody, 9).Responses[0].PartitionResponses[0].ErrorCode);
+        Assert.Equal((0L, -3L), await ListAsync(-3, "odd-stamps"));
+
+        // Records deleted inside a batch: the batch holding the first match by its max timestamp has it below the log
+        // start, and the search goes on to the next object instead of answering -1.
+        var store = broker.Host.Services.GetRequiredService<SharedLog.Storage.Streams.StreamStore>();
+        await client.CreateTopicAsync("cut-stamps", 1);
+        await ProduceAtAsync(100, "cut-stamps", 500, 200);
+        await store.UploadAsync(CancellationToken.None);
+        await ProduceAtAsync(600, "cut-stamps");
+        await store.UploadAsync(CancellationToken.None);
+        await client.SendAsync(new DeleteRecordsRequest { TimeoutMs = 5000, Topics = [new() { Name = "cut-stamps", Partitions = [new() { PartitionIndex = 0, Offset = 2 }] }] }, 2, correlation++);
+        (_, byte[] cutBody) = await client.ReceiveAsync(1);
+        Assert.Equal((0, 2L), new DeleteRecordsResponse().ReadFrom(cutBody, 2).Topics.Single().Partitions.Single() is var cut ? (cut.ErrorCode, cut.LowWatermark) : default);
+        Assert.Equal((3L, 600L), await ListAsync(400, "cut-stamps"));
+        Assert.Equal((3L, 600L), await ListAsync(-3, "cut-stamps"));
     }
 
     [Fact]

@@ -105,6 +105,8 @@ public static class UploadCrash
 
         public Task MarkObjectsDeletedAsync(IReadOnlyCollection<long> objectIds, CancellationToken cancellationToken = default) => inner.MarkObjectsDeletedAsync(objectIds, cancellationToken);
 
+        public Task<IReadOnlyList<long>> MarkDeadObjectsAsync(IReadOnlyCollection<long> objectIds, CancellationToken cancellationToken = default) => inner.MarkDeadObjectsAsync(objectIds, cancellationToken);
+
         public Task<IReadOnlyList<long>> MarkOrphansAsync(IReadOnlyCollection<long> objectIds, CancellationToken cancellationToken = default) => inner.MarkOrphansAsync(objectIds, cancellationToken);
 
         public Task ForgetObjectsAsync(IReadOnlyCollection<long> objectIds, CancellationToken cancellationToken = default) => inner.ForgetObjectsAsync(objectIds, cancellationToken);

@@ -80,6 +80,14 @@ public interface IMetadataStore : IAsyncDisposable
     Task MarkObjectsDeletedAsync(IReadOnlyCollection<long> objectIds, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// Marks for deletion those of <paramref name="objectIds"/> that are committed and hold no live data: no range
+    /// of a stream that still has a partition ends above that partition's log start offset. The check and the
+    /// mark are one transaction, so a range committed or a partition created since the caller looked keeps the
+    /// object. Returns the ids marked.
+    /// </summary>
+    Task<IReadOnlyList<long>> MarkDeadObjectsAsync(IReadOnlyCollection<long> objectIds, CancellationToken cancellationToken = default);
+
+    /// <summary>
     /// Marks for deletion those of <paramref name="objectIds"/> that are still prepared (never committed)
     /// and returns their ids: an upload that committed since it was listed as an orphan is left alone.
     /// </summary>

@@ -364,7 +364,21 @@ public sealed partial class SqliteMetadataStore
         }, cancellationToken);
     }
 
-    public Task<IReadOnlyList<long>> MarkOrphansAsync(IReadOnlyCollection<long> objectIds, CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<long>> MarkDeadObjectsAsync(IReadOnlyCollection<long> objectIds, CancellationToken cancellationToken = default) =>
+        MarkEachWhereAsync(objectIds, ObjectState.Committed, """
+            AND NOT EXISTS (
+              SELECT 1 FROM object_ranges r JOIN partitions p ON p.stream_id = r.stream_id
+              WHERE r.object_id = @id AND r.end_offset > p.log_start_offset)
+            """, cancellationToken);
+
+    public Task<IReadOnlyList<long>> MarkOrphansAsync(IReadOnlyCollection<long> objectIds, CancellationToken cancellationToken = default) =>
+        MarkEachWhereAsync(objectIds, ObjectState.Prepared, string.Empty, cancellationToken);
+
+    /// <summary>
+    /// Marks for deletion each object that is in <paramref name="state"/> and meets <paramref name="condition"/> (SQL
+    /// on <c>@id</c>), in one transaction; the check and the update are one statement. Returns the ids marked.
+    /// </summary>
+    private Task<IReadOnlyList<long>> MarkEachWhereAsync(IReadOnlyCollection<long> objectIds, ObjectState state, string condition, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(objectIds);
         long[] ids = [.. objectIds.Distinct()];
@@ -374,10 +388,9 @@ public sealed partial class SqliteMetadataStore
             var marked = new List<long>(ids.Length);
             foreach (long objectId in ids)
             {
-                // Only a still-prepared object: the state check and the update are one statement.
                 int updated = await ExecuteAsync(connection,
-                    "UPDATE objects SET object_state = @marked, marked_at_ms = @now WHERE object_id = @id AND object_state = @prepared", ct,
-                    ("@marked", (int)ObjectState.MarkedForDeletion), ("@now", now), ("@id", objectId), ("@prepared", (int)ObjectState.Prepared)).ConfigureAwait(false);
+                    $"UPDATE objects SET object_state = @marked, marked_at_ms = @now WHERE object_id = @id AND object_state = @state {condition}", ct,
+                    ("@marked", (int)ObjectState.MarkedForDeletion), ("@now", now), ("@id", objectId), ("@state", (int)state)).ConfigureAwait(false);
                 if (updated == 1)
                 {
                     marked.Add(objectId);

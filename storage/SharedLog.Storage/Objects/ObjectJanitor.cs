@@ -59,11 +59,11 @@ public sealed partial class ObjectJanitor(
             }
         }
 
-        var dead = liveRanges.Where(kv => !kv.Value).Select(kv => kv.Key).ToList();
-        if (dead.Count > 0)
-        {
-            await metadata.MarkObjectsDeletedAsync(dead, cancellationToken).ConfigureAwait(false);
-        }
+        // Only candidates: this walk read each partition's ranges at a different moment, so an object it saw only
+        // through dead ranges may since hold live data of another stream (an upload or a new topic after the walk
+        // passed). The store checks every range of the object again in the transaction that marks it.
+        var candidates = liveRanges.Where(kv => !kv.Value).Select(kv => kv.Key).ToList();
+        IReadOnlyList<long> dead = candidates.Count > 0 ? await metadata.MarkDeadObjectsAsync(candidates, cancellationToken).ConfigureAwait(false) : [];
 
         int orphans = 0;
         var toDelete = new List<ObjectMetadata>();

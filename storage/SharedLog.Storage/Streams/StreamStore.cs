@@ -309,13 +309,7 @@ public sealed partial class StreamStore : IAsyncDisposable
     public async Task<StreamReadResult> ReadAsync(long streamId, long offset, int maxBytes, CancellationToken cancellationToken = default)
     {
         StreamLog stream = Get(streamId);
-        long highWatermark;
-        long logStart;
-        lock (stream.Sync)
-        {
-            highWatermark = stream.HighWatermark;
-            logStart = stream.LogStartOffset;
-        }
+        (long logStart, long highWatermark) = Bounds(stream);
 
         if (offset < logStart || offset > highWatermark)
         {
@@ -443,52 +437,119 @@ public sealed partial class StreamStore : IAsyncDisposable
     public async Task<(long Offset, long Timestamp)> FindByTimestampAsync(long streamId, long timestamp, CancellationToken cancellationToken = default)
     {
         const long MaxTimestampQuery = -3;
-        StreamLog stream = Get(streamId);
-        long logStart;
-        long highWatermark;
-        lock (stream.Sync)
+        if (timestamp != MaxTimestampQuery)
         {
-            logStart = stream.LogStartOffset;
-            highWatermark = stream.HighWatermark;
+            return await FindFirstAtOrAfterAsync(streamId, timestamp, cancellationToken).ConfigureAwait(false);
         }
 
-        IReadOnlyList<StreamObjectRange> ranges = await _metadata.GetObjectRangesAsync(streamId, logStart, cancellationToken: cancellationToken).ConfigureAwait(false);
-        if (timestamp == MaxTimestampQuery && LargestTimestamp(stream, ranges, highWatermark) is { } largest)
+        (StreamLog stream, long logStart, long highWatermark, IReadOnlyList<StreamObjectRange> ranges) = await TimeSearchStateAsync(streamId, cancellationToken).ConfigureAwait(false);
+        if (LargestTimestamp(stream, ranges, highWatermark) is { } largest)
         {
             // The first record at the largest timestamp is the first at or after it: found by the timestamps the
-            // object index and the cache keep, reading one block rather than the whole partition.
-            (long Offset, long Timestamp) found = await FindByTimestampAsync(streamId, largest, cancellationToken).ConfigureAwait(false);
+            // object index and the cache keep, reading one block rather than the whole partition. (A producer's
+            // timestamp may be any value, -3 included: it is searched as a time, never as a query.)
+            (long Offset, long Timestamp) found = await FindFirstAtOrAfterAsync(streamId, largest, cancellationToken).ConfigureAwait(false);
             if (found.Offset >= 0)
             {
                 return found;
             }
-
-            // The largest timestamp belongs to records before the log start (DeleteRecords inside an object): scan.
         }
 
+        // The largest timestamp belongs to records before the log start (DeleteRecords inside an object): read them all.
         var candidates = new List<ReadOnlyMemory<byte>>();
         long objectEnd = logStart;
         foreach (StreamObjectRange range in ranges)
         {
             objectEnd = Math.Max(objectEnd, range.Range.EndOffset);
-            if (timestamp == MaxTimestampQuery || range.Range.MaxTimestamp >= timestamp)
-            {
-                IReadOnlyList<BlockIndexEntry> index = await IndexOfAsync(range, cancellationToken).ConfigureAwait(false);
-                foreach (BlockIndexEntry block in index)
-                {
-                    if (block.StreamId == streamId && (timestamp == MaxTimestampQuery || block.MaxTimestamp >= timestamp))
-                    {
-                        BatchHeader.Split(await ReadBlockAsync(range.Key, block, cancellationToken).ConfigureAwait(false), logStart, candidates);
-                    }
-                }
+            await AddCandidatesAsync(streamId, range, long.MinValue, logStart, candidates, cancellationToken).ConfigureAwait(false);
+        }
 
-                if (timestamp != MaxTimestampQuery && candidates.Count > 0)
+        AddCachedCandidates(stream, objectEnd, highWatermark, candidates);
+        long bestOffset = -1;
+        long bestTimestamp = -1;
+        foreach (ReadOnlyMemory<byte> bytes in candidates)
+        {
+            RecordBatch batch = RecordBatch.Parse(bytes);
+            if (batch.MaxTimestamp <= bestTimestamp)
+            {
+                continue;
+            }
+
+            foreach (Record record in batch.Records())
+            {
+                long recordTime = batch.TimestampType == TimestampType.LogAppendTime ? batch.MaxTimestamp : record.Timestamp;
+                if (record.Offset >= logStart && recordTime > bestTimestamp)
                 {
-                    break;
+                    (bestOffset, bestTimestamp) = (record.Offset, recordTime);
                 }
             }
         }
 
+        return (bestOffset, bestTimestamp);
+    }
+
+    /// <summary>The first record at or after <paramref name="timestamp"/> from the log start on, or (-1, -1).</summary>
+    private async Task<(long Offset, long Timestamp)> FindFirstAtOrAfterAsync(long streamId, long timestamp, CancellationToken cancellationToken)
+    {
+        (StreamLog stream, long logStart, long highWatermark, IReadOnlyList<StreamObjectRange> ranges) = await TimeSearchStateAsync(streamId, cancellationToken).ConfigureAwait(false);
+        var candidates = new List<ReadOnlyMemory<byte>>();
+        long objectEnd = logStart;
+        foreach (StreamObjectRange range in ranges)
+        {
+            objectEnd = Math.Max(objectEnd, range.Range.EndOffset);
+            if (range.Range.MaxTimestamp < timestamp)
+            {
+                continue;
+            }
+
+            // A range whose matching records all lie below the log start (DeleteRecords inside a batch) yields
+            // nothing: the search goes on to the next range instead of giving up.
+            candidates.Clear();
+            await AddCandidatesAsync(streamId, range, timestamp, logStart, candidates, cancellationToken).ConfigureAwait(false);
+            if (FirstAtOrAfter(candidates, timestamp, logStart) is { } inObjects)
+            {
+                return inObjects;
+            }
+        }
+
+        candidates.Clear();
+        AddCachedCandidates(stream, objectEnd, highWatermark, candidates);
+        return FirstAtOrAfter(candidates, timestamp, logStart) ?? (-1, -1);
+    }
+
+    private async Task<(StreamLog Stream, long LogStart, long HighWatermark, IReadOnlyList<StreamObjectRange> Ranges)> TimeSearchStateAsync(long streamId, CancellationToken cancellationToken)
+    {
+        StreamLog stream = Get(streamId);
+        (long logStart, long highWatermark) = Bounds(stream);
+        IReadOnlyList<StreamObjectRange> ranges = await _metadata.GetObjectRangesAsync(streamId, logStart, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return (stream, logStart, highWatermark, ranges);
+    }
+
+    /// <summary>The stream's log start offset and high watermark, read together.</summary>
+    private static (long LogStart, long HighWatermark) Bounds(StreamLog stream)
+    {
+        lock (stream.Sync)
+        {
+            return (stream.LogStartOffset, stream.HighWatermark);
+        }
+    }
+
+    /// <summary>Adds the batches of the range's blocks whose max timestamp reaches <paramref name="minTimestamp"/>.</summary>
+    private async Task AddCandidatesAsync(long streamId, StreamObjectRange range, long minTimestamp, long logStart, List<ReadOnlyMemory<byte>> candidates, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<BlockIndexEntry> index = await IndexOfAsync(range, cancellationToken).ConfigureAwait(false);
+        foreach (BlockIndexEntry block in index)
+        {
+            if (block.StreamId == streamId && block.MaxTimestamp >= minTimestamp)
+            {
+                BatchHeader.Split(await ReadBlockAsync(range.Key, block, cancellationToken).ConfigureAwait(false), logStart, candidates);
+            }
+        }
+    }
+
+    /// <summary>Adds the cached batches past the objects' end, up to the high watermark.</summary>
+    private static void AddCachedCandidates(StreamLog stream, long objectEnd, long highWatermark, List<ReadOnlyMemory<byte>> candidates)
+    {
         lock (stream.Sync)
         {
             foreach (CachedBatch b in stream.Batches)
@@ -499,13 +560,14 @@ public sealed partial class StreamStore : IAsyncDisposable
                 }
             }
         }
+    }
 
-        long bestOffset = -1;
-        long bestTimestamp = -1;
+    private static (long Offset, long Timestamp)? FirstAtOrAfter(List<ReadOnlyMemory<byte>> candidates, long timestamp, long logStart)
+    {
         foreach (ReadOnlyMemory<byte> bytes in candidates)
         {
             RecordBatch batch = RecordBatch.Parse(bytes);
-            if (batch.MaxTimestamp < (timestamp == MaxTimestampQuery ? bestTimestamp + 1 : timestamp))
+            if (batch.MaxTimestamp < timestamp)
             {
                 continue;
             }
@@ -513,24 +575,14 @@ public sealed partial class StreamStore : IAsyncDisposable
             foreach (Record record in batch.Records())
             {
                 long recordTime = batch.TimestampType == TimestampType.LogAppendTime ? batch.MaxTimestamp : record.Timestamp;
-                if (record.Offset < logStart)
+                if (record.Offset >= logStart && recordTime >= timestamp)
                 {
-                    continue;
-                }
-
-                if (timestamp == MaxTimestampQuery ? recordTime > bestTimestamp : recordTime >= timestamp)
-                {
-                    bestOffset = record.Offset;
-                    bestTimestamp = recordTime;
-                    if (timestamp != MaxTimestampQuery)
-                    {
-                        return (bestOffset, bestTimestamp);
-                    }
+                    return (record.Offset, recordTime);
                 }
             }
         }
 
-        return (bestOffset, bestTimestamp);
+        return null;
     }
 
     /// <summary>The largest batch timestamp of the stream's objects and of its cached batches up to the high watermark; null when it has none.</summary>

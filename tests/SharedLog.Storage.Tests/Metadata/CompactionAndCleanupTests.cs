@@ -46,6 +46,31 @@ public sealed class CompactionAndCleanupTests : MetadataStoreTestBase
     }
 
     [Fact]
+    public async Task OnlyObjectsWithoutLiveDataInAnyStreamAreMarkedDead()
+    {
+        // first: x [0,5) and y [0,5); second: x [5,8) and y [5,9).
+        (PartitionMetadata x, PartitionMetadata y, PreparedObject first, PreparedObject second) = await CommitTwoSharedObjectsAsync();
+        await Store.SetLogStartOffsetAsync(x.StreamId, x.LeaderEpoch, 8);
+
+        // All of x is below its log start, but both objects still hold live records of y: a janitor that walked x
+        // after y (or before an upload into y) must not get them marked.
+        Assert.Empty(await Store.MarkDeadObjectsAsync([first.ObjectId, second.ObjectId]));
+        Assert.Equal(ObjectState.Committed, await StateOfAsync(first.ObjectId));
+
+        await Store.SetLogStartOffsetAsync(y.StreamId, y.LeaderEpoch, 5);
+        Assert.Equal([first.ObjectId], await Store.MarkDeadObjectsAsync([first.ObjectId, second.ObjectId]));
+        Assert.Equal((ObjectState.MarkedForDeletion, ObjectState.Committed), (await StateOfAsync(first.ObjectId), await StateOfAsync(second.ObjectId)));
+
+        // A range of a stream whose topic is gone is dead; prepared objects and unknown ids are never marked here.
+        PartitionMetadata gone = await CreateLedPartitionAsync("gone");
+        PreparedObject goneObject = await CommitRangeAsync(gone, 0, 10);
+        PreparedObject prepared = await Store.PrepareObjectAsync("data/");
+        Assert.True(await Store.DeleteTopicAsync("gone"));
+        await Store.MarkDeadObjectsAsync([goneObject.ObjectId, prepared.ObjectId, 424_242]);
+        Assert.Equal((ObjectState.MarkedForDeletion, ObjectState.Prepared), (await StateOfAsync(goneObject.ObjectId), await StateOfAsync(prepared.ObjectId)));
+    }
+
+    [Fact]
     public async Task CompactionMustStayInsideTheReplacedData()
     {
         PartitionMetadata partition = await CreateLedPartitionAsync("inside");
