@@ -106,7 +106,7 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
         }
 
         return 0;
-    });
+    }, null, cancellationToken);
 
     public Task PutAsync(string key, ReadOnlySequence<byte> data, CancellationToken cancellationToken = default) => GuardAsync($"put {key}", async () =>
     {
@@ -119,7 +119,7 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
 
         await PutMultipartAsync(key, data, cancellationToken).ConfigureAwait(false);
         return 0;
-    });
+    }, null, cancellationToken);
 
     private async Task PutMultipartAsync(string key, ReadOnlySequence<byte> data, CancellationToken cancellationToken)
     {
@@ -183,7 +183,7 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
         {
             return 0;
         }
-    }, key);
+    }, key, cancellationToken);
 
     public Task<byte[]> GetAsync(string key, CancellationToken cancellationToken = default) => GuardAsync($"get {key}", async () =>
     {
@@ -191,7 +191,7 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
         using var copy = new MemoryStream();
         await response.ResponseStream.CopyToAsync(copy, cancellationToken).ConfigureAwait(false);
         return copy.ToArray();
-    }, key);
+    }, key, cancellationToken);
 
     private static async Task<int> ReadFullyAsync(Stream stream, Memory<byte> destination, CancellationToken cancellationToken)
     {
@@ -218,7 +218,7 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
             {
                 GetObjectMetadataResponse head = await _client.GetObjectMetadataAsync(_options.Bucket, key, cancellationToken).ConfigureAwait(false);
                 return (ObjectInfo?)new ObjectInfo(key, head.ContentLength, head.LastModified ?? DateTime.UtcNow);
-            }, key).ConfigureAwait(false);
+            }, key, cancellationToken).ConfigureAwait(false);
         }
         catch (ObjectNotFoundException)
         {
@@ -232,7 +232,7 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
         do
         {
             ListObjectsV2Response page = await GuardAsync($"list {prefix}", () => _client.ListObjectsV2Async(
-                new ListObjectsV2Request { BucketName = _options.Bucket, Prefix = prefix, ContinuationToken = token }, cancellationToken)).ConfigureAwait(false);
+                new ListObjectsV2Request { BucketName = _options.Bucket, Prefix = prefix, ContinuationToken = token }, cancellationToken), null, cancellationToken).ConfigureAwait(false);
             foreach (S3Object entry in page.S3Objects ?? [])
             {
                 yield return new ObjectInfo(entry.Key, entry.Size ?? 0, entry.LastModified ?? DateTime.UtcNow);
@@ -252,12 +252,17 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
                 BucketName = _options.Bucket,
                 Objects = [.. batch.Select(k => new KeyVersion { Key = k })],
                 Quiet = true,
-            }, cancellationToken)).ConfigureAwait(false);
+            }, cancellationToken), null, cancellationToken).ConfigureAwait(false);
         }
     }
 
-    /// <summary>Maps SDK failures to the store's two exception types; the SDK has already retried.</summary>
-    private static async Task<T> GuardAsync<T>(string what, Func<Task<T>> operation, string? key = null)
+    /// <summary>
+    /// Maps SDK failures to the store's two exception types; the SDK has already retried. A request timeout (the
+    /// SDK throws <see cref="TimeoutException"/>; an HTTP timeout can also surface as a cancelled task with a token
+    /// of its own) is an unavailable store like any other failure; a cancellation is the caller's only when the
+    /// caller's token is cancelled.
+    /// </summary>
+    private static async Task<T> GuardAsync<T>(string what, Func<Task<T>> operation, string? key, CancellationToken callerToken)
     {
         try
         {
@@ -271,7 +276,7 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
         {
             throw new ObjectNotFoundException(key);
         }
-        catch (Exception e) when (e is AmazonServiceException or AmazonClientException or HttpRequestException or IOException or TaskCanceledException && e is not OperationCanceledException { CancellationToken.IsCancellationRequested: true })
+        catch (Exception e) when (e is AmazonServiceException or AmazonClientException or HttpRequestException or IOException or TimeoutException or OperationCanceledException && !callerToken.IsCancellationRequested)
         {
             throw new ObjectStoreUnavailableException($"S3 {what} failed: {e.Message}", e);
         }

@@ -14,13 +14,15 @@ public static class PeriodicRounds
                 {
                     await round(DateTimeOffset.UtcNow, cancellationToken).ConfigureAwait(false);
                 }
-                catch (Exception e) when (e is not OperationCanceledException)
+                catch (Exception e) when (!cancellationToken.IsCancellationRequested)
                 {
+                    // A cancellation that is not ours (a store's request timeout surfaces as one) is a failed round
+                    // like any other: ending the loop on it stopped retention and compaction until a restart.
                     failed(e);
                 }
             }
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
         }
     }

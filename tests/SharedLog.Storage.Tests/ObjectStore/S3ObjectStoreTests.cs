@@ -97,6 +97,53 @@ public sealed class S3ObjectStoreTests : IClassFixture<S3rverFixture>
     }
 
     [Fact]
+    public async Task AStoreThatNeverAnswersTimesOutAsUnavailableAndTheCallersOwnCancelStaysACancel()
+    {
+        // Fault injection: an endpoint that accepts connections and never answers, so every request hits its timeout.
+        using var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        silent.Start();
+        var held = new List<System.Net.Sockets.TcpClient>();
+        using var accepting = new CancellationTokenSource();
+        Task acceptLoop = Task.Run(async () =>
+        {
+            while (!accepting.IsCancellationRequested)
+            {
+                held.Add(await silent.AcceptTcpClientAsync(accepting.Token));
+            }
+        });
+        S3ObjectStore Silent(TimeSpan timeout) => new(new S3ObjectStoreOptions
+        {
+            ServiceUrl = $"http://127.0.0.1:{((System.Net.IPEndPoint)silent.LocalEndpoint).Port}",
+            Bucket = S3rverFixture.Bucket,
+            AccessKey = S3rverFixture.AccessKey,
+            SecretKey = S3rverFixture.SecretKey,
+            MaxRetries = 0,
+            RequestTimeout = timeout,
+        });
+
+        using S3ObjectStore store = Silent(TimeSpan.FromMilliseconds(300));
+        try
+        {
+            // A timeout is the store being unavailable (retriable), not a cancellation: the background loops treated
+            // it as their own shutdown and stopped.
+            await Assert.ThrowsAsync<ObjectStoreUnavailableException>(() => store.GetAsync("stalled"));
+            await Assert.ThrowsAsync<ObjectStoreUnavailableException>(() => store.PutAsync("stalled", new byte[10]));
+
+            using var caller = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
+            using S3ObjectStore patient = Silent(TimeSpan.FromSeconds(30));
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => patient.GetAsync("stalled", caller.Token));
+            Assert.True(caller.IsCancellationRequested);
+        }
+        finally
+        {
+            await accepting.CancelAsync();
+            silent.Stop();
+            await Assert.ThrowsAnyAsync<Exception>(() => acceptLoop);
+            held.ForEach(c => c.Dispose());
+        }
+    }
+
+    [Fact]
     public async Task StoreOutageIsAClearRetriableErrorAndWorkResumesAfterwards()
     {
         using S3ObjectStore store = Store(retries: 1, timeout: TimeSpan.FromSeconds(2));
