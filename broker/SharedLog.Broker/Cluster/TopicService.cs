@@ -275,11 +275,6 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
             }
 
             _byId.TryRemove(topic.TopicId, out _);
-            foreach (PartitionMetadata partition in topic.Partitions)
-            {
-                streams.Close(partition.StreamId);
-            }
-
             try
             {
                 // Not cancellable once begun: a client that gives up must not leave the topic gone from memory but
@@ -288,20 +283,34 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
             }
             catch (Exception)
             {
-                // If the store still has it, serve it again rather than keep a topic no one serves.
-                if (await metadata.GetTopicAsync(name, CancellationToken.None) is { } kept)
+                // If the store still has it, serve it again. Its streams are closed only after the store forgot the
+                // topic: closing drops acknowledged batches not yet uploaded, and a stream opened again starts from
+                // what objects hold, so closing first lost those records and handed their offsets out again.
+                if (await metadata.GetTopicAsync(name, CancellationToken.None) is not null)
                 {
-                    await LeadAsync(kept, CancellationToken.None);
+                    _byName[name] = topic;
+                    _byId[topic.TopicId] = topic;
+                    throw;
                 }
 
+                CloseStreams(topic);
                 throw;
             }
 
+            CloseStreams(topic);
             return ErrorCode.None;
         }
         finally
         {
             _changes.Release();
+        }
+    }
+
+    private void CloseStreams(TopicMetadata topic)
+    {
+        foreach (PartitionMetadata partition in topic.Partitions)
+        {
+            streams.Close(partition.StreamId);
         }
     }
 
