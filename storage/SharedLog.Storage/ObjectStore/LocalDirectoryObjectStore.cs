@@ -47,6 +47,7 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
         options.Validate();
         _root = Path.GetFullPath(options.RootDirectory);
         Directory.CreateDirectory(_root);
+        RemoveAbandonedTemporaryFiles();
         if (options.DirectIo)
         {
             UsesDirectIo = Storage.DirectIo.Probe(Path.Combine(_root, "direct-probe" + TempSuffix), out string? refusal);
@@ -98,6 +99,32 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
         catch (Exception e)
         {
             return Task.FromException(e);
+        }
+    }
+
+    /// <summary>Temporary files older than this at start are left by a PUT that never finished (the process died).</summary>
+    public static readonly TimeSpan AbandonedTemporaryAge = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// Deletes temporary files of PUTs a crash interrupted: they are never listed, so nothing else would ever
+    /// remove them. Recent ones are kept, in case another process writes under the same root.
+    /// </summary>
+    private void RemoveAbandonedTemporaryFiles()
+    {
+        DateTime cutoff = DateTime.UtcNow - AbandonedTemporaryAge;
+        foreach (string file in Directory.EnumerateFiles(_root, "*" + TempSuffix, SearchOption.AllDirectories))
+        {
+            try
+            {
+                if (File.GetLastWriteTimeUtc(file) < cutoff)
+                {
+                    File.Delete(file);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Left for the next start; an unreadable leftover must not stop the broker.
+            }
         }
     }
 

@@ -66,6 +66,22 @@ public sealed class LocalDirectoryObjectStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task TempFilesAbandonedByACrashAreRemovedAtTheNextStart()
+    {
+        await _store.PutAsync("k/one", new byte[4]);
+        string abandoned = Path.Combine(_root, "k", "two.123.sharedlog-tmp");
+        string recent = Path.Combine(_root, "k", "three.456.sharedlog-tmp");
+        File.WriteAllBytes(abandoned, new byte[4]);
+        File.SetLastWriteTimeUtc(abandoned, DateTime.UtcNow - LocalDirectoryObjectStore.AbandonedTemporaryAge - TimeSpan.FromMinutes(5));
+        File.WriteAllBytes(recent, new byte[4]);
+
+        var restarted = new LocalDirectoryObjectStore(new LocalObjectStoreOptions { RootDirectory = _root });
+        Assert.False(File.Exists(abandoned));
+        Assert.True(File.Exists(recent), "a temporary file this recent may belong to a PUT under way");
+        Assert.Equal(4, (await restarted.HeadAsync("k/one"))!.Size);
+    }
+
+    [Fact]
     public async Task ObjectsWrittenWithDirectIoReadBackExactlyAndStayOutOfThePageCache()
     {
         // The store uses direct I/O exactly where the file system takes it.
