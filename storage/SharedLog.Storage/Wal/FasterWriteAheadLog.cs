@@ -23,6 +23,7 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
     private readonly Channel<int> _commitRequests = Channel.CreateBounded<int>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _committer;
+    private readonly TaskCompletionSource _commitWriteFailed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _pendingBytes;
     private Exception? _failure;
     private int _disposed;
@@ -51,6 +52,7 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
 
         // Commit slots bypass the page cache only where the log device's probe showed direct writes work.
         _commitManager = SlotLogCommitManager.Open(options.Directory, UsesDirectIo);
+        _commitManager.CommitFailed = OnCommitWriteFailed;
         _settings.LogCommitManager = _commitManager;
         try
         {
@@ -124,15 +126,53 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
         _commitRequests.Writer.TryWrite(0);
         try
         {
-            await _log.WaitForCommitAsync(position + 1, token: cancellationToken).ConfigureAwait(false);
+            Task committed = _log.WaitForCommitAsync(position + 1, token: cancellationToken).AsTask();
+
+            // A commit whose slot write failed never completes in FASTER: wait for the failure too.
+            if (!committed.IsCompleted && await Task.WhenAny(committed, _commitWriteFailed.Task).ConfigureAwait(false) != committed)
+            {
+                throw new WalUnavailableException("The WAL could not write its commit point and accepts no more appends.", _failure);
+            }
+
+            await committed.ConfigureAwait(false);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (e is not OperationCanceledException and not WalUnavailableException)
         {
             throw new WalUnavailableException($"WAL commit failed: {e.Message}", e);
         }
 
         return position;
     }
+
+    /// <summary>
+    /// A commit point could not be written (an I/O error on the commit-slot file). Appends waiting for that
+    /// commit, and every later one, are refused: the broker answers them with a retriable storage error
+    /// instead of leaving them waiting for a commit that will never come.
+    /// </summary>
+    private void OnCommitWriteFailed(Exception e)
+    {
+        Interlocked.CompareExchange(ref _failure, e, null);
+        LogCommitWriteFailed(_logger, _options.Directory, e);
+        _commitWriteFailed.TrySetResult();
+    }
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "WAL in {Directory} could not write a commit point; it accepts no more appends until the broker restarts")]
+    private static partial void LogCommitWriteFailed(ILogger logger, string directory, Exception exception);
+
+    /// <summary>A FasterLog commit, or <see cref="WalUnavailableException"/> once a commit point could not be written (that commit never completes).</summary>
+    private async Task CommitOrFailAsync(CancellationToken cancellationToken)
+    {
+        Task commit = _log.CommitAsync(cancellationToken).AsTask();
+        if (await Task.WhenAny(commit, _commitWriteFailed.Task).ConfigureAwait(false) != commit)
+        {
+            throw new WalUnavailableException("The WAL could not write its commit point and accepts no more appends.", _failure);
+        }
+
+        await commit.ConfigureAwait(false);
+    }
+
+    /// <summary>The commit-slot manager, for fault injection in tests.</summary>
+    internal SlotLogCommitManager CommitManager => _commitManager;
 
     private async Task CommitLoopAsync()
     {
@@ -150,12 +190,16 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
 
                 Interlocked.Exchange(ref _pendingBytes, 0);
                 long started = System.Diagnostics.Stopwatch.GetTimestamp();
-                await _log.CommitAsync(_stopping.Token).ConfigureAwait(false);
+                await CommitOrFailAsync(_stopping.Token).ConfigureAwait(false);
                 StorageMetrics.WalCommitDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             }
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
         {
+        }
+        catch (WalUnavailableException) when (_commitWriteFailed.Task.IsCompleted)
+        {
+            // Recorded and logged where the commit point failed; no commit after it can succeed.
         }
         catch (Exception e)
         {
@@ -189,7 +233,7 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
         _log.TruncateUntil(position);
 
         // The new begin address is persisted by the next commit.
-        await _log.CommitAsync(cancellationToken).ConfigureAwait(false);
+        await CommitOrFailAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public async ValueTask DisposeAsync()
@@ -204,7 +248,7 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
         try
         {
             // Whatever was enqueued is committed before closing, so a clean stop loses nothing.
-            await _log.CommitAsync().ConfigureAwait(false);
+            await CommitOrFailAsync(CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception e)
         {

@@ -44,6 +44,15 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
     public bool UsesDirectIo { get; }
 
     /// <summary>
+    /// Hears why a commit could not be written. FASTER runs <see cref="Commit"/> on a worker that swallows its
+    /// exceptions, and the commit then never completes, so the WAL learns of the failure here.
+    /// </summary>
+    public Action<Exception>? CommitFailed { get; set; }
+
+    /// <summary>Fault injection for tests: an exception to fail the next slot writes with.</summary>
+    internal Exception? InjectedWriteFault { get; set; }
+
+    /// <summary>
     /// Opens (or creates, filled with zeros and made durable) the slot file in <paramref name="directory"/>.
     /// A new file first takes over the newest commit of FASTER's per-commit files when a WAL written by an
     /// earlier version is there, so that log recovers to the same point.
@@ -143,7 +152,21 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
             BinaryPrimitives.WriteInt32LittleEndian(slot[16..], commitMetadata.Length);
             commitMetadata.CopyTo(slot[HeaderBytes..]);
             BinaryPrimitives.WriteUInt32LittleEndian(slot[4..], Crc32C.Compute(slot[8..length]));
-            RandomAccess.Write(_file, slot[..written], SlotOffset(commitNum));
+            try
+            {
+                if (InjectedWriteFault is { } fault)
+                {
+                    throw fault;
+                }
+
+                RandomAccess.Write(_file, slot[..written], SlotOffset(commitNum));
+            }
+            catch (Exception e)
+            {
+                CommitFailed?.Invoke(e);
+                throw;
+            }
+
             _lastCommitNum = Math.Max(_lastCommitNum, commitNum);
         }
     }

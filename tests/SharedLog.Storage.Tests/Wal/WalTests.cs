@@ -18,6 +18,31 @@ public sealed class WalTests : IDisposable
     }
 
     [Fact]
+    public async Task ACommitPointThatCannotBeWrittenFailsTheWaitingAppendAndEveryLaterOne()
+    {
+        var acknowledged = new List<long>();
+        await using (var wal = new FasterWriteAheadLog(Options()))
+        {
+            for (int i = 0; i < 20; i++)
+            {
+                acknowledged.Add(await wal.AppendAsync(1, i, 1, WalTestPayload.Create(1, i, 100)));
+            }
+
+            // The commit-slot file refuses writes (an EIO). FASTER swallows the exception of its commit worker and
+            // never completes that commit, so this append waited forever, and so did every produce after it.
+            wal.CommitManager.InjectedWriteFault = new IOException("Input/output error (injected)");
+            var failed = await Assert.ThrowsAsync<WalUnavailableException>(() => wal.AppendAsync(1, 20, 1, WalTestPayload.Create(1, 20, 100)).AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Contains("commit point", failed.Message, StringComparison.Ordinal);
+            await Assert.ThrowsAsync<WalUnavailableException>(() => wal.AppendAsync(1, 21, 1, WalTestPayload.Create(1, 21, 100)).AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
+            wal.CommitManager.InjectedWriteFault = null;
+        }
+
+        // What was acknowledged before the failure is there after a restart.
+        await using var reopened = new FasterWriteAheadLog(Options());
+        Assert.Equal(acknowledged, reopened.ReadDurableEntries().Select(e => e.Position).Take(acknowledged.Count));
+    }
+
+    [Fact]
     public async Task AppendsAreRecoveredInOrderAfterReopen()
     {
         var positions = new List<long>();
