@@ -1038,6 +1038,16 @@ public class PayloadCodecTests
     }
 
     [Fact]
+    public void Avro_block_counts_that_would_overflow_the_element_budget_are_refused()
+    {
+        // One element, then a block claiming long.MaxValue elements of a type that takes no bytes: the sum wrapped
+        // negative, passed the budget, and the decoder added nulls until memory ran out.
+        var schema = ParseAvro("""{"type":"record","name":"R","fields":[{"name":"a","type":{"type":"array","items":"null"}},{"name":"b","type":{"type":"array","items":"null"}}]}""");
+        byte[] payload = [0x02, 0x00, 0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01];
+        Assert.Contains("elements", Assert.Throws<PayloadDecodeException>(() => Avro.Decode(schema, payload)).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Claimed_2_GB_lengths_in_10_bytes_fail_without_allocating_them()
     {
         var avroSchema = ParseAvro("""{"type":"record","name":"R","fields":[{"name":"s","type":"string"},{"name":"b","type":"bytes"}]}""");

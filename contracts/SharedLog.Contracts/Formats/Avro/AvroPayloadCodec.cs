@@ -1008,10 +1008,14 @@ public sealed class AvroPayloadCodec : IPayloadCodec
                 }
             }
 
+            // Compared before adding: a count near long.MaxValue would wrap the sum negative and pass the check.
+            if (count > RecordValue.MaxElements - _elements)
+            {
+                throw new PayloadDecodeException($"Avro payload holds more than {RecordValue.MaxElements} array or map elements");
+            }
+
             _elements += count;
-            return _elements <= RecordValue.MaxElements
-                ? count
-                : throw new PayloadDecodeException($"Avro payload holds more than {RecordValue.MaxElements} array or map elements");
+            return count;
         }
     }
 }
