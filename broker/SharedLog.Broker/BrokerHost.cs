@@ -160,7 +160,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
         services.AddSingleton<ISchemaFormat>(new Contracts.Formats.Protobuf.ProtobufSchemaFormat());
         services.AddSingleton(sp => new SchemaRegistry(
             sp.GetServices<ISchemaFormat>(),
-            new InternalTopicJournal(sp.GetRequiredService<TopicService>(), sp.GetRequiredService<StreamStore>(), "_schemas", InternalTopicJournal.CompactedForever),
+            new InternalTopicJournal(sp.GetRequiredService<TopicService>(), sp.GetRequiredService<StreamStore>(), SharedLog.Contracts.InternalTopics.Schemas, InternalTopicJournal.CompactedForever),
             sp.GetRequiredService<ILogger<SchemaRegistry>>()));
         services.AddSingleton<Http.SchemaRegistryApi>();
         AddContracts(services, builder.Configuration, options);
@@ -323,10 +323,10 @@ public sealed partial class BrokerHost : IAsyncDisposable
         services.AddSingleton<IPayloadCodec>(new Contracts.Formats.Protobuf.ProtobufPayloadCodec());
         services.AddSingleton(new Contracts.Formats.Json.JsonPayloadValidatorCache());
         services.AddKeyedSingleton<IJournal>("audit", (sp, _) => new InternalTopicJournal(
-            sp.GetRequiredService<TopicService>(), sp.GetRequiredService<StreamStore>(), "_contract_audit",
+            sp.GetRequiredService<TopicService>(), sp.GetRequiredService<StreamStore>(), SharedLog.Contracts.InternalTopics.ContractAudit,
             new Dictionary<string, string>(StringComparer.Ordinal) { ["retention.ms"] = "-1" }));
         services.AddSingleton(sp => new ContractStore(
-            new InternalTopicJournal(sp.GetRequiredService<TopicService>(), sp.GetRequiredService<StreamStore>(), "_contracts", InternalTopicJournal.CompactedForever),
+            new InternalTopicJournal(sp.GetRequiredService<TopicService>(), sp.GetRequiredService<StreamStore>(), SharedLog.Contracts.InternalTopics.Contracts, InternalTopicJournal.CompactedForever),
             sp.GetRequiredKeyedService<IJournal>("audit"),
             sp.GetRequiredService<ILogger<ContractStore>>()));
         services.AddSingleton(sp => new EnforcementSummaryWriter(sp.GetRequiredService<ContractMetrics>(), sp.GetRequiredKeyedService<IJournal>("audit"), sp.GetRequiredService<ILogger<EnforcementSummaryWriter>>()));

@@ -154,6 +154,17 @@ public class ContractModelTests
         Assert.Contains(refused.Problems, p => p.Contains("names the source topic itself", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData("_contracts")]
+    [InlineData("_schemas")]
+    [InlineData("_contract_audit")]
+    public async Task AQuarantineTopicThatIsAnInternalJournalIsRefused(string journal)
+    {
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        var refused = await Assert.ThrowsAsync<ContractValidationException>(() => store.ApplyAsync($"topic: orders\nonFailure: quarantine\nquarantineTopic: {journal}\n", "a", false, _ => [], CancellationToken.None));
+        Assert.Contains(refused.Problems, p => p.Contains("internal topics", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task ExactTopicsWinOverPatternsAndInternalTopicsMatchNoPattern()
     {

@@ -308,6 +308,21 @@ public class BrokerClientTests
     }
 
     [Fact]
+    public async Task ClientsCannotProduceToTheBrokersInternalJournals()
+    {
+        // The registry and contract journals are replayed at start: a client's record there would change or stop the broker.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, MessageTimeoutMs = 10000 }).Build();
+        foreach (string journal in (string[])[SharedLog.Contracts.InternalTopics.Contracts, SharedLog.Contracts.InternalTopics.Schemas, SharedLog.Contracts.InternalTopics.ContractAudit])
+        {
+            var refused = await Assert.ThrowsAsync<ProduceException<string, string>>(() => producer.ProduceAsync(journal, new Message<string, string> { Key = "x", Value = "{\"action\":\"delete\"}" }).WaitAsync(Timeout));
+            Assert.Equal(ErrorCode.TopicException, refused.Error.Code);
+        }
+
+        Assert.Equal(0, (await producer.ProduceAsync("ordinary", new Message<string, string> { Key = "k", Value = "v" }).WaitAsync(Timeout)).Offset.Value);
+    }
+
+    [Fact]
     public async Task TwoBatchesForOnePartitionAreInvalidAndNeitherIsStored()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

@@ -62,6 +62,14 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     continue;
                 }
 
+                if (SharedLog.Contracts.InternalTopics.IsInternal(found.Name))
+                {
+                    // As Kafka for its internal topics: the broker writes these journals itself, never through Produce.
+                    result.ErrorCode = (short)ErrorCode.InvalidTopicException;
+                    result.ErrorMessage = $"Cannot append to internal topic {found.Name}.";
+                    continue;
+                }
+
                 var item = new PartitionWork(found, found.Partitions[partition.Index].StreamId, result, contract);
                 Check(item, partition.Records);
                 work.Add(item);

@@ -166,6 +166,11 @@ public static class ContractParser
             // Bad records would go back into the very topic they were kept out of, past the gate.
             problems.Add($"quarantineTopic '{quarantine}' names the source topic itself; quarantined records need a topic of their own.");
         }
+        else if (InternalTopics.IsInternal(quarantine))
+        {
+            // The journals are replayed at start: producer data in them would change or stop the broker.
+            problems.Add($"quarantineTopic '{quarantine}' is one of the broker's internal topics.");
+        }
 
         if (onFailure == FailureAction.Quarantine && topicClass == TopicClass.Quarantine)
         {
