@@ -166,6 +166,24 @@ public class ContractModelTests
     }
 
     [Fact]
+    public async Task ASecondContractOnATopicAlreadyGovernedIsRefused()
+    {
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.ApplyAsync("name: payments\ntopic: orders\nowner: team-a\n", "a", false, _ => [], CancellationToken.None);
+
+        // "a-test" sorts first: accepted, it would have governed the topic in place of "payments".
+        var refused = await Assert.ThrowsAsync<ContractValidationException>(() => store.ApplyAsync("name: a-test\ntopic: orders\nowner: tester\n", "b", false, _ => [], CancellationToken.None));
+        Assert.Contains(refused.Problems, p => p.Contains("already governed by contract 'payments'", StringComparison.Ordinal));
+        Assert.Equal("payments", store.ForTopic("orders")!.Definition.Name);
+
+        // The governing contract itself changes as before; once it is deleted, another may take the topic.
+        Assert.True((await store.ApplyAsync("name: payments\ntopic: orders\nowner: team-b\n", "a", false, _ => [], CancellationToken.None)).Changed);
+        await store.DeleteAsync("payments", "a", CancellationToken.None);
+        await store.ApplyAsync("name: a-test\ntopic: orders\nowner: tester\n", "b", false, _ => [], CancellationToken.None);
+        Assert.Equal("a-test", store.ForTopic("orders")!.Definition.Name);
+    }
+
+    [Fact]
     public async Task ExactTopicsWinOverPatternsAndInternalTopicsMatchNoPattern()
     {
         using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);

@@ -167,6 +167,14 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             ContractRevision? current = CurrentRevision(name);
             ContractDefinition? before = current?.Text is { } previousText ? ContractParser.Parse(previousText) : null;
             ContractDefinition? after = text is null ? null : ContractParser.Parse(text);
+
+            // One contract per topic: a second one on the same topic under another name would silently govern it,
+            // or not, by the order of the names (a raw test contract could lift a sensitive topic's masking).
+            if (after is { IsPattern: false } && _snapshot.Exact.TryGetValue(after.Topic, out ActiveContract? holder) && holder.Definition.Name != name)
+            {
+                throw new ContractValidationException([$"topic '{after.Topic}' is already governed by contract '{holder.Definition.Name}': change that contract, or delete it first."]);
+            }
+
             IReadOnlyList<string> diff = Diff(before, after);
             int lastVersion = History(name) is { Count: > 0 } history ? history[^1].Version : 0;
             if (dryRun || (action == ActionApply && current is not null && diff.Count == 0))
