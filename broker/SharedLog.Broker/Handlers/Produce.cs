@@ -157,7 +157,9 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     {
         foreach (ProduceRequest.TopicProduceData topic in ((ProduceRequest)request).TopicData)
         {
-            if (gate.ContractFor(topic.Name) is not null)
+            // Existing topics only: the contract lookup remembers each name it is asked about, and a request may
+            // carry thousands of made-up ones.
+            if (topics.Find(topic.Name) is not null && gate.ContractFor(topic.Name) is not null)
             {
                 return true;
             }

@@ -184,7 +184,9 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
 
             var revision = new ContractRevision(name, lastVersion + 1, action, text, actor, DateTimeOffset.UtcNow, fromVersion);
             byte[] key = JsonSerializer.SerializeToUtf8Bytes(new RevisionKey { Name = name, Version = revision.Version }, Json);
-            await journal.AppendAsync([new JournalEntry(key, JsonSerializer.SerializeToUtf8Bytes(revision, Json))], cancellationToken);
+            // Not cancellable once begun: an append the caller gave up on may still become durable, and memory must
+            // then hold it too, or the next change reuses its version and a restart brings the "failed" one back.
+            await journal.AppendAsync([new JournalEntry(key, JsonSerializer.SerializeToUtf8Bytes(revision, Json))], CancellationToken.None);
             lock (_sync)
             {
                 Apply(revision);
