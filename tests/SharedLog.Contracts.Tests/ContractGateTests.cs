@@ -138,8 +138,12 @@ public sealed class ContractGateTests : IDisposable
         const string json = """
             {"type":"object","$defs":{"address":{"type":"object","properties":{
                 "street":{"type":"string","confluent:tags":["PII"]},"city":{"type":"string"}}},
-              "node":{"type":"object","properties":{"next":{"$ref":"#/$defs/node"},"secret":{"type":"string","confluent:tags":["PII"]}}}},
+              "node":{"type":"object","properties":{"next":{"$ref":"#/$defs/node"},"secret":{"type":"string","confluent:tags":["PII"]}}},
+              "email":{"type":"string","confluent:tags":["PII"]},
+              "card":{"$ref":"#/$defs/email"}},
              "properties":{
+              "email":{"$ref":"#/$defs/email"},
+              "backup":{"allOf":[{"$ref":"#/$defs/card"},{"maxLength":100}]},
               "home":{"$ref":"#/$defs/address"},
               "work":{"allOf":[{"$ref":"#/$defs/address"},{"properties":{"floor":{"type":"integer"}}}]},
               "contact":{"oneOf":[{"properties":{"phone":{"type":"string","confluent:tags":["PII"]}}},{"properties":{"fax":{"type":"string"}}}]},
@@ -147,7 +151,7 @@ public sealed class ContractGateTests : IDisposable
             """;
         IParsedSchema jsonSchema = new JsonSchemaFormat().Parse(json, [], false);
         Assert.Equal(
-            ["chain.secret", "contact.phone", "home.street", "work.street"],
+            ["backup", "chain.secret", "contact.phone", "email", "home.street", "work.street"],
             SchemaTags.PathsWithTag(jsonSchema, "PII").Order(StringComparer.Ordinal));
     }
 

@@ -126,7 +126,7 @@ public static class SchemaTags
             foreach (JsonProperty property in properties.EnumerateObject())
             {
                 string path = prefix.Length == 0 ? property.Name : $"{prefix}.{property.Name}";
-                if (HasTag(property.Value, tag))
+                if (IsTagged(property.Value, tag, root.Value, depth + 1))
                 {
                     paths.Add(path);
                 }
@@ -152,6 +152,42 @@ public static class SchemaTags
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Whether a property's schema carries the tag itself, or through what it is made of: a local <c>$ref</c> to a
+    /// tagged definition (<c>"email": {"$ref": "#/$defs/Email"}</c>) or an <c>allOf</c> branch that is tagged.
+    /// </summary>
+    private static bool IsTagged(JsonElement schema, string tag, JsonElement root, int depth)
+    {
+        if (depth > SchemaLimits.MaxDepth || schema.ValueKind != JsonValueKind.Object)
+        {
+            return false;
+        }
+
+        if (HasTag(schema, tag))
+        {
+            return true;
+        }
+
+        if (schema.TryGetProperty("$ref", out JsonElement reference) && reference.ValueKind == JsonValueKind.String
+            && reference.GetString() is { } pointer && ResolveLocal(root, pointer) is { } target && IsTagged(target, tag, root, depth + 1))
+        {
+            return true;
+        }
+
+        if (schema.TryGetProperty("allOf", out JsonElement branches) && branches.ValueKind == JsonValueKind.Array)
+        {
+            foreach (JsonElement branch in branches.EnumerateArray())
+            {
+                if (IsTagged(branch, tag, root, depth + 1))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
     }
 
     /// <summary>The subschema a local JSON pointer (<c>#/a/b</c>) names, or null for any other reference.</summary>
