@@ -523,6 +523,48 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task BadRecordsOfACompressedBatchThatInflatePastOneWalEntryAreAllQuarantined()
+    {
+        // 200 bad records of about 50 KB each: zstd squeezes the batch under the topic's max.message.bytes, and
+        // decompressed (with the quarantine headers) it is more than one WAL entry (8 MiB) takes. The copy was refused
+        // as MESSAGE_TOO_LARGE after the source batch was stored, so the bad records landed in neither topic.
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("bulky", Contract("bulky", "quarantine"));
+        const int Count = 200;
+        string padding = new('z', 50_000);
+        var values = new List<byte[]>();
+        for (int i = 0; i < Count; i++)
+        {
+            values.Add(await setup.SerializeAsync(Payment($"b{i}-{padding}", 1 + i, "JPY"), "bulky"));
+        }
+
+        var config = new ProducerConfig
+        {
+            BootstrapServers = setup.Broker.BootstrapServers,
+            LingerMs = 1000,
+            Acks = Acks.All,
+            CompressionType = CompressionType.Zstd,
+            BatchSize = 16 * 1024 * 1024,
+            MessageMaxBytes = 16 * 1024 * 1024,
+            BatchNumMessages = 10_000,
+        };
+        int failed = 0;
+        using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(config).Build())
+        {
+            for (int i = 0; i < Count; i++)
+            {
+                producer.Produce("bulky", new Message<string, byte[]> { Key = $"b{i}", Value = values[i] }, report => Interlocked.Add(ref failed, report.Error.IsError ? 1 : 0));
+            }
+
+            producer.Flush(Timeout);
+        }
+
+        Assert.Equal(0, failed);
+        List<ConsumeResult<string, byte[]>> quarantined = ConsumeAll(setup.Broker, "bulky.quarantine", Count, Deserializers.ByteArray);
+        Assert.Equal(Enumerable.Range(0, Count).Select(i => $"b{i}"), quarantined.Select(r => r.Message.Key));
+        Assert.Equal(Enumerable.Range(0, Count).Select(i => $"{i}"), quarantined.Select(r => Encoding.UTF8.GetString(r.Message.Headers.GetLastBytes("sharedlog.source.offset"))));
+    }
+
+    [Fact]
     public async Task AnIdempotentRetryAfterAFailedQuarantineWriteStillQuarantinesTheBadRecord()
     {
         // Uploads only when 48 KiB wait (no timed rounds); appends past 64 KiB waiting are refused as retriable.

@@ -18,6 +18,9 @@ namespace SharedLog.Broker.Cluster;
 /// </summary>
 public sealed class QuarantineWriter(TopicService topics, StreamStore streams)
 {
+    /// <summary>Quarantine copies go into batches of at most this many bytes (Kafka's default <c>max.message.bytes</c>).</summary>
+    public const int MaxBatchBytes = 1024 * 1024;
+
     public const string ContractHeader = "sharedlog.contract";
     public const string ContractVersionHeader = "sharedlog.contract.version";
     public const string RuleHeader = "sharedlog.rule";
@@ -72,6 +75,8 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams)
         PartitionMetadata partition = target.Partitions[sourcePartition % target.Partitions.Count];
         long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var builder = new RecordBatchBuilder(now);
+        int batchBytes = 0;
+        int inBatch = 0;
         for (int i = 0; i < records.Count; i++)
         {
             QuarantinedRecord record = records[i];
@@ -86,7 +91,19 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams)
                 Header(SourceOffsetHeader, (sourceBaseOffset + record.OffsetDelta).ToString(CultureInfo.InvariantCulture)),
                 Header(SourceTimestampHeader, record.Timestamp.ToString(CultureInfo.InvariantCulture)),
             ];
-            builder.AddCopy(i, now, record.Key, record.Key is null, record.Value, record.Value is null, record.RawHeaders, record.HeaderCount, why);
+            int size = RecordBatchBuilder.CopiedRecordSize(0, inBatch, record.Key?.Length ?? 0, record.Key is null, record.Value?.Length ?? 0, record.Value is null, record.RawHeaders.Length, record.HeaderCount, why);
+            if (inBatch > 0 && batchBytes + size > MaxBatchBytes)
+            {
+                // Copies of one source batch can inflate past what one WAL entry holds (a compressed batch of bad
+                // records, decompressed, plus the headers): written in batches of at most this size instead.
+                await streams.AppendAsync(partition.StreamId, builder.Build(), cancellationToken);
+                builder = new RecordBatchBuilder(now);
+                (batchBytes, inBatch) = (0, 0);
+            }
+
+            builder.AddCopy(inBatch, now, record.Key, record.Key is null, record.Value, record.Value is null, record.RawHeaders, record.HeaderCount, why);
+            batchBytes += size;
+            inBatch++;
         }
 
         await streams.AppendAsync(partition.StreamId, builder.Build(), cancellationToken);
