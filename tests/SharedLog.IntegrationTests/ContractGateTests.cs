@@ -497,7 +497,9 @@ public class ContractGateTests
             for (int i = 0; i < values.Count; i++)
             {
                 int index = i;
-                producer.Produce("orders", new Message<string, byte[]> { Key = values[i].Key, Value = values[i].Value }, report => offsets[index] = report.Error.IsError ? -1 : report.Offset.Value);
+                // Record 3 (bad) carries a header of its own and one named like the broker's, which must not survive.
+                Headers? headers = i == 3 ? new Headers { { "trace", "abc"u8.ToArray() }, { "sharedlog.source.offset", "999"u8.ToArray() } } : null;
+                producer.Produce("orders", new Message<string, byte[]> { Key = values[i].Key, Value = values[i].Value, Headers = headers }, report => offsets[index] = report.Error.IsError ? -1 : report.Offset.Value);
             }
 
             producer.Flush(Timeout);
@@ -513,6 +515,8 @@ public class ContractGateTests
         Assert.Equal("positive-amount", Header(quarantined[0], "sharedlog.rule"));
         Assert.Equal("known-currency", Header(quarantined[1], "sharedlog.rule"));
         Assert.Equal(["1", "3"], quarantined.Select(r => Header(r, "sharedlog.source.offset")));
+        Assert.Equal(["trace=abc"], quarantined[1].Message.Headers.Where(h => !h.Key.StartsWith("sharedlog.", StringComparison.Ordinal)).Select(h => $"{h.Key}={Encoding.UTF8.GetString(h.GetValueBytes())}"));
+        Assert.Single(quarantined[1].Message.Headers, h => h.Key == "sharedlog.source.offset");
         Assert.All(quarantined, r => Assert.Equal("orders", Header(r, "sharedlog.source.topic")));
         Assert.All(quarantined, r => Assert.Equal("orders", Header(r, "sharedlog.contract")));
         Assert.Equal("amount must be positive", Header(quarantined[0], "sharedlog.reason"));

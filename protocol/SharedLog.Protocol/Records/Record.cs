@@ -166,6 +166,9 @@ public ref struct HeaderEnumerator
     private int _at;
     private int _left;
 
+    /// <summary>Walks headers kept in their encoded form (<see cref="Record.RawHeaders"/> and its count).</summary>
+    public static HeaderEnumerator Over(ReadOnlySpan<byte> rawHeaders, int count) => new(rawHeaders, count);
+
     internal HeaderEnumerator(ReadOnlySpan<byte> bytes, int count)
     {
         _bytes = bytes;
