@@ -277,7 +277,7 @@ public class BrokerClientTests
         byte[] forged = new SharedLog.Protocol.Records.RecordBatchBuilder(1) { Compression = codec }.Add([1], value, 1).Build();
         System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(forged.AsSpan(23), lastOffsetDelta);
         System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(forged.AsSpan(57), recordCount);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(forged.AsSpan(17), SharedLog.Protocol.Records.Crc32C.Compute(forged.AsSpan(21)));
+        SharedLog.Protocol.Records.RecordBatch.WriteCrc(forged);
         var produce = new SharedLog.Protocol.Messages.ProduceRequest
         {
             Acks = 1,

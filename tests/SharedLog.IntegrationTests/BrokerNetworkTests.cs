@@ -373,7 +373,7 @@ public class BrokerNetworkTests
         await client.CreateTopicAsync("odd-stamps", 1);
         byte[] odd = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add(null, [1], -3).Build();
         System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(odd.AsSpan(35), -3);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(odd.AsSpan(17), SharedLog.Protocol.Records.Crc32C.Compute(odd.AsSpan(21)));
+        SharedLog.Protocol.Records.RecordBatch.WriteCrc(odd);
         await client.SendAsync(new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "odd-stamps", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(odd) }] }] }, 9, correlation++);
         (_, byte[] oddBody) = await client.ReceiveAsync(1);
         Assert.Equal(0, new ProduceResponse().ReadFrom(oddBody, 9).Responses[0].PartitionResponses[0].ErrorCode);

@@ -241,7 +241,7 @@ public class ContractGateTests
         builder.AddCopy(0, now, [1], false, first, false, [], 0).AddCopy(2, now, [2], false, second, false, [], 0);
         byte[] forged = builder.Build();
         System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(forged.AsSpan(23), 1);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(forged.AsSpan(17), Crc32C.Compute(forged.AsSpan(21)));
+        RecordBatch.WriteCrc(forged);
 
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(setup.Broker.BootstrapServers);
         await client.CreateTopicAsync("gapped", 1);

@@ -141,6 +141,9 @@ public readonly struct RecordBatch
     /// <summary>Sets the base offset in place; the CRC does not cover it, so the batch stays valid.</summary>
     public static void SetBaseOffset(Span<byte> batch, long baseOffset) => BinaryPrimitives.WriteInt64BigEndian(batch, baseOffset);
 
+    /// <summary>Computes the batch's CRC-32C (attributes to the end) and writes it into its header.</summary>
+    public static void WriteCrc(Span<byte> batch) => BinaryPrimitives.WriteUInt32BigEndian(batch[CrcOffset..], Crc32C.Compute(batch[AttributesOffset..]));
+
     /// <summary>Sets the partition leader epoch in place (not covered by the CRC either).</summary>
     public static void SetPartitionLeaderEpoch(Span<byte> batch, int epoch) => BinaryPrimitives.WriteInt32BigEndian(batch[12..], epoch);
 
@@ -150,10 +153,21 @@ public readonly struct RecordBatch
     /// </summary>
     public RecordSet Records(int maxDecompressedBytes = MaxDecompressedBytes)
     {
-        ReadOnlyMemory<byte> section = Compression == CompressionCodec.None
-            ? RecordsSection
-            : RecordCompression.Decompress(Compression, RecordsSection.Span, maxDecompressedBytes);
-        return new RecordSet(section, RecordCount, BaseOffset, BaseTimestamp);
+        if (Compression == CompressionCodec.None)
+        {
+            return new RecordSet(RecordsSection, RecordCount, BaseOffset, BaseTimestamp);
+        }
+
+        // Read in place into pooled memory, then one exact copy the caller may keep.
+        PooledBufferWriter decompressed = Decompress(maxDecompressedBytes);
+        try
+        {
+            return new RecordSet(decompressed.WrittenSpan.ToArray(), RecordCount, BaseOffset, BaseTimestamp);
+        }
+        finally
+        {
+            decompressed.Release();
+        }
     }
 
     /// <summary>
@@ -174,16 +188,30 @@ public readonly struct RecordBatch
             return;
         }
 
-        ReadOnlyMemory<byte> compressed = RecordsSection;
-        var decompressed = new PooledBufferWriter(RecordCompression.InitialOutputBytes(compressed.Length, maxDecompressedBytes));
+        PooledBufferWriter decompressed = Decompress(maxDecompressedBytes);
         try
         {
-            RecordCompression.DecompressInto(Compression, compressed, decompressed, maxDecompressedBytes);
             CheckRecords(decompressed.WrittenSpan);
         }
         finally
         {
             decompressed.Release();
+        }
+    }
+
+    /// <summary>The compressed records section, decompressed into pooled memory (release it); the input is read in place.</summary>
+    private PooledBufferWriter Decompress(int maxDecompressedBytes)
+    {
+        var decompressed = new PooledBufferWriter(RecordCompression.InitialOutputBytes(RecordsSection.Length, maxDecompressedBytes));
+        try
+        {
+            RecordCompression.DecompressInto(Compression, RecordsSection, decompressed, maxDecompressedBytes);
+            return decompressed;
+        }
+        catch
+        {
+            decompressed.Release();
+            throw;
         }
     }
 

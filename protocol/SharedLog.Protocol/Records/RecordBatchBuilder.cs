@@ -266,7 +266,7 @@ public sealed class RecordBatchBuilder
         BinaryPrimitives.WriteInt32BigEndian(s[57..], _count);
         compressed?.Release();
         _records?.Release();
-        BinaryPrimitives.WriteUInt32BigEndian(s[17..], Crc32C.Compute(s[21..]));
+        RecordBatch.WriteCrc(s);
         return batch;
     }
 

@@ -140,7 +140,7 @@ public class RecordBatchTests
         byte[] forged = (byte[])batch.Clone();
         BinaryPrimitives.WriteInt32BigEndian(forged.AsSpan(23), count - 1);
         BinaryPrimitives.WriteInt32BigEndian(forged.AsSpan(57), count);
-        BinaryPrimitives.WriteUInt32BigEndian(forged.AsSpan(17), Crc32C.Compute(forged.AsSpan(21)));
+        RecordBatch.WriteCrc(forged);
         return forged;
     }
 
@@ -192,7 +192,7 @@ public class RecordBatchTests
         // The compressed section cut short (past gzip's 8-byte trailer, which .NET does not insist on): the codec runs out of input.
         byte[] truncated = valid[..^24];
         BinaryPrimitives.WriteInt32BigEndian(truncated.AsSpan(8), truncated.Length - RecordBatch.LogOverhead);
-        BinaryPrimitives.WriteUInt32BigEndian(truncated.AsSpan(17), Crc32C.Compute(truncated.AsSpan(21)));
+        RecordBatch.WriteCrc(truncated);
         Assert.Throws<KafkaProtocolException>(() => RecordBatch.Parse(truncated).CheckRecords());
     }
 
