@@ -126,15 +126,7 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
         _commitRequests.Writer.TryWrite(0);
         try
         {
-            Task committed = _log.WaitForCommitAsync(position + 1, token: cancellationToken).AsTask();
-
-            // A commit whose slot write failed never completes in FASTER: wait for the failure too.
-            if (!committed.IsCompleted && await Task.WhenAny(committed, _commitWriteFailed.Task).ConfigureAwait(false) != committed)
-            {
-                throw new WalUnavailableException("The WAL could not write its commit point and accepts no more appends.", _failure);
-            }
-
-            await committed.ConfigureAwait(false);
+            await UnlessCommitPointFailedAsync(_log.WaitForCommitAsync(position + 1, token: cancellationToken).AsTask()).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OperationCanceledException and not WalUnavailableException)
         {
@@ -159,11 +151,16 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
     [LoggerMessage(Level = LogLevel.Critical, Message = "WAL in {Directory} could not write a commit point; it accepts no more appends until the broker restarts")]
     private static partial void LogCommitWriteFailed(ILogger logger, string directory, Exception exception);
 
-    /// <summary>A FasterLog commit, or <see cref="WalUnavailableException"/> once a commit point could not be written (that commit never completes).</summary>
-    private async Task CommitOrFailAsync(CancellationToken cancellationToken)
+    /// <summary>A FasterLog commit, or <see cref="WalUnavailableException"/> once a commit point could not be written.</summary>
+    private Task CommitOrFailAsync(CancellationToken cancellationToken) => UnlessCommitPointFailedAsync(_log.CommitAsync(cancellationToken).AsTask());
+
+    /// <summary>
+    /// Awaits a commit or a wait for one, or throws <see cref="WalUnavailableException"/> once a commit point could
+    /// not be written: FASTER never completes that commit, nor anything waiting for it.
+    /// </summary>
+    private async Task UnlessCommitPointFailedAsync(Task commit)
     {
-        Task commit = _log.CommitAsync(cancellationToken).AsTask();
-        if (await Task.WhenAny(commit, _commitWriteFailed.Task).ConfigureAwait(false) != commit)
+        if (!commit.IsCompleted && await Task.WhenAny(commit, _commitWriteFailed.Task).ConfigureAwait(false) != commit)
         {
             throw new WalUnavailableException("The WAL could not write its commit point and accepts no more appends.", _failure);
         }
