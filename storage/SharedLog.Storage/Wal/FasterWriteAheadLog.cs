@@ -11,7 +11,9 @@ namespace SharedLog.Storage.Wal;
 /// while a commit is in flight shares the next one (group commit). FasterLog's device writes are
 /// write-through and a commit persists the commit point (in <see cref="SlotLogCommitManager"/>'s two
 /// slots), so a completed append survives a crash; recovery restores the last commit point and drops
-/// any torn tail after it.
+/// any torn tail after it. Appenders wait on one shared signal per commit, raised as soon as its commit point is
+/// written (and after each commit the committer awaits), rather than each on FasterLog's own wait: the signal also
+/// releases them when a commit cannot complete.
 /// </summary>
 public sealed partial class FasterWriteAheadLog : IWriteAheadLog
 {
@@ -21,10 +23,16 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
     private readonly FasterLog _log;
     private readonly SlotLogCommitManager _commitManager;
     private readonly Channel<int> _commitRequests = Channel.CreateBounded<int>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
-    private readonly CancellationTokenSource _stopping = new();
+
+    /// <summary>Cancelled when a commit point could not be written: FASTER then never completes that commit.</summary>
+    private readonly CancellationTokenSource _commitPointFailed = new();
     private readonly Task _committer;
-    private readonly TaskCompletionSource _commitWriteFailed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>Completed after the next commit, or at once when the WAL has failed.</summary>
+    private TaskCompletionSource _nextCommitDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _pendingBytes;
+
+    /// <summary>The highest address a written commit point covers (see <see cref="OnCommitPointWritten"/>).</summary>
+    private long _commitPointUntil;
     private Exception? _failure;
     private int _disposed;
 
@@ -53,6 +61,7 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
         // Commit slots bypass the page cache only where the log device's probe showed direct writes work.
         _commitManager = SlotLogCommitManager.Open(options.Directory, UsesDirectIo);
         _commitManager.CommitFailed = OnCommitWriteFailed;
+        _commitManager.Committed = OnCommitPointWritten;
         _settings.LogCommitManager = _commitManager;
         try
         {
@@ -124,16 +133,56 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
         long position = _log.Enqueue(entry);
         Interlocked.Add(ref _pendingBytes, entry.SerializedLength);
         _commitRequests.Writer.TryWrite(0);
-        try
+        while (true)
         {
-            await UnlessCommitPointFailedAsync(_log.WaitForCommitAsync(position + 1, token: cancellationToken).AsTask()).ConfigureAwait(false);
+            // The signal is read before the durable address: a commit that has not raised it yet still will.
+            Task committed = Volatile.Read(ref _nextCommitDone).Task;
+            if (Math.Max(Volatile.Read(ref _commitPointUntil), _log.CommittedUntilAddress) > position)
+            {
+                return position;
+            }
+
+            if (_failure is { } failed)
+            {
+                throw new WalUnavailableException(failed is WalUnavailableException ? failed.Message : $"WAL commit failed: {failed.Message}", failed);
+            }
+
+            await (cancellationToken.CanBeCanceled ? committed.WaitAsync(cancellationToken) : committed).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is not OperationCanceledException and not WalUnavailableException)
+    }
+
+    /// <summary>Wakes every append waiting for a commit; each then finds itself durable, or waits for the next round.</summary>
+    private void RaiseCommitDone() =>
+        Interlocked.Exchange(ref _nextCommitDone, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+
+    /// <summary>
+    /// A commit point is durable up to <paramref name="untilAddress"/>: the appends it covers are woken at once, from
+    /// FASTER's commit worker. (Waiting for FASTER's own commit task costs one more thread-pool hop per commit.)
+    /// </summary>
+    private void OnCommitPointWritten(long untilAddress)
+    {
+        long seen = Volatile.Read(ref _commitPointUntil);
+        while (untilAddress > seen)
         {
-            throw new WalUnavailableException($"WAL commit failed: {e.Message}", e);
+            long found = Interlocked.CompareExchange(ref _commitPointUntil, untilAddress, seen);
+            if (found == seen)
+            {
+                break;
+            }
+
+            seen = found;
         }
 
-        return position;
+        RaiseCommitDone();
+    }
+
+    /// <summary>Records the WAL's first failure and releases every waiting append for good.</summary>
+    private void Fail(Exception e)
+    {
+        Interlocked.CompareExchange(ref _failure, e, null);
+        var released = new TaskCompletionSource();
+        released.SetResult();
+        Interlocked.Exchange(ref _nextCommitDone, released).TrySetResult();
     }
 
     /// <summary>
@@ -143,29 +192,38 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
     /// </summary>
     private void OnCommitWriteFailed(Exception e)
     {
-        Interlocked.CompareExchange(ref _failure, e, null);
         LogCommitWriteFailed(_logger, _options.Directory, e);
-        _commitWriteFailed.TrySetResult();
+        Fail(new WalUnavailableException("The WAL could not write its commit point and accepts no more appends.", e));
+        try
+        {
+            _commitPointFailed.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The WAL closed meanwhile; nothing waits for a commit any more.
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "WAL in {Directory} could not write a commit point; it accepts no more appends until the broker restarts")]
     private static partial void LogCommitWriteFailed(ILogger logger, string directory, Exception exception);
 
-    /// <summary>A FasterLog commit, or <see cref="WalUnavailableException"/> once a commit point could not be written.</summary>
-    private Task CommitOrFailAsync(CancellationToken cancellationToken) => UnlessCommitPointFailedAsync(_log.CommitAsync(cancellationToken).AsTask());
-
     /// <summary>
-    /// Awaits a commit or a wait for one, or throws <see cref="WalUnavailableException"/> once a commit point could
-    /// not be written: FASTER never completes that commit, nor anything waiting for it.
+    /// A FasterLog commit, then the appends it made durable are woken. <paramref name="cancellationToken"/> must
+    /// include <see cref="_commitPointFailed"/>'s: once a commit point could not be written this throws
+    /// <see cref="WalUnavailableException"/>, as FASTER never completes that commit.
     /// </summary>
-    private async Task UnlessCommitPointFailedAsync(Task commit)
+    private async Task CommitOrFailAsync(CancellationToken cancellationToken)
     {
-        if (!commit.IsCompleted && await Task.WhenAny(commit, _commitWriteFailed.Task).ConfigureAwait(false) != commit)
+        try
+        {
+            await _log.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_commitPointFailed.IsCancellationRequested)
         {
             throw new WalUnavailableException("The WAL could not write its commit point and accepts no more appends.", _failure);
         }
 
-        await commit.ConfigureAwait(false);
+        RaiseCommitDone();
     }
 
     /// <summary>The commit-slot manager, for fault injection in tests.</summary>
@@ -176,32 +234,30 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
         ChannelReader<int> requests = _commitRequests.Reader;
         try
         {
-            while (await requests.WaitToReadAsync(_stopping.Token).ConfigureAwait(false))
+            CancellationToken failed = _commitPointFailed.Token;
+            while (await requests.WaitToReadAsync(failed).ConfigureAwait(false))
             {
                 requests.TryRead(out _);
                 if (_options.GroupCommitDelay > TimeSpan.Zero && Interlocked.Read(ref _pendingBytes) < _options.GroupCommitBytes)
                 {
                     // Let a small group grow; a large one is committed at once.
-                    await Task.Delay(_options.GroupCommitDelay, _stopping.Token).ConfigureAwait(false);
+                    await Task.Delay(_options.GroupCommitDelay, failed).ConfigureAwait(false);
                 }
 
                 Interlocked.Exchange(ref _pendingBytes, 0);
                 long started = System.Diagnostics.Stopwatch.GetTimestamp();
-                await CommitOrFailAsync(_stopping.Token).ConfigureAwait(false);
+                await CommitOrFailAsync(failed).ConfigureAwait(false);
                 StorageMetrics.WalCommitDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             }
         }
-        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
-        {
-        }
-        catch (WalUnavailableException) when (_commitWriteFailed.Task.IsCompleted)
+        catch (Exception e) when (e is OperationCanceledException or WalUnavailableException && _commitPointFailed.IsCancellationRequested)
         {
             // Recorded and logged where the commit point failed; no commit after it can succeed.
         }
         catch (Exception e)
         {
-            _failure = e;
             LogCommitFailed(_logger, e);
+            Fail(e);
         }
     }
 
@@ -230,7 +286,15 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
         _log.TruncateUntil(position);
 
         // The new begin address is persisted by the next commit.
-        await CommitOrFailAsync(cancellationToken).ConfigureAwait(false);
+        if (cancellationToken.CanBeCanceled)
+        {
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _commitPointFailed.Token);
+            await CommitOrFailAsync(linked.Token).ConfigureAwait(false);
+        }
+        else
+        {
+            await CommitOrFailAsync(_commitPointFailed.Token).ConfigureAwait(false);
+        }
     }
 
     public async ValueTask DisposeAsync()
@@ -245,14 +309,16 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
         try
         {
             // Whatever was enqueued is committed before closing, so a clean stop loses nothing.
-            await CommitOrFailAsync(CancellationToken.None).ConfigureAwait(false);
+            await CommitOrFailAsync(_commitPointFailed.Token).ConfigureAwait(false);
         }
         catch (Exception e)
         {
             LogFinalCommitFailed(_logger, e);
         }
 
-        _stopping.Dispose();
+        // An append that raced the close is refused rather than left waiting for a commit that will not come.
+        Fail(new ObjectDisposedException(nameof(FasterWriteAheadLog)));
+        _commitPointFailed.Dispose();
         _log.Dispose();
         _settings.Dispose();
         _commitManager.Dispose();

@@ -49,6 +49,12 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
     /// </summary>
     public Action<Exception>? CommitFailed { get; set; }
 
+    /// <summary>
+    /// Hears the log address up to which a commit point was just made durable, on FASTER's commit worker and before
+    /// FASTER publishes it, so appends it covers can be acknowledged without waiting for that bookkeeping.
+    /// </summary>
+    public Action<long>? Committed { get; set; }
+
     /// <summary>Fault injection for tests: an exception to fail the next slot writes with.</summary>
     internal Exception? InjectedWriteFault { get; set; }
 
@@ -169,6 +175,8 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
 
             _lastCommitNum = Math.Max(_lastCommitNum, commitNum);
         }
+
+        Committed?.Invoke(untilAddress);
     }
 
     private static long SlotOffset(long commitNum) => (commitNum % SlotCount) * (long)SlotBytes;
