@@ -276,6 +276,23 @@ public class JsonPayloadValidatorTests
     }
 
     [Fact]
+    public void Cache_builds_again_when_an_id_names_another_schema()
+    {
+        // IMPORT mode may register a new schema under an id that was hard-deleted: records must meet the new one.
+        var cache = new JsonPayloadValidatorCache();
+        var person = Format.Parse(PersonSchema, [], normalize: false);
+        var integer = Format.Parse("""{"type":"integer"}""", [], normalize: false);
+
+        var before = cache.GetOrCreate(7, person);
+        var after = cache.GetOrCreate(7, integer);
+
+        Assert.NotSame(before, after);
+        Assert.Empty(Validate(after, "42"));
+        Assert.NotEmpty(Validate(after, "\"not a number\""));
+        Assert.Equal(1, cache.Count);
+    }
+
+    [Fact]
     public void Cache_does_not_keep_a_schema_that_cannot_be_built()
     {
         var cache = new JsonPayloadValidatorCache();

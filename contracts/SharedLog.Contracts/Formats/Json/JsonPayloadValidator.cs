@@ -189,12 +189,16 @@ public sealed class JsonPayloadValidator
 }
 
 /// <summary>
-/// Validators by schema id. A registry id always names the same schema, so a validator is built once
-/// per id and reused for every record; concurrent first uses of an id build it only once.
+/// Validators by schema id, each tied to the parsed schema it was built from. A registry id names one schema
+/// while it lives, but IMPORT mode can register another schema under an id that was hard-deleted; the registry
+/// then hands out a different parsed schema, and the validator is rebuilt. Concurrent first uses of an id build
+/// it only once.
 /// </summary>
 public sealed class JsonPayloadValidatorCache(JsonPayloadValidatorOptions? options = null)
 {
-    private readonly ConcurrentDictionary<int, Lazy<JsonPayloadValidator>> _validators = new();
+    private sealed record Entry(IParsedSchema Schema, Lazy<JsonPayloadValidator> Validator);
+
+    private readonly ConcurrentDictionary<int, Entry> _validators = new();
     private readonly JsonPayloadValidatorOptions _options = options ?? JsonPayloadValidatorOptions.Default;
 
     public int Count => _validators.Count;
@@ -203,18 +207,29 @@ public sealed class JsonPayloadValidatorCache(JsonPayloadValidatorOptions? optio
     public JsonPayloadValidator GetOrCreate(int schemaId, IParsedSchema schema)
     {
         ArgumentNullException.ThrowIfNull(schema);
-        var lazy = _validators.GetOrAdd(schemaId, _ => new Lazy<JsonPayloadValidator>(() => JsonPayloadValidator.Create(schema, _options), LazyThreadSafetyMode.ExecutionAndPublication));
+        if (!_validators.TryGetValue(schemaId, out Entry? entry) || !ReferenceEquals(entry.Schema, schema))
+        {
+            entry = _validators.AddOrUpdate(
+                schemaId,
+                static (_, state) => state.Cache.NewEntry(state.Schema),
+                static (_, existing, state) => ReferenceEquals(existing.Schema, state.Schema) ? existing : state.Cache.NewEntry(state.Schema),
+                (Cache: this, Schema: schema));
+        }
+
         try
         {
-            return lazy.Value;
+            return entry.Validator.Value;
         }
         catch (InvalidSchemaException)
         {
             // Do not keep the failure: the next call reports it again (and a fixed library could build it).
-            _validators.TryRemove(new KeyValuePair<int, Lazy<JsonPayloadValidator>>(schemaId, lazy));
+            _validators.TryRemove(new KeyValuePair<int, Entry>(schemaId, entry));
             throw;
         }
     }
+
+    private Entry NewEntry(IParsedSchema schema) =>
+        new(schema, new Lazy<JsonPayloadValidator>(() => JsonPayloadValidator.Create(schema, _options), LazyThreadSafetyMode.ExecutionAndPublication));
 
     /// <summary>Forgets a validator, for a schema id that was hard-deleted.</summary>
     public bool Remove(int schemaId) => _validators.TryRemove(schemaId, out _);
