@@ -118,6 +118,46 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task AProducersOwnViolationHeaderOnAFlagTopicIsDroppedAndOnlyTheBrokersRemains()
+    {
+        int id = await RegisterAsync("forged-value", """{"type":"object"}""", SchemaType.Json);
+        await ApplyAsync("topic: forged\nonFailure: flag\nvalue: {}\nrules:\n  - name: positive\n    expr: value.amount > 0\n");
+        RecordHeaderValue[] forged = [new("trace", "t1"u8.ToArray()), new(ContractGate.ViolationHeader, "none: all good"u8.ToArray())];
+        byte[] good = Framed(id, """{"amount":5}"""u8.ToArray());
+        byte[] bad = Framed(id, """{"amount":-5}"""u8.ToArray());
+
+        // A good record claiming a violation, and a bad one whose forged reason would come before the broker's.
+        foreach (bool withBadRecord in (bool[])[false, true])
+        {
+            var builder = new RecordBatchBuilder(1_000).Add(null, good, 1_000, forged);
+            if (withBadRecord)
+            {
+                builder.Add(null, bad, 1_000, forged);
+            }
+
+            GateResult result = _gate.Inspect(_gate.ContractFor("forged")!, "forged", 0, RecordBatch.Parse(builder.Build()));
+
+            Assert.Equal(GateOutcome.Rewrite, result.Outcome);
+            var headers = new List<string>();
+            foreach (SharedLog.Protocol.Records.Record record in RecordBatch.Parse(result.Batch!).Records())
+            {
+                var names = new List<string>();
+                foreach (RecordHeader header in record.Headers)
+                {
+                    names.Add(header.KeyString == ContractGate.ViolationHeader ? $"{header.KeyString}={Encoding.UTF8.GetString(header.Value)}" : header.KeyString);
+                }
+
+                headers.Add(string.Join(",", names));
+            }
+
+            string[] expected = withBadRecord
+                ? ["trace", $"trace,{ContractGate.ViolationHeader}=positive: rule failed: value.amount > 0"]
+                : ["trace"];
+            Assert.Equal(expected, headers);
+        }
+    }
+
+    [Fact]
     public void TagsAreFoundThroughReusedAvroNamesAndJsonReferencesAndCombinators()
     {
         const string avro = """

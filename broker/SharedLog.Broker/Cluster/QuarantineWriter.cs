@@ -91,7 +91,10 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams)
                 Header(SourceOffsetHeader, (sourceBaseOffset + record.OffsetDelta).ToString(CultureInfo.InvariantCulture)),
                 Header(SourceTimestampHeader, record.Timestamp.ToString(CultureInfo.InvariantCulture)),
             ];
-            (byte[] rawHeaders, int headerCount, RecordHeaderValue[] added) = WithoutForgedHeaders(record, why);
+            // A producer's headers named like the broker's are dropped, so a consumer that reads the first header of a
+            // name (the source offset, to replay from) reads the broker's.
+            RecordHeaderValue[]? replaced = BrokerHeaders.Without(record.RawHeaders, record.HeaderCount, BrokerHeaders.Prefix, why);
+            (byte[] rawHeaders, int headerCount, RecordHeaderValue[] added) = replaced is null ? (record.RawHeaders, record.HeaderCount, why) : ([], 0, replaced);
             int size = RecordBatchBuilder.CopiedRecordSize(0, inBatch, record.Key?.Length ?? 0, record.Key is null, record.Value?.Length ?? 0, record.Value is null, rawHeaders.Length, headerCount, added);
             if (inBatch > 0 && batchBytes + size > MaxBatchBytes)
             {
@@ -110,39 +113,6 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams)
         await streams.AppendAsync(partition.StreamId, builder.Build(), cancellationToken);
         _oldestTimestamps.TryAdd(name, now);
     }
-
-    /// <summary>
-    /// The record's own headers and the broker's to add after them. A producer's headers named like the broker's
-    /// (<c>sharedlog.*</c>) are dropped, so a consumer that reads the first header of a name (the source offset, to
-    /// replay from) reads the broker's; a record without such headers keeps its encoded headers as they are.
-    /// </summary>
-    private static (byte[] RawHeaders, int HeaderCount, RecordHeaderValue[] Added) WithoutForgedHeaders(QuarantinedRecord record, RecordHeaderValue[] why)
-    {
-        bool forged = false;
-        foreach (RecordHeader header in HeaderEnumerator.Over(record.RawHeaders, record.HeaderCount))
-        {
-            forged |= header.Key.StartsWith(BrokerHeaderPrefix);
-        }
-
-        if (!forged)
-        {
-            return (record.RawHeaders, record.HeaderCount, why);
-        }
-
-        var kept = new List<RecordHeaderValue>(record.HeaderCount + why.Length);
-        foreach (RecordHeader header in HeaderEnumerator.Over(record.RawHeaders, record.HeaderCount))
-        {
-            if (!header.Key.StartsWith(BrokerHeaderPrefix))
-            {
-                kept.Add(new RecordHeaderValue(header.KeyString, header.ValueIsNull ? null : header.Value.ToArray()));
-            }
-        }
-
-        kept.AddRange(why);
-        return ([], 0, [.. kept]);
-    }
-
-    private static ReadOnlySpan<byte> BrokerHeaderPrefix => "sharedlog."u8;
 
     /// <summary>Backlog (records between log start and end) and age of the oldest record of every quarantine topic written to.</summary>
     public IEnumerable<(string Topic, long Backlog, double OldestAgeSeconds)> Backlogs()

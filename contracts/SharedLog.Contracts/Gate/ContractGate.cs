@@ -68,6 +68,8 @@ public sealed partial class ContractGate(
     ILogger<ContractGate> logger)
 {
     public const string ViolationHeader = "sharedlog.contract.violation";
+
+    private static ReadOnlySpan<byte> ViolationHeaderKey => "sharedlog.contract.violation"u8;
     public const int MaxDecompressedBytes = RecordBatch.MaxDecompressedBytes;
 
     private readonly Dictionary<SchemaType, IPayloadCodec> _codecs = codecs.ToDictionary(c => c.Type);
@@ -229,8 +231,13 @@ public sealed partial class ContractGate(
             var scratch = new RecordScratch(new RecordActivation { Topic = topic, Partition = partition }, new SideResult(), new SideResult(), rewrites, records.Bytes);
             int index = 0;
             bool rewritten = false;
+            bool flags = definition.OnFailure == FailureAction.Flag;
+            bool forgedFlags = false;
             foreach (Record record in records)
             {
+                // A producer's own violation header on a flag topic is dropped (see CopyKeptRecords): the header says the broker found the record bad.
+                forgedFlags |= flags && record.HeaderCount > 0 && BrokerHeaders.AnyStartingWith(record.RawHeaders, record.HeaderCount, ViolationHeaderKey);
+
                 (string Rule, string Reason)? violation = CheckRecord(contract, topic, record, scratch, applyPrivacy, out RecordRewrite rewrite);
                 if (violation is { } found)
                 {
@@ -261,7 +268,7 @@ public sealed partial class ContractGate(
                 metrics.SchemaSeen(topic, schemaId, seen);
             }
 
-            return Verdict(contract, topic, partition, batch, records, violations, rewritten ? new Rewrites(rewrites!.WrittenSpan, rewriteIndex) : default);
+            return Verdict(contract, topic, partition, batch, records, violations, rewritten ? new Rewrites(rewrites!.WrittenSpan, rewriteIndex) : default, forgedFlags);
         }
         finally
         {
@@ -294,7 +301,7 @@ public sealed partial class ContractGate(
     /// <summary>Objects one batch's records reuse: the rule activation, both sides' results, the buffer of rewrites, and the records' memory.</summary>
     private sealed record RecordScratch(RecordActivation Activation, SideResult Key, SideResult Value, PooledBufferWriter? Rewrites, ReadOnlyMemory<byte> RecordBytes);
 
-    private GateResult Verdict(CompiledContract contract, string topic, int partition, RecordBatch batch, RecordSet records, List<RecordViolation> violations, Rewrites rewrites)
+    private GateResult Verdict(CompiledContract contract, string topic, int partition, RecordBatch batch, RecordSet records, List<RecordViolation> violations, Rewrites rewrites, bool forgedFlags)
     {
         ContractDefinition definition = contract.Definition;
         int count = records.Count;
@@ -316,11 +323,11 @@ public sealed partial class ContractGate(
             case FailureAction.Flag when bad > 0:
                 metrics.Records(topic, contract.Version, ContractMetrics.Accepted, count - bad);
                 metrics.Records(topic, contract.Version, ContractMetrics.Flagged, bad);
-                return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: false), violations, []);
+                return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: false, dropForgedFlags: true), violations, []);
             default:
                 metrics.Records(topic, contract.Version, ContractMetrics.Accepted, count);
-                return rewrites.Any
-                    ? new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: false), [], [])
+                return rewrites.Any || forgedFlags
+                    ? new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: false, dropForgedFlags: forgedFlags), [], [])
                     : GateResult.Unchanged;
         }
     }
@@ -655,13 +662,13 @@ public sealed partial class ContractGate(
     /// The batch to store: same producer fields, codec and offset span; rewritten keys/values; bad
     /// records dropped (their offsets become gaps) or kept with a violation header.
     /// </summary>
-    private static byte[] Rebuild(RecordBatch batch, RecordSet records, List<RecordViolation> violations, Rewrites rewrites, bool drop)
+    private static byte[] Rebuild(RecordBatch batch, RecordSet records, List<RecordViolation> violations, Rewrites rewrites, bool drop, bool dropForgedFlags = false)
     {
         // An uncompressed batch is measured first and then written once, straight into the array it is
         // stored in; a compressed one goes through the builder's pooled buffer and the codec.
         RecordHeaderValue[][]? flagHeaders = drop ? null : FlagHeaders(violations);
         RecordBatchBuilder builder = batch.Compression == CompressionCodec.None
-            ? RecordBatchBuilder.WithExactRecordBytes(batch.BaseTimestamp, CopyKeptRecords(batch, records, violations, flagHeaders, rewrites, into: null))
+            ? RecordBatchBuilder.WithExactRecordBytes(batch.BaseTimestamp, CopyKeptRecords(batch, records, violations, flagHeaders, dropForgedFlags, rewrites, into: null))
             : new RecordBatchBuilder(batch.BaseTimestamp, records.Bytes.Length + (records.Count * 64));
         builder.Compression = batch.Compression;
         builder.TimestampType = batch.TimestampType;
@@ -671,7 +678,7 @@ public sealed partial class ContractGate(
         builder.BaseSequence = batch.BaseSequence;
         builder.IsTransactional = batch.IsTransactional;
         builder.LastOffsetDelta = batch.LastOffsetDelta;
-        CopyKeptRecords(batch, records, violations, flagHeaders, rewrites, builder);
+        CopyKeptRecords(batch, records, violations, flagHeaders, dropForgedFlags, rewrites, builder);
         return builder.Build();
     }
 
@@ -697,7 +704,7 @@ public sealed partial class ContractGate(
     /// given their header from <paramref name="flagHeaders"/>, or dropped when it is null) into
     /// <paramref name="into"/>, or, when that is null, only adds up the bytes they take.
     /// </summary>
-    private static int CopyKeptRecords(RecordBatch batch, RecordSet records, List<RecordViolation> violations, RecordHeaderValue[][]? flagHeaders, Rewrites rewrites, RecordBatchBuilder? into)
+    private static int CopyKeptRecords(RecordBatch batch, RecordSet records, List<RecordViolation> violations, RecordHeaderValue[][]? flagHeaders, bool dropForgedFlags, Rewrites rewrites, RecordBatchBuilder? into)
     {
         int bytes = 0;
         int index = 0;
@@ -708,6 +715,16 @@ public sealed partial class ContractGate(
             if (violation < 0 || flagHeaders is not null)
             {
                 RecordHeaderValue[]? extra = violation < 0 ? null : flagHeaders![violation];
+                ReadOnlySpan<byte> rawHeaders = record.RawHeaders;
+                int headerCount = record.HeaderCount;
+                if (dropForgedFlags && BrokerHeaders.Without(rawHeaders, headerCount, ViolationHeaderKey, extra ?? []) is { } replaced)
+                {
+                    // A producer's violation header goes, so the only one a consumer finds is the broker's.
+                    rawHeaders = [];
+                    headerCount = 0;
+                    extra = replaced;
+                }
+
                 int offsetDelta = (int)(record.Offset - batch.BaseOffset);
                 ReadOnlySpan<byte> key = rewrites.Key(index, record.Key);
                 bool keyIsNull = !rewrites.KeyChanged(index) && record.KeyIsNull;
@@ -715,11 +732,11 @@ public sealed partial class ContractGate(
                 bool valueIsNull = !rewrites.ValueChanged(index) && record.ValueIsNull;
                 if (into is null)
                 {
-                    bytes += RecordBatchBuilder.CopiedRecordSize(record.Timestamp - batch.BaseTimestamp, offsetDelta, key.Length, keyIsNull, value.Length, valueIsNull, record.RawHeaders.Length, record.HeaderCount, extra);
+                    bytes += RecordBatchBuilder.CopiedRecordSize(record.Timestamp - batch.BaseTimestamp, offsetDelta, key.Length, keyIsNull, value.Length, valueIsNull, rawHeaders.Length, headerCount, extra);
                 }
                 else
                 {
-                    into.AddCopy(offsetDelta, record.Timestamp, key, keyIsNull, value, valueIsNull, record.RawHeaders, record.HeaderCount, extra);
+                    into.AddCopy(offsetDelta, record.Timestamp, key, keyIsNull, value, valueIsNull, rawHeaders, headerCount, extra);
                 }
             }
 
