@@ -61,6 +61,10 @@ public class ContractModelTests
     [InlineData("a: &x [1]\nb: *x\n", "anchors are not allowed")]
     [InlineData("topic: 'bad topic!'\n", "must be a topic name or a pattern")]
     [InlineData("topic: t\nquarantineTopic: 'q q'\n", "quarantineTopic 'q q'")]
+    [InlineData("topic: t\nname: a/b\n", "name 'a/b' must be")]
+    [InlineData("topic: t\nname: ''\n", "name '' must be")]
+    [InlineData("topic: t\nvalue:\n  subject: ' '\n", "value.subject must not be blank")]
+    [InlineData("topic: t\nkey:\n  subject: \"a\\u0001b\"\n", "key.subject must not be blank")]
     public void InvalidContractsListTheirProblems(string yaml, string expected)
     {
         ContractValidationException error = Assert.Throws<ContractValidationException>(() => ContractParser.Parse(yaml));
@@ -96,7 +100,12 @@ public class ContractModelTests
         Assert.Equal(["~ rules[positive].expr: value.amount > 0 -> value.amount >= 1"], second.Diff);
         Assert.Equal(2, store.ForTopic("payments")!.Version);
 
-        ContractChange rolledBack = await store.RollbackAsync("payments", 1, "carol", CancellationToken.None);
+        // A rollback's target is checked as an apply is (its rules may not compile in this build): refused, nothing stored.
+        var refused = await Assert.ThrowsAsync<ContractValidationException>(() => store.RollbackAsync("payments", 1, "carol", _ => ["rules[positive]: no longer compiles"], CancellationToken.None));
+        Assert.Contains("rules[positive]: no longer compiles", refused.Problems);
+        Assert.Equal(2, store.ForTopic("payments")!.Version);
+
+        ContractChange rolledBack = await store.RollbackAsync("payments", 1, "carol", _ => [], CancellationToken.None);
         Assert.Equal(3, rolledBack.Version);
         Assert.Equal("value.amount > 0", store.ForTopic("payments")!.Definition.Rules[0].Expression);
         Assert.Equal(3, audit.Entries.Count);

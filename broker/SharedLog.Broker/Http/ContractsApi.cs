@@ -56,8 +56,23 @@ public static class ContractsApi
                 },
                 () => registryChanges);
         });
-        app.MapPost("/contracts/{name}/rollback", async (string name, int version, HttpContext context, ContractStore store) =>
-            await ChangeAsync(() => store.RollbackAsync(name, version, Actor(context), context.RequestAborted)));
+        app.MapPost("/contracts/{name}/rollback", async (string name, int version, HttpContext context, ContractStore store, SchemaRegistry registry) =>
+        {
+            // The version rolled back to may bind other subjects or another compatibility level: synced as an apply is.
+            IReadOnlyList<string> registryChanges = [];
+            return await ChangeAsync(
+                async () =>
+                {
+                    ContractChange change = await store.RollbackAsync(name, version, Actor(context), ContractGate.CompileProblems, context.RequestAborted);
+                    if (store.History(name) is [.., { Text: { } text }])
+                    {
+                        registryChanges = await ContractRegistrySync.ApplyAsync(ContractParser.Parse(text), registry, context.RequestAborted);
+                    }
+
+                    return change;
+                },
+                () => registryChanges);
+        });
         app.MapDelete("/contracts/{name}", async (string name, HttpContext context, ContractStore store) =>
             await ChangeAsync(() => store.DeleteAsync(name, Actor(context), context.RequestAborted)));
     }

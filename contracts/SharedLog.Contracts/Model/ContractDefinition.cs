@@ -72,6 +72,9 @@ public static class ContractParser
     public const int MaxDocumentChars = 256 * 1024;
     private const int MaxNesting = 16;
 
+    /// <summary>A topic name, a topic pattern or a contract name: letters, digits, '.', '_', '-' and '*'.</summary>
+    private const string NameOrPattern = "^[A-Za-z0-9._*-]{1,249}$";
+
     private static readonly IDeserializer Yaml = new DeserializerBuilder()
         .WithNamingConvention(CamelCaseNamingConvention.Instance)
         .Build();
@@ -81,9 +84,15 @@ public static class ContractParser
         ContractDocument document = Read(text);
         var problems = new List<string>();
         string topic = Required(document.Topic, "topic", problems);
-        if (topic.Length > 0 && !Regex.IsMatch(topic, "^[A-Za-z0-9._*-]{1,249}$", RegexOptions.CultureInvariant))
+        if (topic.Length > 0 && !Regex.IsMatch(topic, NameOrPattern, RegexOptions.CultureInvariant))
         {
             problems.Add($"topic '{topic}' must be a topic name or a pattern of letters, digits, '.', '_', '-' and '*'.");
+        }
+
+        if (document.Name is { } contractName && !Regex.IsMatch(contractName, NameOrPattern, RegexOptions.CultureInvariant))
+        {
+            // The name is a path segment of /contracts/{name}: one with '/' could be applied but never shown, rolled back or deleted.
+            problems.Add($"name '{contractName}' must be 1 to 249 letters, digits, '.', '_', '-' or '*'.");
         }
 
         TopicClass topicClass = ParseEnum(document.Class ?? "raw", "class", TopicClass.Raw, problems);
@@ -265,6 +274,12 @@ public static class ContractParser
         if (!RegistryNames.TryParseType(binding.SchemaType, out SchemaType schemaType))
         {
             problems.Add($"{side}.schemaType '{binding.SchemaType}' must be AVRO, JSON or PROTOBUF.");
+        }
+
+        if (binding.Subject is { } subject && !SchemaRegistry.IsValidSubject(subject))
+        {
+            // Checked before the contract is stored: applying it sets this subject's compatibility in the registry.
+            problems.Add($"{side}.subject must not be blank, longer than 1024 characters or hold control characters.");
         }
 
         return new SchemaRequirement(binding.Subject, strategy, min, max, binding.SchemaFile, schemaType);

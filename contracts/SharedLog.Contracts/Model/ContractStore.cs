@@ -101,6 +101,24 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     /// </summary>
     public async Task<ContractChange> ApplyAsync(string text, string actor, bool dryRun, Func<ContractDefinition, IReadOnlyList<string>> validate, CancellationToken cancellationToken)
     {
+        ContractDefinition definition = Validated(text, validate);
+        return await ChangeAsync(definition.Name, ActionApply, text, actor, null, dryRun, cancellationToken);
+    }
+
+    /// <summary>
+    /// Makes an earlier version current again, as a new version. The old text is checked again as an apply's is
+    /// (<paramref name="validate"/>): it was stored by an earlier build, whose rules may not compile in this one.
+    /// </summary>
+    public async Task<ContractChange> RollbackAsync(string name, int version, string actor, Func<ContractDefinition, IReadOnlyList<string>> validate, CancellationToken cancellationToken)
+    {
+        ContractRevision target = History(name).FirstOrDefault(r => r.Version == version && r.Text is not null)
+            ?? throw new KeyNotFoundException($"Contract '{name}' has no version {version} to roll back to.");
+        Validated(target.Text!, validate);
+        return await ChangeAsync(name, ActionRollback, target.Text, actor, version, dryRun: false, cancellationToken);
+    }
+
+    private static ContractDefinition Validated(string text, Func<ContractDefinition, IReadOnlyList<string>> validate)
+    {
         ContractDefinition definition = ContractParser.Parse(text);
         IReadOnlyList<string> problems = validate(definition);
         if (problems.Count > 0)
@@ -108,15 +126,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             throw new ContractValidationException(problems);
         }
 
-        return await ChangeAsync(definition.Name, ActionApply, text, actor, null, dryRun, cancellationToken);
-    }
-
-    /// <summary>Makes an earlier version current again, as a new version.</summary>
-    public async Task<ContractChange> RollbackAsync(string name, int version, string actor, CancellationToken cancellationToken)
-    {
-        ContractRevision target = History(name).FirstOrDefault(r => r.Version == version && r.Text is not null)
-            ?? throw new KeyNotFoundException($"Contract '{name}' has no version {version} to roll back to.");
-        return await ChangeAsync(name, ActionRollback, target.Text, actor, version, dryRun: false, cancellationToken);
+        return definition;
     }
 
     public async Task<ContractChange> DeleteAsync(string name, string actor, CancellationToken cancellationToken)

@@ -1046,11 +1046,15 @@ public sealed partial class SchemaRegistry : IDisposable
 
     private static void ValidateSubject(string subject)
     {
-        if (string.IsNullOrWhiteSpace(subject) || subject.Length > MaxSubjectLength || subject.Any(char.IsControl))
+        if (!IsValidSubject(subject))
         {
             throw new SchemaRegistryException(RegistryErrorCodes.InvalidSubject, "The subject name is empty, too long or holds control characters.");
         }
     }
+
+    /// <summary>Whether the registry takes <paramref name="subject"/> as a subject name: not blank, at most 1,024 characters, no control characters.</summary>
+    public static bool IsValidSubject(string subject) =>
+        !string.IsNullOrWhiteSpace(subject) && subject.Length <= MaxSubjectLength && !subject.Any(char.IsControl);
 
     private static string SchemaIdentity(IParsedSchema parsed, IReadOnlyList<SchemaReference> references) =>
         $"{RegistryNames.Name(parsed.Type)}\n{parsed.Canonical}\n{ReferencesIdentity(references)}";
