@@ -323,6 +323,39 @@ public class BrokerClientTests
     }
 
     [Fact]
+    public async Task AdminClientsCannotDeleteTheBrokersInternalJournalsNorTheirRecords()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        string[] journals = [SharedLog.Contracts.InternalTopics.Contracts, SharedLog.Contracts.InternalTopics.Schemas, SharedLog.Contracts.InternalTopics.ContractAudit];
+        await admin.CreateTopicsAsync([new TopicSpecification { Name = "deletable", NumPartitions = 1 }]).WaitAsync(Timeout);
+
+        // The journals exist once written: a schema (_schemas), a contract (_contracts and _contract_audit).
+        using (var registry = new Confluent.SchemaRegistry.CachedSchemaRegistryClient(new Confluent.SchemaRegistry.SchemaRegistryConfig { Url = broker.RegistryUrl }))
+        {
+            await registry.RegisterSchemaAsync("deletable-value", new Confluent.SchemaRegistry.Schema("""{"type":"object"}""", Confluent.SchemaRegistry.SchemaType.Json)).WaitAsync(Timeout);
+        }
+
+        using (var http = new System.Net.Http.HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") })
+        {
+            using var applied = await http.PostAsync("/contracts", new System.Net.Http.StringContent("topic: deletable\n", System.Text.Encoding.UTF8, "application/yaml")).WaitAsync(Timeout);
+            Assert.Equal(System.Net.HttpStatusCode.OK, applied.StatusCode);
+        }
+
+        var refused = await Assert.ThrowsAsync<DeleteTopicsException>(() => admin.DeleteTopicsAsync([.. journals, "deletable"]).WaitAsync(Timeout));
+        foreach (DeleteTopicReport report in refused.Results)
+        {
+            Assert.Equal(report.Topic == "deletable" ? ErrorCode.NoError : ErrorCode.PolicyViolation, report.Error.Code);
+        }
+
+        var kept = await Assert.ThrowsAsync<DeleteRecordsException>(() => admin.DeleteRecordsAsync([.. journals.Select(j => new TopicPartitionOffset(j, 0, Offset.End))]).WaitAsync(Timeout));
+        Assert.All(kept.Results, r => Assert.Equal(ErrorCode.PolicyViolation, r.Error.Code));
+        Metadata metadata = admin.GetMetadata(TimeSpan.FromSeconds(10));
+        Assert.All(journals, j => Assert.Contains(metadata.Topics, t => t.Topic == j && t.Error.Code == ErrorCode.NoError));
+        Assert.DoesNotContain(metadata.Topics, t => t.Topic == "deletable");
+    }
+
+    [Fact]
     public async Task TwoBatchesForOnePartitionAreInvalidAndNeitherIsStored()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

@@ -35,6 +35,13 @@ public sealed class DeleteRecordsHandler(TopicService topics, StreamStore stream
                     continue;
                 }
 
+                if (SharedLog.Contracts.InternalTopics.IsInternal(topic.Name))
+                {
+                    // Records deleted from a journal would be missing from the registry or contract store after a restart.
+                    result.ErrorCode = (short)ErrorCode.PolicyViolation;
+                    continue;
+                }
+
                 if (partition.Offset < -1)
                 {
                     result.ErrorCode = (short)ErrorCode.OffsetOutOfRange; // as Kafka: -1 (the high watermark) is the only negative offset

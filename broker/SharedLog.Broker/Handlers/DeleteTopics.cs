@@ -64,6 +64,14 @@ public sealed class DeleteTopicsHandler(TopicService topics) : IApiHandler
                 continue;
             }
 
+            if (SharedLog.Contracts.InternalTopics.IsInternal(topic.Name))
+            {
+                // The registry's and contract store's journals: deleting one would drop every schema or contract at the next start.
+                result.ErrorCode = (short)ErrorCode.PolicyViolation;
+                result.ErrorMessage = $"Topic {topic.Name} is internal to the broker and cannot be deleted.";
+                continue;
+            }
+
             result.ErrorCode = (short)await topics.DeleteAsync(topic.Name, cancellationToken);
         }
 
