@@ -7,7 +7,8 @@
 # Usage (from the repository root, after `dotnet build -c Release` of broker/SharedLog.Broker and
 # bench/SharedLog.LoadTest, and `npm ci` in tests/compat for avsc):
 #   bench/contracts/compare.sh [ROUNDS=3] [SECONDS=10] [PORT=19900]
-# Set BROKER_ENV to pass environment variables to the broker (e.g. BROKER_ENV="DOTNET_gcServer=0").
+# Set BROKER_ENV to pass environment variables to the broker (e.g. BROKER_ENV="DOTNET_gcServer=0"), and
+# LOAD_EXTRA to pass more load-tool arguments (e.g. LOAD_EXTRA="--compression lz4").
 set -euo pipefail
 rounds=${1:-3}
 seconds=${2:-10}
@@ -36,7 +37,7 @@ drain() {
 produce() { # topic seconds -> "records/s records"
   local topic=$1 duration=$2
   $load produce --bootstrap "127.0.0.1:$port" --topic "$topic" --partitions 4 --duration "$duration" --acks all \
-    --value-file "$work/values/${topic#*-}.bin" --out "$work/lt" 2>&1 | grep -E '^produce: [0-9,]+ records' | tail -1 \
+    --value-file "$work/values/${topic#*-}.bin" --out "$work/lt" ${LOAD_EXTRA:-} 2>&1 | grep -E '^produce: [0-9,]+ records' | tail -1 \
     | sed -E 's/^produce: ([0-9,]+) records.*= ([0-9,]+) rec\/s.*/\2 \1/' | tr -d ','
 }
 

@@ -230,7 +230,16 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     }
 
                     // Before the gate too: it copies records at their offset deltas and counts on them matching the header.
-                    batch.CheckRecords();
+                    // A gated batch's records are decompressed once, for the check and the gate.
+                    RecordSet? checkedRecords = null;
+                    if (contract is null)
+                    {
+                        batch.CheckRecords();
+                    }
+                    else
+                    {
+                        checkedRecords = batch.CheckedRecords();
+                    }
 
                     int lastSequence = batch.LastSequence;
                     byte[]? bytes = null;
@@ -240,7 +249,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                         GateResult verdict;
                         try
                         {
-                            verdict = gate.Inspect(contract, topic.Name, result.Index, batch);
+                            verdict = gate.Inspect(contract, topic.Name, result.Index, batch, checkedRecords);
                         }
                         catch (Exception e) when (e is not KafkaProtocolException and not OperationCanceledException)
                         {

@@ -200,12 +200,16 @@ public sealed partial class ContractGate(
         return problems;
     }
 
-    public GateResult Inspect(ActiveContract active, string topic, int partition, RecordBatch batch)
+    /// <summary>
+    /// The verdict on a batch. <paramref name="records"/> are the batch's records when the caller has them already
+    /// (decompressed and checked against the header by <see cref="RecordBatch.CheckedRecords"/>), else they are read here.
+    /// </summary>
+    public GateResult Inspect(ActiveContract active, string topic, int partition, RecordBatch batch, RecordSet? records = null)
     {
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
-            return InspectRecords(active, topic, partition, batch);
+            return InspectRecords(active, topic, partition, batch, records ?? batch.Records(MaxDecompressedBytes));
         }
         finally
         {
@@ -213,11 +217,10 @@ public sealed partial class ContractGate(
         }
     }
 
-    private GateResult InspectRecords(ActiveContract active, string topic, int partition, RecordBatch batch)
+    private GateResult InspectRecords(ActiveContract active, string topic, int partition, RecordBatch batch, RecordSet records)
     {
         CompiledContract contract = _compiled.GetOrAdd((active.Definition.Name, active.Version), static (_, a) => Compile(a), active);
         ContractDefinition definition = contract.Definition;
-        RecordSet records = batch.Records(MaxDecompressedBytes);
         int count = records.Count;
         var violations = new List<RecordViolation>();
         bool applyPrivacy = definition.OnFailure != FailureAction.Observe && definition.Privacy.Count > 0;

@@ -199,6 +199,17 @@ public readonly struct RecordBatch
         }
     }
 
+    /// <summary>
+    /// <see cref="Records"/> after <see cref="CheckRecords(int)"/>'s check, decompressing a compressed batch once for
+    /// both: for a caller that reads every record anyway (the contract gate).
+    /// </summary>
+    public RecordSet CheckedRecords(int maxDecompressedBytes = MaxDecompressedBytes)
+    {
+        RecordSet records = Records(maxDecompressedBytes);
+        CheckRecords(records.Bytes.Span);
+        return records;
+    }
+
     /// <summary>The compressed records section, decompressed into pooled memory (release it); the input is read in place.</summary>
     private PooledBufferWriter Decompress(int maxDecompressedBytes)
     {

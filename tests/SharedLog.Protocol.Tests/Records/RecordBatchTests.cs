@@ -154,6 +154,14 @@ public class RecordBatchTests
     {
         byte[] valid = Sample(codec, 20);
         RecordBatch.Parse(valid).CheckRecords();
+        RecordSet checkedRecords = RecordBatch.Parse(valid).CheckedRecords();
+        int walked = 0;
+        foreach (Record record in checkedRecords)
+        {
+            Assert.Equal(100 + walked++, record.Offset);
+        }
+
+        Assert.Equal(20, walked);
 
         // (An uncompressed batch claiming a million records in 2 KB is refused by Parse already.)
         foreach (int claimed in codec == CompressionCodec.None ? (int[])[21, 19] : [21, 19, 1_000_000])
@@ -162,6 +170,7 @@ public class RecordBatchTests
             Assert.True(forged.IsCrcValid());
             var e = Assert.Throws<KafkaProtocolException>(() => forged.CheckRecords());
             Assert.Equal(ErrorCode.InvalidRecord, e.ErrorCode);
+            Assert.Equal(ErrorCode.InvalidRecord, Assert.Throws<KafkaProtocolException>(() => forged.CheckedRecords()).ErrorCode);
         }
 
         // Two records whose offset deltas skip one, under a header that says two records (last delta 1).
@@ -171,6 +180,7 @@ public class RecordBatchTests
         RecordBatch skipping = RecordBatch.Parse(WithClaimedCount(gap.Build(), 2));
         Assert.Equal(2, skipping.RecordCount);
         Assert.Equal(1, skipping.LastOffsetDelta);
+        Assert.Contains("offset delta 2", Assert.Throws<KafkaProtocolException>(() => skipping.CheckedRecords()).Message, StringComparison.Ordinal);
         var skipped = Assert.Throws<KafkaProtocolException>(() => skipping.CheckRecords());
         Assert.Equal(ErrorCode.InvalidRecord, skipped.ErrorCode);
         Assert.Contains("offset delta 2", skipped.Message, StringComparison.Ordinal);
