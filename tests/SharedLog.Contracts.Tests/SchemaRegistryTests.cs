@@ -186,6 +186,10 @@ public class SchemaRegistryTests
         await registry.RegisterAsync("s", Fields("z") with { Id = 41, Version = 6 }, CancellationToken.None);
         Assert.Equal(RegistryErrorCodes.OperationNotPermitted, await ErrorOfAsync(() => registry.RegisterAsync("t", Fields("q") with { Id = 40 }, CancellationToken.None)));
 
+        // As Confluent: a new schema without its id is refused in IMPORT; one already under the subject gets its id.
+        Assert.Equal(RegistryErrorCodes.OperationNotPermitted, await ErrorOfAsync(() => registry.RegisterAsync("s", Fields("n"), CancellationToken.None)));
+        Assert.Equal(41, (await registry.RegisterAsync("s", Fields("z"), CancellationToken.None)).Id);
+
         await registry.SetModeAsync(null, RegistryMode.ReadWrite, force: false, CancellationToken.None);
         Assert.Equal((42, 7), ((await registry.RegisterAsync("s", Fields("z,y?"), CancellationToken.None)) is var r ? (r.Id, r.Version) : default));
         Assert.Equal(RegistryErrorCodes.OperationNotPermitted, await ErrorOfAsync(() => registry.SetModeAsync(null, RegistryMode.Import, force: false, CancellationToken.None)));

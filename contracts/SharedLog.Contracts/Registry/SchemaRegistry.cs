@@ -353,6 +353,13 @@ public sealed partial class SchemaRegistry : IDisposable
                     throw new SchemaRegistryException(RegistryErrorCodes.OperationNotPermitted, $"Subject '{subject}' is not in import mode; ids and versions cannot be chosen.");
                 }
 
+                if (mode == RegistryMode.Import && request.Id is null)
+                {
+                    // As Confluent: an import keeps the source registry's ids, so a new schema must say which. (One already
+                    // under the subject was answered with its id above, for auto-registering serializers.)
+                    throw new SchemaRegistryException(RegistryErrorCodes.OperationNotPermitted, $"Subject '{subject}' is in import mode; a new schema needs its id.");
+                }
+
                 int id;
                 if (request.Id is { } chosen)
                 {
