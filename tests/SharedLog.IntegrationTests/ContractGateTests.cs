@@ -763,8 +763,17 @@ public class ContractGateTests
         Assert.Equal(["~ onFailure: reject -> quarantine"], second["diff"]!.AsArray().Select(d => (string)d!));
         Assert.Equal(1, (int)first["version"]!);
 
+        // The subject's level changed behind the contract's back: a rollback sets it again, as an apply does.
+        using var registryClient = new HttpClient { BaseAddress = new Uri(broker.RegistryUrl) };
+        using (HttpResponseMessage loosened = await registryClient.PutAsync("/config/audited-value", new StringContent("""{"compatibility":"NONE"}""", Encoding.UTF8, "application/vnd.schemaregistry.v1+json")))
+        {
+            Assert.Equal(HttpStatusCode.OK, loosened.StatusCode);
+        }
+
         using HttpResponseMessage rollback = await http.PostAsync("/contracts/audited/rollback?version=1", null);
         Assert.Equal(HttpStatusCode.OK, rollback.StatusCode);
+        Assert.Equal(["audited-value: FULL_TRANSITIVE"], JsonNode.Parse(await rollback.Content.ReadAsStringAsync())!["registry"]!.AsArray().Select(r => (string)r!));
+        Assert.Equal("FULL_TRANSITIVE", (string)JsonNode.Parse(await registryClient.GetStringAsync("/config/audited-value"))!["compatibilityLevel"]!);
         JsonNode current = JsonNode.Parse(await http.GetStringAsync("/contracts/audited"))!;
         Assert.Equal(3, (int)current["version"]!);
         Assert.Equal(["apply", "apply", "rollback"], current["history"]!.AsArray().Select(h => (string)h!["action"]!));
