@@ -323,12 +323,12 @@ public class BrokerClientTests
     }
 
     [Fact]
-    public async Task AdminClientsCannotDeleteTheBrokersInternalJournalsNorTheirRecords()
+    public async Task AdminClientsCannotDeleteTheBrokersInternalJournalsNorTheirRecordsNorShortenTheirRetention()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
         using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
         string[] journals = [SharedLog.Contracts.InternalTopics.Contracts, SharedLog.Contracts.InternalTopics.Schemas, SharedLog.Contracts.InternalTopics.ContractAudit];
-        await admin.CreateTopicsAsync([new TopicSpecification { Name = "deletable", NumPartitions = 1 }]).WaitAsync(Timeout);
+        await admin.CreateTopicsAsync([new TopicSpecification { Name = "deletable", NumPartitions = 1 }, new TopicSpecification { Name = "deletable-kept", NumPartitions = 1 }]).WaitAsync(Timeout);
 
         // The journals exist once written: a schema (_schemas), a contract (_contracts and _contract_audit).
         using (var registry = new Confluent.SchemaRegistry.CachedSchemaRegistryClient(new Confluent.SchemaRegistry.SchemaRegistryConfig { Url = broker.RegistryUrl }))
@@ -350,6 +350,16 @@ public class BrokerClientTests
 
         var kept = await Assert.ThrowsAsync<DeleteRecordsException>(() => admin.DeleteRecordsAsync([.. journals.Select(j => new TopicPartitionOffset(j, 0, Offset.End))]).WaitAsync(Timeout));
         Assert.All(kept.Results, r => Assert.Equal(ErrorCode.PolicyViolation, r.Error.Code));
+        // Nor can their retention be changed; a config that keeps records is still fine.
+        var shortened = await Assert.ThrowsAsync<IncrementalAlterConfigsException>(() => admin.IncrementalAlterConfigsAsync(new[] { new ConfigResource { Type = ResourceType.Topic, Name = SharedLog.Contracts.InternalTopics.Schemas }, new ConfigResource { Type = ResourceType.Topic, Name = "deletable-kept" } }
+            .ToDictionary(r => r, _ => new List<ConfigEntry> { new() { Name = "retention.ms", Value = "60000", IncrementalOperation = AlterConfigOpType.Set } })).WaitAsync(Timeout));
+        Assert.Equal(ErrorCode.PolicyViolation, shortened.Results.Single(r => r.ConfigResource.Name == SharedLog.Contracts.InternalTopics.Schemas).Error.Code);
+        Assert.Equal(ErrorCode.NoError, shortened.Results.Single(r => r.ConfigResource.Name == "deletable-kept").Error.Code);
+        await admin.IncrementalAlterConfigsAsync(new Dictionary<ConfigResource, List<ConfigEntry>>
+        {
+            [new ConfigResource { Type = ResourceType.Topic, Name = SharedLog.Contracts.InternalTopics.Schemas }] = [new() { Name = "max.message.bytes", Value = "2000000", IncrementalOperation = AlterConfigOpType.Set }],
+        }).WaitAsync(Timeout);
+
         Metadata metadata = admin.GetMetadata(TimeSpan.FromSeconds(10));
         Assert.All(journals, j => Assert.Contains(metadata.Topics, t => t.Topic == j && t.Error.Code == ErrorCode.NoError));
         Assert.DoesNotContain(metadata.Topics, t => t.Topic == "deletable");

@@ -137,6 +137,27 @@ internal static class ConfigResources
                 : (ErrorCode.InvalidRequest, "Broker configs cannot be changed at runtime; set them in appsettings.json, SHAREDLOG_ environment variables or on the command line (docs/configuration.md).");
         }
 
+        if (SharedLog.Contracts.InternalTopics.IsInternal(name) && topics.Find(name) is { } journal && DropsJournalRecords(journal, plan(journal).Changes))
+        {
+            return (ErrorCode.PolicyViolation, $"Topic {name} is internal to the broker and keeps its records for good: its {string.Join(", ", KeepingConfigs)} cannot be changed.");
+        }
+
         return await topics.AlterConfigsAsync(name, plan, validateOnly, cancellationToken);
+    }
+
+    /// <summary>The configs that keep the registry's and contract store's journals whole (replayed at every start).</summary>
+    private static readonly string[] KeepingConfigs = ["cleanup.policy", "retention.ms", "retention.bytes"];
+
+    private static bool DropsJournalRecords(TopicMetadata journal, Dictionary<string, string?> changes)
+    {
+        foreach (string config in KeepingConfigs)
+        {
+            if (changes.TryGetValue(config, out string? value) && value != journal.Configs.GetValueOrDefault(config))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 }
