@@ -42,39 +42,43 @@ public static class ContractsApi
 
             string text = await ReadBodyAsync(context);
             bool dryRun = string.Equals(context.Request.Query["dryRun"], "true", StringComparison.OrdinalIgnoreCase);
-            IReadOnlyList<string> registryChanges = [];
-            return await ChangeAsync(
-                async () =>
-                {
-                    ContractChange change = await store.ApplyAsync(text, Actor(context), dryRun, ContractGate.CompileProblems, context.RequestAborted);
-                    if (!dryRun)
-                    {
-                        registryChanges = await ContractRegistrySync.ApplyAsync(ContractParser.Parse(text), registry, context.RequestAborted);
-                    }
-
-                    return change;
-                },
-                () => registryChanges);
+            return await ChangeAndSyncAsync(
+                () => store.ApplyAsync(text, Actor(context), dryRun, ContractGate.CompileProblems, context.RequestAborted),
+                () => dryRun ? null : text,
+                registry,
+                context.RequestAborted);
         });
+
+        // The version rolled back to may bind other subjects or another compatibility level: synced as an apply is.
         app.MapPost("/contracts/{name}/rollback", async (string name, int version, HttpContext context, ContractStore store, SchemaRegistry registry) =>
-        {
-            // The version rolled back to may bind other subjects or another compatibility level: synced as an apply is.
-            IReadOnlyList<string> registryChanges = [];
-            return await ChangeAsync(
-                async () =>
-                {
-                    ContractChange change = await store.RollbackAsync(name, version, Actor(context), ContractGate.CompileProblems, context.RequestAborted);
-                    if (store.History(name) is [.., { Text: { } text }])
-                    {
-                        registryChanges = await ContractRegistrySync.ApplyAsync(ContractParser.Parse(text), registry, context.RequestAborted);
-                    }
-
-                    return change;
-                },
-                () => registryChanges);
-        });
+            await ChangeAndSyncAsync(
+                () => store.RollbackAsync(name, version, Actor(context), ContractGate.CompileProblems, context.RequestAborted),
+                () => store.History(name) is [.., { Text: { } text }] ? text : null,
+                registry,
+                context.RequestAborted));
         app.MapDelete("/contracts/{name}", async (string name, HttpContext context, ContractStore store) =>
             await ChangeAsync(() => store.DeleteAsync(name, Actor(context), context.RequestAborted)));
+    }
+
+    /// <summary>
+    /// A change, then the registry's compatibility levels set for the contract text it left in force
+    /// (<paramref name="textInForce"/>, null for none, as after a dry run); the answer lists the levels changed.
+    /// </summary>
+    private static Task<IResult> ChangeAndSyncAsync(Func<Task<ContractChange>> change, Func<string?> textInForce, SchemaRegistry registry, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<string> registryChanges = [];
+        return ChangeAsync(
+            async () =>
+            {
+                ContractChange result = await change();
+                if (textInForce() is { } text)
+                {
+                    registryChanges = await ContractRegistrySync.ApplyAsync(ContractParser.Parse(text), registry, cancellationToken);
+                }
+
+                return result;
+            },
+            () => registryChanges);
     }
 
     private static async Task<IResult> ChangeAsync(Func<Task<ContractChange>> change, Func<IReadOnlyList<string>>? registryChanges = null)
