@@ -394,6 +394,25 @@ public class BrokerClientTests
     }
 
     [Fact]
+    public async Task AdminDescribesTheBrokersConfigsReadOnlyWithTheirSources()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync(null, true, "--Broker:NumPartitions", "3", "--Broker:AutoCreateTopicsEnable", "false");
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        Dictionary<string, ConfigEntryResult> entries = (await admin.DescribeConfigsAsync(
+            [new ConfigResource { Type = ResourceType.Broker, Name = "1" }])).Single().Entries;
+
+        // Settings this broker was started with are static broker configs; the rest are defaults, under Kafka's names.
+        Assert.Equal(("3", ConfigSource.StaticBrokerConfig), (entries["num.partitions"].Value, entries["num.partitions"].Source));
+        Assert.Equal(("false", ConfigSource.StaticBrokerConfig), (entries["auto.create.topics.enable"].Value, entries["auto.create.topics.enable"].Source));
+        Assert.Equal(["StaticBrokerConfig:num.partitions=3", "DefaultConfig:num.partitions=1"], entries["num.partitions"].Synonyms.Select(s => $"{s.Source}:{s.Name}={s.Value}"));
+        Assert.Equal(broker.DataDir, entries["log.dirs"].Value);
+        Assert.Equal(("168", ConfigSource.DefaultConfig), (entries["log.retention.hours"].Value, entries["log.retention.hours"].Source));
+        Assert.True(entries["log.retention.hours"].IsDefault);
+        Assert.Equal("104857600", entries["socket.request.max.bytes"].Value);
+        Assert.All(entries.Values, e => Assert.True(e.IsReadOnly, e.Name));
+    }
+
+    [Fact]
     public async Task AdminDeletesTopicsAddsPartitionsAndDescribesConfigs()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

@@ -294,6 +294,31 @@ public class BrokerNetworkTests
     }
 
     [Fact]
+    public async Task DescribeConfigsOfABrokerAnswersForThisBrokerOnlyAndFiltersByName()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.SendAsync(new DescribeConfigsRequest
+        {
+            Resources =
+            [
+                new() { ResourceType = 4, ResourceName = "1", ConfigurationKeys = ["log.retention.hours", "num.partitions", "no.such.config"] },
+                new() { ResourceType = 4, ResourceName = "2", ConfigurationKeys = null },
+                new() { ResourceType = 4, ResourceName = "one", ConfigurationKeys = null },
+                new() { ResourceType = 4, ResourceName = "", ConfigurationKeys = null },
+            ],
+        }, 4, 1);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        List<DescribeConfigsResponse.DescribeConfigsResult> results = new DescribeConfigsResponse().ReadFrom(body, 4).Results;
+
+        Assert.Equal([ErrorCode.None, ErrorCode.InvalidRequest, ErrorCode.InvalidRequest, ErrorCode.None], results.Select(r => (ErrorCode)r.ErrorCode));
+        Assert.Equal([("log.retention.hours", "168", (sbyte)3), ("num.partitions", "1", (sbyte)3)], results[0].Configs.Select(c => (c.Name, c.Value, c.ConfigType)));
+        Assert.Contains("expected 1", results[1].ErrorMessage);
+        Assert.Empty(results[1].Configs);
+        Assert.Empty(results[3].Configs); // cluster-wide dynamic defaults: none are set
+    }
+
+    [Fact]
     public async Task DescribeConfigsReportsEachTopicConfigsKafkaType()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

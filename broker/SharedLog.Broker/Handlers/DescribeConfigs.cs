@@ -1,8 +1,11 @@
 // DescribeConfigs, versions 0-4. Topics (resource type 2) report every config SharedLog knows, with
 // Kafka's names: values set on the topic have source TOPIC_CONFIG (1), the rest DEFAULT_CONFIG (5).
-// Brokers (type 4) report an empty list. v1+ may ask for synonyms (the default is the only synonym of
+// Brokers (type 4) report their settings and the broker-level defaults of topic configs (BrokerConfigs), all
+// read-only; an empty broker name asks for cluster-wide dynamic defaults, of which there are none. v1+ may ask for synonyms (the default is the only synonym of
 // an unset config, under Kafka's broker config name, e.g. log.retention.hours for retention.ms), v3+ for
 // documentation (none is given) and the config's type.
+using System.Globalization;
+using Microsoft.Extensions.Options;
 using SharedLog.Broker.Cluster;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
@@ -10,12 +13,11 @@ using SharedLog.Storage.Metadata;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed class DescribeConfigsHandler(TopicService topics) : IApiHandler
+public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerOptions> options) : IApiHandler
 {
     private const sbyte TopicResource = 2;
     private const sbyte BrokerResource = 4;
     private const sbyte TopicConfigSource = 1;
-    private const sbyte DefaultConfigSource = 5;
 
     public ApiKey Api => ApiKey.DescribeConfigs;
 
@@ -33,6 +35,7 @@ public sealed class DescribeConfigsHandler(TopicService topics) : IApiHandler
             response.Results.Add(result);
             if (resource.ResourceType == BrokerResource)
             {
+                DescribeBroker(resource, body.IncludeSynonyms, result);
                 continue;
             }
 
@@ -64,7 +67,7 @@ public sealed class DescribeConfigsHandler(TopicService topics) : IApiHandler
                     Name = name,
                     Value = set ? value : defaultValue,
                     IsDefault = !set,
-                    ConfigSource = set ? TopicConfigSource : DefaultConfigSource,
+                    ConfigSource = set ? TopicConfigSource : BrokerConfigs.DefaultConfigSource,
                     ConfigType = TopicConfigs.TypeOf(name),
                 };
                 if (body.IncludeSynonyms)
@@ -76,7 +79,7 @@ public sealed class DescribeConfigsHandler(TopicService topics) : IApiHandler
 
                     if (TopicConfigs.TryGetDefaultSynonym(name, out (string Name, string Default) broker))
                     {
-                        entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = broker.Name, Value = broker.Default, Source = DefaultConfigSource });
+                        entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = broker.Name, Value = broker.Default, Source = BrokerConfigs.DefaultConfigSource });
                     }
                 }
 
@@ -85,5 +88,50 @@ public sealed class DescribeConfigsHandler(TopicService topics) : IApiHandler
         }
 
         return ValueTask.FromResult<IApiMessage?>(response);
+    }
+
+    private void DescribeBroker(DescribeConfigsRequest.DescribeConfigsResource resource, bool includeSynonyms, DescribeConfigsResponse.DescribeConfigsResult result)
+    {
+        if (resource.ResourceName.Length == 0)
+        {
+            return;
+        }
+
+        int nodeId = options.Value.NodeId;
+        if (!int.TryParse(resource.ResourceName, NumberStyles.None, CultureInfo.InvariantCulture, out int brokerId) || brokerId != nodeId)
+        {
+            // As Kafka: a broker answers for itself only; clients send a broker resource to that broker.
+            result.ErrorCode = (short)ErrorCode.InvalidRequest;
+            result.ErrorMessage = $"Unexpected broker id, expected {nodeId} but received '{resource.ResourceName}'.";
+            return;
+        }
+
+        foreach (BrokerConfigs.Entry config in BrokerConfigs.Describe(options.Value))
+        {
+            if (resource.ConfigurationKeys is { } keys && !keys.Contains(config.Name))
+            {
+                continue;
+            }
+
+            var entry = new DescribeConfigsResponse.DescribeConfigsResourceResult
+            {
+                Name = config.Name,
+                Value = config.Value,
+                ReadOnly = true,
+                IsDefault = config.IsDefault,
+                ConfigSource = config.Source,
+                ConfigType = config.Type,
+            };
+            if (includeSynonyms)
+            {
+                entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = config.Name, Value = config.Value, Source = config.Source });
+                if (!config.IsDefault)
+                {
+                    entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = config.Name, Value = config.Default, Source = BrokerConfigs.DefaultConfigSource });
+                }
+            }
+
+            result.Configs.Add(entry);
+        }
     }
 }
