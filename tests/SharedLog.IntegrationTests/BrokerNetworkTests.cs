@@ -339,6 +339,36 @@ public class BrokerNetworkTests
     }
 
     [Fact]
+    public async Task ListOffsetsByTimeFindsRecordsOfACachedBatchThatDeleteRecordsCutInto()
+    {
+        // Nothing is uploaded during the test, so the batch stays in the WAL's cache only.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync(null, true, "--Storage:UploadInterval", "01:00:00");
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("cut", 1);
+        var builder = new SharedLog.Protocol.Records.RecordBatchBuilder(1);
+        for (int i = 0; i < 10; i++)
+        {
+            builder.Add(null, [(byte)i], 1000 + i);
+        }
+
+        await client.SendAsync(new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "cut", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(builder.Build()) }] }] }, 9, 1);
+        await client.ReceiveAsync(1);
+        await client.SendAsync(new DeleteRecordsRequest { TimeoutMs = 5000, Topics = [new() { Name = "cut", Partitions = [new() { PartitionIndex = 0, Offset = 5 }] }] }, 2, 2);
+        (_, byte[] deleteBody) = await client.ReceiveAsync(1);
+        Assert.Equal(5L, new DeleteRecordsResponse().ReadFrom(deleteBody, 2).Topics.Single().Partitions.Single().LowWatermark);
+
+        // Kafka: the first record at or after the time from the log start on; the largest timestamp's record.
+        int correlation = 3;
+        foreach ((long spec, long offset, long timestamp) in new[] { (1006L, 6L, 1006L), (1002L, 5L, 1005L), (-3L, 9L, 1009L), (2000L, -1L, -1L) })
+        {
+            await client.SendAsync(new ListOffsetsRequest { ReplicaId = -1, Topics = [new() { Name = "cut", Partitions = [new() { PartitionIndex = 0, Timestamp = spec }] }] }, 9, correlation++);
+            (_, byte[] body) = await client.ReceiveAsync(1);
+            ListOffsetsResponse.ListOffsetsPartitionResponse partition = new ListOffsetsResponse().ReadFrom(body, 9).Topics.Single().Partitions.Single();
+            Assert.Equal((spec, 0, offset, timestamp), (spec, (int)partition.ErrorCode, partition.Offset, partition.Timestamp));
+        }
+    }
+
+    [Fact]
     public async Task ListOffsetsFindsTheLargestTimestampInObjectsAndCacheAndAnswersTheTieredSpecsAsKafka()
     {
         // The log cache keeps no uploaded batch, so a search by time reads uploaded records from objects only.

@@ -442,8 +442,8 @@ public sealed partial class StreamStore : IAsyncDisposable
             return await FindFirstAtOrAfterAsync(streamId, timestamp, cancellationToken).ConfigureAwait(false);
         }
 
-        (StreamLog stream, long logStart, long highWatermark, IReadOnlyList<StreamObjectRange> ranges) = await TimeSearchStateAsync(streamId, cancellationToken).ConfigureAwait(false);
-        if (LargestTimestamp(stream, ranges, highWatermark) is { } largest)
+        (long logStart, List<CachedBatch> cached, IReadOnlyList<StreamObjectRange> ranges) = await TimeSearchStateAsync(streamId, cancellationToken).ConfigureAwait(false);
+        if (LargestTimestamp(ranges, cached) is { } largest)
         {
             // The first record at the largest timestamp is the first at or after it: found by the timestamps the
             // object index and the cache keep, reading one block rather than the whole partition. (A producer's
@@ -464,7 +464,7 @@ public sealed partial class StreamStore : IAsyncDisposable
             await AddCandidatesAsync(streamId, range, long.MinValue, logStart, candidates, cancellationToken).ConfigureAwait(false);
         }
 
-        AddCachedCandidates(stream, objectEnd, highWatermark, candidates);
+        AddCachedCandidates(cached, objectEnd, candidates);
         long bestOffset = -1;
         long bestTimestamp = -1;
         foreach (ReadOnlyMemory<byte> bytes in candidates)
@@ -491,7 +491,7 @@ public sealed partial class StreamStore : IAsyncDisposable
     /// <summary>The first record at or after <paramref name="timestamp"/> from the log start on, or (-1, -1).</summary>
     private async Task<(long Offset, long Timestamp)> FindFirstAtOrAfterAsync(long streamId, long timestamp, CancellationToken cancellationToken)
     {
-        (StreamLog stream, long logStart, long highWatermark, IReadOnlyList<StreamObjectRange> ranges) = await TimeSearchStateAsync(streamId, cancellationToken).ConfigureAwait(false);
+        (long logStart, List<CachedBatch> cached, IReadOnlyList<StreamObjectRange> ranges) = await TimeSearchStateAsync(streamId, cancellationToken).ConfigureAwait(false);
         var candidates = new List<ReadOnlyMemory<byte>>();
         long objectEnd = logStart;
         foreach (StreamObjectRange range in ranges)
@@ -513,16 +513,34 @@ public sealed partial class StreamStore : IAsyncDisposable
         }
 
         candidates.Clear();
-        AddCachedCandidates(stream, objectEnd, highWatermark, candidates);
+        AddCachedCandidates(cached, objectEnd, candidates);
         return FirstAtOrAfter(candidates, timestamp, logStart) ?? (-1, -1);
     }
 
-    private async Task<(StreamLog Stream, long LogStart, long HighWatermark, IReadOnlyList<StreamObjectRange> Ranges)> TimeSearchStateAsync(long streamId, CancellationToken cancellationToken)
+    /// <summary>
+    /// What a search by time reads: the log start, the cached batches above it up to the high watermark, and the
+    /// object ranges. The cache is taken first: a batch is evicted only after its object range is in the metadata, so
+    /// a batch uploaded and evicted meanwhile is still found in the ranges read after (one in both is harmless).
+    /// </summary>
+    private async Task<(long LogStart, List<CachedBatch> Cached, IReadOnlyList<StreamObjectRange> Ranges)> TimeSearchStateAsync(long streamId, CancellationToken cancellationToken)
     {
         StreamLog stream = Get(streamId);
-        (long logStart, long highWatermark) = Bounds(stream);
+        long logStart;
+        var cached = new List<CachedBatch>();
+        lock (stream.Sync)
+        {
+            logStart = stream.LogStartOffset;
+            foreach (CachedBatch b in stream.Batches)
+            {
+                if (b.EndOffset > logStart && b.EndOffset <= stream.HighWatermark)
+                {
+                    cached.Add(b);
+                }
+            }
+        }
+
         IReadOnlyList<StreamObjectRange> ranges = await _metadata.GetObjectRangesAsync(streamId, logStart, cancellationToken: cancellationToken).ConfigureAwait(false);
-        return (stream, logStart, highWatermark, ranges);
+        return (logStart, cached, ranges);
     }
 
     /// <summary>The stream's log start offset and high watermark, read together.</summary>
@@ -547,17 +565,18 @@ public sealed partial class StreamStore : IAsyncDisposable
         }
     }
 
-    /// <summary>Adds the cached batches past the objects' end, up to the high watermark.</summary>
-    private static void AddCachedCandidates(StreamLog stream, long objectEnd, long highWatermark, List<ReadOnlyMemory<byte>> candidates)
+    /// <summary>
+    /// Adds the cached batches that end past the objects' end. With no object above the log start that end is the log
+    /// start itself, which DeleteRecords may have put inside a batch: that batch counts (its records below the log
+    /// start are skipped by the search).
+    /// </summary>
+    private static void AddCachedCandidates(List<CachedBatch> cached, long objectEnd, List<ReadOnlyMemory<byte>> candidates)
     {
-        lock (stream.Sync)
+        foreach (CachedBatch b in cached)
         {
-            foreach (CachedBatch b in stream.Batches)
+            if (b.EndOffset > objectEnd)
             {
-                if (b.BaseOffset >= objectEnd && b.EndOffset <= highWatermark)
-                {
-                    candidates.Add(b.Data);
-                }
+                candidates.Add(b.Data);
             }
         }
     }
@@ -586,7 +605,7 @@ public sealed partial class StreamStore : IAsyncDisposable
     }
 
     /// <summary>The largest batch timestamp of the stream's objects and of its cached batches up to the high watermark; null when it has none.</summary>
-    private static long? LargestTimestamp(StreamLog stream, IReadOnlyList<StreamObjectRange> ranges, long highWatermark)
+    private static long? LargestTimestamp(IReadOnlyList<StreamObjectRange> ranges, List<CachedBatch> cached)
     {
         long? largest = null;
         foreach (StreamObjectRange range in ranges)
@@ -594,15 +613,9 @@ public sealed partial class StreamStore : IAsyncDisposable
             largest = Math.Max(largest ?? long.MinValue, range.Range.MaxTimestamp);
         }
 
-        lock (stream.Sync)
+        foreach (CachedBatch b in cached)
         {
-            foreach (CachedBatch b in stream.Batches)
-            {
-                if (b.EndOffset <= highWatermark)
-                {
-                    largest = Math.Max(largest ?? long.MinValue, RecordBatch.Parse(b.Data).MaxTimestamp);
-                }
-            }
+            largest = Math.Max(largest ?? long.MinValue, b.MaxTimestamp);
         }
 
         return largest;
