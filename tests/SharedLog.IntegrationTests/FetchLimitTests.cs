@@ -141,7 +141,7 @@ public class FetchLimitTests
     }
 
     [Fact]
-    public async Task ResponseAndPartitionLimitsAreSharedOutInRequestOrderAndEachPartitionsFirstBatchComesWhole()
+    public async Task ResponseAndPartitionLimitsAreSharedOutInRequestOrderAndOnlyTheFirstPartitionWithDataMayGoPastThem()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
@@ -161,25 +161,47 @@ public class FetchLimitTests
             await ProduceAsync(client, 2, 10_000, correlation++);
         }
 
-        // Partition 0's first batch comes whole (60 KB) although it exceeds 25,000; partition 1 then has 40 KB
-        // left, more than its own 25,000 (3 batches); partition 2 has about 15 KB left: one batch.
+        // Partition 0's first batch comes whole (60 KB) although it exceeds 25,000: a consumer must make progress. As
+        // Kafka, the partitions after it stay within the limits: partition 1 has 40 KB left, more than its own 25,000
+        // (3 batches); partition 2 has about 15 KB left: one batch.
         int[] batches100000 = await BatchesPerPartitionAsync(client, 100_000, 25_000, correlation++);
         Assert.Equal([1, 3, 1], batches100000);
 
-        // About 20 KB left for partition 1 (2 batches) and about 4 KB for partition 2, which still gets its first batch whole.
+        // About 20 KB left for partition 1 (2 batches) and about 4 KB for partition 2: less than its first batch, so none.
         int[] batches80000 = await BatchesPerPartitionAsync(client, 80_000, 25_000, correlation++);
-        Assert.Equal([1, 2, 1], batches80000);
+        Assert.Equal([1, 2, 0], batches80000);
 
-        // About 10 KB left for partition 1 (its first batch) and about 2 KB for partition 2 (its first batch, whole).
+        // About 10 KB left for partition 1 (its first batch) and about 2 KB for partition 2 (none).
         int[] batches70000 = await BatchesPerPartitionAsync(client, 70_000, 25_000, correlation++);
-        Assert.Equal([1, 1, 1], batches70000);
+        Assert.Equal([1, 1, 0], batches70000);
 
-        // Partition 1's first batch uses up the response: partition 2 gets nothing, but its high watermark.
+        // About 8 KB left, a little less than partition 1's first batch: the response stays within 68,000 bytes.
         int[] batches68000 = await BatchesPerPartitionAsync(client, 68_000, 25_000, correlation++);
-        Assert.Equal([1, 1, 0], batches68000);
+        Assert.Equal([1, 0, 0], batches68000);
 
         // Without a response limit that binds, each partition gets what its own limit allows.
         int[] batches10000000 = await BatchesPerPartitionAsync(client, 10_000_000, 25_000, correlation++);
         Assert.Equal([1, 3, 2], batches10000000);
+    }
+
+    [Fact]
+    public async Task APartitionLeftWithoutRoomInTheResponseStillGetsItsOffsetOutOfRange()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("limits", 2);
+        await ProduceAsync(client, 0, 30_000, 2);
+        await ProduceAsync(client, 1, 100, 3);
+
+        // Partition 0's batch fills the response; partition 1 is asked for at an offset past its end, which a consumer
+        // only learns from OFFSET_OUT_OF_RANGE (and then resets), however full the response is.
+        FetchRequest request = LongPoll(offset: 0, minBytes: 1);
+        request.MaxBytes = 20_000;
+        request.Topics[0].Partitions = [new() { Partition = 0, FetchOffset = 0, PartitionMaxBytes = 1 << 20 }, new() { Partition = 1, FetchOffset = 7, PartitionMaxBytes = 1 << 20 }];
+        await client.SendAsync(request, Version, 4);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        List<FetchResponse.PartitionData> partitions = new FetchResponse().ReadFrom(body, Version).Responses.Single().Partitions;
+        Assert.Equal([(0, 0, 1), (1, (short)ErrorCode.OffsetOutOfRange, 0)], partitions.Select(p => (p.PartitionIndex, p.ErrorCode, CountBatches(p.Records?.ToArray() ?? []))));
+        Assert.Equal(1, partitions[1].HighWatermark);
     }
 }

@@ -181,26 +181,12 @@ public sealed class FetchHandler(TopicService topics, StreamStore streams, Coord
                 }
 
                 long streamId = found.Partitions[partition.Partition].StreamId;
-                int limit = (int)Math.Min(partition.PartitionMaxBytes, budget);
-                if (anyData && limit <= 0)
-                {
-                    try
-                    {
-                        StreamLog stream = streams.Get(streamId);
-                        result.HighWatermark = result.LastStableOffset = stream.HighWatermark;
-                        result.LogStartOffset = stream.LogStartOffset;
-                    }
-                    catch (StreamNotOpenException)
-                    {
-                        result.ErrorCode = (short)ErrorCode.NotLeaderOrFollower; // deleted or moved while this fetch ran
-                    }
-
-                    continue;
-                }
-
+                // As Kafka: only the first partition that returns data may go past the limits with one whole batch
+                // (so a consumer always makes progress); the rest stop at them, and still get offset errors.
+                int limit = (int)Math.Clamp(Math.Min(partition.PartitionMaxBytes, budget), 0, int.MaxValue);
                 try
                 {
-                    StreamReadResult read = await streams.ReadAsync(streamId, partition.FetchOffset, Math.Max(limit, 1), cancellationToken);
+                    StreamReadResult read = await streams.ReadAsync(streamId, partition.FetchOffset, limit, firstBatchWhole: !anyData, cancellationToken);
                     result.HighWatermark = read.HighWatermark;
                     result.LastStableOffset = read.HighWatermark;
                     result.LogStartOffset = read.LogStartOffset;

@@ -151,10 +151,10 @@ public sealed class StreamLog
 
     /// <summary>
     /// Batches from the cache covering <paramref name="offset"/>, up to <paramref name="maxBytes"/> (the
-    /// first batch always whole) and never past the high watermark. False when the cache does not reach back
-    /// to <paramref name="offset"/>.
+    /// first batch whole even when larger, if <paramref name="firstBatchWhole"/>) and never past the high watermark.
+    /// False when the cache does not reach back to <paramref name="offset"/>.
     /// </summary>
-    internal bool TryReadCached(long offset, int maxBytes, List<ReadOnlyMemory<byte>> into)
+    internal bool TryReadCached(long offset, int maxBytes, bool firstBatchWhole, List<ReadOnlyMemory<byte>> into)
     {
         lock (Sync)
         {
@@ -168,7 +168,7 @@ public sealed class StreamLog
             for (int i = FirstBatchEndingAfter(offset); i < _batches.Count; i++)
             {
                 CachedBatch b = _batches[i];
-                if (b.EndOffset > HighWatermark || (bytes > 0 && bytes + b.Data.Length > maxBytes))
+                if (b.EndOffset > HighWatermark || ((bytes > 0 || !firstBatchWhole) && bytes + b.Data.Length > maxBytes))
                 {
                     break;
                 }

@@ -306,7 +306,16 @@ public sealed partial class StreamStore : IAsyncDisposable
     /// </summary>
     private const int ObjectsPerRead = 8;
 
-    public async Task<StreamReadResult> ReadAsync(long streamId, long offset, int maxBytes, CancellationToken cancellationToken = default)
+    public Task<StreamReadResult> ReadAsync(long streamId, long offset, int maxBytes, CancellationToken cancellationToken = default) =>
+        ReadAsync(streamId, offset, maxBytes, firstBatchWhole: true, cancellationToken);
+
+    /// <summary>
+    /// Batches from <paramref name="offset"/> on, up to <paramref name="maxBytes"/>. With
+    /// <paramref name="firstBatchWhole"/> the first batch comes even when larger (so a consumer always makes progress);
+    /// without it nothing goes past <paramref name="maxBytes"/>, as Kafka reads the partitions after the first one that
+    /// returned data. The offset is checked against the log either way.
+    /// </summary>
+    public async Task<StreamReadResult> ReadAsync(long streamId, long offset, int maxBytes, bool firstBatchWhole, CancellationToken cancellationToken)
     {
         StreamLog stream = Get(streamId);
         (long logStart, long highWatermark) = Bounds(stream);
@@ -317,22 +326,22 @@ public sealed partial class StreamStore : IAsyncDisposable
         }
 
         var batches = new List<ReadOnlyMemory<byte>>();
-        if (offset == highWatermark || stream.TryReadCached(offset, maxBytes, batches))
+        if (offset == highWatermark || (maxBytes <= 0 && !firstBatchWhole) || stream.TryReadCached(offset, maxBytes, firstBatchWhole, batches))
         {
             return new StreamReadResult(batches, highWatermark, logStart);
         }
 
-        await ReadFromObjectsAsync(stream, offset, maxBytes, batches, cancellationToken).ConfigureAwait(false);
+        await ReadFromObjectsAsync(stream, offset, maxBytes, firstBatchWhole, batches, cancellationToken).ConfigureAwait(false);
         if (batches.Count == 0)
         {
             // Nothing in objects at this offset: the cache may have gained it meanwhile, or it was deleted.
-            stream.TryReadCached(offset, maxBytes, batches);
+            stream.TryReadCached(offset, maxBytes, firstBatchWhole, batches);
         }
 
         return new StreamReadResult(batches, highWatermark, logStart);
     }
 
-    private async Task ReadFromObjectsAsync(StreamLog stream, long offset, int maxBytes, List<ReadOnlyMemory<byte>> into, CancellationToken cancellationToken)
+    private async Task ReadFromObjectsAsync(StreamLog stream, long offset, int maxBytes, bool firstBatchWhole, List<ReadOnlyMemory<byte>> into, CancellationToken cancellationToken)
     {
         await _catchUpReads.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -358,7 +367,7 @@ public sealed partial class StreamStore : IAsyncDisposable
                     BatchHeader.Split(data, next, found);
                     foreach (ReadOnlyMemory<byte> batch in found)
                     {
-                        if (bytes > 0 && bytes + batch.Length > maxBytes)
+                        if ((bytes > 0 || !firstBatchWhole) && bytes + batch.Length > maxBytes)
                         {
                             return;
                         }
