@@ -339,6 +339,40 @@ public class BrokerNetworkTests
     }
 
     [Fact]
+    public async Task OffsetForLeaderEpochAnswersAsKafkasLeaderEpochCache()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("epochs", 1);
+        byte[] batch = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add(null, [1], 1).Add(null, [2], 2).Build();
+        await client.SendAsync(new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "epochs", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(batch) }] }] }, 9, 1);
+        await client.ReceiveAsync(1);
+        int epoch = broker.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>().FindStream("epochs", 0)!.LeaderEpoch;
+
+        // (current leader epoch known to the client, epoch asked for) → (error, epoch, end offset).
+        (int Current, int Asked, ErrorCode Error, int Epoch, long EndOffset)[] cases =
+        [
+            (epoch, epoch, ErrorCode.None, epoch, 2),
+            (-1, epoch, ErrorCode.None, epoch, 2),
+            (epoch + 1, epoch, ErrorCode.UnknownLeaderEpoch, -1, -1), // the client knows a newer leader than this broker
+            (epoch, epoch + 3, ErrorCode.None, -1, -1), // no such epoch here: the consumer resets instead of retrying for good
+        ];
+        await client.SendAsync(new OffsetForLeaderEpochRequest
+        {
+            ReplicaId = -1,
+            Topics =
+            [
+                new() { Topic = "epochs", Partitions = [.. cases.Select(c => new OffsetForLeaderEpochRequest.OffsetForLeaderPartition { Partition = 0, CurrentLeaderEpoch = c.Current, LeaderEpoch = c.Asked })] },
+                new() { Topic = "no-such-topic", Partitions = [new() { Partition = 0, CurrentLeaderEpoch = -1, LeaderEpoch = 0 }] },
+            ],
+        }, 4, 2);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        OffsetForLeaderEpochResponse response = new OffsetForLeaderEpochResponse().ReadFrom(body, 4);
+        Assert.Equal(cases.Select(c => (c.Error, c.Epoch, c.EndOffset)), response.Topics[0].Partitions.Select(p => ((ErrorCode)p.ErrorCode, p.LeaderEpoch, p.EndOffset)));
+        Assert.Equal(ErrorCode.UnknownTopicOrPartition, (ErrorCode)response.Topics[1].Partitions.Single().ErrorCode);
+    }
+
+    [Fact]
     public async Task ListOffsetsByTimeFindsRecordsOfACachedBatchThatDeleteRecordsCutInto()
     {
         // Nothing is uploaded during the test, so the batch stays in the WAL's cache only.

@@ -1,7 +1,9 @@
 // OffsetForLeaderEpoch, versions 2-4 (KIP-101/320): consumers validate their position after a leader
 // change. Each partition has had a single leader lineage here, so the end offset of any epoch up to
-// the current one is the high watermark; an epoch newer than the current one is UNKNOWN_LEADER_EPOCH,
-// an older CurrentLeaderEpoch FENCED_LEADER_EPOCH.
+// the current one is the high watermark. As Kafka: a CurrentLeaderEpoch newer than the broker's is
+// UNKNOWN_LEADER_EPOCH (the client knows a leader this broker does not yet), an older one FENCED_LEADER_EPOCH;
+// an asked-for epoch newer than any this partition had is answered with epoch and offset -1 and no error, from
+// which a consumer learns its position is not in this log (for example the topic was re-created) and resets it.
 using SharedLog.Broker.Cluster;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
@@ -40,15 +42,17 @@ public sealed class OffsetForLeaderEpochHandler(TopicService topics) : IApiHandl
                 {
                     result.ErrorCode = (short)ErrorCode.FencedLeaderEpoch;
                 }
-                else if (partition.CurrentLeaderEpoch > stream.LeaderEpoch || partition.LeaderEpoch > stream.LeaderEpoch)
+                else if (partition.CurrentLeaderEpoch > stream.LeaderEpoch)
                 {
                     result.ErrorCode = (short)ErrorCode.UnknownLeaderEpoch;
                 }
-                else
+                else if (partition.LeaderEpoch <= stream.LeaderEpoch)
                 {
                     result.LeaderEpoch = partition.LeaderEpoch < 0 ? stream.LeaderEpoch : partition.LeaderEpoch;
                     result.EndOffset = stream.HighWatermark;
                 }
+
+                // Else an epoch past this partition's latest: Kafka's leader epoch cache has no end offset for it (-1, -1).
             }
         }
 
