@@ -65,11 +65,39 @@ public class GroupCoordinatorTests
             await Task.Delay(100); // the leader's heartbeat interval; the test is about time passing
         }
 
+        DateTime assigning = DateTime.UtcNow;
         SyncResult assigned = await groups.SyncAsync("g", leader.GenerationId, leader.MemberId, new Dictionary<string, byte[]> { [leader.MemberId] = [1], [follower.MemberId] = [2] }).WaitAsync(Timeout);
         Assert.Equal(ErrorCode.None, assigned.Error);
         SyncResult followerResult = await waiting.WaitAsync(Timeout);
         Assert.Equal(ErrorCode.None, followerResult.Error);
         Assert.Equal([2], followerResult.Assignment);
+
+        // Its session starts again from the answer (as Kafka's), else the next check would expire it at once: its
+        // last heartbeat is older than its session timeout.
+        GroupMember kept = Assert.Single(groups.Find("g")!.Snapshot(), m => m.MemberId == follower.MemberId);
+        Assert.True(kept.LastSeen >= assigning, $"last seen {kept.LastSeen:O}, assigned at {assigning:O}");
+    }
+
+    [Fact]
+    public async Task WhenTheLeaderDiesBeforeAssigningTheWaitingFollowerIsToldToRejoinAndCanRejoin()
+    {
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 300);
+        Task<JoinResult> firstJoin = JoinAsync(groups, string.Empty, sessionTimeoutMs: 1000);
+        Task<JoinResult> secondJoin = JoinAsync(groups, string.Empty, sessionTimeoutMs: 1000);
+        JoinResult[] joined = await Task.WhenAll(firstJoin, secondJoin).WaitAsync(Timeout);
+        JoinResult follower = joined.Single(j => j.MemberId != j.LeaderId);
+
+        // The leader never sends SyncGroup nor heartbeats (killed): once its session ends the follower, waiting in
+        // SyncGroup all along, is told to rejoin; that answer starts its session again, so it is still a member.
+        DateTime leaderLastSeen = groups.Find("g")!.Snapshot().Single(m => m.MemberId == follower.LeaderId).LastSeen;
+        SyncResult told = await groups.SyncAsync("g", follower.GenerationId, follower.MemberId, new Dictionary<string, byte[]>()).WaitAsync(Timeout);
+        Assert.Equal(ErrorCode.RebalanceInProgress, told.Error);
+        GroupMember kept = Assert.Single(groups.Find("g")!.Snapshot());
+        Assert.Equal(follower.MemberId, kept.MemberId);
+        Assert.True(kept.LastSeen > leaderLastSeen.AddMilliseconds(1000), $"last seen {kept.LastSeen:O}, the leader's {leaderLastSeen:O}");
+
+        JoinResult rejoined = await JoinAsync(groups, follower.MemberId, sessionTimeoutMs: 1000).WaitAsync(Timeout);
+        Assert.Equal((ErrorCode.None, follower.MemberId, follower.MemberId), (rejoined.Error, rejoined.MemberId, rejoined.LeaderId));
     }
 
     [Fact]

@@ -474,12 +474,27 @@ public sealed class GroupCoordinator : IDisposable
     {
         group.State = GroupState.PreparingRebalance;
         int timeout = group.Members.Values.Select(m => m.RebalanceTimeoutMs).DefaultIfEmpty(0).Max();
-        group.RebalanceDeadline = DateTime.UtcNow.AddMilliseconds(Math.Max(timeout, delayMs));
-        group.InitialDelayUntil = DateTime.UtcNow.AddMilliseconds(delayMs);
+        DateTime now = DateTime.UtcNow;
+        group.RebalanceDeadline = now.AddMilliseconds(Math.Max(timeout, delayMs));
+        group.InitialDelayUntil = now.AddMilliseconds(delayMs);
         foreach (GroupMember m in group.Members.Values)
         {
-            m.PendingSync?.TrySetResult(new SyncResult(ErrorCode.RebalanceInProgress, null, null, []));
-            m.PendingSync = null;
+            ReleaseSync(m, new SyncResult(ErrorCode.RebalanceInProgress, null, null, []), now);
+        }
+    }
+
+    /// <summary>
+    /// Answers a member waiting in SyncGroup. Its session starts again from the answer, as Kafka's: the member did not
+    /// heartbeat while it waited (librdkafka and kafkajs do not), so its last sign of life may be older than its session
+    /// timeout, and it would be expired before it could heartbeat or rejoin.
+    /// </summary>
+    private static void ReleaseSync(GroupMember member, SyncResult result, DateTime now)
+    {
+        if (member.PendingSync is { } pending)
+        {
+            member.PendingSync = null;
+            member.LastSeen = now;
+            pending.TrySetResult(result);
         }
     }
 
@@ -599,11 +614,10 @@ public sealed class GroupCoordinator : IDisposable
                 }
 
                 group.State = GroupState.Stable;
+                DateTime now = DateTime.UtcNow;
                 foreach (GroupMember m in group.Members.Values)
                 {
-                    TaskCompletionSource<SyncResult>? pending = m.PendingSync;
-                    m.PendingSync = null;
-                    pending?.TrySetResult(new SyncResult(ErrorCode.None, group.ProtocolType, group.ProtocolName, m.Assignment));
+                    ReleaseSync(m, new SyncResult(ErrorCode.None, group.ProtocolType, group.ProtocolName, m.Assignment), now);
                 }
             }
 
@@ -723,8 +737,10 @@ public sealed class GroupCoordinator : IDisposable
                 foreach (GroupMember member in group.Members.Values.ToList())
                 {
                     // Members waiting in a join or for their assignment are alive (librdkafka and kafkajs do not
-                    // heartbeat while waiting in SyncGroup); others must heartbeat within their session timeout.
-                    if (member.PendingJoin is null && member.PendingSync is null && (now - member.LastSeen).TotalMilliseconds > member.SessionTimeoutMs)
+                    // heartbeat while waiting in SyncGroup); others must heartbeat within their session timeout. A
+                    // member the removal of another already took out (a join completed past its deadline) is skipped.
+                    if (member.PendingJoin is null && member.PendingSync is null && (now - member.LastSeen).TotalMilliseconds > member.SessionTimeoutMs
+                        && group.Members.GetValueOrDefault(member.MemberId) == member)
                     {
                         Remove(group, member);
                     }
