@@ -79,6 +79,54 @@ public class GroupCoordinatorTests
     }
 
     [Fact]
+    public async Task AMemberJoiningAgainUnchangedWhileTheGroupWaitsForItsAssignmentGetsTheSameGenerationBack()
+    {
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 300);
+        JoinResult[] joined = await Task.WhenAll(JoinAsync(groups, string.Empty), JoinAsync(groups, string.Empty)).WaitAsync(Timeout);
+        JoinResult leader = joined.Single(j => j.MemberId == j.LeaderId);
+        JoinResult follower = joined.Single(j => j.MemberId != j.LeaderId);
+
+        // The follower lost its JoinGroup response (a disconnect) and joins again with the same protocols: as Kafka, it
+        // gets this generation back at once, and the leader's SyncGroup is not aborted by a new rebalance.
+        JoinResult again = await JoinAsync(groups, follower.MemberId).WaitAsync(Timeout);
+        Assert.Equal((ErrorCode.None, follower.GenerationId, leader.MemberId), (again.Error, again.GenerationId, again.LeaderId));
+        Task<SyncResult> followerSync = groups.SyncAsync("g", again.GenerationId, follower.MemberId, new Dictionary<string, byte[]>());
+        SyncResult leaderSync = await groups.SyncAsync("g", leader.GenerationId, leader.MemberId, new Dictionary<string, byte[]> { [leader.MemberId] = [1], [follower.MemberId] = [2] }).WaitAsync(Timeout);
+        Assert.Equal(ErrorCode.None, leaderSync.Error);
+        SyncResult assigned = await followerSync.WaitAsync(Timeout);
+        Assert.Equal(ErrorCode.None, assigned.Error);
+        Assert.Equal([2], assigned.Assignment);
+    }
+
+    [Fact]
+    public async Task MembersHandedAnIdAreWaitedForInTheRebalanceAndForgottenWhenTheyLeave()
+    {
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 0);
+        Task<JoinResult> KnownIdJoin(string memberId) =>
+            groups.JoinAsync("g", memberId, null, "consumer", [("range", [0, 1])], 10_000, 10_000, "client", "127.0.0.1", requireKnownMemberId: true);
+        JoinResult a = await KnownIdJoin((await KnownIdJoin(string.Empty)).MemberId).WaitAsync(Timeout);
+        await groups.SyncAsync("g", a.GenerationId, a.MemberId, new Dictionary<string, byte[]> { [a.MemberId] = [1] }).WaitAsync(Timeout);
+
+        // Two more members scale the group out; each is first handed its id (KIP-394).
+        JoinResult bId = await KnownIdJoin(string.Empty).WaitAsync(Timeout);
+        JoinResult cId = await KnownIdJoin(string.Empty).WaitAsync(Timeout);
+        JoinResult dId = await KnownIdJoin(string.Empty).WaitAsync(Timeout);
+        Assert.Equal([ErrorCode.MemberIdRequired, ErrorCode.MemberIdRequired, ErrorCode.MemberIdRequired], new[] { bId.Error, cId.Error, dId.Error });
+
+        // D gives up before joining: as Kafka, its leave is taken and its id forgotten.
+        Assert.Equal(ErrorCode.None, groups.Leave("g", dId.MemberId, null));
+
+        // B joins and A rejoins: as Kafka, the rebalance still waits for C, so the three share one generation.
+        Task<JoinResult> b = KnownIdJoin(bId.MemberId);
+        Task<JoinResult> aAgain = KnownIdJoin(a.MemberId);
+        Assert.False(aAgain.IsCompleted, "the join completed without the member that was handed an id");
+        Task<JoinResult> c = KnownIdJoin(cId.MemberId);
+        JoinResult[] all = await Task.WhenAll(aAgain, b, c).WaitAsync(Timeout);
+        Assert.All(all, j => Assert.Equal((ErrorCode.None, a.GenerationId + 1), (j.Error, j.GenerationId)));
+        Assert.Equal(3, all.Single(j => j.MemberId == j.LeaderId).Members.Count);
+    }
+
+    [Fact]
     public async Task WhenTheLeaderDiesBeforeAssigningTheWaitingFollowerIsToldToRejoinAndCanRejoin()
     {
         using var groups = new GroupCoordinator(initialRebalanceDelayMs: 300);

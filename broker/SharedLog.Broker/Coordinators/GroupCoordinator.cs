@@ -263,15 +263,14 @@ public sealed class GroupCoordinator : IDisposable
             {
                 lock (group.Sync)
                 {
+                    // Checked and marked under one hold of the lock: a join taken in between would leave its member
+                    // in a group no longer under the id, its JoinGroup never answered.
                     if (group.Members.Count > 0)
                     {
                         error = ErrorCode.NonEmptyGroup;
                         return false;
                     }
-                }
 
-                lock (group.Sync)
-                {
                     group.Removed = true;
                 }
 
@@ -378,6 +377,16 @@ public sealed class GroupCoordinator : IDisposable
             if (group.State == GroupState.Stable && known && !changed && member.MemberId != group.LeaderId)
             {
                 // A follower rejoining a stable group with unchanged protocols: no rebalance needed.
+                join.TrySetResult(ResultFor(group, member));
+                member.PendingJoin = null;
+                return join.Task;
+            }
+
+            if (group.State == GroupState.CompletingRebalance && known && !changed)
+            {
+                // As Kafka: a member joining again with the same protocols while the group waits for its assignment
+                // (it lost its JoinGroup response to a disconnect) gets this generation's response again; a new
+                // rebalance would abort every member's SyncGroup.
                 join.TrySetResult(ResultFor(group, member));
                 member.PendingJoin = null;
                 return join.Task;
@@ -507,7 +516,9 @@ public sealed class GroupCoordinator : IDisposable
         }
 
         DateTime now = DateTime.UtcNow;
-        bool allJoined = group.Members.Values.All(m => m.PendingJoin is not null);
+        // As Kafka, members handed an id (MEMBER_ID_REQUIRED) and expected back count too: without them a scale-out
+        // by several members takes a rebalance per member. Their ids expire after their session timeout.
+        bool allJoined = group.PendingMemberIds.Count == 0 && group.Members.Values.All(m => m.PendingJoin is not null);
         if (!(allJoined && now >= group.InitialDelayUntil) && now < group.RebalanceDeadline)
         {
             return;
@@ -676,6 +687,13 @@ public sealed class GroupCoordinator : IDisposable
                 : group.Members.GetValueOrDefault(memberId);
             if (member is null)
             {
+                // As Kafka: a member that leaves before joining with the id it was handed is simply forgotten.
+                if (groupInstanceId is null && group.PendingMemberIds.Remove(memberId))
+                {
+                    TryCompleteJoin(group);
+                    return ErrorCode.None;
+                }
+
                 return ErrorCode.UnknownMemberId;
             }
 
