@@ -510,6 +510,46 @@ public class BrokerNetworkTests
     }
 
     [Fact]
+    public async Task ListGroupsGivesEachGroupItsOwnProtocolType()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("listed", 1);
+        int correlation = 1;
+        foreach ((string group, string protocolType) in new[] { ("connect-workers", "connect"), ("consumers", "consumer") })
+        {
+            var join = new JoinGroupRequest
+            {
+                GroupId = group,
+                MemberId = string.Empty,
+                SessionTimeoutMs = 10_000,
+                RebalanceTimeoutMs = 10_000,
+                ProtocolType = protocolType,
+                Protocols = [new JoinGroupRequest.JoinGroupRequestProtocol { Name = "default", Metadata = [0, 1] }],
+            };
+            await client.SendAsync(join, 3, correlation++);
+            (_, byte[] joinBody) = await client.ReceiveAsync(0);
+            Assert.Equal(0, new JoinGroupResponse().ReadFrom(joinBody, 3).ErrorCode);
+        }
+
+        // A group that only holds offsets (committed from outside any group, as an admin client or a consumer with
+        // assign() does) has no protocol type: admin clients list it as a simple consumer group.
+        await client.SendAsync(new OffsetCommitRequest { GroupId = "offsets-only", Topics = [new() { Name = "listed", Partitions = [new() { PartitionIndex = 0, CommittedOffset = 0 }] }] }, 8, correlation++);
+        (_, byte[] commitBody) = await client.ReceiveAsync(1);
+        Assert.Equal(0, new OffsetCommitResponse().ReadFrom(commitBody, 8).Topics.Single().Partitions.Single().ErrorCode);
+
+        await client.SendAsync(new ListGroupsRequest(), 4, correlation++);
+        (_, byte[] listBody) = await client.ReceiveAsync(1);
+        Dictionary<string, string> types = new ListGroupsResponse().ReadFrom(listBody, 4).Groups.ToDictionary(g => g.GroupId, g => g.ProtocolType);
+        Assert.Equal(("connect", "consumer", string.Empty), (types["connect-workers"], types["consumers"], types["offsets-only"]));
+
+        using Confluent.Kafka.IAdminClient admin = new Confluent.Kafka.AdminClientBuilder(new Confluent.Kafka.AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        Dictionary<string, bool> simple = (await admin.ListConsumerGroupsAsync()).Valid.ToDictionary(g => g.GroupId, g => g.IsSimpleConsumerGroup);
+        Assert.True(simple["offsets-only"]);
+        Assert.False(simple["consumers"]);
+    }
+
+    [Fact]
     public async Task GroupRequestsWithUnknownMembersGetKafkaErrors()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

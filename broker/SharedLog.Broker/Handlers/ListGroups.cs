@@ -1,5 +1,7 @@
 // ListGroups, versions 0-5. Groups known to the coordinator and groups with committed offsets; v4+
-// filters by state (KIP-518), v5+ by type (KIP-848: all groups here are "classic").
+// filters by state (KIP-518), v5+ by type (KIP-848: all groups here are "classic"). Each group is listed with
+// its protocol type, as Kafka: "consumer" for consumer groups, "connect" for Kafka Connect workers, and empty
+// for a group that only holds offsets (admin clients list those as consumer groups too).
 using SharedLog.Broker.Coordinators;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
@@ -18,19 +20,19 @@ public sealed class ListGroupsHandler(GroupCoordinator groups, IMetadataStore me
     public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
     {
         var body = (ListGroupsRequest)request;
-        var states = new Dictionary<string, string>(StringComparer.Ordinal);
+        var listed = new Dictionary<string, (string State, string ProtocolType)>(StringComparer.Ordinal);
         foreach (string id in await metadata.ListGroupsAsync(cancellationToken))
         {
-            states[id] = "Empty";
+            listed[id] = ("Empty", string.Empty);
         }
 
         foreach (ConsumerGroup group in groups.All)
         {
-            states[group.GroupId] = group.State.ToString();
+            listed[group.GroupId] = (group.State.ToString(), group.ProtocolType ?? string.Empty);
         }
 
         var response = new ListGroupsResponse();
-        foreach ((string id, string state) in states.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        foreach ((string id, (string state, string protocolType)) in listed.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
             if (body.StatesFilter.Count > 0 && !body.StatesFilter.Contains(state, StringComparer.OrdinalIgnoreCase))
             {
@@ -42,7 +44,7 @@ public sealed class ListGroupsHandler(GroupCoordinator groups, IMetadataStore me
                 continue;
             }
 
-            response.Groups.Add(new ListGroupsResponse.ListedGroup { GroupId = id, ProtocolType = "consumer", GroupState = state, GroupType = "classic" });
+            response.Groups.Add(new ListGroupsResponse.ListedGroup { GroupId = id, ProtocolType = protocolType, GroupState = state, GroupType = "classic" });
         }
 
         return response;
