@@ -45,4 +45,20 @@ public class ProducerStateTests
         Assert.Equal((0L, 0L), (await fromFirst!, await fromSecond!));
         Assert.NotSame(fromFirst, fromSecond);
     }
+
+    [Fact]
+    public async Task AProducerReplayedAfterARestartIsNotExpiredForTheOldTimestampsItSent()
+    {
+        // A mirror or backfill producer writes records stamped two days ago; the broker restarts and replays its batch.
+        long twoDaysAgo = DateTimeOffset.UtcNow.AddDays(-2).ToUnixTimeMilliseconds();
+        RecordBatch written = RecordBatch.Parse(new RecordBatchBuilder(1) { ProducerId = 9, ProducerEpoch = 0, BaseSequence = 0 }.Add([1], [2], twoDaysAgo).Build());
+        var producers = new ProducerStateManager.PartitionProducers();
+        producers.Replay(written);
+
+        // The first snapshot round after the load expires producers idle for a day (producer.id.expiration.ms):
+        // this one wrote moments before the restart, so it stays, and its retry is still a duplicate.
+        Assert.Equal(0, producers.ExpireBefore(DateTimeOffset.UtcNow.AddDays(-1).ToUnixTimeMilliseconds()));
+        Assert.Equal(SequenceVerdict.Duplicate, producers.CheckAndAppend(9L, (short)0, 0, 0, 0, _ => throw new InvalidOperationException("a duplicate must not be appended"), out _, out Task<long>? original));
+        Assert.Equal(0L, await original!);
+    }
 }

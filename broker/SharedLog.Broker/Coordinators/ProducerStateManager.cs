@@ -407,7 +407,11 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
                     }
                 }
 
-                Record(batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, batch.LastSequence, WrittenAt(batch.BaseOffset), batch.MaxTimestamp);
+                // Last active now, as a live append records it (the broker's clock), never the batch's own timestamp: a
+                // producer sending old CreateTime timestamps (MirrorMaker, backfills) would otherwise be expired at
+                // the first snapshot after the load, and its retries written twice. The replayed batches were written
+                // since the last snapshot, shortly before the restart.
+                Record(batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, batch.LastSequence, WrittenAt(batch.BaseOffset), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
             }
         }
 
