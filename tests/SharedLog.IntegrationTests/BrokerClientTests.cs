@@ -393,6 +393,81 @@ public class BrokerClientTests
         Assert.Equal(["0:k=only"], ConsumeFrom(broker.BootstrapServers, "one-batch", 0, 0, 1));
     }
 
+    [Theory]
+    [InlineData(CompressionType.None)]
+    [InlineData(CompressionType.Lz4)]
+    public async Task ALogAppendTimeTopicStampsRecordsWithTheBrokersTime(CompressionType codec)
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        await admin.CreateTopicsAsync([new TopicSpecification { Name = "appended", NumPartitions = 1, ReplicationFactor = 1, Configs = new Dictionary<string, string> { ["message.timestamp.type"] = "LogAppendTime" } }]);
+
+        using IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, CompressionType = codec, LingerMs = 50 }).Build();
+        long before = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        DeliveryResult<string, string>[] delivered = await Task.WhenAll(Enumerable.Range(0, 3).Select(i =>
+            producer.ProduceAsync("appended", new Message<string, string> { Key = "k", Value = $"v{i}", Timestamp = new Timestamp(1_000 + i, TimestampType.CreateTime) })));
+        long after = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+        // The producer learns the broker's time from the response (log_append_time_ms), as from Kafka.
+        Assert.All(delivered, d => Assert.Equal(TimestampType.LogAppendTime, d.Timestamp.Type));
+        Assert.All(delivered, d => Assert.InRange(d.Timestamp.UnixTimestampMs, before, after));
+
+        var config = new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "appended-reader", EnableAutoCommit = false };
+        using IConsumer<string, string> consumer = new ConsumerBuilder<string, string>(config).Build();
+        consumer.Assign(new TopicPartitionOffset("appended", 0, 0));
+        var read = new List<Timestamp>();
+        DateTime deadline = DateTime.UtcNow + Timeout;
+        while (read.Count < 3 && DateTime.UtcNow < deadline)
+        {
+            if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { Message: { } m })
+            {
+                read.Add(m.Timestamp);
+            }
+        }
+
+        Assert.Equal(3, read.Count);
+        Assert.All(read, t => Assert.Equal(TimestampType.LogAppendTime, t.Type));
+        Assert.All(read, t => Assert.InRange(t.UnixTimestampMs, before, after));
+    }
+
+    [Fact]
+    public async Task RecordsStampedOutsideTheTopicsTimestampBoundsGetInvalidTimestamp()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        await admin.CreateTopicsAsync(
+        [
+            new TopicSpecification { Name = "bounded", NumPartitions = 1, ReplicationFactor = 1, Configs = new Dictionary<string, string> { ["message.timestamp.before.max.ms"] = "3600000", ["message.timestamp.after.max.ms"] = "60000" } },
+            new TopicSpecification { Name = "bounded-old-style", NumPartitions = 1, ReplicationFactor = 1, Configs = new Dictionary<string, string> { ["message.timestamp.difference.max.ms"] = "3600000" } },
+        ]);
+        using IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, MessageSendMaxRetries = 0 }).Build();
+        DateTime now = DateTime.UtcNow;
+
+        async Task<ErrorCode> ProduceAt(string topic, DateTime at)
+        {
+            try
+            {
+                await producer.ProduceAsync(topic, new Message<string, string> { Key = "k", Value = "v", Timestamp = new Timestamp(at) });
+                return ErrorCode.NoError;
+            }
+            catch (ProduceException<string, string> e)
+            {
+                return e.Error.Code;
+            }
+        }
+
+        Assert.Equal(ErrorCode.NoError, await ProduceAt("bounded", now));
+        Assert.Equal(ErrorCode.NoError, await ProduceAt("bounded", now.AddMinutes(-30)));
+        Assert.Equal(ErrorCode.InvalidTimestamp, await ProduceAt("bounded", now.AddHours(-2)));
+        Assert.Equal(ErrorCode.InvalidTimestamp, await ProduceAt("bounded", now.AddMinutes(10)));
+
+        // The deprecated difference config bounds both sides while before/after are unset, as Kafka.
+        Assert.Equal(ErrorCode.NoError, await ProduceAt("bounded-old-style", now.AddMinutes(30)));
+        Assert.Equal(ErrorCode.InvalidTimestamp, await ProduceAt("bounded-old-style", now.AddHours(2)));
+        Assert.Equal(ErrorCode.InvalidTimestamp, await ProduceAt("bounded-old-style", now.AddHours(-2)));
+        Assert.Equal(["0:k=v", "1:k=v"], ConsumeFrom(broker.BootstrapServers, "bounded", 0, 0, 2));
+    }
+
     [Fact]
     public async Task AdminDescribesTheBrokersConfigsReadOnlyWithTheirSources()
     {

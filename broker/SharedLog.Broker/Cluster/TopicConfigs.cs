@@ -17,7 +17,8 @@ public static class TopicConfigs
     /// <summary>
     /// Kafka topic configs SharedLog accepts, stores and reports, but that change nothing here (segments, indexes,
     /// flushing, compaction lag, tiering and replication belong to Kafka's log layout): Kafka Streams, Connect and
-    /// MirrorMaker set them, and refusing them failed their topic creation. Value: default (a boolean's is true or
+    /// MirrorMaker set them, and refusing them failed their topic creation. The exception: the three
+    /// message.timestamp.*.max.ms bounds, listed here for their ranges, which produce applies (<see cref="TimestampsOf"/>). Value: default (a boolean's is true or
     /// false), and the range Kafka takes for a number (Min null: a boolean or free text).
     /// </summary>
     private static readonly Dictionary<string, (string Default, double? Min, double Max)> AcceptedWithoutEffect = new(StringComparer.Ordinal)
@@ -226,6 +227,28 @@ public static class TopicConfigs
         };
     }
 
+    /// <summary>
+    /// How a produce treats timestamps on a topic: stamped with the broker's time (<c>message.timestamp.type=LogAppendTime</c>),
+    /// or CreateTime records kept within <c>message.timestamp.before.max.ms</c> / <c>after.max.ms</c> of it (each
+    /// falling back to the deprecated <c>message.timestamp.difference.max.ms</c> while unset, as Kafka's LogConfig does).
+    /// </summary>
+    public static ProduceTimestamps TimestampsOf(IReadOnlyDictionary<string, string> topicConfigs)
+    {
+        if (topicConfigs.Count == 0)
+        {
+            return ProduceTimestamps.Default;
+        }
+
+        long Long(string name) => long.Parse(Effective(topicConfigs, name), CultureInfo.InvariantCulture);
+        long difference = Long("message.timestamp.difference.max.ms");
+        long before = Long("message.timestamp.before.max.ms");
+        long after = Long("message.timestamp.after.max.ms");
+        return new ProduceTimestamps(
+            Effective(topicConfigs, MessageTimestampType) == "LogAppendTime",
+            before == long.MaxValue ? difference : before,
+            after == long.MaxValue ? difference : after);
+    }
+
     public static string Effective(IReadOnlyDictionary<string, string> topicConfigs, string name) =>
         topicConfigs.TryGetValue(name, out string? value) ? value : Defaults[name];
 
@@ -247,4 +270,13 @@ public static class TopicConfigs
 
         return true;
     }
+}
+
+/// <summary>A topic's timestamp handling on produce (<see cref="TopicConfigs.TimestampsOf"/>).</summary>
+public readonly record struct ProduceTimestamps(bool LogAppendTime, long BeforeMaxMs, long AfterMaxMs)
+{
+    public static ProduceTimestamps Default { get; } = new(false, long.MaxValue, long.MaxValue);
+
+    /// <summary>Whether CreateTime records must be checked against the broker's clock.</summary>
+    public bool BoundsCreateTime => !LogAppendTime && (BeforeMaxMs != long.MaxValue || AfterMaxMs != long.MaxValue);
 }

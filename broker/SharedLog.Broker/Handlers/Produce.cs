@@ -175,6 +175,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         ProduceResponse.PartitionProduceResponse result = item.Result;
         ActiveContract? contract = item.Contract;
         int maxMessageBytes = int.Parse(TopicConfigs.Effective(topic.Configs, TopicConfigs.MaxMessageBytes), CultureInfo.InvariantCulture);
+        ProduceTimestamps timestamps = TopicConfigs.TimestampsOf(topic.Configs);
         var accepted = new List<AcceptedBatch>();
         try
         {
@@ -241,6 +242,11 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                         checkedRecords = batch.CheckedRecords();
                     }
 
+                    if (timestamps.BoundsCreateTime)
+                    {
+                        CheckTimestamps(batch, timestamps, result);
+                    }
+
                     int lastSequence = batch.LastSequence;
                     byte[]? bytes = null;
                     IReadOnlyList<QuarantinedRecord> quarantined = [];
@@ -276,6 +282,12 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     bytes ??= reader.LastBatchIsCopy && System.Runtime.InteropServices.MemoryMarshal.TryGetArray(batch.Data, out ArraySegment<byte> copy) && copy.Count == copy.Array!.Length
                         ? copy.Array
                         : batch.Data.ToArray();
+                    if (timestamps.LogAppendTime)
+                    {
+                        item.LogAppendTimeMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                        RecordBatch.SetLogAppendTime(bytes, item.LogAppendTimeMs);
+                    }
+
                     accepted.Add(new AcceptedBatch(bytes, batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, lastSequence, quarantined));
                 }
                 finally
@@ -296,6 +308,25 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         }
 
         item.Accepted = accepted;
+    }
+
+    /// <summary>
+    /// As Kafka's log validator on a CreateTime topic with timestamp bounds: a record stamped further in the past than
+    /// <c>message.timestamp.before.max.ms</c> or further ahead than <c>after.max.ms</c> refuses the batch with
+    /// INVALID_TIMESTAMP, naming the record.
+    /// </summary>
+    private static void CheckTimestamps(RecordBatch batch, ProduceTimestamps timestamps, ProduceResponse.PartitionProduceResponse result)
+    {
+        long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        long earliest = timestamps.BeforeMaxMs >= now ? long.MinValue : now - timestamps.BeforeMaxMs;
+        long latest = timestamps.AfterMaxMs >= long.MaxValue - now ? long.MaxValue : now + timestamps.AfterMaxMs;
+        int outside = batch.FirstRecordWithTimestampOutside(earliest, latest);
+        if (outside >= 0)
+        {
+            string reason = $"Timestamp of record {outside} is out of range: it must lie within [{earliest}, {latest}] (message.timestamp.before.max.ms and after.max.ms of the broker's time {now}).";
+            result.RecordErrors = [new ProduceResponse.BatchIndexAndErrorMessage { BatchIndex = outside, BatchIndexErrorMessage = reason }];
+            throw new KafkaProtocolException(reason, ErrorCode.InvalidTimestamp);
+        }
     }
 
     /// <summary>
@@ -389,6 +420,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             if (batch == 0 && item.Result.ErrorCode == 0)
             {
                 item.Result.BaseOffset = baseOffset;
+                item.Result.LogAppendTimeMs = item.LogAppendTimeMs;
             }
         }
         catch (Exception e) when (e is StorageBackpressureException or WalUnavailableException or StreamNotOpenException or ArgumentException)
@@ -451,6 +483,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                 if (i == 0)
                 {
                     result.BaseOffset = baseOffset;
+                    result.LogAppendTimeMs = item.LogAppendTimeMs;
                 }
 
                 // An idempotent retry gets its original's append task here, so the quarantine write is not repeated.
@@ -489,6 +522,9 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
         /// <summary>Size of the partition's records in the request, taken while the request's buffer is still ours.</summary>
         public long RecordBytes { get; set; }
+
+        /// <summary>The broker's time the batch was stamped with on a LogAppendTime topic, else -1 (the response's log_append_time_ms).</summary>
+        public long LogAppendTimeMs { get; set; } = -1;
 
         /// <summary>The partition's idempotent producers; set when a batch has a producer id.</summary>
         public ProducerStateManager.PartitionProducers? Producers { get; set; }

@@ -144,6 +144,40 @@ public readonly struct RecordBatch
     /// <summary>Computes the batch's CRC-32C (attributes to the end) and writes it into its header.</summary>
     public static void WriteCrc(Span<byte> batch) => BinaryPrimitives.WriteUInt32BigEndian(batch[CrcOffset..], Crc32C.Compute(batch[AttributesOffset..]));
 
+    /// <summary>
+    /// Stamps the batch with the broker's time, as Kafka does on topics with <c>message.timestamp.type=LogAppendTime</c>:
+    /// the timestamp type attribute is set and the max timestamp becomes <paramref name="nowMs"/>, which consumers then
+    /// read as every record's timestamp. The CRC is written again.
+    /// </summary>
+    public static void SetLogAppendTime(Span<byte> batch, long nowMs)
+    {
+        short attributes = BinaryPrimitives.ReadInt16BigEndian(batch[AttributesOffset..]);
+        BinaryPrimitives.WriteInt16BigEndian(batch[AttributesOffset..], (short)(attributes | 0x08));
+        BinaryPrimitives.WriteInt64BigEndian(batch[35..], nowMs);
+        WriteCrc(batch);
+    }
+
+    /// <summary>
+    /// Index in the batch of the first record whose timestamp lies outside [<paramref name="minTimestamp"/>,
+    /// <paramref name="maxTimestamp"/>], or -1 when all are inside; records without a timestamp (-1) are not checked,
+    /// as Kafka's log validator does not. Reads the records (decompressing a compressed batch).
+    /// </summary>
+    public int FirstRecordWithTimestampOutside(long minTimestamp, long maxTimestamp)
+    {
+        int index = 0;
+        foreach (Record record in Records())
+        {
+            if (record.Timestamp != -1 && (record.Timestamp < minTimestamp || record.Timestamp > maxTimestamp))
+            {
+                return index;
+            }
+
+            index++;
+        }
+
+        return -1;
+    }
+
     /// <summary>Sets the partition leader epoch in place (not covered by the CRC either).</summary>
     public static void SetPartitionLeaderEpoch(Span<byte> batch, int epoch) => BinaryPrimitives.WriteInt32BigEndian(batch[12..], epoch);
 

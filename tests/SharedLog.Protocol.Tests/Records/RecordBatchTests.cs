@@ -85,6 +85,33 @@ public class RecordBatchTests
         Assert.Throws<KafkaProtocolException>(() => RecordBatch.Parse(bytes).VerifyCrc());
     }
 
+    [Theory]
+    [InlineData(CompressionCodec.None)]
+    [InlineData(CompressionCodec.Zstd)]
+    public void LogAppendTimeStampsTheHeaderAndKeepsTheCrcValid(CompressionCodec codec)
+    {
+        byte[] bytes = Sample(codec);
+        RecordBatch.SetLogAppendTime(bytes, 1_800_000_000_000);
+        RecordBatch batch = RecordBatch.Parse(bytes);
+        Assert.True(batch.IsCrcValid());
+        Assert.Equal((TimestampType.LogAppendTime, 1_800_000_000_000L, codec), (batch.TimestampType, batch.MaxTimestamp, batch.Compression));
+        Assert.Equal(50, batch.Records().Count);
+    }
+
+    [Fact]
+    public void TheFirstRecordStampedOutsideABoundIsFound()
+    {
+        RecordBatch batch = RecordBatch.Parse(Sample(CompressionCodec.Gzip)); // records stamped base + 0 .. base + 49
+        const long Base = 1_700_000_000_000;
+        Assert.Equal(-1, batch.FirstRecordWithTimestampOutside(Base, Base + 49));
+        Assert.Equal(0, batch.FirstRecordWithTimestampOutside(Base + 1, long.MaxValue));
+        Assert.Equal(41, batch.FirstRecordWithTimestampOutside(long.MinValue, Base + 40));
+
+        // A record without a timestamp (-1) is not checked, as Kafka's validator does not.
+        RecordBatch untimed = RecordBatch.Parse(new RecordBatchBuilder(-1).Add(null, [1], -1).Add(null, [2], Base).Build());
+        Assert.Equal(-1, untimed.FirstRecordWithTimestampOutside(Base, Base));
+    }
+
     [Fact]
     public void RewritingTheBaseOffsetKeepsTheCrcValid()
     {
