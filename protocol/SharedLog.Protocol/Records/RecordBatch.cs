@@ -98,7 +98,8 @@ public readonly struct RecordBatch
         byte magic = span[MagicOffset];
         if (magic is 0 or 1)
         {
-            throw new KafkaProtocolException($"Message format v{magic} (magic {magic}) is not supported; only record batch v2 is (Kafka 0.11+ clients).", ErrorCode.UnsupportedForMessageFormat);
+            // INVALID_RECORD, as Kafka answers Produce v3+ carrying an old message set (every Produce version served here).
+            throw new KafkaProtocolException($"Message format v{magic} (magic {magic}) is not supported; only record batch v2 is (Kafka 0.11+ clients).", ErrorCode.InvalidRecord);
         }
 
         if (magic != CurrentMagic)

@@ -132,7 +132,7 @@ public class RecordBatchTests
         byte[] bytes = Sample(CompressionCodec.None);
         bytes[16] = magic;
         var e = Assert.Throws<KafkaProtocolException>(() => RecordBatch.Parse(bytes));
-        Assert.Equal(ErrorCode.UnsupportedForMessageFormat, e.ErrorCode);
+        Assert.Equal(ErrorCode.InvalidRecord, e.ErrorCode);
         Assert.Contains($"v{magic}", e.Message, StringComparison.Ordinal);
     }
 
