@@ -127,6 +127,27 @@ public class GroupCoordinatorTests
     }
 
     [Fact]
+    public async Task TheProtocolMostMembersPreferIsChosenAndASyncNamingAnotherIsRefused()
+    {
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 300);
+        Task<JoinResult> Join(params string[] preference) =>
+            groups.JoinAsync("g", string.Empty, null, "consumer", [.. preference.Select(p => (p, new byte[] { 0 }))], 10_000, 10_000, "client", "127.0.0.1", requireKnownMemberId: false);
+
+        // The first member (the leader) prefers range; the two others prefer roundrobin: as Kafka, the vote decides.
+        Task<JoinResult> leaderJoin = Join("range", "roundrobin");
+        JoinResult[] joined = await Task.WhenAll(leaderJoin, Join("roundrobin", "range"), Join("roundrobin", "range")).WaitAsync(Timeout);
+        Assert.All(joined, j => Assert.Equal((ErrorCode.None, "roundrobin"), (j.Error, j.ProtocolName)));
+        JoinResult leader = joined.Single(j => j.MemberId == j.LeaderId);
+
+        // SyncGroup v5+ names the protocol it assigned for (KIP-559): another one is INCONSISTENT_GROUP_PROTOCOL.
+        SyncResult wrongName = await groups.SyncAsync("g", leader.GenerationId, leader.MemberId, new Dictionary<string, byte[]>(), null, "consumer", "range").WaitAsync(Timeout);
+        SyncResult wrongType = await groups.SyncAsync("g", leader.GenerationId, leader.MemberId, new Dictionary<string, byte[]>(), null, "connect", "roundrobin").WaitAsync(Timeout);
+        Assert.Equal((ErrorCode.InconsistentGroupProtocol, ErrorCode.InconsistentGroupProtocol), (wrongName.Error, wrongType.Error));
+        SyncResult right = await groups.SyncAsync("g", leader.GenerationId, leader.MemberId, joined.ToDictionary(j => j.MemberId, _ => new byte[] { 1 }), null, "consumer", "roundrobin").WaitAsync(Timeout);
+        Assert.Equal((ErrorCode.None, "roundrobin"), (right.Error, right.ProtocolName));
+    }
+
+    [Fact]
     public async Task WhenTheLeaderDiesBeforeAssigningTheWaitingFollowerIsToldToRejoinAndCanRejoin()
     {
         using var groups = new GroupCoordinator(initialRebalanceDelayMs: 300);

@@ -564,12 +564,37 @@ public sealed class GroupCoordinator : IDisposable
         }
     }
 
-    /// <summary>The leader's most preferred protocol that every member supports.</summary>
+    /// <summary>
+    /// As Kafka: among the protocols every member supports, each member votes for the one it lists first, and the most
+    /// votes win (a tie goes to the leader's preference). Members that order their assignors differently (a rolling
+    /// change of partition.assignment.strategy) thereby agree on what most of them prefer.
+    /// </summary>
     private static string SelectProtocol(ConsumerGroup group)
     {
         GroupMember leader = group.Members[group.LeaderId!];
-        return leader.Protocols.Select(p => p.Name).FirstOrDefault(name => group.Members.Values.All(m => m.Protocols.Any(q => q.Name == name)))
-            ?? leader.Protocols[0].Name;
+        var candidates = leader.Protocols.Select(p => p.Name).Where(name => group.Members.Values.All(m => m.Protocols.Any(q => q.Name == name))).ToList();
+        if (candidates.Count == 0)
+        {
+            return leader.Protocols[0].Name;
+        }
+
+        var votes = new int[candidates.Count];
+        foreach (GroupMember member in group.Members.Values)
+        {
+            int choice = member.Protocols.Select(p => candidates.IndexOf(p.Name)).First(i => i >= 0);
+            votes[choice]++;
+        }
+
+        int best = 0;
+        for (int i = 1; i < votes.Length; i++)
+        {
+            if (votes[i] > votes[best])
+            {
+                best = i;
+            }
+        }
+
+        return candidates[best];
     }
 
     private static JoinResult ResultFor(ConsumerGroup group, GroupMember member) => new(
@@ -581,7 +606,9 @@ public sealed class GroupCoordinator : IDisposable
         member.MemberId,
         member.MemberId == group.LeaderId ? [.. group.Members.Values] : []);
 
-    public Task<SyncResult> SyncAsync(string groupId, int generationId, string memberId, IReadOnlyDictionary<string, byte[]> assignments, string? groupInstanceId = null)
+    /// <param name="protocolType">SyncGroup v5+: the protocol type the member believes the group has, or null.</param>
+    /// <param name="protocolName">SyncGroup v5+: the protocol the member was told in its JoinGroup response, or null.</param>
+    public Task<SyncResult> SyncAsync(string groupId, int generationId, string memberId, IReadOnlyDictionary<string, byte[]> assignments, string? groupInstanceId = null, string? protocolType = null, string? protocolName = null)
     {
         ConsumerGroup? group = Find(groupId);
         if (group is null)
@@ -604,6 +631,13 @@ public sealed class GroupCoordinator : IDisposable
             if (generationId != group.GenerationId)
             {
                 return Task.FromResult(new SyncResult(ErrorCode.IllegalGeneration, null, null, []));
+            }
+
+            // KIP-559, as Kafka: a member whose idea of the group's protocol is not the group's must not apply an
+            // assignment made for another protocol.
+            if ((protocolType is not null && protocolType != group.ProtocolType) || (protocolName is not null && protocolName != group.ProtocolName))
+            {
+                return Task.FromResult(new SyncResult(ErrorCode.InconsistentGroupProtocol, null, null, []));
             }
 
             member.LastSeen = DateTime.UtcNow;

@@ -23,7 +23,7 @@ public sealed class SyncGroupHandler(GroupCoordinator groups) : IApiHandler
             assignments[assignment.MemberId] = assignment.Assignment;
         }
 
-        SyncResult result = await groups.SyncAsync(body.GroupId, body.GenerationId, body.MemberId, assignments, body.GroupInstanceId).WaitAsync(cancellationToken);
+        SyncResult result = await groups.SyncAsync(body.GroupId, body.GenerationId, body.MemberId, assignments, body.GroupInstanceId, body.ProtocolType, body.ProtocolName).WaitAsync(cancellationToken);
         return new SyncGroupResponse
         {
             ErrorCode = (short)result.Error,
