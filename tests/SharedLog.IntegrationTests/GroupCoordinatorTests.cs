@@ -148,6 +148,31 @@ public class GroupCoordinatorTests
     }
 
     [Fact]
+    public async Task ALeaderThatHeartbeatsButNeverAssignsIsRemovedAfterTheRebalanceTimeout()
+    {
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 300);
+        Task<JoinResult> Join() => groups.JoinAsync("g", string.Empty, null, "consumer", [("range", [0])], 10_000, 1_000, "client", "127.0.0.1", requireKnownMemberId: false);
+        JoinResult[] joined = await Task.WhenAll(Join(), Join()).WaitAsync(Timeout);
+        JoinResult leader = joined.Single(j => j.MemberId == j.LeaderId);
+        JoinResult follower = joined.Single(j => j.MemberId != j.LeaderId);
+
+        // The follower waits for its assignment; the leader stays alive (heartbeats) but never sends SyncGroup. As
+        // Kafka, once the rebalance timeout (1 s) passes the leader is removed and the follower told to rejoin.
+        Task<SyncResult> waiting = groups.SyncAsync("g", follower.GenerationId, follower.MemberId, new Dictionary<string, byte[]>());
+        DateTime deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+        while (!waiting.IsCompleted && DateTime.UtcNow < deadline)
+        {
+            groups.Heartbeat("g", leader.GenerationId, leader.MemberId);
+            await Task.WhenAny(waiting, Task.Delay(100)); // the leader's heartbeat interval
+        }
+
+        Assert.True(waiting.IsCompleted, "the follower still waits for an assignment that never comes");
+        Assert.Equal(ErrorCode.RebalanceInProgress, (await waiting).Error);
+        Assert.Equal([follower.MemberId], groups.Find("g")!.Snapshot().Select(m => m.MemberId));
+        Assert.Equal(ErrorCode.UnknownMemberId, groups.Heartbeat("g", leader.GenerationId, leader.MemberId));
+    }
+
+    [Fact]
     public async Task WhenTheLeaderDiesBeforeAssigningTheWaitingFollowerIsToldToRejoinAndCanRejoin()
     {
         using var groups = new GroupCoordinator(initialRebalanceDelayMs: 300);

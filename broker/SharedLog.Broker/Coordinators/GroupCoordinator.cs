@@ -554,6 +554,9 @@ public sealed class GroupCoordinator : IDisposable
         group.LeaderId = joinedLeader.MemberId;
         group.ProtocolName = SelectProtocol(group);
         group.State = GroupState.CompletingRebalance;
+
+        // Members now have the rebalance timeout to send SyncGroup (Tick removes those that do not).
+        group.RebalanceDeadline = now.AddMilliseconds(group.Members.Values.Max(m => m.RebalanceTimeoutMs));
         foreach (GroupMember m in group.Members.Values)
         {
             m.Assignment = [];
@@ -795,6 +798,17 @@ public sealed class GroupCoordinator : IDisposable
                         && group.Members.GetValueOrDefault(member.MemberId) == member)
                     {
                         Remove(group, member);
+                    }
+                }
+
+                if (group.State == GroupState.CompletingRebalance && now >= group.RebalanceDeadline)
+                {
+                    // As Kafka: members that have not sent SyncGroup within the rebalance timeout are removed (the
+                    // group rebalances without them); else a leader that heartbeats but never assigns would hold every
+                    // member without partitions for good. Taken before removing: a removal answers the others' syncs.
+                    foreach (GroupMember unsynced in group.Members.Values.Where(m => m.PendingSync is null).ToList())
+                    {
+                        Remove(group, unsynced);
                     }
                 }
 
