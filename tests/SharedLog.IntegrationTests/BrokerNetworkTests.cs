@@ -373,6 +373,36 @@ public class BrokerNetworkTests
     }
 
     [Fact]
+    public async Task DescribeLogDirsCountsWhatIsOnlyInTheWalAndWhatIsInObjects()
+    {
+        // Nothing is uploaded until the test asks.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync(null, true, "--Storage:UploadInterval", "01:00:00");
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("sized", 1);
+        long produced = 0;
+        for (int i = 0; i < 2; i++)
+        {
+            byte[] batch = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add(null, new byte[10_000], 1).Build();
+            produced += batch.Length;
+            await client.SendAsync(new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "sized", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(batch) }] }] }, 9, 1 + i);
+            await client.ReceiveAsync(1);
+        }
+
+        int correlation = 10;
+        async Task<long> SizeAsync()
+        {
+            await client.SendAsync(new DescribeLogDirsRequest { Topics = [new() { Topic = "sized", Partitions = [0] }] }, 4, correlation++);
+            (_, byte[] body) = await client.ReceiveAsync(1);
+            return new DescribeLogDirsResponse().ReadFrom(body, 4).Results.Single().Topics.Single().Partitions.Single().PartitionSize;
+        }
+
+        // Acknowledged and only in the WAL: as Kafka counts a partition's log, the data counts at once.
+        Assert.Equal(produced, await SizeAsync());
+        await broker.Host.Services.GetRequiredService<SharedLog.Storage.Streams.StreamStore>().UploadAsync(CancellationToken.None);
+        Assert.Equal(produced, await SizeAsync());
+    }
+
+    [Fact]
     public async Task ListOffsetsByTimeFindsRecordsOfACachedBatchThatDeleteRecordsCutInto()
     {
         // Nothing is uploaded during the test, so the batch stays in the WAL's cache only.

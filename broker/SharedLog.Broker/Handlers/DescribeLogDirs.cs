@@ -1,14 +1,16 @@
 // DescribeLogDirs, versions 0-4: one "log dir", the data directory, with each partition's size as the
-// bytes held for it in objects and in the WAL. v4+ reports the directory's total and usable bytes.
+// bytes held for it in objects from its log start on, and in the WAL not yet uploaded. v4+ reports the
+// directory's total and usable bytes.
 using Microsoft.Extensions.Options;
 using SharedLog.Broker.Cluster;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
 using SharedLog.Storage.Metadata;
+using SharedLog.Storage.Streams;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed class DescribeLogDirsHandler(TopicService topics, IMetadataStore metadata, IOptions<BrokerOptions> options) : IApiHandler
+public sealed class DescribeLogDirsHandler(TopicService topics, IMetadataStore metadata, StreamStore streams, IOptions<BrokerOptions> options) : IApiHandler
 {
     public ApiKey Api => ApiKey.DescribeLogDirs;
 
@@ -40,13 +42,29 @@ public sealed class DescribeLogDirsHandler(TopicService topics, IMetadataStore m
                 : partitions.Where(p => p >= 0 && p < topic.Partitions.Count).Distinct().Order().Select(p => topic.Partitions[p]);
             foreach (PartitionMetadata partition in selected)
             {
-                IReadOnlyList<StreamObjectRange> ranges = await metadata.GetObjectRangesAsync(partition.StreamId, partition.LogStartOffset, cancellationToken: cancellationToken);
-                topicResult.Partitions.Add(new DescribeLogDirsResponse.DescribeLogDirsPartition { PartitionIndex = partition.Partition, PartitionSize = ranges.Sum(r => r.Range.Size) });
+                // The open stream knows the current log start (DeleteRecords moves it) and what is only in the WAL.
+                StreamLog? stream = OpenStream(partition.StreamId);
+                long logStart = stream?.LogStartOffset ?? partition.LogStartOffset;
+                IReadOnlyList<StreamObjectRange> ranges = await metadata.GetObjectRangesAsync(partition.StreamId, logStart, cancellationToken: cancellationToken);
+                long size = ranges.Sum(r => r.Range.Size) + (stream?.NotUploadedBytes() ?? 0);
+                topicResult.Partitions.Add(new DescribeLogDirsResponse.DescribeLogDirsPartition { PartitionIndex = partition.Partition, PartitionSize = size });
             }
 
             result.Topics.Add(topicResult);
         }
 
         return new DescribeLogDirsResponse { Results = [result] };
+    }
+
+    private StreamLog? OpenStream(long streamId)
+    {
+        try
+        {
+            return streams.Get(streamId);
+        }
+        catch (StreamNotOpenException)
+        {
+            return null; // not served here, or deleted meanwhile: its objects still count
+        }
     }
 }

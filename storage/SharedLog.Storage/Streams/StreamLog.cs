@@ -181,6 +181,21 @@ public sealed class StreamLog
         }
     }
 
+    /// <summary>Bytes of the cached batches not yet in an object: the partition's data that is only in the WAL.</summary>
+    public long NotUploadedBytes()
+    {
+        lock (Sync)
+        {
+            long bytes = 0;
+            for (int i = FirstNotUploaded(); i < _batches.Count; i++)
+            {
+                bytes += _batches[i].Data.Length;
+            }
+
+            return bytes;
+        }
+    }
+
     /// <summary>
     /// Index of the first cached batch not yet in an object (caller holds <see cref="Sync"/>). Uploads commit the
     /// cache's oldest batches in order and then move <see cref="UploadedEndOffset"/>, so the uploaded batches are
