@@ -345,8 +345,7 @@ public class BrokerNetworkTests
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
         await client.CreateTopicAsync("epochs", 1);
         byte[] batch = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add(null, [1], 1).Add(null, [2], 2).Build();
-        await client.SendAsync(new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "epochs", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(batch) }] }] }, 9, 1);
-        await client.ReceiveAsync(1);
+        await client.ProduceAsync("epochs", 0, batch, 1);
         int epoch = broker.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>().FindStream("epochs", 0)!.LeaderEpoch;
 
         // (current leader epoch known to the client, epoch asked for) → (error, epoch, end offset).
@@ -384,8 +383,7 @@ public class BrokerNetworkTests
         {
             byte[] batch = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add(null, new byte[10_000], 1).Build();
             produced += batch.Length;
-            await client.SendAsync(new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "sized", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(batch) }] }] }, 9, 1 + i);
-            await client.ReceiveAsync(1);
+            await client.ProduceAsync("sized", 0, batch, 1 + i);
         }
 
         int correlation = 10;
@@ -415,8 +413,7 @@ public class BrokerNetworkTests
             builder.Add(null, [(byte)i], 1000 + i);
         }
 
-        await client.SendAsync(new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "cut", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(builder.Build()) }] }] }, 9, 1);
-        await client.ReceiveAsync(1);
+        await client.ProduceAsync("cut", 0, builder.Build(), 1);
         await client.SendAsync(new DeleteRecordsRequest { TimeoutMs = 5000, Topics = [new() { Name = "cut", Partitions = [new() { PartitionIndex = 0, Offset = 5 }] }] }, 2, 2);
         (_, byte[] deleteBody) = await client.ReceiveAsync(1);
         Assert.Equal(5L, new DeleteRecordsResponse().ReadFrom(deleteBody, 2).Topics.Single().Partitions.Single().LowWatermark);
@@ -448,8 +445,7 @@ public class BrokerNetworkTests
                 builder.Add(null, [2], next);
             }
 
-            await client.SendAsync(new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = topic, PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(builder.Build()) }] }] }, 9, correlation++);
-            await client.ReceiveAsync(1);
+            await client.ProduceAsync(topic, 0, builder.Build(), correlation++);
         }
 
         async Task<(long Offset, long Timestamp)> ListAsync(long spec, string topic = "stamps")
@@ -493,9 +489,7 @@ public class BrokerNetworkTests
         byte[] odd = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add(null, [1], -3).Build();
         System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(odd.AsSpan(35), -3);
         SharedLog.Protocol.Records.RecordBatch.WriteCrc(odd);
-        await client.SendAsync(new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "odd-stamps", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(odd) }] }] }, 9, correlation++);
-        (_, byte[] oddBody) = await client.ReceiveAsync(1);
-        Assert.Equal(0, new ProduceResponse().ReadFrom(oddBody, 9).Responses[0].PartitionResponses[0].ErrorCode);
+        Assert.Equal(0, (await client.ProduceAsync("odd-stamps", 0, odd, correlation++)).ErrorCode);
         Assert.Equal((0L, -3L), await ListAsync(-3, "odd-stamps"));
 
         // Records deleted inside a batch: the batch holding the first match by its max timestamp has it below the log

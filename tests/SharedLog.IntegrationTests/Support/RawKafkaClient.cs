@@ -41,6 +41,14 @@ public sealed class RawKafkaClient : IDisposable
         }
     }
 
+    /// <summary>Produces one batch (Produce v9, acks=all) and returns the partition's answer.</summary>
+    public async Task<ProduceResponse.PartitionProduceResponse> ProduceAsync(string topic, int partition, byte[] batch, int correlationId)
+    {
+        await SendAsync(new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = topic, PartitionData = [new() { Index = partition, Records = new ReadOnlySequence<byte>(batch) }] }] }, 9, correlationId);
+        (_, byte[] body) = await ReceiveAsync(1);
+        return new ProduceResponse().ReadFrom(body, 9).Responses.Single().PartitionResponses.Single();
+    }
+
     /// <summary>Each named topic's error in a Metadata v12 answer (no auto-creation): None for a topic that exists.</summary>
     public async Task<ErrorCode[]> TopicErrorsAsync(params string[] topics)
     {
