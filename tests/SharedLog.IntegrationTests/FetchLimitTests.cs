@@ -14,9 +14,7 @@ public class FetchLimitTests
     private static async Task ProduceAsync(RawKafkaClient client, int partition, int valueBytes, int correlation)
     {
         byte[] batch = new RecordBatchBuilder(1).Add([1], new byte[valueBytes], 1).Build();
-        var request = new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "limits", PartitionData = [new() { Index = partition, Records = new ReadOnlySequence<byte>(batch) }] }] };
-        await client.SendAsync(request, 9, correlation);
-        await client.ReceiveAsync(1);
+        await client.ProduceAsync("limits", partition, batch, correlation);
     }
 
     private static async Task<int[]> BatchesPerPartitionAsync(RawKafkaClient client, int maxBytes, int partitionMaxBytes, int correlation)

@@ -13,9 +13,7 @@ public class FetchSessionTests
     private static async Task ProduceAsync(RawKafkaClient client, int partition, int correlation)
     {
         byte[] batch = new RecordBatchBuilder(1).Add([1], [2], 1).Build();
-        var request = new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "sessions", PartitionData = [new() { Index = partition, Records = new ReadOnlySequence<byte>(batch) }] }] };
-        await client.SendAsync(request, 9, correlation);
-        await client.ReceiveAsync(1);
+        await client.ProduceAsync("sessions", partition, batch, correlation);
     }
 
     private static async Task<FetchResponse> FetchAsync(RawKafkaClient client, int sessionId, int epoch, int correlation, (int Partition, long Offset)[] partitions, int[]? forget = null, int maxBytes = 1 << 20)
@@ -38,6 +36,24 @@ public class FetchSessionTests
 
     private static int[] PartitionsIn(FetchResponse response) =>
         [.. response.Responses.SelectMany(t => t.Partitions).Select(p => p.PartitionIndex).Order()];
+
+    [Fact]
+    public async Task ASessionWhosePartitionsAreAllForgottenIsClosedAndSessionIdZeroHasNoIncrementalFetches()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("sessions", 2);
+        FetchResponse full = await FetchAsync(client, 0, 0, 2, [(0, 0), (1, 0)]);
+        Assert.NotEqual(0, full.SessionId);
+
+        // As Kafka: forgetting every partition closes the session; the fetch is answered without one.
+        FetchResponse emptied = await FetchAsync(client, full.SessionId, 1, 3, [], forget: [0, 1]);
+        Assert.Equal((0, 0), ((int)emptied.ErrorCode, emptied.SessionId));
+        Assert.Equal((short)ErrorCode.FetchSessionIdNotFound, (await FetchAsync(client, full.SessionId, 2, 4, [])).ErrorCode);
+
+        // An incremental fetch (epoch past 0) without a session id names no session: FETCH_SESSION_ID_NOT_FOUND, as Kafka.
+        Assert.Equal((short)ErrorCode.FetchSessionIdNotFound, (await FetchAsync(client, 0, 3, 5, [(0, 0)])).ErrorCode);
+    }
 
     [Fact]
     public async Task IncrementalFetchesCarryOnlyChangesBothWays()

@@ -48,7 +48,8 @@ public sealed class FetchSessionCache(int maxSessions = 1000, TimeSpan? evictabl
 
                 if (request.SessionEpoch != 0)
                 {
-                    return (null, false, ErrorCode.InvalidFetchSessionEpoch);
+                    // As Kafka: an incremental fetch (epoch past 0) names a session, and there is none with id 0.
+                    return (null, false, ErrorCode.FetchSessionIdNotFound);
                 }
 
                 return (TryCreate(request, version), false, ErrorCode.None);
@@ -79,6 +80,13 @@ public sealed class FetchSessionCache(int maxSessions = 1000, TimeSpan? evictabl
             }
 
             session.Update(request, version);
+            if (session.Partitions.Count == 0)
+            {
+                // As Kafka: a session left without partitions (all forgotten) is closed, and this fetch served without one.
+                _sessions.Remove(session.Id);
+                return (null, false, ErrorCode.None);
+            }
+
             session.NextEpoch = session.NextEpoch == int.MaxValue ? 1 : session.NextEpoch + 1;
             session.LastUsed = DateTime.UtcNow;
             return (session, true, ErrorCode.None);
