@@ -90,6 +90,23 @@ public class IdempotentProducerTests
         return init;
     }
 
+    [Fact]
+    public async Task AnInitProducerIdNamingOnlyAnIdOrOnlyAnEpochIsAnInvalidRequest()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        InitProducerIdResponse init = await CreateTopicAndInitProducerAsync(client, "half");
+        var answers = new List<short>();
+        foreach ((long id, short epoch) in new[] { (init.ProducerId, (short)-1), (-1L, init.ProducerEpoch) })
+        {
+            await client.SendAsync(new InitProducerIdRequest { TransactionalId = null, TransactionTimeoutMs = 60000, ProducerId = id, ProducerEpoch = epoch }, 4, 3 + answers.Count);
+            (_, byte[] body) = await client.ReceiveAsync(1);
+            answers.Add(new InitProducerIdResponse().ReadFrom(body, 4).ErrorCode);
+        }
+
+        Assert.Equal([(short)ErrorCode.InvalidRequest, (short)ErrorCode.InvalidRequest], answers);
+    }
+
     private static ProduceRequest ProduceOf(string topic, byte[] batch) => new()
     {
         Acks = -1,

@@ -23,6 +23,12 @@ public sealed class InitProducerIdHandler(ProducerStateManager producers) : IApi
             return new InitProducerIdResponse { ErrorCode = (short)ErrorCode.UnsupportedVersion, ProducerId = -1, ProducerEpoch = -1 };
         }
 
+        // As Kafka (KIP-360): an existing producer names both its id and its epoch, a new one neither.
+        if ((body.ProducerId == -1) != (body.ProducerEpoch == -1))
+        {
+            return new InitProducerIdResponse { ErrorCode = (short)ErrorCode.InvalidRequest, ProducerId = -1, ProducerEpoch = -1 };
+        }
+
         (ErrorCode error, long id, short epoch) = await producers.InitAsync(body.ProducerId, body.ProducerEpoch, cancellationToken);
         return new InitProducerIdResponse { ErrorCode = (short)error, ProducerId = id, ProducerEpoch = epoch };
     }
