@@ -534,6 +534,30 @@ public class BrokerNetworkTests
     }
 
     [Fact]
+    public async Task AProduceV2WithAnOldMessageSetGetsInvalidRecordAndTheConnectionGoesOn()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("legacy", 1);
+
+        // Produce v0-2 are advertised (older librdkafka compresses only then), but their message sets (magic 0/1,
+        // here one message of format v1) are not stored: the partition gets INVALID_RECORD, as Kafka answers v3+.
+        byte[] messageSet = new byte[8 + 4 + 4 + 1 + 1 + 8 + 4 + 4 + 1];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(messageSet.AsSpan(8), messageSet.Length - 12);
+        messageSet[16] = 1; // magic
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(messageSet.AsSpan(26), -1); // no key
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(messageSet.AsSpan(30), 1); // a one-byte value
+        await client.SendAsync(new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "legacy", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(messageSet) }] }] }, 2, 1);
+        (_, byte[] body) = await client.ReceiveAsync(0);
+        Assert.Equal((short)ErrorCode.InvalidRecord, new ProduceResponse().ReadFrom(body, 2).Responses.Single().PartitionResponses.Single().ErrorCode);
+
+        // Nothing was stored, and the connection goes on.
+        byte[] batch = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add(null, [1], 1).Build();
+        ProduceResponse.PartitionProduceResponse stored = await client.ProduceAsync("legacy", 0, batch, 2);
+        Assert.Equal((0, 0L), ((int)stored.ErrorCode, stored.BaseOffset));
+    }
+
+    [Fact]
     public async Task ListGroupsGivesEachGroupItsOwnProtocolType()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
