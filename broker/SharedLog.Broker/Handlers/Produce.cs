@@ -1,7 +1,8 @@
 // Produce, versions 0-11. v0-2 are advertised although their message sets (magic 0/1) are refused with
-// INVALID_RECORD: older librdkafka (Debian 12's 2.0.2, under kcat and confluent-kafka-python) turns gzip, snappy
-// and lz4 off, silently, for a broker whose Produce range does not start at 0, and clients that know record batches use v3+ anyway. Each partition's records
-// must be one v2 record batch (a second batch gets INVALID_RECORD), each batch must pass its
+// INVALID_RECORD: older librdkafka (Debian 12's 2.0.2, under kcat and confluent-kafka-python) turns gzip,
+// snappy and lz4 off, silently, for a broker whose Produce range does not start at 0, and clients that
+// know record batches use v3+ anyway. Each partition's records must be one v2 record batch (a second
+// batch gets INVALID_RECORD), each batch must pass its
 // CRC32C (CORRUPT_MESSAGE) and fit max.message.bytes (MESSAGE_TOO_LARGE). Accepted batches get offsets
 // assigned and are acknowledged once durable in the WAL (acks=1 and acks=-1 mean the same here: there
 // are no follower replicas; acks=0 sends no response, and closes the connection when a partition

@@ -527,9 +527,10 @@ public sealed partial class StreamStore : IAsyncDisposable
     }
 
     /// <summary>
-    /// What a search by time reads: the log start, the cached batches above it up to the high watermark, and the
-    /// object ranges. The cache is taken first: a batch is evicted only after its object range is in the metadata, so
-    /// a batch uploaded and evicted meanwhile is still found in the ranges read after (one in both is harmless).
+    /// What a search by time reads: the log start, the cached batches not yet uploaded above it up to the high
+    /// watermark, and the object ranges. The cache is taken first: a batch counts as uploaded, and is evicted, only
+    /// after its object range is in the metadata, so a batch uploaded meanwhile is still found in the ranges read after
+    /// (one in both is harmless), and the uploaded front of the cache need not be copied.
     /// </summary>
     private async Task<(long LogStart, List<CachedBatch> Cached, IReadOnlyList<StreamObjectRange> Ranges)> TimeSearchStateAsync(long streamId, CancellationToken cancellationToken)
     {
@@ -539,8 +540,9 @@ public sealed partial class StreamStore : IAsyncDisposable
         lock (stream.Sync)
         {
             logStart = stream.LogStartOffset;
-            foreach (CachedBatch b in stream.Batches)
+            for (int i = stream.FirstNotUploaded(); i < stream.Batches.Count; i++)
             {
+                CachedBatch b = stream.Batches[i];
                 if (b.EndOffset > logStart && b.EndOffset <= stream.HighWatermark)
                 {
                     cached.Add(b);
