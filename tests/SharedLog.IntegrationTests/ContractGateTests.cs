@@ -810,6 +810,30 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task AStorageErrorReachesProducersOlderThanV4AsNotLeaderOrFollower()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        string topic = "q" + new string('y', 239); // "<topic>.quarantine" is over 249 characters: the produce fails in storage
+        await ApplyAsync(broker, $"topic: {topic}\nclass: certified\nvalue: {{}}\nonFailure: quarantine\n");
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync(topic, 1);
+        byte[] batch = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([1], [1, 2, 3], 1).Build();
+
+        // As Kafka: KAFKA_STORAGE_ERROR is for producers from v4 on; older ones could take it for a fatal unknown error,
+        // so they get the retriable NOT_LEADER_OR_FOLLOWER.
+        var answers = new List<SharedLog.Protocol.ErrorCode>();
+        foreach (short version in new short[] { 3, 9 })
+        {
+            var request = new SharedLog.Protocol.Messages.ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = topic, PartitionData = [new() { Index = 0, Records = new ReadOnlySequence<byte>(batch) }] }] };
+            await client.SendAsync(request, version, version);
+            (_, byte[] body) = await client.ReceiveAsync(version >= 9 ? (short)1 : (short)0);
+            answers.Add((SharedLog.Protocol.ErrorCode)new SharedLog.Protocol.Messages.ProduceResponse().ReadFrom(body, version).Responses.Single().PartitionResponses.Single().ErrorCode);
+        }
+
+        Assert.Equal([SharedLog.Protocol.ErrorCode.NotLeaderOrFollower, SharedLog.Protocol.ErrorCode.KafkaStorageError], answers);
+    }
+
+    [Fact]
     public async Task AQuarantineTopicThatCannotBeCreatedFailsTheProduceBeforeAnythingIsStored()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

@@ -140,6 +140,13 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         {
             foreach (ProduceResponse.PartitionProduceResponse partitionResponse in topicResponse.PartitionResponses)
             {
+                // KAFKA_STORAGE_ERROR exists for producers from v4 on (the spec: "the requester must be prepared to
+                // handle" it); older ones are given the retriable NOT_LEADER_OR_FOLLOWER instead, as Kafka does.
+                if (context.Version < 4 && partitionResponse.ErrorCode == (short)ErrorCode.KafkaStorageError)
+                {
+                    partitionResponse.ErrorCode = (short)ErrorCode.NotLeaderOrFollower;
+                }
+
                 metrics.PartitionError(ApiKey.Produce, (ErrorCode)partitionResponse.ErrorCode);
                 if (partitionResponse.ErrorCode != 0)
                 {
