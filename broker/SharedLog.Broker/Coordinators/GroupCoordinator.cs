@@ -374,19 +374,11 @@ public sealed class GroupCoordinator : IDisposable
             var join = new TaskCompletionSource<JoinResult>(TaskCreationOptions.RunContinuationsAsynchronously);
             member.PendingJoin = join;
 
-            if (group.State == GroupState.Stable && known && !changed && member.MemberId != group.LeaderId)
+            // As Kafka, a known member joining again with unchanged protocols gets this generation's response again,
+            // without a rebalance: a follower of a stable group, or any member while the group waits for its assignment
+            // (it lost its JoinGroup response to a disconnect; a new rebalance would abort every member's SyncGroup).
+            if (known && !changed && (group.State == GroupState.CompletingRebalance || (group.State == GroupState.Stable && member.MemberId != group.LeaderId)))
             {
-                // A follower rejoining a stable group with unchanged protocols: no rebalance needed.
-                join.TrySetResult(ResultFor(group, member));
-                member.PendingJoin = null;
-                return join.Task;
-            }
-
-            if (group.State == GroupState.CompletingRebalance && known && !changed)
-            {
-                // As Kafka: a member joining again with the same protocols while the group waits for its assignment
-                // (it lost its JoinGroup response to a disconnect) gets this generation's response again; a new
-                // rebalance would abort every member's SyncGroup.
                 join.TrySetResult(ResultFor(group, member));
                 member.PendingJoin = null;
                 return join.Task;
@@ -482,14 +474,25 @@ public sealed class GroupCoordinator : IDisposable
     private static void StartRebalance(ConsumerGroup group, int delayMs)
     {
         group.State = GroupState.PreparingRebalance;
-        int timeout = group.Members.Values.Select(m => m.RebalanceTimeoutMs).DefaultIfEmpty(0).Max();
         DateTime now = DateTime.UtcNow;
-        group.RebalanceDeadline = now.AddMilliseconds(Math.Max(timeout, delayMs));
+        group.RebalanceDeadline = now.AddMilliseconds(Math.Max(MaxRebalanceTimeoutMs(group), delayMs));
         group.InitialDelayUntil = now.AddMilliseconds(delayMs);
         foreach (GroupMember m in group.Members.Values)
         {
             ReleaseSync(m, new SyncResult(ErrorCode.RebalanceInProgress, null, null, []), now);
         }
+    }
+
+    /// <summary>The longest rebalance timeout of the group's members (0 without members): how long a rebalance phase may take.</summary>
+    private static int MaxRebalanceTimeoutMs(ConsumerGroup group)
+    {
+        int longest = 0;
+        foreach (GroupMember member in group.Members.Values)
+        {
+            longest = Math.Max(longest, member.RebalanceTimeoutMs);
+        }
+
+        return longest;
     }
 
     /// <summary>
@@ -545,7 +548,7 @@ public sealed class GroupCoordinator : IDisposable
         if (joinedLeader is null)
         {
             // Only absent static members: nobody can assign. Wait again; their session timeouts end it.
-            group.RebalanceDeadline = now.AddMilliseconds(group.Members.Values.Max(m => m.RebalanceTimeoutMs));
+            group.RebalanceDeadline = now.AddMilliseconds(MaxRebalanceTimeoutMs(group));
             return;
         }
 
@@ -556,7 +559,7 @@ public sealed class GroupCoordinator : IDisposable
         group.State = GroupState.CompletingRebalance;
 
         // Members now have the rebalance timeout to send SyncGroup (Tick removes those that do not).
-        group.RebalanceDeadline = now.AddMilliseconds(group.Members.Values.Max(m => m.RebalanceTimeoutMs));
+        group.RebalanceDeadline = now.AddMilliseconds(MaxRebalanceTimeoutMs(group));
         foreach (GroupMember m in group.Members.Values)
         {
             m.Assignment = [];

@@ -43,7 +43,7 @@ public sealed class DescribeLogDirsHandler(TopicService topics, IMetadataStore m
             foreach (PartitionMetadata partition in selected)
             {
                 // The open stream knows the current log start (DeleteRecords moves it) and what is only in the WAL.
-                StreamLog? stream = OpenStream(partition.StreamId);
+                StreamLog? stream = streams.TryGet(partition.StreamId, out StreamLog? open) ? open : null;
                 long logStart = stream?.LogStartOffset ?? partition.LogStartOffset;
                 IReadOnlyList<StreamObjectRange> ranges = await metadata.GetObjectRangesAsync(partition.StreamId, logStart, cancellationToken: cancellationToken);
                 long size = ranges.Sum(r => r.Range.Size) + (stream?.NotUploadedBytes() ?? 0);
@@ -54,17 +54,5 @@ public sealed class DescribeLogDirsHandler(TopicService topics, IMetadataStore m
         }
 
         return new DescribeLogDirsResponse { Results = [result] };
-    }
-
-    private StreamLog? OpenStream(long streamId)
-    {
-        try
-        {
-            return streams.Get(streamId);
-        }
-        catch (StreamNotOpenException)
-        {
-            return null; // not served here, or deleted meanwhile: its objects still count
-        }
     }
 }

@@ -146,6 +146,9 @@ public sealed partial class StreamStore : IAsyncDisposable
 
     public bool IsOpen(long streamId) => _streams.ContainsKey(streamId);
 
+    /// <summary>The open stream, or false when it is not served here (or was closed meanwhile).</summary>
+    public bool TryGet(long streamId, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out StreamLog? stream) => _streams.TryGetValue(streamId, out stream);
+
     public StreamLog Get(long streamId) =>
         _streams.TryGetValue(streamId, out StreamLog? stream) ? stream : throw new StreamNotOpenException(streamId);
 
