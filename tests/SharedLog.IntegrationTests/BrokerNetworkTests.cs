@@ -430,6 +430,59 @@ public class BrokerNetworkTests
     }
 
     [Fact]
+    public async Task ObjectsMissingFromTheStoreAreAPartitionStorageErrorAndTheConnectionKeepsServing()
+    {
+        // The log cache keeps no uploaded batch, so partition 0's records are read from objects, which the test removes.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync(null, true, "--Storage:LogCacheBytes", "1");
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("damaged", 2);
+        int correlation = 1;
+        byte[] batch = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([1], [1, 2, 3], 1_000).Build();
+        Assert.Equal(0, (await client.ProduceAsync("damaged", 0, batch, correlation++)).ErrorCode);
+        await broker.Host.Services.GetRequiredService<SharedLog.Storage.Streams.StreamStore>().UploadAsync(CancellationToken.None);
+        string[] objects = Directory.GetFiles(Path.Combine(broker.DataDir, "objects"), "*", SearchOption.AllDirectories);
+        Assert.NotEmpty(objects);
+        foreach (string file in objects)
+        {
+            File.Delete(file);
+        }
+
+        Assert.Equal(0, (await client.ProduceAsync("damaged", 1, batch, correlation++)).ErrorCode); // stays in the WAL's cache
+
+        async Task<FetchResponse.PartitionData[]> FetchAsync(short version)
+        {
+            var request = new FetchRequest
+            {
+                ReplicaId = -1,
+                MaxWaitMs = 0,
+                MaxBytes = 1 << 20,
+                SessionEpoch = -1,
+                Topics = [new() { Topic = "damaged", Partitions = [new() { Partition = 0, PartitionMaxBytes = 1 << 20 }, new() { Partition = 1, PartitionMaxBytes = 1 << 20 }] }],
+            };
+            await client.SendAsync(request, version, correlation++);
+            (_, byte[] body) = await client.ReceiveAsync(version >= 12 ? (short)1 : (short)0);
+            return [.. new FetchResponse().ReadFrom(body, version).Responses.Single().Partitions.OrderBy(p => p.PartitionIndex)];
+        }
+
+        // As Kafka: KAFKA_STORAGE_ERROR from Fetch v6 on; older fetchers get the retriable NOT_LEADER_OR_FOLLOWER.
+        // The partition whose data is readable is answered in the same response.
+        foreach ((short version, ErrorCode expected) in new[] { ((short)4, ErrorCode.NotLeaderOrFollower), ((short)12, ErrorCode.KafkaStorageError) })
+        {
+            FetchResponse.PartitionData[] partitions = await FetchAsync(version);
+            Assert.Equal((short)expected, partitions[0].ErrorCode);
+            Assert.Equal(0, partitions[1].ErrorCode);
+            Assert.True(partitions[1].Records!.Value.Length > 0);
+        }
+
+        await client.SendAsync(new ListOffsetsRequest { ReplicaId = -1, Topics = [new() { Name = "damaged", Partitions = [new() { PartitionIndex = 0, Timestamp = 500 }] }] }, 9, correlation++);
+        (_, byte[] listBody) = await client.ReceiveAsync(1);
+        Assert.Equal((short)ErrorCode.KafkaStorageError, new ListOffsetsResponse().ReadFrom(listBody, 9).Topics.Single().Partitions.Single().ErrorCode);
+
+        // The connection is still open and answers the next request.
+        Assert.Equal(0, (await client.ProduceAsync("damaged", 1, batch, correlation++)).ErrorCode);
+    }
+
+    [Fact]
     public async Task ListOffsetsFindsTheLargestTimestampInObjectsAndCacheAndAnswersTheTieredSpecsAsKafka()
     {
         // The log cache keeps no uploaded batch, so a search by time reads uploaded records from objects only.

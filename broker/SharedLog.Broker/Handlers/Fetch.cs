@@ -17,7 +17,7 @@ using SharedLog.Storage.Streams;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed class FetchHandler(TopicService topics, StreamStore streams, Coordinators.FetchSessionCache sessions, Http.BrokerMetrics metrics, Microsoft.Extensions.Options.IOptions<BrokerOptions> options) : IApiHandler
+public sealed partial class FetchHandler(TopicService topics, StreamStore streams, Coordinators.FetchSessionCache sessions, Http.BrokerMetrics metrics, Microsoft.Extensions.Options.IOptions<BrokerOptions> options, ILogger<FetchHandler> logger) : IApiHandler
 {
     public ApiKey Api => ApiKey.Fetch;
 
@@ -208,14 +208,23 @@ public sealed class FetchHandler(TopicService topics, StreamStore streams, Coord
                 {
                     result.ErrorCode = (short)ErrorCode.NotLeaderOrFollower;
                 }
-                catch (ObjectStoreUnavailableException)
+                catch (Exception e) when (StorageReadFailure.Is(e))
                 {
-                    // Retriable for the client: the data is safe, the store is briefly out of reach.
-                    result.ErrorCode = (short)ErrorCode.KafkaStorageError;
+                    // The partition's error, not the connection's: the other partitions are answered, and the client
+                    // retries this one (the store briefly out of reach) or keeps reporting it (stored data damaged).
+                    // As Kafka, fetchers older than v6 may not know KAFKA_STORAGE_ERROR and get the retriable
+                    // NOT_LEADER_OR_FOLLOWER.
+                    ErrorCode error = version >= 6 ? ErrorCode.KafkaStorageError : ErrorCode.NotLeaderOrFollower;
+                    LogReadFailed(logger, found.Name, partition.Partition, partition.FetchOffset, error, e.Message);
+                    metrics.PartitionError(ApiKey.Fetch, error);
+                    result.ErrorCode = (short)error;
                 }
             }
         }
 
         return response;
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Fetch from {Topic}-{Partition} at offset {Offset} answered {Error}: {Reason}")]
+    private static partial void LogReadFailed(ILogger logger, string topic, int partition, long offset, ErrorCode error, string reason);
 }

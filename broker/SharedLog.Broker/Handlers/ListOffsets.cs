@@ -12,7 +12,7 @@ using SharedLog.Storage.Streams;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed class ListOffsetsHandler(TopicService topics, StreamStore streams) : IApiHandler
+public sealed partial class ListOffsetsHandler(TopicService topics, StreamStore streams, ILogger<ListOffsetsHandler> logger) : IApiHandler
 {
     public const long Latest = -1;
     public const long Earliest = -2;
@@ -62,9 +62,10 @@ public sealed class ListOffsetsHandler(TopicService topics, StreamStore streams)
                             result.Offset = offset;
                             result.Timestamp = timestamp;
                         }
-                        catch (ObjectStoreUnavailableException)
+                        catch (Exception e) when (StorageReadFailure.Is(e))
                         {
-                            // As Fetch answers it: retriable for the client, the data is safe and the store briefly out of reach.
+                            // As Fetch answers it: the partition's storage error, not a closed connection.
+                            LogSearchFailed(logger, topic.Name, partition.PartitionIndex, partition.Timestamp, e.Message);
                             result.ErrorCode = (short)ErrorCode.KafkaStorageError;
                         }
                         catch (StreamNotOpenException)
@@ -79,4 +80,7 @@ public sealed class ListOffsetsHandler(TopicService topics, StreamStore streams)
 
         return response;
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "ListOffsets of {Topic}-{Partition} by timestamp {Timestamp} answered KAFKA_STORAGE_ERROR: {Reason}")]
+    private static partial void LogSearchFailed(ILogger logger, string topic, int partition, long timestamp, string reason);
 }

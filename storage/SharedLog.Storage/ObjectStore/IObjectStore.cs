@@ -56,3 +56,15 @@ public sealed class ObjectNotFoundException(string key)
 /// <summary>The store could not be reached or failed after retries; the caller may try again later.</summary>
 public sealed class ObjectStoreUnavailableException(string message, Exception? inner = null)
     : Exception(message, inner);
+
+/// <summary>What a read of stored data may fail with that is the storage's fault, not the request's.</summary>
+public static class StorageReadFailure
+{
+    /// <summary>
+    /// Whether <paramref name="exception"/> is a failure of the stored data or of the store under it: the store out of
+    /// reach, an object missing, an I/O error, or stored bytes that do not parse. A Kafka broker answers these as a
+    /// storage error of the partition (KAFKA_STORAGE_ERROR), not by failing the whole request.
+    /// </summary>
+    public static bool Is(Exception exception) =>
+        exception is ObjectStoreUnavailableException or ObjectNotFoundException or IOException or InvalidDataException;
+}
