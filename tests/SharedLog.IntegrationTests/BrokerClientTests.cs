@@ -75,6 +75,13 @@ public class BrokerClientTests
         var existing = await Assert.ThrowsAsync<CreateTopicsException>(() => admin.CreateTopicsAsync([new TopicSpecification { Name = "admin-made", NumPartitions = 1, Configs = new Dictionary<string, string> { ["retention.ms"] = "soon" } }]));
         Assert.Equal(ErrorCode.TopicAlreadyExists, existing.Results[0].Error.Code);
 
+        // Manual replica assignments (librdkafka sends the counts as -1 next to them) on this broker's id are taken; another broker id is not.
+        int node = metadata.Brokers[0].BrokerId;
+        await admin.CreateTopicsAsync([new TopicSpecification { Name = "placed", NumPartitions = 2, ReplicationFactor = -1, ReplicasAssignments = new Dictionary<int, List<int>> { [0] = [node], [1] = [node] } }]);
+        Assert.Equal(2, Assert.Single(admin.GetMetadata("placed", Timeout).Topics).Partitions.Count);
+        var elsewhere = await Assert.ThrowsAsync<CreateTopicsException>(() => admin.CreateTopicsAsync([new TopicSpecification { Name = "placed-elsewhere", NumPartitions = 1, ReplicationFactor = -1, ReplicasAssignments = new Dictionary<int, List<int>> { [0] = [node + 1] } }]));
+        Assert.Equal(ErrorCode.InvalidReplicaAssignment, elsewhere.Results[0].Error.Code);
+
         // cleanup.policy is a list, spaces allowed, as Kafka parses it.
         await admin.CreateTopicsAsync([new TopicSpecification { Name = "compacted", NumPartitions = 1, Configs = new Dictionary<string, string> { ["cleanup.policy"] = "compact, delete" } }]);
 

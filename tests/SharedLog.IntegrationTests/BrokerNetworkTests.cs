@@ -287,10 +287,92 @@ public class BrokerNetworkTests
         (_, byte[] body) = await client.ReceiveAsync(0);
         CreateTopicsResponse response = new CreateTopicsResponse().ReadFrom(body, 4);
         Assert.Equal(
-            [("twice", ErrorCode.InvalidRequest), ("fine", ErrorCode.None), ("twice", ErrorCode.InvalidRequest), ("null-config", ErrorCode.InvalidConfig)],
+            [("twice", ErrorCode.InvalidRequest), ("fine", ErrorCode.None), ("null-config", ErrorCode.InvalidConfig)],
             response.Topics.Select(t => (t.Name, (ErrorCode)t.ErrorCode)));
 
         Assert.Equal([ErrorCode.UnknownTopicOrPartition, ErrorCode.UnknownTopicOrPartition, ErrorCode.None], await client.TopicErrorsAsync("twice", "null-config", "fine"));
+    }
+
+    [Fact]
+    public async Task CreateTopicsChecksNamesConfigsAndAssignmentsInKafkasOrder()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("orders.eu", 1);
+        CreateTopicsRequest.CreatableTopic Topic(string name, int partitions = 1, short replication = 1, string retention = "60000", params (int Index, int[] Brokers)[] assignments) => new()
+        {
+            Name = name,
+            NumPartitions = partitions,
+            ReplicationFactor = replication,
+            Configs = [new CreateTopicsRequest.CreatableTopicConfig { Name = "retention.ms", Value = retention }],
+            Assignments = [.. assignments.Select(a => new CreateTopicsRequest.CreatableReplicaAssignment { PartitionIndex = a.Index, BrokerIds = [.. a.Brokers] })],
+        };
+        await client.SendAsync(new CreateTopicsRequest
+        {
+            TimeoutMs = 5000,
+            Topics =
+            [
+                Topic("orders.eu", replication: 0), // exists: that comes before the replication factor
+                Topic("orders_eu"), // differs from an existing topic only by '.' against '_'
+                Topic("__cluster_metadata"),
+                Topic("bad-config", partitions: 0, retention: "soon"), // configs before counts
+                Topic("assigned-with-count", partitions: 2, replication: -1, assignments: (0, [1])),
+                Topic("assigned-with-factor", partitions: -1, replication: 1, assignments: (0, [1])),
+                Topic("assigned-twice", -1, -1, "60000", (0, [1]), (0, [1])),
+                Topic("assigned-gap", -1, -1, "60000", (0, [1]), (2, [1])),
+                Topic("assigned-elsewhere", -1, -1, "60000", (0, [2])),
+                Topic("assigned-empty", -1, -1, "60000", (0, [])),
+                Topic("assigned", -1, -1, "60000", (1, [1]), (0, [1])),
+            ],
+        }, 5, 1);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        CreateTopicsResponse response = new CreateTopicsResponse().ReadFrom(body, 5);
+        Assert.Equal(
+            [
+                ("orders.eu", ErrorCode.TopicAlreadyExists), ("orders_eu", ErrorCode.InvalidTopicException), ("__cluster_metadata", ErrorCode.InvalidRequest),
+                ("bad-config", ErrorCode.InvalidConfig), ("assigned-with-count", ErrorCode.InvalidRequest), ("assigned-with-factor", ErrorCode.InvalidRequest),
+                ("assigned-twice", ErrorCode.InvalidReplicaAssignment), ("assigned-gap", ErrorCode.InvalidReplicaAssignment),
+                ("assigned-elsewhere", ErrorCode.InvalidReplicaAssignment), ("assigned-empty", ErrorCode.InvalidReplicaAssignment), ("assigned", ErrorCode.None),
+            ],
+            response.Topics.Select(t => (t.Name, (ErrorCode)t.ErrorCode)));
+        Assert.Contains("collides with existing topic: orders.eu", response.Topics[1].ErrorMessage);
+        Assert.Contains("broker 2, but no such broker", response.Topics[8].ErrorMessage);
+        Assert.Equal((2, (short)1), (response.Topics[10].NumPartitions, response.Topics[10].ReplicationFactor));
+        Assert.Equal(
+            [ErrorCode.UnknownTopicOrPartition, ErrorCode.UnknownTopicOrPartition, ErrorCode.UnknownTopicOrPartition, ErrorCode.None],
+            await client.TopicErrorsAsync("orders_eu", "assigned-with-count", "assigned-gap", "assigned"));
+
+        // CreatePartitions: a topic named twice is answered once and not grown; manual assignments must cover each new partition.
+        await client.SendAsync(new CreatePartitionsRequest
+        {
+            TimeoutMs = 5000,
+            Topics =
+            [
+                new() { Name = "assigned", Count = 3, Assignments = null },
+                new() { Name = "assigned", Count = 4, Assignments = null },
+                new() { Name = "orders.eu", Count = 3, Assignments = [new() { BrokerIds = [1] }] },
+                new() { Name = "orders.eu", Count = 2, Assignments = [new() { BrokerIds = [1, 1] }] },
+            ],
+        }, 2, 2);
+        (_, byte[] grownBody) = await client.ReceiveAsync(1);
+        CreatePartitionsResponse grown = new CreatePartitionsResponse().ReadFrom(grownBody, 2);
+        Assert.Equal([("assigned", ErrorCode.InvalidRequest)], grown.Results.Where(r => r.Name == "assigned").Select(r => (r.Name, (ErrorCode)r.ErrorCode)));
+        Assert.Equal([ErrorCode.InvalidRequest], grown.Results.Where(r => r.Name == "orders.eu").Select(r => (ErrorCode)r.ErrorCode));
+
+        await client.SendAsync(new CreatePartitionsRequest
+        {
+            TimeoutMs = 5000,
+            Topics =
+            [
+                new() { Name = "orders.eu", Count = 3, Assignments = [new() { BrokerIds = [1] }] },
+                new() { Name = "assigned", Count = 3, Assignments = [new() { BrokerIds = [1, 1] }] },
+            ],
+        }, 2, 3);
+        (_, byte[] checkedBody) = await client.ReceiveAsync(1);
+        CreatePartitionsResponse checkedAssignments = new CreatePartitionsResponse().ReadFrom(checkedBody, 2);
+        Assert.Equal([ErrorCode.InvalidReplicaAssignment, ErrorCode.InvalidReplicaAssignment], checkedAssignments.Results.Select(r => (ErrorCode)r.ErrorCode));
+        Assert.Contains("only 1 assignment(s)", checkedAssignments.Results[0].ErrorMessage);
+        Assert.Contains("more than once", checkedAssignments.Results[1].ErrorMessage);
     }
 
     [Fact]

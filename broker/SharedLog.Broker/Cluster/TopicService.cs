@@ -16,6 +16,9 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
     private readonly ConcurrentDictionary<Guid, TopicMetadata> _byId = new();
     private readonly SemaphoreSlim _changes = new(1, 1);
 
+    /// <summary>Kafka's KRaft metadata log; no client may create a topic of that name.</summary>
+    public const string ClusterMetadataTopic = "__cluster_metadata";
+
     private int NodeId => options.Value.NodeId;
 
     /// <summary>Loads every topic and claims leadership of its partitions (fencing any previous leader).</summary>
@@ -71,33 +74,109 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
     public StreamLog? FindStream(string name, int partition) =>
         FindPartition(name, partition) is { } found && streams.IsOpen(found.StreamId) ? streams.Get(found.StreamId) : null;
 
+    /// <summary>
+    /// Why a topic of this name cannot be created, in Kafka's order: an illegal name, Kafka's own metadata topic, then
+    /// existence, which "create if absent" callers (Kafka Connect's TopicAdmin, say) read as success whatever else their
+    /// request would have been refused for, then a name that differs from an existing one only by '.' against '_'
+    /// (Kafka refuses it: the two would share metric names). <see cref="ErrorCode.None"/> when it can.
+    /// </summary>
+    public (ErrorCode Error, string? Message) NewNameProblem(string name)
+    {
+        if (!TopicConfigs.IsValidTopicName(name))
+        {
+            return (ErrorCode.InvalidTopicException, $"'{name}' is not a valid topic name.");
+        }
+
+        if (name == ClusterMetadataTopic)
+        {
+            return (ErrorCode.InvalidRequest, $"Creation of internal topic {ClusterMetadataTopic} is prohibited.");
+        }
+
+        if (Find(name) is not null)
+        {
+            return (ErrorCode.TopicAlreadyExists, $"Topic '{name}' already exists.");
+        }
+
+        if (name.AsSpan().IndexOfAny('.', '_') >= 0)
+        {
+            string unified = name.Replace('.', '_');
+            foreach (string existing in _byName.Keys)
+            {
+                if (existing.Length == name.Length && existing.Replace('.', '_') == unified)
+                {
+                    return (ErrorCode.InvalidTopicException, $"Topic '{name}' collides with existing topic: {existing}");
+                }
+            }
+        }
+
+        return (ErrorCode.None, null);
+    }
+
+    /// <summary>
+    /// What is wrong with one partition's manual replica list, as Kafka's controller checks it: not empty, no broker twice,
+    /// only registered brokers (here, this one), and as many replicas as the partitions before it
+    /// (<paramref name="previousCount"/>). Null when it is acceptable; the replicas are then a formality, as every
+    /// partition is led here and kept durable by the WAL and the object store.
+    /// </summary>
+    public string? ReplicaListProblem(IReadOnlyList<int> replicas, int? previousCount)
+    {
+        if (replicas.Count == 0)
+        {
+            return "The manual partition assignment includes an empty replica list.";
+        }
+
+        for (int i = 0; i < replicas.Count; i++)
+        {
+            for (int j = 0; j < i; j++)
+            {
+                if (replicas[j] == replicas[i])
+                {
+                    return $"The manual partition assignment includes the broker {replicas[i]} more than once.";
+                }
+            }
+
+            if (replicas[i] != NodeId)
+            {
+                return $"The manual partition assignment includes broker {replicas[i]}, but no such broker is registered.";
+            }
+        }
+
+        return previousCount is { } count && count != replicas.Count
+            ? $"The manual partition assignment includes a partition with {replicas.Count} replica(s), but this is not consistent with previous partitions, which have {count} replica(s)."
+            : null;
+    }
+
+    /// <summary>The first of <paramref name="configs"/> that is not a topic config Kafka would take, described; null when all are.</summary>
+    public static string? ConfigProblem(IReadOnlyDictionary<string, string> configs)
+    {
+        foreach ((string key, string value) in configs)
+        {
+            if (TopicConfigs.Validate(key, value) is { } problem)
+            {
+                return problem;
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>Creates a topic; returns the error a CreateTopics or auto-creation should report.</summary>
     public async Task<(TopicMetadata? Topic, ErrorCode Error, string? Message)> CreateAsync(
         string name, int partitions, IReadOnlyDictionary<string, string> configs, bool validateOnly, CancellationToken cancellationToken)
     {
-        if (!TopicConfigs.IsValidTopicName(name))
+        if (NewNameProblem(name) is { Error: not ErrorCode.None } refused)
         {
-            return (null, ErrorCode.InvalidTopicException, $"'{name}' is not a valid topic name.");
+            return (null, refused.Error, refused.Message);
         }
 
-        // Existence first, as Kafka: "create if absent" callers (Kafka Connect's TopicAdmin, say) read
-        // TOPIC_ALREADY_EXISTS as success, whatever else their request would have been refused for.
-        if (Find(name) is not null)
+        if (ConfigProblem(configs) is { } problem)
         {
-            return (null, ErrorCode.TopicAlreadyExists, $"Topic '{name}' already exists.");
+            return (null, ErrorCode.InvalidConfig, problem);
         }
 
         if (partitions is < 1 or > 10_000)
         {
             return (null, ErrorCode.InvalidPartitions, $"Partition count {partitions} must be between 1 and 10000.");
-        }
-
-        foreach ((string key, string value) in configs)
-        {
-            if (TopicConfigs.Validate(key, value) is { } problem)
-            {
-                return (null, ErrorCode.InvalidConfig, problem);
-            }
         }
 
         if (PartitionLimitProblem(partitions) is { } tooMany)
@@ -115,7 +194,12 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
         await _changes.WaitAsync(cancellationToken);
         try
         {
-            // Again under the lock: concurrent creations must not pass the limit together.
+            // Again under the lock: concurrent creations must not pass the limit together, nor create colliding names.
+            if (NewNameProblem(name) is { Error: not ErrorCode.None } refusedNow)
+            {
+                return (null, refusedNow.Error, refusedNow.Message);
+            }
+
             if (PartitionLimitProblem(partitions) is { } tooManyNow)
             {
                 return (null, ErrorCode.InvalidPartitions, tooManyNow);

@@ -2,6 +2,8 @@
 // assignments) is accepted and reported as satisfied, since durability comes from the WAL and the
 // object store, not replicas. validateOnly (v1+) checks without creating. v5+ returns the effective
 // partition count, replication factor and configs (KIP-525); v7 returns the topic id (KIP-516).
+// Checks run in the order of Kafka's controller, so a client sees the same first error: a name asked
+// for twice, the name (illegal, existing, colliding), the configs, then assignments and counts.
 using Microsoft.Extensions.Options;
 using SharedLog.Broker.Cluster;
 using SharedLog.Protocol;
@@ -22,70 +24,139 @@ public sealed class CreateTopicsHandler(TopicService topics, IOptions<BrokerOpti
     {
         var body = (CreateTopicsRequest)request;
         var response = new CreateTopicsResponse();
-        // As Kafka: a name asked for more than once in one request is refused wherever it appears, and not created.
-        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+        // As Kafka: a name asked for more than once in one request is answered once, refused, and not created.
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var duplicated = new HashSet<string>(StringComparer.Ordinal);
         foreach (CreateTopicsRequest.CreatableTopic wanted in body.Topics)
         {
-            counts[wanted.Name] = counts.GetValueOrDefault(wanted.Name) + 1;
+            if (!seen.Add(wanted.Name) && duplicated.Add(wanted.Name))
+            {
+                response.Topics.Add(new CreateTopicsResponse.CreatableTopicResult { Name = wanted.Name, ErrorCode = (short)ErrorCode.InvalidRequest, ErrorMessage = "Duplicate topic name." });
+            }
         }
 
         foreach (CreateTopicsRequest.CreatableTopic wanted in body.Topics)
         {
+            if (duplicated.Contains(wanted.Name))
+            {
+                continue;
+            }
+
             var result = new CreateTopicsResponse.CreatableTopicResult { Name = wanted.Name };
             response.Topics.Add(result);
-            if (counts[wanted.Name] > 1)
-            {
-                result.ErrorCode = (short)ErrorCode.InvalidRequest;
-                result.ErrorMessage = $"Topic '{wanted.Name}' appears more than once in the request.";
-                continue;
-            }
-
-            if (wanted.Configs.Find(c => c.Value is null) is { } nullConfig)
-            {
-                result.ErrorCode = (short)ErrorCode.InvalidConfig;
-                result.ErrorMessage = $"Null value not supported for topic config '{nullConfig.Name}'.";
-                continue;
-            }
-
-            int partitions = wanted.NumPartitions == -1 ? (wanted.Assignments.Count > 0 ? wanted.Assignments.Count : options.Value.NumPartitions) : wanted.NumPartitions;
-            if (wanted.ReplicationFactor is 0 or < -1)
-            {
-                result.ErrorCode = (short)ErrorCode.InvalidReplicationFactor;
-                result.ErrorMessage = "Replication factor must be -1 or at least 1.";
-                continue;
-            }
-
-            var configs = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (CreateTopicsRequest.CreatableTopicConfig config in wanted.Configs)
-            {
-                configs[config.Name] = config.Value!;
-            }
-
-            (TopicMetadata? created, ErrorCode error, string? message) = await topics.CreateAsync(wanted.Name, partitions, configs, body.ValidateOnly, cancellationToken);
+            (ErrorCode error, string? message) = await CreateAsync(wanted, body.ValidateOnly, result, cancellationToken);
             result.ErrorCode = (short)error;
             result.ErrorMessage = message;
-            if (error != ErrorCode.None)
-            {
-                continue;
-            }
-
-            result.NumPartitions = partitions;
-            result.ReplicationFactor = wanted.ReplicationFactor == -1 ? (short)1 : wanted.ReplicationFactor;
-            result.TopicId = created?.TopicId ?? Guid.Empty;
-            foreach ((string name, string defaultValue) in TopicConfigs.Defaults)
-            {
-                result.Configs ??= [];
-                result.Configs.Add(new CreateTopicsResponse.CreatableTopicConfigs
-                {
-                    Name = name,
-                    Value = configs.TryGetValue(name, out string? set) ? set : defaultValue,
-                    ConfigSource = (sbyte)(configs.ContainsKey(name) ? 1 : 5),
-                    IsSensitive = false,
-                    ReadOnly = false,
-                });
-            }
         }
 
         return response;
+    }
+
+    private async Task<(ErrorCode Error, string? Message)> CreateAsync(CreateTopicsRequest.CreatableTopic wanted, bool validateOnly, CreateTopicsResponse.CreatableTopicResult result, CancellationToken cancellationToken)
+    {
+        if (topics.NewNameProblem(wanted.Name) is { Error: not ErrorCode.None } refused)
+        {
+            return refused;
+        }
+
+        var configs = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (CreateTopicsRequest.CreatableTopicConfig config in wanted.Configs)
+        {
+            if (config.Value is null)
+            {
+                return (ErrorCode.InvalidConfig, $"Null value not supported for topic config '{config.Name}'.");
+            }
+
+            configs[config.Name] = config.Value;
+        }
+
+        if (TopicService.ConfigProblem(configs) is { } configProblem)
+        {
+            return (ErrorCode.InvalidConfig, configProblem);
+        }
+
+        (int partitions, short replicationFactor, ErrorCode countError, string? countMessage) = Counts(wanted);
+        if (countError != ErrorCode.None)
+        {
+            return (countError, countMessage);
+        }
+
+        (TopicMetadata? created, ErrorCode error, string? message) = await topics.CreateAsync(wanted.Name, partitions, configs, validateOnly, cancellationToken);
+        if (error != ErrorCode.None)
+        {
+            return (error, message);
+        }
+
+        result.NumPartitions = partitions;
+        result.ReplicationFactor = replicationFactor;
+        result.TopicId = created?.TopicId ?? Guid.Empty;
+        foreach ((string name, string defaultValue) in TopicConfigs.Defaults)
+        {
+            result.Configs ??= [];
+            result.Configs.Add(new CreateTopicsResponse.CreatableTopicConfigs
+            {
+                Name = name,
+                Value = configs.TryGetValue(name, out string? set) ? set : defaultValue,
+                ConfigSource = (sbyte)(configs.ContainsKey(name) ? 1 : 5),
+                IsSensitive = false,
+                ReadOnly = false,
+            });
+        }
+
+        return (ErrorCode.None, null);
+    }
+
+    /// <summary>
+    /// The partition count and replication factor the topic gets, from the counts asked for or from a manual assignment
+    /// (KIP-464: which then needs both counts at -1, partitions numbered 0 to n-1 once each, and valid replica lists).
+    /// </summary>
+    private (int Partitions, short ReplicationFactor, ErrorCode Error, string? Message) Counts(CreateTopicsRequest.CreatableTopic wanted)
+    {
+        if (wanted.Assignments.Count == 0)
+        {
+            if (wanted.ReplicationFactor is 0 or < -1)
+            {
+                return (0, 0, ErrorCode.InvalidReplicationFactor, "Replication factor must be -1 or at least 1.");
+            }
+
+            return (wanted.NumPartitions == -1 ? options.Value.NumPartitions : wanted.NumPartitions, wanted.ReplicationFactor == -1 ? (short)1 : wanted.ReplicationFactor, ErrorCode.None, null);
+        }
+
+        if (wanted.ReplicationFactor != -1)
+        {
+            return (0, 0, ErrorCode.InvalidRequest, "A manual partition assignment was specified, but replication factor was not set to -1.");
+        }
+
+        if (wanted.NumPartitions != -1)
+        {
+            return (0, 0, ErrorCode.InvalidRequest, "A manual partition assignment was specified, but numPartitions was not set to -1.");
+        }
+
+        var assigned = new HashSet<int>();
+        int? replicas = null;
+        foreach (CreateTopicsRequest.CreatableReplicaAssignment assignment in wanted.Assignments)
+        {
+            if (!assigned.Add(assignment.PartitionIndex))
+            {
+                return (0, 0, ErrorCode.InvalidReplicaAssignment, $"Found multiple manual partition assignments for partition {assignment.PartitionIndex}");
+            }
+
+            if (topics.ReplicaListProblem(assignment.BrokerIds, replicas) is { } problem)
+            {
+                return (0, 0, ErrorCode.InvalidReplicaAssignment, problem);
+            }
+
+            replicas = assignment.BrokerIds.Count;
+        }
+
+        for (int index = 0; index < assigned.Count; index++)
+        {
+            if (!assigned.Contains(index))
+            {
+                return (0, 0, ErrorCode.InvalidReplicaAssignment, "partitions should be a consecutive 0-based integer sequence");
+            }
+        }
+
+        return (assigned.Count, (short)replicas!.Value, ErrorCode.None, null);
     }
 }
