@@ -732,20 +732,23 @@ public class BrokerNetworkTests
         Assert.False(simple["consumers"]);
     }
 
+    /// <summary>A consumer's JoinGroup (protocol "range", metadata [0, 1], 10 s timeouts).</summary>
+    private static JoinGroupRequest RangeJoin(string group, string memberId = "") => new()
+    {
+        GroupId = group,
+        MemberId = memberId,
+        SessionTimeoutMs = 10_000,
+        RebalanceTimeoutMs = 10_000,
+        ProtocolType = "consumer",
+        Protocols = [new JoinGroupRequest.JoinGroupRequestProtocol { Name = "range", Metadata = [0, 1] }],
+    };
+
     [Fact]
     public async Task GroupRequestsWithUnknownMembersGetKafkaErrors()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
-        var join = new JoinGroupRequest
-        {
-            GroupId = "g",
-            MemberId = "no-such-member",
-            SessionTimeoutMs = 10_000,
-            RebalanceTimeoutMs = 10_000,
-            ProtocolType = "consumer",
-            Protocols = [new JoinGroupRequest.JoinGroupRequestProtocol { Name = "range", Metadata = [0, 1] }],
-        };
+        JoinGroupRequest join = RangeJoin("g", "no-such-member");
         await client.SendAsync(join, 5, 1);
         (_, byte[] joinBody) = await client.ReceiveAsync(0);
         Assert.Equal((short)ErrorCode.UnknownMemberId, new JoinGroupResponse().ReadFrom(joinBody, 5).ErrorCode);
@@ -767,6 +770,98 @@ public class BrokerNetworkTests
         await client.SendAsync(new DescribeGroupsRequest { Groups = [string.Empty, "g"] }, 5, 5);
         (_, byte[] describeBody) = await client.ReceiveAsync(1);
         DescribeGroupsResponse described = new DescribeGroupsResponse().ReadFrom(describeBody, 5);
-        Assert.Equal([(short)ErrorCode.InvalidGroupId, (short)ErrorCode.None], described.Groups.Select(g => g.ErrorCode));
+        // As Kafka, the empty group id is a group that can be described (it has no members: Dead).
+        Assert.Equal([((short)ErrorCode.None, "Dead"), ((short)ErrorCode.None, "Empty")], described.Groups.Select(g => (g.ErrorCode, g.GroupState)));
+    }
+
+    [Fact]
+    public async Task OffsetRequestsTakeTheEmptyGroupIdAndAnswerUnknownPartitionsFirstAsKafka()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("t", 1);
+        int correlation = 1;
+        async Task<ErrorCode[]> CommitAsync(string group, int generation, string member, params (string Topic, int Partition)[] partitions)
+        {
+            await client.SendAsync(new OffsetCommitRequest
+            {
+                GroupId = group,
+                GenerationIdOrMemberEpoch = generation,
+                MemberId = member,
+                Topics = [.. partitions.GroupBy(p => p.Topic).Select(t => new OffsetCommitRequest.OffsetCommitRequestTopic { Name = t.Key, Partitions = [.. t.Select(p => new OffsetCommitRequest.OffsetCommitRequestPartition { PartitionIndex = p.Partition, CommittedOffset = 5 })] })],
+            }, 8, correlation++);
+            (_, byte[] body) = await client.ReceiveAsync(1);
+            return [.. new OffsetCommitResponse().ReadFrom(body, 8).Topics.SelectMany(t => t.Partitions).Select(p => (ErrorCode)p.ErrorCode)];
+        }
+
+        // The empty group id keeps offsets (commits from clients without a group), as Kafka; an unknown partition is
+        // answered before the group is asked.
+        Assert.Equal([ErrorCode.None, ErrorCode.UnknownTopicOrPartition], await CommitAsync(string.Empty, -1, string.Empty, ("t", 0), ("t", 9)));
+        Assert.Equal([ErrorCode.UnknownTopicOrPartition], await CommitAsync("simple", 5, "m", ("gone", 0)));
+        Assert.Equal([ErrorCode.IllegalGeneration], await CommitAsync("simple", 5, "m", ("t", 0)));
+        // Generation -1 to a group without members is taken whatever member id it carries.
+        Assert.Equal([ErrorCode.None], await CommitAsync("simple", -1, "some-admin-tool", ("t", 0)));
+
+        await client.SendAsync(new OffsetFetchRequest { Groups = [new() { GroupId = string.Empty, Topics = null }, new() { GroupId = "never", Topics = [new() { Name = "t", PartitionIndexes = [0] }] }] }, 8, correlation++);
+        (_, byte[] fetchBody) = await client.ReceiveAsync(1);
+        OffsetFetchResponse fetched = new OffsetFetchResponse().ReadFrom(fetchBody, 8);
+        Assert.Equal(
+            [(string.Empty, 5L), ("never", -1L)],
+            fetched.Groups.Select(g => (g.GroupId, g.Topics.Single().Partitions.Single().CommittedOffset)));
+
+        async Task<(ErrorCode Group, ErrorCode[] Partitions)> DeleteAsync(string group, params (string Topic, int Partition)[] partitions)
+        {
+            await client.SendAsync(new OffsetDeleteRequest
+            {
+                GroupId = group,
+                Topics = [.. partitions.GroupBy(p => p.Topic).Select(t => new OffsetDeleteRequest.OffsetDeleteRequestTopic { Name = t.Key, Partitions = [.. t.Select(p => new OffsetDeleteRequest.OffsetDeleteRequestPartition { PartitionIndex = p.Partition })] })],
+            }, 0, correlation++);
+            (_, byte[] body) = await client.ReceiveAsync(0);
+            OffsetDeleteResponse response = new OffsetDeleteResponse().ReadFrom(body, 0);
+            return ((ErrorCode)response.ErrorCode, [.. response.Topics.SelectMany(t => t.Partitions).Select(p => (ErrorCode)p.ErrorCode)]);
+        }
+
+        // Deleting offsets needs a named group; partitions that do not exist are named as such.
+        Assert.Equal(ErrorCode.InvalidGroupId, (await DeleteAsync(string.Empty, ("t", 0))).Group);
+        (ErrorCode groupError, ErrorCode[] partitionErrors) = await DeleteAsync("simple", ("t", 0), ("t", 3), ("gone", 0));
+        Assert.Equal(ErrorCode.None, groupError);
+        Assert.Equal([ErrorCode.None, ErrorCode.UnknownTopicOrPartition, ErrorCode.UnknownTopicOrPartition], partitionErrors);
+    }
+
+    [Fact]
+    public async Task DescribeGroupsSendsTheProtocolAndMemberDataOnlyForAStableGroup()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        JoinGroupRequest join = RangeJoin("describe-me");
+        // v4+: the first join is answered MEMBER_ID_REQUIRED with the id to join with.
+        await client.SendAsync(join, 5, 1);
+        (_, byte[] firstBody) = await client.ReceiveAsync(0);
+        join.MemberId = new JoinGroupResponse().ReadFrom(firstBody, 5).MemberId;
+        await client.SendAsync(join, 5, 2);
+        (_, byte[] joinBody) = await client.ReceiveAsync(0);
+        JoinGroupResponse joined = new JoinGroupResponse().ReadFrom(joinBody, 5);
+        Assert.Equal(0, joined.ErrorCode);
+
+        async Task<DescribeGroupsResponse.DescribedGroup> DescribeAsync(int correlation)
+        {
+            await client.SendAsync(new DescribeGroupsRequest { Groups = ["describe-me"] }, 5, correlation);
+            (_, byte[] body) = await client.ReceiveAsync(1);
+            return new DescribeGroupsResponse().ReadFrom(body, 5).Groups.Single();
+        }
+
+        // Joined, not yet synced: CompletingRebalance, so no protocol and no member data yet.
+        DescribeGroupsResponse.DescribedGroup completing = await DescribeAsync(3);
+        Assert.Equal(("CompletingRebalance", "consumer", string.Empty), (completing.GroupState, completing.ProtocolType, completing.ProtocolData));
+        DescribeGroupsResponse.DescribedGroupMember waiting = Assert.Single(completing.Members);
+        Assert.Equal((joined.MemberId, 0, 0), (waiting.MemberId, waiting.MemberMetadata.Length, waiting.MemberAssignment.Length));
+
+        await client.SendAsync(new SyncGroupRequest { GroupId = "describe-me", GenerationId = joined.GenerationId, MemberId = joined.MemberId, Assignments = [new() { MemberId = joined.MemberId, Assignment = [7, 7] }] }, 3, 4);
+        (_, byte[] syncBody) = await client.ReceiveAsync(0);
+        Assert.Equal(0, new SyncGroupResponse().ReadFrom(syncBody, 3).ErrorCode);
+        DescribeGroupsResponse.DescribedGroup stable = await DescribeAsync(5);
+        Assert.Equal(("Stable", "range"), (stable.GroupState, stable.ProtocolData));
+        Assert.Equal([0, 1], stable.Members.Single().MemberMetadata);
+        Assert.Equal([7, 7], stable.Members.Single().MemberAssignment);
     }
 }

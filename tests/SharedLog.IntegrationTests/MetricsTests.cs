@@ -1,4 +1,5 @@
 using Confluent.Kafka;
+using Confluent.Kafka.Admin;
 
 namespace SharedLog.IntegrationTests;
 
@@ -55,5 +56,18 @@ public class MetricsTests
 
         Assert.NotNull(line);
         Assert.Equal("6", line.Split(' ')[^1].Trim());
+
+        // Deleting the topic takes its committed offsets along: a topic made again under the name has no lag for the group.
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        await admin.DeleteTopicsAsync(["lagging"]);
+        await admin.CreateTopicsAsync([new TopicSpecification { Name = "lagging", NumPartitions = 1 }]);
+        using (IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = broker.BootstrapServers }).Build())
+        {
+            await producer.ProduceAsync("lagging", new Message<string, string> { Key = "k", Value = "again" }).WaitAsync(TimeSpan.FromSeconds(30));
+        }
+
+        string? gone = await MetricsScrape.UntilAsync(http, text => text.Split('\n')
+            .Any(l => l.StartsWith("sharedlog_consumer_group_lag{", StringComparison.Ordinal) && l.Contains("group=\"laggards\"", StringComparison.Ordinal)) ? null : "gone");
+        Assert.Equal("gone", gone);
     }
 }

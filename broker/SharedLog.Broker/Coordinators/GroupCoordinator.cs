@@ -752,11 +752,11 @@ public sealed class GroupCoordinator : IDisposable
     public ErrorCode ValidateCommit(string groupId, int generationId, string memberId, string? groupInstanceId = null)
     {
         ConsumerGroup? group = Find(groupId);
-        if (generationId < 0 && string.IsNullOrEmpty(memberId))
+        if (generationId < 0 && (group is null || group.State == GroupState.Empty))
         {
-            // As Kafka: a commit from outside the group (no member, generation -1) is taken only while the group is
-            // empty; to a group with members it comes from an unknown member.
-            return group is null || group.State == GroupState.Empty ? ErrorCode.None : ErrorCode.UnknownMemberId;
+            // As Kafka: a commit from outside group management (generation -1) is taken while the group has no members,
+            // whatever member id it carries; to a group with members it is checked as a member's commit.
+            return ErrorCode.None;
         }
 
         return group is null ? ErrorCode.IllegalGeneration : CheckMember(group, generationId, memberId, groupInstanceId, forCommit: true);

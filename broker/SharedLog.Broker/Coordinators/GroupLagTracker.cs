@@ -42,6 +42,18 @@ public sealed class GroupLagTracker(TopicService topics)
         }
     }
 
+    /// <summary>Forgets every group's offsets of a deleted topic.</summary>
+    public void TopicDeleted(string topic)
+    {
+        foreach ((string Group, string Topic, int Partition) key in _committed.Keys)
+        {
+            if (key.Topic == topic)
+            {
+                _committed.TryRemove(key, out _);
+            }
+        }
+    }
+
     /// <summary>Lag per group and partition: records between the committed offset and the high watermark.</summary>
     public IEnumerable<Measurement<long>> Lags()
     {

@@ -8,7 +8,7 @@ using SharedLog.Storage.Metadata;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed class DeleteTopicsHandler(TopicService topics) : IApiHandler
+public sealed class DeleteTopicsHandler(TopicService topics, Coordinators.GroupLagTracker lag) : IApiHandler
 {
     public ApiKey Api => ApiKey.DeleteTopics;
 
@@ -73,6 +73,10 @@ public sealed class DeleteTopicsHandler(TopicService topics) : IApiHandler
             }
 
             result.ErrorCode = (short)await topics.DeleteAsync(topic.Name, cancellationToken);
+            if (result.ErrorCode == (short)ErrorCode.None)
+            {
+                lag.TopicDeleted(topic.Name); // its committed offsets went with it; a topic made again under the name starts with none
+            }
         }
 
         return response;

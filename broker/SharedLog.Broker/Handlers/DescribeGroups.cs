@@ -26,7 +26,7 @@ public sealed class DescribeGroupsHandler(GroupCoordinator groups, IMetadataStor
             ConsumerGroup? group = groups.Find(groupId);
             var described = new DescribeGroupsResponse.DescribedGroup { GroupId = groupId, GroupState = "Dead", AuthorizedOperations = int.MinValue };
             response.Groups.Add(described);
-            if (string.IsNullOrEmpty(groupId))
+            if (groupId is null)
             {
                 described.ErrorCode = (short)ErrorCode.InvalidGroupId;
                 continue;
@@ -44,9 +44,13 @@ public sealed class DescribeGroupsHandler(GroupCoordinator groups, IMetadataStor
                 continue;
             }
 
-            described.GroupState = group.State.ToString();
+            GroupState state = group.State;
+            // As Kafka: the protocol and each member's metadata and assignment only for a Stable group; in any other
+            // state they are being renegotiated (or stale), so they are sent empty.
+            bool stable = state == GroupState.Stable;
+            described.GroupState = state.ToString();
             described.ProtocolType = group.ProtocolType ?? string.Empty;
-            described.ProtocolData = group.ProtocolName ?? string.Empty;
+            described.ProtocolData = stable ? group.ProtocolName ?? string.Empty : string.Empty;
             foreach (GroupMember member in group.Snapshot())
             {
                 described.Members.Add(new DescribeGroupsResponse.DescribedGroupMember
@@ -55,8 +59,8 @@ public sealed class DescribeGroupsHandler(GroupCoordinator groups, IMetadataStor
                     GroupInstanceId = member.GroupInstanceId,
                     ClientId = member.ClientId,
                     ClientHost = member.ClientHost,
-                    MemberMetadata = member.Protocols.FirstOrDefault(p => p.Name == group.ProtocolName).Metadata ?? [],
-                    MemberAssignment = member.Assignment,
+                    MemberMetadata = stable ? member.Protocols.FirstOrDefault(p => p.Name == group.ProtocolName).Metadata ?? [] : [],
+                    MemberAssignment = stable ? member.Assignment : [],
                 });
             }
         }

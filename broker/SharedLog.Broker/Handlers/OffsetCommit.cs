@@ -23,7 +23,8 @@ public sealed class OffsetCommitHandler(GroupCoordinator groups, TopicService to
     public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
     {
         var body = (OffsetCommitRequest)request;
-        ErrorCode groupError = string.IsNullOrEmpty(body.GroupId) ? ErrorCode.InvalidGroupId : groups.ValidateCommit(body.GroupId, body.GenerationIdOrMemberEpoch, body.MemberId, body.GroupInstanceId);
+        // As Kafka, the empty group id is a group for offsets (clients that commit without one); the spec makes the id non-null.
+        ErrorCode groupError = groups.ValidateCommit(body.GroupId, body.GenerationIdOrMemberEpoch, body.MemberId, body.GroupInstanceId);
         var response = new OffsetCommitResponse();
         var accepted = new List<GroupOffset>();
         DateTimeOffset now = DateTimeOffset.UtcNow;
@@ -33,12 +34,9 @@ public sealed class OffsetCommitHandler(GroupCoordinator groups, TopicService to
             response.Topics.Add(topicResponse);
             foreach (OffsetCommitRequest.OffsetCommitRequestPartition partition in topic.Partitions)
             {
-                ErrorCode error = groupError;
-                if (error == ErrorCode.None && topics.FindPartition(topic.Name, partition.PartitionIndex) is null)
-                {
-                    error = ErrorCode.UnknownTopicOrPartition;
-                }
-                else if (error == ErrorCode.None && partition.CommittedMetadata is { Length: > MaxMetadataLength })
+                // As Kafka: unknown partitions are answered before the group is asked about the rest.
+                ErrorCode error = topics.FindPartition(topic.Name, partition.PartitionIndex) is null ? ErrorCode.UnknownTopicOrPartition : groupError;
+                if (error == ErrorCode.None && partition.CommittedMetadata is { Length: > MaxMetadataLength })
                 {
                     error = ErrorCode.OffsetMetadataTooLarge;
                 }

@@ -1,7 +1,9 @@
 // OffsetDelete, version 0 (KIP-496): removes committed offsets of partitions the group no longer
 // consumes. As Kafka: an empty group loses any offsets asked for; a consumer group with members keeps
 // those of topics a member subscribes to (GROUP_SUBSCRIBED_TO_TOPIC); a group of another protocol with
-// members refuses the whole request (NON_EMPTY_GROUP).
+// members refuses the whole request (NON_EMPTY_GROUP); partitions that do not exist get
+// UNKNOWN_TOPIC_OR_PARTITION, and the empty group id INVALID_GROUP_ID.
+using SharedLog.Broker.Cluster;
 using SharedLog.Broker.Coordinators;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
@@ -9,7 +11,7 @@ using SharedLog.Storage.Metadata;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed class OffsetDeleteHandler(GroupCoordinator groups, IMetadataStore metadata, GroupLagTracker lag) : IApiHandler
+public sealed class OffsetDeleteHandler(GroupCoordinator groups, IMetadataStore metadata, GroupLagTracker lag, TopicService topics) : IApiHandler
 {
     public ApiKey Api => ApiKey.OffsetDelete;
 
@@ -21,6 +23,13 @@ public sealed class OffsetDeleteHandler(GroupCoordinator groups, IMetadataStore 
     {
         var body = (OffsetDeleteRequest)request;
         var response = new OffsetDeleteResponse();
+        if (string.IsNullOrEmpty(body.GroupId))
+        {
+            // As Kafka: unlike commits and fetches, deleting offsets needs a named group.
+            response.ErrorCode = (short)ErrorCode.InvalidGroupId;
+            return response;
+        }
+
         IReadOnlyList<GroupOffset> committed = await metadata.FetchGroupOffsetsAsync(body.GroupId, cancellationToken);
         if (committed.Count == 0 && groups.Find(body.GroupId) is null)
         {
@@ -42,7 +51,9 @@ public sealed class OffsetDeleteHandler(GroupCoordinator groups, IMetadataStore 
             response.Topics.Add(topicResponse);
             foreach (OffsetDeleteRequest.OffsetDeleteRequestPartition partition in topic.Partitions)
             {
-                ErrorCode error = subscribed.Contains(topic.Name) ? ErrorCode.GroupSubscribedToTopic : ErrorCode.None;
+                ErrorCode error = topics.FindPartition(topic.Name, partition.PartitionIndex) is null ? ErrorCode.UnknownTopicOrPartition
+                    : subscribed.Contains(topic.Name) ? ErrorCode.GroupSubscribedToTopic
+                    : ErrorCode.None;
                 if (error == ErrorCode.None)
                 {
                     deleted.Add((topic.Name, partition.PartitionIndex));

@@ -63,9 +63,10 @@ internal static class MetadataValidation
         }
     }
 
+    /// <summary>A group id may be empty: Kafka keeps offsets committed under "" (for clients from before groups had names).</summary>
     public static void GroupId(string groupId, string parameterName)
     {
-        ArgumentException.ThrowIfNullOrEmpty(groupId, parameterName);
+        ArgumentNullException.ThrowIfNull(groupId, parameterName);
     }
 
     public static void GroupOffset(GroupOffset offset, string parameterName)

@@ -44,7 +44,7 @@ public sealed class GroupOffsetAndProducerIdTests : MetadataStoreTestBase
         // A group with members loses only stale offsets of topics it no longer subscribes to.
         Assert.Equal([("u", 0)], await Store.DeleteStaleGroupOffsetsAsync("active", cutoff, new HashSet<string> { "t" }));
         Assert.Equal(["t", "v"], (await Store.FetchGroupOffsetsAsync("active")).Select(o => o.Topic));
-        await Assert.ThrowsAsync<ArgumentException>(() => Store.DeleteIdleGroupOffsetsAsync("", cutoff));
+        await Assert.ThrowsAsync<ArgumentNullException>(() => Store.DeleteIdleGroupOffsetsAsync(null!, cutoff));
     }
 
     [Fact]
@@ -69,12 +69,16 @@ public sealed class GroupOffsetAndProducerIdTests : MetadataStoreTestBase
     [Fact]
     public async Task InvalidGroupOffsetsAreRejected()
     {
-        await Assert.ThrowsAsync<ArgumentException>(() => Store.CommitGroupOffsetsAsync("", [new GroupOffset("t", 0, 1, 0, null, Time.Now)]));
+        await Assert.ThrowsAsync<ArgumentNullException>(() => Store.CommitGroupOffsetsAsync(null!, [new GroupOffset("t", 0, 1, 0, null, Time.Now)]));
         await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Store.CommitGroupOffsetsAsync("g", [new GroupOffset("t", -1, 1, 0, null, Time.Now)]));
         await Assert.ThrowsAsync<ArgumentException>(() => Store.CommitGroupOffsetsAsync("g", [new GroupOffset("bad topic", 0, 1, 0, null, Time.Now)]));
         // The valid first entry is not written either: validation precedes the transaction.
         await Assert.ThrowsAsync<ArgumentException>(() => Store.CommitGroupOffsetsAsync("g", [new GroupOffset("t", 0, 1, 0, null, Time.Now), new GroupOffset("", 0, 1, 0, null, Time.Now)]));
         Assert.Empty(await Store.ListGroupsAsync());
+
+        // As Kafka, the empty group id holds offsets (clients that commit without a group).
+        await Store.CommitGroupOffsetsAsync("", [new GroupOffset("t", 0, 7, 0, null, Time.Now)]);
+        Assert.Equal(7, Assert.Single(await Store.FetchGroupOffsetsAsync("")).Offset);
     }
 
     [Fact]
