@@ -401,6 +401,58 @@ public class BrokerNetworkTests
     }
 
     [Fact]
+    public async Task AlterConfigsRefusesRepeatedResourcesRepeatedKeysAndNullValuesAsKafka()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        foreach (string topic in new[] { "cfg", "twice", "lists" })
+        {
+            await client.CreateTopicAsync(topic, 1);
+        }
+
+        int correlation = 1;
+        async Task<(string Name, ErrorCode Error)[]> AlterAsync(params (string Topic, (string Name, sbyte Operation, string? Value)[] Configs)[] resources)
+        {
+            await client.SendAsync(new IncrementalAlterConfigsRequest
+            {
+                Resources = [.. resources.Select(r => new IncrementalAlterConfigsRequest.AlterConfigsResource
+                {
+                    ResourceType = 2,
+                    ResourceName = r.Topic,
+                    Configs = [.. r.Configs.Select(c => new IncrementalAlterConfigsRequest.AlterableConfig { Name = c.Name, ConfigOperation = c.Operation, Value = c.Value })],
+                })],
+            }, 1, correlation++);
+            (_, byte[] body) = await client.ReceiveAsync(1);
+            return [.. new IncrementalAlterConfigsResponse().ReadFrom(body, 1).Responses.Select(r => (r.ResourceName, (ErrorCode)r.ErrorCode))];
+        }
+
+        Assert.Equal([("cfg", ErrorCode.None)], await AlterAsync(("cfg", [("retention.ms", 0, "1000")])));
+        Assert.Equal(
+            [("cfg", ErrorCode.InvalidRequest), ("twice", ErrorCode.InvalidRequest), ("twice", ErrorCode.InvalidRequest), ("lists", ErrorCode.None)],
+            await AlterAsync(
+                ("cfg", [("retention.ms", 0, null)]), // a null value is only for DELETE: it must not remove the override
+                ("twice", [("retention.ms", 0, "5")]),
+                ("twice", [("retention.ms", 0, "6")]),
+                ("lists", [("no.such.config", 1, null), ("leader.replication.throttled.replicas", 2, "0:1")]))); // deleting what cannot be set is no error; a list takes APPEND
+        Assert.Equal([("cfg", ErrorCode.InvalidRequest)], await AlterAsync(("cfg", [("retention.ms", 0, "1"), ("retention.ms", 1, null)])));
+
+        await client.SendAsync(new AlterConfigsRequest { Resources = [new() { ResourceType = 2, ResourceName = "cfg", Configs = [new() { Name = "retention.ms", Value = null }] }] }, 0, correlation++);
+        (_, byte[] legacyBody) = await client.ReceiveAsync(0);
+        AlterConfigsResponse.AlterConfigsResourceResponse legacy = new AlterConfigsResponse().ReadFrom(legacyBody, 0).Responses.Single();
+        Assert.Equal((ErrorCode.InvalidRequest, "Null value not supported for : retention.ms"), ((ErrorCode)legacy.ErrorCode, legacy.ErrorMessage));
+
+        // Nothing refused changed anything.
+        using Confluent.Kafka.IAdminClient admin = new Confluent.Kafka.AdminClientBuilder(new Confluent.Kafka.AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        var described = (await admin.DescribeConfigsAsync([
+            new Confluent.Kafka.Admin.ConfigResource { Type = Confluent.Kafka.Admin.ResourceType.Topic, Name = "cfg" },
+            new Confluent.Kafka.Admin.ConfigResource { Type = Confluent.Kafka.Admin.ResourceType.Topic, Name = "twice" },
+            new Confluent.Kafka.Admin.ConfigResource { Type = Confluent.Kafka.Admin.ResourceType.Topic, Name = "lists" }])).ToDictionary(r => r.ConfigResource.Name, r => r.Entries);
+        Assert.Equal("1000", described["cfg"]["retention.ms"].Value);
+        Assert.True(described["twice"]["retention.ms"].IsDefault);
+        Assert.Equal("0:1", described["lists"]["leader.replication.throttled.replicas"].Value);
+    }
+
+    [Fact]
     public async Task DescribeConfigsReportsEachTopicConfigsKafkaType()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

@@ -129,6 +129,9 @@ public static class TopicConfigs
         return defaults;
     }
 
+    /// <summary>Whether a config is a comma-separated list, which IncrementalAlterConfigs may append to and subtract from.</summary>
+    public static bool IsList(string name) => name is CleanupPolicy or "leader.replication.throttled.replicas" or "follower.replication.throttled.replicas";
+
     /// <summary>Null when the value is acceptable, else the reason it is not.</summary>
     public static string? Validate(string name, string? value)
     {

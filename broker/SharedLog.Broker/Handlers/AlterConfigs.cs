@@ -1,6 +1,7 @@
 // AlterConfigs (versions 0-2) and IncrementalAlterConfigs (versions 0-1, KIP-339) for topics.
 // AlterConfigs replaces the topic's whole set of overrides; IncrementalAlterConfigs sets (0), deletes
-// (1) or, for list configs, appends (2) / subtracts (3) values. Unknown configs and bad values get
+// (1) or, for list configs, appends (2) / subtracts (3) values. As Kafka, a resource named twice, a config
+// named twice or a null value to set get INVALID_REQUEST; unknown configs and bad values get
 // INVALID_CONFIG and change nothing; broker resources are accepted with no effect (no dynamic broker
 // configs yet); other resource types get INVALID_REQUEST.
 using SharedLog.Broker.Cluster;
@@ -22,9 +23,12 @@ public sealed class AlterConfigsHandler(TopicService topics) : IApiHandler
     {
         var body = (AlterConfigsRequest)request;
         var response = new AlterConfigsResponse();
+        HashSet<(sbyte, string)> repeated = ConfigResources.Repeated([.. body.Resources.Select(r => (r.ResourceType, r.ResourceName))]);
         foreach (AlterConfigsRequest.AlterConfigsResource resource in body.Resources)
         {
-            (ErrorCode error, string? message) = await ConfigResources.ApplyAsync(topics, resource.ResourceType, resource.ResourceName, body.ValidateOnly, topic =>
+            (ErrorCode error, string? message) = repeated.Contains((resource.ResourceType, resource.ResourceName)) ? (ErrorCode.InvalidRequest, ConfigResources.RepeatedMessage)
+                : ConfigResources.EntriesProblem([.. resource.Configs.Select(c => (c.Name, c.Value, false))]) is { } malformed ? (ErrorCode.InvalidRequest, malformed)
+                : await ConfigResources.ApplyAsync(topics, resource.ResourceType, resource.ResourceName, body.ValidateOnly, topic =>
             {
                 // Replace semantics: every current override not named is removed.
                 var changes = new Dictionary<string, string?>(StringComparer.Ordinal);
@@ -64,9 +68,12 @@ public sealed class IncrementalAlterConfigsHandler(TopicService topics) : IApiHa
     {
         var body = (IncrementalAlterConfigsRequest)request;
         var response = new IncrementalAlterConfigsResponse();
+        HashSet<(sbyte, string)> repeated = ConfigResources.Repeated([.. body.Resources.Select(r => (r.ResourceType, r.ResourceName))]);
         foreach (IncrementalAlterConfigsRequest.AlterConfigsResource resource in body.Resources)
         {
-            (ErrorCode error, string? message) = await ConfigResources.ApplyAsync(topics, resource.ResourceType, resource.ResourceName, body.ValidateOnly, topic => Changes(topic, resource.Configs), cancellationToken);
+            (ErrorCode error, string? message) = repeated.Contains((resource.ResourceType, resource.ResourceName)) ? (ErrorCode.InvalidRequest, ConfigResources.RepeatedMessage)
+                : ConfigResources.EntriesProblem([.. resource.Configs.Select(c => (c.Name, c.Value, c.ConfigOperation == Delete))]) is { } malformed ? (ErrorCode.InvalidRequest, malformed)
+                : await ConfigResources.ApplyAsync(topics, resource.ResourceType, resource.ResourceName, body.ValidateOnly, topic => Changes(topic, resource.Configs), cancellationToken);
             response.Responses.Add(new IncrementalAlterConfigsResponse.AlterConfigsResourceResponse { ResourceType = resource.ResourceType, ResourceName = resource.ResourceName, ErrorCode = (short)error, ErrorMessage = message });
         }
 
@@ -84,10 +91,12 @@ public sealed class IncrementalAlterConfigsHandler(TopicService topics) : IApiHa
                 case Set:
                     changes[config.Name] = config.Value;
                     break;
-                case Delete:
+                case Delete when TopicConfigs.Defaults.ContainsKey(config.Name):
                     changes[config.Name] = null;
                     break;
-                case Append or Subtract when config.Name == TopicConfigs.CleanupPolicy:
+                case Delete:
+                    break; // as Kafka: removing an override that cannot exist changes nothing and is no error
+                case Append or Subtract when TopicConfigs.IsList(config.Name):
                     var values = current.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
                     foreach (string v in (config.Value ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
                     {
@@ -118,6 +127,48 @@ internal static class ConfigResources
 {
     public const sbyte Topic = 2;
     public const sbyte Broker = 4;
+
+    public const string RepeatedMessage = "Each resource must appear at most once.";
+
+    /// <summary>The resources named more than once in one request: Kafka refuses every occurrence of each.</summary>
+    public static HashSet<(sbyte Type, string Name)> Repeated(IReadOnlyList<(sbyte Type, string Name)> resources)
+    {
+        var seen = new HashSet<(sbyte, string)>();
+        var repeated = new HashSet<(sbyte, string)>();
+        foreach ((sbyte, string) resource in resources)
+        {
+            if (!seen.Add(resource))
+            {
+                repeated.Add(resource);
+            }
+        }
+
+        return repeated;
+    }
+
+    /// <summary>
+    /// What Kafka refuses in a resource's entries before looking at the resource (INVALID_REQUEST): a config named twice,
+    /// or a null value for anything but a deletion. Null when there is neither.
+    /// </summary>
+    public static string? EntriesProblem(IReadOnlyList<(string Name, string? Value, bool IsDelete)> entries)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        List<string>? nulls = null;
+        foreach ((string name, string? value, bool isDelete) in entries)
+        {
+            if (!names.Add(name))
+            {
+                return "Error due to duplicate config keys";
+            }
+
+            if (value is null && !isDelete)
+            {
+                (nulls ??= []).Add(name);
+            }
+        }
+
+        return nulls is null ? null : "Null value not supported for : " + string.Join(", ", nulls);
+    }
 
     /// <summary>Validates the resource type and applies the changes <paramref name="plan"/> derives from the topic (null for a broker).</summary>
     public static async Task<(ErrorCode Error, string? Message)> ApplyAsync(
