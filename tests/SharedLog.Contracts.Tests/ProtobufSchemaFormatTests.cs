@@ -363,4 +363,60 @@ public class ProtobufSchemaFormatTests
 
         Assert.Contains("big.proto", error.Message, StringComparison.Ordinal);
     }
+
+    /// <summary>The base64 of a serialized FileDescriptorProto, as confluent-kafka-python's ProtobufSerializer registers schemas.</summary>
+    private static string Serialized(string protoText, params ResolvedReference[] references)
+    {
+        var parsed = (ProtobufParsedSchema)Parse(protoText, references);
+        var buffer = new MemoryStream();
+        ProtoBuf.Serializer.Serialize(buffer, parsed.File);
+        return Convert.ToBase64String(buffer.ToArray());
+    }
+
+    [Fact]
+    public void ASchemaAndItsImportsGivenAsSerializedDescriptorsParseAsTheirProtoText()
+    {
+        var common = Proto3("message Money { int64 cents = 1; string currency = 2; }");
+        var order = "syntax = \"proto3\";\npackage shop;\nimport \"common.proto\";\nimport \"google/protobuf/timestamp.proto\";\n" +
+            "message Order { string id = 1; test.Money total = 2; google.protobuf.Timestamp at = 3; map<string, string> labels = 4; repeated Line lines = 5;\n" +
+            "  message Line { oneof item { string sku = 1; int32 code = 2; } } enum State { NEW = 0; PAID = 1; } State state = 6; }";
+        var textual = (ProtobufParsedSchema)Parse(order, Reference("common.proto", common));
+
+        var fromDescriptors = (ProtobufParsedSchema)Parse(Serialized(order, Reference("common.proto", common)), Reference("common.proto", Serialized(common)));
+
+        Assert.Equal(textual.Canonical, fromDescriptors.Canonical);
+        Assert.Contains("map<string, string> labels = 4;", fromDescriptors.Text, StringComparison.Ordinal);
+        Assert.Empty(Format.CheckCompatibility(textual, fromDescriptors));
+    }
+
+    [Fact]
+    public void ASerializedDescriptorThatIsGarbageOrNestedWithoutEndIsRefusedWithoutHarm()
+    {
+        Assert.Throws<InvalidSchemaException>(() => Parse("AAAA")); // base64 of a field with number 0
+        Assert.Throws<InvalidSchemaException>(() => Parse("////")); // a truncated varint
+
+        // A message type nested 100,000 deep (DescriptorProto.nested_type, field 3), inside FileDescriptorProto.message_type
+        // (4). Written back to front: each level's tag and length go before the bytes of the levels inside it.
+        var reversed = new List<byte>();
+        for (int level = 0; level < 100_000; level++)
+        {
+            var length = new List<byte>();
+            for (uint rest = (uint)reversed.Count; ; rest >>= 7)
+            {
+                length.Add((byte)(rest < 0x80 ? rest : (rest & 0x7F) | 0x80));
+                if (rest < 0x80)
+                {
+                    break;
+                }
+            }
+
+            length.Reverse();
+            reversed.AddRange(length);
+            reversed.Add((byte)(((level == 99_999 ? 4 : 3) << 3) | 2));
+        }
+
+        reversed.Reverse();
+        var tooDeep = Assert.Throws<InvalidSchemaException>(() => Parse(Convert.ToBase64String([.. reversed])));
+        Assert.Contains("depth", tooDeep.Message, StringComparison.OrdinalIgnoreCase);
+    }
 }

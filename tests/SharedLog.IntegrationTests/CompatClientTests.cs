@@ -109,6 +109,14 @@ public class CompatClientTests
     }
 
     [Fact]
+    public async Task ConfluentKafkaPythonProtobufSerdesWithAContract()
+    {
+        // Its serializer registers schemas as base64 serialized descriptors, not .proto text.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        await RunAsync("/usr/bin/python3", Path.Combine(CompatDirectory, "confluent_protobuf.py"), broker.BootstrapServers, broker.RegistryUrl, $"http://127.0.0.1:{broker.Host.HttpPort}", "py-protobuf-topic");
+    }
+
+    [Fact]
     public async Task KafkaPythonWithAJsonSchemaContract()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

@@ -45,6 +45,34 @@ public class SchemaRegistryHttpTests
         JsonSerializer.Serialize(new { type = "record", name, fields = fields.Select(f => new { name = f, type = "string" }) });
 
     [Fact]
+    public async Task ProtobufSchemasAreServedAsSerializedDescriptorsOnRequestAndTakenInThatFormToo()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using HttpClient http = Http(broker);
+        const string proto = "syntax = \"proto3\";\npackage shop;\nmessage Order { string id = 1; int64 cents = 2; }\n";
+        (_, JsonNode? registered) = await SendAsync(http, HttpMethod.Post, "/subjects/orders-value/versions", Body(new { schemaType = "PROTOBUF", schema = proto }));
+        int id = (int)registered!["id"]!;
+
+        foreach (string path in new[] { $"/schemas/ids/{id}?format=serialized", "/subjects/orders-value/versions/1?format=serialized" })
+        {
+            (HttpStatusCode status, JsonNode? served) = await SendAsync(http, HttpMethod.Get, path);
+            Assert.Equal(HttpStatusCode.OK, status);
+            var file = ProtoBuf.Serializer.Deserialize<Google.Protobuf.Reflection.FileDescriptorProto>(Convert.FromBase64String((string)served!["schema"]!).AsSpan());
+            Assert.Equal(("shop", "Order"), (file.Package, file.MessageTypes.Single().Name));
+            Assert.Equal(["id", "cents"], file.MessageTypes[0].Fields.Select(f => f.Name));
+
+            // The serialized form registers as the same schema elsewhere (what confluent-kafka-python sends).
+            (HttpStatusCode again, JsonNode? copy) = await SendAsync(http, HttpMethod.Post, "/subjects/copy-value/versions", Body(new { schemaType = "PROTOBUF", schema = (string)served["schema"]! }));
+            Assert.Equal(HttpStatusCode.OK, again);
+            Assert.Contains("message Order", (string)(await SendAsync(http, HttpMethod.Get, $"/schemas/ids/{(int)copy!["id"]!}")).Json!["schema"]!, StringComparison.Ordinal);
+        }
+
+        // Without the format, or with another one, the text is served as registered.
+        Assert.Equal(proto, (string)(await SendAsync(http, HttpMethod.Get, $"/schemas/ids/{id}")).Json!["schema"]!);
+        Assert.Equal(proto, (string)(await SendAsync(http, HttpMethod.Get, $"/schemas/ids/{id}?format=default")).Json!["schema"]!);
+    }
+
+    [Fact]
     public async Task SubjectsVersionsDeletesConfigAndModeFollowConfluentsApi()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

@@ -105,7 +105,7 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
                 await JsonAsync(context, Array(registry.List(query["subjectPrefix"], deleted, Flag(query, "latestOnly")).Select(s => (JsonNode?)Describe(s))));
                 return;
             case ["schemas", "ids", string id] when method == "GET":
-                await JsonAsync(context, Describe(registry.GetById(SchemaId(id))));
+                await JsonAsync(context, InFormat(Describe(registry.GetById(SchemaId(id))), SchemaId(id), query["format"]));
                 return;
             case ["schemas", "ids", string id, "schema"] when method == "GET":
                 await RawSchemaAsync(context, registry.GetById(SchemaId(id)).Schema);
@@ -133,7 +133,8 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
                 await JsonAsync(context, new JsonObject { ["id"] = registered.Id, ["version"] = registered.Version });
                 return;
             case ["subjects", string subject, "versions", string version] when method == "GET":
-                await JsonAsync(context, Describe(registry.GetVersion(subject, version, deleted)));
+                RegisteredSchema found = registry.GetVersion(subject, version, deleted);
+                await JsonAsync(context, InFormat(Describe(found), found.Id, query["format"]));
                 return;
             case ["subjects", string subject, "versions", string version] when method == "DELETE":
                 await JsonAsync(context, JsonValue.Create(await registry.DeleteVersionAsync(subject, version, Flag(query, "permanent"), cancel)));
@@ -321,6 +322,20 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
 
         return await JsonSerializer.DeserializeAsync<T>(context.Request.Body, BodyJson, context.RequestAborted)
             ?? throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, "The request body is empty.");
+    }
+
+    /// <summary>
+    /// The schema in the format a client asked for: Confluent's "serialized" gives a Protobuf schema as its base64
+    /// FileDescriptorProto; any other format, or another schema type, leaves the text as registered.
+    /// </summary>
+    private JsonObject InFormat(JsonObject described, int id, string? format)
+    {
+        if (format == "serialized" && registry.ParsedById(id) is Contracts.Formats.Protobuf.ProtobufParsedSchema protobuf)
+        {
+            described["schema"] = protobuf.SerializedDescriptor();
+        }
+
+        return described;
     }
 
     private static JsonObject Describe(RegisteredSchema schema)

@@ -34,6 +34,17 @@ public sealed class ProtobufParsedSchema : IParsedSchema
 
     internal FileDescriptorProto File { get; }
 
+    /// <summary>
+    /// The schema as the base64 of its serialized <c>FileDescriptorProto</c>: Confluent's <c>format=serialized</c>, which
+    /// confluent-kafka-python's Protobuf deserializer asks for (it names the file itself).
+    /// </summary>
+    public string SerializedDescriptor()
+    {
+        var buffer = new MemoryStream();
+        ProtoBuf.Serializer.Serialize(buffer, File);
+        return Convert.ToBase64String(buffer.GetBuffer(), 0, (int)buffer.Length);
+    }
+
     internal ProtobufTypeIndex Types { get; }
 
     /// <summary>

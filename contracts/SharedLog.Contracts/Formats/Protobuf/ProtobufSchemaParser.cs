@@ -21,6 +21,11 @@ internal static class ProtobufSchemaParser
         ArgumentNullException.ThrowIfNull(schemaText);
         references ??= [];
         CheckText(schemaText, "the schema");
+        if (ProtobufSerializedSchema.Is(schemaText))
+        {
+            schemaText = ProtobufSerializedSchema.ToText(schemaText, "the schema");
+        }
+
         var importable = FlattenReferences(references);
 
         // Confluent's registry serves its own annotations file to every schema; it always wins over a
@@ -100,6 +105,11 @@ internal static class ProtobufSchemaParser
 
             var text = reference.SchemaText ?? "";
             CheckText(text, $"reference '{reference.Name}'");
+            if (ProtobufSerializedSchema.Is(text))
+            {
+                text = ProtobufSerializedSchema.ToText(text, $"reference '{reference.Name}'");
+            }
+
             byName.Add(reference.Name, text);
             foreach (var nested in (reference.References ?? []).Reverse())
             {
