@@ -78,6 +78,24 @@ public class SchemaRegistryTests
         Assert.Equal([("s", 1), ("t", 1)], registry.UsagesOf(1, includeDeleted: false));
     }
 
+    [Fact]
+    public async Task RuleSetsSurviveAReloadFromTheJournalAndStayPartOfTheVersionsIdentity()
+    {
+        var journal = new MemoryJournal();
+        string rules = RuleSets.Canonical(System.Text.Json.Nodes.JsonNode.Parse("""{"domainRules":[{"type":"CEL","name":"r","expr":"true"}]}""")!.AsObject())!;
+        using (SchemaRegistry registry = await OpenAsync(journal))
+        {
+            await registry.RegisterAsync("s", Fields("a"), CancellationToken.None);
+            Assert.Equal(2, (await registry.RegisterAsync("s", Fields("a") with { RuleSet = rules }, CancellationToken.None)).Version);
+        }
+
+        using SchemaRegistry reloaded = await OpenAsync(journal);
+        Assert.Equal(rules, reloaded.GetVersion("s", "2", includeDeleted: false).RuleSet);
+        Assert.Null(reloaded.GetVersion("s", "1", includeDeleted: false).RuleSet);
+        Assert.Equal(2, (await reloaded.RegisterAsync("s", Fields("a"), CancellationToken.None)).Version); // carried over: same version
+        Assert.Equal(2, (await reloaded.RegisterAsync("s", Fields("a") with { RuleSet = rules }, CancellationToken.None)).Version);
+    }
+
     [Theory]
     // level, v1, v2, candidate, compatible
     [InlineData(CompatibilityLevel.Backward, "a", "a,b?", "b", true)] // only the latest (a,b?) is checked; it writes b

@@ -73,6 +73,36 @@ public class SchemaRegistryHttpTests
     }
 
     [Fact]
+    public async Task DataContractRuleSetsAreKeptWithTheVersionAndCarriedOverAsConfluentDoes()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using HttpClient http = Http(broker);
+        string schema = Record("Payment", "id", "email");
+        var rules = new { domainRules = new object[] { new { name = "id-set", kind = "CONDITION", mode = "WRITE", type = "CEL", expr = "message.id != ''", onFailure = "DLQ" } } };
+
+        (_, JsonNode? first) = await SendAsync(http, HttpMethod.Post, "/subjects/pay-value/versions", Body(new { schema }));
+        (_, JsonNode? withRules) = await SendAsync(http, HttpMethod.Post, "/subjects/pay-value/versions", Body(new { schema, ruleSet = rules }));
+        Assert.Equal((1, 2), ((int)first!["version"]!, (int)withRules!["version"]!)); // new rules, new version
+
+        JsonNode? latest = (await SendAsync(http, HttpMethod.Get, "/subjects/pay-value/versions/latest")).Json;
+        Assert.Equal("id-set", (string)latest!["ruleSet"]!["domainRules"]![0]!["name"]!);
+        Assert.Equal("message.id != ''", (string)latest["ruleSet"]!["domainRules"]![0]!["expr"]!);
+        Assert.Equal("DLQ", (string)(await SendAsync(http, HttpMethod.Get, $"/schemas/ids/{(int)withRules["id"]!}")).Json!["ruleSet"]!["domainRules"]![0]!["onFailure"]!);
+        Assert.Null((await SendAsync(http, HttpMethod.Get, "/subjects/pay-value/versions/1")).Json!["ruleSet"]);
+
+        // A serializer that sends only the schema keeps the rules: it gets the version that has them.
+        (_, JsonNode? again) = await SendAsync(http, HttpMethod.Post, "/subjects/pay-value/versions", Body(new { schema }));
+        Assert.Equal(2, (int)again!["version"]!);
+        (HttpStatusCode found, JsonNode? lookedUp) = await SendAsync(http, HttpMethod.Post, "/subjects/pay-value", Body(new { schema, ruleSet = rules }));
+        Assert.Equal((HttpStatusCode.OK, 2), (found, (int)lookedUp!["version"]!));
+
+        // Malformed rule sets are invalid schemas (422, 42201).
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/pay-value/versions", Body(new { schema, ruleSet = new { domainRules = new object[] { new { kind = "CONDITION", type = "CEL" } } } }), HttpStatusCode.UnprocessableEntity, 42201);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/pay-value/versions", Body(new { schema, ruleSet = new { domainRules = new object[] { new { name = "a", kind = "MAYBE", type = "CEL" } } } }), HttpStatusCode.UnprocessableEntity, 42201);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/pay-value/versions", Body(new { schema, ruleSet = new { domainRules = new object[] { new { name = "a", type = "CEL" }, new { name = "a", type = "CEL" } } } }), HttpStatusCode.UnprocessableEntity, 42201);
+    }
+
+    [Fact]
     public async Task SubjectsVersionsDeletesConfigAndModeFollowConfluentsApi()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

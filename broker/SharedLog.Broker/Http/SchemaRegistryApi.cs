@@ -37,6 +37,8 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
 
         public SchemaMetadata? Metadata { get; set; }
 
+        public JsonObject? RuleSet { get; set; }
+
         public int? Id { get; set; }
 
         public int? Version { get; set; }
@@ -298,7 +300,12 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
             throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Unknown schema type '{body.SchemaType}'; use AVRO, JSON or PROTOBUF.");
         }
 
-        return new SchemaRequest(body.Schema, type, body.References ?? [], body.Metadata, body.Id, body.Version, Flag(context.Request.Query, "normalize"));
+        if (body.RuleSet is not null && RuleSets.Problem(body.RuleSet) is { } ruleProblem)
+        {
+            throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Invalid schema: {ruleProblem}");
+        }
+
+        return new SchemaRequest(body.Schema, type, body.References ?? [], body.Metadata, body.Id, body.Version, Flag(context.Request.Query, "normalize"), RuleSets.Canonical(body.RuleSet));
     }
 
     private static async Task<T> ReadBodyAsync<T>(HttpContext context)
@@ -346,7 +353,7 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
             ["version"] = schema.Version,
             ["id"] = schema.Id,
         };
-        AddSchemaFields(node, schema.Type, schema.Schema, schema.References, schema.Metadata);
+        AddSchemaFields(node, schema.Type, schema.Schema, schema.References, schema.Metadata, schema.RuleSet);
         if (schema.Deleted)
         {
             node["deleted"] = true;
@@ -358,11 +365,11 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
     private static JsonObject Describe(SchemaById schema)
     {
         var node = new JsonObject();
-        AddSchemaFields(node, schema.Type, schema.Schema, schema.References, schema.Metadata);
+        AddSchemaFields(node, schema.Type, schema.Schema, schema.References, schema.Metadata, schema.RuleSet);
         return node;
     }
 
-    private static void AddSchemaFields(JsonObject node, SchemaType type, string schema, IReadOnlyList<SchemaReference> references, SchemaMetadata? metadata)
+    private static void AddSchemaFields(JsonObject node, SchemaType type, string schema, IReadOnlyList<SchemaReference> references, SchemaMetadata? metadata, string? ruleSet)
     {
         if (type != SchemaType.Avro)
         {
@@ -378,6 +385,11 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
         if (metadata is not null)
         {
             node["metadata"] = JsonSerializer.SerializeToNode(metadata, BodyJson);
+        }
+
+        if (ruleSet is not null)
+        {
+            node["ruleSet"] = JsonNode.Parse(ruleSet);
         }
     }
 

@@ -63,6 +63,10 @@ public sealed class SchemaVersionValue
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public SchemaMetadata? Metadata { get; set; }
 
+    /// <summary>Confluent's data contract rules (domainRules, migrationRules), kept as given.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public System.Text.Json.Nodes.JsonObject? RuleSet { get; set; }
+
     public bool Deleted { get; set; }
 }
 

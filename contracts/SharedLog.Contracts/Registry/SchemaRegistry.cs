@@ -1,17 +1,18 @@
 using System.Globalization;
+using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using SharedLog.Contracts;
 
 namespace SharedLog.Contracts.Registry;
 
 /// <summary>One version of a subject, as the API shows it.</summary>
-public sealed record RegisteredSchema(string Subject, int Version, int Id, SchemaType Type, string Schema, IReadOnlyList<SchemaReference> References, SchemaMetadata? Metadata, bool Deleted);
+public sealed record RegisteredSchema(string Subject, int Version, int Id, SchemaType Type, string Schema, IReadOnlyList<SchemaReference> References, SchemaMetadata? Metadata, bool Deleted, string? RuleSet = null);
 
 /// <summary>A schema by its global id.</summary>
-public sealed record SchemaById(int Id, SchemaType Type, string Schema, IReadOnlyList<SchemaReference> References, SchemaMetadata? Metadata);
+public sealed record SchemaById(int Id, SchemaType Type, string Schema, IReadOnlyList<SchemaReference> References, SchemaMetadata? Metadata, string? RuleSet = null);
 
 /// <summary>A registration, lookup or compatibility request body.</summary>
-public sealed record SchemaRequest(string Schema, SchemaType Type, IReadOnlyList<SchemaReference> References, SchemaMetadata? Metadata = null, int? Id = null, int? Version = null, bool Normalize = false);
+public sealed record SchemaRequest(string Schema, SchemaType Type, IReadOnlyList<SchemaReference> References, SchemaMetadata? Metadata = null, int? Id = null, int? Version = null, bool Normalize = false, string? RuleSet = null);
 
 public sealed record CompatibilityResult(bool IsCompatible, IReadOnlyList<string> Messages);
 
@@ -129,7 +130,7 @@ public sealed partial class SchemaRegistry : IDisposable
         lock (_sync)
         {
             SchemaEntry entry = _byId.GetValueOrDefault(id) ?? throw SchemaRegistryException.SchemaNotFound($"with id {id}");
-            return new SchemaById(entry.Id, entry.Type, entry.Text, entry.References, entry.Metadata);
+            return new SchemaById(entry.Id, entry.Type, entry.Text, entry.References, entry.Metadata, entry.RuleSet);
         }
     }
 
@@ -199,7 +200,8 @@ public sealed partial class SchemaRegistry : IDisposable
         {
             SubjectVersion? match = VersionsOf(subject).Values
                 .Where(v => (includeDeleted || !v.Deleted) && _byId.TryGetValue(v.Id, out SchemaEntry? entry) && entry.SchemaIdentity == schemaIdentity
-                    && (request.Metadata is null || entry.Metadata?.IdentityText() == request.Metadata.IdentityText()))
+                    && (request.Metadata is null || entry.Metadata?.IdentityText() == request.Metadata.IdentityText())
+                    && (request.RuleSet is null || entry.RuleSet == request.RuleSet))
                 .LastOrDefault();
             return match is null ? throw SchemaRegistryException.SchemaNotFound("for this subject") : Describe(subject, match);
         }
@@ -333,8 +335,10 @@ public sealed partial class SchemaRegistry : IDisposable
 
                 // As Confluent: a schema registered without metadata keeps the metadata of the subject's latest version,
                 // so a serializer that only sends the schema neither drops an owner's properties nor makes a new version.
-                SchemaMetadata? metadata = request.Metadata ?? (versions.Values.LastOrDefault(v => !v.Deleted) is { } latest ? _byId[latest.Id].Metadata : null);
-                string identity = FullIdentity(schemaIdentity, metadata);
+                SchemaEntry? latestEntry = versions.Values.LastOrDefault(v => !v.Deleted) is { } latest ? _byId[latest.Id] : null;
+                SchemaMetadata? metadata = request.Metadata ?? latestEntry?.Metadata;
+                string? ruleSet = request.RuleSet ?? latestEntry?.RuleSet; // data contract rules are kept the same way
+                string identity = FullIdentity(schemaIdentity, metadata, ruleSet);
                 SubjectVersion? existing = versions.Values.LastOrDefault(v => !v.Deleted && _byId[v.Id].Identity == identity);
                 if (existing is not null && request.Id is null)
                 {
@@ -409,6 +413,7 @@ public sealed partial class SchemaRegistry : IDisposable
                     Schema = parsed.Text,
                     References = references.Count == 0 ? null : [.. references],
                     Metadata = metadata,
+                    RuleSet = ruleSet is null ? null : JsonNode.Parse(ruleSet)!.AsObject(),
                     Deleted = false,
                 };
             }
@@ -626,10 +631,13 @@ public sealed partial class SchemaRegistry : IDisposable
 
         public required SchemaMetadata? Metadata { get; init; }
 
+        /// <summary>The data contract rules (Confluent's ruleSet) as canonical JSON text, or null.</summary>
+        public required string? RuleSet { get; init; }
+
         /// <summary>Schema and references only: what lookups match on.</summary>
         public required string SchemaIdentity { get; init; }
 
-        /// <summary>Schema, references and metadata: what decides whether a registration is new.</summary>
+        /// <summary>Schema, references, metadata and rules: what decides whether a registration is new.</summary>
         public required string Identity { get; init; }
 
         public IParsedSchema? Parsed { get; set; }
@@ -793,8 +801,9 @@ public sealed partial class SchemaRegistry : IDisposable
             Text = value.Schema,
             References = references,
             Metadata = value.Metadata,
+            RuleSet = RuleSets.Canonical(value.RuleSet),
             SchemaIdentity = schemaIdentity,
-            Identity = FullIdentity(schemaIdentity, value.Metadata),
+            Identity = FullIdentity(schemaIdentity, value.Metadata, RuleSets.Canonical(value.RuleSet)),
             Parsed = parsed,
         };
     }
@@ -1032,7 +1041,7 @@ public sealed partial class SchemaRegistry : IDisposable
     private RegisteredSchema Describe(string subject, SubjectVersion version)
     {
         SchemaEntry entry = _byId[version.Id];
-        return new RegisteredSchema(subject, version.Version, entry.Id, entry.Type, entry.Text, entry.References, entry.Metadata, version.Deleted);
+        return new RegisteredSchema(subject, version.Version, entry.Id, entry.Type, entry.Text, entry.References, entry.Metadata, version.Deleted, entry.RuleSet);
     }
 
     private SchemaVersionValue ValueOf(string subject, SubjectVersion version, bool deleted)
@@ -1047,6 +1056,7 @@ public sealed partial class SchemaRegistry : IDisposable
             Schema = entry.Text,
             References = entry.References.Count == 0 ? null : [.. entry.References],
             Metadata = entry.Metadata,
+            RuleSet = entry.RuleSet is null ? null : JsonNode.Parse(entry.RuleSet)!.AsObject(),
             Deleted = deleted,
         };
     }
@@ -1069,8 +1079,8 @@ public sealed partial class SchemaRegistry : IDisposable
     private static string ReferencesIdentity(IReadOnlyList<SchemaReference> references) =>
         string.Join('\n', references.Select(r => $"{r.Name}|{r.Subject}|{r.Version}"));
 
-    private static string FullIdentity(string schemaIdentity, SchemaMetadata? metadata) =>
-        metadata is null ? schemaIdentity : $"{schemaIdentity}\n{metadata.IdentityText()}";
+    private static string FullIdentity(string schemaIdentity, SchemaMetadata? metadata, string? ruleSet) =>
+        $"{schemaIdentity}\n{metadata?.IdentityText()}\n{ruleSet}";
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Schema registry loaded {Records} records: {Subjects} subjects, highest id {MaxId}")]
     private partial void LogLoaded(int records, int subjects, int maxId);
