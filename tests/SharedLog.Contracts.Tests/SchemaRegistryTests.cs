@@ -225,7 +225,7 @@ public class SchemaRegistryTests
         Assert.Equal(RegistryErrorCodes.VersionNotFound, Assert.Throws<SchemaRegistryException>(() => registry.GetVersion("s", "9", false)).ErrorCode);
         Assert.Equal(RegistryErrorCodes.SchemaNotFound, Assert.Throws<SchemaRegistryException>(() => registry.Lookup("s", Fields("q"), false)).ErrorCode);
         Assert.Equal(RegistryErrorCodes.SubjectNotSoftDeleted, await ErrorOfAsync(() => registry.DeleteSubjectAsync("s", permanent: true, CancellationToken.None)));
-        Assert.Equal(RegistryErrorCodes.SubjectCompatibilityNotConfigured, await ErrorOfAsync(() => registry.DeleteCompatibilityAsync("s", CancellationToken.None)));
+        Assert.Equal(RegistryErrorCodes.SubjectNotFound, await ErrorOfAsync(() => registry.DeleteCompatibilityAsync("s", CancellationToken.None))); // as Confluent: DELETE /config/{subject} of an unset level
         Assert.Equal(RegistryErrorCodes.InvalidSchema, await ErrorOfAsync(() => registry.RegisterAsync("r", Fields("b") with { References = [new SchemaReference("x", "nowhere", 1)] }, CancellationToken.None)));
     }
 }

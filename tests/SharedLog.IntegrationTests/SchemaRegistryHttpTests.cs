@@ -103,6 +103,38 @@ public class SchemaRegistryHttpTests
     }
 
     [Fact]
+    public async Task ASubjectWithoutLiveVersionsLosesItsOwnSettingsAndIsNotFoundAsConfluent()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using HttpClient http = Http(broker);
+        string schema = Record("Gone", "x");
+        await SendAsync(http, HttpMethod.Post, "/subjects/gone/versions", Body(new { schema }));
+        await SendAsync(http, HttpMethod.Put, "/config/gone", Body(new { compatibility = "NONE" }));
+        await SendAsync(http, HttpMethod.Put, "/mode/gone", Body(new { mode = "READWRITE" }));
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(http, HttpMethod.Delete, "/subjects/gone")).Status);
+
+        // Soft-deleting the subject removed its own level and mode: a subject made again under the name starts from the global ones.
+        await ExpectErrorAsync(http, HttpMethod.Get, "/config/gone", null, HttpStatusCode.NotFound, 40408);
+        await ExpectErrorAsync(http, HttpMethod.Get, "/mode/gone", null, HttpStatusCode.NotFound, 40409);
+        await ExpectErrorAsync(http, HttpMethod.Delete, "/config/gone", null, HttpStatusCode.NotFound, 40401);
+        await ExpectErrorAsync(http, HttpMethod.Delete, "/mode/gone", null, HttpStatusCode.NotFound, 40401);
+
+        // A lookup in a subject whose versions are all soft-deleted: subject not found, unless deleted ones are asked for.
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/gone", Body(new { schema }), HttpStatusCode.NotFound, 40401);
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(http, HttpMethod.Post, "/subjects/gone?deleted=true", Body(new { schema }))).Status);
+
+        // The same when the last live version is deleted on its own.
+        await SendAsync(http, HttpMethod.Post, "/subjects/single/versions", Body(new { schema }));
+        await SendAsync(http, HttpMethod.Put, "/config/single", Body(new { compatibility = "FULL" }));
+        await SendAsync(http, HttpMethod.Delete, "/subjects/single/versions/1");
+        await ExpectErrorAsync(http, HttpMethod.Get, "/config/single", null, HttpStatusCode.NotFound, 40408);
+
+        // Under a global READONLY, a subject that does not exist is still "not found" first.
+        await SendAsync(http, HttpMethod.Put, "/mode", Body(new { mode = "READONLY" }));
+        await ExpectErrorAsync(http, HttpMethod.Delete, "/subjects/never", null, HttpStatusCode.NotFound, 40401);
+    }
+
+    [Fact]
     public async Task SubjectsVersionsDeletesConfigAndModeFollowConfluentsApi()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
@@ -225,9 +257,11 @@ public class SchemaRegistryHttpTests
         Assert.Equal(id, (int)(await SendAsync(http, HttpMethod.Post, "/subjects/frozen/versions", Body(new { schema = Record("F", "x") }))).Json!["id"]!);
         await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/frozen/versions", Body(new { schema = Record("F", "x", "y") }), HttpStatusCode.UnprocessableEntity, 42205);
 
-        // A version is chosen only in IMPORT mode (one near int.MaxValue would block the subject for good).
-        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/versioned/versions", Body(new { schema = Record("V", "x"), version = int.MaxValue }), HttpStatusCode.UnprocessableEntity, 42205);
-        Assert.Equal(1, (int)(await SendAsync(http, HttpMethod.Get, $"/schemas/ids/{(int)(await SendAsync(http, HttpMethod.Post, "/subjects/versioned/versions", Body(new { schema = Record("V", "x"), version = 0 }))).Json!["id"]!}/versions")).Json![0]!["version"]!);
+        // Outside IMPORT mode a version may be given only as the next one (one near int.MaxValue would block the subject
+        // for good), and an id of -1 is no id, as Confluent.
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/versioned/versions", Body(new { schema = Record("V", "x"), version = int.MaxValue }), HttpStatusCode.UnprocessableEntity, 42202);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/versioned/versions", Body(new { schema = Record("V", "x"), id = 5 }), HttpStatusCode.UnprocessableEntity, 42205);
+        Assert.Equal(1, (int)(await SendAsync(http, HttpMethod.Get, $"/schemas/ids/{(int)(await SendAsync(http, HttpMethod.Post, "/subjects/versioned/versions", Body(new { schema = Record("V", "x"), version = 1, id = -1 }))).Json!["id"]!}/versions")).Json![0]!["version"]!);
 
         // Soft-deleting a soft-deleted version says so.
         await SendAsync(http, HttpMethod.Delete, "/subjects/versioned/versions/1");
@@ -273,7 +307,9 @@ public class SchemaRegistryHttpTests
         await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/s/versions", Body(new { schema = "{}", schemaType = "XML" }), HttpStatusCode.UnprocessableEntity, 42201);
         await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/s/versions", Body(new { schemaType = "AVRO" }), HttpStatusCode.UnprocessableEntity, 42201);
         await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/s/versions", Body(new { schema = "\"string\"" }, "text/plain"), HttpStatusCode.UnsupportedMediaType, 415);
-        await ExpectErrorAsync(http, HttpMethod.Get, "/subjects/s/versions/zero", null, HttpStatusCode.NotFound, 40401);
+        // As Confluent, the version is read first: malformed is 42202 whether or not the subject exists.
+        await ExpectErrorAsync(http, HttpMethod.Get, "/subjects/s/versions/zero", null, HttpStatusCode.UnprocessableEntity, 42202);
+        await ExpectErrorAsync(http, HttpMethod.Get, "/subjects/s/versions/1", null, HttpStatusCode.NotFound, 40401);
         await SendAsync(http, HttpMethod.Post, "/subjects/s/versions", Body(new { schema = "\"string\"" }));
         await ExpectErrorAsync(http, HttpMethod.Get, "/subjects/s/versions/zero", null, HttpStatusCode.UnprocessableEntity, 42202);
         await ExpectErrorAsync(http, HttpMethod.Get, "/subjects/s/versions/0", null, HttpStatusCode.UnprocessableEntity, 42202);

@@ -305,7 +305,8 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
             throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Invalid schema: {ruleProblem}");
         }
 
-        return new SchemaRequest(body.Schema, type, body.References ?? [], body.Metadata, body.Id, body.Version, Flag(context.Request.Query, "normalize"), RuleSets.Canonical(body.RuleSet));
+        // As Confluent, an id below 0 is no id (clients send -1 for "not chosen").
+        return new SchemaRequest(body.Schema, type, body.References ?? [], body.Metadata, body.Id is < 0 ? null : body.Id, body.Version, Flag(context.Request.Query, "normalize"), RuleSets.Canonical(body.RuleSet));
     }
 
     private static async Task<T> ReadBodyAsync<T>(HttpContext context)

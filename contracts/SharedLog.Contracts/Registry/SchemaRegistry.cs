@@ -188,7 +188,8 @@ public sealed partial class SchemaRegistry : IDisposable
     {
         lock (_sync)
         {
-            if (!_subjects.ContainsKey(subject))
+            // As Confluent: a subject whose versions are all soft-deleted is not found, unless deleted ones are asked for.
+            if (!_subjects.TryGetValue(subject, out SortedDictionary<int, SubjectVersion>? versions) || (!includeDeleted && versions.Values.All(v => v.Deleted)))
             {
                 throw SchemaRegistryException.SubjectNotFound(subject);
             }
@@ -352,9 +353,16 @@ public sealed partial class SchemaRegistry : IDisposable
                     throw SchemaRegistryException.ReadOnly(subject);
                 }
 
-                if ((request.Id is not null || request.Version is > 0) && mode != RegistryMode.Import)
+                int nextVersion = versions.Count == 0 ? 1 : versions.Keys.Max() + 1;
+                if (mode != RegistryMode.Import && request.Id is not null)
                 {
-                    throw new SchemaRegistryException(RegistryErrorCodes.OperationNotPermitted, $"Subject '{subject}' is not in import mode; ids and versions cannot be chosen.");
+                    throw new SchemaRegistryException(RegistryErrorCodes.OperationNotPermitted, $"Subject '{subject}' is not in import mode; ids cannot be chosen.");
+                }
+
+                if (mode != RegistryMode.Import && request.Version is > 0 && request.Version != nextVersion)
+                {
+                    // As Confluent: outside IMPORT a version may be given only as the one it would get anyway.
+                    throw new SchemaRegistryException(RegistryErrorCodes.InvalidVersion, $"Version {request.Version} is not one more than the previous version of subject '{subject}' ({nextVersion - 1}).");
                 }
 
                 if (mode == RegistryMode.Import && request.Id is null)
@@ -441,11 +449,12 @@ public sealed partial class SchemaRegistry : IDisposable
             List<int> deleted;
             lock (_sync)
             {
-                RequireWritable(subject);
                 if (!_subjects.TryGetValue(subject, out SortedDictionary<int, SubjectVersion>? versions))
                 {
                     throw SchemaRegistryException.SubjectNotFound(subject);
                 }
+
+                RequireWritable(subject);
 
                 bool anyLive = versions.Values.Any(v => !v.Deleted);
                 if (permanent && anyLive)
@@ -475,16 +484,11 @@ public sealed partial class SchemaRegistry : IDisposable
                 if (permanent)
                 {
                     entries.Add(RegistryRecords.IdHighWater(_maxId));
-                    if (_subjectCompatibility.ContainsKey(subject))
-                    {
-                        entries.Add(RegistryRecords.Config(subject, null));
-                    }
-
-                    if (_subjectModes.ContainsKey(subject))
-                    {
-                        entries.Add(RegistryRecords.Mode(subject, null));
-                    }
                 }
+
+                // As Confluent: a subject with no live version left loses its own compatibility level and mode, so a
+                // subject made again under the name starts from the global ones.
+                entries.AddRange(SubjectSettingsRemoval(subject));
             }
 
             await WriteAsync(entries, null, cancellationToken);
@@ -528,7 +532,8 @@ public sealed partial class SchemaRegistry : IDisposable
 
                 entries = permanent
                     ? [RegistryRecords.SchemaVersionTombstone(subject, number), RegistryRecords.IdHighWater(_maxId)]
-                    : [RegistryRecords.SchemaVersion(ValueOf(subject, version, deleted: true))];
+                    : [RegistryRecords.SchemaVersion(ValueOf(subject, version, deleted: true)),
+                        .. VersionsOf(subject).Values.All(v => v.Deleted || v.Version == number) ? SubjectSettingsRemoval(subject) : []];
             }
 
             await WriteAsync(entries, null, cancellationToken);
@@ -562,7 +567,7 @@ public sealed partial class SchemaRegistry : IDisposable
             }
             else if (!_subjectCompatibility.TryGetValue(subject, out previous))
             {
-                throw new SchemaRegistryException(RegistryErrorCodes.SubjectCompatibilityNotConfigured, $"Subject '{subject}' does not have subject-level compatibility configured.");
+                throw SchemaRegistryException.SubjectNotFound(subject); // as Confluent's DELETE /config/{subject}
             }
         }
 
@@ -600,7 +605,7 @@ public sealed partial class SchemaRegistry : IDisposable
             }
             else if (!_subjectModes.TryGetValue(subject, out previous))
             {
-                throw new SchemaRegistryException(RegistryErrorCodes.SubjectModeNotConfigured, $"Subject '{subject}' does not have subject-level mode configured.");
+                throw SchemaRegistryException.SubjectNotFound(subject); // as Confluent's DELETE /mode/{subject}
             }
         }
 
@@ -998,19 +1003,22 @@ public sealed partial class SchemaRegistry : IDisposable
     /// <summary>Resolves "latest", "-1" or a number to a version; errors as Confluent's API reports them.</summary>
     private SubjectVersion FindVersion(string subject, string versionText, bool includeDeleted)
     {
+        // As Confluent: the version is read before the subject is looked for, so a malformed one is 42202 either way.
+        bool latest = IsLatest(versionText);
+        int number = 0;
+        if (!latest && (!int.TryParse(versionText, NumberStyles.None, CultureInfo.InvariantCulture, out number) || number < 1))
+        {
+            throw new SchemaRegistryException(RegistryErrorCodes.InvalidVersion, $"The specified version '{versionText}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\".");
+        }
+
         if (!_subjects.TryGetValue(subject, out SortedDictionary<int, SubjectVersion>? versions) || (!includeDeleted && versions.Values.All(v => v.Deleted)))
         {
             throw SchemaRegistryException.SubjectNotFound(subject);
         }
 
-        if (IsLatest(versionText))
+        if (latest)
         {
             return versions.Values.LastOrDefault(v => includeDeleted || !v.Deleted) ?? throw SchemaRegistryException.SubjectNotFound(subject);
-        }
-
-        if (!int.TryParse(versionText, NumberStyles.None, CultureInfo.InvariantCulture, out int number) || number < 1)
-        {
-            throw new SchemaRegistryException(RegistryErrorCodes.InvalidVersion, $"The specified version '{versionText}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\".");
         }
 
         if (!versions.TryGetValue(number, out SubjectVersion? version) || (version.Deleted && !includeDeleted))
@@ -1028,6 +1036,23 @@ public sealed partial class SchemaRegistry : IDisposable
         IsLatest(versionText) && (!_subjects.TryGetValue(subject, out SortedDictionary<int, SubjectVersion>? versions) || versions.Values.All(v => v.Deleted))
             ? null
             : FindVersion(subject, versionText, includeDeleted: false);
+
+    /// <summary>Records removing a subject's own compatibility level and mode, those it has.</summary>
+    private List<JournalEntry> SubjectSettingsRemoval(string subject)
+    {
+        List<JournalEntry> entries = [];
+        if (_subjectCompatibility.ContainsKey(subject))
+        {
+            entries.Add(RegistryRecords.Config(subject, null));
+        }
+
+        if (_subjectModes.ContainsKey(subject))
+        {
+            entries.Add(RegistryRecords.Mode(subject, null));
+        }
+
+        return entries;
+    }
 
     private List<int> ReferrersOf(string subject, int version) =>
         [.. _subjects.Values
