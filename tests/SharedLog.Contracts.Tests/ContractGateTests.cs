@@ -64,6 +64,24 @@ public sealed class ContractGateTests : IDisposable
         return _gate.Inspect(_gate.ContractFor(topic)!, topic, 0, RecordBatch.Parse(builder.Build()));
     }
 
+    /// <summary>The stored batch's records: each value after its schema header, and its header names.</summary>
+    private static List<(string Value, string[] Headers)> Stored(GateResult result)
+    {
+        var stored = new List<(string, string[])>();
+        foreach (SharedLog.Protocol.Records.Record record in RecordBatch.Parse(result.Batch!).Records())
+        {
+            var names = new List<string>();
+            foreach (RecordHeader header in record.Headers)
+            {
+                names.Add(header.KeyString);
+            }
+
+            stored.Add((Encoding.UTF8.GetString(record.Value[SchemaWireFormat.HeaderSize..]), [.. names]));
+        }
+
+        return stored;
+    }
+
     private static string Reason(GateResult result, int index) => result.Violations.Single(v => v.BatchIndex == index) is var v ? $"{v.Rule}: {v.Reason}" : "";
 
     [Fact]
@@ -585,6 +603,55 @@ public sealed class ContractGateTests : IDisposable
 
         Assert.Equal(GateOutcome.Reject, result.Outcome);
         Assert.Contains("tagged fields cannot be resolved", Reason(result, 0), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AnAllowedTombstoneIsNotHeldToValueRulesAndAForbiddenOneIsStillRefused()
+    {
+        int id = await RegisterAsync("deletes-value", """{"type":"object"}""", SchemaType.Json);
+        await ApplyAsync("topic: deletes\nonFailure: reject\nvalue: {}\nrules:\n  - name: positive\n    expr: value.amount > 0\n");
+
+        // A delete marker next to a good record: the rule reads the value, which a tombstone does not have.
+        GateResult allowed = Inspect("deletes", ("k"u8.ToArray(), null), ("k"u8.ToArray(), Framed(id, """{"amount":5}"""u8.ToArray())));
+        Assert.Equal(GateOutcome.Pass, allowed.Outcome);
+        Assert.Equal(GateOutcome.Reject, Inspect("deletes", ("k"u8.ToArray(), Framed(id, """{"amount":-5}"""u8.ToArray()))).Outcome);
+
+        await ApplyAsync("topic: deletes\nonFailure: reject\ntombstones: reject\nvalue: {}\nrules:\n  - name: positive\n    expr: value.amount > 0\n");
+        Assert.StartsWith("tombstone", Reason(Inspect("deletes", ("k"u8.ToArray(), null)), 0), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AFlaggedRecordWhoseKeyFailsStillHasItsValueMasked()
+    {
+        int id = await RegisterAsync("keyed-value", """{"type":"object"}""", SchemaType.Json);
+        await ApplyAsync("topic: keyed\nclass: sensitive\nonFailure: flag\nkey: {}\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\n");
+        string hash = Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData("k"u8, "a@b.example"u8));
+
+        // The key is a plain string, not Confluent-framed: the record is flagged for it, and stored with its value masked.
+        GateResult result = Inspect("keyed", ("plain-key"u8.ToArray(), Framed(id, """{"email":"a@b.example"}"""u8.ToArray())));
+
+        Assert.Equal(GateOutcome.Rewrite, result.Outcome);
+        Assert.Contains("key has no schema id", Reason(result, 0), StringComparison.Ordinal);
+        (string value, string[] headers) = Assert.Single(Stored(result));
+        Assert.Equal($$"""{"email":"{{hash}}"}""", value);
+        Assert.Equal([ContractGate.ViolationHeader], headers);
+    }
+
+    [Theory]
+    [InlineData("reject")]
+    [InlineData("quarantine")]
+    [InlineData("observe")]
+    public async Task AProducersOwnViolationHeaderIsDroppedInEveryMode(string onFailure)
+    {
+        int id = await RegisterAsync($"forged-{onFailure}-value", """{"type":"object"}""", SchemaType.Json);
+        await ApplyAsync($"topic: forged-{onFailure}\nonFailure: {onFailure}\nvalue: {{}}\n");
+        RecordHeaderValue[] forged = [new("trace", "t1"u8.ToArray()), new(ContractGate.ViolationHeader, "none: all good"u8.ToArray())];
+        var builder = new RecordBatchBuilder(1_000).Add(null, Framed(id, """{"amount":5}"""u8.ToArray()), 1_000, forged);
+
+        GateResult result = _gate.Inspect(_gate.ContractFor($"forged-{onFailure}")!, $"forged-{onFailure}", 0, RecordBatch.Parse(builder.Build()));
+
+        Assert.Equal(GateOutcome.Rewrite, result.Outcome);
+        Assert.Equal(["trace"], Assert.Single(Stored(result)).Headers);
     }
 
     [Fact]

@@ -234,12 +234,12 @@ public sealed partial class ContractGate(
             var scratch = new RecordScratch(new RecordActivation { Topic = topic, Partition = partition }, new SideResult(), new SideResult(), rewrites, records.Bytes);
             int index = 0;
             bool rewritten = false;
-            bool flags = definition.OnFailure == FailureAction.Flag;
             bool forgedFlags = false;
             foreach (Record record in records)
             {
-                // A producer's own violation header on a flag topic is dropped (see CopyKeptRecords): the header says the broker found the record bad.
-                forgedFlags |= flags && record.HeaderCount > 0 && BrokerHeaders.AnyStartingWith(record.RawHeaders, record.HeaderCount, ViolationHeaderKey);
+                // A producer's own violation header is dropped in every mode (see CopyKeptRecords): the header says the broker
+                // found the record bad, and consumers keep trusting it after a contract moves from flag to another mode.
+                forgedFlags |= record.HeaderCount > 0 && BrokerHeaders.AnyStartingWith(record.RawHeaders, record.HeaderCount, ViolationHeaderKey);
 
                 (string Rule, string Reason)? violation = CheckRecord(contract, topic, record, scratch, applyPrivacy, out RecordRewrite rewrite);
                 if (violation is { } found)
@@ -314,7 +314,7 @@ public sealed partial class ContractGate(
             case FailureAction.Observe:
                 metrics.Records(topic, contract.Version, ContractMetrics.Accepted, count - bad);
                 metrics.Records(topic, contract.Version, ContractMetrics.ObservedFailing, bad);
-                return GateResult.Unchanged;
+                return forgedFlags ? new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, [], default, drop: false, dropForgedFlags: true), [], []) : GateResult.Unchanged;
             case FailureAction.Reject when bad > 0:
                 metrics.Records(topic, contract.Version, ContractMetrics.Rejected, count);
                 LogRejected(topic, partition, bad, violations[0].Rule, violations[0].Reason);
@@ -322,7 +322,7 @@ public sealed partial class ContractGate(
             case FailureAction.Quarantine when bad > 0:
                 metrics.Records(topic, contract.Version, ContractMetrics.Accepted, count - bad);
                 metrics.Records(topic, contract.Version, ContractMetrics.Quarantined, bad);
-                return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: true), violations, Quarantine(batch, records, violations));
+                return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: true, dropForgedFlags: forgedFlags), violations, Quarantine(batch, records, violations));
             case FailureAction.Flag when bad > 0:
                 metrics.Records(topic, contract.Version, ContractMetrics.Accepted, count - bad);
                 metrics.Records(topic, contract.Version, ContractMetrics.Flagged, bad);
@@ -357,13 +357,22 @@ public sealed partial class ContractGate(
             return ("tombstone", "records with a null value are not allowed on this topic");
         }
 
+        // Under flag a failing record is stored all the same, so a side that fails does not stop the other side from
+        // being decoded and masked; in the other modes the first failure decides.
+        bool storedAnyway = definition.OnFailure == FailureAction.Flag;
+        (string Rule, string Reason)? ruleFailed = null;
         SideResult? key = null;
         if (definition.Key is { } keyRequirement && !record.KeyIsNull)
         {
             key = DecodeSide(contract, keyRequirement, topic, isKey: true, record.Key, scratch.RecordBytes, activation.SchemasSeen, scratch.Key);
             if (key.Reason is not null)
             {
-                return (key.Rule!, key.Reason);
+                ruleFailed = (key.Rule!, key.Reason);
+                key = null;
+                if (!storedAnyway)
+                {
+                    return ruleFailed;
+                }
             }
         }
 
@@ -373,12 +382,18 @@ public sealed partial class ContractGate(
             value = DecodeSide(contract, valueRequirement, topic, isKey: false, record.Value, scratch.RecordBytes, activation.SchemasSeen, scratch.Value);
             if (value.Reason is not null)
             {
-                return (value.Rule!, value.Reason);
+                ruleFailed ??= (value.Rule!, value.Reason);
+                value = null;
+                if (!storedAnyway)
+                {
+                    return ruleFailed;
+                }
             }
         }
 
-        (string Rule, string Reason)? ruleFailed = null;
-        if (contract.Rules.Length > 0)
+        // Rules describe records that carry a value: an allowed tombstone (a delete marker) is not held to them, as
+        // Confluent's serializers do not run rules on a null message; nor is a record whose payload already failed.
+        if (contract.Rules.Length > 0 && !record.ValueIsNull && ruleFailed is null)
         {
             activation.Value = value?.Value;
             activation.Key = key is not null ? key.Value : record.KeyIsNull || !contract.RulesReadKey ? null : Encoding.UTF8.GetString(record.Key);
