@@ -163,7 +163,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
             new InternalTopicJournal(sp.GetRequiredService<TopicService>(), sp.GetRequiredService<StreamStore>(), SharedLog.Contracts.InternalTopics.Schemas, InternalTopicJournal.CompactedForever),
             sp.GetRequiredService<ILogger<SchemaRegistry>>()));
         services.AddSingleton<Http.SchemaRegistryApi>();
-        AddContracts(services, builder.Configuration, options);
+        AddContracts(services, builder.Configuration, options, dataDir);
         services.AddSingleton(sp => new HandlerRegistry(sp.GetServices<IApiHandler>()));
 
         ListenOptions? kafka = null;
@@ -312,10 +312,11 @@ public sealed partial class BrokerHost : IAsyncDisposable
         sp.GetRequiredService<TopicService>().Dispose();
     }
 
-    private static void AddContracts(IServiceCollection services, ConfigurationManager configuration, BrokerOptions options)
+    private static void AddContracts(IServiceCollection services, ConfigurationManager configuration, BrokerOptions options, string dataDir)
     {
-        // Hashing must be keyed and stable across restarts; production sets Contracts:HashKey to a secret.
-        string hashKey = configuration["Contracts:HashKey"] ?? $"sharedlog:{options.ClusterId}";
+        // Hashing must be keyed, secret and stable across restarts: Contracts:HashKey when set (what a cluster of several
+        // brokers needs, one key for all), else a key of this data directory's own.
+        string hashKey = configuration["Contracts:HashKey"] ?? Cluster.HashKeyFile.LoadOrCreate(dataDir, legacyKey: $"sharedlog:{options.ClusterId}");
         services.AddSingleton<ContractMetrics>();
         services.AddSingleton(new PrivacyRewriter(System.Text.Encoding.UTF8.GetBytes(hashKey)));
         services.AddSingleton<IPayloadCodec>(new Contracts.Formats.Avro.AvroPayloadCodec());

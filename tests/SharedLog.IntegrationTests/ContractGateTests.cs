@@ -643,6 +643,42 @@ public class ContractGateTests
         Assert.All(cards, c => Assert.Matches("^[0-9a-f]{64}$", (string)c["number"]));
         Assert.Equal((string)cards[0]["number"], (string)cards[1]["number"]); // keyed hash is stable, so it still joins
         Assert.Equal(3.0, (double)stored[0].Message.Value["amount"]);
+
+        // With no Contracts:HashKey set, the key is the data directory's own random one, not anything a client can see.
+        string keyFile = Path.Combine(broker.DataDir, SharedLog.Broker.Cluster.HashKeyFile.FileName);
+        string key = File.ReadAllText(keyFile).Trim();
+        Assert.Matches("^[0-9a-f]{64}$", key);
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyFile));
+        }
+
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData(Encoding.UTF8.GetBytes(key), "4111111111111111"u8)), (string)cards[0]["number"]);
+    }
+
+    [Fact]
+    public void TheHashKeyOfADataDirectoryIsMadeOnceAndAnOlderDirectoryKeepsTheKeyItHashedWith()
+    {
+        string fresh = Path.Combine(Path.GetTempPath(), "sharedlog-key-" + Guid.NewGuid().ToString("N"));
+        string older = Path.Combine(Path.GetTempPath(), "sharedlog-key-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            string made = SharedLog.Broker.Cluster.HashKeyFile.LoadOrCreate(fresh, legacyKey: "sharedlog:c1");
+            Assert.Matches("^[0-9a-f]{64}$", made);
+            Assert.Equal(made, SharedLog.Broker.Cluster.HashKeyFile.LoadOrCreate(fresh, legacyKey: "sharedlog:c1"));
+            Assert.NotEqual(made, SharedLog.Broker.Cluster.HashKeyFile.LoadOrCreate(Path.Combine(fresh, "other"), legacyKey: "sharedlog:c1"));
+
+            // A data directory from before the key file (its metadata store exists) goes on with the key it used.
+            Directory.CreateDirectory(older);
+            File.WriteAllBytes(Path.Combine(older, "metadata.db"), []);
+            Assert.Equal("sharedlog:c1", SharedLog.Broker.Cluster.HashKeyFile.LoadOrCreate(older, legacyKey: "sharedlog:c1"));
+            Assert.Equal("sharedlog:c1", File.ReadAllText(Path.Combine(older, SharedLog.Broker.Cluster.HashKeyFile.FileName)).Trim());
+        }
+        finally
+        {
+            Directory.Delete(fresh, recursive: true);
+            Directory.Delete(older, recursive: true);
+        }
     }
 
     [Fact]
