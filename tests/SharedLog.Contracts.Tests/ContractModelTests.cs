@@ -81,6 +81,30 @@ public class ContractModelTests
     }
 
     [Fact]
+    public async Task ChangesToTheSchemaFileItsLanguageOrASecondPrivacyRuleOnOneFieldAreNewVersions()
+    {
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.LoadAsync(CancellationToken.None);
+        const string avro = "topic: files\nvalue:\n  schemaFile: payment.avsc\n";
+        Assert.True((await store.ApplyAsync(avro, "a", false, _ => [], CancellationToken.None)).Changed);
+        ContractChange json = await store.ApplyAsync("topic: files\nvalue:\n  schemaFile: payment.json\n  schemaType: JSON\n", "a", false, _ => [], CancellationToken.None);
+        Assert.Equal((2, true), (json.Version, json.Changed));
+        Assert.Contains("~ value.schemaType: AVRO -> JSON", json.Diff);
+
+        const string oneRule = "topic: files\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\n";
+        Assert.True((await store.ApplyAsync(oneRule, "a", false, _ => [], CancellationToken.None)).Changed);
+        ContractChange twoRules = await store.ApplyAsync(oneRule + "  - field: email\n    action: redact\n", "a", false, _ => [], CancellationToken.None);
+        Assert.Equal((4, true), (twoRules.Version, twoRules.Changed));
+    }
+
+    [Fact]
+    public void AKeyGivenTwiceIsRefused()
+    {
+        var refused = Assert.Throws<ContractValidationException>(() => ContractParser.Parse("topic: t\nonFailure: reject\nonFailure: observe\n"));
+        Assert.Contains("uplicate", string.Join(" ", refused.Problems), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task StoreVersionsDiffsRollsBackAndReplays()
     {
         var journal = new InMemoryJournal();

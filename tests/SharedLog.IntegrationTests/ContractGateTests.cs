@@ -823,6 +823,20 @@ public class ContractGateTests
         Assert.Equal(HttpStatusCode.UnprocessableEntity, invalid.StatusCode);
         Assert.True(problems["problems"]!.AsArray().Count >= 2, problems.ToJsonString());
 
+        // A key given twice is refused, not resolved by the later one (which would turn reject into observe here).
+        using HttpResponseMessage twice = await http.PostAsync("/contracts", new StringContent("topic: twice\nonFailure: reject\nowner: a\nonFailure: observe\n", Encoding.UTF8, "application/yaml"));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, twice.StatusCode);
+        Assert.Contains("uplicate", await twice.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        // Bytes that are not UTF-8 (Latin-1 'ö') are refused rather than replaced; a body too large is 413 even when
+        // it comes chunked, without a Content-Length.
+        using HttpResponseMessage latin1 = await http.PostAsync("/contracts", new ByteArrayContent([.. "topic: k\nrules:\n  - name: city\n    expr: value.city == 'K"u8, 0xF6, .. "ln'\n"u8]));
+        Assert.Equal(HttpStatusCode.BadRequest, latin1.StatusCode);
+        var chunked = new PushStreamContent(new string('#', SharedLog.Contracts.Model.ContractParser.MaxDocumentChars + 10));
+        using HttpResponseMessage tooLarge = await http.PostAsync("/contracts", chunked);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, tooLarge.StatusCode);
+        Assert.Contains("at most", (string)JsonNode.Parse(await tooLarge.Content.ReadAsStringAsync())!["message"]!, StringComparison.Ordinal);
+
         // Every change is in _contract_audit, readable by any Kafka client.
         List<ConsumeResult<string, string>> audit = [];
         using (IConsumer<string, string> consumer = new ConsumerBuilder<string, string>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "auditors", AutoOffsetReset = AutoOffsetReset.Earliest }).Build())
@@ -883,5 +897,17 @@ public class ContractGateTests
         using IConsumer<string, byte[]> consumer = new ConsumerBuilder<string, byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "q-check" }).Build();
         WatermarkOffsets offsets = consumer.QueryWatermarkOffsets(new TopicPartition(topic, 0), Timeout);
         Assert.Equal(0, offsets.High.Value);
+    }
+
+    /// <summary>A body sent without Content-Length (chunked), as a streaming client sends it.</summary>
+    private sealed class PushStreamContent(string text) : HttpContent
+    {
+        protected override Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context) => stream.WriteAsync(Encoding.UTF8.GetBytes(text)).AsTask();
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = -1;
+            return false;
+        }
     }
 }

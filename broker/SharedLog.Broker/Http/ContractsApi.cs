@@ -40,7 +40,12 @@ public static class ContractsApi
                 return Error(413, $"A contract file is at most {ContractParser.MaxDocumentChars} bytes.");
             }
 
-            string text = await ReadBodyAsync(context);
+            (string? text, IResult? refused) = await ReadBodyAsync(context);
+            if (text is null)
+            {
+                return refused!;
+            }
+
             bool dryRun = string.Equals(context.Request.Query["dryRun"], "true", StringComparison.OrdinalIgnoreCase);
             return await ChangeAndSyncAsync(
                 () => store.ApplyAsync(text, Actor(context), dryRun, ContractGate.CompileProblems, context.RequestAborted),
@@ -114,8 +119,14 @@ public static class ContractsApi
         }
     }
 
-    /// <summary>Reads at most the size limit plus one byte, so a body without Content-Length cannot grow past it.</summary>
-    private static async Task<string> ReadBodyAsync(HttpContext context)
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>
+    /// The body as text, or the refusal: reads at most the size limit plus one byte, so a body without Content-Length
+    /// (chunked) cannot grow past it either (413), and takes only valid UTF-8 (400), since a replaced byte would change
+    /// what a rule compares without anyone seeing it.
+    /// </summary>
+    private static async Task<(string? Text, IResult? Refused)> ReadBodyAsync(HttpContext context)
     {
         byte[] buffer = new byte[ContractParser.MaxDocumentChars + 1];
         int total = 0;
@@ -127,10 +138,17 @@ public static class ContractsApi
 
         if (total > ContractParser.MaxDocumentChars)
         {
-            throw new ContractValidationException([$"a contract file is at most {ContractParser.MaxDocumentChars} bytes."]);
+            return (null, Error(413, $"A contract file is at most {ContractParser.MaxDocumentChars} bytes."));
         }
 
-        return Encoding.UTF8.GetString(buffer, 0, total);
+        try
+        {
+            return (StrictUtf8.GetString(buffer, 0, total), null);
+        }
+        catch (DecoderFallbackException e)
+        {
+            return (null, Error(400, $"A contract file must be UTF-8: {e.Message}"));
+        }
     }
 
     private static string Actor(HttpContext context) =>

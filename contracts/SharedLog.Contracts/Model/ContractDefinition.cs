@@ -75,8 +75,11 @@ public static class ContractParser
     /// <summary>A topic name, a topic pattern or a contract name: letters, digits, '.', '_', '-' and '*'.</summary>
     private const string NameOrPattern = "^[A-Za-z0-9._*-]{1,249}$";
 
+    // A key given twice is refused, not resolved by the last one: a second onFailure or privacy block further down a
+    // file would otherwise silently replace the first.
     private static readonly IDeserializer Yaml = new DeserializerBuilder()
         .WithNamingConvention(CamelCaseNamingConvention.Instance)
+        .WithDuplicateKeyChecking()
         .Build();
 
     public static ContractDefinition Parse(string text)

@@ -305,6 +305,11 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
                 flat[$"{side}.strategy"] = requirement.Strategy.ToString();
                 flat[$"{side}.versions"] = requirement.MaxVersion == int.MaxValue ? $">={requirement.MinVersion}" : $"{requirement.MinVersion}-{requirement.MaxVersion}";
                 AddIfSet(flat, $"{side}.subject", requirement.Subject);
+                if (requirement.SchemaFile is not null)
+                {
+                    flat[$"{side}.schemaFile"] = requirement.SchemaFile;
+                    flat[$"{side}.schemaType"] = Registry.RegistryNames.Name(requirement.SchemaType);
+                }
             }
         }
 
@@ -314,9 +319,12 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             AddIfSet(flat, $"rules[{rule.Name}].message", rule.Message);
         }
 
+        // Several rules may name one target (in order): all of them are the target's entry, so none hides another.
         foreach (PrivacyRuleDefinition rule in contract.Privacy)
         {
-            flat[$"privacy[{rule.Target}]"] = rule.Action.ToString().ToLowerInvariant();
+            string key = $"privacy[{rule.Target}]";
+            string action = rule.Action.ToString().ToLowerInvariant();
+            flat[key] = flat.TryGetValue(key, out string? earlier) ? $"{earlier}, {action}" : action;
         }
 
         return flat;
