@@ -229,6 +229,40 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task ABatchThatHashingMakesLargerThanMaxMessageBytesIsRefusedAsTooLarge()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using var registry = new HttpClient { BaseAddress = new Uri(broker.RegistryUrl) };
+        using HttpResponseMessage registered = await registry.PostAsync("/subjects/grown-value/versions", new StringContent("""{"schemaType":"JSON","schema":"{\"type\":\"object\"}"}""", Encoding.UTF8, "application/vnd.schemaregistry.v1+json"));
+        int id = (int)JsonNode.Parse(await registered.Content.ReadAsStringAsync())!["id"]!;
+        await ApplyAsync(broker, "topic: grown\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: e\n    action: hash\n");
+        using (IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build())
+        {
+            await admin.CreateTopicsAsync([new Confluent.Kafka.Admin.TopicSpecification { Name = "grown", NumPartitions = 1, Configs = new() { ["max.message.bytes"] = "400" } }]);
+        }
+
+        // Eight records with a 3-byte field each: about 260 bytes in, and about 760 once each field is a 64-character hash.
+        byte[] value = new byte[SchemaWireFormat.HeaderSize + """{"e":"a@b"}"""u8.Length];
+        SchemaWireFormat.WriteHeader(value, id);
+        """{"e":"a@b"}"""u8.CopyTo(value.AsSpan(SchemaWireFormat.HeaderSize));
+        var builder = new RecordBatchBuilder(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        for (int i = 0; i < 8; i++)
+        {
+            builder.Add(null, value, builder.BaseTimestamp);
+        }
+
+        byte[] batch = builder.Build();
+        Assert.True(batch.Length < 400, $"the batch sent is {batch.Length} bytes");
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        ProduceResponse.PartitionProduceResponse answer = await client.ProduceAsync("grown", 0, batch, 1);
+
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.MessageTooLarge, answer.ErrorCode);
+        Assert.Contains("after the contract's rewrite", answer.ErrorMessage, StringComparison.Ordinal);
+        using IConsumer<string, byte[]> reader = new ConsumerBuilder<string, byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "grown-check" }).Build();
+        Assert.Equal(0, reader.QueryWatermarkOffsets(new TopicPartition("grown", 0), Timeout).High.Value);
+    }
+
+    [Fact]
     public async Task AGatedBatchWhoseOffsetDeltasSkipIsInvalidAndNotAGateFault()
     {
         // Two good records at offset deltas 0 and 2 under a header that says two records (last delta 1), CRC

@@ -284,6 +284,13 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                             return;
                         }
 
+                        // As Kafka, the limit holds for the batch that is stored: hashing, a flag header or the
+                        // codec may make the rewritten batch larger than the one that came in.
+                        if (verdict.Batch is { Length: var rewrittenSize } && rewrittenSize > maxMessageBytes)
+                        {
+                            throw new KafkaProtocolException($"The batch is {rewrittenSize} bytes after the contract's rewrite (privacy, flag headers), over max.message.bytes {maxMessageBytes}.", ErrorCode.MessageTooLarge);
+                        }
+
                         bytes = verdict.Batch;
                         quarantined = verdict.Quarantined;
                     }
