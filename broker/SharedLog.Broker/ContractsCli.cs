@@ -63,6 +63,14 @@ public static class ContractsCli
             return Usage;
         }
 
+        // A misspelt option must not pass quietly (a "--regsitry" would turn a compatibility check off and exit 0).
+        string[] known = command switch { "list" => ["url"], "diff" => ["url"], "apply" => ["url", "actor"], _ => ["registry"] };
+        if (options.Keys.FirstOrDefault(o => !known.Contains(o)) is { } unknown)
+        {
+            await error.WriteLineAsync($"{command} takes no option '--{unknown}'\n{UsageText}");
+            return Usage;
+        }
+
         string url = options.GetValueOrDefault("url", "http://127.0.0.1:9644").TrimEnd('/');
         try
         {
@@ -87,6 +95,12 @@ public static class ContractsCli
         {
             await error.WriteLineAsync(e.Message);
             return Invalid;
+        }
+        catch (Exception e) when (e is JsonException or InvalidCastException or InvalidOperationException or NullReferenceException)
+        {
+            // Not SharedLog's admin API at that address, or a failure answered without its JSON body.
+            await error.WriteLineAsync($"unexpected answer from {url}: {e.Message}");
+            return Unreachable;
         }
     }
 

@@ -63,6 +63,16 @@ public class ContractsCliTests
             Assert.Equal(ContractsCli.Usage, (await RunAsync("frobnicate")).Code);
             Assert.Equal(ContractsCli.Usage, (await RunAsync("apply")).Code);
             Assert.Equal(ContractsCli.Unreachable, (await RunAsync("list", "--url", "http://127.0.0.1:1")).Code);
+
+            // A misspelt option is a usage error, not a check quietly skipped.
+            (int typoCode, _, string typoErr) = await RunAsync("validate", incompatible, "--regsitry", broker.RegistryUrl);
+            Assert.Equal(ContractsCli.Usage, typoCode);
+            Assert.Contains("--regsitry", typoErr, StringComparison.Ordinal);
+
+            // An address that answers, but not with the contracts API (an empty 404 here): a clear message and exit 3, no crash.
+            (int strangerCode, _, string strangerErr) = await RunAsync("apply", contract, "--url", admin + "/elsewhere");
+            Assert.Equal(ContractsCli.Unreachable, strangerCode);
+            Assert.Contains("unexpected answer", strangerErr, StringComparison.Ordinal);
         }
         finally
         {
