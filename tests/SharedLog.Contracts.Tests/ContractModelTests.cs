@@ -98,6 +98,24 @@ public class ContractModelTests
     }
 
     [Fact]
+    public async Task TheMostSpecificPatternGovernsATopicAndAnExactNameBeatsEveryPattern()
+    {
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.LoadAsync(CancellationToken.None);
+        // The broad raw pattern's name sorts first: it must still not govern the sensitive topics.
+        await store.ApplyAsync("name: aaa-everything\ntopic: \"*\"\nclass: raw\n", "a", false, _ => [], CancellationToken.None);
+        await store.ApplyAsync("name: pii\ntopic: customers.*\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\n", "a", false, _ => [], CancellationToken.None);
+        await store.ApplyAsync("name: eu\ntopic: customers.eu.*\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: email\n    action: drop\n", "a", false, _ => [], CancellationToken.None);
+        await store.ApplyAsync("name: one\ntopic: customers.eu.fr\nclass: certified\n", "a", false, _ => [], CancellationToken.None);
+
+        Assert.Equal("pii", store.ForTopic("customers.us")!.Definition.Name);
+        Assert.Equal("eu", store.ForTopic("customers.eu.de")!.Definition.Name);
+        Assert.Equal("one", store.ForTopic("customers.eu.fr")!.Definition.Name);
+        Assert.Equal("aaa-everything", store.ForTopic("orders")!.Definition.Name);
+        Assert.Null(store.ForTopic("_schemas"));
+    }
+
+    [Fact]
     public void AKeyGivenTwiceIsRefused()
     {
         var refused = Assert.Throws<ContractValidationException>(() => ContractParser.Parse("topic: t\nonFailure: reject\nonFailure: observe\n"));

@@ -68,7 +68,10 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         LogLoaded(_snapshot.Current.Count);
     }
 
-    /// <summary>The contract governing a topic: an exact topic match first, else the first pattern by name. Internal topics (leading '_') match no pattern.</summary>
+    /// <summary>
+    /// The contract governing a topic: an exact topic match first, else the most specific matching pattern (most
+    /// characters other than '*'; then by contract name). Internal topics (leading '_') match no pattern.
+    /// </summary>
     public ActiveContract? ForTopic(string topic)
     {
         Snapshot snapshot = _snapshot;
@@ -278,9 +281,18 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             }
         }
 
+        // The most specific pattern governs a topic two patterns match (more literal characters: "customers.*" over
+        // "*"), so a broad pattern cannot lift a narrower one's policy; equally specific ones go by contract name.
+        patterns.Sort(static (a, b) =>
+        {
+            int bySpecificity = Literals(b.Definition.Topic).CompareTo(Literals(a.Definition.Topic));
+            return bySpecificity != 0 ? bySpecificity : string.CompareOrdinal(a.Definition.Name, b.Definition.Name);
+        });
         _snapshot = new Snapshot(current, exact, patterns);
         Generation++;
     }
+
+    private static int Literals(string pattern) => pattern.Length - pattern.AsSpan().Count('*');
 
     private static Dictionary<string, string> Flatten(ContractDefinition? contract)
     {
