@@ -1,3 +1,4 @@
+using System.Text;
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging.Abstractions;
 using SharedLog.Contracts.Model;
@@ -113,6 +114,33 @@ public class ContractModelTests
         Assert.Equal("one", store.ForTopic("customers.eu.fr")!.Definition.Name);
         Assert.Equal("aaa-everything", store.ForTopic("orders")!.Definition.Name);
         Assert.Null(store.ForTopic("_schemas"));
+    }
+
+    [Fact]
+    public async Task AStoredContractThisBuildNoLongerTakesIsNotInForceAndCanStillBeFixedOrDeleted()
+    {
+        // A revision as an older, laxer build stored it: a key given twice, which this build refuses.
+        var older = new InMemoryJournal();
+        using (var store = new ContractStore(older, new InMemoryJournal(), NullLogger<ContractStore>.Instance))
+        {
+            await store.LoadAsync(CancellationToken.None);
+            await store.ApplyAsync("name: lax\ntopic: lax\nonFailure: reject\n", "a", false, _ => [], CancellationToken.None);
+        }
+
+        var journal = new InMemoryJournal();
+        JournalEntry stored = Assert.Single(older.Entries);
+        byte[] lax = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(stored.Value!).Replace("onFailure: reject\\n", "onFailure: reject\\nonFailure: observe\\n", StringComparison.Ordinal));
+        Assert.NotEqual(stored.Value, lax);
+        await journal.AppendAsync([new JournalEntry(stored.Key, lax)], CancellationToken.None);
+
+        using var reopened = new ContractStore(journal, new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await reopened.LoadAsync(CancellationToken.None);
+        Assert.Null(reopened.ForTopic("lax"));
+        ContractChange fixedUp = await reopened.ApplyAsync("name: lax\ntopic: lax\nonFailure: observe\n", "a", false, _ => [], CancellationToken.None);
+        Assert.Equal((2, true), (fixedUp.Version, fixedUp.Changed));
+        Assert.Equal(FailureAction.Observe, reopened.ForTopic("lax")!.Definition.OnFailure);
+        await reopened.DeleteAsync("lax", "a", CancellationToken.None);
+        Assert.Null(reopened.ForTopic("lax"));
     }
 
     [Fact]

@@ -64,6 +64,8 @@ public class CompatClientTests
 
         // kcat.sh produces with -z snappy. Debian's librdkafka (2.0.2) compresses only for a broker whose Produce
         // versions start at 0, and otherwise sends the records uncompressed without a word: check what was stored.
+        // librdkafka also sends a batch uncompressed when compressing would not make it smaller (a first batch of one
+        // short record, when its timing splits the input so), so the check is that the records came in snappy batches.
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
         var fetch = new FetchRequest
         {
@@ -76,8 +78,14 @@ public class CompatClientTests
         };
         await client.SendAsync(fetch, 12, 1);
         (_, byte[] body) = await client.ReceiveAsync(1);
-        byte[] records = new FetchResponse().ReadFrom(body, 12).Responses.Single().Partitions.Single().Records!.Value.ToArray();
-        Assert.Equal(CompressionCodec.Snappy, RecordBatch.Parse(records).Compression);
+        var reader = new RecordBatchReader(new FetchResponse().ReadFrom(body, 12).Responses.Single().Partitions.Single().Records!.Value, allowPartialTail: true);
+        var recordsByCodec = new Dictionary<CompressionCodec, int>();
+        while (reader.TryReadNext(out RecordBatch batch))
+        {
+            recordsByCodec[batch.Compression] = recordsByCodec.GetValueOrDefault(batch.Compression) + batch.RecordCount;
+        }
+
+        Assert.True(recordsByCodec.GetValueOrDefault(CompressionCodec.Snappy) >= 190, string.Join(", ", recordsByCodec.Select(c => $"{c.Key}: {c.Value} records")));
     }
 
     [Fact]

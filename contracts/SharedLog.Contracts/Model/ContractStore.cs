@@ -178,7 +178,9 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         try
         {
             ContractRevision? current = CurrentRevision(name);
-            ContractDefinition? before = current?.Text is { } previousText ? ContractParser.Parse(previousText) : null;
+            // A stored revision this build no longer takes (stored by an older, laxer build) is not in force (see
+            // Rebuild); it must not block its own fix, rollback or delete either, so it diffs as absent.
+            ContractDefinition? before = current?.Text is { } previousText && TryParse(previousText) is { } parsed ? parsed : null;
             ContractDefinition? after = text is null ? null : ContractParser.Parse(text);
 
             // One contract per topic: a second one on the same topic under another name would silently govern it,
@@ -290,6 +292,18 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         });
         _snapshot = new Snapshot(current, exact, patterns);
         Generation++;
+    }
+
+    private static ContractDefinition? TryParse(string text)
+    {
+        try
+        {
+            return ContractParser.Parse(text);
+        }
+        catch (ContractValidationException)
+        {
+            return null;
+        }
     }
 
     private static int Literals(string pattern) => pattern.Length - pattern.AsSpan().Count('*');
