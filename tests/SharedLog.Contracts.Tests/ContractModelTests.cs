@@ -1,5 +1,5 @@
-using System.Text;
 using System.Runtime.CompilerServices;
+using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
 using SharedLog.Contracts.Model;
 using SharedLog.Contracts.Policy;
