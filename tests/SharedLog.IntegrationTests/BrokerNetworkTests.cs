@@ -706,6 +706,11 @@ public class BrokerNetworkTests
         (_, byte[] metadataBody) = await client.ReceiveAsync(1);
         Guid keptB = new MetadataResponse().ReadFrom(metadataBody, 12).Topics.Single().TopicId;
 
+        // Metadata v10-11 carry the topic id field but, as Kafka, look topics up by name only: an id there is INVALID_REQUEST.
+        await client.SendAsync(new MetadataRequest { Topics = [new() { Name = null, TopicId = keptB }, new() { Name = "kept-a" }], AllowAutoTopicCreation = false }, 11, 9);
+        (_, byte[] byIdBody) = await client.ReceiveAsync(1);
+        Assert.Equal([ErrorCode.InvalidRequest, ErrorCode.None], new MetadataResponse().ReadFrom(byIdBody, 11).Topics.Select(t => (ErrorCode)t.ErrorCode));
+
         // As Kafka: a name and an id together, neither, or a name twice are INVALID_REQUEST, and those entries delete nothing.
         await client.SendAsync(new DeleteTopicsRequest
         {

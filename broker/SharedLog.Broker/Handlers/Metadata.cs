@@ -45,6 +45,13 @@ public sealed class MetadataHandler(TopicService topics, IOptions<BrokerOptions>
         bool mayCreate = settings.AutoCreateTopicsEnable && (context.Version < 4 || body.AllowAutoTopicCreation);
         foreach (MetadataRequest.MetadataRequestTopic wanted in body.Topics!)
         {
+            if (context.Version < 12 && (wanted.Name is null || wanted.TopicId != Guid.Empty))
+            {
+                // As Kafka: v10 and v11 carry the topic id field, but look topics up by name only.
+                response.Topics.Add(new MetadataResponse.MetadataResponseTopic { Name = wanted.Name ?? string.Empty, TopicId = wanted.TopicId, ErrorCode = (short)ErrorCode.InvalidRequest }); // names are non-null in responses before v12
+                continue;
+            }
+
             TopicMetadata? topic = wanted.Name is { } name ? topics.Find(name) : topics.Find(wanted.TopicId);
             if (topic is null && wanted.Name is { } missing && mayCreate)
             {
