@@ -152,6 +152,66 @@ public static class ContractsCli
         return Ok;
     }
 
+    private static async Task<SchemaRegistry> LocalRegistryAsync()
+    {
+        var local = new SchemaRegistry(
+            [new Contracts.Formats.Avro.AvroSchemaFormat(), new Contracts.Formats.Json.JsonSchemaFormat(), new Contracts.Formats.Protobuf.ProtobufSchemaFormat()],
+            new Contracts.InMemoryJournal(),
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<SchemaRegistry>.Instance);
+        await local.LoadAsync(CancellationToken.None);
+        return local;
+    }
+
+    /// <summary>
+    /// The candidate checked against the subject's live versions in the registry at the contract's level, the level
+    /// applying the contract gives the subject (the registry's own check would use the subject's level of now). The
+    /// versions are copied into <paramref name="local"/> and checked there; a version with references is checked by
+    /// the registry itself, at the subject's level, as it alone can resolve them.
+    /// </summary>
+    private static async Task<IReadOnlyList<string>> CheckAgainstRegistryAsync(string registryUrl, string subject, SchemaRequest candidate, CompatibilityLevel level, SchemaRegistry local)
+    {
+        using HttpClient http = Client();
+        string subjectPath = $"{registryUrl}/subjects/{Uri.EscapeDataString(subject)}";
+        using HttpResponseMessage listed = await http.GetAsync(new Uri($"{subjectPath}/versions"));
+        if (listed.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return []; // a new subject: nothing to be compatible with
+        }
+
+        listed.EnsureSuccessStatusCode();
+        await local.SetCompatibilityAsync(null, CompatibilityLevel.None, CancellationToken.None);
+        foreach (JsonNode? version in JsonNode.Parse(await listed.Content.ReadAsStringAsync())!.AsArray())
+        {
+            JsonNode stored = JsonNode.Parse(await http.GetStringAsync(new Uri($"{subjectPath}/versions/{(int)version!}")))!;
+            if (stored["references"] is JsonArray { Count: > 0 })
+            {
+                return await RegistryVerdictAsync(http, subjectPath, candidate);
+            }
+
+            _ = RegistryNames.TryParseType((string?)stored["schemaType"], out SchemaType type);
+            await local.RegisterAsync(subject, new SchemaRequest((string)stored["schema"]!, type, []), CancellationToken.None);
+        }
+
+        await local.SetCompatibilityAsync(subject, level, CancellationToken.None);
+        return local.CheckCompatibility(subject, null, candidate).Messages;
+    }
+
+    private static async Task<IReadOnlyList<string>> RegistryVerdictAsync(HttpClient http, string subjectPath, SchemaRequest candidate)
+    {
+        string body = JsonSerializer.Serialize(new Dictionary<string, string> { ["schema"] = candidate.Schema, ["schemaType"] = RegistryNames.Name(candidate.Type) });
+        using var content = new StringContent(body, Encoding.UTF8);
+        content.Headers.ContentType = MediaTypeHeaderValue.Parse(Http.SchemaRegistryApi.ContentType);
+        string compatibilityPath = subjectPath.Replace("/subjects/", "/compatibility/subjects/", StringComparison.Ordinal);
+        using HttpResponseMessage response = await http.PostAsync(new Uri($"{compatibilityPath}/versions?verbose=true"), content);
+        JsonNode? answer = JsonNode.Parse(await response.Content.ReadAsStringAsync());
+        if (!response.IsSuccessStatusCode)
+        {
+            return [(string?)answer?["message"] ?? $"the registry answered {(int)response.StatusCode}"];
+        }
+
+        return (bool)answer!["is_compatible"]! ? [] : [.. (answer["messages"]?.AsArray() ?? []).Select(m => (string?)m ?? "")];
+    }
+
     private static async Task<int> ValidateAsync(string file, string? registryUrl, TextWriter output, TextWriter error)
     {
         ContractDefinition definition;
@@ -185,42 +245,47 @@ public static class ContractsCli
             }
 
             string schemaText = await File.ReadAllTextAsync(Path.Combine(directory, schemaFile));
+            // Offline: the schema file must be a schema of its language (references to other subjects cannot be
+            // resolved here; such a schema is checked by the registry only).
+            var candidate = new SchemaRequest(schemaText, requirement.SchemaType, []);
+            using SchemaRegistry local = await LocalRegistryAsync();
+            try
+            {
+                local.CheckCompatibility("offline", null, candidate);
+            }
+            catch (SchemaRegistryException e) when (e.ErrorCode == RegistryErrorCodes.InvalidSchema)
+            {
+                await error.WriteLineAsync($"{side}: {schemaFile} is not a valid {RegistryNames.Name(requirement.SchemaType)} schema: {e.Message}");
+                result = Invalid;
+                continue;
+            }
+
             if (registryUrl is null)
             {
                 continue;
             }
 
-            if (definition.IsPattern && requirement.Subject is null)
+            if (requirement.Subject is null && (definition.IsPattern || requirement.Strategy != SubjectNameStrategy.TopicNameStrategy))
             {
-                await output.WriteLineAsync($"{side}: the topic is a pattern and names no subject; registry check skipped");
+                await output.WriteLineAsync($"{side}: the subject depends on the topic or record name and the contract names none; registry check skipped");
                 continue;
             }
 
             string subject = requirement.SubjectFor(definition.Topic, side == "key", null);
-            using HttpClient http = Client();
-            string body = JsonSerializer.Serialize(new Dictionary<string, string> { ["schema"] = schemaText, ["schemaType"] = RegistryNames.Name(requirement.SchemaType) });
-            using var content = new StringContent(body, Encoding.UTF8);
-            content.Headers.ContentType = MediaTypeHeaderValue.Parse(Http.SchemaRegistryApi.ContentType);
-            using HttpResponseMessage response = await http.PostAsync(new Uri($"{registryUrl.TrimEnd('/')}/compatibility/subjects/{Uri.EscapeDataString(subject)}/versions?verbose=true"), content);
-            JsonNode? answer = JsonNode.Parse(await response.Content.ReadAsStringAsync());
-            if (!response.IsSuccessStatusCode)
+            IReadOnlyList<string> problems = await CheckAgainstRegistryAsync(registryUrl.TrimEnd('/'), subject, candidate, definition.Compatibility, local);
+            if (problems.Count > 0)
             {
-                await error.WriteLineAsync($"{side}: {schemaFile} against subject {subject}: {(string?)answer?["message"]}");
-                result = Invalid;
-            }
-            else if (!(bool)answer!["is_compatible"]!)
-            {
-                await error.WriteLineAsync($"{side}: {schemaFile} is not compatible with subject {subject}:");
-                foreach (JsonNode? message in answer["messages"]?.AsArray() ?? [])
+                await error.WriteLineAsync($"{side}: {schemaFile} is not compatible with subject {subject} at {RegistryNames.Name(definition.Compatibility)}:");
+                foreach (string problem in problems)
                 {
-                    await error.WriteLineAsync($"  - {(string?)message}");
+                    await error.WriteLineAsync($"  - {problem}");
                 }
 
                 result = Invalid;
             }
             else
             {
-                await output.WriteLineAsync($"{side}: {schemaFile} is compatible with subject {subject}");
+                await output.WriteLineAsync($"{side}: {schemaFile} is compatible with subject {subject} at {RegistryNames.Name(definition.Compatibility)}");
             }
         }
 

@@ -45,6 +45,25 @@ public class ContractsCliTests
             }
 
             Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", contract, "--registry", broker.RegistryUrl)).Code);
+
+            // Checked at the contract's level, the one apply gives the subject: dropping a field without a default is
+            // BACKWARD-compatible (the subject's level now) but not FULL_TRANSITIVE (a certified contract's).
+            string dropped = """{"type":"record","name":"Ping","fields":[]}""";
+            await File.WriteAllTextAsync(Path.Combine(directory, "dropped.avsc"), dropped);
+            string certifiedDrop = Path.Combine(directory, "certified-drop.yaml");
+            await File.WriteAllTextAsync(certifiedDrop, "topic: pings\nclass: certified\nvalue:\n  schemaFile: dropped.avsc\n");
+            (int droppedCode, _, string droppedErr) = await RunAsync("validate", certifiedDrop, "--registry", broker.RegistryUrl);
+            Assert.Equal(ContractsCli.Invalid, droppedCode);
+            Assert.Contains("FULL_TRANSITIVE", droppedErr, StringComparison.Ordinal);
+            string backwardDrop = await WriteAsync(Path.Combine(directory, "backward-drop.yaml"), "topic: pings\nclass: raw\ncompatibility: BACKWARD\nvalue:\n  schemaFile: dropped.avsc\n");
+            Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", backwardDrop, "--registry", broker.RegistryUrl)).Code);
+
+            // Offline, a schema file that is not a schema of its language is invalid.
+            await File.WriteAllTextAsync(Path.Combine(directory, "broken.avsc"), """{"type":"recrod"}""");
+            string brokenSchema = await WriteAsync(Path.Combine(directory, "broken-schema.yaml"), "topic: pings\nvalue:\n  schemaFile: broken.avsc\n");
+            (int brokenCode, _, string brokenErr) = await RunAsync("validate", brokenSchema);
+            Assert.Equal(ContractsCli.Invalid, brokenCode);
+            Assert.Contains("not a valid AVRO schema", brokenErr, StringComparison.Ordinal);
             (int incompatibleCode, _, string incompatibleErr) = await RunAsync("validate", incompatible, "--registry", broker.RegistryUrl);
             Assert.Equal(ContractsCli.Invalid, incompatibleCode);
             Assert.Contains("not compatible", incompatibleErr, StringComparison.Ordinal);
@@ -78,5 +97,11 @@ public class ContractsCliTests
         {
             Directory.Delete(directory, recursive: true);
         }
+    }
+
+    private static async Task<string> WriteAsync(string path, string text)
+    {
+        await File.WriteAllTextAsync(path, text);
+        return path;
     }
 }
