@@ -857,6 +857,14 @@ public class ContractGateTests
         Assert.Equal(HttpStatusCode.UnprocessableEntity, invalid.StatusCode);
         Assert.True(problems["problems"]!.AsArray().Count >= 2, problems.ToJsonString());
 
+        // A rollback without a usable version is a 400 with the documented error body, not the framework's empty one.
+        foreach (string query in new[] { "", "?version=abc" })
+        {
+            using HttpResponseMessage noVersion = await http.PostAsync($"/contracts/audited/rollback{query}", null);
+            Assert.Equal(HttpStatusCode.BadRequest, noVersion.StatusCode);
+            Assert.Contains("version=N", (string)JsonNode.Parse(await noVersion.Content.ReadAsStringAsync())!["message"]!, StringComparison.Ordinal);
+        }
+
         // A key given twice is refused, not resolved by the later one (which would turn reject into observe here).
         using HttpResponseMessage twice = await http.PostAsync("/contracts", new StringContent("topic: twice\nonFailure: reject\nowner: a\nonFailure: observe\n", Encoding.UTF8, "application/yaml"));
         Assert.Equal(HttpStatusCode.UnprocessableEntity, twice.StatusCode);

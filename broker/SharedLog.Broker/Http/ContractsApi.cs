@@ -55,9 +55,11 @@ public static class ContractsApi
         });
 
         // The version rolled back to may bind other subjects or another compatibility level: synced as an apply is.
-        app.MapPost("/contracts/{name}/rollback", async (string name, int version, HttpContext context, ContractStore store, SchemaRegistry registry) =>
-            await ChangeAndSyncAsync(
-                () => store.RollbackAsync(name, version, Actor(context), ContractGate.CompileProblems, context.RequestAborted),
+        app.MapPost("/contracts/{name}/rollback", async (string name, string? version, HttpContext context, ContractStore store, SchemaRegistry registry) =>
+            !int.TryParse(version, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int wanted)
+                ? Error(400, "A rollback needs ?version=N, the version to go back to.")
+                : await ChangeAndSyncAsync(
+                () => store.RollbackAsync(name, wanted, Actor(context), ContractGate.CompileProblems, context.RequestAborted),
                 () => store.History(name) is [.., { Text: { } text }] ? text : null,
                 registry,
                 context.RequestAborted));
