@@ -723,6 +723,12 @@ public class BrokerNetworkTests
             new DeleteTopicsResponse().ReadFrom(body, 6).Responses.Select(r => (ErrorCode)r.ErrorCode));
 
         Assert.Equal([ErrorCode.None, ErrorCode.None, ErrorCode.UnknownTopicOrPartition], await client.TopicErrorsAsync("kept-a", "kept-b", "gone"));
+
+        // The same topic by name and by id: the name entry is refused, the id entry deletes it, as Kafka.
+        await client.SendAsync(new DeleteTopicsRequest { TimeoutMs = 5000, Topics = [new() { Name = "kept-b" }, new() { TopicId = keptB }] }, 6, 3);
+        (_, byte[] bothBody) = await client.ReceiveAsync(1);
+        Assert.Equal([ErrorCode.InvalidRequest, ErrorCode.None], new DeleteTopicsResponse().ReadFrom(bothBody, 6).Responses.Select(r => (ErrorCode)r.ErrorCode));
+        Assert.Equal([ErrorCode.UnknownTopicOrPartition], await client.TopicErrorsAsync("kept-b"));
     }
 
     [Fact]

@@ -47,6 +47,8 @@ public sealed class DeleteTopicsHandler(TopicService topics, Coordinators.GroupL
                 (null, var i) when i == Guid.Empty => "Neither topic name nor id were specified.",
                 (not null, _) when names[name] > 1 => "Duplicate topic name.",
                 (null, _) when ids[id] > 1 => "Duplicate topic id.",
+                // As Kafka: a name whose topic another entry names by id is the same topic twice; the id entry deletes it.
+                (not null, _) when topics.Find(name) is { } named && ids.ContainsKey(named.TopicId) => "The provided topic name maps to an ID that was already supplied.",
                 _ => null,
             };
             if (malformed is not null)
