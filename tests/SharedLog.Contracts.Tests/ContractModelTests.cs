@@ -144,6 +144,14 @@ public class ContractModelTests
     }
 
     [Fact]
+    public void ASensitiveContractCannotObserveSinceObserveSkipsItsPrivacyRules()
+    {
+        var refused = Assert.Throws<ContractValidationException>(() => ContractParser.Parse("topic: t\nclass: sensitive\nonFailure: observe\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\n"));
+        Assert.Contains(refused.Problems, p => p.Contains("cannot use onFailure: observe", StringComparison.Ordinal));
+        Assert.Equal(FailureAction.Flag, ContractParser.Parse("topic: t\nclass: sensitive\nonFailure: flag\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\n").OnFailure);
+    }
+
+    [Fact]
     public void AKeyGivenTwiceIsRefused()
     {
         var refused = Assert.Throws<ContractValidationException>(() => ContractParser.Parse("topic: t\nonFailure: reject\nonFailure: observe\n"));

@@ -160,6 +160,12 @@ public static class ContractParser
             problems.Add("class sensitive needs at least one privacy rule (redact, hash or drop).");
         }
 
+        if (topicClass == TopicClass.Sensitive && onFailure == FailureAction.Observe)
+        {
+            // observe stores records byte for byte, privacy rewrite included: personal data would be stored in clear.
+            problems.Add("class sensitive cannot use onFailure: observe, which stores records as sent, without its privacy rules; roll it out with flag instead.");
+        }
+
         if ((rules.Count > 0 || privacy.Count > 0) && document.Value is null && document.Key is null)
         {
             problems.Add("rules and privacy rules read decoded records: bind a value (or key) schema.");
