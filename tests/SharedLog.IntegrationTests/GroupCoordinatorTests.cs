@@ -147,14 +147,28 @@ public class GroupCoordinatorTests
         Assert.Equal((ErrorCode.None, "roundrobin"), (right.Error, right.ProtocolName));
     }
 
+    /// <summary>Two members joining group "g" together (1 s rebalance timeout): the leader and the follower.</summary>
+    private static async Task<(JoinResult Leader, JoinResult Follower)> JoinTwoAsync(GroupCoordinator groups)
+    {
+        Task<JoinResult> Join() => groups.JoinAsync("g", string.Empty, null, "consumer", [("range", [0])], 10_000, 1_000, "client", "127.0.0.1", requireKnownMemberId: false);
+        JoinResult[] joined = await Task.WhenAll(Join(), Join()).WaitAsync(Timeout);
+        return (joined.Single(j => j.MemberId == j.LeaderId), joined.Single(j => j.MemberId != j.LeaderId));
+    }
+
+    /// <summary>Two members joined, and the leader's SyncGroup gave it [1] and the follower [2]: the group is Stable.</summary>
+    private static async Task<(JoinResult Leader, JoinResult Follower)> LeaderAssignedAsync(GroupCoordinator groups)
+    {
+        (JoinResult leader, JoinResult follower) = await JoinTwoAsync(groups);
+        SyncResult assigned = await groups.SyncAsync("g", leader.GenerationId, leader.MemberId, new Dictionary<string, byte[]> { [leader.MemberId] = [1], [follower.MemberId] = [2] }).WaitAsync(Timeout);
+        Assert.Equal(ErrorCode.None, assigned.Error);
+        return (leader, follower);
+    }
+
     [Fact]
     public async Task ALeaderThatHeartbeatsButNeverAssignsIsRemovedAfterTheRebalanceTimeout()
     {
         using var groups = new GroupCoordinator(initialRebalanceDelayMs: 300);
-        Task<JoinResult> Join() => groups.JoinAsync("g", string.Empty, null, "consumer", [("range", [0])], 10_000, 1_000, "client", "127.0.0.1", requireKnownMemberId: false);
-        JoinResult[] joined = await Task.WhenAll(Join(), Join()).WaitAsync(Timeout);
-        JoinResult leader = joined.Single(j => j.MemberId == j.LeaderId);
-        JoinResult follower = joined.Single(j => j.MemberId != j.LeaderId);
+        (JoinResult leader, JoinResult follower) = await JoinTwoAsync(groups);
 
         // The follower waits for its assignment; the leader stays alive (heartbeats) but never sends SyncGroup. As
         // Kafka, once the rebalance timeout (1 s) passes the leader is removed and the follower told to rejoin.
@@ -170,6 +184,45 @@ public class GroupCoordinatorTests
         Assert.Equal(ErrorCode.RebalanceInProgress, (await waiting).Error);
         Assert.Equal([follower.MemberId], groups.Find("g")!.Snapshot().Select(m => m.MemberId));
         Assert.Equal(ErrorCode.UnknownMemberId, groups.Heartbeat("g", leader.GenerationId, leader.MemberId));
+    }
+
+    [Fact]
+    public async Task AFollowerThatHeartbeatsButNeverSyncsAfterTheLeaderIsRemovedAfterTheRebalanceTimeout()
+    {
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 300);
+        // The leader assigns, so the group is Stable; the follower stays alive (heartbeats) but never asks for its
+        // assignment. As Kafka's pending-sync set, once the rebalance timeout (1 s) passes it is removed and the
+        // group rebalances, so its partitions go to a member that reads them.
+        (JoinResult leader, JoinResult follower) = await LeaderAssignedAsync(groups);
+        DateTime deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+        while (groups.Find("g")!.Snapshot().Count > 1 && DateTime.UtcNow < deadline)
+        {
+            groups.Heartbeat("g", leader.GenerationId, leader.MemberId);
+            groups.Heartbeat("g", follower.GenerationId, follower.MemberId);
+            await Task.Delay(100); // the members' heartbeat interval
+        }
+
+        Assert.Equal([leader.MemberId], groups.Find("g")!.Snapshot().Select(m => m.MemberId));
+        Assert.Equal(ErrorCode.RebalanceInProgress, groups.Heartbeat("g", leader.GenerationId, leader.MemberId));
+    }
+
+    [Fact]
+    public async Task AFollowerThatSyncsAfterTheLeaderStaysInTheStableGroup()
+    {
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 300);
+        (JoinResult leader, JoinResult follower) = await LeaderAssignedAsync(groups);
+        Assert.Equal([2], (await groups.SyncAsync("g", follower.GenerationId, follower.MemberId, new Dictionary<string, byte[]>()).WaitAsync(Timeout)).Assignment);
+
+        // Past the rebalance timeout (1 s) both are still there and the group Stable.
+        DateTime until = DateTime.UtcNow + TimeSpan.FromSeconds(2.5);
+        while (DateTime.UtcNow < until)
+        {
+            Assert.Equal(ErrorCode.None, groups.Heartbeat("g", leader.GenerationId, leader.MemberId));
+            Assert.Equal(ErrorCode.None, groups.Heartbeat("g", follower.GenerationId, follower.MemberId));
+            await Task.Delay(100); // the members' heartbeat interval
+        }
+
+        Assert.Equal(2, groups.Find("g")!.Snapshot().Count);
     }
 
     [Fact]

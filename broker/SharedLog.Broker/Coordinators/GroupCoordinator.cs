@@ -36,6 +36,9 @@ public sealed class GroupMember(string memberId)
     internal TaskCompletionSource<JoinResult>? PendingJoin { get; set; }
 
     internal TaskCompletionSource<SyncResult>? PendingSync { get; set; }
+
+    /// <summary>The leader's SyncGroup made the group Stable before this member sent its own: it has until the rebalance deadline.</summary>
+    internal bool AwaitingSync { get; set; }
 }
 
 /// <param name="SkipAssignment">JoinGroup v9+: the leader gets the members but must not compute an assignment (a static leader rejoined a stable group).</param>
@@ -652,6 +655,7 @@ public sealed class GroupCoordinator : IDisposable
                 case GroupState.PreparingRebalance:
                     return Task.FromResult(new SyncResult(ErrorCode.RebalanceInProgress, null, null, []));
                 case GroupState.Stable:
+                    member.AwaitingSync = false;
                     return Task.FromResult(new SyncResult(ErrorCode.None, group.ProtocolType, group.ProtocolName, member.Assignment));
             }
 
@@ -668,6 +672,7 @@ public sealed class GroupCoordinator : IDisposable
                 DateTime now = DateTime.UtcNow;
                 foreach (GroupMember m in group.Members.Values)
                 {
+                    m.AwaitingSync = m.PendingSync is null;
                     ReleaseSync(m, new SyncResult(ErrorCode.None, group.ProtocolType, group.ProtocolName, m.Assignment), now);
                 }
             }
@@ -812,6 +817,18 @@ public sealed class GroupCoordinator : IDisposable
                     foreach (GroupMember unsynced in group.Members.Values.Where(m => m.PendingSync is null).ToList())
                     {
                         Remove(group, unsynced);
+                    }
+                }
+                else if (group.State == GroupState.Stable && now >= group.RebalanceDeadline)
+                {
+                    // The same once the leader has synced: as Kafka's pending-sync set, a follower that heartbeats but
+                    // never asks for its assignment holds partitions nobody consumes; it goes, and the group rebalances.
+                    foreach (GroupMember unsynced in group.Members.Values.Where(m => m.AwaitingSync).ToList())
+                    {
+                        if (group.Members.GetValueOrDefault(unsynced.MemberId) == unsynced)
+                        {
+                            Remove(group, unsynced);
+                        }
                     }
                 }
 
