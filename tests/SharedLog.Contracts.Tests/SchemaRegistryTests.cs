@@ -79,6 +79,25 @@ public class SchemaRegistryTests
     }
 
     [Fact]
+    public async Task ASchemaRegisteredAgainAfterItsVersionWasSoftDeletedReplacesThatVersionForGood()
+    {
+        var journal = new MemoryJournal();
+        using (SchemaRegistry registry = await OpenAsync(journal))
+        {
+            RegisteredSchema first = await registry.RegisterAsync("s", Fields("a"), CancellationToken.None);
+            await registry.RegisterAsync("s", Fields("a,b?"), CancellationToken.None);
+            await registry.DeleteVersionAsync("s", "1", permanent: false, CancellationToken.None);
+            RegisteredSchema again = await registry.RegisterAsync("s", Fields("a"), CancellationToken.None);
+
+            Assert.Equal((first.Id, 3), (again.Id, again.Version));
+            Assert.Equal([2, 3], registry.Versions("s", true));
+        }
+
+        using SchemaRegistry reloaded = await OpenAsync(journal);
+        Assert.Equal([2, 3], reloaded.Versions("s", true));
+    }
+
+    [Fact]
     public async Task RuleSetsSurviveAReloadFromTheJournalAndStayPartOfTheVersionsIdentity()
     {
         var journal = new MemoryJournal();

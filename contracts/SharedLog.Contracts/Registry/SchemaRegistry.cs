@@ -329,6 +329,7 @@ public sealed partial class SchemaRegistry : IDisposable
         try
         {
             SchemaVersionValue value;
+            List<JournalEntry> replacedVersions;
             lock (_sync)
             {
                 RegistryMode mode = EffectiveMode(subject);
@@ -412,6 +413,9 @@ public sealed partial class SchemaRegistry : IDisposable
                     }
                 }
 
+                // As Confluent: the same schema registered again after its version was soft-deleted takes a new version,
+                // and the deleted one goes for good (else the subject lists the schema twice with ?deleted=true).
+                replacedVersions = [.. versions.Values.Where(v => v.Deleted && v.Id == id).Select(v => RegistryRecords.SchemaVersionTombstone(subject, v.Version))];
                 value = new SchemaVersionValue
                 {
                     Subject = subject,
@@ -426,7 +430,7 @@ public sealed partial class SchemaRegistry : IDisposable
                 };
             }
 
-            await WriteAsync([RegistryRecords.SchemaVersion(value)], parsed, cancellationToken);
+            await WriteAsync([.. replacedVersions, RegistryRecords.SchemaVersion(value)], parsed, cancellationToken);
             LogRegistered(subject, value.Version, value.Id);
             lock (_sync)
             {
