@@ -76,6 +76,9 @@ public sealed partial class BrokerHost : IAsyncDisposable
         ["--node-id"] = "Broker:NodeId",
     };
 
+    /// <summary>The SQLite metadata store's file in the data directory.</summary>
+    public const string MetadataFileName = "metadata.db";
+
     public static BrokerHost Create(string[] args, Action<ILoggingBuilder>? logging = null)
     {
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
@@ -113,7 +116,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
             "s3" => new S3ObjectStore(s3),
             _ => throw new ArgumentException($"ObjectStore:Kind must be 'local' or 's3', not '{objectStoreKind}'."),
         });
-        services.AddSingleton<IMetadataStore>(_ => new SqliteMetadataStore(new SqliteMetadataStoreOptions { DatabasePath = Path.Combine(dataDir, "metadata.db") }));
+        services.AddSingleton<IMetadataStore>(_ => new SqliteMetadataStore(new SqliteMetadataStoreOptions { DatabasePath = Path.Combine(dataDir, MetadataFileName) }));
         services.AddSingleton(sp => new StreamStore(storage, sp.GetRequiredService<IWriteAheadLog>(), sp.GetRequiredService<IObjectStore>(), sp.GetRequiredService<IMetadataStore>(), sp.GetRequiredService<ILogger<StreamStore>>()));
         services.AddSingleton<TopicService>();
         services.AddSingleton(_ => new GroupCoordinator(options.GroupInitialRebalanceDelayMs));

@@ -96,7 +96,7 @@ public static class ContractsCli
             await error.WriteLineAsync(e.Message);
             return Invalid;
         }
-        catch (Exception e) when (e is JsonException or InvalidCastException or InvalidOperationException or NullReferenceException)
+        catch (Exception e) when (e is JsonException or InvalidCastException or InvalidOperationException)
         {
             // Not SharedLog's admin API at that address, or a failure answered without its JSON body.
             await error.WriteLineAsync($"unexpected answer from {url}: {e.Message}");
@@ -140,10 +140,15 @@ public static class ContractsCli
             return Invalid;
         }
 
-        JsonArray diff = body!["diff"]!.AsArray();
+        if (body is null)
+        {
+            throw new JsonException("the answer is empty");
+        }
+
+        JsonArray diff = body["diff"] as JsonArray ?? throw new JsonException("the answer has no diff");
         await output.WriteLineAsync(dryRun
             ? $"contract {(string?)body["name"]}: {diff.Count} change(s) against the broker"
-            : (bool)body["changed"]! ? $"contract {(string?)body["name"]} is now version {(int)body["version"]!}" : $"contract {(string?)body["name"]} unchanged at version {(int)body["version"]!}");
+            : (bool)(body["changed"] ?? throw new JsonException("the answer has no changed flag")) ? $"contract {(string?)body["name"]} is now version {(int)body["version"]!}" : $"contract {(string?)body["name"]} unchanged at version {(int)body["version"]!}");
         foreach (JsonNode? line in diff)
         {
             await output.WriteLineAsync($"  {(string?)line}");

@@ -30,7 +30,7 @@ public static class HashKeyFile
         }
 
         Directory.CreateDirectory(dataDir);
-        bool existingData = File.Exists(Path.Combine(dataDir, "metadata.db"));
+        bool existingData = File.Exists(Path.Combine(dataDir, BrokerHost.MetadataFileName));
         string key = existingData ? legacyKey : Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
         string temporary = path + ".tmp";
         File.WriteAllText(temporary, key + "\n");

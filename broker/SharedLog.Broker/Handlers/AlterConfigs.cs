@@ -23,7 +23,7 @@ public sealed class AlterConfigsHandler(TopicService topics) : IApiHandler
     {
         var body = (AlterConfigsRequest)request;
         var response = new AlterConfigsResponse();
-        HashSet<(sbyte, string)> repeated = ConfigResources.Repeated([.. body.Resources.Select(r => (r.ResourceType, r.ResourceName))]);
+        HashSet<(sbyte, string)> repeated = RequestEntries.Repeated(body.Resources.Select(r => (r.ResourceType, r.ResourceName)));
         foreach (AlterConfigsRequest.AlterConfigsResource resource in body.Resources)
         {
             (ErrorCode error, string? message) = repeated.Contains((resource.ResourceType, resource.ResourceName)) ? (ErrorCode.InvalidRequest, ConfigResources.RepeatedMessage)
@@ -68,7 +68,7 @@ public sealed class IncrementalAlterConfigsHandler(TopicService topics) : IApiHa
     {
         var body = (IncrementalAlterConfigsRequest)request;
         var response = new IncrementalAlterConfigsResponse();
-        HashSet<(sbyte, string)> repeated = ConfigResources.Repeated([.. body.Resources.Select(r => (r.ResourceType, r.ResourceName))]);
+        HashSet<(sbyte, string)> repeated = RequestEntries.Repeated(body.Resources.Select(r => (r.ResourceType, r.ResourceName)));
         foreach (IncrementalAlterConfigsRequest.AlterConfigsResource resource in body.Resources)
         {
             (ErrorCode error, string? message) = repeated.Contains((resource.ResourceType, resource.ResourceName)) ? (ErrorCode.InvalidRequest, ConfigResources.RepeatedMessage)
@@ -129,22 +129,6 @@ internal static class ConfigResources
     public const sbyte Broker = 4;
 
     public const string RepeatedMessage = "Each resource must appear at most once.";
-
-    /// <summary>The resources named more than once in one request: Kafka refuses every occurrence of each.</summary>
-    public static HashSet<(sbyte Type, string Name)> Repeated(IReadOnlyList<(sbyte Type, string Name)> resources)
-    {
-        var seen = new HashSet<(sbyte, string)>();
-        var repeated = new HashSet<(sbyte, string)>();
-        foreach ((sbyte, string) resource in resources)
-        {
-            if (!seen.Add(resource))
-            {
-                repeated.Add(resource);
-            }
-        }
-
-        return repeated;
-    }
 
     /// <summary>
     /// What Kafka refuses in a resource's entries before looking at the resource (INVALID_REQUEST): a config named twice,

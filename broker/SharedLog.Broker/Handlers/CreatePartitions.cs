@@ -20,14 +20,10 @@ public sealed class CreatePartitionsHandler(TopicService topics) : IApiHandler
         var body = (CreatePartitionsRequest)request;
         var response = new CreatePartitionsResponse();
         // As Kafka: a topic named more than once is answered once, refused, and not grown.
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        var duplicated = new HashSet<string>(StringComparer.Ordinal);
-        foreach (CreatePartitionsRequest.CreatePartitionsTopic topic in body.Topics)
+        HashSet<string> duplicated = RequestEntries.Repeated(body.Topics.Select(t => t.Name), StringComparer.Ordinal);
+        foreach (string name in duplicated)
         {
-            if (!seen.Add(topic.Name) && duplicated.Add(topic.Name))
-            {
-                response.Results.Add(new CreatePartitionsResponse.CreatePartitionsTopicResult { Name = topic.Name, ErrorCode = (short)ErrorCode.InvalidRequest, ErrorMessage = "Duplicate topic name." });
-            }
+            response.Results.Add(new CreatePartitionsResponse.CreatePartitionsTopicResult { Name = name, ErrorCode = (short)ErrorCode.InvalidRequest, ErrorMessage = "Duplicate topic name." });
         }
 
         foreach (CreatePartitionsRequest.CreatePartitionsTopic topic in body.Topics)

@@ -25,14 +25,10 @@ public sealed class CreateTopicsHandler(TopicService topics, IOptions<BrokerOpti
         var body = (CreateTopicsRequest)request;
         var response = new CreateTopicsResponse();
         // As Kafka: a name asked for more than once in one request is answered once, refused, and not created.
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        var duplicated = new HashSet<string>(StringComparer.Ordinal);
-        foreach (CreateTopicsRequest.CreatableTopic wanted in body.Topics)
+        HashSet<string> duplicated = RequestEntries.Repeated(body.Topics.Select(t => t.Name), StringComparer.Ordinal);
+        foreach (string name in duplicated)
         {
-            if (!seen.Add(wanted.Name) && duplicated.Add(wanted.Name))
-            {
-                response.Topics.Add(new CreateTopicsResponse.CreatableTopicResult { Name = wanted.Name, ErrorCode = (short)ErrorCode.InvalidRequest, ErrorMessage = "Duplicate topic name." });
-            }
+            response.Topics.Add(new CreateTopicsResponse.CreatableTopicResult { Name = name, ErrorCode = (short)ErrorCode.InvalidRequest, ErrorMessage = "Duplicate topic name." });
         }
 
         foreach (CreateTopicsRequest.CreatableTopic wanted in body.Topics)
