@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using SharedLog.Contracts.Gate;
 using SharedLog.Contracts.Model;
+using SharedLog.Contracts.Policy;
 using SharedLog.Contracts.Registry;
 
 namespace SharedLog.Broker;
@@ -157,10 +158,13 @@ public static class ContractsCli
         return Ok;
     }
 
+    private static ISchemaFormat[] SchemaFormats() =>
+        [new Contracts.Formats.Avro.AvroSchemaFormat(), new Contracts.Formats.Json.JsonSchemaFormat(), new Contracts.Formats.Protobuf.ProtobufSchemaFormat()];
+
     private static async Task<SchemaRegistry> LocalRegistryAsync()
     {
         var local = new SchemaRegistry(
-            [new Contracts.Formats.Avro.AvroSchemaFormat(), new Contracts.Formats.Json.JsonSchemaFormat(), new Contracts.Formats.Protobuf.ProtobufSchemaFormat()],
+            SchemaFormats(),
             new Contracts.InMemoryJournal(),
             Microsoft.Extensions.Logging.Abstractions.NullLogger<SchemaRegistry>.Instance);
         await local.LoadAsync(CancellationToken.None);
@@ -242,6 +246,7 @@ public static class ContractsCli
 
         int result = Ok;
         string directory = Path.GetDirectoryName(Path.GetFullPath(file))!;
+        var schemaFiles = new Dictionary<bool, IParsedSchema>();
         foreach ((string side, SchemaRequirement? requirement) in new[] { ("key", definition.Key), ("value", definition.Value) })
         {
             if (requirement?.SchemaFile is not { } schemaFile)
@@ -265,6 +270,7 @@ public static class ContractsCli
                 continue;
             }
 
+            schemaFiles[side == "key"] = Array.Find(SchemaFormats(), f => f.Type == requirement.SchemaType)!.Parse(schemaText, [], normalize: false);
             if (registryUrl is null)
             {
                 continue;
@@ -292,6 +298,12 @@ public static class ContractsCli
             {
                 await output.WriteLineAsync($"{side}: {schemaFile} is compatible with subject {subject} at {RegistryNames.Name(definition.Compatibility)}");
             }
+        }
+
+        foreach (string problem in SchemaFieldPaths.UndeclaredPrivacyPaths(definition, (_, isKey) => schemaFiles.TryGetValue(isKey, out IParsedSchema? parsed) ? [parsed] : null))
+        {
+            await error.WriteLineAsync($"{file}: {problem}");
+            result = Invalid;
         }
 
         if (result == Ok)

@@ -175,6 +175,94 @@ public sealed class ContractGateTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData("email", true)]
+    [InlineData("home.street", true)]
+    [InlineData("work.street", true)]
+    [InlineData("billing.street", true)]
+    [InlineData("previous.street", true)]
+    [InlineData("referrer.home.city", true)]
+    [InlineData("labels.anything", true)]
+    [InlineData("emial", false)]
+    [InlineData("home.stret", false)]
+    [InlineData("email.local", false)]
+    [InlineData("referrer.home.zip", false)]
+    public void APrivacyPathIsDeclaredByAnAvroSchemaAsTheRewriterWalksRecords(string path, bool declared)
+    {
+        const string avro = """
+            {"type":"record","name":"Customer","namespace":"crm","fields":[
+              {"name":"email","type":"string"},
+              {"name":"home","type":{"type":"record","name":"Address","fields":[{"name":"street","type":"string"},{"name":"city","type":"string"}]}},
+              {"name":"work","type":"Address"},
+              {"name":"billing","type":["null","crm.Address"]},
+              {"name":"previous","type":{"type":"array","items":"Address"}},
+              {"name":"labels","type":{"type":"map","values":"string"}},
+              {"name":"referrer","type":["null","Customer"]}]}
+            """;
+        Assert.Equal(declared, SchemaFieldPaths.Declares(new AvroSchemaFormat().Parse(avro, [], false), path.Split('.')));
+    }
+
+    [Theory]
+    [InlineData("email", true)]
+    [InlineData("home.street", true)]
+    [InlineData("work.floor", true)]
+    [InlineData("work.street", true)]
+    [InlineData("contact.fax", true)]
+    [InlineData("tags.whatever", true)]
+    [InlineData("extra.anything", true)]
+    [InlineData("chain.next.next.secret", true)]
+    [InlineData("history.street", true)]
+    [InlineData("emial", false)]
+    [InlineData("work.flor", false)]
+    [InlineData("email.local", false)]
+    [InlineData("contact.pager", false)]
+    [InlineData("chain.next.secrt", false)]
+    public void APrivacyPathIsDeclaredByAJsonSchemaThroughReferencesCombinatorsAndOpenObjects(string path, bool declared)
+    {
+        const string json = """
+            {"type":"object","$defs":{"address":{"type":"object","properties":{"street":{"type":"string"},"city":{"type":"string"}}},
+              "node":{"type":"object","properties":{"next":{"$ref":"#/$defs/node"},"secret":{"type":"string"}}}},
+             "properties":{
+              "email":{"type":"string"},
+              "home":{"$ref":"#/$defs/address"},
+              "work":{"allOf":[{"$ref":"#/$defs/address"},{"properties":{"floor":{"type":"integer"}}}]},
+              "contact":{"oneOf":[{"properties":{"phone":{"type":"string"}}},{"properties":{"fax":{"type":"string"}}}]},
+              "tags":{"type":"object","additionalProperties":{"type":"string"}},
+              "extra":{"type":"object"},
+              "history":{"type":"array","items":{"$ref":"#/$defs/address"}},
+              "chain":{"$ref":"#/$defs/node"}}}
+            """;
+        Assert.Equal(declared, SchemaFieldPaths.Declares(new JsonSchemaFormat().Parse(json, [], false), path.Split('.')));
+    }
+
+    [Theory]
+    [InlineData("email", true)]
+    [InlineData("home.street", true)]
+    [InlineData("others.city", true)]
+    [InlineData("byName.anything", true)]
+    [InlineData("phone", true)]
+    [InlineData("sku", true)]
+    [InlineData("emial", false)]
+    [InlineData("home.stret", false)]
+    [InlineData("email.local", false)]
+    public void APrivacyPathIsDeclaredByAProtobufSchemaInAnyOfItsMessages(string path, bool declared)
+    {
+        const string proto = """
+            syntax = "proto3";
+            package crm;
+            message Customer {
+              string email = 1;
+              Address home = 2;
+              repeated Address others = 3;
+              map<string, Address> byName = 4;
+              oneof contact { string phone = 5; string fax = 6; }
+            }
+            message Address { string street = 1; string city = 2; }
+            message Order { string sku = 1; }
+            """;
+        Assert.Equal(declared, SchemaFieldPaths.Declares(new ProtobufSchemaFormat().Parse(proto, [], false), path.Split('.')));
+    }
+
     [Fact]
     public void TagsAreFoundThroughReusedAvroNamesAndJsonReferencesAndCombinators()
     {

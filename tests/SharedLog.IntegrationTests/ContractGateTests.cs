@@ -716,6 +716,26 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task APrivacyFieldNoRegisteredSchemaDeclaresIsRefusedWhenTheContractIsApplied()
+    {
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("cards", Contract("cards", "reject"));
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{setup.Broker.Host.HttpPort}") };
+
+        // "card.numbr" would mask nothing and store every card number in clear: refused, naming the path.
+        string misspelt = Contract("cards", "reject", "privacy:\n  - field: card.numbr\n    action: hash\n  - field: card.holder\n    action: redact\n");
+        using HttpResponseMessage refused = await http.PostAsync("/contracts", new StringContent(misspelt, Encoding.UTF8, "application/yaml"));
+        string body = await refused.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.StatusCode);
+        JsonArray problems = JsonNode.Parse(body)!["problems"]!.AsArray();
+        Assert.Equal(["card.numbr"], problems.Select(p => ((string)p!).Split(']')[0].Split('[')[1]));
+        Assert.Single(JsonNode.Parse(await http.GetStringAsync("/contracts/cards"))!["history"]!.AsArray());
+
+        // Spelt right it is taken; a subject without a schema yet cannot be checked, so its contract is taken as written.
+        Assert.Equal(2, (int)(await ApplyAsync(setup.Broker, misspelt.Replace("card.numbr", "card.number", StringComparison.Ordinal)))["version"]!);
+        Assert.Equal(1, (int)(await ApplyAsync(setup.Broker, misspelt.Replace("topic: cards", "topic: unregistered", StringComparison.Ordinal)))["version"]!);
+    }
+
+    [Fact]
     public async Task ProtobufFieldsTaggedPiiInTheSchemaAreHashedBeforeTheyAreStored()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

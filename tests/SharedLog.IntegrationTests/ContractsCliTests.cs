@@ -64,6 +64,12 @@ public class ContractsCliTests
             (int brokenCode, _, string brokenErr) = await RunAsync("validate", brokenSchema);
             Assert.Equal(ContractsCli.Invalid, brokenCode);
             Assert.Contains("not a valid AVRO schema", brokenErr, StringComparison.Ordinal);
+            // Offline too, a privacy field the schema file does not declare is a typo that would leave the field in clear.
+            string misspelt = await WriteAsync(Path.Combine(directory, "misspelt.yaml"), "topic: pings\nvalue:\n  schemaFile: ping.avsc\nprivacy:\n  - field: ident\n    action: hash\n");
+            (int misspeltCode, _, string misspeltErr) = await RunAsync("validate", misspelt);
+            Assert.Equal(ContractsCli.Invalid, misspeltCode);
+            Assert.Contains("privacy[ident]", misspeltErr, StringComparison.Ordinal);
+            Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", await WriteAsync(Path.Combine(directory, "spelt.yaml"), "topic: pings\nvalue:\n  schemaFile: ping.avsc\nprivacy:\n  - field: id\n    action: hash\n"))).Code);
             (int incompatibleCode, _, string incompatibleErr) = await RunAsync("validate", incompatible, "--registry", broker.RegistryUrl);
             Assert.Equal(ContractsCli.Invalid, incompatibleCode);
             Assert.Contains("not compatible", incompatibleErr, StringComparison.Ordinal);

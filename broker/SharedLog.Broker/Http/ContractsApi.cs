@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using SharedLog.Contracts.Gate;
 using SharedLog.Contracts.Model;
+using SharedLog.Contracts.Policy;
 using SharedLog.Contracts.Registry;
 
 namespace SharedLog.Broker.Http;
@@ -48,7 +49,7 @@ public static class ContractsApi
 
             bool dryRun = string.Equals(context.Request.Query["dryRun"], "true", StringComparison.OrdinalIgnoreCase);
             return await ChangeAndSyncAsync(
-                () => store.ApplyAsync(text, Actor(context), dryRun, ContractGate.CompileProblems, context.RequestAborted),
+                () => store.ApplyAsync(text, Actor(context), dryRun, d => [.. ContractGate.CompileProblems(d), .. SchemaFieldPaths.UndeclaredPrivacyPaths(d, (r, isKey) => RegisteredSchemas(registry, d, r, isKey))], context.RequestAborted),
                 () => dryRun ? null : text,
                 registry,
                 context.RequestAborted);
@@ -65,6 +66,36 @@ public static class ContractsApi
                 context.RequestAborted));
         app.MapDelete("/contracts/{name}", async (string name, HttpContext context, ContractStore store) =>
             await ChangeAsync(() => store.DeleteAsync(name, Actor(context), context.RequestAborted)));
+    }
+
+    /// <summary>
+    /// The schemas registered for a side of a contract within its pinned versions, or null when the subject depends on
+    /// the topic or record name (a pattern, a record name strategy) or has no live version yet.
+    /// </summary>
+    private static List<IParsedSchema>? RegisteredSchemas(SchemaRegistry registry, ContractDefinition definition, SchemaRequirement requirement, bool isKey)
+    {
+        if (requirement.Subject is null && (definition.IsPattern || requirement.Strategy != SubjectNameStrategy.TopicNameStrategy))
+        {
+            return null;
+        }
+
+        string subject = requirement.SubjectFor(definition.Topic, isKey, null);
+        if (!registry.Subjects(includeDeleted: false, subject).Contains(subject))
+        {
+            return null;
+        }
+
+        var schemas = new List<IParsedSchema>();
+        foreach (int version in registry.Versions(subject, includeDeleted: false))
+        {
+            if (version >= requirement.MinVersion && version <= requirement.MaxVersion
+                && registry.ParsedById(registry.GetVersion(subject, version.ToString(System.Globalization.CultureInfo.InvariantCulture), includeDeleted: false).Id) is { } parsed)
+            {
+                schemas.Add(parsed);
+            }
+        }
+
+        return schemas.Count > 0 ? schemas : null;
     }
 
     /// <summary>

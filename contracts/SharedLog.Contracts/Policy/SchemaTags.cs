@@ -115,7 +115,7 @@ public static class SchemaTags
         root ??= schema;
         walking ??= new HashSet<string>(StringComparer.Ordinal);
         if (schema.TryGetProperty("$ref", out JsonElement reference) && reference.ValueKind == JsonValueKind.String
-            && reference.GetString() is { } pointer && ResolveLocal(root.Value, pointer) is { } target && walking.Add(pointer))
+            && reference.GetString() is { } pointer && SchemaFieldPaths.JsonPointer(root.Value, pointer) is { } target && walking.Add(pointer))
         {
             WalkJson(target, prefix, tag, paths, depth + 1, root, walking);
             walking.Remove(pointer);
@@ -171,7 +171,7 @@ public static class SchemaTags
         }
 
         if (schema.TryGetProperty("$ref", out JsonElement reference) && reference.ValueKind == JsonValueKind.String
-            && reference.GetString() is { } pointer && ResolveLocal(root, pointer) is { } target && IsTagged(target, tag, root, depth + 1))
+            && reference.GetString() is { } pointer && SchemaFieldPaths.JsonPointer(root, pointer) is { } target && IsTagged(target, tag, root, depth + 1))
         {
             return true;
         }
@@ -188,26 +188,5 @@ public static class SchemaTags
         }
 
         return false;
-    }
-
-    /// <summary>The subschema a local JSON pointer (<c>#/a/b</c>) names, or null for any other reference.</summary>
-    private static JsonElement? ResolveLocal(JsonElement root, string pointer)
-    {
-        if (!pointer.StartsWith("#/", StringComparison.Ordinal))
-        {
-            return null;
-        }
-
-        JsonElement current = root;
-        foreach (string raw in pointer[2..].Split('/'))
-        {
-            string token = Uri.UnescapeDataString(raw).Replace("~1", "/", StringComparison.Ordinal).Replace("~0", "~", StringComparison.Ordinal);
-            if (current.ValueKind != JsonValueKind.Object || !current.TryGetProperty(token, out current))
-            {
-                return null;
-            }
-        }
-
-        return current;
     }
 }

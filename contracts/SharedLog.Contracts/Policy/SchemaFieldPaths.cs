@@ -1,0 +1,238 @@
+using System.Text.Json;
+using SharedLog.Contracts.Formats.Avro;
+using SharedLog.Contracts.Formats.Protobuf;
+using SharedLog.Contracts.Model;
+using SharedLog.Contracts.Registry;
+
+namespace SharedLog.Contracts.Policy;
+
+/// <summary>
+/// Whether a schema declares a privacy rule's dotted field path, walked as <see cref="PrivacyRewriter"/> walks a
+/// decoded record: by field name through records, objects and messages; through arrays, Avro unions and JSON Schema
+/// combinators and local <c>$ref</c>s without a name. A level whose names are data (an Avro or Protobuf map, a JSON
+/// object without <c>properties</c> or open to more) may hold any name, so a path through it counts as declared.
+/// </summary>
+public static class SchemaFieldPaths
+{
+    private const int MaxJsonVisits = 10_000;
+
+    /// <summary>
+    /// One problem per privacy rule whose field path none of the contract's schemas declares: as written it masks
+    /// nothing, and a misspelt name leaves the field it meant stored in clear. <paramref name="schemasOf"/> gives the
+    /// schemas a side's records may carry (key: true), or null when they cannot be known (a topic pattern, a record
+    /// name strategy, nothing registered yet); then nothing is checked, so a contract is never refused for what
+    /// cannot be seen.
+    /// </summary>
+    public static IReadOnlyList<string> UndeclaredPrivacyPaths(ContractDefinition definition, Func<SchemaRequirement, bool, IReadOnlyList<IParsedSchema>?> schemasOf)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        ArgumentNullException.ThrowIfNull(schemasOf);
+        if (!definition.Privacy.Any(r => r.FieldPath is not null))
+        {
+            return [];
+        }
+
+        var schemas = new List<IParsedSchema>();
+        foreach ((SchemaRequirement? requirement, bool isKey) in new[] { (definition.Key, true), (definition.Value, false) })
+        {
+            if (requirement is null)
+            {
+                continue;
+            }
+
+            if (schemasOf(requirement, isKey) is not { Count: > 0 } known)
+            {
+                return [];
+            }
+
+            schemas.AddRange(known);
+        }
+
+        var problems = new List<string>();
+        foreach (PrivacyRuleDefinition rule in definition.Privacy)
+        {
+            if (rule.FieldPath is { } path && !schemas.Exists(s => Declares(s, path.Split('.'))))
+            {
+                problems.Add($"privacy[{path}]: no {(definition.Key is null ? "value" : "key or value")} schema the contract admits declares this field, so the rule would mask nothing; check the name (each level of a dotted path is a field name)");
+            }
+        }
+
+        return problems;
+    }
+
+    /// <summary>Whether <paramref name="schema"/> declares the field path <paramref name="names"/> (one field name per level).</summary>
+    public static bool Declares(IParsedSchema schema, IReadOnlyList<string> names)
+    {
+        ArgumentNullException.ThrowIfNull(schema);
+        ArgumentNullException.ThrowIfNull(names);
+        switch (schema)
+        {
+            case AvroParsedSchema avro:
+                return DeclaresAvro(avro.Schema, names, 0, 0);
+            case ProtobufParsedSchema protobuf:
+                // The record's message is chosen per record (Confluent's message indexes): any top-level message will do.
+                string prefix = protobuf.Package.Length == 0 ? "." : $".{protobuf.Package}.";
+                return protobuf.File.MessageTypes.Any(m => protobuf.Types.Find(prefix + m.Name)?.Message is { } message && DeclaresProtobuf(protobuf, message, names, 0));
+            default:
+                try
+                {
+                    using JsonDocument document = JsonDocument.Parse(schema.Text, new JsonDocumentOptions { MaxDepth = SchemaLimits.MaxDepth });
+                    int budget = MaxJsonVisits;
+                    return DeclaresJson(document.RootElement, document.RootElement, names, 0, 0, ref budget);
+                }
+                catch (JsonException)
+                {
+                    return true;
+                }
+        }
+    }
+
+    private static bool DeclaresAvro(Avro.Schema type, IReadOnlyList<string> names, int index, int depth)
+    {
+        if (index == names.Count || depth > SchemaLimits.MaxDepth)
+        {
+            return true;
+        }
+
+        return type switch
+        {
+            Avro.UnionSchema union => union.Schemas.Any(branch => DeclaresAvro(branch, names, index, depth + 1)),
+            Avro.ArraySchema array => DeclaresAvro(array.ItemSchema, names, index, depth + 1),
+            Avro.MapSchema => true,
+            Avro.RecordSchema record => record.TryGetField(names[index], out Avro.Field? field) && DeclaresAvro(field.Schema, names, index + 1, depth + 1),
+            _ => false,
+        };
+    }
+
+    private static bool DeclaresProtobuf(ProtobufParsedSchema schema, Google.Protobuf.Reflection.DescriptorProto message, IReadOnlyList<string> names, int index)
+    {
+        if (index == names.Count || index > SchemaLimits.MaxDepth)
+        {
+            return true;
+        }
+
+        Google.Protobuf.Reflection.FieldDescriptorProto? field = message.Fields.Find(f => f.Name == names[index]);
+        if (field is null)
+        {
+            return false;
+        }
+
+        if (index == names.Count - 1)
+        {
+            return true;
+        }
+
+        if (field.type != Google.Protobuf.Reflection.FieldDescriptorProto.Type.TypeMessage)
+        {
+            return false;
+        }
+
+        // A message type this schema does not hold (an import it was not given) cannot be looked into.
+        return schema.Types.Find(field.TypeName)?.Message is not { } nested || ProtobufTypeIndex.IsMapEntry(nested) || DeclaresProtobuf(schema, nested, names, index + 1);
+    }
+
+    private static bool DeclaresJson(JsonElement schema, JsonElement root, IReadOnlyList<string> names, int index, int depth, ref int budget)
+    {
+        // Past the depth or the budget (references and combinators can multiply the walk) nothing can be told: declared.
+        if (index == names.Count || depth > SchemaLimits.MaxDepth || --budget < 0)
+        {
+            return true;
+        }
+
+        if (schema.ValueKind != JsonValueKind.Object)
+        {
+            // true admits anything; false admits nothing.
+            return schema.ValueKind != JsonValueKind.False;
+        }
+
+        bool shaped = false;
+        if (schema.TryGetProperty("$ref", out JsonElement reference) && reference.ValueKind == JsonValueKind.String)
+        {
+            shaped = true;
+            // A reference to another schema document cannot be followed here.
+            if (JsonPointer(root, reference.GetString()!) is not { } target || DeclaresJson(target, root, names, index, depth + 1, ref budget))
+            {
+                return true;
+            }
+        }
+
+        if (schema.TryGetProperty("properties", out JsonElement properties) && properties.ValueKind == JsonValueKind.Object)
+        {
+            shaped = true;
+            if (properties.TryGetProperty(names[index], out JsonElement property) && DeclaresJson(property, root, names, index + 1, depth + 1, ref budget))
+            {
+                return true;
+            }
+        }
+
+        // Members beyond the declared ones, with a schema or explicitly allowed: their names are data.
+        if (schema.TryGetProperty("patternProperties", out _)
+            || (schema.TryGetProperty("additionalProperties", out JsonElement additional) && additional.ValueKind is JsonValueKind.Object or JsonValueKind.True))
+        {
+            return true;
+        }
+
+        foreach (string keyword in (ReadOnlySpan<string>)["items", "prefixItems", "allOf", "anyOf", "oneOf"])
+        {
+            if (!schema.TryGetProperty(keyword, out JsonElement branches))
+            {
+                continue;
+            }
+
+            shaped = true;
+            if (branches.ValueKind != JsonValueKind.Array)
+            {
+                if (DeclaresJson(branches, root, names, index, depth + 1, ref budget))
+                {
+                    return true;
+                }
+
+                continue;
+            }
+
+            foreach (JsonElement branch in branches.EnumerateArray())
+            {
+                if (DeclaresJson(branch, root, names, index, depth + 1, ref budget))
+                {
+                    return true;
+                }
+            }
+        }
+
+        // Nothing shapes this level: an object of any members, unless its type says it is no object at all.
+        return !shaped && !(schema.TryGetProperty("type", out JsonElement type) && !AdmitsObject(type));
+    }
+
+    private static bool AdmitsObject(JsonElement type) => type.ValueKind switch
+    {
+        JsonValueKind.String => type.ValueEquals("object"),
+        JsonValueKind.Array => type.EnumerateArray().Any(t => t.ValueKind == JsonValueKind.String && t.ValueEquals("object")),
+        _ => true,
+    };
+
+    /// <summary>The subschema a local JSON pointer (<c>#/a/b</c>) names, or null for any other reference.</summary>
+    internal static JsonElement? JsonPointer(JsonElement root, string pointer)
+    {
+        if (pointer == "#")
+        {
+            return root;
+        }
+
+        if (!pointer.StartsWith("#/", StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        JsonElement current = root;
+        foreach (string raw in pointer[2..].Split('/'))
+        {
+            string token = Uri.UnescapeDataString(raw).Replace("~1", "/", StringComparison.Ordinal).Replace("~0", "~", StringComparison.Ordinal);
+            if (current.ValueKind != JsonValueKind.Object || !current.TryGetProperty(token, out current))
+            {
+                return null;
+            }
+        }
+
+        return current;
+    }
+}
