@@ -561,6 +561,26 @@ public class BrokerClientTests
         WatermarkOffsets marks = consumer.QueryWatermarkOffsets(new TopicPartition("trimmed", 0), Timeout);
         Assert.Equal(6, marks.Low.Value);
         Assert.Equal(["6:k=v6", "7:k=v7", "8:k=v8", "9:k=v9"], ConsumeFrom(broker.BootstrapServers, "trimmed", 0, 6, 4));
+
+        // As Kafka: a compact-only topic keeps its records (POLICY_VIOLATION); with delete in its policy too, it trims.
+        await admin.CreateTopicsAsync([
+            new TopicSpecification { Name = "compacted", NumPartitions = 1, ReplicationFactor = 1, Configs = new() { ["cleanup.policy"] = "compact" } },
+            new TopicSpecification { Name = "compact-delete", NumPartitions = 1, ReplicationFactor = 1, Configs = new() { ["cleanup.policy"] = "compact, delete" } }]);
+        using (IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = broker.BootstrapServers }).Build())
+        {
+            foreach (string topic in new[] { "compacted", "compact-delete" })
+            {
+                for (int i = 0; i < 3; i++)
+                {
+                    await producer.ProduceAsync(topic, new Message<string, string> { Key = "k", Value = $"v{i}" }).WaitAsync(Timeout);
+                }
+            }
+        }
+
+        var refused = await Assert.ThrowsAsync<DeleteRecordsException>(() => admin.DeleteRecordsAsync([new TopicPartitionOffset("compacted", 0, 2)]));
+        Assert.Equal(ErrorCode.PolicyViolation, refused.Results[0].Error.Code);
+        Assert.Equal(0, consumer.QueryWatermarkOffsets(new TopicPartition("compacted", 0), Timeout).Low.Value);
+        Assert.Equal(2, (await admin.DeleteRecordsAsync([new TopicPartitionOffset("compact-delete", 0, 2)])).Single().Offset.Value);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 // DeleteRecords, versions 0-2. Raises the partition's log start offset (-1 means the high watermark);
 // records below it are no longer served and their objects are removed by cleanup once no live range
-// remains in them. An offset above the high watermark gets OFFSET_OUT_OF_RANGE.
+// remains in them. An offset above the high watermark gets OFFSET_OUT_OF_RANGE; a topic whose cleanup.policy
+// does not include delete (compact only) gets POLICY_VIOLATION, as in Kafka.
 using SharedLog.Broker.Cluster;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
@@ -9,7 +10,7 @@ using SharedLog.Storage.Streams;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed class DeleteRecordsHandler(TopicService topics, StreamStore streams) : IApiHandler
+public sealed partial class DeleteRecordsHandler(TopicService topics, StreamStore streams, ILogger<DeleteRecordsHandler> logger) : IApiHandler
 {
     public ApiKey Api => ApiKey.DeleteRecords;
 
@@ -38,6 +39,14 @@ public sealed class DeleteRecordsHandler(TopicService topics, StreamStore stream
                 if (SharedLog.Contracts.InternalTopics.IsInternal(topic.Name))
                 {
                     // Records deleted from a journal would be missing from the registry or contract store after a restart.
+                    result.ErrorCode = (short)ErrorCode.PolicyViolation;
+                    continue;
+                }
+
+                if (topics.Find(topic.Name) is { DeletesRecords: false })
+                {
+                    // A compact-only topic promises to keep every key's last record; Kafka refuses the same way.
+                    LogCompactOnly(logger, topic.Name, partition.PartitionIndex);
                     result.ErrorCode = (short)ErrorCode.PolicyViolation;
                     continue;
                 }
@@ -71,4 +80,7 @@ public sealed class DeleteRecordsHandler(TopicService topics, StreamStore stream
 
         return response;
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "DeleteRecords refused on {Topic}-{Partition}: its cleanup.policy does not include delete (POLICY_VIOLATION)")]
+    private static partial void LogCompactOnly(ILogger logger, string topic, int partition);
 }

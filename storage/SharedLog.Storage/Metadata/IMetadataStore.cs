@@ -135,7 +135,34 @@ public sealed record TopicMetadata(
     string Name,
     IReadOnlyList<PartitionMetadata> Partitions,
     IReadOnlyDictionary<string, string> Configs,
-    DateTimeOffset CreatedAt);
+    DateTimeOffset CreatedAt)
+{
+    /// <summary>
+    /// Whether the topic's <c>cleanup.policy</c> includes <c>delete</c> (Kafka's default). As in Kafka, only then do
+    /// retention and DeleteRecords remove records: a compact-only topic (Kafka Connect's configs and offsets, Streams
+    /// changelogs) keeps every record.
+    /// </summary>
+    public bool DeletesRecords
+    {
+        get
+        {
+            if (!Configs.TryGetValue("cleanup.policy", out string? policy))
+            {
+                return true;
+            }
+
+            foreach (string part in policy.Split(',', StringSplitOptions.TrimEntries))
+            {
+                if (part == "delete")
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+    }
+}
 
 public sealed record PartitionMetadata(
     Guid TopicId,

@@ -25,7 +25,6 @@ public sealed partial class ObjectJanitor(
 {
     public const string RetentionMs = "retention.ms";
     public const string RetentionBytes = "retention.bytes";
-    public const string CleanupPolicy = "cleanup.policy";
 
     private readonly ILogger _logger = (ILogger?)logger ?? NullLogger.Instance;
 
@@ -35,9 +34,7 @@ public sealed partial class ObjectJanitor(
         var liveRanges = new Dictionary<long, bool>();
         foreach (TopicMetadata topic in await metadata.ListTopicsAsync(cancellationToken).ConfigureAwait(false))
         {
-            // As Kafka: time and size retention apply only when cleanup.policy includes delete. A compact-only
-            // topic (Kafka Connect's configs and offsets, Streams changelogs) keeps every record.
-            bool deletes = DeletesByRetention(topic);
+            bool deletes = topic.DeletesRecords;
             long retentionMs = deletes ? Config(topic, RetentionMs, 604_800_000) : -1;
             long retentionBytes = deletes ? Config(topic, RetentionBytes, -1) : -1;
             foreach (PartitionMetadata partition in topic.Partitions)
@@ -139,24 +136,6 @@ public sealed partial class ObjectJanitor(
         }
 
         return start;
-    }
-
-    private static bool DeletesByRetention(TopicMetadata topic)
-    {
-        if (!topic.Configs.TryGetValue(CleanupPolicy, out string? policy))
-        {
-            return true; // Kafka's default policy is delete
-        }
-
-        foreach (string part in policy.Split(',', StringSplitOptions.TrimEntries))
-        {
-            if (part == "delete")
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 
     private static long Config(TopicMetadata topic, string name, long fallback) =>
