@@ -15,13 +15,24 @@ using SharedLog.LoadTest;
 // Common: --out DIR (default bench/results), --label NAME, --warmup S (produce and e2e: records sent in
 // the first S seconds count for throughput but not for latency), --stats S (print librdkafka's broker round
 // trip and queue latencies every S seconds, to tell broker time from client time).
-if (args.Length == 0 || args[0] is "-h" or "--help")
+const string Usage = "usage: SharedLog.LoadTest produce|consume|e2e --bootstrap HOST:PORT --topic TOPIC [options]; see the header of Program.cs and the README section Benchmarks";
+if (args.Length == 0 || args.Any(a => a is "-h" or "--help"))
 {
-    Console.WriteLine("usage: SharedLog.LoadTest produce|consume|e2e --bootstrap HOST:PORT --topic TOPIC [options]; see the header of Program.cs and the README section Benchmarks");
+    Console.WriteLine(Usage);
     return 2;
 }
 
-var options = LoadOptions.Parse(args);
+LoadOptions options;
+try
+{
+    options = LoadOptions.Parse(args);
+}
+catch (Exception e) when (e is ArgumentException or FormatException or OverflowException)
+{
+    Console.Error.WriteLine($"{e.Message}\n{Usage}");
+    return 2;
+}
+
 Console.WriteLine($"librdkafka {LibrdkafkaLoader.Version}; {options.Mode} against {options.Bootstrap}, topic {options.Topic}");
 if (options.Partitions > 0)
 {
