@@ -335,7 +335,60 @@ public class PayloadCodecTests
         { "array missing its end block", """{"type":"array","items":"int"}""", [0x02, 0x02] },
         { "map with truncated key", """{"type":"map","values":"int"}""", [0x02, 0x08, (byte)'k'] },
         { "deep recursion", """{"type":"record","name":"Node","fields":[{"name":"next","type":["null","Node"]}]}""", [.. Enumerable.Repeat((byte)0x02, 100), 0x00] },
+        { "int 0 in 6 bytes (Java reads ints in at most 5)", "\"int\"", [0x80, 0x80, 0x80, 0x80, 0x80, 0x00] },
+        { "string length in 6 bytes", "\"string\"", [0x82, 0x80, 0x80, 0x80, 0x80, 0x00, (byte)'a'] },
+        { "union index in 6 bytes", """["null","string"]""", [0x80, 0x80, 0x80, 0x80, 0x80, 0x00] },
+        { "enum index in 6 bytes", """{"type":"enum","name":"E","symbols":["A","B"]}""", [0x80, 0x80, 0x80, 0x80, 0x80, 0x00] },
     };
+
+    [Fact]
+    public async Task Avro_array_of_one_item_blocks_decodes_in_time_linear_in_its_blocks()
+    {
+        // 400 000 blocks of one null each: setting the list's capacity per block copied it once per block, which took
+        // minutes (quadratic); grown geometrically it is milliseconds. The deadline is generous, not a measurement.
+        var schema = ParseAvro("""{"type":"array","items":"null"}""");
+        byte[] payload = [.. Enumerable.Range(0, 400_000).SelectMany(_ => new byte[] { 0x02 }), 0x00];
+        var decoded = await Task.Run(() => Avro.Decode(schema, payload)).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(400_000, ((List<object?>)decoded.Value!).Count);
+    }
+
+    private const string EventTypes = """
+        [{"type":"record","name":"Created","namespace":"crm","fields":[{"name":"id","type":"string"},{"name":"email","type":"string"}]},
+         {"type":"record","name":"Deleted","namespace":"crm","fields":[{"name":"id","type":"string"},{"name":"email","type":"string"}]}]
+        """;
+
+    [Fact]
+    public void Avro_rewrite_of_a_top_level_union_of_records_keeps_the_record_type_the_producer_wrote()
+    {
+        var schema = ParseAvro(EventTypes);
+        var union = (UnionSchema)schema.Schema;
+        var deleted = new GenericRecord((RecordSchema)union[1]);
+        deleted.Add("id", "42");
+        deleted.Add("email", "a@b.c");
+        byte[] original = WriteWithApacheAvro(schema.Schema, deleted);
+
+        var decoded = Avro.Decode(schema, original);
+        ((Dictionary<string, object?>)decoded.Value!)["email"] = "****";
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        Avro.EncodeRewrite(schema, decoded, original, [["email"]], [], output);
+
+        using var stream = new MemoryStream(output.WrittenSpan.ToArray());
+        var read = (GenericRecord)new GenericDatumReader<object>(schema.Schema, schema.Schema).Read(null!, new BinaryDecoder(stream));
+        Assert.Equal("crm.Deleted", read.Schema.Fullname);
+        Assert.Equal("****", read["email"]);
+        Assert.Equal("42", read["id"]);
+    }
+
+    [Fact]
+    public void Avro_encoding_a_record_two_record_branches_take_alike_is_refused_rather_than_guessed()
+    {
+        // Inside an array the rewrite encodes afresh, where the decoded record no longer says which type it was.
+        var schema = ParseAvro("""{"type":"record","name":"Batch","namespace":"crm","fields":[{"name":"events","type":{"type":"array","items":""" + EventTypes + "}}]}");
+        var decoded = new DecodedPayload(new Dictionary<string, object?> { ["events"] = new List<object?> { new Dictionary<string, object?> { ["id"] = "1", ["email"] = "****" } } });
+        var error = Assert.Throws<PayloadDecodeException>(() => Avro.Encode(schema, decoded));
+        Assert.Contains("crm.Created", error.Message, StringComparison.Ordinal);
+        Assert.Contains("crm.Deleted", error.Message, StringComparison.Ordinal);
+    }
 
     [Theory]
     [MemberData(nameof(HostileAvro))]

@@ -82,14 +82,23 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         ArgumentNullException.ThrowIfNull(changedPaths);
         ArgumentNullException.ThrowIfNull(output);
         var avro = SchemaOf(schema);
-        if (changedPaths.Count is 0 or > SplicePaths.Max || avro is not RecordSchema record)
+        var reader = new AvroReader(original);
+        var record = avro as RecordSchema;
+        if (avro is UnionSchema topUnion)
+        {
+            // A union of record types (several event types in one topic): spliced inside the branch the producer
+            // wrote, whose index is copied as it came; encoding afresh could pick another record of the same fields.
+            record = topUnion[ReadBranch(reader, topUnion)] as RecordSchema;
+            reader.ReadLong();
+        }
+
+        if (changedPaths.Count is 0 or > SplicePaths.Max || record is null)
         {
             output.Write(Encode(schema, payload, prefix));
             return;
         }
 
         var writer = PayloadWriter.ForThread(prefix);
-        var reader = new AvroReader(original);
         var copied = 0;
         var live = SplicePaths.All(changedPaths.Count);
         if (!SpliceRecord(ref reader, original, record, payload.Value, changedPaths, 0, live, writer, ref copied, 0))
@@ -314,7 +323,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             case Schema.Type.Union:
                 {
                     var union = (UnionSchema)schema;
-                    var index = reader.ReadLong();
+                    var index = reader.ReadInt();
                     return index >= 0 && index < union.Count
                         ? ReadValue(ref reader, union[(int)index], Deeper(depth))
                         : throw new PayloadDecodeException($"union index {index} is out of range (the union has {union.Count} branches)");
@@ -372,7 +381,9 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             }
 
             // Never size from the claimed count alone: it is bounded by the bytes left (items of a null schema take none).
-            items.Capacity = (int)Math.Min(items.Count + (long)count, items.Count + (long)reader.Remaining + 1);
+            // Grown, never set: setting the capacity per block copied the list once per block, quadratic in a
+            // payload of one-item blocks.
+            items.EnsureCapacity((int)Math.Min(items.Count + (long)count, items.Count + (long)reader.Remaining + 1));
             for (var i = 0; i < count; i++)
             {
                 items.Add(ReadValue(ref reader, itemSchema, depth));
@@ -772,7 +783,11 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         }
     }
 
-    /// <summary>The union branch a value is written in: the first that takes it as it is, else the first that can convert it.</summary>
+    /// <summary>
+    /// The union branch a value is written in: the first that takes it as it is, else the first that can convert it.
+    /// A record that two record branches take as they are (event types with the same fields) is refused: the decoded
+    /// record no longer says which it was, and the wrong one would change its type for every consumer.
+    /// </summary>
     private static int ChooseBranch(UnionSchema union, object? value)
     {
         var loose = -1;
@@ -780,6 +795,16 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         {
             switch (Fit(union[branch], value))
             {
+                case BranchFit.Exact when union[branch] is RecordSchema && value is IDictionary<string, object?>:
+                    for (var other = branch + 1; other < union.Count; other++)
+                    {
+                        if (union[other] is RecordSchema && Fit(union[other], value) == BranchFit.Exact)
+                        {
+                            throw new PayloadDecodeException($"the record fits both {((RecordSchema)union[branch]).Fullname} and {((RecordSchema)union[other]).Fullname} of {AvroSchemaKinds.Describe(union)}, so which one it was cannot be told when it is written again");
+                        }
+                    }
+
+                    return branch;
                 case BranchFit.Exact:
                     return branch;
                 case BranchFit.Convertible when loose < 0:
@@ -895,6 +920,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
     /// <summary>Reads Avro binary from a span, checking every length and count before using it.</summary>
     private ref struct AvroReader
     {
+        private const int MaxIntBytes = 5;
         private readonly ReadOnlySpan<byte> _data;
         private readonly ReadOnlyMemory<byte> _source;
         private int _position;
@@ -951,18 +977,28 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             throw new PayloadDecodeException("Avro varint is longer than 64 bits");
         }
 
+        /// <summary>
+        /// An Avro int: at most 5 bytes, as Java's BinaryDecoder reads ints (also string and bytes lengths, union and
+        /// enum indexes); a longer encoding of a small number would pass here and fail every Java consumer.
+        /// </summary>
         public int ReadInt()
         {
+            var start = _position;
             var value = ReadLong();
+            if (_position - start > MaxIntBytes)
+            {
+                throw new PayloadDecodeException($"Avro int encoding is {_position - start} bytes long (at most {MaxIntBytes})");
+            }
+
             return value >= int.MinValue && value <= int.MaxValue
                 ? (int)value
                 : throw new PayloadDecodeException($"Avro int {value} is out of the 32-bit range");
         }
 
-        /// <summary>A string or bytes length: not negative and not more than the bytes left.</summary>
+        /// <summary>A string or bytes length: an int, not negative and not more than the bytes left.</summary>
         public long ReadLength()
         {
-            var length = ReadLong();
+            long length = ReadInt();
             if (length < 0)
             {
                 throw new PayloadDecodeException($"negative Avro length {length}");
