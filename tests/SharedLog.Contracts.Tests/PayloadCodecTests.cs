@@ -1004,6 +1004,29 @@ public class PayloadCodecTests
         Assert.Equal(value, decoded);
     }
 
+    [Fact]
+    public void Protobuf_proto2_required_field_cannot_be_dropped_or_nulled_by_a_rewrite()
+    {
+        var schema = ParseProto("""
+            syntax = "proto2";
+            package p2;
+            message M { required string id = 1; required string email = 2; optional string note = 3; }
+            """);
+        byte[] original = [0x00, 0x0A, 0x01, (byte)'x', 0x12, 0x03, (byte)'a', (byte)'@', (byte)'b', 0x1A, 0x01, (byte)'n'];
+        foreach (Action<Dictionary<string, object?>> rewrite in new Action<Dictionary<string, object?>>[] { v => v.Remove("email"), v => v["email"] = null })
+        {
+            var decoded = Protobuf.Decode(schema, original);
+            rewrite((Dictionary<string, object?>)decoded.Value!);
+            var error = Assert.Throws<PayloadDecodeException>(() => Protobuf.Encode(schema, decoded));
+            Assert.Contains("M.email is a required field", error.Message, StringComparison.Ordinal);
+        }
+
+        // An optional field may go.
+        var withoutNote = Protobuf.Decode(schema, original);
+        ((Dictionary<string, object?>)withoutNote.Value!).Remove("note");
+        Assert.Equal(original[..^3], Protobuf.Encode(schema, withoutNote));
+    }
+
     private const string RecursiveProto = """
         syntax = "proto3";
         package rec;

@@ -83,6 +83,7 @@ internal sealed class ProtobufFieldLayout
         Number = field.Number;
         Type = field.type;
         Repeated = field.label == FieldDescriptorProto.Label.LabelRepeated;
+        Required = field.label == FieldDescriptorProto.Label.LabelRequired;
         Packable = Repeated && WireTypeOf(Type) is 0 or 1 or 5;
         var explicitPacked = field.Options?.ShouldSerializePacked() == true;
         Packed = Packable && (explicitPacked ? field.Options!.Packed : proto3);
@@ -124,6 +125,9 @@ internal sealed class ProtobufFieldLayout
     public FieldDescriptorProto.Type Type { get; }
 
     public bool Repeated { get; }
+
+    /// <summary>A proto2 <c>required</c> field: a message without it does not parse.</summary>
+    public bool Required { get; }
 
     /// <summary>Repeated scalar numeric: the decoder accepts both packed and unpacked encodings.</summary>
     public bool Packable { get; }

@@ -397,14 +397,17 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         var matched = 0;
         foreach (var field in layout.InNumberOrder)
         {
-            if (!values.TryGetValue(field.Name, out var value))
-            {
-                continue;
-            }
-
-            matched++;
+            var present = values.TryGetValue(field.Name, out var value);
+            matched += present ? 1 : 0;
             if (value is null)
             {
+                // A proto2 message without one of its required fields does not parse in Java or Python: refused here
+                // (a drop or redact of it) rather than stored where no consumer can read it.
+                if (field.Required)
+                {
+                    throw new PayloadDecodeException($"{ShortName(layout)}.{field.Name} is a required field and cannot be dropped or set to null");
+                }
+
                 continue;
             }
 
