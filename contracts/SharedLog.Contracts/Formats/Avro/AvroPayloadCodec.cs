@@ -347,6 +347,8 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             DateTimeOffset.FromUnixTimeMilliseconds(millis),
         ("timestamp-micros", long micros) when micros >= MinUnixMicroseconds && micros <= MaxUnixMicroseconds =>
             DateTimeOffset.UnixEpoch.AddTicks(micros * TicksPerMicrosecond),
+        // A Guid, so a privacy rule masks it as a UUID (readers with logical types parse it) and rules read it as text.
+        ("uuid", string text) when Guid.TryParseExact(text, "D", out var id) => id,
         _ => raw,
     };
 
@@ -513,6 +515,12 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             case Schema.Type.Logical:
                 {
                     var logical = (LogicalSchema)schema;
+                    if (logical.LogicalTypeName == "decimal" && value is byte[] { Length: 0 })
+                    {
+                        // Redacted bytes: no bytes are no decimal for Java's reader, and no fixed's size; zero is.
+                        value = logical.BaseSchema is FixedSchema fixedDecimal ? new byte[fixedDecimal.Size] : new byte[1];
+                    }
+
                     WriteValue(writer, logical.BaseSchema, ToLogicalBase(logical.LogicalTypeName, value), depth);
                     break;
                 }
@@ -524,6 +532,11 @@ public sealed class AvroPayloadCodec : IPayloadCodec
 
     private static object? ToLogicalBase(string logicalType, object? value)
     {
+        if (value is Guid id)
+        {
+            return id.ToString("D");
+        }
+
         if (value is not DateTimeOffset instant)
         {
             return value;
@@ -865,6 +878,11 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             case Schema.Type.Logical:
                 {
                     var logical = (LogicalSchema)schema;
+                    if (value is Guid)
+                    {
+                        return logical.LogicalTypeName == "uuid" ? BranchFit.Exact : BranchFit.None;
+                    }
+
                     if (value is DateTimeOffset)
                     {
                         return logical.LogicalTypeName is "timestamp-millis" or "timestamp-micros" or "date" ? BranchFit.Exact : BranchFit.None;
