@@ -3,6 +3,7 @@ using Confluent.Kafka;
 using Confluent.Kafka.Admin;
 using Microsoft.Extensions.DependencyInjection;
 using SharedLog.Broker.Coordinators;
+using SharedLog.Protocol.Messages;
 using SharedLog.Storage.Metadata;
 
 namespace SharedLog.IntegrationTests;
@@ -309,14 +310,26 @@ public class ConsumerGroupTests
         IMetadataStore metadata = broker.Host.Services.GetRequiredService<IMetadataStore>();
         ConsumerConfig Config(string group) => new() { BootstrapServers = broker.BootstrapServers, GroupId = group, EnableAutoCommit = false };
 
-        // A standalone commit (no member ever joins), and one whose commits are ten days old, as after a restart.
+        // Groups that only commit (no member ever joins): one commit now; one ten days old next to one now, each
+        // expiring by its own commit time; and one committed over the wire (OffsetCommit v2) with its own retention.
         using (IConsumer<Ignore, Ignore> standalone = new ConsumerBuilder<Ignore, Ignore>(Config("standalone")).Build())
         {
             standalone.Commit([new TopicPartitionOffset("kept", 0, 5)]);
         }
 
         DateTimeOffset tenDaysAgo = DateTimeOffset.UtcNow.AddDays(-10);
+        await metadata.CommitGroupOffsetsAsync("simple-mixed", [new GroupOffset("kept", 0, 6, -1, null, tenDaysAgo), new GroupOffset("retired", 0, 1, -1, null, DateTimeOffset.UtcNow)]);
+        using (RawKafkaClient raw = await RawKafkaClient.ConnectAsync(broker.BootstrapServers))
+        {
+            await raw.SendAsync(new OffsetCommitRequest { GroupId = "own-retention", GenerationIdOrMemberEpoch = -1, RetentionTimeMs = 10_000, Topics = [new() { Name = "kept", Partitions = [new() { PartitionIndex = 0, CommittedOffset = 8 }] }] }, 2, 1);
+            (_, byte[] body) = await raw.ReceiveAsync(0);
+            Assert.Equal(0, new OffsetCommitResponse().ReadFrom(body, 2).Topics.Single().Partitions.Single().ErrorCode);
+        }
+
+        // A consumer group that had members when the broker stopped (its state saved, its commits ten days old): its
+        // empty time counts from this broker's start.
         await metadata.CommitGroupOffsetsAsync("old-before-restart", [new GroupOffset("kept", 0, 4, -1, null, tenDaysAgo)]);
+        await metadata.SaveGroupStateAsync(new SavedGroupState("old-before-restart", "consumer", null));
 
         // A group whose member commits and leaves, and one whose only commit is old but whose member just left (a
         // consumer on a quiet partition need not commit while it is a member).
@@ -349,14 +362,28 @@ public class ConsumerGroupTests
             return offset == Offset.Unset ? null : offset.Value;
         }
 
-        // Within the retention nothing goes: not the ten-day-old commits either, since the group just emptied or the
-        // broker just started (membership before a restart is unknown, so retention counts from the start).
-        Assert.Equal(0, await expiry.RunOnceAsync(DateTimeOffset.UtcNow.AddSeconds(30), CancellationToken.None));
-        Assert.Equal((5L, 4L, 3L, 2L, 7L, 2L), (Committed("standalone"), Committed("old-before-restart"), Committed("left"), Committed("quiet"), Committed("active"), Committed("active", "retired")));
+        // Within the retention only the offsets past it by their own clock go: the ten-day-old commit of a group that
+        // only commits, and the one whose own retention (10 s) is over. Groups that had members count from when they
+        // emptied (or from the start, for the one that had members before it), whatever their commits' age.
+        Assert.Equal(2, await expiry.RunOnceAsync(DateTimeOffset.UtcNow.AddSeconds(30), CancellationToken.None));
+        Assert.Equal(
+            (5L, null, 1L, null, 4L, 3L, 2L, 7L, 2L),
+            (Committed("standalone"), Committed("simple-mixed"), Committed("simple-mixed", "retired"), Committed("own-retention"), Committed("old-before-restart"), Committed("left"), Committed("quiet"), Committed("active"), Committed("active", "retired")));
+
+        // The groups keep their protocol type after their members left, as Kafka's group metadata does; a group that
+        // only commits has none (admin clients list it as a simple consumer group).
+        using (IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build())
+        {
+            Dictionary<string, bool> simple = (await admin.ListConsumerGroupsAsync()).Valid.ToDictionary(g => g.GroupId, g => g.IsSimpleConsumerGroup);
+            Assert.Equal((false, false, true), (simple["left"], simple["old-before-restart"], simple["standalone"]));
+        }
 
         // Past it: groups without members lose all their offsets; the active group only the unsubscribed topic's.
-        Assert.Equal(5, await expiry.RunOnceAsync(DateTimeOffset.UtcNow.AddMinutes(2), CancellationToken.None));
-        Assert.Equal((null, null, null, null, 7L, null), (Committed("standalone"), Committed("old-before-restart"), Committed("left"), Committed("quiet"), Committed("active"), Committed("active", "retired")));
+        Assert.Equal(6, await expiry.RunOnceAsync(DateTimeOffset.UtcNow.AddMinutes(2), CancellationToken.None));
+        Assert.Equal(
+            (null, null, null, null, null, 7L, null),
+            (Committed("standalone"), Committed("simple-mixed", "retired"), Committed("old-before-restart"), Committed("left"), Committed("quiet"), Committed("active"), Committed("active", "retired")));
+        Assert.Equal(["active"], (await metadata.ListGroupStatesAsync()).Select(g => g.GroupId));
     }
 
     /// <summary>Polls until the consumer's assignment callback has run, for at most the test timeout.</summary>

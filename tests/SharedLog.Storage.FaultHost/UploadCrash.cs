@@ -119,11 +119,14 @@ public static class UploadCrash
 
         public Task<IReadOnlyList<string>> ListGroupsAsync(CancellationToken cancellationToken = default) => inner.ListGroupsAsync(cancellationToken);
 
-        public Task<IReadOnlyList<(string Topic, int Partition)>> DeleteIdleGroupOffsetsAsync(string groupId, DateTimeOffset committedBefore, CancellationToken cancellationToken = default) =>
-            inner.DeleteIdleGroupOffsetsAsync(groupId, committedBefore, cancellationToken);
+        public Task<IReadOnlyList<(string Topic, int Partition)>> DeleteExpiredGroupOffsetsAsync(string groupId, DateTimeOffset now, DateTimeOffset cutoff, DateTimeOffset? emptySince, IReadOnlySet<string>? keepTopics, CancellationToken cancellationToken = default) =>
+            inner.DeleteExpiredGroupOffsetsAsync(groupId, now, cutoff, emptySince, keepTopics, cancellationToken);
 
-        public Task<IReadOnlyList<(string Topic, int Partition)>> DeleteStaleGroupOffsetsAsync(string groupId, DateTimeOffset committedBefore, IReadOnlySet<string> keepTopics, CancellationToken cancellationToken = default) =>
-            inner.DeleteStaleGroupOffsetsAsync(groupId, committedBefore, keepTopics, cancellationToken);
+        public Task SaveGroupStateAsync(SavedGroupState state, CancellationToken cancellationToken = default) => inner.SaveGroupStateAsync(state, cancellationToken);
+
+        public Task<IReadOnlyList<SavedGroupState>> ListGroupStatesAsync(CancellationToken cancellationToken = default) => inner.ListGroupStatesAsync(cancellationToken);
+
+        public Task<int> DeleteGroupStatesWithoutOffsetsAsync(IReadOnlySet<string> keep, CancellationToken cancellationToken = default) => inner.DeleteGroupStatesWithoutOffsetsAsync(keep, cancellationToken);
 
         public Task<ProducerIdBlock> AllocateProducerIdsAsync(int blockSize, CancellationToken cancellationToken = default) => inner.AllocateProducerIdsAsync(blockSize, cancellationToken);
 

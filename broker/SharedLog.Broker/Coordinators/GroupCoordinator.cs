@@ -167,6 +167,9 @@ internal static class ConsumerSubscription
 /// New members must rejoin with the id they are given (KIP-394). State is in memory: after a broker
 /// restart groups rebalance from scratch, while committed offsets live in the metadata store.
 /// </summary>
+/// <summary>A group as offset expiry sees it; see <see cref="GroupCoordinator.Activity"/>.</summary>
+public readonly record struct GroupActivity(bool HasMembers, bool Stable, string? ProtocolType, DateTime? EmptySince, HashSet<string>? Subscribed);
+
 public sealed class GroupCoordinator : IDisposable
 {
     private readonly Dictionary<string, ConsumerGroup> _groups = new(StringComparer.Ordinal);
@@ -176,8 +179,8 @@ public sealed class GroupCoordinator : IDisposable
     private readonly Timer _timer;
     private readonly DateTime _started = DateTime.UtcNow;
 
-    /// <summary>When each group forgotten after staying empty became empty; under <see cref="_groupsLock"/>.</summary>
-    private readonly Dictionary<string, DateTime> _forgottenEmptySince = new(StringComparer.Ordinal);
+    /// <summary>When each group forgotten after staying empty became empty, and its protocol type; under <see cref="_groupsLock"/>.</summary>
+    private readonly Dictionary<string, (DateTime EmptySince, string? ProtocolType)> _forgottenEmptySince = new(StringComparer.Ordinal);
 
     /// <param name="initialRebalanceDelayMs">group.initial.rebalance.delay.ms.</param>
     /// <param name="emptyGroupRetention">
@@ -199,11 +202,15 @@ public sealed class GroupCoordinator : IDisposable
         }
     }
 
+    /// <summary>When this coordinator started: groups it has not seen are empty since then at the latest.</summary>
+    public DateTime Started => _started;
+
     /// <summary>
-    /// Since when the group has had no members, for offset retention (KIP-211); null while it has members or member
-    /// ids handed out. Membership lives in memory, so a group not seen since this coordinator started counts from then.
+    /// What offset expiry (KIP-211) needs of a group this coordinator knows: whether it has members (or member ids
+    /// handed out), is Stable, its protocol type, since when it has been empty, and the topics its members subscribe
+    /// to (null when unknown). Null for a group not seen since this coordinator started.
     /// </summary>
-    public DateTime? EmptySince(string groupId)
+    public GroupActivity? Activity(string groupId)
     {
         lock (_groupsLock)
         {
@@ -212,11 +219,13 @@ public sealed class GroupCoordinator : IDisposable
                 lock (group.Sync)
                 {
                     bool empty = group.Members.Count == 0 && group.PendingMemberIds.Count == 0;
-                    return empty ? group.EmptySince ?? DateTime.UtcNow : null;
+                    return new GroupActivity(!empty, group.State == GroupState.Stable, group.ProtocolType, empty ? group.EmptySince ?? DateTime.UtcNow : null, empty ? null : group.SubscribedTopics());
                 }
             }
 
-            return _forgottenEmptySince.GetValueOrDefault(groupId, _started);
+            return _forgottenEmptySince.TryGetValue(groupId, out (DateTime EmptySince, string? ProtocolType) forgotten)
+                ? new GroupActivity(false, false, forgotten.ProtocolType, forgotten.EmptySince, null)
+                : null;
         }
     }
 
@@ -862,7 +871,7 @@ public sealed class GroupCoordinator : IDisposable
                     {
                         group.Removed = true;
                         _groups.Remove(group.GroupId);
-                        _forgottenEmptySince[group.GroupId] = group.EmptySince ?? now;
+                        _forgottenEmptySince[group.GroupId] = (group.EmptySince ?? now, group.ProtocolType);
                     }
                 }
             }

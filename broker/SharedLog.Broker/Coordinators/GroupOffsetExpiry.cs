@@ -5,11 +5,19 @@ using SharedLog.Storage.Objects;
 namespace SharedLog.Broker.Coordinators;
 
 /// <summary>
-/// Expires committed offsets as Kafka's <c>offsets.retention.minutes</c> does since KIP-211. A group without
-/// members loses all its offsets once it has been empty for the retention and none of them was committed within
-/// it (a consumer on a quiet partition may not have committed for a long time while it was a member). A consumer
-/// group with members loses only the offsets of topics no member subscribes to, each after the retention from its
-/// own commit. Membership is in memory, so after a broker restart a group's empty time counts from the start.
+/// Expires committed offsets as Kafka's <c>offsets.retention.minutes</c> does since KIP-211:
+/// <list type="bullet">
+/// <item>a group with a protocol type (a consumer group, Kafka Connect) and no members loses all its offsets once it
+/// has been empty for the retention;</item>
+/// <item>a group that only commits offsets (no protocol type) loses each offset the retention after its own commit;</item>
+/// <item>a Stable consumer group loses the offsets of topics no member subscribes to, each after the retention from its
+/// commit; other groups with members lose nothing;</item>
+/// <item>an offset committed with its own retention (OffsetCommit v2-4 <c>retention_time_ms</c>) expires at its expire
+/// time, unless its group has members.</item>
+/// </list>
+/// A group's protocol type and empty time are saved in the metadata store each round, so a restart does not reset
+/// them; a group that had members when the broker stopped counts as empty from the restart, and so do groups kept
+/// by a broker from before states were saved.
 /// </summary>
 public sealed partial class GroupOffsetExpiry(GroupCoordinator groups, IMetadataStore metadata, GroupLagTracker lag, TimeSpan retention, ILogger<GroupOffsetExpiry> logger)
 {
@@ -17,28 +25,34 @@ public sealed partial class GroupOffsetExpiry(GroupCoordinator groups, IMetadata
     public async Task<int> RunOnceAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
         DateTimeOffset cutoff = now - retention;
+        Dictionary<string, SavedGroupState> saved = (await metadata.ListGroupStatesAsync(cancellationToken)).ToDictionary(s => s.GroupId, StringComparer.Ordinal);
+        await SaveStatesAsync(saved, cancellationToken);
+
         int expired = 0;
-        // Groups without members that keep offsets: only their empty-since times are worth keeping.
+        // Groups without members that keep offsets: only their empty-since times are worth keeping in memory.
         var withOffsets = new HashSet<string>(StringComparer.Ordinal);
         foreach (string groupId in await metadata.ListGroupsAsync(cancellationToken))
         {
+            GroupActivity? activity = groups.Activity(groupId);
             IReadOnlyList<(string Topic, int Partition)> deleted;
-            if (groups.EmptySince(groupId) is { } emptySince)
+            if (activity is { HasMembers: true } active)
             {
-                deleted = emptySince <= cutoff.UtcDateTime ? await metadata.DeleteIdleGroupOffsetsAsync(groupId, cutoff, cancellationToken) : [];
-                if (deleted.Count == 0)
-                {
-                    withOffsets.Add(groupId); // an idle group loses all its offsets or none
-                }
-            }
-            else if (groups.Find(groupId)?.SubscribedTopics() is { Count: > 0 } subscribed)
-            {
-                deleted = await metadata.DeleteStaleGroupOffsetsAsync(groupId, cutoff, subscribed, cancellationToken);
+                // Members of another protocol, a rebalance, or subscriptions that cannot be read: nothing is known to be unused.
+                deleted = active.Stable && active.ProtocolType == "consumer" && active.Subscribed is { } subscribed
+                    ? await metadata.DeleteExpiredGroupOffsetsAsync(groupId, now, cutoff, null, subscribed, cancellationToken)
+                    : [];
             }
             else
             {
-                // Members of another protocol, or subscriptions that cannot be read: nothing is known to be unused.
-                deleted = [];
+                // No protocol type known anywhere: a group that only commits, whose offsets expire each by its commit.
+                // A saved empty one is a group from before states were saved: counted from the start, as a consumer group.
+                SavedGroupState? state = saved.GetValueOrDefault(groupId);
+                string? protocolType = string.IsNullOrEmpty(activity?.ProtocolType) ? state?.ProtocolType : activity.Value.ProtocolType;
+                DateTimeOffset? emptySince = protocolType is null
+                    ? null
+                    : activity?.EmptySince is { } known ? new DateTimeOffset(known, TimeSpan.Zero) : state?.EmptySince ?? new DateTimeOffset(groups.Started, TimeSpan.Zero);
+                deleted = await metadata.DeleteExpiredGroupOffsetsAsync(groupId, now, cutoff, emptySince, null, cancellationToken);
+                withOffsets.Add(groupId);
             }
 
             if (deleted.Count > 0)
@@ -50,7 +64,29 @@ public sealed partial class GroupOffsetExpiry(GroupCoordinator groups, IMetadata
         }
 
         groups.KeepEmptySinceOnlyFor(withOffsets);
+        await metadata.DeleteGroupStatesWithoutOffsetsAsync(groups.All.Select(g => g.GroupId).ToHashSet(StringComparer.Ordinal), cancellationToken);
         return expired;
+    }
+
+    /// <summary>Saves the protocol type and empty time of every group in memory with a protocol type, where they changed.</summary>
+    private async Task SaveStatesAsync(Dictionary<string, SavedGroupState> saved, CancellationToken cancellationToken)
+    {
+        foreach (ConsumerGroup group in groups.All)
+        {
+            if (groups.Activity(group.GroupId) is not { ProtocolType: { Length: > 0 } protocolType } activity)
+            {
+                continue;
+            }
+
+            // Milliseconds, as stored, so an unchanged state compares equal to the saved one.
+            DateTimeOffset? emptySince = activity.EmptySince is { } at ? DateTimeOffset.FromUnixTimeMilliseconds(new DateTimeOffset(at, TimeSpan.Zero).ToUnixTimeMilliseconds()) : null;
+            var state = new SavedGroupState(group.GroupId, protocolType, emptySince);
+            if (saved.GetValueOrDefault(group.GroupId) != state)
+            {
+                await metadata.SaveGroupStateAsync(state, cancellationToken);
+                saved[group.GroupId] = state;
+            }
+        }
     }
 
     public Task RunAsync(TimeSpan interval, CancellationToken cancellationToken) =>

@@ -39,6 +39,7 @@ public sealed class DescribeGroupsHandler(GroupCoordinator groups, IMetadataStor
                 if ((await metadata.FetchGroupOffsetsAsync(groupId, cancellationToken)).Count > 0)
                 {
                     described.GroupState = nameof(GroupState.Empty);
+                    described.ProtocolType = (await ListGroupsHandler.ProtocolTypesWithoutMembersAsync(groups, metadata, cancellationToken))(groupId);
                 }
 
                 continue;

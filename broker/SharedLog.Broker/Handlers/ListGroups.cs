@@ -1,7 +1,7 @@
 // ListGroups, versions 0-5. Groups known to the coordinator and groups with committed offsets; v4+
 // filters by state (KIP-518), v5+ by type (KIP-848: all groups here are "classic"). Each group is listed with
-// its protocol type, as Kafka: "consumer" for consumer groups, "connect" for Kafka Connect workers, and empty
-// for a group that only holds offsets (admin clients list those as consumer groups too).
+// its protocol type, as Kafka: "consumer" for consumer groups, "connect" for Kafka Connect workers, kept after the
+// members are gone (and across restarts), and empty for a group that only ever committed offsets (a simple group).
 using SharedLog.Broker.Coordinators;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
@@ -21,9 +21,10 @@ public sealed class ListGroupsHandler(GroupCoordinator groups, IMetadataStore me
     {
         var body = (ListGroupsRequest)request;
         var listed = new Dictionary<string, (string State, string ProtocolType)>(StringComparer.Ordinal);
+        Func<string, string> protocolTypeWithoutMembers = await ProtocolTypesWithoutMembersAsync(groups, metadata, cancellationToken);
         foreach (string id in await metadata.ListGroupsAsync(cancellationToken))
         {
-            listed[id] = ("Empty", string.Empty);
+            listed[id] = ("Empty", protocolTypeWithoutMembers(id));
         }
 
         foreach (ConsumerGroup group in groups.All)
@@ -48,5 +49,15 @@ public sealed class ListGroupsHandler(GroupCoordinator groups, IMetadataStore me
         }
 
         return response;
+    }
+
+    /// <summary>
+    /// The protocol type of a group no member is in: the one it had while it had members (in memory, or saved by offset
+    /// expiry so it outlives a restart), or "" for a group that only commits offsets.
+    /// </summary>
+    internal static async Task<Func<string, string>> ProtocolTypesWithoutMembersAsync(GroupCoordinator groups, IMetadataStore metadata, CancellationToken cancellationToken)
+    {
+        Dictionary<string, string> saved = (await metadata.ListGroupStatesAsync(cancellationToken)).ToDictionary(s => s.GroupId, s => s.ProtocolType, StringComparer.Ordinal);
+        return id => groups.Activity(id)?.ProtocolType ?? saved.GetValueOrDefault(id) ?? string.Empty;
     }
 }

@@ -28,6 +28,8 @@ public sealed class OffsetCommitHandler(GroupCoordinator groups, TopicService to
         var response = new OffsetCommitResponse();
         var accepted = new List<GroupOffset>();
         DateTimeOffset now = DateTimeOffset.UtcNow;
+        // v2-4 may ask for the offsets' own retention (-1: the broker's offsets.retention.minutes), as Kafka keeps it.
+        DateTimeOffset? expireTime = body.RetentionTimeMs == -1 ? null : ExpireTime(now, body.RetentionTimeMs);
         foreach (OffsetCommitRequest.OffsetCommitRequestTopic topic in body.Topics)
         {
             var topicResponse = new OffsetCommitResponse.OffsetCommitResponseTopic { Name = topic.Name };
@@ -43,7 +45,7 @@ public sealed class OffsetCommitHandler(GroupCoordinator groups, TopicService to
 
                 if (error == ErrorCode.None)
                 {
-                    accepted.Add(new GroupOffset(topic.Name, partition.PartitionIndex, partition.CommittedOffset, partition.CommittedLeaderEpoch, partition.CommittedMetadata, now));
+                    accepted.Add(new GroupOffset(topic.Name, partition.PartitionIndex, partition.CommittedOffset, partition.CommittedLeaderEpoch, partition.CommittedMetadata, now, expireTime));
                 }
 
                 topicResponse.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = partition.PartitionIndex, ErrorCode = (short)error });
@@ -57,5 +59,14 @@ public sealed class OffsetCommitHandler(GroupCoordinator groups, TopicService to
         }
 
         return response;
+    }
+
+    /// <summary>Now plus a client's retention, kept within what a timestamp holds (a negative one is already past).</summary>
+    private static DateTimeOffset ExpireTime(DateTimeOffset now, long retentionMs)
+    {
+        long nowMs = now.ToUnixTimeMilliseconds();
+        long maxMs = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
+        long at = retentionMs > maxMs - nowMs ? maxMs : Math.Max(0, nowMs + retentionMs);
+        return DateTimeOffset.FromUnixTimeMilliseconds(at);
     }
 }

@@ -107,16 +107,23 @@ public interface IMetadataStore : IAsyncDisposable
     Task<IReadOnlyList<string>> ListGroupsAsync(CancellationToken cancellationToken = default);
 
     /// <summary>
-    /// Offset expiry of a group without members (KIP-211): deletes all the group's offsets when none was committed at
-    /// or after <paramref name="committedBefore"/>, and returns the partitions deleted.
+    /// Offset expiry (Kafka's offsets.retention.minutes, KIP-211): deletes the group's offsets that have expired as of
+    /// <paramref name="now"/>, except those of <paramref name="keepTopics"/>, and returns the partitions deleted. An
+    /// offset committed with its own retention (OffsetCommit v2-4 retention_time_ms) expires at its expire time; any
+    /// other once its base time is at or before <paramref name="cutoff"/> (now minus the retention): the time the
+    /// group became empty when <paramref name="emptySince"/> is given, else its own commit time. A group left
+    /// without offsets loses its saved state too.
     /// </summary>
-    Task<IReadOnlyList<(string Topic, int Partition)>> DeleteIdleGroupOffsetsAsync(string groupId, DateTimeOffset committedBefore, CancellationToken cancellationToken = default);
+    Task<IReadOnlyList<(string Topic, int Partition)>> DeleteExpiredGroupOffsetsAsync(string groupId, DateTimeOffset now, DateTimeOffset cutoff, DateTimeOffset? emptySince, IReadOnlySet<string>? keepTopics, CancellationToken cancellationToken = default);
 
-    /// <summary>
-    /// Offset expiry of a group with members: deletes its offsets committed before <paramref name="committedBefore"/>
-    /// except those of <paramref name="keepTopics"/> (the topics its members subscribe to), and returns the partitions deleted.
-    /// </summary>
-    Task<IReadOnlyList<(string Topic, int Partition)>> DeleteStaleGroupOffsetsAsync(string groupId, DateTimeOffset committedBefore, IReadOnlySet<string> keepTopics, CancellationToken cancellationToken = default);
+    /// <summary>Saves (replaces) what outlives a group's members: its protocol type and since when it has had none.</summary>
+    Task SaveGroupStateAsync(SavedGroupState state, CancellationToken cancellationToken = default);
+
+    /// <summary>The saved states of all groups.</summary>
+    Task<IReadOnlyList<SavedGroupState>> ListGroupStatesAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes the saved states of groups that hold no offsets, except <paramref name="keep"/>; returns how many.</summary>
+    Task<int> DeleteGroupStatesWithoutOffsetsAsync(IReadOnlySet<string> keep, CancellationToken cancellationToken = default);
 
     // ---- producer ids ----
 
@@ -203,7 +210,15 @@ public sealed record ObjectMetadata(long ObjectId, string Key, ObjectState State
 
 public sealed record StreamObjectRange(long ObjectId, string Key, long ObjectSize, ObjectRange Range);
 
-public sealed record GroupOffset(string Topic, int Partition, long Offset, int LeaderEpoch, string? Metadata, DateTimeOffset CommitTime);
+/// <summary>A committed offset; <paramref name="ExpireTime"/> is set only when the commit asked for its own retention.</summary>
+public sealed record GroupOffset(string Topic, int Partition, long Offset, int LeaderEpoch, string? Metadata, DateTimeOffset CommitTime, DateTimeOffset? ExpireTime = null);
+
+/// <summary>
+/// What outlives a classic group's members, as Kafka keeps it in its group metadata record: the protocol type
+/// ("consumer", "connect"; a group that only commits offsets has none and no state) and since when the group has
+/// been without members (null while it has some).
+/// </summary>
+public sealed record SavedGroupState(string GroupId, string ProtocolType, DateTimeOffset? EmptySince);
 
 public readonly record struct ProducerIdBlock(long FirstProducerId, int Count);
 

@@ -114,6 +114,20 @@ internal static class SqliteMetadataSchema
                 taken_at_ms BIGINT NOT NULL)
             """,
         ],
+
+        // Version 4: offset expiry as Kafka's (an offset's own retention; a group's protocol type and empty time).
+        [
+            "ALTER TABLE group_offsets ADD COLUMN expire_time_ms BIGINT NULL",
+            """
+            CREATE TABLE group_states (
+                group_id TEXT NOT NULL PRIMARY KEY,
+                protocol_type TEXT NOT NULL,
+                empty_since_ms BIGINT NULL)
+            """,
+            // Groups from before this version: whether they had members is unknown, so they keep their offsets until the
+            // retention after the broker's start, as before (an empty protocol type here means exactly that).
+            "INSERT INTO group_states (group_id, protocol_type, empty_since_ms) SELECT DISTINCT group_id, '', NULL FROM group_offsets",
+        ],
     ];
 
     public static int CurrentVersion => Migrations.Count;

@@ -16,15 +16,17 @@ public sealed partial class SqliteMetadataStore
             foreach (GroupOffset offset in offsets)
             {
                 await ExecuteAsync(connection, """
-                    INSERT INTO group_offsets (group_id, topic_name, partition_index, committed_offset, leader_epoch, offset_metadata, commit_time_ms)
-                    VALUES (@group, @topic, @partition, @offset, @epoch, @metadata, @time)
+                    INSERT INTO group_offsets (group_id, topic_name, partition_index, committed_offset, leader_epoch, offset_metadata, commit_time_ms, expire_time_ms)
+                    VALUES (@group, @topic, @partition, @offset, @epoch, @metadata, @time, @expire)
                     ON CONFLICT (group_id, topic_name, partition_index) DO UPDATE SET
                         committed_offset = excluded.committed_offset,
                         leader_epoch = excluded.leader_epoch,
                         offset_metadata = excluded.offset_metadata,
-                        commit_time_ms = excluded.commit_time_ms
+                        commit_time_ms = excluded.commit_time_ms,
+                        expire_time_ms = excluded.expire_time_ms
                     """, ct, ("@group", groupId), ("@topic", offset.Topic), ("@partition", offset.Partition), ("@offset", offset.Offset),
-                    ("@epoch", offset.LeaderEpoch), ("@metadata", offset.Metadata), ("@time", offset.CommitTime.ToUnixTimeMilliseconds())).ConfigureAwait(false);
+                    ("@epoch", offset.LeaderEpoch), ("@metadata", offset.Metadata), ("@time", offset.CommitTime.ToUnixTimeMilliseconds()),
+                    ("@expire", offset.ExpireTime?.ToUnixTimeMilliseconds())).ConfigureAwait(false);
             }
 
             return 0;
@@ -35,11 +37,11 @@ public sealed partial class SqliteMetadataStore
     {
         MetadataValidation.GroupId(groupId, nameof(groupId));
         return ReadAsync<IReadOnlyList<GroupOffset>>(async (connection, ct) => await QueryAsync(connection, """
-            SELECT topic_name, partition_index, committed_offset, leader_epoch, offset_metadata, commit_time_ms
+            SELECT topic_name, partition_index, committed_offset, leader_epoch, offset_metadata, commit_time_ms, expire_time_ms
             FROM group_offsets WHERE group_id = @group ORDER BY topic_name, partition_index
             """,
             r => new GroupOffset(r.GetString(0), r.GetInt32(1), r.GetInt64(2), r.GetInt32(3), r.IsDBNull(4) ? null : r.GetString(4),
-                DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(5))),
+                DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(5)), r.IsDBNull(6) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(6))),
             ct, ("@group", groupId)).ConfigureAwait(false), cancellationToken);
     }
 
@@ -52,6 +54,7 @@ public sealed partial class SqliteMetadataStore
             if (partitions is null)
             {
                 await ExecuteAsync(connection, "DELETE FROM group_offsets WHERE group_id = @group", ct, ("@group", groupId)).ConfigureAwait(false);
+                await ExecuteAsync(connection, "DELETE FROM group_states WHERE group_id = @group", ct, ("@group", groupId)).ConfigureAwait(false);
                 return 0;
             }
 
@@ -69,35 +72,77 @@ public sealed partial class SqliteMetadataStore
         ReadAsync<IReadOnlyList<string>>(async (connection, ct) => await QueryAsync(connection,
             "SELECT DISTINCT group_id FROM group_offsets ORDER BY group_id", r => r.GetString(0), ct).ConfigureAwait(false), cancellationToken);
 
-    public Task<IReadOnlyList<(string Topic, int Partition)>> DeleteIdleGroupOffsetsAsync(string groupId, DateTimeOffset committedBefore, CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<(string Topic, int Partition)>> DeleteExpiredGroupOffsetsAsync(string groupId, DateTimeOffset now, DateTimeOffset cutoff, DateTimeOffset? emptySince, IReadOnlySet<string>? keepTopics, CancellationToken cancellationToken = default)
     {
         MetadataValidation.GroupId(groupId, nameof(groupId));
-        return WriteAsync<IReadOnlyList<(string Topic, int Partition)>>(async (connection, ct) => await QueryAsync(connection, """
-            DELETE FROM group_offsets
-            WHERE group_id = @group
-              AND NOT EXISTS (SELECT 1 FROM group_offsets WHERE group_id = @group AND commit_time_ms >= @cutoff)
-            RETURNING topic_name, partition_index
-            """, r => (r.GetString(0), r.GetInt32(1)), ct, ("@group", groupId), ("@cutoff", committedBefore.ToUnixTimeMilliseconds())).ConfigureAwait(false), cancellationToken);
-    }
-
-    public Task<IReadOnlyList<(string Topic, int Partition)>> DeleteStaleGroupOffsetsAsync(string groupId, DateTimeOffset committedBefore, IReadOnlySet<string> keepTopics, CancellationToken cancellationToken = default)
-    {
-        MetadataValidation.GroupId(groupId, nameof(groupId));
-        ArgumentNullException.ThrowIfNull(keepTopics);
-        long cutoff = committedBefore.ToUnixTimeMilliseconds();
+        long nowMs = now.ToUnixTimeMilliseconds();
+        long cutoffMs = cutoff.ToUnixTimeMilliseconds();
+        long? emptySinceMs = emptySince?.ToUnixTimeMilliseconds();
         return WriteAsync<IReadOnlyList<(string Topic, int Partition)>>(async (connection, ct) =>
         {
-            List<(string Topic, int Partition)> stale = await QueryAsync(connection,
-                "SELECT topic_name, partition_index FROM group_offsets WHERE group_id = @group AND commit_time_ms < @cutoff",
-                r => (r.GetString(0), r.GetInt32(1)), ct, ("@group", groupId), ("@cutoff", cutoff)).ConfigureAwait(false);
-            stale.RemoveAll(p => keepTopics.Contains(p.Topic));
-            foreach ((string topic, int partition) in stale)
+            List<(string Topic, int Partition, long CommitMs, long? ExpireMs)> offsets = await QueryAsync(connection,
+                "SELECT topic_name, partition_index, commit_time_ms, expire_time_ms FROM group_offsets WHERE group_id = @group",
+                r => (r.GetString(0), r.GetInt32(1), r.GetInt64(2), r.IsDBNull(3) ? (long?)null : r.GetInt64(3)), ct, ("@group", groupId)).ConfigureAwait(false);
+            var expired = new List<(string Topic, int Partition)>();
+            foreach ((string topic, int partition, long commitMs, long? expireMs) in offsets)
             {
-                await ExecuteAsync(connection, "DELETE FROM group_offsets WHERE group_id = @group AND topic_name = @topic AND partition_index = @partition", ct,
-                    ("@group", groupId), ("@topic", topic), ("@partition", partition)).ConfigureAwait(false);
+                bool due = expireMs is { } at ? nowMs >= at : (emptySinceMs ?? commitMs) <= cutoffMs;
+                if (due && keepTopics?.Contains(topic) != true)
+                {
+                    await ExecuteAsync(connection, "DELETE FROM group_offsets WHERE group_id = @group AND topic_name = @topic AND partition_index = @partition", ct,
+                        ("@group", groupId), ("@topic", topic), ("@partition", partition)).ConfigureAwait(false);
+                    expired.Add((topic, partition));
+                }
             }
 
-            return stale;
+            if (expired.Count == offsets.Count && expired.Count > 0)
+            {
+                await ExecuteAsync(connection, "DELETE FROM group_states WHERE group_id = @group", ct, ("@group", groupId)).ConfigureAwait(false);
+            }
+
+            return expired;
+        }, cancellationToken);
+    }
+
+    public Task SaveGroupStateAsync(SavedGroupState state, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        MetadataValidation.GroupId(state.GroupId, nameof(state));
+        ArgumentNullException.ThrowIfNull(state.ProtocolType, nameof(state));
+        return WriteAsync(async (connection, ct) =>
+        {
+            await ExecuteAsync(connection, """
+                INSERT INTO group_states (group_id, protocol_type, empty_since_ms) VALUES (@group, @type, @empty)
+                ON CONFLICT (group_id) DO UPDATE SET protocol_type = excluded.protocol_type, empty_since_ms = excluded.empty_since_ms
+                """, ct, ("@group", state.GroupId), ("@type", state.ProtocolType), ("@empty", state.EmptySince?.ToUnixTimeMilliseconds())).ConfigureAwait(false);
+            return 0;
+        }, cancellationToken);
+    }
+
+    public Task<IReadOnlyList<SavedGroupState>> ListGroupStatesAsync(CancellationToken cancellationToken = default) =>
+        ReadAsync<IReadOnlyList<SavedGroupState>>(async (connection, ct) => await QueryAsync(connection,
+            "SELECT group_id, protocol_type, empty_since_ms FROM group_states ORDER BY group_id",
+            r => new SavedGroupState(r.GetString(0), r.GetString(1), r.IsDBNull(2) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(2))), ct).ConfigureAwait(false), cancellationToken);
+
+    public Task<int> DeleteGroupStatesWithoutOffsetsAsync(IReadOnlySet<string> keep, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(keep);
+        return WriteAsync(async (connection, ct) =>
+        {
+            List<string> orphans = await QueryAsync(connection,
+                "SELECT group_id FROM group_states s WHERE NOT EXISTS (SELECT 1 FROM group_offsets o WHERE o.group_id = s.group_id)",
+                r => r.GetString(0), ct).ConfigureAwait(false);
+            int deleted = 0;
+            foreach (string groupId in orphans)
+            {
+                if (!keep.Contains(groupId))
+                {
+                    await ExecuteAsync(connection, "DELETE FROM group_states WHERE group_id = @group", ct, ("@group", groupId)).ConfigureAwait(false);
+                    deleted++;
+                }
+            }
+
+            return deleted;
         }, cancellationToken);
     }
 

@@ -23,7 +23,7 @@ public sealed class DurabilityAndConcurrencyTests : MetadataStoreTestBase
 
         // Each migration applied exactly once.
         Assert.Equal(Enumerable.Range(1, SqliteMetadataSchema.CurrentVersion).Select(v => (long)v), await ReadVersionsAsync());
-        Assert.Equal(3, SqliteMetadataSchema.CurrentVersion);
+        Assert.Equal(4, SqliteMetadataSchema.CurrentVersion);
         Assert.Single(await Store.ListTopicsAsync());
     }
 

@@ -27,24 +27,44 @@ public sealed class GroupOffsetAndProducerIdTests : MetadataStoreTestBase
     }
 
     [Fact]
-    public async Task IdleGroupsLoseAllTheirOffsetsAndActiveOnesOnlyStaleOnesOfTopicsNotKept()
+    public async Task OffsetsExpireFromTheGroupsEmptyTimeOrTheirOwnCommitOrTheirOwnRetention()
     {
-        DateTimeOffset at = Time.Now;
-        await Store.CommitGroupOffsetsAsync("idle", [new GroupOffset("t", 0, 1, 0, null, at.AddDays(-9)), new GroupOffset("t", 1, 2, 0, null, at.AddDays(-8))]);
-        await Store.CommitGroupOffsetsAsync("recent", [new GroupOffset("t", 0, 1, 0, null, at.AddDays(-30)), new GroupOffset("u", 0, 2, 0, null, at.AddDays(-1))]);
-        await Store.CommitGroupOffsetsAsync("active", [new GroupOffset("t", 0, 1, 0, null, at.AddDays(-30)), new GroupOffset("u", 0, 2, 0, null, at.AddDays(-30)), new GroupOffset("v", 0, 3, 0, null, at)]);
-        DateTimeOffset cutoff = at.AddDays(-7);
+        DateTimeOffset now = Time.Now;
+        DateTimeOffset cutoff = now.AddDays(-7);
+        await Store.CommitGroupOffsetsAsync("emptied", [new GroupOffset("t", 0, 1, 0, null, now.AddDays(-9)), new GroupOffset("t", 1, 2, 0, null, now.AddHours(-1))]);
+        await Store.CommitGroupOffsetsAsync("simple", [new GroupOffset("t", 0, 1, 0, null, now.AddDays(-8)), new GroupOffset("u", 0, 2, 0, null, now.AddDays(-1))]);
+        await Store.CommitGroupOffsetsAsync("active", [new GroupOffset("t", 0, 1, 0, null, now.AddDays(-30)), new GroupOffset("u", 0, 2, 0, null, now.AddDays(-30)), new GroupOffset("v", 0, 3, 0, null, now)]);
+        await Store.CommitGroupOffsetsAsync("own", [new GroupOffset("t", 0, 1, 0, null, now.AddMinutes(-2), now.AddMinutes(-1)), new GroupOffset("t", 1, 1, 0, null, now.AddDays(-30), now.AddDays(1))]);
+        await Store.SaveGroupStateAsync(new SavedGroupState("emptied", "consumer", now.AddDays(-8)));
+        await Store.SaveGroupStateAsync(new SavedGroupState("emptied", "consumer", now.AddDays(-8))); // replaced, not added
+        Assert.Equal([new SavedGroupState("emptied", "consumer", DateTimeOffset.FromUnixTimeMilliseconds(now.AddDays(-8).ToUnixTimeMilliseconds()))], await Store.ListGroupStatesAsync());
 
-        // A group without members keeps every offset while any of them is recent, and loses all of them otherwise.
-        Assert.Equal([("t", 0), ("t", 1)], (await Store.DeleteIdleGroupOffsetsAsync("idle", cutoff)).Order());
-        Assert.Empty(await Store.FetchGroupOffsetsAsync("idle"));
-        Assert.Empty(await Store.DeleteIdleGroupOffsetsAsync("recent", cutoff));
-        Assert.Equal(2, (await Store.FetchGroupOffsetsAsync("recent")).Count);
+        // A consumer group empty for longer than the retention loses every offset, a recent commit too, and its state.
+        Assert.Equal([("t", 0), ("t", 1)], (await Store.DeleteExpiredGroupOffsetsAsync("emptied", now, cutoff, now.AddDays(-8), null)).Order());
+        Assert.Empty(await Store.FetchGroupOffsetsAsync("emptied"));
+        Assert.Empty(await Store.ListGroupStatesAsync());
+
+        // A group that only commits loses each offset by its own commit time.
+        Assert.Equal([("t", 0)], await Store.DeleteExpiredGroupOffsetsAsync("simple", now, cutoff, null, null));
+        Assert.Equal(["u"], (await Store.FetchGroupOffsetsAsync("simple")).Select(o => o.Topic));
 
         // A group with members loses only stale offsets of topics it no longer subscribes to.
-        Assert.Equal([("u", 0)], await Store.DeleteStaleGroupOffsetsAsync("active", cutoff, new HashSet<string> { "t" }));
+        Assert.Equal([("u", 0)], await Store.DeleteExpiredGroupOffsetsAsync("active", now, cutoff, null, new HashSet<string> { "t" }));
         Assert.Equal(["t", "v"], (await Store.FetchGroupOffsetsAsync("active")).Select(o => o.Topic));
-        await Assert.ThrowsAsync<ArgumentNullException>(() => Store.DeleteIdleGroupOffsetsAsync(null!, cutoff));
+
+        // An offset committed with its own retention expires at its expire time, whatever the group's.
+        Assert.Equal([("t", 0)], await Store.DeleteExpiredGroupOffsetsAsync("own", now, cutoff, null, null));
+        Assert.Equal(now.AddDays(1).ToUnixTimeMilliseconds(), (await Store.FetchGroupOffsetsAsync("own")).Single().ExpireTime!.Value.ToUnixTimeMilliseconds());
+
+        // States of groups without offsets go, unless kept (a group with members that has not committed yet).
+        await Store.SaveGroupStateAsync(new SavedGroupState("members-only", "consumer", null));
+        await Store.SaveGroupStateAsync(new SavedGroupState("gone", "connect", now));
+        await Store.SaveGroupStateAsync(new SavedGroupState("simple", "consumer", now));
+        Assert.Equal(1, await Store.DeleteGroupStatesWithoutOffsetsAsync(new HashSet<string> { "members-only" }));
+        Assert.Equal(["members-only", "simple"], (await Store.ListGroupStatesAsync()).Select(s => s.GroupId));
+        await Store.DeleteGroupOffsetsAsync("simple", null);
+        Assert.Equal(["members-only"], (await Store.ListGroupStatesAsync()).Select(s => s.GroupId));
+        await Assert.ThrowsAsync<ArgumentNullException>(() => Store.DeleteExpiredGroupOffsetsAsync(null!, now, cutoff, null, null));
     }
 
     [Fact]
