@@ -12,4 +12,7 @@ public static class InternalTopics
     public const string ContractAudit = "_contract_audit";
 
     public static bool IsInternal(string topic) => topic is Schemas or Contracts or ContractAudit;
+
+    /// <summary>Every internal topic's name.</summary>
+    public static IReadOnlyList<string> All { get; } = [Schemas, Contracts, ContractAudit];
 }

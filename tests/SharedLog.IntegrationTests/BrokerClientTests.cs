@@ -337,6 +337,12 @@ public class BrokerClientTests
         string[] journals = [SharedLog.Contracts.InternalTopics.Contracts, SharedLog.Contracts.InternalTopics.Schemas, SharedLog.Contracts.InternalTopics.ContractAudit];
         await admin.CreateTopicsAsync([new TopicSpecification { Name = "deletable", NumPartitions = 1 }, new TopicSpecification { Name = "deletable-kept", NumPartitions = 1 }]).WaitAsync(Timeout);
 
+        // No client may create a journal first (with a compacted or short-lived audit, say), nor a name colliding with one.
+        var reserved = await Assert.ThrowsAsync<CreateTopicsException>(() => admin.CreateTopicsAsync([
+            new TopicSpecification { Name = SharedLog.Contracts.InternalTopics.ContractAudit, NumPartitions = 1, Configs = new() { ["retention.ms"] = "1000" } },
+            new TopicSpecification { Name = ".contract.audit", NumPartitions = 1 }]).WaitAsync(Timeout));
+        Assert.Equal([ErrorCode.InvalidRequest, ErrorCode.TopicException], reserved.Results.Select(r => r.Error.Code));
+
         // The journals exist once written: a schema (_schemas), a contract (_contracts and _contract_audit).
         using (var registry = new Confluent.SchemaRegistry.CachedSchemaRegistryClient(new Confluent.SchemaRegistry.SchemaRegistryConfig { Url = broker.RegistryUrl }))
         {

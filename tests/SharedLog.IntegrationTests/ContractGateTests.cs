@@ -811,9 +811,10 @@ public class ContractGateTests
         {
             await producer.ProduceAsync("shadow", new Message<string, byte[]> { Key = "s1", Value = bad });
             await producer.ProduceAsync("shadow", new Message<string, byte[]> { Key = "junk", Value = [9, 9, 9] });
+            await producer.ProduceAsync("shadow", new Message<string, byte[]> { Key = "unregistered", Value = [0, 0, 0, 0x30, 0x39, 1] }); // schema id 12345
         }
 
-        List<ConsumeResult<string, byte[]>> stored = ConsumeAll(broker, "shadow", 2, Deserializers.ByteArray);
+        List<ConsumeResult<string, byte[]>> stored = ConsumeAll(broker, "shadow", 3, Deserializers.ByteArray);
         Assert.Equal(bad, stored[0].Message.Value); // byte for byte: no masking, no rejection
         Assert.Equal([9, 9, 9], stored[1].Message.Value);
 
@@ -821,12 +822,17 @@ public class ContractGateTests
         string metrics = await MetricsScrape.UntilAsync(http, t => t.Contains("outcome=\"observed_failing\"", StringComparison.Ordinal) ? t : null) ?? "";
 
         string line = metrics.Split('\n').First(l => l.StartsWith("sharedlog_contract_records_total", StringComparison.Ordinal) && l.Contains("outcome=\"observed_failing\"", StringComparison.Ordinal) && l.Contains("topic=\"shadow\"", StringComparison.Ordinal));
-        Assert.EndsWith(" 2", line.Split(' ', 2)[0] + " " + line.Split(' ')[^1].Trim(), StringComparison.Ordinal);
+        Assert.EndsWith(" 3", line.Split(' ', 2)[0] + " " + line.Split(' ')[^1].Trim(), StringComparison.Ordinal);
         Assert.Contains(metrics.Split('\n'), l => l.StartsWith("sharedlog_contract_violations_total", StringComparison.Ordinal) && l.Contains("rule=\"positive-amount\"", StringComparison.Ordinal));
 
-        // One gate duration per batch (two produces awaited one after the other), in buckets fine enough for microseconds.
+        // Schema ids are counted only when registered: the id bytes come from the producer, so any other would be a new series.
+        string[] schemaSeries = [.. metrics.Split('\n').Where(l => l.StartsWith("sharedlog_contract_schema_records_total", StringComparison.Ordinal) && l.Contains("topic=\"shadow\"", StringComparison.Ordinal))];
+        Assert.Single(schemaSeries);
+        Assert.DoesNotContain("12345", schemaSeries[0], StringComparison.Ordinal);
+
+        // One gate duration per batch (three produces awaited one after the other), in buckets fine enough for microseconds.
         string gateCount = metrics.Split('\n').First(l => l.StartsWith("sharedlog_contract_gate_duration_milliseconds_count", StringComparison.Ordinal) && l.Contains("topic=\"shadow\"", StringComparison.Ordinal));
-        Assert.Equal("2", gateCount[(gateCount.LastIndexOf('}') + 1)..].Trim().Split(' ')[0]);
+        Assert.Equal("3", gateCount[(gateCount.LastIndexOf('}') + 1)..].Trim().Split(' ')[0]);
         Assert.Contains(metrics.Split('\n'), l => l.StartsWith("sharedlog_contract_gate_duration_milliseconds_bucket", StringComparison.Ordinal) && l.Contains("topic=\"shadow\"", StringComparison.Ordinal) && l.Contains("le=\"0.01\"", StringComparison.Ordinal));
     }
 

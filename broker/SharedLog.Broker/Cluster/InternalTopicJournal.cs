@@ -96,7 +96,7 @@ public sealed class InternalTopicJournal(TopicService topics, StreamStore stream
             return stream;
         }
 
-        (_, Protocol.ErrorCode error, string? message) = await topics.CreateAsync(TopicName, 1, topicConfigs, validateOnly: false, cancellationToken);
+        (_, Protocol.ErrorCode error, string? message) = await topics.CreateAsync(TopicName, 1, topicConfigs, validateOnly: false, cancellationToken, brokerInternal: true);
         if (error is not Protocol.ErrorCode.None and not Protocol.ErrorCode.TopicAlreadyExists)
         {
             throw new InvalidOperationException($"Cannot create the internal topic {TopicName}: {error} {message}");

@@ -80,16 +80,27 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
     /// request would have been refused for, then a name that differs from an existing one only by '.' against '_'
     /// (Kafka refuses it: the two would share metric names). <see cref="ErrorCode.None"/> when it can.
     /// </summary>
-    public (ErrorCode Error, string? Message) NewNameProblem(string name)
+    /// <param name="name">The topic's name.</param>
+    /// <param name="brokerInternal">
+    /// The broker creating one of its own journals (<c>_schemas</c>, <c>_contracts</c>, <c>_contract_audit</c>); for
+    /// clients those names, and names colliding with them, are refused, so no client can create one first with its own
+    /// configs (a compacted or short-lived audit) or block it with a colliding name.
+    /// </param>
+    public (ErrorCode Error, string? Message) NewNameProblem(string name, bool brokerInternal = false)
     {
         if (!TopicConfigs.IsValidTopicName(name))
         {
             return (ErrorCode.InvalidTopicException, $"'{name}' is not a valid topic name.");
         }
 
-        if (name == ClusterMetadataTopic)
+        if (name == ClusterMetadataTopic || (!brokerInternal && SharedLog.Contracts.InternalTopics.IsInternal(name)))
         {
-            return (ErrorCode.InvalidRequest, $"Creation of internal topic {ClusterMetadataTopic} is prohibited.");
+            return (ErrorCode.InvalidRequest, $"Creation of internal topic {name} is prohibited.");
+        }
+
+        if (!brokerInternal && SharedLog.Contracts.InternalTopics.All.FirstOrDefault(i => i.Length == name.Length && i.Replace('.', '_') == name.Replace('.', '_')) is { } reserved)
+        {
+            return (ErrorCode.InvalidTopicException, $"Topic '{name}' collides with the broker's internal topic {reserved}.");
         }
 
         if (Find(name) is not null)
@@ -162,9 +173,9 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
 
     /// <summary>Creates a topic; returns the error a CreateTopics or auto-creation should report.</summary>
     public async Task<(TopicMetadata? Topic, ErrorCode Error, string? Message)> CreateAsync(
-        string name, int partitions, IReadOnlyDictionary<string, string> configs, bool validateOnly, CancellationToken cancellationToken)
+        string name, int partitions, IReadOnlyDictionary<string, string> configs, bool validateOnly, CancellationToken cancellationToken, bool brokerInternal = false)
     {
-        if (NewNameProblem(name) is { Error: not ErrorCode.None } refused)
+        if (NewNameProblem(name, brokerInternal) is { Error: not ErrorCode.None } refused)
         {
             return (null, refused.Error, refused.Message);
         }
@@ -195,7 +206,7 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
         try
         {
             // Again under the lock: concurrent creations must not pass the limit together, nor create colliding names.
-            if (NewNameProblem(name) is { Error: not ErrorCode.None } refusedNow)
+            if (NewNameProblem(name, brokerInternal) is { Error: not ErrorCode.None } refusedNow)
             {
                 return (null, refusedNow.Error, refusedNow.Message);
             }

@@ -62,7 +62,9 @@ public sealed class MetadataHandler(TopicService topics, IOptions<BrokerOptions>
                 }
                 else if (error != ErrorCode.None)
                 {
-                    response.Topics.Add(new MetadataResponse.MetadataResponseTopic { Name = missing, ErrorCode = (short)error });
+                    // A name reserved for internal topics is no topic a client may have: INVALID_TOPIC_EXCEPTION, which clients
+                    // treat as final, where CreateTopics answers INVALID_REQUEST.
+                    response.Topics.Add(new MetadataResponse.MetadataResponseTopic { Name = missing, ErrorCode = (short)(error == ErrorCode.InvalidRequest ? ErrorCode.InvalidTopicException : error) });
                     continue;
                 }
             }

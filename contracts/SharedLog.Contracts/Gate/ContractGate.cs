@@ -452,7 +452,6 @@ public sealed partial class ContractGate(
         }
 
         result.SchemaId = schemaId;
-        System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(schemasSeen, schemaId, out _)++;
         bool subjectByRecord = requirement.Subject is null && requirement.Strategy != SubjectNameStrategy.TopicNameStrategy;
         if (result.CheckedSchemaId != schemaId || result.Check is null)
         {
@@ -468,6 +467,10 @@ public sealed partial class ContractGate(
             result.Reason = $"{side}: {check.Problem}";
             return result;
         }
+
+        // Only ids registered under the contract's subject are counted: the 4 bytes come from the producer, and every
+        // other value would be a new metric series.
+        System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(schemasSeen, schemaId, out _)++;
 
         ReadOnlySpan<byte> payload = bytes[SchemaWireFormat.HeaderSize..];
         try
