@@ -217,6 +217,11 @@ public sealed class ContractGateTests : IDisposable
     [InlineData("email.local", false)]
     [InlineData("contact.pager", false)]
     [InlineData("chain.next.secrt", false)]
+    [InlineData("card", true)]
+    [InlineData("iban", true)]
+    [InlineData("vat", true)]
+    [InlineData("country", true)]
+    [InlineData("ibna", false)]
     public void APrivacyPathIsDeclaredByAJsonSchemaThroughReferencesCombinatorsAndOpenObjects(string path, bool declared)
     {
         const string json = """
@@ -230,7 +235,12 @@ public sealed class ContractGateTests : IDisposable
               "tags":{"type":"object","additionalProperties":{"type":"string"}},
               "extra":{"type":"object"},
               "history":{"type":"array","items":{"$ref":"#/$defs/address"}},
-              "chain":{"$ref":"#/$defs/node"}}}
+              "chain":{"$ref":"#/$defs/node"}},
+             "if":{"properties":{"country":{"const":"NL"}}},
+             "then":{"properties":{"iban":{"type":"string"}}},
+             "else":{"properties":{"card":{"type":"string"}}},
+             "dependentSchemas":{"company":{"properties":{"vat":{"type":"string"}}}},
+             "dependencies":{"iban":["card"]}}
             """;
         Assert.Equal(declared, SchemaFieldPaths.Declares(new JsonSchemaFormat().Parse(json, [], false), path.Split('.')));
     }
@@ -245,6 +255,8 @@ public sealed class ContractGateTests : IDisposable
     [InlineData("emial", false)]
     [InlineData("home.stret", false)]
     [InlineData("email.local", false)]
+    [InlineData("ssn", true)]
+    [InlineData("ssm", false)]
     public void APrivacyPathIsDeclaredByAProtobufSchemaInAnyOfItsMessages(string path, bool declared)
     {
         const string proto = """
@@ -259,6 +271,7 @@ public sealed class ContractGateTests : IDisposable
             }
             message Address { string street = 1; string city = 2; }
             message Order { string sku = 1; }
+            message Envelope { message Person { string ssn = 1; } Person person = 1; }
             """;
         Assert.Equal(declared, SchemaFieldPaths.Declares(new ProtobufSchemaFormat().Parse(proto, [], false), path.Split('.')));
     }

@@ -180,7 +180,7 @@ public class PayloadCodecTests
         var rewriter = new SharedLog.Contracts.Policy.PrivacyRewriter("k"u8.ToArray());
         var decoded = Avro.Decode(schema, original);
         var value = (Dictionary<string, object?>)decoded.Value!;
-        Assert.Equal(id, value["id"]);
+        Assert.Equal(new UuidText(id.ToString("D")), value["id"]);
         Assert.Equal(SharedLog.Contracts.Rules.RuleValue.String(id.ToString("D")), SharedLog.Contracts.Rules.RuleValue.FromObject(value["id"]));
         Assert.True(rewriter.Apply(value, "id", PrivacyAction.Hash, out _));
         Assert.True(rewriter.Apply(value, "owner", PrivacyAction.Redact, out _));
@@ -200,7 +200,16 @@ public class PayloadCodecTests
         // Stable: the same UUID hashes to the same UUID, so hashed ids still join.
         var again = Avro.Decode(schema, original);
         Assert.True(rewriter.Apply(again.Value, "id", PrivacyAction.Hash, out _));
-        Assert.Equal(hashed, ((Dictionary<string, object?>)again.Value!)["id"]);
+        Assert.Equal(new UuidText(hashed.ToString("D")), ((Dictionary<string, object?>)again.Value!)["id"]);
+
+        // A UUID written in capitals stays as written for rules and for a fresh encode, and hashes as its lowercase form.
+        // Written by hand (Apache Avro writes uuids through Guid, in lowercase): id, owner null, balance 1.00, limit 1.00.
+        byte[] upperBytes = [0x48, .. Encoding.ASCII.GetBytes(id.ToString("D").ToUpperInvariant()), 0x00, 0x02, 0x64, 0, 0, 0, 0, 0, 0, 0, 0x64];
+        var upperDecoded = Avro.Decode(schema, upperBytes);
+        Assert.Equal(SharedLog.Contracts.Rules.RuleValue.String(id.ToString("D").ToUpperInvariant()), SharedLog.Contracts.Rules.RuleValue.FromObject(((Dictionary<string, object?>)upperDecoded.Value!)["id"]));
+        Assert.Equal(upperBytes, Avro.Encode(schema, upperDecoded));
+        Assert.True(rewriter.Apply(upperDecoded.Value, "id", PrivacyAction.Hash, out _));
+        Assert.Equal(new UuidText(hashed.ToString("D")), ((Dictionary<string, object?>)upperDecoded.Value!)["id"]);
     }
 
     [Fact]
@@ -432,6 +441,16 @@ public class PayloadCodecTests
         var error = Assert.Throws<PayloadDecodeException>(() => Avro.Encode(schema, decoded));
         Assert.Contains("crm.Created", error.Message, StringComparison.Ordinal);
         Assert.Contains("crm.Deleted", error.Message, StringComparison.Ordinal);
+
+        // A record with exactly one branch's fields goes to that branch, though a larger one (with a nullable extra
+        // field) would take it too.
+        var nested = ParseAvro("""
+            {"type":"record","name":"Batch","namespace":"crm","fields":[{"name":"events","type":{"type":"array","items":[
+              {"type":"record","name":"Big","fields":[{"name":"id","type":"string"},{"name":"note","type":["null","string"],"default":null}]},
+              {"type":"record","name":"Small","fields":[{"name":"id","type":"string"}]}]}}]}
+            """);
+        var small = new DecodedPayload(new Dictionary<string, object?> { ["events"] = new List<object?> { new Dictionary<string, object?> { ["id"] = "1" } } });
+        Assert.Equal([0x02, 0x02, 0x02, (byte)'1', 0x00], Avro.Encode(nested, small));
     }
 
     [Theory]

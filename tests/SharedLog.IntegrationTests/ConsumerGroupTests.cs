@@ -331,6 +331,11 @@ public class ConsumerGroupTests
         await metadata.CommitGroupOffsetsAsync("old-before-restart", [new GroupOffset("kept", 0, 4, -1, null, tenDaysAgo)]);
         await metadata.SaveGroupStateAsync(new SavedGroupState("old-before-restart", "consumer", null));
 
+        // A group kept by a broker from before group states were saved (the upgrade leaves it an empty protocol type):
+        // nothing of it goes before this broker has run for the retention, then each offset by its own commit time.
+        await metadata.CommitGroupOffsetsAsync("legacy", [new GroupOffset("kept", 0, 9, -1, null, tenDaysAgo), new GroupOffset("retired", 0, 9, -1, null, DateTimeOffset.UtcNow.AddSeconds(90))]);
+        await metadata.SaveGroupStateAsync(new SavedGroupState("legacy", string.Empty, null));
+
         // A group whose member commits and leaves, and one whose only commit is old but whose member just left (a
         // consumer on a quiet partition need not commit while it is a member).
         await metadata.CommitGroupOffsetsAsync("quiet", [new GroupOffset("kept", 0, 2, -1, null, tenDaysAgo)]);
@@ -379,11 +384,19 @@ public class ConsumerGroupTests
         }
 
         // Past it: groups without members lose all their offsets; the active group only the unsubscribed topic's.
-        Assert.Equal(6, await expiry.RunOnceAsync(DateTimeOffset.UtcNow.AddMinutes(2), CancellationToken.None));
+        Assert.Equal(9L, Committed("legacy"));
+        DateTimeOffset later = DateTimeOffset.UtcNow.AddMinutes(2);
+        Assert.Equal(7, await expiry.RunOnceAsync(later, CancellationToken.None));
         Assert.Equal(
-            (null, null, null, null, null, 7L, null),
-            (Committed("standalone"), Committed("simple-mixed", "retired"), Committed("old-before-restart"), Committed("left"), Committed("quiet"), Committed("active"), Committed("active", "retired")));
-        Assert.Equal(["active"], (await metadata.ListGroupStatesAsync()).Select(g => g.GroupId));
+            (null, null, null, null, null, 7L, null, null, 9L),
+            (Committed("standalone"), Committed("simple-mixed", "retired"), Committed("old-before-restart"), Committed("left"), Committed("quiet"), Committed("active"), Committed("active", "retired"), Committed("legacy"), Committed("legacy", "retired")));
+        Assert.Equal(["active", "legacy"], (await metadata.ListGroupStatesAsync()).Select(g => g.GroupId));
+
+        // A group whose offsets all expired is gone, as Kafka's Dead group: a new commit under its id is a new group's,
+        // not one empty since long ago, and stays for the retention from that commit.
+        await metadata.CommitGroupOffsetsAsync("left", [new GroupOffset("kept", 0, 11, -1, null, later)]);
+        Assert.Equal(0, await expiry.RunOnceAsync(later.AddSeconds(10), CancellationToken.None));
+        Assert.Equal(11L, Committed("left"));
     }
 
     /// <summary>Polls until the consumer's assignment callback has run, for at most the test timeout.</summary>

@@ -288,6 +288,9 @@ public sealed class GroupCoordinator : IDisposable
 
                 _groups.Remove(groupId);
             }
+
+            // A group made again under this id starts afresh, as Kafka's Dead group does: no old empty time or protocol type.
+            _forgottenEmptySince.Remove(groupId);
         }
 
         error = ErrorCode.None;

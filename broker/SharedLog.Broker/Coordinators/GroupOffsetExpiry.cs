@@ -13,11 +13,13 @@ namespace SharedLog.Broker.Coordinators;
 /// <item>a Stable consumer group loses the offsets of topics no member subscribes to, each after the retention from its
 /// commit; other groups with members lose nothing;</item>
 /// <item>an offset committed with its own retention (OffsetCommit v2-4 <c>retention_time_ms</c>) expires at its expire
-/// time, unless its group has members.</item>
+/// time whenever the rules above let its group lose offsets at all.</item>
 /// </list>
-/// A group's protocol type and empty time are saved in the metadata store each round, so a restart does not reset
-/// them; a group that had members when the broker stopped counts as empty from the restart, and so do groups kept
-/// by a broker from before states were saved.
+/// A group left without offsets and members is forgotten (Kafka's Dead group), so a later commit under its id starts a
+/// new group. A group's protocol type and empty time are saved in the metadata store each round, so a restart does
+/// not reset them; a group that had members when the broker stopped counts as empty from the restart. Groups kept
+/// by a broker from before states were saved lose each offset by its commit time, but only once this broker has run
+/// for the retention (whether they had members is unknown, and a quiet member may not have committed for long).
 /// </summary>
 public sealed partial class GroupOffsetExpiry(GroupCoordinator groups, IMetadataStore metadata, GroupLagTracker lag, TimeSpan retention, ILogger<GroupOffsetExpiry> logger)
 {
@@ -48,11 +50,21 @@ public sealed partial class GroupOffsetExpiry(GroupCoordinator groups, IMetadata
                 // A saved empty one is a group from before states were saved: counted from the start, as a consumer group.
                 SavedGroupState? state = saved.GetValueOrDefault(groupId);
                 string? protocolType = string.IsNullOrEmpty(activity?.ProtocolType) ? state?.ProtocolType : activity.Value.ProtocolType;
-                DateTimeOffset? emptySince = protocolType is null
+                bool legacy = protocolType == string.Empty;
+                var started = new DateTimeOffset(groups.Started, TimeSpan.Zero);
+                DateTimeOffset? emptySince = protocolType is null || legacy
                     ? null
-                    : activity?.EmptySince is { } known ? new DateTimeOffset(known, TimeSpan.Zero) : state?.EmptySince ?? new DateTimeOffset(groups.Started, TimeSpan.Zero);
-                deleted = await metadata.DeleteExpiredGroupOffsetsAsync(groupId, now, cutoff, emptySince, null, cancellationToken);
-                withOffsets.Add(groupId);
+                    : activity?.EmptySince is { } known ? new DateTimeOffset(known, TimeSpan.Zero) : state?.EmptySince ?? started;
+                deleted = legacy && started > cutoff ? [] : await metadata.DeleteExpiredGroupOffsetsAsync(groupId, now, cutoff, emptySince, null, cancellationToken);
+                if (deleted.Count > 0 && (await metadata.FetchGroupOffsetsAsync(groupId, cancellationToken)).Count == 0)
+                {
+                    // Dead, as in Kafka: a commit under this id from now on makes a new group, not one empty since long ago.
+                    groups.Delete(groupId, out _);
+                }
+                else
+                {
+                    withOffsets.Add(groupId);
+                }
             }
 
             if (deleted.Count > 0)

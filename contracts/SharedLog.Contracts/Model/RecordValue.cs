@@ -49,6 +49,15 @@ public sealed class Utf8Text(ReadOnlyMemory<byte> utf8)
     public static string? AsString(object? value) => value as string ?? (value as Utf8Text)?.ToString();
 }
 
+/// <summary>
+/// A string the schema declares a UUID (Avro's <c>uuid</c> logical type), kept as written (case included): rules read
+/// it as that text, and privacy rules mask it as a UUID, so readers that parse the logical type still read it.
+/// </summary>
+public sealed record UuidText(string Text)
+{
+    public override string ToString() => Text;
+}
+
 /// <summary>A payload that does not decode against its schema, or breaks a decoding bound.</summary>
 public sealed class PayloadDecodeException(string message, Exception? inner = null) : Exception(message, inner);
 

@@ -105,8 +105,8 @@ public sealed class PrivacyRewriter(byte[] hashKey)
     }
 
     /// <summary>
-    /// A UUID field's hash is a UUID too (RFC 9562 version 8 from the first 16 bytes of the HMAC of its text), so readers
-    /// that parse the logical type still read it, and equal UUIDs still hash alike.
+    /// A UUID field's hash is a UUID too (RFC 9562 version 8 from the first 16 bytes of the HMAC of its lowercase text), so
+    /// readers that parse the logical type still read it, and equal UUIDs (in either case) still hash alike.
     /// </summary>
     private Guid HashUuid(Guid id)
     {
@@ -165,8 +165,8 @@ public sealed class PrivacyRewriter(byte[] hashKey)
                 case byte[] bytes:
                     replaced = Hash(bytes);
                     return true;
-                case Guid id:
-                    replaced = HashUuid(id);
+                case UuidText uuid:
+                    replaced = new UuidText(HashUuid(Guid.ParseExact(uuid.Text, "D")).ToString("D"));
                     return true;
                 default:
                     problem = $"privacy: hash applies to string or bytes fields, not {value.GetType().Name}";
@@ -177,7 +177,7 @@ public sealed class PrivacyRewriter(byte[] hashKey)
         replaced = value switch
         {
             string or Utf8Text => RedactedText,
-            Guid => Guid.Empty,
+            UuidText => new UuidText(Guid.Empty.ToString("D")),
             long => 0L,
             ulong => 0UL,
             double => 0.0,

@@ -70,9 +70,8 @@ public static class SchemaFieldPaths
             case AvroParsedSchema avro:
                 return DeclaresAvro(avro.Schema, names, 0, 0);
             case ProtobufParsedSchema protobuf:
-                // The record's message is chosen per record (Confluent's message indexes): any top-level message will do.
-                string prefix = protobuf.Package.Length == 0 ? "." : $".{protobuf.Package}.";
-                return protobuf.File.MessageTypes.Any(m => protobuf.Types.Find(prefix + m.Name)?.Message is { } message && DeclaresProtobuf(protobuf, message, names, 0));
+                // The record's message is chosen per record (Confluent's message indexes), nested ones too: any will do.
+                return AnyMessageDeclares(protobuf, protobuf.File.MessageTypes, names, 0);
             default:
                 try
                 {
@@ -102,6 +101,20 @@ public static class SchemaFieldPaths
             Avro.RecordSchema record => record.TryGetField(names[index], out Avro.Field? field) && DeclaresAvro(field.Schema, names, index + 1, depth + 1),
             _ => false,
         };
+    }
+
+    private static bool AnyMessageDeclares(ProtobufParsedSchema schema, List<Google.Protobuf.Reflection.DescriptorProto> messages, IReadOnlyList<string> names, int depth)
+    {
+        foreach (Google.Protobuf.Reflection.DescriptorProto message in messages)
+        {
+            if (DeclaresProtobuf(schema, message, names, 0)
+                || (depth < SchemaLimits.MaxDepth && AnyMessageDeclares(schema, message.NestedTypes, names, depth + 1)))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static bool DeclaresProtobuf(ProtobufParsedSchema schema, Google.Protobuf.Reflection.DescriptorProto message, IReadOnlyList<string> names, int index)
@@ -172,7 +185,8 @@ public static class SchemaFieldPaths
             return true;
         }
 
-        foreach (string keyword in (ReadOnlySpan<string>)["items", "prefixItems", "allOf", "anyOf", "oneOf"])
+        // Subschemas that describe this same value (a field declared only under then/else or a dependency still exists).
+        foreach (string keyword in (ReadOnlySpan<string>)["items", "prefixItems", "additionalItems", "contains", "allOf", "anyOf", "oneOf", "if", "then", "else"])
         {
             if (!schema.TryGetProperty(keyword, out JsonElement branches))
             {
@@ -195,6 +209,21 @@ public static class SchemaFieldPaths
                 if (DeclaresJson(branch, root, names, index, depth + 1, ref budget))
                 {
                     return true;
+                }
+            }
+        }
+
+        foreach (string keyword in (ReadOnlySpan<string>)["dependentSchemas", "dependencies"])
+        {
+            if (schema.TryGetProperty(keyword, out JsonElement dependencies) && dependencies.ValueKind == JsonValueKind.Object)
+            {
+                foreach (JsonProperty dependency in dependencies.EnumerateObject())
+                {
+                    // dependencies' arrays name required members, not subschemas.
+                    if (dependency.Value.ValueKind == JsonValueKind.Object && DeclaresJson(dependency.Value, root, names, index, depth + 1, ref budget))
+                    {
+                        return true;
+                    }
                 }
             }
         }

@@ -165,7 +165,7 @@ public readonly struct RuleValue
         float f => Double(f),
         byte[] bytes => Bytes(bytes),
         DateTimeOffset timestamp => FromDateTimeOffset(timestamp),
-        Guid id => String(id.ToString("D")),
+        UuidText uuid => String(uuid.Text),
         DateTime dateTime => FromDateTimeOffset(new DateTimeOffset(dateTime.Kind == DateTimeKind.Unspecified ? DateTime.SpecifyKind(dateTime, DateTimeKind.Utc) : dateTime.ToUniversalTime())),
         TimeSpan span => FromTimeSpan(span),
         ReadOnlyMemory<byte> memory => Bytes(memory.ToArray()),

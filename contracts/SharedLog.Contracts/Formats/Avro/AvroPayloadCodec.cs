@@ -347,8 +347,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             DateTimeOffset.FromUnixTimeMilliseconds(millis),
         ("timestamp-micros", long micros) when micros >= MinUnixMicroseconds && micros <= MaxUnixMicroseconds =>
             DateTimeOffset.UnixEpoch.AddTicks(micros * TicksPerMicrosecond),
-        // A Guid, so a privacy rule masks it as a UUID (readers with logical types parse it) and rules read it as text.
-        ("uuid", string text) when Guid.TryParseExact(text, "D", out var id) => id,
+        ("uuid", string text) when Guid.TryParseExact(text, "D", out _) => new UuidText(text),
         _ => raw,
     };
 
@@ -532,9 +531,9 @@ public sealed class AvroPayloadCodec : IPayloadCodec
 
     private static object? ToLogicalBase(string logicalType, object? value)
     {
-        if (value is Guid id)
+        if (value is UuidText uuid)
         {
-            return id.ToString("D");
+            return uuid.Text;
         }
 
         if (value is not DateTimeOffset instant)
@@ -798,7 +797,8 @@ public sealed class AvroPayloadCodec : IPayloadCodec
 
     /// <summary>
     /// The union branch a value is written in: the first that takes it as it is, else the first that can convert it.
-    /// A record that two record branches take as they are (event types with the same fields) is refused: the decoded
+    /// A record goes to the one record branch with exactly its fields (as decoded); if none has, to the one that takes
+    /// it; a record that two record branches take alike (event types with the same fields) is refused: the decoded
     /// record no longer says which it was, and the wrong one would change its type for every consumer.
     /// </summary>
     private static int ChooseBranch(UnionSchema union, object? value)
@@ -808,16 +808,8 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         {
             switch (Fit(union[branch], value))
             {
-                case BranchFit.Exact when union[branch] is RecordSchema && value is IDictionary<string, object?>:
-                    for (var other = branch + 1; other < union.Count; other++)
-                    {
-                        if (union[other] is RecordSchema && Fit(union[other], value) == BranchFit.Exact)
-                        {
-                            throw new PayloadDecodeException($"the record fits both {((RecordSchema)union[branch]).Fullname} and {((RecordSchema)union[other]).Fullname} of {AvroSchemaKinds.Describe(union)}, so which one it was cannot be told when it is written again");
-                        }
-                    }
-
-                    return branch;
+                case BranchFit.Exact when union[branch] is RecordSchema && value is IDictionary<string, object?> fields:
+                    return ChooseRecordBranch(union, fields);
                 case BranchFit.Exact:
                     return branch;
                 case BranchFit.Convertible when loose < 0:
@@ -832,6 +824,32 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             ? loose
             : throw new PayloadDecodeException($"{PayloadValues.KindOf(value)} value matches no branch of {AvroSchemaKinds.Describe(union)}");
     }
+
+    private static int ChooseRecordBranch(UnionSchema union, IDictionary<string, object?> fields)
+    {
+        // Taken alike by two branches with exactly the record's fields, or (when none has exactly them) by two that
+        // take it: ambiguous.
+        int exact = -1, taking = -1, secondTaking = -1;
+        for (var branch = 0; branch < union.Count; branch++)
+        {
+            if (union[branch] is not RecordSchema record || Fit(record, fields) != BranchFit.Exact)
+            {
+                continue;
+            }
+
+            if (record.Fields.Count == fields.Count)
+            {
+                exact = exact < 0 ? branch : throw Ambiguous(union, exact, branch);
+            }
+
+            (taking, secondTaking) = taking < 0 ? (branch, -1) : (taking, secondTaking < 0 ? branch : secondTaking);
+        }
+
+        return exact >= 0 ? exact : secondTaking < 0 ? taking : throw Ambiguous(union, taking, secondTaking);
+    }
+
+    private static PayloadDecodeException Ambiguous(UnionSchema union, int first, int second) =>
+        new($"the record fits both {((RecordSchema)union[first]).Fullname} and {((RecordSchema)union[second]).Fullname} of {AvroSchemaKinds.Describe(union)}, so which one it was cannot be told when it is written again");
 
     private enum BranchFit
     {
@@ -878,7 +896,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             case Schema.Type.Logical:
                 {
                     var logical = (LogicalSchema)schema;
-                    if (value is Guid)
+                    if (value is UuidText)
                     {
                         return logical.LogicalTypeName == "uuid" ? BranchFit.Exact : BranchFit.None;
                     }
