@@ -81,6 +81,19 @@ public sealed class ContractMetrics : IDisposable
         }
     }
 
+    /// <summary>Puts counts taken by <see cref="TakeWindow"/> back (their summary could not be written).</summary>
+    public void ReturnWindow(Dictionary<(string Topic, int Version, string Outcome), long> counts)
+    {
+        ArgumentNullException.ThrowIfNull(counts);
+        lock (_sync)
+        {
+            foreach (((string, int, string) key, long count) in counts)
+            {
+                CollectionsMarshalAdd(_window, key, count);
+            }
+        }
+    }
+
     public void Dispose() => _meter.Dispose();
 
     private static void CollectionsMarshalAdd(Dictionary<(string, int, string), long> counts, (string, int, string) key, long count) =>

@@ -6,11 +6,15 @@ namespace SharedLog.Contracts.Evidence;
 /// <summary>
 /// Every interval, writes the enforcement counts of the window (records by topic, contract version and
 /// outcome) to the audit journal (<c>_contract_audit</c>) as one JSON record, so any Kafka client can
-/// read what the gate did without scraping metrics. Quiet windows write nothing.
+/// read what the gate did without scraping metrics. Quiet windows write nothing. A failed write keeps its counts
+/// for the next window (which then starts where the failed one did), and the last window is written at shutdown.
 /// </summary>
 public sealed partial class EnforcementSummaryWriter(ContractMetrics metrics, IJournal audit, ILogger<EnforcementSummaryWriter> logger)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    /// <summary>How long the shutdown's last summary may take (the broker stops accepting requests first, storage after).</summary>
+    private static readonly TimeSpan FinalWriteTimeout = TimeSpan.FromSeconds(10);
 
     public async Task RunAsync(TimeSpan interval, CancellationToken cancellationToken)
     {
@@ -25,6 +29,16 @@ public sealed partial class EnforcementSummaryWriter(ContractMetrics metrics, IJ
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
+        }
+
+        // Stopping: the counts since the last summary would otherwise be lost with the process.
+        try
+        {
+            await WriteOnceAsync(windowStart, CancellationToken.None).WaitAsync(FinalWriteTimeout, CancellationToken.None);
+        }
+        catch (TimeoutException e)
+        {
+            LogFailed(e);
         }
     }
 
@@ -52,9 +66,16 @@ public sealed partial class EnforcementSummaryWriter(ContractMetrics metrics, IJ
         {
             await audit.AppendAsync([new JournalEntry("enforcement-summary"u8.ToArray(), JsonSerializer.SerializeToUtf8Bytes(summary, Json))], cancellationToken);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e)
         {
-            LogFailed(e);
+            // Kept for the next window, which starts where this one did, so no count and no stretch of time goes missing.
+            metrics.ReturnWindow(counts);
+            if (e is not OperationCanceledException)
+            {
+                LogFailed(e);
+            }
+
+            return windowStart;
         }
 
         return windowEnd;

@@ -1,0 +1,65 @@
+using System.Text.Json;
+using Microsoft.Extensions.Logging.Abstractions;
+using SharedLog.Contracts.Evidence;
+
+namespace SharedLog.Contracts.Tests;
+
+/// <summary>The periodic enforcement summary in the audit journal: no counts lost to a failed write or to shutdown.</summary>
+public sealed class EnforcementSummaryTests : IDisposable
+{
+    private readonly ContractMetrics _metrics = new();
+
+    /// <summary>Fails the first appends it is told to, then keeps entries in memory.</summary>
+    private sealed class FlakyJournal(int failures) : IJournal
+    {
+        private int _failures = failures;
+
+        public InMemoryJournal Stored { get; } = new();
+
+        public ValueTask AppendAsync(IReadOnlyList<JournalEntry> entries, CancellationToken cancellationToken) =>
+            Interlocked.Decrement(ref _failures) >= 0 ? throw new IOException("audit topic unavailable") : Stored.AppendAsync(entries, cancellationToken);
+
+        public IAsyncEnumerable<JournalEntry> ReadAllAsync(CancellationToken cancellationToken) => Stored.ReadAllAsync(cancellationToken);
+    }
+
+    private static JsonElement Summary(JournalEntry entry) => JsonDocument.Parse(entry.Value).RootElement;
+
+    private static long Records(JsonElement summary, string outcome) =>
+        summary.GetProperty("counts").EnumerateArray().Where(c => c.GetProperty("outcome").GetString() == outcome).Sum(c => c.GetProperty("records").GetInt64());
+
+    [Fact]
+    public async Task AFailedWriteKeepsItsCountsAndWindowStartForTheNextSummary()
+    {
+        var journal = new FlakyJournal(failures: 1);
+        var writer = new EnforcementSummaryWriter(_metrics, journal, NullLogger<EnforcementSummaryWriter>.Instance);
+        DateTimeOffset start = DateTimeOffset.UtcNow.AddMinutes(-1);
+        _metrics.Records("orders", 1, ContractMetrics.Quarantined, 3);
+
+        Assert.Equal(start, await writer.WriteOnceAsync(start, CancellationToken.None));
+        Assert.Empty(journal.Stored.Entries);
+
+        _metrics.Records("orders", 1, ContractMetrics.Quarantined, 2);
+        _metrics.Records("orders", 1, ContractMetrics.Accepted, 7);
+        Assert.True(await writer.WriteOnceAsync(start, CancellationToken.None) > start);
+        JsonElement summary = Summary(Assert.Single(journal.Stored.Entries));
+        Assert.Equal((5L, 7L), (Records(summary, ContractMetrics.Quarantined), Records(summary, ContractMetrics.Accepted)));
+        Assert.Equal(start, summary.GetProperty("windowStart").GetDateTimeOffset());
+    }
+
+    [Fact]
+    public async Task TheLastWindowIsWrittenWhenTheWriterStops()
+    {
+        var journal = new FlakyJournal(failures: 0);
+        var writer = new EnforcementSummaryWriter(_metrics, journal, NullLogger<EnforcementSummaryWriter>.Instance);
+        using var stopping = new CancellationTokenSource();
+        Task running = writer.RunAsync(TimeSpan.FromHours(1), stopping.Token);
+        _metrics.Records("orders", 2, ContractMetrics.Rejected, 4);
+
+        await stopping.CancelAsync();
+        await running.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(4, Records(Summary(Assert.Single(journal.Stored.Entries)), ContractMetrics.Rejected));
+    }
+
+    public void Dispose() => _metrics.Dispose();
+}
