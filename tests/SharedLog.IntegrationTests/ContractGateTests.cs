@@ -8,6 +8,7 @@ using Confluent.Kafka;
 using Confluent.Kafka.SyncOverAsync;
 using Confluent.SchemaRegistry;
 using Confluent.SchemaRegistry.Serdes;
+using Microsoft.Extensions.DependencyInjection;
 using SharedLog.Protocol.Messages;
 using SharedLog.Protocol.Records;
 using Schema = Confluent.SchemaRegistry.Schema;
@@ -558,6 +559,44 @@ public class ContractGateTests
         // The quarantined value is the producer's original bytes, still decodable.
         GenericRecord original = new AvroDeserializer<GenericRecord>(registry).AsSyncOverAsync().Deserialize(quarantined[0].Message.Value, false, SerializationContext.Empty);
         Assert.Equal(-1.0, (double)original["amount"]);
+    }
+
+    [Fact]
+    public async Task TheQuarantineBacklogIsReportedAfterARestartAndDroppedWithItsTopic()
+    {
+        string dataDir = Path.Combine(Path.GetTempPath(), "sharedlog-it-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            await using (BrokerFixture first = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false))
+            {
+                using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = first.RegistryUrl });
+                await RegisterPaymentSchemaAsync(registry, "orders");
+                await ApplyAsync(first, Contract("orders", "quarantine"));
+                byte[] bad = await new AvroSerializer<GenericRecord>(registry).SerializeAsync(Payment("o1", -1.0, "EUR"), new SerializationContext(MessageComponentType.Value, "orders"));
+                using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = first.BootstrapServers }).Build();
+                await producer.ProduceAsync("orders", new Message<string, byte[]> { Key = "o1", Value = bad }).WaitAsync(Timeout);
+            }
+
+            // A new process knows of no quarantine write yet; the backlog of the contract's quarantine topic is still reported.
+            await using BrokerFixture second = await BrokerFixture.StartAsync(dataDir);
+            var quarantine = second.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.QuarantineWriter>();
+            await quarantine.RefreshOldestAsync(CancellationToken.None);
+            (string topic, long backlog, double age) = Assert.Single(quarantine.Backlogs());
+            Assert.Equal(("orders.quarantine", 1L), (topic, backlog));
+            Assert.True(age > 0, $"oldest age {age}");
+
+            using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = second.BootstrapServers }).Build();
+            await admin.DeleteTopicsAsync(["orders.quarantine"]).WaitAsync(Timeout);
+            await quarantine.RefreshOldestAsync(CancellationToken.None);
+            Assert.Empty(quarantine.Backlogs());
+        }
+        finally
+        {
+            if (Directory.Exists(dataDir))
+            {
+                Directory.Delete(dataDir, recursive: true);
+            }
+        }
     }
 
     [Fact]

@@ -16,7 +16,7 @@ namespace SharedLog.Broker.Cluster;
 /// rule, the reason, and the source topic, partition, offset and timestamp, so a remediation job can replay it.
 /// Also reports each quarantine topic's backlog and oldest record age for the metrics.
 /// </summary>
-public sealed class QuarantineWriter(TopicService topics, StreamStore streams)
+public sealed class QuarantineWriter(TopicService topics, StreamStore streams, ContractStore contracts)
 {
     /// <summary>Quarantine copies go into batches of at most this many bytes (Kafka's default <c>max.message.bytes</c>).</summary>
     public const int MaxBatchBytes = 1024 * 1024;
@@ -133,11 +133,30 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams)
         }
     }
 
-    /// <summary>Re-reads the first record of each quarantine topic so the oldest age follows retention and DeleteRecords.</summary>
+    /// <summary>
+    /// Re-reads the first record of each quarantine topic so the oldest age follows retention and DeleteRecords. The
+    /// topics are those of the contracts in force that exist (so a restart or a quiet hour does not hide a backlog);
+    /// a deleted one is dropped.
+    /// </summary>
     public async Task RefreshOldestAsync(CancellationToken cancellationToken)
     {
+        long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        foreach (TopicMetadata source in topics.All)
+        {
+            if (contracts.ForTopic(source.Name) is { } contract && contract.Definition.QuarantineTopicFor(source.Name) is var name && topics.Find(name) is not null)
+            {
+                _oldestTimestamps.TryAdd(name, now);
+            }
+        }
+
         foreach (string name in _oldestTimestamps.Keys)
         {
+            if (topics.Find(name) is null)
+            {
+                _oldestTimestamps.TryRemove(name, out _);
+                continue;
+            }
+
             long oldest = long.MaxValue;
             foreach (PartitionMetadata partition in topics.Find(name)?.Partitions ?? [])
             {
