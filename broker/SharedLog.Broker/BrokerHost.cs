@@ -243,7 +243,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
         sp.GetRequiredService<ContractMetrics>().ObserveQuarantine(sp.GetRequiredService<QuarantineWriter>().Backlogs);
         TimeSpan summaryInterval = TimeSpan.FromSeconds(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.ContractSummaryIntervalSeconds);
         _summaries = sp.GetRequiredService<EnforcementSummaryWriter>().RunAsync(summaryInterval, _stopping.Token);
-        _quarantineAges = RefreshQuarantineAgesAsync(sp.GetRequiredService<QuarantineWriter>(), summaryInterval, _stopping.Token);
+        _quarantineAges = RefreshQuarantineAgesAsync(sp.GetRequiredService<QuarantineWriter>(), sp.GetRequiredService<ContractStore>(), summaryInterval, _stopping.Token);
         _producerSnapshots = sp.GetRequiredService<ProducerStateManager>().RunSnapshotsAsync(
             TimeSpan.FromMilliseconds(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.ProducerSnapshotIntervalMs), _stopping.Token);
         _offsetExpiry = sp.GetRequiredService<GroupOffsetExpiry>().RunAsync(
@@ -285,6 +285,15 @@ public sealed partial class BrokerHost : IAsyncDisposable
         await _compactor;
         await _summaries;
         await _quarantineAges;
+        try
+        {
+            // Requests are done and storage still open: a last try for audit records the audit topic refused.
+            await _app.Services.GetRequiredService<ContractStore>().RetryAuditAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        catch (TimeoutException)
+        {
+        }
+
         await _producerSnapshots;
         await _offsetExpiry;
         _stopping.Dispose();
@@ -339,8 +348,17 @@ public sealed partial class BrokerHost : IAsyncDisposable
     }
 
     /// <summary>Refreshes the quarantine age gauges; a failed round keeps their last values and the next one tries again.</summary>
-    private static Task RefreshQuarantineAgesAsync(QuarantineWriter quarantine, TimeSpan interval, CancellationToken cancellationToken) =>
-        PeriodicRounds.RunAsync(interval, (_, ct) => quarantine.RefreshOldestAsync(ct), static _ => { }, cancellationToken);
+    /// <summary>Each interval: the quarantine topics' oldest ages, and audit records of contract changes the audit topic refused.</summary>
+    private static Task RefreshQuarantineAgesAsync(QuarantineWriter quarantine, ContractStore contracts, TimeSpan interval, CancellationToken cancellationToken) =>
+        PeriodicRounds.RunAsync(
+            interval,
+            async (_, ct) =>
+            {
+                await contracts.RetryAuditAsync(ct);
+                await quarantine.RefreshOldestAsync(ct);
+            },
+            static _ => { },
+            cancellationToken);
 
     public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _app.WaitForShutdownAsync(cancellationToken);
 

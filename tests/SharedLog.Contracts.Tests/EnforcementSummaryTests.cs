@@ -10,16 +10,42 @@ public sealed class EnforcementSummaryTests : IDisposable
     private readonly ContractMetrics _metrics = new();
 
     /// <summary>Fails the first appends it is told to, then keeps entries in memory.</summary>
-    private sealed class FlakyJournal(int failures) : IJournal
+    internal sealed class FlakyJournal(int failures) : IJournal
     {
         private int _failures = failures;
 
         public InMemoryJournal Stored { get; } = new();
 
+        public void FailNext(int count) => Interlocked.Exchange(ref _failures, count);
+
         public ValueTask AppendAsync(IReadOnlyList<JournalEntry> entries, CancellationToken cancellationToken) =>
             Interlocked.Decrement(ref _failures) >= 0 ? throw new IOException("audit topic unavailable") : Stored.AppendAsync(entries, cancellationToken);
 
         public IAsyncEnumerable<JournalEntry> ReadAllAsync(CancellationToken cancellationToken) => Stored.ReadAllAsync(cancellationToken);
+    }
+
+    [Fact]
+    public async Task AuditRecordsTheAuditTopicRefusedAreWrittenLaterInOrder()
+    {
+        var audit = new FlakyJournal(failures: 1);
+        using var store = new SharedLog.Contracts.Model.ContractStore(new InMemoryJournal(), audit, NullLogger<SharedLog.Contracts.Model.ContractStore>.Instance);
+        await store.LoadAsync(CancellationToken.None);
+        IReadOnlyList<string> NoProblems(SharedLog.Contracts.Model.ContractDefinition _) => [];
+
+        // The change is durable and answered though its audit record could not be written yet.
+        Assert.Equal(1, (await store.ApplyAsync("topic: audited\nowner: a\n", "ci", false, NoProblems, CancellationToken.None)).Version);
+        Assert.Empty(audit.Stored.Entries);
+
+        // The next change writes the waiting record first, in one batch with its own.
+        Assert.Equal(2, (await store.ApplyAsync("topic: audited\nowner: b\n", "ci", false, NoProblems, CancellationToken.None)).Version);
+        Assert.Equal([1, 2], audit.Stored.Entries.Select(e => Summary(e).GetProperty("version").GetInt32()));
+
+        // Or the periodic retry does.
+        audit.FailNext(1);
+        Assert.Equal(3, (await store.ApplyAsync("topic: audited\nowner: c\n", "ci", false, NoProblems, CancellationToken.None)).Version);
+        Assert.Equal(2, audit.Stored.Entries.Count);
+        Assert.True(await store.RetryAuditAsync(CancellationToken.None));
+        Assert.Equal([1, 2, 3], audit.Stored.Entries.Select(e => Summary(e).GetProperty("version").GetInt32()));
     }
 
     private static JsonElement Summary(JournalEntry entry) => JsonDocument.Parse(entry.Value).RootElement;

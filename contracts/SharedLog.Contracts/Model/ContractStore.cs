@@ -27,6 +27,12 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     private readonly SemaphoreSlim _writer = new(1, 1);
+
+    /// <summary>Audit records of changes not yet in the audit topic (it refused them), oldest first; under <see cref="_writer"/>.</summary>
+    private readonly List<JournalEntry> _unwrittenAudit = [];
+
+    /// <summary>At most this many audit records wait for the audit topic; past it the oldest are dropped (and logged).</summary>
+    private const int MaxUnwrittenAudit = 10_000;
     private readonly Lock _sync = new();
     private readonly Dictionary<string, List<ContractRevision>> _history = new(StringComparer.Ordinal);
     private volatile Snapshot _snapshot = new([], new Dictionary<string, ActiveContract>(StringComparer.Ordinal), []);
@@ -217,7 +223,10 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         }
     }
 
-    /// <summary>The audit record of a change; the change itself is already durable, so a failure here is logged, not undone.</summary>
+    /// <summary>
+    /// The audit record of a change; the change itself is already durable, so a failure here is not undone: the record
+    /// waits, in order, for the next change or <see cref="RetryAuditAsync"/> (each minute, and at shutdown).
+    /// </summary>
     private async Task WriteAuditAsync(ContractRevision revision, IReadOnlyList<string> diff)
     {
         var record = new Dictionary<string, object?>
@@ -231,13 +240,43 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             ["at"] = revision.At,
             ["diff"] = diff,
         };
+        _unwrittenAudit.Add(new JournalEntry(System.Text.Encoding.UTF8.GetBytes(revision.Name), JsonSerializer.SerializeToUtf8Bytes(record, Json)));
+        if (_unwrittenAudit.Count > MaxUnwrittenAudit)
+        {
+            LogAuditDropped(_unwrittenAudit.Count - MaxUnwrittenAudit);
+            _unwrittenAudit.RemoveRange(0, _unwrittenAudit.Count - MaxUnwrittenAudit);
+        }
+
+        await WriteUnwrittenAuditAsync(revision.Name, revision.Version);
+    }
+
+    /// <summary>Writes the audit records the audit topic refused before, if any; true when none is left waiting.</summary>
+    public async Task<bool> RetryAuditAsync(CancellationToken cancellationToken)
+    {
+        await _writer.WaitAsync(cancellationToken);
         try
         {
-            await audit.AppendAsync([new JournalEntry(System.Text.Encoding.UTF8.GetBytes(revision.Name), JsonSerializer.SerializeToUtf8Bytes(record, Json))], CancellationToken.None);
+            return _unwrittenAudit.Count == 0 || await WriteUnwrittenAuditAsync(null, 0);
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+
+    private async Task<bool> WriteUnwrittenAuditAsync(string? name, int version)
+    {
+        try
+        {
+            // One batch, in order: the audit topic never shows a later change before an earlier one.
+            await audit.AppendAsync([.. _unwrittenAudit], CancellationToken.None);
+            _unwrittenAudit.Clear();
+            return true;
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            LogAuditFailed(e, revision.Name, revision.Version);
+            LogAuditFailed(e, name ?? "(retry)", version, _unwrittenAudit.Count);
+            return false;
         }
     }
 
@@ -373,6 +412,9 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     [LoggerMessage(Level = LogLevel.Warning, Message = "Contract {Name} version {Version} is stored but cannot be used: {Reason}")]
     private partial void LogUnusable(string name, int version, string reason);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Writing the audit record of contract {Name} version {Version} failed")]
-    private partial void LogAuditFailed(Exception error, string name, int version);
+    [LoggerMessage(Level = LogLevel.Error, Message = "Writing the audit record of contract {Name} version {Version} failed; {Waiting} audit records wait for the next try")]
+    private partial void LogAuditFailed(Exception error, string name, int version, int waiting);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Dropped the {Dropped} oldest audit records the audit topic refused (at most 10000 wait)")]
+    private partial void LogAuditDropped(int dropped);
 }
