@@ -284,13 +284,9 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                             return;
                         }
 
-                        // As Kafka, the limit holds for the batch that is stored: hashing, a flag header or the
-                        // codec may make the rewritten batch larger than the one that came in.
-                        if (verdict.Batch is { Length: var rewrittenSize } && rewrittenSize > maxMessageBytes)
-                        {
-                            throw new KafkaProtocolException($"The batch is {rewrittenSize} bytes after the contract's rewrite (privacy, flag headers), over max.message.bytes {maxMessageBytes}.", ErrorCode.MessageTooLarge);
-                        }
-
+                        // max.message.bytes held for the batch as sent. The rewrite (hashes, flag headers) may grow it past
+                        // that, which the producer can neither see nor avoid (librdkafka does not split a refused batch,
+                        // so full batches would fail only under load): it is stored if one WAL entry holds it.
                         bytes = verdict.Batch;
                         quarantined = verdict.Quarantined;
                     }
