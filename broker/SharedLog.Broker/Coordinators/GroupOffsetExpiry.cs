@@ -47,7 +47,8 @@ public sealed partial class GroupOffsetExpiry(GroupCoordinator groups, IMetadata
             else
             {
                 // No protocol type known anywhere: a group that only commits, whose offsets expire each by its commit.
-                // A saved empty one is a group from before states were saved: counted from the start, as a consumer group.
+                // A saved empty one is a group from before states were saved: by commit too, once this broker has run for
+                // the retention (whether it had members is unknown).
                 SavedGroupState? state = saved.GetValueOrDefault(groupId);
                 string? protocolType = string.IsNullOrEmpty(activity?.ProtocolType) ? state?.ProtocolType : activity.Value.ProtocolType;
                 bool legacy = protocolType == string.Empty;

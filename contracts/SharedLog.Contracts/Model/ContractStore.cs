@@ -33,6 +33,9 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
 
     /// <summary>At most this many audit records wait for the audit topic; past it the oldest are dropped (and logged).</summary>
     private const int MaxUnwrittenAudit = 10_000;
+
+    /// <summary>Audit records written in one batch when several wait (a diff is at most a contract file's size, 256 KiB).</summary>
+    private const int AuditBatchRecords = 16;
     private readonly Lock _sync = new();
     private readonly Dictionary<string, List<ContractRevision>> _history = new(StringComparer.Ordinal);
     private volatile Snapshot _snapshot = new([], new Dictionary<string, ActiveContract>(StringComparer.Ordinal), []);
@@ -268,9 +271,15 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     {
         try
         {
-            // One batch, in order: the audit topic never shows a later change before an earlier one.
-            await audit.AppendAsync([.. _unwrittenAudit], CancellationToken.None);
-            _unwrittenAudit.Clear();
+            // In order, oldest first, so the audit topic never shows a later change before an earlier one; in batches
+            // small enough for one WAL entry each.
+            while (_unwrittenAudit.Count > 0)
+            {
+                int count = Math.Min(_unwrittenAudit.Count, AuditBatchRecords);
+                await audit.AppendAsync(_unwrittenAudit.GetRange(0, count), CancellationToken.None);
+                _unwrittenAudit.RemoveRange(0, count);
+            }
+
             return true;
         }
         catch (Exception e) when (e is not OperationCanceledException)
