@@ -98,7 +98,7 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
             return (ErrorCode.InvalidRequest, $"Creation of internal topic {name} is prohibited.");
         }
 
-        if (!brokerInternal && SharedLog.Contracts.InternalTopics.All.FirstOrDefault(i => i.Length == name.Length && i.Replace('.', '_') == name.Replace('.', '_')) is { } reserved)
+        if (!brokerInternal && SharedLog.Contracts.InternalTopics.All.FirstOrDefault(i => CollideByDotOrUnderscore(i, name)) is { } reserved)
         {
             return (ErrorCode.InvalidTopicException, $"Topic '{name}' collides with the broker's internal topic {reserved}.");
         }
@@ -110,10 +110,9 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
 
         if (name.AsSpan().IndexOfAny('.', '_') >= 0)
         {
-            string unified = name.Replace('.', '_');
             foreach (string existing in _byName.Keys)
             {
-                if (existing.Length == name.Length && existing.Replace('.', '_') == unified)
+                if (CollideByDotOrUnderscore(existing, name))
                 {
                     return (ErrorCode.InvalidTopicException, $"Topic '{name}' collides with existing topic: {existing}");
                 }
@@ -122,6 +121,10 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
 
         return (ErrorCode.None, null);
     }
+
+    /// <summary>Whether two names differ only by '.' against '_' (Kafka refuses the second: they would share metric names).</summary>
+    private static bool CollideByDotOrUnderscore(string a, string b) =>
+        a.Length == b.Length && a.Replace('.', '_') == b.Replace('.', '_');
 
     /// <summary>
     /// What is wrong with one partition's manual replica list, as Kafka's controller checks it: not empty, no broker twice,

@@ -21,6 +21,7 @@ public sealed class DescribeGroupsHandler(GroupCoordinator groups, IMetadataStor
     {
         var body = (DescribeGroupsRequest)request;
         var response = new DescribeGroupsResponse();
+        Func<string, string>? protocolTypeWithoutMembers = null; // the saved group states, read once per request at most
         foreach (string groupId in body.Groups)
         {
             ConsumerGroup? group = groups.Find(groupId);
@@ -39,7 +40,8 @@ public sealed class DescribeGroupsHandler(GroupCoordinator groups, IMetadataStor
                 if ((await metadata.FetchGroupOffsetsAsync(groupId, cancellationToken)).Count > 0)
                 {
                     described.GroupState = nameof(GroupState.Empty);
-                    described.ProtocolType = (await ListGroupsHandler.ProtocolTypesWithoutMembersAsync(groups, metadata, cancellationToken))(groupId);
+                    protocolTypeWithoutMembers ??= await ListGroupsHandler.ProtocolTypesWithoutMembersAsync(groups, metadata, cancellationToken);
+                    described.ProtocolType = protocolTypeWithoutMembers(groupId);
                 }
 
                 continue;
