@@ -864,7 +864,12 @@ public class ContractGateTests
 
         string line = metrics.Split('\n').First(l => l.StartsWith("sharedlog_contract_records_total", StringComparison.Ordinal) && l.Contains("outcome=\"observed_failing\"", StringComparison.Ordinal) && l.Contains("topic=\"shadow\"", StringComparison.Ordinal));
         Assert.EndsWith(" 3", line.Split(' ', 2)[0] + " " + line.Split(' ')[^1].Trim(), StringComparison.Ordinal);
-        Assert.Contains(metrics.Split('\n'), l => l.StartsWith("sharedlog_contract_violations_total", StringComparison.Ordinal) && l.Contains("rule=\"positive-amount\"", StringComparison.Ordinal));
+        // Violations by rule and by a bounded kind of failure (the reason text itself would be a new series per record).
+        string[] violations = [.. metrics.Split('\n').Where(l => l.StartsWith("sharedlog_contract_violations_total", StringComparison.Ordinal) && l.Contains("topic=\"shadow\"", StringComparison.Ordinal))];
+        Assert.Contains(violations, l => l.Contains("rule=\"positive-amount\"", StringComparison.Ordinal) && l.Contains("reason=\"rule_failed\"", StringComparison.Ordinal) && l.Contains("action=\"observe\"", StringComparison.Ordinal));
+        Assert.Contains(violations, l => l.Contains("rule=\"schema\"", StringComparison.Ordinal) && l.Contains("reason=\"no_schema_id\"", StringComparison.Ordinal));
+        Assert.Contains(violations, l => l.Contains("rule=\"schema\"", StringComparison.Ordinal) && l.Contains("reason=\"unknown_schema\"", StringComparison.Ordinal));
+        Assert.Equal(3, violations.Length);
 
         // Schema ids are counted only when registered: the id bytes come from the producer, so any other would be a new series.
         string[] schemaSeries = [.. metrics.Split('\n').Where(l => l.StartsWith("sharedlog_contract_schema_records_total", StringComparison.Ordinal) && l.Contains("topic=\"shadow\"", StringComparison.Ordinal))];
@@ -875,6 +880,53 @@ public class ContractGateTests
         string gateCount = metrics.Split('\n').First(l => l.StartsWith("sharedlog_contract_gate_duration_milliseconds_count", StringComparison.Ordinal) && l.Contains("topic=\"shadow\"", StringComparison.Ordinal));
         Assert.Equal("3", gateCount[(gateCount.LastIndexOf('}') + 1)..].Trim().Split(' ')[0]);
         Assert.Contains(metrics.Split('\n'), l => l.StartsWith("sharedlog_contract_gate_duration_milliseconds_bucket", StringComparison.Ordinal) && l.Contains("topic=\"shadow\"", StringComparison.Ordinal) && l.Contains("le=\"0.01\"", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AnIdempotentRetryIsAnsweredWithItsOffsetsAndCountedOnce()
+    {
+        // Enforcement counts are evidence: a retried idempotent batch (acknowledged with its original's offsets, not
+        // written again) must not count its records twice; a refused batch counts as rejected.
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("counted", Contract("counted", "reject"));
+        BrokerFixture broker = setup.Broker;
+        byte[] good = await setup.SerializeAsync(Payment("g", 5, "EUR"), "counted");
+        byte[] bad = await setup.SerializeAsync(Payment("b", -5, "EUR"), "counted");
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("counted", 1);
+        await client.SendAsync(new InitProducerIdRequest { TransactionalId = null, TransactionTimeoutMs = 60000 }, 4, 2);
+        var init = new InitProducerIdResponse().ReadFrom((await client.ReceiveAsync(1)).Body, 4);
+        Assert.Equal(0, init.ErrorCode);
+
+        byte[] Batch(int sequence, params byte[][] values)
+        {
+            var builder = new RecordBatchBuilder(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()) { ProducerId = init.ProducerId, ProducerEpoch = init.ProducerEpoch, BaseSequence = sequence };
+            foreach (byte[] value in values)
+            {
+                builder.Add(null, value, builder.BaseTimestamp);
+            }
+
+            return builder.Build();
+        }
+
+        byte[] firstTwo = Batch(0, good, good);
+        ProduceResponse.PartitionProduceResponse first = await client.ProduceAsync("counted", 0, firstTwo, 3);
+        ProduceResponse.PartitionProduceResponse retry = await client.ProduceAsync("counted", 0, firstTwo, 4);
+        Assert.Equal(0, first.ErrorCode);
+        Assert.Equal(0, retry.ErrorCode);
+        Assert.Equal(first.BaseOffset, retry.BaseOffset);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRecord, (await client.ProduceAsync("counted", 0, Batch(2, good, bad, good), 5)).ErrorCode);
+        Assert.Equal(0, (await client.ProduceAsync("counted", 0, Batch(2, good), 6)).ErrorCode);
+
+        // Three records stored (two, then one): wait until the counter shows at least that, then it must be exactly that.
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        static long? Count(string scrape, string outcome) =>
+            scrape.Split('\n').FirstOrDefault(l => l.StartsWith("sharedlog_contract_records_total", StringComparison.Ordinal) && l.Contains("topic=\"counted\"", StringComparison.Ordinal) && l.Contains($"outcome=\"{outcome}\"", StringComparison.Ordinal)) is { } line
+                ? long.Parse(line.Split(' ')[^1].Trim(), System.Globalization.CultureInfo.InvariantCulture)
+                : null;
+        string metrics = await MetricsScrape.UntilAsync(http, t => Count(t, "accepted") >= 3 && Count(t, "rejected") >= 3 ? t : null) ?? "";
+        Assert.Equal(3, Count(metrics, "accepted"));
+        Assert.Equal(3, Count(metrics, "rejected"));
+        Assert.Equal(3, ConsumeAll(broker, "counted", 3, Deserializers.ByteArray).Count);
     }
 
     [Fact]

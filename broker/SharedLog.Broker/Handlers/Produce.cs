@@ -87,19 +87,19 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         {
             // Queue every append now, in request order (idempotent ones judged against their producer's
             // sequence as they are queued), so the next pipelined request may start, then wait for durability.
-            var appends = new List<(PartitionWork Item, int Batch, Task<long> Durable)>();
+            var appends = new List<(PartitionWork Item, int Batch, Task<long> Durable, bool Retried)>();
             foreach (PartitionWork item in work)
             {
                 for (int i = 0; item.Accepted is not null && i < item.Accepted.Count; i++)
                 {
-                    Task<long>? durable = StartAppend(item, item.Accepted[i], cancellationToken);
+                    Task<long>? durable = StartAppend(item, item.Accepted[i], cancellationToken, out bool retried);
                     if (durable is null)
                     {
                         // Refused by its sequence: the partition's later batches are not written either.
                         break;
                     }
 
-                    appends.Add((item, i, durable));
+                    appends.Add((item, i, durable, retried));
                     if (durable.IsFaulted)
                     {
                         // Refused before it got offsets (e.g. backpressure): the partition's later batches are not written either.
@@ -109,9 +109,9 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             }
 
             context.Ordering?.Reached();
-            foreach ((PartitionWork item, int batch, Task<long> durable) in appends)
+            foreach ((PartitionWork item, int batch, Task<long> durable, bool retried) in appends)
             {
-                await CompleteAppendAsync(item, batch, durable);
+                await CompleteAppendAsync(item, batch, durable, retried);
             }
         }
         else
@@ -260,6 +260,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     int lastSequence = batch.LastSequence;
                     byte[]? bytes = null;
                     IReadOnlyList<QuarantinedRecord> quarantined = [];
+                    GateResult? gateVerdict = null;
                     if (contract is not null)
                     {
                         GateResult verdict;
@@ -278,6 +279,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
                         if (verdict.Outcome == GateOutcome.Reject)
                         {
+                            gate.Count(topic.Name, verdict);
                             result.ErrorCode = (short)ErrorCode.InvalidRecord;
                             result.ErrorMessage = verdict.Summary;
                             result.RecordErrors = [.. verdict.Violations.Select(v => new ProduceResponse.BatchIndexAndErrorMessage { BatchIndex = v.BatchIndex, BatchIndexErrorMessage = $"{v.Rule}: {v.Reason}" })];
@@ -289,6 +291,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                         // so full batches would fail only under load): it is stored if one WAL entry holds it.
                         bytes = verdict.Batch;
                         quarantined = verdict.Quarantined;
+                        gateVerdict = verdict;
                     }
 
                     // The request's bytes belong to the connection: keep a copy, unless reading the batch already made one.
@@ -301,7 +304,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                         RecordBatch.SetLogAppendTime(bytes, item.LogAppendTimeMs);
                     }
 
-                    accepted.Add(new AcceptedBatch(bytes, batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, lastSequence, quarantined));
+                    accepted.Add(new AcceptedBatch(bytes, batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, lastSequence, quarantined, gateVerdict));
                 }
                 finally
                 {
@@ -384,8 +387,9 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     /// idempotent batch is judged against its producer's sequence first: a retry gets its original's task
     /// (<paramref name="retried"/>), a refused one null with the error set in the partition's response.
     /// </summary>
-    private Task<long>? StartAppend(PartitionWork item, AcceptedBatch batch, CancellationToken cancellationToken)
+    private Task<long>? StartAppend(PartitionWork item, AcceptedBatch batch, CancellationToken cancellationToken, out bool retried)
     {
+        retried = false;
         if (batch.ProducerId < 0)
         {
             return StartAppend(streams, item.StreamId, batch.Bytes, cancellationToken);
@@ -408,6 +412,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             return null;
         }
 
+        retried = verdict == SequenceVerdict.Duplicate;
         return durable;
     }
 
@@ -425,11 +430,12 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     }
 
     /// <summary>Waits for one queued append and records its offset or error in the partition's response.</summary>
-    private static async Task CompleteAppendAsync(PartitionWork item, int batch, Task<long> durable)
+    private async Task CompleteAppendAsync(PartitionWork item, int batch, Task<long> durable, bool retried)
     {
         try
         {
             long baseOffset = await durable;
+            CountEnforcement(item, item.Accepted![batch], retried);
             if (batch == 0 && item.Result.ErrorCode == 0)
             {
                 item.Result.BaseOffset = baseOffset;
@@ -443,6 +449,18 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             {
                 SetAppendError(item.Result, e);
             }
+        }
+    }
+
+    /// <summary>
+    /// A gated batch's verdict joins the enforcement evidence once the batch is durable, and only the first time: an
+    /// idempotent retry is answered with its original's offsets, and its records were counted with the original.
+    /// </summary>
+    private void CountEnforcement(PartitionWork item, AcceptedBatch batch, bool retried)
+    {
+        if (batch.Verdict is { } verdict && !retried)
+        {
+            gate.Count(item.Topic.Name, verdict);
         }
     }
 
@@ -486,13 +504,14 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
             for (int i = 0; i < accepted.Count; i++)
             {
-                Task<long>? durable = StartAppend(item, accepted[i], cancellationToken);
+                Task<long>? durable = StartAppend(item, accepted[i], cancellationToken, out bool retried);
                 if (durable is null)
                 {
                     return;
                 }
 
                 long baseOffset = await durable;
+                CountEnforcement(item, accepted[i], retried);
                 if (i == 0)
                 {
                     result.BaseOffset = baseOffset;
@@ -543,7 +562,8 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         public ProducerStateManager.PartitionProducers? Producers { get; set; }
     }
 
-    private readonly record struct AcceptedBatch(byte[] Bytes, long ProducerId, short Epoch, int BaseSequence, int LastSequence, IReadOnlyList<QuarantinedRecord> Quarantined);
+    /// <param name="Verdict">The contract gate's verdict on the batch, counted as evidence once the batch is durable; null on a topic without a contract.</param>
+    private readonly record struct AcceptedBatch(byte[] Bytes, long ProducerId, short Epoch, int BaseSequence, int LastSequence, IReadOnlyList<QuarantinedRecord> Quarantined, GateResult? Verdict);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Contract gate failed on a batch for {Topic}-{Partition}")]
     private static partial void LogGateFailed(ILogger logger, Exception error, string topic, int partition);

@@ -1,10 +1,11 @@
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 
 namespace SharedLog.Contracts.Evidence;
 
 /// <summary>
 /// Enforcement evidence as OpenTelemetry instruments (exported by the broker on /metrics): records by
-/// topic, contract version and outcome; violations by rule; schema ids seen; quarantine backlog and
+/// topic, contract version and outcome; violations by rule and kind of failure; schema ids seen; quarantine backlog and
 /// oldest age (observed through a callback the broker provides). Counts are also kept in memory for
 /// the periodic summary written to the audit topic.
 /// </summary>
@@ -29,7 +30,7 @@ public sealed class ContractMetrics : IDisposable
     public ContractMetrics()
     {
         _records = _meter.CreateCounter<long>("sharedlog.contract.records", description: "Records through the contract gate, by topic, contract version and outcome");
-        _violations = _meter.CreateCounter<long>("sharedlog.contract.violations", description: "Contract violations, by topic, contract version, rule and action taken");
+        _violations = _meter.CreateCounter<long>("sharedlog.contract.violations", description: "Contract violations, by topic, contract version, rule, kind of failure (reason) and action taken");
         _schemasSeen = _meter.CreateCounter<long>("sharedlog.contract.schema.records", description: "Records checked, by topic and schema id");
 
         // The gate's time is what a contract adds to a produce; its buckets resolve tens of microseconds.
@@ -64,8 +65,19 @@ public sealed class ContractMetrics : IDisposable
         }
     }
 
-    public void Violation(string topic, int contractVersion, string rule, string action) =>
-        _violations.Add(1, new KeyValuePair<string, object?>("topic", topic), new KeyValuePair<string, object?>("contract_version", contractVersion), new KeyValuePair<string, object?>("rule", rule), new KeyValuePair<string, object?>("action", action));
+    /// <param name="reason">A bounded kind of failure (see <c>ContractGate.ViolationLabel</c>), not the reason text.</param>
+    public void Violation(string topic, int contractVersion, string rule, string reason, string action)
+    {
+        TagList tags = new()
+        {
+            { "topic", topic },
+            { "contract_version", contractVersion },
+            { "rule", rule },
+            { "reason", reason },
+            { "action", action },
+        };
+        _violations.Add(1, in tags);
+    }
 
     public void SchemaSeen(string topic, int schemaId, long records) =>
         _schemasSeen.Add(records, new KeyValuePair<string, object?>("topic", topic), new KeyValuePair<string, object?>("schema_id", schemaId));

@@ -14,8 +14,45 @@ using SharedLog.Protocol.Records;
 
 namespace SharedLog.Contracts.Gate;
 
-/// <summary>One record of a batch that broke the contract: its index in the batch, the rule and why.</summary>
-public sealed record RecordViolation(int BatchIndex, string Rule, string Reason);
+/// <summary>One record of a batch that broke the contract: its index in the batch, the rule, why (for people) and the kind of failure (a bounded metric label).</summary>
+public sealed record RecordViolation(int BatchIndex, string Rule, string Reason, ViolationKind Kind);
+
+/// <summary>Why a record broke its contract, in few enough values to label a metric with (the reason text is unbounded).</summary>
+public enum ViolationKind
+{
+    /// <summary>A null value on a topic whose contract refuses tombstones.</summary>
+    Tombstone,
+
+    /// <summary>No Confluent framing (magic byte 0 and a schema id).</summary>
+    NoSchemaId,
+
+    /// <summary>The schema id is not registered.</summary>
+    UnknownSchema,
+
+    /// <summary>The schema is of a type the gate cannot decode.</summary>
+    UnsupportedSchemaType,
+
+    /// <summary>The schema id is registered, but not under the contract's subject.</summary>
+    WrongSubject,
+
+    /// <summary>The schema is a version of the subject outside the contract's pinned versions.</summary>
+    VersionNotAllowed,
+
+    /// <summary>The payload does not decode with its schema.</summary>
+    Undecodable,
+
+    /// <summary>The payload decodes but does not match its JSON schema.</summary>
+    SchemaMismatch,
+
+    /// <summary>A field rule evaluated to false.</summary>
+    RuleFailed,
+
+    /// <summary>A field rule could not be evaluated on the record (a missing field, a type error).</summary>
+    RuleError,
+
+    /// <summary>The privacy policy could not be applied to the record.</summary>
+    Privacy,
+}
 
 /// <summary>A record taken out of its batch for the quarantine topic, with what it broke.</summary>
 public sealed record QuarantinedRecord(int OffsetDelta, long Timestamp, byte[]? Key, byte[]? Value, byte[] RawHeaders, int HeaderCount, string Rule, string Reason);
@@ -32,11 +69,15 @@ public enum GateOutcome
     Reject,
 }
 
-public sealed class GateResult(GateOutcome outcome, byte[]? batch, IReadOnlyList<RecordViolation> violations, IReadOnlyList<QuarantinedRecord> quarantined)
+public sealed class GateResult(GateOutcome outcome, byte[]? batch, IReadOnlyList<RecordViolation> violations, IReadOnlyList<QuarantinedRecord> quarantined, GateTally tally)
 {
-    public static readonly GateResult Unchanged = new(GateOutcome.Pass, null, [], []);
-
     public GateOutcome Outcome { get; } = outcome;
+
+    /// <summary>
+    /// What this verdict adds to the enforcement evidence once it takes effect: the produce handler counts it when the
+    /// batch is refused, or when it is durable and not an idempotent retry (<see cref="ContractGate.Count"/>).
+    /// </summary>
+    public GateTally Tally { get; } = tally;
 
     public byte[]? Batch { get; } = batch;
 
@@ -49,6 +90,12 @@ public sealed class GateResult(GateOutcome outcome, byte[]? batch, IReadOnlyList
         ? "ok"
         : $"{Violations.Count} record(s) break the contract; first: record {Violations[0].BatchIndex}: {Violations[0].Rule}: {Violations[0].Reason}";
 }
+
+/// <summary>
+/// A batch's enforcement counts: records accepted and, under <paramref name="FailingOutcome"/>, failing; every violation
+/// found (observe mode included, where the result lists none); and the registered schema ids the records named.
+/// </summary>
+public sealed record GateTally(int ContractVersion, string Action, long Accepted, long Failing, string FailingOutcome, IReadOnlyList<RecordViolation> Violations, IReadOnlyDictionary<int, long> SchemasSeen);
 
 /// <summary>
 /// The contract gate, called by the produce handler after the CRC check and before the WAL append.
@@ -83,7 +130,7 @@ public sealed partial class ContractGate(
     private readonly record struct SchemaCheckKey(long Generation, string Contract, int ContractVersion, bool IsKey, int SchemaId, string? RecordName);
 
     /// <summary>A schema id's standing for one side of one contract: usable (parsed, codec) or a reason.</summary>
-    private sealed record SchemaCheck(IParsedSchema? Parsed, IPayloadCodec? Codec, string? Problem);
+    private sealed record SchemaCheck(IParsedSchema? Parsed, IPayloadCodec? Codec, string? Problem, ViolationKind Kind = default);
 
     /// <summary>Where a record's rewritten key and value sit in the batch's buffer of rewrites; a start of -1 means unchanged.</summary>
     private struct RecordRewrite
@@ -112,6 +159,7 @@ public sealed partial class ContractGate(
             Value = null;
             Rule = "schema";
             Reason = null;
+            Kind = default;
             Parsed = null;
             Codec = null;
             Decoded = null;
@@ -123,6 +171,8 @@ public sealed partial class ContractGate(
         public string? Rule { get; set; }
 
         public string? Reason { get; set; }
+
+        public ViolationKind Kind { get; set; }
 
         public IParsedSchema? Parsed { get; set; }
 
@@ -241,11 +291,10 @@ public sealed partial class ContractGate(
                 // found the record bad, and consumers keep trusting it after a contract moves from flag to another mode.
                 forgedFlags |= record.HeaderCount > 0 && BrokerHeaders.AnyStartingWith(record.RawHeaders, record.HeaderCount, ViolationHeaderKey);
 
-                (string Rule, string Reason)? violation = CheckRecord(contract, topic, record, scratch, applyPrivacy, out RecordRewrite rewrite);
+                (string Rule, string Reason, ViolationKind Kind)? violation = CheckRecord(contract, topic, record, scratch, applyPrivacy, out RecordRewrite rewrite);
                 if (violation is { } found)
                 {
-                    violations.Add(new RecordViolation(index, found.Rule, found.Reason));
-                    metrics.Violation(topic, contract.Version, found.Rule, definition.OnFailure.ToString().ToLowerInvariant());
+                    violations.Add(new RecordViolation(index, found.Rule, found.Reason, found.Kind));
                 }
 
                 // A flagged record that failed a rule carries its masked sides too.
@@ -266,12 +315,7 @@ public sealed partial class ContractGate(
 
             scratch.Key.Reset();
             scratch.Value.Reset();
-            foreach ((int schemaId, long seen) in scratch.Activation.SchemasSeen)
-            {
-                metrics.SchemaSeen(topic, schemaId, seen);
-            }
-
-            return Verdict(contract, topic, partition, batch, records, violations, rewritten ? new Rewrites(rewrites!.WrittenSpan, rewriteIndex) : default, forgedFlags);
+            return Verdict(contract, topic, partition, batch, records, violations, scratch.Activation.SchemasSeen, rewritten ? new Rewrites(rewrites!.WrittenSpan, rewriteIndex) : default, forgedFlags);
         }
         finally
         {
@@ -304,36 +348,81 @@ public sealed partial class ContractGate(
     /// <summary>Objects one batch's records reuse: the rule activation, both sides' results, the buffer of rewrites, and the records' memory.</summary>
     private sealed record RecordScratch(RecordActivation Activation, SideResult Key, SideResult Value, PooledBufferWriter? Rewrites, ReadOnlyMemory<byte> RecordBytes);
 
-    private GateResult Verdict(CompiledContract contract, string topic, int partition, RecordBatch batch, RecordSet records, List<RecordViolation> violations, Rewrites rewrites, bool forgedFlags)
+    private GateResult Verdict(CompiledContract contract, string topic, int partition, RecordBatch batch, RecordSet records, List<RecordViolation> violations, Dictionary<int, long> schemasSeen, Rewrites rewrites, bool forgedFlags)
     {
         ContractDefinition definition = contract.Definition;
         int count = records.Count;
         int bad = violations.Count;
+        string action = ActionLabel(definition.OnFailure);
+        GateTally Tally(long accepted, string failingOutcome) => new(contract.Version, action, accepted, count - accepted, failingOutcome, violations, schemasSeen);
         switch (definition.OnFailure)
         {
             case FailureAction.Observe:
-                metrics.Records(topic, contract.Version, ContractMetrics.Accepted, count - bad);
-                metrics.Records(topic, contract.Version, ContractMetrics.ObservedFailing, bad);
-                return forgedFlags ? new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, [], default, drop: false, dropForgedFlags: true), [], []) : GateResult.Unchanged;
+                GateTally observed = Tally(count - bad, ContractMetrics.ObservedFailing);
+                return forgedFlags
+                    ? new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, [], default, drop: false, dropForgedFlags: true), [], [], observed)
+                    : new GateResult(GateOutcome.Pass, null, [], [], observed);
             case FailureAction.Reject when bad > 0:
-                metrics.Records(topic, contract.Version, ContractMetrics.Rejected, count);
                 LogRejected(topic, partition, bad, violations[0].Rule, violations[0].Reason);
-                return new GateResult(GateOutcome.Reject, null, violations, []);
+                return new GateResult(GateOutcome.Reject, null, violations, [], Tally(0, ContractMetrics.Rejected));
             case FailureAction.Quarantine when bad > 0:
-                metrics.Records(topic, contract.Version, ContractMetrics.Accepted, count - bad);
-                metrics.Records(topic, contract.Version, ContractMetrics.Quarantined, bad);
-                return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: true, dropForgedFlags: forgedFlags), violations, Quarantine(batch, records, violations));
+                return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: true, dropForgedFlags: forgedFlags), violations, Quarantine(batch, records, violations), Tally(count - bad, ContractMetrics.Quarantined));
             case FailureAction.Flag when bad > 0:
-                metrics.Records(topic, contract.Version, ContractMetrics.Accepted, count - bad);
-                metrics.Records(topic, contract.Version, ContractMetrics.Flagged, bad);
-                return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: false, dropForgedFlags: true), violations, []);
+                return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: false, dropForgedFlags: true), violations, [], Tally(count - bad, ContractMetrics.Flagged));
             default:
-                metrics.Records(topic, contract.Version, ContractMetrics.Accepted, count);
                 return rewrites.Any || forgedFlags
-                    ? new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: false, dropForgedFlags: forgedFlags), [], [])
-                    : GateResult.Unchanged;
+                    ? new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: false, dropForgedFlags: forgedFlags), [], [], Tally(count, ContractMetrics.Accepted))
+                    : new GateResult(GateOutcome.Pass, null, [], [], Tally(count, ContractMetrics.Accepted));
         }
     }
+
+    /// <summary>
+    /// Adds a verdict to the enforcement evidence (metrics and the audit summary's counts). Called once per verdict that took
+    /// effect: counting in <see cref="Inspect"/> would count a batch whose append then failed, and count an idempotent
+    /// producer's retry (answered with the original's offsets) a second time.
+    /// </summary>
+    public void Count(string topic, GateResult verdict)
+    {
+        ArgumentNullException.ThrowIfNull(verdict);
+        GateTally tally = verdict.Tally;
+        metrics.Records(topic, tally.ContractVersion, ContractMetrics.Accepted, tally.Accepted);
+        metrics.Records(topic, tally.ContractVersion, tally.FailingOutcome, tally.Failing);
+        foreach (RecordViolation violation in tally.Violations)
+        {
+            metrics.Violation(topic, tally.ContractVersion, violation.Rule, ViolationLabel(violation.Kind), tally.Action);
+        }
+
+        foreach ((int schemaId, long seen) in tally.SchemasSeen)
+        {
+            metrics.SchemaSeen(topic, schemaId, seen);
+        }
+    }
+
+    private static string ActionLabel(FailureAction action) => action switch
+    {
+        FailureAction.Reject => "reject",
+        FailureAction.Quarantine => "quarantine",
+        FailureAction.Flag => "flag",
+        FailureAction.Observe => "observe",
+        _ => action.ToString().ToLowerInvariant(),
+    };
+
+    /// <summary>The metric label of a violation kind (the <c>reason</c> label of <c>sharedlog_contract_violations_total</c>).</summary>
+    public static string ViolationLabel(ViolationKind kind) => kind switch
+    {
+        ViolationKind.Tombstone => "tombstone",
+        ViolationKind.NoSchemaId => "no_schema_id",
+        ViolationKind.UnknownSchema => "unknown_schema",
+        ViolationKind.UnsupportedSchemaType => "unsupported_schema_type",
+        ViolationKind.WrongSubject => "wrong_subject",
+        ViolationKind.VersionNotAllowed => "version_not_allowed",
+        ViolationKind.Undecodable => "undecodable",
+        ViolationKind.SchemaMismatch => "schema_mismatch",
+        ViolationKind.RuleFailed => "rule_failed",
+        ViolationKind.RuleError => "rule_error",
+        ViolationKind.Privacy => "privacy",
+        _ => "other",
+    };
 
     private static CompiledContract Compile(ActiveContract active)
     {
@@ -347,27 +436,27 @@ public sealed partial class ContractGate(
         return new CompiledContract(active.Definition, active.Version, rules, readsHeaders, readsKey, privacyPaths);
     }
 
-    private (string Rule, string Reason)? CheckRecord(CompiledContract contract, string topic, Record record, RecordScratch scratch, bool applyPrivacy, out RecordRewrite rewrite)
+    private (string Rule, string Reason, ViolationKind Kind)? CheckRecord(CompiledContract contract, string topic, Record record, RecordScratch scratch, bool applyPrivacy, out RecordRewrite rewrite)
     {
         rewrite = RecordRewrite.None;
         ContractDefinition definition = contract.Definition;
         RecordActivation activation = scratch.Activation;
         if (record.ValueIsNull && definition.RejectTombstones)
         {
-            return ("tombstone", "records with a null value are not allowed on this topic");
+            return ("tombstone", "records with a null value are not allowed on this topic", ViolationKind.Tombstone);
         }
 
         // Under flag a failing record is stored all the same, so a side that fails does not stop the other side from
         // being decoded and masked; in the other modes the first failure decides.
         bool storedAnyway = definition.OnFailure == FailureAction.Flag;
-        (string Rule, string Reason)? ruleFailed = null;
+        (string Rule, string Reason, ViolationKind Kind)? ruleFailed = null;
         SideResult? key = null;
         if (definition.Key is { } keyRequirement && !record.KeyIsNull)
         {
             key = DecodeSide(contract, keyRequirement, topic, isKey: true, record.Key, scratch.RecordBytes, activation.SchemasSeen, scratch.Key);
             if (key.Reason is not null)
             {
-                ruleFailed = (key.Rule!, key.Reason);
+                ruleFailed = (key.Rule!, key.Reason, key.Kind);
                 key = null;
                 if (!storedAnyway)
                 {
@@ -382,7 +471,7 @@ public sealed partial class ContractGate(
             value = DecodeSide(contract, valueRequirement, topic, isKey: false, record.Value, scratch.RecordBytes, activation.SchemasSeen, scratch.Value);
             if (value.Reason is not null)
             {
-                ruleFailed ??= (value.Rule!, value.Reason);
+                ruleFailed ??= (value.Rule!, value.Reason, value.Kind);
                 value = null;
                 if (!storedAnyway)
                 {
@@ -405,7 +494,9 @@ public sealed partial class ContractGate(
                 if (!outcome.IsPassed)
                 {
                     FieldRuleDefinition rule = definition.Rules[i];
-                    ruleFailed = (rule.Name, outcome.IsFailed ? rule.Message ?? $"rule failed: {rule.Expression}" : $"rule error: {outcome.ErrorMessage}");
+                    ruleFailed = outcome.IsFailed
+                        ? (rule.Name, rule.Message ?? $"rule failed: {rule.Expression}", ViolationKind.RuleFailed)
+                        : (rule.Name, $"rule error: {outcome.ErrorMessage}", ViolationKind.RuleError);
                     break;
                 }
             }
@@ -434,7 +525,7 @@ public sealed partial class ContractGate(
             {
                 // Bytes already written for this record stay in the buffer unreferenced.
                 rewrite = RecordRewrite.None;
-                return ruleFailed ?? ("privacy", problem);
+                return ruleFailed ?? ("privacy", problem, ViolationKind.Privacy);
             }
         }
 
@@ -448,6 +539,7 @@ public sealed partial class ContractGate(
         if (!SchemaWireFormat.TryReadSchemaId(bytes, out int schemaId))
         {
             result.Reason = $"{side} has no schema id (Confluent framing: magic byte 0 and a 4-byte schema id)";
+            result.Kind = ViolationKind.NoSchemaId;
             return result;
         }
 
@@ -465,6 +557,7 @@ public sealed partial class ContractGate(
         if (check.Problem is not null)
         {
             result.Reason = $"{side}: {check.Problem}";
+            result.Kind = check.Kind;
             return result;
         }
 
@@ -481,6 +574,7 @@ public sealed partial class ContractGate(
         catch (PayloadDecodeException e)
         {
             result.Reason = $"{side} does not decode with schema {schemaId}: {e.Message}";
+            result.Kind = ViolationKind.Undecodable;
             return result;
         }
 
@@ -493,6 +587,7 @@ public sealed partial class ContractGate(
             if (errors.Count > 0)
             {
                 result.Reason = $"{side} does not match JSON schema {schemaId}: {string.Join("; ", errors.Take(3))}";
+                result.Kind = ViolationKind.SchemaMismatch;
                 return result;
             }
         }
@@ -504,6 +599,7 @@ public sealed partial class ContractGate(
             if (named.Problem is not null)
             {
                 result.Reason = $"{side}: {named.Problem}";
+                result.Kind = named.Kind;
                 return result;
             }
         }
@@ -546,12 +642,12 @@ public sealed partial class ContractGate(
 
             if (registry.ParsedById(schemaId) is not { } parsed)
             {
-                return new SchemaCheck(null, null, $"schema id {schemaId} is not registered");
+                return new SchemaCheck(null, null, $"schema id {schemaId} is not registered", ViolationKind.UnknownSchema);
             }
 
             if (!_codecs.TryGetValue(parsed.Type, out IPayloadCodec? codec))
             {
-                return new SchemaCheck(null, null, $"schema id {schemaId} is {RegistryNames.Name(parsed.Type)}, which the gate cannot decode");
+                return new SchemaCheck(null, null, $"schema id {schemaId} is {RegistryNames.Name(parsed.Type)}, which the gate cannot decode", ViolationKind.UnsupportedSchemaType);
             }
 
             if (!subjectByRecord)
@@ -559,12 +655,12 @@ public sealed partial class ContractGate(
                 string subject = requirement.SubjectFor(topic, isKey, recordName);
                 if (registry.VersionUnder(schemaId, subject) is not { } version)
                 {
-                    return new SchemaCheck(null, null, $"schema id {schemaId} is not registered under subject '{subject}'");
+                    return new SchemaCheck(null, null, $"schema id {schemaId} is not registered under subject '{subject}'", ViolationKind.WrongSubject);
                 }
 
                 if (version < requirement.MinVersion || version > requirement.MaxVersion)
                 {
-                    return new SchemaCheck(null, null, $"schema id {schemaId} is version {version} of '{subject}', outside the pinned versions");
+                    return new SchemaCheck(null, null, $"schema id {schemaId} is version {version} of '{subject}', outside the pinned versions", ViolationKind.VersionNotAllowed);
                 }
             }
 
