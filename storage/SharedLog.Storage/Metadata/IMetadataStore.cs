@@ -111,8 +111,9 @@ public interface IMetadataStore : IAsyncDisposable
     /// <paramref name="now"/>, except those of <paramref name="keepTopics"/>, and returns the partitions deleted. An
     /// offset committed with its own retention (OffsetCommit v2-4 retention_time_ms) expires at its expire time; any
     /// other once its base time is at or before <paramref name="cutoff"/> (now minus the retention): the time the
-    /// group became empty when <paramref name="emptySince"/> is given, else its own commit time. A group left
-    /// without offsets loses its saved state too.
+    /// group became empty when <paramref name="emptySince"/> is given, else its own commit time. An offset committed at
+    /// or after <paramref name="now"/> is kept: it came after the caller judged the group (a member may have joined and
+    /// committed since). A group left without offsets loses its saved state too.
     /// </summary>
     Task<IReadOnlyList<(string Topic, int Partition)>> DeleteExpiredGroupOffsetsAsync(string groupId, DateTimeOffset now, DateTimeOffset cutoff, DateTimeOffset? emptySince, IReadOnlySet<string>? keepTopics, CancellationToken cancellationToken = default);
 

@@ -86,7 +86,9 @@ public sealed partial class SqliteMetadataStore
             var expired = new List<(string Topic, int Partition)>();
             foreach ((string topic, int partition, long commitMs, long? expireMs) in offsets)
             {
-                bool due = expireMs is { } at ? nowMs >= at : (emptySinceMs ?? commitMs) <= cutoffMs;
+                // An offset committed at or after the round's time came after the caller looked at the group (a member may
+                // have joined since), so it waits for the next round.
+                bool due = commitMs < nowMs && (expireMs is { } at ? nowMs >= at : (emptySinceMs ?? commitMs) <= cutoffMs);
                 if (due && keepTopics?.Contains(topic) != true)
                 {
                     await ExecuteAsync(connection, "DELETE FROM group_offsets WHERE group_id = @group AND topic_name = @topic AND partition_index = @partition", ct,

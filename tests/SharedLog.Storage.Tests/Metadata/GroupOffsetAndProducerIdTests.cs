@@ -44,6 +44,11 @@ public sealed class GroupOffsetAndProducerIdTests : MetadataStoreTestBase
         Assert.Empty(await Store.FetchGroupOffsetsAsync("emptied"));
         Assert.Empty(await Store.ListGroupStatesAsync());
 
+        // A commit made after the round judged the group empty (a member joined and committed in between) is kept.
+        await Store.CommitGroupOffsetsAsync("rejoined", [new GroupOffset("t", 0, 1, 0, null, now.AddDays(-9)), new GroupOffset("t", 1, 5, 0, null, now.AddMilliseconds(5))]);
+        Assert.Equal([("t", 0)], await Store.DeleteExpiredGroupOffsetsAsync("rejoined", now, cutoff, now.AddDays(-8), null));
+        Assert.Equal([1], (await Store.FetchGroupOffsetsAsync("rejoined")).Select(o => o.Partition));
+
         // A group that only commits loses each offset by its own commit time.
         Assert.Equal([("t", 0)], await Store.DeleteExpiredGroupOffsetsAsync("simple", now, cutoff, null, null));
         Assert.Equal(["u"], (await Store.FetchGroupOffsetsAsync("simple")).Select(o => o.Topic));
