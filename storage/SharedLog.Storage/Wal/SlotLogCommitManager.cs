@@ -12,7 +12,10 @@ namespace SharedLog.Storage.Wal;
 /// commit on ext4 here. A commit now is one sector-aligned synchronous write into an existing block.
 /// Each slot carries its commit number, length and CRC-32C, so a write torn by a crash is recognised and
 /// recovery uses the other slot, whose commit is the previous one (no acknowledged append depends on a
-/// commit whose write did not finish).
+/// commit whose write did not finish). A commit goes to the slot that does not hold the newest written
+/// commit, never by its number's parity: FASTER skips the numbers of commits it merges (a flush covering
+/// several asks writes only the last), so parity would sometimes overwrite the newest commit in place, and
+/// a write torn there would fall back to an older commit than acknowledged appends depend on.
 /// </summary>
 internal sealed class SlotLogCommitManager : ILogCommitManager
 {
@@ -30,6 +33,9 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
     private readonly AlignedBuffer _buffer = new(SlotBytes);
     private readonly Lock _writing = new();
     private long _lastCommitNum;
+
+    /// <summary>The slot holding the newest written commit (-1 when none): the next commit goes to the other one.</summary>
+    private int _newestSlot = -1;
     private int _disposed;
 
     private SlotLogCommitManager(string path, SafeFileHandle file, bool direct)
@@ -37,7 +43,13 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
         _path = path;
         _file = file;
         UsesDirectIo = direct;
-        _lastCommitNum = ListCommits().DefaultIfEmpty(0).Max();
+        foreach ((int index, long commitNum, _) in ReadSlots())
+        {
+            if (_newestSlot < 0 || commitNum > _lastCommitNum)
+            {
+                (_newestSlot, _lastCommitNum) = (index, commitNum);
+            }
+        }
     }
 
     /// <summary>Whether slot writes bypass the page cache (they are synchronous either way).</summary>
@@ -149,6 +161,7 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
                 commitNum = _lastCommitNum + 1;
             }
 
+            int target = _newestSlot == 0 ? 1 : 0;
             Span<byte> slot = _buffer.Span;
             int length = HeaderBytes + commitMetadata.Length;
             int written = (int)DirectIo.AlignUp(length);
@@ -165,25 +178,27 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
                     throw fault;
                 }
 
-                RandomAccess.Write(_file, slot[..written], SlotOffset(commitNum));
+                RandomAccess.Write(_file, slot[..written], (long)target * SlotBytes);
             }
             catch (Exception e)
             {
+                // The newest commit's slot was not touched; the next commit tries the same (maybe torn) target again.
                 CommitFailed?.Invoke(e);
                 throw;
             }
 
-            _lastCommitNum = Math.Max(_lastCommitNum, commitNum);
+            if (commitNum >= _lastCommitNum || _newestSlot < 0)
+            {
+                (_newestSlot, _lastCommitNum) = (target, commitNum);
+            }
         }
 
         Committed?.Invoke(untilAddress);
     }
 
-    private static long SlotOffset(long commitNum) => (commitNum % SlotCount) * (long)SlotBytes;
-
     public byte[]? GetCommitMetadata(long commitNum)
     {
-        foreach ((long found, byte[] metadata) in ReadSlots())
+        foreach ((_, long found, byte[] metadata) in ReadSlots())
         {
             if (found == commitNum)
             {
@@ -197,15 +212,15 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
     /// <summary>Commit numbers held, newest first (the order FasterLog tries them in).</summary>
     public IEnumerable<long> ListCommits()
     {
-        List<(long CommitNum, byte[] Metadata)> slots = ReadSlots();
+        List<(int Index, long CommitNum, byte[] Metadata)> slots = ReadSlots();
         slots.Sort((a, b) => b.CommitNum.CompareTo(a.CommitNum));
         return [.. slots.Select(s => s.CommitNum)];
     }
 
     /// <summary>The slots whose header and CRC check out; a torn or never-written slot is left out.</summary>
-    private List<(long CommitNum, byte[] Metadata)> ReadSlots()
+    private List<(int Index, long CommitNum, byte[] Metadata)> ReadSlots()
     {
-        var valid = new List<(long, byte[])>(SlotCount);
+        var valid = new List<(int, long, byte[])>(SlotCount);
 
         // Recovery only; the write buffer serves, under its lock.
         lock (_writing)
@@ -226,7 +241,7 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
                     continue;
                 }
 
-                valid.Add((BinaryPrimitives.ReadInt64LittleEndian(slot[8..]), slot.Slice(HeaderBytes, length).ToArray()));
+                valid.Add((i, BinaryPrimitives.ReadInt64LittleEndian(slot[8..]), slot.Slice(HeaderBytes, length).ToArray()));
             }
         }
 
@@ -250,6 +265,7 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
             }
 
             _lastCommitNum = 0;
+            _newestSlot = -1;
         }
     }
 

@@ -14,14 +14,60 @@ public sealed class SlotLogCommitManagerTests : IDisposable
 
     private static byte[] Metadata(int commit) => [.. Enumerable.Range(0, 40 + commit).Select(i => (byte)(i * commit))];
 
+    /// <summary>Flips a byte of the slot whose header names <paramref name="commitNum"/>, as a write torn by a crash would leave it.</summary>
     private void TearSlotOf(long commitNum)
     {
         string path = Path.Combine(_directory, SlotLogCommitManager.FileName);
         using FileStream file = File.Open(path, FileMode.Open, FileAccess.ReadWrite);
-        file.Position = (commitNum % 2 * SlotLogCommitManager.SlotBytes) + 30;
-        int original = file.ReadByte();
-        file.Position--;
-        file.WriteByte((byte)(original ^ 0xFF));
+        byte[] header = new byte[16];
+        for (int slot = 0; slot < 2; slot++)
+        {
+            file.Position = (long)slot * SlotLogCommitManager.SlotBytes;
+            file.ReadExactly(header);
+            if (BitConverter.ToInt64(header, 8) == commitNum)
+            {
+                file.Position = ((long)slot * SlotLogCommitManager.SlotBytes) + 30;
+                int original = file.ReadByte();
+                file.Position--;
+                file.WriteByte((byte)(original ^ 0xFF));
+                return;
+            }
+        }
+
+        throw new InvalidOperationException($"No slot holds commit {commitNum}.");
+    }
+
+    [Fact]
+    public void CommitNumbersThatSkipNeverOverwriteTheNewestCommit()
+    {
+        // FASTER writes only the last of the commits one flush covers, so numbers skip (16, then 18). The newest must
+        // survive the next write whatever its number, or a write torn there would leave only an older commit.
+        using (SlotLogCommitManager manager = SlotLogCommitManager.Open(_directory, directIo: true))
+        {
+            long previous = 14;
+            manager.Commit(0, 0, Metadata(14), 14, forceWriteMetadata: false);
+            foreach (int commit in new[] { 15, 16, 18, 20, 21 })
+            {
+                manager.Commit(0, 0, Metadata(commit), commit, forceWriteMetadata: false);
+                Assert.Equal([commit, previous], manager.ListCommits());
+                previous = commit;
+            }
+
+            Assert.Equal([21L, 20L], manager.ListCommits());
+        }
+
+        TearSlotOf(21);
+        using (SlotLogCommitManager reopened = SlotLogCommitManager.Open(_directory, directIo: true))
+        {
+            Assert.Equal([20L], reopened.ListCommits());
+            Assert.Equal(Metadata(20), reopened.GetCommitMetadata(20));
+
+            // The next commit takes the torn slot, not the one holding 20; and after that, 20's slot.
+            reopened.Commit(0, 0, Metadata(22), 22, forceWriteMetadata: false);
+            Assert.Equal([22L, 20L], reopened.ListCommits());
+            reopened.Commit(0, 0, Metadata(24), 24, forceWriteMetadata: false);
+            Assert.Equal([24L, 22L], reopened.ListCommits());
+        }
     }
 
     [Fact]
