@@ -59,13 +59,16 @@ public sealed partial class KafkaConnectionHandler(
         BrokerOptions settings = options.Value;
         PipeReader input = connection.Transport.Input;
         PipeWriter output = connection.Transport.Output;
-        // "stop" ends the connection (client gone, handler failure, closed output); "idle" adds the idle
-        // timeout and the broker's shutdown, so a stopping broker does not wait for idle clients to leave.
+        // "stop" ends the connection (client gone, handler failure, closed output); "serving" adds the broker's
+        // shutdown, so a stopping broker does not wait for idle clients to leave, and is what handlers get; "idle"
+        // adds the idle timeout, armed only while the connection waits for a request's bytes (a request being
+        // served, a long-poll Fetch say, is activity, as in Kafka).
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
-        using var idle = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, lifetime.ApplicationStopping);
+        using var serving = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, lifetime.ApplicationStopping);
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(serving.Token);
         var unanswered = Channel.CreateBounded<PendingResponse>(new BoundedChannelOptions(MaxUnansweredRequests) { SingleReader = true, SingleWriter = true });
         var running = new List<Task>();
-        Task writer = WriteResponsesAsync(connection, unanswered.Reader, output, stop);
+        Task writer = WriteResponsesAsync(connection, unanswered.Reader, output, stop, settings.ConnectionsMaxIdleMs);
         LogConnected(logger, connection.ConnectionId, connection.RemoteEndPoint);
         try
         {
@@ -73,6 +76,7 @@ public sealed partial class KafkaConnectionHandler(
             {
                 idle.CancelAfter(settings.ConnectionsMaxIdleMs);
                 ReadResult read = await input.ReadAsync(idle.Token);
+                idle.CancelAfter(Timeout.Infinite);
                 ReadOnlySequence<byte> buffer = read.Buffer;
                 byte[]? copied = null;
                 int copiedLength = 0;
@@ -88,7 +92,7 @@ public sealed partial class KafkaConnectionHandler(
                             break;
                         }
 
-                        if (!await ServeAsync(connection, frame, unanswered.Writer, running, idle.Token))
+                        if (!await ServeAsync(connection, frame, unanswered.Writer, running, serving.Token))
                         {
                             return;
                         }
@@ -105,7 +109,7 @@ public sealed partial class KafkaConnectionHandler(
                     bool served;
                     try
                     {
-                        served = await ServeAsync(connection, new ReadOnlySequence<byte>(copied, 0, copiedLength), unanswered.Writer, running, idle.Token);
+                        served = await ServeAsync(connection, new ReadOnlySequence<byte>(copied, 0, copiedLength), unanswered.Writer, running, serving.Token);
                     }
                     finally
                     {
@@ -134,6 +138,11 @@ public sealed partial class KafkaConnectionHandler(
         catch (OperationCanceledException) when (!stop.IsCancellationRequested)
         {
             LogIdleClosed(logger, connection.ConnectionId, settings.ConnectionsMaxIdleMs);
+            metrics.ConnectionClosed("idle");
+
+            // A client that stopped reading leaves the response writer waiting for room in the socket: end the
+            // connection rather than wait for it, or the socket stays open holding its responses.
+            connection.Abort(new ConnectionAbortedException("Idle for connections.max.idle.ms."));
         }
         catch (OperationCanceledException)
         {
@@ -293,9 +302,14 @@ public sealed partial class KafkaConnectionHandler(
         }
     }
 
-    /// <summary>Writes responses in request order as their handlers finish; closes the connection when a handler fails.</summary>
-    private async Task WriteResponsesAsync(ConnectionContext connection, ChannelReader<PendingResponse> unanswered, PipeWriter output, CancellationTokenSource closing)
+    /// <summary>
+    /// Writes responses in request order as their handlers finish; closes the connection when a handler fails, or when
+    /// one response cannot be sent for <paramref name="maxIdleMs"/> (the client stopped reading: as Kafka, a
+    /// connection making no progress for connections.max.idle.ms is closed).
+    /// </summary>
+    private async Task WriteResponsesAsync(ConnectionContext connection, ChannelReader<PendingResponse> unanswered, PipeWriter output, CancellationTokenSource closing, int maxIdleMs)
     {
+        using var stalled = new CancellationTokenSource();
         try
         {
             await foreach (PendingResponse pending in unanswered.ReadAllAsync(CancellationToken.None))
@@ -325,7 +339,31 @@ public sealed partial class KafkaConnectionHandler(
                 if (response is not null)
                 {
                     RequestFrame.WriteResponse(output, pending.CorrelationId, response, pending.Version);
-                    FlushResult flushed = await output.FlushAsync(CancellationToken.None);
+                    ValueTask<FlushResult> flushing = output.FlushAsync(stalled.Token);
+                    FlushResult flushed;
+                    if (flushing.IsCompleted)
+                    {
+                        flushed = flushing.Result;
+                    }
+                    else
+                    {
+                        // Only a flush that waits for the client gets a deadline (no timer for the usual, immediate one).
+                        stalled.CancelAfter(maxIdleMs);
+                        try
+                        {
+                            flushed = await flushing;
+                        }
+                        catch (OperationCanceledException)
+                        {
+                            LogWriteStalled(logger, connection.ConnectionId, maxIdleMs);
+                            metrics.ConnectionClosed("idle");
+                            connection.Abort(new ConnectionAbortedException("A response could not be sent for connections.max.idle.ms."));
+                            return;
+                        }
+
+                        stalled.CancelAfter(Timeout.Infinite);
+                    }
+
                     if (flushed.IsCompleted || flushed.IsCanceled)
                     {
                         return;
@@ -370,6 +408,9 @@ public sealed partial class KafkaConnectionHandler(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Connection {ConnectionId} idle for {IdleMs} ms; closing")]
     private static partial void LogIdleClosed(ILogger logger, string connectionId, int idleMs);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Connection {ConnectionId}: the client has not taken a response for {IdleMs} ms; closing")]
+    private static partial void LogWriteStalled(ILogger logger, string connectionId, int idleMs);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Connection {ConnectionId}: closed, the broker is stopping")]
     private static partial void LogClosedForShutdown(ILogger logger, string connectionId);
