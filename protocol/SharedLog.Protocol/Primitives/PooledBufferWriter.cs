@@ -10,6 +10,12 @@ namespace SharedLog.Protocol;
 /// </summary>
 public sealed class PooledBufferWriter(int initialCapacity = 4096) : IBufferWriter<byte>
 {
+    /// <summary>
+    /// Larger arrays are left to the collector instead of going back to the shared pool, which keeps what it is given:
+    /// a few hostile requests inflating to tens of megabytes each would otherwise stay in the broker's memory for good.
+    /// </summary>
+    public const int LargestPooledArray = 16 * 1024 * 1024;
+
     private byte[] _buffer = ArrayPool<byte>.Shared.Rent(Math.Max(initialCapacity, 256));
 
     public int WrittenCount { get; private set; }
@@ -45,10 +51,7 @@ public sealed class PooledBufferWriter(int initialCapacity = 4096) : IBufferWrit
         byte[] buffer = _buffer;
         _buffer = [];
         WrittenCount = 0;
-        if (buffer.Length > 0)
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
+        GiveBack(buffer);
     }
 
     private void Ensure(int sizeHint)
@@ -62,7 +65,15 @@ public sealed class PooledBufferWriter(int initialCapacity = 4096) : IBufferWrit
         ObjectDisposedException.ThrowIf(_buffer.Length == 0, this);
         byte[] larger = ArrayPool<byte>.Shared.Rent(Math.Max(needed, _buffer.Length * 2));
         WrittenSpan.CopyTo(larger);
-        ArrayPool<byte>.Shared.Return(_buffer);
+        GiveBack(_buffer);
         _buffer = larger;
+    }
+
+    private static void GiveBack(byte[] buffer)
+    {
+        if (buffer.Length is > 0 and <= LargestPooledArray)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 }

@@ -61,7 +61,7 @@ public static class RecordCompression
                 }
 
             default:
-                throw new KafkaProtocolException($"Unknown compression codec {(int)codec}.", ErrorCode.UnsupportedCompressionType);
+                throw UnknownCodec(codec);
         }
     }
 
@@ -105,31 +105,61 @@ public static class RecordCompression
 
                     output.Write(input.Span);
                     break;
-                case CompressionCodec.Gzip:
-                    ReadBounded(new GZipStream(ReadOnlyStream(input), CompressionMode.Decompress), output, maxBytes, codec);
-                    break;
                 case CompressionCodec.Snappy:
                     DecompressSnappy(input.Span, output, maxBytes);
                     break;
-                case CompressionCodec.Lz4:
-                    ReadBounded(LZ4Frame.Decode(input).AsStream(), output, maxBytes, codec);
-                    break;
-                case CompressionCodec.Zstd:
-                    ReadBounded(new ZstdSharp.DecompressionStream(ReadOnlyStream(input)), output, maxBytes, codec);
-                    break;
                 default:
-                    throw new KafkaProtocolException($"Unknown compression codec {(int)codec}.", ErrorCode.UnsupportedCompressionType);
+                    ReadBounded(OpenStream(codec, input) ?? throw UnknownCodec(codec), output, maxBytes, codec);
+                    break;
             }
         }
-        catch (KafkaProtocolException)
-        {
-            throw;
-        }
-        catch (Exception e) when (e is InvalidDataException or IOException or InvalidOperationException or ArgumentException or IndexOutOfRangeException or ZstdSharp.ZstdException or NotSupportedException or OverflowException)
+        catch (Exception e) when (IsCodecFailure(e))
         {
             throw new KafkaProtocolException($"Corrupt {codec} data: {e.Message}", e);
         }
     }
+
+    /// <summary>
+    /// A stream of the decompressed bytes of <paramref name="input"/> (read in place when an array backs it), for the
+    /// codecs that inflate as a stream (gzip, lz4, zstd); null for none and snappy. Read it with <see cref="ReadFrom"/>.
+    /// </summary>
+    public static Stream? OpenStream(CompressionCodec codec, ReadOnlyMemory<byte> input)
+    {
+        try
+        {
+            return codec switch
+            {
+                CompressionCodec.None or CompressionCodec.Snappy => null,
+                CompressionCodec.Gzip => new GZipStream(ReadOnlyStream(input), CompressionMode.Decompress),
+                CompressionCodec.Lz4 => LZ4Frame.Decode(input).AsStream(),
+                CompressionCodec.Zstd => new ZstdSharp.DecompressionStream(ReadOnlyStream(input)),
+                _ => throw UnknownCodec(codec),
+            };
+        }
+        catch (Exception e) when (IsCodecFailure(e))
+        {
+            throw new KafkaProtocolException($"Corrupt {codec} data: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Reads decompressed bytes from a stream of <see cref="OpenStream"/>; what the codec cannot read is CORRUPT_MESSAGE.</summary>
+    public static int ReadFrom(Stream stream, Span<byte> destination, CompressionCodec codec)
+    {
+        try
+        {
+            return stream.Read(destination);
+        }
+        catch (Exception e) when (IsCodecFailure(e))
+        {
+            throw new KafkaProtocolException($"Corrupt {codec} data: {e.Message}", e);
+        }
+    }
+
+    private static bool IsCodecFailure(Exception e) =>
+        e is InvalidDataException or IOException or InvalidOperationException or ArgumentException or IndexOutOfRangeException or ZstdSharp.ZstdException or NotSupportedException or OverflowException;
+
+    private static KafkaProtocolException UnknownCodec(CompressionCodec codec) =>
+        new($"Unknown compression codec {(int)codec}.", ErrorCode.UnsupportedCompressionType);
 
     /// <summary>A first output size for a compressed section: a few times its size, as producers' batches compress, within the limit.</summary>
     public static int InitialOutputBytes(int compressedBytes, int maxBytes) => (int)Math.Clamp(compressedBytes * 4L, 4096, Math.Max(maxBytes, 4096));
@@ -163,7 +193,7 @@ public static class RecordCompression
         }
     }
 
-    private static KafkaProtocolException Bomb(CompressionCodec codec, int maxBytes) =>
+    internal static KafkaProtocolException Bomb(CompressionCodec codec, int maxBytes) =>
         new($"{codec} data inflates beyond the {maxBytes}-byte limit (a decompression bomb or an oversized batch); refused.", ErrorCode.CorruptMessage);
 
     private static void DecompressSnappy(ReadOnlySpan<byte> input, PooledBufferWriter output, int maxBytes)

@@ -166,6 +166,25 @@ public readonly struct RecordBatch
     public int FirstRecordWithTimestampOutside(long minTimestamp, long maxTimestamp)
     {
         int index = 0;
+        if (StreamedRecords.Open(Compression, RecordsSection, MaxDecompressedBytes) is { } streamed)
+        {
+            using (streamed)
+            {
+                while (streamed.TryReadNext(out _, out long timestampDelta))
+                {
+                    long timestamp = BaseTimestamp + timestampDelta;
+                    if (timestamp != -1 && (timestamp < minTimestamp || timestamp > maxTimestamp))
+                    {
+                        return index;
+                    }
+
+                    index++;
+                }
+            }
+
+            return -1;
+        }
+
         foreach (Record record in Records())
         {
             if (record.Timestamp != -1 && (record.Timestamp < minTimestamp || record.Timestamp > maxTimestamp))
@@ -210,8 +229,9 @@ public readonly struct RecordBatch
     /// record parses within its length, their offset deltas run 0, 1, 2, ..., and their number is the
     /// header's count with no bytes left over. The CRC only proves the client meant these bytes, not that
     /// they hold what the header claims; a stored lie would move the partition's offsets by its claim or
-    /// stop every consumer at the batch. A compressed batch is decompressed (at most
-    /// <paramref name="maxDecompressedBytes"/>) into pooled memory for the walk. Throws
+    /// stop every consumer at the batch. A compressed batch is walked as it inflates (at most
+    /// <paramref name="maxDecompressedBytes"/>), holding a small window rather than the records (snappy, whose ratio
+    /// is bounded, into pooled memory). Throws
     /// <see cref="KafkaProtocolException"/>: INVALID_RECORD for records that disagree with the header,
     /// CORRUPT_MESSAGE for data the codec cannot read.
     /// </summary>
@@ -220,6 +240,30 @@ public readonly struct RecordBatch
         if (Compression == CompressionCodec.None)
         {
             CheckRecords(RecordsSection.Span);
+            return;
+        }
+
+        if (StreamedRecords.Open(Compression, RecordsSection, maxDecompressedBytes) is { } streamed)
+        {
+            using (streamed)
+            {
+                int expectedDelta = 0;
+                while (expectedDelta < RecordCount && streamed.TryReadNext(out int offsetDelta, out _))
+                {
+                    CheckOffsetDelta(offsetDelta, expectedDelta++);
+                }
+
+                if (expectedDelta < RecordCount)
+                {
+                    throw MismatchedHeader($"the records end after {expectedDelta}.");
+                }
+
+                if (streamed.TryReadNext(out _, out _))
+                {
+                    throw MismatchedHeader("more records follow the last one it declares.");
+                }
+            }
+
             return;
         }
 
@@ -233,6 +277,17 @@ public readonly struct RecordBatch
             decompressed.Release();
         }
     }
+
+    private static void CheckOffsetDelta(int offsetDelta, int expectedDelta)
+    {
+        if (offsetDelta != expectedDelta)
+        {
+            throw new KafkaProtocolException($"Record {expectedDelta} of the batch has offset delta {offsetDelta}; deltas must run from 0 in steps of 1.", ErrorCode.InvalidRecord);
+        }
+    }
+
+    private KafkaProtocolException MismatchedHeader(string reason) =>
+        new($"The batch's records do not match its header of {RecordCount} records: {reason}", ErrorCode.InvalidRecord);
 
     /// <summary>
     /// <see cref="Records"/> after <see cref="CheckRecords(int)"/>'s check, decompressing a compressed batch once for
@@ -269,17 +324,12 @@ public readonly struct RecordBatch
             var walk = new RecordEnumerator(records, RecordCount, 0, 0);
             while (walk.MoveNext())
             {
-                if (walk.Current.Offset != expectedDelta)
-                {
-                    throw new KafkaProtocolException($"Record {expectedDelta} of the batch has offset delta {walk.Current.Offset}; deltas must run from 0 in steps of 1.", ErrorCode.InvalidRecord);
-                }
-
-                expectedDelta++;
+                CheckOffsetDelta((int)walk.Current.Offset, expectedDelta++);
             }
         }
         catch (KafkaProtocolException e) when (e.ErrorCode != ErrorCode.InvalidRecord)
         {
-            throw new KafkaProtocolException($"The batch's records do not match its header of {RecordCount} records: {e.Message}", e, ErrorCode.InvalidRecord);
+            throw new KafkaProtocolException(MismatchedHeader(e.Message).Message, e, ErrorCode.InvalidRecord);
         }
     }
 }

@@ -171,6 +171,17 @@ public class RecordBatchTests
         return forged;
     }
 
+    /// <summary>A batch of <paramref name="count"/> records whose records section is <paramref name="records"/>, compressed with <paramref name="codec"/>; CRC valid.</summary>
+    private static byte[] BatchAround(CompressionCodec codec, byte[] records, int count)
+    {
+        var compressed = new System.Buffers.ArrayBufferWriter<byte>();
+        RecordCompression.Compress(codec, records, compressed);
+        byte[] template = new RecordBatchBuilder(1_700_000_000_000) { Compression = codec }.Add(null, Utf8("x"), 1_700_000_000_000).Build();
+        byte[] batch = [.. template.AsSpan(0, RecordBatch.HeaderSize), .. compressed.WrittenSpan];
+        BinaryPrimitives.WriteInt32BigEndian(batch.AsSpan(8), batch.Length - RecordBatch.LogOverhead);
+        return WithClaimedCount(batch, count);
+    }
+
     [Theory]
     [InlineData(CompressionCodec.None)]
     [InlineData(CompressionCodec.Gzip)]
@@ -231,6 +242,50 @@ public class RecordBatchTests
         BinaryPrimitives.WriteInt32BigEndian(truncated.AsSpan(8), truncated.Length - RecordBatch.LogOverhead);
         RecordBatch.WriteCrc(truncated);
         Assert.Throws<KafkaProtocolException>(() => RecordBatch.Parse(truncated).CheckRecords());
+    }
+
+    [Theory]
+    [InlineData(CompressionCodec.Gzip)]
+    [InlineData(CompressionCodec.Lz4)]
+    [InlineData(CompressionCodec.Zstd)]
+    public void CheckingACompressedBatchHoldsAWindowNotTheRecords(CompressionCodec codec)
+    {
+        // 48 MiB of zeros in one record compresses to a few kilobytes; the check must not inflate it into memory (a
+        // handful of such requests held gigabytes before). Its timestamp bound is read the same way.
+        var builder = new RecordBatchBuilder(1_700_000_000_000) { Compression = codec };
+        builder.Add(Utf8("k"), new byte[48 << 20], 1_700_000_000_000).Add(null, Utf8("tail"), 1_700_000_000_005);
+        RecordBatch batch = RecordBatch.Parse(builder.Build());
+        Assert.True(batch.TotalSize < 1 << 20, $"the batch is {batch.TotalSize} bytes");
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        batch.CheckRecords();
+        Assert.Equal(1, batch.FirstRecordWithTimestampOutside(long.MinValue, 1_700_000_000_004));
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(allocated < 4 << 20, $"checking allocated {allocated} bytes");
+    }
+
+    [Theory]
+    [InlineData(CompressionCodec.Gzip)]
+    [InlineData(CompressionCodec.Lz4)]
+    [InlineData(CompressionCodec.Zstd)]
+    public void ARecordMalformedInsideACompressedBatchIsAnInvalidRecord(CompressionCodec codec)
+    {
+        // Records whose own lengths lie, compressed in a batch with a good CRC: a header key that is null, a value longer
+        // than its record, a record with a byte to spare. Each is INVALID_RECORD, as for an uncompressed batch.
+        byte[][] records =
+        [
+            [.. Record([0, 0, 0, 2, (byte)'k', 2, (byte)'v', 2, 1, 2, (byte)'x'])], // header key length -1 (zig-zag 1)
+            [.. Record([0, 0, 0, 2, (byte)'k', 40, (byte)'v', 0])], // value length 20 in a record of 8 bytes
+            [.. Record([0, 0, 0, 2, (byte)'k', 2, (byte)'v', 0, 9])], // a byte after the last header
+        ];
+        RecordBatch.Parse(BatchAround(codec, Record([0, 0, 0, 2, (byte)'k', 2, (byte)'v', 0]), count: 1)).CheckRecords(); // well formed
+        foreach (byte[] record in records)
+        {
+            var e = Assert.Throws<KafkaProtocolException>(() => RecordBatch.Parse(BatchAround(codec, record, count: 1)).CheckRecords());
+            Assert.Equal(ErrorCode.InvalidRecord, e.ErrorCode);
+        }
+
+        static byte[] Record(byte[] body) => [(byte)(body.Length * 2), .. body];
     }
 
     [Fact]
