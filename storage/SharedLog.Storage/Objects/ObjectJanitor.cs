@@ -116,7 +116,11 @@ public sealed partial class ObjectJanitor(
     private bool GraceOver(ObjectMetadata obj, DateTimeOffset now) =>
         deletionGrace <= TimeSpan.Zero || obj.MarkedAt is not { } markedAt || now - markedAt >= deletionGrace;
 
-    /// <summary>The first offset to keep: whole ranges leave only from the front, when too old or over the byte budget.</summary>
+    /// <summary>
+    /// The first offset to keep: whole ranges leave only from the front, when too old, or, as Kafka deletes segments for
+    /// retention.bytes, when what remains after the range still holds at least the budget (a partition keeps at least
+    /// retention.bytes, never less).
+    /// </summary>
     internal static long RetainedStart(IReadOnlyList<StreamObjectRange> ranges, DateTimeOffset now, long retentionMs, long retentionBytes)
     {
         long total = ranges.Sum(r => r.Range.Size);
@@ -125,7 +129,7 @@ public sealed partial class ObjectJanitor(
         foreach (StreamObjectRange range in ranges)
         {
             bool tooOld = range.Range.MaxTimestamp < cutoff;
-            bool overBudget = retentionBytes >= 0 && total > retentionBytes;
+            bool overBudget = retentionBytes >= 0 && total - range.Range.Size >= retentionBytes;
             if (!tooOld && !overBudget)
             {
                 break;

@@ -556,16 +556,29 @@ public sealed class StreamStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RetentionByBytesKeepsAtLeastTheBudgetAsKafkaDoes()
+    {
+        // One upload of about 2.2 KB under a budget of 1,000 bytes: deleting it would leave less than the budget.
+        long alone = await CreateStreamAsync("sized-one", new Dictionary<string, string> { ["retention.ms"] = "-1", ["retention.bytes"] = "1000" });
+        await _engine.Streams.AppendAsync(alone, Batch(10, 1));
+        await _engine.Streams.UploadAsync();
+        var janitor = new SharedLog.Storage.Objects.ObjectJanitor(_engine.Objects, _engine.Metadata, _engine.Streams, TimeSpan.FromMinutes(10), TimeSpan.Zero);
+        await janitor.RunOnceAsync(DateTimeOffset.UtcNow);
+        Assert.Equal(0, _engine.Streams.Get(alone).LogStartOffset);
+    }
+
+    [Fact]
     public async Task RetentionByBytesKeepsTheNewestRanges()
     {
-        long stream = await CreateStreamAsync("sized", new Dictionary<string, string> { ["retention.ms"] = "-1", ["retention.bytes"] = "3000" });
+        // Two uploads of about 2.2 KB under a budget of 2,000 bytes: the older goes (the newer alone still holds the budget).
+        long stream = await CreateStreamAsync("sized", new Dictionary<string, string> { ["retention.ms"] = "-1", ["retention.bytes"] = "2000" });
         await _engine.Streams.AppendAsync(stream, Batch(10, 1));
         await _engine.Streams.UploadAsync();
         await _engine.Streams.AppendAsync(stream, Batch(10, 2));
         await _engine.Streams.UploadAsync();
         IReadOnlyList<StreamObjectRange> before = await _engine.Metadata.GetObjectRangesAsync(stream, 0);
         Assert.Equal(2, before.Count);
-        Assert.True(before.Sum(r => r.Range.Size) > 3000 && before[1].Range.Size <= 3000, "each upload is one batch of about 2.2 KB");
+        Assert.True(before[0].Range.Size >= 2000 && before[1].Range.Size is >= 2000 and < 4000, "each upload is one batch of about 2.2 KB");
 
         var janitor = new SharedLog.Storage.Objects.ObjectJanitor(_engine.Objects, _engine.Metadata, _engine.Streams, TimeSpan.FromMinutes(10), TimeSpan.Zero);
         await janitor.RunOnceAsync(DateTimeOffset.UtcNow);
