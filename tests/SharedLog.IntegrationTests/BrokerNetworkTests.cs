@@ -506,6 +506,66 @@ public class BrokerNetworkTests
     }
 
     [Fact]
+    public async Task FetchAndListOffsetsCheckTheLeaderEpochTheClientBelievesCurrent()
+    {
+        // KIP-320, as Kafka's partition checks it for Fetch and ListOffsets too: an older epoch is fenced (the client's
+        // metadata is stale), a newer one unknown; -1 is not checked.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("fenced", 1);
+        await client.ProduceAsync("fenced", 0, new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add(null, [1], 1).Build(), 1);
+        int epoch = broker.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>().FindStream("fenced", 0)!.LeaderEpoch;
+        Assert.True(epoch >= 1, $"a partition's first leader epoch is {epoch}");
+
+        (int Current, ErrorCode Error)[] cases = [(epoch, ErrorCode.None), (-1, ErrorCode.None), (epoch - 1, ErrorCode.FencedLeaderEpoch), (epoch + 1, ErrorCode.UnknownLeaderEpoch)];
+        int correlation = 2;
+        foreach ((int current, ErrorCode expected) in cases)
+        {
+            await client.SendAsync(new FetchRequest { ReplicaId = -1, MaxWaitMs = 0, MinBytes = 0, MaxBytes = 1 << 20, Topics = [new() { Topic = "fenced", Partitions = [new() { Partition = 0, FetchOffset = 0, CurrentLeaderEpoch = current, PartitionMaxBytes = 1 << 20 }] }] }, 12, correlation++);
+            FetchResponse.PartitionData fetched = new FetchResponse().ReadFrom((await client.ReceiveAsync(1)).Body, 12).Responses.Single().Partitions.Single();
+            Assert.Equal((expected, expected == ErrorCode.None), ((ErrorCode)fetched.ErrorCode, fetched.Records is { Length: > 0 }));
+
+            await client.SendAsync(new ListOffsetsRequest { ReplicaId = -1, Topics = [new() { Name = "fenced", Partitions = [new() { PartitionIndex = 0, Timestamp = -1, CurrentLeaderEpoch = current }] }] }, 5, correlation++);
+            ListOffsetsResponse.ListOffsetsPartitionResponse listed = new ListOffsetsResponse().ReadFrom((await client.ReceiveAsync(0)).Body, 5).Topics.Single().Partitions.Single();
+            Assert.Equal((expected, expected == ErrorCode.None ? 1L : -1L), ((ErrorCode)listed.ErrorCode, listed.Offset));
+        }
+    }
+
+    [Fact]
+    public async Task ALongPollNamingAnUnknownPartitionStillWaitsForTheOthersData()
+    {
+        // As Kafka: unknown topics and partitions are answered beside the others when the wait ends, not at once (a
+        // consumer still naming a deleted topic would otherwise poll in a busy loop).
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        using RawKafkaClient producer = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("polled", 1);
+        await client.SendAsync(new FetchRequest
+        {
+            ReplicaId = -1,
+            MaxWaitMs = 20_000,
+            MinBytes = 1,
+            MaxBytes = 1 << 20,
+            Topics =
+            [
+                new() { Topic = "polled", Partitions = [new() { Partition = 0, FetchOffset = 0, PartitionMaxBytes = 1 << 20 }, new() { Partition = 7, FetchOffset = 0, PartitionMaxBytes = 1 << 20 }] },
+                new() { Topic = "never-created", Partitions = [new() { Partition = 0, FetchOffset = 0, PartitionMaxBytes = 1 << 20 }] },
+            ],
+        }, 12, 1);
+        Task<(int CorrelationId, byte[] Body)> answer = client.ReceiveAsync(1);
+
+        // A window in which a broker that ends the poll on the unknown partitions would already have answered (it does
+        // not synchronise anything: a correct broker answers only after the produce below, however long this takes).
+        await Task.Delay(300);
+        Assert.False(answer.IsCompleted, "the fetch was answered before any data arrived");
+        await producer.ProduceAsync("polled", 0, new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add(null, [1], 1).Build(), 1);
+        FetchResponse response = new FetchResponse().ReadFrom((await answer).Body, 12);
+        Assert.Equal(
+            [(0, ErrorCode.None, true), (7, ErrorCode.UnknownTopicOrPartition, false), (0, ErrorCode.UnknownTopicOrPartition, false)],
+            response.Responses.SelectMany(t => t.Partitions).Select(p => (p.PartitionIndex, (ErrorCode)p.ErrorCode, p.Records is { Length: > 0 })));
+    }
+
+    [Fact]
     public async Task DescribeLogDirsCountsWhatIsOnlyInTheWalAndWhatIsInObjects()
     {
         // Nothing is uploaded until the test asks.

@@ -39,6 +39,23 @@ public class FetchSessionCacheTests
     }
 
     [Fact]
+    public void ARequestOfTheOtherTopicIdModeIsRefusedAndLeavesTheSessionAlone()
+    {
+        // As Kafka's FetchManager: a session opened by topic id (v13+) takes no request naming topics (v12-), and back.
+        var cache = new FetchSessionCache();
+        var topicId = Guid.NewGuid();
+        FetchSession byId = cache.Resolve(new FetchRequest { ReplicaId = -1, SessionEpoch = 0, Topics = [new() { TopicId = topicId, Partitions = [new() { Partition = 0, PartitionMaxBytes = 1024 }] }] }, 13).Session!;
+        FetchRequest byName = new() { ReplicaId = -1, SessionId = byId.Id, SessionEpoch = 1, Topics = [new() { Topic = "t", Partitions = [new() { Partition = 0, PartitionMaxBytes = 1024 }] }] };
+        Assert.Equal(ErrorCode.FetchSessionTopicIdError, cache.Resolve(byName, 12).Error);
+        Assert.Single(byId.Partitions);
+        Assert.Equal((ErrorCode.None, true), cache.Resolve(Next(byId), 13) is var next ? (next.Error, next.Incremental) : default);
+
+        FetchSession named = cache.Resolve(Open(1), Version).Session!;
+        Assert.Equal(ErrorCode.FetchSessionTopicIdError, cache.Resolve(Next(named), 13).Error);
+        Assert.Equal(ErrorCode.None, cache.Resolve(Next(named), Version).Error);
+    }
+
+    [Fact]
     public void AnIdleSessionGivesWayToAnyNewOne()
     {
         var cache = new FetchSessionCache(maxSessions: 1, evictableAfter: TimeSpan.Zero);

@@ -79,6 +79,13 @@ public sealed class FetchSessionCache(int maxSessions = 1000, TimeSpan? evictabl
                 return (null, false, ErrorCode.InvalidFetchSessionEpoch);
             }
 
+            if (session.UsesTopicIds != UsesTopicIds(version))
+            {
+                // As Kafka: a session keeps partitions by topic id (v13+) or by name, and a request of the other kind
+                // would add a second entry for a partition it already holds. The session is left as it was.
+                return (null, false, ErrorCode.FetchSessionTopicIdError);
+            }
+
             session.Update(request, version);
             if (session.Partitions.Count == 0)
             {
@@ -92,6 +99,8 @@ public sealed class FetchSessionCache(int maxSessions = 1000, TimeSpan? evictabl
             return (session, true, ErrorCode.None);
         }
     }
+
+    private static bool UsesTopicIds(short version) => version >= 13;
 
     /// <summary>A new session for the request, or null (a sessionless fetch) when the cache is full of sessions it may not evict.</summary>
     private FetchSession? TryCreate(FetchRequest request, short version)
@@ -109,7 +118,7 @@ public sealed class FetchSessionCache(int maxSessions = 1000, TimeSpan? evictabl
         }
         while (_sessions.ContainsKey(id));
 
-        var session = new FetchSession(id);
+        var session = new FetchSession(id, UsesTopicIds(version));
         session.Update(request, version);
         _sessions[id] = session;
         return session;
@@ -134,9 +143,12 @@ public sealed class FetchSessionCache(int maxSessions = 1000, TimeSpan? evictabl
 }
 
 /// <summary>One session: the partitions it fetches, in order, and what the consumer last saw of each.</summary>
-public sealed class FetchSession(int id)
+public sealed class FetchSession(int id, bool usesTopicIds)
 {
     public int Id { get; } = id;
+
+    /// <summary>Whether the session was opened by a request naming topics by id (Fetch v13+), which all its requests must do.</summary>
+    public bool UsesTopicIds { get; } = usesTopicIds;
 
     public int NextEpoch { get; set; } = 1;
 

@@ -2,8 +2,10 @@
 // consumers, objects (block cache, ranged GETs) for those behind. Limits follow KIP-74: the response
 // stops at MaxBytes (at most the broker's fetch.max.bytes, KIP-541) and each partition at PartitionMaxBytes, except that the first batch found is
 // always returned whole so a consumer can make progress. When less than MinBytes is available the
-// request waits up to MaxWaitMs and is woken by the appends that bring data, not by its timeout; a
-// partition error (OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION, ...) is answered at once, as Kafka does.
+// request waits up to MaxWaitMs and is woken by the appends that bring data, not by its timeout; an
+// error reading a partition (OFFSET_OUT_OF_RANGE, FENCED_LEADER_EPOCH, ...) is answered at once, as Kafka does,
+// and unknown topics or partitions wait with the rest (Kafka answers them beside the others' data).
+// current_leader_epoch is checked as KIP-320 says (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
 // v13+ names topics by id (KIP-516). Fetch sessions (KIP-227): epoch 0 opens a session, later
 // requests carry only changed and forgotten partitions and get only partitions with news; unknown
 // sessions get FETCH_SESSION_ID_NOT_FOUND, wrong epochs INVALID_FETCH_SESSION_EPOCH.
@@ -103,13 +105,18 @@ public sealed partial class FetchHandler(TopicService topics, StreamStore stream
         return marks;
     }
 
+    /// <summary>
+    /// An error from reading a partition (out of range, fenced epoch, storage) answers the fetch at once. Unknown topics
+    /// and partitions do not: as Kafka sets them aside before the read and answers them with the others when the wait
+    /// ends, so a consumer still naming a deleted topic does not turn its long polls into a busy loop.
+    /// </summary>
     private static bool HasPartitionError(FetchResponse response)
     {
         foreach (FetchResponse.FetchableTopicResponse topic in response.Responses)
         {
             foreach (FetchResponse.PartitionData partition in topic.Partitions)
             {
-                if (partition.ErrorCode != 0)
+                if (partition.ErrorCode is not 0 and not (short)ErrorCode.UnknownTopicOrPartition and not (short)ErrorCode.UnknownTopicId)
                 {
                     return true;
                 }
@@ -186,6 +193,12 @@ public sealed partial class FetchHandler(TopicService topics, StreamStore stream
                 int limit = (int)Math.Clamp(Math.Min(partition.PartitionMaxBytes, budget), 0, int.MaxValue);
                 try
                 {
+                    if (OffsetForLeaderEpochHandler.CurrentEpochError(partition.CurrentLeaderEpoch, streams.Get(streamId).LeaderEpoch) is var fenced and not ErrorCode.None)
+                    {
+                        result.ErrorCode = (short)fenced;
+                        continue;
+                    }
+
                     StreamReadResult read = await streams.ReadAsync(streamId, partition.FetchOffset, limit, firstBatchWhole: !anyData, cancellationToken);
                     result.HighWatermark = read.HighWatermark;
                     result.LastStableOffset = read.HighWatermark;

@@ -44,6 +44,12 @@ public sealed partial class ListOffsetsHandler(TopicService topics, StreamStore 
                     continue;
                 }
 
+                if (OffsetForLeaderEpochHandler.CurrentEpochError(partition.CurrentLeaderEpoch, stream.LeaderEpoch) is var fenced and not ErrorCode.None)
+                {
+                    result.ErrorCode = (short)fenced;
+                    continue;
+                }
+
                 result.LeaderEpoch = stream.LeaderEpoch;
                 switch (partition.Timestamp)
                 {

@@ -38,13 +38,9 @@ public sealed class OffsetForLeaderEpochHandler(TopicService topics) : IApiHandl
                     continue;
                 }
 
-                if (partition.CurrentLeaderEpoch >= 0 && partition.CurrentLeaderEpoch < stream.LeaderEpoch)
+                if (CurrentEpochError(partition.CurrentLeaderEpoch, stream.LeaderEpoch) is var fenced and not ErrorCode.None)
                 {
-                    result.ErrorCode = (short)ErrorCode.FencedLeaderEpoch;
-                }
-                else if (partition.CurrentLeaderEpoch > stream.LeaderEpoch)
-                {
-                    result.ErrorCode = (short)ErrorCode.UnknownLeaderEpoch;
+                    result.ErrorCode = (short)fenced;
                 }
                 else if (partition.LeaderEpoch <= stream.LeaderEpoch)
                 {
@@ -58,4 +54,15 @@ public sealed class OffsetForLeaderEpochHandler(TopicService topics) : IApiHandl
 
         return ValueTask.FromResult<IApiMessage?>(response);
     }
+
+    /// <summary>
+    /// KIP-320's check of the leader epoch a client believes current (Fetch, ListOffsets, OffsetForLeaderEpoch), as
+    /// Kafka's partition makes it: an older one is FENCED_LEADER_EPOCH (the client's metadata is stale), a newer one
+    /// UNKNOWN_LEADER_EPOCH; -1 means the client does not say.
+    /// </summary>
+    public static ErrorCode CurrentEpochError(int requested, int current) =>
+        requested < 0 ? ErrorCode.None
+        : requested < current ? ErrorCode.FencedLeaderEpoch
+        : requested > current ? ErrorCode.UnknownLeaderEpoch
+        : ErrorCode.None;
 }
