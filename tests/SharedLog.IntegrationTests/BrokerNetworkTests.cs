@@ -22,6 +22,31 @@ public class BrokerNetworkTests
     }
 
     [Fact]
+    public async Task ApiVersionsRefusesClientSoftwareNamesKafkaRefuses()
+    {
+        // KIP-511's pattern, as Kafka checks it: INVALID_REQUEST with no API list; the connection keeps serving.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        (string Name, string Version, ErrorCode Expected)[] cases =
+        [
+            ("", "1.0", ErrorCode.InvalidRequest),
+            ("bad name!", "1.0", ErrorCode.InvalidRequest),
+            ("-x", "1.0", ErrorCode.InvalidRequest),
+            ("librdkafka", "2.16.0.", ErrorCode.InvalidRequest),
+            ("librdkafka", "2.16.0\n", ErrorCode.InvalidRequest),
+            ("confluent-kafka-dotnet", "2.16.0", ErrorCode.None),
+            ("a", "b", ErrorCode.None),
+        ];
+        int correlation = 20;
+        foreach ((string name, string version, ErrorCode expected) in cases)
+        {
+            await client.SendAsync(new ApiVersionsRequest { ClientSoftwareName = name, ClientSoftwareVersion = version }, 3, correlation++);
+            var response = new ApiVersionsResponse().ReadFrom((await client.ReceiveAsync(0)).Body, 3);
+            Assert.Equal((expected, expected == ErrorCode.None), ((ErrorCode)response.ErrorCode, response.ApiKeys.Count > 0));
+        }
+    }
+
+    [Fact]
     public async Task UnknownApiVersionsVersionIsAnsweredAtV0WithTheList()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
