@@ -553,7 +553,45 @@ public class BrokerNetworkTests
             await client.SendAsync(new ListOffsetsRequest { ReplicaId = -1, Topics = [new() { Name = "fenced", Partitions = [new() { PartitionIndex = 0, Timestamp = -1, CurrentLeaderEpoch = current }] }] }, 5, correlation++);
             ListOffsetsResponse.ListOffsetsPartitionResponse listed = new ListOffsetsResponse().ReadFrom((await client.ReceiveAsync(0)).Body, 5).Topics.Single().Partitions.Single();
             Assert.Equal((expected, expected == ErrorCode.None ? 1L : -1L), ((ErrorCode)listed.ErrorCode, listed.Offset));
+
+            // The same through a fetch session, as consumers fetch: the request that opens it, then an incremental one
+            // that names no partition (the session remembers the epoch the client gave, as Kafka's cached partition).
+            await client.SendAsync(new FetchRequest { ReplicaId = -1, MaxWaitMs = 0, MinBytes = 0, MaxBytes = 1 << 20, SessionId = 0, SessionEpoch = 0, Topics = [new() { Topic = "fenced", Partitions = [new() { Partition = 0, FetchOffset = 0, CurrentLeaderEpoch = current, PartitionMaxBytes = 1 << 20 }] }] }, 12, correlation++);
+            FetchResponse opened = new FetchResponse().ReadFrom((await client.ReceiveAsync(1)).Body, 12);
+            Assert.Equal(expected, (ErrorCode)opened.Responses.Single().Partitions.Single().ErrorCode);
+            await client.SendAsync(new FetchRequest { ReplicaId = -1, MaxWaitMs = 0, MinBytes = 0, MaxBytes = 1 << 20, SessionId = opened.SessionId, SessionEpoch = 1 }, 12, correlation++);
+            FetchResponse incremental = new FetchResponse().ReadFrom((await client.ReceiveAsync(1)).Body, 12);
+            Assert.Equal([expected], incremental.Responses.SelectMany(t => t.Partitions).Select(p => (ErrorCode)p.ErrorCode)); // records again, or the error
         }
+    }
+
+    [Fact]
+    public async Task ALongPollEndsWhenATopicItWaitsOnIsDeleted()
+    {
+        // As Kafka's delayed fetch: a partition the broker no longer knows completes the wait (it would otherwise wake at
+        // once again and again until max_wait_ms).
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("doomed", 1);
+        await client.CreateTopicAsync("kept", 1);
+        await client.SendAsync(new FetchRequest
+        {
+            ReplicaId = -1,
+            MaxWaitMs = 60_000,
+            MinBytes = 1 << 20,
+            MaxBytes = 1 << 20,
+            Topics = [new() { Topic = "doomed", Partitions = [new() { Partition = 0, FetchOffset = 0, PartitionMaxBytes = 1 << 20 }] }, new() { Topic = "kept", Partitions = [new() { Partition = 0, FetchOffset = 0, PartitionMaxBytes = 1 << 20 }] }],
+        }, 12, 1);
+        Task<(int CorrelationId, byte[] Body)> answer = client.ReceiveAsync(1);
+        using (Confluent.Kafka.IAdminClient admin = new Confluent.Kafka.AdminClientBuilder(new Confluent.Kafka.AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build())
+        {
+            await admin.DeleteTopicsAsync(["doomed"]);
+        }
+
+        FetchResponse response = new FetchResponse().ReadFrom((await answer.WaitAsync(TimeSpan.FromSeconds(30))).Body, 12);
+        Assert.Equal(
+            [("doomed", ErrorCode.UnknownTopicOrPartition), ("kept", ErrorCode.None)],
+            response.Responses.Select(t => (t.Topic, (ErrorCode)t.Partitions.Single().ErrorCode)));
     }
 
     [Fact]

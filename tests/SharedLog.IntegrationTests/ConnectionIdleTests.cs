@@ -71,6 +71,7 @@ public class ConnectionIdleTests
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
         string? closed = await MetricsScrape.UntilAsync(http, t => t.Split('\n').FirstOrDefault(l => l.StartsWith("sharedlog_connections_closed_total", StringComparison.Ordinal) && l.Contains("reason=\"idle\"", StringComparison.Ordinal)));
         Assert.NotNull(closed);
+        Assert.EndsWith(" 1", closed.TrimEnd(), StringComparison.Ordinal); // one connection, closed once
 
         // What reaches the client afterwards is at most what the sockets' buffers held, not the whole response.
         long received = 0;

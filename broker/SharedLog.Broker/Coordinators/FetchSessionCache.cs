@@ -179,7 +179,7 @@ public sealed class FetchSession(int id, bool usesTopicIds)
                     SessionPartition? existing = Find(key, partition.Partition);
                     if (existing is null)
                     {
-                        var added = new SessionPartition(key, topic.Topic, topic.TopicId, partition.Partition) { FetchOffset = partition.FetchOffset, MaxBytes = partition.PartitionMaxBytes };
+                        var added = new SessionPartition(key, topic.Topic, topic.TopicId, partition.Partition) { FetchOffset = partition.FetchOffset, MaxBytes = partition.PartitionMaxBytes, CurrentLeaderEpoch = partition.CurrentLeaderEpoch };
                         Partitions.Add(added);
                         _byKey[(key, partition.Partition)] = added;
                     }
@@ -187,6 +187,7 @@ public sealed class FetchSession(int id, bool usesTopicIds)
                     {
                         existing.FetchOffset = partition.FetchOffset;
                         existing.MaxBytes = partition.PartitionMaxBytes;
+                        existing.CurrentLeaderEpoch = partition.CurrentLeaderEpoch;
                     }
                 }
             }
@@ -233,7 +234,7 @@ public sealed class FetchSession(int id, bool usesTopicIds)
                     full.Topics.Add(run);
                 }
 
-                run.Partitions.Add(new FetchRequest.FetchPartition { Partition = partition.Partition, FetchOffset = partition.FetchOffset, PartitionMaxBytes = partition.MaxBytes });
+                run.Partitions.Add(new FetchRequest.FetchPartition { Partition = partition.Partition, FetchOffset = partition.FetchOffset, PartitionMaxBytes = partition.MaxBytes, CurrentLeaderEpoch = partition.CurrentLeaderEpoch });
             }
 
             return full;
@@ -317,6 +318,9 @@ internal sealed class SessionPartition(string topicKey, string topicName, Guid t
     public long FetchOffset { get; set; }
 
     public int MaxBytes { get; set; }
+
+    /// <summary>The leader epoch the client last said it believes current (KIP-320), checked on every fetch of the session, as Kafka's cached partition keeps it.</summary>
+    public int CurrentLeaderEpoch { get; set; } = -1;
 
     public long HighWatermark { get; set; } = -1;
 

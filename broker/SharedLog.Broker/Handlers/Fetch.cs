@@ -4,7 +4,8 @@
 // always returned whole so a consumer can make progress. When less than MinBytes is available the
 // request waits up to MaxWaitMs and is woken by the appends that bring data, not by its timeout; an
 // error reading a partition (OFFSET_OUT_OF_RANGE, FENCED_LEADER_EPOCH, ...) is answered at once, as Kafka does,
-// and unknown topics or partitions wait with the rest (Kafka answers them beside the others' data).
+// and unknown topics or partitions wait with the rest (Kafka answers them beside the others' data), unless
+// a partition the poll waits on goes away during the wait (its topic deleted), which answers at once.
 // current_leader_epoch is checked as KIP-320 says (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
 // v13+ names topics by id (KIP-516). Fetch sessions (KIP-227): epoch 0 opens a session, later
 // requests carry only changed and forgotten partitions and get only partitions with news; unknown
@@ -64,7 +65,7 @@ public sealed partial class FetchHandler(TopicService topics, StreamStore stream
         // Long poll, as Kafka's: until min_bytes are there or max_wait_ms passes; a partition error, no partition to
         // wait on, or min_bytes 0 answers at once.
         int minBytes = (int)Math.Min(body.MinBytes, MaxBytes(body));
-        while (positions.Count > 0 && TotalBytes(response) < minBytes && !HasPartitionError(response))
+        while (positions.Count > 0 && TotalBytes(response) < minBytes && !HasPartitionError(response) && AllStillOpen(positions))
         {
             long remaining = deadline - Environment.TickCount64;
             if (remaining <= 0)
@@ -103,6 +104,23 @@ public sealed partial class FetchHandler(TopicService topics, StreamStore stream
         }
 
         return marks;
+    }
+
+    /// <summary>
+    /// False once a partition the poll waits on has gone (its topic deleted meanwhile): as Kafka's delayed fetch, which
+    /// completes when the broker no longer knows a partition it fetches, rather than wake at once again and again.
+    /// </summary>
+    private bool AllStillOpen(List<(StreamLog Stream, long Offset)> positions)
+    {
+        foreach ((StreamLog stream, _) in positions)
+        {
+            if (!streams.IsOpen(stream.StreamId))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>

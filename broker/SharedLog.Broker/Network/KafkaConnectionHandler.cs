@@ -61,21 +61,35 @@ public sealed partial class KafkaConnectionHandler(
         PipeWriter output = connection.Transport.Output;
         // "stop" ends the connection (client gone, handler failure, closed output); "serving" adds the broker's
         // shutdown, so a stopping broker does not wait for idle clients to leave, and is what handlers get; "idle"
-        // adds the idle timeout, armed only while the connection waits for a request's bytes (a request being
-        // served, a long-poll Fetch say, is activity, as in Kafka).
+        // adds the idle timeout, armed while the connection waits for a request's bytes. It is idle only when no
+        // response is owed either: one being served or sent (a long poll, a large fetch going out) is activity, as
+        // in Kafka, and the writer has its own deadline for a client that stops reading.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
         using var serving = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, lifetime.ApplicationStopping);
-        using var idle = CancellationTokenSource.CreateLinkedTokenSource(serving.Token);
+        CancellationTokenSource idle = CancellationTokenSource.CreateLinkedTokenSource(serving.Token);
         var unanswered = Channel.CreateBounded<PendingResponse>(new BoundedChannelOptions(MaxUnansweredRequests) { SingleReader = true, SingleWriter = true });
+        var owed = new OwedResponses();
         var running = new List<Task>();
-        Task writer = WriteResponsesAsync(connection, unanswered.Reader, output, stop, settings.ConnectionsMaxIdleMs);
+        Task writer = WriteResponsesAsync(connection, unanswered.Reader, output, stop, settings.ConnectionsMaxIdleMs, owed);
         LogConnected(logger, connection.ConnectionId, connection.RemoteEndPoint);
         try
         {
             while (true)
             {
                 idle.CancelAfter(settings.ConnectionsMaxIdleMs);
-                ReadResult read = await input.ReadAsync(idle.Token);
+                ReadResult read;
+                try
+                {
+                    read = await input.ReadAsync(idle.Token);
+                }
+                catch (OperationCanceledException) when (!serving.IsCancellationRequested && owed.Count > 0)
+                {
+                    // Not idle: a response is still being made or sent. A cancelled source cannot be armed again.
+                    idle.Dispose();
+                    idle = CancellationTokenSource.CreateLinkedTokenSource(serving.Token);
+                    continue;
+                }
+
                 idle.CancelAfter(Timeout.Infinite);
                 ReadOnlySequence<byte> buffer = read.Buffer;
                 byte[]? copied = null;
@@ -92,7 +106,7 @@ public sealed partial class KafkaConnectionHandler(
                             break;
                         }
 
-                        if (!await ServeAsync(connection, frame, unanswered.Writer, running, serving.Token))
+                        if (!await ServeAsync(connection, frame, unanswered.Writer, owed, running, serving.Token))
                         {
                             return;
                         }
@@ -109,7 +123,7 @@ public sealed partial class KafkaConnectionHandler(
                     bool served;
                     try
                     {
-                        served = await ServeAsync(connection, new ReadOnlySequence<byte>(copied, 0, copiedLength), unanswered.Writer, running, serving.Token);
+                        served = await ServeAsync(connection, new ReadOnlySequence<byte>(copied, 0, copiedLength), unanswered.Writer, owed, running, serving.Token);
                     }
                     finally
                     {
@@ -160,8 +174,21 @@ public sealed partial class KafkaConnectionHandler(
             // Answer what was accepted before closing, as far as the connection still allows.
             unanswered.Writer.TryComplete();
             await writer;
+            idle.Dispose();
             LogDisconnected(logger, connection.ConnectionId);
         }
+    }
+
+    /// <summary>Responses a connection owes its client: queued by the reader, done once the writer has sent (or dropped) them.</summary>
+    private sealed class OwedResponses
+    {
+        private int _count;
+
+        public int Count => Volatile.Read(ref _count);
+
+        public void Add() => Interlocked.Increment(ref _count);
+
+        public void Done() => Interlocked.Decrement(ref _count);
     }
 
     /// <summary>
@@ -223,7 +250,7 @@ public sealed partial class KafkaConnectionHandler(
     }
 
     /// <summary>Starts answering one frame and queues its response. Returns false when the connection must be closed.</summary>
-    private async ValueTask<bool> ServeAsync(ConnectionContext connection, ReadOnlySequence<byte> frame, ChannelWriter<PendingResponse> unanswered, List<Task> running, CancellationToken cancellationToken)
+    private async ValueTask<bool> ServeAsync(ConnectionContext connection, ReadOnlySequence<byte> frame, ChannelWriter<PendingResponse> unanswered, OwedResponses owed, List<Task> running, CancellationToken cancellationToken)
     {
         if (!RequestFrame.TryPeekApi(frame, out short rawKey, out short version) || frame.Length < 8)
         {
@@ -238,6 +265,7 @@ public sealed partial class KafkaConnectionHandler(
         {
             // KIP-511: answer an unknown ApiVersions version at v0 so the client can pick one we know.
             LogUnsupportedVersion(logger, connection.ConnectionId, rawKey, version);
+            owed.Add();
             await unanswered.WriteAsync(new PendingResponse(Task.FromResult<IApiMessage?>(apiVersions.BuildResponse(ErrorCode.UnsupportedVersion)), apiKey, correlationId, 0, started), cancellationToken);
             return true;
         }
@@ -285,6 +313,7 @@ public sealed partial class KafkaConnectionHandler(
             await ((Task)handling).ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
 
+        owed.Add();
         await unanswered.WriteAsync(new PendingResponse(handling, apiKey, correlationId, version, started), cancellationToken);
         return true;
     }
@@ -304,12 +333,13 @@ public sealed partial class KafkaConnectionHandler(
 
     /// <summary>
     /// Writes responses in request order as their handlers finish; closes the connection when a handler fails, or when
-    /// one response cannot be sent for <paramref name="maxIdleMs"/> (the client stopped reading: as Kafka, a
-    /// connection making no progress for connections.max.idle.ms is closed).
+    /// one response cannot be handed to the socket within <paramref name="maxIdleMs"/> (a client that stopped reading;
+    /// Kafka closes a connection making no progress for connections.max.idle.ms, and at the default of 10 minutes
+    /// this only closes a reader slower than a few KB/s on the largest responses).
     /// </summary>
-    private async Task WriteResponsesAsync(ConnectionContext connection, ChannelReader<PendingResponse> unanswered, PipeWriter output, CancellationTokenSource closing, int maxIdleMs)
+    private async Task WriteResponsesAsync(ConnectionContext connection, ChannelReader<PendingResponse> unanswered, PipeWriter output, CancellationTokenSource closing, int maxIdleMs, OwedResponses owed)
     {
-        using var stalled = new CancellationTokenSource();
+        var stalled = new CancellationTokenSource();
         try
         {
             await foreach (PendingResponse pending in unanswered.ReadAllAsync(CancellationToken.None))
@@ -361,7 +391,12 @@ public sealed partial class KafkaConnectionHandler(
                             return;
                         }
 
-                        stalled.CancelAfter(Timeout.Infinite);
+                        if (!stalled.TryReset())
+                        {
+                            // The deadline passed just as the flush finished: the next flush needs a source not cancelled.
+                            stalled.Dispose();
+                            stalled = new CancellationTokenSource();
+                        }
                     }
 
                     if (flushed.IsCompleted || flushed.IsCanceled)
@@ -371,6 +406,7 @@ public sealed partial class KafkaConnectionHandler(
                 }
 
                 metrics.Request(pending.Api, System.Diagnostics.Stopwatch.GetElapsedTime(pending.Started).TotalMilliseconds);
+                owed.Done();
             }
         }
         catch (Exception e) when (e is ConnectionResetException or ConnectionAbortedException or InvalidOperationException or ObjectDisposedException or IOException)
@@ -380,6 +416,8 @@ public sealed partial class KafkaConnectionHandler(
         }
         finally
         {
+            stalled.Dispose();
+
             // Stops the reading loop too if it is still running (handler failure or a closed output).
             await closing.CancelAsync();
         }

@@ -111,6 +111,19 @@ public sealed class StreamLog
         wake.TrySetResult();
     }
 
+    /// <summary>Wakes every fetch waiting on this stream, as a discarded one (topic deleted) must: they find it gone.</summary>
+    internal void WakeWaiters()
+    {
+        TaskCompletionSource wake;
+        lock (Sync)
+        {
+            wake = _dataArrived;
+            _dataArrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
+        wake.TrySetResult();
+    }
+
     /// <summary>Removes a batch whose WAL append failed; offsets after it are not reused by a live log.</summary>
     internal void Abandon(CachedBatch batch)
     {

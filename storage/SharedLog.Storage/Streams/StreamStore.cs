@@ -172,6 +172,8 @@ public sealed partial class StreamStore : IAsyncDisposable
 
                 stream.Batches.Clear();
             }
+
+            stream.WakeWaiters();
         }
     }
 
