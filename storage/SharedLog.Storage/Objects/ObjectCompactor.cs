@@ -40,6 +40,12 @@ public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore
 
     private readonly ILogger _logger = (ILogger?)logger ?? NullLogger.Instance;
 
+    /// <summary>
+    /// Objects this compactor found it cannot read (missing, or bytes that do not parse), left out of later rounds: a
+    /// round with them fails, and rounds pick the oldest objects first, so one bad object would stop compaction for good.
+    /// </summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, string> _setAside = new();
+
     public async Task<CompactionReport> RunOnceAsync(DateTimeOffset now, CancellationToken cancellationToken = default)
     {
         IReadOnlyList<ObjectMetadata> all = await metadata.ListObjectsAsync(cancellationToken).ConfigureAwait(false);
@@ -63,7 +69,17 @@ public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore
         int inputBlocks = 0;
         foreach (ObjectMetadata input in inputs)
         {
-            IReadOnlyList<BlockIndexEntry> index = await ObjectReader.ReadIndexAsync(objects, input.Key, input.Size, cancellationToken).ConfigureAwait(false);
+            IReadOnlyList<BlockIndexEntry> index;
+            try
+            {
+                index = await ObjectReader.ReadIndexAsync(objects, input.Key, input.Size, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (IsDamage(e))
+            {
+                SetAside(input.ObjectId, input.Key, e);
+                continue;
+            }
+
             indexes.Add(input.ObjectId, index);
             inputBlocks += index.Count;
             foreach (BlockIndexEntry block in index)
@@ -75,10 +91,16 @@ public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore
             }
         }
 
+        inputs.RemoveAll(o => !indexes.ContainsKey(o.ObjectId));
+        if (inputs.Count == 0)
+        {
+            return CompactionReport.Nothing;
+        }
+
         var smallStreamObjects = new Dictionary<long, ObjectMetadata>();
         foreach (ObjectMetadata obj in all)
         {
-            if (obj.State == ObjectState.Committed && obj.Kind == ObjectKind.Stream && obj.Size < options.StreamObjectTargetBytes)
+            if (obj.State == ObjectState.Committed && obj.Kind == ObjectKind.Stream && obj.Size < options.StreamObjectTargetBytes && !_setAside.ContainsKey(obj.ObjectId))
             {
                 smallStreamObjects.Add(obj.ObjectId, obj);
             }
@@ -120,7 +142,24 @@ public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore
                 }
             }
 
-            if (await WriteAsync(group, cancellationToken).ConfigureAwait(false) is { } commit)
+            ObjectCommit? written;
+            try
+            {
+                written = await WriteAsync(group, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (IsDamage(e))
+            {
+                // The round cannot commit without this group's blocks (its inputs would be replaced without them): it
+                // fails, and the objects the group read from sit out later rounds.
+                foreach (Piece piece in group.Pieces)
+                {
+                    SetAside(piece.Range.ObjectId, piece.Range.Key, e);
+                }
+
+                throw;
+            }
+
+            if (written is { } commit)
             {
                 commits.Add(commit);
                 outputBytes += commit.ObjectSize;
@@ -136,6 +175,17 @@ public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore
         return report;
     }
 
+    /// <summary>Missing or unparseable stored bytes; an unreachable store is not damage, and its round is simply tried again.</summary>
+    private static bool IsDamage(Exception e) => e is ObjectNotFoundException or InvalidDataException;
+
+    private void SetAside(long objectId, string key, Exception e)
+    {
+        if (_setAside.TryAdd(objectId, key))
+        {
+            LogSetAside(_logger, e, key);
+        }
+    }
+
     /// <summary>Runs a round every <paramref name="interval"/> until cancelled; a failed round is logged and retried.</summary>
     public Task RunAsync(TimeSpan interval, CancellationToken cancellationToken) =>
         PeriodicRounds.RunAsync(interval, RunOnceAsync, e => LogFailed(_logger, e), cancellationToken);
@@ -147,7 +197,7 @@ public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore
         long bytes = 0;
         DateTimeOffset cutoff = now - options.CompactionMinAge;
         foreach (ObjectMetadata obj in all
-            .Where(o => o.State == ObjectState.Committed && o.Kind == ObjectKind.StreamSet && o.CreatedAt <= cutoff)
+            .Where(o => o.State == ObjectState.Committed && o.Kind == ObjectKind.StreamSet && o.CreatedAt <= cutoff && !_setAside.ContainsKey(o.ObjectId))
             .OrderBy(o => o.CreatedAt)
             .ThenBy(o => o.ObjectId))
         {
@@ -373,6 +423,9 @@ public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Compaction: {StreamSets} stream-set and {StreamObjects} stream objects ({InputBytes} bytes) replaced by {Written} stream objects ({OutputBytes} bytes); {Dropped} dead blocks left out")]
     private static partial void LogRound(ILogger logger, int streamSets, int streamObjects, long inputBytes, int written, long outputBytes, int dropped);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Compaction: object {Key} cannot be read (missing, or its bytes do not parse); it is left out of compaction from now on, and reads of its ranges fail with a storage error")]
+    private static partial void LogSetAside(ILogger logger, Exception exception, string key);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Compaction round failed; its uploaded objects stay uncommitted (the janitor removes them) and the next round tries again")]
     private static partial void LogFailed(ILogger logger, Exception exception);

@@ -52,6 +52,28 @@ public sealed class ObjectCompactorTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AnUnreadableObjectIsSetAsideAndTheOthersAreStillCompacted()
+    {
+        // Rounds take the oldest objects first: one whose bytes are gone must not stop compaction for good.
+        CompactionEngine engine = await OpenAsync();
+        long[] older = await engine.CreateTopicAsync("lost", 1);
+        await engine.AppendAndUploadAsync(older, batches: 4);
+        long[] newer = await engine.CreateTopicAsync("kept", 1);
+        await engine.AppendAndUploadAsync(newer, batches: 4);
+        List<ObjectMetadata> before = [.. (await engine.Metadata.ListObjectsAsync()).Where(o => o.State == ObjectState.Committed).OrderBy(o => o.ObjectId)];
+        Assert.Equal(2, before.Count);
+        await engine.Objects.DeleteAsync([before[0].Key]);
+
+        ObjectCompactor compactor = engine.Compactor();
+        CompactionReport report = await compactor.RunOnceAsync(CompactionEngine.Later);
+        Assert.Equal((1, 1), (report.StreamSetObjectsReplaced, report.ObjectsWritten));
+        Assert.Equal(CompactionReport.Nothing, await compactor.RunOnceAsync(CompactionEngine.Later));
+        Dictionary<long, ObjectMetadata> objects = await engine.ObjectsByIdAsync();
+        Assert.Equal((ObjectState.Committed, ObjectState.MarkedForDeletion), (objects[before[0].ObjectId].State, objects[before[1].ObjectId].State));
+        await engine.AssertReadsBackAsync(newer[0], 0);
+    }
+
+    [Fact]
     public async Task StreamSetObjectsBecomeOneStreamObjectPerStreamAndReadBackByteForByte()
     {
         CompactionEngine engine = await OpenAsync();
