@@ -94,19 +94,52 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
             : new AmazonS3Client(config);
     }
 
-    /// <summary>Creates the bucket if it does not exist (embedded setups and tests).</summary>
-    public Task EnsureBucketAsync(CancellationToken cancellationToken = default) => GuardAsync("create bucket", async () =>
+    /// <summary>
+    /// Makes sure the bucket is there: found (HEAD), else created (embedded setups and tests). Returns false when the
+    /// credentials may not look at the bucket itself (403: object-only permissions, as least-privilege setups grant);
+    /// the broker then goes on, and object operations say whether it can work. A bucket name another account holds is
+    /// an error rather than a broker whose every upload would fail.
+    /// </summary>
+    public Task<bool> EnsureBucketAsync(CancellationToken cancellationToken = default) => GuardAsync("check bucket", async () =>
     {
+        HttpStatusCode found = await HeadBucketAsync(cancellationToken).ConfigureAwait(false);
+        if (found != HttpStatusCode.NotFound)
+        {
+            return found == HttpStatusCode.OK;
+        }
+
         try
         {
             await _client.PutBucketAsync(new PutBucketRequest { BucketName = _options.Bucket }, cancellationToken).ConfigureAwait(false);
         }
-        catch (AmazonS3Exception e) when (e.ErrorCode is "BucketAlreadyOwnedByYou" or "BucketAlreadyExists")
+        catch (AmazonS3Exception e) when (e.ErrorCode is "BucketAlreadyOwnedByYou")
         {
         }
+        catch (AmazonS3Exception e) when (e.ErrorCode is "BucketAlreadyExists")
+        {
+            // Made by another broker meanwhile (some servers answer this for their owner too), or another account's name.
+            if (await HeadBucketAsync(cancellationToken).ConfigureAwait(false) != HttpStatusCode.OK)
+            {
+                throw new ObjectStoreUnavailableException($"S3 bucket '{_options.Bucket}' exists and belongs to another account: choose another bucket name.");
+            }
+        }
 
-        return 0;
+        return true;
     }, null, cancellationToken);
+
+    /// <summary>OK, NotFound or Forbidden for the bucket; other failures throw.</summary>
+    private async Task<HttpStatusCode> HeadBucketAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _client.HeadBucketAsync(new HeadBucketRequest { BucketName = _options.Bucket }, cancellationToken).ConfigureAwait(false);
+            return HttpStatusCode.OK;
+        }
+        catch (AmazonS3Exception e) when (e.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.Forbidden)
+        {
+            return e.StatusCode;
+        }
+    }
 
     public Task PutAsync(string key, ReadOnlySequence<byte> data, CancellationToken cancellationToken = default) => GuardAsync($"put {key}", async () =>
     {

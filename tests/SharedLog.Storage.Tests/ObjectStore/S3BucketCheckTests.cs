@@ -1,0 +1,139 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using SharedLog.Storage.ObjectStore;
+
+namespace SharedLog.Storage.Tests.ObjectStore;
+
+/// <summary>
+/// How the broker's start checks its bucket, against answers s3rver never gives (permissions, another account's
+/// bucket): a stand-in endpoint on loopback answers bucket requests with chosen statuses, as fault injection.
+/// </summary>
+public sealed class S3BucketCheckTests
+{
+    /// <summary>Answers each request with the next (status, S3 error code) of a script, and records the methods asked.</summary>
+    private sealed class ScriptedEndpoint : IDisposable
+    {
+        private readonly HttpListener _listener = new();
+        private readonly Queue<(int Status, string? Code)> _script;
+        private readonly Task _serving;
+
+        public ScriptedEndpoint(params (int Status, string? Code)[] script)
+        {
+            _script = new Queue<(int, string?)>(script);
+            using (var probe = new TcpListener(IPAddress.Loopback, 0))
+            {
+                probe.Start();
+                Url = $"http://127.0.0.1:{((IPEndPoint)probe.LocalEndpoint).Port}/";
+                probe.Stop();
+            }
+
+            _listener.Prefixes.Add(Url);
+            _listener.Start();
+            _serving = Task.Run(ServeAsync);
+        }
+
+        public string Url { get; }
+
+        public List<string> Asked { get; } = [];
+
+        public void Dispose()
+        {
+            _listener.Close();
+            _serving.Wait(TimeSpan.FromSeconds(10));
+        }
+
+        private async Task ServeAsync()
+        {
+            while (_listener.IsListening)
+            {
+                HttpListenerContext context;
+                try
+                {
+                    context = await _listener.GetContextAsync();
+                }
+                catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
+                {
+                    return;
+                }
+
+                (int status, string? code) = (500, "InternalError");
+                lock (Asked)
+                {
+                    Asked.Add(context.Request.HttpMethod);
+                    if (_script.Count > 0)
+                    {
+                        (status, code) = _script.Dequeue();
+                    }
+                }
+
+                context.Response.StatusCode = status;
+                if (code is not null && context.Request.HttpMethod != "HEAD")
+                {
+                    byte[] body = Encoding.UTF8.GetBytes($"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{code}</Message></Error>");
+                    context.Response.ContentType = "application/xml";
+                    await context.Response.OutputStream.WriteAsync(body);
+                }
+
+                context.Response.Close();
+            }
+        }
+    }
+
+    private static S3ObjectStore StoreAt(string url) => new(new S3ObjectStoreOptions
+    {
+        ServiceUrl = url,
+        Bucket = "checked",
+        AccessKey = "key",
+        SecretKey = "secret",
+        MaxRetries = 0,
+        RequestTimeout = TimeSpan.FromSeconds(10),
+    });
+
+    [Fact]
+    public async Task ABucketFoundIsUsedAsItIs()
+    {
+        using var endpoint = new ScriptedEndpoint((200, null));
+        using S3ObjectStore store = StoreAt(endpoint.Url);
+        Assert.True(await store.EnsureBucketAsync());
+        Assert.Equal(["HEAD"], endpoint.Asked);
+    }
+
+    [Fact]
+    public async Task AMissingBucketIsCreated()
+    {
+        using var endpoint = new ScriptedEndpoint((404, null), (200, null));
+        using S3ObjectStore store = StoreAt(endpoint.Url);
+        Assert.True(await store.EnsureBucketAsync());
+        Assert.Equal(["HEAD", "PUT"], endpoint.Asked);
+    }
+
+    [Fact]
+    public async Task CredentialsForObjectsOnlyDoNotStopTheStart()
+    {
+        // Least-privilege credentials (object reads and writes, no bucket permissions): the start goes on, unverified.
+        using var endpoint = new ScriptedEndpoint((403, "AccessDenied"));
+        using S3ObjectStore store = StoreAt(endpoint.Url);
+        Assert.False(await store.EnsureBucketAsync());
+        Assert.Equal(["HEAD"], endpoint.Asked);
+    }
+
+    [Fact]
+    public async Task ABucketNameAnotherAccountHoldsIsAnError()
+    {
+        using var endpoint = new ScriptedEndpoint((404, null), (409, "BucketAlreadyExists"), (403, "AccessDenied"));
+        using S3ObjectStore store = StoreAt(endpoint.Url);
+        ObjectStoreUnavailableException e = await Assert.ThrowsAsync<ObjectStoreUnavailableException>(() => store.EnsureBucketAsync());
+        Assert.Contains("another account", e.Message, StringComparison.Ordinal);
+        Assert.Equal(["HEAD", "PUT", "HEAD"], endpoint.Asked);
+    }
+
+    [Fact]
+    public async Task ABucketAnotherBrokerJustMadeIsUsed()
+    {
+        // Some servers answer BucketAlreadyExists to its owner too (a race between two brokers creating it).
+        using var endpoint = new ScriptedEndpoint((404, null), (409, "BucketAlreadyExists"), (200, null));
+        using S3ObjectStore store = StoreAt(endpoint.Url);
+        Assert.True(await store.EnsureBucketAsync());
+    }
+}
