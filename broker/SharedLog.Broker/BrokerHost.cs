@@ -227,9 +227,9 @@ public sealed partial class BrokerHost : IAsyncDisposable
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
         IServiceProvider sp = _app.Services;
-        if (sp.GetRequiredService<IObjectStore>() is S3ObjectStore s3 && !await s3.EnsureBucketAsync(cancellationToken))
+        if (sp.GetRequiredService<IObjectStore>() is S3ObjectStore s3)
         {
-            LogBucketUnverified(sp.GetRequiredService<ILogger<BrokerHost>>());
+            await s3.EnsureBucketAsync(cancellationToken);
         }
 
         await sp.GetRequiredService<IMetadataStore>().InitializeAsync(cancellationToken);
@@ -377,9 +377,6 @@ public sealed partial class BrokerHost : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Object store is the local directory {Directory}: direct I/O {DirectIo} (not used because: {Refusal})")]
     private static partial void LogLocalObjectStore(ILogger logger, string directory, bool directIo, string refusal);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "The S3 credentials may not check the bucket (403); going on with object access only, whose first failure will say what is wrong")]
-    private static partial void LogBucketUnverified(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Producer state snapshot at shutdown failed; the next start replays the log from the previous snapshot")]
     private static partial void LogShutdownSnapshotFailed(ILogger logger, Exception exception);

@@ -577,18 +577,24 @@ public class BrokerNetworkTests
         await client.SendAsync(new FetchRequest
         {
             ReplicaId = -1,
-            MaxWaitMs = 60_000,
+            MaxWaitMs = 12_000,
             MinBytes = 1 << 20,
             MaxBytes = 1 << 20,
             Topics = [new() { Topic = "doomed", Partitions = [new() { Partition = 0, FetchOffset = 0, PartitionMaxBytes = 1 << 20 }] }, new() { Topic = "kept", Partitions = [new() { Partition = 0, FetchOffset = 0, PartitionMaxBytes = 1 << 20 }] }],
         }, 12, 1);
         Task<(int CorrelationId, byte[] Body)> answer = client.ReceiveAsync(1);
+
+        // The delete is meant to land while the poll waits: a pause makes that the order (the fetch reaches its wait in
+        // well under a millisecond on loopback).
+        await Task.Delay(300);
         using (Confluent.Kafka.IAdminClient admin = new Confluent.Kafka.AdminClientBuilder(new Confluent.Kafka.AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build())
         {
             await admin.DeleteTopicsAsync(["doomed"]);
         }
 
+        var answered = System.Diagnostics.Stopwatch.StartNew();
         FetchResponse response = new FetchResponse().ReadFrom((await answer.WaitAsync(TimeSpan.FromSeconds(30))).Body, 12);
+        Assert.True(answered.Elapsed < TimeSpan.FromSeconds(8), $"answered {answered.Elapsed} after the delete: the poll ran to its 12 s max wait");
         Assert.Equal(
             [("doomed", ErrorCode.UnknownTopicOrPartition), ("kept", ErrorCode.None)],
             response.Responses.Select(t => (t.Topic, (ErrorCode)t.Partitions.Single().ErrorCode)));

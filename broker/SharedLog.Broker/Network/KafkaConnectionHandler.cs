@@ -82,7 +82,7 @@ public sealed partial class KafkaConnectionHandler(
                 {
                     read = await input.ReadAsync(idle.Token);
                 }
-                catch (OperationCanceledException) when (!serving.IsCancellationRequested && owed.Count > 0)
+                catch (OperationCanceledException) when (idle.IsCancellationRequested && !serving.IsCancellationRequested && owed.Count > 0)
                 {
                     // Not idle: a response is still being made or sent. A cancelled source cannot be armed again.
                     idle.Dispose();
@@ -333,9 +333,10 @@ public sealed partial class KafkaConnectionHandler(
 
     /// <summary>
     /// Writes responses in request order as their handlers finish; closes the connection when a handler fails, or when
-    /// one response cannot be handed to the socket within <paramref name="maxIdleMs"/> (a client that stopped reading;
-    /// Kafka closes a connection making no progress for connections.max.idle.ms, and at the default of 10 minutes
-    /// this only closes a reader slower than a few KB/s on the largest responses).
+    /// one response cannot be handed to the socket within <paramref name="maxIdleMs"/> (a client that stopped reading).
+    /// Kafka closes a connection making no progress for connections.max.idle.ms; this deadline covers a whole response,
+    /// so at the default of 10 minutes a reader slower than about 96 KB/s on a fetch of the full fetch.max.bytes
+    /// (57.7 MB) is closed too.
     /// </summary>
     private async Task WriteResponsesAsync(ConnectionContext connection, ChannelReader<PendingResponse> unanswered, PipeWriter output, CancellationTokenSource closing, int maxIdleMs, OwedResponses owed)
     {

@@ -95,37 +95,54 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
     }
 
     /// <summary>
-    /// Makes sure the bucket is there: found (HEAD), else created (embedded setups and tests). Returns false when the
-    /// credentials may not look at the bucket itself (403: object-only permissions, as least-privilege setups grant);
-    /// the broker then goes on, and object operations say whether it can work. A bucket name another account holds is
-    /// an error rather than a broker whose every upload would fail.
+    /// Makes sure the broker can use the bucket: found (HEAD), else created (embedded setups and tests). When HEAD is
+    /// refused (403: credentials with object permissions only, as least-privilege setups grant; or another account's
+    /// bucket; or wrong keys), a small object is written and deleted: if that is refused too, the start fails saying
+    /// so, rather than a broker whose every upload would fail.
     /// </summary>
-    public Task<bool> EnsureBucketAsync(CancellationToken cancellationToken = default) => GuardAsync("check bucket", async () =>
+    public Task EnsureBucketAsync(CancellationToken cancellationToken = default) => GuardAsync("check bucket", async () =>
     {
         HttpStatusCode found = await HeadBucketAsync(cancellationToken).ConfigureAwait(false);
-        if (found != HttpStatusCode.NotFound)
+        if (found == HttpStatusCode.NotFound)
         {
-            return found == HttpStatusCode.OK;
-        }
-
-        try
-        {
-            await _client.PutBucketAsync(new PutBucketRequest { BucketName = _options.Bucket }, cancellationToken).ConfigureAwait(false);
-        }
-        catch (AmazonS3Exception e) when (e.ErrorCode is "BucketAlreadyOwnedByYou")
-        {
-        }
-        catch (AmazonS3Exception e) when (e.ErrorCode is "BucketAlreadyExists")
-        {
-            // Made by another broker meanwhile (some servers answer this for their owner too), or another account's name.
-            if (await HeadBucketAsync(cancellationToken).ConfigureAwait(false) != HttpStatusCode.OK)
+            try
             {
-                throw new ObjectStoreUnavailableException($"S3 bucket '{_options.Bucket}' exists and belongs to another account: choose another bucket name.");
+                await _client.PutBucketAsync(new PutBucketRequest { BucketName = _options.Bucket }, cancellationToken).ConfigureAwait(false);
+                return 0;
+            }
+            catch (AmazonS3Exception e) when (e.ErrorCode is "BucketAlreadyOwnedByYou")
+            {
+                return 0;
+            }
+            catch (AmazonS3Exception e) when (e.ErrorCode is "BucketAlreadyExists")
+            {
+                // Made by another broker meanwhile (some servers answer this for their owner too), or another account's name.
+                found = await HeadBucketAsync(cancellationToken).ConfigureAwait(false);
             }
         }
 
-        return true;
+        if (found != HttpStatusCode.OK)
+        {
+            await ProbeWriteAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return 0;
     }, null, cancellationToken);
+
+    /// <summary>Writes and deletes one small object; a refusal is an error naming the likely causes.</summary>
+    private async Task ProbeWriteAsync(CancellationToken cancellationToken)
+    {
+        string key = $"sharedlog-probe/{Guid.NewGuid():N}";
+        try
+        {
+            await _client.PutObjectAsync(new PutObjectRequest { BucketName = _options.Bucket, Key = key, ContentBody = "probe", UseChunkEncoding = false }, cancellationToken).ConfigureAwait(false);
+            await _client.DeleteObjectAsync(new DeleteObjectRequest { BucketName = _options.Bucket, Key = key }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (AmazonS3Exception e) when (e.StatusCode is HttpStatusCode.Forbidden)
+        {
+            throw new ObjectStoreUnavailableException($"S3 refuses this broker's writes to bucket '{_options.Bucket}' ({e.ErrorCode}): it belongs to another account, or the credentials are wrong or lack s3:PutObject/s3:DeleteObject.", e);
+        }
+    }
 
     /// <summary>OK, NotFound or Forbidden for the bucket; other failures throw.</summary>
     private async Task<HttpStatusCode> HeadBucketAsync(CancellationToken cancellationToken)
@@ -305,7 +322,7 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
         {
             throw new ObjectNotFoundException(key);
         }
-        catch (AmazonServiceException e) when (e.StatusCode is HttpStatusCode.NotFound && key is not null)
+        catch (AmazonServiceException e) when (e.StatusCode is HttpStatusCode.NotFound && key is not null && e.ErrorCode is not "NoSuchBucket")
         {
             throw new ObjectNotFoundException(key);
         }

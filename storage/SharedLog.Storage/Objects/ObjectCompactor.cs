@@ -147,13 +147,16 @@ public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore
             {
                 written = await WriteAsync(group, cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception e) when (IsDamage(e))
+            catch (DamagedObjectException e)
             {
                 // The round cannot commit without this group's blocks (its inputs would be replaced without them): it
-                // fails, and the objects the group read from sit out later rounds.
+                // fails, and the object that could not be read sits out later rounds.
                 foreach (Piece piece in group.Pieces)
                 {
-                    SetAside(piece.Range.ObjectId, piece.Range.Key, e);
+                    if (piece.Range.Key == e.Key)
+                    {
+                        SetAside(piece.Range.ObjectId, piece.Range.Key, e.InnerException!);
+                    }
                 }
 
                 throw;
@@ -177,6 +180,25 @@ public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore
 
     /// <summary>Missing or unparseable stored bytes; an unreachable store is not damage, and its round is simply tried again.</summary>
     private static bool IsDamage(Exception e) => e is ObjectNotFoundException or InvalidDataException;
+
+    /// <summary>Runs a read of one object, naming the object when its bytes turn out missing or damaged.</summary>
+    private static async Task<T> Damaged<T>(string key, Func<Task<T>> read)
+    {
+        try
+        {
+            return await read().ConfigureAwait(false);
+        }
+        catch (Exception e) when (IsDamage(e))
+        {
+            throw new DamagedObjectException(key, e);
+        }
+    }
+
+    /// <summary>An object of a compaction group that cannot be read: which one, and why.</summary>
+    private sealed class DamagedObjectException(string key, Exception inner) : IOException($"Object {key} cannot be read: {inner.Message}", inner)
+    {
+        public string Key { get; } = key;
+    }
 
     private void SetAside(long objectId, string key, Exception e)
     {
@@ -286,7 +308,7 @@ public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore
                 continue;
             }
 
-            foreach (BlockIndexEntry stored in await ObjectReader.ReadIndexAsync(objects, piece.Range.Key, piece.Range.ObjectSize, cancellationToken).ConfigureAwait(false))
+            foreach (BlockIndexEntry stored in await Damaged(piece.Range.Key, () => ObjectReader.ReadIndexAsync(objects, piece.Range.Key, piece.Range.ObjectSize, cancellationToken)).ConfigureAwait(false))
             {
                 if (stored.StreamId == group.StreamId && stored.EndOffset > group.LogStart)
                 {
@@ -321,7 +343,7 @@ public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore
             try
             {
                 (string key, BlockIndexEntry start) = blocks[run.First];
-                return await ObjectReader.ReadRangeAsync(objects, key, start.Position, (int)run.Length, cancellationToken).ConfigureAwait(false);
+                return await Damaged(key, () => ObjectReader.ReadRangeAsync(objects, key, start.Position, (int)run.Length, cancellationToken)).ConfigureAwait(false);
             }
             finally
             {
@@ -337,7 +359,15 @@ public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore
             {
                 (string key, BlockIndexEntry block) = blocks[i];
                 ReadOnlyMemory<byte> bytes = data[r].Slice(at, block.Size);
-                CheckBlock(key, block, bytes);
+                try
+                {
+                    CheckBlock(key, block, bytes);
+                }
+                catch (Exception e) when (IsDamage(e))
+                {
+                    throw new DamagedObjectException(key, e);
+                }
+
                 builder.AddBlock(block, bytes);
                 at += block.Size;
             }

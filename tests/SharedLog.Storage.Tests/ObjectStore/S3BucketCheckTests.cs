@@ -95,7 +95,7 @@ public sealed class S3BucketCheckTests
     {
         using var endpoint = new ScriptedEndpoint((200, null));
         using S3ObjectStore store = StoreAt(endpoint.Url);
-        Assert.True(await store.EnsureBucketAsync());
+        await store.EnsureBucketAsync();
         Assert.Equal(["HEAD"], endpoint.Asked);
     }
 
@@ -104,28 +104,50 @@ public sealed class S3BucketCheckTests
     {
         using var endpoint = new ScriptedEndpoint((404, null), (200, null));
         using S3ObjectStore store = StoreAt(endpoint.Url);
-        Assert.True(await store.EnsureBucketAsync());
+        await store.EnsureBucketAsync();
         Assert.Equal(["HEAD", "PUT"], endpoint.Asked);
     }
 
     [Fact]
     public async Task CredentialsForObjectsOnlyDoNotStopTheStart()
     {
-        // Least-privilege credentials (object reads and writes, no bucket permissions): the start goes on, unverified.
-        using var endpoint = new ScriptedEndpoint((403, "AccessDenied"));
+        // Least-privilege credentials (object reads and writes, no bucket permissions): HEAD is refused, so a small
+        // object is written and deleted to prove the broker can work.
+        using var endpoint = new ScriptedEndpoint((403, "AccessDenied"), (200, null), (204, null));
         using S3ObjectStore store = StoreAt(endpoint.Url);
-        Assert.False(await store.EnsureBucketAsync());
-        Assert.Equal(["HEAD"], endpoint.Asked);
+        await store.EnsureBucketAsync();
+        Assert.Equal(["HEAD", "PUT", "DELETE"], endpoint.Asked);
     }
 
     [Fact]
-    public async Task ABucketNameAnotherAccountHoldsIsAnError()
+    public async Task ABucketThatRefusesWritesStopsTheStartSayingWhy()
     {
-        using var endpoint = new ScriptedEndpoint((404, null), (409, "BucketAlreadyExists"), (403, "AccessDenied"));
+        // How AWS answers for another account's bucket, and for wrong keys: 403 to HEAD and to writes.
+        using var endpoint = new ScriptedEndpoint((403, "AccessDenied"), (403, "AccessDenied"));
         using S3ObjectStore store = StoreAt(endpoint.Url);
         ObjectStoreUnavailableException e = await Assert.ThrowsAsync<ObjectStoreUnavailableException>(() => store.EnsureBucketAsync());
         Assert.Contains("another account", e.Message, StringComparison.Ordinal);
-        Assert.Equal(["HEAD", "PUT", "HEAD"], endpoint.Asked);
+        Assert.Equal(["HEAD", "PUT"], endpoint.Asked);
+    }
+
+    [Fact]
+    public async Task ABucketNameTakenElsewhereIsAnError()
+    {
+        using var endpoint = new ScriptedEndpoint((404, null), (409, "BucketAlreadyExists"), (403, "AccessDenied"), (403, "AccessDenied"));
+        using S3ObjectStore store = StoreAt(endpoint.Url);
+        await Assert.ThrowsAsync<ObjectStoreUnavailableException>(() => store.EnsureBucketAsync());
+        Assert.Equal(["HEAD", "PUT", "HEAD", "PUT"], endpoint.Asked);
+    }
+
+    [Fact]
+    public async Task AMissingBucketIsAnUnavailableStoreNotAMissingObject()
+    {
+        // A missing object is damage (compaction sets it aside for good, reads report the partition's data lost); a
+        // bucket gone for a while (a server restarting, an endpoint moved) is an outage to retry.
+        using var endpoint = new ScriptedEndpoint((404, "NoSuchBucket"), (404, "NoSuchKey"));
+        using S3ObjectStore store = StoreAt(endpoint.Url);
+        await Assert.ThrowsAsync<ObjectStoreUnavailableException>(() => store.GetRangeAsync("data/x", 0, new byte[10]));
+        await Assert.ThrowsAsync<ObjectNotFoundException>(() => store.GetRangeAsync("data/x", 0, new byte[10]));
     }
 
     [Fact]
@@ -134,6 +156,7 @@ public sealed class S3BucketCheckTests
         // Some servers answer BucketAlreadyExists to its owner too (a race between two brokers creating it).
         using var endpoint = new ScriptedEndpoint((404, null), (409, "BucketAlreadyExists"), (200, null));
         using S3ObjectStore store = StoreAt(endpoint.Url);
-        Assert.True(await store.EnsureBucketAsync());
+        await store.EnsureBucketAsync();
+        Assert.Equal(["HEAD", "PUT", "HEAD"], endpoint.Asked);
     }
 }
