@@ -387,7 +387,7 @@ public sealed partial class KafkaConnectionHandler(
                         catch (OperationCanceledException)
                         {
                             LogWriteStalled(logger, connection.ConnectionId, maxIdleMs);
-                            metrics.ConnectionClosed("idle");
+                            metrics.ConnectionClosed("write_stalled");
                             connection.Abort(new ConnectionAbortedException("A response could not be sent for connections.max.idle.ms."));
                             return;
                         }
