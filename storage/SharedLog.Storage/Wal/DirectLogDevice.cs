@@ -97,7 +97,9 @@ public sealed class DirectLogDevice : StorageDeviceBase
                 {
                     SafeFileHandle file = device.Segment(segment);
                     device._zeroFill?.BeforeWrite(segment, (long)offset, length);
+                    long started = System.Diagnostics.Stopwatch.GetTimestamp();
                     RandomAccess.Write(file, new ReadOnlySpan<byte>((void*)source, (int)length), (long)offset);
+                    StorageMetrics.RecordWalWrite(commitPoint: false, started);
                 }
                 catch (Exception e)
                 {

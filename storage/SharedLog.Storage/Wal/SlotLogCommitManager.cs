@@ -178,7 +178,9 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
                     throw fault;
                 }
 
+                long started = System.Diagnostics.Stopwatch.GetTimestamp();
                 RandomAccess.Write(_file, slot[..written], (long)target * SlotBytes);
+                StorageMetrics.RecordWalWrite(commitPoint: true, started);
             }
             catch (Exception e)
             {
