@@ -233,6 +233,92 @@ public class SchemaRegistryTests
     }
 
     [Fact]
+    public async Task ARetriedImportIsAnsweredWithTheImportedSchema()
+    {
+        using SchemaRegistry registry = await OpenAsync(new MemoryJournal());
+        await registry.SetModeAsync(null, RegistryMode.Import, force: false, CancellationToken.None);
+        await registry.RegisterAsync("s", Fields("a") with { Id = 7, Version = 1 }, CancellationToken.None);
+
+        // As Confluent's registerOrForward: the same schema with the same id (a migration tool's retry) is answered, with
+        // or without its version, and makes no new version; in READWRITE too.
+        Assert.Equal((7, 1), (await registry.RegisterAsync("s", Fields("a") with { Id = 7, Version = 1 }, CancellationToken.None)) is var r1 ? (r1.Id, r1.Version) : default);
+        Assert.Equal((7, 1), (await registry.RegisterAsync("s", Fields("a") with { Id = 7 }, CancellationToken.None)) is var r2 ? (r2.Id, r2.Version) : default);
+        Assert.Equal([1], registry.Versions("s", includeDeleted: true));
+        await registry.SetModeAsync(null, RegistryMode.ReadWrite, force: false, CancellationToken.None);
+        Assert.Equal(7, (await registry.RegisterAsync("s", Fields("a") with { Id = 7 }, CancellationToken.None)).Id);
+        Assert.Equal(RegistryErrorCodes.OperationNotPermitted, await ErrorOfAsync(() => registry.RegisterAsync("s", Fields("a") with { Id = 8 }, CancellationToken.None)));
+    }
+
+    [Fact]
+    public async Task AnImportedVersionDoesNotTakeThePreviousVersionsMetadataOrRules()
+    {
+        using SchemaRegistry registry = await OpenAsync(new MemoryJournal());
+        await registry.SetModeAsync(null, RegistryMode.Import, force: false, CancellationToken.None);
+        var owned = new SchemaMetadata { Properties = new() { ["owner"] = "x" } };
+        await registry.RegisterAsync("s", Fields("a") with { Id = 1, Version = 1, Metadata = owned, RuleSet = "{\"domainRules\":[]}" }, CancellationToken.None);
+        await registry.RegisterAsync("s", Fields("a,b?") with { Id = 2, Version = 2 }, CancellationToken.None);
+
+        RegisteredSchema second = registry.GetVersion("s", "2", includeDeleted: false);
+        Assert.Null(second.Metadata);
+        Assert.Null(second.RuleSet);
+
+        // An id another subject holds is imported under this one when the schema is the same.
+        await registry.RegisterAsync("t", Fields("c") with { Id = 3, Version = 1 }, CancellationToken.None);
+        Assert.Equal(3, (await registry.RegisterAsync("s", Fields("c") with { Id = 3, Version = 4 }, CancellationToken.None)).Id);
+    }
+
+    [Fact]
+    public async Task ImportModeIsCheckedOnlyWhenSwitchingIntoItAndSoftDeletedSubjectsDoNotCount()
+    {
+        using SchemaRegistry registry = await OpenAsync(new MemoryJournal());
+        await registry.RegisterAsync("s", Fields("a"), CancellationToken.None);
+        await registry.DeleteSubjectAsync("s", permanent: false, CancellationToken.None);
+
+        // As Confluent's setMode: only live schemas stop the switch, and the soft-deleted ones are then removed for good,
+        // so an import may take their version numbers.
+        await registry.SetModeAsync(null, RegistryMode.Import, force: false, CancellationToken.None);
+        Assert.Equal(RegistryErrorCodes.SubjectNotFound, Assert.Throws<SchemaRegistryException>(() => registry.Versions("s", includeDeleted: true)).ErrorCode);
+        await registry.RegisterAsync("s", Fields("z") with { Id = 20, Version = 1 }, CancellationToken.None);
+
+        // Saying IMPORT again (a resumed migration) is not a switch.
+        await registry.SetModeAsync(null, RegistryMode.Import, force: false, CancellationToken.None);
+        Assert.Equal(1, registry.GetVersion("s", "1", includeDeleted: false).Version);
+    }
+
+    [Fact]
+    public async Task LatestIsTheNewestLiveVersionEvenWhenDeletedOnesAreAskedFor()
+    {
+        using SchemaRegistry registry = await OpenAsync(new MemoryJournal());
+        await registry.RegisterAsync("s", Fields("a"), CancellationToken.None);
+        await registry.RegisterAsync("s", Fields("a,b?"), CancellationToken.None);
+        Assert.Equal(2, await registry.DeleteVersionAsync("s", "latest", permanent: false, CancellationToken.None));
+
+        // As Confluent: "latest" is version 1 now, live, so a permanent delete of it is refused (40407) instead of
+        // removing the soft-deleted version 2 behind it.
+        Assert.Equal(RegistryErrorCodes.VersionNotSoftDeleted, await ErrorOfAsync(() => registry.DeleteVersionAsync("s", "latest", permanent: true, CancellationToken.None)));
+        Assert.Equal([1, 2], registry.Versions("s", includeDeleted: true));
+        Assert.Equal(1, registry.GetVersion("s", "latest", includeDeleted: true).Version);
+        Assert.Equal(2, await registry.DeleteVersionAsync("s", "2", permanent: true, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task ReadOnlyModeRefusesCompatibilityChanges()
+    {
+        using SchemaRegistry registry = await OpenAsync(new MemoryJournal());
+        await registry.SetCompatibilityAsync("s", CompatibilityLevel.Full, CancellationToken.None);
+        await registry.SetModeAsync(null, RegistryMode.ReadOnly, force: false, CancellationToken.None);
+
+        // As Confluent's updateConfig and deleteSubjectConfig: a frozen registry keeps its compatibility settings too.
+        Assert.Equal(RegistryErrorCodes.OperationNotPermitted, await ErrorOfAsync(() => registry.SetCompatibilityAsync("s", CompatibilityLevel.None, CancellationToken.None)));
+        Assert.Equal(RegistryErrorCodes.OperationNotPermitted, await ErrorOfAsync(() => registry.SetCompatibilityAsync(null, CompatibilityLevel.None, CancellationToken.None)));
+        Assert.Equal(RegistryErrorCodes.OperationNotPermitted, await ErrorOfAsync(() => registry.DeleteCompatibilityAsync("s", CancellationToken.None)));
+        Assert.Equal(RegistryErrorCodes.OperationNotPermitted, await ErrorOfAsync(() => registry.DeleteCompatibilityAsync(null, CancellationToken.None)));
+
+        await registry.SetModeAsync(null, RegistryMode.ReadWrite, force: false, CancellationToken.None);
+        await registry.SetCompatibilityAsync("s", CompatibilityLevel.None, CancellationToken.None);
+    }
+
+    [Fact]
     public async Task ErrorsUseConfluentsCodes()
     {
         using SchemaRegistry registry = await OpenAsync(new MemoryJournal());

@@ -337,13 +337,15 @@ public sealed partial class SchemaRegistry : IDisposable
 
                 // As Confluent: a schema registered without metadata keeps the metadata of the subject's latest version,
                 // so a serializer that only sends the schema neither drops an owner's properties nor makes a new version.
-                SchemaEntry? latestEntry = versions.Values.LastOrDefault(v => !v.Deleted) is { } latest ? _byId[latest.Id] : null;
+                // Not in IMPORT, where a version is copied as the source registry has it (Confluent's maybePopulateFromPrevious).
+                SchemaEntry? latestEntry = mode != RegistryMode.Import && versions.Values.LastOrDefault(v => !v.Deleted) is { } latest ? _byId[latest.Id] : null;
                 SchemaMetadata? metadata = request.Metadata ?? latestEntry?.Metadata;
                 string? ruleSet = request.RuleSet ?? latestEntry?.RuleSet; // data contract rules are kept the same way
                 string identity = FullIdentity(schemaIdentity, metadata, ruleSet);
                 SubjectVersion? existing = versions.Values.LastOrDefault(v => !v.Deleted && _byId[v.Id].Identity == identity);
-                if (existing is not null && request.Id is null)
+                if (existing is not null && (request.Id is null or < 0 || request.Id == existing.Id))
                 {
+                    // A retried import (same schema, same id) is answered the same way, as Confluent's registerOrForward does.
                     // As Confluent: a schema already under the subject is answered with its id in any mode, READONLY
                     // included (serializers with auto.register.schemas register on every start).
                     return Describe(subject, existing);
@@ -556,26 +558,49 @@ public sealed partial class SchemaRegistry : IDisposable
             ValidateSubject(subject);
         }
 
-        await WriteSerializedAsync([RegistryRecords.Config(subject, level)], cancellationToken);
+        await _writer.WaitAsync(cancellationToken);
+        try
+        {
+            lock (_sync)
+            {
+                RequireWritableScope(subject); // as Confluent's updateConfig
+            }
+
+            await WriteAsync([RegistryRecords.Config(subject, level)], null, cancellationToken);
+        }
+        finally
+        {
+            _writer.Release();
+        }
     }
 
     /// <summary>Removes a subject's level (or resets the global one); returns the level that was in force.</summary>
     public async Task<CompatibilityLevel> DeleteCompatibilityAsync(string? subject, CancellationToken cancellationToken)
     {
         CompatibilityLevel previous;
-        lock (_sync)
+        await _writer.WaitAsync(cancellationToken);
+        try
         {
-            if (subject is null)
+            lock (_sync)
             {
-                previous = _globalCompatibility ?? DefaultCompatibility;
+                RequireWritableScope(subject); // as Confluent's deleteSubjectConfig / deleteConfig
+                if (subject is null)
+                {
+                    previous = _globalCompatibility ?? DefaultCompatibility;
+                }
+                else if (!_subjectCompatibility.TryGetValue(subject, out previous))
+                {
+                    throw SchemaRegistryException.SubjectNotFound(subject); // as Confluent's DELETE /config/{subject}
+                }
             }
-            else if (!_subjectCompatibility.TryGetValue(subject, out previous))
-            {
-                throw SchemaRegistryException.SubjectNotFound(subject); // as Confluent's DELETE /config/{subject}
-            }
+
+            await WriteAsync([RegistryRecords.Config(subject, null)], null, cancellationToken);
+        }
+        finally
+        {
+            _writer.Release();
         }
 
-        await WriteSerializedAsync([RegistryRecords.Config(subject, null)], cancellationToken);
         return previous;
     }
 
@@ -586,16 +611,45 @@ public sealed partial class SchemaRegistry : IDisposable
             ValidateSubject(subject);
         }
 
-        lock (_sync)
+        await _writer.WaitAsync(cancellationToken);
+        try
         {
-            bool hasSchemas = subject is null ? _subjects.Count > 0 : _subjects.ContainsKey(subject);
-            if (mode == RegistryMode.Import && hasSchemas && !force)
+            var entries = new List<JournalEntry>();
+            lock (_sync)
             {
-                throw new SchemaRegistryException(RegistryErrorCodes.OperationNotPermitted, "Cannot import since found existing subjects; use force=true to switch to IMPORT anyway.");
-            }
-        }
+                RegistryMode current = subject is null ? _globalMode ?? RegistryMode.ReadWrite : EffectiveMode(subject);
+                if (mode == RegistryMode.Import && current != RegistryMode.Import)
+                {
+                    // As Confluent: checked only when switching into IMPORT, and only live schemas count; the soft-deleted
+                    // versions in scope are then removed for good, so imported versions do not collide with them.
+                    List<string> inScope = subject is null ? [.. _subjects.Keys] : _subjects.ContainsKey(subject) ? [subject] : [];
+                    if (!force && inScope.Exists(s => _subjects[s].Values.Any(v => !v.Deleted)))
+                    {
+                        throw new SchemaRegistryException(RegistryErrorCodes.OperationNotPermitted, "Cannot import since found existing subjects; use force=true to switch to IMPORT anyway.");
+                    }
 
-        await WriteSerializedAsync([RegistryRecords.Mode(subject, mode)], cancellationToken);
+                    foreach (string s in inScope)
+                    {
+                        foreach (SubjectVersion deleted in _subjects[s].Values.Where(v => v.Deleted && ReferrersOf(s, v.Version).Count == 0))
+                        {
+                            entries.Add(RegistryRecords.SchemaVersionTombstone(s, deleted.Version));
+                        }
+                    }
+
+                    if (entries.Count > 0)
+                    {
+                        entries.Add(RegistryRecords.IdHighWater(_maxId));
+                    }
+                }
+            }
+
+            entries.Add(RegistryRecords.Mode(subject, mode));
+            await WriteAsync(entries, null, cancellationToken);
+        }
+        finally
+        {
+            _writer.Release();
+        }
     }
 
     public async Task<RegistryMode> DeleteModeAsync(string? subject, CancellationToken cancellationToken)
@@ -1001,6 +1055,19 @@ public sealed partial class SchemaRegistry : IDisposable
         }
     }
 
+    /// <summary><see cref="RequireWritable"/> for a subject, or for the registry-wide settings when <paramref name="subject"/> is null.</summary>
+    private void RequireWritableScope(string? subject)
+    {
+        if (subject is not null)
+        {
+            RequireWritable(subject);
+        }
+        else if ((_globalMode ?? RegistryMode.ReadWrite) == RegistryMode.ReadOnly)
+        {
+            throw new SchemaRegistryException(RegistryErrorCodes.OperationNotPermitted, "The registry is in read-only mode.");
+        }
+    }
+
     private SortedDictionary<int, SubjectVersion> VersionsOf(string subject) =>
         _subjects.TryGetValue(subject, out SortedDictionary<int, SubjectVersion>? versions) ? versions : [];
 
@@ -1022,7 +1089,10 @@ public sealed partial class SchemaRegistry : IDisposable
 
         if (latest)
         {
-            return versions.Values.LastOrDefault(v => includeDeleted || !v.Deleted) ?? throw SchemaRegistryException.SubjectNotFound(subject);
+            // As Confluent: "latest" is the newest live version whether or not deleted ones are asked for, so a permanent
+            // delete of "latest" meets a live version (40407) instead of removing a soft-deleted one behind it.
+            return versions.Values.LastOrDefault(v => !v.Deleted)
+                ?? throw new SchemaRegistryException(RegistryErrorCodes.VersionNotFound, $"Version latest not found for subject '{subject}'.");
         }
 
         if (!versions.TryGetValue(number, out SubjectVersion? version) || (version.Deleted && !includeDeleted))
