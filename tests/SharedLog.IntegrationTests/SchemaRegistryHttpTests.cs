@@ -96,6 +96,17 @@ public class SchemaRegistryHttpTests
         (HttpStatusCode found, JsonNode? lookedUp) = await SendAsync(http, HttpMethod.Post, "/subjects/pay-value", Body(new { schema, ruleSet = rules }));
         Assert.Equal((HttpStatusCode.OK, 2), (found, (int)lookedUp!["version"]!));
 
+        // As Confluent: new rules may be sent without the schema; the version takes the latest schema. Not on a lookup,
+        // and not for a subject without versions.
+        var moreRules = new { domainRules = new object[] { new { name = "email-set", kind = "CONDITION", mode = "WRITE", type = "CEL", expr = "message.email != ''" } } };
+        (HttpStatusCode rulesOnly, JsonNode? third) = await SendAsync(http, HttpMethod.Post, "/subjects/pay-value/versions", Body(new { ruleSet = moreRules }));
+        Assert.Equal((HttpStatusCode.OK, 3), (rulesOnly, (int)third!["version"]!));
+        JsonNode? version3 = (await SendAsync(http, HttpMethod.Get, "/subjects/pay-value/versions/3")).Json;
+        Assert.Equal("email-set", (string)version3!["ruleSet"]!["domainRules"]![0]!["name"]!);
+        Assert.Equal((string)latest["schema"]!, (string)version3["schema"]!);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/pay-value", Body(new { ruleSet = moreRules }), HttpStatusCode.UnprocessableEntity, 42201);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/nothing-value/versions", Body(new { ruleSet = moreRules }), HttpStatusCode.UnprocessableEntity, 42201);
+
         // Malformed rule sets are invalid schemas (422, 42201).
         await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/pay-value/versions", Body(new { schema, ruleSet = new { domainRules = new object[] { new { kind = "CONDITION", type = "CEL" } } } }), HttpStatusCode.UnprocessableEntity, 42201);
         await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/pay-value/versions", Body(new { schema, ruleSet = new { domainRules = new object[] { new { name = "a", kind = "MAYBE", type = "CEL" } } } }), HttpStatusCode.UnprocessableEntity, 42201);

@@ -131,7 +131,7 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
                 await JsonAsync(context, Array(registry.Versions(subject, deleted).Select(v => (JsonNode?)v)));
                 return;
             case ["subjects", string subject, "versions"] when method == "POST":
-                RegisteredSchema registered = await registry.RegisterAsync(subject, await SchemaRequestAsync(context), cancel);
+                RegisteredSchema registered = await registry.RegisterAsync(subject, await SchemaRequestAsync(context, mayOmitSchema: true), cancel);
                 await JsonAsync(context, new JsonObject { ["id"] = registered.Id, ["version"] = registered.Version });
                 return;
             case ["subjects", string subject, "versions", string version] when method == "GET":
@@ -287,10 +287,14 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
         }
     }
 
-    private static async Task<SchemaRequest> SchemaRequestAsync(HttpContext context)
+    /// <summary>
+    /// The schema a request body carries. With <paramref name="mayOmitSchema"/> (registration) a body with metadata or
+    /// rules but no schema text is let through: the registry takes the subject's latest schema, as Confluent does.
+    /// </summary>
+    private static async Task<SchemaRequest> SchemaRequestAsync(HttpContext context, bool mayOmitSchema = false)
     {
         SchemaBody body = await ReadBodyAsync<SchemaBody>(context);
-        if (string.IsNullOrEmpty(body.Schema))
+        if (string.IsNullOrEmpty(body.Schema) && !(mayOmitSchema && (body.RuleSet is not null || body.Metadata is not null)))
         {
             throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, "Empty schema.");
         }
@@ -306,7 +310,7 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
         }
 
         // As Confluent, an id below 0 is no id (clients send -1 for "not chosen").
-        return new SchemaRequest(body.Schema, type, body.References ?? [], body.Metadata, body.Id is < 0 ? null : body.Id, body.Version, Flag(context.Request.Query, "normalize"), RuleSets.Canonical(body.RuleSet));
+        return new SchemaRequest(body.Schema ?? string.Empty, type, body.References ?? [], body.Metadata, body.Id is < 0 ? null : body.Id, body.Version, Flag(context.Request.Query, "normalize"), RuleSets.Canonical(body.RuleSet));
     }
 
     private static async Task<T> ReadBodyAsync<T>(HttpContext context)

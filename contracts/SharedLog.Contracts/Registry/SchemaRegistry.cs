@@ -321,6 +321,11 @@ public sealed partial class SchemaRegistry : IDisposable
     public async Task<RegisteredSchema> RegisterAsync(string subject, SchemaRequest request, CancellationToken cancellationToken)
     {
         ValidateSubject(subject);
+        if (request.Schema.Length == 0)
+        {
+            request = WithLatestSchema(subject, request);
+        }
+
         (IParsedSchema parsed, ISchemaFormat _) = Parse(request);
         IReadOnlyList<SchemaReference> references = ConcreteReferences(request.References);
         string schemaIdentity = SchemaIdentity(parsed, references);
@@ -1070,6 +1075,24 @@ public sealed partial class SchemaRegistry : IDisposable
 
     private SortedDictionary<int, SubjectVersion> VersionsOf(string subject) =>
         _subjects.TryGetValue(subject, out SortedDictionary<int, SubjectVersion>? versions) ? versions : [];
+
+    /// <summary>
+    /// A registration without schema text (new metadata or rules only) takes the schema, type and references of the
+    /// subject's latest live version, as Confluent's maybePopulateFromPrevious does; with no such version it is empty.
+    /// </summary>
+    private SchemaRequest WithLatestSchema(string subject, SchemaRequest request)
+    {
+        lock (_sync)
+        {
+            if (!_subjects.TryGetValue(subject, out SortedDictionary<int, SubjectVersion>? versions) || versions.Values.LastOrDefault(v => !v.Deleted) is not { } latest)
+            {
+                throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, "Empty schema.");
+            }
+
+            SchemaEntry entry = _byId[latest.Id];
+            return request with { Schema = entry.Text, Type = entry.Type, References = entry.References };
+        }
+    }
 
     /// <summary>Resolves "latest", "-1" or a number to a version; errors as Confluent's API reports them.</summary>
     private SubjectVersion FindVersion(string subject, string versionText, bool includeDeleted)
