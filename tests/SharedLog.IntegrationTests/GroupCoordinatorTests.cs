@@ -323,6 +323,38 @@ public class GroupCoordinatorTests
     }
 
     [Fact]
+    public async Task AStaticMemberRestartingWhileTheGroupAwaitsItsAssignmentStartsARebalance()
+    {
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 0);
+        JoinResult alone = await StaticJoinAsync(groups, "pod-a", string.Empty, [0, 1]).WaitAsync(Timeout);
+        await groups.SyncAsync("g", alone.GenerationId, alone.MemberId, new Dictionary<string, byte[]> { [alone.MemberId] = [1] }, "pod-a").WaitAsync(Timeout);
+        Task<JoinResult> bJoin = StaticJoinAsync(groups, "pod-b", string.Empty, [0, 1]);
+        JoinResult a = await StaticJoinAsync(groups, "pod-a", alone.MemberId, [0, 1]).WaitAsync(Timeout);
+        JoinResult b = await bJoin.WaitAsync(Timeout);
+        Assert.Equal(GroupState.CompletingRebalance, groups.Find("g")!.State);
+
+        // pod-b restarts (no member id, the same subscription bytes) before the leader has synced. The leader was given
+        // the old id and will assign to it, so, as Kafka, the group rebalances instead of answering with this generation
+        // (which left the new id with no partitions and the old id's unowned, the group stable).
+        Task<JoinResult> b2Join = StaticJoinAsync(groups, "pod-b", string.Empty, [0, 1]);
+        Assert.Equal(GroupState.PreparingRebalance, groups.Find("g")!.State);
+        Assert.False(b2Join.IsCompleted);
+        SyncResult stale = await groups.SyncAsync("g", a.GenerationId, a.MemberId, new Dictionary<string, byte[]> { [a.MemberId] = [1], [b.MemberId] = [2] }, "pod-a").WaitAsync(Timeout);
+        Assert.Equal(ErrorCode.RebalanceInProgress, stale.Error);
+
+        JoinResult a2 = await StaticJoinAsync(groups, "pod-a", a.MemberId, [0, 1]).WaitAsync(Timeout);
+        JoinResult b2 = await b2Join.WaitAsync(Timeout);
+        Assert.Equal((ErrorCode.None, ErrorCode.None), (a2.Error, b2.Error));
+        Assert.True(a2.GenerationId > a.GenerationId);
+        Assert.Equal(a2.GenerationId, b2.GenerationId);
+        Assert.Contains(a2.Members, m => m.MemberId == b2.MemberId);
+        Task<SyncResult> b2Sync = groups.SyncAsync("g", b2.GenerationId, b2.MemberId, new Dictionary<string, byte[]>(), "pod-b");
+        await groups.SyncAsync("g", a2.GenerationId, a2.MemberId, new Dictionary<string, byte[]> { [a2.MemberId] = [1], [b2.MemberId] = [2] }, "pod-a").WaitAsync(Timeout);
+        Assert.Equal([2], (await b2Sync.WaitAsync(Timeout)).Assignment);
+        Assert.Equal(GroupState.Stable, groups.Find("g")!.State);
+    }
+
+    [Fact]
     public async Task AStaticMemberAbsentDuringARebalanceKeepsItsPlaceAndIsAssignedPartitions()
     {
         using var groups = new GroupCoordinator(initialRebalanceDelayMs: 0);

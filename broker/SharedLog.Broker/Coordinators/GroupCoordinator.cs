@@ -392,7 +392,10 @@ public sealed class GroupCoordinator : IDisposable
             // As Kafka, a known member joining again with unchanged protocols gets this generation's response again,
             // without a rebalance: a follower of a stable group, or any member while the group waits for its assignment
             // (it lost its JoinGroup response to a disconnect; a new rebalance would abort every member's SyncGroup).
-            if (known && !changed && (group.State == GroupState.CompletingRebalance || (group.State == GroupState.Stable && member.MemberId != group.LeaderId)))
+            // Not a restarted static member while the group waits for its assignment: the leader was given the old member
+            // id and assigns to it, so the new one would get nothing; Kafka rebalances then.
+            bool awaitingAssignment = group.State == GroupState.CompletingRebalance && replaced is null;
+            if (known && !changed && (awaitingAssignment || (group.State == GroupState.Stable && member.MemberId != group.LeaderId)))
             {
                 join.TrySetResult(ResultFor(group, member));
                 member.PendingJoin = null;
