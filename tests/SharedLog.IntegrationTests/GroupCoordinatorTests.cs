@@ -323,6 +323,21 @@ public class GroupCoordinatorTests
     }
 
     [Fact]
+    public async Task ARefusedJoinDoesNotMakeTheGroup()
+    {
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 0);
+
+        // As Kafka: a member id the coordinator never gave out, or no protocols at all, is refused without creating a group
+        // (which ListGroups would show as Empty, and whose empty time would hold a forgotten group's offsets).
+        JoinResult stale = await groups.JoinAsync("x", "stale-member", null, "consumer", [("range", [0])], 10_000, 10_000, "client", "127.0.0.1", requireKnownMemberId: true).WaitAsync(Timeout);
+        Assert.Equal(ErrorCode.UnknownMemberId, stale.Error);
+        JoinResult noProtocols = await groups.JoinAsync("x", string.Empty, null, "consumer", [], 10_000, 10_000, "client", "127.0.0.1", requireKnownMemberId: true).WaitAsync(Timeout);
+        Assert.Equal(ErrorCode.InconsistentGroupProtocol, noProtocols.Error);
+        Assert.Null(groups.Find("x"));
+        Assert.DoesNotContain(groups.All, g => g.GroupId == "x");
+    }
+
+    [Fact]
     public async Task AStaticMemberRestartingWhileTheGroupAwaitsItsAssignmentStartsARebalance()
     {
         using var groups = new GroupCoordinator(initialRebalanceDelayMs: 0);
