@@ -323,6 +323,23 @@ public class GroupCoordinatorTests
     }
 
     [Fact]
+    public async Task MembersJoiningDuringTheInitialDelayExtendItOnce()
+    {
+        const int Delay = 1500;
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: Delay);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Task<JoinResult> first = JoinAsync(groups, string.Empty);
+        Task<JoinResult> second = JoinAsync(groups, string.Empty);
+        JoinResult[] joined = await Task.WhenAll(first, second).WaitAsync(Timeout);
+
+        // As Kafka's InitialDelayedJoin: the second member arrived during the first delay, so the group waited a second
+        // delay before forming its first generation (which holds both). The bound only ever passes later on a slow machine.
+        Assert.True(clock.ElapsedMilliseconds >= (2 * Delay) - 100, $"first generation formed after {clock.ElapsedMilliseconds} ms");
+        Assert.All(joined, j => Assert.Equal((ErrorCode.None, 1), (j.Error, j.GenerationId)));
+        Assert.Equal(2, joined.Max(j => j.Members.Count)); // the leader sees both
+    }
+
+    [Fact]
     public async Task ARefusedJoinDoesNotMakeTheGroup()
     {
         using var groups = new GroupCoordinator(initialRebalanceDelayMs: 0);

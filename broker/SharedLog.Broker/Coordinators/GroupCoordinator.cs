@@ -77,6 +77,15 @@ public sealed class ConsumerGroup(string groupId)
     /// <summary>A new group waits this long for more members before its first rebalance completes.</summary>
     internal DateTime InitialDelayUntil { get; set; }
 
+    /// <summary>The initial delay this rebalance started with (0 for none): each extension is at most this long.</summary>
+    internal int InitialDelayStepMs { get; set; }
+
+    /// <summary>What is left of the rebalance timeout for extending the initial delay (Kafka's InitialDelayedJoin remainingMs).</summary>
+    internal int InitialDelayRemainingMs { get; set; }
+
+    /// <summary>A member joined the group's first rebalance during the current delay: when it ends, the group waits once more.</summary>
+    internal bool NewMemberAdded { get; set; }
+
     internal object Sync { get; } = new();
 
     public IReadOnlyList<GroupMember> Snapshot()
@@ -431,6 +440,12 @@ public sealed class GroupCoordinator : IDisposable
             {
                 StartRebalance(group, group.State == GroupState.Empty ? _initialRebalanceDelayMs : 0);
             }
+            else if (!known && group.GenerationId == 0)
+            {
+                // As Kafka's InitialDelayedJoin: members still arriving for a new group's first generation extend its wait,
+                // so a fleet starting over a few seconds forms one generation instead of one per arrival.
+                group.NewMemberAdded = true;
+            }
 
             TryCompleteJoin(group);
             return join.Task;
@@ -507,6 +522,9 @@ public sealed class GroupCoordinator : IDisposable
         DateTime now = DateTime.UtcNow;
         group.RebalanceDeadline = now.AddMilliseconds(Math.Max(MaxRebalanceTimeoutMs(group), delayMs));
         group.InitialDelayUntil = now.AddMilliseconds(delayMs);
+        group.InitialDelayStepMs = delayMs;
+        group.InitialDelayRemainingMs = delayMs > 0 ? Math.Max(MaxRebalanceTimeoutMs(group) - delayMs, 0) : 0;
+        group.NewMemberAdded = false;
         foreach (GroupMember m in group.Members.Values)
         {
             ReleaseSync(m, new SyncResult(ErrorCode.RebalanceInProgress, null, null, []), now);
@@ -552,6 +570,15 @@ public sealed class GroupCoordinator : IDisposable
         // As Kafka, members handed an id (MEMBER_ID_REQUIRED) and expected back count too: without them a scale-out
         // by several members takes a rebalance per member. Their ids expire after their session timeout.
         bool allJoined = group.PendingMemberIds.Count == 0 && group.Members.Values.All(m => m.PendingJoin is not null);
+        if (now >= group.InitialDelayUntil && group.NewMemberAdded && group.InitialDelayRemainingMs > 0)
+        {
+            // Kafka's InitialDelayedJoin: the delay ran out with new members in it; wait once more, within the rebalance timeout.
+            int extension = Math.Min(group.InitialDelayStepMs, group.InitialDelayRemainingMs);
+            group.InitialDelayUntil = now.AddMilliseconds(extension);
+            group.InitialDelayRemainingMs -= extension;
+            group.NewMemberAdded = false;
+        }
+
         if (!(allJoined && now >= group.InitialDelayUntil) && now < group.RebalanceDeadline)
         {
             return;
