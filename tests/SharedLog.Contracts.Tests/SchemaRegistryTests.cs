@@ -286,6 +286,24 @@ public class SchemaRegistryTests
     }
 
     [Fact]
+    public async Task ForcingImportModeRemovesNothing()
+    {
+        using SchemaRegistry registry = await OpenAsync(new MemoryJournal());
+        await registry.RegisterAsync("s", Fields("a"), CancellationToken.None);
+        await registry.RegisterAsync("s", Fields("a,b?"), CancellationToken.None);
+        await registry.DeleteVersionAsync("s", "2", permanent: false, CancellationToken.None);
+
+        // As Confluent's setMode: with force the switch neither checks nor removes anything; a soft-deleted version (and
+        // its schema id, which old records still carry) stays.
+        await registry.SetModeAsync(null, RegistryMode.Import, force: true, CancellationToken.None);
+        Assert.Equal([1, 2], registry.Versions("s", includeDeleted: true));
+        Assert.True(registry.GetVersion("s", "2", includeDeleted: true).Deleted);
+
+        // And in IMPORT a version is taken as sent: one without schema text is not filled from the latest.
+        Assert.Equal(RegistryErrorCodes.InvalidSchema, await ErrorOfAsync(() => registry.RegisterAsync("s", new SchemaRequest(string.Empty, SchemaType.Avro, []) with { Id = 9, Version = 3, RuleSet = "{\"domainRules\":[]}" }, CancellationToken.None)));
+    }
+
+    [Fact]
     public async Task LatestIsTheNewestLiveVersionEvenWhenDeletedOnesAreAskedFor()
     {
         using SchemaRegistry registry = await OpenAsync(new MemoryJournal());

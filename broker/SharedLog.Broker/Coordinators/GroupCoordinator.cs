@@ -320,13 +320,9 @@ public sealed class GroupCoordinator : IDisposable
             return Task.FromResult(Failed(ErrorCode.InvalidSessionTimeout, memberId));
         }
 
-        // As Kafka's getOrMaybeCreateGroup: a join that is refused whatever the group holds does not make the group (a
-        // phantom Empty group would be listed, and would restart a forgotten group's offsets.retention.minutes clock).
-        if (protocols.Count == 0)
-        {
-            return Task.FromResult(Failed(ErrorCode.InconsistentGroupProtocol, memberId));
-        }
-
+        // As Kafka's getOrMaybeCreateGroup: a join with a member id does not make the group (a phantom Empty group would
+        // be listed, and would restart a forgotten group's offsets.retention.minutes clock). One without makes it, even
+        // when refused for its protocols, as Kafka does.
         if (!string.IsNullOrEmpty(memberId) && Find(groupId) is null)
         {
             return Task.FromResult(Failed(ErrorCode.UnknownMemberId, memberId));

@@ -288,13 +288,13 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
     }
 
     /// <summary>
-    /// The schema a request body carries. With <paramref name="mayOmitSchema"/> (registration) a body with metadata or
-    /// rules but no schema text is let through: the registry takes the subject's latest schema, as Confluent does.
+    /// The schema a request body carries. With <paramref name="mayOmitSchema"/> (registration) a body without schema text
+    /// is let through: the registry takes the subject's latest schema (new metadata or rules only), as Confluent does.
     /// </summary>
     private static async Task<SchemaRequest> SchemaRequestAsync(HttpContext context, bool mayOmitSchema = false)
     {
         SchemaBody body = await ReadBodyAsync<SchemaBody>(context);
-        if (string.IsNullOrEmpty(body.Schema) && !(mayOmitSchema && (body.RuleSet is not null || body.Metadata is not null)))
+        if (string.IsNullOrWhiteSpace(body.Schema) && !mayOmitSchema)
         {
             throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, "Empty schema.");
         }

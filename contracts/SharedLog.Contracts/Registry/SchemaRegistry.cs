@@ -321,11 +321,35 @@ public sealed partial class SchemaRegistry : IDisposable
     public async Task<RegisteredSchema> RegisterAsync(string subject, SchemaRequest request, CancellationToken cancellationToken)
     {
         ValidateSubject(subject);
-        if (request.Schema.Length == 0)
+        if (!string.IsNullOrWhiteSpace(request.Schema))
         {
-            request = WithLatestSchema(subject, request);
+            return await RegisterOnceAsync(subject, request, filledFrom: null, cancellationToken);
         }
 
+        // No schema text: the latest version's is taken (Confluent's maybePopulateFromPrevious). It is read before the
+        // writer lock, so the registration starts again if another one changed the latest version meanwhile.
+        for (int attempt = 1; ; attempt++)
+        {
+            (SchemaRequest filled, SubjectVersion latest) = WithLatestSchema(subject, request);
+            try
+            {
+                return await RegisterOnceAsync(subject, filled, latest, cancellationToken);
+            }
+            catch (LatestVersionChangedException) when (attempt < 5)
+            {
+            }
+            catch (LatestVersionChangedException)
+            {
+                throw new SchemaRegistryException(RegistryErrorCodes.StoreError, $"Subject '{subject}' kept changing while its latest schema was being taken; retry.");
+            }
+        }
+    }
+
+    /// <summary>The latest version a schema-less registration was filled from is no longer the latest.</summary>
+    private sealed class LatestVersionChangedException : Exception;
+
+    private async Task<RegisteredSchema> RegisterOnceAsync(string subject, SchemaRequest request, SubjectVersion? filledFrom, CancellationToken cancellationToken)
+    {
         (IParsedSchema parsed, ISchemaFormat _) = Parse(request);
         IReadOnlyList<SchemaReference> references = ConcreteReferences(request.References);
         string schemaIdentity = SchemaIdentity(parsed, references);
@@ -339,6 +363,10 @@ public sealed partial class SchemaRegistry : IDisposable
             {
                 RegistryMode mode = EffectiveMode(subject);
                 SortedDictionary<int, SubjectVersion> versions = VersionsOf(subject);
+                if (filledFrom is not null && (versions.Values.LastOrDefault(v => !v.Deleted) is not { } latestNow || latestNow.Version != filledFrom.Version || latestNow.Id != filledFrom.Id))
+                {
+                    throw new LatestVersionChangedException();
+                }
 
                 // As Confluent: a schema registered without metadata keeps the metadata of the subject's latest version,
                 // so a serializer that only sends the schema neither drops an owner's properties nor makes a new version.
@@ -623,20 +651,26 @@ public sealed partial class SchemaRegistry : IDisposable
             lock (_sync)
             {
                 RegistryMode current = subject is null ? _globalMode ?? RegistryMode.ReadWrite : EffectiveMode(subject);
-                if (mode == RegistryMode.Import && current != RegistryMode.Import)
+                if (mode == RegistryMode.Import && current != RegistryMode.Import && !force)
                 {
-                    // As Confluent: checked only when switching into IMPORT, and only live schemas count; the soft-deleted
-                    // versions in scope are then removed for good, so imported versions do not collide with them.
+                    // As Confluent's setMode: checked only when switching into IMPORT without force, and only live schemas
+                    // count; the soft-deleted versions in scope are then removed for good, so imported versions do not
+                    // collide with them (a referenced one refuses the switch). With force nothing is checked or removed.
                     List<string> inScope = subject is null ? [.. _subjects.Keys] : _subjects.ContainsKey(subject) ? [subject] : [];
-                    if (!force && inScope.Exists(s => _subjects[s].Values.Any(v => !v.Deleted)))
+                    if (inScope.Exists(s => _subjects[s].Values.Any(v => !v.Deleted)))
                     {
                         throw new SchemaRegistryException(RegistryErrorCodes.OperationNotPermitted, "Cannot import since found existing subjects; use force=true to switch to IMPORT anyway.");
                     }
 
                     foreach (string s in inScope)
                     {
-                        foreach (SubjectVersion deleted in _subjects[s].Values.Where(v => v.Deleted && ReferrersOf(s, v.Version).Count == 0))
+                        foreach (SubjectVersion deleted in _subjects[s].Values)
                         {
+                            if (ReferrersOf(s, deleted.Version).Count > 0)
+                            {
+                                throw new SchemaRegistryException(RegistryErrorCodes.ReferenceExists, $"Subject '{s}' version {deleted.Version} is referenced by other schemas; delete those first.");
+                            }
+
                             entries.Add(RegistryRecords.SchemaVersionTombstone(s, deleted.Version));
                         }
                     }
@@ -1080,17 +1114,20 @@ public sealed partial class SchemaRegistry : IDisposable
     /// A registration without schema text (new metadata or rules only) takes the schema, type and references of the
     /// subject's latest live version, as Confluent's maybePopulateFromPrevious does; with no such version it is empty.
     /// </summary>
-    private SchemaRequest WithLatestSchema(string subject, SchemaRequest request)
+    private (SchemaRequest Filled, SubjectVersion Latest) WithLatestSchema(string subject, SchemaRequest request)
     {
         lock (_sync)
         {
-            if (!_subjects.TryGetValue(subject, out SortedDictionary<int, SubjectVersion>? versions) || versions.Values.LastOrDefault(v => !v.Deleted) is not { } latest)
+            // Not in IMPORT, where a version is taken as sent, as Confluent does.
+            if (EffectiveMode(subject) == RegistryMode.Import
+                || !_subjects.TryGetValue(subject, out SortedDictionary<int, SubjectVersion>? versions)
+                || versions.Values.LastOrDefault(v => !v.Deleted) is not { } latest)
             {
                 throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, "Empty schema.");
             }
 
             SchemaEntry entry = _byId[latest.Id];
-            return request with { Schema = entry.Text, Type = entry.Type, References = entry.References };
+            return (request with { Schema = entry.Text, Type = entry.Type, References = entry.References }, latest);
         }
     }
 

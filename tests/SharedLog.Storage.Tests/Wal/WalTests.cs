@@ -43,46 +43,6 @@ public sealed class WalTests : IDisposable
     }
 
     [Fact]
-    public async Task EachCommitRecordsItsDeviceWritesByKind()
-    {
-        var writes = new System.Collections.Concurrent.ConcurrentQueue<(string Kind, double Milliseconds)>();
-        using var listener = new System.Diagnostics.Metrics.MeterListener();
-        listener.InstrumentPublished = (instrument, l) =>
-        {
-            if (instrument.Meter.Name == StorageMetrics.MeterName && instrument.Name == "sharedlog.wal.write.duration")
-            {
-                l.EnableMeasurementEvents(instrument);
-            }
-        };
-        listener.SetMeasurementEventCallback<double>((_, value, tags, _) =>
-        {
-            foreach (KeyValuePair<string, object?> tag in tags)
-            {
-                if (tag.Key == "kind")
-                {
-                    writes.Enqueue(((string)tag.Value!, value));
-                }
-            }
-        });
-        listener.Start();
-
-        await using var wal = new FasterWriteAheadLog(Options());
-        for (int i = 0; i < 5; i++)
-        {
-            await wal.AppendAsync(1, i, 1, WalTestPayload.Create(1, i, 100));
-        }
-
-        // Every acknowledged append waited for a commit point, so at least one was written and timed.
-        Assert.Contains(writes, w => w.Kind == "commit_point" && w.Milliseconds > 0);
-        Assert.All(writes, w => Assert.True(w.Kind is "log" or "commit_point", $"unexpected kind {w.Kind}"));
-        if (wal.UsesDirectIo)
-        {
-            // The log pages go through the direct-I/O device, which times each write.
-            Assert.Contains(writes, w => w.Kind == "log" && w.Milliseconds > 0);
-        }
-    }
-
-    [Fact]
     public async Task AppendsAreRecoveredInOrderAfterReopen()
     {
         var positions = new List<long>();
