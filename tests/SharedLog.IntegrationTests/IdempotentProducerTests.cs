@@ -1,5 +1,6 @@
 using System.Buffers;
 using Confluent.Kafka;
+using Microsoft.Extensions.DependencyInjection;
 using SharedLog.Protocol.Messages;
 using SharedLog.Protocol.Records;
 
@@ -380,6 +381,45 @@ public class IdempotentProducerTests
     }
 
     /// <summary>Writes sequences 0-2 (offsets 0-2) and 3-4 (offsets 3-4) of a new producer to partition 0 of "restart".</summary>
+    /// <summary>
+    /// A producer snapshot saved past the log's end (offsets reserved by batches a crash then lost; older brokers saved
+    /// the next offset, not the durable end) is cut back to the end when loaded, and saved so, as Kafka drops snapshots
+    /// beyond the log end: else idempotent batches written at those offsets after the restart would be skipped by the
+    /// next load, and a retry after a second restart written twice.
+    /// </summary>
+    [Fact]
+    public async Task AProducerSnapshotPastTheLogEndIsCutBackToTheEndWhenLoaded()
+    {
+        string dataDir = Path.Combine(Path.GetTempPath(), "sharedlog-pidsnap-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            InitProducerIdResponse init;
+            await using (BrokerFixture first = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false))
+            {
+                init = await ProduceBeforeRestartAsync(first.BootstrapServers);
+            }
+
+            await using BrokerFixture second = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false);
+            var metadata = second.Host.Services.GetRequiredService<SharedLog.Storage.Metadata.IMetadataStore>();
+            long streamId = second.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>().FindStream("restart", 0)!.StreamId;
+            SharedLog.Storage.Metadata.ProducerSnapshot saved = (await metadata.GetProducerSnapshotAsync(streamId))!;
+            Assert.Equal(5, saved.Offset);
+            await metadata.SaveProducerSnapshotsAsync([saved with { Offset = 105 }]);
+
+            using RawKafkaClient client = await RawKafkaClient.ConnectAsync(second.BootstrapServers);
+            ProduceResponse.PartitionProduceResponse next = await ProduceAsync(client, "restart", Batch(init.ProducerId, init.ProducerEpoch, 5, 1), 1);
+            Assert.Equal((0, 5L), (next.ErrorCode, next.BaseOffset));
+            Assert.Equal(5, (await metadata.GetProducerSnapshotAsync(streamId))!.Offset);
+        }
+        finally
+        {
+            if (Directory.Exists(dataDir))
+            {
+                Directory.Delete(dataDir, recursive: true);
+            }
+        }
+    }
+
     private static async Task<InitProducerIdResponse> ProduceBeforeRestartAsync(string bootstrap)
     {
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(bootstrap);

@@ -140,12 +140,24 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
         {
             // No producer state was ever saved here, so no idempotent batch was written since snapshots exist:
             // record that as of the log end now, so a later load replays from here, not from the log start.
-            await metadata.SaveProducerSnapshotsAsync([new ProducerSnapshot(streamId, log.NextOffset, ProducerSnapshotFormat.Encode([]))], CancellationToken.None);
+            // (The durable end: offsets reserved by batches still being committed may be handed out again after a crash.)
+            await metadata.SaveProducerSnapshotsAsync([new ProducerSnapshot(streamId, log.HighWatermark, ProducerSnapshotFormat.Encode([]))], CancellationToken.None);
             return state;
         }
 
         state.Restore(saved);
         long from = Math.Max(snapshot!.Offset, log.LogStartOffset);
+        if (snapshot.Offset > log.HighWatermark)
+        {
+            // Saved past what the log kept (a crash lost batches not yet durable above its producers' last one, and older
+            // brokers saved the next offset, not the durable end). Its producers' batches were durable, so they are below
+            // the end; the offsets above are handed out again now. Claim only the end, at once, as Kafka drops snapshots
+            // beyond the log end: else a later load would skip idempotent batches written at those offsets.
+            LogSnapshotBeyondEnd(logger, streamId, snapshot.Offset, log.HighWatermark);
+            from = Math.Max(log.HighWatermark, log.LogStartOffset);
+            await metadata.SaveProducerSnapshotsAsync([new ProducerSnapshot(streamId, from, snapshot.State)], CancellationToken.None);
+        }
+
         long replayFrom = from;
         int replayed = 0;
         while (from < log.HighWatermark)
@@ -211,9 +223,14 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
                 LogExpired(logger, expired, streamId);
             }
 
-            if (state.CaptureIfChanged(streams.Get(streamId)) is { } captured)
+            StreamLog log = streams.Get(streamId);
+            if (state.CaptureIfChanged(log) is { } captured)
             {
-                snapshots.Add(new ProducerSnapshot(streamId, captured.Offset, ProducerSnapshotFormat.Encode(await captured.CompleteAsync())));
+                string encoded = ProducerSnapshotFormat.Encode(await captured.CompleteAsync());
+
+                // Its producers' batches are durable now, so below the high watermark; offsets above it were reserved by
+                // other batches still being committed, which a crash can lose and hand out again. Claim no more.
+                snapshots.Add(new ProducerSnapshot(streamId, Math.Min(captured.Offset, log.HighWatermark), encoded));
             }
         }
 
@@ -231,6 +248,9 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Producer state of stream {StreamId} loaded: snapshot at offset {SnapshotOffset}, replayed offsets {From} to {To} ({Batches} batches)")]
     private static partial void LogLoaded(ILogger logger, long streamId, long snapshotOffset, long from, long to, int batches);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Producer state snapshot of stream {StreamId} claims offset {Offset}, past the log's end {End}; it now claims the end")]
+    private static partial void LogSnapshotBeyondEnd(ILogger logger, long streamId, long offset, long end);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Producer state snapshot of stream {StreamId} (offset {Offset}) is unreadable; its producers start over")]
     private static partial void LogSnapshotUnreadable(ILogger logger, long streamId, long offset);
