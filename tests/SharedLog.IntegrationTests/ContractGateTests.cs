@@ -774,6 +774,19 @@ public class ContractGateTests
         // Spelt right it is taken; a subject without a schema yet cannot be checked, so its contract is taken as written.
         Assert.Equal(2, (int)(await ApplyAsync(setup.Broker, misspelt.Replace("card.numbr", "card.number", StringComparison.Ordinal)))["version"]!);
         Assert.Equal(1, (int)(await ApplyAsync(setup.Broker, misspelt.Replace("topic: cards", "topic: unregistered", StringComparison.Ordinal)))["version"]!);
+
+        // Once a schema is registered there and the path is put right, a rollback to the misspelt version is refused as
+        // its apply would be (it used to be taken, and the card number went unmasked).
+        using var registry = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{setup.Broker.Host.RegistryPort}") };
+        JsonNode cardsSchema = JsonNode.Parse(await registry.GetStringAsync("/subjects/cards-value/versions/latest"))!;
+        var copy = new JsonObject { ["schema"] = (string)cardsSchema["schema"]!, ["schemaType"] = (string?)cardsSchema["schemaType"] ?? "AVRO" };
+        using HttpResponseMessage copied = await registry.PostAsync("/subjects/unregistered-value/versions", new StringContent(copy.ToJsonString(), Encoding.UTF8, "application/vnd.schemaregistry.v1+json"));
+        Assert.Equal(HttpStatusCode.OK, copied.StatusCode);
+        Assert.Equal(2, (int)(await ApplyAsync(setup.Broker, misspelt.Replace("topic: cards", "topic: unregistered", StringComparison.Ordinal).Replace("card.numbr", "card.number", StringComparison.Ordinal)))["version"]!);
+        using HttpResponseMessage rollback = await http.PostAsync("/contracts/unregistered/rollback?version=1", null);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, rollback.StatusCode);
+        Assert.Contains("card.numbr", await rollback.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(2, JsonNode.Parse(await http.GetStringAsync("/contracts/unregistered"))!["history"]!.AsArray().Count);
     }
 
     [Fact]

@@ -49,7 +49,7 @@ public static class ContractsApi
 
             bool dryRun = string.Equals(context.Request.Query["dryRun"], "true", StringComparison.OrdinalIgnoreCase);
             return await ChangeAndSyncAsync(
-                () => store.ApplyAsync(text, Actor(context), dryRun, d => [.. ContractGate.CompileProblems(d), .. SchemaFieldPaths.UndeclaredPrivacyPaths(d, (r, isKey) => RegisteredSchemas(registry, d, r, isKey))], context.RequestAborted),
+                () => store.ApplyAsync(text, Actor(context), dryRun, d => ProblemsOf(d, registry), context.RequestAborted),
                 () => dryRun ? null : text,
                 registry,
                 context.RequestAborted);
@@ -60,13 +60,21 @@ public static class ContractsApi
             !int.TryParse(version, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int wanted)
                 ? Error(400, "A rollback needs ?version=N, the version to go back to.")
                 : await ChangeAndSyncAsync(
-                () => store.RollbackAsync(name, wanted, Actor(context), ContractGate.CompileProblems, context.RequestAborted),
+                () => store.RollbackAsync(name, wanted, Actor(context), d => ProblemsOf(d, registry), context.RequestAborted),
                 () => store.History(name) is [.., { Text: { } text }] ? text : null,
                 registry,
                 context.RequestAborted));
         app.MapDelete("/contracts/{name}", async (string name, HttpContext context, ContractStore store) =>
             await ChangeAsync(() => store.DeleteAsync(name, Actor(context), context.RequestAborted)));
     }
+
+    /// <summary>
+    /// Why a contract cannot take effect: its rules and policy do not compile, or a privacy path names no field of the
+    /// schemas registered for it. An apply and a rollback are checked alike: a version rolled back to may name a field
+    /// that a schema registered since does not have, and would leave the field it meant unmasked.
+    /// </summary>
+    private static IReadOnlyList<string> ProblemsOf(ContractDefinition definition, SchemaRegistry registry) =>
+        [.. ContractGate.CompileProblems(definition), .. SchemaFieldPaths.UndeclaredPrivacyPaths(definition, (r, isKey) => RegisteredSchemas(registry, definition, r, isKey))];
 
     /// <summary>
     /// The schemas registered for a side of a contract within its pinned versions, or null when the subject depends on
