@@ -271,6 +271,23 @@ public class ContractModelTests
     }
 
     [Fact]
+    public async Task ASecondContractNamingASubjectAlreadyBoundIsRefused()
+    {
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.ApplyAsync("name: payments\ntopic: payments\nclass: certified\nvalue:\n  strategy: TopicNameStrategy\n", "a", false, _ => [], CancellationToken.None);
+
+        // Each contract sets its subjects' compatibility level: a raw contract naming "payments-value" would have lowered
+        // the certified one's FULL_TRANSITIVE (explicitly here; the certified one names it by TopicNameStrategy).
+        var refused = await Assert.ThrowsAsync<ContractValidationException>(() => store.ApplyAsync("name: copy\ntopic: payments-copy\nclass: raw\nvalue:\n  subject: payments-value\n", "b", false, _ => [], CancellationToken.None));
+        Assert.Contains(refused.Problems, p => p.Contains("subject 'payments-value' is already bound by contract 'payments'", StringComparison.Ordinal));
+        Assert.Null(store.ForTopic("payments-copy"));
+
+        // Another subject is free; the binding contract itself changes as before.
+        await store.ApplyAsync("name: copy\ntopic: payments-copy\nclass: raw\nvalue:\n  subject: payments-copy-value\n", "b", false, _ => [], CancellationToken.None);
+        Assert.True((await store.ApplyAsync("name: payments\ntopic: payments\nclass: certified\nowner: team-b\nvalue:\n  strategy: TopicNameStrategy\n", "a", false, _ => [], CancellationToken.None)).Changed);
+    }
+
+    [Fact]
     public async Task ExactTopicsWinOverPatternsAndInternalTopicsMatchNoPattern()
     {
         using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);

@@ -15,14 +15,8 @@ public static class ContractRegistrySync
     public static async Task<IReadOnlyList<string>> ApplyAsync(ContractDefinition contract, SchemaRegistry registry, CancellationToken cancellationToken)
     {
         var changed = new List<string>();
-        foreach ((bool isKey, SchemaRequirement? requirement) in new[] { (true, contract.Key), (false, contract.Value) })
+        foreach (string subject in NamedSubjects(contract))
         {
-            if (requirement is null || (requirement.Subject is null && (contract.IsPattern || requirement.Strategy != SubjectNameStrategy.TopicNameStrategy)))
-            {
-                continue;
-            }
-
-            string subject = requirement.SubjectFor(contract.Topic, isKey, recordName: null);
             if (registry.SubjectCompatibility(subject) != contract.Compatibility)
             {
                 await registry.SetCompatibilityAsync(subject, contract.Compatibility, cancellationToken);
@@ -31,5 +25,19 @@ public static class ContractRegistrySync
         }
 
         return changed;
+    }
+
+    /// <summary>The subjects a contract names ahead (an explicit subject, or TopicNameStrategy on an exact topic): the ones it sets the level of.</summary>
+    public static IEnumerable<string> NamedSubjects(ContractDefinition contract)
+    {
+        foreach ((bool isKey, SchemaRequirement? requirement) in new[] { (true, contract.Key), (false, contract.Value) })
+        {
+            if (requirement is null || (requirement.Subject is null && (contract.IsPattern || requirement.Strategy != SubjectNameStrategy.TopicNameStrategy)))
+            {
+                continue;
+            }
+
+            yield return requirement.SubjectFor(contract.Topic, isKey, recordName: null);
+        }
     }
 }

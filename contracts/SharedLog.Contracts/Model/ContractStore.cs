@@ -199,6 +199,23 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
                 throw new ContractValidationException([$"topic '{after.Topic}' is already governed by contract '{holder.Definition.Name}': change that contract, or delete it first."]);
             }
 
+            // One contract per named subject too: each sets the subject's compatibility level in the registry, so a second
+            // would silently replace the first's (a raw contract lowering a certified one's FULL_TRANSITIVE).
+            if (after is not null)
+            {
+                Snapshot snapshot = _snapshot;
+                foreach (string subject in ContractRegistrySync.NamedSubjects(after))
+                {
+                    foreach (ActiveContract other in snapshot.Exact.Values.Concat(snapshot.Patterns))
+                    {
+                        if (other.Definition.Name != name && ContractRegistrySync.NamedSubjects(other.Definition).Contains(subject, StringComparer.Ordinal))
+                        {
+                            throw new ContractValidationException([$"subject '{subject}' is already bound by contract '{other.Definition.Name}': change that contract, or delete it first."]);
+                        }
+                    }
+                }
+            }
+
             IReadOnlyList<string> diff = Diff(before, after);
             int lastVersion = History(name) is { Count: > 0 } history ? history[^1].Version : 0;
             if (dryRun || (action == ActionApply && current is not null && diff.Count == 0))
