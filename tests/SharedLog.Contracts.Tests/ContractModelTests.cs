@@ -270,6 +270,50 @@ public class ContractModelTests
         Assert.Equal("a-test", store.ForTopic("orders")!.Definition.Name);
     }
 
+    /// <summary>A journal whose appends wait for <see cref="Release"/> once <see cref="Hold"/> is set.</summary>
+    private sealed class HeldJournal : IJournal
+    {
+        private readonly InMemoryJournal _inner = new();
+        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public bool Hold { get; set; }
+
+        public TaskCompletionSource Reached { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Release() => _released.TrySetResult();
+
+        public async ValueTask AppendAsync(IReadOnlyList<JournalEntry> entries, CancellationToken cancellationToken)
+        {
+            if (Hold)
+            {
+                Reached.TrySetResult();
+                await _released.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
+            }
+
+            await _inner.AppendAsync(entries, cancellationToken);
+        }
+
+        public IAsyncEnumerable<JournalEntry> ReadAllAsync(CancellationToken cancellationToken) => _inner.ReadAllAsync(cancellationToken);
+    }
+
+    [Fact]
+    public async Task TwoDeletesAtOnceAreOneDeleteAndOneNotFound()
+    {
+        var journal = new HeldJournal();
+        using var store = new ContractStore(journal, new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.ApplyAsync("name: payments\ntopic: payments\n", "a", false, _ => [], CancellationToken.None);
+
+        journal.Hold = true;
+        Task<ContractChange> first = store.DeleteAsync("payments", "a", CancellationToken.None);
+        await journal.Reached.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Task<ContractChange> second = store.DeleteAsync("payments", "b", CancellationToken.None);
+        journal.Release();
+
+        Assert.True((await first.WaitAsync(TimeSpan.FromSeconds(30))).Changed);
+        await Assert.ThrowsAsync<KeyNotFoundException>(() => second.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(["apply", "delete"], store.History("payments").Select(r => r.Action));
+    }
+
     [Fact]
     public async Task ASecondContractNamingASubjectAlreadyBoundIsRefused()
     {

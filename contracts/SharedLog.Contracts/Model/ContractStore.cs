@@ -141,15 +141,8 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         return definition;
     }
 
-    public async Task<ContractChange> DeleteAsync(string name, string actor, CancellationToken cancellationToken)
-    {
-        if (CurrentRevision(name) is null)
-        {
-            throw new KeyNotFoundException($"Contract '{name}' does not exist.");
-        }
-
-        return await ChangeAsync(name, ActionDelete, null, actor, null, dryRun: false, cancellationToken);
-    }
+    public Task<ContractChange> DeleteAsync(string name, string actor, CancellationToken cancellationToken) =>
+        ChangeAsync(name, ActionDelete, null, actor, null, dryRun: false, cancellationToken);
 
     /// <summary>A readable diff between two contracts: "+ path: value", "- path: value", "~ path: old -> new".</summary>
     public static IReadOnlyList<string> Diff(ContractDefinition? before, ContractDefinition? after)
@@ -187,6 +180,12 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         try
         {
             ContractRevision? current = CurrentRevision(name);
+            if (action == ActionDelete && current is null)
+            {
+                // Checked under the writer: two deletes at once are one delete and one "does not exist".
+                throw new KeyNotFoundException($"Contract '{name}' does not exist.");
+            }
+
             // A stored revision this build no longer takes (stored by an older, laxer build) is not in force (see
             // Rebuild); it must not block its own fix, rollback or delete either, so it diffs as absent.
             ContractDefinition? before = current?.Text is { } previousText && TryParse(previousText) is { } parsed ? parsed : null;
