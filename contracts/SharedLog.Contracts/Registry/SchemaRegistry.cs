@@ -363,7 +363,7 @@ public sealed partial class SchemaRegistry : IDisposable
             {
                 RegistryMode mode = EffectiveMode(subject);
                 SortedDictionary<int, SubjectVersion> versions = VersionsOf(subject);
-                if (filledFrom is not null && (versions.Values.LastOrDefault(v => !v.Deleted) is not { } latestNow || latestNow.Version != filledFrom.Version || latestNow.Id != filledFrom.Id))
+                if (filledFrom is not null && (LatestLive(versions) is not { } latestNow || latestNow.Version != filledFrom.Version || latestNow.Id != filledFrom.Id))
                 {
                     throw new LatestVersionChangedException();
                 }
@@ -371,7 +371,7 @@ public sealed partial class SchemaRegistry : IDisposable
                 // As Confluent: a schema registered without metadata keeps the metadata of the subject's latest version,
                 // so a serializer that only sends the schema neither drops an owner's properties nor makes a new version.
                 // Not in IMPORT, where a version is copied as the source registry has it (Confluent's maybePopulateFromPrevious).
-                SchemaEntry? latestEntry = mode != RegistryMode.Import && versions.Values.LastOrDefault(v => !v.Deleted) is { } latest ? _byId[latest.Id] : null;
+                SchemaEntry? latestEntry = mode != RegistryMode.Import && LatestLive(versions) is { } latest ? _byId[latest.Id] : null;
                 SchemaMetadata? metadata = request.Metadata ?? latestEntry?.Metadata;
                 string? ruleSet = request.RuleSet ?? latestEntry?.RuleSet; // data contract rules are kept the same way
                 string identity = FullIdentity(schemaIdentity, metadata, ruleSet);
@@ -591,30 +591,21 @@ public sealed partial class SchemaRegistry : IDisposable
             ValidateSubject(subject);
         }
 
-        await _writer.WaitAsync(cancellationToken);
-        try
-        {
-            lock (_sync)
+        await WriteSerializedAsync(
+            () =>
             {
                 RequireWritableScope(subject); // as Confluent's updateConfig
-            }
-
-            await WriteAsync([RegistryRecords.Config(subject, level)], null, cancellationToken);
-        }
-        finally
-        {
-            _writer.Release();
-        }
+                return [RegistryRecords.Config(subject, level)];
+            },
+            cancellationToken);
     }
 
     /// <summary>Removes a subject's level (or resets the global one); returns the level that was in force.</summary>
     public async Task<CompatibilityLevel> DeleteCompatibilityAsync(string? subject, CancellationToken cancellationToken)
     {
-        CompatibilityLevel previous;
-        await _writer.WaitAsync(cancellationToken);
-        try
-        {
-            lock (_sync)
+        CompatibilityLevel previous = default;
+        await WriteSerializedAsync(
+            () =>
             {
                 RequireWritableScope(subject); // as Confluent's deleteSubjectConfig / deleteConfig
                 if (subject is null)
@@ -625,15 +616,10 @@ public sealed partial class SchemaRegistry : IDisposable
                 {
                     throw SchemaRegistryException.SubjectNotFound(subject); // as Confluent's DELETE /config/{subject}
                 }
-            }
 
-            await WriteAsync([RegistryRecords.Config(subject, null)], null, cancellationToken);
-        }
-        finally
-        {
-            _writer.Release();
-        }
-
+                return [RegistryRecords.Config(subject, null)];
+            },
+            cancellationToken);
         return previous;
     }
 
@@ -644,13 +630,11 @@ public sealed partial class SchemaRegistry : IDisposable
             ValidateSubject(subject);
         }
 
-        await _writer.WaitAsync(cancellationToken);
-        try
-        {
-            var entries = new List<JournalEntry>();
-            lock (_sync)
+        await WriteSerializedAsync(
+            () =>
             {
-                RegistryMode current = subject is null ? _globalMode ?? RegistryMode.ReadWrite : EffectiveMode(subject);
+                var entries = new List<JournalEntry>();
+                RegistryMode current = ModeInScope(subject);
                 if (mode == RegistryMode.Import && current != RegistryMode.Import && !force)
                 {
                     // As Confluent's setMode: checked only when switching into IMPORT without force, and only live schemas
@@ -680,33 +664,31 @@ public sealed partial class SchemaRegistry : IDisposable
                         entries.Add(RegistryRecords.IdHighWater(_maxId));
                     }
                 }
-            }
 
-            entries.Add(RegistryRecords.Mode(subject, mode));
-            await WriteAsync(entries, null, cancellationToken);
-        }
-        finally
-        {
-            _writer.Release();
-        }
+                entries.Add(RegistryRecords.Mode(subject, mode));
+                return entries;
+            },
+            cancellationToken);
     }
 
     public async Task<RegistryMode> DeleteModeAsync(string? subject, CancellationToken cancellationToken)
     {
-        RegistryMode previous;
-        lock (_sync)
-        {
-            if (subject is null)
+        RegistryMode previous = default;
+        await WriteSerializedAsync(
+            () =>
             {
-                previous = _globalMode ?? RegistryMode.ReadWrite;
-            }
-            else if (!_subjectModes.TryGetValue(subject, out previous))
-            {
-                throw SchemaRegistryException.SubjectNotFound(subject); // as Confluent's DELETE /mode/{subject}
-            }
-        }
+                if (subject is null)
+                {
+                    previous = _globalMode ?? RegistryMode.ReadWrite;
+                }
+                else if (!_subjectModes.TryGetValue(subject, out previous))
+                {
+                    throw SchemaRegistryException.SubjectNotFound(subject); // as Confluent's DELETE /mode/{subject}
+                }
 
-        await WriteSerializedAsync([RegistryRecords.Mode(subject, null)], cancellationToken);
+                return [RegistryRecords.Mode(subject, null)];
+            },
+            cancellationToken);
         return previous;
     }
 
@@ -747,11 +729,21 @@ public sealed partial class SchemaRegistry : IDisposable
         public int Usages { get; set; }
     }
 
-    private async Task WriteSerializedAsync(JournalEntry[] entries, CancellationToken cancellationToken)
+    /// <summary>
+    /// Takes the writer, then decides what to write under the state lock (<paramref name="decide"/> may refuse by throwing),
+    /// then writes it: a check and the write it allows cannot be split by another change.
+    /// </summary>
+    private async Task WriteSerializedAsync(Func<IReadOnlyList<JournalEntry>> decide, CancellationToken cancellationToken)
     {
         await _writer.WaitAsync(cancellationToken);
         try
         {
+            IReadOnlyList<JournalEntry> entries;
+            lock (_sync)
+            {
+                entries = decide();
+            }
+
             await WriteAsync(entries, null, cancellationToken);
         }
         finally
@@ -952,7 +944,7 @@ public sealed partial class SchemaRegistry : IDisposable
         lock (_sync)
         {
             return [.. references.Select(r => r.Version != -1 ? r
-                : _subjects.TryGetValue(r.Subject, out SortedDictionary<int, SubjectVersion>? versions) && versions.Values.LastOrDefault(v => !v.Deleted) is { } latest
+                : _subjects.TryGetValue(r.Subject, out SortedDictionary<int, SubjectVersion>? versions) && LatestLive(versions) is { } latest
                     ? r with { Version = latest.Version }
                     : r)];
         }
@@ -985,7 +977,7 @@ public sealed partial class SchemaRegistry : IDisposable
             }
 
             SubjectVersion? version = _subjects.TryGetValue(reference.Subject, out SortedDictionary<int, SubjectVersion>? versions)
-                ? (reference.Version == -1 ? versions.Values.LastOrDefault(v => !v.Deleted) : versions.GetValueOrDefault(reference.Version))
+                ? (reference.Version == -1 ? LatestLive(versions) : versions.GetValueOrDefault(reference.Version))
                 : null;
             if (version is null)
             {
@@ -1097,15 +1089,17 @@ public sealed partial class SchemaRegistry : IDisposable
     /// <summary><see cref="RequireWritable"/> for a subject, or for the registry-wide settings when <paramref name="subject"/> is null.</summary>
     private void RequireWritableScope(string? subject)
     {
-        if (subject is not null)
+        if (ModeInScope(subject) == RegistryMode.ReadOnly)
         {
-            RequireWritable(subject);
-        }
-        else if ((_globalMode ?? RegistryMode.ReadWrite) == RegistryMode.ReadOnly)
-        {
-            throw new SchemaRegistryException(RegistryErrorCodes.OperationNotPermitted, "The registry is in read-only mode.");
+            throw subject is null ? new SchemaRegistryException(RegistryErrorCodes.OperationNotPermitted, "The registry is in read-only mode.") : SchemaRegistryException.ReadOnly(subject);
         }
     }
+
+    /// <summary>The mode in force for a subject, or the registry-wide one when <paramref name="subject"/> is null.</summary>
+    private RegistryMode ModeInScope(string? subject) => subject is null ? _globalMode ?? RegistryMode.ReadWrite : EffectiveMode(subject);
+
+    /// <summary>The newest version not soft-deleted: what "latest" means everywhere, as in Confluent.</summary>
+    private static SubjectVersion? LatestLive(SortedDictionary<int, SubjectVersion> versions) => versions.Values.LastOrDefault(v => !v.Deleted);
 
     private SortedDictionary<int, SubjectVersion> VersionsOf(string subject) =>
         _subjects.TryGetValue(subject, out SortedDictionary<int, SubjectVersion>? versions) ? versions : [];
@@ -1121,7 +1115,7 @@ public sealed partial class SchemaRegistry : IDisposable
             // Not in IMPORT, where a version is taken as sent, as Confluent does.
             if (EffectiveMode(subject) == RegistryMode.Import
                 || !_subjects.TryGetValue(subject, out SortedDictionary<int, SubjectVersion>? versions)
-                || versions.Values.LastOrDefault(v => !v.Deleted) is not { } latest)
+                || LatestLive(versions) is not { } latest)
             {
                 throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, "Empty schema.");
             }
@@ -1151,7 +1145,7 @@ public sealed partial class SchemaRegistry : IDisposable
         {
             // As Confluent: "latest" is the newest live version whether or not deleted ones are asked for, so a permanent
             // delete of "latest" meets a live version (40407) instead of removing a soft-deleted one behind it.
-            return versions.Values.LastOrDefault(v => !v.Deleted)
+            return LatestLive(versions)
                 ?? throw new SchemaRegistryException(RegistryErrorCodes.VersionNotFound, $"Version latest not found for subject '{subject}'.");
         }
 
