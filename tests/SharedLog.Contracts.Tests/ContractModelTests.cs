@@ -186,7 +186,12 @@ public class ContractModelTests
         ContractChange rolledBack = await store.RollbackAsync("payments", 1, "carol", _ => [], CancellationToken.None);
         Assert.Equal(3, rolledBack.Version);
         Assert.Equal("value.amount > 0", store.ForTopic("payments")!.Definition.Rules[0].Expression);
-        Assert.Equal(3, audit.Entries.Count);
+        // Every change is audited, and the dry run's diff too (against version 1, the one in force then).
+        List<System.Text.Json.Nodes.JsonNode> audited = [.. audit.Entries.Select(e => System.Text.Json.Nodes.JsonNode.Parse(e.Value!)!)];
+        Assert.Equal(["apply", "diff", "apply", "rollback"], audited.Select(a => (string)a["action"]!));
+        Assert.Equal([1, 1, 2, 3], audited.Select(a => (int)a["version"]!));
+        Assert.Equal(("contract-diff", "bob"), ((string)audited[1]["type"]!, (string)audited[1]["actor"]!));
+        Assert.Contains("~ class: certified -> raw", audited[1]["diff"]!.AsArray().Select(d => (string)d!));
 
         await store.DeleteAsync("payments", "dave", CancellationToken.None);
         Assert.Null(store.ForTopic("payments"));

@@ -965,6 +965,13 @@ public class ContractGateTests
         Assert.Equal(["~ onFailure: reject -> quarantine"], second["diff"]!.AsArray().Select(d => (string)d!));
         Assert.Equal(1, (int)first["version"]!);
 
+        // A dry run (what `contracts diff` sends) changes nothing, and is kept in the audit topic as a diff against version 2.
+        using (HttpResponseMessage dry = await http.PostAsync("/contracts?dryRun=true", new StringContent(Contract("audited", "flag"), Encoding.UTF8, "application/yaml")))
+        {
+            Assert.Equal(HttpStatusCode.OK, dry.StatusCode);
+            Assert.False((bool)JsonNode.Parse(await dry.Content.ReadAsStringAsync())!["changed"]!);
+        }
+
         // The subject's level changed behind the contract's back: a rollback sets it again, as an apply does.
         using var registryClient = new HttpClient { BaseAddress = new Uri(broker.RegistryUrl) };
         using (HttpResponseMessage loosened = await registryClient.PutAsync("/config/audited-value", new StringContent("""{"compatibility":"NONE"}""", Encoding.UTF8, "application/vnd.schemaregistry.v1+json")))
@@ -997,6 +1004,13 @@ public class ContractGateTests
             Assert.Contains("version=N", (string)JsonNode.Parse(await noVersion.Content.ReadAsStringAsync())!["message"]!, StringComparison.Ordinal);
         }
 
+        // A file saved with a UTF-8 byte order mark is taken as the same file without it.
+        using (HttpResponseMessage withBom = await http.PostAsync("/contracts?dryRun=true", new ByteArrayContent([0xEF, 0xBB, 0xBF, .. Encoding.UTF8.GetBytes(Contract("audited", "reject"))])))
+        {
+            Assert.Equal(HttpStatusCode.OK, withBom.StatusCode);
+            Assert.Empty(JsonNode.Parse(await withBom.Content.ReadAsStringAsync())!["diff"]!.AsArray());
+        }
+
         // A key given twice is refused, not resolved by the later one (which would turn reject into observe here).
         using HttpResponseMessage twice = await http.PostAsync("/contracts", new StringContent("topic: twice\nonFailure: reject\nowner: a\nonFailure: observe\n", Encoding.UTF8, "application/yaml"));
         Assert.Equal(HttpStatusCode.UnprocessableEntity, twice.StatusCode);
@@ -1017,7 +1031,7 @@ public class ContractGateTests
         {
             consumer.Subscribe("_contract_audit");
             DateTime deadline = DateTime.UtcNow + Timeout;
-            while (audit.Count < 3 && DateTime.UtcNow < deadline)
+            while (audit.Count < 5 && DateTime.UtcNow < deadline)
             {
                 if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { Message: not null } record)
                 {
@@ -1026,11 +1040,13 @@ public class ContractGateTests
             }
         }
 
-        var changes = audit.Select(a => JsonNode.Parse(a.Message.Value)!).ToList();
-        Assert.Equal([1, 2, 3], changes.Select(c => (int)c["version"]!));
-        Assert.All(changes, c => Assert.Equal("contract-change", (string)c["type"]!));
-        Assert.Equal("it-tests", (string)changes[1]["actor"]!);
-        Assert.Contains("~ onFailure: reject -> quarantine", changes[1]["diff"]!.AsArray().Select(d => (string)d!));
+        var records = audit.Select(a => JsonNode.Parse(a.Message.Value)!).ToList();
+        Assert.Equal(["contract-change", "contract-change", "contract-diff", "contract-change", "contract-diff"], records.Select(c => (string)c["type"]!));
+        Assert.Equal([1, 2, 2, 3, 3], records.Select(c => (int)c["version"]!));
+        Assert.Equal(["apply", "apply", "diff", "rollback", "diff"], records.Select(c => (string)c["action"]!));
+        Assert.Equal("it-tests", (string)records[1]["actor"]!);
+        Assert.Contains("~ onFailure: reject -> quarantine", records[1]["diff"]!.AsArray().Select(d => (string)d!));
+        Assert.Equal(["~ onFailure: quarantine -> flag"], records[2]["diff"]!.AsArray().Select(d => (string)d!));
     }
 
     [Fact]

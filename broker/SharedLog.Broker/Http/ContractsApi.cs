@@ -182,9 +182,11 @@ public static class ContractsApi
             return (null, Error(413, $"A contract file is at most {ContractParser.MaxDocumentChars} bytes."));
         }
 
+        // A byte order mark is how some editors start a UTF-8 file (and File.ReadAllText, which the CLI uses, drops it).
+        int start = buffer.AsSpan(0, total).StartsWith("\uFEFF"u8) ? 3 : 0;
         try
         {
-            return (StrictUtf8.GetString(buffer, 0, total), null);
+            return (StrictUtf8.GetString(buffer, start, total - start), null);
         }
         catch (DecoderFallbackException e)
         {

@@ -15,14 +15,23 @@ public sealed record ContractChange(string Name, int Version, bool Changed, IRea
 
 /// <summary>
 /// Contracts by name, versioned, made durable in a journal (the <c>_contracts</c> topic) and replayed
-/// on start; every change is also written to the audit journal (<c>_contract_audit</c>) with who, when
-/// and the diff. Topic lookups (once per produced batch) read an immutable snapshot without locks.
+/// on start; every change, and every dry run's diff, is also written to the audit journal
+/// (<c>_contract_audit</c>) with who, when and the diff. Topic lookups (once per produced batch) read an immutable snapshot without locks.
 /// </summary>
 public sealed partial class ContractStore(IJournal journal, IJournal audit, ILogger<ContractStore> logger) : IDisposable
 {
     public const string ActionApply = "apply";
     public const string ActionRollback = "rollback";
     public const string ActionDelete = "delete";
+
+    /// <summary>The action of a dry run's audit record: a diff against the version in force, which changed nothing.</summary>
+    public const string ActionDiff = "diff";
+
+    /// <summary>The <c>type</c> of an audit record of a change.</summary>
+    public const string TypeChange = "contract-change";
+
+    /// <summary>The <c>type</c> of an audit record of a dry run's diff.</summary>
+    public const string TypeDiff = "contract-diff";
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -217,9 +226,16 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
 
             IReadOnlyList<string> diff = Diff(before, after);
             int lastVersion = History(name) is { Count: > 0 } history ? history[^1].Version : 0;
-            if (dryRun || (action == ActionApply && current is not null && diff.Count == 0))
+            if (dryRun)
             {
-                return new ContractChange(name, dryRun ? lastVersion + (diff.Count > 0 ? 1 : 0) : lastVersion, Changed: false, diff);
+                // A diff changes nothing, but is kept as evidence: who compared what against which version, and when.
+                await WriteAuditAsync(AuditRecord(TypeDiff, name, lastVersion, ActionDiff, null, actor, DateTimeOffset.UtcNow, diff), name, lastVersion);
+                return new ContractChange(name, lastVersion + (diff.Count > 0 ? 1 : 0), Changed: false, diff);
+            }
+
+            if (action == ActionApply && current is not null && diff.Count == 0)
+            {
+                return new ContractChange(name, lastVersion, Changed: false, diff);
             }
 
             var revision = new ContractRevision(name, lastVersion + 1, action, text, actor, DateTimeOffset.UtcNow, fromVersion);
@@ -233,7 +249,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             }
 
             LogChanged(name, revision.Version, action, actor, diff.Count);
-            await WriteAuditAsync(revision, diff);
+            await WriteAuditAsync(AuditRecord(TypeChange, name, revision.Version, action, fromVersion, actor, revision.At, diff), name, revision.Version);
             return new ContractChange(name, revision.Version, Changed: true, diff);
         }
         finally
@@ -243,31 +259,36 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     }
 
     /// <summary>
-    /// The audit record of a change; the change itself is already durable, so a failure here is not undone: the record
+    /// Writes an audit record (of a change, already durable, or of a diff), so a failure here is not undone: the record
     /// waits, in order, for the next change or <see cref="RetryAuditAsync"/> (each minute, and at shutdown).
     /// </summary>
-    private async Task WriteAuditAsync(ContractRevision revision, IReadOnlyList<string> diff)
+    private async Task WriteAuditAsync(Dictionary<string, object?> record, string name, int version)
     {
-        var record = new Dictionary<string, object?>
-        {
-            ["type"] = "contract-change",
-            ["contract"] = revision.Name,
-            ["version"] = revision.Version,
-            ["action"] = revision.Action,
-            ["fromVersion"] = revision.FromVersion,
-            ["actor"] = revision.Actor,
-            ["at"] = revision.At,
-            ["diff"] = diff,
-        };
-        _unwrittenAudit.Add(new JournalEntry(System.Text.Encoding.UTF8.GetBytes(revision.Name), JsonSerializer.SerializeToUtf8Bytes(record, Json)));
+        _unwrittenAudit.Add(new JournalEntry(System.Text.Encoding.UTF8.GetBytes(name), JsonSerializer.SerializeToUtf8Bytes(record, Json)));
         if (_unwrittenAudit.Count > MaxUnwrittenAudit)
         {
             LogAuditDropped(_unwrittenAudit.Count - MaxUnwrittenAudit);
             _unwrittenAudit.RemoveRange(0, _unwrittenAudit.Count - MaxUnwrittenAudit);
         }
 
-        await WriteUnwrittenAuditAsync(revision.Name, revision.Version);
+        await WriteUnwrittenAuditAsync(name, version);
     }
+
+    /// <summary>
+    /// An audit record: a change (<c>version</c> is the version it made) or a diff (<c>version</c> is the version it was
+    /// compared against, 0 for a contract that does not exist yet).
+    /// </summary>
+    private static Dictionary<string, object?> AuditRecord(string type, string name, int version, string action, int? fromVersion, string actor, DateTimeOffset at, IReadOnlyList<string> diff) => new()
+    {
+        ["type"] = type,
+        ["contract"] = name,
+        ["version"] = version,
+        ["action"] = action,
+        ["fromVersion"] = fromVersion,
+        ["actor"] = actor,
+        ["at"] = at,
+        ["diff"] = diff,
+    };
 
     /// <summary>Writes the audit records the audit topic refused before, if any; true when none is left waiting.</summary>
     public async Task<bool> RetryAuditAsync(CancellationToken cancellationToken)
