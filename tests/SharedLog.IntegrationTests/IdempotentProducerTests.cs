@@ -420,6 +420,31 @@ public class IdempotentProducerTests
         }
     }
 
+    /// <summary>
+    /// A partition that idempotent producers have used keeps its snapshot near the log's end while plain producers write
+    /// to it: else a restart makes the first idempotent produce replay everything written since the last idempotent batch.
+    /// </summary>
+    [Fact]
+    public async Task PlainBatchesMoveTheProducerSnapshotForward()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        InitProducerIdResponse init = await CreateTopicAndInitProducerAsync(client, "mixed");
+        Assert.Equal(0, (await ProduceAsync(client, "mixed", Batch(init.ProducerId, init.ProducerEpoch, 0, 3), 3)).ErrorCode);
+        var producers = broker.Host.Services.GetRequiredService<SharedLog.Broker.Coordinators.ProducerStateManager>();
+        await producers.SnapshotAsync(CancellationToken.None);
+
+        for (int i = 0; i < 4; i++)
+        {
+            Assert.Equal(0, (await ProduceAsync(client, "mixed", Batch(-1, -1, -1, 2), 4 + i)).ErrorCode);
+        }
+
+        await producers.SnapshotAsync(CancellationToken.None);
+        var metadata = broker.Host.Services.GetRequiredService<SharedLog.Storage.Metadata.IMetadataStore>();
+        long streamId = broker.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>().FindStream("mixed", 0)!.StreamId;
+        Assert.Equal(3 + (4 * 2), (await metadata.GetProducerSnapshotAsync(streamId))!.Offset);
+    }
+
     private static async Task<InitProducerIdResponse> ProduceBeforeRestartAsync(string bootstrap)
     {
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(bootstrap);

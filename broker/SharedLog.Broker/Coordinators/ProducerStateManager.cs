@@ -26,8 +26,10 @@ public enum SequenceVerdict
 /// <para>
 /// The state survives restarts and leader changes the way Kafka's does: a partition's state is loaded on
 /// its first use from its last snapshot in the metadata store (state as of an offset), then the log after
-/// that offset is replayed (batch headers only). Snapshots are taken every few seconds for partitions
-/// whose state changed, and at shutdown, so a replay reads only the last seconds of the log.
+/// that offset is replayed (batch headers only). Snapshots are taken every few seconds for loaded partitions
+/// whose state changed or whose log grew (plain producers' batches too: else the snapshot offset would stay
+/// where the last idempotent batch left it, and the first idempotent produce after a restart would replay
+/// everything written since), and at shutdown, so a replay reads only the last seconds of the log.
 /// </para>
 /// </summary>
 public sealed partial class ProducerStateManager(IMetadataStore metadata, StreamStore streams, IOptions<BrokerOptions> options, ILogger<ProducerStateManager> logger) : IDisposable
@@ -186,7 +188,7 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
 
     /// <summary>
     /// Forgets expired producers (<see cref="BrokerOptions.ProducerIdExpirationMs"/>), then saves a snapshot of
-    /// every loaded partition whose producers changed since its last one.
+    /// every loaded partition whose producers changed, or whose durable end moved, since its last one.
     /// </summary>
     public async Task SnapshotAsync(CancellationToken cancellationToken)
     {
@@ -280,6 +282,9 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
         private readonly Lock _sync = new();
         private readonly Dictionary<long, ProducerEntry> _producers = [];
         private bool _changed;
+
+        /// <summary>The durable end of the log when the state was last captured (-1: never), under <see cref="_sync"/>.</summary>
+        private long _capturedEnd = -1;
 
         /// <summary>
         /// Judges a batch and, when it is new, starts its append and remembers it, all under one lock: per
@@ -462,12 +467,15 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
         {
             lock (_sync)
             {
-                if (!_changed)
+                // The same producers as of a later durable offset are worth saving too: a load replays less.
+                long durableEnd = Math.Min(log.NextOffset, log.HighWatermark);
+                if (!_changed && durableEnd <= _capturedEnd)
                 {
                     return null;
                 }
 
                 _changed = false;
+                _capturedEnd = durableEnd;
                 var producers = new List<CapturedProducer>(_producers.Count);
                 foreach ((long id, ProducerEntry entry) in _producers)
                 {
