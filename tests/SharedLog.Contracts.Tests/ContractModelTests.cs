@@ -204,6 +204,48 @@ public class ContractModelTests
         Assert.Equal(["apply", "apply", "rollback", "delete"], replayed.History("payments").Select(r => r.Action));
     }
 
+    /// <summary>
+    /// What a change sets outside the store (the registry's compatibility levels) runs before the next change can start:
+    /// else two applies at once could leave the first one's level with the second one in force.
+    /// </summary>
+    [Fact]
+    public async Task WhatAChangeSetsElsewhereFollowsTheChangesInTheirOrder()
+    {
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.LoadAsync(CancellationToken.None);
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var firstRunning = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var releaseFirst = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Task<ContractChange> first = store.ApplyAsync("topic: t\nowner: a\n", "a", dryRun: false, _ => [], CancellationToken.None, async inForce =>
+        {
+            seen.Enqueue(inForce.Owner!);
+            firstRunning.SetResult();
+            await releaseFirst.Task;
+            seen.Enqueue("a done");
+        });
+        await firstRunning.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Task<ContractChange> second = Task.Run(() => store.ApplyAsync("topic: t\nowner: b\n", "b", dryRun: false, _ => [], CancellationToken.None, inForce =>
+        {
+            seen.Enqueue(inForce.Owner!);
+            return Task.CompletedTask;
+        }));
+
+        // The second change waits for the first one's follow-up (a bounded wait for what must not happen).
+        Assert.NotSame(second, await Task.WhenAny(second, Task.Delay(TimeSpan.FromMilliseconds(300))));
+        releaseFirst.SetResult();
+        Assert.Equal((1, 2), ((await first).Version, (await second.WaitAsync(TimeSpan.FromSeconds(10))).Version));
+        Assert.Equal(["a", "a done", "b"], seen);
+
+        // A dry run changes nothing elsewhere either; an unchanged apply sets it again (a retry after a registry failure).
+        await store.ApplyAsync("topic: t\nowner: c\n", "c", dryRun: true, _ => [], CancellationToken.None, _ => throw new InvalidOperationException("a dry run has nothing in force"));
+        await store.ApplyAsync("topic: t\nowner: b\n", "b", dryRun: false, _ => [], CancellationToken.None, inForce =>
+        {
+            seen.Enqueue("again " + inForce.Owner);
+            return Task.CompletedTask;
+        });
+        Assert.Equal("again b", seen.Last());
+    }
+
     [Fact]
     public async Task APatternLookupRacingContractChangesNeverKeepsAnAnswerFromOldContracts()
     {

@@ -49,8 +49,7 @@ public static class ContractsApi
 
             bool dryRun = string.Equals(context.Request.Query["dryRun"], "true", StringComparison.OrdinalIgnoreCase);
             return await ChangeAndSyncAsync(
-                () => store.ApplyAsync(text, Actor(context), dryRun, d => ProblemsOf(d, registry), context.RequestAborted),
-                () => dryRun ? null : text,
+                inForce => store.ApplyAsync(text, Actor(context), dryRun, d => ProblemsOf(d, registry), context.RequestAborted, inForce),
                 registry,
                 context.RequestAborted);
         });
@@ -60,8 +59,7 @@ public static class ContractsApi
             !int.TryParse(version, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int wanted)
                 ? Error(400, "A rollback needs ?version=N, the version to go back to.")
                 : await ChangeAndSyncAsync(
-                () => store.RollbackAsync(name, wanted, Actor(context), d => ProblemsOf(d, registry), context.RequestAborted),
-                () => store.History(name) is [.., { Text: { } text }] ? text : null,
+                inForce => store.RollbackAsync(name, wanted, Actor(context), d => ProblemsOf(d, registry), context.RequestAborted, inForce),
                 registry,
                 context.RequestAborted));
         app.MapDelete("/contracts/{name}", async (string name, HttpContext context, ContractStore store) =>
@@ -107,23 +105,14 @@ public static class ContractsApi
     }
 
     /// <summary>
-    /// A change, then the registry's compatibility levels set for the contract text it left in force
-    /// (<paramref name="textInForce"/>, null for none, as after a dry run); the answer lists the levels changed.
+    /// A change, then the registry's compatibility levels set for the contract it left in force (none after a dry run),
+    /// under the store's writer, so concurrent changes set them in the order they were made; the answer lists the levels changed.
     /// </summary>
-    private static Task<IResult> ChangeAndSyncAsync(Func<Task<ContractChange>> change, Func<string?> textInForce, SchemaRegistry registry, CancellationToken cancellationToken)
+    private static Task<IResult> ChangeAndSyncAsync(Func<Func<ContractDefinition, Task>, Task<ContractChange>> change, SchemaRegistry registry, CancellationToken cancellationToken)
     {
         IReadOnlyList<string> registryChanges = [];
         return ChangeAsync(
-            async () =>
-            {
-                ContractChange result = await change();
-                if (textInForce() is { } text)
-                {
-                    registryChanges = await ContractRegistrySync.ApplyAsync(ContractParser.Parse(text), registry, cancellationToken);
-                }
-
-                return result;
-            },
+            () => change(async inForce => registryChanges = await ContractRegistrySync.ApplyAsync(inForce, registry, cancellationToken)),
             () => registryChanges);
     }
 

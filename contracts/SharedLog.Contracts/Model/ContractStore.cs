@@ -119,23 +119,27 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     /// <summary>
     /// Applies a contract file (validated first, <paramref name="validate"/> adding checks such as rule
     /// compilation); unchanged text is not a new version. A dry run only computes the diff.
+    /// <paramref name="inForce"/>, when given, runs after the change (an unchanged apply too, not a dry run) while no
+    /// other change can start, with the definition now in force: what it sets elsewhere (the registry's compatibility
+    /// levels) then follows the changes in their order, and two changes at once cannot leave the first one's setting.
     /// </summary>
-    public async Task<ContractChange> ApplyAsync(string text, string actor, bool dryRun, Func<ContractDefinition, IReadOnlyList<string>> validate, CancellationToken cancellationToken)
+    public async Task<ContractChange> ApplyAsync(string text, string actor, bool dryRun, Func<ContractDefinition, IReadOnlyList<string>> validate, CancellationToken cancellationToken, Func<ContractDefinition, Task>? inForce = null)
     {
         ContractDefinition definition = Validated(text, validate);
-        return await ChangeAsync(definition.Name, ActionApply, text, actor, null, dryRun, cancellationToken);
+        return await ChangeAsync(definition.Name, ActionApply, text, actor, null, dryRun, dryRun ? null : inForce, cancellationToken);
     }
 
     /// <summary>
     /// Makes an earlier version current again, as a new version. The old text is checked again as an apply's is
     /// (<paramref name="validate"/>): it was stored by an earlier build, whose rules may not compile in this one.
+    /// <paramref name="inForce"/> runs as an apply's does.
     /// </summary>
-    public async Task<ContractChange> RollbackAsync(string name, int version, string actor, Func<ContractDefinition, IReadOnlyList<string>> validate, CancellationToken cancellationToken)
+    public async Task<ContractChange> RollbackAsync(string name, int version, string actor, Func<ContractDefinition, IReadOnlyList<string>> validate, CancellationToken cancellationToken, Func<ContractDefinition, Task>? inForce = null)
     {
         ContractRevision target = History(name).FirstOrDefault(r => r.Version == version && r.Text is not null)
             ?? throw new KeyNotFoundException($"Contract '{name}' has no version {version} to roll back to.");
         Validated(target.Text!, validate);
-        return await ChangeAsync(name, ActionRollback, target.Text, actor, version, dryRun: false, cancellationToken);
+        return await ChangeAsync(name, ActionRollback, target.Text, actor, version, dryRun: false, inForce, cancellationToken);
     }
 
     private static ContractDefinition Validated(string text, Func<ContractDefinition, IReadOnlyList<string>> validate)
@@ -151,7 +155,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     }
 
     public Task<ContractChange> DeleteAsync(string name, string actor, CancellationToken cancellationToken) =>
-        ChangeAsync(name, ActionDelete, null, actor, null, dryRun: false, cancellationToken);
+        ChangeAsync(name, ActionDelete, null, actor, null, dryRun: false, inForce: null, cancellationToken);
 
     /// <summary>A readable diff between two contracts: "+ path: value", "- path: value", "~ path: old -> new".</summary>
     public static IReadOnlyList<string> Diff(ContractDefinition? before, ContractDefinition? after)
@@ -183,7 +187,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         }
     }
 
-    private async Task<ContractChange> ChangeAsync(string name, string action, string? text, string actor, int? fromVersion, bool dryRun, CancellationToken cancellationToken)
+    private async Task<ContractChange> ChangeAsync(string name, string action, string? text, string actor, int? fromVersion, bool dryRun, Func<ContractDefinition, Task>? inForce, CancellationToken cancellationToken)
     {
         await _writer.WaitAsync(cancellationToken);
         try
@@ -235,6 +239,11 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
 
             if (action == ActionApply && current is not null && diff.Count == 0)
             {
+                if (inForce is not null)
+                {
+                    await inForce(after!);
+                }
+
                 return new ContractChange(name, lastVersion, Changed: false, diff);
             }
 
@@ -250,6 +259,11 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
 
             LogChanged(name, revision.Version, action, actor, diff.Count);
             await WriteAuditAsync(AuditRecord(TypeChange, name, revision.Version, action, fromVersion, actor, revision.At, diff), name, revision.Version);
+            if (inForce is not null && after is not null)
+            {
+                await inForce(after);
+            }
+
             return new ContractChange(name, revision.Version, Changed: true, diff);
         }
         finally
