@@ -139,6 +139,29 @@ public class FetchLimitTests
     }
 
     [Fact]
+    public async Task ALongPollWhoseReadALimitCutShortIsAnsweredAtOnce()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("limits", 1);
+        for (int i = 0; i < 3; i++)
+        {
+            await ProduceAsync(client, 0, 6_000, 2 + i);
+        }
+
+        // About 18 KB are there, but the partition's 10,000 bytes hold one 6 KB batch, under min_bytes. As Kafka's delayed
+        // fetch counts what is there up to the partition's limit (10,000 = min_bytes), it answers at once: waiting
+        // (120 s, past the client's receive deadline) would not put more into this response.
+        FetchRequest capped = LongPoll(offset: 0, minBytes: 10_000);
+        capped.Topics[0].Partitions[0].PartitionMaxBytes = 10_000;
+        await client.SendAsync(capped, Version, 10);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        FetchResponse.PartitionData partition = new FetchResponse().ReadFrom(body, Version).Responses.Single().Partitions.Single();
+        Assert.Equal((0, 3L), (partition.ErrorCode, partition.HighWatermark));
+        Assert.Equal(1, CountBatches(partition.Records?.ToArray() ?? []));
+    }
+
+    [Fact]
     public async Task ResponseAndPartitionLimitsAreSharedOutInRequestOrderAndOnlyTheFirstPartitionWithDataMayGoPastThem()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

@@ -59,13 +59,15 @@ public sealed partial class FetchHandler(TopicService topics, StreamStore stream
     {
         List<(StreamLog Stream, long Offset)> positions = [.. Positions(body, version)];
         long[] seen = HighWatermarks(positions);
-        FetchResponse response = await ReadAllAsync(body, version, cancellationToken);
+        (FetchResponse response, bool cutShort) = await ReadAllAsync(body, version, cancellationToken);
         long deadline = Environment.TickCount64 + body.MaxWaitMs;
 
         // Long poll, as Kafka's: until min_bytes are there or max_wait_ms passes; a partition error, no partition to
-        // wait on, or min_bytes 0 answers at once.
+        // wait on, or min_bytes 0 answers at once. So does a read that a limit cut short (a partition's max bytes, the
+        // response's, one read's share of objects): more data is there, which waiting would not bring into this
+        // response, as Kafka's delayed fetch counts what is there up to each partition's limit, not what one read took.
         int minBytes = (int)Math.Min(body.MinBytes, MaxBytes(body));
-        while (positions.Count > 0 && TotalBytes(response) < minBytes && !HasPartitionError(response) && AllStillOpen(positions))
+        while (positions.Count > 0 && !cutShort && TotalBytes(response) < minBytes && !HasPartitionError(response) && AllStillOpen(positions))
         {
             long remaining = deadline - Environment.TickCount64;
             if (remaining <= 0)
@@ -86,7 +88,7 @@ public sealed partial class FetchHandler(TopicService topics, StreamStore stream
             await waiting.CancelAsync();
             cancellationToken.ThrowIfCancellationRequested();
             seen = HighWatermarks(positions);
-            response = await ReadAllAsync(body, version, cancellationToken);
+            (response, cutShort) = await ReadAllAsync(body, version, cancellationToken);
         }
 
         return response;
@@ -178,11 +180,13 @@ public sealed partial class FetchHandler(TopicService topics, StreamStore stream
         }
     }
 
-    private async Task<FetchResponse> ReadAllAsync(FetchRequest body, short version, CancellationToken cancellationToken)
+    /// <summary>Reads every requested partition; <c>CutShort</c> when a partition has data past what its read returned.</summary>
+    private async Task<(FetchResponse Response, bool CutShort)> ReadAllAsync(FetchRequest body, short version, CancellationToken cancellationToken)
     {
         var response = new FetchResponse { SessionId = 0 };
         long budget = MaxBytes(body);
         bool anyData = false;
+        bool cutShort = false;
         foreach (FetchRequest.FetchTopic topic in body.Topics)
         {
             TopicMetadata? found = version >= 13 ? topics.Find(topic.TopicId) : topics.Find(topic.Topic);
@@ -227,6 +231,7 @@ public sealed partial class FetchHandler(TopicService topics, StreamStore stream
                     metrics.BytesOut(found.Name, bytes);
                     budget -= bytes;
                     anyData |= bytes > 0;
+                    cutShort |= read.NextOffset(partition.FetchOffset) < read.HighWatermark;
                 }
                 catch (OffsetOutOfRangeException e)
                 {
@@ -253,7 +258,7 @@ public sealed partial class FetchHandler(TopicService topics, StreamStore stream
             }
         }
 
-        return response;
+        return (response, cutShort);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Fetch from {Topic}-{Partition} at offset {Offset} answered {Error}: {Reason}")]

@@ -11,7 +11,23 @@ using SharedLog.Storage.Wal;
 namespace SharedLog.Storage.Streams;
 
 /// <summary>What a read returns: whole batches, and the stream's bounds at the time of the read.</summary>
-public sealed record StreamReadResult(IReadOnlyList<ReadOnlyMemory<byte>> Batches, long HighWatermark, long LogStartOffset);
+public sealed record StreamReadResult(IReadOnlyList<ReadOnlyMemory<byte>> Batches, long HighWatermark, long LogStartOffset)
+{
+    /// <summary>
+    /// The offset after the last batch read (<paramref name="requested"/> when none was): below the high watermark, the
+    /// read stopped at a limit with more data there (its byte limit, or how much one read takes from objects).
+    /// </summary>
+    public long NextOffset(long requested)
+    {
+        if (Batches.Count == 0)
+        {
+            return requested;
+        }
+
+        ReadOnlySpan<byte> last = Batches[^1].Span;
+        return BatchHeader.BaseOffset(last) + BatchHeader.LastOffsetDelta(last) + 1;
+    }
+}
 
 /// <summary>
 /// The storage engine of one broker: every stream it leads, one WAL for all of them, the uploader that
