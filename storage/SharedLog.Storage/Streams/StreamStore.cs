@@ -42,6 +42,9 @@ public sealed partial class StreamStore : IAsyncDisposable
     private readonly IMetadataStore _metadata;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<long, StreamLog> _streams = new();
+
+    /// <summary>Set once <see cref="StartAsync"/> has replayed the whole WAL; until then nothing is uploaded or trimmed.</summary>
+    private volatile bool _recovered;
     private readonly ConcurrentDictionary<string, Task<IReadOnlyList<BlockIndexEntry>>> _objectIndexes = new(StringComparer.Ordinal);
 
     // The next committed ranges of each partition as last looked up. A consumer reading through objects asks for the
@@ -142,6 +145,7 @@ public sealed partial class StreamStore : IAsyncDisposable
         }
 
         LogRecovered(_logger, replayed, skipped);
+        _recovered = true;
         _uploadLoop = Task.Run(UploadLoopAsync, CancellationToken.None);
     }
 
@@ -712,6 +716,14 @@ public sealed partial class StreamStore : IAsyncDisposable
     /// </summary>
     public async Task<int> UploadAsync(CancellationToken cancellationToken = default)
     {
+        if (!_recovered)
+        {
+            // The WAL holds entries no stream has replayed yet (a start that failed or was cut short): a trim now would
+            // count them as uploaded and delete acknowledged data.
+            LogNotRecovered(_logger);
+            return 0;
+        }
+
         await _uploadLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -877,6 +889,9 @@ public sealed partial class StreamStore : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Storage recovered: {Replayed} WAL entries to upload, {Skipped} already in objects")]
     private static partial void LogRecovered(ILogger logger, int replayed, int skipped);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Storage did not finish recovering the WAL: nothing is uploaded and the WAL is not trimmed; its entries wait for the next start")]
+    private static partial void LogNotRecovered(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Upload failed; data stays in the WAL and is retried")]
     private static partial void LogUploadFailed(ILogger logger, Exception exception);

@@ -73,9 +73,83 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
             throw;
         }
 
+        try
+        {
+            CheckRecovered();
+        }
+        catch
+        {
+            _log.Dispose();
+            _commitManager.Dispose();
+            throw;
+        }
+
         LogOpened(_logger, options.Directory, _log.BeginAddress, _log.CommittedUntilAddress, UsesDirectIo);
         _committer = Task.Run(CommitLoopAsync);
     }
+
+    /// <summary>
+    /// Refuses to open a WAL that recovered less than its commit points say it holds. FasterLog's recovery swallows its
+    /// own failures and starts an empty log (its next appends then overwrite acknowledged entries, whose offsets are
+    /// handed out again), and a lost or unreadable commit-slot file reads as a log never committed. Nothing acknowledged
+    /// is lost only when no commit was ever written: a new WAL, or a crash during its first commit.
+    /// </summary>
+    private void CheckRecovered()
+    {
+        if (_commitManager.NewestCommitMetadata() is { } newest)
+        {
+            var claimed = new FasterLogRecoveryInfo();
+            using (var reader = new BinaryReader(new MemoryStream(newest)))
+            {
+                claimed.Initialize(reader);
+            }
+
+            if (_log.CommittedUntilAddress < claimed.UntilAddress)
+            {
+                throw new InvalidDataException($"The WAL in {_options.Directory} did not recover: its newest commit point covers the log until {claimed.UntilAddress}, recovery reached {_log.CommittedUntilAddress}. Acknowledged entries would be overwritten; start refused (see the log above for FASTER's reason, and keep the directory for inspection).");
+            }
+
+            return;
+        }
+
+        if (SegmentsHoldData())
+        {
+            string? problem = !_commitManager.Existed
+                ? $"its {SlotLogCommitManager.FileName} file is missing"
+                : _commitManager.WrittenSlots() == 2 ? $"neither slot of its {SlotLogCommitManager.FileName} file checks out" : null;
+            if (problem is not null)
+            {
+                throw new InvalidDataException($"The WAL in {_options.Directory} holds log data but {problem}: what was acknowledged cannot be told from what was not. Start refused; keep the directory for inspection.");
+            }
+
+            // One slot torn and the other never written: the first commit was cut short, so nothing was acknowledged.
+            LogFirstCommitTorn(_logger, _options.Directory);
+        }
+    }
+
+    /// <summary>Whether a log segment file holds anything but zeros (zero-fill ahead writes zeros past the tail).</summary>
+    private bool SegmentsHoldData()
+    {
+        string prefix = Path.GetFileName(_settings.LogDevice.FileName);
+        byte[] buffer = new byte[1 << 20];
+        foreach (string segment in System.IO.Directory.EnumerateFiles(_options.Directory, prefix + ".*"))
+        {
+            using FileStream file = File.OpenRead(segment);
+            int read;
+            while ((read = file.Read(buffer, 0, buffer.Length)) > 0)
+            {
+                if (buffer.AsSpan(0, read).ContainsAnyExcept((byte)0))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "WAL in {Directory} has log data but no commit: its first commit was cut short, so none of it was acknowledged; it starts empty")]
+    private static partial void LogFirstCommitTorn(ILogger logger, string directory);
 
     /// <summary>Swaps FASTER's buffered device for the direct-I/O one on the same segment files, where the file system allows it.</summary>
     private void UseDirectIo()
@@ -264,10 +338,19 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
     public IEnumerable<WalEntry> ReadDurableEntries()
     {
         long end = _log.CommittedUntilAddress;
+        long reached = _log.BeginAddress;
         using FasterLogScanIterator iterator = _log.Scan(_log.BeginAddress, end);
         while (iterator.GetNext(out byte[] entry, out int length, out long position, out long nextPosition))
         {
+            reached = nextPosition;
             yield return WalEntryFormat.Parse(position, nextPosition, entry.AsMemory(0, length));
+        }
+
+        // A commit covers the log up to the end of its last entry. Entries ending short of it were read as zeros (FASTER
+        // takes those for page padding): a segment file lost or cut, and acknowledged entries with it.
+        if (reached < end)
+        {
+            throw new InvalidDataException($"The WAL in {_options.Directory} is durable until {end}, but its entries end at {reached}: part of the log reads as zeros (a segment file lost or truncated). Start refused; keep the directory for inspection.");
         }
     }
 

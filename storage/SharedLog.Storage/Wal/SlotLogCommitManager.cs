@@ -78,7 +78,8 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
     public static SlotLogCommitManager Open(string directory, bool directIo)
     {
         string path = Path.Combine(directory, FileName);
-        if (!File.Exists(path))
+        bool existed = File.Exists(path);
+        if (!existed)
         {
             CreateDurably(path, directory);
         }
@@ -99,9 +100,41 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
             }
         }
 
-        var manager = new SlotLogCommitManager(path, file, direct);
+        var manager = new SlotLogCommitManager(path, file, direct) { Existed = existed };
         manager.AdoptLegacyCommits(directory);
         return manager;
+    }
+
+    /// <summary>Whether the slot file was there when opened (false: created now, for a new WAL or one that lost it).</summary>
+    public bool Existed { get; private init; }
+
+    /// <summary>The newest commit's metadata whose slot checks out, or null when no slot does.</summary>
+    public byte[]? NewestCommitMetadata()
+    {
+        List<(int Index, long CommitNum, byte[] Metadata)> slots = ReadSlots();
+        slots.Sort((a, b) => b.CommitNum.CompareTo(a.CommitNum));
+        return slots.Count > 0 ? slots[0].Metadata : null;
+    }
+
+    /// <summary>How many slots hold anything at all (a valid commit, or bytes that do not check out).</summary>
+    public int WrittenSlots()
+    {
+        int written = 0;
+        lock (_writing)
+        {
+            ObjectDisposedException.ThrowIf(_disposed != 0, this);
+            Span<byte> slot = _buffer.Span;
+            for (int i = 0; i < SlotCount; i++)
+            {
+                int read = RandomAccess.Read(_file, slot, (long)i * SlotBytes);
+                if (slot[..read].ContainsAnyExcept((byte)0))
+                {
+                    written++;
+                }
+            }
+        }
+
+        return written;
     }
 
     private static void CreateDurably(string path, string directory)

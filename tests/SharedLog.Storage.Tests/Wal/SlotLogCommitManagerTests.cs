@@ -144,6 +144,82 @@ public sealed class SlotLogCommitManagerTests : IDisposable
         }
     }
 
+    private async Task<WalOptions> WriteFiveEntriesAsync()
+    {
+        var options = new WalOptions { Directory = _directory, PageSizeBits = 20, MemorySizeBits = 22, SegmentSizeBits = 22 };
+        await using var wal = new FasterWriteAheadLog(options);
+        for (int i = 0; i < 5; i++)
+        {
+            await wal.AppendAsync(1, i, 1, WalTestPayload.Create(1, i, 200));
+        }
+
+        return options;
+    }
+
+    /// <summary>
+    /// A WAL that cannot tell what it acknowledged refuses to open rather than start empty (its next appends would
+    /// overwrite acknowledged entries, and their offsets be handed out again): its commit-slot file lost, both slots
+    /// unreadable, or FASTER's recovery failing (it swallows its own errors; here the segment file is gone).
+    /// </summary>
+    [Theory]
+    [InlineData("slots lost")]
+    [InlineData("both slots torn")]
+    [InlineData("segment lost")]
+    public async Task AWalThatCannotRecoverWhatItAcknowledgedRefusesToOpen(string damage)
+    {
+        WalOptions options = await WriteFiveEntriesAsync();
+        switch (damage)
+        {
+            case "slots lost":
+                File.Delete(Path.Combine(_directory, SlotLogCommitManager.FileName));
+                break;
+            case "both slots torn":
+                List<long> commits;
+                using (SlotLogCommitManager slots = SlotLogCommitManager.Open(_directory, directIo: false))
+                {
+                    commits = [.. slots.ListCommits()];
+                }
+
+                Assert.Equal(2, commits.Count);
+                commits.ForEach(TearSlotOf);
+                break;
+            default:
+                foreach (string segment in Directory.GetFiles(_directory, "*.log.*"))
+                {
+                    File.Delete(segment);
+                }
+
+                break;
+        }
+
+        var refused = await Assert.ThrowsAsync<InvalidDataException>(async () =>
+        {
+            // The lost segment reads as zeros, so FASTER recovers its addresses; reading the entries finds the loss.
+            await using var wal = new FasterWriteAheadLog(options);
+            _ = wal.ReadDurableEntries().Count();
+        });
+        Assert.Contains("refused", refused.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>Log data with no commit ever written (the first commit's slot write torn by a crash) was never acknowledged: the WAL starts empty.</summary>
+    [Fact]
+    public async Task AWalWhoseFirstCommitWasTornStartsEmpty()
+    {
+        WalOptions options = await WriteFiveEntriesAsync();
+        string path = Path.Combine(_directory, SlotLogCommitManager.FileName);
+        using (FileStream file = File.Open(path, FileMode.Open, FileAccess.Write))
+        {
+            file.Write(new byte[SlotLogCommitManager.SlotBytes * 2]);
+            file.Position = SlotLogCommitManager.SlotBytes;
+            file.Write([1, 2, 3, 4, 5, 6, 7, 8]);
+        }
+
+        await using var wal = new FasterWriteAheadLog(options);
+        Assert.Empty(wal.ReadDurableEntries());
+        await wal.AppendAsync(1, 0, 1, WalTestPayload.Create(1, 0, 200));
+        Assert.Single(wal.ReadDurableEntries());
+    }
+
     [Fact]
     public async Task WalWrittenWithFastersCommitFilesIsTakenOverWithAllItsEntries()
     {
