@@ -608,6 +608,16 @@ public class BrokerClientTests
         Assert.Single(cluster.Nodes);
         Assert.Equal("sharedlog-embedded", cluster.ClusterId);
 
+        // Asked for, the authorized operations are what Kafka without an authorizer grants: all the resource supports.
+        DescribeClusterResult withOperations = await admin.DescribeClusterAsync(new DescribeClusterOptions { IncludeAuthorizedOperations = true });
+        Assert.Equal(
+            [AclOperation.Create, AclOperation.Alter, AclOperation.Describe, AclOperation.ClusterAction, AclOperation.DescribeConfigs, AclOperation.AlterConfigs, AclOperation.IdempotentWrite],
+            withOperations.AuthorizedOperations.Order());
+        TopicDescription described = (await admin.DescribeTopicsAsync(TopicCollection.OfTopicNames(["altered"]), new DescribeTopicsOptions { IncludeAuthorizedOperations = true })).TopicDescriptions.Single();
+        Assert.Equal(
+            [AclOperation.Read, AclOperation.Write, AclOperation.Create, AclOperation.Delete, AclOperation.Alter, AclOperation.Describe, AclOperation.DescribeConfigs, AclOperation.AlterConfigs],
+            described.AuthorizedOperations.Order());
+
         using (IConsumer<string, string> consumer = new ConsumerBuilder<string, string>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "described" }).Build())
         {
             consumer.Commit([new TopicPartitionOffset("altered", 0, 0)]);

@@ -477,6 +477,54 @@ public class BrokerNetworkTests
         Assert.Equal("0:1", described["lists"]["leader.replication.throttled.replicas"].Value);
     }
 
+    /// <summary>
+    /// Config values as Kafka's ConfigDef parses them: trimmed, booleans in any case (Python's str(True) sends "True"),
+    /// and stored and described so; and DescribeConfigs with an empty key list describes every config, as a null one does.
+    /// </summary>
+    [Fact]
+    public async Task ConfigValuesAreTakenAsKafkaParsesThemAndNoKeysMeansEveryConfig()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.SendAsync(new CreateTopicsRequest
+        {
+            TimeoutMs = 5000,
+            Topics = [new() { Name = "parsed", NumPartitions = 1, ReplicationFactor = 1, Configs = [new() { Name = "preallocate", Value = "True" }, new() { Name = "compression.type", Value = " gzip" }] }],
+        }, 4, 1);
+        (_, byte[] created) = await client.ReceiveAsync(0);
+        Assert.Equal(0, new CreateTopicsResponse().ReadFrom(created, 4).Topics.Single().ErrorCode);
+        await client.SendAsync(new IncrementalAlterConfigsRequest { Resources = [new() { ResourceType = 2, ResourceName = "parsed", Configs = [new() { Name = "message.timestamp.type", ConfigOperation = 0, Value = "LogAppendTime " }] }] }, 1, 2);
+        (_, byte[] altered) = await client.ReceiveAsync(1);
+        Assert.Equal(0, new IncrementalAlterConfigsResponse().ReadFrom(altered, 1).Responses.Single().ErrorCode);
+
+        await client.SendAsync(new DescribeConfigsRequest { Resources = [new() { ResourceType = 2, ResourceName = "parsed", ConfigurationKeys = [] }] }, 4, 3);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        Dictionary<string, string?> configs = new DescribeConfigsResponse().ReadFrom(body, 4).Results.Single().Configs.ToDictionary(c => c.Name, c => c.Value);
+        Assert.Equal(TopicConfigsCount(), configs.Count);
+        Assert.Equal(("true", "gzip", "LogAppendTime"), (configs["preallocate"], configs["compression.type"], configs["message.timestamp.type"]));
+    }
+
+    /// <summary>As Kafka's brokers: DescribeCluster v1 describes brokers; asked for controllers (2) or an unknown endpoint type, it refuses.</summary>
+    [Fact]
+    public async Task DescribeClusterRefusesEndpointTypesOtherThanBrokers()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        var answers = new List<(ErrorCode, int)>();
+        int correlation = 1;
+        foreach (sbyte endpointType in new sbyte[] { 1, 2, 7 })
+        {
+            await client.SendAsync(new DescribeClusterRequest { EndpointType = endpointType }, 1, correlation++);
+            (_, byte[] body) = await client.ReceiveAsync(1);
+            DescribeClusterResponse response = new DescribeClusterResponse().ReadFrom(body, 1);
+            answers.Add(((ErrorCode)response.ErrorCode, response.Brokers.Count));
+        }
+
+        Assert.Equal([(ErrorCode.None, 1), (ErrorCode.MismatchedEndpointType, 0), (ErrorCode.UnsupportedEndpointType, 0)], answers);
+    }
+
+    private static int TopicConfigsCount() => SharedLog.Broker.Cluster.TopicConfigs.Defaults.Count;
+
     [Fact]
     public async Task DescribeConfigsReportsEachTopicConfigsKafkaType()
     {
@@ -837,7 +885,8 @@ public class BrokerNetworkTests
         (_, byte[] byIdBody) = await client.ReceiveAsync(1);
         Assert.Equal([ErrorCode.InvalidRequest, ErrorCode.None], new MetadataResponse().ReadFrom(byIdBody, 11).Topics.Select(t => (ErrorCode)t.ErrorCode));
 
-        // As Kafka: a name and an id together, neither, or a name twice are INVALID_REQUEST, and those entries delete nothing.
+        // As Kafka: a name and an id together, neither, or a name twice are INVALID_REQUEST (a name twice answered once),
+        // and those entries delete nothing.
         await client.SendAsync(new DeleteTopicsRequest
         {
             TimeoutMs = 5000,
@@ -845,16 +894,19 @@ public class BrokerNetworkTests
         }, 6, 2);
         (_, byte[] body) = await client.ReceiveAsync(1);
         Assert.Equal(
-            [ErrorCode.InvalidRequest, ErrorCode.InvalidRequest, ErrorCode.InvalidRequest, ErrorCode.InvalidRequest, ErrorCode.None],
-            new DeleteTopicsResponse().ReadFrom(body, 6).Responses.Select(r => (ErrorCode)r.ErrorCode));
+            [("kept-a", ErrorCode.InvalidRequest), (null, ErrorCode.InvalidRequest), ("kept-a", ErrorCode.InvalidRequest), ("gone", ErrorCode.None)],
+            new DeleteTopicsResponse().ReadFrom(body, 6).Responses.Select(r => (r.Name, (ErrorCode)r.ErrorCode)));
 
         Assert.Equal([ErrorCode.None, ErrorCode.None, ErrorCode.UnknownTopicOrPartition], await client.TopicErrorsAsync("kept-a", "kept-b", "gone"));
 
-        // The same topic by name and by id: the name entry is refused, the id entry deletes it, as Kafka.
+        // The same topic by name and by id: as Kafka's controller, the name entry is refused and the id entry dropped
+        // without an answer, so the topic stays.
         await client.SendAsync(new DeleteTopicsRequest { TimeoutMs = 5000, Topics = [new() { Name = "kept-b" }, new() { TopicId = keptB }] }, 6, 3);
         (_, byte[] bothBody) = await client.ReceiveAsync(1);
-        Assert.Equal([ErrorCode.InvalidRequest, ErrorCode.None], new DeleteTopicsResponse().ReadFrom(bothBody, 6).Responses.Select(r => (ErrorCode)r.ErrorCode));
-        Assert.Equal([ErrorCode.UnknownTopicOrPartition], await client.TopicErrorsAsync("kept-b"));
+        DeleteTopicsResponse.DeletableTopicResult refused = new DeleteTopicsResponse().ReadFrom(bothBody, 6).Responses.Single();
+        Assert.Equal(("kept-b", ErrorCode.InvalidRequest), (refused.Name, (ErrorCode)refused.ErrorCode));
+        Assert.Contains("maps to an ID", refused.ErrorMessage, StringComparison.Ordinal);
+        Assert.Equal([ErrorCode.None], await client.TopicErrorsAsync("kept-b"));
     }
 
     [Fact]

@@ -132,7 +132,20 @@ public static class TopicConfigs
     /// <summary>Whether a config is a comma-separated list, which IncrementalAlterConfigs may append to and subtract from.</summary>
     public static bool IsList(string name) => name is CleanupPolicy or "leader.replication.throttled.replicas" or "follower.replication.throttled.replicas";
 
-    /// <summary>Null when the value is acceptable, else the reason it is not.</summary>
+    /// <summary>
+    /// A value as Kafka's ConfigDef parses it, and so stores and describes it: trimmed, and a boolean in lower case
+    /// (Kafka takes "True" and " gzip", as Python's <c>str(True)</c> sends the one).
+    /// </summary>
+    public static string Normalized(string name, string value)
+    {
+        string trimmed = value.Trim();
+        return Defaults.TryGetValue(name, out string? defaultValue) && defaultValue is "true" or "false"
+            && (trimmed.Equals("true", StringComparison.OrdinalIgnoreCase) || trimmed.Equals("false", StringComparison.OrdinalIgnoreCase))
+            ? trimmed.ToLowerInvariant()
+            : trimmed;
+    }
+
+    /// <summary>Null when the value is acceptable (once <see cref="Normalized"/>), else the reason it is not.</summary>
     public static string? Validate(string name, string? value)
     {
         if (!Defaults.ContainsKey(name))
@@ -145,6 +158,7 @@ public static class TopicConfigs
             return null;
         }
 
+        value = Normalized(name, value);
         if (AcceptedWithoutEffect.TryGetValue(name, out (string Default, double? Min, double Max) kind))
         {
             return ValidateWithoutEffect(name, value, kind.Default, kind.Min, kind.Max);

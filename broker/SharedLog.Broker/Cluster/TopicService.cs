@@ -183,6 +183,7 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
             return (null, refused.Error, refused.Message);
         }
 
+        configs = configs.ToDictionary(kv => kv.Key, kv => TopicConfigs.Normalized(kv.Key, kv.Value), StringComparer.Ordinal);
         if (ConfigProblem(configs) is { } problem)
         {
             return (null, ErrorCode.InvalidConfig, problem);
@@ -330,6 +331,14 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
             if (PlanProblem((changes, planned)) is { } problemNow)
             {
                 return (ErrorCode.InvalidConfig, problemNow);
+            }
+
+            foreach (string key in changes.Keys.ToList())
+            {
+                if (changes[key] is { } value)
+                {
+                    changes[key] = TopicConfigs.Normalized(key, value);
+                }
             }
 
             TopicMetadata altered = await metadata.AlterTopicConfigsAsync(name, changes, CancellationToken.None);

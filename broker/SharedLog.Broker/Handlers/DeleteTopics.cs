@@ -38,8 +38,25 @@ public sealed class DeleteTopicsHandler(TopicService topics, Coordinators.GroupL
             }
         }
 
+        // As Kafka's controller: a name whose topic another entry names by id is the same topic twice. The name entry is
+        // refused, and the id entry is dropped without an answer of its own, so neither deletes the topic.
+        var namedTwice = new HashSet<Guid>();
         foreach ((string? name, Guid id) in entries)
         {
+            if (name is not null && id == Guid.Empty && names[name] == 1 && topics.Find(name) is { } named && ids.ContainsKey(named.TopicId))
+            {
+                namedTwice.Add(named.TopicId);
+            }
+        }
+
+        var answeredDuplicates = new HashSet<(string?, Guid)>();
+        foreach ((string? name, Guid id) in entries)
+        {
+            if (name is null && namedTwice.Contains(id))
+            {
+                continue;
+            }
+
             // As Kafka (v6+): an entry must name a topic by name or by id, not both nor neither, and at most once.
             string? malformed = (name, id) switch
             {
@@ -47,10 +64,17 @@ public sealed class DeleteTopicsHandler(TopicService topics, Coordinators.GroupL
                 (null, var i) when i == Guid.Empty => "Neither topic name nor id were specified.",
                 (not null, _) when names[name] > 1 => "Duplicate topic name.",
                 (null, _) when ids[id] > 1 => "Duplicate topic id.",
-                // As Kafka: a name whose topic another entry names by id is the same topic twice; the id entry deletes it.
-                (not null, _) when topics.Find(name) is { } named && ids.ContainsKey(named.TopicId) => "The provided topic name maps to an ID that was already supplied.",
+                (not null, _) when topics.Find(name) is { } named && namedTwice.Contains(named.TopicId) => "The provided topic name maps to an ID that was already supplied.",
                 _ => null,
             };
+
+            // As Kafka: a name or id given several times is answered once.
+            bool duplicate = (name is not null && id == Guid.Empty && names[name] > 1) || (name is null && id != Guid.Empty && ids[id] > 1);
+            if (duplicate && !answeredDuplicates.Add((name, id)))
+            {
+                continue;
+            }
+
             if (malformed is not null)
             {
                 response.Responses.Add(new DeleteTopicsResponse.DeletableTopicResult { Name = name, TopicId = id, ErrorCode = (short)ErrorCode.InvalidRequest, ErrorMessage = malformed });

@@ -16,12 +16,22 @@ public sealed class DescribeClusterHandler(IOptions<BrokerOptions> options, Adve
 
     public ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
     {
+        var body = (DescribeClusterRequest)request;
         BrokerOptions settings = options.Value;
+
+        // As Kafka's brokers: they describe brokers (endpoint type 1); controllers (2) are asked on their own listener.
+        if (body.EndpointType != 1)
+        {
+            ErrorCode refused = body.EndpointType == 2 ? ErrorCode.MismatchedEndpointType : ErrorCode.UnsupportedEndpointType;
+            return ValueTask.FromResult<IApiMessage?>(new DescribeClusterResponse { ErrorCode = (short)refused, ErrorMessage = $"This broker describes brokers (endpoint type 1), not endpoint type {body.EndpointType}.", EndpointType = body.EndpointType });
+        }
+
         var response = new DescribeClusterResponse
         {
             ClusterId = settings.ClusterId,
             ControllerId = settings.NodeId,
             Brokers = [new DescribeClusterResponse.DescribeClusterBroker { BrokerId = settings.NodeId, Host = advertised.Host, Port = advertised.Port }],
+            ClusterAuthorizedOperations = body.IncludeClusterAuthorizedOperations ? AuthorizedOperations.Cluster : int.MinValue,
         };
         return ValueTask.FromResult<IApiMessage?>(response);
     }

@@ -56,7 +56,8 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
 
             foreach ((string name, string defaultValue) in TopicConfigs.Defaults.OrderBy(kv => kv.Key, StringComparer.Ordinal))
             {
-                if (resource.ConfigurationKeys is { } keys && !keys.Contains(name))
+                // As Kafka: no keys, null or an empty list, means every config.
+                if (resource.ConfigurationKeys is { Count: > 0 } keys && !keys.Contains(name))
                 {
                     continue;
                 }
@@ -108,7 +109,7 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
 
         foreach (BrokerConfigs.Entry config in BrokerConfigs.Describe(options.Value))
         {
-            if (resource.ConfigurationKeys is { } keys && !keys.Contains(config.Name))
+            if (resource.ConfigurationKeys is { Count: > 0 } keys && !keys.Contains(config.Name))
             {
                 continue;
             }

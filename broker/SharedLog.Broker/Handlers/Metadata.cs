@@ -29,6 +29,7 @@ public sealed class MetadataHandler(TopicService topics, IOptions<BrokerOptions>
             ClusterId = settings.ClusterId,
             ControllerId = settings.NodeId,
             Brokers = [new MetadataResponse.MetadataResponseBroker { NodeId = settings.NodeId, Host = host, Port = port }],
+            ClusterAuthorizedOperations = body.IncludeClusterAuthorizedOperations ? AuthorizedOperations.Cluster : int.MinValue,
         };
 
         bool all = body.Topics is null || (context.Version == 0 && body.Topics.Count == 0);
@@ -36,7 +37,7 @@ public sealed class MetadataHandler(TopicService topics, IOptions<BrokerOptions>
         {
             foreach (TopicMetadata topic in topics.All.OrderBy(t => t.Name, StringComparer.Ordinal))
             {
-                response.Topics.Add(Describe(topic, settings.NodeId));
+                response.Topics.Add(Describe(topic, settings.NodeId, body.IncludeTopicAuthorizedOperations));
             }
 
             return response;
@@ -78,15 +79,20 @@ public sealed class MetadataHandler(TopicService topics, IOptions<BrokerOptions>
                 continue;
             }
 
-            response.Topics.Add(Describe(topic, settings.NodeId));
+            response.Topics.Add(Describe(topic, settings.NodeId, body.IncludeTopicAuthorizedOperations));
         }
 
         return response;
     }
 
-    private static MetadataResponse.MetadataResponseTopic Describe(TopicMetadata topic, int nodeId)
+    private static MetadataResponse.MetadataResponseTopic Describe(TopicMetadata topic, int nodeId, bool includeOperations)
     {
-        var described = new MetadataResponse.MetadataResponseTopic { Name = topic.Name, TopicId = topic.TopicId };
+        var described = new MetadataResponse.MetadataResponseTopic
+        {
+            Name = topic.Name,
+            TopicId = topic.TopicId,
+            TopicAuthorizedOperations = includeOperations ? AuthorizedOperations.Topic : int.MinValue,
+        };
         foreach (PartitionMetadata partition in topic.Partitions)
         {
             described.Partitions.Add(new MetadataResponse.MetadataResponsePartition
