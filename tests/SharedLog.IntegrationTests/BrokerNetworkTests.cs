@@ -737,6 +737,40 @@ public class BrokerNetworkTests
         }
     }
 
+    /// <summary>
+    /// A producer's batch whose header understates its max timestamp (a client writing the first or last record's, or a
+    /// hostile one writing 0, which retention would take for old data): as Kafka's log validator, the stored max
+    /// timestamp is the records' largest, so ListOffsets by time finds the later record.
+    /// </summary>
+    [Fact]
+    public async Task TheStoredMaxTimestampIsTheRecordsLargestNotTheProducersHeader()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("stamps", 1);
+        foreach (SharedLog.Protocol.Records.CompressionCodec codec in new[] { SharedLog.Protocol.Records.CompressionCodec.None, SharedLog.Protocol.Records.CompressionCodec.Lz4 })
+        {
+            var builder = new SharedLog.Protocol.Records.RecordBatchBuilder(1000) { Compression = codec };
+            byte[] batch = builder.Add([1], [1], 1000).Add([2], [2], 2000).Build();
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(batch.AsSpan(35), 1000);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(batch.AsSpan(17), SharedLog.Protocol.Records.Crc32C.Compute(batch.AsSpan(21)));
+            Assert.Equal(0, (await client.ProduceAsync("stamps", 0, batch, 2)).ErrorCode);
+        }
+
+        // Records at offsets 0 (1000), 1 (2000), 2 (1000), 3 (2000).
+        var answers = new List<(long Offset, long Timestamp)>();
+        int correlation = 3;
+        foreach (long spec in new[] { 1500L, -3L })
+        {
+            await client.SendAsync(new ListOffsetsRequest { ReplicaId = -1, Topics = [new() { Name = "stamps", Partitions = [new() { PartitionIndex = 0, Timestamp = spec }] }] }, 9, correlation++);
+            (_, byte[] body) = await client.ReceiveAsync(1);
+            ListOffsetsResponse.ListOffsetsPartitionResponse partition = new ListOffsetsResponse().ReadFrom(body, 9).Topics.Single().Partitions.Single();
+            answers.Add((partition.Offset, partition.Timestamp));
+        }
+
+        Assert.Equal([(1L, 2000L), (1L, 2000L)], answers);
+    }
+
     [Fact]
     public async Task ObjectsMissingFromTheStoreAreAPartitionStorageErrorAndTheConnectionKeepsServing()
     {

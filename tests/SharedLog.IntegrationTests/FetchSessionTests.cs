@@ -93,6 +93,26 @@ public class FetchSessionTests
         Assert.Equal((short)ErrorCode.FetchSessionIdNotFound, (await FetchAsync(client, full.SessionId, 5, 13, [])).ErrorCode);
     }
 
+    /// <summary>As Kafka: a partition answered with an error is sent again once the error is gone, even when its high watermark is the same.</summary>
+    [Fact]
+    public async Task APartitionThatHadAnErrorIsSentAgainWhenTheErrorIsGone()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("sessions", 1);
+        await ProduceAsync(client, 0, 2);
+
+        FetchResponse outOfRange = await FetchAsync(client, 0, 0, 3, [(0, 5)]);
+        FetchResponse.PartitionData refused = outOfRange.Responses.Single().Partitions.Single();
+        Assert.Equal(((short)ErrorCode.OffsetOutOfRange, 1L), (refused.ErrorCode, refused.HighWatermark));
+
+        // The consumer resets to the end (offset 1) and nothing new arrives: the partition still comes back, error-free.
+        FetchResponse reset = await FetchAsync(client, outOfRange.SessionId, 1, 4, [(0, 1)]);
+        FetchResponse.PartitionData back = reset.Responses.Single().Partitions.Single();
+        Assert.Equal((0, 1L), ((int)back.ErrorCode, back.HighWatermark));
+        Assert.Empty(PartitionsIn(await FetchAsync(client, outOfRange.SessionId, 2, 5, [])));
+    }
+
     [Fact]
     public async Task PartitionsThatReturnedRecordsGoLastSoAFullResponseDoesNotStarveTheOthers()
     {

@@ -279,7 +279,9 @@ public sealed class FetchSession(int id, bool usesTopicIds)
                 {
                     if (Find(key, p.PartitionIndex) is { } known)
                     {
-                        known.HighWatermark = p.HighWatermark;
+                        // As Kafka: after an error the partition is sent again once the error is gone, even with the same
+                        // high watermark (a consumer reset to the end after OFFSET_OUT_OF_RANGE hears that it is there).
+                        known.HighWatermark = p.ErrorCode == 0 ? p.HighWatermark : -1;
                         known.LogStartOffset = p.LogStartOffset;
                         if (p.Records is { Length: > 0 })
                         {

@@ -243,13 +243,14 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     // Before the gate too: it copies records at their offset deltas and counts on them matching the header.
                     // A gated batch's records are decompressed once, for the check and the gate.
                     RecordSet? checkedRecords = null;
+                    long recordsMaxTimestamp;
                     if (contract is null)
                     {
-                        batch.CheckRecords();
+                        recordsMaxTimestamp = batch.CheckRecords();
                     }
                     else
                     {
-                        checkedRecords = batch.CheckedRecords();
+                        checkedRecords = batch.CheckedRecords(out recordsMaxTimestamp);
                     }
 
                     if (timestamps.BoundsCreateTime)
@@ -302,6 +303,13 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     {
                         item.LogAppendTimeMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
                         RecordBatch.SetLogAppendTime(bytes, item.LogAppendTimeMs);
+                    }
+                    else if (gateVerdict?.Batch is null && batch.MaxTimestamp != recordsMaxTimestamp)
+                    {
+                        // As Kafka's log validator: the stored max timestamp is the records' largest, not the producer's
+                        // word for it (some clients write the last record's); ListOffsets by time and retention go by it.
+                        // A batch the gate rebuilt has it from its builder.
+                        RecordBatch.SetMaxTimestamp(bytes, recordsMaxTimestamp);
                     }
 
                     accepted.Add(new AcceptedBatch(bytes, batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, lastSequence, quarantined, gateVerdict));

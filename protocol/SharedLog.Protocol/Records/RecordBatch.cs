@@ -233,14 +233,14 @@ public readonly struct RecordBatch
     /// <paramref name="maxDecompressedBytes"/>), holding a small window rather than the records (snappy, whose ratio
     /// is bounded, into pooled memory). Throws
     /// <see cref="KafkaProtocolException"/>: INVALID_RECORD for records that disagree with the header,
-    /// CORRUPT_MESSAGE for data the codec cannot read.
+    /// CORRUPT_MESSAGE for data the codec cannot read. Returns the largest record timestamp, which Kafka stores as the
+    /// batch's max timestamp whatever the producer's header says (ListOffsets by time and retention go by it).
     /// </summary>
-    public void CheckRecords(int maxDecompressedBytes = MaxDecompressedBytes)
+    public long CheckRecords(int maxDecompressedBytes = MaxDecompressedBytes)
     {
         if (Compression == CompressionCodec.None)
         {
-            CheckRecords(RecordsSection.Span);
-            return;
+            return CheckRecords(RecordsSection.Span);
         }
 
         if (StreamedRecords.Open(Compression, RecordsSection, maxDecompressedBytes) is { } streamed)
@@ -248,9 +248,11 @@ public readonly struct RecordBatch
             using (streamed)
             {
                 int expectedDelta = 0;
-                while (expectedDelta < RecordCount && streamed.TryReadNext(out int offsetDelta, out _))
+                long maxDelta = long.MinValue;
+                while (expectedDelta < RecordCount && streamed.TryReadNext(out int offsetDelta, out long timestampDelta))
                 {
                     CheckOffsetDelta(offsetDelta, expectedDelta++);
+                    maxDelta = Math.Max(maxDelta, timestampDelta);
                 }
 
                 if (expectedDelta < RecordCount)
@@ -262,15 +264,15 @@ public readonly struct RecordBatch
                 {
                     throw MismatchedHeader("more records follow the last one it declares.");
                 }
-            }
 
-            return;
+                return MaxOfRecords(maxDelta);
+            }
         }
 
         PooledBufferWriter decompressed = Decompress(maxDecompressedBytes);
         try
         {
-            CheckRecords(decompressed.WrittenSpan);
+            return CheckRecords(decompressed.WrittenSpan);
         }
         finally
         {
@@ -293,11 +295,21 @@ public readonly struct RecordBatch
     /// <see cref="Records"/> after <see cref="CheckRecords(int)"/>'s check, decompressing a compressed batch once for
     /// both: for a caller that reads every record anyway (the contract gate).
     /// </summary>
-    public RecordSet CheckedRecords(int maxDecompressedBytes = MaxDecompressedBytes)
+    public RecordSet CheckedRecords(out long maxTimestamp, int maxDecompressedBytes = MaxDecompressedBytes)
     {
         RecordSet records = Records(maxDecompressedBytes);
-        CheckRecords(records.Bytes.Span);
+        maxTimestamp = CheckRecords(records.Bytes.Span);
         return records;
+    }
+
+    /// <summary>The largest record timestamp from the largest timestamp delta (the header's own value for a batch of no records).</summary>
+    private long MaxOfRecords(long maxDelta) => maxDelta == long.MinValue ? MaxTimestamp : BaseTimestamp + maxDelta;
+
+    /// <summary>Writes the batch's max timestamp (Kafka sets it to its records' largest) and the CRC that covers it.</summary>
+    public static void SetMaxTimestamp(Span<byte> batch, long maxTimestamp)
+    {
+        BinaryPrimitives.WriteInt64BigEndian(batch[35..], maxTimestamp);
+        WriteCrc(batch);
     }
 
     /// <summary>The compressed records section, decompressed into pooled memory (release it); the input is read in place.</summary>
@@ -316,16 +328,20 @@ public readonly struct RecordBatch
         }
     }
 
-    private void CheckRecords(ReadOnlySpan<byte> records)
+    private long CheckRecords(ReadOnlySpan<byte> records)
     {
         try
         {
             int expectedDelta = 0;
+            long maxDelta = long.MinValue;
             var walk = new RecordEnumerator(records, RecordCount, 0, 0);
             while (walk.MoveNext())
             {
                 CheckOffsetDelta((int)walk.Current.Offset, expectedDelta++);
+                maxDelta = Math.Max(maxDelta, walk.Current.Timestamp);
             }
+
+            return MaxOfRecords(maxDelta);
         }
         catch (KafkaProtocolException e) when (e.ErrorCode != ErrorCode.InvalidRecord)
         {

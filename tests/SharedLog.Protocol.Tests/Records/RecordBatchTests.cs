@@ -192,7 +192,7 @@ public class RecordBatchTests
     {
         byte[] valid = Sample(codec, 20);
         RecordBatch.Parse(valid).CheckRecords();
-        RecordSet checkedRecords = RecordBatch.Parse(valid).CheckedRecords();
+        RecordSet checkedRecords = RecordBatch.Parse(valid).CheckedRecords(out _);
         int walked = 0;
         foreach (Record record in checkedRecords)
         {
@@ -208,7 +208,7 @@ public class RecordBatchTests
             Assert.True(forged.IsCrcValid());
             var e = Assert.Throws<KafkaProtocolException>(() => forged.CheckRecords());
             Assert.Equal(ErrorCode.InvalidRecord, e.ErrorCode);
-            Assert.Equal(ErrorCode.InvalidRecord, Assert.Throws<KafkaProtocolException>(() => forged.CheckedRecords()).ErrorCode);
+            Assert.Equal(ErrorCode.InvalidRecord, Assert.Throws<KafkaProtocolException>(() => forged.CheckedRecords(out _)).ErrorCode);
         }
 
         // Two records whose offset deltas skip one, under a header that says two records (last delta 1).
@@ -218,7 +218,7 @@ public class RecordBatchTests
         RecordBatch skipping = RecordBatch.Parse(WithClaimedCount(gap.Build(), 2));
         Assert.Equal(2, skipping.RecordCount);
         Assert.Equal(1, skipping.LastOffsetDelta);
-        Assert.Contains("offset delta 2", Assert.Throws<KafkaProtocolException>(() => skipping.CheckedRecords()).Message, StringComparison.Ordinal);
+        Assert.Contains("offset delta 2", Assert.Throws<KafkaProtocolException>(() => skipping.CheckedRecords(out _)).Message, StringComparison.Ordinal);
         var skipped = Assert.Throws<KafkaProtocolException>(() => skipping.CheckRecords());
         Assert.Equal(ErrorCode.InvalidRecord, skipped.ErrorCode);
         Assert.Contains("offset delta 2", skipped.Message, StringComparison.Ordinal);
