@@ -768,13 +768,30 @@ public sealed class ContractGateTests : IDisposable
         byte[] Reading(int id) => Framed(id, avro.Encode(_registry.ParsedById(id)!, new DecodedPayload(new Dictionary<string, object?> { ["sensor"] = "s1", ["value"] = 1.5 })));
         byte[] key = Framed(keyId, avro.Encode(_registry.ParsedById(keyId)!, new DecodedPayload("k1")));
 
-        GateResult result = Inspect("readings", (key, Reading(v2)), (key, Reading(v1)), (key, Framed(other, [2])), (key, null), ([1, 2, 3], Reading(v2)));
+        // Schemas that name no record (an Avro string, a JSON schema without a title), registered under unrelated subjects.
+        int unnamed = await RegisterAsync("unrelated-a", "\"string\"", SchemaType.Avro);
+        int untitled = await RegisterAsync("unrelated-b", """{"type":"object"}""", SchemaType.Json);
 
-        Assert.Equal([1, 2, 3, 4], result.Violations.Select(v => v.BatchIndex));
+        GateResult result = Inspect(
+            "readings",
+            (key, Reading(v2)),
+            (key, Reading(v1)),
+            (key, Framed(other, [2])),
+            (key, null),
+            ([1, 2, 3], Reading(v2)),
+            (key, Framed(unnamed, avro.Encode(_registry.ParsedById(unnamed)!, new DecodedPayload("x")))),
+            (key, Framed(untitled, "{}"u8.ToArray())),
+            (key, Framed(untitled, "{}"u8.ToArray())));
+
+        Assert.Equal([1, 2, 3, 4, 5, 6, 7], result.Violations.Select(v => v.BatchIndex));
         Assert.Contains("outside the pinned versions", Reason(result, 1), StringComparison.Ordinal);
         Assert.Contains("not registered under subject 'Other'", Reason(result, 2), StringComparison.Ordinal);
         Assert.StartsWith("tombstone", Reason(result, 3), StringComparison.Ordinal);
         Assert.Contains("key has no schema id", Reason(result, 4), StringComparison.Ordinal);
+        Assert.All([5, 6, 7], i => Assert.Contains("names no record", Reason(result, i), StringComparison.Ordinal));
+
+        // Only ids registered under the contract's subject are counted as seen.
+        Assert.Equal([v2], result.Tally.SchemasSeen.Keys.Where(id => id != keyId));
     }
 
     [Fact]

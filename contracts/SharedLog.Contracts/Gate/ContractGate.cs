@@ -127,7 +127,8 @@ public sealed partial class ContractGate(
     /// <param name="PrivacyPaths">Per privacy rule, its field path as a one-item list (empty for a tag rule), made once instead of per record.</param>
     private sealed record CompiledContract(ContractDefinition Definition, int Version, CompiledRule[] Rules, bool RulesReadHeaders, bool RulesReadKey, string[][] PrivacyPaths);
 
-    private readonly record struct SchemaCheckKey(long Generation, string Contract, int ContractVersion, bool IsKey, int SchemaId, string? RecordName);
+    /// <param name="SubjectByRecord">True for the first check under a record name strategy (registered, decodable), which does not look at the subject: it must not answer for the subject check.</param>
+    private readonly record struct SchemaCheckKey(long Generation, string Contract, int ContractVersion, bool IsKey, int SchemaId, string? RecordName, bool SubjectByRecord);
 
     /// <summary>A schema id's standing for one side of one contract: usable (parsed, codec) or a reason.</summary>
     private sealed record SchemaCheck(IParsedSchema? Parsed, IPayloadCodec? Codec, string? Problem, ViolationKind Kind = default);
@@ -562,8 +563,11 @@ public sealed partial class ContractGate(
         }
 
         // Only ids registered under the contract's subject are counted: the 4 bytes come from the producer, and every
-        // other value would be a new metric series.
-        System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(schemasSeen, schemaId, out _)++;
+        // other value would be a new metric series. Under a record name strategy the subject is known after the decode.
+        if (!subjectByRecord)
+        {
+            System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(schemasSeen, schemaId, out _)++;
+        }
 
         ReadOnlySpan<byte> payload = bytes[SchemaWireFormat.HeaderSize..];
         try
@@ -594,7 +598,15 @@ public sealed partial class ContractGate(
 
         if (subjectByRecord)
         {
-            string? recordName = RecordName(check.Parsed, result.Decoded);
+            // As Confluent's serializers, a record name strategy needs a named schema (an Avro record, a Protobuf message, a
+            // JSON schema's title): without one there is no subject to hold the id to.
+            if (RecordName(check.Parsed, result.Decoded) is not { } recordName)
+            {
+                result.Reason = $"{side}: schema {schemaId} names no record, so {requirement.Strategy} gives it no subject";
+                result.Kind = ViolationKind.WrongSubject;
+                return result;
+            }
+
             SchemaCheck named = CheckSchema(contract, requirement, topic, isKey, schemaId, recordName, subjectByRecord: false);
             if (named.Problem is not null)
             {
@@ -602,6 +614,8 @@ public sealed partial class ContractGate(
                 result.Kind = named.Kind;
                 return result;
             }
+
+            System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(schemasSeen, schemaId, out _)++;
         }
 
         result.Value = result.Decoded.Value;
@@ -626,7 +640,7 @@ public sealed partial class ContractGate(
 
     private SchemaCheck CheckSchema(CompiledContract contract, SchemaRequirement requirement, string topic, bool isKey, int schemaId, string? recordName, bool subjectByRecord)
     {
-        var cacheKey = new SchemaCheckKey(registry.Generation, contract.Definition.Name, contract.Version, isKey, schemaId, recordName);
+        var cacheKey = new SchemaCheckKey(registry.Generation, contract.Definition.Name, contract.Version, isKey, schemaId, recordName, subjectByRecord);
         // The lookup is per record: the miss path (and its closure over these parameters) lives in its own method.
         return _schemaChecks.TryGetValue(cacheKey, out SchemaCheck? known) ? known : AddSchemaCheck(cacheKey, requirement, topic, isKey, schemaId, recordName, subjectByRecord);
     }
