@@ -725,7 +725,7 @@ public sealed class ContractGateTests : IDisposable
     public async Task AFlaggedRecordWhoseKeyFailsStillHasItsValueMasked()
     {
         int id = await RegisterAsync("keyed-value", """{"type":"object"}""", SchemaType.Json);
-        await ApplyAsync("topic: keyed\nclass: sensitive\nonFailure: flag\nkey: {}\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\n");
+        await ApplyAsync("topic: keyed\nclass: certified\nonFailure: flag\nkey: {}\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\n");
         string hash = Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData("k"u8, "a@b.example"u8));
 
         // The key is a plain string, not Confluent-framed: the record is flagged for it, and stored with its value masked.
@@ -736,6 +736,12 @@ public sealed class ContractGateTests : IDisposable
         (string value, string[] headers) = Assert.Single(Stored(result));
         Assert.Equal($$"""{"email":"{{hash}}"}""", value);
         Assert.Equal([ContractGate.ViolationHeader], headers);
+
+        // On a sensitive topic the key, which could not be decoded, could not be masked either: the batch is refused.
+        await ApplyAsync("topic: keyed\nclass: sensitive\nonFailure: flag\nkey: {}\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\n");
+        GateResult sensitive = Inspect("keyed", ("plain-key"u8.ToArray(), Framed(id, """{"email":"a@b.example"}"""u8.ToArray())));
+        Assert.Equal(GateOutcome.Reject, sensitive.Outcome);
+        Assert.Contains("key has no schema id", Reason(sensitive, 0), StringComparison.Ordinal);
     }
 
     [Theory]
@@ -753,6 +759,35 @@ public sealed class ContractGateTests : IDisposable
 
         Assert.Equal(GateOutcome.Rewrite, result.Outcome);
         Assert.Equal(["trace"], Assert.Single(Stored(result)).Headers);
+    }
+
+    /// <summary>
+    /// Under flag, a record the privacy policy cannot mask (its payload undecodable, or the rewrite failing: here a hash
+    /// on a number) is stored as sent on most topics; on a sensitive one the batch is refused instead, naming the record.
+    /// </summary>
+    [Theory]
+    [InlineData("certified", GateOutcome.Rewrite)]
+    [InlineData("sensitive", GateOutcome.Reject)]
+    public async Task ASensitiveTopicUnderFlagNeverStoresARecordItCouldNotMask(string topicClass, GateOutcome expected)
+    {
+        string topic = $"unmaskable-{topicClass}";
+        int id = await RegisterAsync($"{topic}-value", """{"type":"object","properties":{"email":{"type":"string"},"age":{"type":"integer"}}}""", SchemaType.Json);
+        await ApplyAsync($"topic: {topic}\nclass: {topicClass}\nonFailure: flag\nvalue: {{}}\nprivacy:\n  - field: email\n    action: hash\n  - field: age\n    action: hash\n");
+
+        GateResult withNumber = Inspect(topic, (null, Framed(id, """{"email":"a@example.com"}"""u8.ToArray())), (null, Framed(id, """{"email":"b@example.com","age":41}"""u8.ToArray())));
+        GateResult undecodable = Inspect(topic, (null, Framed(id, "{not json"u8.ToArray())));
+
+        Assert.Equal((expected, expected), (withNumber.Outcome, undecodable.Outcome));
+        Assert.Equal([(1, ViolationKind.Privacy)], withNumber.Violations.Select(v => (v.BatchIndex, v.Kind)));
+        if (expected == GateOutcome.Reject)
+        {
+            Assert.Null(withNumber.Batch);
+        }
+        else
+        {
+            Assert.Contains("b@example.com", Stored(withNumber)[1].Value, StringComparison.Ordinal);
+            Assert.DoesNotContain("a@example.com", Stored(withNumber)[0].Value, StringComparison.Ordinal);
+        }
     }
 
     [Fact]

@@ -368,6 +368,11 @@ public sealed partial class ContractGate(
                 return new GateResult(GateOutcome.Reject, null, violations, [], Tally(0, ContractMetrics.Rejected));
             case FailureAction.Quarantine when bad > 0:
                 return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: true, dropForgedFlags: forgedFlags), violations, Quarantine(batch, records, violations), Tally(count - bad, ContractMetrics.Quarantined));
+            case FailureAction.Flag when bad > 0 && definition.Class == TopicClass.Sensitive && violations.Exists(v => !Masked(v.Kind)):
+                // A sensitive topic never stores a record its privacy policy could not mask (undecodable, or the rewrite
+                // itself failed), as flag would store it: the batch is refused instead, naming the records.
+                LogRejected(topic, partition, bad, violations[0].Rule, violations[0].Reason);
+                return new GateResult(GateOutcome.Reject, null, violations, [], Tally(0, ContractMetrics.Rejected));
             case FailureAction.Flag when bad > 0:
                 return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: false, dropForgedFlags: true), violations, [], Tally(count - bad, ContractMetrics.Flagged));
             default:
@@ -398,6 +403,9 @@ public sealed partial class ContractGate(
             metrics.SchemaSeen(topic, schemaId, seen);
         }
     }
+
+    /// <summary>Whether a flagged record with this violation was still masked: only a rule's verdict comes after both sides were decoded and rewritten.</summary>
+    private static bool Masked(ViolationKind kind) => kind is ViolationKind.RuleFailed or ViolationKind.RuleError;
 
     private static string ActionLabel(FailureAction action) => action switch
     {
@@ -524,9 +532,10 @@ public sealed partial class ContractGate(
 
             if (problem is not null)
             {
-                // Bytes already written for this record stay in the buffer unreferenced.
+                // Bytes already written for this record stay in the buffer unreferenced. The privacy failure is the verdict
+                // under flag, where it decides whether the record may be stored at all.
                 rewrite = RecordRewrite.None;
-                return ruleFailed ?? ("privacy", problem, ViolationKind.Privacy);
+                return storedAnyway || ruleFailed is null ? ("privacy", problem, ViolationKind.Privacy) : ruleFailed;
             }
         }
 
