@@ -84,6 +84,8 @@ public sealed partial class BrokerHost : IAsyncDisposable
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Configuration.AddEnvironmentVariables("SHAREDLOG_");
         builder.Configuration.AddCommandLine(args, SwitchMappings);
+        // Each HTTP request (a metrics scrape every few seconds) would log four lines at Information; warnings still show.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         logging?.Invoke(builder.Logging);
 
         var options = new BrokerOptions();
@@ -174,7 +176,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
         ListenOptions? registry = null;
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            IPAddress address = IPAddress.Parse(options.Host);
+            IPAddress address = options.BindAddress;
             kestrel.Listen(address, options.Port, listen =>
             {
                 listen.UseConnectionHandler<KafkaConnectionHandler>();
@@ -200,7 +202,11 @@ public sealed partial class BrokerHost : IAsyncDisposable
         }
 
         app.UseRouting();
-        app.MapGet("/health", () => Results.Text("ok\n"));
+        // A failed WAL takes no more produces until a restart: unhealthy, so an orchestrator restarts the broker (Kafka
+        // halts when its last log directory fails).
+        app.MapGet("/health", (IWriteAheadLog wal) => wal.Failure is { } failure
+            ? Results.Text($"unavailable: the WAL failed and accepts no appends until a restart: {failure.Message}\n", statusCode: StatusCodes.Status503ServiceUnavailable)
+            : Results.Text("ok\n"));
         Http.ContractsApi.Map(app);
         app.MapPrometheusScrapingEndpoint("/metrics");
 

@@ -103,8 +103,27 @@ public sealed class BrokerOptions
     /// <summary>The minimum worker thread count to apply: <see cref="ThreadPoolMinThreads"/> or its default.</summary>
     public int ResolvedThreadPoolMinThreads => ThreadPoolMinThreads > 0 ? ThreadPoolMinThreads : Environment.ProcessorCount + 16;
 
+    /// <summary>The address the Kafka listener binds: <see cref="Host"/>, an IP address or <c>localhost</c> (checked by <see cref="Validate"/>).</summary>
+    public System.Net.IPAddress BindAddress => string.Equals(Host, "localhost", StringComparison.OrdinalIgnoreCase)
+        ? System.Net.IPAddress.Loopback
+        : System.Net.IPAddress.Parse(Host);
+
     public void Validate()
     {
+        if (!string.Equals(Host, "localhost", StringComparison.OrdinalIgnoreCase) && !System.Net.IPAddress.TryParse(Host, out _))
+        {
+            throw new ArgumentException($"Broker:Host (--host) is the address the Kafka listener binds: an IP address such as 127.0.0.1 or 0.0.0.0, or localhost, not '{Host}'. The name clients connect to goes in Broker:AdvertisedHost (--advertised-host).");
+        }
+
+        // As Kafka refuses 0.0.0.0 in advertised.listeners: clients told to connect to it cannot.
+        if (BindAddress.Equals(System.Net.IPAddress.Any) || BindAddress.Equals(System.Net.IPAddress.IPv6Any))
+        {
+            if (string.IsNullOrWhiteSpace(AdvertisedHost))
+            {
+                throw new ArgumentException($"Broker:Host {Host} listens on every interface, but clients cannot connect to that address: set Broker:AdvertisedHost (--advertised-host) to the name or address they use.");
+            }
+        }
+
         if (ProducerIdExpirationMs < 1)
         {
             throw new ArgumentException("producer.id.expiration.ms must be at least 1.");

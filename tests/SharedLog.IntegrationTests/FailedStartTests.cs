@@ -58,6 +58,37 @@ public sealed class FailedStartTests
         }
     }
 
+    /// <summary>
+    /// The listener's address is checked with a message naming the setting: a host name is no address to bind (it was an
+    /// unhandled FormatException), and 0.0.0.0 without an advertised host would be handed to clients, who cannot use it.
+    /// localhost binds the loopback address.
+    /// </summary>
+    [Fact]
+    public async Task TheListenerAddressIsCheckedAtStart()
+    {
+        string dataDir = Path.Combine(Path.GetTempPath(), "sharedlog-host-" + Guid.NewGuid().ToString("N"));
+        string[] Args(params string[] host) => ["--port", "0", "--http-port", "-1", "--registry-port", "-1", "--data-dir", dataDir, .. host];
+        try
+        {
+            var name = Assert.Throws<ArgumentException>(() => BrokerHost.Create(Args("--host", "broker.example")));
+            Assert.Contains("Broker:Host", name.Message, StringComparison.Ordinal);
+            var wildcard = Assert.Throws<ArgumentException>(() => BrokerHost.Create(Args("--host", "0.0.0.0")));
+            Assert.Contains("AdvertisedHost", wildcard.Message, StringComparison.Ordinal);
+
+            await using BrokerHost local = BrokerHost.Create(Args("--host", "localhost"));
+            await local.StartAsync();
+            using RawKafkaClient client = await RawKafkaClient.ConnectAsync($"127.0.0.1:{local.KafkaPort}");
+            await client.CreateTopicAsync("reachable", 1);
+        }
+        finally
+        {
+            if (Directory.Exists(dataDir))
+            {
+                Directory.Delete(dataDir, recursive: true);
+            }
+        }
+    }
+
     private static async Task<int> WalEntriesAsync(WalOptions options)
     {
         await using var wal = new FasterWriteAheadLog(options);

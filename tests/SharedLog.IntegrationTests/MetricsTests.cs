@@ -1,5 +1,6 @@
 using Confluent.Kafka;
 using Confluent.Kafka.Admin;
+using SharedLog.Protocol.Messages;
 
 namespace SharedLog.IntegrationTests;
 
@@ -31,6 +32,44 @@ public class MetricsTests
         // The runtime's own meter: GC pauses and thread pool queueing explain latency the API histograms cannot.
         Assert.Contains("dotnet_gc_pause_time_seconds_total", text, StringComparison.Ordinal);
         Assert.Contains("dotnet_thread_pool_queue_length", text, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Bytes out count what the response carried, once: a long poll reads its partitions again after every wake-up, and
+    /// each read was counted (five appends during a wait counted the first records five times over).
+    /// </summary>
+    [Fact]
+    public async Task BytesOutCountWhatAFetchResponseCarriedOnce()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient consumer = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        using RawKafkaClient producer = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await producer.CreateTopicAsync("polled", 1);
+        await producer.ProduceAsync("polled", 0, new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([1], new byte[100], 1).Build(), 2);
+
+        // min_bytes is never reached: the answer comes at max_wait_ms, after the appends below woke the poll.
+        await consumer.SendAsync(new FetchRequest
+        {
+            ReplicaId = -1,
+            MaxWaitMs = 2_000,
+            MinBytes = 1 << 20,
+            MaxBytes = 1 << 20,
+            SessionId = 0,
+            SessionEpoch = -1,
+            Topics = [new() { Topic = "polled", Partitions = [new() { Partition = 0, FetchOffset = 0, PartitionMaxBytes = 1 << 20 }] }],
+        }, 12, 3);
+        for (int i = 0; i < 4; i++)
+        {
+            await producer.ProduceAsync("polled", 0, new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([1], new byte[100], 1).Build(), 4 + i);
+        }
+
+        (_, byte[] body) = await consumer.ReceiveAsync(1);
+        long carried = new FetchResponse().ReadFrom(body, 12).Responses.Single().Partitions.Single().Records!.Value.Length;
+        Assert.True(carried > 0);
+
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        string? counted = await MetricsScrape.UntilAsync(http, t => t.Split('\n').FirstOrDefault(l => l.StartsWith("sharedlog_bytes_out_bytes_total{", StringComparison.Ordinal) && l.Contains("topic=\"polled\"", StringComparison.Ordinal))?.Split(' ')[^1]);
+        Assert.Equal(carried, long.Parse(counted!, System.Globalization.CultureInfo.InvariantCulture));
     }
 
     [Fact]

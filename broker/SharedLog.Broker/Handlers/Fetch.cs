@@ -52,7 +52,29 @@ public sealed partial class FetchHandler(TopicService topics, StreamStore stream
             session.Remember(response, context.Version);
         }
 
+        CountBytesOut(response);
         return response;
+    }
+
+    /// <summary>
+    /// Bytes out per topic, counted once for the response that is sent: the long poll reads the partitions again after
+    /// each wake-up, and an incremental session leaves some out.
+    /// </summary>
+    private void CountBytesOut(FetchResponse response)
+    {
+        foreach (FetchResponse.FetchableTopicResponse topic in response.Responses)
+        {
+            long bytes = 0;
+            foreach (FetchResponse.PartitionData partition in topic.Partitions)
+            {
+                bytes += partition.Records?.Length ?? 0;
+            }
+
+            if (bytes > 0)
+            {
+                metrics.BytesOut(topic.Topic, bytes);
+            }
+        }
     }
 
     private async Task<FetchResponse> FetchAsync(FetchRequest body, short version, CancellationToken cancellationToken)
@@ -228,7 +250,6 @@ public sealed partial class FetchHandler(TopicService topics, StreamStore stream
                     result.AbortedTransactions = body.IsolationLevel == 1 ? [] : null;
                     result.Records = MemorySequence.Join(read.Batches);
                     long bytes = result.Records.Value.Length;
-                    metrics.BytesOut(found.Name, bytes);
                     budget -= bytes;
                     anyData |= bytes > 0;
                     cutShort |= read.NextOffset(partition.FetchOffset) < read.HighWatermark;

@@ -190,6 +190,8 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
 
     public int MaxEntryBytes => _options.MaxEntryBytes;
 
+    public Exception? Failure => Volatile.Read(ref _failure);
+
     public async ValueTask<long> AppendAsync(long streamId, long baseOffset, int recordCount, ReadOnlyMemory<byte> batch, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);

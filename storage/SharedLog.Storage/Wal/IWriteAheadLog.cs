@@ -27,6 +27,9 @@ public interface IWriteAheadLog : IAsyncDisposable
 
     /// <summary>The largest batch one entry can carry; a larger one is refused by <see cref="AppendAsync"/>.</summary>
     int MaxEntryBytes { get; }
+
+    /// <summary>Why the log takes no more appends (a device or commit-point write failed), or null while it works.</summary>
+    Exception? Failure { get; }
 }
 
 /// <summary>One recovered entry: its position, the position after it, and the batch it carries.</summary>

@@ -30,10 +30,12 @@ public sealed class WalTests : IDisposable
 
             // The commit-slot file refuses writes (an EIO). FASTER swallows the exception of its commit worker and
             // never completes that commit, so this append waited forever, and so did every produce after it.
+            Assert.Null(wal.Failure);
             wal.CommitManager.InjectedWriteFault = new IOException("Input/output error (injected)");
             var failed = await Assert.ThrowsAsync<WalUnavailableException>(() => wal.AppendAsync(1, 20, 1, WalTestPayload.Create(1, 20, 100)).AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
             Assert.Contains("commit point", failed.Message, StringComparison.Ordinal);
             await Assert.ThrowsAsync<WalUnavailableException>(() => wal.AppendAsync(1, 21, 1, WalTestPayload.Create(1, 21, 100)).AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.NotNull(wal.Failure); // what the broker's /health reports (503)
             wal.CommitManager.InjectedWriteFault = null;
         }
 
