@@ -276,13 +276,27 @@ public static class ContractsCli
                 continue;
             }
 
-            if (requirement.Subject is null && (definition.IsPattern || requirement.Strategy != SubjectNameStrategy.TopicNameStrategy))
+            // A topic pattern leaves the subject open unless it comes from the record name alone (RecordNameStrategy).
+            if (requirement.Subject is null && definition.IsPattern && requirement.Strategy != SubjectNameStrategy.RecordNameStrategy)
             {
-                await output.WriteLineAsync($"{side}: the subject depends on the topic or record name and the contract names none; registry check skipped");
+                await output.WriteLineAsync($"{side}: the subject depends on the topic, which the pattern leaves open; registry check skipped");
                 continue;
             }
 
-            string subject = requirement.SubjectFor(definition.Topic, side == "key", null);
+            string? recordName = null;
+            if (requirement.Subject is null && requirement.Strategy != SubjectNameStrategy.TopicNameStrategy)
+            {
+                // The record name strategies name the subject after the schema file's record, as the serializers will.
+                recordName = SchemaRecordNames.Of(schemaFiles[side == "key"]);
+                if (recordName is null)
+                {
+                    await error.WriteLineAsync($"{side}: {schemaFile} names no record (an Avro named type, a Protobuf message, a JSON schema title), which {requirement.Strategy} needs for a subject");
+                    result = Invalid;
+                    continue;
+                }
+            }
+
+            string subject = requirement.SubjectFor(definition.Topic, side == "key", recordName);
             IReadOnlyList<string> problems = await CheckAgainstRegistryAsync(registryUrl.TrimEnd('/'), subject, candidate, definition.Compatibility, local);
             if (problems.Count > 0)
             {

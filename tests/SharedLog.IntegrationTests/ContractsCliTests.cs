@@ -70,6 +70,20 @@ public class ContractsCliTests
             Assert.Equal(ContractsCli.Invalid, misspeltCode);
             Assert.Contains("privacy[ident]", misspeltErr, StringComparison.Ordinal);
             Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", await WriteAsync(Path.Combine(directory, "spelt.yaml"), "topic: pings\nvalue:\n  schemaFile: ping.avsc\nprivacy:\n  - field: id\n    action: hash\n"))).Code);
+            // Under RecordNameStrategy the subject is the schema file's record name (Avro full name), checked as any other:
+            // here against a registry that cannot be reached, and against the subject Ping, registered incompatibly.
+            string byRecord = await WriteAsync(Path.Combine(directory, "by-record.yaml"), "topic: pings\nvalue:\n  strategy: RecordNameStrategy\n  schemaFile: breaking.avsc\n");
+            Assert.Equal(ContractsCli.Unreachable, (await RunAsync("validate", byRecord, "--registry", "http://127.0.0.1:1")).Code);
+            using (var http = new HttpClient())
+            {
+                using var body = new StringContent(System.Text.Json.JsonSerializer.Serialize(new { schema = v1 }), System.Text.Encoding.UTF8, "application/vnd.schemaregistry.v1+json");
+                (await http.PostAsync(new Uri($"{broker.RegistryUrl}/subjects/Ping/versions"), body)).EnsureSuccessStatusCode();
+            }
+
+            (int byRecordCode, _, string byRecordErr) = await RunAsync("validate", byRecord, "--registry", broker.RegistryUrl);
+            Assert.Equal(ContractsCli.Invalid, byRecordCode);
+            Assert.Contains("subject Ping", byRecordErr, StringComparison.Ordinal);
+
             (int incompatibleCode, _, string incompatibleErr) = await RunAsync("validate", incompatible, "--registry", broker.RegistryUrl);
             Assert.Equal(ContractsCli.Invalid, incompatibleCode);
             Assert.Contains("not compatible", incompatibleErr, StringComparison.Ordinal);

@@ -692,25 +692,9 @@ public sealed partial class ContractGate(
     }
 
     /// <summary>The record name the Record*NameStrategy subjects use: Avro full name, Protobuf message, JSON Schema title.</summary>
-    private static string? RecordName(IParsedSchema parsed, DecodedPayload decoded) => parsed switch
-    {
-        AvroParsedSchema avro => (avro.Schema as global::Avro.NamedSchema)?.Fullname,
-        _ when decoded.MessageFullName is not null => decoded.MessageFullName,
-        _ => JsonTitle(parsed.Text),
-    };
-
-    private static string? JsonTitle(string schemaText)
-    {
-        try
-        {
-            using var document = System.Text.Json.JsonDocument.Parse(schemaText);
-            return document.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object && document.RootElement.TryGetProperty("title", out System.Text.Json.JsonElement title) ? title.GetString() : null;
-        }
-        catch (System.Text.Json.JsonException)
-        {
-            return null;
-        }
-    }
+    /// <summary>The record name of a decoded side: the message a Protobuf payload's indexes chose, else the schema's own.</summary>
+    private static string? RecordName(IParsedSchema parsed, DecodedPayload decoded) =>
+        parsed is not AvroParsedSchema && decoded.MessageFullName is { } message ? message : SchemaRecordNames.Of(parsed);
 
     /// <summary>Applies the privacy rules to a decoded side; when they changed it, writes the new payload (header first) to <paramref name="output"/> and says where.</summary>
     private void ApplyPrivacy(CompiledContract contract, SideResult side, ReadOnlySpan<byte> original, PooledBufferWriter output, ref string? problem, out int start, out int length)

@@ -325,3 +325,31 @@ public static class ContractParser
         return false;
     }
 }
+
+/// <summary>
+/// The record name a schema carries, which RecordNameStrategy and TopicRecordNameStrategy make its subject from, as
+/// Confluent's serializers do: an Avro named type's full name, a Protobuf file's first message, a JSON schema's title.
+/// </summary>
+public static class SchemaRecordNames
+{
+    public static string? Of(Registry.IParsedSchema parsed) => parsed switch
+    {
+        Formats.Avro.AvroParsedSchema avro => (avro.Schema as global::Avro.NamedSchema)?.Fullname,
+        Formats.Protobuf.ProtobufParsedSchema protobuf => protobuf.FirstMessageFullName,
+        _ => JsonTitle(parsed.Text),
+    };
+
+    private static string? JsonTitle(string schemaText)
+    {
+        try
+        {
+            using var document = System.Text.Json.JsonDocument.Parse(schemaText);
+            return document.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object && document.RootElement.TryGetProperty("title", out System.Text.Json.JsonElement title)
+                && title.ValueKind == System.Text.Json.JsonValueKind.String ? title.GetString() : null;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+}

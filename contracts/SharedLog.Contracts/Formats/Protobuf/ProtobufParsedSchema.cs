@@ -34,6 +34,10 @@ public sealed class ProtobufParsedSchema : IParsedSchema
 
     internal FileDescriptorProto File { get; }
 
+    /// <summary>The full name of the file's first message (what Confluent's serializers name a schema by), or null when it has none.</summary>
+    public string? FirstMessageFullName => File.MessageTypes.Count == 0 ? null
+        : string.IsNullOrEmpty(File.Package) ? File.MessageTypes[0].Name : $"{File.Package}.{File.MessageTypes[0].Name}";
+
     /// <summary>
     /// The schema as the base64 of its serialized <c>FileDescriptorProto</c>: Confluent's <c>format=serialized</c>, which
     /// confluent-kafka-python's Protobuf deserializer asks for (it names the file itself).
