@@ -72,6 +72,26 @@ public class MetricsTests
         Assert.Equal(carried, long.Parse(counted!, System.Globalization.CultureInfo.InvariantCulture));
     }
 
+    /// <summary>Responses are counted by API and top-level error code (None included), not only Produce's and Fetch's partition errors.</summary>
+    [Fact]
+    public async Task ResponsesAreCountedByApiAndErrorCode()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.SendAsync(new ApiVersionsRequest { ClientSoftwareName = "raw", ClientSoftwareVersion = "1" }, 3, 1);
+        await client.ReceiveAsync(1);
+        await client.SendAsync(new HeartbeatRequest { GroupId = "nobody-home", GenerationId = 1, MemberId = "stranger" }, 4, 2);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.UnknownMemberId, new HeartbeatResponse().ReadFrom(body, 4).ErrorCode);
+
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        static bool Counted(string text, string api, string error) => text.Split('\n').Any(l =>
+            l.StartsWith("sharedlog_response_errors_total{", StringComparison.Ordinal) && l.Contains($"api=\"{api}\"", StringComparison.Ordinal) && l.Contains($"error=\"{error}\"", StringComparison.Ordinal));
+        string? text = await MetricsScrape.UntilAsync(http, t => Counted(t, "Heartbeat", "UnknownMemberId") ? t : null);
+        Assert.NotNull(text);
+        Assert.True(Counted(text, "ApiVersions", "None"), "the ApiVersions answer is counted with error None");
+    }
+
     [Fact]
     public async Task ConsumerGroupLagFollowsCommitsAndAppends()
     {

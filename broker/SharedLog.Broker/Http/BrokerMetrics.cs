@@ -17,6 +17,7 @@ public sealed class BrokerMetrics : IDisposable
     private readonly Counter<long> _requests;
     private readonly Histogram<double> _requestLatency;
     private readonly Counter<long> _partitionErrors;
+    private readonly Counter<long> _responseErrors;
     private readonly Counter<long> _bytesIn;
     private readonly Counter<long> _bytesOut;
     private readonly Counter<long> _connectionsClosed;
@@ -30,6 +31,7 @@ public sealed class BrokerMetrics : IDisposable
         _requests = _meter.CreateCounter<long>("sharedlog.requests", description: "Kafka requests served, by API");
         _requestLatency = _meter.CreateHistogram("sharedlog.request.duration", unit: "ms", description: "Time from the broker taking a request's frame to writing its response, by API", tags: null, advice: StorageMetrics.LatencyBuckets);
         _partitionErrors = _meter.CreateCounter<long>("sharedlog.partition.errors", description: "Per-partition error codes returned, by API and error");
+        _responseErrors = _meter.CreateCounter<long>("sharedlog.response.errors", description: "Responses by API and their top-level error code (None included), for APIs whose responses carry one");
         _bytesIn = _meter.CreateCounter<long>("sharedlog.bytes.in", unit: "By", description: "Record bytes appended, by topic");
         _bytesOut = _meter.CreateCounter<long>("sharedlog.bytes.out", unit: "By", description: "Record bytes fetched, by topic");
         _connectionsClosed = _meter.CreateCounter<long>("sharedlog.connections.closed", description: "Connections the broker closed, by reason");
@@ -40,6 +42,15 @@ public sealed class BrokerMetrics : IDisposable
         var tag = new KeyValuePair<string, object?>("api", api.ToString());
         _requests.Add(1, tag);
         _requestLatency.Record(milliseconds, tag);
+    }
+
+    /// <summary>Counts a response's top-level error code, None included, when its message has one (see <see cref="TopLevelErrors"/>).</summary>
+    public void Response(ApiKey api, SharedLog.Protocol.Messages.IApiMessage response)
+    {
+        if (TopLevelErrors.Of(response) is { } error)
+        {
+            _responseErrors.Add(1, new KeyValuePair<string, object?>("api", api.ToString()), new KeyValuePair<string, object?>("error", ((ErrorCode)error).ToString()));
+        }
     }
 
     public void PartitionError(ApiKey api, ErrorCode error)
@@ -57,4 +68,28 @@ public sealed class BrokerMetrics : IDisposable
     public void ConnectionClosed(string reason) => _connectionsClosed.Add(1, new KeyValuePair<string, object?>("reason", reason));
 
     public void Dispose() => _meter.Dispose();
+}
+
+/// <summary>
+/// The top-level <c>ErrorCode</c> of a response message, read through a getter compiled once per message type (the
+/// generated messages share no interface for it); null for messages without one (their errors are per partition).
+/// </summary>
+internal static class TopLevelErrors
+{
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<Type, Func<SharedLog.Protocol.Messages.IApiMessage, short>?> Getters = new();
+
+    public static short? Of(SharedLog.Protocol.Messages.IApiMessage message) =>
+        Getters.GetOrAdd(message.GetType(), Compile) is { } getter ? getter(message) : null;
+
+    private static Func<SharedLog.Protocol.Messages.IApiMessage, short>? Compile(Type type)
+    {
+        if (type.GetProperty("ErrorCode", typeof(short)) is not { CanRead: true } property)
+        {
+            return null;
+        }
+
+        var message = System.Linq.Expressions.Expression.Parameter(typeof(SharedLog.Protocol.Messages.IApiMessage), "message");
+        return System.Linq.Expressions.Expression.Lambda<Func<SharedLog.Protocol.Messages.IApiMessage, short>>(
+            System.Linq.Expressions.Expression.Property(System.Linq.Expressions.Expression.Convert(message, type), property), message).Compile();
+    }
 }

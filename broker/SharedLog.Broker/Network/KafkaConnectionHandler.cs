@@ -369,6 +369,7 @@ public sealed partial class KafkaConnectionHandler(
 
                 if (response is not null)
                 {
+                    metrics.Response(pending.Api, response);
                     RequestFrame.WriteResponse(output, pending.CorrelationId, response, pending.Version);
                     ValueTask<FlushResult> flushing = output.FlushAsync(stalled.Token);
                     FlushResult flushed;
