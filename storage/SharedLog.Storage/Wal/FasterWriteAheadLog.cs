@@ -348,9 +348,12 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
             yield return WalEntryFormat.Parse(position, nextPosition, entry.AsMemory(0, length));
         }
 
-        // A commit covers the log up to the end of its last entry. Entries ending short of it were read as zeros (FASTER
-        // takes those for page padding): a segment file lost or cut, and acknowledged entries with it.
-        if (reached < end)
+        // A commit covers the log up to the end of its last entry, or up to the next page when an entry that did not fit
+        // moved the tail there before the commit (the rest of the page is padding). Entries ending shorter than that were
+        // read as zeros, which FASTER takes for padding: a segment file lost or cut, and acknowledged entries with it.
+        long pageSize = 1L << _options.PageSizeBits;
+        bool paddedToNextPage = (end & (pageSize - 1)) == 0 && end - reached < pageSize;
+        if (reached < end && !paddedToNextPage)
         {
             throw new InvalidDataException($"The WAL in {_options.Directory} is durable until {end}, but its entries end at {reached}: part of the log reads as zeros (a segment file lost or truncated). Start refused; keep the directory for inspection.");
         }
