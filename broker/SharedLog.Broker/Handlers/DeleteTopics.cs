@@ -64,7 +64,7 @@ public sealed class DeleteTopicsHandler(TopicService topics, Coordinators.GroupL
                 (null, var i) when i == Guid.Empty => "Neither topic name nor id were specified.",
                 (not null, _) when names[name] > 1 => "Duplicate topic name.",
                 (null, _) when ids[id] > 1 => "Duplicate topic id.",
-                (not null, _) when topics.Find(name) is { } named && namedTwice.Contains(named.TopicId) => "The provided topic name maps to an ID that was already supplied.",
+                (not null, _) when namedTwice.Count > 0 && topics.Find(name) is { } named && namedTwice.Contains(named.TopicId) => "The provided topic name maps to an ID that was already supplied.",
                 _ => null,
             };
 

@@ -130,8 +130,11 @@ public sealed partial class ContractGate(
     /// <param name="SubjectByRecord">True for the first check under a record name strategy (registered, decodable), which does not look at the subject: it must not answer for the subject check.</param>
     private readonly record struct SchemaCheckKey(long Generation, string Contract, int ContractVersion, bool IsKey, int SchemaId, string? RecordName, bool SubjectByRecord);
 
-    /// <summary>A schema id's standing for one side of one contract: usable (parsed, codec) or a reason.</summary>
-    private sealed record SchemaCheck(IParsedSchema? Parsed, IPayloadCodec? Codec, string? Problem, ViolationKind Kind = default);
+    /// <summary>
+    /// A schema id's standing for one side of one contract: usable (parsed, codec) or a reason. Under a record name
+    /// strategy the first check also keeps the schema's own record name, worked out once rather than per record.
+    /// </summary>
+    private sealed record SchemaCheck(IParsedSchema? Parsed, IPayloadCodec? Codec, string? Problem, ViolationKind Kind = default, string? RecordName = null);
 
     /// <summary>Where a record's rewritten key and value sit in the batch's buffer of rewrites; a start of -1 means unchanged.</summary>
     private struct RecordRewrite
@@ -575,7 +578,7 @@ public sealed partial class ContractGate(
         // other value would be a new metric series. Under a record name strategy the subject is known after the decode.
         if (!subjectByRecord)
         {
-            System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(schemasSeen, schemaId, out _)++;
+            CountSeen(schemasSeen, schemaId);
         }
 
         ReadOnlySpan<byte> payload = bytes[SchemaWireFormat.HeaderSize..];
@@ -609,7 +612,7 @@ public sealed partial class ContractGate(
         {
             // As Confluent's serializers, a record name strategy needs a named schema (an Avro record, a Protobuf message, a
             // JSON schema's title): without one there is no subject to hold the id to.
-            if (RecordName(check.Parsed, result.Decoded) is not { } recordName)
+            if (RecordName(check, result.Decoded) is not { } recordName)
             {
                 result.Reason = $"{side}: schema {schemaId} names no record, so {requirement.Strategy} gives it no subject";
                 result.Kind = ViolationKind.WrongSubject;
@@ -624,7 +627,7 @@ public sealed partial class ContractGate(
                 return result;
             }
 
-            System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(schemasSeen, schemaId, out _)++;
+            CountSeen(schemasSeen, schemaId);
         }
 
         result.Value = result.Decoded.Value;
@@ -633,6 +636,9 @@ public sealed partial class ContractGate(
         result.Rule = null;
         return result;
     }
+
+    private static void CountSeen(Dictionary<int, long> schemasSeen, int schemaId) =>
+        System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(schemasSeen, schemaId, out _)++;
 
     /// <summary>The memory of <paramref name="part"/>, a span inside <paramref name="owner"/>.</summary>
     private static ReadOnlyMemory<byte> MemoryOf(ReadOnlyMemory<byte> owner, ReadOnlySpan<byte> part) =>
@@ -687,14 +693,14 @@ public sealed partial class ContractGate(
                 }
             }
 
-            return new SchemaCheck(parsed, codec, null);
+            return new SchemaCheck(parsed, codec, null, RecordName: subjectByRecord ? SchemaRecordNames.Of(parsed) : null);
         });
     }
 
     /// <summary>The record name the Record*NameStrategy subjects use: Avro full name, Protobuf message, JSON Schema title.</summary>
     /// <summary>The record name of a decoded side: the message a Protobuf payload's indexes chose, else the schema's own.</summary>
-    private static string? RecordName(IParsedSchema parsed, DecodedPayload decoded) =>
-        parsed is not AvroParsedSchema && decoded.MessageFullName is { } message ? message : SchemaRecordNames.Of(parsed);
+    private static string? RecordName(SchemaCheck check, DecodedPayload decoded) =>
+        check.Parsed is not AvroParsedSchema && decoded.MessageFullName is { } message ? message : check.RecordName;
 
     /// <summary>Applies the privacy rules to a decoded side; when they changed it, writes the new payload (header first) to <paramref name="output"/> and says where.</summary>
     private void ApplyPrivacy(CompiledContract contract, SideResult side, ReadOnlySpan<byte> original, PooledBufferWriter output, ref string? problem, out int start, out int length)

@@ -109,12 +109,7 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
     public bool Existed { get; private init; }
 
     /// <summary>The newest commit's metadata whose slot checks out, or null when no slot does.</summary>
-    public byte[]? NewestCommitMetadata()
-    {
-        List<(int Index, long CommitNum, byte[] Metadata)> slots = ReadSlots();
-        slots.Sort((a, b) => b.CommitNum.CompareTo(a.CommitNum));
-        return slots.Count > 0 ? slots[0].Metadata : null;
-    }
+    public byte[]? NewestCommitMetadata() => ReadSlots() is { Count: > 0 } slots ? slots.MaxBy(s => s.CommitNum).Metadata : null;
 
     /// <summary>How many slots hold anything at all (a valid commit, or bytes that do not check out).</summary>
     public int WrittenSlots()
