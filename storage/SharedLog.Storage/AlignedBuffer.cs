@@ -23,6 +23,9 @@ public sealed unsafe class AlignedBuffer : IDisposable
     /// <summary>The requested length rounded up to whole sectors.</summary>
     public int Length { get; }
 
+    /// <summary>The memory's address, for device calls that take a pointer (tests).</summary>
+    internal nint Address => _memory != 0 ? _memory : throw new ObjectDisposedException(nameof(AlignedBuffer));
+
     public Span<byte> Span
     {
         get

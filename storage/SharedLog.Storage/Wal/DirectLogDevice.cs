@@ -24,11 +24,20 @@ public sealed class DirectLogDevice : StorageDeviceBase
 
     private readonly ConcurrentDictionary<int, SafeFileHandle> _segments = new();
     private readonly ZeroFillAhead? _zeroFill;
+    private readonly long _segmentBytes;
+
+    // Address-ordered durability (see OrderWritesFrom), all under _ordering. -1: writes go out as they come.
+    private readonly Lock _ordering = new();
+    private readonly List<HeldWrite> _held = [];
+    private long _durableUntil = -1;
+    private bool _orderingFailed;
+    private long _heldWrites;
     private int _disposed;
 
     private DirectLogDevice(string filename, long zeroFillAheadBytes, long segmentBytes, Action<Exception>? onZeroFillFailure)
         : base(filename, DirectSectorSize, Devices.CAPACITY_UNSPECIFIED)
     {
+        _segmentBytes = segmentBytes;
         if (zeroFillAheadBytes > 0)
         {
             long chunk = Math.Min(ZeroFillChunkBytes, Math.Min(segmentBytes, zeroFillAheadBytes)) / DirectSectorSize * DirectSectorSize;
@@ -85,35 +94,137 @@ public sealed class DirectLogDevice : StorageDeviceBase
         }
     }
 
-    public override unsafe void WriteAsync(IntPtr sourceAddress, int segmentId, ulong destinationAddress, uint numBytesToWrite, DeviceIOCompletionCallback callback, object context)
+    /// <summary>
+    /// From now on a log write is issued only once every byte below its start is on the disk, starting from
+    /// <paramref name="durableUntil"/> (the log's flushed address after recovery). FasterLog flushes pages from more
+    /// than one thread and can issue a write above one it has not issued yet; a crash between the two would leave a
+    /// stretch of never-written bytes below durable entries. With writes held back, the durable log is always one
+    /// unbroken stretch, so recovery can scan forward from a commit point and stop at the first entry that is not
+    /// there (<see cref="FasterWriteAheadLog"/> acknowledges entries without a commit-point write in between).
+    /// </summary>
+    public void OrderWritesFrom(long durableUntil)
     {
-        // The blocking write runs off the caller's thread: FasterLog issues flushes from inside its epoch.
-        ThreadPool.UnsafeQueueUserWorkItem(
-            static state =>
-            {
-                (DirectLogDevice device, IntPtr source, int segment, ulong offset, uint length, DeviceIOCompletionCallback done, object context) = state;
-                uint error = 0;
-                try
-                {
-                    SafeFileHandle file = device.Segment(segment);
-                    device._zeroFill?.BeforeWrite(segment, (long)offset, length);
-                    long started = System.Diagnostics.Stopwatch.GetTimestamp();
-                    RandomAccess.Write(file, new ReadOnlySpan<byte>((void*)source, (int)length), (long)offset);
-                    StorageMetrics.RecordWalWrite(commitPoint: false, started);
-                }
-                catch (Exception e)
-                {
-                    // Any failure (EIO, ENOSPC, EFBIG surfaces as ArgumentOutOfRangeException) goes back to
-                    // FasterLog as an error: an exception on this pool thread would end the process.
-                    error = ErrorCode(e);
-                    length = 0;
-                }
-
-                done(error, length, context);
-            },
-            (this, sourceAddress, segmentId, destinationAddress, numBytesToWrite, callback, context),
-            preferLocal: false);
+        lock (_ordering)
+        {
+            _durableUntil = durableUntil;
+        }
     }
+
+    /// <summary>Log writes that had to wait for a lower one to finish (see <see cref="OrderWritesFrom"/>).</summary>
+    public long HeldWrites => Interlocked.Read(ref _heldWrites);
+
+    private long SegmentBytes => segmentSize > 0 ? segmentSize : _segmentBytes;
+
+    public override void WriteAsync(IntPtr sourceAddress, int segmentId, ulong destinationAddress, uint numBytesToWrite, DeviceIOCompletionCallback callback, object context)
+    {
+        var write = new HeldWrite(sourceAddress, segmentId, destinationAddress, numBytesToWrite, callback, context, segmentId * SegmentBytes + (long)destinationAddress);
+        bool refused;
+        lock (_ordering)
+        {
+            refused = _orderingFailed;
+            if (!refused && _durableUntil >= 0 && write.Start > _durableUntil)
+            {
+                _held.Add(write);
+                Interlocked.Increment(ref _heldWrites);
+                return;
+            }
+        }
+
+        if (refused)
+        {
+            // A lower write failed: this one must not land above the hole it left.
+            callback(uint.MaxValue, 0, context);
+            return;
+        }
+
+        Issue(write);
+    }
+
+    private void Issue(HeldWrite write) =>
+        // The blocking write runs off the caller's thread: FasterLog issues flushes from inside its epoch.
+        ThreadPool.UnsafeQueueUserWorkItem(static state => state.Device.Write(state.Write), (Device: this, Write: write), preferLocal: false);
+
+    private unsafe void Write(HeldWrite write)
+    {
+        uint error = 0;
+        uint length = write.Length;
+        try
+        {
+            SafeFileHandle file = Segment(write.Segment);
+            _zeroFill?.BeforeWrite(write.Segment, (long)write.Offset, length);
+            long started = System.Diagnostics.Stopwatch.GetTimestamp();
+            RandomAccess.Write(file, new ReadOnlySpan<byte>((void*)write.Source, (int)length), (long)write.Offset);
+            StorageMetrics.RecordWalWrite(commitPoint: false, started);
+        }
+        catch (Exception e)
+        {
+            // Any failure (EIO, ENOSPC, EFBIG surfaces as ArgumentOutOfRangeException) goes back to
+            // FasterLog as an error: an exception on this pool thread would end the process.
+            error = ErrorCode(e);
+            length = 0;
+        }
+
+        ReleaseHeldWrites(write, failed: error != 0);
+        write.Callback(error, length, write.Context);
+    }
+
+    /// <summary>
+    /// After <paramref name="finished"/>: issues the held writes it made eligible, or, when it <paramref name="failed"/>,
+    /// fails every held write and every later one, which would otherwise land above a hole.
+    /// </summary>
+    private void ReleaseHeldWrites(HeldWrite? finished, bool failed)
+    {
+        List<HeldWrite>? ready = null;
+        lock (_ordering)
+        {
+            if (_durableUntil < 0)
+            {
+                return;
+            }
+
+            if (failed)
+            {
+                _orderingFailed = true;
+            }
+            else if (finished is { } write && write.Start <= _durableUntil)
+            {
+                // Issued with nothing missing below it, so the log is durable up to its end.
+                _durableUntil = Math.Max(_durableUntil, write.Start + write.Length);
+            }
+
+            failed = _orderingFailed;
+            for (int i = _held.Count - 1; i >= 0; i--)
+            {
+                if (failed || _held[i].Start <= _durableUntil)
+                {
+                    (ready ??= []).Add(_held[i]);
+                    _held.RemoveAt(i);
+                }
+            }
+        }
+
+        if (ready is null)
+        {
+            return;
+        }
+
+        // Lowest first, though each is eligible on its own.
+        ready.Sort(static (a, b) => a.Start.CompareTo(b.Start));
+        foreach (HeldWrite write in ready)
+        {
+            if (failed)
+            {
+                write.Callback(uint.MaxValue, 0, write.Context);
+            }
+            else
+            {
+                Issue(write);
+            }
+        }
+    }
+
+    /// <summary>One log write as FasterLog asked for it, with its logical start address.</summary>
+    private readonly record struct HeldWrite(IntPtr Source, int Segment, ulong Offset, uint Length, DeviceIOCompletionCallback Callback, object Context, long Start);
 
     public override unsafe void ReadAsync(int segmentId, ulong sourceAddress, IntPtr destinationAddress, uint readLength, DeviceIOCompletionCallback callback, object context)
     {
@@ -165,6 +276,8 @@ public sealed class DirectLogDevice : StorageDeviceBase
             return;
         }
 
+        // A write still held back was never issued; FasterLog is closing and must not wait for it.
+        ReleaseHeldWrites(null, failed: true);
         _zeroFill?.Dispose();
         foreach (SafeFileHandle handle in _segments.Values)
         {

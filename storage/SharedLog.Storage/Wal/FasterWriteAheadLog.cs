@@ -22,6 +22,8 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
     private readonly FasterLogSettings _settings;
     private readonly FasterLog _log;
     private readonly SlotLogCommitManager _commitManager;
+    /// <summary>This instance's log epoch, in every entry it writes and every commit point (see <see cref="WalTailScan"/>).</summary>
+    private readonly long _epoch = Random.Shared.NextInt64(1, long.MaxValue);
     private readonly Channel<int> _commitRequests = Channel.CreateBounded<int>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
 
     /// <summary>Cancelled when a commit point could not be written: FASTER then never completes that commit.</summary>
@@ -60,11 +62,18 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
 
         // Commit slots bypass the page cache only where the log device's probe showed direct writes work.
         _commitManager = SlotLogCommitManager.Open(options.Directory, UsesDirectIo);
+
+        // Commits may skip their commit-point write only where log writes land in address order (the direct device), and
+        // not in fast commit mode, whose commit records in the log the tail scan does not read. Elsewhere commit points
+        // carry no epoch, and the next start does not scan past them.
+        bool skipsCommitPoints = _settings.LogDevice is DirectLogDevice && !options.FastCommit && options.CommitPointInterval > TimeSpan.Zero;
+        _commitManager.Epoch = skipsCommitPoints ? _epoch : 0;
         _commitManager.CommitFailed = OnCommitWriteFailed;
         _commitManager.Committed = OnCommitPointWritten;
         _settings.LogCommitManager = _commitManager;
         try
         {
+            RecoverPastCommitPoint();
             _log = new FasterLog(_settings);
         }
         catch
@@ -82,6 +91,13 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
             _log.Dispose();
             _commitManager.Dispose();
             throw;
+        }
+
+        if (skipsCommitPoints)
+        {
+            ((DirectLogDevice)_settings.LogDevice).OrderWritesFrom(_log.FlushedUntilAddress);
+            _commitManager.CommitPointInterval = options.CommitPointInterval;
+            _commitManager.CommitPointBytes = options.CommitPointBytes;
         }
 
         LogOpened(_logger, options.Directory, _log.BeginAddress, _log.CommittedUntilAddress, UsesDirectIo);
@@ -126,6 +142,43 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
             LogFirstCommitTorn(_logger, _options.Directory);
         }
     }
+
+    /// <summary>
+    /// Appends acknowledged after the newest commit point (commits in between write none) are in the segment files but
+    /// not in what FasterLog recovers: finds them (<see cref="WalTailScan"/>) and writes a commit point covering them,
+    /// before FasterLog opens and recovers to it. The new commit point carries this instance's epoch, so entries an
+    /// earlier instance left past it are never taken for this one's.
+    /// </summary>
+    private void RecoverPastCommitPoint()
+    {
+        if (_commitManager.NewestCommit() is not { Epoch: not 0 } newest)
+        {
+            // No commit, or one written before epochs, when every commit wrote its commit point.
+            return;
+        }
+
+        var info = new FasterLogRecoveryInfo();
+        using (var reader = new BinaryReader(new MemoryStream(newest.Metadata)))
+        {
+            info.Initialize(reader);
+        }
+
+        using var scan = new WalTailScan(_settings.LogDevice.FileName, _options.PageSizeBits, _options.SegmentSizeBits, _options.MaxEntryBytes + WalEntryFormat.HeaderSize);
+        (long end, int entries) = scan.FindEnd(info.UntilAddress, newest.Epoch);
+        if (entries == 0)
+        {
+            return;
+        }
+
+        long committedUntil = info.UntilAddress;
+        info.UntilAddress = end;
+        info.CommitNum = newest.CommitNum + 1;
+        _commitManager.Commit(info.BeginAddress, end, info.ToByteArray(), info.CommitNum, forceWriteMetadata: true);
+        LogRecoveredPastCommitPoint(_logger, _options.Directory, entries, committedUntil, end);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "WAL in {Directory}: {Entries} entries found after the newest commit point ({CommitPoint} to {End}); a commit point now covers them")]
+    private static partial void LogRecoveredPastCommitPoint(ILogger logger, string directory, int entries, long commitPoint, long end);
 
     /// <summary>Whether a log segment file holds anything but zeros (zero-fill ahead writes zeros past the tail).</summary>
     private bool SegmentsHoldData()
@@ -205,7 +258,7 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
             throw new ArgumentException($"Batch of {batch.Length} bytes exceeds the WAL's maximum entry of {_options.MaxEntryBytes} bytes.", nameof(batch));
         }
 
-        var entry = new WalEnqueueEntry(streamId, baseOffset, recordCount, batch);
+        var entry = new WalEnqueueEntry(_epoch, streamId, baseOffset, recordCount, batch);
         long position = _log.Enqueue(entry);
         Interlocked.Add(ref _pendingBytes, entry.SerializedLength);
         _commitRequests.Writer.TryWrite(0);
@@ -394,6 +447,7 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
 
         _commitRequests.Writer.TryComplete();
         await _committer.ConfigureAwait(false);
+        _commitManager.WriteNextCommitPoint();
         try
         {
             // Whatever was enqueued is committed before closing, so a clean stop loses nothing.

@@ -16,6 +16,10 @@ namespace SharedLog.Storage.Wal;
 /// commit, never by its number's parity: FASTER skips the numbers of commits it merges (a flush covering
 /// several asks writes only the last), so parity would sometimes overwrite the newest commit in place, and
 /// a write torn there would fall back to an older commit than acknowledged appends depend on.
+/// A commit point need not be written for every commit (<see cref="CommitPointInterval"/>): the appends a commit
+/// covers are durable once its log pages are, and recovery finds those past the newest commit point by scanning
+/// (<see cref="WalTailScan"/>). Each slot records the log epoch of the WAL instance that wrote it, which the entries
+/// after its commit carry too.
 /// </summary>
 internal sealed class SlotLogCommitManager : ILogCommitManager
 {
@@ -25,8 +29,10 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
     public const int SlotBytes = 64 * 1024;
 
     private const int SlotCount = 2;
-    private const uint Magic = 0x4D43_4C53; // "SLCM"
-    private const int HeaderBytes = 4 + 4 + 8 + 4 + 4; // magic, crc, commit number, length, reserved
+    private const uint MagicWithoutEpoch = 0x4D43_4C53; // "SLCM": written before the log epoch
+    private const uint Magic = 0x3243_4C53; // "SLC2"
+    private const int HeaderBytesWithoutEpoch = 4 + 4 + 8 + 4 + 4; // magic, crc, commit number, length, reserved
+    private const int HeaderBytes = HeaderBytesWithoutEpoch + 8; // then the log epoch
 
     private readonly string _path;
     private readonly SafeFileHandle _file;
@@ -38,17 +44,51 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
     private int _newestSlot = -1;
     private int _disposed;
 
+    // When the last commit point was written by this instance (under _writing): whether at all, its begin and until
+    // addresses, and when.
+    private bool _writtenThisEpoch;
+    private long _writtenBegin;
+    private long _writtenUntil;
+    private long _writtenAt;
+    private bool _writeNext;
+    private long _skipped;
+
     private SlotLogCommitManager(string path, SafeFileHandle file, bool direct)
     {
         _path = path;
         _file = file;
         UsesDirectIo = direct;
-        foreach ((int index, long commitNum, _) in ReadSlots())
+        foreach ((int index, long commitNum, _, _) in ReadSlots())
         {
             if (_newestSlot < 0 || commitNum > _lastCommitNum)
             {
                 (_newestSlot, _lastCommitNum) = (index, commitNum);
             }
+        }
+    }
+
+    /// <summary>The log epoch of this WAL instance, recorded with every commit point it writes.</summary>
+    public long Epoch { get; set; }
+
+    /// <summary>
+    /// Longest time between two commit-point writes; a commit within it (whose begin address did not move, less than
+    /// <see cref="CommitPointBytes"/> past the last commit point, of an instance that wrote one already) completes
+    /// without writing one. Zero writes a commit point for every commit.
+    /// </summary>
+    public TimeSpan CommitPointInterval { get; set; }
+
+    /// <summary>Most log bytes a commit may be past the last written commit point without writing one.</summary>
+    public long CommitPointBytes { get; set; } = long.MaxValue;
+
+    /// <summary>Commits completed without a commit-point write.</summary>
+    public long SkippedCommitPoints => Interlocked.Read(ref _skipped);
+
+    /// <summary>Makes the next commit write its commit point whatever the interval (a clean close leaves no tail to scan).</summary>
+    public void WriteNextCommitPoint()
+    {
+        lock (_writing)
+        {
+            _writeNext = true;
         }
     }
 
@@ -109,7 +149,11 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
     public bool Existed { get; private init; }
 
     /// <summary>The newest commit's metadata whose slot checks out, or null when no slot does.</summary>
-    public byte[]? NewestCommitMetadata() => ReadSlots() is { Count: > 0 } slots ? slots.MaxBy(s => s.CommitNum).Metadata : null;
+    public byte[]? NewestCommitMetadata() => NewestCommit()?.Metadata;
+
+    /// <summary>The newest commit whose slot checks out (its number, metadata and the epoch that wrote it; 0 for a slot written before epochs), or null.</summary>
+    public (long CommitNum, byte[] Metadata, long Epoch)? NewestCommit() =>
+        ReadSlots() is { Count: > 0 } slots ? slots.MaxBy(s => s.CommitNum) is var newest ? (newest.CommitNum, newest.Metadata, newest.Epoch) : null : null;
 
     /// <summary>How many slots hold anything at all (a valid commit, or bytes that do not check out).</summary>
     public int WrittenSlots()
@@ -189,46 +233,66 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
                 commitNum = _lastCommitNum + 1;
             }
 
-            int target = _newestSlot == 0 ? 1 : 0;
-            Span<byte> slot = _buffer.Span;
-            int length = HeaderBytes + commitMetadata.Length;
-            int written = (int)DirectIo.AlignUp(length);
-            slot[..written].Clear();
-            BinaryPrimitives.WriteUInt32LittleEndian(slot, Magic);
-            BinaryPrimitives.WriteInt64LittleEndian(slot[8..], commitNum);
-            BinaryPrimitives.WriteInt32LittleEndian(slot[16..], commitMetadata.Length);
-            commitMetadata.CopyTo(slot[HeaderBytes..]);
-            BinaryPrimitives.WriteUInt32LittleEndian(slot[4..], Crc32C.Compute(slot[8..length]));
-            try
+            if (!forceWriteMetadata && MaySkip(beginAddress, untilAddress))
             {
-                if (InjectedWriteFault is { } fault)
-                {
-                    throw fault;
-                }
-
-                long started = System.Diagnostics.Stopwatch.GetTimestamp();
-                RandomAccess.Write(_file, slot[..written], (long)target * SlotBytes);
-                StorageMetrics.RecordWalWrite(commitPoint: true, started);
+                Interlocked.Increment(ref _skipped);
             }
-            catch (Exception e)
+            else
             {
-                // The newest commit's slot was not touched; the next commit tries the same (maybe torn) target again.
-                CommitFailed?.Invoke(e);
-                throw;
-            }
-
-            if (commitNum >= _lastCommitNum || _newestSlot < 0)
-            {
-                (_newestSlot, _lastCommitNum) = (target, commitNum);
+                WriteSlot(beginAddress, untilAddress, commitMetadata, commitNum);
             }
         }
 
         Committed?.Invoke(untilAddress);
     }
 
+    /// <summary>Whether this commit may complete without a commit-point write (under <see cref="_writing"/>).</summary>
+    private bool MaySkip(long beginAddress, long untilAddress) =>
+        _writtenThisEpoch && !_writeNext && beginAddress == _writtenBegin && untilAddress - _writtenUntil < CommitPointBytes
+        && System.Diagnostics.Stopwatch.GetElapsedTime(_writtenAt) < CommitPointInterval;
+
+    /// <summary>Writes one commit point into the slot not holding the newest one (under <see cref="_writing"/>).</summary>
+    private void WriteSlot(long beginAddress, long untilAddress, byte[] commitMetadata, long commitNum)
+    {
+        int target = _newestSlot == 0 ? 1 : 0;
+        Span<byte> slot = _buffer.Span;
+        int length = HeaderBytes + commitMetadata.Length;
+        int written = (int)DirectIo.AlignUp(length);
+        slot[..written].Clear();
+        BinaryPrimitives.WriteUInt32LittleEndian(slot, Magic);
+        BinaryPrimitives.WriteInt64LittleEndian(slot[8..], commitNum);
+        BinaryPrimitives.WriteInt32LittleEndian(slot[16..], commitMetadata.Length);
+        BinaryPrimitives.WriteInt64LittleEndian(slot[HeaderBytesWithoutEpoch..], Epoch);
+        commitMetadata.CopyTo(slot[HeaderBytes..]);
+        BinaryPrimitives.WriteUInt32LittleEndian(slot[4..], Crc32C.Compute(slot[8..length]));
+        try
+        {
+            if (InjectedWriteFault is { } fault)
+            {
+                throw fault;
+            }
+
+            long started = System.Diagnostics.Stopwatch.GetTimestamp();
+            RandomAccess.Write(_file, slot[..written], (long)target * SlotBytes);
+            StorageMetrics.RecordWalWrite(commitPoint: true, started);
+            (_writtenThisEpoch, _writtenBegin, _writtenUntil, _writtenAt, _writeNext) = (true, beginAddress, untilAddress, started, false);
+        }
+        catch (Exception e)
+        {
+            // The newest commit's slot was not touched; the next commit tries the same (maybe torn) target again.
+            CommitFailed?.Invoke(e);
+            throw;
+        }
+
+        if (commitNum >= _lastCommitNum || _newestSlot < 0)
+        {
+            (_newestSlot, _lastCommitNum) = (target, commitNum);
+        }
+    }
+
     public byte[]? GetCommitMetadata(long commitNum)
     {
-        foreach ((_, long found, byte[] metadata) in ReadSlots())
+        foreach ((_, long found, byte[] metadata, _) in ReadSlots())
         {
             if (found == commitNum)
             {
@@ -242,15 +306,15 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
     /// <summary>Commit numbers held, newest first (the order FasterLog tries them in).</summary>
     public IEnumerable<long> ListCommits()
     {
-        List<(int Index, long CommitNum, byte[] Metadata)> slots = ReadSlots();
+        List<(int Index, long CommitNum, byte[] Metadata, long Epoch)> slots = ReadSlots();
         slots.Sort((a, b) => b.CommitNum.CompareTo(a.CommitNum));
         return [.. slots.Select(s => s.CommitNum)];
     }
 
     /// <summary>The slots whose header and CRC check out; a torn or never-written slot is left out.</summary>
-    private List<(int Index, long CommitNum, byte[] Metadata)> ReadSlots()
+    private List<(int Index, long CommitNum, byte[] Metadata, long Epoch)> ReadSlots()
     {
-        var valid = new List<(int, long, byte[])>(SlotCount);
+        var valid = new List<(int, long, byte[], long)>(SlotCount);
 
         // Recovery only; the write buffer serves, under its lock.
         lock (_writing)
@@ -264,14 +328,17 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
                     continue;
                 }
 
+                uint magic = BinaryPrimitives.ReadUInt32LittleEndian(slot);
+                int headerBytes = magic == Magic ? HeaderBytes : HeaderBytesWithoutEpoch;
                 int length = BinaryPrimitives.ReadInt32LittleEndian(slot[16..]);
-                if (BinaryPrimitives.ReadUInt32LittleEndian(slot) != Magic || length < 0 || length > SlotBytes - HeaderBytes
-                    || BinaryPrimitives.ReadUInt32LittleEndian(slot[4..]) != Crc32C.Compute(slot[8..(HeaderBytes + length)]))
+                if (magic is not (Magic or MagicWithoutEpoch) || length < 0 || length > SlotBytes - headerBytes
+                    || BinaryPrimitives.ReadUInt32LittleEndian(slot[4..]) != Crc32C.Compute(slot[8..(headerBytes + length)]))
                 {
                     continue;
                 }
 
-                valid.Add((i, BinaryPrimitives.ReadInt64LittleEndian(slot[8..]), slot.Slice(HeaderBytes, length).ToArray()));
+                long epoch = magic == Magic ? BinaryPrimitives.ReadInt64LittleEndian(slot[HeaderBytesWithoutEpoch..]) : 0;
+                valid.Add((i, BinaryPrimitives.ReadInt64LittleEndian(slot[8..]), slot.Slice(headerBytes, length).ToArray(), epoch));
             }
         }
 

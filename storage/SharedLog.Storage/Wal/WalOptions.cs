@@ -22,6 +22,17 @@ public sealed class WalOptions
     public TimeSpan GroupCommitDelay { get; set; } = TimeSpan.Zero;
 
     /// <summary>
+    /// Longest time between two commit-point writes (the commit-slot file). A commit in between completes once its log
+    /// pages are on the disk, one synchronous write instead of two; at start the WAL scans forward from the newest
+    /// commit point for the entries made durable since. Only with direct I/O (whose device lands log writes in address
+    /// order); zero writes a commit point with every commit.
+    /// </summary>
+    public TimeSpan CommitPointInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>A commit this many log bytes past the last commit point writes one, whatever the interval (bounds the scan at start).</summary>
+    public long CommitPointBytes { get; set; } = 64L * 1024 * 1024;
+
+    /// <summary>
     /// FasterLog's fast commit mode: commit records also go into the log, and recovery scans forward from
     /// the last commit file for later ones. Off by default: that forward scan skips a never-written
     /// stretch as page padding, so a crash while a commit spans a page boundary could bring back entries
@@ -78,6 +89,16 @@ public sealed class WalOptions
         if (ZeroFillAheadBytes < 0)
         {
             throw new ArgumentException("WAL zero-fill ahead must not be negative.");
+        }
+
+        if (CommitPointInterval < TimeSpan.Zero || CommitPointInterval > TimeSpan.FromMinutes(1))
+        {
+            throw new ArgumentException("WAL commit point interval must be between 0 and 1 minute.");
+        }
+
+        if (CommitPointBytes <= 0)
+        {
+            throw new ArgumentException("WAL commit point bytes must be positive.");
         }
 
         if (GroupCommitBytes <= 0)

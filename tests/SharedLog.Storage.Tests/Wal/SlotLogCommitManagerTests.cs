@@ -113,7 +113,8 @@ public sealed class SlotLogCommitManagerTests : IDisposable
     [Fact]
     public async Task WalReopenedAfterItsNewestCommitSlotIsTornRecoversToThePreviousCommitAndKeepsAppending()
     {
-        var options = new WalOptions { Directory = _directory, PageSizeBits = 20, MemorySizeBits = 22, SegmentSizeBits = 22 };
+        // A commit point with every commit: these tests tear the newest one, as a crash during its write would.
+        var options = new WalOptions { Directory = _directory, PageSizeBits = 20, MemorySizeBits = 22, SegmentSizeBits = 22, CommitPointInterval = TimeSpan.Zero };
         long lastCommitNum;
         await using (var wal = new FasterWriteAheadLog(options))
         {
@@ -146,7 +147,8 @@ public sealed class SlotLogCommitManagerTests : IDisposable
 
     private async Task<WalOptions> WriteFiveEntriesAsync()
     {
-        var options = new WalOptions { Directory = _directory, PageSizeBits = 20, MemorySizeBits = 22, SegmentSizeBits = 22 };
+        // A commit point with every commit: these tests tear the newest one, as a crash during its write would.
+        var options = new WalOptions { Directory = _directory, PageSizeBits = 20, MemorySizeBits = 22, SegmentSizeBits = 22, CommitPointInterval = TimeSpan.Zero };
         await using var wal = new FasterWriteAheadLog(options);
         for (int i = 0; i < 5; i++)
         {
@@ -229,7 +231,7 @@ public sealed class SlotLogCommitManagerTests : IDisposable
         {
             for (int i = 0; i < 30; i++)
             {
-                legacy.Enqueue(new WalEnqueueEntry(2, i, 1, WalTestPayload.Create(2, i, 300)));
+                legacy.Enqueue(VersionOneEntry(2, i, 1, WalTestPayload.Create(2, i, 300)));
                 await legacy.CommitAsync();
             }
         }
@@ -241,5 +243,17 @@ public sealed class SlotLogCommitManagerTests : IDisposable
         Assert.Equal(Enumerable.Range(0, 30).Select(i => (long)i), entries.Select(e => e.BaseOffset));
         Assert.False(Directory.Exists(Path.Combine(_directory, "log-commits")));
         Assert.True(File.Exists(Path.Combine(_directory, SlotLogCommitManager.FileName)));
+    }
+
+    /// <summary>An entry as WALs wrote them before the log epoch: version 1, stream id, base offset, record count, batch.</summary>
+    private static byte[] VersionOneEntry(long streamId, long baseOffset, int recordCount, byte[] batch)
+    {
+        byte[] entry = new byte[21 + batch.Length];
+        entry[0] = 1;
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(entry.AsSpan(1), streamId);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(entry.AsSpan(9), baseOffset);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(entry.AsSpan(17), recordCount);
+        batch.CopyTo(entry, 21);
+        return entry;
     }
 }

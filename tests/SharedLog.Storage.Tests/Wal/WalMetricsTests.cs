@@ -15,7 +15,8 @@ public sealed class WalMetricsTests : IDisposable
 {
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "sharedlog-walmetrics-" + Guid.NewGuid().ToString("N"));
 
-    private WalOptions Options() => new() { Directory = _directory, PageSizeBits = 20, MemorySizeBits = 22, SegmentSizeBits = 22 };
+    // A commit point with every commit, so each commit makes one write of each kind.
+    private WalOptions Options() => new() { Directory = _directory, PageSizeBits = 20, MemorySizeBits = 22, SegmentSizeBits = 22, CommitPointInterval = TimeSpan.Zero };
 
     public void Dispose()
     {
