@@ -447,11 +447,15 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
 
         _commitRequests.Writer.TryComplete();
         await _committer.ConfigureAwait(false);
-        _commitManager.WriteNextCommitPoint();
         try
         {
-            // Whatever was enqueued is committed before closing, so a clean stop loses nothing.
+            // Whatever was enqueued is committed before closing, so a clean stop loses nothing, and its commit point is
+            // written, so the next start has no tail to scan.
             await CommitOrFailAsync(_commitPointFailed.Token).ConfigureAwait(false);
+            if (_failure is null)
+            {
+                _commitManager.WriteSkippedCommitPoint();
+            }
         }
         catch (Exception e)
         {

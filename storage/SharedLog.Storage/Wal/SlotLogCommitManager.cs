@@ -50,8 +50,10 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
     private long _writtenBegin;
     private long _writtenUntil;
     private long _writtenAt;
-    private bool _writeNext;
     private long _skipped;
+
+    // The newest commit that skipped its commit point (under _writing), null once a later one was written.
+    private (long Begin, long Until, byte[] Metadata, long CommitNum)? _skippedCommit;
 
     private SlotLogCommitManager(string path, SafeFileHandle file, bool direct)
     {
@@ -83,12 +85,19 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
     /// <summary>Commits completed without a commit-point write.</summary>
     public long SkippedCommitPoints => Interlocked.Read(ref _skipped);
 
-    /// <summary>Makes the next commit write its commit point whatever the interval (a clean close leaves no tail to scan).</summary>
-    public void WriteNextCommitPoint()
+    /// <summary>
+    /// Writes the commit point of the newest commit that skipped it, if any (a clean close leaves no tail for the next
+    /// start to scan). FasterLog does not call <see cref="Commit"/> when nothing is left to commit, so this is separate.
+    /// </summary>
+    public void WriteSkippedCommitPoint()
     {
         lock (_writing)
         {
-            _writeNext = true;
+            ObjectDisposedException.ThrowIf(_disposed != 0, this);
+            if (_skippedCommit is { } skipped)
+            {
+                WriteSlot(skipped.Begin, skipped.Until, skipped.Metadata, skipped.CommitNum);
+            }
         }
     }
 
@@ -236,6 +245,7 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
             if (!forceWriteMetadata && MaySkip(beginAddress, untilAddress))
             {
                 Interlocked.Increment(ref _skipped);
+                _skippedCommit = (beginAddress, untilAddress, commitMetadata, commitNum);
             }
             else
             {
@@ -248,7 +258,7 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
 
     /// <summary>Whether this commit may complete without a commit-point write (under <see cref="_writing"/>).</summary>
     private bool MaySkip(long beginAddress, long untilAddress) =>
-        _writtenThisEpoch && !_writeNext && beginAddress == _writtenBegin && untilAddress - _writtenUntil < CommitPointBytes
+        _writtenThisEpoch && beginAddress == _writtenBegin && untilAddress - _writtenUntil < CommitPointBytes
         && System.Diagnostics.Stopwatch.GetElapsedTime(_writtenAt) < CommitPointInterval;
 
     /// <summary>Writes one commit point into the slot not holding the newest one (under <see cref="_writing"/>).</summary>
@@ -275,7 +285,7 @@ internal sealed class SlotLogCommitManager : ILogCommitManager
             long started = System.Diagnostics.Stopwatch.GetTimestamp();
             RandomAccess.Write(_file, slot[..written], (long)target * SlotBytes);
             StorageMetrics.RecordWalWrite(commitPoint: true, started);
-            (_writtenThisEpoch, _writtenBegin, _writtenUntil, _writtenAt, _writeNext) = (true, beginAddress, untilAddress, started, false);
+            (_writtenThisEpoch, _writtenBegin, _writtenUntil, _writtenAt, _skippedCommit) = (true, beginAddress, untilAddress, started, null);
         }
         catch (Exception e)
         {

@@ -17,7 +17,7 @@ namespace SharedLog.Storage.Wal;
 ///
 /// Safe because the log device issues no write above bytes not yet durable (<see cref="DirectLogDevice.OrderWritesFrom"/>),
 /// so the durable log is one unbroken stretch: a later page's entries are on the disk only if every byte before them
-/// is, padding included. The scan stops at the first place that is not a whole entry of the commit point's epoch, and
+/// is, padding included. The scan stops at the first place that is not a whole entry of the commit point's epoch (with its own CRC), and
 /// takes zeros for page-end padding only when they run to the page's end and the next page starts with such an entry.
 /// (Whether that entry would have fitted in the padding tells nothing: an append that overflowed a page while the log's
 /// memory was full gives up its turn, and a smaller one may open the next page.)
@@ -106,7 +106,7 @@ internal sealed class WalTailScan : IDisposable
 
         ReadOnlySpan<byte> payload = page.Slice(offset + FasterHeaderBytes, length);
         bool intact = BinaryPrimitives.ReadUInt64LittleEndian(page[offset..]) == Checksum(page.Slice(offset + ChecksumBytes, length + 4))
-            && WalEntryFormat.EpochOf(payload) == epoch;
+            && WalEntryFormat.IsIntact(payload, epoch);
         return intact ? allocated : -1;
     }
 

@@ -96,7 +96,7 @@ public sealed class WalTailRecoveryTests : IDisposable
             Assert.Equal(130, Recovered(recovered).Count);
         }
 
-        // A clean close writes a commit point; the next start recovers the same from it.
+        // After a clean close (which writes a commit point) the next start recovers the same.
         await using var reopened = new FasterWriteAheadLog(Options(crashed));
         Assert.Equal(130, Recovered(reopened).Count);
     }
@@ -139,6 +139,63 @@ public sealed class WalTailRecoveryTests : IDisposable
 
         await using var recovered = new FasterWriteAheadLog(Options(crashed));
         Assert.Equal(lost, Recovered(recovered).Count);
+    }
+
+    [Fact]
+    public async Task AnEntryCutShortWhereFastersChecksumCannotTellIsNotRecovered()
+    {
+        // Constant payloads (a run of one byte, as a batch of zeros or "AAAA..." would be): a lost stretch of an even
+        // number of 8-byte words XORs to zero, so FasterLog's checksum still matches. The entry's own CRC does not.
+        byte[] payload = new byte[PayloadBytes];
+        payload.AsSpan().Fill((byte)'A');
+        var positions = new List<long>();
+        string crashed;
+        await using (var wal = new FasterWriteAheadLog(Options(Path.Combine(_directory, "live"))))
+        {
+            for (int i = 0; i < 60; i++)
+            {
+                positions.Add(await wal.AppendAsync(1, i, 1, payload));
+            }
+
+            Assert.True(wal.CommitManager.SkippedCommitPoints > 0, "no commit skipped its commit point");
+            crashed = Copy("crashed");
+        }
+
+        // 4 KiB of entry 40's payload never reached the disk; the words FasterLog XORs start 8 bytes into the entry.
+        long wordsFrom = positions[40] + 8;
+        long lostFrom = wordsFrom + (((12 + WalEntryFormat.HeaderSize - 8) / 8) + 1) * 8;
+        using (FileStream segment = File.Open(Path.Combine(crashed, "fasterlog.log.0"), FileMode.Open, FileAccess.ReadWrite))
+        {
+            segment.Position = lostFrom;
+            segment.Write(new byte[4096]);
+        }
+
+        await using var recovered = new FasterWriteAheadLog(Options(crashed));
+        List<WalEntry> entries = [.. recovered.ReadDurableEntries()];
+        Assert.Equal(40, entries.Count);
+        Assert.All(entries, e => Assert.True(e.Batch.Span.IndexOfAnyExcept((byte)'A') < 0));
+    }
+
+    [Fact]
+    public async Task ACleanCloseWritesACommitPointCoveringEveryAppend()
+    {
+        string directory = Path.Combine(_directory, "live");
+        long durable;
+        await using (var wal = new FasterWriteAheadLog(Options(directory)))
+        {
+            await AppendAsync(wal, 0, 20);
+            Assert.True(wal.CommitManager.SkippedCommitPoints > 0, "no commit skipped its commit point");
+            durable = wal.DurablePosition;
+        }
+
+        using SlotLogCommitManager slots = SlotLogCommitManager.Open(directory, directIo: false);
+        var info = new FasterLogRecoveryInfo();
+        using (var reader = new BinaryReader(new MemoryStream(slots.NewestCommitMetadata()!)))
+        {
+            info.Initialize(reader);
+        }
+
+        Assert.Equal(durable, info.UntilAddress);
     }
 
     [Fact]
