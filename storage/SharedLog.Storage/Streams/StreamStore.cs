@@ -727,46 +727,75 @@ public sealed partial class StreamStore : IAsyncDisposable
         await _uploadLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var builder = new ObjectBuilder(ObjectKind.StreamSet, _options.BlockSizeBytes);
-            var included = new List<(StreamLog Stream, List<CachedBatch> Batches)>();
-            foreach (StreamLog stream in _streams.Values.OrderBy(s => s.StreamId))
+            int uploaded = 0;
+            for (int attempt = 0; ; attempt++)
             {
-                var batches = new List<CachedBatch>();
-                lock (stream.Sync)
+                (ObjectBuilder builder, List<(StreamLog Stream, List<CachedBatch> Batches)> included) = CollectUploadable();
+                if (included.Count == 0)
                 {
-                    for (int i = stream.FirstNotUploaded(); i < stream.Batches.Count && stream.Batches[i].Durable; i++)
-                    {
-                        batches.Add(stream.Batches[i]);
-                    }
+                    break;
                 }
 
-                if (batches.Count == 0)
+                try
                 {
-                    continue;
+                    await PutAndCommitAsync(builder, included, cancellationToken).ConfigureAwait(false);
+                    uploaded = included.Sum(i => i.Batches.Count);
+                    break;
                 }
-
-                foreach (CachedBatch b in batches)
+                catch (UnknownStreamException e) when (attempt < included.Count)
                 {
-                    builder.Add(stream.StreamId, b.BaseOffset, b.EndOffset, b.FirstTimestamp, b.MaxTimestamp, b.RecordCount, b.Data);
+                    // Deleted while its data waited (the topic's deletion closes it, but may not have yet). The object is
+                    // left prepared (orphan cleanup removes it); the others go again without that stream, rather than the
+                    // round failing for all of them. A fenced stream is not dropped here: its data was acknowledged.
+                    LogStreamDeleted(_logger, e.StreamId);
+                    Close(e.StreamId);
                 }
-
-                included.Add((stream, batches));
-            }
-
-            if (included.Count > 0)
-            {
-                await PutAndCommitAsync(builder, included, cancellationToken).ConfigureAwait(false);
             }
 
             await TrimWalAsync(cancellationToken).ConfigureAwait(false);
             EvictCache();
-            return included.Sum(i => i.Batches.Count);
+            return uploaded;
         }
         finally
         {
             _uploadLock.Release();
         }
     }
+
+    /// <summary>Every durable, not yet uploaded batch of every open stream, added to a new stream-set object.</summary>
+    private (ObjectBuilder Builder, List<(StreamLog Stream, List<CachedBatch> Batches)> Included) CollectUploadable()
+    {
+        var builder = new ObjectBuilder(ObjectKind.StreamSet, _options.BlockSizeBytes);
+        var included = new List<(StreamLog Stream, List<CachedBatch> Batches)>();
+        foreach (StreamLog stream in _streams.Values.OrderBy(s => s.StreamId))
+        {
+            var batches = new List<CachedBatch>();
+            lock (stream.Sync)
+            {
+                for (int i = stream.FirstNotUploaded(); i < stream.Batches.Count && stream.Batches[i].Durable; i++)
+                {
+                    batches.Add(stream.Batches[i]);
+                }
+            }
+
+            if (batches.Count == 0)
+            {
+                continue;
+            }
+
+            foreach (CachedBatch b in batches)
+            {
+                builder.Add(stream.StreamId, b.BaseOffset, b.EndOffset, b.FirstTimestamp, b.MaxTimestamp, b.RecordCount, b.Data);
+            }
+
+            included.Add((stream, batches));
+        }
+
+        return (builder, included);
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId} was deleted before its data reached an object; that data is dropped and the upload goes on without it")]
+    private static partial void LogStreamDeleted(ILogger logger, long streamId);
 
     private async Task PutAndCommitAsync(ObjectBuilder builder, List<(StreamLog Stream, List<CachedBatch> Batches)> included, CancellationToken cancellationToken)
     {

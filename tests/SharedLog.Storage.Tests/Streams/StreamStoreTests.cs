@@ -149,6 +149,26 @@ public sealed class StreamStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AStreamDeletedBeforeItsUploadDoesNotHoldBackTheOthers()
+    {
+        long kept = await CreateStreamAsync("kept");
+        long deleted = await CreateStreamAsync("deleted");
+        for (int i = 0; i < 4; i++)
+        {
+            await _engine.Streams.AppendAsync(kept, Batch(5, i));
+            await _engine.Streams.AppendAsync(deleted, Batch(5, i));
+        }
+
+        // The topic is gone from the metadata store, but its stream is still open here (the deletion has not closed it yet).
+        Assert.True(await _engine.Metadata.DeleteTopicAsync("deleted"));
+        Assert.Equal(4, await _engine.Streams.UploadAsync());
+        Assert.Equal(20, await _engine.Metadata.GetCommittedEndOffsetAsync(kept));
+        Assert.False(_engine.Streams.IsOpen(deleted));
+        Assert.Equal(0, _engine.Streams.PendingUploadBytes);
+        Assert.Empty(_engine.Wal.ReadDurableEntries());
+    }
+
+    [Fact]
     public async Task UploadedDataIsReadFromObjectsAfterEvictionAndTheWalIsTrimmed()
     {
         await _engine.DisposeAsync();
