@@ -15,7 +15,8 @@ public sealed class WalTailRecoveryTests : IDisposable
 
     private const int PayloadBytes = 40_000;
 
-    private readonly string _directory = Path.Combine(Path.GetTempPath(), "sharedlog-waltail-" + Guid.NewGuid().ToString("N"));
+    // Beside the test binaries rather than in the temp directory, which may be a tmpfs (no direct I/O, so no skipped commit points).
+    private readonly string _directory = Path.Combine(AppContext.BaseDirectory, "sharedlog-waltail-" + Guid.NewGuid().ToString("N"));
 
     public void Dispose()
     {
