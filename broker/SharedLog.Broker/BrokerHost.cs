@@ -264,6 +264,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
         AdvertisedListener advertised = sp.GetRequiredService<AdvertisedListener>();
         advertised.Host = options.AdvertisedHost ?? options.Host;
         advertised.Port = options.AdvertisedPort ?? KafkaPort;
+        advertised.ListenPort = KafkaPort;
     }
 
     /// <summary>Stops accepting, lets in-flight requests finish, uploads what it can, and closes storage.</summary>

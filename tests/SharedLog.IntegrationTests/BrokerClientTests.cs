@@ -498,6 +498,10 @@ public class BrokerClientTests
         Assert.True(entries["log.retention.hours"].IsDefault);
         Assert.Equal("104857600", entries["socket.request.max.bytes"].Value);
         Assert.All(entries.Values, e => Assert.True(e.IsReadOnly, e.Name));
+
+        // Started on port 0: the listener is reported with the port it bound, as clients reach it.
+        Assert.Equal("PLAINTEXT://" + broker.BootstrapServers, entries["listeners"].Value);
+        Assert.Equal("PLAINTEXT://" + broker.BootstrapServers, entries["advertised.listeners"].Value);
     }
 
     [Fact]

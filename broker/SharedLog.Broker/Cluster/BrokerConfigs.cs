@@ -30,16 +30,16 @@ public static class BrokerConfigs
         public sbyte Source => IsDefault ? DefaultConfigSource : StaticBrokerConfigSource;
     }
 
-    /// <summary>Every broker config this broker reports, sorted by name.</summary>
-    public static List<Entry> Describe(BrokerOptions options)
+    /// <summary>Every broker config this broker reports, sorted by name; the listeners as bound (<paramref name="listener"/>).</summary>
+    public static List<Entry> Describe(BrokerOptions options, AdvertisedListener listener)
     {
         var defaults = new BrokerOptions();
         var entries = new List<Entry>
         {
             Int("node.id", options.NodeId, defaults.NodeId),
             Int("broker.id", options.NodeId, defaults.NodeId),
-            new("listeners", Listener(options.Host, options.Port), Listener(defaults.Host, defaults.Port), StringType),
-            new("advertised.listeners", Listener(options.AdvertisedHost ?? options.Host, options.AdvertisedPort ?? options.Port), Listener(defaults.Host, defaults.Port), StringType),
+            new("listeners", Listener(options.Host, listener.ListenPort), Listener(defaults.Host, defaults.Port), StringType),
+            new("advertised.listeners", Listener(listener.Host, listener.Port), Listener(defaults.Host, defaults.Port), StringType),
             new("log.dirs", options.DataDir, defaults.DataDir, StringType),
             new("auto.create.topics.enable", Bool(options.AutoCreateTopicsEnable), Bool(defaults.AutoCreateTopicsEnable), BooleanType),
             Int("num.partitions", options.NumPartitions, defaults.NumPartitions),

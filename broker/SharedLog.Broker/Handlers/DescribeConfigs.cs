@@ -13,7 +13,7 @@ using SharedLog.Storage.Metadata;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerOptions> options) : IApiHandler
+public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerOptions> options, AdvertisedListener listener) : IApiHandler
 {
     private const sbyte TopicResource = 2;
     private const sbyte BrokerResource = 4;
@@ -107,7 +107,7 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
             return;
         }
 
-        foreach (BrokerConfigs.Entry config in BrokerConfigs.Describe(options.Value))
+        foreach (BrokerConfigs.Entry config in BrokerConfigs.Describe(options.Value, listener))
         {
             if (resource.ConfigurationKeys is { Count: > 0 } keys && !keys.Contains(config.Name))
             {
