@@ -35,9 +35,9 @@ public sealed class WalTailRecoveryTests : IDisposable
         CommitPointInterval = TimeSpan.FromMinutes(1),
     };
 
-    private string Copy(string name)
+    private string Copy(string name, string from = "live")
     {
-        string source = Path.Combine(_directory, "live");
+        string source = Path.Combine(_directory, from);
         string target = Path.Combine(_directory, name);
         Directory.CreateDirectory(target);
         foreach (string file in Directory.GetFiles(source))
@@ -217,7 +217,7 @@ public sealed class WalTailRecoveryTests : IDisposable
             segment.Write(new byte[12]);
         }
 
-        string second = Path.Combine(_directory, "second");
+        string second;
         await using (var wal = new FasterWriteAheadLog(Options(crashed)))
         {
             Assert.Equal(40, Recovered(wal).Count);
@@ -226,11 +226,7 @@ public sealed class WalTailRecoveryTests : IDisposable
             long skipped = wal.CommitManager.SkippedCommitPoints;
             Assert.Equal(positions[40], (await AppendAsync(wal, 40, 1))[0]);
             Assert.True(wal.CommitManager.SkippedCommitPoints > skipped);
-            Directory.CreateDirectory(second);
-            foreach (string file in Directory.GetFiles(crashed))
-            {
-                File.Copy(file, Path.Combine(second, Path.GetFileName(file)));
-            }
+            second = Copy("second", from: "crashed");
         }
 
         // Entry 41 of the first instance follows the new entry 40 exactly, checksum and all; only its epoch tells it apart.
