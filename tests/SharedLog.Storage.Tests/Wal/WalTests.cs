@@ -215,5 +215,9 @@ public sealed class WalTests : IDisposable
     {
         Assert.Throws<ArgumentException>(() => new WalOptions().Validate());
         Assert.Throws<ArgumentException>(() => new WalOptions { Directory = "x", PageSizeBits = 24, MemorySizeBits = 24 }.Validate());
+        Assert.Contains("commit point interval", Assert.Throws<ArgumentException>(() => new WalOptions { Directory = "x", CommitPointInterval = TimeSpan.FromMilliseconds(-1) }.Validate()).Message, StringComparison.Ordinal);
+        Assert.Contains("commit point interval", Assert.Throws<ArgumentException>(() => new WalOptions { Directory = "x", CommitPointInterval = TimeSpan.FromMinutes(2) }.Validate()).Message, StringComparison.Ordinal);
+        Assert.Contains("commit point bytes", Assert.Throws<ArgumentException>(() => new WalOptions { Directory = "x", CommitPointBytes = 0 }.Validate()).Message, StringComparison.Ordinal);
+        new WalOptions { Directory = "x", CommitPointInterval = TimeSpan.Zero }.Validate();
     }
 }
