@@ -79,11 +79,21 @@ public class GateBenchmarks : IDisposable
             _store.ApplyAsync($"topic: {topic}\nclass: certified\nvalue:\n  strategy: TopicNameStrategy\n{Rules}", "bench", false, ContractGate.CompileProblems, CancellationToken.None).GetAwaiter().GetResult();
         }
 
+        // A subject is bound by one contract, so each variant's topic has its own subject holding the same schema (same id).
         int rulesEnd = Rules.IndexOf("privacy:", StringComparison.Ordinal);
-        _store.ApplyAsync("topic: gate-avro-schema\nclass: certified\nvalue:\n  subject: gate-avro-value\n", "bench", false, ContractGate.CompileProblems, CancellationToken.None).GetAwaiter().GetResult();
-        _store.ApplyAsync($"topic: gate-avro-rules\nclass: certified\nvalue:\n  subject: gate-avro-value\n{Rules[..rulesEnd]}", "bench", false, ContractGate.CompileProblems, CancellationToken.None).GetAwaiter().GetResult();
-        _store.ApplyAsync($"topic: gate-json-rules\nclass: certified\nvalue:\n  subject: gate-json-value\n{Rules[..rulesEnd]}", "bench", false, ContractGate.CompileProblems, CancellationToken.None).GetAwaiter().GetResult();
-        _store.ApplyAsync($"topic: gate-avro-redact\nclass: certified\nvalue:\n  subject: gate-avro-value\n{Rules.Replace("action: hash", "action: redact", StringComparison.Ordinal)}", "bench", false, ContractGate.CompileProblems, CancellationToken.None).GetAwaiter().GetResult();
+        (string Topic, string Schema, SchemaType Type, string Body)[] variants =
+        [
+            ("gate-avro-schema", avroSchema, SchemaType.Avro, ""),
+            ("gate-avro-rules", avroSchema, SchemaType.Avro, Rules[..rulesEnd]),
+            ("gate-json-rules", jsonSchema, SchemaType.Json, Rules[..rulesEnd]),
+            ("gate-avro-redact", avroSchema, SchemaType.Avro, Rules.Replace("action: hash", "action: redact", StringComparison.Ordinal)),
+        ];
+        foreach ((string topic, string schema, SchemaType type, string body) in variants)
+        {
+            _registry.RegisterAsync($"{topic}-value", new SchemaRequest(schema, type, []), CancellationToken.None).GetAwaiter().GetResult();
+            _store.ApplyAsync($"topic: {topic}\nclass: certified\nvalue:\n  strategy: TopicNameStrategy\n{body}", "bench", false, ContractGate.CompileProblems, CancellationToken.None).GetAwaiter().GetResult();
+        }
+
         _metrics = new ContractMetrics();
         var codecs = new IPayloadCodec[] { new AvroPayloadCodec(), new JsonPayloadCodec(), new ProtobufPayloadCodec() };
         _gate = new ContractGate(_store, _registry, codecs, new JsonPayloadValidatorCache(), _metrics, new PrivacyRewriter("k"u8.ToArray()), NullLogger<ContractGate>.Instance);
@@ -108,6 +118,20 @@ public class GateBenchmarks : IDisposable
         _jsonBatch6 = Batch(jsonId, jsonPayload, records: 6);
         _jsonParsed = _registry.ParsedById(jsonId)!;
         _jsonPayload = jsonPayload;
+
+        // A benchmark whose batch the gate refused would time the refusal: every variant must pass or be rewritten.
+        foreach ((string topic, byte[] batch, GateOutcome expected) in new[]
+        {
+            ("gate-avro", _avroBatch, GateOutcome.Rewrite), ("gate-avro-schema", _avroBatch, GateOutcome.Pass), ("gate-avro-rules", _avroBatch, GateOutcome.Pass),
+            ("gate-avro-redact", _avroBatch, GateOutcome.Rewrite), ("gate-json", _jsonBatch, GateOutcome.Rewrite), ("gate-json-rules", _jsonBatch, GateOutcome.Pass),
+        })
+        {
+            GateOutcome outcome = Inspect(topic, batch);
+            if (outcome != expected)
+            {
+                throw new InvalidOperationException($"{topic}: the gate answered {outcome}, not {expected}");
+            }
+        }
     }
 
     private static byte[] Batch(int schemaId, byte[] payload, int records = 100)

@@ -17,9 +17,7 @@ public sealed class PrivacyRewriter(byte[] hashKey)
     // Field paths come from contracts, so there are few; split each once, not per record.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string[]> _splitPaths = new(StringComparer.Ordinal);
 
-    // One keyed HMAC per thread, reused: creating an HMAC context per value costs more than hashing it.
-    [ThreadStatic]
-    private static (PrivacyRewriter Owner, IncrementalHash Hmac)? _threadHmac;
+    private readonly KeyedHash _hmac = new(hashKey);
 
     /// <summary>Rewrites <paramref name="value"/> in place; returns whether anything changed, or a problem.</summary>
     public bool Apply(object? value, string path, PrivacyAction action, out string? problem)
@@ -75,32 +73,18 @@ public sealed class PrivacyRewriter(byte[] hashKey)
         }
     }
 
-    private IncrementalHash ThreadHmac()
-    {
-        if (_threadHmac is not { } cached || !ReferenceEquals(cached.Owner, this))
-        {
-            _threadHmac?.Hmac.Dispose();
-            cached = (this, IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, hashKey));
-            _threadHmac = cached;
-        }
-
-        return cached.Hmac;
-    }
-
     private byte[] Hash(byte[] data)
     {
-        IncrementalHash hmac = ThreadHmac();
-        hmac.AppendData(data);
-        return hmac.GetHashAndReset();
+        byte[] digest = new byte[KeyedHash.DigestSize];
+        _hmac.Compute(data, digest);
+        return digest;
     }
 
     /// <summary>The lowercase hex HMAC of UTF-8 text.</summary>
     private string HashUtf8(ReadOnlySpan<byte> utf8)
     {
-        IncrementalHash hmac = ThreadHmac();
-        hmac.AppendData(utf8);
-        Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
-        hmac.GetHashAndReset(digest);
+        Span<byte> digest = stackalloc byte[KeyedHash.DigestSize];
+        _hmac.Compute(utf8, digest);
         return Convert.ToHexStringLower(digest);
     }
 
@@ -110,14 +94,12 @@ public sealed class PrivacyRewriter(byte[] hashKey)
     /// </summary>
     private Guid HashUuid(Guid id)
     {
-        IncrementalHash hmac = ThreadHmac();
         Span<char> text = stackalloc char[36];
         id.TryFormat(text, out _, "D");
         Span<byte> utf8 = stackalloc byte[36];
         Encoding.ASCII.GetBytes(text, utf8);
-        hmac.AppendData(utf8);
-        Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
-        hmac.GetHashAndReset(digest);
+        Span<byte> digest = stackalloc byte[KeyedHash.DigestSize];
+        _hmac.Compute(utf8, digest);
         digest[6] = (byte)((digest[6] & 0x0F) | 0x80);
         digest[8] = (byte)((digest[8] & 0x3F) | 0x80);
         return new Guid(digest[..16], bigEndian: true);
