@@ -838,4 +838,28 @@ public sealed class ContractGateTests : IDisposable
         GateResult observed = Inspect("governed", (null, [1, 2, 3]));
         Assert.Equal(GateOutcome.Pass, observed.Outcome);
     }
+
+    [Fact]
+    public async Task TheAuditLevelDecidesWhatTheSummaryRecordsOfAContract()
+    {
+        // Three topics, one bad and one good record each: a contract at level violations, one at summary (the certified
+        // class default), one at changes. Only the first two appear in the summary's counts, only the first in its violations.
+        const string Rule = "rules:\n  - name: named\n    expr: value.name != ''\n";
+        var ids = new Dictionary<string, int>();
+        foreach ((string topic, string audit) in new[] { ("audit-violations", "audit: violations\n"), ("audit-summary", ""), ("audit-changes", "audit: changes\n") })
+        {
+            ids[topic] = await RegisterAsync($"{topic}-value", JsonSchemaText, SchemaType.Json);
+            await ApplyAsync($"topic: {topic}\nclass: certified\n{audit}value: {{}}\n{Rule}");
+            GateResult result = Inspect(topic, (null, Framed(ids[topic], Encoding.UTF8.GetBytes("{\"name\":\"\"}"))), (null, Framed(ids[topic], Encoding.UTF8.GetBytes("{\"name\":\"a\"}"))));
+            Assert.Equal(GateOutcome.Reject, result.Outcome);
+            _gate.Count(topic, result);
+        }
+
+        var journal = new InMemoryJournal();
+        await new EnforcementSummaryWriter(_metrics, journal, NullLogger<EnforcementSummaryWriter>.Instance).WriteOnceAsync(DateTimeOffset.UtcNow.AddMinutes(-1), CancellationToken.None);
+        System.Text.Json.JsonElement summary = System.Text.Json.JsonDocument.Parse(Assert.Single(journal.Entries).Value).RootElement;
+        Assert.Equal(["audit-summary", "audit-violations"], summary.GetProperty("counts").EnumerateArray().Select(c => c.GetProperty("topic").GetString()).Distinct());
+        System.Text.Json.JsonElement violation = Assert.Single(summary.GetProperty("violations").EnumerateArray());
+        Assert.Equal(("audit-violations", "named", "rule_failed", "reject", 1L), (violation.GetProperty("topic").GetString(), violation.GetProperty("rule").GetString(), violation.GetProperty("reason").GetString(), violation.GetProperty("action").GetString(), violation.GetProperty("records").GetInt64()));
+    }
 }

@@ -389,6 +389,70 @@ public class ContractModelTests
         Assert.Null(store.ForTopic("_schemas"));
     }
 
+    [Theory]
+    [InlineData("raw", ContractParser.WeekMs, AuditLevel.Summary)]
+    [InlineData("certified", ContractParser.WeekMs, AuditLevel.Summary)]
+    [InlineData("sensitive", ContractParser.WeekMs, AuditLevel.Violations)]
+    [InlineData("quarantine", ContractParser.QuarantineRetentionMs, AuditLevel.Changes)]
+    [InlineData("remediation", ContractParser.WeekMs, AuditLevel.Violations)]
+    public void RetentionAndAuditDefaultByClass(string topicClass, long retentionMs, AuditLevel audit)
+    {
+        string privacy = topicClass == "sensitive" ? "value: {}\nprivacy:\n  - field: email\n    action: hash\n" : "";
+        ContractDefinition definition = ContractParser.Parse($"topic: t\nclass: {topicClass}\n{privacy}");
+        Assert.Equal((retentionMs, audit), (definition.RetentionMs, definition.Audit));
+    }
+
+    [Theory]
+    [InlineData("30d", 30L * 86_400_000)]
+    [InlineData("12h", 12L * 3_600_000)]
+    [InlineData("90m", 90L * 60_000)]
+    [InlineData("45s", 45_000)]
+    [InlineData("1500ms", 1_500)]
+    [InlineData("86400000", 86_400_000)]
+    [InlineData("infinite", -1)]
+    [InlineData("-1", -1)]
+    public void ARetentionOverridesTheClassDefault(string retention, long expectedMs) =>
+        Assert.Equal(expectedMs, ContractParser.Parse($"topic: t\nclass: quarantine\nretention: '{retention}'\n").RetentionMs);
+
+    [Theory]
+    [InlineData("0s")]
+    [InlineData("999ms")]
+    [InlineData("7 days")]
+    [InlineData("7w")]
+    [InlineData("-5")]
+    [InlineData("1.5h")]
+    [InlineData("99999999999999d")]
+    public void ARetentionThatIsNotADurationOrEmptiesTheTopicIsRefused(string retention)
+    {
+        ContractValidationException error = Assert.Throws<ContractValidationException>(() => ContractParser.Parse($"topic: t\nretention: '{retention}'\n"));
+        Assert.Contains(error.Problems, p => p.StartsWith($"retention '{retention}' must be", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void AnAuditLevelThatIsNotOneIsRefused() =>
+        Assert.Contains(Assert.Throws<ContractValidationException>(() => ContractParser.Parse("topic: t\naudit: everything\n")).Problems, p => p.Contains("audit 'everything'", StringComparison.Ordinal));
+
+    [Fact]
+    public async Task ATopicsRetentionComesFromItsContractAndAQuarantineTopicsFromTheQuarantineClass()
+    {
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.ApplyAsync("topic: orders\nclass: certified\nretention: 3d\n", "a", false, _ => [], CancellationToken.None);
+        await store.ApplyAsync("topic: 'clicks.*'\nonFailure: quarantine\nquarantineTopic: 'bad-{topic}'\n", "a", false, _ => [], CancellationToken.None);
+        await store.ApplyAsync("topic: fixed\nonFailure: quarantine\nquarantineTopic: 'all-bad'\n", "a", false, _ => [], CancellationToken.None);
+
+        Assert.Equal(3L * 86_400_000, store.RetentionMsFor("orders"));
+        Assert.Equal(ContractParser.WeekMs, store.RetentionMsFor("clicks.eu"));
+        Assert.Equal(ContractParser.QuarantineRetentionMs, store.RetentionMsFor("orders.quarantine"));
+        Assert.Equal(ContractParser.QuarantineRetentionMs, store.RetentionMsFor("bad-clicks.eu"));
+        Assert.Equal(ContractParser.QuarantineRetentionMs, store.RetentionMsFor("all-bad"));
+        Assert.Null(store.RetentionMsFor("bad-views")); // views has no contract, so nothing quarantines into bad-views
+        Assert.Null(store.RetentionMsFor("payments"));
+
+        // A quarantine topic with a contract of its own takes that contract's retention.
+        await store.ApplyAsync("topic: orders.quarantine\nclass: quarantine\nretention: 90d\n", "a", false, _ => [], CancellationToken.None);
+        Assert.Equal(90L * 86_400_000, store.RetentionMsFor("orders.quarantine"));
+    }
+
     [Fact]
     public void PrivacyRewriterRedactsHashesAndDropsAlongPathsAndLists()
     {

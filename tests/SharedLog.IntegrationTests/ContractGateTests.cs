@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using Avro;
 using Avro.Generic;
 using Confluent.Kafka;
+using Confluent.Kafka.Admin;
 using Confluent.Kafka.SyncOverAsync;
 using Confluent.SchemaRegistry;
 using Confluent.SchemaRegistry.Serdes;
@@ -754,6 +755,38 @@ public class ContractGateTests
             Directory.Delete(fresh, recursive: true);
             Directory.Delete(older, recursive: true);
         }
+    }
+
+    [Fact]
+    public async Task AdminClientsSeeTheRetentionAContractGivesItsTopicsUntilATopicSetsItsOwn()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        await admin.CreateTopicsAsync([new TopicSpecification { Name = "kept", NumPartitions = 1, ReplicationFactor = 1 }, new TopicSpecification { Name = "kept.quarantine", NumPartitions = 1, ReplicationFactor = 1 }]);
+        await ApplyAsync(broker, "topic: kept\nclass: certified\nonFailure: quarantine\nretention: 3d\n");
+        var kept = new ConfigResource { Type = ResourceType.Topic, Name = "kept" };
+        var quarantine = new ConfigResource { Type = ResourceType.Topic, Name = "kept.quarantine" };
+
+        ConfigEntryResult retention = (await admin.DescribeConfigsAsync([kept])).Single().Entries["retention.ms"];
+        Assert.Equal(("259200000", ConfigSource.DynamicDefaultBrokerConfig, false), (retention.Value, retention.Source, retention.IsDefault));
+        Assert.Equal("2592000000", (await admin.DescribeConfigsAsync([quarantine])).Single().Entries["retention.ms"].Value); // the quarantine class's 30 days
+
+        // The topic's own setting wins, as Kafka's topic configs win over broker defaults; deleting it brings the contract's back.
+        await admin.IncrementalAlterConfigsAsync(new Dictionary<ConfigResource, List<ConfigEntry>> { [kept] = [new ConfigEntry { Name = "retention.ms", Value = "-1", IncrementalOperation = AlterConfigOpType.Set }] });
+        retention = (await admin.DescribeConfigsAsync([kept])).Single().Entries["retention.ms"];
+        Assert.Equal(("-1", ConfigSource.DynamicTopicConfig), (retention.Value, retention.Source));
+        await admin.IncrementalAlterConfigsAsync(new Dictionary<ConfigResource, List<ConfigEntry>> { [kept] = [new ConfigEntry { Name = "retention.ms", IncrementalOperation = AlterConfigOpType.Delete }] });
+        Assert.Equal("259200000", (await admin.DescribeConfigsAsync([kept])).Single().Entries["retention.ms"].Value);
+
+        // Without a contract the broker default is back, marked as one.
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        using (HttpResponseMessage deleted = await http.DeleteAsync("/contracts/kept"))
+        {
+            Assert.True(deleted.IsSuccessStatusCode, await deleted.Content.ReadAsStringAsync());
+        }
+
+        retention = (await admin.DescribeConfigsAsync([kept])).Single().Entries["retention.ms"];
+        Assert.Equal(("604800000", true), (retention.Value, retention.IsDefault));
     }
 
     [Fact]

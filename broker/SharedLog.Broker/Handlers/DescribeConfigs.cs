@@ -1,5 +1,6 @@
 // DescribeConfigs, versions 0-4. Topics (resource type 2) report every config SharedLog knows, with
-// Kafka's names: values set on the topic have source TOPIC_CONFIG (1), the rest DEFAULT_CONFIG (5).
+// Kafka's names: values set on the topic have source TOPIC_CONFIG (1), a retention.ms the topic's data contract gives
+// (its class default or its own) DYNAMIC_DEFAULT_BROKER_CONFIG (3), the rest DEFAULT_CONFIG (5).
 // Brokers (type 4) report their settings and the broker-level defaults of topic configs (BrokerConfigs), all
 // read-only; an empty broker name asks for cluster-wide dynamic defaults, of which there are none. v1+ may ask for synonyms (the default is the only synonym of
 // an unset config, under Kafka's broker config name, e.g. log.retention.hours for retention.ms), v3+ for
@@ -7,14 +8,18 @@
 using System.Globalization;
 using Microsoft.Extensions.Options;
 using SharedLog.Broker.Cluster;
+using SharedLog.Contracts.Model;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
 using SharedLog.Storage.Metadata;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerOptions> options, AdvertisedListener listener) : IApiHandler
+public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerOptions> options, AdvertisedListener listener, ContractStore contracts) : IApiHandler
 {
+    /// <summary>Kafka's source of a default set for the cluster at run time: what a data contract's retention is to a topic.</summary>
+    private const sbyte ContractDefaultSource = 3;
+
     private const sbyte TopicResource = 2;
     private const sbyte BrokerResource = 4;
     private const sbyte TopicConfigSource = 1;
@@ -63,12 +68,15 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
                 }
 
                 bool set = topic.Configs.TryGetValue(name, out string? value);
+                string? contractValue = name == TopicConfigs.RetentionMs && contracts.RetentionMsFor(topic.Name) is { } retentionMs
+                    ? retentionMs.ToString(CultureInfo.InvariantCulture)
+                    : null;
                 var entry = new DescribeConfigsResponse.DescribeConfigsResourceResult
                 {
                     Name = name,
-                    Value = set ? value : defaultValue,
-                    IsDefault = !set,
-                    ConfigSource = set ? TopicConfigSource : BrokerConfigs.DefaultConfigSource,
+                    Value = set ? value : contractValue ?? defaultValue,
+                    IsDefault = !set && contractValue is null,
+                    ConfigSource = set ? TopicConfigSource : contractValue is not null ? ContractDefaultSource : BrokerConfigs.DefaultConfigSource,
                     ConfigType = TopicConfigs.TypeOf(name),
                 };
                 if (body.IncludeSynonyms)
@@ -76,6 +84,11 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
                     if (set)
                     {
                         entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = name, Value = value, Source = TopicConfigSource });
+                    }
+
+                    if (contractValue is not null)
+                    {
+                        entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = name, Value = contractValue, Source = ContractDefaultSource });
                     }
 
                     if (TopicConfigs.TryGetDefaultSynonym(name, out (string Name, string Default) broker))

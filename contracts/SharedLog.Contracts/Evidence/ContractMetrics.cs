@@ -3,6 +3,9 @@ using System.Diagnostics.Metrics;
 
 namespace SharedLog.Contracts.Evidence;
 
+/// <summary>What one line of the summary's violations counts: a rule of a contract version broken on a topic, the kind of failure, the action taken.</summary>
+public readonly record struct ViolationKey(string Topic, int ContractVersion, string Rule, string Reason, string Action);
+
 /// <summary>
 /// Enforcement evidence as OpenTelemetry instruments (exported by the broker on /metrics): records by
 /// topic, contract version and outcome; violations by rule and kind of failure; schema ids seen; quarantine backlog and
@@ -26,6 +29,7 @@ public sealed class ContractMetrics : IDisposable
     private readonly Histogram<double> _gateDuration;
     private readonly Lock _sync = new();
     private Dictionary<(string Topic, int Version, string Outcome), long> _window = [];
+    private Dictionary<ViolationKey, long> _violationWindow = [];
 
     public ContractMetrics()
     {
@@ -51,7 +55,8 @@ public sealed class ContractMetrics : IDisposable
         _meter.CreateObservableGauge("sharedlog.contract.quarantine.oldest.age", () => source().Select(q => new Measurement<double>(q.OldestAgeSeconds, new KeyValuePair<string, object?>("topic", q.Topic))), unit: "s", description: "Age of the oldest record in each quarantine topic");
     }
 
-    public void Records(string topic, int contractVersion, string outcome, long count)
+    /// <param name="summarized">Whether the counts also go to the audit topic's periodic summary (the contract's audit level).</param>
+    public void Records(string topic, int contractVersion, string outcome, long count, bool summarized = true)
     {
         if (count == 0)
         {
@@ -59,6 +64,11 @@ public sealed class ContractMetrics : IDisposable
         }
 
         _records.Add(count, new KeyValuePair<string, object?>("topic", topic), new KeyValuePair<string, object?>("contract_version", contractVersion), new KeyValuePair<string, object?>("outcome", outcome));
+        if (!summarized)
+        {
+            return;
+        }
+
         lock (_sync)
         {
             CollectionsMarshalAdd(_window, (topic, contractVersion, outcome), count);
@@ -66,7 +76,8 @@ public sealed class ContractMetrics : IDisposable
     }
 
     /// <param name="reason">A bounded kind of failure (see <c>ContractGate.ViolationLabel</c>), not the reason text.</param>
-    public void Violation(string topic, int contractVersion, string rule, string reason, string action)
+    /// <param name="summarized">Whether the violation is also counted in the audit topic's periodic summary (audit level violations).</param>
+    public void Violation(string topic, int contractVersion, string rule, string reason, string action, bool summarized = false)
     {
         TagList tags = new()
         {
@@ -77,6 +88,13 @@ public sealed class ContractMetrics : IDisposable
             { "action", action },
         };
         _violations.Add(1, in tags);
+        if (summarized)
+        {
+            lock (_sync)
+            {
+                System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_violationWindow, new ViolationKey(topic, contractVersion, rule, reason, action), out _)++;
+            }
+        }
     }
 
     public void SchemaSeen(string topic, int schemaId, long records) =>
@@ -90,6 +108,30 @@ public sealed class ContractMetrics : IDisposable
             Dictionary<(string Topic, int Version, string Outcome), long> window = _window;
             _window = [];
             return window;
+        }
+    }
+
+    /// <summary>Violations counted for the summary since the last call (contracts at audit level violations).</summary>
+    public Dictionary<ViolationKey, long> TakeViolationWindow()
+    {
+        lock (_sync)
+        {
+            Dictionary<ViolationKey, long> window = _violationWindow;
+            _violationWindow = [];
+            return window;
+        }
+    }
+
+    /// <summary>Puts violations taken by <see cref="TakeViolationWindow"/> back (their summary could not be written).</summary>
+    public void ReturnViolationWindow(Dictionary<ViolationKey, long> counts)
+    {
+        ArgumentNullException.ThrowIfNull(counts);
+        lock (_sync)
+        {
+            foreach ((ViolationKey key, long count) in counts)
+            {
+                System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_violationWindow, key, out _) += count;
+            }
         }
     }
 

@@ -5,7 +5,8 @@ namespace SharedLog.Contracts.Evidence;
 
 /// <summary>
 /// Every interval, writes the enforcement counts of the window (records by topic, contract version and
-/// outcome) to the audit journal (<c>_contract_audit</c>) as one JSON record, so any Kafka client can
+/// outcome; and, for contracts at audit level violations, violations by rule, kind and action) to the audit journal
+/// (<c>_contract_audit</c>) as one JSON record, so any Kafka client can
 /// read what the gate did without scraping metrics. Quiet windows write nothing. A failed write keeps its counts
 /// for the next window (which then starts where the failed one did), and the last window is written at shutdown.
 /// </summary>
@@ -47,7 +48,8 @@ public sealed partial class EnforcementSummaryWriter(ContractMetrics metrics, IJ
     {
         DateTimeOffset windowEnd = DateTimeOffset.UtcNow;
         Dictionary<(string Topic, int Version, string Outcome), long> counts = metrics.TakeWindow();
-        if (counts.Count == 0)
+        Dictionary<ViolationKey, long> violations = metrics.TakeViolationWindow();
+        if (counts.Count == 0 && violations.Count == 0)
         {
             return windowEnd;
         }
@@ -62,6 +64,15 @@ public sealed partial class EnforcementSummaryWriter(ContractMetrics metrics, IJ
                 .Select(c => new Dictionary<string, object> { ["topic"] = c.Key.Topic, ["contractVersion"] = c.Key.Version, ["outcome"] = c.Key.Outcome, ["records"] = c.Value })
                 .ToList(),
         };
+        if (violations.Count > 0)
+        {
+            // Contracts at audit level violations: what broke, by rule, kind of failure and action, besides the counts.
+            summary["violations"] = violations
+                .OrderBy(v => v.Key.Topic, StringComparer.Ordinal).ThenBy(v => v.Key.Rule, StringComparer.Ordinal).ThenBy(v => v.Key.Reason, StringComparer.Ordinal)
+                .Select(v => new Dictionary<string, object> { ["topic"] = v.Key.Topic, ["contractVersion"] = v.Key.ContractVersion, ["rule"] = v.Key.Rule, ["reason"] = v.Key.Reason, ["action"] = v.Key.Action, ["records"] = v.Value })
+                .ToList();
+        }
+
         try
         {
             await audit.AppendAsync([new JournalEntry("enforcement-summary"u8.ToArray(), JsonSerializer.SerializeToUtf8Bytes(summary, Json))], cancellationToken);
@@ -70,6 +81,7 @@ public sealed partial class EnforcementSummaryWriter(ContractMetrics metrics, IJ
         {
             // Kept for the next window, which starts where this one did, so no count and no stretch of time goes missing.
             metrics.ReturnWindow(counts);
+            metrics.ReturnViolationWindow(violations);
             if (e is not OperationCanceledException)
             {
                 LogFailed(e);

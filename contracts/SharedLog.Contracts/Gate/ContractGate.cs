@@ -95,7 +95,7 @@ public sealed class GateResult(GateOutcome outcome, byte[]? batch, IReadOnlyList
 /// A batch's enforcement counts: records accepted and, under <paramref name="FailingOutcome"/>, failing; every violation
 /// found (observe mode included, where the result lists none); and the registered schema ids the records named.
 /// </summary>
-public sealed record GateTally(int ContractVersion, string Action, long Accepted, long Failing, string FailingOutcome, IReadOnlyList<RecordViolation> Violations, IReadOnlyDictionary<int, long> SchemasSeen);
+public sealed record GateTally(int ContractVersion, string Action, long Accepted, long Failing, string FailingOutcome, IReadOnlyList<RecordViolation> Violations, IReadOnlyDictionary<int, long> SchemasSeen, AuditLevel Audit = AuditLevel.Summary);
 
 /// <summary>
 /// The contract gate, called by the produce handler after the CRC check and before the WAL append.
@@ -358,7 +358,7 @@ public sealed partial class ContractGate(
         int count = records.Count;
         int bad = violations.Count;
         string action = ActionLabel(definition.OnFailure);
-        GateTally Tally(long accepted, string failingOutcome) => new(contract.Version, action, accepted, count - accepted, failingOutcome, violations, schemasSeen);
+        GateTally Tally(long accepted, string failingOutcome) => new(contract.Version, action, accepted, count - accepted, failingOutcome, violations, schemasSeen, definition.Audit);
         switch (definition.OnFailure)
         {
             case FailureAction.Observe:
@@ -394,11 +394,12 @@ public sealed partial class ContractGate(
     {
         ArgumentNullException.ThrowIfNull(verdict);
         GateTally tally = verdict.Tally;
-        metrics.Records(topic, tally.ContractVersion, ContractMetrics.Accepted, tally.Accepted);
-        metrics.Records(topic, tally.ContractVersion, tally.FailingOutcome, tally.Failing);
+        bool summarized = tally.Audit >= AuditLevel.Summary;
+        metrics.Records(topic, tally.ContractVersion, ContractMetrics.Accepted, tally.Accepted, summarized);
+        metrics.Records(topic, tally.ContractVersion, tally.FailingOutcome, tally.Failing, summarized);
         foreach (RecordViolation violation in tally.Violations)
         {
-            metrics.Violation(topic, tally.ContractVersion, violation.Rule, ViolationLabel(violation.Kind), tally.Action);
+            metrics.Violation(topic, tally.ContractVersion, violation.Rule, ViolationLabel(violation.Kind), tally.Action, tally.Audit == AuditLevel.Violations);
         }
 
         foreach ((int schemaId, long seen) in tally.SchemasSeen)

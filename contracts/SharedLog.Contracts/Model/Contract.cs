@@ -11,6 +11,19 @@ public enum TopicClass
 }
 
 /// <summary>What the gate does with a batch holding records that break the contract.</summary>
+/// <summary>What the audit topic (<c>_contract_audit</c>) records about a contract, each level including the ones before it.</summary>
+public enum AuditLevel
+{
+    /// <summary>Every apply, rollback and delete, with who, when and the diff (always written).</summary>
+    Changes,
+
+    /// <summary>Also the contract's enforcement counts (records by outcome) in the periodic summary.</summary>
+    Summary,
+
+    /// <summary>Also, in the periodic summary, its violations by rule, kind of failure and action.</summary>
+    Violations,
+}
+
 public enum FailureAction
 {
     /// <summary>The batch fails with INVALID_RECORD, naming each bad record.</summary>
@@ -75,6 +88,12 @@ public sealed class ContractDocument
 
     /// <summary>Compatibility level the contract asks of its subjects; defaults by class.</summary>
     public string? Compatibility { get; set; }
+
+    /// <summary>How long the governed topics keep records unless a topic sets <c>retention.ms</c>: "7d", "12h", "infinite"...; defaults by class.</summary>
+    public string? Retention { get; set; }
+
+    /// <summary>changes, summary or violations: what the audit topic records about this contract; defaults by class.</summary>
+    public string? Audit { get; set; }
 }
 
 /// <summary>The registry subject a key or value must be serialized with.</summary>

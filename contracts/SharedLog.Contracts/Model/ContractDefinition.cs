@@ -41,7 +41,9 @@ public sealed record ContractDefinition(
     FailureAction OnFailure,
     string QuarantineTopicTemplate,
     bool RejectTombstones,
-    CompatibilityLevel Compatibility)
+    CompatibilityLevel Compatibility,
+    long RetentionMs = ContractParser.WeekMs,
+    AuditLevel Audit = AuditLevel.Summary)
 {
     private readonly Regex? _pattern = Topic.Contains('*', StringComparison.Ordinal)
         ? new Regex("^" + string.Join(".*", Topic.Split('*').Select(Regex.Escape)) + "$", RegexOptions.CultureInvariant | RegexOptions.NonBacktracking)
@@ -70,6 +72,12 @@ public sealed class ContractValidationException(IReadOnlyList<string> problems)
 public static class ContractParser
 {
     public const int MaxDocumentChars = 256 * 1024;
+
+    /// <summary>Kafka's default <c>retention.ms</c>, the retention of every class but quarantine.</summary>
+    public const long WeekMs = 7L * 24 * 60 * 60 * 1000;
+
+    /// <summary>The quarantine class keeps records 30 days: time to find why they failed and replay them.</summary>
+    public const long QuarantineRetentionMs = 30L * 24 * 60 * 60 * 1000;
     private const int MaxNesting = 16;
 
     /// <summary>A topic name, a topic pattern or a contract name: letters, digits, '.', '_', '-' and '*'.</summary>
@@ -99,13 +107,16 @@ public static class ContractParser
         }
 
         TopicClass topicClass = ParseEnum(document.Class ?? "raw", "class", TopicClass.Raw, problems);
-        (FailureAction defaultAction, CompatibilityLevel defaultCompatibility) = topicClass switch
+        (FailureAction defaultAction, CompatibilityLevel defaultCompatibility, long defaultRetention, AuditLevel defaultAudit) = topicClass switch
         {
-            TopicClass.Certified or TopicClass.Sensitive => (FailureAction.Reject, CompatibilityLevel.FullTransitive),
-            TopicClass.Remediation => (FailureAction.Reject, CompatibilityLevel.Backward),
-            TopicClass.Quarantine => (FailureAction.Observe, CompatibilityLevel.None),
-            _ => (FailureAction.Observe, CompatibilityLevel.Backward),
+            TopicClass.Certified => (FailureAction.Reject, CompatibilityLevel.FullTransitive, WeekMs, AuditLevel.Summary),
+            TopicClass.Sensitive => (FailureAction.Reject, CompatibilityLevel.FullTransitive, WeekMs, AuditLevel.Violations),
+            TopicClass.Remediation => (FailureAction.Reject, CompatibilityLevel.Backward, WeekMs, AuditLevel.Violations),
+            TopicClass.Quarantine => (FailureAction.Observe, CompatibilityLevel.None, QuarantineRetentionMs, AuditLevel.Changes),
+            _ => (FailureAction.Observe, CompatibilityLevel.Backward, WeekMs, AuditLevel.Summary),
         };
+        long retentionMs = document.Retention is null ? defaultRetention : ParseRetention(document.Retention, problems);
+        AuditLevel audit = document.Audit is null ? defaultAudit : ParseEnum(document.Audit, "audit", defaultAudit, problems);
         FailureAction onFailure = document.OnFailure is null ? defaultAction : ParseEnum(document.OnFailure, "onFailure", defaultAction, problems);
         CompatibilityLevel compatibility = defaultCompatibility;
         if (document.Compatibility is not null && !RegistryNames.TryParseLevel(document.Compatibility, out compatibility))
@@ -200,7 +211,39 @@ public static class ContractParser
             throw new ContractValidationException(problems);
         }
 
-        return new ContractDefinition(document.Name ?? topic, topic, topicClass, document.Owner, document.Description, key, value, rules, privacy, onFailure, quarantine, rejectTombstones, compatibility);
+        return new ContractDefinition(document.Name ?? topic, topic, topicClass, document.Owner, document.Description, key, value, rules, privacy, onFailure, quarantine, rejectTombstones, compatibility, retentionMs, audit);
+    }
+
+    /// <summary>
+    /// A retention: <c>infinite</c> (or -1), a whole number of milliseconds, or a whole number with a unit (ms, s, m, h, d),
+    /// at least one second and at most 100 years: a contract that would empty its topics at once is a typo.
+    /// </summary>
+    private static long ParseRetention(string text, List<string> problems)
+    {
+        string trimmed = text.Trim();
+        if (trimmed is "infinite" or "-1")
+        {
+            return -1;
+        }
+
+        Match match = Regex.Match(trimmed, "^(?<n>[0-9]{1,15})(?<unit>ms|s|m|h|d)?$", RegexOptions.CultureInvariant);
+        long unitMs = match.Groups["unit"].Value switch
+        {
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => 1,
+        };
+        const long MaxMs = 100L * 365 * 86_400_000;
+        long n = match.Success ? long.Parse(match.Groups["n"].Value, CultureInfo.InvariantCulture) : 0;
+        if (n > MaxMs / unitMs || n * unitMs < 1000)
+        {
+            problems.Add($"retention '{text}' must be infinite, or a whole number of ms, s, m, h or d from 1s to 100 years (e.g. 7d).");
+            return WeekMs;
+        }
+
+        return n * unitMs;
     }
 
     /// <summary>Bounded YAML reading: size, nesting, no anchors or aliases; errors carry line and column.</summary>

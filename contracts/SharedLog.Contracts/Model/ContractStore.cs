@@ -106,6 +106,53 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         return snapshot.ByTopic.GetOrAdd(topic, static (name, patterns) => patterns.FirstOrDefault(p => p.Definition.Matches(name)), snapshot.Patterns);
     }
 
+    /// <summary>
+    /// The retention a topic has when it does not set <c>retention.ms</c> itself: its contract's (class default or the
+    /// file's <c>retention</c>), or, for a quarantine topic that no contract governs, the quarantine class's. Null when no
+    /// contract speaks for the topic (the broker default applies).
+    /// </summary>
+    public long? RetentionMsFor(string topic)
+    {
+        if (ForTopic(topic) is { } governing)
+        {
+            return governing.Definition.RetentionMs;
+        }
+
+        return QuarantinesInto(topic) ? ContractParser.QuarantineRetentionMs : null;
+    }
+
+    /// <summary>Whether a contract quarantines the records of a topic it governs into <paramref name="topic"/>.</summary>
+    private bool QuarantinesInto(string topic)
+    {
+        Snapshot snapshot = _snapshot;
+        foreach (ActiveContract contract in snapshot.Exact.Values.Concat(snapshot.Patterns))
+        {
+            // A fixed prefix and suffix around "{topic}"; a template naming it twice is not recognised here (its topics keep
+            // the broker default), as topic names cannot hold braces.
+            string template = contract.Definition.QuarantineTopicTemplate;
+            int at = template.IndexOf("{topic}", StringComparison.Ordinal);
+            if (at < 0)
+            {
+                if (string.Equals(template, topic, StringComparison.Ordinal))
+                {
+                    return true;
+                }
+
+                continue;
+            }
+
+            string prefix = template[..at];
+            string suffix = template[(at + "{topic}".Length)..];
+            if (topic.Length > prefix.Length + suffix.Length && topic.StartsWith(prefix, StringComparison.Ordinal) && topic.EndsWith(suffix, StringComparison.Ordinal)
+                && ReferenceEquals(ForTopic(topic[prefix.Length..^suffix.Length]), contract))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     public IReadOnlyList<ContractRevision> Current => _snapshot.Current;
 
     public IReadOnlyList<ContractRevision> History(string name)

@@ -20,9 +20,14 @@ public sealed record JanitorReport(int StreamsTrimmed, int ObjectsMarked, int Or
 /// (compaction replaces objects that are being read). Orphans go at once: nobody ever read them.
 /// Merging small objects is the <see cref="ObjectCompactor"/>'s work.
 /// </summary>
+/// <param name="retentionDefault">A topic's <c>retention.ms</c> when it sets none (the broker's data contracts give one); null for the broker default.</param>
 public sealed partial class ObjectJanitor(
-    IObjectStore objects, IMetadataStore metadata, StreamStore streams, TimeSpan orphanGrace, TimeSpan deletionGrace, ILogger<ObjectJanitor>? logger = null)
+    IObjectStore objects, IMetadataStore metadata, StreamStore streams, TimeSpan orphanGrace, TimeSpan deletionGrace, ILogger<ObjectJanitor>? logger = null,
+    Func<string, long?>? retentionDefault = null)
 {
+    /// <summary>Kafka's default <c>retention.ms</c>: 7 days.</summary>
+    public const long DefaultRetentionMs = 604_800_000;
+
     public const string RetentionMs = "retention.ms";
     public const string RetentionBytes = "retention.bytes";
 
@@ -35,7 +40,7 @@ public sealed partial class ObjectJanitor(
         foreach (TopicMetadata topic in await metadata.ListTopicsAsync(cancellationToken).ConfigureAwait(false))
         {
             bool deletes = topic.DeletesRecords;
-            long retentionMs = deletes ? Config(topic, RetentionMs, 604_800_000) : -1;
+            long retentionMs = deletes ? Config(topic, RetentionMs, retentionDefault?.Invoke(topic.Name) ?? DefaultRetentionMs) : -1;
             long retentionBytes = deletes ? Config(topic, RetentionBytes, -1) : -1;
             foreach (PartitionMetadata partition in topic.Partitions)
             {

@@ -555,6 +555,36 @@ public sealed class StreamStoreTests : IAsyncLifetime
         Assert.Equal(20, await _engine.Streams.AppendAsync(stream, Batch(1, 9)));
     }
 
+    [Fact]
+    public async Task ATopicWithoutRetentionMsTakesTheDefaultItsContractGivesAndItsOwnSettingWins()
+    {
+        // Two topics without retention.ms and one with it; the contract's default (one minute) names all three.
+        long governed = await CreateStreamAsync("governed", []);
+        long ungoverned = await CreateStreamAsync("ungoverned", []);
+        long ownSetting = await CreateStreamAsync("own-setting", new Dictionary<string, string> { ["retention.ms"] = "-1" });
+        foreach (long stream in new[] { governed, ungoverned, ownSetting })
+        {
+            await _engine.Streams.AppendAsync(stream, Batch(5, 1));
+        }
+
+        await _engine.Streams.UploadAsync();
+        var asked = new List<string>();
+        long? Default(string topic)
+        {
+            asked.Add(topic);
+            return topic is "governed" or "own-setting" ? 60_000 : null;
+        }
+
+        var janitor = new SharedLog.Storage.Objects.ObjectJanitor(_engine.Objects, _engine.Metadata, _engine.Streams, TimeSpan.FromMinutes(10), TimeSpan.Zero, retentionDefault: Default);
+
+        // The batches carry 1970 timestamps: older than a minute, younger than the broker's default as seen from 1970 + 1 day.
+        await janitor.RunOnceAsync(DateTimeOffset.UnixEpoch.AddDays(1));
+        Assert.Equal(5, _engine.Streams.Get(governed).LogStartOffset);
+        Assert.Equal(0, _engine.Streams.Get(ungoverned).LogStartOffset);
+        Assert.Equal(0, _engine.Streams.Get(ownSetting).LogStartOffset);
+        Assert.Contains("ungoverned", asked);
+    }
+
     [Theory]
     [InlineData("compact")]
     [InlineData("compact, delete")]
