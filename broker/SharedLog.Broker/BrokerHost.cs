@@ -95,6 +95,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
         string dataDir = Path.GetFullPath(options.DataDir);
         var wal = new WalOptions { Directory = Path.Combine(dataDir, "wal") };
         builder.Configuration.GetSection("Wal").Bind(wal);
+        wal.Validate(); // here, not when the WAL opens at start: a bad setting is a usage error, not a failed start
         var storage = new StorageOptions();
         builder.Configuration.GetSection("Storage").Bind(storage);
         storage.Validate();

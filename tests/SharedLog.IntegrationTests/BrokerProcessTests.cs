@@ -128,6 +128,40 @@ public partial class BrokerProcessTests
         return values;
     }
 
+    [Theory]
+    [InlineData("--Wal:CommitPointInterval", "00:05:00", 2, "WAL commit point interval must be between 0 and 1 minute")]
+    [InlineData("--port", "not-a-port", 2, "invalid configuration")]
+    [InlineData("--Broker:SocketRequestMaxBytes", "-5", 2, "invalid configuration")]
+    public async Task ABadSettingStopsTheBrokerWithAUsageErrorNamingIt(string option, string value, int exitCode, string message)
+    {
+        string dataDir = Path.Combine(Path.GetTempPath(), "sharedlog-badopt-" + Guid.NewGuid().ToString("N"));
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string arg in new[] { Path.Combine(AppContext.BaseDirectory, "SharedLog.Broker.dll"), "--port", "0", "--http-port", "-1", "--registry-port", "-1", "--data-dir", dataDir, option, value })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        try
+        {
+            using Process process = Process.Start(start)!;
+            Task<string> output = process.StandardOutput.ReadToEndAsync();
+            Task<string> error = process.StandardError.ReadToEndAsync();
+            using var timeout = new CancellationTokenSource(Deadline);
+            await process.WaitForExitAsync(timeout.Token);
+            Assert.Equal(exitCode, process.ExitCode);
+            Assert.Contains(message, await error, StringComparison.Ordinal);
+            Assert.DoesNotContain("Unhandled exception", await error, StringComparison.Ordinal);
+            Assert.DoesNotContain("listening for Kafka clients", await output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            if (Directory.Exists(dataDir))
+            {
+                Directory.Delete(dataDir, recursive: true);
+            }
+        }
+    }
+
     [Fact]
     public async Task AcknowledgedRecordsSurviveSigkillAndSigint()
     {
