@@ -27,7 +27,7 @@ public sealed class PrivacyRewriter(byte[] hashKey)
     }
 
     /// <summary>A dotted path's field names, one per level.</summary>
-    public string[] FieldNames(string path) => _splitPaths.GetOrAdd(path, p => Array.ConvertAll(p.Split('.'), string.Intern));
+    public string[] FieldNames(string path) => _splitPaths.GetOrAdd(path, p => p.Split('.'));
 
     private bool Walk(object? node, string[] path, int index, PrivacyAction action, ref string? problem)
     {

@@ -114,8 +114,7 @@ internal sealed class QualifiedNode : Node
 
     public QualifiedNode(string[] segments)
     {
-        // Interned, as the JSON decoder's member names are when they are known: lookups then match by reference.
-        _segments = Array.ConvertAll(segments, string.Intern);
+        _segments = segments;
         _prefixes = new string[segments.Length];
         for (var i = 0; i < segments.Length; i++)
         {
@@ -696,7 +695,7 @@ internal sealed class RuleCompiler(string text)
             }
         }
 
-        return new SelectNode(Compile(select.Operand), string.Intern(select.Field));
+        return new SelectNode(Compile(select.Operand), select.Field);
     }
 
     /// <summary>The names of a.b.c, or null when the chain has other parts (calls, indexes, quoted names).</summary>

@@ -144,7 +144,7 @@ internal sealed class CompiledJsonValidator
         node.Properties = new Dictionary<string, Node>(StringComparer.Ordinal);
         foreach (JsonProperty property in value.EnumerateObject())
         {
-            if (Compile(property.Value, assertFormat, depth + 1) is not { } child || !node.Properties.TryAdd(string.Intern(property.Name), child))
+            if (Compile(property.Value, assertFormat, depth + 1) is not { } child || !node.Properties.TryAdd(property.Name, child))
             {
                 return false;
             }

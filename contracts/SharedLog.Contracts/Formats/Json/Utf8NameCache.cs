@@ -41,10 +41,7 @@ internal sealed class Utf8NameCache
             throw new PayloadDecodeException("invalid JSON payload: a member name is not valid UTF-8");
         }
 
-        // The interned instance when there is one (schemas' and rules' names are interned), so the dictionary lookups of
-        // validators and rules match by reference; a producer's other names are not added to the intern pool.
         string name = Encoding.UTF8.GetString(utf8);
-        name = string.IsInterned(name) ?? name;
         utf8.CopyTo(kept);
         _lengths[slot] = utf8.Length;
         _names[slot] = name;
