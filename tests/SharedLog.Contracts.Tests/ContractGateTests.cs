@@ -403,6 +403,50 @@ public sealed class ContractGateTests : IDisposable
         Assert.Equal(PrivacyRewriter.RedactedText, ((Dictionary<string, object?>)((List<object?>)value["others"]!)[0]!)["street"]);
     }
 
+    [Fact]
+    public async Task RedactingAvroEnumsFixedsAndRecordsWritesValuesOfTheirTypes()
+    {
+        const string schema = """
+            {"type":"record","name":"Account","namespace":"bank","fields":[
+              {"name":"status","type":{"type":"enum","name":"Status","symbols":["OPEN","CLOSED","UNKNOWN"],"default":"UNKNOWN"}},
+              {"name":"tier","type":{"type":"enum","name":"Tier","symbols":["GOLD","SILVER"]}},
+              {"name":"iban","type":{"type":"fixed","name":"Iban","size":4}},
+              {"name":"owner","type":{"type":"record","name":"Owner","fields":[{"name":"name","type":"string"},{"name":"age","type":"int"},{"name":"kind","type":"Status"}]}},
+              {"name":"maybeTier","type":["null","Tier"]},
+              {"name":"contacts","type":{"type":"array","items":{"type":"record","name":"Contact","fields":[{"name":"phone","type":"string"}]}}},
+              {"name":"kept","type":"string"}]}
+            """;
+        int id = await RegisterAsync("accounts-value", schema, SchemaType.Avro);
+        string[] masked = ["status", "tier", "iban", "owner", "maybeTier", "contacts"];
+        string privacy = string.Concat(masked.Select(f => $"  - field: {f}\n    action: redact\n"));
+        await ApplyAsync($"topic: accounts\nclass: sensitive\nvalue: {{}}\nprivacy:\n{privacy}");
+        var parsed = _registry.ParsedById(id)!;
+        var codec = new AvroPayloadCodec();
+        byte[] record = codec.Encode(parsed, new DecodedPayload(new Dictionary<string, object?>
+        {
+            ["status"] = "CLOSED",
+            ["tier"] = "SILVER",
+            ["iban"] = new byte[] { 1, 2, 3, 4 },
+            ["owner"] = new Dictionary<string, object?> { ["name"] = "Ann", ["age"] = 40L, ["kind"] = "OPEN" },
+            ["maybeTier"] = "SILVER",
+            ["contacts"] = new List<object?> { new Dictionary<string, object?> { ["phone"] = "+47 123" } },
+            ["kept"] = "visible",
+        }));
+
+        GateResult result = Inspect("accounts", (null, Framed(id, record)));
+
+        Assert.Empty(result.Violations);
+        var value = (Dictionary<string, object?>)codec.Decode(parsed, Assert.Single(StoredValues(result)).AsSpan(SchemaWireFormat.HeaderSize)).Value!;
+        Assert.Equal("UNKNOWN", value["status"]); // the enum's default
+        Assert.Equal("GOLD", value["tier"]); // no default: the first symbol
+        Assert.Equal(new byte[4], value["iban"]);
+        var owner = (Dictionary<string, object?>)value["owner"]!;
+        Assert.Equal((PrivacyRewriter.RedactedText, 0L, "UNKNOWN"), ((string)owner["name"]!, Convert.ToInt64(owner["age"], System.Globalization.CultureInfo.InvariantCulture), (string)owner["kind"]!));
+        Assert.Equal("GOLD", value["maybeTier"]);
+        Assert.Equal(PrivacyRewriter.RedactedText, ((Dictionary<string, object?>)Assert.Single((List<object?>)value["contacts"]!)!)["phone"]);
+        Assert.Equal("visible", value["kept"]);
+    }
+
     private static List<byte[]> StoredValues(GateResult result)
     {
         var values = new List<byte[]>();
@@ -421,14 +465,14 @@ public sealed class ContractGateTests : IDisposable
         await ApplyAsync("topic: people\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\n  - field: cards.number\n    action: redact\n  - field: profile\n    action: redact\n  - field: n\n    action: redact\n");
 
         // Spacing, an escaped member name, numbers a re-encoding would rewrite (1.50, 1e3), a masked
-        // member inside array elements (one without it), a masked object, escapes left as they came.
+        // member inside array elements (one without it), a masked object (its shape kept, its leaves masked), escapes left as they came.
         const string original = "{ \"id\" : 1.50, \"em\\u0061il\": \"a@b.example\", \"cards\": [ {\"number\": \"4111\", \"exp\": 1e3}, {\"exp\": 2} , {\"number\": \"5500\"} ],"
             + " \"profile\": {\"x\": [1, {\"email\": \"deep@b.example\"}]}, \"n\": 7, \"note\": \"caf\\u00e9\\n\", \"emails\": \"x@y.example\" }";
         string hash = Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData("k"u8, "a@b.example"u8));
         string expected = original.Replace("\"a@b.example\"", $"\"{hash}\"", StringComparison.Ordinal)
             .Replace("\"4111\"", "\"****\"", StringComparison.Ordinal)
             .Replace("\"5500\"", "\"****\"", StringComparison.Ordinal)
-            .Replace("{\"x\": [1, {\"email\": \"deep@b.example\"}]}", "null", StringComparison.Ordinal)
+            .Replace("{\"x\": [1, {\"email\": \"deep@b.example\"}]}", "{\"x\":[0,{\"email\":\"****\"}]}", StringComparison.Ordinal) // redacted leaf by leaf
             .Replace("\"n\": 7", "\"n\": 0", StringComparison.Ordinal);
 
         GateResult result = Inspect("people", (null, Framed(id, Encoding.UTF8.GetBytes(original))), (null, Framed(id, "{\"id\":2}"u8.ToArray())));

@@ -156,6 +156,27 @@ public sealed class PrivacyRewriter(byte[] hashKey)
             }
         }
 
+        switch (value)
+        {
+            // A record or list is redacted leaf by leaf, so it keeps its shape (and its schema's types) with nothing left in it.
+            case Dictionary<string, object?> fields:
+                foreach (string name in fields.Keys.ToArray())
+                {
+                    Replace(fields[name], action, ref problem, out object? leaf);
+                    fields[name] = leaf;
+                }
+
+                return true;
+            case List<object?> items:
+                for (int i = 0; i < items.Count; i++)
+                {
+                    Replace(items[i], action, ref problem, out object? item);
+                    items[i] = item;
+                }
+
+                return true;
+        }
+
         replaced = value switch
         {
             string or Utf8Text => RedactedText,

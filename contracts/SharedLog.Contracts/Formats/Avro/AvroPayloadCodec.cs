@@ -5,6 +5,7 @@ using System.Text.Unicode;
 using Avro;
 using Newtonsoft.Json.Linq;
 using SharedLog.Contracts.Model;
+using SharedLog.Contracts.Policy;
 using SharedLog.Contracts.Registry;
 
 namespace SharedLog.Contracts.Formats.Avro;
@@ -454,6 +455,12 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             case Schema.Type.Fixed:
                 {
                     var size = ((FixedSchema)schema).Size;
+                    if (value is byte[] { Length: 0 } && size > 0)
+                    {
+                        // Redacted bytes (the decoder gives a fixed its exact size, so nothing else is empty): zeros of the size.
+                        value = new byte[size];
+                    }
+
                     writer.WriteBytes(value is byte[] bytes && bytes.Length == size ? bytes : throw Mismatch(schema, value));
                     break;
                 }
@@ -579,6 +586,12 @@ public sealed class AvroPayloadCodec : IPayloadCodec
 
     private static int SymbolIndex(EnumSchema schema, object? value)
     {
+        if (Utf8Text.AsString(value) is PrivacyRewriter.RedactedText)
+        {
+            // Redacted (no symbol is "****"): the enum's default symbol, which readers fall back to, else its first.
+            return schema.Default is { } fallback && schema.Contains(fallback) ? schema.Ordinal(fallback) : 0;
+        }
+
         if (Utf8Text.AsString(value) is { } symbol)
         {
             var symbols = schema.Symbols;
@@ -883,9 +896,11 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             case Schema.Type.Bytes:
                 return value is byte[]? BranchFit.Exact : value is string or Utf8Text ? BranchFit.Convertible : BranchFit.None;
             case Schema.Type.Fixed:
-                return value is byte[] bytes && bytes.Length == ((FixedSchema)schema).Size ? BranchFit.Exact : BranchFit.None;
+                return value is byte[] bytes && bytes.Length == ((FixedSchema)schema).Size ? BranchFit.Exact
+                    : value is byte[] { Length: 0 } ? BranchFit.Convertible : BranchFit.None; // redacted: written as zeros
             case Schema.Type.Enumeration:
-                return Utf8Text.AsString(value) is { } symbol && ((EnumSchema)schema).Contains(symbol) ? BranchFit.Exact : BranchFit.None;
+                return Utf8Text.AsString(value) is { } symbol && ((EnumSchema)schema).Contains(symbol) ? BranchFit.Exact
+                    : Utf8Text.AsString(value) is PrivacyRewriter.RedactedText ? BranchFit.Convertible : BranchFit.None; // redacted: the default symbol
             case Schema.Type.Array:
                 return value is IList<object?> ? BranchFit.Exact : BranchFit.None;
             case Schema.Type.Map:
