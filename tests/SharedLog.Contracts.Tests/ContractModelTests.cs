@@ -410,6 +410,8 @@ public class ContractModelTests
     [InlineData("1500ms", 1_500)]
     [InlineData("86400000", 86_400_000)]
     [InlineData("infinite", -1)]
+    [InlineData("INFINITE", -1)]
+    [InlineData("7D", 7L * 86_400_000)]
     [InlineData("-1", -1)]
     public void ARetentionOverridesTheClassDefault(string retention, long expectedMs) =>
         Assert.Equal(expectedMs, ContractParser.Parse($"topic: t\nclass: quarantine\nretention: '{retention}'\n").RetentionMs);
@@ -433,6 +435,24 @@ public class ContractModelTests
         Assert.Contains(Assert.Throws<ContractValidationException>(() => ContractParser.Parse("topic: t\naudit: everything\n")).Problems, p => p.Contains("audit 'everything'", StringComparison.Ordinal));
 
     [Fact]
+    public async Task AChangeOfRetentionOrAuditAloneIsANewVersionWithItsDiff()
+    {
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.ApplyAsync("topic: orders\nclass: certified\n", "a", false, _ => [], CancellationToken.None);
+
+        ContractChange retention = await store.ApplyAsync("topic: orders\nclass: certified\nretention: 90d\n", "a", false, _ => [], CancellationToken.None);
+        Assert.True(retention.Changed);
+        Assert.Equal(2, retention.Version);
+        Assert.Contains(retention.Diff, line => line.Contains("retention", StringComparison.Ordinal) && line.Contains("7776000000ms", StringComparison.Ordinal));
+        Assert.Equal(90L * 86_400_000, store.RetentionMsFor("orders"));
+
+        ContractChange audit = await store.ApplyAsync("topic: orders\nclass: certified\nretention: 90d\naudit: violations\n", "a", false, _ => [], CancellationToken.None);
+        Assert.True(audit.Changed);
+        Assert.Contains(audit.Diff, line => line.Contains("audit", StringComparison.Ordinal) && line.Contains("violations", StringComparison.Ordinal));
+        Assert.Equal(AuditLevel.Violations, store.ForTopic("orders")!.Definition.Audit);
+    }
+
+    [Fact]
     public async Task ATopicsRetentionComesFromItsContractAndAQuarantineTopicsFromTheQuarantineClass()
     {
         using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
@@ -447,6 +467,11 @@ public class ContractModelTests
         Assert.Equal(ContractParser.QuarantineRetentionMs, store.RetentionMsFor("all-bad"));
         Assert.Null(store.RetentionMsFor("bad-views")); // views has no contract, so nothing quarantines into bad-views
         Assert.Null(store.RetentionMsFor("payments"));
+
+        // Answers are kept per snapshot: a new contract is seen at once.
+        await store.ApplyAsync("topic: views\n", "a", false, _ => [], CancellationToken.None);
+        Assert.Null(store.RetentionMsFor("bad-views")); // views' contract names views.quarantine, not bad-views
+        Assert.Equal(ContractParser.QuarantineRetentionMs, store.RetentionMsFor("views.quarantine"));
 
         // A quarantine topic with a contract of its own takes that contract's retention.
         await store.ApplyAsync("topic: orders.quarantine\nclass: quarantine\nretention: 90d\n", "a", false, _ => [], CancellationToken.None);

@@ -6,6 +6,29 @@ namespace SharedLog.Broker.Cluster;
 public static class TopicConfigs
 {
     public const string RetentionMs = "retention.ms";
+
+    /// <summary>Kafka's source of a config set on the topic.</summary>
+    public const sbyte TopicConfigSource = 1;
+
+    /// <summary>Kafka's source of a default set for the cluster at run time: what a data contract's retention is to its topics.</summary>
+    public const sbyte ContractDefaultSource = 3;
+
+    /// <summary>
+    /// What a topic config is and where it comes from, as CreateTopics and DescribeConfigs report it: the topic's own value
+    /// (TOPIC_CONFIG), else for <c>retention.ms</c> the retention its data contract gives (<paramref name="contractRetentionMs"/>,
+    /// DYNAMIC_DEFAULT_BROKER_CONFIG), else the default (DEFAULT_CONFIG).
+    /// </summary>
+    public static (string Value, sbyte Source) Effective(string name, IReadOnlyDictionary<string, string> configs, string defaultValue, long? contractRetentionMs)
+    {
+        if (configs.TryGetValue(name, out string? set))
+        {
+            return (set, TopicConfigSource);
+        }
+
+        return name == RetentionMs && contractRetentionMs is { } retention
+            ? (retention.ToString(CultureInfo.InvariantCulture), ContractDefaultSource)
+            : (defaultValue, BrokerConfigs.DefaultConfigSource);
+    }
     public const string RetentionBytes = "retention.bytes";
     public const string CleanupPolicy = "cleanup.policy";
     public const string MaxMessageBytes = "max.message.bytes";

@@ -6,13 +6,14 @@
 // for twice, the name (illegal, existing, colliding), the configs, then assignments and counts.
 using Microsoft.Extensions.Options;
 using SharedLog.Broker.Cluster;
+using SharedLog.Contracts.Model;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
 using SharedLog.Storage.Metadata;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed class CreateTopicsHandler(TopicService topics, IOptions<BrokerOptions> options) : IApiHandler
+public sealed class CreateTopicsHandler(TopicService topics, IOptions<BrokerOptions> options, ContractStore contracts) : IApiHandler
 {
     public ApiKey Api => ApiKey.CreateTopics;
 
@@ -86,14 +87,16 @@ public sealed class CreateTopicsHandler(TopicService topics, IOptions<BrokerOpti
         result.NumPartitions = partitions;
         result.ReplicationFactor = replicationFactor;
         result.TopicId = created?.TopicId ?? Guid.Empty;
+        long? contractRetentionMs = contracts.RetentionMsFor(wanted.Name);
         foreach ((string name, string defaultValue) in TopicConfigs.Defaults)
         {
+            (string value, sbyte source) = TopicConfigs.Effective(name, configs, defaultValue, contractRetentionMs);
             result.Configs ??= [];
             result.Configs.Add(new CreateTopicsResponse.CreatableTopicConfigs
             {
                 Name = name,
-                Value = configs.TryGetValue(name, out string? set) ? set : defaultValue,
-                ConfigSource = (sbyte)(configs.ContainsKey(name) ? 1 : 5),
+                Value = value,
+                ConfigSource = source,
                 IsSensitive = false,
                 ReadOnly = false,
             });

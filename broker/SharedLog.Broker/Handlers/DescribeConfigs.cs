@@ -17,12 +17,9 @@ namespace SharedLog.Broker.Handlers;
 
 public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerOptions> options, AdvertisedListener listener, ContractStore contracts) : IApiHandler
 {
-    /// <summary>Kafka's source of a default set for the cluster at run time: what a data contract's retention is to a topic.</summary>
-    private const sbyte ContractDefaultSource = 3;
 
     private const sbyte TopicResource = 2;
     private const sbyte BrokerResource = 4;
-    private const sbyte TopicConfigSource = 1;
 
     public ApiKey Api => ApiKey.DescribeConfigs;
 
@@ -59,6 +56,7 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
                 continue;
             }
 
+            long? contractRetentionMs = contracts.RetentionMsFor(topic.Name);
             foreach ((string name, string defaultValue) in TopicConfigs.Defaults.OrderBy(kv => kv.Key, StringComparer.Ordinal))
             {
                 // As Kafka: no keys, null or an empty list, means every config.
@@ -67,28 +65,26 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
                     continue;
                 }
 
-                bool set = topic.Configs.TryGetValue(name, out string? value);
-                string? contractValue = name == TopicConfigs.RetentionMs && contracts.RetentionMsFor(topic.Name) is { } retentionMs
-                    ? retentionMs.ToString(CultureInfo.InvariantCulture)
-                    : null;
+                (string value, sbyte source) = TopicConfigs.Effective(name, topic.Configs, defaultValue, contractRetentionMs);
                 var entry = new DescribeConfigsResponse.DescribeConfigsResourceResult
                 {
                     Name = name,
-                    Value = set ? value : contractValue ?? defaultValue,
-                    IsDefault = !set && contractValue is null,
-                    ConfigSource = set ? TopicConfigSource : contractValue is not null ? ContractDefaultSource : BrokerConfigs.DefaultConfigSource,
+                    Value = value,
+                    IsDefault = source == BrokerConfigs.DefaultConfigSource,
+                    ConfigSource = source,
                     ConfigType = TopicConfigs.TypeOf(name),
                 };
                 if (body.IncludeSynonyms)
                 {
-                    if (set)
+                    if (source == TopicConfigs.TopicConfigSource)
                     {
-                        entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = name, Value = value, Source = TopicConfigSource });
+                        entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = name, Value = value, Source = source });
                     }
 
-                    if (contractValue is not null)
+                    if (name == TopicConfigs.RetentionMs && contractRetentionMs is { } retentionMs)
                     {
-                        entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = name, Value = contractValue, Source = ContractDefaultSource });
+                        // As Kafka names a cluster-wide dynamic default: by the broker config it sets.
+                        entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = "log.retention.ms", Value = retentionMs.ToString(CultureInfo.InvariantCulture), Source = TopicConfigs.ContractDefaultSource });
                     }
 
                     if (TopicConfigs.TryGetDefaultSynonym(name, out (string Name, string Default) broker))

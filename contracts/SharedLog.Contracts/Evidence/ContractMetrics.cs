@@ -77,7 +77,7 @@ public sealed class ContractMetrics : IDisposable
 
     /// <param name="reason">A bounded kind of failure (see <c>ContractGate.ViolationLabel</c>), not the reason text.</param>
     /// <param name="summarized">Whether the violation is also counted in the audit topic's periodic summary (audit level violations).</param>
-    public void Violation(string topic, int contractVersion, string rule, string reason, string action, bool summarized = false)
+    public void Violation(string topic, int contractVersion, string rule, string reason, string action, bool summarized = false, long count = 1)
     {
         TagList tags = new()
         {
@@ -87,12 +87,12 @@ public sealed class ContractMetrics : IDisposable
             { "reason", reason },
             { "action", action },
         };
-        _violations.Add(1, in tags);
+        _violations.Add(count, in tags);
         if (summarized)
         {
             lock (_sync)
             {
-                System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_violationWindow, new ViolationKey(topic, contractVersion, rule, reason, action), out _)++;
+                System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_violationWindow, new ViolationKey(topic, contractVersion, rule, reason, action), out _) += count;
             }
         }
     }

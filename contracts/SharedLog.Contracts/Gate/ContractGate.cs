@@ -397,9 +397,19 @@ public sealed partial class ContractGate(
         bool summarized = tally.Audit >= AuditLevel.Summary;
         metrics.Records(topic, tally.ContractVersion, ContractMetrics.Accepted, tally.Accepted, summarized);
         metrics.Records(topic, tally.ContractVersion, tally.FailingOutcome, tally.Failing, summarized);
-        foreach (RecordViolation violation in tally.Violations)
+        if (tally.Violations.Count > 0)
         {
-            metrics.Violation(topic, tally.ContractVersion, violation.Rule, ViolationLabel(violation.Kind), tally.Action, tally.Audit == AuditLevel.Violations);
+            // Counted per rule and kind, not per record: a batch of a thousand bad records is a few additions.
+            var byRule = new Dictionary<(string Rule, ViolationKind Kind), long>();
+            foreach (RecordViolation violation in tally.Violations)
+            {
+                System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(byRule, (violation.Rule, violation.Kind), out _)++;
+            }
+
+            foreach (((string rule, ViolationKind kind), long records) in byRule)
+            {
+                metrics.Violation(topic, tally.ContractVersion, rule, ViolationLabel(kind), tally.Action, tally.Audit == AuditLevel.Violations, records);
+            }
         }
 
         foreach ((int schemaId, long seen) in tally.SchemasSeen)

@@ -10,7 +10,6 @@ public enum TopicClass
     Remediation,
 }
 
-/// <summary>What the gate does with a batch holding records that break the contract.</summary>
 /// <summary>What the audit topic (<c>_contract_audit</c>) records about a contract, each level including the ones before it.</summary>
 public enum AuditLevel
 {
@@ -24,6 +23,7 @@ public enum AuditLevel
     Violations,
 }
 
+/// <summary>What the gate does with a batch holding records that break the contract.</summary>
 public enum FailureAction
 {
     /// <summary>The batch fails with INVALID_RECORD, naming each bad record.</summary>

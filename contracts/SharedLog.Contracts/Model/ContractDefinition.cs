@@ -220,7 +220,7 @@ public static class ContractParser
     /// </summary>
     private static long ParseRetention(string text, List<string> problems)
     {
-        string trimmed = text.Trim();
+        string trimmed = text.Trim().ToLowerInvariant();
         if (trimmed is "infinite" or "-1")
         {
             return -1;

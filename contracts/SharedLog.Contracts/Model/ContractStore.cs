@@ -56,6 +56,9 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     private sealed record Snapshot(IReadOnlyList<ContractRevision> Current, IReadOnlyDictionary<string, ActiveContract> Exact, IReadOnlyList<ActiveContract> Patterns)
     {
         public ConcurrentDictionary<string, ActiveContract?> ByTopic { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Whether a contract of this snapshot names the topic as its quarantine topic, per topic asked about.</summary>
+        public ConcurrentDictionary<string, bool> QuarantineTopics { get; } = new(StringComparer.Ordinal);
     }
 
     private sealed class RevisionKey
@@ -90,9 +93,10 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     /// The contract governing a topic: an exact topic match first, else the most specific matching pattern (most
     /// characters other than '*'; then by contract name). Internal topics (leading '_') match no pattern.
     /// </summary>
-    public ActiveContract? ForTopic(string topic)
+    public ActiveContract? ForTopic(string topic) => ForTopic(_snapshot, topic);
+
+    private static ActiveContract? ForTopic(Snapshot snapshot, string topic)
     {
-        Snapshot snapshot = _snapshot;
         if (snapshot.Exact.TryGetValue(topic, out ActiveContract? exact))
         {
             return exact;
@@ -109,22 +113,25 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     /// <summary>
     /// The retention a topic has when it does not set <c>retention.ms</c> itself: its contract's (class default or the
     /// file's <c>retention</c>), or, for a quarantine topic that no contract governs, the quarantine class's. Null when no
-    /// contract speaks for the topic (the broker default applies).
+    /// contract speaks for the topic (the broker default applies). A quarantine topic is one a contract names for a topic
+    /// it governs, whatever its onFailure now: a contract moved from quarantine to reject leaves its quarantined records
+    /// their 30 days.
     /// </summary>
     public long? RetentionMsFor(string topic)
     {
-        if (ForTopic(topic) is { } governing)
+        Snapshot snapshot = _snapshot;
+        if (ForTopic(snapshot, topic) is { } governing)
         {
             return governing.Definition.RetentionMs;
         }
 
-        return QuarantinesInto(topic) ? ContractParser.QuarantineRetentionMs : null;
+        // Asked per topic by every cleanup round and DescribeConfigs: the scan of the contracts is kept with the snapshot.
+        return snapshot.QuarantineTopics.GetOrAdd(topic, static (name, s) => NamedAsQuarantine(s, name), snapshot) ? ContractParser.QuarantineRetentionMs : null;
     }
 
-    /// <summary>Whether a contract quarantines the records of a topic it governs into <paramref name="topic"/>.</summary>
-    private bool QuarantinesInto(string topic)
+    /// <summary>Whether a contract of <paramref name="snapshot"/> names <paramref name="topic"/> as the quarantine topic of a topic it governs.</summary>
+    private static bool NamedAsQuarantine(Snapshot snapshot, string topic)
     {
-        Snapshot snapshot = _snapshot;
         foreach (ActiveContract contract in snapshot.Exact.Values.Concat(snapshot.Patterns))
         {
             // A fixed prefix and suffix around "{topic}"; a template naming it twice is not recognised here (its topics keep
@@ -144,7 +151,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             string prefix = template[..at];
             string suffix = template[(at + "{topic}".Length)..];
             if (topic.Length > prefix.Length + suffix.Length && topic.StartsWith(prefix, StringComparison.Ordinal) && topic.EndsWith(suffix, StringComparison.Ordinal)
-                && ReferenceEquals(ForTopic(topic[prefix.Length..^suffix.Length]), contract))
+                && ReferenceEquals(ForTopic(snapshot, topic[prefix.Length..^suffix.Length]), contract))
             {
                 return true;
             }
@@ -468,6 +475,8 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         flat["quarantineTopic"] = contract.QuarantineTopicTemplate;
         flat["tombstones"] = contract.RejectTombstones ? "reject" : "allow";
         flat["compatibility"] = Registry.RegistryNames.Name(contract.Compatibility);
+        flat["retention"] = contract.RetentionMs == -1 ? "infinite" : $"{contract.RetentionMs.ToString(System.Globalization.CultureInfo.InvariantCulture)}ms";
+        flat["audit"] = contract.Audit.ToString().ToLowerInvariant();
         AddIfSet(flat, "owner", contract.Owner);
         AddIfSet(flat, "description", contract.Description);
         foreach ((string side, SchemaRequirement? requirement) in new[] { ("key", contract.Key), ("value", contract.Value) })

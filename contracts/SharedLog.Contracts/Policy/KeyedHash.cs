@@ -109,7 +109,7 @@ public sealed unsafe class KeyedHash
         data[whole..].CopyTo(tailSpan);
         tail[rest] = 0x80;
         int tailBlocks = rest + 9 <= BlockSize ? 1 : 2;
-        BinaryPrimitives.WriteUInt64BigEndian(tailSpan.Slice((tailBlocks * BlockSize) - 8, 8), (ulong)(prefixBytes + data.Length) * 8);
+        BinaryPrimitives.WriteUInt64BigEndian(tailSpan.Slice((tailBlocks * BlockSize) - 8, 8), ((ulong)prefixBytes + (ulong)data.Length) * 8);
         for (int block = 0; block < tailBlocks; block++)
         {
             BlockFunction(context, tail + (block * BlockSize));

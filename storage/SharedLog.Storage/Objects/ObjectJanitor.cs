@@ -40,7 +40,9 @@ public sealed partial class ObjectJanitor(
         foreach (TopicMetadata topic in await metadata.ListTopicsAsync(cancellationToken).ConfigureAwait(false))
         {
             bool deletes = topic.DeletesRecords;
-            long retentionMs = deletes ? Config(topic, RetentionMs, retentionDefault?.Invoke(topic.Name) ?? DefaultRetentionMs) : -1;
+            long retentionMs = !deletes ? -1
+                : topic.Configs.ContainsKey(RetentionMs) ? Config(topic, RetentionMs, DefaultRetentionMs)
+                : retentionDefault?.Invoke(topic.Name) ?? DefaultRetentionMs;
             long retentionBytes = deletes ? Config(topic, RetentionBytes, -1) : -1;
             foreach (PartitionMetadata partition in topic.Partitions)
             {
