@@ -314,7 +314,7 @@ public static class ContractsCli
             }
         }
 
-        foreach (string problem in SchemaFieldPaths.UndeclaredPrivacyPaths(definition, (_, isKey) => schemaFiles.TryGetValue(isKey, out IParsedSchema? parsed) ? [parsed] : null))
+        foreach (string problem in SchemaFieldPaths.PrivacyPathProblems(definition, (_, isKey) => schemaFiles.TryGetValue(isKey, out IParsedSchema? parsed) ? [parsed] : null))
         {
             await error.WriteLineAsync($"{file}: {problem}");
             result = Invalid;

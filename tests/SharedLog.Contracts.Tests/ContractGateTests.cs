@@ -276,6 +276,86 @@ public sealed class ContractGateTests : IDisposable
         Assert.Equal(declared, SchemaFieldPaths.Declares(new ProtobufSchemaFormat().Parse(proto, [], false), path.Split('.')));
     }
 
+    [Theory]
+    [InlineData("avro", "email", null)]
+    [InlineData("avro", "id", null)] // uuid
+    [InlineData("avro", "photo", null)]
+    [InlineData("avro", "nick", null)] // ["null","string"]
+    [InlineData("avro", "aliases", null)] // array of strings, hashed one by one
+    [InlineData("avro", "digest", null)] // fixed of 32 bytes
+    [InlineData("avro", "home.street", null)]
+    [InlineData("avro", "age", "int")]
+    [InlineData("avro", "status", "enumeration")]
+    [InlineData("avro", "home", "record")]
+    [InlineData("avro", "pin", "fixed of 4 bytes")]
+    [InlineData("avro", "mixed", "long")] // ["null","string","long"]: a long may come
+    [InlineData("avro", "born", "timestamp-millis")]
+    [InlineData("avro", "nosuch", null)]
+    [InlineData("json", "email", null)]
+    [InlineData("json", "aliases", null)]
+    [InlineData("json", "home.street", null)]
+    [InlineData("json", "maybe", null)] // ["string","null"]
+    [InlineData("json", "untyped", null)]
+    [InlineData("json", "age", "integer")]
+    [InlineData("json", "home", "object")]
+    [InlineData("json", "scores", "number")]
+    [InlineData("proto", "email", null)]
+    [InlineData("proto", "photo", null)]
+    [InlineData("proto", "home.street", null)]
+    [InlineData("proto", "age", "int32")]
+    [InlineData("proto", "home", "message")]
+    public void AHashOnlyFitsStringAndBytesFields(string format, string path, string? unhashable)
+    {
+        const string avro = """
+            {"type":"record","name":"Person","namespace":"crm","fields":[
+              {"name":"email","type":"string"},{"name":"id","type":{"type":"string","logicalType":"uuid"}},{"name":"photo","type":"bytes"},
+              {"name":"nick","type":["null","string"]},{"name":"aliases","type":{"type":"array","items":"string"}},
+              {"name":"digest","type":{"type":"fixed","name":"Digest","size":32}},{"name":"pin","type":{"type":"fixed","name":"Pin","size":4}},
+              {"name":"home","type":{"type":"record","name":"Address","fields":[{"name":"street","type":"string"}]}},
+              {"name":"age","type":"int"},{"name":"status","type":{"type":"enum","name":"Status","symbols":["A","B"]}},
+              {"name":"mixed","type":["null","string","long"]},{"name":"born","type":{"type":"long","logicalType":"timestamp-millis"}}]}
+            """;
+        const string json = """
+            {"type":"object","$defs":{"address":{"type":"object","properties":{"street":{"type":"string"}}}},"properties":{
+              "email":{"type":"string"},"aliases":{"type":"array","items":{"type":"string"}},"home":{"$ref":"#/$defs/address"},
+              "maybe":{"type":["string","null"]},"untyped":{},"age":{"type":"integer"},"scores":{"type":"array","items":{"type":"number"}}}}
+            """;
+        const string proto = """
+            syntax = "proto3";
+            package crm;
+            message Person { string email = 1; bytes photo = 2; Address home = 3; int32 age = 4; }
+            message Address { string street = 1; }
+            """;
+        IParsedSchema schema = format switch
+        {
+            "avro" => new AvroSchemaFormat().Parse(avro, [], false),
+            "json" => new JsonSchemaFormat().Parse(json, [], false),
+            _ => new ProtobufSchemaFormat().Parse(proto, [], false),
+        };
+        Assert.Equal(unhashable, SchemaFieldPaths.UnhashableType(schema, path.Split('.')));
+    }
+
+    [Fact]
+    public async Task AContractHashingANumberOrATaggedEnumIsRefusedWhenItsSchemaIsKnown()
+    {
+        const string schema = """
+            {"type":"record","name":"Visit","namespace":"web","fields":[
+              {"name":"user","type":"string","confluent:tags":["PII"]},{"name":"age","type":"int"},
+              {"name":"plan","type":{"type":"enum","name":"Plan","symbols":["FREE","PRO"]},"confluent:tags":["PII"]}]}
+            """;
+        int id = await RegisterAsync("visits-value", schema, SchemaType.Avro);
+        IReadOnlyList<IParsedSchema>? Known(SchemaRequirement requirement, bool isKey) => isKey ? null : [_registry.ParsedById(id)!];
+
+        ContractDefinition byPath = ContractParser.Parse("topic: visits\nvalue: {}\nprivacy:\n  - field: age\n    action: hash\n  - field: user\n    action: hash\n");
+        Assert.Equal(["privacy[age]: hash replaces string and bytes values, but a schema the contract admits declares age as int, so its records would be refused; redact or drop it instead"], SchemaFieldPaths.PrivacyPathProblems(byPath, Known));
+
+        ContractDefinition byTag = ContractParser.Parse("topic: visits\nvalue: {}\nprivacy:\n  - tag: PII\n    action: hash\n");
+        Assert.Contains("declares plan as enumeration", Assert.Single(SchemaFieldPaths.PrivacyPathProblems(byTag, Known)), StringComparison.Ordinal);
+
+        ContractDefinition redacted = ContractParser.Parse("topic: visits\nvalue: {}\nprivacy:\n  - tag: PII\n    action: redact\n  - field: age\n    action: redact\n");
+        Assert.Empty(SchemaFieldPaths.PrivacyPathProblems(redacted, Known));
+    }
+
     [Fact]
     public void TagsAreFoundThroughReusedAvroNamesAndJsonReferencesAndCombinators()
     {

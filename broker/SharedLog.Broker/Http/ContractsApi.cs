@@ -72,7 +72,7 @@ public static class ContractsApi
     /// that a schema registered since does not have, and would leave the field it meant unmasked.
     /// </summary>
     private static IReadOnlyList<string> ProblemsOf(ContractDefinition definition, SchemaRegistry registry) =>
-        [.. ContractGate.CompileProblems(definition), .. SchemaFieldPaths.UndeclaredPrivacyPaths(definition, (r, isKey) => RegisteredSchemas(registry, definition, r, isKey))];
+        [.. ContractGate.CompileProblems(definition), .. SchemaFieldPaths.PrivacyPathProblems(definition, (r, isKey) => RegisteredSchemas(registry, definition, r, isKey))];
 
     /// <summary>
     /// The schemas registered for a side of a contract within its pinned versions, or null when the subject depends on

@@ -18,16 +18,18 @@ public static class SchemaFieldPaths
 
     /// <summary>
     /// One problem per privacy rule whose field path none of the contract's schemas declares: as written it masks
-    /// nothing, and a misspelt name leaves the field it meant stored in clear. <paramref name="schemasOf"/> gives the
-    /// schemas a side's records may carry (key: true), or null when they cannot be known (a topic pattern, a record
-    /// name strategy, nothing registered yet); then nothing is checked, so a contract is never refused for what
-    /// cannot be seen.
+    /// nothing, and a misspelt name leaves the field it meant stored in clear. And one per <c>hash</c> (by path, or by tag
+    /// through the fields each schema tags) of a field a schema declares with a type a hash cannot replace (a number, an
+    /// enum, a record...): every record written with that schema would fail its privacy step at produce time.
+    /// <paramref name="schemasOf"/> gives the schemas a side's records may carry (key: true), or null when they cannot
+    /// be known (a topic pattern, a record name strategy, nothing registered yet); then nothing is checked, so a
+    /// contract is never refused for what cannot be seen.
     /// </summary>
-    public static IReadOnlyList<string> UndeclaredPrivacyPaths(ContractDefinition definition, Func<SchemaRequirement, bool, IReadOnlyList<IParsedSchema>?> schemasOf)
+    public static IReadOnlyList<string> PrivacyPathProblems(ContractDefinition definition, Func<SchemaRequirement, bool, IReadOnlyList<IParsedSchema>?> schemasOf)
     {
         ArgumentNullException.ThrowIfNull(definition);
         ArgumentNullException.ThrowIfNull(schemasOf);
-        if (!definition.Privacy.Any(r => r.FieldPath is not null))
+        if (definition.Privacy.Count == 0)
         {
             return [];
         }
@@ -54,36 +56,215 @@ public static class SchemaFieldPaths
             if (rule.FieldPath is { } path && !schemas.Exists(s => Declares(s, path.Split('.'))))
             {
                 problems.Add($"privacy[{path}]: no {(definition.Key is null ? "value" : "key or value")} schema the contract admits declares this field, so the rule would mask nothing; check the name (each level of a dotted path is a field name)");
+                continue;
+            }
+
+            if (rule.Action == PrivacyAction.Hash && FirstUnhashable(schemas, rule) is { } found)
+            {
+                problems.Add($"privacy[{rule.Target}]: hash replaces string and bytes values, but a schema the contract admits declares {found.Path} as {found.Type}, so its records would be refused; redact or drop it instead");
             }
         }
 
         return problems;
     }
 
-    /// <summary>Whether <paramref name="schema"/> declares the field path <paramref name="names"/> (one field name per level).</summary>
-    public static bool Declares(IParsedSchema schema, IReadOnlyList<string> names)
+    /// <summary>The first field the rule hashes whose declared type a hash cannot replace, in any of the schemas.</summary>
+    private static (string Path, string Type)? FirstUnhashable(List<IParsedSchema> schemas, PrivacyRuleDefinition rule)
+    {
+        foreach (IParsedSchema schema in schemas)
+        {
+            IReadOnlyList<string> paths;
+            try
+            {
+                paths = rule.FieldPath is { } path ? [path] : SchemaTags.PathsWithTag(schema, rule.Tag!);
+            }
+            catch (InvalidOperationException)
+            {
+                continue; // a tag walk past its budget: the gate fails such records closed; nothing to tell here
+            }
+
+            foreach (string path in paths)
+            {
+                if (UnhashableType(schema, path.Split('.')) is { } type)
+                {
+                    return (path, type);
+                }
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// The type <paramref name="schema"/> declares at <paramref name="names"/> when a hash cannot replace it (only strings,
+    /// bytes, uuids and 32-byte fixeds can be: arrays of them element by element); null when it can, or when the schema does
+    /// not tell (not declared, map values, JSON combinators or no <c>type</c>).
+    /// </summary>
+    public static string? UnhashableType(IParsedSchema schema, IReadOnlyList<string> names)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        return ByFormat(
+            schema,
+            avro => UnhashableAvro(avro.Schema, names, 0, 0),
+            protobuf => UnhashableProtobuf(protobuf, protobuf.File.MessageTypes, names, 0),
+            json => UnhashableJson(json, json, names, 0, 0),
+            unreadableJson: null);
+    }
+
+    /// <summary>Walks a schema by its language: Avro, Protobuf, or JSON Schema (parsed bounded; <paramref name="unreadableJson"/> when it cannot be).</summary>
+    private static T ByFormat<T>(IParsedSchema schema, Func<AvroParsedSchema, T> avro, Func<ProtobufParsedSchema, T> protobuf, Func<JsonElement, T> json, T unreadableJson)
     {
         ArgumentNullException.ThrowIfNull(schema);
-        ArgumentNullException.ThrowIfNull(names);
         switch (schema)
         {
-            case AvroParsedSchema avro:
-                return DeclaresAvro(avro.Schema, names, 0, 0);
-            case ProtobufParsedSchema protobuf:
-                // The record's message is chosen per record (Confluent's message indexes), nested ones too: any will do.
-                return AnyMessageDeclares(protobuf, protobuf.File.MessageTypes, names, 0);
+            case AvroParsedSchema avroSchema:
+                return avro(avroSchema);
+            case ProtobufParsedSchema protobufSchema:
+                return protobuf(protobufSchema);
             default:
                 try
                 {
                     using JsonDocument document = JsonDocument.Parse(schema.Text, new JsonDocumentOptions { MaxDepth = SchemaLimits.MaxDepth });
-                    int budget = MaxJsonVisits;
-                    return DeclaresJson(document.RootElement, document.RootElement, names, 0, 0, ref budget);
+                    return json(document.RootElement);
                 }
                 catch (JsonException)
                 {
-                    return true;
+                    return unreadableJson;
                 }
         }
+    }
+
+    private static string? UnhashableAvro(Avro.Schema type, IReadOnlyList<string> names, int index, int depth)
+    {
+        if (depth > SchemaLimits.MaxDepth)
+        {
+            return null;
+        }
+
+        if (index == names.Count)
+        {
+            return type switch
+            {
+                // A value in any branch but null may come: each must be hashable.
+                Avro.UnionSchema union => union.Schemas.Select(branch => UnhashableAvro(branch, names, index, depth + 1)).FirstOrDefault(t => t is not null),
+                Avro.ArraySchema array => UnhashableAvro(array.ItemSchema, names, index, depth + 1),
+                Avro.LogicalSchema logical when logical.LogicalTypeName == "uuid" => null,
+                Avro.LogicalSchema logical => logical.LogicalTypeName,
+                Avro.FixedSchema { Size: 32 } => null,
+                Avro.FixedSchema fixedType => $"fixed of {fixedType.Size} bytes",
+                Avro.PrimitiveSchema { Tag: Avro.Schema.Type.String or Avro.Schema.Type.Bytes or Avro.Schema.Type.Null } => null,
+                _ => type.Tag.ToString().ToLowerInvariant(),
+            };
+        }
+
+        return type switch
+        {
+            Avro.UnionSchema union => union.Schemas.Select(branch => UnhashableAvro(branch, names, index, depth + 1)).FirstOrDefault(t => t is not null),
+            Avro.ArraySchema array => UnhashableAvro(array.ItemSchema, names, index, depth + 1),
+            Avro.RecordSchema record when record.TryGetField(names[index], out Avro.Field? field) => UnhashableAvro(field.Schema, names, index + 1, depth + 1),
+            _ => null,
+        };
+    }
+
+    private static string? UnhashableProtobuf(ProtobufParsedSchema schema, List<Google.Protobuf.Reflection.DescriptorProto> messages, IReadOnlyList<string> names, int depth)
+    {
+        foreach (Google.Protobuf.Reflection.DescriptorProto message in messages)
+        {
+            if (UnhashableProtobufField(schema, message, names, 0) is { } found)
+            {
+                return found;
+            }
+
+            if (depth < SchemaLimits.MaxDepth && UnhashableProtobuf(schema, message.NestedTypes, names, depth + 1) is { } nested)
+            {
+                return nested;
+            }
+        }
+
+        return null;
+    }
+
+    private static string? UnhashableProtobufField(ProtobufParsedSchema schema, Google.Protobuf.Reflection.DescriptorProto message, IReadOnlyList<string> names, int index)
+    {
+        if (index > SchemaLimits.MaxDepth || message.Fields.Find(f => f.Name == names[index]) is not { } field)
+        {
+            return null;
+        }
+
+        Google.Protobuf.Reflection.FieldDescriptorProto.Type kind = field.type;
+        if (index == names.Count - 1)
+        {
+            return kind is Google.Protobuf.Reflection.FieldDescriptorProto.Type.TypeString or Google.Protobuf.Reflection.FieldDescriptorProto.Type.TypeBytes
+                ? null
+                : kind.ToString()["Type".Length..].ToLowerInvariant();
+        }
+
+        return kind == Google.Protobuf.Reflection.FieldDescriptorProto.Type.TypeMessage && schema.Types.Find(field.TypeName)?.Message is { } nested && !ProtobufTypeIndex.IsMapEntry(nested)
+            ? UnhashableProtobufField(schema, nested, names, index + 1)
+            : null;
+    }
+
+    private static string? UnhashableJson(JsonElement schema, JsonElement root, IReadOnlyList<string> names, int index, int depth)
+    {
+        if (depth > SchemaLimits.MaxDepth || schema.ValueKind != JsonValueKind.Object)
+        {
+            return null;
+        }
+
+        if (schema.TryGetProperty("$ref", out JsonElement reference) && reference.ValueKind == JsonValueKind.String)
+        {
+            return JsonPointer(root, reference.GetString()!) is { } target ? UnhashableJson(target, root, names, index, depth + 1) : null;
+        }
+
+        if (index == names.Count)
+        {
+            // An array's elements are hashed one by one; otherwise a declared type without "string" cannot be hashed.
+            if (schema.TryGetProperty("items", out JsonElement items) && items.ValueKind == JsonValueKind.Object)
+            {
+                return UnhashableJson(items, root, names, index, depth + 1);
+            }
+
+            if (!schema.TryGetProperty("type", out JsonElement type))
+            {
+                return null;
+            }
+
+            string[] types = type.ValueKind switch
+            {
+                JsonValueKind.String => [type.GetString()!],
+                JsonValueKind.Array => [.. type.EnumerateArray().Where(t => t.ValueKind == JsonValueKind.String).Select(t => t.GetString()!)],
+                _ => [],
+            };
+            return types.Length == 0 || types.Contains("string") ? null : string.Join(" or ", types);
+        }
+
+        if (schema.TryGetProperty("items", out JsonElement elementSchema) && elementSchema.ValueKind == JsonValueKind.Object
+            && !schema.TryGetProperty("properties", out _))
+        {
+            return UnhashableJson(elementSchema, root, names, index, depth + 1);
+        }
+
+        return schema.TryGetProperty("properties", out JsonElement properties) && properties.ValueKind == JsonValueKind.Object
+            && properties.TryGetProperty(names[index], out JsonElement property)
+            ? UnhashableJson(property, root, names, index + 1, depth + 1)
+            : null;
+    }
+
+    /// <summary>Whether <paramref name="schema"/> declares the field path <paramref name="names"/> (one field name per level).</summary>
+    public static bool Declares(IParsedSchema schema, IReadOnlyList<string> names)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        return ByFormat(
+            schema,
+            avro => DeclaresAvro(avro.Schema, names, 0, 0),
+            // The record's message is chosen per record (Confluent's message indexes), nested ones too: any will do.
+            protobuf => AnyMessageDeclares(protobuf, protobuf.File.MessageTypes, names, 0),
+            json =>
+            {
+                int budget = MaxJsonVisits;
+                return DeclaresJson(json, json, names, 0, 0, ref budget);
+            },
+            unreadableJson: true);
     }
 
     private static bool DeclaresAvro(Avro.Schema type, IReadOnlyList<string> names, int index, int depth)
