@@ -950,7 +950,8 @@ public sealed class ContractGateTests : IDisposable
         Assert.All([5, 6, 7], i => Assert.Contains("names no record", Reason(result, i), StringComparison.Ordinal));
 
         // Only ids registered under the contract's subject are counted as seen.
-        Assert.Equal([v2], result.Tally.SchemasSeen.Keys.Where(id => id != keyId));
+        // With the subject and version each is registered as: the record name strategy's subject for values, the key's by topic.
+        Assert.Equal([(v2, "iot.Reading", 2, 1L), (keyId, "readings-key", 1, 6L)], result.Tally.SchemasSeen.OrderBy(s => s.Subject, StringComparer.Ordinal).Select(s => (s.SchemaId, s.Subject, s.Version, s.Records)));
     }
 
     [Fact]

@@ -921,6 +921,8 @@ public class ContractGateTests
         string[] schemaSeries = [.. metrics.Split('\n').Where(l => l.StartsWith("sharedlog_contract_schema_records_total", StringComparison.Ordinal) && l.Contains("topic=\"shadow\"", StringComparison.Ordinal))];
         Assert.Single(schemaSeries);
         Assert.DoesNotContain("12345", schemaSeries[0], StringComparison.Ordinal);
+        Assert.Contains("subject=\"shadow-value\"", schemaSeries[0], StringComparison.Ordinal);
+        Assert.Contains("version=\"1\"", schemaSeries[0], StringComparison.Ordinal);
 
         // One gate duration per batch (three produces awaited one after the other), in buckets fine enough for microseconds.
         string gateCount = metrics.Split('\n').First(l => l.StartsWith("sharedlog_contract_gate_duration_milliseconds_count", StringComparison.Ordinal) && l.Contains("topic=\"shadow\"", StringComparison.Ordinal));

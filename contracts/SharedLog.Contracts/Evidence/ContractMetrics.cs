@@ -35,7 +35,7 @@ public sealed class ContractMetrics : IDisposable
     {
         _records = _meter.CreateCounter<long>("sharedlog.contract.records", description: "Records through the contract gate, by topic, contract version and outcome");
         _violations = _meter.CreateCounter<long>("sharedlog.contract.violations", description: "Contract violations, by topic, contract version, rule, kind of failure (reason) and action taken");
-        _schemasSeen = _meter.CreateCounter<long>("sharedlog.contract.schema.records", description: "Records checked, by topic and schema id");
+        _schemasSeen = _meter.CreateCounter<long>("sharedlog.contract.schema.records", description: "Records checked, by topic, schema id, and the subject and version it is registered as");
 
         // The gate's time is what a contract adds to a produce; its buckets resolve tens of microseconds.
         _gateDuration = _meter.CreateHistogram("sharedlog.contract.gate.duration", unit: "ms", description: "Time the contract gate spent on one batch (decode, validate, rules, privacy, rebuild), by topic", tags: null, advice: new InstrumentAdvice<double>
@@ -97,8 +97,17 @@ public sealed class ContractMetrics : IDisposable
         }
     }
 
-    public void SchemaSeen(string topic, int schemaId, long records) =>
-        _schemasSeen.Add(records, new KeyValuePair<string, object?>("topic", topic), new KeyValuePair<string, object?>("schema_id", schemaId));
+    public void SchemaSeen(string topic, int schemaId, string subject, int version, long records)
+    {
+        TagList tags = new()
+        {
+            { "topic", topic },
+            { "schema_id", schemaId },
+            { "subject", subject },
+            { "version", version },
+        };
+        _schemasSeen.Add(records, in tags);
+    }
 
     /// <summary>Counts since the last call, for the periodic audit summary.</summary>
     public Dictionary<(string Topic, int Version, string Outcome), long> TakeWindow()

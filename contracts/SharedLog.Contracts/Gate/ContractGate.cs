@@ -95,7 +95,10 @@ public sealed class GateResult(GateOutcome outcome, byte[]? batch, IReadOnlyList
 /// A batch's enforcement counts: records accepted and, under <paramref name="FailingOutcome"/>, failing; every violation
 /// found (observe mode included, where the result lists none); and the registered schema ids the records named.
 /// </summary>
-public sealed record GateTally(int ContractVersion, string Action, long Accepted, long Failing, string FailingOutcome, IReadOnlyList<RecordViolation> Violations, IReadOnlyDictionary<int, long> SchemasSeen, AuditLevel Audit = AuditLevel.Summary);
+public sealed record GateTally(int ContractVersion, string Action, long Accepted, long Failing, string FailingOutcome, IReadOnlyList<RecordViolation> Violations, IReadOnlyList<SchemaSeen> SchemasSeen, AuditLevel Audit = AuditLevel.Summary);
+
+/// <summary>Records of one batch written with a schema registered under the contract's subject: its id, the subject and its version there.</summary>
+public readonly record struct SchemaSeen(int SchemaId, string Subject, int Version, long Records);
 
 /// <summary>
 /// The contract gate, called by the produce handler after the CRC check and before the WAL append.
@@ -134,7 +137,8 @@ public sealed partial class ContractGate(
     /// A schema id's standing for one side of one contract: usable (parsed, codec) or a reason. Under a record name
     /// strategy the first check also keeps the schema's own record name, worked out once rather than per record.
     /// </summary>
-    private sealed record SchemaCheck(IParsedSchema? Parsed, IPayloadCodec? Codec, string? Problem, ViolationKind Kind = default, string? RecordName = null);
+    /// <param name="Subject">With <paramref name="Version"/>: where the id is registered, once the subject is known (not for a record name strategy's first check).</param>
+    private sealed record SchemaCheck(IParsedSchema? Parsed, IPayloadCodec? Codec, string? Problem, ViolationKind Kind = default, string? RecordName = null, int SchemaId = 0, string? Subject = null, int Version = 0);
 
     /// <summary>Where a record's rewritten key and value sit in the batch's buffer of rewrites; a start of -1 means unchanged.</summary>
     private struct RecordRewrite
@@ -215,7 +219,8 @@ public sealed partial class ContractGate(
         public DateTimeOffset Timestamp { get; set; }
 
         /// <summary>Schema ids seen in this batch, counted here and reported once per batch (a metric per record costs too much).</summary>
-        public Dictionary<int, long> SchemasSeen { get; } = [];
+        /// <summary>Records per schema check of this batch (by reference: one check per schema id, subject and contract version).</summary>
+        public Dictionary<SchemaCheck, long> SchemasSeen { get; } = new(ReferenceEqualityComparer.Instance);
 
         public bool TryResolve(string name, out object? value)
         {
@@ -352,13 +357,20 @@ public sealed partial class ContractGate(
     /// <summary>Objects one batch's records reuse: the rule activation, both sides' results, the buffer of rewrites, and the records' memory.</summary>
     private sealed record RecordScratch(RecordActivation Activation, SideResult Key, SideResult Value, PooledBufferWriter? Rewrites, ReadOnlyMemory<byte> RecordBytes);
 
-    private GateResult Verdict(CompiledContract contract, string topic, int partition, RecordBatch batch, RecordSet records, List<RecordViolation> violations, Dictionary<int, long> schemasSeen, Rewrites rewrites, bool forgedFlags)
+    private GateResult Verdict(CompiledContract contract, string topic, int partition, RecordBatch batch, RecordSet records, List<RecordViolation> violations, Dictionary<SchemaCheck, long> schemasSeen, Rewrites rewrites, bool forgedFlags)
     {
         ContractDefinition definition = contract.Definition;
         int count = records.Count;
         int bad = violations.Count;
         string action = ActionLabel(definition.OnFailure);
-        GateTally Tally(long accepted, string failingOutcome) => new(contract.Version, action, accepted, count - accepted, failingOutcome, violations, schemasSeen, definition.Audit);
+        SchemaSeen[] seen = new SchemaSeen[schemasSeen.Count];
+        int seenIndex = 0;
+        foreach ((SchemaCheck check, long seenRecords) in schemasSeen)
+        {
+            seen[seenIndex++] = new SchemaSeen(check.SchemaId, check.Subject!, check.Version, seenRecords);
+        }
+
+        GateTally Tally(long accepted, string failingOutcome) => new(contract.Version, action, accepted, count - accepted, failingOutcome, violations, seen, definition.Audit);
         switch (definition.OnFailure)
         {
             case FailureAction.Observe:
@@ -412,9 +424,9 @@ public sealed partial class ContractGate(
             }
         }
 
-        foreach ((int schemaId, long seen) in tally.SchemasSeen)
+        foreach (SchemaSeen seen in tally.SchemasSeen)
         {
-            metrics.SchemaSeen(topic, schemaId, seen);
+            metrics.SchemaSeen(topic, seen.SchemaId, seen.Subject, seen.Version, seen.Records);
         }
     }
 
@@ -556,7 +568,7 @@ public sealed partial class ContractGate(
         return ruleFailed;
     }
 
-    private SideResult DecodeSide(CompiledContract contract, SchemaRequirement requirement, string topic, bool isKey, ReadOnlySpan<byte> bytes, ReadOnlyMemory<byte> recordBytes, Dictionary<int, long> schemasSeen, SideResult result)
+    private SideResult DecodeSide(CompiledContract contract, SchemaRequirement requirement, string topic, bool isKey, ReadOnlySpan<byte> bytes, ReadOnlyMemory<byte> recordBytes, Dictionary<SchemaCheck, long> schemasSeen, SideResult result)
     {
         string side = isKey ? "key" : "value";
         result.Reset();
@@ -589,7 +601,7 @@ public sealed partial class ContractGate(
         // other value would be a new metric series. Under a record name strategy the subject is known after the decode.
         if (!subjectByRecord)
         {
-            CountSeen(schemasSeen, schemaId);
+            CountSeen(schemasSeen, check);
         }
 
         ReadOnlySpan<byte> payload = bytes[SchemaWireFormat.HeaderSize..];
@@ -638,7 +650,7 @@ public sealed partial class ContractGate(
                 return result;
             }
 
-            CountSeen(schemasSeen, schemaId);
+            CountSeen(schemasSeen, named);
         }
 
         result.Value = result.Decoded.Value;
@@ -648,8 +660,8 @@ public sealed partial class ContractGate(
         return result;
     }
 
-    private static void CountSeen(Dictionary<int, long> schemasSeen, int schemaId) =>
-        System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(schemasSeen, schemaId, out _)++;
+    private static void CountSeen(Dictionary<SchemaCheck, long> schemasSeen, SchemaCheck check) =>
+        System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(schemasSeen, check, out _)++;
 
     /// <summary>The memory of <paramref name="part"/>, a span inside <paramref name="owner"/>.</summary>
     private static ReadOnlyMemory<byte> MemoryOf(ReadOnlyMemory<byte> owner, ReadOnlySpan<byte> part) =>
@@ -690,21 +702,23 @@ public sealed partial class ContractGate(
                 return new SchemaCheck(null, null, $"schema id {schemaId} is {RegistryNames.Name(parsed.Type)}, which the gate cannot decode", ViolationKind.UnsupportedSchemaType);
             }
 
-            if (!subjectByRecord)
+            if (subjectByRecord)
             {
-                string subject = requirement.SubjectFor(topic, isKey, recordName);
-                if (registry.VersionUnder(schemaId, subject) is not { } version)
-                {
-                    return new SchemaCheck(null, null, $"schema id {schemaId} is not registered under subject '{subject}'", ViolationKind.WrongSubject);
-                }
-
-                if (version < requirement.MinVersion || version > requirement.MaxVersion)
-                {
-                    return new SchemaCheck(null, null, $"schema id {schemaId} is version {version} of '{subject}', outside the pinned versions", ViolationKind.VersionNotAllowed);
-                }
+                return new SchemaCheck(parsed, codec, null, RecordName: SchemaRecordNames.Of(parsed), SchemaId: schemaId);
             }
 
-            return new SchemaCheck(parsed, codec, null, RecordName: subjectByRecord ? SchemaRecordNames.Of(parsed) : null);
+            string subject = requirement.SubjectFor(topic, isKey, recordName);
+            if (registry.VersionUnder(schemaId, subject) is not { } version)
+            {
+                return new SchemaCheck(null, null, $"schema id {schemaId} is not registered under subject '{subject}'", ViolationKind.WrongSubject);
+            }
+
+            if (version < requirement.MinVersion || version > requirement.MaxVersion)
+            {
+                return new SchemaCheck(null, null, $"schema id {schemaId} is version {version} of '{subject}', outside the pinned versions", ViolationKind.VersionNotAllowed);
+            }
+
+            return new SchemaCheck(parsed, codec, null, SchemaId: schemaId, Subject: subject, Version: version);
         });
     }
 
