@@ -218,8 +218,10 @@ public sealed partial class ContractGate(
 
         public DateTimeOffset Timestamp { get; set; }
 
-        /// <summary>Schema ids seen in this batch, counted here and reported once per batch (a metric per record costs too much).</summary>
-        /// <summary>Records per schema check of this batch (by reference: one check per schema id, subject and contract version).</summary>
+        /// <summary>
+        /// Records per schema check seen in this batch (by reference: one check per schema id, subject and contract version),
+        /// counted here and reported once per batch (a metric per record costs too much).
+        /// </summary>
         public Dictionary<SchemaCheck, long> SchemasSeen { get; } = new(ReferenceEqualityComparer.Instance);
 
         public bool TryResolve(string name, out object? value)
