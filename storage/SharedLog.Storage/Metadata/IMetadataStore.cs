@@ -232,8 +232,14 @@ public sealed class UnknownTopicException(string name) : Exception($"Topic '{nam
 
 /// <summary>A write carried a leader epoch older than the partition's current one.</summary>
 public sealed class FencedException(long streamId, int epoch, int currentEpoch)
-    : Exception($"Stream {streamId}: leader epoch {epoch} is fenced by epoch {currentEpoch}.");
+    : Exception($"Stream {streamId}: leader epoch {epoch} is fenced by epoch {currentEpoch}.")
+{
+    public long StreamId { get; } = streamId;
+}
 
 /// <summary>A committed range does not continue the stream's committed data.</summary>
 public sealed class OffsetConflictException(long streamId, long expected, long actual)
-    : Exception($"Stream {streamId}: range starts at {actual} but the committed end offset is {expected}.");
+    : Exception($"Stream {streamId}: range starts at {actual} but the committed end offset is {expected}.")
+{
+    public long StreamId { get; } = streamId;
+}

@@ -728,9 +728,10 @@ public sealed partial class StreamStore : IAsyncDisposable
         try
         {
             int uploaded = 0;
+            var heldBack = new HashSet<long>();
             for (int attempt = 0; ; attempt++)
             {
-                (ObjectBuilder builder, List<(StreamLog Stream, List<CachedBatch> Batches)> included) = CollectUploadable();
+                (ObjectBuilder builder, List<(StreamLog Stream, List<CachedBatch> Batches)> included) = CollectUploadable(heldBack);
                 if (included.Count == 0)
                 {
                     break;
@@ -750,6 +751,15 @@ public sealed partial class StreamStore : IAsyncDisposable
                     LogStreamDeleted(_logger, e.StreamId);
                     Close(e.StreamId);
                 }
+                catch (Exception e) when (attempt < included.Count && e is FencedException or OffsetConflictException)
+                {
+                    // The metadata store refuses this stream's range (another leader's epoch, or committed data it does not
+                    // continue): its acknowledged data stays in the cache and the WAL (the trim stops below it) and is tried
+                    // again next round; the other streams' uploads go on now instead of failing with it every round.
+                    long streamId = e is FencedException fenced ? fenced.StreamId : ((OffsetConflictException)e).StreamId;
+                    LogStreamHeldBack(_logger, e, streamId);
+                    heldBack.Add(streamId);
+                }
             }
 
             await TrimWalAsync(cancellationToken).ConfigureAwait(false);
@@ -762,13 +772,18 @@ public sealed partial class StreamStore : IAsyncDisposable
         }
     }
 
-    /// <summary>Every durable, not yet uploaded batch of every open stream, added to a new stream-set object.</summary>
-    private (ObjectBuilder Builder, List<(StreamLog Stream, List<CachedBatch> Batches)> Included) CollectUploadable()
+    /// <summary>Every durable, not yet uploaded batch of every open stream but <paramref name="heldBack"/>, added to a new stream-set object.</summary>
+    private (ObjectBuilder Builder, List<(StreamLog Stream, List<CachedBatch> Batches)> Included) CollectUploadable(HashSet<long> heldBack)
     {
         var builder = new ObjectBuilder(ObjectKind.StreamSet, _options.BlockSizeBytes);
         var included = new List<(StreamLog Stream, List<CachedBatch> Batches)>();
         foreach (StreamLog stream in _streams.Values.OrderBy(s => s.StreamId))
         {
+            if (heldBack.Contains(stream.StreamId))
+            {
+                continue;
+            }
+
             var batches = new List<CachedBatch>();
             lock (stream.Sync)
             {
@@ -793,6 +808,9 @@ public sealed partial class StreamStore : IAsyncDisposable
 
         return (builder, included);
     }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Stream {StreamId}: the metadata store refused its uploaded range; its data stays in the WAL and is tried again next round, the other streams' uploads go on")]
+    private static partial void LogStreamHeldBack(ILogger logger, Exception error, long streamId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId} was deleted before its data reached an object; that data is dropped and the upload goes on without it")]
     private static partial void LogStreamDeleted(ILogger logger, long streamId);

@@ -169,6 +169,32 @@ public sealed class StreamStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AStreamWhoseRangeIsRefusedAsFencedIsHeldBackWithItsDataAndTheOthersUpload()
+    {
+        long kept = await CreateStreamAsync("kept-too");
+        long taken = await CreateStreamAsync("taken");
+        for (int i = 0; i < 4; i++)
+        {
+            await _engine.Streams.AppendAsync(kept, Batch(5, i));
+            await _engine.Streams.AppendAsync(taken, Batch(5, i));
+        }
+
+        // Another leader claims the stream at a newer epoch: this broker's commit of its range is fenced.
+        await _engine.Metadata.ClaimLeadershipAsync(taken, 2);
+        long pendingBefore = _engine.Streams.PendingUploadBytes;
+
+        Assert.Equal(4, await _engine.Streams.UploadAsync());
+        Assert.Equal(20, await _engine.Metadata.GetCommittedEndOffsetAsync(kept));
+        Assert.Equal(0, await _engine.Metadata.GetCommittedEndOffsetAsync(taken));
+
+        // The fenced stream keeps its acknowledged data: still open, still readable, still pending, still in the WAL.
+        Assert.True(_engine.Streams.IsOpen(taken));
+        Assert.Equal([.. Enumerable.Range(0, 20).Select(i => ((long)i, i / 5))], await ReadAllAsync(taken, 0, 20));
+        Assert.True(_engine.Streams.PendingUploadBytes > 0 && _engine.Streams.PendingUploadBytes < pendingBefore);
+        Assert.NotEmpty(_engine.Wal.ReadDurableEntries());
+    }
+
+    [Fact]
     public async Task UploadedDataIsReadFromObjectsAfterEvictionAndTheWalIsTrimmed()
     {
         await _engine.DisposeAsync();
