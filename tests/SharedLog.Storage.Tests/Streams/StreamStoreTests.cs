@@ -148,16 +148,24 @@ public sealed class StreamStoreTests : IAsyncLifetime
         Assert.Equal([(0L, 1), (1L, 1), (2L, 2)], await ReadAllAsync(stream, 0, 3));
     }
 
+    /// <summary>Two new streams with four batches of five records each (tags 0-3), for the upload rounds that lose one of them.</summary>
+    private async Task<(long First, long Second)> TwoStreamsOfFourBatchesAsync(string first, string second)
+    {
+        long a = await CreateStreamAsync(first);
+        long b = await CreateStreamAsync(second);
+        for (int i = 0; i < 4; i++)
+        {
+            await _engine.Streams.AppendAsync(a, Batch(5, i));
+            await _engine.Streams.AppendAsync(b, Batch(5, i));
+        }
+
+        return (a, b);
+    }
+
     [Fact]
     public async Task AStreamDeletedBeforeItsUploadDoesNotHoldBackTheOthers()
     {
-        long kept = await CreateStreamAsync("kept");
-        long deleted = await CreateStreamAsync("deleted");
-        for (int i = 0; i < 4; i++)
-        {
-            await _engine.Streams.AppendAsync(kept, Batch(5, i));
-            await _engine.Streams.AppendAsync(deleted, Batch(5, i));
-        }
+        (long kept, long deleted) = await TwoStreamsOfFourBatchesAsync("kept", "deleted");
 
         // The topic is gone from the metadata store, but its stream is still open here (the deletion has not closed it yet).
         Assert.True(await _engine.Metadata.DeleteTopicAsync("deleted"));
@@ -171,13 +179,7 @@ public sealed class StreamStoreTests : IAsyncLifetime
     [Fact]
     public async Task AStreamWhoseRangeIsRefusedAsFencedIsHeldBackWithItsDataAndTheOthersUpload()
     {
-        long kept = await CreateStreamAsync("kept-too");
-        long taken = await CreateStreamAsync("taken");
-        for (int i = 0; i < 4; i++)
-        {
-            await _engine.Streams.AppendAsync(kept, Batch(5, i));
-            await _engine.Streams.AppendAsync(taken, Batch(5, i));
-        }
+        (long kept, long taken) = await TwoStreamsOfFourBatchesAsync("kept-too", "taken");
 
         // Another leader claims the stream at a newer epoch: this broker's commit of its range is fenced.
         await _engine.Metadata.ClaimLeadershipAsync(taken, 2);
