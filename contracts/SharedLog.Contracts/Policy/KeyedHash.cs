@@ -12,7 +12,7 @@ namespace SharedLog.Contracts.Policy;
 /// almost all of it OpenSSL 3's per-call bookkeeping (error queue, context copies, allocations) around two SHA-256
 /// blocks. Here the key's inner and outer blocks are hashed once, and each value costs its own blocks through OpenSSL's
 /// SHA-256 block function (<c>SHA256_Transform</c>, which uses the CPU's SHA instructions): about 0.1 µs. The block
-/// function is found in the libcrypto .NET itself loads on Linux and proven by a known answer before it is used; where
+/// function is looked up in libcrypto.so.3 (OpenSSL 3, which .NET uses on Linux) and proven by a known answer first; where
 /// it is missing or wrong, values go through <see cref="IncrementalHash"/>, with the same result.
 /// </remarks>
 public sealed unsafe class KeyedHash
