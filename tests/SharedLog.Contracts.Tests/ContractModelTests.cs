@@ -430,9 +430,13 @@ public class ContractModelTests
         Assert.Contains(error.Problems, p => p.StartsWith($"retention '{retention}' must be", StringComparison.Ordinal));
     }
 
-    [Fact]
-    public void AnAuditLevelThatIsNotOneIsRefused() =>
-        Assert.Contains(Assert.Throws<ContractValidationException>(() => ContractParser.Parse("topic: t\naudit: everything\n")).Problems, p => p.Contains("audit 'everything'", StringComparison.Ordinal));
+    [Theory]
+    [InlineData("everything")]
+    [InlineData("' 1'")]
+    [InlineData("'+1'")]
+    [InlineData("'changes,summary'")]
+    public void AnAuditLevelThatIsNotOneIsRefused(string audit) =>
+        Assert.Contains(Assert.Throws<ContractValidationException>(() => ContractParser.Parse($"topic: t\naudit: {audit}\n")).Problems, p => p.StartsWith("audit '", StringComparison.Ordinal));
 
     [Fact]
     public async Task AChangeOfRetentionOrAuditAloneIsANewVersionWithItsDiff()

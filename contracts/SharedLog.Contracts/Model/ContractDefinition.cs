@@ -353,7 +353,8 @@ public static class ContractParser
     private static T ParseEnum<T>(string? text, string name, T fallback, List<string> problems)
         where T : struct, Enum
     {
-        if (text is not null && Enum.TryParse(text, ignoreCase: true, out T value) && Enum.IsDefined(value) && !char.IsDigit(text[0]))
+        // Names only: Enum.TryParse also takes numbers (" 1", "+1") and comma lists, which no contract means.
+        if (text is not null && text.All(char.IsAsciiLetter) && Enum.TryParse(text, ignoreCase: true, out T value) && Enum.IsDefined(value))
         {
             return value;
         }
