@@ -230,16 +230,16 @@ public sealed class TopicExistsException(string name) : Exception($"Topic '{name
 
 public sealed class UnknownTopicException(string name) : Exception($"Topic '{name}' does not exist.");
 
-/// <summary>A write carried a leader epoch older than the partition's current one.</summary>
-public sealed class FencedException(long streamId, int epoch, int currentEpoch)
-    : Exception($"Stream {streamId}: leader epoch {epoch} is fenced by epoch {currentEpoch}.")
+/// <summary>The metadata store refused a write for one stream (unknown, fenced, or not continuing its data).</summary>
+public abstract class StreamRefusedException(long streamId, string message) : Exception(message)
 {
     public long StreamId { get; } = streamId;
 }
 
+/// <summary>A write carried a leader epoch older than the partition's current one.</summary>
+public sealed class FencedException(long streamId, int epoch, int currentEpoch)
+    : StreamRefusedException(streamId, $"Stream {streamId}: leader epoch {epoch} is fenced by epoch {currentEpoch}.");
+
 /// <summary>A committed range does not continue the stream's committed data.</summary>
 public sealed class OffsetConflictException(long streamId, long expected, long actual)
-    : Exception($"Stream {streamId}: range starts at {actual} but the committed end offset is {expected}.")
-{
-    public long StreamId { get; } = streamId;
-}
+    : StreamRefusedException(streamId, $"Stream {streamId}: range starts at {actual} but the committed end offset is {expected}.");

@@ -743,22 +743,23 @@ public sealed partial class StreamStore : IAsyncDisposable
                     uploaded = included.Sum(i => i.Batches.Count);
                     break;
                 }
-                catch (UnknownStreamException e) when (attempt < included.Count)
+                catch (StreamRefusedException e) when (attempt < included.Count)
                 {
-                    // Deleted while its data waited (the topic's deletion closes it, but may not have yet). The object is
-                    // left prepared (orphan cleanup removes it); the others go again without that stream, rather than the
-                    // round failing for all of them. A fenced stream is not dropped here: its data was acknowledged.
-                    LogStreamDeleted(_logger, e.StreamId);
-                    Close(e.StreamId);
-                }
-                catch (Exception e) when (attempt < included.Count && e is FencedException or OffsetConflictException)
-                {
-                    // The metadata store refuses this stream's range (another leader's epoch, or committed data it does not
-                    // continue): its acknowledged data stays in the cache and the WAL (the trim stops below it) and is tried
-                    // again next round; the other streams' uploads go on now instead of failing with it every round.
-                    long streamId = e is FencedException fenced ? fenced.StreamId : ((OffsetConflictException)e).StreamId;
-                    LogStreamHeldBack(_logger, e, streamId);
-                    heldBack.Add(streamId);
+                    // One stream's range refused: the others go again without it, rather than the round failing for all of
+                    // them. Deleted while its data waited (the topic's deletion closes it, but may not have yet): the object
+                    // is left prepared (orphan cleanup removes it) and the stream closed. Fenced by another leader's epoch,
+                    // or not continuing the committed data: its acknowledged data stays in the cache and the WAL (the trim
+                    // stops below it) and is tried again next round.
+                    if (e is UnknownStreamException)
+                    {
+                        LogStreamDeleted(_logger, e.StreamId);
+                        Close(e.StreamId);
+                    }
+                    else
+                    {
+                        LogStreamHeldBack(_logger, e, e.StreamId);
+                        heldBack.Add(e.StreamId);
+                    }
                 }
             }
 
