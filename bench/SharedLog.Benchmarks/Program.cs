@@ -29,6 +29,7 @@ if (args.Length > 0 && args[0] == "gate-loop")
         _ => () => gate.Json100Records(),
     };
     TimeSpan duration = TimeSpan.FromSeconds(args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 20);
+    long allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
     var clock = System.Diagnostics.Stopwatch.StartNew();
     long batches = 0;
     while (clock.Elapsed < duration)
@@ -37,7 +38,8 @@ if (args.Length > 0 && args[0] == "gate-loop")
         batches++;
     }
 
-    Console.WriteLine($"{batches * perBatch / clock.Elapsed.TotalSeconds:F0} records/s ({clock.Elapsed.TotalMicroseconds / (batches * perBatch):F2} us per record)");
+    long allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
+    Console.WriteLine($"{batches * perBatch / clock.Elapsed.TotalSeconds:F0} records/s ({clock.Elapsed.TotalMicroseconds / (batches * perBatch):F2} us per record, {allocated / (double)(batches * perBatch):F0} bytes allocated per record)");
     return 0;
 }
 

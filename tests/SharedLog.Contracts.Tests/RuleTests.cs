@@ -90,6 +90,22 @@ public class RuleTests
         Assert.True(Evaluate("value.amount > 0 || value.currency == 'USD'", record).IsError);
     }
 
+    [Fact]
+    public void Nested_record_fields_resolve_level_by_level()
+    {
+        var address = new Dictionary<string, object?>(StringComparer.Ordinal) { ["city"] = "Lyon", ["zip"] = 69001L };
+        var customer = new Dictionary<string, object?>(StringComparer.Ordinal) { ["address"] = address, ["name"] = "Ann", ["tags"] = new List<object?> { "a" } };
+        var record = Record(new Dictionary<string, object?>(StringComparer.Ordinal) { ["customer"] = customer });
+        Assert.True(Evaluate("value.customer.address.city == 'Lyon' && value.customer.address.zip == 69001", record).IsPassed);
+        Assert.True(Evaluate("value.customer.address.city == 'Paris'", record).IsFailed);
+        var missing = CelRule.Compile("value.customer.address.street == 'x'").EvaluateValue(record);
+        Assert.Equal("no such key: street", missing.ErrorMessage);
+        var notMap = CelRule.Compile("value.customer.name.first == 'Ann'").EvaluateValue(record);
+        Assert.Equal("no such overload: field selection '.first' needs a map", notMap.ErrorMessage);
+        Assert.True(CelRule.Compile("value.customer.tags.size").EvaluateValue(record).IsError);
+        Assert.True(Evaluate("has(value.customer.address.city) && !has(value.customer.address.street)", record).IsPassed);
+    }
+
     [Theory]
     [InlineData("ann@example.com", RuleOutcomeKind.Passed)]
     [InlineData("ann.example.com", RuleOutcomeKind.Failed)]

@@ -148,7 +148,11 @@ public static class RecordGraphPool
             case Dictionary<string, object?> members:
                 foreach (object? member in members.Values)
                 {
-                    Return(member, depth + 1);
+                    // Most members are scalars: only containers hold anything to give back.
+                    if (member is Dictionary<string, object?> or List<object?>)
+                    {
+                        Return(member, depth + 1);
+                    }
                 }
 
                 Stack<Dictionary<string, object?>> pool = _objects ??= new Stack<Dictionary<string, object?>>(MaxPooled);

@@ -19,10 +19,13 @@ public sealed class PrivacyRewriter(byte[] hashKey)
     private readonly KeyedHash _hmac = new(hashKey);
 
     /// <summary>Rewrites <paramref name="value"/> in place; returns whether anything changed, or a problem.</summary>
-    public bool Apply(object? value, string path, PrivacyAction action, out string? problem)
+    public bool Apply(object? value, string path, PrivacyAction action, out string? problem) => Apply(value, FieldNames(path), action, out problem);
+
+    /// <summary>As <see cref="Apply(object?, string, PrivacyAction, out string?)"/>, with the path already split by <see cref="FieldNames"/>.</summary>
+    public bool Apply(object? value, string[] fieldNames, PrivacyAction action, out string? problem)
     {
         problem = null;
-        return Walk(value, FieldNames(path), 0, action, ref problem);
+        return Walk(value, fieldNames, 0, action, ref problem);
     }
 
     /// <summary>A dotted path's field names, one per level.</summary>

@@ -133,8 +133,20 @@ internal sealed class QualifiedNode : Node
                 continue;
             }
 
+            // A field of a decoded record is looked up directly, without wrapping the record in a value first.
+            var i = bound;
+            while (i < _segments.Length && raw is Dictionary<string, object?> record)
+            {
+                if (!record.TryGetValue(_segments[i], out raw))
+                {
+                    return RuleValue.Error($"no such key: {_segments[i]}");
+                }
+
+                i++;
+            }
+
             var value = RuleValue.FromObject(raw);
-            for (var i = bound; i < _segments.Length; i++)
+            for (; i < _segments.Length; i++)
             {
                 if (value.Kind != RuleValueKind.Map)
                 {
