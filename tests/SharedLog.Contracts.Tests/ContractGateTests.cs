@@ -136,6 +136,51 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task AMaskedBatchKeepsEachRecordsKeyHeadersTimestampAndOffsetDelta()
+    {
+        int id = await RegisterAsync("masked-value", """{"type":"object"}""", SchemaType.Json);
+        await ApplyAsync("topic: masked\nclass: certified\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\n");
+        var builder = new RecordBatchBuilder(1_000);
+        for (int i = 0; i < 40; i++)
+        {
+            // Keys and headers of several sizes, timestamps far apart (wider varints), a value without the field now and then.
+            byte[]? key = i % 3 == 0 ? null : Encoding.UTF8.GetBytes(new string('k', i * 5));
+            RecordHeaderValue[] headers = [.. Enumerable.Range(0, i % 4).Select(h => new RecordHeaderValue($"h{h}", Encoding.UTF8.GetBytes(new string('v', i * h))))];
+            string value = i % 5 == 4 ? """{"id":1}""" : $$"""{"email":"user{{i}}@example.com","note":"{{new string('n', i * 7)}}"}""";
+            builder.Add(key, Framed(id, Encoding.UTF8.GetBytes(value)), 1_000 + (i * 1_000_000L), headers);
+        }
+
+        byte[] sent = builder.Build();
+        GateResult result = _gate.Inspect(_gate.ContractFor("masked")!, "masked", 0, RecordBatch.Parse(sent));
+
+        Assert.Equal(GateOutcome.Rewrite, result.Outcome);
+        RecordBatch stored = RecordBatch.Parse(result.Batch!);
+        Assert.True(stored.IsCrcValid());
+        var original = Fields(RecordBatch.Parse(sent));
+        var rewritten = Fields(stored);
+        Assert.Equal(original.Count, rewritten.Count);
+        for (int i = 0; i < original.Count; i++)
+        {
+            // Everything but the value as sent; the value with its email hashed, or untouched where it had none.
+            Assert.Equal(original[i].Framing, rewritten[i].Framing);
+            Assert.Equal(i % 5 == 4 ? """{"id":1}""" : null, rewritten[i].Value.StartsWith("{\"email\":", StringComparison.Ordinal) ? null : rewritten[i].Value);
+            Assert.DoesNotContain("@example.com", rewritten[i].Value, StringComparison.Ordinal);
+        }
+
+        static List<(string Framing, string Value)> Fields(RecordBatch batch)
+        {
+            var fields = new List<(string, string)>();
+            foreach (SharedLog.Protocol.Records.Record record in batch.Records())
+            {
+                string framing = $"{record.Offset} {record.Timestamp} {(record.KeyIsNull ? "null" : Convert.ToHexString(record.Key))} {Convert.ToHexString(record.RawHeaders)} {record.HeaderCount}";
+                fields.Add((framing, Encoding.UTF8.GetString(record.Value[SchemaWireFormat.HeaderSize..])));
+            }
+
+            return fields;
+        }
+    }
+
+    [Fact]
     public async Task AProducersOwnViolationHeaderOnAFlagTopicIsDroppedAndOnlyTheBrokersRemains()
     {
         int id = await RegisterAsync("forged-value", """{"type":"object"}""", SchemaType.Json);
@@ -977,7 +1022,7 @@ public sealed class ContractGateTests : IDisposable
             await ApplyAsync($"topic: {topic}\nclass: certified\n{audit}value: {{}}\n{Rule}");
             GateResult result = Inspect(topic, (null, Framed(ids[topic], Encoding.UTF8.GetBytes("{\"name\":\"\"}"))), (null, Framed(ids[topic], Encoding.UTF8.GetBytes("{\"name\":\"a\"}"))));
             Assert.Equal(GateOutcome.Reject, result.Outcome);
-            _gate.Count(topic, result);
+            _gate.Count(topic, 0, baseOffset: -1, result);
         }
 
         var journal = new InMemoryJournal();
@@ -986,5 +1031,37 @@ public sealed class ContractGateTests : IDisposable
         Assert.Equal(["audit-summary", "audit-violations"], summary.GetProperty("counts").EnumerateArray().Select(c => c.GetProperty("topic").GetString()).Distinct());
         System.Text.Json.JsonElement violation = Assert.Single(summary.GetProperty("violations").EnumerateArray());
         Assert.Equal(("audit-violations", "named", "rule_failed", "reject", 1L), (violation.GetProperty("topic").GetString(), violation.GetProperty("rule").GetString(), violation.GetProperty("reason").GetString(), violation.GetProperty("action").GetString(), violation.GetProperty("records").GetInt64()));
+
+        // A rejected record was not stored, so the line names no offsets.
+        Assert.False(violation.TryGetProperty("firstOffset", out _));
+    }
+
+    [Fact]
+    public async Task TheViolationsSummaryLocatesStoredBadRecordsByPartitionAndOffset()
+    {
+        int id = await RegisterAsync("located-value", JsonSchemaText, SchemaType.Json);
+        await ApplyAsync("topic: located\nclass: certified\naudit: violations\nonFailure: flag\nvalue: {}\nrules:\n  - name: named\n    expr: value.name != ''\n");
+        byte[] good = Framed(id, Encoding.UTF8.GetBytes("{\"name\":\"a\"}"));
+        byte[] bad = Framed(id, Encoding.UTF8.GetBytes("{\"name\":\"\"}"));
+
+        // Partition 2: batches stored at offsets 100 (bad record at index 1) and 200 (bad at 0 and 3); partition 5: one at 7 (bad at 2).
+        _gate.Count("located", 2, 200, Inspect("located", (null, bad), (null, good), (null, good), (null, bad)));
+        _gate.Count("located", 2, 100, Inspect("located", (null, good), (null, bad)));
+        _gate.Count("located", 5, 7, Inspect("located", (null, good), (null, good), (null, bad)));
+
+        var audit = new EnforcementSummaryTests.FlakyJournal(failures: 1);
+        var writer = new EnforcementSummaryWriter(_metrics, audit, NullLogger<EnforcementSummaryWriter>.Instance);
+        DateTimeOffset start = DateTimeOffset.UtcNow.AddMinutes(-1);
+
+        // A summary that cannot be written keeps its lines for the next one, merged with what came since.
+        Assert.Equal(start, await writer.WriteOnceAsync(start, CancellationToken.None));
+        _gate.Count("located", 2, 300, Inspect("located", (null, good), (null, good), (null, good), (null, good), (null, bad)));
+        await writer.WriteOnceAsync(start, CancellationToken.None);
+
+        System.Text.Json.JsonElement summary = System.Text.Json.JsonDocument.Parse(Assert.Single(audit.Stored.Entries).Value).RootElement;
+        var lines = summary.GetProperty("violations").EnumerateArray()
+            .Select(v => (v.GetProperty("partition").GetInt32(), v.GetProperty("action").GetString(), v.GetProperty("records").GetInt64(), v.GetProperty("firstOffset").GetInt64(), v.GetProperty("lastOffset").GetInt64()))
+            .ToArray();
+        Assert.Equal([(2, "flag", 4L, 101L, 304L), (5, "flag", 1L, 9L, 9L)], lines);
     }
 }

@@ -869,22 +869,45 @@ public class ContractGateTests
     [Fact]
     public async Task FlagKeepsEveryRecordMasksItAndMarksTheBadOnes()
     {
-        await using PaymentsContract setup = await StartWithPaymentsContractAsync("flagged", Contract("flagged", "flag", CardNumberPrivacy("redact")));
+        // At audit level violations, with a summary every second: the summary says where the flagged records are.
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("flagged", Contract("flagged", "flag", "audit: violations\n" + CardNumberPrivacy("redact")), "--Broker:ContractSummaryIntervalSeconds", "1");
         BrokerFixture broker = setup.Broker;
         CachedSchemaRegistryClient registry = setup.Registry;
         using (IProducer<string, GenericRecord> producer = AvroProducer(broker, registry))
         {
             await producer.ProduceAsync("flagged", new Message<string, GenericRecord> { Key = "f0", Value = Payment("f0", 1, "EUR") });
             await producer.ProduceAsync("flagged", new Message<string, GenericRecord> { Key = "f1", Value = Payment("f1", 1, "CHF") });
+            await producer.ProduceAsync("flagged", new Message<string, GenericRecord> { Key = "f2", Value = Payment("f2", 1, "USD") });
+            await producer.ProduceAsync("flagged", new Message<string, GenericRecord> { Key = "f3", Value = Payment("f3", 1, "GBP") });
         }
 
-        List<ConsumeResult<string, GenericRecord>> stored = ConsumeAll(broker, "flagged", 2, new AvroDeserializer<GenericRecord>(registry).AsSyncOverAsync());
-        Assert.Equal(["f0", "f1"], stored.Select(r => r.Message.Key));
-        Assert.False(stored[0].Message.Headers.TryGetLastBytes("sharedlog.contract.violation", out _));
+        List<ConsumeResult<string, GenericRecord>> stored = ConsumeAll(broker, "flagged", 4, new AvroDeserializer<GenericRecord>(registry).AsSyncOverAsync());
+        Assert.Equal(["f0", "f1", "f2", "f3"], stored.Select(r => r.Message.Key));
+        Assert.Equal([false, true, false, true], stored.Select(r => r.Message.Headers.TryGetLastBytes("sharedlog.contract.violation", out _)));
         Assert.StartsWith("known-currency", Encoding.UTF8.GetString(stored[1].Message.Headers.GetLastBytes("sharedlog.contract.violation")), StringComparison.Ordinal);
 
         // The flagged record is stored too, so the privacy policy masks it like the good one.
         Assert.All(stored, r => Assert.Equal("****", ((GenericRecord)r.Message.Value["card"])["number"]));
+
+        // _contract_audit, read by a Kafka consumer: the violation lines (one window or several) cover both flagged records.
+        var lines = new List<JsonNode>();
+        using (IConsumer<string, string> consumer = new ConsumerBuilder<string, string>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "auditors", AutoOffsetReset = AutoOffsetReset.Earliest }).Build())
+        {
+            consumer.Subscribe("_contract_audit");
+            DateTime deadline = DateTime.UtcNow + Timeout;
+            while (lines.Sum(l => (long)l["records"]!) < 2 && DateTime.UtcNow < deadline)
+            {
+                if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { Message: not null } record && JsonNode.Parse(record.Message.Value)!["violations"] is JsonArray violations)
+                {
+                    lines.AddRange(violations.Select(v => v!));
+                }
+            }
+        }
+
+        Assert.All(lines, l => Assert.Equal(("flagged", 0, "known-currency", "rule_failed", "flag"), ((string)l["topic"]!, (int)l["partition"]!, (string)l["rule"]!, (string)l["reason"]!, (string)l["action"]!)));
+        Assert.Equal(2, lines.Sum(l => (long)l["records"]!));
+        Assert.Equal(stored[1].Offset.Value, lines.Min(l => (long)l["firstOffset"]!));
+        Assert.Equal(stored[3].Offset.Value, lines.Max(l => (long)l["lastOffset"]!));
     }
 
     [Fact]

@@ -280,7 +280,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
                         if (verdict.Outcome == GateOutcome.Reject)
                         {
-                            gate.Count(topic.Name, verdict);
+                            gate.Count(topic.Name, result.Index, baseOffset: -1, verdict);
                             result.ErrorCode = (short)ErrorCode.InvalidRecord;
                             result.ErrorMessage = verdict.Summary;
                             result.RecordErrors = [.. verdict.Violations.Select(v => new ProduceResponse.BatchIndexAndErrorMessage { BatchIndex = v.BatchIndex, BatchIndexErrorMessage = $"{v.Rule}: {v.Reason}" })];
@@ -443,7 +443,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         try
         {
             long baseOffset = await durable;
-            CountEnforcement(item, item.Accepted![batch], retried);
+            CountEnforcement(item, item.Accepted![batch], baseOffset, retried);
             if (batch == 0 && item.Result.ErrorCode == 0)
             {
                 item.Result.BaseOffset = baseOffset;
@@ -464,11 +464,11 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     /// A gated batch's verdict joins the enforcement evidence once the batch is durable, and only the first time: an
     /// idempotent retry is answered with its original's offsets, and its records were counted with the original.
     /// </summary>
-    private void CountEnforcement(PartitionWork item, AcceptedBatch batch, bool retried)
+    private void CountEnforcement(PartitionWork item, AcceptedBatch batch, long baseOffset, bool retried)
     {
         if (batch.Verdict is { } verdict && !retried)
         {
-            gate.Count(item.Topic.Name, verdict);
+            gate.Count(item.Topic.Name, item.Result.Index, baseOffset, verdict);
         }
     }
 
@@ -519,7 +519,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                 }
 
                 long baseOffset = await durable;
-                CountEnforcement(item, accepted[i], retried);
+                CountEnforcement(item, accepted[i], baseOffset, retried);
                 if (i == 0)
                 {
                     result.BaseOffset = baseOffset;

@@ -3,8 +3,21 @@ using System.Diagnostics.Metrics;
 
 namespace SharedLog.Contracts.Evidence;
 
-/// <summary>What one line of the summary's violations counts: a rule of a contract version broken on a topic, the kind of failure, the action taken.</summary>
-public readonly record struct ViolationKey(string Topic, int ContractVersion, string Rule, string Reason, string Action);
+/// <summary>What one line of the summary's violations counts: a rule of a contract version broken on a topic partition, the kind of failure, the action taken.</summary>
+public readonly record struct ViolationKey(string Topic, int Partition, int ContractVersion, string Rule, string Reason, string Action);
+
+/// <summary>
+/// How many records of a summary line broke the rule, and the first and last offset they have in their partition: where a
+/// flagged or observed record is stored, or the gap a quarantined one left. -1 for records that were not stored (rejected).
+/// </summary>
+public readonly record struct ViolationSpan(long Records, long FirstOffset, long LastOffset)
+{
+    /// <summary>Both spans' records, from the earlier first offset to the later last one (offsets of stored records only).</summary>
+    public ViolationSpan Merge(ViolationSpan other) => new(
+        Records + other.Records,
+        FirstOffset < 0 ? other.FirstOffset : other.FirstOffset < 0 ? FirstOffset : Math.Min(FirstOffset, other.FirstOffset),
+        Math.Max(LastOffset, other.LastOffset));
+}
 
 /// <summary>
 /// Enforcement evidence as OpenTelemetry instruments (exported by the broker on /metrics): records by
@@ -29,7 +42,7 @@ public sealed class ContractMetrics : IDisposable
     private readonly Histogram<double> _gateDuration;
     private readonly Lock _sync = new();
     private Dictionary<(string Topic, int Version, string Outcome), long> _window = [];
-    private Dictionary<ViolationKey, long> _violationWindow = [];
+    private Dictionary<ViolationKey, ViolationSpan> _violationWindow = [];
 
     public ContractMetrics()
     {
@@ -75,26 +88,33 @@ public sealed class ContractMetrics : IDisposable
         }
     }
 
-    /// <param name="reason">A bounded kind of failure (see <c>ContractGate.ViolationLabel</c>), not the reason text.</param>
+    /// <param name="violation">Its reason is a bounded kind of failure (see <c>ContractGate.ViolationLabel</c>), not the reason text; the
+    /// metric leaves the partition out, the summary keeps it.</param>
     /// <param name="summarized">Whether the violation is also counted in the audit topic's periodic summary (audit level violations).</param>
-    public void Violation(string topic, int contractVersion, string rule, string reason, string action, bool summarized = false, long count = 1)
+    public void Violation(ViolationKey violation, ViolationSpan span, bool summarized = false)
     {
         TagList tags = new()
         {
-            { "topic", topic },
-            { "contract_version", contractVersion },
-            { "rule", rule },
-            { "reason", reason },
-            { "action", action },
+            { "topic", violation.Topic },
+            { "contract_version", violation.ContractVersion },
+            { "rule", violation.Rule },
+            { "reason", violation.Reason },
+            { "action", violation.Action },
         };
-        _violations.Add(count, in tags);
+        _violations.Add(span.Records, in tags);
         if (summarized)
         {
             lock (_sync)
             {
-                System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_violationWindow, new ViolationKey(topic, contractVersion, rule, reason, action), out _) += count;
+                AddViolation(violation, span);
             }
         }
+    }
+
+    private void AddViolation(ViolationKey violation, ViolationSpan span)
+    {
+        ref ViolationSpan known = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_violationWindow, violation, out bool exists);
+        known = exists ? known.Merge(span) : span;
     }
 
     public void SchemaSeen(string topic, int schemaId, string subject, int version, long records)
@@ -121,25 +141,25 @@ public sealed class ContractMetrics : IDisposable
     }
 
     /// <summary>Violations counted for the summary since the last call (contracts at audit level violations).</summary>
-    public Dictionary<ViolationKey, long> TakeViolationWindow()
+    public Dictionary<ViolationKey, ViolationSpan> TakeViolationWindow()
     {
         lock (_sync)
         {
-            Dictionary<ViolationKey, long> window = _violationWindow;
+            Dictionary<ViolationKey, ViolationSpan> window = _violationWindow;
             _violationWindow = [];
             return window;
         }
     }
 
     /// <summary>Puts violations taken by <see cref="TakeViolationWindow"/> back (their summary could not be written).</summary>
-    public void ReturnViolationWindow(Dictionary<ViolationKey, long> counts)
+    public void ReturnViolationWindow(Dictionary<ViolationKey, ViolationSpan> violations)
     {
-        ArgumentNullException.ThrowIfNull(counts);
+        ArgumentNullException.ThrowIfNull(violations);
         lock (_sync)
         {
-            foreach ((ViolationKey key, long count) in counts)
+            foreach ((ViolationKey key, ViolationSpan span) in violations)
             {
-                System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_violationWindow, key, out _) += count;
+                AddViolation(key, span);
             }
         }
     }

@@ -48,7 +48,7 @@ public sealed partial class EnforcementSummaryWriter(ContractMetrics metrics, IJ
     {
         DateTimeOffset windowEnd = DateTimeOffset.UtcNow;
         Dictionary<(string Topic, int Version, string Outcome), long> counts = metrics.TakeWindow();
-        Dictionary<ViolationKey, long> violations = metrics.TakeViolationWindow();
+        Dictionary<ViolationKey, ViolationSpan> violations = metrics.TakeViolationWindow();
         if (counts.Count == 0 && violations.Count == 0)
         {
             return windowEnd;
@@ -66,10 +66,11 @@ public sealed partial class EnforcementSummaryWriter(ContractMetrics metrics, IJ
         };
         if (violations.Count > 0)
         {
-            // Contracts at audit level violations: what broke, by rule, kind of failure and action, besides the counts.
+            // Contracts at audit level violations: what broke, by partition, rule, kind of failure and action, besides the counts; and
+            // where the records are, so a bad period can be found and replayed by offset.
             summary["violations"] = violations
-                .OrderBy(v => v.Key.Topic, StringComparer.Ordinal).ThenBy(v => v.Key.Rule, StringComparer.Ordinal).ThenBy(v => v.Key.Reason, StringComparer.Ordinal)
-                .Select(v => new Dictionary<string, object> { ["topic"] = v.Key.Topic, ["contractVersion"] = v.Key.ContractVersion, ["rule"] = v.Key.Rule, ["reason"] = v.Key.Reason, ["action"] = v.Key.Action, ["records"] = v.Value })
+                .OrderBy(v => v.Key.Topic, StringComparer.Ordinal).ThenBy(v => v.Key.Partition).ThenBy(v => v.Key.Rule, StringComparer.Ordinal).ThenBy(v => v.Key.Reason, StringComparer.Ordinal).ThenBy(v => v.Key.Action, StringComparer.Ordinal)
+                .Select(v => ViolationLine(v.Key, v.Value))
                 .ToList();
         }
 
@@ -91,6 +92,27 @@ public sealed partial class EnforcementSummaryWriter(ContractMetrics metrics, IJ
         }
 
         return windowEnd;
+    }
+
+    private static Dictionary<string, object> ViolationLine(ViolationKey key, ViolationSpan span)
+    {
+        var line = new Dictionary<string, object>
+        {
+            ["topic"] = key.Topic,
+            ["partition"] = key.Partition,
+            ["contractVersion"] = key.ContractVersion,
+            ["rule"] = key.Rule,
+            ["reason"] = key.Reason,
+            ["action"] = key.Action,
+            ["records"] = span.Records,
+        };
+        if (span.FirstOffset >= 0)
+        {
+            line["firstOffset"] = span.FirstOffset;
+            line["lastOffset"] = span.LastOffset;
+        }
+
+        return line;
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Writing the enforcement summary to the audit topic failed")]

@@ -296,6 +296,7 @@ public sealed partial class ContractGate(
             int index = 0;
             bool rewritten = false;
             bool forgedFlags = false;
+            int keptRecordBytes = 0;
             foreach (Record record in records)
             {
                 // A producer's own violation header is dropped in every mode (see CopyKeptRecords): the header says the broker
@@ -321,12 +322,13 @@ public sealed partial class ContractGate(
                     rewritten = true;
                 }
 
+                keptRecordBytes += KeptRecordSize(batch, record, rewrite);
                 index++;
             }
 
             scratch.Key.Reset();
             scratch.Value.Reset();
-            return Verdict(contract, topic, partition, batch, records, violations, scratch.Activation.SchemasSeen, rewritten ? new Rewrites(rewrites!.WrittenSpan, rewriteIndex) : default, forgedFlags);
+            return Verdict(contract, topic, partition, batch, records, violations, scratch.Activation.SchemasSeen, rewritten ? new Rewrites(rewrites!.WrittenSpan, rewriteIndex) : default, forgedFlags, keptRecordBytes);
         }
         finally
         {
@@ -359,7 +361,8 @@ public sealed partial class ContractGate(
     /// <summary>Objects one batch's records reuse: the rule activation, both sides' results, the buffer of rewrites, and the records' memory.</summary>
     private sealed record RecordScratch(RecordActivation Activation, SideResult Key, SideResult Value, PooledBufferWriter? Rewrites, ReadOnlyMemory<byte> RecordBytes);
 
-    private GateResult Verdict(CompiledContract contract, string topic, int partition, RecordBatch batch, RecordSet records, List<RecordViolation> violations, Dictionary<SchemaCheck, long> schemasSeen, Rewrites rewrites, bool forgedFlags)
+    /// <param name="keptRecordBytes">The records' size in a rebuilt batch that keeps every one of them as it is (rewrites applied, no header added or dropped).</param>
+    private GateResult Verdict(CompiledContract contract, string topic, int partition, RecordBatch batch, RecordSet records, List<RecordViolation> violations, Dictionary<SchemaCheck, long> schemasSeen, Rewrites rewrites, bool forgedFlags, int keptRecordBytes)
     {
         ContractDefinition definition = contract.Definition;
         int count = records.Count;
@@ -393,8 +396,9 @@ public sealed partial class ContractGate(
             case FailureAction.Flag when bad > 0:
                 return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: false, dropForgedFlags: true), violations, [], Tally(count - bad, ContractMetrics.Flagged));
             default:
+                // Every record passed, so when none carries a forged flag the kept size is known without measuring again.
                 return rewrites.Any || forgedFlags
-                    ? new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: false, dropForgedFlags: forgedFlags), [], [], Tally(count, ContractMetrics.Accepted))
+                    ? new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: false, dropForgedFlags: forgedFlags, knownRecordBytes: forgedFlags ? -1 : keptRecordBytes), [], [], Tally(count, ContractMetrics.Accepted))
                     : new GateResult(GateOutcome.Pass, null, [], [], Tally(count, ContractMetrics.Accepted));
         }
     }
@@ -404,7 +408,8 @@ public sealed partial class ContractGate(
     /// effect: counting in <see cref="Inspect"/> would count a batch whose append then failed, and count an idempotent
     /// producer's retry (answered with the original's offsets) a second time.
     /// </summary>
-    public void Count(string topic, GateResult verdict)
+    /// <param name="baseOffset">The offset the batch was stored at, or -1 when it was not (rejected): violations are located by it.</param>
+    public void Count(string topic, int partition, long baseOffset, GateResult verdict)
     {
         ArgumentNullException.ThrowIfNull(verdict);
         GateTally tally = verdict.Tally;
@@ -413,16 +418,19 @@ public sealed partial class ContractGate(
         metrics.Records(topic, tally.ContractVersion, tally.FailingOutcome, tally.Failing, summarized);
         if (tally.Violations.Count > 0)
         {
-            // Counted per rule and kind, not per record: a batch of a thousand bad records is a few additions.
-            var byRule = new Dictionary<(string Rule, ViolationKind Kind), long>();
+            // Counted per rule and kind, not per record: a batch of a thousand bad records is a few additions. A record's offset is
+            // the batch's base offset plus its index (a producer's batch numbers its records 0 to n-1, checked before the gate).
+            var byRule = new Dictionary<(string Rule, ViolationKind Kind), ViolationSpan>();
             foreach (RecordViolation violation in tally.Violations)
             {
-                System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(byRule, (violation.Rule, violation.Kind), out _)++;
+                long offset = baseOffset >= 0 ? baseOffset + violation.BatchIndex : -1;
+                ref ViolationSpan span = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(byRule, (violation.Rule, violation.Kind), out bool exists);
+                span = exists ? span.Merge(new ViolationSpan(1, offset, offset)) : new ViolationSpan(1, offset, offset);
             }
 
-            foreach (((string rule, ViolationKind kind), long records) in byRule)
+            foreach (((string rule, ViolationKind kind), ViolationSpan span) in byRule)
             {
-                metrics.Violation(topic, tally.ContractVersion, rule, ViolationLabel(kind), tally.Action, tally.Audit == AuditLevel.Violations, records);
+                metrics.Violation(new ViolationKey(topic, partition, tally.ContractVersion, rule, ViolationLabel(kind), tally.Action), span, tally.Audit == AuditLevel.Violations);
             }
         }
 
@@ -758,7 +766,8 @@ public sealed partial class ContractGate(
 
             foreach (string target in paths)
             {
-                bool changedHere = privacy.Apply(side.Value, target, rule.Action, out string? failure);
+                string[] fieldNames = privacy.FieldNames(target);
+                bool changedHere = privacy.Apply(side.Value, fieldNames, rule.Action, out string? failure);
                 if (failure is not null)
                 {
                     problem = $"{target}: {failure}";
@@ -769,7 +778,7 @@ public sealed partial class ContractGate(
                 {
                     changed = true;
                     removed |= rule.Action == PrivacyAction.Drop;
-                    changedPaths.Add(privacy.FieldNames(target));
+                    changedPaths.Add(fieldNames);
                 }
             }
         }
@@ -819,13 +828,14 @@ public sealed partial class ContractGate(
     /// The batch to store: same producer fields, codec and offset span; rewritten keys/values; bad
     /// records dropped (their offsets become gaps) or kept with a violation header.
     /// </summary>
-    private static byte[] Rebuild(RecordBatch batch, RecordSet records, List<RecordViolation> violations, Rewrites rewrites, bool drop, bool dropForgedFlags = false)
+    /// <param name="knownRecordBytes">The kept records' size when the caller knows it (no record dropped, flagged or stripped of a forged flag), else -1.</param>
+    private static byte[] Rebuild(RecordBatch batch, RecordSet records, List<RecordViolation> violations, Rewrites rewrites, bool drop, bool dropForgedFlags = false, int knownRecordBytes = -1)
     {
         // An uncompressed batch is measured first and then written once, straight into the array it is
         // stored in; a compressed one goes through the builder's pooled buffer and the codec.
         RecordHeaderValue[][]? flagHeaders = drop ? null : FlagHeaders(violations);
         RecordBatchBuilder builder = batch.Compression == CompressionCodec.None
-            ? RecordBatchBuilder.WithExactRecordBytes(batch.BaseTimestamp, CopyKeptRecords(batch, records, violations, flagHeaders, dropForgedFlags, rewrites, into: null))
+            ? RecordBatchBuilder.WithExactRecordBytes(batch.BaseTimestamp, knownRecordBytes >= 0 ? knownRecordBytes : CopyKeptRecords(batch, records, violations, flagHeaders, dropForgedFlags, rewrites, into: null))
             : new RecordBatchBuilder(batch.BaseTimestamp, records.Bytes.Length + (records.Count * 64));
         builder.Compression = batch.Compression;
         builder.TimestampType = batch.TimestampType;
@@ -861,6 +871,18 @@ public sealed partial class ContractGate(
     /// given their header from <paramref name="flagHeaders"/>, or dropped when it is null) into
     /// <paramref name="into"/>, or, when that is null, only adds up the bytes they take.
     /// </summary>
+    /// <summary>A record's size in a rebuilt batch that keeps it with its rewrites and its headers as they are.</summary>
+    private static int KeptRecordSize(RecordBatch batch, Record record, RecordRewrite rewrite) =>
+        RecordBatchBuilder.CopiedRecordSize(
+            record.Timestamp - batch.BaseTimestamp,
+            (int)(record.Offset - batch.BaseOffset),
+            rewrite.KeyStart >= 0 ? rewrite.KeyLength : record.Key.Length,
+            rewrite.KeyStart < 0 && record.KeyIsNull,
+            rewrite.ValueStart >= 0 ? rewrite.ValueLength : record.Value.Length,
+            rewrite.ValueStart < 0 && record.ValueIsNull,
+            record.RawHeaders.Length,
+            record.HeaderCount);
+
     private static int CopyKeptRecords(RecordBatch batch, RecordSet records, List<RecordViolation> violations, RecordHeaderValue[][]? flagHeaders, bool dropForgedFlags, Rewrites rewrites, RecordBatchBuilder? into)
     {
         int bytes = 0;
