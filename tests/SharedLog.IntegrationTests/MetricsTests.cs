@@ -90,6 +90,16 @@ public class MetricsTests
         string? text = await MetricsScrape.UntilAsync(http, t => Counted(t, "Heartbeat", "UnknownMemberId") ? t : null);
         Assert.NotNull(text);
         Assert.True(Counted(text, "ApiVersions", "None"), "the ApiVersions answer is counted with error None");
+
+        // An error inside a response (here a partition's, in ListOffsets) is counted by API and error too; None is not.
+        await client.SendAsync(new ListOffsetsRequest { ReplicaId = -1, Topics = [new() { Name = "no-such-topic", Partitions = [new() { PartitionIndex = 3, Timestamp = -1 }] }] }, 5, 3);
+        (_, byte[] listed) = await client.ReceiveAsync(0);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.UnknownTopicOrPartition, new ListOffsetsResponse().ReadFrom(listed, 5).Topics.Single().Partitions.Single().ErrorCode);
+        static bool Nested(string text, string api, string error) => text.Split('\n').Any(l =>
+            l.StartsWith("sharedlog_partition_errors_total{", StringComparison.Ordinal) && l.Contains($"api=\"{api}\"", StringComparison.Ordinal) && l.Contains($"error=\"{error}\"", StringComparison.Ordinal));
+        string? nested = await MetricsScrape.UntilAsync(http, t => Nested(t, "ListOffsets", "UnknownTopicOrPartition") ? t : null);
+        Assert.NotNull(nested);
+        Assert.False(Nested(nested, "ApiVersions", "None"), "None is not counted as an error inside a response");
     }
 
     [Fact]

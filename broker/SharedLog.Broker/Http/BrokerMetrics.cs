@@ -6,7 +6,7 @@ namespace SharedLog.Broker.Http;
 
 /// <summary>
 /// The broker's OpenTelemetry instruments, exported in Prometheus text format on the HTTP port at
-/// <c>/metrics</c>: requests by API, request latency by API, per-partition error codes, and bytes in and
+/// <c>/metrics</c>: requests by API, request latency by API, error codes (top-level and inside responses), and bytes in and
 /// out by topic. Storage instruments (WAL commit latency, upload lag) live in the storage engine's meter.
 /// </summary>
 public sealed class BrokerMetrics : IDisposable
@@ -30,7 +30,7 @@ public sealed class BrokerMetrics : IDisposable
     {
         _requests = _meter.CreateCounter<long>("sharedlog.requests", description: "Kafka requests served, by API");
         _requestLatency = _meter.CreateHistogram("sharedlog.request.duration", unit: "ms", description: "Time from the broker taking a request's frame to writing its response, by API", tags: null, advice: StorageMetrics.LatencyBuckets);
-        _partitionErrors = _meter.CreateCounter<long>("sharedlog.partition.errors", description: "Per-partition error codes returned, by API and error");
+        _partitionErrors = _meter.CreateCounter<long>("sharedlog.partition.errors", description: "Error codes returned inside responses (per partition, topic, group or member; None not counted), by API and error");
         _responseErrors = _meter.CreateCounter<long>("sharedlog.response.errors", description: "Responses by API and their top-level error code (None included), for APIs whose responses carry one");
         _bytesIn = _meter.CreateCounter<long>("sharedlog.bytes.in", unit: "By", description: "Record bytes appended, by topic");
         _bytesOut = _meter.CreateCounter<long>("sharedlog.bytes.out", unit: "By", description: "Record bytes fetched, by topic");
@@ -44,12 +44,20 @@ public sealed class BrokerMetrics : IDisposable
         _requestLatency.Record(milliseconds, tag);
     }
 
-    /// <summary>Counts a response's top-level error code, None included, when its message has one (see <see cref="TopLevelErrors"/>).</summary>
+    /// <summary>
+    /// Counts a response's top-level error code, None included, when its message has one (see <see cref="TopLevelErrors"/>),
+    /// and the error codes inside it (see <see cref="NestedErrors"/>), except Produce's and Fetch's, which their handlers count.
+    /// </summary>
     public void Response(ApiKey api, SharedLog.Protocol.Messages.IApiMessage response)
     {
         if (TopLevelErrors.Of(response) is { } error)
         {
             _responseErrors.Add(1, new KeyValuePair<string, object?>("api", api.ToString()), new KeyValuePair<string, object?>("error", ((ErrorCode)error).ToString()));
+        }
+
+        if (api is not ApiKey.Produce and not ApiKey.Fetch)
+        {
+            NestedErrors.Visit(response, this, api);
         }
     }
 
@@ -68,6 +76,86 @@ public sealed class BrokerMetrics : IDisposable
     public void ConnectionClosed(string reason) => _connectionsClosed.Add(1, new KeyValuePair<string, object?>("reason", reason));
 
     public void Dispose() => _meter.Dispose();
+}
+
+/// <summary>
+/// The error codes below a response's top level: the <c>ErrorCode</c> of each nested struct (topic, partition, group, member...),
+/// found through the generated message's struct properties with getters compiled once per type.
+/// </summary>
+internal static class NestedErrors
+{
+    /// <summary>Deeper than any Kafka message nests its structs; a bound, not a limit a real response reaches.</summary>
+    private const int MaxDepth = 8;
+
+    private sealed record Plan(Func<object, short>? ErrorCode, Func<object, object?>[] Children);
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<Type, Plan> Plans = new();
+
+    public static void Visit(SharedLog.Protocol.Messages.IApiMessage response, BrokerMetrics metrics, ApiKey api) =>
+        VisitChildren(PlanOf(response.GetType()), response, metrics, api, 0);
+
+    private static void VisitChildren(Plan plan, object node, BrokerMetrics metrics, ApiKey api, int depth)
+    {
+        if (depth >= MaxDepth)
+        {
+            return;
+        }
+
+        foreach (Func<object, object?> child in plan.Children)
+        {
+            switch (child(node))
+            {
+                case SharedLog.Protocol.Messages.IKafkaStruct single:
+                    VisitStruct(single, metrics, api, depth + 1);
+                    break;
+                case System.Collections.IEnumerable items:
+                    foreach (object? item in items)
+                    {
+                        if (item is SharedLog.Protocol.Messages.IKafkaStruct nested)
+                        {
+                            VisitStruct(nested, metrics, api, depth + 1);
+                        }
+                    }
+
+                    break;
+            }
+        }
+    }
+
+    private static void VisitStruct(SharedLog.Protocol.Messages.IKafkaStruct node, BrokerMetrics metrics, ApiKey api, int depth)
+    {
+        Plan plan = PlanOf(node.GetType());
+        if (plan.ErrorCode is { } errorCode)
+        {
+            metrics.PartitionError(api, (ErrorCode)errorCode(node));
+        }
+
+        VisitChildren(plan, node, metrics, api, depth);
+    }
+
+    private static Plan PlanOf(Type type) => Plans.GetOrAdd(type, static t =>
+    {
+        var node = System.Linq.Expressions.Expression.Parameter(typeof(object), "node");
+        System.Linq.Expressions.Expression Read(System.Reflection.PropertyInfo property) =>
+            System.Linq.Expressions.Expression.Property(System.Linq.Expressions.Expression.Convert(node, t), property);
+
+        Func<object, short>? errorCode = t.GetProperty("ErrorCode", typeof(short)) is { CanRead: true } code
+            ? System.Linq.Expressions.Expression.Lambda<Func<object, short>>(Read(code), node).Compile()
+            : null;
+        var children = new List<Func<object, object?>>();
+        foreach (System.Reflection.PropertyInfo property in t.GetProperties())
+        {
+            Type? element = property.PropertyType.IsGenericType && property.PropertyType.GetGenericTypeDefinition() == typeof(List<>)
+                ? property.PropertyType.GetGenericArguments()[0]
+                : property.PropertyType;
+            if (property.CanRead && property.GetIndexParameters().Length == 0 && typeof(SharedLog.Protocol.Messages.IKafkaStruct).IsAssignableFrom(element))
+            {
+                children.Add(System.Linq.Expressions.Expression.Lambda<Func<object, object?>>(System.Linq.Expressions.Expression.Convert(Read(property), typeof(object)), node).Compile());
+            }
+        }
+
+        return new Plan(errorCode, [.. children]);
+    });
 }
 
 /// <summary>
