@@ -139,12 +139,13 @@ public sealed class ContractGateTests : IDisposable
     public async Task AMaskedBatchKeepsEachRecordsKeyHeadersTimestampAndOffsetDelta()
     {
         int id = await RegisterAsync("masked-value", """{"type":"object"}""", SchemaType.Json);
-        await ApplyAsync("topic: masked\nclass: certified\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\n");
+        int keyId = await RegisterAsync("masked-key", """{"type":"object"}""", SchemaType.Json);
+        await ApplyAsync("topic: masked\nclass: certified\nkey: {}\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\n");
         var builder = new RecordBatchBuilder(1_000);
         for (int i = 0; i < 40; i++)
         {
             // Keys and headers of several sizes, timestamps far apart (wider varints), a value without the field now and then.
-            byte[]? key = i % 3 == 0 ? null : Encoding.UTF8.GetBytes(new string('k', i * 5));
+            byte[]? key = i % 3 == 0 ? null : Framed(keyId, Encoding.UTF8.GetBytes(i % 2 == 0 ? $$"""{"email":"key{{i}}@example.com","pad":"{{new string('k', i * 5)}}"}""" : """{"id":2}"""));
             RecordHeaderValue[] headers = [.. Enumerable.Range(0, i % 4).Select(h => new RecordHeaderValue($"h{h}", Encoding.UTF8.GetBytes(new string('v', i * h))))];
             string value = i % 5 == 4 ? """{"id":1}""" : $$"""{"email":"user{{i}}@example.com","note":"{{new string('n', i * 7)}}"}""";
             builder.Add(key, Framed(id, Encoding.UTF8.GetBytes(value)), 1_000 + (i * 1_000_000L), headers);
@@ -161,19 +162,22 @@ public sealed class ContractGateTests : IDisposable
         Assert.Equal(original.Count, rewritten.Count);
         for (int i = 0; i < original.Count; i++)
         {
-            // Everything but the value as sent; the value with its email hashed, or untouched where it had none.
+            // Everything but key and value as sent; key and value with their email hashed, or untouched where they had none.
             Assert.Equal(original[i].Framing, rewritten[i].Framing);
             Assert.Equal(i % 5 == 4 ? """{"id":1}""" : null, rewritten[i].Value.StartsWith("{\"email\":", StringComparison.Ordinal) ? null : rewritten[i].Value);
             Assert.DoesNotContain("@example.com", rewritten[i].Value, StringComparison.Ordinal);
+            Assert.Equal(i % 3 == 0 ? null : i % 2 == 0 ? "hashed" : """{"id":2}""", rewritten[i].Key is { } k && k.StartsWith("{\"email\":", StringComparison.Ordinal) ? "hashed" : rewritten[i].Key);
+            Assert.DoesNotContain("@example.com", rewritten[i].Key ?? "", StringComparison.Ordinal);
         }
 
-        static List<(string Framing, string Value)> Fields(RecordBatch batch)
+        static List<(string Framing, string? Key, string Value)> Fields(RecordBatch batch)
         {
-            var fields = new List<(string, string)>();
+            var fields = new List<(string, string?, string)>();
             foreach (SharedLog.Protocol.Records.Record record in batch.Records())
             {
-                string framing = $"{record.Offset} {record.Timestamp} {(record.KeyIsNull ? "null" : Convert.ToHexString(record.Key))} {Convert.ToHexString(record.RawHeaders)} {record.HeaderCount}";
-                fields.Add((framing, Encoding.UTF8.GetString(record.Value[SchemaWireFormat.HeaderSize..])));
+                string framing = $"{record.Offset} {record.Timestamp} {record.KeyIsNull} {Convert.ToHexString(record.RawHeaders)} {record.HeaderCount}";
+                string? key = record.KeyIsNull ? null : Encoding.UTF8.GetString(record.Key[SchemaWireFormat.HeaderSize..]);
+                fields.Add((framing, key, Encoding.UTF8.GetString(record.Value[SchemaWireFormat.HeaderSize..])));
             }
 
             return fields;
@@ -1034,6 +1038,30 @@ public sealed class ContractGateTests : IDisposable
 
         // A rejected record was not stored, so the line names no offsets.
         Assert.False(violation.TryGetProperty("firstOffset", out _));
+    }
+
+    [Fact]
+    public async Task ASensitiveBatchRefusedUnderFlagIsEvidencedAsARejectionWithoutOffsets()
+    {
+        int id = await RegisterAsync("sensitive-flag-value", JsonSchemaText, SchemaType.Json);
+        await ApplyAsync("topic: sensitive-flag\nclass: sensitive\naudit: violations\nonFailure: flag\nvalue: {}\nrules:\n  - name: named\n    expr: value.name != ''\nprivacy:\n  - field: name\n    action: hash\n");
+        byte[] bad = Framed(id, Encoding.UTF8.GetBytes("{\"name\":\"\"}"));
+
+        // A record that cannot be masked (no schema id) refuses its batch, bad record and all; a later bad record alone is flagged.
+        GateResult refused = Inspect("sensitive-flag", (null, [9, 9, 9]), (null, bad));
+        Assert.Equal(GateOutcome.Reject, refused.Outcome);
+        _gate.Count("sensitive-flag", 0, baseOffset: -1, refused);
+        GateResult flagged = Inspect("sensitive-flag", (null, bad));
+        Assert.Equal(GateOutcome.Rewrite, flagged.Outcome);
+        _gate.Count("sensitive-flag", 0, baseOffset: 50, flagged);
+
+        var journal = new InMemoryJournal();
+        await new EnforcementSummaryWriter(_metrics, journal, NullLogger<EnforcementSummaryWriter>.Instance).WriteOnceAsync(DateTimeOffset.UtcNow.AddMinutes(-1), CancellationToken.None);
+        System.Text.Json.JsonElement summary = System.Text.Json.JsonDocument.Parse(Assert.Single(journal.Entries).Value).RootElement;
+        var lines = summary.GetProperty("violations").EnumerateArray()
+            .Select(v => $"{v.GetProperty("rule").GetString()} {v.GetProperty("reason").GetString()} {v.GetProperty("action").GetString()} {v.GetProperty("records").GetInt64()} {(v.TryGetProperty("firstOffset", out var first) ? $"{first.GetInt64()}-{v.GetProperty("lastOffset").GetInt64()}" : "unstored")}")
+            .ToArray();
+        Assert.Equal(["named rule_failed flag 1 50-50", "named rule_failed reject 1 unstored", "schema no_schema_id reject 1 unstored"], lines);
     }
 
     [Fact]

@@ -87,5 +87,38 @@ public sealed class EnforcementSummaryTests : IDisposable
         Assert.Equal(4, Records(Summary(Assert.Single(journal.Stored.Entries)), ContractMetrics.Rejected));
     }
 
+    [Fact]
+    public void ViolationSpansMergeTheirCountsAndTheOffsetsOfStoredRecordsOnly()
+    {
+        Assert.Equal(new ViolationSpan(3, 7, 40), new ViolationSpan(1, 20, 40).Merge(new ViolationSpan(2, 7, 9)));
+        Assert.Equal(new ViolationSpan(2, 5, 5), new ViolationSpan(1, -1, -1).Merge(new ViolationSpan(1, 5, 5)));
+        Assert.Equal(new ViolationSpan(2, 5, 5), new ViolationSpan(1, 5, 5).Merge(new ViolationSpan(1, -1, -1)));
+        Assert.Equal(new ViolationSpan(2, -1, -1), new ViolationSpan(1, -1, -1).Merge(new ViolationSpan(1, -1, -1)));
+    }
+
+    [Fact]
+    public async Task ViolationLinesPutBackMergeWithThoseCountedMeanwhileAndAWindowListsAtMostTheCap()
+    {
+        var key = new ViolationKey("t", 0, 1, "r", "rule_failed", "flag");
+        _metrics.Violation(key, new ViolationSpan(2, 10, 12), summarized: true);
+        Dictionary<ViolationKey, ViolationSpan> taken = _metrics.TakeViolationWindow();
+
+        // While a summary is being written, the same line is counted again; the failed write puts its lines back.
+        _metrics.Violation(key, new ViolationSpan(1, 30, 30), summarized: true);
+        _metrics.ReturnViolationWindow(taken);
+        for (int partition = 1; partition <= EnforcementSummaryWriter.MaxViolationLines; partition++)
+        {
+            _metrics.Violation(key with { Partition = partition }, new ViolationSpan(1, 0, 0), summarized: true);
+        }
+
+        var journal = new InMemoryJournal();
+        await new EnforcementSummaryWriter(_metrics, journal, NullLogger<EnforcementSummaryWriter>.Instance).WriteOnceAsync(DateTimeOffset.UtcNow.AddMinutes(-1), CancellationToken.None);
+        JsonElement summary = Summary(Assert.Single(journal.Entries));
+        JsonElement[] lines = [.. summary.GetProperty("violations").EnumerateArray()];
+        Assert.Equal(EnforcementSummaryWriter.MaxViolationLines, lines.Length);
+        Assert.Equal(1, summary.GetProperty("violationLinesOmitted").GetInt32());
+        Assert.Equal((0, 3L, 10L, 30L), (lines[0].GetProperty("partition").GetInt32(), lines[0].GetProperty("records").GetInt64(), lines[0].GetProperty("firstOffset").GetInt64(), lines[0].GetProperty("lastOffset").GetInt64()));
+    }
+
     public void Dispose() => _metrics.Dispose();
 }

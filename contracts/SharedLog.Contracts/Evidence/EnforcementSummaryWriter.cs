@@ -5,7 +5,8 @@ namespace SharedLog.Contracts.Evidence;
 
 /// <summary>
 /// Every interval, writes the enforcement counts of the window (records by topic, contract version and
-/// outcome; and, for contracts at audit level violations, violations by rule, kind and action) to the audit journal
+/// outcome; and, for contracts at audit level violations, violations by partition, rule, kind and action, with the offsets
+/// of the stored ones) to the audit journal
 /// (<c>_contract_audit</c>) as one JSON record, so any Kafka client can
 /// read what the gate did without scraping metrics. Quiet windows write nothing. A failed write keeps its counts
 /// for the next window (which then starts where the failed one did), and the last window is written at shutdown.
@@ -13,6 +14,12 @@ namespace SharedLog.Contracts.Evidence;
 public sealed partial class EnforcementSummaryWriter(ContractMetrics metrics, IJournal audit, ILogger<EnforcementSummaryWriter> logger)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    /// <summary>
+    /// Most violation lines in one summary (about 200 bytes each): a window with more lists the first ones and says how many
+    /// it left out, so the record stays far below the largest one the audit topic takes and a write never fails for its size.
+    /// </summary>
+    public const int MaxViolationLines = 2_000;
 
     /// <summary>How long the shutdown's last summary may take (the broker stops accepting requests first, storage after).</summary>
     private static readonly TimeSpan FinalWriteTimeout = TimeSpan.FromSeconds(10);
@@ -69,9 +76,14 @@ public sealed partial class EnforcementSummaryWriter(ContractMetrics metrics, IJ
             // Contracts at audit level violations: what broke, by partition, rule, kind of failure and action, besides the counts; and
             // where the records are, so a bad period can be found and replayed by offset.
             summary["violations"] = violations
-                .OrderBy(v => v.Key.Topic, StringComparer.Ordinal).ThenBy(v => v.Key.Partition).ThenBy(v => v.Key.Rule, StringComparer.Ordinal).ThenBy(v => v.Key.Reason, StringComparer.Ordinal).ThenBy(v => v.Key.Action, StringComparer.Ordinal)
+                .OrderBy(v => v.Key.Topic, StringComparer.Ordinal).ThenBy(v => v.Key.Partition).ThenBy(v => v.Key.ContractVersion).ThenBy(v => v.Key.Rule, StringComparer.Ordinal).ThenBy(v => v.Key.Reason, StringComparer.Ordinal).ThenBy(v => v.Key.Action, StringComparer.Ordinal)
+                .Take(MaxViolationLines)
                 .Select(v => ViolationLine(v.Key, v.Value))
                 .ToList();
+            if (violations.Count > MaxViolationLines)
+            {
+                summary["violationLinesOmitted"] = violations.Count - MaxViolationLines;
+            }
         }
 
         try

@@ -296,7 +296,9 @@ public sealed partial class ContractGate(
             int index = 0;
             bool rewritten = false;
             bool forgedFlags = false;
-            int keptRecordBytes = 0;
+            // Only a batch the privacy policy may rewrite, written uncompressed, is rebuilt to an exact size.
+            bool sizeKept = applyPrivacy && batch.Compression == CompressionCodec.None;
+            int keptRecordBytes = sizeKept ? 0 : -1;
             foreach (Record record in records)
             {
                 // A producer's own violation header is dropped in every mode (see CopyKeptRecords): the header says the broker
@@ -322,7 +324,11 @@ public sealed partial class ContractGate(
                     rewritten = true;
                 }
 
-                keptRecordBytes += KeptRecordSize(batch, record, rewrite);
+                if (sizeKept)
+                {
+                    keptRecordBytes += KeptRecordSize(batch, record, rewrite);
+                }
+
                 index++;
             }
 
@@ -361,7 +367,7 @@ public sealed partial class ContractGate(
     /// <summary>Objects one batch's records reuse: the rule activation, both sides' results, the buffer of rewrites, and the records' memory.</summary>
     private sealed record RecordScratch(RecordActivation Activation, SideResult Key, SideResult Value, PooledBufferWriter? Rewrites, ReadOnlyMemory<byte> RecordBytes);
 
-    /// <param name="keptRecordBytes">The records' size in a rebuilt batch that keeps every one of them as it is (rewrites applied, no header added or dropped).</param>
+    /// <param name="keptRecordBytes">The records' size in a rebuilt batch that keeps every one of them as it is (rewrites applied, no header added or dropped); -1 when not known.</param>
     private GateResult Verdict(CompiledContract contract, string topic, int partition, RecordBatch batch, RecordSet records, List<RecordViolation> violations, Dictionary<SchemaCheck, long> schemasSeen, Rewrites rewrites, bool forgedFlags, int keptRecordBytes)
     {
         ContractDefinition definition = contract.Definition;
@@ -375,7 +381,7 @@ public sealed partial class ContractGate(
             seen[seenIndex++] = new SchemaSeen(check.SchemaId, check.Subject!, check.Version, seenRecords);
         }
 
-        GateTally Tally(long accepted, string failingOutcome) => new(contract.Version, action, accepted, count - accepted, failingOutcome, violations, seen, definition.Audit);
+        GateTally Tally(long accepted, string failingOutcome, string? actionTaken = null) => new(contract.Version, actionTaken ?? action, accepted, count - accepted, failingOutcome, violations, seen, definition.Audit);
         switch (definition.OnFailure)
         {
             case FailureAction.Observe:
@@ -391,8 +397,9 @@ public sealed partial class ContractGate(
             case FailureAction.Flag when bad > 0 && definition.Class == TopicClass.Sensitive && violations.Exists(v => !Masked(v.Kind)):
                 // A sensitive topic never stores a record its privacy policy could not mask (undecodable, or the rewrite
                 // itself failed), as flag would store it: the batch is refused instead, naming the records.
+                // Counted as the rejection it is, so evidence never mixes these unstored records with stored flagged ones.
                 LogRejected(topic, partition, bad, violations[0].Rule, violations[0].Reason);
-                return new GateResult(GateOutcome.Reject, null, violations, [], Tally(0, ContractMetrics.Rejected));
+                return new GateResult(GateOutcome.Reject, null, violations, [], Tally(0, ContractMetrics.Rejected, ActionLabel(FailureAction.Reject)));
             case FailureAction.Flag when bad > 0:
                 return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: false, dropForgedFlags: true), violations, [], Tally(count - bad, ContractMetrics.Flagged));
             default:
@@ -866,11 +873,6 @@ public sealed partial class ContractGate(
         return headers;
     }
 
-    /// <summary>
-    /// Copies the records the rebuilt batch keeps (rewritten sides in place of the originals; bad records
-    /// given their header from <paramref name="flagHeaders"/>, or dropped when it is null) into
-    /// <paramref name="into"/>, or, when that is null, only adds up the bytes they take.
-    /// </summary>
     /// <summary>A record's size in a rebuilt batch that keeps it with its rewrites and its headers as they are.</summary>
     private static int KeptRecordSize(RecordBatch batch, Record record, RecordRewrite rewrite) =>
         RecordBatchBuilder.CopiedRecordSize(
@@ -883,6 +885,11 @@ public sealed partial class ContractGate(
             record.RawHeaders.Length,
             record.HeaderCount);
 
+    /// <summary>
+    /// Copies the records the rebuilt batch keeps (rewritten sides in place of the originals; bad records
+    /// given their header from <paramref name="flagHeaders"/>, or dropped when it is null) into
+    /// <paramref name="into"/>, or, when that is null, only adds up the bytes they take.
+    /// </summary>
     private static int CopyKeptRecords(RecordBatch batch, RecordSet records, List<RecordViolation> violations, RecordHeaderValue[][]? flagHeaders, bool dropForgedFlags, Rewrites rewrites, RecordBatchBuilder? into)
     {
         int bytes = 0;
