@@ -293,6 +293,39 @@ public class RuleTests
         Assert.True(outcome.IsPassed);
     }
 
+    [Fact]
+    public void Rules_evaluated_together_stop_at_the_first_that_does_not_pass_as_each_alone_would()
+    {
+        CompiledRule[] rules =
+        [
+            CelRule.Compile("[1, 2, 3].all(x, x > 0)"),
+            CelRule.Compile("value.items.exists(i, i == 'b')"),
+            CelRule.Compile("[value.amount].map(a, a * 2)[0] > limit"),
+            CelRule.Compile("value.currency in ['EUR', 'USD']"),
+            CelRule.Compile("value.missing > 0"),
+        ];
+        object? Resolve(Dictionary<string, object?> order, string name) => name switch
+        {
+            "value" => order,
+            "limit" => 5L,
+            _ => null,
+        };
+
+        foreach ((long amount, string currency, List<object?> items) in new[] { (10L, "EUR", new List<object?> { "a", "b" }), (10L, "GBP", ["b"]), (1L, "EUR", ["b"]), (10L, "EUR", ["a"]) })
+        {
+            Dictionary<string, object?> order = Order(amount, currency);
+            order["items"] = items;
+            var activation = new Activation(name => Resolve(order, name));
+            int alone = Array.FindIndex(rules, r => !r.Evaluate(activation).IsPassed);
+            int together = CompiledRule.FirstNotPassing(rules, activation, out RuleOutcome outcome);
+            Assert.Equal(alone, together);
+            Assert.Equal(rules[alone].Evaluate(activation), outcome);
+        }
+
+        Assert.Equal(-1, CompiledRule.FirstNotPassing(rules.AsSpan(0, 4), new Activation(name => Resolve(new Dictionary<string, object?>(Order(10L, "USD")) { ["items"] = new List<object?> { "b" } }, name)), out RuleOutcome passed));
+        Assert.True(passed.IsPassed);
+    }
+
     private sealed class Activation(Func<string, object?> resolve) : IRuleActivation
     {
         public bool TryResolve(string name, out object? value)

@@ -540,17 +540,13 @@ public sealed partial class ContractGate(
             activation.Key = key is not null ? key.Value : record.KeyIsNull || !contract.RulesReadKey ? null : Encoding.UTF8.GetString(record.Key);
             activation.Timestamp = DateTimeOffset.FromUnixTimeMilliseconds(record.Timestamp);
             activation.Headers = contract.RulesReadHeaders ? Headers(record) : null;
-            for (int i = 0; i < contract.Rules.Length; i++)
+            int failed = CompiledRule.FirstNotPassing(contract.Rules, activation, out RuleOutcome outcome);
+            if (failed >= 0)
             {
-                RuleOutcome outcome = contract.Rules[i].Evaluate(activation);
-                if (!outcome.IsPassed)
-                {
-                    FieldRuleDefinition rule = definition.Rules[i];
-                    ruleFailed = outcome.IsFailed
-                        ? (rule.Name, rule.Message ?? $"rule failed: {rule.Expression}", ViolationKind.RuleFailed)
-                        : (rule.Name, $"rule error: {outcome.ErrorMessage}", ViolationKind.RuleError);
-                    break;
-                }
+                FieldRuleDefinition rule = definition.Rules[failed];
+                ruleFailed = outcome.IsFailed
+                    ? (rule.Name, rule.Message ?? $"rule failed: {rule.Expression}", ViolationKind.RuleFailed)
+                    : (rule.Name, $"rule error: {outcome.ErrorMessage}", ViolationKind.RuleError);
             }
         }
 

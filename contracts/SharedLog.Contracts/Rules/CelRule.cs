@@ -102,6 +102,48 @@ public sealed class CompiledRule
         return Run(null, activation, stepBudget);
     }
 
+    /// <summary>
+    /// Evaluates <paramref name="rules"/> in order on one activation, each with its own step budget, and stops at the first
+    /// that does not pass: its index and outcome, or -1 when all pass. One evaluation context serves them all.
+    /// </summary>
+    public static int FirstNotPassing(ReadOnlySpan<CompiledRule> rules, IRuleActivation activation, out RuleOutcome outcome)
+    {
+        ArgumentNullException.ThrowIfNull(activation);
+        var context = _threadContext ??= new EvalContext();
+        if (context.InUse)
+        {
+            context = new EvalContext();
+        }
+
+        try
+        {
+            for (int i = 0; i < rules.Length; i++)
+            {
+                CompiledRule rule = rules[i];
+                context.Reset(null, activation, RuleLimits.DefaultStepBudget, rule._localSlots);
+                RuleValue result = rule._root.Eval(context);
+                outcome = ToOutcome(context.Exhausted ? RuleValue.Error(EvalContext.BudgetExceeded) : result);
+                if (!outcome.IsPassed)
+                {
+                    return i;
+                }
+
+                if (rule._localSlots > 0)
+                {
+                    // The next rule starts from clear locals, as a rule evaluated alone does.
+                    Array.Clear(context.Locals);
+                }
+            }
+        }
+        finally
+        {
+            context.Release();
+        }
+
+        outcome = RuleOutcome.Passed;
+        return -1;
+    }
+
     private static RuleOutcome ToOutcome(in RuleValue value) => value.Kind switch
     {
         RuleValueKind.Bool => value.AsBool ? RuleOutcome.Passed : RuleOutcome.Failed,
