@@ -91,15 +91,31 @@ public class MetricsTests
         Assert.NotNull(text);
         Assert.True(Counted(text, "ApiVersions", "None"), "the ApiVersions answer is counted with error None");
 
-        // An error inside a response (here a partition's, in ListOffsets) is counted by API and error too; None is not.
-        await client.SendAsync(new ListOffsetsRequest { ReplicaId = -1, Topics = [new() { Name = "no-such-topic", Partitions = [new() { PartitionIndex = 3, Timestamp = -1 }] }] }, 5, 3);
+        // An error inside a response (here a partition's, in ListOffsets and in a Fetch) is counted by API and error too;
+        // None, which the existing topic's partition answers, is not.
+        await client.CreateTopicAsync("listed", 1);
+        await client.SendAsync(new ListOffsetsRequest { ReplicaId = -1, Topics = [new() { Name = "no-such-topic", Partitions = [new() { PartitionIndex = 3, Timestamp = -1 }] }, new() { Name = "listed", Partitions = [new() { PartitionIndex = 0, Timestamp = -1 }] }] }, 5, 3);
         (_, byte[] listed) = await client.ReceiveAsync(0);
-        Assert.Equal((short)SharedLog.Protocol.ErrorCode.UnknownTopicOrPartition, new ListOffsetsResponse().ReadFrom(listed, 5).Topics.Single().Partitions.Single().ErrorCode);
-        static bool Nested(string text, string api, string error) => text.Split('\n').Any(l =>
+        Assert.Equal(
+            [(short)SharedLog.Protocol.ErrorCode.UnknownTopicOrPartition, (short)SharedLog.Protocol.ErrorCode.None],
+            new ListOffsetsResponse().ReadFrom(listed, 5).Topics.Select(t => t.Partitions.Single().ErrorCode));
+        await client.SendAsync(new FetchRequest
+        {
+            ReplicaId = -1,
+            MaxWaitMs = 0,
+            MaxBytes = 1 << 20,
+            SessionId = 0,
+            SessionEpoch = -1,
+            Topics = [new() { Topic = "no-such-topic", Partitions = [new() { Partition = 0, FetchOffset = 0, PartitionMaxBytes = 1 << 20 }] }],
+        }, 12, 4);
+        (_, byte[] fetched) = await client.ReceiveAsync(1);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.UnknownTopicOrPartition, new FetchResponse().ReadFrom(fetched, 12).Responses.Single().Partitions.Single().ErrorCode);
+        static string? Nested(string text, string api, string error) => text.Split('\n').FirstOrDefault(l =>
             l.StartsWith("sharedlog_partition_errors_total{", StringComparison.Ordinal) && l.Contains($"api=\"{api}\"", StringComparison.Ordinal) && l.Contains($"error=\"{error}\"", StringComparison.Ordinal));
-        string? nested = await MetricsScrape.UntilAsync(http, t => Nested(t, "ListOffsets", "UnknownTopicOrPartition") ? t : null);
+        string? nested = await MetricsScrape.UntilAsync(http, t => Nested(t, "ListOffsets", "UnknownTopicOrPartition") is not null && Nested(t, "Fetch", "UnknownTopicOrPartition") is not null ? t : null);
         Assert.NotNull(nested);
-        Assert.False(Nested(nested, "ApiVersions", "None"), "None is not counted as an error inside a response");
+        Assert.EndsWith(" 1", Nested(nested, "Fetch", "UnknownTopicOrPartition"), StringComparison.Ordinal);
+        Assert.Null(Nested(nested, "ListOffsets", "None"));
     }
 
     [Fact]

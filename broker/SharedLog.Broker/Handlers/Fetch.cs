@@ -52,15 +52,15 @@ public sealed partial class FetchHandler(TopicService topics, StreamStore stream
             session.Remember(response, context.Version);
         }
 
-        CountBytesOut(response);
+        CountSent(response);
         return response;
     }
 
     /// <summary>
-    /// Bytes out per topic, counted once for the response that is sent: the long poll reads the partitions again after
-    /// each wake-up, and an incremental session leaves some out.
+    /// Bytes out per topic and partition error codes, counted once for the response that is sent: the long poll reads the
+    /// partitions again after each wake-up, and an incremental session leaves some out.
     /// </summary>
-    private void CountBytesOut(FetchResponse response)
+    private void CountSent(FetchResponse response)
     {
         foreach (FetchResponse.FetchableTopicResponse topic in response.Responses)
         {
@@ -68,6 +68,7 @@ public sealed partial class FetchHandler(TopicService topics, StreamStore stream
             foreach (FetchResponse.PartitionData partition in topic.Partitions)
             {
                 bytes += partition.Records?.Length ?? 0;
+                metrics.PartitionError(ApiKey.Fetch, (ErrorCode)partition.ErrorCode);
             }
 
             if (bytes > 0)
@@ -256,7 +257,6 @@ public sealed partial class FetchHandler(TopicService topics, StreamStore stream
                 }
                 catch (OffsetOutOfRangeException e)
                 {
-                    metrics.PartitionError(ApiKey.Fetch, ErrorCode.OffsetOutOfRange);
                     result.ErrorCode = (short)ErrorCode.OffsetOutOfRange;
                     result.HighWatermark = result.LastStableOffset = e.HighWatermark;
                     result.LogStartOffset = e.LogStartOffset;
@@ -273,7 +273,6 @@ public sealed partial class FetchHandler(TopicService topics, StreamStore stream
                     // NOT_LEADER_OR_FOLLOWER.
                     ErrorCode error = version >= 6 ? ErrorCode.KafkaStorageError : ErrorCode.NotLeaderOrFollower;
                     LogReadFailed(logger, found.Name, partition.Partition, partition.FetchOffset, error, e.Message);
-                    metrics.PartitionError(ApiKey.Fetch, error);
                     result.ErrorCode = (short)error;
                 }
             }

@@ -80,82 +80,102 @@ public sealed class BrokerMetrics : IDisposable
 
 /// <summary>
 /// The error codes below a response's top level: the <c>ErrorCode</c> of each nested struct (topic, partition, group, member...),
-/// found through the generated message's struct properties with getters compiled once per type.
+/// found through the generated message's struct properties with getters compiled once per type. A plan keeps only the
+/// properties under which some struct has an error code, so a response's other lists (configs, brokers, members) are not walked.
 /// </summary>
 internal static class NestedErrors
 {
     /// <summary>Deeper than any Kafka message nests its structs; a bound, not a limit a real response reaches.</summary>
     private const int MaxDepth = 8;
 
-    private sealed record Plan(Func<object, short>? ErrorCode, Func<object, object?>[] Children);
+    /// <summary>A child property: its getter, and the plan of the struct type it holds (one, or a list of them).</summary>
+    private sealed record Child(Func<object, object?> Read, Plan Element);
+
+    private sealed record Plan(Func<object, short>? ErrorCode, Child[] Children)
+    {
+        public bool HasErrors => ErrorCode is not null || Children.Length > 0;
+    }
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<Type, Plan> Plans = new();
 
+    private static readonly Plan Empty = new(null, []);
+
     public static void Visit(SharedLog.Protocol.Messages.IApiMessage response, BrokerMetrics metrics, ApiKey api) =>
-        VisitChildren(PlanOf(response.GetType()), response, metrics, api, 0);
+        VisitChildren(PlanOf(response.GetType(), 0), response, metrics, api);
 
-    private static void VisitChildren(Plan plan, object node, BrokerMetrics metrics, ApiKey api, int depth)
+    /// <summary>Walks what the plan leads to; plans are finite trees (see <see cref="PlanOf"/>), so the walk is bounded too.</summary>
+    private static void VisitChildren(Plan plan, object node, BrokerMetrics metrics, ApiKey api)
     {
-        if (depth >= MaxDepth)
+        foreach (Child child in plan.Children)
         {
-            return;
-        }
-
-        foreach (Func<object, object?> child in plan.Children)
-        {
-            switch (child(node))
+            switch (child.Read(node))
             {
-                case SharedLog.Protocol.Messages.IKafkaStruct single:
-                    VisitStruct(single, metrics, api, depth + 1);
-                    break;
-                case System.Collections.IEnumerable items:
-                    foreach (object? item in items)
+                case System.Collections.IList items:
+                    // An index loop: a foreach over the non-generic list would box an enumerator per list.
+                    for (int i = 0; i < items.Count; i++)
                     {
-                        if (item is SharedLog.Protocol.Messages.IKafkaStruct nested)
+                        if (items[i] is { } item)
                         {
-                            VisitStruct(nested, metrics, api, depth + 1);
+                            VisitStruct(child.Element, item, metrics, api);
                         }
                     }
 
+                    break;
+                case { } single:
+                    VisitStruct(child.Element, single, metrics, api);
                     break;
             }
         }
     }
 
-    private static void VisitStruct(SharedLog.Protocol.Messages.IKafkaStruct node, BrokerMetrics metrics, ApiKey api, int depth)
+    private static void VisitStruct(Plan plan, object node, BrokerMetrics metrics, ApiKey api)
     {
-        Plan plan = PlanOf(node.GetType());
         if (plan.ErrorCode is { } errorCode)
         {
             metrics.PartitionError(api, (ErrorCode)errorCode(node));
         }
 
-        VisitChildren(plan, node, metrics, api, depth);
+        VisitChildren(plan, node, metrics, api);
     }
 
-    private static Plan PlanOf(Type type) => Plans.GetOrAdd(type, static t =>
+    /// <summary>
+    /// The plan of a generated message or struct type (they are sealed, so a property's declared type is the type it holds);
+    /// <paramref name="depth"/> only bounds the recursion.
+    /// </summary>
+    private static Plan PlanOf(Type type, int depth) =>
+        depth >= MaxDepth ? Empty : Plans.GetOrAdd(type, static (t, level) => Compile(t, level), depth);
+
+    private static Plan Compile(Type type, int depth)
     {
         var node = System.Linq.Expressions.Expression.Parameter(typeof(object), "node");
         System.Linq.Expressions.Expression Read(System.Reflection.PropertyInfo property) =>
-            System.Linq.Expressions.Expression.Property(System.Linq.Expressions.Expression.Convert(node, t), property);
+            System.Linq.Expressions.Expression.Property(System.Linq.Expressions.Expression.Convert(node, type), property);
 
-        Func<object, short>? errorCode = t.GetProperty("ErrorCode", typeof(short)) is { CanRead: true } code
+        // A message's own ErrorCode is its top-level one, counted by TopLevelErrors; structs' are the nested ones.
+        bool isMessage = typeof(SharedLog.Protocol.Messages.IApiMessage).IsAssignableFrom(type);
+        Func<object, short>? errorCode = !isMessage && type.GetProperty("ErrorCode", typeof(short)) is { CanRead: true } code
             ? System.Linq.Expressions.Expression.Lambda<Func<object, short>>(Read(code), node).Compile()
             : null;
-        var children = new List<Func<object, object?>>();
-        foreach (System.Reflection.PropertyInfo property in t.GetProperties())
+        var children = new List<Child>();
+        foreach (System.Reflection.PropertyInfo property in type.GetProperties())
         {
-            Type? element = property.PropertyType.IsGenericType && property.PropertyType.GetGenericTypeDefinition() == typeof(List<>)
+            Type element = property.PropertyType.IsGenericType && property.PropertyType.GetGenericTypeDefinition() == typeof(List<>)
                 ? property.PropertyType.GetGenericArguments()[0]
                 : property.PropertyType;
-            if (property.CanRead && property.GetIndexParameters().Length == 0 && typeof(SharedLog.Protocol.Messages.IKafkaStruct).IsAssignableFrom(element))
+            if (!property.CanRead || property.GetIndexParameters().Length > 0 || !typeof(SharedLog.Protocol.Messages.IKafkaStruct).IsAssignableFrom(element))
             {
-                children.Add(System.Linq.Expressions.Expression.Lambda<Func<object, object?>>(System.Linq.Expressions.Expression.Convert(Read(property), typeof(object)), node).Compile());
+                continue;
+            }
+
+            Plan elementPlan = PlanOf(element, depth + 1);
+            if (elementPlan.HasErrors)
+            {
+                children.Add(new Child(System.Linq.Expressions.Expression.Lambda<Func<object, object?>>(System.Linq.Expressions.Expression.Convert(Read(property), typeof(object)), node).Compile(), elementPlan));
             }
         }
 
         return new Plan(errorCode, [.. children]);
-    });
+    }
 }
 
 /// <summary>
