@@ -326,6 +326,50 @@ public class RuleTests
         Assert.True(passed.IsPassed);
     }
 
+    [Fact]
+    public void Rules_evaluated_together_have_a_step_budget_each()
+    {
+        CompiledRule heavy = CelRule.Compile("value.items.all(i, i >= 0)");
+        static Activation Over(int count)
+        {
+            var items = Enumerable.Range(0, count).Select(i => (object?)(long)i).ToList();
+            return new Activation(name => name == "value" ? new Dictionary<string, object?>(StringComparer.Ordinal) { ["items"] = items } : null);
+        }
+
+        static int StepsOf(CompiledRule rule, IRuleActivation activation)
+        {
+            // The smallest budget the rule passes within.
+            int low = 1, high = RuleLimits.DefaultStepBudget * 4;
+            while (low < high)
+            {
+                int middle = (low + high) / 2;
+                if (rule.EvaluateValue(activation, middle).IsError)
+                {
+                    low = middle + 1;
+                }
+                else
+                {
+                    high = middle;
+                }
+            }
+
+            return low;
+        }
+
+        // A list long enough that the rule takes about 70 % of the budget: three pass together only if each has its own.
+        int perItem = Math.Max(1, StepsOf(heavy, Over(1_000)) / 1_000);
+        Activation activation = Over(RuleLimits.DefaultStepBudget * 7 / 10 / perItem);
+        int steps = StepsOf(heavy, activation);
+        Assert.InRange(steps, (RuleLimits.DefaultStepBudget / 2) + 1, RuleLimits.DefaultStepBudget);
+        Assert.Equal(-1, CompiledRule.FirstNotPassing([heavy, heavy, heavy], activation, out RuleOutcome passed));
+        Assert.True(passed.IsPassed);
+
+        // One over the budget is reported at its index, with the budget's message.
+        CompiledRule tooHeavy = CelRule.Compile("value.items.all(i, value.items.exists(j, j == i))");
+        Assert.Equal(1, CompiledRule.FirstNotPassing([heavy, tooHeavy, heavy], activation, out RuleOutcome exhausted));
+        Assert.Equal(RuleOutcome.Error("evaluation step budget exceeded"), exhausted);
+    }
+
     private sealed class Activation(Func<string, object?> resolve) : IRuleActivation
     {
         public bool TryResolve(string name, out object? value)

@@ -109,29 +109,16 @@ public sealed class CompiledRule
     public static int FirstNotPassing(ReadOnlySpan<CompiledRule> rules, IRuleActivation activation, out RuleOutcome outcome)
     {
         ArgumentNullException.ThrowIfNull(activation);
-        var context = _threadContext ??= new EvalContext();
-        if (context.InUse)
-        {
-            context = new EvalContext();
-        }
-
+        EvalContext context = AcquireContext();
         try
         {
             for (int i = 0; i < rules.Length; i++)
             {
                 CompiledRule rule = rules[i];
-                context.Reset(null, activation, RuleLimits.DefaultStepBudget, rule._localSlots);
-                RuleValue result = rule._root.Eval(context);
-                outcome = ToOutcome(context.Exhausted ? RuleValue.Error(EvalContext.BudgetExceeded) : result);
+                outcome = ToOutcome(rule.EvaluateIn(context, null, activation, RuleLimits.DefaultStepBudget));
                 if (!outcome.IsPassed)
                 {
                     return i;
-                }
-
-                if (rule._localSlots > 0)
-                {
-                    // The next rule starts from clear locals, as a rule evaluated alone does.
-                    Array.Clear(context.Locals);
                 }
             }
         }
@@ -153,22 +140,29 @@ public sealed class CompiledRule
 
     private RuleValue Run(IReadOnlyDictionary<string, object?>? variables, IRuleActivation? activation, int stepBudget)
     {
-        // one context per thread, reused: evaluation allocates nothing for scalar rules
-        var context = _threadContext ??= new EvalContext();
-        if (context.InUse)
-        {
-            context = new EvalContext();
-        }
-
-        context.Reset(variables, activation, stepBudget, _localSlots);
+        EvalContext context = AcquireContext();
         try
         {
-            var result = _root.Eval(context);
-            return context.Exhausted ? RuleValue.Error(EvalContext.BudgetExceeded) : result;
+            return EvaluateIn(context, variables, activation, stepBudget);
         }
         finally
         {
             context.Release();
         }
+    }
+
+    /// <summary>This thread's evaluation context, reused so evaluation allocates nothing for scalar rules; a new one when it is in use (a rule evaluated inside another's evaluation).</summary>
+    private static EvalContext AcquireContext()
+    {
+        var context = _threadContext ??= new EvalContext();
+        return context.InUse ? new EvalContext() : context;
+    }
+
+    /// <summary>One evaluation in <paramref name="context"/>, from a fresh step budget and clear locals.</summary>
+    private RuleValue EvaluateIn(EvalContext context, IReadOnlyDictionary<string, object?>? variables, IRuleActivation? activation, int stepBudget)
+    {
+        context.Reset(variables, activation, stepBudget, _localSlots);
+        var result = _root.Eval(context);
+        return context.Exhausted ? RuleValue.Error(EvalContext.BudgetExceeded) : result;
     }
 }

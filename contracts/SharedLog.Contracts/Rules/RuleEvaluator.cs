@@ -20,6 +20,7 @@ internal sealed class EvalContext
 
     public void Reset(IReadOnlyDictionary<string, object?>? variables, IRuleActivation? activation, int stepLimit, int localSlots)
     {
+        bool reused = InUse;
         InUse = true;
         _variables = variables;
         _activation = activation;
@@ -28,6 +29,11 @@ internal sealed class EvalContext
         if (Locals.Length < localSlots)
         {
             Locals = new RuleValue[localSlots];
+        }
+        else if (reused && localSlots > 0)
+        {
+            // A context reused for the next rule of a record starts with clear locals, as a fresh one does.
+            Array.Clear(Locals, 0, localSlots);
         }
     }
 
