@@ -45,19 +45,19 @@ public sealed class BrokerMetrics : IDisposable
     }
 
     /// <summary>
-    /// Counts a response's top-level error code, None included, when its message has one (see <see cref="TopLevelErrors"/>),
-    /// and the error codes inside it (see <see cref="NestedErrors"/>), except Produce's and Fetch's, which their handlers count.
+    /// Counts a response's top-level error code, None included, when its message has one, and the error codes inside it
+    /// (see <see cref="ResponseErrors"/>), except Produce's and Fetch's, which their handlers count.
     /// </summary>
     public void Response(ApiKey api, SharedLog.Protocol.Messages.IApiMessage response)
     {
-        if (TopLevelErrors.Of(response) is { } error)
+        if (ResponseErrors.TopLevel(response) is { } error)
         {
             _responseErrors.Add(1, new KeyValuePair<string, object?>("api", api.ToString()), new KeyValuePair<string, object?>("error", ((ErrorCode)error).ToString()));
         }
 
         if (api is not ApiKey.Produce and not ApiKey.Fetch)
         {
-            NestedErrors.Visit(response, this, api);
+            ResponseErrors.VisitNested(response, this, api);
         }
     }
 
@@ -79,11 +79,12 @@ public sealed class BrokerMetrics : IDisposable
 }
 
 /// <summary>
-/// The error codes below a response's top level: the <c>ErrorCode</c> of each nested struct (topic, partition, group, member...),
-/// found through the generated message's struct properties with getters compiled once per type. A plan keeps only the
-/// properties under which some struct has an error code, so a response's other lists (configs, brokers, members) are not walked.
+/// The error codes of a response: its top-level <c>ErrorCode</c>, and that of each nested struct (topic, partition, group,
+/// member...), found through the generated message's properties (the messages share no interface for them) with getters
+/// compiled once per type. A plan keeps only the properties under which some struct has an error code, so a response's
+/// other lists (configs, brokers, members) are not walked.
 /// </summary>
-internal static class NestedErrors
+internal static class ResponseErrors
 {
     /// <summary>Deeper than any Kafka message nests its structs; a bound, not a limit a real response reaches.</summary>
     private const int MaxDepth = 8;
@@ -100,7 +101,12 @@ internal static class NestedErrors
 
     private static readonly Plan Empty = new(null, []);
 
-    public static void Visit(SharedLog.Protocol.Messages.IApiMessage response, BrokerMetrics metrics, ApiKey api) =>
+    /// <summary>The response's top-level error code; null for messages without one (their errors are per partition).</summary>
+    public static short? TopLevel(SharedLog.Protocol.Messages.IApiMessage response) =>
+        PlanOf(response.GetType(), 0).ErrorCode is { } errorCode ? errorCode(response) : null;
+
+    /// <summary>Counts the error codes below the response's top level.</summary>
+    public static void VisitNested(SharedLog.Protocol.Messages.IApiMessage response, BrokerMetrics metrics, ApiKey api) =>
         VisitChildren(PlanOf(response.GetType(), 0), response, metrics, api);
 
     /// <summary>Walks what the plan leads to; plans are finite trees (see <see cref="PlanOf"/>), so the walk is bounded too.</summary>
@@ -151,9 +157,7 @@ internal static class NestedErrors
         System.Linq.Expressions.Expression Read(System.Reflection.PropertyInfo property) =>
             System.Linq.Expressions.Expression.Property(System.Linq.Expressions.Expression.Convert(node, type), property);
 
-        // A message's own ErrorCode is its top-level one, counted by TopLevelErrors; structs' are the nested ones.
-        bool isMessage = typeof(SharedLog.Protocol.Messages.IApiMessage).IsAssignableFrom(type);
-        Func<object, short>? errorCode = !isMessage && type.GetProperty("ErrorCode", typeof(short)) is { CanRead: true } code
+        Func<object, short>? errorCode = type.GetProperty("ErrorCode", typeof(short)) is { CanRead: true } code
             ? System.Linq.Expressions.Expression.Lambda<Func<object, short>>(Read(code), node).Compile()
             : null;
         var children = new List<Child>();
@@ -175,29 +179,5 @@ internal static class NestedErrors
         }
 
         return new Plan(errorCode, [.. children]);
-    }
-}
-
-/// <summary>
-/// The top-level <c>ErrorCode</c> of a response message, read through a getter compiled once per message type (the
-/// generated messages share no interface for it); null for messages without one (their errors are per partition).
-/// </summary>
-internal static class TopLevelErrors
-{
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<Type, Func<SharedLog.Protocol.Messages.IApiMessage, short>?> Getters = new();
-
-    public static short? Of(SharedLog.Protocol.Messages.IApiMessage message) =>
-        Getters.GetOrAdd(message.GetType(), Compile) is { } getter ? getter(message) : null;
-
-    private static Func<SharedLog.Protocol.Messages.IApiMessage, short>? Compile(Type type)
-    {
-        if (type.GetProperty("ErrorCode", typeof(short)) is not { CanRead: true } property)
-        {
-            return null;
-        }
-
-        var message = System.Linq.Expressions.Expression.Parameter(typeof(SharedLog.Protocol.Messages.IApiMessage), "message");
-        return System.Linq.Expressions.Expression.Lambda<Func<SharedLog.Protocol.Messages.IApiMessage, short>>(
-            System.Linq.Expressions.Expression.Property(System.Linq.Expressions.Expression.Convert(message, type), property), message).Compile();
     }
 }
