@@ -17,6 +17,14 @@ public readonly record struct ViolationSpan(long Records, long FirstOffset, long
         Records + other.Records,
         FirstOffset < 0 ? other.FirstOffset : other.FirstOffset < 0 ? FirstOffset : Math.Min(FirstOffset, other.FirstOffset),
         Math.Max(LastOffset, other.LastOffset));
+
+    /// <summary>Adds <paramref name="span"/> to the one <paramref name="spans"/> holds for <paramref name="key"/>, or holds it there.</summary>
+    public static void AddTo<TKey>(Dictionary<TKey, ViolationSpan> spans, TKey key, ViolationSpan span)
+        where TKey : notnull
+    {
+        ref ViolationSpan known = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(spans, key, out bool exists);
+        known = exists ? known.Merge(span) : span;
+    }
 }
 
 /// <summary>
@@ -106,16 +114,11 @@ public sealed class ContractMetrics : IDisposable
         {
             lock (_sync)
             {
-                AddViolation(violation, span);
+                ViolationSpan.AddTo(_violationWindow, violation, span);
             }
         }
     }
 
-    private void AddViolation(ViolationKey violation, ViolationSpan span)
-    {
-        ref ViolationSpan known = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_violationWindow, violation, out bool exists);
-        known = exists ? known.Merge(span) : span;
-    }
 
     public void SchemaSeen(string topic, int schemaId, string subject, int version, long records)
     {
@@ -159,7 +162,7 @@ public sealed class ContractMetrics : IDisposable
         {
             foreach ((ViolationKey key, ViolationSpan span) in violations)
             {
-                AddViolation(key, span);
+                ViolationSpan.AddTo(_violationWindow, key, span);
             }
         }
     }

@@ -431,8 +431,7 @@ public sealed partial class ContractGate(
             foreach (RecordViolation violation in tally.Violations)
             {
                 long offset = baseOffset >= 0 ? baseOffset + violation.BatchIndex : -1;
-                ref ViolationSpan span = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(byRule, (violation.Rule, violation.Kind), out bool exists);
-                span = exists ? span.Merge(new ViolationSpan(1, offset, offset)) : new ViolationSpan(1, offset, offset);
+                ViolationSpan.AddTo(byRule, (violation.Rule, violation.Kind), new ViolationSpan(1, offset, offset));
             }
 
             foreach (((string rule, ViolationKind kind), ViolationSpan span) in byRule)
