@@ -48,6 +48,74 @@ public sealed class EnforcementSummaryTests : IDisposable
         Assert.Equal([1, 2, 3], audit.Stored.Entries.Select(e => Summary(e).GetProperty("version").GetInt32()));
     }
 
+    /// <summary>
+    /// A broker stopped before a change's audit record reached the audit topic (it refused it, or the broker was killed
+    /// between storing the change and writing its record): the next start writes the record, with the change's actor,
+    /// time and diff, once; changes already audited are not written again.
+    /// </summary>
+    [Fact]
+    public async Task AChangeWhoseAuditRecordWasLostWithTheBrokerIsAuditedAtTheNextStart()
+    {
+        var contracts = new FlakyJournal(failures: 0);
+        var audit = new FlakyJournal(failures: 0);
+        IReadOnlyList<string> NoProblems(SharedLog.Contracts.Model.ContractDefinition _) => [];
+        using (var first = new SharedLog.Contracts.Model.ContractStore(contracts, audit, NullLogger<SharedLog.Contracts.Model.ContractStore>.Instance))
+        {
+            await first.LoadAsync(CancellationToken.None);
+            await first.ApplyAsync("topic: lost\nowner: a\n", "alice", false, NoProblems, CancellationToken.None);
+            audit.FailNext(int.MaxValue);
+            await first.ApplyAsync("topic: lost\nowner: b\n", "bob", false, NoProblems, CancellationToken.None);
+            await first.DeleteAsync("lost", "carol", CancellationToken.None);
+        }
+
+        // Stopped without a retry: versions 2 and 3 are stored, only version 1 is audited.
+        Assert.Equal([1], audit.Stored.Entries.Select(e => Summary(e).GetProperty("version").GetInt32()));
+        audit.FailNext(0);
+        using (var second = new SharedLog.Contracts.Model.ContractStore(contracts, audit, NullLogger<SharedLog.Contracts.Model.ContractStore>.Instance))
+        {
+            await second.LoadAsync(CancellationToken.None);
+            Assert.Equal(["apply", "apply", "delete"], second.History("lost").Select(r => r.Action));
+        }
+
+        List<JsonElement> records = [.. audit.Stored.Entries.Select(Summary)];
+        Assert.Equal([1, 2, 3], records.Select(r => r.GetProperty("version").GetInt32()));
+        Assert.Equal(("bob", "apply", "contract-change"), (records[1].GetProperty("actor").GetString(), records[1].GetProperty("action").GetString(), records[1].GetProperty("type").GetString()));
+        Assert.Equal(["~ owner: a -> b"], records[1].GetProperty("diff").EnumerateArray().Select(d => d.GetString()));
+        Assert.Equal(("carol", "delete"), (records[2].GetProperty("actor").GetString(), records[2].GetProperty("action").GetString()));
+        Assert.Contains("- owner: b", records[2].GetProperty("diff").EnumerateArray().Select(d => d.GetString()));
+
+        // A third start finds every change audited and writes nothing.
+        using (var third = new SharedLog.Contracts.Model.ContractStore(contracts, audit, NullLogger<SharedLog.Contracts.Model.ContractStore>.Instance))
+        {
+            await third.LoadAsync(CancellationToken.None);
+        }
+
+        Assert.Equal(3, audit.Stored.Entries.Count);
+    }
+
+    /// <summary>An audit record written whose change could not be marked audited is written again after a restart: at least once.</summary>
+    [Fact]
+    public async Task AnAuditRecordWhoseChangeCouldNotBeMarkedIsWrittenAgainNotLost()
+    {
+        var contracts = new FlakyJournal(failures: 0);
+        var audit = new FlakyJournal(failures: 0);
+        using (var first = new SharedLog.Contracts.Model.ContractStore(contracts, audit, NullLogger<SharedLog.Contracts.Model.ContractStore>.Instance))
+        {
+            await first.LoadAsync(CancellationToken.None);
+            audit.FailNext(1);
+            await first.ApplyAsync("topic: marked\nowner: a\n", "alice", false, _ => [], CancellationToken.None);
+            contracts.FailNext(1); // the mark after the retried audit write
+            Assert.True(await first.RetryAuditAsync(CancellationToken.None));
+        }
+
+        using (var second = new SharedLog.Contracts.Model.ContractStore(contracts, audit, NullLogger<SharedLog.Contracts.Model.ContractStore>.Instance))
+        {
+            await second.LoadAsync(CancellationToken.None);
+        }
+
+        Assert.Equal([1, 1], audit.Stored.Entries.Select(e => Summary(e).GetProperty("version").GetInt32()));
+    }
+
     private static JsonElement Summary(JournalEntry entry) => JsonDocument.Parse(entry.Value).RootElement;
 
     private static long Records(JsonElement summary, string outcome) =>

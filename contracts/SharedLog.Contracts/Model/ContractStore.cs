@@ -5,7 +5,11 @@ using Microsoft.Extensions.Logging;
 namespace SharedLog.Contracts.Model;
 
 /// <summary>One stored revision of a contract: every apply, rollback and delete is kept.</summary>
-public sealed record ContractRevision(string Name, int Version, string Action, string? Text, string Actor, DateTimeOffset At, int? FromVersion);
+/// <param name="Audited">
+/// False while the change's audit record is not known to be in the audit topic; true once it is (the revision is stored
+/// again, so a restart can tell); null in revisions stored before this was kept, taken as audited.
+/// </param>
+public sealed record ContractRevision(string Name, int Version, string Action, string? Text, string Actor, DateTimeOffset At, int? FromVersion, bool? Audited = null);
 
 /// <summary>The contract in force for a topic, with the revision that set it.</summary>
 public sealed record ActiveContract(ContractDefinition Definition, int Version);
@@ -37,8 +41,8 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
 
     private readonly SemaphoreSlim _writer = new(1, 1);
 
-    /// <summary>Audit records of changes not yet in the audit topic (it refused them), oldest first; under <see cref="_writer"/>.</summary>
-    private readonly List<JournalEntry> _unwrittenAudit = [];
+    /// <summary>Audit records not yet in the audit topic (it refused them, or they were lost with a broker), oldest first; under <see cref="_writer"/>.</summary>
+    private readonly List<PendingAudit> _unwrittenAudit = [];
 
     /// <summary>At most this many audit records wait for the audit topic; past it the oldest are dropped (and logged).</summary>
     private const int MaxUnwrittenAudit = 10_000;
@@ -75,10 +79,19 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
 
     public async Task LoadAsync(CancellationToken cancellationToken)
     {
+        // Changes stored before their audit record was known to be written, in the order they were made: a broker
+        // stopped between the two (or while the audit topic refused records) left them without one.
+        var unaudited = new List<ContractRevision>();
         await foreach (JournalEntry entry in journal.ReadAllAsync(cancellationToken))
         {
             if (entry.Value is not null && JsonSerializer.Deserialize<ContractRevision>(entry.Value, Json) is { } revision)
             {
+                unaudited.RemoveAll(r => r.Name == revision.Name && r.Version == revision.Version);
+                if (revision.Audited == false)
+                {
+                    unaudited.Add(revision);
+                }
+
                 lock (_sync)
                 {
                     Apply(revision);
@@ -87,6 +100,26 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         }
 
         LogLoaded(_snapshot.Current.Count);
+        if (unaudited.Count == 0)
+        {
+            return;
+        }
+
+        await _writer.WaitAsync(cancellationToken);
+        try
+        {
+            foreach (ContractRevision change in unaudited)
+            {
+                QueueAudit(ChangeRecord(change, Diff(TryParseRevision(PreviousRevision(change)), TryParseRevision(change))), change);
+            }
+
+            LogAuditRecovered(unaudited.Count);
+            await WriteUnwrittenAuditAsync(null, 0);
+        }
+        finally
+        {
+            _writer.Release();
+        }
     }
 
     /// <summary>
@@ -287,7 +320,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             if (dryRun)
             {
                 // A diff changes nothing, but is kept as evidence: who compared what against which version, and when.
-                await WriteAuditAsync(AuditRecord(TypeDiff, name, lastVersion, ActionDiff, null, actor, DateTimeOffset.UtcNow, diff), name, lastVersion);
+                await WriteAuditAsync(AuditRecord(TypeDiff, name, lastVersion, ActionDiff, null, actor, DateTimeOffset.UtcNow, diff), name, lastVersion, change: null);
                 return new ContractChange(name, lastVersion + (diff.Count > 0 ? 1 : 0), Changed: false, diff);
             }
 
@@ -301,18 +334,17 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
                 return new ContractChange(name, lastVersion, Changed: false, diff);
             }
 
-            var revision = new ContractRevision(name, lastVersion + 1, action, text, actor, DateTimeOffset.UtcNow, fromVersion);
-            byte[] key = JsonSerializer.SerializeToUtf8Bytes(new RevisionKey { Name = name, Version = revision.Version }, Json);
+            var revision = new ContractRevision(name, lastVersion + 1, action, text, actor, DateTimeOffset.UtcNow, fromVersion, Audited: false);
             // Not cancellable once begun: an append the caller gave up on may still become durable, and memory must
             // then hold it too, or the next change reuses its version and a restart brings the "failed" one back.
-            await journal.AppendAsync([new JournalEntry(key, JsonSerializer.SerializeToUtf8Bytes(revision, Json))], CancellationToken.None);
+            await journal.AppendAsync([RevisionEntry(revision)], CancellationToken.None);
             lock (_sync)
             {
                 Apply(revision);
             }
 
             LogChanged(name, revision.Version, action, actor, diff.Count);
-            await WriteAuditAsync(AuditRecord(TypeChange, name, revision.Version, action, fromVersion, actor, revision.At, diff), name, revision.Version);
+            await WriteAuditAsync(ChangeRecord(revision, diff), name, revision.Version, revision);
             if (inForce is not null && after is not null)
             {
                 await inForce(after);
@@ -330,17 +362,45 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     /// Writes an audit record (of a change, already durable, or of a diff), so a failure here is not undone: the record
     /// waits, in order, for the next change or <see cref="RetryAuditAsync"/> (each minute, and at shutdown).
     /// </summary>
-    private async Task WriteAuditAsync(Dictionary<string, object?> record, string name, int version)
+    /// <param name="change">The change the record is of; once the record is written the change is stored again marked audited.</param>
+    private async Task WriteAuditAsync(Dictionary<string, object?> record, string name, int version, ContractRevision? change)
     {
-        _unwrittenAudit.Add(new JournalEntry(System.Text.Encoding.UTF8.GetBytes(name), JsonSerializer.SerializeToUtf8Bytes(record, Json)));
+        QueueAudit(record, change);
+        await WriteUnwrittenAuditAsync(name, version);
+    }
+
+    private void QueueAudit(Dictionary<string, object?> record, ContractRevision? change)
+    {
+        _unwrittenAudit.Add(new PendingAudit(new JournalEntry(System.Text.Encoding.UTF8.GetBytes(change?.Name ?? (string)record["contract"]!), JsonSerializer.SerializeToUtf8Bytes(record, Json)), change));
         if (_unwrittenAudit.Count > MaxUnwrittenAudit)
         {
             LogAuditDropped(_unwrittenAudit.Count - MaxUnwrittenAudit);
             _unwrittenAudit.RemoveRange(0, _unwrittenAudit.Count - MaxUnwrittenAudit);
         }
-
-        await WriteUnwrittenAuditAsync(name, version);
     }
+
+    /// <summary>An audit record waiting for the audit topic, and the change it is of (null for a diff).</summary>
+    private readonly record struct PendingAudit(JournalEntry Record, ContractRevision? Change);
+
+    private static JournalEntry RevisionEntry(ContractRevision revision) => new(
+        JsonSerializer.SerializeToUtf8Bytes(new RevisionKey { Name = revision.Name, Version = revision.Version }, Json),
+        JsonSerializer.SerializeToUtf8Bytes(revision, Json));
+
+    private static Dictionary<string, object?> ChangeRecord(ContractRevision change, IReadOnlyList<string> diff) =>
+        AuditRecord(TypeChange, change.Name, change.Version, change.Action, change.FromVersion, change.Actor, change.At, diff);
+
+    /// <summary>The revision of the same contract before <paramref name="change"/>, if any.</summary>
+    private ContractRevision? PreviousRevision(ContractRevision change)
+    {
+        lock (_sync)
+        {
+            return _history.TryGetValue(change.Name, out List<ContractRevision>? revisions) ? revisions.FindLast(r => r.Version < change.Version) : null;
+        }
+    }
+
+    /// <summary>The contract a revision put in force; null for a delete, none, or a text this build no longer takes.</summary>
+    private static ContractDefinition? TryParseRevision(ContractRevision? revision) =>
+        revision is { Action: not ActionDelete, Text: { } text } ? TryParse(text) : null;
 
     /// <summary>
     /// An audit record: a change (<c>version</c> is the version it made) or a diff (<c>version</c> is the version it was
@@ -380,9 +440,10 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             // small enough for one WAL entry each.
             while (_unwrittenAudit.Count > 0)
             {
-                int count = Math.Min(_unwrittenAudit.Count, AuditBatchRecords);
-                await audit.AppendAsync(_unwrittenAudit.GetRange(0, count), CancellationToken.None);
-                _unwrittenAudit.RemoveRange(0, count);
+                List<PendingAudit> batch = _unwrittenAudit.GetRange(0, Math.Min(_unwrittenAudit.Count, AuditBatchRecords));
+                await audit.AppendAsync(batch.ConvertAll(static p => p.Record), CancellationToken.None);
+                _unwrittenAudit.RemoveRange(0, batch.Count);
+                await MarkAuditedAsync(batch);
             }
 
             return true;
@@ -394,11 +455,58 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         }
     }
 
+    /// <summary>
+    /// Stores the changes of audit records just written again, marked audited, so a restart does not write their records
+    /// again. If this fails the records are written once more after a restart: at least once, never lost.
+    /// </summary>
+    private async Task MarkAuditedAsync(List<PendingAudit> written)
+    {
+        var marked = new List<ContractRevision>();
+        foreach (PendingAudit pending in written)
+        {
+            if (pending.Change is { } change)
+            {
+                marked.Add(change with { Audited = true });
+            }
+        }
+
+        if (marked.Count == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            await journal.AppendAsync(marked.ConvertAll(RevisionEntry), CancellationToken.None);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            LogAuditMarkFailed(e, marked.Count);
+            return;
+        }
+
+        lock (_sync)
+        {
+            foreach (ContractRevision revision in marked)
+            {
+                Apply(revision);
+            }
+        }
+    }
+
     private void Apply(ContractRevision revision)
     {
         if (!_history.TryGetValue(revision.Name, out List<ContractRevision>? revisions))
         {
             _history[revision.Name] = revisions = [];
+        }
+
+        // A version stored again is the same change marked audited: it takes the first copy's place and changes nothing in force.
+        int stored = revisions.FindIndex(r => r.Version == revision.Version);
+        if (stored >= 0)
+        {
+            revisions[stored] = revision;
+            return;
         }
 
         revisions.Add(revision);
@@ -530,6 +638,12 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Writing the audit record of contract {Name} version {Version} failed; {Waiting} audit records wait for the next try")]
     private partial void LogAuditFailed(Exception error, string name, int version, int waiting);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} contract changes were stored without their audit record (the broker stopped first); writing them now")]
+    private partial void LogAuditRecovered(int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The audit records of {Count} contract changes were written but the changes could not be marked audited; after a restart their records are written again")]
+    private partial void LogAuditMarkFailed(Exception error, int count);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Dropped the {Dropped} oldest audit records the audit topic refused (at most 10000 wait)")]
     private partial void LogAuditDropped(int dropped);
