@@ -128,7 +128,8 @@ public sealed partial class ContractGate(
     private readonly ConcurrentDictionary<(long Generation, int SchemaId, string? Message, string Tag), IReadOnlyList<string>> _taggedPaths = new();
 
     /// <param name="PrivacyPaths">Per privacy rule, its field path as a one-item list (empty for a tag rule), made once instead of per record.</param>
-    private sealed record CompiledContract(ContractDefinition Definition, int Version, CompiledRule[] Rules, bool RulesReadHeaders, bool RulesReadKey, string[][] PrivacyPaths);
+    /// <param name="PrivacyFieldNames">Per privacy rule, its field path's names (empty for a tag rule), split once instead of per record.</param>
+    private sealed record CompiledContract(ContractDefinition Definition, int Version, CompiledRule[] Rules, bool RulesReadHeaders, bool RulesReadKey, string[][] PrivacyPaths, string[][] PrivacyFieldNames);
 
     /// <param name="SubjectByRecord">True for the first check under a record name strategy (registered, decodable), which does not look at the subject: it must not answer for the subject check.</param>
     private readonly record struct SchemaCheckKey(long Generation, string Contract, int ContractVersion, bool IsKey, int SchemaId, string? RecordName, bool SubjectByRecord);
@@ -484,7 +485,8 @@ public sealed partial class ContractGate(
         bool readsHeaders = active.Definition.Rules.Any(r => r.Expression.Contains("headers", StringComparison.Ordinal));
         bool readsKey = active.Definition.Rules.Any(r => r.Expression.Contains("key", StringComparison.Ordinal));
         string[][] privacyPaths = [.. active.Definition.Privacy.Select(r => r.FieldPath is { } path ? new[] { path } : [])];
-        return new CompiledContract(active.Definition, active.Version, rules, readsHeaders, readsKey, privacyPaths);
+        string[][] privacyFieldNames = [.. active.Definition.Privacy.Select(r => r.FieldPath is { } path ? PrivacyRewriter.FieldNames(path) : [])];
+        return new CompiledContract(active.Definition, active.Version, rules, readsHeaders, readsKey, privacyPaths, privacyFieldNames);
     }
 
     private (string Rule, string Reason, ViolationKind Kind)? CheckRecord(CompiledContract contract, string topic, Record record, RecordScratch scratch, bool applyPrivacy, out RecordRewrite rewrite)
@@ -768,7 +770,7 @@ public sealed partial class ContractGate(
 
             foreach (string target in paths)
             {
-                string[] fieldNames = privacy.FieldNames(target);
+                string[] fieldNames = rule.FieldPath is not null ? contract.PrivacyFieldNames[ruleIndex] : privacy.SplitPath(target);
                 bool changedHere = privacy.Apply(side.Value, fieldNames, rule.Action, out string? failure);
                 if (failure is not null)
                 {

@@ -6,8 +6,8 @@ namespace SharedLog.Contracts.Model;
 
 /// <summary>One stored revision of a contract: every apply, rollback and delete is kept.</summary>
 /// <param name="Audited">
-/// False while the change's audit record is not known to be in the audit topic; true once it is (the revision is stored
-/// again, so a restart can tell); null in revisions stored before this was kept, taken as audited.
+/// False in a change stored by a build that marks its audit record written (with a separate entry, see
+/// <see cref="ContractStore"/>); null in revisions stored before, taken as audited.
 /// </param>
 public sealed record ContractRevision(string Name, int Version, string Action, string? Text, string Actor, DateTimeOffset At, int? FromVersion, bool? Audited = null);
 
@@ -21,6 +21,10 @@ public sealed record ContractChange(string Name, int Version, bool Changed, IRea
 /// Contracts by name, versioned, made durable in a journal (the <c>_contracts</c> topic) and replayed
 /// on start; every change, and every dry run's diff, is also written to the audit journal
 /// (<c>_contract_audit</c>) with who, when and the diff. Topic lookups (once per produced batch) read an immutable snapshot without locks.
+/// <para>Once a change's audit record is written, a mark is stored in the journal under its own key (the revision's key
+/// plus <c>"audited":true</c>) with the JSON value <c>null</c>: a start that finds a change without its mark writes the
+/// record again. The mark's key keeps it apart from the revision under compaction, and its value is what earlier builds,
+/// which read every value as a revision, skip.</para>
 /// </summary>
 public sealed partial class ContractStore(IJournal journal, IJournal audit, ILogger<ContractStore> logger) : IDisposable
 {
@@ -70,7 +74,14 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         public string Name { get; set; } = "";
 
         public int Version { get; set; }
+
+        /// <summary>True in the key of the mark that the change's audit record is written; absent in a revision's key.</summary>
+        [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+        public bool Audited { get; set; }
     }
+
+    /// <summary>The value of an audited mark: JSON null, which earlier builds read as no revision.</summary>
+    private static readonly byte[] AuditedMarkValue = "null"u8.ToArray();
 
     /// <summary>Bumped on every change; the gate keys its caches on it.</summary>
     public long Generation { get; private set; }
@@ -84,9 +95,23 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         var unaudited = new List<ContractRevision>();
         await foreach (JournalEntry entry in journal.ReadAllAsync(cancellationToken))
         {
-            if (entry.Value is not null && JsonSerializer.Deserialize<ContractRevision>(entry.Value, Json) is { } revision)
+            if (entry.Value is null)
             {
-                unaudited.RemoveAll(r => r.Name == revision.Name && r.Version == revision.Version);
+                continue;
+            }
+
+            if (entry.Value.AsSpan().SequenceEqual(AuditedMarkValue))
+            {
+                if (JsonSerializer.Deserialize<RevisionKey>(entry.Key, Json) is { Audited: true } mark)
+                {
+                    unaudited.RemoveAll(r => r.Name == mark.Name && r.Version == mark.Version);
+                }
+
+                continue;
+            }
+
+            if (JsonSerializer.Deserialize<ContractRevision>(entry.Value, Json) is { } revision)
+            {
                 if (revision.Audited == false)
                 {
                     unaudited.Add(revision);
@@ -386,6 +411,10 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         JsonSerializer.SerializeToUtf8Bytes(new RevisionKey { Name = revision.Name, Version = revision.Version }, Json),
         JsonSerializer.SerializeToUtf8Bytes(revision, Json));
 
+    private static JournalEntry AuditedMark(ContractRevision revision) => new(
+        JsonSerializer.SerializeToUtf8Bytes(new RevisionKey { Name = revision.Name, Version = revision.Version, Audited = true }, Json),
+        AuditedMarkValue);
+
     private static Dictionary<string, object?> ChangeRecord(ContractRevision change, IReadOnlyList<string> diff) =>
         AuditRecord(TypeChange, change.Name, change.Version, change.Action, change.FromVersion, change.Actor, change.At, diff);
 
@@ -456,41 +485,32 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     }
 
     /// <summary>
-    /// Stores the changes of audit records just written again, marked audited, so a restart does not write their records
-    /// again. If this fails the records are written once more after a restart: at least once, never lost.
+    /// Stores the marks that the changes of audit records just written are audited, so a restart does not write their
+    /// records again. If this fails the records are written once more after a restart: at least once, never lost.
     /// </summary>
     private async Task MarkAuditedAsync(List<PendingAudit> written)
     {
-        var marked = new List<ContractRevision>();
+        var marks = new List<JournalEntry>();
         foreach (PendingAudit pending in written)
         {
             if (pending.Change is { } change)
             {
-                marked.Add(change with { Audited = true });
+                marks.Add(AuditedMark(change));
             }
         }
 
-        if (marked.Count == 0)
+        if (marks.Count == 0)
         {
             return;
         }
 
         try
         {
-            await journal.AppendAsync(marked.ConvertAll(RevisionEntry), CancellationToken.None);
+            await journal.AppendAsync(marks, CancellationToken.None);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            LogAuditMarkFailed(e, marked.Count);
-            return;
-        }
-
-        lock (_sync)
-        {
-            foreach (ContractRevision revision in marked)
-            {
-                Apply(revision);
-            }
+            LogAuditMarkFailed(e, marks.Count);
         }
     }
 
@@ -499,14 +519,6 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         if (!_history.TryGetValue(revision.Name, out List<ContractRevision>? revisions))
         {
             _history[revision.Name] = revisions = [];
-        }
-
-        // A version stored again is the same change marked audited: it takes the first copy's place and changes nothing in force.
-        int stored = revisions.FindIndex(r => r.Version == revision.Version);
-        if (stored >= 0)
-        {
-            revisions[stored] = revision;
-            return;
         }
 
         revisions.Add(revision);

@@ -19,9 +19,9 @@ public sealed class PrivacyRewriter(byte[] hashKey)
     private readonly KeyedHash _hmac = new(hashKey);
 
     /// <summary>Rewrites <paramref name="value"/> in place; returns whether anything changed, or a problem.</summary>
-    public bool Apply(object? value, string path, PrivacyAction action, out string? problem) => Apply(value, FieldNames(path), action, out problem);
+    public bool Apply(object? value, string path, PrivacyAction action, out string? problem) => Apply(value, SplitPath(path), action, out problem);
 
-    /// <summary>As <see cref="Apply(object?, string, PrivacyAction, out string?)"/>, with the path already split by <see cref="FieldNames"/>.</summary>
+    /// <summary>As <see cref="Apply(object?, string, PrivacyAction, out string?)"/>, with the path already split (<see cref="FieldNames"/>, <see cref="SplitPath"/>).</summary>
     public bool Apply(object? value, string[] fieldNames, PrivacyAction action, out string? problem)
     {
         problem = null;
@@ -29,7 +29,10 @@ public sealed class PrivacyRewriter(byte[] hashKey)
     }
 
     /// <summary>A dotted path's field names, one per level.</summary>
-    public string[] FieldNames(string path) => _splitPaths.GetOrAdd(path, p => p.Split('.'));
+    public static string[] FieldNames(string path) => path.Split('.');
+
+    /// <summary>As <see cref="FieldNames"/>, kept for the paths asked for again (tagged fields, found per schema).</summary>
+    public string[] SplitPath(string path) => _splitPaths.GetOrAdd(path, FieldNames);
 
     private bool Walk(object? node, string[] path, int index, PrivacyAction action, ref string? problem)
     {
