@@ -116,6 +116,19 @@ public class MetricsTests
         Assert.NotNull(nested);
         Assert.EndsWith(" 1", Nested(nested, "Fetch", "UnknownTopicOrPartition"), StringComparison.Ordinal);
         Assert.Null(Nested(nested, "ListOffsets", "None"));
+
+        // A FindCoordinator error is counted where the version sends it: per key from v4 (two keys, two errors, no
+        // top-level one), at the top before.
+        await client.SendAsync(new FindCoordinatorRequest { KeyType = 7, CoordinatorKeys = ["g1", "g2"] }, 4, 5);
+        (_, byte[] batched) = await client.ReceiveAsync(1);
+        Assert.All(new FindCoordinatorResponse().ReadFrom(batched, 4).Coordinators, c => Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRequest, c.ErrorCode));
+        await client.SendAsync(new FindCoordinatorRequest { KeyType = 7, Key = "g3" }, 3, 6);
+        (_, byte[] single) = await client.ReceiveAsync(1);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRequest, new FindCoordinatorResponse().ReadFrom(single, 3).ErrorCode);
+        string? coordinators = await MetricsScrape.UntilAsync(http, t => Nested(t, "FindCoordinator", "InvalidRequest") is not null && Counted(t, "FindCoordinator", "InvalidRequest") ? t : null);
+        Assert.NotNull(coordinators);
+        Assert.EndsWith(" 2", Nested(coordinators, "FindCoordinator", "InvalidRequest"), StringComparison.Ordinal);
+        Assert.EndsWith(" 1", coordinators.Split('\n').Single(l => l.StartsWith("sharedlog_response_errors_total{", StringComparison.Ordinal) && l.Contains("api=\"FindCoordinator\"", StringComparison.Ordinal) && l.Contains("error=\"InvalidRequest\"", StringComparison.Ordinal)), StringComparison.Ordinal);
     }
 
     [Fact]

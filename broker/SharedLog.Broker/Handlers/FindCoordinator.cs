@@ -20,15 +20,20 @@ public sealed class FindCoordinatorHandler(IOptions<BrokerOptions> options, Adve
         var body = (FindCoordinatorRequest)request;
         int nodeId = options.Value.NodeId;
         var response = new FindCoordinatorResponse { NodeId = nodeId, Host = advertised.Host, Port = advertised.Port };
-        if (body.KeyType is not (0 or 1))
+        short error = body.KeyType is 0 or 1 ? (short)ErrorCode.None : (short)ErrorCode.InvalidRequest;
+        string? message = error == 0 ? null : $"Unknown coordinator key type {body.KeyType}.";
+
+        // v4+ answers per key and has no top-level error on the wire: the error is set where the version sends it, so the
+        // request metrics count it once.
+        if (context.Version < 4)
         {
-            response.ErrorCode = (short)ErrorCode.InvalidRequest;
-            response.ErrorMessage = $"Unknown coordinator key type {body.KeyType}.";
+            response.ErrorCode = error;
+            response.ErrorMessage = message;
         }
 
         foreach (string key in body.CoordinatorKeys)
         {
-            response.Coordinators.Add(new FindCoordinatorResponse.Coordinator { Key = key, NodeId = nodeId, Host = advertised.Host, Port = advertised.Port, ErrorCode = response.ErrorCode });
+            response.Coordinators.Add(new FindCoordinatorResponse.Coordinator { Key = key, NodeId = nodeId, Host = advertised.Host, Port = advertised.Port, ErrorCode = error, ErrorMessage = message });
         }
 
         return ValueTask.FromResult<IApiMessage?>(response);
