@@ -43,6 +43,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         var response = new ProduceResponse();
         bool validAcks = body.Acks is -1 or 0 or 1;
         var work = new List<PartitionWork>();
+        List<(PartitionWork Item, System.Buffers.ReadOnlySequence<byte>? Records)>? gated = null;
         foreach (ProduceRequest.TopicProduceData topic in body.TopicData)
         {
             var topicResponse = new ProduceResponse.TopicProduceResponse { Name = topic.Name };
@@ -74,9 +75,22 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                 }
 
                 var item = new PartitionWork(found, found.Partitions[partition.Index].StreamId, result, contract);
-                Check(item, partition.Records);
+                if (contract is null)
+                {
+                    Check(item, partition.Records);
+                }
+                else
+                {
+                    (gated ??= []).Add((item, partition.Records));
+                }
+
                 work.Add(item);
             }
+        }
+
+        if (gated is not null)
+        {
+            await CheckGatedAsync(gated);
         }
 
         await LoadProducersAsync(work, cancellationToken);
@@ -176,6 +190,43 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// Checks the partitions of a request that have a contract. The gate decodes every record, and a connection's requests
+    /// are checked one after another (up to the ordering point), so with one producer connection the gate would use one
+    /// core: the request's gated partitions are checked side by side instead, by this thread and up to one helper per
+    /// other core. Each partition is checked whole by one thread, and appends are queued afterwards in request order, so
+    /// nothing is reordered.
+    /// </summary>
+    private async Task CheckGatedAsync(List<(PartitionWork Item, System.Buffers.ReadOnlySequence<byte>? Records)> gated)
+    {
+        // One worker per core at most, each taking the next unchecked partition.
+        int next = -1;
+        void CheckRemaining()
+        {
+            for (int i = Interlocked.Increment(ref next); i < gated.Count; i = Interlocked.Increment(ref next))
+            {
+                Check(gated[i].Item, gated[i].Records);
+            }
+        }
+
+        int helpers = Math.Min(Environment.ProcessorCount, gated.Count) - 1;
+        Task[] others = new Task[Math.Max(helpers, 0)];
+        for (int i = 0; i < others.Length; i++)
+        {
+            others[i] = Task.Run(CheckRemaining);
+        }
+
+        try
+        {
+            CheckRemaining();
+        }
+        finally
+        {
+            // Even if this thread's check failed: the helpers read the request's bytes, which must outlive them.
+            await Task.WhenAll(others);
+        }
     }
 
     /// <summary>CRC, size and control checks and the contract gate for one partition; sets <see cref="PartitionWork.Accepted"/> or an error.</summary>
