@@ -121,7 +121,7 @@ public class MetricsTests
         // top-level one), at the top before.
         await client.SendAsync(new FindCoordinatorRequest { KeyType = 7, CoordinatorKeys = ["g1", "g2"] }, 4, 5);
         (_, byte[] batched) = await client.ReceiveAsync(1);
-        Assert.All(new FindCoordinatorResponse().ReadFrom(batched, 4).Coordinators, c => Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRequest, c.ErrorCode));
+        Assert.All(new FindCoordinatorResponse().ReadFrom(batched, 4).Coordinators, c => Assert.Equal(((short)SharedLog.Protocol.ErrorCode.InvalidRequest, "Unknown coordinator key type 7."), (c.ErrorCode, c.ErrorMessage)));
         await client.SendAsync(new FindCoordinatorRequest { KeyType = 7, Key = "g3" }, 3, 6);
         (_, byte[] single) = await client.ReceiveAsync(1);
         Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRequest, new FindCoordinatorResponse().ReadFrom(single, 3).ErrorCode);

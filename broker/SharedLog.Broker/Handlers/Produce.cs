@@ -195,37 +195,100 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     /// <summary>
     /// Checks the partitions of a request that have a contract. The gate decodes every record, and a connection's requests
     /// are checked one after another (up to the ordering point), so with one producer connection the gate would use one
-    /// core: the request's gated partitions are checked side by side instead, by this thread and up to one helper per
-    /// other core. Each partition is checked whole by one thread, and appends are queued afterwards in request order, so
-    /// nothing is reordered.
+    /// core: the request's gated partitions are checked side by side instead, by this thread and pool helpers (at most one
+    /// per other core across the broker, so gated producers cannot crowd out the pool's network work). Each partition is
+    /// checked whole by one thread, and appends are queued afterwards in request order, so nothing is reordered.
     /// </summary>
-    private async Task CheckGatedAsync(List<(PartitionWork Item, System.Buffers.ReadOnlySequence<byte>? Records)> gated)
+    private Task CheckGatedAsync(List<(PartitionWork Item, System.Buffers.ReadOnlySequence<byte>? Records)> gated)
     {
-        // One worker per core at most, each taking the next unchecked partition.
-        int next = -1;
-        void CheckRemaining()
+        if (gated.Count == 1)
         {
-            for (int i = Interlocked.Increment(ref next); i < gated.Count; i = Interlocked.Increment(ref next))
+            Check(gated[0].Item, gated[0].Records);
+            return Task.CompletedTask;
+        }
+
+        var checks = new GatedChecks(this, gated);
+        for (int helpers = Math.Min(Environment.ProcessorCount, gated.Count) - 1; helpers > 0 && GatedChecks.TryReserveHelper(); helpers--)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(checks, preferLocal: false);
+        }
+
+        checks.CheckRemaining();
+        return checks.Done;
+    }
+
+    /// <summary>
+    /// The gated partitions of one request, taken one at a time by whichever thread asks next. The request waits for
+    /// its partitions, not for its helpers: a helper that starts after every partition was taken finds none and ends
+    /// without touching the request's bytes, so a busy pool cannot hold the request back.
+    /// </summary>
+    private sealed class GatedChecks(ProduceHandler handler, List<(PartitionWork Item, System.Buffers.ReadOnlySequence<byte>? Records)> gated) : IThreadPoolWorkItem
+    {
+        private static readonly int MaxHelpers = Math.Max(Environment.ProcessorCount - 1, 0);
+        private static int _helpers;
+
+        private readonly int _count = gated.Count;
+        private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _next = -1;
+        private int _remaining = gated.Count;
+        private Exception? _firstFailure;
+
+        public Task Done => _done.Task;
+
+        public static bool TryReserveHelper()
+        {
+            int now = Volatile.Read(ref _helpers);
+            while (now < MaxHelpers)
             {
-                Check(gated[i].Item, gated[i].Records);
+                int seen = Interlocked.CompareExchange(ref _helpers, now + 1, now);
+                if (seen == now)
+                {
+                    return true;
+                }
+
+                now = seen;
+            }
+
+            return false;
+        }
+
+        public void Execute()
+        {
+            try
+            {
+                CheckRemaining();
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _helpers);
             }
         }
 
-        int helpers = Math.Min(Environment.ProcessorCount, gated.Count) - 1;
-        Task[] others = new Task[Math.Max(helpers, 0)];
-        for (int i = 0; i < others.Length; i++)
+        public void CheckRemaining()
         {
-            others[i] = Task.Run(CheckRemaining);
-        }
+            for (int i = Interlocked.Increment(ref _next); i < _count; i = Interlocked.Increment(ref _next))
+            {
+                try
+                {
+                    handler.Check(gated[i].Item, gated[i].Records);
+                }
+                catch (Exception e)
+                {
+                    Interlocked.CompareExchange(ref _firstFailure, e, null);
+                }
 
-        try
-        {
-            CheckRemaining();
-        }
-        finally
-        {
-            // Even if this thread's check failed: the helpers read the request's bytes, which must outlive them.
-            await Task.WhenAll(others);
+                if (Interlocked.Decrement(ref _remaining) == 0)
+                {
+                    if (_firstFailure is { } failure)
+                    {
+                        _done.TrySetException(failure);
+                    }
+                    else
+                    {
+                        _done.TrySetResult();
+                    }
+                }
+            }
         }
     }
 
