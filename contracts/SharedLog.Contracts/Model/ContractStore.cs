@@ -313,7 +313,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
 
             // A stored revision this build no longer takes (stored by an older, laxer build) is not in force (see
             // Rebuild); it must not block its own fix, rollback or delete either, so it diffs as absent.
-            ContractDefinition? before = current?.Text is { } previousText && TryParse(previousText) is { } parsed ? parsed : null;
+            ContractDefinition? before = TryParseRevision(current);
             ContractDefinition? after = text is null ? null : ContractParser.Parse(text);
 
             // One contract per topic: a second one on the same topic under another name would silently govern it,
@@ -387,7 +387,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     /// Writes an audit record (of a change, already durable, or of a diff), so a failure here is not undone: the record
     /// waits, in order, for the next change or <see cref="RetryAuditAsync"/> (each minute, and at shutdown).
     /// </summary>
-    /// <param name="change">The change the record is of; once the record is written the change is stored again marked audited.</param>
+    /// <param name="change">The change the record is of (null for a diff); once the record is written its audited mark is stored.</param>
     private async Task WriteAuditAsync(Dictionary<string, object?> record, string name, int version, ContractRevision? change)
     {
         QueueAudit(record, change);
@@ -396,7 +396,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
 
     private void QueueAudit(Dictionary<string, object?> record, ContractRevision? change)
     {
-        _unwrittenAudit.Add(new PendingAudit(new JournalEntry(System.Text.Encoding.UTF8.GetBytes(change?.Name ?? (string)record["contract"]!), JsonSerializer.SerializeToUtf8Bytes(record, Json)), change));
+        _unwrittenAudit.Add(new PendingAudit(new JournalEntry(System.Text.Encoding.UTF8.GetBytes((string)record["contract"]!), JsonSerializer.SerializeToUtf8Bytes(record, Json)), change));
         if (_unwrittenAudit.Count > MaxUnwrittenAudit)
         {
             LogAuditDropped(_unwrittenAudit.Count - MaxUnwrittenAudit);
