@@ -24,6 +24,7 @@ public sealed class DirectLogDevice : StorageDeviceBase
 
     private readonly ConcurrentDictionary<int, SafeFileHandle> _segments = new();
     private readonly ZeroFillAhead? _zeroFill;
+    private readonly GradualFileDeleter _deleter;
     private readonly long _segmentBytes;
 
     // Address-ordered durability (see OrderWritesFrom), all under _ordering. -1: writes go out as they come.
@@ -34,10 +35,12 @@ public sealed class DirectLogDevice : StorageDeviceBase
     private long _heldWrites;
     private int _disposed;
 
-    private DirectLogDevice(string filename, long zeroFillAheadBytes, long segmentBytes, Action<Exception>? onZeroFillFailure)
+    private DirectLogDevice(string filename, long zeroFillAheadBytes, long segmentBytes, Action<Exception>? onZeroFillFailure, Action<string, Exception>? onDeleteFailure)
         : base(filename, DirectSectorSize, Devices.CAPACITY_UNSPECIFIED)
     {
         _segmentBytes = segmentBytes;
+        _deleter = new GradualFileDeleter(onDeleteFailure ?? (static (_, _) => { }));
+        _deleter.DeleteLeftovers(Path.GetDirectoryName(Path.GetFullPath(filename))!, Path.GetFileName(filename) + ".");
         if (zeroFillAheadBytes > 0)
         {
             long chunk = Math.Min(ZeroFillChunkBytes, Math.Min(segmentBytes, zeroFillAheadBytes)) / DirectSectorSize * DirectSectorSize;
@@ -50,10 +53,11 @@ public sealed class DirectLogDevice : StorageDeviceBase
     /// under it does not take O_DIRECT (probed with an aligned write to a scratch file beside the log).
     /// With <paramref name="zeroFillAheadBytes"/> above zero the newest segment is kept written with zeros
     /// that far past the log's tail (<see cref="ZeroFillAhead"/>); <paramref name="onZeroFillFailure"/> hears
-    /// why that stopped, if it does.
+    /// why that stopped, if it does. Segments the log no longer needs are deleted a slice at a time
+    /// (<see cref="GradualFileDeleter"/>); <paramref name="onDeleteFailure"/> hears of one that could not be.
     /// </summary>
-    public static DirectLogDevice? TryCreate(string filename, out string? refusal, long zeroFillAheadBytes = 0, long segmentBytes = 1L << 30, Action<Exception>? onZeroFillFailure = null) =>
-        DirectIo.Probe(filename + ".direct-probe", out refusal) ? new DirectLogDevice(filename, zeroFillAheadBytes, segmentBytes, onZeroFillFailure) : null;
+    public static DirectLogDevice? TryCreate(string filename, out string? refusal, long zeroFillAheadBytes = 0, long segmentBytes = 1L << 30, Action<Exception>? onZeroFillFailure = null, Action<string, Exception>? onDeleteFailure = null) =>
+        DirectIo.Probe(filename + ".direct-probe", out refusal) ? new DirectLogDevice(filename, zeroFillAheadBytes, segmentBytes, onZeroFillFailure, onDeleteFailure) : null;
 
     /// <summary>How far the newest segment is written (data or zeros), when zero-fill ahead is on.</summary>
     public (int Segment, long End)? ZeroFilled => _zeroFill?.Prepared;
@@ -258,7 +262,8 @@ public sealed class DirectLogDevice : StorageDeviceBase
             handle.Dispose();
         }
 
-        File.Delete(SegmentPath(segment));
+        // Unlinked whole, a 1 GiB segment held the file system's journal long enough to stall log writes.
+        _deleter.Delete(SegmentPath(segment));
     }
 
     public override void RemoveSegmentAsync(int segment, AsyncCallback callback, IAsyncResult result)
@@ -279,6 +284,7 @@ public sealed class DirectLogDevice : StorageDeviceBase
         // A write still held back was never issued; FasterLog is closing and must not wait for it.
         ReleaseHeldWrites(null, failed: true);
         _zeroFill?.Dispose();
+        _deleter.Dispose();
         foreach (SafeFileHandle handle in _segments.Values)
         {
             handle.Dispose();

@@ -187,6 +187,12 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
         byte[] buffer = new byte[1 << 20];
         foreach (string segment in System.IO.Directory.EnumerateFiles(_options.Directory, prefix + ".*"))
         {
+            if (segment.EndsWith(GradualFileDeleter.Suffix, StringComparison.Ordinal))
+            {
+                // A segment the log let go of, still being deleted.
+                continue;
+            }
+
             using FileStream file = File.OpenRead(segment);
             int read;
             while ((read = file.Read(buffer, 0, buffer.Length)) > 0)
@@ -213,7 +219,8 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
             out string? refusal,
             _options.ZeroFillAheadBytes,
             1L << _options.SegmentSizeBits,
-            e => LogZeroFillStopped(_logger, _options.Directory, e.Message));
+            e => LogZeroFillStopped(_logger, _options.Directory, e.Message),
+            (file, e) => LogSegmentDeleteFailed(_logger, file, e.Message));
         if (direct is null)
         {
             LogDirectIoRefused(_logger, _options.Directory, refusal ?? "unknown reason");
@@ -227,6 +234,9 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "WAL in {Directory} stopped writing zeros ahead of its tail ({Reason}); commits continue, each extending the segment file")]
     private static partial void LogZeroFillStopped(ILogger logger, string directory, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "WAL segment file {File} could not be deleted ({Reason}); it is tried again after the next start")]
+    private static partial void LogSegmentDeleteFailed(ILogger logger, string file, string reason);
 
     /// <summary>How far the newest segment file is written (data or zeros), when direct I/O and zero-fill ahead are on.</summary>
     public (int Segment, long End)? ZeroFilled => (_settings.LogDevice as DirectLogDevice)?.ZeroFilled;

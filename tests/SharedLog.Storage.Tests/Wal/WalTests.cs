@@ -201,6 +201,42 @@ public sealed class WalTests : IDisposable
     }
 
     [Fact]
+    public async Task ATrimPastASegmentDeletesItsFileInTheBackgroundAndALeftoverIsDeletedAtTheNextStart()
+    {
+        // 64 KiB segments: 2,000-byte entries fill one in about 30.
+        WalOptions options = Options();
+        options.PageSizeBits = 14;
+        options.MemorySizeBits = 16;
+        options.SegmentSizeBits = 16;
+        string segment0 = Path.Combine(_directory, "fasterlog.log.0");
+        bool direct;
+        await using (var wal = new FasterWriteAheadLog(options))
+        {
+            direct = wal.UsesDirectIo;
+            for (int i = 0; i < 100; i++)
+            {
+                await wal.AppendAsync(1, i, 1, WalTestPayload.Create(1, i, 2000));
+            }
+
+            Assert.True(File.Exists(segment0));
+            WalEntry keep = wal.ReadDurableEntries().First(e => e.Position >= 1L << options.SegmentSizeBits);
+            await wal.TrimAsync(keep.Position);
+            Wait.Until(() => !File.Exists(segment0) && !File.Exists(segment0 + GradualFileDeleter.Suffix), "segment 0 is deleted after the trim");
+
+            Assert.Equal(keep.BaseOffset, wal.ReadDurableEntries().First().BaseOffset);
+        }
+
+        // A segment a stop left half deleted: gone after the next start, which recovers the log as it was. Only the
+        // direct-I/O device deletes gradually; FASTER's buffered one (where O_DIRECT is refused) unlinks at once.
+        string leftover = Path.Combine(_directory, "fasterlog.log.0" + GradualFileDeleter.Suffix);
+        await File.WriteAllBytesAsync(leftover, new byte[8192]);
+        await using var reopened = new FasterWriteAheadLog(options);
+        Wait.Until(() => !direct || !File.Exists(leftover), "the leftover is deleted after the start");
+
+        Assert.Equal(100 - (int)reopened.ReadDurableEntries().First().BaseOffset, reopened.ReadDurableEntries().Count());
+    }
+
+    [Fact]
     public async Task OversizedBatchIsRejectedAndTheLogKeepsWorking()
     {
         await using var wal = new FasterWriteAheadLog(Options());

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Microsoft.Win32.SafeHandles;
 using SharedLog.Storage.FaultHost;
 using SharedLog.Storage.Wal;
@@ -8,22 +7,11 @@ namespace SharedLog.Storage.Tests.Wal;
 public sealed class ZeroFillAheadTests : IDisposable
 {
     private const int Sector = DirectIo.SectorSize;
-    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(30);
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "sharedlog-zerofill-" + Guid.NewGuid().ToString("N"));
 
     public ZeroFillAheadTests() => Directory.CreateDirectory(_directory);
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
-
-    private static void WaitUntil(Func<bool> condition, string what)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(clock.Elapsed < Deadline, $"Timed out waiting until {what}.");
-            Thread.Yield();
-        }
-    }
 
     private static byte[] Pattern(long offset, int length)
     {
@@ -46,7 +34,7 @@ public sealed class ZeroFillAheadTests : IDisposable
         zeroFill.BeforeWrite(0, 0, 3 * Sector);
         RandomAccess.Write(file, Pattern(0, 3 * Sector), 0);
 
-        WaitUntil(() => zeroFill.Prepared.End >= (3 * Sector) + (256 * 1024), "zeros reach 256 KiB past the log's write");
+        Wait.Until(() => zeroFill.Prepared.End >= (3 * Sector) + (256 * 1024), "zeros reach 256 KiB past the log's write");
         Assert.Equal(0, zeroFill.Prepared.Segment);
         long length = RandomAccess.GetLength(file);
         Assert.True(length >= (3 * Sector) + (256 * 1024), $"file is {length} bytes");
@@ -89,7 +77,7 @@ public sealed class ZeroFillAheadTests : IDisposable
             offset += length;
         }
 
-        WaitUntil(() => zeroFill.Prepared.End >= offset, "the zeroer has caught up");
+        Wait.Until(() => zeroFill.Prepared.End >= offset, "the zeroer has caught up");
 
         byte[] all = File.ReadAllBytes(path)[..(int)offset];
         for (long at = 0; at < offset; at += Sector)
@@ -125,7 +113,7 @@ public sealed class ZeroFillAheadTests : IDisposable
         });
 
         zeroFill.BeforeWrite(0, 0, Sector);
-        WaitUntil(() => { lock (failures) { return failures.Count > 0; } }, "the failed zero write is reported");
+        Wait.Until(() => { lock (failures) { return failures.Count > 0; } }, "the failed zero write is reported");
 
         // Later writes neither wait on a zeroer that stopped nor start it again.
         for (int i = 1; i < 50; i++)
@@ -159,11 +147,11 @@ public sealed class ZeroFillAheadTests : IDisposable
         // A zeroer started by those writes would have been queued to the pool before this item ran.
         using var poolRan = new ManualResetEventSlim();
         ThreadPool.UnsafeQueueUserWorkItem(static e => e.Set(), poolRan, preferLocal: false);
-        Assert.True(poolRan.Wait(Deadline));
+        Assert.True(poolRan.Wait(Wait.Deadline));
 
         Volatile.Write(ref smallWriteIssued, 1);
         zeroFill.BeforeWrite(0, ZeroFillAhead.LargeWriteBytes * 3, Sector);
-        WaitUntil(() => zeroFill.Prepared.End >= (ZeroFillAhead.LargeWriteBytes * 3) + Sector + (1 << 20), "a small write starts zeroing");
+        Wait.Until(() => zeroFill.Prepared.End >= (ZeroFillAhead.LargeWriteBytes * 3) + Sector + (1 << 20), "a small write starts zeroing");
         Assert.Equal(0, Volatile.Read(ref zeroerRanBeforeSmallWrite));
     }
 
@@ -186,7 +174,7 @@ public sealed class ZeroFillAheadTests : IDisposable
             if (direct)
             {
                 Assert.True(wal.ZeroFilled is not null, "zero-fill ahead is on with direct I/O");
-                WaitUntil(() => wal.ZeroFilled!.Value.End > 0, "zeros are written in the newest segment");
+                Wait.Until(() => wal.ZeroFilled!.Value.End > 0, "zeros are written in the newest segment");
             }
             else
             {
