@@ -5,11 +5,14 @@
 #   bench/broker/run.sh max [SECONDS=15]   maximum produce rate, from a cold start
 #   bench/broker/run.sh produce5k          produce latency at 5,000 records/s (30 s after 10 s of warm-up)
 #   bench/broker/run.sh e2e5k              produce-to-consume latency at 5,000 records/s (same timing)
+#   bench/broker/run.sh segment5k          900,000 records as fast as possible (about 0.9 GiB of WAL), then produce5k's
+#                                          load, during which the WAL moves into its second 1 GiB segment and the first
+#                                          one is deleted once uploaded
 #   bench/broker/run.sh consume5g          produce 5 GB, wait until it is all offloaded to objects, consume it
 # Set PORT to move the broker's ports (PORT, PORT+1 for HTTP, PORT+2 for the registry); the broker's log and metrics
 # after the run are left in $OUT (default /tmp/sharedlog-bench).
 set -euo pipefail
-mode=${1:?mode: max, produce5k, e2e5k or consume5g}
+mode=${1:?mode: max, produce5k, e2e5k, segment5k or consume5g}
 port=${PORT:-39092}
 out=${OUT:-/tmp/sharedlog-bench}
 mkdir -p "$out"
@@ -24,6 +27,9 @@ common=(--bootstrap "127.0.0.1:$port" --partitions 4 --acks all --record-size 10
 case "$mode" in
   max) $load produce --topic max "${common[@]}" --duration "${2:-15}" | grep -E '^produce:' ;;
   produce5k) $load produce --topic t5k "${common[@]}" --duration 30 --warmup 10 --rate 5000 | grep -E '^produce:' ;;
+  segment5k)
+    $load produce --topic fill "${common[@]}" --records 900000 > /dev/null
+    $load produce --topic t5k "${common[@]}" --duration 30 --warmup 10 --rate 5000 | grep -E '^produce:' ;;
   e2e5k) $load e2e --topic t5k "${common[@]}" --duration 30 --warmup 10 --rate 5000 | grep -E '^e2e:' ;;
   consume5g)
     $load produce --topic c5g "${common[@]}" --records 5120000 | grep -E '^produce:'
