@@ -262,7 +262,8 @@ public sealed class DirectLogDevice : StorageDeviceBase
             handle.Dispose();
         }
 
-        // Unlinked whole, a 1 GiB segment held the file system's journal long enough to stall log writes.
+        // Unlinked whole, a 1 GiB segment held the file system's journal long enough to stall log writes. Never throws:
+        // FASTER calls this from its truncation, which would wait forever for the callback.
         _deleter.Delete(SegmentPath(segment));
     }
 

@@ -60,6 +60,15 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
             UseDirectIo();
         }
 
+        if (_settings.LogDevice is not DirectLogDevice)
+        {
+            // Segments an earlier run with direct I/O was deleting a slice at a time; FASTER's own device unlinks whole.
+            foreach (string leftover in GradualFileDeleter.Leftovers(options.Directory, Path.GetFileName(_settings.LogDevice.FileName) + "."))
+            {
+                File.Delete(leftover);
+            }
+        }
+
         // Commit slots bypass the page cache only where the log device's probe showed direct writes work.
         _commitManager = SlotLogCommitManager.Open(options.Directory, UsesDirectIo);
 
@@ -235,7 +244,7 @@ public sealed partial class FasterWriteAheadLog : IWriteAheadLog
     [LoggerMessage(Level = LogLevel.Warning, Message = "WAL in {Directory} stopped writing zeros ahead of its tail ({Reason}); commits continue, each extending the segment file")]
     private static partial void LogZeroFillStopped(ILogger logger, string directory, string reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "WAL segment file {File} could not be deleted ({Reason}); it is tried again after the next start")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "WAL segment file {File} could not be deleted ({Reason})")]
     private static partial void LogSegmentDeleteFailed(ILogger logger, string file, string reason);
 
     /// <summary>How far the newest segment file is written (data or zeros), when direct I/O and zero-fill ahead are on.</summary>

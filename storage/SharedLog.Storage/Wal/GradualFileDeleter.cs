@@ -28,7 +28,7 @@ public sealed class GradualFileDeleter : IDisposable
     private readonly Task _worker;
     private int _pending;
 
-    /// <param name="onFailure">Told when a file could not be deleted (it is left in place with its suffix).</param>
+    /// <param name="onFailure">Told when a file could not be deleted at all (it is left in place, for the next start when it has the suffix).</param>
     public GradualFileDeleter(Action<string, Exception> onFailure)
     {
         _onFailure = onFailure;
@@ -38,30 +38,54 @@ public sealed class GradualFileDeleter : IDisposable
     /// <summary>Files handed over and not yet deleted.</summary>
     public int Pending => Volatile.Read(ref _pending);
 
-    /// <summary>Moves <paramref name="path"/> out of the way now (a new file of that name may be created at once) and deletes it later; a missing file is ignored.</summary>
+    /// <summary>
+    /// Moves <paramref name="path"/> out of the way now (a new file of that name may be created at once) and deletes it
+    /// later; a missing file is ignored. Never throws: the caller is the log's truncation, which must not fail. When the
+    /// file cannot be moved (a full directory, a read-only file system) it is unlinked at once, and a failure of that is
+    /// reported.
+    /// </summary>
     public void Delete(string path)
     {
-        string doomed = path + Suffix;
         try
         {
-            File.Move(path, doomed, overwrite: true);
+            // FASTER asks again for segments a restart no longer has: a stat, not an exception, answers those.
+            if (!File.Exists(path))
+            {
+                return;
+            }
+
+            // A name never in use, so no file queued earlier is replaced (and so freed at once) by the move.
+            string doomed = path + Suffix;
+            if (File.Exists(doomed))
+            {
+                doomed = $"{path}.{Guid.NewGuid():N}{Suffix}";
+            }
+
+            File.Move(path, doomed, overwrite: false);
+            Enqueue(doomed);
         }
         catch (FileNotFoundException)
         {
-            return;
+            // Deleted meanwhile.
         }
-
-        Enqueue(doomed);
+        catch (Exception e)
+        {
+            DeleteAtOnce(path, e);
+        }
     }
 
     /// <summary>Deletes the files in <paramref name="directory"/> that an earlier run handed over and did not finish.</summary>
     public void DeleteLeftovers(string directory, string namePrefix)
     {
-        foreach (string leftover in Directory.EnumerateFiles(directory, namePrefix + "*" + Suffix))
+        foreach (string leftover in Leftovers(directory, namePrefix))
         {
             Enqueue(leftover);
         }
     }
+
+    /// <summary>Files named by an earlier run for deletion, for a log that does not delete gradually (FASTER's own device).</summary>
+    public static IEnumerable<string> Leftovers(string directory, string namePrefix) =>
+        Directory.Exists(directory) ? Directory.EnumerateFiles(directory, namePrefix + "*" + Suffix) : [];
 
     private void Enqueue(string doomed)
     {
@@ -85,7 +109,7 @@ public sealed class GradualFileDeleter : IDisposable
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
-                    _onFailure(doomed, e);
+                    DeleteAtOnce(doomed, e);
                 }
                 finally
                 {
@@ -99,7 +123,32 @@ public sealed class GradualFileDeleter : IDisposable
         }
     }
 
-    private static async Task CutAndDeleteAsync(string doomed, CancellationToken cancellationToken)
+    /// <summary>After the gradual way failed: space matters more than a stall.</summary>
+    private void DeleteAtOnce(string path, Exception cause)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e)
+        {
+            Report(path, new AggregateException(cause, e));
+        }
+    }
+
+    private void Report(string path, Exception e)
+    {
+        try
+        {
+            _onFailure(path, e);
+        }
+        catch
+        {
+            // A failing logger must not end the worker.
+        }
+    }
+
+    private async Task CutAndDeleteAsync(string doomed, CancellationToken cancellationToken)
     {
         SafeFileHandle file;
         try
@@ -119,8 +168,9 @@ public sealed class GradualFileDeleter : IDisposable
                 long started = Stopwatch.GetTimestamp();
                 length = Math.Max(0, length - SliceBytes);
                 RandomAccess.SetLength(file, length);
-                TimeSpan took = Stopwatch.GetElapsedTime(started);
-                await Task.Delay(took * PauseFactor > MinimumPause ? took * PauseFactor : MinimumPause, cancellationToken).ConfigureAwait(false);
+                // With more files waiting (a trim after an upload stall freed many segments) space comes first.
+                TimeSpan pause = Pending > 1 ? MinimumPause : Stopwatch.GetElapsedTime(started) * PauseFactor;
+                await Task.Delay(pause > MinimumPause ? pause : MinimumPause, cancellationToken).ConfigureAwait(false);
             }
         }
 

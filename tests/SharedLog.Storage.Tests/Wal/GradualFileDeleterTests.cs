@@ -51,13 +51,44 @@ public sealed class GradualFileDeleterTests : IDisposable
 
         deleter.DeleteLeftovers(_directory, "log.");
 
-        Wait.Until(() => !File.Exists(leftover), "the leftover is deleted");
+        Wait.Until(() => deleter.Pending == 0 && !File.Exists(leftover), "the leftover is deleted");
         Assert.True(File.Exists(otherLog));
         Assert.True(File.Exists(live));
 
         // A file already gone is not an error.
         deleter.Delete(Path.Combine(_directory, "log.9"));
         Assert.Equal(0, deleter.Pending);
+    }
+
+    [Fact]
+    public void ASecondFileOfTheSameNameQueuedWhileTheFirstIsStillThereGetsItsOwnName()
+    {
+        using var deleter = new GradualFileDeleter((_, _) => { });
+        string path = Path.Combine(_directory, "log.6");
+        string queued = NewFile("log.6" + GradualFileDeleter.Suffix, 10);
+        File.WriteAllBytes(path, [9]);
+
+        deleter.Delete(path);
+
+        Assert.False(File.Exists(path));
+        Wait.Until(() => deleter.Pending == 0 && Directory.GetFiles(_directory).Length == 1, "the second file is deleted under its own name");
+        Assert.Equal(queued, Assert.Single(Directory.GetFiles(_directory)));
+    }
+
+    [Fact]
+    public void AFileThatCannotBeMovedIsDeletedAtOnceWithoutAThrow()
+    {
+        var failures = new List<Exception>();
+        using var deleter = new GradualFileDeleter((_, e) => failures.Add(e));
+
+        // A name with no room for the suffix (NAME_MAX is 255 bytes): the move fails, the file is unlinked at once.
+        string path = NewFile("log." + new string('8', 250), 10);
+        deleter.Delete(path);
+
+        Assert.False(File.Exists(path));
+        Assert.Empty(Directory.GetFiles(_directory));
+        Assert.Equal(0, deleter.Pending);
+        Assert.Empty(failures);
     }
 
     [Fact]
