@@ -6,7 +6,7 @@ namespace SharedLog.Storage.Wal;
 
 /// <summary>
 /// Deletes WAL segment files a slice at a time in the background. Unlinking a whole 1 GiB segment took ext4 about 440 ms of
-/// journal work on the benchmark machine, and log writes that needed the journal meanwhile waited up to about 100 ms: a
+/// journal work on the benchmark machine, and produces meanwhile waited up to a few hundred milliseconds (p999): a
 /// produce stall once per segment (bench/RESULTS.md, stop 37). A file to delete is renamed out of the log's way at once,
 /// then cut down by <see cref="SliceBytes"/> at a time, pausing after each cut a few times as long as the cut took, and
 /// unlinked once empty. Files a stop left half cut keep their suffix and are deleted after the next start.
