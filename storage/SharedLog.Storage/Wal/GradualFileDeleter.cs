@@ -25,14 +25,14 @@ public sealed class GradualFileDeleter : IDisposable
     private readonly Channel<string> _queue = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
     private readonly CancellationTokenSource _stop = new();
     private readonly Action<string, Exception> _onFailure;
-    private readonly Task _worker;
     private int _pending;
 
     /// <param name="onFailure">Told when a file could not be deleted at all (it is left in place, for the next start when it has the suffix).</param>
     public GradualFileDeleter(Action<string, Exception> onFailure)
     {
         _onFailure = onFailure;
-        _worker = Task.Run(RunAsync);
+        // Runs until Dispose; it catches its own failures, so nothing waits on it.
+        _ = Task.Run(RunAsync);
     }
 
     /// <summary>Files handed over and not yet deleted.</summary>
