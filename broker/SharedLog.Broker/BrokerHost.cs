@@ -160,7 +160,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
         services.AddSingleton<IApiHandler, DescribeLogDirsHandler>();
         services.AddSingleton<IApiHandler, OffsetDeleteHandler>();
         services.AddSingleton(sp => new ObjectJanitor(sp.GetRequiredService<IObjectStore>(), sp.GetRequiredService<IMetadataStore>(), sp.GetRequiredService<StreamStore>(), storage.OrphanGrace, storage.DeletionGrace, sp.GetRequiredService<ILogger<ObjectJanitor>>(),
-            sp.GetRequiredService<ContractStore>().RetentionMsFor));
+            sp.GetRequiredService<ContractStore>().RetentionMsFor, sp.GetRequiredService<ContractStore>().RetentionBytesFor));
         services.AddSingleton(sp => new ObjectCompactor(sp.GetRequiredService<IObjectStore>(), sp.GetRequiredService<IMetadataStore>(), storage, sp.GetRequiredService<StreamStore>(), sp.GetRequiredService<ILogger<ObjectCompactor>>()));
         services.AddSingleton<ISchemaFormat>(new Contracts.Formats.Avro.AvroSchemaFormat());
         services.AddSingleton<ISchemaFormat>(new Contracts.Formats.Json.JsonSchemaFormat());

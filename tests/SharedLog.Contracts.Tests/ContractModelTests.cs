@@ -433,6 +433,47 @@ public class ContractModelTests
     }
 
     [Theory]
+    [InlineData("1GiB", 1L << 30)]
+    [InlineData("500mib", 500L << 20)]
+    [InlineData("2TiB", 2L << 40)]
+    [InlineData("1048576", 1L << 20)]
+    [InlineData("4096KiB", 4L << 20)]
+    [InlineData("infinite", -1)]
+    [InlineData("-1", -1)]
+    public void ARetentionBytesIsASizeOrInfinite(string retentionBytes, long expected) =>
+        Assert.Equal(expected, ContractParser.Parse($"topic: t\nretentionBytes: '{retentionBytes}'\n").RetentionBytes);
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("1000")]
+    [InlineData("1023KiB")]
+    [InlineData("10GB")]
+    [InlineData("1.5GiB")]
+    [InlineData("-5")]
+    [InlineData("99999999999999999999")]
+    [InlineData("2000000TiB")]
+    public void ARetentionBytesThatIsNotASizeOrEmptiesTheTopicIsRefused(string retentionBytes)
+    {
+        ContractValidationException error = Assert.Throws<ContractValidationException>(() => ContractParser.Parse($"topic: t\nretentionBytes: '{retentionBytes}'\n"));
+        Assert.Contains(error.Problems, p => p.StartsWith($"retentionBytes '{retentionBytes}' must be", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task ARetentionBytesIsTheContractsOnlyWhenItSetsOneAndIsPartOfItsDiff()
+    {
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.ApplyAsync("topic: orders\nclass: certified\n", "a", false, _ => [], CancellationToken.None);
+        Assert.Null(store.RetentionBytesFor("orders"));
+
+        ContractChange sized = await store.ApplyAsync("topic: orders\nclass: certified\nretentionBytes: 10GiB\n", "a", false, _ => [], CancellationToken.None);
+        Assert.True(sized.Changed);
+        Assert.Contains(sized.Diff, line => line.Contains("retentionBytes", StringComparison.Ordinal) && line.Contains("10737418240", StringComparison.Ordinal));
+        Assert.Equal(10L << 30, store.RetentionBytesFor("orders"));
+        Assert.Null(store.RetentionBytesFor("orders.quarantine"));
+        Assert.Null(store.RetentionBytesFor("payments"));
+    }
+
+    [Theory]
     [InlineData("everything")]
     [InlineData("' 1'")]
     [InlineData("'+1'")]

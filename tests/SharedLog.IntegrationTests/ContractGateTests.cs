@@ -763,13 +763,17 @@ public class ContractGateTests
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
         using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
         await admin.CreateTopicsAsync([new TopicSpecification { Name = "kept", NumPartitions = 1, ReplicationFactor = 1 }, new TopicSpecification { Name = "kept.quarantine", NumPartitions = 1, ReplicationFactor = 1 }]);
-        await ApplyAsync(broker, "topic: kept\nclass: certified\nonFailure: quarantine\nretention: 3d\n");
+        await ApplyAsync(broker, "topic: kept\nclass: certified\nonFailure: quarantine\nretention: 3d\nretentionBytes: 1GiB\n");
         var kept = new ConfigResource { Type = ResourceType.Topic, Name = "kept" };
         var quarantine = new ConfigResource { Type = ResourceType.Topic, Name = "kept.quarantine" };
 
         ConfigEntryResult retention = (await admin.DescribeConfigsAsync([kept])).Single().Entries["retention.ms"];
         Assert.Equal(("259200000", ConfigSource.DynamicDefaultBrokerConfig, false), (retention.Value, retention.Source, retention.IsDefault));
         Assert.Equal("2592000000", (await admin.DescribeConfigsAsync([quarantine])).Single().Entries["retention.ms"].Value); // the quarantine class's 30 days
+        ConfigEntryResult size = (await admin.DescribeConfigsAsync([kept])).Single().Entries["retention.bytes"];
+        Assert.Equal(("1073741824", ConfigSource.DynamicDefaultBrokerConfig), (size.Value, size.Source));
+        ConfigEntryResult quarantineSize = (await admin.DescribeConfigsAsync([quarantine])).Single().Entries["retention.bytes"];
+        Assert.Equal(("-1", ConfigSource.DefaultConfig), (quarantineSize.Value, quarantineSize.Source));
 
         // The topic's own setting wins, as Kafka's topic configs win over broker defaults; deleting it brings the contract's back.
         await admin.IncrementalAlterConfigsAsync(new Dictionary<ConfigResource, List<ConfigEntry>> { [kept] = [new ConfigEntry { Name = "retention.ms", Value = "-1", IncrementalOperation = AlterConfigOpType.Set }] });

@@ -15,20 +15,28 @@ public static class TopicConfigs
 
     /// <summary>
     /// What a topic config is and where it comes from, as CreateTopics and DescribeConfigs report it: the topic's own value
-    /// (TOPIC_CONFIG), else for <c>retention.ms</c> the retention its data contract gives (<paramref name="contractRetentionMs"/>,
+    /// (TOPIC_CONFIG), else for <c>retention.ms</c> and <c>retention.bytes</c> what its data contract gives (<paramref name="contract"/>,
     /// DYNAMIC_DEFAULT_BROKER_CONFIG), else the default (DEFAULT_CONFIG).
     /// </summary>
-    public static (string Value, sbyte Source) Effective(string name, IReadOnlyDictionary<string, string> configs, string defaultValue, long? contractRetentionMs)
+    public static (string Value, sbyte Source) Effective(string name, IReadOnlyDictionary<string, string> configs, string defaultValue, ContractRetention contract)
     {
         if (configs.TryGetValue(name, out string? set))
         {
             return (set, TopicConfigSource);
         }
 
-        return name == RetentionMs && contractRetentionMs is { } retention
-            ? (retention.ToString(CultureInfo.InvariantCulture), ContractDefaultSource)
+        return ContractValue(name, contract) is { } given
+            ? (given.ToString(CultureInfo.InvariantCulture), ContractDefaultSource)
             : (defaultValue, BrokerConfigs.DefaultConfigSource);
     }
+
+    /// <summary>The value a data contract gives <paramref name="name"/>, for the two configs a contract can set.</summary>
+    public static long? ContractValue(string name, ContractRetention contract) => name switch
+    {
+        RetentionMs => contract.Ms,
+        RetentionBytes => contract.Bytes,
+        _ => null,
+    };
     public const string RetentionBytes = "retention.bytes";
     public const string CleanupPolicy = "cleanup.policy";
     public const string MaxMessageBytes = "max.message.bytes";
@@ -320,3 +328,6 @@ public readonly record struct ProduceTimestamps(bool LogAppendTime, long BeforeM
     /// <summary>Whether CreateTime records must be checked against the broker's clock.</summary>
     public bool BoundsCreateTime => !LogAppendTime && (BeforeMaxMs != long.MaxValue || AfterMaxMs != long.MaxValue);
 }
+
+/// <summary>The retention a topic's data contract gives it, where the topic sets none: null where no contract speaks.</summary>
+public readonly record struct ContractRetention(long? Ms, long? Bytes);

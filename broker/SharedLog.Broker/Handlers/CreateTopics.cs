@@ -87,10 +87,10 @@ public sealed class CreateTopicsHandler(TopicService topics, IOptions<BrokerOpti
         result.NumPartitions = partitions;
         result.ReplicationFactor = replicationFactor;
         result.TopicId = created?.TopicId ?? Guid.Empty;
-        long? contractRetentionMs = contracts.RetentionMsFor(wanted.Name);
+        var contractRetention = new ContractRetention(contracts.RetentionMsFor(wanted.Name), contracts.RetentionBytesFor(wanted.Name));
         foreach ((string name, string defaultValue) in TopicConfigs.Defaults)
         {
-            (string value, sbyte source) = TopicConfigs.Effective(name, configs, defaultValue, contractRetentionMs);
+            (string value, sbyte source) = TopicConfigs.Effective(name, configs, defaultValue, contractRetention);
             result.Configs ??= [];
             result.Configs.Add(new CreateTopicsResponse.CreatableTopicConfigs
             {

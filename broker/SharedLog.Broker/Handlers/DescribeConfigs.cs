@@ -56,7 +56,7 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
                 continue;
             }
 
-            long? contractRetentionMs = contracts.RetentionMsFor(topic.Name);
+            var contractRetention = new ContractRetention(contracts.RetentionMsFor(topic.Name), contracts.RetentionBytesFor(topic.Name));
             foreach ((string name, string defaultValue) in TopicConfigs.Defaults.OrderBy(kv => kv.Key, StringComparer.Ordinal))
             {
                 // As Kafka: no keys, null or an empty list, means every config.
@@ -65,7 +65,7 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
                     continue;
                 }
 
-                (string value, sbyte source) = TopicConfigs.Effective(name, topic.Configs, defaultValue, contractRetentionMs);
+                (string value, sbyte source) = TopicConfigs.Effective(name, topic.Configs, defaultValue, contractRetention);
                 var entry = new DescribeConfigsResponse.DescribeConfigsResourceResult
                 {
                     Name = name,
@@ -81,10 +81,10 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
                         entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = name, Value = value, Source = source });
                     }
 
-                    if (name == TopicConfigs.RetentionMs && contractRetentionMs is { } retentionMs)
+                    if (TopicConfigs.ContractValue(name, contractRetention) is { } given)
                     {
                         // As Kafka names a cluster-wide dynamic default: by the broker config it sets.
-                        entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = "log.retention.ms", Value = retentionMs.ToString(CultureInfo.InvariantCulture), Source = TopicConfigs.ContractDefaultSource });
+                        entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = "log." + name, Value = given.ToString(CultureInfo.InvariantCulture), Source = TopicConfigs.ContractDefaultSource });
                     }
 
                     if (TopicConfigs.TryGetDefaultSynonym(name, out (string Name, string Default) broker))

@@ -92,6 +92,12 @@ public sealed class ContractDocument
     /// <summary>How long the governed topics keep records unless a topic sets <c>retention.ms</c>: "7d", "12h", "infinite"...; defaults by class.</summary>
     public string? Retention { get; set; }
 
+    /// <summary>
+    /// Most bytes each partition of the governed topics keeps unless a topic sets <c>retention.bytes</c>: "10GiB", "500MiB",
+    /// "infinite"...; unset, the broker's default (-1, no limit) applies.
+    /// </summary>
+    public string? RetentionBytes { get; set; }
+
     /// <summary>changes, summary or violations: what the audit topic records about this contract; defaults by class.</summary>
     public string? Audit { get; set; }
 }

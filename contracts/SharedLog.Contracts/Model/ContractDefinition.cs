@@ -43,7 +43,8 @@ public sealed record ContractDefinition(
     bool RejectTombstones,
     CompatibilityLevel Compatibility,
     long RetentionMs = ContractParser.WeekMs,
-    AuditLevel Audit = AuditLevel.Summary)
+    AuditLevel Audit = AuditLevel.Summary,
+    long? RetentionBytes = null)
 {
     private readonly Regex? _pattern = Topic.Contains('*', StringComparison.Ordinal)
         ? new Regex("^" + string.Join(".*", Topic.Split('*').Select(Regex.Escape)) + "$", RegexOptions.CultureInvariant | RegexOptions.NonBacktracking)
@@ -116,6 +117,7 @@ public static class ContractParser
             _ => (FailureAction.Observe, CompatibilityLevel.Backward, WeekMs, AuditLevel.Summary),
         };
         long retentionMs = document.Retention is null ? defaultRetention : ParseRetention(document.Retention, problems);
+        long? retentionBytes = document.RetentionBytes is null ? null : ParseRetentionBytes(document.RetentionBytes, problems);
         AuditLevel audit = document.Audit is null ? defaultAudit : ParseEnum(document.Audit, "audit", defaultAudit, problems);
         FailureAction onFailure = document.OnFailure is null ? defaultAction : ParseEnum(document.OnFailure, "onFailure", defaultAction, problems);
         CompatibilityLevel compatibility = defaultCompatibility;
@@ -211,8 +213,11 @@ public static class ContractParser
             throw new ContractValidationException(problems);
         }
 
-        return new ContractDefinition(document.Name ?? topic, topic, topicClass, document.Owner, document.Description, key, value, rules, privacy, onFailure, quarantine, rejectTombstones, compatibility, retentionMs, audit);
+        return new ContractDefinition(document.Name ?? topic, topic, topicClass, document.Owner, document.Description, key, value, rules, privacy, onFailure, quarantine, rejectTombstones, compatibility, retentionMs, audit, retentionBytes);
     }
+
+    private static readonly Dictionary<string, long> DurationUnits = new() { [""] = 1, ["ms"] = 1, ["s"] = 1000, ["m"] = 60_000, ["h"] = 3_600_000, ["d"] = 86_400_000 };
+    private static readonly Dictionary<string, long> SizeUnits = new() { [""] = 1, ["b"] = 1, ["kib"] = 1L << 10, ["mib"] = 1L << 20, ["gib"] = 1L << 30, ["tib"] = 1L << 40 };
 
     /// <summary>
     /// A retention: <c>infinite</c> (or -1), a whole number of milliseconds, or a whole number with a unit (ms, s, m, h, d),
@@ -220,30 +225,48 @@ public static class ContractParser
     /// </summary>
     private static long ParseRetention(string text, List<string> problems)
     {
+        if (ParseQuantity(text, DurationUnits, 1000, 100L * 365 * 86_400_000) is { } ms)
+        {
+            return ms;
+        }
+
+        problems.Add($"retention '{text}' must be infinite, or a whole number of ms, s, m, h or d from 1s to 100 years (e.g. 7d).");
+        return WeekMs;
+    }
+
+    /// <summary>A size limit per partition: <c>infinite</c> (or -1), a whole number of bytes, or one with a binary unit, from 1 MiB to 1 EiB.</summary>
+    private static long ParseRetentionBytes(string text, List<string> problems)
+    {
+        if (ParseQuantity(text, SizeUnits, 1L << 20, 1L << 60) is { } bytes)
+        {
+            return bytes;
+        }
+
+        problems.Add($"retentionBytes '{text}' must be infinite, or a whole number of bytes, KiB, MiB, GiB or TiB from 1MiB to 1EiB (e.g. 10GiB).");
+        return -1;
+    }
+
+    /// <summary>-1 for <c>infinite</c> or -1; else a whole number with an optional unit of <paramref name="units"/> (any case), within [min, max]; null otherwise.</summary>
+    private static long? ParseQuantity(string text, Dictionary<string, long> units, long min, long max)
+    {
         string trimmed = text.Trim().ToLowerInvariant();
         if (trimmed is "infinite" or "-1")
         {
             return -1;
         }
 
-        Match match = Regex.Match(trimmed, "^(?<n>[0-9]{1,15})(?<unit>ms|s|m|h|d)?$", RegexOptions.CultureInvariant);
-        long unitMs = match.Groups["unit"].Value switch
+        int digits = 0;
+        while (digits < trimmed.Length && char.IsAsciiDigit(trimmed[digits]))
         {
-            "s" => 1000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            _ => 1,
-        };
-        const long MaxMs = 100L * 365 * 86_400_000;
-        long n = match.Success ? long.Parse(match.Groups["n"].Value, CultureInfo.InvariantCulture) : 0;
-        if (n > MaxMs / unitMs || n * unitMs < 1000)
-        {
-            problems.Add($"retention '{text}' must be infinite, or a whole number of ms, s, m, h or d from 1s to 100 years (e.g. 7d).");
-            return WeekMs;
+            digits++;
         }
 
-        return n * unitMs;
+        return digits is > 0 and <= 19
+            && units.TryGetValue(trimmed[digits..], out long unit)
+            && long.TryParse(trimmed.AsSpan(0, digits), NumberStyles.None, CultureInfo.InvariantCulture, out long n)
+            && n <= max / unit && n * unit >= min
+            ? n * unit
+            : null;
     }
 
     /// <summary>Bounded YAML reading: size, nesting, no anchors or aliases; errors carry line and column.</summary>

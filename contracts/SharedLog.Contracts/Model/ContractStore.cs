@@ -187,6 +187,9 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         return snapshot.QuarantineTopics.GetOrAdd(topic, static (name, s) => NamedAsQuarantine(s, name), snapshot) ? ContractParser.QuarantineRetentionMs : null;
     }
 
+    /// <summary>The <c>retention.bytes</c> a topic has when it does not set one itself: its contract's, when the contract sets one; else null.</summary>
+    public long? RetentionBytesFor(string topic) => ForTopic(_snapshot, topic)?.Definition.RetentionBytes;
+
     /// <summary>Whether a contract of <paramref name="snapshot"/> names <paramref name="topic"/> as the quarantine topic of a topic it governs.</summary>
     private static bool NamedAsQuarantine(Snapshot snapshot, string topic)
     {
@@ -597,6 +600,11 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         flat["compatibility"] = Registry.RegistryNames.Name(contract.Compatibility);
         flat["retention"] = contract.RetentionMs == -1 ? "infinite" : $"{contract.RetentionMs.ToString(System.Globalization.CultureInfo.InvariantCulture)}ms";
         flat["audit"] = contract.Audit.ToString().ToLowerInvariant();
+        if (contract.RetentionBytes is { } retentionBytes)
+        {
+            flat["retentionBytes"] = retentionBytes == -1 ? "infinite" : retentionBytes.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
         AddIfSet(flat, "owner", contract.Owner);
         AddIfSet(flat, "description", contract.Description);
         foreach ((string side, SchemaRequirement? requirement) in new[] { ("key", contract.Key), ("value", contract.Value) })

@@ -21,9 +21,10 @@ public sealed record JanitorReport(int StreamsTrimmed, int ObjectsMarked, int Or
 /// Merging small objects is the <see cref="ObjectCompactor"/>'s work.
 /// </summary>
 /// <param name="retentionDefault">A topic's <c>retention.ms</c> when it sets none (the broker's data contracts give one); null for the broker default.</param>
+/// <param name="retentionBytesDefault">A topic's <c>retention.bytes</c> when it sets none, likewise; null for no limit.</param>
 public sealed partial class ObjectJanitor(
     IObjectStore objects, IMetadataStore metadata, StreamStore streams, TimeSpan orphanGrace, TimeSpan deletionGrace, ILogger<ObjectJanitor>? logger = null,
-    Func<string, long?>? retentionDefault = null)
+    Func<string, long?>? retentionDefault = null, Func<string, long?>? retentionBytesDefault = null)
 {
     /// <summary>Kafka's default <c>retention.ms</c>: 7 days.</summary>
     public const long DefaultRetentionMs = 604_800_000;
@@ -43,7 +44,9 @@ public sealed partial class ObjectJanitor(
             long retentionMs = !deletes ? -1
                 : topic.Configs.ContainsKey(RetentionMs) ? Config(topic, RetentionMs, DefaultRetentionMs)
                 : retentionDefault?.Invoke(topic.Name) ?? DefaultRetentionMs;
-            long retentionBytes = deletes ? Config(topic, RetentionBytes, -1) : -1;
+            long retentionBytes = !deletes ? -1
+                : topic.Configs.ContainsKey(RetentionBytes) ? Config(topic, RetentionBytes, -1)
+                : retentionBytesDefault?.Invoke(topic.Name) ?? -1;
             foreach (PartitionMetadata partition in topic.Partitions)
             {
                 IReadOnlyList<StreamObjectRange> ranges = await metadata.GetObjectRangesAsync(partition.StreamId, 0, cancellationToken: cancellationToken).ConfigureAwait(false);

@@ -613,6 +613,33 @@ public sealed class StreamStoreTests : IAsyncLifetime
         Assert.Contains("ungoverned", asked);
     }
 
+    [Fact]
+    public async Task ATopicWithoutRetentionBytesTakesTheLimitItsContractGivesAndItsOwnSettingWins()
+    {
+        long governed = await CreateStreamAsync("sized", []);
+        long ownSetting = await CreateStreamAsync("sized-own", new Dictionary<string, string> { ["retention.bytes"] = "-1" });
+        long ungoverned = await CreateStreamAsync("unsized", []);
+        foreach (long stream in new[] { governed, ownSetting, ungoverned })
+        {
+            // Four uploaded ranges per partition, so a limit of one range's bytes leaves the newest whole ones.
+            for (int i = 0; i < 4; i++)
+            {
+                await _engine.Streams.AppendAsync(stream, Batch(5, i));
+                await _engine.Streams.UploadAsync();
+            }
+        }
+
+        long oneRange = (await _engine.Metadata.GetObjectRangesAsync(governed, 0))[0].Range.Size;
+        long? Limit(string topic) => topic is "sized" or "sized-own" ? oneRange : null;
+        var janitor = new SharedLog.Storage.Objects.ObjectJanitor(_engine.Objects, _engine.Metadata, _engine.Streams, TimeSpan.FromMinutes(10), TimeSpan.Zero, retentionBytesDefault: Limit);
+
+        // The default retention.ms (7 days) seen from 1970 keeps every record by time.
+        await janitor.RunOnceAsync(DateTimeOffset.UnixEpoch.AddDays(1));
+        Assert.True(_engine.Streams.Get(governed).LogStartOffset > 0, "the contract's retention.bytes trims the governed topic");
+        Assert.Equal(0, _engine.Streams.Get(ownSetting).LogStartOffset);
+        Assert.Equal(0, _engine.Streams.Get(ungoverned).LogStartOffset);
+    }
+
     [Theory]
     [InlineData("compact")]
     [InlineData("compact, delete")]
