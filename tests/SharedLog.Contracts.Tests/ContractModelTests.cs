@@ -451,6 +451,7 @@ public class ContractModelTests
     [InlineData("1.5GiB")]
     [InlineData("-5")]
     [InlineData("99999999999999999999")]
+    [InlineData("9999999999999999999")]
     [InlineData("2000000TiB")]
     public void ARetentionBytesThatIsNotASizeOrEmptiesTheTopicIsRefused(string retentionBytes)
     {
@@ -469,8 +470,17 @@ public class ContractModelTests
         Assert.True(sized.Changed);
         Assert.Contains(sized.Diff, line => line.Contains("retentionBytes", StringComparison.Ordinal) && line.Contains("10737418240", StringComparison.Ordinal));
         Assert.Equal(10L << 30, store.RetentionBytesFor("orders"));
-        Assert.Null(store.RetentionBytesFor("orders.quarantine"));
         Assert.Null(store.RetentionBytesFor("payments"));
+
+        // A contract on every topic sizes none of the broker's internal ones (the audit topic keeps everything).
+        await store.ApplyAsync("topic: '*'\nretention: 1d\nretentionBytes: 1GiB\n", "a", false, _ => [], CancellationToken.None);
+        Assert.Equal(1L << 30, store.RetentionBytesFor("payments"));
+        Assert.Equal(86_400_000, store.RetentionMsFor("payments"));
+        foreach (string internalTopic in InternalTopics.All)
+        {
+            Assert.Null(store.RetentionBytesFor(internalTopic));
+            Assert.Null(store.RetentionMsFor(internalTopic));
+        }
     }
 
     [Theory]

@@ -177,6 +177,12 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     /// </summary>
     public long? RetentionMsFor(string topic)
     {
+        if (InternalTopics.IsInternal(topic))
+        {
+            // A contract on "*" must not shorten what the broker keeps for itself (the audit topic keeps everything).
+            return null;
+        }
+
         Snapshot snapshot = _snapshot;
         if (ForTopic(snapshot, topic) is { } governing)
         {
@@ -187,8 +193,8 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         return snapshot.QuarantineTopics.GetOrAdd(topic, static (name, s) => NamedAsQuarantine(s, name), snapshot) ? ContractParser.QuarantineRetentionMs : null;
     }
 
-    /// <summary>The <c>retention.bytes</c> a topic has when it does not set one itself: its contract's, when the contract sets one; else null.</summary>
-    public long? RetentionBytesFor(string topic) => ForTopic(_snapshot, topic)?.Definition.RetentionBytes;
+    /// <summary>The <c>retention.bytes</c> a topic has when it does not set one itself: its contract's, when the contract sets one; else null (and for internal topics).</summary>
+    public long? RetentionBytesFor(string topic) => InternalTopics.IsInternal(topic) ? null : ForTopic(_snapshot, topic)?.Definition.RetentionBytes;
 
     /// <summary>Whether a contract of <paramref name="snapshot"/> names <paramref name="topic"/> as the quarantine topic of a topic it governs.</summary>
     private static bool NamedAsQuarantine(Snapshot snapshot, string topic)
