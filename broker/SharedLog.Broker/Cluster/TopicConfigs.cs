@@ -330,4 +330,9 @@ public readonly record struct ProduceTimestamps(bool LogAppendTime, long BeforeM
 }
 
 /// <summary>The retention a topic's data contract gives it, where the topic sets none: null where no contract speaks.</summary>
-public readonly record struct ContractRetention(long? Ms, long? Bytes);
+public readonly record struct ContractRetention(long? Ms, long? Bytes)
+{
+    /// <summary>What the contracts in force give <paramref name="topic"/>.</summary>
+    public static ContractRetention Of(SharedLog.Contracts.Model.ContractStore contracts, string topic) =>
+        new(contracts.RetentionMsFor(topic), contracts.RetentionBytesFor(topic));
+}

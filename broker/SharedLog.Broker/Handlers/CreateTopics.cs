@@ -87,7 +87,7 @@ public sealed class CreateTopicsHandler(TopicService topics, IOptions<BrokerOpti
         result.NumPartitions = partitions;
         result.ReplicationFactor = replicationFactor;
         result.TopicId = created?.TopicId ?? Guid.Empty;
-        var contractRetention = new ContractRetention(contracts.RetentionMsFor(wanted.Name), contracts.RetentionBytesFor(wanted.Name));
+        var contractRetention = ContractRetention.Of(contracts, wanted.Name);
         foreach ((string name, string defaultValue) in TopicConfigs.Defaults)
         {
             (string value, sbyte source) = TopicConfigs.Effective(name, configs, defaultValue, contractRetention);

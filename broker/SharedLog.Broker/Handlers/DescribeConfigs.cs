@@ -56,7 +56,7 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
                 continue;
             }
 
-            var contractRetention = new ContractRetention(contracts.RetentionMsFor(topic.Name), contracts.RetentionBytesFor(topic.Name));
+            var contractRetention = ContractRetention.Of(contracts, topic.Name);
             foreach ((string name, string defaultValue) in TopicConfigs.Defaults.OrderBy(kv => kv.Key, StringComparer.Ordinal))
             {
                 // As Kafka: no keys, null or an empty list, means every config.
