@@ -101,6 +101,8 @@ public sealed partial class BrokerHost : IAsyncDisposable
         storage.Validate();
 
         IServiceCollection services = builder.Services;
+        // Registered after Kestrel's own factory, so the socket transport reads into 64 KiB blocks (see the factory).
+        services.AddSingleton<IMemoryPoolFactory<byte>, LargeBlockMemoryPoolFactory>();
         services.AddSingleton(Options.Create(options));
         services.AddSingleton(new AdvertisedListener());
         services.AddSingleton<Http.BrokerMetrics>();

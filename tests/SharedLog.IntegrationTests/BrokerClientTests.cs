@@ -230,6 +230,37 @@ public class BrokerClientTests
     }
 
     [Fact]
+    public async Task AMultiMebibyteRecordRoundTripsByteForByte()
+    {
+        // Its produce request and fetch response span many of the transport's 64 KiB blocks, and more than the 1 MiB
+        // the transport buffers for a connection before it waits for the broker to take the bytes.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        await admin.CreateTopicsAsync([new TopicSpecification { Name = "big-records", NumPartitions = 1, ReplicationFactor = 1, Configs = new Dictionary<string, string> { ["max.message.bytes"] = "8388608" } }]);
+        byte[] value = new byte[5 * 1024 * 1024 + 7];
+        new Random(5).NextBytes(value);
+
+        using (IProducer<Null, byte[]> producer = new ProducerBuilder<Null, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, Acks = Acks.All, MessageMaxBytes = 8_388_608 }).Build())
+        {
+            DeliveryResult<Null, byte[]> stored = await producer.ProduceAsync("big-records", new Message<Null, byte[]> { Value = value }).WaitAsync(Timeout);
+            Assert.Equal(0, stored.Offset.Value);
+        }
+
+        var config = new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "big-records", EnableAutoCommit = false, FetchMaxBytes = 16_777_216, MaxPartitionFetchBytes = 16_777_216 };
+        using IConsumer<Null, byte[]> consumer = new ConsumerBuilder<Null, byte[]>(config).Build();
+        consumer.Assign(new TopicPartitionOffset("big-records", 0, 0));
+        ConsumeResult<Null, byte[]>? result = null;
+        DateTime deadline = DateTime.UtcNow + Timeout;
+        while (result?.Message is null && DateTime.UtcNow < deadline)
+        {
+            result = consumer.Consume(TimeSpan.FromMilliseconds(200));
+        }
+
+        Assert.NotNull(result?.Message);
+        Assert.True(value.AsSpan().SequenceEqual(result.Message.Value), "the consumed value differs from the produced one");
+    }
+
+    [Fact]
     public async Task ABatchBeyondWhatTheWalTakesIsRefusedAsTooLargeAndThePartitionKeepsServing()
     {
         // max.message.bytes may be raised past the largest batch one WAL entry carries (half a WAL page, 8 MiB by
