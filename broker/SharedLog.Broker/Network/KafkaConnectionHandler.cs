@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.IO.Pipelines;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using SharedLog.Broker.Handlers;
@@ -341,6 +342,10 @@ public sealed partial class KafkaConnectionHandler(
     private async Task WriteResponsesAsync(ConnectionContext connection, ChannelReader<PendingResponse> unanswered, PipeWriter output, CancellationTokenSource closing, int maxIdleMs, OwedResponses owed)
     {
         var stalled = new CancellationTokenSource();
+        // With the socket at hand, responses are sent straight from their own buffers and a fetch's batches from
+        // where they lie (ResponseSegments), instead of being copied into the transport's output pipe first.
+        System.Net.Sockets.Socket? socket = connection.Features.Get<IConnectionSocketFeature>()?.Socket;
+        var segments = new ResponseSegments();
         try
         {
             await foreach (PendingResponse pending in unanswered.ReadAllAsync(CancellationToken.None))
@@ -367,7 +372,24 @@ public sealed partial class KafkaConnectionHandler(
                     return;
                 }
 
-                if (response is not null)
+                if (response is not null && socket is not null)
+                {
+                    metrics.Response(pending.Api, response);
+                    RequestFrame.WriteResponse(segments, pending.CorrelationId, response, pending.Version);
+                    if (!await SendAsync(socket, segments, maxIdleMs))
+                    {
+                        // The client has not taken the response for the whole deadline: the send may still hold the
+                        // chunks, so they are left to the GC rather than given back to the pool.
+                        segments = new ResponseSegments();
+                        LogWriteStalled(logger, connection.ConnectionId, maxIdleMs);
+                        metrics.ConnectionClosed("write_stalled");
+                        connection.Abort(new ConnectionAbortedException("A response could not be sent for connections.max.idle.ms."));
+                        return;
+                    }
+
+                    segments.Release();
+                }
+                else if (response is not null)
                 {
                     metrics.Response(pending.Api, response);
                     RequestFrame.WriteResponse(output, pending.CorrelationId, response, pending.Version);
@@ -411,7 +433,7 @@ public sealed partial class KafkaConnectionHandler(
                 owed.Done();
             }
         }
-        catch (Exception e) when (e is ConnectionResetException or ConnectionAbortedException or InvalidOperationException or ObjectDisposedException or IOException)
+        catch (Exception e) when (e is ConnectionResetException or ConnectionAbortedException or InvalidOperationException or ObjectDisposedException or IOException or System.Net.Sockets.SocketException)
         {
             // The client went away while we were answering.
             LogWriteStopped(logger, connection.ConnectionId, e.Message);
@@ -422,6 +444,68 @@ public sealed partial class KafkaConnectionHandler(
 
             // Stops the reading loop too if it is still running (handler failure or a closed output).
             await closing.CancelAsync();
+        }
+    }
+
+    /// <summary>
+    /// Sends a response's buffers, all of them (a gathered send may take only part), within <paramref name="maxIdleMs"/>;
+    /// false when the client did not take it in time. At most <see cref="MaxBuffersPerSend"/> buffers go per call.
+    /// </summary>
+    private static async Task<bool> SendAsync(System.Net.Sockets.Socket socket, ResponseSegments response, int maxIdleMs)
+    {
+        List<ArraySegment<byte>> buffers = response.Segments;
+        Task sending = SendAllAsync(socket, buffers);
+        if (!sending.IsCompleted)
+        {
+            try
+            {
+                await sending.WaitAsync(TimeSpan.FromMilliseconds(maxIdleMs));
+            }
+            catch (TimeoutException)
+            {
+                // Observed later by nobody: the abort that follows fails the send.
+                _ = sending.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
+                return false;
+            }
+        }
+
+        await sending;
+        return true;
+    }
+
+    /// <summary>The most buffers one gathered send is given (Linux takes at most 1,024 per call).</summary>
+    private const int MaxBuffersPerSend = 256;
+
+    private static async Task SendAllAsync(System.Net.Sockets.Socket socket, List<ArraySegment<byte>> buffers)
+    {
+        var batch = new List<ArraySegment<byte>>(Math.Min(buffers.Count, MaxBuffersPerSend));
+        int next = 0;
+        while (next < buffers.Count || batch.Count > 0)
+        {
+            while (batch.Count < MaxBuffersPerSend && next < buffers.Count)
+            {
+                batch.Add(buffers[next++]);
+            }
+
+            int sent = await socket.SendAsync(batch, System.Net.Sockets.SocketFlags.None).ConfigureAwait(false);
+            if (sent <= 0)
+            {
+                throw new IOException("The socket took no bytes of a response.");
+            }
+
+            // Drop what went out; a buffer sent in part stays with its remainder.
+            int whole = 0;
+            while (whole < batch.Count && sent >= batch[whole].Count)
+            {
+                sent -= batch[whole].Count;
+                whole++;
+            }
+
+            batch.RemoveRange(0, whole);
+            if (sent > 0)
+            {
+                batch[0] = batch[0].Slice(sent);
+            }
         }
     }
 

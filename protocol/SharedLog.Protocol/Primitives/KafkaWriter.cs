@@ -176,11 +176,23 @@ public ref struct KafkaWriter
         }
 
         WriteLength((int)records.Length, compact, wide: true);
+        if (_output is IReferencingBufferWriter referencing && records.Length >= ReferencedRecordsMinBytes)
+        {
+            // The output sends these bytes from where they are: a fetch's batches are not copied into it.
+            Flush();
+            referencing.AppendReferenced(records);
+            _committed += records.Length;
+            return;
+        }
+
         foreach (ReadOnlyMemory<byte> segment in records)
         {
             WriteRaw(segment.Span);
         }
     }
+
+    /// <summary>Record sets smaller than this are copied even into an <see cref="IReferencingBufferWriter"/>: a copy costs less than a send buffer of their own.</summary>
+    public const int ReferencedRecordsMinBytes = 4096;
 
     public void WriteArrayLength(int count, bool compact) => WriteLength(count, compact, wide: true);
 
@@ -200,4 +212,13 @@ public ref struct KafkaWriter
             value = value[chunk..];
         }
     }
+}
+
+/// <summary>
+/// An output that can take bytes by reference, to send them from where they are instead of copying them in (the
+/// record batches of a fetch response). The referenced memory must stay unchanged until the output has sent it.
+/// </summary>
+public interface IReferencingBufferWriter : IBufferWriter<byte>
+{
+    void AppendReferenced(ReadOnlySequence<byte> data);
 }
