@@ -41,6 +41,21 @@ public class ResponseSegmentsTests
     }
 
     [Fact]
+    public void SmallPiecesOfReferencedDataAreCopiedAndLargeOnesReferenced()
+    {
+        byte[] tiny = new byte[ResponseSegments.MinReferencedPieceBytes - 1];
+        byte[] large = new byte[ResponseSegments.MinReferencedPieceBytes];
+        new Random(4).NextBytes(tiny);
+        new Random(6).NextBytes(large);
+        var segments = new ResponseSegments();
+        segments.AppendReferenced(MemorySequence.Join([tiny, large, tiny]));
+
+        Assert.Equal([.. tiny, .. large, .. tiny], Concatenate(segments.Segments));
+        Assert.DoesNotContain(segments.Segments, s => ReferenceEquals(s.Array, tiny));
+        Assert.Contains(segments.Segments, s => ReferenceEquals(s.Array, large));
+    }
+
+    [Fact]
     public void AReleasedResponseStartsEmptyAndWritesAgain()
     {
         var segments = new ResponseSegments();

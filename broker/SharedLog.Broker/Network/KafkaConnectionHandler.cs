@@ -473,7 +473,7 @@ public sealed partial class KafkaConnectionHandler(
         return true;
     }
 
-    /// <summary>The most buffers one gathered send is given (Linux takes at most 1,024 per call).</summary>
+    /// <summary>The most buffers one gathered send is given, so one call's buffer list stays small.</summary>
     private const int MaxBuffersPerSend = 256;
 
     private static async Task SendAllAsync(System.Net.Sockets.Socket socket, List<ArraySegment<byte>> buffers)

@@ -13,7 +13,13 @@ internal sealed class ResponseSegments : IReferencingBufferWriter
 {
     private const int ChunkSize = 16 * 1024;
 
-    private readonly List<ArraySegment<byte>> _segments = [];
+    /// <summary>Pieces of referenced data smaller than this are copied instead.</summary>
+    public const int MinReferencedPieceBytes = 2048;
+
+    /// <summary>A buffer list grown past this by one large response is not kept for the connection's next ones.</summary>
+    private const int MaxKeptSegments = 1024;
+
+    private List<ArraySegment<byte>> _segments = [];
     private readonly List<byte[]> _rented = [];
     private byte[]? _chunk;
     private int _chunkStart;
@@ -66,14 +72,16 @@ internal sealed class ResponseSegments : IReferencingBufferWriter
                 continue;
             }
 
-            if (MemoryMarshal.TryGetArray(memory, out ArraySegment<byte> array))
+            // Small pieces (batches of a producer that sends few records at a time) are copied: thousands of tiny
+            // send buffers would cost more than the copy they save.
+            if (memory.Length >= MinReferencedPieceBytes && MemoryMarshal.TryGetArray(memory, out ArraySegment<byte> array))
             {
                 _segments.Add(array);
                 Length += memory.Length;
             }
             else
             {
-                // Memory that is not an array (none of the broker's today) is copied like any other bytes.
+                // A small piece, or memory that is not an array (none of the broker's today), is copied like any other bytes.
                 memory.Span.CopyTo(GetSpan(memory.Length));
                 Advance(memory.Length);
                 Seal();
@@ -90,7 +98,15 @@ internal sealed class ResponseSegments : IReferencingBufferWriter
         }
 
         _rented.Clear();
-        _segments.Clear();
+        if (_segments.Capacity > MaxKeptSegments)
+        {
+            _segments = [];
+        }
+        else
+        {
+            _segments.Clear();
+        }
+
         _chunk = null;
         _chunkStart = _chunkUsed = 0;
         Length = 0;
