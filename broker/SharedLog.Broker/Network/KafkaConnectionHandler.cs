@@ -345,7 +345,15 @@ public sealed partial class KafkaConnectionHandler(
         // With the socket at hand, responses are sent straight from their own buffers and a fetch's batches from
         // where they lie (ResponseSegments), instead of being copied into the transport's output pipe first.
         System.Net.Sockets.Socket? socket = connection.Features.Get<IConnectionSocketFeature>()?.Socket;
-        var segments = new ResponseSegments();
+        ResponseSegments? segments = socket is null ? null : new ResponseSegments();
+
+        void CloseStalled()
+        {
+            LogWriteStalled(logger, connection.ConnectionId, maxIdleMs);
+            metrics.ConnectionClosed("write_stalled");
+            connection.Abort(new ConnectionAbortedException("A response could not be sent for connections.max.idle.ms."));
+        }
+
         try
         {
             await foreach (PendingResponse pending in unanswered.ReadAllAsync(CancellationToken.None))
@@ -372,18 +380,15 @@ public sealed partial class KafkaConnectionHandler(
                     return;
                 }
 
-                if (response is not null && socket is not null)
+                if (response is not null && socket is not null && segments is not null)
                 {
                     metrics.Response(pending.Api, response);
                     RequestFrame.WriteResponse(segments, pending.CorrelationId, response, pending.Version);
                     if (!await SendAsync(socket, segments, maxIdleMs))
                     {
-                        // The client has not taken the response for the whole deadline: the send may still hold the
-                        // chunks, so they are left to the GC rather than given back to the pool.
-                        segments = new ResponseSegments();
-                        LogWriteStalled(logger, connection.ConnectionId, maxIdleMs);
-                        metrics.ConnectionClosed("write_stalled");
-                        connection.Abort(new ConnectionAbortedException("A response could not be sent for connections.max.idle.ms."));
+                        // The client has not taken the response for the whole deadline. The send may still hold the
+                        // chunks, so they are not released: the GC takes them with the connection.
+                        CloseStalled();
                         return;
                     }
 
@@ -409,9 +414,7 @@ public sealed partial class KafkaConnectionHandler(
                         }
                         catch (OperationCanceledException)
                         {
-                            LogWriteStalled(logger, connection.ConnectionId, maxIdleMs);
-                            metrics.ConnectionClosed("write_stalled");
-                            connection.Abort(new ConnectionAbortedException("A response could not be sent for connections.max.idle.ms."));
+                            CloseStalled();
                             return;
                         }
 
