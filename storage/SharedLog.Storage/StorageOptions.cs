@@ -9,6 +9,14 @@ public sealed class StorageOptions
     /// <summary>Upload as soon as this much data waits (<c>upload.bytes</c>).</summary>
     public long UploadBytes { get; set; } = 16L * 1024 * 1024;
 
+    /// <summary>
+    /// An upload started by <see cref="UploadInterval"/> (less than <see cref="UploadBytes"/> waiting) writes its object
+    /// over about half the interval, 64 KiB at a time, where the object store shares the WAL's disk (the local directory
+    /// with direct I/O): the WAL's synchronous writes then do not queue behind an object written in one burst. Uploads
+    /// started by <see cref="UploadBytes"/>, and S3 uploads, are not spread.
+    /// </summary>
+    public bool PaceIntervalUploads { get; set; } = true;
+
     /// <summary>Target size of one data block inside an object: the unit of ranged reads and of the block cache.</summary>
     public int BlockSizeBytes { get; set; } = 1024 * 1024;
 

@@ -14,6 +14,13 @@ public interface IObjectStore
     /// </summary>
     Task PutAsync(string key, ReadOnlySequence<byte> data, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// As <see cref="PutAsync(string, ReadOnlySequence{byte}, CancellationToken)"/>, with the writing spread over about
+    /// <paramref name="spread"/> where a burst of object bytes would hold up other writes to the same disk (a local
+    /// directory beside the WAL). A store that writes elsewhere (S3, over the network) takes it as a plain PUT.
+    /// </summary>
+    Task PutAsync(string key, ReadOnlySequence<byte> data, TimeSpan spread, CancellationToken cancellationToken) => PutAsync(key, data, cancellationToken);
+
     /// <summary>Reads <paramref name="destination"/>.Length bytes starting at <paramref name="offset"/>; fewer only at the end of the object.</summary>
     Task<int> GetRangeAsync(string key, long offset, Memory<byte> destination, CancellationToken cancellationToken = default);
 

@@ -39,12 +39,18 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
     private const int DirectChunkBytes = 4 * 1024 * 1024;
     private const int MaxPooledDirectChunks = 4;
 
+    /// <summary>Bytes per direct write of an object whose writing is spread out (see <see cref="PutAsync(string, ReadOnlySequence{byte}, TimeSpan, CancellationToken)"/>).</summary>
+    public const int PacedChunkBytes = 64 * 1024;
+
     private readonly string _root;
+    private readonly TimeProvider _time;
     private readonly ConcurrentBag<AlignedBuffer> _directChunks = [];
 
-    public LocalDirectoryObjectStore(LocalObjectStoreOptions options)
+    /// <param name="time">The clock of spread writes' schedules; the system's unless a test drives it.</param>
+    public LocalDirectoryObjectStore(LocalObjectStoreOptions options, TimeProvider? time = null)
     {
         options.Validate();
+        _time = time ?? TimeProvider.System;
         _root = Path.GetFullPath(options.RootDirectory);
         Directory.CreateDirectory(_root);
         RemoveAbandonedTemporaryFiles();
@@ -84,52 +90,19 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
         return Path.Combine(_root, key.Replace('/', Path.DirectorySeparatorChar));
     }
 
-    public Task PutAsync(string key, ReadOnlySequence<byte> data, CancellationToken cancellationToken = default)
-    {
-        if (cancellationToken.IsCancellationRequested)
-        {
-            return Task.FromCanceled(cancellationToken);
-        }
-
-        try
-        {
-            Put(key, data);
-            return Task.CompletedTask;
-        }
-        catch (Exception e)
-        {
-            return Task.FromException(e);
-        }
-    }
-
-    /// <summary>Temporary files older than this at start are left by a PUT that never finished (the process died).</summary>
-    public static readonly TimeSpan AbandonedTemporaryAge = TimeSpan.FromMinutes(1);
+    public Task PutAsync(string key, ReadOnlySequence<byte> data, CancellationToken cancellationToken = default) =>
+        PutAsync(key, data, TimeSpan.Zero, cancellationToken);
 
     /// <summary>
-    /// Deletes temporary files of PUTs a crash interrupted: they are never listed, so nothing else would ever
-    /// remove them. Recent ones are kept, in case another process writes under the same root.
+    /// As <see cref="PutAsync(string, ReadOnlySequence{byte}, CancellationToken)"/>. With direct I/O and a positive
+    /// <paramref name="spread"/> the file is written <see cref="PacedChunkBytes"/> at a time on a schedule that ends
+    /// about <paramref name="spread"/> after the start: a synchronous WAL write on the same disk then waits behind one
+    /// small piece, and the cache flush that ends it carries little besides its own bytes, instead of a whole object
+    /// written in one burst just before it.
     /// </summary>
-    private void RemoveAbandonedTemporaryFiles()
+    public async Task PutAsync(string key, ReadOnlySequence<byte> data, TimeSpan spread, CancellationToken cancellationToken)
     {
-        DateTime cutoff = DateTime.UtcNow - AbandonedTemporaryAge;
-        foreach (string file in Directory.EnumerateFiles(_root, "*" + TempSuffix, SearchOption.AllDirectories))
-        {
-            try
-            {
-                if (File.GetLastWriteTimeUtc(file) < cutoff)
-                {
-                    File.Delete(file);
-                }
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                // Left for the next start; an unreadable leftover must not stop the broker.
-            }
-        }
-    }
-
-    private void Put(string key, ReadOnlySequence<byte> data)
-    {
+        cancellationToken.ThrowIfCancellationRequested();
         string path = PathOf(key);
         string directory = Path.GetDirectoryName(path)!;
         Directory.CreateDirectory(directory);
@@ -140,7 +113,7 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
             // Linux), so they run here directly; one gather write (pwritev) takes the pieces as they are.
             using (SafeFileHandle file = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
-                if (UsesDirectIo && data.Length >= Storage.DirectIo.SectorSize && TryWriteDirect(file, temp, data))
+                if (UsesDirectIo && data.Length >= Storage.DirectIo.SectorSize && await TryWriteDirectAsync(file, temp, data, spread, cancellationToken).ConfigureAwait(false))
                 {
                     // Written from aligned chunks, past the page cache.
                 }
@@ -172,11 +145,38 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
         }
     }
 
+    /// <summary>Temporary files older than this at start are left by a PUT that never finished (the process died).</summary>
+    public static readonly TimeSpan AbandonedTemporaryAge = TimeSpan.FromMinutes(1);
+
     /// <summary>
-    /// Writes the object through a pooled, sector-aligned chunk with O_DIRECT (the tail sector padded,
-    /// then the file cut to its length); false, with nothing written, when this file refuses O_DIRECT.
+    /// Deletes temporary files of PUTs a crash interrupted: they are never listed, so nothing else would ever
+    /// remove them. Recent ones are kept, in case another process writes under the same root.
     /// </summary>
-    private bool TryWriteDirect(SafeFileHandle file, string path, ReadOnlySequence<byte> data)
+    private void RemoveAbandonedTemporaryFiles()
+    {
+        DateTime cutoff = DateTime.UtcNow - AbandonedTemporaryAge;
+        foreach (string file in Directory.EnumerateFiles(_root, "*" + TempSuffix, SearchOption.AllDirectories))
+        {
+            try
+            {
+                if (File.GetLastWriteTimeUtc(file) < cutoff)
+                {
+                    File.Delete(file);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Left for the next start; an unreadable leftover must not stop the broker.
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes the object through a pooled, sector-aligned chunk with O_DIRECT (the tail sector padded, then the file cut
+    /// to its length), on the schedule of <paramref name="spread"/> when positive; false, with nothing written, when this
+    /// file refuses O_DIRECT.
+    /// </summary>
+    private async ValueTask<bool> TryWriteDirectAsync(SafeFileHandle file, string path, ReadOnlySequence<byte> data, TimeSpan spread, CancellationToken cancellationToken)
     {
         try
         {
@@ -187,26 +187,32 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
             return false;
         }
 
+        bool paced = spread > TimeSpan.Zero;
+        int writeBytes = paced ? PacedChunkBytes : DirectChunkBytes;
+        long started = _time.GetTimestamp();
         AlignedBuffer chunkBuffer = _directChunks.TryTake(out AlignedBuffer? pooled) ? pooled : new AlignedBuffer(DirectChunkBytes);
         try
         {
-            Span<byte> chunk = chunkBuffer.Span;
             long offset = 0;
             int filled = 0;
             foreach (ReadOnlyMemory<byte> piece in data)
             {
-                ReadOnlySpan<byte> rest = piece.Span;
+                ReadOnlyMemory<byte> rest = piece;
                 while (!rest.IsEmpty)
                 {
-                    int take = Math.Min(rest.Length, DirectChunkBytes - filled);
-                    rest[..take].CopyTo(chunk[filled..]);
+                    int take = Math.Min(rest.Length, writeBytes - filled);
+                    rest.Span[..take].CopyTo(chunkBuffer.Span[filled..]);
                     filled += take;
                     rest = rest[take..];
-                    if (filled == DirectChunkBytes)
+                    if (filled == writeBytes)
                     {
-                        RandomAccess.Write(file, chunk, offset);
+                        RandomAccess.Write(file, chunkBuffer.Span[..filled], offset);
                         offset += filled;
                         filled = 0;
+                        if (paced)
+                        {
+                            await KeepToScheduleAsync(started, spread, offset, data.Length, cancellationToken).ConfigureAwait(false);
+                        }
                     }
                 }
             }
@@ -214,8 +220,8 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
             if (filled > 0)
             {
                 int padded = (int)Storage.DirectIo.AlignUp(filled);
-                chunk[filled..padded].Clear();
-                RandomAccess.Write(file, chunk[..padded], offset);
+                chunkBuffer.Span[filled..padded].Clear();
+                RandomAccess.Write(file, chunkBuffer.Span[..padded], offset);
                 if (padded != filled)
                 {
                     RandomAccess.SetLength(file, offset + filled);
@@ -234,6 +240,16 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
             {
                 chunkBuffer.Dispose();
             }
+        }
+    }
+
+    /// <summary>Waits while the <paramref name="written"/> bytes are a millisecond or more ahead of their share of <paramref name="spread"/>.</summary>
+    private async ValueTask KeepToScheduleAsync(long started, TimeSpan spread, long written, long total, CancellationToken cancellationToken)
+    {
+        TimeSpan ahead = (spread * ((double)written / total)) - _time.GetElapsedTime(started);
+        if (ahead >= TimeSpan.FromMilliseconds(1))
+        {
+            await Task.Delay(ahead, _time, cancellationToken).ConfigureAwait(false);
         }
     }
 

@@ -695,8 +695,12 @@ public sealed partial class StreamStore : IAsyncDisposable
         {
             try
             {
-                await _uploadSignal.WaitAsync(_options.UploadInterval, _stopping.Token).ConfigureAwait(false);
-                await UploadAsync(_stopping.Token).ConfigureAwait(false);
+                bool bytesWaiting = await _uploadSignal.WaitAsync(_options.UploadInterval, _stopping.Token).ConfigureAwait(false);
+                // An upload the interval started carries a light load's data: its object may take half an interval to
+                // write, in small pieces, not one burst the WAL's next synchronous writes would queue behind. One that
+                // upload.bytes started, or a backlog, goes at the disk's speed.
+                bool paced = _options.PaceIntervalUploads && !bytesWaiting && PendingUploadBytes < _options.UploadBytes;
+                await UploadAsync(paced ? _options.UploadInterval / 2 : TimeSpan.Zero, _stopping.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
             {
@@ -714,7 +718,10 @@ public sealed partial class StreamStore : IAsyncDisposable
     /// Uploads every durable, not yet uploaded batch as one stream-set object, commits its ranges to the
     /// metadata store, then trims the WAL. Returns the number of batches uploaded.
     /// </summary>
-    public async Task<int> UploadAsync(CancellationToken cancellationToken = default)
+    public Task<int> UploadAsync(CancellationToken cancellationToken = default) => UploadAsync(TimeSpan.Zero, cancellationToken);
+
+    /// <param name="spread">Time the object's writing may be spread over (see <see cref="IObjectStore.PutAsync(string, ReadOnlySequence{byte}, TimeSpan, CancellationToken)"/>).</param>
+    private async Task<int> UploadAsync(TimeSpan spread, CancellationToken cancellationToken)
     {
         if (!_recovered)
         {
@@ -739,7 +746,7 @@ public sealed partial class StreamStore : IAsyncDisposable
 
                 try
                 {
-                    await PutAndCommitAsync(builder, included, cancellationToken).ConfigureAwait(false);
+                    await PutAndCommitAsync(builder, included, spread, cancellationToken).ConfigureAwait(false);
                     uploaded = included.Sum(i => i.Batches.Count);
                     break;
                 }
@@ -816,11 +823,11 @@ public sealed partial class StreamStore : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId} was deleted before its data reached an object; that data is dropped and the upload goes on without it")]
     private static partial void LogStreamDeleted(ILogger logger, long streamId);
 
-    private async Task PutAndCommitAsync(ObjectBuilder builder, List<(StreamLog Stream, List<CachedBatch> Batches)> included, CancellationToken cancellationToken)
+    private async Task PutAndCommitAsync(ObjectBuilder builder, List<(StreamLog Stream, List<CachedBatch> Batches)> included, TimeSpan spread, CancellationToken cancellationToken)
     {
         ReadOnlySequence<byte> data = builder.BuildParts();
         PreparedObject prepared = await _metadata.PrepareObjectAsync(_options.ObjectKeyPrefix, cancellationToken).ConfigureAwait(false);
-        await _objects.PutAsync(prepared.Key, data, cancellationToken).ConfigureAwait(false);
+        await _objects.PutAsync(prepared.Key, data, spread, cancellationToken).ConfigureAwait(false);
 
         var ranges = new List<ObjectRange>();
         foreach ((StreamLog stream, List<CachedBatch> batches) in included)

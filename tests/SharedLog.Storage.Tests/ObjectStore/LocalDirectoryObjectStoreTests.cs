@@ -115,6 +115,48 @@ public sealed class LocalDirectoryObjectStoreTests : IDisposable
         Assert.Equal(whole[^10_000..], range);
     }
 
+    [Fact]
+    public async Task ASpreadPutWritesOnItsScheduleAndACancelledOneLeavesNothing()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var store = new LocalDirectoryObjectStore(new LocalObjectStoreOptions { RootDirectory = Path.Combine(_root, "spread") }, time);
+        byte[] data = new byte[(16 * LocalDirectoryObjectStore.PacedChunkBytes) + 1000];
+        new Random(23).NextBytes(data);
+        var sequence = new System.Buffers.ReadOnlySequence<byte>(data);
+        TimeSpan deadline = TimeSpan.FromSeconds(30);
+
+        // Without a spread a PUT never waits on the clock, which here moves only when the test moves it.
+        await store.PutAsync("s/plain", sequence, TimeSpan.Zero, CancellationToken.None).WaitAsync(deadline);
+        Assert.Equal(data, await store.GetAsync("s/plain"));
+
+        Task put = store.PutAsync("s/spread", sequence, TimeSpan.FromSeconds(1), CancellationToken.None);
+        if (store.UsesDirectIo)
+        {
+            // The first 64 KiB are written, the rest waits for its share of the second; the object appears only when whole.
+            Assert.False(put.IsCompleted);
+            Assert.Null(await store.HeadAsync("s/spread"));
+            time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        // Through the page cache (a file system without O_DIRECT) the kernel paces the disk writes: nothing waits.
+        await put.WaitAsync(deadline);
+        Assert.Equal(data, await store.GetAsync("s/spread"));
+
+        using var cancel = new CancellationTokenSource();
+        Task cancelled = store.PutAsync("s/cancelled", sequence, TimeSpan.FromSeconds(1), cancel.Token);
+        await cancel.CancelAsync();
+        if (store.UsesDirectIo)
+        {
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled.WaitAsync(deadline));
+            Assert.Null(await store.HeadAsync("s/cancelled"));
+            Assert.DoesNotContain(Directory.EnumerateFiles(Path.Combine(_root, "spread"), "*", SearchOption.AllDirectories), f => f.Contains("cancelled", StringComparison.Ordinal));
+        }
+        else
+        {
+            await cancelled.WaitAsync(deadline);
+        }
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]

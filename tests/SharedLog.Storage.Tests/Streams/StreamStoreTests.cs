@@ -414,6 +414,65 @@ public sealed class StreamStoreTests : IAsyncLifetime
         await waiting.WaitAsync(TimeSpan.FromSeconds(10));
     }
 
+    [Theory]
+    [InlineData(true, false, 100)]
+    [InlineData(true, true, 0)]
+    [InlineData(false, false, 0)]
+    public async Task OnlyUploadsTheIntervalStartsAreSpreadOverHalfOfIt(bool paceIntervalUploads, bool pastUploadBytes, int expectedSpreadMs)
+    {
+        var spreads = new SpreadRecordingObjectStore();
+        await _engine.DisposeAsync();
+        // Past upload.bytes the append itself starts the upload (the interval is too long to); below it the interval does.
+        var options = new StorageOptions
+        {
+            UploadInterval = pastUploadBytes ? TimeSpan.FromHours(1) : TimeSpan.FromMilliseconds(200),
+            UploadBytes = pastUploadBytes ? 100 : 16L * 1024 * 1024,
+            PaceIntervalUploads = paceIntervalUploads,
+            BlockSizeBytes = 8192,
+        };
+        _engine = await OpenAsync(options, spreads.Wrap);
+        long stream = await CreateStreamAsync("spread");
+        await _engine.Streams.AppendAsync(stream, Batch(3, 1));
+        Wait.Until(() => _engine.Streams.PendingUploadBytes == 0, "the batch is uploaded");
+        Assert.Equal(TimeSpan.FromMilliseconds(expectedSpreadMs), Assert.Single(spreads.Spreads));
+        Assert.Equal([(0L, 1), (1L, 1), (2L, 1)], await ReadAllAsync(stream, 0, 3));
+    }
+
+    /// <summary>Records the spread each PUT was given, and passes it on.</summary>
+    private sealed class SpreadRecordingObjectStore
+    {
+        private IObjectStore _inner = null!;
+
+        public System.Collections.Concurrent.ConcurrentQueue<TimeSpan> Spreads { get; } = new();
+
+        public IObjectStore Wrap(IObjectStore inner)
+        {
+            _inner = inner;
+            return new Recording(this);
+        }
+
+        private sealed class Recording(SpreadRecordingObjectStore owner) : IObjectStore
+        {
+            public Task PutAsync(string key, System.Buffers.ReadOnlySequence<byte> data, CancellationToken cancellationToken = default) => PutAsync(key, data, TimeSpan.Zero, cancellationToken);
+
+            public Task PutAsync(string key, System.Buffers.ReadOnlySequence<byte> data, TimeSpan spread, CancellationToken cancellationToken)
+            {
+                owner.Spreads.Enqueue(spread);
+                return owner._inner.PutAsync(key, data, spread, cancellationToken);
+            }
+
+            public Task<int> GetRangeAsync(string key, long offset, Memory<byte> destination, CancellationToken cancellationToken = default) => owner._inner.GetRangeAsync(key, offset, destination, cancellationToken);
+
+            public Task<byte[]> GetAsync(string key, CancellationToken cancellationToken = default) => owner._inner.GetAsync(key, cancellationToken);
+
+            public Task<ObjectInfo?> HeadAsync(string key, CancellationToken cancellationToken = default) => owner._inner.HeadAsync(key, cancellationToken);
+
+            public IAsyncEnumerable<ObjectInfo> ListAsync(string prefix, CancellationToken cancellationToken = default) => owner._inner.ListAsync(prefix, cancellationToken);
+
+            public Task DeleteAsync(IReadOnlyCollection<string> keys, CancellationToken cancellationToken = default) => owner._inner.DeleteAsync(keys, cancellationToken);
+        }
+    }
+
     [Fact]
     public async Task StoreOutageBlocksAppendsAtTheBoundAndUploadResumesWhenItReturns()
     {
