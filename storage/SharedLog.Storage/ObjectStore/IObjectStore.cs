@@ -15,11 +15,11 @@ public interface IObjectStore
     Task PutAsync(string key, ReadOnlySequence<byte> data, CancellationToken cancellationToken = default);
 
     /// <summary>
-    /// As <see cref="PutAsync(string, ReadOnlySequence{byte}, CancellationToken)"/>, with the writing spread over about
-    /// <paramref name="spread"/> where a burst of object bytes would hold up other writes to the same disk (a local
+    /// As <see cref="PutAsync(string, ReadOnlySequence{byte}, CancellationToken)"/>, with the writing spread out as
+    /// <paramref name="spread"/> says where a burst of object bytes would hold up other writes to the same disk (a local
     /// directory beside the WAL). A store that writes elsewhere (S3, over the network) takes it as a plain PUT.
     /// </summary>
-    Task PutAsync(string key, ReadOnlySequence<byte> data, TimeSpan spread, CancellationToken cancellationToken) => PutAsync(key, data, cancellationToken);
+    Task PutAsync(string key, ReadOnlySequence<byte> data, WriteSpread spread, CancellationToken cancellationToken) => PutAsync(key, data, cancellationToken);
 
     /// <summary>Reads <paramref name="destination"/>.Length bytes starting at <paramref name="offset"/>; fewer only at the end of the object.</summary>
     Task<int> GetRangeAsync(string key, long offset, Memory<byte> destination, CancellationToken cancellationToken = default);
@@ -42,6 +42,19 @@ public interface IObjectStore
 
     /// <summary>Deletes the objects; keys that do not exist are not an error.</summary>
     Task DeleteAsync(IReadOnlyCollection<string> keys, CancellationToken cancellationToken = default);
+}
+
+/// <summary>
+/// How a PUT may spread its writing: over about <paramref name="Over"/>, until <paramref name="Hurry"/> is cancelled,
+/// which asks for the rest at full speed (the PUT goes on; it is not aborted).
+/// </summary>
+public readonly record struct WriteSpread(TimeSpan Over, CancellationToken Hurry)
+{
+    /// <summary>No spreading: the object is written at the disk's speed.</summary>
+    public static WriteSpread None => default;
+
+    /// <summary>Whether writes should still keep to a schedule.</summary>
+    public bool IsPaced => Over > TimeSpan.Zero && !Hurry.IsCancellationRequested;
 }
 
 public static class ObjectStoreExtensions

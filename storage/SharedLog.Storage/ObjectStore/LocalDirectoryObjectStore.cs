@@ -91,16 +91,16 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
     }
 
     public Task PutAsync(string key, ReadOnlySequence<byte> data, CancellationToken cancellationToken = default) =>
-        PutAsync(key, data, TimeSpan.Zero, cancellationToken);
+        PutAsync(key, data, WriteSpread.None, cancellationToken);
 
     /// <summary>
-    /// As <see cref="PutAsync(string, ReadOnlySequence{byte}, CancellationToken)"/>. With direct I/O and a positive
-    /// <paramref name="spread"/> the file is written <see cref="PacedChunkBytes"/> at a time on a schedule that ends
-    /// about <paramref name="spread"/> after the start: a synchronous WAL write on the same disk then waits behind one
-    /// small piece, and the cache flush that ends it carries little besides its own bytes, instead of a whole object
-    /// written in one burst just before it.
+    /// As <see cref="PutAsync(string, ReadOnlySequence{byte}, CancellationToken)"/>. With direct I/O and a
+    /// <paramref name="spread"/> that paces, the file is written <see cref="PacedChunkBytes"/> at a time on a schedule that
+    /// ends about <see cref="WriteSpread.Over"/> after the start: a synchronous WAL write on the same disk then waits behind
+    /// one small piece, and the cache flush that ends it carries little besides its own bytes, instead of a whole object
+    /// written in one burst just before it. Once <see cref="WriteSpread.Hurry"/> is cancelled the rest goes at full speed.
     /// </summary>
-    public async Task PutAsync(string key, ReadOnlySequence<byte> data, TimeSpan spread, CancellationToken cancellationToken)
+    public async Task PutAsync(string key, ReadOnlySequence<byte> data, WriteSpread spread, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         string path = PathOf(key);
@@ -173,10 +173,10 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
 
     /// <summary>
     /// Writes the object through a pooled, sector-aligned chunk with O_DIRECT (the tail sector padded, then the file cut
-    /// to its length), on the schedule of <paramref name="spread"/> when positive; false, with nothing written, when this
-    /// file refuses O_DIRECT.
+    /// to its length), on the schedule of <paramref name="spread"/> while it paces; false, with nothing written, when this
+    /// file refuses O_DIRECT. Cancellation is seen while the schedule waits, not during writes.
     /// </summary>
-    private async ValueTask<bool> TryWriteDirectAsync(SafeFileHandle file, string path, ReadOnlySequence<byte> data, TimeSpan spread, CancellationToken cancellationToken)
+    private async ValueTask<bool> TryWriteDirectAsync(SafeFileHandle file, string path, ReadOnlySequence<byte> data, WriteSpread spread, CancellationToken cancellationToken)
     {
         try
         {
@@ -187,7 +187,7 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
             return false;
         }
 
-        bool paced = spread > TimeSpan.Zero;
+        bool paced = spread.IsPaced;
         int writeBytes = paced ? PacedChunkBytes : DirectChunkBytes;
         long started = _time.GetTimestamp();
         AlignedBuffer chunkBuffer = _directChunks.TryTake(out AlignedBuffer? pooled) ? pooled : new AlignedBuffer(DirectChunkBytes);
@@ -209,9 +209,12 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
                         RandomAccess.Write(file, chunkBuffer.Span[..filled], offset);
                         offset += filled;
                         filled = 0;
-                        if (paced)
+                        // Nothing to wait for after the last piece: the flush follows.
+                        if (paced && offset < data.Length && !await KeepToScheduleAsync(started, spread, offset, data.Length, cancellationToken).ConfigureAwait(false))
                         {
-                            await KeepToScheduleAsync(started, spread, offset, data.Length, cancellationToken).ConfigureAwait(false);
+                            // Hurried: the rest in whole chunks, as an unpaced PUT (nothing is pending in the chunk now).
+                            paced = false;
+                            writeBytes = DirectChunkBytes;
                         }
                     }
                 }
@@ -243,13 +246,32 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
         }
     }
 
-    /// <summary>Waits while the <paramref name="written"/> bytes are a millisecond or more ahead of their share of <paramref name="spread"/>.</summary>
-    private async ValueTask KeepToScheduleAsync(long started, TimeSpan spread, long written, long total, CancellationToken cancellationToken)
+    /// <summary>
+    /// Waits while the <paramref name="written"/> bytes are a millisecond or more ahead of their share of the spread;
+    /// false once the spread is hurried.
+    /// </summary>
+    private async ValueTask<bool> KeepToScheduleAsync(long started, WriteSpread spread, long written, long total, CancellationToken cancellationToken)
     {
-        TimeSpan ahead = (spread * ((double)written / total)) - _time.GetElapsedTime(started);
-        if (ahead >= TimeSpan.FromMilliseconds(1))
+        if (spread.Hurry.IsCancellationRequested)
         {
-            await Task.Delay(ahead, _time, cancellationToken).ConfigureAwait(false);
+            return false;
+        }
+
+        TimeSpan ahead = (spread.Over * ((double)written / total)) - _time.GetElapsedTime(started);
+        if (ahead < TimeSpan.FromMilliseconds(1))
+        {
+            return true;
+        }
+
+        using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, spread.Hurry);
+        try
+        {
+            await Task.Delay(ahead, _time, waiting.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return false;
         }
     }
 

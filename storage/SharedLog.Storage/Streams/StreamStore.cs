@@ -61,6 +61,9 @@ public sealed partial class StreamStore : IAsyncDisposable
     private readonly SemaphoreSlim _uploadLock = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
     private readonly SemaphoreSlim _uploadSignal = new(0, 1);
+
+    /// <summary>Cancelled to make the paced upload under way write the rest at full speed; null while none is.</summary>
+    private CancellationTokenSource? _pacedUploadHurry;
     private Task? _uploadLoop;
     private long _pendingUploadBytes;
     private long _cachedBytes;
@@ -312,6 +315,7 @@ public sealed partial class StreamStore : IAsyncDisposable
 
     private void SignalUpload()
     {
+        HurryPacedUpload();
         if (_uploadSignal.CurrentCount == 0)
         {
             try
@@ -689,18 +693,54 @@ public sealed partial class StreamStore : IAsyncDisposable
         }
     }
 
+    /// <summary>Asks the paced upload under way, if any, to write the rest of its object at full speed.</summary>
+    private void HurryPacedUpload()
+    {
+        if (Volatile.Read(ref _pacedUploadHurry) is { IsCancellationRequested: false } hurry)
+        {
+            // Its callbacks (the rest of the object's writes) run on the pool, not on this appending thread.
+            _ = hurry.CancelAsync();
+        }
+    }
+
     private async Task UploadLoopAsync()
     {
+        long lastStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         while (!_stopping.IsCancellationRequested)
         {
             try
             {
-                bool bytesWaiting = await _uploadSignal.WaitAsync(_options.UploadInterval, _stopping.Token).ConfigureAwait(false);
+                // Uploads start every interval, however long the last one took to write.
+                TimeSpan untilDue = _options.UploadInterval - System.Diagnostics.Stopwatch.GetElapsedTime(lastStarted);
+                bool bytesWaiting = await _uploadSignal.WaitAsync(untilDue > TimeSpan.Zero ? untilDue : TimeSpan.Zero, _stopping.Token).ConfigureAwait(false);
+                lastStarted = System.Diagnostics.Stopwatch.GetTimestamp();
+
                 // An upload the interval started carries a light load's data: its object may take half an interval to
                 // write, in small pieces, not one burst the WAL's next synchronous writes would queue behind. One that
-                // upload.bytes started, or a backlog, goes at the disk's speed.
-                bool paced = _options.PaceIntervalUploads && !bytesWaiting && PendingUploadBytes < _options.UploadBytes;
-                await UploadAsync(paced ? _options.UploadInterval / 2 : TimeSpan.Zero, _stopping.Token).ConfigureAwait(false);
+                // upload.bytes started, or a backlog, goes at the disk's speed, and so does the rest of a paced one once
+                // upload.bytes is reached or someone else asks for an upload.
+                if (!_options.PaceIntervalUploads || bytesWaiting || PendingUploadBytes >= _options.UploadBytes)
+                {
+                    await UploadAsync(WriteSpread.None, _stopping.Token).ConfigureAwait(false);
+                    continue;
+                }
+
+                var hurry = new CancellationTokenSource();
+                Volatile.Write(ref _pacedUploadHurry, hurry);
+                if (PendingUploadBytes >= _options.UploadBytes)
+                {
+                    // An append reached upload.bytes just before the hurry could be heard.
+                    HurryPacedUpload();
+                }
+
+                try
+                {
+                    await UploadAsync(new WriteSpread(_options.UploadInterval / 2, hurry.Token), _stopping.Token).ConfigureAwait(false);
+                }
+                finally
+                {
+                    Volatile.Write(ref _pacedUploadHurry, null);
+                }
             }
             catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
             {
@@ -718,10 +758,15 @@ public sealed partial class StreamStore : IAsyncDisposable
     /// Uploads every durable, not yet uploaded batch as one stream-set object, commits its ranges to the
     /// metadata store, then trims the WAL. Returns the number of batches uploaded.
     /// </summary>
-    public Task<int> UploadAsync(CancellationToken cancellationToken = default) => UploadAsync(TimeSpan.Zero, cancellationToken);
+    public Task<int> UploadAsync(CancellationToken cancellationToken = default)
+    {
+        // A paced upload holding the lock finishes at full speed rather than keep this caller (shutdown) waiting.
+        HurryPacedUpload();
+        return UploadAsync(WriteSpread.None, cancellationToken);
+    }
 
-    /// <param name="spread">Time the object's writing may be spread over (see <see cref="IObjectStore.PutAsync(string, ReadOnlySequence{byte}, TimeSpan, CancellationToken)"/>).</param>
-    private async Task<int> UploadAsync(TimeSpan spread, CancellationToken cancellationToken)
+    /// <param name="spread">How the object's writing may be spread out (see <see cref="IObjectStore.PutAsync(string, ReadOnlySequence{byte}, WriteSpread, CancellationToken)"/>).</param>
+    private async Task<int> UploadAsync(WriteSpread spread, CancellationToken cancellationToken)
     {
         if (!_recovered)
         {
@@ -823,7 +868,7 @@ public sealed partial class StreamStore : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId} was deleted before its data reached an object; that data is dropped and the upload goes on without it")]
     private static partial void LogStreamDeleted(ILogger logger, long streamId);
 
-    private async Task PutAndCommitAsync(ObjectBuilder builder, List<(StreamLog Stream, List<CachedBatch> Batches)> included, TimeSpan spread, CancellationToken cancellationToken)
+    private async Task PutAndCommitAsync(ObjectBuilder builder, List<(StreamLog Stream, List<CachedBatch> Batches)> included, WriteSpread spread, CancellationToken cancellationToken)
     {
         ReadOnlySequence<byte> data = builder.BuildParts();
         PreparedObject prepared = await _metadata.PrepareObjectAsync(_options.ObjectKeyPrefix, cancellationToken).ConfigureAwait(false);

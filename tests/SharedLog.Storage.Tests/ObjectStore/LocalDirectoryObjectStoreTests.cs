@@ -116,40 +116,58 @@ public sealed class LocalDirectoryObjectStoreTests : IDisposable
     }
 
     [Fact]
-    public async Task ASpreadPutWritesOnItsScheduleAndACancelledOneLeavesNothing()
+    public async Task ASpreadPutKeepsToItsScheduleGoesFullSpeedWhenHurriedAndLeavesNothingWhenCancelled()
     {
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
-        var store = new LocalDirectoryObjectStore(new LocalObjectStoreOptions { RootDirectory = Path.Combine(_root, "spread") }, time);
+        string directory = Path.Combine(_root, "spread");
+        var store = new LocalDirectoryObjectStore(new LocalObjectStoreOptions { RootDirectory = directory }, time);
         byte[] data = new byte[(16 * LocalDirectoryObjectStore.PacedChunkBytes) + 1000];
         new Random(23).NextBytes(data);
         var sequence = new System.Buffers.ReadOnlySequence<byte>(data);
+        var oneSecond = new WriteSpread(TimeSpan.FromSeconds(1), CancellationToken.None);
         TimeSpan deadline = TimeSpan.FromSeconds(30);
+        long WrittenSoFar(string name) => Directory.EnumerateFiles(Path.Combine(directory, "s"), name + ".*").Select(f => new FileInfo(f).Length).DefaultIfEmpty(0).Single();
 
         // Without a spread a PUT never waits on the clock, which here moves only when the test moves it.
-        await store.PutAsync("s/plain", sequence, TimeSpan.Zero, CancellationToken.None).WaitAsync(deadline);
+        await store.PutAsync("s/plain", sequence, WriteSpread.None, CancellationToken.None).WaitAsync(deadline);
         Assert.Equal(data, await store.GetAsync("s/plain"));
 
-        Task put = store.PutAsync("s/spread", sequence, TimeSpan.FromSeconds(1), CancellationToken.None);
+        Task put = store.PutAsync("s/spread", sequence, oneSecond, CancellationToken.None);
         if (store.UsesDirectIo)
         {
             // The first 64 KiB are written, the rest waits for its share of the second; the object appears only when whole.
             Assert.False(put.IsCompleted);
             Assert.Null(await store.HeadAsync("s/spread"));
-            time.Advance(TimeSpan.FromSeconds(1));
+            Assert.Equal(LocalDirectoryObjectStore.PacedChunkBytes, WrittenSoFar("spread"));
+
+            // Half the second later about half the object is written, and the PUT waits again.
+            time.Advance(TimeSpan.FromMilliseconds(500));
+            Wait.Until(() => WrittenSoFar("spread") >= data.Length * 4 / 10, "about half the object is written");
+            Assert.InRange(WrittenSoFar("spread"), data.Length * 4 / 10, data.Length * 6 / 10);
+            Assert.False(put.IsCompleted);
+            time.Advance(TimeSpan.FromMilliseconds(500));
         }
 
         // Through the page cache (a file system without O_DIRECT) the kernel paces the disk writes: nothing waits.
         await put.WaitAsync(deadline);
         Assert.Equal(data, await store.GetAsync("s/spread"));
 
+        // Hurried, a spread PUT finishes without the clock moving.
+        using var hurry = new CancellationTokenSource();
+        Task hurried = store.PutAsync("s/hurried", sequence, new WriteSpread(TimeSpan.FromSeconds(1), hurry.Token), CancellationToken.None);
+        Assert.Equal(!store.UsesDirectIo, hurried.IsCompleted);
+        await hurry.CancelAsync();
+        await hurried.WaitAsync(deadline);
+        Assert.Equal(data, await store.GetAsync("s/hurried"));
+
         using var cancel = new CancellationTokenSource();
-        Task cancelled = store.PutAsync("s/cancelled", sequence, TimeSpan.FromSeconds(1), cancel.Token);
+        Task cancelled = store.PutAsync("s/cancelled", sequence, oneSecond, cancel.Token);
         await cancel.CancelAsync();
         if (store.UsesDirectIo)
         {
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled.WaitAsync(deadline));
             Assert.Null(await store.HeadAsync("s/cancelled"));
-            Assert.DoesNotContain(Directory.EnumerateFiles(Path.Combine(_root, "spread"), "*", SearchOption.AllDirectories), f => f.Contains("cancelled", StringComparison.Ordinal));
+            Assert.Equal(0, WrittenSoFar("cancelled"));
         }
         else
         {

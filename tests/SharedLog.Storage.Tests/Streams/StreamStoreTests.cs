@@ -22,10 +22,10 @@ public sealed class StreamStoreTests : IAsyncLifetime
         }
     }
 
-    private async Task<Engine> OpenAsync(StorageOptions? options = null, Func<IObjectStore, IObjectStore>? wrap = null, Func<IMetadataStore, IMetadataStore>? wrapMetadata = null)
+    private async Task<Engine> OpenAsync(StorageOptions? options = null, Func<IObjectStore, IObjectStore>? wrap = null, Func<IMetadataStore, IMetadataStore>? wrapMetadata = null, TimeProvider? objectStoreTime = null)
     {
         var wal = new FasterWriteAheadLog(new WalOptions { Directory = Path.Combine(_root, "wal"), PageSizeBits = 22, MemorySizeBits = 24, SegmentSizeBits = 26 });
-        IObjectStore objects = new LocalDirectoryObjectStore(new LocalObjectStoreOptions { RootDirectory = Path.Combine(_root, "objects") });
+        IObjectStore objects = new LocalDirectoryObjectStore(new LocalObjectStoreOptions { RootDirectory = Path.Combine(_root, "objects") }, objectStoreTime);
         objects = wrap?.Invoke(objects) ?? objects;
         var metadata = new SqliteMetadataStore(new SqliteMetadataStoreOptions { DatabasePath = Path.Combine(_root, "metadata.db") });
         await metadata.InitializeAsync();
@@ -438,6 +438,40 @@ public sealed class StreamStoreTests : IAsyncLifetime
         Assert.Equal([(0L, 1), (1L, 1), (2L, 1)], await ReadAllAsync(stream, 0, 3));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task APacedUploadFinishesAtFullSpeedWhenAnUploadIsAskedForOrUploadBytesIsReached(bool byUploadBytes)
+    {
+        var spreads = new SpreadRecordingObjectStore();
+        await _engine.DisposeAsync();
+        // The object store's clock never moves, so a paced PUT (with direct I/O) waits until it is hurried.
+        var options = new StorageOptions { UploadInterval = TimeSpan.FromMilliseconds(200), UploadBytes = 1024 * 1024, BlockSizeBytes = 8192 };
+        _engine = await OpenAsync(options, spreads.Wrap, objectStoreTime: new Microsoft.Extensions.Time.Testing.FakeTimeProvider());
+        long stream = await CreateStreamAsync("hurried");
+        await _engine.Streams.AppendAsync(stream, Batch(500, 1));
+        Wait.Until(() => !spreads.Spreads.IsEmpty, "the interval starts a paced upload");
+        Assert.Equal(TimeSpan.FromMilliseconds(100), spreads.Spreads.First());
+
+        int records = 500;
+        if (byUploadBytes)
+        {
+            for (int tag = 2; _engine.Streams.PendingUploadBytes < options.UploadBytes; tag++)
+            {
+                Assert.True(tag < 100, "appends reach upload.bytes");
+                await _engine.Streams.AppendAsync(stream, Batch(500, tag));
+                records += 500;
+            }
+        }
+        else
+        {
+            await _engine.Streams.UploadAsync().WaitAsync(Wait.Deadline);
+        }
+
+        Wait.Until(() => _engine.Streams.PendingUploadBytes == 0, "everything is uploaded");
+        Assert.Equal(records, (await ReadAllAsync(stream, 0, records)).Count);
+    }
+
     /// <summary>Records the spread each PUT was given, and passes it on.</summary>
     private sealed class SpreadRecordingObjectStore
     {
@@ -453,11 +487,11 @@ public sealed class StreamStoreTests : IAsyncLifetime
 
         private sealed class Recording(SpreadRecordingObjectStore owner) : IObjectStore
         {
-            public Task PutAsync(string key, System.Buffers.ReadOnlySequence<byte> data, CancellationToken cancellationToken = default) => PutAsync(key, data, TimeSpan.Zero, cancellationToken);
+            public Task PutAsync(string key, System.Buffers.ReadOnlySequence<byte> data, CancellationToken cancellationToken = default) => PutAsync(key, data, WriteSpread.None, cancellationToken);
 
-            public Task PutAsync(string key, System.Buffers.ReadOnlySequence<byte> data, TimeSpan spread, CancellationToken cancellationToken)
+            public Task PutAsync(string key, System.Buffers.ReadOnlySequence<byte> data, WriteSpread spread, CancellationToken cancellationToken)
             {
-                owner.Spreads.Enqueue(spread);
+                owner.Spreads.Enqueue(spread.Over);
                 return owner._inner.PutAsync(key, data, spread, cancellationToken);
             }
 
