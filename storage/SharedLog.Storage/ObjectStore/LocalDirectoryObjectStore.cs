@@ -248,16 +248,17 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
 
     /// <summary>
     /// Waits while the <paramref name="written"/> bytes are a millisecond or more ahead of their share of the spread;
-    /// false once the spread is hurried.
+    /// false once the spread is hurried or used up (a disk slower than the schedule: the rest goes at its speed).
     /// </summary>
     private async ValueTask<bool> KeepToScheduleAsync(long started, WriteSpread spread, long written, long total, CancellationToken cancellationToken)
     {
-        if (spread.Hurry.IsCancellationRequested)
+        TimeSpan elapsed = _time.GetElapsedTime(started);
+        if (spread.Hurry.IsCancellationRequested || elapsed >= spread.Over)
         {
             return false;
         }
 
-        TimeSpan ahead = (spread.Over * ((double)written / total)) - _time.GetElapsedTime(started);
+        TimeSpan ahead = (spread.Over * ((double)written / total)) - elapsed;
         if (ahead < TimeSpan.FromMilliseconds(1))
         {
             return true;

@@ -64,6 +64,9 @@ public sealed partial class StreamStore : IAsyncDisposable
 
     /// <summary>Cancelled to make the paced upload under way write the rest at full speed; null while none is.</summary>
     private CancellationTokenSource? _pacedUploadHurry;
+
+    /// <summary>Callers of <see cref="UploadAsync(CancellationToken)"/> waiting for or running their upload.</summary>
+    private int _uploadsAskedFor;
     private Task? _uploadLoop;
     private long _pendingUploadBytes;
     private long _cachedBytes;
@@ -712,24 +715,26 @@ public sealed partial class StreamStore : IAsyncDisposable
             {
                 // Uploads start every interval, however long the last one took to write.
                 TimeSpan untilDue = _options.UploadInterval - System.Diagnostics.Stopwatch.GetElapsedTime(lastStarted);
-                bool bytesWaiting = await _uploadSignal.WaitAsync(untilDue > TimeSpan.Zero ? untilDue : TimeSpan.Zero, _stopping.Token).ConfigureAwait(false);
+                bool overdue = untilDue <= TimeSpan.Zero;
+                bool bytesWaiting = await _uploadSignal.WaitAsync(overdue ? TimeSpan.Zero : untilDue, _stopping.Token).ConfigureAwait(false);
                 lastStarted = System.Diagnostics.Stopwatch.GetTimestamp();
 
                 // An upload the interval started carries a light load's data: its object may take half an interval to
                 // write, in small pieces, not one burst the WAL's next synchronous writes would queue behind. One that
-                // upload.bytes started, or a backlog, goes at the disk's speed, and so does the rest of a paced one once
-                // upload.bytes is reached or someone else asks for an upload.
-                if (!_options.PaceIntervalUploads || bytesWaiting || PendingUploadBytes >= _options.UploadBytes)
+                // upload.bytes started, an overdue one, or a backlog, goes at the disk's speed, and so does the rest of a
+                // paced one once upload.bytes is reached or someone else asks for an upload.
+                if (!_options.PaceIntervalUploads || overdue || bytesWaiting || PendingUploadBytes >= _options.UploadBytes)
                 {
                     await UploadAsync(WriteSpread.None, _stopping.Token).ConfigureAwait(false);
                     continue;
                 }
 
+                // Never disposed: an appender may be cancelling it at any moment, and it holds no timer or handle.
                 var hurry = new CancellationTokenSource();
-                Volatile.Write(ref _pacedUploadHurry, hurry);
-                if (PendingUploadBytes >= _options.UploadBytes)
+                Interlocked.Exchange(ref _pacedUploadHurry, hurry);
+                if (PendingUploadBytes >= _options.UploadBytes || Volatile.Read(ref _uploadsAskedFor) > 0)
                 {
-                    // An append reached upload.bytes just before the hurry could be heard.
+                    // An append reached upload.bytes, or a caller asked for an upload, before the hurry could be heard.
                     HurryPacedUpload();
                 }
 
@@ -748,8 +753,9 @@ public sealed partial class StreamStore : IAsyncDisposable
             }
             catch (Exception e)
             {
-                // The data stays in the WAL and the cache; the next round tries again.
+                // The data stays in the WAL and the cache; the next round tries again, a whole interval from now.
                 LogUploadFailed(_logger, e);
+                lastStarted = System.Diagnostics.Stopwatch.GetTimestamp();
             }
         }
     }
@@ -758,11 +764,20 @@ public sealed partial class StreamStore : IAsyncDisposable
     /// Uploads every durable, not yet uploaded batch as one stream-set object, commits its ranges to the
     /// metadata store, then trims the WAL. Returns the number of batches uploaded.
     /// </summary>
-    public Task<int> UploadAsync(CancellationToken cancellationToken = default)
+    public async Task<int> UploadAsync(CancellationToken cancellationToken = default)
     {
-        // A paced upload holding the lock finishes at full speed rather than keep this caller (shutdown) waiting.
-        HurryPacedUpload();
-        return UploadAsync(WriteSpread.None, cancellationToken);
+        // A paced upload holding the lock finishes at full speed rather than keep this caller (shutdown) waiting; one the
+        // loop is about to start sees the count and is hurried at once.
+        Interlocked.Increment(ref _uploadsAskedFor);
+        try
+        {
+            HurryPacedUpload();
+            return await UploadAsync(WriteSpread.None, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _uploadsAskedFor);
+        }
     }
 
     /// <param name="spread">How the object's writing may be spread out (see <see cref="IObjectStore.PutAsync(string, ReadOnlySequence{byte}, WriteSpread, CancellationToken)"/>).</param>
@@ -791,7 +806,8 @@ public sealed partial class StreamStore : IAsyncDisposable
 
                 try
                 {
-                    await PutAndCommitAsync(builder, included, spread, cancellationToken).ConfigureAwait(false);
+                    // A round tried again without a refused stream writes at full speed: it has waited once already.
+                    await PutAndCommitAsync(builder, included, attempt == 0 ? spread : WriteSpread.None, cancellationToken).ConfigureAwait(false);
                     uploaded = included.Sum(i => i.Batches.Count);
                     break;
                 }

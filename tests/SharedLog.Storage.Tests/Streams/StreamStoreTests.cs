@@ -452,6 +452,11 @@ public sealed class StreamStoreTests : IAsyncLifetime
         await _engine.Streams.AppendAsync(stream, Batch(500, 1));
         Wait.Until(() => !spreads.Spreads.IsEmpty, "the interval starts a paced upload");
         Assert.Equal(TimeSpan.FromMilliseconds(100), spreads.Spreads.First());
+        if (SharedLog.Storage.DirectIo.Probe(Path.Combine(_root, "direct-probe"), out _))
+        {
+            // Where objects are written direct the PUT is paced, and on a clock that does not move it waits until hurried.
+            Assert.NotEqual(0, _engine.Streams.PendingUploadBytes);
+        }
 
         int records = 500;
         if (byUploadBytes)
