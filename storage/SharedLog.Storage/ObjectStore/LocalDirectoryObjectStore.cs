@@ -39,7 +39,7 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
     private const int DirectChunkBytes = 4 * 1024 * 1024;
     private const int MaxPooledDirectChunks = 4;
 
-    /// <summary>Bytes per direct write of an object whose writing is spread out (see <see cref="PutAsync(string, ReadOnlySequence{byte}, TimeSpan, CancellationToken)"/>).</summary>
+    /// <summary>Bytes per direct write of an object whose writing is spread out (see <see cref="PutAsync(string, ReadOnlySequence{byte}, WriteSpread, CancellationToken)"/>).</summary>
     public const int PacedChunkBytes = 64 * 1024;
 
     private readonly string _root;
@@ -212,7 +212,7 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
                         // Nothing to wait for after the last piece: the flush follows.
                         if (paced && offset < data.Length && !await KeepToScheduleAsync(started, spread, offset, data.Length, cancellationToken).ConfigureAwait(false))
                         {
-                            // Hurried: the rest in whole chunks, as an unpaced PUT (nothing is pending in the chunk now).
+                            // Hurried, or behind its schedule: the rest in whole chunks, as an unpaced PUT (nothing is pending in the chunk now).
                             paced = false;
                             writeBytes = DirectChunkBytes;
                         }
