@@ -480,36 +480,17 @@ public sealed class StreamStoreTests : IAsyncLifetime
     /// <summary>Records the spread each PUT was given, and passes it on.</summary>
     private sealed class SpreadRecordingObjectStore
     {
-        private IObjectStore _inner = null!;
-
         public System.Collections.Concurrent.ConcurrentQueue<TimeSpan> Spreads { get; } = new();
 
-        public IObjectStore Wrap(IObjectStore inner)
+        public IObjectStore Wrap(IObjectStore inner) => Objects.Intercept.Wrap(inner, (method, arguments, call) =>
         {
-            _inner = inner;
-            return new Recording(this);
-        }
-
-        private sealed class Recording(SpreadRecordingObjectStore owner) : IObjectStore
-        {
-            public Task PutAsync(string key, System.Buffers.ReadOnlySequence<byte> data, CancellationToken cancellationToken = default) => PutAsync(key, data, WriteSpread.None, cancellationToken);
-
-            public Task PutAsync(string key, System.Buffers.ReadOnlySequence<byte> data, WriteSpread spread, CancellationToken cancellationToken)
+            if (method.Name == nameof(IObjectStore.PutAsync))
             {
-                owner.Spreads.Enqueue(spread.Over);
-                return owner._inner.PutAsync(key, data, spread, cancellationToken);
+                Spreads.Enqueue(arguments.OfType<WriteSpread>().SingleOrDefault().Over);
             }
 
-            public Task<int> GetRangeAsync(string key, long offset, Memory<byte> destination, CancellationToken cancellationToken = default) => owner._inner.GetRangeAsync(key, offset, destination, cancellationToken);
-
-            public Task<byte[]> GetAsync(string key, CancellationToken cancellationToken = default) => owner._inner.GetAsync(key, cancellationToken);
-
-            public Task<ObjectInfo?> HeadAsync(string key, CancellationToken cancellationToken = default) => owner._inner.HeadAsync(key, cancellationToken);
-
-            public IAsyncEnumerable<ObjectInfo> ListAsync(string prefix, CancellationToken cancellationToken = default) => owner._inner.ListAsync(prefix, cancellationToken);
-
-            public Task DeleteAsync(IReadOnlyCollection<string> keys, CancellationToken cancellationToken = default) => owner._inner.DeleteAsync(keys, cancellationToken);
-        }
+            return call();
+        });
     }
 
     [Fact]
