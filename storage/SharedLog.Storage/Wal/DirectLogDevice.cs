@@ -65,10 +65,11 @@ public sealed class DirectLogDevice : StorageDeviceBase
     private SafeFileHandle? OpenSegmentOrNull(int segment) =>
         Volatile.Read(ref _disposed) == 0 && _segments.TryGetValue(segment, out SafeFileHandle? open) ? open : null;
 
-    private static SafeFileHandle OpenDirect(string path)
+    /// <param name="mode">OpenOrCreate for a write; Open for a read, which must not bring back a segment that was removed.</param>
+    private static SafeFileHandle OpenDirect(string path, FileMode mode)
     {
         // WriteThrough is O_SYNC: a completed write is on the disk, as FasterLog's commit expects of its device.
-        SafeFileHandle handle = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite, FileOptions.WriteThrough);
+        SafeFileHandle handle = File.OpenHandle(path, mode, FileAccess.ReadWrite, FileShare.ReadWrite, FileOptions.WriteThrough);
         try
         {
             DirectIo.Enable(handle, path);
@@ -83,7 +84,8 @@ public sealed class DirectLogDevice : StorageDeviceBase
 
     private string SegmentPath(int segment) => $"{FileName}.{segment}";
 
-    private SafeFileHandle Segment(int segment)
+    /// <param name="forRead">A read finds the segment's file or fails (FileNotFoundException); a write creates it.</param>
+    private SafeFileHandle Segment(int segment, bool forRead = false)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         if (_segments.TryGetValue(segment, out SafeFileHandle? open))
@@ -94,7 +96,7 @@ public sealed class DirectLogDevice : StorageDeviceBase
         lock (_segments)
         {
             // Under the lock so that two first writes to a segment do not both open it.
-            return _segments.GetOrAdd(segment, s => OpenDirect(SegmentPath(s)));
+            return _segments.GetOrAdd(segment, static (s, state) => OpenDirect(state.Device.SegmentPath(s), state.Mode), (Device: this, Mode: forRead ? FileMode.Open : FileMode.OpenOrCreate));
         }
     }
 
@@ -240,7 +242,7 @@ public sealed class DirectLogDevice : StorageDeviceBase
                 uint read = 0;
                 try
                 {
-                    read = (uint)RandomAccess.Read(device.Segment(segment), new Span<byte>((void*)destination, (int)length), (long)offset);
+                    read = (uint)RandomAccess.Read(device.Segment(segment, forRead: true), new Span<byte>((void*)destination, (int)length), (long)offset);
                 }
                 catch (Exception e)
                 {
