@@ -412,7 +412,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     // The request's bytes belong to the connection: keep a copy, unless reading the batch already made one.
                     bytes ??= reader.LastBatchIsCopy && System.Runtime.InteropServices.MemoryMarshal.TryGetArray(batch.Data, out ArraySegment<byte> copy) && copy.Count == copy.Array!.Length
                         ? copy.Array
-                        : batch.Data.ToArray();
+                        : RecordBatch.CopyForStorage(batch.Data.Span);
                     if (timestamps.LogAppendTime)
                     {
                         item.LogAppendTimeMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();

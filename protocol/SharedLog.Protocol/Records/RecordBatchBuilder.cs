@@ -46,7 +46,7 @@ public sealed class RecordBatchBuilder
     {
         ArgumentOutOfRangeException.ThrowIfNegative(recordBytes);
         // Every byte is written before Build returns; skipping the zeroing matters on the large object heap.
-        return new RecordBatchBuilder(baseTimestamp, GC.AllocateUninitializedArray<byte>(RecordBatch.HeaderSize + recordBytes));
+        return new RecordBatchBuilder(baseTimestamp, RecordBatch.AllocateForStorage(RecordBatch.HeaderSize + recordBytes));
     }
 
     public long BaseOffset { get; set; }
@@ -243,7 +243,7 @@ public sealed class RecordBatchBuilder
         {
             ReadOnlySpan<byte> section = compressed is null ? records : compressed.WrittenSpan;
             // Every byte is written below; skipping the zeroing matters for batches on the large object heap.
-            batch = GC.AllocateUninitializedArray<byte>(RecordBatch.HeaderSize + section.Length);
+            batch = RecordBatch.AllocateForStorage(RecordBatch.HeaderSize + section.Length);
             section.CopyTo(batch.AsSpan(RecordBatch.HeaderSize));
         }
 

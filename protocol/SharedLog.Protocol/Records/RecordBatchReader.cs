@@ -93,7 +93,9 @@ public struct RecordBatchReader
         else
         {
             LastBatchIsCopy = true;
-            bytes = slice.ToArray();
+            byte[] copy = RecordBatch.AllocateForStorage((int)size);
+            slice.CopyTo(copy);
+            bytes = copy;
         }
 
         batch = RecordBatch.Parse(bytes);

@@ -135,7 +135,7 @@ public sealed partial class StreamStore : IAsyncDisposable
                 continue;
             }
 
-            byte[] data = entry.Batch.ToArray();
+            byte[] data = RecordBatch.CopyForStorage(entry.Batch.Span);
             var batch = new CachedBatch(entry.BaseOffset, entry.BaseOffset + entry.RecordCount, BatchHeader.FirstTimestamp(data), BatchHeader.MaxTimestamp(data), entry.RecordCount, data)
             {
                 WalPosition = entry.Position,
