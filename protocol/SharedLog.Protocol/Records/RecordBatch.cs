@@ -92,9 +92,10 @@ public readonly struct RecordBatch
     public static byte[] AllocateForStorage(int length) =>
         GC.AllocateUninitializedArray<byte>(length, pinned: length < LargeObjectThreshold);
 
-    /// <summary>The runtime's large object threshold (GCLOHThreshold, 85,000 bytes unless configured).</summary>
-    private static readonly long LargeObjectThreshold =
-        GC.GetConfigurationVariables().TryGetValue("LOHThreshold", out object? threshold) && threshold is IConvertible value && value.ToInt64(System.Globalization.CultureInfo.InvariantCulture) is > 0 and var bytes ? bytes : 85_000;
+    /// <summary>The runtime's large object threshold: GCLOHThreshold, which the GC never takes below 85,000 bytes.</summary>
+    private static readonly long LargeObjectThreshold = Math.Max(
+        GC.GetConfigurationVariables().TryGetValue("LOHThreshold", out object? threshold) && threshold is IConvertible value ? value.ToInt64(System.Globalization.CultureInfo.InvariantCulture) : 0,
+        85_000);
 
     /// <summary>A copy of <paramref name="batch"/> in an array from <see cref="AllocateForStorage"/>.</summary>
     public static byte[] CopyForStorage(ReadOnlySpan<byte> batch)

@@ -255,18 +255,22 @@ public sealed class DirectLogDevice : StorageDeviceBase
             preferLocal: false);
     }
 
-    private static uint ErrorCode(Exception e) => e is IOException { HResult: not 0 } io ? (uint)(io.HResult & 0xFFFF) : uint.MaxValue;
+    private static uint ErrorCode(Exception e) => e is IOException { HResult: not 0 } io && (io.HResult & 0xFFFF) != 0 ? (uint)(io.HResult & 0xFFFF) : uint.MaxValue;
 
     public override void RemoveSegment(int segment)
     {
-        if (_segments.TryRemove(segment, out SafeFileHandle? handle))
+        // Under the lock that opens segments, so a read cannot open the file again between its removal and its rename.
+        lock (_segments)
         {
-            handle.Dispose();
-        }
+            if (_segments.TryRemove(segment, out SafeFileHandle? handle))
+            {
+                handle.Dispose();
+            }
 
-        // Unlinked whole, a 1 GiB segment held the file system's journal long enough to stall log writes. Never throws:
-        // FASTER calls this from its truncation, which would wait forever for the callback.
-        _deleter.Delete(SegmentPath(segment));
+            // Unlinked whole, a 1 GiB segment held the file system's journal long enough to stall log writes. Never throws:
+            // FASTER calls this from its truncation, which would wait forever for the callback. Delete only renames here.
+            _deleter.Delete(SegmentPath(segment));
+        }
     }
 
     public override void RemoveSegmentAsync(int segment, AsyncCallback callback, IAsyncResult result)
