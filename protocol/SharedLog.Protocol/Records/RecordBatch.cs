@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 
 namespace SharedLog.Protocol.Records;
@@ -101,6 +102,14 @@ public readonly struct RecordBatch
     public static byte[] CopyForStorage(ReadOnlySpan<byte> batch)
     {
         byte[] copy = AllocateForStorage(batch.Length);
+        batch.CopyTo(copy);
+        return copy;
+    }
+
+    /// <summary>A copy of <paramref name="batch"/>, held in more than one piece, in an array from <see cref="AllocateForStorage"/>.</summary>
+    public static byte[] CopyForStorage(in ReadOnlySequence<byte> batch)
+    {
+        byte[] copy = AllocateForStorage(checked((int)batch.Length));
         batch.CopyTo(copy);
         return copy;
     }

@@ -93,9 +93,7 @@ public struct RecordBatchReader
         else
         {
             LastBatchIsCopy = true;
-            byte[] copy = RecordBatch.AllocateForStorage((int)size);
-            slice.CopyTo(copy);
-            bytes = copy;
+            bytes = RecordBatch.CopyForStorage(slice);
         }
 
         batch = RecordBatch.Parse(bytes);
