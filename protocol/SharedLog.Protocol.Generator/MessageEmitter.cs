@@ -295,6 +295,13 @@ internal sealed class MessageEmitter
     {
         foreach (FieldSpec f in fields)
         {
+            VersionRange present = f.Versions.Intersect(Valid);
+            if (present != Valid)
+            {
+                // Readers of a message by reflection (the broker's error metrics) need to know which versions carry a field.
+                _w.Line($"[FieldVersions({present.Low}, {(present.High == short.MaxValue ? "short.MaxValue" : present.High.ToString(CultureInfo.InvariantCulture))})]");
+            }
+
             _w.Line($"public {ClrType(f)} {f.PropertyName} {{ get; set; }} = {DefaultValue(f)};");
             _w.Line();
         }

@@ -129,6 +129,8 @@ public class MetricsTests
         Assert.NotNull(coordinators);
         Assert.EndsWith(" 2", Nested(coordinators, "FindCoordinator", "InvalidRequest"), StringComparison.Ordinal);
         Assert.EndsWith(" 1", coordinators.Split('\n').Single(l => l.StartsWith("sharedlog_response_errors_total{", StringComparison.Ordinal) && l.Contains("api=\"FindCoordinator\"", StringComparison.Ordinal) && l.Contains("error=\"InvalidRequest\"", StringComparison.Ordinal)), StringComparison.Ordinal);
+        // The v4 response carries no top-level error code (its property keeps the default, 0): it is not counted as None.
+        Assert.False(Counted(coordinators, "FindCoordinator", "None"), "a v4 FindCoordinator response was counted with top-level error None");
     }
 
     [Fact]

@@ -64,4 +64,22 @@ public class GeneratorTests
         Assert.True(VersionRange.Parse("none").IsEmpty);
         Assert.False(VersionRange.Parse("none").Contains(0));
     }
+
+    /// <summary>A property says which versions carry its field when not all do, as the spec has it (FindCoordinator's).</summary>
+    [Theory]
+    [InlineData(nameof(SharedLog.Protocol.Messages.FindCoordinatorResponse.ErrorCode), (short)0, (short)3)]
+    [InlineData(nameof(SharedLog.Protocol.Messages.FindCoordinatorResponse.ThrottleTimeMs), (short)1, (short)6)]
+    [InlineData(nameof(SharedLog.Protocol.Messages.FindCoordinatorResponse.Coordinators), (short)4, (short)6)]
+    public void PropertiesCarryTheVersionsOfTheirField(string property, short lowest, short highest)
+    {
+        var carried = (SharedLog.Protocol.Messages.FieldVersionsAttribute?)Attribute.GetCustomAttribute(
+            typeof(SharedLog.Protocol.Messages.FindCoordinatorResponse).GetProperty(property)!, typeof(SharedLog.Protocol.Messages.FieldVersionsAttribute));
+        Assert.NotNull(carried);
+        Assert.Equal((lowest, highest), (carried.Lowest, carried.Highest));
+        Assert.True(carried.Contains(lowest) && carried.Contains(highest) && !carried.Contains((short)(lowest - 1)) && !carried.Contains((short)(highest + 1)));
+    }
+
+    [Fact]
+    public void AFieldOfEveryVersionHasNoVersionsAttribute() =>
+        Assert.Null(Attribute.GetCustomAttribute(typeof(SharedLog.Protocol.Messages.HeartbeatResponse).GetProperty(nameof(SharedLog.Protocol.Messages.HeartbeatResponse.ErrorCode))!, typeof(SharedLog.Protocol.Messages.FieldVersionsAttribute)));
 }

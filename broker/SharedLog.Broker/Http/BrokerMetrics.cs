@@ -48,16 +48,16 @@ public sealed class BrokerMetrics : IDisposable
     /// Counts a response's top-level error code, None included, when its message has one, and the error codes inside it
     /// (see <see cref="ResponseErrors"/>), except Produce's and Fetch's, which their handlers count.
     /// </summary>
-    public void Response(ApiKey api, SharedLog.Protocol.Messages.IApiMessage response)
+    public void Response(ApiKey api, SharedLog.Protocol.Messages.IApiMessage response, short version)
     {
-        if (ResponseErrors.TopLevel(response) is { } error)
+        if (ResponseErrors.TopLevel(response, version) is { } error)
         {
             _responseErrors.Add(1, new KeyValuePair<string, object?>("api", api.ToString()), new KeyValuePair<string, object?>("error", ((ErrorCode)error).ToString()));
         }
 
         if (api is not ApiKey.Produce and not ApiKey.Fetch)
         {
-            ResponseErrors.VisitNested(response, this, api);
+            ResponseErrors.VisitNested(response, version, this, api);
         }
     }
 
@@ -82,38 +82,61 @@ public sealed class BrokerMetrics : IDisposable
 /// The error codes of a response: its top-level <c>ErrorCode</c>, and that of each nested struct (topic, partition, group,
 /// member...), found through the generated message's properties (the messages share no interface for them) with getters
 /// compiled once per type. A plan keeps only the properties under which some struct has an error code, so a response's
-/// other lists (configs, brokers, members) are not walked.
+/// other lists (configs, brokers, members) are not walked. Only fields the response's version carries are read (see
+/// <see cref="SharedLog.Protocol.Messages.FieldVersionsAttribute"/>): a field the client never sees keeps its default, and
+/// counting it would report None for a response whose errors sit elsewhere at that version.
 /// </summary>
 internal static class ResponseErrors
 {
     /// <summary>Deeper than any Kafka message nests its structs; a bound, not a limit a real response reaches.</summary>
     private const int MaxDepth = 8;
 
-    /// <summary>A child property: its getter, and the plan of the struct type it holds (one, or a list of them).</summary>
-    private sealed record Child(Func<object, object?> Read, Plan Element);
+    /// <summary>The versions a field is carried at; every version when its property has no attribute.</summary>
+    private readonly record struct Versions(short Lowest, short Highest)
+    {
+        public static readonly Versions All = new(short.MinValue, short.MaxValue);
 
-    private sealed record Plan(Func<object, short>? ErrorCode, Child[] Children)
+        public bool Contain(short version) => version >= Lowest && version <= Highest;
+
+        public static Versions Of(System.Reflection.PropertyInfo property) =>
+            property.GetCustomAttributes(typeof(SharedLog.Protocol.Messages.FieldVersionsAttribute), inherit: false) is [SharedLog.Protocol.Messages.FieldVersionsAttribute carried]
+                ? new Versions(carried.Lowest, carried.Highest)
+                : All;
+    }
+
+    /// <summary>A child property: its getter, the versions that carry it, and the plan of the struct type it holds (one, or a list of them).</summary>
+    private sealed record Child(Func<object, object?> Read, Versions Carried, Plan Element);
+
+    private sealed record Plan(Func<object, short>? ErrorCode, Versions ErrorCodeCarried, Child[] Children)
     {
         public bool HasErrors => ErrorCode is not null || Children.Length > 0;
     }
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<Type, Plan> Plans = new();
 
-    private static readonly Plan Empty = new(null, []);
+    private static readonly Plan Empty = new(null, Versions.All, []);
 
-    /// <summary>The response's top-level error code; null for messages without one (their errors are per partition).</summary>
-    public static short? TopLevel(SharedLog.Protocol.Messages.IApiMessage response) =>
-        PlanOf(response.GetType(), 0).ErrorCode is { } errorCode ? errorCode(response) : null;
+    /// <summary>
+    /// The response's top-level error code; null for messages without one at <paramref name="version"/> (their errors are
+    /// per partition, group or coordinator).
+    /// </summary>
+    public static short? TopLevel(SharedLog.Protocol.Messages.IApiMessage response, short version) =>
+        PlanOf(response.GetType(), 0) is { ErrorCode: { } errorCode } plan && plan.ErrorCodeCarried.Contain(version) ? errorCode(response) : null;
 
     /// <summary>Counts the error codes below the response's top level.</summary>
-    public static void VisitNested(SharedLog.Protocol.Messages.IApiMessage response, BrokerMetrics metrics, ApiKey api) =>
-        VisitChildren(PlanOf(response.GetType(), 0), response, metrics, api);
+    public static void VisitNested(SharedLog.Protocol.Messages.IApiMessage response, short version, BrokerMetrics metrics, ApiKey api) =>
+        VisitChildren(PlanOf(response.GetType(), 0), response, version, metrics, api);
 
     /// <summary>Walks what the plan leads to; plans are finite trees (see <see cref="PlanOf"/>), so the walk is bounded too.</summary>
-    private static void VisitChildren(Plan plan, object node, BrokerMetrics metrics, ApiKey api)
+    private static void VisitChildren(Plan plan, object node, short version, BrokerMetrics metrics, ApiKey api)
     {
         foreach (Child child in plan.Children)
         {
+            if (!child.Carried.Contain(version))
+            {
+                continue;
+            }
+
             switch (child.Read(node))
             {
                 case System.Collections.IList items:
@@ -122,26 +145,26 @@ internal static class ResponseErrors
                     {
                         if (items[i] is { } item)
                         {
-                            VisitStruct(child.Element, item, metrics, api);
+                            VisitStruct(child.Element, item, version, metrics, api);
                         }
                     }
 
                     break;
                 case { } single:
-                    VisitStruct(child.Element, single, metrics, api);
+                    VisitStruct(child.Element, single, version, metrics, api);
                     break;
             }
         }
     }
 
-    private static void VisitStruct(Plan plan, object node, BrokerMetrics metrics, ApiKey api)
+    private static void VisitStruct(Plan plan, object node, short version, BrokerMetrics metrics, ApiKey api)
     {
-        if (plan.ErrorCode is { } errorCode)
+        if (plan.ErrorCode is { } errorCode && plan.ErrorCodeCarried.Contain(version))
         {
             metrics.PartitionError(api, (ErrorCode)errorCode(node));
         }
 
-        VisitChildren(plan, node, metrics, api);
+        VisitChildren(plan, node, version, metrics, api);
     }
 
     /// <summary>
@@ -157,7 +180,8 @@ internal static class ResponseErrors
         System.Linq.Expressions.Expression Read(System.Reflection.PropertyInfo property) =>
             System.Linq.Expressions.Expression.Property(System.Linq.Expressions.Expression.Convert(node, type), property);
 
-        Func<object, short>? errorCode = type.GetProperty("ErrorCode", typeof(short)) is { CanRead: true } code
+        System.Reflection.PropertyInfo? code = type.GetProperty("ErrorCode", typeof(short)) is { CanRead: true } found ? found : null;
+        Func<object, short>? errorCode = code is not null
             ? System.Linq.Expressions.Expression.Lambda<Func<object, short>>(Read(code), node).Compile()
             : null;
         var children = new List<Child>();
@@ -174,10 +198,10 @@ internal static class ResponseErrors
             Plan elementPlan = PlanOf(element, depth + 1);
             if (elementPlan.HasErrors)
             {
-                children.Add(new Child(System.Linq.Expressions.Expression.Lambda<Func<object, object?>>(System.Linq.Expressions.Expression.Convert(Read(property), typeof(object)), node).Compile(), elementPlan));
+                children.Add(new Child(System.Linq.Expressions.Expression.Lambda<Func<object, object?>>(System.Linq.Expressions.Expression.Convert(Read(property), typeof(object)), node).Compile(), Versions.Of(property), elementPlan));
             }
         }
 
-        return new Plan(errorCode, [.. children]);
+        return new Plan(errorCode, code is null ? Versions.All : Versions.Of(code), [.. children]);
     }
 }

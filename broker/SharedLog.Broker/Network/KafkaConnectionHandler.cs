@@ -382,7 +382,7 @@ public sealed partial class KafkaConnectionHandler(
 
                 if (response is not null && socket is not null && segments is not null)
                 {
-                    metrics.Response(pending.Api, response);
+                    metrics.Response(pending.Api, response, pending.Version);
                     RequestFrame.WriteResponse(segments, pending.CorrelationId, response, pending.Version);
                     if (!await SendAsync(socket, segments, maxIdleMs))
                     {
@@ -396,7 +396,7 @@ public sealed partial class KafkaConnectionHandler(
                 }
                 else if (response is not null)
                 {
-                    metrics.Response(pending.Api, response);
+                    metrics.Response(pending.Api, response, pending.Version);
                     RequestFrame.WriteResponse(output, pending.CorrelationId, response, pending.Version);
                     ValueTask<FlushResult> flushing = output.FlushAsync(stalled.Token);
                     FlushResult flushed;

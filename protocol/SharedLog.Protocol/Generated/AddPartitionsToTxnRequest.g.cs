@@ -18,14 +18,19 @@ public sealed partial class AddPartitionsToTxnRequest : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)24;
 
+    [FieldVersions(4, 5)]
     public List<AddPartitionsToTxnTransaction> Transactions { get; set; } = new();
 
+    [FieldVersions(0, 3)]
     public string V3AndBelowTransactionalId { get; set; } = "";
 
+    [FieldVersions(0, 3)]
     public long V3AndBelowProducerId { get; set; } = 0L;
 
+    [FieldVersions(0, 3)]
     public short V3AndBelowProducerEpoch { get; set; } = (short)0;
 
+    [FieldVersions(0, 3)]
     public List<AddPartitionsToTxnTopic> V3AndBelowTopics { get; set; } = new();
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -395,14 +400,19 @@ public sealed partial class AddPartitionsToTxnRequest : IApiMessage
 
     public sealed partial class AddPartitionsToTxnTransaction : IKafkaStruct
     {
+        [FieldVersions(4, 5)]
         public string TransactionalId { get; set; } = "";
 
+        [FieldVersions(4, 5)]
         public long ProducerId { get; set; } = 0L;
 
+        [FieldVersions(4, 5)]
         public short ProducerEpoch { get; set; } = (short)0;
 
+        [FieldVersions(4, 5)]
         public bool VerifyOnly { get; set; } = false;
 
+        [FieldVersions(4, 5)]
         public List<AddPartitionsToTxnTopic> Topics { get; set; } = new();
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

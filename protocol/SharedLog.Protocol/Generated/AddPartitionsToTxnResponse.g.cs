@@ -20,10 +20,13 @@ public sealed partial class AddPartitionsToTxnResponse : IApiMessage
 
     public int ThrottleTimeMs { get; set; } = 0;
 
+    [FieldVersions(4, 5)]
     public short ErrorCode { get; set; } = (short)0;
 
+    [FieldVersions(4, 5)]
     public List<AddPartitionsToTxnResult> ResultsByTransaction { get; set; } = new();
 
+    [FieldVersions(0, 3)]
     public List<AddPartitionsToTxnTopicResult> ResultsByTopicV3AndBelow { get; set; } = new();
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -464,8 +467,10 @@ public sealed partial class AddPartitionsToTxnResponse : IApiMessage
 
     public sealed partial class AddPartitionsToTxnResult : IKafkaStruct
     {
+        [FieldVersions(4, 5)]
         public string TransactionalId { get; set; } = "";
 
+        [FieldVersions(4, 5)]
         public List<AddPartitionsToTxnTopicResult> TopicResults { get; set; } = new();
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

@@ -159,8 +159,10 @@ public sealed partial class AlterPartitionRequest : IApiMessage
 
     public sealed partial class TopicData : IKafkaStruct
     {
+        [FieldVersions(0, 1)]
         public string TopicName { get; set; } = "";
 
+        [FieldVersions(2, 3)]
         public Guid TopicId { get; set; } = Guid.Empty;
 
         public List<PartitionData> Partitions { get; set; } = new();
@@ -311,10 +313,13 @@ public sealed partial class AlterPartitionRequest : IApiMessage
 
         public int LeaderEpoch { get; set; } = 0;
 
+        [FieldVersions(0, 2)]
         public List<int> NewIsr { get; set; } = new();
 
+        [FieldVersions(3, 3)]
         public List<BrokerState> NewIsrWithEpochs { get; set; } = new();
 
+        [FieldVersions(1, 3)]
         public sbyte LeaderRecoveryState { get; set; } = (sbyte)0;
 
         public int PartitionEpoch { get; set; } = 0;
@@ -525,8 +530,10 @@ public sealed partial class AlterPartitionRequest : IApiMessage
 
     public sealed partial class BrokerState : IKafkaStruct
     {
+        [FieldVersions(3, 3)]
         public int BrokerId { get; set; } = 0;
 
+        [FieldVersions(3, 3)]
         public long BrokerEpoch { get; set; } = -1L;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

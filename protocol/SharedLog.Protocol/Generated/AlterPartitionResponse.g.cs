@@ -159,8 +159,10 @@ public sealed partial class AlterPartitionResponse : IApiMessage
 
     public sealed partial class TopicData : IKafkaStruct
     {
+        [FieldVersions(0, 1)]
         public string TopicName { get; set; } = "";
 
+        [FieldVersions(2, 3)]
         public Guid TopicId { get; set; } = Guid.Empty;
 
         public List<PartitionData> Partitions { get; set; } = new();
@@ -317,6 +319,7 @@ public sealed partial class AlterPartitionResponse : IApiMessage
 
         public List<int> Isr { get; set; } = new();
 
+        [FieldVersions(1, 3)]
         public sbyte LeaderRecoveryState { get; set; } = (sbyte)0;
 
         public int PartitionEpoch { get; set; } = 0;

@@ -18,8 +18,10 @@ public sealed partial class ApiVersionsRequest : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)18;
 
+    [FieldVersions(3, 4)]
     public string ClientSoftwareName { get; set; } = "";
 
+    [FieldVersions(3, 4)]
     public string ClientSoftwareVersion { get; set; } = "";
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

@@ -22,14 +22,19 @@ public sealed partial class ApiVersionsResponse : IApiMessage
 
     public List<ApiVersion> ApiKeys { get; set; } = new();
 
+    [FieldVersions(1, 4)]
     public int ThrottleTimeMs { get; set; } = 0;
 
+    [FieldVersions(3, 4)]
     public List<SupportedFeatureKey> SupportedFeatures { get; set; } = new();
 
+    [FieldVersions(3, 4)]
     public long FinalizedFeaturesEpoch { get; set; } = -1L;
 
+    [FieldVersions(3, 4)]
     public List<FinalizedFeatureKey> FinalizedFeatures { get; set; } = new();
 
+    [FieldVersions(3, 4)]
     public bool ZkMigrationReady { get; set; } = false;
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -501,10 +506,13 @@ public sealed partial class ApiVersionsResponse : IApiMessage
 
     public sealed partial class SupportedFeatureKey : IKafkaStruct
     {
+        [FieldVersions(3, 4)]
         public string Name { get; set; } = "";
 
+        [FieldVersions(3, 4)]
         public short MinVersion { get; set; } = (short)0;
 
+        [FieldVersions(3, 4)]
         public short MaxVersion { get; set; } = (short)0;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -628,10 +636,13 @@ public sealed partial class ApiVersionsResponse : IApiMessage
 
     public sealed partial class FinalizedFeatureKey : IKafkaStruct
     {
+        [FieldVersions(3, 4)]
         public string Name { get; set; } = "";
 
+        [FieldVersions(3, 4)]
         public short MaxVersionLevel { get; set; } = (short)0;
 
+        [FieldVersions(3, 4)]
         public short MinVersionLevel { get; set; } = (short)0;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

@@ -20,10 +20,12 @@ public sealed partial class BeginQuorumEpochRequest : IApiMessage
 
     public string? ClusterId { get; set; } = null;
 
+    [FieldVersions(1, 1)]
     public int VoterId { get; set; } = -1;
 
     public List<TopicData> Topics { get; set; } = new();
 
+    [FieldVersions(1, 1)]
     public List<LeaderEndpoint> LeaderEndpoints { get; set; } = new();
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -366,6 +368,7 @@ public sealed partial class BeginQuorumEpochRequest : IApiMessage
     {
         public int PartitionIndex { get; set; } = 0;
 
+        [FieldVersions(1, 1)]
         public Guid VoterDirectoryId { get; set; } = Guid.Empty;
 
         public int LeaderId { get; set; } = 0;
@@ -482,10 +485,13 @@ public sealed partial class BeginQuorumEpochRequest : IApiMessage
 
     public sealed partial class LeaderEndpoint : IKafkaStruct
     {
+        [FieldVersions(1, 1)]
         public string Name { get; set; } = "";
 
+        [FieldVersions(1, 1)]
         public string Host { get; set; } = "";
 
+        [FieldVersions(1, 1)]
         public ushort Port { get; set; } = (ushort)0;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

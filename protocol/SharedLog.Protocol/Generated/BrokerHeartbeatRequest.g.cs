@@ -28,6 +28,7 @@ public sealed partial class BrokerHeartbeatRequest : IApiMessage
 
     public bool WantShutDown { get; set; } = false;
 
+    [FieldVersions(1, 1)]
     public List<Guid> OfflineLogDirs { get; set; } = new();
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

@@ -30,10 +30,13 @@ public sealed partial class BrokerRegistrationRequest : IApiMessage
 
     public string? Rack { get; set; } = "";
 
+    [FieldVersions(1, 4)]
     public bool IsMigratingZkBroker { get; set; } = false;
 
+    [FieldVersions(2, 4)]
     public List<Guid> LogDirs { get; set; } = new();
 
+    [FieldVersions(3, 4)]
     public long PreviousBrokerEpoch { get; set; } = -1L;
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

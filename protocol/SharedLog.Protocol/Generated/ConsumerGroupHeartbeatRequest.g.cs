@@ -32,6 +32,7 @@ public sealed partial class ConsumerGroupHeartbeatRequest : IApiMessage
 
     public List<string>? SubscribedTopicNames { get; set; } = null;
 
+    [FieldVersions(1, 1)]
     public string? SubscribedTopicRegex { get; set; } = null;
 
     public string? ServerAssignor { get; set; } = null;

@@ -20,10 +20,13 @@ public sealed partial class ConsumerProtocolSubscription : IKafkaMessage
 
     public byte[]? UserData { get; set; } = null;
 
+    [FieldVersions(1, 3)]
     public List<TopicPartition> OwnedPartitions { get; set; } = new();
 
+    [FieldVersions(2, 3)]
     public int GenerationId { get; set; } = -1;
 
+    [FieldVersions(3, 3)]
     public string? RackId { get; set; } = null;
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -204,8 +207,10 @@ public sealed partial class ConsumerProtocolSubscription : IKafkaMessage
 
     public sealed partial class TopicPartition : IKafkaStruct
     {
+        [FieldVersions(1, 3)]
         public string Topic { get; set; } = "";
 
+        [FieldVersions(1, 3)]
         public List<int> Partitions { get; set; } = new();
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

@@ -20,6 +20,7 @@ public sealed partial class ControlledShutdownRequest : IApiMessage
 
     public int BrokerId { get; set; } = 0;
 
+    [FieldVersions(2, 3)]
     public long BrokerEpoch { get; set; } = -1L;
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

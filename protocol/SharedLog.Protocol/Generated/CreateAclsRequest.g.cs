@@ -154,6 +154,7 @@ public sealed partial class CreateAclsRequest : IApiMessage
 
         public string ResourceName { get; set; } = "";
 
+        [FieldVersions(1, 3)]
         public sbyte ResourcePatternType { get; set; } = (sbyte)3;
 
         public string Principal { get; set; } = "";

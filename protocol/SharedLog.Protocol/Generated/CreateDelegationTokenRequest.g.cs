@@ -18,8 +18,10 @@ public sealed partial class CreateDelegationTokenRequest : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)38;
 
+    [FieldVersions(3, 3)]
     public string? OwnerPrincipalType { get; set; } = "";
 
+    [FieldVersions(3, 3)]
     public string? OwnerPrincipalName { get; set; } = "";
 
     public List<CreatableRenewers> Renewers { get; set; } = new();

@@ -24,8 +24,10 @@ public sealed partial class CreateDelegationTokenResponse : IApiMessage
 
     public string PrincipalName { get; set; } = "";
 
+    [FieldVersions(3, 3)]
     public string TokenRequesterPrincipalType { get; set; } = "";
 
+    [FieldVersions(3, 3)]
     public string TokenRequesterPrincipalName { get; set; } = "";
 
     public long IssueTimestampMs { get; set; } = 0L;

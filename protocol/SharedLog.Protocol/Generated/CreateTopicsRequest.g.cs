@@ -22,6 +22,7 @@ public sealed partial class CreateTopicsRequest : IApiMessage
 
     public int TimeoutMs { get; set; } = 60000;
 
+    [FieldVersions(1, 7)]
     public bool ValidateOnly { get; set; } = false;
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

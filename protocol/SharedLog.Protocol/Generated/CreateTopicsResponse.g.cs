@@ -18,6 +18,7 @@ public sealed partial class CreateTopicsResponse : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)19;
 
+    [FieldVersions(2, 7)]
     public int ThrottleTimeMs { get; set; } = 0;
 
     public List<CreatableTopicResult> Topics { get; set; } = new();
@@ -170,18 +171,24 @@ public sealed partial class CreateTopicsResponse : IApiMessage
     {
         public string Name { get; set; } = "";
 
+        [FieldVersions(7, 7)]
         public Guid TopicId { get; set; } = Guid.Empty;
 
         public short ErrorCode { get; set; } = (short)0;
 
+        [FieldVersions(1, 7)]
         public string? ErrorMessage { get; set; } = "";
 
+        [FieldVersions(5, 7)]
         public short TopicConfigErrorCode { get; set; } = (short)0;
 
+        [FieldVersions(5, 7)]
         public int NumPartitions { get; set; } = -1;
 
+        [FieldVersions(5, 7)]
         public short ReplicationFactor { get; set; } = (short)(-1);
 
+        [FieldVersions(5, 7)]
         public List<CreatableTopicConfigs>? Configs { get; set; } = new();
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -423,14 +430,19 @@ public sealed partial class CreateTopicsResponse : IApiMessage
 
     public sealed partial class CreatableTopicConfigs : IKafkaStruct
     {
+        [FieldVersions(5, 7)]
         public string Name { get; set; } = "";
 
+        [FieldVersions(5, 7)]
         public string? Value { get; set; } = "";
 
+        [FieldVersions(5, 7)]
         public bool ReadOnly { get; set; } = false;
 
+        [FieldVersions(5, 7)]
         public sbyte ConfigSource { get; set; } = (sbyte)(-1);
 
+        [FieldVersions(5, 7)]
         public bool IsSensitive { get; set; } = false;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

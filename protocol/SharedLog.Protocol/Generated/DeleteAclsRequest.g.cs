@@ -154,6 +154,7 @@ public sealed partial class DeleteAclsRequest : IApiMessage
 
         public string? ResourceNameFilter { get; set; } = "";
 
+        [FieldVersions(1, 3)]
         public sbyte PatternTypeFilter { get; set; } = (sbyte)3;
 
         public string? PrincipalFilter { get; set; } = "";

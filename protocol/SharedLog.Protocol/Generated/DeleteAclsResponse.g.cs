@@ -306,6 +306,7 @@ public sealed partial class DeleteAclsResponse : IApiMessage
 
         public string ResourceName { get; set; } = "";
 
+        [FieldVersions(1, 3)]
         public sbyte PatternType { get; set; } = (sbyte)3;
 
         public string Principal { get; set; } = "";

@@ -18,8 +18,10 @@ public sealed partial class DeleteTopicsRequest : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)20;
 
+    [FieldVersions(6, 6)]
     public List<DeleteTopicState> Topics { get; set; } = new();
 
+    [FieldVersions(0, 5)]
     public List<string> TopicNames { get; set; } = new();
 
     public int TimeoutMs { get; set; } = 0;
@@ -223,8 +225,10 @@ public sealed partial class DeleteTopicsRequest : IApiMessage
 
     public sealed partial class DeleteTopicState : IKafkaStruct
     {
+        [FieldVersions(6, 6)]
         public string? Name { get; set; } = null;
 
+        [FieldVersions(6, 6)]
         public Guid TopicId { get; set; } = Guid.Empty;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

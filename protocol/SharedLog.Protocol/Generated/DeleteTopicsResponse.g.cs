@@ -18,6 +18,7 @@ public sealed partial class DeleteTopicsResponse : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)20;
 
+    [FieldVersions(1, 6)]
     public int ThrottleTimeMs { get; set; } = 0;
 
     public List<DeletableTopicResult> Responses { get; set; } = new();
@@ -170,10 +171,12 @@ public sealed partial class DeleteTopicsResponse : IApiMessage
     {
         public string? Name { get; set; } = "";
 
+        [FieldVersions(6, 6)]
         public Guid TopicId { get; set; } = Guid.Empty;
 
         public short ErrorCode { get; set; } = (short)0;
 
+        [FieldVersions(5, 6)]
         public string? ErrorMessage { get; set; } = null;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

@@ -22,6 +22,7 @@ public sealed partial class DescribeAclsRequest : IApiMessage
 
     public string? ResourceNameFilter { get; set; } = "";
 
+    [FieldVersions(1, 3)]
     public sbyte PatternTypeFilter { get; set; } = (sbyte)3;
 
     public string? PrincipalFilter { get; set; } = "";

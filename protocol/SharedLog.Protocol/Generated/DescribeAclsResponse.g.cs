@@ -181,6 +181,7 @@ public sealed partial class DescribeAclsResponse : IApiMessage
 
         public string ResourceName { get; set; } = "";
 
+        [FieldVersions(1, 3)]
         public sbyte PatternType { get; set; } = (sbyte)3;
 
         public List<AclDescription> Acls { get; set; } = new();

@@ -20,6 +20,7 @@ public sealed partial class DescribeClusterRequest : IApiMessage
 
     public bool IncludeClusterAuthorizedOperations { get; set; } = false;
 
+    [FieldVersions(1, 1)]
     public sbyte EndpointType { get; set; } = (sbyte)1;
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

@@ -24,6 +24,7 @@ public sealed partial class DescribeClusterResponse : IApiMessage
 
     public string? ErrorMessage { get; set; } = null;
 
+    [FieldVersions(1, 1)]
     public sbyte EndpointType { get; set; } = (sbyte)1;
 
     public string ClusterId { get; set; } = "";

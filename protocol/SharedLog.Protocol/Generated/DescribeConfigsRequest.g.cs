@@ -20,8 +20,10 @@ public sealed partial class DescribeConfigsRequest : IApiMessage
 
     public List<DescribeConfigsResource> Resources { get; set; } = new();
 
+    [FieldVersions(1, 4)]
     public bool IncludeSynonyms { get; set; } = false;
 
+    [FieldVersions(3, 4)]
     public bool IncludeDocumentation { get; set; } = false;
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

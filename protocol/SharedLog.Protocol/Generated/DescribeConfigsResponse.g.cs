@@ -322,16 +322,21 @@ public sealed partial class DescribeConfigsResponse : IApiMessage
 
         public bool ReadOnly { get; set; } = false;
 
+        [FieldVersions(0, 0)]
         public bool IsDefault { get; set; } = false;
 
+        [FieldVersions(1, 4)]
         public sbyte ConfigSource { get; set; } = (sbyte)(-1);
 
         public bool IsSensitive { get; set; } = false;
 
+        [FieldVersions(1, 4)]
         public List<DescribeConfigsSynonym> Synonyms { get; set; } = new();
 
+        [FieldVersions(3, 4)]
         public sbyte ConfigType { get; set; } = (sbyte)0;
 
+        [FieldVersions(3, 4)]
         public string? Documentation { get; set; } = "";
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -554,10 +559,13 @@ public sealed partial class DescribeConfigsResponse : IApiMessage
 
     public sealed partial class DescribeConfigsSynonym : IKafkaStruct
     {
+        [FieldVersions(1, 4)]
         public string Name { get; set; } = "";
 
+        [FieldVersions(1, 4)]
         public string? Value { get; set; } = "";
 
+        [FieldVersions(1, 4)]
         public sbyte Source { get; set; } = (sbyte)0;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

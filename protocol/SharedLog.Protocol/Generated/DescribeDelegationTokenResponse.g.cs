@@ -172,8 +172,10 @@ public sealed partial class DescribeDelegationTokenResponse : IApiMessage
 
         public string PrincipalName { get; set; } = "";
 
+        [FieldVersions(3, 3)]
         public string TokenRequesterPrincipalType { get; set; } = "";
 
+        [FieldVersions(3, 3)]
         public string TokenRequesterPrincipalName { get; set; } = "";
 
         public long IssueTimestamp { get; set; } = 0L;

@@ -20,6 +20,7 @@ public sealed partial class DescribeGroupsRequest : IApiMessage
 
     public List<string> Groups { get; set; } = new();
 
+    [FieldVersions(3, 5)]
     public bool IncludeAuthorizedOperations { get; set; } = false;
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

@@ -18,6 +18,7 @@ public sealed partial class DescribeGroupsResponse : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)15;
 
+    [FieldVersions(1, 5)]
     public int ThrottleTimeMs { get; set; } = 0;
 
     public List<DescribedGroup> Groups { get; set; } = new();
@@ -180,6 +181,7 @@ public sealed partial class DescribeGroupsResponse : IApiMessage
 
         public List<DescribedGroupMember> Members { get; set; } = new();
 
+        [FieldVersions(3, 5)]
         public int AuthorizedOperations { get; set; } = int.MinValue;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -354,6 +356,7 @@ public sealed partial class DescribeGroupsResponse : IApiMessage
     {
         public string MemberId { get; set; } = "";
 
+        [FieldVersions(4, 5)]
         public string? GroupInstanceId { get; set; } = null;
 
         public string ClientId { get; set; } = "";

@@ -20,6 +20,7 @@ public sealed partial class DescribeLogDirsResponse : IApiMessage
 
     public int ThrottleTimeMs { get; set; } = 0;
 
+    [FieldVersions(3, 4)]
     public short ErrorCode { get; set; } = (short)0;
 
     public List<DescribeLogDirsResult> Results { get; set; } = new();
@@ -183,8 +184,10 @@ public sealed partial class DescribeLogDirsResponse : IApiMessage
 
         public List<DescribeLogDirsTopic> Topics { get; set; } = new();
 
+        [FieldVersions(4, 4)]
         public long TotalBytes { get; set; } = -1L;
 
+        [FieldVersions(4, 4)]
         public long UsableBytes { get; set; } = -1L;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

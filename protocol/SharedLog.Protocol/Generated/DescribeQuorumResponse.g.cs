@@ -20,10 +20,12 @@ public sealed partial class DescribeQuorumResponse : IApiMessage
 
     public short ErrorCode { get; set; } = (short)0;
 
+    [FieldVersions(2, 2)]
     public string? ErrorMessage { get; set; } = "";
 
     public List<TopicData> Topics { get; set; } = new();
 
+    [FieldVersions(2, 2)]
     public List<Node> Nodes { get; set; } = new();
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -227,12 +229,15 @@ public sealed partial class DescribeQuorumResponse : IApiMessage
     {
         public int ReplicaId { get; set; } = 0;
 
+        [FieldVersions(2, 2)]
         public Guid ReplicaDirectoryId { get; set; } = Guid.Empty;
 
         public long LogEndOffset { get; set; } = 0L;
 
+        [FieldVersions(1, 2)]
         public long LastFetchTimestamp { get; set; } = -1L;
 
+        [FieldVersions(1, 2)]
         public long LastCaughtUpTimestamp { get; set; } = -1L;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -486,6 +491,7 @@ public sealed partial class DescribeQuorumResponse : IApiMessage
 
         public short ErrorCode { get; set; } = (short)0;
 
+        [FieldVersions(2, 2)]
         public string? ErrorMessage { get; set; } = "";
 
         public int LeaderId { get; set; } = 0;
@@ -705,8 +711,10 @@ public sealed partial class DescribeQuorumResponse : IApiMessage
 
     public sealed partial class Node : IKafkaStruct
     {
+        [FieldVersions(2, 2)]
         public int NodeId { get; set; } = 0;
 
+        [FieldVersions(2, 2)]
         public List<Listener> Listeners { get; set; } = new();
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -844,10 +852,13 @@ public sealed partial class DescribeQuorumResponse : IApiMessage
 
     public sealed partial class Listener : IKafkaStruct
     {
+        [FieldVersions(2, 2)]
         public string Name { get; set; } = "";
 
+        [FieldVersions(2, 2)]
         public string Host { get; set; } = "";
 
+        [FieldVersions(2, 2)]
         public ushort Port { get; set; } = (ushort)0;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

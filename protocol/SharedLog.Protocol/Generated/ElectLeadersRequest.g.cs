@@ -18,6 +18,7 @@ public sealed partial class ElectLeadersRequest : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)43;
 
+    [FieldVersions(1, 2)]
     public sbyte ElectionType { get; set; } = (sbyte)0;
 
     public List<TopicPartitionsStruct>? TopicPartitions { get; set; } = new();

@@ -20,6 +20,7 @@ public sealed partial class ElectLeadersResponse : IApiMessage
 
     public int ThrottleTimeMs { get; set; } = 0;
 
+    [FieldVersions(1, 2)]
     public short ErrorCode { get; set; } = (short)0;
 
     public List<ReplicaElectionResult> ReplicaElectionResults { get; set; } = new();

@@ -22,6 +22,7 @@ public sealed partial class EndQuorumEpochRequest : IApiMessage
 
     public List<TopicData> Topics { get; set; } = new();
 
+    [FieldVersions(1, 1)]
     public List<LeaderEndpoint> LeaderEndpoints { get; set; } = new();
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -352,8 +353,10 @@ public sealed partial class EndQuorumEpochRequest : IApiMessage
 
         public int LeaderEpoch { get; set; } = 0;
 
+        [FieldVersions(0, 0)]
         public List<int> PreferredSuccessors { get; set; } = new();
 
+        [FieldVersions(1, 1)]
         public List<ReplicaInfo> PreferredCandidates { get; set; } = new();
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -555,8 +558,10 @@ public sealed partial class EndQuorumEpochRequest : IApiMessage
 
     public sealed partial class ReplicaInfo : IKafkaStruct
     {
+        [FieldVersions(1, 1)]
         public int CandidateId { get; set; } = 0;
 
+        [FieldVersions(1, 1)]
         public Guid CandidateDirectoryId { get; set; } = Guid.Empty;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -664,10 +669,13 @@ public sealed partial class EndQuorumEpochRequest : IApiMessage
 
     public sealed partial class LeaderEndpoint : IKafkaStruct
     {
+        [FieldVersions(1, 1)]
         public string Name { get; set; } = "";
 
+        [FieldVersions(1, 1)]
         public string Host { get; set; } = "";
 
+        [FieldVersions(1, 1)]
         public ushort Port { get; set; } = (ushort)0;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

@@ -22,6 +22,7 @@ public sealed partial class EndQuorumEpochResponse : IApiMessage
 
     public List<TopicData> Topics { get; set; } = new();
 
+    [FieldVersions(1, 1)]
     public List<NodeEndpoint> NodeEndpoints { get; set; } = new();
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -479,10 +480,13 @@ public sealed partial class EndQuorumEpochResponse : IApiMessage
 
     public sealed partial class NodeEndpoint : IKafkaStruct
     {
+        [FieldVersions(1, 1)]
         public int NodeId { get; set; } = 0;
 
+        [FieldVersions(1, 1)]
         public string Host { get; set; } = "";
 
+        [FieldVersions(1, 1)]
         public ushort Port { get; set; } = (ushort)0;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

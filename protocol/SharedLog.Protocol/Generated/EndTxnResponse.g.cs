@@ -22,8 +22,10 @@ public sealed partial class EndTxnResponse : IApiMessage
 
     public short ErrorCode { get; set; } = (short)0;
 
+    [FieldVersions(5, 5)]
     public long ProducerId { get; set; } = -1L;
 
+    [FieldVersions(5, 5)]
     public short ProducerEpoch { get; set; } = (short)(-1);
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

@@ -18,28 +18,37 @@ public sealed partial class FetchRequest : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)1;
 
+    [FieldVersions(12, 17)]
     public string? ClusterId { get; set; } = null;
 
+    [FieldVersions(0, 14)]
     public int ReplicaId { get; set; } = -1;
 
+    [FieldVersions(15, 17)]
     public ReplicaStateStruct ReplicaState { get; set; } = new();
 
     public int MaxWaitMs { get; set; } = 0;
 
     public int MinBytes { get; set; } = 0;
 
+    [FieldVersions(3, 17)]
     public int MaxBytes { get; set; } = 2147483647;
 
+    [FieldVersions(4, 17)]
     public sbyte IsolationLevel { get; set; } = (sbyte)0;
 
+    [FieldVersions(7, 17)]
     public int SessionId { get; set; } = 0;
 
+    [FieldVersions(7, 17)]
     public int SessionEpoch { get; set; } = -1;
 
     public List<FetchTopic> Topics { get; set; } = new();
 
+    [FieldVersions(7, 17)]
     public List<ForgottenTopic> ForgottenTopicsData { get; set; } = new();
 
+    [FieldVersions(11, 17)]
     public string RackId { get; set; } = "";
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -399,8 +408,10 @@ public sealed partial class FetchRequest : IApiMessage
 
     public sealed partial class ReplicaStateStruct : IKafkaStruct
     {
+        [FieldVersions(15, 17)]
         public int ReplicaId { get; set; } = -1;
 
+        [FieldVersions(15, 17)]
         public long ReplicaEpoch { get; set; } = -1L;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -508,8 +519,10 @@ public sealed partial class FetchRequest : IApiMessage
 
     public sealed partial class FetchTopic : IKafkaStruct
     {
+        [FieldVersions(0, 12)]
         public string Topic { get; set; } = "";
 
+        [FieldVersions(13, 17)]
         public Guid TopicId { get; set; } = Guid.Empty;
 
         public List<FetchPartition> Partitions { get; set; } = new();
@@ -667,16 +680,20 @@ public sealed partial class FetchRequest : IApiMessage
     {
         public int Partition { get; set; } = 0;
 
+        [FieldVersions(9, 17)]
         public int CurrentLeaderEpoch { get; set; } = -1;
 
         public long FetchOffset { get; set; } = 0L;
 
+        [FieldVersions(12, 17)]
         public int LastFetchedEpoch { get; set; } = -1;
 
+        [FieldVersions(5, 17)]
         public long LogStartOffset { get; set; } = -1L;
 
         public int PartitionMaxBytes { get; set; } = 0;
 
+        [FieldVersions(17, 17)]
         public Guid ReplicaDirectoryId { get; set; } = Guid.Empty;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -850,10 +867,13 @@ public sealed partial class FetchRequest : IApiMessage
 
     public sealed partial class ForgottenTopic : IKafkaStruct
     {
+        [FieldVersions(7, 12)]
         public string Topic { get; set; } = "";
 
+        [FieldVersions(13, 17)]
         public Guid TopicId { get; set; } = Guid.Empty;
 
+        [FieldVersions(7, 17)]
         public List<int> Partitions { get; set; } = new();
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

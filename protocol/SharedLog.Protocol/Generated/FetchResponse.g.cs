@@ -18,14 +18,18 @@ public sealed partial class FetchResponse : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)1;
 
+    [FieldVersions(1, 17)]
     public int ThrottleTimeMs { get; set; } = 0;
 
+    [FieldVersions(7, 17)]
     public short ErrorCode { get; set; } = (short)0;
 
+    [FieldVersions(7, 17)]
     public int SessionId { get; set; } = 0;
 
     public List<FetchableTopicResponse> Responses { get; set; } = new();
 
+    [FieldVersions(16, 17)]
     public List<NodeEndpoint> NodeEndpoints { get; set; } = new();
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -285,8 +289,10 @@ public sealed partial class FetchResponse : IApiMessage
 
     public sealed partial class FetchableTopicResponse : IKafkaStruct
     {
+        [FieldVersions(0, 12)]
         public string Topic { get; set; } = "";
 
+        [FieldVersions(13, 17)]
         public Guid TopicId { get; set; } = Guid.Empty;
 
         public List<PartitionData> Partitions { get; set; } = new();
@@ -448,18 +454,25 @@ public sealed partial class FetchResponse : IApiMessage
 
         public long HighWatermark { get; set; } = 0L;
 
+        [FieldVersions(4, 17)]
         public long LastStableOffset { get; set; } = -1L;
 
+        [FieldVersions(5, 17)]
         public long LogStartOffset { get; set; } = -1L;
 
+        [FieldVersions(12, 17)]
         public EpochEndOffset DivergingEpoch { get; set; } = new();
 
+        [FieldVersions(12, 17)]
         public LeaderIdAndEpoch CurrentLeader { get; set; } = new();
 
+        [FieldVersions(12, 17)]
         public SnapshotId SnapshotId { get; set; } = new();
 
+        [FieldVersions(4, 17)]
         public List<AbortedTransaction>? AbortedTransactions { get; set; } = new();
 
+        [FieldVersions(11, 17)]
         public int PreferredReadReplica { get; set; } = -1;
 
         public ReadOnlySequence<byte>? Records { get; set; } = null;
@@ -771,8 +784,10 @@ public sealed partial class FetchResponse : IApiMessage
 
     public sealed partial class EpochEndOffset : IKafkaStruct
     {
+        [FieldVersions(12, 17)]
         public int Epoch { get; set; } = -1;
 
+        [FieldVersions(12, 17)]
         public long EndOffset { get; set; } = -1L;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -880,8 +895,10 @@ public sealed partial class FetchResponse : IApiMessage
 
     public sealed partial class LeaderIdAndEpoch : IKafkaStruct
     {
+        [FieldVersions(12, 17)]
         public int LeaderId { get; set; } = -1;
 
+        [FieldVersions(12, 17)]
         public int LeaderEpoch { get; set; } = -1;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -1080,8 +1097,10 @@ public sealed partial class FetchResponse : IApiMessage
 
     public sealed partial class AbortedTransaction : IKafkaStruct
     {
+        [FieldVersions(4, 17)]
         public long ProducerId { get; set; } = 0L;
 
+        [FieldVersions(4, 17)]
         public long FirstOffset { get; set; } = 0L;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -1189,12 +1208,16 @@ public sealed partial class FetchResponse : IApiMessage
 
     public sealed partial class NodeEndpoint : IKafkaStruct
     {
+        [FieldVersions(16, 17)]
         public int NodeId { get; set; } = 0;
 
+        [FieldVersions(16, 17)]
         public string Host { get; set; } = "";
 
+        [FieldVersions(16, 17)]
         public int Port { get; set; } = 0;
 
+        [FieldVersions(16, 17)]
         public string? Rack { get; set; } = null;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

@@ -319,6 +319,7 @@ public sealed partial class FetchSnapshotRequest : IApiMessage
 
         public long Position { get; set; } = 0L;
 
+        [FieldVersions(1, 1)]
         public Guid ReplicaDirectoryId { get; set; } = Guid.Empty;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

@@ -18,10 +18,13 @@ public sealed partial class FindCoordinatorRequest : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)10;
 
+    [FieldVersions(0, 3)]
     public string Key { get; set; } = "";
 
+    [FieldVersions(1, 6)]
     public sbyte KeyType { get; set; } = (sbyte)0;
 
+    [FieldVersions(4, 6)]
     public List<string> CoordinatorKeys { get; set; } = new();
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

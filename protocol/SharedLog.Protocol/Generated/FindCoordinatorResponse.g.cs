@@ -18,18 +18,25 @@ public sealed partial class FindCoordinatorResponse : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)10;
 
+    [FieldVersions(1, 6)]
     public int ThrottleTimeMs { get; set; } = 0;
 
+    [FieldVersions(0, 3)]
     public short ErrorCode { get; set; } = (short)0;
 
+    [FieldVersions(1, 3)]
     public string? ErrorMessage { get; set; } = "";
 
+    [FieldVersions(0, 3)]
     public int NodeId { get; set; } = 0;
 
+    [FieldVersions(0, 3)]
     public string Host { get; set; } = "";
 
+    [FieldVersions(0, 3)]
     public int Port { get; set; } = 0;
 
+    [FieldVersions(4, 6)]
     public List<Coordinator> Coordinators { get; set; } = new();
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -267,16 +274,22 @@ public sealed partial class FindCoordinatorResponse : IApiMessage
 
     public sealed partial class Coordinator : IKafkaStruct
     {
+        [FieldVersions(4, 6)]
         public string Key { get; set; } = "";
 
+        [FieldVersions(4, 6)]
         public int NodeId { get; set; } = 0;
 
+        [FieldVersions(4, 6)]
         public string Host { get; set; } = "";
 
+        [FieldVersions(4, 6)]
         public int Port { get; set; } = 0;
 
+        [FieldVersions(4, 6)]
         public short ErrorCode { get; set; } = (short)0;
 
+        [FieldVersions(4, 6)]
         public string? ErrorMessage { get; set; } = "";
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

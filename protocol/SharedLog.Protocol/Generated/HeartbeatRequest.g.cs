@@ -24,6 +24,7 @@ public sealed partial class HeartbeatRequest : IApiMessage
 
     public string MemberId { get; set; } = "";
 
+    [FieldVersions(3, 4)]
     public string? GroupInstanceId { get; set; } = null;
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

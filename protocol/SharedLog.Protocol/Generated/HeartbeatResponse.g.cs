@@ -18,6 +18,7 @@ public sealed partial class HeartbeatResponse : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)12;
 
+    [FieldVersions(1, 4)]
     public int ThrottleTimeMs { get; set; } = 0;
 
     public short ErrorCode { get; set; } = (short)0;

@@ -22,8 +22,10 @@ public sealed partial class InitProducerIdRequest : IApiMessage
 
     public int TransactionTimeoutMs { get; set; } = 0;
 
+    [FieldVersions(3, 5)]
     public long ProducerId { get; set; } = -1L;
 
+    [FieldVersions(3, 5)]
     public short ProducerEpoch { get; set; } = (short)(-1);
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

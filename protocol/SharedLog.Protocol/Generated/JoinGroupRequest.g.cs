@@ -22,16 +22,19 @@ public sealed partial class JoinGroupRequest : IApiMessage
 
     public int SessionTimeoutMs { get; set; } = 0;
 
+    [FieldVersions(1, 9)]
     public int RebalanceTimeoutMs { get; set; } = -1;
 
     public string MemberId { get; set; } = "";
 
+    [FieldVersions(5, 9)]
     public string? GroupInstanceId { get; set; } = null;
 
     public string ProtocolType { get; set; } = "";
 
     public List<JoinGroupRequestProtocol> Protocols { get; set; } = new();
 
+    [FieldVersions(8, 9)]
     public string? Reason { get; set; } = null;
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

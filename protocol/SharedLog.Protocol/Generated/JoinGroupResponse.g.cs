@@ -18,18 +18,21 @@ public sealed partial class JoinGroupResponse : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)11;
 
+    [FieldVersions(2, 9)]
     public int ThrottleTimeMs { get; set; } = 0;
 
     public short ErrorCode { get; set; } = (short)0;
 
     public int GenerationId { get; set; } = -1;
 
+    [FieldVersions(7, 9)]
     public string? ProtocolType { get; set; } = null;
 
     public string? ProtocolName { get; set; } = "";
 
     public string Leader { get; set; } = "";
 
+    [FieldVersions(9, 9)]
     public bool SkipAssignment { get; set; } = false;
 
     public string MemberId { get; set; } = "";
@@ -251,6 +254,7 @@ public sealed partial class JoinGroupResponse : IApiMessage
     {
         public string MemberId { get; set; } = "";
 
+        [FieldVersions(5, 9)]
         public string? GroupInstanceId { get; set; } = null;
 
         public byte[] Metadata { get; set; } = [];

@@ -20,16 +20,21 @@ public sealed partial class LeaderAndIsrRequest : IApiMessage
 
     public int ControllerId { get; set; } = 0;
 
+    [FieldVersions(7, 7)]
     public bool IsKRaftController { get; set; } = false;
 
     public int ControllerEpoch { get; set; } = 0;
 
+    [FieldVersions(2, 7)]
     public long BrokerEpoch { get; set; } = -1L;
 
+    [FieldVersions(5, 7)]
     public sbyte Type { get; set; } = (sbyte)0;
 
+    [FieldVersions(0, 1)]
     public List<LeaderAndIsrPartitionState> UngroupedPartitionStates { get; set; } = new();
 
+    [FieldVersions(2, 7)]
     public List<LeaderAndIsrTopicState> TopicStates { get; set; } = new();
 
     public List<LeaderAndIsrLiveLeader> LiveLeaders { get; set; } = new();
@@ -336,6 +341,7 @@ public sealed partial class LeaderAndIsrRequest : IApiMessage
 
     public sealed partial class LeaderAndIsrPartitionState : IKafkaStruct
     {
+        [FieldVersions(0, 1)]
         public string TopicName { get; set; } = "";
 
         public int PartitionIndex { get; set; } = 0;
@@ -352,12 +358,16 @@ public sealed partial class LeaderAndIsrRequest : IApiMessage
 
         public List<int> Replicas { get; set; } = new();
 
+        [FieldVersions(3, 7)]
         public List<int> AddingReplicas { get; set; } = new();
 
+        [FieldVersions(3, 7)]
         public List<int> RemovingReplicas { get; set; } = new();
 
+        [FieldVersions(1, 7)]
         public bool IsNew { get; set; } = false;
 
+        [FieldVersions(6, 7)]
         public sbyte LeaderRecoveryState { get; set; } = (sbyte)0;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -698,10 +708,13 @@ public sealed partial class LeaderAndIsrRequest : IApiMessage
 
     public sealed partial class LeaderAndIsrTopicState : IKafkaStruct
     {
+        [FieldVersions(2, 7)]
         public string TopicName { get; set; } = "";
 
+        [FieldVersions(5, 7)]
         public Guid TopicId { get; set; } = Guid.Empty;
 
+        [FieldVersions(2, 7)]
         public List<LeaderAndIsrPartitionState> PartitionStates { get; set; } = new();
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

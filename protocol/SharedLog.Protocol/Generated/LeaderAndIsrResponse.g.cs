@@ -20,8 +20,10 @@ public sealed partial class LeaderAndIsrResponse : IApiMessage
 
     public short ErrorCode { get; set; } = (short)0;
 
+    [FieldVersions(0, 4)]
     public List<LeaderAndIsrPartitionError> PartitionErrors { get; set; } = new();
 
+    [FieldVersions(5, 7)]
     public List<LeaderAndIsrTopicError> Topics { get; set; } = new();
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -225,6 +227,7 @@ public sealed partial class LeaderAndIsrResponse : IApiMessage
 
     public sealed partial class LeaderAndIsrPartitionError : IKafkaStruct
     {
+        [FieldVersions(0, 4)]
         public string TopicName { get; set; } = "";
 
         public int PartitionIndex { get; set; } = 0;
@@ -334,8 +337,10 @@ public sealed partial class LeaderAndIsrResponse : IApiMessage
 
     public sealed partial class LeaderAndIsrTopicError : IKafkaStruct
     {
+        [FieldVersions(5, 7)]
         public Guid TopicId { get; set; } = Guid.Empty;
 
+        [FieldVersions(5, 7)]
         public List<LeaderAndIsrPartitionError> PartitionErrors { get; set; } = new();
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

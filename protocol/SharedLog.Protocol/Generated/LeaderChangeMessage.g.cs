@@ -207,6 +207,7 @@ public sealed partial class LeaderChangeMessage : IKafkaMessage
     {
         public int VoterId { get; set; } = 0;
 
+        [FieldVersions(1, 1)]
         public Guid VoterDirectoryId { get; set; } = Guid.Empty;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

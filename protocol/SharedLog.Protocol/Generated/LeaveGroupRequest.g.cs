@@ -20,8 +20,10 @@ public sealed partial class LeaveGroupRequest : IApiMessage
 
     public string GroupId { get; set; } = "";
 
+    [FieldVersions(0, 2)]
     public string MemberId { get; set; } = "";
 
+    [FieldVersions(3, 5)]
     public List<MemberIdentity> Members { get; set; } = new();
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -186,10 +188,13 @@ public sealed partial class LeaveGroupRequest : IApiMessage
 
     public sealed partial class MemberIdentity : IKafkaStruct
     {
+        [FieldVersions(3, 5)]
         public string MemberId { get; set; } = "";
 
+        [FieldVersions(3, 5)]
         public string? GroupInstanceId { get; set; } = null;
 
+        [FieldVersions(5, 5)]
         public string? Reason { get; set; } = null;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

@@ -18,10 +18,12 @@ public sealed partial class LeaveGroupResponse : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)13;
 
+    [FieldVersions(1, 5)]
     public int ThrottleTimeMs { get; set; } = 0;
 
     public short ErrorCode { get; set; } = (short)0;
 
+    [FieldVersions(3, 5)]
     public List<MemberResponse> Members { get; set; } = new();
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -186,10 +188,13 @@ public sealed partial class LeaveGroupResponse : IApiMessage
 
     public sealed partial class MemberResponse : IKafkaStruct
     {
+        [FieldVersions(3, 5)]
         public string MemberId { get; set; } = "";
 
+        [FieldVersions(3, 5)]
         public string? GroupInstanceId { get; set; } = "";
 
+        [FieldVersions(3, 5)]
         public short ErrorCode { get; set; } = (short)0;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

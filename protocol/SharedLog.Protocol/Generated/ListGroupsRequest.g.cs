@@ -18,8 +18,10 @@ public sealed partial class ListGroupsRequest : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)16;
 
+    [FieldVersions(4, 5)]
     public List<string> StatesFilter { get; set; } = new();
 
+    [FieldVersions(5, 5)]
     public List<string> TypesFilter { get; set; } = new();
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

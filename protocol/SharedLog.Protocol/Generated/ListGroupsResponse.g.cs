@@ -18,6 +18,7 @@ public sealed partial class ListGroupsResponse : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)16;
 
+    [FieldVersions(1, 5)]
     public int ThrottleTimeMs { get; set; } = 0;
 
     public short ErrorCode { get; set; } = (short)0;
@@ -181,8 +182,10 @@ public sealed partial class ListGroupsResponse : IApiMessage
 
         public string ProtocolType { get; set; } = "";
 
+        [FieldVersions(4, 5)]
         public string GroupState { get; set; } = "";
 
+        [FieldVersions(5, 5)]
         public string GroupType { get; set; } = "";
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

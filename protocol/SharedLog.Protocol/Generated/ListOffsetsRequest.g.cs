@@ -20,10 +20,12 @@ public sealed partial class ListOffsetsRequest : IApiMessage
 
     public int ReplicaId { get; set; } = 0;
 
+    [FieldVersions(2, 10)]
     public sbyte IsolationLevel { get; set; } = (sbyte)0;
 
     public List<ListOffsetsTopic> Topics { get; set; } = new();
 
+    [FieldVersions(10, 10)]
     public int TimeoutMs { get; set; } = 0;
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -327,10 +329,12 @@ public sealed partial class ListOffsetsRequest : IApiMessage
     {
         public int PartitionIndex { get; set; } = 0;
 
+        [FieldVersions(4, 10)]
         public int CurrentLeaderEpoch { get; set; } = -1;
 
         public long Timestamp { get; set; } = 0L;
 
+        [FieldVersions(0, 0)]
         public int MaxNumOffsets { get; set; } = 1;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

@@ -18,6 +18,7 @@ public sealed partial class ListOffsetsResponse : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)2;
 
+    [FieldVersions(2, 10)]
     public int ThrottleTimeMs { get; set; } = 0;
 
     public List<ListOffsetsTopicResponse> Topics { get; set; } = new();
@@ -302,12 +303,16 @@ public sealed partial class ListOffsetsResponse : IApiMessage
 
         public short ErrorCode { get; set; } = (short)0;
 
+        [FieldVersions(0, 0)]
         public List<long> OldStyleOffsets { get; set; } = new();
 
+        [FieldVersions(1, 10)]
         public long Timestamp { get; set; } = -1L;
 
+        [FieldVersions(1, 10)]
         public long Offset { get; set; } = -1L;
 
+        [FieldVersions(4, 10)]
         public int LeaderEpoch { get; set; } = -1;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

@@ -22,6 +22,7 @@ public sealed partial class ListTransactionsRequest : IApiMessage
 
     public List<long> ProducerIdFilters { get; set; } = new();
 
+    [FieldVersions(1, 1)]
     public long DurationFilter { get; set; } = -1L;
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

@@ -20,10 +20,13 @@ public sealed partial class MetadataRequest : IApiMessage
 
     public List<MetadataRequestTopic>? Topics { get; set; } = new();
 
+    [FieldVersions(4, 12)]
     public bool AllowAutoTopicCreation { get; set; } = true;
 
+    [FieldVersions(8, 10)]
     public bool IncludeClusterAuthorizedOperations { get; set; } = false;
 
+    [FieldVersions(8, 12)]
     public bool IncludeTopicAuthorizedOperations { get; set; } = false;
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -208,6 +211,7 @@ public sealed partial class MetadataRequest : IApiMessage
 
     public sealed partial class MetadataRequestTopic : IKafkaStruct
     {
+        [FieldVersions(10, 12)]
         public Guid TopicId { get; set; } = Guid.Empty;
 
         public string? Name { get; set; } = "";

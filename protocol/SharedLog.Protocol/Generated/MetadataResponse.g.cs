@@ -18,16 +18,20 @@ public sealed partial class MetadataResponse : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)3;
 
+    [FieldVersions(3, 12)]
     public int ThrottleTimeMs { get; set; } = 0;
 
     public List<MetadataResponseBroker> Brokers { get; set; } = new();
 
+    [FieldVersions(2, 12)]
     public string? ClusterId { get; set; } = null;
 
+    [FieldVersions(1, 12)]
     public int ControllerId { get; set; } = -1;
 
     public List<MetadataResponseTopic> Topics { get; set; } = new();
 
+    [FieldVersions(8, 10)]
     public int ClusterAuthorizedOperations { get; set; } = int.MinValue;
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -276,6 +280,7 @@ public sealed partial class MetadataResponse : IApiMessage
 
         public int Port { get; set; } = 0;
 
+        [FieldVersions(1, 12)]
         public string? Rack { get; set; } = null;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -392,12 +397,15 @@ public sealed partial class MetadataResponse : IApiMessage
 
         public string? Name { get; set; } = "";
 
+        [FieldVersions(10, 12)]
         public Guid TopicId { get; set; } = Guid.Empty;
 
+        [FieldVersions(1, 12)]
         public bool IsInternal { get; set; } = false;
 
         public List<MetadataResponsePartition> Partitions { get; set; } = new();
 
+        [FieldVersions(8, 12)]
         public int TopicAuthorizedOperations { get; set; } = int.MinValue;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -587,12 +595,14 @@ public sealed partial class MetadataResponse : IApiMessage
 
         public int LeaderId { get; set; } = 0;
 
+        [FieldVersions(7, 12)]
         public int LeaderEpoch { get; set; } = -1;
 
         public List<int> ReplicaNodes { get; set; } = new();
 
         public List<int> IsrNodes { get; set; } = new();
 
+        [FieldVersions(5, 12)]
         public List<int> OfflineReplicas { get; set; } = new();
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

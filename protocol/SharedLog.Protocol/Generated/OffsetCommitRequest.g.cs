@@ -20,12 +20,16 @@ public sealed partial class OffsetCommitRequest : IApiMessage
 
     public string GroupId { get; set; } = "";
 
+    [FieldVersions(1, 9)]
     public int GenerationIdOrMemberEpoch { get; set; } = -1;
 
+    [FieldVersions(1, 9)]
     public string MemberId { get; set; } = "";
 
+    [FieldVersions(7, 9)]
     public string? GroupInstanceId { get; set; } = null;
 
+    [FieldVersions(2, 4)]
     public long RetentionTimeMs { get; set; } = -1L;
 
     public List<OffsetCommitRequestTopic> Topics { get; set; } = new();
@@ -365,8 +369,10 @@ public sealed partial class OffsetCommitRequest : IApiMessage
 
         public long CommittedOffset { get; set; } = 0L;
 
+        [FieldVersions(6, 9)]
         public int CommittedLeaderEpoch { get; set; } = -1;
 
+        [FieldVersions(1, 1)]
         public long CommitTimestamp { get; set; } = -1L;
 
         public string? CommittedMetadata { get; set; } = "";

@@ -18,6 +18,7 @@ public sealed partial class OffsetCommitResponse : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)8;
 
+    [FieldVersions(3, 9)]
     public int ThrottleTimeMs { get; set; } = 0;
 
     public List<OffsetCommitResponseTopic> Topics { get; set; } = new();

@@ -18,12 +18,16 @@ public sealed partial class OffsetFetchRequest : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)9;
 
+    [FieldVersions(0, 7)]
     public string GroupId { get; set; } = "";
 
+    [FieldVersions(0, 7)]
     public List<OffsetFetchRequestTopic>? Topics { get; set; } = new();
 
+    [FieldVersions(8, 9)]
     public List<OffsetFetchRequestGroup> Groups { get; set; } = new();
 
+    [FieldVersions(7, 9)]
     public bool RequireStable { get; set; } = false;
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -256,8 +260,10 @@ public sealed partial class OffsetFetchRequest : IApiMessage
 
     public sealed partial class OffsetFetchRequestTopic : IKafkaStruct
     {
+        [FieldVersions(0, 7)]
         public string Name { get; set; } = "";
 
+        [FieldVersions(0, 7)]
         public List<int> PartitionIndexes { get; set; } = new();
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -399,12 +405,16 @@ public sealed partial class OffsetFetchRequest : IApiMessage
 
     public sealed partial class OffsetFetchRequestGroup : IKafkaStruct
     {
+        [FieldVersions(8, 9)]
         public string GroupId { get; set; } = "";
 
+        [FieldVersions(9, 9)]
         public string? MemberId { get; set; } = null;
 
+        [FieldVersions(9, 9)]
         public int MemberEpoch { get; set; } = -1;
 
+        [FieldVersions(8, 9)]
         public List<OffsetFetchRequestTopics>? Topics { get; set; } = new();
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -587,8 +597,10 @@ public sealed partial class OffsetFetchRequest : IApiMessage
 
     public sealed partial class OffsetFetchRequestTopics : IKafkaStruct
     {
+        [FieldVersions(8, 9)]
         public string Name { get; set; } = "";
 
+        [FieldVersions(8, 9)]
         public List<int> PartitionIndexes { get; set; } = new();
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

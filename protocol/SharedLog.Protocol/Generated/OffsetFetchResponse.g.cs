@@ -18,12 +18,16 @@ public sealed partial class OffsetFetchResponse : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)9;
 
+    [FieldVersions(3, 9)]
     public int ThrottleTimeMs { get; set; } = 0;
 
+    [FieldVersions(0, 7)]
     public List<OffsetFetchResponseTopic> Topics { get; set; } = new();
 
+    [FieldVersions(2, 7)]
     public short ErrorCode { get; set; } = (short)0;
 
+    [FieldVersions(8, 9)]
     public List<OffsetFetchResponseGroup> Groups { get; set; } = new();
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -252,8 +256,10 @@ public sealed partial class OffsetFetchResponse : IApiMessage
 
     public sealed partial class OffsetFetchResponseTopic : IKafkaStruct
     {
+        [FieldVersions(0, 7)]
         public string Name { get; set; } = "";
 
+        [FieldVersions(0, 7)]
         public List<OffsetFetchResponsePartition> Partitions { get; set; } = new();
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -400,14 +406,19 @@ public sealed partial class OffsetFetchResponse : IApiMessage
 
     public sealed partial class OffsetFetchResponsePartition : IKafkaStruct
     {
+        [FieldVersions(0, 7)]
         public int PartitionIndex { get; set; } = 0;
 
+        [FieldVersions(0, 7)]
         public long CommittedOffset { get; set; } = 0L;
 
+        [FieldVersions(5, 7)]
         public int CommittedLeaderEpoch { get; set; } = -1;
 
+        [FieldVersions(0, 7)]
         public string? Metadata { get; set; } = "";
 
+        [FieldVersions(0, 7)]
         public short ErrorCode { get; set; } = (short)0;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -563,10 +574,13 @@ public sealed partial class OffsetFetchResponse : IApiMessage
 
     public sealed partial class OffsetFetchResponseGroup : IKafkaStruct
     {
+        [FieldVersions(8, 9)]
         public string GroupId { get; set; } = "";
 
+        [FieldVersions(8, 9)]
         public List<OffsetFetchResponseTopics> Topics { get; set; } = new();
 
+        [FieldVersions(8, 9)]
         public short ErrorCode { get; set; } = (short)0;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -729,8 +743,10 @@ public sealed partial class OffsetFetchResponse : IApiMessage
 
     public sealed partial class OffsetFetchResponseTopics : IKafkaStruct
     {
+        [FieldVersions(8, 9)]
         public string Name { get; set; } = "";
 
+        [FieldVersions(8, 9)]
         public List<OffsetFetchResponsePartitions> Partitions { get; set; } = new();
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -877,14 +893,19 @@ public sealed partial class OffsetFetchResponse : IApiMessage
 
     public sealed partial class OffsetFetchResponsePartitions : IKafkaStruct
     {
+        [FieldVersions(8, 9)]
         public int PartitionIndex { get; set; } = 0;
 
+        [FieldVersions(8, 9)]
         public long CommittedOffset { get; set; } = 0L;
 
+        [FieldVersions(8, 9)]
         public int CommittedLeaderEpoch { get; set; } = -1;
 
+        [FieldVersions(8, 9)]
         public string? Metadata { get; set; } = "";
 
+        [FieldVersions(8, 9)]
         public short ErrorCode { get; set; } = (short)0;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

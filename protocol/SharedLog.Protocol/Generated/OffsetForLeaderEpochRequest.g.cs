@@ -18,6 +18,7 @@ public sealed partial class OffsetForLeaderEpochRequest : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)23;
 
+    [FieldVersions(3, 4)]
     public int ReplicaId { get; set; } = -2;
 
     public List<OffsetForLeaderTopic> Topics { get; set; } = new();
@@ -300,6 +301,7 @@ public sealed partial class OffsetForLeaderEpochRequest : IApiMessage
     {
         public int Partition { get; set; } = 0;
 
+        [FieldVersions(2, 4)]
         public int CurrentLeaderEpoch { get; set; } = -1;
 
         public int LeaderEpoch { get; set; } = 0;

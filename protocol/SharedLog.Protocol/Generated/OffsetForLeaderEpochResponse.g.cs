@@ -18,6 +18,7 @@ public sealed partial class OffsetForLeaderEpochResponse : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)23;
 
+    [FieldVersions(2, 4)]
     public int ThrottleTimeMs { get; set; } = 0;
 
     public List<OffsetForLeaderTopicResult> Topics { get; set; } = new();
@@ -302,6 +303,7 @@ public sealed partial class OffsetForLeaderEpochResponse : IApiMessage
 
         public int Partition { get; set; } = 0;
 
+        [FieldVersions(1, 4)]
         public int LeaderEpoch { get; set; } = -1;
 
         public long EndOffset { get; set; } = -1L;

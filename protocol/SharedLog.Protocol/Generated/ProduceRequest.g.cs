@@ -18,6 +18,7 @@ public sealed partial class ProduceRequest : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)0;
 
+    [FieldVersions(3, 11)]
     public string? TransactionalId { get; set; } = null;
 
     public short Acks { get; set; } = (short)0;

@@ -20,8 +20,10 @@ public sealed partial class ProduceResponse : IApiMessage
 
     public List<TopicProduceResponse> Responses { get; set; } = new();
 
+    [FieldVersions(1, 11)]
     public int ThrottleTimeMs { get; set; } = 0;
 
+    [FieldVersions(10, 11)]
     public List<NodeEndpoint> NodeEndpoints { get; set; } = new();
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -385,14 +387,19 @@ public sealed partial class ProduceResponse : IApiMessage
 
         public long BaseOffset { get; set; } = 0L;
 
+        [FieldVersions(2, 11)]
         public long LogAppendTimeMs { get; set; } = -1L;
 
+        [FieldVersions(5, 11)]
         public long LogStartOffset { get; set; } = -1L;
 
+        [FieldVersions(8, 11)]
         public List<BatchIndexAndErrorMessage> RecordErrors { get; set; } = new();
 
+        [FieldVersions(8, 11)]
         public string? ErrorMessage { get; set; } = null;
 
+        [FieldVersions(10, 11)]
         public LeaderIdAndEpoch CurrentLeader { get; set; } = new();
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -625,8 +632,10 @@ public sealed partial class ProduceResponse : IApiMessage
 
     public sealed partial class BatchIndexAndErrorMessage : IKafkaStruct
     {
+        [FieldVersions(8, 11)]
         public int BatchIndex { get; set; } = 0;
 
+        [FieldVersions(8, 11)]
         public string? BatchIndexErrorMessage { get; set; } = null;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -734,8 +743,10 @@ public sealed partial class ProduceResponse : IApiMessage
 
     public sealed partial class LeaderIdAndEpoch : IKafkaStruct
     {
+        [FieldVersions(10, 11)]
         public int LeaderId { get; set; } = -1;
 
+        [FieldVersions(10, 11)]
         public int LeaderEpoch { get; set; } = -1;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -843,12 +854,16 @@ public sealed partial class ProduceResponse : IApiMessage
 
     public sealed partial class NodeEndpoint : IKafkaStruct
     {
+        [FieldVersions(10, 11)]
         public int NodeId { get; set; } = 0;
 
+        [FieldVersions(10, 11)]
         public string Host { get; set; } = "";
 
+        [FieldVersions(10, 11)]
         public int Port { get; set; } = 0;
 
+        [FieldVersions(10, 11)]
         public string? Rack { get; set; } = null;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

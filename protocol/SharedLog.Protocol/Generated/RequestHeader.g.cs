@@ -22,6 +22,7 @@ public sealed partial class RequestHeader : IKafkaMessage
 
     public int CorrelationId { get; set; } = 0;
 
+    [FieldVersions(1, 2)]
     public string? ClientId { get; set; } = "";
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

@@ -24,6 +24,7 @@ public sealed partial class SaslAuthenticateResponse : IApiMessage
 
     public byte[] AuthBytes { get; set; } = [];
 
+    [FieldVersions(1, 2)]
     public long SessionLifetimeMs { get; set; } = 0L;
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

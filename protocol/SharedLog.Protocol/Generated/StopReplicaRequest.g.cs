@@ -20,18 +20,24 @@ public sealed partial class StopReplicaRequest : IApiMessage
 
     public int ControllerId { get; set; } = 0;
 
+    [FieldVersions(4, 4)]
     public bool IsKRaftController { get; set; } = false;
 
     public int ControllerEpoch { get; set; } = 0;
 
+    [FieldVersions(1, 4)]
     public long BrokerEpoch { get; set; } = -1L;
 
+    [FieldVersions(0, 2)]
     public bool DeletePartitions { get; set; } = false;
 
+    [FieldVersions(0, 0)]
     public List<StopReplicaPartitionV0> UngroupedPartitions { get; set; } = new();
 
+    [FieldVersions(1, 2)]
     public List<StopReplicaTopicV1> Topics { get; set; } = new();
 
+    [FieldVersions(3, 4)]
     public List<StopReplicaTopicState> TopicStates { get; set; } = new();
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -345,8 +351,10 @@ public sealed partial class StopReplicaRequest : IApiMessage
 
     public sealed partial class StopReplicaPartitionV0 : IKafkaStruct
     {
+        [FieldVersions(0, 0)]
         public string TopicName { get; set; } = "";
 
+        [FieldVersions(0, 0)]
         public int PartitionIndex { get; set; } = 0;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -454,8 +462,10 @@ public sealed partial class StopReplicaRequest : IApiMessage
 
     public sealed partial class StopReplicaTopicV1 : IKafkaStruct
     {
+        [FieldVersions(1, 2)]
         public string Name { get; set; } = "";
 
+        [FieldVersions(1, 2)]
         public List<int> PartitionIndexes { get; set; } = new();
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -597,8 +607,10 @@ public sealed partial class StopReplicaRequest : IApiMessage
 
     public sealed partial class StopReplicaTopicState : IKafkaStruct
     {
+        [FieldVersions(3, 4)]
         public string TopicName { get; set; } = "";
 
+        [FieldVersions(3, 4)]
         public List<StopReplicaPartitionState> PartitionStates { get; set; } = new();
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -745,10 +757,13 @@ public sealed partial class StopReplicaRequest : IApiMessage
 
     public sealed partial class StopReplicaPartitionState : IKafkaStruct
     {
+        [FieldVersions(3, 4)]
         public int PartitionIndex { get; set; } = 0;
 
+        [FieldVersions(3, 4)]
         public int LeaderEpoch { get; set; } = -1;
 
+        [FieldVersions(3, 4)]
         public bool DeletePartition { get; set; } = false;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

@@ -24,10 +24,13 @@ public sealed partial class SyncGroupRequest : IApiMessage
 
     public string MemberId { get; set; } = "";
 
+    [FieldVersions(3, 5)]
     public string? GroupInstanceId { get; set; } = null;
 
+    [FieldVersions(5, 5)]
     public string? ProtocolType { get; set; } = null;
 
+    [FieldVersions(5, 5)]
     public string? ProtocolName { get; set; } = null;
 
     public List<SyncGroupRequestAssignment> Assignments { get; set; } = new();

@@ -18,12 +18,15 @@ public sealed partial class SyncGroupResponse : IApiMessage
 
     public global::SharedLog.Protocol.ApiKey Api => (global::SharedLog.Protocol.ApiKey)14;
 
+    [FieldVersions(1, 5)]
     public int ThrottleTimeMs { get; set; } = 0;
 
     public short ErrorCode { get; set; } = (short)0;
 
+    [FieldVersions(5, 5)]
     public string? ProtocolType { get; set; } = null;
 
+    [FieldVersions(5, 5)]
     public string? ProtocolName { get; set; } = null;
 
     public byte[] Assignment { get; set; } = [];

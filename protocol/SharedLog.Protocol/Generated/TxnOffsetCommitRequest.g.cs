@@ -26,10 +26,13 @@ public sealed partial class TxnOffsetCommitRequest : IApiMessage
 
     public short ProducerEpoch { get; set; } = (short)0;
 
+    [FieldVersions(3, 4)]
     public int GenerationId { get; set; } = -1;
 
+    [FieldVersions(3, 4)]
     public string MemberId { get; set; } = "";
 
+    [FieldVersions(3, 4)]
     public string? GroupInstanceId { get; set; } = null;
 
     public List<TxnOffsetCommitRequestTopic> Topics { get; set; } = new();
@@ -374,6 +377,7 @@ public sealed partial class TxnOffsetCommitRequest : IApiMessage
 
         public long CommittedOffset { get; set; } = 0L;
 
+        [FieldVersions(2, 4)]
         public int CommittedLeaderEpoch { get; set; } = -1;
 
         public string? CommittedMetadata { get; set; } = "";

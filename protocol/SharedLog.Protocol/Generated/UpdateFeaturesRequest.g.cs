@@ -22,6 +22,7 @@ public sealed partial class UpdateFeaturesRequest : IApiMessage
 
     public List<FeatureUpdateKey> FeatureUpdates { get; set; } = new();
 
+    [FieldVersions(1, 2)]
     public bool ValidateOnly { get; set; } = false;
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -172,8 +173,10 @@ public sealed partial class UpdateFeaturesRequest : IApiMessage
 
         public short MaxVersionLevel { get; set; } = (short)0;
 
+        [FieldVersions(0, 0)]
         public bool AllowDowngrade { get; set; } = false;
 
+        [FieldVersions(1, 2)]
         public sbyte UpgradeType { get; set; } = (sbyte)1;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

@@ -24,6 +24,7 @@ public sealed partial class UpdateFeaturesResponse : IApiMessage
 
     public string? ErrorMessage { get; set; } = "";
 
+    [FieldVersions(0, 1)]
     public List<UpdatableFeatureResult> Results { get; set; } = new();
 
     /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

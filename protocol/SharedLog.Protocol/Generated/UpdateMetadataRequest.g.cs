@@ -20,16 +20,21 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
 
     public int ControllerId { get; set; } = 0;
 
+    [FieldVersions(8, 8)]
     public bool IsKRaftController { get; set; } = false;
 
+    [FieldVersions(8, 8)]
     public sbyte Type { get; set; } = (sbyte)0;
 
     public int ControllerEpoch { get; set; } = 0;
 
+    [FieldVersions(5, 8)]
     public long BrokerEpoch { get; set; } = -1L;
 
+    [FieldVersions(0, 4)]
     public List<UpdateMetadataPartitionState> UngroupedPartitionStates { get; set; } = new();
 
+    [FieldVersions(5, 8)]
     public List<UpdateMetadataTopicState> TopicStates { get; set; } = new();
 
     public List<UpdateMetadataBroker> LiveBrokers { get; set; } = new();
@@ -349,6 +354,7 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
 
     public sealed partial class UpdateMetadataPartitionState : IKafkaStruct
     {
+        [FieldVersions(0, 4)]
         public string TopicName { get; set; } = "";
 
         public int PartitionIndex { get; set; } = 0;
@@ -365,6 +371,7 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
 
         public List<int> Replicas { get; set; } = new();
 
+        [FieldVersions(4, 8)]
         public List<int> OfflineReplicas { get; set; } = new();
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -623,10 +630,13 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
 
     public sealed partial class UpdateMetadataTopicState : IKafkaStruct
     {
+        [FieldVersions(5, 8)]
         public string TopicName { get; set; } = "";
 
+        [FieldVersions(7, 8)]
         public Guid TopicId { get; set; } = Guid.Empty;
 
+        [FieldVersions(5, 8)]
         public List<UpdateMetadataPartitionState> PartitionStates { get; set; } = new();
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -791,12 +801,16 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
     {
         public int Id { get; set; } = 0;
 
+        [FieldVersions(0, 0)]
         public string V0Host { get; set; } = "";
 
+        [FieldVersions(0, 0)]
         public int V0Port { get; set; } = 0;
 
+        [FieldVersions(1, 8)]
         public List<UpdateMetadataEndpoint> Endpoints { get; set; } = new();
 
+        [FieldVersions(2, 8)]
         public string? Rack { get; set; } = "";
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>
@@ -982,12 +996,16 @@ public sealed partial class UpdateMetadataRequest : IApiMessage
 
     public sealed partial class UpdateMetadataEndpoint : IKafkaStruct
     {
+        [FieldVersions(1, 8)]
         public int Port { get; set; } = 0;
 
+        [FieldVersions(1, 8)]
         public string Host { get; set; } = "";
 
+        [FieldVersions(3, 8)]
         public string Listener { get; set; } = "";
 
+        [FieldVersions(1, 8)]
         public short SecurityProtocol { get; set; } = (short)0;
 
         /// <summary>Tagged fields this code does not know, kept for a faithful round trip.</summary>

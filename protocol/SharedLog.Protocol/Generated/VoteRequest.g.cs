@@ -20,6 +20,7 @@ public sealed partial class VoteRequest : IApiMessage
 
     public string? ClusterId { get; set; } = null;
 
+    [FieldVersions(1, 1)]
     public int VoterId { get; set; } = -1;
 
     public List<TopicData> Topics { get; set; } = new();
@@ -295,8 +296,10 @@ public sealed partial class VoteRequest : IApiMessage
 
         public int CandidateId { get; set; } = 0;
 
+        [FieldVersions(1, 1)]
         public Guid CandidateDirectoryId { get; set; } = Guid.Empty;
 
+        [FieldVersions(1, 1)]
         public Guid VoterDirectoryId { get; set; } = Guid.Empty;
 
         public int LastOffsetEpoch { get; set; } = 0;
