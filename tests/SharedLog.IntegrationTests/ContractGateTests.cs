@@ -672,11 +672,20 @@ public class ContractGateTests
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
         string? refusal = await MetricsScrape.UntilAsync(http, t => t.Split('\n').FirstOrDefault(l => l.StartsWith("sharedlog_partition_errors_total", StringComparison.Ordinal) && l.Contains("api=\"Produce\"", StringComparison.Ordinal) && l.Contains("error=\"KafkaStorageError\"", StringComparison.Ordinal)));
         Assert.NotNull(refusal);
+        static string? Outcome(string scrape, string outcome) =>
+            scrape.Split('\n').FirstOrDefault(l => l.StartsWith("sharedlog_contract_records_total", StringComparison.Ordinal) && l.Contains("topic=\"orders\"", StringComparison.Ordinal) && l.Contains($"outcome=\"{outcome}\"", StringComparison.Ordinal));
+
+        // Nothing is evidence yet: the batch's records are counted once its quarantine copy is written.
+        string? beforeRetry = await MetricsScrape.UntilAsync(http, t => t.Contains("error=\"KafkaStorageError\"", StringComparison.Ordinal) ? t : null);
+        Assert.Null(Outcome(beforeRetry!, "quarantined"));
 
         // More data starts an upload, which empties the backlog; the producer's retry then goes through.
         await plain.ProduceAsync("filler", new Message<string, byte[]> { Key = "f2", Value = new byte[20_000] });
         producer.Flush(Timeout);
         Assert.Equal([0L, 1], offsets);
+        string? counted = await MetricsScrape.UntilAsync(http, t => Outcome(t, "quarantined") is not null ? t : null);
+        Assert.EndsWith(" 1", Outcome(counted!, "quarantined"), StringComparison.Ordinal);
+        Assert.EndsWith(" 1", Outcome(counted!, "accepted"), StringComparison.Ordinal);
 
         List<ConsumeResult<string, byte[]>> quarantined = ConsumeAll(broker, "orders.quarantine", 1, Deserializers.ByteArray);
         Assert.Equal(["o1"], quarantined.Select(r => r.Message.Key));

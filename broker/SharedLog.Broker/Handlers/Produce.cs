@@ -633,17 +633,23 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                 }
 
                 long baseOffset = await durable;
-                CountEnforcement(item, accepted[i], baseOffset, retried);
                 if (i == 0)
                 {
                     result.BaseOffset = baseOffset;
                     result.LogAppendTimeMs = item.LogAppendTimeMs;
                 }
 
-                // An idempotent retry gets its original's append task here, so the quarantine write is not repeated.
-                if (accepted[i].Quarantined.Count > 0)
+                AcceptedBatch batch = accepted[i];
+                if (batch.Quarantined.Count > 0)
                 {
-                    await quarantine.WriteOnceAsync(durable, contract!, topic.Name, result.Index, accepted[i].Quarantined, cancellationToken);
+                    // An idempotent retry gets its original's append task here, so the quarantine write is not repeated.
+                    // The batch's evidence is counted by the attempt whose quarantine write succeeds: a record counted as
+                    // quarantined is in the quarantine topic, and a failed write retried is counted once.
+                    await quarantine.WriteOnceAsync(durable, contract!, topic.Name, result.Index, batch.Quarantined, () => CountEnforcement(item, batch, baseOffset, retried: false), cancellationToken);
+                }
+                else
+                {
+                    CountEnforcement(item, batch, baseOffset, retried);
                 }
             }
         }
