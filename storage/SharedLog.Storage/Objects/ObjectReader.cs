@@ -52,8 +52,9 @@ public static class ObjectReader
         int alignment = store.DirectReadAlignment;
         if (alignment <= 0 || length <= 0)
         {
-            // Filled by the read or refused below: no need to zero it first.
-            byte[] data = GC.AllocateUninitializedArray<byte>(length);
+            // Filled by the read or refused below: no need to zero it first. A block stays in the block cache while
+            // readers catch up, so it is placed as stored batches are, out of the generations collections copy.
+            byte[] data = SharedLog.Protocol.Records.RecordBatch.AllocateForStorage(length);
             int read = await store.GetRangeAsync(key, position, data, cancellationToken).ConfigureAwait(false);
             return read == length ? data : throw ShortRead(key, position, read, length);
         }
