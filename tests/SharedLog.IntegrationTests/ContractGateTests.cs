@@ -134,9 +134,13 @@ public class ContractGateTests
         }
     }
 
-    private static async Task<PaymentsContract> StartWithPaymentsContractAsync(string topic, string contract, params string[] brokerArguments)
+    private static Task<PaymentsContract> StartWithPaymentsContractAsync(string topic, string contract, params string[] brokerArguments) =>
+        StartWithPaymentsContractAsync(topic, contract, dataDir: null, brokerArguments);
+
+    /// <param name="dataDir">A data directory the caller removes, to restart on; null for one of the fixture's own.</param>
+    private static async Task<PaymentsContract> StartWithPaymentsContractAsync(string topic, string contract, string? dataDir, params string[] brokerArguments)
     {
-        BrokerFixture broker = await BrokerFixture.StartAsync(extraArguments: brokerArguments);
+        BrokerFixture broker = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: dataDir is null, brokerArguments);
         var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
         try
         {
@@ -964,6 +968,61 @@ public class ContractGateTests
         string gateCount = metrics.Split('\n').First(l => l.StartsWith("sharedlog_contract_gate_duration_milliseconds_count", StringComparison.Ordinal) && l.Contains("topic=\"shadow\"", StringComparison.Ordinal));
         Assert.Equal("3", gateCount[(gateCount.LastIndexOf('}') + 1)..].Trim().Split(' ')[0]);
         Assert.Contains(metrics.Split('\n'), l => l.StartsWith("sharedlog_contract_gate_duration_milliseconds_bucket", StringComparison.Ordinal) && l.Contains("topic=\"shadow\"", StringComparison.Ordinal) && l.Contains("le=\"0.01\"", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AQuarantiningRetryAfterARestartWritesTheCopyAgainButIsNotCountedAgain()
+    {
+        // After a restart the producer state no longer ties a retry to its original's quarantine write, so the copy is
+        // written again (at least once, never lost); the evidence, counted when the original's copy was written, is not.
+        string dataDir = Path.Combine(Path.GetTempPath(), "sharedlog-requarantine-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            byte[] batch;
+            long firstOffset;
+            await using (PaymentsContract setup = await StartWithPaymentsContractAsync("requeued", Contract("requeued", "quarantine"), dataDir))
+            {
+                byte[] good = await setup.SerializeAsync(Payment("g", 5, "EUR"), "requeued");
+                byte[] bad = await setup.SerializeAsync(Payment("b", -5, "EUR"), "requeued");
+                using RawKafkaClient client = await RawKafkaClient.ConnectAsync(setup.Broker.BootstrapServers);
+                await client.CreateTopicAsync("requeued", 1);
+                await client.SendAsync(new InitProducerIdRequest { TransactionalId = null, TransactionTimeoutMs = 60000 }, 4, 2);
+                var init = new InitProducerIdResponse().ReadFrom((await client.ReceiveAsync(1)).Body, 4);
+                Assert.Equal(0, init.ErrorCode);
+                var builder = new RecordBatchBuilder(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()) { ProducerId = init.ProducerId, ProducerEpoch = init.ProducerEpoch, BaseSequence = 0 };
+                builder.Add(null, good, builder.BaseTimestamp);
+                builder.Add(null, bad, builder.BaseTimestamp);
+                batch = builder.Build();
+                ProduceResponse.PartitionProduceResponse first = await client.ProduceAsync("requeued", 0, batch, 3);
+                Assert.Equal(0, first.ErrorCode);
+                firstOffset = first.BaseOffset;
+            }
+
+            BrokerFixture broker = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false);
+            await using (broker)
+            {
+                using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+                ProduceResponse.PartitionProduceResponse retry = await client.ProduceAsync("requeued", 0, batch, 1);
+                Assert.Equal(0, retry.ErrorCode);
+                Assert.Equal(firstOffset, retry.BaseOffset);
+                List<ConsumeResult<string, byte[]>> quarantined = ConsumeAll(broker, "requeued.quarantine", 2, Deserializers.ByteArray);
+                Assert.Equal(2, quarantined.Count);
+
+                // A scrape taken after the retry's response was written (its request is counted then) shows no records of
+                // the topic counted by this process.
+                using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+                string? scrape = await MetricsScrape.UntilAsync(http, t => t.Split('\n').Any(l => l.StartsWith("sharedlog_requests_total{", StringComparison.Ordinal) && l.Contains("api=\"Produce\"", StringComparison.Ordinal)) ? t : null);
+                Assert.NotNull(scrape);
+                Assert.DoesNotContain(scrape.Split('\n'), l => l.StartsWith("sharedlog_contract_records_total", StringComparison.Ordinal) && l.Contains("topic=\"requeued\"", StringComparison.Ordinal));
+            }
+        }
+        finally
+        {
+            if (Directory.Exists(dataDir))
+            {
+                Directory.Delete(dataDir, recursive: true);
+            }
+        }
     }
 
     [Fact]

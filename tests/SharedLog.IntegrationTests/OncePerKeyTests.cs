@@ -13,15 +13,15 @@ public class OncePerKeyTests
         var once = new OncePerKey<object>();
         var key = new object();
         int runs = 0;
-        await once.RunAsync(key, _ => { runs++; return Task.CompletedTask; }, CancellationToken.None);
-        await once.RunAsync(key, _ => { runs++; return Task.CompletedTask; }, CancellationToken.None);
+        Assert.Equal(OnceOutcome.Ran, await once.RunAsync(key, _ => { runs++; return Task.CompletedTask; }, CancellationToken.None));
+        Assert.Equal(OnceOutcome.AlreadyDone, await once.RunAsync(key, _ => { runs++; return Task.CompletedTask; }, CancellationToken.None));
         Assert.Equal(1, runs);
 
         var failing = new object();
         await Assert.ThrowsAsync<IOException>(() => once.RunAsync(failing, _ => { runs++; return Task.FromException(new IOException("store away")); }, CancellationToken.None));
-        await once.RunAsync(failing, _ => { runs++; return Task.CompletedTask; }, CancellationToken.None);
+        Assert.Equal(OnceOutcome.RanAfterFailure, await once.RunAsync(failing, _ => { runs++; return Task.CompletedTask; }, CancellationToken.None));
         Assert.Equal(3, runs);
-        await once.RunAsync(failing, _ => { runs++; return Task.CompletedTask; }, CancellationToken.None);
+        Assert.Equal(OnceOutcome.AlreadyDone, await once.RunAsync(failing, _ => { runs++; return Task.CompletedTask; }, CancellationToken.None));
         Assert.Equal(3, runs);
     }
 
@@ -44,13 +44,13 @@ public class OncePerKeyTests
             firstCaller.Token);
         await firstStarted.Task.WaitAsync(Timeout);
 
-        Task second = once.RunAsync(key, _ => { Interlocked.Increment(ref runs); return Task.CompletedTask; }, CancellationToken.None);
+        Task<OnceOutcome> second = once.RunAsync(key, _ => { Interlocked.Increment(ref runs); return Task.CompletedTask; }, CancellationToken.None);
         Assert.False(second.IsCompleted); // it waits for the attempt under way instead of running its own
         Assert.Equal(1, Volatile.Read(ref runs));
 
         await firstCaller.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first.WaitAsync(Timeout));
-        await second.WaitAsync(Timeout); // took over and succeeded
+        Assert.Equal(OnceOutcome.RanAfterFailure, await second.WaitAsync(Timeout)); // took over and succeeded
         Assert.Equal(2, Volatile.Read(ref runs));
     }
 }

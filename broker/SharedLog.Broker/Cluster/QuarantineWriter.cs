@@ -58,18 +58,14 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
     /// and redoes one that failed. Before, a retry after a failed quarantine write was answered with
     /// success (its records were stored) and the bad records were lost. After a restart the producer state
     /// no longer knows whether the write happened, so a retry writes again: at least once, never lost.
-    /// <paramref name="written"/> runs after the write that succeeds, once per source batch like the write.
+    /// The outcome says whether this call wrote them, and whether it did so after an earlier attempt failed.
     /// </summary>
-    public async Task WriteOnceAsync(Task<long> sourceAppend, ActiveContract contract, string sourceTopic, int sourcePartition, IReadOnlyList<QuarantinedRecord> records, Action written, CancellationToken cancellationToken)
+    public async Task<OnceOutcome> WriteOnceAsync(Task<long> sourceAppend, ActiveContract contract, string sourceTopic, int sourcePartition, IReadOnlyList<QuarantinedRecord> records, CancellationToken cancellationToken)
     {
         long sourceBaseOffset = await sourceAppend;
-        await _writesBySourceAppend.RunAsync(
+        return await _writesBySourceAppend.RunAsync(
             sourceAppend,
-            async ct =>
-            {
-                await WriteAsync(contract, sourceTopic, sourcePartition, sourceBaseOffset, records, ct);
-                written();
-            },
+            ct => WriteAsync(contract, sourceTopic, sourcePartition, sourceBaseOffset, records, ct),
             cancellationToken);
     }
 

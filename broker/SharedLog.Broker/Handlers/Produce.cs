@@ -643,9 +643,15 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                 if (batch.Quarantined.Count > 0)
                 {
                     // An idempotent retry gets its original's append task here, so the quarantine write is not repeated.
-                    // The batch's evidence is counted by the attempt whose quarantine write succeeds: a record counted as
-                    // quarantined is in the quarantine topic, and a failed write retried is counted once.
-                    await quarantine.WriteOnceAsync(durable, contract!, topic.Name, result.Index, batch.Quarantined, () => CountEnforcement(item, batch, baseOffset, retried: false), cancellationToken);
+                    // The batch's evidence is counted once its quarantine copy is written (a record counted as quarantined
+                    // is in the quarantine topic), by the call that wrote it: the original, or the retry of a failed write.
+                    // A retry its producer state no longer ties to the original (after a restart) writes the copy again
+                    // but is not counted again.
+                    OnceOutcome wrote = await quarantine.WriteOnceAsync(durable, contract!, topic.Name, result.Index, batch.Quarantined, cancellationToken);
+                    if (wrote == OnceOutcome.RanAfterFailure || (wrote == OnceOutcome.Ran && !retried))
+                    {
+                        CountEnforcement(item, batch, baseOffset, retried: false);
+                    }
                 }
                 else
                 {

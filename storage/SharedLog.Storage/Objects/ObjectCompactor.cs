@@ -343,7 +343,7 @@ public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore
             try
             {
                 (string key, BlockIndexEntry start) = blocks[run.First];
-                return await Damaged(key, () => ObjectReader.ReadRangeAsync(objects, key, start.Position, (int)run.Length, cancellationToken)).ConfigureAwait(false);
+                return await Damaged(key, () => ObjectReader.ReadRangeAsync(objects, key, start.Position, (int)run.Length, cancellationToken: cancellationToken)).ConfigureAwait(false);
             }
             finally
             {

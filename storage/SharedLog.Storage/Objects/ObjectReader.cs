@@ -41,20 +41,22 @@ public static class ObjectReader
     }
 
     public static Task<ReadOnlyMemory<byte>> ReadBlockAsync(IObjectStore store, string key, BlockIndexEntry block, CancellationToken cancellationToken = default) =>
-        ReadRangeAsync(store, key, block.Position, block.Size, cancellationToken);
+        ReadRangeAsync(store, key, block.Position, block.Size, cached: true, cancellationToken);
 
     /// <summary>
     /// Reads <paramref name="length"/> bytes at <paramref name="position"/>: one block, or several blocks that
     /// lie next to each other in the object (the compactor copies a stream's run of blocks with one GET).
+    /// <paramref name="cached"/> says the bytes will be kept in the block cache for readers catching up.
     /// </summary>
-    public static async Task<ReadOnlyMemory<byte>> ReadRangeAsync(IObjectStore store, string key, long position, int length, CancellationToken cancellationToken = default)
+    public static async Task<ReadOnlyMemory<byte>> ReadRangeAsync(IObjectStore store, string key, long position, int length, bool cached = false, CancellationToken cancellationToken = default)
     {
         int alignment = store.DirectReadAlignment;
         if (alignment <= 0 || length <= 0)
         {
-            // Filled by the read or refused below: no need to zero it first. A block stays in the block cache while
-            // readers catch up, so it is placed as stored batches are, out of the generations collections copy.
-            byte[] data = SharedLog.Protocol.Records.RecordBatch.AllocateForStorage(length);
+            // Filled by the read or refused below: no need to zero it first. A block kept in the block cache while
+            // readers catch up is placed as stored batches are, out of the generations collections copy; a short-lived
+            // read (the compactor's) stays ordinary young garbage.
+            byte[] data = cached ? SharedLog.Protocol.Records.RecordBatch.AllocateForStorage(length) : GC.AllocateUninitializedArray<byte>(length);
             int read = await store.GetRangeAsync(key, position, data, cancellationToken).ConfigureAwait(false);
             return read == length ? data : throw ShortRead(key, position, read, length);
         }
