@@ -192,12 +192,22 @@ public class GateBenchmarks : IDisposable
         return total;
     }
 
-    private GateOutcome Inspect(string topic, byte[] batch)
+    private GateOutcome Inspect(string topic, byte[] batch) => InspectWhole(topic, batch).Outcome;
+
+    private GateResult InspectWhole(string topic, byte[] batch)
     {
         RecordBatch parsed = RecordBatch.Parse(batch);
         parsed.VerifyCrc();
-        return _gate.Inspect(_gate.ContractFor(topic)!, topic, 0, parsed).Outcome;
+        return _gate.Inspect(_gate.ContractFor(topic)!, topic, 0, parsed);
     }
+
+    /// <summary>For the gate loop: one gate benchmark's verdict with the batch the gate rebuilt (null when it kept the original).</summary>
+    public GateResult InspectForLoop(string which) => which switch
+    {
+        "avro" => InspectWhole("gate-avro", _avroBatch),
+        "json6" => InspectWhole("gate-json", _jsonBatch6),
+        _ => InspectWhole("gate-json", _jsonBatch),
+    };
 
     [GlobalCleanup]
     public void Dispose()

@@ -908,19 +908,29 @@ public class ContractGateTests
 
         // _contract_audit, read by a Kafka consumer: the violation lines (one window or several) cover both flagged records.
         var lines = new List<JsonNode>();
+        var seen = new List<string>(); // what was read, for the failure message: this wait once ran out with no violation line read, cause not found
+        string assigned = "";
         using (IConsumer<string, string> consumer = new ConsumerBuilder<string, string>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "auditors", AutoOffsetReset = AutoOffsetReset.Earliest }).Build())
         {
             consumer.Subscribe("_contract_audit");
             DateTime deadline = DateTime.UtcNow + Timeout;
             while (lines.Sum(l => (long)l["records"]!) < 2 && DateTime.UtcNow < deadline)
             {
-                if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { Message: not null } record && JsonNode.Parse(record.Message.Value)!["violations"] is JsonArray violations)
+                if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { Message: not null } record)
                 {
-                    lines.AddRange(violations.Select(v => v!));
+                    JsonNode? audited = JsonNode.Parse(record.Message.Value);
+                    seen.Add($"{record.Offset.Value}:{record.Message.Key}:{(audited?["violations"] is JsonArray v ? v.Count : -1)}");
+                    if (audited?["violations"] is JsonArray violations)
+                    {
+                        lines.AddRange(violations.Select(v => v!));
+                    }
                 }
             }
+
+            assigned = string.Join(",", consumer.Assignment);
         }
 
+        Assert.True(lines.Sum(l => (long)l["records"]!) == 2, $"violation lines cover {lines.Sum(l => (long)l["records"]!)} records; assigned [{assigned}]; read (offset:key:violation lines) {string.Join(" ", seen)}");
         Assert.All(lines, l => Assert.Equal(("flagged", 0, "known-currency", "rule_failed", "flag"), ((string)l["topic"]!, (int)l["partition"]!, (string)l["rule"]!, (string)l["reason"]!, (string)l["action"]!)));
         Assert.Equal(2, lines.Sum(l => (long)l["records"]!));
         Assert.Equal(stored[1].Offset.Value, lines.Min(l => (long)l["firstOffset"]!));
