@@ -135,10 +135,10 @@ public class ContractGateTests
     }
 
     private static Task<PaymentsContract> StartWithPaymentsContractAsync(string topic, string contract, params string[] brokerArguments) =>
-        StartWithPaymentsContractAsync(topic, contract, dataDir: null, brokerArguments);
+        StartWithPaymentsContractInAsync(dataDir: null, topic, contract, brokerArguments);
 
     /// <param name="dataDir">A data directory the caller removes, to restart on; null for one of the fixture's own.</param>
-    private static async Task<PaymentsContract> StartWithPaymentsContractAsync(string topic, string contract, string? dataDir, params string[] brokerArguments)
+    private static async Task<PaymentsContract> StartWithPaymentsContractInAsync(string? dataDir, string topic, string contract, params string[] brokerArguments)
     {
         BrokerFixture broker = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: dataDir is null, brokerArguments);
         var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
@@ -908,7 +908,7 @@ public class ContractGateTests
 
         // _contract_audit, read by a Kafka consumer: the violation lines (one window or several) cover both flagged records.
         var lines = new List<JsonNode>();
-        var seen = new List<string>(); // what was read, for the failure message: this wait once ran out with no violation line read, cause not found
+        var seen = new List<string>(); // what was read, for the failure message
         string assigned = "";
         using (IConsumer<string, string> consumer = new ConsumerBuilder<string, string>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "auditors", AutoOffsetReset = AutoOffsetReset.Earliest }).Build())
         {
@@ -990,7 +990,7 @@ public class ContractGateTests
         {
             byte[] batch;
             long firstOffset;
-            await using (PaymentsContract setup = await StartWithPaymentsContractAsync("requeued", Contract("requeued", "quarantine"), dataDir))
+            await using (PaymentsContract setup = await StartWithPaymentsContractInAsync(dataDir, "requeued", Contract("requeued", "quarantine")))
             {
                 byte[] good = await setup.SerializeAsync(Payment("g", 5, "EUR"), "requeued");
                 byte[] bad = await setup.SerializeAsync(Payment("b", -5, "EUR"), "requeued");
