@@ -91,37 +91,29 @@ internal static class ResponseErrors
     /// <summary>Deeper than any Kafka message nests its structs; a bound, not a limit a real response reaches.</summary>
     private const int MaxDepth = 8;
 
-    /// <summary>The versions a field is carried at; every version when its property has no attribute.</summary>
-    private readonly record struct Versions(short Lowest, short Highest)
-    {
-        public static readonly Versions All = new(short.MinValue, short.MaxValue);
+    /// <summary>A child property: its getter, the versions that carry it (null: every one), and the plan of the struct type it holds (one, or a list of them).</summary>
+    private sealed record Child(Func<object, object?> Read, SharedLog.Protocol.Messages.FieldVersionsAttribute? Carried, Plan Element);
 
-        public bool Contain(short version) => version >= Lowest && version <= Highest;
-
-        public static Versions Of(System.Reflection.PropertyInfo property) =>
-            property.GetCustomAttributes(typeof(SharedLog.Protocol.Messages.FieldVersionsAttribute), inherit: false) is [SharedLog.Protocol.Messages.FieldVersionsAttribute carried]
-                ? new Versions(carried.Lowest, carried.Highest)
-                : All;
-    }
-
-    /// <summary>A child property: its getter, the versions that carry it, and the plan of the struct type it holds (one, or a list of them).</summary>
-    private sealed record Child(Func<object, object?> Read, Versions Carried, Plan Element);
-
-    private sealed record Plan(Func<object, short>? ErrorCode, Versions ErrorCodeCarried, Child[] Children)
+    private sealed record Plan(Func<object, short>? ErrorCode, SharedLog.Protocol.Messages.FieldVersionsAttribute? ErrorCodeCarried, Child[] Children)
     {
         public bool HasErrors => ErrorCode is not null || Children.Length > 0;
     }
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<Type, Plan> Plans = new();
 
-    private static readonly Plan Empty = new(null, Versions.All, []);
+    private static readonly Plan Empty = new(null, null, []);
+
+    private static bool Carries(SharedLog.Protocol.Messages.FieldVersionsAttribute? carried, short version) => carried?.Contains(version) ?? true;
+
+    private static SharedLog.Protocol.Messages.FieldVersionsAttribute? VersionsOf(System.Reflection.PropertyInfo property) =>
+        (SharedLog.Protocol.Messages.FieldVersionsAttribute?)Attribute.GetCustomAttribute(property, typeof(SharedLog.Protocol.Messages.FieldVersionsAttribute), inherit: false);
 
     /// <summary>
     /// The response's top-level error code; null for messages without one at <paramref name="version"/> (their errors are
     /// per partition, group or coordinator).
     /// </summary>
     public static short? TopLevel(SharedLog.Protocol.Messages.IApiMessage response, short version) =>
-        PlanOf(response.GetType(), 0) is { ErrorCode: { } errorCode } plan && plan.ErrorCodeCarried.Contain(version) ? errorCode(response) : null;
+        PlanOf(response.GetType(), 0) is { ErrorCode: { } errorCode } plan && Carries(plan.ErrorCodeCarried, version) ? errorCode(response) : null;
 
     /// <summary>Counts the error codes below the response's top level.</summary>
     public static void VisitNested(SharedLog.Protocol.Messages.IApiMessage response, short version, BrokerMetrics metrics, ApiKey api) =>
@@ -132,7 +124,7 @@ internal static class ResponseErrors
     {
         foreach (Child child in plan.Children)
         {
-            if (!child.Carried.Contain(version))
+            if (!Carries(child.Carried, version))
             {
                 continue;
             }
@@ -159,7 +151,7 @@ internal static class ResponseErrors
 
     private static void VisitStruct(Plan plan, object node, short version, BrokerMetrics metrics, ApiKey api)
     {
-        if (plan.ErrorCode is { } errorCode && plan.ErrorCodeCarried.Contain(version))
+        if (plan.ErrorCode is { } errorCode && Carries(plan.ErrorCodeCarried, version))
         {
             metrics.PartitionError(api, (ErrorCode)errorCode(node));
         }
@@ -198,10 +190,10 @@ internal static class ResponseErrors
             Plan elementPlan = PlanOf(element, depth + 1);
             if (elementPlan.HasErrors)
             {
-                children.Add(new Child(System.Linq.Expressions.Expression.Lambda<Func<object, object?>>(System.Linq.Expressions.Expression.Convert(Read(property), typeof(object)), node).Compile(), Versions.Of(property), elementPlan));
+                children.Add(new Child(System.Linq.Expressions.Expression.Lambda<Func<object, object?>>(System.Linq.Expressions.Expression.Convert(Read(property), typeof(object)), node).Compile(), VersionsOf(property), elementPlan));
             }
         }
 
-        return new Plan(errorCode, code is null ? Versions.All : Versions.Of(code), [.. children]);
+        return new Plan(errorCode, code is null ? null : VersionsOf(code), [.. children]);
     }
 }
