@@ -648,9 +648,14 @@ public class ContractGateTests
         Assert.Equal(Enumerable.Range(0, Count).Select(i => $"{i}"), quarantined.Select(r => Encoding.UTF8.GetString(r.Message.Headers.GetLastBytes("sharedlog.source.offset"))));
     }
 
-    [Fact]
-    public async Task AnIdempotentRetryAfterAFailedQuarantineWriteStillQuarantinesTheBadRecord()
+    [Theory]
+    [InlineData("quarantine")]
+    [InlineData("observe")]
+    [InlineData("flag")]
+    public async Task AnIdempotentRetryAfterAFailedQuarantineWriteStillQuarantinesTheBadRecord(string onFailureAtRetry)
     {
+        // The contract may change before the retry arrives: the retry is judged again, but the stored batch is the
+        // original's, without the bad record, so the original's quarantine copy is what the retry must write.
         // Uploads only when 48 KiB wait (no timed rounds); appends past 64 KiB waiting are refused as retriable.
         await using PaymentsContract setup = await StartWithPaymentsContractAsync(
             "orders",
@@ -682,6 +687,10 @@ public class ContractGateTests
         // Nothing is evidence yet: the batch's records are counted once its quarantine copy is written.
         string? beforeRetry = await MetricsScrape.UntilAsync(http, t => t.Contains("error=\"KafkaStorageError\"", StringComparison.Ordinal) ? t : null);
         Assert.Null(Outcome(beforeRetry!, "quarantined"));
+        if (onFailureAtRetry != "quarantine")
+        {
+            await ApplyAsync(broker, Contract("orders", onFailureAtRetry));
+        }
 
         // More data starts an upload, which empties the backlog; the producer's retry then goes through.
         await plain.ProduceAsync("filler", new Message<string, byte[]> { Key = "f2", Value = new byte[20_000] });

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 using SharedLog.Contracts.Gate;
 using SharedLog.Contracts.Model;
@@ -41,6 +42,23 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
     // Keyed by the source batch's append task: an idempotent retry is answered with its original's task, so
     // original and retries find one entry, and it lives as long as the producer state remembers the batch.
     private readonly OncePerKey<Task<long>> _writesBySourceAppend = new();
+
+    // The gate's verdict on an idempotent source batch, kept with its append task as long as the producer state keeps it.
+    private readonly ConditionalWeakTable<Task<long>, SourceVerdict> _verdictsBySourceAppend = new();
+
+    /// <summary>
+    /// Keeps the gate's verdict on an idempotent batch with the task of its append, for its retries: a retry is judged
+    /// again, by the contract in force when it arrives, but the records the original stored or left out are the
+    /// original's, so what goes to quarantine (and into the evidence) must be the original's too.
+    /// </summary>
+    public Task<long> Remember(Task<long> sourceAppend, SourceVerdict verdict)
+    {
+        _verdictsBySourceAppend.AddOrUpdate(sourceAppend, verdict);
+        return sourceAppend;
+    }
+
+    /// <summary>The verdict <see cref="Remember"/> kept for this append; null after a restart, when its tie to the original is gone.</summary>
+    public SourceVerdict? VerdictOn(Task<long> sourceAppend) => _verdictsBySourceAppend.TryGetValue(sourceAppend, out SourceVerdict? verdict) ? verdict : null;
 
     /// <summary>
     /// Makes sure the quarantine topic exists; called before the source batch is stored, so a topic
@@ -187,3 +205,6 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
 
     private static RecordHeaderValue Header(string key, string value) => new(key, Encoding.UTF8.GetBytes(value));
 }
+
+/// <summary>What the gate decided for one source batch: the contract version that judged it, the records it took out for quarantine, and its counts.</summary>
+public sealed record SourceVerdict(ActiveContract Contract, IReadOnlyList<QuarantinedRecord> Quarantined, GateTally Tally);

@@ -125,7 +125,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             context.Ordering?.Reached();
             foreach ((PartitionWork item, int batch, Task<long> durable, bool retried) in appends)
             {
-                await CompleteAppendAsync(item, batch, durable, retried);
+                await CompleteAppendAsync(item, batch, durable, retried, cancellationToken);
             }
         }
         else
@@ -522,8 +522,11 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             batch.Epoch,
             batch.BaseSequence,
             batch.LastSequence,
-            (streams, item.StreamId, batch.Bytes, cancellationToken),
-            static s => StartAppend(s.streams, s.StreamId, s.Bytes, s.cancellationToken),
+            (streams, item.StreamId, batch.Bytes, cancellationToken, quarantine, item.Contract, batch),
+            static s => s.batch.Verdict is { } verdict
+                // Kept before the producer state publishes the task: a retry that finds the task finds the verdict.
+                ? s.quarantine.Remember(StartAppend(s.streams, s.StreamId, s.Bytes, s.cancellationToken), new SourceVerdict(s.Contract!, s.batch.Quarantined, verdict.Tally))
+                : StartAppend(s.streams, s.StreamId, s.Bytes, s.cancellationToken),
             out ErrorCode error,
             out Task<long>? durable);
         if (verdict == SequenceVerdict.Reject)
@@ -552,12 +555,12 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     }
 
     /// <summary>Waits for one queued append and records its offset or error in the partition's response.</summary>
-    private async Task CompleteAppendAsync(PartitionWork item, int batch, Task<long> durable, bool retried)
+    private async Task CompleteAppendAsync(PartitionWork item, int batch, Task<long> durable, bool retried, CancellationToken cancellationToken)
     {
         try
         {
             long baseOffset = await durable;
-            CountEnforcement(item, item.Accepted![batch], baseOffset, retried);
+            await SettleAsync(item, item.Accepted![batch], durable, baseOffset, retried, cancellationToken);
             if (batch == 0 && item.Result.ErrorCode == 0)
             {
                 item.Result.BaseOffset = baseOffset;
@@ -571,6 +574,42 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             {
                 SetAppendError(item.Result, e);
             }
+        }
+        catch (InvalidOperationException e)
+        {
+            // Only a retry settling its original's quarantine copy writes one on this path.
+            if (item.Result.ErrorCode == 0)
+            {
+                QuarantineTopicFailed(item, e);
+            }
+        }
+    }
+
+    /// <summary>
+    /// After a batch is durable: writes its quarantine copy, once per batch, and adds its verdict to the evidence, once.
+    /// An idempotent retry is answered with its original's offsets, and what the original left out of the stored
+    /// batch is what must reach quarantine: the retry uses the original's verdict, not its own, which a contract
+    /// changed in between may make differ (all passing now, and the original's bad records would be lost).
+    /// </summary>
+    private async Task SettleAsync(PartitionWork item, AcceptedBatch batch, Task<long> durable, long baseOffset, bool retried, CancellationToken cancellationToken)
+    {
+        SourceVerdict? original = retried ? quarantine.VerdictOn(durable) : null;
+        IReadOnlyList<QuarantinedRecord> quarantined = original?.Quarantined ?? batch.Quarantined;
+        if (quarantined.Count == 0)
+        {
+            CountEnforcement(item, batch, baseOffset, retried);
+            return;
+        }
+
+        // The write is once per source batch (keyed by its append task, which a retry shares). Evidence is counted once the
+        // copy is written (a record counted as quarantined is in the quarantine topic), by the call that wrote it: the
+        // original, a retry after its write failed, or a retry whose original never got to write. A retry no longer tied
+        // to its original (after a restart) writes the copy again, at least once, but is not counted again.
+        ActiveContract contract = original?.Contract ?? item.Contract!;
+        OnceOutcome wrote = await quarantine.WriteOnceAsync(durable, contract, item.Topic.Name, item.Result.Index, quarantined, cancellationToken);
+        if (wrote == OnceOutcome.RanAfterFailure || (wrote == OnceOutcome.Ran && (!retried || original is not null)))
+        {
+            gate.Count(item.Topic.Name, item.Result.Index, baseOffset, original?.Tally ?? batch.Verdict!.Tally);
         }
     }
 
@@ -639,24 +678,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     result.LogAppendTimeMs = item.LogAppendTimeMs;
                 }
 
-                AcceptedBatch batch = accepted[i];
-                if (batch.Quarantined.Count > 0)
-                {
-                    // An idempotent retry gets its original's append task here, so the quarantine write is not repeated.
-                    // The batch's evidence is counted once its quarantine copy is written (a record counted as quarantined
-                    // is in the quarantine topic), by the call that wrote it: the original, or the retry of a failed write.
-                    // A retry its producer state no longer ties to the original (after a restart) writes the copy again
-                    // but is not counted again.
-                    OnceOutcome wrote = await quarantine.WriteOnceAsync(durable, contract!, topic.Name, result.Index, batch.Quarantined, cancellationToken);
-                    if (wrote == OnceOutcome.RanAfterFailure || (wrote == OnceOutcome.Ran && !retried))
-                    {
-                        CountEnforcement(item, batch, baseOffset, retried: false);
-                    }
-                }
-                else
-                {
-                    CountEnforcement(item, batch, baseOffset, retried);
-                }
+                await SettleAsync(item, accepted[i], durable, baseOffset, retried, cancellationToken);
             }
         }
         catch (Exception e) when (e is StorageBackpressureException or WalUnavailableException or StreamNotOpenException or ArgumentException)
@@ -665,11 +687,16 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         }
         catch (InvalidOperationException e)
         {
-            // The quarantine topic cannot be created (or made again after it was deleted): retriable for the client.
-            LogRejected(logger, topic.Name, result.Index, ErrorCode.KafkaStorageError, e.Message);
-            result.ErrorCode = (short)ErrorCode.KafkaStorageError;
-            result.ErrorMessage = e.Message;
+            QuarantineTopicFailed(item, e);
         }
+    }
+
+    /// <summary>The quarantine topic cannot be created (or made again after it was deleted): retriable for the client.</summary>
+    private void QuarantineTopicFailed(PartitionWork item, InvalidOperationException e)
+    {
+        LogRejected(logger, item.Topic.Name, item.Result.Index, ErrorCode.KafkaStorageError, e.Message);
+        item.Result.ErrorCode = (short)ErrorCode.KafkaStorageError;
+        item.Result.ErrorMessage = e.Message;
     }
 
     /// <summary>One partition of a request: where it goes, what the checks accepted, and its response entry.</summary>

@@ -420,7 +420,13 @@ public sealed partial class ContractGate(
     public void Count(string topic, int partition, long baseOffset, GateResult verdict)
     {
         ArgumentNullException.ThrowIfNull(verdict);
-        GateTally tally = verdict.Tally;
+        Count(topic, partition, baseOffset, verdict.Tally);
+    }
+
+    /// <inheritdoc cref="Count(string, int, long, GateResult)"/>
+    public void Count(string topic, int partition, long baseOffset, GateTally tally)
+    {
+        ArgumentNullException.ThrowIfNull(tally);
         bool summarized = tally.Audit >= AuditLevel.Summary;
         metrics.Records(topic, tally.ContractVersion, ContractMetrics.Accepted, tally.Accepted, summarized);
         metrics.Records(topic, tally.ContractVersion, tally.FailingOutcome, tally.Failing, summarized);
