@@ -57,7 +57,10 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
         return sourceAppend;
     }
 
-    /// <summary>The verdict <see cref="Remember"/> kept for this append; null after a restart, when its tie to the original is gone.</summary>
+    /// <summary>Drops the verdict kept for this append once its quarantine copy is written.</summary>
+    public void Forget(Task<long> sourceAppend) => _verdictsBySourceAppend.Remove(sourceAppend);
+
+    /// <summary>The verdict <see cref="Remember"/> kept for this append; null when none was kept, the copy is written, or after a restart.</summary>
     public SourceVerdict? VerdictOn(Task<long> sourceAppend) => _verdictsBySourceAppend.TryGetValue(sourceAppend, out SourceVerdict? verdict) ? verdict : null;
 
     /// <summary>

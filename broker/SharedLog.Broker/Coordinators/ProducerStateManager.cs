@@ -270,9 +270,19 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
     /// retry is answered with it, and the quarantine writer keys on it), and Task.FromResult, like a synchronously
     /// finished ValueTask's AsTask, hands out one shared cached task for equal small results.
     /// </summary>
-    internal static Task<long> WrittenAt(long offset)
+    internal static Task<long> WrittenAt(long offset) => Completed(offset, state: null);
+
+    /// <summary>A batch's append as rebuilt from the log or a snapshot after a restart: this process did not see it happen.</summary>
+    private static Task<long> RestoredAt(long offset) => Completed(offset, RestoredMarker);
+
+    /// <summary>Whether <paramref name="append"/> stands for a batch appended before this process started, so what its append did beyond storing it is unknown.</summary>
+    internal static bool IsRestored(Task<long> append) => ReferenceEquals(append.AsyncState, RestoredMarker);
+
+    private static readonly object RestoredMarker = new();
+
+    private static Task<long> Completed(long offset, object? state)
     {
-        var written = new TaskCompletionSource<long>();
+        var written = new TaskCompletionSource<long>(state);
         written.SetResult(offset);
         return written.Task;
     }
@@ -436,7 +446,7 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
                 // producer sending old CreateTime timestamps (MirrorMaker, backfills) would otherwise be expired at
                 // the first snapshot after the load, and its retries written twice. The replayed batches were written
                 // since the last snapshot, shortly before the restart.
-                Record(batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, batch.LastSequence, WrittenAt(batch.BaseOffset), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+                Record(batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, batch.LastSequence, RestoredAt(batch.BaseOffset), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
             }
         }
 
@@ -450,7 +460,7 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
                     var entry = new ProducerEntry { Epoch = saved.Epoch, LastSequence = saved.LastSequence, LastTimestamp = saved.LastTimestamp };
                     foreach (ProducerSnapshotFormat.Batch batch in saved.Batches)
                     {
-                        entry.Recent.Enqueue((batch.FirstSequence, batch.LastSequence, WrittenAt(batch.BaseOffset)));
+                        entry.Recent.Enqueue((batch.FirstSequence, batch.LastSequence, RestoredAt(batch.BaseOffset)));
                     }
 
                     _producers[saved.Id] = entry;

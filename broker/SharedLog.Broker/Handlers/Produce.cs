@@ -523,9 +523,10 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             batch.BaseSequence,
             batch.LastSequence,
             (streams, item.StreamId, batch.Bytes, cancellationToken, quarantine, item.Contract, batch),
-            static s => s.batch.Verdict is { } verdict
-                // Kept before the producer state publishes the task: a retry that finds the task finds the verdict.
-                ? s.quarantine.Remember(StartAppend(s.streams, s.StreamId, s.Bytes, s.cancellationToken), new SourceVerdict(s.Contract!, s.batch.Quarantined, verdict.Tally))
+            static s => s.batch.Quarantined.Count > 0
+                // Kept before the producer state publishes the task: a retry that finds the task finds the verdict. Only
+                // batches with a quarantine copy are kept: for any other, a retry has nothing to write.
+                ? s.quarantine.Remember(StartAppend(s.streams, s.StreamId, s.Bytes, s.cancellationToken), new SourceVerdict(s.Contract!, s.batch.Quarantined, s.batch.Verdict!.Tally))
                 : StartAppend(s.streams, s.StreamId, s.Bytes, s.cancellationToken),
             out ErrorCode error,
             out Task<long>? durable);
@@ -560,7 +561,21 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         try
         {
             long baseOffset = await durable;
-            await SettleAsync(item, item.Accepted![batch], durable, baseOffset, retried, cancellationToken);
+            try
+            {
+                await SettleAsync(item, item.Accepted![batch], durable, baseOffset, retried, cancellationToken);
+            }
+            catch (InvalidOperationException e) when (e is not ObjectDisposedException)
+            {
+                // Only a retry settling its original's quarantine copy writes one on this path.
+                if (item.Result.ErrorCode == 0)
+                {
+                    QuarantineTopicFailed(item, e);
+                }
+
+                return;
+            }
+
             if (batch == 0 && item.Result.ErrorCode == 0)
             {
                 item.Result.BaseOffset = baseOffset;
@@ -575,14 +590,6 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                 SetAppendError(item.Result, e);
             }
         }
-        catch (InvalidOperationException e)
-        {
-            // Only a retry settling its original's quarantine copy writes one on this path.
-            if (item.Result.ErrorCode == 0)
-            {
-                QuarantineTopicFailed(item, e);
-            }
-        }
     }
 
     /// <summary>
@@ -594,7 +601,10 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     private async Task SettleAsync(PartitionWork item, AcceptedBatch batch, Task<long> durable, long baseOffset, bool retried, CancellationToken cancellationToken)
     {
         SourceVerdict? original = retried ? quarantine.VerdictOn(durable) : null;
-        IReadOnlyList<QuarantinedRecord> quarantined = original?.Quarantined ?? batch.Quarantined;
+        // A retry without a kept verdict: its original quarantined nothing (or its copy is written), unless the original
+        // was appended before a restart, when only the retry's own verdict is left to go by.
+        bool ownVerdict = !retried || ProducerStateManager.IsRestored(durable);
+        IReadOnlyList<QuarantinedRecord> quarantined = original?.Quarantined ?? (ownVerdict ? batch.Quarantined : []);
         if (quarantined.Count == 0)
         {
             CountEnforcement(item, batch, baseOffset, retried);
@@ -607,7 +617,13 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         // to its original (after a restart) writes the copy again, at least once, but is not counted again.
         ActiveContract contract = original?.Contract ?? item.Contract!;
         OnceOutcome wrote = await quarantine.WriteOnceAsync(durable, contract, item.Topic.Name, item.Result.Index, quarantined, cancellationToken);
-        if (wrote == OnceOutcome.RanAfterFailure || (wrote == OnceOutcome.Ran && (!retried || original is not null)))
+        if (wrote != OnceOutcome.AlreadyDone)
+        {
+            // Written: later retries have nothing left to write, so the kept verdict (and the records it holds) can go.
+            quarantine.Forget(durable);
+        }
+
+        if (wrote != OnceOutcome.AlreadyDone && (!retried || original is not null))
         {
             gate.Count(item.Topic.Name, item.Result.Index, baseOffset, original?.Tally ?? batch.Verdict!.Tally);
         }
