@@ -55,6 +55,27 @@ public class FetchSessionTests
         Assert.Equal((short)ErrorCode.FetchSessionIdNotFound, (await FetchAsync(client, 0, 3, 5, [(0, 0)])).ErrorCode);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-1)]
+    public async Task AFetchWithNoRoomForBytesGetsExactlyOneBatch(int maxBytes)
+    {
+        // As Kafka: max_bytes is a soft limit, so the first batch found is returned whole, and nothing after it.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("sessions", 2);
+        for (int i = 0; i < 3; i++)
+        {
+            await ProduceAsync(client, 0, 2 + i);
+        }
+
+        await ProduceAsync(client, 1, 5);
+        int oneBatch = new RecordBatchBuilder(1).Add([1], [2], 1).Build().Length;
+        FetchResponse response = await FetchAsync(client, 0, -1, 6, [(0, 0), (1, 0)], maxBytes: maxBytes);
+        Assert.Equal(0, response.ErrorCode);
+        Assert.Equal(oneBatch, response.Responses.SelectMany(t => t.Partitions).Sum(p => p.Records?.Length ?? 0));
+    }
+
     [Fact]
     public async Task IncrementalFetchesCarryOnlyChangesBothWays()
     {

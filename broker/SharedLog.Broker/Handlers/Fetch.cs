@@ -117,8 +117,11 @@ public sealed partial class FetchHandler(TopicService topics, StreamStore stream
         return response;
     }
 
-    /// <summary>The response's byte limit: the request's, capped by the broker's <c>fetch.max.bytes</c> as in Kafka (KIP-541).</summary>
-    private long MaxBytes(FetchRequest body) => Math.Min(body.MaxBytes <= 0 ? int.MaxValue : body.MaxBytes, options.Value.FetchMaxBytes);
+    /// <summary>
+    /// The response's byte limit: the request's, capped by the broker's <c>fetch.max.bytes</c> as in Kafka (KIP-541). A
+    /// limit of 0 (or less) leaves room for the one batch a fetch always returns whole, as Kafka's does, not for everything.
+    /// </summary>
+    private long MaxBytes(FetchRequest body) => Math.Min(Math.Max(body.MaxBytes, 0), options.Value.FetchMaxBytes);
 
     private static long[] HighWatermarks(List<(StreamLog Stream, long Offset)> positions)
     {
