@@ -614,6 +614,23 @@ public class BrokerNetworkTests
     }
 
     [Fact]
+    public async Task ListOffsetsAnswersAPartitionNamedTwiceWithInvalidRequest()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("twice", 2);
+        await client.SendAsync(new ListOffsetsRequest { ReplicaId = -1, Topics = [new() { Name = "twice", Partitions = [new() { PartitionIndex = 0, Timestamp = -1 }, new() { PartitionIndex = 1, Timestamp = -1 }] }, new() { Name = "twice", Partitions = [new() { PartitionIndex = 0, Timestamp = -2 }] }] }, 5, 2);
+        ListOffsetsResponse listed = new ListOffsetsResponse().ReadFrom((await client.ReceiveAsync(0)).Body, 5);
+        Assert.Equal(
+            [(0, ErrorCode.InvalidRequest), (1, ErrorCode.None), (0, ErrorCode.InvalidRequest)],
+            listed.Topics.SelectMany(t => t.Partitions).Select(p => (p.PartitionIndex, (ErrorCode)p.ErrorCode)));
+
+        // The broker goes on serving: the same partition named once is answered.
+        await client.SendAsync(new ListOffsetsRequest { ReplicaId = -1, Topics = [new() { Name = "twice", Partitions = [new() { PartitionIndex = 0, Timestamp = -1 }] }] }, 5, 3);
+        Assert.Equal(ErrorCode.None, (ErrorCode)new ListOffsetsResponse().ReadFrom((await client.ReceiveAsync(0)).Body, 5).Topics.Single().Partitions.Single().ErrorCode);
+    }
+
+    [Fact]
     public async Task ALongPollEndsWhenATopicItWaitsOnIsDeleted()
     {
         // As Kafka's delayed fetch: a partition the broker no longer knows completes the wait (it would otherwise wake at

@@ -26,10 +26,30 @@ public sealed partial class ListOffsetsHandler(TopicService topics, StreamStore 
 
     public short MaxVersion => ApiMessages.HighestVersion(ApiKey.ListOffsets);
 
+    /// <summary>The partitions a request names more than once (empty for any request a client normally sends).</summary>
+    private static HashSet<(string Topic, int Partition)> Duplicates(ListOffsetsRequest body)
+    {
+        var seen = new HashSet<(string, int)>();
+        var twice = new HashSet<(string, int)>();
+        foreach (ListOffsetsRequest.ListOffsetsTopic topic in body.Topics)
+        {
+            foreach (ListOffsetsRequest.ListOffsetsPartition partition in topic.Partitions)
+            {
+                if (!seen.Add((topic.Name, partition.PartitionIndex)))
+                {
+                    twice.Add((topic.Name, partition.PartitionIndex));
+                }
+            }
+        }
+
+        return twice;
+    }
+
     public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
     {
         var body = (ListOffsetsRequest)request;
         var response = new ListOffsetsResponse();
+        HashSet<(string Topic, int Partition)> named = Duplicates(body);
         foreach (ListOffsetsRequest.ListOffsetsTopic topic in body.Topics)
         {
             var topicResponse = new ListOffsetsResponse.ListOffsetsTopicResponse { Name = topic.Name };
@@ -38,6 +58,13 @@ public sealed partial class ListOffsetsHandler(TopicService topics, StreamStore 
             {
                 var result = new ListOffsetsResponse.ListOffsetsPartitionResponse { PartitionIndex = partition.PartitionIndex, Timestamp = -1, Offset = -1 };
                 topicResponse.Partitions.Add(result);
+                if (named.Contains((topic.Name, partition.PartitionIndex)))
+                {
+                    // As Kafka: a partition named twice in one request is answered INVALID_REQUEST each time.
+                    result.ErrorCode = (short)ErrorCode.InvalidRequest;
+                    continue;
+                }
+
                 if (topics.FindStream(topic.Name, partition.PartitionIndex) is not { } stream)
                 {
                     result.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
