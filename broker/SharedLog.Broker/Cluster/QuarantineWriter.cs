@@ -43,7 +43,7 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
     // original and retries find one entry, and it lives as long as the producer state remembers the batch.
     private readonly OncePerKey<Task<long>> _writesBySourceAppend = new();
 
-    // The gate's verdict on an idempotent source batch, kept with its append task as long as the producer state keeps it.
+    // The gate's verdict on an idempotent source batch with quarantined records, kept with its append task until the copy is written.
     private readonly ConditionalWeakTable<Task<long>, SourceVerdict> _verdictsBySourceAppend = new();
 
     /// <summary>

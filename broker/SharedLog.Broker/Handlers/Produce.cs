@@ -617,13 +617,14 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         // to its original (after a restart) writes the copy again, at least once, but is not counted again.
         ActiveContract contract = original?.Contract ?? item.Contract!;
         OnceOutcome wrote = await quarantine.WriteOnceAsync(durable, contract, item.Topic.Name, item.Result.Index, quarantined, cancellationToken);
-        if (wrote != OnceOutcome.AlreadyDone)
+        if (wrote == OnceOutcome.AlreadyDone)
         {
-            // Written: later retries have nothing left to write, so the kept verdict (and the records it holds) can go.
-            quarantine.Forget(durable);
+            return;
         }
 
-        if (wrote != OnceOutcome.AlreadyDone && (!retried || original is not null))
+        // Written by this call: later retries have nothing left to write, so the kept verdict (and the records it holds) can go.
+        quarantine.Forget(durable);
+        if (!retried || original is not null)
         {
             gate.Count(item.Topic.Name, item.Result.Index, baseOffset, original?.Tally ?? batch.Verdict!.Tally);
         }
