@@ -562,6 +562,7 @@ public class BrokerNetworkTests
             (-1, epoch, ErrorCode.None, epoch, 2),
             (epoch + 1, epoch, ErrorCode.UnknownLeaderEpoch, -1, -1), // the client knows a newer leader than this broker
             (epoch, epoch + 3, ErrorCode.None, -1, -1), // no such epoch here: the consumer resets instead of retrying for good
+            (epoch, -1, ErrorCode.None, -1, -1), // the undefined epoch has no end offset in Kafka's cache either
         ];
         await client.SendAsync(new OffsetForLeaderEpochRequest
         {
@@ -1074,7 +1075,9 @@ public class BrokerNetworkTests
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
         await client.CreateTopicAsync("t", 1);
         int correlation = 1;
-        async Task<ErrorCode[]> CommitAsync(string group, int generation, string member, params (string Topic, int Partition)[] partitions)
+        async Task<ErrorCode[]> CommitAsync(string group, int generation, string member, params (string Topic, int Partition)[] partitions) =>
+            await CommitWithVersionAsync(8, group, generation, member, partitions);
+        async Task<ErrorCode[]> CommitWithVersionAsync(short version, string group, int generation, string member, params (string Topic, int Partition)[] partitions)
         {
             await client.SendAsync(new OffsetCommitRequest
             {
@@ -1082,16 +1085,18 @@ public class BrokerNetworkTests
                 GenerationIdOrMemberEpoch = generation,
                 MemberId = member,
                 Topics = [.. partitions.GroupBy(p => p.Topic).Select(t => new OffsetCommitRequest.OffsetCommitRequestTopic { Name = t.Key, Partitions = [.. t.Select(p => new OffsetCommitRequest.OffsetCommitRequestPartition { PartitionIndex = p.Partition, CommittedOffset = 5 })] })],
-            }, 8, correlation++);
+            }, version, correlation++);
             (_, byte[] body) = await client.ReceiveAsync(1);
-            return [.. new OffsetCommitResponse().ReadFrom(body, 8).Topics.SelectMany(t => t.Partitions).Select(p => (ErrorCode)p.ErrorCode)];
+            return [.. new OffsetCommitResponse().ReadFrom(body, version).Topics.SelectMany(t => t.Partitions).Select(p => (ErrorCode)p.ErrorCode)];
         }
 
         // The empty group id keeps offsets (commits from clients without a group), as Kafka; an unknown partition is
         // answered before the group is asked.
         Assert.Equal([ErrorCode.None, ErrorCode.UnknownTopicOrPartition], await CommitAsync(string.Empty, -1, string.Empty, ("t", 0), ("t", 9)));
         Assert.Equal([ErrorCode.UnknownTopicOrPartition], await CommitAsync("simple", 5, "m", ("gone", 0)));
+        // A generation for a group that does not exist: ILLEGAL_GENERATION up to v8, GROUP_ID_NOT_FOUND from v9, as Kafka.
         Assert.Equal([ErrorCode.IllegalGeneration], await CommitAsync("simple", 5, "m", ("t", 0)));
+        Assert.Equal([ErrorCode.GroupIdNotFound], await CommitWithVersionAsync(9, "simple", 5, "m", ("t", 0)));
         // Generation -1 to a group without members is taken whatever member id it carries.
         Assert.Equal([ErrorCode.None], await CommitAsync("simple", -1, "some-admin-tool", ("t", 0)));
 

@@ -803,7 +803,10 @@ public sealed class GroupCoordinator : IDisposable
         }
     }
 
-    /// <summary>Checks a commit's member and generation; generation -1 with no member is a simple (standalone) commit.</summary>
+    /// <summary>
+    /// Checks a commit's member and generation; generation -1 with no member is a simple (standalone) commit. A commit
+    /// with a generation to a group this coordinator does not know is GROUP_ID_NOT_FOUND.
+    /// </summary>
     public ErrorCode ValidateCommit(string groupId, int generationId, string memberId, string? groupInstanceId = null)
     {
         ConsumerGroup? group = Find(groupId);
@@ -814,7 +817,7 @@ public sealed class GroupCoordinator : IDisposable
             return ErrorCode.None;
         }
 
-        return group is null ? ErrorCode.IllegalGeneration : CheckMember(group, generationId, memberId, groupInstanceId, forCommit: true);
+        return group is null ? ErrorCode.GroupIdNotFound : CheckMember(group, generationId, memberId, groupInstanceId, forCommit: true);
     }
 
     private static void Remove(ConsumerGroup group, GroupMember member)

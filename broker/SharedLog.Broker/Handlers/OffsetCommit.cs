@@ -1,6 +1,7 @@
 // OffsetCommit, versions 2-9. Offsets are stored in the metadata store, so they survive broker
 // restarts and replacement. Group members are checked (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION,
-// REBALANCE_IN_PROGRESS); generation -1 without a member id is a standalone commit. Unknown
+// REBALANCE_IN_PROGRESS; a generation for a group that does not exist is GROUP_ID_NOT_FOUND from v9,
+// ILLEGAL_GENERATION before); generation -1 without a member id is a standalone commit. Unknown
 // partitions get UNKNOWN_TOPIC_OR_PARTITION; metadata over 4 KiB gets OFFSET_METADATA_TOO_LARGE.
 using SharedLog.Broker.Cluster;
 using SharedLog.Broker.Coordinators;
@@ -25,6 +26,12 @@ public sealed class OffsetCommitHandler(GroupCoordinator groups, TopicService to
         var body = (OffsetCommitRequest)request;
         // As Kafka, the empty group id is a group for offsets (clients that commit without one); the spec makes the id non-null.
         ErrorCode groupError = groups.ValidateCommit(body.GroupId, body.GenerationIdOrMemberEpoch, body.MemberId, body.GroupInstanceId);
+        if (groupError == ErrorCode.GroupIdNotFound && context.Version < 9)
+        {
+            // As Kafka: GROUP_ID_NOT_FOUND came with v9; older clients are told their generation is not the group's.
+            groupError = ErrorCode.IllegalGeneration;
+        }
+
         var response = new OffsetCommitResponse();
         var accepted = new List<GroupOffset>();
         DateTimeOffset now = DateTimeOffset.UtcNow;

@@ -1,7 +1,9 @@
 // OffsetForLeaderEpoch, versions 2-4 (KIP-101/320): consumers validate their position after a leader
-// change. Each partition has had a single leader lineage here, so the end offset of any epoch up to
-// the current one is the high watermark. As Kafka: a CurrentLeaderEpoch newer than the broker's is
-// UNKNOWN_LEADER_EPOCH (the client knows a leader this broker does not yet), an older one FENCED_LEADER_EPOCH;
+// change. A partition's epoch grows each time a broker takes it, but its log is never truncated (a new leader
+// continues from the committed end), so any epoch up to the current one is answered with the high watermark.
+// Kafka answers an earlier epoch with the next epoch's start offset; a consumer reads either the same way (no
+// truncation unless it is below its position), and no earlier epoch here ends below a consumer's position.
+// As Kafka: a CurrentLeaderEpoch newer than the broker's is UNKNOWN_LEADER_EPOCH (the client knows a leader this broker does not yet), an older one FENCED_LEADER_EPOCH;
 // an asked-for epoch newer than any this partition had is answered with epoch and offset -1 and no error, from
 // which a consumer learns its position is not in this log (for example the topic was re-created) and resets it.
 using SharedLog.Broker.Cluster;
@@ -42,13 +44,14 @@ public sealed class OffsetForLeaderEpochHandler(TopicService topics) : IApiHandl
                 {
                     result.ErrorCode = (short)fenced;
                 }
-                else if (partition.LeaderEpoch <= stream.LeaderEpoch)
+                else if (partition.LeaderEpoch >= 0 && partition.LeaderEpoch <= stream.LeaderEpoch)
                 {
-                    result.LeaderEpoch = partition.LeaderEpoch < 0 ? stream.LeaderEpoch : partition.LeaderEpoch;
+                    result.LeaderEpoch = partition.LeaderEpoch;
                     result.EndOffset = stream.HighWatermark;
                 }
 
-                // Else an epoch past this partition's latest: Kafka's leader epoch cache has no end offset for it (-1, -1).
+                // Else the undefined epoch (-1) or one past this partition's latest: Kafka's leader epoch cache has no
+                // end offset for either and answers -1, -1.
             }
         }
 
