@@ -789,6 +789,41 @@ public class BrokerNetworkTests
         Assert.Equal([(1L, 2000L), (1L, 2000L)], answers);
     }
 
+    /// <summary>
+    /// As Kafka's time index: ListOffsets by time reports the leader epoch of the batch the record was found in, which a
+    /// restart (a new leader epoch) leaves behind the partition's current one, and -1 when no record is found.
+    /// </summary>
+    [Fact]
+    public async Task ListOffsetsByTimeReportsTheEpochTheFoundRecordWasWrittenIn()
+    {
+        string dataDir = Path.Combine(Path.GetTempPath(), "sharedlog-it-" + Guid.NewGuid().ToString("N"));
+        int writtenIn;
+        await using (BrokerFixture first = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false))
+        {
+            using RawKafkaClient client = await RawKafkaClient.ConnectAsync(first.BootstrapServers);
+            await client.CreateTopicAsync("epoch-stamps", 1);
+            Assert.Equal(0, (await client.ProduceAsync("epoch-stamps", 0, new SharedLog.Protocol.Records.RecordBatchBuilder(1000).Add([1], [1], 1000).Add([2], [2], 2000).Build(), 1)).ErrorCode);
+            writtenIn = first.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>().FindStream("epoch-stamps", 0)!.LeaderEpoch;
+        }
+
+        await using BrokerFixture second = await BrokerFixture.StartAsync(dataDir);
+        int current = second.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>().FindStream("epoch-stamps", 0)!.LeaderEpoch;
+        Assert.True(current > writtenIn, $"the restarted broker leads epoch {current}, written in {writtenIn}");
+        using RawKafkaClient restarted = await RawKafkaClient.ConnectAsync(second.BootstrapServers);
+        var answers = new List<(long Offset, long Timestamp, int Epoch)>();
+        int correlation = 1;
+        foreach (long spec in new[] { 1500L, -3L, 5000L, -1L })
+        {
+            await restarted.SendAsync(new ListOffsetsRequest { ReplicaId = -1, Topics = [new() { Name = "epoch-stamps", Partitions = [new() { PartitionIndex = 0, Timestamp = spec }] }] }, 9, correlation++);
+            (_, byte[] body) = await restarted.ReceiveAsync(1);
+            ListOffsetsResponse.ListOffsetsPartitionResponse partition = new ListOffsetsResponse().ReadFrom(body, 9).Topics.Single().Partitions.Single();
+            answers.Add((partition.Offset, partition.Timestamp, partition.LeaderEpoch));
+        }
+
+        // By time and by largest time: the batch's epoch; nothing at or after 5000: -1 throughout; the latest offset: the current epoch.
+        Assert.Equal([(1L, 2000L, writtenIn), (1L, 2000L, writtenIn), (-1L, -1L, -1), (2L, -1L, current)], answers);
+    }
+
     [Fact]
     public async Task ObjectsMissingFromTheStoreAreAPartitionStorageErrorAndTheConnectionKeepsServing()
     {

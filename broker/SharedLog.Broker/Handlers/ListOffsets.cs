@@ -2,7 +2,8 @@
 // last stable offset is the same while transactions are not served), -3 (v7+, KIP-734) the offset of
 // the record with the largest timestamp, -4 (v8+, KIP-405 earliest local) the log start offset, -5
 // (v9+, KIP-1005 latest tiered) -1 as Kafka answers without remote storage, and any other timestamp
-// the first offset whose record timestamp is at or after it (or -1 when there is none).
+// the first offset whose record timestamp is at or after it (or -1 when there is none). Earliest and latest
+// report the partition's current leader epoch; a record found by time, the epoch its batch was written in.
 using SharedLog.Broker.Cluster;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
@@ -91,9 +92,11 @@ public sealed partial class ListOffsetsHandler(TopicService topics, StreamStore 
                     default:
                         try
                         {
-                            (long offset, long timestamp) = await streams.FindByTimestampAsync(stream.StreamId, partition.Timestamp, cancellationToken);
-                            result.Offset = offset;
-                            result.Timestamp = timestamp;
+                            // As Kafka: the epoch of the batch the record was found in, or -1 with no record found.
+                            TimestampMatch found = await streams.FindByTimestampAsync(stream.StreamId, partition.Timestamp, cancellationToken);
+                            result.Offset = found.Offset;
+                            result.Timestamp = found.Timestamp;
+                            result.LeaderEpoch = found.LeaderEpoch;
                         }
                         catch (Exception e) when (StorageReadFailure.Is(e))
                         {

@@ -472,10 +472,10 @@ public sealed partial class StreamStore : IAsyncDisposable
     /// <summary>
     /// ListOffsets by time: the first offset whose record timestamp is at or after
     /// <paramref name="timestamp"/>, or with -3 the offset of the record with the largest timestamp.
-    /// (-1, -1) when there is none. Batches are skipped by their max timestamp and only candidate
-    /// batches are opened, as Kafka's time index does.
+    /// <see cref="TimestampMatch.None"/> when there is none. Batches are skipped by their max timestamp and only
+    /// candidate batches are opened, as Kafka's time index does.
     /// </summary>
-    public async Task<(long Offset, long Timestamp)> FindByTimestampAsync(long streamId, long timestamp, CancellationToken cancellationToken = default)
+    public async Task<TimestampMatch> FindByTimestampAsync(long streamId, long timestamp, CancellationToken cancellationToken = default)
     {
         const long MaxTimestampQuery = -3;
         if (timestamp != MaxTimestampQuery)
@@ -489,7 +489,7 @@ public sealed partial class StreamStore : IAsyncDisposable
             // The first record at the largest timestamp is the first at or after it: found by the timestamps the
             // object index and the cache keep, reading one block rather than the whole partition. (A producer's
             // timestamp may be any value, -3 included: it is searched as a time, never as a query.)
-            (long Offset, long Timestamp) found = await FindFirstAtOrAfterAsync(streamId, largest, cancellationToken).ConfigureAwait(false);
+            TimestampMatch found = await FindFirstAtOrAfterAsync(streamId, largest, cancellationToken).ConfigureAwait(false);
             if (found.Offset >= 0)
             {
                 return found;
@@ -506,12 +506,11 @@ public sealed partial class StreamStore : IAsyncDisposable
         }
 
         AddCachedCandidates(cached, objectEnd, candidates);
-        long bestOffset = -1;
-        long bestTimestamp = -1;
+        TimestampMatch best = TimestampMatch.None;
         foreach (ReadOnlyMemory<byte> bytes in candidates)
         {
             RecordBatch batch = RecordBatch.Parse(bytes);
-            if (batch.MaxTimestamp <= bestTimestamp)
+            if (batch.MaxTimestamp <= best.Timestamp)
             {
                 continue;
             }
@@ -519,18 +518,18 @@ public sealed partial class StreamStore : IAsyncDisposable
             foreach (Record record in batch.Records())
             {
                 long recordTime = batch.TimestampType == TimestampType.LogAppendTime ? batch.MaxTimestamp : record.Timestamp;
-                if (record.Offset >= logStart && recordTime > bestTimestamp)
+                if (record.Offset >= logStart && recordTime > best.Timestamp)
                 {
-                    (bestOffset, bestTimestamp) = (record.Offset, recordTime);
+                    best = new TimestampMatch(record.Offset, recordTime, batch.PartitionLeaderEpoch);
                 }
             }
         }
 
-        return (bestOffset, bestTimestamp);
+        return best;
     }
 
-    /// <summary>The first record at or after <paramref name="timestamp"/> from the log start on, or (-1, -1).</summary>
-    private async Task<(long Offset, long Timestamp)> FindFirstAtOrAfterAsync(long streamId, long timestamp, CancellationToken cancellationToken)
+    /// <summary>The first record at or after <paramref name="timestamp"/> from the log start on, or <see cref="TimestampMatch.None"/>.</summary>
+    private async Task<TimestampMatch> FindFirstAtOrAfterAsync(long streamId, long timestamp, CancellationToken cancellationToken)
     {
         (long logStart, List<CachedBatch> cached, IReadOnlyList<StreamObjectRange> ranges) = await TimeSearchStateAsync(streamId, cancellationToken).ConfigureAwait(false);
         var candidates = new List<ReadOnlyMemory<byte>>();
@@ -555,7 +554,7 @@ public sealed partial class StreamStore : IAsyncDisposable
 
         candidates.Clear();
         AddCachedCandidates(cached, objectEnd, candidates);
-        return FirstAtOrAfter(candidates, timestamp, logStart) ?? (-1, -1);
+        return FirstAtOrAfter(candidates, timestamp, logStart) ?? TimestampMatch.None;
     }
 
     /// <summary>
@@ -624,7 +623,7 @@ public sealed partial class StreamStore : IAsyncDisposable
         }
     }
 
-    private static (long Offset, long Timestamp)? FirstAtOrAfter(List<ReadOnlyMemory<byte>> candidates, long timestamp, long logStart)
+    private static TimestampMatch? FirstAtOrAfter(List<ReadOnlyMemory<byte>> candidates, long timestamp, long logStart)
     {
         foreach (ReadOnlyMemory<byte> bytes in candidates)
         {
@@ -639,7 +638,7 @@ public sealed partial class StreamStore : IAsyncDisposable
                 long recordTime = batch.TimestampType == TimestampType.LogAppendTime ? batch.MaxTimestamp : record.Timestamp;
                 if (record.Offset >= logStart && recordTime >= timestamp)
                 {
-                    return (record.Offset, recordTime);
+                    return new TimestampMatch(record.Offset, recordTime, batch.PartitionLeaderEpoch);
                 }
             }
         }
@@ -1014,4 +1013,13 @@ public sealed partial class StreamStore : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Uploaded {Key}: {Bytes} bytes, {Streams} streams")]
     private static partial void LogUploaded(ILogger logger, string key, long bytes, int streams);
+}
+
+/// <summary>
+/// A search by time's answer: the record's offset and timestamp, and the leader epoch its batch was written in (which
+/// ListOffsets reports, as Kafka's time index does); all -1 when no record matches.
+/// </summary>
+public readonly record struct TimestampMatch(long Offset, long Timestamp, int LeaderEpoch)
+{
+    public static TimestampMatch None => new(-1, -1, -1);
 }
