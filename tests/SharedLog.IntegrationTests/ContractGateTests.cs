@@ -1044,6 +1044,56 @@ public class ContractGateTests
         }
     }
 
+    /// <summary>Starts an idempotent producer on the raw client (InitProducerId, correlation 2) and makes its batches: sequence, values.</summary>
+    private static async Task<Func<int, byte[][], byte[]>> IdempotentBatchesAsync(RawKafkaClient client)
+    {
+        await client.SendAsync(new InitProducerIdRequest { TransactionalId = null, TransactionTimeoutMs = 60000 }, 4, 2);
+        var init = new InitProducerIdResponse().ReadFrom((await client.ReceiveAsync(1)).Body, 4);
+        Assert.Equal(0, init.ErrorCode);
+        return (sequence, values) =>
+        {
+            var builder = new RecordBatchBuilder(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()) { ProducerId = init.ProducerId, ProducerEpoch = init.ProducerEpoch, BaseSequence = sequence };
+            foreach (byte[] value in values)
+            {
+                builder.Add(null, value, builder.BaseTimestamp);
+            }
+
+            return builder.Build();
+        };
+    }
+
+    [Fact]
+    public async Task ARetryWhoseOriginalQuarantinedNothingDoesNotNeedTheQuarantineTopic()
+    {
+        // The contract went from observe to quarantine between a batch and its retry, and the quarantine topic cannot be
+        // made (the broker is at its partition limit). The retry is answered with its original's offsets: the original
+        // stored every record, so there is nothing to quarantine, and the topic it cannot have is not asked for.
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("observed", Contract("observed", "observe"), "--Broker:MaxPartitions", "40");
+        BrokerFixture broker = setup.Broker;
+        byte[] good = await setup.SerializeAsync(Payment("g", 5, "EUR"), "observed");
+        byte[] bad = await setup.SerializeAsync(Payment("b", -5, "EUR"), "observed");
+        int used = broker.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>().All.Sum(t => t.Partitions.Count);
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("observed", 40 - used);
+        Func<int, byte[][], byte[]> batch = await IdempotentBatchesAsync(client);
+
+        byte[] original = batch(0, [good, bad]);
+        ProduceResponse.PartitionProduceResponse first = await client.ProduceAsync("observed", 0, original, 3);
+        Assert.Equal((0, 0L), (first.ErrorCode, first.BaseOffset));
+        await ApplyAsync(broker, Contract("observed", "quarantine"));
+
+        ProduceResponse.PartitionProduceResponse retry = await client.ProduceAsync("observed", 0, original, 4);
+        Assert.Equal((0, 0L), (retry.ErrorCode, retry.BaseOffset));
+
+        // A new batch with a bad record does need the topic, which the limit refuses: retriable, nothing stored.
+        ProduceResponse.PartitionProduceResponse next = await client.ProduceAsync("observed", 0, batch(2, [bad]), 5);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.KafkaStorageError, next.ErrorCode);
+        Assert.Contains("quarantine", next.ErrorMessage, StringComparison.Ordinal);
+        using IConsumer<string, byte[]> reader = new ConsumerBuilder<string, byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "observed-count" }).Build();
+        Assert.Equal(2, reader.QueryWatermarkOffsets(new TopicPartition("observed", 0), Timeout).High.Value); // the original's two records, once
+        Assert.DoesNotContain(broker.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>().All, t => t.Name == "observed.quarantine");
+    }
+
     [Fact]
     public async Task AnIdempotentRetryIsAnsweredWithItsOffsetsAndCountedOnce()
     {
@@ -1055,29 +1105,16 @@ public class ContractGateTests
         byte[] bad = await setup.SerializeAsync(Payment("b", -5, "EUR"), "counted");
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
         await client.CreateTopicAsync("counted", 1);
-        await client.SendAsync(new InitProducerIdRequest { TransactionalId = null, TransactionTimeoutMs = 60000 }, 4, 2);
-        var init = new InitProducerIdResponse().ReadFrom((await client.ReceiveAsync(1)).Body, 4);
-        Assert.Equal(0, init.ErrorCode);
+        Func<int, byte[][], byte[]> batch = await IdempotentBatchesAsync(client);
 
-        byte[] Batch(int sequence, params byte[][] values)
-        {
-            var builder = new RecordBatchBuilder(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()) { ProducerId = init.ProducerId, ProducerEpoch = init.ProducerEpoch, BaseSequence = sequence };
-            foreach (byte[] value in values)
-            {
-                builder.Add(null, value, builder.BaseTimestamp);
-            }
-
-            return builder.Build();
-        }
-
-        byte[] firstTwo = Batch(0, good, good);
+        byte[] firstTwo = batch(0, [good, good]);
         ProduceResponse.PartitionProduceResponse first = await client.ProduceAsync("counted", 0, firstTwo, 3);
         ProduceResponse.PartitionProduceResponse retry = await client.ProduceAsync("counted", 0, firstTwo, 4);
         Assert.Equal(0, first.ErrorCode);
         Assert.Equal(0, retry.ErrorCode);
         Assert.Equal(first.BaseOffset, retry.BaseOffset);
-        Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRecord, (await client.ProduceAsync("counted", 0, Batch(2, good, bad, good), 5)).ErrorCode);
-        Assert.Equal(0, (await client.ProduceAsync("counted", 0, Batch(2, good), 6)).ErrorCode);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRecord, (await client.ProduceAsync("counted", 0, batch(2, [good, bad, good]), 5)).ErrorCode);
+        Assert.Equal(0, (await client.ProduceAsync("counted", 0, batch(2, [good]), 6)).ErrorCode);
 
         // Three records stored (two, then one): wait until the counter shows at least that, then it must be exactly that.
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };

@@ -322,6 +322,18 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
             }
         }
 
+        /// <summary>
+        /// Whether the batch is a retry of one already appended, without appending anything. A batch found a retry stays
+        /// one: later appends only push it out of the remembered batches (then it is refused), never make it new.
+        /// </summary>
+        public bool IsRetry(long producerId, short epoch, int baseSequence, int lastSequence)
+        {
+            lock (_sync)
+            {
+                return Check(producerId, epoch, baseSequence, lastSequence, out _, out _) == SequenceVerdict.Duplicate;
+            }
+        }
+
         private SequenceVerdict Check(long producerId, short epoch, int baseSequence, int lastSequence, out ErrorCode error, out Task<long>? original)
         {
             error = ErrorCode.None;

@@ -674,9 +674,10 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         List<AcceptedBatch> accepted = item.Accepted!;
         try
         {
-            if (contract is not null && accepted.Exists(a => a.Quarantined.Count > 0))
+            if (contract is not null && accepted.Exists(a => a.Quarantined.Count > 0 && !IsRetry(item, a)))
             {
-                // Before anything is stored: a quarantine topic that cannot be created fails the produce whole.
+                // Before anything is stored: a quarantine topic that cannot be created fails the produce whole. A retry is
+                // not stored again and needs the topic only for its original's copy, whose write makes the topic itself.
                 await quarantine.EnsureTopicAsync(contract, topic.Name, cancellationToken);
             }
 
@@ -707,6 +708,9 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             QuarantineTopicFailed(item, e);
         }
     }
+
+    private static bool IsRetry(PartitionWork item, AcceptedBatch batch) =>
+        batch.ProducerId >= 0 && item.Producers!.IsRetry(batch.ProducerId, batch.Epoch, batch.BaseSequence, batch.LastSequence);
 
     /// <summary>The quarantine topic cannot be created (or made again after it was deleted): retriable for the client.</summary>
     private void QuarantineTopicFailed(PartitionWork item, InvalidOperationException e)
