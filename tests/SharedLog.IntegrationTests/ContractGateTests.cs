@@ -1063,6 +1063,44 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task QuarantineCopiesFitTheWalOrTheBatchIsRefusedBeforeItIsStored()
+    {
+        // WAL pages of 64 KiB: one entry takes at most 32 KiB. Compressed batches carry bad records larger than that
+        // once decompressed, or several whose copies together are.
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("bulky", Contract("bulky", "quarantine"), "--Wal:PageSizeBits", "16");
+        BrokerFixture broker = setup.Broker;
+        byte[] good = await setup.SerializeAsync(Payment("g", 5, "EUR"), "bulky");
+        byte[] huge = await setup.SerializeAsync(Payment(new string('h', 40_000), -1, "EUR"), "bulky");
+        byte[] big = await setup.SerializeAsync(Payment(new string('b', 12_000), -1, "EUR"), "bulky");
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("bulky", 1);
+        static byte[] Compressed(params byte[][] values)
+        {
+            var builder = new RecordBatchBuilder(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()) { Compression = CompressionCodec.Lz4 };
+            foreach (byte[] value in values)
+            {
+                builder.Add(null, value, builder.BaseTimestamp);
+            }
+
+            return builder.Build();
+        }
+
+        // A bad record whose copy alone cannot be written: the batch is refused whole, nothing stored.
+        ProduceResponse.PartitionProduceResponse refused = await client.ProduceAsync("bulky", 0, Compressed(good, huge), 3);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.MessageTooLarge, refused.ErrorCode);
+        Assert.Contains("quarantine copy of record 1", refused.ErrorMessage, StringComparison.Ordinal);
+
+        // Three bad records whose copies fit one by one but not together: written in more than one batch.
+        ProduceResponse.PartitionProduceResponse stored = await client.ProduceAsync("bulky", 0, Compressed(good, big, big, big), 4);
+        Assert.Equal((0, 0L), (stored.ErrorCode, stored.BaseOffset));
+        List<ConsumeResult<string, byte[]>> quarantined = ConsumeAll(broker, "bulky.quarantine", 3, Deserializers.ByteArray);
+        Assert.Equal(["1", "2", "3"], quarantined.Select(r => Encoding.UTF8.GetString(r.Message.Headers.GetLastBytes("sharedlog.source.offset"))));
+        Assert.All(quarantined, r => Assert.Equal(big, r.Message.Value));
+        using IConsumer<string, byte[]> reader = new ConsumerBuilder<string, byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "bulky-count" }).Build();
+        Assert.Equal(4, reader.QueryWatermarkOffsets(new TopicPartition("bulky", 0), Timeout).High.Value); // the good record, and the bad ones' gaps
+    }
+
+    [Fact]
     public async Task ARetryWhoseOriginalQuarantinedNothingDoesNotNeedTheQuarantineTopic()
     {
         // The contract went from observe to quarantine between a batch and its retry, and the quarantine topic cannot be

@@ -19,7 +19,7 @@ namespace SharedLog.Broker.Cluster;
 /// </summary>
 public sealed class QuarantineWriter(TopicService topics, StreamStore streams, ContractStore contracts)
 {
-    /// <summary>Quarantine copies go into batches of at most this many bytes (Kafka's default <c>max.message.bytes</c>).</summary>
+    /// <summary>Quarantine copies go into batches of at most this many bytes (Kafka's default <c>max.message.bytes</c>), or what one WAL entry holds if that is less.</summary>
     public const int MaxBatchBytes = 1024 * 1024;
 
     public const string ContractHeader = "sharedlog.contract";
@@ -97,34 +97,21 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
         PartitionMetadata partition = target.Partitions[sourcePartition % target.Partitions.Count];
         long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var builder = new RecordBatchBuilder(now);
-        int batchBytes = 0;
+        int limit = Math.Min(MaxBatchBytes, streams.MaxBatchBytes);
+        int batchBytes = RecordBatch.HeaderSize;
         int inBatch = 0;
         for (int i = 0; i < records.Count; i++)
         {
             QuarantinedRecord record = records[i];
-            RecordHeaderValue[] why =
-            [
-                Header(ContractHeader, contract.Definition.Name),
-                Header(ContractVersionHeader, contract.Version.ToString(CultureInfo.InvariantCulture)),
-                Header(RuleHeader, record.Rule),
-                Header(ReasonHeader, record.Reason),
-                Header(SourceTopicHeader, sourceTopic),
-                Header(SourcePartitionHeader, sourcePartition.ToString(CultureInfo.InvariantCulture)),
-                Header(SourceOffsetHeader, (sourceBaseOffset + record.OffsetDelta).ToString(CultureInfo.InvariantCulture)),
-                Header(SourceTimestampHeader, record.Timestamp.ToString(CultureInfo.InvariantCulture)),
-            ];
-            // A producer's headers named like the broker's are dropped, so a consumer that reads the first header of a
-            // name (the source offset, to replay from) reads the broker's.
-            RecordHeaderValue[]? replaced = BrokerHeaders.Without(record.RawHeaders, record.HeaderCount, BrokerHeaders.Prefix, why);
-            (byte[] rawHeaders, int headerCount, RecordHeaderValue[] added) = replaced is null ? (record.RawHeaders, record.HeaderCount, why) : ([], 0, replaced);
+            (byte[] rawHeaders, int headerCount, RecordHeaderValue[] added) = CopyHeaders(contract, sourceTopic, sourcePartition, sourceBaseOffset + record.OffsetDelta, record);
             int size = RecordBatchBuilder.CopiedRecordSize(0, inBatch, record.Key?.Length ?? 0, record.Key is null, record.Value?.Length ?? 0, record.Value is null, rawHeaders.Length, headerCount, added);
-            if (inBatch > 0 && batchBytes + size > MaxBatchBytes)
+            if (inBatch > 0 && batchBytes + size > limit)
             {
                 // Copies of one source batch can inflate past what one WAL entry holds (a compressed batch of bad
                 // records, decompressed, plus the headers): written in batches of at most this size instead.
                 await streams.AppendAsync(partition.StreamId, builder.Build(), cancellationToken);
                 builder = new RecordBatchBuilder(now);
-                (batchBytes, inBatch) = (0, 0);
+                (batchBytes, inBatch) = (RecordBatch.HeaderSize, 0);
             }
 
             builder.AddCopy(inBatch, now, record.Key, record.Key is null, record.Value, record.Value is null, rawHeaders, headerCount, added);
@@ -134,6 +121,48 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
 
         await streams.AppendAsync(partition.StreamId, builder.Build(), cancellationToken);
         _oldestTimestamps.TryAdd(name, now);
+    }
+
+    /// <summary>
+    /// Why a record of <paramref name="records"/> could not be copied to quarantine, or null: a copy with the broker's
+    /// headers must fit one WAL entry by itself. Asked before the source batch is stored, so such a batch is refused
+    /// whole rather than stored without a bad record whose copy can never be written.
+    /// </summary>
+    public string? CopyTooLarge(ActiveContract contract, string sourceTopic, int sourcePartition, IReadOnlyList<QuarantinedRecord> records)
+    {
+        foreach (QuarantinedRecord record in records)
+        {
+            // The source offset is not assigned yet: its header is measured at its longest.
+            (byte[] rawHeaders, int headerCount, RecordHeaderValue[] added) = CopyHeaders(contract, sourceTopic, sourcePartition, long.MaxValue, record);
+            int size = RecordBatch.HeaderSize + RecordBatchBuilder.CopiedRecordSize(0, 0, record.Key?.Length ?? 0, record.Key is null, record.Value?.Length ?? 0, record.Value is null, rawHeaders.Length, headerCount, added);
+            if (size > streams.MaxBatchBytes)
+            {
+                return $"The quarantine copy of record {record.OffsetDelta} would take {size} bytes, more than this broker's WAL takes in one batch ({streams.MaxBatchBytes} bytes).";
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// A quarantine copy's headers: the producer's, except those named like the broker's, which are dropped so a consumer
+    /// that reads the first header of a name (the source offset, to replay from) reads the broker's; then the broker's.
+    /// </summary>
+    private static (byte[] RawHeaders, int HeaderCount, RecordHeaderValue[] Added) CopyHeaders(ActiveContract contract, string sourceTopic, int sourcePartition, long sourceOffset, QuarantinedRecord record)
+    {
+        RecordHeaderValue[] why =
+        [
+            Header(ContractHeader, contract.Definition.Name),
+            Header(ContractVersionHeader, contract.Version.ToString(CultureInfo.InvariantCulture)),
+            Header(RuleHeader, record.Rule),
+            Header(ReasonHeader, record.Reason),
+            Header(SourceTopicHeader, sourceTopic),
+            Header(SourcePartitionHeader, sourcePartition.ToString(CultureInfo.InvariantCulture)),
+            Header(SourceOffsetHeader, sourceOffset.ToString(CultureInfo.InvariantCulture)),
+            Header(SourceTimestampHeader, record.Timestamp.ToString(CultureInfo.InvariantCulture)),
+        ];
+        RecordHeaderValue[]? replaced = BrokerHeaders.Without(record.RawHeaders, record.HeaderCount, BrokerHeaders.Prefix, why);
+        return replaced is null ? (record.RawHeaders, record.HeaderCount, why) : ([], 0, replaced);
     }
 
     /// <summary>Backlog (records between log start and end) and age of the oldest record of every quarantine topic written to.</summary>

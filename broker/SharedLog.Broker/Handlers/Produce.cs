@@ -407,6 +407,10 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                         bytes = verdict.Batch;
                         quarantined = verdict.Quarantined;
                         gateVerdict = verdict;
+                        if (quarantined.Count > 0 && quarantine.CopyTooLarge(contract, topic.Name, result.Index, quarantined) is { } tooLarge)
+                        {
+                            throw new KafkaProtocolException(tooLarge, ErrorCode.MessageTooLarge);
+                        }
                     }
 
                     // The request's bytes belong to the connection: keep a copy, unless reading the batch already made one.

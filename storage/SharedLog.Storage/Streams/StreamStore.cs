@@ -243,6 +243,9 @@ public sealed partial class StreamStore : IAsyncDisposable
         }
     }
 
+    /// <summary>The largest batch, in bytes, <see cref="AppendAsync"/> takes: what one WAL entry holds.</summary>
+    public int MaxBatchBytes => _wal.MaxEntryBytes;
+
     /// <summary>
     /// Appends one record batch (v2, already validated by the caller) and completes once it is durable in
     /// the WAL. The batch's base offset is rewritten to the offset assigned here; the array becomes the
@@ -263,9 +266,9 @@ public sealed partial class StreamStore : IAsyncDisposable
         }
 
         // Refused before offsets are reserved: a WAL append that fails afterwards abandons the partition.
-        if (batch.Length > _wal.MaxEntryBytes)
+        if (batch.Length > MaxBatchBytes)
         {
-            throw new ArgumentException($"Batch of {batch.Length} bytes exceeds the largest batch this broker's WAL takes ({_wal.MaxEntryBytes} bytes, half a page: Wal:PageSizeBits).", nameof(batch));
+            throw new ArgumentException($"Batch of {batch.Length} bytes exceeds the largest batch this broker's WAL takes ({MaxBatchBytes} bytes, half a page: Wal:PageSizeBits).", nameof(batch));
         }
 
         long pending = Interlocked.Read(ref _pendingUploadBytes);
