@@ -1045,14 +1045,14 @@ public class ContractGateTests
     }
 
     /// <summary>Starts an idempotent producer on the raw client (InitProducerId, correlation 2) and makes its batches: sequence, values.</summary>
-    private static async Task<Func<int, byte[][], byte[]>> IdempotentBatchesAsync(RawKafkaClient client)
+    private static async Task<Func<int, byte[][], byte[]>> IdempotentBatchesAsync(RawKafkaClient client, CompressionCodec compression = CompressionCodec.None)
     {
         await client.SendAsync(new InitProducerIdRequest { TransactionalId = null, TransactionTimeoutMs = 60000 }, 4, 2);
         var init = new InitProducerIdResponse().ReadFrom((await client.ReceiveAsync(1)).Body, 4);
         Assert.Equal(0, init.ErrorCode);
         return (sequence, values) =>
         {
-            var builder = new RecordBatchBuilder(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()) { ProducerId = init.ProducerId, ProducerEpoch = init.ProducerEpoch, BaseSequence = sequence };
+            var builder = new RecordBatchBuilder(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()) { ProducerId = init.ProducerId, ProducerEpoch = init.ProducerEpoch, BaseSequence = sequence, Compression = compression };
             foreach (byte[] value in values)
             {
                 builder.Add(null, value, builder.BaseTimestamp);
@@ -1098,24 +1098,27 @@ public class ContractGateTests
         Assert.All(quarantined, r => Assert.Equal(big, r.Message.Value));
         using IConsumer<string, byte[]> reader = new ConsumerBuilder<string, byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "bulky-count" }).Build();
         Assert.Equal(4, reader.QueryWatermarkOffsets(new TopicPartition("bulky", 0), Timeout).High.Value); // the good record, and the bad ones' gaps
+        Assert.Equal(3, reader.QueryWatermarkOffsets(new TopicPartition("bulky.quarantine", 0), Timeout).High.Value); // each copy once
     }
 
     [Fact]
     public async Task ARetryWhoseOriginalQuarantinedNothingDoesNotNeedTheQuarantineTopic()
     {
-        // The contract went from observe to quarantine between a batch and its retry, and the quarantine topic cannot be
-        // made (the broker is at its partition limit). The retry is answered with its original's offsets: the original
-        // stored every record, so there is nothing to quarantine, and the topic it cannot have is not asked for.
-        await using PaymentsContract setup = await StartWithPaymentsContractAsync("observed", Contract("observed", "observe"), "--Broker:MaxPartitions", "40");
+        // The contract went from observe to quarantine between a batch and its retry; the quarantine topic cannot be made
+        // (the broker is at its partition limit), and the retry's bad record, compressed, would decompress to more than
+        // one WAL entry (64 KiB pages) holds. The retry is answered with its original's offsets: the original stored
+        // every record, so there is nothing to quarantine, and neither the topic nor room for a copy is asked for.
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("observed", Contract("observed", "observe"), "--Broker:MaxPartitions", "40", "--Wal:PageSizeBits", "16");
         BrokerFixture broker = setup.Broker;
         byte[] good = await setup.SerializeAsync(Payment("g", 5, "EUR"), "observed");
         byte[] bad = await setup.SerializeAsync(Payment("b", -5, "EUR"), "observed");
+        byte[] huge = await setup.SerializeAsync(Payment(new string('h', 40_000), -5, "EUR"), "observed");
         int used = broker.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>().All.Sum(t => t.Partitions.Count);
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
         await client.CreateTopicAsync("observed", 40 - used);
-        Func<int, byte[][], byte[]> batch = await IdempotentBatchesAsync(client);
+        Func<int, byte[][], byte[]> batch = await IdempotentBatchesAsync(client, CompressionCodec.Lz4);
 
-        byte[] original = batch(0, [good, bad]);
+        byte[] original = batch(0, [good, huge]);
         ProduceResponse.PartitionProduceResponse first = await client.ProduceAsync("observed", 0, original, 3);
         Assert.Equal((0, 0L), (first.ErrorCode, first.BaseOffset));
         await ApplyAsync(broker, Contract("observed", "quarantine"));
@@ -1123,8 +1126,11 @@ public class ContractGateTests
         ProduceResponse.PartitionProduceResponse retry = await client.ProduceAsync("observed", 0, original, 4);
         Assert.Equal((0, 0L), (retry.ErrorCode, retry.BaseOffset));
 
-        // A new batch with a bad record does need the topic, which the limit refuses: retriable, nothing stored.
-        ProduceResponse.PartitionProduceResponse next = await client.ProduceAsync("observed", 0, batch(2, [bad]), 5);
+        // New batches with a bad record are refused before anything is stored: one whose copy fits no WAL entry as too
+        // large, one whose copy would fit because the topic cannot be made (retriable).
+        ProduceResponse.PartitionProduceResponse tooLarge = await client.ProduceAsync("observed", 0, batch(2, [huge]), 5);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.MessageTooLarge, tooLarge.ErrorCode);
+        ProduceResponse.PartitionProduceResponse next = await client.ProduceAsync("observed", 0, batch(2, [bad]), 6);
         Assert.Equal((short)SharedLog.Protocol.ErrorCode.KafkaStorageError, next.ErrorCode);
         Assert.Contains("quarantine", next.ErrorMessage, StringComparison.Ordinal);
         using IConsumer<string, byte[]> reader = new ConsumerBuilder<string, byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "observed-count" }).Build();

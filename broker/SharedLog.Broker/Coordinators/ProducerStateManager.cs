@@ -324,7 +324,8 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
 
         /// <summary>
         /// Whether the batch is a retry of one already appended, without appending anything. A batch found a retry stays
-        /// one: later appends only push it out of the remembered batches (then it is refused), never make it new.
+        /// one: later appends only push it out of the remembered batches (then it is refused), never make it new; only
+        /// the producer's expiry (<c>producer.id.expiration.ms</c> without a write) in between would.
         /// </summary>
         public bool IsRetry(long producerId, short epoch, int baseSequence, int lastSequence)
         {

@@ -1,8 +1,9 @@
 // OffsetCommit, versions 2-9. Offsets are stored in the metadata store, so they survive broker
 // restarts and replacement. Group members are checked (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION,
-// REBALANCE_IN_PROGRESS; a generation for a group that does not exist is GROUP_ID_NOT_FOUND from v9,
-// ILLEGAL_GENERATION before); generation -1 without a member id is a standalone commit. Unknown
-// partitions get UNKNOWN_TOPIC_OR_PARTITION; metadata over 4 KiB gets OFFSET_METADATA_TOO_LARGE.
+// REBALANCE_IN_PROGRESS; a generation for a group without members but with committed offsets is
+// UNKNOWN_MEMBER_ID, for one that does not exist GROUP_ID_NOT_FOUND from v9, ILLEGAL_GENERATION before);
+// generation -1 without a member id is a standalone commit. Unknown partitions get
+// UNKNOWN_TOPIC_OR_PARTITION; metadata over 4 KiB gets OFFSET_METADATA_TOO_LARGE.
 using SharedLog.Broker.Cluster;
 using SharedLog.Broker.Coordinators;
 using SharedLog.Protocol;
@@ -26,10 +27,9 @@ public sealed class OffsetCommitHandler(GroupCoordinator groups, TopicService to
         var body = (OffsetCommitRequest)request;
         // As Kafka, the empty group id is a group for offsets (clients that commit without one); the spec makes the id non-null.
         ErrorCode groupError = groups.ValidateCommit(body.GroupId, body.GenerationIdOrMemberEpoch, body.MemberId, body.GroupInstanceId);
-        if (groupError == ErrorCode.GroupIdNotFound && context.Version < 9)
+        if (groupError == ErrorCode.GroupIdNotFound)
         {
-            // As Kafka: GROUP_ID_NOT_FOUND came with v9; older clients are told their generation is not the group's.
-            groupError = ErrorCode.IllegalGeneration;
+            groupError = await UnknownGroupErrorAsync(body.GroupId, context.Version, cancellationToken);
         }
 
         var response = new OffsetCommitResponse();
@@ -67,6 +67,17 @@ public sealed class OffsetCommitHandler(GroupCoordinator groups, TopicService to
 
         return response;
     }
+
+    /// <summary>
+    /// A commit with a generation for a group the coordinator holds no members of. As Kafka: a group that has committed
+    /// offsets exists (Kafka reloads it, empty, after a restart), and its members are unknown to it: UNKNOWN_MEMBER_ID, on
+    /// which a consumer rejoins. A group that does not exist at all is GROUP_ID_NOT_FOUND from v9; before v9,
+    /// ILLEGAL_GENERATION.
+    /// </summary>
+    private async Task<ErrorCode> UnknownGroupErrorAsync(string groupId, short version, CancellationToken cancellationToken) =>
+        (await metadata.FetchGroupOffsetsAsync(groupId, cancellationToken)).Count > 0 ? ErrorCode.UnknownMemberId
+        : version >= 9 ? ErrorCode.GroupIdNotFound
+        : ErrorCode.IllegalGeneration;
 
     /// <summary>Now plus a client's retention, kept within what a timestamp holds (a negative one is already past).</summary>
     private static DateTimeOffset ExpireTime(DateTimeOffset now, long retentionMs)

@@ -376,6 +376,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     byte[]? bytes = null;
                     IReadOnlyList<QuarantinedRecord> quarantined = [];
                     GateResult? gateVerdict = null;
+                    string? copyTooLarge = null;
                     if (contract is not null)
                     {
                         GateResult verdict;
@@ -407,10 +408,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                         bytes = verdict.Batch;
                         quarantined = verdict.Quarantined;
                         gateVerdict = verdict;
-                        if (quarantined.Count > 0 && quarantine.CopyTooLarge(contract, topic.Name, result.Index, quarantined) is { } tooLarge)
-                        {
-                            throw new KafkaProtocolException(tooLarge, ErrorCode.MessageTooLarge);
-                        }
+                        copyTooLarge = quarantined.Count > 0 ? quarantine.CopyTooLarge(contract, topic.Name, result.Index, quarantined) : null;
                     }
 
                     // The request's bytes belong to the connection: keep a copy, unless reading the batch already made one.
@@ -430,7 +428,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                         RecordBatch.SetMaxTimestamp(bytes, recordsMaxTimestamp);
                     }
 
-                    accepted.Add(new AcceptedBatch(bytes, batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, lastSequence, quarantined, gateVerdict));
+                    accepted.Add(new AcceptedBatch(bytes, batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, lastSequence, quarantined, gateVerdict, copyTooLarge));
                 }
                 finally
                 {
@@ -678,6 +676,16 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         List<AcceptedBatch> accepted = item.Accepted!;
         try
         {
+            if (accepted.Find(a => a.CopyTooLarge is not null && !IsRetry(item, a)) is { CopyTooLarge: { } tooLarge })
+            {
+                // Refused whole, before anything is stored, rather than stored without a bad record whose copy can never be
+                // written. A retry is not stored again, and what it writes to quarantine is its original's.
+                result.ErrorCode = (short)ErrorCode.MessageTooLarge;
+                result.ErrorMessage = tooLarge;
+                LogRejected(logger, topic.Name, result.Index, ErrorCode.MessageTooLarge, tooLarge);
+                return;
+            }
+
             if (contract is not null && accepted.Exists(a => a.Quarantined.Count > 0 && !IsRetry(item, a)))
             {
                 // Before anything is stored: a quarantine topic that cannot be created fails the produce whole. A retry is
@@ -749,7 +757,8 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     }
 
     /// <param name="Verdict">The contract gate's verdict on the batch, counted as evidence once the batch is durable; null on a topic without a contract.</param>
-    private readonly record struct AcceptedBatch(byte[] Bytes, long ProducerId, short Epoch, int BaseSequence, int LastSequence, IReadOnlyList<QuarantinedRecord> Quarantined, GateResult? Verdict);
+    /// <param name="CopyTooLarge">Why a record's quarantine copy could not be written (it would not fit one WAL entry), or null.</param>
+    private readonly record struct AcceptedBatch(byte[] Bytes, long ProducerId, short Epoch, int BaseSequence, int LastSequence, IReadOnlyList<QuarantinedRecord> Quarantined, GateResult? Verdict, string? CopyTooLarge = null);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Contract gate failed on a batch for {Topic}-{Partition}")]
     private static partial void LogGateFailed(ILogger logger, Exception error, string topic, int partition);

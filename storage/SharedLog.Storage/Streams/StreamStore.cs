@@ -523,7 +523,7 @@ public sealed partial class StreamStore : IAsyncDisposable
                 long recordTime = batch.TimestampType == TimestampType.LogAppendTime ? batch.MaxTimestamp : record.Timestamp;
                 if (record.Offset >= logStart && recordTime > best.Timestamp)
                 {
-                    best = new TimestampMatch(record.Offset, recordTime, batch.PartitionLeaderEpoch);
+                    best = new TimestampMatch(record.Offset, recordTime, Math.Max(-1, batch.PartitionLeaderEpoch));
                 }
             }
         }
@@ -641,7 +641,7 @@ public sealed partial class StreamStore : IAsyncDisposable
                 long recordTime = batch.TimestampType == TimestampType.LogAppendTime ? batch.MaxTimestamp : record.Timestamp;
                 if (record.Offset >= logStart && recordTime >= timestamp)
                 {
-                    return new TimestampMatch(record.Offset, recordTime, batch.PartitionLeaderEpoch);
+                    return new TimestampMatch(record.Offset, recordTime, Math.Max(-1, batch.PartitionLeaderEpoch));
                 }
             }
         }
@@ -1020,7 +1020,8 @@ public sealed partial class StreamStore : IAsyncDisposable
 
 /// <summary>
 /// A search by time's answer: the record's offset and timestamp, and the leader epoch its batch was written in (which
-/// ListOffsets reports, as Kafka's time index does); all -1 when no record matches.
+/// ListOffsets reports, as Kafka's time index does; a negative one, as a producer wrote it before brokers stamped
+/// epochs, reads as -1); all -1 when no record matches.
 /// </summary>
 public readonly record struct TimestampMatch(long Offset, long Timestamp, int LeaderEpoch)
 {
