@@ -70,14 +70,18 @@ public sealed class OffsetCommitHandler(GroupCoordinator groups, TopicService to
 
     /// <summary>
     /// A commit with a generation for a group the coordinator holds no members of. As Kafka: a group that has committed
-    /// offsets exists (Kafka reloads it, empty, after a restart), and its members are unknown to it: UNKNOWN_MEMBER_ID, on
-    /// which a consumer rejoins. A group that does not exist at all is GROUP_ID_NOT_FOUND from v9; before v9,
-    /// ILLEGAL_GENERATION.
+    /// offsets or a saved state exists (Kafka reloads it, empty, after a restart), and its members are unknown to it:
+    /// UNKNOWN_MEMBER_ID, on which a consumer rejoins. A group that does not exist at all is GROUP_ID_NOT_FOUND from v9;
+    /// before v9, ILLEGAL_GENERATION.
     /// </summary>
-    private async Task<ErrorCode> UnknownGroupErrorAsync(string groupId, short version, CancellationToken cancellationToken) =>
-        (await metadata.FetchGroupOffsetsAsync(groupId, cancellationToken)).Count > 0 ? ErrorCode.UnknownMemberId
-        : version >= 9 ? ErrorCode.GroupIdNotFound
-        : ErrorCode.IllegalGeneration;
+    private async Task<ErrorCode> UnknownGroupErrorAsync(string groupId, short version, CancellationToken cancellationToken)
+    {
+        bool exists = (await metadata.FetchGroupOffsetsAsync(groupId, cancellationToken)).Count > 0
+            || (await metadata.ListGroupStatesAsync(cancellationToken)).Any(state => state.GroupId == groupId);
+        return exists ? ErrorCode.UnknownMemberId
+            : version >= 9 ? ErrorCode.GroupIdNotFound
+            : ErrorCode.IllegalGeneration;
+    }
 
     /// <summary>Now plus a client's retention, kept within what a timestamp holds (a negative one is already past).</summary>
     private static DateTimeOffset ExpireTime(DateTimeOffset now, long retentionMs)
