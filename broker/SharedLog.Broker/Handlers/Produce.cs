@@ -395,10 +395,16 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
                         if (verdict.Outcome == GateOutcome.Reject)
                         {
-                            gate.Count(topic.Name, result.Index, baseOffset: -1, verdict);
-                            result.ErrorCode = (short)ErrorCode.InvalidRecord;
-                            result.ErrorMessage = verdict.Summary;
-                            result.RecordErrors = [.. verdict.Violations.Select(v => new ProduceResponse.BatchIndexAndErrorMessage { BatchIndex = v.BatchIndex, BatchIndexErrorMessage = $"{v.Rule}: {v.Reason}" })];
+                            if (batch.ProducerId >= 0)
+                            {
+                                // An idempotent batch may be a retry of one stored under an earlier contract: that is
+                                // decided with its producer's state, at the append (a retry is answered with its original's
+                                // offsets and writes its original's quarantine copy; any other is refused as below).
+                                accepted.Add(new AcceptedBatch([], batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, lastSequence, [], verdict, Rejected: true));
+                                continue;
+                            }
+
+                            Refuse(item, verdict);
                             return;
                         }
 
@@ -525,13 +531,22 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             batch.BaseSequence,
             batch.LastSequence,
             (streams, item.StreamId, batch.Bytes, cancellationToken, quarantine, item.Contract, batch),
-            static s => s.batch.Quarantined.Count > 0
+            static s => s.batch.Rejected
+                ? Task.FromException<long>(new RejectedByContractException())
+                : s.batch.Quarantined.Count > 0
                 // Kept before the producer state publishes the task: a retry that finds the task finds the verdict. Only
                 // batches with a quarantine copy are kept: for any other, a retry has nothing to write.
                 ? s.quarantine.Remember(StartAppend(s.streams, s.StreamId, s.Bytes, s.cancellationToken), new SourceVerdict(s.Contract!, s.batch.Quarantined, s.batch.Verdict!.Tally))
                 : StartAppend(s.streams, s.StreamId, s.Bytes, s.cancellationToken),
             out ErrorCode error,
             out Task<long>? durable);
+        if (verdict == SequenceVerdict.Reject && batch.Rejected)
+        {
+            // As Kafka, which validates a batch before it looks at its sequence: the contract's refusal is the answer.
+            Refuse(item, batch.Verdict!);
+            return null;
+        }
+
         if (verdict == SequenceVerdict.Reject)
         {
             item.Result.ErrorCode = (short)error;
@@ -584,6 +599,10 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                 item.Result.LogAppendTimeMs = item.LogAppendTimeMs;
             }
         }
+        catch (RejectedByContractException)
+        {
+            Refuse(item, item.Accepted![batch].Verdict!);
+        }
         catch (Exception e) when (e is StorageBackpressureException or WalUnavailableException or StreamNotOpenException or ArgumentException)
         {
             // The first failure of a partition is the one reported; a later batch of it fails the same way.
@@ -592,6 +611,15 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                 SetAppendError(item.Result, e);
             }
         }
+    }
+
+    /// <summary>The contract rejects the partition's batch: INVALID_RECORD naming each bad record, counted as rejected.</summary>
+    private void Refuse(PartitionWork item, GateResult verdict)
+    {
+        gate.Count(item.Topic.Name, item.Result.Index, baseOffset: -1, verdict);
+        item.Result.ErrorCode = (short)ErrorCode.InvalidRecord;
+        item.Result.ErrorMessage = verdict.Summary;
+        item.Result.RecordErrors = [.. verdict.Violations.Select(v => new ProduceResponse.BatchIndexAndErrorMessage { BatchIndex = v.BatchIndex, BatchIndexErrorMessage = $"{v.Rule}: {v.Reason}" })];
     }
 
     /// <summary>
@@ -701,6 +729,13 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     return;
                 }
 
+                if (accepted[i].Rejected && !retried)
+                {
+                    _ = durable.Exception; // the refusal, observed: it is answered here
+                    Refuse(item, accepted[i].Verdict!);
+                    return;
+                }
+
                 long baseOffset = await durable;
                 if (i == 0)
                 {
@@ -758,7 +793,11 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
     /// <param name="Verdict">The contract gate's verdict on the batch, counted as evidence once the batch is durable; null on a topic without a contract.</param>
     /// <param name="CopyTooLarge">Why a record's quarantine copy could not be written (it would not fit one WAL entry), or null.</param>
-    private readonly record struct AcceptedBatch(byte[] Bytes, long ProducerId, short Epoch, int BaseSequence, int LastSequence, IReadOnlyList<QuarantinedRecord> Quarantined, GateResult? Verdict, string? CopyTooLarge = null);
+    /// <param name="Rejected">The contract rejects the batch (<see cref="Verdict"/> says why): only a retry of a stored batch is answered, with its offsets.</param>
+    private readonly record struct AcceptedBatch(byte[] Bytes, long ProducerId, short Epoch, int BaseSequence, int LastSequence, IReadOnlyList<QuarantinedRecord> Quarantined, GateResult? Verdict, string? CopyTooLarge = null, bool Rejected = false);
+
+    /// <summary>Thrown into a rejected batch's append task when its producer's state finds it new: it is refused, not stored.</summary>
+    private sealed class RejectedByContractException() : Exception("The contract in force rejects the batch.");
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Contract gate failed on a batch for {Topic}-{Partition}")]
     private static partial void LogGateFailed(ILogger logger, Exception error, string topic, int partition);
