@@ -401,6 +401,11 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                                 // decided with its producer's state, at the append (a retry is answered with its original's
                                 // offsets and writes its original's quarantine copy; any other is refused as below).
                                 accepted.Add(new AcceptedBatch([], batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, lastSequence, [], verdict, Rejected: true));
+                                if (timestamps.LogAppendTime)
+                                {
+                                    item.LogAppendTimeMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(); // answered as any retry is
+                                }
+
                                 continue;
                             }
 
