@@ -3,7 +3,8 @@
 // continues from the committed end), so any epoch up to the current one is answered with the high watermark.
 // Kafka answers an earlier epoch with the next epoch's start offset; a consumer reads either the same way (no
 // truncation unless it is below its position), and no earlier epoch here ends below a consumer's position.
-// As Kafka: a CurrentLeaderEpoch newer than the broker's is UNKNOWN_LEADER_EPOCH (the client knows a leader this broker does not yet), an older one FENCED_LEADER_EPOCH;
+// As Kafka: a CurrentLeaderEpoch newer than the broker's is UNKNOWN_LEADER_EPOCH (the client knows a leader
+// this broker does not yet), an older one FENCED_LEADER_EPOCH;
 // an asked-for epoch newer than any this partition had is answered with epoch and offset -1 and no error, from
 // which a consumer learns its position is not in this log (for example the topic was re-created) and resets it.
 using SharedLog.Broker.Cluster;
