@@ -1006,13 +1006,7 @@ public class ContractGateTests
                 byte[] bad = await setup.SerializeAsync(Payment("b", -5, "EUR"), "requeued");
                 using RawKafkaClient client = await RawKafkaClient.ConnectAsync(setup.Broker.BootstrapServers);
                 await client.CreateTopicAsync("requeued", 1);
-                await client.SendAsync(new InitProducerIdRequest { TransactionalId = null, TransactionTimeoutMs = 60000 }, 4, 2);
-                var init = new InitProducerIdResponse().ReadFrom((await client.ReceiveAsync(1)).Body, 4);
-                Assert.Equal(0, init.ErrorCode);
-                var builder = new RecordBatchBuilder(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()) { ProducerId = init.ProducerId, ProducerEpoch = init.ProducerEpoch, BaseSequence = 0 };
-                builder.Add(null, good, builder.BaseTimestamp);
-                builder.Add(null, bad, builder.BaseTimestamp);
-                batch = builder.Build();
+                batch = (await IdempotentBatchesAsync(client))(0, [good, bad]);
                 ProduceResponse.PartitionProduceResponse first = await client.ProduceAsync("requeued", 0, batch, 3);
                 Assert.Equal(0, first.ErrorCode);
                 firstOffset = first.BaseOffset;
