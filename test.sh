@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
 # System packages the tests use: third-party Kafka clients driven by tests/compat.
-APT_PACKAGES=(kcat python3-kafka python3-confluent-kafka python3-protobuf python3-requests)
+APT_PACKAGES=(kcat python3-kafka python3-confluent-kafka python3-protobuf python3-requests golang-go golang-github-shopify-sarama-dev)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -1,4 +1,5 @@
 using System.Text;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using SharedLog.Contracts.Evidence;
 using SharedLog.Contracts.Formats.Avro;
@@ -9,6 +10,7 @@ using SharedLog.Contracts.Model;
 using SharedLog.Contracts.Policy;
 using SharedLog.Contracts.Registry;
 using SharedLog.Protocol.Records;
+using SharedLog.Tests.Shared;
 
 namespace SharedLog.Contracts.Tests;
 
@@ -25,11 +27,12 @@ public sealed class ContractGateTests : IDisposable
     private readonly SchemaRegistry _registry = new([new AvroSchemaFormat(), new JsonSchemaFormat(), new ProtobufSchemaFormat()], new InMemoryJournal(), NullLogger<SchemaRegistry>.Instance);
     private readonly ContractStore _store = new(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
     private readonly ContractMetrics _metrics = new();
+    private readonly ListLogger<ContractGate> _gateLog = new();
     private readonly ContractGate _gate;
 
     public ContractGateTests()
     {
-        _gate = new ContractGate(_store, _registry, [new AvroPayloadCodec(), new JsonPayloadCodec(), new ProtobufPayloadCodec()], new JsonPayloadValidatorCache(), _metrics, new PrivacyRewriter("k"u8.ToArray()), NullLogger<ContractGate>.Instance);
+        _gate = new ContractGate(_store, _registry, [new AvroPayloadCodec(), new JsonPayloadCodec(), new ProtobufPayloadCodec()], new JsonPayloadValidatorCache(), _metrics, new PrivacyRewriter("k"u8.ToArray()), _gateLog);
     }
 
     public void Dispose()
@@ -441,6 +444,23 @@ public sealed class ContractGateTests : IDisposable
         Assert.Equal(
             ["backup", "chain.secret", "contact.phone", "email", "home.street", "work.street"],
             SchemaTags.PathsWithTag(jsonSchema, "PII").Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task ARejectionIsLoggedWhenItTakesEffectNotWhenTheBatchIsJudged()
+    {
+        int id = await RegisterAsync("docs-value", JsonSchemaText, SchemaType.Json);
+        await ApplyAsync("topic: docs\nclass: certified\nvalue: {}\n");
+        GateResult result = Inspect("docs", (null, Framed(id, """{"name":"ok"}"""u8.ToArray())), (null, Framed(id, """{"tags":[]}"""u8.ToArray())));
+        Assert.Equal(GateOutcome.Reject, result.Outcome);
+
+        // The produce handler may still answer the batch as an idempotent retry of a stored one: nothing is logged yet.
+        Assert.DoesNotContain(_gateLog.Entries, e => e.Message.Contains("rejected", StringComparison.Ordinal));
+
+        _gate.Count("docs", 3, baseOffset: -1, result);
+        (LogLevel level, string message, _) = Assert.Single(_gateLog.Entries, e => e.Message.Contains("rejected", StringComparison.Ordinal));
+        Assert.Equal(LogLevel.Information, level);
+        Assert.StartsWith("Contract rejected a batch on docs-3: 1 bad records; first breaks", message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
+using SharedLog.Storage.Metadata;
 
 namespace SharedLog.IntegrationTests;
 
@@ -1102,6 +1103,49 @@ public class BrokerNetworkTests
         // As Kafka, the empty group id is a group that can be described (it has no members: Dead); and the refused joins
         // did not create "g" (Kafka's getOrMaybeCreateGroup creates a group only for a join without a member id).
         Assert.Equal([((short)ErrorCode.None, "Dead"), ((short)ErrorCode.None, "Dead")], described.Groups.Select(g => (g.ErrorCode, g.GroupState)));
+    }
+
+    [Fact]
+    public async Task DeprecatedOffsetCommitAndFetchVersionsWorkOnTheSameOffsetsAsNewerOnes()
+    {
+        // Older clients (sarama before 1.27 by default) commit with OffsetCommit v1 and read with OffsetFetch v0-1.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("old", 2);
+        int correlation = 1;
+        async Task<ErrorCode> CommitAsync(short version, int partition, long offset, long commitTimestamp = -1)
+        {
+            await client.SendAsync(new OffsetCommitRequest
+            {
+                GroupId = "legacy",
+                GenerationIdOrMemberEpoch = -1,
+                MemberId = string.Empty,
+                Topics = [new() { Name = "old", Partitions = [new() { PartitionIndex = partition, CommittedOffset = offset, CommitTimestamp = commitTimestamp, CommittedMetadata = "v" + version }] }],
+            }, version, correlation++);
+            (_, byte[] body) = await client.ReceiveAsync(version >= 8 ? (short)1 : (short)0); // flexible from v8
+            return (ErrorCode)new OffsetCommitResponse().ReadFrom(body, version).Topics.Single().Partitions.Single().ErrorCode;
+        }
+
+        async Task<(long Offset, string? Metadata)[]> FetchAsync(short version)
+        {
+            await client.SendAsync(new OffsetFetchRequest { GroupId = "legacy", Topics = [new() { Name = "old", PartitionIndexes = [0, 1] }] }, version, correlation++);
+            (_, byte[] body) = await client.ReceiveAsync(version >= 6 ? (short)1 : (short)0); // flexible from v6
+            return [.. new OffsetFetchResponse().ReadFrom(body, version).Topics.Single().Partitions.OrderBy(p => p.PartitionIndex).Select(p => (p.CommittedOffset, p.Metadata))];
+        }
+
+        Assert.Equal(ErrorCode.None, await CommitAsync(0, 0, 7));
+        DateTimeOffset named = DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_000);
+        Assert.Equal(ErrorCode.None, await CommitAsync(1, 1, 9, named.ToUnixTimeMilliseconds()));
+        (long, string?)[] expected = [(7, "v0"), (9, "v1")];
+        Assert.Equal(expected, await FetchAsync(0));
+        Assert.Equal(expected, await FetchAsync(1));
+        Assert.Equal(expected, await FetchAsync(7));
+
+        // A v1 commit's own commit time is kept, as Kafka keeps it (it counts for the offset's retention); v0 is committed now.
+        IMetadataStore metadata = broker.Host.Services.GetRequiredService<IMetadataStore>();
+        IReadOnlyList<GroupOffset> stored = await metadata.FetchGroupOffsetsAsync("legacy", CancellationToken.None);
+        Assert.Equal(named, stored.Single(o => o.Partition == 1).CommitTime);
+        Assert.True(stored.Single(o => o.Partition == 0).CommitTime > named.AddYears(1));
     }
 
     [Fact]

@@ -1,8 +1,10 @@
-// OffsetCommit, versions 2-9. Offsets are stored in the metadata store, so they survive broker
+// OffsetCommit, versions 0-9 (0-1 are deprecated in the spec but still sent by older clients, such as sarama
+// before 1.27 by default). Offsets are stored in the metadata store, so they survive broker
 // restarts and replacement. Group members are checked (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION,
 // REBALANCE_IN_PROGRESS; a generation for a group without members but with committed offsets is
 // UNKNOWN_MEMBER_ID, for one that does not exist GROUP_ID_NOT_FOUND from v9, ILLEGAL_GENERATION before);
-// generation -1 without a member id is a standalone commit. Unknown partitions get
+// generation -1 without a member id is a standalone commit (as every v0 commit is). A v1 partition may name its
+// commit time; -1 means now. Unknown partitions get
 // UNKNOWN_TOPIC_OR_PARTITION; metadata over 4 KiB gets OFFSET_METADATA_TOO_LARGE.
 using SharedLog.Broker.Cluster;
 using SharedLog.Broker.Coordinators;
@@ -18,7 +20,7 @@ public sealed class OffsetCommitHandler(GroupCoordinator groups, TopicService to
 
     public ApiKey Api => ApiKey.OffsetCommit;
 
-    public short MinVersion => 2;
+    public short MinVersion => 0;
 
     public short MaxVersion => ApiMessages.HighestVersion(ApiKey.OffsetCommit);
 
@@ -52,7 +54,7 @@ public sealed class OffsetCommitHandler(GroupCoordinator groups, TopicService to
 
                 if (error == ErrorCode.None)
                 {
-                    accepted.Add(new GroupOffset(topic.Name, partition.PartitionIndex, partition.CommittedOffset, partition.CommittedLeaderEpoch, partition.CommittedMetadata, now, expireTime));
+                    accepted.Add(new GroupOffset(topic.Name, partition.PartitionIndex, partition.CommittedOffset, partition.CommittedLeaderEpoch, partition.CommittedMetadata, CommitTime(now, partition.CommitTimestamp), expireTime));
                 }
 
                 topicResponse.Partitions.Add(new OffsetCommitResponse.OffsetCommitResponsePartition { PartitionIndex = partition.PartitionIndex, ErrorCode = (short)error });
@@ -82,6 +84,10 @@ public sealed class OffsetCommitHandler(GroupCoordinator groups, TopicService to
             : version >= 9 ? ErrorCode.GroupIdNotFound
             : ErrorCode.IllegalGeneration;
     }
+
+    /// <summary>The time a v1 commit names for itself (as Kafka keeps it), or now when it names none (-1, and every other version).</summary>
+    private static DateTimeOffset CommitTime(DateTimeOffset now, long commitTimestampMs) =>
+        commitTimestampMs == -1 ? now : DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(commitTimestampMs, 0, DateTimeOffset.MaxValue.ToUnixTimeMilliseconds()));
 
     /// <summary>Now plus a client's retention, kept within what a timestamp holds (a negative one is already past).</summary>
     private static DateTimeOffset ExpireTime(DateTimeOffset now, long retentionMs)

@@ -1,4 +1,4 @@
-// OffsetFetch, versions 1-9. Topics null (v2+) means every committed partition of the group; a
+// OffsetFetch, versions 0-9 (v0 reads the same offsets as every other version). Topics null (v2+) means every committed partition of the group; a
 // partition without a committed offset answers -1. v8+ asks for several groups at once (KIP-709).
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
@@ -10,7 +10,7 @@ public sealed class OffsetFetchHandler(IMetadataStore metadata) : IApiHandler
 {
     public ApiKey Api => ApiKey.OffsetFetch;
 
-    public short MinVersion => 1;
+    public short MinVersion => 0;
 
     public short MaxVersion => ApiMessages.HighestVersion(ApiKey.OffsetFetch);
 

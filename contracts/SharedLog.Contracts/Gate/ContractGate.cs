@@ -335,7 +335,7 @@ public sealed partial class ContractGate(
 
             scratch.Key.Reset();
             scratch.Value.Reset();
-            return Verdict(contract, topic, partition, batch, records, violations, scratch.Activation.SchemasSeen, rewritten ? new Rewrites(rewrites!.WrittenSpan, rewriteIndex) : default, forgedFlags, keptRecordBytes);
+            return Verdict(contract, batch, records, violations, scratch.Activation.SchemasSeen, rewritten ? new Rewrites(rewrites!.WrittenSpan, rewriteIndex) : default, forgedFlags, keptRecordBytes);
         }
         finally
         {
@@ -369,7 +369,7 @@ public sealed partial class ContractGate(
     private sealed record RecordScratch(RecordActivation Activation, SideResult Key, SideResult Value, PooledBufferWriter? Rewrites, ReadOnlyMemory<byte> RecordBytes);
 
     /// <param name="keptRecordBytes">The records' size in a rebuilt batch that keeps every one of them as it is (rewrites applied, no header added or dropped); -1 when not known.</param>
-    private GateResult Verdict(CompiledContract contract, string topic, int partition, RecordBatch batch, RecordSet records, List<RecordViolation> violations, Dictionary<SchemaCheck, long> schemasSeen, Rewrites rewrites, bool forgedFlags, int keptRecordBytes)
+    private static GateResult Verdict(CompiledContract contract, RecordBatch batch, RecordSet records, List<RecordViolation> violations, Dictionary<SchemaCheck, long> schemasSeen, Rewrites rewrites, bool forgedFlags, int keptRecordBytes)
     {
         ContractDefinition definition = contract.Definition;
         int count = records.Count;
@@ -391,7 +391,6 @@ public sealed partial class ContractGate(
                     ? new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, [], default, drop: false, dropForgedFlags: true), [], [], observed)
                     : new GateResult(GateOutcome.Pass, null, [], [], observed);
             case FailureAction.Reject when bad > 0:
-                LogRejected(topic, partition, bad, violations[0].Rule, violations[0].Reason);
                 return new GateResult(GateOutcome.Reject, null, violations, [], Tally(0, ContractMetrics.Rejected));
             case FailureAction.Quarantine when bad > 0:
                 return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: true, dropForgedFlags: forgedFlags), violations, Quarantine(batch, records, violations), Tally(count - bad, ContractMetrics.Quarantined));
@@ -399,7 +398,6 @@ public sealed partial class ContractGate(
                 // A sensitive topic never stores a record its privacy policy could not mask (undecodable, or the rewrite
                 // itself failed), as flag would store it: the batch is refused instead, naming the records.
                 // Counted as the rejection it is, so evidence never mixes these unstored records with stored flagged ones.
-                LogRejected(topic, partition, bad, violations[0].Rule, violations[0].Reason);
                 return new GateResult(GateOutcome.Reject, null, violations, [], Tally(0, ContractMetrics.Rejected, ActionLabel(FailureAction.Reject)));
             case FailureAction.Flag when bad > 0:
                 return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: false, dropForgedFlags: true), violations, [], Tally(count - bad, ContractMetrics.Flagged));
@@ -420,6 +418,12 @@ public sealed partial class ContractGate(
     public void Count(string topic, int partition, long baseOffset, GateResult verdict)
     {
         ArgumentNullException.ThrowIfNull(verdict);
+        if (verdict.Outcome == GateOutcome.Reject && verdict.Violations.Count > 0)
+        {
+            // Logged here rather than when judged: an idempotent retry of a stored batch is answered with its offsets, not refused.
+            LogRejected(topic, partition, verdict.Violations.Count, verdict.Violations[0].Rule, verdict.Violations[0].Reason);
+        }
+
         Count(topic, partition, baseOffset, verdict.Tally);
     }
 

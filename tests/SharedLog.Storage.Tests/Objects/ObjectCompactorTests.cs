@@ -5,6 +5,7 @@ using SharedLog.Storage.Metadata;
 using SharedLog.Storage.Objects;
 using SharedLog.Storage.ObjectStore;
 using SharedLog.Storage.Streams;
+using SharedLog.Tests.Shared;
 
 namespace SharedLog.Storage.Tests.Objects;
 
@@ -495,35 +496,5 @@ public sealed class ObjectCompactorTests : IAsyncLifetime
         Assert.False(await engine.ExistsAsync(LegacyKey));
         Assert.True(await engine.ExistsAsync(fresh.Key));
         Assert.Equal([fresh.ObjectId], (await engine.Metadata.ListObjectsAsync()).Select(o => o.ObjectId));
-    }
-
-    /// <summary>Collects log entries, so a test can see that a failure was reported.</summary>
-    private sealed class ListLogger<T> : ILogger<T>
-    {
-        private readonly List<(LogLevel Level, Exception? Exception)> _entries = [];
-
-        public IReadOnlyList<(LogLevel Level, Exception? Exception)> Entries
-        {
-            get
-            {
-                lock (_entries)
-                {
-                    return [.. _entries];
-                }
-            }
-        }
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            lock (_entries)
-            {
-                _entries.Add((logLevel, exception));
-            }
-        }
     }
 }
