@@ -1,6 +1,7 @@
 // Sarama (the Go client, Debian's golang-github-shopify-sarama-dev) against SharedLog: admin
-// create/describe/grow a topic, a synchronous acks=all producer per compression codec, a consumer
-// group that reads everything back and commits, then the committed offsets through the admin API.
+// create/describe/grow a topic, a synchronous acks=all producer per compression codec (two of them
+// idempotent), a consumer group that reads everything back and commits, the committed offsets through
+// the admin API, then a second member joining and leaving a group (two rebalances).
 // Exits non-zero on any difference. Usage: sarama BOOTSTRAP TOPIC
 package main
 
@@ -75,13 +76,17 @@ func main() {
 		fail("describe config: no cleanup.policy=delete among %d entries", len(entries))
 	}
 
-	// One synchronous acks=all producer per codec; every record's partition and offset are kept.
+	// One synchronous acks=all producer per codec, two of them idempotent; every record's partition and offset are kept.
 	var sent []produced
 	last := map[int32]int64{}
 	codecs := []sarama.CompressionCodec{sarama.CompressionNone, sarama.CompressionGZIP, sarama.CompressionSnappy, sarama.CompressionLZ4, sarama.CompressionZSTD}
-	for _, codec := range codecs {
+	for n, codec := range codecs {
 		c := config()
 		c.Producer.RequiredAcks = sarama.WaitForAll
+		if n%2 == 1 { // gzip and lz4 through an idempotent producer (InitProducerId, sequence numbers)
+			c.Producer.Idempotent = true
+			c.Net.MaxOpenRequests = 1
+		}
 		c.Producer.Return.Successes = true
 		c.Producer.Compression = codec
 		c.Producer.Partitioner = sarama.NewHashPartitioner
@@ -184,10 +189,11 @@ func main() {
 	if _, ok := groups[group]; err != nil || !ok {
 		fail("list groups: %v %v", err, groups)
 	}
+	rebalance(brokers, topic, 4)
 	if err := admin.Close(); err != nil {
 		fail("close admin: %v", err)
 	}
-	fmt.Printf("sarama ok: %d records in %d codecs over %d partitions, committed\n", len(sent), len(codecs), len(byPartition))
+	fmt.Printf("sarama ok: %d records in %d codecs over %d partitions, committed; a second member joined and left\n", len(sent), len(codecs), len(byPartition))
 }
 
 type collector struct {
@@ -228,4 +234,119 @@ func (c *collector) records() map[int32][]produced {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.got
+}
+
+// rebalance runs one member of a fresh group, adds a second and removes it again: after each change the
+// members' claims must cover every partition exactly once.
+func rebalance(brokers []string, topic string, partitions int) {
+	group := topic + "-pair"
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := func(name string) (sarama.ConsumerGroup, *claims) {
+		c := config()
+		c.ClientID = name
+		consumer, err := sarama.NewConsumerGroup(brokers, group, c)
+		if err != nil {
+			fail("%s: %v", name, err)
+		}
+		held := &claims{}
+		go func() {
+			for ctx.Err() == nil && !held.closed() {
+				if err := consumer.Consume(ctx, []string{topic}, held); err != nil && ctx.Err() == nil && !held.closed() {
+					fmt.Fprintf(os.Stderr, "sarama: %s consume: %v\n", name, err)
+					time.Sleep(200 * time.Millisecond)
+				}
+			}
+		}()
+		return consumer, held
+	}
+	waitFor := func(what string, ok func() bool) {
+		for !ok() {
+			if ctx.Err() != nil {
+				fail("rebalance: %s did not happen within 60 s", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	first, firstClaims := start("member-a")
+	waitFor("the first member holding every partition", func() bool { return firstClaims.count() == partitions })
+	second, secondClaims := start("member-b")
+	waitFor("the partitions split between two members", func() bool {
+		a, b := firstClaims.held(), secondClaims.held()
+		if len(a) == 0 || len(b) == 0 || len(a)+len(b) != partitions {
+			return false
+		}
+		for p := range a {
+			if b[p] {
+				return false
+			}
+		}
+		return true
+	})
+	secondClaims.close()
+	if err := second.Close(); err != nil { // LeaveGroup
+		fail("close member-b: %v", err)
+	}
+	waitFor("the first member holding every partition again", func() bool { return firstClaims.count() == partitions })
+	firstClaims.close()
+	if err := first.Close(); err != nil {
+		fail("close member-a: %v", err)
+	}
+}
+
+// claims tracks the partitions a member holds in its current session.
+type claims struct {
+	mu      sync.Mutex
+	current map[int32]bool
+	done    bool
+}
+
+func (c *claims) Setup(session sarama.ConsumerGroupSession) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.current = map[int32]bool{}
+	for _, partitions := range session.Claims() {
+		for _, p := range partitions {
+			c.current[p] = true
+		}
+	}
+	return nil
+}
+
+func (c *claims) Cleanup(sarama.ConsumerGroupSession) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.current = nil
+	return nil
+}
+
+func (c *claims) ConsumeClaim(session sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	for range claim.Messages() {
+	}
+	return nil
+}
+
+func (c *claims) held() map[int32]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	copied := map[int32]bool{}
+	for p := range c.current {
+		copied[p] = true
+	}
+	return copied
+}
+
+func (c *claims) count() int { return len(c.held()) }
+
+func (c *claims) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.done = true
+}
+
+func (c *claims) closed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.done
 }
