@@ -22,7 +22,7 @@ fi
 
 # JavaScript client for the compat tests and the s3rver S3 server for the storage tests (pinned in
 # tests/compat and tests/tools package-lock.json files).
-if [ ! -d tests/compat/node_modules/kafkajs ]; then
+if [ ! -d tests/compat/node_modules/kafkajs ] || [ ! -d tests/compat/node_modules/@platformatic/kafka ]; then
   npm ci --prefix tests/compat --no-audit --no-fund --loglevel=error
 fi
 if [ ! -d tests/tools/node_modules/s3rver ]; then

@@ -8,8 +8,9 @@ namespace SharedLog.IntegrationTests;
 
 /// <summary>
 /// Clients written by others, run as separate processes against the real broker: kcat (librdkafka
-/// CLI), kafka-python (pure Python), confluent-kafka-python's AdminClient, kafkajs (pure
-/// JavaScript) and sarama (pure Go, Debian's 1.22, built from source by tests/compat/sarama.sh). ./test.sh installs them; each script checks content and order itself and exits non-zero
+/// CLI), kafka-python (pure Python), confluent-kafka-python's AdminClient, kafkajs and
+/// @platformatic/kafka (pure JavaScript, the second one on the newest protocol versions) and sarama
+/// (pure Go, Debian's 1.22, built from source by tests/compat/sarama.sh). ./test.sh installs them; each script checks content and order itself and exits non-zero
 /// on any difference.
 /// </summary>
 public class CompatClientTests
@@ -108,6 +109,13 @@ public class CompatClientTests
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
         await RunAsync("node", Path.Combine(CompatDirectory, "kafkajs.js"), broker.BootstrapServers, "kafkajs-topic");
+    }
+
+    [Fact]
+    public async Task Platformatic()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        await RunAsync("node", Path.Combine(CompatDirectory, "platformatic.mjs"), broker.BootstrapServers, "platformatic-topic");
     }
 
     [Fact]
