@@ -87,6 +87,12 @@ public sealed partial class BrokerHost : IAsyncDisposable
         // Each HTTP request (a metrics scrape every few seconds) would log four lines at Information; warnings still show.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         logging?.Invoke(builder.Logging);
+        // Levels set at runtime through the broker-logger config resource; its rules come after the configured ones.
+        var logLevels = new BrokerLogLevels();
+        builder.Logging.AddProvider(logLevels);
+        builder.Services.AddSingleton(logLevels);
+        builder.Services.AddSingleton<IConfigureOptions<LoggerFilterOptions>>(logLevels);
+        builder.Services.AddSingleton<IOptionsChangeTokenSource<LoggerFilterOptions>>(logLevels);
 
         var options = new BrokerOptions();
         builder.Configuration.GetSection(BrokerOptions.Section).Bind(options);

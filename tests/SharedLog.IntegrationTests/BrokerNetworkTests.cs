@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
 using SharedLog.Storage.Metadata;
@@ -424,6 +425,65 @@ public class BrokerNetworkTests
         Assert.Contains("expected 1", results[1].ErrorMessage);
         Assert.Empty(results[1].Configs);
         Assert.Empty(results[3].Configs); // cluster-wide dynamic defaults: none are set
+    }
+
+    [Fact]
+    public async Task BrokerLoggersReportAndChangeLogLevelsAtRuntimeAsKafkas()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        ILoggerFactory loggers = broker.Host.Services.GetRequiredService<ILoggerFactory>();
+        const string Connections = "SharedLog.Broker.Network.KafkaConnectionHandler";
+        int correlation = 1;
+        async Task<(ErrorCode Error, Dictionary<string, string?> Levels)> DescribeAsync(string brokerId, params string[] keys)
+        {
+            await client.SendAsync(new DescribeConfigsRequest { Resources = [new() { ResourceType = 8, ResourceName = brokerId, ConfigurationKeys = keys.Length == 0 ? null : [.. keys] }] }, 4, correlation++);
+            (_, byte[] body) = await client.ReceiveAsync(1);
+            DescribeConfigsResponse.DescribeConfigsResult result = new DescribeConfigsResponse().ReadFrom(body, 4).Results.Single();
+            Assert.All(result.Configs, c => Assert.Equal((false, (sbyte)6), (c.ReadOnly, c.ConfigSource))); // DYNAMIC_BROKER_LOGGER_CONFIG
+            return ((ErrorCode)result.ErrorCode, result.Configs.ToDictionary(c => c.Name, c => c.Value));
+        }
+
+        async Task<ErrorCode> AlterAsync(string brokerId, bool validateOnly, params (string Logger, sbyte Operation, string? Level)[] changes)
+        {
+            await client.SendAsync(new IncrementalAlterConfigsRequest
+            {
+                ValidateOnly = validateOnly,
+                Resources = [new() { ResourceType = 8, ResourceName = brokerId, Configs = [.. changes.Select(c => new IncrementalAlterConfigsRequest.AlterableConfig { Name = c.Logger, ConfigOperation = c.Operation, Value = c.Level })] }],
+            }, 1, correlation++);
+            (_, byte[] body) = await client.ReceiveAsync(1);
+            return (ErrorCode)new IncrementalAlterConfigsResponse().ReadFrom(body, 1).Responses.Single().ErrorCode;
+        }
+
+        // Every logger the broker has, with the level it logs at (Information by default, Kafka's INFO).
+        (ErrorCode error, Dictionary<string, string?> levels) = await DescribeAsync("1");
+        Assert.Equal(ErrorCode.None, error);
+        Assert.Equal("INFO", levels["root"]);
+        Assert.Equal("INFO", levels[Connections]);
+        Assert.Equal("WARN", levels["Microsoft.AspNetCore.Server.Kestrel"]); // configured by the broker
+        Assert.Equal(ErrorCode.InvalidRequest, (await DescribeAsync("7")).Error); // another broker's loggers
+
+        // A namespace takes a level for every logger under it, at once; validateOnly changes nothing.
+        Assert.Equal(ErrorCode.None, await AlterAsync("1", validateOnly: true, ("SharedLog.Broker.Network", 0, "DEBUG")));
+        Assert.False(loggers.CreateLogger(Connections).IsEnabled(LogLevel.Debug));
+        Assert.Equal(ErrorCode.None, await AlterAsync("1", validateOnly: false, ("SharedLog.Broker.Network", 0, "DEBUG")));
+        Assert.True(loggers.CreateLogger(Connections).IsEnabled(LogLevel.Debug));
+        Assert.Equal(new Dictionary<string, string?> { [Connections] = "DEBUG", ["root"] = "INFO" }, (await DescribeAsync("1", Connections, "root")).Levels);
+
+        // Refused as Kafka, and nothing of a refused resource is applied.
+        Assert.Equal(ErrorCode.InvalidConfig, await AlterAsync("1", false, ("root", 0, "WARN"), ("SharedLog.Broker.Network", 0, "debug"))); // level names are upper case
+        Assert.Equal(ErrorCode.InvalidConfig, await AlterAsync("1", false, ("no.such.logger", 0, "DEBUG")));
+        Assert.Equal(ErrorCode.InvalidConfig, await AlterAsync("1", false, ("SharedLog.Broker.Net", 0, "DEBUG"))); // not a namespace: it ends inside a name
+        Assert.Equal(ErrorCode.InvalidRequest, await AlterAsync("1", false, ("root", 1, null)));
+        Assert.Equal(ErrorCode.InvalidRequest, await AlterAsync("1", false, ("SharedLog.Broker.Network", 2, "DEBUG")));
+        Assert.Equal(ErrorCode.InvalidRequest, await AlterAsync("2", false, ("root", 0, "WARN")));
+        Assert.Equal("INFO", (await DescribeAsync("1", "root")).Levels["root"]);
+
+        // root sets the default of every logger without a level of its own; DELETE removes a logger's own level.
+        Assert.Equal(ErrorCode.None, await AlterAsync("1", false, ("root", 0, "ERROR"), ("SharedLog.Broker.Network", 1, null)));
+        Assert.False(loggers.CreateLogger(Connections).IsEnabled(LogLevel.Warning));
+        Assert.True(loggers.CreateLogger(Connections).IsEnabled(LogLevel.Error));
+        Assert.Equal("ERROR", (await DescribeAsync("1", Connections)).Levels[Connections]);
     }
 
     [Fact]

@@ -1,7 +1,7 @@
 // @platformatic/kafka (a pure JavaScript client that speaks the newest protocol versions) against a
 // SharedLog broker: admin (create, grow, configure and describe a topic), an idempotent producer, a
 // consumer group with commits (content, headers and order checked), then the admin calls on offsets,
-// records, log dirs and groups. Exits non-zero on any difference. Usage: node platformatic.mjs BOOTSTRAP TOPIC
+// records, log dirs, broker loggers and groups. Exits non-zero on any difference. Usage: node platformatic.mjs BOOTSTRAP TOPIC
 
 // The client asks for Node.js 22 only for Promise.withResolvers; Node.js 20, which the test machines have, lacks it.
 Promise.withResolvers ??= function withResolvers() {
@@ -84,6 +84,19 @@ check(after.get(busy.partitionIndex) === 1n && !after.has(other) && after.size =
 const [logDirs] = await admin.describeLogDirs({ topics: [{ name: topic, partitions: [0, 1, 2] }] });
 const sizes = logDirs.results.flatMap((r) => r.topics.flatMap((t) => t.partitions.map((p) => p.partitionSize)));
 check(sizes.length === 3 && sizes.some((size) => size > 0n), 'describeLogDirs partition sizes', logDirs);
+
+// Broker loggers: a namespace set to DEBUG at runtime, then its own level removed again.
+const brokerId = String(metadata.brokers.keys().next().value);
+const connections = 'SharedLog.Broker.Network.KafkaConnectionHandler';
+const level = async (logger) => (await admin.describeConfigs({ resources: [{ resourceType: ConfigResourceTypes.BROKER_LOGGER, resourceName: brokerId, configurationKeys: [logger] }] }))[0].configs[0]?.value;
+const setLogger = (configOperation, value) => admin.incrementalAlterConfigs({
+  resources: [{ resourceType: ConfigResourceTypes.BROKER_LOGGER, resourceName: brokerId, configs: [{ name: 'SharedLog.Broker.Network', configOperation, value }] }],
+});
+check((await level(connections)) === 'INFO', 'level of the connection logger', await level(connections));
+await setLogger(IncrementalAlterConfigOperationTypes.SET, 'DEBUG');
+check((await level(connections)) === 'DEBUG', 'level after SET DEBUG', await level(connections));
+await setLogger(IncrementalAlterConfigOperationTypes.DELETE, null);
+check((await level(connections)) === 'INFO', 'level after DELETE', await level(connections));
 
 await admin.deleteGroups({ groups: [group] });
 await admin.deleteTopics({ topics: [topic] });

@@ -18,7 +18,7 @@ public static class BrokerConfigs
 
     // Kafka's ConfigType numbering in DescribeConfigs v3+.
     private const sbyte BooleanType = 1;
-    private const sbyte StringType = 2;
+    public const sbyte StringType = 2;
     private const sbyte IntType = 3;
     private const sbyte LongType = 5;
 

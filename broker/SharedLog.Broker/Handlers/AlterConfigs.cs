@@ -3,7 +3,10 @@
 // (1) or, for list configs, appends (2) / subtracts (3) values. As Kafka, a resource named twice, a config
 // named twice or a null value to set get INVALID_REQUEST; unknown configs and bad values get
 // INVALID_CONFIG and change nothing; broker resources are accepted with no effect (no dynamic broker
-// configs yet); other resource types get INVALID_REQUEST.
+// configs yet). Broker loggers (type 8) take IncrementalAlterConfigs SET and DELETE of log levels, as Kafka's
+// (BrokerLogLevels); other resource types get INVALID_REQUEST.
+using System.Globalization;
+using Microsoft.Extensions.Options;
 using SharedLog.Broker.Cluster;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
@@ -51,7 +54,7 @@ public sealed class AlterConfigsHandler(TopicService topics) : IApiHandler
     }
 }
 
-public sealed class IncrementalAlterConfigsHandler(TopicService topics) : IApiHandler
+public sealed class IncrementalAlterConfigsHandler(TopicService topics, BrokerLogLevels logLevels, IOptions<BrokerOptions> options) : IApiHandler
 {
     private const sbyte Set = 0;
     private const sbyte Delete = 1;
@@ -73,11 +76,45 @@ public sealed class IncrementalAlterConfigsHandler(TopicService topics) : IApiHa
         {
             (ErrorCode error, string? message) = repeated.Contains((resource.ResourceType, resource.ResourceName)) ? (ErrorCode.InvalidRequest, ConfigResources.RepeatedMessage)
                 : ConfigResources.EntriesProblem([.. resource.Configs.Select(c => (c.Name, c.Value, c.ConfigOperation == Delete))]) is { } malformed ? (ErrorCode.InvalidRequest, malformed)
+                : resource.ResourceType == ConfigResources.BrokerLogger ? AlterLoggers(resource, body.ValidateOnly)
                 : await ConfigResources.ApplyAsync(topics, resource.ResourceType, resource.ResourceName, body.ValidateOnly, topic => Changes(topic, resource.Configs), cancellationToken);
             response.Responses.Add(new IncrementalAlterConfigsResponse.AlterConfigsResourceResponse { ResourceType = resource.ResourceType, ResourceName = resource.ResourceName, ErrorCode = (short)error, ErrorMessage = message });
         }
 
         return response;
+    }
+
+    /// <summary>Sets or removes log levels, all or none, with Kafka's errors: APPEND and SUBTRACT are INVALID_REQUEST, as is removing root's level.</summary>
+    private (ErrorCode Error, string? Message) AlterLoggers(IncrementalAlterConfigsRequest.AlterConfigsResource resource, bool validateOnly)
+    {
+        if (ConfigResources.OtherBrokerProblem(resource.ResourceName, options.Value.NodeId) is { } otherBroker)
+        {
+            return (ErrorCode.InvalidRequest, otherBroker);
+        }
+
+        var changes = new List<(string Logger, string? Level)>(resource.Configs.Count);
+        foreach (IncrementalAlterConfigsRequest.AlterableConfig config in resource.Configs)
+        {
+            if (config.ConfigOperation is not (Set or Delete))
+            {
+                return (ErrorCode.InvalidRequest, $"Operation {config.ConfigOperation} is not supported for broker loggers; use SET (0) or DELETE (1).");
+            }
+
+            bool remove = config.ConfigOperation == Delete;
+            if (logLevels.Problem(config.Name, config.Value, remove) is { } problem)
+            {
+                return (remove && config.Name == BrokerLogLevels.Root ? ErrorCode.InvalidRequest : ErrorCode.InvalidConfig, problem);
+            }
+
+            changes.Add((config.Name, remove ? null : config.Value));
+        }
+
+        if (!validateOnly)
+        {
+            logLevels.Apply(changes);
+        }
+
+        return (ErrorCode.None, null);
     }
 
     private static (Dictionary<string, string?> Changes, string? Problem) Changes(TopicMetadata? topic, List<IncrementalAlterConfigsRequest.AlterableConfig> configs)
@@ -127,8 +164,14 @@ internal static class ConfigResources
 {
     public const sbyte Topic = 2;
     public const sbyte Broker = 4;
+    public const sbyte BrokerLogger = 8;
 
     public const string RepeatedMessage = "Each resource must appear at most once.";
+
+    /// <summary>As Kafka: a broker (or broker logger) resource names this broker's id; clients send it to that broker. Null when it does.</summary>
+    public static string? OtherBrokerProblem(string resourceName, int nodeId) =>
+        int.TryParse(resourceName, NumberStyles.None, CultureInfo.InvariantCulture, out int brokerId) && brokerId == nodeId ? null
+            : $"Unexpected broker id, expected {nodeId} but received '{resourceName}'.";
 
     /// <summary>
     /// What Kafka refuses in a resource's entries before looking at the resource (INVALID_REQUEST): a config named twice,

@@ -1,11 +1,13 @@
 // DescribeConfigs, versions 0-4. Topics (resource type 2) report every config SharedLog knows, with
 // Kafka's names: values set on the topic have source TOPIC_CONFIG (1), a retention.ms the topic's data contract gives
 // (its class default or its own) DYNAMIC_DEFAULT_BROKER_CONFIG (3), the rest DEFAULT_CONFIG (5).
-// Brokers (type 4) report their settings and the broker-level defaults of topic configs (BrokerConfigs), all
+// Broker loggers (type 8) report every logger category with the level it logs at (BrokerLogLevels), changed with
+// IncrementalAlterConfigs. Brokers (type 4) report their settings and the broker-level defaults of topic configs (BrokerConfigs), all
 // read-only; an empty broker name asks for cluster-wide dynamic defaults, of which there are none. v1+ may ask for synonyms (the default is the only synonym of
 // an unset config, under Kafka's broker config name, e.g. log.retention.hours for retention.ms), v3+ for
 // documentation (none is given) and the config's type.
 using System.Globalization;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SharedLog.Broker.Cluster;
 using SharedLog.Contracts.Model;
@@ -15,11 +17,8 @@ using SharedLog.Storage.Metadata;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerOptions> options, AdvertisedListener listener, ContractStore contracts) : IApiHandler
+public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerOptions> options, AdvertisedListener listener, ContractStore contracts, BrokerLogLevels logLevels, ILoggerFactory loggerFactory) : IApiHandler
 {
-
-    private const sbyte TopicResource = 2;
-    private const sbyte BrokerResource = 4;
 
     public ApiKey Api => ApiKey.DescribeConfigs;
 
@@ -35,13 +34,19 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
         {
             var result = new DescribeConfigsResponse.DescribeConfigsResult { ResourceType = resource.ResourceType, ResourceName = resource.ResourceName };
             response.Results.Add(result);
-            if (resource.ResourceType == BrokerResource)
+            if (resource.ResourceType == ConfigResources.Broker)
             {
                 DescribeBroker(resource, body.IncludeSynonyms, result);
                 continue;
             }
 
-            if (resource.ResourceType != TopicResource)
+            if (resource.ResourceType == ConfigResources.BrokerLogger)
+            {
+                DescribeLoggers(resource, result);
+                continue;
+            }
+
+            if (resource.ResourceType != ConfigResources.Topic)
             {
                 result.ErrorCode = (short)ErrorCode.InvalidRequest;
                 result.ErrorMessage = $"Resource type {resource.ResourceType} is not supported.";
@@ -100,6 +105,33 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
         return ValueTask.FromResult<IApiMessage?>(response);
     }
 
+    /// <summary>As Kafka's broker loggers: every logger with the level it logs at, changeable (IncrementalAlterConfigs), no synonyms.</summary>
+    private void DescribeLoggers(DescribeConfigsRequest.DescribeConfigsResource resource, DescribeConfigsResponse.DescribeConfigsResult result)
+    {
+        if (ConfigResources.OtherBrokerProblem(resource.ResourceName, options.Value.NodeId) is { } otherBroker)
+        {
+            result.ErrorCode = (short)ErrorCode.InvalidRequest;
+            result.ErrorMessage = otherBroker;
+            return;
+        }
+
+        foreach (string logger in logLevels.Loggers())
+        {
+            if (resource.ConfigurationKeys is { Count: > 0 } keys && !keys.Contains(logger))
+            {
+                continue;
+            }
+
+            result.Configs.Add(new DescribeConfigsResponse.DescribeConfigsResourceResult
+            {
+                Name = logger,
+                Value = BrokerLogLevels.EffectiveLevel(loggerFactory, logger),
+                ConfigSource = BrokerLogLevels.LoggerConfigSource,
+                ConfigType = BrokerConfigs.StringType,
+            });
+        }
+    }
+
     private void DescribeBroker(DescribeConfigsRequest.DescribeConfigsResource resource, bool includeSynonyms, DescribeConfigsResponse.DescribeConfigsResult result)
     {
         if (resource.ResourceName.Length == 0)
@@ -107,12 +139,10 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
             return;
         }
 
-        int nodeId = options.Value.NodeId;
-        if (!int.TryParse(resource.ResourceName, NumberStyles.None, CultureInfo.InvariantCulture, out int brokerId) || brokerId != nodeId)
+        if (ConfigResources.OtherBrokerProblem(resource.ResourceName, options.Value.NodeId) is { } otherBroker)
         {
-            // As Kafka: a broker answers for itself only; clients send a broker resource to that broker.
             result.ErrorCode = (short)ErrorCode.InvalidRequest;
-            result.ErrorMessage = $"Unexpected broker id, expected {nodeId} but received '{resource.ResourceName}'.";
+            result.ErrorMessage = otherBroker;
             return;
         }
 
