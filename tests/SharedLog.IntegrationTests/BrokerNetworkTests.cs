@@ -473,6 +473,7 @@ public class BrokerNetworkTests
         // Refused as Kafka, and nothing of a refused resource is applied.
         Assert.Equal(ErrorCode.InvalidConfig, await AlterAsync("1", false, ("root", 0, "WARN"), ("SharedLog.Broker.Network", 0, "debug"))); // level names are upper case
         Assert.Equal(ErrorCode.InvalidConfig, await AlterAsync("1", false, ("no.such.logger", 0, "DEBUG")));
+        Assert.Equal(ErrorCode.InvalidConfig, await AlterAsync("1", false, ("root", 0, "OFF"))); // not one of Kafka's levels to set
         Assert.Equal(ErrorCode.InvalidConfig, await AlterAsync("1", false, ("SharedLog.Broker.Net", 0, "DEBUG"))); // not a namespace: it ends inside a name
         Assert.Equal(ErrorCode.InvalidRequest, await AlterAsync("1", false, ("root", 1, null)));
         Assert.Equal(ErrorCode.InvalidRequest, await AlterAsync("1", false, ("SharedLog.Broker.Network", 2, "DEBUG")));
@@ -1206,6 +1207,12 @@ public class BrokerNetworkTests
         IReadOnlyList<GroupOffset> stored = await metadata.FetchGroupOffsetsAsync("legacy", CancellationToken.None);
         Assert.Equal(named, stored.Single(o => o.Partition == 1).CommitTime);
         Assert.True(stored.Single(o => o.Partition == 0).CommitTime > named.AddYears(1));
+
+        // A commit time in the future is taken as now: it would keep the offset from ever expiring.
+        DateTimeOffset before = DateTimeOffset.UtcNow;
+        Assert.Equal(ErrorCode.None, await CommitAsync(1, 1, 10, DateTimeOffset.UtcNow.AddYears(50).ToUnixTimeMilliseconds()));
+        DateTimeOffset kept = (await metadata.FetchGroupOffsetsAsync("legacy", CancellationToken.None)).Single(o => o.Partition == 1).CommitTime;
+        Assert.InRange(kept, before.AddSeconds(-1), DateTimeOffset.UtcNow);
     }
 
     [Fact]

@@ -25,15 +25,21 @@ public sealed class BrokerLogLevels : IConfigureOptions<LoggerFilterOptions>, IO
     /// <summary>ConfigSource of a broker logger (Kafka's DYNAMIC_BROKER_LOGGER_CONFIG).</summary>
     public const sbyte LoggerConfigSource = 6;
 
-    /// <summary>Kafka's level names (log4j's) and the .NET levels they map to, most verbose first.</summary>
+    /// <summary>Kafka's level names (log4j's) that a logger may be set to, and the .NET levels they map to, most verbose first.</summary>
     private static readonly (string Name, LogLevel Level)[] Levels =
     [
         ("TRACE", LogLevel.Trace), ("DEBUG", LogLevel.Debug), ("INFO", LogLevel.Information), ("WARN", LogLevel.Warning),
-        ("ERROR", LogLevel.Error), ("FATAL", LogLevel.Critical), ("OFF", LogLevel.None),
+        ("ERROR", LogLevel.Error), ("FATAL", LogLevel.Critical),
     ];
+
+    /// <summary>What a logger that writes nothing reports (log4j's name; Kafka does not take it as a level to set).</summary>
+    private const string Off = "OFF";
 
     private readonly ConcurrentDictionary<string, byte> _categories = new(StringComparer.Ordinal);
     private readonly Dictionary<string, LogLevel> _overrides = new(StringComparer.Ordinal);
+    // Held through a whole Apply, so concurrent changes refresh the loggers one after the other, each from the overrides
+    // it left; a separate lock from _overrides, which Configure takes on the thread that rebuilds the options.
+    private readonly Lock _applying = new();
     private CancellationTokenSource _changed = new();
 
     /// <summary>The valid level names, as Kafka lists them in its error message.</summary>
@@ -51,18 +57,20 @@ public sealed class BrokerLogLevels : IConfigureOptions<LoggerFilterOptions>, IO
         ILogger logger = factory.CreateLogger(category);
         foreach ((string name, LogLevel level) in Levels)
         {
-            if (level != LogLevel.None && logger.IsEnabled(level))
+            if (logger.IsEnabled(level))
             {
                 return name;
             }
         }
 
-        return "OFF";
+        return Off;
     }
 
     /// <summary>
     /// Why a level cannot be set or removed for <paramref name="logger"/>, in Kafka's words, or null when it can. A logger is
-    /// <see cref="Root"/>, a category the broker has, or a namespace of one (a prefix ending before a dot).
+    /// <see cref="Root"/>, a category the broker has, or a namespace of one (a prefix ending before a dot). A level set for
+    /// a name also reaches categories that merely start with it (X.Foo reaches X.FooBar), as logging filter rules match
+    /// by prefix; the broker has no such pair of categories.
     /// </summary>
     public string? Problem(string logger, string? level, bool remove)
     {
@@ -84,24 +92,29 @@ public sealed class BrokerLogLevels : IConfigureOptions<LoggerFilterOptions>, IO
     public void Apply(IReadOnlyList<(string Logger, string? Level)> changes)
     {
         ArgumentNullException.ThrowIfNull(changes);
-        lock (_overrides)
+        lock (_applying)
         {
-            foreach ((string logger, string? level) in changes)
+            lock (_overrides)
             {
-                if (level is null)
+                foreach ((string logger, string? level) in changes)
                 {
-                    _overrides.Remove(logger);
-                }
-                else if (TryParse(level, out LogLevel parsed))
-                {
-                    _overrides[logger] = parsed;
+                    if (level is null)
+                    {
+                        _overrides.Remove(logger);
+                    }
+                    else if (TryParse(level, out LogLevel parsed))
+                    {
+                        _overrides[logger] = parsed;
+                    }
                 }
             }
-        }
 
-        CancellationTokenSource previous = Interlocked.Exchange(ref _changed, new CancellationTokenSource());
-        previous.Cancel(); // the options monitor rebuilds LoggerFilterOptions (Configure below) and every logger's filters
-        previous.Dispose();
+            // The options monitor rebuilds LoggerFilterOptions (Configure below) and every logger's filters, then asks for the
+            // next token. The cancelled source is left to the collector: its token may still be read, and a disposed one throws.
+            CancellationTokenSource previous = _changed;
+            _changed = new CancellationTokenSource();
+            previous.Cancel();
+        }
     }
 
     /// <summary>Adds a rule per level set at runtime, after the configured rules: of rules for the same category, the last wins.</summary>
@@ -117,7 +130,7 @@ public sealed class BrokerLogLevels : IConfigureOptions<LoggerFilterOptions>, IO
         }
     }
 
-    public IChangeToken GetChangeToken() => new CancellationChangeToken(_changed.Token);
+    public IChangeToken GetChangeToken() => new CancellationChangeToken(Volatile.Read(ref _changed).Token);
 
     public ILogger CreateLogger(string categoryName)
     {
@@ -129,7 +142,10 @@ public sealed class BrokerLogLevels : IConfigureOptions<LoggerFilterOptions>, IO
         return NullLogger.Instance;
     }
 
-    public void Dispose() => _changed.Dispose();
+    public void Dispose()
+    {
+        // Nothing to release: the change token sources are never disposed (see Apply), and the provider writes nothing.
+    }
 
     private bool Known(string logger)
     {

@@ -85,9 +85,13 @@ public sealed class OffsetCommitHandler(GroupCoordinator groups, TopicService to
             : ErrorCode.IllegalGeneration;
     }
 
-    /// <summary>The time a v1 commit names for itself (as Kafka keeps it), or now when it names none (-1, and every other version).</summary>
+    /// <summary>
+    /// The time a v1 commit names for itself (Kafka keeps it as the commit time, from which the offset's retention counts),
+    /// or now when it names none (-1, and every other version). Never later than now: a time in the future would keep the
+    /// offset, and its group, from ever expiring.
+    /// </summary>
     private static DateTimeOffset CommitTime(DateTimeOffset now, long commitTimestampMs) =>
-        commitTimestampMs == -1 ? now : DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(commitTimestampMs, 0, DateTimeOffset.MaxValue.ToUnixTimeMilliseconds()));
+        commitTimestampMs == -1 ? now : DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(commitTimestampMs, 0, now.ToUnixTimeMilliseconds()));
 
     /// <summary>Now plus a client's retention, kept within what a timestamp holds (a negative one is already past).</summary>
     private static DateTimeOffset ExpireTime(DateTimeOffset now, long retentionMs)
