@@ -34,15 +34,17 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
         {
             var result = new DescribeConfigsResponse.DescribeConfigsResult { ResourceType = resource.ResourceType, ResourceName = resource.ResourceName };
             response.Results.Add(result);
+            // As Kafka: no keys, null or an empty list, means every config. A set, since a client may name millions.
+            HashSet<string>? keys = resource.ConfigurationKeys is { Count: > 0 } named ? new HashSet<string>(named, StringComparer.Ordinal) : null;
             if (resource.ResourceType == ConfigResources.Broker)
             {
-                DescribeBroker(resource, body.IncludeSynonyms, result);
+                DescribeBroker(resource, keys, body.IncludeSynonyms, result);
                 continue;
             }
 
             if (resource.ResourceType == ConfigResources.BrokerLogger)
             {
-                DescribeLoggers(resource, result);
+                DescribeLoggers(resource, keys, result);
                 continue;
             }
 
@@ -64,8 +66,7 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
             var contractRetention = ContractRetention.Of(contracts, topic.Name);
             foreach ((string name, string defaultValue) in TopicConfigs.Defaults.OrderBy(kv => kv.Key, StringComparer.Ordinal))
             {
-                // As Kafka: no keys, null or an empty list, means every config.
-                if (resource.ConfigurationKeys is { Count: > 0 } keys && !keys.Contains(name))
+                if (keys is not null && !keys.Contains(name))
                 {
                     continue;
                 }
@@ -106,7 +107,7 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
     }
 
     /// <summary>As Kafka's broker loggers: every logger with the level it logs at, changeable (IncrementalAlterConfigs), no synonyms.</summary>
-    private void DescribeLoggers(DescribeConfigsRequest.DescribeConfigsResource resource, DescribeConfigsResponse.DescribeConfigsResult result)
+    private void DescribeLoggers(DescribeConfigsRequest.DescribeConfigsResource resource, HashSet<string>? keys, DescribeConfigsResponse.DescribeConfigsResult result)
     {
         if (ConfigResources.OtherBrokerProblem(resource.ResourceName, options.Value.NodeId) is { } otherBroker)
         {
@@ -117,7 +118,7 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
 
         foreach (string logger in logLevels.Loggers())
         {
-            if (resource.ConfigurationKeys is { Count: > 0 } keys && !keys.Contains(logger))
+            if (keys is not null && !keys.Contains(logger))
             {
                 continue;
             }
@@ -132,7 +133,7 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
         }
     }
 
-    private void DescribeBroker(DescribeConfigsRequest.DescribeConfigsResource resource, bool includeSynonyms, DescribeConfigsResponse.DescribeConfigsResult result)
+    private void DescribeBroker(DescribeConfigsRequest.DescribeConfigsResource resource, HashSet<string>? keys, bool includeSynonyms, DescribeConfigsResponse.DescribeConfigsResult result)
     {
         if (resource.ResourceName.Length == 0)
         {
@@ -148,7 +149,7 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
 
         foreach (BrokerConfigs.Entry config in BrokerConfigs.Describe(options.Value, listener))
         {
-            if (resource.ConfigurationKeys is { Count: > 0 } keys && !keys.Contains(config.Name))
+            if (keys is not null && !keys.Contains(config.Name))
             {
                 continue;
             }
