@@ -537,6 +537,14 @@ public class BrokerNetworkTests
         Assert.Equal("1000", described["cfg"]["retention.ms"].Value);
         Assert.True(described["twice"]["retention.ms"].IsDefault);
         Assert.Equal("0:1", described["lists"]["leader.replication.throttled.replicas"].Value);
+
+        // APPEND adds what is not there yet, once; SUBTRACT takes one occurrence per value named, the first.
+        Assert.Equal([("lists", ErrorCode.None)], await AlterAsync(("lists", [("leader.replication.throttled.replicas", 0, "0:1,1:1,0:1")])));
+        Assert.Equal([("lists", ErrorCode.None)], await AlterAsync(("lists", [("leader.replication.throttled.replicas", 3, "0:1,2:1")])));
+        Assert.Equal([("lists", ErrorCode.None)], await AlterAsync(("lists", [("follower.replication.throttled.replicas", 2, "3:1,0:1,3:1")])));
+        var lists = (await admin.DescribeConfigsAsync([new Confluent.Kafka.Admin.ConfigResource { Type = Confluent.Kafka.Admin.ResourceType.Topic, Name = "lists" }])).Single().Entries;
+        Assert.Equal("1:1,0:1", lists["leader.replication.throttled.replicas"].Value);
+        Assert.Equal("3:1,0:1", lists["follower.replication.throttled.replicas"].Value);
     }
 
     /// <summary>

@@ -134,17 +134,24 @@ public sealed class IncrementalAlterConfigsHandler(TopicService topics, BrokerLo
                 case Delete:
                     break; // as Kafka: removing an override that cannot exist changes nothing and is no error
                 case Append or Subtract when TopicConfigs.IsList(config.Name):
+                    // Sets beside the ordered list: a client's value may hold millions of entries.
                     var values = current.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
-                    foreach (string v in (config.Value ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                    string[] given = (config.Value ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                    if (config.ConfigOperation == Append)
                     {
-                        if (config.ConfigOperation == Append && !values.Contains(v))
+                        var present = new HashSet<string>(values, StringComparer.Ordinal);
+                        values.AddRange(given.Where(present.Add));
+                    }
+                    else
+                    {
+                        // One occurrence per value named, the first ones, as repeated List.Remove would.
+                        var toRemove = new Dictionary<string, int>(StringComparer.Ordinal);
+                        foreach (string v in given)
                         {
-                            values.Add(v);
+                            toRemove[v] = toRemove.GetValueOrDefault(v) + 1;
                         }
-                        else if (config.ConfigOperation == Subtract)
-                        {
-                            values.Remove(v);
-                        }
+
+                        values.RemoveAll(v => toRemove.TryGetValue(v, out int left) && left > 0 && (toRemove[v] = left - 1) >= 0);
                     }
 
                     changes[config.Name] = string.Join(',', values);

@@ -33,14 +33,16 @@ public sealed class ListGroupsHandler(GroupCoordinator groups, IMetadataStore me
         }
 
         var response = new ListGroupsResponse();
+        // Every group here is a classic group, so a types filter without "classic" lists none.
+        if (body.TypesFilter.Count > 0 && !body.TypesFilter.Contains("classic", StringComparer.OrdinalIgnoreCase))
+        {
+            return response;
+        }
+
+        HashSet<string>? states = body.StatesFilter.Count > 0 ? new HashSet<string>(body.StatesFilter, StringComparer.OrdinalIgnoreCase) : null;
         foreach ((string id, (string state, string protocolType)) in listed.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
-            if (body.StatesFilter.Count > 0 && !body.StatesFilter.Contains(state, StringComparer.OrdinalIgnoreCase))
-            {
-                continue;
-            }
-
-            if (body.TypesFilter.Count > 0 && !body.TypesFilter.Contains("classic", StringComparer.OrdinalIgnoreCase))
+            if (states is not null && !states.Contains(state))
             {
                 continue;
             }
