@@ -1175,6 +1175,36 @@ public class BrokerNetworkTests
     }
 
     [Fact]
+    public async Task EntriesNamedTwiceInOneRequestAreServedOnce()
+    {
+        // Kafka takes Metadata's topics and DescribeLogDirs' partitions as sets; a group deleted once is gone for a repeat.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("twice", 2);
+        int correlation = 1;
+
+        await client.SendAsync(new MetadataRequest { Topics = [new() { Name = "twice" }, new() { Name = "absent" }, new() { Name = "twice" }], AllowAutoTopicCreation = false }, 12, correlation++);
+        (_, byte[] metadataBody) = await client.ReceiveAsync(1);
+        Assert.Equal(
+            [("twice", ErrorCode.None), ("absent", ErrorCode.UnknownTopicOrPartition)],
+            new MetadataResponse().ReadFrom(metadataBody, 12).Topics.Select(t => (t.Name, (ErrorCode)t.ErrorCode)));
+
+        await client.SendAsync(new DescribeLogDirsRequest { Topics = [new() { Topic = "twice", Partitions = [1] }, new() { Topic = "twice", Partitions = [0, 1] }] }, 4, correlation++);
+        (_, byte[] dirsBody) = await client.ReceiveAsync(1);
+        DescribeLogDirsResponse.DescribeLogDirsTopic described = Assert.Single(new DescribeLogDirsResponse().ReadFrom(dirsBody, 4).Results.Single().Topics);
+        Assert.Equal([0, 1], described.Partitions.Select(p => p.PartitionIndex));
+
+        await client.SendAsync(new OffsetCommitRequest { GroupId = "gone-twice", GenerationIdOrMemberEpoch = -1, MemberId = string.Empty, Topics = [new() { Name = "twice", Partitions = [new() { PartitionIndex = 0, CommittedOffset = 0 }] }] }, 8, correlation++);
+        (_, byte[] commitBody) = await client.ReceiveAsync(1);
+        Assert.Equal(0, new OffsetCommitResponse().ReadFrom(commitBody, 8).Topics.Single().Partitions.Single().ErrorCode);
+        await client.SendAsync(new DeleteGroupsRequest { GroupsNames = ["gone-twice", "gone-twice"] }, 2, correlation++);
+        (_, byte[] deleteBody) = await client.ReceiveAsync(1);
+        Assert.Equal(
+            [ErrorCode.None, ErrorCode.GroupIdNotFound],
+            new DeleteGroupsResponse().ReadFrom(deleteBody, 2).Results.Select(r => (ErrorCode)r.ErrorCode));
+    }
+
+    [Fact]
     public async Task DeprecatedOffsetCommitAndFetchVersionsWorkOnTheSameOffsetsAsNewerOnes()
     {
         // Older clients (sarama before 1.27 by default) commit with OffsetCommit v1 and read with OffsetFetch v0-1.

@@ -14,6 +14,10 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
 {
     private readonly ConcurrentDictionary<string, TopicMetadata> _byName = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Guid, TopicMetadata> _byId = new();
+    // Kept with the topics, so a creation's checks cost the same however many topics there are: each name by its
+    // collision key ('.' as '_'), and the partitions in all.
+    private readonly ConcurrentDictionary<string, string> _byCollisionKey = new(StringComparer.Ordinal);
+    private long _partitionTotal;
     private readonly SemaphoreSlim _changes = new(1, 1);
 
     /// <summary>Kafka's KRaft metadata log; no client may create a topic of that name.</summary>
@@ -43,9 +47,32 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
         }
 
         TopicMetadata led2 = topic with { Partitions = partitions };
-        _byName[topic.Name] = led2;
-        _byId[topic.TopicId] = led2;
+        Put(led2);
         return led2;
+    }
+
+    /// <summary>Serves a topic (new, or a new state of one), keeping the collision keys and the partition total with it.</summary>
+    private void Put(TopicMetadata topic)
+    {
+        int previousPartitions = _byName.TryGetValue(topic.Name, out TopicMetadata? previous) ? previous.Partitions.Count : 0;
+        _byName[topic.Name] = topic;
+        _byId[topic.TopicId] = topic;
+        _byCollisionKey[CollisionKey(topic.Name)] = topic.Name;
+        Interlocked.Add(ref _partitionTotal, topic.Partitions.Count - previousPartitions);
+    }
+
+    /// <summary>Stops serving a topic; false when it is not served.</summary>
+    private bool Forget(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out TopicMetadata? topic)
+    {
+        if (!_byName.TryRemove(name, out topic))
+        {
+            return false;
+        }
+
+        _byId.TryRemove(topic.TopicId, out _);
+        _byCollisionKey.TryRemove(new KeyValuePair<string, string>(CollisionKey(name), name));
+        Interlocked.Add(ref _partitionTotal, -topic.Partitions.Count);
+        return true;
     }
 
     public IReadOnlyCollection<TopicMetadata> All => [.. _byName.Values];
@@ -53,12 +80,7 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
     /// <summary>Why adding <paramref name="added"/> partitions would pass the broker's limit (<see cref="BrokerOptions.MaxPartitions"/>), or null.</summary>
     private string? PartitionLimitProblem(int added)
     {
-        long total = 0;
-        foreach (TopicMetadata topic in _byName.Values)
-        {
-            total += topic.Partitions.Count;
-        }
-
+        long total = Interlocked.Read(ref _partitionTotal);
         int limit = options.Value.MaxPartitions;
         return total + added > limit ? $"This broker serves at most {limit} partitions in all (Broker:MaxPartitions); it has {total}, and {added} more were asked for." : null;
     }
@@ -108,15 +130,9 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
             return (ErrorCode.TopicAlreadyExists, $"Topic '{name}' already exists.");
         }
 
-        if (name.AsSpan().IndexOfAny('.', '_') >= 0)
+        if (name.AsSpan().IndexOfAny('.', '_') >= 0 && _byCollisionKey.TryGetValue(CollisionKey(name), out string? existing) && existing != name)
         {
-            foreach (string existing in _byName.Keys)
-            {
-                if (CollideByDotOrUnderscore(existing, name))
-                {
-                    return (ErrorCode.InvalidTopicException, $"Topic '{name}' collides with existing topic: {existing}");
-                }
-            }
+            return (ErrorCode.InvalidTopicException, $"Topic '{name}' collides with existing topic: {existing}");
         }
 
         return (ErrorCode.None, null);
@@ -124,7 +140,10 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
 
     /// <summary>Whether two names differ only by '.' against '_' (Kafka refuses the second: they would share metric names).</summary>
     private static bool CollideByDotOrUnderscore(string a, string b) =>
-        a.Length == b.Length && a.Replace('.', '_') == b.Replace('.', '_');
+        a.Length == b.Length && CollisionKey(a) == CollisionKey(b);
+
+    /// <summary>What two names that collide by '.' against '_' have in common.</summary>
+    private static string CollisionKey(string name) => name.Replace('.', '_');
 
     /// <summary>
     /// What is wrong with one partition's manual replica list, as Kafka's controller checks it: not empty, no broker twice,
@@ -343,8 +362,7 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
 
             TopicMetadata altered = await metadata.AlterTopicConfigsAsync(name, changes, CancellationToken.None);
             TopicMetadata updated = current with { Configs = altered.Configs };
-            _byName[name] = updated;
-            _byId[updated.TopicId] = updated;
+            Put(updated);
             return (ErrorCode.None, null);
         }
         finally
@@ -376,12 +394,11 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
         await _changes.WaitAsync(cancellationToken);
         try
         {
-            if (!_byName.TryRemove(name, out TopicMetadata? topic))
+            if (!Forget(name, out TopicMetadata? topic))
             {
                 return ErrorCode.UnknownTopicOrPartition;
             }
 
-            _byId.TryRemove(topic.TopicId, out _);
             try
             {
                 // Not cancellable once begun: a client that gives up must not leave the topic gone from memory but
@@ -395,8 +412,7 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
                 // what objects hold, so closing first lost those records and handed their offsets out again.
                 if (await metadata.GetTopicAsync(name, CancellationToken.None) is not null)
                 {
-                    _byName[name] = topic;
-                    _byId[topic.TopicId] = topic;
+                    Put(topic);
                     throw;
                 }
 

@@ -506,9 +506,12 @@ public sealed class GroupCoordinator : IDisposable
 
     private static bool SharesProtocol(ConsumerGroup group, List<(string Name, byte[] Metadata)> protocols, string memberId)
     {
-        var others = group.Members.Values.Where(m => m.MemberId != memberId).ToList();
-        return others.Count == 0 || protocols.Any(p => others.All(m => m.Protocols.Any(q => q.Name == p.Name)));
+        // Sets, not nested scans: a member may list any number of protocols.
+        List<HashSet<string>> others = [.. group.Members.Values.Where(m => m.MemberId != memberId).Select(ProtocolNames)];
+        return others.Count == 0 || protocols.Exists(p => others.TrueForAll(names => names.Contains(p.Name)));
     }
+
+    private static HashSet<string> ProtocolNames(GroupMember member) => new(member.Protocols.Select(p => p.Name), StringComparer.Ordinal);
 
     private static JoinResult Failed(ErrorCode error, string memberId) => new(error, -1, null, null, string.Empty, memberId, []);
 
@@ -631,7 +634,18 @@ public sealed class GroupCoordinator : IDisposable
     private static string SelectProtocol(ConsumerGroup group)
     {
         GroupMember leader = group.Members[group.LeaderId!];
-        var candidates = leader.Protocols.Select(p => p.Name).Where(name => group.Members.Values.All(m => m.Protocols.Any(q => q.Name == name))).ToList();
+        List<HashSet<string>> supported = [.. group.Members.Values.Select(ProtocolNames)];
+        var candidates = new List<string>();
+        var candidateIndex = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach ((string name, _) in leader.Protocols)
+        {
+            if (!candidateIndex.ContainsKey(name) && supported.TrueForAll(names => names.Contains(name)))
+            {
+                candidateIndex[name] = candidates.Count;
+                candidates.Add(name);
+            }
+        }
+
         if (candidates.Count == 0)
         {
             return leader.Protocols[0].Name;
@@ -640,8 +654,14 @@ public sealed class GroupCoordinator : IDisposable
         var votes = new int[candidates.Count];
         foreach (GroupMember member in group.Members.Values)
         {
-            int choice = member.Protocols.Select(p => candidates.IndexOf(p.Name)).First(i => i >= 0);
-            votes[choice]++;
+            foreach ((string name, _) in member.Protocols)
+            {
+                if (candidateIndex.TryGetValue(name, out int choice))
+                {
+                    votes[choice]++;
+                    break;
+                }
+            }
         }
 
         int best = 0;

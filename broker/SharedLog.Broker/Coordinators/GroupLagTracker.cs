@@ -33,9 +33,10 @@ public sealed class GroupLagTracker(TopicService topics)
     /// <summary>Forgets a group's partitions (all of them when <paramref name="partitions"/> is null).</summary>
     public void Deleted(string group, IReadOnlyList<(string Topic, int Partition)>? partitions)
     {
+        HashSet<(string, int)>? named = partitions is null ? null : [.. partitions];
         foreach ((string Group, string Topic, int Partition) key in _committed.Keys)
         {
-            if (key.Group == group && (partitions is null || partitions.Contains((key.Topic, key.Partition))))
+            if (key.Group == group && (named is null || named.Contains((key.Topic, key.Partition))))
             {
                 _committed.TryRemove(key, out _);
             }

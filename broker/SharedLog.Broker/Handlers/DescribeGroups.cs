@@ -22,17 +22,27 @@ public sealed class DescribeGroupsHandler(GroupCoordinator groups, IMetadataStor
         var body = (DescribeGroupsRequest)request;
         var response = new DescribeGroupsResponse();
         Func<string, string>? protocolTypeWithoutMembers = null; // the saved group states, read once per request at most
+        // A group named again is answered again, as Kafka, from the first description: the work is per distinct group.
+        var describedOnce = new Dictionary<string, DescribeGroupsResponse.DescribedGroup>(StringComparer.Ordinal);
         foreach (string groupId in body.Groups)
         {
-            ConsumerGroup? group = groups.Find(groupId);
             var described = new DescribeGroupsResponse.DescribedGroup { GroupId = groupId, GroupState = "Dead", AuthorizedOperations = int.MinValue };
-            response.Groups.Add(described);
             if (groupId is null)
             {
                 described.ErrorCode = (short)ErrorCode.InvalidGroupId;
+                response.Groups.Add(described);
                 continue;
             }
 
+            if (describedOnce.TryGetValue(groupId, out DescribeGroupsResponse.DescribedGroup? again))
+            {
+                response.Groups.Add(again);
+                continue;
+            }
+
+            describedOnce[groupId] = described;
+            response.Groups.Add(described);
+            ConsumerGroup? group = groups.Find(groupId);
             if (group is null)
             {
                 // No members in memory (never joined, forgotten when it stayed empty, or before a restart): its
@@ -56,6 +66,7 @@ public sealed class DescribeGroupsHandler(GroupCoordinator groups, IMetadataStor
             described.ProtocolData = stable ? group.ProtocolName ?? string.Empty : string.Empty;
             foreach (GroupMember member in group.Snapshot())
             {
+                // Its metadata for the group's protocol: the first entry of that name, as Kafka keeps one per name.
                 described.Members.Add(new DescribeGroupsResponse.DescribedGroupMember
                 {
                     MemberId = member.MemberId,
@@ -84,7 +95,7 @@ public sealed class DeleteGroupsHandler(GroupCoordinator groups, IMetadataStore 
     {
         var body = (DeleteGroupsRequest)request;
         var response = new DeleteGroupsResponse();
-        IReadOnlyList<string> withOffsets = await metadata.ListGroupsAsync(cancellationToken);
+        var withOffsets = new HashSet<string>(await metadata.ListGroupsAsync(cancellationToken), StringComparer.Ordinal);
         foreach (string groupId in body.GroupsNames)
         {
             var result = new DeleteGroupsResponse.DeletableGroupResult { GroupId = groupId };
@@ -103,6 +114,7 @@ public sealed class DeleteGroupsHandler(GroupCoordinator groups, IMetadataStore 
 
             await metadata.DeleteGroupOffsetsAsync(groupId, null, cancellationToken);
             lag.Deleted(groupId, null);
+            withOffsets.Remove(groupId); // named again in this request, it no longer exists: GROUP_ID_NOT_FOUND, as Kafka
         }
 
         return response;

@@ -26,7 +26,7 @@ public sealed class DescribeLogDirsHandler(TopicService topics, IMetadataStore m
         var result = new DescribeLogDirsResponse.DescribeLogDirsResult { LogDir = dataDir, TotalBytes = drive.TotalSize, UsableBytes = drive.AvailableFreeSpace };
         IEnumerable<(string Name, IEnumerable<int>? Partitions)> wanted = body.Topics is null
             ? topics.All.Select(t => (t.Name, (IEnumerable<int>?)null))
-            : body.Topics.Select(t => (t.Topic, (IEnumerable<int>?)t.Partitions));
+            : body.Topics.GroupBy(t => t.Topic, StringComparer.Ordinal).Select(g => (g.Key, (IEnumerable<int>?)g.SelectMany(t => t.Partitions))); // each topic once, as Kafka
         foreach ((string name, IEnumerable<int>? partitions) in wanted)
         {
             TopicMetadata? topic = topics.Find(name);

@@ -44,8 +44,14 @@ public sealed class MetadataHandler(TopicService topics, IOptions<BrokerOptions>
         }
 
         bool mayCreate = settings.AutoCreateTopicsEnable && (context.Version < 4 || body.AllowAutoTopicCreation);
+        var asked = new HashSet<(string?, Guid)>();
         foreach (MetadataRequest.MetadataRequestTopic wanted in body.Topics!)
         {
+            if (!asked.Add((wanted.Name, wanted.TopicId)))
+            {
+                continue; // as Kafka, which takes the topics as a set: each is described once
+            }
+
             if (context.Version < 12 && (wanted.Name is null || wanted.TopicId != Guid.Empty))
             {
                 // As Kafka: v10 and v11 carry the topic id field, but look topics up by name only.

@@ -44,7 +44,7 @@ public sealed class OffsetDeleteHandler(GroupCoordinator groups, IMetadataStore 
             return response;
         }
 
-        var deleted = new List<(string, int)>();
+        var deleted = new HashSet<(string, int)>(); // a partition named many times is deleted once
         foreach (OffsetDeleteRequest.OffsetDeleteRequestTopic topic in body.Topics)
         {
             var topicResponse = new OffsetDeleteResponse.OffsetDeleteResponseTopic { Name = topic.Name };
@@ -65,8 +65,9 @@ public sealed class OffsetDeleteHandler(GroupCoordinator groups, IMetadataStore 
 
         if (deleted.Count > 0)
         {
-            await metadata.DeleteGroupOffsetsAsync(body.GroupId, deleted, cancellationToken);
-            lag.Deleted(body.GroupId, deleted);
+            List<(string, int)> partitions = [.. deleted];
+            await metadata.DeleteGroupOffsetsAsync(body.GroupId, partitions, cancellationToken);
+            lag.Deleted(body.GroupId, partitions);
         }
 
         return response;

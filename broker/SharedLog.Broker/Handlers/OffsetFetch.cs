@@ -20,11 +20,19 @@ public sealed class OffsetFetchHandler(IMetadataStore metadata) : IApiHandler
         var response = new OffsetFetchResponse();
         if (context.Version >= 8)
         {
+            // A group named again is read from the store once per request.
+            var committedByGroup = new Dictionary<string, IReadOnlyList<GroupOffset>>(StringComparer.Ordinal);
             foreach (OffsetFetchRequest.OffsetFetchRequestGroup group in body.Groups)
             {
                 var wanted = group.Topics?.Select(t => (t.Name, (IReadOnlyList<int>)t.PartitionIndexes)).ToList();
                 var groupResponse = new OffsetFetchResponse.OffsetFetchResponseGroup { GroupId = group.GroupId };
-                foreach ((string topic, List<(int Partition, GroupOffset? Offset)> partitions) in await LookUpAsync(group.GroupId, wanted, cancellationToken))
+                if (!committedByGroup.TryGetValue(group.GroupId, out IReadOnlyList<GroupOffset>? committed))
+                {
+                    committed = await metadata.FetchGroupOffsetsAsync(group.GroupId, cancellationToken);
+                    committedByGroup[group.GroupId] = committed;
+                }
+
+                foreach ((string topic, List<(int Partition, GroupOffset? Offset)> partitions) in LookUp(committed, wanted))
                 {
                     groupResponse.Topics.Add(new OffsetFetchResponse.OffsetFetchResponseTopics
                     {
@@ -46,7 +54,7 @@ public sealed class OffsetFetchHandler(IMetadataStore metadata) : IApiHandler
         }
 
         var single = body.Topics?.Select(t => (t.Name, (IReadOnlyList<int>)t.PartitionIndexes)).ToList();
-        foreach ((string topic, List<(int Partition, GroupOffset? Offset)> partitions) in await LookUpAsync(body.GroupId, single, cancellationToken))
+        foreach ((string topic, List<(int Partition, GroupOffset? Offset)> partitions) in LookUp(await metadata.FetchGroupOffsetsAsync(body.GroupId, cancellationToken), single))
         {
             response.Topics.Add(new OffsetFetchResponse.OffsetFetchResponseTopic
             {
@@ -64,10 +72,9 @@ public sealed class OffsetFetchHandler(IMetadataStore metadata) : IApiHandler
         return response;
     }
 
-    private async Task<List<(string Topic, List<(int Partition, GroupOffset? Offset)> Partitions)>> LookUpAsync(
-        string groupId, List<(string Name, IReadOnlyList<int> Partitions)>? wanted, CancellationToken cancellationToken)
+    private static List<(string Topic, List<(int Partition, GroupOffset? Offset)> Partitions)> LookUp(
+        IReadOnlyList<GroupOffset> committed, List<(string Name, IReadOnlyList<int> Partitions)>? wanted)
     {
-        IReadOnlyList<GroupOffset> committed = await metadata.FetchGroupOffsetsAsync(groupId, cancellationToken);
         var byKey = committed.ToDictionary(o => (o.Topic, o.Partition));
         if (wanted is null)
         {
