@@ -175,6 +175,32 @@ public class JsonSchemaFormatTests
         Assert.Contains($"cannot resolve '{reference}'", ex.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Long_chains_of_refs_are_checked_once_per_link(bool endsInASchema)
+    {
+        // d0 -> d1 -> ... -> d1999, then a real schema or back to d0. Each link is a $ref of its own that the check starts
+        // from: walking the rest of the chain from every one of them was quadratic in the chain's length.
+        const int Links = 2_000;
+        var defs = new StringBuilder();
+        for (int i = 0; i < Links - 1; i++)
+        {
+            defs.Append("'d").Append(i).Append("':{'$ref':'#/$defs/d").Append(i + 1).Append("'},");
+        }
+
+        defs.Append("'d").Append(Links - 1).Append("':").Append(endsInASchema ? "{'type':'string'}" : "{'$ref':'#/$defs/d0'}");
+        string schema = "{'$defs':{" + defs + "},'properties':{'a':{'$ref':'#/$defs/d0'},'b':{'$ref':'#/$defs/d1000'}}}";
+        if (endsInASchema)
+        {
+            Assert.Equal(SchemaType.Json, Parse(schema).Type);
+        }
+        else
+        {
+            Assert.Contains("cycle", ParseFails(Json(schema)).Message, StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public void Ref_cycle_without_schema_is_invalid()
     {

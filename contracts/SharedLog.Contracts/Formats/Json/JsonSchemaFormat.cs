@@ -35,11 +35,13 @@ public sealed class JsonSchemaFormat : ISchemaFormat
             JsonSchemaKeywords.Validate(document);
         }
 
+        // Nodes already known to lead to a real schema: a chain of n pure $refs is walked once, not once from each of its links.
+        var reachesSchema = new HashSet<string>(StringComparer.Ordinal);
         foreach (var document in set.Documents)
         {
             foreach (var (pointer, reference) in document.Refs)
             {
-                CheckReference(document, pointer, reference);
+                CheckReference(document, pointer, reference, reachesSchema);
             }
         }
 
@@ -113,9 +115,16 @@ public sealed class JsonSchemaFormat : ISchemaFormat
     }
 
     /// <summary>Every $ref must resolve, and a chain of pure $refs must reach a real schema.</summary>
-    private static void CheckReference(JsonSchemaDocument document, string pointer, string reference)
+    /// <param name="reachesSchema">Nodes (document#pointer) already found to lead to a real schema; this walk's nodes are added when it finds one.</param>
+    private static void CheckReference(JsonSchemaDocument document, string pointer, string reference, HashSet<string> reachesSchema)
     {
-        var seen = new HashSet<string>(StringComparer.Ordinal) { document.Key + "#" + pointer };
+        var start = document.Key + "#" + pointer;
+        if (reachesSchema.Contains(start))
+        {
+            return;
+        }
+
+        var seen = new HashSet<string>(StringComparer.Ordinal) { start };
         var from = document;
         var fromPointer = pointer;
         var text = reference;
@@ -126,13 +135,21 @@ public sealed class JsonSchemaFormat : ISchemaFormat
                 throw new InvalidSchemaException($"Invalid JSON schema at {from.Label(fromPointer)}/$ref: cannot resolve '{text}'");
             }
 
-            if (!seen.Add(target.Document.Key + "#" + target.Pointer))
+            var key = target.Document.Key + "#" + target.Pointer;
+            if (reachesSchema.Contains(key))
+            {
+                reachesSchema.UnionWith(seen);
+                return;
+            }
+
+            if (!seen.Add(key))
             {
                 throw new InvalidSchemaException($"Invalid JSON schema at {document.Label(pointer)}/$ref: '{reference}' is a cycle of references that never reaches a schema");
             }
 
             if (!target.TryGet("$ref", out var next) || next.ValueKind != JsonValueKind.String)
             {
+                reachesSchema.UnionWith(seen);
                 return;
             }
 
