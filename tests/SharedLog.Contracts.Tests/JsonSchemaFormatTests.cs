@@ -31,6 +31,9 @@ public class JsonSchemaFormatTests
         // Open content models: a property the writer does not name can hold anything.
         { "open: constrained property added", "{" + Obj + ",'properties':{'a':{'type':'string'}}}", "{" + Obj + ",'properties':{'a':{'type':'string'},'b':{'type':'integer'}}}", false, true, "#/properties/b: property 'b' is constrained by the reader but the writer's open content model allows any value" },
         { "open: unconstrained property added", "{" + Obj + ",'properties':{'a':{'type':'string'}}}", "{" + Obj + ",'properties':{'a':{'type':'string'},'b':{'description':'free'}}}", true, true, null },
+        // A pattern that backtracks catastrophically on the name is still matched exactly (it does not apply here): the
+        // comparison matches patterns in linear time instead of giving up on a timeout and assuming the pattern applies.
+        { "pattern property that does not match a catastrophic name", "{" + Obj + ",'properties':{'" + new string('a', 40) + "b':{'type':'string'}},'additionalProperties':false}", "{" + Obj + ",'patternProperties':{'^(a+)+$':{'type':'integer'}}}", true, false, null },
         { "open: property removed", "{" + Obj + ",'properties':{'a':{'type':'string'},'b':{'type':'integer'}}}", "{" + Obj + ",'properties':{'a':{'type':'string'}}}", true, false, "property 'b' is constrained by the reader" },
 
         // Closed content models: additionalProperties false.

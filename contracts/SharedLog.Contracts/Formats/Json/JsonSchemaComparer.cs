@@ -17,6 +17,9 @@ internal sealed class JsonSchemaComparer
     private const int MaxComparisonDepth = 1000;
     private const int MaxSteps = 25_000;
     private const int MaxConjuncts = 256;
+
+    /// <summary>Property names matched against patternProperties in one comparison, at most: a schema may hold thousands of each.</summary>
+    private const int MaxPatternMatches = 1_000_000;
     private const string TooComplex = "#: the schemas are too large or too recursive to compare within limits; treated as incompatible";
 
     /// <summary>Keywords whose containment is not worked out: the reader's value must equal one of the writer's.</summary>
@@ -31,6 +34,11 @@ internal sealed class JsonSchemaComparer
     private readonly HashSet<string> _inProgress = new(StringComparer.Ordinal);
     private int _steps;
     private bool _overBudget;
+    private int _patternMatches;
+
+    /// <summary>Each pattern compiled once per comparison; null for one that is not a valid .NET pattern.</summary>
+    private readonly Dictionary<string, Regex?> _patterns = new(StringComparer.Ordinal);
+    private readonly Dictionary<(JsonSchemaDocument, string), Dictionary<string, JsonElement>> _declared = [];
 
     public IReadOnlyList<string> Compare(JsonSchemaSet reader, JsonSchemaSet writer)
     {
@@ -458,6 +466,11 @@ internal sealed class JsonSchemaComparer
         var names = PropertyNames(reader).Concat(writer.Conjuncts.SelectMany(PropertyNames)).Distinct(StringComparer.Ordinal);
         foreach (var name in names)
         {
+            if (_overBudget)
+            {
+                break;
+            }
+
             CheckProperty(path, name, reader, writer, messages, depth);
         }
 
@@ -683,10 +696,10 @@ internal sealed class JsonSchemaComparer
             : [];
 
     /// <summary>The schemas a node applies to a property of this name, as the specification assigns them.</summary>
-    private static List<(string Suffix, SchemaNode Node)> PropertyParts(SchemaNode node, string name)
+    private List<(string Suffix, SchemaNode Node)> PropertyParts(SchemaNode node, string name)
     {
         var parts = new List<(string, SchemaNode)>();
-        if (node.TryGet("properties", out var properties) && properties.TryGetProperty(name, out var declared))
+        if (node.TryGet("properties", out var properties) && DeclaredProperties(node, properties).TryGetValue(name, out var declared))
         {
             parts.Add(($"properties/{JsonPointer.Escape(name)}", node.Child(declared, "properties", name)));
         }
@@ -707,17 +720,79 @@ internal sealed class JsonSchemaComparer
         return parts;
     }
 
-    private static bool Matches(string pattern, string name)
+    /// <summary>
+    /// A node's <c>properties</c> by name, built once per comparison: JsonElement looks a property up by walking the
+    /// object, and every property name of both schemas is looked up in every conjunct.
+    /// </summary>
+    private Dictionary<string, JsonElement> DeclaredProperties(SchemaNode node, JsonElement properties)
     {
-        try
+        var key = (node.Document, node.Pointer); // the document by reference: the reader's and writer's roots share a key
+        if (!_declared.TryGetValue(key, out Dictionary<string, JsonElement>? byName))
         {
-            return Regex.IsMatch(name, pattern, RegexOptions.None, JsonNumbers.RegexTimeout);
+            byName = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
+            if (properties.ValueKind == JsonValueKind.Object)
+            {
+                foreach (JsonProperty property in properties.EnumerateObject())
+                {
+                    byName[property.Name] = property.Value; // the last of a repeated name, as TryGetProperty finds it
+                }
+            }
+
+            _declared[key] = byName;
         }
-        catch (Exception ex) when (ex is RegexMatchTimeoutException or ArgumentException)
+
+        return byName;
+    }
+
+    private bool Matches(string pattern, string name)
+    {
+        if (++_patternMatches > MaxPatternMatches)
+        {
+            _overBudget = true;
+        }
+
+        if (_overBudget || Compiled(pattern) is not { } regex)
         {
             // Assuming a match applies one more constraint on the reader side: the cautious side.
             return true;
         }
+
+        try
+        {
+            return regex.IsMatch(name);
+        }
+        catch (RegexMatchTimeoutException)
+        {
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// A pattern in the linear-time engine, or, for the few constructs it lacks (backreferences, lookarounds), the
+    /// backtracking one under its timeout.
+    /// </summary>
+    private Regex? Compiled(string pattern)
+    {
+        if (_patterns.TryGetValue(pattern, out Regex? compiled))
+        {
+            return compiled;
+        }
+
+        try
+        {
+            compiled = new Regex(pattern, RegexOptions.NonBacktracking);
+        }
+        catch (NotSupportedException)
+        {
+            compiled = new Regex(pattern, RegexOptions.None, JsonNumbers.RegexTimeout);
+        }
+        catch (ArgumentException)
+        {
+            compiled = null;
+        }
+
+        _patterns[pattern] = compiled;
+        return compiled;
     }
 
     private static JsonValueKinds ValueKindsOf(SchemaNode node)
