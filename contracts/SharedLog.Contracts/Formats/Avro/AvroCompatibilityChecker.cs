@@ -18,6 +18,9 @@ internal sealed class AvroCompatibilityChecker
     private readonly HashSet<(Schema Reader, Schema Writer)> _inProgress = new(PairComparer.Instance);
     private readonly Dictionary<(Schema Reader, Schema Writer), (bool Compatible, string Path)> _finished = new(PairComparer.Instance);
 
+    /// <summary>Each reader union's named branches by every name that reaches them (full name and aliases), in branch order.</summary>
+    private readonly Dictionary<UnionSchema, Dictionary<string, List<Schema>>> _namedBranches = new(ReferenceEqualityComparer.Instance);
+
     private AvroCompatibilityChecker(AvroParsedSchema reader) => _reader = reader;
 
     public static List<string> Check(AvroParsedSchema reader, AvroParsedSchema writer)
@@ -98,7 +101,12 @@ internal sealed class AvroCompatibilityChecker
     {
         var writer = AvroSchemaKinds.Unwrap(writerBranch);
         List<string>? sameKindProblems = null;
-        foreach (var readerBranch in readerUnion.Schemas)
+        // A named writer type is read only by a branch of its kind and name (no promotion reaches a named type), so only
+        // those are tried: a union of thousands of records is not tried branch by branch for each of the writer's.
+        IEnumerable<Schema> candidates = writer is NamedSchema named
+            ? NamedBranches(readerUnion).GetValueOrDefault(named.Fullname, []).Where(b => AvroSchemaKinds.Unwrap(b).Tag == writer.Tag)
+            : readerUnion.Schemas;
+        foreach (var readerBranch in candidates)
         {
             var trial = new List<string>();
             CheckSchemas(readerBranch, writer, path, trial);
@@ -207,6 +215,37 @@ internal sealed class AvroCompatibilityChecker
 
         problems.Add($"{Display(path)}: name changed from '{writer.Fullname}' (writer) to '{reader.Fullname}' (reader) and the reader has no alias for it");
         return false;
+    }
+
+    private Dictionary<string, List<Schema>> NamedBranches(UnionSchema union)
+    {
+        if (!_namedBranches.TryGetValue(union, out Dictionary<string, List<Schema>>? byName))
+        {
+            byName = new Dictionary<string, List<Schema>>(StringComparer.Ordinal);
+            foreach (var branch in union.Schemas)
+            {
+                if (AvroSchemaKinds.Unwrap(branch) is not NamedSchema named)
+                {
+                    continue;
+                }
+
+                // The names NamesMatch accepts for this reader branch: its own and its aliases.
+                IEnumerable<string> aliases = _reader.NamedTypeAliases.TryGetValue(named.Fullname, out var known) ? known : [];
+                foreach (string name in aliases.Prepend(named.Fullname).Distinct(StringComparer.Ordinal))
+                {
+                    if (!byName.TryGetValue(name, out List<Schema>? branches))
+                    {
+                        byName[name] = branches = [];
+                    }
+
+                    branches.Add(branch);
+                }
+            }
+
+            _namedBranches[union] = byName;
+        }
+
+        return byName;
     }
 
     private bool NamesMatch(NamedSchema reader, NamedSchema writer) =>

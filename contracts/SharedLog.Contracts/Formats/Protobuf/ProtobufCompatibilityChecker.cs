@@ -63,6 +63,8 @@ internal sealed class ProtobufCompatibilityChecker(ProtobufParsedSchema reader, 
 
     private void CompareMessageLists(List<DescriptorProto> writerMessages, List<DescriptorProto> readerMessages, string writerScope, string readerScope)
     {
+        // A set: a schema may declare tens of thousands of messages.
+        var readerNames = new HashSet<string>(readerMessages.Select(m => m.Name), StringComparer.Ordinal);
         foreach (var writerMessage in writerMessages)
         {
             if (ProtobufTypeIndex.IsMapEntry(writerMessage))
@@ -71,7 +73,7 @@ internal sealed class ProtobufCompatibilityChecker(ProtobufParsedSchema reader, 
             }
 
             var writerEntry = writer.Types.Find(writerScope + "." + writerMessage.Name)!;
-            var readerEntry = readerMessages.Any(m => string.Equals(m.Name, writerMessage.Name, StringComparison.Ordinal))
+            var readerEntry = readerNames.Contains(writerMessage.Name)
                 ? reader.Types.Find(readerScope + "." + writerMessage.Name)
                 : null;
             if (readerEntry is null)
