@@ -1,5 +1,6 @@
 using System.Text.Json;
 using SharedLog.Contracts.Formats.Avro;
+using SharedLog.Contracts.Formats.Json;
 using SharedLog.Contracts.Formats.Protobuf;
 using SharedLog.Contracts.Model;
 using SharedLog.Contracts.Registry;
@@ -121,6 +122,9 @@ public static class SchemaFieldPaths
                 return avro(avroSchema);
             case ProtobufParsedSchema protobufSchema:
                 return protobuf(protobufSchema);
+            case ParsedJsonSchema parsedJson:
+                // Already parsed when registered: a contract's every privacy rule walks every schema it admits.
+                return json(parsedJson.Schemas.Root.Root);
             default:
                 try
                 {
