@@ -1185,9 +1185,14 @@ public class BrokerNetworkTests
 
         await client.SendAsync(new MetadataRequest { Topics = [new() { Name = "twice" }, new() { Name = "absent" }, new() { Name = "twice" }], AllowAutoTopicCreation = false }, 12, correlation++);
         (_, byte[] metadataBody) = await client.ReceiveAsync(1);
+        MetadataResponse metadata = new MetadataResponse().ReadFrom(metadataBody, 12);
         Assert.Equal(
             [("twice", ErrorCode.None), ("absent", ErrorCode.UnknownTopicOrPartition)],
-            new MetadataResponse().ReadFrom(metadataBody, 12).Topics.Select(t => (t.Name, (ErrorCode)t.ErrorCode)));
+            metadata.Topics.Select(t => (t.Name, (ErrorCode)t.ErrorCode)));
+        Guid twiceId = metadata.Topics[0].TopicId;
+        await client.SendAsync(new MetadataRequest { Topics = [new() { Name = null, TopicId = twiceId }, new() { Name = "twice" }], AllowAutoTopicCreation = false }, 12, correlation++);
+        (_, byte[] byIdBody) = await client.ReceiveAsync(1);
+        Assert.Equal([twiceId], new MetadataResponse().ReadFrom(byIdBody, 12).Topics.Select(t => t.TopicId)); // by id and by name: once
 
         await client.SendAsync(new DescribeLogDirsRequest { Topics = [new() { Topic = "twice", Partitions = [1] }, new() { Topic = "twice", Partitions = [0, 1] }] }, 4, correlation++);
         (_, byte[] dirsBody) = await client.ReceiveAsync(1);

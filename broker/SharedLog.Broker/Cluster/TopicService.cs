@@ -16,7 +16,7 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
     private readonly ConcurrentDictionary<Guid, TopicMetadata> _byId = new();
     // Kept with the topics, so a creation's checks cost the same however many topics there are: each name by its
     // collision key ('.' as '_'), and the partitions in all.
-    private readonly ConcurrentDictionary<string, string> _byCollisionKey = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, string[]> _byCollisionKey = new(StringComparer.Ordinal);
     private long _partitionTotal;
     private readonly SemaphoreSlim _changes = new(1, 1);
 
@@ -57,7 +57,8 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
         int previousPartitions = _byName.TryGetValue(topic.Name, out TopicMetadata? previous) ? previous.Partitions.Count : 0;
         _byName[topic.Name] = topic;
         _byId[topic.TopicId] = topic;
-        _byCollisionKey[CollisionKey(topic.Name)] = topic.Name;
+        // Names per key, not one: a store from before collisions were refused may hold both a.b and a_b.
+        _byCollisionKey.AddOrUpdate(CollisionKey(topic.Name), [topic.Name], (_, names) => Array.IndexOf(names, topic.Name) >= 0 ? names : [.. names, topic.Name]);
         Interlocked.Add(ref _partitionTotal, topic.Partitions.Count - previousPartitions);
     }
 
@@ -70,7 +71,20 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
         }
 
         _byId.TryRemove(topic.TopicId, out _);
-        _byCollisionKey.TryRemove(new KeyValuePair<string, string>(CollisionKey(name), name));
+        string key = CollisionKey(name);
+        if (_byCollisionKey.TryGetValue(key, out string[]? names))
+        {
+            string[] left = Array.FindAll(names, n => n != name);
+            if (left.Length == 0)
+            {
+                _byCollisionKey.TryRemove(key, out _);
+            }
+            else
+            {
+                _byCollisionKey[key] = left;
+            }
+        }
+
         Interlocked.Add(ref _partitionTotal, -topic.Partitions.Count);
         return true;
     }
@@ -130,7 +144,8 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
             return (ErrorCode.TopicAlreadyExists, $"Topic '{name}' already exists.");
         }
 
-        if (name.AsSpan().IndexOfAny('.', '_') >= 0 && _byCollisionKey.TryGetValue(CollisionKey(name), out string? existing) && existing != name)
+        if (name.AsSpan().IndexOfAny('.', '_') >= 0 && _byCollisionKey.TryGetValue(CollisionKey(name), out string[]? colliding)
+            && Array.Find(colliding, n => n != name) is { } existing)
         {
             return (ErrorCode.InvalidTopicException, $"Topic '{name}' collides with existing topic: {existing}");
         }

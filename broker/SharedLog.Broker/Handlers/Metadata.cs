@@ -45,6 +45,7 @@ public sealed class MetadataHandler(TopicService topics, IOptions<BrokerOptions>
 
         bool mayCreate = settings.AutoCreateTopicsEnable && (context.Version < 4 || body.AllowAutoTopicCreation);
         var asked = new HashSet<(string?, Guid)>();
+        var described = new HashSet<Guid>(); // a topic named by name and by id, or by two ids, is described once too
         foreach (MetadataRequest.MetadataRequestTopic wanted in body.Topics!)
         {
             if (!asked.Add((wanted.Name, wanted.TopicId)))
@@ -85,7 +86,10 @@ public sealed class MetadataHandler(TopicService topics, IOptions<BrokerOptions>
                 continue;
             }
 
-            response.Topics.Add(Describe(topic, settings.NodeId, body.IncludeTopicAuthorizedOperations));
+            if (described.Add(topic.TopicId))
+            {
+                response.Topics.Add(Describe(topic, settings.NodeId, body.IncludeTopicAuthorizedOperations));
+            }
         }
 
         return response;

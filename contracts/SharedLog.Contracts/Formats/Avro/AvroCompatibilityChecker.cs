@@ -101,10 +101,11 @@ internal sealed class AvroCompatibilityChecker
     {
         var writer = AvroSchemaKinds.Unwrap(writerBranch);
         List<string>? sameKindProblems = null;
-        // A named writer type is read only by a branch of its kind and name (no promotion reaches a named type), so only
-        // those are tried: a union of thousands of records is not tried branch by branch for each of the writer's.
+        // A named writer type is read only by a branch of its name or alias (no promotion reaches a named type), so only
+        // those are tried: a union of thousands of records is not tried branch by branch for each of the writer's. Their
+        // kinds are left to CheckSchemas, which reads a record as an error and the other way round.
         IEnumerable<Schema> candidates = writer is NamedSchema named
-            ? NamedBranches(readerUnion).GetValueOrDefault(named.Fullname, []).Where(b => AvroSchemaKinds.Unwrap(b).Tag == writer.Tag)
+            ? NamedBranches(readerUnion).GetValueOrDefault(named.Fullname, [])
             : readerUnion.Schemas;
         foreach (var readerBranch in candidates)
         {
