@@ -56,6 +56,28 @@ internal sealed class JsonSchemaDocument(JsonSchemaSet set, string key, JsonElem
 
     /// <summary>A JSON-pointer-like label for messages, with the document name when it is a referenced one.</summary>
     public string Label(string pointer) => (IsRoot ? string.Empty : Key) + "#" + pointer;
+
+    /// <summary>Members of the objects a pointer passed through, by the object's pointer: JsonElement finds a member by walking its object.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Dictionary<string, JsonElement>> _members = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// A member of the object at <paramref name="objectPointer"/>, through a dictionary built once per object: a chain of
+    /// <c>$ref</c>s into a <c>$defs</c> of thousands of entries otherwise walks it once per step.
+    /// </summary>
+    public bool TryGetMember(string objectPointer, JsonElement element, string name, out JsonElement member)
+    {
+        Dictionary<string, JsonElement> members = _members.GetOrAdd(objectPointer, static (_, objectElement) =>
+        {
+            var byName = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
+            foreach (JsonProperty property in objectElement.EnumerateObject())
+            {
+                byName[property.Name] = property.Value; // the last of a repeated name, as TryGetProperty finds it
+            }
+
+            return byName;
+        }, element);
+        return members.TryGetValue(name, out member);
+    }
 }
 
 /// <summary>
@@ -274,7 +296,7 @@ internal static class JsonPointer
         foreach (var raw in pointer[1..].Split('/'))
         {
             var token = Unescape(raw);
-            if (current.ValueKind == JsonValueKind.Object && current.TryGetProperty(token, out var next))
+            if (current.ValueKind == JsonValueKind.Object && document.TryGetMember(canonical.ToString(), current, token, out var next))
             {
                 current = next;
             }
