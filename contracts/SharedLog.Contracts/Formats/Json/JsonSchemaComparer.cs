@@ -38,7 +38,6 @@ internal sealed class JsonSchemaComparer
 
     /// <summary>Each pattern compiled once per comparison; null for one that is not a valid .NET pattern.</summary>
     private readonly Dictionary<string, Regex?> _patterns = new(StringComparer.Ordinal);
-    private readonly Dictionary<(JsonSchemaDocument, string), Dictionary<string, JsonElement>> _declared = [];
 
     public IReadOnlyList<string> Compare(JsonSchemaSet reader, JsonSchemaSet writer)
     {
@@ -699,7 +698,7 @@ internal sealed class JsonSchemaComparer
     private List<(string Suffix, SchemaNode Node)> PropertyParts(SchemaNode node, string name)
     {
         var parts = new List<(string, SchemaNode)>();
-        if (node.TryGet("properties", out var properties) && DeclaredProperties(node, properties).TryGetValue(name, out var declared))
+        if (node.TryGet("properties", out var properties) && node.Document.TryGetMember(node.Pointer + "/properties", properties, name, out var declared))
         {
             parts.Add(($"properties/{JsonPointer.Escape(name)}", node.Child(declared, "properties", name)));
         }
@@ -718,30 +717,6 @@ internal sealed class JsonSchemaComparer
         }
 
         return parts;
-    }
-
-    /// <summary>
-    /// A node's <c>properties</c> by name, built once per comparison: JsonElement looks a property up by walking the
-    /// object, and every property name of both schemas is looked up in every conjunct.
-    /// </summary>
-    private Dictionary<string, JsonElement> DeclaredProperties(SchemaNode node, JsonElement properties)
-    {
-        var key = (node.Document, node.Pointer); // the document by reference: the reader's and writer's roots share a key
-        if (!_declared.TryGetValue(key, out Dictionary<string, JsonElement>? byName))
-        {
-            byName = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
-            if (properties.ValueKind == JsonValueKind.Object)
-            {
-                foreach (JsonProperty property in properties.EnumerateObject())
-                {
-                    byName[property.Name] = property.Value; // the last of a repeated name, as TryGetProperty finds it
-                }
-            }
-
-            _declared[key] = byName;
-        }
-
-        return byName;
     }
 
     private bool Matches(string pattern, string name)

@@ -57,7 +57,7 @@ internal sealed class JsonSchemaDocument(JsonSchemaSet set, string key, JsonElem
     /// <summary>A JSON-pointer-like label for messages, with the document name when it is a referenced one.</summary>
     public string Label(string pointer) => (IsRoot ? string.Empty : Key) + "#" + pointer;
 
-    /// <summary>Members of the objects a pointer passed through, by the object's pointer: JsonElement finds a member by walking its object.</summary>
+    /// <summary>Members of objects looked up by name (pointer steps, the comparer's <c>properties</c>), by the object's pointer: JsonElement finds a member by walking its object.</summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Dictionary<string, JsonElement>> _members = new(StringComparer.Ordinal);
 
     /// <summary>
