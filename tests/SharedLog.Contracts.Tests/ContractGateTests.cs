@@ -463,6 +463,29 @@ public sealed class ContractGateTests : IDisposable
         Assert.StartsWith("Contract rejected a batch on docs-3: 1 bad records; first breaks", message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(4_611_686_018_427_387_903L)]
+    [InlineData(-62_135_596_800_001L)]
+    public async Task ARecordTimestampBeyondTheYearsOfATimestampFailsOnlyARuleThatReadsIt(long timestamp)
+    {
+        // Found by the broker fuzz test: such a record made the gate throw, so its batch was refused as a server error.
+        int id = await RegisterAsync("docs-value", JsonSchemaText, SchemaType.Json);
+        await ApplyAsync("topic: docs\nclass: certified\nvalue: {}\nrules:\n  - name: named\n    expr: value.name != ''\n");
+        Assert.Equal(id, await RegisterAsync("timed-value", JsonSchemaText, SchemaType.Json));
+        await ApplyAsync("topic: timed\nclass: certified\nvalue: {}\nrules:\n  - name: recent\n    expr: timestamp > timestamp('2020-01-01T00:00:00Z')\n");
+        byte[] Batch(long at) => new RecordBatchBuilder(at).Add(null, Framed(id, """{"name":"ok"}"""u8.ToArray()), at).Build();
+
+        GateResult untimed = _gate.Inspect(_gate.ContractFor("docs")!, "docs", 0, RecordBatch.Parse(Batch(timestamp)));
+        Assert.Equal(GateOutcome.Pass, untimed.Outcome);
+
+        GateResult timed = _gate.Inspect(_gate.ContractFor("timed")!, "timed", 0, RecordBatch.Parse(Batch(timestamp)));
+        Assert.Equal(GateOutcome.Reject, timed.Outcome);
+        Assert.Equal($"recent: rule error: record timestamp {timestamp} ms is outside the range of a timestamp (years 1 to 9999)", Reason(timed, 0));
+
+        GateResult now = _gate.Inspect(_gate.ContractFor("timed")!, "timed", 0, RecordBatch.Parse(Batch(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())));
+        Assert.Equal(GateOutcome.Pass, now.Outcome);
+    }
+
     [Fact]
     public async Task HostileJsonRecordsAreRefusedWithBoundedWork()
     {

@@ -9,25 +9,6 @@ public class BrokerClientTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
-    private static List<string> ConsumeFrom(string bootstrap, string topic, int partition, long offset, int expected)
-    {
-        var config = new ConsumerConfig { BootstrapServers = bootstrap, GroupId = "assigned-only", EnableAutoCommit = false };
-        var values = new List<string>();
-        using IConsumer<string, string> consumer = new ConsumerBuilder<string, string>(config).Build();
-        consumer.Assign(new TopicPartitionOffset(topic, partition, offset));
-        DateTime deadline = DateTime.UtcNow + Timeout;
-        while (values.Count < expected && DateTime.UtcNow < deadline)
-        {
-            ConsumeResult<string, string>? result = consumer.Consume(TimeSpan.FromMilliseconds(200));
-            if (result?.Message is { } m)
-            {
-                values.Add($"{result.Offset.Value}:{m.Key}={m.Value}");
-            }
-        }
-
-        return values;
-    }
-
     [Theory]
     [InlineData(CompressionType.None)]
     [InlineData(CompressionType.Gzip)]
@@ -49,7 +30,7 @@ public class BrokerClientTests
             Assert.Equal(0, producer.Flush(Timeout));
         }
 
-        List<string> consumed = ConsumeFrom(broker.BootstrapServers, topic, 0, 0, 50);
+        List<string> consumed = KafkaClients.ConsumeFrom(broker.BootstrapServers, topic, 0, 0, 50);
         Assert.Equal(Enumerable.Range(0, 50).Select(i => $"{i}:k{i}=value-{i}"), consumed);
     }
 
@@ -145,7 +126,7 @@ public class BrokerClientTests
         }
 
         await using BrokerFixture second = await BrokerFixture.StartAsync(dataDir);
-        List<string> consumed = ConsumeFrom(second.BootstrapServers, "durable", 0, 0, 20);
+        List<string> consumed = KafkaClients.ConsumeFrom(second.BootstrapServers, "durable", 0, 0, 20);
         Assert.Equal(Enumerable.Range(0, 20).Select(i => $"{i}:k=v{i}"), consumed);
 
         using IProducer<string, string> again = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = second.BootstrapServers }).Build();
@@ -277,7 +258,7 @@ public class BrokerClientTests
         DeliveryResult<Null, byte[]> next = await producer.ProduceAsync("huge-batches", new Message<Null, byte[]> { Value = "small"u8.ToArray() }).WaitAsync(Timeout);
         Assert.Equal(PersistenceStatus.Persisted, next.Status);
         Assert.Equal(0, next.Offset.Value);
-        Assert.Equal(["0:=small"], ConsumeFrom(broker.BootstrapServers, "huge-batches", 0, 0, 1));
+        Assert.Equal(["0:=small"], KafkaClients.ConsumeFrom(broker.BootstrapServers, "huge-batches", 0, 0, 1));
     }
 
     [Theory]
@@ -301,7 +282,7 @@ public class BrokerClientTests
             Assert.Equal(1, (await producer.ProduceAsync("offset-range", new Message<string, string> { Key = "b", Value = "second" }).WaitAsync(Timeout)).Offset.Value);
         }
 
-        Assert.Equal(["0:a=first", "1:b=second"], ConsumeFrom(broker.BootstrapServers, "offset-range", 0, 0, 2));
+        Assert.Equal(["0:a=first", "1:b=second"], KafkaClients.ConsumeFrom(broker.BootstrapServers, "offset-range", 0, 0, 2));
     }
 
     /// <summary>
@@ -342,7 +323,7 @@ public class BrokerClientTests
 
         using IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, CompressionType = CompressionType.Zstd }).Build();
         Assert.Equal(0, (await producer.ProduceAsync("record-walk", new Message<string, string> { Key = "a", Value = "first" }).WaitAsync(Timeout)).Offset.Value);
-        Assert.Equal(["0:a=first"], ConsumeFrom(broker.BootstrapServers, "record-walk", 0, 0, 1));
+        Assert.Equal(["0:a=first"], KafkaClients.ConsumeFrom(broker.BootstrapServers, "record-walk", 0, 0, 1));
     }
 
     [Fact]
@@ -434,7 +415,7 @@ public class BrokerClientTests
             Assert.Equal(0, (await producer.ProduceAsync("one-batch", new Message<string, string> { Key = "k", Value = "only" }).WaitAsync(Timeout)).Offset.Value);
         }
 
-        Assert.Equal(["0:k=only"], ConsumeFrom(broker.BootstrapServers, "one-batch", 0, 0, 1));
+        Assert.Equal(["0:k=only"], KafkaClients.ConsumeFrom(broker.BootstrapServers, "one-batch", 0, 0, 1));
     }
 
     [Theory]
@@ -509,7 +490,7 @@ public class BrokerClientTests
         Assert.Equal(ErrorCode.NoError, await ProduceAt("bounded-old-style", now.AddMinutes(30)));
         Assert.Equal(ErrorCode.InvalidTimestamp, await ProduceAt("bounded-old-style", now.AddHours(2)));
         Assert.Equal(ErrorCode.InvalidTimestamp, await ProduceAt("bounded-old-style", now.AddHours(-2)));
-        Assert.Equal(["0:k=v", "1:k=v"], ConsumeFrom(broker.BootstrapServers, "bounded", 0, 0, 2));
+        Assert.Equal(["0:k=v", "1:k=v"], KafkaClients.ConsumeFrom(broker.BootstrapServers, "bounded", 0, 0, 2));
     }
 
     [Fact]
@@ -601,7 +582,7 @@ public class BrokerClientTests
         using IConsumer<string, string> consumer = new ConsumerBuilder<string, string>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "trim" }).Build();
         WatermarkOffsets marks = consumer.QueryWatermarkOffsets(new TopicPartition("trimmed", 0), Timeout);
         Assert.Equal(6, marks.Low.Value);
-        Assert.Equal(["6:k=v6", "7:k=v7", "8:k=v8", "9:k=v9"], ConsumeFrom(broker.BootstrapServers, "trimmed", 0, 6, 4));
+        Assert.Equal(["6:k=v6", "7:k=v7", "8:k=v8", "9:k=v9"], KafkaClients.ConsumeFrom(broker.BootstrapServers, "trimmed", 0, 6, 4));
 
         // As Kafka: a compact-only topic keeps its records (POLICY_VIOLATION); with delete in its policy too, it trims.
         await admin.CreateTopicsAsync([

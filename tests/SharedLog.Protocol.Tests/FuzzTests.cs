@@ -1,7 +1,6 @@
 using System.Buffers;
-using System.Collections;
-using System.Reflection;
 using SharedLog.Protocol.Messages;
+using SharedLog.Tests.Shared;
 
 namespace SharedLog.Protocol.Tests;
 
@@ -14,6 +13,7 @@ public class FuzzTests
 {
     private const int RandomFramesPerVersion = 40;
     private const int MutationsPerVersion = 200;
+    private const int CorrelationId = 42;
 
     [Fact]
     public void EveryRequestDecoderAtEveryVersionOnlyThrowsProtocolExceptions()
@@ -26,10 +26,8 @@ public class FuzzTests
             for (short version = ApiMessages.LowestVersion(api); version <= ApiMessages.HighestVersion(api); version++)
             {
                 var random = new Random(((int)api * 1000) + version);
-                var valid = new List<byte[]> { Frame(ApiMessages.CreateRequest(api), version) };
-                var filled = ApiMessages.CreateRequest(api);
-                Fill(filled, random, depth: 0);
-                valid.Add(Frame(filled, version));
+                var requests = new RandomRequests(random);
+                var valid = new List<byte[]> { RandomRequests.Frame(ApiMessages.CreateRequest(api), version, CorrelationId), RandomRequests.Frame(requests.Request(api), version, CorrelationId) };
 
                 // The unmutated frames must decode.
                 foreach (byte[] frame in valid)
@@ -53,7 +51,7 @@ public class FuzzTests
 
                 for (int i = 0; i < MutationsPerVersion; i++)
                 {
-                    byte[] frame = Mutate(valid[random.Next(valid.Count)], random);
+                    byte[] frame = requests.Mutate(valid[random.Next(valid.Count)]);
                     Count(Attempt(frame, api, version, failures), ref decoded, ref rejected);
                 }
             }
@@ -143,162 +141,5 @@ public class FuzzTests
             failures.Add($"{api} v{version}: {e.GetType().Name}: {e.Message} input {Convert.ToHexString(frame.AsSpan(0, Math.Min(frame.Length, 64)))}");
             return e;
         }
-    }
-
-    private static byte[] Frame(IApiMessage body, short version)
-    {
-        var output = new ArrayBufferWriter<byte>();
-        RequestFrame.WriteRequest(output, body, version, correlationId: 42, clientId: "fuzz");
-        return output.WrittenSpan[4..].ToArray();
-    }
-
-    private static byte[] Mutate(byte[] valid, Random random)
-    {
-        var bytes = valid.ToList();
-        int edits = 1 + random.Next(4);
-        for (int e = 0; e < edits && bytes.Count > 4; e++)
-        {
-            int at = 4 + random.Next(bytes.Count - 4);
-            switch (random.Next(6))
-            {
-                case 0:
-                    bytes[at] ^= (byte)(1 << random.Next(8));
-                    break;
-                case 1:
-                    bytes.RemoveRange(at, bytes.Count - at);
-                    break;
-                case 2:
-                    bytes.InsertRange(at, [0x7F, 0xFF, 0xFF, 0xFF]);
-                    break;
-                case 3:
-                    bytes.InsertRange(at, [0xFF, 0xFF, 0xFF, 0xFF, 0x0F]);
-                    break;
-                case 4:
-                    bytes[at] = 0xFF;
-                    break;
-                default:
-                    bytes.Insert(at, (byte)random.Next(256));
-                    break;
-            }
-        }
-
-        return [.. bytes];
-    }
-
-    /// <summary>Sets every property, whatever the version; writers skip fields a version lacks.</summary>
-    private static void Fill(object target, Random random, int depth)
-    {
-        foreach (PropertyInfo property in target.GetType().GetProperties())
-        {
-            if (!property.CanWrite || property.Name == nameof(IKafkaStruct.HasDefaultValues) || property.Name == "UnknownTaggedFields")
-            {
-                continue;
-            }
-
-            Type type = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
-            object? value = RandomValue(type, random, depth);
-            if (value is not null)
-            {
-                property.SetValue(target, value);
-            }
-        }
-    }
-
-    private static object? RandomValue(Type type, Random random, int depth)
-    {
-        if (type == typeof(bool))
-        {
-            return random.Next(2) == 1;
-        }
-
-        if (type == typeof(sbyte))
-        {
-            return (sbyte)random.Next(-128, 128);
-        }
-
-        if (type == typeof(short))
-        {
-            return (short)random.Next(-5, 300);
-        }
-
-        if (type == typeof(ushort))
-        {
-            return (ushort)random.Next(300);
-        }
-
-        if (type == typeof(int))
-        {
-            return random.Next(-5, 100_000);
-        }
-
-        if (type == typeof(uint))
-        {
-            return (uint)random.Next(100_000);
-        }
-
-        if (type == typeof(long))
-        {
-            return random.NextInt64(-5, long.MaxValue);
-        }
-
-        if (type == typeof(double))
-        {
-            return random.NextDouble();
-        }
-
-        if (type == typeof(Guid))
-        {
-            return Guid.NewGuid();
-        }
-
-        if (type == typeof(string))
-        {
-            return "s" + random.Next(1000);
-        }
-
-        if (type == typeof(byte[]))
-        {
-            var bytes = new byte[random.Next(16)];
-            random.NextBytes(bytes);
-            return bytes;
-        }
-
-        if (type == typeof(ReadOnlySequence<byte>))
-        {
-            var bytes = new byte[random.Next(64)];
-            random.NextBytes(bytes);
-            return new ReadOnlySequence<byte>(bytes);
-        }
-
-        if (depth > 4)
-        {
-            return null;
-        }
-
-        if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(List<>))
-        {
-            var list = (IList)Activator.CreateInstance(type)!;
-            Type element = type.GetGenericArguments()[0];
-            int count = random.Next(3);
-            for (int i = 0; i < count; i++)
-            {
-                object? item = RandomValue(element, random, depth + 1);
-                if (item is not null)
-                {
-                    list.Add(item);
-                }
-            }
-
-            return list;
-        }
-
-        if (typeof(IKafkaStruct).IsAssignableFrom(type))
-        {
-            object nested = Activator.CreateInstance(type)!;
-            Fill(nested, random, depth + 1);
-            return nested;
-        }
-
-        return null;
     }
 }

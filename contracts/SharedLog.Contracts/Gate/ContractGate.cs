@@ -217,7 +217,8 @@ public sealed partial class ContractGate(
 
         public long Partition { get; set; }
 
-        public DateTimeOffset Timestamp { get; set; }
+        /// <summary>The record's timestamp as the producer wrote it (milliseconds since the epoch), turned into a rule's timestamp when a rule reads it.</summary>
+        public long TimestampMs { get; set; }
 
         /// <summary>
         /// Records per schema check seen in this batch (by reference: one check per schema id, subject and contract version),
@@ -234,12 +235,25 @@ public sealed partial class ContractGate(
                 "headers" => (true, (object?)Headers ?? new Dictionary<string, object?>()),
                 "topic" => (true, Topic),
                 "partition" => (true, (object?)Partition),
-                "timestamp" => (true, (object?)Timestamp),
+                "timestamp" => (true, RuleTimestamp(TimestampMs)),
                 _ => (false, null),
             };
             return found;
         }
     }
+
+    /// <summary>
+    /// A record timestamp as a rule's timestamp value. A producer may write any 64-bit time; one outside the years 1 to
+    /// 9999 (which CEL timestamps span) makes a rule that reads it an error, not the whole batch's gate.
+    /// </summary>
+    private static object RuleTimestamp(long milliseconds) =>
+        milliseconds >= MinTimestampMs && milliseconds <= MaxTimestampMs
+            ? DateTimeOffset.FromUnixTimeMilliseconds(milliseconds)
+            : RuleValue.Error($"record timestamp {milliseconds} ms is outside the range of a timestamp (years 1 to 9999)");
+
+    private static readonly long MinTimestampMs = DateTimeOffset.MinValue.ToUnixTimeMilliseconds();
+
+    private static readonly long MaxTimestampMs = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
 
     public ActiveContract? ContractFor(string topic) => store.ForTopic(topic);
 
@@ -549,7 +563,7 @@ public sealed partial class ContractGate(
         {
             activation.Value = value?.Value;
             activation.Key = key is not null ? key.Value : record.KeyIsNull || !contract.RulesReadKey ? null : Encoding.UTF8.GetString(record.Key);
-            activation.Timestamp = DateTimeOffset.FromUnixTimeMilliseconds(record.Timestamp);
+            activation.TimestampMs = record.Timestamp;
             activation.Headers = contract.RulesReadHeaders ? Headers(record) : null;
             int failed = CompiledRule.FirstNotPassing(contract.Rules, activation, out RuleOutcome outcome);
             if (failed >= 0)

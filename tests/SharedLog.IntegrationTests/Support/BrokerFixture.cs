@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using SharedLog.Broker;
 
 namespace SharedLog.IntegrationTests;
@@ -23,10 +24,17 @@ public sealed class BrokerFixture : IAsyncDisposable
     /// <summary>Base URL of the broker's schema registry API.</summary>
     public string RegistryUrl => $"http://127.0.0.1:{Host.RegistryPort}";
 
-    public static async Task<BrokerFixture> StartAsync(string? dataDir = null, bool deleteOnDispose = true, params string[] extraArguments)
+    public static Task<BrokerFixture> StartAsync(string? dataDir = null, bool deleteOnDispose = true, params string[] extraArguments) =>
+        StartAsync(dataDir, deleteOnDispose, logging: null, extraArguments);
+
+    /// <summary>A broker whose logging the test adds to (e.g. a provider that collects what is logged).</summary>
+    public static Task<BrokerFixture> StartAsync(Action<ILoggingBuilder> logging, params string[] extraArguments) =>
+        StartAsync(dataDir: null, deleteOnDispose: true, logging, extraArguments);
+
+    private static async Task<BrokerFixture> StartAsync(string? dataDir, bool deleteOnDispose, Action<ILoggingBuilder>? logging, string[] extraArguments)
     {
         dataDir ??= Path.Combine(Path.GetTempPath(), "sharedlog-it-" + Guid.NewGuid().ToString("N"));
-        BrokerHost host = BrokerHost.Create(["--port", "0", "--http-port", "0", "--registry-port", "0", "--data-dir", dataDir, "--host", "127.0.0.1", "--Broker:GroupInitialRebalanceDelayMs", "200", .. extraArguments]);
+        BrokerHost host = BrokerHost.Create(["--port", "0", "--http-port", "0", "--registry-port", "0", "--data-dir", dataDir, "--host", "127.0.0.1", "--Broker:GroupInitialRebalanceDelayMs", "200", .. extraArguments], logging);
         await host.StartAsync();
         return new BrokerFixture(host, dataDir, deleteOnDispose);
     }

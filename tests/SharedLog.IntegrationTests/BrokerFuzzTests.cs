@@ -1,0 +1,281 @@
+using System.Buffers.Binary;
+using System.Reflection;
+using Microsoft.Extensions.Logging;
+using SharedLog.Protocol;
+using SharedLog.Protocol.Messages;
+using SharedLog.Tests.Shared;
+
+namespace SharedLog.IntegrationTests;
+
+/// <summary>
+/// Requests a client could send but no client would: every API the broker serves, at every version it serves, with
+/// random field values (names from a small pool, so requests meet each other's topics and groups), and the same
+/// frames with random byte edits. Each must be answered, or refused by closing the connection, within a deadline;
+/// no handler may fail; and the broker must serve a real client afterwards. Seeded, so a failure reproduces.
+/// </summary>
+public class BrokerFuzzTests
+{
+    private const int RequestsPerVersion = 24;
+    private const int MutationsPerVersion = 12;
+
+    // Produce and Fetch, the paths every record takes (and the contract gate), get four times as many.
+    // SHAREDLOG_FUZZ_SEED explores other inputs (a failure names its seed); the test command uses the fixed one.
+    private static readonly int Seed = int.TryParse(Environment.GetEnvironmentVariable("SHAREDLOG_FUZZ_SEED"), out int seed) ? seed : 20261204;
+    private static readonly TimeSpan AnswerDeadline = TimeSpan.FromSeconds(20);
+    private static readonly string[] Names = ["fuzz", "fuzz-b", "fuzz", "fuzz-b", "s1", "", "fuzz.c"];
+
+    [Fact]
+    public async Task RandomRequestsOfEveryServedApiAreAnsweredOrRefusedAndNoHandlerFails()
+    {
+        var logs = new CollectingLoggerProvider();
+        await using BrokerFixture broker = await BrokerFixture.StartAsync(logging => logging.AddProvider(logs));
+        using (RawKafkaClient setup = await RawKafkaClient.ConnectAsync(broker.BootstrapServers))
+        {
+            await setup.CreateTopicAsync("fuzz", 3);
+            await setup.CreateTopicAsync("fuzz-b", 2);
+        }
+
+        // fuzz-b has a contract (JSON schema, a rule, a hashed field, quarantine), so produces to it go through the gate.
+        int schemaId = await ContractOnFuzzBAsync(broker);
+        List<ApiVersionsResponse.ApiVersion> served = await ServedApisAsync(broker.BootstrapServers);
+        var random = new Random(Seed);
+        var requests = new RandomRequests(random, (property, random) => Choose(property, random, schemaId));
+        var problems = new List<string>();
+        int answered = 0;
+        int refused = 0;
+        RawKafkaClient connection = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        try
+        {
+            int correlation = 1;
+            foreach (ApiVersionsResponse.ApiVersion api in served)
+            {
+                for (short version = api.MinVersion; version <= api.MaxVersion; version++)
+                {
+                    int weight = (ApiKey)api.ApiKey is ApiKey.Produce or ApiKey.Fetch ? 4 : 1;
+                    for (int i = 0; i < weight * (RequestsPerVersion + MutationsPerVersion); i++)
+                    {
+                        byte[] frame = RandomRequests.Frame(requests.Request((ApiKey)api.ApiKey), version, correlation++);
+                        if (i % (RequestsPerVersion + MutationsPerVersion) >= RequestsPerVersion)
+                        {
+                            frame = requests.Mutate(frame);
+                        }
+
+                        switch (await ExchangeAsync(connection, frame, correlation++))
+                        {
+                            case Outcome.Answered:
+                                answered++;
+                                break;
+                            case Outcome.Closed:
+                                refused++;
+                                connection.Dispose();
+                                connection = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+                                break;
+                            default:
+                                problems.Add($"{(ApiKey)api.ApiKey} v{version}: neither answered nor refused within {AnswerDeadline.TotalSeconds} s: {Convert.ToHexString(frame.AsSpan(0, Math.Min(frame.Length, 96)))}");
+                                connection.Dispose();
+                                connection = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+                                break;
+                        }
+                    }
+                }
+            }
+        }
+        finally
+        {
+            connection.Dispose();
+        }
+
+        problems.AddRange(logs.Entries.Where(e => e.Level >= LogLevel.Error).Select(e => $"logged {e.Level} in {e.Category}: {e.Message} {e.Exception}"));
+        Assert.True(problems.Count == 0, $"seed {Seed}: {problems.Count} problems:\n" + string.Join("\n", problems.Take(20)));
+
+        // Both outcomes must be reached, or the fuzzer is not exploring: valid requests answered, broken frames refused.
+        Assert.True(answered > 2000 && refused > 500, $"answered {answered}, refused {refused}");
+        await KafkaClients.AssertRoundTripAsync(broker.BootstrapServers, "after-fuzz");
+    }
+
+    private enum Outcome
+    {
+        Answered,
+        Closed,
+        Hung,
+    }
+
+    /// <summary>
+    /// Sends the frame, then an ApiVersions request; the broker answers a connection's requests in order, so the second
+    /// answer arriving means the first was dealt with (a Produce with acks=0 has no answer of its own).
+    /// </summary>
+    private static async Task<Outcome> ExchangeAsync(RawKafkaClient connection, byte[] frame, int probeCorrelation)
+    {
+        byte[] sized = new byte[4 + frame.Length];
+        BinaryPrimitives.WriteInt32BigEndian(sized, frame.Length);
+        frame.CopyTo(sized, 4);
+        using var deadline = new CancellationTokenSource(AnswerDeadline);
+        try
+        {
+            await connection.Stream.WriteAsync(sized, deadline.Token);
+            await connection.SendAsync(new ApiVersionsRequest(), 0, probeCorrelation);
+            byte[] size = new byte[4];
+            while (true)
+            {
+                await connection.Stream.ReadExactlyAsync(size, deadline.Token);
+                byte[] response = new byte[BinaryPrimitives.ReadInt32BigEndian(size)];
+                await connection.Stream.ReadExactlyAsync(response, deadline.Token);
+                if (BinaryPrimitives.ReadInt32BigEndian(response) == probeCorrelation)
+                {
+                    return Outcome.Answered;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            return Outcome.Hung;
+        }
+        catch (Exception e) when (e is EndOfStreamException or IOException or System.Net.Sockets.SocketException)
+        {
+            return Outcome.Closed;
+        }
+    }
+
+    /// <summary>
+    /// Names from a small pool, partitions and offsets near the fuzz topic's, record batches that are well formed (with
+    /// random producer ids, sequences, timestamps and codecs), valid acks and new fetch sessions part of the time, and
+    /// timeouts short enough for a run of thousands of requests; everything else random.
+    /// </summary>
+    private static object? Choose(PropertyInfo property, Random random, int schemaId)
+    {
+        Type type = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+        string name = property.Name;
+        bool often = random.Next(3) > 0;
+        if (name == "TransactionalId")
+        {
+            // Transactions are not served; most producers here are plain or idempotent.
+            return often ? RandomRequests.Null : null;
+        }
+
+        if (type == typeof(string))
+        {
+            return often ? Names[random.Next(Names.Length)] : null;
+        }
+
+        if (name == "Acks" && type == typeof(short))
+        {
+            return often ? (short)random.Next(-1, 2) : null;
+        }
+
+        if (name is "SessionId" or "SessionEpoch" && type == typeof(int))
+        {
+            // A new full fetch (0, -1 or 0) or a sessionless one, most of the time.
+            return often ? random.Next(-1, 1) : null;
+        }
+
+        if (type == typeof(System.Buffers.ReadOnlySequence<byte>) && name == "Records")
+        {
+            return often ? new System.Buffers.ReadOnlySequence<byte>(RandomBatch(random, schemaId)) : null;
+        }
+
+        if (type == typeof(int) && name is "Index" or "Partition" or "PartitionIndex")
+        {
+            return often ? random.Next(-1, 4) : null;
+        }
+
+        if (type == typeof(long) && name.EndsWith("Offset", StringComparison.Ordinal))
+        {
+            return often ? random.Next(4) switch { 0 => -1L, 1 => -2L, 2 => long.MaxValue, _ => (long)random.Next(0, 50) } : null;
+        }
+
+        bool timeout = name.EndsWith("TimeoutMs", StringComparison.Ordinal) || name.EndsWith("WaitMs", StringComparison.Ordinal);
+        if (!timeout || (type != typeof(int) && type != typeof(long)))
+        {
+            return null;
+        }
+
+        // Session timeouts the group coordinator takes (1 s and up) half of the time; everything else waits at most 200 ms.
+        int milliseconds = name == "SessionTimeoutMs" && random.Next(2) == 0 ? random.Next(1000, 1500) : random.Next(-1, 200);
+        return type == typeof(int) ? milliseconds : (object)(long)milliseconds;
+    }
+
+    /// <summary>A batch with a valid CRC whose header and records take random values a producer could send.</summary>
+    private static byte[] RandomBatch(Random random, int schemaId)
+    {
+        long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        long baseTimestamp = random.Next(4) switch { 0 => -1, 1 => 0, 2 => long.MaxValue / 2, _ => now };
+        var builder = new SharedLog.Protocol.Records.RecordBatchBuilder(baseTimestamp)
+        {
+            Compression = (SharedLog.Protocol.Records.CompressionCodec)random.Next(5),
+            ProducerId = random.Next(3) == 0 ? random.Next(-1, 5) : -1,
+            ProducerEpoch = (short)random.Next(-1, 3),
+            BaseSequence = random.Next(-1, 5),
+            IsTransactional = random.Next(8) == 0,
+            LastOffsetDelta = random.Next(6) == 0 ? random.Next(0, 10) : null,
+        };
+        int records = random.Next(6);
+        for (int i = 0; i < records; i++)
+        {
+            byte[]? key = random.Next(3) == 0 ? null : new byte[random.Next(8)];
+            byte[]? value = random.Next(6) switch
+            {
+                0 => null,
+                1 or 2 => FramedJson(schemaId, random.Next(3) switch { 0 => "{\"id\":\"a\"}", 1 => "{\"id\":\"\"}", _ => "{\"other\":1}" }),
+                _ => new byte[random.Next(64)],
+            };
+            List<SharedLog.Protocol.Records.RecordHeaderValue>? headers = random.Next(3) == 0 ? [new("h" + random.Next(3), random.Next(2) == 0 ? null : [1, 2])] : null;
+            builder.Add(key, value, baseTimestamp + random.Next(-5, 5), headers);
+        }
+
+        try
+        {
+            return builder.Build();
+        }
+        catch (InvalidOperationException)
+        {
+            // No records and no explicit last offset delta: a builder makes no such batch, so send one record.
+            var single = new SharedLog.Protocol.Records.RecordBatchBuilder(now);
+            single.Add(null, [1], now);
+            return single.Build();
+        }
+    }
+
+    private static byte[] FramedJson(int schemaId, string json)
+    {
+        byte[] payload = new byte[5 + System.Text.Encoding.UTF8.GetByteCount(json)];
+        BinaryPrimitives.WriteInt32BigEndian(payload.AsSpan(1), schemaId);
+        System.Text.Encoding.UTF8.GetBytes(json, payload.AsSpan(5));
+        return payload;
+    }
+
+    private static async Task<int> ContractOnFuzzBAsync(BrokerFixture broker)
+    {
+        using var registry = new HttpClient { BaseAddress = new Uri(broker.RegistryUrl) };
+        const string Schema = """{"schemaType":"JSON","schema":"{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\"}}}"}""";
+        using HttpResponseMessage registered = await registry.PostAsync("/subjects/fuzz-b-value/versions", new StringContent(Schema, System.Text.Encoding.UTF8, "application/vnd.schemaregistry.v1+json"));
+        string body = await registered.Content.ReadAsStringAsync();
+        Assert.True(registered.IsSuccessStatusCode, body);
+        int schemaId = System.Text.Json.JsonDocument.Parse(body).RootElement.GetProperty("id").GetInt32();
+
+        using var admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        const string Contract = """
+            topic: fuzz-b
+            class: certified
+            value:
+              strategy: TopicNameStrategy
+            rules:
+              - name: has-id
+                expr: has(value.id) && value.id.size() > 0
+            privacy:
+              - field: id
+                action: hash
+            onFailure: quarantine
+            """;
+        using HttpResponseMessage applied = await admin.PostAsync("/contracts", new StringContent(Contract, System.Text.Encoding.UTF8, "application/yaml"));
+        Assert.True(applied.IsSuccessStatusCode, await applied.Content.ReadAsStringAsync());
+        return schemaId;
+    }
+
+    private static async Task<List<ApiVersionsResponse.ApiVersion>> ServedApisAsync(string bootstrap)
+    {
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(bootstrap);
+        await client.SendAsync(new ApiVersionsRequest { ClientSoftwareName = "fuzz", ClientSoftwareVersion = "1" }, 3, 1);
+        (_, byte[] body) = await client.ReceiveAsync(0);
+        return new ApiVersionsResponse().ReadFrom(body, 3).ApiKeys;
+    }
+}
