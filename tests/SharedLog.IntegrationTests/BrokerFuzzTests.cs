@@ -11,7 +11,7 @@ namespace SharedLog.IntegrationTests;
 /// Requests a client could send but no client would: every API the broker serves, at every version it serves, with
 /// random field values (names from a small pool, so requests meet each other's topics and groups), and the same
 /// frames with random byte edits. Each must be answered, or refused by closing the connection, within a deadline;
-/// no handler may fail; and the broker must serve a real client afterwards. Seeded, so a failure reproduces.
+/// no handler may fail; and the broker must serve a real client afterwards, in one of the fuzzed groups too. Seeded, so a failure reproduces.
 /// </summary>
 public class BrokerFuzzTests
 {
@@ -91,6 +91,9 @@ public class BrokerFuzzTests
         // Both outcomes must be reached, or the fuzzer is not exploring: valid requests answered, broken frames refused.
         Assert.True(answered > 2000 && refused > 500, $"answered {answered}, refused {refused}");
         await KafkaClients.AssertRoundTripAsync(broker.BootstrapServers, "after-fuzz");
+
+        // The fuzzed group still takes a real member, which reads what was just written.
+        Assert.Equal(10, KafkaClients.ConsumeInGroup(broker.BootstrapServers, "fuzz", "after-fuzz", 10).Count);
     }
 
     private enum Outcome

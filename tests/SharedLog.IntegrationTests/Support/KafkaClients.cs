@@ -27,6 +27,26 @@ internal static class KafkaClients
         return values;
     }
 
+    /// <summary>Values read by a consumer of <paramref name="group"/> subscribed to <paramref name="topic"/> (from the earliest offset when the group has none), until <paramref name="expected"/> or the deadline.</summary>
+    public static List<string> ConsumeInGroup(string bootstrap, string group, string topic, int expected)
+    {
+        var config = new ConsumerConfig { BootstrapServers = bootstrap, GroupId = group, AutoOffsetReset = AutoOffsetReset.Earliest, EnableAutoCommit = false };
+        var values = new List<string>();
+        using IConsumer<string, string> consumer = new ConsumerBuilder<string, string>(config).Build();
+        consumer.Subscribe(topic);
+        DateTime deadline = DateTime.UtcNow + Timeout;
+        while (values.Count < expected && DateTime.UtcNow < deadline)
+        {
+            if (consumer.Consume(TimeSpan.FromMilliseconds(200))?.Message is { } m)
+            {
+                values.Add(m.Value);
+            }
+        }
+
+        consumer.Close();
+        return values;
+    }
+
     /// <summary>Produces <paramref name="count"/> keyed records with acks=all to partition 0 and reads them back: the broker serves a real client.</summary>
     public static async Task AssertRoundTripAsync(string bootstrap, string topic, int count = 10)
     {
