@@ -60,6 +60,9 @@ public class ContractModelTests
     [InlineData("topic: t\ncolour: red\n", "line 2")] // unknown key, with position
     [InlineData("topic: t\nclass: [unclosed\n", "line ")]
     [InlineData("a: &x [1]\nb: *x\n", "anchors are not allowed")]
+    [InlineData("topic: t\nvalue: {}\nrules:\n  -\n  - expr: 'true'\n", "rules[0] is empty")] // null list entries, found by fuzzing
+    [InlineData("topic: t\nvalue: {}\nprivacy:\n  -\n", "privacy[0] needs exactly one of field or tag")]
+    [InlineData("topic: t\nprivacy:\n  - field: id\n    action: {hash\nonFailure: quarantine\n", "line 4, column 13: the YAML is malformed after this point")] // YamlDotNet throws InvalidOperationException here
     [InlineData("topic: 'bad topic!'\n", "must be a topic name or a pattern")]
     [InlineData("topic: t\nquarantineTopic: 'q q'\n", "quarantineTopic 'q q'")]
     [InlineData("topic: t\nname: a/b\n", "name 'a/b' must be")]

@@ -75,9 +75,9 @@ public sealed class ContractDocument
 
     public SchemaBinding? Value { get; set; }
 
-    public List<RuleDocument>? Rules { get; set; }
+    public List<RuleDocument?>? Rules { get; set; }
 
-    public List<PrivacyDocument>? Privacy { get; set; }
+    public List<PrivacyDocument?>? Privacy { get; set; }
 
     public string? OnFailure { get; set; }
 

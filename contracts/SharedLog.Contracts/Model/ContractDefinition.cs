@@ -134,8 +134,15 @@ public static class ContractParser
         };
 
         var rules = new List<FieldRuleDefinition>();
-        foreach ((RuleDocument rule, int index) in (document.Rules ?? []).Select((r, i) => (r, i)))
+        foreach ((RuleDocument? rule, int index) in (document.Rules ?? []).Select((r, i) => (r, i)))
         {
+            // A bare "-" in the list is an entry with nothing in it.
+            if (rule is null)
+            {
+                problems.Add($"rules[{index}] is empty: a rule needs an expr (and a name).");
+                continue;
+            }
+
             string name = rule.Name ?? $"rule-{index + 1}";
             if (string.IsNullOrWhiteSpace(rule.Expr))
             {
@@ -152,9 +159,9 @@ public static class ContractParser
         }
 
         var privacy = new List<PrivacyRuleDefinition>();
-        foreach ((PrivacyDocument rule, int index) in (document.Privacy ?? []).Select((r, i) => (r, i)))
+        foreach ((PrivacyDocument? rule, int index) in (document.Privacy ?? []).Select((r, i) => (r, i)))
         {
-            if ((rule.Field is null) == (rule.Tag is null))
+            if (rule is null || (rule.Field is null) == (rule.Tag is null))
             {
                 problems.Add($"privacy[{index}] needs exactly one of field or tag.");
                 continue;
@@ -277,12 +284,14 @@ public static class ContractParser
             throw new ContractValidationException([$"the contract is larger than {MaxDocumentChars} characters."]);
         }
 
+        Mark readTo = Mark.Empty;
         try
         {
             var parser = new Parser(new StringReader(text));
             int depth = 0;
             while (parser.MoveNext())
             {
+                readTo = parser.Current!.End;
                 switch (parser.Current)
                 {
                     case AnchorAlias alias:
@@ -308,6 +317,12 @@ public static class ContractParser
         {
             string reason = (e.InnerException?.Message ?? e.Message).Split('\n')[0];
             throw new ContractValidationException([$"line {e.Start.Line}, column {e.Start.Column}: {reason}"]);
+        }
+        catch (InvalidOperationException)
+        {
+            // YamlDotNet's scanner throws this, not a YamlException, on some malformed text (an unclosed flow mapping
+            // followed by block content, found by fuzzing): it is still the author's mistake, after the last part read.
+            throw new ContractValidationException([$"line {readTo.Line}, column {readTo.Column}: the YAML is malformed after this point."]);
         }
     }
 
