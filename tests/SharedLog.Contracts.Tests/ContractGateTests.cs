@@ -464,6 +464,156 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Theory]
+    [InlineData(SchemaType.Avro, "reject")]
+    [InlineData(SchemaType.Avro, "quarantine")]
+    [InlineData(SchemaType.Avro, "flag")]
+    [InlineData(SchemaType.Json, "reject")]
+    [InlineData(SchemaType.Json, "flag")]
+    [InlineData(SchemaType.Protobuf, "reject")]
+    [InlineData(SchemaType.Protobuf, "quarantine")]
+    public async Task MutatedRecordsNeverMakeTheGateThrowAndWhatItStoresDecodesMasked(SchemaType type, string onFailure)
+    {
+        // Valid records of a nested schema, their bytes then edited at random (flips, cuts, repeats, inserted varints and
+        // lengths), in batches of 1-4: the gate must answer every batch, and every record it stores unflagged must decode
+        // under its schema with the hashed, redacted and dropped fields masked, whatever the edit made of it.
+        (string schema, Func<int, Dictionary<string, object?>> record) = FuzzedSchema(type);
+        int id = await RegisterAsync("fz-value", schema, type);
+        await ApplyAsync($"""
+            topic: fz
+            class: certified
+            value: {"{}"}
+            rules:
+              - name: id-prefix
+                expr: value.id.startsWith('o-')
+            privacy:
+              - field: email
+                action: hash
+              - field: card.number
+                action: redact
+              - field: notes
+                action: drop
+            onFailure: {onFailure}
+            """);
+        IParsedSchema parsed = _registry.ParsedById(id)!;
+        IPayloadCodec codec = type switch { SchemaType.Avro => new AvroPayloadCodec(), SchemaType.Json => new JsonPayloadCodec(), _ => new ProtobufPayloadCodec() };
+        var random = new Random(((int)type * 10) + onFailure.Length);
+        int stored = 0;
+        for (int round = 0; round < 400; round++)
+        {
+            var builder = new RecordBatchBuilder(1_000);
+            int count = 1 + random.Next(4);
+            for (int i = 0; i < count; i++)
+            {
+                byte[] payload = codec.Encode(parsed, new DecodedPayload(record(random.Next(1000))));
+                builder.Add(null, Framed(id, random.Next(4) == 0 ? payload : MutatedBytes(payload, random)), 1_000);
+            }
+
+            GateResult result = _gate.Inspect(_gate.ContractFor("fz")!, "fz", 0, RecordBatch.Parse(builder.Build()));
+            if (result.Outcome == GateOutcome.Reject)
+            {
+                continue;
+            }
+
+            RecordBatch kept = RecordBatch.Parse(result.Batch ?? builder.Build());
+            Assert.True(kept.IsCrcValid());
+            foreach (SharedLog.Protocol.Records.Record storedRecord in kept.Records())
+            {
+                if (BrokerHeaders.AnyStartingWith(storedRecord.RawHeaders, storedRecord.HeaderCount, Encoding.UTF8.GetBytes(ContractGate.ViolationHeader)))
+                {
+                    continue; // flagged: stored as the producer sent it when it could not be decoded
+                }
+
+                // An edit may leave a field out (JSON members are optional, Protobuf omits defaults): what is there is masked.
+                var fields = (IDictionary<string, object?>)codec.Decode(parsed, storedRecord.Value[SchemaWireFormat.HeaderSize..]).Value!;
+                Assert.DoesNotContain("@", fields.TryGetValue("email", out object? email) ? email?.ToString() ?? "" : "", StringComparison.Ordinal);
+                if (fields.TryGetValue("card", out object? card) && card is IDictionary<string, object?> cardFields && cardFields.TryGetValue("number", out object? number))
+                {
+                    Assert.Equal(PrivacyRewriter.RedactedText, number?.ToString());
+                }
+
+                Assert.True(fields.TryGetValue("notes", out object? notes) is false || notes is null || notes.ToString() == "", $"notes kept: {notes}");
+                stored++;
+            }
+        }
+
+        Assert.True(stored > 50, $"only {stored} records stored: the edits leave too little valid to check");
+    }
+
+    /// <summary>A schema with a hashed, a redacted (nested) and a dropped field, and valid records of it.</summary>
+    private static (string Schema, Func<int, Dictionary<string, object?>> Record) FuzzedSchema(SchemaType type)
+    {
+        Dictionary<string, object?> Record(int n) => new()
+        {
+            ["id"] = $"o-{n}",
+            ["email"] = $"someone{n}@example.com",
+            ["notes"] = n % 3 == 0 ? null : new string('n', n % 40),
+            ["card"] = new Dictionary<string, object?> { ["number"] = $"4111{n:D12}", ["exp"] = (long)(n % 12) },
+            ["tags"] = new List<object?> { "a", $"t{n}" },
+            ["amount"] = n / 7.0,
+        };
+
+        Dictionary<string, object?> ProtoRecord(int n)
+        {
+            Dictionary<string, object?> record = Record(n);
+            record["notes"] ??= "";
+            return record;
+        }
+
+        return type switch
+        {
+            SchemaType.Avro => ("""
+                {"type":"record","name":"Order","namespace":"fz","fields":[
+                  {"name":"id","type":"string"},{"name":"email","type":"string"},{"name":"notes","type":["null","string"],"default":null},
+                  {"name":"card","type":{"type":"record","name":"Card","fields":[{"name":"number","type":"string"},{"name":"exp","type":"long"}]}},
+                  {"name":"tags","type":{"type":"array","items":"string"}},{"name":"amount","type":"double"}]}
+                """, Record),
+            SchemaType.Json => ("""
+                {"type":"object","required":["id","email","card"],"properties":{
+                  "id":{"type":"string"},"email":{"type":"string"},"notes":{"type":["string","null"]},
+                  "card":{"type":"object","properties":{"number":{"type":"string"},"exp":{"type":"integer"}}},
+                  "tags":{"type":"array","items":{"type":"string"}},"amount":{"type":"number"}}}
+                """, Record),
+            _ => ("""
+                syntax = "proto3";
+                package fz;
+                message Order {
+                  string id = 1; string email = 2; string notes = 3; Card card = 4; repeated string tags = 5; double amount = 6;
+                  message Card { string number = 1; int64 exp = 2; }
+                }
+                """, ProtoRecord),
+        };
+    }
+
+    private static byte[] MutatedBytes(byte[] payload, Random random)
+    {
+        var bytes = payload.ToList();
+        for (int edit = 0, edits = 1 + random.Next(3); edit < edits && bytes.Count > 0; edit++)
+        {
+            int at = random.Next(bytes.Count);
+            switch (random.Next(5))
+            {
+                case 0:
+                    bytes[at] ^= (byte)(1 << random.Next(8));
+                    break;
+                case 1:
+                    bytes.RemoveRange(at, Math.Min(bytes.Count - at, 1 + random.Next(8)));
+                    break;
+                case 2:
+                    bytes.InsertRange(at, bytes.GetRange(at, Math.Min(bytes.Count - at, 1 + random.Next(16))));
+                    break;
+                case 3:
+                    bytes.InsertRange(at, [0xFF, 0xFF, 0xFF, 0xFF, 0x0F]);
+                    break;
+                default:
+                    bytes[at] = (byte)random.Next(256);
+                    break;
+            }
+        }
+
+        return [.. bytes];
+    }
+
+    [Theory]
     [InlineData(4_611_686_018_427_387_903L)]
     [InlineData(-62_135_596_800_001L)]
     public async Task ARecordTimestampBeyondTheYearsOfATimestampFailsOnlyARuleThatReadsIt(long timestamp)
