@@ -18,6 +18,8 @@ public class BrokerFuzzTests
     private const int RequestsPerVersion = 24;
     private const int MutationsPerVersion = 12;
 
+    private const int PipelinedBursts = 400;
+
     // Produce and Fetch, the paths every record takes (and the contract gate), get four times as many.
     // SHAREDLOG_FUZZ_SEED explores other inputs (a failure names its seed); the test command uses the fixed one.
     private static readonly int Seed = int.TryParse(Environment.GetEnvironmentVariable("SHAREDLOG_FUZZ_SEED"), out int seed) ? seed : 20261204;
@@ -44,9 +46,30 @@ public class BrokerFuzzTests
         int answered = 0;
         int refused = 0;
         RawKafkaClient connection = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        int correlation = 1;
+
+        async Task Exchange(List<byte[]> frames, string what)
+        {
+            switch (await ExchangeAsync(connection, frames, correlation++))
+            {
+                case Outcome.Answered:
+                    answered++;
+                    break;
+                case Outcome.Closed:
+                    refused++;
+                    connection.Dispose();
+                    connection = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+                    break;
+                default:
+                    problems.Add($"{what}: neither answered nor refused within {AnswerDeadline.TotalSeconds} s: {string.Join(" ", frames.Select(f => Convert.ToHexString(f.AsSpan(0, Math.Min(f.Length, 96)))))}");
+                    connection.Dispose();
+                    connection = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+                    break;
+            }
+        }
+
         try
         {
-            int correlation = 1;
             foreach (ApiVersionsResponse.ApiVersion api in served)
             {
                 for (short version = api.MinVersion; version <= api.MaxVersion; version++)
@@ -60,24 +83,23 @@ public class BrokerFuzzTests
                             frame = requests.Mutate(frame);
                         }
 
-                        switch (await ExchangeAsync(connection, frame, correlation++))
-                        {
-                            case Outcome.Answered:
-                                answered++;
-                                break;
-                            case Outcome.Closed:
-                                refused++;
-                                connection.Dispose();
-                                connection = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
-                                break;
-                            default:
-                                problems.Add($"{(ApiKey)api.ApiKey} v{version}: neither answered nor refused within {AnswerDeadline.TotalSeconds} s: {Convert.ToHexString(frame.AsSpan(0, Math.Min(frame.Length, 96)))}");
-                                connection.Dispose();
-                                connection = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
-                                break;
-                        }
+                        await Exchange([frame], $"{(ApiKey)api.ApiKey} v{version}");
                     }
                 }
+            }
+
+            // Then requests pipelined, as clients send them: several in flight on one connection (pipelined produces run
+            // side by side up to their ordering points), unmutated, of random APIs and versions.
+            for (int burst = 0; burst < PipelinedBursts; burst++)
+            {
+                var frames = new List<byte[]>();
+                for (int i = 0, size = 2 + random.Next(5); i < size; i++)
+                {
+                    ApiVersionsResponse.ApiVersion api = served[random.Next(served.Count)];
+                    frames.Add(RandomRequests.Frame(requests.Request((ApiKey)api.ApiKey), (short)random.Next(api.MinVersion, api.MaxVersion + 1), correlation++));
+                }
+
+                await Exchange(frames, $"burst {burst}");
             }
         }
         finally
@@ -104,18 +126,22 @@ public class BrokerFuzzTests
     }
 
     /// <summary>
-    /// Sends the frame, then an ApiVersions request; the broker answers a connection's requests in order, so the second
-    /// answer arriving means the first was dealt with (a Produce with acks=0 has no answer of its own).
+    /// Sends the frames, then an ApiVersions request; the broker answers a connection's requests in order, so the last
+    /// answer arriving means the others were dealt with (a Produce with acks=0 has no answer of its own).
     /// </summary>
-    private static async Task<Outcome> ExchangeAsync(RawKafkaClient connection, byte[] frame, int probeCorrelation)
+    private static async Task<Outcome> ExchangeAsync(RawKafkaClient connection, List<byte[]> frames, int probeCorrelation)
     {
-        byte[] sized = new byte[4 + frame.Length];
-        BinaryPrimitives.WriteInt32BigEndian(sized, frame.Length);
-        frame.CopyTo(sized, 4);
         using var deadline = new CancellationTokenSource(AnswerDeadline);
         try
         {
-            await connection.Stream.WriteAsync(sized, deadline.Token);
+            foreach (byte[] frame in frames)
+            {
+                byte[] sized = new byte[4 + frame.Length];
+                BinaryPrimitives.WriteInt32BigEndian(sized, frame.Length);
+                frame.CopyTo(sized, 4);
+                await connection.Stream.WriteAsync(sized, deadline.Token);
+            }
+
             await connection.SendAsync(new ApiVersionsRequest(), 0, probeCorrelation);
             byte[] size = new byte[4];
             while (true)

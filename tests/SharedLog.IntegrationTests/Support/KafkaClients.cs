@@ -27,7 +27,11 @@ internal static class KafkaClients
         return values;
     }
 
-    /// <summary>Values read by a consumer of <paramref name="group"/> subscribed to <paramref name="topic"/> (from the earliest offset when the group has none), until <paramref name="expected"/> or the deadline.</summary>
+    /// <summary>
+    /// Values read by a consumer of <paramref name="group"/> subscribed to <paramref name="topic"/> (from the earliest offset
+    /// when the group has none), until <paramref name="expected"/> or the deadline; errors that librdkafka recovers from are
+    /// waited out.
+    /// </summary>
     public static List<string> ConsumeInGroup(string bootstrap, string group, string topic, int expected)
     {
         var config = new ConsumerConfig { BootstrapServers = bootstrap, GroupId = group, AutoOffsetReset = AutoOffsetReset.Earliest, EnableAutoCommit = false };
@@ -37,9 +41,16 @@ internal static class KafkaClients
         DateTime deadline = DateTime.UtcNow + Timeout;
         while (values.Count < expected && DateTime.UtcNow < deadline)
         {
-            if (consumer.Consume(TimeSpan.FromMilliseconds(200))?.Message is { } m)
+            try
             {
-                values.Add(m.Value);
+                if (consumer.Consume(TimeSpan.FromMilliseconds(200))?.Message is { } m)
+                {
+                    values.Add(m.Value);
+                }
+            }
+            catch (ConsumeException e) when (!e.Error.IsFatal)
+            {
+                // A join refused while the group still has other members (e.g. with another protocol) is tried again.
             }
         }
 
