@@ -24,6 +24,19 @@ public class BrokerFuzzTests
     // SHAREDLOG_FUZZ_SEED explores other inputs (a failure names its seed); the test command uses the fixed one.
     private static readonly int Seed = int.TryParse(Environment.GetEnvironmentVariable("SHAREDLOG_FUZZ_SEED"), out int seed) ? seed : 20261204;
     private static readonly TimeSpan AnswerDeadline = TimeSpan.FromSeconds(20);
+    private static readonly string[] ConfigNames =
+    [
+        "retention.ms", "retention.bytes", "cleanup.policy", "max.message.bytes", "message.timestamp.type",
+        "message.timestamp.before.max.ms", "message.timestamp.after.max.ms", "compression.type", "segment.bytes",
+        "min.insync.replicas", "delete.retention.ms", "min.compaction.lag.ms", "root", "SharedLog.Broker", "nonexistent.config",
+    ];
+
+    private static readonly string[] ConfigValues =
+    [
+        "-1", "0", "1", "100", "9223372036854775807", "-9223372036854775808", "abc", "", "compact", "delete", "compact,delete",
+        "LogAppendTime", "CreateTime", "zstd", "producer", "DEBUG", "OFF",
+    ];
+
     private static readonly string[] Names = ["fuzz", "fuzz-b", "fuzz", "fuzz-b", "s1", "", "fuzz.c"];
 
     [Fact]
@@ -179,6 +192,20 @@ public class BrokerFuzzTests
         {
             // Transactions are not served; most producers here are plain or idempotent.
             return often ? RandomRequests.Null : null;
+        }
+
+        // Configs by their real names and odd values, so topics change under the fuzz (compaction, timestamps, sizes).
+        bool inConfig = property.DeclaringType?.Name.Contains("Config", StringComparison.Ordinal) is true;
+        if (type == typeof(string) && inConfig && name is "Name" or "Value")
+        {
+            string[] pool = name == "Name" ? ConfigNames : ConfigValues;
+            return often ? pool[random.Next(pool.Length)] : null;
+        }
+
+        if (type == typeof(sbyte) && name == "ResourceType")
+        {
+            // Topic, broker and broker logger: the resources the broker serves.
+            return often ? (sbyte)(random.Next(3) switch { 0 => 2, 1 => 4, _ => 8 }) : null;
         }
 
         if (type == typeof(string))
