@@ -8,8 +8,9 @@ namespace SharedLog.Tests.Shared;
 
 /// <summary>
 /// Fills generated Kafka messages with random values, every property whatever the version (writers skip the fields a
-/// version lacks), for fuzzing decoders and handlers. A hook may choose a property's value instead (e.g. a name from a
-/// small pool, so requests meet each other's topics, or a bounded timeout). Linked into the test projects that need it.
+/// version lacks), for fuzzing decoders and handlers, and edits bytes at random. A hook may choose a property's value
+/// instead (e.g. a name from a small pool, or a bounded timeout); list items are not properties and stay random.
+/// Linked into the test projects that need it.
 /// </summary>
 internal sealed class RandomRequests(Random random, Func<PropertyInfo, Random, object?>? choose = null)
 {
@@ -34,14 +35,17 @@ internal sealed class RandomRequests(Random random, Func<PropertyInfo, Random, o
         return output.WrittenSpan[4..].ToArray();
     }
 
-    /// <summary>A frame with 1-4 random edits past its API key and version: bit flips, cuts, inserted huge lengths and varints.</summary>
-    public byte[] Mutate(byte[] valid)
+    /// <summary>
+    /// Bytes with 1-4 random edits past the first <paramref name="keep"/> (a frame's API key and version by default):
+    /// bit flips, cuts, inserted huge lengths and varints, overwritten and inserted bytes.
+    /// </summary>
+    public byte[] Mutate(byte[] valid, int keep = 4)
     {
         var bytes = valid.ToList();
         int edits = 1 + random.Next(4);
-        for (int e = 0; e < edits && bytes.Count > 4; e++)
+        for (int e = 0; e < edits && bytes.Count > keep; e++)
         {
-            int at = 4 + random.Next(bytes.Count - 4);
+            int at = keep + random.Next(bytes.Count - keep);
             switch (random.Next(6))
             {
                 case 0:

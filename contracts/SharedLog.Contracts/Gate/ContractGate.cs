@@ -235,7 +235,7 @@ public sealed partial class ContractGate(
                 "headers" => (true, (object?)Headers ?? new Dictionary<string, object?>()),
                 "topic" => (true, Topic),
                 "partition" => (true, (object?)Partition),
-                "timestamp" => (true, RuleTimestamp(TimestampMs)),
+                "timestamp" => (true, (object?)RuleTimestamp(TimestampMs)),
                 _ => (false, null),
             };
             return found;
@@ -246,14 +246,11 @@ public sealed partial class ContractGate(
     /// A record timestamp as a rule's timestamp value. A producer may write any 64-bit time; one outside the years 1 to
     /// 9999 (which CEL timestamps span) makes a rule that reads it an error, not the whole batch's gate.
     /// </summary>
-    private static object RuleTimestamp(long milliseconds) =>
-        milliseconds >= MinTimestampMs && milliseconds <= MaxTimestampMs
-            ? DateTimeOffset.FromUnixTimeMilliseconds(milliseconds)
-            : RuleValue.Error($"record timestamp {milliseconds} ms is outside the range of a timestamp (years 1 to 9999)");
-
-    private static readonly long MinTimestampMs = DateTimeOffset.MinValue.ToUnixTimeMilliseconds();
-
-    private static readonly long MaxTimestampMs = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
+    private static RuleValue RuleTimestamp(long milliseconds)
+    {
+        RuleValue timestamp = RuleTime.Timestamp(Math.DivRem(milliseconds, 1000, out long rest), rest * 1_000_000);
+        return timestamp.IsError ? RuleValue.Error($"record timestamp {milliseconds} ms is outside the range of a timestamp (years 1 to 9999)") : timestamp;
+    }
 
     public ActiveContract? ContractFor(string topic) => store.ForTopic(topic);
 

@@ -139,7 +139,7 @@ public static class ContractParser
             // A bare "-" in the list is an entry with nothing in it.
             if (rule is null)
             {
-                problems.Add($"rules[{index}] is empty: a rule needs an expr (and a name).");
+                problems.Add($"rules[{index}] is empty: a rule needs an expr.");
                 continue;
             }
 
@@ -289,9 +289,8 @@ public static class ContractParser
         {
             var parser = new Parser(new StringReader(text));
             int depth = 0;
-            while (parser.MoveNext())
+            while (NextEvent(parser, ref readTo))
             {
-                readTo = parser.Current!.End;
                 switch (parser.Current)
                 {
                     case AnchorAlias alias:
@@ -318,12 +317,29 @@ public static class ContractParser
             string reason = (e.InnerException?.Message ?? e.Message).Split('\n')[0];
             throw new ContractValidationException([$"line {e.Start.Line}, column {e.Start.Column}: {reason}"]);
         }
+    }
+
+    /// <summary>
+    /// The parser's next event, noting where the text read so far ends. YamlDotNet's scanner throws
+    /// <see cref="InvalidOperationException"/>, not a <see cref="YamlException"/>, on some malformed text (an unclosed
+    /// flow mapping followed by block content, found by fuzzing): that is the author's mistake too, after that point.
+    /// </summary>
+    private static bool NextEvent(Parser parser, ref Mark readTo)
+    {
+        try
+        {
+            if (!parser.MoveNext())
+            {
+                return false;
+            }
+        }
         catch (InvalidOperationException)
         {
-            // YamlDotNet's scanner throws this, not a YamlException, on some malformed text (an unclosed flow mapping
-            // followed by block content, found by fuzzing): it is still the author's mistake, after the last part read.
             throw new ContractValidationException([$"line {readTo.Line}, column {readTo.Column}: the YAML is malformed after this point."]);
         }
+
+        readTo = parser.Current!.End;
+        return true;
     }
 
     private static SchemaRequirement? Binding(SchemaBinding? binding, string side, List<string> problems)
