@@ -55,7 +55,8 @@ public class BrokerFuzzTests
         int schemaId = await ContractOnFuzzBAsync(broker);
         List<ApiVersionsResponse.ApiVersion> served = await ServedApisAsync(broker.BootstrapServers);
         var random = new Random(Seed);
-        var requests = new RandomRequests(random, (property, random) => Choose(property, random, schemaId));
+        var members = new GroupMemory();
+        var requests = new RandomRequests(random, (property, random) => members.Choose(property, random) ?? Choose(property, random, schemaId));
         var problems = new List<string>();
         int answered = 0;
         int refused = 0;
@@ -65,7 +66,7 @@ public class BrokerFuzzTests
 
         async Task Exchange(List<byte[]> frames, string what)
         {
-            switch (await ExchangeAsync(connection, frames, correlation++))
+            switch (await ExchangeAsync(connection, frames, correlation++, members))
             {
                 case Outcome.Answered:
                     answered++;
@@ -94,7 +95,10 @@ public class BrokerFuzzTests
                     for (int i = 0; i < weight * (RequestsPerVersion + MutationsPerVersion) && !hung; i++)
                     {
                         byte[] frame = RandomRequests.Frame(requests.Request((ApiKey)api.ApiKey), version, correlation++);
-                        if (i % (RequestsPerVersion + MutationsPerVersion) >= RequestsPerVersion)
+                        // An edit can turn a Fetch's max wait or a JoinGroup's rebalance timeout into minutes, which the broker
+                        // honours as Kafka does (a group then waits for that member): those two are sent unedited here, and
+                        // their decoders get edited frames in the protocol tests' fuzzing.
+                        if (i % (RequestsPerVersion + MutationsPerVersion) >= RequestsPerVersion && (ApiKey)api.ApiKey is not (ApiKey.Fetch or ApiKey.JoinGroup))
                         {
                             frame = requests.Mutate(frame);
                         }
@@ -145,7 +149,7 @@ public class BrokerFuzzTests
     /// Sends the frames, then an ApiVersions request; the broker answers a connection's requests in order, so the last
     /// answer arriving means the others were dealt with (a Produce with acks=0 has no answer of its own).
     /// </summary>
-    private static async Task<Outcome> ExchangeAsync(RawKafkaClient connection, List<byte[]> frames, int probeCorrelation)
+    private static async Task<Outcome> ExchangeAsync(RawKafkaClient connection, List<byte[]> frames, int probeCorrelation, GroupMemory members)
     {
         using var deadline = new CancellationTokenSource(AnswerDeadline);
         try
@@ -168,6 +172,8 @@ public class BrokerFuzzTests
                 {
                     return Outcome.Answered;
                 }
+
+                members.Learn(frames, response);
             }
         }
         catch (OperationCanceledException)
@@ -177,6 +183,74 @@ public class BrokerFuzzTests
         catch (Exception e) when (e is EndOfStreamException or IOException or System.Net.Sockets.SocketException or ObjectDisposedException or InvalidOperationException)
         {
             return Outcome.Closed;
+        }
+    }
+
+    /// <summary>
+    /// Member ids and generations the broker handed out in JoinGroup answers, offered back to later group requests (half
+    /// of the time), so SyncGroup, Heartbeat, OffsetCommit and LeaveGroup also reach members and generations that exist.
+    /// </summary>
+    private sealed class GroupMemory
+    {
+        private const int Kept = 16;
+        private readonly List<string> _memberIds = [];
+        private readonly List<int> _generations = [];
+
+        public object? Choose(PropertyInfo property, Random random)
+        {
+            Type type = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+            if (random.Next(2) == 0)
+            {
+                return null;
+            }
+
+            return property.Name switch
+            {
+                "MemberId" or "Leader" when type == typeof(string) && _memberIds.Count > 0 => _memberIds[random.Next(_memberIds.Count)],
+                "GenerationId" or "GenerationIdOrMemberEpoch" when type == typeof(int) && _generations.Count > 0 => _generations[random.Next(_generations.Count)],
+                "GroupInstanceId" => RandomRequests.Null, // dynamic members mostly; a static one now and then from the name pool
+                _ => null,
+            };
+        }
+
+        /// <summary>Reads a JoinGroup answer to one of <paramref name="frames"/> (matched by correlation id; others are skipped).</summary>
+        public void Learn(List<byte[]> frames, byte[] response)
+        {
+            int correlation = BinaryPrimitives.ReadInt32BigEndian(response);
+            byte[]? request = frames.Find(f => f.Length >= 8 && BinaryPrimitives.ReadInt32BigEndian(f.AsSpan(4)) == correlation);
+            if (request is null || (ApiKey)BinaryPrimitives.ReadInt16BigEndian(request) != ApiKey.JoinGroup)
+            {
+                return;
+            }
+
+            short version = BinaryPrimitives.ReadInt16BigEndian(request.AsSpan(2));
+            try
+            {
+                var reader = new KafkaReader(new System.Buffers.ReadOnlySequence<byte>(response));
+                new ResponseHeader().Read(ref reader, ApiMessages.ResponseHeaderVersion(ApiKey.JoinGroup, version));
+                var joined = new JoinGroupResponse().ReadFrom(response.AsMemory((int)reader.Consumed), version);
+                Remember(_memberIds, joined.MemberId);
+                Remember(_generations, joined.GenerationId);
+            }
+            catch (KafkaProtocolException)
+            {
+                // An answer to an edited frame that only looks like this JoinGroup: nothing to learn.
+            }
+        }
+
+        private static void Remember<T>(List<T> kept, T value)
+        {
+            if (value is string { Length: 0 } || kept.Contains(value))
+            {
+                return;
+            }
+
+            if (kept.Count == Kept)
+            {
+                kept.RemoveAt(0);
+            }
+
+            kept.Add(value);
         }
     }
 
@@ -218,6 +292,17 @@ public class BrokerFuzzTests
             return often ? (sbyte)(random.Next(3) switch { 0 => 2, 1 => 4, _ => 8 }) : null;
         }
 
+        // Group joins that can succeed: the consumer protocol type and assignors real members use.
+        if (type == typeof(string) && name == "ProtocolType")
+        {
+            return often ? "consumer" : null;
+        }
+
+        if (type == typeof(string) && name == "Name" && property.DeclaringType?.Name == "JoinGroupRequestProtocol")
+        {
+            return often ? (random.Next(2) == 0 ? "range" : "cooperative-sticky") : null;
+        }
+
         if (type == typeof(string))
         {
             return often ? Names[random.Next(Names.Length)] : null;
@@ -255,8 +340,8 @@ public class BrokerFuzzTests
             return null;
         }
 
-        // Session timeouts the group coordinator takes (1 s and up) half of the time; everything else waits at most 200 ms.
-        int milliseconds = name == "SessionTimeoutMs" && random.Next(2) == 0 ? random.Next(1000, 1500) : random.Next(-1, 200);
+        // Session timeouts the group coordinator takes (1 s and up) most of the time; everything else waits at most 200 ms.
+        int milliseconds = name == "SessionTimeoutMs" && random.Next(4) > 0 ? random.Next(1000, 1500) : random.Next(-1, 200);
         return type == typeof(int) ? milliseconds : (object)(long)milliseconds;
     }
 
