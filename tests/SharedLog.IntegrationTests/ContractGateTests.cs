@@ -178,6 +178,25 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task ARecordTimestampPastYear9999IsStoredWhenNoRuleReadsItAndFailsARuleThatDoes()
+    {
+        // Before the fix the gate threw on such a record and librdkafka retried the batch until its delivery timeout.
+        const long PastYear9999 = 253_402_300_800_000L;
+        string timed = Contract("payments", "reject").Replace("rules:", "rules:\n  - name: recent\n    expr: timestamp > timestamp('2020-01-01T00:00:00Z')", StringComparison.Ordinal);
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("payments", Contract("payments", "reject"));
+        using IProducer<string, GenericRecord> producer = AvroProducer(setup.Broker, setup.Registry);
+        var future = new Message<string, GenericRecord> { Key = "p1", Value = Payment("p1", 10, "EUR"), Timestamp = new Timestamp(PastYear9999, Confluent.Kafka.TimestampType.CreateTime) };
+        DeliveryResult<string, GenericRecord> stored = await producer.ProduceAsync("payments", future);
+        Assert.Equal(PersistenceStatus.Persisted, stored.Status);
+        ConsumeResult<string, GenericRecord> read = Assert.Single(ConsumeAll(setup.Broker, "payments", 1, new AvroDeserializer<GenericRecord>(setup.Registry).AsSyncOverAsync()));
+        Assert.Equal(PastYear9999, read.Message.Timestamp.UnixTimestampMs);
+
+        await ApplyAsync(setup.Broker, timed);
+        ProduceException<string, GenericRecord> refused = await Assert.ThrowsAsync<ProduceException<string, GenericRecord>>(() => producer.ProduceAsync("payments", future));
+        Assert.Equal(ErrorCode.InvalidRecord, refused.Error.Code);
+    }
+
+    [Fact]
     public async Task AnIdempotentProducerKeepsProducingAfterARejectedRecord()
     {
         // Java producers are idempotent by default: a batch the contract refuses is not written, so its
