@@ -362,9 +362,11 @@ public sealed partial class BrokerHost : IAsyncDisposable
         services.AddSingleton(sp => new EnforcementSummaryWriter(sp.GetRequiredService<ContractMetrics>(), sp.GetRequiredKeyedService<IJournal>("audit"), sp.GetRequiredService<ILogger<EnforcementSummaryWriter>>()));
         services.AddSingleton<ContractGate>();
         services.AddSingleton<QuarantineWriter>();
+        services.AddSingleton(sp => new QuarantineReplay(
+            sp.GetRequiredService<TopicService>(), sp.GetRequiredService<StreamStore>(), sp.GetRequiredService<ContractStore>(), sp.GetRequiredService<HandlerRegistry>(),
+            sp.GetRequiredKeyedService<IJournal>("audit"), sp.GetRequiredService<ILogger<QuarantineReplay>>()));
     }
 
-    /// <summary>Refreshes the quarantine age gauges; a failed round keeps their last values and the next one tries again.</summary>
     /// <summary>Each interval: the quarantine topics' oldest ages, and audit records of contract changes the audit topic refused.</summary>
     private static Task RefreshQuarantineAgesAsync(QuarantineWriter quarantine, ContractStore contracts, TimeSpan interval, CancellationToken cancellationToken) =>
         PeriodicRounds.RunAsync(

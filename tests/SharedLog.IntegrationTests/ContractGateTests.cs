@@ -36,7 +36,7 @@ public class ContractGateTests
           {"name":"card","type":{"type":"record","name":"Card","fields":[{"name":"number","type":"string"},{"name":"holder","type":"string"}]}}]}
         """;
 
-    private static string Contract(string topic, string onFailure, string extra = "") => $"""
+    internal static string Contract(string topic, string onFailure, string extra = "") => $"""
         topic: {topic}
         class: certified
         owner: team-payments
@@ -59,7 +59,7 @@ public class ContractGateTests
             action: {action}
         """;
 
-    private static async Task<JsonNode> ApplyAsync(BrokerFixture broker, string contract)
+    internal static async Task<JsonNode> ApplyAsync(BrokerFixture broker, string contract)
     {
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
         using var request = new HttpRequestMessage(HttpMethod.Post, "/contracts") { Content = new StringContent(contract, Encoding.UTF8, "application/yaml") };
@@ -70,7 +70,7 @@ public class ContractGateTests
         return JsonNode.Parse(body)!;
     }
 
-    private static GenericRecord Payment(string id, double amount, string currency, string card = "4111111111111111")
+    internal static GenericRecord Payment(string id, double amount, string currency, string card = "4111111111111111")
     {
         var schema = (RecordSchema)Avro.Schema.Parse(PaymentSchema);
         var cardRecord = new GenericRecord((RecordSchema)schema["card"].Schema);
@@ -89,7 +89,7 @@ public class ContractGateTests
             .SetValueSerializer(new AvroSerializer<GenericRecord>(registry))
             .Build();
 
-    private static List<ConsumeResult<string, T>> ConsumeAll<T>(BrokerFixture broker, string topic, int expected, IDeserializer<T> deserializer)
+    internal static List<ConsumeResult<string, T>> ConsumeAll<T>(BrokerFixture broker, string topic, int expected, IDeserializer<T> deserializer)
     {
         using IConsumer<string, T> consumer = new ConsumerBuilder<string, T>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = $"read-{topic}", AutoOffsetReset = AutoOffsetReset.Earliest })
             .SetValueDeserializer(deserializer)
@@ -112,7 +112,7 @@ public class ContractGateTests
         await registry.RegisterSchemaAsync($"{topic}-value", new Schema(PaymentSchema, SchemaType.Avro));
 
     /// <summary>A broker with the payment schema registered under the topic's subject and a contract applied: where most tests here start.</summary>
-    private sealed class PaymentsContract(BrokerFixture broker, CachedSchemaRegistryClient registry, JsonNode applied) : IAsyncDisposable
+    internal sealed class PaymentsContract(BrokerFixture broker, CachedSchemaRegistryClient registry, JsonNode applied) : IAsyncDisposable
     {
         public BrokerFixture Broker { get; } = broker;
 
@@ -134,11 +134,11 @@ public class ContractGateTests
         }
     }
 
-    private static Task<PaymentsContract> StartWithPaymentsContractAsync(string topic, string contract, params string[] brokerArguments) =>
+    internal static Task<PaymentsContract> StartWithPaymentsContractAsync(string topic, string contract, params string[] brokerArguments) =>
         StartWithPaymentsContractInAsync(dataDir: null, topic, contract, brokerArguments);
 
     /// <param name="dataDir">A data directory the caller removes, to restart on; null for one of the fixture's own.</param>
-    private static async Task<PaymentsContract> StartWithPaymentsContractInAsync(string? dataDir, string topic, string contract, params string[] brokerArguments)
+    internal static async Task<PaymentsContract> StartWithPaymentsContractInAsync(string? dataDir, string topic, string contract, params string[] brokerArguments)
     {
         BrokerFixture broker = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: dataDir is null, brokerArguments);
         var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });

@@ -1,5 +1,7 @@
 using System.Text;
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using SharedLog.Broker.Cluster;
 using SharedLog.Contracts.Gate;
 using SharedLog.Contracts.Model;
 using SharedLog.Contracts.Policy;
@@ -41,7 +43,7 @@ public static class ContractsApi
                 return Error(413, $"A contract file is at most {ContractParser.MaxDocumentChars} bytes.");
             }
 
-            (string? text, IResult? refused) = await ReadBodyAsync(context);
+            (string? text, IResult? refused) = await ReadBodyAsync(context, ContractParser.MaxDocumentChars, "A contract file");
             if (text is null)
             {
                 return refused!;
@@ -64,7 +66,39 @@ public static class ContractsApi
                 context.RequestAborted));
         app.MapDelete("/contracts/{name}", async (string name, HttpContext context, ContractStore store) =>
             await ChangeAsync(() => store.DeleteAsync(name, Actor(context), context.RequestAborted)));
+        app.MapPost("/replays", async (HttpContext context, QuarantineReplay replay) =>
+        {
+            (string? text, IResult? refused) = await ReadBodyAsync(context, MaxReplayRequestBytes, "A replay request");
+            if (text is null)
+            {
+                return refused!;
+            }
+
+            ReplayRequest request;
+            try
+            {
+                request = ReplayRequests.Parse(text, Actor(context));
+            }
+            catch (ReplayRequestException e)
+            {
+                return Error(e.Status, e.Message);
+            }
+
+            try
+            {
+                ReplayReport report = await replay.RunAsync(request, context.RequestAborted);
+                // A replay stopped by a failed write has still written what it reports, and says where to resume.
+                return Results.Text(JsonSerializer.Serialize(report, ReplayRequests.JsonOptions), "application/json", Encoding.UTF8, report.Error is null ? 200 : 503);
+            }
+            catch (ReplayRequestException e)
+            {
+                return Error(e.Status, e.Message);
+            }
+        });
     }
+
+    /// <summary>A replay request is a small JSON object; this bounds what is read of one.</summary>
+    private const int MaxReplayRequestBytes = 64 * 1024;
 
     /// <summary>
     /// Why a contract cannot take effect: its rules and policy do not compile, or a privacy path names no field of the
@@ -156,9 +190,9 @@ public static class ContractsApi
     /// (chunked) cannot grow past it either (413), and takes only valid UTF-8 (400), since a replaced byte would change
     /// what a rule compares without anyone seeing it.
     /// </summary>
-    private static async Task<(string? Text, IResult? Refused)> ReadBodyAsync(HttpContext context)
+    private static async Task<(string? Text, IResult? Refused)> ReadBodyAsync(HttpContext context, int maxBytes, string what)
     {
-        byte[] buffer = new byte[ContractParser.MaxDocumentChars + 1];
+        byte[] buffer = new byte[maxBytes + 1];
         int total = 0;
         int read;
         while (total < buffer.Length && (read = await context.Request.Body.ReadAsync(buffer.AsMemory(total), context.RequestAborted)) > 0)
@@ -166,9 +200,9 @@ public static class ContractsApi
             total += read;
         }
 
-        if (total > ContractParser.MaxDocumentChars)
+        if (total > maxBytes)
         {
-            return (null, Error(413, $"A contract file is at most {ContractParser.MaxDocumentChars} bytes."));
+            return (null, Error(413, $"{what} is at most {maxBytes} bytes."));
         }
 
         // A byte order mark is how some editors start a UTF-8 file (and File.ReadAllText, which the CLI uses, drops it).
@@ -179,7 +213,7 @@ public static class ContractsApi
         }
         catch (DecoderFallbackException e)
         {
-            return (null, Error(400, $"A contract file must be UTF-8: {e.Message}"));
+            return (null, Error(400, $"{what} must be UTF-8: {e.Message}"));
         }
     }
 

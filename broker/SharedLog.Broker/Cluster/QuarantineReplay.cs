@@ -1,0 +1,714 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using SharedLog.Broker.Handlers;
+using SharedLog.Contracts;
+using SharedLog.Contracts.Gate;
+using SharedLog.Contracts.Model;
+using SharedLog.Protocol;
+using SharedLog.Protocol.Messages;
+using SharedLog.Protocol.Records;
+using SharedLog.Storage.Metadata;
+using SharedLog.Storage.Streams;
+
+namespace SharedLog.Broker.Cluster;
+
+/// <summary>
+/// What to replay: the quarantined records of <see cref="Source"/> from a bad period, chosen by the source offsets
+/// and timestamps the quarantine headers carry, written to <see cref="Target"/>.
+/// </summary>
+public sealed record ReplayRequest
+{
+    /// <summary>Most records one replay writes unless it asks for fewer; a longer period is replayed in steps (<see cref="ResumeFrom"/>).</summary>
+    public const int DefaultMaxRecords = 100_000;
+
+    public const int MaxMaxRecords = 1_000_000;
+
+    public required string Source { get; init; }
+
+    /// <summary>Where the records go; the source topic itself when null (after the contract that quarantined them was fixed).</summary>
+    public string? Target { get; init; }
+
+    /// <summary>The quarantine topic to read; the one the contract in force names for the source topic when null.</summary>
+    public string? QuarantineTopic { get; init; }
+
+    /// <summary>Source partitions to replay; all when null.</summary>
+    public IReadOnlySet<int>? Partitions { get; init; }
+
+    /// <summary>Source offsets, from (inclusive) to (exclusive).</summary>
+    public long FromOffset { get; init; }
+
+    public long ToOffset { get; init; } = long.MaxValue;
+
+    /// <summary>Source record timestamps (ms since the epoch), from (inclusive) to (exclusive).</summary>
+    public long FromTimestamp { get; init; } = long.MinValue;
+
+    public long ToTimestamp { get; init; } = long.MaxValue;
+
+    /// <summary>Only records quarantined by one of these rules (the <c>sharedlog.rule</c> header); every rule when null.</summary>
+    public IReadOnlySet<string>? Rules { get; init; }
+
+    /// <summary>Quarantine offset to start each quarantine partition at (a previous replay's <c>nextOffset</c>); its log start when absent.</summary>
+    public IReadOnlyDictionary<int, long>? ResumeFrom { get; init; }
+
+    public int MaxRecords { get; init; } = DefaultMaxRecords;
+
+    /// <summary>Count what would be replayed, write nothing.</summary>
+    public bool DryRun { get; init; }
+
+    /// <summary>Written into every replayed record's <c>sharedlog.replay</c> header.</summary>
+    public required string Id { get; init; }
+
+    public string Actor { get; init; } = "anonymous";
+}
+
+/// <summary>One quarantine partition's part of a replay: read up to <see cref="NextOffset"/> (where a next replay resumes) of <see cref="EndOffset"/>.</summary>
+public sealed record ReplayPartitionProgress(int QuarantinePartition, long StartOffset, long NextOffset, long EndOffset);
+
+/// <summary>A record the target refused (its contract, its size): where it is in quarantine and in the source, and why.</summary>
+public sealed record ReplayRefusal(int QuarantinePartition, long QuarantineOffset, int SourcePartition, long SourceOffset, string Error, string? Message);
+
+/// <summary>Offsets the replayed records were stored at, per target partition.</summary>
+public sealed record ReplayWritten(int Partition, long FirstOffset, long LastOffset, long Records);
+
+public sealed record ReplayReport(
+    string Id,
+    string Source,
+    string Target,
+    string QuarantineTopic,
+    bool DryRun,
+    long Scanned,
+    long Matched,
+    long Written,
+    long Refused,
+    bool Complete,
+    string? Error,
+    IReadOnlyList<ReplayPartitionProgress> Partitions,
+    IReadOnlyList<ReplayWritten> WrittenRanges,
+    IReadOnlyList<ReplayRefusal> Refusals);
+
+/// <summary>A replay that cannot start: its topics or its filter are wrong.</summary>
+public sealed class ReplayRequestException(int status, string message) : Exception(message)
+{
+    public int Status { get; } = status;
+}
+
+/// <summary>
+/// Offset-aware replay of a bad period: reads a contract's quarantine topic, picks the records whose quarantine
+/// headers place them in the requested source partitions, offsets, timestamps and rules, and produces them to a
+/// target topic through the broker's own Produce path, so the target's contract (if any) judges them as it judges
+/// any producer's records. Each replayed record has its key, value and own headers, its original timestamp, and
+/// headers naming its source topic, partition and offset, the rule and reason it was quarantined for, and the
+/// replay's id. Records keep their order per source partition (source partition p goes to target partition p
+/// modulo the target's count). A record the target refuses is reported (with its quarantine and source offsets)
+/// and the rest of its batch is written; any other failure stops the replay, and each quarantine partition's
+/// <c>nextOffset</c> says exactly where a next replay resumes without writing anything twice.
+/// </summary>
+public sealed partial class QuarantineReplay(TopicService topics, StreamStore streams, ContractStore contracts, HandlerRegistry handlers, IJournal audit, ILogger<QuarantineReplay> logger)
+{
+    /// <summary>Refused records listed in a report; past it they are only counted.</summary>
+    public const int MaxListedRefusals = 100;
+
+    private const int ReadChunkBytes = 4 * 1024 * 1024;
+    private const int ProduceTimeoutMs = 30_000;
+
+    public async Task<ReplayReport> RunAsync(ReplayRequest request, CancellationToken cancellationToken)
+    {
+        string quarantineName = request.QuarantineTopic
+            ?? contracts.ForTopic(request.Source)?.Definition.QuarantineTopicFor(request.Source)
+            ?? throw new ReplayRequestException(404, $"No contract is in force for topic '{request.Source}', so its quarantine topic is not known: name it with quarantineTopic.");
+        TopicMetadata quarantine = topics.Find(quarantineName) ?? throw new ReplayRequestException(404, $"Quarantine topic '{quarantineName}' does not exist.");
+        string targetName = request.Target ?? request.Source;
+        TopicMetadata target = topics.Find(targetName) ?? throw new ReplayRequestException(404, $"Target topic '{targetName}' does not exist.");
+        if (InternalTopics.IsInternal(targetName))
+        {
+            throw new ReplayRequestException(400, $"Cannot replay into internal topic '{targetName}'.");
+        }
+
+        if (targetName == quarantineName)
+        {
+            throw new ReplayRequestException(400, "Cannot replay a quarantine topic into itself.");
+        }
+
+        if (!handlers.TryGet(ApiKey.Produce, out IApiHandler produce))
+        {
+            throw new InvalidOperationException("The broker serves no Produce.");
+        }
+
+        var run = new Run(request, target, streams, produce);
+        var progress = new List<ReplayPartitionProgress>();
+        foreach (PartitionMetadata partition in quarantine.Partitions)
+        {
+            if (topics.FindStream(quarantineName, partition.Partition) is not { } stream)
+            {
+                continue;
+            }
+
+            long end = stream.HighWatermark; // what is in quarantine now: records the replay quarantines again come after it
+            long start = Math.Max(stream.LogStartOffset, request.ResumeFrom?.GetValueOrDefault(partition.Partition, 0) ?? 0);
+            long next = run.Failed ? start : await run.ReplayPartitionAsync(partition.Partition, stream.StreamId, start, end, cancellationToken);
+            progress.Add(new ReplayPartitionProgress(partition.Partition, start, next, end));
+        }
+
+        var report = new ReplayReport(
+            request.Id,
+            request.Source,
+            targetName,
+            quarantineName,
+            request.DryRun,
+            run.Scanned,
+            run.Matched,
+            run.Written,
+            run.RefusedCount,
+            Complete: !run.Failed && progress.TrueForAll(p => p.NextOffset >= p.EndOffset),
+            run.Error,
+            progress,
+            [.. run.WrittenRanges.Values],
+            run.Refusals);
+        LogReplayed(logger, request.Id, request.Actor, quarantineName, targetName, request.DryRun, run.Matched, run.Written, run.RefusedCount, report.Complete, run.Error ?? "none");
+        if (!request.DryRun)
+        {
+            await AuditAsync(request, report, cancellationToken);
+        }
+
+        return report;
+    }
+
+    /// <summary>A replay's evidence in the audit topic, keyed by the contract (or the source topic when none is in force); a failed write is logged, not fatal.</summary>
+    private async Task AuditAsync(ReplayRequest request, ReplayReport report, CancellationToken cancellationToken)
+    {
+        var record = new Dictionary<string, object?>
+        {
+            ["type"] = "replay",
+            ["id"] = report.Id,
+            ["actor"] = request.Actor,
+            ["at"] = DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture),
+            ["source"] = report.Source,
+            ["target"] = report.Target,
+            ["quarantineTopic"] = report.QuarantineTopic,
+            ["partitions"] = request.Partitions?.Order().ToArray(),
+            ["fromOffset"] = request.FromOffset,
+            ["toOffset"] = request.ToOffset == long.MaxValue ? null : request.ToOffset,
+            ["fromTimestamp"] = request.FromTimestamp == long.MinValue ? null : request.FromTimestamp,
+            ["toTimestamp"] = request.ToTimestamp == long.MaxValue ? null : request.ToTimestamp,
+            ["rules"] = request.Rules?.Order(StringComparer.Ordinal).ToArray(),
+            ["matched"] = report.Matched,
+            ["written"] = report.Written,
+            ["refused"] = report.Refused,
+            ["complete"] = report.Complete,
+            ["error"] = report.Error,
+        };
+        string key = contracts.ForTopic(request.Source)?.Definition.Name ?? request.Source;
+        try
+        {
+            await audit.AppendAsync([new JournalEntry(Encoding.UTF8.GetBytes(key), JsonSerializer.SerializeToUtf8Bytes(record))], cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            LogAuditFailed(logger, e, request.Id);
+        }
+    }
+
+    /// <summary>A quarantined record picked for replay, copied out of the read buffer, with the headers it is written with.</summary>
+    private sealed record Picked(int QuarantinePartition, long QuarantineOffset, int SourcePartition, long SourceOffset, long Timestamp, byte[]? Key, byte[]? Value, RecordHeaderValue[] Headers)
+    {
+        public int Size(int offsetDelta, long baseTimestamp) =>
+            RecordBatchBuilder.CopiedRecordSize(Timestamp - baseTimestamp, offsetDelta, Key?.Length ?? 0, Key is null, Value?.Length ?? 0, Value is null, 0, 0, Headers);
+    }
+
+    /// <summary>The replay's state: counts, the batch being filled (one target partition at a time, in quarantine order) and the outcome.</summary>
+    private sealed class Run(ReplayRequest request, TopicMetadata target, StreamStore streams, IApiHandler produce)
+    {
+        private readonly int _batchLimit = Math.Min(Math.Min(streams.MaxBatchBytes, QuarantineWriter.MaxBatchBytes), int.Parse(TopicConfigs.Effective(target.Configs, TopicConfigs.MaxMessageBytes), CultureInfo.InvariantCulture));
+        private readonly List<Picked> _batch = [];
+        private int _batchBytes = RecordBatch.HeaderSize;
+        private int _batchPartition = -1;
+
+        public long Scanned { get; private set; }
+
+        public long Matched { get; private set; }
+
+        public long Written { get; private set; }
+
+        public long RefusedCount { get; private set; }
+
+        public List<ReplayRefusal> Refusals { get; } = [];
+
+        public SortedDictionary<int, ReplayWritten> WrittenRanges { get; } = [];
+
+        public bool Failed => Error is not null;
+
+        public string? Error { get; private set; }
+
+        /// <summary>Replays one quarantine partition from <paramref name="start"/> to <paramref name="end"/>; returns the offset a next replay resumes at.</summary>
+        public async Task<long> ReplayPartitionAsync(int quarantinePartition, long streamId, long start, long end, CancellationToken cancellationToken)
+        {
+            long offset = start;
+            while (offset < end)
+            {
+                StreamReadResult read = await streams.ReadAsync(streamId, offset, ReadChunkBytes, cancellationToken);
+                if (read.Batches.Count == 0)
+                {
+                    break;
+                }
+
+                foreach (ReadOnlyMemory<byte> bytes in read.Batches)
+                {
+                    RecordBatch batch = RecordBatch.Parse(bytes);
+                    long? stoppedAt = null;
+                    List<Picked> picked = batch.IsControl ? [] : PickFrom(quarantinePartition, batch, offset, end, out stoppedAt);
+                    foreach (Picked record in picked)
+                    {
+                        if (!request.DryRun && await AddAsync(record, cancellationToken) is { } resumeAt)
+                        {
+                            return resumeAt;
+                        }
+                    }
+
+                    if (stoppedAt is { } limitReached)
+                    {
+                        return await FlushAsync(cancellationToken) ?? limitReached;
+                    }
+
+                    offset = Math.Max(offset, batch.NextOffset);
+                }
+            }
+
+            return await FlushAsync(cancellationToken) ?? Math.Min(offset, end);
+        }
+
+        /// <summary>
+        /// The records of <paramref name="batch"/> in [<paramref name="from"/>, <paramref name="end"/>) the filter picks, copied;
+        /// <paramref name="stoppedAt"/> is the offset of the first record left unread because the replay reached its record limit.
+        /// </summary>
+        private List<Picked> PickFrom(int quarantinePartition, RecordBatch batch, long from, long end, out long? stoppedAt)
+        {
+            stoppedAt = null;
+            var picked = new List<Picked>();
+            foreach (Record record in batch.Records(RecordBatch.MaxDecompressedBytes))
+            {
+                if (record.Offset < from || record.Offset >= end)
+                {
+                    continue;
+                }
+
+                if (Matched >= request.MaxRecords)
+                {
+                    stoppedAt = record.Offset;
+                    break;
+                }
+
+                Scanned++;
+                if (Pick(quarantinePartition, record) is { } one)
+                {
+                    Matched++;
+                    picked.Add(one);
+                }
+            }
+
+            return picked;
+        }
+
+        /// <summary>The record as it is replayed, or null when the request's filter leaves it out (or its quarantine headers are missing).</summary>
+        private Picked? Pick(int quarantinePartition, Record record)
+        {
+            string? sourceTopic = null;
+            string? rule = null;
+            string? reason = null;
+            long sourcePartition = -1;
+            long sourceOffset = -1;
+            long timestamp = record.Timestamp;
+            var own = new List<RecordHeaderValue>(record.HeaderCount);
+            foreach (RecordHeader header in record.Headers)
+            {
+                if (!header.Key.StartsWith(BrokerHeaders.Prefix))
+                {
+                    own.Add(new RecordHeaderValue(header.KeyString, header.ValueIsNull ? null : header.Value.ToArray()));
+                }
+                else if (header.Key.SequenceEqual("sharedlog.source.topic"u8))
+                {
+                    sourceTopic = Encoding.UTF8.GetString(header.Value);
+                }
+                else if (header.Key.SequenceEqual("sharedlog.source.partition"u8))
+                {
+                    sourcePartition = Number(header.Value);
+                }
+                else if (header.Key.SequenceEqual("sharedlog.source.offset"u8))
+                {
+                    sourceOffset = Number(header.Value);
+                }
+                else if (header.Key.SequenceEqual("sharedlog.source.timestamp"u8) && Utf8Number(header.Value, out long original))
+                {
+                    timestamp = original;
+                }
+                else if (header.Key.SequenceEqual("sharedlog.rule"u8))
+                {
+                    rule = Encoding.UTF8.GetString(header.Value);
+                }
+                else if (header.Key.SequenceEqual("sharedlog.reason"u8))
+                {
+                    reason = Encoding.UTF8.GetString(header.Value);
+                }
+            }
+
+            if (sourceTopic != request.Source || sourcePartition is < 0 or > int.MaxValue || sourceOffset < 0
+                || (request.Partitions is not null && !request.Partitions.Contains((int)sourcePartition))
+                || sourceOffset < request.FromOffset || sourceOffset >= request.ToOffset
+                || timestamp < request.FromTimestamp || timestamp >= request.ToTimestamp
+                || (request.Rules is not null && (rule is null || !request.Rules.Contains(rule))))
+            {
+                return null;
+            }
+
+            own.Add(Header(QuarantineWriter.SourceTopicHeader, sourceTopic));
+            own.Add(Header(QuarantineWriter.SourcePartitionHeader, sourcePartition.ToString(CultureInfo.InvariantCulture)));
+            own.Add(Header(QuarantineWriter.SourceOffsetHeader, sourceOffset.ToString(CultureInfo.InvariantCulture)));
+            own.Add(Header(QuarantineWriter.RuleHeader, rule ?? ""));
+            own.Add(Header(QuarantineWriter.ReasonHeader, reason ?? ""));
+            own.Add(Header(ReplayHeader, request.Id));
+            return new Picked(quarantinePartition, record.Offset, (int)sourcePartition, sourceOffset, timestamp, record.KeyIsNull ? null : record.Key.ToArray(), record.ValueIsNull ? null : record.Value.ToArray(), [.. own]);
+        }
+
+        private static long Number(ReadOnlySpan<byte> utf8) => Utf8Number(utf8, out long value) ? value : -1;
+
+        private static bool Utf8Number(ReadOnlySpan<byte> utf8, out long value) =>
+            System.Buffers.Text.Utf8Parser.TryParse(utf8, out value, out int consumed) && consumed == utf8.Length;
+
+        /// <summary>Adds a record to the batch, sending the batch first when it goes to another partition or is full; returns where to resume when a send failed.</summary>
+        private async Task<long?> AddAsync(Picked picked, CancellationToken cancellationToken)
+        {
+            int partition = picked.SourcePartition % target.Partitions.Count;
+            long baseTimestamp = _batch.Count > 0 ? _batch[0].Timestamp : picked.Timestamp;
+            int size = picked.Size(_batch.Count, baseTimestamp);
+            if (_batch.Count > 0 && (partition != _batchPartition || _batchBytes + size > _batchLimit))
+            {
+                if (await FlushAsync(cancellationToken) is { } resumeAt)
+                {
+                    return resumeAt;
+                }
+
+                size = picked.Size(0, picked.Timestamp);
+            }
+
+            _batchPartition = partition;
+            _batch.Add(picked);
+            _batchBytes += size;
+            return null;
+        }
+
+        /// <summary>Sends the batch; returns null when every record was stored or refused by the target, else the quarantine offset to resume at.</summary>
+        private async Task<long?> FlushAsync(CancellationToken cancellationToken)
+        {
+            if (_batch.Count == 0)
+            {
+                return null;
+            }
+
+            List<Picked> sending = [.. _batch];
+            _batch.Clear();
+            _batchBytes = RecordBatch.HeaderSize;
+            for (int attempt = 0; sending.Count > 0; attempt++)
+            {
+                ProduceResponse.PartitionProduceResponse answer = await SendAsync(_batchPartition, sending, cancellationToken);
+                var error = (ErrorCode)answer.ErrorCode;
+                if (error == ErrorCode.None)
+                {
+                    Stored(_batchPartition, answer.BaseOffset, sending);
+                    return null;
+                }
+
+                // Refused records are left out and the rest sent again (once: a second refusal refuses what is left).
+                bool perRecord = error == ErrorCode.InvalidRecord && answer.RecordErrors.Count > 0 && answer.RecordErrors.Count < sending.Count && attempt == 0;
+                if (error is ErrorCode.InvalidRecord or ErrorCode.MessageTooLarge or ErrorCode.CorruptMessage)
+                {
+                    if (error == ErrorCode.MessageTooLarge && sending.Count > 1 && attempt == 0)
+                    {
+                        // One record of the batch is too large for the target: each is sent alone, so only it is refused.
+                        foreach (Picked single in sending)
+                        {
+                            if (await SendAloneAsync(single, cancellationToken) is { } resumeAt)
+                            {
+                                return resumeAt;
+                            }
+                        }
+
+                        return null;
+                    }
+
+                    var refusedIndexes = new HashSet<int>();
+                    foreach (ProduceResponse.BatchIndexAndErrorMessage recordError in answer.RecordErrors)
+                    {
+                        if (recordError.BatchIndex >= 0 && recordError.BatchIndex < sending.Count && refusedIndexes.Add(recordError.BatchIndex))
+                        {
+                            Refuse(sending[recordError.BatchIndex], error, recordError.BatchIndexErrorMessage ?? answer.ErrorMessage);
+                        }
+                    }
+
+                    if (!perRecord)
+                    {
+                        for (int i = 0; i < sending.Count; i++)
+                        {
+                            if (!refusedIndexes.Contains(i))
+                            {
+                                Refuse(sending[i], error, answer.ErrorMessage);
+                            }
+                        }
+
+                        return null;
+                    }
+
+                    sending = [.. sending.Where((_, i) => !refusedIndexes.Contains(i))];
+                    continue;
+                }
+
+                Error = $"writing to {target.Name}-{_batchPartition} failed with {error}: {answer.ErrorMessage}";
+                return sending[0].QuarantineOffset;
+            }
+
+            return null;
+        }
+
+        private async Task<long?> SendAloneAsync(Picked single, CancellationToken cancellationToken)
+        {
+            ProduceResponse.PartitionProduceResponse answer = await SendAsync(_batchPartition, [single], cancellationToken);
+            var error = (ErrorCode)answer.ErrorCode;
+            if (error == ErrorCode.None)
+            {
+                Stored(_batchPartition, answer.BaseOffset, [single]);
+                return null;
+            }
+
+            if (error is ErrorCode.InvalidRecord or ErrorCode.MessageTooLarge or ErrorCode.CorruptMessage)
+            {
+                Refuse(single, error, answer.RecordErrors.FirstOrDefault()?.BatchIndexErrorMessage ?? answer.ErrorMessage);
+                return null;
+            }
+
+            Error = $"writing to {target.Name}-{_batchPartition} failed with {error}: {answer.ErrorMessage}";
+            return single.QuarantineOffset;
+        }
+
+        private async Task<ProduceResponse.PartitionProduceResponse> SendAsync(int partition, List<Picked> records, CancellationToken cancellationToken)
+        {
+            var builder = new RecordBatchBuilder(records[0].Timestamp);
+            for (int i = 0; i < records.Count; i++)
+            {
+                Picked record = records[i];
+                builder.AddCopy(i, record.Timestamp, record.Key, record.Key is null, record.Value, record.Value is null, [], 0, record.Headers);
+            }
+
+            var body = new ProduceRequest
+            {
+                Acks = -1,
+                TimeoutMs = ProduceTimeoutMs,
+                TopicData = [new ProduceRequest.TopicProduceData { Name = target.Name, PartitionData = [new ProduceRequest.PartitionProduceData { Index = partition, Records = new ReadOnlySequence<byte>(builder.Build()) }] }],
+            };
+            var header = new RequestHeader { RequestApiKey = (short)ApiKey.Produce, RequestApiVersion = ProduceVersion, ClientId = ClientId };
+            var response = (ProduceResponse?)await produce.HandleAsync(new RequestContext(header, ProduceVersion, ClientId, null), body, cancellationToken);
+            return response?.Responses.FirstOrDefault()?.PartitionResponses.FirstOrDefault()
+                ?? new ProduceResponse.PartitionProduceResponse { ErrorCode = (short)ErrorCode.UnknownServerError, ErrorMessage = "no produce answer" };
+        }
+
+        private void Stored(int partition, long baseOffset, List<Picked> records)
+        {
+            Written += records.Count;
+            long last = baseOffset + records.Count - 1;
+            WrittenRanges[partition] = WrittenRanges.TryGetValue(partition, out ReplayWritten? before)
+                ? before with { LastOffset = last, Records = before.Records + records.Count }
+                : new ReplayWritten(partition, baseOffset, last, records.Count);
+        }
+
+        private void Refuse(Picked record, ErrorCode error, string? message)
+        {
+            RefusedCount++;
+            if (Refusals.Count < MaxListedRefusals)
+            {
+                Refusals.Add(new ReplayRefusal(record.QuarantinePartition, record.QuarantineOffset, record.SourcePartition, record.SourceOffset, KafkaErrorName(error), message));
+            }
+        }
+    }
+
+    /// <summary>The header naming the replay that wrote a record.</summary>
+    public const string ReplayHeader = "sharedlog.replay";
+
+    /// <summary>The client id the replay's produces carry (in the broker's request metrics and logs).</summary>
+    public const string ClientId = "sharedlog-replay";
+
+    private static readonly short ProduceVersion = ApiMessages.HighestVersion(ApiKey.Produce);
+
+    /// <summary>An error code as Kafka's documentation and clients name it (INVALID_RECORD).</summary>
+    private static string KafkaErrorName(ErrorCode error)
+    {
+        string name = error.ToString();
+        var snake = new StringBuilder(name.Length + 8);
+        for (int i = 0; i < name.Length; i++)
+        {
+            if (i > 0 && char.IsUpper(name[i]))
+            {
+                snake.Append('_');
+            }
+
+            snake.Append(char.ToUpperInvariant(name[i]));
+        }
+
+        return snake.ToString();
+    }
+
+    private static RecordHeaderValue Header(string key, string value) => new(key, Encoding.UTF8.GetBytes(value));
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Replay {Id} by {Actor} from {QuarantineTopic} into {Target} (dry run {DryRun}): {Matched} matched, {Written} written, {Refused} refused, complete {Complete}, error {Error}")]
+    private static partial void LogReplayed(ILogger logger, string id, string actor, string quarantineTopic, string target, bool dryRun, long matched, long written, long refused, bool complete, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Replay {Id}: its audit record could not be written")]
+    private static partial void LogAuditFailed(ILogger logger, Exception error, string id);
+}
+
+/// <summary>
+/// Reads a replay request (the body of <c>POST /replays</c>): a JSON object whose keys are <see cref="ReplayRequest"/>'s
+/// in camelCase, timestamps as epoch milliseconds or ISO 8601 text, <c>resumeFrom</c> an object of quarantine partition
+/// to offset. Unknown keys and values of the wrong kind are refused, so a typo cannot widen a replay.
+/// </summary>
+public static class ReplayRequests
+{
+    public static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web);
+
+    private const int MaxNameLength = 249; // Kafka's longest topic name
+
+    public static ReplayRequest Parse(string json, string actor)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 8 });
+        }
+        catch (JsonException e)
+        {
+            throw Bad($"The replay request is not JSON: {e.Message}");
+        }
+
+        using (document)
+        {
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                throw Bad("The replay request must be a JSON object.");
+            }
+
+            string? source = null, target = null, quarantineTopic = null, id = null;
+            HashSet<int>? partitions = null;
+            HashSet<string>? rules = null;
+            Dictionary<int, long>? resumeFrom = null;
+            long fromOffset = 0, toOffset = long.MaxValue, fromTimestamp = long.MinValue, toTimestamp = long.MaxValue;
+            int maxRecords = ReplayRequest.DefaultMaxRecords;
+            bool dryRun = false;
+            foreach (JsonProperty property in document.RootElement.EnumerateObject())
+            {
+                JsonElement value = property.Value;
+                switch (property.Name)
+                {
+                    case "source": source = Name(value, "source"); break;
+                    case "target": target = Name(value, "target"); break;
+                    case "quarantineTopic": quarantineTopic = Name(value, "quarantineTopic"); break;
+                    case "id": id = Text(value, "id", 256); break;
+                    case "partitions": partitions = [.. Items(value, "partitions").Select(p => (int)Whole(p, "partitions[]", 0, int.MaxValue))]; break;
+                    case "rules": rules = [.. Items(value, "rules").Select(r => Text(r, "rules[]", 256))]; break;
+                    case "fromOffset": fromOffset = Whole(value, "fromOffset", 0, long.MaxValue); break;
+                    case "toOffset": toOffset = Whole(value, "toOffset", 0, long.MaxValue); break;
+                    case "fromTimestamp": fromTimestamp = Timestamp(value, "fromTimestamp"); break;
+                    case "toTimestamp": toTimestamp = Timestamp(value, "toTimestamp"); break;
+                    case "maxRecords": maxRecords = (int)Whole(value, "maxRecords", 1, ReplayRequest.MaxMaxRecords); break;
+                    case "dryRun": dryRun = value.ValueKind is JsonValueKind.True or JsonValueKind.False ? value.GetBoolean() : throw Bad("dryRun must be true or false."); break;
+                    case "resumeFrom": resumeFrom = ResumeOffsets(value); break;
+                    default: throw Bad($"Unknown key '{property.Name}' in the replay request.");
+                }
+            }
+
+            if (source is null)
+            {
+                throw Bad("The replay request needs 'source', the topic whose quarantined records to replay.");
+            }
+
+            if (toOffset <= fromOffset)
+            {
+                throw Bad($"toOffset ({toOffset}) must be greater than fromOffset ({fromOffset}).");
+            }
+
+            if (toTimestamp <= fromTimestamp)
+            {
+                throw Bad($"toTimestamp ({toTimestamp}) must be later than fromTimestamp ({fromTimestamp}).");
+            }
+
+            return new ReplayRequest
+            {
+                Source = source,
+                Target = target,
+                QuarantineTopic = quarantineTopic,
+                Partitions = partitions,
+                Rules = rules,
+                FromOffset = fromOffset,
+                ToOffset = toOffset,
+                FromTimestamp = fromTimestamp,
+                ToTimestamp = toTimestamp,
+                ResumeFrom = resumeFrom,
+                MaxRecords = maxRecords,
+                DryRun = dryRun,
+                Id = id ?? Guid.NewGuid().ToString("N"),
+                Actor = actor,
+            };
+        }
+    }
+
+    private static ReplayRequestException Bad(string message) => new(400, message);
+
+    private static string Name(JsonElement value, string key) => Text(value, key, MaxNameLength);
+
+    private static string Text(JsonElement value, string key, int maxLength) =>
+        value.ValueKind == JsonValueKind.String && value.GetString() is { Length: > 0 } text && text.Length <= maxLength
+            ? text
+            : throw Bad($"{key} must be a non-empty string of at most {maxLength} characters.");
+
+    private static JsonElement.ArrayEnumerator Items(JsonElement value, string key) =>
+        value.ValueKind == JsonValueKind.Array && value.GetArrayLength() <= 10_000 ? value.EnumerateArray() : throw Bad($"{key} must be an array of at most 10000 items.");
+
+    private static long Whole(JsonElement value, string key, long min, long max) =>
+        value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out long number) && number >= min && number <= max
+            ? number
+            : throw Bad($"{key} must be a whole number from {min} to {max}.");
+
+    private static long Timestamp(JsonElement value, string key)
+    {
+        if (value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out long milliseconds))
+        {
+            return milliseconds;
+        }
+
+        if (value.ValueKind == JsonValueKind.String && DateTimeOffset.TryParse(value.GetString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out DateTimeOffset at))
+        {
+            return at.ToUnixTimeMilliseconds();
+        }
+
+        throw Bad($"{key} must be milliseconds since the epoch or an ISO 8601 time.");
+    }
+
+    private static Dictionary<int, long> ResumeOffsets(JsonElement value)
+    {
+        if (value.ValueKind != JsonValueKind.Object)
+        {
+            throw Bad("resumeFrom must be an object of quarantine partition to offset, e.g. {\"0\": 120}.");
+        }
+
+        var offsets = new Dictionary<int, long>();
+        foreach (JsonProperty partition in value.EnumerateObject())
+        {
+            if (!int.TryParse(partition.Name, NumberStyles.None, CultureInfo.InvariantCulture, out int index) || offsets.Count >= 10_000)
+            {
+                throw Bad($"resumeFrom's key '{partition.Name}' is not a partition number.");
+            }
+
+            offsets[index] = Whole(partition.Value, $"resumeFrom[{index}]", 0, long.MaxValue);
+        }
+
+        return offsets;
+    }
+}

@@ -1,0 +1,187 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using Avro.Generic;
+using Confluent.Kafka;
+using Confluent.Kafka.SyncOverAsync;
+using Confluent.SchemaRegistry.Serdes;
+using static SharedLog.IntegrationTests.ContractGateTests;
+
+namespace SharedLog.IntegrationTests;
+
+/// <summary>
+/// Replay of a bad period (<c>POST /replays</c>): records a contract quarantined, picked by their source offsets and rule,
+/// produced back through the broker's Produce path once the contract is fixed, and read by a real Kafka client.
+/// </summary>
+[Collection(BrokerMetricsCollection.Name)]
+public class QuarantineReplayTests
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(30);
+
+    private static async Task<(int Status, JsonNode Body)> ReplayAsync(BrokerFixture broker, string request)
+    {
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}"), Timeout = Deadline };
+        using var message = new HttpRequestMessage(HttpMethod.Post, "/replays") { Content = new StringContent(request, Encoding.UTF8, "application/json") };
+        message.Headers.Add("X-SharedLog-Actor", "replayer");
+        using HttpResponseMessage response = await http.SendAsync(message);
+        return ((int)response.StatusCode, JsonNode.Parse(await response.Content.ReadAsStringAsync())!);
+    }
+
+    private static string Header(ConsumeResult<string, byte[]> record, string key) => Encoding.UTF8.GetString(record.Message.Headers.GetLastBytes(key));
+
+    [Fact]
+    public async Task ABadPeriodIsReplayedByOffsetsAndRuleOnceTheContractIsFixedAndResumesWhereItStopped()
+    {
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("orders", Contract("orders", "quarantine"));
+        BrokerFixture broker = setup.Broker;
+
+        // One batch: o1, o3 and o5 fail the currency rule (which was wrong: JPY and GBP are fine), o4 fails the amount rule.
+        (string Id, double Amount, string Currency)[] payments = [("o0", 5, "EUR"), ("o1", 6, "JPY"), ("o2", 7, "USD"), ("o3", 8, "GBP"), ("o4", -1, "EUR"), ("o5", 9, "JPY")];
+        long firstTimestamp = DateTimeOffset.UtcNow.AddMinutes(-30).ToUnixTimeMilliseconds();
+        using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 200, Acks = Acks.All }).Build())
+        {
+            var offsets = new long[payments.Length];
+            for (int i = 0; i < payments.Length; i++)
+            {
+                int index = i;
+                byte[] value = await setup.SerializeAsync(Payment(payments[i].Id, payments[i].Amount, payments[i].Currency), "orders");
+                var message = new Message<string, byte[]>
+                {
+                    Key = payments[i].Id,
+                    Value = value,
+                    Timestamp = new Timestamp(firstTimestamp + i, TimestampType.CreateTime),
+                    Headers = [new Header("trace", Encoding.UTF8.GetBytes($"t{i}"))],
+                };
+                producer.Produce("orders", message, report => offsets[index] = report.Error.IsError ? -1 : report.Offset.Value);
+            }
+
+            producer.Flush(Deadline);
+            Assert.Equal([0L, 1, 2, 3, 4, 5], offsets);
+        }
+
+        Assert.Equal(["o1", "o3", "o4", "o5"], ConsumeAll(broker, "orders.quarantine", 4, Deserializers.ByteArray).Select(r => r.Message.Key));
+
+        // The fix: every currency the business takes; and from now on a bad record is refused, not quarantined.
+        await ApplyAsync(broker, Contract("orders", "reject").Replace("['EUR', 'USD']", "['EUR', 'USD', 'JPY', 'GBP']", StringComparison.Ordinal));
+
+        // The bad period is source offsets 1 to 4 (o5 came after it); only the currency rule was wrong.
+        const string Period = """ "source": "orders", "fromOffset": 1, "toOffset": 5, "rules": ["known-currency"] """;
+        (int status, JsonNode dry) = await ReplayAsync(broker, $$"""{ {{Period}}, "dryRun": true }""");
+        Assert.Equal(200, status);
+        Assert.Equal((4, 2, 0), ((long)dry["scanned"]!, (long)dry["matched"]!, (long)dry["written"]!));
+        Assert.True((bool)dry["complete"]!);
+
+        // In two steps: at most one record, then resumed from where the first stopped.
+        (status, JsonNode first) = await ReplayAsync(broker, $$"""{ {{Period}}, "maxRecords": 1, "id": "fix-1" }""");
+        Assert.Equal(200, status);
+        Assert.Equal((1, 0), ((long)first["written"]!, (long)first["refused"]!));
+        Assert.False((bool)first["complete"]!);
+        long resumeAt = (long)first["partitions"]![0]!["nextOffset"]!;
+        Assert.Equal(1, resumeAt); // o3's quarantine offset: o1 (offset 0) was written
+        (status, JsonNode second) = await ReplayAsync(broker, $$"""{ {{Period}}, "resumeFrom": { "0": {{resumeAt}} }, "id": "fix-1" }""");
+        Assert.Equal(200, status);
+        Assert.Equal((1, 0), ((long)second["written"]!, (long)second["refused"]!));
+        Assert.True((bool)second["complete"]!);
+
+        // Read back by a Kafka client: the original records (key, value, own headers, timestamp) after the good ones, with where they came from.
+        List<ConsumeResult<string, byte[]>> orders = ConsumeAll(broker, "orders", 4, Deserializers.ByteArray);
+        Assert.Equal(["0:o0", "2:o2", "6:o1", "7:o3"], orders.Select(r => $"{r.Offset.Value}:{r.Message.Key}"));
+        ConsumeResult<string, byte[]>[] replayed = [.. orders.Skip(2)];
+        Assert.Equal(["1", "3"], replayed.Select(r => Header(r, "sharedlog.source.offset")));
+        Assert.All(replayed, r => Assert.Equal("orders", Header(r, "sharedlog.source.topic")));
+        Assert.All(replayed, r => Assert.Equal("known-currency", Header(r, "sharedlog.rule")));
+        Assert.All(replayed, r => Assert.Equal("fix-1", Header(r, "sharedlog.replay")));
+        Assert.Equal(["t1", "t3"], replayed.Select(r => Header(r, "trace")));
+        Assert.Equal([firstTimestamp + 1, firstTimestamp + 3], replayed.Select(r => r.Message.Timestamp.UnixTimestampMs));
+        var deserializer = new AvroDeserializer<GenericRecord>(setup.Registry).AsSyncOverAsync();
+        Assert.Equal(["JPY", "GBP"], replayed.Select(r => (string)deserializer.Deserialize(r.Message.Value, false, SerializationContext.Empty)["currency"]));
+
+        // o4 still breaks the fixed contract: the target refuses it, and the report says which record and why.
+        (status, JsonNode refused) = await ReplayAsync(broker, """{ "source": "orders", "rules": ["positive-amount"] }""");
+        Assert.Equal(200, status);
+        Assert.Equal((1, 0, 1), ((long)refused["matched"]!, (long)refused["written"]!, (long)refused["refused"]!));
+        JsonNode refusal = refused["refusals"]![0]!;
+        Assert.Equal((2, 4, "INVALID_RECORD"), ((long)refusal["quarantineOffset"]!, (long)refusal["sourceOffset"]!, (string)refusal["error"]!));
+        Assert.Contains("amount must be positive", (string)refusal["message"]!, StringComparison.Ordinal);
+        Assert.Equal(8, HighWatermark(broker, "orders"));
+
+        // The replays are in the audit topic, readable by any client; the dry run is not.
+        List<JsonNode> replays = ReplayAudits(broker, 3);
+        Assert.Equal(["1/0", "1/0", "0/1"], replays.Select(r => $"{(long)r["written"]!}/{(long)r["refused"]!}"));
+        Assert.Equal(["fix-1", "fix-1"], replays.Take(2).Select(r => (string)r["id"]!));
+        Assert.Equal(32, ((string)replays[2]["id"]!).Length); // generated when the request names none
+        Assert.All(replays, r => Assert.Equal("replayer", (string)r["actor"]!));
+    }
+
+    [Fact]
+    public async Task BadReplayRequestsAreRefusedWithAClearErrorAndWriteNothing()
+    {
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("orders", Contract("orders", "quarantine"));
+        using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = setup.Broker.BootstrapServers, Acks = Acks.All }).Build())
+        {
+            // One quarantined record, so the quarantine topic exists and a wrong request would have something to write.
+            byte[] bad = await setup.SerializeAsync(Payment("b", -1, "EUR"), "orders");
+            await producer.ProduceAsync("orders", new Message<string, byte[]> { Key = "b", Value = bad });
+        }
+
+        Assert.Single(ConsumeAll(setup.Broker, "orders.quarantine", 1, Deserializers.ByteArray));
+        (string Request, int Status)[] cases =
+        [
+            ("not json", 400),
+            ("[]", 400),
+            ("{}", 400),
+            ("""{ "source": "orders", "form": 1 }""", 400),
+            ("""{ "source": "orders", "fromOffset": 5, "toOffset": 5 }""", 400),
+            ("""{ "source": "orders", "fromOffset": -1 }""", 400),
+            ("""{ "source": "orders", "maxRecords": 0 }""", 400),
+            ("""{ "source": "orders", "partitions": "0" }""", 400),
+            ("""{ "source": "orders", "partitions": [1.5] }""", 400),
+            ("""{ "source": "orders", "resumeFrom": { "x": 1 } }""", 400),
+            ("""{ "source": "orders", "fromTimestamp": "yesterday" }""", 400),
+            ("""{ "source": "orders", "dryRun": "yes" }""", 400),
+            ("""{ "source": "", "dryRun": true }""", 400),
+            ("""{ "source": "orders", "target": "_schemas" }""", 400),
+            ("""{ "source": "orders", "target": "orders.quarantine" }""", 400),
+            ("""{ "source": "orders", "target": "nowhere" }""", 404),
+            ("""{ "source": "no-contract" }""", 404),
+            ("""{ "source": "orders", "quarantineTopic": "nowhere" }""", 404),
+        ];
+        foreach ((string request, int expected) in cases)
+        {
+            (int status, JsonNode body) = await ReplayAsync(setup.Broker, request);
+            Assert.True(expected == status, $"{request}: {status} {body.ToJsonString()}");
+            Assert.Equal(expected, (int)body["error_code"]!);
+            Assert.False(string.IsNullOrWhiteSpace((string?)body["message"]));
+        }
+
+        // A body past the size limit is refused before it is read whole.
+        (int tooLarge, _) = await ReplayAsync(setup.Broker, $$"""{ "source": "orders", "id": "{{new string('x', 70_000)}}" }""");
+        Assert.Equal(413, tooLarge);
+
+        // Nothing was written: the source partition's end is still just past the quarantined record's offset.
+        Assert.Equal(1, HighWatermark(setup.Broker, "orders"));
+    }
+
+    internal static long HighWatermark(BrokerFixture broker, string topic)
+    {
+        using IConsumer<byte[], byte[]> consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "watermarks" }).Build();
+        return consumer.QueryWatermarkOffsets(new TopicPartition(topic, 0), Deadline).High.Value;
+    }
+
+    /// <summary>The audit topic's records of type replay, read by a Kafka consumer until <paramref name="expected"/> are there (or the deadline).</summary>
+    private static List<JsonNode> ReplayAudits(BrokerFixture broker, int expected)
+    {
+        using IConsumer<string, byte[]> consumer = new ConsumerBuilder<string, byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "replay-auditors", AutoOffsetReset = AutoOffsetReset.Earliest }).Build();
+        consumer.Subscribe("_contract_audit");
+        var replays = new List<JsonNode>();
+        DateTime deadline = DateTime.UtcNow + Deadline;
+        while (replays.Count < expected && DateTime.UtcNow < deadline)
+        {
+            if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { Message: not null } result && JsonNode.Parse(result.Message.Value) is { } record && (string?)record["type"] == "replay")
+            {
+                replays.Add(record);
+            }
+        }
+
+        return replays;
+    }
+}
