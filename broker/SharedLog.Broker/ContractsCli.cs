@@ -26,13 +26,18 @@ public static class ContractsCli
                SharedLog.Broker contracts diff FILE [--url URL]
                SharedLog.Broker contracts apply FILE [--url URL] [--actor NAME]
                SharedLog.Broker contracts validate FILE [--registry URL]
+               SharedLog.Broker contracts replay SOURCE-TOPIC [--target TOPIC] [--from-offset N] [--to-offset N]
+                   [--from-time T] [--to-time T] [--partitions 0,1] [--rules a,b] [--resume-from 0=N,1=N]
+                   [--max-records N] [--id ID] [--quarantine-topic TOPIC] [--dry-run] [--url URL] [--actor NAME]
           --url       the broker's admin HTTP address (default http://127.0.0.1:9644)
           --registry  the schema registry to check compatibility against (default: offline only)
+          replay      writes the records quarantined from SOURCE-TOPIC (source offsets from..to, exclusive; times
+                      as ISO 8601 or epoch ms) to --target (default: SOURCE-TOPIC), through its contract
         """;
 
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error)
     {
-        if (args.Length == 0 || args[0] is not ("list" or "diff" or "apply" or "validate"))
+        if (args.Length == 0 || args[0] is not ("list" or "diff" or "apply" or "validate" or "replay"))
         {
             await error.WriteLineAsync(UsageText);
             return Usage;
@@ -43,7 +48,11 @@ public static class ContractsCli
         var options = new Dictionary<string, string>(StringComparer.Ordinal);
         for (int i = 1; i < args.Length; i++)
         {
-            if (args[i].StartsWith("--", StringComparison.Ordinal) && i + 1 < args.Length)
+            if (args[i] == "--dry-run")
+            {
+                options["dry-run"] = "true";
+            }
+            else if (args[i].StartsWith("--", StringComparison.Ordinal) && i + 1 < args.Length)
             {
                 options[args[i][2..]] = args[++i];
             }
@@ -60,12 +69,19 @@ public static class ContractsCli
 
         if (command != "list" && file is null)
         {
-            await error.WriteLineAsync($"{command} needs a contract file\n{UsageText}");
+            await error.WriteLineAsync($"{command} needs {(command == "replay" ? "the source topic" : "a contract file")}\n{UsageText}");
             return Usage;
         }
 
         // A misspelt option must not pass quietly (a "--regsitry" would turn a compatibility check off and exit 0).
-        string[] known = command switch { "list" => ["url"], "diff" => ["url"], "apply" => ["url", "actor"], _ => ["registry"] };
+        string[] known = command switch
+        {
+            "list" => ["url"],
+            "diff" => ["url"],
+            "apply" => ["url", "actor"],
+            "replay" => ["url", "actor", .. ReplayOptions.Keys, "dry-run"],
+            _ => ["registry"],
+        };
         if (options.Keys.FirstOrDefault(o => !known.Contains(o)) is { } unknown)
         {
             await error.WriteLineAsync($"{command} takes no option '--{unknown}'\n{UsageText}");
@@ -79,6 +95,7 @@ public static class ContractsCli
             {
                 "list" => await ListAsync(url, output),
                 "validate" => await ValidateAsync(file!, options.GetValueOrDefault("registry"), output, error),
+                "replay" => await ReplayAsync(url, file!, options, output, error),
                 _ => await SendAsync(url, file!, dryRun: command == "diff", options.GetValueOrDefault("actor", Environment.UserName), output, error),
             };
         }
@@ -156,6 +173,100 @@ public static class ContractsCli
         }
 
         return Ok;
+    }
+
+    /// <summary>Replay options and the key of <c>POST /replays</c> each sets.</summary>
+    private static readonly Dictionary<string, string> ReplayOptions = new(StringComparer.Ordinal)
+    {
+        ["target"] = "target",
+        ["quarantine-topic"] = "quarantineTopic",
+        ["from-offset"] = "fromOffset",
+        ["to-offset"] = "toOffset",
+        ["from-time"] = "fromTimestamp",
+        ["to-time"] = "toTimestamp",
+        ["partitions"] = "partitions",
+        ["rules"] = "rules",
+        ["resume-from"] = "resumeFrom",
+        ["max-records"] = "maxRecords",
+        ["id"] = "id",
+    };
+
+    /// <summary>
+    /// Sends a replay to the broker and prints what it did: exit 0 when every picked record was written, 1 when the
+    /// target refused some or the replay stopped early (with where to resume), or the request was refused.
+    /// </summary>
+    private static async Task<int> ReplayAsync(string url, string source, Dictionary<string, string> options, TextWriter output, TextWriter error)
+    {
+        var request = new JsonObject { ["source"] = source, ["dryRun"] = options.ContainsKey("dry-run") };
+        foreach ((string option, string key) in ReplayOptions)
+        {
+            if (!options.TryGetValue(option, out string? value))
+            {
+                continue;
+            }
+
+            // Numbers go as numbers and lists as lists; a value that is neither is sent as text for the broker to refuse or read.
+            request[key] = key switch
+            {
+                "partitions" => new JsonArray([.. value.Split(',', StringSplitOptions.TrimEntries).Select(p => long.TryParse(p, out long n) ? (JsonNode)n : p)]),
+                "rules" => new JsonArray([.. value.Split(',', StringSplitOptions.TrimEntries).Select(r => (JsonNode)r)]),
+                "resumeFrom" => ResumeOffsets(value),
+                _ when long.TryParse(value, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out long number) && key is not ("target" or "quarantineTopic" or "id" or "rules") => number,
+                _ => value,
+            };
+        }
+
+        using HttpClient http = Client();
+        http.Timeout = TimeSpan.FromMinutes(10); // a replay of many records takes a while
+        using var message = new HttpRequestMessage(HttpMethod.Post, new Uri($"{url}/replays")) { Content = new StringContent(request.ToJsonString(), Encoding.UTF8, "application/json") };
+        message.Headers.Add(Http.ContractsApi.ActorHeader, options.GetValueOrDefault("actor", Environment.UserName));
+        using HttpResponseMessage response = await http.SendAsync(message);
+        JsonNode body = JsonNode.Parse(await response.Content.ReadAsStringAsync()) ?? throw new JsonException("the answer is empty");
+        if (body["error_code"] is not null)
+        {
+            await error.WriteLineAsync((string?)body["message"]);
+            return Invalid;
+        }
+
+        bool complete = (bool)body["complete"]!;
+        long refused = (long)body["refused"]!;
+        await output.WriteLineAsync(
+            $"replay {(string?)body["id"]} of {(string?)body["quarantineTopic"]} into {(string?)body["target"]}{((bool)body["dryRun"]! ? " (dry run)" : "")}: " +
+            $"{(long)body["matched"]!} matched, {(long)body["written"]!} written, {refused} refused, {(complete ? "complete" : "not complete")}");
+        foreach (JsonNode? range in body["writtenRanges"]?.AsArray() ?? [])
+        {
+            await output.WriteLineAsync($"  written to partition {(int)range!["partition"]!}: offsets {(long)range["firstOffset"]!}-{(long)range["lastOffset"]!}");
+        }
+
+        foreach (JsonNode? refusal in body["refusals"]?.AsArray() ?? [])
+        {
+            await output.WriteLineAsync($"  refused: quarantine {(int)refusal!["quarantinePartition"]!}@{(long)refusal["quarantineOffset"]!} (source partition {(int)refusal["sourcePartition"]!} offset {(long)refusal["sourceOffset"]!}): {(string?)refusal["error"]} {(string?)refusal["message"]}");
+        }
+
+        if ((string?)body["error"] is { } stopped)
+        {
+            await error.WriteLineAsync($"stopped: {stopped}");
+        }
+
+        if (!complete)
+        {
+            string resume = string.Join(',', (body["partitions"]?.AsArray() ?? []).Select(p => $"{(int)p!["quarantinePartition"]!}={(long)p["nextOffset"]!}"));
+            await output.WriteLineAsync($"  resume with --resume-from {resume}");
+        }
+
+        return complete && refused == 0 ? Ok : Invalid;
+
+        // "0=12,1=40" as {"0": 12, "1": 40}; a pair that is not one goes as it is, for the broker to refuse by name.
+        static JsonObject ResumeOffsets(string pairs)
+        {
+            var offsets = new JsonObject();
+            foreach (string pair in pairs.Split(',', StringSplitOptions.TrimEntries))
+            {
+                offsets[pair.Split('=') is [string partition, _] ? partition : pair] = pair.Split('=') is [_, string offset] && long.TryParse(offset, out long at) ? at : pair;
+            }
+
+            return offsets;
+        }
     }
 
     private static ISchemaFormat[] SchemaFormats() =>

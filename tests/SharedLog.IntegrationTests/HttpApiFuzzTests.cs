@@ -1,6 +1,7 @@
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace SharedLog.IntegrationTests;
@@ -75,6 +76,11 @@ public class HttpApiFuzzTests
         onFailure: quarantine
         """;
 
+    private const string ReplayRequest = """
+        {"source":"fuzz-orders","target":"fuzz-orders","fromOffset":0,"toOffset":10,"fromTimestamp":"2026-01-01T00:00:00Z","toTimestamp":1900000000000,
+         "partitions":[0,1],"rules":["amount"],"resumeFrom":{"0":0,"1":3},"maxRecords":5,"dryRun":false,"id":"fuzz"}
+        """;
+
     private static readonly JsonNode?[] OddValues =
     [
         null, -1, 0, 2147483648, 1e308, -0.5, "", "x", "null", "record", "Order", true, new JsonArray(), new JsonObject(),
@@ -133,6 +139,12 @@ public class HttpApiFuzzTests
 
         Assert.Equal(200, await Send(registry, HttpMethod.Post, "/subjects/fuzz-orders-value/versions", Envelope("JSON", Schemas[1].Schema), RegistryJson));
         Assert.Equal(200, await Send(admin, HttpMethod.Post, "/contracts", Contract, "application/yaml"));
+        var topics = broker.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>();
+        foreach (string topic in new[] { "fuzz-orders", "fuzz-orders.quarantine" })
+        {
+            Assert.Equal(SharedLog.Protocol.ErrorCode.None, (await topics.CreateAsync(topic, 2, new Dictionary<string, string>(), validateOnly: false, CancellationToken.None)).Error);
+        }
+
         for (int round = 0; round < Rounds && !hung; round++)
         {
             (string type, string schema) = Schemas[random.Next(Schemas.Length)];
@@ -154,6 +166,9 @@ public class HttpApiFuzzTests
             // An envelope whose own JSON is mutated, and a contract with mutated text (applied as a dry run or for real).
             await Send(registry, HttpMethod.Post, $"/subjects/{subject}/versions", MutateText(Envelope(type, schema), random), RegistryJson);
             await Send(admin, HttpMethod.Post, random.Next(2) == 0 ? "/contracts?dryRun=true" : "/contracts", MutateText(Contract, random), "application/yaml");
+
+            // A replay request with an odd value or mangled text.
+            await Send(admin, HttpMethod.Post, "/replays", random.Next(2) == 0 ? MutateJson(ReplayRequest, random) : MutateText(ReplayRequest, random), "application/json");
         }
 
         await Send(admin, HttpMethod.Get, "/contracts", null, "application/json");

@@ -104,12 +104,79 @@ public class QuarantineReplayTests
         Assert.Contains("amount must be positive", (string)refusal["message"]!, StringComparison.Ordinal);
         Assert.Equal(8, HighWatermark(broker, "orders"));
 
+        // The same from the command line: a dry run of the still-bad record, and the CLI's usage errors.
+        string admin = $"http://127.0.0.1:{broker.Host.HttpPort}";
+        var output = new StringWriter();
+        var error = new StringWriter();
+        Assert.Equal(SharedLog.Broker.ContractsCli.Ok, await SharedLog.Broker.ContractsCli.RunAsync(["replay", "orders", "--rules", "positive-amount", "--from-offset", "4", "--dry-run", "--url", admin], output, error));
+        Assert.Contains("(dry run): 1 matched, 0 written, 0 refused, complete", output.ToString(), StringComparison.Ordinal);
+        Assert.Equal(SharedLog.Broker.ContractsCli.Usage, await SharedLog.Broker.ContractsCli.RunAsync(["replay", "--url", admin], output, error));
+        Assert.Equal(SharedLog.Broker.ContractsCli.Usage, await SharedLog.Broker.ContractsCli.RunAsync(["replay", "orders", "--frm-offset", "4", "--url", admin], output, error));
+        Assert.Equal(SharedLog.Broker.ContractsCli.Invalid, await SharedLog.Broker.ContractsCli.RunAsync(["replay", "orders", "--to-offset", "x", "--url", admin], output, error));
+        Assert.Contains("toOffset must be a whole number", error.ToString(), StringComparison.Ordinal);
+        Assert.Equal(SharedLog.Broker.ContractsCli.Unreachable, await SharedLog.Broker.ContractsCli.RunAsync(["replay", "orders", "--url", "http://127.0.0.1:1"], output, error));
+
         // The replays are in the audit topic, readable by any client; the dry run is not.
         List<JsonNode> replays = ReplayAudits(broker, 3);
         Assert.Equal(["1/0", "1/0", "0/1"], replays.Select(r => $"{(long)r["written"]!}/{(long)r["refused"]!}"));
         Assert.Equal(["fix-1", "fix-1"], replays.Take(2).Select(r => (string)r["id"]!));
         Assert.Equal(32, ((string)replays[2]["id"]!).Length); // generated when the request names none
         Assert.All(replays, r => Assert.Equal("replayer", (string)r["actor"]!));
+    }
+
+    [Fact]
+    public async Task AReplayStoppedByAFailedWriteSaysWhereToResumeAndResumingWritesEachRecordOnce()
+    {
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("orders", Contract("orders", "quarantine"));
+        BrokerFixture broker = setup.Broker;
+        using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 100, Acks = Acks.All }).Build())
+        {
+            foreach (string id in new[] { "b0", "b1" })
+            {
+                producer.Produce("orders", new Message<string, byte[]> { Key = id, Value = await setup.SerializeAsync(Payment(id, -1, "EUR"), "orders") });
+            }
+
+            producer.Flush(Deadline);
+        }
+
+        Assert.Equal(2, ConsumeAll(broker, "orders.quarantine", 2, Deserializers.ByteArray).Count);
+
+        // The target's own contract quarantines what it cannot place (no schema of its subject), to a topic whose name is
+        // too long to create: its produce fails in storage, so the replay stops before writing anything.
+        string target = "r" + new string('y', 239);
+        using (IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build())
+        {
+            await admin.CreateTopicsAsync([new Confluent.Kafka.Admin.TopicSpecification { Name = target, NumPartitions = 1, ReplicationFactor = 1 }]);
+        }
+
+        await ApplyAsync(broker, $"topic: {target}\nclass: remediation\nvalue: {{}}\nonFailure: quarantine\n");
+        (int status, JsonNode failed) = await ReplayAsync(broker, $$"""{ "source": "orders", "target": "{{target}}", "id": "r1" }""");
+        Assert.Equal(503, status);
+        Assert.False((bool)failed["complete"]!);
+        Assert.Contains("KAFKA_STORAGE_ERROR", (string)failed["error"]!, StringComparison.Ordinal);
+        Assert.Equal((0, 0), ((long)failed["written"]!, (long)failed["partitions"]![0]!["nextOffset"]!));
+
+        // The command line says where to resume too.
+        var output = new StringWriter();
+        var error = new StringWriter();
+        Assert.Equal(SharedLog.Broker.ContractsCli.Invalid, await SharedLog.Broker.ContractsCli.RunAsync(["replay", "orders", "--target", target, "--url", $"http://127.0.0.1:{broker.Host.HttpPort}"], output, error));
+        Assert.Contains("0 written, 0 refused, not complete", output.ToString(), StringComparison.Ordinal);
+        Assert.Contains("resume with --resume-from 0=0", output.ToString(), StringComparison.Ordinal);
+        Assert.Contains("stopped: writing to", error.ToString(), StringComparison.Ordinal);
+
+        // Without that contract the same replay, resumed where the report said, writes both records once.
+        using (var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") })
+        using (HttpResponseMessage deleted = await http.DeleteAsync($"/contracts/{target}"))
+        {
+            Assert.True(deleted.IsSuccessStatusCode, await deleted.Content.ReadAsStringAsync());
+        }
+
+        (status, JsonNode resumed) = await ReplayAsync(broker, $$"""{ "source": "orders", "target": "{{target}}", "id": "r1", "resumeFrom": { "0": 0 } }""");
+        Assert.Equal(200, status);
+        Assert.True((bool)resumed["complete"]!);
+        Assert.Equal((2, 2), ((long)resumed["written"]!, (long)resumed["partitions"]![0]!["nextOffset"]!));
+        Assert.Equal(["b0", "b1"], ConsumeAll(broker, target, 2, Deserializers.ByteArray).Select(r => r.Message.Key));
+        Assert.Equal(2, HighWatermark(broker, target));
     }
 
     [Fact]

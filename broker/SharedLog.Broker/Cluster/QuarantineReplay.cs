@@ -421,7 +421,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
 
                 // Refused records are left out and the rest sent again (once: a second refusal refuses what is left).
                 bool perRecord = error == ErrorCode.InvalidRecord && answer.RecordErrors.Count > 0 && answer.RecordErrors.Count < sending.Count && attempt == 0;
-                if (error is ErrorCode.InvalidRecord or ErrorCode.MessageTooLarge or ErrorCode.CorruptMessage)
+                if (RefusedByTarget(error))
                 {
                     if (error == ErrorCode.MessageTooLarge && sending.Count > 1 && attempt == 0)
                     {
@@ -463,8 +463,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
                     continue;
                 }
 
-                Error = $"writing to {target.Name}-{_batchPartition} failed with {error}: {answer.ErrorMessage}";
-                return sending[0].QuarantineOffset;
+                return Stop(error, answer, sending[0]);
             }
 
             return null;
@@ -480,14 +479,23 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
                 return null;
             }
 
-            if (error is ErrorCode.InvalidRecord or ErrorCode.MessageTooLarge or ErrorCode.CorruptMessage)
+            if (RefusedByTarget(error))
             {
                 Refuse(single, error, answer.RecordErrors.FirstOrDefault()?.BatchIndexErrorMessage ?? answer.ErrorMessage);
                 return null;
             }
 
-            Error = $"writing to {target.Name}-{_batchPartition} failed with {error}: {answer.ErrorMessage}";
-            return single.QuarantineOffset;
+            return Stop(error, answer, single);
+        }
+
+        /// <summary>Errors that refuse the records themselves (the target's contract, its size limit), not the write.</summary>
+        private static bool RefusedByTarget(ErrorCode error) => error is ErrorCode.InvalidRecord or ErrorCode.MessageTooLarge or ErrorCode.CorruptMessage;
+
+        /// <summary>Ends the replay at a write the target did not refuse but failed (storage, timeout): it resumes at <paramref name="first"/>, the first record not written.</summary>
+        private long Stop(ErrorCode error, ProduceResponse.PartitionProduceResponse answer, Picked first)
+        {
+            Error = $"writing to {target.Name}-{_batchPartition} failed with {KafkaErrorName(error)}: {answer.ErrorMessage}";
+            return first.QuarantineOffset;
         }
 
         private async Task<ProduceResponse.PartitionProduceResponse> SendAsync(int partition, List<Picked> records, CancellationToken cancellationToken)
