@@ -180,6 +180,41 @@ public class QuarantineReplayTests
     }
 
     [Fact]
+    public async Task RecordsTheTargetRefusesForTheirTimestampOrSizeAreNamedAndTheRestIsWritten()
+    {
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("orders", Contract("orders", "quarantine"));
+        BrokerFixture broker = setup.Broker;
+        long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        // All four are quarantined (negative amounts); r0 is an hour old, r2 is larger than the target takes.
+        (string Id, long Timestamp, string Card)[] records = [("r0", now - 3_600_000, "4111"), ("r1", now, "4111"), ("r2", now, new string('4', 3000)), ("r3", now, "4111")];
+        using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 100, Acks = Acks.All }).Build())
+        {
+            foreach ((string id, long timestamp, string card) in records)
+            {
+                byte[] value = await setup.SerializeAsync(Payment(id, -1, "EUR", card), "orders");
+                producer.Produce("orders", new Message<string, byte[]> { Key = id, Value = value, Timestamp = new Timestamp(timestamp, TimestampType.CreateTime) });
+            }
+
+            producer.Flush(Deadline);
+        }
+
+        Assert.Equal(4, ConsumeAll(broker, "orders.quarantine", 4, Deserializers.ByteArray).Count);
+        using (IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build())
+        {
+            var configs = new Dictionary<string, string> { ["message.timestamp.before.max.ms"] = "600000", ["max.message.bytes"] = "2000" };
+            await admin.CreateTopicsAsync([new Confluent.Kafka.Admin.TopicSpecification { Name = "orders.remediation", NumPartitions = 1, ReplicationFactor = 1, Configs = configs }]);
+        }
+
+        (int status, JsonNode report) = await ReplayAsync(broker, """{ "source": "orders", "target": "orders.remediation" }""");
+        Assert.Equal(200, status);
+        Assert.True((bool)report["complete"]!);
+        Assert.Equal((4, 2, 2), ((long)report["matched"]!, (long)report["written"]!, (long)report["refused"]!));
+        Assert.Equal(["0:INVALID_TIMESTAMP", "2:MESSAGE_TOO_LARGE"], report["refusals"]!.AsArray().Select(r => $"{(long)r!["quarantineOffset"]!}:{(string)r["error"]!}"));
+        Assert.Equal(["r1", "r3"], ConsumeAll(broker, "orders.remediation", 2, Deserializers.ByteArray).Select(r => r.Message.Key));
+        Assert.Equal(4, (long)report["partitions"]![0]!["nextOffset"]!);
+    }
+
+    [Fact]
     public async Task BadReplayRequestsAreRefusedWithAClearErrorAndWriteNothing()
     {
         await using PaymentsContract setup = await StartWithPaymentsContractAsync("orders", Contract("orders", "quarantine"));

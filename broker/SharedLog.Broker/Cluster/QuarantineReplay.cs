@@ -113,12 +113,15 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
 
     private const int ReadChunkBytes = 4 * 1024 * 1024;
     private const int ProduceTimeoutMs = 30_000;
+    private static readonly TimeSpan AuditTimeout = TimeSpan.FromSeconds(10);
 
     public async Task<ReplayReport> RunAsync(ReplayRequest request, CancellationToken cancellationToken)
     {
+        // The contract is looked up only for a topic that exists: a lookup under a pattern contract is cached per name.
+        ActiveContract? sourceContract = topics.Find(request.Source) is null ? null : contracts.ForTopic(request.Source);
         string quarantineName = request.QuarantineTopic
-            ?? contracts.ForTopic(request.Source)?.Definition.QuarantineTopicFor(request.Source)
-            ?? throw new ReplayRequestException(404, $"No contract is in force for topic '{request.Source}', so its quarantine topic is not known: name it with quarantineTopic.");
+            ?? sourceContract?.Definition.QuarantineTopicFor(request.Source)
+            ?? throw new ReplayRequestException(404, $"Topic '{request.Source}' does not exist or has no contract in force, so its quarantine topic is not known: name it with quarantineTopic.");
         TopicMetadata quarantine = topics.Find(quarantineName) ?? throw new ReplayRequestException(404, $"Quarantine topic '{quarantineName}' does not exist.");
         string targetName = request.Target ?? request.Source;
         TopicMetadata target = topics.Find(targetName) ?? throw new ReplayRequestException(404, $"Target topic '{targetName}' does not exist.");
@@ -143,6 +146,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         {
             if (topics.FindStream(quarantineName, partition.Partition) is not { } stream)
             {
+                run.Fail($"quarantine partition {partition.Partition} is not served by this broker");
                 continue;
             }
 
@@ -170,14 +174,14 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         LogReplayed(logger, request.Id, request.Actor, quarantineName, targetName, request.DryRun, run.Matched, run.Written, run.RefusedCount, report.Complete, run.Error ?? "none");
         if (!request.DryRun)
         {
-            await AuditAsync(request, report, cancellationToken);
+            await AuditAsync(request, report, sourceContract?.Definition.Name ?? request.Source);
         }
 
         return report;
     }
 
     /// <summary>A replay's evidence in the audit topic, keyed by the contract (or the source topic when none is in force); a failed write is logged, not fatal.</summary>
-    private async Task AuditAsync(ReplayRequest request, ReplayReport report, CancellationToken cancellationToken)
+    private async Task AuditAsync(ReplayRequest request, ReplayReport report, string key)
     {
         var record = new Dictionary<string, object?>
         {
@@ -200,12 +204,12 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             ["complete"] = report.Complete,
             ["error"] = report.Error,
         };
-        string key = contracts.ForTopic(request.Source)?.Definition.Name ?? request.Source;
         try
         {
-            await audit.AppendAsync([new JournalEntry(Encoding.UTF8.GetBytes(key), JsonSerializer.SerializeToUtf8Bytes(record))], cancellationToken);
+            // Also when the replay was stopped by a shutdown: what it wrote is on record.
+            await audit.AppendAsync([new JournalEntry(Encoding.UTF8.GetBytes(key), JsonSerializer.SerializeToUtf8Bytes(record))], CancellationToken.None).AsTask().WaitAsync(AuditTimeout);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e)
         {
             LogAuditFailed(logger, e, request.Id);
         }
@@ -242,41 +246,60 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
 
         public string? Error { get; private set; }
 
-        /// <summary>Replays one quarantine partition from <paramref name="start"/> to <paramref name="end"/>; returns the offset a next replay resumes at.</summary>
+        /// <summary>Ends the replay with <paramref name="error"/> (set once: the first failure is the one to report).</summary>
+        public void Fail(string error) => Error ??= error;
+
+        /// <summary>
+        /// Replays one quarantine partition from <paramref name="start"/> to <paramref name="end"/>; returns the offset a next
+        /// replay resumes at. A failure (a read, a write the target did not refuse, a shutdown) ends the replay with its error
+        /// and the offset of the first record not written.
+        /// </summary>
         public async Task<long> ReplayPartitionAsync(int quarantinePartition, long streamId, long start, long end, CancellationToken cancellationToken)
         {
             long offset = start;
-            while (offset < end)
+            try
             {
-                StreamReadResult read = await streams.ReadAsync(streamId, offset, ReadChunkBytes, cancellationToken);
-                if (read.Batches.Count == 0)
+                while (offset < end)
                 {
-                    break;
-                }
-
-                foreach (ReadOnlyMemory<byte> bytes in read.Batches)
-                {
-                    RecordBatch batch = RecordBatch.Parse(bytes);
-                    long? stoppedAt = null;
-                    List<Picked> picked = batch.IsControl ? [] : PickFrom(quarantinePartition, batch, offset, end, out stoppedAt);
-                    foreach (Picked record in picked)
+                    StreamReadResult read = await streams.ReadAsync(streamId, offset, ReadChunkBytes, cancellationToken);
+                    if (read.Batches.Count == 0)
                     {
-                        if (!request.DryRun && await AddAsync(record, cancellationToken) is { } resumeAt)
+                        Fail($"quarantine partition {quarantinePartition} returned nothing at offset {offset} (its end was {end})");
+                        return await FlushAsync(cancellationToken) ?? offset;
+                    }
+
+                    foreach (ReadOnlyMemory<byte> bytes in read.Batches)
+                    {
+                        RecordBatch batch = RecordBatch.Parse(bytes);
+                        long? stoppedAt = null;
+                        List<Picked> picked = batch.IsControl ? [] : PickFrom(quarantinePartition, batch, offset, end, out stoppedAt);
+                        foreach (Picked record in picked)
                         {
-                            return resumeAt;
+                            if (!request.DryRun && await AddAsync(record, cancellationToken) is { } resumeAt)
+                            {
+                                return resumeAt;
+                            }
                         }
-                    }
 
-                    if (stoppedAt is { } limitReached)
-                    {
-                        return await FlushAsync(cancellationToken) ?? limitReached;
-                    }
+                        if (stoppedAt is { } limitReached)
+                        {
+                            return await FlushAsync(cancellationToken) ?? limitReached;
+                        }
 
-                    offset = Math.Max(offset, batch.NextOffset);
+                        offset = Math.Max(offset, batch.NextOffset);
+                    }
                 }
-            }
 
-            return await FlushAsync(cancellationToken) ?? Math.Min(offset, end);
+                return await FlushAsync(cancellationToken) ?? Math.Min(offset, end);
+            }
+            catch (Exception e)
+            {
+                // Records picked but not yet sent are where a next replay starts; without any, the batch that failed to read.
+                Fail($"{e.GetType().Name}: {e.Message}");
+                long resumeAt = _batch.Count > 0 ? _batch[0].QuarantineOffset : offset;
+                _batch.Clear();
+                return resumeAt;
+            }
         }
 
         /// <summary>
@@ -398,7 +421,11 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             return null;
         }
 
-        /// <summary>Sends the batch; returns null when every record was stored or refused by the target, else the quarantine offset to resume at.</summary>
+        /// <summary>
+        /// Sends the batch; returns null when every record was stored or refused by the target, else the quarantine offset to
+        /// resume at. Records the target refuses by index are left out and the rest sent again (each round leaves out at least
+        /// one, so this ends); a refusal that names no record is narrowed down by sending the records one at a time.
+        /// </summary>
         private async Task<long?> FlushAsync(CancellationToken cancellationToken)
         {
             if (_batch.Count == 0)
@@ -406,96 +433,84 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
                 return null;
             }
 
+            // Cleared only once settled: an exception leaves the batch for the caller to resume at.
             List<Picked> sending = [.. _batch];
-            _batch.Clear();
-            _batchBytes = RecordBatch.HeaderSize;
-            for (int attempt = 0; sending.Count > 0; attempt++)
+            long after = _batch[^1].QuarantineOffset + 1;
+            while (sending.Count > 0)
             {
                 ProduceResponse.PartitionProduceResponse answer = await SendAsync(_batchPartition, sending, cancellationToken);
                 var error = (ErrorCode)answer.ErrorCode;
-                if (error == ErrorCode.None)
+                if (error == ErrorCode.None || answer.BaseOffset >= 0)
                 {
                     Stored(_batchPartition, answer.BaseOffset, sending);
-                    return null;
+                    if (error != ErrorCode.None)
+                    {
+                        // Stored, then failed (writing the target's own quarantine copies): not written again on resume.
+                        Settle();
+                        return Stop(error, answer, after, $"the batch of quarantine offsets {sending[0].QuarantineOffset}-{after - 1} was stored, but then ");
+                    }
+
+                    break;
                 }
 
-                // Refused records are left out and the rest sent again (once: a second refusal refuses what is left).
-                bool perRecord = error == ErrorCode.InvalidRecord && answer.RecordErrors.Count > 0 && answer.RecordErrors.Count < sending.Count && attempt == 0;
-                if (RefusedByTarget(error))
+                if (!RefusedByTarget(error))
                 {
-                    if (error == ErrorCode.MessageTooLarge && sending.Count > 1 && attempt == 0)
-                    {
-                        // One record of the batch is too large for the target: each is sent alone, so only it is refused.
-                        foreach (Picked single in sending)
-                        {
-                            if (await SendAloneAsync(single, cancellationToken) is { } resumeAt)
-                            {
-                                return resumeAt;
-                            }
-                        }
-
-                        return null;
-                    }
-
-                    var refusedIndexes = new HashSet<int>();
-                    foreach (ProduceResponse.BatchIndexAndErrorMessage recordError in answer.RecordErrors)
-                    {
-                        if (recordError.BatchIndex >= 0 && recordError.BatchIndex < sending.Count && refusedIndexes.Add(recordError.BatchIndex))
-                        {
-                            Refuse(sending[recordError.BatchIndex], error, recordError.BatchIndexErrorMessage ?? answer.ErrorMessage);
-                        }
-                    }
-
-                    if (!perRecord)
-                    {
-                        for (int i = 0; i < sending.Count; i++)
-                        {
-                            if (!refusedIndexes.Contains(i))
-                            {
-                                Refuse(sending[i], error, answer.ErrorMessage);
-                            }
-                        }
-
-                        return null;
-                    }
-
-                    sending = [.. sending.Where((_, i) => !refusedIndexes.Contains(i))];
-                    continue;
+                    Settle();
+                    return Stop(error, answer, sending[0].QuarantineOffset);
                 }
 
-                return Stop(error, answer, sending[0]);
+                var refusedIndexes = new HashSet<int>();
+                foreach (ProduceResponse.BatchIndexAndErrorMessage recordError in answer.RecordErrors)
+                {
+                    if (recordError.BatchIndex >= 0 && recordError.BatchIndex < sending.Count && refusedIndexes.Add(recordError.BatchIndex))
+                    {
+                        Refuse(sending[recordError.BatchIndex], error, recordError.BatchIndexErrorMessage ?? answer.ErrorMessage);
+                    }
+                }
+
+                if (refusedIndexes.Count == 0)
+                {
+                    if (sending.Count == 1)
+                    {
+                        Refuse(sending[0], error, answer.ErrorMessage);
+                        break;
+                    }
+
+                    // Refused whole (say too large for the target): one at a time, so only the records at fault are refused.
+                    foreach (Picked single in sending)
+                    {
+                        _batch.Clear();
+                        _batch.Add(single);
+                        if (await FlushAsync(cancellationToken) is { } resumeAt)
+                        {
+                            return resumeAt;
+                        }
+                    }
+
+                    break;
+                }
+
+                sending = [.. sending.Where((_, i) => !refusedIndexes.Contains(i))];
             }
 
+            Settle();
             return null;
         }
 
-        private async Task<long?> SendAloneAsync(Picked single, CancellationToken cancellationToken)
+        private void Settle()
         {
-            ProduceResponse.PartitionProduceResponse answer = await SendAsync(_batchPartition, [single], cancellationToken);
-            var error = (ErrorCode)answer.ErrorCode;
-            if (error == ErrorCode.None)
-            {
-                Stored(_batchPartition, answer.BaseOffset, [single]);
-                return null;
-            }
-
-            if (RefusedByTarget(error))
-            {
-                Refuse(single, error, answer.RecordErrors.FirstOrDefault()?.BatchIndexErrorMessage ?? answer.ErrorMessage);
-                return null;
-            }
-
-            return Stop(error, answer, single);
+            _batch.Clear();
+            _batchBytes = RecordBatch.HeaderSize;
         }
 
-        /// <summary>Errors that refuse the records themselves (the target's contract, its size limit), not the write.</summary>
-        private static bool RefusedByTarget(ErrorCode error) => error is ErrorCode.InvalidRecord or ErrorCode.MessageTooLarge or ErrorCode.CorruptMessage;
+        /// <summary>Errors that refuse records themselves (the target's contract, its size limit, its timestamp bounds), not the write.</summary>
+        private static bool RefusedByTarget(ErrorCode error) => error is ErrorCode.InvalidRecord or ErrorCode.MessageTooLarge or ErrorCode.InvalidTimestamp;
 
-        /// <summary>Ends the replay at a write the target did not refuse but failed (storage, timeout): it resumes at <paramref name="first"/>, the first record not written.</summary>
-        private long Stop(ErrorCode error, ProduceResponse.PartitionProduceResponse answer, Picked first)
+        /// <summary>Ends the replay at a write the target did not refuse but failed (storage, timeout); it resumes at <paramref name="resumeAt"/>.</summary>
+        private long Stop(ErrorCode error, ProduceResponse.PartitionProduceResponse answer, long resumeAt, string what = "")
         {
-            Error = $"writing to {target.Name}-{_batchPartition} failed with {KafkaErrorName(error)}: {answer.ErrorMessage}";
-            return first.QuarantineOffset;
+            Fail($"{what}writing to {target.Name}-{_batchPartition} failed with {KafkaErrorName(error)}: {answer.ErrorMessage}");
+            return resumeAt;
         }
 
         private async Task<ProduceResponse.PartitionProduceResponse> SendAsync(int partition, List<Picked> records, CancellationToken cancellationToken)

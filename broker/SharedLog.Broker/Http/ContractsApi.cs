@@ -66,7 +66,7 @@ public static class ContractsApi
                 context.RequestAborted));
         app.MapDelete("/contracts/{name}", async (string name, HttpContext context, ContractStore store) =>
             await ChangeAsync(() => store.DeleteAsync(name, Actor(context), context.RequestAborted)));
-        app.MapPost("/replays", async (HttpContext context, QuarantineReplay replay) =>
+        app.MapPost("/replays", async (HttpContext context, QuarantineReplay replay, IHostApplicationLifetime lifetime) =>
         {
             (string? text, IResult? refused) = await ReadBodyAsync(context, MaxReplayRequestBytes, "A replay request");
             if (text is null)
@@ -86,7 +86,8 @@ public static class ContractsApi
 
             try
             {
-                ReplayReport report = await replay.RunAsync(request, context.RequestAborted);
+                // Not cancelled when the client goes away: a replay that started finishes, and is logged and audited.
+                ReplayReport report = await replay.RunAsync(request, lifetime.ApplicationStopping);
                 // A replay stopped by a failed write has still written what it reports, and says where to resume.
                 return Results.Text(JsonSerializer.Serialize(report, ReplayRequests.JsonOptions), "application/json", Encoding.UTF8, report.Error is null ? 200 : 503);
             }
