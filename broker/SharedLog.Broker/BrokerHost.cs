@@ -364,7 +364,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
         services.AddSingleton<QuarantineWriter>();
         services.AddSingleton(sp => new QuarantineReplay(
             sp.GetRequiredService<TopicService>(), sp.GetRequiredService<StreamStore>(), sp.GetRequiredService<ContractStore>(), sp.GetRequiredService<HandlerRegistry>(),
-            sp.GetRequiredKeyedService<IJournal>("audit"), sp.GetRequiredService<ILogger<QuarantineReplay>>()));
+            sp.GetRequiredKeyedService<IJournal>("audit"), sp.GetRequiredService<ContractMetrics>(), sp.GetRequiredService<ILogger<QuarantineReplay>>()));
     }
 
     /// <summary>Each interval: the quarantine topics' oldest ages, and audit records of contract changes the audit topic refused.</summary>

@@ -212,6 +212,15 @@ public class QuarantineReplayTests
         Assert.Equal(["0:INVALID_TIMESTAMP", "2:MESSAGE_TOO_LARGE"], report["refusals"]!.AsArray().Select(r => $"{(long)r!["quarantineOffset"]!}:{(string)r["error"]!}"));
         Assert.Equal(["r1", "r3"], ConsumeAll(broker, "orders.remediation", 2, Deserializers.ByteArray).Select(r => r.Message.Key));
         Assert.Equal(4, (long)report["partitions"]![0]!["nextOffset"]!);
+
+        // And on /metrics, by outcome.
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        static string? Replayed(string text, string outcome) => text.Split('\n').FirstOrDefault(l =>
+            l.StartsWith("sharedlog_contract_replay_records_total{", StringComparison.Ordinal) && l.Contains("target=\"orders.remediation\"", StringComparison.Ordinal) && l.Contains($"outcome=\"{outcome}\"", StringComparison.Ordinal));
+        string? metrics = await MetricsScrape.UntilAsync(http, t => Replayed(t, "written") is not null && Replayed(t, "refused") is not null ? t : null);
+        Assert.NotNull(metrics);
+        Assert.EndsWith(" 2", Replayed(metrics, "written")!.TrimEnd(), StringComparison.Ordinal);
+        Assert.EndsWith(" 2", Replayed(metrics, "refused")!.TrimEnd(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -106,7 +106,7 @@ public sealed class ReplayRequestException(int status, string message) : Excepti
 /// and the rest of its batch is written; any other failure stops the replay, and each quarantine partition's
 /// <c>nextOffset</c> says exactly where a next replay resumes without writing anything twice.
 /// </summary>
-public sealed partial class QuarantineReplay(TopicService topics, StreamStore streams, ContractStore contracts, HandlerRegistry handlers, IJournal audit, ILogger<QuarantineReplay> logger)
+public sealed partial class QuarantineReplay(TopicService topics, StreamStore streams, ContractStore contracts, HandlerRegistry handlers, IJournal audit, SharedLog.Contracts.Evidence.ContractMetrics metrics, ILogger<QuarantineReplay> logger)
 {
     /// <summary>Refused records listed in a report; past it they are only counted.</summary>
     public const int MaxListedRefusals = 100;
@@ -171,6 +171,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             progress,
             [.. run.WrittenRanges.Values],
             run.Refusals);
+        metrics.Replayed(quarantineName, targetName, run.Written, run.RefusedCount);
         LogReplayed(logger, request.Id, request.Actor, quarantineName, targetName, request.DryRun, run.Matched, run.Written, run.RefusedCount, report.Complete, run.Error ?? "none");
         if (!request.DryRun)
         {

@@ -48,6 +48,7 @@ public sealed class ContractMetrics : IDisposable
     private readonly Counter<long> _violations;
     private readonly Counter<long> _schemasSeen;
     private readonly Histogram<double> _gateDuration;
+    private readonly Counter<long> _replayed;
     private readonly Lock _sync = new();
     private Dictionary<(string Topic, int Version, string Outcome), long> _window = [];
     private Dictionary<ViolationKey, ViolationSpan> _violationWindow = [];
@@ -56,6 +57,7 @@ public sealed class ContractMetrics : IDisposable
     {
         _records = _meter.CreateCounter<long>("sharedlog.contract.records", description: "Records through the contract gate, by topic, contract version and outcome");
         _violations = _meter.CreateCounter<long>("sharedlog.contract.violations", description: "Contract violations, by topic, contract version, rule, kind of failure (reason) and action taken");
+        _replayed = _meter.CreateCounter<long>("sharedlog.contract.replay.records", description: "Quarantined records replayed, by quarantine topic, target topic and outcome (written, refused)");
         _schemasSeen = _meter.CreateCounter<long>("sharedlog.contract.schema.records", description: "Records checked, by topic, schema id, and the subject and version it is registered as");
 
         // The gate's time is what a contract adds to a produce; its buckets resolve tens of microseconds.
@@ -63,6 +65,18 @@ public sealed class ContractMetrics : IDisposable
         {
             HistogramBucketBoundaries = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000],
         });
+    }
+
+    /// <summary>Counts records a replay wrote to <paramref name="target"/> or the target refused.</summary>
+    public void Replayed(string quarantineTopic, string target, long written, long refused)
+    {
+        foreach ((string outcome, long count) in new[] { ("written", written), ("refused", refused) })
+        {
+            if (count > 0)
+            {
+                _replayed.Add(count, new KeyValuePair<string, object?>("quarantine_topic", quarantineTopic), new KeyValuePair<string, object?>("target", target), new KeyValuePair<string, object?>("outcome", outcome));
+            }
+        }
     }
 
     /// <summary>Records the gate's time on one batch.</summary>
