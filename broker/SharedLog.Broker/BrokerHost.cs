@@ -363,7 +363,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
         services.AddSingleton<ContractGate>();
         services.AddSingleton<QuarantineWriter>();
         services.AddSingleton(sp => new QuarantineReplay(
-            sp.GetRequiredService<TopicService>(), sp.GetRequiredService<StreamStore>(), sp.GetRequiredService<ContractStore>(), sp.GetRequiredService<HandlerRegistry>(),
+            sp.GetRequiredService<TopicService>(), sp.GetRequiredService<StreamStore>(), sp.GetRequiredService<IMetadataStore>(), sp.GetRequiredService<GroupLagTracker>(), sp.GetRequiredService<ContractStore>(), sp.GetRequiredService<HandlerRegistry>(),
             sp.GetRequiredKeyedService<IJournal>("audit"), sp.GetRequiredService<ContractMetrics>(), sp.GetRequiredService<ILogger<QuarantineReplay>>()));
     }
 

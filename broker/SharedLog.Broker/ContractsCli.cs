@@ -32,7 +32,8 @@ public static class ContractsCli
           --url       the broker's admin HTTP address (default http://127.0.0.1:9644)
           --registry  the schema registry to check compatibility against (default: offline only)
           replay      writes the records quarantined from SOURCE-TOPIC (source offsets from..to, exclusive; times
-                      as ISO 8601 or epoch ms) to --target (default: SOURCE-TOPIC), through its contract
+                      as ISO 8601 or epoch ms) to --target (default: SOURCE-TOPIC), through its contract; with
+                      --id its progress is kept, and the same command again continues where it stopped
         """;
 
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error)

@@ -70,17 +70,27 @@ public class QuarantineReplayTests
         Assert.Equal((4, 2, 0), ((long)dry["scanned"]!, (long)dry["matched"]!, (long)dry["written"]!));
         Assert.True((bool)dry["complete"]!);
 
-        // In two steps: at most one record, then resumed from where the first stopped.
+        // In steps: at most one record first.
         (status, JsonNode first) = await ReplayAsync(broker, $$"""{ {{Period}}, "maxRecords": 1, "id": "fix-1" }""");
         Assert.Equal(200, status);
         Assert.Equal((1, 0), ((long)first["written"]!, (long)first["refused"]!));
         Assert.False((bool)first["complete"]!);
-        long resumeAt = (long)first["partitions"]![0]!["nextOffset"]!;
-        Assert.Equal(1, resumeAt); // o3's quarantine offset: o1 (offset 0) was written
-        (status, JsonNode second) = await ReplayAsync(broker, $$"""{ {{Period}}, "resumeFrom": { "0": {{resumeAt}} }, "id": "fix-1" }""");
+        Assert.Equal(1, (long)first["partitions"]![0]!["nextOffset"]!); // o3's quarantine offset: o1 (offset 0) was written
+        // A named replay keeps its progress as a consumer group's offsets, which any Kafka admin client reads.
+        using (IAdminClient adminClient = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build())
+        {
+            List<Confluent.Kafka.Admin.ListConsumerGroupOffsetsResult> progress = await adminClient.ListConsumerGroupOffsetsAsync([new ConsumerGroupTopicPartitions("sharedlog-replay.fix-1", null)]);
+            Assert.Equal(["orders.quarantine-0@1"], progress.Single().Partitions.Select(p => $"{p.Topic}-{p.Partition.Value}@{p.Offset.Value}"));
+        }
+
+        // So the same request again continues where the first stopped, and once more finds nothing left to write.
+        (status, JsonNode second) = await ReplayAsync(broker, $$"""{ {{Period}}, "id": "fix-1" }""");
         Assert.Equal(200, status);
-        Assert.Equal((1, 0), ((long)second["written"]!, (long)second["refused"]!));
+        Assert.Equal((1, 1, 0), ((long)second["partitions"]![0]!["startOffset"]!, (long)second["written"]!, (long)second["refused"]!));
         Assert.True((bool)second["complete"]!);
+        (status, JsonNode again) = await ReplayAsync(broker, $$"""{ {{Period}}, "id": "fix-1" }""");
+        Assert.Equal(200, status);
+        Assert.Equal((4, 0, 0), ((long)again["partitions"]![0]!["startOffset"]!, (long)again["matched"]!, (long)again["written"]!));
 
         // Read back by a Kafka client: the original records (key, value, own headers, timestamp) after the good ones, with where they came from.
         List<ConsumeResult<string, byte[]>> orders = ConsumeAll(broker, "orders", 4, Deserializers.ByteArray);
@@ -117,10 +127,10 @@ public class QuarantineReplayTests
         Assert.Equal(SharedLog.Broker.ContractsCli.Unreachable, await SharedLog.Broker.ContractsCli.RunAsync(["replay", "orders", "--url", "http://127.0.0.1:1"], output, error));
 
         // The replays are in the audit topic, readable by any client; the dry run is not.
-        List<JsonNode> replays = ReplayAudits(broker, 3);
-        Assert.Equal(["1/0", "1/0", "0/1"], replays.Select(r => $"{(long)r["written"]!}/{(long)r["refused"]!}"));
-        Assert.Equal(["fix-1", "fix-1"], replays.Take(2).Select(r => (string)r["id"]!));
-        Assert.Equal(32, ((string)replays[2]["id"]!).Length); // generated when the request names none
+        List<JsonNode> replays = ReplayAudits(broker, 4);
+        Assert.Equal(["1/0", "1/0", "0/0", "0/1"], replays.Select(r => $"{(long)r["written"]!}/{(long)r["refused"]!}"));
+        Assert.Equal(["fix-1", "fix-1", "fix-1"], replays.Take(3).Select(r => (string)r["id"]!));
+        Assert.Equal(32, ((string)replays[3]["id"]!).Length); // generated when the request names none
         Assert.All(replays, r => Assert.Equal("replayer", (string)r["actor"]!));
     }
 

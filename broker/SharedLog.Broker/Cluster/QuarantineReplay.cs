@@ -61,6 +61,16 @@ public sealed record ReplayRequest
     /// <summary>Written into every replayed record's <c>sharedlog.replay</c> header.</summary>
     public required string Id { get; init; }
 
+    /// <summary>
+    /// Whether the caller named the replay: then its progress is committed as the offsets of consumer group
+    /// <c>sharedlog-replay.ID</c> on the quarantine topic, and a replay of the same id without <see cref="ResumeFrom"/>
+    /// starts where that progress stands.
+    /// </summary>
+    public bool Named { get; init; }
+
+    /// <summary>The consumer group that holds a named replay's progress.</summary>
+    public string ProgressGroup => $"sharedlog-replay.{Id}";
+
     public string Actor { get; init; } = "anonymous";
 }
 
@@ -106,7 +116,7 @@ public sealed class ReplayRequestException(int status, string message) : Excepti
 /// and the rest of its batch is written; any other failure stops the replay, and each quarantine partition's
 /// <c>nextOffset</c> says exactly where a next replay resumes without writing anything twice.
 /// </summary>
-public sealed partial class QuarantineReplay(TopicService topics, StreamStore streams, ContractStore contracts, HandlerRegistry handlers, IJournal audit, SharedLog.Contracts.Evidence.ContractMetrics metrics, ILogger<QuarantineReplay> logger)
+public sealed partial class QuarantineReplay(TopicService topics, StreamStore streams, IMetadataStore metadata, SharedLog.Broker.Coordinators.GroupLagTracker lag, ContractStore contracts, HandlerRegistry handlers, IJournal audit, SharedLog.Contracts.Evidence.ContractMetrics metrics, ILogger<QuarantineReplay> logger)
 {
     /// <summary>Refused records listed in a report; past it they are only counted.</summary>
     public const int MaxListedRefusals = 100;
@@ -140,7 +150,19 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             throw new InvalidOperationException("The broker serves no Produce.");
         }
 
-        var run = new Run(request, target, streams, produce);
+        // A named replay without explicit offsets continues from its committed progress.
+        IReadOnlyDictionary<int, long>? resumeFrom = request.ResumeFrom;
+        if (resumeFrom is null && request.Named)
+        {
+            resumeFrom = (await metadata.FetchGroupOffsetsAsync(request.ProgressGroup, cancellationToken))
+                .Where(o => o.Topic == quarantineName && o.Offset >= 0)
+                .ToDictionary(o => o.Partition, o => o.Offset);
+        }
+
+        var run = new Run(request, target, streams, produce)
+        {
+            CommitProgress = request.Named && !request.DryRun ? (partition, offset) => CommitProgressAsync(request, quarantineName, targetName, partition, offset) : null,
+        };
         var progress = new List<ReplayPartitionProgress>();
         foreach (PartitionMetadata partition in quarantine.Partitions)
         {
@@ -151,8 +173,9 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             }
 
             long end = stream.HighWatermark; // what is in quarantine now: records the replay quarantines again come after it
-            long start = Math.Max(stream.LogStartOffset, request.ResumeFrom?.GetValueOrDefault(partition.Partition, 0) ?? 0);
+            long start = Math.Max(stream.LogStartOffset, resumeFrom?.GetValueOrDefault(partition.Partition, 0) ?? 0);
             long next = run.Failed ? start : await run.ReplayPartitionAsync(partition.Partition, stream.StreamId, start, end, cancellationToken);
+            await run.CommitAsync(partition.Partition, next);
             progress.Add(new ReplayPartitionProgress(partition.Partition, start, next, end));
         }
 
@@ -179,6 +202,14 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         }
 
         return report;
+    }
+
+    /// <summary>A named replay's progress: the quarantine offset a next run of it starts at, as its group's committed offset.</summary>
+    private async Task CommitProgressAsync(ReplayRequest request, string quarantineTopic, string target, int partition, long offset)
+    {
+        var committed = new GroupOffset(quarantineTopic, partition, offset, -1, $"replay of {request.Source} into {target}", DateTimeOffset.UtcNow);
+        await metadata.CommitGroupOffsetsAsync(request.ProgressGroup, [committed], CancellationToken.None);
+        lag.Committed(request.ProgressGroup, [committed]);
     }
 
     /// <summary>A replay's evidence in the audit topic, keyed by the contract (or the source topic when none is in force); a failed write is logged, not fatal.</summary>
@@ -244,6 +275,27 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         public SortedDictionary<int, ReplayWritten> WrittenRanges { get; } = [];
 
         public bool Failed => Error is not null;
+
+        /// <summary>Commits a quarantine partition's progress (null: not kept, for unnamed replays and dry runs).</summary>
+        public Func<int, long, Task>? CommitProgress { get; init; }
+
+        /// <summary>Keeps the offset a next run starts at; a failure to keep it ends the replay (a rerun would write twice).</summary>
+        public async Task CommitAsync(int quarantinePartition, long nextOffset)
+        {
+            if (CommitProgress is null)
+            {
+                return;
+            }
+
+            try
+            {
+                await CommitProgress(quarantinePartition, nextOffset);
+            }
+            catch (Exception e)
+            {
+                Fail($"its progress could not be kept ({e.GetType().Name}: {e.Message})");
+            }
+        }
 
         public string? Error { get; private set; }
 
@@ -437,6 +489,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             // Cleared only once settled: an exception leaves the batch for the caller to resume at.
             List<Picked> sending = [.. _batch];
             long after = _batch[^1].QuarantineOffset + 1;
+            int quarantinePartition = _batch[^1].QuarantinePartition;
             while (sending.Count > 0)
             {
                 ProduceResponse.PartitionProduceResponse answer = await SendAsync(_batchPartition, sending, cancellationToken);
@@ -495,7 +548,8 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             }
 
             Settle();
-            return null;
+            await CommitAsync(quarantinePartition, after);
+            return Failed ? after : null;
         }
 
         private void Settle()
@@ -678,6 +732,7 @@ public static class ReplayRequests
                 MaxRecords = maxRecords,
                 DryRun = dryRun,
                 Id = id ?? Guid.NewGuid().ToString("N"),
+                Named = id is not null,
                 Actor = actor,
             };
         }
