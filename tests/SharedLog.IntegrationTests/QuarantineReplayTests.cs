@@ -92,6 +92,11 @@ public class QuarantineReplayTests
         Assert.Equal(200, status);
         Assert.Equal((4, 0, 0), ((long)again["partitions"]![0]!["startOffset"]!, (long)again["matched"]!, (long)again["written"]!));
 
+        // Its progress is not another replay's: the same id with another filter would skip records, and is refused.
+        (status, JsonNode other) = await ReplayAsync(broker, """{ "source": "orders", "rules": ["positive-amount"], "id": "fix-1" }""");
+        Assert.Equal(409, status);
+        Assert.Contains("another source, target or filter", (string)other["message"]!, StringComparison.Ordinal);
+
         // Read back by a Kafka client: the original records (key, value, own headers, timestamp) after the good ones, with where they came from.
         List<ConsumeResult<string, byte[]>> orders = ConsumeAll(broker, "orders", 4, Deserializers.ByteArray);
         Assert.Equal(["0:o0", "2:o2", "6:o1", "7:o3"], orders.Select(r => $"{r.Offset.Value}:{r.Message.Key}"));

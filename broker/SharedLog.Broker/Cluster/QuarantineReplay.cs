@@ -122,6 +122,8 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
     public const int MaxListedRefusals = 100;
 
     private const int ReadChunkBytes = 4 * 1024 * 1024;
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _running = new(StringComparer.Ordinal);
     private const int ProduceTimeoutMs = 30_000;
     private static readonly TimeSpan AuditTimeout = TimeSpan.FromSeconds(10);
 
@@ -150,18 +152,60 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             throw new InvalidOperationException("The broker serves no Produce.");
         }
 
-        // A named replay without explicit offsets continues from its committed progress.
-        IReadOnlyDictionary<int, long>? resumeFrom = request.ResumeFrom;
-        if (resumeFrom is null && request.Named)
+        // One run per name at a time: two would write the same records and move each other's progress.
+        if (request.Named && !_running.TryAdd(request.Id, 0))
         {
-            resumeFrom = (await metadata.FetchGroupOffsetsAsync(request.ProgressGroup, cancellationToken))
-                .Where(o => o.Topic == quarantineName && o.Offset >= 0)
-                .ToDictionary(o => o.Partition, o => o.Offset);
+            throw new ReplayRequestException(409, $"Replay '{request.Id}' is running; wait for it, or use another id.");
+        }
+
+        try
+        {
+            return await ReplayAsync(request, sourceContract, quarantine, target, produce, cancellationToken);
+        }
+        finally
+        {
+            if (request.Named)
+            {
+                _running.TryRemove(request.Id, out _);
+            }
+        }
+    }
+
+    private async Task<ReplayReport> ReplayAsync(ReplayRequest request, ActiveContract? sourceContract, TopicMetadata quarantine, TopicMetadata target, IApiHandler produce, CancellationToken cancellationToken)
+    {
+        string quarantineName = quarantine.Name;
+        string targetName = target.Name;
+
+        // A named replay continues from its committed progress, per partition, unless resumeFrom names the partition. The
+        // progress holds only for the same replay: under another filter the records it skipped may be ones to write.
+        string fingerprint = Fingerprint(request, quarantineName, targetName);
+        var resumeFrom = new Dictionary<int, long>();
+        if (request.Named)
+        {
+            foreach (GroupOffset committed in await metadata.FetchGroupOffsetsAsync(request.ProgressGroup, cancellationToken))
+            {
+                if (committed.Topic != quarantineName || committed.Offset < 0)
+                {
+                    continue;
+                }
+
+                if (committed.Metadata != fingerprint)
+                {
+                    throw new ReplayRequestException(409, $"Replay '{request.Id}' was run before with another source, target or filter ({committed.Metadata}); its progress would skip records this one picks. Use another id, or delete consumer group {request.ProgressGroup}.");
+                }
+
+                resumeFrom[committed.Partition] = committed.Offset;
+            }
+        }
+
+        foreach ((int partition, long offset) in request.ResumeFrom ?? new Dictionary<int, long>())
+        {
+            resumeFrom[partition] = offset;
         }
 
         var run = new Run(request, target, streams, produce)
         {
-            CommitProgress = request.Named && !request.DryRun ? (partition, offset) => CommitProgressAsync(request, quarantineName, targetName, partition, offset) : null,
+            CommitProgress = request.Named && !request.DryRun ? (partition, offset) => CommitProgressAsync(request, fingerprint, quarantineName, partition, offset) : null,
         };
         var progress = new List<ReplayPartitionProgress>();
         foreach (PartitionMetadata partition in quarantine.Partitions)
@@ -173,7 +217,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             }
 
             long end = stream.HighWatermark; // what is in quarantine now: records the replay quarantines again come after it
-            long start = Math.Max(stream.LogStartOffset, resumeFrom?.GetValueOrDefault(partition.Partition, 0) ?? 0);
+            long start = Math.Max(stream.LogStartOffset, resumeFrom.GetValueOrDefault(partition.Partition, 0));
             long next = run.Failed ? start : await run.ReplayPartitionAsync(partition.Partition, stream.StreamId, start, end, cancellationToken);
             await run.CommitAsync(partition.Partition, next);
             progress.Add(new ReplayPartitionProgress(partition.Partition, start, next, end));
@@ -204,12 +248,33 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         return report;
     }
 
-    /// <summary>A named replay's progress: the quarantine offset a next run of it starts at, as its group's committed offset.</summary>
-    private async Task CommitProgressAsync(ReplayRequest request, string quarantineTopic, string target, int partition, long offset)
+    /// <summary>
+    /// A named replay's progress: the quarantine offset a next run of it starts at, as its group's committed offset, with the
+    /// replay's fingerprint as the offset's metadata. Kept until the group is deleted (not expired after
+    /// offsets.retention.minutes as a consumer's would be: a replay run again a month later must not write twice).
+    /// </summary>
+    private async Task CommitProgressAsync(ReplayRequest request, string fingerprint, string quarantineTopic, int partition, long offset)
     {
-        var committed = new GroupOffset(quarantineTopic, partition, offset, -1, $"replay of {request.Source} into {target}", DateTimeOffset.UtcNow);
+        DateTimeOffset now = DateTimeOffset.UtcNow;
+        var committed = new GroupOffset(quarantineTopic, partition, offset, -1, fingerprint, now, ExpireTime: now.AddYears(100));
         await metadata.CommitGroupOffsetsAsync(request.ProgressGroup, [committed], CancellationToken.None);
         lag.Committed(request.ProgressGroup, [committed]);
+    }
+
+    /// <summary>What makes two runs the same replay: source, quarantine topic, target and filter (not the record limit or resume offsets).</summary>
+    private static string Fingerprint(ReplayRequest request, string quarantineTopic, string target)
+    {
+        string filter = string.Join('|',
+            request.Source,
+            quarantineTopic,
+            target,
+            request.Partitions is null ? "*" : string.Join(',', request.Partitions.Order()),
+            request.FromOffset,
+            request.ToOffset,
+            request.FromTimestamp,
+            request.ToTimestamp,
+            request.Rules is null ? "*" : string.Join(',', request.Rules.Order(StringComparer.Ordinal)));
+        return "replay " + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(filter)).AsSpan(0, 8));
     }
 
     /// <summary>A replay's evidence in the audit topic, keyed by the contract (or the source topic when none is in force); a failed write is logged, not fatal.</summary>
