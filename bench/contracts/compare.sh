@@ -13,26 +13,8 @@ set -euo pipefail
 rounds=${1:-3}
 seconds=${2:-10}
 port=${3:-19900}
-http=$((port + 1))
-registry=$((port + 2))
-work=$(mktemp -d)
-load="dotnet bench/SharedLog.LoadTest/bin/Release/net10.0/SharedLog.LoadTest.dll"
-
-env ${BROKER_ENV:-SHAREDLOG_BENCH=1} dotnet broker/SharedLog.Broker/bin/Release/net10.0/SharedLog.Broker.dll \
-  --port "$port" --http-port "$http" --registry-port "$registry" --data-dir "$work/data" > "$work/broker.log" 2>&1 &
-broker=$!
-trap 'kill -TERM $broker 2>/dev/null; wait $broker 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 150); do curl -sf -o /dev/null "http://127.0.0.1:$http/health" && break; sleep 0.2; done
-node bench/contracts/prepare.js "http://127.0.0.1:$registry" "http://127.0.0.1:$http" "$work/values" > /dev/null
-
-drain() {
-  for _ in $(seq 1 300); do
-    pending=$(curl -s "http://127.0.0.1:$http/metrics" | awk '/^sharedlog_upload_pending_bytes/ {print $2}')
-    [ "${pending:-0}" -lt 1048576 ] && return
-    sleep 0.2
-  done
-  echo "upload backlog did not drain within 60 s" >&2
-}
+. bench/contracts/broker.sh
+start_broker "$port"
 
 produce() { # topic seconds -> "records/s records"
   local topic=$1 duration=$2
@@ -53,7 +35,7 @@ for round in $(seq 1 "$rounds"); do
     order="plain-$kind gate-$kind"
     [ $((round % 2)) -eq 0 ] && order="gate-$kind plain-$kind"
     for topic in $order; do
-      drain
+      drain_uploads
       before=$(broker_ticks)
       read -r rate count < <(produce "$topic" "$seconds")
       used_us=$(( ($(broker_ticks) - before) * 1000000 / ticks_per_second ))

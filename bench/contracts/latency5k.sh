@@ -8,17 +8,11 @@
 set -euo pipefail
 pairs=${1:-2}
 port=${2:-19980}
-http=$((port + 1))
-work=$(mktemp -d)
-dotnet broker/SharedLog.Broker/bin/Release/net10.0/SharedLog.Broker.dll --port "$port" --http-port "$http" \
-  --registry-port $((port + 2)) --data-dir "$work/data" > "$work/broker.log" 2>&1 &
-broker=$!
-trap 'kill -TERM $broker 2>/dev/null; wait $broker 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 150); do curl -sf -o /dev/null "http://127.0.0.1:$http/health" && break; sleep 0.2; done
-node bench/contracts/prepare.js "http://127.0.0.1:$((port + 2))" "http://127.0.0.1:$http" "$work/values" > /dev/null
+. bench/contracts/broker.sh
+start_broker "$port"
 for _ in $(seq 1 "$pairs"); do
   for topic in plain-json gate-json; do
-    result=$(dotnet bench/SharedLog.LoadTest/bin/Release/net10.0/SharedLog.LoadTest.dll produce --bootstrap "127.0.0.1:$port" \
+    result=$($load produce --bootstrap "127.0.0.1:$port" \
       --topic "$topic" --partitions 4 --duration 30 --warmup 10 --rate 5000 --acks all --value-file "$work/values/json.bin" \
       --out "$work/lt" 2>&1 | grep -E '^produce: ' | grep -o 'p50.*')
     echo "$topic $result"

@@ -10,17 +10,9 @@
 set -euo pipefail
 records=${1:-500000}
 port=${2:-19960}
-http=$((port + 1))
-registry=$((port + 2))
-work=$(mktemp -d)
-sl="dotnet broker/SharedLog.Broker/bin/Release/net10.0/SharedLog.Broker.dll"
-load="dotnet bench/SharedLog.LoadTest/bin/Release/net10.0/SharedLog.LoadTest.dll"
-
-SHAREDLOG_BENCH=1 $sl --port "$port" --http-port "$http" --registry-port "$registry" --data-dir "$work/data" > "$work/broker.log" 2>&1 &
-broker=$!
-trap 'kill -TERM $broker 2>/dev/null; wait $broker 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 150); do curl -sf -o /dev/null "http://127.0.0.1:$http/health" && break; sleep 0.2; done
-value_bytes=$(node bench/contracts/prepare.js "http://127.0.0.1:$registry" "http://127.0.0.1:$http" "$work/values" | sed -E 's/^avro id [0-9]+ \(([0-9]+) bytes\).*/\1/')
+. bench/contracts/broker.sh
+start_broker "$port"
+value_bytes=$avro_bytes
 
 contract() { # onFailure currencies
   printf 'topic: gate-avro\nclass: certified\nvalue:\n  strategy: TopicNameStrategy\nrules:\n  - name: positive-amount\n    expr: value.amount > 0.0\n  - name: known-currency\n    expr: value.currency in [%s]\n  - name: quantity-range\n    expr: value.quantity >= 1 && value.quantity <= 1000\n  - name: email-shape\n    expr: value.email.matches('"'"'^[^@]+@[^@]+$'"'"')\n  - name: id-prefix\n    expr: value.id.startsWith('"'"'order-'"'"')\nprivacy:\n  - field: email\n    action: hash\nonFailure: %s\n' "$2" "$1" > "$work/contract.yaml"

@@ -28,7 +28,8 @@ public static class ContractsCli
                SharedLog.Broker contracts validate FILE [--registry URL]
                SharedLog.Broker contracts replay SOURCE-TOPIC [--target TOPIC] [--from-offset N] [--to-offset N]
                    [--from-time T] [--to-time T] [--partitions 0,1] [--rules a,b] [--resume-from 0=N,1=N]
-                   [--max-records N] [--id ID] [--quarantine-topic TOPIC] [--dry-run] [--url URL] [--actor NAME]
+                   [--max-records N] [--max-bytes-per-second N] [--id ID] [--quarantine-topic TOPIC] [--dry-run]
+                   [--url URL] [--actor NAME]
           --url       the broker's admin HTTP address (default http://127.0.0.1:9644)
           --registry  the schema registry to check compatibility against (default: offline only)
           replay      writes the records quarantined from SOURCE-TOPIC (source offsets from..to, exclusive; times
@@ -189,6 +190,7 @@ public static class ContractsCli
         ["rules"] = "rules",
         ["resume-from"] = "resumeFrom",
         ["max-records"] = "maxRecords",
+        ["max-bytes-per-second"] = "maxBytesPerSecond",
         ["id"] = "id",
     };
 

@@ -55,6 +55,12 @@ public sealed record ReplayRequest
 
     public int MaxRecords { get; init; } = DefaultMaxRecords;
 
+    /// <summary>Most bytes per second the replay writes (batches as sent), so a long one leaves the disk to live traffic; unlimited when null.</summary>
+    public long? MaxBytesPerSecond { get; init; }
+
+    /// <summary>The lowest <see cref="MaxBytesPerSecond"/> taken: below one batch's worth per second a replay would crawl.</summary>
+    public const long MinBytesPerSecond = 64 * 1024;
+
     /// <summary>Count what would be replayed, write nothing.</summary>
     public bool DryRun { get; init; }
 
@@ -98,6 +104,33 @@ public sealed record ReplayReport(
     IReadOnlyList<ReplayPartitionProgress> Partitions,
     IReadOnlyList<ReplayWritten> WrittenRanges,
     IReadOnlyList<ReplayRefusal> Refusals);
+
+/// <summary>Paces a replay's writes to at most a number of bytes per second, measured from its first write.</summary>
+public sealed class ReplayThrottle(long? bytesPerSecond)
+{
+    private readonly long _started = System.Diagnostics.Stopwatch.GetTimestamp();
+    private long _bytes;
+
+    /// <summary>Counts <paramref name="bytes"/> about to be written and waits until writing them keeps to the rate.</summary>
+    public Task WaitAsync(long bytes, CancellationToken cancellationToken)
+    {
+        if (bytesPerSecond is not { } rate)
+        {
+            return Task.CompletedTask;
+        }
+
+        TimeSpan wait = DelayFor(_bytes, System.Diagnostics.Stopwatch.GetElapsedTime(_started), rate);
+        _bytes += bytes;
+        return wait > TimeSpan.Zero ? Task.Delay(wait, cancellationToken) : Task.CompletedTask;
+    }
+
+    /// <summary>How long to wait before more bytes go, after <paramref name="bytesSoFar"/> went in <paramref name="elapsed"/>: the first write goes at once.</summary>
+    public static TimeSpan DelayFor(long bytesSoFar, TimeSpan elapsed, long bytesPerSecond)
+    {
+        TimeSpan due = TimeSpan.FromSeconds(bytesSoFar / (double)bytesPerSecond);
+        return due > elapsed ? due - elapsed : TimeSpan.Zero;
+    }
+}
 
 /// <summary>A replay that cannot start: its topics or its filter are wrong.</summary>
 public sealed class ReplayRequestException(int status, string message) : Exception(message)
@@ -295,6 +328,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             ["fromTimestamp"] = request.FromTimestamp == long.MinValue ? null : request.FromTimestamp,
             ["toTimestamp"] = request.ToTimestamp == long.MaxValue ? null : request.ToTimestamp,
             ["rules"] = request.Rules?.Order(StringComparer.Ordinal).ToArray(),
+            ["maxBytesPerSecond"] = request.MaxBytesPerSecond,
             ["matched"] = report.Matched,
             ["written"] = report.Written,
             ["refused"] = report.Refused,
@@ -322,10 +356,14 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
     /// <summary>The replay's state: counts, the batch being filled (one target partition at a time, in quarantine order) and the outcome.</summary>
     private sealed class Run(ReplayRequest request, TopicMetadata target, StreamStore streams, IApiHandler produce)
     {
-        private readonly int _batchLimit = Math.Min(Math.Min(streams.MaxBatchBytes, QuarantineWriter.MaxBatchBytes), int.Parse(TopicConfigs.Effective(target.Configs, TopicConfigs.MaxMessageBytes), CultureInfo.InvariantCulture));
+        // A paced replay writes small batches, about 200 a second: one large WAL write would hold live produces back behind it.
+        private readonly int _batchLimit = (int)Math.Min(
+            Math.Min(Math.Min(streams.MaxBatchBytes, QuarantineWriter.MaxBatchBytes), int.Parse(TopicConfigs.Effective(target.Configs, TopicConfigs.MaxMessageBytes), CultureInfo.InvariantCulture)),
+            request.MaxBytesPerSecond is { } rate ? Math.Max(16 * 1024, rate / 200) : long.MaxValue);
         private readonly List<Picked> _batch = [];
         private int _batchBytes = RecordBatch.HeaderSize;
         private int _batchPartition = -1;
+        private readonly ReplayThrottle _throttle = new(request.MaxBytesPerSecond);
 
         public long Scanned { get; private set; }
 
@@ -642,11 +680,13 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
                 builder.AddCopy(i, record.Timestamp, record.Key, record.Key is null, record.Value, record.Value is null, [], 0, record.Headers);
             }
 
+            byte[] batch = builder.Build();
+            await _throttle.WaitAsync(batch.Length, cancellationToken);
             var body = new ProduceRequest
             {
                 Acks = -1,
                 TimeoutMs = ProduceTimeoutMs,
-                TopicData = [new ProduceRequest.TopicProduceData { Name = target.Name, PartitionData = [new ProduceRequest.PartitionProduceData { Index = partition, Records = new ReadOnlySequence<byte>(builder.Build()) }] }],
+                TopicData = [new ProduceRequest.TopicProduceData { Name = target.Name, PartitionData = [new ProduceRequest.PartitionProduceData { Index = partition, Records = new ReadOnlySequence<byte>(batch) }] }],
             };
             var header = new RequestHeader { RequestApiKey = (short)ApiKey.Produce, RequestApiVersion = ProduceVersion, ClientId = ClientId };
             var response = (ProduceResponse?)await produce.HandleAsync(new RequestContext(header, ProduceVersion, ClientId, null), body, cancellationToken);
@@ -744,6 +784,7 @@ public static class ReplayRequests
             Dictionary<int, long>? resumeFrom = null;
             long fromOffset = 0, toOffset = long.MaxValue, fromTimestamp = long.MinValue, toTimestamp = long.MaxValue;
             int maxRecords = ReplayRequest.DefaultMaxRecords;
+            long? maxBytesPerSecond = null;
             bool dryRun = false;
             foreach (JsonProperty property in document.RootElement.EnumerateObject())
             {
@@ -761,6 +802,7 @@ public static class ReplayRequests
                     case "fromTimestamp": fromTimestamp = Timestamp(value, "fromTimestamp"); break;
                     case "toTimestamp": toTimestamp = Timestamp(value, "toTimestamp"); break;
                     case "maxRecords": maxRecords = (int)Whole(value, "maxRecords", 1, ReplayRequest.MaxMaxRecords); break;
+                    case "maxBytesPerSecond": maxBytesPerSecond = Whole(value, "maxBytesPerSecond", ReplayRequest.MinBytesPerSecond, long.MaxValue); break;
                     case "dryRun": dryRun = value.ValueKind is JsonValueKind.True or JsonValueKind.False ? value.GetBoolean() : throw Bad("dryRun must be true or false."); break;
                     case "resumeFrom": resumeFrom = ResumeOffsets(value); break;
                     default: throw Bad($"Unknown key '{property.Name}' in the replay request.");
@@ -795,6 +837,7 @@ public static class ReplayRequests
                 ToTimestamp = toTimestamp,
                 ResumeFrom = resumeFrom,
                 MaxRecords = maxRecords,
+                MaxBytesPerSecond = maxBytesPerSecond,
                 DryRun = dryRun,
                 Id = id ?? Guid.NewGuid().ToString("N"),
                 Named = id is not null,
