@@ -214,7 +214,8 @@ public static class ContractsCli
                 "partitions" => new JsonArray([.. value.Split(',', StringSplitOptions.TrimEntries).Select(p => long.TryParse(p, out long n) ? (JsonNode)n : p)]),
                 "rules" => new JsonArray([.. value.Split(',', StringSplitOptions.TrimEntries).Select(r => (JsonNode)r)]),
                 "resumeFrom" => ResumeOffsets(value),
-                _ when long.TryParse(value, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out long number) && key is not ("target" or "quarantineTopic" or "id" or "rules") => number,
+                "fromOffset" or "toOffset" or "fromTimestamp" or "toTimestamp" or "maxRecords" or "maxBytesPerSecond"
+                    when long.TryParse(value, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out long number) => number,
                 _ => value,
             };
         }

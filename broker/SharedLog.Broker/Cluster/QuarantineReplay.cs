@@ -499,34 +499,35 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             long sourcePartition = -1;
             long sourceOffset = -1;
             long timestamp = record.Timestamp;
-            var own = new List<RecordHeaderValue>(record.HeaderCount);
             foreach (RecordHeader header in record.Headers)
             {
-                if (!header.Key.StartsWith(BrokerHeaders.Prefix))
+                ReadOnlySpan<byte> key = header.Key;
+                if (!key.StartsWith(BrokerHeaders.Prefix))
                 {
-                    own.Add(new RecordHeaderValue(header.KeyString, header.ValueIsNull ? null : header.Value.ToArray()));
+                    continue;
                 }
-                else if (header.Key.SequenceEqual("sharedlog.source.topic"u8))
+
+                if (System.Text.Ascii.Equals(key, QuarantineWriter.SourceTopicHeader))
                 {
                     sourceTopic = Encoding.UTF8.GetString(header.Value);
                 }
-                else if (header.Key.SequenceEqual("sharedlog.source.partition"u8))
+                else if (System.Text.Ascii.Equals(key, QuarantineWriter.SourcePartitionHeader))
                 {
                     sourcePartition = Number(header.Value);
                 }
-                else if (header.Key.SequenceEqual("sharedlog.source.offset"u8))
+                else if (System.Text.Ascii.Equals(key, QuarantineWriter.SourceOffsetHeader))
                 {
                     sourceOffset = Number(header.Value);
                 }
-                else if (header.Key.SequenceEqual("sharedlog.source.timestamp"u8) && Utf8Number(header.Value, out long original))
+                else if (System.Text.Ascii.Equals(key, QuarantineWriter.SourceTimestampHeader) && Utf8Number(header.Value, out long original))
                 {
                     timestamp = original;
                 }
-                else if (header.Key.SequenceEqual("sharedlog.rule"u8))
+                else if (System.Text.Ascii.Equals(key, QuarantineWriter.RuleHeader))
                 {
                     rule = Encoding.UTF8.GetString(header.Value);
                 }
-                else if (header.Key.SequenceEqual("sharedlog.reason"u8))
+                else if (System.Text.Ascii.Equals(key, QuarantineWriter.ReasonHeader))
                 {
                     reason = Encoding.UTF8.GetString(header.Value);
                 }
@@ -541,13 +542,19 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
                 return null;
             }
 
-            own.Add(Header(QuarantineWriter.SourceTopicHeader, sourceTopic));
-            own.Add(Header(QuarantineWriter.SourcePartitionHeader, sourcePartition.ToString(CultureInfo.InvariantCulture)));
-            own.Add(Header(QuarantineWriter.SourceOffsetHeader, sourceOffset.ToString(CultureInfo.InvariantCulture)));
-            own.Add(Header(QuarantineWriter.RuleHeader, rule ?? ""));
-            own.Add(Header(QuarantineWriter.ReasonHeader, reason ?? ""));
-            own.Add(Header(ReplayHeader, request.Id));
-            return new Picked(quarantinePartition, record.Offset, (int)sourcePartition, sourceOffset, timestamp, record.KeyIsNull ? null : record.Key.ToArray(), record.ValueIsNull ? null : record.Value.ToArray(), [.. own]);
+            // Picked: the producer's own headers (the broker's are replaced by the replay's), copied out of the read buffer.
+            RecordHeaderValue[] replayHeaders =
+            [
+                Header(QuarantineWriter.SourceTopicHeader, sourceTopic),
+                Header(QuarantineWriter.SourcePartitionHeader, sourcePartition.ToString(CultureInfo.InvariantCulture)),
+                Header(QuarantineWriter.SourceOffsetHeader, sourceOffset.ToString(CultureInfo.InvariantCulture)),
+                Header(QuarantineWriter.RuleHeader, rule ?? ""),
+                Header(QuarantineWriter.ReasonHeader, reason ?? ""),
+                Header(ReplayHeader, request.Id),
+            ];
+            // Never null here: a picked record carries the broker's headers (its source topic header matched).
+            RecordHeaderValue[] headers = BrokerHeaders.Without(record.RawHeaders, record.HeaderCount, BrokerHeaders.Prefix, replayHeaders)!;
+            return new Picked(quarantinePartition, record.Offset, (int)sourcePartition, sourceOffset, timestamp, record.KeyIsNull ? null : record.Key.ToArray(), record.ValueIsNull ? null : record.Value.ToArray(), headers);
         }
 
         private static long Number(ReadOnlySpan<byte> utf8) => Utf8Number(utf8, out long value) ? value : -1;
