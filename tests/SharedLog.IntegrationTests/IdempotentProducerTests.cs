@@ -1,5 +1,6 @@
 using System.Buffers;
 using Confluent.Kafka;
+using Confluent.Kafka.Admin;
 using Microsoft.Extensions.DependencyInjection;
 using SharedLog.Protocol.Messages;
 using SharedLog.Protocol.Records;
@@ -410,6 +411,60 @@ public class IdempotentProducerTests
             ProduceResponse.PartitionProduceResponse next = await ProduceAsync(client, "restart", Batch(init.ProducerId, init.ProducerEpoch, 5, 1), 1);
             Assert.Equal((0, 5L), (next.ErrorCode, next.BaseOffset));
             Assert.Equal(5, (await metadata.GetProducerSnapshotAsync(streamId))!.Offset);
+        }
+        finally
+        {
+            if (Directory.Exists(dataDir))
+            {
+                Directory.Delete(dataDir, recursive: true);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A snapshot older than the log start (DeleteRecords moved the start past batches written after it, then the broker
+    /// was killed before the next snapshot) no longer tells what its producers sent: as Kafka drops such snapshots, the
+    /// producer starts over and its next batch is taken, where the stale state refused it as out of order.
+    /// </summary>
+    [Fact]
+    public async Task AProducerSnapshotBelowTheLogStartIsDroppedWhenLoaded()
+    {
+        string dataDir = Path.Combine(Path.GetTempPath(), "sharedlog-pidstale-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            InitProducerIdResponse init;
+            await using (BrokerFixture first = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false))
+            {
+                // Sequences 0-4 at offsets 0-4; the clean stop saves the producer's state as of offset 5.
+                init = await ProduceBeforeRestartAsync(first.BootstrapServers);
+            }
+
+            using (BrokerProcessTests.BrokerProcess second = await BrokerProcessTests.BrokerProcess.StartAsync(dataDir, "--Broker:ProducerSnapshotIntervalMs", "600000"))
+            {
+                using (RawKafkaClient client = await RawKafkaClient.ConnectAsync(second.Bootstrap))
+                {
+                    ProduceResponse.PartitionProduceResponse more = await ProduceAsync(client, "restart", Batch(init.ProducerId, init.ProducerEpoch, 5, 2), 1);
+                    Assert.Equal((0, 5L), (more.ErrorCode, more.BaseOffset));
+                }
+
+                using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = second.Bootstrap }).Build();
+                List<DeleteRecordsResult> deleted = await admin.DeleteRecordsAsync([new TopicPartitionOffset("restart", 0, 7)]).WaitAsync(Timeout);
+                Assert.Equal(7, deleted.Single().Offset.Value);
+
+                // No snapshot since the first broker's: the one in the store is at offset 5, below the new log start.
+                second.Kill();
+            }
+
+            await using BrokerFixture third = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false);
+            var metadata = third.Host.Services.GetRequiredService<SharedLog.Storage.Metadata.IMetadataStore>();
+            long streamId = third.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>().FindStream("restart", 0)!.StreamId;
+            Assert.Equal(5, (await metadata.GetProducerSnapshotAsync(streamId))!.Offset);
+
+            using RawKafkaClient again = await RawKafkaClient.ConnectAsync(third.BootstrapServers);
+            ProduceResponse.PartitionProduceResponse next = await ProduceAsync(again, "restart", Batch(init.ProducerId, init.ProducerEpoch, 7, 1), 2);
+            Assert.Equal((0, 7L), (next.ErrorCode, next.BaseOffset));
+            ProduceResponse.PartitionProduceResponse gap = await ProduceAsync(again, "restart", Batch(init.ProducerId, init.ProducerEpoch, 9, 1), 3);
+            Assert.Equal((short)SharedLog.Protocol.ErrorCode.OutOfOrderSequenceNumber, gap.ErrorCode);
         }
         finally
         {

@@ -147,8 +147,18 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
             return state;
         }
 
+        if (snapshot!.Offset < log.LogStartOffset)
+        {
+            // DeleteRecords or retention moved the log start past the snapshot before a newer one was saved (a crash, or a
+            // failed save): the batches in between are gone, so what their producers sent there is unknown. As Kafka drops
+            // snapshots below the log start, the producers start over (taken at the sequence they send) and the log kept is
+            // replayed; the old state would refuse their next batch as out of order.
+            LogSnapshotBelowStart(logger, streamId, snapshot.Offset, log.LogStartOffset);
+            saved = [];
+        }
+
         state.Restore(saved);
-        long from = Math.Max(snapshot!.Offset, log.LogStartOffset);
+        long from = Math.Max(snapshot.Offset, log.LogStartOffset);
         if (snapshot.Offset > log.HighWatermark)
         {
             // Saved past what the log kept (a crash lost batches not yet durable above its producers' last one, and older
@@ -193,6 +203,7 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
     public async Task SnapshotAsync(CancellationToken cancellationToken)
     {
         var snapshots = new List<ProducerSnapshot>();
+        var capturedStates = new List<PartitionProducers>();
         long expireBefore = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - options.Value.ProducerIdExpirationMs;
 
         // An id issued (or bumped) longer ago than the expiration gets a fresh id on its next InitProducerId,
@@ -228,17 +239,46 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
             StreamLog log = streams.Get(streamId);
             if (state.CaptureIfChanged(log) is { } captured)
             {
-                string encoded = ProducerSnapshotFormat.Encode(await captured.CompleteAsync());
+                capturedStates.Add(state);
+                try
+                {
+                    string encoded = ProducerSnapshotFormat.Encode(await captured.CompleteAsync());
 
-                // Its producers' batches are durable now, so below the high watermark; offsets above it were reserved by
-                // other batches still being committed, which a crash can lose and hand out again. Claim no more.
-                snapshots.Add(new ProducerSnapshot(streamId, Math.Min(captured.Offset, log.HighWatermark), encoded));
+                    // Its producers' batches are durable now, so below the high watermark; offsets above it were reserved by
+                    // other batches still being committed, which a crash can lose and hand out again. Claim no more.
+                    snapshots.Add(new ProducerSnapshot(streamId, Math.Min(captured.Offset, log.HighWatermark), encoded));
+                }
+                catch
+                {
+                    RecaptureNextRound(capturedStates);
+                    throw;
+                }
             }
         }
 
         if (snapshots.Count > 0)
         {
-            await metadata.SaveProducerSnapshotsAsync(snapshots, cancellationToken);
+            try
+            {
+                await metadata.SaveProducerSnapshotsAsync(snapshots, cancellationToken);
+            }
+            catch
+            {
+                RecaptureNextRound(capturedStates);
+                throw;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A round that did not save what it captured leaves those partitions to the next round (or the shutdown snapshot),
+    /// even if nothing changes meanwhile: else an idle partition would keep an older snapshot for good.
+    /// </summary>
+    private static void RecaptureNextRound(List<PartitionProducers> captured)
+    {
+        foreach (PartitionProducers state in captured)
+        {
+            state.MarkChanged();
         }
     }
 
@@ -250,6 +290,9 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Producer state of stream {StreamId} loaded: snapshot at offset {SnapshotOffset}, replayed offsets {From} to {To} ({Batches} batches)")]
     private static partial void LogLoaded(ILogger logger, long streamId, long snapshotOffset, long from, long to, int batches);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Producer state snapshot of stream {StreamId} at offset {Offset} is below the log start {LogStart}; its producers start over and the log is replayed from its start")]
+    private static partial void LogSnapshotBelowStart(ILogger logger, long streamId, long offset, long logStart);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Producer state snapshot of stream {StreamId} claims offset {Offset}, past the log's end {End}; it now claims the end")]
     private static partial void LogSnapshotBeyondEnd(ILogger logger, long streamId, long offset, long end);
@@ -478,6 +521,15 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
 
                     _producers[saved.Id] = entry;
                 }
+            }
+        }
+
+        /// <summary>Makes the next <see cref="CaptureIfChanged"/> capture, as if a producer had changed.</summary>
+        internal void MarkChanged()
+        {
+            lock (_sync)
+            {
+                _changed = true;
             }
         }
 
