@@ -92,6 +92,26 @@ public class IdempotentProducerTests
         return init;
     }
 
+    /// <summary>
+    /// Transactions are not served: a transactional producer's InitTransactions fails at once with an error librdkafka
+    /// (and the Java client) treat as fatal, not after its whole timeout of retrying, and nothing is written.
+    /// </summary>
+    [Fact]
+    public async Task ATransactionalProducerIsRefusedWithAFatalErrorNotLeftRetrying()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using IProducer<Null, string> producer = new ProducerBuilder<Null, string>(new ProducerConfig
+        {
+            BootstrapServers = broker.BootstrapServers,
+            TransactionalId = "orders-tx",
+        }).Build();
+
+        // The timeout is what librdkafka would spend retrying a refusal it does not take as final.
+        KafkaException refused = Assert.ThrowsAny<KafkaException>(() => producer.InitTransactions(TimeSpan.FromSeconds(60)));
+        Assert.Equal(ErrorCode.TransactionalIdAuthorizationFailed, refused.Error.Code);
+        Assert.True(refused.Error.IsFatal, refused.Error.Reason);
+    }
+
     [Fact]
     public async Task AnInitProducerIdNamingOnlyAnIdOrOnlyAnEpochIsAnInvalidRequest()
     {
