@@ -126,6 +126,35 @@ public class GroupCoordinatorTests
         Assert.Equal(3, all.Single(j => j.MemberId == j.LeaderId).Members.Count);
     }
 
+    /// <summary>
+    /// As Kafka, the first member of an empty group sets the group's protocol type: another type is refused while the
+    /// first join is still waiting, and once the group has emptied, its id can be taken by members of another type.
+    /// </summary>
+    [Fact]
+    public async Task TheFirstMemberOfAnEmptyGroupSetsItsProtocolType()
+    {
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 300);
+        Task<JoinResult> Join(string protocolType) =>
+            groups.JoinAsync("g", string.Empty, null, protocolType, [("range", [0])], 10_000, 10_000, "client", "127.0.0.1", requireKnownMemberId: false);
+
+        Task<JoinResult> consumerJoin = Join("consumer");
+        Assert.False(consumerJoin.IsCompleted);
+        Assert.Equal("consumer", groups.Find("g")!.ProtocolType);
+        JoinResult connectWhileWaiting = await Join("connect").WaitAsync(Timeout);
+        Assert.Equal(ErrorCode.InconsistentGroupProtocol, connectWhileWaiting.Error);
+
+        JoinResult consumer = await consumerJoin.WaitAsync(Timeout);
+        Assert.Equal((ErrorCode.None, "consumer"), (consumer.Error, consumer.ProtocolType));
+        Assert.Equal(ErrorCode.None, groups.Leave("g", consumer.MemberId, null));
+        Assert.Equal(GroupState.Empty, groups.Find("g")!.State);
+
+        // The emptied group keeps reporting its last type (as Kafka's ListGroups does) until a member of another type joins.
+        Assert.Equal("consumer", groups.Find("g")!.ProtocolType);
+        JoinResult[] connect = await Task.WhenAll(Join("connect"), Join("connect")).WaitAsync(Timeout);
+        Assert.All(connect, j => Assert.Equal((ErrorCode.None, "connect"), (j.Error, j.ProtocolType)));
+        Assert.Equal("connect", groups.Find("g")!.ProtocolType);
+    }
+
     [Fact]
     public async Task TheProtocolMostMembersPreferIsChosenAndASyncNamingAnotherIsRefused()
     {

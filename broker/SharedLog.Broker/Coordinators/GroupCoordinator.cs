@@ -399,6 +399,14 @@ public sealed class GroupCoordinator : IDisposable
             member.SessionTimeoutMs = sessionTimeoutMs;
             member.RebalanceTimeoutMs = rebalanceTimeoutMs;
             member.ProtocolType = protocolType;
+            if (group.Members.Count == 1)
+            {
+                // As Kafka: the first member of an empty group sets its protocol type at once (not when the join completes),
+                // so a member of another type joining meanwhile is refused, and a group id reused by another type after it
+                // emptied takes the new type (the check above compares later joiners with it).
+                group.ProtocolType = protocolType;
+            }
+
             bool changed = !SameProtocols(member.Protocols, protocols);
             member.Protocols = protocols;
             member.LastSeen = DateTime.UtcNow;
