@@ -127,6 +127,26 @@ public class GroupCoordinatorTests
     }
 
     /// <summary>
+    /// A new group's first rebalance ends with its initial delay, as Kafka's InitialDelayedJoin, even if a client handed an
+    /// id (MEMBER_ID_REQUIRED) never comes back with it: the one that did is not held for the other's session timeout.
+    /// </summary>
+    [Fact]
+    public async Task ANewGroupsFirstRebalanceDoesNotWaitForAnIdThatNeverComesBack()
+    {
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 300);
+        Task<JoinResult> Join(string memberId) =>
+            groups.JoinAsync("g", memberId, null, "consumer", [("range", [0])], 120_000, 120_000, "client", "127.0.0.1", requireKnownMemberId: true);
+
+        JoinResult stays = await Join(string.Empty).WaitAsync(Timeout);
+        JoinResult vanishes = await Join(string.Empty).WaitAsync(Timeout);
+        Assert.Equal((ErrorCode.MemberIdRequired, ErrorCode.MemberIdRequired), (stays.Error, vanishes.Error));
+
+        // Only the first comes back; the second's id would stay pending for its 120 s session timeout.
+        JoinResult joined = await Join(stays.MemberId).WaitAsync(Timeout);
+        Assert.Equal((ErrorCode.None, stays.MemberId, 1), (joined.Error, joined.LeaderId, joined.Members.Count));
+    }
+
+    /// <summary>
     /// As Kafka, the first member of an empty group sets the group's protocol type: another type is refused while the
     /// first join is still waiting, and once the group has emptied, its id can be taken by members of another type.
     /// </summary>

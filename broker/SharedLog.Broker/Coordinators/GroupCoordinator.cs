@@ -575,8 +575,11 @@ public sealed class GroupCoordinator : IDisposable
 
         DateTime now = DateTime.UtcNow;
         // As Kafka, members handed an id (MEMBER_ID_REQUIRED) and expected back count too: without them a scale-out
-        // by several members takes a rebalance per member. Their ids expire after their session timeout.
-        bool allJoined = group.PendingMemberIds.Count == 0 && group.Members.Values.All(m => m.PendingJoin is not null);
+        // by several members takes a rebalance per member. Their ids expire after their session timeout. Not in a new
+        // group's first rebalance: Kafka's InitialDelayedJoin ends with its delay whoever has not come back, so a client
+        // that died after being handed an id does not hold the group's first generation for its whole session timeout.
+        bool initialDelayedJoin = group.InitialDelayStepMs > 0;
+        bool allJoined = (initialDelayedJoin || group.PendingMemberIds.Count == 0) && group.Members.Values.All(m => m.PendingJoin is not null);
         if (now >= group.InitialDelayUntil && group.NewMemberAdded && group.InitialDelayRemainingMs > 0)
         {
             // Kafka's InitialDelayedJoin: the delay ran out with new members in it; wait once more, within the rebalance timeout.
