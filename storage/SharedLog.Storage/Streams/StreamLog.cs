@@ -164,10 +164,12 @@ public sealed class StreamLog
 
     /// <summary>
     /// Batches from the cache covering <paramref name="offset"/>, up to <paramref name="maxBytes"/> (the
-    /// first batch whole even when larger, if <paramref name="firstBatchWhole"/>) and never past the high watermark.
+    /// first batch whole even when larger, if <paramref name="firstBatchWhole"/>) and never past
+    /// <paramref name="highWatermark"/>: the one the read reports, taken before it (as Kafka, records never go past the
+    /// high watermark answered with them, though appends may become durable meanwhile).
     /// False when the cache does not reach back to <paramref name="offset"/>.
     /// </summary>
-    internal bool TryReadCached(long offset, int maxBytes, bool firstBatchWhole, List<ReadOnlyMemory<byte>> into)
+    internal bool TryReadCached(long offset, long highWatermark, int maxBytes, bool firstBatchWhole, List<ReadOnlyMemory<byte>> into)
     {
         lock (Sync)
         {
@@ -181,7 +183,7 @@ public sealed class StreamLog
             for (int i = FirstBatchEndingAfter(offset); i < _batches.Count; i++)
             {
                 CachedBatch b = _batches[i];
-                if (b.EndOffset > HighWatermark || ((bytes > 0 || !firstBatchWhole) && bytes + b.Data.Length > maxBytes))
+                if (b.EndOffset > highWatermark || ((bytes > 0 || !firstBatchWhole) && bytes + b.Data.Length > maxBytes))
                 {
                     break;
                 }

@@ -361,16 +361,23 @@ public sealed partial class StreamStore : IAsyncDisposable
         }
 
         var batches = new List<ReadOnlyMemory<byte>>();
-        if (offset == highWatermark || (maxBytes <= 0 && !firstBatchWhole) || stream.TryReadCached(offset, maxBytes, firstBatchWhole, batches))
+        if (offset == highWatermark || (maxBytes <= 0 && !firstBatchWhole) || stream.TryReadCached(offset, highWatermark, maxBytes, firstBatchWhole, batches))
         {
             return new StreamReadResult(batches, highWatermark, logStart);
         }
 
         await ReadFromObjectsAsync(stream, offset, maxBytes, firstBatchWhole, batches, cancellationToken).ConfigureAwait(false);
+
+        // An upload that committed during the read may hold batches made durable after the high watermark was taken.
+        while (batches.Count > 0 && BatchHeader.BaseOffset(batches[^1].Span) + BatchHeader.LastOffsetDelta(batches[^1].Span) >= highWatermark)
+        {
+            batches.RemoveAt(batches.Count - 1);
+        }
+
         if (batches.Count == 0)
         {
             // Nothing in objects at this offset: the cache may have gained it meanwhile, or it was deleted.
-            stream.TryReadCached(offset, maxBytes, firstBatchWhole, batches);
+            stream.TryReadCached(offset, highWatermark, maxBytes, firstBatchWhole, batches);
         }
 
         return new StreamReadResult(batches, highWatermark, logStart);

@@ -69,14 +69,14 @@ public sealed class StreamLogTests
         log.MarkDurable(batches[19]);
         var read = new List<ReadOnlyMemory<byte>>();
 
-        Assert.False(log.TryReadCached(99, int.MaxValue, true, read));
+        Assert.False(log.TryReadCached(99, log.HighWatermark, int.MaxValue, true, read));
 
         for (int b = 0; b < batches.Count; b++)
         {
             foreach (long offset in new[] { batches[b].BaseOffset, batches[b].EndOffset - 1 })
             {
                 read.Clear();
-                Assert.True(log.TryReadCached(offset, int.MaxValue, true, read));
+                Assert.True(log.TryReadCached(offset, log.HighWatermark, int.MaxValue, true, read));
                 int expected = Math.Max(0, 20 - b);
                 Assert.Equal(expected, read.Count);
                 if (expected > 0)
@@ -89,25 +89,32 @@ public sealed class StreamLogTests
 
         // The first batch comes whole however small the limit; then only what fits.
         read.Clear();
-        Assert.True(log.TryReadCached(batches[5].BaseOffset, 1, true, read));
+        Assert.True(log.TryReadCached(batches[5].BaseOffset, log.HighWatermark, 1, true, read));
         Assert.Single(read);
         read.Clear();
         int twoAndAHalf = batches[5].Data.Length + batches[6].Data.Length + (batches[7].Data.Length / 2);
-        Assert.True(log.TryReadCached(batches[5].BaseOffset, twoAndAHalf, true, read));
+        Assert.True(log.TryReadCached(batches[5].BaseOffset, log.HighWatermark, twoAndAHalf, true, read));
         Assert.Equal(2, read.Count);
 
         // Without the first batch's allowance (the partitions after the first with data in a fetch), only what fits.
         read.Clear();
-        Assert.True(log.TryReadCached(batches[5].BaseOffset, batches[5].Data.Length - 1, false, read));
+        Assert.True(log.TryReadCached(batches[5].BaseOffset, log.HighWatermark, batches[5].Data.Length - 1, false, read));
         Assert.Empty(read);
         read.Clear();
-        Assert.True(log.TryReadCached(batches[5].BaseOffset, twoAndAHalf, false, read));
+        Assert.True(log.TryReadCached(batches[5].BaseOffset, log.HighWatermark, twoAndAHalf, false, read));
         Assert.Equal(2, read.Count);
 
         // Past the tail: the cache covers it, with nothing to return.
         read.Clear();
-        Assert.True(log.TryReadCached(log.NextOffset, int.MaxValue, true, read));
+        Assert.True(log.TryReadCached(log.NextOffset, log.HighWatermark, int.MaxValue, true, read));
         Assert.Empty(read);
+
+        // A read stops at the high watermark it reports, taken before it, though more became durable since.
+        long reported = batches[9].EndOffset;
+        read.Clear();
+        Assert.True(log.TryReadCached(batches[5].BaseOffset, reported, int.MaxValue, true, read));
+        Assert.Equal(5, read.Count);
+        Assert.True(read[^1].Span.SequenceEqual(batches[9].Data));
     }
 
     [Fact]
