@@ -1067,6 +1067,28 @@ public class BrokerNetworkTests
         Assert.Equal([ErrorCode.None], await client.TopicErrorsAsync("kept-b"));
     }
 
+    /// <summary>
+    /// A delete by topic id acts on that topic only: once the name was deleted and created again (while the delete waited
+    /// for the broker's change lock, say), it answers UNKNOWN_TOPIC_ID and the new topic stays, as in Kafka.
+    /// </summary>
+    [Fact]
+    public async Task ADeleteByIdDoesNotTakeANewTopicOfTheSameName()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("renewed", 1);
+        var topics = broker.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>();
+        Guid old = topics.Find("renewed")!.TopicId;
+        Assert.Equal(ErrorCode.None, await topics.DeleteAsync("renewed", old, CancellationToken.None));
+        await client.CreateTopicAsync("renewed", 1);
+        Guid renewed = topics.Find("renewed")!.TopicId;
+        Assert.NotEqual(old, renewed);
+
+        Assert.Equal(ErrorCode.UnknownTopicId, await topics.DeleteAsync("renewed", old, CancellationToken.None));
+        Assert.Equal(renewed, topics.Find("renewed")!.TopicId);
+        Assert.Equal([ErrorCode.None], await client.TopicErrorsAsync("renewed"));
+    }
+
     [Fact]
     public async Task AProduceV2WithAnOldMessageSetGetsInvalidRecordAndTheConnectionGoesOn()
     {

@@ -404,11 +404,21 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
         return null;
     }
 
-    public async Task<ErrorCode> DeleteAsync(string name, CancellationToken cancellationToken)
+    /// <summary>
+    /// Deletes the topic under <paramref name="name"/>; with <paramref name="topicId"/> only if it is still that topic
+    /// (a delete by id waiting for the change lock while the name was deleted and created again must not take the new
+    /// topic: as Kafka, that is UNKNOWN_TOPIC_ID).
+    /// </summary>
+    public async Task<ErrorCode> DeleteAsync(string name, Guid? topicId, CancellationToken cancellationToken)
     {
         await _changes.WaitAsync(cancellationToken);
         try
         {
+            if (topicId is { } expected && Find(name)?.TopicId != expected)
+            {
+                return ErrorCode.UnknownTopicId;
+            }
+
             if (!Forget(name, out TopicMetadata? topic))
             {
                 return ErrorCode.UnknownTopicOrPartition;

@@ -98,7 +98,7 @@ public sealed class DeleteTopicsHandler(TopicService topics, Coordinators.GroupL
                 continue;
             }
 
-            result.ErrorCode = (short)await topics.DeleteAsync(topic.Name, cancellationToken);
+            result.ErrorCode = (short)await topics.DeleteAsync(topic.Name, name is null ? topic.TopicId : null, cancellationToken);
             if (result.ErrorCode == (short)ErrorCode.None)
             {
                 lag.TopicDeleted(topic.Name); // its committed offsets went with it; a topic made again under the name starts with none
