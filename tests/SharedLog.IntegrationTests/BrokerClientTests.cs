@@ -75,7 +75,22 @@ public class BrokerClientTests
         Assert.Equal("0.1", described["min.cleanable.dirty.ratio"].Value);
         Assert.Equal("86400000", described["delete.retention.ms"].Value);
         Assert.True(described["delete.retention.ms"].IsDefault);
-        foreach ((string key, string value) in new[] { ("segment.ms", "0"), ("min.cleanable.dirty.ratio", "1.5"), ("preallocate", "yes"), ("no.such.config", "1") })
+
+        // Kafka's ranges, not stricter ones: any retention.bytes, a max.message.bytes of 0; and 3.x configs that
+        // MirrorMaker 2 copies from a source cluster's topics.
+        var kafkaRanges = new Dictionary<string, string>
+        {
+            ["retention.bytes"] = "-2",
+            ["max.message.bytes"] = "0",
+            ["message.downconversion.enable"] = "false",
+            ["message.format.version"] = "2.8",
+            ["remote.log.copy.disable"] = "false",
+            ["remote.log.delete.on.disable"] = "false",
+        };
+        await admin.CreateTopicsAsync([new TopicSpecification { Name = "mirrored", NumPartitions = 1, Configs = kafkaRanges }]);
+        Dictionary<string, ConfigEntryResult> mirrored = (await admin.DescribeConfigsAsync([new ConfigResource { Type = ResourceType.Topic, Name = "mirrored" }])).Single().Entries;
+        Assert.All(kafkaRanges, c => Assert.Equal(c.Value, mirrored[c.Key].Value));
+        foreach ((string key, string value) in new[] { ("segment.ms", "0"), ("min.cleanable.dirty.ratio", "1.5"), ("preallocate", "yes"), ("no.such.config", "1"), ("retention.ms", "-2"), ("max.message.bytes", "-1"), ("message.downconversion.enable", "maybe") })
         {
             var refused = await Assert.ThrowsAsync<CreateTopicsException>(() => admin.CreateTopicsAsync([new TopicSpecification { Name = "refused-" + key, NumPartitions = 1, Configs = new Dictionary<string, string> { [key] = value } }]));
             Assert.Equal(ErrorCode.InvalidConfig, refused.Results[0].Error.Code);
