@@ -90,6 +90,12 @@ public class BrokerClientTests
         await admin.CreateTopicsAsync([new TopicSpecification { Name = "mirrored", NumPartitions = 1, Configs = kafkaRanges }]);
         Dictionary<string, ConfigEntryResult> mirrored = (await admin.DescribeConfigsAsync([new ConfigResource { Type = ResourceType.Topic, Name = "mirrored" }])).Single().Entries;
         Assert.All(kafkaRanges, c => Assert.Equal(c.Value, mirrored[c.Key].Value));
+
+        // As Kafka: a name no topic may have is INVALID_TOPIC_EXCEPTION, an absent one UNKNOWN_TOPIC_OR_PARTITION.
+        var illegal = await Assert.ThrowsAsync<DescribeConfigsException>(() => admin.DescribeConfigsAsync([new ConfigResource { Type = ResourceType.Topic, Name = "bad name!" }]));
+        Assert.Equal(ErrorCode.TopicException, illegal.Results.Single().Error.Code);
+        var absent = await Assert.ThrowsAsync<DescribeConfigsException>(() => admin.DescribeConfigsAsync([new ConfigResource { Type = ResourceType.Topic, Name = "no-such-topic" }]));
+        Assert.Equal(ErrorCode.UnknownTopicOrPart, absent.Results.Single().Error.Code);
         foreach ((string key, string value) in new[] { ("segment.ms", "0"), ("min.cleanable.dirty.ratio", "1.5"), ("preallocate", "yes"), ("no.such.config", "1"), ("retention.ms", "-2"), ("max.message.bytes", "-1"), ("message.downconversion.enable", "maybe") })
         {
             var refused = await Assert.ThrowsAsync<CreateTopicsException>(() => admin.CreateTopicsAsync([new TopicSpecification { Name = "refused-" + key, NumPartitions = 1, Configs = new Dictionary<string, string> { [key] = value } }]));

@@ -55,6 +55,14 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
                 continue;
             }
 
+            if (!TopicConfigs.IsValidTopicName(resource.ResourceName))
+            {
+                // As Kafka's ConfigHelper, which validates the name before looking the topic up.
+                result.ErrorCode = (short)ErrorCode.InvalidTopicException;
+                result.ErrorMessage = $"'{resource.ResourceName}' is not a valid topic name.";
+                continue;
+            }
+
             TopicMetadata? topic = topics.Find(resource.ResourceName);
             if (topic is null)
             {
