@@ -204,8 +204,7 @@ public class IdempotentProducerTests
     [InlineData(true)]
     public async Task ProducerSequencesAndRetriesSurviveABrokerRestart(bool killed)
     {
-        string dataDir = Path.Combine(Path.GetTempPath(), "sharedlog-pidrestart-" + Guid.NewGuid().ToString("N"));
-        try
+        await InFreshDataDirAsync("sharedlog-pidrestart-", async dataDir =>
         {
             InitProducerIdResponse init;
             if (killed)
@@ -242,14 +241,7 @@ public class IdempotentProducerTests
             Assert.Equal(0, bumped.ErrorCode);
             Assert.NotEqual(init.ProducerId, bumped.ProducerId);
             Assert.Equal(0, bumped.ProducerEpoch);
-        }
-        finally
-        {
-            if (Directory.Exists(dataDir))
-            {
-                Directory.Delete(dataDir, recursive: true);
-            }
-        }
+        });
     }
 
     /// <summary>
@@ -411,8 +403,7 @@ public class IdempotentProducerTests
     [Fact]
     public async Task AProducerSnapshotPastTheLogEndIsCutBackToTheEndWhenLoaded()
     {
-        string dataDir = Path.Combine(Path.GetTempPath(), "sharedlog-pidsnap-" + Guid.NewGuid().ToString("N"));
-        try
+        await InFreshDataDirAsync("sharedlog-pidsnap-", async dataDir =>
         {
             InitProducerIdResponse init;
             await using (BrokerFixture first = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false))
@@ -431,14 +422,7 @@ public class IdempotentProducerTests
             ProduceResponse.PartitionProduceResponse next = await ProduceAsync(client, "restart", Batch(init.ProducerId, init.ProducerEpoch, 5, 1), 1);
             Assert.Equal((0, 5L), (next.ErrorCode, next.BaseOffset));
             Assert.Equal(5, (await metadata.GetProducerSnapshotAsync(streamId))!.Offset);
-        }
-        finally
-        {
-            if (Directory.Exists(dataDir))
-            {
-                Directory.Delete(dataDir, recursive: true);
-            }
-        }
+        });
     }
 
     /// <summary>
@@ -449,8 +433,7 @@ public class IdempotentProducerTests
     [Fact]
     public async Task AProducerSnapshotBelowTheLogStartIsDroppedWhenLoaded()
     {
-        string dataDir = Path.Combine(Path.GetTempPath(), "sharedlog-pidstale-" + Guid.NewGuid().ToString("N"));
-        try
+        await InFreshDataDirAsync("sharedlog-pidstale-", async dataDir =>
         {
             InitProducerIdResponse init;
             await using (BrokerFixture first = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false))
@@ -485,14 +468,7 @@ public class IdempotentProducerTests
             Assert.Equal((0, 7L), (next.ErrorCode, next.BaseOffset));
             ProduceResponse.PartitionProduceResponse gap = await ProduceAsync(again, "restart", Batch(init.ProducerId, init.ProducerEpoch, 9, 1), 3);
             Assert.Equal((short)SharedLog.Protocol.ErrorCode.OutOfOrderSequenceNumber, gap.ErrorCode);
-        }
-        finally
-        {
-            if (Directory.Exists(dataDir))
-            {
-                Directory.Delete(dataDir, recursive: true);
-            }
-        }
+        });
     }
 
     /// <summary>
@@ -518,6 +494,23 @@ public class IdempotentProducerTests
         var metadata = broker.Host.Services.GetRequiredService<SharedLog.Storage.Metadata.IMetadataStore>();
         long streamId = broker.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>().FindStream("mixed", 0)!.StreamId;
         Assert.Equal(3 + (4 * 2), (await metadata.GetProducerSnapshotAsync(streamId))!.Offset);
+    }
+
+    /// <summary>Runs <paramref name="test"/> with a data directory of its own, deleted afterwards whatever happens.</summary>
+    private static async Task InFreshDataDirAsync(string prefix, Func<string, Task> test)
+    {
+        string dataDir = Path.Combine(Path.GetTempPath(), prefix + Guid.NewGuid().ToString("N"));
+        try
+        {
+            await test(dataDir);
+        }
+        finally
+        {
+            if (Directory.Exists(dataDir))
+            {
+                Directory.Delete(dataDir, recursive: true);
+            }
+        }
     }
 
     private static async Task<InitProducerIdResponse> ProduceBeforeRestartAsync(string bootstrap)
