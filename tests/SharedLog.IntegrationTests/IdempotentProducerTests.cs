@@ -215,8 +215,7 @@ public class IdempotentProducerTests
             }
             else
             {
-                await using BrokerFixture first = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false);
-                init = await ProduceBeforeRestartAsync(first.BootstrapServers);
+                init = await ProduceAndStopAsync(dataDir);
             }
 
             await using BrokerFixture second = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false);
@@ -405,11 +404,7 @@ public class IdempotentProducerTests
     {
         await InFreshDataDirAsync("sharedlog-pidsnap-", async dataDir =>
         {
-            InitProducerIdResponse init;
-            await using (BrokerFixture first = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false))
-            {
-                init = await ProduceBeforeRestartAsync(first.BootstrapServers);
-            }
+            InitProducerIdResponse init = await ProduceAndStopAsync(dataDir);
 
             await using BrokerFixture second = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false);
             var metadata = second.Host.Services.GetRequiredService<SharedLog.Storage.Metadata.IMetadataStore>();
@@ -435,12 +430,7 @@ public class IdempotentProducerTests
     {
         await InFreshDataDirAsync("sharedlog-pidstale-", async dataDir =>
         {
-            InitProducerIdResponse init;
-            await using (BrokerFixture first = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false))
-            {
-                // Sequences 0-4 at offsets 0-4; the clean stop saves the producer's state as of offset 5.
-                init = await ProduceBeforeRestartAsync(first.BootstrapServers);
-            }
+            InitProducerIdResponse init = await ProduceAndStopAsync(dataDir);
 
             using (BrokerProcessTests.BrokerProcess second = await BrokerProcessTests.BrokerProcess.StartAsync(dataDir, "--Broker:ProducerSnapshotIntervalMs", "600000"))
             {
@@ -511,6 +501,16 @@ public class IdempotentProducerTests
                 Directory.Delete(dataDir, recursive: true);
             }
         }
+    }
+
+    /// <summary>
+    /// <see cref="ProduceBeforeRestartAsync"/> on a broker over <paramref name="dataDir"/>, then a clean stop, which
+    /// saves the producer's state as of offset 5.
+    /// </summary>
+    private static async Task<InitProducerIdResponse> ProduceAndStopAsync(string dataDir)
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false);
+        return await ProduceBeforeRestartAsync(broker.BootstrapServers);
     }
 
     private static async Task<InitProducerIdResponse> ProduceBeforeRestartAsync(string bootstrap)
