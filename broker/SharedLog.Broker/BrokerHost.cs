@@ -130,7 +130,8 @@ public sealed partial class BrokerHost : IAsyncDisposable
         services.AddSingleton<IMetadataStore>(_ => new SqliteMetadataStore(new SqliteMetadataStoreOptions { DatabasePath = Path.Combine(dataDir, MetadataFileName) }));
         services.AddSingleton(sp => new StreamStore(storage, sp.GetRequiredService<IWriteAheadLog>(), sp.GetRequiredService<IObjectStore>(), sp.GetRequiredService<IMetadataStore>(), sp.GetRequiredService<ILogger<StreamStore>>()));
         services.AddSingleton<TopicService>();
-        services.AddSingleton(_ => new GroupCoordinator(options.GroupInitialRebalanceDelayMs));
+        services.AddSingleton(_ => new GroupCoordinator(
+            options.GroupInitialRebalanceDelayMs, minSessionTimeoutMs: options.GroupMinSessionTimeoutMs, maxSessionTimeoutMs: options.GroupMaxSessionTimeoutMs));
         services.AddSingleton<ProducerStateManager>();
         services.AddSingleton<GroupLagTracker>();
         services.AddSingleton(sp => new GroupOffsetExpiry(

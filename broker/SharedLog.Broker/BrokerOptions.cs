@@ -1,3 +1,5 @@
+using SharedLog.Broker.Coordinators;
+
 namespace SharedLog.Broker;
 
 /// <summary>
@@ -41,6 +43,12 @@ public sealed class BrokerOptions
 
     /// <summary>How long a new group waits for more members before its first rebalance (<c>group.initial.rebalance.delay.ms</c>).</summary>
     public int GroupInitialRebalanceDelayMs { get; set; } = 3000;
+
+    /// <summary>The shortest session timeout a consumer group member may ask for (<c>group.min.session.timeout.ms</c>).</summary>
+    public int GroupMinSessionTimeoutMs { get; set; } = GroupCoordinator.DefaultMinSessionTimeoutMs;
+
+    /// <summary>The longest session timeout a consumer group member may ask for (<c>group.max.session.timeout.ms</c>).</summary>
+    public int GroupMaxSessionTimeoutMs { get; set; } = GroupCoordinator.DefaultMaxSessionTimeoutMs;
 
     /// <summary>
     /// Partitions this broker serves in all topics together; a CreateTopics or CreatePartitions past it is refused with
@@ -132,6 +140,11 @@ public sealed class BrokerOptions
         if (FetchMaxBytes < 1024)
         {
             throw new ArgumentException("fetch.max.bytes must be at least 1024.");
+        }
+
+        if (GroupMinSessionTimeoutMs < 1 || GroupMaxSessionTimeoutMs < GroupMinSessionTimeoutMs)
+        {
+            throw new ArgumentException("group.min.session.timeout.ms must be at least 1 and group.max.session.timeout.ms at least as large.");
         }
 
         if (MaxPartitions < 1)

@@ -340,8 +340,9 @@ public class BrokerFuzzTests
             return null;
         }
 
-        // Session timeouts the group coordinator takes (1 s and up) most of the time; everything else waits at most 200 ms.
-        int milliseconds = name == "SessionTimeoutMs" && random.Next(4) > 0 ? random.Next(1000, 1500) : random.Next(-1, 200);
+        // Session timeouts the group coordinator takes (group.min.session.timeout.ms, 6 s, and up) most of the time; everything
+        // else waits at most 200 ms.
+        int milliseconds = name == "SessionTimeoutMs" && random.Next(4) > 0 ? random.Next(6000, 6500) : random.Next(-1, 200);
         return type == typeof(int) ? milliseconds : (object)(long)milliseconds;
     }
 

@@ -1182,11 +1182,15 @@ public class BrokerNetworkTests
         (_, byte[] syncBody) = await client.ReceiveAsync(0);
         Assert.Equal((short)ErrorCode.UnknownMemberId, new SyncGroupResponse().ReadFrom(syncBody, 3).ErrorCode);
 
+        // Outside group.min.session.timeout.ms (6 s) and group.max.session.timeout.ms (30 min), Kafka's defaults.
         join.MemberId = string.Empty;
-        join.SessionTimeoutMs = 10;
-        await client.SendAsync(join, 5, 4);
-        (_, byte[] badTimeout) = await client.ReceiveAsync(0);
-        Assert.Equal((short)ErrorCode.InvalidSessionTimeout, new JoinGroupResponse().ReadFrom(badTimeout, 5).ErrorCode);
+        foreach (int outOfRange in new[] { 10, 5999, 1_800_001 })
+        {
+            join.SessionTimeoutMs = outOfRange;
+            await client.SendAsync(join, 5, 4);
+            (_, byte[] badTimeout) = await client.ReceiveAsync(0);
+            Assert.Equal((short)ErrorCode.InvalidSessionTimeout, new JoinGroupResponse().ReadFrom(badTimeout, 5).ErrorCode);
+        }
 
         await client.SendAsync(new DescribeGroupsRequest { Groups = [string.Empty, "g"] }, 5, 5);
         (_, byte[] describeBody) = await client.ReceiveAsync(1);

@@ -46,9 +46,25 @@ public class GroupCoordinatorTests
     }
 
     [Fact]
+    public async Task SessionTimeoutsOutsideTheConfiguredBoundsAreRefusedAndTheBoundsThemselvesTaken()
+    {
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 0, minSessionTimeoutMs: 2000, maxSessionTimeoutMs: 4000);
+        Assert.Equal(ErrorCode.InvalidSessionTimeout, (await JoinAsync(groups, string.Empty, sessionTimeoutMs: 1999).WaitAsync(Timeout)).Error);
+        Assert.Equal(ErrorCode.InvalidSessionTimeout, (await JoinAsync(groups, string.Empty, sessionTimeoutMs: 4001).WaitAsync(Timeout)).Error);
+        Assert.Empty(groups.Find("g")?.Snapshot() ?? []);
+
+        JoinResult shortest = await JoinAsync(groups, string.Empty, sessionTimeoutMs: 2000).WaitAsync(Timeout);
+        Assert.Equal(ErrorCode.None, shortest.Error);
+        Assert.Equal(2000, Assert.Single(groups.Find("g")!.Snapshot()).SessionTimeoutMs);
+        JoinResult longest = await JoinAsync(groups, shortest.MemberId, sessionTimeoutMs: 4000).WaitAsync(Timeout);
+        Assert.Equal(ErrorCode.None, longest.Error);
+        Assert.Equal(4000, Assert.Single(groups.Find("g")!.Snapshot()).SessionTimeoutMs);
+    }
+
+    [Fact]
     public async Task AMemberWaitingForItsAssignmentIsNotExpiredByItsSessionTimeout()
     {
-        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 300);
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 300, minSessionTimeoutMs: 1000);
         Task<JoinResult> firstJoin = JoinAsync(groups, string.Empty, sessionTimeoutMs: 1000);
         Task<JoinResult> secondJoin = JoinAsync(groups, string.Empty, sessionTimeoutMs: 1000);
         JoinResult[] joined = await Task.WhenAll(firstJoin, secondJoin).WaitAsync(Timeout);
@@ -277,7 +293,7 @@ public class GroupCoordinatorTests
     [Fact]
     public async Task WhenTheLeaderDiesBeforeAssigningTheWaitingFollowerIsToldToRejoinAndCanRejoin()
     {
-        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 300);
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 300, minSessionTimeoutMs: 1000);
         Task<JoinResult> firstJoin = JoinAsync(groups, string.Empty, sessionTimeoutMs: 1000);
         Task<JoinResult> secondJoin = JoinAsync(groups, string.Empty, sessionTimeoutMs: 1000);
         JoinResult[] joined = await Task.WhenAll(firstJoin, secondJoin).WaitAsync(Timeout);

@@ -49,6 +49,8 @@ public static class BrokerConfigs
             Long("connections.max.idle.ms", options.ConnectionsMaxIdleMs, defaults.ConnectionsMaxIdleMs),
             Int("fetch.max.bytes", options.FetchMaxBytes, defaults.FetchMaxBytes),
             Int("group.initial.rebalance.delay.ms", options.GroupInitialRebalanceDelayMs, defaults.GroupInitialRebalanceDelayMs),
+            Int("group.min.session.timeout.ms", options.GroupMinSessionTimeoutMs, defaults.GroupMinSessionTimeoutMs),
+            Int("group.max.session.timeout.ms", options.GroupMaxSessionTimeoutMs, defaults.GroupMaxSessionTimeoutMs),
             Int("offsets.retention.minutes", options.OffsetsRetentionMinutes, defaults.OffsetsRetentionMinutes),
             Long("offsets.retention.check.interval.ms", options.OffsetsRetentionCheckIntervalMs, defaults.OffsetsRetentionCheckIntervalMs),
             Long("producer.id.expiration.ms", options.ProducerIdExpirationMs, defaults.ProducerIdExpirationMs),

@@ -188,6 +188,12 @@ public sealed class GroupCoordinator : IDisposable
     private readonly Timer _timer;
     private readonly DateTime _started = DateTime.UtcNow;
 
+    /// <summary>Kafka's defaults of group.min.session.timeout.ms and group.max.session.timeout.ms.</summary>
+    public const int DefaultMinSessionTimeoutMs = 6000, DefaultMaxSessionTimeoutMs = 30 * 60 * 1000;
+
+    private readonly int _minSessionTimeoutMs;
+    private readonly int _maxSessionTimeoutMs;
+
     /// <summary>When each group forgotten after staying empty became empty, and its protocol type; under <see cref="_groupsLock"/>.</summary>
     private readonly Dictionary<string, (DateTime EmptySince, string? ProtocolType)> _forgottenEmptySince = new(StringComparer.Ordinal);
 
@@ -196,9 +202,15 @@ public sealed class GroupCoordinator : IDisposable
     /// How long a group without members stays in memory (10 minutes by default, Kafka's offsets.retention.check.interval.ms).
     /// Its committed offsets are in the metadata store and keep it listed by ListGroups.
     /// </param>
-    public GroupCoordinator(int initialRebalanceDelayMs, TimeSpan? emptyGroupRetention = null)
+    /// <param name="minSessionTimeoutMs">group.min.session.timeout.ms: a join asking for less gets INVALID_SESSION_TIMEOUT.</param>
+    /// <param name="maxSessionTimeoutMs">group.max.session.timeout.ms: a join asking for more gets INVALID_SESSION_TIMEOUT.</param>
+    public GroupCoordinator(
+        int initialRebalanceDelayMs, TimeSpan? emptyGroupRetention = null, int minSessionTimeoutMs = DefaultMinSessionTimeoutMs,
+        int maxSessionTimeoutMs = DefaultMaxSessionTimeoutMs)
     {
         _initialRebalanceDelayMs = initialRebalanceDelayMs;
+        _minSessionTimeoutMs = minSessionTimeoutMs;
+        _maxSessionTimeoutMs = maxSessionTimeoutMs;
         _emptyGroupRetention = emptyGroupRetention ?? TimeSpan.FromMinutes(10);
         _timer = new Timer(_ => Tick(), null, 100, 100);
     }
@@ -315,7 +327,7 @@ public sealed class GroupCoordinator : IDisposable
             return Task.FromResult(Failed(ErrorCode.InvalidGroupId, memberId));
         }
 
-        if (sessionTimeoutMs is < 1000 or > 30 * 60 * 1000)
+        if (sessionTimeoutMs < _minSessionTimeoutMs || sessionTimeoutMs > _maxSessionTimeoutMs)
         {
             return Task.FromResult(Failed(ErrorCode.InvalidSessionTimeout, memberId));
         }
