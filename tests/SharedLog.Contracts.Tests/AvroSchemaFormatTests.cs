@@ -338,6 +338,38 @@ public sealed class AvroSchemaFormatTests
     }
 
     [Fact]
+    public void CanonicalKeepsCustomPropertiesWhereverTheyAreWrittenAndNormalizingKeepsThem()
+    {
+        string plain = Person(Field("ssn", "\"string\""), Field("tags", """{"type":"array","items":"string"}"""), Field("at", """{"type":"long","logicalType":"timestamp-millis"}"""), Field("maybe", """["null","int"]"""));
+        string[] variants =
+        [
+            Person(Field("ssn", "\"string\"", ",\"confluent:tags\":[\"PII\"]"), Field("tags", """{"type":"array","items":"string"}"""), Field("at", """{"type":"long","logicalType":"timestamp-millis"}"""), Field("maybe", """["null","int"]""")),
+            Person(Field("ssn", """{"type":"string","avro.java.string":"String"}"""), Field("tags", """{"type":"array","items":"string"}"""), Field("at", """{"type":"long","logicalType":"timestamp-millis"}"""), Field("maybe", """["null","int"]""")),
+            Person(Field("ssn", "\"string\""), Field("tags", """{"type":"array","items":"string","connect.name":"tags"}"""), Field("at", """{"type":"long","logicalType":"timestamp-millis"}"""), Field("maybe", """["null","int"]""")),
+            Person(Field("ssn", "\"string\""), Field("tags", """{"type":"array","items":"string"}"""), Field("at", """{"type":"long","logicalType":"timestamp-millis","connect.version":1}"""), Field("maybe", """["null","int"]""")),
+            Person(Field("ssn", "\"string\""), Field("tags", """{"type":"array","items":"string"}"""), Field("at", """{"type":"long","logicalType":"timestamp-millis"}"""), Field("maybe", """["null",{"type":"int","connect.type":"int8"}]""")),
+            plain.Replace("\"namespace\":\"com.acme\",", "\"namespace\":\"com.acme\",\"connect.name\":\"com.acme.Person\",", StringComparison.Ordinal),
+        ];
+
+        var canonicals = new HashSet<string>(StringComparer.Ordinal) { Format.Parse(plain, [], normalize: false).Canonical };
+        foreach (string variant in variants)
+        {
+            IParsedSchema parsed = Format.Parse(variant, [], normalize: true);
+            Assert.True(canonicals.Add(parsed.Canonical), $"custom property lost from the identity of {variant}: {parsed.Canonical}");
+
+            // The normalized text keeps the property and parses back to the same identity.
+            Assert.Equal(parsed.Canonical, parsed.Text);
+            Assert.Equal(parsed.Canonical, Format.Parse(parsed.Text, [], normalize: true).Canonical);
+        }
+
+        // Properties are compared by name and value, not by the order they were written in.
+        var twoProperties = Format.Parse(Person(Field("ssn", "\"string\"", ",\"confluent:tags\":[\"PII\"],\"x-owner\":\"hr\"")), [], normalize: false);
+        var swapped = Format.Parse(Person(Field("ssn", "\"string\"", ",\"x-owner\":\"hr\",\"confluent:tags\":[\"PII\"]")), [], normalize: false);
+        Assert.Equal(twoProperties.Canonical, swapped.Canonical);
+        Assert.Contains("\"confluent:tags\":[\"PII\"]", twoProperties.Canonical, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void ParsingCanonicalFormFollowsTheSpecification()
     {
         var documented = (AvroParsedSchema)Format.Parse("""{"type":"record","name":"P","namespace":"a.b","doc":"x","fields":[{"name":"f","type":{"type":"fixed","name":"F","size":4},"doc":"y"}]}""", [], false);

@@ -294,6 +294,28 @@ public class ProtobufSchemaFormatTests
     }
 
     [Fact]
+    public void Custom_options_are_part_of_the_identity_and_a_schema_with_them_is_stored_as_written()
+    {
+        static string Tagged(string ssnOptions, string messageOptions = "") =>
+            "syntax = \"proto3\";\npackage hr;\nimport \"confluent/meta.proto\";\nmessage Person {" + messageOptions + " string name = 1; string ssn = 2" + ssnOptions + "; }\n";
+
+        var plain = Format.Parse(Tagged(""), [], normalize: true);
+        var pii = Format.Parse(Tagged(" [(confluent.field_meta).tags = \"PII\"]"), [], normalize: true);
+        var piiAgain = Format.Parse(Tagged(" [ (confluent.field_meta) = { tags: [\"PII\"] } ]"), [], normalize: false);
+        var other = Format.Parse(Tagged(" [(confluent.field_meta).tags = \"SECRET\"]"), [], normalize: false);
+        var onMessage = Format.Parse(Tagged("", " option (confluent.message_meta).doc = \"people\";"), [], normalize: false);
+
+        Assert.Equal(4, new HashSet<string>([plain.Canonical, pii.Canonical, other.Canonical, onMessage.Canonical], StringComparer.Ordinal).Count);
+        Assert.Equal(pii.Canonical, piiAgain.Canonical); // the same option written another way
+
+        // Normalizing would drop the tag (the canonical layout does not render custom options): the text is kept as written,
+        // and it parses back to the same identity.
+        Assert.Equal(plain.Canonical, plain.Text);
+        Assert.Contains("(confluent.field_meta).tags = \"PII\"", pii.Text, StringComparison.Ordinal);
+        Assert.Equal(pii.Canonical, Format.Parse(pii.Text, [], normalize: true).Canonical);
+    }
+
+    [Fact]
     public void Proto3_optional_survives_normalization()
     {
         var schema = Format.Parse(Proto3("message M { optional int32 a = 1; int32 b = 2; }"), [], normalize: true);

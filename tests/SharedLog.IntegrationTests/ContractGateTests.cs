@@ -913,6 +913,38 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task TaggingAFieldPiiInANewSchemaVersionMasksItFromThatVersionOn()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
+        const string untagged = """{"type":"record","name":"Employee","namespace":"hr","fields":[{"name":"id","type":"string"},{"name":"ssn","type":"string"}]}""";
+        string tagged = untagged.Replace("""{"name":"ssn","type":"string"}""", """{"name":"ssn","type":"string","confluent:tags":["PII"]}""", StringComparison.Ordinal);
+
+        // The team tags the field after the fact: the registry must see a new schema (Confluent keeps custom properties in a
+        // schema's identity), or the tag would never reach the gate.
+        int firstId = await registry.RegisterSchemaAsync("employees-value", new Schema(untagged, SchemaType.Avro), normalize: true);
+        int taggedId = await registry.RegisterSchemaAsync("employees-value", new Schema(tagged, SchemaType.Avro), normalize: true);
+        Assert.NotEqual(firstId, taggedId);
+        RegisteredSchema latest = await registry.GetLatestSchemaAsync("employees-value");
+        Assert.Equal((2, taggedId), (latest.Version, latest.Id));
+        Assert.Contains("\"confluent:tags\":[\"PII\"]", latest.SchemaString, StringComparison.Ordinal);
+
+        await ApplyAsync(broker, "topic: employees\nclass: sensitive\nvalue:\n  strategy: TopicNameStrategy\nprivacy:\n  - tag: PII\n    action: redact\n");
+        var record = new GenericRecord((RecordSchema)Avro.Schema.Parse(tagged));
+        record.Add("id", "e1");
+        record.Add("ssn", "123-45-6789");
+        var serializerConfig = new AvroSerializerConfig { AutoRegisterSchemas = false, UseLatestVersion = true };
+        using (IProducer<string, GenericRecord> producer = new ProducerBuilder<string, GenericRecord>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, Acks = Acks.All })
+            .SetValueSerializer(new AvroSerializer<GenericRecord>(registry, serializerConfig)).Build())
+        {
+            await producer.ProduceAsync("employees", new Message<string, GenericRecord> { Key = "e1", Value = record }).WaitAsync(Timeout);
+        }
+
+        ConsumeResult<string, GenericRecord> stored = Assert.Single(ConsumeAll(broker, "employees", 1, new AvroDeserializer<GenericRecord>(registry).AsSyncOverAsync()));
+        Assert.Equal(("e1", "****"), ((string)stored.Message.Value["id"], (string)stored.Message.Value["ssn"]));
+    }
+
+    [Fact]
     public async Task FlagKeepsEveryRecordMasksItAndMarksTheBadOnes()
     {
         // At audit level violations, with a summary every second: the summary says where the flagged records are.

@@ -43,7 +43,7 @@ public sealed class AvroSchemaFormat : ISchemaFormat
         var schema = ParseAvro(schemaText, document.RootElement, names, "schema");
         AvroAliasCollector.Collect(document.RootElement, enclosingNamespace: null, aliases);
 
-        var canonical = AvroCanonicalWriter.Write(schema, referencedNames, aliases);
+        var canonical = AvroCanonicalWriter.Write(schema, document.RootElement, referencedNames, aliases);
         var parsingCanonicalForm = SchemaNormalization.ToParsingForm(schema);
         return new AvroParsedSchema(normalize ? canonical : schemaText, canonical, parsingCanonicalForm, references, schema, aliases);
     }

@@ -69,7 +69,12 @@ internal static class ProtobufSchemaParser
 
         var types = new ProtobufTypeIndex(set.Files);
         var canonical = ProtobufCanonicalWriter.Write(file, types);
-        return new ProtobufParsedSchema(normalize ? canonical : schemaText, canonical, references, file, types);
+        var customOptions = ProtobufCustomOptions.Identity(file);
+
+        // The canonical layout does not render custom options, so a schema with some is stored as written even when asked
+        // to normalize: normalizing must not drop a field's PII tag, and the text must re-parse to the same identity.
+        var stored = normalize && customOptions.Length == 0 ? canonical : schemaText;
+        return new ProtobufParsedSchema(stored, canonical + customOptions, references, file, types);
     }
 
     private static string Describe(ProtoBuf.Reflection.Error error)
