@@ -823,6 +823,17 @@ public class BrokerNetworkTests
             ListOffsetsResponse.ListOffsetsPartitionResponse partition = new ListOffsetsResponse().ReadFrom(body, 9).Topics.Single().Partitions.Single();
             Assert.Equal((spec, 0, offset, timestamp), (spec, (int)partition.ErrorCode, partition.Offset, partition.Timestamp));
         }
+
+        // Earliest local (-4, KIP-405) is the log start; latest tiered (-5, KIP-1005) is offset, timestamp and epoch -1, as
+        // Kafka answers without remote storage.
+        int current = broker.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>().FindStream("cut", 0)!.LeaderEpoch;
+        foreach ((long spec, long offset, int epoch) in new[] { (-4L, 5L, current), (-5L, -1L, -1) })
+        {
+            await client.SendAsync(new ListOffsetsRequest { ReplicaId = -1, Topics = [new() { Name = "cut", Partitions = [new() { PartitionIndex = 0, Timestamp = spec }] }] }, 9, correlation++);
+            (_, byte[] body) = await client.ReceiveAsync(1);
+            ListOffsetsResponse.ListOffsetsPartitionResponse partition = new ListOffsetsResponse().ReadFrom(body, 9).Topics.Single().Partitions.Single();
+            Assert.Equal((spec, 0, offset, -1L, epoch), (spec, (int)partition.ErrorCode, partition.Offset, partition.Timestamp, partition.LeaderEpoch));
+        }
     }
 
     /// <summary>

@@ -19,10 +19,19 @@ public class FetchSessionCacheTests
 
     private static FetchRequest Next(FetchSession session) => new() { ReplicaId = -1, SessionId = session.Id, SessionEpoch = session.NextEpoch };
 
-    [Fact]
-    public void AFullCacheKeepsActiveSessionsUnlessTheNewOneIsLarger()
+    /// <summary>A clock the test moves.</summary>
+    private sealed class ManualClock : TimeProvider
     {
-        var cache = new FetchSessionCache(maxSessions: 1);
+        public DateTimeOffset Now { get; set; } = new(2026, 12, 5, 0, 0, 0, TimeSpan.Zero);
+
+        public override DateTimeOffset GetUtcNow() => Now;
+    }
+
+    [Fact]
+    public void AFullCacheKeepsActiveSessionsUnlessTheNewOneIsLargerAndTheOldOneNotYoung()
+    {
+        var clock = new ManualClock();
+        var cache = new FetchSessionCache(maxSessions: 1, evictableAfter: TimeSpan.FromMinutes(2), time: clock);
         FetchSession two = cache.Resolve(Open(2), Version).Session!;
 
         // A smaller newcomer is served without a session; the active one stays.
@@ -31,7 +40,16 @@ public class FetchSessionCacheTests
         Assert.Equal(ErrorCode.None, error);
         Assert.Equal((ErrorCode.None, true), (cache.Resolve(Next(two), Version) is var kept ? (kept.Error, kept.Incremental) : default));
 
-        // A larger one takes its place.
+        // So is a larger one while the session is younger than the eviction time, as in Kafka (else consumers opening
+        // sessions could push each other out on every fetch).
+        clock.Now += TimeSpan.FromSeconds(119);
+        Assert.Equal((ErrorCode.None, true), (cache.Resolve(Next(two), Version) is var used ? (used.Error, used.Incremental) : default));
+        Assert.Null(cache.Resolve(Open(3), Version).Session);
+        Assert.Equal(ErrorCode.None, cache.Resolve(Next(two), Version).Error);
+
+        // Once it is older, though in use, a larger one takes its place.
+        clock.Now += TimeSpan.FromSeconds(1);
+        Assert.Equal(ErrorCode.None, cache.Resolve(Next(two), Version).Error);
         FetchSession three = cache.Resolve(Open(3), Version).Session!;
         Assert.Equal(ErrorCode.FetchSessionIdNotFound, cache.Resolve(Next(two), Version).Error);
         Assert.Equal(ErrorCode.None, cache.Resolve(Next(three), Version).Error);

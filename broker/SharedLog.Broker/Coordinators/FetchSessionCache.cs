@@ -7,13 +7,16 @@ namespace SharedLog.Broker.Coordinators;
 /// Incremental fetch sessions (KIP-227). A session remembers the partitions a consumer fetches, so
 /// follow-up requests carry only changes and responses only partitions with news. Bounded, as Kafka's
 /// (max.incremental.fetch.session.cache.slots): when full, a new session takes the place of one idle for
-/// <paramref name="evictableAfter"/> (min.incremental.fetch.session.eviction.ms, 2 minutes) or of a smaller one;
-/// otherwise the consumer is served without a session, so active consumers do not evict each other in turn.
-/// Session ids count up from a random start (<paramref name="firstSessionId"/> for tests) and go round.
+/// <paramref name="evictableAfter"/> (min.incremental.fetch.session.eviction.ms, 2 minutes) or of a smaller one at
+/// least that old; otherwise the consumer is served without a session, so active consumers do not evict each other in
+/// turn (a young session is safe, as in Kafka, or consumers opening sessions would push each other out on every fetch).
+/// Session ids count up from a random start (<paramref name="firstSessionId"/> for tests) and go round; sessions age by
+/// <paramref name="time"/> (the system clock, or a test's).
 /// </summary>
-public sealed class FetchSessionCache(int maxSessions = 1000, TimeSpan? evictableAfter = null, int? firstSessionId = null)
+public sealed class FetchSessionCache(int maxSessions = 1000, TimeSpan? evictableAfter = null, int? firstSessionId = null, TimeProvider? time = null)
 {
     private readonly TimeSpan _evictableAfter = evictableAfter ?? TimeSpan.FromMinutes(2);
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
 
     private readonly Dictionary<int, FetchSession> _sessions = [];
     private readonly Lock _sync = new();
@@ -95,7 +98,7 @@ public sealed class FetchSessionCache(int maxSessions = 1000, TimeSpan? evictabl
             }
 
             session.NextEpoch = session.NextEpoch == int.MaxValue ? 1 : session.NextEpoch + 1;
-            session.LastUsed = DateTime.UtcNow;
+            session.LastUsed = _time.GetUtcNow().UtcDateTime;
             return (session, true, ErrorCode.None);
         }
     }
@@ -118,20 +121,32 @@ public sealed class FetchSessionCache(int maxSessions = 1000, TimeSpan? evictabl
         }
         while (_sessions.ContainsKey(id));
 
-        var session = new FetchSession(id, UsesTopicIds(version));
+        var session = new FetchSession(id, UsesTopicIds(version), _time.GetUtcNow().UtcDateTime);
         session.Update(request, version);
         _sessions[id] = session;
         return session;
     }
 
-    /// <summary>Evicts the session idle longest if it has been idle long enough, else the smallest if it is smaller than the new one.</summary>
+    /// <summary>
+    /// Evicts the session idle longest if it has been idle long enough, else the smallest of those created long enough
+    /// ago if it is smaller than the new one.
+    /// </summary>
     private bool TryEvictFor(int newPartitions)
     {
-        FetchSession victim = _sessions.Values.MinBy(s => s.LastUsed)!;
-        if (DateTime.UtcNow - victim.LastUsed < _evictableAfter)
+        DateTime now = _time.GetUtcNow().UtcDateTime;
+        FetchSession? victim = _sessions.Values.MinBy(s => s.LastUsed)!;
+        if (now - victim.LastUsed < _evictableAfter)
         {
-            victim = _sessions.Values.MinBy(s => s.Partitions.Count)!;
-            if (victim.Partitions.Count >= newPartitions)
+            victim = null;
+            foreach (FetchSession session in _sessions.Values)
+            {
+                if (now - session.Created >= _evictableAfter && (victim is null || session.Partitions.Count < victim.Partitions.Count))
+                {
+                    victim = session;
+                }
+            }
+
+            if (victim is null || victim.Partitions.Count >= newPartitions)
             {
                 return false;
             }
@@ -143,7 +158,7 @@ public sealed class FetchSessionCache(int maxSessions = 1000, TimeSpan? evictabl
 }
 
 /// <summary>One session: the partitions it fetches, in order, and what the consumer last saw of each.</summary>
-public sealed class FetchSession(int id, bool usesTopicIds)
+public sealed class FetchSession(int id, bool usesTopicIds, DateTime created)
 {
     public int Id { get; } = id;
 
@@ -152,7 +167,10 @@ public sealed class FetchSession(int id, bool usesTopicIds)
 
     public int NextEpoch { get; set; } = 1;
 
-    public DateTime LastUsed { get; set; } = DateTime.UtcNow;
+    public DateTime LastUsed { get; set; } = created;
+
+    /// <summary>When the session was opened: only a session older than the eviction time may be evicted for a larger one.</summary>
+    public DateTime Created { get; } = created;
 
     /// <summary>Key: topic name (before v13) or topic id text (v13+), and partition index.</summary>
     internal List<SessionPartition> Partitions { get; } = [];

@@ -1,7 +1,7 @@
 // ListOffsets, versions 1-10. Timestamp -2 answers the log start offset, -1 the high watermark (the
 // last stable offset is the same while transactions are not served), -3 (v7+, KIP-734) the offset of
 // the record with the largest timestamp, -4 (v8+, KIP-405 earliest local) the log start offset, -5
-// (v9+, KIP-1005 latest tiered) -1 as Kafka answers without remote storage, and any other timestamp
+// (v9+, KIP-1005 latest tiered) -1 (and epoch -1) as Kafka answers without remote storage, and any other timestamp
 // the first offset whose record timestamp is at or after it (or -1 when there is none). Earliest and latest
 // report the partition's current leader epoch; a record found by time, the epoch its batch was written in.
 using SharedLog.Broker.Cluster;
@@ -85,7 +85,9 @@ public sealed partial class ListOffsetsHandler(TopicService topics, StreamStore 
                         result.Offset = stream.LogStartOffset;
                         break;
                     case LatestTiered:
-                        break; // nothing is tiered in Kafka's sense (remote.storage.enable is false): offset -1
+                        // Nothing is tiered in Kafka's sense (remote.storage.enable is false): offset, timestamp and epoch -1.
+                        result.LeaderEpoch = -1;
+                        break;
                     case Latest:
                         result.Offset = stream.HighWatermark;
                         break;
