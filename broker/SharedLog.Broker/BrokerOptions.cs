@@ -87,7 +87,7 @@ public sealed class BrokerOptions
     /// (<c>producer.id.expiration.ms</c>); if it writes again, its batch is taken at the sequence it carries, as
     /// with Kafka (a retry of a batch from before that can then no longer be told apart). Checked when snapshots are taken.
     /// </summary>
-    public long ProducerIdExpirationMs { get; set; } = 86_400_000;
+    public int ProducerIdExpirationMs { get; set; } = 86_400_000;
 
     /// <summary>
     /// <c>offsets.retention.minutes</c> (KIP-211): a group without members loses its committed offsets after it has

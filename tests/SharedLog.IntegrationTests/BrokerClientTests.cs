@@ -96,11 +96,24 @@ public class BrokerClientTests
         Assert.Equal(ErrorCode.TopicException, illegal.Results.Single().Error.Code);
         var absent = await Assert.ThrowsAsync<DescribeConfigsException>(() => admin.DescribeConfigsAsync([new ConfigResource { Type = ResourceType.Topic, Name = "no-such-topic" }]));
         Assert.Equal(ErrorCode.UnknownTopicOrPart, absent.Results.Single().Error.Code);
-        foreach ((string key, string value) in new[] { ("segment.ms", "0"), ("min.cleanable.dirty.ratio", "1.5"), ("preallocate", "yes"), ("no.such.config", "1"), ("retention.ms", "-2"), ("max.message.bytes", "-1"), ("message.downconversion.enable", "maybe") })
+        foreach ((string key, string value) in new[] { ("segment.ms", "0"), ("min.cleanable.dirty.ratio", "1.5"), ("preallocate", "yes"), ("no.such.config", "1"), ("retention.ms", "-2"), ("max.message.bytes", "-1"), ("message.downconversion.enable", "maybe"), ("compression.gzip.level", "0"), ("message.format.version", "garbage"), ("max.compaction.lag.ms", "1000") })
         {
-            var refused = await Assert.ThrowsAsync<CreateTopicsException>(() => admin.CreateTopicsAsync([new TopicSpecification { Name = "refused-" + key, NumPartitions = 1, Configs = new Dictionary<string, string> { [key] = value } }]));
-            Assert.Equal(ErrorCode.InvalidConfig, refused.Results[0].Error.Code);
+            // The last: min.compaction.lag.ms (0 by default here) is fine alone, but not with a smaller max.compaction.lag.ms.
+            Dictionary<string, string> configs = key == "max.compaction.lag.ms" ? new() { ["min.compaction.lag.ms"] = "2000", [key] = value } : new() { [key] = value };
+            var refused = await Assert.ThrowsAsync<CreateTopicsException>(() => admin.CreateTopicsAsync([new TopicSpecification { Name = "refused-" + key, NumPartitions = 1, Configs = configs }]));
+            Assert.Equal((key, ErrorCode.InvalidConfig), (key, refused.Results[0].Error.Code));
         }
+
+        // As Kafka's controller, an alter is checked against the topic's other configs: the changelog's min.compaction.lag.ms
+        // (one day) refuses a smaller max, and the topic keeps what it had.
+        var changelog = new ConfigResource { Type = ResourceType.Topic, Name = "changelog" };
+        var conflict = await Assert.ThrowsAsync<IncrementalAlterConfigsException>(() => admin.IncrementalAlterConfigsAsync(new Dictionary<ConfigResource, List<ConfigEntry>>
+        {
+            [changelog] = [new ConfigEntry { Name = "max.compaction.lag.ms", Value = "3600000", IncrementalOperation = AlterConfigOpType.Set }],
+        }));
+        Assert.Equal(ErrorCode.InvalidConfig, conflict.Results[0].Error.Code);
+        Assert.Contains("min.compaction.lag.ms (86400000) > max.compaction.lag.ms (3600000)", conflict.Results[0].Error.Reason, StringComparison.Ordinal);
+        Assert.True((await admin.DescribeConfigsAsync([changelog])).Single().Entries["max.compaction.lag.ms"].IsDefault);
     }
 
     [Fact]
@@ -551,10 +564,13 @@ public class BrokerClientTests
         Assert.Equal("delete", entries["cleanup.policy"].Value);
         Assert.True(entries["cleanup.policy"].IsDefault);
 
-        // Synonyms as Kafka names them: the topic's own value, then the broker config the default comes from.
-        Assert.Equal(
-            ["DynamicTopicConfig:retention.ms=3600000", "DefaultConfig:log.retention.hours=168"],
-            entries["retention.ms"].Synonyms.Select(s => $"{s.Source}:{s.Name}={s.Value}"));
+        // Synonyms as Kafka names them: the topic's own value, then the broker config the default comes from; none for the
+        // default of a config whose first broker synonym has no default (log.retention.ms, log.roll.ms), as Kafka lists
+        // synonyms from that name on.
+        Assert.Equal(["DynamicTopicConfig:retention.ms=3600000"], entries["retention.ms"].Synonyms.Select(s => $"{s.Source}:{s.Name}={s.Value}"));
+        Assert.Equal(("604800000", ConfigSource.DefaultConfig), (entries["segment.ms"].Value, entries["segment.ms"].Source));
+        Assert.Empty(entries["segment.ms"].Synonyms);
+        Assert.Equal(["DefaultConfig:log.retention.bytes=-1"], entries["retention.bytes"].Synonyms.Select(s => $"{s.Source}:{s.Name}={s.Value}"));
         Assert.Equal(["DefaultConfig:log.cleanup.policy=delete"], entries["cleanup.policy"].Synonyms.Select(s => $"{s.Source}:{s.Name}={s.Value}"));
         Assert.Equal(["DefaultConfig:message.max.bytes=1048588"], entries["max.message.bytes"].Synonyms.Select(s => $"{s.Source}:{s.Name}={s.Value}"));
 

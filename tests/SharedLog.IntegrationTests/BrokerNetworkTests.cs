@@ -411,7 +411,7 @@ public class BrokerNetworkTests
         {
             Resources =
             [
-                new() { ResourceType = 4, ResourceName = "1", ConfigurationKeys = ["log.retention.hours", "num.partitions", "no.such.config"] },
+                new() { ResourceType = 4, ResourceName = "1", ConfigurationKeys = ["log.message.format.version", "log.retention.hours", "num.partitions", "no.such.config", "producer.id.expiration.ms"] },
                 new() { ResourceType = 4, ResourceName = "2", ConfigurationKeys = null },
                 new() { ResourceType = 4, ResourceName = "one", ConfigurationKeys = null },
                 new() { ResourceType = 4, ResourceName = "", ConfigurationKeys = null },
@@ -421,7 +421,10 @@ public class BrokerNetworkTests
         List<DescribeConfigsResponse.DescribeConfigsResult> results = new DescribeConfigsResponse().ReadFrom(body, 4).Results;
 
         Assert.Equal([ErrorCode.None, ErrorCode.InvalidRequest, ErrorCode.InvalidRequest, ErrorCode.None], results.Select(r => (ErrorCode)r.ErrorCode));
-        Assert.Equal([("log.retention.hours", "168", (sbyte)3), ("num.partitions", "1", (sbyte)3)], results[0].Configs.Select(c => (c.Name, c.Value, c.ConfigType)));
+        // Kafka's types: STRING (2) for the version, INT (3) for the others.
+        Assert.Equal(
+            [("log.message.format.version", "3.0-IV1", (sbyte)2), ("log.retention.hours", "168", (sbyte)3), ("num.partitions", "1", (sbyte)3), ("producer.id.expiration.ms", "86400000", (sbyte)3)],
+            results[0].Configs.Select(c => (c.Name, c.Value, c.ConfigType)));
         Assert.Contains("expected 1", results[1].ErrorMessage);
         Assert.Empty(results[1].Configs);
         Assert.Empty(results[3].Configs); // cluster-wide dynamic defaults: none are set

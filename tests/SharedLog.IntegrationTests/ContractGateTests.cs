@@ -811,6 +811,9 @@ public class ContractGateTests
 
         ConfigEntryResult retention = (await admin.DescribeConfigsAsync([kept])).Single().Entries["retention.ms"];
         Assert.Equal(("259200000", ConfigSource.DynamicDefaultBrokerConfig, false), (retention.Value, retention.Source, retention.IsDefault));
+        Assert.Equal(
+            ["DynamicDefaultBrokerConfig:log.retention.ms=259200000", "DefaultConfig:log.retention.hours=168"],
+            retention.Synonyms.Select(s => $"{s.Source}:{s.Name}={s.Value}"));
         Assert.Equal("2592000000", (await admin.DescribeConfigsAsync([quarantine])).Single().Entries["retention.ms"].Value); // the quarantine class's 30 days
         ConfigEntryResult size = (await admin.DescribeConfigsAsync([kept])).Single().Entries["retention.bytes"];
         Assert.Equal(("1073741824", ConfigSource.DynamicDefaultBrokerConfig), (size.Value, size.Source));

@@ -53,7 +53,7 @@ public static class BrokerConfigs
             Int("group.max.session.timeout.ms", options.GroupMaxSessionTimeoutMs, defaults.GroupMaxSessionTimeoutMs),
             Int("offsets.retention.minutes", options.OffsetsRetentionMinutes, defaults.OffsetsRetentionMinutes),
             Long("offsets.retention.check.interval.ms", options.OffsetsRetentionCheckIntervalMs, defaults.OffsetsRetentionCheckIntervalMs),
-            Long("producer.id.expiration.ms", options.ProducerIdExpirationMs, defaults.ProducerIdExpirationMs),
+            Int("producer.id.expiration.ms", options.ProducerIdExpirationMs, defaults.ProducerIdExpirationMs),
         };
 
         foreach (string topicConfig in TopicConfigs.Defaults.Keys)

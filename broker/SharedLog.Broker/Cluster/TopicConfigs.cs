@@ -3,7 +3,7 @@ using System.Globalization;
 namespace SharedLog.Broker.Cluster;
 
 /// <summary>Topic configs SharedLog knows, with Kafka's names and defaults, and their validation.</summary>
-public static class TopicConfigs
+public static partial class TopicConfigs
 {
     public const string RetentionMs = "retention.ms";
 
@@ -44,6 +44,11 @@ public static class TopicConfigs
     public const string CompressionType = "compression.type";
     public const string MinInsyncReplicas = "min.insync.replicas";
     public const string SegmentBytes = "segment.bytes";
+    private const string MessageFormatVersion = "message.format.version";
+
+    /// <summary>What Kafka's MetadataVersionValidator takes, in shape: 0.8.0, 2.8, 3.0-IV1.</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"^[0-9]{1,2}\.[0-9]{1,2}(\.[0-9]{1,2})?(-IV[0-9]{1,2})?$", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
+    private static partial System.Text.RegularExpressions.Regex MetadataVersionPattern();
 
     /// <summary>
     /// Kafka topic configs SharedLog accepts, stores and reports, but that change nothing here (segments, indexes,
@@ -124,6 +129,24 @@ public static class TopicConfigs
         ["segment.ms"] = "log.roll.hours",
         ["unclean.leader.election.enable"] = "unclean.leader.election.enable",
     };
+
+    /// <summary>
+    /// Topic configs whose first broker synonym in Kafka has no default of its own (<c>log.retention.ms</c>, <c>log.roll.ms</c>,
+    /// <c>log.roll.jitter.ms</c>, <c>log.flush.interval.ms</c>): Kafka's DescribeConfigs lists synonyms from that name on, so
+    /// their defaults (in <c>log.retention.hours</c> and the like) are not reported as synonyms unless that name is set.
+    /// </summary>
+    private static readonly HashSet<string> FirstSynonymWithoutDefault = new(StringComparer.Ordinal) { RetentionMs, "segment.ms", "segment.jitter.ms", "flush.ms" };
+
+    /// <summary>
+    /// The default synonym DescribeConfigs reports for <paramref name="topicConfig"/>, as Kafka's: none for the configs whose
+    /// first broker synonym has no default, unless a cluster default (<paramref name="firstSynonymSet"/>: a contract's
+    /// retention) sets it.
+    /// </summary>
+    public static bool TryGetReportedDefaultSynonym(string topicConfig, bool firstSynonymSet, out (string Name, string Default) synonym)
+    {
+        synonym = default;
+        return (firstSynonymSet || !FirstSynonymWithoutDefault.Contains(topicConfig)) && TryGetDefaultSynonym(topicConfig, out synonym);
+    }
 
     /// <summary>The broker config Kafka reports as the default's synonym for <paramref name="topicConfig"/>, if it has one, with the default in its unit.</summary>
     public static bool TryGetDefaultSynonym(string topicConfig, out (string Name, string Default) synonym)
@@ -222,9 +245,19 @@ public static class TopicConfigs
             return value is "true" or "false" ? null : $"{name} must be true or false.";
         }
 
+        if (name == MessageFormatVersion)
+        {
+            return MetadataVersionPattern().IsMatch(value) ? null : $"{name} must be a Kafka version such as 3.0-IV1 or 2.8, not '{value}'.";
+        }
+
         if (min is null)
         {
             return null; // free text: the throttled-replica lists
+        }
+
+        if (name == "compression.gzip.level" && value == "0")
+        {
+            return $"{name} must be -1 (the codec's default) or from 1 to 9."; // as Kafka's GZIP level validator: 0 is no level
         }
 
         // min.cleanable.dirty.ratio is Kafka's one fractional topic config; the others are integers.
@@ -243,6 +276,19 @@ public static class TopicConfigs
         return parsed && number >= min && number <= max
             ? null
             : $"{name} must be a number from {min.Value.ToString(CultureInfo.InvariantCulture)} to {max.ToString(CultureInfo.InvariantCulture)}.";
+    }
+
+    /// <summary>
+    /// Null when valid configs (each already validated) agree with each other, else why not, as Kafka's LogConfig checks
+    /// them: min.compaction.lag.ms may not exceed max.compaction.lag.ms (defaults fill what is not set).
+    /// </summary>
+    public static string? ConflictProblem(IReadOnlyDictionary<string, string> configs)
+    {
+        long minLag = long.Parse(Effective(configs, "min.compaction.lag.ms"), CultureInfo.InvariantCulture);
+        long maxLag = long.Parse(Effective(configs, "max.compaction.lag.ms"), CultureInfo.InvariantCulture);
+        return minLag > maxLag
+            ? $"conflict topic config setting min.compaction.lag.ms ({minLag.ToString(CultureInfo.InvariantCulture)}) > max.compaction.lag.ms ({maxLag.ToString(CultureInfo.InvariantCulture)})"
+            : null;
     }
 
     /// <summary>A list, as Kafka parses it: comma separated, spaces around items ignored, each delete or compact.</summary>
@@ -268,6 +314,7 @@ public static class TopicConfigs
             return kind switch
             {
                 { Default: "true" or "false" } => 1,
+                _ when name == MessageFormatVersion => 2,
                 { Min: null } => 7, // the throttled-replica lists
                 _ when name == "min.cleanable.dirty.ratio" => 6,
                 { Max: <= int.MaxValue } => 3,

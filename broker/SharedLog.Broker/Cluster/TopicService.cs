@@ -205,7 +205,7 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
             }
         }
 
-        return null;
+        return TopicConfigs.ConflictProblem(configs);
     }
 
     /// <summary>Creates a topic; returns the error a CreateTopics or auto-creation should report.</summary>
@@ -343,7 +343,7 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
             return (ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
         }
 
-        if (PlanProblem(plan(topic)) is { } problem)
+        if (PlanProblem(topic, plan(topic)) is { } problem)
         {
             return (ErrorCode.InvalidConfig, problem);
         }
@@ -362,7 +362,7 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
             }
 
             (Dictionary<string, string?> changes, string? planned) = plan(current);
-            if (PlanProblem((changes, planned)) is { } problemNow)
+            if (PlanProblem(current, (changes, planned)) is { } problemNow)
             {
                 return (ErrorCode.InvalidConfig, problemNow);
             }
@@ -386,7 +386,7 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
         }
     }
 
-    private static string? PlanProblem((Dictionary<string, string?> Changes, string? Problem) plan)
+    private static string? PlanProblem(TopicMetadata topic, (Dictionary<string, string?> Changes, string? Problem) plan)
     {
         if (plan.Problem is not null)
         {
@@ -401,7 +401,21 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
             }
         }
 
-        return null;
+        // As Kafka's controller: the topic's configs as they would be after the change are checked against each other.
+        var after = new Dictionary<string, string>(topic.Configs, StringComparer.Ordinal);
+        foreach ((string key, string? value) in plan.Changes)
+        {
+            if (value is null)
+            {
+                after.Remove(key);
+            }
+            else
+            {
+                after[key] = TopicConfigs.Normalized(key, value);
+            }
+        }
+
+        return TopicConfigs.ConflictProblem(after);
     }
 
     /// <summary>

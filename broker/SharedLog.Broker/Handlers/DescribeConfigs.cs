@@ -95,13 +95,14 @@ public sealed class DescribeConfigsHandler(TopicService topics, IOptions<BrokerO
                         entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = name, Value = value, Source = source });
                     }
 
-                    if (TopicConfigs.ContractValue(name, contractRetention) is { } given)
+                    long? given = TopicConfigs.ContractValue(name, contractRetention);
+                    if (given is not null)
                     {
                         // As Kafka names a cluster-wide dynamic default: by the broker config it sets.
-                        entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = "log." + name, Value = given.ToString(CultureInfo.InvariantCulture), Source = TopicConfigs.ContractDefaultSource });
+                        entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = "log." + name, Value = given.Value.ToString(CultureInfo.InvariantCulture), Source = TopicConfigs.ContractDefaultSource });
                     }
 
-                    if (TopicConfigs.TryGetDefaultSynonym(name, out (string Name, string Default) broker))
+                    if (TopicConfigs.TryGetReportedDefaultSynonym(name, firstSynonymSet: given is not null, out (string Name, string Default) broker))
                     {
                         entry.Synonyms.Add(new DescribeConfigsResponse.DescribeConfigsSynonym { Name = broker.Name, Value = broker.Default, Source = BrokerConfigs.DefaultConfigSource });
                     }
