@@ -96,6 +96,14 @@ public class BrokerClientTests
         Assert.Equal(ErrorCode.TopicException, illegal.Results.Single().Error.Code);
         var absent = await Assert.ThrowsAsync<DescribeConfigsException>(() => admin.DescribeConfigsAsync([new ConfigResource { Type = ResourceType.Topic, Name = "no-such-topic" }]));
         Assert.Equal(ErrorCode.UnknownTopicOrPart, absent.Results.Single().Error.Code);
+        foreach ((string altered, ErrorCode expected) in new[] { ("bad name!", ErrorCode.TopicException), ("no-such-topic", ErrorCode.UnknownTopicOrPart) })
+        {
+            var alter = await Assert.ThrowsAsync<IncrementalAlterConfigsException>(() => admin.IncrementalAlterConfigsAsync(new Dictionary<ConfigResource, List<ConfigEntry>>
+            {
+                [new ConfigResource { Type = ResourceType.Topic, Name = altered }] = [new ConfigEntry { Name = "retention.ms", Value = "1000", IncrementalOperation = AlterConfigOpType.Set }],
+            }));
+            Assert.Equal((altered, expected), (altered, alter.Results.Single().Error.Code));
+        }
         foreach ((string key, string value) in new[] { ("segment.ms", "0"), ("min.cleanable.dirty.ratio", "1.5"), ("preallocate", "yes"), ("no.such.config", "1"), ("retention.ms", "-2"), ("max.message.bytes", "-1"), ("message.downconversion.enable", "maybe"), ("compression.gzip.level", "0"), ("message.format.version", "garbage"), ("max.compaction.lag.ms", "1000") })
         {
             // The last: min.compaction.lag.ms (0 by default here) is fine alone, but not with a smaller max.compaction.lag.ms.

@@ -321,6 +321,38 @@ public class BrokerNetworkTests
     }
 
     [Fact]
+    public async Task ConfigValuesAreEchoedStoredAndDescribedInKafkasCanonicalForm()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        (string Name, string Sent, string Canonical)[] values =
+        [
+            ("cleanup.policy", " compact, delete ", "compact,delete"),
+            ("preallocate", "True", "true"),
+            ("retention.ms", "+0060000", "60000"),
+            ("max.message.bytes", "0001000000", "1000000"),
+        ];
+        foreach (bool validateOnly in new[] { true, false })
+        {
+            await client.SendAsync(new CreateTopicsRequest
+            {
+                TimeoutMs = 5000,
+                ValidateOnly = validateOnly,
+                Topics = [new() { Name = "canonical", NumPartitions = 1, ReplicationFactor = 1, Configs = [.. values.Select(v => new CreateTopicsRequest.CreatableTopicConfig { Name = v.Name, Value = v.Sent })] }],
+            }, 5, validateOnly ? 1 : 2);
+            (_, byte[] body) = await client.ReceiveAsync(1);
+            CreateTopicsResponse.CreatableTopicResult created = new CreateTopicsResponse().ReadFrom(body, 5).Topics.Single();
+            Assert.Equal(0, created.ErrorCode);
+            Assert.All(values, v => Assert.Equal((v.Name, v.Canonical), (v.Name, created.Configs!.Single(c => c.Name == v.Name).Value)));
+        }
+
+        await client.SendAsync(new DescribeConfigsRequest { Resources = [new() { ResourceType = 2, ResourceName = "canonical", ConfigurationKeys = [.. values.Select(v => v.Name)] }] }, 4, 3);
+        (_, byte[] describeBody) = await client.ReceiveAsync(1);
+        List<DescribeConfigsResponse.DescribeConfigsResourceResult> described = new DescribeConfigsResponse().ReadFrom(describeBody, 4).Results.Single().Configs;
+        Assert.All(values, v => Assert.Equal((v.Name, v.Canonical), (v.Name, described.Single(c => c.Name == v.Name).Value)));
+    }
+
+    [Fact]
     public async Task CreateTopicsChecksNamesConfigsAndAssignmentsInKafkasOrder()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

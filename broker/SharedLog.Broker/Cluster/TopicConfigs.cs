@@ -193,15 +193,26 @@ public static partial class TopicConfigs
     public static bool IsList(string name) => name is CleanupPolicy or "leader.replication.throttled.replicas" or "follower.replication.throttled.replicas";
 
     /// <summary>
-    /// A value as Kafka's ConfigDef parses it, and so stores and describes it: trimmed, and a boolean in lower case
-    /// (Kafka takes "True" and " gzip", as Python's <c>str(True)</c> sends the one).
+    /// A value as Kafka's ConfigDef parses it, and so stores and describes it (<c>convertToString</c>): trimmed, a boolean
+    /// in lower case (Kafka takes "True" and " gzip", as Python's <c>str(True)</c> sends the one), a list's items joined
+    /// by commas without spaces ("compact, delete" is "compact,delete"), an integer without sign or leading zeros.
     /// </summary>
     public static string Normalized(string name, string value)
     {
         string trimmed = value.Trim();
-        return Defaults.TryGetValue(name, out string? defaultValue) && defaultValue is "true" or "false"
-            && (trimmed.Equals("true", StringComparison.OrdinalIgnoreCase) || trimmed.Equals("false", StringComparison.OrdinalIgnoreCase))
-            ? trimmed.ToLowerInvariant()
+        if (Defaults.TryGetValue(name, out string? defaultValue) && defaultValue is "true" or "false"
+            && (trimmed.Equals("true", StringComparison.OrdinalIgnoreCase) || trimmed.Equals("false", StringComparison.OrdinalIgnoreCase)))
+        {
+            return trimmed.ToLowerInvariant();
+        }
+
+        if (IsList(name))
+        {
+            return trimmed.Length == 0 ? trimmed : string.Join(',', trimmed.Split(',', StringSplitOptions.TrimEntries));
+        }
+
+        return TypeOf(name) is 3 or 5 && long.TryParse(trimmed, NumberStyles.Integer, CultureInfo.InvariantCulture, out long number)
+            ? number.ToString(CultureInfo.InvariantCulture)
             : trimmed;
     }
 

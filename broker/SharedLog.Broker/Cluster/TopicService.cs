@@ -338,6 +338,17 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
     public async Task<(ErrorCode Error, string? Message)> AlterConfigsAsync(
         string name, Func<TopicMetadata, (Dictionary<string, string?> Changes, string? Problem)> plan, bool validateOnly, CancellationToken cancellationToken)
     {
+        // As Kafka's controller, the name is validated before the topic is looked up.
+        if (name.Length == 0)
+        {
+            return (ErrorCode.InvalidRequest, "Default topic resources are not allowed.");
+        }
+
+        if (!TopicConfigs.IsValidTopicName(name))
+        {
+            return (ErrorCode.InvalidTopicException, $"'{name}' is not a valid topic name.");
+        }
+
         if (Find(name) is not { } topic)
         {
             return (ErrorCode.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");

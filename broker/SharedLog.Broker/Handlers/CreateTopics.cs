@@ -88,9 +88,12 @@ public sealed class CreateTopicsHandler(TopicService topics, IOptions<BrokerOpti
         result.ReplicationFactor = replicationFactor;
         result.TopicId = created?.TopicId ?? Guid.Empty;
         var contractRetention = ContractRetention.Of(contracts, wanted.Name);
+
+        // Values as stored and as DescribeConfigs will report them (also for validate_only, which stores nothing).
+        IReadOnlyDictionary<string, string> stored = created?.Configs ?? configs.ToDictionary(c => c.Key, c => TopicConfigs.Normalized(c.Key, c.Value), StringComparer.Ordinal);
         foreach ((string name, string defaultValue) in TopicConfigs.Defaults)
         {
-            (string value, sbyte source) = TopicConfigs.Effective(name, configs, defaultValue, contractRetention);
+            (string value, sbyte source) = TopicConfigs.Effective(name, stored, defaultValue, contractRetention);
             result.Configs ??= [];
             result.Configs.Add(new CreateTopicsResponse.CreatableTopicConfigs
             {
