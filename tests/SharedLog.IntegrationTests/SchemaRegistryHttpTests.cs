@@ -185,6 +185,12 @@ public class SchemaRegistryHttpTests
         JsonNode ok = (await SendAsync(http, HttpMethod.Post, "/compatibility/subjects/orders-value/versions", Body(new { schema = Record("Order") }))).Json!;
         Assert.True((bool)ok["is_compatible"]!);
 
+        // As Confluent: a numbered version that is not there is 40402, whether or not the subject is; latest of no subject is compatible.
+        await ExpectErrorAsync(http, HttpMethod.Post, "/compatibility/subjects/orders-value/versions/9", Body(new { schema = Record("Order") }), HttpStatusCode.NotFound, 40402);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/compatibility/subjects/nobody-value/versions/1", Body(new { schema = Record("Order") }), HttpStatusCode.NotFound, 40402);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/compatibility/subjects/nobody-value/versions/one", Body(new { schema = Record("Order") }), HttpStatusCode.UnprocessableEntity, 42202);
+        Assert.True((bool)(await SendAsync(http, HttpMethod.Post, "/compatibility/subjects/nobody-value/versions/latest", Body(new { schema = Record("Order") }))).Json!["is_compatible"]!);
+
         // Config: global and per subject, defaultToGlobal, delete.
         Assert.Equal("BACKWARD", (string)(await SendAsync(http, HttpMethod.Get, "/config")).Json!["compatibilityLevel"]!);
         await ExpectErrorAsync(http, HttpMethod.Get, "/config/orders-value", null, HttpStatusCode.NotFound, 40408);
@@ -201,12 +207,21 @@ public class SchemaRegistryHttpTests
         Assert.Equal("READONLY", (string)(await SendAsync(http, HttpMethod.Delete, "/mode/orders-value")).Json!["mode"]!);
         await ExpectErrorAsync(http, HttpMethod.Put, "/mode", Body(new { mode = "SOMETIMES" }), HttpStatusCode.UnprocessableEntity, 42204);
 
+        // READONLY_OVERRIDE, set registry-wide, holds for a subject whatever its own mode.
+        Assert.Equal("READWRITE", (string)(await SendAsync(http, HttpMethod.Put, "/mode/orders-value", Body(new { mode = "READWRITE" }))).Json!["mode"]!);
+        Assert.Equal("READONLY_OVERRIDE", (string)(await SendAsync(http, HttpMethod.Put, "/mode", Body(new { mode = "READONLY_OVERRIDE" }))).Json!["mode"]!);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/orders-value/versions", Body(new { schema = Record("Order") }), HttpStatusCode.UnprocessableEntity, 42205);
+        Assert.Equal("READONLY_OVERRIDE", (string)(await SendAsync(http, HttpMethod.Delete, "/mode")).Json!["mode"]!);
+        Assert.Equal("READWRITE", (string)(await SendAsync(http, HttpMethod.Delete, "/mode/orders-value")).Json!["mode"]!);
+
         // Soft delete hides a version; permanent delete needs the soft delete first.
         await SendAsync(http, HttpMethod.Post, "/subjects/orders-value/versions", Body(new { schema = Record("Order") }));
         await ExpectErrorAsync(http, HttpMethod.Delete, "/subjects/orders-value/versions/2?permanent=true", null, HttpStatusCode.NotFound, 40407);
         Assert.Equal(2, (int)(await SendAsync(http, HttpMethod.Delete, "/subjects/orders-value/versions/2")).Json!);
         Assert.Equal([1], ((JsonArray)(await SendAsync(http, HttpMethod.Get, "/subjects/orders-value/versions")).Json!).Select(v => (int)v!));
         Assert.Equal([1, 2], ((JsonArray)(await SendAsync(http, HttpMethod.Get, "/subjects/orders-value/versions?deleted=true")).Json!).Select(v => (int)v!));
+        Assert.Equal([2], ((JsonArray)(await SendAsync(http, HttpMethod.Get, "/subjects/orders-value/versions?deletedOnly=true")).Json!).Select(v => (int)v!));
+        Assert.Equal([2], ((JsonArray)(await SendAsync(http, HttpMethod.Get, "/subjects/orders-value/versions?deleted=true&offset=1&limit=5")).Json!).Select(v => (int)v!));
         await ExpectErrorAsync(http, HttpMethod.Get, "/subjects/orders-value/versions/2", null, HttpStatusCode.NotFound, 40402);
         Assert.Equal(2, (int)(await SendAsync(http, HttpMethod.Delete, "/subjects/orders-value/versions/2?permanent=true")).Json!);
 
@@ -214,6 +229,9 @@ public class SchemaRegistryHttpTests
         Assert.Equal([1], ((JsonArray)(await SendAsync(http, HttpMethod.Delete, "/subjects/orders-copy")).Json!).Select(v => (int)v!));
         Assert.DoesNotContain("orders-copy", ((JsonArray)(await SendAsync(http, HttpMethod.Get, "/subjects")).Json!).Select(s => (string)s!));
         Assert.Contains("orders-copy", ((JsonArray)(await SendAsync(http, HttpMethod.Get, "/subjects?deleted=true")).Json!).Select(s => (string)s!));
+        Assert.Equal(["orders-copy"], ((JsonArray)(await SendAsync(http, HttpMethod.Get, "/subjects?deletedOnly=true")).Json!).Select(s => (string)s!));
+        Assert.Equal(["orders-copy"], ((JsonArray)(await SendAsync(http, HttpMethod.Get, "/subjects?deleted=true&limit=1")).Json!).Select(s => (string)s!));
+        Assert.Equal(["orders-value"], ((JsonArray)(await SendAsync(http, HttpMethod.Get, "/subjects?deleted=true&offset=1&limit=-1")).Json!).Select(s => (string)s!));
         Assert.Equal([1], ((JsonArray)(await SendAsync(http, HttpMethod.Delete, "/subjects/orders-copy?permanent=true")).Json!).Select(v => (int)v!));
         await ExpectErrorAsync(http, HttpMethod.Get, "/subjects/orders-copy/versions", null, HttpStatusCode.NotFound, 40401);
 

@@ -119,7 +119,7 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
                 await JsonAsync(context, Array(registry.UsagesOf(SchemaId(id), deleted).Select(u => (JsonNode?)new JsonObject { ["subject"] = u.Subject, ["version"] = u.Version })));
                 return;
             case ["subjects"] when method == "GET":
-                await JsonAsync(context, Array(registry.Subjects(deleted, query["subjectPrefix"]).Select(s => (JsonNode?)s)));
+                await JsonAsync(context, Array(Page(registry.Subjects(deleted, query["subjectPrefix"], Flag(query, "deletedOnly")), query).Select(s => (JsonNode?)s)));
                 return;
             case ["subjects", string subject] when method == "POST":
                 await JsonAsync(context, Describe(registry.Lookup(subject, await SchemaRequestAsync(context), deleted)));
@@ -128,7 +128,7 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
                 await JsonAsync(context, Array((await registry.DeleteSubjectAsync(subject, Flag(query, "permanent"), cancel)).Select(v => (JsonNode?)v)));
                 return;
             case ["subjects", string subject, "versions"] when method == "GET":
-                await JsonAsync(context, Array(registry.Versions(subject, deleted).Select(v => (JsonNode?)v)));
+                await JsonAsync(context, Array(Page(registry.Versions(subject, deleted, Flag(query, "deletedOnly")), query).Select(v => (JsonNode?)v)));
                 return;
             case ["subjects", string subject, "versions"] when method == "POST":
                 RegisteredSchema registered = await registry.RegisterAsync(subject, await SchemaRequestAsync(context, mayOmitSchema: true), cancel);
@@ -271,7 +271,7 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
                 ModeBody body = await ReadBodyAsync<ModeBody>(context);
                 if (!RegistryNames.TryParseMode(body.Mode, out RegistryMode wanted))
                 {
-                    throw new SchemaRegistryException(RegistryErrorCodes.InvalidMode, $"Invalid mode '{body.Mode}'. Valid values are READWRITE, READONLY, IMPORT.");
+                    throw new SchemaRegistryException(RegistryErrorCodes.InvalidMode, $"Invalid mode '{body.Mode}'. Valid values are READWRITE, READONLY, READONLY_OVERRIDE, IMPORT.");
                 }
 
                 await registry.SetModeAsync(subject, wanted, Flag(context.Request.Query, "force"), cancel);
@@ -405,6 +405,14 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
 
     private static bool Flag(IQueryCollection query, string name) =>
         string.Equals(query[name], "true", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Confluent's paging of a listing: <c>offset</c> (from 0) and <c>limit</c> (-1 or absent: all the rest).</summary>
+    private static IEnumerable<T> Page<T>(IReadOnlyList<T> items, IQueryCollection query)
+    {
+        int offset = int.TryParse(query["offset"], NumberStyles.Integer, CultureInfo.InvariantCulture, out int from) ? Math.Max(from, 0) : 0;
+        int limit = int.TryParse(query["limit"], NumberStyles.Integer, CultureInfo.InvariantCulture, out int most) && most >= 0 ? most : int.MaxValue;
+        return items.Skip(offset).Take(limit);
+    }
 
     /// <summary>Path segments from the raw target, each percent-decoded once (an encoded '/' stays inside its segment).</summary>
     private static string[] Segments(HttpContext context)

@@ -12,12 +12,16 @@ public enum CompatibilityLevel
     FullTransitive,
 }
 
-/// <summary>Registry modes: READONLY refuses registrations; IMPORT accepts registrations with given ids and versions.</summary>
+/// <summary>
+/// Registry modes: READONLY refuses registrations; IMPORT accepts registrations with given ids and versions;
+/// READONLY_OVERRIDE is READONLY that, set registry-wide, holds for every subject whatever its own mode (Confluent's).
+/// </summary>
 public enum RegistryMode
 {
     ReadWrite,
     ReadOnly,
     Import,
+    ReadOnlyOverride,
 }
 
 /// <summary>Conversions between the enums and the upper-snake-case names of Confluent's API.</summary>
@@ -55,6 +59,7 @@ public static class RegistryNames
         RegistryMode.ReadWrite => "READWRITE",
         RegistryMode.ReadOnly => "READONLY",
         RegistryMode.Import => "IMPORT",
+        RegistryMode.ReadOnlyOverride => "READONLY_OVERRIDE",
         _ => throw new ArgumentOutOfRangeException(nameof(mode)),
     };
 

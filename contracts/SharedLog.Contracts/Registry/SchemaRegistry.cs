@@ -97,22 +97,31 @@ public sealed partial class SchemaRegistry : IDisposable
 
     // ---------------------------------------------------------------- reads
 
-    public IReadOnlyList<string> Subjects(bool includeDeleted, string? prefix)
+    /// <summary>Subjects by name; <paramref name="deletedOnly"/> (Confluent's <c>deletedOnly</c>): only those whose every version is soft-deleted.</summary>
+    public IReadOnlyList<string> Subjects(bool includeDeleted, string? prefix, bool deletedOnly = false)
     {
         lock (_sync)
         {
             return [.. _subjects
-                .Where(s => (prefix is null || s.Key.StartsWith(prefix, StringComparison.Ordinal)) && (includeDeleted || s.Value.Values.Any(v => !v.Deleted)))
+                .Where(s => (prefix is null || s.Key.StartsWith(prefix, StringComparison.Ordinal))
+                    && (deletedOnly ? s.Value.Values.All(v => v.Deleted) : includeDeleted || s.Value.Values.Any(v => !v.Deleted)))
                 .Select(s => s.Key)
                 .Order(StringComparer.Ordinal)];
         }
     }
 
-    public IReadOnlyList<int> Versions(string subject, bool includeDeleted)
+    /// <summary>A subject's versions; <paramref name="deletedOnly"/>: only its soft-deleted ones (possibly none).</summary>
+    public IReadOnlyList<int> Versions(string subject, bool includeDeleted, bool deletedOnly = false)
     {
         lock (_sync)
         {
-            List<int> versions = [.. VersionsOf(subject).Values.Where(v => includeDeleted || !v.Deleted).Select(v => v.Version)];
+            SortedDictionary<int, SubjectVersion> all = VersionsOf(subject);
+            if (deletedOnly)
+            {
+                return all.Count == 0 ? throw SchemaRegistryException.SubjectNotFound(subject) : [.. all.Values.Where(v => v.Deleted).Select(v => v.Version)];
+            }
+
+            List<int> versions = [.. all.Values.Where(v => includeDeleted || !v.Deleted).Select(v => v.Version)];
             return versions.Count == 0 ? throw SchemaRegistryException.SubjectNotFound(subject) : versions;
         }
     }
@@ -384,7 +393,7 @@ public sealed partial class SchemaRegistry : IDisposable
                     return Describe(subject, existing);
                 }
 
-                if (mode == RegistryMode.ReadOnly)
+                if (IsReadOnly(mode))
                 {
                     throw SchemaRegistryException.ReadOnly(subject);
                 }
@@ -1075,12 +1084,16 @@ public sealed partial class SchemaRegistry : IDisposable
     private CompatibilityLevel EffectiveCompatibility(string subject) =>
         _subjectCompatibility.TryGetValue(subject, out CompatibilityLevel level) ? level : _globalCompatibility ?? DefaultCompatibility;
 
+    /// <summary>A subject's own mode, else the registry's; a registry-wide READONLY_OVERRIDE before any (Confluent's getModeInScope).</summary>
     private RegistryMode EffectiveMode(string subject) =>
-        _subjectModes.TryGetValue(subject, out RegistryMode mode) ? mode : _globalMode ?? RegistryMode.ReadWrite;
+        _globalMode is RegistryMode.ReadOnlyOverride ? RegistryMode.ReadOnlyOverride
+        : _subjectModes.TryGetValue(subject, out RegistryMode mode) ? mode : _globalMode ?? RegistryMode.ReadWrite;
+
+    private static bool IsReadOnly(RegistryMode mode) => mode is RegistryMode.ReadOnly or RegistryMode.ReadOnlyOverride;
 
     private void RequireWritable(string subject)
     {
-        if (EffectiveMode(subject) == RegistryMode.ReadOnly)
+        if (IsReadOnly(EffectiveMode(subject)))
         {
             throw SchemaRegistryException.ReadOnly(subject);
         }
@@ -1089,7 +1102,7 @@ public sealed partial class SchemaRegistry : IDisposable
     /// <summary><see cref="RequireWritable"/> for a subject, or for the registry-wide settings when <paramref name="subject"/> is null.</summary>
     private void RequireWritableScope(string? subject)
     {
-        if (ModeInScope(subject) == RegistryMode.ReadOnly)
+        if (IsReadOnly(ModeInScope(subject)))
         {
             throw subject is null ? new SchemaRegistryException(RegistryErrorCodes.OperationNotPermitted, "The registry is in read-only mode.") : SchemaRegistryException.ReadOnly(subject);
         }
@@ -1160,10 +1173,20 @@ public sealed partial class SchemaRegistry : IDisposable
     private static bool IsLatest(string versionText) => string.Equals(versionText, "latest", StringComparison.OrdinalIgnoreCase) || versionText == "-1";
 
     /// <summary>As <see cref="FindVersion"/> without deleted versions, but null for "latest" of a subject with no live version.</summary>
-    private SubjectVersion? FindVersionOrLatestOfNone(string subject, string versionText) =>
-        IsLatest(versionText) && (!_subjects.TryGetValue(subject, out SortedDictionary<int, SubjectVersion>? versions) || versions.Values.All(v => v.Deleted))
-            ? null
+    /// <remarks>As Confluent's compatibility check: a numbered version of a subject with no live version is 40402, not 40401.</remarks>
+    private SubjectVersion? FindVersionOrLatestOfNone(string subject, string versionText)
+    {
+        bool none = !_subjects.TryGetValue(subject, out SortedDictionary<int, SubjectVersion>? versions) || versions.Values.All(v => v.Deleted);
+        if (!none || IsLatest(versionText))
+        {
+            return none ? null : FindVersion(subject, versionText, includeDeleted: false);
+        }
+
+        // The version is read first, so a malformed one is still 42202.
+        return int.TryParse(versionText, NumberStyles.None, CultureInfo.InvariantCulture, out int number) && number >= 1
+            ? throw SchemaRegistryException.VersionNotFound(subject, number)
             : FindVersion(subject, versionText, includeDeleted: false);
+    }
 
     /// <summary>Records removing a subject's own compatibility level and mode, those it has.</summary>
     private List<JournalEntry> SubjectSettingsRemoval(string subject)
