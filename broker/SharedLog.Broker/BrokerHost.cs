@@ -35,6 +35,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
     private readonly ListenOptions? _httpListener;
     private readonly ListenOptions? _registryListener;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly DataDirectoryLock _directoryLock;
     private Task _janitor = Task.CompletedTask;
     private Task _compactor = Task.CompletedTask;
     private Task _summaries = Task.CompletedTask;
@@ -44,9 +45,10 @@ public sealed partial class BrokerHost : IAsyncDisposable
     private bool _started;
     private bool _disposed;
 
-    private BrokerHost(WebApplication app, ListenOptions kafkaListener, ListenOptions? httpListener, ListenOptions? registryListener)
+    private BrokerHost(WebApplication app, ListenOptions kafkaListener, ListenOptions? httpListener, ListenOptions? registryListener, DataDirectoryLock directoryLock)
     {
         _app = app;
+        _directoryLock = directoryLock;
         _kafkaListener = kafkaListener;
         _httpListener = httpListener;
         _registryListener = registryListener;
@@ -204,7 +206,19 @@ public sealed partial class BrokerHost : IAsyncDisposable
             }
         });
 
-        WebApplication app = builder.Build();
+        // Before anything can open the WAL or the metadata (resolving the registry API below opens them).
+        DataDirectoryLock directoryLock = DataDirectoryLock.Acquire([dataDir, wal.Directory]);
+        WebApplication app;
+        try
+        {
+            app = builder.Build();
+        }
+        catch
+        {
+            directoryLock.Dispose();
+            throw;
+        }
+
         if (registry is { } registryListener)
         {
             // The registry port answers only the registry API; health and metrics stay on the HTTP port.
@@ -222,7 +236,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
         app.MapPrometheusScrapingEndpoint("/metrics");
 
         // Kestrel applies the listen callbacks while building; both are set by now.
-        return new BrokerHost(app, kafka ?? throw new InvalidOperationException("Kafka listener not configured."), http, registry);
+        return new BrokerHost(app, kafka ?? throw new InvalidOperationException("Kafka listener not configured."), http, registry, directoryLock);
     }
 
     /// <summary>Raises (never lowers) the pool's minimum worker threads; see <see cref="BrokerOptions.ThreadPoolMinThreads"/>.</summary>
@@ -384,8 +398,15 @@ public sealed partial class BrokerHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await StopAsync();
-        await _app.DisposeAsync();
+        try
+        {
+            await StopAsync();
+            await _app.DisposeAsync();
+        }
+        finally
+        {
+            _directoryLock.Dispose(); // last: the WAL and the metadata are closed
+        }
     }
 
     private static LocalDirectoryObjectStore LocalObjectStore(LocalObjectStoreOptions options, ILogger logger)

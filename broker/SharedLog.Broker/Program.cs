@@ -18,6 +18,11 @@ catch (Exception e) when (e is ArgumentException or InvalidOperationException or
     await Console.Error.WriteLineAsync($"sharedlog: invalid configuration: {e.Message}");
     return 2;
 }
+catch (SharedLog.Storage.DataDirectoryInUseException e)
+{
+    await Console.Error.WriteLineAsync($"sharedlog: the broker could not start: {e.Message}");
+    return 1;
+}
 
 await using BrokerHost broker = created;
 try

@@ -438,11 +438,15 @@ public sealed class ContractGateTests : IDisposable
               "home":{"$ref":"#/$defs/address"},
               "work":{"allOf":[{"$ref":"#/$defs/address"},{"properties":{"floor":{"type":"integer"}}}]},
               "contact":{"oneOf":[{"properties":{"phone":{"type":"string","confluent:tags":["PII"]}}},{"properties":{"fax":{"type":"string"}}}]},
+              "maybe":{"anyOf":[{"type":"string","confluent:tags":["PII"]},{"type":"null"}]},
+              "either":{"oneOf":[{"$ref":"#/$defs/email"},{"type":"null"}]},
+              "phones":{"type":"array","items":{"type":"string","confluent:tags":["PII"]}},
+              "plain":{"anyOf":[{"type":"string"},{"type":"null"}]},
               "chain":{"$ref":"#/$defs/node"}}}
             """;
         IParsedSchema jsonSchema = new JsonSchemaFormat().Parse(json, [], false);
         Assert.Equal(
-            ["backup", "chain.secret", "contact.phone", "email", "home.street", "work.street"],
+            ["backup", "chain.secret", "contact.phone", "either", "email", "home.street", "maybe", "phones", "work.street"],
             SchemaTags.PathsWithTag(jsonSchema, "PII").Order(StringComparer.Ordinal));
     }
 
@@ -708,6 +712,36 @@ public sealed class ContractGateTests : IDisposable
         Assert.Equal(PrivacyRewriter.RedactedText, ((Dictionary<string, object?>)value["home"]!)["street"]);
         Assert.Equal("Oslo", ((Dictionary<string, object?>)value["home"]!)["city"]);
         Assert.Equal(PrivacyRewriter.RedactedText, ((Dictionary<string, object?>)((List<object?>)value["others"]!)[0]!)["street"]);
+    }
+
+    [Fact]
+    public async Task RedactingAProtobufEnumWritesItsFirstValue()
+    {
+        const string tagged = """
+            syntax = "proto3";
+            package hr;
+            import "confluent/meta.proto";
+            enum Gender { GENDER_UNSPECIFIED = 0; FEMALE = 1; MALE = 2; }
+            message Person {
+              string id = 1;
+              Gender gender = 2 [(confluent.field_meta).tags = "PII"];
+              string email = 3 [(confluent.field_meta).tags = "PII"];
+            }
+            """;
+        int id = await RegisterAsync("people-value", tagged, SchemaType.Protobuf);
+        var parsed = (ProtobufParsedSchema)_registry.ParsedById(id)!;
+        await ApplyAsync("topic: people\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: PII\n    action: redact\n");
+        var codec = new ProtobufPayloadCodec();
+        byte[] record = codec.Encode(parsed, new DecodedPayload(new Dictionary<string, object?> { ["id"] = "p1", ["gender"] = "FEMALE", ["email"] = "a@example.com" }, "hr.Person", [0]));
+
+        GateResult result = Inspect("people", (null, Framed(id, record)));
+
+        // Was: "'****' is not a value of the field's enum", the record refused as a privacy failure.
+        Assert.Empty(result.Violations);
+        var value = (Dictionary<string, object?>)codec.Decode(parsed, Assert.Single(StoredValues(result)).AsSpan(SchemaWireFormat.HeaderSize)).Value!;
+        Assert.Equal(("p1", PrivacyRewriter.RedactedText), ((string)value["id"]!, (string)value["email"]!));
+        Assert.NotEqual("FEMALE", value.GetValueOrDefault("gender")); // proto3 leaves the zero value off the wire: absent or GENDER_UNSPECIFIED
+        Assert.True(value.GetValueOrDefault("gender") is null or "GENDER_UNSPECIFIED", $"gender {value.GetValueOrDefault("gender")}");
     }
 
     [Fact]

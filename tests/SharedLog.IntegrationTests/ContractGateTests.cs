@@ -687,9 +687,10 @@ public class ContractGateTests
         using var plain = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, Acks = Acks.All }).Build();
         await plain.ProduceAsync("filler", new Message<string, byte[]> { Key = "f1", Value = new byte[30_000] });
 
-        // The good record (small) fits under the bound; the quarantine copy of the bad one (40 KB) does not.
+        // The good record (small) fits under the bound; the quarantine copy of the bad one (40 KB, of text that does not
+        // compress: quarantine batches are LZ4-compressed) does not.
         byte[] good = await setup.SerializeAsync(Payment("o0", 5.0, "EUR"), "orders");
-        byte[] bad = await setup.SerializeAsync(Payment(new string('b', 40_000), -1.0, "EUR"), "orders");
+        byte[] bad = await setup.SerializeAsync(Payment(IncompressibleText(40_000, seed: 1), -1.0, "EUR"), "orders");
         using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 200, Acks = Acks.All, EnableIdempotence = true }).Build();
         var offsets = new long[] { -2, -2 };
         producer.Produce("orders", new Message<string, byte[]> { Key = "o0", Value = good }, report => offsets[0] = report.Error.IsError ? -1 : report.Offset.Value);
@@ -733,6 +734,81 @@ public class ContractGateTests
 
         List<ConsumeResult<string, byte[]>> stored = ConsumeAll(broker, "orders", 1, Deserializers.ByteArray);
         Assert.Equal(["0:o0"], stored.Select(r => $"{r.Offset.Value}:{r.Message.Key}"));
+    }
+
+    /// <summary>Random letters and digits: text LZ4 finds no repeats in.</summary>
+    private static string IncompressibleText(int length, int seed)
+    {
+        const string Alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        var random = new Random(seed);
+        return string.Create(length, random, static (chars, r) =>
+        {
+            for (int i = 0; i < chars.Length; i++)
+            {
+                chars[i] = Alphabet[r.Next(Alphabet.Length)];
+            }
+        });
+    }
+
+    [Fact]
+    public async Task ARetryAfterAQuarantineCopyFailedHalfWayWritesOnlyTheRest()
+    {
+        // Two bad records of 600 KB: their copies go in two quarantine batches (at most 1 MiB each). The first is stored,
+        // the second refused (more than 1,000,000 bytes would wait for upload), so the producer retries; the retry must
+        // write the second copy only. Uploads start once 800,000 bytes wait.
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync(
+            "halves",
+            Contract("halves", "quarantine"),
+            "--Storage:UploadInterval", "01:00:00",
+            "--Storage:UploadBytes", "800000",
+            "--Storage:MaxPendingUploadBytes", "1000000");
+        BrokerFixture broker = setup.Broker;
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        await admin.CreateTopicsAsync([new TopicSpecification { Name = "halves", NumPartitions = 1, ReplicationFactor = 1, Configs = new() { ["max.message.bytes"] = "4000000" } }]);
+
+        byte[] good = await setup.SerializeAsync(Payment("h0", 5.0, "EUR"), "halves");
+        byte[] firstBad = await setup.SerializeAsync(Payment(IncompressibleText(600_000, seed: 2), -1.0, "EUR"), "halves");
+        byte[] secondBad = await setup.SerializeAsync(Payment(IncompressibleText(600_000, seed: 3), -1.0, "EUR"), "halves");
+        using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig
+        {
+            BootstrapServers = broker.BootstrapServers,
+            LingerMs = 500,
+            Acks = Acks.All,
+            EnableIdempotence = true,
+            BatchSize = 4_000_000,
+            MessageMaxBytes = 4_000_000,
+        }).Build();
+        var errors = new List<string>();
+        foreach ((string key, byte[] value) in new[] { ("h0", good), ("h1", firstBad), ("h2", secondBad) })
+        {
+            producer.Produce("halves", new Message<string, byte[]> { Key = key, Value = value }, report =>
+            {
+                if (report.Error.IsError)
+                {
+                    lock (errors)
+                    {
+                        errors.Add(report.Error.Reason);
+                    }
+                }
+            });
+        }
+
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        string? refusal = await MetricsScrape.UntilAsync(http, t => t.Split('\n').FirstOrDefault(l => l.StartsWith("sharedlog_partition_errors_total", StringComparison.Ordinal) && l.Contains("api=\"Produce\"", StringComparison.Ordinal) && l.Contains("error=\"KafkaStorageError\"", StringComparison.Ordinal)));
+        Assert.NotNull(refusal);
+
+        // 300 KB more starts an upload (900,000 bytes wait), which empties the backlog; the producer's retry then goes through.
+        using (var plain = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, Acks = Acks.All }).Build())
+        {
+            await plain.ProduceAsync("filler", new Message<string, byte[]> { Key = "f", Value = Encoding.ASCII.GetBytes(IncompressibleText(300_000, seed: 4)) }).WaitAsync(Timeout);
+        }
+
+        producer.Flush(Timeout);
+        Assert.Empty(errors);
+        List<ConsumeResult<string, byte[]>> quarantined = ConsumeAll(broker, "halves.quarantine", 2, Deserializers.ByteArray);
+        Assert.Equal(["h1:1", "h2:2"], quarantined.Select(r => $"{r.Message.Key}:{Encoding.UTF8.GetString(r.Message.Headers.GetLastBytes("sharedlog.source.offset"))}"));
+        using IConsumer<string, byte[]> reader = new ConsumerBuilder<string, byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "halves-count" }).Build();
+        Assert.Equal(2, reader.QueryWatermarkOffsets(new TopicPartition("halves.quarantine", 0), Timeout).High.Value); // each copy once
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using SharedLog.Broker;
 using SharedLog.Protocol.Records;
 using SharedLog.Storage;
@@ -11,6 +12,45 @@ namespace SharedLog.IntegrationTests;
 /// <summary>A broker whose start fails leaves its data as it found it, for the next start.</summary>
 public sealed class FailedStartTests
 {
+    /// <summary>
+    /// A second broker started on a running broker's data directory (a double start, a supervisor restarting it before
+    /// the old one exited) stops before it opens anything: it used to open the WAL and metadata, raise every partition's
+    /// leader epoch (fencing the running broker's uploads for good) and, on its way out, trim the shared WAL. Once the
+    /// first broker is gone, the directory can be used again.
+    /// </summary>
+    [Fact]
+    public async Task ASecondBrokerOnTheSameDataDirectoryIsRefusedAndTheFirstKeepsServing()
+    {
+        string dataDir = Path.Combine(Path.GetTempPath(), "sharedlog-locked-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            await using (BrokerFixture first = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false))
+            {
+                using var producer = new Confluent.Kafka.ProducerBuilder<string, string>(new Confluent.Kafka.ProducerConfig { BootstrapServers = first.BootstrapServers }).Build();
+                Assert.Equal(0, (await producer.ProduceAsync("kept", new Confluent.Kafka.Message<string, string> { Key = "k", Value = "before" })).Offset.Value);
+                int epoch = first.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>().FindStream("kept", 0)!.LeaderEpoch;
+
+                var refused = await Assert.ThrowsAsync<DataDirectoryInUseException>(() => BrokerFixture.StartAsync(dataDir, deleteOnDispose: false));
+                Assert.Contains(Path.GetFullPath(dataDir), refused.Message, StringComparison.Ordinal);
+
+                // The first broker's partitions keep their epoch, and it keeps taking records.
+                Assert.Equal(epoch, first.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>().FindStream("kept", 0)!.LeaderEpoch);
+                Assert.Equal(1, (await producer.ProduceAsync("kept", new Confluent.Kafka.Message<string, string> { Key = "k", Value = "after" })).Offset.Value);
+            }
+
+            await using BrokerFixture again = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false);
+            using var consumer = new Confluent.Kafka.ConsumerBuilder<string, string>(new Confluent.Kafka.ConsumerConfig { BootstrapServers = again.BootstrapServers, GroupId = "locked", AutoOffsetReset = Confluent.Kafka.AutoOffsetReset.Earliest }).Build();
+            Assert.Equal(2, consumer.QueryWatermarkOffsets(new Confluent.Kafka.TopicPartition("kept", 0), TimeSpan.FromSeconds(30)).High.Value);
+        }
+        finally
+        {
+            if (Directory.Exists(dataDir))
+            {
+                Directory.Delete(dataDir, recursive: true);
+            }
+        }
+    }
+
     /// <summary>
     /// Acknowledged batches only in the WAL (a crash before their upload), then a start that fails before the WAL is
     /// replayed (here the object store cannot be reached): the shutdown that follows must not upload and trim, which

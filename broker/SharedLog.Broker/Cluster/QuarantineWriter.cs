@@ -43,6 +43,10 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
     // original and retries find one entry, and it lives as long as the producer state remembers the batch.
     private readonly OncePerKey<Task<long>> _writesBySourceAppend = new();
 
+    // How many of a source batch's copies earlier attempts wrote: a copy written in several batches, of which an attempt
+    // stored the first and failed on a later one, is taken up where it stopped, so a retry does not store copies twice.
+    private readonly ConditionalWeakTable<Task<long>, StrongBox<int>> _copiesWrittenBySourceAppend = new();
+
     // The gate's verdict on an idempotent source batch with quarantined records, kept with its append task until the copy is written.
     private readonly ConditionalWeakTable<Task<long>, SourceVerdict> _verdictsBySourceAppend = new();
 
@@ -84,23 +88,26 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
     public async Task<OnceOutcome> WriteOnceAsync(Task<long> sourceAppend, ActiveContract contract, string sourceTopic, int sourcePartition, IReadOnlyList<QuarantinedRecord> records, CancellationToken cancellationToken)
     {
         long sourceBaseOffset = await sourceAppend;
+        StrongBox<int> written = _copiesWrittenBySourceAppend.GetValue(sourceAppend, static _ => new StrongBox<int>());
         return await _writesBySourceAppend.RunAsync(
             sourceAppend,
-            ct => WriteAsync(contract, sourceTopic, sourcePartition, sourceBaseOffset, records, ct),
+            ct => WriteAsync(contract, sourceTopic, sourcePartition, sourceBaseOffset, records, written, ct),
             cancellationToken);
     }
 
-    private async Task WriteAsync(ActiveContract contract, string sourceTopic, int sourcePartition, long sourceBaseOffset, IReadOnlyList<QuarantinedRecord> records, CancellationToken cancellationToken)
+    /// <summary>Writes <paramref name="records"/> from the first one <paramref name="written"/> does not count, counting each batch stored.</summary>
+    private async Task WriteAsync(
+        ActiveContract contract, string sourceTopic, int sourcePartition, long sourceBaseOffset, IReadOnlyList<QuarantinedRecord> records, StrongBox<int> written, CancellationToken cancellationToken)
     {
         TopicMetadata target = await EnsureTopicAsync(contract, sourceTopic, cancellationToken);
         string name = target.Name;
         PartitionMetadata partition = target.Partitions[sourcePartition % target.Partitions.Count];
         long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        var builder = new RecordBatchBuilder(now);
+        var builder = NewCopyBatch(now);
         int limit = Math.Min(MaxBatchBytes, streams.MaxBatchBytes);
         int batchBytes = RecordBatch.HeaderSize;
         int inBatch = 0;
-        for (int i = 0; i < records.Count; i++)
+        for (int i = written.Value; i < records.Count; i++)
         {
             QuarantinedRecord record = records[i];
             (byte[] rawHeaders, int headerCount, RecordHeaderValue[] added) = CopyHeaders(contract, sourceTopic, sourcePartition, sourceBaseOffset + record.OffsetDelta, record);
@@ -110,7 +117,8 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
                 // Copies of one source batch can inflate past what one WAL entry holds (a compressed batch of bad
                 // records, decompressed, plus the headers): written in batches of at most this size instead.
                 await streams.AppendAsync(partition.StreamId, builder.Build(), cancellationToken);
-                builder = new RecordBatchBuilder(now);
+                written.Value = i;
+                builder = NewCopyBatch(now);
                 (batchBytes, inBatch) = (RecordBatch.HeaderSize, 0);
             }
 
@@ -120,8 +128,15 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
         }
 
         await streams.AppendAsync(partition.StreamId, builder.Build(), cancellationToken);
+        written.Value = records.Count;
         _oldestTimestamps.TryAdd(name, now);
     }
+
+    /// <summary>
+    /// A batch for quarantine copies, LZ4-compressed: the copies are the source records decompressed, so a small compressed
+    /// batch of bad records would otherwise take many times its size in the WAL and the object store.
+    /// </summary>
+    private static RecordBatchBuilder NewCopyBatch(long now) => new(now) { Compression = CompressionCodec.Lz4 };
 
     /// <summary>
     /// Why a record of <paramref name="records"/> could not be copied to quarantine, or null: a copy with the broker's

@@ -108,7 +108,7 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
 
     /// <summary>The open stream of a partition this broker serves, or null (unknown topic or partition).</summary>
     public StreamLog? FindStream(string name, int partition) =>
-        FindPartition(name, partition) is { } found && streams.IsOpen(found.StreamId) ? streams.Get(found.StreamId) : null;
+        FindPartition(name, partition) is { } found && streams.TryGet(found.StreamId, out StreamLog? stream) ? stream : null;
 
     /// <summary>
     /// Why a topic of this name cannot be created, in Kafka's order: an illegal name, Kafka's own metadata topic, then

@@ -198,9 +198,10 @@ public sealed partial class FetchHandler(TopicService topics, StreamStore stream
 
             foreach (FetchRequest.FetchPartition partition in topic.Partitions)
             {
-                if (partition.Partition >= 0 && partition.Partition < found.Partitions.Count && streams.IsOpen(found.Partitions[partition.Partition].StreamId))
+                // TryGet, not IsOpen then Get: the stream may close between the two (its topic deleted).
+                if (partition.Partition >= 0 && partition.Partition < found.Partitions.Count && streams.TryGet(found.Partitions[partition.Partition].StreamId, out StreamLog? stream))
                 {
-                    yield return (streams.Get(found.Partitions[partition.Partition].StreamId), partition.FetchOffset);
+                    yield return (stream, partition.FetchOffset);
                 }
             }
         }

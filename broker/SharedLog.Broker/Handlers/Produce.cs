@@ -144,7 +144,9 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         {
             if (item.Accepted is not null && item.Result.ErrorCode == 0)
             {
-                item.Result.LogStartOffset = streams.Get(item.StreamId).LogStartOffset;
+                // The stream may have closed since the append (its topic deleted): the batch is durable all the same, and the
+                // response must go out, or the producer would retry the other partitions' stored batches as well.
+                item.Result.LogStartOffset = streams.TryGet(item.StreamId, out StreamLog? appendedTo) ? appendedTo.LogStartOffset : -1;
                 metrics.BytesIn(item.Topic.Name, item.RecordBytes);
             }
         }

@@ -718,6 +718,22 @@ public sealed partial class ContractGate(
         return _schemaChecks.TryGetValue(cacheKey, out SchemaCheck? known) ? known : AddSchemaCheck(cacheKey, requirement, topic, isKey, schemaId, recordName, subjectByRecord);
     }
 
+    /// <summary>The paths a schema tags, cached; bounded as the schema checks are, since every registry write starts a new generation.</summary>
+    private IReadOnlyList<string> TaggedPaths((long Generation, int SchemaId, string? Message, string Tag) key, IParsedSchema parsed)
+    {
+        if (_taggedPaths.TryGetValue(key, out IReadOnlyList<string>? known))
+        {
+            return known;
+        }
+
+        if (_taggedPaths.Count > 10_000)
+        {
+            _taggedPaths.Clear();
+        }
+
+        return _taggedPaths.GetOrAdd(key, static (key, parsed) => SchemaTags.PathsWithTag(parsed, key.Tag, key.Message), parsed);
+    }
+
     private SchemaCheck AddSchemaCheck(SchemaCheckKey cacheKey, SchemaRequirement requirement, string topic, bool isKey, int schemaId, string? recordName, bool subjectByRecord)
     {
         return _schemaChecks.GetOrAdd(cacheKey, _ =>
@@ -780,7 +796,7 @@ public sealed partial class ContractGate(
             {
                 paths = rule.FieldPath is not null
                     ? contract.PrivacyPaths[ruleIndex]
-                    : _taggedPaths.GetOrAdd((registry.Generation, side.SchemaId, side.Decoded!.MessageFullName, rule.Tag!), static (key, parsed) => SchemaTags.PathsWithTag(parsed, key.Tag, key.Message), side.Parsed!);
+                    : TaggedPaths((registry.Generation, side.SchemaId, side.Decoded!.MessageFullName, rule.Tag!), side.Parsed!);
             }
             catch (InvalidOperationException e)
             {

@@ -156,7 +156,9 @@ public static class SchemaTags
 
     /// <summary>
     /// Whether a property's schema carries the tag itself, or through what it is made of: a local <c>$ref</c> to a
-    /// tagged definition (<c>"email": {"$ref": "#/$defs/Email"}</c>) or an <c>allOf</c> branch that is tagged.
+    /// tagged definition (<c>"email": {"$ref": "#/$defs/Email"}</c>), a tagged <c>allOf</c> branch, a tagged <c>anyOf</c>
+    /// or <c>oneOf</c> branch (<c>[{"type": "string", "confluent:tags": ["PII"]}, {"type": "null"}]</c>: the value may be
+    /// the tagged kind, so it is masked whichever it is), or tagged array <c>items</c> (every element is).
     /// </summary>
     private static bool IsTagged(JsonElement schema, string tag, JsonElement root, int depth)
     {
@@ -176,13 +178,21 @@ public static class SchemaTags
             return true;
         }
 
-        if (schema.TryGetProperty("allOf", out JsonElement branches) && branches.ValueKind == JsonValueKind.Array)
+        if (schema.TryGetProperty("items", out JsonElement items) && IsTagged(items, tag, root, depth + 1))
         {
-            foreach (JsonElement branch in branches.EnumerateArray())
+            return true;
+        }
+
+        foreach (string combinator in (ReadOnlySpan<string>)["allOf", "anyOf", "oneOf"])
+        {
+            if (schema.TryGetProperty(combinator, out JsonElement branches) && branches.ValueKind == JsonValueKind.Array)
             {
-                if (IsTagged(branch, tag, root, depth + 1))
+                foreach (JsonElement branch in branches.EnumerateArray())
                 {
-                    return true;
+                    if (IsTagged(branch, tag, root, depth + 1))
+                    {
+                        return true;
+                    }
                 }
             }
         }

@@ -35,7 +35,16 @@ public sealed class BrokerFixture : IAsyncDisposable
     {
         dataDir ??= Path.Combine(Path.GetTempPath(), "sharedlog-it-" + Guid.NewGuid().ToString("N"));
         BrokerHost host = BrokerHost.Create(["--port", "0", "--http-port", "0", "--registry-port", "0", "--data-dir", dataDir, "--host", "127.0.0.1", "--Broker:GroupInitialRebalanceDelayMs", "200", .. extraArguments], logging);
-        await host.StartAsync();
+        try
+        {
+            await host.StartAsync();
+        }
+        catch
+        {
+            await host.DisposeAsync(); // releases the data directory for a later start in the same test
+            throw;
+        }
+
         return new BrokerFixture(host, dataDir, deleteOnDispose);
     }
 

@@ -580,7 +580,10 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
             case FieldDescriptorProto.Type.TypeEnum:
                 {
                     long number = value is string symbol
-                        ? field.EnumNumbers!.TryGetValue(symbol, out var known) ? known : throw new PayloadDecodeException($"'{symbol}' is not a value of the field's enum")
+                        ? field.EnumNumbers!.TryGetValue(symbol, out var known) ? known
+                            // Redacted (no value is named "****"): the enum's first value, its default (proto3's zero), as Avro's codec does.
+                            : symbol == Policy.PrivacyRewriter.RedactedText && field.EnumDefault is { } first ? field.EnumNumbers[first]
+                            : throw new PayloadDecodeException($"'{symbol}' is not a value of the field's enum")
                         : Int64In(field, value, int.MinValue, int.MaxValue);
                     writer.WriteVarint((ulong)number);
                     break;
