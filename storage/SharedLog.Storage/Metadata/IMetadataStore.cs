@@ -242,4 +242,11 @@ public sealed class FencedException(long streamId, int epoch, int currentEpoch)
 
 /// <summary>A committed range does not continue the stream's committed data.</summary>
 public sealed class OffsetConflictException(long streamId, long expected, long actual)
-    : StreamRefusedException(streamId, $"Stream {streamId}: range starts at {actual} but the committed end offset is {expected}.");
+    : StreamRefusedException(streamId, $"Stream {streamId}: range starts at {actual} but the committed end offset is {expected}.")
+{
+    /// <summary>The stream's committed end offset.</summary>
+    public long CommittedEnd { get; } = expected;
+
+    /// <summary>Where the refused range started.</summary>
+    public long RangeStart { get; } = actual;
+}

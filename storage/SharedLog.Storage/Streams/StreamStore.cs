@@ -832,6 +832,10 @@ public sealed partial class StreamStore : IAsyncDisposable
                         LogStreamDeleted(_logger, e.StreamId);
                         Close(e.StreamId);
                     }
+                    else if (e is OffsetConflictException conflict && TakeCommittedAhead(included, conflict))
+                    {
+                        LogCommittedAhead(_logger, conflict.StreamId, conflict.RangeStart, conflict.CommittedEnd);
+                    }
                     else
                     {
                         LogStreamHeldBack(_logger, e, e.StreamId);
@@ -849,6 +853,60 @@ public sealed partial class StreamStore : IAsyncDisposable
             _uploadLock.Release();
         }
     }
+
+    /// <summary>
+    /// A range refused because the committed data already reaches past its start: an earlier commit of these batches
+    /// succeeded though it reported a failure (a lost reply from the metadata store). Under this broker's own epoch (a
+    /// fenced range is refused as such first) that data is this broker's, so the batches up to the committed end count as
+    /// uploaded; held back instead, the stream would be refused every round and hold the WAL's trim for everyone. False
+    /// when the committed end is not the end of one of the batches (then the data is not known to be these batches).
+    /// </summary>
+    private bool TakeCommittedAhead(List<(StreamLog Stream, List<CachedBatch> Batches)> included, OffsetConflictException conflict)
+    {
+        foreach ((StreamLog stream, List<CachedBatch> batches) in included)
+        {
+            if (stream.StreamId != conflict.StreamId)
+            {
+                continue;
+            }
+
+            int last = batches.FindIndex(b => b.EndOffset == conflict.CommittedEnd);
+            if (conflict.CommittedEnd <= conflict.RangeStart || batches[0].BaseOffset != conflict.RangeStart || last < 0)
+            {
+                return false;
+            }
+
+            MarkUploaded(stream, batches.GetRange(0, last + 1));
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>Marks batches that are in a committed object as uploaded, and no longer pending.</summary>
+    private void MarkUploaded(StreamLog stream, List<CachedBatch> batches)
+    {
+        lock (stream.Sync)
+        {
+            long uploadedBytes = 0;
+            foreach (CachedBatch b in batches)
+            {
+                b.Uploaded = true;
+                uploadedBytes += b.Data.Length;
+            }
+
+            stream.UploadedEndOffset = batches[^1].EndOffset;
+
+            // A stream forgotten while this upload ran (topic deleted) had these bytes discounted by Close.
+            if (!stream.Discarded)
+            {
+                Interlocked.Add(ref _pendingUploadBytes, -uploadedBytes);
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stream {StreamId}: its range from {RangeStart} was already committed up to {CommittedEnd} by an earlier attempt that reported a failure; those batches count as uploaded")]
+    private static partial void LogCommittedAhead(ILogger logger, long streamId, long rangeStart, long committedEnd);
 
     /// <summary>Every durable, not yet uploaded batch of every open stream but <paramref name="heldBack"/>, added to a new stream-set object.</summary>
     private (ObjectBuilder Builder, List<(StreamLog Stream, List<CachedBatch> Batches)> Included) CollectUploadable(HashSet<long> heldBack)
@@ -918,23 +976,7 @@ public sealed partial class StreamStore : IAsyncDisposable
         StorageMetrics.UploadedBytes.Add(data.Length);
         foreach ((StreamLog stream, List<CachedBatch> batches) in included)
         {
-            lock (stream.Sync)
-            {
-                long uploadedBytes = 0;
-                foreach (CachedBatch b in batches)
-                {
-                    b.Uploaded = true;
-                    uploadedBytes += b.Data.Length;
-                }
-
-                stream.UploadedEndOffset = batches[^1].EndOffset;
-
-                // A stream forgotten while this upload ran (topic deleted) had these bytes discounted by Close.
-                if (!stream.Discarded)
-                {
-                    Interlocked.Add(ref _pendingUploadBytes, -uploadedBytes);
-                }
-            }
+            MarkUploaded(stream, batches);
         }
 
         LogUploaded(_logger, prepared.Key, data.Length, ranges.Count);

@@ -197,6 +197,31 @@ public sealed class StreamStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ARangeCommittedByAnAttemptThatReportedAFailureCountsAsUploadedNextRound()
+    {
+        await _engine.DisposeAsync();
+        MetadataFaults? faults = null;
+        _engine = await OpenAsync(wrapMetadata: inner => MetadataFaults.Wrap(inner, out faults));
+        (long first, long second) = await TwoStreamsOfFourBatchesAsync("ambiguous", "other");
+        faults!.FailNextCommitAfterMakingIt = true;
+        await Assert.ThrowsAsync<IOException>(() => _engine.Streams.UploadAsync());
+        Assert.Equal(20, await _engine.Metadata.GetCommittedEndOffsetAsync(first)); // the commit happened
+        Assert.True(_engine.Streams.PendingUploadBytes > 0);
+
+        // The next round's range starts below the committed end: refused, then taken as uploaded, not held back for good.
+        await _engine.Streams.AppendAsync(first, Batch(5, 4));
+        await _engine.Streams.AppendAsync(second, Batch(5, 4));
+        await _engine.Streams.UploadAsync();
+        Assert.Equal((25L, 25L), (await _engine.Metadata.GetCommittedEndOffsetAsync(first), await _engine.Metadata.GetCommittedEndOffsetAsync(second)));
+        Assert.Equal(0, _engine.Streams.PendingUploadBytes);
+        Assert.Empty(_engine.Wal.ReadDurableEntries()); // the WAL is trimmed past both streams
+
+        // Each record once, in order.
+        Assert.Equal([.. Enumerable.Range(0, 25).Select(i => ((long)i, i / 5))], await ReadAllAsync(first, 0, 25));
+        Assert.Equal([.. Enumerable.Range(0, 25).Select(i => ((long)i, i / 5))], await ReadAllAsync(second, 0, 25));
+    }
+
+    [Fact]
     public async Task UploadedDataIsReadFromObjectsAfterEvictionAndTheWalIsTrimmed()
     {
         await _engine.DisposeAsync();
@@ -266,11 +291,11 @@ public sealed class StreamStoreTests : IAsyncLifetime
     [Fact]
     public async Task ALookupUnderWayWhenLookupsAreDroppedIsNotRemembered()
     {
-        HeldRangeLookups? held = null;
+        MetadataFaults? held = null;
         await _engine.DisposeAsync();
         _engine = await OpenAsync(
             new StorageOptions { UploadInterval = TimeSpan.FromHours(1), BlockSizeBytes = 8192, LogCacheBytes = 0, DeletionGrace = TimeSpan.FromMinutes(10), RangeLookupReuse = TimeSpan.FromMinutes(1) },
-            wrapMetadata: inner => HeldRangeLookups.Wrap(inner, out held));
+            wrapMetadata: inner => MetadataFaults.Wrap(inner, out held));
         long stream = await CreateStreamAsync("dropped-during-lookup");
         for (int i = 0; i < 3; i++)
         {
@@ -297,8 +322,11 @@ public sealed class StreamStoreTests : IAsyncLifetime
         Assert.Equal(before + 1, _engine.Streams.RangeLookups);
     }
 
-    /// <summary>Fault injection: a metadata store whose next range lookup, once held, waits until the test lets it go.</summary>
-    public class HeldRangeLookups : System.Reflection.DispatchProxy
+    /// <summary>
+    /// Fault injection: a metadata store whose next range lookup, once held, waits until the test lets it go; and whose
+    /// next object commit, once armed, is made and then reported as failed (a reply lost after the commit).
+    /// </summary>
+    public class MetadataFaults : System.Reflection.DispatchProxy
     {
         private IMetadataStore _inner = null!;
 
@@ -306,10 +334,12 @@ public sealed class StreamStoreTests : IAsyncLifetime
 
         public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public static IMetadataStore Wrap(IMetadataStore inner, out HeldRangeLookups control)
+        public bool FailNextCommitAfterMakingIt { get; set; }
+
+        public static IMetadataStore Wrap(IMetadataStore inner, out MetadataFaults control)
         {
-            IMetadataStore proxy = Create<IMetadataStore, HeldRangeLookups>();
-            control = (HeldRangeLookups)(object)proxy;
+            IMetadataStore proxy = Create<IMetadataStore, MetadataFaults>();
+            control = (MetadataFaults)(object)proxy;
             control._inner = inner;
             return proxy;
         }
@@ -323,6 +353,12 @@ public sealed class StreamStoreTests : IAsyncLifetime
                 return HeldAsync(targetMethod, args, hold);
             }
 
+            if (targetMethod.Name == nameof(IMetadataStore.CommitObjectAsync) && FailNextCommitAfterMakingIt)
+            {
+                FailNextCommitAfterMakingIt = false;
+                return CommitThenFailAsync(targetMethod, args);
+            }
+
             try
             {
                 return targetMethod.Invoke(_inner, args);
@@ -332,6 +368,12 @@ public sealed class StreamStoreTests : IAsyncLifetime
                 System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException);
                 throw;
             }
+        }
+
+        private async Task CommitThenFailAsync(System.Reflection.MethodInfo method, object?[]? args)
+        {
+            await (Task)method.Invoke(_inner, args)!;
+            throw new IOException("the metadata store's reply was lost after the commit");
         }
 
         private async Task<IReadOnlyList<StreamObjectRange>> HeldAsync(System.Reflection.MethodInfo method, object?[]? args, TaskCompletionSource hold)
