@@ -98,6 +98,12 @@ public sealed partial class StreamStore : IAsyncDisposable
     internal int CachedObjectIndexCount => _objectIndexes.Count;
 
     /// <summary>
+    /// Most object indexes kept (each a few KiB): a consumer catching up over a long retention reads many objects, and an
+    /// index stayed until its object was deleted. Past it the cache starts again, as the gate's caches do.
+    /// </summary>
+    internal int MaxCachedObjectIndexes { get; set; } = 10_000;
+
+    /// <summary>
     /// Drops the cached index of an object whose bytes were deleted (the janitor calls it), so the cache
     /// holds only objects that can still be read instead of growing with every object ever read.
     /// </summary>
@@ -675,6 +681,11 @@ public sealed partial class StreamStore : IAsyncDisposable
 
     private Task<IReadOnlyList<BlockIndexEntry>> IndexOfAsync(StreamObjectRange range, CancellationToken cancellationToken)
     {
+        if (_objectIndexes.Count >= MaxCachedObjectIndexes && !_objectIndexes.ContainsKey(range.Key))
+        {
+            _objectIndexes.Clear();
+        }
+
         Task<IReadOnlyList<BlockIndexEntry>> task = _objectIndexes.GetOrAdd(range.Key, key => ObjectReader.ReadIndexAsync(_objects, key, range.ObjectSize, CancellationToken.None));
         if (task.IsFaulted)
         {

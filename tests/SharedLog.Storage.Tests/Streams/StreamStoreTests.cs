@@ -222,6 +222,25 @@ public sealed class StreamStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheObjectIndexCacheStaysWithinItsBound()
+    {
+        await _engine.DisposeAsync();
+        _engine = await OpenAsync(new StorageOptions { UploadInterval = TimeSpan.FromHours(1), BlockSizeBytes = 8192, LogCacheBytes = 0 });
+        _engine.Streams.MaxCachedObjectIndexes = 2;
+        long stream = await CreateStreamAsync("many-objects");
+        for (int i = 0; i < 5; i++)
+        {
+            await _engine.Streams.AppendAsync(stream, Batch(5, i));
+            Assert.Equal(1, await _engine.Streams.UploadAsync()); // one object each
+        }
+
+        // Reading all five objects (the cache budget is 0: every read goes to them) keeps at most two indexes, and every
+        // record still comes back once, in order.
+        Assert.Equal([.. Enumerable.Range(0, 25).Select(i => ((long)i, i / 5))], await ReadAllAsync(stream, 0, 25));
+        Assert.InRange(_engine.Streams.CachedObjectIndexCount, 1, 2);
+    }
+
+    [Fact]
     public async Task UploadedDataIsReadFromObjectsAfterEvictionAndTheWalIsTrimmed()
     {
         await _engine.DisposeAsync();
