@@ -287,10 +287,12 @@ public class SchemaRegistryHttpTests
         await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/frozen/versions", Body(new { schema = Record("F", "x", "y") }), HttpStatusCode.UnprocessableEntity, 42205);
 
         // Outside IMPORT mode a version may be given only as the next one (one near int.MaxValue would block the subject
-        // for good), and an id of -1 is no id, as Confluent.
-        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/versioned/versions", Body(new { schema = Record("V", "x"), version = int.MaxValue }), HttpStatusCode.UnprocessableEntity, 42202);
+        // for good), and an id of -1 is no id, as Confluent: an invalid schema (42201), after the compatibility check.
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/versioned/versions", Body(new { schema = Record("V", "x"), version = int.MaxValue }), HttpStatusCode.UnprocessableEntity, 42201);
         await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/versioned/versions", Body(new { schema = Record("V", "x"), id = 5 }), HttpStatusCode.UnprocessableEntity, 42205);
         Assert.Equal(1, (int)(await SendAsync(http, HttpMethod.Get, $"/schemas/ids/{(int)(await SendAsync(http, HttpMethod.Post, "/subjects/versioned/versions", Body(new { schema = Record("V", "x"), version = 1, id = -1 }))).Json!["id"]!}/versions")).Json![0]!["version"]!);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/versioned/versions", Body(new { schema = Record("V", "x", "y"), version = 5 }), HttpStatusCode.Conflict, 409);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/versioned/versions", Body(new { schema = Record("V"), version = 5 }), HttpStatusCode.UnprocessableEntity, 42201);
 
         // Soft-deleting a soft-deleted version says so.
         await SendAsync(http, HttpMethod.Delete, "/subjects/versioned/versions/1");

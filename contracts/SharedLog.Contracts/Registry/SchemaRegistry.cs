@@ -404,12 +404,6 @@ public sealed partial class SchemaRegistry : IDisposable
                     throw new SchemaRegistryException(RegistryErrorCodes.OperationNotPermitted, $"Subject '{subject}' is not in import mode; ids cannot be chosen.");
                 }
 
-                if (mode != RegistryMode.Import && request.Version is > 0 && request.Version != nextVersion)
-                {
-                    // As Confluent: outside IMPORT a version may be given only as the one it would get anyway.
-                    throw new SchemaRegistryException(RegistryErrorCodes.InvalidVersion, $"Version {request.Version} is not one more than the previous version of subject '{subject}' ({nextVersion - 1}).");
-                }
-
                 if (mode == RegistryMode.Import && request.Id is null)
                 {
                     // As Confluent: an import keeps the source registry's ids, so a new schema must say which. (One already
@@ -455,6 +449,13 @@ public sealed partial class SchemaRegistry : IDisposable
                             RegistryErrorCodes.IncompatibleSchema,
                             $"Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: [{string.Join("; ", problems)}]");
                     }
+                }
+
+                if (mode != RegistryMode.Import && request.Version is > 0 && request.Version != nextVersion)
+                {
+                    // As Confluent: outside IMPORT a version may be given only as the one it would get anyway; checked
+                    // after compatibility, and answered as an invalid schema (42201).
+                    throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Version is not one more than previous version: {request.Version} given, subject '{subject}' is at {nextVersion - 1}.");
                 }
 
                 // As Confluent: the same schema registered again after its version was soft-deleted takes a new version,
