@@ -122,7 +122,23 @@ public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore
         }
 
         var commits = new List<ObjectCommit>(groups.Count);
-        var replaced = new HashSet<long>(indexes.Keys);
+        try
+        {
+            return await WriteAndCommitAsync(groups, commits, indexes.Keys, inputs, inputBlocks, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            foreach (ObjectCommit commit in commits)
+            {
+                streams?.EndWriting(commit.ObjectId);
+            }
+        }
+    }
+
+    private async Task<CompactionReport> WriteAndCommitAsync(
+        List<Group> groups, List<ObjectCommit> commits, IEnumerable<long> inputIds, List<ObjectMetadata> inputs, int inputBlocks, CancellationToken cancellationToken)
+    {
+        var replaced = new HashSet<long>(inputIds);
         int copiedBlocks = 0;
         long inputBytes = inputs.Sum(o => o.Size);
         long outputBytes = 0;
@@ -383,7 +399,17 @@ public sealed partial class ObjectCompactor(IObjectStore objects, IMetadataStore
         var range = new ObjectRange(
             group.StreamId, epoch, written[0].StartOffset, written[^1].EndOffset, 0, builder.DataSize, written.Min(b => b.FirstTimestamp), written.Max(b => b.MaxTimestamp));
         PreparedObject prepared = await metadata.PrepareObjectAsync(options.ObjectKeyPrefix, cancellationToken).ConfigureAwait(false);
-        await objects.PutAsync(prepared.Key, output, cancellationToken).ConfigureAwait(false);
+        streams?.BeginWriting(prepared.ObjectId); // until the round commits or fails (see the round)
+        try
+        {
+            await objects.PutAsync(prepared.Key, output, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            streams?.EndWriting(prepared.ObjectId);
+            throw;
+        }
+
         return new ObjectCommit(prepared.ObjectId, output.Length, [range], []) { Kind = ObjectKind.Stream };
     }
 

@@ -77,7 +77,7 @@ public sealed partial class ObjectJanitor(
         var orphanCandidates = new List<ObjectMetadata>();
         foreach (ObjectMetadata obj in await metadata.ListObjectsAsync(cancellationToken).ConfigureAwait(false))
         {
-            if (obj.State == ObjectState.Prepared && now - obj.CreatedAt > orphanGrace)
+            if (obj.State == ObjectState.Prepared && now - obj.CreatedAt > orphanGrace && !streams.IsBeingWritten(obj.ObjectId))
             {
                 orphanCandidates.Add(obj);
             }

@@ -97,6 +97,20 @@ public sealed partial class StreamStore : IAsyncDisposable
     /// <summary>Objects whose index is cached.</summary>
     internal int CachedObjectIndexCount => _objectIndexes.Count;
 
+    // Objects this process has prepared and is still writing or committing (uploads, compaction).
+    private readonly ConcurrentDictionary<long, byte> _objectsBeingWritten = new();
+
+    /// <summary>
+    /// Whether this process is still writing or committing the prepared object: not an orphan, however long its PUT takes
+    /// (a backlog after an outage, a slow store). Counting from its prepare alone, the janitor deleted its row under a PUT
+    /// slower than the orphan grace, so the commit failed and the uploaded object was never collected.
+    /// </summary>
+    public bool IsBeingWritten(long objectId) => _objectsBeingWritten.ContainsKey(objectId);
+
+    internal void BeginWriting(long objectId) => _objectsBeingWritten.TryAdd(objectId, 0);
+
+    internal void EndWriting(long objectId) => _objectsBeingWritten.TryRemove(objectId, out _);
+
     /// <summary>
     /// Most object indexes kept (each a few KiB): a consumer catching up over a long retention reads many objects, and an
     /// index stayed until its object was deleted. Past it the cache starts again, as the gate's caches do.
@@ -966,31 +980,39 @@ public sealed partial class StreamStore : IAsyncDisposable
     {
         ReadOnlySequence<byte> data = builder.BuildParts();
         PreparedObject prepared = await _metadata.PrepareObjectAsync(_options.ObjectKeyPrefix, cancellationToken).ConfigureAwait(false);
-        await _objects.PutAsync(prepared.Key, data, spread, cancellationToken).ConfigureAwait(false);
-
-        var ranges = new List<ObjectRange>();
-        foreach ((StreamLog stream, List<CachedBatch> batches) in included)
+        BeginWriting(prepared.ObjectId);
+        try
         {
-            var blocks = builder.Blocks.Where(b => b.StreamId == stream.StreamId).ToList();
-            ranges.Add(new ObjectRange(
-                stream.StreamId,
-                stream.LeaderEpoch,
-                batches[0].BaseOffset,
-                batches[^1].EndOffset,
-                blocks[0].Position,
-                blocks.Sum(b => (long)b.Size),
-                batches.Min(b => b.FirstTimestamp),
-                batches.Max(b => b.MaxTimestamp)));
-        }
+            await _objects.PutAsync(prepared.Key, data, spread, cancellationToken).ConfigureAwait(false);
 
-        await _metadata.CommitObjectAsync(new ObjectCommit(prepared.ObjectId, data.Length, ranges, []), cancellationToken).ConfigureAwait(false);
-        StorageMetrics.UploadedBytes.Add(data.Length);
-        foreach ((StreamLog stream, List<CachedBatch> batches) in included)
+            var ranges = new List<ObjectRange>();
+            foreach ((StreamLog stream, List<CachedBatch> batches) in included)
+            {
+                var blocks = builder.Blocks.Where(b => b.StreamId == stream.StreamId).ToList();
+                ranges.Add(new ObjectRange(
+                    stream.StreamId,
+                    stream.LeaderEpoch,
+                    batches[0].BaseOffset,
+                    batches[^1].EndOffset,
+                    blocks[0].Position,
+                    blocks.Sum(b => (long)b.Size),
+                    batches.Min(b => b.FirstTimestamp),
+                    batches.Max(b => b.MaxTimestamp)));
+            }
+
+            await _metadata.CommitObjectAsync(new ObjectCommit(prepared.ObjectId, data.Length, ranges, []), cancellationToken).ConfigureAwait(false);
+            StorageMetrics.UploadedBytes.Add(data.Length);
+            foreach ((StreamLog stream, List<CachedBatch> batches) in included)
+            {
+                MarkUploaded(stream, batches);
+            }
+
+            LogUploaded(_logger, prepared.Key, data.Length, ranges.Count);
+        }
+        finally
         {
-            MarkUploaded(stream, batches);
+            EndWriting(prepared.ObjectId);
         }
-
-        LogUploaded(_logger, prepared.Key, data.Length, ranges.Count);
     }
 
     /// <summary>Trims the WAL up to the first entry whose data is not yet in an object.</summary>

@@ -835,6 +835,28 @@ public sealed class StreamStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AnUploadWhosePutOutlastsTheOrphanGraceIsNotTakenForAnOrphan()
+    {
+        var held = new HeldObjectStore();
+        await _engine.DisposeAsync();
+        _engine = await OpenAsync(wrap: inner => held.Wrap(inner));
+        long stream = await CreateStreamAsync("slow-put");
+        await _engine.Streams.AppendAsync(stream, Batch(3, 1));
+        var janitor = new SharedLog.Storage.Objects.ObjectJanitor(_engine.Objects, _engine.Metadata, _engine.Streams, TimeSpan.FromMinutes(10), TimeSpan.Zero);
+
+        // The PUT is held; meanwhile the janitor runs as if 11 minutes had passed since the object was prepared.
+        Task upload = _engine.Streams.UploadAsync();
+        await held.Entered.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(0, (await janitor.RunOnceAsync(DateTimeOffset.UtcNow.AddMinutes(11))).OrphansRemoved);
+
+        held.Release.SetResult();
+        await upload.WaitAsync(TimeSpan.FromSeconds(10)); // was: the commit failed, its row deleted under it
+        Assert.Equal(3, await _engine.Metadata.GetCommittedEndOffsetAsync(stream));
+        Assert.Equal(0, _engine.Streams.PendingUploadBytes);
+        Assert.All(await _engine.Metadata.ListObjectsAsync(), o => Assert.Equal(ObjectState.Committed, o.State));
+    }
+
+    [Fact]
     public async Task OrphanUploadsAreRemovedAfterTheGracePeriod()
     {
         // A crash between PUT and commit leaves a prepared object whose bytes are in the store.
