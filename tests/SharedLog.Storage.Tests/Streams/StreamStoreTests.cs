@@ -603,9 +603,7 @@ public sealed class StreamStoreTests : IAsyncLifetime
     [Fact]
     public async Task AStreamForgottenWhileItsUploadRunsIsDiscountedFromThePendingBytesOnce()
     {
-        var held = new HeldObjectStore();
-        await _engine.DisposeAsync();
-        _engine = await OpenAsync(wrap: inner => held.Wrap(inner));
+        HeldObjectStore held = await ReopenWithHeldPutAsync();
         long forgotten = await CreateStreamAsync("forgotten");
         long kept = await CreateStreamAsync("kept");
         await _engine.Streams.AppendAsync(forgotten, Batch(4, 1));
@@ -621,6 +619,15 @@ public sealed class StreamStoreTests : IAsyncLifetime
         await upload.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(0, _engine.Streams.PendingUploadBytes);
         Assert.Equal([(0L, 2), (1L, 2)], await ReadAllAsync(kept, 0, 2));
+    }
+
+    /// <summary>The engine opened again over an object store whose first put waits until the test lets it go.</summary>
+    private async Task<HeldObjectStore> ReopenWithHeldPutAsync()
+    {
+        var held = new HeldObjectStore();
+        await _engine.DisposeAsync();
+        _engine = await OpenAsync(wrap: inner => held.Wrap(inner));
+        return held;
     }
 
     /// <summary>Fault injection: an object store whose first put waits until the test lets it go.</summary>
@@ -837,9 +844,7 @@ public sealed class StreamStoreTests : IAsyncLifetime
     [Fact]
     public async Task AnUploadWhosePutOutlastsTheOrphanGraceIsNotTakenForAnOrphan()
     {
-        var held = new HeldObjectStore();
-        await _engine.DisposeAsync();
-        _engine = await OpenAsync(wrap: inner => held.Wrap(inner));
+        HeldObjectStore held = await ReopenWithHeldPutAsync();
         long stream = await CreateStreamAsync("slow-put");
         await _engine.Streams.AppendAsync(stream, Batch(3, 1));
         var janitor = new SharedLog.Storage.Objects.ObjectJanitor(_engine.Objects, _engine.Metadata, _engine.Streams, TimeSpan.FromMinutes(10), TimeSpan.Zero);
