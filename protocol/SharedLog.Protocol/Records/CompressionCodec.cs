@@ -155,8 +155,11 @@ public static class RecordCompression
         }
     }
 
+    // NotImplementedException: K4os' LZ4 frame decoder throws it for a frame asking for a predefined dictionary, which a
+    // client can send; left out, it escaped the produce handler and closed the connection.
     private static bool IsCodecFailure(Exception e) =>
-        e is InvalidDataException or IOException or InvalidOperationException or ArgumentException or IndexOutOfRangeException or ZstdSharp.ZstdException or NotSupportedException or OverflowException;
+        e is InvalidDataException or IOException or InvalidOperationException or ArgumentException or IndexOutOfRangeException or ZstdSharp.ZstdException
+            or NotSupportedException or NotImplementedException or OverflowException;
 
     private static KafkaProtocolException UnknownCodec(CompressionCodec codec) =>
         new($"Unknown compression codec {(int)codec}.", ErrorCode.UnsupportedCompressionType);

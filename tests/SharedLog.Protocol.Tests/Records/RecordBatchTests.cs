@@ -467,4 +467,17 @@ public class RecordBatchTests
             }
         }
     }
+
+    [Fact]
+    public void AnLz4FrameAskingForAPredefinedDictionaryIsCorruptData()
+    {
+        // Frame magic, FLG 0x41 (version 01, dictionary id present), BD 0x40 (64 KiB blocks), a dictionary id, the header
+        // checksum (second byte of the xxHash32 of FLG..dictionary id), then the end mark.
+        byte[] descriptor = [0x41, 0x40, 1, 2, 3, 4];
+        byte checksum = (byte)(K4os.Hash.xxHash.XXH32.DigestOf(descriptor) >> 8);
+        byte[] frame = [0x04, 0x22, 0x4D, 0x18, .. descriptor, checksum, 0, 0, 0, 0];
+
+        var e = Assert.Throws<KafkaProtocolException>(() => RecordCompression.Decompress(CompressionCodec.Lz4, frame, 1 << 20));
+        Assert.Equal(ErrorCode.CorruptMessage, e.ErrorCode);
+    }
 }
