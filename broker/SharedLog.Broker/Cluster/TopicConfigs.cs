@@ -216,7 +216,11 @@ public static partial class TopicConfigs
             : trimmed;
     }
 
-    /// <summary>Null when the value is acceptable (once <see cref="Normalized"/>), else the reason it is not.</summary>
+    /// <summary>Every value of <paramref name="configs"/> <see cref="Normalized(string, string)"/>: as a topic stores them.</summary>
+    public static Dictionary<string, string> Normalized(IReadOnlyDictionary<string, string> configs) =>
+        configs.ToDictionary(kv => kv.Key, kv => Normalized(kv.Key, kv.Value), StringComparer.Ordinal);
+
+    /// <summary>Null when the value is acceptable (once <see cref="Normalized(string, string)"/>), else the reason it is not.</summary>
     public static string? Validate(string name, string? value)
     {
         if (!Defaults.ContainsKey(name))

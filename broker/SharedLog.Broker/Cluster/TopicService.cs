@@ -217,7 +217,7 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
             return (null, refused.Error, refused.Message);
         }
 
-        configs = configs.ToDictionary(kv => kv.Key, kv => TopicConfigs.Normalized(kv.Key, kv.Value), StringComparer.Ordinal);
+        configs = TopicConfigs.Normalized(configs);
         if (ConfigProblem(configs) is { } problem)
         {
             return (null, ErrorCode.InvalidConfig, problem);

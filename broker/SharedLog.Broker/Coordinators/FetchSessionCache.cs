@@ -134,8 +134,8 @@ public sealed class FetchSessionCache(int maxSessions = 1000, TimeSpan? evictabl
     private bool TryEvictFor(int newPartitions)
     {
         DateTime now = _time.GetUtcNow().UtcDateTime;
-        FetchSession? victim = _sessions.Values.MinBy(s => s.LastUsed)!;
-        if (now - victim.LastUsed < _evictableAfter)
+        FetchSession? victim = _sessions.Values.MinBy(s => s.LastUsed);
+        if (victim is null || now - victim.LastUsed < _evictableAfter)
         {
             victim = null;
             foreach (FetchSession session in _sessions.Values)

@@ -90,7 +90,7 @@ public sealed class CreateTopicsHandler(TopicService topics, IOptions<BrokerOpti
         var contractRetention = ContractRetention.Of(contracts, wanted.Name);
 
         // Values as stored and as DescribeConfigs will report them (also for validate_only, which stores nothing).
-        IReadOnlyDictionary<string, string> stored = created?.Configs ?? configs.ToDictionary(c => c.Key, c => TopicConfigs.Normalized(c.Key, c.Value), StringComparer.Ordinal);
+        IReadOnlyDictionary<string, string> stored = created?.Configs ?? TopicConfigs.Normalized(configs);
         foreach ((string name, string defaultValue) in TopicConfigs.Defaults)
         {
             (string value, sbyte source) = TopicConfigs.Effective(name, stored, defaultValue, contractRetention);

@@ -99,12 +99,12 @@ internal sealed class AvroCanonicalWriter
                 _json.WriteEndArray();
                 break;
             default:
-                if (HasCustomProperties(source, ReservedAttributes))
+                if (CustomProperties(source, ReservedAttributes) is { } custom)
                 {
                     // As Confluent: {"type": "string", "avro.java.string": "String"} keeps its property.
                     _json.WriteStartObject();
                     _json.WriteString("type", Schema.GetTypeString(schema.Tag));
-                    WriteCustomProperties(source, ReservedAttributes);
+                    WriteProperties(custom);
                     _json.WriteEndObject();
                 }
                 else
@@ -119,42 +119,33 @@ internal sealed class AvroCanonicalWriter
     private static JsonElement Member(JsonElement source, string name) =>
         source.ValueKind == JsonValueKind.Object && source.TryGetProperty(name, out JsonElement member) ? member : default;
 
-    private static bool HasCustomProperties(JsonElement source, HashSet<string> reserved, HashSet<string>? alsoReserved = null)
+    /// <summary>The attributes of <paramref name="source"/> the specification does not define, sorted by name, values as written; null when there are none.</summary>
+    private static SortedDictionary<string, JsonElement>? CustomProperties(JsonElement source, HashSet<string> reserved, HashSet<string>? alsoReserved = null)
     {
         if (source.ValueKind != JsonValueKind.Object)
         {
-            return false;
+            return null;
         }
 
+        SortedDictionary<string, JsonElement>? custom = null;
         foreach (JsonProperty property in source.EnumerateObject())
         {
             if (!reserved.Contains(property.Name) && alsoReserved?.Contains(property.Name) != true)
             {
-                return true;
+                // A repeated name: the last one, as a JSON parser reads it.
+                (custom ??= new SortedDictionary<string, JsonElement>(StringComparer.Ordinal))[property.Name] = property.Value;
             }
         }
 
-        return false;
+        return custom;
     }
 
-    /// <summary>The attributes of <paramref name="source"/> the specification does not define, sorted by name, values as written.</summary>
-    private void WriteCustomProperties(JsonElement source, HashSet<string> reserved, HashSet<string>? alsoReserved = null)
+    private void WriteCustomProperties(JsonElement source, HashSet<string> reserved, HashSet<string>? alsoReserved = null) =>
+        WriteProperties(CustomProperties(source, reserved, alsoReserved));
+
+    private void WriteProperties(SortedDictionary<string, JsonElement>? properties)
     {
-        if (!HasCustomProperties(source, reserved, alsoReserved))
-        {
-            return;
-        }
-
-        var custom = new SortedDictionary<string, JsonElement>(StringComparer.Ordinal);
-        foreach (JsonProperty property in source.EnumerateObject())
-        {
-            if (!reserved.Contains(property.Name) && alsoReserved?.Contains(property.Name) != true)
-            {
-                custom[property.Name] = property.Value; // a repeated name: the last one, as a JSON parser reads it
-            }
-        }
-
-        foreach ((string name, JsonElement value) in custom)
+        foreach ((string name, JsonElement value) in properties ?? [])
         {
             _json.WritePropertyName(name);
             value.WriteTo(_json);
