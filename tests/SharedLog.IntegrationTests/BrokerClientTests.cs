@@ -308,6 +308,9 @@ public class BrokerClientTests
     [InlineData(int.MaxValue - 1, 1)]
     [InlineData(5, 1)]
     [InlineData(0, 0)]
+    [InlineData(-1, -1)]
+    [InlineData(0, -1)]
+    [InlineData(-1, 1)]
     public async Task ABatchWhoseOffsetRangeDisagreesWithItsRecordCountIsInvalidAndTakesNoOffsets(int lastOffsetDelta, int recordCount)
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
@@ -325,6 +328,36 @@ public class BrokerClientTests
         }
 
         Assert.Equal(["0:a=first", "1:b=second"], KafkaClients.ConsumeFrom(broker.BootstrapServers, "offset-range", 0, 0, 2));
+    }
+
+    [Fact]
+    public async Task AcksOtherThanZeroOneOrAllAreRefusedForKnownPartitionsAndUnknownOnesAreNamedAsSuch()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("acks-two", 1);
+        byte[] batch = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([1], [2], 1).Build();
+        var produce = new SharedLog.Protocol.Messages.ProduceRequest
+        {
+            Acks = 2,
+            TimeoutMs = 5000,
+            TopicData =
+            [
+                new() { Name = "acks-two", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(batch) }, new() { Index = 1, Records = new System.Buffers.ReadOnlySequence<byte>(batch) }] },
+                new() { Name = "no-such-topic", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(batch) }] },
+            ],
+        };
+        await client.SendAsync(produce, 9, 2);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        var topics = new SharedLog.Protocol.Messages.ProduceResponse().ReadFrom(body, 9).Responses;
+        var known = topics.Single(t => t.Name == "acks-two").PartitionResponses;
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRequiredAcks, known.Single(p => p.Index == 0).ErrorCode);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.UnknownTopicOrPartition, known.Single(p => p.Index == 1).ErrorCode);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.UnknownTopicOrPartition, topics.Single(t => t.Name == "no-such-topic").PartitionResponses[0].ErrorCode);
+
+        // Nothing was stored: a real producer's first record takes offset 0.
+        using IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, Acks = Acks.All }).Build();
+        Assert.Equal(0, (await producer.ProduceAsync("acks-two", new Message<string, string> { Key = "a", Value = "first" }).WaitAsync(Timeout)).Offset.Value);
     }
 
     /// <summary>

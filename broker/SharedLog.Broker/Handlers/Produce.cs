@@ -54,15 +54,16 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             {
                 var result = new ProduceResponse.PartitionProduceResponse { Index = partition.Index, BaseOffset = -1, LogAppendTimeMs = -1, LogStartOffset = -1 };
                 topicResponse.PartitionResponses.Add(result);
-                if (!validAcks)
-                {
-                    result.ErrorCode = (short)ErrorCode.InvalidRequiredAcks;
-                    continue;
-                }
-
+                // As Kafka: a partition the broker does not have is named so first, whatever acks asks for.
                 if (found is null || partition.Index < 0 || partition.Index >= found.Partitions.Count)
                 {
                     result.ErrorCode = (short)ErrorCode.UnknownTopicOrPartition;
+                    continue;
+                }
+
+                if (!validAcks)
+                {
+                    result.ErrorCode = (short)ErrorCode.InvalidRequiredAcks;
                     continue;
                 }
 

@@ -147,7 +147,13 @@ public readonly struct RecordBatch
 
         var batch = new RecordBatch(data[..(LogOverhead + batchLength)]);
         int count = batch.RecordCount;
-        if (count < 0 || batch.LastOffsetDelta < 0 || (batch.Compression == CompressionCodec.None && count > batch.RecordsSection.Length / 7))
+        if (count < 0 || batch.LastOffsetDelta < 0)
+        {
+            // INVALID_RECORD, as Kafka's batch validation answers a negative record count.
+            throw new KafkaProtocolException($"Inconsistent batch offset range: last offset delta {batch.LastOffsetDelta} with {count} records.", ErrorCode.InvalidRecord);
+        }
+
+        if (batch.Compression == CompressionCodec.None && count > batch.RecordsSection.Length / 7)
         {
             // An uncompressed record takes at least 7 bytes (length, attributes, 5 varints), so the count is checkable.
             throw new KafkaProtocolException($"Record batch claims {count} records (last offset delta {batch.LastOffsetDelta}) in {batch.RecordsSection.Length} bytes.");
