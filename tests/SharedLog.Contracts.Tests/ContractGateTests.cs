@@ -875,6 +875,27 @@ public sealed class ContractGateTests : IDisposable
         Assert.Contains($"JSON schema {needsA}", Reason(result, 4), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task APatternContractChecksEachTopicsOwnSubjectForTheSameSchemaId(bool registeredTopicFirst)
+    {
+        // Under the topic name strategy a pattern contract's subject is the topic's: a schema id registered for one
+        // matching topic says nothing about another, whichever of the two the gate met first.
+        int id = await RegisterAsync("orders.eu-value", """{"type":"object"}""", SchemaType.Json);
+        await ApplyAsync("topic: orders.*\nclass: certified\nvalue: {}\nonFailure: reject\n");
+        byte[] record = Framed(id, "{\"a\":1}"u8.ToArray());
+
+        GateResult? first = registeredTopicFirst ? Inspect("orders.eu", (null, record)) : null;
+        GateResult other = Inspect("orders.us", (null, record));
+        GateResult registered = Inspect("orders.eu", (null, record));
+
+        Assert.Equal(GateOutcome.Reject, other.Outcome);
+        Assert.Contains("is not registered under subject 'orders.us-value'", Reason(other, 0), StringComparison.Ordinal);
+        Assert.NotEqual(GateOutcome.Reject, registered.Outcome);
+        Assert.NotEqual(GateOutcome.Reject, first?.Outcome);
+    }
+
     [Fact]
     public async Task JsonPrivacyPathsWithNonAsciiNamesMatchOnlyTheSameName()
     {

@@ -132,7 +132,8 @@ public sealed partial class ContractGate(
     private sealed record CompiledContract(ContractDefinition Definition, int Version, CompiledRule[] Rules, bool RulesReadHeaders, bool RulesReadKey, string[][] PrivacyPaths, string[][] PrivacyFieldNames);
 
     /// <param name="SubjectByRecord">True for the first check under a record name strategy (registered, decodable), which does not look at the subject: it must not answer for the subject check.</param>
-    private readonly record struct SchemaCheckKey(long Generation, string Contract, int ContractVersion, bool IsKey, int SchemaId, string? RecordName, bool SubjectByRecord);
+    /// <param name="Topic">The topic, when the subject is made from it (a pattern contract's topic or topic-record name strategy): else a schema id's standing on one topic would answer for every topic the pattern matches.</param>
+    private readonly record struct SchemaCheckKey(long Generation, string Contract, int ContractVersion, bool IsKey, int SchemaId, string? RecordName, bool SubjectByRecord, string? Topic);
 
     /// <summary>
     /// A schema id's standing for one side of one contract: usable (parsed, codec) or a reason. Under a record name
@@ -713,7 +714,8 @@ public sealed partial class ContractGate(
 
     private SchemaCheck CheckSchema(CompiledContract contract, SchemaRequirement requirement, string topic, bool isKey, int schemaId, string? recordName, bool subjectByRecord)
     {
-        var cacheKey = new SchemaCheckKey(registry.Generation, contract.Definition.Name, contract.Version, isKey, schemaId, recordName, subjectByRecord);
+        string? subjectTopic = !contract.Definition.IsPattern || subjectByRecord || requirement.Subject is not null || requirement.Strategy == SubjectNameStrategy.RecordNameStrategy ? null : topic;
+        var cacheKey = new SchemaCheckKey(registry.Generation, contract.Definition.Name, contract.Version, isKey, schemaId, recordName, subjectByRecord, subjectTopic);
         // The lookup is per record: the miss path (and its closure over these parameters) lives in its own method.
         return _schemaChecks.TryGetValue(cacheKey, out SchemaCheck? known) ? known : AddSchemaCheck(cacheKey, requirement, topic, isKey, schemaId, recordName, subjectByRecord);
     }
