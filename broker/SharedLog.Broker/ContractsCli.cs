@@ -119,7 +119,7 @@ public static class ContractsCli
         catch (Exception e) when (e is JsonException or InvalidCastException or InvalidOperationException)
         {
             // Not SharedLog's admin API at that address, or a failure answered without its JSON body.
-            await error.WriteLineAsync($"unexpected answer from {url}: {e.Message}");
+            await error.WriteLineAsync($"unexpected answer from {(command == "validate" ? options.GetValueOrDefault("registry") : url)}: {e.Message}");
             return Unreachable;
         }
     }
@@ -299,7 +299,11 @@ public static class ContractsCli
         using HttpResponseMessage listed = await http.GetAsync(new Uri($"{subjectPath}/versions"));
         if (listed.StatusCode == System.Net.HttpStatusCode.NotFound)
         {
-            return []; // a new subject: nothing to be compatible with
+            // A new subject has nothing to be compatible with; only the registry's own "subject not found" says so. Any
+            // other 404 (the admin port, a wrong path) would pass every check against an address that is no registry.
+            return RegistryErrorCode(await listed.Content.ReadAsStringAsync()) == RegistryErrorCodes.SubjectNotFound
+                ? []
+                : throw new InvalidOperationException($"{subjectPath}/versions answered 404 without the registry's subject-not-found error ({RegistryErrorCodes.SubjectNotFound}): is {registryUrl} a schema registry?");
         }
 
         listed.EnsureSuccessStatusCode();
@@ -318,6 +322,19 @@ public static class ContractsCli
 
         await local.SetCompatibilityAsync(subject, level, CancellationToken.None);
         return local.CheckCompatibility(subject, null, candidate).Messages;
+    }
+
+    /// <summary>The <c>error_code</c> of a registry's error body; null for any other body (empty, not JSON, no such number).</summary>
+    private static int? RegistryErrorCode(string body)
+    {
+        try
+        {
+            return JsonNode.Parse(body)?["error_code"] is JsonValue value && value.TryGetValue(out int code) ? code : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
     }
 
     private static async Task<IReadOnlyList<string>> RegistryVerdictAsync(HttpClient http, string subjectPath, SchemaRequest candidate)

@@ -46,6 +46,15 @@ public class ContractsCliTests
 
             Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", contract, "--registry", broker.RegistryUrl)).Code);
 
+            // A subject the registry does not have is new (nothing to be compatible with), but only the registry's own
+            // "subject not found" says so: the admin port or a wrong path also answers 404, and must not pass a CI check.
+            string fresh = await WriteAsync(Path.Combine(directory, "fresh.yaml"), "topic: fresh-pings\nvalue:\n  schemaFile: breaking.avsc\n");
+            Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", fresh, "--registry", broker.RegistryUrl)).Code);
+            (int adminCode, _, string adminErr) = await RunAsync("validate", fresh, "--registry", admin);
+            Assert.Equal(ContractsCli.Unreachable, adminCode);
+            Assert.Contains("is " + admin + " a schema registry?", adminErr, StringComparison.Ordinal);
+            Assert.Equal(ContractsCli.Unreachable, (await RunAsync("validate", fresh, "--registry", broker.RegistryUrl + "/wrong/prefix")).Code);
+
             // Checked at the contract's level, the one apply gives the subject: dropping a field without a default is
             // BACKWARD-compatible (the subject's level now) but not FULL_TRANSITIVE (a certified contract's).
             string dropped = """{"type":"record","name":"Ping","fields":[]}""";
