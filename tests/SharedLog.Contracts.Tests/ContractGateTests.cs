@@ -1151,6 +1151,36 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Theory]
+    [InlineData("certified")]
+    [InlineData("sensitive")]
+    public async Task AFlaggedTombstoneIsStoredWithItsKeyMasked(string topicClass)
+    {
+        int id = await RegisterAsync($"tomb-{topicClass}-key", """{"type":"object"}""", SchemaType.Json);
+        await ApplyAsync($"topic: tomb-{topicClass}\nclass: {topicClass}\nonFailure: flag\ntombstones: reject\nkey: {{}}\nprivacy:\n  - field: email\n    action: hash\n");
+        string hash = Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData("k"u8, "a@b.example"u8));
+
+        // A delete marker the contract refuses, flagged: stored all the same, so its key is masked as any stored record's,
+        // and on a sensitive topic it is not refused for a key that was masked.
+        GateResult result = Inspect($"tomb-{topicClass}", (Framed(id, """{"email":"a@b.example"}"""u8.ToArray()), null));
+
+        Assert.Equal(GateOutcome.Rewrite, result.Outcome);
+        Assert.Contains("null value", Reason(result, 0), StringComparison.Ordinal);
+        var stored = new List<(bool ValueIsNull, string Key, string Headers)>();
+        foreach (SharedLog.Protocol.Records.Record record in RecordBatch.Parse(result.Batch!).Records())
+        {
+            var headers = new List<string>();
+            foreach (RecordHeader header in record.Headers)
+            {
+                headers.Add(header.KeyString);
+            }
+
+            stored.Add((record.ValueIsNull, Encoding.UTF8.GetString(record.Key[SchemaWireFormat.HeaderSize..]), string.Join(",", headers)));
+        }
+
+        Assert.Equal([(true, $$"""{"email":"{{hash}}"}""", ContractGate.ViolationHeader)], stored);
+    }
+
+    [Theory]
     [InlineData("reject")]
     [InlineData("quarantine")]
     [InlineData("observe")]

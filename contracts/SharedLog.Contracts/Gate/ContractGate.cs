@@ -469,8 +469,11 @@ public sealed partial class ContractGate(
         }
     }
 
-    /// <summary>Whether a flagged record with this violation was still masked: only a rule's verdict comes after both sides were decoded and rewritten.</summary>
-    private static bool Masked(ViolationKind kind) => kind is ViolationKind.RuleFailed or ViolationKind.RuleError;
+    /// <summary>
+    /// Whether a flagged record with this violation was still masked: a rule's verdict comes after both sides were decoded
+    /// and rewritten, and a refused tombstone's after its key was (a key that failed is the verdict instead).
+    /// </summary>
+    private static bool Masked(ViolationKind kind) => kind is ViolationKind.RuleFailed or ViolationKind.RuleError or ViolationKind.Tombstone;
 
     private static string ActionLabel(FailureAction action) => action switch
     {
@@ -511,19 +514,21 @@ public sealed partial class ContractGate(
         return new CompiledContract(active.Definition, active.Version, rules, readsHeaders, readsKey, privacyPaths, privacyFieldNames);
     }
 
+    private static readonly (string Rule, string Reason, ViolationKind Kind) TombstoneRefused = ("tombstone", "records with a null value are not allowed on this topic", ViolationKind.Tombstone);
+
     private (string Rule, string Reason, ViolationKind Kind)? CheckRecord(CompiledContract contract, string topic, Record record, RecordScratch scratch, bool applyPrivacy, out RecordRewrite rewrite)
     {
         rewrite = RecordRewrite.None;
         ContractDefinition definition = contract.Definition;
         RecordActivation activation = scratch.Activation;
-        if (record.ValueIsNull && definition.RejectTombstones)
-        {
-            return ("tombstone", "records with a null value are not allowed on this topic", ViolationKind.Tombstone);
-        }
-
         // Under flag a failing record is stored all the same, so a side that fails does not stop the other side from
         // being decoded and masked; in the other modes the first failure decides.
         bool storedAnyway = definition.OnFailure == FailureAction.Flag;
+        bool refusedTombstone = record.ValueIsNull && definition.RejectTombstones;
+        if (refusedTombstone && !storedAnyway)
+        {
+            return TombstoneRefused;
+        }
         (string Rule, string Reason, ViolationKind Kind)? ruleFailed = null;
         SideResult? key = null;
         if (definition.Key is { } keyRequirement && !record.KeyIsNull)
@@ -538,6 +543,12 @@ public sealed partial class ContractGate(
                     return ruleFailed;
                 }
             }
+        }
+
+        if (refusedTombstone)
+        {
+            // Flagged: its key was decoded (and is masked below) as any stored record's.
+            ruleFailed ??= TombstoneRefused;
         }
 
         SideResult? value = null;
