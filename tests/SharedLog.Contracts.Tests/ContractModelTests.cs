@@ -513,6 +513,26 @@ public class ContractModelTests
     }
 
     [Fact]
+    public async Task APatternContractDoesNotGovernItsOwnQuarantineTopics()
+    {
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.ApplyAsync("name: orders\ntopic: 'orders.*'\nclass: certified\nonFailure: quarantine\n", "a", false, _ => [], CancellationToken.None);
+        await store.ApplyAsync("name: events\ntopic: 'events.*'\nclass: certified\nonFailure: quarantine\nquarantineTopic: events.bad\n", "a", false, _ => [], CancellationToken.None);
+
+        // "orders.*" matches "orders.eu.quarantine", where it quarantines orders.eu's records: that topic is the quarantine
+        // class's (30 days, ungated), not certified, and not quarantined in turn into "orders.eu.quarantine.quarantine".
+        Assert.Equal("orders", store.ForTopic("orders.eu")?.Definition.Name);
+        Assert.Null(store.ForTopic("orders.eu.quarantine"));
+        Assert.Equal(ContractParser.QuarantineRetentionMs, store.RetentionMsFor("orders.eu.quarantine"));
+        Assert.Equal(ContractParser.WeekMs, store.RetentionMsFor("orders.eu"));
+
+        // A fixed quarantine name the pattern matches: records failing there would be quarantined into the same topic.
+        Assert.Equal("events", store.ForTopic("events.eu")?.Definition.Name);
+        Assert.Null(store.ForTopic("events.bad"));
+        Assert.Equal(ContractParser.QuarantineRetentionMs, store.RetentionMsFor("events.bad"));
+    }
+
+    [Fact]
     public async Task ATopicsRetentionComesFromItsContractAndAQuarantineTopicsFromTheQuarantineClass()
     {
         using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);

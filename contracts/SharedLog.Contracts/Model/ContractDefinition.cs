@@ -56,6 +56,39 @@ public sealed record ContractDefinition(
 
     /// <summary>Where this contract quarantines records of <paramref name="topic"/>.</summary>
     public string QuarantineTopicFor(string topic) => QuarantineTopicTemplate.Replace("{topic}", topic, StringComparison.Ordinal);
+
+    /// <summary>
+    /// Whether <paramref name="topic"/> is a name this contract's quarantine template makes: then <paramref name="source"/>
+    /// is the topic it would be the quarantine of, or null for a fixed name. A template naming "{topic}" twice is not
+    /// recognised (topic names cannot hold braces, so only its own template makes such names).
+    /// </summary>
+    public bool IsQuarantineName(string topic, out string? source)
+    {
+        source = null;
+        int at = QuarantineTopicTemplate.IndexOf("{topic}", StringComparison.Ordinal);
+        if (at < 0)
+        {
+            return string.Equals(QuarantineTopicTemplate, topic, StringComparison.Ordinal);
+        }
+
+        string prefix = QuarantineTopicTemplate[..at];
+        string suffix = QuarantineTopicTemplate[(at + "{topic}".Length)..];
+        if (topic.Length > prefix.Length + suffix.Length && topic.StartsWith(prefix, StringComparison.Ordinal) && topic.EndsWith(suffix, StringComparison.Ordinal))
+        {
+            source = topic[prefix.Length..^suffix.Length];
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// Whether this contract governs <paramref name="topic"/>: it matches it, and it is not the contract's own quarantine
+    /// topic for a topic it matches (a pattern such as "orders.*" matches "orders.eu.quarantine" too: gating that
+    /// would quarantine into "orders.eu.quarantine.quarantine", or into the quarantine topic itself).
+    /// </summary>
+    public bool Governs(string topic) =>
+        Matches(topic) && !(IsPattern && IsQuarantineName(topic, out string? source) && (source is null || Matches(source)));
 }
 
 /// <summary>A contract file that cannot be used; <see cref="Problems"/> lists every problem found, with line and column where known.</summary>

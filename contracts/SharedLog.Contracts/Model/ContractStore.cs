@@ -165,7 +165,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             return null;
         }
 
-        return snapshot.ByTopic.GetOrAdd(topic, static (name, patterns) => patterns.FirstOrDefault(p => p.Definition.Matches(name)), snapshot.Patterns);
+        return snapshot.ByTopic.GetOrAdd(topic, static (name, patterns) => patterns.FirstOrDefault(p => p.Definition.Governs(name)), snapshot.Patterns);
     }
 
     /// <summary>
@@ -201,24 +201,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     {
         foreach (ActiveContract contract in snapshot.Exact.Values.Concat(snapshot.Patterns))
         {
-            // A fixed prefix and suffix around "{topic}"; a template naming it twice is not recognised here (its topics keep
-            // the broker default), as topic names cannot hold braces.
-            string template = contract.Definition.QuarantineTopicTemplate;
-            int at = template.IndexOf("{topic}", StringComparison.Ordinal);
-            if (at < 0)
-            {
-                if (string.Equals(template, topic, StringComparison.Ordinal))
-                {
-                    return true;
-                }
-
-                continue;
-            }
-
-            string prefix = template[..at];
-            string suffix = template[(at + "{topic}".Length)..];
-            if (topic.Length > prefix.Length + suffix.Length && topic.StartsWith(prefix, StringComparison.Ordinal) && topic.EndsWith(suffix, StringComparison.Ordinal)
-                && ReferenceEquals(ForTopic(snapshot, topic[prefix.Length..^suffix.Length]), contract))
+            if (contract.Definition.IsQuarantineName(topic, out string? source) && (source is null || ReferenceEquals(ForTopic(snapshot, source), contract)))
             {
                 return true;
             }
