@@ -495,6 +495,31 @@ public class ContractModelTests
         Assert.Contains(Assert.Throws<ContractValidationException>(() => ContractParser.Parse($"topic: t\naudit: {audit}\n")).Problems, p => p.StartsWith("audit '", StringComparison.Ordinal));
 
     [Fact]
+    public async Task ReorderingRulesOrPrivacyRulesIsANewVersionWithItsDiff()
+    {
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        const string Rules = "rules:\n  - name: a\n    expr: value.x > 0\n  - name: b\n    expr: value.y > 0\n";
+        const string Swapped = "rules:\n  - name: b\n    expr: value.y > 0\n  - name: a\n    expr: value.x > 0\n";
+        const string Privacy = "privacy:\n  - field: email\n    action: hash\n  - tag: PII\n    action: redact\n";
+        const string PrivacySwapped = "privacy:\n  - tag: PII\n    action: redact\n  - field: email\n    action: hash\n";
+        await store.ApplyAsync($"topic: orders\nvalue: {{}}\n{Rules}{Privacy}", "a", false, _ => [], CancellationToken.None);
+
+        ContractChange privacy = await store.ApplyAsync($"topic: orders\nvalue: {{}}\n{Rules}{PrivacySwapped}", "a", false, _ => [], CancellationToken.None);
+        Assert.True(privacy.Changed);
+        Assert.Equal(2, privacy.Version);
+        Assert.Contains(privacy.Diff, line => line.Contains("privacy.order", StringComparison.Ordinal) && line.Contains("tag:PII, email", StringComparison.Ordinal));
+        Assert.Equal([PrivacyAction.Redact, PrivacyAction.Hash], store.ForTopic("orders")!.Definition.Privacy.Select(p => p.Action));
+
+        ContractChange rules = await store.ApplyAsync($"topic: orders\nvalue: {{}}\n{Swapped}{PrivacySwapped}", "a", false, _ => [], CancellationToken.None);
+        Assert.True(rules.Changed);
+        Assert.Equal(3, rules.Version);
+        Assert.Contains(rules.Diff, line => line.Contains("rules.order", StringComparison.Ordinal) && line.Contains("b, a", StringComparison.Ordinal));
+
+        // The same file again changes nothing.
+        Assert.False((await store.ApplyAsync($"topic: orders\nvalue: {{}}\n{Swapped}{PrivacySwapped}", "a", false, _ => [], CancellationToken.None)).Changed);
+    }
+
+    [Fact]
     public async Task AChangeOfRetentionOrAuditAloneIsANewVersionWithItsDiff()
     {
         using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);

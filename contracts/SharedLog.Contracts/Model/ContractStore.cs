@@ -625,6 +625,18 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             flat[key] = flat.TryGetValue(key, out string? earlier) ? $"{earlier}, {action}" : action;
         }
 
+        // Order is meaning too: the first failing rule is the one reported, and privacy rules on one field compose in order
+        // (hash then redact stores "****", redact then hash a hash of it). A reordered file is a new version.
+        if (contract.Rules.Count > 1)
+        {
+            flat["rules.order"] = string.Join(", ", contract.Rules.Select(r => r.Name));
+        }
+
+        if (contract.Privacy.Count > 1)
+        {
+            flat["privacy.order"] = string.Join(", ", contract.Privacy.Select(r => r.Target));
+        }
+
         return flat;
     }
 
