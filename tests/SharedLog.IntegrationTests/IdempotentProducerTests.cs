@@ -347,6 +347,31 @@ public class IdempotentProducerTests
         Assert.Equal((0, 2L), (next.ErrorCode, next.BaseOffset));
     }
 
+    /// <summary>
+    /// A snapshot that cannot be read after a restart: the producers are rebuilt from the log, as Kafka does when its
+    /// snapshots are corrupt, so a retry of a batch written before the restart is answered with its offsets, not written twice.
+    /// </summary>
+    [Fact]
+    public async Task AnUnreadableProducerSnapshotIsRebuiltFromTheLogSoARetryIsNotWrittenTwice()
+    {
+        await InFreshDataDirAsync("sharedlog-pidgarbage-", async dataDir =>
+        {
+            InitProducerIdResponse init = await ProduceAndStopAsync(dataDir);
+
+            await using BrokerFixture second = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false);
+            var metadata = second.Host.Services.GetRequiredService<SharedLog.Storage.Metadata.IMetadataStore>();
+            long streamId = second.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>().FindStream("restart", 0)!.StreamId;
+            SharedLog.Storage.Metadata.ProducerSnapshot saved = (await metadata.GetProducerSnapshotAsync(streamId))!;
+            await metadata.SaveProducerSnapshotsAsync([saved with { State = "not json" }]);
+
+            using RawKafkaClient client = await RawKafkaClient.ConnectAsync(second.BootstrapServers);
+            ProduceResponse.PartitionProduceResponse retry = await ProduceAsync(client, "restart", Batch(init.ProducerId, init.ProducerEpoch, 3, 2), 1);
+            Assert.Equal((0, 3L), (retry.ErrorCode, retry.BaseOffset));
+            ProduceResponse.PartitionProduceResponse next = await ProduceAsync(client, "restart", Batch(init.ProducerId, init.ProducerEpoch, 5, 1), 2);
+            Assert.Equal((0, 5L), (next.ErrorCode, next.BaseOffset));
+        });
+    }
+
     [Fact]
     public async Task ProducersIdleLongerThanTheExpirationAreForgotten()
     {

@@ -133,9 +133,11 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
         List<ProducerSnapshotFormat.Producer>? saved = null;
         if (snapshot is not null && !ProducerSnapshotFormat.TryDecode(snapshot.State, out saved))
         {
-            // Unreadable: start without state (producers that continue are taken at the sequence they send)
-            // rather than refusing the partition's idempotent produces for good.
+            // Unreadable: as Kafka, which falls back to the log when its snapshots are corrupt, the producers are rebuilt
+            // by replaying the whole log kept, so a retry of a batch written before the restart is still answered as one.
             LogSnapshotUnreadable(logger, streamId, snapshot.Offset);
+            saved = [];
+            snapshot = snapshot with { Offset = log.LogStartOffset };
         }
 
         if (saved is null)
@@ -297,7 +299,7 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
     [LoggerMessage(Level = LogLevel.Warning, Message = "Producer state snapshot of stream {StreamId} claims offset {Offset}, past the log's end {End}; it now claims the end")]
     private static partial void LogSnapshotBeyondEnd(ILogger logger, long streamId, long offset, long end);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Producer state snapshot of stream {StreamId} (offset {Offset}) is unreadable; its producers start over")]
+    [LoggerMessage(Level = LogLevel.Error, Message = "Producer state snapshot of stream {StreamId} (offset {Offset}) is unreadable; its producers are rebuilt from the whole log kept")]
     private static partial void LogSnapshotUnreadable(ILogger logger, long streamId, long offset);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Count} producers of stream {StreamId} expired (producer.id.expiration.ms)")]
