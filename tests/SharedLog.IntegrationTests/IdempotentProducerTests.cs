@@ -359,9 +359,7 @@ public class IdempotentProducerTests
             InitProducerIdResponse init = await ProduceAndStopAsync(dataDir);
 
             await using BrokerFixture second = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false);
-            var metadata = second.Host.Services.GetRequiredService<SharedLog.Storage.Metadata.IMetadataStore>();
-            long streamId = second.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>().FindStream("restart", 0)!.StreamId;
-            SharedLog.Storage.Metadata.ProducerSnapshot saved = (await metadata.GetProducerSnapshotAsync(streamId))!;
+            (var metadata, SharedLog.Storage.Metadata.ProducerSnapshot saved) = await SavedSnapshotAsync(second);
             await metadata.SaveProducerSnapshotsAsync([saved with { State = "not json" }]);
 
             using RawKafkaClient client = await RawKafkaClient.ConnectAsync(second.BootstrapServers);
@@ -432,9 +430,8 @@ public class IdempotentProducerTests
             InitProducerIdResponse init = await ProduceAndStopAsync(dataDir);
 
             await using BrokerFixture second = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false);
-            var metadata = second.Host.Services.GetRequiredService<SharedLog.Storage.Metadata.IMetadataStore>();
-            long streamId = second.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>().FindStream("restart", 0)!.StreamId;
-            SharedLog.Storage.Metadata.ProducerSnapshot saved = (await metadata.GetProducerSnapshotAsync(streamId))!;
+            (var metadata, SharedLog.Storage.Metadata.ProducerSnapshot saved) = await SavedSnapshotAsync(second);
+            long streamId = saved.StreamId;
             Assert.Equal(5, saved.Offset);
             await metadata.SaveProducerSnapshotsAsync([saved with { Offset = 105 }]);
 
@@ -512,6 +509,14 @@ public class IdempotentProducerTests
     }
 
     /// <summary>Runs <paramref name="test"/> with a data directory of its own, deleted afterwards whatever happens.</summary>
+    /// <summary>The producer snapshot of partition 0 of "restart", as the broker saved it, and the store it is in.</summary>
+    private static async Task<(SharedLog.Storage.Metadata.IMetadataStore Metadata, SharedLog.Storage.Metadata.ProducerSnapshot Saved)> SavedSnapshotAsync(BrokerFixture broker)
+    {
+        var metadata = broker.Host.Services.GetRequiredService<SharedLog.Storage.Metadata.IMetadataStore>();
+        long streamId = broker.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>().FindStream("restart", 0)!.StreamId;
+        return (metadata, (await metadata.GetProducerSnapshotAsync(streamId))!);
+    }
+
     private static async Task InFreshDataDirAsync(string prefix, Func<string, Task> test)
     {
         string dataDir = Path.Combine(Path.GetTempPath(), prefix + Guid.NewGuid().ToString("N"));
