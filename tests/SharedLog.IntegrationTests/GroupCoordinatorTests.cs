@@ -94,6 +94,43 @@ public class GroupCoordinatorTests
         Assert.True(kept.LastSeen >= assigning, $"last seen {kept.LastSeen:O}, assigned at {assigning:O}");
     }
 
+    /// <summary>
+    /// As Kafka's coordinator: a group that emptied (every pod stopped) and fills again waits for members still arriving
+    /// as a new group does, so the fleet forms one generation instead of one per arrival. The test is about time passing:
+    /// with a 2 s step, joins at 0 s and 1 s extend the wait to 4 s, and one at 2.5 s is still in it.
+    /// </summary>
+    [Fact]
+    public async Task MembersStillArrivingExtendTheWaitOfAGroupLeavingEmptyNotOnlyOfANewOne()
+    {
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 2000);
+        JoinResult alone = await JoinAsync(groups, string.Empty).WaitAsync(Timeout);
+        Assert.Equal(ErrorCode.None, (await groups.SyncAsync("g", alone.GenerationId, alone.MemberId, new Dictionary<string, byte[]> { [alone.MemberId] = [1] }).WaitAsync(Timeout)).Error);
+        Assert.Equal(ErrorCode.None, groups.Leave("g", alone.MemberId, null));
+        Assert.Equal(GroupState.Empty, groups.Find("g")!.State);
+
+        Task<JoinResult> first = JoinAsync(groups, string.Empty);
+        await Task.Delay(1000);
+        Task<JoinResult> second = JoinAsync(groups, string.Empty);
+        await Task.Delay(1500);
+        Assert.False(first.IsCompleted, "the rebalance completed before its extended wait");
+        Task<JoinResult> third = JoinAsync(groups, string.Empty);
+
+        JoinResult[] joined = await Task.WhenAll(first, second, third).WaitAsync(Timeout);
+        Assert.All(joined, j => Assert.Equal((ErrorCode.None, joined[0].GenerationId), (j.Error, j.GenerationId)));
+        Assert.True(joined[0].GenerationId > alone.GenerationId);
+        Assert.Equal(3, joined.Single(j => j.MemberId == j.LeaderId).Members.Count);
+    }
+
+    [Fact]
+    public async Task TheMembershipApisRefuseAnEmptyGroupIdAsInvalid()
+    {
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 0);
+        Assert.Equal(ErrorCode.InvalidGroupId, groups.Heartbeat(string.Empty, 1, "m"));
+        Assert.Equal(ErrorCode.InvalidGroupId, (await groups.SyncAsync(string.Empty, 1, "m", new Dictionary<string, byte[]>()).WaitAsync(Timeout)).Error);
+        Assert.Equal(ErrorCode.InvalidGroupId, groups.Leave(string.Empty, "m", null));
+        Assert.Equal(ErrorCode.UnknownMemberId, groups.Heartbeat("g", 1, "m"));
+    }
+
     [Fact]
     public async Task AMemberJoiningAgainUnchangedWhileTheGroupWaitsForItsAssignmentGetsTheSameGenerationBack()
     {

@@ -456,10 +456,11 @@ public sealed class GroupCoordinator : IDisposable
             {
                 StartRebalance(group, group.State == GroupState.Empty ? _initialRebalanceDelayMs : 0);
             }
-            else if (!known && group.GenerationId == 0)
+            else if (!known && group.InitialDelayStepMs > 0)
             {
-                // As Kafka's InitialDelayedJoin: members still arriving for a new group's first generation extend its wait,
-                // so a fleet starting over a few seconds forms one generation instead of one per arrival.
+                // As Kafka's coordinator: members still arriving while a group leaves Empty (its first generation, or a
+                // whole fleet restarted) extend the wait, so a fleet starting over a few seconds forms one generation
+                // instead of one per arrival.
                 group.NewMemberAdded = true;
             }
 
@@ -712,6 +713,11 @@ public sealed class GroupCoordinator : IDisposable
     /// <param name="protocolName">SyncGroup v5+: the protocol the member was told in its JoinGroup response, or null.</param>
     public Task<SyncResult> SyncAsync(string groupId, int generationId, string memberId, IReadOnlyDictionary<string, byte[]> assignments, string? groupInstanceId = null, string? protocolType = null, string? protocolName = null)
     {
+        if (string.IsNullOrEmpty(groupId))
+        {
+            return Task.FromResult(new SyncResult(ErrorCode.InvalidGroupId, null, null, []));
+        }
+
         ConsumerGroup? group = Find(groupId);
         if (group is null)
         {
@@ -774,8 +780,11 @@ public sealed class GroupCoordinator : IDisposable
         }
     }
 
+    // As Kafka: only the offset and describe/delete APIs take an empty group id; the membership APIs refuse it as invalid,
+    // which clients treat as fatal, instead of UNKNOWN_MEMBER_ID, which they retry for good.
     public ErrorCode Heartbeat(string groupId, int generationId, string memberId, string? groupInstanceId = null) =>
-        Find(groupId) is { } group ? CheckMember(group, generationId, memberId, groupInstanceId, forCommit: false) : ErrorCode.UnknownMemberId;
+        string.IsNullOrEmpty(groupId) ? ErrorCode.InvalidGroupId
+        : Find(groupId) is { } group ? CheckMember(group, generationId, memberId, groupInstanceId, forCommit: false) : ErrorCode.UnknownMemberId;
 
     /// <summary>
     /// A member's standing for heartbeats and commits: known and of the current generation. As in Kafka, a
@@ -812,6 +821,11 @@ public sealed class GroupCoordinator : IDisposable
 
     public ErrorCode Leave(string groupId, string memberId, string? groupInstanceId)
     {
+        if (string.IsNullOrEmpty(groupId))
+        {
+            return ErrorCode.InvalidGroupId;
+        }
+
         ConsumerGroup? group = Find(groupId);
         if (group is null)
         {

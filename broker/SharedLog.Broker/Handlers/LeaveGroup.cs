@@ -18,8 +18,9 @@ public sealed class LeaveGroupHandler(GroupCoordinator groups) : IApiHandler
     {
         var body = (LeaveGroupRequest)request;
         var response = new LeaveGroupResponse();
-        if (context.Version < 3)
+        if (context.Version < 3 || string.IsNullOrEmpty(body.GroupId))
         {
+            // An empty group id is the request's error (INVALID_GROUP_ID), not each member's.
             response.ErrorCode = (short)groups.Leave(body.GroupId, body.MemberId, null);
             return ValueTask.FromResult<IApiMessage?>(response);
         }
