@@ -1244,6 +1244,12 @@ public class BrokerNetworkTests
         // As Kafka, the empty group id is a group that can be described (it has no members: Dead); and the refused joins
         // did not create "g" (Kafka's getOrMaybeCreateGroup creates a group only for a join without a member id).
         Assert.Equal([((short)ErrorCode.None, "Dead"), ((short)ErrorCode.None, "Dead")], described.Groups.Select(g => (g.ErrorCode, g.GroupState)));
+        Assert.All(described.Groups, g => Assert.Equal(int.MinValue, g.AuthorizedOperations));
+
+        // Asked for, a group's authorized operations are what Kafka without an authorizer grants: read, describe, delete.
+        await client.SendAsync(new DescribeGroupsRequest { Groups = ["g"], IncludeAuthorizedOperations = true }, 5, 6);
+        (_, byte[] withOperations) = await client.ReceiveAsync(1);
+        Assert.Equal((1 << 3) | (1 << 8) | (1 << 6), Assert.Single(new DescribeGroupsResponse().ReadFrom(withOperations, 5).Groups).AuthorizedOperations);
     }
 
     [Fact]

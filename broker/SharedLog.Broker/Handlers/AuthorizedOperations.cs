@@ -13,6 +13,9 @@ internal static class AuthorizedOperations
     /// <summary>What Kafka supports on a topic: read, write, create, delete, alter, describe, describe and alter configs.</summary>
     public const int Topic = (1 << Read) | (1 << Write) | (1 << Create) | (1 << Delete) | (1 << Alter) | (1 << Describe) | (1 << DescribeConfigs) | (1 << AlterConfigs);
 
+    /// <summary>What Kafka supports on a consumer group: read, describe, delete (DescribeGroups v3+).</summary>
+    public const int Group = (1 << Read) | (1 << Describe) | (1 << Delete);
+
     /// <summary>What Kafka supports on the cluster: create, cluster action, describe and alter configs, idempotent write, alter, describe.</summary>
     public const int Cluster = (1 << Create) | (1 << ClusterAction) | (1 << DescribeConfigs) | (1 << AlterConfigs) | (1 << IdempotentWrite) | (1 << Alter) | (1 << Describe);
 }

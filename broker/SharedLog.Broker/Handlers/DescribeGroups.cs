@@ -34,6 +34,11 @@ public sealed class DescribeGroupsHandler(GroupCoordinator groups, IMetadataStor
                 continue;
             }
 
+            if (body.IncludeAuthorizedOperations)
+            {
+                described.AuthorizedOperations = AuthorizedOperations.Group;
+            }
+
             if (describedOnce.TryGetValue(groupId, out DescribeGroupsResponse.DescribedGroup? again))
             {
                 response.Groups.Add(again);
