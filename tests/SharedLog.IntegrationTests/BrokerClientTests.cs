@@ -360,6 +360,44 @@ public class BrokerClientTests
         Assert.Equal(0, (await producer.ProduceAsync("acks-two", new Message<string, string> { Key = "a", Value = "first" }).WaitAsync(Timeout)).Offset.Value);
     }
 
+    [Theory]
+    [InlineData("compact", true)]
+    [InlineData("compact,delete", true)]
+    [InlineData("delete", false)]
+    public async Task ACompactedTopicRefusesRecordsWithoutAKeyNamingEachOne(string cleanupPolicy, bool compacted)
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using (IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build())
+        {
+            await admin.CreateTopicsAsync([new TopicSpecification { Name = "keys", NumPartitions = 1, Configs = new Dictionary<string, string> { ["cleanup.policy"] = cleanupPolicy } }]);
+        }
+
+        // As Kafka's log validator: a keyless record in a batch for a compacted topic refuses the batch, naming it.
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        byte[] batch = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([1], [2], 1).Add(null, [3], 1).Add(null, [4], 1).Build();
+        var produce = new SharedLog.Protocol.Messages.ProduceRequest
+        {
+            Acks = -1,
+            TimeoutMs = 5000,
+            TopicData = [new() { Name = "keys", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(batch) }] }],
+        };
+        await client.SendAsync(produce, 9, 1);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        var answer = new SharedLog.Protocol.Messages.ProduceResponse().ReadFrom(body, 9).Responses[0].PartitionResponses[0];
+        Assert.Equal(compacted ? (short)SharedLog.Protocol.ErrorCode.InvalidRecord : (short)0, answer.ErrorCode);
+        Assert.Equal(compacted ? [1, 2] : [], answer.RecordErrors.Select(e => e.BatchIndex));
+
+        // A real producer: a keyless record is refused on a compacted topic, a keyed one stored after what was stored before.
+        using IProducer<string?, string> producer = new ProducerBuilder<string?, string>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, Acks = Acks.All }).Build();
+        if (compacted)
+        {
+            var refused = await Assert.ThrowsAsync<ProduceException<string?, string>>(() => producer.ProduceAsync("keys", new Message<string?, string> { Key = null, Value = "v" }).WaitAsync(Timeout));
+            Assert.Equal(ErrorCode.InvalidRecord, refused.Error.Code);
+        }
+
+        Assert.Equal(compacted ? 0 : 3, (await producer.ProduceAsync("keys", new Message<string?, string> { Key = "k", Value = "v" }).WaitAsync(Timeout)).Offset.Value);
+    }
+
     /// <summary>
     /// Creates a one-partition topic and sends it, with Produce v9, one record under a header forged to claim
     /// <paramref name="lastOffsetDelta"/> and <paramref name="recordCount"/> with a CRC that matches; returns the partition's answer.

@@ -375,6 +375,11 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                         CheckTimestamps(batch, timestamps, result);
                     }
 
+                    if (topic.CompactsRecords)
+                    {
+                        CheckKeys(topic.Name, result, checkedRecords ?? batch.Records());
+                    }
+
                     int lastSequence = batch.LastSequence;
                     byte[]? bytes = null;
                     IReadOnlyList<QuarantinedRecord> quarantined = [];
@@ -480,6 +485,31 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             string reason = $"Timestamp of record {outside} is out of range: it must lie within [{earliest}, {latest}] (message.timestamp.before.max.ms and after.max.ms of the broker's time {now}).";
             result.RecordErrors = [new ProduceResponse.BatchIndexAndErrorMessage { BatchIndex = outside, BatchIndexErrorMessage = reason }];
             throw new KafkaProtocolException(reason, ErrorCode.InvalidTimestamp);
+        }
+    }
+
+    /// <summary>
+    /// As Kafka's log validator: a compacted topic keeps the last record per key, so a record without one cannot be
+    /// stored there. The batch is refused with INVALID_RECORD, naming every keyless record.
+    /// </summary>
+    private static void CheckKeys(string topicName, ProduceResponse.PartitionProduceResponse result, RecordSet records)
+    {
+        List<ProduceResponse.BatchIndexAndErrorMessage>? keyless = null;
+        int index = 0;
+        foreach (Record record in records)
+        {
+            if (record.KeyIsNull)
+            {
+                (keyless ??= []).Add(new ProduceResponse.BatchIndexAndErrorMessage { BatchIndex = index, BatchIndexErrorMessage = "Compacted topic cannot accept a record without a key." });
+            }
+
+            index++;
+        }
+
+        if (keyless is not null)
+        {
+            result.RecordErrors = keyless;
+            throw new KafkaProtocolException($"Compacted topic {topicName}-{result.Index} cannot accept records without a key ({keyless.Count} in this batch, the first at index {keyless[0].BatchIndex}).", ErrorCode.InvalidRecord);
         }
     }
 

@@ -150,25 +150,27 @@ public sealed record TopicMetadata(
     /// retention and DeleteRecords remove records: a compact-only topic (Kafka Connect's configs and offsets, Streams
     /// changelogs) keeps every record.
     /// </summary>
-    public bool DeletesRecords
+    public bool DeletesRecords => CleanupPolicyIncludes("delete", whenUnset: true);
+
+    /// <summary>Whether the topic's <c>cleanup.policy</c> includes <c>compact</c>: as in Kafka, its records must then have keys.</summary>
+    public bool CompactsRecords => CleanupPolicyIncludes("compact", whenUnset: false);
+
+    private bool CleanupPolicyIncludes(string policyName, bool whenUnset)
     {
-        get
+        if (!Configs.TryGetValue("cleanup.policy", out string? policy))
         {
-            if (!Configs.TryGetValue("cleanup.policy", out string? policy))
+            return whenUnset;
+        }
+
+        foreach (string part in policy.Split(',', StringSplitOptions.TrimEntries))
+        {
+            if (part == policyName)
             {
                 return true;
             }
-
-            foreach (string part in policy.Split(',', StringSplitOptions.TrimEntries))
-            {
-                if (part == "delete")
-                {
-                    return true;
-                }
-            }
-
-            return false;
         }
+
+        return false;
     }
 }
 
