@@ -275,8 +275,9 @@ public sealed partial class BrokerHost : IAsyncDisposable
         TimeSpan summaryInterval = TimeSpan.FromSeconds(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.ContractSummaryIntervalSeconds);
         _summaries = sp.GetRequiredService<EnforcementSummaryWriter>().RunAsync(summaryInterval, _stopping.Token);
         _quarantineAges = RefreshQuarantineAgesAsync(sp.GetRequiredService<QuarantineWriter>(), sp.GetRequiredService<ContractStore>(), summaryInterval, _stopping.Token);
+        long[] streamIds = [.. sp.GetRequiredService<TopicService>().All.SelectMany(t => t.Partitions).Select(p => p.StreamId)];
         _producerSnapshots = sp.GetRequiredService<ProducerStateManager>().RunSnapshotsAsync(
-            TimeSpan.FromMilliseconds(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.ProducerSnapshotIntervalMs), _stopping.Token);
+            TimeSpan.FromMilliseconds(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.ProducerSnapshotIntervalMs), streamIds, _stopping.Token);
         _offsetExpiry = sp.GetRequiredService<GroupOffsetExpiry>().RunAsync(
             TimeSpan.FromMilliseconds(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.OffsetsRetentionCheckIntervalMs), _stopping.Token);
         StorageOptions storage = sp.GetRequiredService<StreamStore>().Options;

@@ -348,6 +348,42 @@ public class IdempotentProducerTests
     }
 
     /// <summary>
+    /// After a restart, a partition only non-idempotent producers write to still has its producer snapshot kept at its log
+    /// end: else the first idempotent produce, maybe days later, would wait for everything written since to be replayed.
+    /// </summary>
+    [Fact]
+    public async Task APartitionOnlyPlainProducersWriteAfterARestartKeepsItsProducerSnapshotAtTheLogEnd()
+    {
+        await InFreshDataDirAsync("sharedlog-pidplain-", async dataDir =>
+        {
+            InitProducerIdResponse init = await ProduceAndStopAsync(dataDir);
+
+            await using BrokerFixture second = await BrokerFixture.StartAsync(dataDir, false, "--Broker:ProducerSnapshotIntervalMs", "100");
+            using (IProducer<Null, string> plain = new ProducerBuilder<Null, string>(new ProducerConfig { BootstrapServers = second.BootstrapServers, EnableIdempotence = false, Acks = Acks.All }).Build())
+            {
+                for (int i = 0; i < 3; i++)
+                {
+                    Assert.Equal(5 + i, (await plain.ProduceAsync(new TopicPartition("restart", 0), new Message<Null, string> { Value = "plain" }).WaitAsync(Timeout)).Offset.Value);
+                }
+            }
+
+            (var metadata, SharedLog.Storage.Metadata.ProducerSnapshot saved) = await SavedSnapshotAsync(second);
+            DateTime deadline = DateTime.UtcNow + Timeout;
+            while (saved.Offset != 8)
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"the producer snapshot stayed at offset {saved.Offset}, behind the log end 8");
+                await Task.Delay(50);
+                saved = (await metadata.GetProducerSnapshotAsync(saved.StreamId))!;
+            }
+
+            // Its producer is still known: a retry of its last batch is answered with the original offsets.
+            using RawKafkaClient client = await RawKafkaClient.ConnectAsync(second.BootstrapServers);
+            ProduceResponse.PartitionProduceResponse retry = await ProduceAsync(client, "restart", Batch(init.ProducerId, init.ProducerEpoch, 3, 2), 1);
+            Assert.Equal((0, 3L), (retry.ErrorCode, retry.BaseOffset));
+        });
+    }
+
+    /// <summary>
     /// A snapshot that cannot be read after a restart: the producers are rebuilt from the log, as Kafka does when its
     /// snapshots are corrupt, so a retry of a batch written before the restart is answered with its offsets, not written twice.
     /// </summary>
@@ -357,11 +393,9 @@ public class IdempotentProducerTests
         await InFreshDataDirAsync("sharedlog-pidgarbage-", async dataDir =>
         {
             InitProducerIdResponse init = await ProduceAndStopAsync(dataDir);
+            await EditSavedSnapshotAsync(dataDir, saved => saved with { State = "not json" });
 
             await using BrokerFixture second = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false);
-            (var metadata, SharedLog.Storage.Metadata.ProducerSnapshot saved) = await SavedSnapshotAsync(second);
-            await metadata.SaveProducerSnapshotsAsync([saved with { State = "not json" }]);
-
             using RawKafkaClient client = await RawKafkaClient.ConnectAsync(second.BootstrapServers);
             ProduceResponse.PartitionProduceResponse retry = await ProduceAsync(client, "restart", Batch(init.ProducerId, init.ProducerEpoch, 3, 2), 1);
             Assert.Equal((0, 3L), (retry.ErrorCode, retry.BaseOffset));
@@ -428,13 +462,15 @@ public class IdempotentProducerTests
         await InFreshDataDirAsync("sharedlog-pidsnap-", async dataDir =>
         {
             InitProducerIdResponse init = await ProduceAndStopAsync(dataDir);
+            await EditSavedSnapshotAsync(dataDir, saved =>
+            {
+                Assert.Equal(5, saved.Offset);
+                return saved with { Offset = 105 };
+            });
 
             await using BrokerFixture second = await BrokerFixture.StartAsync(dataDir, deleteOnDispose: false);
             (var metadata, SharedLog.Storage.Metadata.ProducerSnapshot saved) = await SavedSnapshotAsync(second);
             long streamId = saved.StreamId;
-            Assert.Equal(5, saved.Offset);
-            await metadata.SaveProducerSnapshotsAsync([saved with { Offset = 105 }]);
-
             using RawKafkaClient client = await RawKafkaClient.ConnectAsync(second.BootstrapServers);
             ProduceResponse.PartitionProduceResponse next = await ProduceAsync(client, "restart", Batch(init.ProducerId, init.ProducerEpoch, 5, 1), 1);
             Assert.Equal((0, 5L), (next.ErrorCode, next.BaseOffset));
@@ -509,6 +545,15 @@ public class IdempotentProducerTests
     }
 
     /// <summary>Runs <paramref name="test"/> with a data directory of its own, deleted afterwards whatever happens.</summary>
+    /// <summary>Rewrites, while no broker runs on <paramref name="dataDir"/>, the producer snapshot of partition 0 of "restart".</summary>
+    private static async Task EditSavedSnapshotAsync(string dataDir, Func<SharedLog.Storage.Metadata.ProducerSnapshot, SharedLog.Storage.Metadata.ProducerSnapshot> edit)
+    {
+        await using var metadata = new SharedLog.Storage.Metadata.SqliteMetadataStore(new SharedLog.Storage.Metadata.SqliteMetadataStoreOptions { DatabasePath = Path.Combine(dataDir, SharedLog.Broker.BrokerHost.MetadataFileName) });
+        await metadata.InitializeAsync();
+        long streamId = (await metadata.GetTopicAsync("restart"))!.Partitions[0].StreamId;
+        await metadata.SaveProducerSnapshotsAsync([edit((await metadata.GetProducerSnapshotAsync(streamId))!)]);
+    }
+
     /// <summary>The producer snapshot of partition 0 of "restart", as the broker saved it, and the store it is in.</summary>
     private static async Task<(SharedLog.Storage.Metadata.IMetadataStore Metadata, SharedLog.Storage.Metadata.ProducerSnapshot Saved)> SavedSnapshotAsync(BrokerFixture broker)
     {

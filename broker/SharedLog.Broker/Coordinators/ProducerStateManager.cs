@@ -284,9 +284,40 @@ public sealed partial class ProducerStateManager(IMetadataStore metadata, Stream
         }
     }
 
-    /// <summary>Takes snapshots every <paramref name="interval"/> until cancelled; a failed round is logged and retried next time.</summary>
-    public Task RunSnapshotsAsync(TimeSpan interval, CancellationToken cancellationToken) =>
-        PeriodicRounds.RunAsync(interval, (_, ct) => SnapshotAsync(ct), e => LogSnapshotFailed(logger, e), cancellationToken);
+    /// <summary>
+    /// Loads the producer state of <paramref name="streamIds"/> (the partitions there are at start), then takes snapshots
+    /// every <paramref name="interval"/> until cancelled; a failed round is logged and retried next time.
+    /// </summary>
+    /// <remarks>
+    /// Only a loaded partition's snapshot moves with its log: loading every partition at start (as Kafka loads producer
+    /// state with each log) keeps one that gets only non-idempotent produces after a restart from falling ever further
+    /// behind, which would make the first idempotent produce, days later, wait for the whole log since to be replayed.
+    /// After a clean stop each load is a metadata read and no replay.
+    /// </remarks>
+    public async Task RunSnapshotsAsync(TimeSpan interval, IEnumerable<long> streamIds, CancellationToken cancellationToken)
+    {
+        foreach (long streamId in streamIds)
+        {
+            try
+            {
+                await ForAsync(streamId, cancellationToken);
+            }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+            {
+                // Loaded again by its first idempotent produce, which reports the failure to the producer.
+                LogLoadAtStartFailed(logger, e, streamId);
+            }
+            catch (Exception) when (cancellationToken.IsCancellationRequested)
+            {
+                return; // stopping
+            }
+        }
+
+        await PeriodicRounds.RunAsync(interval, (_, ct) => SnapshotAsync(ct), e => LogSnapshotFailed(logger, e), cancellationToken);
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Producer state of stream {StreamId} could not be loaded at start; its first idempotent produce loads it")]
+    private static partial void LogLoadAtStartFailed(ILogger logger, Exception exception, long streamId);
 
     public void Dispose() => _allocation.Dispose();
 
