@@ -107,7 +107,7 @@ public sealed partial class KafkaConnectionHandler(
                             break;
                         }
 
-                        if (!await ServeAsync(connection, frame, unanswered.Writer, owed, running, serving.Token))
+                        if (!await ServeAsync(connection, frame, unanswered.Writer, owed, running, serving.Token, stop.Token))
                         {
                             return;
                         }
@@ -124,7 +124,7 @@ public sealed partial class KafkaConnectionHandler(
                     bool served;
                     try
                     {
-                        served = await ServeAsync(connection, new ReadOnlySequence<byte>(copied, 0, copiedLength), unanswered.Writer, owed, running, serving.Token);
+                        served = await ServeAsync(connection, new ReadOnlySequence<byte>(copied, 0, copiedLength), unanswered.Writer, owed, running, serving.Token, stop.Token);
                     }
                     finally
                     {
@@ -251,7 +251,9 @@ public sealed partial class KafkaConnectionHandler(
     }
 
     /// <summary>Starts answering one frame and queues its response. Returns false when the connection must be closed.</summary>
-    private async ValueTask<bool> ServeAsync(ConnectionContext connection, ReadOnlySequence<byte> frame, ChannelWriter<PendingResponse> unanswered, OwedResponses owed, List<Task> running, CancellationToken cancellationToken)
+    /// <param name="cancellationToken">Given to the handler: the connection's end or the broker's shutdown.</param>
+    /// <param name="answering">The connection's end only: how long a started request's response may wait to be queued.</param>
+    private async ValueTask<bool> ServeAsync(ConnectionContext connection, ReadOnlySequence<byte> frame, ChannelWriter<PendingResponse> unanswered, OwedResponses owed, List<Task> running, CancellationToken cancellationToken, CancellationToken answering)
     {
         if (!RequestFrame.TryPeekApi(frame, out short rawKey, out short version) || frame.Length < 8)
         {
@@ -314,8 +316,11 @@ public sealed partial class KafkaConnectionHandler(
             await ((Task)handling).ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
 
+        // Once started, a request is answered even if the broker began stopping meanwhile: its effects (an append, a
+        // commit, a new topic) happened, and a client that saw only the connection close would retry them. Only the
+        // connection's end (client gone, writer failed) stops the queueing; the shutdown stops reading further requests.
         owed.Add();
-        await unanswered.WriteAsync(new PendingResponse(handling, apiKey, correlationId, version, started), cancellationToken);
+        await unanswered.WriteAsync(new PendingResponse(handling, apiKey, correlationId, version, started), answering);
         return true;
     }
 
