@@ -360,30 +360,6 @@ public class BrokerClientTests
         Assert.Equal(0, (await producer.ProduceAsync("acks-two", new Message<string, string> { Key = "a", Value = "first" }).WaitAsync(Timeout)).Offset.Value);
     }
 
-    [Fact]
-    public async Task ZstdBatchesNeedProduceVersion7()
-    {
-        await using BrokerFixture broker = await BrokerFixture.StartAsync();
-        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
-        await client.CreateTopicAsync("zstd-versions", 1);
-        byte[] batch = new SharedLog.Protocol.Records.RecordBatchBuilder(1) { Compression = SharedLog.Protocol.Records.CompressionCodec.Zstd }.Add([1], [2], 1).Build();
-
-        // As Kafka (KIP-110): zstd came with Produce v7, and an older request carrying it is UNSUPPORTED_COMPRESSION_TYPE.
-        foreach ((short version, short expected, long offset) in new[] { ((short)6, (short)SharedLog.Protocol.ErrorCode.UnsupportedCompressionType, -1L), ((short)7, (short)0, 0L) })
-        {
-            var produce = new SharedLog.Protocol.Messages.ProduceRequest
-            {
-                Acks = -1,
-                TimeoutMs = 5000,
-                TopicData = [new() { Name = "zstd-versions", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(batch) }] }],
-            };
-            await client.SendAsync(produce, version, version);
-            (_, byte[] body) = await client.ReceiveAsync(0);
-            var answer = new SharedLog.Protocol.Messages.ProduceResponse().ReadFrom(body, version).Responses[0].PartitionResponses[0];
-            Assert.Equal((expected, offset), (answer.ErrorCode, answer.BaseOffset));
-        }
-    }
-
     [Theory]
     [InlineData("compact", true)]
     [InlineData("compact,delete", true)]

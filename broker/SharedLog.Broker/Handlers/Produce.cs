@@ -75,7 +75,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     continue;
                 }
 
-                var item = new PartitionWork(found, found.Partitions[partition.Index].StreamId, result, contract) { ZstdAllowed = context.Version >= 7 };
+                var item = new PartitionWork(found, found.Partitions[partition.Index].StreamId, result, contract);
                 if (contract is null)
                 {
                     Check(item, partition.Records);
@@ -332,12 +332,6 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     }
 
                     batch.VerifyCrc();
-                    if (batch.Compression == CompressionCodec.Zstd && !item.ZstdAllowed)
-                    {
-                        // As Kafka: a client that can write zstd asks for Produce v7 or later.
-                        throw new KafkaProtocolException("Produce requests before version 7 may not use zstd compression.", ErrorCode.UnsupportedCompressionType);
-                    }
-
                     if (batch.IsControl)
                     {
                         throw new KafkaProtocolException("Clients may not write control batches.", ErrorCode.InvalidRecord);
@@ -815,9 +809,6 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     private sealed class PartitionWork(TopicMetadata topic, long streamId, ProduceResponse.PartitionProduceResponse result, ActiveContract? contract)
     {
         public TopicMetadata Topic { get; } = topic;
-
-        /// <summary>Produce v7+ (KIP-110): older requests may not carry zstd batches.</summary>
-        public bool ZstdAllowed { get; init; } = true;
 
         public long StreamId { get; } = streamId;
 
