@@ -116,6 +116,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
         services.AddSingleton<Http.BrokerMetrics>();
         services.AddOpenTelemetry().WithMetrics(metrics => metrics
             .AddMeter(Http.BrokerMetrics.MeterName, StorageMetrics.MeterName, ContractMetrics.MeterName, "System.Runtime")
+            .AddView(instrument => Http.BrokerMetrics.PerTopicOrGroup.Contains(instrument.Name) ? new MetricStreamConfiguration { CardinalityLimit = Http.BrokerMetrics.MaxSeriesPerTopicOrGroupMetric } : null)
             .AddPrometheusExporter());
         services.AddSingleton<IWriteAheadLog>(sp => new FasterWriteAheadLog(wal, sp.GetRequiredService<ILogger<FasterWriteAheadLog>>()));
         // Object store: the local directory by default; "ObjectStore:Kind" = "s3" with an "S3" section for S3.

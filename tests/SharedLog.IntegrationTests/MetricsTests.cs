@@ -134,6 +134,31 @@ public class MetricsTests
     }
 
     [Fact]
+    public async Task ConsumerGroupLagKeepsASeriesPerGroupPastOpenTelemetrysDefaultLimit()
+    {
+        // 2,100 groups with a committed offset on one partition: past OpenTelemetry's default of 2,000 series per metric,
+        // after which the lag of the groups seen last would merge into one otel_metric_overflow series.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("wide", 1);
+        Assert.Equal(0, (await client.ProduceAsync("wide", 0, new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([1], [2], 1).Build(), 1)).ErrorCode);
+        const int Groups = 2_100;
+        for (int i = 0; i < Groups; i++)
+        {
+            await client.SendAsync(new OffsetCommitRequest { GroupId = $"wide-{i}", GenerationIdOrMemberEpoch = -1, MemberId = string.Empty, Topics = [new() { Name = "wide", Partitions = [new() { PartitionIndex = 0, CommittedOffset = 0 }] }] }, 8, i);
+            (_, byte[] body) = await client.ReceiveAsync(1);
+            Assert.Equal(0, new OffsetCommitResponse().ReadFrom(body, 8).Topics[0].Partitions[0].ErrorCode);
+        }
+
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        string? text = await MetricsScrape.UntilAsync(http, t => t.Split('\n').Count(l => l.StartsWith("sharedlog_consumer_group_lag{", StringComparison.Ordinal) && l.Contains("topic=\"wide\"", StringComparison.Ordinal)) >= Groups ? t : null);
+        Assert.NotNull(text);
+        string[] lags = [.. text.Split('\n').Where(l => l.StartsWith("sharedlog_consumer_group_lag{", StringComparison.Ordinal))];
+        Assert.DoesNotContain(lags, l => l.Contains("otel_metric_overflow", StringComparison.Ordinal));
+        Assert.EndsWith(" 1", Assert.Single(lags, l => l.Contains($"group=\"wide-{Groups - 1}\"", StringComparison.Ordinal)).TrimEnd(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ConsumerGroupLagFollowsCommitsAndAppends()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

@@ -13,6 +13,20 @@ public sealed class BrokerMetrics : IDisposable
 {
     public const string MeterName = "SharedLog.Broker";
 
+    /// <summary>
+    /// Series a metric labelled by topic or consumer group may have; OpenTelemetry's default of 2,000 is reached by 32
+    /// groups on a 64-partition topic, after which new series merge into one <c>otel_metric_overflow</c> series. Each
+    /// series slot is allocated up front, so the limit stays bounded (a few MB in all).
+    /// </summary>
+    public const int MaxSeriesPerTopicOrGroupMetric = 20_000;
+
+    /// <summary>The instruments labelled by topic (and partition) or consumer group, given <see cref="MaxSeriesPerTopicOrGroupMetric"/>.</summary>
+    public static readonly IReadOnlySet<string> PerTopicOrGroup = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "sharedlog.consumer.group.lag", "sharedlog.bytes.in", "sharedlog.bytes.out",
+        "sharedlog.contract.records", "sharedlog.contract.violations", "sharedlog.contract.schema.records",
+    };
+
     private readonly Meter _meter = new(MeterName);
     private readonly Counter<long> _requests;
     private readonly Histogram<double> _requestLatency;
