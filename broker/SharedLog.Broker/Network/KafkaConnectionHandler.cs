@@ -258,6 +258,7 @@ public sealed partial class KafkaConnectionHandler(
         if (!RequestFrame.TryPeekApi(frame, out short rawKey, out short version) || frame.Length < 8)
         {
             LogProtocolViolation(logger, connection.ConnectionId, $"frame of {frame.Length} bytes is shorter than a request header");
+            metrics.ConnectionClosed("malformed_request");
             return false;
         }
 
@@ -376,12 +377,16 @@ public sealed partial class KafkaConnectionHandler(
                 {
                     LogClosedByHandler(logger, connection.ConnectionId, pending.Api, e.Message);
                     metrics.ConnectionClosed(e.Reason);
+                    metrics.Request(pending.Api, System.Diagnostics.Stopwatch.GetElapsedTime(pending.Started).TotalMilliseconds);
                     return;
                 }
                 catch (Exception e)
                 {
-                    // A handler bug must not take the broker down; the client sees a closed connection and retries.
+                    // A handler bug must not take the broker down; the client sees a closed connection and retries. It is
+                    // counted, so a dashboard shows what the log says (clients reconnecting in a loop).
                     LogHandlerFailed(logger, e, connection.ConnectionId, pending.Api, pending.Version);
+                    metrics.ConnectionClosed("handler_failed");
+                    metrics.Request(pending.Api, System.Diagnostics.Stopwatch.GetElapsedTime(pending.Started).TotalMilliseconds);
                     return;
                 }
 

@@ -1,0 +1,145 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Pipelines;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using SharedLog.Broker;
+using SharedLog.Broker.Handlers;
+using SharedLog.Broker.Network;
+using SharedLog.Protocol;
+using SharedLog.Protocol.Messages;
+
+namespace SharedLog.IntegrationTests;
+
+/// <summary>How a connection ends: at the broker's shutdown, and on a handler's failure.</summary>
+public sealed class ConnectionEndTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task ARequestBeingHandledWhenTheBrokerStartsStoppingIsStillAnswered()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        var slow = new HeldMetadataHandler();
+        var lifetime = new StoppingLifetime();
+        (Task serving, Pipe toBroker, Pipe toClient) = Connect(broker, slow, lifetime);
+        await SendMetadataAsync(toBroker, correlationId: 7);
+
+        // The broker starts stopping while the request is being handled; the handler then finishes its work.
+        await slow.Started.Task.WaitAsync(Timeout);
+        lifetime.Stop();
+        slow.Release.SetResult();
+        await serving.WaitAsync(Timeout);
+        await toClient.Writer.CompleteAsync();
+
+        ReadResult answered = await toClient.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
+        byte[] bytes = answered.Buffer.ToArray();
+        Assert.True(bytes.Length >= 8, "the connection closed without the response to the request it had taken");
+        Assert.Equal(bytes.Length - 4, BinaryPrimitives.ReadInt32BigEndian(bytes));
+        Assert.Equal(7, BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(4)));
+    }
+
+    [Fact]
+    public async Task AHandlerFailureAndAFrameShorterThanAHeaderCloseTheConnectionAndAreCounted()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        (Task failing, Pipe toFailing, _) = Connect(broker, new FailingMetadataHandler(), new StoppingLifetime());
+        await SendMetadataAsync(toFailing, correlationId: 1);
+        await failing.WaitAsync(Timeout);
+
+        (Task shortFrame, Pipe toShort, _) = Connect(broker, new FailingMetadataHandler(), new StoppingLifetime());
+        await toShort.Writer.WriteAsync(new byte[] { 0, 0, 0, 2, 0, 3 });
+        await shortFrame.WaitAsync(Timeout);
+
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        string? counted = await MetricsScrape.UntilAsync(http, text =>
+            Counted(text, "sharedlog_connections_closed_total{", "reason=\"handler_failed\"") == "1" && Counted(text, "sharedlog_connections_closed_total{", "reason=\"malformed_request\"") == "1"
+            && Counted(text, "sharedlog_requests_total{", "api=\"Metadata\"") == "1" ? text : null);
+        Assert.NotNull(counted);
+
+        static string? Counted(string text, string metric, string label) =>
+            text.Split('\n').FirstOrDefault(l => l.StartsWith(metric, StringComparison.Ordinal) && l.Contains(label, StringComparison.Ordinal)) is { } line ? line.Split(' ')[^1].Trim() : null;
+    }
+
+    /// <summary>Serves one in-memory connection with <paramref name="handler"/> as the only API, on the broker's metrics and options.</summary>
+    private static (Task Serving, Pipe ToBroker, Pipe ToClient) Connect(BrokerFixture broker, IApiHandler handler, IHostApplicationLifetime lifetime)
+    {
+        var registry = new HandlerRegistry([handler]);
+        var connections = new KafkaConnectionHandler(
+            registry,
+            new ApiVersionsHandler(() => registry),
+            broker.Host.Services.GetRequiredService<SharedLog.Broker.Http.BrokerMetrics>(),
+            broker.Host.Services.GetRequiredService<IOptions<BrokerOptions>>(),
+            lifetime,
+            NullLogger<KafkaConnectionHandler>.Instance);
+        var toBroker = new Pipe();
+        var toClient = new Pipe();
+        var connection = new DefaultConnectionContext("connection-end-test", new Duplex(toBroker.Reader, toClient.Writer), new Duplex(toClient.Reader, toBroker.Writer));
+        return (connections.OnConnectedAsync(connection), toBroker, toClient);
+    }
+
+    private static async Task SendMetadataAsync(Pipe toBroker, int correlationId)
+    {
+        var request = new ArrayBufferWriter<byte>();
+        RequestFrame.WriteRequest(request, new MetadataRequest { Topics = [] }, 12, correlationId, "connection-end-test");
+        await toBroker.Writer.WriteAsync(request.WrittenMemory);
+    }
+
+    private sealed class FailingMetadataHandler : IApiHandler
+    {
+        public ApiKey Api => ApiKey.Metadata;
+
+        public short MinVersion => 0;
+
+        public short MaxVersion => 12;
+
+        public ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken) =>
+            ValueTask.FromException<IApiMessage?>(new InvalidOperationException("a simulated handler fault"));
+    }
+
+    /// <summary>Metadata that answers only once released, whatever its cancellation token says (as work past its point of no return).</summary>
+    private sealed class HeldMetadataHandler : IApiHandler
+    {
+        public TaskCompletionSource Started { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public ApiKey Api => ApiKey.Metadata;
+
+        public short MinVersion => 0;
+
+        public short MaxVersion => 12;
+
+        public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
+        {
+            Started.SetResult();
+            await Release.Task;
+            return new MetadataResponse();
+        }
+    }
+
+    private sealed class StoppingLifetime : IHostApplicationLifetime
+    {
+        private readonly CancellationTokenSource _stopping = new();
+
+        public CancellationToken ApplicationStarted => CancellationToken.None;
+
+        public CancellationToken ApplicationStopping => _stopping.Token;
+
+        public CancellationToken ApplicationStopped => CancellationToken.None;
+
+        public void Stop() => _stopping.Cancel();
+
+        public void StopApplication() => Stop();
+    }
+
+    private sealed class Duplex(PipeReader input, PipeWriter output) : IDuplexPipe
+    {
+        public PipeReader Input => input;
+
+        public PipeWriter Output => output;
+    }
+}
