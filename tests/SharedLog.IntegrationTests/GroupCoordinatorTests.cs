@@ -81,7 +81,7 @@ public class GroupCoordinatorTests
             await Task.Delay(100); // the leader's heartbeat interval; the test is about time passing
         }
 
-        DateTime assigning = DateTime.UtcNow;
+        DateTime assigning = groups.Now;
         SyncResult assigned = await groups.SyncAsync("g", leader.GenerationId, leader.MemberId, new Dictionary<string, byte[]> { [leader.MemberId] = [1], [follower.MemberId] = [2] }).WaitAsync(Timeout);
         Assert.Equal(ErrorCode.None, assigned.Error);
         SyncResult followerResult = await waiting.WaitAsync(Timeout);
@@ -119,6 +119,49 @@ public class GroupCoordinatorTests
         Assert.All(joined, j => Assert.Equal((ErrorCode.None, joined[0].GenerationId), (j.Error, j.GenerationId)));
         Assert.True(joined[0].GenerationId > alone.GenerationId);
         Assert.Equal(3, joined.Single(j => j.MemberId == j.LeaderId).Members.Count);
+    }
+
+    /// <summary>
+    /// Sessions are measured on the monotonic clock, as Kafka's coordinator timer: a system clock stepped forward (NTP, a
+    /// resumed VM) does not expire the members, and time that really passes does. The clocks here are the test's.
+    /// </summary>
+    [Fact]
+    public async Task SessionsFollowTheMonotonicClockNotTheWallClock()
+    {
+        var clock = new ManualClock();
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 0, time: clock);
+        JoinResult joined = await JoinAsync(groups, string.Empty, sessionTimeoutMs: 10_000).WaitAsync(Timeout);
+        Assert.Equal(ErrorCode.None, (await groups.SyncAsync("g", joined.GenerationId, joined.MemberId, new Dictionary<string, byte[]> { [joined.MemberId] = [1] }).WaitAsync(Timeout)).Error);
+
+        // The wall clock jumps an hour ahead; the coordinator's 100 ms checks run a few times (the test waits for them).
+        clock.WallStep = TimeSpan.FromHours(1);
+        await Task.Delay(500);
+        Assert.Equal(ErrorCode.None, groups.Heartbeat("g", joined.GenerationId, joined.MemberId));
+
+        // Eleven seconds pass on the monotonic clock without a heartbeat: the member's 10 s session is over.
+        clock.Elapsed = TimeSpan.FromSeconds(11);
+        DateTime deadline = DateTime.UtcNow + Timeout;
+        while (groups.Find("g")!.Snapshot().Count > 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the member outlived its session on the monotonic clock");
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>A wall clock that can be stepped, and a monotonic clock that moves only when told.</summary>
+    private sealed class ManualClock : TimeProvider
+    {
+        private readonly DateTimeOffset _start = DateTimeOffset.UtcNow;
+
+        public TimeSpan WallStep { get; set; }
+
+        public TimeSpan Elapsed { get; set; }
+
+        public override DateTimeOffset GetUtcNow() => _start + Elapsed + WallStep;
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp() => Elapsed.Ticks;
     }
 
     [Fact]

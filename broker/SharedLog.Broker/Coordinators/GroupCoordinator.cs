@@ -188,6 +188,16 @@ public sealed class GroupCoordinator : IDisposable
     private readonly Timer _timer;
     private readonly DateTime _started = DateTime.UtcNow;
 
+    // Sessions, deadlines and delays are measured on the monotonic clock, as Kafka's coordinator timer runs on
+    // System.nanoTime: a stepped system clock (NTP, a resumed VM) must neither expire every member at once nor keep a
+    // dead one for the size of the step. Times read as a wall-clock reading taken once, advanced by elapsed time.
+    private readonly TimeProvider _time;
+    private readonly DateTime _clockOrigin;
+    private readonly long _clockOriginTimestamp;
+
+    /// <summary>The coordinator's now: the wall clock at its start plus the monotonic time elapsed since.</summary>
+    internal DateTime Now => _clockOrigin + _time.GetElapsedTime(_clockOriginTimestamp);
+
     /// <summary>Kafka's defaults of group.min.session.timeout.ms and group.max.session.timeout.ms.</summary>
     public const int DefaultMinSessionTimeoutMs = 6000, DefaultMaxSessionTimeoutMs = 30 * 60 * 1000;
 
@@ -204,10 +214,14 @@ public sealed class GroupCoordinator : IDisposable
     /// </param>
     /// <param name="minSessionTimeoutMs">group.min.session.timeout.ms: a join asking for less gets INVALID_SESSION_TIMEOUT.</param>
     /// <param name="maxSessionTimeoutMs">group.max.session.timeout.ms: a join asking for more gets INVALID_SESSION_TIMEOUT.</param>
+    /// <param name="time">The clocks (the system's by default); only its monotonic timestamps measure time.</param>
     public GroupCoordinator(
         int initialRebalanceDelayMs, TimeSpan? emptyGroupRetention = null, int minSessionTimeoutMs = DefaultMinSessionTimeoutMs,
-        int maxSessionTimeoutMs = DefaultMaxSessionTimeoutMs)
+        int maxSessionTimeoutMs = DefaultMaxSessionTimeoutMs, TimeProvider? time = null)
     {
+        _time = time ?? TimeProvider.System;
+        _clockOrigin = _time.GetUtcNow().UtcDateTime;
+        _clockOriginTimestamp = _time.GetTimestamp();
         _initialRebalanceDelayMs = initialRebalanceDelayMs;
         _minSessionTimeoutMs = minSessionTimeoutMs;
         _maxSessionTimeoutMs = maxSessionTimeoutMs;
@@ -240,7 +254,7 @@ public sealed class GroupCoordinator : IDisposable
                 lock (group.Sync)
                 {
                     bool empty = group.Members.Count == 0 && group.PendingMemberIds.Count == 0;
-                    return new GroupActivity(!empty, group.State == GroupState.Stable, group.ProtocolType, empty ? group.EmptySince ?? DateTime.UtcNow : null, empty ? null : group.SubscribedTopics());
+                    return new GroupActivity(!empty, group.State == GroupState.Stable, group.ProtocolType, empty ? group.EmptySince ?? Now : null, empty ? null : group.SubscribedTopics());
                 }
             }
 
@@ -397,7 +411,7 @@ public sealed class GroupCoordinator : IDisposable
                 {
                     // KIP-394: hand out the id first; the member rejoins with it.
                     // Until the member's session timeout: a client that never comes back must not stay here for good.
-                    group.PendingMemberIds[newId] = DateTime.UtcNow.AddMilliseconds(sessionTimeoutMs);
+                    group.PendingMemberIds[newId] = Now.AddMilliseconds(sessionTimeoutMs);
                     return Task.FromResult(Failed(ErrorCode.MemberIdRequired, newId));
                 }
 
@@ -421,7 +435,7 @@ public sealed class GroupCoordinator : IDisposable
 
             bool changed = !SameProtocols(member.Protocols, protocols);
             member.Protocols = protocols;
-            member.LastSeen = DateTime.UtcNow;
+            member.LastSeen = Now;
             member.PendingJoin?.TrySetResult(Failed(ErrorCode.RebalanceInProgress, member.MemberId));
             var join = new TaskCompletionSource<JoinResult>(TaskCreationOptions.RunContinuationsAsynchronously);
             member.PendingJoin = join;
@@ -536,10 +550,10 @@ public sealed class GroupCoordinator : IDisposable
 
     private static JoinResult Failed(ErrorCode error, string memberId) => new(error, -1, null, null, string.Empty, memberId, []);
 
-    private static void StartRebalance(ConsumerGroup group, int delayMs)
+    private void StartRebalance(ConsumerGroup group, int delayMs)
     {
         group.State = GroupState.PreparingRebalance;
-        DateTime now = DateTime.UtcNow;
+        DateTime now = Now;
         group.RebalanceDeadline = now.AddMilliseconds(Math.Max(MaxRebalanceTimeoutMs(group), delayMs));
         group.InitialDelayUntil = now.AddMilliseconds(delayMs);
         group.InitialDelayStepMs = delayMs;
@@ -579,14 +593,14 @@ public sealed class GroupCoordinator : IDisposable
     }
 
     /// <summary>Completes the join phase when every member has rejoined (after any initial delay) or the deadline passed.</summary>
-    private static void TryCompleteJoin(ConsumerGroup group)
+    private void TryCompleteJoin(ConsumerGroup group)
     {
         if (group.State != GroupState.PreparingRebalance)
         {
             return;
         }
 
-        DateTime now = DateTime.UtcNow;
+        DateTime now = Now;
         // As Kafka, members handed an id (MEMBER_ID_REQUIRED) and expected back count too: without them a scale-out
         // by several members takes a rebalance per member. Their ids expire after their session timeout. Not in a new
         // group's first rebalance: Kafka's InitialDelayedJoin ends with its delay whoever has not come back, so a client
@@ -748,7 +762,7 @@ public sealed class GroupCoordinator : IDisposable
                 return Task.FromResult(new SyncResult(ErrorCode.InconsistentGroupProtocol, null, null, []));
             }
 
-            member.LastSeen = DateTime.UtcNow;
+            member.LastSeen = Now;
             switch (group.State)
             {
                 case GroupState.PreparingRebalance:
@@ -768,7 +782,7 @@ public sealed class GroupCoordinator : IDisposable
                 }
 
                 group.State = GroupState.Stable;
-                DateTime now = DateTime.UtcNow;
+                DateTime now = Now;
                 foreach (GroupMember m in group.Members.Values)
                 {
                     m.AwaitingSync = m.PendingSync is null;
@@ -792,7 +806,7 @@ public sealed class GroupCoordinator : IDisposable
     /// its partitions until it rejoins; eager clients commit right there, when their partitions are revoked);
     /// a commit during CompletingRebalance, after the member has joined the next generation, is refused.
     /// </summary>
-    private static ErrorCode CheckMember(ConsumerGroup group, int generationId, string memberId, string? groupInstanceId, bool forCommit)
+    private ErrorCode CheckMember(ConsumerGroup group, int generationId, string memberId, string? groupInstanceId, bool forCommit)
     {
         lock (group.Sync)
         {
@@ -812,7 +826,7 @@ public sealed class GroupCoordinator : IDisposable
                 return ErrorCode.IllegalGeneration;
             }
 
-            member.LastSeen = DateTime.UtcNow;
+            member.LastSeen = Now;
 
             GroupState refusedIn = forCommit ? GroupState.CompletingRebalance : GroupState.PreparingRebalance;
             return group.State == refusedIn ? ErrorCode.RebalanceInProgress : ErrorCode.None;
@@ -877,7 +891,7 @@ public sealed class GroupCoordinator : IDisposable
         return group is null ? ErrorCode.GroupIdNotFound : CheckMember(group, generationId, memberId, groupInstanceId, forCommit: true);
     }
 
-    private static void Remove(ConsumerGroup group, GroupMember member)
+    private void Remove(ConsumerGroup group, GroupMember member)
     {
         group.Members.Remove(member.MemberId);
         member.PendingJoin?.TrySetResult(Failed(ErrorCode.UnknownMemberId, member.MemberId));
@@ -901,7 +915,7 @@ public sealed class GroupCoordinator : IDisposable
     /// <summary>Expires sessions, member ids and empty groups, and completes joins whose deadline or initial delay has passed.</summary>
     private void Tick()
     {
-        DateTime now = DateTime.UtcNow;
+        DateTime now = Now;
         List<ConsumerGroup>? expired = null;
         foreach (ConsumerGroup group in All)
         {
