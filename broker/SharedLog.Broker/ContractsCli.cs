@@ -224,12 +224,27 @@ public static class ContractsCli
         http.Timeout = TimeSpan.FromMinutes(10); // a replay of many records takes a while
         using var message = new HttpRequestMessage(HttpMethod.Post, new Uri($"{url}/replays")) { Content = new StringContent(request.ToJsonString(), Encoding.UTF8, "application/json") };
         message.Headers.Add(Http.ContractsApi.ActorHeader, options.GetValueOrDefault("actor", Environment.UserName));
-        using HttpResponseMessage response = await http.SendAsync(message);
-        JsonNode body = JsonNode.Parse(await response.Content.ReadAsStringAsync()) ?? throw new JsonException("the answer is empty");
+        HttpResponseMessage response;
+        try
+        {
+            response = await http.SendAsync(message);
+        }
+        catch (TaskCanceledException)
+        {
+            // Not "unreachable" (exit 3): the broker took the replay and goes on with it; running it again unnamed
+            // would write its records twice.
+            await error.WriteLineAsync($"no answer within {http.Timeout.TotalMinutes:0} minutes: the replay goes on in the broker; its end is in _contract_audit and the broker log (a replay given --id resumes where it stopped if run again)");
+            return Invalid;
+        }
+
+        using HttpResponseMessage answered = response;
+        JsonNode body = JsonNode.Parse(await answered.Content.ReadAsStringAsync()) ?? throw new JsonException("the answer is empty");
         if (body["error_code"] is not null)
         {
             await error.WriteLineAsync((string?)body["message"]);
-            return Invalid;
+
+            // A request the broker refuses as malformed (HTTP 400: a bad filter, an out-of-range number) is a usage error.
+            return answered.StatusCode == System.Net.HttpStatusCode.BadRequest ? Usage : Invalid;
         }
 
         bool complete = (bool)body["complete"]!;

@@ -13,6 +13,21 @@ public class ReplayThrottleTests
         Assert.Equal(TimeSpan.FromMilliseconds(expectedMs), ReplayThrottle.DelayFor(bytesSoFar, TimeSpan.FromMilliseconds(elapsedMs), bytesPerSecond));
 
     [Fact]
+    public void AStretchWithNothingToWriteEarnsAtMostOneSecondOfCredit()
+    {
+        // 64 KiB/s; one write at the start, then 30 s of scanning records the filter skips.
+        var throttle = new ReplayThrottle(64 * 1024);
+        Assert.Equal(TimeSpan.Zero, throttle.Reserve(64 * 1024, TimeSpan.Zero));
+        TimeSpan later = TimeSpan.FromSeconds(30);
+
+        // The second of credit goes at once; after it the writes keep to the rate again, not 30 s of it at full speed.
+        Assert.Equal(TimeSpan.Zero, throttle.Reserve(64 * 1024, later));
+        Assert.Equal(TimeSpan.Zero, throttle.Reserve(64 * 1024, later));
+        Assert.Equal(TimeSpan.FromSeconds(1), throttle.Reserve(64 * 1024, later));
+        Assert.Equal(TimeSpan.FromSeconds(2), throttle.Reserve(64 * 1024, later));
+    }
+
+    [Fact]
     public async Task WithoutARateNothingWaits()
     {
         var throttle = new ReplayThrottle(null);
@@ -33,4 +48,23 @@ public class ReplayThrottleTests
         await cancel.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting);
     }
+}
+
+public class ReplayRequestTimestampTests
+{
+    [Theory]
+    [InlineData("2026-12-04T10:30:00Z", 1_796_380_200_000)]
+    [InlineData("2026-12-04T10:30:00.250Z", 1_796_380_200_250)]
+    [InlineData("2026-12-04T11:30:00+01:00", 1_796_380_200_000)]
+    [InlineData("2026-12-04T10:30Z", 1_796_380_200_000)]
+    [InlineData("2026-12-04", 1_796_342_400_000)]
+    public void IsoTimesAreTakenInUtcUnlessTheyNameAnOffset(string text, long expectedMs) =>
+        Assert.Equal(expectedMs, ReplayRequests.Parse($$"""{ "source": "orders", "fromTimestamp": "{{text}}" }""", "test").FromTimestamp);
+
+    [Theory]
+    [InlineData("04/12/2026")]
+    [InlineData("Dec 4 2026")]
+    [InlineData("yesterday")]
+    public void OtherTimeFormatsAreRefusedNotGuessed(string text) =>
+        Assert.Equal(400, Assert.Throws<ReplayRequestException>(() => ReplayRequests.Parse($$"""{ "source": "orders", "fromTimestamp": "{{text}}" }""", "test")).Status);
 }

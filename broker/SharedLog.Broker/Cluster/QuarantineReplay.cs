@@ -105,23 +105,46 @@ public sealed record ReplayReport(
     IReadOnlyList<ReplayWritten> WrittenRanges,
     IReadOnlyList<ReplayRefusal> Refusals);
 
-/// <summary>Paces a replay's writes to at most a number of bytes per second, measured from its first write.</summary>
+/// <summary>
+/// Paces a replay's writes to at most a number of bytes per second, measured from its first write. At most one second of
+/// unused rate is kept as credit: after a long stretch with nothing to write (scanning records the filter skips) the
+/// next writes must not go at full speed for as long as the stretch lasted.
+/// </summary>
 public sealed class ReplayThrottle(long? bytesPerSecond)
 {
-    private readonly long _started = System.Diagnostics.Stopwatch.GetTimestamp();
+    private long _firstWrite;
     private long _bytes;
 
     /// <summary>Counts <paramref name="bytes"/> about to be written and waits until writing them keeps to the rate.</summary>
     public Task WaitAsync(long bytes, CancellationToken cancellationToken)
     {
-        if (bytesPerSecond is not { } rate)
+        if (bytesPerSecond is null)
         {
             return Task.CompletedTask;
         }
 
-        TimeSpan wait = DelayFor(_bytes, System.Diagnostics.Stopwatch.GetElapsedTime(_started), rate);
-        _bytes += bytes;
+        if (_firstWrite == 0)
+        {
+            _firstWrite = System.Diagnostics.Stopwatch.GetTimestamp();
+        }
+
+        TimeSpan wait = Reserve(bytes, System.Diagnostics.Stopwatch.GetElapsedTime(_firstWrite));
         return wait > TimeSpan.Zero ? Task.Delay(wait, cancellationToken) : Task.CompletedTask;
+    }
+
+    /// <summary>Counts <paramref name="bytes"/> written <paramref name="sinceFirstWrite"/>, and returns how long to wait before writing them.</summary>
+    internal TimeSpan Reserve(long bytes, TimeSpan sinceFirstWrite)
+    {
+        long rate = bytesPerSecond ?? long.MaxValue;
+        double credited = (sinceFirstWrite.TotalSeconds - 1) * rate;
+        if (_bytes < credited)
+        {
+            _bytes = (long)credited;
+        }
+
+        TimeSpan wait = DelayFor(_bytes, sinceFirstWrite, rate);
+        _bytes += bytes;
+        return wait;
     }
 
     /// <summary>How long to wait before more bytes go, after <paramref name="bytesSoFar"/> went in <paramref name="elapsed"/>: the first write goes at once.</summary>
@@ -870,6 +893,8 @@ public static class ReplayRequests
             ? number
             : throw Bad($"{key} must be a whole number from {min} to {max}.");
 
+    private static readonly string[] Iso8601Forms = ["yyyy-MM-dd'T'HH:mm:ss.FFFFFFFK", "yyyy-MM-dd'T'HH:mmK", "yyyy-MM-dd"];
+
     private static long Timestamp(JsonElement value, string key)
     {
         if (value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out long milliseconds))
@@ -877,7 +902,8 @@ public static class ReplayRequests
             return milliseconds;
         }
 
-        if (value.ValueKind == JsonValueKind.String && DateTimeOffset.TryParse(value.GetString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out DateTimeOffset at))
+        // ISO 8601 only: a free-form parse would read "04/12/2026" as April 12 and replay another period than meant.
+        if (value.ValueKind == JsonValueKind.String && DateTimeOffset.TryParseExact(value.GetString(), Iso8601Forms, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out DateTimeOffset at))
         {
             return at.ToUnixTimeMilliseconds();
         }
