@@ -241,6 +241,36 @@ public class QuarantineReplayTests
     }
 
     [Fact]
+    public async Task AResumePointBelowTheQuarantineLogStartStopsTheReplayNamingTheRecordsGone()
+    {
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("orders", Contract("orders", "quarantine"));
+        using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = setup.Broker.BootstrapServers, Acks = Acks.All }).Build())
+        {
+            for (int i = 0; i < 3; i++)
+            {
+                await producer.ProduceAsync("orders", new Message<string, byte[]> { Key = $"b{i}", Value = await setup.SerializeAsync(Payment($"b{i}", -1, "EUR"), "orders") });
+            }
+        }
+
+        Assert.Equal(3, ConsumeAll(setup.Broker, "orders.quarantine", 3, Deserializers.ByteArray).Count);
+        using (IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = setup.Broker.BootstrapServers }).Build())
+        {
+            await admin.DeleteRecordsAsync([new TopicPartitionOffset("orders.quarantine", 0, 2)]);
+        }
+
+        // Resuming at 0 would skip the two records DeleteRecords took: the replay stops and says so ("never skipped").
+        (int stopped, JsonNode report) = await ReplayAsync(setup.Broker, """{ "source": "orders", "dryRun": true, "resumeFrom": { "0": 0 } }""");
+        Assert.Equal(503, stopped);
+        Assert.Contains("offsets 0 to 1 are gone", (string?)report["error"], StringComparison.Ordinal);
+        Assert.Equal(0, (long)report["matched"]!);
+
+        // Resuming at the log start goes on without them.
+        (int resumed, JsonNode rest) = await ReplayAsync(setup.Broker, """{ "source": "orders", "dryRun": true, "resumeFrom": { "0": 2 } }""");
+        Assert.Equal(200, resumed);
+        Assert.Equal(1, (long)rest["matched"]!);
+    }
+
+    [Fact]
     public async Task BadReplayRequestsAreRefusedWithAClearErrorAndWriteNothing()
     {
         await using PaymentsContract setup = await StartWithPaymentsContractAsync("orders", Contract("orders", "quarantine"));

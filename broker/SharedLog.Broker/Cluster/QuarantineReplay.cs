@@ -274,6 +274,14 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
 
             long end = stream.HighWatermark; // what is in quarantine now: records the replay quarantines again come after it
             long start = Math.Max(stream.LogStartOffset, resumeFrom.GetValueOrDefault(partition.Partition, 0));
+            if (resumeFrom.TryGetValue(partition.Partition, out long resume) && resume < stream.LogStartOffset && !run.Failed)
+            {
+                // Records this replay was to go on with are gone (retention, DeleteRecords): said, not skipped. The progress
+                // stays where it was; a resumeFrom at the log start goes on without them.
+                run.Fail($"quarantine partition {partition.Partition}: offsets {resume} to {stream.LogStartOffset - 1} are gone (its log start moved to {stream.LogStartOffset}, by retention or DeleteRecords) before this replay wrote them; resume from {stream.LogStartOffset} to go on without them");
+                start = resume;
+            }
+
             long next = run.Failed ? start : await run.ReplayPartitionAsync(partition.Partition, stream.StreamId, start, end, cancellationToken);
             await run.CommitAsync(partition.Partition, next);
             progress.Add(new ReplayPartitionProgress(partition.Partition, start, next, end));
