@@ -1227,6 +1227,53 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task AnIncompressibleRecordWhoseCopyIsMeasuredToFitIsQuarantinedOnceFramed()
+    {
+        // The default WAL (16 MiB pages: one entry takes just under 8 MiB). Random bytes (not Confluent-framed, so
+        // quarantined) do not compress: their LZ4-framed copy is larger than measured, by 4 bytes per 64 KiB block. Every
+        // length is either refused before anything is stored (the copy cannot fit) or stored with its copy; none is
+        // stored and then fails its copy (MESSAGE_TOO_LARGE after the source was stored, the bad record lost).
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("noise", Contract("noise", "quarantine"));
+        using (IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = setup.Broker.BootstrapServers }).Build())
+        {
+            await admin.CreateTopicsAsync([new TopicSpecification { Name = "noise", NumPartitions = 1, Configs = new() { ["max.message.bytes"] = "16777216" } }]);
+        }
+
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(setup.Broker.BootstrapServers);
+        int correlation = 1;
+        byte[] noise = new byte[9_000_000];
+        Random.Shared.NextBytes(noise);
+        noise[0] = 1; // no schema id: quarantined
+        async Task<bool> FitsAsync(int length)
+        {
+            ProduceResponse.PartitionProduceResponse answer = await client.ProduceAsync("noise", 0, new RecordBatchBuilder(1).Add(null, noise[..length], DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()).Build(), correlation++);
+            if (answer.ErrorCode != 0)
+            {
+                Assert.Contains("quarantine copy of record 0", answer.ErrorMessage, StringComparison.Ordinal);
+                return false;
+            }
+
+            return true;
+        }
+
+        // The longest value whose copy is taken: found by halving between one that fits and one that cannot.
+        (int fits, int tooLong) = (1_000_000, noise.Length);
+        Assert.True(await FitsAsync(fits));
+        Assert.False(await FitsAsync(tooLong));
+        while (tooLong - fits > 1)
+        {
+            int middle = (fits + tooLong) / 2;
+            (fits, tooLong) = await FitsAsync(middle) ? (middle, tooLong) : (fits, middle);
+        }
+
+        // Every record stored has its copy in quarantine.
+        using IConsumer<string, byte[]> reader = new ConsumerBuilder<string, byte[]>(new ConsumerConfig { BootstrapServers = setup.Broker.BootstrapServers, GroupId = "noise-count" }).Build();
+        long stored = reader.QueryWatermarkOffsets(new TopicPartition("noise", 0), Timeout).High.Value;
+        Assert.True(stored > 1, $"only {stored} records stored");
+        Assert.Equal(stored, reader.QueryWatermarkOffsets(new TopicPartition("noise.quarantine", 0), Timeout).High.Value);
+    }
+
+    [Fact]
     public async Task ARetryWhoseOriginalQuarantinedNothingDoesNotNeedTheQuarantineTopic()
     {
         // The contract went from observe to quarantine between a batch and its retry; the quarantine topic cannot be made

@@ -104,7 +104,7 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
         PartitionMetadata partition = target.Partitions[sourcePartition % target.Partitions.Count];
         long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var builder = NewCopyBatch(now);
-        int limit = Math.Min(MaxBatchBytes, streams.MaxBatchBytes);
+        int limit = Math.Min(MaxBatchBytes, CopyBatchLimit);
         int batchBytes = RecordBatch.HeaderSize;
         int inBatch = 0;
         for (int i = written.Value; i < records.Count; i++)
@@ -133,6 +133,13 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
     }
 
     /// <summary>
+    /// The largest batch of copies before compression: the WAL's limit less what an LZ4 frame adds to data it cannot
+    /// compress (a 4-byte header per 64 KiB block, and the frame's own header and end mark), so a copy of random or
+    /// encrypted bytes measured to fit still fits once framed.
+    /// </summary>
+    private int CopyBatchLimit => streams.MaxBatchBytes - ((streams.MaxBatchBytes / (64 * 1024) + 1) * 4 + 32);
+
+    /// <summary>
     /// A batch for quarantine copies, LZ4-compressed: the copies are the source records decompressed, so a small compressed
     /// batch of bad records would otherwise take many times its size in the WAL and the object store.
     /// </summary>
@@ -150,9 +157,9 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
             // The source offset is not assigned yet: its header is measured at its longest.
             (byte[] rawHeaders, int headerCount, RecordHeaderValue[] added) = CopyHeaders(contract, sourceTopic, sourcePartition, long.MaxValue, record);
             int size = RecordBatch.HeaderSize + RecordBatchBuilder.CopiedRecordSize(0, 0, record.Key?.Length ?? 0, record.Key is null, record.Value?.Length ?? 0, record.Value is null, rawHeaders.Length, headerCount, added);
-            if (size > streams.MaxBatchBytes)
+            if (size > CopyBatchLimit)
             {
-                return $"The quarantine copy of record {record.OffsetDelta} would take {size} bytes, more than this broker's WAL takes in one batch ({streams.MaxBatchBytes} bytes).";
+                return $"The quarantine copy of record {record.OffsetDelta} would take {size} bytes, more than this broker's WAL takes in one batch of copies ({CopyBatchLimit} bytes).";
             }
         }
 
