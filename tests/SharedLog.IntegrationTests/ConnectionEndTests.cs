@@ -15,6 +15,7 @@ using SharedLog.Protocol.Messages;
 namespace SharedLog.IntegrationTests;
 
 /// <summary>How a connection ends: at the broker's shutdown, and on a handler's failure.</summary>
+[Collection(BrokerMetricsCollection.Name)]
 public sealed class ConnectionEndTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
@@ -46,6 +47,10 @@ public sealed class ConnectionEndTests
     public async Task AHandlerFailureAndAFrameShorterThanAHeaderCloseTheConnectionAndAreCounted()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
+
+        // The instruments are the process's (every broker of the test run counts into them), so the test counts increases.
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        string before = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
         (Task failing, Pipe toFailing, _) = Connect(broker, new FailingMetadataHandler(), new StoppingLifetime());
         await SendMetadataAsync(toFailing, correlationId: 1);
         await failing.WaitAsync(Timeout);
@@ -54,14 +59,17 @@ public sealed class ConnectionEndTests
         await toShort.Writer.WriteAsync(new byte[] { 0, 0, 0, 2, 0, 3 });
         await shortFrame.WaitAsync(Timeout);
 
-        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
         string? counted = await MetricsScrape.UntilAsync(http, text =>
-            Counted(text, "sharedlog_connections_closed_total{", "reason=\"handler_failed\"") == "1" && Counted(text, "sharedlog_connections_closed_total{", "reason=\"malformed_request\"") == "1"
-            && Counted(text, "sharedlog_requests_total{", "api=\"Metadata\"") == "1" ? text : null);
+            Rose(before, text, "sharedlog_connections_closed_total{", "reason=\"handler_failed\"") && Rose(before, text, "sharedlog_connections_closed_total{", "reason=\"malformed_request\"")
+            && Rose(before, text, "sharedlog_requests_total{", "api=\"Metadata\"") ? text : null);
         Assert.NotNull(counted);
 
-        static string? Counted(string text, string metric, string label) =>
-            text.Split('\n').FirstOrDefault(l => l.StartsWith(metric, StringComparison.Ordinal) && l.Contains(label, StringComparison.Ordinal)) is { } line ? line.Split(' ')[^1].Trim() : null;
+        static bool Rose(string before, string after, string metric, string label) => Count(after, metric, label) > Count(before, metric, label);
+
+        static double Count(string text, string metric, string label) =>
+            text.Split('\n').FirstOrDefault(l => l.StartsWith(metric, StringComparison.Ordinal) && l.Contains(label, StringComparison.Ordinal)) is { } line
+                ? double.Parse(line.Split(' ')[^1].Trim(), System.Globalization.CultureInfo.InvariantCulture)
+                : 0;
     }
 
     /// <summary>Serves one in-memory connection with <paramref name="handler"/> as the only API, on the broker's metrics and options.</summary>
