@@ -96,24 +96,37 @@ public class GroupCoordinatorTests
 
     /// <summary>
     /// As Kafka's coordinator: a group that emptied (every pod stopped) and fills again waits for members still arriving
-    /// as a new group does, so the fleet forms one generation instead of one per arrival. The test is about time passing:
-    /// with a 2 s step, joins at 0 s and 1 s extend the wait to 4 s, and one at 2.5 s is still in it.
+    /// as a new group does, so the fleet forms one generation instead of one per arrival. With a 2 s step, joins at 0 s
+    /// and 1 s extend the wait past 2 s, and one at 2.5 s is still in it. The clocks and the checks are the test's.
     /// </summary>
     [Fact]
     public async Task MembersStillArrivingExtendTheWaitOfAGroupLeavingEmptyNotOnlyOfANewOne()
     {
-        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 2000);
-        JoinResult alone = await JoinAsync(groups, string.Empty).WaitAsync(Timeout);
+        var clock = new ManualClock();
+        using var groups = new GroupCoordinator(initialRebalanceDelayMs: 2000, time: clock);
+        Task<JoinResult> aloneJoin = JoinAsync(groups, string.Empty);
+        clock.Elapsed += TimeSpan.FromSeconds(2.1);
+        clock.Check();
+        JoinResult alone = await aloneJoin.WaitAsync(Timeout);
         Assert.Equal(ErrorCode.None, (await groups.SyncAsync("g", alone.GenerationId, alone.MemberId, new Dictionary<string, byte[]> { [alone.MemberId] = [1] }).WaitAsync(Timeout)).Error);
         Assert.Equal(ErrorCode.None, groups.Leave("g", alone.MemberId, null));
         Assert.Equal(GroupState.Empty, groups.Find("g")!.State);
 
         Task<JoinResult> first = JoinAsync(groups, string.Empty);
-        await Task.Delay(1000);
+        clock.Elapsed += TimeSpan.FromSeconds(1);
+        clock.Check();
         Task<JoinResult> second = JoinAsync(groups, string.Empty);
-        await Task.Delay(1500);
+        clock.Elapsed += TimeSpan.FromSeconds(1.5);
+        clock.Check();
         Assert.False(first.IsCompleted, "the rebalance completed before its extended wait");
         Task<JoinResult> third = JoinAsync(groups, string.Empty);
+
+        // The wait ends within the rebalance timeout (10 s): checks every second of it complete the join.
+        for (int tick = 0; tick < 12 && !first.IsCompleted; tick++)
+        {
+            clock.Elapsed += TimeSpan.FromSeconds(1);
+            clock.Check();
+        }
 
         JoinResult[] joined = await Task.WhenAll(first, second, third).WaitAsync(Timeout);
         Assert.All(joined, j => Assert.Equal((ErrorCode.None, joined[0].GenerationId), (j.Error, j.GenerationId)));
@@ -123,7 +136,7 @@ public class GroupCoordinatorTests
 
     /// <summary>
     /// Sessions are measured on the monotonic clock, as Kafka's coordinator timer: a system clock stepped forward (NTP, a
-    /// resumed VM) does not expire the members, and time that really passes does. The clocks here are the test's.
+    /// resumed VM) does not expire the members, and time that really passes does. The clocks and the checks are the test's.
     /// </summary>
     [Fact]
     public async Task SessionsFollowTheMonotonicClockNotTheWallClock()
@@ -133,25 +146,23 @@ public class GroupCoordinatorTests
         JoinResult joined = await JoinAsync(groups, string.Empty, sessionTimeoutMs: 10_000).WaitAsync(Timeout);
         Assert.Equal(ErrorCode.None, (await groups.SyncAsync("g", joined.GenerationId, joined.MemberId, new Dictionary<string, byte[]> { [joined.MemberId] = [1] }).WaitAsync(Timeout)).Error);
 
-        // The wall clock jumps an hour ahead; the coordinator's 100 ms checks run a few times (the test waits for them).
+        // The wall clock jumps an hour ahead and the coordinator checks its sessions: the member stays.
         clock.WallStep = TimeSpan.FromHours(1);
-        await Task.Delay(500);
+        clock.Check();
         Assert.Equal(ErrorCode.None, groups.Heartbeat("g", joined.GenerationId, joined.MemberId));
 
         // Eleven seconds pass on the monotonic clock without a heartbeat: the member's 10 s session is over.
-        clock.Elapsed = TimeSpan.FromSeconds(11);
-        DateTime deadline = DateTime.UtcNow + Timeout;
-        while (groups.Find("g")!.Snapshot().Count > 0)
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the member outlived its session on the monotonic clock");
-            await Task.Delay(50);
-        }
+        clock.Elapsed += TimeSpan.FromSeconds(11);
+        clock.Check();
+        Assert.Empty(groups.Find("g")!.Snapshot());
     }
 
-    /// <summary>A wall clock that can be stepped, and a monotonic clock that moves only when told.</summary>
+    /// <summary>A wall clock that can be stepped, a monotonic clock that moves only when told, and checks run when told.</summary>
     private sealed class ManualClock : TimeProvider
     {
         private readonly DateTimeOffset _start = DateTimeOffset.UtcNow;
+        private TimerCallback? _check;
+        private object? _state;
 
         public TimeSpan WallStep { get; set; }
 
@@ -162,6 +173,26 @@ public class GroupCoordinatorTests
         public override long TimestampFrequency => TimeSpan.TicksPerSecond;
 
         public override long GetTimestamp() => Elapsed.Ticks;
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            (_check, _state) = (callback, state);
+            return new NeverFires();
+        }
+
+        /// <summary>Runs the coordinator's periodic check now.</summary>
+        public void Check() => _check!(_state);
+
+        private sealed class NeverFires : ITimer
+        {
+            public bool Change(TimeSpan dueTime, TimeSpan period) => true;
+
+            public void Dispose()
+            {
+            }
+
+            public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+        }
     }
 
     [Fact]

@@ -185,7 +185,7 @@ public sealed class GroupCoordinator : IDisposable
     private readonly Lock _groupsLock = new();
     private readonly int _initialRebalanceDelayMs;
     private readonly TimeSpan _emptyGroupRetention;
-    private readonly Timer _timer;
+    private readonly ITimer _timer;
     private readonly DateTime _started = DateTime.UtcNow;
 
     // Sessions, deadlines and delays are measured on the monotonic clock, as Kafka's coordinator timer runs on
@@ -214,7 +214,7 @@ public sealed class GroupCoordinator : IDisposable
     /// </param>
     /// <param name="minSessionTimeoutMs">group.min.session.timeout.ms: a join asking for less gets INVALID_SESSION_TIMEOUT.</param>
     /// <param name="maxSessionTimeoutMs">group.max.session.timeout.ms: a join asking for more gets INVALID_SESSION_TIMEOUT.</param>
-    /// <param name="time">The clocks (the system's by default); only its monotonic timestamps measure time.</param>
+    /// <param name="time">The clocks and the 100 ms check's timer (the system's by default); only its monotonic timestamps measure time.</param>
     public GroupCoordinator(
         int initialRebalanceDelayMs, TimeSpan? emptyGroupRetention = null, int minSessionTimeoutMs = DefaultMinSessionTimeoutMs,
         int maxSessionTimeoutMs = DefaultMaxSessionTimeoutMs, TimeProvider? time = null)
@@ -226,7 +226,7 @@ public sealed class GroupCoordinator : IDisposable
         _minSessionTimeoutMs = minSessionTimeoutMs;
         _maxSessionTimeoutMs = maxSessionTimeoutMs;
         _emptyGroupRetention = emptyGroupRetention ?? TimeSpan.FromMinutes(10);
-        _timer = new Timer(_ => Tick(), null, 100, 100);
+        _timer = _time.CreateTimer(_ => Tick(), null, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(100));
     }
 
     public ConsumerGroup? Find(string groupId)
