@@ -232,22 +232,12 @@ public class BrokerClientTests
 
         byte[] batch = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([1], [2], 1).Build();
         batch[^1] ^= 0xFF;
-        var produce = new SharedLog.Protocol.Messages.ProduceRequest
-        {
-            Acks = -1,
-            TimeoutMs = 5000,
-            TopicData = [new() { Name = "crc", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(batch) }] }, new() { Name = "missing-topic", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(batch) }] }],
-        };
-        await client.SendAsync(produce, 9, 2);
-        (_, byte[] body) = await client.ReceiveAsync(1);
-        var response = new SharedLog.Protocol.Messages.ProduceResponse().ReadFrom(body, 9);
+        var response = await ProduceV9Async(client, -1, 2, ("crc", 0, batch), ("missing-topic", 0, batch));
         Assert.Equal((short)SharedLog.Protocol.ErrorCode.CorruptMessage, response.Responses[0].PartitionResponses[0].ErrorCode);
         Assert.Equal((short)SharedLog.Protocol.ErrorCode.UnknownTopicOrPartition, response.Responses[1].PartitionResponses[0].ErrorCode);
 
         batch[^1] ^= 0xFF;
-        await client.SendAsync(produce, 9, 3);
-        (_, body) = await client.ReceiveAsync(1);
-        response = new SharedLog.Protocol.Messages.ProduceResponse().ReadFrom(body, 9);
+        response = await ProduceV9Async(client, -1, 3, ("crc", 0, batch));
         Assert.Equal(0, response.Responses[0].PartitionResponses[0].ErrorCode);
         Assert.Equal(0, response.Responses[0].PartitionResponses[0].BaseOffset);
     }
@@ -337,19 +327,7 @@ public class BrokerClientTests
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
         await client.CreateTopicAsync("acks-two", 1);
         byte[] batch = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([1], [2], 1).Build();
-        var produce = new SharedLog.Protocol.Messages.ProduceRequest
-        {
-            Acks = 2,
-            TimeoutMs = 5000,
-            TopicData =
-            [
-                new() { Name = "acks-two", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(batch) }, new() { Index = 1, Records = new System.Buffers.ReadOnlySequence<byte>(batch) }] },
-                new() { Name = "no-such-topic", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(batch) }] },
-            ],
-        };
-        await client.SendAsync(produce, 9, 2);
-        (_, byte[] body) = await client.ReceiveAsync(1);
-        var topics = new SharedLog.Protocol.Messages.ProduceResponse().ReadFrom(body, 9).Responses;
+        var topics = (await ProduceV9Async(client, 2, 2, ("acks-two", 0, batch), ("acks-two", 1, batch), ("no-such-topic", 0, batch))).Responses;
         var known = topics.Single(t => t.Name == "acks-two").PartitionResponses;
         Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRequiredAcks, known.Single(p => p.Index == 0).ErrorCode);
         Assert.Equal((short)SharedLog.Protocol.ErrorCode.UnknownTopicOrPartition, known.Single(p => p.Index == 1).ErrorCode);
@@ -375,15 +353,7 @@ public class BrokerClientTests
         // As Kafka's log validator: a keyless record in a batch for a compacted topic refuses the batch, naming it.
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
         byte[] batch = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([1], [2], 1).Add(null, [3], 1).Add(null, [4], 1).Build();
-        var produce = new SharedLog.Protocol.Messages.ProduceRequest
-        {
-            Acks = -1,
-            TimeoutMs = 5000,
-            TopicData = [new() { Name = "keys", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(batch) }] }],
-        };
-        await client.SendAsync(produce, 9, 1);
-        (_, byte[] body) = await client.ReceiveAsync(1);
-        var answer = new SharedLog.Protocol.Messages.ProduceResponse().ReadFrom(body, 9).Responses[0].PartitionResponses[0];
+        var answer = (await ProduceV9Async(client, -1, 1, ("keys", 0, batch))).Responses[0].PartitionResponses[0];
         Assert.Equal(compacted ? (short)SharedLog.Protocol.ErrorCode.InvalidRecord : (short)0, answer.ErrorCode);
         Assert.Equal(compacted ? [1, 2] : [], answer.RecordErrors.Select(e => e.BatchIndex));
 
@@ -410,15 +380,28 @@ public class BrokerClientTests
         System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(forged.AsSpan(23), lastOffsetDelta);
         System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(forged.AsSpan(57), recordCount);
         SharedLog.Protocol.Records.RecordBatch.WriteCrc(forged);
-        var produce = new SharedLog.Protocol.Messages.ProduceRequest
+        return (await ProduceV9Async(client, 1, 2, (topic, 0, forged))).Responses[0].PartitionResponses[0];
+    }
+
+    /// <summary>Sends one Produce v9 carrying <paramref name="parts"/> (topic, partition, record bytes), topics in order of first mention, and reads its answer.</summary>
+    private static async Task<SharedLog.Protocol.Messages.ProduceResponse> ProduceV9Async(RawKafkaClient client, short acks, int correlationId, params (string Topic, int Partition, byte[] Records)[] parts)
+    {
+        var produce = new SharedLog.Protocol.Messages.ProduceRequest { Acks = acks, TimeoutMs = 5000 };
+        foreach ((string topic, int partition, byte[] records) in parts)
         {
-            Acks = 1,
-            TimeoutMs = 5000,
-            TopicData = [new() { Name = topic, PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>(forged) }] }],
-        };
-        await client.SendAsync(produce, 9, 2);
+            var topicData = produce.TopicData.Find(t => t.Name == topic);
+            if (topicData is null)
+            {
+                topicData = new() { Name = topic };
+                produce.TopicData.Add(topicData);
+            }
+
+            topicData.PartitionData.Add(new() { Index = partition, Records = new System.Buffers.ReadOnlySequence<byte>(records) });
+        }
+
+        await client.SendAsync(produce, 9, correlationId);
         (_, byte[] body) = await client.ReceiveAsync(1);
-        return new SharedLog.Protocol.Messages.ProduceResponse().ReadFrom(body, 9).Responses[0].PartitionResponses[0];
+        return new SharedLog.Protocol.Messages.ProduceResponse().ReadFrom(body, 9);
     }
 
     [Theory]
@@ -512,15 +495,7 @@ public class BrokerClientTests
 
         byte[] first = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([1], [1], 1).Build();
         byte[] second = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([2], [2], 1).Build();
-        var produce = new SharedLog.Protocol.Messages.ProduceRequest
-        {
-            Acks = -1,
-            TimeoutMs = 5000,
-            TopicData = [new() { Name = "one-batch", PartitionData = [new() { Index = 0, Records = new System.Buffers.ReadOnlySequence<byte>([.. first, .. second]) }] }],
-        };
-        await client.SendAsync(produce, 9, 2);
-        (_, byte[] body) = await client.ReceiveAsync(1);
-        var response = new SharedLog.Protocol.Messages.ProduceResponse().ReadFrom(body, 9);
+        var response = await ProduceV9Async(client, -1, 2, ("one-batch", 0, [.. first, .. second]));
         Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRecord, response.Responses[0].PartitionResponses[0].ErrorCode);
 
         using (IProducer<string, string> producer = new ProducerBuilder<string, string>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, Acks = Acks.All }).Build())
