@@ -1,14 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Pipelines;
-using Microsoft.AspNetCore.Connections;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
-using SharedLog.Broker;
 using SharedLog.Broker.Handlers;
-using SharedLog.Broker.Network;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
 
@@ -26,7 +19,7 @@ public sealed class ConnectionEndTests
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
         var slow = new HeldMetadataHandler();
         var lifetime = new StoppingLifetime();
-        (Task serving, Pipe toBroker, Pipe toClient) = Connect(broker, slow, lifetime);
+        (Task serving, Pipe toBroker, Pipe toClient) = InMemoryConnection.Connect(broker, slow, lifetime);
         await SendMetadataAsync(toBroker, correlationId: 7);
 
         // The broker starts stopping while the request is being handled; the handler then finishes its work.
@@ -51,11 +44,11 @@ public sealed class ConnectionEndTests
         // The instruments are the process's (every broker of the test run counts into them), so the test counts increases.
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
         string before = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
-        (Task failing, Pipe toFailing, _) = Connect(broker, new FailingMetadataHandler(), new StoppingLifetime());
+        (Task failing, Pipe toFailing, _) = InMemoryConnection.Connect(broker, new FailingMetadataHandler(), new StoppingLifetime());
         await SendMetadataAsync(toFailing, correlationId: 1);
         await failing.WaitAsync(Timeout);
 
-        (Task shortFrame, Pipe toShort, _) = Connect(broker, new FailingMetadataHandler(), new StoppingLifetime());
+        (Task shortFrame, Pipe toShort, _) = InMemoryConnection.Connect(broker, new FailingMetadataHandler(), new StoppingLifetime());
         await toShort.Writer.WriteAsync(new byte[] { 0, 0, 0, 2, 0, 3 });
         await shortFrame.WaitAsync(Timeout);
 
@@ -70,23 +63,6 @@ public sealed class ConnectionEndTests
             text.Split('\n').FirstOrDefault(l => l.StartsWith(metric, StringComparison.Ordinal) && l.Contains(label, StringComparison.Ordinal)) is { } line
                 ? double.Parse(line.Split(' ')[^1].Trim(), System.Globalization.CultureInfo.InvariantCulture)
                 : 0;
-    }
-
-    /// <summary>Serves one in-memory connection with <paramref name="handler"/> as the only API, on the broker's metrics and options.</summary>
-    private static (Task Serving, Pipe ToBroker, Pipe ToClient) Connect(BrokerFixture broker, IApiHandler handler, IHostApplicationLifetime lifetime)
-    {
-        var registry = new HandlerRegistry([handler]);
-        var connections = new KafkaConnectionHandler(
-            registry,
-            new ApiVersionsHandler(() => registry),
-            broker.Host.Services.GetRequiredService<SharedLog.Broker.Http.BrokerMetrics>(),
-            broker.Host.Services.GetRequiredService<IOptions<BrokerOptions>>(),
-            lifetime,
-            NullLogger<KafkaConnectionHandler>.Instance);
-        var toBroker = new Pipe();
-        var toClient = new Pipe();
-        var connection = new DefaultConnectionContext("connection-end-test", new Duplex(toBroker.Reader, toClient.Writer), new Duplex(toClient.Reader, toBroker.Writer));
-        return (connections.OnConnectedAsync(connection), toBroker, toClient);
     }
 
     private static async Task SendMetadataAsync(Pipe toBroker, int correlationId)
@@ -127,27 +103,5 @@ public sealed class ConnectionEndTests
             await Release.Task;
             return new MetadataResponse();
         }
-    }
-
-    private sealed class StoppingLifetime : IHostApplicationLifetime
-    {
-        private readonly CancellationTokenSource _stopping = new();
-
-        public CancellationToken ApplicationStarted => CancellationToken.None;
-
-        public CancellationToken ApplicationStopping => _stopping.Token;
-
-        public CancellationToken ApplicationStopped => CancellationToken.None;
-
-        public void Stop() => _stopping.Cancel();
-
-        public void StopApplication() => Stop();
-    }
-
-    private sealed class Duplex(PipeReader input, PipeWriter output) : IDuplexPipe
-    {
-        public PipeReader Input => input;
-
-        public PipeWriter Output => output;
     }
 }

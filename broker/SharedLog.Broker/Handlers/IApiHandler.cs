@@ -20,7 +20,8 @@ public interface IApiHandler
 
     /// <summary>
     /// Whether answering this request reads its bytes for long enough (CPU work per record) that the
-    /// connection should hand it a copy and read on, rather than hold the client's next request back.
+    /// connection should hand it a copy and read on, rather than hold the client's next request back. A produce
+    /// given a copy may also start before the produce ahead of it is ordered (see <see cref="RequestContext.Preceding"/>).
     /// </summary>
     bool ReadsRequestBytesLong(IApiMessage request) => false;
 }
@@ -34,6 +35,12 @@ public sealed record RequestContext(RequestHeader Header, short Version, string 
     /// WAL entries queued), and the connection starts the next request while this one waits for durability.
     /// </summary>
     public OrderingPoint? Ordering { get; init; }
+
+    /// <summary>
+    /// For a produce: completes once the connection's produce before it reached its ordering point (or ended). The
+    /// handler may check its records before, but waits for it before anything whose order matters.
+    /// </summary>
+    public Task Preceding { get; init; } = Task.CompletedTask;
 }
 
 /// <summary>Completes when a pipelined request no longer needs to run before the next one.</summary>

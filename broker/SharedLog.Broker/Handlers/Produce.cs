@@ -96,6 +96,13 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
         await LoadProducersAsync(work, cancellationToken);
 
+        // The connection may have started this request while the one before it was still being checked: appends (and the
+        // producer sequences judged with them) follow request order, so wait for it to queue its own first.
+        if (!context.Preceding.IsCompleted)
+        {
+            await context.Preceding;
+        }
+
         // The request's record bytes belong to the connection's buffer: nothing below may read them once
         // the ordering point is reached, so every batch was copied or rebuilt by the checks above.
         if (work.TrueForAll(static w => w.Accepted is null || w.Accepted.TrueForAll(static a => a.Quarantined.Count == 0)))
@@ -227,8 +234,8 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     /// </summary>
     private sealed class GatedChecks(ProduceHandler handler, List<(PartitionWork Item, System.Buffers.ReadOnlySequence<byte>? Records)> gated) : IThreadPoolWorkItem
     {
-        private static readonly int MaxHelpers = Math.Max(Environment.ProcessorCount - 1, 0);
-        private static int _helpers;
+        /// <summary>Helpers across the broker: one per other core, so gated producers leave the pool room for network work.</summary>
+        private static readonly WorkSlots Helpers = new(Math.Max(Environment.ProcessorCount - 1, 0));
 
         private readonly int _count = gated.Count;
         private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -238,22 +245,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
         public Task Done => _done.Task;
 
-        public static bool TryReserveHelper()
-        {
-            int now = Volatile.Read(ref _helpers);
-            while (now < MaxHelpers)
-            {
-                int seen = Interlocked.CompareExchange(ref _helpers, now + 1, now);
-                if (seen == now)
-                {
-                    return true;
-                }
-
-                now = seen;
-            }
-
-            return false;
-        }
+        public static bool TryReserveHelper() => Helpers.TryTake();
 
         public void Execute()
         {
@@ -263,7 +255,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             }
             finally
             {
-                Interlocked.Decrement(ref _helpers);
+                Helpers.Release();
             }
         }
 

@@ -20,7 +20,9 @@ namespace SharedLog.Broker.Network;
 /// Requests run one after another, as Kafka serves a connection, with one exception: a Produce lets
 /// the next Produce start once its appends are queued in offset order (its
 /// <see cref="RequestContext.Ordering"/> point), so pipelined produces share WAL group commits instead
-/// of each waiting for its own. A separate loop writes responses in request order as they complete.
+/// of each waiting for its own; and a Produce the contract gate reads record by record starts before the
+/// one ahead of it is ordered, its appends still queued after that one's (<see cref="RequestSequence"/>).
+/// A separate loop writes responses in request order as they complete.
 /// </summary>
 public sealed partial class KafkaConnectionHandler(
     HandlerRegistry registry,
@@ -31,6 +33,8 @@ public sealed partial class KafkaConnectionHandler(
     ILogger<KafkaConnectionHandler> logger) : ConnectionHandler
 {
     private const int SizePrefix = 4;
+
+    private readonly WorkSlots _overlapSlots = RequestSequence.BrokerSlots();
 
     private const int MaxUnansweredRequests = 64;
 
@@ -70,7 +74,7 @@ public sealed partial class KafkaConnectionHandler(
         CancellationTokenSource idle = CancellationTokenSource.CreateLinkedTokenSource(serving.Token);
         var unanswered = Channel.CreateBounded<PendingResponse>(new BoundedChannelOptions(MaxUnansweredRequests) { SingleReader = true, SingleWriter = true });
         var owed = new OwedResponses();
-        var running = new List<Task>();
+        var requests = new RequestSequence(RequestSequence.DefaultOverlappedProduces, _overlapSlots);
         Task writer = WriteResponsesAsync(connection, unanswered.Reader, output, stop, settings.ConnectionsMaxIdleMs, owed);
         LogConnected(logger, connection.ConnectionId, connection.RemoteEndPoint);
         try
@@ -107,7 +111,7 @@ public sealed partial class KafkaConnectionHandler(
                             break;
                         }
 
-                        if (!await ServeAsync(connection, frame, unanswered.Writer, owed, running, serving.Token, stop.Token))
+                        if (!await ServeAsync(connection, frame, copy: null, unanswered.Writer, owed, requests, serving.Token, stop.Token))
                         {
                             return;
                         }
@@ -121,18 +125,8 @@ public sealed partial class KafkaConnectionHandler(
 
                 if (copied is not null)
                 {
-                    bool served;
-                    try
-                    {
-                        served = await ServeAsync(connection, new ReadOnlySequence<byte>(copied, 0, copiedLength), unanswered.Writer, owed, running, serving.Token, stop.Token);
-                    }
-                    finally
-                    {
-                        // ServeAsync returns once the handler no longer reads the request's bytes (its ordering point or its end).
-                        ReturnFrameCopy(copied);
-                    }
-
-                    if (!served)
+                    // ServeAsync returns the copy to the pool once the handler no longer reads it (its ordering point or its end).
+                    if (!await ServeAsync(connection, new ReadOnlySequence<byte>(copied, 0, copiedLength), copied, unanswered.Writer, owed, requests, serving.Token, stop.Token))
                     {
                         return;
                     }
@@ -251,78 +245,112 @@ public sealed partial class KafkaConnectionHandler(
     }
 
     /// <summary>Starts answering one frame and queues its response. Returns false when the connection must be closed.</summary>
+    /// <param name="copy">The pooled array <paramref name="frame"/> was copied into, or null when it lies in the pipe: returned to the pool once the handler no longer reads it.</param>
     /// <param name="cancellationToken">Given to the handler: the connection's end or the broker's shutdown.</param>
     /// <param name="answering">The connection's end only: how long a started request's response may wait to be queued.</param>
-    private async ValueTask<bool> ServeAsync(ConnectionContext connection, ReadOnlySequence<byte> frame, ChannelWriter<PendingResponse> unanswered, OwedResponses owed, List<Task> running, CancellationToken cancellationToken, CancellationToken answering)
+    private async ValueTask<bool> ServeAsync(ConnectionContext connection, ReadOnlySequence<byte> frame, byte[]? copy, ChannelWriter<PendingResponse> unanswered, OwedResponses owed, RequestSequence requests, CancellationToken cancellationToken, CancellationToken answering)
     {
-        if (!RequestFrame.TryPeekApi(frame, out short rawKey, out short version) || frame.Length < 8)
-        {
-            LogProtocolViolation(logger, connection.ConnectionId, $"frame of {frame.Length} bytes is shorter than a request header");
-            metrics.ConnectionClosed("malformed_request");
-            return false;
-        }
-
-        int correlationId = ReadCorrelationId(frame);
-        var apiKey = (ApiKey)rawKey;
-        long started = System.Diagnostics.Stopwatch.GetTimestamp();
-        if (apiKey == ApiKey.ApiVersions && (version < apiVersions.MinVersion || version > apiVersions.MaxVersion))
-        {
-            // KIP-511: answer an unknown ApiVersions version at v0 so the client can pick one we know.
-            LogUnsupportedVersion(logger, connection.ConnectionId, rawKey, version);
-            owed.Add();
-            await unanswered.WriteAsync(new PendingResponse(Task.FromResult<IApiMessage?>(apiVersions.BuildResponse(ErrorCode.UnsupportedVersion)), apiKey, correlationId, 0, started), cancellationToken);
-            return true;
-        }
-
-        if (!TryGetServingHandler(rawKey, version, out IApiHandler? handler))
-        {
-            // Kafka closes the connection for APIs or versions it does not serve.
-            LogUnsupportedVersion(logger, connection.ConnectionId, rawKey, version);
-            metrics.ConnectionClosed("unsupported_api");
-            return false;
-        }
-
-        DecodedRequest request;
+        // Until when the handler reads the frame: null once it no longer does (or never started).
+        Task? readsFrameUntil = null;
         try
         {
-            request = RequestFrame.Decode(frame);
-        }
-        catch (KafkaProtocolException e)
-        {
-            LogProtocolViolation(logger, connection.ConnectionId, $"{apiKey} v{version}: {e.Message}");
-            metrics.ConnectionClosed("malformed_request");
-            return false;
-        }
-
-        var context = new RequestContext(request.Header, version, connection.ConnectionId, connection.RemoteEndPoint);
-        Task<IApiMessage?> handling;
-        if (apiKey == ApiKey.Produce)
-        {
-            context = context with { Ordering = new OrderingPoint() };
-            handling = Start(handler, context, request.Body, cancellationToken);
-            await Task.WhenAny(context.Ordering.Task, handling);
-            running.RemoveAll(t => t.IsCompleted);
-            running.Add(handling);
-        }
-        else
-        {
-            // Other requests see every earlier request's effects, as when a connection is served one request at a time.
-            if (running.Count > 0)
+            if (!RequestFrame.TryPeekApi(frame, out short rawKey, out short version) || frame.Length < 8)
             {
-                await Task.WhenAll(running).ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-                running.Clear();
+                LogProtocolViolation(logger, connection.ConnectionId, $"frame of {frame.Length} bytes is shorter than a request header");
+                metrics.ConnectionClosed("malformed_request");
+                return false;
             }
 
-            handling = Start(handler, context, request.Body, cancellationToken);
-            await ((Task)handling).ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        }
+            int correlationId = ReadCorrelationId(frame);
+            var apiKey = (ApiKey)rawKey;
+            long started = System.Diagnostics.Stopwatch.GetTimestamp();
+            if (apiKey == ApiKey.ApiVersions && (version < apiVersions.MinVersion || version > apiVersions.MaxVersion))
+            {
+                // KIP-511: answer an unknown ApiVersions version at v0 so the client can pick one we know.
+                LogUnsupportedVersion(logger, connection.ConnectionId, rawKey, version);
+                owed.Add();
+                await unanswered.WriteAsync(new PendingResponse(Task.FromResult<IApiMessage?>(apiVersions.BuildResponse(ErrorCode.UnsupportedVersion)), apiKey, correlationId, 0, started), cancellationToken);
+                return true;
+            }
 
-        // Once started, a request is answered even if the broker began stopping meanwhile: its effects (an append, a
-        // commit, a new topic) happened, and a client that saw only the connection close would retry them. Only the
-        // connection's end (client gone, writer failed) stops the queueing; the shutdown stops reading further requests.
-        owed.Add();
-        await unanswered.WriteAsync(new PendingResponse(handling, apiKey, correlationId, version, started), answering);
-        return true;
+            if (!TryGetServingHandler(rawKey, version, out IApiHandler? handler))
+            {
+                // Kafka closes the connection for APIs or versions it does not serve.
+                LogUnsupportedVersion(logger, connection.ConnectionId, rawKey, version);
+                metrics.ConnectionClosed("unsupported_api");
+                return false;
+            }
+
+            DecodedRequest request;
+            try
+            {
+                request = RequestFrame.Decode(frame);
+            }
+            catch (KafkaProtocolException e)
+            {
+                LogProtocolViolation(logger, connection.ConnectionId, $"{apiKey} v{version}: {e.Message}");
+                metrics.ConnectionClosed("malformed_request");
+                return false;
+            }
+
+            var context = new RequestContext(request.Header, version, connection.ConnectionId, connection.RemoteEndPoint);
+            Task<IApiMessage?> handling;
+            if (apiKey == ApiKey.Produce)
+            {
+                var ordering = new OrderingPoint();
+                context = context with { Ordering = ordering, Preceding = requests.ProduceTail };
+                // A copied frame is the handler's alone, so its produce may overlap the ones ahead of it (see RequestSequence);
+                // one read in the pipe holds the pipe until its ordering point, as does every produce when overlapping is off.
+                bool overlapped = copy is not null && await requests.TryReserveOverlapAsync();
+                if (overlapped)
+                {
+                    handling = Task.Run(() => Start(handler, context, request.Body, cancellationToken), CancellationToken.None);
+                }
+                else
+                {
+                    handling = Start(handler, context, request.Body, cancellationToken);
+                }
+
+                // The next produce may append once this one is ordered, and this one is ordered only after the one before it:
+                // a produce that ends early (failed or cancelled before its own wait) must not let the next overtake that one.
+                Task reachedOrEnded = Task.WhenAny(ordering.Task, handling);
+                Task ordered = Task.WhenAll(context.Preceding, reachedOrEnded);
+                requests.ProduceStarted(handling, ordered, reachedOrEnded, overlapped);
+                readsFrameUntil = reachedOrEnded;
+                if (!overlapped)
+                {
+                    await reachedOrEnded;
+                }
+            }
+            else
+            {
+                // Other requests see every earlier request's effects, as when a connection is served one request at a time.
+                await requests.WaitForAllAsync();
+                handling = Start(handler, context, request.Body, cancellationToken);
+                await ((Task)handling).ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+
+            // Once started, a request is answered even if the broker began stopping meanwhile: its effects (an append, a
+            // commit, a new topic) happened, and a client that saw only the connection close would retry them. Only the
+            // connection's end (client gone, writer failed) stops the queueing; the shutdown stops reading further requests.
+            owed.Add();
+            await unanswered.WriteAsync(new PendingResponse(handling, apiKey, correlationId, version, started), answering);
+            return true;
+        }
+        finally
+        {
+            if (copy is not null)
+            {
+                if (readsFrameUntil is { IsCompleted: false })
+                {
+                    _ = readsFrameUntil.ContinueWith(static (_, array) => ReturnFrameCopy((byte[])array!), copy, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                }
+                else
+                {
+                    ReturnFrameCopy(copy);
+                }
+            }
+        }
     }
 
     /// <summary>Runs a handler; an exception thrown before its first await becomes a failed task like any other.</summary>
