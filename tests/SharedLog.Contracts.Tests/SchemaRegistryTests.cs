@@ -46,8 +46,26 @@ public class SchemaRegistryTests
 
         public bool Fail { get; set; }
 
-        public ValueTask AppendAsync(IReadOnlyList<JournalEntry> entries, CancellationToken cancellationToken) =>
-            Fail ? throw new IOException("disk gone") : _inner.AppendAsync(entries, cancellationToken);
+        /// <summary>When set, an append is stored at once but reported durable only once this completes (a slow commit).</summary>
+        public TaskCompletionSource? Commit { get; set; }
+
+        /// <summary>Completes when an append is waiting for <see cref="Commit"/>.</summary>
+        public TaskCompletionSource Committing { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public async ValueTask AppendAsync(IReadOnlyList<JournalEntry> entries, CancellationToken cancellationToken)
+        {
+            if (Fail)
+            {
+                throw new IOException("disk gone");
+            }
+
+            await _inner.AppendAsync(entries, CancellationToken.None);
+            if (Commit is { } commit)
+            {
+                Committing.TrySetResult();
+                await commit.Task.WaitAsync(cancellationToken);
+            }
+        }
 
         public IAsyncEnumerable<JournalEntry> ReadAllAsync(CancellationToken cancellationToken) => _inner.ReadAllAsync(cancellationToken);
     }
@@ -63,6 +81,30 @@ public class SchemaRegistryTests
 
     private static async Task<int> ErrorOfAsync(Func<Task> action) =>
         (await Assert.ThrowsAsync<SchemaRegistryException>(action)).ErrorCode;
+
+    [Fact]
+    public async Task ARegistrationItsCallerGaveUpOnWhileItWasBeingStoredStillTakesItsIdInMemory()
+    {
+        // The record reached the journal before the caller went away: memory must hold it too, or the next schema is
+        // handed the same id, and after a restart that id names the first schema for the second subject's records.
+        var journal = new MemoryJournal { Commit = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) };
+        using SchemaRegistry registry = await OpenAsync(journal);
+        using var givingUp = new CancellationTokenSource();
+        Task<RegisteredSchema> first = registry.RegisterAsync("a", Fields("a1"), givingUp.Token);
+        await journal.Committing.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await givingUp.CancelAsync();
+        journal.Commit.SetResult();
+        RegisteredSchema stored = await first.WaitAsync(TimeSpan.FromSeconds(30));
+
+        journal.Commit = null;
+        RegisteredSchema second = await registry.RegisterAsync("b", Fields("b1"), CancellationToken.None);
+        Assert.NotEqual(stored.Id, second.Id);
+        Assert.Equal(1, (await registry.RegisterAsync("a", Fields("a1"), CancellationToken.None)).Version);
+
+        using SchemaRegistry restarted = await OpenAsync(journal);
+        Assert.Equal("b1", restarted.ParsedById(second.Id)!.Canonical);
+        Assert.Equal("a1", restarted.ParsedById(stored.Id)!.Canonical);
+    }
 
     [Fact]
     public async Task SameSchemaGetsTheSameIdAndVersionAndIsSharedAcrossSubjects()

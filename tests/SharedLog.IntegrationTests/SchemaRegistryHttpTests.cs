@@ -114,6 +114,22 @@ public class SchemaRegistryHttpTests
     }
 
     [Fact]
+    public async Task NullWhereAReferenceOrTagListBelongsIsAnInvalidSchemaNotAServerError()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using HttpClient http = Http(broker);
+        string schema = Record("Nulls", "x");
+        StringContent With(string member) => new("{\"schema\": " + JsonSerializer.Serialize(schema) + ", " + member + "}", System.Text.Encoding.UTF8, Avro);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/nulls/versions", With("\"references\": [null]"), HttpStatusCode.UnprocessableEntity, 42201);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/nulls/versions", With("\"metadata\": {\"tags\": {\"x\": null}}"), HttpStatusCode.UnprocessableEntity, 42201);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/nulls", With("\"references\": [null]"), HttpStatusCode.UnprocessableEntity, 42201);
+
+        // Nothing was registered by them, and a well-formed body still is.
+        Assert.Equal(HttpStatusCode.NotFound, (await SendAsync(http, HttpMethod.Get, "/subjects/nulls/versions")).Status);
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(http, HttpMethod.Post, "/subjects/nulls/versions", Body(new { schema }))).Status);
+    }
+
+    [Fact]
     public async Task ASubjectWithoutLiveVersionsLosesItsOwnSettingsAndIsNotFoundAsConfluent()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

@@ -85,7 +85,8 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
         catch (Exception e)
         {
             LogFailed(e, context.Request.Method, context.Request.Path);
-            await ErrorAsync(context, 500, RegistryErrorCodes.StoreError, "Internal error in the schema registry.");
+            // As Confluent's generic error: 50001 is for a failed store write only, which the registry reports itself.
+            await ErrorAsync(context, 500, 500, "Internal error in the schema registry.");
         }
     }
 
@@ -302,6 +303,17 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
         if (!RegistryNames.TryParseType(body.SchemaType, out SchemaType type))
         {
             throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Unknown schema type '{body.SchemaType}'; use AVRO, JSON or PROTOBUF.");
+        }
+
+        // JSON null where an object or list belongs is malformed input, answered as such rather than failing later.
+        if (body.References?.Contains(null!) == true)
+        {
+            throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, "Invalid schema: a schema reference is null.");
+        }
+
+        if (body.Metadata?.Tags?.ContainsValue(null!) == true)
+        {
+            throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, "Invalid schema: metadata tags of a path are null.");
         }
 
         if (body.RuleSet is not null && RuleSets.Problem(body.RuleSet) is { } ruleProblem)

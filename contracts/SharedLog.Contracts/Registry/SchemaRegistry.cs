@@ -475,7 +475,7 @@ public sealed partial class SchemaRegistry : IDisposable
                 };
             }
 
-            await WriteAsync([.. replacedVersions, RegistryRecords.SchemaVersion(value)], parsed, cancellationToken);
+            await WriteAsync([.. replacedVersions, RegistryRecords.SchemaVersion(value)], parsed);
             LogRegistered(subject, value.Version, value.Id);
             lock (_sync)
             {
@@ -540,7 +540,7 @@ public sealed partial class SchemaRegistry : IDisposable
                 entries.AddRange(SubjectSettingsRemoval(subject));
             }
 
-            await WriteAsync(entries, null, cancellationToken);
+            await WriteAsync(entries, null);
             LogSubjectDeleted(subject, permanent, deleted.Count);
             return deleted;
         }
@@ -585,7 +585,7 @@ public sealed partial class SchemaRegistry : IDisposable
                         .. VersionsOf(subject).Values.All(v => v.Deleted || v.Version == number) ? SubjectSettingsRemoval(subject) : []];
             }
 
-            await WriteAsync(entries, null, cancellationToken);
+            await WriteAsync(entries, null);
             return number;
         }
         finally
@@ -754,7 +754,7 @@ public sealed partial class SchemaRegistry : IDisposable
                 entries = decide();
             }
 
-            await WriteAsync(entries, null, cancellationToken);
+            await WriteAsync(entries, null);
         }
         finally
         {
@@ -763,13 +763,15 @@ public sealed partial class SchemaRegistry : IDisposable
     }
 
     /// <summary>Journal first, then memory: what is visible is always durable.</summary>
-    private async Task WriteAsync(IReadOnlyList<JournalEntry> entries, IParsedSchema? parsed, CancellationToken cancellationToken)
+    private async Task WriteAsync(IReadOnlyList<JournalEntry> entries, IParsedSchema? parsed)
     {
         try
         {
-            await _journal.AppendAsync(entries, cancellationToken);
+            // Not cancellable once begun: an append the caller gave up on may still become durable, and memory must then
+            // hold it too, or the next registration hands out its id (or version) again and a restart mixes the two up.
+            await _journal.AppendAsync(entries, CancellationToken.None);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e)
         {
             LogStoreFailed(e);
             throw new SchemaRegistryException(RegistryErrorCodes.StoreError, $"Error while storing the change: {e.Message}");
