@@ -220,6 +220,8 @@ public sealed partial class BrokerHost : IAsyncDisposable
             throw;
         }
 
+        // Before either port's routes: a web page may not change contracts or schemas on a broker it can reach.
+        Http.BrowserRequestGuard.Use(app);
         if (registry is { } registryListener)
         {
             // The registry port answers only the registry API; health and metrics stay on the HTTP port.

@@ -114,6 +114,51 @@ public class SchemaRegistryHttpTests
     }
 
     [Fact]
+    public async Task AWebPageCannotChangeSchemasOrContractsButMayRead()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using HttpClient registry = Http(broker);
+        using var admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}"), Timeout = TimeSpan.FromSeconds(60) };
+        string schema = Record("Kept", "x");
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(registry, HttpMethod.Post, "/subjects/kept/versions", Body(new { schema }))).Status);
+        using (HttpResponseMessage applied = await admin.PostAsync(new Uri("/contracts", UriKind.Relative), new StringContent("topic: kept\n", Encoding.UTF8, "application/yaml")))
+        {
+            Assert.Equal(HttpStatusCode.OK, applied.StatusCode);
+        }
+
+        // What a page's script (or form) sends to a broker on the operator's machine: the browser adds Origin.
+        async Task<(HttpStatusCode Status, JsonNode? Json)> FromPageAsync(HttpClient http, HttpMethod method, string path, HttpContent? content = null)
+        {
+            using var request = new HttpRequestMessage(method, path) { Content = content };
+            request.Headers.Add("Origin", "https://attacker.example");
+            using HttpResponseMessage response = await http.SendAsync(request);
+            string text = await response.Content.ReadAsStringAsync();
+            return (response.StatusCode, text.Length == 0 ? null : JsonNode.Parse(text));
+        }
+
+        foreach ((HttpClient http, HttpMethod method, string path, HttpContent? content) in new (HttpClient, HttpMethod, string, HttpContent?)[]
+        {
+            (registry, HttpMethod.Delete, "/subjects/kept", null),
+            (registry, HttpMethod.Post, "/subjects/other/versions", new StringContent(JsonSerializer.Serialize(new { schema }), Encoding.UTF8, "text/plain")),
+            (registry, HttpMethod.Put, "/config", Body(new { compatibility = "NONE" })),
+            (admin, HttpMethod.Delete, "/contracts/kept", null),
+            (admin, HttpMethod.Post, "/contracts", new StringContent("topic: other\n", Encoding.UTF8, "text/plain")),
+        })
+        {
+            (HttpStatusCode status, JsonNode? json) = await FromPageAsync(http, method, path, content);
+            Assert.True(status == HttpStatusCode.Forbidden && (int?)json?["error_code"] == 40301, $"{method} {path} from a page: {(int)status} {json?.ToJsonString()}");
+        }
+
+        // Nothing changed, and reads still answer a page.
+        Assert.Equal(HttpStatusCode.OK, (await FromPageAsync(registry, HttpMethod.Get, "/subjects/kept/versions")).Status);
+        Assert.Equal(HttpStatusCode.NotFound, (await SendAsync(registry, HttpMethod.Get, "/subjects/other/versions")).Status);
+        Assert.Equal("BACKWARD", (string?)(await SendAsync(registry, HttpMethod.Get, "/config")).Json?["compatibilityLevel"]);
+        (HttpStatusCode listed, JsonNode? contracts) = await FromPageAsync(admin, HttpMethod.Get, "/contracts");
+        Assert.Equal(HttpStatusCode.OK, listed);
+        Assert.Equal(["kept"], contracts!.AsArray().Select(c => (string?)c!["topic"]));
+    }
+
+    [Fact]
     public async Task NullWhereAReferenceOrTagListBelongsIsAnInvalidSchemaNotAServerError()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
