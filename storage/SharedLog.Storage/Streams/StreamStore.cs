@@ -146,6 +146,8 @@ public sealed partial class StreamStore : IAsyncDisposable
     {
         int replayed = 0;
         int skipped = 0;
+        // Where each stream's next replayed entry must start: its records are contiguous from the committed end on.
+        var continuesAt = new Dictionary<long, long>();
         foreach (WalEntry entry in _wal.ReadDurableEntries())
         {
             StreamLog? stream = await OpenRecoveredStreamAsync(entry.StreamId, cancellationToken).ConfigureAwait(false);
@@ -154,6 +156,19 @@ public sealed partial class StreamStore : IAsyncDisposable
                 skipped++;
                 continue;
             }
+
+            // A stretch of the WAL lost in the middle (a lost write, a segment cut short) leaves no error of its own: the
+            // scan goes on past it. Replaying around it would serve other records at the lost offsets, or hand out
+            // acknowledged offsets again, so damaged storage stops the start instead.
+            long expected = continuesAt.TryGetValue(entry.StreamId, out long next) ? next : stream.UploadedEndOffset;
+            if (entry.BaseOffset != expected)
+            {
+                throw new InvalidDataException(entry.BaseOffset > expected
+                    ? $"The WAL is damaged: stream {entry.StreamId} lacks offsets {expected} to {entry.BaseOffset - 1} (its entry at WAL position {entry.Position} starts at {entry.BaseOffset}). The broker does not start on damaged storage."
+                    : $"The WAL is damaged: stream {entry.StreamId} has offsets from {entry.BaseOffset} twice (its entry at WAL position {entry.Position}; the records before it end at {expected}). The broker does not start on damaged storage.");
+            }
+
+            continuesAt[entry.StreamId] = entry.BaseOffset + entry.RecordCount;
 
             byte[] data = RecordBatch.CopyForStorage(entry.Batch.Span);
             var batch = new CachedBatch(entry.BaseOffset, entry.BaseOffset + entry.RecordCount, BatchHeader.FirstTimestamp(data), BatchHeader.MaxTimestamp(data), entry.RecordCount, data)

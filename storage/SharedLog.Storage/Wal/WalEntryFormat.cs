@@ -48,6 +48,12 @@ internal static class WalEntryFormat
             throw new InvalidDataException($"WAL entry at {position} has an unknown format (length {span.Length}, version {(span.Length > 0 ? span[0] : -1)}).");
         }
 
+        // FasterLog's own per-entry checksum is an XOR that a zeroed stretch passes; the entry's CRC is not.
+        if (streamAt == CoveredFrom && BinaryPrimitives.ReadUInt32BigEndian(span[CrcAt..]) != SharedLog.Protocol.Records.Crc32C.Compute(span[CoveredFrom..]))
+        {
+            throw new InvalidDataException($"WAL entry at {position} fails its CRC: the WAL is damaged, and the broker does not start on damaged storage.");
+        }
+
         return new WalEntry(
             position,
             nextPosition,

@@ -24,7 +24,7 @@ public sealed class StreamStoreTests : IAsyncLifetime
 
     private async Task<Engine> OpenAsync(StorageOptions? options = null, Func<IObjectStore, IObjectStore>? wrap = null, Func<IMetadataStore, IMetadataStore>? wrapMetadata = null, TimeProvider? objectStoreTime = null)
     {
-        var wal = new FasterWriteAheadLog(new WalOptions { Directory = Path.Combine(_root, "wal"), PageSizeBits = 22, MemorySizeBits = 24, SegmentSizeBits = 26 });
+        FasterWriteAheadLog wal = OpenWal();
         IObjectStore objects = new LocalDirectoryObjectStore(new LocalObjectStoreOptions { RootDirectory = Path.Combine(_root, "objects") }, objectStoreTime);
         objects = wrap?.Invoke(objects) ?? objects;
         var metadata = new SqliteMetadataStore(new SqliteMetadataStoreOptions { DatabasePath = Path.Combine(_root, "metadata.db") });
@@ -38,9 +38,21 @@ public sealed class StreamStoreTests : IAsyncLifetime
             }
         }
 
-        await streams.StartAsync();
-        return new Engine(wal, objects, metadata, streams);
+        var engine = new Engine(wal, objects, metadata, streams);
+        try
+        {
+            await streams.StartAsync();
+        }
+        catch
+        {
+            await engine.DisposeAsync();
+            throw;
+        }
+
+        return engine;
     }
+
+    private FasterWriteAheadLog OpenWal() => new(new WalOptions { Directory = Path.Combine(_root, "wal"), PageSizeBits = 22, MemorySizeBits = 24, SegmentSizeBits = 26 });
 
     public async Task InitializeAsync() => _engine = await OpenAsync();
 
@@ -428,6 +440,35 @@ public sealed class StreamStoreTests : IAsyncLifetime
         Assert.Equal(31, all.Count);
         Assert.Equal(Enumerable.Range(0, 31).Select(i => (long)i), all.Select(r => r.Offset));
         Assert.Equal(99, all[^1].Tag);
+    }
+
+    [Fact]
+    public async Task AStretchOfAStreamMissingFromTheWalStopsTheStartInsteadOfServingOtherRecordsAtItsOffsets()
+    {
+        long stream = await CreateStreamAsync("lost-stretch");
+        await _engine.Streams.AppendAsync(stream, Batch(5, 1));
+        await _engine.DisposeAsync();
+
+        // As the WAL reads after a lost write in its middle: the entry of offsets 5-9 is gone, the one after it is whole.
+        await using (FasterWriteAheadLog wal = OpenWal())
+        {
+            await wal.AppendAsync(stream, 10, 5, Batch(5, 3));
+        }
+
+        InvalidDataException refused = await Assert.ThrowsAsync<InvalidDataException>(() => OpenAsync());
+        Assert.Contains($"stream {stream} lacks offsets 5 to 9", refused.Message, StringComparison.Ordinal);
+
+        // The same data again, its records now following on: it starts, with every record where it was written.
+        Directory.Delete(Path.Combine(_root, "wal"), recursive: true);
+        await using (FasterWriteAheadLog wal = OpenWal())
+        {
+            await wal.AppendAsync(stream, 0, 5, Batch(5, 1));
+            await wal.AppendAsync(stream, 5, 5, Batch(5, 2));
+        }
+
+        _engine = await OpenAsync();
+        Assert.Equal(10, _engine.Streams.Get(stream).HighWatermark);
+        Assert.Equal([1, 1, 1, 1, 1, 2, 2, 2, 2, 2], (await ReadAllAsync(stream, 0, 10)).Select(r => r.Tag));
     }
 
     [Fact]
