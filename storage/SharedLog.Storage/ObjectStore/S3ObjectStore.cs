@@ -227,6 +227,19 @@ public sealed class S3ObjectStore : IObjectStore, IDisposable
                 Key = key,
                 ByteRange = new ByteRange(offset, offset + destination.Length - 1),
             }, cancellationToken).ConfigureAwait(false);
+
+            // A store (or a proxy) that ignores Range answers 200 with the object from its first byte: taken as the range,
+            // those bytes would be served as another partition's records. Only a whole-object answer to a range from 0 fits.
+            if (response.HttpStatusCode != HttpStatusCode.PartialContent && offset != 0)
+            {
+                throw new IOException($"the store answered {(int)response.HttpStatusCode} without the range asked for (bytes {offset}-{offset + destination.Length - 1})");
+            }
+
+            if (response.HttpStatusCode == HttpStatusCode.PartialContent && response.ContentRange is { Length: > 0 } range && !range.StartsWith($"bytes {offset}-", StringComparison.Ordinal))
+            {
+                throw new IOException($"the store answered range '{range}' to a read of bytes {offset}-{offset + destination.Length - 1}");
+            }
+
             return await ReadFullyAsync(response.ResponseStream, destination, cancellationToken).ConfigureAwait(false);
         }
         catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable)

@@ -16,6 +16,12 @@ public sealed class S3BucketCheckTests
     {
         private readonly HttpListener _listener = new();
         private readonly Queue<(int Status, string? Code)> _script;
+
+        /// <summary>The body a GET answered with 200 or 206 gets (as a store that ignores Range: the object from its start).</summary>
+        public byte[]? ObjectBody { get; init; }
+
+        /// <summary>The Content-Range header sent with a 206, if any.</summary>
+        public string? ContentRange { get; init; }
         private readonly Task _serving;
 
         public ScriptedEndpoint(params (int Status, string? Code)[] script)
@@ -68,7 +74,16 @@ public sealed class S3BucketCheckTests
                 }
 
                 context.Response.StatusCode = status;
-                if (code is not null && context.Request.HttpMethod != "HEAD")
+                if (ObjectBody is { } objectBody && context.Request.HttpMethod == "GET" && status is 200 or 206)
+                {
+                    if (status == 206 && ContentRange is { } contentRange)
+                    {
+                        context.Response.Headers.Add("Content-Range", contentRange);
+                    }
+
+                    await context.Response.OutputStream.WriteAsync(objectBody);
+                }
+                else if (code is not null && context.Request.HttpMethod != "HEAD")
                 {
                     byte[] body = Encoding.UTF8.GetBytes($"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{code}</Message></Error>");
                     context.Response.ContentType = "application/xml";
@@ -148,6 +163,43 @@ public sealed class S3BucketCheckTests
         using S3ObjectStore store = StoreAt(endpoint.Url);
         await Assert.ThrowsAsync<ObjectStoreUnavailableException>(() => store.GetRangeAsync("data/x", 0, new byte[10]));
         await Assert.ThrowsAsync<ObjectNotFoundException>(() => store.GetRangeAsync("data/x", 0, new byte[10]));
+    }
+
+    [Fact]
+    public async Task AStoreThatIgnoresTheRangeAskedForIsAnErrorNotOtherBytes()
+    {
+        byte[] whole = [.. Enumerable.Range(0, 100).Select(i => (byte)i)];
+        byte[] read = new byte[10];
+
+        // The whole object from byte 0 (status 200) to a read of bytes 50-59: its first ten bytes are not those.
+        using (var ignoresRange = new ScriptedEndpoint((200, null)) { ObjectBody = whole })
+        using (S3ObjectStore store = StoreAt(ignoresRange.Url))
+        {
+            ObjectStoreUnavailableException e = await Assert.ThrowsAsync<ObjectStoreUnavailableException>(() => store.GetRangeAsync("data/x", 50, read));
+            Assert.Contains("without the range", e.Message, StringComparison.Ordinal);
+        }
+
+        // A 206 naming another range.
+        using (var wrongRange = new ScriptedEndpoint((206, null)) { ObjectBody = whole[..10], ContentRange = "bytes 0-9/100" })
+        using (S3ObjectStore store = StoreAt(wrongRange.Url))
+        {
+            await Assert.ThrowsAsync<ObjectStoreUnavailableException>(() => store.GetRangeAsync("data/x", 50, read));
+        }
+
+        // The same answers where they fit: the whole object for a read from 0, and the range asked for.
+        using (var fromStart = new ScriptedEndpoint((200, null)) { ObjectBody = whole })
+        using (S3ObjectStore store = StoreAt(fromStart.Url))
+        {
+            Assert.Equal(10, await store.GetRangeAsync("data/x", 0, read));
+            Assert.Equal(whole[..10], read);
+        }
+
+        using (var rightRange = new ScriptedEndpoint((206, null)) { ObjectBody = whole[50..60], ContentRange = "bytes 50-59/100" })
+        using (S3ObjectStore store = StoreAt(rightRange.Url))
+        {
+            Assert.Equal(10, await store.GetRangeAsync("data/x", 50, read));
+            Assert.Equal(whole[50..60], read);
+        }
     }
 
     [Fact]
