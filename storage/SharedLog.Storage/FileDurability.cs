@@ -33,6 +33,31 @@ public static partial class FileDurability
         }
     }
 
+    /// <summary>
+    /// Creates <paramref name="directory"/> and any missing parents, and makes each new entry durable in its parent, so a
+    /// file later flushed in it is not lost with its directory in a power cut (a file's fsync covers its own entry's
+    /// directory only when that directory is flushed too).
+    /// </summary>
+    public static void CreateDirectoryDurably(string directory)
+    {
+        if (Directory.Exists(directory))
+        {
+            return;
+        }
+
+        var missing = new Stack<string>();
+        for (string? at = Path.GetFullPath(directory); at is not null && !Directory.Exists(at); at = Path.GetDirectoryName(at))
+        {
+            missing.Push(at);
+        }
+
+        Directory.CreateDirectory(directory);
+        foreach (string created in missing)
+        {
+            FlushDirectory(Path.GetDirectoryName(created)!);
+        }
+    }
+
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int OpenDirectory(string path, int flags);
 

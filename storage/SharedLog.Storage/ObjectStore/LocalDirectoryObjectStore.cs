@@ -105,7 +105,8 @@ public sealed class LocalDirectoryObjectStore : IObjectStore
         cancellationToken.ThrowIfCancellationRequested();
         string path = PathOf(key);
         string directory = Path.GetDirectoryName(path)!;
-        Directory.CreateDirectory(directory);
+        // The object is the partition's only copy once its WAL entries are trimmed: its new directories must outlive a crash too.
+        FileDurability.CreateDirectoryDurably(directory);
         string temp = path + "." + Guid.NewGuid().ToString("N") + TempSuffix;
         try
         {

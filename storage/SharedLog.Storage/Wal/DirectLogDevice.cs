@@ -96,8 +96,21 @@ public sealed class DirectLogDevice : StorageDeviceBase
         lock (_segments)
         {
             // Under the lock so that two first writes to a segment do not both open it.
-            return _segments.GetOrAdd(segment, static (s, state) => OpenDirect(state.Device.SegmentPath(s), state.Mode), (Device: this, Mode: forRead ? FileMode.Open : FileMode.OpenOrCreate));
+            return _segments.GetOrAdd(segment, static (s, state) => OpenSegment(state.Device.SegmentPath(s), state.Mode), (Device: this, Mode: forRead ? FileMode.Open : FileMode.OpenOrCreate));
         }
+    }
+
+    /// <summary>Opens a segment's file; one this creates is made durable in the WAL directory before any entry in it is acknowledged.</summary>
+    private static SafeFileHandle OpenSegment(string path, FileMode mode)
+    {
+        bool creates = mode != FileMode.Open && !File.Exists(path);
+        SafeFileHandle file = OpenDirect(path, mode);
+        if (creates)
+        {
+            FileDurability.FlushDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        }
+
+        return file;
     }
 
     /// <summary>
