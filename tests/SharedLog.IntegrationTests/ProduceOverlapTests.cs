@@ -26,9 +26,7 @@ public sealed class ProduceOverlapTests
 
         // Both frames are large enough to be copied; the same size, so a copy given back too early is the one the
         // second request is read into, and the first request would then read the second's bytes.
-        int recordBytes = KafkaConnectionHandler.CopiedFrameMinBytes + 1000;
-        await SendProduceAsync(toBroker, correlationId: 1, recordBytes, fill: 1);
-        await SendProduceAsync(toBroker, correlationId: 2, recordBytes, fill: 2);
+        await SendTwoCopiedProducesAsync(toBroker);
 
         List<int> answered = await ReadCorrelationIdsAsync(toClient, count: 2);
         Assert.Equal([1, 2], answered);
@@ -48,9 +46,7 @@ public sealed class ProduceOverlapTests
         (Task serving, Pipe toBroker, Pipe toClient) = InMemoryConnection.Connect(broker, probe, new StoppingLifetime());
         // The first two are copied and overlap (two at most on a 2-core machine); the third is small, so it is read in the
         // pipe and started in turn, as any produce behind an overlapped one.
-        int copiedBytes = KafkaConnectionHandler.CopiedFrameMinBytes + 1000;
-        await SendProduceAsync(toBroker, correlationId: 1, copiedBytes, fill: 1);
-        await SendProduceAsync(toBroker, correlationId: 2, copiedBytes, fill: 2);
+        await SendTwoCopiedProducesAsync(toBroker);
         await SendProduceAsync(toBroker, correlationId: 3, recordBytes: 1000, fill: 3);
 
         // The first is still checking when the second fails and the third waits for its turn.
@@ -68,6 +64,14 @@ public sealed class ProduceOverlapTests
         // The failed handler closes the connection once the first is answered, as any handler failure does.
         await serving.WaitAsync(Timeout);
         Assert.Equal([1], await ReadCorrelationIdsAsync(toClient, count: 1));
+    }
+
+    /// <summary>Produces 1 and 2, each large enough for the connection to copy its frame, with records all 1s and all 2s.</summary>
+    private static async Task SendTwoCopiedProducesAsync(Pipe toBroker)
+    {
+        int copiedBytes = KafkaConnectionHandler.CopiedFrameMinBytes + 1000;
+        await SendProduceAsync(toBroker, correlationId: 1, copiedBytes, fill: 1);
+        await SendProduceAsync(toBroker, correlationId: 2, copiedBytes, fill: 2);
     }
 
     private static async Task SendProduceAsync(Pipe toBroker, int correlationId, int recordBytes, byte fill)
