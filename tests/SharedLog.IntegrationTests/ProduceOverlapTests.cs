@@ -114,20 +114,14 @@ public sealed class ProduceOverlapTests
     }
 
     /// <summary>
-    /// A produce handler that reads its request's bytes for long, as the gate does: the first request holds its check
-    /// open until the second has started checking, then reads its records; each appends only after its Preceding.
+    /// A produce handler that reads its request's bytes for long, as the gate does, and notes the order requests append in:
+    /// each appends only after its <see cref="RequestContext.Preceding"/>, then reaches its ordering point.
     /// </summary>
-    private sealed class OverlapProbeHandler : IApiHandler
+    private abstract class ProbeProduceHandler : IApiHandler
     {
-        private readonly TaskCompletionSource _secondChecking = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly Lock _lock = new();
-        private volatile bool _firstOrdered;
-
-        public bool SecondStartedBeforeFirstWasOrdered { get; private set; }
 
         public List<int> Appended { get; } = [];
-
-        public List<(int Request, bool Intact)> RecordsIntact { get; } = [];
 
         public ApiKey Api => ApiKey.Produce;
 
@@ -137,7 +131,33 @@ public sealed class ProduceOverlapTests
 
         public bool ReadsRequestBytesLong(IApiMessage request) => true;
 
-        public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
+        public abstract ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken);
+
+        /// <summary>Waits for the request's turn, appends (notes it, and whatever <paramref name="alsoNote"/> adds), and reaches the ordering point.</summary>
+        protected async Task AppendInTurnAsync(RequestContext context, Action? alsoNote = null)
+        {
+            await context.Preceding;
+            lock (_lock)
+            {
+                alsoNote?.Invoke();
+                Appended.Add(context.Header.CorrelationId);
+            }
+
+            context.Ordering!.Reached();
+        }
+    }
+
+    /// <summary>The first request holds its check open until the second has started checking, then reads its records.</summary>
+    private sealed class OverlapProbeHandler : ProbeProduceHandler
+    {
+        private readonly TaskCompletionSource _secondChecking = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private volatile bool _firstOrdered;
+
+        public bool SecondStartedBeforeFirstWasOrdered { get; private set; }
+
+        public List<(int Request, bool Intact)> RecordsIntact { get; } = [];
+
+        public override async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
         {
             int id = context.Header.CorrelationId;
             if (id == 1)
@@ -158,24 +178,15 @@ public sealed class ProduceOverlapTests
                 intact &= !segment.Span.ContainsAnyExcept((byte)id);
             }
 
-            await context.Preceding;
-            lock (_lock)
-            {
-                RecordsIntact.Add((id, intact));
-                Appended.Add(id);
-            }
-
+            await AppendInTurnAsync(context, () => RecordsIntact.Add((id, intact)));
             _firstOrdered |= id == 1;
-            context.Ordering!.Reached();
             return new ProduceResponse();
         }
     }
 
     /// <summary>Three produces: the first held until released, the second failing before its turn once told to, the third appending in its turn.</summary>
-    private sealed class FailingMiddleProbeHandler : IApiHandler
+    private sealed class FailingMiddleProbeHandler : ProbeProduceHandler
     {
-        private readonly Lock _lock = new();
-
         public TaskCompletionSource ThirdStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public TaskCompletionSource FailSecond { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -186,17 +197,7 @@ public sealed class ProduceOverlapTests
 
         public TaskCompletionSource ThirdAppended { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public List<int> Appended { get; } = [];
-
-        public ApiKey Api => ApiKey.Produce;
-
-        public short MinVersion => 0;
-
-        public short MaxVersion => 9;
-
-        public bool ReadsRequestBytesLong(IApiMessage request) => true;
-
-        public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
+        public override async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
         {
             int id = context.Header.CorrelationId;
             switch (id)
@@ -213,13 +214,7 @@ public sealed class ProduceOverlapTests
                     break;
             }
 
-            await context.Preceding;
-            lock (_lock)
-            {
-                Appended.Add(id);
-            }
-
-            context.Ordering!.Reached();
+            await AppendInTurnAsync(context);
             if (id == 3)
             {
                 ThirdAppended.SetResult();
