@@ -34,9 +34,9 @@ public sealed partial class KafkaConnectionHandler(
 {
     private const int SizePrefix = 4;
 
-    private readonly WorkSlots _overlapSlots = RequestSequence.BrokerSlots();
-
     private const int MaxUnansweredRequests = 64;
+
+    private readonly WorkSlots _overlapSlots = RequestSequence.BrokerSlots();
 
     /// <summary>Frames from this size are copied when their handler reads them for long (see <see cref="HoldsRequestBytesLong"/>).</summary>
     internal const int CopiedFrameMinBytes = 64 * 1024;
@@ -311,11 +311,9 @@ public sealed partial class KafkaConnectionHandler(
                     handling = Start(handler, context, request.Body, cancellationToken);
                 }
 
-                // The next produce may append once this one is ordered, and this one is ordered only after the one before it:
-                // a produce that ends early (failed or cancelled before its own wait) must not let the next overtake that one.
+                // The handler reads the frame until then; the next produce's turn also waits for this one's predecessors.
                 Task reachedOrEnded = Task.WhenAny(ordering.Task, handling);
-                Task ordered = Task.WhenAll(context.Preceding, reachedOrEnded);
-                requests.ProduceStarted(handling, ordered, reachedOrEnded, overlapped);
+                requests.ProduceStarted(handling, reachedOrEnded, overlapped);
                 readsFrameUntil = reachedOrEnded;
                 if (!overlapped)
                 {

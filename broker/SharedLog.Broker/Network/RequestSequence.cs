@@ -25,12 +25,14 @@ internal sealed class RequestSequence(int overlappedProduces, WorkSlots brokerSl
     /// </summary>
     public static WorkSlots BrokerSlots() => new(Math.Max(Environment.ProcessorCount, 2));
 
-    /// <summary>Notes a produce that started; <paramref name="ordered"/> completes once it and every produce before it are ordered.</summary>
+    /// <summary>Notes a produce that started, given the <see cref="ProduceTail"/> it was handed as its predecessor.</summary>
     /// <param name="reachedOrEnded">Completes at the produce's own ordering point or end.</param>
     /// <param name="overlapped">Whether it holds a reservation from <see cref="TryReserveOverlapAsync"/>, given back at <paramref name="reachedOrEnded"/>.</param>
-    public void ProduceStarted(Task handling, Task ordered, Task reachedOrEnded, bool overlapped)
+    public void ProduceStarted(Task handling, Task reachedOrEnded, bool overlapped)
     {
-        ProduceTail = ordered;
+        // The next produce may append once this one is ordered, and this one is ordered only after the one before it: a
+        // produce that ends early (failed or cancelled before its own wait) must not let the next overtake that one.
+        ProduceTail = Task.WhenAll(ProduceTail, reachedOrEnded);
         _running.RemoveAll(static t => t.IsCompleted);
         _running.Add(handling);
         if (overlapped)
