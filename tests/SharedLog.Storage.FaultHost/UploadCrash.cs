@@ -89,6 +89,9 @@ public static class UploadCrash
 
         public Task<PartitionMetadata> ClaimLeadershipAsync(long streamId, int brokerId, CancellationToken cancellationToken = default) => inner.ClaimLeadershipAsync(streamId, brokerId, cancellationToken);
 
+        public Task<IReadOnlyList<PartitionMetadata>> ClaimLeadershipAsync(IReadOnlyList<long> streamIds, int brokerId, CancellationToken cancellationToken = default) =>
+            inner.ClaimLeadershipAsync(streamIds, brokerId, cancellationToken);
+
         public Task<PartitionMetadata?> GetPartitionAsync(long streamId, CancellationToken cancellationToken = default) => inner.GetPartitionAsync(streamId, cancellationToken);
 
         public Task SetLogStartOffsetAsync(long streamId, int leaderEpoch, long logStartOffset, CancellationToken cancellationToken = default) => inner.SetLogStartOffsetAsync(streamId, leaderEpoch, logStartOffset, cancellationToken);

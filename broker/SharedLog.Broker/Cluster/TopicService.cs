@@ -36,12 +36,22 @@ public sealed class TopicService(IMetadataStore metadata, StreamStore streams, I
 
     private async Task<TopicMetadata> LeadAsync(TopicMetadata topic, CancellationToken cancellationToken)
     {
-        var partitions = new List<PartitionMetadata>(topic.Partitions.Count);
+        var toClaim = new List<long>();
         foreach (PartitionMetadata partition in topic.Partitions)
         {
-            PartitionMetadata led = partition.LeaderBrokerId == NodeId && streams.IsOpen(partition.StreamId)
-                ? partition
-                : await metadata.ClaimLeadershipAsync(partition.StreamId, NodeId, cancellationToken);
+            if (partition.LeaderBrokerId != NodeId || !streams.IsOpen(partition.StreamId))
+            {
+                toClaim.Add(partition.StreamId);
+            }
+        }
+
+        // Claimed together: a topic's thousands of partitions cost one metadata commit, not one each.
+        IReadOnlyList<PartitionMetadata> claimed = toClaim.Count == 0 ? [] : await metadata.ClaimLeadershipAsync(toClaim, NodeId, cancellationToken);
+        var partitions = new List<PartitionMetadata>(topic.Partitions.Count);
+        int next = 0;
+        foreach (PartitionMetadata partition in topic.Partitions)
+        {
+            PartitionMetadata led = next < claimed.Count && claimed[next].StreamId == partition.StreamId ? claimed[next++] : partition;
             streams.Open(led);
             partitions.Add(led);
         }

@@ -36,6 +36,12 @@ public interface IMetadataStore : IAsyncDisposable
     /// <summary>Makes <paramref name="brokerId"/> the partition's leader with a new, higher epoch.</summary>
     Task<PartitionMetadata> ClaimLeadershipAsync(long streamId, int brokerId, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// As <see cref="ClaimLeadershipAsync(long, int, CancellationToken)"/> for each of <paramref name="streamIds"/>, all in
+    /// one change (all claimed or, on an unknown stream, none); the partitions come back in the order asked for.
+    /// </summary>
+    Task<IReadOnlyList<PartitionMetadata>> ClaimLeadershipAsync(IReadOnlyList<long> streamIds, int brokerId, CancellationToken cancellationToken = default);
+
     Task<PartitionMetadata?> GetPartitionAsync(long streamId, CancellationToken cancellationToken = default);
 
     /// <summary>Raises the log start offset (DeleteRecords, retention); fenced by leader epoch.</summary>

@@ -168,21 +168,36 @@ public sealed partial class SqliteMetadataStore
         }, cancellationToken);
     }
 
-    public Task<PartitionMetadata> ClaimLeadershipAsync(long streamId, int brokerId, CancellationToken cancellationToken = default)
+    public async Task<PartitionMetadata> ClaimLeadershipAsync(long streamId, int brokerId, CancellationToken cancellationToken = default) =>
+        (await ClaimLeadershipAsync([streamId], brokerId, cancellationToken).ConfigureAwait(false))[0];
+
+    public Task<IReadOnlyList<PartitionMetadata>> ClaimLeadershipAsync(IReadOnlyList<long> streamIds, int brokerId, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(brokerId);
-        return WriteAsync(async (connection, ct) =>
+        ArgumentNullException.ThrowIfNull(streamIds);
+        return WriteAsync<IReadOnlyList<PartitionMetadata>>(async (connection, ct) =>
         {
-            // The epoch only grows: every write of the previous leader carries a smaller one and is refused.
-            int updated = await ExecuteAsync(connection,
-                "UPDATE partitions SET leader_broker_id = @broker, leader_epoch = leader_epoch + 1 WHERE stream_id = @stream", ct,
-                ("@broker", brokerId), ("@stream", streamId)).ConfigureAwait(false);
-            if (updated == 0)
+            // One transaction for all: a topic of thousands of partitions is claimed with one commit (one fsync), not one each.
+            await using SqliteCommand claim = CreateCommand(connection,
+                "UPDATE partitions SET leader_broker_id = @broker, leader_epoch = leader_epoch + 1 WHERE stream_id = @stream",
+                [("@broker", brokerId), ("@stream", 0L)]);
+            await using SqliteCommand load = CreateCommand(connection, PartitionColumns + " WHERE p.stream_id = @stream", [("@stream", 0L)]);
+            var claimed = new List<PartitionMetadata>(streamIds.Count);
+            foreach (long streamId in streamIds)
             {
-                throw new UnknownStreamException(streamId);
+                // The epoch only grows: every write of the previous leader carries a smaller one and is refused.
+                claim.Parameters["@stream"].Value = streamId;
+                if (await claim.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 0)
+                {
+                    throw new UnknownStreamException(streamId);
+                }
+
+                load.Parameters["@stream"].Value = streamId;
+                await using SqliteDataReader reader = await load.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                claimed.Add(await reader.ReadAsync(ct).ConfigureAwait(false) ? ReadPartition(reader) : throw new UnknownStreamException(streamId));
             }
 
-            return await LoadPartitionAsync(connection, streamId, ct).ConfigureAwait(false) ?? throw new UnknownStreamException(streamId);
+            return claimed;
         }, cancellationToken);
     }
 

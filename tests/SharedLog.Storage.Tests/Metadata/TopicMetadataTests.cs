@@ -192,6 +192,24 @@ public sealed class TopicMetadataTests : MetadataStoreTestBase
     }
 
     [Fact]
+    public async Task ClaimingManyPartitionsAtOnceClaimsAllInTheOrderAskedOrNone()
+    {
+        TopicMetadata topic = await Store.CreateTopicAsync("many", 3, NoConfigs());
+        await Store.ClaimLeadershipAsync(topic.Partitions[1].StreamId, 4);
+
+        IReadOnlyList<PartitionMetadata> claimed = await Store.ClaimLeadershipAsync([topic.Partitions[2].StreamId, topic.Partitions[1].StreamId], 5);
+        Assert.Equal([(2, 5, 1), (1, 5, 2)], claimed.Select(p => (p.Partition, p.LeaderBrokerId, p.LeaderEpoch)));
+        Assert.Equal(claimed[0], await Store.GetPartitionAsync(topic.Partitions[2].StreamId));
+        Assert.Equal(claimed[1], await Store.GetPartitionAsync(topic.Partitions[1].StreamId));
+
+        // An unknown stream among them undoes the whole claim: partition 0 keeps having no leader.
+        await Assert.ThrowsAsync<UnknownStreamException>(() => Store.ClaimLeadershipAsync([topic.Partitions[0].StreamId, 999_999], 6));
+        PartitionMetadata untouched = (await Store.GetPartitionAsync(topic.Partitions[0].StreamId))!;
+        Assert.Equal((SqliteMetadataStore.NoLeader, 0), (untouched.LeaderBrokerId, untouched.LeaderEpoch));
+        Assert.Empty(await Store.ClaimLeadershipAsync([], 6));
+    }
+
+    [Fact]
     public async Task LogStartOffsetIsFencedByEpochAndNeverLowered()
     {
         PartitionMetadata old = await CreateLedPartitionAsync("retained");
