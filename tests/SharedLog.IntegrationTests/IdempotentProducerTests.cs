@@ -113,7 +113,7 @@ public class IdempotentProducerTests
     }
 
     [Fact]
-    public async Task AnInitProducerIdNamingOnlyAnIdOrOnlyAnEpochIsAnInvalidRequest()
+    public async Task AnInitProducerIdNamingOnlyAnIdOrOnlyAnEpochOrAnEmptyTransactionalIdIsAnInvalidRequest()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
@@ -126,7 +126,12 @@ public class IdempotentProducerTests
             answers.Add(new InitProducerIdResponse().ReadFrom(body, 4).ErrorCode);
         }
 
-        Assert.Equal([(short)ErrorCode.InvalidRequest, (short)ErrorCode.InvalidRequest], answers);
+        // An empty transactional id is neither a transactional producer nor an idempotent one: Kafka's coordinator refuses it.
+        await client.SendAsync(new InitProducerIdRequest { TransactionalId = "", TransactionTimeoutMs = 60000, ProducerId = -1, ProducerEpoch = -1 }, 4, 3 + answers.Count);
+        (_, byte[] emptyIdAnswer) = await client.ReceiveAsync(1);
+        answers.Add(new InitProducerIdResponse().ReadFrom(emptyIdAnswer, 4).ErrorCode);
+
+        Assert.Equal([(short)ErrorCode.InvalidRequest, (short)ErrorCode.InvalidRequest, (short)ErrorCode.InvalidRequest], answers);
     }
 
     private static ProduceRequest ProduceOf(string topic, byte[] batch) => new()

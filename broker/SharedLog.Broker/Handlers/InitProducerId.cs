@@ -19,6 +19,12 @@ public sealed partial class InitProducerIdHandler(ProducerStateManager producers
     public async ValueTask<IApiMessage?> HandleAsync(RequestContext context, IApiMessage request, CancellationToken cancellationToken)
     {
         var body = (InitProducerIdRequest)request;
+        if (body.TransactionalId is "")
+        {
+            // As Kafka's transaction coordinator answers an empty transactional id.
+            return new InitProducerIdResponse { ErrorCode = (short)ErrorCode.InvalidRequest, ProducerId = -1, ProducerEpoch = -1 };
+        }
+
         if (body.TransactionalId is not null)
         {
             LogTransactionsNotServed(logger, body.TransactionalId, context.Header.ClientId);
