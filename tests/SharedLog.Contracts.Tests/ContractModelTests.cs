@@ -67,6 +67,13 @@ public class ContractModelTests
     [InlineData("topic: t\nquarantineTopic: 'q q'\n", "quarantineTopic 'q q'")]
     [InlineData("topic: t\nname: a/b\n", "name 'a/b' must be")]
     [InlineData("topic: t\nname: ''\n", "name '' must be")]
+    [InlineData("topic: t\nname: '..'\n", "name '..' must be")]
+    [InlineData("topic: '.'\n", "must be a topic name or a pattern")]
+    // A final line break passed the checks ('$' matches before one), and a privacy field "ssn\n" then masked nothing.
+    [InlineData("topic: t\nclass: sensitive\nvalue: {subject: s}\nprivacy:\n  - field: \"ssn\\n\"\n    action: redact\n", "dotted path")]
+    [InlineData("topic: \"payments\\n\"\n", "must be a topic name or a pattern")]
+    [InlineData("topic: t\nname: \"x\\n\"\n", "must be 1 to 249")]
+    [InlineData("topic: t\nquarantineTopic: \"{topic}.q\\n\"\n", "quarantineTopic")]
     [InlineData("topic: t\nvalue:\n  subject: ' '\n", "value.subject must not be blank")]
     [InlineData("topic: t\nkey:\n  subject: \"a\\u0001b\"\n", "key.subject must not be blank")]
     public void InvalidContractsListTheirProblems(string yaml, string expected)

@@ -47,7 +47,7 @@ public static partial class TopicConfigs
     private const string MessageFormatVersion = "message.format.version";
 
     /// <summary>What Kafka's MetadataVersionValidator takes, in shape: 0.8.0, 2.8, 3.0-IV1.</summary>
-    [System.Text.RegularExpressions.GeneratedRegex(@"^[0-9]{1,2}\.[0-9]{1,2}(\.[0-9]{1,2})?(-IV[0-9]{1,2})?$", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
+    [System.Text.RegularExpressions.GeneratedRegex(@"^[0-9]{1,2}\.[0-9]{1,2}(\.[0-9]{1,2})?(-IV[0-9]{1,2})?\z", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
     private static partial System.Text.RegularExpressions.Regex MetadataVersionPattern();
 
     /// <summary>

@@ -47,7 +47,7 @@ public sealed record ContractDefinition(
     long? RetentionBytes = null)
 {
     private readonly Regex? _pattern = Topic.Contains('*', StringComparison.Ordinal)
-        ? new Regex("^" + string.Join(".*", Topic.Split('*').Select(Regex.Escape)) + "$", RegexOptions.CultureInvariant | RegexOptions.NonBacktracking)
+        ? new Regex("^" + string.Join(".*", Topic.Split('*').Select(Regex.Escape)) + "\\z", RegexOptions.CultureInvariant | RegexOptions.NonBacktracking)
         : null;
 
     public bool IsPattern => _pattern is not null;
@@ -115,7 +115,7 @@ public static class ContractParser
     private const int MaxNesting = 16;
 
     /// <summary>A topic name, a topic pattern or a contract name: letters, digits, '.', '_', '-' and '*'.</summary>
-    private const string NameOrPattern = "^[A-Za-z0-9._*-]{1,249}$";
+    private const string NameOrPattern = "^[A-Za-z0-9._*-]{1,249}\\z";
 
     // A key given twice is refused, not resolved by the last one: a second onFailure or privacy block further down a
     // file would otherwise silently replace the first.
@@ -129,14 +129,15 @@ public static class ContractParser
         ContractDocument document = Read(text);
         var problems = new List<string>();
         string topic = Required(document.Topic, "topic", problems);
-        if (topic.Length > 0 && !Regex.IsMatch(topic, NameOrPattern, RegexOptions.CultureInvariant))
+        if (topic.Length > 0 && (!Regex.IsMatch(topic, NameOrPattern, RegexOptions.CultureInvariant) || topic is "." or ".."))
         {
             problems.Add($"topic '{topic}' must be a topic name or a pattern of letters, digits, '.', '_', '-' and '*'.");
         }
 
-        if (document.Name is { } contractName && !Regex.IsMatch(contractName, NameOrPattern, RegexOptions.CultureInvariant))
+        if (document.Name is { } contractName && (!Regex.IsMatch(contractName, NameOrPattern, RegexOptions.CultureInvariant) || contractName is "." or ".."))
         {
-            // The name is a path segment of /contracts/{name}: one with '/' could be applied but never shown, rolled back or deleted.
+            // The name is a path segment of /contracts/{name}: one with '/' (or one of the dot segments, which HTTP servers
+            // resolve away) could be applied but never shown, rolled back or deleted.
             problems.Add($"name '{contractName}' must be 1 to 249 letters, digits, '.', '_', '-' or '*'.");
         }
 
@@ -200,7 +201,7 @@ public static class ContractParser
                 continue;
             }
 
-            if (rule.Field is not null && !Regex.IsMatch(rule.Field, "^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*$", RegexOptions.CultureInvariant))
+            if (rule.Field is not null && !Regex.IsMatch(rule.Field, "^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*\\z", RegexOptions.CultureInvariant))
             {
                 problems.Add($"privacy[{index}]: field '{rule.Field}' must be a dotted path of field names.");
             }
@@ -227,7 +228,7 @@ public static class ContractParser
         SchemaRequirement? key = Binding(document.Key, "key", problems);
         SchemaRequirement? value = Binding(document.Value, "value", problems);
         string quarantine = document.QuarantineTopic ?? "{topic}.quarantine";
-        if (!Regex.IsMatch(quarantine.Replace("{topic}", "t", StringComparison.Ordinal), "^[A-Za-z0-9._-]{1,249}$", RegexOptions.CultureInvariant))
+        if (!Regex.IsMatch(quarantine.Replace("{topic}", "t", StringComparison.Ordinal), "^[A-Za-z0-9._-]{1,249}\\z", RegexOptions.CultureInvariant))
         {
             problems.Add($"quarantineTopic '{quarantine}' must be a topic name of letters, digits, '.', '_' and '-', where {{topic}} stands for the source topic.");
         }
