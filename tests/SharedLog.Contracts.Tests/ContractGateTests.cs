@@ -139,6 +139,34 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task AFlaggedRecordsViolationHeaderDoesNotQuoteAMaskedFieldFromARuleError()
+    {
+        int id = await RegisterAsync("flag-quoted-value", """{"type":"object"}""", SchemaType.Json);
+        await ApplyAsync("topic: flag-quoted\nclass: sensitive\nonFailure: flag\nvalue: {}\nrules:\n  - name: ssn-number\n    expr: int(value.ssn) > 0\nprivacy:\n  - field: ssn\n    action: hash\n");
+
+        GateResult result = Inspect("flag-quoted", (null, Framed(id, Encoding.UTF8.GetBytes("""{"ssn":"123-45-6789"}"""))));
+
+        // The evaluation error quotes the value it could not convert; stored in a header, it would undo the masking.
+        Assert.Equal(GateOutcome.Rewrite, result.Outcome);
+        var stored = new List<(string Value, string Headers)>();
+        foreach (SharedLog.Protocol.Records.Record record in RecordBatch.Parse(result.Batch!).Records())
+        {
+            var headers = new StringBuilder();
+            foreach (RecordHeader header in record.Headers)
+            {
+                headers.Append(header.KeyString).Append('=').Append(Encoding.UTF8.GetString(header.Value));
+            }
+
+            stored.Add((Encoding.UTF8.GetString(record.Value), headers.ToString()));
+        }
+
+        (string value, string violation) = Assert.Single(stored);
+        Assert.StartsWith($"{ContractGate.ViolationHeader}=ssn-number: rule error", violation, StringComparison.Ordinal);
+        Assert.DoesNotContain("123-45-6789", violation, StringComparison.Ordinal);
+        Assert.DoesNotContain("123-45-6789", value, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AMaskedBatchKeepsEachRecordsKeyHeadersTimestampAndOffsetDelta()
     {
         int id = await RegisterAsync("masked-value", """{"type":"object"}""", SchemaType.Json);

@@ -610,7 +610,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             long baseOffset = await durable;
             try
             {
-                await SettleAsync(item, item.Accepted![batch], durable, baseOffset, retried, cancellationToken);
+                await SettleAsync(item, item.Accepted![batch], durable, baseOffset, retried);
             }
             catch (InvalidOperationException e) when (e is not ObjectDisposedException)
             {
@@ -658,7 +658,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     /// batch is what must reach quarantine: the retry uses the original's verdict, not its own, which a contract
     /// changed in between may make differ (all passing now, and the original's bad records would be lost).
     /// </summary>
-    private async Task SettleAsync(PartitionWork item, AcceptedBatch batch, Task<long> durable, long baseOffset, bool retried, CancellationToken cancellationToken)
+    private async Task SettleAsync(PartitionWork item, AcceptedBatch batch, Task<long> durable, long baseOffset, bool retried)
     {
         SourceVerdict? original = retried ? quarantine.VerdictOn(durable) : null;
         // A retry without a kept verdict: its original quarantined nothing (or its copy is written), unless the original
@@ -675,8 +675,10 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         // copy is written (a record counted as quarantined is in the quarantine topic), by the call that wrote it: the
         // original, a retry after its write failed, or a retry whose original never got to write. A retry no longer tied
         // to its original (after a restart) writes the copy again, at least once, but is not counted again.
+        // Not cancellable: the source batch is durable with gaps where these records were, so a client gone (or a broker
+        // stopping) now must not leave them in neither topic; only a retry of the same batch would write them later.
         ActiveContract contract = original?.Contract ?? item.Contract!;
-        OnceOutcome wrote = await quarantine.WriteOnceAsync(durable, contract, item.Topic.Name, item.Result.Index, quarantined, cancellationToken);
+        OnceOutcome wrote = await quarantine.WriteOnceAsync(durable, contract, item.Topic.Name, item.Result.Index, quarantined, CancellationToken.None);
         if (wrote == OnceOutcome.AlreadyDone)
         {
             return;
@@ -773,7 +775,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     result.LogAppendTimeMs = item.LogAppendTimeMs;
                 }
 
-                await SettleAsync(item, accepted[i], durable, baseOffset, retried, cancellationToken);
+                await SettleAsync(item, accepted[i], durable, baseOffset, retried);
             }
         }
         catch (Exception e) when (e is StorageBackpressureException or WalUnavailableException or StreamNotOpenException or ArgumentException)

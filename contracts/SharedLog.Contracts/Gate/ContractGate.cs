@@ -580,7 +580,7 @@ public sealed partial class ContractGate(
                 FieldRuleDefinition rule = definition.Rules[failed];
                 ruleFailed = outcome.IsFailed
                     ? (rule.Name, rule.Message ?? $"rule failed: {rule.Expression}", ViolationKind.RuleFailed)
-                    : (rule.Name, $"rule error: {outcome.ErrorMessage}", ViolationKind.RuleError);
+                    : (rule.Name, RuleErrorReason(definition, outcome.ErrorMessage), ViolationKind.RuleError);
             }
         }
 
@@ -866,6 +866,16 @@ public sealed partial class ContractGate(
             problem = $"privacy rewrite cannot be encoded: {e.Message}";
         }
     }
+
+    /// <summary>
+    /// Why a rule could not be evaluated. An evaluation error may quote the field it failed on ("cannot convert '…'"); a
+    /// flagged record is stored with its reason in a header, so where the contract masks fields the quote is left out,
+    /// or the header would carry in clear what the privacy policy masks in the value.
+    /// </summary>
+    private static string RuleErrorReason(ContractDefinition definition, string? error) =>
+        definition.OnFailure == FailureAction.Flag && definition.Privacy.Count > 0
+            ? "rule error (its message is withheld: it may quote a field the privacy policy masks)"
+            : $"rule error: {error}";
 
     private static Dictionary<string, object?> Headers(Record record)
     {
