@@ -329,6 +329,40 @@ public class ContractModelTests
         Assert.Equal("a-test", store.ForTopic("orders")!.Definition.Name);
     }
 
+    [Theory]
+    [InlineData("payments.*")]
+    [InlineData("payments.**")]
+    public async Task ASecondContractOnAPatternAlreadyGovernedIsRefused(string samePattern)
+    {
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.ApplyAsync("name: payments\ntopic: 'payments.*'\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: card\n    action: redact\n", "a", false, _ => [], CancellationToken.None);
+
+        // "a-test" sorts first among equally specific patterns: accepted, it would have lifted the masking of every payments topic.
+        var refused = await Assert.ThrowsAsync<ContractValidationException>(() => store.ApplyAsync($"name: a-test\ntopic: '{samePattern}'\nclass: raw\n", "b", false, _ => [], CancellationToken.None));
+        Assert.Contains(refused.Problems, p => p.Contains("already governed by contract 'payments'", StringComparison.Ordinal));
+        Assert.Equal("payments", store.ForTopic("payments.eu")!.Definition.Name);
+
+        // A narrower pattern is another promise, and governs what it names.
+        await store.ApplyAsync("name: a-test\ntopic: 'payments.test*'\nclass: raw\n", "b", false, _ => [], CancellationToken.None);
+        Assert.Equal("a-test", store.ForTopic("payments.test1")!.Definition.Name);
+        Assert.Equal("payments", store.ForTopic("payments.eu")!.Definition.Name);
+    }
+
+    [Fact]
+    public async Task TopicNamesOnlyAskedAboutDoNotGrowTheRememberedAnswersWithoutBound()
+    {
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.ApplyAsync("topic: 'orders.*'\nclass: quarantine\n", "a", false, _ => [], CancellationToken.None);
+        for (int i = 0; i < ContractStore.MaxRememberedTopics + 1_000; i++)
+        {
+            Assert.Null(store.RetentionMsFor($"asked-{i}"));
+        }
+
+        Assert.True(store.RememberedTopics <= 2 * ContractStore.MaxRememberedTopics, $"{store.RememberedTopics} topic answers remembered");
+        // Past the bound, answers are worked out each time, and still right.
+        Assert.Equal(ContractParser.QuarantineRetentionMs, store.RetentionMsFor("orders.new"));
+    }
+
     /// <summary>A journal whose appends wait for <see cref="Release"/> once <see cref="Hold"/> is set.</summary>
     private sealed class HeldJournal : IJournal
     {

@@ -52,8 +52,7 @@ public static class ContractsApi
             bool dryRun = string.Equals(context.Request.Query["dryRun"], "true", StringComparison.OrdinalIgnoreCase);
             return await ChangeAndSyncAsync(
                 inForce => store.ApplyAsync(text, Actor(context), dryRun, d => ProblemsOf(d, registry), context.RequestAborted, inForce),
-                registry,
-                context.RequestAborted);
+                registry);
         });
 
         // The version rolled back to may bind other subjects or another compatibility level: synced as an apply is.
@@ -62,8 +61,7 @@ public static class ContractsApi
                 ? Error(400, "A rollback needs ?version=N, the version to go back to.")
                 : await ChangeAndSyncAsync(
                 inForce => store.RollbackAsync(name, wanted, Actor(context), d => ProblemsOf(d, registry), context.RequestAborted, inForce),
-                registry,
-                context.RequestAborted));
+                registry));
         app.MapDelete("/contracts/{name}", async (string name, HttpContext context, ContractStore store) =>
             await ChangeAsync(() => store.DeleteAsync(name, Actor(context), context.RequestAborted)));
         app.MapPost("/replays", async (HttpContext context, QuarantineReplay replay, IHostApplicationLifetime lifetime) =>
@@ -142,12 +140,13 @@ public static class ContractsApi
     /// <summary>
     /// A change, then the registry's compatibility levels set for the contract it left in force (none after a dry run),
     /// under the store's writer, so concurrent changes set them in the order they were made; the answer lists the levels changed.
+    /// The levels are set even if the client has gone: the change they follow is stored by then.
     /// </summary>
-    private static Task<IResult> ChangeAndSyncAsync(Func<Func<ContractDefinition, Task>, Task<ContractChange>> change, SchemaRegistry registry, CancellationToken cancellationToken)
+    private static Task<IResult> ChangeAndSyncAsync(Func<Func<ContractDefinition, Task>, Task<ContractChange>> change, SchemaRegistry registry)
     {
         IReadOnlyList<string> registryChanges = [];
         return ChangeAsync(
-            () => change(async inForce => registryChanges = await ContractRegistrySync.ApplyAsync(inForce, registry, cancellationToken)),
+            () => change(async inForce => registryChanges = await ContractRegistrySync.ApplyAsync(inForce, registry, CancellationToken.None)),
             () => registryChanges);
     }
 

@@ -63,10 +63,41 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     /// </summary>
     private sealed record Snapshot(IReadOnlyList<ContractRevision> Current, IReadOnlyDictionary<string, ActiveContract> Exact, IReadOnlyList<ActiveContract> Patterns)
     {
-        public ConcurrentDictionary<string, ActiveContract?> ByTopic { get; } = new(StringComparer.Ordinal);
+        public TopicAnswers<ActiveContract?> ByTopic { get; } = new();
 
         /// <summary>Whether a contract of this snapshot names the topic as its quarantine topic, per topic asked about.</summary>
-        public ConcurrentDictionary<string, bool> QuarantineTopics { get; } = new(StringComparer.Ordinal);
+        public TopicAnswers<bool> QuarantineTopics { get; } = new();
+    }
+
+    /// <summary>
+    /// Answers worked out per topic name and remembered, for at most <see cref="MaxRememberedTopics"/> names: more topics
+    /// than a broker serves (Broker:MaxPartitions is 100,000 by default), so every real topic is remembered, while names
+    /// clients only ask about (CreateTopics with validate_only, say) cannot grow it without bound between two contract
+    /// changes. Past the bound, answers are worked out each time.
+    /// </summary>
+    private sealed class TopicAnswers<TValue>
+    {
+        private readonly ConcurrentDictionary<string, TValue> _answers = new(StringComparer.Ordinal);
+        private int _count;
+
+        public int Count => Volatile.Read(ref _count);
+
+        public TValue Get<TState>(string topic, Func<string, TState, TValue> answer, TState state)
+        {
+            if (_answers.TryGetValue(topic, out TValue? known))
+            {
+                return known;
+            }
+
+            // Two callers may both work an answer out: the snapshot's contracts give both the same.
+            TValue value = answer(topic, state);
+            if (Count < MaxRememberedTopics && _answers.TryAdd(topic, value))
+            {
+                Interlocked.Increment(ref _count);
+            }
+
+            return value;
+        }
     }
 
     private sealed class RevisionKey
@@ -165,8 +196,15 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             return null;
         }
 
-        return snapshot.ByTopic.GetOrAdd(topic, static (name, patterns) => patterns.FirstOrDefault(p => p.Definition.Governs(name)), snapshot.Patterns);
+        return snapshot.ByTopic.Get(topic, static (name, patterns) => patterns.FirstOrDefault(p => p.Definition.Governs(name)), snapshot.Patterns);
     }
+
+    /// <summary>Topic names a snapshot remembers answers for, at most (see <see cref="TopicAnswers{TValue}"/>).</summary>
+    internal const int MaxRememberedTopics = 200_000;
+
+    /// <summary>How many per-topic answers the contracts in force remember (both caches).</summary>
+    internal int RememberedTopics => _snapshot.ByTopic.Count + _snapshot.QuarantineTopics.Count;
+
 
     /// <summary>
     /// The retention a topic has when it does not set <c>retention.ms</c> itself: its contract's (class default or the
@@ -190,7 +228,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         }
 
         // Asked per topic by every cleanup round and DescribeConfigs: the scan of the contracts is kept with the snapshot.
-        return snapshot.QuarantineTopics.GetOrAdd(topic, static (name, s) => NamedAsQuarantine(s, name), snapshot) ? ContractParser.QuarantineRetentionMs : null;
+        return snapshot.QuarantineTopics.Get(topic, static (name, s) => NamedAsQuarantine(s, name), snapshot) ? ContractParser.QuarantineRetentionMs : null;
     }
 
     /// <summary>The <c>retention.bytes</c> a topic has when it does not set one itself: its contract's, when the contract sets one; else null (and for internal topics).</summary>
@@ -313,6 +351,13 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             if (after is { IsPattern: false } && _snapshot.Exact.TryGetValue(after.Topic, out ActiveContract? holder) && holder.Definition.Name != name)
             {
                 throw new ContractValidationException([$"topic '{after.Topic}' is already governed by contract '{holder.Definition.Name}': change that contract, or delete it first."]);
+            }
+
+            // The same for one pattern under two names ("payments.*" and "payments.**" match the same topics): the name
+            // would decide which one governs.
+            if (after is { IsPattern: true } && _snapshot.Patterns.FirstOrDefault(p => p.Definition.Name != name && SamePattern(p.Definition.Topic, after.Topic)) is { } samePattern)
+            {
+                throw new ContractValidationException([$"pattern '{after.Topic}' is already governed by contract '{samePattern.Definition.Name}': change that contract, or delete it first."]);
             }
 
             // One contract per named subject too: each sets the subject's compatibility level in the registry, so a second
@@ -557,6 +602,19 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         });
         _snapshot = new Snapshot(current, exact, patterns);
         Generation++;
+    }
+
+    /// <summary>Whether two topic patterns are one ('*' runs match what one '*' does).</summary>
+    private static bool SamePattern(string a, string b) => string.Equals(CollapseStars(a), CollapseStars(b), StringComparison.Ordinal);
+
+    private static string CollapseStars(string pattern)
+    {
+        while (pattern.Contains("**", StringComparison.Ordinal))
+        {
+            pattern = pattern.Replace("**", "*", StringComparison.Ordinal);
+        }
+
+        return pattern;
     }
 
     private static ContractDefinition? TryParse(string text)
