@@ -68,6 +68,7 @@ public class ContractModelTests
     [InlineData("topic: t\nname: a/b\n", "name 'a/b' must be")]
     [InlineData("topic: t\nname: ''\n", "name '' must be")]
     [InlineData("topic: t\nname: '..'\n", "name '..' must be")]
+    [InlineData("topic: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nonFailure: quarantine\n", "is 250 characters long")]
     [InlineData("topic: '.'\n", "must be a topic name or a pattern")]
     // A final line break passed the checks ('$' matches before one), and a privacy field "ssn\n" then masked nothing.
     [InlineData("topic: t\nclass: sensitive\nvalue: {subject: s}\nprivacy:\n  - field: \"ssn\\n\"\n    action: redact\n", "dotted path")]

@@ -233,6 +233,11 @@ public static class ContractParser
             problems.Add($"quarantineTopic '{quarantine}' must be a topic name of letters, digits, '.', '_' and '-', where {{topic}} stands for the source topic.");
         }
 
+        else if (!topic.Contains('*', StringComparison.Ordinal) && quarantine.Replace("{topic}", topic, StringComparison.Ordinal) is { Length: > 249 } tooLong)
+        {
+            // Kafka's limit: a topic this long could never be created, and every batch with a bad record would fail.
+            problems.Add($"quarantineTopic '{quarantine}' is {tooLong.Length} characters long for topic '{topic}'; a topic name has at most 249.");
+        }
         else if (quarantine == "{topic}" || quarantine == topic)
         {
             // Bad records would go back into the very topic they were kept out of, past the gate.
