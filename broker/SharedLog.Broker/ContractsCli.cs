@@ -305,7 +305,8 @@ public static class ContractsCli
     /// The candidate checked against the subject's live versions in the registry at the contract's level, the level
     /// applying the contract gives the subject (the registry's own check would use the subject's level of now). The
     /// versions are copied into <paramref name="local"/> and checked there; a version with references is checked by
-    /// the registry itself, at the subject's level, as it alone can resolve them.
+    /// the registry itself, as it alone can resolve them, which it does at the subject's level: when that is not the
+    /// contract's, the check is reported as not done (a problem, so the exit code is not success).
     /// </summary>
     private static async Task<IReadOnlyList<string>> CheckAgainstRegistryAsync(string registryUrl, string subject, SchemaRequest candidate, CompatibilityLevel level, SchemaRegistry local)
     {
@@ -328,7 +329,13 @@ public static class ContractsCli
             JsonNode stored = JsonNode.Parse(await http.GetStringAsync(new Uri($"{subjectPath}/versions/{(int)version!}")))!;
             if (stored["references"] is JsonArray { Count: > 0 })
             {
-                return await RegistryVerdictAsync(http, subjectPath, candidate);
+                // Only the registry resolves references, and it checks at the subject's level: its verdict stands for the
+                // contract's level only when the two are the same; otherwise "compatible" would be a pass that was never checked.
+                using HttpResponseMessage config = await http.GetAsync(new Uri($"{registryUrl}/config/{Uri.EscapeDataString(subject)}?defaultToGlobal=true"));
+                string? subjectLevelName = config.IsSuccessStatusCode ? (string?)JsonNode.Parse(await config.Content.ReadAsStringAsync())?["compatibilityLevel"] : null;
+                return RegistryNames.TryParseLevel(subjectLevelName, out CompatibilityLevel subjectLevel) && subjectLevel == level
+                    ? await RegistryVerdictAsync(http, subjectPath, candidate)
+                    : [$"subject '{subject}' has versions with references, which only the registry can resolve, and it checks at the subject's level ({subjectLevelName ?? "unknown"}), not the contract's ({RegistryNames.Name(level)}): not verified. Apply the contract (it sets the subject's level) and validate again."];
             }
 
             _ = RegistryNames.TryParseType((string?)stored["schemaType"], out SchemaType type);

@@ -67,6 +67,29 @@ public class ContractsCliTests
             string backwardDrop = await WriteAsync(Path.Combine(directory, "backward-drop.yaml"), "topic: pings\nclass: raw\ncompatibility: BACKWARD\nvalue:\n  schemaFile: dropped.avsc\n");
             Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", backwardDrop, "--registry", broker.RegistryUrl)).Code);
 
+            // A subject whose versions have references is checked by the registry, at the subject's level (BACKWARD here):
+            // its verdict stands for a contract at that level, and is no verdict for a certified one (FULL_TRANSITIVE).
+            using (var http = new HttpClient())
+            {
+                foreach ((string subject, string json) in new[]
+                {
+                    ("unused-ref", System.Text.Json.JsonSerializer.Serialize(new { schema = """{"type":"record","name":"Unused","fields":[]}""" })),
+                    ("refs-value", System.Text.Json.JsonSerializer.Serialize(new { schema = v1, references = new[] { new { name = "Unused", subject = "unused-ref", version = 1 } } })),
+                })
+                {
+                    using var body = new StringContent(json, System.Text.Encoding.UTF8, "application/vnd.schemaregistry.v1+json");
+                    using HttpResponseMessage registered = await http.PostAsync(new Uri($"{broker.RegistryUrl}/subjects/{subject}/versions"), body);
+                    Assert.True(registered.IsSuccessStatusCode, await registered.Content.ReadAsStringAsync());
+                }
+            }
+
+            string certifiedRefs = await WriteAsync(Path.Combine(directory, "certified-refs.yaml"), "topic: refs\nclass: certified\nvalue:\n  schemaFile: dropped.avsc\n");
+            (int refsCode, _, string refsErr) = await RunAsync("validate", certifiedRefs, "--registry", broker.RegistryUrl);
+            Assert.Equal(ContractsCli.Invalid, refsCode);
+            Assert.Contains("not verified", refsErr, StringComparison.Ordinal);
+            string backwardRefs = await WriteAsync(Path.Combine(directory, "backward-refs.yaml"), "topic: refs\nclass: raw\ncompatibility: BACKWARD\nvalue:\n  schemaFile: dropped.avsc\n");
+            Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", backwardRefs, "--registry", broker.RegistryUrl)).Code);
+
             // Offline, a schema file that is not a schema of its language is invalid.
             await File.WriteAllTextAsync(Path.Combine(directory, "broken.avsc"), """{"type":"recrod"}""");
             string brokenSchema = await WriteAsync(Path.Combine(directory, "broken-schema.yaml"), "topic: pings\nvalue:\n  schemaFile: broken.avsc\n");

@@ -165,7 +165,8 @@ public class QuarantineReplayTests
             await admin.CreateTopicsAsync([new Confluent.Kafka.Admin.TopicSpecification { Name = target, NumPartitions = 1, ReplicationFactor = 1 }]);
         }
 
-        await ApplyAsync(broker, $"topic: {target}\nclass: remediation\nvalue: {{}}\nonFailure: quarantine\n");
+        // (By pattern: a contract naming a topic this long is refused for its quarantine topic's name when applied.)
+        await ApplyAsync(broker, "name: long-target\ntopic: 'ry*'\nclass: remediation\nvalue: {}\nonFailure: quarantine\n");
         (int status, JsonNode failed) = await ReplayAsync(broker, $$"""{ "source": "orders", "target": "{{target}}", "id": "r1" }""");
         Assert.Equal(503, status);
         Assert.False((bool)failed["complete"]!);
@@ -182,7 +183,7 @@ public class QuarantineReplayTests
 
         // Without that contract the same replay, resumed where the report said, writes both records once.
         using (var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") })
-        using (HttpResponseMessage deleted = await http.DeleteAsync($"/contracts/{target}"))
+        using (HttpResponseMessage deleted = await http.DeleteAsync("/contracts/long-target"))
         {
             Assert.True(deleted.IsSuccessStatusCode, await deleted.Content.ReadAsStringAsync());
         }
