@@ -145,9 +145,22 @@ public class ContractModelTests
         byte[] lax = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(stored.Value!).Replace("onFailure: reject\\n", "onFailure: reject\\nonFailure: observe\\n", StringComparison.Ordinal));
         Assert.NotEqual(stored.Value, lax);
         await journal.AppendAsync([new JournalEntry(stored.Key, lax)], CancellationToken.None);
+        // Changes to other contracts stored after it: the contracts in force are worked out once at load, not after each
+        // stored change, so the unusable one is reported once (it was once per change read after it).
+        using (var others = new ContractStore(journal, new InMemoryJournal(), NullLogger<ContractStore>.Instance))
+        {
+            await others.LoadAsync(CancellationToken.None);
+            for (int owner = 0; owner < 3; owner++)
+            {
+                await others.ApplyAsync($"name: other\ntopic: other\nowner: team-{owner}\n", "a", false, _ => [], CancellationToken.None);
+            }
+        }
 
-        using var reopened = new ContractStore(journal, new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        var log = new SharedLog.Tests.Shared.ListLogger<ContractStore>();
+        using var reopened = new ContractStore(journal, new InMemoryJournal(), log);
         await reopened.LoadAsync(CancellationToken.None);
+        Assert.Single(log.Entries, e => e.Message.Contains("cannot be used", StringComparison.Ordinal));
+        Assert.Equal("team-2", reopened.ForTopic("other")!.Definition.Owner);
         Assert.Null(reopened.ForTopic("lax"));
         ContractChange fixedUp = await reopened.ApplyAsync("name: lax\ntopic: lax\nonFailure: observe\n", "a", false, _ => [], CancellationToken.None);
         Assert.Equal((2, true), (fixedUp.Version, fixedUp.Changed));

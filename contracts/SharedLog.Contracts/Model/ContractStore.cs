@@ -150,9 +150,15 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
 
                 lock (_sync)
                 {
-                    Apply(revision);
+                    Remember(revision);
                 }
             }
+        }
+
+        // Worked out once from every contract's last revision, not after each stored one (a parse of every contract each time).
+        lock (_sync)
+        {
+            Rebuild();
         }
 
         LogLoaded(_snapshot.Current.Count);
@@ -551,7 +557,14 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         }
     }
 
+    /// <summary>A change made: kept in its contract's history, and the contracts in force worked out again.</summary>
     private void Apply(ContractRevision revision)
+    {
+        Remember(revision);
+        Rebuild();
+    }
+
+    private void Remember(ContractRevision revision)
     {
         if (!_history.TryGetValue(revision.Name, out List<ContractRevision>? revisions))
         {
@@ -559,6 +572,11 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         }
 
         revisions.Add(revision);
+    }
+
+    /// <summary>The contracts in force, from the last revision of each contract's history.</summary>
+    private void Rebuild()
+    {
         var current = new List<ContractRevision>();
         var exact = new Dictionary<string, ActiveContract>(StringComparer.Ordinal);
         var patterns = new List<ActiveContract>();
