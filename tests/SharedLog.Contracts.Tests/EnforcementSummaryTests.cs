@@ -166,6 +166,45 @@ public sealed class EnforcementSummaryTests : IDisposable
         Assert.Equal(4, Records(Summary(Assert.Single(journal.Stored.Entries)), ContractMetrics.Rejected));
     }
 
+    /// <summary>Stores entries at once, then holds the append until released, giving up the wait (not the entries) when cancelled, as the internal topic journal does.</summary>
+    private sealed class StoredThenHeldJournal : IJournal
+    {
+        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public InMemoryJournal Stored { get; } = new();
+
+        public TaskCompletionSource Reached { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Release() => _released.TrySetResult();
+
+        public async ValueTask AppendAsync(IReadOnlyList<JournalEntry> entries, CancellationToken cancellationToken)
+        {
+            await Stored.AppendAsync(entries, CancellationToken.None);
+            Reached.TrySetResult();
+            await _released.Task.WaitAsync(cancellationToken);
+        }
+
+        public IAsyncEnumerable<JournalEntry> ReadAllAsync(CancellationToken cancellationToken) => Stored.ReadAllAsync(cancellationToken);
+    }
+
+    [Fact]
+    public async Task ASummaryStoredWhileTheWriterStopsIsNotWrittenAgainByTheLastOne()
+    {
+        var journal = new StoredThenHeldJournal();
+        var writer = new EnforcementSummaryWriter(_metrics, journal, NullLogger<EnforcementSummaryWriter>.Instance);
+        using var stopping = new CancellationTokenSource();
+        _metrics.Records("orders", 2, ContractMetrics.Rejected, 4);
+        Task running = writer.RunAsync(TimeSpan.FromMilliseconds(20), stopping.Token);
+
+        // The periodic summary is stored, its append not yet complete, when the broker stops.
+        await journal.Reached.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await stopping.CancelAsync();
+        journal.Release();
+        await running.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(4, journal.Stored.Entries.Sum(e => Records(Summary(e), ContractMetrics.Rejected)));
+    }
+
     [Fact]
     public void ViolationSpansMergeTheirCountsAndTheOffsetsOfStoredRecordsOnly()
     {

@@ -51,8 +51,10 @@ public sealed partial class EnforcementSummaryWriter(ContractMetrics metrics, IJ
     }
 
     /// <summary>Writes the summary of the window that started at <paramref name="windowStart"/>; returns the next window's start.</summary>
+    /// <param name="cancellationToken">Stops a summary not yet begun (the last one, written at stop, takes its counts); one begun is written whole.</param>
     public async Task<DateTimeOffset> WriteOnceAsync(DateTimeOffset windowStart, CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         DateTimeOffset windowEnd = DateTimeOffset.UtcNow;
         Dictionary<(string Topic, int Version, string Outcome), long> counts = metrics.TakeWindow();
         Dictionary<ViolationKey, ViolationSpan> violations = metrics.TakeViolationWindow();
@@ -88,7 +90,8 @@ public sealed partial class EnforcementSummaryWriter(ContractMetrics metrics, IJ
 
         try
         {
-            await audit.AppendAsync([new JournalEntry("enforcement-summary"u8.ToArray(), JsonSerializer.SerializeToUtf8Bytes(summary, Json))], cancellationToken);
+            // Not cancellable: an append given up on may still be stored, and its counts, put back, would be written again.
+            await audit.AppendAsync([new JournalEntry("enforcement-summary"u8.ToArray(), JsonSerializer.SerializeToUtf8Bytes(summary, Json))], CancellationToken.None);
         }
         catch (Exception e)
         {
