@@ -386,7 +386,8 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                         }
                         catch (Exception e) when (e is not KafkaProtocolException and not OperationCanceledException)
                         {
-                            // A gate fault is ours, not the producer's: refuse the batch retriably and say why in the log.
+                            // A gate fault is ours, not the producer's: refuse the batch with UNKNOWN_SERVER_ERROR, as Kafka answers an
+                            // unexpected failure (clients do not retry it), and say why in the log.
                             LogGateFailed(logger, e, topic.Name, result.Index);
                             result.ErrorCode = (short)ErrorCode.UnknownServerError;
                             result.ErrorMessage = "The contract gate failed on this batch; see the broker log.";

@@ -504,7 +504,7 @@ public sealed partial class ContractGate(
     private static CompiledContract Compile(ActiveContract active)
     {
         // Rules were compiled when the contract was applied; a rule failing here would mean a stored
-        // contract from an older build, and the exception surfaces as a storage error for the batch.
+        // contract from an older build, and the exception fails the batch with UNKNOWN_SERVER_ERROR (see the produce handler).
         CompiledRule[] rules = [.. active.Definition.Rules.Select(r => CelRule.Compile(r.Expression))];
         // Conservative text checks: a rule that might name headers or key gets them; others skip building them per record.
         bool readsHeaders = active.Definition.Rules.Any(r => r.Expression.Contains("headers", StringComparison.Ordinal));
