@@ -167,6 +167,21 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task ARefusedBatchOnAContractThatMasksFieldsIsLoggedWithoutTheValueThatBrokeIt()
+    {
+        int id = await RegisterAsync("log-quoted-value", """{"type":"object","properties":{"card":{"type":"integer","maximum":9999}}}""", SchemaType.Json);
+        await ApplyAsync("topic: log-quoted\nclass: sensitive\nonFailure: flag\nvalue: {}\nprivacy:\n  - field: card\n    action: redact\n");
+
+        // A sensitive topic refuses under flag a record its policy cannot mask (it fails the schema); the reason quotes the card number.
+        GateResult result = Inspect("log-quoted", (null, Framed(id, Encoding.UTF8.GetBytes("""{"card":4111111111111111}"""))));
+        Assert.Equal(GateOutcome.Reject, result.Outcome);
+        _gate.Count("log-quoted", 0, -1, result);
+
+        Assert.Contains(_gateLog.Entries, e => e.Message.Contains("log-quoted", StringComparison.Ordinal) && e.Message.Contains("withheld", StringComparison.Ordinal));
+        Assert.DoesNotContain(_gateLog.Entries, e => e.Message.Contains("4111111111111111", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task AMaskedBatchKeepsEachRecordsKeyHeadersTimestampAndOffsetDelta()
     {
         int id = await RegisterAsync("masked-value", """{"type":"object"}""", SchemaType.Json);

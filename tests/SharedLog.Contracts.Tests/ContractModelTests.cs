@@ -68,6 +68,7 @@ public class ContractModelTests
     [InlineData("topic: t\nname: a/b\n", "name 'a/b' must be")]
     [InlineData("topic: t\nname: ''\n", "name '' must be")]
     [InlineData("topic: t\nname: '..'\n", "name '..' must be")]
+    [InlineData("topic: t\nonFailure: quarantine\nquarantineTopic: '..'\n", "quarantineTopic '..' must be")]
     [InlineData("topic: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nonFailure: quarantine\n", "is 250 characters long")]
     [InlineData("topic: '.'\n", "must be a topic name or a pattern")]
     // A final line break passed the checks ('$' matches before one), and a privacy field "ssn\n" then masked nothing.
@@ -167,6 +168,36 @@ public class ContractModelTests
         Assert.Equal(FailureAction.Observe, reopened.ForTopic("lax")!.Definition.OnFailure);
         await reopened.DeleteAsync("lax", "a", CancellationToken.None);
         Assert.Null(reopened.ForTopic("lax"));
+    }
+
+    [Fact]
+    public async Task ChecksAddedByLaterBuildsRefuseChangesButKeepStoredContractsInForce()
+    {
+        // The quarantine topic's length matters only where records are quarantined.
+        string longTopic = new string('a', 240);
+        Assert.Equal(longTopic, ContractParser.Parse($"topic: {longTopic}\nonFailure: reject\n").Topic);
+
+        const string newline = "topic: t\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: \"ssn\\n\"\n    action: redact\n  - field: card\n    action: redact\n";
+        Assert.Throws<ContractValidationException>(() => ContractParser.Parse(newline));
+        Assert.Equal(2, ContractParser.Parse(newline, stored: true).Privacy.Count);
+
+        // A contract an earlier build stored with a field path ending in a line break stays in force after an upgrade:
+        // dropped, its topic would go ungated, its other privacy rules with it.
+        var older = new InMemoryJournal();
+        using (var store = new ContractStore(older, new InMemoryJournal(), NullLogger<ContractStore>.Instance))
+        {
+            await store.LoadAsync(CancellationToken.None);
+            await store.ApplyAsync("topic: t\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: ssnx\n    action: redact\n  - field: card\n    action: redact\n", "a", false, _ => [], CancellationToken.None);
+        }
+
+        var journal = new InMemoryJournal();
+        JournalEntry stored = older.Entries[0];
+        byte[] earlier = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(stored.Value!).Replace("ssnx", "\\\"ssn\\\\n\\\"", StringComparison.Ordinal));
+        Assert.NotEqual(stored.Value, earlier);
+        await journal.AppendAsync([new JournalEntry(stored.Key, earlier)], CancellationToken.None);
+        using var reopened = new ContractStore(journal, new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await reopened.LoadAsync(CancellationToken.None);
+        Assert.Equal(["ssn\n", "card"], reopened.ForTopic("t")!.Definition.Privacy.Select(p => p.FieldPath));
     }
 
     [Fact]

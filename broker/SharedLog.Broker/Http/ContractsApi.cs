@@ -222,7 +222,7 @@ public static class ContractsApi
 
     private static JsonObject Summary(ContractRevision revision)
     {
-        ContractDefinition definition = ContractParser.Parse(revision.Text!);
+        ContractDefinition definition = ContractParser.Parse(revision.Text!, stored: true);
         return new JsonObject
         {
             ["name"] = revision.Name,

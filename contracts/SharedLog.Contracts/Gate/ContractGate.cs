@@ -94,8 +94,10 @@ public sealed class GateResult(GateOutcome outcome, byte[]? batch, IReadOnlyList
 /// <summary>
 /// A batch's enforcement counts: records accepted and, under <paramref name="FailingOutcome"/>, failing; every violation
 /// found (observe mode included, where the result lists none); and the registered schema ids the records named.
+/// <paramref name="MasksFields"/>: the contract has a privacy policy, so a violation's reason (which may quote a field's
+/// value) is not written to the broker log.
 /// </summary>
-public sealed record GateTally(int ContractVersion, string Action, long Accepted, long Failing, string FailingOutcome, IReadOnlyList<RecordViolation> Violations, IReadOnlyList<SchemaSeen> SchemasSeen, AuditLevel Audit = AuditLevel.Summary);
+public sealed record GateTally(int ContractVersion, string Action, long Accepted, long Failing, string FailingOutcome, IReadOnlyList<RecordViolation> Violations, IReadOnlyList<SchemaSeen> SchemasSeen, AuditLevel Audit = AuditLevel.Summary, bool MasksFields = false);
 
 /// <summary>Records of one batch written with a schema registered under the contract's subject: its id, the subject and its version there.</summary>
 public readonly record struct SchemaSeen(int SchemaId, string Subject, int Version, long Records);
@@ -394,7 +396,7 @@ public sealed partial class ContractGate(
             seen[seenIndex++] = new SchemaSeen(check.SchemaId, check.Subject!, check.Version, seenRecords);
         }
 
-        GateTally Tally(long accepted, string failingOutcome, string? actionTaken = null) => new(contract.Version, actionTaken ?? action, accepted, count - accepted, failingOutcome, violations, seen, definition.Audit);
+        GateTally Tally(long accepted, string failingOutcome, string? actionTaken = null) => new(contract.Version, actionTaken ?? action, accepted, count - accepted, failingOutcome, violations, seen, definition.Audit, definition.Privacy.Count > 0);
         switch (definition.OnFailure)
         {
             case FailureAction.Observe:
@@ -433,7 +435,10 @@ public sealed partial class ContractGate(
         if (verdict.Outcome == GateOutcome.Reject && verdict.Violations.Count > 0)
         {
             // Logged here rather than when judged: an idempotent retry of a stored batch is answered with its offsets, not refused.
-            LogRejected(topic, partition, verdict.Violations.Count, verdict.Violations[0].Rule, verdict.Violations[0].Reason);
+            // A reason may quote the value that broke the rule or schema: where the contract masks fields, the log names the
+            // kind of failure only (the producer's RecordErrors carry the reason, with its own data).
+            RecordViolation first = verdict.Violations[0];
+            LogRejected(topic, partition, verdict.Violations.Count, first.Rule, verdict.Tally.MasksFields ? $"{ViolationLabel(first.Kind)} (reason withheld: the contract masks fields)" : first.Reason);
         }
 
         Count(topic, partition, baseOffset, verdict.Tally);

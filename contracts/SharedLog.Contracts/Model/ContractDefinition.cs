@@ -119,22 +119,36 @@ public static class ContractParser
 
     // A key given twice is refused, not resolved by the last one: a second onFailure or privacy block further down a
     // file would otherwise silently replace the first.
+    /// <summary>
+    /// Whether all of <paramref name="value"/> matches <paramref name="pattern"/> (which ends in <c>\z</c>). For a stored
+    /// revision the end may also be before a final line break, as '$' allowed when earlier builds checked it.
+    /// </summary>
+    private static bool Anchored(string value, string pattern, bool stored) =>
+        Regex.IsMatch(stored && value.EndsWith('\n') ? value[..^1] : value, pattern, RegexOptions.CultureInvariant);
+
     private static readonly IDeserializer Yaml = new DeserializerBuilder()
         .WithNamingConvention(CamelCaseNamingConvention.Instance)
         .WithDuplicateKeyChecking()
         .Build();
 
-    public static ContractDefinition Parse(string text)
+    /// <param name="text">The contract file.</param>
+    /// <param name="stored">
+    /// The text is a revision already stored (replayed at start, shown, diffed): the checks added after a build could have
+    /// stored it (<see cref="Anchored"/>'s end of text, the '.' and '..' names, the quarantine topic's length) are not made
+    /// again, so a contract in force stays in force after an upgrade instead of its topic going ungated. A change (apply,
+    /// rollback, validate) gets them all.
+    /// </param>
+    public static ContractDefinition Parse(string text, bool stored = false)
     {
         ContractDocument document = Read(text);
         var problems = new List<string>();
         string topic = Required(document.Topic, "topic", problems);
-        if (topic.Length > 0 && (!Regex.IsMatch(topic, NameOrPattern, RegexOptions.CultureInvariant) || topic is "." or ".."))
+        if (topic.Length > 0 && (!Anchored(topic, NameOrPattern, stored) || (!stored && topic is "." or "..")))
         {
             problems.Add($"topic '{topic}' must be a topic name or a pattern of letters, digits, '.', '_', '-' and '*'.");
         }
 
-        if (document.Name is { } contractName && (!Regex.IsMatch(contractName, NameOrPattern, RegexOptions.CultureInvariant) || contractName is "." or ".."))
+        if (document.Name is { } contractName && (!Anchored(contractName, NameOrPattern, stored) || (!stored && contractName is "." or "..")))
         {
             // The name is a path segment of /contracts/{name}: one with '/' (or one of the dot segments, which HTTP servers
             // resolve away) could be applied but never shown, rolled back or deleted.
@@ -201,7 +215,7 @@ public static class ContractParser
                 continue;
             }
 
-            if (rule.Field is not null && !Regex.IsMatch(rule.Field, "^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*\\z", RegexOptions.CultureInvariant))
+            if (rule.Field is not null && !Anchored(rule.Field, "^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*\\z", stored))
             {
                 problems.Add($"privacy[{index}]: field '{rule.Field}' must be a dotted path of field names.");
             }
@@ -228,12 +242,12 @@ public static class ContractParser
         SchemaRequirement? key = Binding(document.Key, "key", problems);
         SchemaRequirement? value = Binding(document.Value, "value", problems);
         string quarantine = document.QuarantineTopic ?? "{topic}.quarantine";
-        if (!Regex.IsMatch(quarantine.Replace("{topic}", "t", StringComparison.Ordinal), "^[A-Za-z0-9._-]{1,249}\\z", RegexOptions.CultureInvariant))
+        if (!Anchored(quarantine.Replace("{topic}", "t", StringComparison.Ordinal), "^[A-Za-z0-9._-]{1,249}\\z", stored) || (!stored && quarantine is "." or ".."))
         {
             problems.Add($"quarantineTopic '{quarantine}' must be a topic name of letters, digits, '.', '_' and '-', where {{topic}} stands for the source topic.");
         }
-
-        else if (!topic.Contains('*', StringComparison.Ordinal) && quarantine.Replace("{topic}", topic, StringComparison.Ordinal) is { Length: > 249 } tooLong)
+        else if (!stored && onFailure == FailureAction.Quarantine && !topic.Contains('*', StringComparison.Ordinal)
+            && quarantine.Replace("{topic}", topic, StringComparison.Ordinal) is { Length: > 249 } tooLong)
         {
             // Kafka's limit: a topic this long could never be created, and every batch with a bad record would fail.
             problems.Add($"quarantineTopic '{quarantine}' is {tooLong.Length} characters long for topic '{topic}'; a topic name has at most 249.");

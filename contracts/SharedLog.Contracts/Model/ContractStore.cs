@@ -591,7 +591,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             ContractDefinition definition;
             try
             {
-                definition = ContractParser.Parse(last.Text);
+                definition = ContractParser.Parse(last.Text, stored: true);
             }
             catch (ContractValidationException e)
             {
@@ -639,7 +639,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     {
         try
         {
-            return ContractParser.Parse(text);
+            return ContractParser.Parse(text, stored: true);
         }
         catch (ContractValidationException)
         {
