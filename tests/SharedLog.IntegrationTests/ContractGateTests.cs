@@ -217,6 +217,32 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task RecordErrorsNameAtMostTheirCapAndTheMessageTheFullCount()
+    {
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("many-bad", Contract("many-bad", "reject"));
+        byte[] unknownId = new byte[10];
+        SchemaWireFormat.WriteHeader(unknownId, 999_999);
+        var builder = new RecordBatchBuilder(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()) { Compression = CompressionCodec.Lz4 };
+        int bad = SharedLog.Broker.Handlers.ProduceHandler.MaxRecordErrors + 500;
+        for (int i = 0; i < bad; i++)
+        {
+            builder.Add(null, unknownId, builder.BaseTimestamp);
+        }
+
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(setup.Broker.BootstrapServers);
+        await client.CreateTopicAsync("many-bad", 1);
+        var produce = new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "many-bad", PartitionData = [new() { Index = 0, Records = new ReadOnlySequence<byte>(builder.Build()) }] }] };
+        await client.SendAsync(produce, 9, 1);
+        (_, byte[] body) = await client.ReceiveAsync(1);
+        ProduceResponse.PartitionProduceResponse partition = new ProduceResponse().ReadFrom(body, 9).Responses[0].PartitionResponses[0];
+
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRecord, partition.ErrorCode);
+        Assert.Equal(Enumerable.Range(0, SharedLog.Broker.Handlers.ProduceHandler.MaxRecordErrors), partition.RecordErrors.Select(e => e.BatchIndex));
+        Assert.StartsWith($"{bad} record(s) break the contract", partition.ErrorMessage, StringComparison.Ordinal);
+        Assert.EndsWith($"(record_errors lists the first {SharedLog.Broker.Handlers.ProduceHandler.MaxRecordErrors})", partition.ErrorMessage, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task RecordErrorsNameEachBadRecordsIndex()
     {
         await using PaymentsContract setup = await StartWithPaymentsContractAsync("indexed", Contract("indexed", "reject"));

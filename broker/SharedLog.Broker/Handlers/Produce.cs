@@ -645,12 +645,20 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     }
 
     /// <summary>The contract rejects the partition's batch: INVALID_RECORD naming each bad record, counted as rejected.</summary>
+    /// <summary>
+    /// Bad records a refused batch's RecordErrors name, at most: a compressed batch can hold millions of tiny records,
+    /// and an entry each would make an answer of hundreds of MB. The error message gives the full count.
+    /// </summary>
+    public const int MaxRecordErrors = 1_000;
+
     private void Refuse(PartitionWork item, GateResult verdict)
     {
         gate.Count(item.Topic.Name, item.Result.Index, baseOffset: -1, verdict);
         item.Result.ErrorCode = (short)ErrorCode.InvalidRecord;
-        item.Result.ErrorMessage = verdict.Summary;
-        item.Result.RecordErrors = [.. verdict.Violations.Select(v => new ProduceResponse.BatchIndexAndErrorMessage { BatchIndex = v.BatchIndex, BatchIndexErrorMessage = $"{v.Rule}: {v.Reason}" })];
+        item.Result.ErrorMessage = verdict.Violations.Count > MaxRecordErrors
+            ? $"{verdict.Summary} (record_errors lists the first {MaxRecordErrors})"
+            : verdict.Summary;
+        item.Result.RecordErrors = [.. verdict.Violations.Take(MaxRecordErrors).Select(v => new ProduceResponse.BatchIndexAndErrorMessage { BatchIndex = v.BatchIndex, BatchIndexErrorMessage = $"{v.Rule}: {v.Reason}" })];
     }
 
     /// <summary>
