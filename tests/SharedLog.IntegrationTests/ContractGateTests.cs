@@ -231,10 +231,7 @@ public class ContractGateTests
 
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(setup.Broker.BootstrapServers);
         await client.CreateTopicAsync("many-bad", 1);
-        var produce = new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = "many-bad", PartitionData = [new() { Index = 0, Records = new ReadOnlySequence<byte>(builder.Build()) }] }] };
-        await client.SendAsync(produce, 9, 1);
-        (_, byte[] body) = await client.ReceiveAsync(1);
-        ProduceResponse.PartitionProduceResponse partition = new ProduceResponse().ReadFrom(body, 9).Responses[0].PartitionResponses[0];
+        ProduceResponse.PartitionProduceResponse partition = await client.ProduceAsync("many-bad", 0, builder.Build(), correlationId: 1);
 
         Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRecord, partition.ErrorCode);
         Assert.Equal(Enumerable.Range(0, SharedLog.Broker.Handlers.ProduceHandler.MaxRecordErrors), partition.RecordErrors.Select(e => e.BatchIndex));
