@@ -352,18 +352,12 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             ContractDefinition? before = TryParseRevision(current);
             ContractDefinition? after = text is null ? null : ContractParser.Parse(text);
 
-            // One contract per topic: a second one on the same topic under another name would silently govern it,
-            // or not, by the order of the names (a raw test contract could lift a sensitive topic's masking).
-            if (after is { IsPattern: false } && _snapshot.Exact.TryGetValue(after.Topic, out ActiveContract? holder) && holder.Definition.Name != name)
+            // One contract per topic, and per pattern ("payments.*" and "payments.**" are one): a second one under another
+            // name would silently govern it, or not, by the order of the names (a raw test contract could lift a
+            // sensitive topic's masking).
+            if (after is not null && OtherGoverning(after, name) is { } holder)
             {
-                throw new ContractValidationException([$"topic '{after.Topic}' is already governed by contract '{holder.Definition.Name}': change that contract, or delete it first."]);
-            }
-
-            // The same for one pattern under two names ("payments.*" and "payments.**" match the same topics): the name
-            // would decide which one governs.
-            if (after is { IsPattern: true } && _snapshot.Patterns.FirstOrDefault(p => p.Definition.Name != name && SamePattern(p.Definition.Topic, after.Topic)) is { } samePattern)
-            {
-                throw new ContractValidationException([$"pattern '{after.Topic}' is already governed by contract '{samePattern.Definition.Name}': change that contract, or delete it first."]);
+                throw new ContractValidationException([$"{(after.IsPattern ? "pattern" : "topic")} '{after.Topic}' is already governed by contract '{holder.Definition.Name}': change that contract, or delete it first."]);
             }
 
             // One contract per named subject too: each sets the subject's compatibility level in the registry, so a second
@@ -621,6 +615,12 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         _snapshot = new Snapshot(current, exact, patterns);
         Generation++;
     }
+
+    /// <summary>The contract other than <paramref name="name"/> in force on the same exact topic or the same pattern as <paramref name="definition"/>, if any.</summary>
+    private ActiveContract? OtherGoverning(ContractDefinition definition, string name) =>
+        !definition.IsPattern
+            ? _snapshot.Exact.TryGetValue(definition.Topic, out ActiveContract? holder) && holder.Definition.Name != name ? holder : null
+            : _snapshot.Patterns.FirstOrDefault(p => p.Definition.Name != name && SamePattern(p.Definition.Topic, definition.Topic));
 
     /// <summary>Whether two topic patterns are one ('*' runs match what one '*' does).</summary>
     private static bool SamePattern(string a, string b) => string.Equals(CollapseStars(a), CollapseStars(b), StringComparison.Ordinal);
