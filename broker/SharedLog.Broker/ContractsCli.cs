@@ -75,6 +75,13 @@ public static class ContractsCli
             return Usage;
         }
 
+        // A file that is not there is a mistake in the command line, not a contract that is invalid.
+        if (command != "list" && command != "replay" && !File.Exists(file))
+        {
+            await error.WriteLineAsync($"no such file: {file}\n{UsageText}");
+            return Usage;
+        }
+
         // A misspelt option must not pass quietly (a "--regsitry" would turn a compatibility check off and exit 0).
         string[] known = command switch
         {
@@ -324,9 +331,10 @@ public static class ContractsCli
 
         listed.EnsureSuccessStatusCode();
         await local.SetCompatibilityAsync(null, CompatibilityLevel.None, CancellationToken.None);
-        foreach (JsonNode? version in JsonNode.Parse(await listed.Content.ReadAsStringAsync())!.AsArray())
+        foreach (JsonNode? listedVersion in JsonNode.Parse(await listed.Content.ReadAsStringAsync())!.AsArray())
         {
-            JsonNode stored = JsonNode.Parse(await http.GetStringAsync(new Uri($"{subjectPath}/versions/{(int)version!}")))!;
+            int version = (int)listedVersion!;
+            JsonNode stored = JsonNode.Parse(await http.GetStringAsync(new Uri($"{subjectPath}/versions/{version}")))!;
             if (stored["references"] is JsonArray { Count: > 0 })
             {
                 // Only the registry resolves references, and it checks at the subject's level: its verdict stands for the
@@ -339,7 +347,15 @@ public static class ContractsCli
             }
 
             _ = RegistryNames.TryParseType((string?)stored["schemaType"], out SchemaType type);
-            await local.RegisterAsync(subject, new SchemaRequest((string)stored["schema"]!, type, []), CancellationToken.None);
+            try
+            {
+                await local.RegisterAsync(subject, new SchemaRequest((string?)stored["schema"] ?? throw new JsonException($"version {version} of '{subject}' has no schema"), type, []), CancellationToken.None);
+            }
+            catch (SchemaRegistryException e)
+            {
+                // A version this build cannot read (another registry's dialect): compatibility with it is unknown, not granted.
+                return [$"version {version} of subject '{subject}' cannot be read here ({e.Message}): not verified"];
+            }
         }
 
         await local.SetCompatibilityAsync(subject, level, CancellationToken.None);
@@ -408,7 +424,15 @@ public static class ContractsCli
                 continue;
             }
 
-            string schemaText = await File.ReadAllTextAsync(Path.Combine(directory, schemaFile));
+            string schemaPath = Path.Combine(directory, schemaFile);
+            if (!File.Exists(schemaPath))
+            {
+                await error.WriteLineAsync($"{side}: schema file {schemaFile} not found (looked for {schemaPath})");
+                result = Invalid;
+                continue;
+            }
+
+            string schemaText = await File.ReadAllTextAsync(schemaPath);
             // Offline: the schema file must be a schema of its language (references to other subjects cannot be
             // resolved here; such a schema is checked by the registry only).
             var candidate = new SchemaRequest(schemaText, requirement.SchemaType, []);

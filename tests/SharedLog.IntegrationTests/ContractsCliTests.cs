@@ -151,6 +151,74 @@ public class ContractsCliTests
         }
     }
 
+    [Fact]
+    public async Task MissingFilesAndAnUnreadableRegistryVersionAreClearFailuresNotCrashes()
+    {
+        string directory = Path.Combine(Path.GetTempPath(), "sharedlog-cli-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(directory);
+        using var registry = new System.Net.HttpListener();
+        try
+        {
+            (int missingCode, _, string missingErr) = await RunAsync("validate", Path.Combine(directory, "absent.yaml"));
+            Assert.Equal(ContractsCli.Usage, missingCode);
+            Assert.Contains("no such file", missingErr, StringComparison.Ordinal);
+            Assert.Equal(ContractsCli.Usage, (await RunAsync("apply", Path.Combine(directory, "absent.yaml"), "--url", "http://127.0.0.1:1")).Code);
+
+            // A schema file the contract names but that is not there makes the contract invalid, and says which.
+            string noSchema = await WriteAsync(Path.Combine(directory, "no-schema.yaml"), "topic: pings\nvalue:\n  schemaFile: gone.avsc\n");
+            (int noSchemaCode, _, string noSchemaErr) = await RunAsync("validate", noSchema);
+            Assert.Equal(ContractsCli.Invalid, noSchemaCode);
+            Assert.Contains("schema file gone.avsc not found", noSchemaErr, StringComparison.Ordinal);
+
+            // A registry holding a version this build cannot parse (another registry's dialect, here a broken Protobuf):
+            // compatibility with it is not verified (exit 1), where the exception used to escape the CLI.
+            await File.WriteAllTextAsync(Path.Combine(directory, "ping.avsc"), """{"type":"record","name":"Ping","fields":[{"name":"id","type":"string"}]}""");
+            string contract = await WriteAsync(Path.Combine(directory, "foreign.yaml"), "topic: foreign\nvalue:\n  schemaFile: ping.avsc\n");
+            string prefix = $"http://127.0.0.1:{BrokerFixture.FreeLoopbackPort()}/";
+            registry.Prefixes.Add(prefix);
+            registry.Start();
+            Task serving = ServeAsync(registry, new Dictionary<string, string>(StringComparer.Ordinal)
+            {
+                ["/subjects/foreign-value/versions"] = "[1]",
+                ["/subjects/foreign-value/versions/1"] = """{"subject":"foreign-value","version":1,"id":7,"schemaType":"PROTOBUF","schema":"syntax = \"proto9\"; message {"}""",
+            });
+            (int foreignCode, _, string foreignErr) = await RunAsync("validate", contract, "--registry", prefix);
+            Assert.Equal(ContractsCli.Invalid, foreignCode);
+            Assert.Contains("version 1 of subject 'foreign-value' cannot be read here", foreignErr, StringComparison.Ordinal);
+            Assert.Contains("not verified", foreignErr, StringComparison.Ordinal);
+            registry.Stop();
+            await serving;
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>Answers GETs from fixed bodies (404 for any other path) until the listener stops.</summary>
+    private static async Task ServeAsync(System.Net.HttpListener listener, Dictionary<string, string> bodies)
+    {
+        while (listener.IsListening)
+        {
+            System.Net.HttpListenerContext context;
+            try
+            {
+                context = await listener.GetContextAsync();
+            }
+            catch (Exception e) when (e is System.Net.HttpListenerException or ObjectDisposedException or InvalidOperationException)
+            {
+                return;
+            }
+
+            bool known = bodies.TryGetValue(context.Request.Url!.AbsolutePath, out string? body);
+            context.Response.StatusCode = known ? 200 : 404;
+            context.Response.ContentType = "application/vnd.schemaregistry.v1+json";
+            byte[] bytes = System.Text.Encoding.UTF8.GetBytes(body ?? """{"error_code":404,"message":"not here"}""");
+            await context.Response.OutputStream.WriteAsync(bytes);
+            context.Response.Close();
+        }
+    }
+
     private static async Task<string> WriteAsync(string path, string text)
     {
         await File.WriteAllTextAsync(path, text);

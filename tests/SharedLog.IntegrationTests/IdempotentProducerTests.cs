@@ -258,7 +258,7 @@ public class IdempotentProducerTests
     public async Task LibrdkafkaIdempotentProducerContinuesAcrossABrokerRestart()
     {
         string dataDir = Path.Combine(Path.GetTempPath(), "sharedlog-idemrestart-" + Guid.NewGuid().ToString("N"));
-        int port = FreeLoopbackPort();
+        int port = BrokerFixture.FreeLoopbackPort();
         var fatal = new List<string>();
         var config = new ProducerConfig { BootstrapServers = $"127.0.0.1:{port}", EnableIdempotence = true, Acks = Acks.All, LingerMs = 1, MessageTimeoutMs = 30000 };
         using IProducer<string, string> producer = new ProducerBuilder<string, string>(config)
@@ -322,13 +322,6 @@ public class IdempotentProducerTests
             DeliveryResult<string, string>[] results = await Task.WhenAll(sends).WaitAsync(Timeout);
             Assert.All(results, r => Assert.Equal(PersistenceStatus.Persisted, r.Status));
         }
-    }
-
-    private static int FreeLoopbackPort()
-    {
-        using var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        probe.Start();
-        return ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
     }
 
     [Theory]

@@ -24,6 +24,14 @@ public sealed class BrokerFixture : IAsyncDisposable
     /// <summary>Base URL of the broker's schema registry API.</summary>
     public string RegistryUrl => $"http://127.0.0.1:{Host.RegistryPort}";
 
+    /// <summary>A loopback port free a moment ago, for a server a test starts itself (one that cannot take port 0).</summary>
+    public static int FreeLoopbackPort()
+    {
+        using var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        probe.Start();
+        return ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+    }
+
     public static Task<BrokerFixture> StartAsync(string? dataDir = null, bool deleteOnDispose = true, params string[] extraArguments) =>
         StartAsync(dataDir, deleteOnDispose, logging: null, extraArguments);
 
