@@ -146,12 +146,20 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
     private static RecordBatchBuilder NewCopyBatch(long now) => new(now) { Compression = CompressionCodec.Lz4 };
 
     /// <summary>
-    /// Why a record of <paramref name="records"/> could not be copied to quarantine, or null: a copy with the broker's
-    /// headers must fit one WAL entry by itself. Asked before the source batch is stored, so such a batch is refused
-    /// whole rather than stored without a bad record whose copy can never be written.
+    /// Why <paramref name="records"/> cannot be quarantined, or null: the quarantine topic's name is one Kafka does not
+    /// allow (a pattern contract's <c>{topic}.quarantine</c> past 249 characters: no retry can mend it, so the records are
+    /// refused as invalid), or a copy with the broker's headers would not fit one WAL entry by itself. Asked before the
+    /// source batch is stored, so such a batch is refused whole rather than stored without bad records whose copies can
+    /// never be written.
     /// </summary>
-    public string? CopyTooLarge(ActiveContract contract, string sourceTopic, int sourcePartition, IReadOnlyList<QuarantinedRecord> records)
+    public (Protocol.ErrorCode Code, string Message)? CannotQuarantine(ActiveContract contract, string sourceTopic, int sourcePartition, IReadOnlyList<QuarantinedRecord> records)
     {
+        string target = contract.Definition.QuarantineTopicFor(sourceTopic);
+        if (!TopicConfigs.IsValidTopicName(target))
+        {
+            return (Protocol.ErrorCode.InvalidRecord, $"{records.Count} record(s) break contract '{contract.Definition.Name}', which quarantines them to '{target}' for this topic: not a valid topic name ({target.Length} characters, at most 249), so the batch is refused.");
+        }
+
         foreach (QuarantinedRecord record in records)
         {
             // The source offset is not assigned yet: its header is measured at its longest.
@@ -159,7 +167,7 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
             int size = RecordBatch.HeaderSize + RecordBatchBuilder.CopiedRecordSize(0, 0, record.Key?.Length ?? 0, record.Key is null, record.Value?.Length ?? 0, record.Value is null, rawHeaders.Length, headerCount, added);
             if (size > CopyBatchLimit)
             {
-                return $"The quarantine copy of record {record.OffsetDelta} would take {size} bytes, more than this broker's WAL takes in one batch of copies ({CopyBatchLimit} bytes).";
+                return (Protocol.ErrorCode.MessageTooLarge, $"The quarantine copy of record {record.OffsetDelta} would take {size} bytes, more than this broker's WAL takes in one batch of copies ({CopyBatchLimit} bytes).");
             }
         }
 

@@ -376,7 +376,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     byte[]? bytes = null;
                     IReadOnlyList<QuarantinedRecord> quarantined = [];
                     GateResult? gateVerdict = null;
-                    string? copyTooLarge = null;
+                    (ErrorCode Code, string Message)? cannotQuarantine = null;
                     if (contract is not null)
                     {
                         GateResult verdict;
@@ -420,7 +420,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                         bytes = verdict.Batch;
                         quarantined = verdict.Quarantined;
                         gateVerdict = verdict;
-                        copyTooLarge = quarantined.Count > 0 ? quarantine.CopyTooLarge(contract, topic.Name, result.Index, quarantined) : null;
+                        cannotQuarantine = quarantined.Count > 0 ? quarantine.CannotQuarantine(contract, topic.Name, result.Index, quarantined) : null;
                     }
 
                     // The request's bytes belong to the connection: keep a copy, unless reading the batch already made one.
@@ -440,7 +440,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                         RecordBatch.SetMaxTimestamp(bytes, recordsMaxTimestamp);
                     }
 
-                    accepted.Add(new AcceptedBatch(bytes, batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, lastSequence, quarantined, gateVerdict, copyTooLarge));
+                    accepted.Add(new AcceptedBatch(bytes, batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, lastSequence, quarantined, gateVerdict, cannotQuarantine));
                 }
                 finally
                 {
@@ -658,8 +658,12 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         item.Result.ErrorMessage = verdict.Violations.Count > MaxRecordErrors
             ? $"{verdict.Summary} (record_errors lists the first {MaxRecordErrors})"
             : verdict.Summary;
-        item.Result.RecordErrors = [.. verdict.Violations.Take(MaxRecordErrors).Select(v => new ProduceResponse.BatchIndexAndErrorMessage { BatchIndex = v.BatchIndex, BatchIndexErrorMessage = $"{v.Rule}: {v.Reason}" })];
+        item.Result.RecordErrors = RecordErrors(verdict);
     }
+
+    /// <summary>The bad records of a refused batch, at most <see cref="MaxRecordErrors"/>, for the producer (ProduceResponse v8+).</summary>
+    private static List<ProduceResponse.BatchIndexAndErrorMessage> RecordErrors(GateResult verdict) =>
+        [.. verdict.Violations.Take(MaxRecordErrors).Select(v => new ProduceResponse.BatchIndexAndErrorMessage { BatchIndex = v.BatchIndex, BatchIndexErrorMessage = $"{v.Rule}: {v.Reason}" })];
 
     /// <summary>
     /// After a batch is durable: writes its quarantine copy, once per batch, and adds its verdict to the evidence, once.
@@ -745,13 +749,18 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         List<AcceptedBatch> accepted = item.Accepted!;
         try
         {
-            if (accepted.Find(a => a.CopyTooLarge is not null && !IsRetry(item, a)) is { CopyTooLarge: { } tooLarge })
+            if (accepted.Find(a => a.CannotQuarantine is not null && !IsRetry(item, a)) is { CannotQuarantine: { } refusal } refused)
             {
-                // Refused whole, before anything is stored, rather than stored without a bad record whose copy can never be
+                // Refused whole, before anything is stored, rather than stored without bad records whose copies can never be
                 // written. A retry is not stored again, and what it writes to quarantine is its original's.
-                result.ErrorCode = (short)ErrorCode.MessageTooLarge;
-                result.ErrorMessage = tooLarge;
-                LogRejected(logger, topic.Name, result.Index, ErrorCode.MessageTooLarge, tooLarge);
+                result.ErrorCode = (short)refusal.Code;
+                result.ErrorMessage = refusal.Message;
+                if (refusal.Code == ErrorCode.InvalidRecord)
+                {
+                    result.RecordErrors = RecordErrors(refused.Verdict!);
+                }
+
+                LogRejected(logger, topic.Name, result.Index, refusal.Code, refusal.Message);
                 return;
             }
 
@@ -833,9 +842,9 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     }
 
     /// <param name="Verdict">The contract gate's verdict on the batch, counted as evidence once the batch is durable; null on a topic without a contract.</param>
-    /// <param name="CopyTooLarge">Why a record's quarantine copy could not be written (it would not fit one WAL entry), or null.</param>
+    /// <param name="CannotQuarantine">Why the batch's bad records cannot be quarantined (the quarantine topic's name is invalid, or a copy would not fit one WAL entry), and the error answered; else null.</param>
     /// <param name="Rejected">The contract rejects the batch (<see cref="Verdict"/> says why): only a retry of a stored batch is answered, with its offsets.</param>
-    private readonly record struct AcceptedBatch(byte[] Bytes, long ProducerId, short Epoch, int BaseSequence, int LastSequence, IReadOnlyList<QuarantinedRecord> Quarantined, GateResult? Verdict, string? CopyTooLarge = null, bool Rejected = false);
+    private readonly record struct AcceptedBatch(byte[] Bytes, long ProducerId, short Epoch, int BaseSequence, int LastSequence, IReadOnlyList<QuarantinedRecord> Quarantined, GateResult? Verdict, (ErrorCode Code, string Message)? CannotQuarantine = null, bool Rejected = false);
 
     /// <summary>Thrown into a rejected batch's append task when its producer's state finds it new: it is refused, not stored.</summary>
     private sealed class RejectedByContractException() : Exception("The contract in force rejects the batch.");
