@@ -240,6 +240,49 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task ABatchWithMoreBadRecordsThanTheGateJudgesIsRefusedUnlessObserved()
+    {
+        // A compressed batch can carry millions of tiny records; each bad one holds its violation (and a copy, under
+        // quarantine) until the batch settles. Past the cap the gate stops judging: reject refuses as always, quarantine
+        // refuses with MESSAGE_TOO_LARGE (a Java producer splits the batch), observe stores and counts every record.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        int records = SharedLog.Contracts.Gate.ContractGate.MaxViolationsPerBatch + 1;
+        var builder = new RecordBatchBuilder(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()) { Compression = CompressionCodec.Lz4 };
+        for (int i = 0; i < records; i++)
+        {
+            builder.Add(null, [7], builder.BaseTimestamp); // too short for a schema id
+        }
+
+        byte[] batch = builder.Build();
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        var answers = new Dictionary<string, ProduceResponse.PartitionProduceResponse>(StringComparer.Ordinal);
+        foreach (string mode in new[] { "reject", "quarantine", "observe" })
+        {
+            await ApplyAsync(broker, $"topic: lots-{mode}\nclass: certified\nvalue: {{}}\nonFailure: {mode}\n");
+            await client.CreateTopicAsync($"lots-{mode}", 1);
+            answers[mode] = await client.ProduceAsync($"lots-{mode}", 0, batch, correlationId: answers.Count + 1);
+        }
+
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRecord, answers["reject"].ErrorCode);
+        Assert.StartsWith($"more than {records - 1} record(s) break the contract (judging stopped there)", answers["reject"].ErrorMessage, StringComparison.Ordinal);
+        Assert.Equal(SharedLog.Broker.Handlers.ProduceHandler.MaxRecordErrors, answers["reject"].RecordErrors.Count);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.MessageTooLarge, answers["quarantine"].ErrorCode);
+        Assert.Contains("send smaller batches", answers["quarantine"].ErrorMessage, StringComparison.Ordinal);
+        Assert.Empty(answers["quarantine"].RecordErrors);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.None, answers["observe"].ErrorCode);
+
+        using IConsumer<byte[], byte[]> consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "lots" }).Build();
+        Assert.Equal(0, consumer.QueryWatermarkOffsets(new TopicPartition("lots-reject", 0), Timeout).High.Value);
+        Assert.Equal(0, consumer.QueryWatermarkOffsets(new TopicPartition("lots-quarantine", 0), Timeout).High.Value);
+        Assert.Equal(records, consumer.QueryWatermarkOffsets(new TopicPartition("lots-observe", 0), Timeout).High.Value);
+
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        string? observed = await MetricsScrape.UntilAsync(http, t => t.Split('\n').FirstOrDefault(l => l.StartsWith("sharedlog_contract_records_total", StringComparison.Ordinal) && l.Contains("topic=\"lots-observe\"", StringComparison.Ordinal) && l.Contains("outcome=\"observed_failing\"", StringComparison.Ordinal)));
+        Assert.NotNull(observed);
+        Assert.EndsWith($" {records}", observed, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task RecordErrorsNameEachBadRecordsIndex()
     {
         await using PaymentsContract setup = await StartWithPaymentsContractAsync("indexed", Contract("indexed", "reject"));

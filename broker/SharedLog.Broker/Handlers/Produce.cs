@@ -654,7 +654,13 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     private void Refuse(PartitionWork item, GateResult verdict)
     {
         gate.Count(item.Topic.Name, item.Result.Index, baseOffset: -1, verdict);
-        item.Result.ErrorCode = (short)ErrorCode.InvalidRecord;
+        item.Result.ErrorCode = (short)verdict.RefusalCode;
+        if (verdict.RefusalCode != ErrorCode.InvalidRecord)
+        {
+            item.Result.ErrorMessage = verdict.Summary; // record errors go with INVALID_RECORD only, as in Kafka
+            return;
+        }
+
         item.Result.ErrorMessage = verdict.Violations.Count > MaxRecordErrors
             ? $"{verdict.Summary} (record_errors lists the first {MaxRecordErrors})"
             : verdict.Summary;

@@ -74,6 +74,21 @@ public sealed class GateResult(GateOutcome outcome, byte[]? batch, IReadOnlyList
     public GateOutcome Outcome { get; } = outcome;
 
     /// <summary>
+    /// The batch had more than <see cref="ContractGate.MaxViolationsPerBatch"/> bad records: judging stopped there (the
+    /// batch is refused), and <see cref="Violations"/> lists the first ones.
+    /// </summary>
+    public bool JudgingStopped { get; init; }
+
+    /// <summary>
+    /// The error a <see cref="GateOutcome.Reject"/> is answered with: INVALID_RECORD, or MESSAGE_TOO_LARGE for a batch
+    /// with more bad records than the broker quarantines or flags from one batch (a Java producer splits it and sends again).
+    /// </summary>
+    public ErrorCode RefusalCode { get; init; } = ErrorCode.InvalidRecord;
+
+    /// <summary>The message of a refusal that is not about the records one by one, else null (see <see cref="Summary"/>).</summary>
+    public string? RefusalMessage { get; init; }
+
+    /// <summary>
     /// What this verdict adds to the enforcement evidence once it takes effect: the produce handler counts it when the
     /// batch is refused, or when it is durable and not an idempotent retry (<see cref="ContractGate.Count"/>).
     /// </summary>
@@ -85,10 +100,10 @@ public sealed class GateResult(GateOutcome outcome, byte[]? batch, IReadOnlyList
 
     public IReadOnlyList<QuarantinedRecord> Quarantined { get; } = quarantined;
 
-    /// <summary>The batch-level message a producer sees with INVALID_RECORD.</summary>
-    public string Summary => Violations.Count == 0
+    /// <summary>The batch-level message a producer sees with the refusal.</summary>
+    public string Summary => RefusalMessage ?? (Violations.Count == 0
         ? "ok"
-        : $"{Violations.Count} record(s) break the contract; first: record {Violations[0].BatchIndex}: {Violations[0].Rule}: {Violations[0].Reason}";
+        : $"{(JudgingStopped ? "more than " : "")}{Violations.Count} record(s) break the contract{(JudgingStopped ? " (judging stopped there)" : "")}; first: record {Violations[0].BatchIndex}: {Violations[0].Rule}: {Violations[0].Reason}");
 }
 
 /// <summary>
@@ -123,6 +138,14 @@ public sealed partial class ContractGate(
 
     private static ReadOnlySpan<byte> ViolationHeaderKey => "sharedlog.contract.violation"u8;
     public const int MaxDecompressedBytes = RecordBatch.MaxDecompressedBytes;
+
+    /// <summary>
+    /// The most bad records judged in one batch: a compressed batch may hold millions of tiny records, and each bad one
+    /// holds its violation (and under quarantine its copy) until the batch is settled. Past this a batch is refused (under
+    /// reject, as it would be anyway; under quarantine or flag with MESSAGE_TOO_LARGE); observe counts the rest without
+    /// their details. librdkafka sends at most 10,000 records a batch by default.
+    /// </summary>
+    public const int MaxViolationsPerBatch = 100_000;
 
     private readonly Dictionary<SchemaType, IPayloadCodec> _codecs = codecs.ToDictionary(c => c.Type);
     private readonly ConcurrentDictionary<(string Name, int Version), CompiledContract> _compiled = new();
@@ -299,6 +322,8 @@ public sealed partial class ContractGate(
         ContractDefinition definition = contract.Definition;
         int count = records.Count;
         var violations = new List<RecordViolation>();
+        int bad = 0;
+        bool judgingStopped = false;
         bool applyPrivacy = definition.OnFailure != FailureAction.Observe && definition.Privacy.Count > 0;
 
         // Rewritten keys and values go into one pooled buffer for the batch, not an array per record:
@@ -323,7 +348,17 @@ public sealed partial class ContractGate(
                 (string Rule, string Reason, ViolationKind Kind)? violation = CheckRecord(contract, topic, record, scratch, applyPrivacy, out RecordRewrite rewrite);
                 if (violation is { } found)
                 {
-                    violations.Add(new RecordViolation(index, found.Rule, found.Reason, found.Kind));
+                    if (violations.Count < MaxViolationsPerBatch)
+                    {
+                        violations.Add(new RecordViolation(index, found.Rule, found.Reason, found.Kind));
+                    }
+                    else if (definition.OnFailure != FailureAction.Observe)
+                    {
+                        judgingStopped = true;
+                        break;
+                    }
+
+                    bad++;
                 }
 
                 // A flagged record that failed a rule carries its masked sides too.
@@ -349,7 +384,9 @@ public sealed partial class ContractGate(
 
             scratch.Key.Reset();
             scratch.Value.Reset();
-            return Verdict(contract, batch, records, violations, scratch.Activation.SchemasSeen, rewritten ? new Rewrites(rewrites!.WrittenSpan, rewriteIndex) : default, forgedFlags, keptRecordBytes);
+            return judgingStopped
+                ? TooManyViolations(contract, count, violations, scratch.Activation.SchemasSeen)
+                : Verdict(contract, batch, records, violations, bad, scratch.Activation.SchemasSeen, rewritten ? new Rewrites(rewrites!.WrittenSpan, rewriteIndex) : default, forgedFlags, keptRecordBytes);
         }
         finally
         {
@@ -382,19 +419,43 @@ public sealed partial class ContractGate(
     /// <summary>Objects one batch's records reuse: the rule activation, both sides' results, the buffer of rewrites, and the records' memory.</summary>
     private sealed record RecordScratch(RecordActivation Activation, SideResult Key, SideResult Value, PooledBufferWriter? Rewrites, ReadOnlyMemory<byte> RecordBytes);
 
-    /// <param name="keptRecordBytes">The records' size in a rebuilt batch that keeps every one of them as it is (rewrites applied, no header added or dropped); -1 when not known.</param>
-    private static GateResult Verdict(CompiledContract contract, RecordBatch batch, RecordSet records, List<RecordViolation> violations, Dictionary<SchemaCheck, long> schemasSeen, Rewrites rewrites, bool forgedFlags, int keptRecordBytes)
+    /// <summary>
+    /// A batch with more than <see cref="MaxViolationsPerBatch"/> bad records, judged no further: refused whole, counted as
+    /// rejected. Under quarantine or flag with MESSAGE_TOO_LARGE, which a Java producer answers by splitting the batch.
+    /// </summary>
+    private static GateResult TooManyViolations(CompiledContract contract, int count, List<RecordViolation> violations, Dictionary<SchemaCheck, long> schemasSeen)
     {
         ContractDefinition definition = contract.Definition;
-        int count = records.Count;
-        int bad = violations.Count;
-        string action = ActionLabel(definition.OnFailure);
+        bool rejects = definition.OnFailure == FailureAction.Reject;
+        var tally = new GateTally(contract.Version, ActionLabel(FailureAction.Reject), 0, count, ContractMetrics.Rejected, violations, SchemasSeen(schemasSeen), definition.Audit, definition.Privacy.Count > 0);
+        return new GateResult(GateOutcome.Reject, null, violations, [], tally)
+        {
+            JudgingStopped = true,
+            RefusalCode = rejects ? ErrorCode.InvalidRecord : ErrorCode.MessageTooLarge,
+            RefusalMessage = rejects ? null : $"More than {MaxViolationsPerBatch} records of this batch break contract '{definition.Name}', more than the broker {(definition.OnFailure == FailureAction.Flag ? "flags" : "quarantines")} from one batch: send smaller batches.",
+        };
+    }
+
+    private static SchemaSeen[] SchemasSeen(Dictionary<SchemaCheck, long> schemasSeen)
+    {
         SchemaSeen[] seen = new SchemaSeen[schemasSeen.Count];
         int seenIndex = 0;
         foreach ((SchemaCheck check, long seenRecords) in schemasSeen)
         {
             seen[seenIndex++] = new SchemaSeen(check.SchemaId, check.Subject!, check.Version, seenRecords);
         }
+
+        return seen;
+    }
+
+    /// <param name="bad">How many records broke the contract: <paramref name="violations"/> lists them all, except past <see cref="MaxViolationsPerBatch"/> under observe.</param>
+    /// <param name="keptRecordBytes">The records' size in a rebuilt batch that keeps every one of them as it is (rewrites applied, no header added or dropped); -1 when not known.</param>
+    private static GateResult Verdict(CompiledContract contract, RecordBatch batch, RecordSet records, List<RecordViolation> violations, int bad, Dictionary<SchemaCheck, long> schemasSeen, Rewrites rewrites, bool forgedFlags, int keptRecordBytes)
+    {
+        ContractDefinition definition = contract.Definition;
+        int count = records.Count;
+        string action = ActionLabel(definition.OnFailure);
+        SchemaSeen[] seen = SchemasSeen(schemasSeen);
 
         GateTally Tally(long accepted, string failingOutcome, string? actionTaken = null) => new(contract.Version, actionTaken ?? action, accepted, count - accepted, failingOutcome, violations, seen, definition.Audit, definition.Privacy.Count > 0);
         switch (definition.OnFailure)
@@ -438,7 +499,7 @@ public sealed partial class ContractGate(
             // A reason may quote the value that broke the rule or schema: where the contract masks fields, the log names the
             // kind of failure only (the producer's RecordErrors carry the reason, with its own data).
             RecordViolation first = verdict.Violations[0];
-            LogRejected(topic, partition, verdict.Violations.Count, first.Rule, verdict.Tally.MasksFields ? $"{ViolationLabel(first.Kind)} (reason withheld: the contract masks fields)" : first.Reason);
+            LogRejected(topic, partition, verdict.JudgingStopped ? $"more than {verdict.Violations.Count}" : verdict.Violations.Count.ToString(System.Globalization.CultureInfo.InvariantCulture), first.Rule, verdict.Tally.MasksFields ? $"{ViolationLabel(first.Kind)} (reason withheld: the contract masks fields)" : first.Reason);
         }
 
         Count(topic, partition, baseOffset, verdict.Tally);
@@ -1022,5 +1083,5 @@ public sealed partial class ContractGate(
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Contract rejected a batch on {Topic}-{Partition}: {Bad} bad records; first breaks {Rule}: {Reason}")]
-    private partial void LogRejected(string topic, int partition, int bad, string rule, string reason);
+    private partial void LogRejected(string topic, int partition, string bad, string rule, string reason);
 }
