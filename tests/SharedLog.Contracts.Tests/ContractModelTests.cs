@@ -393,6 +393,47 @@ public class ContractModelTests
         Assert.Equal("payments", store.ForTopic("payments.eu")!.Definition.Name);
     }
 
+    [Theory]
+    [InlineData("payments.*", "*.eu", null)] // 9 literals against 3: the more specific governs, nothing to refuse here
+    [InlineData("pay*", "*-eu", "pay-eu")]
+    [InlineData("*.orders", "orders.*", "orders.orders")]
+    [InlineData("a*b", "b*a", null)]
+    [InlineData("*x*", "*y*", "xy")]
+    [InlineData("*_q", "*_q*", "a_q")]
+    [InlineData("*_q", "_*q", null)] // every topic both match starts with '_', which no pattern governs
+    public async Task AnEquallySpecificPatternThatMatchesATopicWithAnotherIsRefused(string first, string second, string? example)
+    {
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.ApplyAsync($"name: sensitive\ntopic: '{first}'\nclass: sensitive\nvalue: {{}}\nprivacy:\n  - field: card\n    action: redact\n", "a", false, _ => [], CancellationToken.None);
+        Task<ContractChange> applying = store.ApplyAsync($"name: a-raw\ntopic: '{second}'\nclass: raw\n", "b", false, _ => [], CancellationToken.None);
+        if (example is null)
+        {
+            await applying;
+            return;
+        }
+
+        var refused = await Assert.ThrowsAsync<ContractValidationException>(() => applying);
+        Assert.Contains(refused.Problems, p => p.Contains($"both match topics such as '{example}'", StringComparison.Ordinal) && p.Contains("contract 'sensitive'", StringComparison.Ordinal));
+        Assert.Equal("sensitive", store.ForTopic(example)!.Definition.Name);
+    }
+
+    [Theory]
+    [InlineData("a*", "*b", "ab")]
+    [InlineData("*", "orders", "orders")]
+    [InlineData("orders", "orders.*", null)]
+    [InlineData("o*s.*", "*rs.eu", "os.rs.eu")] // one topic both match, not the shortest
+    [InlineData("**a", "a", "a")]
+    public void CommonMatchFindsATopicBothPatternsMatchOrSaysThereIsNone(string a, string b, string? expected)
+    {
+        string? found = ContractStore.CommonMatch(a, b);
+        Assert.Equal(expected, found);
+        if (found is not null)
+        {
+            Assert.Matches("^" + System.Text.RegularExpressions.Regex.Escape(a).Replace("\\*", ".*", StringComparison.Ordinal) + "$", found);
+            Assert.Matches("^" + System.Text.RegularExpressions.Regex.Escape(b).Replace("\\*", ".*", StringComparison.Ordinal) + "$", found);
+        }
+    }
+
     [Fact]
     public async Task TopicNamesOnlyAskedAboutDoNotGrowTheRememberedAnswersWithoutBound()
     {

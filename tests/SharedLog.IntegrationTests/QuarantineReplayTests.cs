@@ -157,16 +157,19 @@ public class QuarantineReplayTests
 
         Assert.Equal(2, ConsumeAll(broker, "orders.quarantine", 2, Deserializers.ByteArray).Count);
 
-        // The target's own contract quarantines what it cannot place (no schema of its subject), to a topic whose name is
-        // too long to create: its produce fails in storage, so the replay stops before writing anything.
-        string target = "r" + new string('y', 239);
+        // The target's own contract quarantines what it cannot place (no schema of its subject), to a topic that cannot be
+        // created (its name collides by '.' against '_' with an existing one): its produce fails in storage, so the replay
+        // stops before writing anything.
+        string target = "ry.c";
         using (IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build())
         {
-            await admin.CreateTopicsAsync([new Confluent.Kafka.Admin.TopicSpecification { Name = target, NumPartitions = 1, ReplicationFactor = 1 }]);
+            await admin.CreateTopicsAsync([
+                new Confluent.Kafka.Admin.TopicSpecification { Name = target, NumPartitions = 1, ReplicationFactor = 1 },
+                new Confluent.Kafka.Admin.TopicSpecification { Name = "ry_c.quarantine", NumPartitions = 1, ReplicationFactor = 1 },
+            ]);
         }
 
-        // (By pattern: a contract naming a topic this long is refused for its quarantine topic's name when applied.)
-        await ApplyAsync(broker, "name: long-target\ntopic: 'ry*'\nclass: remediation\nvalue: {}\nonFailure: quarantine\n");
+        await ApplyAsync(broker, "name: blocked-target\ntopic: 'ry*'\nclass: remediation\nvalue: {}\nonFailure: quarantine\n");
         (int status, JsonNode failed) = await ReplayAsync(broker, $$"""{ "source": "orders", "target": "{{target}}", "id": "r1" }""");
         Assert.Equal(503, status);
         Assert.False((bool)failed["complete"]!);
@@ -183,7 +186,7 @@ public class QuarantineReplayTests
 
         // Without that contract the same replay, resumed where the report said, writes both records once.
         using (var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") })
-        using (HttpResponseMessage deleted = await http.DeleteAsync("/contracts/long-target"))
+        using (HttpResponseMessage deleted = await http.DeleteAsync("/contracts/blocked-target"))
         {
             Assert.True(deleted.IsSuccessStatusCode, await deleted.Content.ReadAsStringAsync());
         }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 
@@ -360,6 +361,13 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
                 throw new ContractValidationException([$"{(after.IsPattern ? "pattern" : "topic")} '{after.Topic}' is already governed by contract '{holder.Definition.Name}': change that contract, or delete it first."]);
             }
 
+            // Two different patterns of one specificity that match a topic together would leave it to the contract names
+            // which governs it; so would a raw contract named to sort first lift a sensitive one's masking there.
+            if (after is { IsPattern: true } && EquallySpecificOverlap(after, name) is ({ } rival, { } example))
+            {
+                throw new ContractValidationException([$"pattern '{after.Topic}' and pattern '{rival.Definition.Topic}' of contract '{rival.Definition.Name}' are equally specific and both match topics such as '{example}', where the contract names alone would decide which governs: make one pattern more specific, or change that contract."]);
+            }
+
             // One contract per named subject too: each sets the subject's compatibility level in the registry, so a second
             // would silently replace the first's (a raw contract lowering a certified one's FULL_TRANSITIVE).
             if (after is not null)
@@ -621,6 +629,86 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         !definition.IsPattern
             ? _snapshot.Exact.TryGetValue(definition.Topic, out ActiveContract? holder) && holder.Definition.Name != name ? holder : null
             : _snapshot.Patterns.FirstOrDefault(p => p.Definition.Name != name && SamePattern(p.Definition.Topic, definition.Topic));
+
+    /// <summary>Another contract's pattern as specific as <paramref name="definition"/>'s that matches a topic with it, and such a topic; else nulls.</summary>
+    private (ActiveContract? Rival, string? Example) EquallySpecificOverlap(ContractDefinition definition, string name)
+    {
+        foreach (ActiveContract other in _snapshot.Patterns)
+        {
+            if (other.Definition.Name != name && Literals(other.Definition.Topic) == Literals(definition.Topic)
+                && CommonMatch(other.Definition.Topic, definition.Topic) is { } example)
+            {
+                return (other, example);
+            }
+        }
+
+        return (null, null);
+    }
+
+    /// <summary>
+    /// A topic name both patterns match ('*' matching any run of characters), or null when there is none. can[i, j] says
+    /// whether the rests a[i..] and b[j..] match one string: a '*' takes the other side's next literal or ends; two
+    /// literals must be equal. A topic starting with '_' (the broker's own) is matched by no pattern, so it is no example:
+    /// one is made otherwise where both patterns start with '*'.
+    /// </summary>
+    internal static string? CommonMatch(string a, string b)
+    {
+        var can = new bool[a.Length + 1, b.Length + 1];
+        for (int i = a.Length; i >= 0; i--)
+        {
+            for (int j = b.Length; j >= 0; j--)
+            {
+                bool aStar = i < a.Length && a[i] == '*';
+                bool bStar = j < b.Length && b[j] == '*';
+                can[i, j] = (i == a.Length && j == b.Length)
+                    || (aStar && (can[i + 1, j] || (j < b.Length && can[i, j + 1])))
+                    || (bStar && (can[i, j + 1] || (i < a.Length && can[i + 1, j])))
+                    || (i < a.Length && j < b.Length && !aStar && !bStar && a[i] == b[j] && can[i + 1, j + 1]);
+            }
+        }
+
+        if (!can[0, 0])
+        {
+            return null;
+        }
+
+        // Walk one way through: every literal either side takes is a character of the example.
+        var example = new StringBuilder();
+        (int x, int y) = (0, 0);
+        while (x < a.Length || y < b.Length)
+        {
+            bool aStar = x < a.Length && a[x] == '*';
+            bool bStar = y < b.Length && b[y] == '*';
+            if (aStar && can[x + 1, y])
+            {
+                x++;
+            }
+            else if (bStar && can[x, y + 1])
+            {
+                y++;
+            }
+            else if (aStar)
+            {
+                example.Append(b[y++]); // a's star takes b's literal (b[y] is no star here: it could have ended)
+            }
+            else if (bStar)
+            {
+                example.Append(a[x++]);
+            }
+            else
+            {
+                example.Append(a[x]);
+                (x, y) = (x + 1, y + 1);
+            }
+        }
+
+        if (example.Length > 0 && example[0] == '_' && a[0] == '*' && b[0] == '*')
+        {
+            example.Insert(0, 'a'); // both leading stars take it
+        }
+
+        return example.Length > 0 && example[0] != '_' ? example.ToString() : null;
+    }
 
     /// <summary>Whether two topic patterns are one ('*' runs match what one '*' does).</summary>
     private static bool SamePattern(string a, string b) => string.Equals(CollapseStars(a), CollapseStars(b), StringComparison.Ordinal);
