@@ -283,6 +283,52 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task PipelinedBatchesOnALogAppendTimeTopicAreStampedInOffsetOrder()
+    {
+        // The broker checks a connection's next request while the one before it is still being judged: a slow batch (many
+        // records through the gate) followed by a quick one. Stamped when checked, the later batch (at later offsets)
+        // carried the earlier append time; stamped when appended, the times follow the offsets, as in Kafka.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using (IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build())
+        {
+            await admin.CreateTopicsAsync([new TopicSpecification { Name = "stamped", NumPartitions = 1, ReplicationFactor = 1, Configs = new Dictionary<string, string> { ["message.timestamp.type"] = "LogAppendTime" } }]);
+        }
+
+        await ApplyAsync(broker, "topic: stamped\nclass: certified\nvalue: {}\nonFailure: observe\n");
+        var slow = new RecordBatchBuilder(1) { Compression = CompressionCodec.Zstd };
+        for (int i = 0; i < 200_000; i++)
+        {
+            slow.Add(null, [7], 1); // no schema id: judged and counted, stored under observe
+        }
+
+        byte[][] batches = [slow.Build(), new RecordBatchBuilder(1).Add([1], [8], 1).Build()];
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        for (int i = 0; i < batches.Length; i++)
+        {
+            var request = new ProduceRequest { Acks = -1, TimeoutMs = 30_000, TopicData = [new() { Name = "stamped", PartitionData = [new() { Index = 0, Records = new ReadOnlySequence<byte>(batches[i]) }] }] };
+            await client.SendAsync(request, 9, i + 1);
+        }
+
+        var answers = new ProduceResponse.PartitionProduceResponse[2];
+        for (int i = 0; i < answers.Length; i++)
+        {
+            (int correlationId, byte[] body) = await client.ReceiveAsync(1);
+            answers[correlationId - 1] = new ProduceResponse().ReadFrom(body, 9).Responses.Single().PartitionResponses.Single();
+        }
+
+        Assert.Equal((0L, 200_000L), (answers[0].BaseOffset, answers[1].BaseOffset));
+        Assert.True(answers[1].LogAppendTimeMs >= answers[0].LogAppendTimeMs, $"offset 200000 stamped {answers[1].LogAppendTimeMs}, offset 0 {answers[0].LogAppendTimeMs}");
+        // Stored as answered: a consumer reads each batch's append time.
+        using IConsumer<byte[], byte[]> consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "stamped-reader", EnableAutoCommit = false }).Build();
+        foreach ((long offset, long stamped) in new[] { (0L, answers[0].LogAppendTimeMs), (200_000L, answers[1].LogAppendTimeMs) })
+        {
+            consumer.Assign(new TopicPartitionOffset("stamped", 0, offset));
+            ConsumeResult<byte[], byte[]> read = consumer.Consume(Timeout);
+            Assert.Equal((offset, Confluent.Kafka.TimestampType.LogAppendTime, stamped), (read.Offset.Value, read.Message.Timestamp.Type, read.Message.Timestamp.UnixTimestampMs));
+        }
+    }
+
+    [Fact]
     public async Task RecordErrorsNameEachBadRecordsIndex()
     {
         await using PaymentsContract setup = await StartWithPaymentsContractAsync("indexed", Contract("indexed", "reject"));

@@ -402,10 +402,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                                 // decided with its producer's state, at the append (a retry is answered with its original's
                                 // offsets and writes its original's quarantine copy; any other is refused as below).
                                 accepted.Add(new AcceptedBatch([], batch.ProducerId, batch.ProducerEpoch, batch.BaseSequence, lastSequence, [], verdict, Rejected: true));
-                                if (timestamps.LogAppendTime)
-                                {
-                                    item.LogAppendTimeMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(); // answered as any retry is
-                                }
+                                item.StampsLogAppendTime = timestamps.LogAppendTime; // answered as any retry is
 
                                 continue;
                             }
@@ -429,8 +426,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                         : RecordBatch.CopyForStorage(batch.Data.Span);
                     if (timestamps.LogAppendTime)
                     {
-                        item.LogAppendTimeMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-                        RecordBatch.SetLogAppendTime(bytes, item.LogAppendTimeMs);
+                        item.StampsLogAppendTime = true; // when appended (StartAppend)
                     }
                     else if (gateVerdict?.Batch is null && batch.MaxTimestamp != recordsMaxTimestamp)
                     {
@@ -551,6 +547,17 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     private Task<long>? StartAppend(PartitionWork item, AcceptedBatch batch, CancellationToken cancellationToken, out bool retried)
     {
         retried = false;
+        if (item.StampsLogAppendTime)
+        {
+            // Stamped here, past the connection's ordering point, not when checked: the next pipelined request may be
+            // checked while this one still is, and its batch, at later offsets, must not carry an earlier append time.
+            item.LogAppendTimeMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            if (batch.Bytes.Length > 0)
+            {
+                RecordBatch.SetLogAppendTime(batch.Bytes, item.LogAppendTimeMs);
+            }
+        }
+
         if (batch.ProducerId < 0)
         {
             return StartAppend(streams, item.StreamId, batch.Bytes, cancellationToken);
@@ -842,6 +849,9 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
         /// <summary>The broker's time the batch was stamped with on a LogAppendTime topic, else -1 (the response's log_append_time_ms).</summary>
         public long LogAppendTimeMs { get; set; } = -1;
+
+        /// <summary>The topic stamps batches with the broker's time (message.timestamp.type=LogAppendTime), which <see cref="StartAppend(PartitionWork, AcceptedBatch, CancellationToken, out bool)"/> does.</summary>
+        public bool StampsLogAppendTime { get; set; }
 
         /// <summary>The partition's idempotent producers; set when a batch has a producer id.</summary>
         public ProducerStateManager.PartitionProducers? Producers { get; set; }
