@@ -712,6 +712,35 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task ASensitiveTopicRefusesProtobufFieldsItsSchemaDoesNotDeclare()
+    {
+        // A producer serialising with a newer schema (ssn = 9, Address.street = 1) under the older one's id: those fields
+        // decode as unknown and would be stored as sent, out of the privacy policy's sight.
+        const string older = "syntax = \"proto3\";\npackage crm;\nmessage Customer { string id = 1; Address home = 3; repeated Address others = 4; }\nmessage Address { string city = 2; }\n";
+        const string newer = "syntax = \"proto3\";\npackage crm;\nmessage Customer { string id = 1; Address home = 3; repeated Address others = 4; string ssn = 9; }\nmessage Address { string street = 1; string city = 2; }\n";
+        int id = await RegisterAsync("customers-value", older, SchemaType.Protobuf);
+        int certifiedId = await RegisterAsync("leads-value", older, SchemaType.Protobuf);
+        await ApplyAsync("topic: customers\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: id\n    action: hash\nonFailure: reject\n");
+        await ApplyAsync("topic: leads\nclass: certified\nvalue: {}\nonFailure: reject\n");
+        var codec = new ProtobufPayloadCodec();
+        IParsedSchema writer = new ProtobufSchemaFormat().Parse(newer, [], false);
+        byte[] Payload(Dictionary<string, object?> customer) => codec.Encode(writer, new DecodedPayload(customer, "crm.Customer", [0]));
+        byte[] clean = Payload(new() { ["id"] = "c1", ["home"] = new Dictionary<string, object?> { ["city"] = "Oslo" } });
+        byte[] topLevel = Payload(new() { ["id"] = "c2", ["ssn"] = "123-45-6789" });
+        byte[] nested = Payload(new() { ["id"] = "c3", ["home"] = new Dictionary<string, object?> { ["street"] = "1 Main St", ["city"] = "Oslo" } });
+        byte[] inList = Payload(new() { ["id"] = "c4", ["others"] = new List<object?> { new Dictionary<string, object?> { ["street"] = "2 Side St" } } });
+
+        GateResult sensitive = Inspect("customers", (null, Framed(id, clean)), (null, Framed(id, topLevel)), (null, Framed(id, nested)), (null, Framed(id, inList)));
+        Assert.Equal([1, 2, 3], sensitive.Violations.Select(v => v.BatchIndex));
+        Assert.All(sensitive.Violations, v => Assert.Equal(ViolationKind.SchemaMismatch, v.Kind));
+        Assert.Contains($"fields Protobuf schema {id} does not declare", Reason(sensitive, 1), StringComparison.Ordinal);
+
+        // Elsewhere the fields are kept as sent, as Protobuf keeps fields it does not know.
+        GateResult certified = Inspect("leads", (null, Framed(certifiedId, topLevel)), (null, Framed(certifiedId, nested)));
+        Assert.Empty(certified.Violations);
+    }
+
+    [Fact]
     public async Task ProtobufFieldsTaggedWithConfluentMetaAreMasked()
     {
         const string tagged = """

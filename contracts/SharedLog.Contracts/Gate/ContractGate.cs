@@ -743,6 +743,14 @@ public sealed partial class ContractGate(
                 return result;
             }
         }
+        else if (check.Parsed.Type == SchemaType.Protobuf && contract.Definition.Class == TopicClass.Sensitive && Formats.Protobuf.ProtobufPayloadCodec.HasUnknownFields(result.Decoded.Value))
+        {
+            // Fields the schema does not declare (a message serialised with a newer schema under an older id) would be stored
+            // as sent, unseen by the privacy policy: a sensitive topic never stores what its policy could not look at.
+            result.Reason = $"{side} has fields Protobuf schema {schemaId} does not declare, which a sensitive topic does not store unseen by its privacy policy";
+            result.Kind = ViolationKind.SchemaMismatch;
+            return result;
+        }
 
         if (subjectByRecord)
         {

@@ -41,6 +41,30 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
 
     public SchemaType Type => SchemaType.Protobuf;
 
+    /// <summary>
+    /// Whether a message this codec decoded (or one nested in it, in a field or a repeated field) carried fields its
+    /// schema does not declare. They are kept as raw bytes that no rule or privacy step sees.
+    /// </summary>
+    public static bool HasUnknownFields(object? value) => value switch
+    {
+        IDictionary<string, object?> message => UnknownFields.TryGetValue(message, out _) || AnyHasUnknownFields(message.Values),
+        IList<object?> items => AnyHasUnknownFields(items),
+        _ => false,
+    };
+
+    private static bool AnyHasUnknownFields(IEnumerable<object?> values)
+    {
+        foreach (object? value in values)
+        {
+            if (value is (IDictionary<string, object?> or IList<object?>) && HasUnknownFields(value))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     public DecodedPayload Decode(IParsedSchema schema, ReadOnlySpan<byte> payload)
     {
         var protobuf = SchemaOf(schema);
