@@ -417,11 +417,48 @@ public class ContractModelTests
         Assert.Equal("sensitive", store.ForTopic(example)!.Definition.Name);
     }
 
+    [Fact]
+    public async Task AnOverlappingPairAnOlderBuildStoredMayBeAppliedAgainUnchangedButNotChanged()
+    {
+        const string sensitive = "name: sensitive\ntopic: 'pay*'\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: card\n    action: redact\n";
+        const string raw = "name: a-raw\ntopic: '*-eu'\nclass: raw\n";
+        var journal = new InMemoryJournal();
+        foreach (string contract in new[] { sensitive, raw })
+        {
+            // Each stored alone, as a build without the overlap check could have stored both.
+            var alone = new InMemoryJournal();
+            using var store = new ContractStore(alone, new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+            await store.LoadAsync(CancellationToken.None);
+            await store.ApplyAsync(contract, "a", false, _ => [], CancellationToken.None);
+            await journal.AppendAsync([.. alone.Entries], CancellationToken.None);
+        }
+
+        using var reopened = new ContractStore(journal, new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await reopened.LoadAsync(CancellationToken.None);
+        Assert.Equal("a-raw", reopened.ForTopic("pay-eu")!.Definition.Name); // equally specific: the first by name, as before
+
+        // A pipeline applying every contract again must not fail on the pair; a change to either is checked.
+        Assert.False((await reopened.ApplyAsync(raw, "ci", false, _ => [], CancellationToken.None)).Changed);
+        Assert.False((await reopened.ApplyAsync(sensitive, "ci", false, _ => [], CancellationToken.None)).Changed);
+        var refused = await Assert.ThrowsAsync<ContractValidationException>(() => reopened.ApplyAsync(raw + "owner: team\n", "ci", false, _ => [], CancellationToken.None));
+        Assert.Contains(refused.Problems, p => p.Contains("both match topics such as 'pay-eu'", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void PatternsThatMeetOnlyPastTheLongestTopicNameHaveNoCommonMatch()
+    {
+        // Every string both match is over 249 characters: no topic can be governed by both.
+        Assert.Null(ContractStore.CommonMatch(new string('x', 130) + "*", "*" + new string('y', 130)));
+        Assert.Equal(249, ContractStore.CommonMatch(new string('x', 125) + "*", "*" + new string('y', 124))!.Length);
+    }
+
     [Theory]
     [InlineData("a*", "*b", "ab")]
     [InlineData("*", "orders", "orders")]
     [InlineData("orders", "orders.*", null)]
-    [InlineData("o*s.*", "*rs.eu", "os.rs.eu")] // one topic both match, not the shortest
+    [InlineData("o*s.*", "*rs.eu", "ors.eu")] // the shortest topic both match
+    [InlineData("*a*", "*ba", "ba")]
+    [InlineData("*.", ".*", null)] // only "." and "..": no topic names
     [InlineData("**a", "a", "a")]
     public void CommonMatchFindsATopicBothPatternsMatchOrSaysThereIsNone(string a, string b, string? expected)
     {

@@ -280,6 +280,12 @@ public class ContractGateTests
         string? observed = await MetricsScrape.UntilAsync(http, t => t.Split('\n').FirstOrDefault(l => l.StartsWith("sharedlog_contract_records_total", StringComparison.Ordinal) && l.Contains("topic=\"lots-observe\"", StringComparison.Ordinal) && l.Contains("outcome=\"observed_failing\"", StringComparison.Ordinal)));
         Assert.NotNull(observed);
         Assert.EndsWith($" {records}", observed, StringComparison.Ordinal);
+        // Counted when refused (reject: every record), not when the batch goes back to be split (quarantine): its halves
+        // are counted when judged.
+        string scrape = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+        string[] counted = [.. scrape.Split('\n').Where(l => l.StartsWith("sharedlog_contract_records_total", StringComparison.Ordinal) && l.Contains("topic=\"lots-", StringComparison.Ordinal) && !l.Contains("outcome=\"accepted\"", StringComparison.Ordinal))];
+        Assert.Contains(counted, l => l.Contains("topic=\"lots-reject\"", StringComparison.Ordinal) && l.Contains("outcome=\"rejected\"", StringComparison.Ordinal) && l.EndsWith($" {records}", StringComparison.Ordinal));
+        Assert.DoesNotContain(counted, l => l.Contains("topic=\"lots-quarantine\"", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -1620,6 +1626,11 @@ public class ContractGateTests
             Assert.Contains("not a valid topic name (251 characters, at most 249)", answer.ErrorMessage, StringComparison.Ordinal);
             Assert.Equal([0, 1], answer.RecordErrors.Select(e => e.BatchIndex));
         }
+
+        // Counted as rejected, as any refusal of bad records: one record from the first produce, two from the second.
+        using var scraper = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        string? rejected = await MetricsScrape.UntilAsync(scraper, t => t.Split('\n').FirstOrDefault(l => l.StartsWith("sharedlog_contract_records_total", StringComparison.Ordinal) && l.Contains($"topic=\"{topic}\"", StringComparison.Ordinal) && l.Contains("outcome=\"rejected\"", StringComparison.Ordinal) && l.EndsWith(" 3", StringComparison.Ordinal)));
+        Assert.NotNull(rejected);
 
         using IConsumer<string, byte[]> consumer = new ConsumerBuilder<string, byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "q-check" }).Build();
         WatermarkOffsets offsets = consumer.QueryWatermarkOffsets(new TopicPartition(topic, 0), Timeout);

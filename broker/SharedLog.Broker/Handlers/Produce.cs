@@ -660,13 +660,18 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
     private void Refuse(PartitionWork item, GateResult verdict)
     {
-        gate.Count(item.Topic.Name, item.Result.Index, baseOffset: -1, verdict);
         item.Result.ErrorCode = (short)verdict.RefusalCode;
         if (verdict.RefusalCode != ErrorCode.InvalidRecord)
         {
-            item.Result.ErrorMessage = verdict.Summary; // record errors go with INVALID_RECORD only, as in Kafka
+            // Too many bad records to quarantine or flag at once: a Java producer splits the batch and sends the halves,
+            // which are judged and counted then; counted now as well, they would be evidence twice. Record errors go with
+            // INVALID_RECORD only, as in Kafka.
+            item.Result.ErrorMessage = verdict.Summary;
+            LogRejected(logger, item.Topic.Name, item.Result.Index, verdict.RefusalCode, verdict.Summary);
             return;
         }
+
+        gate.Count(item.Topic.Name, item.Result.Index, baseOffset: -1, verdict);
 
         item.Result.ErrorMessage = verdict.Violations.Count > MaxRecordErrors
             ? $"{verdict.Summary} (record_errors lists the first {MaxRecordErrors})"
@@ -766,13 +771,14 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             {
                 // Refused whole, before anything is stored, rather than stored without bad records whose copies can never be
                 // written. A retry is not stored again, and what it writes to quarantine is its original's.
-                result.ErrorCode = (short)refusal.Code;
-                result.ErrorMessage = refusal.Message;
                 if (refusal.Code == ErrorCode.InvalidRecord)
                 {
-                    result.RecordErrors = RecordErrors(refused.Verdict!);
+                    Refuse(item, ContractGate.AsRejection(refused.Verdict!, refusal.Message)); // counted as the rejection it is
+                    return;
                 }
 
+                result.ErrorCode = (short)refusal.Code;
+                result.ErrorMessage = refusal.Message;
                 LogRejected(logger, topic.Name, result.Index, refusal.Code, refusal.Message);
                 return;
             }

@@ -436,6 +436,18 @@ public sealed partial class ContractGate(
         };
     }
 
+    /// <summary>
+    /// A verdict turned into the refusal of its whole batch, for a batch that cannot be stored as judged (its bad records'
+    /// quarantine topic cannot exist): every record counted as rejected, the bad ones named, <paramref name="message"/> said.
+    /// </summary>
+    public static GateResult AsRejection(GateResult verdict, string message)
+    {
+        ArgumentNullException.ThrowIfNull(verdict);
+        GateTally judged = verdict.Tally;
+        GateTally rejected = judged with { Action = ActionLabel(FailureAction.Reject), Accepted = 0, Failing = judged.Accepted + judged.Failing, FailingOutcome = ContractMetrics.Rejected };
+        return new GateResult(GateOutcome.Reject, null, verdict.Violations, [], rejected) { RefusalMessage = message };
+    }
+
     private static SchemaSeen[] SchemasSeen(Dictionary<SchemaCheck, long> schemasSeen)
     {
         SchemaSeen[] seen = new SchemaSeen[schemasSeen.Count];

@@ -355,15 +355,17 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
 
             // One contract per topic, and per pattern ("payments.*" and "payments.**" are one): a second one under another
             // name would silently govern it, or not, by the order of the names (a raw test contract could lift a
-            // sensitive topic's masking).
-            if (after is not null && OtherGoverning(after, name) is { } holder)
+            // sensitive topic's masking). A contract applied again unchanged is no change: a pair an older build stored
+            // stays as it is until one of them changes (a pipeline applying every contract again must not fail on it).
+            bool unchanged = action == ActionApply && before is not null && after is not null && Diff(before, after).Count == 0;
+            if (after is not null && !unchanged && OtherGoverning(after, name) is { } holder)
             {
                 throw new ContractValidationException([$"{(after.IsPattern ? "pattern" : "topic")} '{after.Topic}' is already governed by contract '{holder.Definition.Name}': change that contract, or delete it first."]);
             }
 
             // Two different patterns of one specificity that match a topic together would leave it to the contract names
             // which governs it; so would a raw contract named to sort first lift a sensitive one's masking there.
-            if (after is { IsPattern: true } && EquallySpecificOverlap(after, name) is ({ } rival, { } example))
+            if (after is { IsPattern: true } && !unchanged && EquallySpecificOverlap(after, name) is ({ } rival, { } example))
             {
                 throw new ContractValidationException([$"pattern '{after.Topic}' and pattern '{rival.Definition.Topic}' of contract '{rival.Definition.Name}' are equally specific and both match topics such as '{example}', where the contract names alone would decide which governs: make one pattern more specific, or change that contract."]);
             }
@@ -646,59 +648,52 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     }
 
     /// <summary>
-    /// A topic name both patterns match ('*' matching any run of characters), or null when there is none. can[i, j] says
-    /// whether the rests a[i..] and b[j..] match one string: a '*' takes the other side's next literal or ends; two
-    /// literals must be equal. A topic starting with '_' (the broker's own) is matched by no pattern, so it is no example:
-    /// one is made otherwise where both patterns start with '*'.
+    /// The shortest topic name both patterns match ('*' matching any run of characters), or null when there is none that
+    /// is a valid topic name. shortest[i, j] is the length of the shortest string matching both rests a[i..] and b[j..]
+    /// (or <see cref="NoMatch"/>): a '*' ends, or takes the other side's next literal; two literals must be equal. A topic
+    /// starting with '_' (the broker's own) is matched by no pattern, so it is no example; one is made otherwise where
+    /// both patterns start with '*'.
     /// </summary>
     internal static string? CommonMatch(string a, string b)
     {
-        var can = new bool[a.Length + 1, b.Length + 1];
+        var shortest = new int[a.Length + 1, b.Length + 1];
         for (int i = a.Length; i >= 0; i--)
         {
             for (int j = b.Length; j >= 0; j--)
             {
-                bool aStar = i < a.Length && a[i] == '*';
-                bool bStar = j < b.Length && b[j] == '*';
-                can[i, j] = (i == a.Length && j == b.Length)
-                    || (aStar && (can[i + 1, j] || (j < b.Length && can[i, j + 1])))
-                    || (bStar && (can[i, j + 1] || (i < a.Length && can[i + 1, j])))
-                    || (i < a.Length && j < b.Length && !aStar && !bStar && a[i] == b[j] && can[i + 1, j + 1]);
+                shortest[i, j] = i == a.Length && j == b.Length ? 0 : NoMatch;
+                foreach ((int di, int dj, int adds) in CommonMatchSteps(a, b, i, j))
+                {
+                    if (shortest[i + di, j + dj] != NoMatch)
+                    {
+                        shortest[i, j] = Math.Min(shortest[i, j], shortest[i + di, j + dj] + adds);
+                    }
+                }
             }
         }
 
-        if (!can[0, 0])
+        if (shortest[0, 0] == NoMatch)
         {
             return null;
         }
 
-        // Walk one way through: every literal either side takes is a character of the example.
-        var example = new StringBuilder();
+        // Walk down the shortest way: every literal a step adds is a character of the example.
+        var example = new StringBuilder(shortest[0, 0] + 1);
         (int x, int y) = (0, 0);
         while (x < a.Length || y < b.Length)
         {
-            bool aStar = x < a.Length && a[x] == '*';
-            bool bStar = y < b.Length && b[y] == '*';
-            if (aStar && can[x + 1, y])
+            foreach ((int di, int dj, int adds) in CommonMatchSteps(a, b, x, y))
             {
-                x++;
-            }
-            else if (bStar && can[x, y + 1])
-            {
-                y++;
-            }
-            else if (aStar)
-            {
-                example.Append(b[y++]); // a's star takes b's literal (b[y] is no star here: it could have ended)
-            }
-            else if (bStar)
-            {
-                example.Append(a[x++]);
-            }
-            else
-            {
-                example.Append(a[x]);
-                (x, y) = (x + 1, y + 1);
+                if (shortest[x + di, y + dj] != NoMatch && shortest[x + di, y + dj] + adds == shortest[x, y])
+                {
+                    if (adds > 0)
+                    {
+                        example.Append(di > 0 && a[x] != '*' ? a[x] : b[y]);
+                    }
+
+                    (x, y) = (x + di, y + dj);
+                    break;
+                }
             }
         }
 
@@ -707,7 +702,46 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             example.Insert(0, 'a'); // both leading stars take it
         }
 
-        return example.Length > 0 && example[0] != '_' ? example.ToString() : null;
+        string found = example.ToString();
+        return found.Length > 0 && found[0] != '_' && found is not ("." or "..") && found.Length <= MaxTopicNameLength ? found : null;
+    }
+
+    private const int NoMatch = int.MaxValue;
+
+    private const int MaxTopicNameLength = 249;
+
+    /// <summary>The ways on from a[i..] and b[j..]: how far each side moves, and how many characters the step adds (0 or 1).</summary>
+    private static List<(int DI, int DJ, int Adds)> CommonMatchSteps(string a, string b, int i, int j)
+    {
+        bool aStar = i < a.Length && a[i] == '*';
+        bool bStar = j < b.Length && b[j] == '*';
+        var steps = new List<(int, int, int)>(3);
+        if (aStar)
+        {
+            steps.Add((1, 0, 0)); // a's star ends
+        }
+
+        if (bStar)
+        {
+            steps.Add((0, 1, 0));
+        }
+
+        if (aStar && j < b.Length && !bStar)
+        {
+            steps.Add((0, 1, 1)); // a's star takes b's literal
+        }
+
+        if (bStar && i < a.Length && !aStar)
+        {
+            steps.Add((1, 0, 1));
+        }
+
+        if (i < a.Length && j < b.Length && !aStar && !bStar && a[i] == b[j])
+        {
+            steps.Add((1, 1, 1));
+        }
+
+        return steps;
     }
 
     /// <summary>Whether two topic patterns are one ('*' runs match what one '*' does).</summary>
