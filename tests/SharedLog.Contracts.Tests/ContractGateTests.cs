@@ -9,6 +9,7 @@ using SharedLog.Contracts.Gate;
 using SharedLog.Contracts.Model;
 using SharedLog.Contracts.Policy;
 using SharedLog.Contracts.Registry;
+using SharedLog.Protocol;
 using SharedLog.Protocol.Records;
 using SharedLog.Tests.Shared;
 
@@ -709,6 +710,27 @@ public sealed class ContractGateTests : IDisposable
         Assert.StartsWith("positive", Reason(result, 1), StringComparison.Ordinal);
         Assert.Contains("does not decode", Reason(result, 2), StringComparison.Ordinal);
         Assert.Contains("does not decode", Reason(result, 3), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("reject", GateOutcome.Reject, ErrorCode.InvalidRecord)]
+    [InlineData("quarantine", GateOutcome.Reject, ErrorCode.MessageTooLarge)]
+    [InlineData("flag", GateOutcome.Reject, ErrorCode.MessageTooLarge)]
+    [InlineData("observe", GateOutcome.Pass, ErrorCode.InvalidRecord)]
+    public async Task JudgingStopsPastTheMostBadRecordsOfABatchExceptUnderObserve(string onFailure, GateOutcome outcome, ErrorCode refusal)
+    {
+        await ApplyAsync($"topic: lots\nclass: certified\nvalue: {{}}\nonFailure: {onFailure}\n");
+        int count = ContractGate.MaxViolationsPerBatch + 2;
+        GateResult result = Inspect("lots", [.. Enumerable.Repeat<(byte[]?, byte[]?)>((null, [7]), count)]);
+
+        Assert.Equal((outcome, refusal), (result.Outcome, result.RefusalCode));
+        Assert.Equal(onFailure != "observe", result.JudgingStopped);
+        // Never more held than the cap; observe still counts every record, the others refuse (count) them all.
+        Assert.True(result.Violations.Count <= ContractGate.MaxViolationsPerBatch);
+        Assert.Equal(ContractGate.MaxViolationsPerBatch, result.Tally.Violations.Count);
+        Assert.Equal((0L, (long)count), (result.Tally.Accepted, result.Tally.Failing));
+        Assert.Null(result.Batch);
+        Assert.Empty(result.Quarantined);
     }
 
     [Fact]
