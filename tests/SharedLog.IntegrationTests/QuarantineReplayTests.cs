@@ -272,6 +272,73 @@ public class QuarantineReplayTests
         (int resumed, JsonNode rest) = await ReplayAsync(setup.Broker, """{ "source": "orders", "dryRun": true, "resumeFrom": { "0": 2 } }""");
         Assert.Equal(200, resumed);
         Assert.Equal(1, (long)rest["matched"]!);
+
+        // A resume point past the end (a source offset given for a quarantine one, say) is no "complete": it stops too.
+        (int past, JsonNode beyond) = await ReplayAsync(setup.Broker, """{ "source": "orders", "dryRun": true, "resumeFrom": { "0": 99 } }""");
+        Assert.Equal(503, past);
+        Assert.Contains("resume offset 99 is past its end (3)", (string?)beyond["error"], StringComparison.Ordinal);
+        Assert.False((bool)beyond["complete"]!);
+    }
+
+    [Fact]
+    public async Task AnIdRunBeforeWithAnotherRuleFilterOrQuarantineTopicIsRefused()
+    {
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("orders", Contract("orders", "quarantine"));
+        using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = setup.Broker.BootstrapServers, Acks = Acks.All }).Build())
+        {
+            await producer.ProduceAsync("orders", new Message<string, byte[]> { Key = "b", Value = await setup.SerializeAsync(Payment("b", -1, "EUR"), "orders") });
+        }
+
+        Assert.Single(ConsumeAll(setup.Broker, "orders.quarantine", 1, Deserializers.ByteArray));
+        // A rule named "a,b" matches nothing here, and the run's progress goes to the end; the same id with the rules a and b
+        // is another filter, so that progress must not answer for it (it would skip what a or b picks).
+        (int first, JsonNode typo) = await ReplayAsync(setup.Broker, """{ "source": "orders", "id": "commas", "rules": ["a,b"] }""");
+        Assert.Equal(200, first);
+        Assert.Equal(0, (long)typo["matched"]!);
+        (int second, JsonNode other) = await ReplayAsync(setup.Broker, """{ "source": "orders", "id": "commas", "rules": ["a", "b"] }""");
+        Assert.Equal(409, second);
+        Assert.Contains("another source, target or filter", (string?)other["message"], StringComparison.Ordinal);
+
+        // Progress on one quarantine topic answers for no other: the id read orders.quarantine before.
+        using (IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = setup.Broker.BootstrapServers }).Build())
+        {
+            await admin.CreateTopicsAsync([new Confluent.Kafka.Admin.TopicSpecification { Name = "orders.quarantine-old", NumPartitions = 1, ReplicationFactor = 1 }]);
+        }
+
+        (int elsewhere, _) = await ReplayAsync(setup.Broker, """{ "source": "orders", "id": "commas", "rules": ["a,b"], "quarantineTopic": "orders.quarantine-old" }""");
+        Assert.Equal(409, elsewhere);
+    }
+
+    [Fact]
+    public async Task EveryQuarantinePartitionWhoseResumePointIsGoneIsNamedNotSkipped()
+    {
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("orders", Contract("orders", "quarantine"));
+        using (IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = setup.Broker.BootstrapServers }).Build())
+        {
+            await admin.CreateTopicsAsync([new Confluent.Kafka.Admin.TopicSpecification { Name = "orders", NumPartitions = 2, ReplicationFactor = 1 }]);
+        }
+
+        using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = setup.Broker.BootstrapServers, Acks = Acks.All }).Build())
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                await producer.ProduceAsync(new TopicPartition("orders", i % 2), new Message<string, byte[]> { Key = $"b{i}", Value = await setup.SerializeAsync(Payment($"b{i}", -1, "EUR"), "orders") });
+            }
+        }
+
+        Assert.Equal(4, ConsumeAll(setup.Broker, "orders.quarantine", 4, Deserializers.ByteArray).Count);
+        using (IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = setup.Broker.BootstrapServers }).Build())
+        {
+            await admin.DeleteRecordsAsync([new TopicPartitionOffset("orders.quarantine", 0, 1), new TopicPartitionOffset("orders.quarantine", 1, 1)]);
+        }
+
+        // Both partitions' resume points are gone: each is named, and neither starts past them (the second used to be
+        // moved to its log start without a word once the first had failed).
+        (int stopped, JsonNode report) = await ReplayAsync(setup.Broker, """{ "source": "orders", "dryRun": true, "resumeFrom": { "0": 0, "1": 0 } }""");
+        Assert.Equal(503, stopped);
+        Assert.Contains("quarantine partition 0: offsets 0 to 0 are gone", (string?)report["error"], StringComparison.Ordinal);
+        Assert.Contains("quarantine partition 1: offsets 0 to 0 are gone", (string?)report["error"], StringComparison.Ordinal);
+        Assert.All(report["partitions"]!.AsArray(), p => Assert.Equal((0L, 0L), ((long)p!["startOffset"]!, (long)p["nextOffset"]!)));
     }
 
     [Fact]

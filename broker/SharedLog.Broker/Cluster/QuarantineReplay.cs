@@ -240,17 +240,21 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         {
             foreach (GroupOffset committed in await metadata.FetchGroupOffsetsAsync(request.ProgressGroup, cancellationToken))
             {
-                if (committed.Topic != quarantineName || committed.Offset < 0)
+                if (committed.Offset < 0)
                 {
                     continue;
                 }
 
+                // Progress on another quarantine topic (the id used for another source) is another replay's too.
                 if (committed.Metadata != fingerprint)
                 {
                     throw new ReplayRequestException(409, $"Replay '{request.Id}' was run before with another source, target or filter ({committed.Metadata}); its progress would skip records this one picks. Use another id, or delete consumer group {request.ProgressGroup}.");
                 }
 
-                resumeFrom[committed.Partition] = committed.Offset;
+                if (committed.Topic == quarantineName)
+                {
+                    resumeFrom[committed.Partition] = committed.Offset;
+                }
             }
         }
 
@@ -263,25 +267,40 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         {
             CommitProgress = request.Named && !request.DryRun ? (partition, offset) => CommitProgressAsync(request, fingerprint, quarantineName, partition, offset) : null,
         };
+        // What is in quarantine now, every partition's end taken before any is read: records the replay quarantines again
+        // (the target being the source) come after them, also in a partition read later.
+        var ends = new Dictionary<int, long>();
+        foreach (PartitionMetadata partition in quarantine.Partitions)
+        {
+            if (topics.FindStream(quarantineName, partition.Partition) is { } stream)
+            {
+                ends[partition.Partition] = stream.HighWatermark;
+            }
+        }
+
         var progress = new List<ReplayPartitionProgress>();
         foreach (PartitionMetadata partition in quarantine.Partitions)
         {
-            if (topics.FindStream(quarantineName, partition.Partition) is not { } stream)
+            if (topics.FindStream(quarantineName, partition.Partition) is not { } stream || !ends.TryGetValue(partition.Partition, out long end))
             {
                 run.Fail($"quarantine partition {partition.Partition} is not served by this broker");
                 continue;
             }
 
-            long end = stream.HighWatermark; // what is in quarantine now: records the replay quarantines again come after it
-            long start = Math.Max(stream.LogStartOffset, resumeFrom.GetValueOrDefault(partition.Partition, 0));
-            if (resumeFrom.TryGetValue(partition.Partition, out long resume) && resume < stream.LogStartOffset && !run.Failed)
+            bool resuming = resumeFrom.TryGetValue(partition.Partition, out long resume);
+            if (resuming && (resume < stream.LogStartOffset || resume > end))
             {
-                // Records this replay was to go on with are gone (retention, DeleteRecords): said, not skipped. The progress
-                // stays where it was; a resumeFrom at the log start goes on without them.
-                run.Fail($"quarantine partition {partition.Partition}: offsets {resume} to {stream.LogStartOffset - 1} are gone (its log start moved to {stream.LogStartOffset}, by retention or DeleteRecords) before this replay wrote them; resume from {stream.LogStartOffset} to go on without them");
-                start = resume;
+                // Records this replay was to go on with are gone (retention, DeleteRecords), or the point is past the end (a
+                // source offset given for a quarantine one, say): said for every such partition, even after another failed,
+                // and not skipped. The progress stays where it was.
+                run.Fail(resume < stream.LogStartOffset
+                    ? $"quarantine partition {partition.Partition}: offsets {resume} to {stream.LogStartOffset - 1} are gone (its log start moved to {stream.LogStartOffset}, by retention or DeleteRecords) before this replay wrote them; resume from {stream.LogStartOffset} to go on without them"
+                    : $"quarantine partition {partition.Partition}: resume offset {resume} is past its end ({end}); resume offsets are the quarantine topic's, from {stream.LogStartOffset} to {end}");
+                progress.Add(new ReplayPartitionProgress(partition.Partition, resume, resume, end));
+                continue;
             }
 
+            long start = resuming ? resume : stream.LogStartOffset;
             long next = run.Failed ? start : await run.ReplayPartitionAsync(partition.Partition, stream.StreamId, start, end, cancellationToken);
             await run.CommitAsync(partition.Partition, next);
             progress.Add(new ReplayPartitionProgress(partition.Partition, start, next, end));
@@ -337,8 +356,18 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             request.ToOffset,
             request.FromTimestamp,
             request.ToTimestamp,
-            request.Rules is null ? "*" : string.Join(',', request.Rules.Order(StringComparer.Ordinal)));
+            request.Rules is null ? "*" : RulesPart(request.Rules));
         return "replay " + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(filter)).AsSpan(0, 8));
+    }
+
+    /// <summary>
+    /// The rule filter in a fingerprint: names joined by ',' as before (progress stored by earlier builds stays this
+    /// replay's), unless a name has a ',' itself, when ["a,b"] and ["a","b"] would be one filter: then as a JSON array.
+    /// </summary>
+    private static string RulesPart(IEnumerable<string> rules)
+    {
+        string[] ordered = [.. rules.Order(StringComparer.Ordinal)];
+        return Array.Exists(ordered, r => r.Contains(',', StringComparison.Ordinal)) ? JsonSerializer.Serialize(ordered) : string.Join(',', ordered);
     }
 
     /// <summary>A replay's evidence in the audit topic, keyed by the contract (or the source topic when none is in force); a failed write is logged, not fatal.</summary>
@@ -434,7 +463,8 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         public string? Error { get; private set; }
 
         /// <summary>Ends the replay with <paramref name="error"/> (set once: the first failure is the one to report).</summary>
-        public void Fail(string error) => Error ??= error;
+        /// <summary>Ends the replay with <paramref name="error"/>; a partition's own problem found after another's is added to it (bounded).</summary>
+        public void Fail(string error) => Error = Error is null ? error : Error.Length < 4_000 ? $"{Error}; {error}" : Error;
 
         /// <summary>
         /// Replays one quarantine partition from <paramref name="start"/> to <paramref name="end"/>; returns the offset a next

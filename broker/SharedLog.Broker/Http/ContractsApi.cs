@@ -93,6 +93,10 @@ public static class ContractsApi
             {
                 return Error(e.Status, e.Message);
             }
+            catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
+            {
+                return Error(503, "The broker is stopping, and the replay stopped: a named one goes on from its progress when run again; an unnamed one may have written some of its records.");
+            }
         });
     }
 
