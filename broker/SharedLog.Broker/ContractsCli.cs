@@ -240,7 +240,7 @@ public static class ContractsCli
         {
             // Not "unreachable" (exit 3): the broker took the replay and goes on with it; running it again unnamed
             // would write its records twice.
-            await error.WriteLineAsync($"no answer within {http.Timeout.TotalMinutes:0} minutes: the replay goes on in the broker; its end is in _contract_audit and the broker log (a replay given --id resumes where it stopped if run again)");
+            await error.WriteLineAsync($"no answer within {http.Timeout.TotalMinutes:0} minutes: the replay goes on in the broker; its end, with where to resume (resumeFrom), is in _contract_audit and the broker log (a replay given --id resumes where it stopped if run again)");
             return Invalid;
         }
 

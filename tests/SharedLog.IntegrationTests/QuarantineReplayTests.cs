@@ -138,6 +138,8 @@ public class QuarantineReplayTests
         Assert.Equal(["fix-1", "fix-1", "fix-1"], replays.Take(3).Select(r => (string)r["id"]!));
         Assert.Equal(32, ((string)replays[3]["id"]!).Length); // generated when the request names none
         Assert.All(replays, r => Assert.Equal("replayer", (string)r["actor"]!));
+        // Where each would go on, as --resume-from takes it (an unnamed replay keeps no progress of its own).
+        Assert.All(replays, r => Assert.Matches("^0=[0-9]+$", (string)r["resumeFrom"]!));
     }
 
     [Fact]

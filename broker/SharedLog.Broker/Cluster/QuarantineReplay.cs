@@ -322,7 +322,8 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             [.. run.WrittenRanges.Values],
             run.Refusals);
         metrics.Replayed(quarantineName, targetName, run.Written, run.RefusedCount);
-        LogReplayed(logger, request.Id, request.Actor, quarantineName, targetName, request.DryRun, run.Matched, run.Written, run.RefusedCount, report.Complete, run.Error ?? "none");
+        string resumeAt = ResumePoints(progress);
+        LogReplayed(logger, request.Id, request.Actor, quarantineName, targetName, request.DryRun, run.Matched, run.Written, run.RefusedCount, report.Complete, run.Error ?? "none", resumeAt);
         if (!request.DryRun)
         {
             await AuditAsync(request, report, sourceContract?.Definition.Name ?? request.Source);
@@ -370,6 +371,10 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         return Array.Exists(ordered, r => r.Contains(',', StringComparison.Ordinal)) ? JsonSerializer.Serialize(ordered) : string.Join(',', ordered);
     }
 
+    /// <summary>Each quarantine partition's next offset, as the CLI's <c>--resume-from</c> takes them (<c>0=57,1=12</c>).</summary>
+    private static string ResumePoints(IEnumerable<ReplayPartitionProgress> progress) =>
+        string.Join(',', progress.Select(p => $"{p.QuarantinePartition.ToString(CultureInfo.InvariantCulture)}={p.NextOffset.ToString(CultureInfo.InvariantCulture)}"));
+
     /// <summary>A replay's evidence in the audit topic, keyed by the contract (or the source topic when none is in force); a failed write is logged, not fatal.</summary>
     private async Task AuditAsync(ReplayRequest request, ReplayReport report, string key)
     {
@@ -394,6 +399,9 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             ["refused"] = report.Refused,
             ["complete"] = report.Complete,
             ["error"] = report.Error,
+            // Where the same request goes on (its resumeFrom): an unnamed replay keeps no progress, and the CLI may have
+            // stopped waiting for the answer.
+            ["resumeFrom"] = ResumePoints(report.Partitions),
         };
         try
         {
@@ -809,8 +817,8 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
 
     private static RecordHeaderValue Header(string key, string value) => new(key, Encoding.UTF8.GetBytes(value));
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Replay {Id} by {Actor} from {QuarantineTopic} into {Target} (dry run {DryRun}): {Matched} matched, {Written} written, {Refused} refused, complete {Complete}, error {Error}")]
-    private static partial void LogReplayed(ILogger logger, string id, string actor, string quarantineTopic, string target, bool dryRun, long matched, long written, long refused, bool complete, string error);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Replay {Id} by {Actor} from {QuarantineTopic} into {Target} (dry run {DryRun}): {Matched} matched, {Written} written, {Refused} refused, complete {Complete}, error {Error}, resume from {ResumeFrom}")]
+    private static partial void LogReplayed(ILogger logger, string id, string actor, string quarantineTopic, string target, bool dryRun, long matched, long written, long refused, bool complete, string error, string resumeFrom);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Replay {Id}: its audit record could not be written")]
     private static partial void LogAuditFailed(ILogger logger, Exception error, string id);
