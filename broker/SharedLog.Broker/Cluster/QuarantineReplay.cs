@@ -470,7 +470,6 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
 
         public string? Error { get; private set; }
 
-        /// <summary>Ends the replay with <paramref name="error"/> (set once: the first failure is the one to report).</summary>
         /// <summary>Ends the replay with <paramref name="error"/>; a partition's own problem found after another's is added to it (bounded).</summary>
         public void Fail(string error) => Error = Error is null ? error : Error.Length < 4_000 ? $"{Error}; {error}" : Error;
 

@@ -420,8 +420,9 @@ public sealed partial class ContractGate(
     private sealed record RecordScratch(RecordActivation Activation, SideResult Key, SideResult Value, PooledBufferWriter? Rewrites, ReadOnlyMemory<byte> RecordBytes);
 
     /// <summary>
-    /// A batch with more than <see cref="MaxViolationsPerBatch"/> bad records, judged no further: refused whole, counted as
-    /// rejected. Under quarantine or flag with MESSAGE_TOO_LARGE, which a Java producer answers by splitting the batch.
+    /// A batch with more than <see cref="MaxViolationsPerBatch"/> bad records, judged no further: refused whole. Under reject
+    /// as any rejection (INVALID_RECORD, counted); under quarantine or flag with MESSAGE_TOO_LARGE, which a Java producer
+    /// answers by splitting the batch, so the produce handler does not count it (the halves are counted when judged).
     /// </summary>
     private static GateResult TooManyViolations(CompiledContract contract, int count, List<RecordViolation> violations, Dictionary<SchemaCheck, long> schemasSeen)
     {
