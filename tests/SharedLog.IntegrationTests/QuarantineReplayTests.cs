@@ -275,11 +275,10 @@ public class QuarantineReplayTests
         Assert.Equal(200, resumed);
         Assert.Equal(1, (long)rest["matched"]!);
 
-        // A resume point past the end (a source offset given for a quarantine one, say) is no "complete": it stops too.
+        // A resume point past the end (a source offset given for a quarantine one, say) is a bad request, not "complete".
         (int past, JsonNode beyond) = await ReplayAsync(setup.Broker, """{ "source": "orders", "dryRun": true, "resumeFrom": { "0": 99 } }""");
-        Assert.Equal(503, past);
-        Assert.Contains("resume offset 99 is past its end (3)", (string?)beyond["error"], StringComparison.Ordinal);
-        Assert.False((bool)beyond["complete"]!);
+        Assert.Equal(400, past);
+        Assert.Contains("quarantine partition 0 of orders.quarantine ends at offset 3, before 99", (string?)beyond["message"], StringComparison.Ordinal);
     }
 
     [Fact]

@@ -278,6 +278,16 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             }
         }
 
+        // A resume point past a partition's end is a mistake in the request (a source offset given for a quarantine one, say):
+        // refused before anything is read, rather than reported as a replay that has nothing left to do.
+        foreach ((int partition, long offset) in request.ResumeFrom ?? new Dictionary<int, long>())
+        {
+            if (ends.TryGetValue(partition, out long partitionEnd) && offset > partitionEnd)
+            {
+                throw new ReplayRequestException(400, $"resumeFrom: quarantine partition {partition} of {quarantineName} ends at offset {partitionEnd}, before {offset}; resume offsets are the quarantine topic's (a previous replay's nextOffset), not the source's.");
+            }
+        }
+
         var progress = new List<ReplayPartitionProgress>();
         foreach (PartitionMetadata partition in quarantine.Partitions)
         {
@@ -290,9 +300,9 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             bool resuming = resumeFrom.TryGetValue(partition.Partition, out long resume);
             if (resuming && (resume < stream.LogStartOffset || resume > end))
             {
-                // Records this replay was to go on with are gone (retention, DeleteRecords), or the point is past the end (a
-                // source offset given for a quarantine one, say): said for every such partition, even after another failed,
-                // and not skipped. The progress stays where it was.
+                // Records this replay was to go on with are gone (retention, DeleteRecords), or its committed progress is past
+                // the end (which no replay commits): said for every such partition, even after another failed, and not
+                // skipped. The progress stays where it was.
                 run.Fail(resume < stream.LogStartOffset
                     ? $"quarantine partition {partition.Partition}: offsets {resume} to {stream.LogStartOffset - 1} are gone (its log start moved to {stream.LogStartOffset}, by retention or DeleteRecords) before this replay wrote them; resume from {stream.LogStartOffset} to go on without them"
                     : $"quarantine partition {partition.Partition}: resume offset {resume} is past its end ({end}); resume offsets are the quarantine topic's, from {stream.LogStartOffset} to {end}");
