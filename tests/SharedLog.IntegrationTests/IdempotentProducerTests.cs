@@ -59,6 +59,34 @@ public class IdempotentProducerTests
         }
     }
 
+    [Fact]
+    public async Task ARetryOnALogAppendTimeTopicIsAnsweredWithItsOriginalsAppendTime()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using (IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build())
+        {
+            await admin.CreateTopicsAsync([new TopicSpecification { Name = "stamped-idem", NumPartitions = 1, ReplicationFactor = 1, Configs = new Dictionary<string, string> { ["message.timestamp.type"] = "LogAppendTime" } }]);
+        }
+
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.SendAsync(new InitProducerIdRequest { TransactionalId = null, TransactionTimeoutMs = 60000 }, 4, 1);
+        (_, byte[] initBody) = await client.ReceiveAsync(1);
+        var init = new InitProducerIdResponse().ReadFrom(initBody, 4);
+        byte[] batch = Batch(init.ProducerId, init.ProducerEpoch, 0, 3);
+        ProduceResponse.PartitionProduceResponse first = await ProduceAsync(client, "stamped-idem", batch, 2);
+        Assert.True(first.LogAppendTimeMs > 0);
+
+        // Once the broker's clock has moved on, a time taken anew would differ from the stored one.
+        DateTime deadline = DateTime.UtcNow + Timeout;
+        while (DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() <= first.LogAppendTimeMs + 5 && DateTime.UtcNow < deadline)
+        {
+            await Task.Yield();
+        }
+
+        ProduceResponse.PartitionProduceResponse retry = await ProduceAsync(client, "stamped-idem", batch, 3);
+        Assert.Equal((0, first.BaseOffset, first.LogAppendTimeMs), ((int)retry.ErrorCode, retry.BaseOffset, retry.LogAppendTimeMs));
+    }
+
     private static byte[] Batch(long producerId, short epoch, int sequence, int records)
     {
         var builder = new RecordBatchBuilder(1_700_000_000_000) { ProducerId = producerId, ProducerEpoch = epoch, BaseSequence = sequence };

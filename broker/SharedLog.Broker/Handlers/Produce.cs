@@ -15,6 +15,7 @@
 // each bad record; a quarantining contract stores the good records in place (bad ones leave offset
 // gaps) and appends the bad ones to the quarantine topic with headers saying why.
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using SharedLog.Broker.Cluster;
 using SharedLog.Broker.Coordinators;
 using SharedLog.Broker.Network;
@@ -594,8 +595,25 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         }
 
         retried = verdict == SequenceVerdict.Duplicate;
+        if (item.StampsLogAppendTime && durable is not null)
+        {
+            // As Kafka answers a duplicate with the stored batch's time: a retry gets its original's stamp (unknown only
+            // for an original appended before a restart, answered with the time now).
+            if (!retried)
+            {
+                _appendTimes.AddOrUpdate(durable, new StrongBox<long>(item.LogAppendTimeMs));
+            }
+            else if (_appendTimes.TryGetValue(durable, out StrongBox<long>? original))
+            {
+                item.LogAppendTimeMs = original.Value;
+            }
+        }
+
         return durable;
     }
+
+    /// <summary>The append time each idempotent batch on a LogAppendTime topic was stamped with, by its append task (which its retries share).</summary>
+    private readonly ConditionalWeakTable<Task<long>, StrongBox<long>> _appendTimes = new();
 
     private static Task<long> StartAppend(StreamStore streams, long streamId, byte[] bytes, CancellationToken cancellationToken)
     {
