@@ -269,12 +269,12 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         };
         // What is in quarantine now, every partition's end taken before any is read: records the replay quarantines again
         // (the target being the source) come after them, also in a partition read later.
-        var ends = new Dictionary<int, long>();
+        var ends = new Dictionary<int, (StreamLog Stream, long End)>();
         foreach (PartitionMetadata partition in quarantine.Partitions)
         {
             if (topics.FindStream(quarantineName, partition.Partition) is { } stream)
             {
-                ends[partition.Partition] = stream.HighWatermark;
+                ends[partition.Partition] = (stream, stream.HighWatermark);
             }
         }
 
@@ -282,21 +282,22 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         // refused before anything is read, rather than reported as a replay that has nothing left to do.
         foreach ((int partition, long offset) in request.ResumeFrom ?? new Dictionary<int, long>())
         {
-            if (ends.TryGetValue(partition, out long partitionEnd) && offset > partitionEnd)
+            if (ends.TryGetValue(partition, out (StreamLog Stream, long End) read) && offset > read.End)
             {
-                throw new ReplayRequestException(400, $"resumeFrom: quarantine partition {partition} of {quarantineName} ends at offset {partitionEnd}, before {offset}; resume offsets are the quarantine topic's (a previous replay's nextOffset), not the source's.");
+                throw new ReplayRequestException(400, $"resumeFrom: quarantine partition {partition} of {quarantineName} ends at offset {read.End}, before {offset}; resume offsets are the quarantine topic's (a previous replay's nextOffset), not the source's.");
             }
         }
 
         var progress = new List<ReplayPartitionProgress>();
         foreach (PartitionMetadata partition in quarantine.Partitions)
         {
-            if (topics.FindStream(quarantineName, partition.Partition) is not { } stream || !ends.TryGetValue(partition.Partition, out long end))
+            if (!ends.TryGetValue(partition.Partition, out (StreamLog Stream, long End) read))
             {
                 run.Fail($"quarantine partition {partition.Partition} is not served by this broker");
                 continue;
             }
 
+            (StreamLog stream, long end) = read;
             bool resuming = resumeFrom.TryGetValue(partition.Partition, out long resume);
             if (resuming && (resume < stream.LogStartOffset || resume > end))
             {

@@ -357,7 +357,8 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             // name would silently govern it, or not, by the order of the names (a raw test contract could lift a
             // sensitive topic's masking). A contract applied again unchanged is no change: a pair an older build stored
             // stays as it is until one of them changes (a pipeline applying every contract again must not fail on it).
-            bool unchanged = action == ActionApply && before is not null && after is not null && Diff(before, after).Count == 0;
+            IReadOnlyList<string> diff = Diff(before, after);
+            bool unchanged = action == ActionApply && before is not null && after is not null && diff.Count == 0;
             if (after is not null && !unchanged && OtherGoverning(after, name) is { } holder)
             {
                 throw new ContractValidationException([$"{(after.IsPattern ? "pattern" : "topic")} '{after.Topic}' is already governed by contract '{holder.Definition.Name}': change that contract, or delete it first."]);
@@ -387,7 +388,6 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
                 }
             }
 
-            IReadOnlyList<string> diff = Diff(before, after);
             int lastVersion = History(name) is { Count: > 0 } history ? history[^1].Version : 0;
             if (dryRun)
             {
