@@ -719,9 +719,13 @@ public sealed class ContractGateTests : IDisposable
     [InlineData("observe", GateOutcome.Pass, ErrorCode.InvalidRecord)]
     public async Task JudgingStopsPastTheMostBadRecordsOfABatchExceptUnderObserve(string onFailure, GateOutcome outcome, ErrorCode refusal)
     {
-        await ApplyAsync($"topic: lots\nclass: certified\nvalue: {{}}\nonFailure: {onFailure}\n");
+        await ApplyAsync($"topic: lots\nclass: certified\nvalue: {{}}\nonFailure: {onFailure}\naudit: violations\n");
         int count = ContractGate.MaxViolationsPerBatch + 2;
         GateResult result = Inspect("lots", [.. Enumerable.Repeat<(byte[]?, byte[]?)>((null, [7]), count)]);
+        _gate.Count("lots", 0, onFailure == "observe" ? 1000 : -1, result);
+        // Every bad record is in the evidence by rule, the ones past those listed included; stored ones with their offsets.
+        ViolationSpan counted = Assert.Single(_metrics.TakeViolationWindow()).Value;
+        Assert.Equal(onFailure == "observe" ? new ViolationSpan(count, 1000, 1000 + count - 1) : new ViolationSpan(count - 2, -1, -1), counted);
 
         Assert.Equal((outcome, refusal), (result.Outcome, result.RefusalCode));
         Assert.Equal(onFailure != "observe", result.JudgingStopped);

@@ -112,7 +112,14 @@ public sealed class GateResult(GateOutcome outcome, byte[]? batch, IReadOnlyList
 /// <paramref name="MasksFields"/>: the contract has a privacy policy, so a violation's reason (which may quote a field's
 /// value) is not written to the broker log.
 /// </summary>
-public sealed record GateTally(int ContractVersion, string Action, long Accepted, long Failing, string FailingOutcome, IReadOnlyList<RecordViolation> Violations, IReadOnlyList<SchemaSeen> SchemasSeen, AuditLevel Audit = AuditLevel.Summary, bool MasksFields = false);
+public sealed record GateTally(int ContractVersion, string Action, long Accepted, long Failing, string FailingOutcome, IReadOnlyList<RecordViolation> Violations, IReadOnlyList<SchemaSeen> SchemasSeen, AuditLevel Audit = AuditLevel.Summary, bool MasksFields = false)
+{
+    /// <summary>
+    /// Under observe, the violations past the first <see cref="ContractGate.MaxViolationsPerBatch"/> (which
+    /// <see cref="Violations"/> lists): not held one by one but added up per rule and kind, with the first and last batch index.
+    /// </summary>
+    public IReadOnlyDictionary<(string Rule, ViolationKind Kind), ViolationSpan>? UnlistedViolations { get; init; }
+}
 
 /// <summary>Records of one batch written with a schema registered under the contract's subject: its id, the subject and its version there.</summary>
 public readonly record struct SchemaSeen(int SchemaId, string Subject, int Version, long Records);
@@ -323,6 +330,7 @@ public sealed partial class ContractGate(
         int count = records.Count;
         var violations = new List<RecordViolation>();
         int bad = 0;
+        Dictionary<(string Rule, ViolationKind Kind), ViolationSpan>? unlisted = null;
         bool judgingStopped = false;
         bool applyPrivacy = definition.OnFailure != FailureAction.Observe && definition.Privacy.Count > 0;
 
@@ -352,7 +360,12 @@ public sealed partial class ContractGate(
                     {
                         violations.Add(new RecordViolation(index, found.Rule, found.Reason, found.Kind));
                     }
-                    else if (definition.OnFailure != FailureAction.Observe)
+                    else if (definition.OnFailure == FailureAction.Observe)
+                    {
+                        // Still counted by rule, as the ones listed are: observe changes nothing but the evidence.
+                        ViolationSpan.AddTo(unlisted ??= [], (found.Rule, found.Kind), new ViolationSpan(1, index, index));
+                    }
+                    else
                     {
                         judgingStopped = true;
                         break;
@@ -386,7 +399,7 @@ public sealed partial class ContractGate(
             scratch.Value.Reset();
             return judgingStopped
                 ? TooManyViolations(contract, count, violations, scratch.Activation.SchemasSeen)
-                : Verdict(contract, batch, records, violations, bad, scratch.Activation.SchemasSeen, rewritten ? new Rewrites(rewrites!.WrittenSpan, rewriteIndex) : default, forgedFlags, keptRecordBytes);
+                : Verdict(contract, batch, records, violations, bad, unlisted, scratch.Activation.SchemasSeen, rewritten ? new Rewrites(rewrites!.WrittenSpan, rewriteIndex) : default, forgedFlags, keptRecordBytes);
         }
         finally
         {
@@ -462,8 +475,9 @@ public sealed partial class ContractGate(
     }
 
     /// <param name="bad">How many records broke the contract: <paramref name="violations"/> lists them all, except past <see cref="MaxViolationsPerBatch"/> under observe.</param>
+    /// <param name="unlisted">Under observe, the violations past those listed, added up per rule and kind (null when none).</param>
     /// <param name="keptRecordBytes">The records' size in a rebuilt batch that keeps every one of them as it is (rewrites applied, no header added or dropped); -1 when not known.</param>
-    private static GateResult Verdict(CompiledContract contract, RecordBatch batch, RecordSet records, List<RecordViolation> violations, int bad, Dictionary<SchemaCheck, long> schemasSeen, Rewrites rewrites, bool forgedFlags, int keptRecordBytes)
+    private static GateResult Verdict(CompiledContract contract, RecordBatch batch, RecordSet records, List<RecordViolation> violations, int bad, Dictionary<(string Rule, ViolationKind Kind), ViolationSpan>? unlisted, Dictionary<SchemaCheck, long> schemasSeen, Rewrites rewrites, bool forgedFlags, int keptRecordBytes)
     {
         ContractDefinition definition = contract.Definition;
         int count = records.Count;
@@ -474,7 +488,7 @@ public sealed partial class ContractGate(
         switch (definition.OnFailure)
         {
             case FailureAction.Observe:
-                GateTally observed = Tally(count - bad, ContractMetrics.ObservedFailing);
+                GateTally observed = Tally(count - bad, ContractMetrics.ObservedFailing) with { UnlistedViolations = unlisted };
                 return forgedFlags
                     ? new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, [], default, drop: false, dropForgedFlags: true), [], [], observed)
                     : new GateResult(GateOutcome.Pass, null, [], [], observed);
@@ -534,6 +548,11 @@ public sealed partial class ContractGate(
             {
                 long offset = baseOffset >= 0 ? baseOffset + violation.BatchIndex : -1;
                 ViolationSpan.AddTo(byRule, (violation.Rule, violation.Kind), new ViolationSpan(1, offset, offset));
+            }
+
+            foreach (((string Rule, ViolationKind Kind) key, ViolationSpan indexes) in tally.UnlistedViolations ?? System.Collections.ObjectModel.ReadOnlyDictionary<(string, ViolationKind), ViolationSpan>.Empty)
+            {
+                ViolationSpan.AddTo(byRule, key, baseOffset >= 0 ? indexes with { FirstOffset = baseOffset + indexes.FirstOffset, LastOffset = baseOffset + indexes.LastOffset } : new ViolationSpan(indexes.Records, -1, -1));
             }
 
             foreach (((string rule, ViolationKind kind), ViolationSpan span) in byRule)
