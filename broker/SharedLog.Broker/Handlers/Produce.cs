@@ -669,13 +669,16 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         }
     }
 
-    /// <summary>The contract rejects the partition's batch: INVALID_RECORD naming each bad record, counted as rejected.</summary>
     /// <summary>
     /// Bad records a refused batch's RecordErrors name, at most: a compressed batch can hold millions of tiny records,
     /// and an entry each would make an answer of hundreds of MB. The error message gives the full count.
     /// </summary>
     public const int MaxRecordErrors = 1_000;
 
+    /// <summary>
+    /// The contract refuses the partition's batch: INVALID_RECORD naming the bad records, counted as rejected; or, for a
+    /// batch with too many bad records to quarantine or flag, the verdict's own code, not counted.
+    /// </summary>
     private void Refuse(PartitionWork item, GateResult verdict)
     {
         item.Result.ErrorCode = (short)verdict.RefusalCode;
