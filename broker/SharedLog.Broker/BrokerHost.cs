@@ -277,7 +277,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
         sp.GetRequiredService<ContractMetrics>().ObserveQuarantine(sp.GetRequiredService<QuarantineWriter>().Backlogs);
         TimeSpan summaryInterval = TimeSpan.FromSeconds(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.ContractSummaryIntervalSeconds);
         _summaries = sp.GetRequiredService<EnforcementSummaryWriter>().RunAsync(summaryInterval, _stopping.Token);
-        _quarantineAges = RefreshQuarantineAgesAsync(sp.GetRequiredService<QuarantineWriter>(), sp.GetRequiredService<ContractStore>(), summaryInterval, _stopping.Token);
+        _quarantineAges = RefreshQuarantineAgesAsync(sp.GetRequiredService<QuarantineWriter>(), sp.GetRequiredService<ContractStore>(), summaryInterval, sp.GetRequiredService<ILogger<BrokerHost>>(), _stopping.Token);
         long[] streamIds = [.. sp.GetRequiredService<TopicService>().All.SelectMany(t => t.Partitions).Select(p => p.StreamId)];
         _producerSnapshots = sp.GetRequiredService<ProducerStateManager>().RunSnapshotsAsync(
             TimeSpan.FromMilliseconds(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.ProducerSnapshotIntervalMs), streamIds, _stopping.Token);
@@ -386,17 +386,34 @@ public sealed partial class BrokerHost : IAsyncDisposable
             sp.GetRequiredKeyedService<IJournal>("audit"), sp.GetRequiredService<ContractMetrics>(), sp.GetRequiredService<ILogger<QuarantineReplay>>()));
     }
 
-    /// <summary>Each interval: the quarantine topics' oldest ages, and audit records of contract changes the audit topic refused.</summary>
-    private static Task RefreshQuarantineAgesAsync(QuarantineWriter quarantine, ContractStore contracts, TimeSpan interval, CancellationToken cancellationToken) =>
-        PeriodicRounds.RunAsync(
-            interval,
-            async (_, ct) =>
-            {
-                await contracts.RetryAuditAsync(ct);
-                await quarantine.RefreshOldestAsync(ct);
-            },
-            static _ => { },
-            cancellationToken);
+    /// <summary>
+    /// At start and then each interval: the quarantine topics' oldest ages, and audit records of contract changes the audit
+    /// topic refused. The first round runs at once, off the start path: after a restart the backlog gauges would otherwise be
+    /// missing for an interval.
+    /// </summary>
+    private static async Task RefreshQuarantineAgesAsync(QuarantineWriter quarantine, ContractStore contracts, TimeSpan interval, ILogger logger, CancellationToken cancellationToken)
+    {
+        async Task RoundAsync(CancellationToken ct)
+        {
+            await contracts.RetryAuditAsync(ct);
+            await quarantine.RefreshOldestAsync(ct);
+        }
+
+        await Task.Yield();
+        try
+        {
+            await RoundAsync(cancellationToken);
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+        {
+            LogQuarantineRefreshFailed(logger, e);
+        }
+
+        await PeriodicRounds.RunAsync(interval, (_, ct) => RoundAsync(ct), e => LogQuarantineRefreshFailed(logger, e), cancellationToken);
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Refreshing the quarantine backlog ages (or retrying refused contract audit records) failed; the next round tries again")]
+    private static partial void LogQuarantineRefreshFailed(ILogger logger, Exception error);
 
     public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _app.WaitForShutdownAsync(cancellationToken);
 

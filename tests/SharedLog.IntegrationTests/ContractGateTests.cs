@@ -706,6 +706,52 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task TheQuarantineOldestAgeIsNotThatOfRecordsDeletedAndTheBacklogGoesWithItsContract()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
+        await RegisterPaymentSchemaAsync(registry, "orders");
+        await ApplyAsync(broker, Contract("orders", "quarantine"));
+        var quarantine = broker.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.QuarantineWriter>();
+        var serializer = new AvroSerializer<GenericRecord>(registry);
+        using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        async Task QuarantineOneAsync(string id) => await producer.ProduceAsync("orders", new Message<string, byte[]> { Key = id, Value = await serializer.SerializeAsync(Payment(id, -1.0, "EUR"), new SerializationContext(MessageComponentType.Value, "orders")) }).WaitAsync(Timeout);
+
+        await QuarantineOneAsync("o1");
+        long firstCopied = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        await admin.DeleteRecordsAsync([new TopicPartitionOffset("orders.quarantine", 0, Offset.End)]).WaitAsync(Timeout);
+        await quarantine.RefreshOldestAsync(CancellationToken.None);
+        Assert.Equal(("orders.quarantine", 0L, 0.0), Assert.Single(quarantine.Backlogs()));
+
+        // A later copy into the emptied topic: its age is its own, not the deleted record's (the clock moved on since that one).
+        using (var deadline = new CancellationTokenSource(Timeout))
+        {
+            while (DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() < firstCopied + 50)
+            {
+                await Task.Delay(5, deadline.Token);
+            }
+        }
+
+        long beforeSecond = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        await QuarantineOneAsync("o2");
+        (string topic, long backlog, double age) = Assert.Single(quarantine.Backlogs());
+        double ownAge = (DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - beforeSecond) / 1000.0;
+        Assert.Equal(("orders.quarantine", 1L), (topic, backlog));
+        Assert.True(age <= ownAge, $"oldest age {age} s, but the only record is at most {ownAge} s old");
+
+        // No contract quarantines to the topic any more: it is no backlog of a contract in force.
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        using (HttpResponseMessage deleted = await http.DeleteAsync("/contracts/orders"))
+        {
+            Assert.True(deleted.IsSuccessStatusCode, await deleted.Content.ReadAsStringAsync());
+        }
+
+        await quarantine.RefreshOldestAsync(CancellationToken.None);
+        Assert.Empty(quarantine.Backlogs());
+    }
+
+    [Fact]
     public async Task TheQuarantineBacklogIsReportedAfterARestartAndDroppedWithItsTopic()
     {
         string dataDir = Path.Combine(Path.GetTempPath(), "sharedlog-it-" + Guid.NewGuid().ToString("N"));

@@ -37,7 +37,11 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
     /// </summary>
     public const string SourceTimestampHeader = "sharedlog.source.timestamp";
 
+    // By quarantine topic: the timestamp of its first retained record, as the last refresh found it (or the first copy written
+    // since), or Emptied when that refresh found the topic empty.
     private readonly ConcurrentDictionary<string, long> _oldestTimestamps = new(StringComparer.Ordinal);
+
+    private const long Emptied = long.MaxValue;
 
     // Keyed by the source batch's append task: an idempotent retry is answered with its original's task, so
     // original and retries find one entry, and it lives as long as the producer state remembers the batch.
@@ -129,7 +133,8 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
 
         await streams.AppendAsync(partition.StreamId, builder.Build(), cancellationToken);
         written.Value = records.Count;
-        _oldestTimestamps.TryAdd(name, now);
+        // Into a topic found empty (retention, DeleteRecords) these copies are the oldest: the age of records gone is not theirs.
+        _oldestTimestamps.AddOrUpdate(name, static (_, written) => written, static (_, known, written) => known == Emptied ? written : known, now);
     }
 
     /// <summary>
@@ -210,50 +215,58 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
                 }
             }
 
-            yield return (name, backlog, backlog == 0 ? 0 : (nowMs - oldest) / 1000);
+            yield return (name, backlog, backlog == 0 || oldest == Emptied ? 0 : Math.Max(0, nowMs - oldest) / 1000);
         }
     }
 
     /// <summary>
     /// Re-reads the first record of each quarantine topic so the oldest age follows retention and DeleteRecords. The
     /// topics are those of the contracts in force that exist (so a restart or a quiet hour does not hide a backlog);
-    /// a deleted one is dropped.
+    /// one deleted, or no longer any contract's, is dropped.
     /// </summary>
     public async Task RefreshOldestAsync(CancellationToken cancellationToken)
     {
-        long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var inForce = new HashSet<string>(StringComparer.Ordinal);
         foreach (TopicMetadata source in topics.All)
         {
             if (contracts.ForTopic(source.Name) is { } contract && contract.Definition.QuarantineTopicFor(source.Name) is var name && topics.Find(name) is not null)
             {
-                _oldestTimestamps.TryAdd(name, now);
+                inForce.Add(name);
+                _oldestTimestamps.TryAdd(name, Emptied);
             }
         }
 
         foreach (string name in _oldestTimestamps.Keys)
         {
-            if (topics.Find(name) is null)
+            if (!inForce.Contains(name))
             {
                 _oldestTimestamps.TryRemove(name, out _);
                 continue;
             }
 
-            long oldest = long.MaxValue;
+            long known = _oldestTimestamps.GetValueOrDefault(name, Emptied);
+            long oldest = Emptied;
             foreach (PartitionMetadata partition in topics.Find(name)?.Partitions ?? [])
             {
                 if (topics.FindStream(name, partition.Partition) is { } stream && stream.HighWatermark > stream.LogStartOffset)
                 {
                     StreamReadResult read = await streams.ReadAsync(stream.StreamId, stream.LogStartOffset, 1, cancellationToken);
-                    if (read.Batches.Count > 0)
+                    // A record a client wrote there itself may carry no timestamp (-1): it has no age to report.
+                    if (read.Batches.Count > 0 && RecordBatch.Parse(read.Batches[0]).BaseTimestamp is >= 0 and long first)
                     {
-                        oldest = Math.Min(oldest, RecordBatch.Parse(read.Batches[0]).BaseTimestamp);
+                        oldest = Math.Min(oldest, first);
                     }
                 }
             }
 
-            if (oldest != long.MaxValue)
+            if (oldest != Emptied)
             {
                 _oldestTimestamps[name] = oldest;
+            }
+            else
+            {
+                // Emptied, unless a copy was written meanwhile: the age of records retention or DeleteRecords removed is no backlog's.
+                _oldestTimestamps.TryUpdate(name, Emptied, known);
             }
         }
     }
