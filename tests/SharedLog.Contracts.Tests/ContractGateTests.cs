@@ -495,6 +495,51 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task PathsThroughRecursiveAvroUnionsAreCheckedOncePerTypeAndLevelNotOncePerRoute()
+    {
+        // Each level of the path may be either record: 2^30 routes, but only two types at each of 31 levels (within the depth limit).
+        const string avro = """
+            {"type":"record","name":"R0","fields":[
+              {"name":"f","type":["null","R0",{"type":"record","name":"R1","fields":[{"name":"f","type":["null","R0","R1"]},{"name":"s","type":"string"}]}]},
+              {"name":"s","type":"string"}]}
+            """;
+        IParsedSchema schema = new AvroSchemaFormat().Parse(avro, [], false);
+        string deep = string.Join('.', Enumerable.Repeat("f", 30));
+        (bool declared, bool misspeltDeclared, string? unhashable, string? recordUnhashable) = await Task.Run(() => (
+            SchemaFieldPaths.Declares(schema, $"{deep}.s".Split('.')),
+            SchemaFieldPaths.Declares(schema, $"{deep}.missing".Split('.')),
+            SchemaFieldPaths.UnhashableType(schema, $"{deep}.s".Split('.')),
+            SchemaFieldPaths.UnhashableType(schema, deep.Split('.')))).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal((true, false, null, "record"), (declared, misspeltDeclared, unhashable, recordUnhashable));
+    }
+
+    [Fact]
+    public async Task ATagWalkThroughASchemaWithBillionsOfPathsFailsClosedOnceNotPerRecord()
+    {
+        // Avro: ten fields of the next record type at each of seven levels; JSON: each definition is either of two references
+        // to the next. Both are a few dozen lines with more field paths (or routes) than any walk can take.
+        string Level(int level) => level == 7
+            ? """{"type":"record","name":"L7","fields":[{"name":"leaf","type":"string","confluent:tags":["PII"]}]}"""
+            : $$"""{"type":"record","name":"L{{level}}","fields":[{"name":"a","type":{{Level(level + 1)}}}{{string.Concat(Enumerable.Range(1, 9).Select(i => $$""",{"name":"a{{i}}","type":"L{{level + 1}}"}"""))}}]}""";
+        IParsedSchema avro = new AvroSchemaFormat().Parse(Level(0), [], false);
+        string definitions = string.Join(',', Enumerable.Range(0, 30).Select(i => $$"""{{'"'}}d{{i}}": {"anyOf": [{"$ref": "#/$defs/d{{i + 1}}"}, {"$ref": "#/$defs/d{{i + 1}}"}]}"""));
+        string json = """{"type":"object","properties":{"x":{"$ref":"#/$defs/d0"}},"$defs":{""" + definitions + ""","d30":{"type":"string"}}}""";
+        IParsedSchema jsonSchema = new JsonSchemaFormat().Parse(json, [], false);
+        foreach (IParsedSchema schema in new[] { avro, jsonSchema })
+        {
+            InvalidOperationException failed = await Assert.ThrowsAsync<InvalidOperationException>(() => Task.Run(() => SchemaTags.PathsWithTag(schema, "PII")).WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Contains("name the fields by path instead", failed.Message, StringComparison.Ordinal);
+        }
+
+        // In the gate: every record fails closed, never stored unmasked, with the reason.
+        int id = await RegisterAsync("wide-value", json, SchemaType.Json);
+        await ApplyAsync("topic: wide\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: PII\n    action: redact\nonFailure: reject\n");
+        GateResult result = Inspect("wide", (null, Framed(id, """{"x":"a"}"""u8.ToArray())), (null, Framed(id, """{"x":"b"}"""u8.ToArray())));
+        Assert.Equal(GateOutcome.Reject, result.Outcome);
+        Assert.All([0, 1], index => Assert.Contains("tag PII: tagged fields cannot be resolved", Reason(result, index), StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task ARejectionIsLoggedWhenItTakesEffectNotWhenTheBatchIsJudged()
     {
         int id = await RegisterAsync("docs-value", JsonSchemaText, SchemaType.Json);

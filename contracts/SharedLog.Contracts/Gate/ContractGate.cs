@@ -157,7 +157,7 @@ public sealed partial class ContractGate(
     private readonly Dictionary<SchemaType, IPayloadCodec> _codecs = codecs.ToDictionary(c => c.Type);
     private readonly ConcurrentDictionary<(string Name, int Version), CompiledContract> _compiled = new();
     private readonly ConcurrentDictionary<SchemaCheckKey, SchemaCheck> _schemaChecks = new();
-    private readonly ConcurrentDictionary<(long Generation, int SchemaId, string? Message, string Tag), IReadOnlyList<string>> _taggedPaths = new();
+    private readonly ConcurrentDictionary<(long Generation, int SchemaId, string? Message, string Tag), (IReadOnlyList<string> Paths, string? Problem)> _taggedPaths = new();
 
     /// <param name="PrivacyPaths">Per privacy rule, its field path as a one-item list (empty for a tag rule), made once instead of per record.</param>
     /// <param name="PrivacyFieldNames">Per privacy rule, its field path's names (empty for a tag rule), split once instead of per record.</param>
@@ -837,10 +837,14 @@ public sealed partial class ContractGate(
         return _schemaChecks.TryGetValue(cacheKey, out SchemaCheck? known) ? known : AddSchemaCheck(cacheKey, requirement, topic, isKey, schemaId, recordName, subjectByRecord);
     }
 
-    /// <summary>The paths a schema tags, cached; bounded as the schema checks are, since every registry write starts a new generation.</summary>
-    private IReadOnlyList<string> TaggedPaths((long Generation, int SchemaId, string? Message, string Tag) key, IParsedSchema parsed)
+    /// <summary>
+    /// The paths a schema tags, or why they cannot all be found (a walk past its budget), cached either way: a failed walk
+    /// is as costly as the budget, and is not taken again for every record. Bounded as the schema checks are, since every
+    /// registry write starts a new generation.
+    /// </summary>
+    private (IReadOnlyList<string> Paths, string? Problem) TaggedPaths((long Generation, int SchemaId, string? Message, string Tag) key, IParsedSchema parsed)
     {
-        if (_taggedPaths.TryGetValue(key, out IReadOnlyList<string>? known))
+        if (_taggedPaths.TryGetValue(key, out (IReadOnlyList<string> Paths, string? Problem) known))
         {
             return known;
         }
@@ -850,7 +854,17 @@ public sealed partial class ContractGate(
             _taggedPaths.Clear();
         }
 
-        return _taggedPaths.GetOrAdd(key, static (key, parsed) => SchemaTags.PathsWithTag(parsed, key.Tag, key.Message), parsed);
+        return _taggedPaths.GetOrAdd(key, static (key, parsed) =>
+        {
+            try
+            {
+                return (SchemaTags.PathsWithTag(parsed, key.Tag, key.Message), null);
+            }
+            catch (InvalidOperationException e)
+            {
+                return ([], e.Message);
+            }
+        }, parsed);
     }
 
     private SchemaCheck AddSchemaCheck(SchemaCheckKey cacheKey, SchemaRequirement requirement, string topic, bool isKey, int schemaId, string? recordName, bool subjectByRecord)
@@ -911,17 +925,19 @@ public sealed partial class ContractGate(
         {
             PrivacyRuleDefinition rule = privacyRules[ruleIndex];
             IReadOnlyList<string> paths;
-            try
+            if (rule.FieldPath is not null)
             {
-                paths = rule.FieldPath is not null
-                    ? contract.PrivacyPaths[ruleIndex]
-                    : TaggedPaths((registry.Generation, side.SchemaId, side.Decoded!.MessageFullName, rule.Tag!), side.Parsed!);
+                paths = contract.PrivacyPaths[ruleIndex];
             }
-            catch (InvalidOperationException e)
+            else
             {
-                // Fail closed: a record whose tagged fields cannot all be found is not stored unmasked.
-                problem = $"tag {rule.Tag}: {e.Message}";
-                return;
+                (paths, string? walkProblem) = TaggedPaths((registry.Generation, side.SchemaId, side.Decoded!.MessageFullName, rule.Tag!), side.Parsed!);
+                if (walkProblem is not null)
+                {
+                    // Fail closed: a record whose tagged fields cannot all be found is not stored unmasked.
+                    problem = $"tag {rule.Tag}: {walkProblem}";
+                    return;
+                }
             }
 
             foreach (string target in paths)

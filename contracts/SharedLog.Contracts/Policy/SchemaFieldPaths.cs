@@ -106,7 +106,7 @@ public static class SchemaFieldPaths
         ArgumentNullException.ThrowIfNull(names);
         return ByFormat(
             schema,
-            avro => UnhashableAvro(avro.Schema, names, 0, 0),
+            avro => UnhashableAvro(avro.Schema, names, 0, 0, []),
             protobuf => UnhashableProtobuf(protobuf, protobuf.File.MessageTypes, names, 0),
             json => UnhashableJson(json, json, names, 0, 0),
             unreadableJson: null);
@@ -138,36 +138,67 @@ public static class SchemaFieldPaths
         }
     }
 
-    private static string? UnhashableAvro(Avro.Schema type, IReadOnlyList<string> names, int index, int depth)
+    /// <summary>
+    /// One step of an Avro walk along a path: a type at a level of the path. The answer from there is the same however the
+    /// walk got there, so each is worked out once: a recursive type whose unions hold it again (<c>["null", "R0", "R1"]</c>)
+    /// would otherwise be walked once per route, doubling with every level of the path.
+    /// </summary>
+    private readonly record struct AvroStep(Avro.Schema Type, int Index)
+    {
+        public bool Equals(AvroStep other) => ReferenceEquals(Type, other.Type) && Index == other.Index;
+
+        public override int GetHashCode() => HashCode.Combine(System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(Type), Index);
+    }
+
+    private static string? UnhashableAvro(Avro.Schema type, IReadOnlyList<string> names, int index, int depth, Dictionary<AvroStep, string?> known)
     {
         if (depth > SchemaLimits.MaxDepth)
         {
             return null;
         }
 
-        if (index == names.Count)
+        var step = new AvroStep(type, index);
+        if (known.TryGetValue(step, out string? found))
         {
-            return type switch
+            return found;
+        }
+
+        known[step] = null; // while under way: a route back here adds nothing new
+        string? FirstOfBranches(Avro.UnionSchema union)
+        {
+            foreach (Avro.Schema branch in union.Schemas)
+            {
+                if (UnhashableAvro(branch, names, index, depth + 1, known) is { } unhashable)
+                {
+                    return unhashable;
+                }
+            }
+
+            return null;
+        }
+
+        found = index == names.Count
+            ? type switch
             {
                 // A value in any branch but null may come: each must be hashable.
-                Avro.UnionSchema union => union.Schemas.Select(branch => UnhashableAvro(branch, names, index, depth + 1)).FirstOrDefault(t => t is not null),
-                Avro.ArraySchema array => UnhashableAvro(array.ItemSchema, names, index, depth + 1),
+                Avro.UnionSchema union => FirstOfBranches(union),
+                Avro.ArraySchema array => UnhashableAvro(array.ItemSchema, names, index, depth + 1, known),
                 Avro.LogicalSchema logical when logical.LogicalTypeName == "uuid" => null,
                 Avro.LogicalSchema logical => logical.LogicalTypeName,
                 Avro.FixedSchema { Size: 32 } => null,
                 Avro.FixedSchema fixedType => $"fixed of {fixedType.Size} bytes",
                 Avro.PrimitiveSchema { Tag: Avro.Schema.Type.String or Avro.Schema.Type.Bytes or Avro.Schema.Type.Null } => null,
                 _ => type.Tag.ToString().ToLowerInvariant(),
+            }
+            : type switch
+            {
+                Avro.UnionSchema union => FirstOfBranches(union),
+                Avro.ArraySchema array => UnhashableAvro(array.ItemSchema, names, index, depth + 1, known),
+                Avro.RecordSchema record when record.TryGetField(names[index], out Avro.Field? field) => UnhashableAvro(field.Schema, names, index + 1, depth + 1, known),
+                _ => null,
             };
-        }
-
-        return type switch
-        {
-            Avro.UnionSchema union => union.Schemas.Select(branch => UnhashableAvro(branch, names, index, depth + 1)).FirstOrDefault(t => t is not null),
-            Avro.ArraySchema array => UnhashableAvro(array.ItemSchema, names, index, depth + 1),
-            Avro.RecordSchema record when record.TryGetField(names[index], out Avro.Field? field) => UnhashableAvro(field.Schema, names, index + 1, depth + 1),
-            _ => null,
-        };
+        known[step] = found;
+        return found;
     }
 
     private static string? UnhashableProtobuf(ProtobufParsedSchema schema, List<Google.Protobuf.Reflection.DescriptorProto> messages, IReadOnlyList<string> names, int depth)
@@ -260,7 +291,7 @@ public static class SchemaFieldPaths
         ArgumentNullException.ThrowIfNull(names);
         return ByFormat(
             schema,
-            avro => DeclaresAvro(avro.Schema, names, 0, 0),
+            avro => DeclaresAvro(avro.Schema, names, 0, 0, []),
             // The record's message is chosen per record (Confluent's message indexes), nested ones too: any will do.
             protobuf => AnyMessageDeclares(protobuf, protobuf.File.MessageTypes, names, 0),
             json =>
@@ -271,21 +302,47 @@ public static class SchemaFieldPaths
             unreadableJson: true);
     }
 
-    private static bool DeclaresAvro(Avro.Schema type, IReadOnlyList<string> names, int index, int depth)
+    private static bool DeclaresAvro(Avro.Schema type, IReadOnlyList<string> names, int index, int depth, Dictionary<AvroStep, bool> known)
     {
         if (index == names.Count || depth > SchemaLimits.MaxDepth)
         {
             return true;
         }
 
-        return type switch
+        var step = new AvroStep(type, index);
+        if (known.TryGetValue(step, out bool declares))
         {
-            Avro.UnionSchema union => union.Schemas.Any(branch => DeclaresAvro(branch, names, index, depth + 1)),
-            Avro.ArraySchema array => DeclaresAvro(array.ItemSchema, names, index, depth + 1),
-            Avro.MapSchema => true,
-            Avro.RecordSchema record => record.TryGetField(names[index], out Avro.Field? field) && DeclaresAvro(field.Schema, names, index + 1, depth + 1),
-            _ => false,
-        };
+            return declares;
+        }
+
+        known[step] = false; // while under way: a route back here adds nothing new
+        declares = false;
+        switch (type)
+        {
+            case Avro.UnionSchema union:
+                foreach (Avro.Schema branch in union.Schemas)
+                {
+                    if (DeclaresAvro(branch, names, index, depth + 1, known))
+                    {
+                        declares = true;
+                        break;
+                    }
+                }
+
+                break;
+            case Avro.ArraySchema array:
+                declares = DeclaresAvro(array.ItemSchema, names, index, depth + 1, known);
+                break;
+            case Avro.MapSchema:
+                declares = true;
+                break;
+            case Avro.RecordSchema record:
+                declares = record.TryGetField(names[index], out Avro.Field? field) && DeclaresAvro(field.Schema, names, index + 1, depth + 1, known);
+                break;
+        }
+
+        known[step] = declares;
+        return declares;
     }
 
     private static bool AnyMessageDeclares(ProtobufParsedSchema schema, List<Google.Protobuf.Reflection.DescriptorProto> messages, IReadOnlyList<string> names, int depth)

@@ -21,14 +21,16 @@ public static class SchemaTags
         var paths = new List<string>();
         if (schema is Formats.Avro.AvroParsedSchema avro)
         {
-            WalkAvro(avro.Schema, "", tag, paths, new HashSet<string>(StringComparer.Ordinal), 0);
+            int avroBudget = SchemaLimits.MaxTaggedWalkSteps;
+            WalkAvro(avro.Schema, "", tag, paths, new HashSet<string>(StringComparer.Ordinal), 0, ref avroBudget);
             return paths;
         }
 
         try
         {
             using JsonDocument document = JsonDocument.Parse(schema.Text, new JsonDocumentOptions { MaxDepth = SchemaLimits.MaxDepth });
-            WalkJson(document.RootElement, "", tag, paths, 0);
+            int jsonBudget = SchemaLimits.MaxTaggedWalkSteps;
+            WalkJson(document.RootElement, "", tag, paths, 0, ref jsonBudget);
         }
         catch (JsonException)
         {
@@ -36,6 +38,15 @@ public static class SchemaTags
         }
 
         return paths;
+    }
+
+    /// <summary>Counts one step (a schema node entered) against the walk's budget: past it the tagged fields cannot all be found, so the caller fails closed.</summary>
+    private static void Step(ref int budget)
+    {
+        if (--budget < 0)
+        {
+            throw SchemaLimits.TaggedWalkTooLarge();
+        }
     }
 
     /// <summary>Whether a JSON Schema property's <c>confluent:tags</c> lists the tag.</summary>
@@ -50,8 +61,9 @@ public static class SchemaTags
     /// field) or from a referenced schema is the same record as its definition. A record is not entered again
     /// inside itself (recursive types), since a dotted path cannot name every level of one.
     /// </summary>
-    private static void WalkAvro(Avro.Schema type, string prefix, string tag, List<string> paths, HashSet<string> walking, int depth)
+    private static void WalkAvro(Avro.Schema type, string prefix, string tag, List<string> paths, HashSet<string> walking, int depth, ref int budget)
     {
+        Step(ref budget);
         if (depth > SchemaLimits.MaxDepth)
         {
             return;
@@ -62,12 +74,12 @@ public static class SchemaTags
             case Avro.UnionSchema union:
                 foreach (Avro.Schema branch in union.Schemas)
                 {
-                    WalkAvro(branch, prefix, tag, paths, walking, depth + 1);
+                    WalkAvro(branch, prefix, tag, paths, walking, depth + 1, ref budget);
                 }
 
                 break;
             case Avro.ArraySchema array:
-                WalkAvro(array.ItemSchema, prefix, tag, paths, walking, depth + 1);
+                WalkAvro(array.ItemSchema, prefix, tag, paths, walking, depth + 1, ref budget);
                 break;
             case Avro.RecordSchema record when walking.Add(record.Fullname):
                 foreach (Avro.Field field in record.Fields)
@@ -79,7 +91,7 @@ public static class SchemaTags
                     }
                     else
                     {
-                        WalkAvro(field.Schema, path, tag, paths, walking, depth + 1);
+                        WalkAvro(field.Schema, path, tag, paths, walking, depth + 1, ref budget);
                     }
                 }
 
@@ -105,8 +117,9 @@ public static class SchemaTags
     /// same level), and local <c>$ref</c>s (<c>#/$defs/...</c>, <c>#/definitions/...</c>), each not entered again
     /// inside itself.
     /// </summary>
-    private static void WalkJson(JsonElement schema, string prefix, string tag, List<string> paths, int depth, JsonElement? root = null, HashSet<string>? walking = null)
+    private static void WalkJson(JsonElement schema, string prefix, string tag, List<string> paths, int depth, ref int budget, JsonElement? root = null, HashSet<string>? walking = null)
     {
+        Step(ref budget);
         if (depth > SchemaLimits.MaxDepth || schema.ValueKind != JsonValueKind.Object)
         {
             return;
@@ -117,7 +130,7 @@ public static class SchemaTags
         if (schema.TryGetProperty("$ref", out JsonElement reference) && reference.ValueKind == JsonValueKind.String
             && reference.GetString() is { } pointer && SchemaFieldPaths.JsonPointer(root.Value, pointer) is { } target && walking.Add(pointer))
         {
-            WalkJson(target, prefix, tag, paths, depth + 1, root, walking);
+            WalkJson(target, prefix, tag, paths, depth + 1, ref budget, root, walking);
             walking.Remove(pointer);
         }
 
@@ -126,20 +139,20 @@ public static class SchemaTags
             foreach (JsonProperty property in properties.EnumerateObject())
             {
                 string path = prefix.Length == 0 ? property.Name : $"{prefix}.{property.Name}";
-                if (IsTagged(property.Value, tag, root.Value, depth + 1))
+                if (IsTagged(property.Value, tag, root.Value, depth + 1, ref budget))
                 {
                     paths.Add(path);
                 }
                 else
                 {
-                    WalkJson(property.Value, path, tag, paths, depth + 1, root, walking);
+                    WalkJson(property.Value, path, tag, paths, depth + 1, ref budget, root, walking);
                 }
             }
         }
 
         if (schema.TryGetProperty("items", out JsonElement items))
         {
-            WalkJson(items, prefix, tag, paths, depth + 1, root, walking);
+            WalkJson(items, prefix, tag, paths, depth + 1, ref budget, root, walking);
         }
 
         foreach (string combinator in (ReadOnlySpan<string>)["allOf", "anyOf", "oneOf"])
@@ -148,7 +161,7 @@ public static class SchemaTags
             {
                 foreach (JsonElement branch in branches.EnumerateArray())
                 {
-                    WalkJson(branch, prefix, tag, paths, depth + 1, root, walking);
+                    WalkJson(branch, prefix, tag, paths, depth + 1, ref budget, root, walking);
                 }
             }
         }
@@ -160,8 +173,9 @@ public static class SchemaTags
     /// or <c>oneOf</c> branch (<c>[{"type": "string", "confluent:tags": ["PII"]}, {"type": "null"}]</c>: the value may be
     /// the tagged kind, so it is masked whichever it is), or tagged array <c>items</c> (every element is).
     /// </summary>
-    private static bool IsTagged(JsonElement schema, string tag, JsonElement root, int depth)
+    private static bool IsTagged(JsonElement schema, string tag, JsonElement root, int depth, ref int budget)
     {
+        Step(ref budget);
         if (depth > SchemaLimits.MaxDepth || schema.ValueKind != JsonValueKind.Object)
         {
             return false;
@@ -173,12 +187,12 @@ public static class SchemaTags
         }
 
         if (schema.TryGetProperty("$ref", out JsonElement reference) && reference.ValueKind == JsonValueKind.String
-            && reference.GetString() is { } pointer && SchemaFieldPaths.JsonPointer(root, pointer) is { } target && IsTagged(target, tag, root, depth + 1))
+            && reference.GetString() is { } pointer && SchemaFieldPaths.JsonPointer(root, pointer) is { } target && IsTagged(target, tag, root, depth + 1, ref budget))
         {
             return true;
         }
 
-        if (schema.TryGetProperty("items", out JsonElement items) && IsTagged(items, tag, root, depth + 1))
+        if (schema.TryGetProperty("items", out JsonElement items) && IsTagged(items, tag, root, depth + 1, ref budget))
         {
             return true;
         }
@@ -189,7 +203,7 @@ public static class SchemaTags
             {
                 foreach (JsonElement branch in branches.EnumerateArray())
                 {
-                    if (IsTagged(branch, tag, root, depth + 1))
+                    if (IsTagged(branch, tag, root, depth + 1, ref budget))
                     {
                         return true;
                     }

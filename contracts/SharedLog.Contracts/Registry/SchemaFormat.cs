@@ -58,4 +58,15 @@ public static class SchemaLimits
 
     /// <summary>Deepest nesting accepted (JSON depth, Avro/Protobuf type nesting).</summary>
     public const int MaxDepth = 64;
+
+    /// <summary>
+    /// Most steps (fields and schema nodes entered) a walk for tagged fields takes in one schema. Paths multiply with every
+    /// type used in several places (an Avro record reused by name, a JSON <c>$ref</c>, a Protobuf message), so a schema of a
+    /// few dozen fields can hold billions: past this its tagged fields cannot all be found, and the walk fails (closed).
+    /// </summary>
+    public const int MaxTaggedWalkSteps = 100_000;
+
+    /// <summary>The failure of a walk for tagged fields past <see cref="MaxTaggedWalkSteps"/>: the caller fails closed.</summary>
+    public static InvalidOperationException TaggedWalkTooLarge() =>
+        new($"tagged fields cannot be resolved: walking the schema's field paths within {MaxDepth} levels takes more than {MaxTaggedWalkSteps} steps; name the fields by path instead");
 }

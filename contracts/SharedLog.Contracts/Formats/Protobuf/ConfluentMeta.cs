@@ -15,9 +15,6 @@ internal static class ConfluentMeta
 
     private const int ExtensionField = 1088;
 
-    /// <summary>Most field paths a tag lookup walks before it gives up (and the record is refused).</summary>
-    private const int MaxVisitedFields = 10_000;
-
     public const string ProtoText = """
         syntax = "proto3";
         package confluent;
@@ -113,9 +110,9 @@ internal static class ConfluentMeta
             {
                 // Paths multiply with every message field a message holds (recursive or diamond-shaped
                 // schemas): past the budget the tags cannot all be found, so the caller must fail closed.
-                if (++visited > MaxVisitedFields)
+                if (++visited > Registry.SchemaLimits.MaxTaggedWalkSteps)
                 {
-                    throw new InvalidOperationException($"tagged fields cannot be resolved: the message has more than {MaxVisitedFields} field paths within {Registry.SchemaLimits.MaxDepth} levels; name the fields by path instead");
+                    throw Registry.SchemaLimits.TaggedWalkTooLarge();
                 }
 
                 string path = prefix.Length == 0 ? field.Name : $"{prefix}.{field.Name}";
