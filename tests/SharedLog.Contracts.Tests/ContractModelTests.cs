@@ -60,6 +60,8 @@ public class ContractModelTests
     [InlineData("topic: t\ncolour: red\n", "line 2")] // unknown key, with position
     [InlineData("topic: t\nclass: [unclosed\n", "line ")]
     [InlineData("a: &x [1]\nb: *x\n", "anchors are not allowed")]
+    [InlineData("topic: t\nowner: !!map {a: b}\n", "line 2, column 8: YAML tags (tag:yaml.org,2002:map) are not allowed")] // was stored as owner "(Collection)"
+    [InlineData("topic: t\ndescription: !!float 1e99999\n", "YAML tags")] // was "Infinity"
     [InlineData("topic: t\nvalue: {}\nrules:\n  -\n  - expr: 'true'\n", "rules[0] is empty")] // null list entries, found by fuzzing
     [InlineData("topic: t\nvalue: {}\nprivacy:\n  -\n", "privacy[0] needs exactly one of field or tag")]
     [InlineData("topic: t\nprivacy:\n  - field: id\n    action: {hash\nonFailure: quarantine\n", "line 4, column 13: the YAML is malformed after this point")] // YamlDotNet throws InvalidOperationException here

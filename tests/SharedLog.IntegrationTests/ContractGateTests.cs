@@ -10,6 +10,7 @@ using Confluent.Kafka.SyncOverAsync;
 using Confluent.SchemaRegistry;
 using Confluent.SchemaRegistry.Serdes;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using SharedLog.Protocol.Messages;
 using SharedLog.Protocol.Records;
 using Schema = Confluent.SchemaRegistry.Schema;
@@ -703,6 +704,53 @@ public class ContractGateTests
         // The quarantined value is the producer's original bytes, still decodable.
         GenericRecord original = new AvroDeserializer<GenericRecord>(registry).AsSyncOverAsync().Deserialize(quarantined[0].Message.Value, false, SerializationContext.Empty);
         Assert.Equal(-1.0, (double)original["amount"]);
+    }
+
+    [Fact]
+    public async Task TheContractsApiRefusesAnUnclearDryRunOrAReadOnlySubjectBeforeStoringAndLogsEveryRefusal()
+    {
+        var logs = new CollectingLoggerProvider(LogLevel.Information);
+        await using BrokerFixture broker = await BrokerFixture.StartAsync(logging => logging.AddProvider(logs));
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        using var registry = new HttpClient { BaseAddress = new Uri(broker.RegistryUrl) };
+
+        // A dryRun that is not plainly true or false changed the contract the caller meant only to diff.
+        foreach (string query in new[] { "dryRun=1", "dryRun=yes", "dryRun=true&dryRun=false" })
+        {
+            using HttpResponseMessage unclear = await http.PostAsync($"/contracts?{query}", new StringContent("topic: dr\nowner: a\n", Encoding.UTF8, "application/yaml"));
+            Assert.Equal((HttpStatusCode.BadRequest, query), (unclear.StatusCode, query));
+        }
+
+        using (HttpResponseMessage none = await http.GetAsync("/contracts/dr"))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
+        }
+
+        // A certified contract sets its subject's level; on a read-only subject it cannot, and is refused before it is stored
+        // (it was stored, then answered 422 "stored, but setting its subjects' compatibility failed", at every retry).
+        using (HttpResponseMessage mode = await registry.PutAsync("/mode/ro-value", new StringContent("""{"mode":"READONLY"}""", Encoding.UTF8, "application/json")))
+        {
+            Assert.True(mode.IsSuccessStatusCode, await mode.Content.ReadAsStringAsync());
+        }
+
+        using (HttpResponseMessage readOnly = await http.PostAsync("/contracts", new StringContent("topic: ro\nclass: certified\nvalue: {strategy: TopicNameStrategy}\n", Encoding.UTF8, "application/yaml")))
+        {
+            string body = await readOnly.Content.ReadAsStringAsync();
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, readOnly.StatusCode);
+            Assert.Contains("subject 'ro-value' is read-only", JsonNode.Parse(body)!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        }
+
+        using (HttpResponseMessage none = await http.GetAsync("/contracts/ro"))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
+        }
+
+        // Every refusal left a line naming the request and why.
+        string[] refusals = [.. logs.Entries.Where(e => e.Category == "SharedLog.Broker.Http.ContractsApi").Select(e => e.Message)];
+        Assert.Equal(6, refusals.Length);
+        Assert.Contains(refusals, m => m.StartsWith("Contracts API refused POST /contracts: 400 dryRun is true or false", StringComparison.Ordinal));
+        Assert.Contains(refusals, m => m.StartsWith("Contracts API refused GET /contracts/dr: 404", StringComparison.Ordinal));
+        Assert.Contains(refusals, m => m.StartsWith("Contracts API refused POST /contracts: 422", StringComparison.Ordinal));
     }
 
     [Fact]

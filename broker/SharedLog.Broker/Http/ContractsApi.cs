@@ -15,7 +15,7 @@ namespace SharedLog.Broker.Http;
 /// history and the audit topic is the <c>X-SharedLog-Actor</c> header. Errors are
 /// <c>{"error_code", "message", "problems"}</c>; bodies are at most 256 KiB.
 /// </summary>
-public static class ContractsApi
+public static partial class ContractsApi
 {
     public const string ActorHeader = "X-SharedLog-Actor";
 
@@ -49,7 +49,14 @@ public static class ContractsApi
                 return refused!;
             }
 
-            bool dryRun = string.Equals(context.Request.Query["dryRun"], "true", StringComparison.OrdinalIgnoreCase);
+            // Only true or false: a dryRun=1 or yes read as false would change the contract the caller meant only to diff.
+            Microsoft.Extensions.Primitives.StringValues dryRunText = context.Request.Query["dryRun"];
+            if (dryRunText.Count > 1 || (dryRunText.Count == 1 && !bool.TryParse(dryRunText[0], out _)))
+            {
+                return Error(400, $"dryRun is true or false, not '{dryRunText}'.");
+            }
+
+            bool dryRun = dryRunText.Count == 1 && bool.Parse(dryRunText[0]!);
             return await ChangeAndSyncAsync(
                 inForce => store.ApplyAsync(text, Actor(context), dryRun, d => ProblemsOf(d, registry), context.RequestAborted, inForce),
                 registry);
@@ -104,12 +111,12 @@ public static class ContractsApi
     private const int MaxReplayRequestBytes = 64 * 1024;
 
     /// <summary>
-    /// Why a contract cannot take effect: its rules and policy do not compile, or a privacy path names no field of the
-    /// schemas registered for it. An apply and a rollback are checked alike: a version rolled back to may name a field
+    /// Why a contract cannot take effect: its rules and policy do not compile, a privacy path names no field of the
+    /// schemas registered for it, or a subject whose compatibility level it sets is read-only. An apply and a rollback are checked alike: a version rolled back to may name a field
     /// that a schema registered since does not have, and would leave the field it meant unmasked.
     /// </summary>
     private static IReadOnlyList<string> ProblemsOf(ContractDefinition definition, SchemaRegistry registry) =>
-        [.. ContractGate.CompileProblems(definition), .. SchemaFieldPaths.PrivacyPathProblems(definition, (r, isKey) => RegisteredSchemas(registry, definition, r, isKey))];
+        [.. ContractGate.CompileProblems(definition), .. SchemaFieldPaths.PrivacyPathProblems(definition, (r, isKey) => RegisteredSchemas(registry, definition, r, isKey)), .. ContractRegistrySync.Problems(definition, registry)];
 
     /// <summary>
     /// The schemas registered for a side of a contract within its pinned versions, or null when the subject depends on
@@ -252,7 +259,7 @@ public static class ContractsApi
 
     private static IResult Json(JsonNode node) => Results.Text(node.ToJsonString(), "application/json", Encoding.UTF8);
 
-    private static IResult Error(int status, string message, IReadOnlyList<string>? problems = null)
+    private static Refusal Error(int status, string message, IReadOnlyList<string>? problems = null)
     {
         var error = new JsonObject { ["error_code"] = status, ["message"] = message };
         if (problems is not null)
@@ -260,6 +267,20 @@ public static class ContractsApi
             error["problems"] = new JsonArray([.. problems.Select(p => (JsonNode?)p)]);
         }
 
-        return Results.Text(error.ToJsonString(), "application/json", Encoding.UTF8, status);
+        return new Refusal(status, message, Results.Text(error.ToJsonString(), "application/json", Encoding.UTF8, status));
     }
+
+    /// <summary>An error answer that logs itself when sent: every refusal of the contracts API leaves a line, as the registry's do.</summary>
+    private sealed class Refusal(int status, string message, IResult answer) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext)
+        {
+            ILogger logger = httpContext.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ContractsApi).FullName!);
+            LogRefused(logger, status >= 500 ? LogLevel.Warning : LogLevel.Information, httpContext.Request.Method, httpContext.Request.Path, status, message);
+            return answer.ExecuteAsync(httpContext);
+        }
+    }
+
+    [LoggerMessage(Message = "Contracts API refused {Method} {Path}: {Status} {Reason}")]
+    private static partial void LogRefused(ILogger logger, LogLevel level, string method, PathString path, int status, string reason);
 }

@@ -350,6 +350,10 @@ public static class ContractParser
                         throw new ContractValidationException([$"line {alias.Start.Line}, column {alias.Start.Column}: YAML aliases are not allowed in contracts."]);
                     case NodeEvent { Anchor.IsEmpty: false } node:
                         throw new ContractValidationException([$"line {node.Start.Line}, column {node.Start.Column}: YAML anchors are not allowed in contracts."]);
+                    case NodeEvent { Tag.IsEmpty: false } node:
+                        // A tag makes the deserializer take a node as what it says (a !!map read into a text field became
+                        // "(Collection)"): every value of a contract has one plain type, so none is needed.
+                        throw new ContractValidationException([$"line {node.Start.Line}, column {node.Start.Column}: YAML tags ({node.Tag.Value}) are not allowed in contracts."]);
                     case MappingStart or SequenceStart:
                         if (++depth > MaxNesting)
                         {

@@ -27,6 +27,26 @@ public static class ContractRegistrySync
         return changed;
     }
 
+    /// <summary>
+    /// Why <see cref="ApplyAsync"/> would fail for <paramref name="contract"/>: a subject whose level it must change is
+    /// read-only. Asked before the contract is stored, so a change the registry would refuse is not stored half-done.
+    /// </summary>
+    public static IReadOnlyList<string> Problems(ContractDefinition contract, SchemaRegistry registry)
+    {
+        ArgumentNullException.ThrowIfNull(contract);
+        ArgumentNullException.ThrowIfNull(registry);
+        var problems = new List<string>();
+        foreach (string subject in NamedSubjects(contract))
+        {
+            if (registry.SubjectCompatibility(subject) != contract.Compatibility && !registry.IsWritable(subject))
+            {
+                problems.Add($"compatibility: subject '{subject}' is read-only in the registry, so its level cannot be set to {RegistryNames.Name(contract.Compatibility)} as the contract requires; change the subject's mode first");
+            }
+        }
+
+        return problems;
+    }
+
     /// <summary>The subjects a contract names ahead (an explicit subject, or TopicNameStrategy on an exact topic): the ones it sets the level of.</summary>
     public static IEnumerable<string> NamedSubjects(ContractDefinition contract)
     {

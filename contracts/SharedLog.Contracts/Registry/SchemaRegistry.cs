@@ -294,6 +294,15 @@ public sealed partial class SchemaRegistry : IDisposable
         }
     }
 
+    /// <summary>Whether the mode in force for <paramref name="subject"/> (its own, else the registry's) lets its settings change: not read-only.</summary>
+    public bool IsWritable(string subject)
+    {
+        lock (_sync)
+        {
+            return !IsReadOnly(EffectiveMode(subject));
+        }
+    }
+
     /// <summary>
     /// Checks a schema against a subject: against one version when <paramref name="versionText"/> is
     /// given, else against the versions the subject's level names (latest, or all when transitive).

@@ -2,10 +2,12 @@ using Microsoft.Extensions.Logging;
 
 namespace SharedLog.IntegrationTests;
 
-/// <summary>Collects what a broker logs at warning and above, with the category, so a test can assert nothing went wrong.</summary>
-public sealed class CollectingLoggerProvider : ILoggerProvider
+/// <summary>Collects what a broker logs at warning and above (or from the level given), with the category, so a test can assert nothing went wrong, or what was reported.</summary>
+public sealed class CollectingLoggerProvider(LogLevel minimum = LogLevel.Warning) : ILoggerProvider
 {
     private readonly List<(string Category, LogLevel Level, string Message, Exception? Exception)> _entries = [];
+
+    private readonly LogLevel _minimum = minimum;
 
     public IReadOnlyList<(string Category, LogLevel Level, string Message, Exception? Exception)> Entries
     {
@@ -29,7 +31,7 @@ public sealed class CollectingLoggerProvider : ILoggerProvider
         public IDisposable? BeginScope<TState>(TState state)
             where TState : notnull => null;
 
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= owner._minimum;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
