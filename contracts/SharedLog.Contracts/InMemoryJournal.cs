@@ -20,8 +20,23 @@ public sealed class InMemoryJournal : IJournal
         }
     }
 
+    /// <inheritdoc/>
+    public int MaxAppendBytes { get; init; } = int.MaxValue;
+
     public ValueTask AppendAsync(IReadOnlyList<JournalEntry> entries, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(entries);
+        long bytes = 0;
+        foreach (JournalEntry entry in entries)
+        {
+            bytes += entry.Key.Length + (entry.Value?.Length ?? 0);
+        }
+
+        if (bytes > MaxAppendBytes)
+        {
+            throw new ArgumentException($"An append of {bytes} bytes exceeds this journal's {MaxAppendBytes}.", nameof(entries));
+        }
+
         lock (_sync)
         {
             _entries.AddRange(entries);

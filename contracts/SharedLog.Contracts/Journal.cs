@@ -13,6 +13,9 @@ public interface IJournal
     /// <summary>Appends the entries atomically (one record batch) and completes once they are durable.</summary>
     ValueTask AppendAsync(IReadOnlyList<JournalEntry> entries, CancellationToken cancellationToken);
 
+    /// <summary>Most bytes of keys and values one append takes (its batch's framing aside): a larger append fails.</summary>
+    int MaxAppendBytes => int.MaxValue;
+
     /// <summary>Every record from the start, in order.</summary>
     IAsyncEnumerable<JournalEntry> ReadAllAsync(CancellationToken cancellationToken);
 }

@@ -132,6 +132,55 @@ public sealed class EnforcementSummaryTests : IDisposable
     private static long Records(JsonElement summary, string outcome) =>
         summary.GetProperty("counts").EnumerateArray().Where(c => c.GetProperty("outcome").GetString() == outcome).Sum(c => c.GetProperty("records").GetInt64());
 
+    /// <summary>Takes appends up to a size (as a WAL entry does), failing the one it is told to.</summary>
+    private sealed class SmallEntryJournal(int maxAppendBytes, int failingAppend) : IJournal
+    {
+        private int _appends;
+
+        public InMemoryJournal Stored { get; } = new() { MaxAppendBytes = maxAppendBytes };
+
+        public int MaxAppendBytes => Stored.MaxAppendBytes;
+
+        public ValueTask AppendAsync(IReadOnlyList<JournalEntry> entries, CancellationToken cancellationToken) =>
+            ++_appends == failingAppend ? throw new IOException("audit topic unavailable") : Stored.AppendAsync(entries, cancellationToken);
+
+        public IAsyncEnumerable<JournalEntry> ReadAllAsync(CancellationToken cancellationToken) => Stored.ReadAllAsync(cancellationToken);
+    }
+
+    [Fact]
+    public async Task ASummaryLargerThanOneAuditRecordIsWrittenInPartsAndAFailedPartIsWrittenLaterOnce()
+    {
+        // 300 topics' counts and 300 violation lines: about 60 KB, where this journal takes 8 KB an append. A summary as one
+        // record failed every window for its size, and kept its counts forever.
+        for (int topic = 0; topic < 300; topic++)
+        {
+            _metrics.Records($"topic-{topic:D3}", 1, ContractMetrics.Flagged, topic + 1);
+            _metrics.Violation(new ViolationKey($"topic-{topic:D3}", 0, 1, "positive-amount", "rule_failed", "flag"), new ViolationSpan(topic + 1, 0, topic), summarized: true);
+        }
+
+        var journal = new SmallEntryJournal(maxAppendBytes: 8 * 1024, failingAppend: 3);
+        var writer = new EnforcementSummaryWriter(_metrics, journal, NullLogger<EnforcementSummaryWriter>.Instance);
+        DateTimeOffset start = DateTimeOffset.UtcNow.AddMinutes(-1);
+        Assert.Equal(start, await writer.WriteOnceAsync(start, CancellationToken.None)); // the third part failed: the window stays open
+        int writtenFirst = journal.Stored.Entries.Count;
+        Assert.Equal(2, writtenFirst);
+        Assert.True(await writer.WriteOnceAsync(start, CancellationToken.None) > start);
+
+        JsonElement[] parts = [.. journal.Stored.Entries.Select(Summary)];
+        Assert.All(journal.Stored.Entries, e => Assert.True(e.Value!.Length <= 8 * 1024, $"{e.Value!.Length} bytes"));
+        Assert.Equal([1, 2], parts.Take(writtenFirst).Select(p => p.GetProperty("part").GetInt32()));
+        Assert.Equal(parts.Length - writtenFirst, parts.Skip(writtenFirst).Select(p => p.GetProperty("parts").GetInt32()).Distinct().Single());
+
+        // Every line once: no count lost with the failed part, none written twice.
+        string[] countLines = [.. parts.SelectMany(p => p.GetProperty("counts").EnumerateArray()).Select(c => c.GetProperty("topic").GetString()!)];
+        string[] violationLines = [.. parts.SelectMany(p => p.TryGetProperty("violations", out JsonElement v) ? v.EnumerateArray() : []).Select(c => c.GetProperty("topic").GetString()!)];
+        Assert.Equal(300, countLines.Distinct().Count());
+        Assert.Equal(300, countLines.Length);
+        Assert.Equal(300, violationLines.Distinct().Count());
+        Assert.Equal(300, violationLines.Length);
+        Assert.Equal(300 * 301 / 2, parts.Sum(p => Records(p, ContractMetrics.Flagged)));
+    }
+
     [Fact]
     public async Task AFailedWriteKeepsItsCountsAndWindowStartForTheNextSummary()
     {

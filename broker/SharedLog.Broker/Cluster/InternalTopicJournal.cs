@@ -24,6 +24,9 @@ public sealed class InternalTopicJournal(TopicService topics, StreamStore stream
 
     public string TopicName => topicName;
 
+    /// <summary>What one WAL entry holds, less the batch header and a margin for each record's own framing.</summary>
+    public int MaxAppendBytes => streams.MaxBatchBytes - RecordBatch.HeaderSize - 256;
+
     public async ValueTask AppendAsync(IReadOnlyList<JournalEntry> entries, CancellationToken cancellationToken)
     {
         StreamLog stream = await OpenAsync(cancellationToken);

@@ -6,18 +6,18 @@ namespace SharedLog.Contracts.Evidence;
 /// <summary>
 /// Every interval, writes the enforcement counts of the window (records by topic, contract version and
 /// outcome; and, for contracts at audit level violations, violations by partition, rule, kind and action, with the offsets
-/// of the stored ones) to the audit journal
-/// (<c>_contract_audit</c>) as one JSON record, so any Kafka client can
-/// read what the gate did without scraping metrics. Quiet windows write nothing. A failed write keeps its counts
-/// for the next window (which then starts where the failed one did), and the last window is written at shutdown.
+/// of the stored ones) to the audit journal (<c>_contract_audit</c>) as a JSON record (several, each a part, when one
+/// cannot hold it), so any Kafka client can read what the gate did without scraping metrics. Quiet windows write nothing.
+/// A failed write keeps its counts for the next window (which then starts where the failed one did), and the last window
+/// is written at shutdown.
 /// </summary>
 public sealed partial class EnforcementSummaryWriter(ContractMetrics metrics, IJournal audit, ILogger<EnforcementSummaryWriter> logger)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     /// <summary>
-    /// Most violation lines in one summary (about 200 bytes each): a window with more lists the first ones and says how many
-    /// it left out, so the record stays far below the largest one the audit topic takes and a write never fails for its size.
+    /// Most violation lines in one window's summary (about 200 bytes each): a window with more lists the first ones and says how
+    /// many it left out. Counts are all listed; a summary too large for one record is written as several.
     /// </summary>
     public const int MaxViolationLines = 2_000;
 
@@ -50,7 +50,12 @@ public sealed partial class EnforcementSummaryWriter(ContractMetrics metrics, IJ
         }
     }
 
-    /// <summary>Writes the summary of the window that started at <paramref name="windowStart"/>; returns the next window's start.</summary>
+    /// <summary>
+    /// Writes the summary of the window that started at <paramref name="windowStart"/>; returns the next window's start. A
+    /// summary larger than one audit record holds (<see cref="IJournal.MaxAppendBytes"/>, at most 1 MiB) is written as
+    /// several, each naming its <c>part</c> of <c>parts</c>; if one fails, the lines of it and of those after it are kept for
+    /// the next window (the parts written stay), so a line is neither lost nor written twice.
+    /// </summary>
     /// <param name="cancellationToken">Stops a summary not yet begun (the last one, written at stop, takes its counts); one begun is written whole.</param>
     public async Task<DateTimeOffset> WriteOnceAsync(DateTimeOffset windowStart, CancellationToken cancellationToken)
     {
@@ -63,50 +68,150 @@ public sealed partial class EnforcementSummaryWriter(ContractMetrics metrics, IJ
             return windowEnd;
         }
 
-        var summary = new Dictionary<string, object?>
+        // Contracts at audit level violations: what broke, by partition, rule, kind of failure and action, besides the counts; and
+        // where the records are, so a bad period can be found and replayed by offset.
+        var lines = new List<SummaryLine>(counts.Count + Math.Min(violations.Count, MaxViolationLines));
+        foreach (KeyValuePair<(string Topic, int Version, string Outcome), long> count in counts
+            .OrderBy(c => c.Key.Topic, StringComparer.Ordinal).ThenBy(c => c.Key.Outcome, StringComparer.Ordinal))
         {
-            ["type"] = "enforcement-summary",
-            ["windowStart"] = windowStart,
-            ["windowEnd"] = windowEnd,
-            ["counts"] = counts
-                .OrderBy(c => c.Key.Topic, StringComparer.Ordinal).ThenBy(c => c.Key.Outcome, StringComparer.Ordinal)
-                .Select(c => new Dictionary<string, object> { ["topic"] = c.Key.Topic, ["contractVersion"] = c.Key.Version, ["outcome"] = c.Key.Outcome, ["records"] = c.Value })
-                .ToList(),
-        };
-        if (violations.Count > 0)
-        {
-            // Contracts at audit level violations: what broke, by partition, rule, kind of failure and action, besides the counts; and
-            // where the records are, so a bad period can be found and replayed by offset.
-            summary["violations"] = violations
-                .OrderBy(v => v.Key.Topic, StringComparer.Ordinal).ThenBy(v => v.Key.Partition).ThenBy(v => v.Key.ContractVersion).ThenBy(v => v.Key.Rule, StringComparer.Ordinal).ThenBy(v => v.Key.Reason, StringComparer.Ordinal).ThenBy(v => v.Key.Action, StringComparer.Ordinal)
-                .Take(MaxViolationLines)
-                .Select(v => ViolationLine(v.Key, v.Value))
-                .ToList();
-            if (violations.Count > MaxViolationLines)
-            {
-                summary["violationLinesOmitted"] = violations.Count - MaxViolationLines;
-            }
+            var line = new Dictionary<string, object> { ["topic"] = count.Key.Topic, ["contractVersion"] = count.Key.Version, ["outcome"] = count.Key.Outcome, ["records"] = count.Value };
+            lines.Add(new SummaryLine(JsonSerializer.SerializeToUtf8Bytes(line, Json), count.Key, null));
         }
 
-        try
+        foreach (KeyValuePair<ViolationKey, ViolationSpan> violation in violations
+            .OrderBy(v => v.Key.Topic, StringComparer.Ordinal).ThenBy(v => v.Key.Partition).ThenBy(v => v.Key.ContractVersion).ThenBy(v => v.Key.Rule, StringComparer.Ordinal).ThenBy(v => v.Key.Reason, StringComparer.Ordinal).ThenBy(v => v.Key.Action, StringComparer.Ordinal)
+            .Take(MaxViolationLines))
         {
-            // Not cancellable: an append given up on may still be stored, and its counts, put back, would be written again.
-            await audit.AppendAsync([new JournalEntry("enforcement-summary"u8.ToArray(), JsonSerializer.SerializeToUtf8Bytes(summary, Json))], CancellationToken.None);
+            lines.Add(new SummaryLine(JsonSerializer.SerializeToUtf8Bytes(ViolationLine(violation.Key, violation.Value), Json), null, violation.Key));
         }
-        catch (Exception e)
-        {
-            // Kept for the next window, which starts where this one did, so no count and no stretch of time goes missing.
-            metrics.ReturnWindow(counts);
-            metrics.ReturnViolationWindow(violations);
-            if (e is not OperationCanceledException)
-            {
-                LogFailed(e);
-            }
 
-            return windowStart;
+        int omitted = Math.Max(0, violations.Count - MaxViolationLines);
+        List<(int First, int Count)> parts = Parts(lines, Math.Min(audit.MaxAppendBytes, MaxRecordBytes) - EnvelopeBytes);
+        for (int part = 0; part < parts.Count; part++)
+        {
+            (int first, int count) = parts[part];
+            byte[] record = SummaryRecord(windowStart, windowEnd, part, parts.Count, lines.GetRange(first, count), violations.Count > 0, part == parts.Count - 1 ? omitted : 0);
+            try
+            {
+                // Not cancellable: an append given up on may still be stored, and its counts, put back, would be written again.
+                await audit.AppendAsync([new JournalEntry(SummaryKey.ToArray(), record)], CancellationToken.None);
+            }
+            catch (Exception e)
+            {
+                // This part's lines and the later parts' are kept for the next window, which starts where this one did, so no count
+                // and no stretch of time goes missing; the parts written are not written again.
+                metrics.ReturnWindow(Unwritten(lines, first, counts, line => line.Count));
+                metrics.ReturnViolationWindow(Unwritten(lines, first, violations, line => line.Violation));
+                if (e is not OperationCanceledException)
+                {
+                    LogFailed(e);
+                }
+
+                return windowStart;
+            }
         }
 
         return windowEnd;
+    }
+
+    /// <summary>A summary record's key.</summary>
+    private static ReadOnlySpan<byte> SummaryKey => "enforcement-summary"u8;
+
+    /// <summary>Largest summary record, whatever the journal takes: what a consumer with default settings reads in one fetch.</summary>
+    private const int MaxRecordBytes = 1024 * 1024;
+
+    /// <summary>Room for a record's key and the fields around its lines (type, window, part, the arrays and counts).</summary>
+    private const int EnvelopeBytes = 512;
+
+    /// <summary>One line of a summary, serialised, with the window entry it came from (a count or a violation).</summary>
+    private sealed record SummaryLine(byte[] Json, (string Topic, int Version, string Outcome)? Count, ViolationKey? Violation);
+
+    /// <summary>The lines cut into runs whose JSON fits <paramref name="budget"/> bytes each (a line larger than that alone in its run).</summary>
+    private static List<(int First, int Count)> Parts(List<SummaryLine> lines, int budget)
+    {
+        var parts = new List<(int First, int Count)>();
+        int first = 0;
+        int bytes = 0;
+        for (int i = 0; i < lines.Count; i++)
+        {
+            int size = lines[i].Json.Length + 1;
+            if (i > first && bytes + size > budget)
+            {
+                parts.Add((first, i - first));
+                (first, bytes) = (i, 0);
+            }
+
+            bytes += size;
+        }
+
+        parts.Add((first, lines.Count - first));
+        return parts;
+    }
+
+    private static byte[] SummaryRecord(DateTimeOffset windowStart, DateTimeOffset windowEnd, int part, int parts, List<SummaryLine> lines, bool listsViolations, int omitted)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("type", "enforcement-summary");
+            writer.WriteString("windowStart", windowStart);
+            writer.WriteString("windowEnd", windowEnd);
+            if (parts > 1)
+            {
+                writer.WriteNumber("part", part + 1);
+                writer.WriteNumber("parts", parts);
+            }
+
+            writer.WriteStartArray("counts");
+            foreach (SummaryLine line in lines)
+            {
+                if (line.Count is not null)
+                {
+                    writer.WriteRawValue(line.Json, skipInputValidation: true);
+                }
+            }
+
+            writer.WriteEndArray();
+            if (listsViolations)
+            {
+                writer.WriteStartArray("violations");
+                foreach (SummaryLine line in lines)
+                {
+                    if (line.Violation is not null)
+                    {
+                        writer.WriteRawValue(line.Json, skipInputValidation: true);
+                    }
+                }
+
+                writer.WriteEndArray();
+            }
+
+            if (omitted > 0)
+            {
+                writer.WriteNumber("violationLinesOmitted", omitted);
+            }
+
+            writer.WriteEndObject();
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>The entries of <paramref name="window"/> whose lines are not written: from line <paramref name="first"/> on, and any never listed.</summary>
+    private static Dictionary<TKey, TValue> Unwritten<TKey, TValue>(List<SummaryLine> lines, int first, Dictionary<TKey, TValue> window, Func<SummaryLine, TKey?> keyOf)
+        where TKey : struct
+    {
+        var unwritten = new Dictionary<TKey, TValue>(window);
+        for (int i = 0; i < first; i++)
+        {
+            if (keyOf(lines[i]) is { } written)
+            {
+                unwritten.Remove(written);
+            }
+        }
+
+        return unwritten;
     }
 
     private static Dictionary<string, object> ViolationLine(ViolationKey key, ViolationSpan span)
