@@ -25,6 +25,7 @@ public sealed class BrokerMetrics : IDisposable
     {
         "sharedlog.consumer.group.lag", "sharedlog.bytes.in", "sharedlog.bytes.out",
         "sharedlog.contract.records", "sharedlog.contract.violations", "sharedlog.contract.schema.records",
+        "sharedlog.contract.gate.duration", "sharedlog.contract.quarantine.backlog", "sharedlog.contract.quarantine.oldest.age",
     };
 
     private readonly Meter _meter = new(MeterName);
