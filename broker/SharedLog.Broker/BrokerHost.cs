@@ -404,7 +404,12 @@ public sealed partial class BrokerHost : IAsyncDisposable
         {
             await RoundAsync(cancellationToken);
         }
-        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Stopping during the first round: the shutdown awaits this task and must go on.
+            return;
+        }
+        catch (Exception e)
         {
             LogQuarantineRefreshFailed(logger, e);
         }

@@ -511,10 +511,15 @@ public sealed class ContractGateTests : IDisposable
             SchemaFieldPaths.UnhashableType(schema, $"{deep}.s".Split('.')),
             SchemaFieldPaths.UnhashableType(schema, deep.Split('.')))).WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal((true, false, null, "record"), (declared, misspeltDeclared, unhashable, recordUnhashable));
+
+        // A route through arrays nests deeper and meets the depth limit first: what it found there is not the answer for the
+        // shallower route to the same type and level, which reaches the int.
+        const string withArrays = """{"type":"record","name":"R","fields":[{"name":"f","type":["null",{"type":"array","items":"R"},"R"]},{"name":"s","type":"int"}]}""";
+        Assert.Equal("int", SchemaFieldPaths.UnhashableType(new AvroSchemaFormat().Parse(withArrays, [], false), $"{string.Join('.', Enumerable.Repeat("f", 25))}.s".Split('.')));
     }
 
     [Fact]
-    public async Task ATagWalkThroughASchemaWithBillionsOfPathsFailsClosedOnceNotPerRecord()
+    public async Task ATagWalkThroughASchemaWithBillionsOfPathsOrTooManyTaggedOnesFailsClosed()
     {
         // Avro: ten fields of the next record type at each of seven levels; JSON: each definition is either of two references
         // to the next. Both are a few dozen lines with more field paths (or routes) than any walk can take.
@@ -525,7 +530,13 @@ public sealed class ContractGateTests : IDisposable
         string definitions = string.Join(',', Enumerable.Range(0, 30).Select(i => $$"""{{'"'}}d{{i}}": {"anyOf": [{"$ref": "#/$defs/d{{i + 1}}"}, {"$ref": "#/$defs/d{{i + 1}}"}]}"""));
         string json = """{"type":"object","properties":{"x":{"$ref":"#/$defs/d0"}},"$defs":{""" + definitions + ""","d30":{"type":"string"}}}""";
         IParsedSchema jsonSchema = new JsonSchemaFormat().Parse(json, [], false);
-        foreach (IParsedSchema schema in new[] { avro, jsonSchema })
+        // Within the steps, but one tagged field reached by 120 x 120 paths: each record would walk every one.
+        string leafFields = string.Concat(Enumerable.Range(1, 119).Select(i => $$""",{"name":"t{{i}}","type":"Leaf"}"""));
+        string midFields = string.Concat(Enumerable.Range(1, 119).Select(i => $$""",{"name":"m{{i}}","type":"Mid"}"""));
+        string many = """{"type":"record","name":"Top","fields":[{"name":"m0","type":{"type":"record","name":"Mid","fields":[{"name":"t0","type":{"type":"record","name":"Leaf","fields":[{"name":"pii","type":"string","confluent:tags":["PII"]}]}}"""
+            + leafFields + "]}}" + midFields + "]}";
+        IParsedSchema manyTagged = new AvroSchemaFormat().Parse(many, [], false);
+        foreach (IParsedSchema schema in new[] { avro, jsonSchema, manyTagged })
         {
             InvalidOperationException failed = await Assert.ThrowsAsync<InvalidOperationException>(() => Task.Run(() => SchemaTags.PathsWithTag(schema, "PII")).WaitAsync(TimeSpan.FromSeconds(30)));
             Assert.Contains("name the fields by path instead", failed.Message, StringComparison.Ordinal);

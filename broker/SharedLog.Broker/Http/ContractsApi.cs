@@ -53,7 +53,7 @@ public static partial class ContractsApi
             Microsoft.Extensions.Primitives.StringValues dryRunText = context.Request.Query["dryRun"];
             if (dryRunText.Count > 1 || (dryRunText.Count == 1 && !bool.TryParse(dryRunText[0], out _)))
             {
-                return Error(400, $"dryRun is true or false, not '{dryRunText}'.");
+                return Error(400, $"dryRun is true or false, not {JsonSerializer.Serialize(dryRunText.ToString()[..Math.Min(dryRunText.ToString().Length, 64)])}.");
             }
 
             bool dryRun = dryRunText.Count == 1 && bool.Parse(dryRunText[0]!);
@@ -276,7 +276,8 @@ public static partial class ContractsApi
         public Task ExecuteAsync(HttpContext httpContext)
         {
             ILogger logger = httpContext.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ContractsApi).FullName!);
-            LogRefused(logger, status >= 500 ? LogLevel.Warning : LogLevel.Information, httpContext.Request.Method, httpContext.Request.Path, status, message);
+            // A 404 is a lookup of a name that is not there: not worth a line per request on an open port.
+            LogRefused(logger, status >= 500 ? LogLevel.Warning : status == 404 ? LogLevel.Debug : LogLevel.Information, httpContext.Request.Method, httpContext.Request.Path, status, message);
             return answer.ExecuteAsync(httpContext);
         }
     }

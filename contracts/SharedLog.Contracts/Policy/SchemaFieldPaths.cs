@@ -139,15 +139,16 @@ public static class SchemaFieldPaths
     }
 
     /// <summary>
-    /// One step of an Avro walk along a path: a type at a level of the path. The answer from there is the same however the
-    /// walk got there, so each is worked out once: a recursive type whose unions hold it again (<c>["null", "R0", "R1"]</c>)
-    /// would otherwise be walked once per route, doubling with every level of the path.
+    /// One step of an Avro walk along a path: a type at a level of the path, at a nesting depth. The answer from there is the
+    /// same however the walk got there, so each is worked out once: a recursive type whose unions hold it again
+    /// (<c>["null", "R0", "R1"]</c>) would otherwise be walked once per route, doubling with every level of the path. The
+    /// depth is part of it because the depth limit cuts a deep route short where a shallower one to the same type goes on.
     /// </summary>
-    private readonly record struct AvroStep(Avro.Schema Type, int Index)
+    private readonly record struct AvroStep(Avro.Schema Type, int Index, int Depth)
     {
-        public bool Equals(AvroStep other) => ReferenceEquals(Type, other.Type) && Index == other.Index;
+        public bool Equals(AvroStep other) => ReferenceEquals(Type, other.Type) && Index == other.Index && Depth == other.Depth;
 
-        public override int GetHashCode() => HashCode.Combine(System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(Type), Index);
+        public override int GetHashCode() => HashCode.Combine(System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(Type), Index, Depth);
     }
 
     private static string? UnhashableAvro(Avro.Schema type, IReadOnlyList<string> names, int index, int depth, Dictionary<AvroStep, string?> known)
@@ -157,7 +158,7 @@ public static class SchemaFieldPaths
             return null;
         }
 
-        var step = new AvroStep(type, index);
+        var step = new AvroStep(type, index, depth);
         if (known.TryGetValue(step, out string? found))
         {
             return found;
@@ -309,7 +310,7 @@ public static class SchemaFieldPaths
             return true;
         }
 
-        var step = new AvroStep(type, index);
+        var step = new AvroStep(type, index, depth);
         if (known.TryGetValue(step, out bool declares))
         {
             return declares;

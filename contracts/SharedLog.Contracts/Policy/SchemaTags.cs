@@ -87,7 +87,7 @@ public static class SchemaTags
                     string path = prefix.Length == 0 ? field.Name : $"{prefix}.{field.Name}";
                     if (AvroFieldHasTag(field, tag))
                     {
-                        paths.Add(path);
+                        SchemaLimits.AddTaggedPath(paths, path);
                     }
                     else
                     {
@@ -141,7 +141,7 @@ public static class SchemaTags
                 string path = prefix.Length == 0 ? property.Name : $"{prefix}.{property.Name}";
                 if (IsTagged(property.Value, tag, root.Value, depth + 1, ref budget))
                 {
-                    paths.Add(path);
+                    SchemaLimits.AddTaggedPath(paths, path);
                 }
                 else
                 {

@@ -66,7 +66,25 @@ public static class SchemaLimits
     /// </summary>
     public const int MaxTaggedWalkSteps = 100_000;
 
+    /// <summary>
+    /// Most field paths one tag may name in one schema: the privacy step visits each in every record, so a tagged field of a
+    /// type reused in many places costs that many walks per record. Past this the walk fails (closed).
+    /// </summary>
+    public const int MaxTaggedPaths = 10_000;
+
     /// <summary>The failure of a walk for tagged fields past <see cref="MaxTaggedWalkSteps"/>: the caller fails closed.</summary>
     public static InvalidOperationException TaggedWalkTooLarge() =>
         new($"tagged fields cannot be resolved: walking the schema's field paths within {MaxDepth} levels takes more than {MaxTaggedWalkSteps} steps; name the fields by path instead");
+
+    /// <summary>Adds a tagged field's path, failing the walk past <see cref="MaxTaggedPaths"/>.</summary>
+    public static void AddTaggedPath(List<string> paths, string path)
+    {
+        ArgumentNullException.ThrowIfNull(paths);
+        if (paths.Count >= MaxTaggedPaths)
+        {
+            throw new InvalidOperationException($"tagged fields cannot be resolved: the tag names more than {MaxTaggedPaths} field paths in this schema (a tagged field of a type used in many places); name the fields by path instead");
+        }
+
+        paths.Add(path);
+    }
 }

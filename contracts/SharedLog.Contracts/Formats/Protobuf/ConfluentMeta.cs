@@ -118,7 +118,7 @@ internal static class ConfluentMeta
                 string path = prefix.Length == 0 ? field.Name : $"{prefix}.{field.Name}";
                 if (FieldTags(field).Contains(tag, StringComparer.Ordinal))
                 {
-                    paths.Add(path);
+                    Registry.SchemaLimits.AddTaggedPath(paths, path);
                 }
                 else if (depth < Registry.SchemaLimits.MaxDepth
                     && field.type == FieldDescriptorProto.Type.TypeMessage
