@@ -112,8 +112,9 @@ public static partial class ContractsApi
 
     /// <summary>
     /// Why a contract cannot take effect: its rules and policy do not compile, a privacy path names no field of the
-    /// schemas registered for it, or a subject whose compatibility level it sets is read-only. An apply and a rollback are checked alike: a version rolled back to may name a field
-    /// that a schema registered since does not have, and would leave the field it meant unmasked.
+    /// schemas registered for it, or a subject whose compatibility level it sets is read-only. An apply and a rollback are
+    /// checked alike: a version rolled back to may name a field that a schema registered since does not have, and would
+    /// leave the field it meant unmasked.
     /// </summary>
     private static IReadOnlyList<string> ProblemsOf(ContractDefinition definition, SchemaRegistry registry) =>
         [.. ContractGate.CompileProblems(definition), .. SchemaFieldPaths.PrivacyPathProblems(definition, (r, isKey) => RegisteredSchemas(registry, definition, r, isKey)), .. ContractRegistrySync.Problems(definition, registry)];
