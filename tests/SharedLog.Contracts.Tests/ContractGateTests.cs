@@ -542,7 +542,11 @@ public sealed class ContractGateTests : IDisposable
             Assert.Contains("name the fields by path instead", failed.Message, StringComparison.Ordinal);
         }
 
-        // In the gate: every record fails closed, never stored unmasked, with the reason.
+        // Applying a contract whose tag cannot be resolved in a schema it admits is refused, saying why.
+        ContractDefinition byTag = ContractParser.Parse("topic: wide\nvalue: {}\nprivacy:\n  - tag: PII\n    action: redact\n");
+        Assert.StartsWith("privacy[tag:PII]: a schema the contract admits: tagged fields cannot be resolved", Assert.Single(SchemaFieldPaths.PrivacyPathProblems(byTag, (_, _) => [jsonSchema])), StringComparison.Ordinal);
+
+        // In the gate (a schema registered after the contract): every record fails closed, never stored unmasked, with the reason.
         int id = await RegisterAsync("wide-value", json, SchemaType.Json);
         await ApplyAsync("topic: wide\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: PII\n    action: redact\nonFailure: reject\n");
         GateResult result = Inspect("wide", (null, Framed(id, """{"x":"a"}"""u8.ToArray())), (null, Framed(id, """{"x":"b"}"""u8.ToArray())));

@@ -60,6 +60,13 @@ public static class SchemaFieldPaths
                 continue;
             }
 
+            if (rule.Tag is not null && FirstUnresolvableTag(schemas, rule.Tag) is { } unresolvable)
+            {
+                // Known now rather than at the first record, which the gate would refuse (fail closed) for the same reason.
+                problems.Add($"privacy[{rule.Target}]: a schema the contract admits: {unresolvable}");
+                continue;
+            }
+
             if (rule.Action == PrivacyAction.Hash && FirstUnhashable(schemas, rule) is { } found)
             {
                 problems.Add($"privacy[{rule.Target}]: hash replaces string and bytes values, but a schema the contract admits declares {found.Path} as {found.Type}, so its records would be refused; redact or drop it instead");
@@ -67,6 +74,24 @@ public static class SchemaFieldPaths
         }
 
         return problems;
+    }
+
+    /// <summary>Why the fields a tag names cannot all be found in one of the schemas (a walk past its limits), or null.</summary>
+    private static string? FirstUnresolvableTag(List<IParsedSchema> schemas, string tag)
+    {
+        foreach (IParsedSchema schema in schemas)
+        {
+            try
+            {
+                SchemaTags.PathsWithTag(schema, tag);
+            }
+            catch (InvalidOperationException e)
+            {
+                return e.Message;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>The first field the rule hashes whose declared type a hash cannot replace, in any of the schemas.</summary>
@@ -81,7 +106,7 @@ public static class SchemaFieldPaths
             }
             catch (InvalidOperationException)
             {
-                continue; // a tag walk past its budget: the gate fails such records closed; nothing to tell here
+                continue; // a tag walk past its limits, told by FirstUnresolvableTag
             }
 
             foreach (string path in paths)
