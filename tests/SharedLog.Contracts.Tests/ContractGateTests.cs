@@ -495,6 +495,76 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task JsonTagsAreFoundInTupleItemsAndConditionalsAndEachTaggedPathIsMaskedOnce()
+    {
+        const string schema = """
+            {"type":"object","properties":{
+              "tuple":{"type":"array","items":[{"type":"string","confluent:tags":["PII"]},{"type":"string"}]},
+              "cond":{"type":"object","if":{"properties":{"t":{"const":"p"}}},
+                      "then":{"properties":{"ssn":{"type":"string","confluent:tags":["PII"]}}},
+                      "else":{"properties":{"ssn":{"type":"string","confluent:tags":["PII"]}}}},
+              "either":{"anyOf":[{"type":"object","properties":{"email":{"type":"string","confluent:tags":["PII"]}}},
+                                 {"type":"object","properties":{"email":{"type":"string","confluent:tags":["PII"]}}}]},
+              "email":{"type":"string","confluent:tags":["PII"]}}}
+            """;
+        IParsedSchema parsed = new JsonSchemaFormat().Parse(schema, [], false);
+        // Before: the tuple and the conditional were not walked, and the anyOf's email came twice.
+        Assert.Equal(["cond.ssn", "either.email", "email", "tuple"], SchemaTags.PathsWithTag(parsed, "PII").Order(StringComparer.Ordinal));
+
+        int id = await RegisterAsync("people-value", schema, SchemaType.Json);
+        await ApplyAsync("topic: people\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: PII\n    action: hash\nonFailure: reject\n");
+        GateResult result = Inspect("people", (null, Framed(id, """{"tuple":["tupsecret","x"],"cond":{"t":"p","ssn":"123-45-6789"},"either":{"email":"a@b.c"},"email":"a@b.c"}"""u8.ToArray())));
+        string stored = Assert.Single(Stored(result)).Value;
+        Assert.DoesNotContain("tupsecret", stored, StringComparison.Ordinal);
+        Assert.DoesNotContain("123-45-6789", stored, StringComparison.Ordinal);
+        // Hashed once: the nested email and the top-level one, equal before, are equal after.
+        var document = System.Text.Json.JsonDocument.Parse(stored);
+        Assert.Equal(document.RootElement.GetProperty("email").GetString(), document.RootElement.GetProperty("either").GetProperty("email").GetString());
+    }
+
+    [Theory]
+    [InlineData("reject")]
+    [InlineData("quarantine")]
+    [InlineData("flag")]
+    public async Task AJsonRecordWhoseMaskedFormBreaksItsSchemaIsABadRecordStoredMaskedOnlyWhenFlagged(string onFailure)
+    {
+        // The masked values meet the types but not the constraints: "****" is no plan, a dropped ssn is required, a hash is
+        // longer than code's maxLength. Stored as it was, a Confluent deserializer (which validates) refused the record.
+        const string schema = """
+            {"type":"object","required":["id","ssn"],"properties":{"id":{"type":"string"},"plan":{"enum":["GOLD","SILVER"]},
+             "ssn":{"type":"string"},"code":{"type":"string","maxLength":10},"email":{"type":"string"}}}
+            """;
+        int id = await RegisterAsync("members-value", schema, SchemaType.Json);
+        foreach (string field in new[] { "plan", "ssn", "code" })
+        {
+            await ApplyAsync($"topic: members\nclass: sensitive\nvalue: {{}}\nprivacy:\n  - field: {field}\n    action: {(field == "plan" ? "redact" : field == "ssn" ? "drop" : "hash")}\n  - field: email\n    action: hash\nonFailure: {onFailure}\n");
+            GateResult result = Inspect("members", (null, Framed(id, """{"id":"m1","plan":"GOLD","ssn":"123-45-6789","code":"C1","email":"a@b.c"}"""u8.ToArray())));
+            RecordViolation violation = Assert.Single(result.Violations);
+            Assert.Equal((ViolationKind.MaskedSchemaMismatch, "privacy"), (violation.Kind, violation.Rule));
+            Assert.Contains("the masked record does not match JSON schema", violation.Reason, StringComparison.Ordinal);
+            if (onFailure == "flag")
+            {
+                // Stored masked (never as sent) with the flag, on this sensitive topic too.
+                (string value, string[] headers) = Assert.Single(Stored(result));
+                Assert.DoesNotContain("a@b.c", value, StringComparison.Ordinal);
+                Assert.DoesNotContain(field == "plan" ? "GOLD" : field == "ssn" ? "123-45-6789" : "\"C1\"", value, StringComparison.Ordinal);
+                Assert.Contains(ContractGate.ViolationHeader, headers);
+            }
+            else
+            {
+                Assert.Equal(onFailure == "reject" ? GateOutcome.Reject : GateOutcome.Rewrite, result.Outcome);
+                Assert.Equal(onFailure == "quarantine" ? 1 : 0, result.Quarantined.Count);
+            }
+        }
+
+        // Masking that keeps the record valid passes as before.
+        await ApplyAsync($"topic: members\nclass: sensitive\nvalue: {{}}\nprivacy:\n  - field: email\n    action: hash\nonFailure: {onFailure}\n");
+        GateResult valid = Inspect("members", (null, Framed(id, """{"id":"m1","ssn":"x","email":"a@b.c"}"""u8.ToArray())));
+        Assert.Empty(valid.Violations);
+        Assert.DoesNotContain("a@b.c", Assert.Single(Stored(valid)).Value, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task PathsThroughRecursiveAvroUnionsAreCheckedOncePerTypeAndLevelNotOncePerRoute()
     {
         // Each level of the path may be either record: 2^30 routes, but only two types at each of 31 levels (within the depth limit).

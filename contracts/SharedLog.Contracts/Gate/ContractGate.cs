@@ -52,6 +52,12 @@ public enum ViolationKind
 
     /// <summary>The privacy policy could not be applied to the record.</summary>
     Privacy,
+
+    /// <summary>
+    /// The privacy policy masked a JSON record, and the masked record no longer matches its schema (a member it requires
+    /// dropped, a redacted value outside an enum, a hash longer than a maxLength): stored masked only when flagged.
+    /// </summary>
+    MaskedSchemaMismatch,
 }
 
 /// <summary>A record taken out of its batch for the quarantine topic, with what it broke.</summary>
@@ -571,7 +577,7 @@ public sealed partial class ContractGate(
     /// Whether a flagged record with this violation was still masked: a rule's verdict comes after both sides were decoded
     /// and rewritten, and a refused tombstone's after its key was (a key that failed is the verdict instead).
     /// </summary>
-    private static bool Masked(ViolationKind kind) => kind is ViolationKind.RuleFailed or ViolationKind.RuleError or ViolationKind.Tombstone;
+    private static bool Masked(ViolationKind kind) => kind is ViolationKind.RuleFailed or ViolationKind.RuleError or ViolationKind.Tombstone or ViolationKind.MaskedSchemaMismatch;
 
     private static string ActionLabel(FailureAction action) => action switch
     {
@@ -596,6 +602,7 @@ public sealed partial class ContractGate(
         ViolationKind.RuleFailed => "rule_failed",
         ViolationKind.RuleError => "rule_error",
         ViolationKind.Privacy => "privacy",
+        ViolationKind.MaskedSchemaMismatch => "masked_schema_mismatch",
         _ => "other",
     };
 
@@ -691,14 +698,15 @@ public sealed partial class ContractGate(
         if (applyPrivacy)
         {
             string? problem = null;
+            string? breaksSchema = null;
             if (value is not null)
             {
-                ApplyPrivacy(contract, value, record.Value[SchemaWireFormat.HeaderSize..], scratch.Rewrites!, ref problem, out rewrite.ValueStart, out rewrite.ValueLength);
+                ApplyPrivacy(contract, value, record.Value[SchemaWireFormat.HeaderSize..], scratch.Rewrites!, ref problem, ref breaksSchema, out rewrite.ValueStart, out rewrite.ValueLength);
             }
 
             if (key is not null && problem is null)
             {
-                ApplyPrivacy(contract, key, record.Key[SchemaWireFormat.HeaderSize..], scratch.Rewrites!, ref problem, out rewrite.KeyStart, out rewrite.KeyLength);
+                ApplyPrivacy(contract, key, record.Key[SchemaWireFormat.HeaderSize..], scratch.Rewrites!, ref problem, ref breaksSchema, out rewrite.KeyStart, out rewrite.KeyLength);
             }
 
             if (problem is not null)
@@ -707,6 +715,18 @@ public sealed partial class ContractGate(
                 // under flag, where it decides whether the record may be stored at all.
                 rewrite = RecordRewrite.None;
                 return storedAnyway || ruleFailed is null ? ("privacy", problem, ViolationKind.Privacy) : ruleFailed;
+            }
+
+            if (breaksSchema is not null && ruleFailed is null)
+            {
+                // Masked, but no longer valid against its schema: a failure like any other, and under flag the masked form
+                // is what is stored (the original would store the data the policy masks).
+                if (!storedAnyway)
+                {
+                    rewrite = RecordRewrite.None;
+                }
+
+                return ("privacy", breaksSchema, ViolationKind.MaskedSchemaMismatch);
             }
         }
 
@@ -912,7 +932,8 @@ public sealed partial class ContractGate(
         check.Parsed is not AvroParsedSchema && decoded.MessageFullName is { } message ? message : check.RecordName;
 
     /// <summary>Applies the privacy rules to a decoded side; when they changed it, writes the new payload (header first) to <paramref name="output"/> and says where.</summary>
-    private void ApplyPrivacy(CompiledContract contract, SideResult side, ReadOnlySpan<byte> original, PooledBufferWriter output, ref string? problem, out int start, out int length)
+    /// <param name="breaksSchema">Set when the masked JSON side no longer matches its schema (the rewrite itself is kept).</param>
+    private void ApplyPrivacy(CompiledContract contract, SideResult side, ReadOnlySpan<byte> original, PooledBufferWriter output, ref string? problem, ref string? breaksSchema, out int start, out int length)
     {
         start = -1;
         length = 0;
@@ -986,6 +1007,20 @@ public sealed partial class ContractGate(
         catch (PayloadDecodeException e)
         {
             problem = $"privacy rewrite cannot be encoded: {e.Message}";
+            return;
+        }
+
+        if (side.Validator is { } validator)
+        {
+            // A JSON schema constrains values beyond their type (enum, const, lengths, patterns, bounds, required members): a
+            // masked value may break what the original met, and a consumer's deserializer would refuse the stored record.
+            // Checked on the rewritten graph, or on the rewritten text when the schema is outside the compiled subset.
+            IReadOnlyList<string> errors = (validator.ValidatesDecoded ? validator.ValidateDecoded(side.Value) : null)
+                ?? ValidateJson(validator, output.WrittenSpan.Slice(start + SchemaWireFormat.HeaderSize, length - SchemaWireFormat.HeaderSize));
+            if (errors.Count > 0)
+            {
+                breaksSchema ??= $"the masked record does not match JSON schema {side.SchemaId}: {string.Join("; ", errors.Take(3))}";
+            }
         }
     }
 

@@ -23,7 +23,7 @@ public static class SchemaTags
         {
             int avroBudget = SchemaLimits.MaxTaggedWalkSteps;
             WalkAvro(avro.Schema, "", tag, paths, new HashSet<string>(StringComparer.Ordinal), 0, ref avroBudget);
-            return paths;
+            return Once(paths);
         }
 
         try
@@ -37,8 +37,14 @@ public static class SchemaTags
             // Not JSON text (cannot happen for a parsed JSON Schema); no tagged paths.
         }
 
-        return paths;
+        return Once(paths);
     }
+
+    /// <summary>
+    /// Each path once, in the order found: two branches (union records, anyOf or then/else) may tag a field of the same
+    /// name, and a path listed twice would be hashed twice, its value then unlike the same value hashed elsewhere.
+    /// </summary>
+    private static List<string> Once(List<string> paths) => paths.Count < 2 ? paths : [.. paths.Distinct(StringComparer.Ordinal)];
 
     /// <summary>Counts one step (a schema node entered) against the walk's budget: past it the tagged fields cannot all be found, so the caller fails closed.</summary>
     private static void Step(ref int budget)
@@ -113,9 +119,9 @@ public static class SchemaTags
     }
 
     /// <summary>
-    /// Walks a JSON Schema: properties, array items, the branches of allOf/anyOf/oneOf (their properties are at the
-    /// same level), and local <c>$ref</c>s (<c>#/$defs/...</c>, <c>#/definitions/...</c>), each not entered again
-    /// inside itself.
+    /// Walks a JSON Schema: properties, the <see cref="SameLevelSchemas"/> (array items, allOf/anyOf/oneOf branches,
+    /// if/then/else...: their properties are at the same level), and local <c>$ref</c>s (<c>#/$defs/...</c>,
+    /// <c>#/definitions/...</c>), each not entered again inside itself.
     /// </summary>
     private static void WalkJson(JsonElement schema, string prefix, string tag, List<string> paths, int depth, ref int budget, JsonElement? root = null, HashSet<string>? walking = null)
     {
@@ -150,19 +156,45 @@ public static class SchemaTags
             }
         }
 
-        if (schema.TryGetProperty("items", out JsonElement items))
+        foreach (JsonElement part in SameLevelSchemas(schema))
         {
-            WalkJson(items, prefix, tag, paths, depth + 1, ref budget, root, walking);
+            WalkJson(part, prefix, tag, paths, depth + 1, ref budget, root, walking);
+        }
+    }
+
+    /// <summary>
+    /// The subschemas that describe the same value as <paramref name="schema"/> or, for an array, its elements (which the
+    /// rewriter walks one by one under the same path): <c>items</c> (one schema, or draft-07's tuple list),
+    /// <c>prefixItems</c>, <c>additionalItems</c>, <c>allOf</c>/<c>anyOf</c>/<c>oneOf</c>, <c>if</c>/<c>then</c>/<c>else</c>
+    /// and <c>dependentSchemas</c>. Not <c>not</c>: a tag on what a value must not be tags nothing it is.
+    /// </summary>
+    private static IEnumerable<JsonElement> SameLevelSchemas(JsonElement schema)
+    {
+        foreach (string keyword in (string[])["items", "prefixItems", "additionalItems", "allOf", "anyOf", "oneOf", "if", "then", "else"])
+        {
+            if (!schema.TryGetProperty(keyword, out JsonElement found))
+            {
+                continue;
+            }
+
+            if (found.ValueKind == JsonValueKind.Array)
+            {
+                foreach (JsonElement item in found.EnumerateArray())
+                {
+                    yield return item;
+                }
+            }
+            else
+            {
+                yield return found;
+            }
         }
 
-        foreach (string combinator in (ReadOnlySpan<string>)["allOf", "anyOf", "oneOf"])
+        if (schema.TryGetProperty("dependentSchemas", out JsonElement dependents) && dependents.ValueKind == JsonValueKind.Object)
         {
-            if (schema.TryGetProperty(combinator, out JsonElement branches) && branches.ValueKind == JsonValueKind.Array)
+            foreach (JsonProperty dependent in dependents.EnumerateObject())
             {
-                foreach (JsonElement branch in branches.EnumerateArray())
-                {
-                    WalkJson(branch, prefix, tag, paths, depth + 1, ref budget, root, walking);
-                }
+                yield return dependent.Value;
             }
         }
     }
@@ -171,7 +203,8 @@ public static class SchemaTags
     /// Whether a property's schema carries the tag itself, or through what it is made of: a local <c>$ref</c> to a
     /// tagged definition (<c>"email": {"$ref": "#/$defs/Email"}</c>), a tagged <c>allOf</c> branch, a tagged <c>anyOf</c>
     /// or <c>oneOf</c> branch (<c>[{"type": "string", "confluent:tags": ["PII"]}, {"type": "null"}]</c>: the value may be
-    /// the tagged kind, so it is masked whichever it is), or tagged array <c>items</c> (every element is).
+    /// the tagged kind, so it is masked whichever it is), tagged array <c>items</c> (every element is; one tagged tuple
+    /// position masks every element), or any other of <see cref="SameLevelSchemas"/> tagged.
     /// </summary>
     private static bool IsTagged(JsonElement schema, string tag, JsonElement root, int depth, ref int budget)
     {
@@ -192,22 +225,11 @@ public static class SchemaTags
             return true;
         }
 
-        if (schema.TryGetProperty("items", out JsonElement items) && IsTagged(items, tag, root, depth + 1, ref budget))
+        foreach (JsonElement part in SameLevelSchemas(schema))
         {
-            return true;
-        }
-
-        foreach (string combinator in (ReadOnlySpan<string>)["allOf", "anyOf", "oneOf"])
-        {
-            if (schema.TryGetProperty(combinator, out JsonElement branches) && branches.ValueKind == JsonValueKind.Array)
+            if (IsTagged(part, tag, root, depth + 1, ref budget))
             {
-                foreach (JsonElement branch in branches.EnumerateArray())
-                {
-                    if (IsTagged(branch, tag, root, depth + 1, ref budget))
-                    {
-                        return true;
-                    }
-                }
+                return true;
             }
         }
 
