@@ -706,6 +706,41 @@ public class ContractGateTests
         Assert.Equal(-1.0, (double)original["amount"]);
     }
 
+    [Theory]
+    [InlineData(CompressionType.Gzip)]
+    [InlineData(CompressionType.Lz4)]
+    [InlineData(CompressionType.Zstd)]
+    [InlineData(CompressionType.Snappy)]
+    public async Task ACompressedBatchWhoseRecordsAreAllQuarantinedIsStoredWithoutACodec(CompressionType compression)
+    {
+        // The kept batch has no records; with the producer's codec it was an empty frame, at which librdkafka consumers
+        // (kcat, confluent-kafka) spun, failed or aborted, so the topic could not be read past it.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
+        await RegisterPaymentSchemaAsync(registry, "orders");
+        await ApplyAsync(broker, Contract("orders", "quarantine"));
+        using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, CompressionType = compression, LingerMs = 50 }).Build())
+        {
+            var errors = new List<string>();
+            for (int i = 0; i < 20; i++)
+            {
+                producer.Produce("orders", new Message<string, byte[]> { Key = $"bad-{i}", Value = Encoding.UTF8.GetBytes(new string('x', 200)) }, report => { lock (errors) { if (report.Error.IsError) { errors.Add(report.Error.Reason); } } });
+            }
+
+            producer.Flush(Timeout);
+            Assert.Empty(errors);
+        }
+
+        var topics = broker.Host.Services.GetRequiredService<SharedLog.Broker.Cluster.TopicService>();
+        var streams = broker.Host.Services.GetRequiredService<SharedLog.Storage.Streams.StreamStore>();
+        SharedLog.Storage.Streams.StreamReadResult read = await streams.ReadAsync(topics.FindStream("orders", 0)!.StreamId, 0, 1024 * 1024, CancellationToken.None);
+        RecordBatch[] stored = [.. read.Batches.Select(b => RecordBatch.Parse(b))];
+        Assert.NotEmpty(stored);
+        Assert.All(stored, b => Assert.Equal((0, CompressionCodec.None), (b.RecordCount, b.Compression)));
+        Assert.Equal(20, stored.Sum(b => b.LastOffsetDelta + 1));
+        Assert.Equal(20, ConsumeAll(broker, "orders.quarantine", 20, Deserializers.ByteArray).Count);
+    }
+
     [Fact]
     public async Task TheContractsApiRefusesAnUnclearDryRunOrAReadOnlySubjectBeforeStoringAndLogsEveryRefusal()
     {

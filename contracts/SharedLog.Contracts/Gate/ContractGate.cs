@@ -1014,8 +1014,9 @@ public sealed partial class ContractGate(
         {
             // A JSON schema constrains values beyond their type (enum, const, lengths, patterns, bounds, required members): a
             // masked value may break what the original met, and a consumer's deserializer would refuse the stored record.
-            // Checked on the rewritten graph, or on the rewritten text when the schema is outside the compiled subset.
-            IReadOnlyList<string> errors = (validator.ValidatesDecoded ? validator.ValidateDecoded(side.Value) : null)
+            // Checked where the rewrite changed the graph (the rest was valid), or on the rewritten text when the schema is
+            // outside the compiled subset.
+            IReadOnlyList<string> errors = (validator.ValidatesDecoded ? validator.ValidateChanged(side.Value, changedPaths) : null)
                 ?? ValidateJson(validator, output.WrittenSpan.Slice(start + SchemaWireFormat.HeaderSize, length - SchemaWireFormat.HeaderSize));
             if (errors.Count > 0)
             {

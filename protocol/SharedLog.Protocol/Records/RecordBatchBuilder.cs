@@ -227,11 +227,15 @@ public sealed class RecordBatchBuilder
             throw new InvalidOperationException($"The builder was given {_exact.Length - RecordBatch.HeaderSize} record bytes exactly but {_exactWritten} were added.");
         }
 
+        // A batch without records (all a producer's records taken out by a contract) carries no codec, as Kafka writes one:
+        // an empty gzip, snappy, LZ4 or zstd frame made librdkafka consumers spin, fail or abort at that offset.
+        CompressionCodec codec = _count == 0 ? CompressionCodec.None : Compression;
+
         // The record buffer is pooled and returned once the batch is built; a builder builds once.
-        PooledBufferWriter? compressed = Compression == CompressionCodec.None ? null : new PooledBufferWriter(records.Length);
+        PooledBufferWriter? compressed = codec == CompressionCodec.None ? null : new PooledBufferWriter(records.Length);
         if (compressed is not null)
         {
-            RecordCompression.Compress(Compression, records, compressed);
+            RecordCompression.Compress(codec, records, compressed);
         }
 
         byte[] batch;
@@ -252,7 +256,7 @@ public sealed class RecordBatchBuilder
         BinaryPrimitives.WriteInt32BigEndian(s[8..], batch.Length - RecordBatch.LogOverhead);
         BinaryPrimitives.WriteInt32BigEndian(s[12..], PartitionLeaderEpoch);
         s[16] = RecordBatch.CurrentMagic;
-        short attributes = (short)((int)Compression
+        short attributes = (short)((int)codec
             | (TimestampType == TimestampType.LogAppendTime ? 0x08 : 0)
             | (IsTransactional ? 0x10 : 0)
             | (IsControl ? 0x20 : 0));

@@ -67,6 +67,27 @@ public class RecordBatchCopyTests
         Assert.Throws<ArgumentOutOfRangeException>(() => builder.AddCopy(2, 5, [], true, [], true, [], 0));
     }
 
+    [Theory]
+    [InlineData(CompressionCodec.Gzip)]
+    [InlineData(CompressionCodec.Snappy)]
+    [InlineData(CompressionCodec.Lz4)]
+    [InlineData(CompressionCodec.Zstd)]
+    public void AnEmptyBatchCarriesNoCodecAsKafkaWritesOne(CompressionCodec codec)
+    {
+        // All a compressed batch's records quarantined: an empty frame of the producer's codec made librdkafka consumers
+        // spin (gzip), fail (snappy) or abort (lz4, zstd) at that offset.
+        var empty = new RecordBatchBuilder(5) { LastOffsetDelta = 49, Compression = codec, ProducerId = 7, BaseSequence = 3 };
+        byte[] bytes = empty.Build();
+        RecordBatch batch = RecordBatch.Parse(bytes);
+        Assert.Equal((CompressionCodec.None, 0, 49, RecordBatch.HeaderSize), (batch.Compression, batch.RecordCount, batch.LastOffsetDelta, bytes.Length));
+        Assert.Equal((7L, 3), (batch.ProducerId, batch.BaseSequence));
+
+        // A batch with records keeps its codec.
+        var one = new RecordBatchBuilder(5) { Compression = codec };
+        one.Add(null, "v"u8.ToArray(), 5);
+        Assert.Equal(codec, RecordBatch.Parse(one.Build()).Compression);
+    }
+
     [Fact]
     public void ABatchBuiltAtItsExactSizeIsTheSameBatchAndAWrongSizeIsRefused()
     {

@@ -49,6 +49,64 @@ internal sealed class CompiledJsonValidator
         return inexact ? null : errors ?? (IReadOnlyList<string>)[];
     }
 
+    /// <summary>
+    /// As <see cref="Validate"/>, for a record valid before a privacy rewrite changed the values at <paramref name="changedPaths"/>
+    /// (dotted field names; arrays element by element, as the rewriter walks them): only those values, and whether each
+    /// dropped member was required, are checked again, since nothing else of the record changed.
+    /// </summary>
+    public IReadOnlyList<string>? ValidateChanged(object? value, IReadOnlyList<string[]> changedPaths)
+    {
+        List<string>? errors = null;
+        bool inexact = false;
+        foreach (string[] path in changedPaths)
+        {
+            CheckPath(_root, value, path, 0, Location.Root, ref errors, ref inexact);
+        }
+
+        return inexact ? null : errors ?? (IReadOnlyList<string>)[];
+    }
+
+    private static void CheckPath(Node node, object? value, string[] path, int index, Location location, ref List<string>? errors, ref bool inexact)
+    {
+        if (index == path.Length)
+        {
+            Check(node, value, location, ref errors, ref inexact);
+            return;
+        }
+
+        switch (value)
+        {
+            case List<object?> items when node.Items is { } itemNode:
+                string parent = location.ToString();
+                for (int i = 0; i < items.Count; i++)
+                {
+                    CheckPath(itemNode, items[i], path, index, new Location(parent, null, i), ref errors, ref inexact);
+                }
+
+                break;
+            case Dictionary<string, object?> members:
+                string name = path[index];
+                if (!members.TryGetValue(name, out object? member))
+                {
+                    // Dropped (or never there: then it was not required either, as the record was valid).
+                    if (node.Required is { } required && Array.IndexOf(required, name) >= 0)
+                    {
+                        Fail(ref errors, location, "required", $"'{name}' is missing");
+                    }
+
+                    break;
+                }
+
+                Node? memberNode = node.Properties is not null && node.Properties.TryGetValue(name, out Node? property) ? property : node.AdditionalProperties;
+                if (memberNode is not null)
+                {
+                    CheckPath(memberNode, member, path, index + 1, new Location(location.ToString(), name), ref errors, ref inexact);
+                }
+
+                break;
+        }
+    }
+
     private static Node? Compile(JsonElement schema, bool assertFormat, int depth)
     {
         if (depth > SchemaLimits.MaxDepth)

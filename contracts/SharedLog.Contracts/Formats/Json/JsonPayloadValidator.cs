@@ -123,6 +123,13 @@ public sealed class JsonPayloadValidator
     public IReadOnlyList<string>? ValidateDecoded(object? value) =>
         (_compiled ?? throw new InvalidOperationException("This schema is outside the compiled subset; validate the JSON instead.")).Validate(value);
 
+    /// <summary>
+    /// As <see cref="ValidateDecoded"/>, for a record that was valid before a privacy rewrite changed the values at
+    /// <paramref name="changedPaths"/>: only those are checked again.
+    /// </summary>
+    public IReadOnlyList<string>? ValidateChanged(object? value, IReadOnlyList<string[]> changedPaths) =>
+        (_compiled ?? throw new InvalidOperationException("This schema is outside the compiled subset; validate the JSON instead.")).ValidateChanged(value, changedPaths);
+
     /// <summary>Validates one record; an empty list means valid, else one message per failed keyword ("/age: minimum: ...").</summary>
     public IReadOnlyList<string> Validate(JsonElement instance)
     {
