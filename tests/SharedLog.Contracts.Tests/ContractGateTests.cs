@@ -494,6 +494,36 @@ public sealed class ContractGateTests : IDisposable
             SchemaTags.PathsWithTag(jsonSchema, "PII").Order(StringComparer.Ordinal));
     }
 
+    [Theory]
+    // proto3 does not write a field holding its default: a rule reads it as that default, as Confluent's executor does...
+    [InlineData("value.amount >= 0.0 && value.amount == 0.0", true)]
+    [InlineData("size(value.name) == 0 && value.name == ''", true)]
+    [InlineData("size(value.tags) == 0 && size(value.labels) == 0", true)]
+    [InlineData("value.color == 'RED' && value.flag == false && value.count == 0", true)]
+    // ...while has() and optional selection still tell it was not set, and fields with explicit presence or of message type stay absent.
+    [InlineData("!has(value.amount) && !has(value.name) && !value.?amount.hasValue()", true)]
+    [InlineData("value.opt == 0", false)]
+    [InlineData("value.inner.x == 0", false)]
+    [InlineData("value.choice_a == ''", false)]
+    public async Task Proto3FieldsLeftAtTheirDefaultReadAsTheDefaultInRules(string rule, bool passes)
+    {
+        const string proto = """
+            syntax = "proto3";
+            package q;
+            message Q3 {
+              double amount = 1; string name = 2; repeated string tags = 3; map<string, string> labels = 4; Color color = 5;
+              bool flag = 6; int64 count = 7; optional int64 opt = 8; Inner inner = 9; oneof choice { string choice_a = 10; int64 choice_b = 11; }
+            }
+            message Inner { int64 x = 1; }
+            enum Color { RED = 0; BLUE = 1; }
+            """;
+        int id = await RegisterAsync("q3-value", proto, SchemaType.Protobuf);
+        await ApplyAsync($"topic: q3\nclass: certified\nvalue: {{}}\nrules:\n  - name: r\n    expr: \"{rule.Replace("\"", "\\\"", StringComparison.Ordinal)}\"\nonFailure: reject\n");
+        // Message index [0] (one zero byte), then an empty message: every field at its default, none written.
+        GateResult result = Inspect("q3", (null, Framed(id, [0])));
+        Assert.True(passes == (result.Violations.Count == 0), result.Violations.Count > 0 ? Reason(result, 0) : "passed");
+    }
+
     [Fact]
     public async Task JsonTagsAreFoundInTupleItemsAndConditionalsAndEachTaggedPathIsMaskedOnce()
     {

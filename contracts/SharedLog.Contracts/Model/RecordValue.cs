@@ -173,3 +173,14 @@ public static class RecordGraphPool
         }
     }
 }
+
+/// <summary>
+/// A decoded record object whose absent fields still read as a value: a proto3 message, whose scalars holding their
+/// default are not written, reads them as 0, "", false, the first enum value or an empty list, as Confluent's rule
+/// executor sees them. <c>has()</c> still tells them absent.
+/// </summary>
+public interface IFieldDefaults
+{
+    /// <summary>The value an absent field reads as, if it has one.</summary>
+    bool TryGetDefault(string field, out object? value);
+}

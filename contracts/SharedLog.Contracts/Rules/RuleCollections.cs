@@ -169,13 +169,14 @@ internal static class RuleCollections
         return false;
     }
 
-    public static bool TryGetField(in RuleValue map, string field, out RuleValue value)
+    /// <param name="readDefaults">Whether an absent field a proto3 message reads as its default counts as there (field selection), or not (<c>has()</c>, <c>.?</c>).</param>
+    public static bool TryGetField(in RuleValue map, string field, out RuleValue value, bool readDefaults = true)
     {
         switch (map.Reference)
         {
             case Dictionary<string, object?> record:
-                // Decoded records are this exact type: a direct call, not an interface dispatch.
-                return Found(record.TryGetValue(field, out var recordField), recordField, out value);
+                // Decoded records are this type: a direct call, not an interface dispatch (but for a field a proto3 message left out).
+                return Found(record.TryGetValue(field, out var recordField) || (readDefaults && record is Model.IFieldDefaults defaults && defaults.TryGetDefault(field, out recordField)), recordField, out value);
             case IReadOnlyDictionary<string, object?> dictionary:
                 return Found(dictionary.TryGetValue(field, out var raw), raw, out value);
             case RuleMap ruleMap:

@@ -143,7 +143,7 @@ internal sealed class QualifiedNode : Node
             var i = bound;
             while (i < _segments.Length && raw is Dictionary<string, object?> record)
             {
-                if (!record.TryGetValue(_segments[i], out raw))
+                if (!record.TryGetValue(_segments[i], out raw) && !(record is Model.IFieldDefaults defaults && defaults.TryGetDefault(_segments[i], out raw)))
                 {
                     return RuleValue.Error($"no such key: {_segments[i]}");
                 }
@@ -233,7 +233,8 @@ internal sealed class HasNode(Node operand, string field) : Node
 
         if (target.Kind == RuleValueKind.Map)
         {
-            return RuleValue.Bool(RuleCollections.TryGetField(target, field, out _));
+            // Presence, as CEL's has() on a proto3 message: a field left at its default (not written) is not there.
+            return RuleValue.Bool(RuleCollections.TryGetField(target, field, out _, readDefaults: false));
         }
 
         return target.IsError ? target : _unsupported;

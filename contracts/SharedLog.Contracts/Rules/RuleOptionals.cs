@@ -22,7 +22,7 @@ internal static class RuleOptionals
 
         if (container.Kind == RuleValueKind.Map)
         {
-            return RuleCollections.TryGetField(container, field, out var value) ? RuleValue.OptionalOf(value) : RuleValue.OptionalNone;
+            return RuleCollections.TryGetField(container, field, out var value, readDefaults: false) ? RuleValue.OptionalOf(value) : RuleValue.OptionalNone;
         }
 
         return container.IsError ? container : RuleValue.Error($"no such key: field selection '.{field}' needs a map, not {container.TypeName}");

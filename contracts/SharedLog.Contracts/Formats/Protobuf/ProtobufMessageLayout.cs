@@ -12,6 +12,7 @@ internal sealed class ProtobufMessageLayout
     private ProtobufMessageLayout(string fullName, DescriptorProto descriptor, bool proto3, ProtobufTypeIndex types)
     {
         FullName = fullName;
+        Proto3 = proto3;
         var fields = new List<ProtobufFieldLayout>(descriptor.Fields.Count);
         foreach (var field in descriptor.Fields)
         {
@@ -39,6 +40,9 @@ internal sealed class ProtobufMessageLayout
     }
 
     public string FullName { get; }
+
+    /// <summary>Declared in a proto3 file: its fields without explicit presence are not written when they hold their default.</summary>
+    public bool Proto3 { get; }
 
     public ProtobufFieldLayout[] InNumberOrder { get; }
 
@@ -88,6 +92,7 @@ internal sealed class ProtobufFieldLayout
         var explicitPacked = field.Options?.ShouldSerializePacked() == true;
         Packed = Packable && (explicitPacked ? field.Options!.Packed : proto3);
         OneofIndex = field.ShouldSerializeOneofIndex() && !field.Proto3Optional ? field.OneofIndex : -1;
+        ExplicitPresence = field.Proto3Optional || field.ShouldSerializeOneofIndex();
 
         var type = types.Find(field.TypeName);
         if (Type is FieldDescriptorProto.Type.TypeMessage or FieldDescriptorProto.Type.TypeGroup)
@@ -138,6 +143,9 @@ internal sealed class ProtobufFieldLayout
     public bool IsMap { get; }
 
     public int OneofIndex { get; }
+
+    /// <summary>Proto3 <c>optional</c> or a oneof member: absent means not set, not its default.</summary>
+    public bool ExplicitPresence { get; }
 
     public string[] OneofSiblings { get; set; } = [];
 

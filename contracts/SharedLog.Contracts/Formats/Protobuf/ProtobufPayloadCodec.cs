@@ -15,8 +15,9 @@ namespace SharedLog.Contracts.Formats.Protobuf;
 /// left, nesting against <see cref="RecordValue.MaxDepth"/>, repeated and map elements against
 /// <see cref="RecordValue.MaxElements"/>.
 /// <para>Messages are dictionaries keyed by field name. A field absent from the bytes is absent from
-/// the dictionary, in proto2 and proto3 alike: proto3 does not write scalars holding their default, so
-/// rules must read a missing scalar as 0, "", false or the first enum value. Enums decode to the
+/// the dictionary, in proto2 and proto3 alike; in proto3 (which does not write scalars holding their default) a rule
+/// reads an absent field without explicit presence as its default (0, "", false, the first enum value, an empty list
+/// or map: <see cref="IFieldDefaults"/>), as Confluent's rule executor does. Enums decode to the
 /// symbol name, or to the number (<c>long</c>) when the schema has no such value. int32/int64/sint*/
 /// sfixed* decode to <c>long</c>, uint*/fixed* to <c>ulong</c>. Maps decode to dictionaries whose keys are
 /// the map keys as invariant text ("true"/"false" for bool keys); a missing entry value is its default.
@@ -76,7 +77,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
 
         var path = indexes[..count].ToArray();
         var layout = LayoutOf(protobuf, path);
-        var message = new Dictionary<string, object?>(layout.InNumberOrder.Length, StringComparer.Ordinal);
+        var message = new ProtobufMessage(layout);
         var elements = 0;
         DecodeMessage(payload[read..], layout, message, 1, ref elements);
         return new DecodedPayload(message, layout.FullName.TrimStart('.'), path);
@@ -230,7 +231,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         ExpectWireType(field, wireType, 2);
         var bytes = reader.ReadLengthDelimited();
         var layout = field.Message;
-        var message = mergeInto ?? new Dictionary<string, object?>(layout.InNumberOrder.Length, StringComparer.Ordinal);
+        var message = mergeInto ?? new ProtobufMessage(layout);
         DecodeMessage(bytes, layout, message, depth + 1, ref elements);
         return field.WellKnown switch
         {
@@ -315,6 +316,41 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
             _ => throw new PayloadDecodeException($"unsupported map key type {keyField.Type}"),
         };
         return (text, value);
+    }
+
+    /// <summary>
+    /// A decoded message: its fields by name, and, in proto3, the value each absent field without explicit presence reads
+    /// as (its default, which proto3 does not write): a rule <c>value.amount >= 0.0</c> holds for an amount of 0.
+    /// </summary>
+    private sealed class ProtobufMessage(ProtobufMessageLayout layout) : Dictionary<string, object?>(layout.InNumberOrder.Length, StringComparer.Ordinal), IFieldDefaults
+    {
+        public bool TryGetDefault(string field, out object? value)
+        {
+            value = null;
+            if (!layout.Proto3 || !layout.ByName.TryGetValue(field, out ProtobufFieldLayout? known) || known.ExplicitPresence)
+            {
+                return false;
+            }
+
+            if (known.IsMap)
+            {
+                value = new Dictionary<string, object?>(StringComparer.Ordinal);
+            }
+            else if (known.Repeated)
+            {
+                value = new List<object?>();
+            }
+            else if (known.Type is FieldDescriptorProto.Type.TypeMessage or FieldDescriptorProto.Type.TypeGroup)
+            {
+                return false; // an absent message field is absent: has() and a missing key say so
+            }
+            else
+            {
+                value = DefaultOf(known);
+            }
+
+            return true;
+        }
     }
 
     private static object? DefaultOf(ProtobufFieldLayout field) => field.Type switch
