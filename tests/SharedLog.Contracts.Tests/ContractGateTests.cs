@@ -496,7 +496,7 @@ public sealed class ContractGateTests : IDisposable
 
     [Theory]
     // proto3 does not write a field holding its default: a rule reads it as that default, as Confluent's executor does...
-    [InlineData("value.amount >= 0.0 && value.amount == 0.0", true)]
+    [InlineData("value.amount >= 0.0 && value.amount == 0.0 && value['amount'] == 0.0", true)]
     [InlineData("size(value.name) == 0 && value.name == ''", true)]
     [InlineData("size(value.tags) == 0 && size(value.labels) == 0", true)]
     [InlineData("value.color == 'RED' && value.flag == false && value.count == 0", true)]
@@ -522,6 +522,23 @@ public sealed class ContractGateTests : IDisposable
         // Message index [0] (one zero byte), then an empty message: every field at its default, none written.
         GateResult result = Inspect("q3", (null, Framed(id, [0])));
         Assert.True(passes == (result.Violations.Count == 0), result.Violations.Count > 0 ? Reason(result, 0) : "passed");
+    }
+
+    [Fact]
+    public async Task AJsonRecordDecodedAfterAProto3OneDoesNotReadItsAbsentFieldsAsDefaults()
+    {
+        // Decoded objects are pooled per thread: a proto3 message (which reads absent fields as defaults) given back to the
+        // pool and taken for a JSON object made a JSON record without amount read amount as 0.
+        int proto = await RegisterAsync("p3-value", "syntax = \"proto3\";\npackage q;\nmessage P { double amount = 1; }\n", SchemaType.Protobuf);
+        int json = await RegisterAsync("j3-value", """{"type":"object"}""", SchemaType.Json);
+        await ApplyAsync("topic: p3\nclass: certified\nvalue: {}\nrules:\n  - name: r\n    expr: value.amount >= 0.0\nonFailure: reject\n");
+        await ApplyAsync("topic: j3\nclass: certified\nvalue: {}\nrules:\n  - name: r\n    expr: value.amount >= 0.0\nonFailure: reject\n");
+        for (int round = 0; round < 3; round++)
+        {
+            Assert.Empty(Inspect("p3", (null, Framed(proto, [0]))).Violations);
+            GateResult jsonResult = Inspect("j3", (null, Framed(json, """{"name":"x"}"""u8.ToArray())));
+            Assert.Contains("no such key: amount", Reason(jsonResult, 0), StringComparison.Ordinal);
+        }
     }
 
     [Fact]

@@ -156,7 +156,9 @@ public static class RecordGraphPool
                 }
 
                 Stack<Dictionary<string, object?>> pool = _objects ??= new Stack<Dictionary<string, object?>>(MaxPooled);
-                if (pool.Count < MaxPooled && members.Count <= MaxPooledMembers && ReferenceEquals(members.Comparer, StringComparer.Ordinal))
+                // Only plain dictionaries: a decoded Protobuf message is a subclass that reads its absent fields as defaults,
+                // which an object of a JSON or Avro record taken from the pool must not.
+                if (pool.Count < MaxPooled && members.Count <= MaxPooledMembers && members.GetType() == typeof(Dictionary<string, object?>) && ReferenceEquals(members.Comparer, StringComparer.Ordinal))
                 {
                     members.Clear();
                     pool.Push(members);

@@ -385,7 +385,13 @@ internal static class RuleFunctions
                     return NoOverload("[]", container, index);
                 }
 
-                return RuleCollections.TryGetMapValue(container, index, out var value) ? value : RuleValue.Error($"no such key: {index}");
+                if (RuleCollections.TryGetMapValue(container, index, out var value))
+                {
+                    return value;
+                }
+
+                // value['amount'] reads an absent proto3 field as value.amount does (its default).
+                return index.Kind == RuleValueKind.String && RuleCollections.TryGetField(container, index.AsString, out value) ? value : RuleValue.Error($"no such key: {index}");
             default:
                 return NoOverload("[]", container, index);
         }
