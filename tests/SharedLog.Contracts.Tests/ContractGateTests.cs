@@ -570,6 +570,39 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Theory]
+    [InlineData("- field: plan\n    action: redact", "plan")]
+    [InlineData("- field: ssn\n    action: drop", "ssn")]
+    [InlineData("- field: code\n    action: hash", "code")]
+    [InlineData("- field: pin\n    action: hash", "pin")]
+    [InlineData("- field: age\n    action: redact", "age")]
+    [InlineData("- tag: PII\n    action: redact", "plan")]
+    [InlineData("- field: email\n    action: hash", null)]
+    [InlineData("- field: note\n    action: drop", null)]
+    [InlineData("- field: items.sku\n    action: hash", "items.sku")]
+    public void AContractWhoseMaskingARegisteredJsonSchemaWouldRefuseIsRefusedAtApply(string rule, string? path)
+    {
+        const string schema = """
+            {"type":"object","required":["id","ssn"],"properties":{"id":{"type":"string"},
+             "plan":{"type":"string","enum":["GOLD","SILVER"],"confluent:tags":["PII"]},"ssn":{"type":"string"},
+             "code":{"type":"string","maxLength":10},"pin":{"type":"string","pattern":"^[0-9]{4}$"},"age":{"type":"integer","minimum":18},
+             "email":{"type":"string"},"note":{"type":"string"},
+             "items":{"type":"array","items":{"type":"object","properties":{"sku":{"type":"string","maxLength":8}}}}}}
+            """;
+        // confluent:tags annotates (it kept a tagged schema out of the compiled validator, and out of this check).
+        Assert.NotNull(SharedLog.Contracts.Formats.Json.CompiledJsonValidator.TryCompile(System.Text.Json.JsonDocument.Parse(schema).RootElement, false));
+        ContractDefinition definition = ContractParser.Parse($"topic: members\nvalue: {{}}\nprivacy:\n  {rule}\n");
+        IReadOnlyList<string> problems = SchemaFieldPaths.PrivacyPathProblems(definition, (_, _) => [new JsonSchemaFormat().Parse(schema, [], false)]);
+        if (path is null)
+        {
+            Assert.Empty(problems);
+        }
+        else
+        {
+            Assert.Contains($"constrains {path} so that masked records would not match it", Assert.Single(problems), StringComparison.Ordinal);
+        }
+    }
+
+    [Theory]
     [InlineData("reject")]
     [InlineData("quarantine")]
     [InlineData("flag")]

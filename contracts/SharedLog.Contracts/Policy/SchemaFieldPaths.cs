@@ -71,9 +71,45 @@ public static class SchemaFieldPaths
             {
                 problems.Add($"privacy[{rule.Target}]: hash replaces string and bytes values, but a schema the contract admits declares {found.Path} as {found.Type}, so its records would be refused; redact or drop it instead");
             }
+            else if (FirstJsonMaskingProblem(schemas, rule) is { } broken)
+            {
+                problems.Add($"privacy[{rule.Target}]: a JSON schema the contract admits constrains {broken.Path} so that masked records would not match it: {broken.Problem}; every such record would be a bad record (masked_schema_mismatch); use another action or relax the schema");
+            }
         }
 
         return problems;
+    }
+
+    /// <summary>The first field of a JSON schema (in the compiled subset) whose masked value the schema would refuse, and why.</summary>
+    private static (string Path, string Problem)? FirstJsonMaskingProblem(List<IParsedSchema> schemas, PrivacyRuleDefinition rule)
+    {
+        foreach (IParsedSchema schema in schemas)
+        {
+            if (schema is not ParsedJsonSchema { Schemas.Documents.Count: 1 } json || CompiledJsonValidator.TryCompile(json.Schemas.Root.Root, assertFormat: false) is not { } compiled)
+            {
+                continue;
+            }
+
+            IReadOnlyList<string> paths;
+            try
+            {
+                paths = rule.FieldPath is { } path ? [path] : SchemaTags.PathsWithTag(schema, rule.Tag!);
+            }
+            catch (InvalidOperationException)
+            {
+                continue; // told by FirstUnresolvableTag
+            }
+
+            foreach (string path in paths)
+            {
+                if (compiled.MaskingProblem(path.Split('.'), rule.Action) is { } problem)
+                {
+                    return (path, problem);
+                }
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Why the fields a tag names cannot all be found in one of the schemas (a walk past its limits), or null.</summary>

@@ -66,6 +66,67 @@ internal sealed class CompiledJsonValidator
         return inexact ? null : errors ?? (IReadOnlyList<string>)[];
     }
 
+    /// <summary>
+    /// Why masking the field at <paramref name="path"/> with <paramref name="action"/> would make every record that has it
+    /// break this schema, judged from the schema alone (at contract apply): the masked value of the declared type (a redacted
+    /// <c>"****"</c>, <c>0</c> or <c>false</c>; a 64-character hash) against the field's constraints, or a dropped member the
+    /// schema requires. Null when masking keeps such records valid, or when the schema does not tell.
+    /// </summary>
+    public string? MaskingProblem(IReadOnlyList<string> path, Model.PrivacyAction action)
+    {
+        Node node = _root;
+        Node? parent = null;
+        for (int index = 0; index < path.Count; index++)
+        {
+            // Arrays are walked element by element under the same name, as the rewriter does.
+            for (int guard = 0; node.Items is { } items && node.Properties?.ContainsKey(path[index]) != true && guard < SchemaLimits.MaxDepth; guard++)
+            {
+                node = items;
+            }
+
+            parent = node;
+            if (node.Properties is not null && node.Properties.TryGetValue(path[index], out Node? property))
+            {
+                node = property;
+            }
+            else if (node.AdditionalProperties is { } additional)
+            {
+                node = additional;
+            }
+            else
+            {
+                return null;
+            }
+        }
+
+        if (action == Model.PrivacyAction.Drop)
+        {
+            return parent?.Required is { } required && Array.IndexOf(required, path[^1]) >= 0 ? "drop removes a member the schema requires" : null;
+        }
+
+        for (int guard = 0; node.Items is { } elements && guard < SchemaLimits.MaxDepth; guard++)
+        {
+            node = elements;
+        }
+
+        object? masked = action == Model.PrivacyAction.Hash
+            ? ((node.Types & JsonValueKinds.String) != 0 ? string.Concat(Enumerable.Repeat("0123456789abcdef", 4)) : null)
+            : (node.Types & JsonValueKinds.String) != 0 ? Policy.PrivacyRewriter.RedactedText
+            : (node.Types & JsonValueKinds.Integer) != 0 ? 0L
+            : (node.Types & JsonValueKinds.Fraction) != 0 ? 0.0
+            : (node.Types & JsonValueKinds.Boolean) != 0 ? false
+            : null;
+        if (masked is null)
+        {
+            return null; // no declared type to mask as (or not a string to hash): the gate tells per record
+        }
+
+        List<string>? errors = null;
+        bool inexact = false;
+        Check(node, masked, Location.Root, ref errors, ref inexact);
+        return errors is { Count: > 0 } ? $"the {(action == Model.PrivacyAction.Hash ? "hashed" : "redacted")} value breaks it ({string.Join("; ", errors.Take(3))})" : null;
+    }
+
     private static void CheckPath(Node node, object? value, string[] path, int index, Location location, ref List<string>? errors, ref bool inexact)
     {
         if (index == path.Length)
@@ -148,7 +209,8 @@ internal sealed class CompiledJsonValidator
                 "maxItems" => TryCount(value, out node.MaxItems),
                 "pattern" => TryPattern(value, node),
                 "format" => !assertFormat,
-                _ => Annotations.Contains(keyword.Name),
+                // Confluent's own keywords (confluent:tags, confluent:index...) annotate: they constrain nothing.
+                _ => Annotations.Contains(keyword.Name) || keyword.Name.StartsWith("confluent:", StringComparison.Ordinal),
             };
             if (!understood)
             {
