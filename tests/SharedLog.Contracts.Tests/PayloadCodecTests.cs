@@ -405,6 +405,36 @@ public class PayloadCodecTests
         Assert.Equal(400_000, ((List<object?>)decoded.Value!).Count);
     }
 
+    [Fact]
+    public void Small_integers_decode_to_shared_boxes_and_larger_ones_to_their_own()
+    {
+        // Every decoded integer was a new box, about 24 bytes per field per record for the gate to collect.
+        var schema = ParseJsonSchema();
+        var first = (Dictionary<string, object?>)Json.Decode(schema, """{"low":-128,"high":1023,"zero":0,"below":-129,"above":1024,"big":9007199254740993}"""u8).Value!;
+        var second = (Dictionary<string, object?>)Json.Decode(schema, """{"low":-128,"high":1023,"zero":0,"below":-129,"above":1024,"big":9007199254740993}"""u8).Value!;
+        foreach (string shared in new[] { "low", "high", "zero" })
+        {
+            Assert.Same(first[shared], second[shared]);
+        }
+
+        foreach (string own in new[] { "below", "above", "big" })
+        {
+            Assert.NotSame(first[own], second[own]);
+            Assert.Equal(first[own], second[own]);
+        }
+
+        Assert.Equal(new object[] { -128L, 1023L, 0L, -129L, 1024L, 9_007_199_254_740_993L }, first.Values.ToArray());
+
+        var avro = ParseAvro("""{"type":"record","name":"N","fields":[{"name":"i","type":"int"},{"name":"l","type":"long"}]}""");
+        byte[] payload = [0x0e, 0x80, 0x10]; // zigzag varints: i = 7, l = 1024
+        var avroFirst = (Dictionary<string, object?>)Avro.Decode(avro, payload).Value!;
+        var avroSecond = (Dictionary<string, object?>)Avro.Decode(avro, payload).Value!;
+        Assert.Same(avroFirst["i"], avroSecond["i"]);
+        Assert.NotSame(avroFirst["l"], avroSecond["l"]);
+        Assert.Equal(7L, avroFirst["i"]);
+        Assert.Equal(1024L, avroFirst["l"]);
+    }
+
     private const string EventTypes = """
         [{"type":"record","name":"Created","namespace":"crm","fields":[{"name":"id","type":"string"},{"name":"email","type":"string"}]},
          {"type":"record","name":"Deleted","namespace":"crm","fields":[{"name":"id","type":"string"},{"name":"email","type":"string"}]}]

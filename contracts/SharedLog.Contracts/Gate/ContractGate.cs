@@ -961,8 +961,9 @@ public sealed partial class ContractGate(
                 }
             }
 
-            foreach (string target in paths)
+            for (int pathIndex = 0; pathIndex < paths.Count; pathIndex++) // not foreach: an interface's enumerator is a box per record
             {
+                string target = paths[pathIndex];
                 string[] fieldNames = rule.FieldPath is not null ? contract.PrivacyFieldNames[ruleIndex] : privacy.SplitPath(target);
                 bool changedHere = privacy.Apply(side.Value, fieldNames, rule.Action, out string? failure);
                 if (failure is not null)

@@ -24,6 +24,29 @@ public static class RecordValue
 
     /// <summary>Most elements (all lists and maps together) one decoded payload may hold.</summary>
     public const int MaxElements = 1_000_000;
+
+    private const long SmallestSharedInteger = -128;
+
+    // Quantities, counts, flags and codes make most of a record's integers; each decode would box them again.
+    private static readonly object[] SharedIntegers = CreateSharedIntegers(1024 - SmallestSharedInteger);
+
+    /// <summary>A decoded integer as the graph holds it: a box shared by every record for small values (-128 to 1023), a new one otherwise.</summary>
+    public static object Integer(long value)
+    {
+        ulong index = unchecked((ulong)(value - SmallestSharedInteger));
+        return index < (ulong)SharedIntegers.Length ? SharedIntegers[index] : value;
+    }
+
+    private static object[] CreateSharedIntegers(long count)
+    {
+        var boxes = new object[count];
+        for (long i = 0; i < count; i++)
+        {
+            boxes[i] = SmallestSharedInteger + i;
+        }
+
+        return boxes;
+    }
 }
 
 /// <summary>

@@ -292,9 +292,9 @@ public sealed class AvroPayloadCodec : IPayloadCodec
                     var other => throw new PayloadDecodeException($"invalid Avro boolean byte {other}"),
                 };
             case Schema.Type.Int:
-                return (long)reader.ReadInt();
+                return RecordValue.Integer(reader.ReadInt());
             case Schema.Type.Long:
-                return reader.ReadLong();
+                return RecordValue.Integer(reader.ReadLong());
             case Schema.Type.Float:
                 return (double)BinaryPrimitives.ReadSingleLittleEndian(reader.ReadSpan(4));
             case Schema.Type.Double:

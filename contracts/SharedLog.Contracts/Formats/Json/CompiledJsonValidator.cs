@@ -58,9 +58,9 @@ internal sealed class CompiledJsonValidator
     {
         List<string>? errors = null;
         bool inexact = false;
-        foreach (string[] path in changedPaths)
+        for (int i = 0; i < changedPaths.Count; i++) // not foreach: an interface's enumerator is a box per record
         {
-            CheckPath(_root, value, path, 0, Location.Root, ref errors, ref inexact);
+            CheckPath(_root, value, changedPaths[i], 0, Location.Root, ref errors, ref inexact);
         }
 
         return inexact ? null : errors ?? (IReadOnlyList<string>)[];

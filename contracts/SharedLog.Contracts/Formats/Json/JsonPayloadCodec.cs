@@ -584,7 +584,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
         var raw = reader.ValueSpan;
         if (raw.IndexOfAny((byte)'.', (byte)'e', (byte)'E') < 0 && reader.TryGetInt64(out var integer))
         {
-            return integer;
+            return RecordValue.Integer(integer);
         }
 
         return reader.TryGetDouble(out var number) && double.IsFinite(number)

@@ -247,9 +247,9 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         switch (field.Type)
         {
             case FieldDescriptorProto.Type.TypeInt32:
-                return (long)(int)reader.ReadVarint();
+                return RecordValue.Integer((int)reader.ReadVarint());
             case FieldDescriptorProto.Type.TypeInt64:
-                return (long)reader.ReadVarint();
+                return RecordValue.Integer((long)reader.ReadVarint());
             case FieldDescriptorProto.Type.TypeUint32:
                 return (ulong)(uint)reader.ReadVarint();
             case FieldDescriptorProto.Type.TypeUint64:
@@ -257,13 +257,13 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
             case FieldDescriptorProto.Type.TypeSint32:
                 {
                     var raw = (uint)reader.ReadVarint();
-                    return (long)((int)(raw >> 1) ^ -(int)(raw & 1));
+                    return RecordValue.Integer((int)(raw >> 1) ^ -(int)(raw & 1));
                 }
 
             case FieldDescriptorProto.Type.TypeSint64:
                 {
                     var raw = reader.ReadVarint();
-                    return (long)(raw >> 1) ^ -(long)(raw & 1);
+                    return RecordValue.Integer((long)(raw >> 1) ^ -(long)(raw & 1));
                 }
 
             case FieldDescriptorProto.Type.TypeBool:
@@ -277,13 +277,13 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
             case FieldDescriptorProto.Type.TypeFixed32:
                 return (ulong)reader.ReadFixed32();
             case FieldDescriptorProto.Type.TypeSfixed32:
-                return (long)(int)reader.ReadFixed32();
+                return RecordValue.Integer((int)reader.ReadFixed32());
             case FieldDescriptorProto.Type.TypeFloat:
                 return (double)BitConverter.UInt32BitsToSingle(reader.ReadFixed32());
             case FieldDescriptorProto.Type.TypeFixed64:
                 return reader.ReadFixed64();
             case FieldDescriptorProto.Type.TypeSfixed64:
-                return (long)reader.ReadFixed64();
+                return RecordValue.Integer((long)reader.ReadFixed64());
             case FieldDescriptorProto.Type.TypeDouble:
                 return BitConverter.UInt64BitsToDouble(reader.ReadFixed64());
             case FieldDescriptorProto.Type.TypeString:
