@@ -410,20 +410,20 @@ public class PayloadCodecTests
     {
         // Every decoded integer was a new box, about 24 bytes per field per record for the gate to collect.
         var schema = ParseJsonSchema();
-        var first = (Dictionary<string, object?>)Json.Decode(schema, """{"low":-128,"high":1023,"zero":0,"below":-129,"above":1024,"big":9007199254740993}"""u8).Value!;
-        var second = (Dictionary<string, object?>)Json.Decode(schema, """{"low":-128,"high":1023,"zero":0,"below":-129,"above":1024,"big":9007199254740993}"""u8).Value!;
+        var first = (Dictionary<string, object?>)Json.Decode(schema, """{"low":-128,"high":1023,"zero":0,"below":-129,"above":1024,"big":9007199254740993,"max":9223372036854775807,"min":-9223372036854775808}"""u8).Value!;
+        var second = (Dictionary<string, object?>)Json.Decode(schema, """{"low":-128,"high":1023,"zero":0,"below":-129,"above":1024,"big":9007199254740993,"max":9223372036854775807,"min":-9223372036854775808}"""u8).Value!;
         foreach (string shared in new[] { "low", "high", "zero" })
         {
             Assert.Same(first[shared], second[shared]);
         }
 
-        foreach (string own in new[] { "below", "above", "big" })
+        foreach (string own in new[] { "below", "above", "big", "max", "min" })
         {
             Assert.NotSame(first[own], second[own]);
             Assert.Equal(first[own], second[own]);
         }
 
-        Assert.Equal(new object[] { -128L, 1023L, 0L, -129L, 1024L, 9_007_199_254_740_993L }, first.Values.ToArray());
+        Assert.Equal(new object[] { -128L, 1023L, 0L, -129L, 1024L, 9_007_199_254_740_993L, long.MaxValue, long.MinValue }, first.Values.ToArray());
 
         var avro = ParseAvro("""{"type":"record","name":"N","fields":[{"name":"i","type":"int"},{"name":"l","type":"long"}]}""");
         byte[] payload = [0x0e, 0x80, 0x10]; // zigzag varints: i = 7, l = 1024
