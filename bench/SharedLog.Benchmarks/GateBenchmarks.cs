@@ -48,6 +48,7 @@ public class GateBenchmarks : IDisposable
     private byte[] _avroBatch = [];
     private byte[] _jsonBatch = [];
     private byte[] _jsonBatch6 = [];
+    private byte[] _nestedJsonBatch = [];
     private IParsedSchema _avroParsed = null!;
     private byte[] _avroPayload = [];
     private readonly AvroPayloadCodec _avroCodec = new();
@@ -116,6 +117,22 @@ public class GateBenchmarks : IDisposable
         _avroPayload = avroPayload;
         _jsonBatch = Batch(jsonId, jsonPayload);
         _jsonBatch6 = Batch(jsonId, jsonPayload, records: 6);
+
+        // An order with ten line items (nested objects in an array), about 1 KiB, schema and one rule.
+        var nestedSchema = """
+            {"type":"object","required":["id","lines"],"properties":{"id":{"type":"string"},"customer":{"type":"object","properties":{
+              "name":{"type":"string"},"country":{"type":"string","maxLength":2}}},"lines":{"type":"array","items":{"type":"object",
+              "required":["sku","quantity"],"properties":{"sku":{"type":"string"},"quantity":{"type":"integer","minimum":1},"price":{"type":"number"}}}}}}
+            """;
+        int nestedId = _registry.RegisterAsync("gate-json-nested-value", new SchemaRequest(nestedSchema, SchemaType.Json, []), CancellationToken.None).GetAwaiter().GetResult().Id;
+        _store.ApplyAsync("topic: gate-json-nested\nclass: certified\nvalue:\n  strategy: TopicNameStrategy\nrules:\n  - name: id-prefix\n    expr: value.id.startsWith('order-')\nonFailure: reject\n", "bench", false, ContractGate.CompileProblems, CancellationToken.None).GetAwaiter().GetResult();
+        var nested = new Dictionary<string, object?>
+        {
+            ["id"] = "order-000001",
+            ["customer"] = new Dictionary<string, object?> { ["name"] = "customer-42", ["country"] = "DE" },
+            ["lines"] = Enumerable.Range(0, 10).Select(i => new Dictionary<string, object?> { ["sku"] = $"sku-{i:D6}-{new string('x', 40)}", ["quantity"] = 1 + i, ["price"] = 9.5 + i }).ToList(),
+        };
+        _nestedJsonBatch = Batch(nestedId, Encoding.UTF8.GetBytes(JsonSerializer.Serialize(nested)));
         _jsonParsed = _registry.ParsedById(jsonId)!;
         _jsonPayload = jsonPayload;
 
@@ -124,6 +141,7 @@ public class GateBenchmarks : IDisposable
         {
             ("gate-avro", _avroBatch, GateOutcome.Rewrite), ("gate-avro-schema", _avroBatch, GateOutcome.Pass), ("gate-avro-rules", _avroBatch, GateOutcome.Pass),
             ("gate-avro-redact", _avroBatch, GateOutcome.Rewrite), ("gate-json", _jsonBatch, GateOutcome.Rewrite), ("gate-json-rules", _jsonBatch, GateOutcome.Pass),
+            ("gate-json-nested", _nestedJsonBatch, GateOutcome.Pass),
         })
         {
             GateOutcome outcome = Inspect(topic, batch);
@@ -175,6 +193,10 @@ public class GateBenchmarks : IDisposable
 
     [Benchmark]
     public GateOutcome JsonSchemaAndRules100Records() => Inspect("gate-json-rules", _jsonBatch);
+
+    /// <summary>Nested records: an order with a customer object and ten line items, schema and one rule.</summary>
+    [Benchmark]
+    public GateOutcome JsonNestedSchemaAndRules100Records() => Inspect("gate-json-nested", _nestedJsonBatch);
 
     [Benchmark]
     public int JsonDecodeEncode100Records() => DecodeEncode100(_jsonCodec, _jsonParsed, _jsonPayload);

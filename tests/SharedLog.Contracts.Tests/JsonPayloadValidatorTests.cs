@@ -82,6 +82,34 @@ public class JsonPayloadValidatorTests
     }
 
     [Fact]
+    public void The_compiled_subset_points_at_nested_members_and_items_and_forgets_the_previous_record()
+    {
+        // Pointers are made from a trail of names and indexes kept while the check descends (they were strings built for
+        // every nested object and item of every record): each error names its place, escaped, and nothing of one record's
+        // trail is left in the next one's pointers.
+        var codec = new JsonPayloadCodec();
+        object? Decoded(string json) => codec.Decode(Format.Parse("{}", [], normalize: false), System.Text.Encoding.UTF8.GetBytes(json)).Value;
+        var validator = Build("""
+            {"type":"object","properties":{"customer":{"type":"object","properties":{"a/b~c":{"type":"string","maxLength":2}}},
+             "lines":{"type":"array","items":{"type":"object","required":["sku"],"properties":{"quantity":{"type":"integer","minimum":1},
+             "tags":{"type":"array","items":{"type":"string"}}}}}}}
+            """);
+        Assert.True(validator.ValidatesDecoded);
+        Assert.Equal(
+            ["/customer/a~1b~0c: maxLength: length 3 is greater than 2", "/lines/1: required: 'sku' is missing", "/lines/1/quantity: minimum: 0 is less than 1", "/lines/2/tags/1: type: expected string, got number"],
+            validator.ValidateDecoded(Decoded("""{"customer":{"a/b~c":"DEU"},"lines":[{"sku":"a","quantity":1},{"quantity":0},{"sku":"c","tags":["x",5]}]}"""))!);
+        Assert.Equal(["/: type: expected object, got string"], validator.ValidateDecoded(Decoded("\"not an order\""))!);
+        Assert.Equal(["/lines/0/quantity: type: expected integer, got string"], validator.ValidateDecoded(Decoded("""{"lines":[{"sku":"a","quantity":"one"}]}"""))!);
+
+        // After a privacy rewrite only the changed paths are checked again, arrays item by item.
+        var masked = (Dictionary<string, object?>)Decoded("""{"customer":{"a/b~c":"****"},"lines":[{"sku":"a","quantity":2},{"quantity":3}]}""")!;
+        ((Dictionary<string, object?>)((List<object?>)masked["lines"]!)[0]!).Remove("sku"); // as a drop of lines.sku leaves it
+        Assert.Equal(
+            ["/customer/a~1b~0c: maxLength: length 4 is greater than 2", "/lines/0: required: 'sku' is missing", "/lines/1: required: 'sku' is missing"],
+            validator.ValidateChanged(masked, [["customer", "a/b~c"], ["lines", "sku"]])!);
+    }
+
+    [Fact]
     public void The_compiled_subset_names_missing_required_members_first_whether_or_not_they_are_properties()
     {
         var codec = new JsonPayloadCodec();
