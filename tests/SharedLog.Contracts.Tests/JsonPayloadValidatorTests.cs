@@ -82,11 +82,10 @@ public class JsonPayloadValidatorTests
     }
 
     [Fact]
-    public void The_compiled_subset_points_at_nested_members_and_items_and_forgets_the_previous_record()
+    public void The_compiled_subset_points_at_nested_members_and_items()
     {
-        // Pointers are made from a trail of names and indexes kept while the check descends (they were strings built for
-        // every nested object and item of every record): each error names its place, escaped, and nothing of one record's
-        // trail is left in the next one's pointers.
+        // Each error names its place as a JSON pointer (escaped), through nested objects and array items, and nothing of one
+        // record's places is left in the next one's pointers.
         var codec = new JsonPayloadCodec();
         object? Decoded(string json) => codec.Decode(Format.Parse("{}", [], normalize: false), System.Text.Encoding.UTF8.GetBytes(json)).Value;
         var validator = Build("""

@@ -45,7 +45,7 @@ internal sealed class CompiledJsonValidator
     {
         List<string>? errors = null;
         bool inexact = false;
-        Check(_root, value, PointerTrail.Start(), ref errors, ref inexact);
+        Check(_root, value, Location.Root, ref errors, ref inexact);
         return inexact ? null : errors ?? (IReadOnlyList<string>)[];
     }
 
@@ -58,10 +58,9 @@ internal sealed class CompiledJsonValidator
     {
         List<string>? errors = null;
         bool inexact = false;
-        PointerTrail trail = PointerTrail.Start();
         for (int i = 0; i < changedPaths.Count; i++) // not foreach: an interface's enumerator is a box per record
         {
-            CheckPath(_root, value, changedPaths[i], 0, trail, ref errors, ref inexact);
+            CheckPath(_root, value, changedPaths[i], 0, Location.Root, ref errors, ref inexact);
         }
 
         return inexact ? null : errors ?? (IReadOnlyList<string>)[];
@@ -124,11 +123,11 @@ internal sealed class CompiledJsonValidator
 
         List<string>? errors = null;
         bool inexact = false;
-        Check(node, masked, PointerTrail.Start(), ref errors, ref inexact);
+        Check(node, masked, Location.Root, ref errors, ref inexact);
         return errors is { Count: > 0 } ? $"the {(action == Model.PrivacyAction.Hash ? "hashed" : "redacted")} value breaks it ({string.Join("; ", errors.Take(3))})" : null;
     }
 
-    private static void CheckPath(Node node, object? value, string[] path, int index, PointerTrail location, ref List<string>? errors, ref bool inexact)
+    private static void CheckPath(Node node, object? value, string[] path, int index, Location location, ref List<string>? errors, ref bool inexact)
     {
         if (index == path.Length)
         {
@@ -139,11 +138,10 @@ internal sealed class CompiledJsonValidator
         switch (value)
         {
             case List<object?> items when node.Items is { } itemNode:
+                string parent = location.ToString();
                 for (int i = 0; i < items.Count; i++)
                 {
-                    location.Push(i);
-                    CheckPath(itemNode, items[i], path, index, location, ref errors, ref inexact);
-                    location.Pop();
+                    CheckPath(itemNode, items[i], path, index, new Location(parent, null, i), ref errors, ref inexact);
                 }
 
                 break;
@@ -163,9 +161,7 @@ internal sealed class CompiledJsonValidator
                 Node? memberNode = node.Properties is not null && node.Properties.TryGetValue(name, out Node? property) ? property : node.AdditionalProperties;
                 if (memberNode is not null)
                 {
-                    location.Push(name);
-                    CheckPath(memberNode, member, path, index + 1, location, ref errors, ref inexact);
-                    location.Pop();
+                    CheckPath(memberNode, member, path, index + 1, new Location(location.ToString(), name), ref errors, ref inexact);
                 }
 
                 break;
@@ -401,7 +397,7 @@ internal sealed class CompiledJsonValidator
         }
     }
 
-    private static void Check(Node node, object? value, PointerTrail location, ref List<string>? errors, ref bool inexact)
+    private static void Check(Node node, object? value, Location location, ref List<string>? errors, ref bool inexact)
     {
         if (node.Constant is { } constant)
         {
@@ -476,7 +472,7 @@ internal sealed class CompiledJsonValidator
         return false;
     }
 
-    private static void CheckNumber(Node node, double number, PointerTrail location, ref List<string>? errors)
+    private static void CheckNumber(Node node, double number, Location location, ref List<string>? errors)
     {
         if (node.Minimum is { } minimum && number < minimum)
         {
@@ -499,7 +495,7 @@ internal sealed class CompiledJsonValidator
         }
     }
 
-    private static void CheckString(Node node, string text, PointerTrail location, ref List<string>? errors)
+    private static void CheckString(Node node, string text, Location location, ref List<string>? errors)
     {
         if (node.MinLength is not null || node.MaxLength is not null)
         {
@@ -568,7 +564,7 @@ internal sealed class CompiledJsonValidator
         node.RequiredAreProperties = true;
     }
 
-    private static void CheckObject(Node node, Dictionary<string, object?> members, PointerTrail location, ref List<string>? errors, ref bool inexact)
+    private static void CheckObject(Node node, Dictionary<string, object?> members, Location location, ref List<string>? errors, ref bool inexact)
     {
         if (!node.RequiredAreProperties)
         {
@@ -580,6 +576,8 @@ internal sealed class CompiledJsonValidator
             return;
         }
 
+        // The object's own pointer is built once, and only when a member is checked; members' pointers only on an error.
+        string? path = null;
         int errorsBefore = errors?.Count ?? 0;
         int requiredSeen = 0;
         foreach ((string name, object? member) in members)
@@ -587,15 +585,11 @@ internal sealed class CompiledJsonValidator
             if (node.Properties is not null && node.Properties.TryGetValue(name, out Node? property))
             {
                 requiredSeen += property.RequiredByParent ? 1 : 0;
-                location.Push(name);
-                Check(property, member, location, ref errors, ref inexact);
-                location.Pop();
+                Check(property, member, new Location(path ??= location.ToString(), name), ref errors, ref inexact);
             }
             else if (node.AdditionalProperties is { } additional)
             {
-                location.Push(name);
-                Check(additional, member, location, ref errors, ref inexact);
-                location.Pop();
+                Check(additional, member, new Location(path ??= location.ToString(), name), ref errors, ref inexact);
             }
         }
 
@@ -613,7 +607,7 @@ internal sealed class CompiledJsonValidator
         }
     }
 
-    private static void CheckRequired(Node node, Dictionary<string, object?> members, PointerTrail location, ref List<string>? errors)
+    private static void CheckRequired(Node node, Dictionary<string, object?> members, Location location, ref List<string>? errors)
     {
         foreach (string name in node.Required ?? [])
         {
@@ -624,7 +618,7 @@ internal sealed class CompiledJsonValidator
         }
     }
 
-    private static void CheckArray(Node node, List<object?> items, PointerTrail location, ref List<string>? errors, ref bool inexact)
+    private static void CheckArray(Node node, List<object?> items, Location location, ref List<string>? errors, ref bool inexact)
     {
         if (items.Count < node.MinItems)
         {
@@ -638,11 +632,10 @@ internal sealed class CompiledJsonValidator
 
         if (node.Items is { } itemSchema)
         {
+            string path = location.ToString();
             for (int i = 0; i < items.Count; i++)
             {
-                location.Push(i);
-                Check(itemSchema, items[i], location, ref errors, ref inexact);
-                location.Pop();
+                Check(itemSchema, items[i], new Location(path, null, i), ref errors, ref inexact);
             }
         }
     }
@@ -685,7 +678,7 @@ internal sealed class CompiledJsonValidator
 
     private static string Escape(string name) => name.Replace("~", "~0", StringComparison.Ordinal).Replace("/", "~1", StringComparison.Ordinal);
 
-    private static void Fail(ref List<string>? errors, PointerTrail location, string keyword, string message)
+    private static void Fail(ref List<string>? errors, Location location, string keyword, string message)
     {
         errors ??= [];
         if (errors.Count < MaxErrors)
@@ -695,41 +688,15 @@ internal sealed class CompiledJsonValidator
         }
     }
 
-    /// <summary>
-    /// Where the check is in the record: the member names and item indexes from the root, pushed and popped as the check
-    /// descends, so a JSON pointer is built only when an error names it (before, every nested object and array item of
-    /// every record made its own pointer string). One per thread, started afresh by each validation.
-    /// </summary>
-    private sealed class PointerTrail
+    /// <summary>Where a value is: its parent's JSON pointer and its member name or item index; the pointer is built only when an error names it.</summary>
+    private readonly record struct Location(string Parent, string? Member, int Index = -1)
     {
-        [ThreadStatic]
-        private static PointerTrail? _thread;
+        public static readonly Location Root = new(string.Empty, null);
 
-        private readonly List<(string? Member, int Index)> _steps = [];
-
-        public static PointerTrail Start()
-        {
-            PointerTrail trail = _thread ??= new PointerTrail();
-            trail._steps.Clear();
-            return trail;
-        }
-
-        public void Push(string member) => _steps.Add((member, -1));
-
-        public void Push(int index) => _steps.Add((null, index));
-
-        public void Pop() => _steps.RemoveAt(_steps.Count - 1);
-
-        public override string ToString()
-        {
-            var pointer = new System.Text.StringBuilder();
-            foreach ((string? member, int index) in _steps)
-            {
-                pointer.Append('/').Append(member is not null ? Escape(member) : index.ToString(CultureInfo.InvariantCulture));
-            }
-
-            return pointer.ToString();
-        }
+        public override string ToString() =>
+            Member is not null ? $"{Parent}/{Escape(Member)}"
+            : Index >= 0 ? $"{Parent}/{Index.ToString(CultureInfo.InvariantCulture)}"
+            : Parent;
     }
 
     private sealed class Node
