@@ -69,6 +69,12 @@ public static class ContractsCli
             }
         }
 
+        if (command == "list" && file is not null)
+        {
+            await error.WriteLineAsync($"unexpected argument '{file}': list takes no file\n{UsageText}");
+            return Usage;
+        }
+
         if (command != "list" && file is null)
         {
             await error.WriteLineAsync($"{command} needs {(command == "replay" ? "the source topic" : "a contract file")}\n{UsageText}");
@@ -97,9 +103,26 @@ public static class ContractsCli
             return Usage;
         }
 
+        // "127.0.0.1:9644" without its scheme is the usual slip; it must be a usage error, not a crash in the HTTP client.
+        foreach (string addressOption in (string[])["url", "registry"])
+        {
+            if (options.TryGetValue(addressOption, out string? address) && !IsHttpAddress(address))
+            {
+                await error.WriteLineAsync($"--{addressOption} must be an http:// or https:// address, not '{address}'\n{UsageText}");
+                return Usage;
+            }
+        }
+
         string url = options.GetValueOrDefault("url", "http://127.0.0.1:9644").TrimEnd('/');
         try
         {
+            // The broker takes a contract file of at most this many bytes: validate holds a file to the same limit.
+            if (command is "diff" or "apply" or "validate" && new FileInfo(file!).Length is var length && length > ContractParser.MaxDocumentChars)
+            {
+                await error.WriteLineAsync($"{file}: invalid\n  - a contract file is at most {ContractParser.MaxDocumentChars} bytes; this one is {length}");
+                return Invalid;
+            }
+
             return command switch
             {
                 "list" => await ListAsync(url, output),
@@ -118,6 +141,12 @@ public static class ContractsCli
             await error.WriteLineAsync("the request timed out");
             return Unreachable;
         }
+        catch (FileNotFoundException e) when (e.FileName is null || Path.GetFullPath(e.FileName) == Path.GetFullPath(file!))
+        {
+            // The contract file gone since the check above, or a symbolic link to nothing: the command line's mistake.
+            await error.WriteLineAsync($"no such file: {file} ({e.Message})\n{UsageText}");
+            return Usage;
+        }
         catch (IOException e)
         {
             await error.WriteLineAsync(e.Message);
@@ -130,6 +159,9 @@ public static class ContractsCli
             return Unreachable;
         }
     }
+
+    private static bool IsHttpAddress(string value) =>
+        Uri.TryCreate(value, UriKind.Absolute, out Uri? uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps) && uri.Host.Length > 0;
 
     private static HttpClient Client() => new() { Timeout = TimeSpan.FromSeconds(30) };
 
@@ -155,6 +187,12 @@ public static class ContractsCli
         };
         request.Headers.Add(Http.ContractsApi.ActorHeader, actor);
         using HttpResponseMessage response = await http.SendAsync(request);
+        if (response.StatusCode is System.Net.HttpStatusCode.NotFound or System.Net.HttpStatusCode.MethodNotAllowed)
+        {
+            // SharedLog's admin API always has POST /contracts: this is another server (a registry port, a proxy's default page).
+            throw new JsonException($"HTTP {(int)response.StatusCode} to POST /contracts, so not SharedLog's admin API");
+        }
+
         JsonNode? body = JsonNode.Parse(await response.Content.ReadAsStringAsync());
         if (!response.IsSuccessStatusCode)
         {

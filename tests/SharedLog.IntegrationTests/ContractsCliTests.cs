@@ -195,6 +195,63 @@ public class ContractsCliTests
         }
     }
 
+    [Fact]
+    public async Task CommandLineSlipsAreUsageErrorsAndAServerThatIsNotSharedLogIsUnreachable()
+    {
+        // From an end-to-end review: an address without its scheme crashed the CLI (exit 134 and a stack trace), validate
+        // passed a file the broker then refused as too large (it counted characters, the broker bytes), apply against a
+        // registry port answered "invalid" (1) for a server that is not SharedLog's admin API at all (3).
+        string directory = Path.Combine(Path.GetTempPath(), "sharedlog-cli-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(directory);
+        using var other = new System.Net.HttpListener();
+        try
+        {
+            string contract = await WriteAsync(Path.Combine(directory, "pings.yaml"), "topic: pings\nclass: raw\n");
+            foreach (string[] args in new[]
+            {
+                new[] { "list", "--url", "127.0.0.1:9644" }, ["diff", contract, "--url", "localhost:9644"], ["apply", contract, "--url", ""],
+                ["validate", contract, "--registry", "notaurl"], ["validate", contract, "--registry", "ftp://127.0.0.1:8081"],
+            })
+            {
+                (int code, _, string err) = await RunAsync(args);
+                Assert.True(code == ContractsCli.Usage, $"{string.Join(' ', args)}: exit {code}, {err}");
+                Assert.Contains("must be an http:// or https:// address", err, StringComparison.Ordinal);
+            }
+
+            Assert.Equal(ContractsCli.Usage, (await RunAsync("list", contract, "--url", "http://127.0.0.1:1")).Code);
+
+            string dangling = Path.Combine(directory, "dangling.yaml");
+            File.CreateSymbolicLink(dangling, Path.Combine(directory, "nothing-here.yaml"));
+            (int danglingCode, _, string danglingErr) = await RunAsync("validate", dangling);
+            Assert.Equal(ContractsCli.Usage, danglingCode);
+            Assert.Contains("no such file", danglingErr, StringComparison.Ordinal);
+
+            // 100,000 three-byte characters: within the parser's 262,144 characters, over the broker's 262,144 bytes.
+            string large = await WriteAsync(Path.Combine(directory, "large.yaml"), $"topic: pings\nclass: raw\ndescription: {new string('\u20ac', 100_000)}\n");
+            (int largeCode, _, string largeErr) = await RunAsync("validate", large);
+            Assert.Equal(ContractsCli.Invalid, largeCode);
+            Assert.Contains("at most 262144 bytes; this one is 300", largeErr, StringComparison.Ordinal);
+
+            string prefix = $"http://127.0.0.1:{BrokerFixture.FreeLoopbackPort()}/";
+            other.Prefixes.Add(prefix);
+            other.Start();
+            Task serving = ServeAsync(other, new Dictionary<string, string>(StringComparer.Ordinal));
+            foreach (string command in new[] { "apply", "diff" })
+            {
+                (int code, _, string err) = await RunAsync(command, contract, "--url", prefix);
+                Assert.True(code == ContractsCli.Unreachable, $"{command}: exit {code}, {err}");
+                Assert.Contains("not SharedLog's admin API", err, StringComparison.Ordinal);
+            }
+
+            other.Stop();
+            await serving;
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
     /// <summary>Answers GETs from fixed bodies (404 for any other path) until the listener stops.</summary>
     private static async Task ServeAsync(System.Net.HttpListener listener, Dictionary<string, string> bodies)
     {
