@@ -539,6 +539,11 @@ public static class ContractsCli
         if (result == Ok)
         {
             await output.WriteLineAsync($"{file}: valid ({definition.Class.ToString().ToLowerInvariant()} contract for {definition.Topic}, {definition.Rules.Count} rules, {definition.Privacy.Count} privacy rules, on failure {definition.OnFailure.ToString().ToLowerInvariant()})");
+            if (registryUrl is not null && definition.Key?.SchemaFile is null && definition.Value?.SchemaFile is null)
+            {
+                // A pipeline passing --registry expects a compatibility check: say that there was nothing to check.
+                await output.WriteLineAsync($"{file}: no schemaFile, so nothing was checked against {registryUrl}");
+            }
         }
 
         return result;

@@ -57,7 +57,10 @@ public class ContractModelTests
     [InlineData("topic: t\nvalue: { versions: 'latest' }\n", "must be N, N-M or >=N")]
     [InlineData("topic: t\nprivacy:\n  - field: a\n    tag: PII\n    action: hash\n", "exactly one of field or tag")]
     [InlineData("topic: t\nprivacy:\n  - field: 'a..b'\n    action: hash\n", "dotted path")]
-    [InlineData("topic: t\ncolour: red\n", "line 2")] // unknown key, with position
+    [InlineData("topic: t\ncolour: red\n", "line 2, column 1: unknown key 'colour'")] // named in the contract's terms, not a .NET type's
+    [InlineData("topic: t\nvalue: {subjct: s}\n", "unknown key 'subjct'")]
+    [InlineData("hello\n", "a value of the wrong kind")] // was "Invalid cast from 'System.String' to '...ContractDocument'"
+    [InlineData("topic: a\n---\ntopic: b\n", "a contract file holds one YAML document")]
     [InlineData("topic: t\nclass: [unclosed\n", "line ")]
     [InlineData("a: &x [1]\nb: *x\n", "anchors are not allowed")]
     [InlineData("topic: t\nowner: !!map {a: b}\n", "line 2, column 8: YAML tags (tag:yaml.org,2002:map) are not allowed")] // was stored as owner "(Collection)"

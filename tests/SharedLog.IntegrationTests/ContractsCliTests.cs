@@ -220,6 +220,11 @@ public class ContractsCliTests
 
             Assert.Equal(ContractsCli.Usage, (await RunAsync("list", contract, "--url", "http://127.0.0.1:1")).Code);
 
+            // Without a schemaFile there is nothing to hold against the registry: it says so instead of passing silently.
+            (int plainCode, string plainOut, _) = await RunAsync("validate", contract, "--registry", "http://127.0.0.1:1");
+            Assert.Equal(ContractsCli.Ok, plainCode);
+            Assert.Contains("no schemaFile, so nothing was checked against http://127.0.0.1:1", plainOut, StringComparison.Ordinal);
+
             string dangling = Path.Combine(directory, "dangling.yaml");
             File.CreateSymbolicLink(dangling, Path.Combine(directory, "nothing-here.yaml"));
             (int danglingCode, _, string danglingErr) = await RunAsync("validate", dangling);

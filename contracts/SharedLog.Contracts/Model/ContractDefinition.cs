@@ -372,8 +372,24 @@ public static class ContractParser
         catch (YamlException e)
         {
             string reason = (e.InnerException?.Message ?? e.Message).Split('\n')[0];
-            throw new ContractValidationException([$"line {e.Start.Line}, column {e.Start.Column}: {reason}"]);
+            throw new ContractValidationException([$"line {e.Start.Line}, column {e.Start.Column}: {InContractTerms(reason)}"]);
         }
+    }
+
+    /// <summary>The YAML library's words for the common mistakes, in the contract's own: its messages name .NET types.</summary>
+    private static string InContractTerms(string reason)
+    {
+        if (System.Text.RegularExpressions.Regex.Match(reason, "^Property '(?<key>.*)' not found on type '[^']*'", System.Text.RegularExpressions.RegexOptions.None, TimeSpan.FromSeconds(1)) is { Success: true } unknown)
+        {
+            return $"unknown key '{unknown.Groups["key"].Value}'";
+        }
+
+        if (reason.StartsWith("Invalid cast from", StringComparison.Ordinal))
+        {
+            return "a value of the wrong kind (the format wants a mapping of keys, a list or a plain value here; see docs/contracts.md)";
+        }
+
+        return reason.StartsWith("Expected 'StreamEnd', got 'DocumentStart'", StringComparison.Ordinal) ? "a contract file holds one YAML document" : reason;
     }
 
     /// <summary>
