@@ -18,181 +18,167 @@ public class ContractsCliTests
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
         string admin = $"http://127.0.0.1:{broker.Host.HttpPort}";
-        string directory = Path.Combine(Path.GetTempPath(), "sharedlog-cli-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(directory);
-        try
+        using var scratch = new ScratchDirectory();
+        string directory = scratch.Path;
+        string v1 = """{"type":"record","name":"Ping","fields":[{"name":"id","type":"string"}]}""";
+        string breaking = """{"type":"record","name":"Ping","fields":[{"name":"id","type":"string"},{"name":"n","type":"int"}]}""";
+        await File.WriteAllTextAsync(Path.Combine(directory, "ping.avsc"), v1);
+        await File.WriteAllTextAsync(Path.Combine(directory, "breaking.avsc"), breaking);
+        string contract = Path.Combine(directory, "ping.yaml");
+        await File.WriteAllTextAsync(contract, "topic: pings\nclass: certified\nvalue:\n  schemaFile: ping.avsc\nrules:\n  - name: has-id\n    expr: size(value.id) > 0\n");
+        string bad = Path.Combine(directory, "bad.yaml");
+        await File.WriteAllTextAsync(bad, "topic: pings\nclass: certified\nvalue: {}\nrules:\n  - name: broken\n    expr: value.id ==\n");
+        string incompatible = Path.Combine(directory, "incompatible.yaml");
+        await File.WriteAllTextAsync(incompatible, "topic: pings\nvalue:\n  schemaFile: breaking.avsc\n");
+
+        Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", contract)).Code);
+        (int badCode, _, string badErr) = await RunAsync("validate", bad);
+        Assert.Equal(ContractsCli.Invalid, badCode);
+        Assert.Contains("broken", badErr, StringComparison.Ordinal);
+
+        using (var http = new HttpClient())
         {
-            string v1 = """{"type":"record","name":"Ping","fields":[{"name":"id","type":"string"}]}""";
-            string breaking = """{"type":"record","name":"Ping","fields":[{"name":"id","type":"string"},{"name":"n","type":"int"}]}""";
-            await File.WriteAllTextAsync(Path.Combine(directory, "ping.avsc"), v1);
-            await File.WriteAllTextAsync(Path.Combine(directory, "breaking.avsc"), breaking);
-            string contract = Path.Combine(directory, "ping.yaml");
-            await File.WriteAllTextAsync(contract, "topic: pings\nclass: certified\nvalue:\n  schemaFile: ping.avsc\nrules:\n  - name: has-id\n    expr: size(value.id) > 0\n");
-            string bad = Path.Combine(directory, "bad.yaml");
-            await File.WriteAllTextAsync(bad, "topic: pings\nclass: certified\nvalue: {}\nrules:\n  - name: broken\n    expr: value.id ==\n");
-            string incompatible = Path.Combine(directory, "incompatible.yaml");
-            await File.WriteAllTextAsync(incompatible, "topic: pings\nvalue:\n  schemaFile: breaking.avsc\n");
-
-            Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", contract)).Code);
-            (int badCode, _, string badErr) = await RunAsync("validate", bad);
-            Assert.Equal(ContractsCli.Invalid, badCode);
-            Assert.Contains("broken", badErr, StringComparison.Ordinal);
-
-            using (var http = new HttpClient())
-            {
-                using var body = new StringContent(System.Text.Json.JsonSerializer.Serialize(new { schema = v1 }), System.Text.Encoding.UTF8, "application/vnd.schemaregistry.v1+json");
-                (await http.PostAsync(new Uri($"{broker.RegistryUrl}/subjects/pings-value/versions"), body)).EnsureSuccessStatusCode();
-            }
-
-            Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", contract, "--registry", broker.RegistryUrl)).Code);
-
-            // A subject the registry does not have is new (nothing to be compatible with), but only the registry's own
-            // "subject not found" says so: the admin port or a wrong path also answers 404, and must not pass a CI check.
-            string fresh = await WriteAsync(Path.Combine(directory, "fresh.yaml"), "topic: fresh-pings\nvalue:\n  schemaFile: breaking.avsc\n");
-            Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", fresh, "--registry", broker.RegistryUrl)).Code);
-            (int adminCode, _, string adminErr) = await RunAsync("validate", fresh, "--registry", admin);
-            Assert.Equal(ContractsCli.Unreachable, adminCode);
-            Assert.Contains("is " + admin + " a schema registry?", adminErr, StringComparison.Ordinal);
-            Assert.Equal(ContractsCli.Unreachable, (await RunAsync("validate", fresh, "--registry", broker.RegistryUrl + "/wrong/prefix")).Code);
-
-            // Checked at the contract's level, the one apply gives the subject: dropping a field without a default is
-            // BACKWARD-compatible (the subject's level now) but not FULL_TRANSITIVE (a certified contract's).
-            string dropped = """{"type":"record","name":"Ping","fields":[]}""";
-            await File.WriteAllTextAsync(Path.Combine(directory, "dropped.avsc"), dropped);
-            string certifiedDrop = Path.Combine(directory, "certified-drop.yaml");
-            await File.WriteAllTextAsync(certifiedDrop, "topic: pings\nclass: certified\nvalue:\n  schemaFile: dropped.avsc\n");
-            (int droppedCode, _, string droppedErr) = await RunAsync("validate", certifiedDrop, "--registry", broker.RegistryUrl);
-            Assert.Equal(ContractsCli.Invalid, droppedCode);
-            Assert.Contains("FULL_TRANSITIVE", droppedErr, StringComparison.Ordinal);
-            string backwardDrop = await WriteAsync(Path.Combine(directory, "backward-drop.yaml"), "topic: pings\nclass: raw\ncompatibility: BACKWARD\nvalue:\n  schemaFile: dropped.avsc\n");
-            Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", backwardDrop, "--registry", broker.RegistryUrl)).Code);
-
-            // A subject whose versions have references is checked by the registry, at the subject's level (BACKWARD here):
-            // its verdict stands for a contract at that level, and is no verdict for a certified one (FULL_TRANSITIVE).
-            using (var http = new HttpClient())
-            {
-                foreach ((string subject, string json) in new[]
-                {
-                    ("unused-ref", System.Text.Json.JsonSerializer.Serialize(new { schema = """{"type":"record","name":"Unused","fields":[]}""" })),
-                    ("refs-value", System.Text.Json.JsonSerializer.Serialize(new { schema = v1, references = new[] { new { name = "Unused", subject = "unused-ref", version = 1 } } })),
-                })
-                {
-                    using var body = new StringContent(json, System.Text.Encoding.UTF8, "application/vnd.schemaregistry.v1+json");
-                    using HttpResponseMessage registered = await http.PostAsync(new Uri($"{broker.RegistryUrl}/subjects/{subject}/versions"), body);
-                    Assert.True(registered.IsSuccessStatusCode, await registered.Content.ReadAsStringAsync());
-                }
-            }
-
-            string certifiedRefs = await WriteAsync(Path.Combine(directory, "certified-refs.yaml"), "topic: refs\nclass: certified\nvalue:\n  schemaFile: dropped.avsc\n");
-            (int refsCode, _, string refsErr) = await RunAsync("validate", certifiedRefs, "--registry", broker.RegistryUrl);
-            Assert.Equal(ContractsCli.Invalid, refsCode);
-            Assert.Contains("not verified", refsErr, StringComparison.Ordinal);
-            string backwardRefs = await WriteAsync(Path.Combine(directory, "backward-refs.yaml"), "topic: refs\nclass: raw\ncompatibility: BACKWARD\nvalue:\n  schemaFile: dropped.avsc\n");
-            Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", backwardRefs, "--registry", broker.RegistryUrl)).Code);
-
-            // Offline, a schema file that is not a schema of its language is invalid.
-            await File.WriteAllTextAsync(Path.Combine(directory, "broken.avsc"), """{"type":"recrod"}""");
-            string brokenSchema = await WriteAsync(Path.Combine(directory, "broken-schema.yaml"), "topic: pings\nvalue:\n  schemaFile: broken.avsc\n");
-            (int brokenCode, _, string brokenErr) = await RunAsync("validate", brokenSchema);
-            Assert.Equal(ContractsCli.Invalid, brokenCode);
-            Assert.Contains("not a valid AVRO schema", brokenErr, StringComparison.Ordinal);
-            // Offline too, a privacy field the schema file does not declare is a typo that would leave the field in clear.
-            string misspelt = await WriteAsync(Path.Combine(directory, "misspelt.yaml"), "topic: pings\nvalue:\n  schemaFile: ping.avsc\nprivacy:\n  - field: ident\n    action: hash\n");
-            (int misspeltCode, _, string misspeltErr) = await RunAsync("validate", misspelt);
-            Assert.Equal(ContractsCli.Invalid, misspeltCode);
-            Assert.Contains("privacy[ident]", misspeltErr, StringComparison.Ordinal);
-            Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", await WriteAsync(Path.Combine(directory, "spelt.yaml"), "topic: pings\nvalue:\n  schemaFile: ping.avsc\nprivacy:\n  - field: id\n    action: hash\n"))).Code);
-            // Under RecordNameStrategy the subject is the schema file's record name (Avro full name), checked as any other:
-            // here against a registry that cannot be reached, and against the subject Ping, registered incompatibly.
-            string byRecord = await WriteAsync(Path.Combine(directory, "by-record.yaml"), "topic: pings\nvalue:\n  strategy: RecordNameStrategy\n  schemaFile: breaking.avsc\n");
-            Assert.Equal(ContractsCli.Unreachable, (await RunAsync("validate", byRecord, "--registry", "http://127.0.0.1:1")).Code);
-            using (var http = new HttpClient())
-            {
-                using var body = new StringContent(System.Text.Json.JsonSerializer.Serialize(new { schema = v1 }), System.Text.Encoding.UTF8, "application/vnd.schemaregistry.v1+json");
-                (await http.PostAsync(new Uri($"{broker.RegistryUrl}/subjects/Ping/versions"), body)).EnsureSuccessStatusCode();
-            }
-
-            (int byRecordCode, _, string byRecordErr) = await RunAsync("validate", byRecord, "--registry", broker.RegistryUrl);
-            Assert.Equal(ContractsCli.Invalid, byRecordCode);
-            Assert.Contains("subject Ping", byRecordErr, StringComparison.Ordinal);
-
-            (int incompatibleCode, _, string incompatibleErr) = await RunAsync("validate", incompatible, "--registry", broker.RegistryUrl);
-            Assert.Equal(ContractsCli.Invalid, incompatibleCode);
-            Assert.Contains("not compatible", incompatibleErr, StringComparison.Ordinal);
-
-            (int diffCode, string diffOut, _) = await RunAsync("diff", contract, "--url", admin);
-            Assert.Equal(ContractsCli.Ok, diffCode);
-            Assert.Contains("+ class: certified", diffOut, StringComparison.Ordinal);
-            (int applyCode, string applyOut, _) = await RunAsync("apply", contract, "--url", admin, "--actor", "ci");
-            Assert.Equal(ContractsCli.Ok, applyCode);
-            Assert.Contains("now version 1", applyOut, StringComparison.Ordinal);
-            Assert.Equal(ContractsCli.Invalid, (await RunAsync("apply", bad, "--url", admin)).Code);
-            (int listCode, string listOut, _) = await RunAsync("list", "--url", admin);
-            Assert.Equal(ContractsCli.Ok, listCode);
-            Assert.Contains("pings", listOut, StringComparison.Ordinal);
-
-            Assert.Equal(ContractsCli.Usage, (await RunAsync("frobnicate")).Code);
-            Assert.Equal(ContractsCli.Usage, (await RunAsync("apply")).Code);
-            Assert.Equal(ContractsCli.Unreachable, (await RunAsync("list", "--url", "http://127.0.0.1:1")).Code);
-
-            // A misspelt option is a usage error, not a check quietly skipped.
-            (int typoCode, _, string typoErr) = await RunAsync("validate", incompatible, "--regsitry", broker.RegistryUrl);
-            Assert.Equal(ContractsCli.Usage, typoCode);
-            Assert.Contains("--regsitry", typoErr, StringComparison.Ordinal);
-
-            // An address that answers, but not with the contracts API (an empty 404 here): a clear message and exit 3, no crash.
-            (int strangerCode, _, string strangerErr) = await RunAsync("apply", contract, "--url", admin + "/elsewhere");
-            Assert.Equal(ContractsCli.Unreachable, strangerCode);
-            Assert.Contains("unexpected answer", strangerErr, StringComparison.Ordinal);
+            using var body = new StringContent(System.Text.Json.JsonSerializer.Serialize(new { schema = v1 }), System.Text.Encoding.UTF8, "application/vnd.schemaregistry.v1+json");
+            (await http.PostAsync(new Uri($"{broker.RegistryUrl}/subjects/pings-value/versions"), body)).EnsureSuccessStatusCode();
         }
-        finally
+
+        Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", contract, "--registry", broker.RegistryUrl)).Code);
+
+        // A subject the registry does not have is new (nothing to be compatible with), but only the registry's own
+        // "subject not found" says so: the admin port or a wrong path also answers 404, and must not pass a CI check.
+        string fresh = await WriteAsync(Path.Combine(directory, "fresh.yaml"), "topic: fresh-pings\nvalue:\n  schemaFile: breaking.avsc\n");
+        Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", fresh, "--registry", broker.RegistryUrl)).Code);
+        (int adminCode, _, string adminErr) = await RunAsync("validate", fresh, "--registry", admin);
+        Assert.Equal(ContractsCli.Unreachable, adminCode);
+        Assert.Contains("is " + admin + " a schema registry?", adminErr, StringComparison.Ordinal);
+        Assert.Equal(ContractsCli.Unreachable, (await RunAsync("validate", fresh, "--registry", broker.RegistryUrl + "/wrong/prefix")).Code);
+
+        // Checked at the contract's level, the one apply gives the subject: dropping a field without a default is
+        // BACKWARD-compatible (the subject's level now) but not FULL_TRANSITIVE (a certified contract's).
+        string dropped = """{"type":"record","name":"Ping","fields":[]}""";
+        await File.WriteAllTextAsync(Path.Combine(directory, "dropped.avsc"), dropped);
+        string certifiedDrop = Path.Combine(directory, "certified-drop.yaml");
+        await File.WriteAllTextAsync(certifiedDrop, "topic: pings\nclass: certified\nvalue:\n  schemaFile: dropped.avsc\n");
+        (int droppedCode, _, string droppedErr) = await RunAsync("validate", certifiedDrop, "--registry", broker.RegistryUrl);
+        Assert.Equal(ContractsCli.Invalid, droppedCode);
+        Assert.Contains("FULL_TRANSITIVE", droppedErr, StringComparison.Ordinal);
+        string backwardDrop = await WriteAsync(Path.Combine(directory, "backward-drop.yaml"), "topic: pings\nclass: raw\ncompatibility: BACKWARD\nvalue:\n  schemaFile: dropped.avsc\n");
+        Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", backwardDrop, "--registry", broker.RegistryUrl)).Code);
+
+        // A subject whose versions have references is checked by the registry, at the subject's level (BACKWARD here):
+        // its verdict stands for a contract at that level, and is no verdict for a certified one (FULL_TRANSITIVE).
+        using (var http = new HttpClient())
         {
-            Directory.Delete(directory, recursive: true);
+            foreach ((string subject, string json) in new[]
+            {
+                ("unused-ref", System.Text.Json.JsonSerializer.Serialize(new { schema = """{"type":"record","name":"Unused","fields":[]}""" })),
+                ("refs-value", System.Text.Json.JsonSerializer.Serialize(new { schema = v1, references = new[] { new { name = "Unused", subject = "unused-ref", version = 1 } } })),
+            })
+            {
+                using var body = new StringContent(json, System.Text.Encoding.UTF8, "application/vnd.schemaregistry.v1+json");
+                using HttpResponseMessage registered = await http.PostAsync(new Uri($"{broker.RegistryUrl}/subjects/{subject}/versions"), body);
+                Assert.True(registered.IsSuccessStatusCode, await registered.Content.ReadAsStringAsync());
+            }
         }
+
+        string certifiedRefs = await WriteAsync(Path.Combine(directory, "certified-refs.yaml"), "topic: refs\nclass: certified\nvalue:\n  schemaFile: dropped.avsc\n");
+        (int refsCode, _, string refsErr) = await RunAsync("validate", certifiedRefs, "--registry", broker.RegistryUrl);
+        Assert.Equal(ContractsCli.Invalid, refsCode);
+        Assert.Contains("not verified", refsErr, StringComparison.Ordinal);
+        string backwardRefs = await WriteAsync(Path.Combine(directory, "backward-refs.yaml"), "topic: refs\nclass: raw\ncompatibility: BACKWARD\nvalue:\n  schemaFile: dropped.avsc\n");
+        Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", backwardRefs, "--registry", broker.RegistryUrl)).Code);
+
+        // Offline, a schema file that is not a schema of its language is invalid.
+        await File.WriteAllTextAsync(Path.Combine(directory, "broken.avsc"), """{"type":"recrod"}""");
+        string brokenSchema = await WriteAsync(Path.Combine(directory, "broken-schema.yaml"), "topic: pings\nvalue:\n  schemaFile: broken.avsc\n");
+        (int brokenCode, _, string brokenErr) = await RunAsync("validate", brokenSchema);
+        Assert.Equal(ContractsCli.Invalid, brokenCode);
+        Assert.Contains("not a valid AVRO schema", brokenErr, StringComparison.Ordinal);
+        // Offline too, a privacy field the schema file does not declare is a typo that would leave the field in clear.
+        string misspelt = await WriteAsync(Path.Combine(directory, "misspelt.yaml"), "topic: pings\nvalue:\n  schemaFile: ping.avsc\nprivacy:\n  - field: ident\n    action: hash\n");
+        (int misspeltCode, _, string misspeltErr) = await RunAsync("validate", misspelt);
+        Assert.Equal(ContractsCli.Invalid, misspeltCode);
+        Assert.Contains("privacy[ident]", misspeltErr, StringComparison.Ordinal);
+        Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", await WriteAsync(Path.Combine(directory, "spelt.yaml"), "topic: pings\nvalue:\n  schemaFile: ping.avsc\nprivacy:\n  - field: id\n    action: hash\n"))).Code);
+        // Under RecordNameStrategy the subject is the schema file's record name (Avro full name), checked as any other:
+        // here against a registry that cannot be reached, and against the subject Ping, registered incompatibly.
+        string byRecord = await WriteAsync(Path.Combine(directory, "by-record.yaml"), "topic: pings\nvalue:\n  strategy: RecordNameStrategy\n  schemaFile: breaking.avsc\n");
+        Assert.Equal(ContractsCli.Unreachable, (await RunAsync("validate", byRecord, "--registry", "http://127.0.0.1:1")).Code);
+        using (var http = new HttpClient())
+        {
+            using var body = new StringContent(System.Text.Json.JsonSerializer.Serialize(new { schema = v1 }), System.Text.Encoding.UTF8, "application/vnd.schemaregistry.v1+json");
+            (await http.PostAsync(new Uri($"{broker.RegistryUrl}/subjects/Ping/versions"), body)).EnsureSuccessStatusCode();
+        }
+
+        (int byRecordCode, _, string byRecordErr) = await RunAsync("validate", byRecord, "--registry", broker.RegistryUrl);
+        Assert.Equal(ContractsCli.Invalid, byRecordCode);
+        Assert.Contains("subject Ping", byRecordErr, StringComparison.Ordinal);
+
+        (int incompatibleCode, _, string incompatibleErr) = await RunAsync("validate", incompatible, "--registry", broker.RegistryUrl);
+        Assert.Equal(ContractsCli.Invalid, incompatibleCode);
+        Assert.Contains("not compatible", incompatibleErr, StringComparison.Ordinal);
+
+        (int diffCode, string diffOut, _) = await RunAsync("diff", contract, "--url", admin);
+        Assert.Equal(ContractsCli.Ok, diffCode);
+        Assert.Contains("+ class: certified", diffOut, StringComparison.Ordinal);
+        (int applyCode, string applyOut, _) = await RunAsync("apply", contract, "--url", admin, "--actor", "ci");
+        Assert.Equal(ContractsCli.Ok, applyCode);
+        Assert.Contains("now version 1", applyOut, StringComparison.Ordinal);
+        Assert.Equal(ContractsCli.Invalid, (await RunAsync("apply", bad, "--url", admin)).Code);
+        (int listCode, string listOut, _) = await RunAsync("list", "--url", admin);
+        Assert.Equal(ContractsCli.Ok, listCode);
+        Assert.Contains("pings", listOut, StringComparison.Ordinal);
+
+        Assert.Equal(ContractsCli.Usage, (await RunAsync("frobnicate")).Code);
+        Assert.Equal(ContractsCli.Usage, (await RunAsync("apply")).Code);
+        Assert.Equal(ContractsCli.Unreachable, (await RunAsync("list", "--url", "http://127.0.0.1:1")).Code);
+
+        // A misspelt option is a usage error, not a check quietly skipped.
+        (int typoCode, _, string typoErr) = await RunAsync("validate", incompatible, "--regsitry", broker.RegistryUrl);
+        Assert.Equal(ContractsCli.Usage, typoCode);
+        Assert.Contains("--regsitry", typoErr, StringComparison.Ordinal);
+
+        // An address that answers, but not with the contracts API (an empty 404 here): a clear message and exit 3, no crash.
+        (int strangerCode, _, string strangerErr) = await RunAsync("apply", contract, "--url", admin + "/elsewhere");
+        Assert.Equal(ContractsCli.Unreachable, strangerCode);
+        Assert.Contains("unexpected answer", strangerErr, StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task MissingFilesAndAnUnreadableRegistryVersionAreClearFailuresNotCrashes()
     {
-        string directory = Path.Combine(Path.GetTempPath(), "sharedlog-cli-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(directory);
+        using var scratch = new ScratchDirectory();
+        string directory = scratch.Path;
         using var registry = new System.Net.HttpListener();
-        try
-        {
-            (int missingCode, _, string missingErr) = await RunAsync("validate", Path.Combine(directory, "absent.yaml"));
-            Assert.Equal(ContractsCli.Usage, missingCode);
-            Assert.Contains("no such file", missingErr, StringComparison.Ordinal);
-            Assert.Equal(ContractsCli.Usage, (await RunAsync("apply", Path.Combine(directory, "absent.yaml"), "--url", "http://127.0.0.1:1")).Code);
+        (int missingCode, _, string missingErr) = await RunAsync("validate", Path.Combine(directory, "absent.yaml"));
+        Assert.Equal(ContractsCli.Usage, missingCode);
+        Assert.Contains("no such file", missingErr, StringComparison.Ordinal);
+        Assert.Equal(ContractsCli.Usage, (await RunAsync("apply", Path.Combine(directory, "absent.yaml"), "--url", "http://127.0.0.1:1")).Code);
 
-            // A schema file the contract names but that is not there makes the contract invalid, and says which.
-            string noSchema = await WriteAsync(Path.Combine(directory, "no-schema.yaml"), "topic: pings\nvalue:\n  schemaFile: gone.avsc\n");
-            (int noSchemaCode, _, string noSchemaErr) = await RunAsync("validate", noSchema);
-            Assert.Equal(ContractsCli.Invalid, noSchemaCode);
-            Assert.Contains("schema file gone.avsc not found", noSchemaErr, StringComparison.Ordinal);
+        // A schema file the contract names but that is not there makes the contract invalid, and says which.
+        string noSchema = await WriteAsync(Path.Combine(directory, "no-schema.yaml"), "topic: pings\nvalue:\n  schemaFile: gone.avsc\n");
+        (int noSchemaCode, _, string noSchemaErr) = await RunAsync("validate", noSchema);
+        Assert.Equal(ContractsCli.Invalid, noSchemaCode);
+        Assert.Contains("schema file gone.avsc not found", noSchemaErr, StringComparison.Ordinal);
 
-            // A registry holding a version this build cannot parse (another registry's dialect, here a broken Protobuf):
-            // compatibility with it is not verified (exit 1), where the exception used to escape the CLI.
-            await File.WriteAllTextAsync(Path.Combine(directory, "ping.avsc"), """{"type":"record","name":"Ping","fields":[{"name":"id","type":"string"}]}""");
-            string contract = await WriteAsync(Path.Combine(directory, "foreign.yaml"), "topic: foreign\nvalue:\n  schemaFile: ping.avsc\n");
-            string prefix = $"http://127.0.0.1:{BrokerFixture.FreeLoopbackPort()}/";
-            registry.Prefixes.Add(prefix);
-            registry.Start();
-            Task serving = ServeAsync(registry, new Dictionary<string, string>(StringComparer.Ordinal)
-            {
-                ["/subjects/foreign-value/versions"] = "[1]",
-                ["/subjects/foreign-value/versions/1"] = """{"subject":"foreign-value","version":1,"id":7,"schemaType":"PROTOBUF","schema":"syntax = \"proto9\"; message {"}""",
-            });
-            (int foreignCode, _, string foreignErr) = await RunAsync("validate", contract, "--registry", prefix);
-            Assert.Equal(ContractsCli.Invalid, foreignCode);
-            Assert.Contains("version 1 of subject 'foreign-value' cannot be read here", foreignErr, StringComparison.Ordinal);
-            Assert.Contains("not verified", foreignErr, StringComparison.Ordinal);
-            registry.Stop();
-            await serving;
-        }
-        finally
+        // A registry holding a version this build cannot parse (another registry's dialect, here a broken Protobuf):
+        // compatibility with it is not verified (exit 1), where the exception used to escape the CLI.
+        await File.WriteAllTextAsync(Path.Combine(directory, "ping.avsc"), """{"type":"record","name":"Ping","fields":[{"name":"id","type":"string"}]}""");
+        string contract = await WriteAsync(Path.Combine(directory, "foreign.yaml"), "topic: foreign\nvalue:\n  schemaFile: ping.avsc\n");
+        string prefix = $"http://127.0.0.1:{BrokerFixture.FreeLoopbackPort()}/";
+        registry.Prefixes.Add(prefix);
+        registry.Start();
+        Task serving = ServeAsync(registry, new Dictionary<string, string>(StringComparer.Ordinal)
         {
-            Directory.Delete(directory, recursive: true);
-        }
+            ["/subjects/foreign-value/versions"] = "[1]",
+            ["/subjects/foreign-value/versions/1"] = """{"subject":"foreign-value","version":1,"id":7,"schemaType":"PROTOBUF","schema":"syntax = \"proto9\"; message {"}""",
+        });
+        (int foreignCode, _, string foreignErr) = await RunAsync("validate", contract, "--registry", prefix);
+        Assert.Equal(ContractsCli.Invalid, foreignCode);
+        Assert.Contains("version 1 of subject 'foreign-value' cannot be read here", foreignErr, StringComparison.Ordinal);
+        Assert.Contains("not verified", foreignErr, StringComparison.Ordinal);
+        registry.Stop();
+        await serving;
     }
 
     [Fact]
@@ -201,60 +187,53 @@ public class ContractsCliTests
         // From an end-to-end review: an address without its scheme crashed the CLI (exit 134 and a stack trace), validate
         // passed a file the broker then refused as too large (it counted characters, the broker bytes), apply against a
         // registry port answered "invalid" (1) for a server that is not SharedLog's admin API at all (3).
-        string directory = Path.Combine(Path.GetTempPath(), "sharedlog-cli-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(directory);
+        using var scratch = new ScratchDirectory();
+        string directory = scratch.Path;
         using var other = new System.Net.HttpListener();
-        try
+        string contract = await WriteAsync(Path.Combine(directory, "pings.yaml"), "topic: pings\nclass: raw\n");
+        foreach (string[] args in new[]
         {
-            string contract = await WriteAsync(Path.Combine(directory, "pings.yaml"), "topic: pings\nclass: raw\n");
-            foreach (string[] args in new[]
-            {
-                new[] { "list", "--url", "127.0.0.1:9644" }, ["diff", contract, "--url", "localhost:9644"], ["apply", contract, "--url", ""],
-                ["validate", contract, "--registry", "notaurl"], ["validate", contract, "--registry", "ftp://127.0.0.1:8081"],
-            })
-            {
-                (int code, _, string err) = await RunAsync(args);
-                Assert.True(code == ContractsCli.Usage, $"{string.Join(' ', args)}: exit {code}, {err}");
-                Assert.Contains("must be an http:// or https:// address", err, StringComparison.Ordinal);
-            }
-
-            Assert.Equal(ContractsCli.Usage, (await RunAsync("list", contract, "--url", "http://127.0.0.1:1")).Code);
-
-            // Without a schemaFile there is nothing to hold against the registry: it says so instead of passing silently.
-            (int plainCode, string plainOut, _) = await RunAsync("validate", contract, "--registry", "http://127.0.0.1:1");
-            Assert.Equal(ContractsCli.Ok, plainCode);
-            Assert.Contains("no schemaFile, so nothing was checked against http://127.0.0.1:1", plainOut, StringComparison.Ordinal);
-
-            string dangling = Path.Combine(directory, "dangling.yaml");
-            File.CreateSymbolicLink(dangling, Path.Combine(directory, "nothing-here.yaml"));
-            (int danglingCode, _, string danglingErr) = await RunAsync("validate", dangling);
-            Assert.Equal(ContractsCli.Usage, danglingCode);
-            Assert.Contains("no such file", danglingErr, StringComparison.Ordinal);
-
-            // 100,000 three-byte characters: within the parser's 262,144 characters, over the broker's 262,144 bytes.
-            string large = await WriteAsync(Path.Combine(directory, "large.yaml"), $"topic: pings\nclass: raw\ndescription: {new string('\u20ac', 100_000)}\n");
-            (int largeCode, _, string largeErr) = await RunAsync("validate", large);
-            Assert.Equal(ContractsCli.Invalid, largeCode);
-            Assert.Contains("at most 262144 bytes; this one is 300", largeErr, StringComparison.Ordinal);
-
-            string prefix = $"http://127.0.0.1:{BrokerFixture.FreeLoopbackPort()}/";
-            other.Prefixes.Add(prefix);
-            other.Start();
-            Task serving = ServeAsync(other, new Dictionary<string, string>(StringComparer.Ordinal));
-            foreach (string command in new[] { "apply", "diff" })
-            {
-                (int code, _, string err) = await RunAsync(command, contract, "--url", prefix);
-                Assert.True(code == ContractsCli.Unreachable, $"{command}: exit {code}, {err}");
-                Assert.Contains("not SharedLog's admin API", err, StringComparison.Ordinal);
-            }
-
-            other.Stop();
-            await serving;
-        }
-        finally
+            new[] { "list", "--url", "127.0.0.1:9644" }, ["diff", contract, "--url", "localhost:9644"], ["apply", contract, "--url", ""],
+            ["validate", contract, "--registry", "notaurl"], ["validate", contract, "--registry", "ftp://127.0.0.1:8081"],
+        })
         {
-            Directory.Delete(directory, recursive: true);
+            (int code, _, string err) = await RunAsync(args);
+            Assert.True(code == ContractsCli.Usage, $"{string.Join(' ', args)}: exit {code}, {err}");
+            Assert.Contains("must be an http:// or https:// address", err, StringComparison.Ordinal);
         }
+
+        Assert.Equal(ContractsCli.Usage, (await RunAsync("list", contract, "--url", "http://127.0.0.1:1")).Code);
+
+        // Without a schemaFile there is nothing to hold against the registry: it says so instead of passing silently.
+        (int plainCode, string plainOut, _) = await RunAsync("validate", contract, "--registry", "http://127.0.0.1:1");
+        Assert.Equal(ContractsCli.Ok, plainCode);
+        Assert.Contains("no schemaFile, so nothing was checked against http://127.0.0.1:1", plainOut, StringComparison.Ordinal);
+
+        string dangling = Path.Combine(directory, "dangling.yaml");
+        File.CreateSymbolicLink(dangling, Path.Combine(directory, "nothing-here.yaml"));
+        (int danglingCode, _, string danglingErr) = await RunAsync("validate", dangling);
+        Assert.Equal(ContractsCli.Usage, danglingCode);
+        Assert.Contains("no such file", danglingErr, StringComparison.Ordinal);
+
+        // 100,000 three-byte characters: within the parser's 262,144 characters, over the broker's 262,144 bytes.
+        string large = await WriteAsync(Path.Combine(directory, "large.yaml"), $"topic: pings\nclass: raw\ndescription: {new string('\u20ac', 100_000)}\n");
+        (int largeCode, _, string largeErr) = await RunAsync("validate", large);
+        Assert.Equal(ContractsCli.Invalid, largeCode);
+        Assert.Contains("at most 262144 bytes; this one is 300", largeErr, StringComparison.Ordinal);
+
+        string prefix = $"http://127.0.0.1:{BrokerFixture.FreeLoopbackPort()}/";
+        other.Prefixes.Add(prefix);
+        other.Start();
+        Task serving = ServeAsync(other, new Dictionary<string, string>(StringComparer.Ordinal));
+        foreach (string command in new[] { "apply", "diff" })
+        {
+            (int code, _, string err) = await RunAsync(command, contract, "--url", prefix);
+            Assert.True(code == ContractsCli.Unreachable, $"{command}: exit {code}, {err}");
+            Assert.Contains("not SharedLog's admin API", err, StringComparison.Ordinal);
+        }
+
+        other.Stop();
+        await serving;
     }
 
     /// <summary>Answers GETs from fixed bodies (404 for any other path) until the listener stops.</summary>
@@ -279,6 +258,16 @@ public class ContractsCliTests
             await context.Response.OutputStream.WriteAsync(bytes);
             context.Response.Close();
         }
+    }
+
+    /// <summary>A fresh directory under the temporary path, deleted with what it holds when disposed.</summary>
+    private sealed class ScratchDirectory : IDisposable
+    {
+        public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "sharedlog-cli-" + Guid.NewGuid().ToString("N"));
+
+        public ScratchDirectory() => Directory.CreateDirectory(Path);
+
+        public void Dispose() => Directory.Delete(Path, recursive: true);
     }
 
     private static async Task<string> WriteAsync(string path, string text)
