@@ -707,6 +707,46 @@ public class ContractGateTests
     }
 
     [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task QuarantineCopiesFromManyConnectionsFollowTheSourceOffsets(bool idempotent)
+    {
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("crowded", Contract("crowded", "quarantine"));
+        BrokerFixture broker = setup.Broker;
+        byte[] good = await setup.SerializeAsync(Payment("g", 5.0, "EUR"), "crowded");
+        byte[] bad = await setup.SerializeAsync(Payment("b", -1.0, "EUR"), "crowded");
+
+        // Several producers (one connection each) send batches with bad records to the one partition at once: their
+        // durable appends complete together, and each request then writes its own copies.
+        const int Producers = 4;
+        const int RecordsEach = 200;
+        int failed = 0;
+        await Task.WhenAll(Enumerable.Range(0, Producers).Select(p => Task.Run(() =>
+        {
+            using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 0, Acks = Acks.All, BatchNumMessages = 3, EnableIdempotence = idempotent }).Build();
+            for (int i = 0; i < RecordsEach; i++)
+            {
+                producer.Produce("crowded", new Message<string, byte[]> { Key = $"{p}-{i}", Value = i % 2 == 1 ? bad : good }, report =>
+                {
+                    if (report.Error.IsError)
+                    {
+                        Interlocked.Increment(ref failed);
+                    }
+                });
+            }
+
+            Assert.Equal(0, producer.Flush(Timeout));
+        })));
+        Assert.Equal(0, failed);
+
+        List<ConsumeResult<string, byte[]>> quarantined = ConsumeAll(broker, "crowded.quarantine", Producers * RecordsEach / 2, Deserializers.ByteArray);
+        Assert.Equal(Producers * RecordsEach / 2, quarantined.Count);
+        long[] sourceOffsets = [.. quarantined.Select(r => long.Parse(Encoding.UTF8.GetString(r.Message.Headers.GetLastBytes("sharedlog.source.offset")), System.Globalization.CultureInfo.InvariantCulture))];
+        // In the quarantine partition, copies are in their source offsets' order, as a remediation job replaying them expects.
+        Assert.Equal(sourceOffsets.Order(), sourceOffsets);
+    }
+
+    [Theory]
     [InlineData(CompressionType.Gzip)]
     [InlineData(CompressionType.Lz4)]
     [InlineData(CompressionType.Zstd)]

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text;
+using Microsoft.Extensions.Logging;
 using SharedLog.Contracts.Gate;
 using SharedLog.Contracts.Model;
 using SharedLog.Protocol.Records;
@@ -17,7 +18,7 @@ namespace SharedLog.Broker.Cluster;
 /// rule, the reason, and the source topic, partition, offset and timestamp, so a remediation job can replay it.
 /// Also reports each quarantine topic's backlog and oldest record age for the metrics.
 /// </summary>
-public sealed class QuarantineWriter(TopicService topics, StreamStore streams, ContractStore contracts)
+public sealed partial class QuarantineWriter(TopicService topics, StreamStore streams, ContractStore contracts, ILogger<QuarantineWriter> logger)
 {
     /// <summary>Quarantine copies go into batches of at most this many bytes (Kafka's default <c>max.message.bytes</c>), or what one WAL entry holds if that is less.</summary>
     public const int MaxBatchBytes = 1024 * 1024;
@@ -51,6 +52,20 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
     // stored the first and failed on a later one, is taken up where it stopped, so a retry does not store copies twice.
     private readonly ConditionalWeakTable<Task<long>, StrongBox<int>> _copiesWrittenBySourceAppend = new();
 
+    // Per source stream, in offset order: each source batch with copies to write takes a turn where its offsets are assigned,
+    // and writes its copies in that turn, so they reach the quarantine partition in source order although the requests (from
+    // several connections) each write theirs when their own append is durable.
+    private readonly TurnsInOrder<long> _copyTurnsBySourceStream = new();
+
+    private readonly ConditionalWeakTable<Task<long>, Turn> _copyTurnsBySourceAppend = new();
+
+    /// <summary>
+    /// How long a batch's copies wait for the source batch before it to write theirs. That write follows a durable append and
+    /// takes a WAL append itself, so the wait is short; the bound keeps a turn that is never ended from holding a partition's
+    /// copies back for good: past it, they are written out of order, with a warning.
+    /// </summary>
+    internal static readonly TimeSpan CopyTurnWait = TimeSpan.FromSeconds(30);
+
     // The gate's verdict on an idempotent source batch with quarantined records, kept with its append task until the copy is written.
     private readonly ConditionalWeakTable<Task<long>, SourceVerdict> _verdictsBySourceAppend = new();
 
@@ -70,6 +85,23 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
 
     /// <summary>The verdict <see cref="Remember"/> kept for this append; null when none was kept, the copy is written, or after a restart.</summary>
     public SourceVerdict? VerdictOn(Task<long> sourceAppend) => _verdictsBySourceAppend.TryGetValue(sourceAppend, out SourceVerdict? verdict) ? verdict : null;
+
+    /// <summary>
+    /// Starts the append of a source batch that has records to quarantine (<paramref name="append"/> assigns its offsets)
+    /// and takes the batch's turn to write their copies, which <see cref="WriteOnceAsync"/> waits for.
+    /// </summary>
+    public Task<long> AppendInTurn<TState>(long sourceStreamId, TState state, Func<TState, Task<long>> append)
+    {
+        Task<long> sourceAppend = _copyTurnsBySourceStream.Take(sourceStreamId, state, append, out Turn turn);
+        _copyTurnsBySourceAppend.AddOrUpdate(sourceAppend, turn);
+        if (!sourceAppend.IsCompletedSuccessfully)
+        {
+            // An append that fails writes no copies: its turn ends with it.
+            sourceAppend.ContinueWith(static (_, turn) => ((Turn)turn!).End(), turn, CancellationToken.None, TaskContinuationOptions.NotOnRanToCompletion | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+
+        return sourceAppend;
+    }
 
     /// <summary>
     /// Makes sure the quarantine topic exists; called before the source batch is stored, so a topic
@@ -92,11 +124,37 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
     public async Task<OnceOutcome> WriteOnceAsync(Task<long> sourceAppend, ActiveContract contract, string sourceTopic, int sourcePartition, IReadOnlyList<QuarantinedRecord> records, CancellationToken cancellationToken)
     {
         long sourceBaseOffset = await sourceAppend;
-        StrongBox<int> written = _copiesWrittenBySourceAppend.GetValue(sourceAppend, static _ => new StrongBox<int>());
-        return await _writesBySourceAppend.RunAsync(
-            sourceAppend,
-            ct => WriteAsync(contract, sourceTopic, sourcePartition, sourceBaseOffset, records, written, ct),
-            cancellationToken);
+        Turn? turn = _copyTurnsBySourceAppend.TryGetValue(sourceAppend, out Turn? taken) ? taken : null;
+        try
+        {
+            if (turn is not null && !turn.Previous.IsCompleted)
+            {
+                await WaitForTurnAsync(turn, sourceTopic, sourcePartition, sourceBaseOffset, cancellationToken);
+            }
+
+            StrongBox<int> written = _copiesWrittenBySourceAppend.GetValue(sourceAppend, static _ => new StrongBox<int>());
+            return await _writesBySourceAppend.RunAsync(
+                sourceAppend,
+                ct => WriteAsync(contract, sourceTopic, sourcePartition, sourceBaseOffset, records, written, ct),
+                cancellationToken);
+        }
+        finally
+        {
+            // Written or failed: the next batch's copies go. A retry that writes these after a failure writes them out of order.
+            turn?.End();
+        }
+    }
+
+    private async Task WaitForTurnAsync(Turn turn, string sourceTopic, int sourcePartition, long sourceBaseOffset, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await turn.Previous.WaitAsync(CopyTurnWait, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            LogTurnWaitedOut(logger, sourceTopic, sourcePartition, sourceBaseOffset, CopyTurnWait.TotalSeconds);
+        }
     }
 
     /// <summary>Writes <paramref name="records"/> from the first one <paramref name="written"/> does not count, counting each batch stored.</summary>
@@ -279,6 +337,9 @@ public sealed class QuarantineWriter(TopicService topics, StreamStore streams, C
     }
 
     private static RecordHeaderValue Header(string key, string value) => new(key, Encoding.UTF8.GetBytes(value));
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Quarantine copies of {Topic}-{Partition} from offset {Offset} waited {Seconds} s for the batch before them and are written now, out of source order")]
+    private static partial void LogTurnWaitedOut(ILogger logger, string topic, int partition, long offset, double seconds);
 }
 
 /// <summary>What the gate decided for one source batch: the contract version that judged it, the records it took out for quarantine, and its counts.</summary>

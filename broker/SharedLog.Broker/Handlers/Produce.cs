@@ -561,7 +561,9 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
         if (batch.ProducerId < 0)
         {
-            return StartAppend(streams, item.StreamId, batch.Bytes, cancellationToken);
+            return batch.Quarantined.Count > 0
+                ? quarantine.AppendInTurn(item.StreamId, (streams, item.StreamId, batch.Bytes, cancellationToken), static s => StartAppend(s.streams, s.StreamId, s.Bytes, s.cancellationToken))
+                : StartAppend(streams, item.StreamId, batch.Bytes, cancellationToken);
         }
 
         SequenceVerdict verdict = item.Producers!.CheckAndAppend(
@@ -575,7 +577,9 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                 : s.batch.Quarantined.Count > 0
                 // Kept before the producer state publishes the task: a retry that finds the task finds the verdict. Only
                 // batches with a quarantine copy are kept: for any other, a retry has nothing to write.
-                ? s.quarantine.Remember(StartAppend(s.streams, s.StreamId, s.Bytes, s.cancellationToken), new SourceVerdict(s.Contract!, s.batch.Quarantined, s.batch.Verdict!.Tally))
+                ? s.quarantine.Remember(
+                    s.quarantine.AppendInTurn(s.StreamId, (s.streams, s.StreamId, s.Bytes, s.cancellationToken), static a => StartAppend(a.streams, a.StreamId, a.Bytes, a.cancellationToken)),
+                    new SourceVerdict(s.Contract!, s.batch.Quarantined, s.batch.Verdict!.Tally))
                 : StartAppend(s.streams, s.StreamId, s.Bytes, s.cancellationToken),
             out ErrorCode error,
             out Task<long>? durable);
