@@ -25,13 +25,14 @@ public static class ContractsCli
         usage: SharedLog.Broker contracts list [--url URL]
                SharedLog.Broker contracts diff FILE [--url URL]
                SharedLog.Broker contracts apply FILE [--url URL] [--actor NAME]
-               SharedLog.Broker contracts validate FILE [--registry URL]
+               SharedLog.Broker contracts validate FILE [--registry URL] [--timeout SECONDS]
                SharedLog.Broker contracts replay SOURCE-TOPIC [--target TOPIC] [--from-offset N] [--to-offset N]
                    [--from-time T] [--to-time T] [--partitions 0,1] [--rules a,b] [--resume-from 0=N,1=N]
                    [--max-records N] [--max-bytes-per-second N] [--id ID] [--quarantine-topic TOPIC] [--dry-run]
                    [--url URL] [--actor NAME]
           --url       the broker's admin HTTP address (default http://127.0.0.1:9644)
           --registry  the schema registry to check compatibility against (default: offline only)
+          --timeout   how long validate waits for the registry in all, in seconds (default 60)
           replay      writes the records quarantined from SOURCE-TOPIC (source offsets from..to, exclusive; times
                       as ISO 8601 or epoch ms) to --target (default: SOURCE-TOPIC), through its contract; with
                       --id its progress is kept, and the same command again continues where it stopped
@@ -95,7 +96,7 @@ public static class ContractsCli
             "diff" => ["url"],
             "apply" => ["url", "actor"],
             "replay" => ["url", "actor", .. ReplayOptions.Keys, "dry-run"],
-            _ => ["registry"],
+            _ => ["registry", "timeout"],
         };
         if (options.Keys.FirstOrDefault(o => !known.Contains(o)) is { } unknown)
         {
@@ -113,6 +114,18 @@ public static class ContractsCli
             }
         }
 
+        TimeSpan registryDeadline = DefaultRegistryCheckDeadline;
+        if (options.TryGetValue("timeout", out string? timeout))
+        {
+            if (!double.TryParse(timeout, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double seconds) || !(seconds > 0 && seconds <= 3600))
+            {
+                await error.WriteLineAsync($"--timeout must be a number of seconds, more than 0 and at most 3600, not '{timeout}'\n{UsageText}");
+                return Usage;
+            }
+
+            registryDeadline = TimeSpan.FromSeconds(seconds);
+        }
+
         string url = options.GetValueOrDefault("url", "http://127.0.0.1:9644").TrimEnd('/');
         try
         {
@@ -126,7 +139,7 @@ public static class ContractsCli
             return command switch
             {
                 "list" => await ListAsync(url, output),
-                "validate" => await ValidateAsync(file!, options.GetValueOrDefault("registry"), output, error),
+                "validate" => await ValidateAsync(file!, options.GetValueOrDefault("registry"), registryDeadline, output, error),
                 "replay" => await ReplayAsync(url, file!, options, output, error),
                 _ => await SendAsync(url, file!, dryRun: command == "diff", options.GetValueOrDefault("actor", Environment.UserName), output, error),
             };
@@ -353,35 +366,35 @@ public static class ContractsCli
     /// the registry itself, as it alone can resolve them, which it does at the subject's level: when that is not the
     /// contract's, the check is reported as not done (a problem, so the exit code is not success).
     /// </summary>
-    private static async Task<IReadOnlyList<string>> CheckAgainstRegistryAsync(string registryUrl, string subject, SchemaRequest candidate, CompatibilityLevel level, SchemaRegistry local)
+    private static async Task<RegistryCheck> CheckAgainstRegistryAsync(string registryUrl, string subject, SchemaRequest candidate, CompatibilityLevel level, SchemaRegistry local, CancellationToken cancellationToken)
     {
         using HttpClient http = Client();
         string subjectPath = $"{registryUrl}/subjects/{Uri.EscapeDataString(subject)}";
-        using HttpResponseMessage listed = await http.GetAsync(new Uri($"{subjectPath}/versions"));
+        using HttpResponseMessage listed = await http.GetAsync(new Uri($"{subjectPath}/versions"), cancellationToken);
         if (listed.StatusCode == System.Net.HttpStatusCode.NotFound)
         {
             // A new subject has nothing to be compatible with; only the registry's own "subject not found" says so. Any
             // other 404 (the admin port, a wrong path) would pass every check against an address that is no registry.
-            return RegistryErrorCode(await listed.Content.ReadAsStringAsync()) == RegistryErrorCodes.SubjectNotFound
-                ? []
+            return RegistryErrorCode(await listed.Content.ReadAsStringAsync(cancellationToken)) == RegistryErrorCodes.SubjectNotFound
+                ? RegistryCheck.Compatible
                 : throw new InvalidOperationException($"{subjectPath}/versions answered 404 without the registry's subject-not-found error ({RegistryErrorCodes.SubjectNotFound}): is {registryUrl} a schema registry?");
         }
 
         listed.EnsureSuccessStatusCode();
         await local.SetCompatibilityAsync(null, CompatibilityLevel.None, CancellationToken.None);
-        foreach (JsonNode? listedVersion in JsonNode.Parse(await listed.Content.ReadAsStringAsync())!.AsArray())
+        foreach (JsonNode? listedVersion in JsonNode.Parse(await listed.Content.ReadAsStringAsync(cancellationToken))!.AsArray())
         {
             int version = (int)listedVersion!;
-            JsonNode stored = JsonNode.Parse(await http.GetStringAsync(new Uri($"{subjectPath}/versions/{version}")))!;
+            JsonNode stored = JsonNode.Parse(await http.GetStringAsync(new Uri($"{subjectPath}/versions/{version}"), cancellationToken))!;
             if (stored["references"] is JsonArray { Count: > 0 })
             {
                 // Only the registry resolves references, and it checks at the subject's level: its verdict stands for the
                 // contract's level only when the two are the same; otherwise "compatible" would be a pass that was never checked.
-                using HttpResponseMessage config = await http.GetAsync(new Uri($"{registryUrl}/config/{Uri.EscapeDataString(subject)}?defaultToGlobal=true"));
-                string? subjectLevelName = config.IsSuccessStatusCode ? (string?)JsonNode.Parse(await config.Content.ReadAsStringAsync())?["compatibilityLevel"] : null;
+                using HttpResponseMessage config = await http.GetAsync(new Uri($"{registryUrl}/config/{Uri.EscapeDataString(subject)}?defaultToGlobal=true"), cancellationToken);
+                string? subjectLevelName = config.IsSuccessStatusCode ? (string?)JsonNode.Parse(await config.Content.ReadAsStringAsync(cancellationToken))?["compatibilityLevel"] : null;
                 return RegistryNames.TryParseLevel(subjectLevelName, out CompatibilityLevel subjectLevel) && subjectLevel == level
-                    ? await RegistryVerdictAsync(http, subjectPath, candidate)
-                    : [$"subject '{subject}' has versions with references, which only the registry can resolve, and it checks at the subject's level ({subjectLevelName ?? "unknown"}), not the contract's ({RegistryNames.Name(level)}): not verified. Apply the contract (it sets the subject's level) and validate again."];
+                    ? await RegistryVerdictAsync(http, subjectPath, candidate, cancellationToken)
+                    : RegistryCheck.NotVerified($"subject '{subject}' has versions with references, which only the registry can resolve, and it checks at the subject's level ({subjectLevelName ?? "unknown"}), not the contract's ({RegistryNames.Name(level)}): not verified. Apply the contract (it sets the subject's level) and validate again.");
             }
 
             _ = RegistryNames.TryParseType((string?)stored["schemaType"], out SchemaType type);
@@ -392,13 +405,27 @@ public static class ContractsCli
             catch (SchemaRegistryException e)
             {
                 // A version this build cannot read (another registry's dialect): compatibility with it is unknown, not granted.
-                return [$"version {version} of subject '{subject}' cannot be read here ({e.Message}): not verified"];
+                return RegistryCheck.NotVerified($"version {version} of subject '{subject}' cannot be read here ({e.Message})");
             }
         }
 
         await local.SetCompatibilityAsync(subject, level, CancellationToken.None);
-        return local.CheckCompatibility(subject, null, candidate).Messages;
+        return new RegistryCheck(local.CheckCompatibility(subject, null, candidate).Messages, Verified: true);
     }
+
+    /// <summary>What checking a schema file against a subject found: problems (none: compatible), and whether the check could be made at all.</summary>
+    private readonly record struct RegistryCheck(IReadOnlyList<string> Problems, bool Verified)
+    {
+        public static RegistryCheck Compatible => new([], Verified: true);
+
+        public static RegistryCheck NotVerified(string why) => new([why], Verified: false);
+    }
+
+    /// <summary>
+    /// How long <c>validate --registry</c> waits for the registry in all unless <c>--timeout</c> says otherwise, however many
+    /// versions a subject has (each request also has the client's own 30 s): a pipeline step must end.
+    /// </summary>
+    private static readonly TimeSpan DefaultRegistryCheckDeadline = TimeSpan.FromSeconds(60);
 
     /// <summary>The <c>error_code</c> of a registry's error body; null for any other body (empty, not JSON, no such number).</summary>
     private static int? RegistryErrorCode(string body)
@@ -413,23 +440,23 @@ public static class ContractsCli
         }
     }
 
-    private static async Task<IReadOnlyList<string>> RegistryVerdictAsync(HttpClient http, string subjectPath, SchemaRequest candidate)
+    private static async Task<RegistryCheck> RegistryVerdictAsync(HttpClient http, string subjectPath, SchemaRequest candidate, CancellationToken cancellationToken)
     {
         string body = JsonSerializer.Serialize(new Dictionary<string, string> { ["schema"] = candidate.Schema, ["schemaType"] = RegistryNames.Name(candidate.Type) });
         using var content = new StringContent(body, Encoding.UTF8);
         content.Headers.ContentType = MediaTypeHeaderValue.Parse(Http.SchemaRegistryApi.ContentType);
         string compatibilityPath = subjectPath.Replace("/subjects/", "/compatibility/subjects/", StringComparison.Ordinal);
-        using HttpResponseMessage response = await http.PostAsync(new Uri($"{compatibilityPath}/versions?verbose=true"), content);
-        JsonNode? answer = JsonNode.Parse(await response.Content.ReadAsStringAsync());
+        using HttpResponseMessage response = await http.PostAsync(new Uri($"{compatibilityPath}/versions?verbose=true"), content, cancellationToken);
+        JsonNode? answer = JsonNode.Parse(await response.Content.ReadAsStringAsync(cancellationToken));
         if (!response.IsSuccessStatusCode)
         {
-            return [(string?)answer?["message"] ?? $"the registry answered {(int)response.StatusCode}"];
+            return RegistryCheck.NotVerified((string?)answer?["message"] ?? $"the registry answered {(int)response.StatusCode}");
         }
 
-        return (bool)answer!["is_compatible"]! ? [] : [.. (answer["messages"]?.AsArray() ?? []).Select(m => (string?)m ?? "")];
+        return (bool)answer!["is_compatible"]! ? RegistryCheck.Compatible : new RegistryCheck([.. (answer["messages"]?.AsArray() ?? []).Select(m => (string?)m ?? "")], Verified: true);
     }
 
-    private static async Task<int> ValidateAsync(string file, string? registryUrl, TextWriter output, TextWriter error)
+    private static async Task<int> ValidateAsync(string file, string? registryUrl, TimeSpan registryDeadline, TextWriter output, TextWriter error)
     {
         ContractDefinition definition;
         try
@@ -453,6 +480,7 @@ public static class ContractsCli
         }
 
         int result = Ok;
+        using var registryWait = new CancellationTokenSource(registryDeadline);
         string directory = Path.GetDirectoryName(Path.GetFullPath(file))!;
         var schemaFiles = new Dictionary<bool, IParsedSchema>();
         foreach ((string side, SchemaRequirement? requirement) in new[] { ("key", definition.Key), ("value", definition.Value) })
@@ -513,11 +541,23 @@ public static class ContractsCli
             }
 
             string subject = requirement.SubjectFor(definition.Topic, side == "key", recordName);
-            IReadOnlyList<string> problems = await CheckAgainstRegistryAsync(registryUrl.TrimEnd('/'), subject, candidate, definition.Compatibility, local);
-            if (problems.Count > 0)
+            RegistryCheck check;
+            try
             {
-                await error.WriteLineAsync($"{side}: {schemaFile} is not compatible with subject {subject} at {RegistryNames.Name(definition.Compatibility)}:");
-                foreach (string problem in problems)
+                check = await CheckAgainstRegistryAsync(registryUrl.TrimEnd('/'), subject, candidate, definition.Compatibility, local, registryWait.Token);
+            }
+            catch (OperationCanceledException) when (registryWait.IsCancellationRequested)
+            {
+                await error.WriteLineAsync($"{side}: {registryUrl} did not finish answering the compatibility check within {registryDeadline.TotalSeconds:0.###} s (--timeout)");
+                return Unreachable;
+            }
+
+            if (check.Problems.Count > 0)
+            {
+                await error.WriteLineAsync(check.Verified
+                    ? $"{side}: {schemaFile} is not compatible with subject {subject} at {RegistryNames.Name(definition.Compatibility)}:"
+                    : $"{side}: whether {schemaFile} is compatible with subject {subject} at {RegistryNames.Name(definition.Compatibility)} could not be verified:");
+                foreach (string problem in check.Problems)
                 {
                     await error.WriteLineAsync($"  - {problem}");
                 }

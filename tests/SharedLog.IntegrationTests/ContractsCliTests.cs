@@ -84,7 +84,8 @@ public class ContractsCliTests
         string certifiedRefs = await WriteAsync(Path.Combine(directory, "certified-refs.yaml"), "topic: refs\nclass: certified\nvalue:\n  schemaFile: dropped.avsc\n");
         (int refsCode, _, string refsErr) = await RunAsync("validate", certifiedRefs, "--registry", broker.RegistryUrl);
         Assert.Equal(ContractsCli.Invalid, refsCode);
-        Assert.Contains("not verified", refsErr, StringComparison.Ordinal);
+        Assert.Contains("could not be verified", refsErr, StringComparison.Ordinal);
+        Assert.DoesNotContain("is not compatible", refsErr, StringComparison.Ordinal); // not checked is not a verdict
         string backwardRefs = await WriteAsync(Path.Combine(directory, "backward-refs.yaml"), "topic: refs\nclass: raw\ncompatibility: BACKWARD\nvalue:\n  schemaFile: dropped.avsc\n");
         Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", backwardRefs, "--registry", broker.RegistryUrl)).Code);
 
@@ -176,7 +177,7 @@ public class ContractsCliTests
         (int foreignCode, _, string foreignErr) = await RunAsync("validate", contract, "--registry", prefix);
         Assert.Equal(ContractsCli.Invalid, foreignCode);
         Assert.Contains("version 1 of subject 'foreign-value' cannot be read here", foreignErr, StringComparison.Ordinal);
-        Assert.Contains("not verified", foreignErr, StringComparison.Ordinal);
+        Assert.Contains("whether ping.avsc is compatible with subject foreign-value at BACKWARD could not be verified", foreignErr, StringComparison.Ordinal);
         registry.Stop();
         await serving;
     }
@@ -234,6 +235,50 @@ public class ContractsCliTests
 
         other.Stop();
         await serving;
+    }
+
+    [Fact]
+    public async Task ValidateWaitsForTheRegistryNoLongerThanItsTimeoutInAll()
+    {
+        using var scratch = new ScratchDirectory();
+        string directory = scratch.Path;
+        await File.WriteAllTextAsync(Path.Combine(directory, "ping.avsc"), """{"type":"record","name":"Ping","fields":[{"name":"id","type":"string"}]}""");
+        string contract = await WriteAsync(Path.Combine(directory, "silent.yaml"), "topic: silent\nvalue:\n  schemaFile: ping.avsc\n");
+
+        foreach (string bad in new[] { "0", "-1", "soon", "3601" })
+        {
+            (int code, _, string err) = await RunAsync("validate", contract, "--registry", "http://127.0.0.1:1", "--timeout", bad);
+            Assert.True(code == ContractsCli.Usage, $"--timeout {bad}: exit {code}, {err}");
+            Assert.Contains("--timeout must be a number of seconds", err, StringComparison.Ordinal);
+        }
+
+        // A registry that takes the connection and never answers: the check ends at --timeout (exit 3), not at the client's
+        // 30 s per request (which, one request per registered version, added up without bound).
+        using var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        silent.Start();
+        var accepted = new List<System.Net.Sockets.TcpClient>();
+        Task accepting = Task.Run(async () =>
+        {
+            try
+            {
+                while (true)
+                {
+                    accepted.Add(await silent.AcceptTcpClientAsync());
+                }
+            }
+            catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException)
+            {
+            }
+        });
+        string address = $"http://127.0.0.1:{((System.Net.IPEndPoint)silent.LocalEndpoint).Port}";
+        Task<(int Code, string Out, string Err)> validating = RunAsync("validate", contract, "--registry", address, "--timeout", "0.5");
+        (int silentCode, _, string silentErr) = await validating.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(ContractsCli.Unreachable, silentCode);
+        Assert.Contains($"{address} did not finish answering the compatibility check within 0.5 s", silentErr, StringComparison.Ordinal);
+
+        silent.Stop();
+        await accepting.WaitAsync(TimeSpan.FromSeconds(10));
+        accepted.ForEach(c => c.Dispose());
     }
 
     /// <summary>Answers GETs from fixed bodies (404 for any other path) until the listener stops.</summary>
