@@ -362,55 +362,99 @@ public static class ContractsCli
     /// <summary>
     /// The candidate checked against the subject's live versions in the registry at the contract's level, the level
     /// applying the contract gives the subject (the registry's own check would use the subject's level of now). The
-    /// versions are copied into <paramref name="local"/> and checked there; a version with references is checked by
-    /// the registry itself, as it alone can resolve them, which it does at the subject's level: when that is not the
-    /// contract's, the check is reported as not done (a problem, so the exit code is not success).
+    /// versions, and the schemas they reference, are copied into <paramref name="local"/> and checked there.
     /// </summary>
-    private static async Task<RegistryCheck> CheckAgainstRegistryAsync(string registryUrl, string subject, SchemaRequest candidate, CompatibilityLevel level, SchemaRegistry local, CancellationToken cancellationToken)
+    private static async Task<RegistryCheck> CheckAgainstRegistryAsync(RegistryCopy registry, string subject, SchemaRequest candidate, CompatibilityLevel level, CancellationToken cancellationToken)
     {
-        using HttpClient http = Client();
-        string subjectPath = $"{registryUrl}/subjects/{Uri.EscapeDataString(subject)}";
-        using HttpResponseMessage listed = await http.GetAsync(new Uri($"{subjectPath}/versions"), cancellationToken);
+        string subjectPath = $"{registry.Url}/subjects/{Uri.EscapeDataString(subject)}";
+        using HttpResponseMessage listed = await registry.Http.GetAsync(new Uri($"{subjectPath}/versions"), cancellationToken);
         if (listed.StatusCode == System.Net.HttpStatusCode.NotFound)
         {
             // A new subject has nothing to be compatible with; only the registry's own "subject not found" says so. Any
             // other 404 (the admin port, a wrong path) would pass every check against an address that is no registry.
             return RegistryErrorCode(await listed.Content.ReadAsStringAsync(cancellationToken)) == RegistryErrorCodes.SubjectNotFound
                 ? RegistryCheck.Compatible
-                : throw new InvalidOperationException($"{subjectPath}/versions answered 404 without the registry's subject-not-found error ({RegistryErrorCodes.SubjectNotFound}): is {registryUrl} a schema registry?");
+                : throw new InvalidOperationException($"{subjectPath}/versions answered 404 without the registry's subject-not-found error ({RegistryErrorCodes.SubjectNotFound}): is {registry.Url} a schema registry?");
         }
 
         listed.EnsureSuccessStatusCode();
-        await local.SetCompatibilityAsync(null, CompatibilityLevel.None, CancellationToken.None);
+        await registry.Local.SetCompatibilityAsync(null, CompatibilityLevel.None, CancellationToken.None);
         foreach (JsonNode? listedVersion in JsonNode.Parse(await listed.Content.ReadAsStringAsync(cancellationToken))!.AsArray())
         {
             int version = (int)listedVersion!;
-            JsonNode stored = JsonNode.Parse(await http.GetStringAsync(new Uri($"{subjectPath}/versions/{version}"), cancellationToken))!;
-            if (stored["references"] is JsonArray { Count: > 0 })
-            {
-                // Only the registry resolves references, and it checks at the subject's level: its verdict stands for the
-                // contract's level only when the two are the same; otherwise "compatible" would be a pass that was never checked.
-                using HttpResponseMessage config = await http.GetAsync(new Uri($"{registryUrl}/config/{Uri.EscapeDataString(subject)}?defaultToGlobal=true"), cancellationToken);
-                string? subjectLevelName = config.IsSuccessStatusCode ? (string?)JsonNode.Parse(await config.Content.ReadAsStringAsync(cancellationToken))?["compatibilityLevel"] : null;
-                return RegistryNames.TryParseLevel(subjectLevelName, out CompatibilityLevel subjectLevel) && subjectLevel == level
-                    ? await RegistryVerdictAsync(http, subjectPath, candidate, cancellationToken)
-                    : RegistryCheck.NotVerified($"subject '{subject}' has versions with references, which only the registry can resolve, and it checks at the subject's level ({subjectLevelName ?? "unknown"}), not the contract's ({RegistryNames.Name(level)}): not verified. Apply the contract (it sets the subject's level) and validate again.");
-            }
-
-            _ = RegistryNames.TryParseType((string?)stored["schemaType"], out SchemaType type);
             try
             {
-                await local.RegisterAsync(subject, new SchemaRequest((string?)stored["schema"] ?? throw new JsonException($"version {version} of '{subject}' has no schema"), type, []), CancellationToken.None);
+                await registry.CopyAsync(new SchemaReference(subject, subject, version), depth: 0, cancellationToken);
             }
             catch (SchemaRegistryException e)
             {
                 // A version this build cannot read (another registry's dialect): compatibility with it is unknown, not granted.
-                return RegistryCheck.NotVerified($"version {version} of subject '{subject}' cannot be read here ({e.Message})");
+                return RegistryCheck.NotVerified($"version {version} of subject '{subject}' (or a schema it references) cannot be read here ({e.Message})");
             }
         }
 
-        await local.SetCompatibilityAsync(subject, level, CancellationToken.None);
-        return new RegistryCheck(local.CheckCompatibility(subject, null, candidate).Messages, Verified: true);
+        await registry.Local.SetCompatibilityAsync(subject, level, CancellationToken.None);
+        return new RegistryCheck(registry.Local.CheckCompatibility(subject, null, candidate).Messages, Verified: true);
+    }
+
+    /// <summary>
+    /// A schema registry's subject versions copied, on demand, into a registry in this process, with the registry's own ids
+    /// and version numbers (IMPORT mode), so that references between them resolve here as they do there.
+    /// </summary>
+    private sealed class RegistryCopy(string url, HttpClient http, SchemaRegistry local)
+    {
+        /// <summary>Most subject versions one check copies (a schema and everything it references, however deep).</summary>
+        private const int MaxCopied = 1_000;
+
+        private readonly Dictionary<(string Subject, int Version), ResolvedReference> _copied = [];
+
+        public string Url { get; } = url;
+
+        public HttpClient Http { get; } = http;
+
+        public SchemaRegistry Local { get; } = local;
+
+        /// <summary>Copies the version <paramref name="reference"/> names and, first, what it references; returns it resolved (its text and theirs).</summary>
+        public async Task<ResolvedReference> CopyAsync(SchemaReference reference, int depth, CancellationToken cancellationToken)
+        {
+            if (_copied.TryGetValue((reference.Subject, reference.Version), out ResolvedReference? known))
+            {
+                return known with { Name = reference.Name };
+            }
+
+            if (depth > SchemaLimits.MaxDepth || _copied.Count >= MaxCopied)
+            {
+                throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"references nested more than {SchemaLimits.MaxDepth} deep, or more than {MaxCopied} of them");
+            }
+
+            using HttpResponseMessage answer = await Http.GetAsync(new Uri($"{Url}/subjects/{Uri.EscapeDataString(reference.Subject)}/versions/{reference.Version}"), cancellationToken);
+            string body = await answer.Content.ReadAsStringAsync(cancellationToken);
+            if (!answer.IsSuccessStatusCode)
+            {
+                throw RegistryErrorCode(body) is RegistryErrorCodes.SubjectNotFound or RegistryErrorCodes.VersionNotFound
+                    ? new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"reference '{reference.Name}' names subject '{reference.Subject}' version {reference.Version}, which the registry does not have")
+                    : new HttpRequestException($"{Url} answered {(int)answer.StatusCode} for subject '{reference.Subject}' version {reference.Version}: {body}");
+            }
+
+            JsonNode stored = JsonNode.Parse(body)!;
+            string text = (string?)stored["schema"] ?? throw new JsonException($"version {reference.Version} of '{reference.Subject}' has no schema");
+            _ = RegistryNames.TryParseType((string?)stored["schemaType"], out SchemaType type);
+            var references = new List<SchemaReference>();
+            var resolved = new List<ResolvedReference>();
+            foreach (JsonNode? item in stored["references"]?.AsArray() ?? [])
+            {
+                var nested = new SchemaReference((string?)item?["name"] ?? "", (string?)item?["subject"] ?? "", (int?)item?["version"] ?? 0);
+                references.Add(nested);
+                resolved.Add(await CopyAsync(nested, depth + 1, cancellationToken));
+            }
+
+            int version = (int?)stored["version"] ?? reference.Version;
+            await Local.SetModeAsync(reference.Subject, RegistryMode.Import, force: true, CancellationToken.None);
+            await Local.RegisterAsync(reference.Subject, new SchemaRequest(text, type, references, Id: (int?)stored["id"], Version: version), CancellationToken.None);
+            var copied = new ResolvedReference(reference.Name, reference.Subject, version, text, resolved);
+            _copied[(reference.Subject, reference.Version)] = copied;
+            return copied;
+        }
     }
 
     /// <summary>What checking a schema file against a subject found: problems (none: compatible), and whether the check could be made at all.</summary>
@@ -440,49 +484,11 @@ public static class ContractsCli
         }
     }
 
-    private static async Task<RegistryCheck> RegistryVerdictAsync(HttpClient http, string subjectPath, SchemaRequest candidate, CancellationToken cancellationToken)
+    /// <summary>Checks the contract's schema files (offline, then against the registry when given); fills <paramref name="schemaFiles"/> with those that parse.</summary>
+    private static async Task<int> ValidateSchemaFilesAsync(
+        ContractDefinition definition, string directory, string? registryUrl, Dictionary<bool, IParsedSchema> schemaFiles, TextWriter output, TextWriter error, CancellationToken registryWait)
     {
-        string body = JsonSerializer.Serialize(new Dictionary<string, string> { ["schema"] = candidate.Schema, ["schemaType"] = RegistryNames.Name(candidate.Type) });
-        using var content = new StringContent(body, Encoding.UTF8);
-        content.Headers.ContentType = MediaTypeHeaderValue.Parse(Http.SchemaRegistryApi.ContentType);
-        string compatibilityPath = subjectPath.Replace("/subjects/", "/compatibility/subjects/", StringComparison.Ordinal);
-        using HttpResponseMessage response = await http.PostAsync(new Uri($"{compatibilityPath}/versions?verbose=true"), content, cancellationToken);
-        JsonNode? answer = JsonNode.Parse(await response.Content.ReadAsStringAsync(cancellationToken));
-        if (!response.IsSuccessStatusCode)
-        {
-            return RegistryCheck.NotVerified((string?)answer?["message"] ?? $"the registry answered {(int)response.StatusCode}");
-        }
-
-        return (bool)answer!["is_compatible"]! ? RegistryCheck.Compatible : new RegistryCheck([.. (answer["messages"]?.AsArray() ?? []).Select(m => (string?)m ?? "")], Verified: true);
-    }
-
-    private static async Task<int> ValidateAsync(string file, string? registryUrl, TimeSpan registryDeadline, TextWriter output, TextWriter error)
-    {
-        ContractDefinition definition;
-        try
-        {
-            definition = ContractParser.Parse(await File.ReadAllTextAsync(file));
-            IReadOnlyList<string> ruleProblems = ContractGate.CompileProblems(definition);
-            if (ruleProblems.Count > 0)
-            {
-                throw new ContractValidationException(ruleProblems);
-            }
-        }
-        catch (ContractValidationException e)
-        {
-            await error.WriteLineAsync($"{file}: invalid");
-            foreach (string problem in e.Problems)
-            {
-                await error.WriteLineAsync($"  - {problem}");
-            }
-
-            return Invalid;
-        }
-
         int result = Ok;
-        using var registryWait = new CancellationTokenSource(registryDeadline);
-        string directory = Path.GetDirectoryName(Path.GetFullPath(file))!;
-        var schemaFiles = new Dictionary<bool, IParsedSchema>();
         foreach ((string side, SchemaRequirement? requirement) in new[] { ("key", definition.Key), ("value", definition.Value) })
         {
             if (requirement?.SchemaFile is not { } schemaFile)
@@ -498,11 +504,38 @@ public static class ContractsCli
                 continue;
             }
 
-            string schemaText = await File.ReadAllTextAsync(schemaPath);
-            // Offline: the schema file must be a schema of its language (references to other subjects cannot be
-            // resolved here; such a schema is checked by the registry only).
-            var candidate = new SchemaRequest(schemaText, requirement.SchemaType, []);
+            string schemaText = await File.ReadAllTextAsync(schemaPath, CancellationToken.None);
+            IReadOnlyList<SchemaReference> references = requirement.References ?? [];
+            var candidate = new SchemaRequest(schemaText, requirement.SchemaType, references);
             using SchemaRegistry local = await LocalRegistryAsync();
+            using HttpClient http = Client();
+            RegistryCopy? registry = registryUrl is null ? null : new RegistryCopy(registryUrl.TrimEnd('/'), http, local);
+            var resolved = new List<ResolvedReference>();
+            if (references.Count > 0)
+            {
+                // The schemas the file refers to are in the registry only: without it the file cannot be read at all.
+                if (registry is null)
+                {
+                    await output.WriteLineAsync($"{side}: {schemaFile} refers to registered schemas ({string.Join(", ", references.Select(r => $"{r.Subject} version {r.Version}"))}), which only --registry resolves: not checked offline");
+                    continue;
+                }
+
+                try
+                {
+                    foreach (SchemaReference reference in references)
+                    {
+                        resolved.Add(await registry.CopyAsync(reference, depth: 0, registryWait));
+                    }
+                }
+                catch (SchemaRegistryException e)
+                {
+                    await error.WriteLineAsync($"{side}: the references of {schemaFile} cannot be read: {e.Message}");
+                    result = Invalid;
+                    continue;
+                }
+            }
+
+            // The schema file must be a schema of its language (with its references, copied above from the registry).
             try
             {
                 local.CheckCompatibility("offline", null, candidate);
@@ -514,8 +547,8 @@ public static class ContractsCli
                 continue;
             }
 
-            schemaFiles[side == "key"] = Array.Find(SchemaFormats(), f => f.Type == requirement.SchemaType)!.Parse(schemaText, [], normalize: false);
-            if (registryUrl is null)
+            schemaFiles[side == "key"] = Array.Find(SchemaFormats(), f => f.Type == requirement.SchemaType)!.Parse(schemaText, resolved, normalize: false);
+            if (registry is null)
             {
                 continue;
             }
@@ -541,17 +574,7 @@ public static class ContractsCli
             }
 
             string subject = requirement.SubjectFor(definition.Topic, side == "key", recordName);
-            RegistryCheck check;
-            try
-            {
-                check = await CheckAgainstRegistryAsync(registryUrl.TrimEnd('/'), subject, candidate, definition.Compatibility, local, registryWait.Token);
-            }
-            catch (OperationCanceledException) when (registryWait.IsCancellationRequested)
-            {
-                await error.WriteLineAsync($"{side}: {registryUrl} did not finish answering the compatibility check within {registryDeadline.TotalSeconds:0.###} s (--timeout)");
-                return Unreachable;
-            }
-
+            RegistryCheck check = await CheckAgainstRegistryAsync(registry, subject, candidate, definition.Compatibility, registryWait);
             if (check.Problems.Count > 0)
             {
                 await error.WriteLineAsync(check.Verified
@@ -568,6 +591,46 @@ public static class ContractsCli
             {
                 await output.WriteLineAsync($"{side}: {schemaFile} is compatible with subject {subject} at {RegistryNames.Name(definition.Compatibility)}");
             }
+        }
+
+        return result;
+    }
+
+    private static async Task<int> ValidateAsync(string file, string? registryUrl, TimeSpan registryDeadline, TextWriter output, TextWriter error)
+    {
+        ContractDefinition definition;
+        try
+        {
+            definition = ContractParser.Parse(await File.ReadAllTextAsync(file));
+            IReadOnlyList<string> ruleProblems = ContractGate.CompileProblems(definition);
+            if (ruleProblems.Count > 0)
+            {
+                throw new ContractValidationException(ruleProblems);
+            }
+        }
+        catch (ContractValidationException e)
+        {
+            await error.WriteLineAsync($"{file}: invalid");
+            foreach (string problem in e.Problems)
+            {
+                await error.WriteLineAsync($"  - {problem}");
+            }
+
+            return Invalid;
+        }
+
+        int result;
+        using var registryWait = new CancellationTokenSource(registryDeadline);
+        string directory = Path.GetDirectoryName(Path.GetFullPath(file))!;
+        var schemaFiles = new Dictionary<bool, IParsedSchema>();
+        try
+        {
+            result = await ValidateSchemaFilesAsync(definition, directory, registryUrl, schemaFiles, output, error, registryWait.Token);
+        }
+        catch (OperationCanceledException) when (registryWait.IsCancellationRequested)
+        {
+            await error.WriteLineAsync($"{registryUrl} did not finish answering the compatibility check within {registryDeadline.TotalSeconds:0.###} s (--timeout)");
+            return Unreachable;
         }
 
         foreach (string problem in SchemaFieldPaths.PrivacyPathProblems(definition, (_, isKey) => schemaFiles.TryGetValue(isKey, out IParsedSchema? parsed) ? [parsed] : null))

@@ -65,8 +65,8 @@ public class ContractsCliTests
         string backwardDrop = await WriteAsync(Path.Combine(directory, "backward-drop.yaml"), "topic: pings\nclass: raw\ncompatibility: BACKWARD\nvalue:\n  schemaFile: dropped.avsc\n");
         Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", backwardDrop, "--registry", broker.RegistryUrl)).Code);
 
-        // A subject whose versions have references is checked by the registry, at the subject's level (BACKWARD here):
-        // its verdict stands for a contract at that level, and is no verdict for a certified one (FULL_TRANSITIVE).
+        // A subject whose versions have references: they are copied from the registry with what they reference, and the
+        // check is made at the contract's level, whatever the subject's level is now (BACKWARD here).
         using (var http = new HttpClient())
         {
             foreach ((string subject, string json) in new[]
@@ -84,8 +84,7 @@ public class ContractsCliTests
         string certifiedRefs = await WriteAsync(Path.Combine(directory, "certified-refs.yaml"), "topic: refs\nclass: certified\nvalue:\n  schemaFile: dropped.avsc\n");
         (int refsCode, _, string refsErr) = await RunAsync("validate", certifiedRefs, "--registry", broker.RegistryUrl);
         Assert.Equal(ContractsCli.Invalid, refsCode);
-        Assert.Contains("could not be verified", refsErr, StringComparison.Ordinal);
-        Assert.DoesNotContain("is not compatible", refsErr, StringComparison.Ordinal); // not checked is not a verdict
+        Assert.Contains("dropped.avsc is not compatible with subject refs-value at FULL_TRANSITIVE", refsErr, StringComparison.Ordinal);
         string backwardRefs = await WriteAsync(Path.Combine(directory, "backward-refs.yaml"), "topic: refs\nclass: raw\ncompatibility: BACKWARD\nvalue:\n  schemaFile: dropped.avsc\n");
         Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", backwardRefs, "--registry", broker.RegistryUrl)).Code);
 
@@ -176,7 +175,7 @@ public class ContractsCliTests
         });
         (int foreignCode, _, string foreignErr) = await RunAsync("validate", contract, "--registry", prefix);
         Assert.Equal(ContractsCli.Invalid, foreignCode);
-        Assert.Contains("version 1 of subject 'foreign-value' cannot be read here", foreignErr, StringComparison.Ordinal);
+        Assert.Contains("version 1 of subject 'foreign-value' (or a schema it references) cannot be read here", foreignErr, StringComparison.Ordinal);
         Assert.Contains("whether ping.avsc is compatible with subject foreign-value at BACKWARD could not be verified", foreignErr, StringComparison.Ordinal);
         registry.Stop();
         await serving;
@@ -235,6 +234,67 @@ public class ContractsCliTests
 
         other.Stop();
         await serving;
+    }
+
+    [Fact]
+    public async Task ASchemaFileWithReferencesIsReadWithTheRegisteredSchemasItRefersTo()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using var scratch = new ScratchDirectory();
+        string directory = scratch.Path;
+        const string Customer = """{"type":"record","name":"Customer","namespace":"it.refs","fields":[{"name":"name","type":"string"}]}""";
+        const string Order = """{"type":"record","name":"Order","namespace":"it.refs","fields":[{"name":"id","type":"string"},{"name":"customer","type":"it.refs.Customer"}]}""";
+        const string OrderWithQuantity = """{"type":"record","name":"Order","namespace":"it.refs","fields":[{"name":"id","type":"string"},{"name":"customer","type":"it.refs.Customer"},{"name":"quantity","type":"int"}]}""";
+        await File.WriteAllTextAsync(Path.Combine(directory, "order.avsc"), Order);
+        await File.WriteAllTextAsync(Path.Combine(directory, "order-quantity.avsc"), OrderWithQuantity);
+        const string References = "  references:\n    - name: it.refs.Customer\n      subject: customers-value\n      version: 1\n";
+        string contract = await WriteAsync(Path.Combine(directory, "orders.yaml"), $"topic: orders\nclass: certified\nvalue:\n  schemaFile: order.avsc\n{References}privacy:\n  - field: customer.name\n    action: hash\n");
+        string breaking = await WriteAsync(Path.Combine(directory, "breaking.yaml"), $"topic: orders\nclass: certified\nvalue:\n  schemaFile: order-quantity.avsc\n{References}");
+
+        // Offline the referenced type is nowhere to be read: said, not failed and not passed as checked.
+        (int offlineCode, string offlineOut, string offlineErr) = await RunAsync("validate", contract);
+        Assert.True(offlineCode == ContractsCli.Ok, offlineErr);
+        Assert.Contains("refers to registered schemas (customers-value version 1), which only --registry resolves: not checked offline", offlineOut, StringComparison.Ordinal);
+
+        // The registry does not have the referenced version yet.
+        (int missingCode, _, string missingErr) = await RunAsync("validate", contract, "--registry", broker.RegistryUrl);
+        Assert.Equal(ContractsCli.Invalid, missingCode);
+        Assert.Contains("reference 'it.refs.Customer' names subject 'customers-value' version 1, which the registry does not have", missingErr, StringComparison.Ordinal);
+
+        using var http = new HttpClient();
+        async Task RegisterAsync(string subject, object request)
+        {
+            using var body = new StringContent(System.Text.Json.JsonSerializer.Serialize(request), System.Text.Encoding.UTF8, "application/vnd.schemaregistry.v1+json");
+            using HttpResponseMessage registered = await http.PostAsync(new Uri($"{broker.RegistryUrl}/subjects/{subject}/versions"), body);
+            Assert.True(registered.IsSuccessStatusCode, await registered.Content.ReadAsStringAsync());
+        }
+
+        await RegisterAsync("customers-value", new { schema = Customer });
+        // Read with its reference: the file parses, the privacy path through the referenced record resolves, the subject is new.
+        (int newCode, string newOut, string newErr) = await RunAsync("validate", contract, "--registry", broker.RegistryUrl);
+        Assert.True(newCode == ContractsCli.Ok, newErr);
+        Assert.Contains("order.avsc is compatible with subject orders-value at FULL_TRANSITIVE", newOut, StringComparison.Ordinal);
+
+        // Against a registered version that has the same reference: a field added without a default breaks FULL_TRANSITIVE.
+        await RegisterAsync("orders-value", new { schema = Order, references = new[] { new { name = "it.refs.Customer", subject = "customers-value", version = 1 } } });
+        Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", contract, "--registry", broker.RegistryUrl)).Code);
+        (int breakingCode, _, string breakingErr) = await RunAsync("validate", breaking, "--registry", broker.RegistryUrl);
+        Assert.Equal(ContractsCli.Invalid, breakingCode);
+        Assert.Contains("order-quantity.avsc is not compatible with subject orders-value at FULL_TRANSITIVE", breakingErr, StringComparison.Ordinal);
+        Assert.Contains("quantity", breakingErr, StringComparison.Ordinal);
+
+        // References belong to a schema file; a reference without its parts is named.
+        string orphan = await WriteAsync(Path.Combine(directory, "orphan.yaml"), "topic: orders\nvalue:\n  references:\n    - name: x\n      subject: customers-value\n      version: 0\n");
+        (int orphanCode, _, string orphanErr) = await RunAsync("validate", orphan);
+        Assert.Equal(ContractsCli.Invalid, orphanCode);
+        Assert.Contains("value.references[0] needs a name, a subject and a version", orphanErr, StringComparison.Ordinal);
+
+        // The broker takes the contract; its diff names the reference.
+        string admin = $"http://127.0.0.1:{broker.Host.HttpPort}";
+        (int applyCode, _, string applyErr) = await RunAsync("apply", contract, "--url", admin);
+        Assert.True(applyCode == ContractsCli.Ok, applyErr);
+        (_, string listed, _) = await RunAsync("list", "--url", admin);
+        Assert.Contains("orders", listed, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -118,6 +118,22 @@ public sealed class SchemaBinding
 
     /// <summary>AVRO (default), JSON or PROTOBUF: the language of <see cref="SchemaFile"/>.</summary>
     public string? SchemaType { get; set; }
+
+    /// <summary>
+    /// The registered schemas <see cref="SchemaFile"/> refers to (a Protobuf import, an Avro named type, a JSON <c>$ref</c>),
+    /// as Confluent's API lists them: <c>contracts validate --registry</c> fetches them to read the file.
+    /// </summary>
+    public List<SchemaReferenceDocument?>? References { get; set; }
+}
+
+/// <summary>One reference of a schema file: the name the file uses for it, and the registered subject version it is.</summary>
+public sealed class SchemaReferenceDocument
+{
+    public string? Name { get; set; }
+
+    public string? Subject { get; set; }
+
+    public int? Version { get; set; }
 }
 
 public sealed class RuleDocument

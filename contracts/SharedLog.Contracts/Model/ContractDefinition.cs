@@ -9,7 +9,8 @@ using YamlDotNet.Serialization.NamingConventions;
 namespace SharedLog.Contracts.Model;
 
 /// <summary>The registry subject (and versions) a key or value must be written with.</summary>
-public sealed record SchemaRequirement(string? Subject, SubjectNameStrategy Strategy, int MinVersion, int MaxVersion, string? SchemaFile = null, SchemaType SchemaType = SchemaType.Avro)
+/// <param name="References">What <paramref name="SchemaFile"/> refers to in the registry; empty when it refers to nothing.</param>
+public sealed record SchemaRequirement(string? Subject, SubjectNameStrategy Strategy, int MinVersion, int MaxVersion, string? SchemaFile = null, SchemaType SchemaType = SchemaType.Avro, IReadOnlyList<SchemaReference>? References = null)
 {
     /// <summary>The subject a record's schema must be registered under, per the naming strategy.</summary>
     public string SubjectFor(string topic, bool isKey, string? recordName) => Subject ?? Strategy switch
@@ -461,7 +462,24 @@ public static class ContractParser
             problems.Add($"{side}.subject must not be blank, longer than 1024 characters or hold control characters.");
         }
 
-        return new SchemaRequirement(binding.Subject, strategy, min, max, binding.SchemaFile, schemaType);
+        var references = new List<SchemaReference>();
+        foreach (SchemaReferenceDocument? reference in binding.References ?? [])
+        {
+            if (reference is not { Name: { Length: > 0 } name, Subject: { } referenced, Version: { } version } || !SchemaRegistry.IsValidSubject(referenced) || (version < 1 && version != -1))
+            {
+                problems.Add($"{side}.references[{references.Count}] needs a name, a subject and a version (a number from 1, or -1 for the latest).");
+                continue;
+            }
+
+            references.Add(new SchemaReference(name, referenced, version));
+        }
+
+        if (references.Count > 0 && binding.SchemaFile is null)
+        {
+            problems.Add($"{side}.references are the references of {side}.schemaFile, which is not set.");
+        }
+
+        return new SchemaRequirement(binding.Subject, strategy, min, max, binding.SchemaFile, schemaType, references);
     }
 
     private static int Number(string digits) => int.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out int n) ? n : -1;

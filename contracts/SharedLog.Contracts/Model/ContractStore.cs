@@ -805,6 +805,10 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
                 {
                     flat[$"{side}.schemaFile"] = requirement.SchemaFile;
                     flat[$"{side}.schemaType"] = Registry.RegistryNames.Name(requirement.SchemaType);
+                    if (requirement.References is { Count: > 0 } references)
+                    {
+                        flat[$"{side}.references"] = string.Join(", ", references.Select(r => $"{r.Name}={r.Subject}@{r.Version}"));
+                    }
                 }
             }
         }
