@@ -60,8 +60,8 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
     private readonly ConditionalWeakTable<Task<long>, Turn> _copyTurnsBySourceAppend = new();
 
     /// <summary>
-    /// How long a batch's copies wait for the source batch before it to write theirs. That write follows a durable append and
-    /// takes a WAL append itself, so the wait is short; the bound keeps a turn that is never ended from holding a partition's
+    /// How long a batch's copies wait for the source batch before it to give theirs offsets. That follows the earlier batch's
+    /// durable append at once, so the wait is short; the bound keeps a turn that is never ended from holding a partition's
     /// copies back for good: past it, they are written out of order, with a warning.
     /// </summary>
     internal static readonly TimeSpan CopyTurnWait = TimeSpan.FromSeconds(30);
@@ -135,12 +135,12 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
             StrongBox<int> written = _copiesWrittenBySourceAppend.GetValue(sourceAppend, static _ => new StrongBox<int>());
             return await _writesBySourceAppend.RunAsync(
                 sourceAppend,
-                ct => WriteAsync(contract, sourceTopic, sourcePartition, sourceBaseOffset, records, written, ct),
+                ct => WriteAsync(contract, sourceTopic, sourcePartition, sourceBaseOffset, records, written, turn, ct),
                 cancellationToken);
         }
         finally
         {
-            // Written or failed: the next batch's copies go. A retry that writes these after a failure writes them out of order.
+            // Failed, or already ended once the copies had their offsets. A retry that writes them after a failure writes them out of order.
             turn?.End();
         }
     }
@@ -157,9 +157,13 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
         }
     }
 
-    /// <summary>Writes <paramref name="records"/> from the first one <paramref name="written"/> does not count, counting each batch stored.</summary>
+    /// <summary>
+    /// Writes <paramref name="records"/> from the first one <paramref name="written"/> does not count, counting each batch
+    /// stored. The <paramref name="turn"/> ends once the last batch has its offsets, before it is durable: the next source
+    /// batch's copies must follow these in the partition, not wait for them to be durable (the WAL keeps offset order).
+    /// </summary>
     private async Task WriteAsync(
-        ActiveContract contract, string sourceTopic, int sourcePartition, long sourceBaseOffset, IReadOnlyList<QuarantinedRecord> records, StrongBox<int> written, CancellationToken cancellationToken)
+        ActiveContract contract, string sourceTopic, int sourcePartition, long sourceBaseOffset, IReadOnlyList<QuarantinedRecord> records, StrongBox<int> written, Turn? turn, CancellationToken cancellationToken)
     {
         TopicMetadata target = await EnsureTopicAsync(contract, sourceTopic, cancellationToken);
         string name = target.Name;
@@ -189,7 +193,9 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
             inBatch++;
         }
 
-        await streams.AppendAsync(partition.StreamId, builder.Build(), cancellationToken);
+        ValueTask<long> last = streams.AppendAsync(partition.StreamId, builder.Build(), cancellationToken);
+        turn?.End();
+        await last;
         written.Value = records.Count;
         // Into a topic found empty (retention, DeleteRecords) these copies are the oldest: the age of records gone is not theirs.
         _oldestTimestamps.AddOrUpdate(name, static (_, written) => written, static (_, known, written) => known == Emptied ? written : known, now);
