@@ -146,7 +146,7 @@ public static class ContractsCli
         }
         catch (HttpRequestException e)
         {
-            await error.WriteLineAsync($"cannot reach {e.Message}");
+            await error.WriteLineAsync($"cannot reach {(command == "validate" ? options.GetValueOrDefault("registry") : url)}: {e.Message}");
             return Unreachable;
         }
         catch (TaskCanceledException)
@@ -296,6 +296,17 @@ public static class ContractsCli
         }
 
         using HttpResponseMessage answered = response;
+        if (answered.StatusCode is System.Net.HttpStatusCode.NotFound or System.Net.HttpStatusCode.MethodNotAllowed)
+        {
+            // SharedLog answers 404 for a topic it does not have; a server without POST /replays (the registry's port,
+            // say) answers it for the path. Only SharedLog's admin API also serves GET /contracts.
+            using HttpResponseMessage contracts = await http.GetAsync(new Uri($"{url}/contracts"));
+            if (!contracts.IsSuccessStatusCode)
+            {
+                throw new JsonException($"HTTP {(int)answered.StatusCode} to POST /replays and {(int)contracts.StatusCode} to GET /contracts, so not SharedLog's admin API");
+            }
+        }
+
         JsonNode body = JsonNode.Parse(await answered.Content.ReadAsStringAsync()) ?? throw new JsonException("the answer is empty");
         if (body["error_code"] is not null)
         {
@@ -310,6 +321,11 @@ public static class ContractsCli
         await output.WriteLineAsync(
             $"replay {(string?)body["id"]} of {(string?)body["quarantineTopic"]} into {(string?)body["target"]}{((bool)body["dryRun"]! ? " (dry run)" : "")}: " +
             $"{(long)body["matched"]!} matched, {(long)body["written"]!} written, {refused} refused, {(complete ? "complete" : "not complete")}");
+        if ((long?)body["pastTargetRetention"] is > 0 and long pastRetention)
+        {
+            await error.WriteLineAsync($"warning: {pastRetention} of these records are older than {(string?)body["target"]} keeps records (its retention.ms): retention deletes them soon after they are written");
+        }
+
         foreach (JsonNode? range in body["writtenRanges"]?.AsArray() ?? [])
         {
             await output.WriteLineAsync($"  written to partition {(int)range!["partition"]!}: offsets {(long)range["firstOffset"]!}-{(long)range["lastOffset"]!}");

@@ -225,9 +225,9 @@ public class ContractsCliTests
         other.Prefixes.Add(prefix);
         other.Start();
         Task serving = ServeAsync(other, new Dictionary<string, string>(StringComparer.Ordinal));
-        foreach (string command in new[] { "apply", "diff" })
+        foreach (string command in new[] { "apply", "diff", "replay" })
         {
-            (int code, _, string err) = await RunAsync(command, contract, "--url", prefix);
+            (int code, _, string err) = await RunAsync(command, command == "replay" ? "pings" : contract, "--url", prefix);
             Assert.True(code == ContractsCli.Unreachable, $"{command}: exit {code}, {err}");
             Assert.Contains("not SharedLog's admin API", err, StringComparison.Ordinal);
         }

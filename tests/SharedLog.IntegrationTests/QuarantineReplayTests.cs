@@ -367,6 +367,8 @@ public class QuarantineReplayTests
             ("""{ "source": "orders", "partitions": "0" }""", 400),
             ("""{ "source": "orders", "partitions": [1.5] }""", 400),
             ("""{ "source": "orders", "resumeFrom": { "x": 1 } }""", 400),
+            ("""{ "source": "orders", "partitions": [7] }""", 400), // orders has one partition
+            ("""{ "source": "orders", "resumeFrom": { "9": 0 } }""", 400), // so has its quarantine topic
             ("""{ "source": "orders", "fromTimestamp": "yesterday" }""", 400),
             ("""{ "source": "orders", "dryRun": "yes" }""", 400),
             ("""{ "source": "", "dryRun": true }""", 400),
@@ -390,6 +392,57 @@ public class QuarantineReplayTests
 
         // Nothing was written: the source partition's end is still just past the quarantined record's offset.
         Assert.Equal(1, HighWatermark(setup.Broker, "orders"));
+    }
+
+    [Fact]
+    public async Task AReplayIntoAMaskedTopicWithholdsRuleErrorsAndCountsRecordsPastTheTargetsRetention()
+    {
+        // The rule cannot read a card number with dashes: its error quotes the number, which the privacy policy redacts.
+        static string Cards(string rule) => $"""
+            topic: cards
+            class: certified
+            value:
+              strategy: TopicNameStrategy
+            rules:
+              - name: card-digits
+                expr: {rule}
+            privacy:
+              - field: card.number
+                action: redact
+            onFailure: quarantine
+            retention: 1d
+            """;
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("cards", Cards("int(value.card.number) >= 0"));
+        BrokerFixture broker = setup.Broker;
+        long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, Acks = Acks.All }).Build())
+        {
+            foreach ((string key, long timestamp) in new[] { ("fresh", now), ("two-days-old", now - (long)TimeSpan.FromDays(2).TotalMilliseconds) })
+            {
+                byte[] value = await setup.SerializeAsync(Payment(key, 5, "EUR", card: "4111-1111-1111-1111"), "cards");
+                await producer.ProduceAsync("cards", new Message<string, byte[]> { Key = key, Value = value, Timestamp = new Timestamp(timestamp, TimestampType.CreateTime) });
+            }
+        }
+
+        List<ConsumeResult<string, byte[]>> quarantined = ConsumeAll(broker, "cards.quarantine", 2, Deserializers.ByteArray);
+        Assert.Equal(2, quarantined.Count);
+        // In quarantine the record is the producer's own, unmasked, and so is the reason.
+        Assert.Contains("4111-1111-1111-1111", Header(quarantined[0], "sharedlog.reason"), StringComparison.Ordinal);
+
+        await ApplyAsync(broker, Cards("size(value.card.number) > 0"));
+        (int status, JsonNode dry) = await ReplayAsync(broker, """{ "source": "cards", "dryRun": true }""");
+        Assert.Equal(200, status);
+        Assert.Equal((2, 1), ((long)dry["matched"]!, (long)dry["pastTargetRetention"]!)); // older than the contract's 1 day
+
+        (status, JsonNode replayed) = await ReplayAsync(broker, """{ "source": "cards", "id": "fix-cards" }""");
+        Assert.True(status == 200, replayed.ToJsonString());
+        Assert.Equal((2, 1), ((long)replayed["written"]!, (long)replayed["pastTargetRetention"]!));
+
+        ConsumeResult<string, GenericRecord> stored = ConsumeAll(broker, "cards", 1, new AvroDeserializer<GenericRecord>(setup.Registry).AsSyncOverAsync()).Single(r => r.Message.Key == "fresh");
+        Assert.Equal("****", (string)((GenericRecord)stored.Message.Value["card"])["number"]);
+        string reason = Encoding.UTF8.GetString(stored.Message.Headers.GetLastBytes("sharedlog.reason"));
+        Assert.DoesNotContain("4111", reason, StringComparison.Ordinal);
+        Assert.StartsWith("rule error (its message is withheld", reason, StringComparison.Ordinal);
     }
 
     internal static long HighWatermark(BrokerFixture broker, string topic)

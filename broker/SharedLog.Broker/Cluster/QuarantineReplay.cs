@@ -11,6 +11,7 @@ using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
 using SharedLog.Protocol.Records;
 using SharedLog.Storage.Metadata;
+using SharedLog.Storage.Objects;
 using SharedLog.Storage.Streams;
 
 namespace SharedLog.Broker.Cluster;
@@ -99,6 +100,7 @@ public sealed record ReplayReport(
     long Matched,
     long Written,
     long Refused,
+    long PastTargetRetention,
     bool Complete,
     string? Error,
     IReadOnlyList<ReplayPartitionProgress> Partitions,
@@ -203,6 +205,17 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             throw new ReplayRequestException(400, "Cannot replay a quarantine topic into itself.");
         }
 
+        // Partitions are never removed: one past the count is a slip in the request, not a filter that happens to match nothing.
+        if (topics.Find(request.Source) is { } source && request.Partitions?.FirstOrDefault(p => p >= source.Partitions.Count, -1) is >= 0 and int noSuchPartition)
+        {
+            throw new ReplayRequestException(400, $"partitions: source topic '{request.Source}' has partitions 0 to {source.Partitions.Count - 1}, not {noSuchPartition}.");
+        }
+
+        if (request.ResumeFrom?.Keys.FirstOrDefault(p => p >= quarantine.Partitions.Count, -1) is >= 0 and int noSuchQuarantinePartition)
+        {
+            throw new ReplayRequestException(400, $"resumeFrom: quarantine topic '{quarantineName}' has partitions 0 to {quarantine.Partitions.Count - 1}, not {noSuchQuarantinePartition}; resume points are quarantine partitions and offsets.");
+        }
+
         if (!handlers.TryGet(ApiKey.Produce, out IApiHandler produce))
         {
             throw new InvalidOperationException("The broker serves no Produce.");
@@ -263,8 +276,16 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             resumeFrom[partition] = offset;
         }
 
+        long retentionMs = ObjectJanitor.RetentionMsOf(target, contracts.RetentionMsFor);
         var run = new Run(request, target, streams, produce)
         {
+            // Replayed records keep their timestamps: under CreateTime, those older than the target keeps records are deleted
+            // by its time retention soon after they are written.
+            RetentionCutoff = retentionMs < 0 || TopicConfigs.Effective(target.Configs, TopicConfigs.MessageTimestampType) == "LogAppendTime"
+                ? long.MinValue
+                : DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - retentionMs,
+            // A rule error may quote a field; stored next to a value the target's contract masks, it would carry it in clear.
+            WithholdsRuleErrors = contracts.ForTopic(targetName)?.Definition.Privacy.Count > 0,
             CommitProgress = request.Named && !request.DryRun ? (partition, offset) => CommitProgressAsync(request, fingerprint, quarantineName, partition, offset) : null,
         };
         // What is in quarantine now, every partition's end taken before any is read: records the replay quarantines again
@@ -327,6 +348,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             run.Matched,
             run.Written,
             run.RefusedCount,
+            run.PastTargetRetention,
             Complete: !run.Failed && progress.TrueForAll(p => p.NextOffset >= p.EndOffset),
             run.Error,
             progress,
@@ -448,6 +470,15 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
 
         public long Matched { get; private set; }
 
+        /// <summary>Records picked with a timestamp before this (ms since the epoch) are past the target's time retention.</summary>
+        public long RetentionCutoff { get; init; } = long.MinValue;
+
+        /// <summary>Picked records older than the target's time retention keeps: written, then soon deleted by it.</summary>
+        public long PastTargetRetention { get; private set; }
+
+        /// <summary>Replace the reason of a record a rule could not evaluate with <see cref="ContractGate.WithheldRuleErrorReason"/>.</summary>
+        public bool WithholdsRuleErrors { get; init; }
+
         public long Written { get; private set; }
 
         public long RefusedCount { get; private set; }
@@ -530,7 +561,9 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             catch (Exception e)
             {
                 // Records picked but not yet sent are where a next replay starts; without any, the batch that failed to read.
-                Fail($"{e.GetType().Name}: {e.Message}");
+                Fail(e is OperationCanceledException && cancellationToken.IsCancellationRequested
+                    ? "the broker is stopping; a named replay goes on from its progress when run again"
+                    : $"{e.GetType().Name}: {e.Message}");
                 long resumeAt = _batch.Count > 0 ? _batch[0].QuarantineOffset : offset;
                 _batch.Clear();
                 return resumeAt;
@@ -619,6 +652,16 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
                 || (request.Rules is not null && (rule is null || !request.Rules.Contains(rule))))
             {
                 return null;
+            }
+
+            if (timestamp < RetentionCutoff)
+            {
+                PastTargetRetention++;
+            }
+
+            if (WithholdsRuleErrors && reason is not null && reason.StartsWith(ContractGate.RuleErrorReasonPrefix, StringComparison.Ordinal))
+            {
+                reason = ContractGate.WithheldRuleErrorReason;
             }
 
             // Picked: the producer's own headers (the broker's are replaced by the replay's), copied out of the read buffer.
@@ -753,7 +796,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         /// <summary>Ends the replay at a write the target did not refuse but failed (storage, timeout); it resumes at <paramref name="resumeAt"/>.</summary>
         private long Stop(ErrorCode error, ProduceResponse.PartitionProduceResponse answer, long resumeAt, string what = "")
         {
-            Fail($"{what}writing to {target.Name}-{_batchPartition} failed with {KafkaErrorName(error)}: {answer.ErrorMessage}");
+            Fail($"{what}writing to {target.Name}-{_batchPartition} failed with {KafkaErrorName(error)}{(string.IsNullOrEmpty(answer.ErrorMessage) ? "" : $": {answer.ErrorMessage}")}");
             return resumeAt;
         }
 

@@ -1033,8 +1033,14 @@ public sealed partial class ContractGate(
     /// </summary>
     private static string RuleErrorReason(ContractDefinition definition, string? error) =>
         definition.OnFailure == FailureAction.Flag && definition.Privacy.Count > 0
-            ? "rule error (its message is withheld: it may quote a field the privacy policy masks)"
-            : $"rule error: {error}";
+            ? WithheldRuleErrorReason
+            : $"{RuleErrorReasonPrefix}{error}";
+
+    /// <summary>How the reason of a record a rule could not evaluate starts; the evaluation error follows.</summary>
+    public const string RuleErrorReasonPrefix = "rule error: ";
+
+    /// <summary>The reason given instead of a rule's evaluation error where it would be stored next to masked fields.</summary>
+    public const string WithheldRuleErrorReason = "rule error (its message is withheld: it may quote a field the privacy policy masks)";
 
     private static Dictionary<string, object?> Headers(Record record)
     {

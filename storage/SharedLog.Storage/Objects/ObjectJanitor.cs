@@ -41,9 +41,7 @@ public sealed partial class ObjectJanitor(
         foreach (TopicMetadata topic in await metadata.ListTopicsAsync(cancellationToken).ConfigureAwait(false))
         {
             bool deletes = topic.DeletesRecords;
-            long retentionMs = !deletes ? -1
-                : topic.Configs.ContainsKey(RetentionMs) ? Config(topic, RetentionMs, DefaultRetentionMs)
-                : retentionDefault?.Invoke(topic.Name) ?? DefaultRetentionMs;
+            long retentionMs = RetentionMsOf(topic, retentionDefault);
             long retentionBytes = !deletes ? -1
                 : topic.Configs.ContainsKey(RetentionBytes) ? Config(topic, RetentionBytes, -1)
                 : retentionBytesDefault?.Invoke(topic.Name) ?? -1;
@@ -151,6 +149,15 @@ public sealed partial class ObjectJanitor(
 
         return start;
     }
+
+    /// <summary>
+    /// How old a record of <paramref name="topic"/> may get before time retention deletes it, in ms; -1 when time does not
+    /// delete its records (compacted only, or <c>retention.ms=-1</c>). <paramref name="retentionDefault"/> as for the janitor.
+    /// </summary>
+    public static long RetentionMsOf(TopicMetadata topic, Func<string, long?>? retentionDefault) =>
+        !topic.DeletesRecords ? -1
+        : topic.Configs.ContainsKey(RetentionMs) ? Config(topic, RetentionMs, DefaultRetentionMs)
+        : retentionDefault?.Invoke(topic.Name) ?? DefaultRetentionMs;
 
     private static long Config(TopicMetadata topic, string name, long fallback) =>
         topic.Configs.TryGetValue(name, out string? value) && long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out long parsed) ? parsed : fallback;
