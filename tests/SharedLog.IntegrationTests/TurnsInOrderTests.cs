@@ -10,12 +10,13 @@ public class TurnsInOrderTests
     [Fact]
     public async Task ATurnComesWhenTheOneTakenBeforeItOnTheSameKeyEnds()
     {
-        var turns = new TurnsInOrder<long>();
+        var turns = new TurnsInOrder<object>();
+        var (one, two) = (new object(), new object());
         var started = new List<string>();
-        Assert.Equal("a", turns.Take(1, "a", Start, out Turn a));
-        turns.Take(1, "b", Start, out Turn b);
-        turns.Take(1, "c", Start, out Turn c);
-        turns.Take(2, "other", Start, out Turn other);
+        Assert.Equal("a", turns.Take(one, "a", Start, out Turn a));
+        turns.Take(one, "b", Start, out Turn b);
+        turns.Take(one, "c", Start, out Turn c);
+        turns.Take(two, "other", Start, out Turn other);
         Assert.Equal(["a", "b", "c", "other"], started);
 
         Assert.True(a.Previous.IsCompleted); // the first of its key
@@ -33,7 +34,7 @@ public class TurnsInOrderTests
         b.End();
         await c.Previous.WaitAsync(Timeout);
 
-        turns.Take(1, "d", Start, out Turn d);
+        turns.Take(one, "d", Start, out Turn d);
         await d.Previous.WaitAsync(Timeout); // c has ended
 
         string Start(string name)
@@ -46,10 +47,11 @@ public class TurnsInOrderTests
     [Fact]
     public async Task AStartThatThrowsTakesNoTurn()
     {
-        var turns = new TurnsInOrder<long>();
-        turns.Take(7, 0, static _ => 0, out Turn first);
-        Assert.Throws<IOException>(() => turns.Take<int, int>(7, 0, static _ => throw new IOException("append refused"), out _));
-        turns.Take(7, 0, static _ => 0, out Turn next);
+        var turns = new TurnsInOrder<object>();
+        var key = new object();
+        turns.Take(key, 0, static _ => 0, out Turn first);
+        Assert.Throws<IOException>(() => turns.Take<int, int>(key, 0, static _ => throw new IOException("append refused"), out _));
+        turns.Take(key, 0, static _ => 0, out Turn next);
 
         // The failed start left no turn that nobody ends: the next one waits only for the first.
         Assert.False(next.Previous.IsCompleted);

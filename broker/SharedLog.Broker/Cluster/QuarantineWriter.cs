@@ -55,7 +55,7 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
     // Per source stream, in offset order: each source batch with copies to write takes a turn where its offsets are assigned,
     // and writes its copies in that turn, so they reach the quarantine partition in source order although the requests (from
     // several connections) each write theirs when their own append is durable.
-    private readonly TurnsInOrder<long> _copyTurnsBySourceStream = new();
+    private readonly TurnsInOrder<StreamLog> _copyTurnsBySourceStream = new();
 
     private readonly ConditionalWeakTable<Task<long>, Turn> _copyTurnsBySourceAppend = new();
 
@@ -92,7 +92,12 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
     /// </summary>
     public Task<long> AppendInTurn<TState>(long sourceStreamId, TState state, Func<TState, Task<long>> append)
     {
-        Task<long> sourceAppend = _copyTurnsBySourceStream.Take(sourceStreamId, state, append, out Turn turn);
+        if (!streams.TryGet(sourceStreamId, out StreamLog? sourceStream))
+        {
+            return append(state); // not open here: the append fails, and there are no copies to order
+        }
+
+        Task<long> sourceAppend = _copyTurnsBySourceStream.Take(sourceStream, state, append, out Turn turn);
         _copyTurnsBySourceAppend.AddOrUpdate(sourceAppend, turn);
         if (!sourceAppend.IsCompletedSuccessfully)
         {

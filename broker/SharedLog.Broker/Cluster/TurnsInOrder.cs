@@ -1,4 +1,4 @@
-using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 
 namespace SharedLog.Broker.Cluster;
 
@@ -6,11 +6,12 @@ namespace SharedLog.Broker.Cluster;
 /// Turns per key, in the order they were taken: work started under the key's lock (where a partition's offsets are
 /// assigned, say) is given a turn there, so later work that must follow that order (writing each batch's quarantine
 /// copies) can wait for the turn before it, although each request reaches that work whenever its own append completes.
+/// A key's line lives as long as the key object does (a partition's stream: gone with its topic), so no one removes it.
 /// </summary>
 internal sealed class TurnsInOrder<TKey>
-    where TKey : notnull
+    where TKey : class
 {
-    private readonly ConcurrentDictionary<TKey, Line> _lines = new();
+    private readonly ConditionalWeakTable<TKey, Line> _lines = new();
 
     /// <summary>
     /// Runs <paramref name="start"/> under <paramref name="key"/>'s lock and takes the key's next turn with it. If
@@ -19,7 +20,7 @@ internal sealed class TurnsInOrder<TKey>
     /// </summary>
     public TResult Take<TState, TResult>(TKey key, TState state, Func<TState, TResult> start, out Turn turn)
     {
-        Line line = _lines.GetOrAdd(key, static _ => new Line());
+        Line line = _lines.GetValue(key, static _ => new Line());
         lock (line)
         {
             TResult started = start(state);
