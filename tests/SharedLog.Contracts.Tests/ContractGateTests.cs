@@ -450,6 +450,27 @@ public sealed class ContractGateTests : IDisposable
 
         ContractDefinition redacted = ContractParser.Parse("topic: visits\nvalue: {}\nprivacy:\n  - tag: PII\n    action: redact\n  - field: age\n    action: redact\n");
         Assert.Empty(SchemaFieldPaths.PrivacyPathProblems(redacted, Known));
+
+        // A tag no field carries masks nothing, like a misspelt path (from an end-to-end review: a sensitive contract with
+        // tag 'pii' was applied and its records stored in clear).
+        ContractDefinition misspelt = ContractParser.Parse("topic: visits\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: pii\n    action: redact\n");
+        Assert.Equal(["privacy[tag:pii]: no value schema the contract admits tags a field 'pii', so the rule would mask nothing; check the tag (tags are case-sensitive)"], SchemaFieldPaths.PrivacyPathProblems(misspelt, Known));
+    }
+
+    [Fact]
+    public void AProtobufTagIsFoundInAnyMessageOfTheFile()
+    {
+        const string proto = """
+            syntax = "proto3";
+            import "confluent/meta.proto";
+            message First { string id = 1; }
+            message Second { message Inner { string ssn = 1 [(confluent.field_meta).tags = "PII"]; } Inner inner = 1; }
+            """;
+        IParsedSchema schema = new ProtobufSchemaFormat().Parse(proto, [], false);
+        ContractDefinition byTag = ContractParser.Parse("topic: people\nvalue: {strategy: RecordNameStrategy}\nprivacy:\n  - tag: PII\n    action: redact\n");
+        Assert.Empty(SchemaFieldPaths.PrivacyPathProblems(byTag, (_, _) => [schema]));
+        ContractDefinition other = ContractParser.Parse("topic: people\nvalue: {strategy: RecordNameStrategy}\nprivacy:\n  - tag: PHI\n    action: redact\n");
+        Assert.Single(SchemaFieldPaths.PrivacyPathProblems(other, (_, _) => [schema]));
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
+using SharedLog.Contracts.Gate;
 using SharedLog.Contracts.Model;
 using SharedLog.Contracts.Policy;
 using SharedLog.Contracts.Registry;
@@ -83,10 +84,39 @@ public class ContractModelTests
     [InlineData("topic: t\nquarantineTopic: \"{topic}.q\\n\"\n", "quarantineTopic")]
     [InlineData("topic: t\nvalue:\n  subject: ' '\n", "value.subject must not be blank")]
     [InlineData("topic: t\nkey:\n  subject: \"a\\u0001b\"\n", "key.subject must not be blank")]
+    [InlineData("topic: t\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: ''\n    action: redact\n", "tag must be a tag name")] // was accepted, masking nothing
+    [InlineData("topic: t\nvalue: {references: [{name: a, subject: s, version: 1}]}\n", "value.references are the references of value.schemaFile")]
     public void InvalidContractsListTheirProblems(string yaml, string expected)
     {
         ContractValidationException error = Assert.Throws<ContractValidationException>(() => ContractParser.Parse(yaml));
         Assert.Contains(error.Problems, p => p.Contains(expected, StringComparison.Ordinal));
+    }
+
+    /// <summary>Rules every record would fail (from an end-to-end review: each was applied, and then every record refused).</summary>
+    [Theory]
+    [InlineData("value.s.matches('(abc')", "invalid regular expression '(abc'")]
+    [InlineData("matches(value.s, '[z-a]')", "invalid regular expression '[z-a]'")]
+    [InlineData("foo(value)", "unbound function: no such overload for 'foo'")]
+    [InlineData("1 / 0 == 1", "division by zero")]
+    [InlineData("{'a': 1, 'a': 2}.size() == 2", "whatever the record")]
+    [InlineData("1 + 1", "always evaluates to int, not a boolean")]
+    [InlineData("'x'", "always evaluates to string")]
+    public void RulesThatFailWhateverTheRecordAreProblems(string expression, string expected)
+    {
+        ContractDefinition definition = ContractParser.Parse($"topic: t\nvalue: {{}}\nrules:\n  - name: r\n    expr: \"{expression}\"\n");
+        Assert.Contains(ContractGate.CompileProblems(definition), p => p.StartsWith("rules[r]: ", StringComparison.Ordinal) && p.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("value.s.matches('^a+$')")]
+    [InlineData("value.s.matches(value.pattern)")] // a pattern from the record is checked per record
+    [InlineData("true")]
+    [InlineData("value.n / 0 == 1 || true")]
+    [InlineData("size(['EUR', 'USD']) == 2 && value.currency in ['EUR', 'USD']")]
+    public void RulesThatCanHoldAreNotProblems(string expression)
+    {
+        ContractDefinition definition = ContractParser.Parse($"topic: t\nvalue: {{}}\nrules:\n  - name: r\n    expr: \"{expression}\"\n");
+        Assert.Empty(ContractGate.CompileProblems(definition));
     }
 
     [Fact]

@@ -301,7 +301,11 @@ public sealed partial class ContractGate(
         {
             try
             {
-                CelRule.Compile(rule.Expression);
+                foreach (string mistake in CelRule.Compile(rule.Expression).Mistakes.Distinct(StringComparer.Ordinal))
+                {
+                    // Every record would fail it (a rule error): refused now, not at the first produce.
+                    problems.Add($"rules[{rule.Name}]: {mistake}, whatever the record");
+                }
             }
             catch (RuleSyntaxException e)
             {

@@ -221,6 +221,11 @@ public static class ContractParser
                 problems.Add($"privacy[{index}]: field '{rule.Field}' must be a dotted path of field names.");
             }
 
+            if (!stored && rule.Tag is not null && (string.IsNullOrWhiteSpace(rule.Tag) || rule.Tag.Any(char.IsControl)))
+            {
+                problems.Add($"privacy[{index}]: tag must be a tag name such as PII, not blank or holding control characters.");
+            }
+
             privacy.Add(new PrivacyRuleDefinition(rule.Field, rule.Tag, ParseEnum(rule.Action, $"privacy[{index}].action", PrivacyAction.Redact, problems)));
         }
 

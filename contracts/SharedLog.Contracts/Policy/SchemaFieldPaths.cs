@@ -67,6 +67,13 @@ public static class SchemaFieldPaths
                 continue;
             }
 
+            if (rule.Tag is { } tag && !schemas.Exists(s => Tags(s, tag)))
+            {
+                // As a misspelt path: the rule would mask nothing and leave the field it meant in clear.
+                problems.Add($"privacy[{rule.Target}]: no {(definition.Key is null ? "value" : "key or value")} schema the contract admits tags a field '{tag}', so the rule would mask nothing; check the tag (tags are case-sensitive)");
+                continue;
+            }
+
             if (rule.Action == PrivacyAction.Hash && FirstUnhashable(schemas, rule) is { } found)
             {
                 problems.Add($"privacy[{rule.Target}]: hash replaces string and bytes values, but a schema the contract admits declares {found.Path} as {found.Type}, so its records would be refused; redact or drop it instead");
@@ -113,6 +120,11 @@ public static class SchemaFieldPaths
     }
 
     /// <summary>Why the fields a tag names cannot all be found in one of the schemas (a walk past its limits), or null.</summary>
+    /// <summary>Whether <paramref name="schema"/> tags any field with <paramref name="tag"/> (for Protobuf, in any message of the file).</summary>
+    private static bool Tags(IParsedSchema schema, string tag) => schema is Formats.Protobuf.ProtobufParsedSchema protobuf
+        ? Formats.Protobuf.ConfluentMeta.AnyFieldTagged(protobuf, tag)
+        : SchemaTags.PathsWithTag(schema, tag).Count > 0;
+
     private static string? FirstUnresolvableTag(List<IParsedSchema> schemas, string tag)
     {
         foreach (IParsedSchema schema in schemas)

@@ -61,7 +61,12 @@ public static class CelRule
         var ast = RuleParser.Parse(expression);
         var compiler = new RuleCompiler(expression);
         var root = compiler.Compile(ast);
-        return new CompiledRule(expression, root, compiler.LocalSlots);
+        if (root.TryConstant(out var constant) && constant.Kind != RuleValueKind.Bool)
+        {
+            compiler.Mistakes.Add($"the rule always evaluates to {constant.TypeName}, not a boolean");
+        }
+
+        return new CompiledRule(expression, root, compiler.LocalSlots) { Mistakes = [.. compiler.Mistakes] };
     }
 }
 
@@ -85,6 +90,9 @@ public sealed class CompiledRule
     }
 
     public string Expression { get; }
+
+    /// <summary>What the rule fails on whatever the record (<see cref="RuleCompiler.Mistakes"/>); empty for a rule that can hold.</summary>
+    public IReadOnlyList<string> Mistakes { get; init; } = [];
 
     public RuleOutcome Evaluate(IReadOnlyDictionary<string, object?> variables) => ToOutcome(EvaluateValue(variables));
 

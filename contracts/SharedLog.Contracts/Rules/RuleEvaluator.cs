@@ -630,6 +630,13 @@ internal sealed class RuleCompiler(string text)
     /// <summary>How many iteration variables are live at once at most.</summary>
     public int LocalSlots { get; private set; }
 
+    /// <summary>
+    /// Parts of the rule that fail whenever they are evaluated, whatever the record: a function that does not exist, a
+    /// constant pattern that is no regular expression, constants that fold to an error. CEL reports them when evaluated;
+    /// a contract is refused for them, since every record would fail the rule.
+    /// </summary>
+    public List<string> Mistakes { get; } = [];
+
     public Node Compile(Expr expr) => expr switch
     {
         ConstantExpr constant => new ConstantNode(constant.Value),
@@ -668,7 +675,7 @@ internal sealed class RuleCompiler(string text)
     /// such as ['EUR', 'USD'] or timestamp('2030-01-01T00:00:00Z') cost nothing per evaluation.
     /// Errors are left to evaluation time.
     /// </summary>
-    private static Node Fold(Node node, Node[] inputs)
+    private Node Fold(Node node, Node[] inputs)
     {
         foreach (var input in inputs)
         {
@@ -681,7 +688,13 @@ internal sealed class RuleCompiler(string text)
         var context = new EvalContext();
         context.Reset(null, null, RuleLimits.DefaultStepBudget, 0);
         var value = node.Eval(context);
-        return value.IsError ? node : new ConstantNode(value);
+        if (value.IsError)
+        {
+            Mistakes.Add(value.AsString);
+            return node;
+        }
+
+        return new ConstantNode(value);
     }
 
     private RuleSyntaxException Error(string message, Expr at) => RuleLexer.Error(text, message, at.Offset);
@@ -780,10 +793,17 @@ internal sealed class RuleCompiler(string text)
         var all = target is null ? compiled : [target, .. compiled];
         if (node is not null)
         {
+            if (function == "matches" && all.Length == 2 && all[1].TryConstant(out var pattern) && pattern.Kind == RuleValueKind.String && RuleRegex.Get(pattern.AsString).Error is { } invalid)
+            {
+                Mistakes.Add(invalid);
+            }
+
             return Fold(node, all);
         }
 
-        return new UnboundCallNode($"unbound function: no such overload for '{call.Function}' with {all.Length} argument(s)", all);
+        var unbound = $"unbound function: no such overload for '{call.Function}' with {all.Length} argument(s)";
+        Mistakes.Add(unbound);
+        return new UnboundCallNode(unbound, all);
     }
 
     private OptionalMapNode CompileOptionalMap(CallExpr call)

@@ -86,6 +86,33 @@ internal static class ConfluentMeta
     }
 
     /// <summary>
+    /// Whether any field of any message of the file (nested messages included, whichever one a record is) carries
+    /// <paramref name="tag"/>: a privacy rule by a tag no field has would mask nothing.
+    /// </summary>
+    public static bool AnyFieldTagged(ProtobufParsedSchema schema, string tag)
+    {
+        var pending = new Stack<(DescriptorProto Message, int Depth)>(schema.File.MessageTypes.Select(m => (m, 0)));
+        while (pending.Count > 0)
+        {
+            (DescriptorProto message, int depth) = pending.Pop();
+            foreach (FieldDescriptorProto field in message.Fields)
+            {
+                if (FieldTags(field).Contains(tag, StringComparer.Ordinal))
+                {
+                    return true;
+                }
+            }
+
+            foreach (DescriptorProto nested in depth < Registry.SchemaLimits.MaxDepth ? message.NestedTypes : [])
+            {
+                pending.Push((nested, depth + 1));
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>
     /// Dotted field paths, from <paramref name="messageFullName"/> (or the file's first message), of the
     /// fields tagged <paramref name="tag"/>, following nested message fields (not map values) to the depth
     /// limit. Throws <see cref="InvalidOperationException"/> when that walk exceeds its budget.
