@@ -1740,6 +1740,29 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task AnOverlongActorIsCutAndMarkedNotReplacedAndAnInternalTopicTakesNoContract()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        string actor = "ci-pipeline/" + new string('x', 300);
+        using (var apply = new HttpRequestMessage(HttpMethod.Post, "/contracts") { Content = new StringContent("topic: long-actor\n", Encoding.UTF8, "application/yaml") })
+        {
+            apply.Headers.Add("X-SharedLog-Actor", actor);
+            using HttpResponseMessage applied = await http.SendAsync(apply);
+            Assert.Equal(HttpStatusCode.OK, applied.StatusCode);
+        }
+
+        // It was recorded as "anonymous": the audit trail named someone else than who the caller claimed to be.
+        string recorded = (string)JsonNode.Parse(await http.GetStringAsync("/contracts/long-actor"))!["history"]![0]!["actor"]!;
+        Assert.Equal(actor[..255] + "…", recorded);
+
+        // A contract on an internal topic was applied (setting its subject's compatibility) and never enforced.
+        using HttpResponseMessage onSchemas = await http.PostAsync("/contracts", new StringContent("topic: _schemas\nclass: certified\nvalue: {subject: zzz-value}\n", Encoding.UTF8, "application/yaml"));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, onSchemas.StatusCode);
+        Assert.Contains(JsonNode.Parse(await onSchemas.Content.ReadAsStringAsync())!["problems"]!.AsArray(), p => ((string)p!).Contains("one of the broker's internal topics", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task AStorageErrorReachesProducersOlderThanV4AsNotLeaderOrFollower()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

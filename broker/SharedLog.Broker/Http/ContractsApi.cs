@@ -229,8 +229,16 @@ public static partial class ContractsApi
         }
     }
 
+    /// <summary>Longest <see cref="ActorHeader"/> kept whole; a longer one is cut there and marked, not replaced.</summary>
+    public const int MaxActorChars = 256;
+
     private static string Actor(HttpContext context) =>
-        context.Request.Headers[ActorHeader].FirstOrDefault() is { Length: > 0 and <= 256 } actor ? actor : "anonymous";
+        context.Request.Headers[ActorHeader].FirstOrDefault() switch
+        {
+            { Length: 0 } or null => "anonymous",
+            { Length: <= MaxActorChars } actor => actor,
+            string actor => string.Concat(actor.AsSpan(0, char.IsHighSurrogate(actor[MaxActorChars - 2]) ? MaxActorChars - 2 : MaxActorChars - 1), "…"),
+        };
 
     private static JsonObject Summary(ContractRevision revision)
     {

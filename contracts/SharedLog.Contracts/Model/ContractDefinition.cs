@@ -148,6 +148,12 @@ public static class ContractParser
         {
             problems.Add($"topic '{topic}' must be a topic name or a pattern of letters, digits, '.', '_', '-' and '*'.");
         }
+        else if (!stored && InternalTopics.IsInternal(topic))
+        {
+            // Never enforced (the broker's own writes to its journals pass no gate), while applying it would still set a
+            // compatibility level on the subjects it names.
+            problems.Add($"topic '{topic}' is one of the broker's internal topics, which contracts do not govern.");
+        }
 
         if (document.Name is { } contractName && (!Anchored(contractName, NameOrPattern, stored) || (!stored && contractName is "." or "..")))
         {
