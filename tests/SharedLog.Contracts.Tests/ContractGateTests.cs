@@ -458,6 +458,29 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task DroppingAnAvroFieldWithoutADefaultOrANullBranchIsRefusedWhenItsSchemaIsKnown()
+    {
+        const string schema = """
+            {"type":"record","name":"Member","namespace":"web","fields":[
+              {"name":"email","type":"string","confluent:tags":["PII"]},
+              {"name":"nick","type":["null","string"],"default":null},
+              {"name":"age","type":"int","default":0},
+              {"name":"home","type":{"type":"record","name":"Home","fields":[{"name":"street","type":"string"}]}}]}
+            """;
+        int id = await RegisterAsync("members-value", schema, SchemaType.Avro);
+        IReadOnlyList<IParsedSchema>? Known(SchemaRequirement requirement, bool isKey) => isKey ? null : [_registry.ParsedById(id)!];
+
+        // Applied before, and then every record refused: "the field was dropped but cannot be".
+        ContractDefinition byTag = ContractParser.Parse("topic: members\nvalue: {}\nprivacy:\n  - tag: PII\n    action: drop\n");
+        Assert.Contains("declares email without a default and not nullable", Assert.Single(SchemaFieldPaths.PrivacyPathProblems(byTag, Known)), StringComparison.Ordinal);
+        ContractDefinition nested = ContractParser.Parse("topic: members\nvalue: {}\nprivacy:\n  - field: home.street\n    action: drop\n");
+        Assert.Contains("declares home.street without a default", Assert.Single(SchemaFieldPaths.PrivacyPathProblems(nested, Known)), StringComparison.Ordinal);
+
+        ContractDefinition droppable = ContractParser.Parse("topic: members\nvalue: {}\nprivacy:\n  - field: nick\n    action: drop\n  - field: age\n    action: drop\n  - tag: PII\n    action: redact\n");
+        Assert.Empty(SchemaFieldPaths.PrivacyPathProblems(droppable, Known));
+    }
+
+    [Fact]
     public void AProtobufTagIsFoundInAnyMessageOfTheFile()
     {
         const string proto = """

@@ -78,6 +78,10 @@ public static class SchemaFieldPaths
             {
                 problems.Add($"privacy[{rule.Target}]: hash replaces string and bytes values, but a schema the contract admits declares {found.Path} as {found.Type}, so its records would be refused; redact or drop it instead");
             }
+            else if (rule.Action == PrivacyAction.Drop && FirstUndroppableAvro(schemas, rule) is { } kept)
+            {
+                problems.Add($"privacy[{rule.Target}]: drop leaves an Avro field at its default or null, but an Avro schema the contract admits declares {kept} without a default and not nullable, so its records would be refused; give the field a default or a null branch, or redact or hash it instead");
+            }
             else if (FirstJsonMaskingProblem(schemas, rule) is { } broken)
             {
                 problems.Add($"privacy[{rule.Target}]: a JSON schema the contract admits constrains {broken.Path} so that masked records would not match it: {broken.Problem}; every such record would be a bad record (masked_schema_mismatch); use another action or relax the schema");
@@ -140,6 +144,57 @@ public static class SchemaFieldPaths
         }
 
         return null;
+    }
+
+    /// <summary>The first Avro field the rule drops that has neither a default nor a null branch to be written as (the codec refuses such a record).</summary>
+    private static string? FirstUndroppableAvro(List<IParsedSchema> schemas, PrivacyRuleDefinition rule)
+    {
+        foreach (IParsedSchema schema in schemas)
+        {
+            if (schema is not AvroParsedSchema avro)
+            {
+                continue;
+            }
+
+            IReadOnlyList<string> paths;
+            try
+            {
+                paths = rule.FieldPath is { } path ? [path] : SchemaTags.PathsWithTag(schema, rule.Tag!);
+            }
+            catch (InvalidOperationException)
+            {
+                continue; // a tag walk past its limits, told by FirstUnresolvableTag
+            }
+
+            foreach (string path in paths)
+            {
+                if (!DroppableAvro(avro.Schema, path.Split('.'), 0, 0, []))
+                {
+                    return path;
+                }
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Whether every field the path reaches (through unions and arrays) can be dropped: it has a default, or null is one of its branches.</summary>
+    private static bool DroppableAvro(Avro.Schema type, IReadOnlyList<string> names, int index, int depth, HashSet<AvroStep> seen)
+    {
+        if (depth > SchemaLimits.MaxDepth || !seen.Add(new AvroStep(type, index, 0)))
+        {
+            return true; // deeper than decoding goes, or a route walked already
+        }
+
+        return type switch
+        {
+            Avro.UnionSchema union => union.Schemas.All(branch => DroppableAvro(branch, names, index, depth + 1, seen)),
+            Avro.ArraySchema array => DroppableAvro(array.ItemSchema, names, index, depth + 1, seen),
+            Avro.RecordSchema record when record.TryGetField(names[index], out Avro.Field? field) => index < names.Count - 1
+                ? DroppableAvro(field.Schema, names, index + 1, depth + 1, seen)
+                : field.DefaultValue is not null || (field.Schema is Avro.UnionSchema nullable && nullable.Schemas.Any(s => s.Tag == Avro.Schema.Type.Null)),
+            _ => true,
+        };
     }
 
     /// <summary>The first field the rule hashes whose declared type a hash cannot replace, in any of the schemas.</summary>

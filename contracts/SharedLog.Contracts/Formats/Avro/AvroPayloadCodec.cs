@@ -684,7 +684,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             }
         }
 
-        throw new PayloadDecodeException("the field was dropped but cannot be: it has no default and is not nullable");
+        throw new PayloadDecodeException($"the field '{field.Name}' was dropped but cannot be: it has no default and is not nullable");
     }
 
     /// <summary>Converts a field default (JSON, per the Avro specification) to an object-graph value.</summary>
