@@ -101,17 +101,7 @@ public static class SchemaFieldPaths
                 continue;
             }
 
-            IReadOnlyList<string> paths;
-            try
-            {
-                paths = rule.FieldPath is { } path ? [path] : SchemaTags.PathsWithTag(schema, rule.Tag!);
-            }
-            catch (InvalidOperationException)
-            {
-                continue; // told by FirstUnresolvableTag
-            }
-
-            foreach (string path in paths)
+            foreach (string path in PathsOf(schema, rule))
             {
                 if (compiled.MaskingProblem(path.Split('.'), rule.Action) is { } problem)
                 {
@@ -146,6 +136,22 @@ public static class SchemaFieldPaths
         return null;
     }
 
+    /// <summary>
+    /// The paths <paramref name="rule"/> masks in <paramref name="schema"/>: its field path, or the fields tagged with its tag;
+    /// none when the tag walk goes past its limits (which <see cref="FirstUnresolvableTag"/> reports).
+    /// </summary>
+    private static IReadOnlyList<string> PathsOf(IParsedSchema schema, PrivacyRuleDefinition rule)
+    {
+        try
+        {
+            return rule.FieldPath is { } path ? [path] : SchemaTags.PathsWithTag(schema, rule.Tag!);
+        }
+        catch (InvalidOperationException)
+        {
+            return [];
+        }
+    }
+
     /// <summary>The first Avro field the rule drops that has neither a default nor a null branch to be written as (the codec refuses such a record).</summary>
     private static string? FirstUndroppableAvro(List<IParsedSchema> schemas, PrivacyRuleDefinition rule)
     {
@@ -156,17 +162,7 @@ public static class SchemaFieldPaths
                 continue;
             }
 
-            IReadOnlyList<string> paths;
-            try
-            {
-                paths = rule.FieldPath is { } path ? [path] : SchemaTags.PathsWithTag(schema, rule.Tag!);
-            }
-            catch (InvalidOperationException)
-            {
-                continue; // a tag walk past its limits, told by FirstUnresolvableTag
-            }
-
-            foreach (string path in paths)
+            foreach (string path in PathsOf(schema, rule))
             {
                 if (!DroppableAvro(avro.Schema, path.Split('.'), 0, 0, []))
                 {
@@ -202,17 +198,7 @@ public static class SchemaFieldPaths
     {
         foreach (IParsedSchema schema in schemas)
         {
-            IReadOnlyList<string> paths;
-            try
-            {
-                paths = rule.FieldPath is { } path ? [path] : SchemaTags.PathsWithTag(schema, rule.Tag!);
-            }
-            catch (InvalidOperationException)
-            {
-                continue; // a tag walk past its limits, told by FirstUnresolvableTag
-            }
-
-            foreach (string path in paths)
+            foreach (string path in PathsOf(schema, rule))
             {
                 if (UnhashableType(schema, path.Split('.')) is { } type)
                 {
