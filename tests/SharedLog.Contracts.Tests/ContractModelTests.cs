@@ -278,6 +278,10 @@ public class ContractModelTests
         ContractChange rolledBack = await store.RollbackAsync("payments", 1, "carol", _ => [], CancellationToken.None);
         Assert.Equal(3, rolledBack.Version);
         Assert.Equal("value.amount > 0", store.ForTopic("payments")!.Definition.Rules[0].Expression);
+        // Rolling back again to what is in force is no change, as an unchanged apply (it made version 4 with an empty diff).
+        ContractChange again = await store.RollbackAsync("payments", 1, "carol", _ => [], CancellationToken.None);
+        Assert.Equal((3, false), (again.Version, again.Changed));
+        Assert.Empty(again.Diff);
         // Every change is audited, and the dry run's diff too (against version 1, the one in force then).
         List<System.Text.Json.Nodes.JsonNode> audited = [.. audit.Entries.Select(e => System.Text.Json.Nodes.JsonNode.Parse(e.Value!)!)];
         Assert.Equal(["apply", "diff", "apply", "rollback"], audited.Select(a => (string)a["action"]!));

@@ -358,7 +358,8 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             // sensitive topic's masking). A contract applied again unchanged is no change: a pair an older build stored
             // stays as it is until one of them changes (a pipeline applying every contract again must not fail on it).
             IReadOnlyList<string> diff = Diff(before, after);
-            bool unchanged = action == ActionApply && before is not null && after is not null && diff.Count == 0;
+            // A rollback to what is in force already is no change either (it made a version whose diff was empty).
+            bool unchanged = action is ActionApply or ActionRollback && before is not null && after is not null && diff.Count == 0;
             if (after is not null && !unchanged && OtherGoverning(after, name) is { } holder)
             {
                 throw new ContractValidationException([$"{(after.IsPattern ? "pattern" : "topic")} '{after.Topic}' is already governed by contract '{holder.Definition.Name}': change that contract, or delete it first."]);
@@ -396,7 +397,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
                 return new ContractChange(name, lastVersion + (diff.Count > 0 ? 1 : 0), Changed: false, diff);
             }
 
-            if (action == ActionApply && current is not null && diff.Count == 0)
+            if (unchanged)
             {
                 if (inForce is not null)
                 {
