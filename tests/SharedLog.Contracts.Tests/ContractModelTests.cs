@@ -62,6 +62,10 @@ public class ContractModelTests
     [InlineData("topic: t\nvalue: {subjct: s}\n", "unknown key 'subjct'")]
     [InlineData("hello\n", "a value of the wrong kind")] // was "Invalid cast from 'System.String' to '...ContractDocument'"
     [InlineData("topic: a\n---\ntopic: b\n", "a contract file holds one YAML document")]
+    [InlineData("topic: t\nclass: [raw]\n", "line 2, column 8: a value of the wrong kind")] // named System.String, System.Private.CoreLib, Version=...
+    [InlineData("topic: t\nrules: {a: 1}\n", "line 2, column 8: a value of the wrong kind")] // was "Expected 'SequenceStart', got 'MappingStart'"
+    [InlineData("- topic: t\n", "a value of the wrong kind")]
+    [InlineData("topic: t\nrules:\n  - name: ''\n    expr: 'true'\n", "rules[0]: a rule's name must not be blank")]
     [InlineData("topic: t\nclass: [unclosed\n", "line ")]
     [InlineData("a: &x [1]\nb: *x\n", "anchors are not allowed")]
     [InlineData("topic: t\nowner: !!map {a: b}\n", "line 2, column 8: YAML tags (tag:yaml.org,2002:map) are not allowed")] // was stored as owner "(Collection)"

@@ -207,7 +207,12 @@ public static class ContractParser
 
             if (rules.Any(r => r.Name == name))
             {
-                problems.Add($"rules[{index}]: the name '{name}' is used twice.");
+                problems.Add($"rules[{index}]: the name '{name}' is used twice");
+            }
+            else if (!stored && (string.IsNullOrWhiteSpace(name) || name.Any(char.IsControl)))
+            {
+                // The name goes into metrics, quarantine headers and record errors: a blank one names no rule there.
+                problems.Add($"rules[{index}]: a rule's name must not be blank or hold control characters");
             }
 
             rules.Add(new FieldRuleDefinition(name, rule.Expr, rule.Message));
@@ -396,7 +401,11 @@ public static class ContractParser
             return $"unknown key '{unknown.Groups["key"].Value}'";
         }
 
-        if (reason.StartsWith("Invalid cast from", StringComparison.Ordinal))
+        // "No node deserializer was able to deserialize the node into type System.String, ..." (a list where text goes), and
+        // "Expected 'SequenceStart', got 'MappingStart'" (a mapping where a list goes) are the same mistake.
+        if (reason.StartsWith("Invalid cast from", StringComparison.Ordinal)
+            || reason.StartsWith("No node deserializer was able to deserialize the node", StringComparison.Ordinal)
+            || (reason.StartsWith("Expected '", StringComparison.Ordinal) && !reason.StartsWith("Expected 'StreamEnd'", StringComparison.Ordinal)))
         {
             return "a value of the wrong kind (the format wants a mapping of keys, a list or a plain value here; see docs/contracts.md)";
         }
