@@ -22,7 +22,7 @@ public static class ContractsCli
 
     private const string UsageText = """
         usage: SharedLog.Broker contracts list [--url URL]
-               SharedLog.Broker contracts diff FILE [--url URL]
+               SharedLog.Broker contracts diff FILE [--url URL] [--actor NAME]
                SharedLog.Broker contracts apply FILE [--url URL] [--actor NAME]
                SharedLog.Broker contracts validate FILE [--registry URL] [--timeout SECONDS]
                SharedLog.Broker contracts replay SOURCE-TOPIC [--target TOPIC] [--from-offset N] [--to-offset N]
@@ -92,7 +92,7 @@ public static class ContractsCli
         string[] known = command switch
         {
             "list" => ["url"],
-            "diff" => ["url"],
+            "diff" => ["url", "actor"],
             "apply" => ["url", "actor"],
             "replay" => ["url", "actor", .. ReplayOptions.Keys, "dry-run"],
             _ => ["registry", "timeout"],

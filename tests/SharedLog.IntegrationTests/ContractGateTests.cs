@@ -1756,6 +1756,15 @@ public class ContractGateTests
         string recorded = (string)JsonNode.Parse(await http.GetStringAsync("/contracts/long-actor"))!["history"]![0]!["actor"]!;
         Assert.Equal(actor[..255] + "…", recorded);
 
+        // One version by number; a version that is no number is answered in the API's error form (it was an empty 404).
+        Assert.Equal(1, (int)JsonNode.Parse(await http.GetStringAsync("/contracts/long-actor/versions/1"))!["version"]!);
+        foreach ((string version, int status) in new[] { ("x", 400), ("9", 404), ("-1", 400) })
+        {
+            using HttpResponseMessage answer = await http.GetAsync($"/contracts/long-actor/versions/{version}");
+            Assert.Equal(status, (int)answer.StatusCode);
+            Assert.Equal(status, (int)JsonNode.Parse(await answer.Content.ReadAsStringAsync())!["error_code"]!);
+        }
+
         // A contract on an internal topic was applied (setting its subject's compatibility) and never enforced.
         using HttpResponseMessage onSchemas = await http.PostAsync("/contracts", new StringContent("topic: _schemas\nclass: certified\nvalue: {subject: zzz-value}\n", Encoding.UTF8, "application/yaml"));
         Assert.Equal(HttpStatusCode.UnprocessableEntity, onSchemas.StatusCode);

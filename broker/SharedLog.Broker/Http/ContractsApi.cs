@@ -34,8 +34,10 @@ public static partial class ContractsApi
             current["history"] = new JsonArray([.. history.Select(r => (JsonNode?)new JsonObject { ["version"] = r.Version, ["action"] = r.Action, ["actor"] = r.Actor, ["at"] = r.At.ToString("O"), ["fromVersion"] = r.FromVersion })]);
             return Json(current);
         });
-        app.MapGet("/contracts/{name}/versions/{version:int}", (string name, int version, ContractStore store) =>
-            store.History(name).FirstOrDefault(r => r.Version == version) is { } revision ? Json(Revision(revision)) : Error(404, $"Contract '{name}' has no version {version}."));
+        // The version is read here, not by a route constraint, so that "versions/x" is answered in the API's error form.
+        app.MapGet("/contracts/{name}/versions/{version}", (string name, string version, ContractStore store) =>
+            !int.TryParse(version, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int number) ? Error(400, $"A contract version is a number, not '{version}'.")
+            : store.History(name).FirstOrDefault(r => r.Version == number) is { } revision ? Json(Revision(revision)) : Error(404, $"Contract '{name}' has no version {number}."));
         app.MapPost("/contracts", async (HttpContext context, ContractStore store, SchemaRegistry registry) =>
         {
             if (context.Request.ContentLength > ContractParser.MaxDocumentChars)
