@@ -465,7 +465,12 @@ public static class ContractParser
                 (min, max) = (Number(match.Groups["from"].Value), Number(match.Groups["to"].Value));
             }
 
-            if (min < 1 || max < min)
+            if (match.Success && (min < 0 || max < 0))
+            {
+                // Number() gives -1 for digits past int.MaxValue (or not ASCII): not a version number at all.
+                problems.Add($"{side}.versions '{versions}' must be N, N-M or >=N, with versions from 1 to {int.MaxValue}.");
+            }
+            else if (min < 1 || max < min)
             {
                 problems.Add($"{side}.versions '{versions}' is an empty range.");
             }

@@ -37,6 +37,23 @@ public static class RecordValue
         return index < (ulong)SharedIntegers.Length ? SharedIntegers[index] : value;
     }
 
+    /// <summary>What kind of value a decoded one is, in the words of the schema languages (for messages, not .NET type names).</summary>
+    public static string KindName(object? value) => value switch
+    {
+        null => "null",
+        bool => "boolean",
+        string or Utf8Text or UuidText => "string",
+        long => "integer",
+        ulong => "unsigned integer",
+        double or float => "floating-point number",
+        byte[] => "bytes",
+        Dictionary<string, object?> => "record",
+        List<object?> => "list",
+        DateTimeOffset => "timestamp",
+        TimeSpan => "duration",
+        _ => "value of another kind",
+    };
+
     private static object[] CreateSharedIntegers(long count)
     {
         var boxes = new object[count];

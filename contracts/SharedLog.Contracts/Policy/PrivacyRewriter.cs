@@ -156,7 +156,7 @@ public sealed class PrivacyRewriter(byte[] hashKey)
                     replaced = new UuidText(HashUuid(Guid.ParseExact(uuid.Text, "D")).ToString("D"));
                     return true;
                 default:
-                    problem = $"privacy: hash applies to string or bytes fields, not {value.GetType().Name}";
+                    problem = $"privacy: hash applies to string or bytes fields, not to this field's {RecordValue.KindName(value)} value";
                     return false;
             }
         }
