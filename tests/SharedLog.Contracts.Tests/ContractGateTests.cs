@@ -481,6 +481,25 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public void ATaggedJsonPropertyWhoseNameHoldsADotIsRefusedNotLeftInClear()
+    {
+        const string schema = """
+            {"type":"object","properties":{
+              "id":{"type":"string"},
+              "w.x":{"type":"string","confluent:tags":["PII"]},
+              "a.b":{"type":"object","properties":{"c":{"type":"string","confluent:tags":["PII"]}}},
+              "plain.name":{"type":"string"}}}
+            """;
+        IParsedSchema parsed = new JsonSchemaFormat().Parse(schema, [], false);
+        ContractDefinition byTag = ContractParser.Parse("topic: dotted\nvalue: {}\nprivacy:\n  - tag: PII\n    action: redact\n");
+        // It was stored in clear: the path "w.x" named a field x under w, which no record has.
+        Assert.Contains("under a property whose name holds '.'", Assert.Single(SchemaFieldPaths.PrivacyPathProblems(byTag, (_, _) => [parsed])), StringComparison.Ordinal);
+        Assert.Throws<InvalidOperationException>(() => SchemaTags.PathsWithTag(parsed, "PII"));
+        // An untagged dotted name is no problem.
+        Assert.Empty(SchemaTags.PathsWithTag(parsed, "OTHER"));
+    }
+
+    [Fact]
     public void AProtobufTagIsFoundInAnyMessageOfTheFile()
     {
         const string proto = """

@@ -123,6 +123,9 @@ public static class SchemaTags
     /// if/then/else...: their properties are at the same level), and local <c>$ref</c>s (<c>#/$defs/...</c>,
     /// <c>#/definitions/...</c>), each not entered again inside itself.
     /// </summary>
+    /// <summary>Stands for a '.' inside a property name while a path is built (a name holding NUL itself is refused too: closed, not open).</summary>
+    private const char DottedNameMark = '\0';
+
     private static void WalkJson(JsonElement schema, string prefix, string tag, List<string> paths, int depth, ref int budget, JsonElement? root = null, HashSet<string>? walking = null)
     {
         Step(ref budget);
@@ -144,9 +147,17 @@ public static class SchemaTags
         {
             foreach (JsonProperty property in properties.EnumerateObject())
             {
-                string path = prefix.Length == 0 ? property.Name : $"{prefix}.{property.Name}";
+                // A '.' in a name would make the dotted path name other fields: marked, so a tagged field below it is refused.
+                string name = property.Name.Contains('.', StringComparison.Ordinal) ? property.Name.Replace('.', DottedNameMark) : property.Name;
+                string path = prefix.Length == 0 ? name : $"{prefix}.{name}";
                 if (IsTagged(property.Value, tag, root.Value, depth + 1, ref budget))
                 {
+                    if (path.Contains(DottedNameMark, StringComparison.Ordinal))
+                    {
+                        // Failing the walk fails closed: records are refused (and the contract at apply), not stored in clear.
+                        throw new InvalidOperationException($"tagged fields cannot be resolved: the tagged field {path.Replace(DottedNameMark, '.')} is under a property whose name holds '.', which a dotted privacy path cannot name; rename the property");
+                    }
+
                     SchemaLimits.AddTaggedPath(paths, path);
                 }
                 else
