@@ -281,7 +281,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         {
             // Replayed records keep their timestamps: under CreateTime, those older than the target keeps records are deleted
             // by its time retention soon after they are written.
-            RetentionCutoff = retentionMs < 0 || TopicConfigs.Effective(target.Configs, TopicConfigs.MessageTimestampType) == "LogAppendTime"
+            RetentionCutoff = retentionMs < 0 || TopicConfigs.TimestampsOf(target.Configs).LogAppendTime
                 ? long.MinValue
                 : DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - retentionMs,
             // A rule error may quote a field; stored next to a value the target's contract masks, it would carry it in clear.
