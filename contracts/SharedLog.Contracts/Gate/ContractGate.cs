@@ -304,7 +304,7 @@ public sealed partial class ContractGate(
                 foreach (string mistake in CelRule.Compile(rule.Expression).Mistakes.Distinct(StringComparer.Ordinal))
                 {
                     // Every record would fail it (a rule error): refused now, not at the first produce.
-                    problems.Add($"rules[{rule.Name}]: {mistake}, whatever the record");
+                    problems.Add($"rules[{rule.Name}]: fails whatever the record: {mistake}");
                 }
             }
             catch (RuleSyntaxException e)
