@@ -381,22 +381,14 @@ public static class ContractsCli
     /// </summary>
     private static async Task<RegistryCheck> CheckAgainstRegistryAsync(RegistryCopy registry, string subject, SchemaRequest candidate, CompatibilityLevel level, CancellationToken cancellationToken)
     {
-        string subjectPath = $"{registry.Url}/subjects/{Uri.EscapeDataString(subject)}";
-        using HttpResponseMessage listed = await registry.Http.GetAsync(new Uri($"{subjectPath}/versions"), cancellationToken);
-        if (listed.StatusCode == System.Net.HttpStatusCode.NotFound)
+        if (await registry.ListVersionsAsync(subject, cancellationToken) is not { } versions)
         {
-            // A new subject has nothing to be compatible with; only the registry's own "subject not found" says so. Any
-            // other 404 (the admin port, a wrong path) would pass every check against an address that is no registry.
-            return RegistryErrorCode(await listed.Content.ReadAsStringAsync(cancellationToken)) == RegistryErrorCodes.SubjectNotFound
-                ? RegistryCheck.Compatible
-                : throw new InvalidOperationException($"{subjectPath}/versions answered 404 without the registry's subject-not-found error ({RegistryErrorCodes.SubjectNotFound}): is {registry.Url} a schema registry?");
+            return RegistryCheck.Compatible; // a new subject has nothing to be compatible with
         }
 
-        listed.EnsureSuccessStatusCode();
         await registry.Local.SetCompatibilityAsync(null, CompatibilityLevel.None, CancellationToken.None);
-        foreach (JsonNode? listedVersion in JsonNode.Parse(await listed.Content.ReadAsStringAsync(cancellationToken))!.AsArray())
+        foreach (int version in versions)
         {
-            int version = (int)listedVersion!;
             try
             {
                 await registry.CopyAsync(new SchemaReference(subject, subject, version), depth: 0, cancellationToken);
@@ -428,6 +420,24 @@ public static class ContractsCli
         public HttpClient Http { get; } = http;
 
         public SchemaRegistry Local { get; } = local;
+
+        /// <summary>The subject's live versions in the registry; null when the registry says it has no such subject.</summary>
+        public async Task<List<int>?> ListVersionsAsync(string subject, CancellationToken cancellationToken)
+        {
+            string subjectPath = $"{Url}/subjects/{Uri.EscapeDataString(subject)}";
+            using HttpResponseMessage listed = await Http.GetAsync(new Uri($"{subjectPath}/versions"), cancellationToken);
+            if (listed.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+                // Only the registry's own "subject not found" says so. Any other 404 (the admin port, a wrong path) would pass
+                // every check against an address that is no registry.
+                return RegistryErrorCode(await listed.Content.ReadAsStringAsync(cancellationToken)) == RegistryErrorCodes.SubjectNotFound
+                    ? null
+                    : throw new InvalidOperationException($"{subjectPath}/versions answered 404 without the registry's subject-not-found error ({RegistryErrorCodes.SubjectNotFound}): is {Url} a schema registry?");
+            }
+
+            listed.EnsureSuccessStatusCode();
+            return [.. JsonNode.Parse(await listed.Content.ReadAsStringAsync(cancellationToken))!.AsArray().Select(v => (int)v!)];
+        }
 
         /// <summary>Copies the version <paramref name="reference"/> names and, first, what it references; returns it resolved (its text and theirs).</summary>
         public async Task<ResolvedReference> CopyAsync(SchemaReference reference, int depth, CancellationToken cancellationToken)
@@ -611,6 +621,39 @@ public static class ContractsCli
         return result;
     }
 
+    /// <summary>
+    /// Copies into <paramref name="local"/> the registered versions of each side without a schema file whose subject the
+    /// contract names (with what they reference), for the privacy checks apply makes against them.
+    /// </summary>
+    private static async Task CopyRegisteredSchemasAsync(ContractDefinition definition, string registryUrl, SchemaRegistry local, Dictionary<bool, IParsedSchema> schemaFiles, CancellationToken cancellationToken)
+    {
+        using HttpClient http = Client();
+        var registry = new RegistryCopy(registryUrl.TrimEnd('/'), http, local);
+        foreach ((SchemaRequirement? requirement, bool isKey) in new[] { (definition.Key, true), (definition.Value, false) })
+        {
+            if (requirement is null || schemaFiles.ContainsKey(isKey) || (requirement.Subject is null && (definition.IsPattern || requirement.Strategy != SubjectNameStrategy.TopicNameStrategy)))
+            {
+                continue;
+            }
+
+            string subject = requirement.SubjectFor(definition.Topic, isKey, null);
+            foreach (int version in await registry.ListVersionsAsync(subject, cancellationToken) ?? [])
+            {
+                if (version >= requirement.MinVersion && version <= requirement.MaxVersion)
+                {
+                    try
+                    {
+                        await registry.CopyAsync(new SchemaReference(subject, subject, version), depth: 0, cancellationToken);
+                    }
+                    catch (SchemaRegistryException)
+                    {
+                        // A version this build cannot read: apply cannot check against it either (the broker's registry would not have taken it).
+                    }
+                }
+            }
+        }
+    }
+
     private static async Task<int> ValidateAsync(string file, string? registryUrl, TimeSpan registryDeadline, TextWriter output, TextWriter error)
     {
         ContractDefinition definition;
@@ -638,9 +681,14 @@ public static class ContractsCli
         using var registryWait = new CancellationTokenSource(registryDeadline);
         string directory = Path.GetDirectoryName(Path.GetFullPath(file))!;
         var schemaFiles = new Dictionary<bool, IParsedSchema>();
+        using SchemaRegistry registered = await LocalRegistryAsync();
         try
         {
             result = await ValidateSchemaFilesAsync(definition, directory, registryUrl, schemaFiles, output, error, registryWait.Token);
+            if (registryUrl is not null && definition.Privacy.Count > 0)
+            {
+                await CopyRegisteredSchemasAsync(definition, registryUrl, registered, schemaFiles, registryWait.Token);
+            }
         }
         catch (OperationCanceledException) when (registryWait.IsCancellationRequested)
         {
@@ -648,7 +696,11 @@ public static class ContractsCli
             return Unreachable;
         }
 
-        foreach (string problem in SchemaFieldPaths.PrivacyPathProblems(definition, (_, isKey) => schemaFiles.TryGetValue(isKey, out IParsedSchema? parsed) ? [parsed] : null))
+        // A side with a schema file is checked against it; one without, with --registry, against the registered versions the
+        // contract admits, as apply will check it.
+        foreach (string problem in SchemaFieldPaths.PrivacyPathProblems(
+            definition,
+            (requirement, isKey) => schemaFiles.TryGetValue(isKey, out IParsedSchema? parsed) ? [parsed] : Http.ContractsApi.RegisteredSchemas(registered, definition, requirement, isKey)))
         {
             await error.WriteLineAsync($"{file}: {problem}");
             result = Invalid;
@@ -660,7 +712,9 @@ public static class ContractsCli
             if (registryUrl is not null && definition.Key?.SchemaFile is null && definition.Value?.SchemaFile is null)
             {
                 // A pipeline passing --registry expects a compatibility check: say that there was nothing to check.
-                await output.WriteLineAsync($"{file}: no schemaFile, so nothing was checked against {registryUrl}");
+                await output.WriteLineAsync(definition.Privacy.Count > 0
+                    ? $"{file}: no schemaFile, so no compatibility was checked against {registryUrl} (the privacy rules were checked against its registered schemas)"
+                    : $"{file}: no schemaFile, so nothing was checked against {registryUrl}");
             }
         }
 

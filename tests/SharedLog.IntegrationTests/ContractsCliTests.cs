@@ -270,6 +270,18 @@ public class ContractsCliTests
         }
 
         await RegisterAsync("customers-value", new { schema = Customer });
+
+        // Without a schemaFile, --registry checks the privacy rules against the registered versions, as apply will (a
+        // misspelt field passed validate and was then refused by apply).
+        string misspelt = await WriteAsync(Path.Combine(directory, "customers.yaml"), "topic: customers\nvalue: {}\nprivacy:\n  - field: nmae\n    action: hash\n");
+        Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", misspelt)).Code); // offline there is nothing to hold it against
+        (int misspeltCode, _, string misspeltErr) = await RunAsync("validate", misspelt, "--registry", broker.RegistryUrl);
+        Assert.Equal(ContractsCli.Invalid, misspeltCode);
+        Assert.Contains("privacy[nmae]: no value schema the contract admits declares this field", misspeltErr, StringComparison.Ordinal);
+        string spelt = await WriteAsync(Path.Combine(directory, "customers-ok.yaml"), "topic: customers\nvalue: {}\nprivacy:\n  - field: name\n    action: hash\n");
+        (int speltCode, string speltOut, _) = await RunAsync("validate", spelt, "--registry", broker.RegistryUrl);
+        Assert.Equal(ContractsCli.Ok, speltCode);
+        Assert.Contains("the privacy rules were checked against its registered schemas", speltOut, StringComparison.Ordinal);
         // Read with its reference: the file parses, the privacy path through the referenced record resolves, the subject is new.
         (int newCode, string newOut, string newErr) = await RunAsync("validate", contract, "--registry", broker.RegistryUrl);
         Assert.True(newCode == ContractsCli.Ok, newErr);

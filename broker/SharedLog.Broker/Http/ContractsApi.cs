@@ -125,7 +125,7 @@ public static partial class ContractsApi
     /// The schemas registered for a side of a contract within its pinned versions, or null when the subject depends on
     /// the topic or record name (a pattern, a record name strategy) or has no live version yet.
     /// </summary>
-    private static List<IParsedSchema>? RegisteredSchemas(SchemaRegistry registry, ContractDefinition definition, SchemaRequirement requirement, bool isKey)
+    internal static List<IParsedSchema>? RegisteredSchemas(SchemaRegistry registry, ContractDefinition definition, SchemaRequirement requirement, bool isKey)
     {
         if (requirement.Subject is null && (definition.IsPattern || requirement.Strategy != SubjectNameStrategy.TopicNameStrategy))
         {
