@@ -140,6 +140,9 @@ public class RuleTests
     [InlineData("'aa'.matches('(a)\\\\1')", RuleOutcomeKind.Error)] // backreference
     [InlineData("'ab'.matches('a(?=b)')", RuleOutcomeKind.Error)] // lookahead
     [InlineData("'ab'.matches('[')", RuleOutcomeKind.Error)]
+    [InlineData("'😃'.matches('[😀]')", RuleOutcomeKind.Error)] // matched: a .NET class holds UTF-16 units, so either half matched
+    [InlineData("'😀'.matches('^😀$')", RuleOutcomeKind.Passed)] // outside a class the pair is a sequence, matched whole
+    [InlineData("'😃'.matches('^😀$')", RuleOutcomeKind.Failed)]
     public void Regular_expressions_follow_re2(string expression, RuleOutcomeKind expected)
     {
         var outcome = Evaluate(expression, []);

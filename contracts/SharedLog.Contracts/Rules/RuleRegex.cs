@@ -146,6 +146,12 @@ internal static class RuleRegex
                     continue;
                 }
 
+                if (char.IsSurrogate(c))
+                {
+                    // .NET classes hold UTF-16 units: [😀] would match either half of any character sharing one (a wrong answer).
+                    throw new RuleSyntaxException("code points above U+FFFF are not supported in character classes");
+                }
+
                 if (c == ']')
                 {
                     inClass = false;
