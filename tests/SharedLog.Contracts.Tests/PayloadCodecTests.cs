@@ -8,6 +8,7 @@ using SharedLog.Contracts.Formats.Json;
 using SharedLog.Contracts.Formats.Protobuf;
 using SharedLog.Contracts.Model;
 using SharedLog.Contracts.Registry;
+using SharedLog.Contracts.Rules;
 
 namespace SharedLog.Contracts.Tests;
 
@@ -1063,17 +1064,26 @@ public class PayloadCodecTests
     }
 
     [Fact]
-    public void Protobuf_timestamp_that_dotnet_cannot_hold_exactly_stays_a_message()
+    public void Protobuf_timestamp_and_duration_finer_than_a_tick_are_kept_exact_and_read_by_rules_to_the_nanosecond()
     {
         var schema = ParseProto(AllTypesProto);
         var message = WithProtobufNet((ref ProtoWriter.State w) =>
         {
             w.WriteFieldHeader(19, WireType.String);
-            w.WriteBytes(SecondsAndNanos(1, 7)); // 7 ns is finer than a tick
+            w.WriteBytes(SecondsAndNanos(1, 7)); // 7 ns is finer than a DateTimeOffset tick (100 ns)
+            w.WriteFieldHeader(23, WireType.String);
+            w.WriteBytes(SecondsAndNanos(2, 5));
         });
         var decoded = Protobuf.Decode(schema, Framed([0], message));
-        Assert.Equal(new Dictionary<string, object?> { ["seconds"] = 1L, ["nanos"] = 7L }, ((Dictionary<string, object?>)decoded.Value!)["s"]);
+        var value = (Dictionary<string, object?>)decoded.Value!;
+        // They stayed messages ({seconds, nanos}), so every timestamp rule on data from a nanosecond clock was a rule error.
+        Assert.Equal(new NanoTimestamp(1, 7), value["s"]);
+        Assert.Equal(new NanoDuration(2, 5), value["w"]);
         Assert.Equal(Framed([0], message), Protobuf.Encode(schema, decoded));
+
+        var variables = new Dictionary<string, object?> { ["value"] = value };
+        Assert.True(CelRule.Compile("value.s > timestamp('1970-01-01T00:00:01.000000006Z') && value.s < timestamp('1970-01-01T00:00:01.000000008Z')").Evaluate(variables).IsPassed);
+        Assert.True(CelRule.Compile("value.w == duration('2.000000005s') && type(value.s) == google.protobuf.Timestamp").Evaluate(variables).IsPassed);
     }
 
     [Fact]

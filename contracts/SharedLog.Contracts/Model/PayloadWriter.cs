@@ -253,16 +253,16 @@ internal static class PayloadValues
     public static string KindOf(object? value) => value switch
     {
         null => "null",
-        string or Utf8Text => "string",
+        string or Utf8Text or UuidText => "string",
         bool => "boolean",
         long or int or short or sbyte or byte or ushort or uint or ulong => "integer",
         double or float or decimal => "number",
         byte[] => "bytes",
         IDictionary<string, object?> => "object",
         IList<object?> => "list",
-        DateTimeOffset => "timestamp",
-        TimeSpan => "duration",
-        _ => value.GetType().Name,
+        DateTimeOffset or NanoTimestamp => "timestamp",
+        TimeSpan or NanoDuration => "duration",
+        _ => "value of another kind",
     };
 
     public static string Invariant(long value) => value.ToString(CultureInfo.InvariantCulture);

@@ -37,23 +37,6 @@ public static class RecordValue
         return index < (ulong)SharedIntegers.Length ? SharedIntegers[index] : value;
     }
 
-    /// <summary>What kind of value a decoded one is, in the words of the schema languages (for messages, not .NET type names).</summary>
-    public static string KindName(object? value) => value switch
-    {
-        null => "null",
-        bool => "boolean",
-        string or Utf8Text or UuidText => "string",
-        long => "integer",
-        ulong => "unsigned integer",
-        double or float => "floating-point number",
-        byte[] => "bytes",
-        Dictionary<string, object?> => "record",
-        List<object?> => "list",
-        DateTimeOffset => "timestamp",
-        TimeSpan => "duration",
-        _ => "value of another kind",
-    };
-
     private static object[] CreateSharedIntegers(long count)
     {
         var boxes = new object[count];
@@ -97,6 +80,15 @@ public sealed record UuidText(string Text)
 {
     public override string ToString() => Text;
 }
+
+/// <summary>
+/// A google.protobuf.Timestamp whose nanos are not a multiple of 100, which <c>DateTimeOffset</c> (100 ns ticks) cannot
+/// hold: kept exact, so rules compare it to the nanosecond and a rewritten message encodes it as it came.
+/// </summary>
+public sealed record NanoTimestamp(long Seconds, int Nanos);
+
+/// <summary>A google.protobuf.Duration whose nanos are not a multiple of 100 (see <see cref="NanoTimestamp"/>).</summary>
+public sealed record NanoDuration(long Seconds, int Nanos);
 
 /// <summary>A payload that does not decode against its schema, or breaks a decoding bound.</summary>
 public sealed class PayloadDecodeException(string message, Exception? inner = null) : Exception(message, inner);

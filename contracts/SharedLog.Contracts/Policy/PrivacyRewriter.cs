@@ -156,7 +156,7 @@ public sealed class PrivacyRewriter(byte[] hashKey)
                     replaced = new UuidText(HashUuid(Guid.ParseExact(uuid.Text, "D")).ToString("D"));
                     return true;
                 default:
-                    problem = $"privacy: hash applies to string or bytes fields, not to this field's {RecordValue.KindName(value)} value";
+                    problem = $"privacy: hash applies to string or bytes fields, not to this field's {PayloadValues.KindOf(value)} value";
                     return false;
             }
         }
@@ -191,8 +191,8 @@ public sealed class PrivacyRewriter(byte[] hashKey)
             double => 0.0,
             bool => false,
             byte[] => Array.Empty<byte>(),
-            DateTimeOffset => DateTimeOffset.UnixEpoch,
-            TimeSpan => TimeSpan.Zero,
+            DateTimeOffset or NanoTimestamp => DateTimeOffset.UnixEpoch,
+            TimeSpan or NanoDuration => TimeSpan.Zero,
             _ => null,
         };
         return true;

@@ -168,6 +168,8 @@ public readonly struct RuleValue
         UuidText uuid => String(uuid.Text),
         DateTime dateTime => FromDateTimeOffset(new DateTimeOffset(dateTime.Kind == DateTimeKind.Unspecified ? DateTime.SpecifyKind(dateTime, DateTimeKind.Utc) : dateTime.ToUniversalTime())),
         TimeSpan span => FromTimeSpan(span),
+        Model.NanoTimestamp exact => Timestamp(exact.Seconds, exact.Nanos),
+        Model.NanoDuration exact => Duration(exact.Seconds, exact.Nanos),
         ReadOnlyMemory<byte> memory => Bytes(memory.ToArray()),
         IDictionary other => Map(RuleMap.FromDictionary(other)),
         IList other => List(FromList(other)),

@@ -22,7 +22,8 @@ namespace SharedLog.Contracts.Formats.Protobuf;
 /// sfixed* decode to <c>long</c>, uint*/fixed* to <c>ulong</c>. Maps decode to dictionaries whose keys are
 /// the map keys as invariant text ("true"/"false" for bool keys); a missing entry value is its default.
 /// google.protobuf.Timestamp and Duration decode to <c>DateTimeOffset</c> and <c>TimeSpan</c> when
-/// that is exact (nanos a multiple of 100, in range, no unknown fields), otherwise they stay messages.
+/// that is exact (nanos a multiple of 100), to <see cref="NanoTimestamp"/> and <see cref="NanoDuration"/> for other valid
+/// nanos, and stay messages when out of range or with unknown fields.
 /// A singular message field seen twice is merged, as protobuf parsers do; setting a oneof member
 /// removes the others; strings must be valid UTF-8 (as proto3 requires; applied to proto2 too).
 /// Group fields are not supported.</para>
@@ -374,9 +375,12 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
     private static object ToTimestamp(Dictionary<string, object?> message)
     {
         if (TryReadSecondsAndNanos(message, out var seconds, out var nanos)
-            && seconds >= MinTimestampSeconds && seconds <= MaxTimestampSeconds && nanos >= 0 && nanos < 1_000_000_000 && nanos % NanosPerTick == 0)
+            && seconds >= MinTimestampSeconds && seconds <= MaxTimestampSeconds && nanos >= 0 && nanos < 1_000_000_000)
         {
-            return DateTimeOffset.UnixEpoch.AddTicks((seconds * TimeSpan.TicksPerSecond) + (nanos / NanosPerTick));
+            // Nanosecond clocks (Go's timestamppb.Now()) write nanos a DateTimeOffset cannot hold: kept exact instead.
+            return nanos % NanosPerTick == 0
+                ? DateTimeOffset.UnixEpoch.AddTicks((seconds * TimeSpan.TicksPerSecond) + (nanos / NanosPerTick))
+                : new NanoTimestamp(seconds, (int)nanos);
         }
 
         return message;
@@ -385,10 +389,10 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
     private static object ToDuration(Dictionary<string, object?> message)
     {
         if (TryReadSecondsAndNanos(message, out var seconds, out var nanos)
-            && Math.Abs(seconds) <= MaxDurationSeconds && Math.Abs(nanos) < 1_000_000_000 && nanos % NanosPerTick == 0
+            && Math.Abs(seconds) <= MaxDurationSeconds && Math.Abs(nanos) < 1_000_000_000
             && (seconds == 0 || nanos == 0 || (seconds < 0) == (nanos < 0)))
         {
-            return TimeSpan.FromTicks((seconds * TimeSpan.TicksPerSecond) + (nanos / NanosPerTick));
+            return nanos % NanosPerTick == 0 ? TimeSpan.FromTicks((seconds * TimeSpan.TicksPerSecond) + (nanos / NanosPerTick)) : new NanoDuration(seconds, (int)nanos);
         }
 
         return message;
@@ -581,6 +585,12 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
 
             case TimeSpan duration when field.WellKnown == ProtobufWellKnown.Duration:
                 WriteSecondsAndNanos(writer, duration.Ticks / TimeSpan.TicksPerSecond, duration.Ticks % TimeSpan.TicksPerSecond * NanosPerTick);
+                break;
+            case NanoTimestamp exact when field.WellKnown == ProtobufWellKnown.Timestamp:
+                WriteSecondsAndNanos(writer, exact.Seconds, exact.Nanos);
+                break;
+            case NanoDuration exact when field.WellKnown == ProtobufWellKnown.Duration:
+                WriteSecondsAndNanos(writer, exact.Seconds, exact.Nanos);
                 break;
             case IDictionary<string, object?> message:
                 EncodeMessage(writer, field.Message, message, depth + 1);
