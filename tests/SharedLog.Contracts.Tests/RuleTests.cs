@@ -143,6 +143,13 @@ public class RuleTests
     [InlineData("'😃'.matches('[😀]')", RuleOutcomeKind.Error)] // matched: a .NET class holds UTF-16 units, so either half matched
     [InlineData("'😀'.matches('^😀$')", RuleOutcomeKind.Passed)] // outside a class the pair is a sequence, matched whole
     [InlineData("'😃'.matches('^😀$')", RuleOutcomeKind.Failed)]
+    [InlineData("'1'.matches('^[[:^alpha:]]$')", RuleOutcomeKind.Passed)] // negated POSIX classes were refused
+    [InlineData("'a'.matches('^[[:^alpha:]]$')", RuleOutcomeKind.Failed)]
+    [InlineData("'é'.matches('^[[:^alpha:]]$')", RuleOutcomeKind.Passed)] // POSIX classes are ASCII, as in RE2
+    [InlineData("'x'.matches('^[x[:^word:]]$')", RuleOutcomeKind.Passed)]
+    [InlineData("'-'.matches('^[x[:^word:]]$')", RuleOutcomeKind.Passed)]
+    [InlineData("'_'.matches('^[x[:^word:]]$')", RuleOutcomeKind.Failed)]
+    [InlineData("'~'.matches('^[[:^ascii:]]$')", RuleOutcomeKind.Failed)]
     public void Regular_expressions_follow_re2(string expression, RuleOutcomeKind expected)
     {
         var outcome = Evaluate(expression, []);

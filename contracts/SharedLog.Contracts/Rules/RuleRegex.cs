@@ -21,22 +21,49 @@ internal static class RuleRegex
 
     private static readonly ConcurrentDictionary<string, CompiledPattern> Cache = new(StringComparer.Ordinal);
 
-    private static readonly Dictionary<string, string> PosixClasses = new(StringComparer.Ordinal)
+    /// <summary>
+    /// A POSIX class as ranges of a .NET class: its (ASCII) members, or for RE2's <c>[:^name:]</c> every UTF-16 unit
+    /// outside it (a negated class inside a class has no .NET spelling).
+    /// </summary>
+    private static string PosixRanges(Func<char, bool> member, bool negated)
     {
-        ["alnum"] = "0-9A-Za-z",
-        ["alpha"] = "A-Za-z",
-        ["ascii"] = "\\x00-\\x7F",
-        ["blank"] = "\\t ",
-        ["cntrl"] = "\\x00-\\x1F\\x7F",
-        ["digit"] = "0-9",
-        ["graph"] = "!-~",
-        ["lower"] = "a-z",
-        ["print"] = " -~",
-        ["punct"] = "!-/:-@\\[-`{-~",
-        ["space"] = "\\t\\n\\v\\f\\r ",
-        ["upper"] = "A-Z",
-        ["word"] = "0-9A-Za-z_",
-        ["xdigit"] = "0-9A-Fa-f",
+        var ranges = new StringBuilder();
+        int start = -1;
+        for (int c = 0; c <= 0x80; c++)
+        {
+            // 0x80 stands for everything above ASCII: never a member, so outside a negated class's ranges it runs to U+FFFF.
+            bool wanted = c < 0x80 && member((char)c) != negated;
+            if (wanted && start < 0)
+            {
+                start = c;
+            }
+            else if (!wanted && start >= 0)
+            {
+                ranges.Append(CultureInfo.InvariantCulture, $"\\u{start:X4}-\\u{c - 1:X4}");
+                start = -1;
+            }
+        }
+
+        return negated ? ranges.Append("\\u0080-\\uFFFF").ToString() : ranges.ToString();
+    }
+
+    // The members of each POSIX class, all ASCII as in RE2.
+    private static readonly Dictionary<string, Func<char, bool>> PosixMembers = new(StringComparer.Ordinal)
+    {
+        ["alnum"] = char.IsAsciiLetterOrDigit,
+        ["alpha"] = char.IsAsciiLetter,
+        ["ascii"] = static c => c <= 0x7F,
+        ["blank"] = static c => c is '\t' or ' ',
+        ["cntrl"] = static c => c < 0x20 || c == 0x7F,
+        ["digit"] = char.IsAsciiDigit,
+        ["graph"] = static c => c is >= '!' and <= '~',
+        ["lower"] = char.IsAsciiLetterLower,
+        ["print"] = static c => c is >= ' ' and <= '~',
+        ["punct"] = static c => c is >= '!' and <= '~' && !char.IsAsciiLetterOrDigit(c),
+        ["space"] = static c => c is '\t' or '\n' or '\v' or '\f' or '\r' or ' ',
+        ["upper"] = char.IsAsciiLetterUpper,
+        ["word"] = static c => char.IsAsciiLetterOrDigit(c) || c == '_',
+        ["xdigit"] = char.IsAsciiHexDigit,
     };
 
     public static CompiledPattern Get(string pattern)
@@ -129,12 +156,13 @@ internal static class RuleRegex
                     }
 
                     var name = pattern[(i + 2)..end];
-                    if (!PosixClasses.TryGetValue(name, out var range))
+                    var negated = name.StartsWith('^');
+                    if (!PosixMembers.TryGetValue(negated ? name[1..] : name, out var member))
                     {
                         throw new RuleSyntaxException($"unsupported POSIX class [:{name}:]");
                     }
 
-                    output.Append(range);
+                    output.Append(PosixRanges(member, negated));
                     i = end + 2;
                     continue;
                 }
