@@ -631,12 +631,11 @@ public static class ContractsCli
         var registry = new RegistryCopy(registryUrl.TrimEnd('/'), http, local);
         foreach ((SchemaRequirement? requirement, bool isKey) in new[] { (definition.Key, true), (definition.Value, false) })
         {
-            if (requirement is null || schemaFiles.ContainsKey(isKey) || (requirement.Subject is null && (definition.IsPattern || requirement.Strategy != SubjectNameStrategy.TopicNameStrategy)))
+            if (requirement is null || schemaFiles.ContainsKey(isKey) || Http.ContractsApi.NamedSubject(definition, requirement, isKey) is not { } subject)
             {
                 continue;
             }
 
-            string subject = requirement.SubjectFor(definition.Topic, isKey, null);
             foreach (int version in await registry.ListVersionsAsync(subject, cancellationToken) ?? [])
             {
                 if (version >= requirement.MinVersion && version <= requirement.MaxVersion)

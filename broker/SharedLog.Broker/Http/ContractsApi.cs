@@ -125,15 +125,15 @@ public static partial class ContractsApi
     /// The schemas registered for a side of a contract within its pinned versions, or null when the subject depends on
     /// the topic or record name (a pattern, a record name strategy) or has no live version yet.
     /// </summary>
+    /// <summary>The subject a side of the contract names whatever the topic or record: null under a pattern or a record name strategy.</summary>
+    internal static string? NamedSubject(ContractDefinition definition, SchemaRequirement requirement, bool isKey) =>
+        requirement.Subject is null && (definition.IsPattern || requirement.Strategy != SubjectNameStrategy.TopicNameStrategy)
+            ? null
+            : requirement.SubjectFor(definition.Topic, isKey, null);
+
     internal static List<IParsedSchema>? RegisteredSchemas(SchemaRegistry registry, ContractDefinition definition, SchemaRequirement requirement, bool isKey)
     {
-        if (requirement.Subject is null && (definition.IsPattern || requirement.Strategy != SubjectNameStrategy.TopicNameStrategy))
-        {
-            return null;
-        }
-
-        string subject = requirement.SubjectFor(definition.Topic, isKey, null);
-        if (!registry.Subjects(includeDeleted: false, subject).Contains(subject))
+        if (NamedSubject(definition, requirement, isKey) is not { } subject || !registry.Subjects(includeDeleted: false, subject).Contains(subject))
         {
             return null;
         }
