@@ -284,7 +284,10 @@ public class QuarantineReplayTests
     [Fact]
     public async Task AnIdRunBeforeWithAnotherRuleFilterOrQuarantineTopicIsRefused()
     {
-        await using PaymentsContract setup = await StartWithPaymentsContractAsync("orders", Contract("orders", "quarantine"));
+        // Rules named a, b and "a,b" (passing every record here), so the filters below name rules a contract has.
+        const string Passing = "    expr: value.currency != ''\n";
+        string passing = $"  - name: a\n{Passing}  - name: b\n{Passing}  - name: 'a,b'\n{Passing}";
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("orders", Contract("orders", "quarantine").Replace("rules:\n", "rules:\n" + passing, StringComparison.Ordinal));
         using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = setup.Broker.BootstrapServers, Acks = Acks.All }).Build())
         {
             await producer.ProduceAsync("orders", new Message<string, byte[]> { Key = "b", Value = await setup.SerializeAsync(Payment("b", -1, "EUR"), "orders") });
@@ -368,6 +371,7 @@ public class QuarantineReplayTests
             ("""{ "source": "orders", "partitions": [1.5] }""", 400),
             ("""{ "source": "orders", "resumeFrom": { "x": 1 } }""", 400),
             ("""{ "source": "orders", "partitions": [7] }""", 400), // orders has one partition
+            ("""{ "source": "orders", "rules": ["known-currency", "positive-amuont"] }""", 400), // no contract ever had that rule
             ("""{ "source": "orders", "resumeFrom": { "9": 0 } }""", 400), // so has its quarantine topic
             ("""{ "source": "orders", "fromTimestamp": "yesterday" }""", 400),
             ("""{ "source": "orders", "dryRun": "yes" }""", 400),

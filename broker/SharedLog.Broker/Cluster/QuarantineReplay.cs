@@ -216,6 +216,12 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             throw new ReplayRequestException(400, $"resumeFrom: quarantine topic '{quarantineName}' has partitions 0 to {quarantine.Partitions.Count - 1}, not {noSuchQuarantinePartition}; resume points are quarantine partitions and offsets.");
         }
 
+        // A rule no contract version ever had matches nothing: a misspelt name is said, not answered "matched 0".
+        if (request.Rules?.Order(StringComparer.Ordinal).FirstOrDefault(r => r is not ("schema" or "privacy" or "tombstone") && !contracts.AnyVersionDefinesRule(r)) is { } unknownRule)
+        {
+            throw new ReplayRequestException(400, $"rules: no version of any contract has a rule named '{unknownRule}' (the failures that are not rules are named schema, privacy and tombstone).");
+        }
+
         if (!handlers.TryGet(ApiKey.Produce, out IApiHandler produce))
         {
             throw new InvalidOperationException("The broker serves no Produce.");

@@ -266,6 +266,45 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     }
 
     /// <summary>
+    /// Whether any version of any contract (deleted ones included) defines a rule named <paramref name="rule"/>: a rule
+    /// name no version ever had can be in no quarantine copy this broker wrote.
+    /// </summary>
+    public bool AnyVersionDefinesRule(string rule)
+    {
+        List<string> texts = [];
+        lock (_sync)
+        {
+            foreach (List<ContractRevision> revisions in _history.Values)
+            {
+                foreach (ContractRevision revision in revisions)
+                {
+                    if (revision.Text is { } text)
+                    {
+                        texts.Add(text);
+                    }
+                }
+            }
+        }
+
+        foreach (string text in texts)
+        {
+            try
+            {
+                if (ContractParser.Parse(text, stored: true).Rules.Any(r => string.Equals(r.Name, rule, StringComparison.Ordinal)))
+                {
+                    return true;
+                }
+            }
+            catch (ContractValidationException)
+            {
+                // A stored text that no longer parses defines nothing that can be checked here.
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>
     /// Applies a contract file (validated first, <paramref name="validate"/> adding checks such as rule
     /// compilation); unchanged text is not a new version. A dry run only computes the diff.
     /// <paramref name="inForce"/>, when given, runs after the change (an unchanged apply too, not a dry run) while no
