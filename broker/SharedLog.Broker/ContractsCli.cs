@@ -172,6 +172,43 @@ public static class ContractsCli
         }
     }
 
+    /// <summary>How long the CLI waits to read a file it was given: opening a FIFO nobody writes to never returns.</summary>
+    private static readonly TimeSpan InputFileTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// A contract or schema file's text, at most <paramref name="maxChars"/> characters, read within
+    /// <see cref="InputFileTimeout"/>: a FIFO or a device (whose size the file system does not tell) is an error, never a hang
+    /// or a read without end.
+    /// </summary>
+    private static async Task<string> ReadInputFileAsync(string path, int maxChars)
+    {
+        Task<string> read = Task.Run(() =>
+        {
+            using var reader = new StreamReader(path, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+            var text = new StringBuilder();
+            char[] chunk = new char[8192];
+            int read;
+            while ((read = reader.Read(chunk, 0, chunk.Length)) > 0)
+            {
+                if (text.Length + read > maxChars)
+                {
+                    throw new IOException($"{path}: invalid\n  - a file here is at most {maxChars} characters; this one is longer");
+                }
+
+                text.Append(chunk, 0, read);
+            }
+
+            return text.ToString();
+        });
+        if (await Task.WhenAny(read, Task.Delay(InputFileTimeout)) != read)
+        {
+            _ = read.ContinueWith(static t => t.Exception, TaskScheduler.Default); // observed, whenever it ends
+            throw new IOException($"{path}: could not be read within {InputFileTimeout.TotalSeconds:0} s (a FIFO that nothing writes to?)");
+        }
+
+        return await read;
+    }
+
     private static bool IsHttpAddress(string value) =>
         Uri.TryCreate(value, UriKind.Absolute, out Uri? uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps) && uri.Host.Length > 0;
 
@@ -195,7 +232,7 @@ public static class ContractsCli
         using HttpClient http = Client();
         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri($"{url}/contracts{(dryRun ? "?dryRun=true" : "")}"))
         {
-            Content = new StringContent(await File.ReadAllTextAsync(file), Encoding.UTF8, "application/yaml"),
+            Content = new StringContent(await ReadInputFileAsync(file, ContractParser.MaxDocumentChars), Encoding.UTF8, "application/yaml"),
         };
         request.Headers.Add(Http.ContractsApi.ActorHeader, actor);
         using HttpResponseMessage response = await http.SendAsync(request);
@@ -529,7 +566,7 @@ public static class ContractsCli
                 continue;
             }
 
-            string schemaText = await File.ReadAllTextAsync(schemaPath, CancellationToken.None);
+            string schemaText = await ReadInputFileAsync(schemaPath, SchemaLimits.MaxSchemaChars);
             IReadOnlyList<SchemaReference> references = requirement.References ?? [];
             var candidate = new SchemaRequest(schemaText, requirement.SchemaType, references);
             using SchemaRegistry local = await LocalRegistryAsync();
@@ -658,7 +695,7 @@ public static class ContractsCli
         ContractDefinition definition;
         try
         {
-            definition = ContractParser.Parse(await File.ReadAllTextAsync(file));
+            definition = ContractParser.Parse(await ReadInputFileAsync(file, ContractParser.MaxDocumentChars));
             IReadOnlyList<string> ruleProblems = ContractGate.CompileProblems(definition);
             if (ruleProblems.Count > 0)
             {

@@ -155,6 +155,23 @@ public class ContractsCliTests
         Assert.Contains("no such file", missingErr, StringComparison.Ordinal);
         Assert.Equal(ContractsCli.Usage, (await RunAsync("apply", Path.Combine(directory, "absent.yaml"), "--url", "http://127.0.0.1:1")).Code);
 
+        // A device has no size the file system tells (the size check sees 0 bytes): read only up to the limit, then refused.
+        (int deviceCode, _, string deviceErr) = await RunAsync("validate", "/dev/zero");
+        Assert.Equal(ContractsCli.Invalid, deviceCode);
+        Assert.Contains("is at most 262144 characters", deviceErr, StringComparison.Ordinal);
+
+        // A FIFO that nothing writes to: its open never returns, so the CLI gives up on it instead of hanging.
+        string fifo = Path.Combine(directory, "contract.fifo");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [fifo]))
+        {
+            await mkfifo.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(0, mkfifo.ExitCode);
+        }
+
+        (int fifoCode, _, string fifoErr) = await RunAsync("validate", fifo).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(ContractsCli.Invalid, fifoCode);
+        Assert.Contains("could not be read within 10 s", fifoErr, StringComparison.Ordinal);
+
         // A schema file the contract names but that is not there makes the contract invalid, and says which.
         string noSchema = await WriteAsync(Path.Combine(directory, "no-schema.yaml"), "topic: pings\nvalue:\n  schemaFile: gone.avsc\n");
         (int noSchemaCode, _, string noSchemaErr) = await RunAsync("validate", noSchema);
