@@ -276,16 +276,17 @@ public sealed partial class BrokerHost : IAsyncDisposable
         await sp.GetRequiredService<ContractStore>().LoadAsync(cancellationToken);
         sp.GetRequiredService<ContractMetrics>().ObserveQuarantine(sp.GetRequiredService<QuarantineWriter>().Backlogs);
         TimeSpan summaryInterval = TimeSpan.FromSeconds(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.ContractSummaryIntervalSeconds);
-        _summaries = sp.GetRequiredService<EnforcementSummaryWriter>().RunAsync(summaryInterval, _stopping.Token);
-        _quarantineAges = RefreshQuarantineAgesAsync(sp.GetRequiredService<QuarantineWriter>(), sp.GetRequiredService<ContractStore>(), summaryInterval, sp.GetRequiredService<ILogger<BrokerHost>>(), _stopping.Token);
+        ILogger<BrokerHost> hostLogger = sp.GetRequiredService<ILogger<BrokerHost>>();
+        _summaries = Background(sp.GetRequiredService<EnforcementSummaryWriter>().RunAsync(summaryInterval, _stopping.Token), "contract enforcement summaries", hostLogger);
+        _quarantineAges = Background(RefreshQuarantineAgesAsync(sp.GetRequiredService<QuarantineWriter>(), sp.GetRequiredService<ContractStore>(), summaryInterval, hostLogger, _stopping.Token), "quarantine ages", hostLogger);
         long[] streamIds = [.. sp.GetRequiredService<TopicService>().All.SelectMany(t => t.Partitions).Select(p => p.StreamId)];
-        _producerSnapshots = sp.GetRequiredService<ProducerStateManager>().RunSnapshotsAsync(
-            TimeSpan.FromMilliseconds(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.ProducerSnapshotIntervalMs), streamIds, _stopping.Token);
-        _offsetExpiry = sp.GetRequiredService<GroupOffsetExpiry>().RunAsync(
-            TimeSpan.FromMilliseconds(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.OffsetsRetentionCheckIntervalMs), _stopping.Token);
+        _producerSnapshots = Background(sp.GetRequiredService<ProducerStateManager>().RunSnapshotsAsync(
+            TimeSpan.FromMilliseconds(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.ProducerSnapshotIntervalMs), streamIds, _stopping.Token), "producer state snapshots", hostLogger);
+        _offsetExpiry = Background(sp.GetRequiredService<GroupOffsetExpiry>().RunAsync(
+            TimeSpan.FromMilliseconds(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.OffsetsRetentionCheckIntervalMs), _stopping.Token), "offset expiry", hostLogger);
         StorageOptions storage = sp.GetRequiredService<StreamStore>().Options;
-        _janitor = sp.GetRequiredService<ObjectJanitor>().RunAsync(storage.CleanupInterval, _stopping.Token);
-        _compactor = sp.GetRequiredService<ObjectCompactor>().RunAsync(storage.CompactionInterval, _stopping.Token);
+        _janitor = Background(sp.GetRequiredService<ObjectJanitor>().RunAsync(storage.CleanupInterval, _stopping.Token), "object cleanup", hostLogger);
+        _compactor = Background(sp.GetRequiredService<ObjectCompactor>().RunAsync(storage.CompactionInterval, _stopping.Token), "compaction", hostLogger);
         await _app.StartAsync(cancellationToken);
         _started = true;
 
@@ -444,6 +445,26 @@ public sealed partial class BrokerHost : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Object store is the local directory {Directory}: direct I/O {DirectIo} (not used because: {Refusal})")]
     private static partial void LogLocalObjectStore(ILogger logger, string directory, bool directIo, string refusal);
+
+    /// <summary>
+    /// A background loop, watched: one that ends with an exception is logged when it ends (not found at shutdown), and the
+    /// task kept for the shutdown to wait on never throws, so a failed loop does not skip the WAL's and the stores' closing.
+    /// </summary>
+    private static Task Background(Task loop, string name, ILogger logger) =>
+        loop.ContinueWith(
+            ended =>
+            {
+                if (ended.Exception is { } failure)
+                {
+                    LogBackgroundLoopFailed(logger, name, failure.GetBaseException());
+                }
+            },
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The broker's {Loop} loop stopped with an error and does not run again until a restart")]
+    private static partial void LogBackgroundLoopFailed(ILogger logger, string loop, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Producer state snapshot at shutdown failed; the next start replays the log from the previous snapshot")]
     private static partial void LogShutdownSnapshotFailed(ILogger logger, Exception exception);

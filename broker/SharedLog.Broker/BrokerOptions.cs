@@ -1,4 +1,5 @@
 using SharedLog.Broker.Coordinators;
+using SharedLog.Storage;
 
 namespace SharedLog.Broker;
 
@@ -157,9 +158,9 @@ public sealed class BrokerOptions
             throw new ArgumentException("offsets.retention.minutes must be at least 1.");
         }
 
-        if (OffsetsRetentionCheckIntervalMs < 1)
+        if (OffsetsRetentionCheckIntervalMs < 1 || OffsetsRetentionCheckIntervalMs > StorageOptions.LongestInterval.TotalMilliseconds)
         {
-            throw new ArgumentException("offsets.retention.check.interval.ms must be at least 1.");
+            throw new ArgumentException($"offsets.retention.check.interval.ms must be at least 1 and at most {StorageOptions.LongestInterval.TotalMilliseconds:0} ({StorageOptions.LongestInterval.TotalDays} days).");
         }
 
         if (ProducerSnapshotIntervalMs < 100)
@@ -172,9 +173,9 @@ public sealed class BrokerOptions
             throw new ArgumentException("ThreadPoolMinThreads must be between 0 (automatic) and 4096.");
         }
 
-        if (ContractSummaryIntervalSeconds < 1)
+        if (ContractSummaryIntervalSeconds < 1 || ContractSummaryIntervalSeconds > StorageOptions.LongestInterval.TotalSeconds)
         {
-            throw new ArgumentException("ContractSummaryIntervalSeconds must be at least 1.");
+            throw new ArgumentException($"ContractSummaryIntervalSeconds must be at least 1 and at most {StorageOptions.LongestInterval.TotalSeconds:0} ({StorageOptions.LongestInterval.TotalDays} days).");
         }
 
         if (Port is < 0 or > 65535)

@@ -74,11 +74,22 @@ public sealed class StorageOptions
     /// <summary>Key prefix of data objects inside the bucket or directory.</summary>
     public string ObjectKeyPrefix { get; set; } = "data/";
 
+    /// <summary>
+    /// The longest period a background loop's timer takes (.NET's timers stop at 2^32 - 2 ms, about 49.7 days): a longer
+    /// interval setting is refused at start, not left to fail the loop and then the shutdown that waits for it.
+    /// </summary>
+    public static readonly TimeSpan LongestInterval = TimeSpan.FromDays(49);
+
     public void Validate()
     {
         if (UploadInterval <= TimeSpan.Zero)
         {
             throw new ArgumentException("upload.interval.ms must be positive.");
+        }
+
+        if (UploadInterval > LongestInterval || CleanupInterval > LongestInterval || CompactionInterval > LongestInterval)
+        {
+            throw new ArgumentException($"UploadInterval, CleanupInterval and CompactionInterval must be at most {LongestInterval.TotalDays} days.");
         }
 
         if (UploadBytes <= 0 || MaxPendingUploadBytes < UploadBytes)

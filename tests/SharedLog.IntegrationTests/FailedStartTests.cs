@@ -129,6 +129,33 @@ public sealed class FailedStartTests
         }
     }
 
+    /// <summary>
+    /// An interval past what .NET's timers take (about 49.7 days) is refused at start, naming the setting: it used to start
+    /// a broker whose loop had already failed (no enforcement summary ever written) and whose shutdown then threw.
+    /// </summary>
+    [Theory]
+    [InlineData("--Broker:ContractSummaryIntervalSeconds", "5000000", "ContractSummaryIntervalSeconds")]
+    [InlineData("--Broker:OffsetsRetentionCheckIntervalMs", "5000000000", "offsets.retention.check.interval.ms")]
+    [InlineData("--Storage:CleanupInterval", "60.00:00:00", "CleanupInterval")]
+    [InlineData("--Storage:UploadInterval", "50.00:00:00", "UploadInterval")]
+    public void AnIntervalLongerThanATimerTakesIsRefusedAtStart(string setting, string value, string named)
+    {
+        string dataDir = Path.Combine(Path.GetTempPath(), "sharedlog-host-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var refused = Assert.Throws<ArgumentException>(() => BrokerHost.Create(["--port", "0", "--http-port", "-1", "--registry-port", "-1", "--data-dir", dataDir, setting, value]));
+            Assert.Contains(named, refused.Message, StringComparison.Ordinal);
+            Assert.Contains("49 days", refused.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            if (Directory.Exists(dataDir))
+            {
+                Directory.Delete(dataDir, recursive: true);
+            }
+        }
+    }
+
     private static async Task<int> WalEntriesAsync(WalOptions options)
     {
         await using var wal = new FasterWriteAheadLog(options);
