@@ -1756,6 +1756,21 @@ public class ContractGateTests
         string recorded = (string)JsonNode.Parse(await http.GetStringAsync("/contracts/long-actor"))!["history"]![0]!["actor"]!;
         Assert.Equal(actor[..255] + "…", recorded);
 
+        // Two actors for one change: refused (the first was kept, silently), and no version made.
+        // Two header lines (as curl -H twice sends them; HttpClient would join the values into one line).
+        using (var socket = new System.Net.Sockets.TcpClient())
+        {
+            await socket.ConnectAsync(System.Net.IPAddress.Loopback, broker.Host.HttpPort!.Value).WaitAsync(TimeSpan.FromSeconds(30));
+            using System.Net.Sockets.NetworkStream stream = socket.GetStream();
+            await stream.WriteAsync(Encoding.ASCII.GetBytes("DELETE /contracts/long-actor HTTP/1.1\r\nHost: 127.0.0.1\r\nX-SharedLog-Actor: alice\r\nX-SharedLog-Actor: bob\r\nConnection: close\r\n\r\n"));
+            using var reader = new StreamReader(stream, Encoding.UTF8);
+            string answer = await reader.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.StartsWith("HTTP/1.1 400", answer, StringComparison.Ordinal);
+            Assert.Contains("Send one X-SharedLog-Actor header, not 2.", answer, StringComparison.Ordinal);
+        }
+
+        Assert.Single(JsonNode.Parse(await http.GetStringAsync("/contracts/long-actor"))!["history"]!.AsArray());
+
         // One version by number; a version that is no number is answered in the API's error form (it was an empty 404).
         Assert.Equal(1, (int)JsonNode.Parse(await http.GetStringAsync("/contracts/long-actor/versions/1"))!["version"]!);
         foreach ((string version, int status) in new[] { ("x", 400), ("9", 404), ("-1", 400) })
