@@ -1159,6 +1159,55 @@ public sealed class ContractGateTests : IDisposable
         Assert.Equal("visible", value["kept"]);
     }
 
+    /// <summary>
+    /// Bytes a parser discards but the payload carries (a tagged oneof member a later member replaced, which protobufjs
+    /// still reads; a scalar or a map key given twice; unknown fields inside a map entry) were stored as sent when the
+    /// policy masked nothing: the tagged phone number reached a sensitive topic in clear.
+    /// </summary>
+    [Fact]
+    public async Task ProtobufValuesTheDecodedMessageReplacedAreNotStoredUnseenByThePolicy()
+    {
+        const string schema = """
+            syntax = "proto3";
+            package crm;
+            import "confluent/meta.proto";
+            message Person {
+              string id = 1;
+              string email = 2 [(confluent.field_meta).tags = "PII"];
+              map<string, Address> byName = 5;
+              oneof contact { string phone = 7 [(confluent.field_meta).tags = "PII"]; int32 ext = 8; }
+            }
+            message Address { string street = 1 [(confluent.field_meta).tags = "PII"]; string city = 2; }
+            """;
+        int id = await RegisterAsync("people-value", schema, SchemaType.Protobuf);
+        await ApplyAsync("topic: people\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: PII\n    action: redact\nonFailure: reject\n");
+
+        static byte[] Field(int number, string text) => [(byte)((number << 3) | 2), (byte)text.Length, .. Encoding.UTF8.GetBytes(text)];
+
+        // Message index 0, id, phone (tagged), then ext of the same oneof: the decoded message has ext only.
+        byte[] oneof = [0, .. Field(1, "id10"), .. Field(7, "+33-PHONE"), 0x40, 0x07];
+        GateResult replaced = Inspect("people", (null, Framed(id, oneof)));
+        Assert.Empty(replaced.Violations);
+        Assert.Equal(GateOutcome.Rewrite, replaced.Outcome);
+        byte[] stored = Assert.Single(StoredValues(replaced));
+        Assert.Equal(-1, stored.AsSpan().IndexOf("+33-PHONE"u8));
+        Assert.NotEqual(-1, stored.AsSpan().IndexOf("id10"u8));
+
+        // The id given twice: the first value is gone from what is stored, as from what a parser reads.
+        GateResult twice = Inspect("people", (null, Framed(id, [0, .. Field(1, "old-id"), .. Field(1, "id11")])));
+        Assert.Equal(-1, Assert.Single(StoredValues(twice)).AsSpan().IndexOf("old-id"u8));
+
+        // A record with nothing replaced and nothing to mask is stored as sent.
+        byte[] plain = [0, .. Field(1, "id12")];
+        Assert.Equal(GateOutcome.Pass, Inspect("people", (null, Framed(id, plain))).Outcome);
+
+        // A map entry with a field its entry message does not declare: a sensitive topic refuses it, as other unknown fields.
+        byte[] entry = [.. Field(1, "bob"), .. Field(2, Encoding.Latin1.GetString(Field(2, "Lyon"))), .. Field(3, "SECRET-MAPENTRY")];
+        GateResult unknown = Inspect("people", (null, Framed(id, [0, .. Field(1, "id13"), 0x2a, (byte)entry.Length, .. entry])));
+        Assert.Equal(GateOutcome.Reject, unknown.Outcome);
+        Assert.Contains("does not declare", Reason(unknown, 0), StringComparison.Ordinal);
+    }
+
     private static List<byte[]> StoredValues(GateResult result)
     {
         var values = new List<byte[]>();

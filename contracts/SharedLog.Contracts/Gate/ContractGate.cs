@@ -985,7 +985,9 @@ public sealed partial class ContractGate(
             }
         }
 
-        if (!changed)
+        // A payload with superseded values is written again from the decoded record even when nothing was masked: stored as
+        // sent, it would keep values the policy never saw (a tagged oneof member another member replaced).
+        if (!changed && !side.Decoded!.Superseded)
         {
             return;
         }

@@ -136,7 +136,15 @@ public interface IPayloadCodec
 }
 
 /// <summary>A decoded payload: the value and, for Protobuf, which message of the file it is.</summary>
-public sealed record DecodedPayload(object? Value, string? MessageFullName = null, int[]? MessageIndexes = null);
+public sealed record DecodedPayload(object? Value, string? MessageFullName = null, int[]? MessageIndexes = null)
+{
+    /// <summary>
+    /// The payload holds values the decoded record does not: a Protobuf oneof member that a later member replaced, a scalar
+    /// field or a map key given twice. Parsers keep the last (protobufjs keeps every oneof member), so bytes stored as sent
+    /// would carry data no rule or privacy policy saw: a record whose sides a policy masks is written again from the record.
+    /// </summary>
+    public bool Superseded { get; init; }
+}
 
 /// <summary>
 /// Objects (dictionaries) of decoded records, reused on one thread: the gate decodes a record, checks it

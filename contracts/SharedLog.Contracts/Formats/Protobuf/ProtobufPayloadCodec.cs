@@ -29,7 +29,8 @@ namespace SharedLog.Contracts.Formats.Protobuf;
 /// Group fields are not supported.</para>
 /// <para>Fields unknown to the schema are kept as raw bytes attached to their message's dictionary
 /// (invisible to rules and policies) and written back after the known fields, unless the codec is
-/// created with <c>keepUnknownFields: false</c>; unknown fields inside map entries are always dropped.
+/// created with <c>keepUnknownFields: false</c>; unknown fields inside map entries are always dropped (the map is then
+/// marked as having unknown fields, as the payload still carries them).
 /// Replacing a message's dictionary drops its unknown fields.</para>
 /// </summary>
 public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPayloadCodec
@@ -40,6 +41,10 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
     private const int NanosPerTick = 100;
 
     private static readonly ConditionalWeakTable<IDictionary<string, object?>, byte[]> UnknownFields = new();
+
+    // Whether the payload being decoded on this thread gave a value the decoded message then replaced (see DecodedPayload.Superseded).
+    [ThreadStatic]
+    private static bool _superseded;
 
     public SchemaType Type => SchemaType.Protobuf;
 
@@ -80,8 +85,9 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         var layout = LayoutOf(protobuf, path);
         var message = new ProtobufMessage(layout);
         var elements = 0;
+        _superseded = false;
         DecodeMessage(payload[read..], layout, message, 1, ref elements);
-        return new DecodedPayload(message, layout.FullName.TrimStart('.'), path);
+        return new DecodedPayload(message, layout.FullName.TrimStart('.'), path) { Superseded = _superseded };
     }
 
     public byte[] Encode(IParsedSchema schema, DecodedPayload payload) => Encode(schema, payload, []);
@@ -185,8 +191,19 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
                 : new Dictionary<string, object?>(StringComparer.Ordinal);
             target[field.Name] = map;
             CountElement(ref elements);
-            var (key, value) = DecodeMapEntry(reader.ReadLengthDelimited(), field.Message, depth + 1, ref elements);
-            map[key] = value;
+            var (key, value, entryHadUnknownFields) = DecodeMapEntry(reader.ReadLengthDelimited(), field.Message, depth + 1, ref elements);
+            if (entryHadUnknownFields)
+            {
+                // Dropped with the entry, but the payload still carries them: the map answers for them (see HasUnknownFields).
+                UnknownFields.AddOrUpdate(map, []);
+            }
+
+            if (!map.TryAdd(key, value))
+            {
+                map[key] = value;
+                _superseded = true;
+            }
+
             return;
         }
 
@@ -213,11 +230,13 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
             return;
         }
 
-        target.TryGetValue(field.Name, out var previous);
+        bool given = target.TryGetValue(field.Name, out var previous);
         target[field.Name] = ReadSingle(ref reader, field, wireType, previous as Dictionary<string, object?>, depth, ref elements);
+        // A scalar given again replaces the first value (a message is merged instead, its own scalars checked as they come).
+        _superseded |= given && field.Type != FieldDescriptorProto.Type.TypeMessage;
         foreach (var sibling in field.OneofSiblings)
         {
-            target.Remove(sibling);
+            _superseded |= target.Remove(sibling);
         }
     }
 
@@ -300,10 +319,11 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         }
     }
 
-    private (string Key, object? Value) DecodeMapEntry(ReadOnlySpan<byte> data, ProtobufMessageLayout entryLayout, int depth, ref int elements)
+    private (string Key, object? Value, bool HadUnknownFields) DecodeMapEntry(ReadOnlySpan<byte> data, ProtobufMessageLayout entryLayout, int depth, ref int elements)
     {
         var entry = new Dictionary<string, object?>(2, StringComparer.Ordinal);
         DecodeMessage(data, entryLayout, entry, depth, ref elements);
+        bool hadUnknownFields = UnknownFields.TryGetValue(entry, out _);
         var keyField = entryLayout.ByNumber.GetValueOrDefault(1) ?? throw new PayloadDecodeException("map entry has no key field");
         var valueField = entryLayout.ByNumber.GetValueOrDefault(2) ?? throw new PayloadDecodeException("map entry has no value field");
         var key = entry.TryGetValue(keyField.Name, out var rawKey) ? rawKey : DefaultOf(keyField);
@@ -316,7 +336,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
             ulong u => u.ToString(CultureInfo.InvariantCulture),
             _ => throw new PayloadDecodeException($"unsupported map key type {keyField.Type}"),
         };
-        return (text, value);
+        return (text, value, hadUnknownFields);
     }
 
     /// <summary>
