@@ -525,13 +525,25 @@ public sealed class ContractGateTests : IDisposable
                 {"name":"street","type":"string","confluent:tags":["PII"]},{"name":"city","type":"string"}]}},
               {"name":"work","type":"Address"},
               {"name":"billing","type":["null","crm.Address"]},
-              {"name":"previous","type":{"type":"array","items":"Address"}},
-              {"name":"referrer","type":["null","Customer"]}]}
+              {"name":"previous","type":{"type":"array","items":"Address"}}]}
             """;
         IParsedSchema avroSchema = new AvroSchemaFormat().Parse(avro, [], false);
         Assert.Equal(
             ["billing.street", "email", "home.street", "previous.street", "work.street"],
             SchemaTags.PathsWithTag(avroSchema, "PII").Order(StringComparer.Ordinal));
+
+        // A record inside itself: its deeper levels' tagged fields have no dotted path, so the walk fails closed (it used
+        // to find the first level only, and the referrer's e-mail was stored in clear).
+        const string previous = "{\"name\":\"previous\",";
+        IParsedSchema recursive = new AvroSchemaFormat().Parse(avro.Replace(previous, "{\"name\":\"referrer\",\"type\":[\"null\",\"Customer\"]}," + previous, StringComparison.Ordinal), [], false);
+        Assert.Contains("crm.Customer holds itself at referrer", Assert.Throws<InvalidOperationException>(() => SchemaTags.PathsWithTag(recursive, "PII")).Message, StringComparison.Ordinal);
+        ContractDefinition byTag = ContractParser.Parse("topic: customers\nvalue: {}\nprivacy:\n  - tag: PII\n    action: redact\n");
+        Assert.Contains("crm.Customer holds itself at referrer", Assert.Single(SchemaFieldPaths.PrivacyPathProblems(byTag, (_, _) => [recursive])), StringComparison.Ordinal);
+
+        // Map values too (map keys are data), while another tag is no problem.
+        IParsedSchema mapped = new AvroSchemaFormat().Parse(avro.Replace(previous, "{\"name\":\"byName\",\"type\":{\"type\":\"map\",\"values\":\"Address\"}}," + previous, StringComparison.Ordinal), [], false);
+        Assert.Contains("the values of the map byName hold fields tagged PII", Assert.Throws<InvalidOperationException>(() => SchemaTags.PathsWithTag(mapped, "PII")).Message, StringComparison.Ordinal);
+        Assert.Empty(SchemaTags.PathsWithTag(mapped, "SECRET"));
 
         const string json = """
             {"type":"object","$defs":{"address":{"type":"object","properties":{
@@ -548,13 +560,17 @@ public sealed class ContractGateTests : IDisposable
               "maybe":{"anyOf":[{"type":"string","confluent:tags":["PII"]},{"type":"null"}]},
               "either":{"oneOf":[{"$ref":"#/$defs/email"},{"type":"null"}]},
               "phones":{"type":"array","items":{"type":"string","confluent:tags":["PII"]}},
-              "plain":{"anyOf":[{"type":"string"},{"type":"null"}]},
-              "chain":{"$ref":"#/$defs/node"}}}
+              "plain":{"anyOf":[{"type":"string"},{"type":"null"}]}}}
             """;
         IParsedSchema jsonSchema = new JsonSchemaFormat().Parse(json, [], false);
         Assert.Equal(
-            ["backup", "chain.secret", "contact.phone", "either", "email", "home.street", "maybe", "phones", "work.street"],
+            ["backup", "contact.phone", "either", "email", "home.street", "maybe", "phones", "work.street"],
             SchemaTags.PathsWithTag(jsonSchema, "PII").Order(StringComparer.Ordinal));
+        const string plain = "\"plain\":";
+        IParsedSchema chained = new JsonSchemaFormat().Parse(json.Replace(plain, "\"chain\":{\"$ref\":\"#/$defs/node\"}," + plain, StringComparison.Ordinal), [], false);
+        Assert.Contains("#/$defs/node holds itself at chain.next", Assert.Throws<InvalidOperationException>(() => SchemaTags.PathsWithTag(chained, "PII")).Message, StringComparison.Ordinal);
+        IParsedSchema keyed = new JsonSchemaFormat().Parse(json.Replace(plain, "\"byName\":{\"type\":\"object\",\"additionalProperties\":{\"$ref\":\"#/$defs/address\"}}," + plain, StringComparison.Ordinal), [], false);
+        Assert.Contains("the values of the map byName hold fields tagged PII", Assert.Throws<InvalidOperationException>(() => SchemaTags.PathsWithTag(keyed, "PII")).Message, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -1051,16 +1067,22 @@ public sealed class ContractGateTests : IDisposable
               string email = 2 [(confluent.field_meta).tags = "PII"];
               Address home = 3;
               repeated Address others = 4;
-              map<string, Address> byName = 5;
+              map<string, Place> byName = 5;
             }
             message Address {
               string street = 1 [(confluent.field_meta) = { tags: ["PII", "ADDRESS"] }];
               string city = 2;
             }
+            message Place { string city = 1; }
             """;
         int id = await RegisterAsync("customers-value", tagged, SchemaType.Protobuf);
         var parsed = (ProtobufParsedSchema)_registry.ParsedById(id)!;
         Assert.Equal(["email", "home.street", "others.street"], SchemaTags.PathsWithTag(parsed, "PII", "crm.Customer").Order(StringComparer.Ordinal));
+
+        // A map whose values hold tagged fields cannot be masked by path (map keys are data): the walk fails closed.
+        int mappedId = await RegisterAsync("mapped-value", tagged.Replace("map<string, Place>", "map<string, Address>", StringComparison.Ordinal), SchemaType.Protobuf);
+        var mapped = (ProtobufParsedSchema)_registry.ParsedById(mappedId)!;
+        Assert.Contains("the values of the map byName hold fields tagged PII", Assert.Throws<InvalidOperationException>(() => SchemaTags.PathsWithTag(mapped, "PII", "crm.Customer")).Message, StringComparison.Ordinal);
         Assert.Equal(["street"], SchemaTags.PathsWithTag(parsed, "ADDRESS", "crm.Address"));
         Assert.Empty(SchemaTags.PathsWithTag(parsed, "SECRET", "crm.Customer"));
 
@@ -1177,7 +1199,7 @@ public sealed class ContractGateTests : IDisposable
               map<string, Address> byName = 5;
               oneof contact { string phone = 7 [(confluent.field_meta).tags = "PII"]; int32 ext = 8; }
             }
-            message Address { string street = 1 [(confluent.field_meta).tags = "PII"]; string city = 2; }
+            message Address { string street = 1; string city = 2; }
             """;
         int id = await RegisterAsync("people-value", schema, SchemaType.Protobuf);
         await ApplyAsync("topic: people\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: PII\n    action: redact\nonFailure: reject\n");

@@ -103,8 +103,60 @@ public static class SchemaTags
 
                 walking.Remove(record.Fullname);
                 break;
+            case Avro.RecordSchema again when AvroContainsTag(again, tag, [], depth, ref budget):
+                // Inside itself: the levels below this one hold tagged fields that no dotted path names.
+                throw Unresolvable($"the record {again.Fullname} holds itself at {prefix} and has fields tagged {tag}, which a dotted privacy path cannot name at every level");
+            case Avro.MapSchema map when AvroContainsTag(map.ValueSchema, tag, [], depth, ref budget):
+                throw MapValueTagged(prefix, tag);
         }
     }
+
+    /// <summary>Whether a field tagged <paramref name="tag"/> is anywhere in an Avro type (each record looked into once).</summary>
+    private static bool AvroContainsTag(Avro.Schema type, string tag, HashSet<string> seen, int depth, ref int budget)
+    {
+        Step(ref budget);
+        if (depth > SchemaLimits.MaxDepth)
+        {
+            return false;
+        }
+
+        switch (type)
+        {
+            case Avro.UnionSchema union:
+                foreach (Avro.Schema branch in union.Schemas)
+                {
+                    if (AvroContainsTag(branch, tag, seen, depth + 1, ref budget))
+                    {
+                        return true;
+                    }
+                }
+
+                return false;
+            case Avro.ArraySchema array:
+                return AvroContainsTag(array.ItemSchema, tag, seen, depth + 1, ref budget);
+            case Avro.MapSchema map:
+                return AvroContainsTag(map.ValueSchema, tag, seen, depth + 1, ref budget);
+            case Avro.RecordSchema record when seen.Add(record.Fullname):
+                foreach (Avro.Field field in record.Fields)
+                {
+                    if (AvroFieldHasTag(field, tag) || AvroContainsTag(field.Schema, tag, seen, depth + 1, ref budget))
+                    {
+                        return true;
+                    }
+                }
+
+                return false;
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>A walk that fails closed: records are refused (and the contract at apply), not stored with tagged fields in clear.</summary>
+    private static InvalidOperationException Unresolvable(string why) => new($"tagged fields cannot be resolved: {why}");
+
+    /// <summary>Tagged fields inside the values of a map (keys are data, so no dotted path names them).</summary>
+    internal static InvalidOperationException MapValueTagged(string mapPath, string tag) =>
+        Unresolvable($"the values of the map {(mapPath.Length == 0 ? "(the record itself)" : mapPath)} hold fields tagged {tag}, which a dotted privacy path cannot name (map keys are data); mask the whole map by its path, or take the tag off");
 
     /// <summary>Whether a field's <c>confluent:tags</c> property (kept by the Avro library as JSON text) lists the tag.</summary>
     private static bool AvroFieldHasTag(Avro.Field field, string tag)
@@ -137,10 +189,25 @@ public static class SchemaTags
         root ??= schema;
         walking ??= new HashSet<string>(StringComparer.Ordinal);
         if (schema.TryGetProperty("$ref", out JsonElement reference) && reference.ValueKind == JsonValueKind.String
-            && reference.GetString() is { } pointer && SchemaFieldPaths.JsonPointer(root.Value, pointer) is { } target && walking.Add(pointer))
+            && reference.GetString() is { } pointer && SchemaFieldPaths.JsonPointer(root.Value, pointer) is { } target)
         {
-            WalkJson(target, prefix, tag, paths, depth + 1, ref budget, root, walking);
-            walking.Remove(pointer);
+            if (walking.Add(pointer))
+            {
+                WalkJson(target, prefix, tag, paths, depth + 1, ref budget, root, walking);
+                walking.Remove(pointer);
+            }
+            else if (JsonContainsTag(target, tag, root.Value, [], depth + 1, ref budget))
+            {
+                throw Unresolvable($"{pointer} holds itself at {prefix.Replace(DottedNameMark, '.')} and has fields tagged {tag}, which a dotted privacy path cannot name at every level");
+            }
+        }
+
+        foreach (JsonElement mapValues in MapValueSchemas(schema))
+        {
+            if (JsonContainsTag(mapValues, tag, root.Value, [], depth + 1, ref budget))
+            {
+                throw MapValueTagged(prefix.Replace(DottedNameMark, '.'), tag);
+            }
         }
 
         if (schema.TryGetProperty("properties", out JsonElement properties) && properties.ValueKind == JsonValueKind.Object)
@@ -208,6 +275,65 @@ public static class SchemaTags
                 yield return dependent.Value;
             }
         }
+    }
+
+    /// <summary>The schemas of an object's members that no property names: <c>additionalProperties</c> and <c>patternProperties</c>.</summary>
+    private static IEnumerable<JsonElement> MapValueSchemas(JsonElement schema)
+    {
+        if (schema.TryGetProperty("additionalProperties", out JsonElement additional) && additional.ValueKind == JsonValueKind.Object)
+        {
+            yield return additional;
+        }
+
+        if (schema.TryGetProperty("patternProperties", out JsonElement patterns) && patterns.ValueKind == JsonValueKind.Object)
+        {
+            foreach (JsonProperty pattern in patterns.EnumerateObject())
+            {
+                yield return pattern.Value;
+            }
+        }
+    }
+
+    /// <summary>Whether the tag is anywhere in a JSON Schema (each local <c>$ref</c> looked into once).</summary>
+    private static bool JsonContainsTag(JsonElement schema, string tag, JsonElement root, HashSet<string> seen, int depth, ref int budget)
+    {
+        Step(ref budget);
+        if (depth > SchemaLimits.MaxDepth || schema.ValueKind != JsonValueKind.Object)
+        {
+            return false;
+        }
+
+        if (HasTag(schema, tag))
+        {
+            return true;
+        }
+
+        if (schema.TryGetProperty("$ref", out JsonElement reference) && reference.ValueKind == JsonValueKind.String && reference.GetString() is { } pointer
+            && seen.Add(pointer) && SchemaFieldPaths.JsonPointer(root, pointer) is { } target && JsonContainsTag(target, tag, root, seen, depth + 1, ref budget))
+        {
+            return true;
+        }
+
+        if (schema.TryGetProperty("properties", out JsonElement properties) && properties.ValueKind == JsonValueKind.Object)
+        {
+            foreach (JsonProperty property in properties.EnumerateObject())
+            {
+                if (JsonContainsTag(property.Value, tag, root, seen, depth + 1, ref budget))
+                {
+                    return true;
+                }
+            }
+        }
+
+        foreach (JsonElement part in SameLevelSchemas(schema).Concat(MapValueSchemas(schema)))
+        {
+            if (JsonContainsTag(part, tag, root, seen, depth + 1, ref budget))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>

@@ -149,14 +149,46 @@ internal static class ConfluentMeta
                 }
                 else if (depth < Registry.SchemaLimits.MaxDepth
                     && field.type == FieldDescriptorProto.Type.TypeMessage
-                    && schema.Types.Find(field.TypeName)?.Message is { } nested
-                    && !ProtobufTypeIndex.IsMapEntry(nested))
+                    && schema.Types.Find(field.TypeName)?.Message is { } nested)
                 {
-                    pending.Push((nested, path, depth + 1));
+                    if (!ProtobufTypeIndex.IsMapEntry(nested))
+                    {
+                        pending.Push((nested, path, depth + 1));
+                    }
+                    else if (nested.Fields.Find(f => f.Number == 2) is { type: FieldDescriptorProto.Type.TypeMessage } mapValue
+                        && schema.Types.Find(mapValue.TypeName)?.Message is { } valueMessage && ContainsTag(schema, valueMessage, tag, [], ref visited))
+                    {
+                        throw Policy.SchemaTags.MapValueTagged(path, tag);
+                    }
                 }
             }
         }
 
         return paths;
+    }
+
+    /// <summary>Whether a field tagged <paramref name="tag"/> is anywhere in a message (each message looked into once).</summary>
+    private static bool ContainsTag(ProtobufParsedSchema schema, DescriptorProto message, string tag, HashSet<DescriptorProto> seen, ref int visited)
+    {
+        if (!seen.Add(message))
+        {
+            return false;
+        }
+
+        foreach (FieldDescriptorProto field in message.Fields)
+        {
+            if (++visited > Registry.SchemaLimits.MaxTaggedWalkSteps)
+            {
+                throw Registry.SchemaLimits.TaggedWalkTooLarge();
+            }
+
+            if (FieldTags(field).Contains(tag, StringComparer.Ordinal)
+                || (field.type == FieldDescriptorProto.Type.TypeMessage && schema.Types.Find(field.TypeName)?.Message is { } nested && ContainsTag(schema, nested, tag, seen, ref visited)))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 }
