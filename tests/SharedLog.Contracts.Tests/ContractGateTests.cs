@@ -1083,6 +1083,17 @@ public sealed class ContractGateTests : IDisposable
         int mappedId = await RegisterAsync("mapped-value", tagged.Replace("map<string, Place>", "map<string, Address>", StringComparison.Ordinal), SchemaType.Protobuf);
         var mapped = (ProtobufParsedSchema)_registry.ParsedById(mappedId)!;
         Assert.Contains("the values of the map byName hold fields tagged PII", Assert.Throws<InvalidOperationException>(() => SchemaTags.PathsWithTag(mapped, "PII", "crm.Customer")).Message, StringComparison.Ordinal);
+
+        // What the refusal says to do instead: drop the map by its path.
+        await ApplyAsync("topic: mapped\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: byName\n    action: drop\n");
+        byte[] withMap = new ProtobufPayloadCodec().Encode(mapped, new DecodedPayload(new Dictionary<string, object?>
+        {
+            ["id"] = "c2",
+            ["byName"] = new Dictionary<string, object?> { ["bob"] = new Dictionary<string, object?> { ["street"] = "3 Secret Rd", ["city"] = "Oslo" } },
+        }, "crm.Customer", [0]));
+        GateResult dropped = Inspect("mapped", (null, Framed(mappedId, withMap)));
+        Assert.Empty(dropped.Violations);
+        Assert.Equal(-1, Assert.Single(StoredValues(dropped)).AsSpan().IndexOf("3 Secret Rd"u8));
         Assert.Equal(["street"], SchemaTags.PathsWithTag(parsed, "ADDRESS", "crm.Address"));
         Assert.Empty(SchemaTags.PathsWithTag(parsed, "SECRET", "crm.Customer"));
 
