@@ -571,6 +571,12 @@ public sealed class ContractGateTests : IDisposable
         Assert.Contains("#/$defs/node holds itself at chain.next", Assert.Throws<InvalidOperationException>(() => SchemaTags.PathsWithTag(chained, "PII")).Message, StringComparison.Ordinal);
         IParsedSchema keyed = new JsonSchemaFormat().Parse(json.Replace(plain, "\"byName\":{\"type\":\"object\",\"additionalProperties\":{\"$ref\":\"#/$defs/address\"}}," + plain, StringComparison.Ordinal), [], false);
         Assert.Contains("the values of the map byName hold fields tagged PII", Assert.Throws<InvalidOperationException>(() => SchemaTags.PathsWithTag(keyed, "PII")).Message, StringComparison.Ordinal);
+        IParsedSchema unevaluated = new JsonSchemaFormat().Parse(json.Replace(plain, "\"extra\":{\"type\":\"object\",\"unevaluatedProperties\":{\"type\":\"string\",\"confluent:tags\":[\"PII\"]}}," + plain, StringComparison.Ordinal), [], false);
+        Assert.Contains("the values of the map extra hold fields tagged PII", Assert.Throws<InvalidOperationException>(() => SchemaTags.PathsWithTag(unevaluated, "PII")).Message, StringComparison.Ordinal);
+
+        // A draft-07 dependencies schema describes the same object, as dependentSchemas does.
+        IParsedSchema dependent = new JsonSchemaFormat().Parse(json.Replace(plain, "\"card\":{\"type\":\"object\",\"dependencies\":{\"number\":{\"properties\":{\"holder\":{\"type\":\"string\",\"confluent:tags\":[\"PII\"]}}},\"cvv\":[\"number\"]}}," + plain, StringComparison.Ordinal), [], false);
+        Assert.Contains("card.holder", SchemaTags.PathsWithTag(dependent, "PII"));
     }
 
     [Theory]
@@ -1084,16 +1090,30 @@ public sealed class ContractGateTests : IDisposable
         var mapped = (ProtobufParsedSchema)_registry.ParsedById(mappedId)!;
         Assert.Contains("the values of the map byName hold fields tagged PII", Assert.Throws<InvalidOperationException>(() => SchemaTags.PathsWithTag(mapped, "PII", "crm.Customer")).Message, StringComparison.Ordinal);
 
-        // What the refusal says to do instead: drop the map by its path.
-        await ApplyAsync("topic: mapped\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: byName\n    action: drop\n");
+        // Records may name any message of the file: one that is not the first is checked at apply too.
+        var second = (ProtobufParsedSchema)new ProtobufSchemaFormat().Parse("""
+            syntax = "proto3";
+            package crm;
+            import "confluent/meta.proto";
+            message Address { string street = 1 [(confluent.field_meta).tags = "PII"]; }
+            message Customer { string email = 1 [(confluent.field_meta).tags = "PII"]; map<string, Address> byName = 2; }
+            """, [], false);
+        ContractDefinition byTag = ContractParser.Parse("topic: second\nvalue: {}\nprivacy:\n  - tag: PII\n    action: redact\n");
+        Assert.Contains("the values of the map byName hold fields tagged PII", Assert.Single(SchemaFieldPaths.PrivacyPathProblems(byTag, (_, _) => [second])), StringComparison.Ordinal);
+
+        // What the refusal says to do instead: name the tagged fields by path, and drop the map by its path.
+        await ApplyAsync("topic: mapped\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: email\n    action: redact\n  - field: byName\n    action: drop\n");
         byte[] withMap = new ProtobufPayloadCodec().Encode(mapped, new DecodedPayload(new Dictionary<string, object?>
         {
             ["id"] = "c2",
+            ["email"] = "c2@example.com",
             ["byName"] = new Dictionary<string, object?> { ["bob"] = new Dictionary<string, object?> { ["street"] = "3 Secret Rd", ["city"] = "Oslo" } },
         }, "crm.Customer", [0]));
         GateResult dropped = Inspect("mapped", (null, Framed(mappedId, withMap)));
         Assert.Empty(dropped.Violations);
-        Assert.Equal(-1, Assert.Single(StoredValues(dropped)).AsSpan().IndexOf("3 Secret Rd"u8));
+        byte[] droppedValue = Assert.Single(StoredValues(dropped));
+        Assert.Equal(-1, droppedValue.AsSpan().IndexOf("3 Secret Rd"u8));
+        Assert.Equal(-1, droppedValue.AsSpan().IndexOf("c2@example.com"u8));
         Assert.Equal(["street"], SchemaTags.PathsWithTag(parsed, "ADDRESS", "crm.Address"));
         Assert.Empty(SchemaTags.PathsWithTag(parsed, "SECRET", "crm.Customer"));
 

@@ -24,7 +24,7 @@ public static partial class ContractsApi
         // Who made a change is one name: with the header twice, keeping either would record a name the caller may not have meant.
         RouteGroupBuilder app = routes.MapGroup(string.Empty);
         app.AddEndpointFilter(async (invocation, next) =>
-            invocation.HttpContext.Request.Headers[ActorHeader].Count > 1
+            invocation.HttpContext.Request.Headers[ActorHeader].Count > 1 && !HttpMethods.IsGet(invocation.HttpContext.Request.Method)
                 ? Error(400, $"Send one {ActorHeader} header, not {invocation.HttpContext.Request.Headers[ActorHeader].Count}.")
                 : await next(invocation));
         app.MapGet("/contracts", (ContractStore store) => Json(new JsonArray([.. store.Current.Select(r => (JsonNode?)Summary(r))])));

@@ -266,10 +266,10 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     }
 
     /// <summary>
-    /// Whether any version of any contract (deleted ones included) defines a rule named <paramref name="rule"/>: a rule
-    /// name no version ever had can be in no quarantine copy this broker wrote.
+    /// The rule names of every version of every contract (deleted ones included): a rule name outside them can be in no
+    /// quarantine copy this broker wrote.
     /// </summary>
-    public bool AnyVersionDefinesRule(string rule)
+    public HashSet<string> RuleNamesOfEveryVersion()
     {
         List<string> texts = [];
         lock (_sync)
@@ -286,22 +286,23 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             }
         }
 
+        var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (string text in texts)
         {
             try
             {
-                if (ContractParser.Parse(text, stored: true).Rules.Any(r => string.Equals(r.Name, rule, StringComparison.Ordinal)))
+                foreach (FieldRuleDefinition rule in ContractParser.Parse(text, stored: true).Rules)
                 {
-                    return true;
+                    names.Add(rule.Name);
                 }
             }
             catch (ContractValidationException)
             {
-                // A stored text that no longer parses defines nothing that can be checked here.
+                // A stored text that no longer parses names nothing that can be checked here.
             }
         }
 
-        return false;
+        return names;
     }
 
     /// <summary>

@@ -123,13 +123,20 @@ public static class SchemaFieldPaths
     {
         foreach (IParsedSchema schema in schemas)
         {
-            try
+            // A Protobuf record may name any top-level message of its file: each is walked, not only the first.
+            string?[] roots = schema is Formats.Protobuf.ProtobufParsedSchema protobuf
+                ? [.. protobuf.File.MessageTypes.Select(m => protobuf.Package.Length == 0 ? m.Name : $"{protobuf.Package}.{m.Name}")]
+                : [null];
+            foreach (string? root in roots)
             {
-                SchemaTags.PathsWithTag(schema, tag);
-            }
-            catch (InvalidOperationException e)
-            {
-                return e.Message;
+                try
+                {
+                    SchemaTags.PathsWithTag(schema, tag, root);
+                }
+                catch (InvalidOperationException e)
+                {
+                    return e.Message;
+                }
             }
         }
 

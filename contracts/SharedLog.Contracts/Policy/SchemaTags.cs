@@ -22,7 +22,7 @@ public static class SchemaTags
         if (schema is Formats.Avro.AvroParsedSchema avro)
         {
             int avroBudget = SchemaLimits.MaxTaggedWalkSteps;
-            WalkAvro(avro.Schema, "", tag, paths, new HashSet<string>(StringComparer.Ordinal), 0, ref avroBudget);
+            WalkAvro(avro.Schema, "", tag, paths, new HashSet<string>(StringComparer.Ordinal), 0, ref avroBudget, new Dictionary<Avro.Schema, bool>(ReferenceEqualityComparer.Instance));
             return Once(paths);
         }
 
@@ -67,7 +67,8 @@ public static class SchemaTags
     /// field) or from a referenced schema is the same record as its definition. A record is not entered again
     /// inside itself (recursive types), since a dotted path cannot name every level of one.
     /// </summary>
-    private static void WalkAvro(Avro.Schema type, string prefix, string tag, List<string> paths, HashSet<string> walking, int depth, ref int budget)
+    /// <param name="holdsTag">Per type, whether a tagged field is anywhere in it, as found at a map or a recursion (asked once per walk).</param>
+    private static void WalkAvro(Avro.Schema type, string prefix, string tag, List<string> paths, HashSet<string> walking, int depth, ref int budget, Dictionary<Avro.Schema, bool> holdsTag)
     {
         Step(ref budget);
         if (depth > SchemaLimits.MaxDepth)
@@ -80,12 +81,12 @@ public static class SchemaTags
             case Avro.UnionSchema union:
                 foreach (Avro.Schema branch in union.Schemas)
                 {
-                    WalkAvro(branch, prefix, tag, paths, walking, depth + 1, ref budget);
+                    WalkAvro(branch, prefix, tag, paths, walking, depth + 1, ref budget, holdsTag);
                 }
 
                 break;
             case Avro.ArraySchema array:
-                WalkAvro(array.ItemSchema, prefix, tag, paths, walking, depth + 1, ref budget);
+                WalkAvro(array.ItemSchema, prefix, tag, paths, walking, depth + 1, ref budget, holdsTag);
                 break;
             case Avro.RecordSchema record when walking.Add(record.Fullname):
                 foreach (Avro.Field field in record.Fields)
@@ -97,18 +98,29 @@ public static class SchemaTags
                     }
                     else
                     {
-                        WalkAvro(field.Schema, path, tag, paths, walking, depth + 1, ref budget);
+                        WalkAvro(field.Schema, path, tag, paths, walking, depth + 1, ref budget, holdsTag);
                     }
                 }
 
                 walking.Remove(record.Fullname);
                 break;
-            case Avro.RecordSchema again when AvroContainsTag(again, tag, [], depth, ref budget):
+            case Avro.RecordSchema again when HoldsTag(again, tag, depth, ref budget, holdsTag):
                 // Inside itself: the levels below this one hold tagged fields that no dotted path names.
-                throw Unresolvable($"the record {again.Fullname} holds itself at {prefix} and has fields tagged {tag}, which a dotted privacy path cannot name at every level");
-            case Avro.MapSchema map when AvroContainsTag(map.ValueSchema, tag, [], depth, ref budget):
+                throw Unresolvable($"the record {again.Fullname} holds itself at {prefix} and has fields tagged {tag}, which a dotted privacy path cannot name at every level; name the tagged fields by path instead of the tag, and drop {prefix} by its path");
+            case Avro.MapSchema map when HoldsTag(map.ValueSchema, tag, depth, ref budget, holdsTag):
                 throw MapValueTagged(prefix, tag);
         }
+    }
+
+    /// <summary>As <see cref="AvroContainsTag"/>, remembered per type for the walk (a type under many maps is looked into once).</summary>
+    private static bool HoldsTag(Avro.Schema type, string tag, int depth, ref int budget, Dictionary<Avro.Schema, bool> holdsTag)
+    {
+        if (!holdsTag.TryGetValue(type, out bool holds))
+        {
+            holdsTag[type] = holds = AvroContainsTag(type, tag, [], depth, ref budget);
+        }
+
+        return holds;
     }
 
     /// <summary>Whether a field tagged <paramref name="tag"/> is anywhere in an Avro type (each record looked into once).</summary>
@@ -156,7 +168,7 @@ public static class SchemaTags
 
     /// <summary>Tagged fields inside the values of a map (keys are data, so no dotted path names them).</summary>
     internal static InvalidOperationException MapValueTagged(string mapPath, string tag) =>
-        Unresolvable($"the values of the map {(mapPath.Length == 0 ? "(the record itself)" : mapPath)} hold fields tagged {tag}, which a dotted privacy path cannot name (map keys are data); mask the whole map by its path, or take the tag off");
+        Unresolvable($"the values of the map {(mapPath.Length == 0 ? "(the record itself)" : mapPath)} hold fields tagged {tag}, which a dotted privacy path cannot name (map keys are data); name the tagged fields by path instead of the tag, and drop the map by its path");
 
     /// <summary>Whether a field's <c>confluent:tags</c> property (kept by the Avro library as JSON text) lists the tag.</summary>
     private static bool AvroFieldHasTag(Avro.Field field, string tag)
@@ -198,7 +210,7 @@ public static class SchemaTags
             }
             else if (JsonContainsTag(target, tag, root.Value, [], depth + 1, ref budget))
             {
-                throw Unresolvable($"{pointer} holds itself at {prefix.Replace(DottedNameMark, '.')} and has fields tagged {tag}, which a dotted privacy path cannot name at every level");
+                throw Unresolvable($"{pointer} holds itself at {prefix.Replace(DottedNameMark, '.')} and has fields tagged {tag}, which a dotted privacy path cannot name at every level; name the tagged fields by path instead of the tag, and drop {prefix.Replace(DottedNameMark, '.')} by its path");
             }
         }
 
@@ -268,21 +280,31 @@ public static class SchemaTags
             }
         }
 
-        if (schema.TryGetProperty("dependentSchemas", out JsonElement dependents) && dependents.ValueKind == JsonValueKind.Object)
+        // Draft 2019-09's dependentSchemas, and draft-07's dependencies in their schema form (the other form lists names).
+        foreach (string keyword in (string[])["dependentSchemas", "dependencies"])
         {
-            foreach (JsonProperty dependent in dependents.EnumerateObject())
+            if (schema.TryGetProperty(keyword, out JsonElement dependents) && dependents.ValueKind == JsonValueKind.Object)
             {
-                yield return dependent.Value;
+                foreach (JsonProperty dependent in dependents.EnumerateObject())
+                {
+                    if (dependent.Value.ValueKind == JsonValueKind.Object)
+                    {
+                        yield return dependent.Value;
+                    }
+                }
             }
         }
     }
 
-    /// <summary>The schemas of an object's members that no property names: <c>additionalProperties</c> and <c>patternProperties</c>.</summary>
+    /// <summary>The schemas of an object's members that no property names: <c>additionalProperties</c>, <c>unevaluatedProperties</c> and <c>patternProperties</c>.</summary>
     private static IEnumerable<JsonElement> MapValueSchemas(JsonElement schema)
     {
-        if (schema.TryGetProperty("additionalProperties", out JsonElement additional) && additional.ValueKind == JsonValueKind.Object)
+        foreach (string keyword in (string[])["additionalProperties", "unevaluatedProperties"])
         {
-            yield return additional;
+            if (schema.TryGetProperty(keyword, out JsonElement additional) && additional.ValueKind == JsonValueKind.Object)
+            {
+                yield return additional;
+            }
         }
 
         if (schema.TryGetProperty("patternProperties", out JsonElement patterns) && patterns.ValueKind == JsonValueKind.Object)

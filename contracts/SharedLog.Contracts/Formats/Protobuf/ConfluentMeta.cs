@@ -130,6 +130,7 @@ internal static class ConfluentMeta
         }
 
         int visited = 0;
+        var holdsTag = new Dictionary<DescriptorProto, bool>(ReferenceEqualityComparer.Instance);
         while (pending.Count > 0)
         {
             (DescriptorProto message, string prefix, int depth) = pending.Pop();
@@ -156,7 +157,7 @@ internal static class ConfluentMeta
                         pending.Push((nested, path, depth + 1));
                     }
                     else if (nested.Fields.Find(f => f.Number == 2) is { type: FieldDescriptorProto.Type.TypeMessage } mapValue
-                        && schema.Types.Find(mapValue.TypeName)?.Message is { } valueMessage && ContainsTag(schema, valueMessage, tag, [], ref visited))
+                        && schema.Types.Find(mapValue.TypeName)?.Message is { } valueMessage && HoldsTag(schema, valueMessage, tag, depth, holdsTag, ref visited))
                     {
                         throw Policy.SchemaTags.MapValueTagged(path, tag);
                     }
@@ -167,10 +168,24 @@ internal static class ConfluentMeta
         return paths;
     }
 
-    /// <summary>Whether a field tagged <paramref name="tag"/> is anywhere in a message (each message looked into once).</summary>
-    private static bool ContainsTag(ProtobufParsedSchema schema, DescriptorProto message, string tag, HashSet<DescriptorProto> seen, ref int visited)
+    /// <summary>As <see cref="ContainsTag"/>, remembered per message for the walk (a message under many maps is looked into once).</summary>
+    private static bool HoldsTag(ProtobufParsedSchema schema, DescriptorProto message, string tag, int depth, Dictionary<DescriptorProto, bool> holdsTag, ref int visited)
     {
-        if (!seen.Add(message))
+        if (!holdsTag.TryGetValue(message, out bool holds))
+        {
+            holdsTag[message] = holds = ContainsTag(schema, message, tag, [], depth, ref visited);
+        }
+
+        return holds;
+    }
+
+    /// <summary>
+    /// Whether a field tagged <paramref name="tag"/> is anywhere in a message (each message looked into once), within the
+    /// levels a decoded record can have: a long chain of message types is not followed past them (nor off the stack).
+    /// </summary>
+    private static bool ContainsTag(ProtobufParsedSchema schema, DescriptorProto message, string tag, HashSet<DescriptorProto> seen, int depth, ref int visited)
+    {
+        if (depth > Registry.SchemaLimits.MaxDepth || !seen.Add(message))
         {
             return false;
         }
@@ -183,7 +198,7 @@ internal static class ConfluentMeta
             }
 
             if (FieldTags(field).Contains(tag, StringComparer.Ordinal)
-                || (field.type == FieldDescriptorProto.Type.TypeMessage && schema.Types.Find(field.TypeName)?.Message is { } nested && ContainsTag(schema, nested, tag, seen, ref visited)))
+                || (field.type == FieldDescriptorProto.Type.TypeMessage && schema.Types.Find(field.TypeName)?.Message is { } nested && ContainsTag(schema, nested, tag, seen, depth + 1, ref visited)))
             {
                 return true;
             }

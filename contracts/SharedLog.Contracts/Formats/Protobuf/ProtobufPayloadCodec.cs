@@ -232,8 +232,9 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
 
         bool given = target.TryGetValue(field.Name, out var previous);
         target[field.Name] = ReadSingle(ref reader, field, wireType, previous as Dictionary<string, object?>, depth, ref elements);
-        // A scalar given again replaces the first value (a message is merged instead, its own scalars checked as they come).
-        _superseded |= given && field.Type != FieldDescriptorProto.Type.TypeMessage;
+        // A scalar given again replaces the first value; a message is merged instead (its own scalars checked as they come),
+        // except one already turned into a value (a Timestamp, a wrapper), which the new one replaces.
+        _superseded |= given && (field.Type != FieldDescriptorProto.Type.TypeMessage || previous is not Dictionary<string, object?>);
         foreach (var sibling in field.OneofSiblings)
         {
             _superseded |= target.Remove(sibling);
