@@ -450,13 +450,18 @@ public sealed partial class BrokerHost : IAsyncDisposable
     /// A background loop, watched: one that ends with an exception is logged when it ends (not found at shutdown), and the
     /// task kept for the shutdown to wait on never throws, so a failed loop does not skip the WAL's and the stores' closing.
     /// </summary>
-    private static Task Background(Task loop, string name, ILogger logger) =>
+    private Task Background(Task loop, string name, ILogger logger) =>
         loop.ContinueWith(
             ended =>
             {
                 if (ended.Exception is { } failure)
                 {
                     LogBackgroundLoopFailed(logger, name, failure.GetBaseException());
+                }
+                else if (ended.IsCanceled && !_stopping.IsCancellationRequested)
+                {
+                    // An OperationCanceledException from inside the loop (a client's own timeout) ends it as cancelled, not failed.
+                    LogBackgroundLoopCancelled(logger, name);
                 }
             },
             CancellationToken.None,
@@ -465,6 +470,9 @@ public sealed partial class BrokerHost : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The broker's {Loop} loop stopped with an error and does not run again until a restart")]
     private static partial void LogBackgroundLoopFailed(ILogger logger, string loop, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The broker's {Loop} loop was cancelled while the broker runs, and does not run again until a restart")]
+    private static partial void LogBackgroundLoopCancelled(ILogger logger, string loop);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Producer state snapshot at shutdown failed; the next start replays the log from the previous snapshot")]
     private static partial void LogShutdownSnapshotFailed(ILogger logger, Exception exception);
