@@ -91,6 +91,10 @@ public class ContractModelTests
     [InlineData("topic: t\nkey:\n  subject: \"a\\u0001b\"\n", "key.subject must not be blank")]
     [InlineData("topic: t\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: ''\n    action: redact\n", "tag must be a tag name")] // was accepted, masking nothing
     [InlineData("topic: t\nvalue: {references: [{name: a, subject: s, version: 1}]}\n", "value.references are the references of value.schemaFile")]
+    // From an end-to-end review: "_{topic}" for topic "schemas" quarantined producer records into the registry's journal.
+    [InlineData("topic: schemas\nonFailure: quarantine\nquarantineTopic: '_{topic}'\n", "is one of the broker's internal topics")]
+    // A second {topic} made a pattern gate its own quarantine topics (they were not recognised as such).
+    [InlineData("topic: 'dd.*'\nonFailure: quarantine\nquarantineTopic: '{topic}.q.{topic}'\n", "names {topic} more than once")]
     public void InvalidContractsListTheirProblems(string yaml, string expected)
     {
         ContractValidationException error = Assert.Throws<ContractValidationException>(() => ContractParser.Parse(yaml));

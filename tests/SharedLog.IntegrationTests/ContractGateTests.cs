@@ -1852,6 +1852,27 @@ public class ContractGateTests
         Assert.Equal(0, offsets.High.Value);
     }
 
+    /// <summary>
+    /// From an end-to-end review: a pattern's quarantine template can name an internal topic for one of its topics
+    /// ("_{topic}" for "contracts" is _contracts), and a producer's bad records then went into the journal the broker
+    /// replays at start (with "_schemas", an injected record changed a subject's compatibility after a restart).
+    /// </summary>
+    [Fact]
+    public async Task AQuarantineTemplateThatNamesAnInternalTopicRefusesTheRecordsNotTheJournal()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        await ApplyAsync(broker, "topic: 'contract*'\nclass: certified\nvalue: {}\nonFailure: quarantine\nquarantineTopic: '_{topic}'\n");
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("contracts", 1);
+        long journalEnd = QuarantineReplayTests.HighWatermark(broker, "_contracts");
+
+        ProduceResponse.PartitionProduceResponse answer = await client.ProduceAsync("contracts", 0, new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([1], [1, 2, 3], 1).Build(), correlationId: 3);
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRecord, answer.ErrorCode);
+        Assert.Contains("one of the broker's internal topics", answer.ErrorMessage, StringComparison.Ordinal);
+        Assert.Equal(journalEnd, QuarantineReplayTests.HighWatermark(broker, "_contracts"));
+        Assert.Equal(0, QuarantineReplayTests.HighWatermark(broker, "contracts"));
+    }
+
     /// <summary>A body sent without Content-Length (chunked), as a streaming client sends it.</summary>
     private sealed class PushStreamContent(string text) : HttpContent
     {

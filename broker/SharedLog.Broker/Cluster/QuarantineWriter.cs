@@ -234,6 +234,13 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
             return (Protocol.ErrorCode.InvalidRecord, $"{records.Count} record(s) break contract '{contract.Definition.Name}', which quarantines them to '{target}' for this topic: not a valid topic name ({target.Length} characters, at most 249), so the batch is refused.");
         }
 
+        if (SharedLog.Contracts.InternalTopics.IsInternal(target))
+        {
+            // A pattern's template can make an internal topic's name ("_{topic}" for "schemas"): the journals are replayed at
+            // start, so a producer's records in them would change the registry or the contracts.
+            return (Protocol.ErrorCode.InvalidRecord, $"{records.Count} record(s) break contract '{contract.Definition.Name}', which quarantines them to '{target}' for this topic: one of the broker's internal topics, so the batch is refused.");
+        }
+
         foreach (QuarantinedRecord record in records)
         {
             // The source offset is not assigned yet: its header is measured at its longest.
