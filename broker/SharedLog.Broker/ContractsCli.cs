@@ -84,7 +84,7 @@ public static class ContractsCli
         // A file that is not there is a mistake in the command line, not a contract that is invalid.
         if (command != "list" && command != "replay" && !File.Exists(file))
         {
-            await error.WriteLineAsync($"no such file: {file}\n{UsageText}");
+            await error.WriteLineAsync($"{(Directory.Exists(file) ? "a directory, not a contract file" : "no such file")}: {file}\n{UsageText}");
             return Usage;
         }
 

@@ -932,7 +932,15 @@ public static class ReplayRequests
                     case "quarantineTopic": quarantineTopic = Name(value, "quarantineTopic"); break;
                     case "id": id = Text(value, "id", 256); break;
                     case "partitions": partitions = [.. Items(value, "partitions").Select(p => (int)Whole(p, "partitions[]", 0, int.MaxValue))]; break;
-                    case "rules": rules = [.. Items(value, "rules").Select(r => Text(r, "rules[]", 256))]; break;
+                    case "rules":
+                        rules = [.. Items(value, "rules").Select(r => Text(r, "rules[]", 256))];
+                        if (rules.Count == 0)
+                        {
+                            // An empty filter would match nothing: a request that replays nothing is a slip, not a choice.
+                            throw Bad("rules must name at least one rule; leave it out to replay the records of every rule.");
+                        }
+
+                        break;
                     case "fromOffset": fromOffset = Whole(value, "fromOffset", 0, long.MaxValue); break;
                     case "toOffset": toOffset = Whole(value, "toOffset", 0, long.MaxValue); break;
                     case "fromTimestamp": fromTimestamp = Timestamp(value, "fromTimestamp"); break;
