@@ -125,7 +125,7 @@ public static class SchemaFieldPaths
         {
             // A Protobuf record may name any top-level message of its file: each is walked, not only the first.
             string?[] roots = schema is Formats.Protobuf.ProtobufParsedSchema protobuf
-                ? [.. protobuf.File.MessageTypes.Select(m => protobuf.Package.Length == 0 ? m.Name : $"{protobuf.Package}.{m.Name}")]
+                ? [.. protobuf.TopLevelMessageFullNames]
                 : [null];
             foreach (string? root in roots)
             {

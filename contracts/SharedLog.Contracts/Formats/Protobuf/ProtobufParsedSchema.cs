@@ -35,8 +35,12 @@ public sealed class ProtobufParsedSchema : IParsedSchema
     internal FileDescriptorProto File { get; }
 
     /// <summary>The full name of the file's first message (what Confluent's serializers name a schema by), or null when it has none.</summary>
-    public string? FirstMessageFullName => File.MessageTypes.Count == 0 ? null
-        : string.IsNullOrEmpty(File.Package) ? File.MessageTypes[0].Name : $"{File.Package}.{File.MessageTypes[0].Name}";
+    public string? FirstMessageFullName => File.MessageTypes.Count == 0 ? null : FullNameOf(File.MessageTypes[0]);
+
+    /// <summary>The full names of the file's top-level messages, each of which a record may name (message index [i]).</summary>
+    public IEnumerable<string> TopLevelMessageFullNames => File.MessageTypes.Select(FullNameOf);
+
+    private string FullNameOf(DescriptorProto message) => Package.Length == 0 ? message.Name : $"{Package}.{message.Name}";
 
     /// <summary>
     /// The schema as the base64 of its serialized <c>FileDescriptorProto</c>: Confluent's <c>format=serialized</c>, which
