@@ -101,6 +101,16 @@ public class ContractModelTests
         Assert.Contains(error.Problems, p => p.Contains(expected, StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void AStoredContractWhoseQuarantineTemplateNamesAnInternalTopicStaysInForce()
+    {
+        // Refused when applied now; one an older build stored is read as before (its topic is not left ungated), and the
+        // quarantine writer refuses to copy into the internal topic.
+        const string yaml = "topic: schemas\nclass: certified\nonFailure: quarantine\nquarantineTopic: '_{topic}'\n";
+        Assert.Throws<ContractValidationException>(() => ContractParser.Parse(yaml));
+        Assert.Equal("_schemas", ContractParser.Parse(yaml, stored: true).QuarantineTopicFor("schemas"));
+    }
+
     /// <summary>Rules every record would fail (from an end-to-end review: each was applied, and then every record refused).</summary>
     [Theory]
     [InlineData("value.s.matches('(abc')", "invalid regular expression '(abc'")]

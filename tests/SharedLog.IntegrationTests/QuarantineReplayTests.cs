@@ -373,6 +373,7 @@ public class QuarantineReplayTests
             ("""{ "source": "orders", "partitions": [7] }""", 400), // orders has one partition
             ("""{ "source": "orders", "rules": ["known-currency", "positive-amuont"] }""", 400), // no contract ever had that rule
             ("""{ "source": "orders", "rules": [] }""", 400), // would match nothing
+            ("""{ "source": "orders", "quarantineTopic": "_schemas" }""", 400), // a journal, not a quarantine topic
             ("""{ "source": "orders", "resumeFrom": { "9": 0 } }""", 400), // so has its quarantine topic
             ("""{ "source": "orders", "fromTimestamp": "yesterday" }""", 400),
             ("""{ "source": "orders", "dryRun": "yes" }""", 400),

@@ -192,6 +192,12 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         string quarantineName = request.QuarantineTopic
             ?? sourceContract?.Definition.QuarantineTopicFor(request.Source)
             ?? throw new ReplayRequestException(404, $"Topic '{request.Source}' does not exist or has no contract in force, so its quarantine topic is not known: name it with quarantineTopic.");
+        if (InternalTopics.IsInternal(quarantineName))
+        {
+            // A pattern's template can make a journal's name ("_{topic}"): its records are the broker's, not quarantined ones.
+            throw new ReplayRequestException(400, $"Cannot replay from internal topic '{quarantineName}'.");
+        }
+
         TopicMetadata quarantine = topics.Find(quarantineName) ?? throw new ReplayRequestException(404, $"Quarantine topic '{quarantineName}' does not exist.");
         string targetName = request.Target ?? request.Source;
         TopicMetadata target = topics.Find(targetName) ?? throw new ReplayRequestException(404, $"Target topic '{targetName}' does not exist.");

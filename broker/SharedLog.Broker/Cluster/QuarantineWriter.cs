@@ -115,6 +115,13 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
     public async Task<TopicMetadata> EnsureTopicAsync(ActiveContract contract, string sourceTopic, CancellationToken cancellationToken)
     {
         string name = contract.Definition.QuarantineTopicFor(sourceTopic);
+        if (SharedLog.Contracts.InternalTopics.IsInternal(name))
+        {
+            // Also on the paths CannotQuarantine does not see (a retry after a restart, judged by a changed contract): an
+            // internal topic exists, so nothing else would stop a copy from going into a journal the broker replays.
+            throw new InvalidOperationException($"Contract '{contract.Definition.Name}' quarantines '{sourceTopic}' into '{name}', one of the broker's internal topics: no copy is written there.");
+        }
+
         return topics.Find(name) ?? await CreateAsync(name, sourceTopic, cancellationToken);
     }
 
@@ -305,7 +312,8 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
         var inForce = new HashSet<string>(StringComparer.Ordinal);
         foreach (TopicMetadata source in topics.All)
         {
-            if (contracts.ForTopic(source.Name) is { } contract && contract.Definition.QuarantineTopicFor(source.Name) is var name && topics.Find(name) is not null)
+            if (contracts.ForTopic(source.Name) is { } contract && contract.Definition.QuarantineTopicFor(source.Name) is var name
+                && !SharedLog.Contracts.InternalTopics.IsInternal(name) && topics.Find(name) is not null)
             {
                 inForce.Add(name);
                 _oldestTimestamps.TryAdd(name, Emptied);

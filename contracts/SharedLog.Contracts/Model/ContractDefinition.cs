@@ -274,10 +274,11 @@ public static class ContractParser
             // Bad records would go back into the very topic they were kept out of, past the gate.
             problems.Add($"quarantineTopic '{quarantine}' names the source topic itself; quarantined records need a topic of their own.");
         }
-        else if (InternalTopics.IsInternal(quarantine) || (!topic.Contains('*', StringComparison.Ordinal) && InternalTopics.IsInternal(quarantine.Replace("{topic}", topic, StringComparison.Ordinal))))
+        else if (InternalTopics.IsInternal(quarantine) || (!stored && !topic.Contains('*', StringComparison.Ordinal) && InternalTopics.IsInternal(quarantine.Replace("{topic}", topic, StringComparison.Ordinal))))
         {
             // The journals are replayed at start: producer data in them would change or stop the broker. ("_{topic}" for
-            // topic "schemas" names _schemas; for a pattern the quarantine writer refuses such a name when it comes.)
+            // topic "schemas" names _schemas; for a pattern, and a contract stored before this check, the quarantine writer
+            // refuses such a name when it comes.)
             problems.Add($"quarantineTopic '{quarantine}' is one of the broker's internal topics.");
         }
         else if (!stored && quarantine.IndexOf("{topic}", StringComparison.Ordinal) is >= 0 and int first && quarantine.IndexOf("{topic}", first + 1, StringComparison.Ordinal) >= 0)
