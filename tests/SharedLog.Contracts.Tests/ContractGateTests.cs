@@ -1101,6 +1101,16 @@ public sealed class ContractGateTests : IDisposable
         ContractDefinition byTag = ContractParser.Parse("topic: second\nvalue: {}\nprivacy:\n  - tag: PII\n    action: redact\n");
         Assert.Contains("the values of the map byName hold fields tagged PII", Assert.Single(SchemaFieldPaths.PrivacyPathProblems(byTag, (_, _) => [second])), StringComparison.Ordinal);
 
+        // Nested messages too (message indexes [0, 0]).
+        var nested = (ProtobufParsedSchema)new ProtobufSchemaFormat().Parse("""
+            syntax = "proto3";
+            package crm;
+            import "confluent/meta.proto";
+            message Address { string street = 1 [(confluent.field_meta).tags = "PII"]; }
+            message Outer { message Hidden { map<string, Address> m = 1; } string id = 1; }
+            """, [], false);
+        Assert.Contains("the values of the map m hold fields tagged PII", Assert.Single(SchemaFieldPaths.PrivacyPathProblems(byTag, (_, _) => [nested])), StringComparison.Ordinal);
+
         // What the refusal says to do instead: name the tagged fields by path, and drop the map by its path.
         await ApplyAsync("topic: mapped\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: email\n    action: redact\n  - field: byName\n    action: drop\n");
         byte[] withMap = new ProtobufPayloadCodec().Encode(mapped, new DecodedPayload(new Dictionary<string, object?>

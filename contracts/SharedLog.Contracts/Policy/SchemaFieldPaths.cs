@@ -123,9 +123,9 @@ public static class SchemaFieldPaths
     {
         foreach (IParsedSchema schema in schemas)
         {
-            // A Protobuf record may name any top-level message of its file: each is walked, not only the first.
+            // A Protobuf record may name any message of its file, nested ones too: each is walked, not only the first.
             string?[] roots = schema is Formats.Protobuf.ProtobufParsedSchema protobuf
-                ? [.. protobuf.TopLevelMessageFullNames]
+                ? [.. protobuf.RecordMessageFullNames]
                 : [null];
             foreach (string? root in roots)
             {

@@ -37,8 +37,30 @@ public sealed class ProtobufParsedSchema : IParsedSchema
     /// <summary>The full name of the file's first message (what Confluent's serializers name a schema by), or null when it has none.</summary>
     public string? FirstMessageFullName => File.MessageTypes.Count == 0 ? null : FullNameOf(File.MessageTypes[0]);
 
-    /// <summary>The full names of the file's top-level messages, each of which a record may name (message index [i]).</summary>
-    public IEnumerable<string> TopLevelMessageFullNames => File.MessageTypes.Select(FullNameOf);
+    /// <summary>
+    /// The full names of every message of the file a record may name by its message indexes: top-level ones ([i]) and
+    /// nested ones ([i, j, ...]), not map entries.
+    /// </summary>
+    public IEnumerable<string> RecordMessageFullNames
+    {
+        get
+        {
+            // Nesting was bounded when the schema was parsed; the stack only spares a recursion.
+            var pending = new Stack<(string FullName, DescriptorProto Message)>(File.MessageTypes.Select(m => (FullNameOf(m), m)));
+            while (pending.Count > 0)
+            {
+                (string fullName, DescriptorProto message) = pending.Pop();
+                yield return fullName;
+                foreach (DescriptorProto nested in message.NestedTypes)
+                {
+                    if (!ProtobufTypeIndex.IsMapEntry(nested))
+                    {
+                        pending.Push(($"{fullName}.{nested.Name}", nested));
+                    }
+                }
+            }
+        }
+    }
 
     private string FullNameOf(DescriptorProto message) => Package.Length == 0 ? message.Name : $"{Package}.{message.Name}";
 
