@@ -259,12 +259,13 @@ public static class ContractParser
         SchemaRequirement? key = Binding(document.Key, "key", problems);
         SchemaRequirement? value = Binding(document.Value, "value", problems);
         string quarantine = document.QuarantineTopic ?? "{topic}.quarantine";
+        // For an exact topic its quarantine topic's name is known now; a pattern's is known per topic only.
+        string? exactQuarantine = topic.Contains('*', StringComparison.Ordinal) ? null : quarantine.Replace("{topic}", topic, StringComparison.Ordinal);
         if (!Anchored(quarantine.Replace("{topic}", "t", StringComparison.Ordinal), "^[A-Za-z0-9._-]{1,249}\\z", stored) || (!stored && quarantine is "." or ".."))
         {
             problems.Add($"quarantineTopic '{quarantine}' must be a topic name of letters, digits, '.', '_' and '-', where {{topic}} stands for the source topic.");
         }
-        else if (!stored && onFailure == FailureAction.Quarantine && !topic.Contains('*', StringComparison.Ordinal)
-            && quarantine.Replace("{topic}", topic, StringComparison.Ordinal) is { Length: > 249 } tooLong)
+        else if (!stored && onFailure == FailureAction.Quarantine && exactQuarantine is { Length: > 249 } tooLong)
         {
             // Kafka's limit: a topic this long could never be created, and every batch with a bad record would fail.
             problems.Add($"quarantineTopic '{quarantine}' is {tooLong.Length} characters long for topic '{topic}'; a topic name has at most 249.");
@@ -274,7 +275,7 @@ public static class ContractParser
             // Bad records would go back into the very topic they were kept out of, past the gate.
             problems.Add($"quarantineTopic '{quarantine}' names the source topic itself; quarantined records need a topic of their own.");
         }
-        else if (InternalTopics.IsInternal(quarantine) || (!stored && !topic.Contains('*', StringComparison.Ordinal) && InternalTopics.IsInternal(quarantine.Replace("{topic}", topic, StringComparison.Ordinal))))
+        else if (InternalTopics.IsInternal(quarantine) || (!stored && exactQuarantine is not null && InternalTopics.IsInternal(exactQuarantine)))
         {
             // The journals are replayed at start: producer data in them would change or stop the broker. ("_{topic}" for
             // topic "schemas" names _schemas; for a pattern, and a contract stored before this check, the quarantine writer
