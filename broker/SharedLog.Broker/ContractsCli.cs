@@ -9,7 +9,7 @@ using SharedLog.Contracts.Registry;
 namespace SharedLog.Broker;
 
 /// <summary>
-/// <c>sharedlog contracts apply|diff|validate|list</c>: the contract workflow for CI pipelines.
+/// <c>sharedlog contracts apply|diff|validate|list|history|rollback|delete|replay</c>: the contract workflow for CI pipelines.
 /// Exit codes: 0 ok, 1 the contract is invalid or incompatible (or apply refused), 2 usage error,
 /// 3 the broker or registry could not be reached.
 /// </summary>
@@ -25,6 +25,9 @@ public static class ContractsCli
                SharedLog.Broker contracts diff FILE [--url URL] [--actor NAME]
                SharedLog.Broker contracts apply FILE [--url URL] [--actor NAME]
                SharedLog.Broker contracts validate FILE [--registry URL] [--timeout SECONDS]
+               SharedLog.Broker contracts history NAME [--url URL]
+               SharedLog.Broker contracts rollback NAME --version N [--url URL] [--actor NAME]
+               SharedLog.Broker contracts delete NAME [--url URL] [--actor NAME]
                SharedLog.Broker contracts replay SOURCE-TOPIC [--target TOPIC] [--from-offset N] [--to-offset N]
                    [--from-time T] [--to-time T] [--partitions 0,1] [--rules a,b] [--resume-from 0=N,1=N]
                    [--max-records N] [--max-bytes-per-second N] [--id ID] [--quarantine-topic TOPIC] [--dry-run]
@@ -32,6 +35,9 @@ public static class ContractsCli
           --url       the broker's admin HTTP address (default http://127.0.0.1:9644)
           --registry  the schema registry to check compatibility against (default: offline only)
           --timeout   how long validate waits for the registry in all, in seconds (default 60)
+          history     every version of contract NAME: apply, rollback or delete, who and when
+          rollback    puts the text of version N of contract NAME in force again, as a new version
+          delete      removes contract NAME (its history is kept; its topic is no longer checked)
           replay      writes the records quarantined from SOURCE-TOPIC (source offsets from..to, exclusive; times
                       as ISO 8601 or epoch ms) to --target (default: SOURCE-TOPIC), through its contract; with
                       --id its progress is kept, and the same command again continues where it stopped
@@ -39,7 +45,7 @@ public static class ContractsCli
 
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error)
     {
-        if (args.Length == 0 || args[0] is not ("list" or "diff" or "apply" or "validate" or "replay"))
+        if (args.Length == 0 || args[0] is not ("list" or "diff" or "apply" or "validate" or "replay" or "history" or "rollback" or "delete"))
         {
             await error.WriteLineAsync(UsageText);
             return Usage;
@@ -77,12 +83,12 @@ public static class ContractsCli
 
         if (command != "list" && file is null)
         {
-            await error.WriteLineAsync($"{command} needs {(command == "replay" ? "the source topic" : "a contract file")}\n{UsageText}");
+            await error.WriteLineAsync($"{command} needs {command switch { "replay" => "the source topic", "history" or "rollback" or "delete" => "a contract name", _ => "a contract file" }}\n{UsageText}");
             return Usage;
         }
 
         // A file that is not there is a mistake in the command line, not a contract that is invalid.
-        if (command != "list" && command != "replay" && !File.Exists(file))
+        if (command is "diff" or "apply" or "validate" && !File.Exists(file))
         {
             await error.WriteLineAsync($"{(Directory.Exists(file) ? "a directory, not a contract file" : "no such file")}: {file}\n{UsageText}");
             return Usage;
@@ -93,7 +99,9 @@ public static class ContractsCli
         {
             "list" => ["url"],
             "diff" => ["url", "actor"],
-            "apply" => ["url", "actor"],
+            "apply" or "delete" => ["url", "actor"],
+            "history" => ["url"],
+            "rollback" => ["url", "actor", "version"],
             "replay" => ["url", "actor", .. ReplayOptions.Keys, "dry-run"],
             _ => ["registry", "timeout"],
         };
@@ -125,7 +133,16 @@ public static class ContractsCli
             registryDeadline = TimeSpan.FromSeconds(seconds);
         }
 
+        int rollbackVersion = 0;
+        if (command == "rollback" && !(options.TryGetValue("version", out string? version)
+            && int.TryParse(version, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out rollbackVersion) && rollbackVersion > 0))
+        {
+            await error.WriteLineAsync($"rollback needs --version N, the version (a number from 1) to go back to{(version is null ? "" : $", not '{version}'")}\n{UsageText}");
+            return Usage;
+        }
+
         string url = options.GetValueOrDefault("url", "http://127.0.0.1:9644").TrimEnd('/');
+        string actor = options.GetValueOrDefault("actor", Environment.UserName);
         try
         {
             // The broker takes a contract file of at most this many bytes: validate holds a file to the same limit.
@@ -140,7 +157,10 @@ public static class ContractsCli
                 "list" => await ListAsync(url, output),
                 "validate" => await ValidateAsync(file!, options.GetValueOrDefault("registry"), registryDeadline, output, error),
                 "replay" => await ReplayAsync(url, file!, options, output, error),
-                _ => await SendAsync(url, file!, dryRun: command == "diff", options.GetValueOrDefault("actor", Environment.UserName), output, error),
+                "history" => await HistoryAsync(url, file!, output, error),
+                "rollback" => await ChangeAsync(url, HttpMethod.Post, $"{ContractPath(file!)}/rollback?version={rollbackVersion}", null, dryRun: false, actor, output, error),
+                "delete" => await ChangeAsync(url, HttpMethod.Delete, ContractPath(file!), null, dryRun: false, actor, output, error),
+                _ => await ChangeAsync(url, HttpMethod.Post, $"/contracts{(command == "diff" ? "?dryRun=true" : "")}", await ReadInputFileAsync(file!, ContractParser.MaxDocumentChars), dryRun: command == "diff", actor, output, error),
             };
         }
         catch (HttpRequestException e)
@@ -227,19 +247,28 @@ public static class ContractsCli
         return Ok;
     }
 
-    private static async Task<int> SendAsync(string url, string file, bool dryRun, string actor, TextWriter output, TextWriter error)
+    /// <summary>The admin API path of one contract; a name is a topic or a pattern, so it is escaped.</summary>
+    private static string ContractPath(string name) => $"/contracts/{Uri.EscapeDataString(name)}";
+
+    /// <summary>
+    /// An apply, diff, rollback or delete: sends it and prints the new version (or that nothing changed) and the diff.
+    /// </summary>
+    private static async Task<int> ChangeAsync(string url, HttpMethod method, string pathAndQuery, string? contractText, bool dryRun, string actor, TextWriter output, TextWriter error)
     {
         using HttpClient http = Client();
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri($"{url}/contracts{(dryRun ? "?dryRun=true" : "")}"))
+        using var request = new HttpRequestMessage(method, new Uri($"{url}{pathAndQuery}"));
+        if (contractText is not null)
         {
-            Content = new StringContent(await ReadInputFileAsync(file, ContractParser.MaxDocumentChars), Encoding.UTF8, "application/yaml"),
-        };
+            request.Content = new StringContent(contractText, Encoding.UTF8, "application/yaml");
+        }
+
         request.Headers.Add(Http.ContractsApi.ActorHeader, actor);
         using HttpResponseMessage response = await http.SendAsync(request);
         if (response.StatusCode is System.Net.HttpStatusCode.NotFound or System.Net.HttpStatusCode.MethodNotAllowed)
         {
-            // SharedLog's admin API always has POST /contracts: this is another server (a registry port, a proxy's default page).
-            throw new JsonException($"HTTP {(int)response.StatusCode} to POST /contracts, so not SharedLog's admin API");
+            // SharedLog's admin API always has these routes, and names an unknown contract in its own error form:
+            // anything else is another server (a registry port, a proxy's default page).
+            await ThrowUnlessAdminApiAsync(http, url, response, $"{method} {pathAndQuery}");
         }
 
         JsonNode? body = JsonNode.Parse(await response.Content.ReadAsStringAsync());
@@ -260,15 +289,66 @@ public static class ContractsCli
         }
 
         JsonArray diff = body["diff"] as JsonArray ?? throw new JsonException("the answer has no diff");
-        await output.WriteLineAsync(dryRun
-            ? $"contract {(string?)body["name"]}: {diff.Count} change(s) against the broker"
-            : (bool)(body["changed"] ?? throw new JsonException("the answer has no changed flag")) ? $"contract {(string?)body["name"]} is now version {(int)body["version"]!}" : $"contract {(string?)body["name"]} unchanged at version {(int)body["version"]!}");
+        bool changed = (bool)(body["changed"] ?? throw new JsonException("the answer has no changed flag"));
+        await output.WriteLineAsync(
+            dryRun ? $"contract {(string?)body["name"]}: {diff.Count} change(s) against the broker"
+            : !changed ? $"contract {(string?)body["name"]} unchanged at version {(int)body["version"]!}"
+            : method == HttpMethod.Delete ? $"contract {(string?)body["name"]} deleted (version {(int)body["version"]!} records the delete)"
+            : $"contract {(string?)body["name"]} is now version {(int)body["version"]!}");
         foreach (JsonNode? line in diff)
         {
             await output.WriteLineAsync($"  {(string?)line}");
         }
 
         return Ok;
+    }
+
+    /// <summary>Every version of one contract, oldest first, as the broker keeps them.</summary>
+    private static async Task<int> HistoryAsync(string url, string name, TextWriter output, TextWriter error)
+    {
+        using HttpClient http = Client();
+        string path = ContractPath(name);
+        using HttpResponseMessage response = await http.GetAsync(new Uri($"{url}{path}"));
+        if (response.StatusCode is System.Net.HttpStatusCode.NotFound or System.Net.HttpStatusCode.MethodNotAllowed)
+        {
+            await ThrowUnlessAdminApiAsync(http, url, response, $"GET {path}");
+        }
+
+        JsonNode body = JsonNode.Parse(await response.Content.ReadAsStringAsync()) ?? throw new JsonException("the answer is empty");
+        if (!response.IsSuccessStatusCode)
+        {
+            await error.WriteLineAsync((string?)body["message"]);
+            return Invalid;
+        }
+
+        JsonArray history = body["history"] as JsonArray ?? throw new JsonException("the answer has no history");
+        await output.WriteLineAsync($"{"VERSION",7} {"ACTION",-8} {"FROM",4} {"AT",-33} ACTOR");
+        foreach (JsonNode? revision in history)
+        {
+            await output.WriteLineAsync($"{(int)revision!["version"]!,7} {(string?)revision["action"],-8} {(int?)revision["fromVersion"],4} {(string?)revision["at"],-33} {(string?)revision["actor"]}");
+        }
+
+        return Ok;
+    }
+
+    /// <summary>
+    /// After a 404 or 405: returns when the answer came from SharedLog's admin API (an unknown contract or topic, said in
+    /// its JSON error form, and <c>GET /contracts</c> served), else throws, since the address is some other server.
+    /// </summary>
+    private static async Task ThrowUnlessAdminApiAsync(HttpClient http, string url, HttpResponseMessage answered, string request)
+    {
+        string text = await answered.Content.ReadAsStringAsync();
+        bool errorForm = answered.StatusCode == System.Net.HttpStatusCode.NotFound && text.StartsWith('{') && JsonNode.Parse(text)?["error_code"] is not null;
+        if (errorForm)
+        {
+            using HttpResponseMessage contracts = await http.GetAsync(new Uri($"{url}/contracts"));
+            if (contracts.IsSuccessStatusCode)
+            {
+                return;
+            }
+        }
+
+        throw new JsonException($"HTTP {(int)answered.StatusCode} to {request}, so not SharedLog's admin API");
     }
 
     /// <summary>Replay options and the key of <c>POST /replays</c> each sets.</summary>
@@ -335,12 +415,8 @@ public static class ContractsCli
         if (answered.StatusCode is System.Net.HttpStatusCode.NotFound or System.Net.HttpStatusCode.MethodNotAllowed)
         {
             // SharedLog answers 404 for a topic it does not have; a server without POST /replays (the registry's port,
-            // say) answers it for the path. Only SharedLog's admin API also serves GET /contracts.
-            using HttpResponseMessage contracts = await http.GetAsync(new Uri($"{url}/contracts"));
-            if (!contracts.IsSuccessStatusCode)
-            {
-                throw new JsonException($"HTTP {(int)answered.StatusCode} to POST /replays and {(int)contracts.StatusCode} to GET /contracts, so not SharedLog's admin API");
-            }
+            // say) answers it for the path.
+            await ThrowUnlessAdminApiAsync(http, url, answered, "POST /replays");
         }
 
         JsonNode body = JsonNode.Parse(await answered.Content.ReadAsStringAsync()) ?? throw new JsonException("the answer is empty");

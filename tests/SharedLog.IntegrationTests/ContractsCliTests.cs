@@ -145,6 +145,60 @@ public class ContractsCliTests
     }
 
     [Fact]
+    public async Task HistoryRollbackAndDeleteFromTheCommandLine()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        string admin = $"http://127.0.0.1:{broker.Host.HttpPort}";
+        using var scratch = new ScratchDirectory();
+        string first = await WriteAsync(Path.Combine(scratch.Path, "v1.yaml"), "topic: audits.eu\nclass: raw\nowner: team-a\nonFailure: reject\n");
+        string second = await WriteAsync(Path.Combine(scratch.Path, "v2.yaml"), "topic: audits.eu\nclass: raw\nowner: team-b\nonFailure: reject\n");
+        Assert.Equal(ContractsCli.Ok, (await RunAsync("apply", first, "--url", admin, "--actor", "alice")).Code);
+        Assert.Equal(ContractsCli.Ok, (await RunAsync("apply", second, "--url", admin, "--actor", "bob")).Code);
+
+        (int rollbackCode, string rollbackOut, string rollbackErr) = await RunAsync("rollback", "audits.eu", "--version", "1", "--url", admin, "--actor", "carol");
+        Assert.True(rollbackCode == ContractsCli.Ok, rollbackErr);
+        Assert.Contains("contract audits.eu is now version 3", rollbackOut, StringComparison.Ordinal);
+        Assert.Contains("team-a", rollbackOut, StringComparison.Ordinal);
+        (_, string listOut, _) = await RunAsync("list", "--url", admin);
+        Assert.Contains("team-a", listOut, StringComparison.Ordinal);
+
+        (int historyCode, string historyOut, _) = await RunAsync("history", "audits.eu", "--url", admin);
+        Assert.Equal(ContractsCli.Ok, historyCode);
+        string[] lines = historyOut.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.Equal(4, lines.Length); // the header and three versions
+        Assert.Matches(@"^1 apply .* alice$", lines[1]);
+        Assert.Matches(@"^2 apply .* bob$", lines[2]);
+        Assert.Matches(@"^3 rollback +1 .* carol$", lines[3]);
+
+        // Refusals: a version the contract never had, a rollback without a version, unknown contracts.
+        (int missingVersionCode, _, string missingVersionErr) = await RunAsync("rollback", "audits.eu", "--version", "9", "--url", admin);
+        Assert.Equal(ContractsCli.Invalid, missingVersionCode);
+        Assert.Contains("9", missingVersionErr, StringComparison.Ordinal);
+        foreach (string[] slip in new[] { new[] { "rollback", "audits.eu", "--url", admin }, ["rollback", "audits.eu", "--version", "one"], ["rollback", "audits.eu", "--version", "0"], ["history"], ["delete", "audits.eu", "--version", "1"] })
+        {
+            Assert.Equal(ContractsCli.Usage, (await RunAsync(slip)).Code);
+        }
+
+        (int unknownCode, _, string unknownErr) = await RunAsync("history", "no.such.contract", "--url", admin);
+        Assert.Equal(ContractsCli.Invalid, unknownCode);
+        Assert.Contains("not found", unknownErr, StringComparison.Ordinal);
+
+        (int deleteCode, string deleteOut, _) = await RunAsync("delete", "audits.eu", "--url", admin, "--actor", "dave");
+        Assert.Equal(ContractsCli.Ok, deleteCode);
+        Assert.Contains("contract audits.eu deleted (version 4", deleteOut, StringComparison.Ordinal);
+        (_, string afterDelete, _) = await RunAsync("list", "--url", admin);
+        Assert.DoesNotContain("audits.eu", afterDelete, StringComparison.Ordinal);
+        (_, string deletedHistory, _) = await RunAsync("history", "audits.eu", "--url", admin);
+        Assert.Matches(@"4 delete .* dave", deletedHistory);
+        Assert.Equal(ContractsCli.Invalid, (await RunAsync("delete", "no.such.contract", "--url", admin)).Code);
+
+        // Another server at the address (the registry's port answers 404 for these paths): exit 3, not "not found".
+        (int strangerCode, _, string strangerErr) = await RunAsync("history", "audits.eu", "--url", broker.RegistryUrl);
+        Assert.Equal(ContractsCli.Unreachable, strangerCode);
+        Assert.Contains("not SharedLog's admin API", strangerErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task MissingFilesAndAnUnreadableRegistryVersionAreClearFailuresNotCrashes()
     {
         using var scratch = new ScratchDirectory();
