@@ -1662,16 +1662,34 @@ public class ContractGateTests
             Assert.False((bool)JsonNode.Parse(await dry.Content.ReadAsStringAsync())!["changed"]!);
         }
 
-        // The subject's level changed behind the contract's back: a rollback sets it again, as an apply does.
+        // The level a contract sets is not changed behind its back through the registry: only to the same level.
         using var registryClient = new HttpClient { BaseAddress = new Uri(broker.RegistryUrl) };
         using (HttpResponseMessage loosened = await registryClient.PutAsync("/config/audited-value", new StringContent("""{"compatibility":"NONE"}""", Encoding.UTF8, "application/vnd.schemaregistry.v1+json")))
         {
-            Assert.Equal(HttpStatusCode.OK, loosened.StatusCode);
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, loosened.StatusCode);
+            JsonNode refusal = JsonNode.Parse(await loosened.Content.ReadAsStringAsync())!;
+            Assert.Equal(42205, (int)refusal["error_code"]!);
+            Assert.Contains("set by data contract 'audited'", (string)refusal["message"]!, StringComparison.Ordinal);
+        }
+
+        using (HttpResponseMessage removed = await registryClient.DeleteAsync("/config/audited-value"))
+        {
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, removed.StatusCode);
+        }
+
+        using (HttpResponseMessage sameLevel = await registryClient.PutAsync("/config/audited-value", new StringContent("""{"compatibility":"FULL_TRANSITIVE"}""", Encoding.UTF8, "application/vnd.schemaregistry.v1+json")))
+        {
+            Assert.Equal(HttpStatusCode.OK, sameLevel.StatusCode);
+        }
+
+        using (HttpResponseMessage unbound = await registryClient.PutAsync("/config/unbound-value", new StringContent("""{"compatibility":"NONE"}""", Encoding.UTF8, "application/vnd.schemaregistry.v1+json")))
+        {
+            Assert.Equal(HttpStatusCode.OK, unbound.StatusCode);
         }
 
         using HttpResponseMessage rollback = await http.PostAsync("/contracts/audited/rollback?version=1", null);
         Assert.Equal(HttpStatusCode.OK, rollback.StatusCode);
-        Assert.Equal(["audited-value: FULL_TRANSITIVE"], JsonNode.Parse(await rollback.Content.ReadAsStringAsync())!["registry"]!.AsArray().Select(r => (string)r!));
+        Assert.Empty(JsonNode.Parse(await rollback.Content.ReadAsStringAsync())!["registry"]!.AsArray()); // the level was kept
         Assert.Equal("FULL_TRANSITIVE", (string)JsonNode.Parse(await registryClient.GetStringAsync("/config/audited-value"))!["compatibilityLevel"]!);
         JsonNode current = JsonNode.Parse(await http.GetStringAsync("/contracts/audited"))!;
         Assert.Equal(3, (int)current["version"]!);
@@ -1737,6 +1755,15 @@ public class ContractGateTests
         Assert.Equal("it-tests", (string)records[1]["actor"]!);
         Assert.Contains("~ onFailure: reject -> quarantine", records[1]["diff"]!.AsArray().Select(d => (string)d!));
         Assert.Equal(["~ onFailure: quarantine -> flag"], records[2]["diff"]!.AsArray().Select(d => (string)d!));
+
+        // Once no contract binds the subject, its level is the registry's to change again.
+        using (HttpResponseMessage deleted = await http.DeleteAsync("/contracts/audited"))
+        {
+            Assert.Equal(HttpStatusCode.OK, deleted.StatusCode);
+        }
+
+        using HttpResponseMessage freed = await registryClient.PutAsync("/config/audited-value", new StringContent("""{"compatibility":"NONE"}""", Encoding.UTF8, "application/vnd.schemaregistry.v1+json"));
+        Assert.Equal(HttpStatusCode.OK, freed.StatusCode);
     }
 
     [Fact]

@@ -13,7 +13,7 @@ namespace SharedLog.Broker.Http;
 /// <see cref="MaxBodyBytes"/>; every error is <c>{"error_code": int, "message": str}</c> with
 /// Confluent's codes. The registry itself (state, storage, compatibility) lives in contracts/.
 /// </summary>
-public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<SchemaRegistryApi> logger)
+public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog.Contracts.Model.ContractStore contracts, ILogger<SchemaRegistryApi> logger)
 {
     public const string ContentType = "application/vnd.schemaregistry.v1+json";
     public const long MaxBodyBytes = 16 * 1024 * 1024;
@@ -242,16 +242,32 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, ILogger<S
                     throw new SchemaRegistryException(RegistryErrorCodes.InvalidCompatibilityLevel, $"Invalid compatibility level '{text}'. Valid values are NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE.");
                 }
 
+                RefuseLevelOfBoundSubject(subject, wanted);
                 await registry.SetCompatibilityAsync(subject, wanted, cancel);
                 await JsonAsync(context, new JsonObject { ["compatibility"] = RegistryNames.Name(wanted) });
                 return;
             case "DELETE":
+                RefuseLevelOfBoundSubject(subject, wanted: null);
                 CompatibilityLevel previous = await registry.DeleteCompatibilityAsync(subject, cancel);
                 await JsonAsync(context, new JsonObject { ["compatibilityLevel"] = RegistryNames.Name(previous) });
                 return;
             default:
                 await ErrorAsync(context, 405, 405, "HTTP 405 Method Not Allowed");
                 return;
+        }
+    }
+
+    /// <summary>
+    /// A subject a data contract names has the contract's compatibility level: changing or removing it here would
+    /// break the contract's promise about evolution without a new contract version, so only the contract changes it.
+    /// </summary>
+    private void RefuseLevelOfBoundSubject(string? subject, CompatibilityLevel? wanted)
+    {
+        if (subject is not null && contracts.ContractBinding(subject) is { } contract && wanted != contract.Compatibility)
+        {
+            throw new SchemaRegistryException(
+                RegistryErrorCodes.OperationNotPermitted,
+                $"Subject '{subject}' has the compatibility level {RegistryNames.Name(contract.Compatibility)} set by data contract '{contract.Name}'; change the contract (or delete it) to change the level.");
         }
     }
 

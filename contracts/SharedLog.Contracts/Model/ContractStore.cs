@@ -257,6 +257,24 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
 
     public IReadOnlyList<ContractRevision> Current => _snapshot.Current;
 
+    /// <summary>
+    /// The contract in force that names <paramref name="subject"/> and so sets its compatibility level in the registry
+    /// (<see cref="ContractRegistrySync.NamedSubjects"/>), other than the contract named <paramref name="except"/>.
+    /// </summary>
+    public ContractDefinition? ContractBinding(string subject, string? except = null)
+    {
+        Snapshot snapshot = _snapshot;
+        foreach (ActiveContract contract in snapshot.Exact.Values.Concat(snapshot.Patterns))
+        {
+            if (contract.Definition.Name != except && ContractRegistrySync.NamedSubjects(contract.Definition).Contains(subject, StringComparer.Ordinal))
+            {
+                return contract.Definition;
+            }
+        }
+
+        return null;
+    }
+
     public IReadOnlyList<ContractRevision> History(string name)
     {
         lock (_sync)
@@ -416,15 +434,11 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             // would silently replace the first's (a raw contract lowering a certified one's FULL_TRANSITIVE).
             if (after is not null)
             {
-                Snapshot snapshot = _snapshot;
                 foreach (string subject in ContractRegistrySync.NamedSubjects(after))
                 {
-                    foreach (ActiveContract other in snapshot.Exact.Values.Concat(snapshot.Patterns))
+                    if (ContractBinding(subject, except: name) is { } other)
                     {
-                        if (other.Definition.Name != name && ContractRegistrySync.NamedSubjects(other.Definition).Contains(subject, StringComparer.Ordinal))
-                        {
-                            throw new ContractValidationException([$"subject '{subject}' is already bound by contract '{other.Definition.Name}': change that contract, or delete it first."]);
-                        }
+                        throw new ContractValidationException([$"subject '{subject}' is already bound by contract '{other.Name}': change that contract, or delete it first."]);
                     }
                 }
             }
