@@ -481,6 +481,41 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task TagsInAJsonSchemaAnotherOneReferencesAreMaskedAndAReferenceTheWalkCannotReadFailsClosed()
+    {
+        // Before: the walk followed local $refs only, so a PII field of a referenced, registered schema was stored in clear.
+        const string customer = """
+            {"type":"object","$defs":{"address":{"type":"object","properties":{"street":{"type":"string","confluent:tags":["PII"]},"city":{"type":"string"}}}},
+             "properties":{"email":{"type":"string","confluent:tags":["PII"]},"home":{"$ref":"#/$defs/address"},"name":{"type":"string"}}}
+            """;
+        await _registry.RegisterAsync("customer", new SchemaRequest(customer, SchemaType.Json, []), CancellationToken.None);
+        const string order = """
+            {"type":"object","properties":{"id":{"type":"string"},"buyer":{"$ref":"customer.json"},"shipTo":{"$ref":"customer.json#/$defs/address"}}}
+            """;
+        int id = (await _registry.RegisterAsync("shop-orders-value", new SchemaRequest(order, SchemaType.Json, [new SchemaReference("customer.json", "customer", 1)]), CancellationToken.None)).Id;
+        Assert.Equal(["buyer.email", "buyer.home.street", "shipTo.street"], SchemaTags.PathsWithTag(_registry.ParsedById(id)!, "PII").Order(StringComparer.Ordinal));
+
+        await ApplyAsync("topic: shop-orders\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: PII\n    action: hash\nonFailure: reject\n");
+        GateResult result = Inspect("shop-orders", (null, Framed(id, """{"id":"o-1","buyer":{"email":"ann@example.com","name":"Ann","home":{"street":"1 Elm St","city":"Oslo"}},"shipTo":{"street":"2 Oak Rd","city":"Oslo"}}"""u8.ToArray())));
+        Assert.Empty(result.Violations);
+        string stored = Assert.Single(Stored(result)).Value;
+        foreach (string secret in new[] { "ann@example.com", "1 Elm St", "2 Oak Rd" })
+        {
+            Assert.DoesNotContain(secret, stored, StringComparison.Ordinal);
+        }
+
+        Assert.Contains("\"name\":\"Ann\"", stored, StringComparison.Ordinal);
+
+        // A $ref the walk cannot follow (an anchor; the validator resolves it): what it names may hold tagged fields.
+        IParsedSchema anchored = new JsonSchemaFormat().Parse("""
+            {"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object",
+             "$defs":{"c":{"$anchor":"cust","type":"object","properties":{"email":{"type":"string","confluent:tags":["PII"]}}}},
+             "properties":{"buyer":{"$ref":"#cust"}}}
+            """, [], false);
+        Assert.Contains("the $ref '#cust' at buyer names neither", Assert.Throws<InvalidOperationException>(() => SchemaTags.PathsWithTag(anchored, "PII")).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void ATaggedJsonPropertyWhoseNameHoldsADotIsRefusedNotLeftInClear()
     {
         const string schema = """

@@ -28,9 +28,10 @@ public static class SchemaTags
 
         try
         {
-            using JsonDocument document = JsonDocument.Parse(schema.Text, new JsonDocumentOptions { MaxDepth = SchemaLimits.MaxDepth });
+            using JsonDocument document = JsonDocument.Parse(schema.Text, JsonRefs.DocumentOptions);
+            using var refs = new JsonRefs(schema.References);
             int jsonBudget = SchemaLimits.MaxTaggedWalkSteps;
-            WalkJson(document.RootElement, "", tag, paths, 0, ref jsonBudget);
+            WalkJson(document.RootElement, "", tag, paths, 0, ref jsonBudget, new JsonDoc(document.RootElement, ""), refs, new HashSet<string>(StringComparer.Ordinal));
         }
         catch (JsonException)
         {
@@ -182,15 +183,104 @@ public static class SchemaTags
         return ListsTag(document.RootElement, tag);
     }
 
+    /// <summary>A JSON Schema document of the walk: the registered schema (name "") or one it references (by its reference name).</summary>
+    private readonly record struct JsonDoc(JsonElement Root, string Name);
+
+    /// <summary>
+    /// Where the JSON tag walk goes at a <c>$ref</c>: a pointer into the document it is in (<c>#/$defs/X</c>), or a schema
+    /// the registered one references, by the reference's name as Confluent's serializers write it (<c>customer.json</c>,
+    /// <c>customer.json#/$defs/Address</c>), references of references included.
+    /// </summary>
+    private sealed class JsonRefs : IDisposable
+    {
+        public static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = SchemaLimits.MaxDepth };
+
+        private readonly Dictionary<string, ResolvedReference> _byName = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, JsonDocument?> _parsed = new(StringComparer.Ordinal);
+
+        public JsonRefs(IReadOnlyList<ResolvedReference> references) => Collect(references, 0);
+
+        private void Collect(IReadOnlyList<ResolvedReference> references, int depth)
+        {
+            if (depth > SchemaLimits.MaxDepth)
+            {
+                return;
+            }
+
+            foreach (ResolvedReference reference in references)
+            {
+                if (_byName.TryAdd(reference.Name, reference))
+                {
+                    Collect(reference.References ?? [], depth + 1);
+                }
+            }
+        }
+
+        /// <summary>
+        /// The schema <paramref name="reference"/> names, seen from <paramref name="from"/>, and a key naming it in every
+        /// document; null when it names nothing the walk can read (the caller fails closed).
+        /// </summary>
+        public (JsonDoc Doc, JsonElement Target, string Key)? Resolve(JsonDoc from, string reference)
+        {
+            int hash = reference.IndexOf('#', StringComparison.Ordinal);
+            string name = hash < 0 ? reference : reference[..hash];
+            string fragment = hash < 0 ? "#" : reference[hash..];
+            JsonDoc doc = from;
+            if (name.Length > 0)
+            {
+                if (!_byName.TryGetValue(name, out ResolvedReference? referenced))
+                {
+                    return null;
+                }
+
+                if (!_parsed.TryGetValue(name, out JsonDocument? document))
+                {
+                    try
+                    {
+                        document = JsonDocument.Parse(referenced.SchemaText, DocumentOptions);
+                    }
+                    catch (JsonException)
+                    {
+                        document = null; // registered, so parsed once; never read here as "no tags"
+                    }
+
+                    _parsed[name] = document;
+                }
+
+                if (document is null)
+                {
+                    return null;
+                }
+
+                doc = new JsonDoc(document.RootElement, name);
+            }
+
+            return SchemaFieldPaths.JsonPointer(doc.Root, fragment) is { } target ? (doc, target, doc.Name + fragment) : null;
+        }
+
+        /// <summary>As <see cref="Resolve"/>, and a reference the walk cannot follow fails it: what it names may hold tagged fields.</summary>
+        public (JsonDoc Doc, JsonElement Target, string Key) Follow(JsonDoc from, string reference, string at, string tag) =>
+            Resolve(from, reference) ?? throw Unresolvable(
+                $"the $ref '{reference}'{(at.Length == 0 ? "" : $" at {at.Replace(DottedNameMark, '.')}")} names neither a part of its schema nor a schema it references, so fields tagged {tag} behind it cannot be found; name the tagged fields by path instead of the tag");
+
+        public void Dispose()
+        {
+            foreach (JsonDocument? document in _parsed.Values)
+            {
+                document?.Dispose();
+            }
+        }
+    }
+
     /// <summary>
     /// Walks a JSON Schema: properties, the <see cref="SameLevelSchemas"/> (array items, allOf/anyOf/oneOf branches,
-    /// if/then/else...: their properties are at the same level), and local <c>$ref</c>s (<c>#/$defs/...</c>,
-    /// <c>#/definitions/...</c>), each not entered again inside itself.
+    /// if/then/else...: their properties are at the same level), and <c>$ref</c>s (local ones and the schemas it
+    /// references, see <see cref="JsonRefs"/>), each not entered again inside itself.
     /// </summary>
     /// <summary>Stands for a '.' inside a property name while a path is built (a name holding NUL itself is refused too: closed, not open).</summary>
     private const char DottedNameMark = '\0';
 
-    private static void WalkJson(JsonElement schema, string prefix, string tag, List<string> paths, int depth, ref int budget, JsonElement? root = null, HashSet<string>? walking = null)
+    private static void WalkJson(JsonElement schema, string prefix, string tag, List<string> paths, int depth, ref int budget, JsonDoc doc, JsonRefs refs, HashSet<string> walking)
     {
         Step(ref budget);
         if (depth > SchemaLimits.MaxDepth || schema.ValueKind != JsonValueKind.Object)
@@ -198,17 +288,15 @@ public static class SchemaTags
             return;
         }
 
-        root ??= schema;
-        walking ??= new HashSet<string>(StringComparer.Ordinal);
-        if (schema.TryGetProperty("$ref", out JsonElement reference) && reference.ValueKind == JsonValueKind.String
-            && reference.GetString() is { } pointer && SchemaFieldPaths.JsonPointer(root.Value, pointer) is { } target)
+        if (schema.TryGetProperty("$ref", out JsonElement reference) && reference.ValueKind == JsonValueKind.String && reference.GetString() is { } pointer)
         {
-            if (walking.Add(pointer))
+            (JsonDoc targetDoc, JsonElement target, string key) = refs.Follow(doc, pointer, prefix, tag);
+            if (walking.Add(key))
             {
-                WalkJson(target, prefix, tag, paths, depth + 1, ref budget, root, walking);
-                walking.Remove(pointer);
+                WalkJson(target, prefix, tag, paths, depth + 1, ref budget, targetDoc, refs, walking);
+                walking.Remove(key);
             }
-            else if (JsonContainsTag(target, tag, root.Value, [], depth + 1, ref budget))
+            else if (JsonContainsTag(target, tag, targetDoc, refs, [], depth + 1, ref budget))
             {
                 throw Unresolvable($"{pointer} holds itself at {prefix.Replace(DottedNameMark, '.')} and has fields tagged {tag}, which a dotted privacy path cannot name at every level; name the tagged fields by path instead of the tag, and drop {prefix.Replace(DottedNameMark, '.')} by its path");
             }
@@ -216,7 +304,7 @@ public static class SchemaTags
 
         foreach (JsonElement mapValues in MapValueSchemas(schema))
         {
-            if (JsonContainsTag(mapValues, tag, root.Value, [], depth + 1, ref budget))
+            if (JsonContainsTag(mapValues, tag, doc, refs, [], depth + 1, ref budget))
             {
                 throw MapValueTagged(prefix.Replace(DottedNameMark, '.'), tag);
             }
@@ -229,7 +317,7 @@ public static class SchemaTags
                 // A '.' in a name would make the dotted path name other fields: marked, so a tagged field below it is refused.
                 string name = property.Name.Contains('.', StringComparison.Ordinal) ? property.Name.Replace('.', DottedNameMark) : property.Name;
                 string path = prefix.Length == 0 ? name : $"{prefix}.{name}";
-                if (IsTagged(property.Value, tag, root.Value, depth + 1, ref budget))
+                if (IsTagged(property.Value, tag, doc, refs, path, depth + 1, ref budget))
                 {
                     if (path.Contains(DottedNameMark, StringComparison.Ordinal))
                     {
@@ -241,14 +329,14 @@ public static class SchemaTags
                 }
                 else
                 {
-                    WalkJson(property.Value, path, tag, paths, depth + 1, ref budget, root, walking);
+                    WalkJson(property.Value, path, tag, paths, depth + 1, ref budget, doc, refs, walking);
                 }
             }
         }
 
         foreach (JsonElement part in SameLevelSchemas(schema))
         {
-            WalkJson(part, prefix, tag, paths, depth + 1, ref budget, root, walking);
+            WalkJson(part, prefix, tag, paths, depth + 1, ref budget, doc, refs, walking);
         }
     }
 
@@ -316,8 +404,8 @@ public static class SchemaTags
         }
     }
 
-    /// <summary>Whether the tag is anywhere in a JSON Schema (each local <c>$ref</c> looked into once).</summary>
-    private static bool JsonContainsTag(JsonElement schema, string tag, JsonElement root, HashSet<string> seen, int depth, ref int budget)
+    /// <summary>Whether the tag is anywhere in a JSON Schema (each <c>$ref</c> looked into once).</summary>
+    private static bool JsonContainsTag(JsonElement schema, string tag, JsonDoc doc, JsonRefs refs, HashSet<string> seen, int depth, ref int budget)
     {
         Step(ref budget);
         if (depth > SchemaLimits.MaxDepth || schema.ValueKind != JsonValueKind.Object)
@@ -331,7 +419,7 @@ public static class SchemaTags
         }
 
         if (schema.TryGetProperty("$ref", out JsonElement reference) && reference.ValueKind == JsonValueKind.String && reference.GetString() is { } pointer
-            && seen.Add(pointer) && SchemaFieldPaths.JsonPointer(root, pointer) is { } target && JsonContainsTag(target, tag, root, seen, depth + 1, ref budget))
+            && refs.Follow(doc, pointer, "", tag) is var (targetDoc, target, key) && seen.Add(key) && JsonContainsTag(target, tag, targetDoc, refs, seen, depth + 1, ref budget))
         {
             return true;
         }
@@ -340,7 +428,7 @@ public static class SchemaTags
         {
             foreach (JsonProperty property in properties.EnumerateObject())
             {
-                if (JsonContainsTag(property.Value, tag, root, seen, depth + 1, ref budget))
+                if (JsonContainsTag(property.Value, tag, doc, refs, seen, depth + 1, ref budget))
                 {
                     return true;
                 }
@@ -349,7 +437,7 @@ public static class SchemaTags
 
         foreach (JsonElement part in SameLevelSchemas(schema).Concat(MapValueSchemas(schema)))
         {
-            if (JsonContainsTag(part, tag, root, seen, depth + 1, ref budget))
+            if (JsonContainsTag(part, tag, doc, refs, seen, depth + 1, ref budget))
             {
                 return true;
             }
@@ -365,7 +453,7 @@ public static class SchemaTags
     /// the tagged kind, so it is masked whichever it is), tagged array <c>items</c> (every element is; one tagged tuple
     /// position masks every element), or any other of <see cref="SameLevelSchemas"/> tagged.
     /// </summary>
-    private static bool IsTagged(JsonElement schema, string tag, JsonElement root, int depth, ref int budget)
+    private static bool IsTagged(JsonElement schema, string tag, JsonDoc doc, JsonRefs refs, string at, int depth, ref int budget)
     {
         Step(ref budget);
         if (depth > SchemaLimits.MaxDepth || schema.ValueKind != JsonValueKind.Object)
@@ -379,14 +467,14 @@ public static class SchemaTags
         }
 
         if (schema.TryGetProperty("$ref", out JsonElement reference) && reference.ValueKind == JsonValueKind.String
-            && reference.GetString() is { } pointer && SchemaFieldPaths.JsonPointer(root, pointer) is { } target && IsTagged(target, tag, root, depth + 1, ref budget))
+            && reference.GetString() is { } pointer && refs.Follow(doc, pointer, at, tag) is var (targetDoc, target, _) && IsTagged(target, tag, targetDoc, refs, at, depth + 1, ref budget))
         {
             return true;
         }
 
         foreach (JsonElement part in SameLevelSchemas(schema))
         {
-            if (IsTagged(part, tag, root, depth + 1, ref budget))
+            if (IsTagged(part, tag, doc, refs, at, depth + 1, ref budget))
             {
                 return true;
             }
