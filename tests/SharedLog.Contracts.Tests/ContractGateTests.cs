@@ -481,7 +481,7 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
-    public async Task TagsInAJsonSchemaAnotherOneReferencesAreMaskedAndAReferenceTheWalkCannotReadFailsClosed()
+    public async Task TagsInAJsonSchemaAnotherOneReferencesAreMaskedAndRefsResolveAsTheValidatorResolvesThem()
     {
         // Before: the walk followed local $refs only, so a PII field of a referenced, registered schema was stored in clear.
         const string customer = """
@@ -506,13 +506,48 @@ public sealed class ContractGateTests : IDisposable
 
         Assert.Contains("\"name\":\"Ann\"", stored, StringComparison.Ordinal);
 
-        // A $ref the walk cannot follow (an anchor; the validator resolves it): what it names may hold tagged fields.
-        IParsedSchema anchored = new JsonSchemaFormat().Parse("""
+        // The walk resolves a $ref as registration and validation do (a review found each of these read differently):
+        // relative to the referenced document's own name, under an embedded $id, through anchors and escaped names.
+        const string ssn = """{"type":"object","properties":{"ssn":{"type":"string","confluent:tags":["PII"]}}}""";
+        const string nick = """{"type":"object","properties":{"nick":{"type":"string"}}}""";
+        var format = new JsonSchemaFormat();
+        IParsedSchema relative = format.Parse(
+            """{"type":"object","properties":{"c":{"$ref":"schemas/customer.json"}}}""",
+            [new ResolvedReference("address.json", "plain", 1, nick, []),
+             new ResolvedReference("schemas/customer.json", "customer", 1, """{"type":"object","properties":{"a":{"$ref":"address.json"}}}""", [new ResolvedReference("schemas/address.json", "pii", 1, ssn, [])])],
+            false);
+        Assert.Equal(["c.a.ssn"], SchemaTags.PathsWithTag(relative, "PII"));
+        IParsedSchema embedded = format.Parse("""
+            {"type":"object","$defs":{"X":{"type":"object","properties":{"nick":{"type":"string"}}},
+              "Inner":{"$id":"https://ex.com/inner","type":"object","$defs":{"X":{"type":"object","properties":{"ssn":{"type":"string","confluent:tags":["PII"]}}}},
+                "properties":{"q":{"$ref":"#/$defs/X"}}}},
+             "properties":{"p":{"$ref":"#/$defs/Inner"}}}
+            """, [], false);
+        Assert.Equal(["p.q.ssn"], SchemaTags.PathsWithTag(embedded, "PII"));
+        IParsedSchema escaped = format.Parse("""
+            {"type":"object","$defs":{"a/b":{"type":"object","properties":{"nick":{"type":"string"}}},"a":{"b":{"type":"object","properties":{"ssn":{"type":"string","confluent:tags":["PII"]}}}}},
+             "properties":{"p":{"$ref":"#/$defs/a%2Fb"}}}
+            """, [], false);
+        Assert.Equal(["p.ssn"], SchemaTags.PathsWithTag(escaped, "PII"));
+        IParsedSchema anchored = format.Parse("""
             {"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object",
              "$defs":{"c":{"$anchor":"cust","type":"object","properties":{"email":{"type":"string","confluent:tags":["PII"]}}}},
              "properties":{"buyer":{"$ref":"#cust"}}}
             """, [], false);
-        Assert.Contains("the $ref '#cust' at buyer names neither", Assert.Throws<InvalidOperationException>(() => SchemaTags.PathsWithTag(anchored, "PII")).Message, StringComparison.Ordinal);
+        Assert.Equal(["buyer.email"], SchemaTags.PathsWithTag(anchored, "PII"));
+
+        // What the walk cannot resolve ahead fails closed: dynamic references, and nesting past the decoder's 64 levels.
+        IParsedSchema dynamic = format.Parse("""
+            {"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object",
+             "$defs":{"X":{"$dynamicAnchor":"x","type":"object","properties":{"ssn":{"type":"string","confluent:tags":["PII"]}}}},
+             "properties":{"p":{"$dynamicRef":"#x"}}}
+            """, [], false);
+        Assert.Contains("the $dynamicRef at p", Assert.Throws<InvalidOperationException>(() => SchemaTags.PathsWithTag(dynamic, "PII")).Message, StringComparison.Ordinal);
+        string chain = string.Join(',', Enumerable.Range(0, 32).Select(i => i < 31
+            ? "\"D" + i + "\":{\"type\":\"object\",\"properties\":{\"n\":{\"$ref\":\"#/$defs/D" + (i + 1) + "\"}}}"
+            : "\"D" + i + "\":" + ssn));
+        IParsedSchema deep = format.Parse("{\"type\":\"object\",\"$defs\":{" + chain + "},\"properties\":{\"n\":{\"$ref\":\"#/$defs/D0\"}}}", [], false);
+        Assert.Contains("nests more than 64 levels", Assert.Throws<InvalidOperationException>(() => SchemaTags.PathsWithTag(deep, "PII")).Message, StringComparison.Ordinal);
     }
 
     [Fact]

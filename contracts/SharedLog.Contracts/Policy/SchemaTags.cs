@@ -1,4 +1,5 @@
 using System.Text.Json;
+using SharedLog.Contracts.Formats.Json;
 using SharedLog.Contracts.Registry;
 
 namespace SharedLog.Contracts.Policy;
@@ -26,18 +27,10 @@ public static class SchemaTags
             return Once(paths);
         }
 
-        try
-        {
-            using JsonDocument document = JsonDocument.Parse(schema.Text, JsonRefs.DocumentOptions);
-            using var refs = new JsonRefs(schema.References);
-            int jsonBudget = SchemaLimits.MaxTaggedWalkSteps;
-            WalkJson(document.RootElement, "", tag, paths, 0, ref jsonBudget, new JsonDoc(document.RootElement, ""), refs, new HashSet<string>(StringComparer.Ordinal));
-        }
-        catch (JsonException)
-        {
-            // Not JSON text (cannot happen for a parsed JSON Schema); no tagged paths.
-        }
-
+        // Only the three formats parse schemas; a JSON one carries the documents its references resolve to.
+        var json = (ParsedJsonSchema)schema;
+        int jsonBudget = SchemaLimits.MaxTaggedWalkSteps;
+        WalkJson(json.Schemas.Root.RootNode, "", tag, paths, 0, ref jsonBudget, new HashSet<string>(StringComparer.Ordinal));
         return Once(paths);
     }
 
@@ -183,128 +176,43 @@ public static class SchemaTags
         return ListsTag(document.RootElement, tag);
     }
 
-    /// <summary>A JSON Schema document of the walk: the registered schema (name "") or one it references (by its reference name).</summary>
-    private readonly record struct JsonDoc(JsonElement Root, string Name);
-
-    /// <summary>
-    /// Where the JSON tag walk goes at a <c>$ref</c>: a pointer into the document it is in (<c>#/$defs/X</c>), or a schema
-    /// the registered one references, by the reference's name as Confluent's serializers write it (<c>customer.json</c>,
-    /// <c>customer.json#/$defs/Address</c>), references of references included.
-    /// </summary>
-    private sealed class JsonRefs : IDisposable
-    {
-        public static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = SchemaLimits.MaxDepth };
-
-        private readonly Dictionary<string, ResolvedReference> _byName = new(StringComparer.Ordinal);
-        private readonly Dictionary<string, JsonDocument?> _parsed = new(StringComparer.Ordinal);
-
-        public JsonRefs(IReadOnlyList<ResolvedReference> references) => Collect(references, 0);
-
-        private void Collect(IReadOnlyList<ResolvedReference> references, int depth)
-        {
-            if (depth > SchemaLimits.MaxDepth)
-            {
-                return;
-            }
-
-            foreach (ResolvedReference reference in references)
-            {
-                if (_byName.TryAdd(reference.Name, reference))
-                {
-                    Collect(reference.References ?? [], depth + 1);
-                }
-            }
-        }
-
-        /// <summary>
-        /// The schema <paramref name="reference"/> names, seen from <paramref name="from"/>, and a key naming it in every
-        /// document; null when it names nothing the walk can read (the caller fails closed).
-        /// </summary>
-        public (JsonDoc Doc, JsonElement Target, string Key)? Resolve(JsonDoc from, string reference)
-        {
-            int hash = reference.IndexOf('#', StringComparison.Ordinal);
-            string name = hash < 0 ? reference : reference[..hash];
-            string fragment = hash < 0 ? "#" : reference[hash..];
-            JsonDoc doc = from;
-            if (name.Length > 0)
-            {
-                if (!_byName.TryGetValue(name, out ResolvedReference? referenced))
-                {
-                    return null;
-                }
-
-                if (!_parsed.TryGetValue(name, out JsonDocument? document))
-                {
-                    try
-                    {
-                        document = JsonDocument.Parse(referenced.SchemaText, DocumentOptions);
-                    }
-                    catch (JsonException)
-                    {
-                        document = null; // registered, so parsed once; never read here as "no tags"
-                    }
-
-                    _parsed[name] = document;
-                }
-
-                if (document is null)
-                {
-                    return null;
-                }
-
-                doc = new JsonDoc(document.RootElement, name);
-            }
-
-            return SchemaFieldPaths.JsonPointer(doc.Root, fragment) is { } target ? (doc, target, doc.Name + fragment) : null;
-        }
-
-        /// <summary>As <see cref="Resolve"/>, and a reference the walk cannot follow fails it: what it names may hold tagged fields.</summary>
-        public (JsonDoc Doc, JsonElement Target, string Key) Follow(JsonDoc from, string reference, string at, string tag) =>
-            Resolve(from, reference) ?? throw Unresolvable(
-                $"the $ref '{reference}'{(at.Length == 0 ? "" : $" at {at.Replace(DottedNameMark, '.')}")} names neither a part of its schema nor a schema it references, so fields tagged {tag} behind it cannot be found; name the tagged fields by path instead of the tag");
-
-        public void Dispose()
-        {
-            foreach (JsonDocument? document in _parsed.Values)
-            {
-                document?.Dispose();
-            }
-        }
-    }
-
-    /// <summary>
-    /// Walks a JSON Schema: properties, the <see cref="SameLevelSchemas"/> (array items, allOf/anyOf/oneOf branches,
-    /// if/then/else...: their properties are at the same level), and <c>$ref</c>s (local ones and the schemas it
-    /// references, see <see cref="JsonRefs"/>), each not entered again inside itself.
-    /// </summary>
     /// <summary>Stands for a '.' inside a property name while a path is built (a name holding NUL itself is refused too: closed, not open).</summary>
     private const char DottedNameMark = '\0';
 
-    private static void WalkJson(JsonElement schema, string prefix, string tag, List<string> paths, int depth, ref int budget, JsonDoc doc, JsonRefs refs, HashSet<string> walking)
+    private static string Shown(string prefix) => prefix.Length == 0 ? "(the record itself)" : prefix.Replace(DottedNameMark, '.');
+
+    /// <summary>
+    /// Walks a JSON Schema: properties, the <see cref="SameLevelSchemas"/> (array items, allOf/anyOf/oneOf branches,
+    /// if/then/else...: their properties are at the same level), and <c>$ref</c>s, each not entered again inside itself.
+    /// A <c>$ref</c> is resolved as the registry and the validator resolve it (<see cref="Referenced"/>), so the walk reads
+    /// the very schema a record is checked against.
+    /// </summary>
+    private static void WalkJson(SchemaNode node, string prefix, string tag, List<string> paths, int depth, ref int budget, HashSet<string> walking)
     {
         Step(ref budget);
-        if (depth > SchemaLimits.MaxDepth || schema.ValueKind != JsonValueKind.Object)
+        JsonElement schema = node.Element;
+        if (schema.ValueKind != JsonValueKind.Object)
         {
             return;
         }
 
-        if (schema.TryGetProperty("$ref", out JsonElement reference) && reference.ValueKind == JsonValueKind.String && reference.GetString() is { } pointer)
+        CheckDepth(depth, prefix, tag);
+        if (Referenced(node, prefix, tag) is { } target)
         {
-            (JsonDoc targetDoc, JsonElement target, string key) = refs.Follow(doc, pointer, prefix, tag);
-            if (walking.Add(key))
+            if (walking.Add(target.Location))
             {
-                WalkJson(target, prefix, tag, paths, depth + 1, ref budget, targetDoc, refs, walking);
-                walking.Remove(key);
+                WalkJson(target, prefix, tag, paths, depth + 1, ref budget, walking);
+                walking.Remove(target.Location);
             }
-            else if (JsonContainsTag(target, tag, targetDoc, refs, [], depth + 1, ref budget))
+            else if (JsonContainsTag(target, tag, prefix, [], depth + 1, ref budget))
             {
-                throw Unresolvable($"{pointer} holds itself at {prefix.Replace(DottedNameMark, '.')} and has fields tagged {tag}, which a dotted privacy path cannot name at every level; name the tagged fields by path instead of the tag, and drop {prefix.Replace(DottedNameMark, '.')} by its path");
+                throw Unresolvable($"{schema.GetProperty("$ref").GetString()} holds itself at {Shown(prefix)} and has fields tagged {tag}, which a dotted privacy path cannot name at every level; name the tagged fields by path instead of the tag, and drop {Shown(prefix)} by its path");
             }
         }
 
-        foreach (JsonElement mapValues in MapValueSchemas(schema))
+        foreach (SchemaNode mapValues in MapValueSchemas(node))
         {
-            if (JsonContainsTag(mapValues, tag, doc, refs, [], depth + 1, ref budget))
+            if (JsonContainsTag(mapValues, tag, prefix, [], depth + 1, ref budget))
             {
                 throw MapValueTagged(prefix.Replace(DottedNameMark, '.'), tag);
             }
@@ -317,7 +225,8 @@ public static class SchemaTags
                 // A '.' in a name would make the dotted path name other fields: marked, so a tagged field below it is refused.
                 string name = property.Name.Contains('.', StringComparison.Ordinal) ? property.Name.Replace('.', DottedNameMark) : property.Name;
                 string path = prefix.Length == 0 ? name : $"{prefix}.{name}";
-                if (IsTagged(property.Value, tag, doc, refs, path, depth + 1, ref budget))
+                SchemaNode child = node.Child(property.Value, "properties", property.Name);
+                if (IsTagged(child, tag, path, depth + 1, ref budget))
                 {
                     if (path.Contains(DottedNameMark, StringComparison.Ordinal))
                     {
@@ -329,25 +238,65 @@ public static class SchemaTags
                 }
                 else
                 {
-                    WalkJson(property.Value, path, tag, paths, depth + 1, ref budget, doc, refs, walking);
+                    WalkJson(child, path, tag, paths, depth + 1, ref budget, walking);
                 }
             }
         }
 
-        foreach (JsonElement part in SameLevelSchemas(schema))
+        foreach (SchemaNode part in SameLevelSchemas(node))
         {
-            WalkJson(part, prefix, tag, paths, depth + 1, ref budget, doc, refs, walking);
+            WalkJson(part, prefix, tag, paths, depth + 1, ref budget, walking);
         }
     }
 
     /// <summary>
-    /// The subschemas that describe the same value as <paramref name="schema"/> or, for an array, its elements (which the
+    /// Past the depth a decoded record can have, the walk cannot say what is tagged below: it fails (closed) rather than
+    /// answer "nothing", since each <c>$ref</c> followed costs a level as well.
+    /// </summary>
+    private static void CheckDepth(int depth, string at, string tag)
+    {
+        if (depth > SchemaLimits.MaxDepth)
+        {
+            throw Unresolvable($"the schema nests more than {SchemaLimits.MaxDepth} levels (its $refs counted) at {Shown(at)}, so fields tagged {tag} below cannot all be found; name the tagged fields by path instead of the tag");
+        }
+    }
+
+    /// <summary>
+    /// The schema the node's <c>$ref</c> names, resolved by the schema's own <see cref="JsonSchemaSet"/> (base URIs
+    /// of <c>$id</c>s, anchors, the schemas it references by name), as registration and validation resolve it; null without
+    /// one. A reference that leads nowhere, and the dynamic references (<c>$dynamicRef</c>, <c>$recursiveRef</c>, which a
+    /// record's validation resolves), fail the walk: what they name may hold tagged fields.
+    /// </summary>
+    private static SchemaNode? Referenced(SchemaNode node, string at, string tag)
+    {
+        JsonElement schema = node.Element;
+        foreach (string dynamic in (string[])["$dynamicRef", "$recursiveRef"])
+        {
+            if (schema.TryGetProperty(dynamic, out _))
+            {
+                throw Unresolvable($"the {dynamic} at {Shown(at)} is resolved only while a record is validated, so fields tagged {tag} behind it cannot be found ahead; name the tagged fields by path instead of the tag");
+            }
+        }
+
+        if (!schema.TryGetProperty("$ref", out JsonElement reference))
+        {
+            return null;
+        }
+
+        string? text = reference.ValueKind == JsonValueKind.String ? reference.GetString() : null;
+        return (text is null ? null : node.Document.Set.Resolve(node.Document, node.Pointer, text))
+            ?? throw Unresolvable($"the $ref '{text ?? reference.GetRawText()}' at {Shown(at)} cannot be followed, so fields tagged {tag} behind it cannot be found; name the tagged fields by path instead of the tag");
+    }
+
+    /// <summary>
+    /// The subschemas that describe the same value as <paramref name="node"/> or, for an array, its elements (which the
     /// rewriter walks one by one under the same path): <c>items</c> (one schema, or draft-07's tuple list),
     /// <c>prefixItems</c>, <c>additionalItems</c>, <c>allOf</c>/<c>anyOf</c>/<c>oneOf</c>, <c>if</c>/<c>then</c>/<c>else</c>
     /// and <c>dependentSchemas</c>. Not <c>not</c>: a tag on what a value must not be tags nothing it is.
     /// </summary>
-    private static IEnumerable<JsonElement> SameLevelSchemas(JsonElement schema)
+    private static IEnumerable<SchemaNode> SameLevelSchemas(SchemaNode node)
     {
+        JsonElement schema = node.Element;
         foreach (string keyword in (string[])["items", "prefixItems", "additionalItems", "allOf", "anyOf", "oneOf", "if", "then", "else"])
         {
             if (!schema.TryGetProperty(keyword, out JsonElement found))
@@ -357,14 +306,15 @@ public static class SchemaTags
 
             if (found.ValueKind == JsonValueKind.Array)
             {
+                int index = 0;
                 foreach (JsonElement item in found.EnumerateArray())
                 {
-                    yield return item;
+                    yield return node.Child(item, keyword, (index++).ToString(System.Globalization.CultureInfo.InvariantCulture));
                 }
             }
             else
             {
-                yield return found;
+                yield return node.Child(found, keyword);
             }
         }
 
@@ -377,7 +327,7 @@ public static class SchemaTags
                 {
                     if (dependent.Value.ValueKind == JsonValueKind.Object)
                     {
-                        yield return dependent.Value;
+                        yield return node.Child(dependent.Value, keyword, dependent.Name);
                     }
                 }
             }
@@ -385,13 +335,14 @@ public static class SchemaTags
     }
 
     /// <summary>The schemas of an object's members that no property names: <c>additionalProperties</c>, <c>unevaluatedProperties</c> and <c>patternProperties</c>.</summary>
-    private static IEnumerable<JsonElement> MapValueSchemas(JsonElement schema)
+    private static IEnumerable<SchemaNode> MapValueSchemas(SchemaNode node)
     {
+        JsonElement schema = node.Element;
         foreach (string keyword in (string[])["additionalProperties", "unevaluatedProperties"])
         {
             if (schema.TryGetProperty(keyword, out JsonElement additional) && additional.ValueKind == JsonValueKind.Object)
             {
-                yield return additional;
+                yield return node.Child(additional, keyword);
             }
         }
 
@@ -399,27 +350,28 @@ public static class SchemaTags
         {
             foreach (JsonProperty pattern in patterns.EnumerateObject())
             {
-                yield return pattern.Value;
+                yield return node.Child(pattern.Value, "patternProperties", pattern.Name);
             }
         }
     }
 
     /// <summary>Whether the tag is anywhere in a JSON Schema (each <c>$ref</c> looked into once).</summary>
-    private static bool JsonContainsTag(JsonElement schema, string tag, JsonDoc doc, JsonRefs refs, HashSet<string> seen, int depth, ref int budget)
+    private static bool JsonContainsTag(SchemaNode node, string tag, string at, HashSet<string> seen, int depth, ref int budget)
     {
         Step(ref budget);
-        if (depth > SchemaLimits.MaxDepth || schema.ValueKind != JsonValueKind.Object)
+        JsonElement schema = node.Element;
+        if (schema.ValueKind != JsonValueKind.Object)
         {
             return false;
         }
 
+        CheckDepth(depth, at, tag);
         if (HasTag(schema, tag))
         {
             return true;
         }
 
-        if (schema.TryGetProperty("$ref", out JsonElement reference) && reference.ValueKind == JsonValueKind.String && reference.GetString() is { } pointer
-            && refs.Follow(doc, pointer, "", tag) is var (targetDoc, target, key) && seen.Add(key) && JsonContainsTag(target, tag, targetDoc, refs, seen, depth + 1, ref budget))
+        if (Referenced(node, at, tag) is { } target && seen.Add(target.Location) && JsonContainsTag(target, tag, at, seen, depth + 1, ref budget))
         {
             return true;
         }
@@ -428,16 +380,16 @@ public static class SchemaTags
         {
             foreach (JsonProperty property in properties.EnumerateObject())
             {
-                if (JsonContainsTag(property.Value, tag, doc, refs, seen, depth + 1, ref budget))
+                if (JsonContainsTag(node.Child(property.Value, "properties", property.Name), tag, at, seen, depth + 1, ref budget))
                 {
                     return true;
                 }
             }
         }
 
-        foreach (JsonElement part in SameLevelSchemas(schema).Concat(MapValueSchemas(schema)))
+        foreach (SchemaNode part in SameLevelSchemas(node).Concat(MapValueSchemas(node)))
         {
-            if (JsonContainsTag(part, tag, doc, refs, seen, depth + 1, ref budget))
+            if (JsonContainsTag(part, tag, at, seen, depth + 1, ref budget))
             {
                 return true;
             }
@@ -447,34 +399,35 @@ public static class SchemaTags
     }
 
     /// <summary>
-    /// Whether a property's schema carries the tag itself, or through what it is made of: a local <c>$ref</c> to a
+    /// Whether a property's schema carries the tag itself, or through what it is made of: a <c>$ref</c> to a
     /// tagged definition (<c>"email": {"$ref": "#/$defs/Email"}</c>), a tagged <c>allOf</c> branch, a tagged <c>anyOf</c>
     /// or <c>oneOf</c> branch (<c>[{"type": "string", "confluent:tags": ["PII"]}, {"type": "null"}]</c>: the value may be
     /// the tagged kind, so it is masked whichever it is), tagged array <c>items</c> (every element is; one tagged tuple
     /// position masks every element), or any other of <see cref="SameLevelSchemas"/> tagged.
     /// </summary>
-    private static bool IsTagged(JsonElement schema, string tag, JsonDoc doc, JsonRefs refs, string at, int depth, ref int budget)
+    private static bool IsTagged(SchemaNode node, string tag, string at, int depth, ref int budget)
     {
         Step(ref budget);
-        if (depth > SchemaLimits.MaxDepth || schema.ValueKind != JsonValueKind.Object)
+        JsonElement schema = node.Element;
+        if (schema.ValueKind != JsonValueKind.Object)
         {
             return false;
         }
 
+        CheckDepth(depth, at, tag);
         if (HasTag(schema, tag))
         {
             return true;
         }
 
-        if (schema.TryGetProperty("$ref", out JsonElement reference) && reference.ValueKind == JsonValueKind.String
-            && reference.GetString() is { } pointer && refs.Follow(doc, pointer, at, tag) is var (targetDoc, target, _) && IsTagged(target, tag, targetDoc, refs, at, depth + 1, ref budget))
+        if (Referenced(node, at, tag) is { } target && IsTagged(target, tag, at, depth + 1, ref budget))
         {
             return true;
         }
 
-        foreach (JsonElement part in SameLevelSchemas(schema))
+        foreach (SchemaNode part in SameLevelSchemas(node))
         {
-            if (IsTagged(part, tag, doc, refs, at, depth + 1, ref budget))
+            if (IsTagged(part, tag, at, depth + 1, ref budget))
             {
                 return true;
             }
