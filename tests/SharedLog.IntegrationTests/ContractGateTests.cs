@@ -1687,6 +1687,19 @@ public class ContractGateTests
             Assert.Equal(HttpStatusCode.OK, unbound.StatusCode);
         }
 
+        // Deleting the subject (which removes its settings) leaves the contract's level on it.
+        using (HttpResponseMessage registered = await registryClient.PostAsync("/subjects/audited-value/versions", new StringContent("""{"schemaType":"JSON","schema":"{\"type\":\"object\"}"}""", Encoding.UTF8, "application/vnd.schemaregistry.v1+json")))
+        {
+            Assert.Equal(HttpStatusCode.OK, registered.StatusCode);
+        }
+
+        foreach (string delete in new[] { "/subjects/audited-value", "/subjects/audited-value?permanent=true" })
+        {
+            using HttpResponseMessage deletedSubject = await registryClient.DeleteAsync(delete);
+            Assert.Equal(HttpStatusCode.OK, deletedSubject.StatusCode);
+            Assert.Equal("FULL_TRANSITIVE", (string)JsonNode.Parse(await registryClient.GetStringAsync("/config/audited-value"))!["compatibilityLevel"]!);
+        }
+
         using HttpResponseMessage rollback = await http.PostAsync("/contracts/audited/rollback?version=1", null);
         Assert.Equal(HttpStatusCode.OK, rollback.StatusCode);
         Assert.Empty(JsonNode.Parse(await rollback.Content.ReadAsStringAsync())!["registry"]!.AsArray()); // the level was kept

@@ -126,7 +126,9 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
                 await JsonAsync(context, Describe(registry.Lookup(subject, await SchemaRequestAsync(context), deleted)));
                 return;
             case ["subjects", string subject] when method == "DELETE":
-                await JsonAsync(context, Array((await registry.DeleteSubjectAsync(subject, Flag(query, "permanent"), cancel)).Select(v => (JsonNode?)v)));
+                IReadOnlyList<int> deletedVersions = await registry.DeleteSubjectAsync(subject, Flag(query, "permanent"), cancel);
+                await RestoreContractLevelAsync(subject, cancel);
+                await JsonAsync(context, Array(deletedVersions.Select(v => (JsonNode?)v)));
                 return;
             case ["subjects", string subject, "versions"] when method == "GET":
                 await JsonAsync(context, Array(Page(registry.Versions(subject, deleted, Flag(query, "deletedOnly")), query).Select(v => (JsonNode?)v)));
@@ -140,7 +142,9 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
                 await JsonAsync(context, InFormat(Describe(found), found.Id, query["format"]));
                 return;
             case ["subjects", string subject, "versions", string version] when method == "DELETE":
-                await JsonAsync(context, JsonValue.Create(await registry.DeleteVersionAsync(subject, version, Flag(query, "permanent"), cancel)));
+                int deletedVersion = await registry.DeleteVersionAsync(subject, version, Flag(query, "permanent"), cancel);
+                await RestoreContractLevelAsync(subject, cancel);
+                await JsonAsync(context, JsonValue.Create(deletedVersion));
                 return;
             case ["subjects", string subject, "versions", string version, "schema"] when method == "GET":
                 await RawSchemaAsync(context, registry.GetVersion(subject, version, deleted).Schema);
@@ -244,11 +248,21 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
 
                 RefuseLevelOfBoundSubject(subject, wanted);
                 await registry.SetCompatibilityAsync(subject, wanted, cancel);
+                if (subject is not null && await RestoreContractLevelAsync(subject, cancel))
+                {
+                    RefuseLevelOfBoundSubject(subject, wanted); // a contract applied meanwhile: its level is back, and this change refused
+                }
+
                 await JsonAsync(context, new JsonObject { ["compatibility"] = RegistryNames.Name(wanted) });
                 return;
             case "DELETE":
                 RefuseLevelOfBoundSubject(subject, wanted: null);
                 CompatibilityLevel previous = await registry.DeleteCompatibilityAsync(subject, cancel);
+                if (subject is not null && await RestoreContractLevelAsync(subject, cancel))
+                {
+                    RefuseLevelOfBoundSubject(subject, wanted: null);
+                }
+
                 await JsonAsync(context, new JsonObject { ["compatibilityLevel"] = RegistryNames.Name(previous) });
                 return;
             default:
@@ -269,6 +283,22 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
                 RegistryErrorCodes.OperationNotPermitted,
                 $"Subject '{subject}' has the compatibility level {RegistryNames.Name(contract.Compatibility)} set by data contract '{contract.Name}'; change the contract (or delete it) to change the level.");
         }
+    }
+
+    /// <summary>
+    /// Sets a bound subject's level back to its contract's when it is not that (a subject delete removes the subject's
+    /// settings; a level change checked just before a contract was applied lands after the contract's own). True when it did.
+    /// </summary>
+    private async Task<bool> RestoreContractLevelAsync(string subject, CancellationToken cancel)
+    {
+        if (contracts.ContractBinding(subject) is not { } contract || registry.SubjectCompatibility(subject) == contract.Compatibility)
+        {
+            return false;
+        }
+
+        await registry.SetCompatibilityAsync(subject, contract.Compatibility, cancel);
+        LogLevelRestored(subject, contract.Compatibility, contract.Name);
+        return true;
     }
 
     private async Task ModeAsync(HttpContext context, string? subject)
@@ -484,6 +514,9 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Registry refused {Method} {Path}: {ErrorCode} {Reason}")]
     private partial void LogRefused(string method, PathString path, int errorCode, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Registry: subject {Subject} has the compatibility level {Level} of data contract {Contract} again")]
+    private partial void LogLevelRestored(string subject, CompatibilityLevel level, string contract);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Registry failed on {Method} {Path}")]
     private partial void LogFailed(Exception error, string method, PathString path);
