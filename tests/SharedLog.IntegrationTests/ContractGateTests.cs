@@ -974,7 +974,7 @@ public class ContractGateTests
         await plain.ProduceAsync("filler", new Message<string, byte[]> { Key = "f1", Value = new byte[30_000] });
 
         // The good record (small) fits under the bound; the quarantine copy of the bad one (40 KB, of text that does not
-        // compress: quarantine batches are LZ4-compressed) does not.
+        // compress, and quarantine copies are compressed as their batch was) does not.
         byte[] good = await setup.SerializeAsync(Payment("o0", 5.0, "EUR"), "orders");
         byte[] bad = await setup.SerializeAsync(Payment(IncompressibleText(40_000, seed: 1), -1.0, "EUR"), "orders");
         using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 200, Acks = Acks.All, EnableIdempotence = true }).Build();
@@ -1516,7 +1516,7 @@ public class ContractGateTests
     public async Task AnIncompressibleRecordWhoseCopyIsMeasuredToFitIsQuarantinedOnceFramed()
     {
         // The default WAL (16 MiB pages: one entry takes just under 8 MiB). Random bytes (not Confluent-framed, so
-        // quarantined) do not compress: their LZ4-framed copy is larger than measured, by 4 bytes per 64 KiB block. Every
+        // quarantined) do not compress: a copy compressed as its batch was would be larger than measured. Every
         // length is either refused before anything is stored (the copy cannot fit) or stored with its copy; none is
         // stored and then fails its copy (MESSAGE_TOO_LARGE after the source was stored, the bad record lost).
         await using PaymentsContract setup = await StartWithPaymentsContractAsync("noise", Contract("noise", "quarantine"));

@@ -207,8 +207,10 @@ public class QuarantineReplayTests
         await using PaymentsContract setup = await StartWithPaymentsContractAsync("orders", Contract("orders", "quarantine"));
         BrokerFixture broker = setup.Broker;
         long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        // All four are quarantined (negative amounts); r0 is an hour old, r2 is larger than the target takes.
-        (string Id, long Timestamp, string Card)[] records = [("r0", now - 3_600_000, "4111"), ("r1", now, "4111"), ("r2", now, new string('4', 3000)), ("r3", now, "4111")];
+        // All five are quarantined (negative amounts); r0 is an hour old, r2 is larger than the target takes even compressed
+        // (random text); r4 is larger uncompressed only, so it is written gzip-compressed, as its producer could have sent it.
+        (string Id, long Timestamp, string Card)[] records =
+            [("r0", now - 3_600_000, "4111"), ("r1", now, "4111"), ("r2", now, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(3000))), ("r3", now, "4111"), ("r4", now, new string('4', 3000))];
         using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 100, Acks = Acks.All }).Build())
         {
             foreach ((string id, long timestamp, string card) in records)
@@ -220,7 +222,7 @@ public class QuarantineReplayTests
             producer.Flush(Deadline);
         }
 
-        Assert.Equal(4, ConsumeAll(broker, "orders.quarantine", 4, Deserializers.ByteArray).Count);
+        Assert.Equal(5, ConsumeAll(broker, "orders.quarantine", 5, Deserializers.ByteArray).Count);
         using (IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build())
         {
             var configs = new Dictionary<string, string> { ["message.timestamp.before.max.ms"] = "600000", ["max.message.bytes"] = "2000" };
@@ -231,10 +233,12 @@ public class QuarantineReplayTests
         (int status, JsonNode report) = await ReplayAsync(broker, """{ "source": "orders", "target": "orders.remediation", "maxBytesPerSecond": 1048576 }""");
         Assert.Equal(200, status);
         Assert.True((bool)report["complete"]!);
-        Assert.Equal((4, 2, 2), ((long)report["matched"]!, (long)report["written"]!, (long)report["refused"]!));
+        Assert.Equal((5, 3, 2), ((long)report["matched"]!, (long)report["written"]!, (long)report["refused"]!));
         Assert.Equal(["0:INVALID_TIMESTAMP", "2:MESSAGE_TOO_LARGE"], report["refusals"]!.AsArray().Select(r => $"{(long)r!["quarantineOffset"]!}:{(string)r["error"]!}"));
-        Assert.Equal(["r1", "r3"], ConsumeAll(broker, "orders.remediation", 2, Deserializers.ByteArray).Select(r => r.Message.Key));
-        Assert.Equal(4, (long)report["partitions"]![0]!["nextOffset"]!);
+        List<ConsumeResult<string, byte[]>> written = ConsumeAll(broker, "orders.remediation", 3, Deserializers.ByteArray);
+        Assert.Equal(["r1", "r3", "r4"], written.Select(r => r.Message.Key));
+        Assert.Contains(new string('4', 3000), Encoding.UTF8.GetString(written[2].Message.Value), StringComparison.Ordinal);
+        Assert.Equal(5, (long)report["partitions"]![0]!["nextOffset"]!);
 
         // And on /metrics, by outcome.
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
@@ -242,7 +246,7 @@ public class QuarantineReplayTests
             l.StartsWith("sharedlog_contract_replay_records_total{", StringComparison.Ordinal) && l.Contains("target=\"orders.remediation\"", StringComparison.Ordinal) && l.Contains($"outcome=\"{outcome}\"", StringComparison.Ordinal));
         string? metrics = await MetricsScrape.UntilAsync(http, t => Replayed(t, "written") is not null && Replayed(t, "refused") is not null ? t : null);
         Assert.NotNull(metrics);
-        Assert.EndsWith(" 2", Replayed(metrics, "written")!.TrimEnd(), StringComparison.Ordinal);
+        Assert.EndsWith(" 3", Replayed(metrics, "written")!.TrimEnd(), StringComparison.Ordinal);
         Assert.EndsWith(" 2", Replayed(metrics, "refused")!.TrimEnd(), StringComparison.Ordinal);
     }
 

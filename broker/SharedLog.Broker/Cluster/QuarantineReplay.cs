@@ -815,14 +815,14 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
 
         private async Task<ProduceResponse.PartitionProduceResponse> SendAsync(int partition, List<Picked> records, CancellationToken cancellationToken)
         {
-            var builder = new RecordBatchBuilder(records[0].Timestamp);
-            for (int i = 0; i < records.Count; i++)
+            byte[] batch = Batch(records, CompressionCodec.None);
+            if (batch.Length > int.Parse(TopicConfigs.Effective(target.Configs, TopicConfigs.MaxMessageBytes), System.Globalization.CultureInfo.InvariantCulture))
             {
-                Picked record = records[i];
-                builder.AddCopy(i, record.Timestamp, record.Key, record.Key is null, record.Value, record.Value is null, [], 0, record.Headers);
+                // Records that came compressed can be larger than the target's max.message.bytes once decompressed (a record
+                // replayed to its own topic, which took it compressed): such a batch goes gzip-compressed, which every client reads.
+                batch = Batch(records, CompressionCodec.Gzip);
             }
 
-            byte[] batch = builder.Build();
             await _throttle.WaitAsync(batch.Length, cancellationToken);
             var body = new ProduceRequest
             {
@@ -834,6 +834,18 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             var response = (ProduceResponse?)await produce.HandleAsync(new RequestContext(header, ProduceVersion, ClientId, null), body, cancellationToken);
             return response?.Responses.FirstOrDefault()?.PartitionResponses.FirstOrDefault()
                 ?? new ProduceResponse.PartitionProduceResponse { ErrorCode = (short)ErrorCode.UnknownServerError, ErrorMessage = "no produce answer" };
+        }
+
+        private static byte[] Batch(List<Picked> records, CompressionCodec compression)
+        {
+            var builder = new RecordBatchBuilder(records[0].Timestamp) { Compression = compression };
+            for (int i = 0; i < records.Count; i++)
+            {
+                Picked record = records[i];
+                builder.AddCopy(i, record.Timestamp, record.Key, record.Key is null, record.Value, record.Value is null, [], 0, record.Headers);
+            }
+
+            return builder.Build();
         }
 
         private void Stored(int partition, long baseOffset, List<Picked> records)

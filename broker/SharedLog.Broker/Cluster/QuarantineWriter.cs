@@ -181,8 +181,9 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
         string name = target.Name;
         PartitionMetadata partition = target.Partitions[sourcePartition % target.Partitions.Count];
         long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        var builder = NewCopyBatch(now);
-        int limit = Math.Min(MaxBatchBytes, CopyBatchLimit);
+        CompressionCodec codec = records[written.Value].SourceCompression;
+        var builder = NewCopyBatch(now, codec);
+        int limit = Math.Min(MaxBatchBytes, CopyBatchLimit(codec));
         int batchBytes = RecordBatch.HeaderSize;
         int inBatch = 0;
         for (int i = written.Value; i < records.Count; i++)
@@ -196,7 +197,7 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
                 // records, decompressed, plus the headers): written in batches of at most this size instead.
                 await streams.AppendAsync(partition.StreamId, builder.Build(), cancellationToken);
                 written.Value = i;
-                builder = NewCopyBatch(now);
+                builder = NewCopyBatch(now, codec);
                 (batchBytes, inBatch) = (RecordBatch.HeaderSize, 0);
             }
 
@@ -214,17 +215,18 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
     }
 
     /// <summary>
-    /// The largest batch of copies before compression: the WAL's limit less what an LZ4 frame adds to data it cannot
-    /// compress (a 4-byte header per 64 KiB block, and the frame's own header and end mark), so a copy of random or
-    /// encrypted bytes measured to fit still fits once framed.
+    /// The largest batch of copies before compression: the WAL's limit less what <paramref name="codec"/> may add to data
+    /// it cannot compress, so a copy of random or encrypted bytes measured to fit still fits once compressed.
     /// </summary>
-    private int CopyBatchLimit => streams.MaxBatchBytes - ((streams.MaxBatchBytes / (64 * 1024) + 1) * 4 + 32);
+    private int CopyBatchLimit(CompressionCodec codec) => streams.MaxBatchBytes - RecordCompression.WorstCaseGrowth(codec, streams.MaxBatchBytes);
 
     /// <summary>
-    /// A batch for quarantine copies, LZ4-compressed: the copies are the source records decompressed, so a small compressed
-    /// batch of bad records would otherwise take many times its size in the WAL and the object store.
+    /// A batch for quarantine copies, compressed as the source batch was: the copies are the source records decompressed,
+    /// so a small compressed batch of bad records would otherwise take many times its size in the WAL and the object store;
+    /// and with the producer's own codec, every client that reads the source topic reads the quarantine topic too (kafkajs
+    /// and kafka-python read LZ4, say, only with an extra library).
     /// </summary>
-    private static RecordBatchBuilder NewCopyBatch(long now) => new(now) { Compression = CompressionCodec.Lz4 };
+    private static RecordBatchBuilder NewCopyBatch(long now, CompressionCodec codec) => new(now) { Compression = codec };
 
     /// <summary>
     /// Why <paramref name="records"/> cannot be quarantined, or null: the quarantine topic's name is one Kafka does not
@@ -253,9 +255,9 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
             // The source offset is not assigned yet: its header is measured at its longest.
             (byte[] rawHeaders, int headerCount, RecordHeaderValue[] added) = CopyHeaders(contract, sourceTopic, sourcePartition, long.MaxValue, record);
             int size = RecordBatch.HeaderSize + RecordBatchBuilder.CopiedRecordSize(0, 0, record.Key?.Length ?? 0, record.Key is null, record.Value?.Length ?? 0, record.Value is null, rawHeaders.Length, headerCount, added);
-            if (size > CopyBatchLimit)
+            if (size > CopyBatchLimit(record.SourceCompression))
             {
-                return (Protocol.ErrorCode.MessageTooLarge, $"The quarantine copy of record {record.OffsetDelta} would take {size} bytes, more than this broker's WAL takes in one batch of copies ({CopyBatchLimit} bytes).");
+                return (Protocol.ErrorCode.MessageTooLarge, $"The quarantine copy of record {record.OffsetDelta} would take {size} bytes, more than this broker's WAL takes in one batch of copies ({CopyBatchLimit(record.SourceCompression)} bytes).");
             }
         }
 

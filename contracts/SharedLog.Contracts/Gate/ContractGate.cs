@@ -61,7 +61,8 @@ public enum ViolationKind
 }
 
 /// <summary>A record taken out of its batch for the quarantine topic, with what it broke.</summary>
-public sealed record QuarantinedRecord(int OffsetDelta, long Timestamp, byte[]? Key, byte[]? Value, byte[] RawHeaders, int HeaderCount, string Rule, string Reason);
+/// <param name="SourceCompression">The codec of the batch the record came in: its copy is written with it, so whoever reads the source topic can read the quarantine topic.</param>
+public sealed record QuarantinedRecord(int OffsetDelta, long Timestamp, byte[]? Key, byte[]? Value, byte[] RawHeaders, int HeaderCount, string Rule, string Reason, CompressionCodec SourceCompression = CompressionCodec.None);
 
 public enum GateOutcome
 {
@@ -1178,7 +1179,8 @@ public sealed partial class ContractGate(
                     record.RawHeaders.ToArray(),
                     record.HeaderCount,
                     violation.Rule,
-                    violation.Reason));
+                    violation.Reason,
+                    batch.Compression));
             }
 
             index++;

@@ -29,6 +29,24 @@ public static class RecordCompression
     private const int XerialHeaderSize = 16;
     private const int XerialBlockSize = 32 * 1024;
 
+    /// <summary>
+    /// At most how many bytes <see cref="Compress"/> adds to <paramref name="length"/> bytes that do not compress (random or
+    /// encrypted data), so that data measured to fit a limit before compression still fits after it.
+    /// </summary>
+    public static int WorstCaseGrowth(CompressionCodec codec, int length) => codec switch
+    {
+        CompressionCodec.None => 0,
+        // zlib-ng's fastest level (deflate_quick) writes literals with static Huffman codes, up to 9 bits a byte.
+        CompressionCodec.Gzip => (length / 8) + 64,
+        // Snappy's own bound is 32 + n + n/6 per block; the xerial framing adds its header and 4 bytes a block.
+        CompressionCodec.Snappy => (length / 6) + (((length / XerialBlockSize) + 1) * (4 + 32)) + XerialHeaderSize,
+        // An LZ4 frame: a 4-byte header per 64 KiB block, and the frame's own header and end mark.
+        CompressionCodec.Lz4 => (((length / (64 * 1024)) + 1) * 4) + 32,
+        // ZSTD_compressBound: n + n/256 + a small constant.
+        CompressionCodec.Zstd => (length / 256) + 128,
+        _ => throw new ArgumentOutOfRangeException(nameof(codec), codec, "unknown compression codec"),
+    };
+
     public static void Compress(CompressionCodec codec, ReadOnlySpan<byte> input, IBufferWriter<byte> output)
     {
         switch (codec)
