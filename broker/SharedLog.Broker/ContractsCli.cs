@@ -54,17 +54,27 @@ public static class ContractsCli
         string command = args[0];
         string? file = null;
         var options = new Dictionary<string, string>(StringComparer.Ordinal);
+        bool optionsEnded = false;
         for (int i = 1; i < args.Length; i++)
         {
-            if (args[i] == "--dry-run")
+            if (!optionsEnded && args[i] == "--")
+            {
+                optionsEnded = true; // what follows is the file or name, even when it starts with "-"
+            }
+            else if (!optionsEnded && args[i] == "--dry-run")
             {
                 options["dry-run"] = "true";
             }
-            else if (args[i].StartsWith("--", StringComparison.Ordinal) && i + 1 < args.Length)
+            else if (!optionsEnded && args[i].StartsWith("--", StringComparison.Ordinal) && i + 1 < args.Length)
             {
-                options[args[i][2..]] = args[++i];
+                // Given twice, which one was meant cannot be known ("--version 3 --version 30" would roll back to 30).
+                if (!options.TryAdd(args[i][2..], args[++i]))
+                {
+                    await error.WriteLineAsync($"option '{args[i - 1]}' given more than once\n{UsageText}");
+                    return Usage;
+                }
             }
-            else if (file is null && !args[i].StartsWith("--", StringComparison.Ordinal))
+            else if (file is null && (optionsEnded || !args[i].StartsWith("--", StringComparison.Ordinal)))
             {
                 file = args[i];
             }
@@ -143,6 +153,12 @@ public static class ContractsCli
 
         string url = options.GetValueOrDefault("url", "http://127.0.0.1:9644").TrimEnd('/');
         string actor = options.GetValueOrDefault("actor", Environment.UserName);
+        if (command is not ("list" or "history" or "validate") && !IsHeaderText(actor))
+        {
+            // An HTTP header carries printable ASCII: anything else failed in the HTTP client as if the broker were unreachable.
+            await error.WriteLineAsync($"--actor must be printable ASCII (letters, digits, punctuation, spaces){(options.ContainsKey("actor") ? "" : $"; the login name '{actor}' is not, so give --actor")}\n{UsageText}");
+            return Usage;
+        }
         try
         {
             // The broker takes a contract file of at most this many bytes: validate holds a file to the same limit.
@@ -156,7 +172,7 @@ public static class ContractsCli
             {
                 "list" => await ListAsync(url, output),
                 "validate" => await ValidateAsync(file!, options.GetValueOrDefault("registry"), registryDeadline, output, error),
-                "replay" => await ReplayAsync(url, file!, options, output, error),
+                "replay" => await ReplayAsync(url, file!, options, actor, output, error),
                 "history" => await HistoryAsync(url, file!, output, error),
                 "rollback" => await ChangeAsync(url, HttpMethod.Post, $"{ContractPath(file!)}/rollback?version={rollbackVersion}", null, dryRun: false, actor, output, error),
                 "delete" => await ChangeAsync(url, HttpMethod.Delete, ContractPath(file!), null, dryRun: false, actor, output, error),
@@ -228,6 +244,8 @@ public static class ContractsCli
 
         return await read;
     }
+
+    private static bool IsHeaderText(string value) => value.Length > 0 && value.All(c => c is >= ' ' and <= '~');
 
     private static bool IsHttpAddress(string value) =>
         Uri.TryCreate(value, UriKind.Absolute, out Uri? uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps) && uri.Host.Length > 0;
@@ -372,7 +390,7 @@ public static class ContractsCli
     /// Sends a replay to the broker and prints what it did: exit 0 when every picked record was written, 1 when the
     /// target refused some or the replay stopped early (with where to resume), or the request was refused.
     /// </summary>
-    private static async Task<int> ReplayAsync(string url, string source, Dictionary<string, string> options, TextWriter output, TextWriter error)
+    private static async Task<int> ReplayAsync(string url, string source, Dictionary<string, string> options, string actor, TextWriter output, TextWriter error)
     {
         var request = new JsonObject { ["source"] = source, ["dryRun"] = options.ContainsKey("dry-run") };
         foreach ((string option, string key) in ReplayOptions)
@@ -397,7 +415,7 @@ public static class ContractsCli
         using HttpClient http = Client();
         http.Timeout = TimeSpan.FromMinutes(10); // a replay of many records takes a while
         using var message = new HttpRequestMessage(HttpMethod.Post, new Uri($"{url}/replays")) { Content = new StringContent(request.ToJsonString(), Encoding.UTF8, "application/json") };
-        message.Headers.Add(Http.ContractsApi.ActorHeader, options.GetValueOrDefault("actor", Environment.UserName));
+        message.Headers.Add(Http.ContractsApi.ActorHeader, actor);
         HttpResponseMessage response;
         try
         {

@@ -174,10 +174,20 @@ public class ContractsCliTests
         (int missingVersionCode, _, string missingVersionErr) = await RunAsync("rollback", "audits.eu", "--version", "9", "--url", admin);
         Assert.Equal(ContractsCli.Invalid, missingVersionCode);
         Assert.Contains("9", missingVersionErr, StringComparison.Ordinal);
-        foreach (string[] slip in new[] { new[] { "rollback", "audits.eu", "--url", admin }, ["rollback", "audits.eu", "--version", "one"], ["rollback", "audits.eu", "--version", "0"], ["history"], ["delete", "audits.eu", "--version", "1"] })
+        foreach (string[] slip in new[]
+        {
+            new[] { "rollback", "audits.eu", "--url", admin }, ["rollback", "audits.eu", "--version", "one"], ["rollback", "audits.eu", "--version", "0"], ["history"],
+            ["delete", "audits.eu", "--version", "1"], ["rollback", "audits.eu", "--version", "1", "--version", "2", "--url", admin],
+            ["delete", "audits.eu", "--url", admin, "--actor", "jos\u00e9"], ["delete", "audits.eu", "--url", admin, "--actor", "a\r\nX-Other: 1"],
+        })
         {
             Assert.Equal(ContractsCli.Usage, (await RunAsync(slip)).Code);
         }
+
+        // "--" ends the options: a name that starts with "-" is a name (none such here: the broker says so).
+        (int dashedCode, _, string dashedErr) = await RunAsync("history", "--url", admin, "--", "-dashed");
+        Assert.Equal(ContractsCli.Invalid, dashedCode);
+        Assert.Contains("-dashed", dashedErr, StringComparison.Ordinal);
 
         (int unknownCode, _, string unknownErr) = await RunAsync("history", "no.such.contract", "--url", admin);
         Assert.Equal(ContractsCli.Invalid, unknownCode);

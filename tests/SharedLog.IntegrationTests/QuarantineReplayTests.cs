@@ -377,6 +377,9 @@ public class QuarantineReplayTests
             ("""{ "source": "orders", "partitions": [7] }""", 400), // orders has one partition
             ("""{ "source": "orders", "rules": ["known-currency", "positive-amuont"] }""", 400), // no contract ever had that rule
             ("""{ "source": "orders", "rules": [] }""", 400), // would match nothing
+            ("""{ "source": "orders", "partitions": [] }""", 400), // so would this
+            ("""{ "source": "orders", "source": "orders" }""", 400), // which was meant?
+            ("""{ "source": "orders", "resumeFrom": { "0": 5, "0": 6 } }""", 400),
             ("""{ "source": "orders", "quarantineTopic": "_schemas" }""", 400), // a journal, not a quarantine topic
             ("""{ "source": "orders", "resumeFrom": { "9": 0 } }""", 400), // so has its quarantine topic
             ("""{ "source": "orders", "fromTimestamp": "yesterday" }""", 400),
@@ -399,6 +402,19 @@ public class QuarantineReplayTests
         // A body past the size limit is refused before it is read whole.
         (int tooLarge, _) = await ReplayAsync(setup.Broker, $$"""{ "source": "orders", "id": "{{new string('x', 70_000)}}" }""");
         Assert.Equal(413, tooLarge);
+        // Also one that declares more than Kestrel's own 30 MB limit: the API's answer, not an empty 413 and an unhandled
+        // exception. Sent by hand: the answer comes before the body is read, so an HTTP client would fail sending it.
+        using (var socket = new System.Net.Sockets.TcpClient())
+        {
+            using var cancel = new CancellationTokenSource(Deadline);
+            await socket.ConnectAsync(System.Net.IPAddress.Loopback, setup.Broker.Host.HttpPort!.Value, cancel.Token);
+            System.Net.Sockets.NetworkStream stream = socket.GetStream();
+            await stream.WriteAsync(Encoding.ASCII.GetBytes("POST /replays HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 31000000\r\n\r\n{ "), cancel.Token);
+            using var reader = new StreamReader(stream, Encoding.UTF8);
+            string answer = await reader.ReadToEndAsync(cancel.Token);
+            Assert.StartsWith("HTTP/1.1 413", answer, StringComparison.Ordinal);
+            Assert.Contains("\"error_code\":413", answer, StringComparison.Ordinal);
+        }
 
         // Nothing was written: the source partition's end is still just past the quarantined record's offset.
         Assert.Equal(1, HighWatermark(setup.Broker, "orders"));

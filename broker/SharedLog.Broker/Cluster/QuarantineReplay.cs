@@ -369,7 +369,8 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             run.Refusals);
         metrics.Replayed(quarantineName, targetName, run.Written, run.RefusedCount);
         string resumeAt = ResumePoints(progress);
-        LogReplayed(logger, request.Id, request.Actor, quarantineName, targetName, request.DryRun, run.Matched, run.Written, run.RefusedCount, report.Complete, run.Error ?? "none", resumeAt);
+        // A replay that stopped on a failure is a 503 to its caller: logged as one, at warning level.
+        LogReplayed(logger, run.Error is null ? LogLevel.Information : LogLevel.Warning, request.Id, request.Actor, quarantineName, targetName, request.DryRun, run.Matched, run.Written, run.RefusedCount, report.Complete, run.Error ?? "none", resumeAt);
         if (!request.DryRun)
         {
             await AuditAsync(request, report, sourceContract?.Definition.Name ?? request.Source);
@@ -575,7 +576,9 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             {
                 // Records picked but not yet sent are where a next replay starts; without any, the batch that failed to read.
                 Fail(e is OperationCanceledException && cancellationToken.IsCancellationRequested
-                    ? "the broker is stopping; a named replay goes on from its progress when run again"
+                    ? request.Id is null
+                        ? "the broker is stopping; run the replay again with resumeFrom (where this one stopped, in this answer) to go on"
+                        : "the broker is stopping; a named replay goes on from its progress when run again"
                     : $"{e.GetType().Name}: {e.Message}");
                 long resumeAt = _batch.Count > 0 ? _batch[0].QuarantineOffset : offset;
                 _batch.Clear();
@@ -895,8 +898,8 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
 
     private static RecordHeaderValue Header(string key, string value) => new(key, Encoding.UTF8.GetBytes(value));
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Replay {Id} by {Actor} from {QuarantineTopic} into {Target} (dry run {DryRun}): {Matched} matched, {Written} written, {Refused} refused, complete {Complete}, error {Error}, resume from {ResumeFrom}")]
-    private static partial void LogReplayed(ILogger logger, string id, string actor, string quarantineTopic, string target, bool dryRun, long matched, long written, long refused, bool complete, string error, string resumeFrom);
+    [LoggerMessage(Message = "Replay {Id} by {Actor} from {QuarantineTopic} into {Target} (dry run {DryRun}): {Matched} matched, {Written} written, {Refused} refused, complete {Complete}, error {Error}, resume from {ResumeFrom}")]
+    private static partial void LogReplayed(ILogger logger, LogLevel level, string id, string actor, string quarantineTopic, string target, bool dryRun, long matched, long written, long refused, bool complete, string error, string resumeFrom);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Replay {Id}: its audit record could not be written")]
     private static partial void LogAuditFailed(ILogger logger, Exception error, string id);
@@ -940,16 +943,30 @@ public static class ReplayRequests
             int maxRecords = ReplayRequest.DefaultMaxRecords;
             long? maxBytesPerSecond = null;
             bool dryRun = false;
+            var keys = new HashSet<string>(StringComparer.Ordinal);
             foreach (JsonProperty property in document.RootElement.EnumerateObject())
             {
                 JsonElement value = property.Value;
+                if (!keys.Add(property.Name))
+                {
+                    // Which of the two was meant cannot be known; the last one would win silently.
+                    throw Bad($"The replay request has the key '{property.Name}' more than once.");
+                }
+
                 switch (property.Name)
                 {
                     case "source": source = Name(value, "source"); break;
                     case "target": target = Name(value, "target"); break;
                     case "quarantineTopic": quarantineTopic = Name(value, "quarantineTopic"); break;
                     case "id": id = Text(value, "id", 256); break;
-                    case "partitions": partitions = [.. Items(value, "partitions").Select(p => (int)Whole(p, "partitions[]", 0, int.MaxValue))]; break;
+                    case "partitions":
+                        partitions = [.. Items(value, "partitions").Select(p => (int)Whole(p, "partitions[]", 0, int.MaxValue))];
+                        if (partitions.Count == 0)
+                        {
+                            throw Bad("partitions must name at least one partition; leave it out to replay every partition.");
+                        }
+
+                        break;
                     case "rules":
                         rules = [.. Items(value, "rules").Select(r => Text(r, "rules[]", 256))];
                         if (rules.Count == 0)
@@ -1058,7 +1075,10 @@ public static class ReplayRequests
                 throw Bad($"resumeFrom's key '{partition.Name}' is not a partition number.");
             }
 
-            offsets[index] = Whole(partition.Value, $"resumeFrom[{index}]", 0, long.MaxValue);
+            if (!offsets.TryAdd(index, Whole(partition.Value, $"resumeFrom[{index}]", 0, long.MaxValue)))
+            {
+                throw Bad($"resumeFrom gives partition {index} more than once.");
+            }
         }
 
         return offsets;

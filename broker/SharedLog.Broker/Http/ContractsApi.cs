@@ -46,11 +46,6 @@ public static partial class ContractsApi
             : store.History(name).FirstOrDefault(r => r.Version == number) is { } revision ? Json(Revision(revision)) : Error(404, $"Contract '{name}' has no version {number}."));
         app.MapPost("/contracts", async (HttpContext context, ContractStore store, SchemaRegistry registry) =>
         {
-            if (context.Request.ContentLength > ContractParser.MaxDocumentChars)
-            {
-                return Error(413, $"A contract file is at most {ContractParser.MaxDocumentChars} bytes.");
-            }
-
             (string? text, IResult? refused) = await ReadBodyAsync(context, ContractParser.MaxDocumentChars, "A contract file");
             if (text is null)
             {
@@ -212,12 +207,25 @@ public static partial class ContractsApi
     /// </summary>
     private static async Task<(string? Text, IResult? Refused)> ReadBodyAsync(HttpContext context, int maxBytes, string what)
     {
+        // A declared length over the limit is refused unread (Kestrel would throw reading a body past its own 30 MB limit).
+        if (context.Request.ContentLength > maxBytes)
+        {
+            return (null, Error(413, $"{what} is at most {maxBytes} bytes."));
+        }
+
         byte[] buffer = new byte[maxBytes + 1];
         int total = 0;
         int read;
-        while (total < buffer.Length && (read = await context.Request.Body.ReadAsync(buffer.AsMemory(total), context.RequestAborted)) > 0)
+        try
         {
-            total += read;
+            while (total < buffer.Length && (read = await context.Request.Body.ReadAsync(buffer.AsMemory(total), context.RequestAborted)) > 0)
+            {
+                total += read;
+            }
+        }
+        catch (Microsoft.AspNetCore.Http.BadHttpRequestException e)
+        {
+            return (null, Error(e.StatusCode, $"{what} could not be read: {e.Message}"));
         }
 
         if (total > maxBytes)
