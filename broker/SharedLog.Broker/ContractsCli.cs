@@ -451,6 +451,11 @@ public static class ContractsCli
         await output.WriteLineAsync(
             $"replay {(string?)body["id"]} of {(string?)body["quarantineTopic"]} into {(string?)body["target"]}{((bool)body["dryRun"]! ? " (dry run)" : "")}: " +
             $"{(long)body["matched"]!} matched, {(long)body["written"]!} written, {refused} refused, {(complete ? "complete" : "not complete")}");
+        if ((long?)body["requarantined"] is > 0 and long requarantined)
+        {
+            await error.WriteLineAsync($"note: {requarantined} record(s) this replay wrote before were quarantined again by the target's contract and were left alone; fix the contract, then replay them with another id");
+        }
+
         if ((long?)body["pastTargetRetention"] is > 0 and long pastRetention)
         {
             await error.WriteLineAsync($"warning: {pastRetention} of these records are older than {(string?)body["target"]} keeps records (its retention.ms): retention deletes them soon after they are written");

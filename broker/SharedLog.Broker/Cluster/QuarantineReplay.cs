@@ -102,6 +102,7 @@ public sealed record ReplayReport(
     long Refused,
     long PastTargetRetention,
     bool Complete,
+    long Requarantined,
     string? Error,
     IReadOnlyList<ReplayPartitionProgress> Partitions,
     IReadOnlyList<ReplayWritten> WrittenRanges,
@@ -363,6 +364,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             run.RefusedCount,
             run.PastTargetRetention,
             Complete: !run.Failed && progress.TrueForAll(p => p.NextOffset >= p.EndOffset),
+            run.Requarantined,
             run.Error,
             progress,
             [.. run.WrittenRanges.Values],
@@ -490,6 +492,9 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         /// <summary>Picked records older than the target's time retention keeps: written, then soon deleted by it.</summary>
         public long PastTargetRetention { get; private set; }
 
+        /// <summary>Copies a run of this named replay wrote that the target quarantined again: met again, and left alone.</summary>
+        public long Requarantined { get; private set; }
+
         /// <summary>Replace the reason of a record a rule could not evaluate with <see cref="ContractGate.WithheldRuleErrorReason"/>.</summary>
         public bool WithholdsRuleErrors { get; init; }
 
@@ -576,7 +581,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             {
                 // Records picked but not yet sent are where a next replay starts; without any, the batch that failed to read.
                 Fail(e is OperationCanceledException && cancellationToken.IsCancellationRequested
-                    ? request.Id is null
+                    ? !request.Named
                         ? "the broker is stopping; run the replay again with resumeFrom (where this one stopped, in this answer) to go on"
                         : "the broker is stopping; a named replay goes on from its progress when run again"
                     : $"{e.GetType().Name}: {e.Message}");
@@ -627,6 +632,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             long sourcePartition = -1;
             long sourceOffset = -1;
             long timestamp = record.Timestamp;
+            bool fromThisReplay = false;
             foreach (RecordHeader header in record.Headers)
             {
                 ReadOnlySpan<byte> key = header.Key;
@@ -659,6 +665,18 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
                 {
                     reason = Encoding.UTF8.GetString(header.Value);
                 }
+                else if (System.Text.Ascii.Equals(key, ReplayHeader) && request.Named)
+                {
+                    fromThisReplay = Encoding.UTF8.GetString(header.Value) == request.Id;
+                }
+            }
+
+            // A record this replay wrote that the target's contract quarantined again (its copy keeps the replay's header):
+            // sent again, it would come back again, on every run.
+            if (fromThisReplay)
+            {
+                Requarantined++;
+                return null;
             }
 
             if (sourceTopic != request.Source || sourcePartition is < 0 or > int.MaxValue || sourceOffset < 0

@@ -281,8 +281,27 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
             Header(SourceOffsetHeader, sourceOffset.ToString(CultureInfo.InvariantCulture)),
             Header(SourceTimestampHeader, record.Timestamp.ToString(CultureInfo.InvariantCulture)),
         ];
+        // A record a replay wrote, quarantined again: its copy says which replay, so that replay does not send it round again.
+        if (ReplayOf(record) is { } replay)
+        {
+            why = [.. why, Header(QuarantineReplay.ReplayHeader, replay)];
+        }
+
         RecordHeaderValue[]? replaced = BrokerHeaders.Without(record.RawHeaders, record.HeaderCount, BrokerHeaders.Prefix, why);
         return replaced is null ? (record.RawHeaders, record.HeaderCount, why) : ([], 0, replaced);
+    }
+
+    private static string? ReplayOf(QuarantinedRecord record)
+    {
+        foreach (RecordHeader header in HeaderEnumerator.Over(record.RawHeaders, record.HeaderCount))
+        {
+            if (System.Text.Ascii.Equals(header.Key, QuarantineReplay.ReplayHeader) && !header.ValueIsNull)
+            {
+                return Encoding.UTF8.GetString(header.Value);
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Backlog (records between log start and end) and age of the oldest record of every quarantine topic written to.</summary>
