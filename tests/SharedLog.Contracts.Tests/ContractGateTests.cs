@@ -536,6 +536,29 @@ public sealed class ContractGateTests : IDisposable
             """, [], false);
         Assert.Equal(["buyer.email"], SchemaTags.PathsWithTag(anchored, "PII"));
 
+        // Where the registration's reading and the record validator's differ (no $schema: a $ref beside an $id, or under a
+        // legacy id, is read by one and not the other), both readings are walked (a second review found the walk missing
+        // the tagged definition the validator used).
+        IParsedSchema beside = format.Parse("""
+            {"type":"object","definitions":{"Person":{"type":"object","properties":{"ssn":{"type":"string","confluent:tags":["PII"]}}}},
+             "properties":{"customer":{"$id":"http://example.com/other","$ref":"#/definitions/Person","definitions":{"Person":{"type":"object","properties":{"nick":{"type":"string"}}}}},
+               "legacy":{"id":"http://example.com/legacy","allOf":[{"$ref":"#/definitions/Person"}],"definitions":{"Person":{"type":"object"}}}}}
+            """, [], false);
+        Assert.Equal(["customer.ssn", "legacy.ssn"], SchemaTags.PathsWithTag(beside, "PII").Order(StringComparer.Ordinal));
+
+        // A schema that holds itself through arrays or combinators ("any JSON", nested coordinates) is walked once, not
+        // refused; items met through contains and unevaluatedItems are walked; tagged property names are refused.
+        IParsedSchema selfHolding = format.Parse("""
+            {"type":"object","$defs":{"L":{"type":["number","array"],"items":{"$ref":"#/$defs/L"}},
+               "J":{"anyOf":[{"type":"string"},{"type":"array","items":{"$ref":"#/$defs/J"}}]}},
+             "properties":{"coords":{"$ref":"#/$defs/L"},"any":{"$ref":"#/$defs/J"},"email":{"type":"string","confluent:tags":["PII"]},
+               "list":{"type":"array","contains":{"type":"object","properties":{"ssn":{"type":"string","confluent:tags":["PII"]}}}},
+               "pair":{"type":"array","prefixItems":[{"type":"string"}],"unevaluatedItems":{"type":"object","properties":{"pin":{"type":"string","confluent:tags":["PII"]}}}}}}
+            """, [], false);
+        Assert.Equal(["email", "list.ssn", "pair.pin"], SchemaTags.PathsWithTag(selfHolding, "PII").Order(StringComparer.Ordinal));
+        IParsedSchema taggedNames = format.Parse("""{"type":"object","properties":{"m":{"type":"object","propertyNames":{"format":"email","confluent:tags":["PII"]}}}}""", [], false);
+        Assert.Contains("the property names of m are tagged PII", Assert.Throws<InvalidOperationException>(() => SchemaTags.PathsWithTag(taggedNames, "PII")).Message, StringComparison.Ordinal);
+
         // What the walk cannot resolve ahead fails closed: dynamic references, and nesting past the decoder's 64 levels.
         IParsedSchema dynamic = format.Parse("""
             {"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object",

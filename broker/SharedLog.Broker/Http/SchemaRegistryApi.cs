@@ -127,7 +127,7 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
                 return;
             case ["subjects", string subject] when method == "DELETE":
                 IReadOnlyList<int> deletedVersions = await registry.DeleteSubjectAsync(subject, Flag(query, "permanent"), cancel);
-                await RestoreContractLevelAsync(subject, cancel);
+                await RestoreContractLevelAsync(subject);
                 await JsonAsync(context, Array(deletedVersions.Select(v => (JsonNode?)v)));
                 return;
             case ["subjects", string subject, "versions"] when method == "GET":
@@ -143,7 +143,7 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
                 return;
             case ["subjects", string subject, "versions", string version] when method == "DELETE":
                 int deletedVersion = await registry.DeleteVersionAsync(subject, version, Flag(query, "permanent"), cancel);
-                await RestoreContractLevelAsync(subject, cancel);
+                await RestoreContractLevelAsync(subject);
                 await JsonAsync(context, JsonValue.Create(deletedVersion));
                 return;
             case ["subjects", string subject, "versions", string version, "schema"] when method == "GET":
@@ -248,7 +248,7 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
 
                 RefuseLevelOfBoundSubject(subject, wanted);
                 await registry.SetCompatibilityAsync(subject, wanted, cancel);
-                if (subject is not null && await RestoreContractLevelAsync(subject, cancel))
+                if (subject is not null && await RestoreContractLevelAsync(subject))
                 {
                     RefuseLevelOfBoundSubject(subject, wanted); // a contract applied meanwhile: its level is back, and this change refused
                 }
@@ -258,7 +258,7 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
             case "DELETE":
                 RefuseLevelOfBoundSubject(subject, wanted: null);
                 CompatibilityLevel previous = await registry.DeleteCompatibilityAsync(subject, cancel);
-                if (subject is not null && await RestoreContractLevelAsync(subject, cancel))
+                if (subject is not null && await RestoreContractLevelAsync(subject))
                 {
                     RefuseLevelOfBoundSubject(subject, wanted: null);
                 }
@@ -289,14 +289,26 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
     /// Sets a bound subject's level back to its contract's when it is not that (a subject delete removes the subject's
     /// settings; a level change checked just before a contract was applied lands after the contract's own). True when it did.
     /// </summary>
-    private async Task<bool> RestoreContractLevelAsync(string subject, CancellationToken cancel)
+    private async Task<bool> RestoreContractLevelAsync(string subject)
     {
         if (contracts.ContractBinding(subject) is not { } contract || registry.SubjectCompatibility(subject) == contract.Compatibility)
         {
             return false;
         }
 
-        await registry.SetCompatibilityAsync(subject, contract.Compatibility, cancel);
+        try
+        {
+            // Not cancelled with the request: the change it repairs is done whether or not its client waits.
+            await registry.SetCompatibilityAsync(subject, contract.Compatibility, CancellationToken.None);
+        }
+        catch (SchemaRegistryException e)
+        {
+            // The delete it follows happened (a read-only registry, a journal failure): its answer stands, and the level
+            // comes back with the contract's next apply.
+            LogLevelNotRestored(e, subject, contract.Compatibility, contract.Name);
+            return false;
+        }
+
         LogLevelRestored(subject, contract.Compatibility, contract.Name);
         return true;
     }
@@ -517,6 +529,9 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Registry: subject {Subject} has the compatibility level {Level} of data contract {Contract} again")]
     private partial void LogLevelRestored(string subject, CompatibilityLevel level, string contract);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Registry: subject {Subject} could not get back the compatibility level {Level} of data contract {Contract}; apply the contract again")]
+    private partial void LogLevelNotRestored(Exception error, string subject, CompatibilityLevel level, string contract);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Registry failed on {Method} {Path}")]
     private partial void LogFailed(Exception error, string method, PathString path);

@@ -197,7 +197,7 @@ public static class SchemaTags
         }
 
         CheckDepth(depth, prefix, tag);
-        if (Referenced(node, prefix, tag) is { } target)
+        foreach (SchemaNode target in Referenced(node, prefix, tag))
         {
             if (walking.Add(target.Location))
             {
@@ -208,6 +208,12 @@ public static class SchemaTags
             {
                 throw Unresolvable($"{schema.GetProperty("$ref").GetString()} holds itself at {Shown(prefix)} and has fields tagged {tag}, which a dotted privacy path cannot name at every level; name the tagged fields by path instead of the tag, and drop {Shown(prefix)} by its path");
             }
+        }
+
+        // Property names are data, as map keys are: a tag on them names no field a dotted path can mask.
+        if (schema.TryGetProperty("propertyNames", out JsonElement names) && JsonContainsTag(node.Child(names, "propertyNames"), tag, prefix, [], depth + 1, ref budget))
+        {
+            throw Unresolvable($"the property names of {Shown(prefix)} are tagged {tag}, and names are data, which a dotted privacy path cannot mask; drop {Shown(prefix)} by its path instead");
         }
 
         foreach (SchemaNode mapValues in MapValueSchemas(node))
@@ -262,12 +268,15 @@ public static class SchemaTags
     }
 
     /// <summary>
-    /// The schema the node's <c>$ref</c> names, resolved by the schema's own <see cref="JsonSchemaSet"/> (base URIs
-    /// of <c>$id</c>s, anchors, the schemas it references by name), as registration and validation resolve it; null without
-    /// one. A reference that leads nowhere, and the dynamic references (<c>$dynamicRef</c>, <c>$recursiveRef</c>, which a
-    /// record's validation resolves), fail the walk: what they name may hold tagged fields.
+    /// The schemas the node's <c>$ref</c> names, resolved by the schema's own <see cref="JsonSchemaSet"/> (base URIs of
+    /// <c>$id</c>s, anchors, the schemas it references by name), as registration resolves it; none without one. Where
+    /// drafts disagree (a <c>$ref</c> beside an <c>$id</c>, a legacy <c>id</c>: the set reads a schema without
+    /// <c>$schema</c> one way, the record validator as draft 7), a local pointer is also read from the document's root,
+    /// and both are walked: masking a field too many is safe, one too few is not. A reference that leads nowhere, and the
+    /// dynamic references (<c>$dynamicRef</c>, <c>$recursiveRef</c>, which a record's validation resolves), fail the walk:
+    /// what they name may hold tagged fields.
     /// </summary>
-    private static SchemaNode? Referenced(SchemaNode node, string at, string tag)
+    private static List<SchemaNode> Referenced(SchemaNode node, string at, string tag)
     {
         JsonElement schema = node.Element;
         foreach (string dynamic in (string[])["$dynamicRef", "$recursiveRef"])
@@ -280,12 +289,35 @@ public static class SchemaTags
 
         if (!schema.TryGetProperty("$ref", out JsonElement reference))
         {
-            return null;
+            return [];
         }
 
         string? text = reference.ValueKind == JsonValueKind.String ? reference.GetString() : null;
-        return (text is null ? null : node.Document.Set.Resolve(node.Document, node.Pointer, text))
+        SchemaNode resolved = (text is null ? null : node.Document.Set.Resolve(node.Document, node.Pointer, text))
             ?? throw Unresolvable($"the $ref '{text ?? reference.GetRawText()}' at {Shown(at)} cannot be followed, so fields tagged {tag} behind it cannot be found; name the tagged fields by path instead of the tag");
+        List<SchemaNode> targets = [resolved];
+        if (text!.StartsWith('#') && LocalPointer(node.Document, text) is { } local && local.Location != resolved.Location)
+        {
+            targets.Add(local);
+        }
+
+        return targets;
+    }
+
+    /// <summary>A <c>#</c> or <c>#/...</c> reference read from its document's root, as a reader that ignores <c>$id</c>s reads it.</summary>
+    private static SchemaNode? LocalPointer(JsonSchemaDocument document, string reference)
+    {
+        string fragment;
+        try
+        {
+            fragment = Uri.UnescapeDataString(reference[1..]);
+        }
+        catch (UriFormatException)
+        {
+            return null;
+        }
+
+        return fragment.Length == 0 || fragment[0] == '/' ? Formats.Json.JsonPointer.Navigate(document, fragment) : null;
     }
 
     /// <summary>
@@ -297,7 +329,7 @@ public static class SchemaTags
     private static IEnumerable<SchemaNode> SameLevelSchemas(SchemaNode node)
     {
         JsonElement schema = node.Element;
-        foreach (string keyword in (string[])["items", "prefixItems", "additionalItems", "allOf", "anyOf", "oneOf", "if", "then", "else"])
+        foreach (string keyword in (string[])["items", "prefixItems", "additionalItems", "unevaluatedItems", "contains", "allOf", "anyOf", "oneOf", "if", "then", "else"])
         {
             if (!schema.TryGetProperty(keyword, out JsonElement found))
             {
@@ -371,9 +403,12 @@ public static class SchemaTags
             return true;
         }
 
-        if (Referenced(node, at, tag) is { } target && seen.Add(target.Location) && JsonContainsTag(target, tag, at, seen, depth + 1, ref budget))
+        foreach (SchemaNode target in Referenced(node, at, tag))
         {
-            return true;
+            if (seen.Add(target.Location) && JsonContainsTag(target, tag, at, seen, depth + 1, ref budget))
+            {
+                return true;
+            }
         }
 
         if (schema.TryGetProperty("properties", out JsonElement properties) && properties.ValueKind == JsonValueKind.Object)
@@ -405,11 +440,12 @@ public static class SchemaTags
     /// the tagged kind, so it is masked whichever it is), tagged array <c>items</c> (every element is; one tagged tuple
     /// position masks every element), or any other of <see cref="SameLevelSchemas"/> tagged.
     /// </summary>
-    private static bool IsTagged(SchemaNode node, string tag, string at, int depth, ref int budget)
+    private static bool IsTagged(SchemaNode node, string tag, string at, int depth, ref int budget, HashSet<string>? entered = null)
     {
         Step(ref budget);
         JsonElement schema = node.Element;
-        if (schema.ValueKind != JsonValueKind.Object)
+        // A schema met again inside itself (nested arrays of itself, "any JSON") adds nothing it did not say the first time.
+        if (schema.ValueKind != JsonValueKind.Object || !(entered ??= new HashSet<string>(StringComparer.Ordinal)).Add(node.Location))
         {
             return false;
         }
@@ -420,14 +456,17 @@ public static class SchemaTags
             return true;
         }
 
-        if (Referenced(node, at, tag) is { } target && IsTagged(target, tag, at, depth + 1, ref budget))
+        foreach (SchemaNode target in Referenced(node, at, tag))
         {
-            return true;
+            if (IsTagged(target, tag, at, depth + 1, ref budget, entered))
+            {
+                return true;
+            }
         }
 
         foreach (SchemaNode part in SameLevelSchemas(node))
         {
-            if (IsTagged(part, tag, at, depth + 1, ref budget))
+            if (IsTagged(part, tag, at, depth + 1, ref budget, entered))
             {
                 return true;
             }
