@@ -175,7 +175,7 @@ public sealed class ReplayRequestException(int status, string message) : Excepti
 /// and the rest of its batch is written; any other failure stops the replay, and each quarantine partition's
 /// <c>nextOffset</c> says exactly where a next replay resumes without writing anything twice.
 /// </summary>
-public sealed partial class QuarantineReplay(TopicService topics, StreamStore streams, IMetadataStore metadata, SharedLog.Broker.Coordinators.GroupLagTracker lag, ContractStore contracts, HandlerRegistry handlers, IJournal audit, SharedLog.Contracts.Evidence.ContractMetrics metrics, ILogger<QuarantineReplay> logger)
+public sealed partial class QuarantineReplay(TopicService topics, StreamStore streams, IMetadataStore metadata, SharedLog.Broker.Coordinators.GroupLagTracker lag, ContractStore contracts, HandlerRegistry handlers, IJournal audit, SharedLog.Contracts.Evidence.ContractMetrics metrics, QuarantineWriter quarantine, ILogger<QuarantineReplay> logger)
 {
     /// <summary>Refused records listed in a report; past it they are only counted.</summary>
     public const int MaxListedRefusals = 100;
@@ -199,7 +199,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             throw new ReplayRequestException(400, $"Cannot replay from internal topic '{quarantineName}'.");
         }
 
-        TopicMetadata quarantine = topics.Find(quarantineName) ?? throw new ReplayRequestException(404, $"Quarantine topic '{quarantineName}' does not exist.");
+        TopicMetadata quarantineTopic = topics.Find(quarantineName) ?? throw new ReplayRequestException(404, $"Quarantine topic '{quarantineName}' does not exist.");
         string targetName = request.Target ?? request.Source;
         TopicMetadata target = topics.Find(targetName) ?? throw new ReplayRequestException(404, $"Target topic '{targetName}' does not exist.");
         if (InternalTopics.IsInternal(targetName))
@@ -218,9 +218,9 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             throw new ReplayRequestException(400, $"partitions: source topic '{request.Source}' has partitions 0 to {source.Partitions.Count - 1}, not {noSuchPartition}.");
         }
 
-        if (request.ResumeFrom?.Keys.FirstOrDefault(p => p >= quarantine.Partitions.Count, -1) is >= 0 and int noSuchQuarantinePartition)
+        if (request.ResumeFrom?.Keys.FirstOrDefault(p => p >= quarantineTopic.Partitions.Count, -1) is >= 0 and int noSuchQuarantinePartition)
         {
-            throw new ReplayRequestException(400, $"resumeFrom: quarantine topic '{quarantineName}' has partitions 0 to {quarantine.Partitions.Count - 1}, not {noSuchQuarantinePartition}; resume points are quarantine partitions and offsets.");
+            throw new ReplayRequestException(400, $"resumeFrom: quarantine topic '{quarantineName}' has partitions 0 to {quarantineTopic.Partitions.Count - 1}, not {noSuchQuarantinePartition}; resume points are quarantine partitions and offsets.");
         }
 
         // A rule no contract version ever had matches nothing: a misspelt name is said, not answered "matched 0".
@@ -243,7 +243,8 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
 
         try
         {
-            return await ReplayAsync(request, sourceContract, quarantine, target, produce, cancellationToken);
+            using IDisposable writing = quarantine.ReplayWriting(request.Id);
+            return await ReplayAsync(request, sourceContract, quarantineTopic, target, produce, cancellationToken);
         }
         finally
         {

@@ -268,7 +268,7 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
     /// A quarantine copy's headers: the producer's, except those named like the broker's, which are dropped so a consumer
     /// that reads the first header of a name (the source offset, to replay from) reads the broker's; then the broker's.
     /// </summary>
-    private static (byte[] RawHeaders, int HeaderCount, RecordHeaderValue[] Added) CopyHeaders(ActiveContract contract, string sourceTopic, int sourcePartition, long sourceOffset, QuarantinedRecord record)
+    private (byte[] RawHeaders, int HeaderCount, RecordHeaderValue[] Added) CopyHeaders(ActiveContract contract, string sourceTopic, int sourcePartition, long sourceOffset, QuarantinedRecord record)
     {
         RecordHeaderValue[] why =
         [
@@ -281,14 +281,29 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
             Header(SourceOffsetHeader, sourceOffset.ToString(CultureInfo.InvariantCulture)),
             Header(SourceTimestampHeader, record.Timestamp.ToString(CultureInfo.InvariantCulture)),
         ];
-        // A record a replay wrote, quarantined again: its copy says which replay, so that replay does not send it round again.
-        if (ReplayOf(record) is { } replay)
+        // A record a replay running here wrote, quarantined again: its copy says which replay, so that replay does not send
+        // it round again. A producer's header of that name (a mirror, a forger) is dropped as the broker's headers are.
+        if (ReplayOf(record) is { } replay && _replaysWriting.ContainsKey(replay))
         {
             why = [.. why, Header(QuarantineReplay.ReplayHeader, replay)];
         }
 
         RecordHeaderValue[]? replaced = BrokerHeaders.Without(record.RawHeaders, record.HeaderCount, BrokerHeaders.Prefix, why);
         return replaced is null ? (record.RawHeaders, record.HeaderCount, why) : ([], 0, replaced);
+    }
+
+    private readonly ConcurrentDictionary<string, byte> _replaysWriting = new(StringComparer.Ordinal);
+
+    /// <summary>Marks replay <paramref name="id"/> as writing until the result is disposed (ids of replays running at once differ).</summary>
+    public IDisposable ReplayWriting(string id)
+    {
+        _replaysWriting[id] = 0;
+        return new ReplayMark(_replaysWriting, id);
+    }
+
+    private sealed class ReplayMark(ConcurrentDictionary<string, byte> writing, string id) : IDisposable
+    {
+        public void Dispose() => writing.TryRemove(id, out _);
     }
 
     private static string? ReplayOf(QuarantinedRecord record)
