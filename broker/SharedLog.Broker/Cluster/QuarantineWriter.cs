@@ -181,7 +181,7 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
         string name = target.Name;
         PartitionMetadata partition = target.Partitions[sourcePartition % target.Partitions.Count];
         long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        CompressionCodec codec = records[written.Value].SourceCompression;
+        CompressionCodec codec = CopyCodec(records[written.Value].SourceCompression);
         var builder = NewCopyBatch(now, codec);
         int limit = Math.Min(MaxBatchBytes, CopyBatchLimit(codec));
         int batchBytes = RecordBatch.HeaderSize;
@@ -221,11 +221,14 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
     private int CopyBatchLimit(CompressionCodec codec) => streams.MaxBatchBytes - RecordCompression.WorstCaseGrowth(codec, streams.MaxBatchBytes);
 
     /// <summary>
-    /// A batch for quarantine copies, compressed as the source batch was: the copies are the source records decompressed,
-    /// so a small compressed batch of bad records would otherwise take many times its size in the WAL and the object store;
-    /// and with the producer's own codec, every client that reads the source topic reads the quarantine topic too (kafkajs
-    /// and kafka-python read LZ4, say, only with an extra library).
+    /// The codec of the copies of a source batch compressed with <paramref name="source"/>: the same, so every client that
+    /// reads the source topic reads the quarantine topic too (kafkajs and kafka-python read LZ4, say, only with an extra
+    /// library); gzip, which every client reads, for an uncompressed one. Copies are the source records decompressed, so a
+    /// small compressed batch of bad records would otherwise take many times its size in the WAL and the object store,
+    /// and with every record quarantined, uncompressed copies cost a fifth of the throughput (bench/RESULTS.md, stop 57).
     /// </summary>
+    private static CompressionCodec CopyCodec(CompressionCodec source) => source == CompressionCodec.None ? CompressionCodec.Gzip : source;
+
     private static RecordBatchBuilder NewCopyBatch(long now, CompressionCodec codec) => new(now) { Compression = codec };
 
     /// <summary>
@@ -255,9 +258,9 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
             // The source offset is not assigned yet: its header is measured at its longest.
             (byte[] rawHeaders, int headerCount, RecordHeaderValue[] added) = CopyHeaders(contract, sourceTopic, sourcePartition, long.MaxValue, record);
             int size = RecordBatch.HeaderSize + RecordBatchBuilder.CopiedRecordSize(0, 0, record.Key?.Length ?? 0, record.Key is null, record.Value?.Length ?? 0, record.Value is null, rawHeaders.Length, headerCount, added);
-            if (size > CopyBatchLimit(record.SourceCompression))
+            if (size > CopyBatchLimit(CopyCodec(record.SourceCompression)))
             {
-                return (Protocol.ErrorCode.MessageTooLarge, $"The quarantine copy of record {record.OffsetDelta} would take {size} bytes, more than this broker's WAL takes in one batch of copies ({CopyBatchLimit(record.SourceCompression)} bytes).");
+                return (Protocol.ErrorCode.MessageTooLarge, $"The quarantine copy of record {record.OffsetDelta} would take {size} bytes, more than this broker's WAL takes in one batch of copies ({CopyBatchLimit(CopyCodec(record.SourceCompression))} bytes).");
             }
         }
 

@@ -61,7 +61,7 @@ public enum ViolationKind
 }
 
 /// <summary>A record taken out of its batch for the quarantine topic, with what it broke.</summary>
-/// <param name="SourceCompression">The codec of the batch the record came in: its copy is written with it, so whoever reads the source topic can read the quarantine topic.</param>
+/// <param name="SourceCompression">The codec of the batch the record came in, which its quarantine copy is written with (gzip for an uncompressed one).</param>
 public sealed record QuarantinedRecord(int OffsetDelta, long Timestamp, byte[]? Key, byte[]? Value, byte[] RawHeaders, int HeaderCount, string Rule, string Reason, CompressionCodec SourceCompression = CompressionCodec.None);
 
 public enum GateOutcome
