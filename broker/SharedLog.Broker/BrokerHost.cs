@@ -384,7 +384,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
         services.AddSingleton<QuarantineWriter>();
         services.AddSingleton(sp => new QuarantineReplay(
             sp.GetRequiredService<TopicService>(), sp.GetRequiredService<StreamStore>(), sp.GetRequiredService<IMetadataStore>(), sp.GetRequiredService<GroupLagTracker>(), sp.GetRequiredService<ContractStore>(), sp.GetRequiredService<HandlerRegistry>(),
-            sp.GetRequiredKeyedService<IJournal>("audit"), sp.GetRequiredService<ContractMetrics>(), sp.GetRequiredService<QuarantineWriter>(), sp.GetRequiredService<ILogger<QuarantineReplay>>()));
+            sp.GetRequiredKeyedService<IJournal>("audit"), sp.GetRequiredService<ContractMetrics>(), sp.GetRequiredService<ILogger<QuarantineReplay>>()));
     }
 
     /// <summary>

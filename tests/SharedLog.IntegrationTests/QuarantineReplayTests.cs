@@ -350,6 +350,29 @@ public class QuarantineReplayTests
     }
 
     [Fact]
+    public async Task ARecordTakenCompressedIsReplayedToItsOwnTopicCompressedAsItCame()
+    {
+        // From a review: 2.4 MB that zstd takes to a few hundred KB (a block repeated further apart than gzip's 32 KB
+        // window) was refused MESSAGE_TOO_LARGE when replayed into its own topic (1 MiB max.message.bytes): the replay sent
+        // it uncompressed, then gzip-compressed, which cannot shrink it.
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("orders", Contract("orders", "quarantine"));
+        BrokerFixture broker = setup.Broker;
+        byte[] block = System.Security.Cryptography.RandomNumberGenerator.GetBytes(300_000);
+        byte[] value = [.. Enumerable.Repeat(block, 8).SelectMany(b => b)]; // no schema id: quarantined, and again when replayed
+        using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, Acks = Acks.All, CompressionType = CompressionType.Zstd, MessageMaxBytes = 10_000_000 }).Build())
+        {
+            DeliveryResult<string, byte[]> stored = await producer.ProduceAsync("orders", new Message<string, byte[]> { Key = "big", Value = value });
+            Assert.Equal(0, stored.Offset.Value);
+        }
+
+        Assert.Single(ConsumeAll(broker, "orders.quarantine", 1, Deserializers.ByteArray));
+        (int status, JsonNode report) = await ReplayAsync(broker, """{ "source": "orders" }""");
+        Assert.Equal(200, status);
+        Assert.Equal((1, 1, 0), ((long)report["matched"]!, (long)report["written"]!, (long)report["refused"]!));
+        Assert.Equal(2, HighWatermark(broker, "orders.quarantine")); // quarantined again, whole
+    }
+
+    [Fact]
     public async Task RecordsANamedReplayWroteThatAreQuarantinedAgainAreNotSentRoundAgain()
     {
         // From a review: replayed into a topic whose contract still quarantines them, the records came back to the end of

@@ -175,7 +175,7 @@ public sealed class ReplayRequestException(int status, string message) : Excepti
 /// and the rest of its batch is written; any other failure stops the replay, and each quarantine partition's
 /// <c>nextOffset</c> says exactly where a next replay resumes without writing anything twice.
 /// </summary>
-public sealed partial class QuarantineReplay(TopicService topics, StreamStore streams, IMetadataStore metadata, SharedLog.Broker.Coordinators.GroupLagTracker lag, ContractStore contracts, HandlerRegistry handlers, IJournal audit, SharedLog.Contracts.Evidence.ContractMetrics metrics, QuarantineWriter quarantine, ILogger<QuarantineReplay> logger)
+public sealed partial class QuarantineReplay(TopicService topics, StreamStore streams, IMetadataStore metadata, SharedLog.Broker.Coordinators.GroupLagTracker lag, ContractStore contracts, HandlerRegistry handlers, IJournal audit, SharedLog.Contracts.Evidence.ContractMetrics metrics, ILogger<QuarantineReplay> logger)
 {
     /// <summary>Refused records listed in a report; past it they are only counted.</summary>
     public const int MaxListedRefusals = 100;
@@ -243,7 +243,6 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
 
         try
         {
-            using IDisposable writing = quarantine.ReplayWriting(request.Id);
             return await ReplayAsync(request, sourceContract, quarantineTopic, target, produce, cancellationToken);
         }
         finally
@@ -465,7 +464,8 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
     }
 
     /// <summary>A quarantined record picked for replay, copied out of the read buffer, with the headers it is written with.</summary>
-    private sealed record Picked(int QuarantinePartition, long QuarantineOffset, int SourcePartition, long SourceOffset, long Timestamp, byte[]? Key, byte[]? Value, RecordHeaderValue[] Headers)
+    /// <param name="Codec">The compression of the quarantine batch it was read from (its producer's, see QuarantineWriter).</param>
+    private sealed record Picked(int QuarantinePartition, long QuarantineOffset, int SourcePartition, long SourceOffset, long Timestamp, byte[]? Key, byte[]? Value, RecordHeaderValue[] Headers, CompressionCodec Codec = CompressionCodec.None)
     {
         public int Size(int offsetDelta, long baseTimestamp) =>
             RecordBatchBuilder.CopiedRecordSize(Timestamp - baseTimestamp, offsetDelta, Key?.Length ?? 0, Key is null, Value?.Length ?? 0, Value is null, 0, 0, Headers);
@@ -617,7 +617,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
                 if (Pick(quarantinePartition, record) is { } one)
                 {
                     Matched++;
-                    picked.Add(one);
+                    picked.Add(one with { Codec = batch.Compression });
                 }
             }
 
@@ -838,11 +838,18 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         private async Task<ProduceResponse.PartitionProduceResponse> SendAsync(int partition, List<Picked> records, CancellationToken cancellationToken)
         {
             byte[] batch = Batch(records, CompressionCodec.None);
-            if (batch.Length > int.Parse(TopicConfigs.Effective(target.Configs, TopicConfigs.MaxMessageBytes), System.Globalization.CultureInfo.InvariantCulture))
+            int maxMessageBytes = int.Parse(TopicConfigs.Effective(target.Configs, TopicConfigs.MaxMessageBytes), System.Globalization.CultureInfo.InvariantCulture);
+            if (batch.Length > maxMessageBytes)
             {
                 // Records that came compressed can be larger than the target's max.message.bytes once decompressed (a record
-                // replayed to its own topic, which took it compressed): such a batch goes gzip-compressed, which every client reads.
-                batch = Batch(records, CompressionCodec.Gzip);
+                // replayed to its own topic, which took it compressed): such a batch is compressed as its records came (the
+                // producer's codec, which its readers read), else with gzip at its smallest, which every client reads.
+                CompressionCodec codec = records[0].Codec;
+                batch = codec != CompressionCodec.None && records.TrueForAll(r => r.Codec == codec) ? Batch(records, codec) : batch;
+                if (batch.Length > maxMessageBytes)
+                {
+                    batch = Batch(records, CompressionCodec.Gzip, System.IO.Compression.CompressionLevel.SmallestSize);
+                }
             }
 
             await _throttle.WaitAsync(batch.Length, cancellationToken);
@@ -853,14 +860,14 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
                 TopicData = [new ProduceRequest.TopicProduceData { Name = target.Name, PartitionData = [new ProduceRequest.PartitionProduceData { Index = partition, Records = new ReadOnlySequence<byte>(batch) }] }],
             };
             var header = new RequestHeader { RequestApiKey = (short)ApiKey.Produce, RequestApiVersion = ProduceVersion, ClientId = ClientId };
-            var response = (ProduceResponse?)await produce.HandleAsync(new RequestContext(header, ProduceVersion, ClientId, null), body, cancellationToken);
+            var response = (ProduceResponse?)await produce.HandleAsync(new RequestContext(header, ProduceVersion, ClientId, null) { FromReplay = true }, body, cancellationToken);
             return response?.Responses.FirstOrDefault()?.PartitionResponses.FirstOrDefault()
                 ?? new ProduceResponse.PartitionProduceResponse { ErrorCode = (short)ErrorCode.UnknownServerError, ErrorMessage = "no produce answer" };
         }
 
-        private static byte[] Batch(List<Picked> records, CompressionCodec compression)
+        private static byte[] Batch(List<Picked> records, CompressionCodec compression, System.IO.Compression.CompressionLevel gzipLevel = System.IO.Compression.CompressionLevel.Fastest)
         {
-            var builder = new RecordBatchBuilder(records[0].Timestamp) { Compression = compression };
+            var builder = new RecordBatchBuilder(records[0].Timestamp) { Compression = compression, GzipLevel = gzipLevel };
             for (int i = 0; i < records.Count; i++)
             {
                 Picked record = records[i];

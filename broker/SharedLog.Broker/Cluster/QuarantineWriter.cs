@@ -133,7 +133,8 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
     /// no longer knows whether the write happened, so a retry writes again: at least once, never lost.
     /// The outcome says whether this call wrote them, and whether it did so after an earlier attempt failed.
     /// </summary>
-    public async Task<OnceOutcome> WriteOnceAsync(Task<long> sourceAppend, ActiveContract contract, string sourceTopic, int sourcePartition, IReadOnlyList<QuarantinedRecord> records, CancellationToken cancellationToken)
+    /// <param name="fromReplay">The source batch was written by the broker's quarantine replay: a copy keeps its <c>sharedlog.replay</c> header.</param>
+    public async Task<OnceOutcome> WriteOnceAsync(Task<long> sourceAppend, ActiveContract contract, string sourceTopic, int sourcePartition, IReadOnlyList<QuarantinedRecord> records, bool fromReplay, CancellationToken cancellationToken)
     {
         long sourceBaseOffset = await sourceAppend;
         Turn? turn = _copyTurnsBySourceAppend.TryGetValue(sourceAppend, out Turn? taken) ? taken : null;
@@ -147,7 +148,7 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
             StrongBox<int> written = _copiesWrittenBySourceAppend.GetValue(sourceAppend, static _ => new StrongBox<int>());
             return await _writesBySourceAppend.RunAsync(
                 sourceAppend,
-                ct => WriteAsync(contract, sourceTopic, sourcePartition, sourceBaseOffset, records, written, turn, ct),
+                ct => WriteAsync(contract, sourceTopic, sourcePartition, sourceBaseOffset, records, fromReplay, written, turn, ct),
                 cancellationToken);
         }
         finally
@@ -175,7 +176,7 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
     /// batch's copies must follow these in the partition, not wait for them to be durable (the WAL keeps offset order).
     /// </summary>
     private async Task WriteAsync(
-        ActiveContract contract, string sourceTopic, int sourcePartition, long sourceBaseOffset, IReadOnlyList<QuarantinedRecord> records, StrongBox<int> written, Turn? turn, CancellationToken cancellationToken)
+        ActiveContract contract, string sourceTopic, int sourcePartition, long sourceBaseOffset, IReadOnlyList<QuarantinedRecord> records, bool fromReplay, StrongBox<int> written, Turn? turn, CancellationToken cancellationToken)
     {
         TopicMetadata target = await EnsureTopicAsync(contract, sourceTopic, cancellationToken);
         string name = target.Name;
@@ -189,7 +190,7 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
         for (int i = written.Value; i < records.Count; i++)
         {
             QuarantinedRecord record = records[i];
-            (byte[] rawHeaders, int headerCount, RecordHeaderValue[] added) = CopyHeaders(contract, sourceTopic, sourcePartition, sourceBaseOffset + record.OffsetDelta, record);
+            (byte[] rawHeaders, int headerCount, RecordHeaderValue[] added) = CopyHeaders(contract, sourceTopic, sourcePartition, sourceBaseOffset + record.OffsetDelta, record, fromReplay);
             int size = RecordBatchBuilder.CopiedRecordSize(0, inBatch, record.Key?.Length ?? 0, record.Key is null, record.Value?.Length ?? 0, record.Value is null, rawHeaders.Length, headerCount, added);
             if (inBatch > 0 && batchBytes + size > limit)
             {
@@ -256,7 +257,8 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
         foreach (QuarantinedRecord record in records)
         {
             // The source offset is not assigned yet: its header is measured at its longest.
-            (byte[] rawHeaders, int headerCount, RecordHeaderValue[] added) = CopyHeaders(contract, sourceTopic, sourcePartition, long.MaxValue, record);
+            // Measured at its longest too: as if written by a replay, with its replay header kept.
+            (byte[] rawHeaders, int headerCount, RecordHeaderValue[] added) = CopyHeaders(contract, sourceTopic, sourcePartition, long.MaxValue, record, fromReplay: true);
             int size = RecordBatch.HeaderSize + RecordBatchBuilder.CopiedRecordSize(0, 0, record.Key?.Length ?? 0, record.Key is null, record.Value?.Length ?? 0, record.Value is null, rawHeaders.Length, headerCount, added);
             if (size > CopyBatchLimit(CopyCodec(record.SourceCompression)))
             {
@@ -271,7 +273,7 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
     /// A quarantine copy's headers: the producer's, except those named like the broker's, which are dropped so a consumer
     /// that reads the first header of a name (the source offset, to replay from) reads the broker's; then the broker's.
     /// </summary>
-    private (byte[] RawHeaders, int HeaderCount, RecordHeaderValue[] Added) CopyHeaders(ActiveContract contract, string sourceTopic, int sourcePartition, long sourceOffset, QuarantinedRecord record)
+    private static (byte[] RawHeaders, int HeaderCount, RecordHeaderValue[] Added) CopyHeaders(ActiveContract contract, string sourceTopic, int sourcePartition, long sourceOffset, QuarantinedRecord record, bool fromReplay)
     {
         RecordHeaderValue[] why =
         [
@@ -284,29 +286,15 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
             Header(SourceOffsetHeader, sourceOffset.ToString(CultureInfo.InvariantCulture)),
             Header(SourceTimestampHeader, record.Timestamp.ToString(CultureInfo.InvariantCulture)),
         ];
-        // A record a replay running here wrote, quarantined again: its copy says which replay, so that replay does not send
-        // it round again. A producer's header of that name (a mirror, a forger) is dropped as the broker's headers are.
-        if (ReplayOf(record) is { } replay && _replaysWriting.ContainsKey(replay))
+        // A record the broker's replay wrote, quarantined again: its copy says which replay, so that replay does not send it
+        // round again. A producer's header of that name (a mirror, a forger) is dropped as the broker's headers are.
+        if (fromReplay && ReplayOf(record) is { } replay)
         {
             why = [.. why, Header(QuarantineReplay.ReplayHeader, replay)];
         }
 
         RecordHeaderValue[]? replaced = BrokerHeaders.Without(record.RawHeaders, record.HeaderCount, BrokerHeaders.Prefix, why);
         return replaced is null ? (record.RawHeaders, record.HeaderCount, why) : ([], 0, replaced);
-    }
-
-    private readonly ConcurrentDictionary<string, byte> _replaysWriting = new(StringComparer.Ordinal);
-
-    /// <summary>Marks replay <paramref name="id"/> as writing until the result is disposed (ids of replays running at once differ).</summary>
-    public IDisposable ReplayWriting(string id)
-    {
-        _replaysWriting[id] = 0;
-        return new ReplayMark(_replaysWriting, id);
-    }
-
-    private sealed class ReplayMark(ConcurrentDictionary<string, byte> writing, string id) : IDisposable
-    {
-        public void Dispose() => writing.TryRemove(id, out _);
     }
 
     private static string? ReplayOf(QuarantinedRecord record)

@@ -41,6 +41,9 @@ public sealed record RequestContext(RequestHeader Header, short Version, string 
     /// handler may check its records before, but waits for it before anything whose order matters.
     /// </summary>
     public Task Preceding { get; init; } = Task.CompletedTask;
+
+    /// <summary>Set only by the broker's own quarantine replay, never for a request from a connection.</summary>
+    public bool FromReplay { get; init; }
 }
 
 /// <summary>Completes when a pipelined request no longer needs to run before the next one.</summary>

@@ -76,7 +76,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     continue;
                 }
 
-                var item = new PartitionWork(found, found.Partitions[partition.Index].StreamId, result, contract);
+                var item = new PartitionWork(found, found.Partitions[partition.Index].StreamId, result, contract) { FromReplay = context.FromReplay };
                 if (contract is null)
                 {
                     Check(item, partition.Records);
@@ -734,7 +734,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         // Not cancellable: the source batch is durable with gaps where these records were, so a client gone (or a broker
         // stopping) now must not leave them in neither topic; only a retry of the same batch would write them later.
         ActiveContract contract = original?.Contract ?? item.Contract!;
-        OnceOutcome wrote = await quarantine.WriteOnceAsync(durable, contract, item.Topic.Name, item.Result.Index, quarantined, CancellationToken.None);
+        OnceOutcome wrote = await quarantine.WriteOnceAsync(durable, contract, item.Topic.Name, item.Result.Index, quarantined, item.FromReplay, CancellationToken.None);
         if (wrote == OnceOutcome.AlreadyDone)
         {
             return;
@@ -871,6 +871,9 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         public ProduceResponse.PartitionProduceResponse Result { get; } = result;
 
         public ActiveContract? Contract { get; } = contract;
+
+        /// <summary>Written by the broker's quarantine replay (<see cref="RequestContext.FromReplay"/>).</summary>
+        public bool FromReplay { get; init; }
 
         /// <summary>Batches to append, in order; null when the checks refused the partition.</summary>
         public List<AcceptedBatch>? Accepted { get; set; }

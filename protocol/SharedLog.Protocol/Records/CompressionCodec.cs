@@ -47,7 +47,8 @@ public static class RecordCompression
         _ => throw new ArgumentOutOfRangeException(nameof(codec), codec, "unknown compression codec"),
     };
 
-    public static void Compress(CompressionCodec codec, ReadOnlySpan<byte> input, IBufferWriter<byte> output)
+    /// <param name="gzipLevel">For gzip: the level (fastest unless a caller needs the smallest output, as a replay over a size limit does).</param>
+    public static void Compress(CompressionCodec codec, ReadOnlySpan<byte> input, IBufferWriter<byte> output, CompressionLevel gzipLevel = CompressionLevel.Fastest)
     {
         switch (codec)
         {
@@ -56,7 +57,7 @@ public static class RecordCompression
                 break;
             case CompressionCodec.Gzip:
                 {
-                    using var stream = new GZipStream(new BufferWriterStream(output), CompressionLevel.Fastest, leaveOpen: false);
+                    using var stream = new GZipStream(new BufferWriterStream(output), gzipLevel, leaveOpen: false);
                     stream.Write(input);
                     break;
                 }
