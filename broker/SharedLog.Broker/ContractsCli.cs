@@ -63,7 +63,11 @@ public static class ContractsCli
             }
             else if (!optionsEnded && args[i] == "--dry-run")
             {
-                options["dry-run"] = "true";
+                if (!options.TryAdd("dry-run", "true"))
+                {
+                    await error.WriteLineAsync($"option '--dry-run' given more than once\n{UsageText}");
+                    return Usage;
+                }
             }
             else if (!optionsEnded && args[i].StartsWith("--", StringComparison.Ordinal) && i + 1 < args.Length)
             {
@@ -141,6 +145,13 @@ public static class ContractsCli
             }
 
             registryDeadline = TimeSpan.FromSeconds(seconds);
+        }
+
+        // "." and ".." are no contract's name (the broker refuses them), and a URL path would fold them away.
+        if (command is "history" or "rollback" or "delete" && file is "." or ".." or "")
+        {
+            await error.WriteLineAsync($"'{file}' is not a contract name\n{UsageText}");
+            return Usage;
         }
 
         int rollbackVersion = 0;

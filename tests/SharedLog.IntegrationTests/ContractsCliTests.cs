@@ -179,6 +179,7 @@ public class ContractsCliTests
             new[] { "rollback", "audits.eu", "--url", admin }, ["rollback", "audits.eu", "--version", "one"], ["rollback", "audits.eu", "--version", "0"], ["history"],
             ["delete", "audits.eu", "--version", "1"], ["rollback", "audits.eu", "--version", "1", "--version", "2", "--url", admin],
             ["delete", "audits.eu", "--url", admin, "--actor", "jos\u00e9"], ["delete", "audits.eu", "--url", admin, "--actor", "a\r\nX-Other: 1"],
+            ["history", "..", "--url", admin], ["delete", ".", "--url", admin], ["replay", "orders", "--dry-run", "--dry-run", "--url", admin],
         })
         {
             Assert.Equal(ContractsCli.Usage, (await RunAsync(slip)).Code);

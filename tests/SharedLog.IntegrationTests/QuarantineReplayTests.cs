@@ -463,6 +463,7 @@ public class QuarantineReplayTests
             ("""{ "source": "orders", "rules": ["known-currency", "positive-amuont"] }""", 400), // no contract ever had that rule
             ("""{ "source": "orders", "rules": [] }""", 400), // would match nothing
             ("""{ "source": "orders", "partitions": [] }""", 400), // so would this
+            ("""{ "source": "orders", "id": "a\nforged log line" }""", 400),
             ("""{ "source": "orders", "source": "orders" }""", 400), // which was meant?
             ("""{ "source": "orders", "resumeFrom": { "0": 5, "0": 6 } }""", 400),
             ("""{ "source": "orders", "quarantineTopic": "_schemas" }""", 400), // a journal, not a quarantine topic

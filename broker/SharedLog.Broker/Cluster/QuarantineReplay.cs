@@ -1055,10 +1055,11 @@ public static class ReplayRequests
 
     private static string Name(JsonElement value, string key) => Text(value, key, MaxNameLength);
 
+    // Control characters are refused: an id or rule name goes into log lines and headers, where a line break forges a line.
     private static string Text(JsonElement value, string key, int maxLength) =>
-        value.ValueKind == JsonValueKind.String && value.GetString() is { Length: > 0 } text && text.Length <= maxLength
+        value.ValueKind == JsonValueKind.String && value.GetString() is { Length: > 0 } text && text.Length <= maxLength && !text.Any(char.IsControl)
             ? text
-            : throw Bad($"{key} must be a non-empty string of at most {maxLength} characters.");
+            : throw Bad($"{key} must be a non-empty string of at most {maxLength} characters, without control characters.");
 
     private static JsonElement.ArrayEnumerator Items(JsonElement value, string key) =>
         value.ValueKind == JsonValueKind.Array && value.GetArrayLength() <= 10_000 ? value.EnumerateArray() : throw Bad($"{key} must be an array of at most 10000 items.");
