@@ -465,7 +465,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
 
     /// <summary>A quarantined record picked for replay, copied out of the read buffer, with the headers it is written with.</summary>
     /// <param name="Codec">The compression of the quarantine batch it was read from (its producer's, see QuarantineWriter).</param>
-    private sealed record Picked(int QuarantinePartition, long QuarantineOffset, int SourcePartition, long SourceOffset, long Timestamp, byte[]? Key, byte[]? Value, RecordHeaderValue[] Headers, CompressionCodec Codec = CompressionCodec.None)
+    private sealed record Picked(int QuarantinePartition, long QuarantineOffset, int SourcePartition, long SourceOffset, long Timestamp, byte[]? Key, byte[]? Value, RecordHeaderValue[] Headers, CompressionCodec Codec)
     {
         public int Size(int offsetDelta, long baseTimestamp) =>
             RecordBatchBuilder.CopiedRecordSize(Timestamp - baseTimestamp, offsetDelta, Key?.Length ?? 0, Key is null, Value?.Length ?? 0, Value is null, 0, 0, Headers);
@@ -614,10 +614,10 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
                 }
 
                 Scanned++;
-                if (Pick(quarantinePartition, record) is { } one)
+                if (Pick(quarantinePartition, batch.Compression, record) is { } one)
                 {
                     Matched++;
-                    picked.Add(one with { Codec = batch.Compression });
+                    picked.Add(one);
                 }
             }
 
@@ -625,7 +625,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         }
 
         /// <summary>The record as it is replayed, or null when the request's filter leaves it out (or its quarantine headers are missing).</summary>
-        private Picked? Pick(int quarantinePartition, Record record)
+        private Picked? Pick(int quarantinePartition, CompressionCodec codec, Record record)
         {
             string? sourceTopic = null;
             string? rule = null;
@@ -711,7 +711,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             ];
             // Never null here: a picked record carries the broker's headers (its source topic header matched).
             RecordHeaderValue[] headers = BrokerHeaders.Without(record.RawHeaders, record.HeaderCount, BrokerHeaders.Prefix, replayHeaders)!;
-            return new Picked(quarantinePartition, record.Offset, (int)sourcePartition, sourceOffset, timestamp, record.KeyIsNull ? null : record.Key.ToArray(), record.ValueIsNull ? null : record.Value.ToArray(), headers);
+            return new Picked(quarantinePartition, record.Offset, (int)sourcePartition, sourceOffset, timestamp, record.KeyIsNull ? null : record.Key.ToArray(), record.ValueIsNull ? null : record.Value.ToArray(), headers, codec);
         }
 
         private static long Number(ReadOnlySpan<byte> utf8) => Utf8Number(utf8, out long value) ? value : -1;

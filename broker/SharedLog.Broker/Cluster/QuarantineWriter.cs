@@ -260,9 +260,10 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
             // Measured at its longest too: as if written by a replay, with its replay header kept.
             (byte[] rawHeaders, int headerCount, RecordHeaderValue[] added) = CopyHeaders(contract, sourceTopic, sourcePartition, long.MaxValue, record, fromReplay: true);
             int size = RecordBatch.HeaderSize + RecordBatchBuilder.CopiedRecordSize(0, 0, record.Key?.Length ?? 0, record.Key is null, record.Value?.Length ?? 0, record.Value is null, rawHeaders.Length, headerCount, added);
-            if (size > CopyBatchLimit(CopyCodec(record.SourceCompression)))
+            int limit = CopyBatchLimit(CopyCodec(record.SourceCompression));
+            if (size > limit)
             {
-                return (Protocol.ErrorCode.MessageTooLarge, $"The quarantine copy of record {record.OffsetDelta} would take {size} bytes, more than this broker's WAL takes in one batch of copies ({CopyBatchLimit(CopyCodec(record.SourceCompression))} bytes).");
+                return (Protocol.ErrorCode.MessageTooLarge, $"The quarantine copy of record {record.OffsetDelta} would take {size} bytes, more than this broker's WAL takes in one batch of copies ({limit} bytes).");
             }
         }
 
