@@ -86,6 +86,7 @@ public class GateBenchmarks : IDisposable
         [
             ("gate-avro-schema", avroSchema, SchemaType.Avro, ""),
             ("gate-avro-rules", avroSchema, SchemaType.Avro, Rules[..rulesEnd]),
+            ("gate-json-schema", jsonSchema, SchemaType.Json, ""),
             ("gate-json-rules", jsonSchema, SchemaType.Json, Rules[..rulesEnd]),
             ("gate-avro-redact", avroSchema, SchemaType.Avro, Rules.Replace("action: hash", "action: redact", StringComparison.Ordinal)),
         ];
@@ -140,7 +141,7 @@ public class GateBenchmarks : IDisposable
         foreach ((string topic, byte[] batch, GateOutcome expected) in new[]
         {
             ("gate-avro", _avroBatch, GateOutcome.Rewrite), ("gate-avro-schema", _avroBatch, GateOutcome.Pass), ("gate-avro-rules", _avroBatch, GateOutcome.Pass),
-            ("gate-avro-redact", _avroBatch, GateOutcome.Rewrite), ("gate-json", _jsonBatch, GateOutcome.Rewrite), ("gate-json-rules", _jsonBatch, GateOutcome.Pass),
+            ("gate-avro-redact", _avroBatch, GateOutcome.Rewrite), ("gate-json", _jsonBatch, GateOutcome.Rewrite), ("gate-json-rules", _jsonBatch, GateOutcome.Pass), ("gate-json-schema", _jsonBatch, GateOutcome.Pass),
             ("gate-json-nested", _nestedJsonBatch, GateOutcome.Pass),
         })
         {
@@ -192,6 +193,9 @@ public class GateBenchmarks : IDisposable
     public GateOutcome Json6Records() => Inspect("gate-json", _jsonBatch6);
 
     [Benchmark]
+    public GateOutcome JsonSchemaOnly100Records() => Inspect("gate-json-schema", _jsonBatch);
+
+    [Benchmark]
     public GateOutcome JsonSchemaAndRules100Records() => Inspect("gate-json-rules", _jsonBatch);
 
     /// <summary>Nested records: an order with a customer object and ten line items, schema and one rule.</summary>
@@ -228,6 +232,8 @@ public class GateBenchmarks : IDisposable
     {
         "avro" => InspectWhole("gate-avro", _avroBatch),
         "json6" => InspectWhole("gate-json", _jsonBatch6),
+        "json-rules" => InspectWhole("gate-json-rules", _jsonBatch),
+        "json-schema" => InspectWhole("gate-json-schema", _jsonBatch),
         _ => InspectWhole("gate-json", _jsonBatch),
     };
 

@@ -1641,6 +1641,21 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task ARuleCanRequireAKeyThoughANullKeyPassesTheKeySchema()
+    {
+        // As Confluent's broker-side validation, a null key is "no key" and skips the key schema; `key != null` refuses it.
+        int keyId = await RegisterAsync("required-key-key", """{"type":"string"}""", SchemaType.Json);
+        int valueId = await RegisterAsync("required-key-value", """{"type":"object"}""", SchemaType.Json);
+        await ApplyAsync("topic: required-key\nclass: certified\nkey: {}\nvalue: {}\nrules:\n  - name: keyed\n    expr: key != null\nonFailure: reject\n");
+        byte[] key = Framed(keyId, "\"k-1\""u8.ToArray());
+        byte[] value = Framed(valueId, "{}"u8.ToArray());
+
+        Assert.Equal(GateOutcome.Pass, Inspect("required-key", (key, value)).Outcome);
+        RecordViolation refused = Assert.Single(Inspect("required-key", (key, value), (null, value)).Violations);
+        Assert.Equal((1, "keyed", ViolationKind.RuleFailed), (refused.BatchIndex, refused.Rule, refused.Kind));
+    }
+
+    [Fact]
     public async Task EachRecordOfABatchIsDecodedAfreshThoughTheGateReusesDecodedObjects()
     {
         // The gate hands one record's decoded objects to the next: nothing of a record may show in the next one,
