@@ -355,6 +355,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
     private static Dictionary<string, object?> ReadRecord(ref AvroReader reader, RecordSchema record, int depth)
     {
         var fields = record.Fields;
+        reader.CountFields(fields.Count);
         var result = reader.DecodesForGate ? RecordGraphPool.RentObject(fields.Count) : new Dictionary<string, object?>(fields.Count, StringComparer.Ordinal);
         foreach (var field in fields)
         {
@@ -1079,6 +1080,20 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             : throw new PayloadDecodeException("Avro string is not valid UTF-8");
 
         public string ReadString() => DecodeUtf8(ReadSpan(ReadLength()));
+
+        /// <summary>
+        /// A record's fields, charged against the element budget: a record of null fields takes no bytes, so an array of them
+        /// would otherwise build a million members per element the budget counts.
+        /// </summary>
+        public void CountFields(int count)
+        {
+            if (count > RecordValue.MaxElements - _elements)
+            {
+                throw new PayloadDecodeException($"Avro payload holds more than {RecordValue.MaxElements} record fields and array or map elements");
+            }
+
+            _elements += count;
+        }
 
         /// <summary>An array or map block's item count (0 ends), charged against the payload's element budget.</summary>
         public long ReadBlockCount()

@@ -372,7 +372,9 @@ public sealed class JsonPayloadCodec : IPayloadCodec
     }
 
     /// <param name="layout">Given for the payload's top-level value only: where each of its members' values lies.</param>
-    private static object? ReadValue(ref Utf8JsonReader reader, ref int elements, ReadOnlyMemory<byte> source, TopLevelLayout? layout = null)
+    /// <param name="nested">Inside the top-level value: objects there start empty and grow, so a payload of many empty
+    /// objects (three bytes each) does not allocate room for eight members per object.</param>
+    private static object? ReadValue(ref Utf8JsonReader reader, ref int elements, ReadOnlyMemory<byte> source, TopLevelLayout? layout = null, bool nested = false)
     {
         switch (reader.TokenType)
         {
@@ -392,7 +394,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
                     while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
                     {
                         Count(ref elements);
-                        items.Add(ReadValue(ref reader, ref elements, source));
+                        items.Add(ReadValue(ref reader, ref elements, source, nested: true));
                     }
 
                     return items;
@@ -400,15 +402,16 @@ public sealed class JsonPayloadCodec : IPayloadCodec
 
             case JsonTokenType.StartObject:
                 {
-                    // Record objects usually have a handful of fields: start big enough to skip the first regrowths.
-                    var members = source.IsEmpty ? new Dictionary<string, object?>(8, StringComparer.Ordinal) : RecordGraphPool.RentObject(8);
+                    // A record's own object usually has a handful of fields: it starts big enough to skip the first regrowths.
+                    int capacity = nested ? 0 : 8;
+                    var members = source.IsEmpty ? new Dictionary<string, object?>(capacity, StringComparer.Ordinal) : RecordGraphPool.RentObject(capacity);
                     while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                     {
                         Count(ref elements);
                         var name = MemberName(ref reader);
                         reader.Read();
                         int valueStart = (int)reader.TokenStartIndex;
-                        if (!members.TryAdd(name, ReadValue(ref reader, ref elements, source)))
+                        if (!members.TryAdd(name, ReadValue(ref reader, ref elements, source, nested: true)))
                         {
                             throw new PayloadDecodeException($"JSON object has the key '{name}' more than once");
                         }

@@ -21,6 +21,7 @@ internal sealed class ProtobufMessageLayout
 
         fields.Sort((a, b) => a.Number.CompareTo(b.Number));
         InNumberOrder = [.. fields];
+        RequiredFields = [.. fields.Where(f => f.Required).Select(f => f.Name)];
         ByNumber = new Dictionary<int, ProtobufFieldLayout>(fields.Count);
         ByName = new Dictionary<string, ProtobufFieldLayout>(fields.Count, StringComparer.Ordinal);
         foreach (var field in InNumberOrder)
@@ -45,6 +46,9 @@ internal sealed class ProtobufMessageLayout
     public bool Proto3 { get; }
 
     public ProtobufFieldLayout[] InNumberOrder { get; }
+
+    /// <summary>Names of the proto2 <c>required</c> fields.</summary>
+    public string[] RequiredFields { get; }
 
     public Dictionary<int, ProtobufFieldLayout> ByNumber { get; }
 
@@ -93,6 +97,7 @@ internal sealed class ProtobufFieldLayout
         Packed = Packable && (explicitPacked ? field.Options!.Packed : proto3);
         OneofIndex = field.ShouldSerializeOneofIndex() && !field.Proto3Optional ? field.OneofIndex : -1;
         ExplicitPresence = field.Proto3Optional || field.ShouldSerializeOneofIndex();
+        ImplicitPresence = proto3 && !ExplicitPresence && !Repeated && Type is not (FieldDescriptorProto.Type.TypeMessage or FieldDescriptorProto.Type.TypeGroup);
 
         var type = types.Find(field.TypeName);
         if (Type is FieldDescriptorProto.Type.TypeMessage or FieldDescriptorProto.Type.TypeGroup)
@@ -146,6 +151,9 @@ internal sealed class ProtobufFieldLayout
 
     /// <summary>Proto3 <c>optional</c> or a oneof member: absent means not set, not its default.</summary>
     public bool ExplicitPresence { get; }
+
+    /// <summary>A proto3 singular scalar without explicit presence: set only when it holds other than its default.</summary>
+    public bool ImplicitPresence { get; }
 
     public string[] OneofSiblings { get; set; } = [];
 

@@ -46,6 +46,11 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
     [ThreadStatic]
     private static bool _superseded;
 
+    // Messages decoded on this thread whose type has proto2 required fields: checked once the whole payload is read, since
+    // a message sent in pieces (merged) may get a required field from a later piece.
+    [ThreadStatic]
+    private static List<ProtobufMessage>? _withRequired;
+
     public SchemaType Type => SchemaType.Protobuf;
 
     /// <summary>
@@ -83,10 +88,22 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
 
         var path = indexes[..count].ToArray();
         var layout = LayoutOf(protobuf, path);
-        var message = new ProtobufMessage(layout);
+        var message = new ProtobufMessage(layout, Math.Min(layout.InNumberOrder.Length, 32));
         var elements = 0;
         _superseded = false;
-        DecodeMessage(payload[read..], layout, message, 1, ref elements);
+        List<ProtobufMessage>? withRequired = _withRequired;
+        withRequired?.Clear();
+        try
+        {
+            NoteRequired(message);
+            DecodeMessage(payload[read..], layout, message, 1, ref elements);
+            CheckRequired(_withRequired);
+        }
+        finally
+        {
+            _withRequired?.Clear();
+        }
+
         return new DecodedPayload(message, layout.FullName.TrimStart('.'), path) { Superseded = _superseded };
     }
 
@@ -172,7 +189,8 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
 
         if (unknown is not null)
         {
-            UnknownFields.AddOrUpdate(target, unknown.ToArray());
+            // A message sent in pieces keeps the unknown fields of every piece, in order, as a parser's merge does.
+            UnknownFields.AddOrUpdate(target, UnknownFields.TryGetValue(target, out byte[]? earlier) ? [.. earlier, .. unknown.WrittenSpan] : unknown.ToArray());
         }
     }
 
@@ -210,7 +228,6 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         if (field.Repeated)
         {
             var list = target.TryGetValue(field.Name, out var existing) && existing is List<object?> known ? known : [];
-            target[field.Name] = list;
             if (wireType == 2 && field.Packable)
             {
                 var packed = new ProtoReader(reader.ReadLengthDelimited());
@@ -220,6 +237,11 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
                     CountElement(ref elements);
                     list.Add(ReadScalar(ref packed, field, single));
                 }
+
+                if (list.Count == 0)
+                {
+                    return; // an empty packed run adds nothing: a repeated field is set when it has elements
+                }
             }
             else
             {
@@ -227,17 +249,116 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
                 list.Add(ReadSingle(ref reader, field, wireType, null, depth, ref elements));
             }
 
+            target[field.Name] = list;
             return;
         }
 
         bool given = target.TryGetValue(field.Name, out var previous);
-        target[field.Name] = ReadSingle(ref reader, field, wireType, previous as Dictionary<string, object?>, depth, ref elements);
-        // A scalar given again replaces the first value; a message is merged instead (its own scalars checked as they come),
-        // except one already turned into a value (a Timestamp, a wrapper), which the new one replaces.
-        _superseded |= given && (field.Type != FieldDescriptorProto.Type.TypeMessage || previous is not Dictionary<string, object?>);
+        // A message given again is merged into the first (its own scalars checked as they come); a Timestamp or Duration
+        // already turned into a value is merged as its seconds and nanos, as a parser merges the message.
+        var mergeInto = !given || field.Type != FieldDescriptorProto.Type.TypeMessage ? null
+            : previous as Dictionary<string, object?> ?? SecondsAndNanos(field, previous);
+        var read = ReadSingle(ref reader, field, wireType, mergeInto, depth, ref elements);
+        // A scalar given again replaces the first value.
+        _superseded |= given && mergeInto is null;
+        if (field.ImplicitPresence && IsImplicitDefault(field, read))
+        {
+            // Proto3 without explicit presence: a field holding its default is not set (has() is false, and a rule reads the
+            // default), as Java's and Go's parsers keep it. A default given after a value clears it (last one wins).
+            target.Remove(field.Name);
+        }
+        else
+        {
+            target[field.Name] = read;
+        }
+
         foreach (var sibling in field.OneofSiblings)
         {
             _superseded |= target.Remove(sibling);
+        }
+    }
+
+    /// <summary>
+    /// Whether a proto3 field without explicit presence holds its default: 0 (and not -0.0, whose bits Java and C++ test), "",
+    /// empty bytes, false, or the enum value numbered 0.
+    /// </summary>
+    private static bool IsImplicitDefault(ProtobufFieldLayout field, object? value) => value switch
+    {
+        string text when field.Type == FieldDescriptorProto.Type.TypeEnum => field.EnumNames!.TryGetValue(0, out var zero) && string.Equals(text, zero, StringComparison.Ordinal),
+        string text => text.Length == 0,
+        byte[] bytes => bytes.Length == 0,
+        bool flag => !flag,
+        long number => number == 0,
+        ulong number => number == 0,
+        double number => BitConverter.DoubleToInt64Bits(number) == 0,
+        _ => false,
+    };
+
+    /// <summary>A Timestamp or Duration decoded to a value, back as the message a later piece of it merges into.</summary>
+    private static ProtobufMessage? SecondsAndNanos(ProtobufFieldLayout field, object? value)
+    {
+        if (SecondsAndNanosOf(field, value) is not { } known)
+        {
+            return null;
+        }
+
+        var message = new ProtobufMessage(field.Message);
+        if (known.Seconds != 0)
+        {
+            message["seconds"] = known.Seconds;
+        }
+
+        if (known.Nanos != 0)
+        {
+            message["nanos"] = known.Nanos;
+        }
+
+        return message;
+    }
+
+    /// <summary>The seconds and nanos of a Timestamp or Duration field's value (a CLR time), as the message holds them.</summary>
+    private static (long Seconds, long Nanos)? SecondsAndNanosOf(ProtobufFieldLayout field, object? value)
+    {
+        switch (value)
+        {
+            case DateTimeOffset instant when field.WellKnown == ProtobufWellKnown.Timestamp:
+                {
+                    // Seconds round down and nanos stay non-negative, as the message requires before 1970 too.
+                    long seconds = Math.DivRem(instant.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks, TimeSpan.TicksPerSecond, out long rest);
+                    return rest < 0 ? (seconds - 1, (rest + TimeSpan.TicksPerSecond) * NanosPerTick) : (seconds, rest * NanosPerTick);
+                }
+
+            case TimeSpan duration when field.WellKnown == ProtobufWellKnown.Duration:
+                return (duration.Ticks / TimeSpan.TicksPerSecond, duration.Ticks % TimeSpan.TicksPerSecond * NanosPerTick);
+            case NanoTimestamp exact when field.WellKnown == ProtobufWellKnown.Timestamp:
+                return (exact.Seconds, exact.Nanos);
+            case NanoDuration exact when field.WellKnown == ProtobufWellKnown.Duration:
+                return (exact.Seconds, exact.Nanos);
+            default:
+                return null;
+        }
+    }
+
+    private static void NoteRequired(ProtobufMessage message)
+    {
+        if (message.Layout.RequiredFields.Length > 0)
+        {
+            (_withRequired ??= []).Add(message);
+        }
+    }
+
+    /// <summary>As Java's and C++'s parsers: a proto2 message without one of its required fields does not parse.</summary>
+    private static void CheckRequired(List<ProtobufMessage>? messages)
+    {
+        for (int i = 0; messages is not null && i < messages.Count; i++)
+        {
+            foreach (string name in messages[i].Layout.RequiredFields)
+            {
+                if (!messages[i].ContainsKey(name))
+                {
+                    throw new PayloadDecodeException($"{ShortName(messages[i].Layout)}.{name}: required field is missing");
+                }
+            }
         }
     }
 
@@ -252,7 +373,14 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         ExpectWireType(field, wireType, 2);
         var bytes = reader.ReadLengthDelimited();
         var layout = field.Message;
-        var message = mergeInto ?? new ProtobufMessage(layout);
+        var message = mergeInto;
+        if (message is null)
+        {
+            var created = new ProtobufMessage(layout);
+            NoteRequired(created);
+            message = created;
+        }
+
         DecodeMessage(bytes, layout, message, depth + 1, ref elements);
         return field.WellKnown switch
         {
@@ -344,8 +472,12 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
     /// A decoded message: its fields by name, and, in proto3, the value each absent field without explicit presence reads
     /// as (its default, which proto3 does not write): a rule <c>value.amount >= 0.0</c> holds for an amount of 0.
     /// </summary>
-    private sealed class ProtobufMessage(ProtobufMessageLayout layout) : Dictionary<string, object?>(layout.InNumberOrder.Length, StringComparer.Ordinal), IFieldDefaults
+    /// <param name="capacity">Members to make room for: the record's own message is sized to its fields; nested ones grow
+    /// as fields arrive, so a payload of many empty messages (2 bytes each) does not allocate room for every field of each.</param>
+    private sealed class ProtobufMessage(ProtobufMessageLayout layout, int capacity = 0) : Dictionary<string, object?>(capacity, StringComparer.Ordinal), IFieldDefaults
     {
+        public ProtobufMessageLayout Layout => layout;
+
         public bool TryGetDefault(string field, out object? value)
         {
             value = null;
@@ -597,21 +729,8 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         var start = writer.Length;
         switch (value)
         {
-            case DateTimeOffset instant when field.WellKnown == ProtobufWellKnown.Timestamp:
-                {
-                    var ticks = instant.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks;
-                    WriteSecondsAndNanos(writer, Math.DivRem(ticks, TimeSpan.TicksPerSecond, out var rest) - (rest < 0 ? 1 : 0), (rest < 0 ? rest + TimeSpan.TicksPerSecond : rest) * NanosPerTick);
-                    break;
-                }
-
-            case TimeSpan duration when field.WellKnown == ProtobufWellKnown.Duration:
-                WriteSecondsAndNanos(writer, duration.Ticks / TimeSpan.TicksPerSecond, duration.Ticks % TimeSpan.TicksPerSecond * NanosPerTick);
-                break;
-            case NanoTimestamp exact when field.WellKnown == ProtobufWellKnown.Timestamp:
-                WriteSecondsAndNanos(writer, exact.Seconds, exact.Nanos);
-                break;
-            case NanoDuration exact when field.WellKnown == ProtobufWellKnown.Duration:
-                WriteSecondsAndNanos(writer, exact.Seconds, exact.Nanos);
+            case not IDictionary<string, object?> when SecondsAndNanosOf(field, value) is { } parts:
+                WriteSecondsAndNanos(writer, parts.Seconds, parts.Nanos);
                 break;
             case IDictionary<string, object?> message:
                 EncodeMessage(writer, field.Message, message, depth + 1);
