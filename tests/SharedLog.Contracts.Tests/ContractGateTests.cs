@@ -1641,6 +1641,22 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task ADeclaredSchemaTypeRefusesRecordsOfSchemasOfAnotherType()
+    {
+        await _registry.SetCompatibilityAsync("typed-value", CompatibilityLevel.None, CancellationToken.None); // two types under one subject
+        int json = await RegisterAsync("typed-value", """{"type":"object"}""", SchemaType.Json);
+        int avro = await RegisterAsync("typed-value", """{"type":"record","name":"T","fields":[]}""", SchemaType.Avro);
+        await ApplyAsync("topic: typed\nclass: certified\nvalue:\n  schemaType: AVRO\nonFailure: reject\n");
+
+        // Both ids are registered under the subject; before, schemaType without a schemaFile was ignored and both passed.
+        GateResult result = Inspect("typed", (null, Framed(avro, [])), (null, Framed(json, "{}"u8.ToArray())));
+        RecordViolation refused = Assert.Single(result.Violations);
+        Assert.Equal((1, ViolationKind.WrongSchemaType), (refused.BatchIndex, refused.Kind));
+        Assert.Contains("is JSON, and the contract admits AVRO schemas only", refused.Reason, StringComparison.Ordinal);
+        Assert.Equal("wrong_schema_type", ContractGate.ViolationLabel(refused.Kind));
+    }
+
+    [Fact]
     public async Task ARuleCanRequireAKeyThoughANullKeyPassesTheKeySchema()
     {
         // As Confluent's broker-side validation, a null key is "no key" and skips the key schema; `key != null` refuses it.

@@ -158,6 +158,12 @@ public class ContractModelTests
         Assert.Equal((2, true), (json.Version, json.Changed));
         Assert.Contains("~ value.schemaType: AVRO -> JSON", json.Diff);
 
+        // Without a schemaFile too: schemaType says which schemas records may use, so changing it is a new version.
+        Assert.True((await store.ApplyAsync("topic: kinds\nvalue: {}\n", "a", false, _ => [], CancellationToken.None)).Changed);
+        ContractChange typed = await store.ApplyAsync("topic: kinds\nvalue:\n  schemaType: PROTOBUF\n", "a", false, _ => [], CancellationToken.None);
+        Assert.Equal((2, true), (typed.Version, typed.Changed));
+        Assert.Contains("+ value.schemaType: PROTOBUF", typed.Diff);
+
         const string oneRule = "topic: files\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\n";
         Assert.True((await store.ApplyAsync(oneRule, "a", false, _ => [], CancellationToken.None)).Changed);
         ContractChange twoRules = await store.ApplyAsync(oneRule + "  - field: email\n    action: redact\n", "a", false, _ => [], CancellationToken.None);

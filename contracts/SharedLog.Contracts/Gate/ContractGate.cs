@@ -58,6 +58,9 @@ public enum ViolationKind
     /// dropped, a redacted value outside an enum, a hash longer than a maxLength): stored masked only when flagged.
     /// </summary>
     MaskedSchemaMismatch,
+
+    /// <summary>The schema is of another type (Avro, JSON, Protobuf) than the one the contract's <c>schemaType</c> admits.</summary>
+    WrongSchemaType,
 }
 
 /// <summary>A record taken out of its batch for the quarantine topic, with what it broke.</summary>
@@ -608,6 +611,7 @@ public sealed partial class ContractGate(
         ViolationKind.RuleError => "rule_error",
         ViolationKind.Privacy => "privacy",
         ViolationKind.MaskedSchemaMismatch => "masked_schema_mismatch",
+        ViolationKind.WrongSchemaType => "wrong_schema_type",
         _ => "other",
     };
 
@@ -909,6 +913,11 @@ public sealed partial class ContractGate(
             if (!_codecs.TryGetValue(parsed.Type, out IPayloadCodec? codec))
             {
                 return new SchemaCheck(null, null, $"schema id {schemaId} is {RegistryNames.Name(parsed.Type)}, which the gate cannot decode", ViolationKind.UnsupportedSchemaType);
+            }
+
+            if (requirement.DeclaredSchemaType is { } declared && parsed.Type != declared)
+            {
+                return new SchemaCheck(null, null, $"schema id {schemaId} is {RegistryNames.Name(parsed.Type)}, and the contract admits {RegistryNames.Name(declared)} schemas only", ViolationKind.WrongSchemaType);
             }
 
             if (subjectByRecord)

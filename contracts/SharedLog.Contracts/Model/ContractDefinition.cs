@@ -10,8 +10,13 @@ namespace SharedLog.Contracts.Model;
 
 /// <summary>The registry subject (and versions) a key or value must be written with.</summary>
 /// <param name="References">What <paramref name="SchemaFile"/> refers to in the registry; empty when it refers to nothing.</param>
-public sealed record SchemaRequirement(string? Subject, SubjectNameStrategy Strategy, int MinVersion, int MaxVersion, string? SchemaFile = null, SchemaType SchemaType = SchemaType.Avro, IReadOnlyList<SchemaReference>? References = null)
+/// <param name="DeclaredSchemaType">The contract's <c>schemaType</c>: records whose schema is of another type fail. Null when not
+/// given: any type passes.</param>
+public sealed record SchemaRequirement(string? Subject, SubjectNameStrategy Strategy, int MinVersion, int MaxVersion, string? SchemaFile = null, SchemaType? DeclaredSchemaType = null, IReadOnlyList<SchemaReference>? References = null)
 {
+    /// <summary>The type <see cref="SchemaFile"/> is read as: the declared one, else Avro.</summary>
+    public SchemaType SchemaType => DeclaredSchemaType ?? SchemaType.Avro;
+
     /// <summary>The subject a record's schema must be registered under, per the naming strategy.</summary>
     public string SubjectFor(string topic, bool isKey, string? recordName) => Subject ?? Strategy switch
     {
@@ -512,7 +517,7 @@ public static class ContractParser
             problems.Add($"{side}.references are the references of {side}.schemaFile, which is not set.");
         }
 
-        return new SchemaRequirement(binding.Subject, strategy, min, max, binding.SchemaFile, schemaType, references);
+        return new SchemaRequirement(binding.Subject, strategy, min, max, binding.SchemaFile, binding.SchemaType is null ? null : schemaType, references);
     }
 
     private static int Number(string digits) => int.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out int n) ? n : -1;

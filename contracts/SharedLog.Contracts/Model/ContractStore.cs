@@ -856,10 +856,14 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
                 flat[$"{side}.strategy"] = requirement.Strategy.ToString();
                 flat[$"{side}.versions"] = requirement.MaxVersion == int.MaxValue ? $">={requirement.MinVersion}" : $"{requirement.MinVersion}-{requirement.MaxVersion}";
                 AddIfSet(flat, $"{side}.subject", requirement.Subject);
+                if (requirement.SchemaFile is not null || requirement.DeclaredSchemaType is not null)
+                {
+                    flat[$"{side}.schemaType"] = Registry.RegistryNames.Name(requirement.SchemaType);
+                }
+
                 if (requirement.SchemaFile is not null)
                 {
                     flat[$"{side}.schemaFile"] = requirement.SchemaFile;
-                    flat[$"{side}.schemaType"] = Registry.RegistryNames.Name(requirement.SchemaType);
                     if (requirement.References is { Count: > 0 } references)
                     {
                         flat[$"{side}.references"] = string.Join(", ", references.Select(r => $"{r.Name}={r.Subject}@{r.Version}"));
