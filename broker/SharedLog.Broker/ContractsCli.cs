@@ -720,6 +720,20 @@ public static class ContractsCli
             }
 
             schemaFiles[side == "key"] = Array.Find(SchemaFormats(), f => f.Type == requirement.SchemaType)!.Parse(schemaText, resolved, normalize: false);
+            string? recordName = null;
+            if (requirement.Subject is null && requirement.Strategy != SubjectNameStrategy.TopicNameStrategy)
+            {
+                // The record name strategies name the subject after the schema file's record, as the serializers will: a file
+                // without one can never be used under them, which the file alone shows (offline too).
+                recordName = SchemaRecordNames.Of(schemaFiles[side == "key"]);
+                if (recordName is null)
+                {
+                    await error.WriteLineAsync($"{side}: {schemaFile} names no record (an Avro named type, a Protobuf message, a JSON schema title), which {requirement.Strategy} needs for a subject");
+                    result = Invalid;
+                    continue;
+                }
+            }
+
             if (registry is null)
             {
                 continue;
@@ -730,19 +744,6 @@ public static class ContractsCli
             {
                 await output.WriteLineAsync($"{side}: the subject depends on the topic, which the pattern leaves open; registry check skipped");
                 continue;
-            }
-
-            string? recordName = null;
-            if (requirement.Subject is null && requirement.Strategy != SubjectNameStrategy.TopicNameStrategy)
-            {
-                // The record name strategies name the subject after the schema file's record, as the serializers will.
-                recordName = SchemaRecordNames.Of(schemaFiles[side == "key"]);
-                if (recordName is null)
-                {
-                    await error.WriteLineAsync($"{side}: {schemaFile} names no record (an Avro named type, a Protobuf message, a JSON schema title), which {requirement.Strategy} needs for a subject");
-                    result = Invalid;
-                    continue;
-                }
             }
 
             string subject = requirement.SubjectFor(definition.Topic, side == "key", recordName);
@@ -762,6 +763,11 @@ public static class ContractsCli
             else
             {
                 await output.WriteLineAsync($"{side}: {schemaFile} is compatible with subject {subject} at {RegistryNames.Name(definition.Compatibility)}");
+                if (recordName is not null)
+                {
+                    // The broker cannot name record-strategy subjects ahead, so apply leaves their level as the registry has it.
+                    await output.WriteLineAsync($"{side}: note: applying this contract does not set {subject}'s level to {RegistryNames.Name(definition.Compatibility)}; set it in the registry (PUT /config/{subject}) or name the subject in the contract");
+                }
             }
         }
 

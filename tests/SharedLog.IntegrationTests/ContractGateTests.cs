@@ -1798,16 +1798,14 @@ public class ContractGateTests
 
         // Two actors for one change: refused (the first was kept, silently), and no version made.
         // Two header lines (as curl -H twice sends them; HttpClient would join the values into one line).
-        using (var socket = new System.Net.Sockets.TcpClient())
-        {
-            await socket.ConnectAsync(System.Net.IPAddress.Loopback, broker.Host.HttpPort!.Value).WaitAsync(TimeSpan.FromSeconds(30));
-            using System.Net.Sockets.NetworkStream stream = socket.GetStream();
-            await stream.WriteAsync(Encoding.ASCII.GetBytes("DELETE /contracts/long-actor HTTP/1.1\r\nHost: 127.0.0.1\r\nX-SharedLog-Actor: alice\r\nX-SharedLog-Actor: bob\r\nConnection: close\r\n\r\n"));
-            using var reader = new StreamReader(stream, Encoding.UTF8);
-            string answer = await reader.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(30));
-            Assert.StartsWith("HTTP/1.1 400", answer, StringComparison.Ordinal);
-            Assert.Contains("Send one X-SharedLog-Actor header, not 2.", answer, StringComparison.Ordinal);
-        }
+        string twice = await RawHttp.ExchangeAsync(broker.Host.HttpPort!.Value, "DELETE /contracts/long-actor HTTP/1.1\r\nHost: 127.0.0.1\r\nX-SharedLog-Actor: alice\r\nX-SharedLog-Actor: bob\r\nConnection: close\r\n\r\n", TimeSpan.FromSeconds(30));
+        Assert.StartsWith("HTTP/1.1 400", twice, StringComparison.Ordinal);
+        Assert.Contains("Send one X-SharedLog-Actor header, not 2.", twice, StringComparison.Ordinal);
+
+        // An actor with a control character (it went into the audit topic as given; the CLI refuses it already).
+        string control = await RawHttp.ExchangeAsync(broker.Host.HttpPort!.Value, "DELETE /contracts/long-actor HTTP/1.1\r\nHost: 127.0.0.1\r\nX-SharedLog-Actor: a\u0001b\r\nConnection: close\r\n\r\n", TimeSpan.FromSeconds(30));
+        Assert.StartsWith("HTTP/1.1 400", control, StringComparison.Ordinal);
+        Assert.Contains("must not hold control characters", control, StringComparison.Ordinal);
 
         Assert.Single(JsonNode.Parse(await http.GetStringAsync("/contracts/long-actor"))!["history"]!.AsArray());
 

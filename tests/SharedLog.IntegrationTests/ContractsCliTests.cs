@@ -104,6 +104,11 @@ public class ContractsCliTests
         // here against a registry that cannot be reached, and against the subject Ping, registered incompatibly.
         string byRecord = await WriteAsync(Path.Combine(directory, "by-record.yaml"), "topic: pings\nvalue:\n  strategy: RecordNameStrategy\n  schemaFile: breaking.avsc\n");
         Assert.Equal(ContractsCli.Unreachable, (await RunAsync("validate", byRecord, "--registry", "http://127.0.0.1:1")).Code);
+        // A file that names no record can never be used under it: refused offline too (it passed without --registry).
+        await File.WriteAllTextAsync(Path.Combine(directory, "untitled.json"), """{"type":"object"}""");
+        (int untitledCode, _, string untitledErr) = await RunAsync("validate", await WriteAsync(Path.Combine(directory, "untitled.yaml"), "topic: pings\nvalue:\n  strategy: RecordNameStrategy\n  schemaType: JSON\n  schemaFile: untitled.json\n"));
+        Assert.Equal(ContractsCli.Invalid, untitledCode);
+        Assert.Contains("untitled.json names no record", untitledErr, StringComparison.Ordinal);
         using (var http = new HttpClient())
         {
             using var body = new StringContent(System.Text.Json.JsonSerializer.Serialize(new { schema = v1 }), System.Text.Encoding.UTF8, "application/vnd.schemaregistry.v1+json");
@@ -113,6 +118,10 @@ public class ContractsCliTests
         (int byRecordCode, _, string byRecordErr) = await RunAsync("validate", byRecord, "--registry", broker.RegistryUrl);
         Assert.Equal(ContractsCli.Invalid, byRecordCode);
         Assert.Contains("subject Ping", byRecordErr, StringComparison.Ordinal);
+        // A compatible one passes, and is told that apply will not set Ping's level (the broker cannot name the subject).
+        (int sameCode, string sameOut, _) = await RunAsync("validate", await WriteAsync(Path.Combine(directory, "same-record.yaml"), "topic: pings\nvalue:\n  strategy: RecordNameStrategy\n  schemaFile: ping.avsc\n"), "--registry", broker.RegistryUrl);
+        Assert.Equal(ContractsCli.Ok, sameCode);
+        Assert.Contains("applying this contract does not set Ping's level", sameOut, StringComparison.Ordinal);
 
         (int incompatibleCode, _, string incompatibleErr) = await RunAsync("validate", incompatible, "--registry", broker.RegistryUrl);
         Assert.Equal(ContractsCli.Invalid, incompatibleCode);

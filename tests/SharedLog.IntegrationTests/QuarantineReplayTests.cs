@@ -490,17 +490,9 @@ public class QuarantineReplayTests
         Assert.Equal(413, tooLarge);
         // Also one that declares more than Kestrel's own 30 MB limit: the API's answer, not an empty 413 and an unhandled
         // exception. Sent by hand: the answer comes before the body is read, so an HTTP client would fail sending it.
-        using (var socket = new System.Net.Sockets.TcpClient())
-        {
-            using var cancel = new CancellationTokenSource(Deadline);
-            await socket.ConnectAsync(System.Net.IPAddress.Loopback, setup.Broker.Host.HttpPort!.Value, cancel.Token);
-            System.Net.Sockets.NetworkStream stream = socket.GetStream();
-            await stream.WriteAsync(Encoding.ASCII.GetBytes("POST /replays HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 31000000\r\n\r\n{ "), cancel.Token);
-            using var reader = new StreamReader(stream, Encoding.UTF8);
-            string answer = await reader.ReadToEndAsync(cancel.Token);
-            Assert.StartsWith("HTTP/1.1 413", answer, StringComparison.Ordinal);
-            Assert.Contains("\"error_code\":413", answer, StringComparison.Ordinal);
-        }
+        string answer = await RawHttp.ExchangeAsync(setup.Broker.Host.HttpPort!.Value, "POST /replays HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 31000000\r\n\r\n{ ", Deadline);
+        Assert.StartsWith("HTTP/1.1 413", answer, StringComparison.Ordinal);
+        Assert.Contains("\"error_code\":413", answer, StringComparison.Ordinal);
 
         // Nothing was written: the source partition's end is still just past the quarantined record's offset.
         Assert.Equal(1, HighWatermark(setup.Broker, "orders"));

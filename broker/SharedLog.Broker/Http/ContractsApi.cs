@@ -23,10 +23,12 @@ public static partial class ContractsApi
     {
         // Who made a change is one name: with the header twice, keeping either would record a name the caller may not have meant.
         RouteGroupBuilder app = routes.MapGroup(string.Empty);
+        // It goes into the audit topic and log lines as given, so control characters (a forged line) are refused too.
         app.AddEndpointFilter(async (invocation, next) =>
-            invocation.HttpContext.Request.Headers[ActorHeader].Count > 1 && !HttpMethods.IsGet(invocation.HttpContext.Request.Method)
-                ? Error(400, $"Send one {ActorHeader} header, not {invocation.HttpContext.Request.Headers[ActorHeader].Count}.")
-                : await next(invocation));
+            HttpMethods.IsGet(invocation.HttpContext.Request.Method) ? await next(invocation)
+            : invocation.HttpContext.Request.Headers[ActorHeader] is { Count: > 1 } actors ? Error(400, $"Send one {ActorHeader} header, not {actors.Count}.")
+            : invocation.HttpContext.Request.Headers[ActorHeader].FirstOrDefault() is { } actor && actor.Any(char.IsControl) ? Error(400, $"{ActorHeader} must not hold control characters.")
+            : await next(invocation));
         app.MapGet("/contracts", (ContractStore store) => Json(new JsonArray([.. store.Current.Select(r => (JsonNode?)Summary(r))])));
         app.MapGet("/contracts/{name}", (string name, ContractStore store) =>
         {
