@@ -156,7 +156,13 @@ public class ContractModelTests
         Assert.True((await store.ApplyAsync(avro, "a", false, _ => [], CancellationToken.None)).Changed);
         ContractChange json = await store.ApplyAsync("topic: files\nvalue:\n  schemaFile: payment.json\n  schemaType: JSON\n", "a", false, _ => [], CancellationToken.None);
         Assert.Equal((2, true), (json.Version, json.Changed));
-        Assert.Contains("~ value.schemaType: AVRO -> JSON", json.Diff);
+        Assert.Contains("+ value.schemaType: JSON", json.Diff);
+        // An explicit AVRO is a change too: it admits Avro schemas only, where none admitted any type.
+        ContractChange avroOnly = await store.ApplyAsync("topic: files\nvalue:\n  schemaFile: payment.json\n  schemaType: AVRO\n", "a", false, _ => [], CancellationToken.None);
+        Assert.Contains("~ value.schemaType: JSON -> AVRO", avroOnly.Diff);
+        ContractChange anyType = await store.ApplyAsync("topic: files\nvalue:\n  schemaFile: payment.json\n", "a", false, _ => [], CancellationToken.None);
+        Assert.Equal((4, true), (anyType.Version, anyType.Changed));
+        Assert.Contains("- value.schemaType: AVRO", anyType.Diff);
 
         // Without a schemaFile too: schemaType says which schemas records may use, so changing it is a new version.
         Assert.True((await store.ApplyAsync("topic: kinds\nvalue: {}\n", "a", false, _ => [], CancellationToken.None)).Changed);
@@ -167,7 +173,7 @@ public class ContractModelTests
         const string oneRule = "topic: files\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\n";
         Assert.True((await store.ApplyAsync(oneRule, "a", false, _ => [], CancellationToken.None)).Changed);
         ContractChange twoRules = await store.ApplyAsync(oneRule + "  - field: email\n    action: redact\n", "a", false, _ => [], CancellationToken.None);
-        Assert.Equal((4, true), (twoRules.Version, twoRules.Changed));
+        Assert.Equal((6, true), (twoRules.Version, twoRules.Changed));
     }
 
     [Fact]

@@ -1184,6 +1184,20 @@ public class PayloadCodecTests
         // inner sent in two pieces, the second with the required id: merged, it has it.
         var merged = (Dictionary<string, object?>)Protobuf.Decode(schema, Framed([0x02, 0x02], [0x0A, 0x02, 0x10, 0x05, 0x0A, 0x03, 0x0A, 0x01, (byte)'x'])).Value!;
         Assert.Equal("x", ((Dictionary<string, object?>)merged["inner"]!)["id"]);
+
+        // Only what the record keeps counts, as Java's isInitialized: a oneof member another replaced, a map value given
+        // again. A map entry without its value holds the empty message, which lacks the id.
+        var kept = ParseProto("""
+            syntax = "proto2";
+            package p2k;
+            message Inner { required string id = 1; }
+            message M { oneof o { Inner a = 1; string b = 2; } map<string, Inner> m = 3; }
+            """);
+        byte[] replaced = [0x0A, 0x00, 0x12, 0x01, (byte)'x', 0x1A, 0x05, 0x0A, 0x01, (byte)'k', 0x12, 0x00, 0x1A, 0x08, 0x0A, 0x01, (byte)'k', 0x12, 0x03, 0x0A, 0x01, (byte)'y'];
+        var decodedKept = (Dictionary<string, object?>)Protobuf.Decode(kept, Framed([0x02, 0x02], replaced)).Value!;
+        Assert.Equal(["b", "m"], decodedKept.Keys.Order(StringComparer.Ordinal));
+        error = Assert.Throws<PayloadDecodeException>(() => Protobuf.Decode(kept, Framed([0x02, 0x02], [0x1A, 0x03, 0x0A, 0x01, (byte)'k'])));
+        Assert.Contains("Inner.id: required field is missing", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -517,7 +517,7 @@ public static class ContractParser
             problems.Add($"{side}.references are the references of {side}.schemaFile, which is not set.");
         }
 
-        return new SchemaRequirement(binding.Subject, strategy, min, max, binding.SchemaFile, binding.SchemaType is null ? null : schemaType, references);
+        return new SchemaRequirement(binding.Subject, strategy, min, max, binding.SchemaFile, string.IsNullOrEmpty(binding.SchemaType) ? null : schemaType, references);
     }
 
     private static int Number(string digits) => int.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out int n) ? n : -1;

@@ -856,9 +856,10 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
                 flat[$"{side}.strategy"] = requirement.Strategy.ToString();
                 flat[$"{side}.versions"] = requirement.MaxVersion == int.MaxValue ? $">={requirement.MinVersion}" : $"{requirement.MinVersion}-{requirement.MaxVersion}";
                 AddIfSet(flat, $"{side}.subject", requirement.Subject);
-                if (requirement.SchemaFile is not null || requirement.DeclaredSchemaType is not null)
+                if (requirement.DeclaredSchemaType is { } declared)
                 {
-                    flat[$"{side}.schemaType"] = Registry.RegistryNames.Name(requirement.SchemaType);
+                    // As declared: an explicit AVRO admits Avro schemas only, where none admits any type (and reads a schemaFile as Avro).
+                    flat[$"{side}.schemaType"] = Registry.RegistryNames.Name(declared);
                 }
 
                 if (requirement.SchemaFile is not null)

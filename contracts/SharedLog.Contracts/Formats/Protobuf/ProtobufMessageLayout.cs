@@ -50,6 +50,39 @@ internal sealed class ProtobufMessageLayout
     /// <summary>Names of the proto2 <c>required</c> fields.</summary>
     public string[] RequiredFields { get; }
 
+    private bool? _reachesRequiredFields;
+
+    /// <summary>This message, or one its fields (at any depth) hold, has required fields: decoded records are then checked for them.</summary>
+    public bool ReachesRequiredFields => _reachesRequiredFields ??= FindRequired(this, new HashSet<ProtobufMessageLayout>(ReferenceEqualityComparer.Instance));
+
+    private static bool FindRequired(ProtobufMessageLayout layout, HashSet<ProtobufMessageLayout> seen)
+    {
+        if (layout._reachesRequiredFields is { } known)
+        {
+            return known;
+        }
+
+        if (layout.RequiredFields.Length > 0)
+        {
+            return true;
+        }
+
+        if (!seen.Add(layout))
+        {
+            return false; // a recursive type: what it reaches is being found above
+        }
+
+        foreach (var field in layout.InNumberOrder)
+        {
+            if (field.Type == FieldDescriptorProto.Type.TypeMessage && field.WellKnown == ProtobufWellKnown.None && FindRequired(field.Message, seen))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     public Dictionary<int, ProtobufFieldLayout> ByNumber { get; }
 
     public Dictionary<string, ProtobufFieldLayout> ByName { get; }

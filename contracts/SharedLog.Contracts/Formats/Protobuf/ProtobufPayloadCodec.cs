@@ -46,11 +46,6 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
     [ThreadStatic]
     private static bool _superseded;
 
-    // Messages decoded on this thread whose type has proto2 required fields: checked once the whole payload is read, since
-    // a message sent in pieces (merged) may get a required field from a later piece.
-    [ThreadStatic]
-    private static List<ProtobufMessage>? _withRequired;
-
     public SchemaType Type => SchemaType.Protobuf;
 
     /// <summary>
@@ -91,17 +86,12 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         var message = new ProtobufMessage(layout, Math.Min(layout.InNumberOrder.Length, 32));
         var elements = 0;
         _superseded = false;
-        List<ProtobufMessage>? withRequired = _withRequired;
-        withRequired?.Clear();
-        try
+        DecodeMessage(payload[read..], layout, message, 1, ref elements);
+        // Checked once the whole payload is read: a message sent in pieces may get a required field from a later piece, and
+        // only the messages the record keeps count (not a oneof member another replaced, nor a map value given again).
+        if (layout.ReachesRequiredFields)
         {
-            NoteRequired(message);
-            DecodeMessage(payload[read..], layout, message, 1, ref elements);
-            CheckRequired(_withRequired);
-        }
-        finally
-        {
-            _withRequired?.Clear();
+            CheckRequired(message);
         }
 
         return new DecodedPayload(message, layout.FullName.TrimStart('.'), path) { Superseded = _superseded };
@@ -339,26 +329,43 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         }
     }
 
-    private static void NoteRequired(ProtobufMessage message)
+    /// <summary>
+    /// As Java's and C++'s parsers: a proto2 message without one of its required fields does not parse, nor does one holding
+    /// (in a field, a repeated field or a map value) such a message. Bounded by the decode's own depth and element limits.
+    /// </summary>
+    private static void CheckRequired(object? value)
     {
-        if (message.Layout.RequiredFields.Length > 0)
+        switch (value)
         {
-            (_withRequired ??= []).Add(message);
-        }
-    }
-
-    /// <summary>As Java's and C++'s parsers: a proto2 message without one of its required fields does not parse.</summary>
-    private static void CheckRequired(List<ProtobufMessage>? messages)
-    {
-        for (int i = 0; messages is not null && i < messages.Count; i++)
-        {
-            foreach (string name in messages[i].Layout.RequiredFields)
-            {
-                if (!messages[i].ContainsKey(name))
+            case ProtobufMessage message when message.Layout.ReachesRequiredFields:
+                foreach (string name in message.Layout.RequiredFields)
                 {
-                    throw new PayloadDecodeException($"{ShortName(messages[i].Layout)}.{name}: required field is missing");
+                    if (!message.ContainsKey(name))
+                    {
+                        throw new PayloadDecodeException($"{ShortName(message.Layout)}.{name}: required field is missing");
+                    }
                 }
-            }
+
+                foreach (object? field in message.Values)
+                {
+                    CheckRequired(field);
+                }
+
+                break;
+            case List<object?> items:
+                foreach (object? item in items)
+                {
+                    CheckRequired(item);
+                }
+
+                break;
+            case Dictionary<string, object?> map when map is not ProtobufMessage:
+                foreach (object? entryValue in map.Values)
+                {
+                    CheckRequired(entryValue);
+                }
+
+                break;
         }
     }
 
@@ -373,14 +380,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         ExpectWireType(field, wireType, 2);
         var bytes = reader.ReadLengthDelimited();
         var layout = field.Message;
-        var message = mergeInto;
-        if (message is null)
-        {
-            var created = new ProtobufMessage(layout);
-            NoteRequired(created);
-            message = created;
-        }
-
+        var message = mergeInto ?? new ProtobufMessage(layout);
         DecodeMessage(bytes, layout, message, depth + 1, ref elements);
         return field.WellKnown switch
         {
@@ -456,7 +456,9 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         var keyField = entryLayout.ByNumber.GetValueOrDefault(1) ?? throw new PayloadDecodeException("map entry has no key field");
         var valueField = entryLayout.ByNumber.GetValueOrDefault(2) ?? throw new PayloadDecodeException("map entry has no value field");
         var key = entry.TryGetValue(keyField.Name, out var rawKey) ? rawKey : DefaultOf(keyField);
-        var value = entry.TryGetValue(valueField.Name, out var rawValue) ? rawValue : DefaultOf(valueField);
+        // A missing message value is the type's empty message (one with required fields then fails their check, as in Java).
+        var value = entry.TryGetValue(valueField.Name, out var rawValue) ? rawValue
+            : valueField.Type == FieldDescriptorProto.Type.TypeMessage && valueField.WellKnown == ProtobufWellKnown.None ? new ProtobufMessage(valueField.Message) : DefaultOf(valueField);
         var text = key switch
         {
             string s => s,
