@@ -179,6 +179,23 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task AContractsSchemaTypeRefusesAConfluentSerializersRecordOfAnotherType()
+    {
+        // The Avro payment schema is registered under typed-value; the contract admits JSON schemas only.
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("typed", "topic: typed\nclass: certified\nvalue:\n  strategy: TopicNameStrategy\n  schemaType: JSON\nonFailure: reject\n");
+        using IProducer<string, GenericRecord> producer = AvroProducer(setup.Broker, setup.Registry);
+        ProduceException<string, GenericRecord> refused = await Assert.ThrowsAsync<ProduceException<string, GenericRecord>>(
+            () => producer.ProduceAsync("typed", new Message<string, GenericRecord> { Key = "p1", Value = Payment("p1", 10, "EUR") }));
+        Assert.Equal(ErrorCode.InvalidRecord, refused.Error.Code);
+
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{setup.Broker.Host.HttpPort}") };
+        string? violation = await MetricsScrape.UntilAsync(http, t => t.Split('\n').FirstOrDefault(l =>
+            l.StartsWith("sharedlog_contract_violations_total", StringComparison.Ordinal) && l.Contains("topic=\"typed\"", StringComparison.Ordinal)));
+        Assert.NotNull(violation);
+        Assert.Contains("reason=\"wrong_schema_type\"", violation, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ARecordTimestampPastYear9999IsStoredWhenNoRuleReadsItAndFailsARuleThatDoes()
     {
         // Before the fix the gate threw on such a record and librdkafka retried the batch until its delivery timeout.
