@@ -481,6 +481,21 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task DroppingARequiredProto2FieldIsRefusedWhenItsSchemaIsKnown()
+    {
+        const string schema = "syntax = \"proto2\";\npackage web;\nmessage Home { required string street = 1; optional string city = 2; }\nmessage Member { required string email = 1; optional string nick = 2; optional Home home = 3; }\n";
+        int id = await RegisterAsync("pmembers-value", schema, SchemaType.Protobuf);
+        IReadOnlyList<IParsedSchema>? Known(SchemaRequirement requirement, bool isKey) => isKey ? null : [_registry.ParsedById(id)!];
+
+        // Applied before, and then every record refused at produce: the codec cannot encode a message without it.
+        ContractDefinition required = ContractParser.Parse("topic: pmembers\nvalue: {}\nprivacy:\n  - field: home.street\n    action: drop\n");
+        Assert.Equal(["privacy[home.street]: drop removes a Protobuf field, but a proto2 schema the contract admits declares home.street required, so its records would be refused; redact or hash it instead"], SchemaFieldPaths.PrivacyPathProblems(required, Known));
+
+        ContractDefinition droppable = ContractParser.Parse("topic: pmembers\nvalue: {}\nprivacy:\n  - field: nick\n    action: drop\n  - field: home.city\n    action: drop\n  - field: email\n    action: hash\n");
+        Assert.Empty(SchemaFieldPaths.PrivacyPathProblems(droppable, Known));
+    }
+
+    [Fact]
     public async Task TagsInAJsonSchemaAnotherOneReferencesAreMaskedAndRefsResolveAsTheValidatorResolvesThem()
     {
         // Before: the walk followed local $refs only, so a PII field of a referenced, registered schema was stored in clear.

@@ -82,6 +82,10 @@ public static class SchemaFieldPaths
             {
                 problems.Add($"privacy[{rule.Target}]: drop leaves an Avro field at its default or null, but an Avro schema the contract admits declares {kept} without a default and not nullable, so its records would be refused; give the field a default or a null branch, or redact or hash it instead");
             }
+            else if (rule.Action == PrivacyAction.Drop && FirstUndroppableProtobuf(schemas, rule) is { } required)
+            {
+                problems.Add($"privacy[{rule.Target}]: drop removes a Protobuf field, but a proto2 schema the contract admits declares {required} required, so its records would be refused; redact or hash it instead");
+            }
             else if (FirstJsonMaskingProblem(schemas, rule) is { } broken)
             {
                 problems.Add($"privacy[{rule.Target}]: a JSON schema the contract admits constrains {broken.Path} so that masked records would not match it: {broken.Problem}; every such record would be a bad record (masked_schema_mismatch); use another action or relax the schema");
@@ -228,7 +232,10 @@ public static class SchemaFieldPaths
         return ByFormat(
             schema,
             avro => UnhashableAvro(avro.Schema, names, 0, 0, []),
-            protobuf => UnhashableProtobuf(protobuf, protobuf.File.MessageTypes, names, 0),
+            protobuf => ProtobufFieldProblem(protobuf, protobuf.File.MessageTypes, names, 0, static field =>
+                field.type is Google.Protobuf.Reflection.FieldDescriptorProto.Type.TypeString or Google.Protobuf.Reflection.FieldDescriptorProto.Type.TypeBytes
+                    ? null
+                    : field.type.ToString()["Type".Length..].ToLowerInvariant()),
             json => UnhashableJson(json, json, names, 0, 0),
             unreadableJson: null);
     }
@@ -323,16 +330,20 @@ public static class SchemaFieldPaths
         return found;
     }
 
-    private static string? UnhashableProtobuf(ProtobufParsedSchema schema, List<Google.Protobuf.Reflection.DescriptorProto> messages, IReadOnlyList<string> names, int depth)
+    /// <summary>
+    /// What <paramref name="problem"/> says of the field the path names, in the first message of the file (nested ones too,
+    /// since records may name any) where it says something; null when none does.
+    /// </summary>
+    private static string? ProtobufFieldProblem(ProtobufParsedSchema schema, List<Google.Protobuf.Reflection.DescriptorProto> messages, IReadOnlyList<string> names, int depth, Func<Google.Protobuf.Reflection.FieldDescriptorProto, string?> problem)
     {
         foreach (Google.Protobuf.Reflection.DescriptorProto message in messages)
         {
-            if (UnhashableProtobufField(schema, message, names, 0) is { } found)
+            if (ProtobufFieldProblemIn(schema, message, names, 0, problem) is { } found)
             {
                 return found;
             }
 
-            if (depth < SchemaLimits.MaxDepth && UnhashableProtobuf(schema, message.NestedTypes, names, depth + 1) is { } nested)
+            if (depth < SchemaLimits.MaxDepth && ProtobufFieldProblem(schema, message.NestedTypes, names, depth + 1, problem) is { } nested)
             {
                 return nested;
             }
@@ -341,24 +352,43 @@ public static class SchemaFieldPaths
         return null;
     }
 
-    private static string? UnhashableProtobufField(ProtobufParsedSchema schema, Google.Protobuf.Reflection.DescriptorProto message, IReadOnlyList<string> names, int index)
+    private static string? ProtobufFieldProblemIn(ProtobufParsedSchema schema, Google.Protobuf.Reflection.DescriptorProto message, IReadOnlyList<string> names, int index, Func<Google.Protobuf.Reflection.FieldDescriptorProto, string?> problem)
     {
         if (index > SchemaLimits.MaxDepth || message.Fields.Find(f => f.Name == names[index]) is not { } field)
         {
             return null;
         }
 
-        Google.Protobuf.Reflection.FieldDescriptorProto.Type kind = field.type;
         if (index == names.Count - 1)
         {
-            return kind is Google.Protobuf.Reflection.FieldDescriptorProto.Type.TypeString or Google.Protobuf.Reflection.FieldDescriptorProto.Type.TypeBytes
-                ? null
-                : kind.ToString()["Type".Length..].ToLowerInvariant();
+            return problem(field);
         }
 
-        return kind == Google.Protobuf.Reflection.FieldDescriptorProto.Type.TypeMessage && schema.Types.Find(field.TypeName)?.Message is { } nested && !ProtobufTypeIndex.IsMapEntry(nested)
-            ? UnhashableProtobufField(schema, nested, names, index + 1)
+        return field.type == Google.Protobuf.Reflection.FieldDescriptorProto.Type.TypeMessage && schema.Types.Find(field.TypeName)?.Message is { } nested && !ProtobufTypeIndex.IsMapEntry(nested)
+            ? ProtobufFieldProblemIn(schema, nested, names, index + 1, problem)
             : null;
+    }
+
+    /// <summary>The first field the rule drops that a proto2 schema declares <c>required</c> (the codec refuses such a record).</summary>
+    private static string? FirstUndroppableProtobuf(List<IParsedSchema> schemas, PrivacyRuleDefinition rule)
+    {
+        foreach (IParsedSchema schema in schemas)
+        {
+            if (schema is not ProtobufParsedSchema protobuf)
+            {
+                continue;
+            }
+
+            foreach (string path in PathsOf(schema, rule))
+            {
+                if (ProtobufFieldProblem(protobuf, protobuf.File.MessageTypes, path.Split('.'), 0, static field => field.label == Google.Protobuf.Reflection.FieldDescriptorProto.Label.LabelRequired ? "required" : null) is not null)
+                {
+                    return path;
+                }
+            }
+        }
+
+        return null;
     }
 
     private static string? UnhashableJson(JsonElement schema, JsonElement root, IReadOnlyList<string> names, int index, int depth)
