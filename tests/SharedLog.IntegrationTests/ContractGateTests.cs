@@ -71,6 +71,17 @@ public class ContractGateTests
         return JsonNode.Parse(body)!;
     }
 
+    private static byte[] Gzip(byte[] data)
+    {
+        using var output = new MemoryStream();
+        using (var gzip = new System.IO.Compression.GZipStream(output, System.IO.Compression.CompressionLevel.Fastest))
+        {
+            gzip.Write(data);
+        }
+
+        return output.ToArray();
+    }
+
     internal static GenericRecord Payment(string id, double amount, string currency, string card = "4111111111111111")
     {
         var schema = (RecordSchema)Avro.Schema.Parse(PaymentSchema);
@@ -813,6 +824,16 @@ public class ContractGateTests
             Assert.Equal((HttpStatusCode.BadRequest, query), (unclear.StatusCode, query));
         }
 
+        // A gzip body read as text was "must be UTF-8"; it is a 415 naming the encoding.
+        using (var gzipped = new ByteArrayContent(Gzip("topic: dr\nowner: a\n"u8.ToArray())))
+        {
+            gzipped.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/yaml");
+            gzipped.Headers.ContentEncoding.Add("gzip");
+            using HttpResponseMessage compressed = await http.PostAsync("/contracts", gzipped);
+            Assert.Equal(HttpStatusCode.UnsupportedMediaType, compressed.StatusCode);
+            Assert.Contains("Content-Encoding gzip is not supported", await compressed.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
         using (HttpResponseMessage none = await http.GetAsync("/contracts/dr"))
         {
             Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
@@ -839,8 +860,9 @@ public class ContractGateTests
 
         // Every refusal of a change left a line naming the request and why (a lookup's 404 only at debug level).
         string[] refusals = [.. logs.Entries.Where(e => e.Category == "SharedLog.Broker.Http.ContractsApi").Select(e => e.Message)];
-        Assert.Equal(4, refusals.Length);
+        Assert.Equal(5, refusals.Length);
         Assert.Equal(3, refusals.Count(m => m.StartsWith("Contracts API refused POST /contracts: 400 dryRun is true or false, not \"", StringComparison.Ordinal)));
+        Assert.Contains(refusals, m => m.StartsWith("Contracts API refused POST /contracts: 415", StringComparison.Ordinal));
         Assert.Contains(refusals, m => m.StartsWith("Contracts API refused POST /contracts: 422", StringComparison.Ordinal));
     }
 

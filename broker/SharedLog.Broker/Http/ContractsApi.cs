@@ -209,6 +209,13 @@ public static partial class ContractsApi
     /// </summary>
     private static async Task<(string? Text, IResult? Refused)> ReadBodyAsync(HttpContext context, int maxBytes, string what)
     {
+        // A compressed body would read as bytes that are not UTF-8: say what is wrong with it (as an HTTP server that
+        // decodes no content codings answers).
+        if (context.Request.Headers.ContentEncoding is { Count: > 0 } encoding && !string.Equals(encoding.ToString(), "identity", StringComparison.OrdinalIgnoreCase))
+        {
+            return (null, Error(415, $"{what} is read as sent: Content-Encoding {encoding} is not supported; send it uncompressed."));
+        }
+
         // A declared length over the limit is refused unread (Kestrel would throw reading a body past its own 30 MB limit).
         if (context.Request.ContentLength > maxBytes)
         {
