@@ -1,0 +1,36 @@
+"""Summarises `perf script` output of a .NET process (frames named from the JIT's perf map).
+
+Usage: perf_summary.py FILE [incl|self] [N] [FUNCTION]
+  incl: share of samples with each function anywhere on the stack; self: share with it as the leaf.
+  With FUNCTION (a substring of a frame), only samples that hold it count, and the share is still of all samples.
+"""
+import collections
+import re
+import sys
+
+path = sys.argv[1]
+mode = sys.argv[2] if len(sys.argv) > 2 else "incl"
+top = int(sys.argv[3]) if len(sys.argv) > 3 else 40
+within = sys.argv[4] if len(sys.argv) > 4 else None
+
+total = 0
+counts = collections.Counter()
+with open(path, encoding="utf-8", errors="replace") as script:
+    for sample in script.read().split("\n\n"):
+        lines = [line.strip() for line in sample.strip().split("\n") if line.strip()]
+        if len(lines) < 2:
+            continue
+        total += 1
+        # "addr name(args)[tier]+off (dso)": the name, without the address, arguments and module.
+        frames = [re.sub(r"^[0-9a-f]+ ", "", line).split("(")[0].strip() for line in lines[1:]]
+        if within and not any(within in frame for frame in frames):
+            continue
+        if mode == "self":
+            counts[frames[0][-120:]] += 1
+        else:
+            for frame in set(frames):
+                counts[frame[-120:]] += 1
+
+print(f"{total} samples")
+for frame, count in counts.most_common(top):
+    print(f"{100 * count / max(total, 1):5.1f}% {frame}")
