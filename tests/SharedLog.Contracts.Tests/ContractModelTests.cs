@@ -59,6 +59,7 @@ public class ContractModelTests
     [InlineData("topic: t\nvalue: { versions: '99999999999999999999' }\n", "with versions from 1 to 2147483647")] // was "is an empty range"
     [InlineData("topic: t\nprivacy:\n  - field: a\n    tag: PII\n    action: hash\n", "exactly one of field or tag")]
     [InlineData("topic: t\nprivacy:\n  - field: 'a..b'\n    action: hash\n", "dotted path")]
+    [InlineData("topic: t\n\tclass: raw\n", "line 2, column 1: YAML is indented with spaces, not tabs")] // was placed at line 1, column 8
     [InlineData("topic: t\ncolour: red\n", "line 2, column 1: unknown key 'colour'")] // named in the contract's terms, not a .NET type's
     [InlineData("topic: t\nvalue: {subjct: s}\n", "unknown key 'subjct'")]
     [InlineData("hello\n", "a value of the wrong kind")] // was "Invalid cast from 'System.String' to '...ContractDocument'"

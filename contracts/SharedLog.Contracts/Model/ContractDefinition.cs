@@ -401,9 +401,41 @@ public static class ContractParser
         }
         catch (YamlException e)
         {
+            // The YAML library places a tab's error at the token before it (a line up): name the tab itself.
+            if (FirstTabIndent(text) is { } tab)
+            {
+                throw new ContractValidationException([$"line {tab.Line}, column {tab.Column}: YAML is indented with spaces, not tabs."]);
+            }
+
             string reason = (e.InnerException?.Message ?? e.Message).Split('\n')[0];
             throw new ContractValidationException([$"line {e.Start.Line}, column {e.Start.Column}: {InContractTerms(reason)}"]);
         }
+    }
+
+    /// <summary>The first tab in a line's leading whitespace (1-based line and column), if any.</summary>
+    private static (int Line, int Column)? FirstTabIndent(string text)
+    {
+        int line = 1;
+        int column = 1;
+        bool leading = true;
+        foreach (char c in text)
+        {
+            if (c == '\n')
+            {
+                (line, column, leading) = (line + 1, 1, true);
+                continue;
+            }
+
+            if (leading && c == '\t')
+            {
+                return (line, column);
+            }
+
+            leading &= c == ' ';
+            column++;
+        }
+
+        return null;
     }
 
     /// <summary>The YAML library's words for the common mistakes, in the contract's own: its messages name .NET types.</summary>
