@@ -1147,6 +1147,30 @@ public class PayloadCodecTests
     }
 
     [Fact]
+    public void Protobuf_timestamp_with_a_field_unknown_to_it_is_still_the_time_and_its_holder_answers_for_the_field()
+    {
+        var schema = ParseProto(AllTypesProto);
+        // s (19) = {seconds: 1700000000, nanos: 500000000, field 9: 1}.
+        byte[] message = [0x9A, 0x01, 0x0E, 0x08, 0x80, 0xE2, 0xCF, 0xAA, 0x06, 0x10, 0x80, 0xCA, 0xB5, 0xEE, 0x01, 0x48, 0x01];
+        var value = (Dictionary<string, object?>)Protobuf.Decode(schema, Framed([0], message)).Value!;
+        // Before, it stayed a map: `value.s != timestamp(...)` held, so a rule refusing that instant let it through.
+        Assert.Equal(DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_500), value["s"]);
+        Assert.False(RuleHolds(value, "value.s != timestamp('2023-11-14T22:13:20.5Z')"));
+        Assert.True(ProtobufPayloadCodec.HasUnknownFields(value)); // a sensitive topic still refuses the record
+    }
+
+    [Fact]
+    public void Protobuf_messages_nested_in_messages_count_against_the_element_budget()
+    {
+        // Sub { Sub s = 2; } repeated: each element an empty Sub holding an empty Sub, 4 bytes. 600,000 of them are
+        // 1.2 million objects, past the budget of a million (before, only the 600,000 repeated elements counted).
+        var schema = ParseProto("syntax = \"proto3\";\npackage n;\nmessage Sub { string x = 1; Sub s = 2; }\nmessage M { repeated Sub r = 2; }\n");
+        byte[] payload = [0x02, 0x02, .. Enumerable.Repeat<byte[]>([0x12, 0x02, 0x12, 0x00], 600_000).SelectMany(b => b)];
+        Assert.Contains("more than 1000000", Assert.Throws<PayloadDecodeException>(() => Protobuf.Decode(schema, payload)).Message, StringComparison.Ordinal);
+        Assert.Equal(2, ((List<object?>)((Dictionary<string, object?>)Protobuf.Decode(schema, [0x02, 0x02, 0x12, 0x02, 0x12, 0x00, 0x12, 0x00]).Value!)["r"]!).Count);
+    }
+
+    [Fact]
     public void Protobuf_proto3_field_without_presence_holding_its_default_is_not_set()
     {
         var schema = ParseProto("""

@@ -23,7 +23,8 @@ namespace SharedLog.Contracts.Formats.Protobuf;
 /// the map keys as invariant text ("true"/"false" for bool keys); a missing entry value is its default.
 /// google.protobuf.Timestamp and Duration decode to <c>DateTimeOffset</c> and <c>TimeSpan</c> when
 /// that is exact (nanos a multiple of 100), to <see cref="NanoTimestamp"/> and <see cref="NanoDuration"/> for other valid
-/// nanos, and stay messages when out of range or with unknown fields.
+/// nanos, and stay messages when out of range. Fields unknown to a Timestamp or Duration are not part of its value: the
+/// message holding it counts as having unknown fields instead, and a rewrite drops them.
 /// A singular message field seen twice is merged, as protobuf parsers do; setting a oneof member
 /// removes the others; strings must be valid UTF-8 (as proto3 requires; applied to proto2 too).
 /// Group fields are not supported.</para>
@@ -236,7 +237,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
             else
             {
                 CountElement(ref elements);
-                list.Add(ReadSingle(ref reader, field, wireType, null, depth, ref elements));
+                list.Add(ReadSingle(ref reader, field, wireType, null, target, depth, ref elements));
             }
 
             target[field.Name] = list;
@@ -248,7 +249,14 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         // already turned into a value is merged as its seconds and nanos, as a parser merges the message.
         var mergeInto = !given || field.Type != FieldDescriptorProto.Type.TypeMessage ? null
             : previous as Dictionary<string, object?> ?? SecondsAndNanos(field, previous);
-        var read = ReadSingle(ref reader, field, wireType, mergeInto, depth, ref elements);
+        if (field.Type == FieldDescriptorProto.Type.TypeMessage)
+        {
+            // A nested message is an object of the decoded record as a repeated element is: two bytes on the wire each,
+            // so without this a payload of messages nested in messages would build objects past the element budget.
+            CountElement(ref elements);
+        }
+
+        var read = ReadSingle(ref reader, field, wireType, mergeInto, target, depth, ref elements);
         // A scalar given again replaces the first value.
         _superseded |= given && mergeInto is null;
         if (field.ImplicitPresence && IsImplicitDefault(field, read))
@@ -370,7 +378,9 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
     }
 
     /// <summary>One value; a message is merged into <paramref name="mergeInto"/> when the field was already set.</summary>
-    private object? ReadSingle(ref ProtoReader reader, ProtobufFieldLayout field, int wireType, Dictionary<string, object?>? mergeInto, int depth, ref int elements)
+    /// <param name="owner">The message the value goes into: it answers for fields unknown to a Timestamp or Duration, whose value
+    /// does not keep them.</param>
+    private object? ReadSingle(ref ProtoReader reader, ProtobufFieldLayout field, int wireType, Dictionary<string, object?>? mergeInto, Dictionary<string, object?> owner, int depth, ref int elements)
     {
         if (field.Type != FieldDescriptorProto.Type.TypeMessage)
         {
@@ -382,12 +392,20 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         var layout = field.Message;
         var message = mergeInto ?? new ProtobufMessage(layout);
         DecodeMessage(bytes, layout, message, depth + 1, ref elements);
-        return field.WellKnown switch
+        object? value = field.WellKnown switch
         {
             ProtobufWellKnown.Timestamp => ToTimestamp(message),
             ProtobufWellKnown.Duration => ToDuration(message),
             _ => message,
         };
+        if (!ReferenceEquals(value, message) && UnknownFields.TryGetValue(message, out _) && !UnknownFields.TryGetValue(owner, out _))
+        {
+            // A time with fields unknown to it is still the time (as parsers read it, and as rules must, or `!=` would pass
+            // a map); the message holding it answers for them, so a sensitive topic still refuses the record (HasUnknownFields).
+            UnknownFields.Add(owner, []);
+        }
+
+        return value;
     }
 
     private static object? ReadScalar(ref ProtoReader reader, ProtobufFieldLayout field, int wireType)
@@ -580,7 +598,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
             known++;
         }
 
-        return known == message.Count && !UnknownFields.TryGetValue(message, out _);
+        return known == message.Count;
     }
 
     private static void ExpectWireType(ProtobufFieldLayout field, int actual, int expected)
@@ -595,7 +613,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
     {
         if (++elements > RecordValue.MaxElements)
         {
-            throw new PayloadDecodeException($"Protobuf payload holds more than {RecordValue.MaxElements} repeated or map elements");
+            throw new PayloadDecodeException($"Protobuf payload holds more than {RecordValue.MaxElements} repeated or map elements and nested messages");
         }
     }
 
