@@ -92,7 +92,15 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
         if (gated is not null)
         {
-            await CheckGatedAsync(gated);
+            await GatedCheckSlots.WaitAsync(cancellationToken);
+            try
+            {
+                await CheckGatedAsync(gated);
+            }
+            finally
+            {
+                GatedCheckSlots.Release();
+            }
         }
 
         await LoadProducersAsync(work, cancellationToken);
@@ -210,6 +218,13 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     /// per other core across the broker, so gated producers cannot crowd out the pool's network work). Each partition is
     /// checked whole by one thread, and appends are queued afterwards in request order, so nothing is reordered.
     /// </summary>
+    /// <summary>
+    /// Gated requests checked at once across the broker, one per core. Checking is CPU work, so more at once gains no
+    /// throughput, and a check may build up to a record's element budget of decoded objects (177 MB for a hostile 2 MB
+    /// record of empty nested messages): without this, 20 such records arriving together took 2.9 GB.
+    /// </summary>
+    private static readonly SemaphoreSlim GatedCheckSlots = new(Math.Max(Environment.ProcessorCount, 1));
+
     private Task CheckGatedAsync(List<(PartitionWork Item, System.Buffers.ReadOnlySequence<byte>? Records)> gated)
     {
         if (gated.Count == 1)
