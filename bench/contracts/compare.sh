@@ -8,7 +8,8 @@
 # bench/SharedLog.LoadTest, and `npm ci` in tests/compat for avsc):
 #   bench/contracts/compare.sh [ROUNDS=3] [SECONDS=10] [PORT=19900]
 # Set BROKER_ENV to pass environment variables to the broker (e.g. BROKER_ENV="DOTNET_gcServer=0"), and
-# LOAD_EXTRA to pass more load-tool arguments (e.g. LOAD_EXTRA="--compression lz4").
+# LOAD_EXTRA to pass more load-tool arguments (e.g. LOAD_EXTRA="--compression lz4"), and WARMUP to change
+# the seconds of unmeasured load each topic gets first (default 4).
 set -euo pipefail
 rounds=${1:-3}
 seconds=${2:-10}
@@ -28,7 +29,7 @@ broker_ticks() { awk '{print $14 + $15}' "/proc/$broker/stat"; }
 ticks_per_second=$(getconf CLK_TCK)
 per_record() { awk -v u="$1" -v n="$2" 'BEGIN { printf "%.2f", u / n }'; } # microseconds records -> us/record
 
-for topic in plain-json gate-json plain-avro gate-avro; do produce "$topic" 4 > /dev/null; done # warm-up, not counted
+for topic in plain-json gate-json plain-avro gate-avro; do produce "$topic" "${WARMUP:-4}" > /dev/null; done # warm-up, not counted
 declare -A sum cpu_us records
 for round in $(seq 1 "$rounds"); do
   for kind in json avro; do

@@ -1,7 +1,9 @@
 """Summarises `perf script` output of a .NET process (frames named from the JIT's perf map).
 
-Usage: perf_summary.py FILE [incl|self] [N] [FUNCTION]
-  incl: share of samples with each function anywhere on the stack; self: share with it as the leaf.
+Usage: perf_summary.py FILE [incl|self|threads] [N] [FUNCTION]
+  incl: share of samples with each function anywhere on the stack; self: share with it as the leaf;
+  threads: share of each thread name, and the samples per second of the window for the N busiest (the JIT's
+  ".NET Tiered Com" thread still busy late in the window means the code was not warm yet).
   With FUNCTION (a substring of a frame), only samples that hold it count, and the share is still of all samples.
 """
 import collections
@@ -15,17 +17,27 @@ within = sys.argv[4] if len(sys.argv) > 4 else None
 
 total = 0
 counts = collections.Counter()
+seconds = collections.defaultdict(collections.Counter)  # thread name -> second of the window -> samples
+start = None
 with open(path, encoding="utf-8", errors="replace") as script:
     for sample in script.read().split("\n\n"):
         lines = [line.strip() for line in sample.strip().split("\n") if line.strip()]
         if len(lines) < 2:
             continue
         total += 1
+        # "comm pid/tid time: ...": the thread's name and the sample's time.
+        header = re.match(r"(.+?)\s+[\d/]+\s+(?:\[\d+\]\s+)?([\d.]+):", lines[0])
         # "addr name(args)[tier]+off (dso)": the name, without the address, arguments and module.
         frames = [re.sub(r"^[0-9a-f]+ ", "", line).split("(")[0].strip() for line in lines[1:]]
         if within and not any(within in frame for frame in frames):
             continue
-        if mode == "self":
+        if mode == "threads":
+            if header:
+                thread, at = header.group(1), float(header.group(2))
+                start = at if start is None else min(start, at)
+                counts[thread] += 1
+                seconds[thread][at] += 1
+        elif mode == "self":
             counts[frames[0][-120:]] += 1
         else:
             for frame in set(frames):
@@ -34,3 +46,9 @@ with open(path, encoding="utf-8", errors="replace") as script:
 print(f"{total} samples")
 for frame, count in counts.most_common(top):
     print(f"{100 * count / max(total, 1):5.1f}% {frame}")
+if mode == "threads":
+    for thread, _ in counts.most_common(min(top, 5)):
+        per_second = collections.Counter()
+        for at, samples in seconds[thread].items():
+            per_second[int(at - start)] += samples
+        print(f"{thread}: " + " ".join(f"{per_second[s]}" for s in range(max(per_second) + 1)))

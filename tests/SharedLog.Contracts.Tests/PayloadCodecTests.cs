@@ -7,6 +7,7 @@ using SharedLog.Contracts.Formats.Avro;
 using SharedLog.Contracts.Formats.Json;
 using SharedLog.Contracts.Formats.Protobuf;
 using SharedLog.Contracts.Model;
+using SharedLog.Contracts.Policy;
 using SharedLog.Contracts.Registry;
 using SharedLog.Contracts.Rules;
 
@@ -307,6 +308,101 @@ public class PayloadCodecTests
         Assert.Equal(original, output.WrittenSpan.ToArray());
     }
 
+    [Fact]
+    public void Avro_rewrite_through_an_array_keeps_each_union_item_the_record_type_it_was()
+    {
+        // Dropping email leaves a Signup with Ping's field names; chosen by value, the item became a Ping.
+        var schema = ParseAvro("""
+            {"type":"record","name":"Batch","fields":[{"name":"events","type":{"type":"array","items":[
+              {"type":"record","name":"Signup","fields":[{"name":"id","type":"string"},{"name":"email","type":["null","string"],"default":null}]},
+              {"type":"record","name":"Ping","fields":[{"name":"id","type":"string"}]}]}}]}
+            """);
+        byte[] original = Convert.FromHexString("0200047531021E616461406578616D706C652E636F6D00");
+        var decoded = Avro.Decode(schema, original);
+        var item = (Dictionary<string, object?>)((List<object?>)((Dictionary<string, object?>)decoded.Value!)["events"]!)[0]!;
+        item.Remove("email");
+
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        Avro.EncodeRewrite(schema, decoded, original, [["events", "email"]], [], output);
+
+        var events = (object[])ReadWithApacheAvro(schema.Schema, output.WrittenSpan.ToArray())["events"];
+        var signup = Assert.IsType<GenericRecord>(Assert.Single(events));
+        Assert.Equal("Signup", signup.Schema.Name);
+        Assert.Equal("u1", signup["id"]);
+        Assert.Null(signup["email"]);
+    }
+
+    [Fact]
+    public void Avro_rewrite_through_an_array_leaves_untouched_unions_on_their_branches()
+    {
+        var schema = ParseAvro("""
+            {"type":"record","name":"Order","fields":[
+              {"name":"n","type":["int","long"]},{"name":"f","type":["float","double"]},
+              {"name":"status","type":[{"type":"enum","name":"S","symbols":["OK","BAD"]},"string"]},
+              {"name":"lines","type":{"type":"array","items":{"type":"record","name":"Line","fields":[{"name":"sku","type":"string"}]}}}]}
+            """);
+        // n = 5 as a long, f = 0.5 as a double, status "OK" as a string, one line with sku "a".
+        byte[] original = Convert.FromHexString("020A02000000000000E03F02044F4B0202" + "6100");
+        var decoded = Avro.Decode(schema, original);
+        var line = (Dictionary<string, object?>)((List<object?>)((Dictionary<string, object?>)decoded.Value!)["lines"]!)[0]!;
+        line["sku"] = PrivacyRewriter.RedactedText;
+
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        Avro.EncodeRewrite(schema, decoded, original, [["lines", "sku"]], [], output);
+
+        Assert.Equal("020A02000000000000E03F02044F4B0208" + "2A2A2A2A00", Convert.ToHexString(output.WrittenSpan));
+    }
+
+    [Fact]
+    public void Avro_rewrite_keeps_a_union_record_whose_field_names_another_branch_shares()
+    {
+        var schema = ParseAvro("""
+            {"type":"record","name":"Batch","fields":[{"name":"events","type":{"type":"array","items":[
+              {"type":"record","name":"A","fields":[{"name":"id","type":"string"},{"name":"note","type":"string"}]},
+              {"type":"record","name":"B","fields":[{"name":"id","type":"long"},{"name":"note","type":"string"}]}]}}]}
+            """);
+        byte[] original = Convert.FromHexString("02020E0C73656372657400"); // one B { id 7, note "secret" }
+        var decoded = Avro.Decode(schema, original);
+        var item = (Dictionary<string, object?>)((List<object?>)((Dictionary<string, object?>)decoded.Value!)["events"]!)[0]!;
+        item["note"] = PrivacyRewriter.RedactedText;
+
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        Avro.EncodeRewrite(schema, decoded, original, [["events", "note"]], [], output);
+        Assert.Equal("02020E082A2A2A2A00", Convert.ToHexString(output.WrittenSpan));
+
+        // Written by value alone (no original to follow), the long id tells B from A by its type, not only by its name.
+        Assert.Equal("02020E082A2A2A2A00", Convert.ToHexString(Avro.Encode(schema, decoded)));
+    }
+
+    [Fact]
+    public void Avro_redacted_enum_in_a_union_with_string_stays_the_enum_at_its_default()
+    {
+        var schema = ParseAvro("""
+            {"type":"record","name":"R","fields":[{"name":"status","type":["null","string",
+              {"type":"enum","name":"S","symbols":["UNKNOWN","OK"],"default":"UNKNOWN"}]}]}
+            """);
+        byte[] original = [0x04, 0x02]; // the enum branch, OK
+        var decoded = Avro.Decode(schema, original);
+        ((Dictionary<string, object?>)decoded.Value!)["status"] = PrivacyRewriter.RedactedText;
+
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        Avro.EncodeRewrite(schema, decoded, original, [["status"]], [], output);
+        Assert.Equal(new byte[] { 0x04, 0x00 }, output.WrittenSpan.ToArray());
+    }
+
+    [Fact]
+    public void Avro_redacted_big_decimal_is_zero_as_avro_writes_it()
+    {
+        var schema = ParseAvro("""{"type":"record","name":"R","fields":[{"name":"amount","type":{"type":"bytes","logicalType":"big-decimal"}}]}""");
+        byte[] original = [0x06, 0x02, 0x0F, 0x02]; // 1.5: unscaled 15, scale 1
+        var decoded = Avro.Decode(schema, original);
+        ((Dictionary<string, object?>)decoded.Value!)["amount"] = Array.Empty<byte>();
+
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        Avro.EncodeRewrite(schema, decoded, original, [["amount"]], [], output);
+        Assert.Equal(new byte[] { 0x06, 0x02, 0x00, 0x00 }, output.WrittenSpan.ToArray());
+    }
+
     [Theory]
     [InlineData("i")]
     [InlineData("color")]
@@ -387,6 +483,9 @@ public class PayloadCodecTests
         { "huge negative block count", """{"type":"array","items":"int"}""", [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0x00] },
         { "block byte size past the end", """{"type":"array","items":"int"}""", [0x01, 0x7E, 0x02, 0x00] },
         { "array missing its end block", """{"type":"array","items":"int"}""", [0x02, 0x02] },
+        { "array block whose items outrun its byte size", """{"type":"array","items":"string"}""", [0x01, 0x02, 0x04, (byte)'a', (byte)'b', 0x00] },
+        { "array block whose items fall short of its byte size", """{"type":"array","items":"int"}""", [0x01, 0x04, 0x02, 0x06, 0x00] },
+        { "map block whose entries outrun its byte size", """{"type":"map","values":"int"}""", [0x01, 0x02, 0x02, (byte)'k', 0x02, 0x00] },
         { "map with truncated key", """{"type":"map","values":"int"}""", [0x02, 0x08, (byte)'k'] },
         { "deep recursion", """{"type":"record","name":"Node","fields":[{"name":"next","type":["null","Node"]}]}""", [.. Enumerable.Repeat((byte)0x02, 100), 0x00] },
         { "int 0 in 6 bytes (Java reads ints in at most 5)", "\"int\"", [0x80, 0x80, 0x80, 0x80, 0x80, 0x00] },

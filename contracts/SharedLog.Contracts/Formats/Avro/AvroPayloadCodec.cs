@@ -37,6 +37,8 @@ public sealed class AvroPayloadCodec : IPayloadCodec
     private static readonly long MinUnixMicroseconds = (DateTimeOffset.MinValue.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / TicksPerMicrosecond;
     private static readonly long MaxUnixMicroseconds = (DateTimeOffset.MaxValue.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / TicksPerMicrosecond;
 
+    private static ReadOnlySpan<byte> BigDecimalZero => [0x02, 0x00, 0x00];
+
     public SchemaType Type => SchemaType.Avro;
 
     public DecodedPayload Decode(IParsedSchema schema, ReadOnlySpan<byte> payload) => Decode(schema, payload, default);
@@ -95,7 +97,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
 
         if (changedPaths.Count is 0 or > SplicePaths.Max || record is null)
         {
-            output.Write(Encode(schema, payload, prefix));
+            EncodeGuided(avro, payload.Value, original, prefix, output);
             return;
         }
 
@@ -104,13 +106,161 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         var live = SplicePaths.All(changedPaths.Count);
         if (!SpliceRecord(ref reader, original, record, payload.Value, changedPaths, 0, live, writer, ref copied, 0))
         {
-            output.Write(Encode(schema, payload, prefix));
+            EncodeGuided(avro, payload.Value, original, prefix, output);
             return;
         }
 
         // The unchanged tail (often most of the record) goes to the output once, not through the writer's buffer.
         writer.CopyTo(output);
         output.Write(original[copied..]);
+    }
+
+    /// <summary>The whole rewritten value written again, each union along the branch <paramref name="original"/> took where it still fits.</summary>
+    private static void EncodeGuided(Schema schema, object? value, ReadOnlySpan<byte> original, ReadOnlySpan<byte> prefix, IBufferWriter<byte> output)
+    {
+        var writer = PayloadWriter.ForThread(prefix);
+        var guide = new AvroReader(original);
+        WriteGuided(writer, schema, value, ref guide, 0);
+        writer.CopyTo(output);
+    }
+
+    /// <summary>
+    /// Writes a rewritten value while reading the datum it was decoded from in step, so every union keeps the branch
+    /// its producer wrote whenever the new value still fits it: a fresh choice by value could turn a long into an int,
+    /// an enum into a string, or one event record into another of the same field names. Array items are walked in step
+    /// with the original's, map values while their keys come in the original's order; a value that no longer fits its
+    /// branch (or has no original) is written by <see cref="WriteValue"/>.
+    /// </summary>
+    private static void WriteGuided(PayloadWriter writer, Schema schema, object? value, ref AvroReader original, int depth)
+    {
+        switch (schema.Tag)
+        {
+            case Schema.Type.Union:
+                {
+                    var union = (UnionSchema)schema;
+                    var branch = ReadBranch(original, union);
+                    original.ReadLong();
+                    if (Fit(union[branch], value) == BranchFit.None)
+                    {
+                        Skip(ref original, union[branch], Deeper(depth));
+                        WriteValue(writer, union, value, depth);
+                        return;
+                    }
+
+                    writer.WriteZigZag(branch);
+                    WriteGuided(writer, union[branch], value, ref original, Deeper(depth));
+                    return;
+                }
+
+            case Schema.Type.Record:
+            case Schema.Type.Error:
+                {
+                    var record = (RecordSchema)schema;
+                    var values = value as IDictionary<string, object?> ?? throw Mismatch(schema, value);
+                    var inner = Deeper(depth);
+                    var matched = 0;
+                    foreach (var field in record.Fields)
+                    {
+                        try
+                        {
+                            if (values.TryGetValue(field.Name, out var fieldValue))
+                            {
+                                matched++;
+                                WriteGuided(writer, field.Schema, fieldValue, ref original, inner);
+                            }
+                            else
+                            {
+                                Skip(ref original, field.Schema, inner);
+                                WriteDropped(writer, field, inner);
+                            }
+                        }
+                        catch (PayloadDecodeException ex)
+                        {
+                            throw new PayloadDecodeException($"{record.Name}.{field.Name}: {ex.Message}", ex.InnerException);
+                        }
+                    }
+
+                    CheckAllFieldsOf(record, values, matched);
+                    return;
+                }
+
+            case Schema.Type.Array:
+                {
+                    var items = value as IList<object?> ?? throw Mismatch(schema, value);
+                    var itemSchema = ((ArraySchema)schema).ItemSchema;
+                    var inner = Deeper(depth);
+                    var cursor = new BlockCursor();
+                    if (items.Count > 0)
+                    {
+                        writer.WriteZigZag(items.Count);
+                        for (var index = 0; index < items.Count; index++)
+                        {
+                            if (cursor.Next(ref original))
+                            {
+                                WriteGuided(writer, itemSchema, items[index], ref original, inner);
+                            }
+                            else
+                            {
+                                WriteValue(writer, itemSchema, items[index], inner);
+                            }
+                        }
+                    }
+
+                    while (cursor.Next(ref original))
+                    {
+                        Skip(ref original, itemSchema, inner);
+                    }
+
+                    writer.WriteByte(0);
+                    return;
+                }
+
+            case Schema.Type.Map:
+                {
+                    var entries = value as IDictionary<string, object?> ?? throw Mismatch(schema, value);
+                    var valueSchema = ((MapSchema)schema).ValueSchema;
+                    var inner = Deeper(depth);
+                    var cursor = new BlockCursor();
+                    var inStep = true;
+                    if (entries.Count > 0)
+                    {
+                        writer.WriteZigZag(entries.Count);
+                        foreach (var entry in entries)
+                        {
+                            WriteString(writer, entry.Key);
+                            if (inStep && cursor.Next(ref original))
+                            {
+                                // A key the payload repeated (the last value counts) puts the entries out of step: the rest are written by value.
+                                inStep = Encoding.UTF8.GetString(original.ReadSpan(original.ReadLength())) == entry.Key;
+                                if (inStep)
+                                {
+                                    WriteGuided(writer, valueSchema, entry.Value, ref original, inner);
+                                    continue;
+                                }
+
+                                Skip(ref original, valueSchema, inner);
+                            }
+
+                            WriteValue(writer, valueSchema, entry.Value, inner);
+                        }
+                    }
+
+                    while (cursor.Next(ref original))
+                    {
+                        original.ReadSpan(original.ReadLength());
+                        Skip(ref original, valueSchema, inner);
+                    }
+
+                    writer.WriteByte(0);
+                    return;
+                }
+
+            default:
+                // No union inside: written from the value alone.
+                Skip(ref original, schema, depth);
+                WriteValue(writer, schema, value, depth);
+                return;
+        }
     }
 
     private readonly struct FieldName(string name) : ISpliceName
@@ -146,23 +296,16 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             if (leaf)
             {
                 var start = reader.Position;
-                var branch = field.Schema is UnionSchema ? ReadBranch(reader, (UnionSchema)field.Schema) : -1;
+                var guide = reader; // at the field's datum, to write the new value along the branches it took
                 Skip(ref reader, field.Schema, depth);
                 writer.WriteBytes(original[copied..start]);
                 if (!present)
                 {
                     WriteDropped(writer, field, depth);
                 }
-                else if (branch >= 0 && Fit(((UnionSchema)field.Schema)[branch], child) == BranchFit.Exact)
-                {
-                    // The rewritten value still fits the branch the producer chose: keep it (a fresh choice
-                    // could turn a long into an int, or an enum into a string).
-                    writer.WriteZigZag(branch);
-                    WriteValue(writer, ((UnionSchema)field.Schema)[branch], child, Deeper(depth));
-                }
                 else
                 {
-                    WriteValue(writer, field.Schema, child, depth);
+                    WriteGuided(writer, field.Schema, child, ref guide, depth);
                 }
 
                 copied = reader.Position;
@@ -238,17 +381,15 @@ public sealed class AvroPayloadCodec : IPayloadCodec
                 {
                     var isMap = schema.Tag == Schema.Type.Map;
                     var items = isMap ? ((MapSchema)schema).ValueSchema : ((ArraySchema)schema).ItemSchema;
-                    for (var count = reader.ReadBlockCount(); count != 0; count = reader.ReadBlockCount())
+                    var cursor = new BlockCursor();
+                    while (cursor.Next(ref reader))
                     {
-                        for (var i = 0; i < count; i++)
+                        if (isMap)
                         {
-                            if (isMap)
-                            {
-                                reader.ReadSpan(reader.ReadLength());
-                            }
-
-                            Skip(ref reader, items, Deeper(depth));
+                            reader.ReadSpan(reader.ReadLength());
                         }
+
+                        Skip(ref reader, items, Deeper(depth));
                     }
 
                     return;
@@ -377,7 +518,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         var items = new List<object?>();
         while (true)
         {
-            var count = reader.ReadBlockCount();
+            var count = reader.ReadBlockCount(out var blockEnd);
             if (count == 0)
             {
                 return items;
@@ -391,6 +532,8 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             {
                 items.Add(ReadValue(ref reader, itemSchema, depth));
             }
+
+            reader.EndBlock(blockEnd);
         }
     }
 
@@ -399,7 +542,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         var entries = new Dictionary<string, object?>(StringComparer.Ordinal);
         while (true)
         {
-            var count = reader.ReadBlockCount();
+            var count = reader.ReadBlockCount(out var blockEnd);
             if (count == 0)
             {
                 return entries;
@@ -410,6 +553,8 @@ public sealed class AvroPayloadCodec : IPayloadCodec
                 var key = reader.ReadString();
                 entries[key] = ReadValue(ref reader, valueSchema, depth);
             }
+
+            reader.EndBlock(blockEnd);
         }
     }
 
@@ -527,6 +672,11 @@ public sealed class AvroPayloadCodec : IPayloadCodec
                         // Redacted bytes: no bytes are no decimal for Java's reader, and no fixed's size; zero is.
                         value = logical.BaseSchema is FixedSchema fixedDecimal ? new byte[fixedDecimal.Size] : new byte[1];
                     }
+                    else if (logical.LogicalTypeName == "big-decimal" && value is byte[] { Length: 0 })
+                    {
+                        // Zero as Avro 1.12's big-decimal: its unscaled bytes ([0], length-prefixed) and scale 0, both zig-zag.
+                        value = BigDecimalZero.ToArray();
+                    }
 
                     WriteValue(writer, logical.BaseSchema, ToLogicalBase(logical.LogicalTypeName, value), depth);
                     break;
@@ -633,6 +783,12 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             }
         }
 
+        CheckAllFieldsOf(record, values, matched);
+    }
+
+    /// <summary>After writing the <paramref name="matched"/> values that are fields of <paramref name="record"/>: any other key is an error.</summary>
+    private static void CheckAllFieldsOf(RecordSchema record, IDictionary<string, object?> values, int matched)
+    {
         if (matched < values.Count)
         {
             foreach (var key in values.Keys)
@@ -937,8 +1093,14 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         var matched = 0;
         foreach (var field in record.Fields)
         {
-            if (values.ContainsKey(field.Name))
+            if (values.TryGetValue(field.Name, out var value))
             {
+                // Names alone would let a record of another branch's field types (an id string where this one has a long) pass.
+                if (Fit(field.Schema, value) == BranchFit.None)
+                {
+                    return false;
+                }
+
                 matched++;
             }
             else if (field.DefaultValue is null && !IsNullable(field.Schema))
@@ -1095,9 +1257,14 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             _elements += count;
         }
 
-        /// <summary>An array or map block's item count (0 ends), charged against the payload's element budget.</summary>
-        public long ReadBlockCount()
+        /// <summary>
+        /// An array or map block's item count (0 ends), charged against the payload's element budget. A block written
+        /// with its size in bytes gives <paramref name="blockEnd"/>, where its items must end (see <see cref="EndBlock"/>);
+        /// else it is -1.
+        /// </summary>
+        public long ReadBlockCount(out int blockEnd)
         {
+            blockEnd = -1;
             var count = ReadLong();
             if (count < 0)
             {
@@ -1108,6 +1275,8 @@ public sealed class AvroPayloadCodec : IPayloadCodec
                 {
                     throw new PayloadDecodeException($"Avro block size {size} does not fit in the {Remaining} bytes left");
                 }
+
+                blockEnd = _position + (int)size;
             }
 
             // Compared before adding: a count near long.MaxValue would wrap the sum negative and pass the check.
@@ -1118,6 +1287,48 @@ public sealed class AvroPayloadCodec : IPayloadCodec
 
             _elements += count;
             return count;
+        }
+
+        /// <summary>
+        /// After a block's items: they must take exactly the size the block gave. Readers that skip a block by its size
+        /// (Java's, for a field its reader schema leaves out) would otherwise read what follows from another place than
+        /// the items end, so consumers would see other values than the ones the rules checked.
+        /// </summary>
+        public readonly void EndBlock(int blockEnd)
+        {
+            if (blockEnd >= 0 && _position != blockEnd)
+            {
+                throw new PayloadDecodeException($"an Avro block's items end at byte {_position}, not at byte {blockEnd} where its size puts their end");
+            }
+        }
+    }
+
+    /// <summary>Steps through the items of an array or map datum, block by block, checking each block's size.</summary>
+    private struct BlockCursor
+    {
+        private long _left;
+        private int _blockEnd;
+        private bool _done;
+
+        public BlockCursor() => _blockEnd = -1;
+
+        /// <summary>Whether another item follows; the reader then stands at it (at a map entry's key).</summary>
+        public bool Next(ref AvroReader reader)
+        {
+            while (_left == 0)
+            {
+                if (_done)
+                {
+                    return false;
+                }
+
+                reader.EndBlock(_blockEnd);
+                _left = reader.ReadBlockCount(out _blockEnd);
+                _done = _left == 0;
+            }
+
+            _left--;
+            return true;
         }
     }
 }
