@@ -266,7 +266,12 @@ public static class ContractsCli
     private static async Task<int> ListAsync(string url, TextWriter output)
     {
         using HttpClient http = Client();
-        JsonArray contracts = (JsonArray)JsonNode.Parse(await http.GetStringAsync(new Uri($"{url}/contracts")))!;
+        using HttpResponseMessage answered = await http.GetAsync(new Uri($"{url}/contracts"));
+        string text = await answered.Content.ReadAsStringAsync();
+        // Another server's answer (the registry port's 404, a page) is not a list of contracts: said as such, not as "cannot reach".
+        JsonArray contracts = answered.IsSuccessStatusCode && text.StartsWith('[') && JsonNode.Parse(text) is JsonArray list
+            ? list
+            : throw new JsonException($"HTTP {(int)answered.StatusCode} to GET /contracts, so not SharedLog's admin API");
         await output.WriteLineAsync($"{"NAME",-30} {"VERSION",7} {"TOPIC",-30} {"CLASS",-12} {"ON FAILURE",-10} OWNER");
         foreach (JsonNode? contract in contracts)
         {

@@ -116,6 +116,33 @@ public sealed class ContractGateTests : IDisposable
         return new WeakReference(bytes);
     }
 
+    [Theory]
+    [InlineData("""{"$schema":"http://json-schema.org/draft-04/schema#","type":"object"}""", "draft-04")]
+    [InlineData("""{"type":"object","properties":{"a":{"type":"string","pattern":"\\p{Greek}"}}}""", "Greek")]
+    public async Task RecordsOfAJsonSchemaNoValidatorCanBeBuiltFromAreBadRecordsNotAFailedBatch(string schema, string named)
+    {
+        // The registry takes these (as Confluent's does); the gate must judge each record, not fail the batch.
+        int id = await RegisterAsync("unbuildable-value", schema, SchemaType.Json);
+        await ApplyAsync("topic: unbuildable\nclass: certified\nvalue: {}\n");
+        byte[] record = Framed(id, """{"a":"x"}"""u8.ToArray());
+
+        GateResult rejected = Inspect("unbuildable", (null, record), (null, "plain"u8.ToArray()));
+        Assert.Equal(GateOutcome.Reject, rejected.Outcome);
+        RecordViolation first = rejected.Violations.Single(v => v.BatchIndex == 0);
+        Assert.Equal(ViolationKind.UnsupportedSchemaType, first.Kind);
+        Assert.Contains($"schema id {id} cannot be used to validate records", first.Reason, StringComparison.Ordinal);
+        Assert.Contains(named, first.Reason, StringComparison.Ordinal);
+        Assert.Equal(ViolationKind.NoSchemaId, rejected.Violations.Single(v => v.BatchIndex == 1).Kind);
+        Assert.Contains(_gateLog.Entries, e => e.Level == LogLevel.Warning && e.Message.Contains($"Schema id {id} is registered, but no JSON Schema validator", StringComparison.Ordinal));
+
+        // Under observe the batch is stored as it came, and the record counted as failing.
+        await ApplyAsync("topic: unbuildable\nclass: raw\nvalue: {}\n");
+        GateResult observed = Inspect("unbuildable", (null, record));
+        Assert.Equal(GateOutcome.Pass, observed.Outcome);
+        Assert.Equal(1, observed.Tally.Failing);
+        Assert.Equal(ViolationKind.UnsupportedSchemaType, Assert.Single(observed.Tally.Violations).Kind);
+    }
+
     [Fact]
     public async Task AFlaggedRecordIsMaskedLikeEveryStoredRecord()
     {

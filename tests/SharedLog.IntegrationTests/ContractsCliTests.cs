@@ -319,10 +319,10 @@ public class ContractsCliTests
         other.Prefixes.Add(prefix);
         other.Start();
         Task serving = ServeAsync(other, new Dictionary<string, string>(StringComparer.Ordinal));
-        foreach (string command in new[] { "apply", "diff", "replay" })
+        foreach (string[] command in new[] { new[] { "apply", contract }, ["diff", contract], ["replay", "pings"], ["list"] })
         {
-            (int code, _, string err) = await RunAsync(command, command == "replay" ? "pings" : contract, "--url", prefix);
-            Assert.True(code == ContractsCli.Unreachable, $"{command}: exit {code}, {err}");
+            (int code, _, string err) = await RunAsync([.. command, "--url", prefix]);
+            Assert.True(code == ContractsCli.Unreachable, $"{command[0]}: exit {code}, {err}");
             Assert.Contains("not SharedLog's admin API", err, StringComparison.Ordinal);
         }
 

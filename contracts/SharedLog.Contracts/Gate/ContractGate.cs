@@ -29,7 +29,7 @@ public enum ViolationKind
     /// <summary>The schema id is not registered.</summary>
     UnknownSchema,
 
-    /// <summary>The schema is of a type the gate cannot decode.</summary>
+    /// <summary>The schema is of a type the gate cannot decode, or a JSON schema it cannot build a validator of (draft 4, a pattern .NET cannot compile).</summary>
     UnsupportedSchemaType,
 
     /// <summary>The schema id is registered, but not under the contract's subject.</summary>
@@ -920,6 +920,14 @@ public sealed partial class ContractGate(
                 return new SchemaCheck(null, null, $"schema id {schemaId} is {RegistryNames.Name(parsed.Type)}, and the contract admits {RegistryNames.Name(declared)} schemas only", ViolationKind.WrongSchemaType);
             }
 
+            if (parsed.Type == SchemaType.Json && UnusableJsonSchema(schemaId, parsed) is { } unusable)
+            {
+                // The registry takes schemas the validator cannot build (draft 4, a pattern .NET cannot compile): each record
+                // written with one is a bad record of this contract, not a failure of the whole batch. Kept with the check,
+                // so the build is not tried again for every record.
+                return new SchemaCheck(null, null, $"schema id {schemaId} cannot be used to validate records: {unusable}", ViolationKind.UnsupportedSchemaType);
+            }
+
             if (subjectByRecord)
             {
                 return new SchemaCheck(parsed, codec, null, RecordName: SchemaRecordNames.Of(parsed), SchemaId: schemaId);
@@ -938,6 +946,20 @@ public sealed partial class ContractGate(
 
             return new SchemaCheck(parsed, codec, null, SchemaId: schemaId, Subject: subject, Version: version);
         });
+    }
+
+    private string? UnusableJsonSchema(int schemaId, IParsedSchema parsed)
+    {
+        try
+        {
+            jsonValidators.GetOrCreate(schemaId, parsed);
+            return null;
+        }
+        catch (InvalidSchemaException e)
+        {
+            LogUnusableSchema(schemaId, e.Message);
+            return e.Message;
+        }
     }
 
     /// <summary>The record name the Record*NameStrategy subjects use: Avro full name, Protobuf message, JSON Schema title.</summary>
@@ -1197,6 +1219,9 @@ public sealed partial class ContractGate(
 
         return quarantined;
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Schema id {SchemaId} is registered, but no JSON Schema validator can be built from it; records written with it are bad records: {Problem}")]
+    private partial void LogUnusableSchema(int schemaId, string problem);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Contract rejected a batch on {Topic}-{Partition}: {Bad} bad records; first breaks {Rule}: {Reason}")]
     private partial void LogRejected(string topic, int partition, string bad, string rule, string reason);
