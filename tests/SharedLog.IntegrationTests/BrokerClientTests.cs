@@ -240,6 +240,25 @@ public class BrokerClientTests
         response = await ProduceV9Async(client, -1, 3, ("crc", 0, batch));
         Assert.Equal(0, response.Responses[0].PartitionResponses[0].ErrorCode);
         Assert.Equal(0, response.Responses[0].PartitionResponses[0].BaseOffset);
+
+        // A gzip batch without its 8-byte trailer, CRC and length made right (a hostile-input review): .NET's reader inflated
+        // it whole, so it was stored, and librdkafka consumers spun on the partition. Refused, the partition stays readable.
+        byte[] gzip = new SharedLog.Protocol.Records.RecordBatchBuilder(1) { Compression = SharedLog.Protocol.Records.CompressionCodec.Gzip }.Add([1], [3], 1).Build()[..^8];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(gzip.AsSpan(8), gzip.Length - SharedLog.Protocol.Records.RecordBatch.LogOverhead);
+        SharedLog.Protocol.Records.RecordBatch.WriteCrc(gzip);
+        response = await ProduceV9Async(client, -1, 4, ("crc", 0, gzip));
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.CorruptMessage, response.Responses[0].PartitionResponses[0].ErrorCode);
+
+        using IConsumer<byte[], byte[]> consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "crc", EnableAutoCommit = false }).Build();
+        consumer.Assign(new TopicPartitionOffset("crc", 0, 0));
+        ConsumeResult<byte[], byte[]>? first = null;
+        for (DateTime deadline = DateTime.UtcNow + Timeout; first?.Message is null && DateTime.UtcNow < deadline;)
+        {
+            first = consumer.Consume(TimeSpan.FromMilliseconds(200));
+        }
+
+        Assert.Equal(new byte[] { 2 }, first?.Message?.Value);
+        Assert.Equal(1, consumer.QueryWatermarkOffsets(new TopicPartition("crc", 0), Timeout).High.Value);
     }
 
     [Fact]

@@ -134,7 +134,7 @@ public static class RecordCompression
         }
         catch (Exception e) when (IsCodecFailure(e))
         {
-            throw new KafkaProtocolException($"Corrupt {codec} data: {e.Message}", e);
+            throw CorruptData(codec, e);
         }
     }
 
@@ -149,7 +149,7 @@ public static class RecordCompression
             return codec switch
             {
                 CompressionCodec.None or CompressionCodec.Snappy => null,
-                CompressionCodec.Gzip => new GZipStream(ReadOnlyStream(input), CompressionMode.Decompress),
+                CompressionCodec.Gzip => new GZipStream(new GzipInput(input), CompressionMode.Decompress),
                 CompressionCodec.Lz4 => LZ4Frame.Decode(input).AsStream(),
                 CompressionCodec.Zstd => new ZstdSharp.DecompressionStream(ReadOnlyStream(input)),
                 _ => throw UnknownCodec(codec),
@@ -157,7 +157,7 @@ public static class RecordCompression
         }
         catch (Exception e) when (IsCodecFailure(e))
         {
-            throw new KafkaProtocolException($"Corrupt {codec} data: {e.Message}", e);
+            throw CorruptData(codec, e);
         }
     }
 
@@ -170,7 +170,7 @@ public static class RecordCompression
         }
         catch (Exception e) when (IsCodecFailure(e))
         {
-            throw new KafkaProtocolException($"Corrupt {codec} data: {e.Message}", e);
+            throw CorruptData(codec, e);
         }
     }
 
@@ -180,11 +180,71 @@ public static class RecordCompression
         e is InvalidDataException or IOException or InvalidOperationException or ArgumentException or IndexOutOfRangeException or ZstdSharp.ZstdException
             or NotSupportedException or NotImplementedException or OverflowException;
 
+    private static KafkaProtocolException CorruptData(CompressionCodec codec, Exception e) =>
+        new(codec == CompressionCodec.Gzip
+            ? $"Corrupt {codec} data (cut short, or damaged; a gzip member ends with its CRC-32 and length): {e.Message}"
+            : $"Corrupt {codec} data: {e.Message}", e);
+
     private static KafkaProtocolException UnknownCodec(CompressionCodec codec) =>
         new($"Unknown compression codec {(int)codec}.", ErrorCode.UnsupportedCompressionType);
 
     /// <summary>A first output size for a compressed section: a few times its size, as producers' batches compress, within the limit.</summary>
     public static int InitialOutputBytes(int compressedBytes, int maxBytes) => (int)Math.Clamp(compressedBytes * 4L, 4096, Math.Max(maxBytes, 4096));
+
+    /// <summary>
+    /// A gzip stream's bytes followed by 8 bytes of 0xFF, which cannot complete its trailer. .NET's gzip reader stops
+    /// without an error when its input ends before the CRC-32 and length that close a member, so a batch cut short there
+    /// inflated fully and was stored, and librdkafka consumers then spun on the partition. With these bytes after it, a
+    /// missing or partial trailer takes them for its last bytes, which puts 0xFF in the length's top byte, a length
+    /// beyond any batch, and the reader fails. A stream cut inside its deflate data reads them as more data: they decode
+    /// to more bytes, which the records check refuses, or to an invalid block. After a whole member they are trailing
+    /// bytes without gzip's magic, which the reader ignores, as it ignores other trailing bytes (as Java's does).
+    /// </summary>
+    private sealed class GzipInput(ReadOnlyMemory<byte> input) : Stream
+    {
+        private static ReadOnlySpan<byte> NotATrailer => [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+
+        private int _position;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => _position; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            int total = input.Length + NotATrailer.Length;
+            int count = Math.Min(buffer.Length, total - _position);
+            for (int copied = 0; copied < count;)
+            {
+                int at = _position + copied;
+                ReadOnlySpan<byte> source = at < input.Length ? input.Span[at..] : NotATrailer[(at - input.Length)..];
+                int step = Math.Min(source.Length, count - copied);
+                source[..step].CopyTo(buffer[copied..]);
+                copied += step;
+            }
+
+            _position += count;
+            return count;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
 
     private static MemoryStream ReadOnlyStream(ReadOnlyMemory<byte> input) =>
         System.Runtime.InteropServices.MemoryMarshal.TryGetArray(input, out ArraySegment<byte> segment)

@@ -253,11 +253,65 @@ public class RecordBatchTests
         Assert.Equal(ErrorCode.CorruptMessage, bomb.ErrorCode);
         Assert.Contains("limit", bomb.Message, StringComparison.Ordinal);
 
-        // The compressed section cut short (past gzip's 8-byte trailer, which .NET does not insist on): the codec runs out of input.
-        byte[] truncated = valid[..^24];
+        // The compressed section cut short: the codec runs out of input.
+        Assert.Throws<KafkaProtocolException>(() => RecordBatch.Parse(CutShort(valid, 24)).CheckRecords());
+    }
+
+    [Fact]
+    public void AGzipBatchCutShortAnywhereInItsLastBytesIsRefusedAndWholeMembersWithTrailingBytesAreRead()
+    {
+        // .NET's gzip reader ends quietly when the input stops before a member's CRC-32 and length: such a batch (from a
+        // hostile-input review) inflated fully, was stored, and librdkafka consumers then spun on the partition. Every cut
+        // from 1 to 24 bytes, through the trailer into the deflate data, must be refused by the decompression or the
+        // records check, as a consumer's reader refuses it.
+        byte[] valid = Sample(CompressionCodec.Gzip, 20);
+        RecordBatch.Parse(valid).CheckRecords();
+        for (int cut = 1; cut <= 24; cut++)
+        {
+            byte[] truncated = CutShort(valid, cut);
+            Assert.True(ThrowsProtocolError(() => RecordBatch.Parse(truncated).CheckRecords()), $"cut {cut} passed the records check");
+            Assert.True(ThrowsProtocolError(() => RecordCompression.Decompress(CompressionCodec.Gzip, truncated.AsSpan(RecordBatch.HeaderSize), 1 << 20)) || cut > 8, $"cut {cut} of the trailer decompressed");
+        }
+
+        // A second member, or bytes after the member that are not one (Java's reader ignores them), still read whole.
+        byte[] records = RecordCompression.Decompress(CompressionCodec.Gzip, valid.AsSpan(RecordBatch.HeaderSize), 1 << 20);
+        byte[] member = GzipOf(records);
+        foreach (byte[] tail in new[] { Array.Empty<byte>(), [1, 2, 3, 4, 5, 6, 7, 8, 9] })
+        {
+            Assert.Equal(records, RecordCompression.Decompress(CompressionCodec.Gzip, [.. member, .. tail], 1 << 20));
+        }
+
+        byte[] twoMembers = [.. GzipOf(records[..10]), .. GzipOf(records[10..])];
+        Assert.Equal(records, RecordCompression.Decompress(CompressionCodec.Gzip, twoMembers, 1 << 20));
+    }
+
+    private static byte[] GzipOf(byte[] data)
+    {
+        var output = new ArrayBufferWriter<byte>();
+        RecordCompression.Compress(CompressionCodec.Gzip, data, output);
+        return output.WrittenSpan.ToArray();
+    }
+
+    private static bool ThrowsProtocolError(Action action)
+    {
+        try
+        {
+            action();
+            return false;
+        }
+        catch (KafkaProtocolException)
+        {
+            return true;
+        }
+    }
+
+    /// <summary>The batch with its last <paramref name="cut"/> bytes gone, its length and CRC written again to match.</summary>
+    private static byte[] CutShort(byte[] batch, int cut)
+    {
+        byte[] truncated = batch[..^cut];
         BinaryPrimitives.WriteInt32BigEndian(truncated.AsSpan(8), truncated.Length - RecordBatch.LogOverhead);
         RecordBatch.WriteCrc(truncated);
-        Assert.Throws<KafkaProtocolException>(() => RecordBatch.Parse(truncated).CheckRecords());
+        return truncated;
     }
 
     [Theory]
