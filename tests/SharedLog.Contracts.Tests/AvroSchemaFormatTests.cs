@@ -190,6 +190,26 @@ public sealed class AvroSchemaFormatTests
     };
 
     [Theory]
+    [InlineData("""{"type":"fixed","name":"U","size":16,"logicalType":"uuid"}""", "0102030405060708090A0B0C0D0E0F10")]
+    [InlineData("""{"type":"string","logicalType":"timestamp-millis"}""", "0261")]
+    [InlineData("""{"type":"bytes","logicalType":"decimal","precision":4,"scale":6}""", "020F")]
+    [InlineData("""{"type":"bytes","logicalType":"decimal"}""", "020F")]
+    [InlineData("""{"type":"int","logicalType":"time-micros"}""", "02")]
+    public void LogicalTypesJavaIgnoresAreRegisteredAndReadAsTheirBaseType(string fieldType, string valueHex)
+    {
+        // Confluent's registry (Java's parser) takes these: a logical type on the wrong base type, or a decimal without
+        // precision or with a scale above it, reads as the base type; uuid on a 16-byte fixed is Java's uuid. Apache.Avro
+        // refused them all. A record type named before the field must not count as defined twice on the second parse.
+        string schema = """{"type":"record","name":"R","fields":[{"name":"a","type":{"type":"record","name":"Inner","fields":[]}},{"name":"f","type":""" + fieldType + "}]}";
+        IParsedSchema parsed = Format.Parse(schema, [], normalize: false);
+        Assert.Contains("logicalType", parsed.Canonical, StringComparison.Ordinal);
+
+        var value = (Dictionary<string, object?>)new AvroPayloadCodec().Decode(parsed, Convert.FromHexString(valueHex)).Value!;
+        object? field = value["f"];
+        Assert.True(field is byte[] or string or long, $"{fieldType} read as {field?.GetType().Name}");
+    }
+
+    [Theory]
     [MemberData(nameof(InvalidSchemas))]
     public void InvalidSchemaIsRejected(string description, string schema, string expectedFragment)
     {

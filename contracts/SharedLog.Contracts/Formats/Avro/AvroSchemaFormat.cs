@@ -137,7 +137,7 @@ public sealed class AvroSchemaFormat : ISchemaFormat
         try
         {
             // Apache.Avro answers null, not an error, for an object whose "type" names nothing it knows.
-            schema = Schema.Parse(text, names, null)
+            schema = ParseWithLogicalTypesJavaIgnores(text, root, names)
                 ?? throw new InvalidSchemaException($"{what}: unknown type in {Truncate(text)}");
         }
         catch (SchemaParseException e) when (e.Message.StartsWith(UndefinedNamePrefix, StringComparison.Ordinal))
@@ -151,6 +151,26 @@ public sealed class AvroSchemaFormat : ISchemaFormat
 
         AvroDefaultValidator.Validate(schema, what);
         return schema;
+    }
+
+    /// <summary>Parses the schema; when Apache.Avro refuses it and it has logical types Java ignores, parses it again without them.</summary>
+    private static Schema? ParseWithLogicalTypesJavaIgnores(string text, JsonElement root, SchemaNames names)
+    {
+        var known = names.Names.Keys.ToHashSet();
+        try
+        {
+            return Schema.Parse(text, names, null);
+        }
+        catch (AvroException) when (AvroInvalidLogicalTypes.Without(root) is { } withoutThem)
+        {
+            // The failed parse may have named some of the schema's types already; the second one names them again.
+            foreach (var added in names.Names.Keys.Where(name => !known.Contains(name)).ToList())
+            {
+                names.Names.Remove(added);
+            }
+
+            return Schema.Parse(withoutThem, names, null);
+        }
     }
 
     private static string Truncate(string text) => text.Length <= 80 ? text : text[..80] + "...";
