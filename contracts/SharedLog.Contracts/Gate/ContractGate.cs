@@ -766,6 +766,12 @@ public sealed partial class ContractGate(
         SchemaCheck check = result.Check;
         if (check.Problem is not null)
         {
+            // A version outside the pinned range is still a version of the subject: counted, so the metric shows who still writes it.
+            if (check.Kind == ViolationKind.VersionNotAllowed)
+            {
+                CountSeen(schemasSeen, check);
+            }
+
             result.Reason = $"{side}: {check.Problem}";
             result.Kind = check.Kind;
             return result;
@@ -827,6 +833,11 @@ public sealed partial class ContractGate(
             SchemaCheck named = CheckSchema(contract, requirement, topic, isKey, schemaId, recordName, subjectByRecord: false);
             if (named.Problem is not null)
             {
+                if (named.Kind == ViolationKind.VersionNotAllowed)
+                {
+                    CountSeen(schemasSeen, named);
+                }
+
                 result.Reason = $"{side}: {named.Problem}";
                 result.Kind = named.Kind;
                 return result;
@@ -941,7 +952,7 @@ public sealed partial class ContractGate(
 
             if (version < requirement.MinVersion || version > requirement.MaxVersion)
             {
-                return new SchemaCheck(null, null, $"schema id {schemaId} is version {version} of '{subject}', outside the pinned versions", ViolationKind.VersionNotAllowed);
+                return new SchemaCheck(null, null, $"schema id {schemaId} is version {version} of '{subject}', outside the pinned versions", ViolationKind.VersionNotAllowed, SchemaId: schemaId, Subject: subject, Version: version);
             }
 
             return new SchemaCheck(parsed, codec, null, SchemaId: schemaId, Subject: subject, Version: version);
