@@ -375,6 +375,56 @@ public class PayloadCodecTests
     }
 
     [Fact]
+    public void Avro_records_with_optional_fields_are_still_their_union_branch()
+    {
+        // From the verification review: the type check of a union branch's fields read a nullable field as fitting nothing,
+        // so a nullable record with an optional field present could not be written again at all.
+        var nested = ParseAvro("""
+            {"type":"record","name":"R","fields":[{"name":"addr","type":["null",
+              {"type":"record","name":"Addr","fields":[{"name":"street","type":["null","string"]}]}]}]}
+            """);
+        byte[] payload = [0x02, 0x02, 0x04, (byte)'a', (byte)'b'];
+        Assert.Equal(payload, Avro.Encode(nested, Avro.Decode(nested, payload)));
+
+        var events = ParseAvro("""
+            {"type":"record","name":"Batch","fields":[{"name":"events","type":{"type":"array","items":[
+              {"type":"record","name":"Signup","fields":[{"name":"id","type":"string"},{"name":"email","type":["null","string"],"default":null}]},
+              {"type":"record","name":"Ping","fields":[{"name":"id","type":"string"}]}]}}]}
+            """);
+        byte[] original = Convert.FromHexString("0200047531021E616461406578616D706C652E636F6D00");
+        var decoded = Avro.Decode(events, original);
+        ((Dictionary<string, object?>)((List<object?>)((Dictionary<string, object?>)decoded.Value!)["events"]!)[0]!)["id"] = PrivacyRewriter.RedactedText;
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        Avro.EncodeRewrite(events, decoded, original, [["events", "id"]], [], output);
+        Assert.Equal("0200082A2A2A2A021E616461406578616D706C652E636F6D00", Convert.ToHexString(output.WrittenSpan));
+    }
+
+    [Fact]
+    public void Avro_map_written_again_keeps_each_value_on_the_branch_of_its_keys_last_value()
+    {
+        // A dropped entry put later keys out of step (b became an int), and a repeated key was guided by its first value
+        // while the decoded map kept its last.
+        var schema = ParseAvro("""{"type":"record","name":"R","fields":[{"name":"m","type":{"type":"map","values":["int","long"]}}]}""");
+        byte[] original = Convert.FromHexString("0402610" + "20A0262020E00"); // a: long 5, b: long 7
+        var decoded = Avro.Decode(schema, original);
+        ((Dictionary<string, object?>)((Dictionary<string, object?>)decoded.Value!)["m"]!).Remove("a");
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        Avro.EncodeRewrite(schema, decoded, original, [["m", "a"]], [], output);
+        Assert.Equal("020262020E00", Convert.ToHexString(output.WrittenSpan));
+
+        var repeated = ParseAvro("""
+            {"type":"record","name":"R","fields":[{"name":"m","type":{"type":"map","values":["int","long"]}},
+              {"name":"arr","type":{"type":"array","items":{"type":"record","name":"I","fields":[{"name":"x","type":"string"}]}}}]}
+            """);
+        byte[] withRepeat = Convert.FromHexString("060261000202620" + "20E02610206000202" + "7100"); // a: int 1, b: long 7, a: long 3; arr [q]
+        var values = (Dictionary<string, object?>)Avro.Decode(repeated, withRepeat).Value!;
+        ((Dictionary<string, object?>)((List<object?>)values["arr"]!)[0]!)["x"] = PrivacyRewriter.RedactedText;
+        output = new System.Buffers.ArrayBufferWriter<byte>();
+        Avro.EncodeRewrite(repeated, new DecodedPayload(values), withRepeat, [["arr", "x"]], [], output);
+        Assert.Equal("040261020602620" + "20E0002082A2A2A2A00", Convert.ToHexString(output.WrittenSpan));
+    }
+
+    [Fact]
     public void Avro_redacted_enum_in_a_union_with_string_stays_the_enum_at_its_default()
     {
         var schema = ParseAvro("""

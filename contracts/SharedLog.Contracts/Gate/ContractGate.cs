@@ -931,17 +931,10 @@ public sealed partial class ContractGate(
                 return new SchemaCheck(null, null, $"schema id {schemaId} is {RegistryNames.Name(parsed.Type)}, and the contract admits {RegistryNames.Name(declared)} schemas only", ViolationKind.WrongSchemaType);
             }
 
-            if (parsed.Type == SchemaType.Json && UnusableJsonSchema(schemaId, parsed) is { } unusable)
-            {
-                // The registry takes schemas the validator cannot build (draft 4, a pattern .NET cannot compile): each record
-                // written with one is a bad record of this contract, not a failure of the whole batch. Kept with the check,
-                // so the build is not tried again for every record.
-                return new SchemaCheck(null, null, $"schema id {schemaId} cannot be used to validate records: {unusable}", ViolationKind.UnsupportedSchemaType);
-            }
-
             if (subjectByRecord)
             {
-                return new SchemaCheck(parsed, codec, null, RecordName: SchemaRecordNames.Of(parsed), SchemaId: schemaId);
+                // The record's subject is known only once it is decoded, and a JSON record is validated before that.
+                return UnusableJsonSchema(schemaId, parsed) ?? new SchemaCheck(parsed, codec, null, RecordName: SchemaRecordNames.Of(parsed), SchemaId: schemaId);
             }
 
             string subject = requirement.SubjectFor(topic, isKey, recordName);
@@ -955,12 +948,22 @@ public sealed partial class ContractGate(
                 return new SchemaCheck(null, null, $"schema id {schemaId} is version {version} of '{subject}', outside the pinned versions", ViolationKind.VersionNotAllowed, SchemaId: schemaId, Subject: subject, Version: version);
             }
 
-            return new SchemaCheck(parsed, codec, null, SchemaId: schemaId, Subject: subject, Version: version);
+            return UnusableJsonSchema(schemaId, parsed) ?? new SchemaCheck(parsed, codec, null, SchemaId: schemaId, Subject: subject, Version: version);
         });
     }
 
-    private string? UnusableJsonSchema(int schemaId, IParsedSchema parsed)
+    /// <summary>
+    /// The registry takes JSON schemas no validator can be built from (draft 4, a pattern .NET cannot compile): each record
+    /// written with one is a bad record of the contract, not a failure of its whole batch. Kept with the schema check, so
+    /// the build is not tried again for every record. Null for a usable schema (or one of another type).
+    /// </summary>
+    private SchemaCheck? UnusableJsonSchema(int schemaId, IParsedSchema parsed)
     {
+        if (parsed.Type != SchemaType.Json)
+        {
+            return null;
+        }
+
         try
         {
             jsonValidators.GetOrCreate(schemaId, parsed);
@@ -969,7 +972,7 @@ public sealed partial class ContractGate(
         catch (InvalidSchemaException e)
         {
             LogUnusableSchema(schemaId, e.Message);
-            return e.Message;
+            return new SchemaCheck(null, null, $"schema id {schemaId} cannot be used to validate records: {e.Message}", ViolationKind.UnsupportedSchemaType);
         }
     }
 

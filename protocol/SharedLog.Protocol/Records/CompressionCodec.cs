@@ -149,7 +149,7 @@ public static class RecordCompression
             return codec switch
             {
                 CompressionCodec.None or CompressionCodec.Snappy => null,
-                CompressionCodec.Gzip => new GZipStream(new GzipInput(input), CompressionMode.Decompress),
+                CompressionCodec.Gzip => new GZipStream(input.IsEmpty ? ReadOnlyStream(input) : new GzipInput(input), CompressionMode.Decompress),
                 CompressionCodec.Lz4 => LZ4Frame.Decode(input).AsStream(),
                 CompressionCodec.Zstd => new ZstdSharp.DecompressionStream(ReadOnlyStream(input)),
                 _ => throw UnknownCodec(codec),

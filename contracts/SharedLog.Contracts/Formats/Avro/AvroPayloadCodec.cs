@@ -128,8 +128,8 @@ public sealed class AvroPayloadCodec : IPayloadCodec
     /// Writes a rewritten value while reading the datum it was decoded from in step, so every union keeps the branch
     /// its producer wrote whenever the new value still fits it: a fresh choice by value could turn a long into an int,
     /// an enum into a string, or one event record into another of the same field names. Array items are walked in step
-    /// with the original's, map values while their keys come in the original's order; a value that no longer fits its
-    /// branch (or has no original) is written by <see cref="WriteValue"/>.
+    /// with the original's, map values from their key's last value in the original (the one decoding kept); a value that
+    /// no longer fits its branch (or has no original) is written by <see cref="WriteValue"/>.
     /// </summary>
     private static void WriteGuided(PayloadWriter writer, Schema schema, object? value, ref AvroReader original, int depth)
     {
@@ -220,35 +220,32 @@ public sealed class AvroPayloadCodec : IPayloadCodec
                     var entries = value as IDictionary<string, object?> ?? throw Mismatch(schema, value);
                     var valueSchema = ((MapSchema)schema).ValueSchema;
                     var inner = Deeper(depth);
+
+                    // Where each key's value lies in the original: its last one, which the decoded map kept (a key may repeat).
                     var cursor = new BlockCursor();
-                    var inStep = true;
+                    var valueAt = new Dictionary<string, int>(StringComparer.Ordinal);
+                    while (cursor.Next(ref original))
+                    {
+                        valueAt[original.ReadString()] = original.Position;
+                        Skip(ref original, valueSchema, inner);
+                    }
+
                     if (entries.Count > 0)
                     {
                         writer.WriteZigZag(entries.Count);
                         foreach (var entry in entries)
                         {
                             WriteString(writer, entry.Key);
-                            if (inStep && cursor.Next(ref original))
+                            if (valueAt.TryGetValue(entry.Key, out var at))
                             {
-                                // A key the payload repeated (the last value counts) puts the entries out of step: the rest are written by value.
-                                inStep = Encoding.UTF8.GetString(original.ReadSpan(original.ReadLength())) == entry.Key;
-                                if (inStep)
-                                {
-                                    WriteGuided(writer, valueSchema, entry.Value, ref original, inner);
-                                    continue;
-                                }
-
-                                Skip(ref original, valueSchema, inner);
+                                var guide = original.At(at);
+                                WriteGuided(writer, valueSchema, entry.Value, ref guide, inner);
                             }
-
-                            WriteValue(writer, valueSchema, entry.Value, inner);
+                            else
+                            {
+                                WriteValue(writer, valueSchema, entry.Value, inner);
+                            }
                         }
-                    }
-
-                    while (cursor.Next(ref original))
-                    {
-                        original.ReadSpan(original.ReadLength());
-                        Skip(ref original, valueSchema, inner);
                     }
 
                     writer.WriteByte(0);
@@ -1087,7 +1084,34 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         }
     }
 
-    /// <summary>Whether a dictionary can be written as this record: every key is a field, every missing field can be dropped.</summary>
+    /// <summary>
+    /// <see cref="Fit"/> one level deep: a union fits as its best branch, a record as any object. Records nest in unions
+    /// of records, so a full fit of each field of each branch would take time exponential in the value's depth.
+    /// </summary>
+    private static BranchFit ShallowFit(Schema schema, object? value)
+    {
+        switch (schema)
+        {
+            case UnionSchema union:
+                {
+                    var best = BranchFit.None;
+                    for (var branch = 0; branch < union.Count && best != BranchFit.Exact; branch++)
+                    {
+                        var fit = ShallowFit(union[branch], value);
+                        best = fit > best ? fit : best;
+                    }
+
+                    return best;
+                }
+
+            case RecordSchema:
+                return value is IDictionary<string, object?> ? BranchFit.Exact : BranchFit.None;
+            default:
+                return Fit(schema, value);
+        }
+    }
+
+    /// <summary>Whether a dictionary can be written as this record: every key is a field (holding a value of its type), every missing field can be dropped.</summary>
     private static bool RecordTakes(RecordSchema record, IDictionary<string, object?> values)
     {
         var matched = 0;
@@ -1096,7 +1120,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             if (values.TryGetValue(field.Name, out var value))
             {
                 // Names alone would let a record of another branch's field types (an id string where this one has a long) pass.
-                if (Fit(field.Schema, value) == BranchFit.None)
+                if (ShallowFit(field.Schema, value) == BranchFit.None)
                 {
                     return false;
                 }
@@ -1153,6 +1177,14 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         public readonly bool DecodesForGate => !_source.IsEmpty;
 
         public readonly int Position => _position;
+
+        /// <summary>This reader, standing at <paramref name="position"/> (one it has passed) instead.</summary>
+        public readonly AvroReader At(int position)
+        {
+            var copy = this;
+            copy._position = position;
+            return copy;
+        }
 
         public byte ReadByte() => _position < _data.Length
             ? _data[_position++]
