@@ -425,6 +425,56 @@ public class PayloadCodecTests
     }
 
     [Fact]
+    public void Json_rewrite_of_more_than_64_paths_keeps_the_text_of_every_other_number()
+    {
+        // From a fuzz review: past 64 changed paths (a tag rule on a wide schema) the record was written from the graph,
+        // so untouched numbers lost their text: 1.0 became 1, and a 20-digit integer a rounded double.
+        var members = string.Join(",", Enumerable.Range(0, 70).Select(i => $"\"f{i}\":\"s{i}\""));
+        byte[] original = Encoding.UTF8.GetBytes("{" + members + ",\"n\":1.0,\"big\":12345678901234567890,\"e\":1e3}");
+        var schema = ParseJsonSchema();
+        var decoded = Json.Decode(schema, (ReadOnlyMemory<byte>)original);
+        var fields = (Dictionary<string, object?>)decoded.Value!;
+        var paths = new List<string[]>();
+        for (int i = 0; i < 70; i++)
+        {
+            fields[$"f{i}"] = PrivacyRewriter.RedactedText;
+            paths.Add([$"f{i}"]);
+        }
+
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        Json.EncodeRewrite(schema, decoded, original, paths, "P"u8, output);
+        string redacted = string.Join(",", Enumerable.Range(0, 70).Select(i => $"\"f{i}\":\"****\""));
+        Assert.Equal("P{" + redacted + ",\"n\":1.0,\"big\":12345678901234567890,\"e\":1e3}", Encoding.UTF8.GetString(output.WrittenSpan));
+    }
+
+    [Fact]
+    public void A_signalling_NaN_float_is_written_again_bit_for_bit()
+    {
+        // Widening a float to a double sets a NaN's quiet bit: a record written again changed a float no policy touched.
+        var proto = ParseProto("syntax = \"proto3\";\npackage p;\nmessage F { float f = 1; string s = 2; }\n");
+        byte[] payload = Convert.FromHexString("000D0100807F120161");
+        var decoded = Protobuf.Decode(proto, payload);
+        ((Dictionary<string, object?>)decoded.Value!)["s"] = PrivacyRewriter.RedactedText;
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        ((IPayloadCodec)Protobuf).EncodeRewrite(proto, decoded, payload, [["s"]], [], output);
+        Assert.Equal("000D0100807F12042A2A2A2A", Convert.ToHexString(output.WrittenSpan));
+
+        var avro = ParseAvro("""{"type":"record","name":"R","fields":[{"name":"f","type":"float"},{"name":"s","type":"string"}]}""");
+        byte[] avroPayload = Convert.FromHexString("0100807F0261");
+        Assert.Equal(avroPayload, Avro.Encode(avro, Avro.Decode(avro, avroPayload)));
+        Assert.Equal(0x7FC00000u, PayloadValues.NarrowToFloatBits(BitConverter.UInt64BitsToDouble(0x7FF0000000000001))); // payload below a float's: the quiet NaN
+    }
+
+    [Fact]
+    public void A_privacy_path_into_a_protobuf_timestamp_is_a_problem_not_a_silent_no_op()
+    {
+        var proto = ParseProto("syntax = \"proto3\";\npackage p;\nimport \"google/protobuf/timestamp.proto\";\nmessage T { google.protobuf.Timestamp born = 1; string name = 2; }\n");
+        var value = Protobuf.Decode(proto, Convert.FromHexString("000A0608E80710C801120178")).Value;
+        Assert.False(new PrivacyRewriter("k"u8.ToArray()).Apply(value, "born.seconds", PrivacyAction.Redact, out string? problem));
+        Assert.Contains("masked whole only: name 'born'", problem, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Avro_redacted_enum_in_a_union_with_string_stays_the_enum_at_its_default()
     {
         var schema = ParseAvro("""

@@ -221,6 +221,36 @@ internal static class PayloadValues
         return false;
     }
 
+    /// <summary>
+    /// A 32-bit float's bits as a double, with a NaN's sign and payload kept bit for bit. The hardware widening sets a
+    /// signalling NaN's quiet bit, so a record written again changed a float no rule or policy touched.
+    /// </summary>
+    public static double WidenFloat(uint bits)
+    {
+        const uint exponent = 0x7F800000, mantissa = 0x007FFFFF;
+        if ((bits & exponent) == exponent && (bits & mantissa) != 0)
+        {
+            ulong sign = (ulong)(bits >> 31) << 63;
+            return BitConverter.UInt64BitsToDouble(sign | 0x7FF0000000000000UL | ((ulong)(bits & mantissa) << 29));
+        }
+
+        return BitConverter.UInt32BitsToSingle(bits);
+    }
+
+    /// <summary>The float bits of a double (rounded), a NaN's sign and payload kept as <see cref="WidenFloat"/> placed them.</summary>
+    public static uint NarrowToFloatBits(double value)
+    {
+        if (!double.IsNaN(value))
+        {
+            return BitConverter.SingleToUInt32Bits((float)value);
+        }
+
+        ulong bits = BitConverter.DoubleToUInt64Bits(value);
+        uint payload = (uint)(bits >> 29) & 0x007FFFFF;
+        // A double NaN whose payload lies below a float's would read as infinity: it becomes the quiet NaN.
+        return ((uint)(bits >> 63) << 31) | 0x7F800000 | (payload == 0 ? 0x00400000 : payload);
+    }
+
     public static bool TryGetDouble(object? value, out double result)
     {
         switch (value)

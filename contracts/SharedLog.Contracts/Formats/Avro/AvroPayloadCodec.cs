@@ -434,7 +434,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             case Schema.Type.Long:
                 return RecordValue.Integer(reader.ReadLong());
             case Schema.Type.Float:
-                return (double)BinaryPrimitives.ReadSingleLittleEndian(reader.ReadSpan(4));
+                return PayloadValues.WidenFloat(BinaryPrimitives.ReadUInt32LittleEndian(reader.ReadSpan(4)));
             case Schema.Type.Double:
                 return BinaryPrimitives.ReadDoubleLittleEndian(reader.ReadSpan(8));
             case Schema.Type.Bytes:
@@ -580,7 +580,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
                 writer.WriteZigZag(PayloadValues.TryGetInt64(value, out var l) ? l : throw Mismatch(schema, value));
                 break;
             case Schema.Type.Float:
-                writer.WriteUInt32LittleEndian(BitConverter.SingleToUInt32Bits(PayloadValues.TryGetDouble(value, out var f) ? (float)f : throw Mismatch(schema, value)));
+                writer.WriteUInt32LittleEndian(PayloadValues.TryGetDouble(value, out var f) ? PayloadValues.NarrowToFloatBits(f) : throw Mismatch(schema, value));
                 break;
             case Schema.Type.Double:
                 writer.WriteUInt64LittleEndian(BitConverter.DoubleToUInt64Bits(PayloadValues.TryGetDouble(value, out var d) ? d : throw Mismatch(schema, value)));

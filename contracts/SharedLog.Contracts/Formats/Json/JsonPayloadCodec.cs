@@ -110,7 +110,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
         ArgumentNullException.ThrowIfNull(payload);
         ArgumentNullException.ThrowIfNull(changedPaths);
         ArgumentNullException.ThrowIfNull(output);
-        if (changedPaths.Count is 0 or > SplicePaths.Max)
+        if (changedPaths.Count is 0)
         {
             output.Write(Encode(schema, payload, prefix));
             return;
@@ -119,12 +119,40 @@ public sealed class JsonPayloadCodec : IPayloadCodec
         // Written straight into the caller's buffer: unchanged stretches of the original, then each new value.
         output.Write(prefix);
         Utf8JsonWriter writer = _threadWriter ??= new Utf8JsonWriter(output, WriterOptions);
-        if (_threadLayout is { } layout && layout.TrySplice(payload.Value, original, changedPaths, output, writer))
+        if (changedPaths.Count > SplicePaths.Max)
         {
-            writer.Reset(ThreadBuffer());
-            return;
+            // More paths than one pass follows (a tag rule on a wide schema): spliced 64 at a time, each pass reading the
+            // one before's output, as the graph holds every final value. Written from the graph instead, numbers no path
+            // names lost their text (1.0 became 1, a 20-digit integer a rounded double).
+            byte[] passed = original.ToArray();
+            var pass = new ArrayBufferWriter<byte>(passed.Length + 256);
+            for (int start = 0; start < changedPaths.Count; start += SplicePaths.Max)
+            {
+                var chunk = new List<string[]>(SplicePaths.Max);
+                for (int p = start; p < changedPaths.Count && p < start + SplicePaths.Max; p++)
+                {
+                    chunk.Add(changedPaths[p]);
+                }
+
+                pass.ResetWrittenCount();
+                SpliceByReading(payload.Value, passed, chunk, pass, writer);
+                passed = pass.WrittenSpan.ToArray();
+            }
+
+            output.Write(passed);
+        }
+        else if (_threadLayout is not { } layout || !layout.TrySplice(payload.Value, original, changedPaths, output, writer))
+        {
+            SpliceByReading(payload.Value, original, changedPaths, output, writer);
         }
 
+        // The thread's writer must not keep the caller's buffer reachable; pointing it back costs no allocation.
+        writer.Reset(ThreadBuffer());
+    }
+
+    /// <summary><paramref name="original"/> with the values at <paramref name="changedPaths"/> (at most 64) written from <paramref name="graph"/>, found by reading it.</summary>
+    private static void SpliceByReading(object? graph, ReadOnlySpan<byte> original, IReadOnlyList<string[]> changedPaths, IBufferWriter<byte> output, Utf8JsonWriter writer)
+    {
         var reader = new Utf8JsonReader(original, ReaderOptions);
         var splice = new Splice(original, output, writer, changedPaths);
         try
@@ -134,7 +162,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
                 throw new PayloadDecodeException("JSON payload is empty");
             }
 
-            splice.Value(ref reader, payload.Value, 0, SplicePaths.All(changedPaths.Count), insideArray: false);
+            splice.Value(ref reader, graph, 0, SplicePaths.All(changedPaths.Count), insideArray: false);
         }
         catch (JsonException ex)
         {
@@ -142,9 +170,6 @@ public sealed class JsonPayloadCodec : IPayloadCodec
         }
 
         output.Write(original[splice.Copied..]);
-
-        // The thread's writer must not keep the caller's buffer reachable; pointing it back costs no allocation.
-        writer.Reset(ThreadBuffer());
     }
 
     /// <summary>A member name as UTF-8 (unescaped), compared with path names without making a string of it.</summary>

@@ -446,7 +446,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
             case FieldDescriptorProto.Type.TypeSfixed32:
                 return RecordValue.Integer((int)reader.ReadFixed32());
             case FieldDescriptorProto.Type.TypeFloat:
-                return (double)BitConverter.UInt32BitsToSingle(reader.ReadFixed32());
+                return PayloadValues.WidenFloat(reader.ReadFixed32());
             case FieldDescriptorProto.Type.TypeFixed64:
                 return reader.ReadFixed64();
             case FieldDescriptorProto.Type.TypeSfixed64:
@@ -826,7 +826,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
                 writer.WriteUInt32LittleEndian((uint)(int)Int64In(field, value, int.MinValue, int.MaxValue));
                 break;
             case FieldDescriptorProto.Type.TypeFloat:
-                writer.WriteUInt32LittleEndian(BitConverter.SingleToUInt32Bits(PayloadValues.TryGetDouble(value, out var f) ? (float)f : throw Mismatch(field, value)));
+                writer.WriteUInt32LittleEndian(PayloadValues.TryGetDouble(value, out var f) ? PayloadValues.NarrowToFloatBits(f) : throw Mismatch(field, value));
                 break;
             case FieldDescriptorProto.Type.TypeFixed64:
                 writer.WriteUInt64LittleEndian(UInt64Upto(field, value, ulong.MaxValue));
