@@ -380,11 +380,17 @@ public sealed class ContractGateTests : IDisposable
     [InlineData("email.local", false)]
     [InlineData("ssn", true)]
     [InlineData("ssm", false)]
+    [InlineData("born", true)]
+    [InlineData("born.seconds", false)]
+    [InlineData("took.nanos", false)]
     public void APrivacyPathIsDeclaredByAProtobufSchemaInAnyOfItsMessages(string path, bool declared)
     {
         const string proto = """
             syntax = "proto3";
             package crm;
+            import "google/protobuf/timestamp.proto";
+            import "google/protobuf/duration.proto";
+            message Times { google.protobuf.Timestamp born = 1; google.protobuf.Duration took = 2; }
             message Customer {
               string email = 1;
               Address home = 2;

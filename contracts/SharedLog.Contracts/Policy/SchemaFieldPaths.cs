@@ -529,7 +529,8 @@ public static class SchemaFieldPaths
             return true;
         }
 
-        if (field.type != Google.Protobuf.Reflection.FieldDescriptorProto.Type.TypeMessage)
+        // A Timestamp or Duration is read as its time, masked whole: its seconds and nanos are no path of their own.
+        if (field.type != Google.Protobuf.Reflection.FieldDescriptorProto.Type.TypeMessage || field.TypeName is ".google.protobuf.Timestamp" or ".google.protobuf.Duration")
         {
             return false;
         }
