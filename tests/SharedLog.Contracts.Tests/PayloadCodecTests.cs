@@ -445,6 +445,24 @@ public class PayloadCodecTests
         Json.EncodeRewrite(schema, decoded, original, paths, "P"u8, output);
         string redacted = string.Join(",", Enumerable.Range(0, 70).Select(i => $"\"f{i}\":\"****\""));
         Assert.Equal("P{" + redacted + ",\"n\":1.0,\"big\":12345678901234567890,\"e\":1e3}", Encoding.UTF8.GetString(output.WrittenSpan));
+
+        // A path under a member a later path drops (a tag rule covering a.b, then a rule dropping a), in an earlier pass.
+        byte[] nested = Encoding.UTF8.GetBytes("{" + members + ",\"a\":{\"b\":\"secret\",\"c\":1.0},\"n\":1.0}");
+        var nestedDecoded = Json.Decode(schema, (ReadOnlyMemory<byte>)nested);
+        var nestedFields = (Dictionary<string, object?>)nestedDecoded.Value!;
+        var nestedPaths = new List<string[]>();
+        nestedPaths.Add(["a", "b"]);
+        for (int i = 0; i < 70; i++)
+        {
+            nestedFields[$"f{i}"] = PrivacyRewriter.RedactedText;
+            nestedPaths.Add([$"f{i}"]);
+        }
+
+        nestedFields.Remove("a");
+        nestedPaths.Add(["a"]);
+        output = new System.Buffers.ArrayBufferWriter<byte>();
+        Json.EncodeRewrite(schema, nestedDecoded, nested, nestedPaths, [], output);
+        Assert.Equal("{" + redacted + ",\"n\":1.0}", Encoding.UTF8.GetString(output.WrittenSpan));
     }
 
     [Fact]
@@ -472,6 +490,12 @@ public class PayloadCodecTests
         var value = Protobuf.Decode(proto, Convert.FromHexString("000A0608E80710C801120178")).Value;
         Assert.False(new PrivacyRewriter("k"u8.ToArray()).Apply(value, "born.seconds", PrivacyAction.Redact, out string? problem));
         Assert.Contains("masked whole only: name 'born'", problem, StringComparison.Ordinal);
+
+        // Each of a repeated field's Timestamps too.
+        var repeated = ParseProto("syntax = \"proto3\";\npackage p;\nimport \"google/protobuf/timestamp.proto\";\nmessage S { repeated google.protobuf.Timestamp seen = 2; }\n");
+        var seen = Protobuf.Decode(repeated, Convert.FromHexString("00120308E807120308D00F")).Value;
+        Assert.False(new PrivacyRewriter("k"u8.ToArray()).Apply(seen, "seen.seconds", PrivacyAction.Redact, out string? repeatedProblem));
+        Assert.Contains("masked whole only: name 'seen'", repeatedProblem, StringComparison.Ordinal);
     }
 
     [Fact]

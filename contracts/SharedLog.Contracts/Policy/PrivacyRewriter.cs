@@ -46,17 +46,15 @@ public sealed class PrivacyRewriter(byte[] hashKey)
                 }
 
                 return anyChanged;
+            case DateTimeOffset or TimeSpan or NanoTimestamp or NanoDuration when index > 0:
+                // A Protobuf Timestamp or Duration (one, or each of a repeated field's) is read as its time: a path to its
+                // seconds or nanos found nothing to mask, and the record was stored with the time in clear. Refused, so
+                // the record fails closed.
+                problem ??= $"'{string.Join('.', path)}' names a part of a Timestamp or Duration, which is masked whole only: name '{string.Join('.', path[..index])}'";
+                return false;
             case Dictionary<string, object?> fields when fields.TryGetValue(path[index], out object? child):
                 if (index < path.Length - 1)
                 {
-                    if (child is DateTimeOffset or TimeSpan or NanoTimestamp or NanoDuration)
-                    {
-                        // A Protobuf Timestamp or Duration is read as its time: a path to its seconds or nanos found nothing to
-                        // mask, and the record was stored with the time in clear. Refused, so the record fails closed.
-                        problem ??= $"'{string.Join('.', path)}' names a part of a Timestamp or Duration, which is masked whole only: name '{string.Join('.', path[..(index + 1)])}'";
-                        return false;
-                    }
-
                     return Walk(child, path, index + 1, action, ref problem);
                 }
 

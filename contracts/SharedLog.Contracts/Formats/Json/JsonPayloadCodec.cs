@@ -124,14 +124,17 @@ public sealed class JsonPayloadCodec : IPayloadCodec
             // More paths than one pass follows (a tag rule on a wide schema): spliced 64 at a time, each pass reading the
             // one before's output, as the graph holds every final value. Written from the graph instead, numbers no path
             // names lost their text (1.0 became 1, a 20-digit integer a rounded double).
+            // A path under another changed path is left to that one, which writes (or drops) the whole value, as one pass
+            // does: in an earlier pass than its ancestor's drop, it would look for a member the graph no longer has.
+            List<string[]> outermost = Outermost(changedPaths);
             byte[] passed = original.ToArray();
             var pass = new ArrayBufferWriter<byte>(passed.Length + 256);
-            for (int start = 0; start < changedPaths.Count; start += SplicePaths.Max)
+            for (int start = 0; start < outermost.Count; start += SplicePaths.Max)
             {
                 var chunk = new List<string[]>(SplicePaths.Max);
-                for (int p = start; p < changedPaths.Count && p < start + SplicePaths.Max; p++)
+                for (int p = start; p < outermost.Count && p < start + SplicePaths.Max; p++)
                 {
-                    chunk.Add(changedPaths[p]);
+                    chunk.Add(outermost[p]);
                 }
 
                 pass.ResetWrittenCount();
@@ -148,6 +151,27 @@ public sealed class JsonPayloadCodec : IPayloadCodec
 
         // The thread's writer must not keep the caller's buffer reachable; pointing it back costs no allocation.
         writer.Reset(ThreadBuffer());
+    }
+
+    /// <summary>The paths no other of them is a proper prefix of.</summary>
+    private static List<string[]> Outermost(IReadOnlyList<string[]> paths)
+    {
+        var outermost = new List<string[]>(paths.Count);
+        for (int p = 0; p < paths.Count; p++)
+        {
+            bool underAnother = false;
+            for (int q = 0; q < paths.Count && !underAnother; q++)
+            {
+                underAnother = paths[q].Length < paths[p].Length && paths[p].AsSpan(0, paths[q].Length).SequenceEqual(paths[q]);
+            }
+
+            if (!underAnother)
+            {
+                outermost.Add(paths[p]);
+            }
+        }
+
+        return outermost;
     }
 
     /// <summary><paramref name="original"/> with the values at <paramref name="changedPaths"/> (at most 64) written from <paramref name="graph"/>, found by reading it.</summary>
