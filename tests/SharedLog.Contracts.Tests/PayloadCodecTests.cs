@@ -729,15 +729,20 @@ public class PayloadCodecTests
     [Fact]
     public void Avro_nesting_within_the_depth_limit_decodes()
     {
+        // A union is not a level of its own: a linked list through ["null","Node"] takes a level per link, as JSON and
+        // Protobuf nesting do (it used to take two, so about 32 links were the most that decoded).
         var schema = ParseAvro("""{"type":"record","name":"Node","fields":[{"name":"next","type":["null","Node"]}]}""");
-        var decoded = Avro.Decode(schema, [.. Enumerable.Repeat((byte)0x02, 20), 0x00]);
+        byte[] payload = [.. Enumerable.Repeat((byte)0x02, RecordValue.MaxDepth - 1), 0x00];
+        var decoded = Avro.Decode(schema, payload);
         var depth = 0;
         for (var node = (Dictionary<string, object?>?)decoded.Value; node is not null; node = (Dictionary<string, object?>?)node["next"])
         {
             depth++;
         }
 
-        Assert.Equal(21, depth);
+        Assert.Equal(RecordValue.MaxDepth, depth);
+        Assert.Equal(payload, Avro.Encode(schema, decoded));
+        Assert.Throws<PayloadDecodeException>(() => Avro.Decode(schema, [.. Enumerable.Repeat((byte)0x02, RecordValue.MaxDepth), 0x00]));
     }
 
     [Fact]

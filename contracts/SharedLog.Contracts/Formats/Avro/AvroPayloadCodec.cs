@@ -14,7 +14,8 @@ namespace SharedLog.Contracts.Formats.Avro;
 /// Avro binary encoding to and from the <see cref="RecordValue"/> object graph, with the writer schema.
 /// A bounded reader of its own rather than Apache.Avro's GenericDatumReader, so hostile input cannot
 /// make it allocate: every length is checked against the bytes left, block counts against
-/// <see cref="RecordValue.MaxElements"/>, nesting against <see cref="RecordValue.MaxDepth"/>, and
+/// <see cref="RecordValue.MaxElements"/>, nesting of records, arrays and maps against <see cref="RecordValue.MaxDepth"/>
+/// (a union is not a level: it holds one branch's value, and a union cannot hold a union directly), and
 /// bytes left after the datum are an error.
 /// <para>Value choices: int and long decode to <c>long</c>, float and double to <c>double</c>, enums to
 /// their symbol, bytes and fixed to <c>byte[]</c>, unions to the branch's value.
@@ -142,13 +143,13 @@ public sealed class AvroPayloadCodec : IPayloadCodec
                     original.ReadLong();
                     if (Fit(union[branch], value) == BranchFit.None)
                     {
-                        Skip(ref original, union[branch], Deeper(depth));
+                        Skip(ref original, union[branch], depth);
                         WriteValue(writer, union, value, depth);
                         return;
                     }
 
                     writer.WriteZigZag(branch);
-                    WriteGuided(writer, union[branch], value, ref original, Deeper(depth));
+                    WriteGuided(writer, union[branch], value, ref original, depth);
                     return;
                 }
 
@@ -396,7 +397,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
                 {
                     var union = (UnionSchema)schema;
                     var index = reader.ReadLong();
-                    Skip(ref reader, index >= 0 && index < union.Count ? union[(int)index] : throw new PayloadDecodeException($"union index {index} is out of range"), Deeper(depth));
+                    Skip(ref reader, index >= 0 && index < union.Count ? union[(int)index] : throw new PayloadDecodeException($"union index {index} is out of range"), depth);
                     return;
                 }
 
@@ -464,7 +465,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
                     var union = (UnionSchema)schema;
                     var index = reader.ReadInt();
                     return index >= 0 && index < union.Count
-                        ? ReadValue(ref reader, union[(int)index], Deeper(depth))
+                        ? ReadValue(ref reader, union[(int)index], depth)
                         : throw new PayloadDecodeException($"union index {index} is out of range (the union has {union.Count} branches)");
                 }
 
@@ -657,7 +658,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
                     var union = (UnionSchema)schema;
                     var branch = ChooseBranch(union, value);
                     writer.WriteZigZag(branch);
-                    WriteValue(writer, union[branch], value, Deeper(depth));
+                    WriteValue(writer, union[branch], value, depth);
                     break;
                 }
 
@@ -946,7 +947,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
                     var union = (UnionSchema)schema;
                     for (var branch = 0; branch < union.Count; branch++)
                     {
-                        if (TryConvertDefault(union[branch], token, depth + 1, out value))
+                        if (TryConvertDefault(union[branch], token, depth, out value))
                         {
                             return true;
                         }
