@@ -717,13 +717,31 @@ public class PayloadCodecTests
     }
 
     [Fact]
-    public void Avro_array_of_nulls_beyond_the_element_budget_fails()
+    public void Avro_array_beyond_the_element_budget_fails()
     {
-        var schema = ParseAvro("""{"type":"array","items":"null"}""");
-        // Two blocks of 600 000 nulls: each fits, together they break the 1 000 000 budget.
-        byte[] block = [0x80, 0x9F, 0x49]; // zig-zag varint of 600 000
+        var schema = ParseAvro("""{"type":"array","items":"int"}""");
+        // Two blocks of 600 000 zero ints (a byte each): each fits, together they break the 1 000 000 budget.
+        byte[] block = [0x80, 0x9F, 0x49, .. new byte[600_000]]; // zig-zag varint of 600 000, then the items
         var error = Assert.Throws<PayloadDecodeException>(() => Avro.Decode(schema, [.. block, .. block, 0x00]));
-        Assert.Contains("elements", error.Message, StringComparison.Ordinal);
+        Assert.Contains($"more than {RecordValue.MaxElements} ", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("""{"type":"array","items":"null"}""", 1)]
+    [InlineData("""{"type":"array","items":{"type":"record","name":"Empty","fields":[]}}""", 1)]
+    [InlineData("""{"type":"array","items":{"type":"record","name":"Nulls","fields":[{"name":"a","type":"null"}]}}""", 2)]
+    public void Avro_values_of_no_bytes_are_bounded_by_the_payload_size(string schemaText, int elementsPerItem)
+    {
+        // Nulls and empty records take no bytes: a block count of a million of them, four bytes of payload, built a million
+        // objects. A payload holds at most eight elements per byte, and at least 4096.
+        var schema = ParseAvro(schemaText);
+        static byte[] Items(int count) => [.. Varint((ulong)count * 2), 0x00];
+        var error = Assert.Throws<PayloadDecodeException>(() => Avro.Decode(schema, Items(1_000_000)));
+        Assert.Contains("per byte", error.Message, StringComparison.Ordinal);
+
+        int fits = 4096 / elementsPerItem; // an item of a one-field record is two elements: the item and the field
+        Assert.Equal(fits, ((List<object?>)Avro.Decode(schema, Items(fits)).Value!).Count);
+        Assert.Throws<PayloadDecodeException>(() => Avro.Decode(schema, Items(fits + 1)));
     }
 
     [Fact]
@@ -1556,6 +1574,27 @@ public class PayloadCodecTests
         var schema = ParseProto(RecursiveProto);
         var error = Assert.Throws<PayloadDecodeException>(() => Protobuf.Decode(schema, payload));
         Assert.False(string.IsNullOrEmpty(error.Message), description);
+    }
+
+    [Fact]
+    public void Objects_count_as_several_elements_so_empty_ones_in_bulk_are_bounded()
+    {
+        // An empty message or object takes two or three bytes of payload and a dictionary of memory: counted as one element
+        // each, a 2 MB payload of them built a million dictionaries (about 100 MiB). Each now counts as four.
+        int most = RecordValue.MaxElements / RecordValue.ObjectElements;
+        var proto = ParseProto("""
+            syntax = "proto3";
+            package bulk;
+            message Holder { repeated Holder children = 1; }
+            """);
+        byte[] Messages(int count) => [0x00, .. Enumerable.Repeat(new byte[] { 0x0A, 0x00 }, count).SelectMany(b => b)];
+        Assert.Equal(most, ((List<object?>)((Dictionary<string, object?>)Protobuf.Decode(proto, Messages(most)).Value!)["children"]!).Count);
+        Assert.Contains("a message counts as 4", Assert.Throws<PayloadDecodeException>(() => Protobuf.Decode(proto, Messages(most + 1))).Message, StringComparison.Ordinal);
+
+        var json = ParseJsonSchema();
+        byte[] Objects(int count) => Encoding.UTF8.GetBytes("[" + string.Join(",", Enumerable.Repeat("{}", count)) + "]");
+        Assert.Equal(most, ((List<object?>)Json.Decode(json, (ReadOnlyMemory<byte>)Objects(most)).Value!).Count);
+        Assert.Contains("an object counts as 4", Assert.Throws<PayloadDecodeException>(() => Json.Decode(json, (ReadOnlyMemory<byte>)Objects(most + 1))).Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -25,6 +25,13 @@ public static class RecordValue
     /// <summary>Most elements (all lists and maps together) one decoded payload may hold.</summary>
     public const int MaxElements = 1_000_000;
 
+    /// <summary>
+    /// What a decoded object (a JSON object, a Protobuf message or map entry) is charged against <see cref="MaxElements"/>:
+    /// a dictionary takes about four times the memory of a scalar element, and an empty one takes two bytes of a payload,
+    /// so counted as one, a 2 MB payload of empty messages built a million of them (about 100 MiB).
+    /// </summary>
+    public const int ObjectElements = 4;
+
     private const long SmallestSharedInteger = -128;
 
     // Quantities, counts, flags and codes make most of a record's integers; each decode would box them again.

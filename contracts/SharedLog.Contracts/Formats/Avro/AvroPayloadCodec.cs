@@ -14,7 +14,7 @@ namespace SharedLog.Contracts.Formats.Avro;
 /// Avro binary encoding to and from the <see cref="RecordValue"/> object graph, with the writer schema.
 /// A bounded reader of its own rather than Apache.Avro's GenericDatumReader, so hostile input cannot
 /// make it allocate: every length is checked against the bytes left, block counts against
-/// <see cref="RecordValue.MaxElements"/>, nesting of records, arrays and maps against <see cref="RecordValue.MaxDepth"/>
+/// <see cref="RecordValue.MaxElements"/> (and eight per payload byte, at least 4096, as nulls and empty records take none), nesting of records, arrays and maps against <see cref="RecordValue.MaxDepth"/>
 /// (a union is not a level: it holds one branch's value, and a union cannot hold a union directly), and
 /// bytes left after the datum are an error.
 /// <para>Value choices: int and long decode to <c>long</c>, float and double to <c>double</c>, enums to
@@ -1162,6 +1162,10 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         private const int MaxIntBytes = 5;
         private readonly ReadOnlySpan<byte> _data;
         private readonly ReadOnlyMemory<byte> _source;
+        /// <summary>Elements a payload may hold per byte of it, and at least <see cref="MinElementBudget"/>.</summary>
+        private const int ElementsPerByte = 8;
+        private const int MinElementBudget = 4096;
+        private readonly long _elementBudget;
         private int _position;
         private long _elements;
 
@@ -1170,6 +1174,9 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         {
             _data = data;
             _source = source;
+            // Every Avro value but a null and a record of nulls takes at least a byte, so real data stays far below this. Without it
+            // a block count of a million empty records (four bytes of payload) built a million objects, about 92 MiB.
+            _elementBudget = Math.Min(RecordValue.MaxElements, Math.Max(MinElementBudget, (long)ElementsPerByte * data.Length));
         }
 
         public readonly int Remaining => _data.Length - _position;
@@ -1282,9 +1289,9 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         /// </summary>
         public void CountFields(int count)
         {
-            if (count > RecordValue.MaxElements - _elements)
+            if (count > _elementBudget - _elements)
             {
-                throw new PayloadDecodeException($"Avro payload holds more than {RecordValue.MaxElements} record fields and array or map elements");
+                throw TooManyElements();
             }
 
             _elements += count;
@@ -1313,14 +1320,18 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             }
 
             // Compared before adding: a count near long.MaxValue would wrap the sum negative and pass the check.
-            if (count > RecordValue.MaxElements - _elements)
+            if (count > _elementBudget - _elements)
             {
-                throw new PayloadDecodeException($"Avro payload holds more than {RecordValue.MaxElements} array or map elements");
+                throw TooManyElements();
             }
 
             _elements += count;
             return count;
         }
+
+        private readonly PayloadDecodeException TooManyElements() => new(_elementBudget == RecordValue.MaxElements
+            ? $"Avro payload holds more than {RecordValue.MaxElements} record fields and array or map elements"
+            : $"Avro payload of {_data.Length} bytes holds more than {_elementBudget} record fields and array or map elements ({ElementsPerByte} per byte, at least {MinElementBudget}): nulls or empty records in bulk");
 
         /// <summary>
         /// After a block's items: they must take exactly the size the block gave. Readers that skip a block by its size

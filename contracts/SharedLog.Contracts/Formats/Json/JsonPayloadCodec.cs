@@ -453,6 +453,8 @@ public sealed class JsonPayloadCodec : IPayloadCodec
                 {
                     // A record's own object usually has a handful of fields: it starts big enough to skip the first regrowths.
                     int capacity = nested ? 0 : 8;
+                    // Counted by its parent as one element; an object costs more (see RecordValue.ObjectElements).
+                    Count(ref elements, RecordValue.ObjectElements - 1);
                     var members = source.IsEmpty ? new Dictionary<string, object?>(capacity, StringComparer.Ordinal) : RecordGraphPool.RentObject(capacity);
                     while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                     {
@@ -644,11 +646,11 @@ public sealed class JsonPayloadCodec : IPayloadCodec
             : throw new PayloadDecodeException("JSON number is out of the double range");
     }
 
-    private static void Count(ref int elements)
+    private static void Count(ref int elements, int charge = 1)
     {
-        if (++elements > RecordValue.MaxElements)
+        if ((elements += charge) > RecordValue.MaxElements)
         {
-            throw new PayloadDecodeException($"JSON payload holds more than {RecordValue.MaxElements} array items or object members");
+            throw new PayloadDecodeException($"JSON payload holds more than {RecordValue.MaxElements} array items or object members (an object counts as {RecordValue.ObjectElements})");
         }
     }
 

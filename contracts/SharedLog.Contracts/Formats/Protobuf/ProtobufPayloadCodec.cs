@@ -390,6 +390,12 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         ExpectWireType(field, wireType, 2);
         var bytes = reader.ReadLengthDelimited();
         var layout = field.Message;
+        if (mergeInto is null)
+        {
+            // Its caller counted it as one element; an object costs more (see RecordValue.ObjectElements).
+            CountElement(ref elements, RecordValue.ObjectElements - 1);
+        }
+
         var message = mergeInto ?? new ProtobufMessage(layout);
         DecodeMessage(bytes, layout, message, depth + 1, ref elements);
         object? value = field.WellKnown switch
@@ -468,6 +474,8 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
 
     private (string Key, object? Value, bool HadUnknownFields) DecodeMapEntry(ReadOnlySpan<byte> data, ProtobufMessageLayout entryLayout, int depth, ref int elements)
     {
+        // The caller counted the entry as one element; the entry's dictionary costs more (see RecordValue.ObjectElements).
+        CountElement(ref elements, RecordValue.ObjectElements - 1);
         var entry = new Dictionary<string, object?>(2, StringComparer.Ordinal);
         DecodeMessage(data, entryLayout, entry, depth, ref elements);
         bool hadUnknownFields = UnknownFields.TryGetValue(entry, out _);
@@ -609,11 +617,11 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         }
     }
 
-    private static void CountElement(ref int elements)
+    private static void CountElement(ref int elements, int charge = 1)
     {
-        if (++elements > RecordValue.MaxElements)
+        if ((elements += charge) > RecordValue.MaxElements)
         {
-            throw new PayloadDecodeException($"Protobuf payload holds more than {RecordValue.MaxElements} repeated or map elements and nested messages");
+            throw new PayloadDecodeException($"Protobuf payload holds more than {RecordValue.MaxElements} repeated or map elements and nested messages (a message counts as {RecordValue.ObjectElements})");
         }
     }
 
