@@ -516,7 +516,7 @@ public sealed class ContractGateTests : IDisposable
     [Fact]
     public async Task DroppingARequiredProto2FieldIsRefusedWhenItsSchemaIsKnown()
     {
-        const string schema = "syntax = \"proto2\";\npackage web;\nmessage Home { required string street = 1; optional string city = 2; }\nmessage Member { required string email = 1; optional string nick = 2; optional Home home = 3; }\n";
+        const string schema = "syntax = \"proto2\";\npackage web;\nmessage Home { required string street = 1; optional string city = 2; }\nmessage Member { required string email = 1; optional string nick = 2; optional Home home = 3; map<string, Home> homes = 4; map<string, int32> counts = 5; }\n";
         int id = await RegisterAsync("pmembers-value", schema, SchemaType.Protobuf);
         IReadOnlyList<IParsedSchema>? Known(SchemaRequirement requirement, bool isKey) => isKey ? null : [_registry.ParsedById(id)!];
 
@@ -524,7 +524,13 @@ public sealed class ContractGateTests : IDisposable
         ContractDefinition required = ContractParser.Parse("topic: pmembers\nvalue: {}\nprivacy:\n  - field: home.street\n    action: drop\n");
         Assert.Equal(["privacy[home.street]: drop removes a Protobuf field, but a proto2 schema the contract admits declares home.street required, so its records would be refused; redact or hash it instead"], SchemaFieldPaths.PrivacyPathProblems(required, Known));
 
-        ContractDefinition droppable = ContractParser.Parse("topic: pmembers\nvalue: {}\nprivacy:\n  - field: nick\n    action: drop\n  - field: home.city\n    action: drop\n  - field: email\n    action: hash\n");
+        // Through a map (a path names an entry by its key): the entry's value is checked as a field is.
+        ContractDefinition inMap = ContractParser.Parse("topic: pmembers\nvalue: {}\nprivacy:\n  - field: homes.main.street\n    action: drop\n");
+        Assert.Contains("declares homes.main.street required", Assert.Single(SchemaFieldPaths.PrivacyPathProblems(inMap, Known)), StringComparison.Ordinal);
+        ContractDefinition hashedCount = ContractParser.Parse("topic: pmembers\nvalue: {}\nprivacy:\n  - field: counts.visits\n    action: hash\n");
+        Assert.Contains("declares counts.visits as int32", Assert.Single(SchemaFieldPaths.PrivacyPathProblems(hashedCount, Known)), StringComparison.Ordinal);
+
+        ContractDefinition droppable = ContractParser.Parse("topic: pmembers\nvalue: {}\nprivacy:\n  - field: nick\n    action: drop\n  - field: home.city\n    action: drop\n  - field: email\n    action: hash\n  - field: homes.main.city\n    action: drop\n  - field: homes.main.street\n    action: hash\n  - field: counts.visits\n    action: drop\n");
         Assert.Empty(SchemaFieldPaths.PrivacyPathProblems(droppable, Known));
     }
 

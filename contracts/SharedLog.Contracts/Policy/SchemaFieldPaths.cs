@@ -364,8 +364,29 @@ public static class SchemaFieldPaths
             return problem(field);
         }
 
-        return field.type == Google.Protobuf.Reflection.FieldDescriptorProto.Type.TypeMessage && schema.Types.Find(field.TypeName)?.Message is { } nested && !ProtobufTypeIndex.IsMapEntry(nested)
-            ? ProtobufFieldProblemIn(schema, nested, names, index + 1, problem)
+        if (field.type != Google.Protobuf.Reflection.FieldDescriptorProto.Type.TypeMessage || schema.Types.Find(field.TypeName)?.Message is not { } nested)
+        {
+            return null;
+        }
+
+        if (!ProtobufTypeIndex.IsMapEntry(nested))
+        {
+            return ProtobufFieldProblemIn(schema, nested, names, index + 1, problem);
+        }
+
+        // A path names a map's entry by its key (m.k1), so the next name is a key and the entry's value field stands for it.
+        if (nested.Fields.Find(f => f.Number == 2) is not { } value)
+        {
+            return null;
+        }
+
+        if (index + 1 == names.Count - 1)
+        {
+            return problem(value);
+        }
+
+        return value.type == Google.Protobuf.Reflection.FieldDescriptorProto.Type.TypeMessage && schema.Types.Find(value.TypeName)?.Message is { } valueMessage && !ProtobufTypeIndex.IsMapEntry(valueMessage)
+            ? ProtobufFieldProblemIn(schema, valueMessage, names, index + 2, problem)
             : null;
     }
 
