@@ -79,6 +79,51 @@ public class JsonPayloadValidatorTests
         Assert.Null(validator.ValidateDecoded(Decoded("""{"n":9007199254740993}""")));
         Assert.Null(validator.ValidateDecoded(Decoded("""{"n":1e300}""")));
         Assert.NotEmpty(Validate(validator, """{"n":9007199254740993}"""));
+
+        // A fraction is the double nearest its text: one that ties a bound, an enum or a const value may be written beyond
+        // it (found by a differential fuzz against JsonSchema.Net, which compares the written numbers).
+        foreach ((string schema, string instance, bool valid) in new[]
+        {
+            ("""{"minimum":1}""", "0.99999999999999999", false),
+            ("""{"exclusiveMaximum":1}""", "0.99999999999999999", true),
+            ("""{"maximum":0}""", "1e-400", false),
+            ("""{"exclusiveMinimum":0}""", "1e-400", true),
+            ("""{"enum":[1]}""", "1.0000000000000001", false),
+            ("""{"const":2}""", "1.9999999999999999999", false),
+            ("""{"maximum":0.1}""", "0.1000000000000000055511151231257827", false),
+            ("""{"minimum":0.5}""", "0.5", true),
+        })
+        {
+            var tied = Build(schema);
+            Assert.True(tied.ValidatesDecoded, schema);
+            Assert.Null(tied.ValidateDecoded(Decoded(instance)));
+            Assert.Equal(valid, Validate(tied, instance).Count == 0);
+        }
+
+        // Integers are exact, and a fraction off the bound is judged here.
+        var bounded = Build("""{"minimum":1,"enum":[1,2.5]}""");
+        Assert.Empty(bounded.ValidateDecoded(Decoded("1"))!);
+        Assert.Contains(bounded.ValidateDecoded(Decoded("0.999"))!, error => error.Contains("minimum", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("\"e\\u0301\"", 2)] // e and a combining accent: one grapheme, two characters
+    [InlineData("\"\\r\\n\"", 2)]
+    [InlineData("\"\\ud83c\\uddeb\\ud83c\\uddf7\"", 2)] // a flag: two regional indicators, four UTF-16 units
+    [InlineData("\"\\ud83d\\ude00\"", 1)] // one code point in two UTF-16 units
+    [InlineData("\"\u00e9\"", 1)]
+    public void String_lengths_count_code_points_in_the_compiled_subset_and_the_library_alike(string instance, int characters)
+    {
+        // The library counted grapheme clusters: a schema outside the compiled subset (here through allOf) let "e\u0301"
+        // pass maxLength 1, which the compiled subset, and the JSON Schema specification, refuse.
+        foreach (string schema in new[] { """{"maxLength":1}""", """{"allOf":[{"maxLength":1}]}""", """{"minLength":2}""", """{"allOf":[{"minLength":2}]}""" })
+        {
+            bool valid = schema.Contains("maxLength", StringComparison.Ordinal) ? characters <= 1 : characters >= 2;
+            Assert.Equal(valid, Validate(Build(schema), instance).Count == 0);
+        }
+
+        Assert.True(Build("""{"maxLength":1}""").ValidatesDecoded);
+        Assert.False(Build("""{"allOf":[{"maxLength":1}]}""").ValidatesDecoded);
     }
 
     [Fact]

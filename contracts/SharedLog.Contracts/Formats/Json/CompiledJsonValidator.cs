@@ -38,8 +38,9 @@ internal sealed class CompiledJsonValidator
 
     /// <summary>
     /// Validates a decoded record; an empty list means valid, else one message per failed keyword ("/age:
-    /// minimum: ..."). Null when a number of the record meets a numeric keyword but is beyond 2^53, where a
-    /// double comparison is not exact: the caller then validates the JSON text with the library.
+    /// minimum: ..."). Null when a number of the record meets a numeric keyword but is beyond 2^53, or a fraction
+    /// equals a bound or a numeric enum or const value, where a double comparison is not exact (the fraction's text
+    /// may be beyond the bound and round onto it): the caller then validates the JSON text with the library.
     /// </summary>
     public IReadOnlyList<string>? Validate(object? value)
     {
@@ -415,7 +416,9 @@ internal sealed class CompiledJsonValidator
             double fraction => Math.Abs(fraction) >= ExactIntegerLimit,
             _ => false,
         };
-        if (beyondExact && node.HasNumericKeyword)
+        // A fraction is the double nearest its text, which ties a bound or an enum or const value also when the written
+        // number is beyond it (0.99999999999999999 is 1.0; 1e-400 is 0.0): a tie has no answer here. Schema numbers are exact.
+        if ((beyondExact && node.HasNumericKeyword) || (value is double written && node.Ties(written)))
         {
             inexact = true;
             return;
@@ -499,15 +502,7 @@ internal sealed class CompiledJsonValidator
     {
         if (node.MinLength is not null || node.MaxLength is not null)
         {
-            // Lengths count code points, not UTF-16 units.
-            long length = text.Length;
-            foreach (char c in text)
-            {
-                if (char.IsLowSurrogate(c))
-                {
-                    length--;
-                }
-            }
+            long length = CodePointLength.Of(text);
 
             if (length < node.MinLength)
             {
@@ -727,6 +722,25 @@ internal sealed class CompiledJsonValidator
         public long? MaxItems;
         public Regex? Pattern;
         public string? PatternText;
+
+        /// <summary>Whether <paramref name="number"/> equals a bound, a numeric enum value or a numeric const here.</summary>
+        public bool Ties(double number)
+        {
+            if (number == Minimum || number == Maximum || number == ExclusiveMinimum || number == ExclusiveMaximum || (HasConst && Const is double constant && constant == number))
+            {
+                return true;
+            }
+
+            foreach (object? allowed in Enum ?? [])
+            {
+                if (allowed is double candidate && candidate == number)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
 
         /// <summary>Whether a number meets a bound, a numeric enum value or a numeric const here.</summary>
         public bool HasNumericKeyword => Minimum is not null || Maximum is not null || ExclusiveMinimum is not null || ExclusiveMaximum is not null

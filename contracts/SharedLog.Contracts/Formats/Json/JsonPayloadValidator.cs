@@ -264,7 +264,7 @@ internal static class BoundedDialects
     };
 
     private static Dialect Bounded(Dialect dialect) =>
-        dialect.With([new BoundedPatternKeyword(), new BoundedPatternPropertiesKeyword()], dialect.Id, null, null);
+        dialect.With([new BoundedPatternKeyword(), new BoundedPatternPropertiesKeyword(), new CodePointMinLengthKeyword(), new CodePointMaxLengthKeyword()], dialect.Id, null, null);
 
     private static DialectRegistry CreateRegistry()
     {
@@ -275,6 +275,56 @@ internal static class BoundedDialects
         registry.Register(Draft202012);
         return registry;
     }
+}
+
+/// <summary>
+/// A string's length as JSON Schema counts it (RFC 8259 characters): code points, not UTF-16 units, and not the grapheme
+/// clusters the library counts (<c>"e\u0301"</c> is two, which the library took for one, so <c>maxLength: 1</c> passed it).
+/// </summary>
+internal static class CodePointLength
+{
+    public static long Of(string text)
+    {
+        long length = text.Length;
+        foreach (char c in text)
+        {
+            if (char.IsLowSurrogate(c))
+            {
+                length--;
+            }
+        }
+
+        return length;
+    }
+
+    /// <summary>A length keyword's verdict on a string instance; null for other instances (the library's handler judges them).</summary>
+    public static KeywordEvaluation? Evaluate(string keyword, KeywordData data, EvaluationContext context, bool atLeast)
+    {
+        if (context.Instance.ValueKind != JsonValueKind.String)
+        {
+            return null;
+        }
+
+        long bound = Convert.ToInt64(data.Value, System.Globalization.CultureInfo.InvariantCulture);
+        long length = Of(context.Instance.GetString()!);
+        return atLeast
+            ? (length >= bound ? new KeywordEvaluation { Keyword = keyword, IsValid = true } : new KeywordEvaluation { Keyword = keyword, IsValid = false, Error = $"Value should be at least {bound} characters" })
+            : (length <= bound ? new KeywordEvaluation { Keyword = keyword, IsValid = true } : new KeywordEvaluation { Keyword = keyword, IsValid = false, Error = $"Value should be at most {bound} characters" });
+    }
+}
+
+/// <summary><c>minLength</c> counting code points (see <see cref="CodePointLength"/>).</summary>
+internal sealed class CodePointMinLengthKeyword : MinLengthKeyword
+{
+    public override KeywordEvaluation Evaluate(KeywordData keyword, EvaluationContext context) =>
+        CodePointLength.Evaluate(Name, keyword, context, atLeast: true) ?? base.Evaluate(keyword, context);
+}
+
+/// <summary><c>maxLength</c> counting code points (see <see cref="CodePointLength"/>).</summary>
+internal sealed class CodePointMaxLengthKeyword : MaxLengthKeyword
+{
+    public override KeywordEvaluation Evaluate(KeywordData keyword, EvaluationContext context) =>
+        CodePointLength.Evaluate(Name, keyword, context, atLeast: false) ?? base.Evaluate(keyword, context);
 }
 
 /// <summary>Builds schema regexes that run in time linear in the input where .NET can, and bounded by a timeout otherwise.</summary>
