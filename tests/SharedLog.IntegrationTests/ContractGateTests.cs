@@ -401,6 +401,69 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task PayloadsThatWouldBuildMillionsOfObjectsAreRefusedByNameAndGoodRecordsLand()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
+        const string bagSchema = """{"type":"record","name":"Bag","fields":[{"name":"items","type":{"type":"array","items":{"type":"record","name":"Empty","fields":[]}}}]}""";
+        int avroId = await registry.RegisterSchemaAsync("bags-value", new Schema(bagSchema, SchemaType.Avro));
+        int jsonId = await registry.RegisterSchemaAsync("docs-value", new Schema("""{"type":"array"}""", SchemaType.Json));
+        await ApplyAsync(broker, "topic: bags\nclass: certified\nvalue: {}\nonFailure: reject\n");
+        await ApplyAsync(broker, "topic: docs\nclass: certified\nvalue: {}\nonFailure: reject\n");
+
+        static byte[] Framed(int id, byte[] payload)
+        {
+            var framed = new byte[SchemaWireFormat.HeaderSize + payload.Length];
+            SchemaWireFormat.WriteHeader(framed, id);
+            payload.CopyTo(framed, SchemaWireFormat.HeaderSize);
+            return framed;
+        }
+
+        // Avro: a block count of a million empty records is four bytes; decoded, it was a million objects (92 MiB).
+        byte[] avroBomb = Framed(avroId, [0x80, 0x89, 0x7A, 0x00]);
+        byte[] avroGood = Framed(avroId, [0x04, 0x00]); // two empty records
+        // JSON: 250,001 empty objects in 750 KB, each now counted as four elements of the million.
+        byte[] jsonBomb = Framed(jsonId, Encoding.UTF8.GetBytes("[" + string.Join(",", Enumerable.Repeat("{}", 250_001)) + "]"));
+        byte[] jsonGood = Framed(jsonId, Encoding.UTF8.GetBytes("[{},{}]"));
+
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        int correlation = 0;
+        foreach ((string topic, byte[] bomb, byte[] good, string reason) in new[] { ("bags", avroBomb, avroGood, "per byte"), ("docs", jsonBomb, jsonGood, "an object counts as 4") })
+        {
+            await client.CreateTopicAsync(topic, 1);
+            var builder = new RecordBatchBuilder(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+            builder.Add([1], good, builder.BaseTimestamp).Add([2], bomb, builder.BaseTimestamp);
+            var produce = new ProduceRequest { Acks = -1, TimeoutMs = 5000, TopicData = [new() { Name = topic, PartitionData = [new() { Index = 0, Records = new ReadOnlySequence<byte>(builder.Build()) }] }] };
+            await client.SendAsync(produce, 9, ++correlation);
+            (_, byte[] body) = await client.ReceiveAsync(1);
+            ProduceResponse.PartitionProduceResponse partition = new ProduceResponse().ReadFrom(body, 9).Responses[0].PartitionResponses[0];
+            Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRecord, partition.ErrorCode);
+            Assert.Equal(1, Assert.Single(partition.RecordErrors).BatchIndex);
+            Assert.Contains("does not decode", partition.RecordErrors[0].BatchIndexErrorMessage, StringComparison.Ordinal);
+            Assert.Contains(reason, partition.RecordErrors[0].BatchIndexErrorMessage, StringComparison.Ordinal);
+        }
+
+        // A real client: the bomb is refused with INVALID_RECORD, and the broker goes on taking good records.
+        using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, Acks = Acks.All, MessageMaxBytes = 2_000_000 }).Build())
+        {
+            foreach ((string topic, byte[] bomb, byte[] good) in new[] { ("bags", avroBomb, avroGood), ("docs", jsonBomb, jsonGood) })
+            {
+                ProduceException<string, byte[]> refused = await Assert.ThrowsAsync<ProduceException<string, byte[]>>(
+                    () => producer.ProduceAsync(topic, new Message<string, byte[]> { Key = "bomb", Value = bomb }).WaitAsync(Timeout));
+                Assert.Equal(ErrorCode.InvalidRecord, refused.Error.Code);
+                Assert.Equal(PersistenceStatus.Persisted, (await producer.ProduceAsync(topic, new Message<string, byte[]> { Key = "good", Value = good }).WaitAsync(Timeout)).Status);
+            }
+        }
+
+        foreach ((string topic, byte[] good) in new[] { ("bags", avroGood), ("docs", jsonGood) })
+        {
+            ConsumeResult<string, byte[]> stored = Assert.Single(ConsumeAll(broker, topic, 1, Deserializers.ByteArray));
+            Assert.Equal("good", stored.Message.Key);
+            Assert.Equal(good, stored.Message.Value);
+        }
+    }
+
+    [Fact]
     public async Task ABatchThatHashingMakesLargerThanMaxMessageBytesIsStoredWhole()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
