@@ -1577,6 +1577,54 @@ public class PayloadCodecTests
     }
 
     [Fact]
+    public void Protobuf_closed_enum_numbers_a_proto2_schema_does_not_declare_stay_unknown_fields()
+    {
+        // Found by a differential fuzz against Google.Protobuf: the decoder took an undeclared number as the field's value,
+        // where Java, C++ and Go parsers keep it as an unknown field and leave the field unset (proto2 enums are closed).
+        var proto2 = ParseProto("""
+            syntax = "proto2";
+            package closed;
+            enum E { A = 0; B = 1; }
+            message M { optional E e = 1; repeated E r = 2; repeated E rp = 3 [packed = true]; map<string, E> m = 4; oneof o { E oe = 5; string s = 6; } }
+            """);
+        Dictionary<string, object?> Decode(params byte[] body) => (Dictionary<string, object?>)Protobuf.Decode(proto2, [0x00, .. body]).Value!;
+
+        var unset = Decode(0x08, 0x02);
+        Assert.False(unset.ContainsKey("e"));
+        Assert.True(ProtobufPayloadCodec.HasUnknownFields(unset));
+        Assert.Equal(new byte[] { 0x00, 0x08, 0x02 }, Protobuf.Encode(proto2, new DecodedPayload(unset, "closed.M", [0]))); // written back as it came
+
+        Assert.Equal("B", Decode(0x08, 0x01, 0x08, 0x02)["e"]); // the undeclared number does not replace the value before it
+        Assert.Equal("x", Decode(0x32, 0x01, 0x78, 0x28, 0x02)["s"]); // nor clear the other member of its oneof
+        Assert.Equal(new List<object?> { "B" }, Decode(0x10, 0x01, 0x10, 0x02)["r"]);
+        Assert.Equal(new List<object?> { "B" }, Decode(0x1A, 0x02, 0x01, 0x02)["rp"]);
+        Assert.False(Decode(0x10, 0x02).ContainsKey("r"));
+        // A map entry's undeclared value leaves the entry's value unset: it reads as the enum's default, as DynamicMessage
+        // (Confluent's deserializer without a generated class) reads it, and the map counts as having unknown fields.
+        var map = Decode(0x22, 0x05, 0x0A, 0x01, (byte)'k', 0x10, 0x02);
+        Assert.Equal("A", ((Dictionary<string, object?>)map["m"]!)["k"]);
+        Assert.True(ProtobufPayloadCodec.HasUnknownFields(map));
+
+        // A required enum given only an undeclared number is missing: Java refuses to parse such a message, so does the gate.
+        var required = ParseProto("""
+            syntax = "proto2";
+            package closed;
+            enum E { A = 0; B = 1; }
+            message R { required E e = 1; }
+            """);
+        Assert.Throws<PayloadDecodeException>(() => Protobuf.Decode(required, [0x00, 0x08, 0x02]));
+
+        // Proto3 enums are open: the number is the value.
+        var proto3 = ParseProto("""
+            syntax = "proto3";
+            package open;
+            enum E { A = 0; B = 1; }
+            message M { E e = 1; }
+            """);
+        Assert.Equal(2L, ((Dictionary<string, object?>)Protobuf.Decode(proto3, [0x00, 0x08, 0x02]).Value!)["e"]);
+    }
+
+    [Fact]
     public void Objects_count_as_several_elements_so_empty_ones_in_bulk_are_bounded()
     {
         // An empty message or object takes two or three bytes of payload and a dictionary of memory: counted as one element

@@ -158,8 +158,15 @@ internal sealed class ProtobufFieldLayout
             }
 
             EnumDefault = values.Count > 0 ? values[0].Name : null;
+            ClosedEnum = !type.Proto3;
         }
     }
+
+    /// <summary>
+    /// An enum of a proto2 file: closed, so a parser keeps a number it does not declare as an unknown field and leaves the
+    /// field unset (Java, C++, Go). A proto3 enum is open: the number is the field's value.
+    /// </summary>
+    public bool ClosedEnum { get; }
 
     public string Name { get; }
 

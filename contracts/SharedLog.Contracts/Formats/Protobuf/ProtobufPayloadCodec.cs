@@ -18,7 +18,8 @@ namespace SharedLog.Contracts.Formats.Protobuf;
 /// the dictionary, in proto2 and proto3 alike; in proto3 (which does not write scalars holding their default) a rule
 /// reads an absent field without explicit presence as its default (0, "", false, the first enum value, an empty list
 /// or map: <see cref="IFieldDefaults"/>), as Confluent's rule executor does. Enums decode to the
-/// symbol name, or to the number (<c>long</c>) when the schema has no such value. int32/int64/sint*/
+/// symbol name, or to the number (<c>long</c>) when an open (proto3) enum has no such value; a closed (proto2) enum's
+/// undeclared number is kept as an unknown field and leaves the field unset, as parsers do. int32/int64/sint*/
 /// sfixed* decode to <c>long</c>, uint*/fixed* to <c>ulong</c>. Maps decode to dictionaries whose keys are
 /// the map keys as invariant text ("true"/"false" for bool keys); a missing entry value is its default.
 /// google.protobuf.Timestamp and Duration decode to <c>DateTimeOffset</c> and <c>TimeSpan</c> when
@@ -226,18 +227,26 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
                 while (!packed.End)
                 {
                     CountElement(ref elements);
-                    list.Add(ReadScalar(ref packed, field, single));
-                }
-
-                if (list.Count == 0)
-                {
-                    return; // an empty packed run adds nothing: a repeated field is set when it has elements
+                    if (ReadScalar(ref packed, field, single) is var item && !KeptAsUnknown(item, field, target))
+                    {
+                        list.Add(item);
+                    }
                 }
             }
             else
             {
                 CountElement(ref elements);
-                list.Add(ReadSingle(ref reader, field, wireType, null, target, depth, ref elements));
+                if (ReadSingle(ref reader, field, wireType, null, target, depth, ref elements) is var item && !KeptAsUnknown(item, field, target))
+                {
+                    list.Add(item);
+                }
+            }
+
+            if (list.Count == 0)
+            {
+                // An empty packed run, or only numbers a closed enum does not declare, adds nothing: a repeated field is set
+                // when it has elements.
+                return;
             }
 
             target[field.Name] = list;
@@ -257,6 +266,11 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         }
 
         var read = ReadSingle(ref reader, field, wireType, mergeInto, target, depth, ref elements);
+        if (KeptAsUnknown(read, field, target))
+        {
+            return; // the field keeps what it had, and a oneof's other member stays set
+        }
+
         // A scalar given again replaces the first value.
         _superseded |= given && mergeInto is null;
         if (field.ImplicitPresence && IsImplicitDefault(field, read))
@@ -443,8 +457,11 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
                 return reader.ReadVarint() != 0;
             case FieldDescriptorProto.Type.TypeEnum:
                 {
-                    var number = (int)reader.ReadVarint();
-                    return field.EnumNames!.TryGetValue(number, out var name) ? name : (long)number;
+                    var raw = reader.ReadVarint();
+                    var number = (int)raw;
+                    return field.EnumNames!.TryGetValue(number, out var name) ? name
+                        : field.ClosedEnum ? new UndeclaredEnumNumber(raw)
+                        : (long)number;
                 }
 
             case FieldDescriptorProto.Type.TypeFixed32:
@@ -623,6 +640,31 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         {
             throw new PayloadDecodeException($"Protobuf payload holds more than {RecordValue.MaxElements} repeated or map elements and nested messages (a message counts as {RecordValue.ObjectElements})");
         }
+    }
+
+    /// <summary>A number a closed (proto2) enum does not declare, as read: kept with the message's unknown fields, not as a value.</summary>
+    private sealed record UndeclaredEnumNumber(ulong Raw);
+
+    /// <summary>
+    /// Whether <paramref name="read"/> is a number its closed enum does not declare. Parsers keep it as an unknown varint field
+    /// of the message (so consumers read the field as unset, and a rewrite writes the number back); so does this decoder.
+    /// </summary>
+    private bool KeptAsUnknown(object? read, ProtobufFieldLayout field, Dictionary<string, object?> target)
+    {
+        if (read is not UndeclaredEnumNumber undeclared)
+        {
+            return false;
+        }
+
+        if (keepUnknownFields)
+        {
+            var bytes = new PayloadWriter(16);
+            bytes.WriteVarint((ulong)field.Number << 3);
+            bytes.WriteVarint(undeclared.Raw);
+            UnknownFields.AddOrUpdate(target, UnknownFields.TryGetValue(target, out byte[]? earlier) ? [.. earlier, .. bytes.WrittenSpan] : bytes.ToArray());
+        }
+
+        return true;
     }
 
     private static string ShortName(ProtobufMessageLayout layout)
