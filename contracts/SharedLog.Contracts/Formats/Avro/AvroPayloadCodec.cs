@@ -1232,8 +1232,8 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         }
 
         /// <summary>
-        /// An Avro int: at most 5 bytes, as Java's BinaryDecoder reads ints (also string and bytes lengths, union and
-        /// enum indexes); a longer encoding of a small number would pass here and fail every Java consumer.
+        /// An Avro int: at most 5 bytes, as Java's BinaryDecoder reads ints (also union and enum indexes); a longer encoding
+        /// of a small number would pass here and fail every Java consumer.
         /// </summary>
         public int ReadInt()
         {
@@ -1249,10 +1249,13 @@ public sealed class AvroPayloadCodec : IPayloadCodec
                 : throw new PayloadDecodeException($"Avro int {value} is out of the 32-bit range");
         }
 
-        /// <summary>A string or bytes length: an int, not negative and not more than the bytes left.</summary>
+        /// <summary>
+        /// A string or bytes length, not negative and not more than the bytes left. Java's BinaryDecoder reads these lengths
+        /// as longs (so in up to ten bytes, a non-minimal encoding included), and so does this.
+        /// </summary>
         public long ReadLength()
         {
-            long length = ReadInt();
+            long length = ReadLong();
             if (length < 0)
             {
                 throw new PayloadDecodeException($"negative Avro length {length}");
