@@ -1209,6 +1209,28 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task ANumberAProto2EnumDoesNotDeclareIsUnsetToRulesAndASensitiveTopicRefusesIt()
+    {
+        // A proto2 enum is closed: parsers keep an undeclared number as an unknown field and read the field as unset. Rules
+        // used to see the number (and has() was true) where every consumer reads the field as unset.
+        const string proto = "syntax = \"proto2\";\npackage crm;\nenum Tier { FREE = 0; GOLD = 1; }\nmessage Member { optional string id = 1; optional Tier tier = 2; }\n";
+        int id = await RegisterAsync("members-value", proto, SchemaType.Protobuf);
+        int vaultId = await RegisterAsync("vault-value", proto, SchemaType.Protobuf);
+        await ApplyAsync("topic: members\nclass: certified\nvalue: {}\nrules:\n  - name: tiered\n    expr: has(value.tier)\nonFailure: reject\n");
+        await ApplyAsync("topic: vault\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: id\n    action: hash\nonFailure: reject\n");
+        byte[] gold = [0x00, 0x0A, 0x02, (byte)'m', (byte)'1', 0x10, 0x01];
+        byte[] undeclared = [0x00, 0x0A, 0x02, (byte)'m', (byte)'2', 0x10, 0x07];
+
+        GateResult certified = Inspect("members", (null, Framed(id, gold)), (null, Framed(id, undeclared)));
+        Assert.Equal([1], certified.Violations.Select(v => v.BatchIndex));
+        Assert.StartsWith("tiered: rule failed", Reason(certified, 1), StringComparison.Ordinal);
+
+        GateResult sensitive = Inspect("vault", (null, Framed(vaultId, gold)), (null, Framed(vaultId, undeclared)));
+        Assert.Equal([1], sensitive.Violations.Select(v => v.BatchIndex));
+        Assert.Contains("enum numbers its proto2 enums do not", Reason(sensitive, 1), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ProtobufFieldsTaggedWithConfluentMetaAreMasked()
     {
         const string tagged = """

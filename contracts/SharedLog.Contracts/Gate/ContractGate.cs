@@ -814,7 +814,7 @@ public sealed partial class ContractGate(
         {
             // Fields the schema does not declare (a message serialised with a newer schema under an older id) would be stored
             // as sent, unseen by the privacy policy: a sensitive topic never stores what its policy could not look at.
-            result.Reason = $"{side} has fields Protobuf schema {schemaId} does not declare, which a sensitive topic does not store unseen by its privacy policy";
+            result.Reason = $"{side} has fields Protobuf schema {schemaId} does not declare (or enum numbers its proto2 enums do not), which a sensitive topic does not store unseen by its privacy policy";
             result.Kind = ViolationKind.SchemaMismatch;
             return result;
         }
