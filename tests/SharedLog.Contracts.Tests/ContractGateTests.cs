@@ -1228,6 +1228,20 @@ public sealed class ContractGateTests : IDisposable
         GateResult sensitive = Inspect("vault", (null, Framed(vaultId, gold)), (null, Framed(vaultId, undeclared)));
         Assert.Equal([1], sensitive.Violations.Select(v => v.BatchIndex));
         Assert.Contains("enum numbers its proto2 enums do not", Reason(sensitive, 1), StringComparison.Ordinal);
+
+        // Masking the field drops the number held out of it: a reader whose schema declares 7 would read it otherwise. Kept
+        // (written back as it came) where no policy names the field.
+        int ranksId = await RegisterAsync("ranks-value", proto, SchemaType.Protobuf);
+        await ApplyAsync("topic: ranks\nclass: certified\nvalue: {}\nprivacy:\n  - field: tier\n    action: redact\nonFailure: reject\n");
+        GateResult masked = Inspect("ranks", (null, Framed(ranksId, undeclared)));
+        Assert.Empty(masked.Violations);
+        var stored = new List<byte[]>();
+        foreach (SharedLog.Protocol.Records.Record record in RecordBatch.Parse(masked.Batch!).Records())
+        {
+            stored.Add(record.Value[SchemaWireFormat.HeaderSize..].ToArray());
+        }
+
+        Assert.Equal(new byte[] { 0x00, 0x0A, 0x02, (byte)'m', (byte)'2' }, Assert.Single(stored));
     }
 
     [Fact]

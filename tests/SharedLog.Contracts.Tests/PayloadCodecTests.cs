@@ -1609,11 +1609,15 @@ public class PayloadCodecTests
         Assert.Equal(new List<object?> { "B" }, Decode(0x10, 0x01, 0x10, 0x02)["r"]);
         Assert.Equal(new List<object?> { "B" }, Decode(0x1A, 0x02, 0x01, 0x02)["rp"]);
         Assert.False(Decode(0x10, 0x02).ContainsKey("r"));
-        // A map entry's undeclared value leaves the entry's value unset: it reads as the enum's default, as DynamicMessage
-        // (Confluent's deserializer without a generated class) reads it, and the map counts as having unknown fields.
-        var map = Decode(0x22, 0x05, 0x0A, 0x01, (byte)'k', 0x10, 0x02);
-        Assert.Equal("A", ((Dictionary<string, object?>)map["m"]!)["k"]);
+        // A map entry whose value is undeclared is held out of the map whole, as Java's generated code keeps it (an unknown
+        // field of the message), and written back as it came.
+        byte[] entry = [0x22, 0x05, 0x0A, 0x01, (byte)'k', 0x10, 0x02];
+        var map = Decode(entry);
+        Assert.False(map.ContainsKey("m"));
         Assert.True(ProtobufPayloadCodec.HasUnknownFields(map));
+        Assert.Equal([0x00, .. entry], Protobuf.Encode(proto2, new DecodedPayload(map, "closed.M", [0])));
+        var both = Decode([0x22, 0x05, 0x0A, 0x01, (byte)'j', 0x10, 0x01, .. entry]);
+        Assert.Equal(new Dictionary<string, object?> { ["j"] = "B" }, both["m"]);
 
         // A required enum given only an undeclared number is missing: Java refuses to parse such a message, so does the gate.
         var required = ParseProto("""
@@ -1637,17 +1641,21 @@ public class PayloadCodecTests
     [Fact]
     public void Objects_count_as_several_elements_so_empty_ones_in_bulk_are_bounded()
     {
-        // An empty message or object takes two or three bytes of payload and a dictionary of memory: counted as one element
-        // each, a 2 MB payload of them built a million dictionaries (about 100 MiB). Each now counts as four.
+        // An empty JSON object or Protobuf map entry takes two or three bytes of payload and a dictionary of memory: counted
+        // as one element each, 2 MB of them built a million dictionaries (about 100 MiB). Each now counts as four. A
+        // Protobuf message still counts as one: 260,000 messages of four bytes (1 MB) are a real record.
         int most = RecordValue.MaxElements / RecordValue.ObjectElements;
         var proto = ParseProto("""
             syntax = "proto3";
             package bulk;
-            message Holder { repeated Holder children = 1; }
+            message Holder { repeated Point points = 1; map<string, Point> named = 2; }
+            message Point { int32 x = 1; }
             """);
-        byte[] Messages(int count) => [0x00, .. Enumerable.Repeat(new byte[] { 0x0A, 0x00 }, count).SelectMany(b => b)];
-        Assert.Equal(most, ((List<object?>)((Dictionary<string, object?>)Protobuf.Decode(proto, Messages(most)).Value!)["children"]!).Count);
-        Assert.Contains("a message counts as 4", Assert.Throws<PayloadDecodeException>(() => Protobuf.Decode(proto, Messages(most + 1))).Message, StringComparison.Ordinal);
+        byte[] Entries(int count) => [0x00, .. Enumerable.Repeat(new byte[] { 0x12, 0x00 }, count).SelectMany(b => b)];
+        Assert.Single((Dictionary<string, object?>)((Dictionary<string, object?>)Protobuf.Decode(proto, Entries(most)).Value!)["named"]!); // one key, ""
+        Assert.Contains("a map entry counts as 4", Assert.Throws<PayloadDecodeException>(() => Protobuf.Decode(proto, Entries(most + 1))).Message, StringComparison.Ordinal);
+        byte[] points = [0x00, .. Enumerable.Repeat(new byte[] { 0x0A, 0x02, 0x08, 0x01 }, 260_000).SelectMany(b => b)];
+        Assert.Equal(260_000, ((List<object?>)((Dictionary<string, object?>)Protobuf.Decode(proto, points).Value!)["points"]!).Count);
 
         var json = ParseJsonSchema();
         byte[] Objects(int count) => Encoding.UTF8.GetBytes("[" + string.Join(",", Enumerable.Repeat("{}", count)) + "]");

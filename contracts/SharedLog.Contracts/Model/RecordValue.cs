@@ -26,9 +26,9 @@ public static class RecordValue
     public const int MaxElements = 1_000_000;
 
     /// <summary>
-    /// What a decoded object (a JSON object, a Protobuf message or map entry) is charged against <see cref="MaxElements"/>:
-    /// a dictionary takes about four times the memory of a scalar element, and an empty one takes two bytes of a payload,
-    /// so counted as one, a 2 MB payload of empty messages built a million of them (about 100 MiB).
+    /// What a decoded JSON object or Protobuf map entry is charged against <see cref="MaxElements"/>: a dictionary takes about
+    /// four times the memory of a scalar element, and an empty one two or three bytes of payload. A Protobuf message counts
+    /// as one: a proto3 message of default values is two bytes too, and real records hold hundreds of thousands of them.
     /// </summary>
     public const int ObjectElements = 4;
 
@@ -221,6 +221,17 @@ public static class RecordGraphPool
                 break;
         }
     }
+}
+
+/// <summary>
+/// A decoded record object that carries values it does not show as fields: a proto2 message keeps a number its closed enum
+/// does not declare as an unknown field, as parsers do, and writes it back. Masking the field must drop it too, or a reader
+/// whose schema declares the number would read what the policy hides.
+/// </summary>
+public interface IHeldOutValues
+{
+    /// <summary>Drops the values held out of <paramref name="field"/>; whether there were any.</summary>
+    bool ForgetHeldOut(string field);
 }
 
 /// <summary>

@@ -52,33 +52,44 @@ public sealed class PrivacyRewriter(byte[] hashKey)
                 // the record fails closed.
                 problem ??= $"'{string.Join('.', path)}' names a part of a Timestamp or Duration, which is masked whole only: name '{string.Join('.', path[..index])}'";
                 return false;
-            case Dictionary<string, object?> fields when fields.TryGetValue(path[index], out object? child):
-                if (index < path.Length - 1)
+            case Dictionary<string, object?> fields:
                 {
-                    return Walk(child, path, index + 1, action, ref problem);
-                }
-
-                if (action == PrivacyAction.Drop)
-                {
-                    fields.Remove(path[index]);
-                    return true;
-                }
-
-                if (child is List<object?> values)
-                {
-                    bool changed = false;
-                    for (int i = 0; i < values.Count; i++)
+                    // A proto2 message holds a closed enum's undeclared numbers out of their field: masking the field (or
+                    // anything under it, as a map entry) drops them, as a reader whose schema declares the number would see it.
+                    bool forgot = fields is IHeldOutValues held && held.ForgetHeldOut(path[index]);
+                    if (!fields.TryGetValue(path[index], out object? child))
                     {
-                        changed |= Replace(values[i], action, ref problem, out object? replaced);
-                        values[i] = replaced;
+                        return forgot;
                     }
 
-                    return changed;
+                    if (index < path.Length - 1)
+                    {
+                        return Walk(child, path, index + 1, action, ref problem) | forgot;
+                    }
+
+                    if (action == PrivacyAction.Drop)
+                    {
+                        fields.Remove(path[index]);
+                        return true;
+                    }
+
+                    if (child is List<object?> values)
+                    {
+                        bool changed = forgot;
+                        for (int i = 0; i < values.Count; i++)
+                        {
+                            changed |= Replace(values[i], action, ref problem, out object? replaced);
+                            values[i] = replaced;
+                        }
+
+                        return changed;
+                    }
+
+                    bool replacedOne = Replace(child, action, ref problem, out object? newValue);
+                    fields[path[index]] = newValue;
+                    return replacedOne | forgot;
                 }
 
-                bool replacedOne = Replace(child, action, ref problem, out object? newValue);
-                fields[path[index]] = newValue;
-                return replacedOne;
             default:
                 return false;
         }

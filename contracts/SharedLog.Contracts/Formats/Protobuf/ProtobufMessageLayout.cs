@@ -158,13 +158,14 @@ internal sealed class ProtobufFieldLayout
             }
 
             EnumDefault = values.Count > 0 ? values[0].Name : null;
-            ClosedEnum = !type.Proto3;
+            ClosedEnum = !proto3;
         }
     }
 
     /// <summary>
-    /// An enum of a proto2 file: closed, so a parser keeps a number it does not declare as an unknown field and leaves the
-    /// field unset (Java, C++, Go). A proto3 enum is open: the number is the field's value.
+    /// An enum field of a proto2 message: closed, so a parser keeps a number the enum does not declare as an unknown field
+    /// and leaves the field unset (Java and C++ decide by the file of the message, also for an enum of a proto3 file). In a
+    /// proto3 message the enum is open: the number is the field's value.
     /// </summary>
     public bool ClosedEnum { get; }
 

@@ -56,7 +56,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
     /// </summary>
     public static bool HasUnknownFields(object? value) => value switch
     {
-        IDictionary<string, object?> message => UnknownFields.TryGetValue(message, out _) || AnyHasUnknownFields(message.Values),
+        IDictionary<string, object?> message => UnknownFields.TryGetValue(message, out _) || message is ProtobufMessage { HeldOut.Count: > 0 } || AnyHasUnknownFields(message.Values),
         IList<object?> items => AnyHasUnknownFields(items),
         _ => false,
     };
@@ -196,12 +196,29 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         if (field.IsMap)
         {
             ExpectWireType(field, wireType, 2);
+            CountElement(ref elements);
+            var entryBytes = reader.ReadLengthDelimited();
+            var (key, value, entryHadUnknownFields, heldOut) = DecodeMapEntry(entryBytes, field.Message, depth + 1, ref elements);
+            if (heldOut)
+            {
+                // Its value is a number the closed enum does not declare: Java keeps the whole entry as an unknown field of
+                // the message, out of the map.
+                if (keepUnknownFields && target is ProtobufMessage holder)
+                {
+                    var bytes = new PayloadWriter(entryBytes.Length + 10);
+                    bytes.WriteVarint(((ulong)field.Number << 3) | 2);
+                    bytes.WriteVarint((ulong)entryBytes.Length);
+                    bytes.WriteBytes(entryBytes);
+                    (holder.HeldOut ??= []).Add((field.Name, bytes.ToArray()));
+                }
+
+                return;
+            }
+
             var map = target.TryGetValue(field.Name, out var existing) && existing is Dictionary<string, object?> known
                 ? known
                 : new Dictionary<string, object?>(StringComparer.Ordinal);
             target[field.Name] = map;
-            CountElement(ref elements);
-            var (key, value, entryHadUnknownFields) = DecodeMapEntry(reader.ReadLengthDelimited(), field.Message, depth + 1, ref elements);
             if (entryHadUnknownFields)
             {
                 // Dropped with the entry, but the payload still carries them: the map answers for them (see HasUnknownFields).
@@ -404,12 +421,6 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         ExpectWireType(field, wireType, 2);
         var bytes = reader.ReadLengthDelimited();
         var layout = field.Message;
-        if (mergeInto is null)
-        {
-            // Its caller counted it as one element; an object costs more (see RecordValue.ObjectElements).
-            CountElement(ref elements, RecordValue.ObjectElements - 1);
-        }
-
         var message = mergeInto ?? new ProtobufMessage(layout);
         DecodeMessage(bytes, layout, message, depth + 1, ref elements);
         object? value = field.WellKnown switch
@@ -489,12 +500,15 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         }
     }
 
-    private (string Key, object? Value, bool HadUnknownFields) DecodeMapEntry(ReadOnlySpan<byte> data, ProtobufMessageLayout entryLayout, int depth, ref int elements)
+    private (string Key, object? Value, bool HadUnknownFields, bool HeldOut) DecodeMapEntry(ReadOnlySpan<byte> data, ProtobufMessageLayout entryLayout, int depth, ref int elements)
     {
         // The caller counted the entry as one element; the entry's dictionary costs more (see RecordValue.ObjectElements).
         CountElement(ref elements, RecordValue.ObjectElements - 1);
         var entry = new Dictionary<string, object?>(2, StringComparer.Ordinal);
+        _entryValueHeldOut = false;
         DecodeMessage(data, entryLayout, entry, depth, ref elements);
+        bool heldOut = _entryValueHeldOut;
+        _entryValueHeldOut = false;
         bool hadUnknownFields = UnknownFields.TryGetValue(entry, out _);
         var keyField = entryLayout.ByNumber.GetValueOrDefault(1) ?? throw new PayloadDecodeException("map entry has no key field");
         var valueField = entryLayout.ByNumber.GetValueOrDefault(2) ?? throw new PayloadDecodeException("map entry has no value field");
@@ -510,7 +524,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
             ulong u => u.ToString(CultureInfo.InvariantCulture),
             _ => throw new PayloadDecodeException($"unsupported map key type {keyField.Type}"),
         };
-        return (text, value, hadUnknownFields);
+        return (text, value, hadUnknownFields, heldOut);
     }
 
     /// <summary>
@@ -519,9 +533,14 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
     /// </summary>
     /// <param name="capacity">Members to make room for: the record's own message is sized to its fields; nested ones grow
     /// as fields arrive, so a payload of many empty messages (2 bytes each) does not allocate room for every field of each.</param>
-    private sealed class ProtobufMessage(ProtobufMessageLayout layout, int capacity = 0) : Dictionary<string, object?>(capacity, StringComparer.Ordinal), IFieldDefaults
+    private sealed class ProtobufMessage(ProtobufMessageLayout layout, int capacity = 0) : Dictionary<string, object?>(capacity, StringComparer.Ordinal), IFieldDefaults, IHeldOutValues
     {
         public ProtobufMessageLayout Layout => layout;
+
+        /// <summary>Fields as they came (tag and value) that carry numbers a closed enum does not declare, by field name.</summary>
+        public List<(string Field, byte[] Bytes)>? HeldOut { get; set; }
+
+        public bool ForgetHeldOut(string field) => HeldOut is not null && HeldOut.RemoveAll(held => held.Field == field) > 0;
 
         public bool TryGetDefault(string field, out object? value)
         {
@@ -638,7 +657,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
     {
         if ((elements += charge) > RecordValue.MaxElements)
         {
-            throw new PayloadDecodeException($"Protobuf payload holds more than {RecordValue.MaxElements} repeated or map elements and nested messages (a message counts as {RecordValue.ObjectElements})");
+            throw new PayloadDecodeException($"Protobuf payload holds more than {RecordValue.MaxElements} repeated or map elements and nested messages (a map entry counts as {RecordValue.ObjectElements})");
         }
     }
 
@@ -647,7 +666,8 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
 
     /// <summary>
     /// Whether <paramref name="read"/> is a number its closed enum does not declare. Parsers keep it as an unknown varint field
-    /// of the message (so consumers read the field as unset, and a rewrite writes the number back); so does this decoder.
+    /// of the message (so consumers read the field as unset, and a rewrite writes the number back); this decoder holds it out
+    /// of the field the same way (<see cref="ProtobufMessage.HeldOut"/>), where masking the field drops it.
     /// </summary>
     private bool KeptAsUnknown(object? read, ProtobufFieldLayout field, Dictionary<string, object?> target)
     {
@@ -656,16 +676,25 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
             return false;
         }
 
-        if (keepUnknownFields)
+        if (target is not ProtobufMessage message)
+        {
+            // A map entry's value: the entry is held out of the map whole, by the message holding the map (DecodeMapEntry).
+            _entryValueHeldOut = true;
+        }
+        else if (keepUnknownFields)
         {
             var bytes = new PayloadWriter(16);
             bytes.WriteVarint((ulong)field.Number << 3);
             bytes.WriteVarint(undeclared.Raw);
-            UnknownFields.AddOrUpdate(target, UnknownFields.TryGetValue(target, out byte[]? earlier) ? [.. earlier, .. bytes.WrittenSpan] : bytes.ToArray());
+            (message.HeldOut ??= []).Add((field.Name, bytes.ToArray()));
         }
 
         return true;
     }
+
+    /// <summary>Set when the map entry being decoded had a value its closed enum does not declare.</summary>
+    [ThreadStatic]
+    private static bool _entryValueHeldOut;
 
     private static string ShortName(ProtobufMessageLayout layout)
     {
@@ -722,6 +751,14 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         if (keepUnknownFields && UnknownFields.TryGetValue(values, out var unknown))
         {
             writer.WriteBytes(unknown);
+        }
+
+        if (keepUnknownFields && values is ProtobufMessage { HeldOut: { } heldOut })
+        {
+            foreach ((_, byte[] bytes) in heldOut)
+            {
+                writer.WriteBytes(bytes);
+            }
         }
     }
 
