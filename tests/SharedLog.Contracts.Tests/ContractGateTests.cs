@@ -1242,6 +1242,14 @@ public sealed class ContractGateTests : IDisposable
         }
 
         Assert.Equal(new byte[] { 0x00, 0x0A, 0x02, (byte)'m', (byte)'2' }, Assert.Single(stored));
+
+        // A proto2 message using an enum a proto3 file declares: Java and C++ judge closedness by the message's file, so the
+        // number is unset to them, and to the rules too.
+        await _registry.RegisterAsync("levels", new SchemaRequest("syntax = \"proto3\";\npackage lv;\nenum Level { LOW = 0; HIGH = 1; }\n", SchemaType.Protobuf, []), CancellationToken.None);
+        int eventsId = (await _registry.RegisterAsync("events-value", new SchemaRequest("syntax = \"proto2\";\npackage ev;\nimport \"levels.proto\";\nmessage Ev { optional lv.Level level = 1; }\n", SchemaType.Protobuf, [new SchemaReference("levels.proto", "levels", 1)]), CancellationToken.None)).Id;
+        await ApplyAsync("topic: events\nclass: certified\nvalue: {}\nrules:\n  - name: unset\n    expr: \"!has(value.level)\"\nonFailure: reject\n");
+        Assert.Empty(Inspect("events", (null, Framed(eventsId, [0x00, 0x08, 0x02]))).Violations);
+        Assert.Equal([0], Inspect("events", (null, Framed(eventsId, [0x00, 0x08, 0x01]))).Violations.Select(v => v.BatchIndex));
     }
 
     [Fact]
