@@ -1213,7 +1213,7 @@ public sealed class ContractGateTests : IDisposable
     {
         // A proto2 enum is closed: parsers keep an undeclared number as an unknown field and read the field as unset. Rules
         // used to see the number (and has() was true) where every consumer reads the field as unset.
-        const string proto = "syntax = \"proto2\";\npackage crm;\nenum Tier { FREE = 0; GOLD = 1; }\nmessage Member { optional string id = 1; optional Tier tier = 2; }\n";
+        const string proto = "syntax = \"proto2\";\npackage crm;\nenum Tier { FREE = 0; GOLD = 1; }\nmessage Member { optional string id = 1; optional Tier tier = 2; optional Member sponsor = 3; }\n";
         int id = await RegisterAsync("members-value", proto, SchemaType.Protobuf);
         int vaultId = await RegisterAsync("vault-value", proto, SchemaType.Protobuf);
         await ApplyAsync("topic: members\nclass: certified\nvalue: {}\nrules:\n  - name: tiered\n    expr: has(value.tier)\nonFailure: reject\n");
@@ -1242,6 +1242,19 @@ public sealed class ContractGateTests : IDisposable
         }
 
         Assert.Equal(new byte[] { 0x00, 0x0A, 0x02, (byte)'m', (byte)'2' }, Assert.Single(stored));
+
+        // Redacting a message redacts what it holds out too (the sponsor's tier 7 was stored under a redact of the sponsor).
+        int sponsorsId = await RegisterAsync("sponsors-value", proto, SchemaType.Protobuf);
+        await ApplyAsync("topic: sponsors\nclass: certified\nvalue: {}\nprivacy:\n  - field: sponsor\n    action: redact\nonFailure: reject\n");
+        GateResult redactedSponsor = Inspect("sponsors", (null, Framed(sponsorsId, [0x00, 0x1A, 0x02, 0x10, 0x07])));
+        Assert.Empty(redactedSponsor.Violations);
+        var sponsors = new List<byte[]>();
+        foreach (SharedLog.Protocol.Records.Record record in RecordBatch.Parse(redactedSponsor.Batch!).Records())
+        {
+            sponsors.Add(record.Value[SchemaWireFormat.HeaderSize..].ToArray());
+        }
+
+        Assert.Equal(new byte[] { 0x00, 0x1A, 0x00 }, Assert.Single(sponsors));
 
         // A proto2 message using an enum a proto3 file declares: Java and C++ judge closedness by the message's file, so the
         // number is unset to them, and to the rules too.

@@ -1618,6 +1618,12 @@ public class PayloadCodecTests
         Assert.Equal([0x00, .. entry], Protobuf.Encode(proto2, new DecodedPayload(map, "closed.M", [0])));
         var both = Decode([0x22, 0x05, 0x0A, 0x01, (byte)'j', 0x10, 0x01, .. entry]);
         Assert.Equal(new Dictionary<string, object?> { ["j"] = "B" }, both["m"]);
+        // An entry's last value decides, as in Java: declared last, the entry is in the map.
+        Assert.Equal(new Dictionary<string, object?> { ["k"] = "B" }, Decode(0x22, 0x07, 0x0A, 0x01, (byte)'k', 0x10, 0x02, 0x10, 0x01)["m"]);
+        Assert.False(Decode(0x22, 0x07, 0x0A, 0x01, (byte)'k', 0x10, 0x01, 0x10, 0x02).ContainsKey("m"));
+
+        // Held-out numbers are charged against the element budget as objects are: 500,000 of them (1 MB) are refused.
+        Assert.Throws<PayloadDecodeException>(() => Decode([.. Enumerable.Repeat(new byte[] { 0x08, 0x02 }, 500_000).SelectMany(b => b)]));
 
         // A required enum given only an undeclared number is missing: Java refuses to parse such a message, so does the gate.
         var required = ParseProto("""

@@ -230,8 +230,8 @@ public static class RecordGraphPool
 /// </summary>
 public interface IHeldOutValues
 {
-    /// <summary>Drops the values held out of <paramref name="field"/>; whether there were any.</summary>
-    bool ForgetHeldOut(string field);
+    /// <summary>Drops the values held out of <paramref name="field"/>, or of every field when it is null; whether there were any.</summary>
+    bool ForgetHeldOut(string? field);
 }
 
 /// <summary>

@@ -188,6 +188,8 @@ public sealed class PrivacyRewriter(byte[] hashKey)
                     fields[name] = leaf;
                 }
 
+                // Numbers its closed enums do not declare are held out of its fields: nothing of it is left in clear.
+                (fields as IHeldOutValues)?.ForgetHeldOut(null);
                 return true;
             case List<object?> items:
                 for (int i = 0; i < items.Count; i++)

@@ -244,7 +244,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
                 while (!packed.End)
                 {
                     CountElement(ref elements);
-                    if (ReadScalar(ref packed, field, single) is var item && !KeptAsUnknown(item, field, target))
+                    if (ReadScalar(ref packed, field, single) is var item && !KeptAsUnknown(item, field, target, ref elements))
                     {
                         list.Add(item);
                     }
@@ -253,7 +253,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
             else
             {
                 CountElement(ref elements);
-                if (ReadSingle(ref reader, field, wireType, null, target, depth, ref elements) is var item && !KeptAsUnknown(item, field, target))
+                if (ReadSingle(ref reader, field, wireType, null, target, depth, ref elements) is var item && !KeptAsUnknown(item, field, target, ref elements))
                 {
                     list.Add(item);
                 }
@@ -283,7 +283,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         }
 
         var read = ReadSingle(ref reader, field, wireType, mergeInto, target, depth, ref elements);
-        if (KeptAsUnknown(read, field, target))
+        if (KeptAsUnknown(read, field, target, ref elements))
         {
             return; // the field keeps what it had, and a oneof's other member stays set
         }
@@ -505,10 +505,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         // The caller counted the entry as one element; the entry's dictionary costs more (see RecordValue.ObjectElements).
         CountElement(ref elements, RecordValue.ObjectElements - 1);
         var entry = new Dictionary<string, object?>(2, StringComparer.Ordinal);
-        _entryValueHeldOut = false;
         DecodeMessage(data, entryLayout, entry, depth, ref elements);
-        bool heldOut = _entryValueHeldOut;
-        _entryValueHeldOut = false;
         bool hadUnknownFields = UnknownFields.TryGetValue(entry, out _);
         var keyField = entryLayout.ByNumber.GetValueOrDefault(1) ?? throw new PayloadDecodeException("map entry has no key field");
         var valueField = entryLayout.ByNumber.GetValueOrDefault(2) ?? throw new PayloadDecodeException("map entry has no value field");
@@ -524,7 +521,8 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
             ulong u => u.ToString(CultureInfo.InvariantCulture),
             _ => throw new PayloadDecodeException($"unsupported map key type {keyField.Type}"),
         };
-        return (text, value, hadUnknownFields, heldOut);
+        // A value its closed enum does not declare, given last: Java keeps the whole entry as an unknown field, out of the map.
+        return (text, value, hadUnknownFields, value is UndeclaredEnumNumber);
     }
 
     /// <summary>
@@ -540,7 +538,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         /// <summary>Fields as they came (tag and value) that carry numbers a closed enum does not declare, by field name.</summary>
         public List<(string Field, byte[] Bytes)>? HeldOut { get; set; }
 
-        public bool ForgetHeldOut(string field) => HeldOut is not null && HeldOut.RemoveAll(held => held.Field == field) > 0;
+        public bool ForgetHeldOut(string? field) => HeldOut is not null && HeldOut.RemoveAll(held => field is null || held.Field == field) > 0;
 
         public bool TryGetDefault(string field, out object? value)
         {
@@ -669,17 +667,19 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
     /// of the message (so consumers read the field as unset, and a rewrite writes the number back); this decoder holds it out
     /// of the field the same way (<see cref="ProtobufMessage.HeldOut"/>), where masking the field drops it.
     /// </summary>
-    private bool KeptAsUnknown(object? read, ProtobufFieldLayout field, Dictionary<string, object?> target)
+    private bool KeptAsUnknown(object? read, ProtobufFieldLayout field, Dictionary<string, object?> target, ref int elements)
     {
         if (read is not UndeclaredEnumNumber undeclared)
         {
             return false;
         }
 
+        // Each held-out value takes memory of its own, so it is charged as an object is.
+        CountElement(ref elements, RecordValue.ObjectElements);
         if (target is not ProtobufMessage message)
         {
-            // A map entry's value: the entry is held out of the map whole, by the message holding the map (DecodeMapEntry).
-            _entryValueHeldOut = true;
+            // A map entry's value: the entry's last value decides, and DecodeMapEntry holds the entry out of the map whole.
+            target[field.Name] = undeclared;
         }
         else if (keepUnknownFields)
         {
@@ -691,10 +691,6 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
 
         return true;
     }
-
-    /// <summary>Set when the map entry being decoded had a value its closed enum does not declare.</summary>
-    [ThreadStatic]
-    private static bool _entryValueHeldOut;
 
     private static string ShortName(ProtobufMessageLayout layout)
     {
