@@ -727,8 +727,8 @@ public class PayloadCodecTests
 
     [Theory]
     [InlineData("""{"type":"array","items":"null"}""", 1)]
-    [InlineData("""{"type":"array","items":{"type":"record","name":"Empty","fields":[]}}""", 1)]
-    [InlineData("""{"type":"array","items":{"type":"record","name":"Nulls","fields":[{"name":"a","type":"null"}]}}""", 2)]
+    [InlineData("""{"type":"array","items":{"type":"record","name":"Empty","fields":[]}}""", 1 + RecordValue.ObjectElements)]
+    [InlineData("""{"type":"array","items":{"type":"record","name":"Nulls","fields":[{"name":"a","type":"null"}]}}""", 2 + RecordValue.ObjectElements)]
     public void Avro_values_of_no_bytes_are_bounded_by_the_payload_size(string schemaText, int elementsPerItem)
     {
         // Nulls and empty records take no bytes: a block count of a million of them, four bytes of payload, built a million
@@ -738,9 +738,24 @@ public class PayloadCodecTests
         var error = Assert.Throws<PayloadDecodeException>(() => Avro.Decode(schema, Items(1_000_000)));
         Assert.Contains("per byte", error.Message, StringComparison.Ordinal);
 
-        int fits = 4096 / elementsPerItem; // an item of a one-field record is two elements: the item and the field
+        // An item of a one-field record of no bytes is the item, the field and the record, which counts as an object.
+        int fits = 4096 / elementsPerItem;
         Assert.Equal(fits, ((List<object?>)Avro.Decode(schema, Items(fits)).Value!).Count);
         Assert.Throws<PayloadDecodeException>(() => Avro.Decode(schema, Items(fits + 1)));
+
+        // Padding does not buy a million records: 125 KB of bytes lifts the budget to the million, and then records of no
+        // bytes count as objects (a review built 92 MiB this way). A million nulls are only list slots, and decode.
+        var padded = ParseAvro($$"""{"type":"record","name":"Padded","fields":[{"name":"pad","type":"bytes"},{"name":"xs","type":{{schemaText}}}]}""");
+        byte[] pad = new byte[125_000];
+        byte[] payload = [.. Varint((ulong)pad.Length * 2), .. pad, .. Items(1_000_000 - 8)];
+        if (elementsPerItem == 1)
+        {
+            Assert.Equal(1_000_000 - 8, ((List<object?>)((Dictionary<string, object?>)Avro.Decode(padded, payload).Value!)["xs"]!).Count);
+        }
+        else
+        {
+            Assert.Contains("elements", Assert.Throws<PayloadDecodeException>(() => Avro.Decode(padded, payload)).Message, StringComparison.Ordinal);
+        }
     }
 
     [Fact]

@@ -495,6 +495,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
     {
         var fields = record.Fields;
         reader.CountFields(fields.Count);
+        int start = reader.Position;
         var result = reader.DecodesForGate ? RecordGraphPool.RentObject(fields.Count) : new Dictionary<string, object?>(fields.Count, StringComparer.Ordinal);
         foreach (var field in fields)
         {
@@ -506,6 +507,13 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             {
                 throw new PayloadDecodeException($"{record.Name}.{field.Name}: {ex.Message}", ex.InnerException);
             }
+        }
+
+        if (reader.Position == start)
+        {
+            // A record of no bytes (no fields, or only nulls) is a dictionary made of nothing: charged as an object, so
+            // 125 KB of padding and a block count of a million of them cannot build a million dictionaries (92 MiB).
+            reader.CountFields(RecordValue.ObjectElements);
         }
 
         return result;
