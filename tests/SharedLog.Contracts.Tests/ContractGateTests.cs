@@ -68,6 +68,18 @@ public sealed class ContractGateTests : IDisposable
         return _gate.Inspect(_gate.ContractFor(topic)!, topic, 0, RecordBatch.Parse(builder.Build()));
     }
 
+    /// <summary>The stored batch's record values, each after its schema header.</summary>
+    private static List<byte[]> StoredPayloads(GateResult result)
+    {
+        var stored = new List<byte[]>();
+        foreach (SharedLog.Protocol.Records.Record record in RecordBatch.Parse(result.Batch!).Records())
+        {
+            stored.Add(record.Value[SchemaWireFormat.HeaderSize..].ToArray());
+        }
+
+        return stored;
+    }
+
     /// <summary>The stored batch's records: each value after its schema header, and its header names.</summary>
     private static List<(string Value, string[] Headers)> Stored(GateResult result)
     {
@@ -1235,26 +1247,14 @@ public sealed class ContractGateTests : IDisposable
         await ApplyAsync("topic: ranks\nclass: certified\nvalue: {}\nprivacy:\n  - field: tier\n    action: redact\nonFailure: reject\n");
         GateResult masked = Inspect("ranks", (null, Framed(ranksId, undeclared)));
         Assert.Empty(masked.Violations);
-        var stored = new List<byte[]>();
-        foreach (SharedLog.Protocol.Records.Record record in RecordBatch.Parse(masked.Batch!).Records())
-        {
-            stored.Add(record.Value[SchemaWireFormat.HeaderSize..].ToArray());
-        }
-
-        Assert.Equal(new byte[] { 0x00, 0x0A, 0x02, (byte)'m', (byte)'2' }, Assert.Single(stored));
+        Assert.Equal(new byte[] { 0x00, 0x0A, 0x02, (byte)'m', (byte)'2' }, Assert.Single(StoredPayloads(masked)));
 
         // Redacting a message redacts what it holds out too (the sponsor's tier 7 was stored under a redact of the sponsor).
         int sponsorsId = await RegisterAsync("sponsors-value", proto, SchemaType.Protobuf);
         await ApplyAsync("topic: sponsors\nclass: certified\nvalue: {}\nprivacy:\n  - field: sponsor\n    action: redact\nonFailure: reject\n");
         GateResult redactedSponsor = Inspect("sponsors", (null, Framed(sponsorsId, [0x00, 0x1A, 0x02, 0x10, 0x07])));
         Assert.Empty(redactedSponsor.Violations);
-        var sponsors = new List<byte[]>();
-        foreach (SharedLog.Protocol.Records.Record record in RecordBatch.Parse(redactedSponsor.Batch!).Records())
-        {
-            sponsors.Add(record.Value[SchemaWireFormat.HeaderSize..].ToArray());
-        }
-
-        Assert.Equal(new byte[] { 0x00, 0x1A, 0x00 }, Assert.Single(sponsors));
+        Assert.Equal(new byte[] { 0x00, 0x1A, 0x00 }, Assert.Single(StoredPayloads(redactedSponsor)));
 
         // A proto2 message using an enum a proto3 file declares: Java and C++ judge closedness by the message's file, so the
         // number is unset to them, and to the rules too.
