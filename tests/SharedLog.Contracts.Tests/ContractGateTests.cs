@@ -1667,7 +1667,7 @@ public sealed class ContractGateTests : IDisposable
     [Fact]
     public async Task LongJsonStringsLeftAsPayloadBytesAreStillCheckedByRulesSchemaKeywordsAndPrivacy()
     {
-        // Strings of at least Utf8Text.MinimumBytes stay UTF-8 slices of the batch until read:
+        // Unescaped strings stay UTF-8 slices of the batch until read:
         // every reader of the decoded record must still see the text.
         int id = await RegisterAsync("notes-value", """{"type":"object","properties":{"title":{"type":"string","maxLength":150},"body":{"type":"string","pattern":"^b+$"},"free":{"type":"string"},"secret":{"type":"string"}}}""", SchemaType.Json);
         await ApplyAsync("topic: notes\nclass: sensitive\nvalue: {}\nrules:\n  - name: free-size\n    expr: size(value.free) == 200 && value.free.endsWith('z')\nprivacy:\n  - field: secret\n    action: hash\nonFailure: quarantine\n");
@@ -1692,7 +1692,7 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
-    public void LongJsonStringsDecodeAsSlicesOfTheirPayloadWithTheirUtf8Checked()
+    public void UnescapedJsonStringsDecodeAsSlicesOfTheirPayloadWithTheirUtf8Checked()
     {
         var codec = new JsonPayloadCodec();
         IParsedSchema schema = new JsonSchemaFormat().Parse("""{"type":"object"}""", [], normalize: false);
@@ -1703,14 +1703,86 @@ public sealed class ContractGateTests : IDisposable
         Utf8Text lazy = Assert.IsType<Utf8Text>(members["long"]);
         Assert.Equal(new string('y', 200), lazy.ToString());
         Assert.Equal("café " + new string('x', 200), Assert.IsType<string>(members["escaped"])); // escapes need decoding: a string
-        Assert.Equal("s", Assert.IsType<string>(members["short"]));
+        Assert.Equal("s", Assert.IsType<Utf8Text>(members["short"]).ToString());
         Assert.Equal("{\"long\":\"" + new string('y', 200) + "\"}", Encoding.UTF8.GetString(codec.Encode(schema, new DecodedPayload(new Dictionary<string, object?> { ["long"] = lazy })))); // written from its bytes
         Assert.IsType<string>(((Dictionary<string, object?>)codec.Decode(schema, payload.AsSpan()).Value!)["long"]); // no memory, no slices
 
-        // Invalid UTF-8 inside a long string is refused as it is when the string is made at once.
-        byte[] invalid = [.. "{\"long\":\""u8, .. Enumerable.Repeat((byte)'a', 150), 0xC3, 0x28, .. "\"}"u8];
-        Assert.Throws<PayloadDecodeException>(() => codec.Decode(schema, invalid.AsMemory()));
-        Assert.Throws<PayloadDecodeException>(() => codec.Decode(schema, invalid.AsSpan()));
+        // Invalid UTF-8 inside a string is refused as it is when the string is made at once.
+        foreach (int length in new[] { 0, 150 })
+        {
+            byte[] invalid = [.. "{\"s\":\""u8, .. Enumerable.Repeat((byte)'a', length), 0xC3, 0x28, .. "\"}"u8];
+            Assert.Throws<PayloadDecodeException>(() => codec.Decode(schema, invalid.AsMemory()));
+            Assert.Throws<PayloadDecodeException>(() => codec.Decode(schema, invalid.AsSpan()));
+        }
+    }
+
+    [Fact]
+    public async Task ShortStringsLeftAsUtf8AreReadByRuleFunctionsAndSchemaKeywordsAsTheirText()
+    {
+        // Rules and keywords read such a string from a stack copy of its characters; non-ASCII text (2-, 3- and 4-byte
+        // UTF-8, the last a surrogate pair in UTF-16) must compare, measure and match as the string would.
+        int id = await RegisterAsync("texts-value", """
+            {"type":"object","properties":{"tier":{"enum":["gold","café"]},"tag":{"const":"日本"},"code":{"type":"string","minLength":2,"maxLength":2},"name":{"type":"string"}}}
+            """, SchemaType.Json);
+        await ApplyAsync("""
+            topic: texts
+            class: raw
+            value: {}
+            rules:
+              - name: eq
+                expr: value.name == 'Zoë 😀' || value.name.startsWith('ok') || value.name == 'gold'
+              - name: in-list
+                expr: value.tier in ['gold', 'café', 'x']
+              - name: size
+                expr: size(value.name) <= 6
+              - name: matches
+                expr: value.name.matches('^(Zoë 😀|ok.*|gold)$') && value.name.contains(value.name) && value.name.endsWith(value.name)
+              - name: map-keys
+                expr: '{value.name: 1, value.tier: 2}.size() == 2'
+              - name: order
+                expr: value.tier < 'zzz'
+            onFailure: reject
+            """);
+        string Record(string tier, string tag, string code, string name) => $$"""{"tier":"{{tier}}","tag":"{{tag}}","code":"{{code}}","name":"{{name}}"}""";
+
+        GateResult result = Inspect(
+            "texts",
+            (null, Framed(id, Encoding.UTF8.GetBytes(Record("café", "日本", "😀é", "Zoë 😀")))), // code: 2 code points in 6 bytes
+            (null, Framed(id, Encoding.UTF8.GetBytes(Record("cafe", "日本", "ab", "ok")))),
+            (null, Framed(id, Encoding.UTF8.GetBytes(Record("gold", "日", "ab", "ok")))),
+            (null, Framed(id, Encoding.UTF8.GetBytes(Record("gold", "日本", "e\u0301x", "ok")))), // escaped: a string, 3 code points
+            (null, Framed(id, Encoding.UTF8.GetBytes(Record("gold", "日本", "é", "ok")))),
+            (null, Framed(id, Encoding.UTF8.GetBytes(Record("gold", "日本", "ab", "Zoë 😁")))),
+            (null, Framed(id, Encoding.UTF8.GetBytes(Record("gold", "日本", "ab", "ok-seven")))),
+            (null, Framed(id, Encoding.UTF8.GetBytes(Record("gold", "日本", "ab", "gold")))),
+            (null, Framed(id, Encoding.UTF8.GetBytes(Record("gold", "日本", "ab", "ok")))));
+
+        Assert.Equal([1, 2, 3, 4, 5, 6, 7], result.Violations.Select(v => v.BatchIndex));
+        Assert.Contains("enum", Reason(result, 1), StringComparison.Ordinal);
+        Assert.Contains("const", Reason(result, 2), StringComparison.Ordinal);
+        Assert.Contains("maxLength", Reason(result, 3), StringComparison.Ordinal);
+        Assert.Contains("minLength", Reason(result, 4), StringComparison.Ordinal);
+        Assert.StartsWith("eq", Reason(result, 5), StringComparison.Ordinal);
+        Assert.StartsWith("size", Reason(result, 6), StringComparison.Ordinal);
+        Assert.StartsWith("map-keys", Reason(result, 7), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void DecodedTextsGoBackToThePoolWithTheirGraphAndServeTheNextRecordWithItsOwnBytes()
+    {
+        var codec = new JsonPayloadCodec();
+        IParsedSchema schema = new JsonSchemaFormat().Parse("""{"type":"object"}""", [], normalize: false);
+        var first = (Dictionary<string, object?>)codec.Decode(schema, """{"a":"one","b":["two"]}"""u8.ToArray().AsMemory()).Value!;
+        var texts = new[] { first["a"], ((List<object?>)first["b"]!)[0] };
+        Assert.Equal("one", texts[0]!.ToString());
+        RecordGraphPool.Return(first);
+
+        var second = (Dictionary<string, object?>)codec.Decode(schema, """{"x":"three","y":"four"}"""u8.ToArray().AsMemory()).Value!;
+        // The same objects, holding the new record's text (the made string of the old one is forgotten).
+        Assert.Contains(second["x"], texts);
+        Assert.Contains(second["y"], texts);
+        Assert.Equal("three", second["x"]!.ToString());
+        Assert.Equal("four", second["y"]!.ToString());
     }
 
     [Fact]

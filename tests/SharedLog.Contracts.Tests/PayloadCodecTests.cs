@@ -183,6 +183,8 @@ public class PayloadCodecTests
         var decoded = Avro.Decode(schema, original);
         var value = (Dictionary<string, object?>)decoded.Value!;
         Assert.Equal(new UuidText(id.ToString("D")), value["id"]);
+        // Also where the gate decodes, leaving other strings as slices of the payload.
+        Assert.Equal(new UuidText(id.ToString("D")), ((Dictionary<string, object?>)Avro.Decode(schema, original.AsMemory()).Value!)["id"]);
         Assert.Equal(SharedLog.Contracts.Rules.RuleValue.String(id.ToString("D")), SharedLog.Contracts.Rules.RuleValue.FromObject(value["id"]));
         Assert.True(rewriter.Apply(value, "id", PrivacyAction.Hash, out _));
         Assert.True(rewriter.Apply(value, "owner", PrivacyAction.Redact, out _));

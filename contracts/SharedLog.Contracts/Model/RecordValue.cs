@@ -10,8 +10,8 @@ namespace SharedLog.Contracts.Model;
 /// <item>record / struct / message / JSON object / map: <c>Dictionary&lt;string, object?&gt;</c> (ordinal keys, field order kept)</item>
 /// <item>array / repeated / JSON array: <c>List&lt;object?&gt;</c></item>
 /// <item>integers: <c>long</c>; unsigned (Protobuf uint32/uint64/fixed): <c>ulong</c>; float/double: <c>double</c></item>
-/// <item>string and enum symbols: <c>string</c>, or <see cref="Utf8Text"/> for a long string the gate decoded from a payload it
-/// holds (its UTF-8 bytes, made a string only when a rule, schema keyword or privacy rule reads it); bytes and fixed:
+/// <item>string and enum symbols: <c>string</c>, or <see cref="Utf8Text"/> for an unescaped string the gate decoded from a payload
+/// it holds (its UTF-8 bytes, made a string only when a rule, schema keyword or privacy rule needs one); bytes and fixed:
 /// <c>byte[]</c>; boolean: <c>bool</c>; null: <c>null</c></item>
 /// <item>timestamps (Avro timestamp-*, google.protobuf.Timestamp): <c>DateTimeOffset</c>; durations: <c>TimeSpan</c></item>
 /// </list>
@@ -57,26 +57,94 @@ public static class RecordValue
 }
 
 /// <summary>
-/// A string value left as the (validated) UTF-8 bytes of the payload it came from. Most long strings of a
-/// record (notes, descriptions, blobs of text) are never read by a rule, so turning each into a UTF-16
-/// string per record costs time and a large share of the gate's allocation for nothing. Lives only as
-/// long as the payload's memory: the gate drops the decoded graph before the batch's buffer goes back.
+/// A string value left as UTF-8: a (validated) slice of the payload it came from, or a privacy hash's text. Most strings of
+/// a record (names, notes, descriptions) are never read by a rule, and those that are are mostly compared, matched or
+/// prefixed, which rules do on a stack copy of the characters: turning each into a UTF-16 string per record costs time and
+/// most of the gate's small allocations for nothing. A slice lives only as long as the payload's memory: the gate drops the
+/// decoded graph before the batch's buffer goes back, and gives the objects back to <see cref="RecordGraphPool"/>.
 /// </summary>
-public sealed class Utf8Text(ReadOnlyMemory<byte> utf8)
+public sealed class Utf8Text
 {
-    /// <summary>Strings at least this long (UTF-8 bytes, no escapes) are left as bytes; shorter ones, often read by rules, are made at once.</summary>
-    public const int MinimumBytes = 128;
-
     private string? _text;
+    private ReadOnlyMemory<byte> _utf8;
 
-    /// <summary>The string's UTF-8 bytes, as they were in the payload (no escapes).</summary>
-    public ReadOnlyMemory<byte> Utf8 { get; } = utf8;
+    // A hash's text, kept by a pooled object for the next hash.
+    private byte[]? _owned;
+
+    public Utf8Text(ReadOnlyMemory<byte> utf8) => _utf8 = utf8;
+
+    /// <summary>The string's UTF-8 bytes (no escapes).</summary>
+    public ReadOnlyMemory<byte> Utf8 => _utf8;
 
     /// <summary>The string, made on first use and kept.</summary>
-    public override string ToString() => _text ??= System.Text.Encoding.UTF8.GetString(Utf8.Span);
+    public override string ToString() => _text ??= System.Text.Encoding.UTF8.GetString(_utf8.Span);
+
+    /// <summary>
+    /// The characters: the string once made, else the UTF-8 decoded into <paramref name="scratch"/> when it fits (a UTF-8
+    /// string has at most as many UTF-16 characters as bytes), else the string made now.
+    /// </summary>
+    public ReadOnlySpan<char> Chars(Span<char> scratch) => _text is { } text ? text
+        : _utf8.Length <= scratch.Length ? scratch[..System.Text.Encoding.UTF8.GetChars(_utf8.Span, scratch)]
+        : ToString();
 
     /// <summary>The value as a string when it is one (a <c>string</c> or a <see cref="Utf8Text"/>).</summary>
     public static string? AsString(object? value) => value as string ?? (value as Utf8Text)?.ToString();
+
+    /// <summary>Points a pooled object at another string's bytes.</summary>
+    internal void Reuse(ReadOnlyMemory<byte> utf8)
+    {
+        _utf8 = utf8;
+        _text = null;
+    }
+
+    /// <summary>Makes this object hold <paramref name="length"/> bytes of its own (valid UTF-8 the caller writes into the span returned).</summary>
+    internal Span<byte> Own(int length)
+    {
+        if (_owned is null || _owned.Length < length)
+        {
+            _owned = new byte[Math.Max(length, 64)];
+        }
+
+        _utf8 = _owned.AsMemory(0, length);
+        _text = null;
+        return _owned.AsSpan(0, length);
+    }
+}
+
+/// <summary>A string's length in code points, as JSON Schema's length keywords and CEL's <c>size</c> count it.</summary>
+public static class TextLength
+{
+    public static long CodePoints(string text)
+    {
+        long length = text.Length;
+        foreach (char c in text)
+        {
+            if (char.IsLowSurrogate(c))
+            {
+                length--;
+            }
+        }
+
+        return length;
+    }
+
+    /// <summary>The same for valid UTF-8, where every code point has exactly one byte that is not a continuation byte (10xxxxxx).</summary>
+    public static long CodePoints(ReadOnlySpan<byte> validUtf8)
+    {
+        long length = 0;
+        foreach (byte b in validUtf8)
+        {
+            if ((b & 0xC0) != 0x80)
+            {
+                length++;
+            }
+        }
+
+        return length;
+    }
+
+    /// <summary>The same for a string value of a decoded record (a <c>string</c> or a <see cref="Utf8Text"/>).</summary>
+    public static long CodePoints(object value) => value is Utf8Text utf8 ? CodePoints(utf8.Utf8.Span) : CodePoints((string)value);
 }
 
 /// <summary>
@@ -164,8 +232,38 @@ public static class RecordGraphPool
     private const int MaxPooled = 64;
     private const int MaxPooledMembers = 64;
 
+    // A record has a string for most of its fields.
+    private const int MaxPooledTexts = 256;
+
     [ThreadStatic]
     private static Stack<Dictionary<string, object?>>? _objects;
+
+    [ThreadStatic]
+    private static Stack<Utf8Text>? _texts;
+
+    /// <summary>A string value as a slice of <paramref name="utf8"/> (already checked to be UTF-8), from this thread's pool when it has one.</summary>
+    public static Utf8Text RentText(ReadOnlyMemory<byte> utf8)
+    {
+        if (_texts is { Count: > 0 } pooled)
+        {
+            Utf8Text reused = pooled.Pop();
+            reused.Reuse(utf8);
+            return reused;
+        }
+
+        return new Utf8Text(utf8);
+    }
+
+    private static void ReturnText(Utf8Text text)
+    {
+        Stack<Utf8Text> pool = _texts ??= new Stack<Utf8Text>(MaxPooledTexts);
+        if (pool.Count < MaxPooledTexts)
+        {
+            // Holds no payload memory while pooled.
+            text.Reuse(default);
+            pool.Push(text);
+        }
+    }
 
     /// <summary>An empty ordinal dictionary for a decoded object, from this thread's pool when it has one.</summary>
     public static Dictionary<string, object?> RentObject(int capacity)
@@ -195,8 +293,8 @@ public static class RecordGraphPool
             case Dictionary<string, object?> members:
                 foreach (object? member in members.Values)
                 {
-                    // Most members are scalars: only containers hold anything to give back.
-                    if (member is Dictionary<string, object?> or List<object?>)
+                    // Most members are scalars: only containers and texts are given back.
+                    if (member is Dictionary<string, object?> or List<object?> or Utf8Text)
                     {
                         Return(member, depth + 1);
                     }
@@ -218,6 +316,9 @@ public static class RecordGraphPool
                     Return(item, depth + 1);
                 }
 
+                break;
+            case Utf8Text text:
+                ReturnText(text);
                 break;
         }
     }

@@ -111,6 +111,18 @@ public sealed class PrivacyRewriter(byte[] hashKey)
     }
 
     /// <summary>
+    /// Makes a text held as UTF-8 (a string field the gate decoded) hold its own hash instead: the field is written back from
+    /// UTF-8, so the hash needs no string, and the object, which only its record's graph refers to, keeps the buffer for the
+    /// next record that reuses it (see <see cref="RecordGraphPool"/>).
+    /// </summary>
+    private void HashInPlace(Utf8Text text)
+    {
+        Span<byte> digest = stackalloc byte[KeyedHash.DigestSize];
+        _hmac.Compute(text.Utf8.Span, digest);
+        Convert.TryToHexStringLower(digest, text.Own(2 * KeyedHash.DigestSize), out _);
+    }
+
+    /// <summary>
     /// A UUID field's hash is a UUID too (RFC 9562 version 8 from the first 16 bytes of the HMAC of its lowercase text), so
     /// readers that parse the logical type still read it, and equal UUIDs (in either case) still hash alike.
     /// </summary>
@@ -164,7 +176,7 @@ public sealed class PrivacyRewriter(byte[] hashKey)
                     replaced = HashText(text);
                     return true;
                 case Utf8Text text:
-                    replaced = HashUtf8(text.Utf8.Span);
+                    HashInPlace(text);
                     return true;
                 case byte[] bytes:
                     replaced = Hash(bytes);

@@ -78,7 +78,7 @@ internal sealed class RuleMap
 
         public int GetHashCode(RuleValue obj) => obj.Kind switch
         {
-            RuleValueKind.String => StringComparer.Ordinal.GetHashCode(obj.AsString),
+            RuleValueKind.String => string.GetHashCode(obj.Text(stackalloc char[RuleValue.TextScratchLength])),
             RuleValueKind.Bool => obj.AsBool ? 1 : 0,
             // int and uint keys with the same numeric value are the same key
             RuleValueKind.Int or RuleValueKind.Uint => obj.AsInt.GetHashCode(),

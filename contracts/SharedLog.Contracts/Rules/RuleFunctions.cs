@@ -402,17 +402,8 @@ internal static class RuleFunctions
         switch (a.Kind)
         {
             case RuleValueKind.String:
-                var text = a.AsString;
-                context.Charge(text.Length / 64);
-                var codePoints = 0;
-                foreach (var c in text)
-                {
-                    if (!char.IsLowSurrogate(c))
-                    {
-                        codePoints++;
-                    }
-                }
-
+                long codePoints = a.CodePointCount();
+                context.Charge(codePoints / 64);
                 return RuleValue.Int(codePoints);
             case RuleValueKind.Bytes:
                 return RuleValue.Int(a.AsBytes.Length);
@@ -424,15 +415,21 @@ internal static class RuleFunctions
         }
     }
 
-    private static RuleValue StringTest(EvalContext context, in RuleValue a, in RuleValue b, string function, Func<string, string, bool> test)
+    private delegate bool TextTest(ReadOnlySpan<char> text, ReadOnlySpan<char> other);
+
+    [System.Runtime.CompilerServices.SkipLocalsInit]
+    private static RuleValue StringTest(EvalContext context, in RuleValue a, in RuleValue b, string function, TextTest test)
     {
         if (a.Kind != RuleValueKind.String || b.Kind != RuleValueKind.String)
         {
             return NoOverload(function, a, b);
         }
 
-        context.Charge(a.AsString.Length / 64);
-        return RuleValue.Bool(test(a.AsString, b.AsString));
+        Span<char> first = stackalloc char[RuleValue.TextScratchLength];
+        Span<char> second = stackalloc char[RuleValue.TextScratchLength];
+        ReadOnlySpan<char> text = a.Text(first);
+        context.Charge(text.Length / 64);
+        return RuleValue.Bool(test(text, b.Text(second)));
     }
 
     private static RuleValue Matches(EvalContext context, in RuleValue a, in RuleValue b)

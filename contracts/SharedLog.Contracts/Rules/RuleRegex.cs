@@ -83,6 +83,7 @@ internal static class RuleRegex
         return compiled;
     }
 
+    [System.Runtime.CompilerServices.SkipLocalsInit]
     public static RuleValue Match(EvalContext context, in RuleValue input, CompiledPattern pattern)
     {
         if (input.Kind != RuleValueKind.String)
@@ -95,12 +96,14 @@ internal static class RuleRegex
             return RuleValue.Error(pattern.Error!);
         }
 
-        if (!context.Charge(1 + (input.AsString.Length / 16)))
+        Span<char> scratch = stackalloc char[RuleValue.TextScratchLength];
+        ReadOnlySpan<char> text = input.Text(scratch);
+        if (!context.Charge(1 + (text.Length / 16)))
         {
             return RuleValue.Error(EvalContext.BudgetExceeded);
         }
 
-        return RuleValue.Bool(pattern.Regex.IsMatch(input.AsString));
+        return RuleValue.Bool(pattern.Regex.IsMatch(text));
     }
 
     private static CompiledPattern Compile(string pattern)

@@ -18,7 +18,7 @@ internal static class RuleSemantics
         {
             return a.Kind switch
             {
-                RuleValueKind.String => string.Equals(a.AsString, b.AsString, StringComparison.Ordinal),
+                RuleValueKind.String => RuleValue.TextEquals(a, b),
                 RuleValueKind.Bool or RuleValueKind.Int or RuleValueKind.Uint => a.AsInt == b.AsInt,
                 _ => Equal(a, b),
             };
@@ -75,7 +75,7 @@ internal static class RuleSemantics
             case RuleValueKind.Double:
                 return a.AsDouble == b.AsDouble;
             case RuleValueKind.String:
-                return string.Equals(a.AsString, b.AsString, StringComparison.Ordinal);
+                return RuleValue.TextEquals(a, b);
             case RuleValueKind.Bytes:
                 return a.AsBytes.AsSpan().SequenceEqual(b.AsBytes);
             case RuleValueKind.Timestamp:

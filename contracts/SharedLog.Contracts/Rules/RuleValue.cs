@@ -105,7 +105,34 @@ public readonly struct RuleValue
 
     public double AsDouble => BitConverter.Int64BitsToDouble(_bits);
 
-    public string AsString => (string)_ref!;
+    /// <summary>The string (a field left as UTF-8 is made one now, once).</summary>
+    public string AsString => _ref as string ?? ((Utf8Text)_ref!).ToString();
+
+    /// <summary>Characters a string value's stack copy takes at most (<see cref="Text"/>); longer ones are made strings.</summary>
+    internal const int TextScratchLength = 256;
+
+    /// <summary>
+    /// A string value's characters without making a string of a field left as UTF-8: it is decoded into
+    /// <paramref name="scratch"/> (<see cref="TextScratchLength"/> characters) when it fits.
+    /// </summary>
+    internal ReadOnlySpan<char> Text(Span<char> scratch) => _ref is string text ? text : ((Utf8Text)_ref!).Chars(scratch);
+
+    /// <summary>Ordinal equality of two string values, without making strings of fields left as UTF-8.</summary>
+    [System.Runtime.CompilerServices.SkipLocalsInit]
+    internal static bool TextEquals(in RuleValue a, in RuleValue b)
+    {
+        if (a._ref is string x && b._ref is string y)
+        {
+            return string.Equals(x, y, StringComparison.Ordinal);
+        }
+
+        Span<char> first = stackalloc char[TextScratchLength];
+        Span<char> second = stackalloc char[TextScratchLength];
+        return a.Text(first).SequenceEqual(b.Text(second));
+    }
+
+    /// <summary>A string value's length in code points (CEL's <c>size</c>).</summary>
+    internal long CodePointCount() => TextLength.CodePoints(_ref!);
 
     public byte[] AsBytes => (byte[])_ref!;
 
@@ -147,7 +174,8 @@ public readonly struct RuleValue
         null => Null,
         RuleValue v => v,
         string s => String(s),
-        Utf8Text text => String(text.ToString()),
+        // Left as UTF-8: most rules compare, match or prefix it, which they do without a string (see Text).
+        Utf8Text text => new(RuleValueKind.String, 0, 0, text),
         long l => Int(l),
         bool b => Bool(b),
         double d => Double(d),

@@ -488,6 +488,8 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         ("timestamp-micros", long micros) when micros >= MinUnixMicroseconds && micros <= MaxUnixMicroseconds =>
             DateTimeOffset.UnixEpoch.AddTicks(micros * TicksPerMicrosecond),
         ("uuid", string text) when Guid.TryParseExact(text, "D", out _) => new UuidText(text),
+        // The gate's decodes leave strings as UTF-8; a UUID is kept as its text (see UuidText).
+        ("uuid", Utf8Text utf8) => FromLogical(logicalType, utf8.ToString()),
         _ => raw,
     };
 
@@ -1274,18 +1276,18 @@ public sealed class AvroPayloadCodec : IPayloadCodec
                 : throw new PayloadDecodeException($"Avro length {length} exceeds the {Remaining} bytes left");
         }
 
-        /// <summary>A string value: a <see cref="Utf8Text"/> slice when it is long and the memory is known, else a string.</summary>
+        /// <summary>A string value: a <see cref="Utf8Text"/> slice when the memory is known (the gate's decodes), else a string.</summary>
         public object ReadStringValue()
         {
             var length = ReadLength();
-            if (_source.IsEmpty || length < Utf8Text.MinimumBytes)
+            if (_source.IsEmpty)
             {
                 return DecodeUtf8(ReadSpan(length));
             }
 
             var utf8 = _source.Slice(_position, (int)length);
             _position += (int)length;
-            return Utf8.IsValid(utf8.Span) ? new Utf8Text(utf8) : throw new PayloadDecodeException("Avro string is not valid UTF-8");
+            return Utf8.IsValid(utf8.Span) ? RecordGraphPool.RentText(utf8) : throw new PayloadDecodeException("Avro string is not valid UTF-8");
         }
 
         private static string DecodeUtf8(ReadOnlySpan<byte> bytes) => Utf8.IsValid(bytes)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using SharedLog.Contracts.Model;
@@ -424,9 +425,9 @@ internal sealed class CompiledJsonValidator
             return;
         }
 
-        if (value is Utf8Text lazy && (node.Enum is not null || node.HasConst || node.MinLength is not null || node.MaxLength is not null || node.Pattern is not null))
+        if (value is Utf8Text lazy && node.Pattern is not null)
         {
-            // Only keywords that read the text need it as a string.
+            // Only a pattern needs the text as a string; lengths, enum and const read its UTF-8.
             value = lazy.ToString();
         }
 
@@ -450,8 +451,8 @@ internal sealed class CompiledJsonValidator
             case long or double:
                 CheckNumber(node, value is long l ? l : (double)value, location, ref errors);
                 break;
-            case string text:
-                CheckString(node, text, location, ref errors);
+            case string or Utf8Text:
+                CheckString(node, value, location, ref errors);
                 break;
             case Dictionary<string, object?> members:
                 CheckObject(node, members, location, ref errors, ref inexact);
@@ -498,11 +499,12 @@ internal sealed class CompiledJsonValidator
         }
     }
 
-    private static void CheckString(Node node, string text, Location location, ref List<string>? errors)
+    /// <param name="text">A string, or a <see cref="Utf8Text"/> when the node has no pattern.</param>
+    private static void CheckString(Node node, object text, Location location, ref List<string>? errors)
     {
         if (node.MinLength is not null || node.MaxLength is not null)
         {
-            long length = CodePointLength.Of(text);
+            long length = TextLength.CodePoints(text);
 
             if (length < node.MinLength)
             {
@@ -519,7 +521,7 @@ internal sealed class CompiledJsonValidator
         {
             try
             {
-                if (!pattern.IsMatch(text))
+                if (!pattern.IsMatch((string)text))
                 {
                     Fail(ref errors, location, "pattern", $"does not match '{node.PatternText}'");
                 }
@@ -663,11 +665,25 @@ internal sealed class CompiledJsonValidator
     {
         (null, null) => true,
         (string a, string b) => string.Equals(a, b, StringComparison.Ordinal),
+        (string a, Utf8Text b) => TextEquals(a, b),
         (bool a, bool b) => a == b,
         (double a, long b) => a == b,
         (double a, double b) => a == b,
         _ => false,
     };
+
+    [SkipLocalsInit]
+    private static bool TextEquals(string expected, Utf8Text text)
+    {
+        // A string of n UTF-16 characters takes n to 3n bytes of UTF-8.
+        if (text.Utf8.Length < expected.Length || text.Utf8.Length > 3L * expected.Length)
+        {
+            return false;
+        }
+
+        Span<char> scratch = stackalloc char[256];
+        return text.Chars(scratch).SequenceEqual(expected);
+    }
 
     private static string Format(double number) => number.ToString("R", CultureInfo.InvariantCulture);
 

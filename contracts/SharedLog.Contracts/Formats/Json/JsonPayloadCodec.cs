@@ -354,7 +354,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
     /// <summary>A rewritten value spliced into a payload, at <paramref name="depth"/>: by the JSON writer, or directly when it is a plain string.</summary>
     private static void WriteReplacement(IBufferWriter<byte> output, Utf8JsonWriter writer, object? value, int depth)
     {
-        if (value is string text && TryWritePlainString(text, output))
+        if ((value is string text && TryWritePlainString(text, output)) || (value is Utf8Text utf8 && TryWritePlainString(utf8.Utf8.Span, output)))
         {
             return;
         }
@@ -364,13 +364,15 @@ public sealed class JsonPayloadCodec : IPayloadCodec
         writer.Flush();
     }
 
+    // Plain strings longer than this go through the writer (hashes and the redacted text are far shorter).
+    private const int MaxPlainLength = 256;
+
     /// <summary>
     /// Writes a short string that needs no escaping (printable ASCII without quote or backslash, as hashed and
     /// redacted values are) in quotes, straight to the output: what the writer would write, without its setup.
     /// </summary>
     private static bool TryWritePlainString(string text, IBufferWriter<byte> output)
     {
-        const int MaxPlainLength = 256;
         if (text.Length > MaxPlainLength || text.AsSpan().ContainsAnyExceptInRange((char)0x20, (char)0x7E) || text.AsSpan().ContainsAny('"', '\\'))
         {
             return false;
@@ -381,6 +383,22 @@ public sealed class JsonPayloadCodec : IPayloadCodec
         System.Text.Encoding.ASCII.GetBytes(text, target[1..]);
         target[text.Length + 1] = (byte)'"';
         output.Advance(text.Length + 2);
+        return true;
+    }
+
+    /// <summary>The same for a string held as UTF-8 (a hash's text).</summary>
+    private static bool TryWritePlainString(ReadOnlySpan<byte> utf8, IBufferWriter<byte> output)
+    {
+        if (utf8.Length > MaxPlainLength || utf8.ContainsAnyExceptInRange((byte)0x20, (byte)0x7E) || utf8.ContainsAny((byte)'"', (byte)'\\'))
+        {
+            return false;
+        }
+
+        Span<byte> target = output.GetSpan(utf8.Length + 2);
+        target[0] = (byte)'"';
+        utf8.CopyTo(target[1..]);
+        target[utf8.Length + 1] = (byte)'"';
+        output.Advance(utf8.Length + 2);
         return true;
     }
 
@@ -434,7 +452,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
             case JsonTokenType.False:
                 return false;
             case JsonTokenType.String:
-                return source.IsEmpty || reader.ValueIsEscaped || reader.ValueSpan.Length < Utf8Text.MinimumBytes ? reader.GetString() : LazyString(ref reader, source);
+                return source.IsEmpty || reader.ValueIsEscaped ? reader.GetString() : LazyString(ref reader, source);
             case JsonTokenType.Number:
                 return ReadNumber(ref reader);
             case JsonTokenType.StartArray:
@@ -478,7 +496,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
         }
     }
 
-    /// <summary>A long unescaped string as a slice of the payload; its UTF-8 is checked here, as <c>GetString</c> would.</summary>
+    /// <summary>An unescaped string as a slice of the payload; its UTF-8 is checked here, as <c>GetString</c> would.</summary>
     private static Utf8Text LazyString(ref Utf8JsonReader reader, ReadOnlyMemory<byte> source)
     {
         // Without escapes the value's bytes are the string's UTF-8, right after the opening quote.
@@ -488,7 +506,7 @@ public sealed class JsonPayloadCodec : IPayloadCodec
             throw new PayloadDecodeException("invalid JSON payload: a string is not valid UTF-8");
         }
 
-        return new Utf8Text(utf8);
+        return RecordGraphPool.RentText(utf8);
     }
 
     /// <summary>

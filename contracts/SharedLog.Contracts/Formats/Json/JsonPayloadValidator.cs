@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Json.Schema;
 using Json.Schema.Keywords;
+using SharedLog.Contracts.Model;
 using SharedLog.Contracts.Registry;
 using LibrarySchemaRegistry = Json.Schema.SchemaRegistry;
 
@@ -283,20 +284,6 @@ internal static class BoundedDialects
 /// </summary>
 internal static class CodePointLength
 {
-    public static long Of(string text)
-    {
-        long length = text.Length;
-        foreach (char c in text)
-        {
-            if (char.IsLowSurrogate(c))
-            {
-                length--;
-            }
-        }
-
-        return length;
-    }
-
     /// <summary>A length keyword's verdict on a string instance; null for other instances (the library's handler judges them).</summary>
     public static KeywordEvaluation? Evaluate(string keyword, KeywordData data, EvaluationContext context, bool atLeast)
     {
@@ -306,7 +293,7 @@ internal static class CodePointLength
         }
 
         long bound = Convert.ToInt64(data.Value, System.Globalization.CultureInfo.InvariantCulture);
-        long length = Of(context.Instance.GetString()!);
+        long length = TextLength.CodePoints(context.Instance.GetString()!);
         return atLeast
             ? (length >= bound ? new KeywordEvaluation { Keyword = keyword, IsValid = true } : new KeywordEvaluation { Keyword = keyword, IsValid = false, Error = $"Value should be at least {bound} characters" })
             : (length <= bound ? new KeywordEvaluation { Keyword = keyword, IsValid = true } : new KeywordEvaluation { Keyword = keyword, IsValid = false, Error = $"Value should be at most {bound} characters" });
