@@ -769,6 +769,47 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task RulesReadProtobufMapKeysAsTheirType()
+    {
+        const string proto = """
+            syntax = "proto3";
+            package q;
+            message M { map<int32, string> byId = 1; map<uint64, int32> counts = 2; map<bool, string> flags = 3; map<string, int32> named = 4; }
+            """;
+        int id = await RegisterAsync("qmap-value", proto, SchemaType.Protobuf);
+        await ApplyAsync("""
+            topic: qmap
+            class: certified
+            value: {}
+            rules:
+              - name: lookup
+                expr: value.byId[7] == 'seven' && value.byId[-3] == 'minus' && value.counts[5u] == 1 && value.counts[5] == 1 && value.flags[true] == 'on' && value.named['7'] == 1
+              - name: membership
+                expr: 7 in value.byId && 7u in value.byId && 7.0 in value.byId && !('7' in value.byId) && !(-1 in value.counts) && !(false in value.flags) && !(7 in value.named)
+              - name: keys
+                expr: value.byId.exists(k, k < 0) && value.byId.all(k, type(k) == int) && value.counts.all(k, type(k) == uint) && value.flags.all(k, type(k) == bool) && value.named.all(k, type(k) == string)
+              - name: equality
+                expr: "value.byId == {7: 'seven', -3: 'minus'} && value.flags == {true: 'on'}"
+            onFailure: reject
+            """);
+        byte[] payload =
+        [
+            0, // message index [0]
+            0x0a, 0x09, 0x08, 0x07, 0x12, 0x05, .. "seven"u8, // byId 7 -> "seven"
+            0x0a, 0x12, 0x08, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x12, 0x05, .. "minus"u8, // byId -3 -> "minus"
+            0x12, 0x04, 0x08, 0x05, 0x10, 0x01, // counts 5 -> 1
+            0x1a, 0x06, 0x08, 0x01, 0x12, 0x02, .. "on"u8, // flags true -> "on"
+            0x22, 0x05, 0x0a, 0x01, (byte)'7', 0x10, 0x01, // named "7" -> 1
+        ];
+
+        GateResult result = Inspect("qmap", (null, Framed(id, payload)), (null, Framed(id, [0, 0x0a, 0x04, 0x08, 0x08, 0x12, 0x00])));
+
+        // The second record's byId holds 8 only: byId[7] is no such key, so the first rule fails.
+        Assert.Equal([1], result.Violations.Select(v => v.BatchIndex));
+        Assert.StartsWith("lookup", Reason(result, 1), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AJsonRecordDecodedAfterAProto3OneDoesNotReadItsAbsentFieldsAsDefaults()
     {
         // Decoded objects are pooled per thread: a proto3 message (which reads absent fields as defaults) given back to the

@@ -111,6 +111,25 @@ public sealed class Utf8Text
     }
 }
 
+/// <summary>The type of a map's keys, which a decoded record holds as text (decimal numbers, <c>true</c>/<c>false</c>).</summary>
+public enum MapKeyKind : byte
+{
+    String,
+    Int,
+    Uint,
+    Bool,
+}
+
+/// <summary>
+/// A decoded map whose keys are not strings (Protobuf's <c>map&lt;int32, V&gt;</c>, <c>map&lt;bool, V&gt;</c>...): held, as every
+/// map, by the keys' text, so privacy paths name an entry as <c>counts.7</c>; rules read the keys as their type, as CEL
+/// does (<c>value.byId[7]</c>, <c>7 in value.byId</c>).
+/// </summary>
+public sealed class TypedKeyMap(MapKeyKind keyKind) : Dictionary<string, object?>(StringComparer.Ordinal)
+{
+    public MapKeyKind KeyKind => keyKind;
+}
+
 /// <summary>A string's length in code points, as JSON Schema's length keywords and CEL's <c>size</c> count it.</summary>
 public static class TextLength
 {

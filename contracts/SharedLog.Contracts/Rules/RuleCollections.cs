@@ -1,4 +1,6 @@
 using System.Collections;
+using System.Globalization;
+using SharedLog.Contracts.Model;
 
 namespace SharedLog.Contracts.Rules;
 
@@ -142,6 +144,14 @@ internal static class RuleCollections
     {
         switch (map.Reference)
         {
+            case TypedKeyMap typed:
+                if (KeyText(typed.KeyKind, key) is { } text && typed.TryGetValue(text, out var typedRaw))
+                {
+                    value = RuleValue.FromObject(typedRaw);
+                    return true;
+                }
+
+                break;
             case IReadOnlyDictionary<string, object?> dictionary:
                 if (key.Kind == RuleValueKind.String && dictionary.TryGetValue(key.AsString, out var raw))
                 {
@@ -168,6 +178,39 @@ internal static class RuleCollections
         value = default;
         return false;
     }
+
+    /// <summary>
+    /// The text a <see cref="TypedKeyMap"/> holds <paramref name="key"/> as, when the key is of the map's key type (numbers of
+    /// the same value match across int, uint and integral double, as CEL's heterogeneous equality has it); else null.
+    /// </summary>
+    private static string? KeyText(MapKeyKind kind, in RuleValue key)
+    {
+        RuleValue number = key;
+        if (key.Kind == RuleValueKind.Double && !RuleSemantics.TryIntegral(key.AsDouble, out number))
+        {
+            return null;
+        }
+
+        return (kind, number.Kind) switch
+        {
+            (MapKeyKind.Bool, RuleValueKind.Bool) => number.AsBool ? "true" : "false",
+            (MapKeyKind.Int, RuleValueKind.Int) => number.AsInt.ToString(CultureInfo.InvariantCulture),
+            (MapKeyKind.Int, RuleValueKind.Uint) when number.AsUint <= long.MaxValue => number.AsUint.ToString(CultureInfo.InvariantCulture),
+            (MapKeyKind.Uint, RuleValueKind.Uint) => number.AsUint.ToString(CultureInfo.InvariantCulture),
+            (MapKeyKind.Uint, RuleValueKind.Int) when number.AsInt >= 0 => number.AsInt.ToString(CultureInfo.InvariantCulture),
+            (MapKeyKind.String, RuleValueKind.String) => number.AsString,
+            _ => null,
+        };
+    }
+
+    /// <summary>A key of a <see cref="TypedKeyMap"/> as the value of its type (the map's text of it is the decoder's own).</summary>
+    private static RuleValue TypedKey(MapKeyKind kind, string text) => kind switch
+    {
+        MapKeyKind.Int => RuleValue.Int(long.Parse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture)),
+        MapKeyKind.Uint => RuleValue.Uint(ulong.Parse(text, NumberStyles.None, CultureInfo.InvariantCulture)),
+        MapKeyKind.Bool => RuleValue.Bool(text == "true"),
+        _ => RuleValue.String(text),
+    };
 
     /// <param name="readDefaults">Whether an absent field a proto3 message reads as its default counts as there (field selection), or not (<c>has()</c>, <c>.?</c>).</param>
     public static bool TryGetField(in RuleValue map, string field, out RuleValue value, bool readDefaults = true)
@@ -200,6 +243,15 @@ internal static class RuleCollections
         {
             case RuleMap ruleMap:
                 return ruleMap.Keys;
+            case TypedKeyMap typed:
+                var typedKeys = new RuleValue[typed.Count];
+                var at = 0;
+                foreach (var key in typed.Keys)
+                {
+                    typedKeys[at++] = TypedKey(typed.KeyKind, key);
+                }
+
+                return typedKeys;
             case IReadOnlyDictionary<string, object?> dictionary:
                 var keys = new RuleValue[dictionary.Count];
                 var i = 0;

@@ -217,7 +217,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
 
             var map = target.TryGetValue(field.Name, out var existing) && existing is Dictionary<string, object?> known
                 ? known
-                : new Dictionary<string, object?>(StringComparer.Ordinal);
+                : NewMap(field);
             target[field.Name] = map;
             if (entryHadUnknownFields)
             {
@@ -550,7 +550,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
 
             if (known.IsMap)
             {
-                value = new Dictionary<string, object?>(StringComparer.Ordinal);
+                value = NewMap(known);
             }
             else if (known.Repeated)
             {
@@ -568,6 +568,17 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
             return true;
         }
     }
+
+    /// <summary>An empty map for a map field: one that tells rules its keys' type when they are not strings.</summary>
+    private static Dictionary<string, object?> NewMap(ProtobufFieldLayout field) => field.Message?.ByNumber.GetValueOrDefault(1)?.Type switch
+    {
+        FieldDescriptorProto.Type.TypeInt32 or FieldDescriptorProto.Type.TypeInt64 or FieldDescriptorProto.Type.TypeSint32
+            or FieldDescriptorProto.Type.TypeSint64 or FieldDescriptorProto.Type.TypeSfixed32 or FieldDescriptorProto.Type.TypeSfixed64 => new TypedKeyMap(MapKeyKind.Int),
+        FieldDescriptorProto.Type.TypeUint32 or FieldDescriptorProto.Type.TypeUint64 or FieldDescriptorProto.Type.TypeFixed32
+            or FieldDescriptorProto.Type.TypeFixed64 => new TypedKeyMap(MapKeyKind.Uint),
+        FieldDescriptorProto.Type.TypeBool => new TypedKeyMap(MapKeyKind.Bool),
+        _ => new Dictionary<string, object?>(StringComparer.Ordinal),
+    };
 
     private static object? DefaultOf(ProtobufFieldLayout field) => field.Type switch
     {
