@@ -787,7 +787,7 @@ public sealed partial class ContractGate(
         ReadOnlySpan<byte> payload = bytes[SchemaWireFormat.HeaderSize..];
         try
         {
-            // Decoded from the batch's memory, so long strings can stay slices of it: the graph is dropped before the batch is.
+            // Decoded from the batch's memory, so strings can stay slices of it: the graph is dropped before the batch is.
             result.Decoded = check.Codec!.Decode(check.Parsed!, MemoryOf(recordBytes, payload));
         }
         catch (PayloadDecodeException e)

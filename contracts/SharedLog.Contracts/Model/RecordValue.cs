@@ -199,7 +199,7 @@ public interface IPayloadCodec
     DecodedPayload Decode(IParsedSchema schema, ReadOnlySpan<byte> payload);
 
     /// <summary>
-    /// The same for a payload whose memory outlives the decoded graph: a codec may then leave long strings
+    /// The same for a payload whose memory outlives the decoded graph: a codec may then leave strings
     /// as <see cref="Utf8Text"/> slices of it instead of strings.
     /// </summary>
     DecodedPayload Decode(IParsedSchema schema, ReadOnlyMemory<byte> payload) => Decode(schema, payload.Span);

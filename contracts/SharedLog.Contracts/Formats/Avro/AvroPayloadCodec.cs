@@ -46,7 +46,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
 
     public DecodedPayload Decode(IParsedSchema schema, ReadOnlyMemory<byte> payload) => Decode(schema, payload.Span, payload);
 
-    /// <param name="source">The memory <paramref name="payload"/> is, when it outlives the result: long strings then stay <see cref="Utf8Text"/>.</param>
+    /// <param name="source">The memory <paramref name="payload"/> is, when it outlives the result: strings then stay <see cref="Utf8Text"/> slices of it.</param>
     private static DecodedPayload Decode(IParsedSchema schema, ReadOnlySpan<byte> payload, ReadOnlyMemory<byte> source)
     {
         var avro = SchemaOf(schema);
@@ -1179,7 +1179,7 @@ public sealed class AvroPayloadCodec : IPayloadCodec
         private int _position;
         private long _elements;
 
-        /// <param name="source">The memory <paramref name="data"/> is, when long strings may stay slices of it; else empty.</param>
+        /// <param name="source">The memory <paramref name="data"/> is, when strings may stay slices of it; else empty.</param>
         public AvroReader(ReadOnlySpan<byte> data, ReadOnlyMemory<byte> source = default)
         {
             _data = data;
