@@ -344,19 +344,19 @@ public class ContractModelTests
         var seen = new System.Collections.Concurrent.ConcurrentQueue<string>();
         var firstRunning = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var releaseFirst = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        Task<ContractChange> first = store.ApplyAsync("topic: t\nowner: a\n", "a", dryRun: false, _ => [], CancellationToken.None, async inForce =>
+        Task<ContractChange> first = store.ApplyAsync("topic: t\nowner: a\n", "a", dryRun: false, _ => [], CancellationToken.None, Link(async inForce =>
         {
             seen.Enqueue(inForce.Owner!);
             firstRunning.SetResult();
             await releaseFirst.Task;
             seen.Enqueue("a done");
-        });
+        }));
         await firstRunning.Task.WaitAsync(TimeSpan.FromSeconds(10));
-        Task<ContractChange> second = Task.Run(() => store.ApplyAsync("topic: t\nowner: b\n", "b", dryRun: false, _ => [], CancellationToken.None, inForce =>
+        Task<ContractChange> second = Task.Run(() => store.ApplyAsync("topic: t\nowner: b\n", "b", dryRun: false, _ => [], CancellationToken.None, Link(inForce =>
         {
             seen.Enqueue(inForce.Owner!);
             return Task.CompletedTask;
-        }));
+        })));
 
         // The second change waits for the first one's follow-up (a bounded wait for what must not happen).
         Assert.NotSame(second, await Task.WhenAny(second, Task.Delay(TimeSpan.FromMilliseconds(300))));
@@ -365,13 +365,61 @@ public class ContractModelTests
         Assert.Equal(["a", "a done", "b"], seen);
 
         // A dry run changes nothing elsewhere either; an unchanged apply sets it again (a retry after a registry failure).
-        await store.ApplyAsync("topic: t\nowner: c\n", "c", dryRun: true, _ => [], CancellationToken.None, _ => throw new InvalidOperationException("a dry run has nothing in force"));
-        await store.ApplyAsync("topic: t\nowner: b\n", "b", dryRun: false, _ => [], CancellationToken.None, inForce =>
+        await store.ApplyAsync("topic: t\nowner: c\n", "c", dryRun: true, _ => [], CancellationToken.None, Link(_ => throw new InvalidOperationException("a dry run has nothing in force")));
+        await store.ApplyAsync("topic: t\nowner: b\n", "b", dryRun: false, _ => [], CancellationToken.None, Link(inForce =>
         {
             seen.Enqueue("again " + inForce.Owner);
             return Task.CompletedTask;
-        });
+        }));
         Assert.Equal("again b", seen.Last());
+    }
+
+    private static RegistryLink Link(Func<ContractDefinition, Task> inForce) => new(_ => null, _ => Task.CompletedTask, inForce);
+
+    /// <summary>
+    /// A subject's level before a contract first bound it is kept with each version (also across a restart), and given
+    /// back when the contract stops binding the subject: on delete, or when a version names another subject.
+    /// </summary>
+    [Fact]
+    public async Task ASubjectGetsBackTheLevelItHadBeforeTheContractThatBoundIt()
+    {
+        var journal = new InMemoryJournal();
+        var levels = new Dictionary<string, string?> { ["t-value"] = "FORWARD" };
+        var released = new List<SubjectLevel>();
+        RegistryLink link = new(
+            subject => levels.GetValueOrDefault(subject),
+            gone =>
+            {
+                released.AddRange(gone);
+                return Task.CompletedTask;
+            },
+            inForce =>
+            {
+                foreach (string subject in ContractRegistrySync.NamedSubjects(inForce))
+                {
+                    levels[subject] = "FULL_TRANSITIVE"; // as the registry sync sets it
+                }
+
+                return Task.CompletedTask;
+            });
+        using (var store = new ContractStore(journal, new InMemoryJournal(), NullLogger<ContractStore>.Instance))
+        {
+            await store.LoadAsync(CancellationToken.None);
+            await store.ApplyAsync("name: c\ntopic: t\nclass: certified\nvalue: {}\n", "a", dryRun: false, _ => [], CancellationToken.None, link);
+            // A second version binds t-value still (its recorded level stays FORWARD, not the contract's own) and binds u-value anew.
+            await store.ApplyAsync("name: c\ntopic: t\nclass: certified\nvalue: {}\nkey:\n  subject: u-value\n", "a", dryRun: false, _ => [], CancellationToken.None, link);
+            Assert.Equal(new Dictionary<string, string?> { ["t-value"] = "FORWARD", ["u-value"] = null }, store.History("c")[^1].PriorLevels);
+            Assert.Empty(released);
+            // The third stops binding u-value: it follows the global level again.
+            await store.ApplyAsync("name: c\ntopic: t\nclass: certified\nvalue: {}\n", "a", dryRun: false, _ => [], CancellationToken.None, link);
+            Assert.Equal([new SubjectLevel("u-value", null)], released);
+        }
+
+        released.Clear();
+        using var restarted = new ContractStore(journal, new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await restarted.LoadAsync(CancellationToken.None);
+        await restarted.DeleteAsync("c", "a", CancellationToken.None, link);
+        Assert.Equal([new SubjectLevel("t-value", "FORWARD")], released);
     }
 
     [Fact]

@@ -1882,6 +1882,41 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task DeletingAContractGivesItsSubjectsBackTheLevelTheyHadBefore()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        using var registryClient = new HttpClient { BaseAddress = new Uri(broker.RegistryUrl) };
+        const string registryJson = "application/vnd.schemaregistry.v1+json";
+        foreach (string subject in new[] { "relevel-value", "relevel-key" })
+        {
+            using HttpResponseMessage registered = await registryClient.PostAsync($"/subjects/{subject}/versions", new StringContent("""{"schemaType":"JSON","schema":"{\"type\":\"object\"}"}""", Encoding.UTF8, registryJson));
+            Assert.Equal(HttpStatusCode.OK, registered.StatusCode);
+        }
+
+        // The value subject has a level of its own; the key subject follows the global one.
+        using (HttpResponseMessage own = await registryClient.PutAsync("/config/relevel-value", new StringContent("""{"compatibility":"FORWARD"}""", Encoding.UTF8, registryJson)))
+        {
+            Assert.Equal(HttpStatusCode.OK, own.StatusCode);
+        }
+
+        JsonNode applied = await ApplyAsync(broker, "topic: relevel\nclass: certified\nvalue: {}\nkey:\n  subject: relevel-key\n");
+        Assert.Equal(["relevel-key: FULL_TRANSITIVE", "relevel-value: FULL_TRANSITIVE"], applied["registry"]!.AsArray().Select(r => (string)r!).Order(StringComparer.Ordinal));
+
+        using (HttpResponseMessage deleted = await http.DeleteAsync("/contracts/relevel"))
+        {
+            Assert.Equal(HttpStatusCode.OK, deleted.StatusCode);
+            JsonNode body = JsonNode.Parse(await deleted.Content.ReadAsStringAsync())!;
+            Assert.Equal(["relevel-key: global level", "relevel-value: FORWARD"], body["registry"]!.AsArray().Select(r => (string)r!).Order(StringComparer.Ordinal));
+        }
+
+        Assert.Equal("FORWARD", (string)JsonNode.Parse(await registryClient.GetStringAsync("/config/relevel-value"))!["compatibilityLevel"]!);
+        using HttpResponseMessage keyLevel = await registryClient.GetAsync("/config/relevel-key");
+        Assert.Equal(HttpStatusCode.NotFound, keyLevel.StatusCode); // no level of its own again
+        Assert.Equal("BACKWARD", (string)JsonNode.Parse(await registryClient.GetStringAsync("/config/relevel-key?defaultToGlobal=true"))!["compatibilityLevel"]!);
+    }
+
+    [Fact]
     public async Task AnOverlongActorIsCutAndMarkedNotReplacedAndAnInternalTopicTakesNoContract()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

@@ -63,7 +63,7 @@ public static partial class ContractsApi
 
             bool dryRun = dryRunText.Count == 1 && bool.Parse(dryRunText[0]!);
             return await ChangeAndSyncAsync(
-                inForce => store.ApplyAsync(text, Actor(context), dryRun, d => ProblemsOf(d, registry), context.RequestAborted, inForce),
+                link => store.ApplyAsync(text, Actor(context), dryRun, d => ProblemsOf(d, registry), context.RequestAborted, link),
                 registry);
         });
 
@@ -72,10 +72,10 @@ public static partial class ContractsApi
             !int.TryParse(version, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int wanted)
                 ? Error(400, "A rollback needs ?version=N, the version to go back to.")
                 : await ChangeAndSyncAsync(
-                inForce => store.RollbackAsync(name, wanted, Actor(context), d => ProblemsOf(d, registry), context.RequestAborted, inForce),
+                link => store.RollbackAsync(name, wanted, Actor(context), d => ProblemsOf(d, registry), context.RequestAborted, link),
                 registry));
-        app.MapDelete("/contracts/{name}", async (string name, HttpContext context, ContractStore store) =>
-            await ChangeAsync(() => store.DeleteAsync(name, Actor(context), context.RequestAborted)));
+        app.MapDelete("/contracts/{name}", async (string name, HttpContext context, ContractStore store, SchemaRegistry registry) =>
+            await ChangeAndSyncAsync(link => store.DeleteAsync(name, Actor(context), context.RequestAborted, link), registry));
         app.MapPost("/replays", async (HttpContext context, QuarantineReplay replay, IHostApplicationLifetime lifetime) =>
         {
             (string? text, IResult? refused) = await ReadBodyAsync(context, MaxReplayRequestBytes, "A replay request");
@@ -155,16 +155,19 @@ public static partial class ContractsApi
     }
 
     /// <summary>
-    /// A change, then the registry's compatibility levels set for the contract it left in force (none after a dry run),
+    /// A change, then the registry's compatibility levels: subjects the contract no longer binds get the level they had
+    /// before it back, and the subjects of the contract it left in force (none after a dry run or a delete) get its level;
     /// under the store's writer, so concurrent changes set them in the order they were made; the answer lists the levels changed.
     /// The levels are set even if the client has gone: the change they follow is stored by then.
     /// </summary>
-    private static Task<IResult> ChangeAndSyncAsync(Func<Func<ContractDefinition, Task>, Task<ContractChange>> change, SchemaRegistry registry)
+    private static Task<IResult> ChangeAndSyncAsync(Func<RegistryLink, Task<ContractChange>> change, SchemaRegistry registry)
     {
-        IReadOnlyList<string> registryChanges = [];
-        return ChangeAsync(
-            () => change(async inForce => registryChanges = await ContractRegistrySync.ApplyAsync(inForce, registry, CancellationToken.None)),
-            () => registryChanges);
+        var registryChanges = new List<string>();
+        var link = new RegistryLink(
+            subject => ContractRegistrySync.SubjectLevel(registry, subject),
+            async released => registryChanges.AddRange(await ContractRegistrySync.ReleaseAsync(released, registry, CancellationToken.None)),
+            async inForce => registryChanges.AddRange(await ContractRegistrySync.ApplyAsync(inForce, registry, CancellationToken.None)));
+        return ChangeAsync(() => change(link), () => registryChanges);
     }
 
     private static async Task<IResult> ChangeAsync(Func<Task<ContractChange>> change, Func<IReadOnlyList<string>>? registryChanges = null)

@@ -27,6 +27,47 @@ public static class ContractRegistrySync
         return changed;
     }
 
+    /// <summary>A subject's own compatibility level's name, or null when it follows the registry's global level.</summary>
+    public static string? SubjectLevel(SchemaRegistry registry, string subject)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        return registry.SubjectCompatibility(subject) is { } level ? RegistryNames.Name(level) : null;
+    }
+
+    /// <summary>
+    /// Gives subjects a contract no longer binds the level they had before it bound them (removes the subject's own level
+    /// when it followed the global one). Returns "subject: LEVEL" (or "subject: global level") for each.
+    /// </summary>
+    public static async Task<IReadOnlyList<string>> ReleaseAsync(IReadOnlyList<SubjectLevel> released, SchemaRegistry registry, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(released);
+        ArgumentNullException.ThrowIfNull(registry);
+        var changed = new List<string>();
+        foreach ((string subject, string? level) in released)
+        {
+            if (level is null)
+            {
+                if (registry.SubjectCompatibility(subject) is not null)
+                {
+                    await registry.DeleteCompatibilityAsync(subject, cancellationToken);
+                }
+
+                changed.Add($"{subject}: global level");
+            }
+            else if (RegistryNames.TryParseLevel(level, out CompatibilityLevel earlier))
+            {
+                if (registry.SubjectCompatibility(subject) != earlier)
+                {
+                    await registry.SetCompatibilityAsync(subject, earlier, cancellationToken);
+                }
+
+                changed.Add($"{subject}: {level}");
+            }
+        }
+
+        return changed;
+    }
+
     /// <summary>
     /// Why <see cref="ApplyAsync"/> would fail for <paramref name="contract"/>: a subject whose level it must change is
     /// read-only. Asked before the contract is stored, so a change the registry would refuse is not stored half-done.

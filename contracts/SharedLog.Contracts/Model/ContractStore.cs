@@ -10,7 +10,23 @@ namespace SharedLog.Contracts.Model;
 /// False in a change stored by a build that marks its audit record written (with a separate entry, see
 /// <see cref="ContractStore"/>); null in revisions stored before, taken as audited.
 /// </param>
-public sealed record ContractRevision(string Name, int Version, string Action, string? Text, string Actor, DateTimeOffset At, int? FromVersion, bool? Audited = null);
+/// <param name="PriorLevels">
+/// Per registry subject this version binds (<see cref="ContractRegistrySync.NamedSubjects"/>), the compatibility level the subject
+/// had before the contract first bound it: a level's name, or null when it followed the registry's global level. A subject
+/// the contract stops binding (a delete, or a version naming other subjects) gets it back.
+/// </param>
+public sealed record ContractRevision(string Name, int Version, string Action, string? Text, string Actor, DateTimeOffset At, int? FromVersion, bool? Audited = null, IReadOnlyDictionary<string, string?>? PriorLevels = null);
+
+/// <summary>A registry subject and a compatibility level's name (null: the subject follows the registry's global level).</summary>
+public sealed record SubjectLevel(string Subject, string? Level);
+
+/// <summary>
+/// What a change sets in the registry, run under the store's writer after the change is stored, so such settings follow the
+/// changes in their order: <paramref name="SubjectLevel"/> reads a subject's own level (a name, or null) for the record of
+/// what to give back later; <paramref name="Released"/> gives subjects the contract stops binding their earlier level back;
+/// <paramref name="InForce"/> sets the levels of the definition now in force.
+/// </summary>
+public sealed record RegistryLink(Func<string, string?> SubjectLevel, Func<IReadOnlyList<SubjectLevel>, Task> Released, Func<ContractDefinition, Task> InForce);
 
 /// <summary>The contract in force for a topic, with the revision that set it.</summary>
 public sealed record ActiveContract(ContractDefinition Definition, int Version);
@@ -326,27 +342,27 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     /// <summary>
     /// Applies a contract file (validated first, <paramref name="validate"/> adding checks such as rule
     /// compilation); unchanged text is not a new version. A dry run only computes the diff.
-    /// <paramref name="inForce"/>, when given, runs after the change (an unchanged apply too, not a dry run) while no
+    /// <paramref name="registry"/>, when given, runs after the change (an unchanged apply too, not a dry run) while no
     /// other change can start, with the definition now in force: what it sets elsewhere (the registry's compatibility
     /// levels) then follows the changes in their order, and two changes at once cannot leave the first one's setting.
     /// </summary>
-    public async Task<ContractChange> ApplyAsync(string text, string actor, bool dryRun, Func<ContractDefinition, IReadOnlyList<string>> validate, CancellationToken cancellationToken, Func<ContractDefinition, Task>? inForce = null)
+    public async Task<ContractChange> ApplyAsync(string text, string actor, bool dryRun, Func<ContractDefinition, IReadOnlyList<string>> validate, CancellationToken cancellationToken, RegistryLink? registry = null)
     {
         ContractDefinition definition = Validated(text, validate);
-        return await ChangeAsync(definition.Name, ActionApply, text, actor, null, dryRun, dryRun ? null : inForce, cancellationToken);
+        return await ChangeAsync(definition.Name, ActionApply, text, actor, null, dryRun, dryRun ? null : registry, cancellationToken);
     }
 
     /// <summary>
     /// Makes an earlier version current again, as a new version. The old text is checked again as an apply's is
     /// (<paramref name="validate"/>): it was stored by an earlier build, whose rules may not compile in this one.
-    /// <paramref name="inForce"/> runs as an apply's does.
+    /// <paramref name="registry"/> runs as an apply's does.
     /// </summary>
-    public async Task<ContractChange> RollbackAsync(string name, int version, string actor, Func<ContractDefinition, IReadOnlyList<string>> validate, CancellationToken cancellationToken, Func<ContractDefinition, Task>? inForce = null)
+    public async Task<ContractChange> RollbackAsync(string name, int version, string actor, Func<ContractDefinition, IReadOnlyList<string>> validate, CancellationToken cancellationToken, RegistryLink? registry = null)
     {
         ContractRevision target = History(name).FirstOrDefault(r => r.Version == version && r.Text is not null)
             ?? throw new KeyNotFoundException($"Contract '{name}' has no version {version} to roll back to.");
         Validated(target.Text!, validate);
-        return await ChangeAsync(name, ActionRollback, target.Text, actor, version, dryRun: false, inForce, cancellationToken);
+        return await ChangeAsync(name, ActionRollback, target.Text, actor, version, dryRun: false, registry, cancellationToken);
     }
 
     private static ContractDefinition Validated(string text, Func<ContractDefinition, IReadOnlyList<string>> validate)
@@ -361,8 +377,9 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         return definition;
     }
 
-    public Task<ContractChange> DeleteAsync(string name, string actor, CancellationToken cancellationToken) =>
-        ChangeAsync(name, ActionDelete, null, actor, null, dryRun: false, inForce: null, cancellationToken);
+    /// <summary>Deletes a contract; <paramref name="registry"/>, when given, gives the subjects it bound their earlier levels back.</summary>
+    public Task<ContractChange> DeleteAsync(string name, string actor, CancellationToken cancellationToken, RegistryLink? registry = null) =>
+        ChangeAsync(name, ActionDelete, null, actor, null, dryRun: false, registry, cancellationToken);
 
     /// <summary>A readable diff between two contracts: "+ path: value", "- path: value", "~ path: old -> new".</summary>
     public static IReadOnlyList<string> Diff(ContractDefinition? before, ContractDefinition? after)
@@ -386,6 +403,41 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         return diff;
     }
 
+    /// <summary>
+    /// The levels to record with a new version (<see cref="ContractRevision.PriorLevels"/>): a subject the contract bound
+    /// already keeps what was recorded when it was first bound; one it binds anew records the subject's level now. Also
+    /// the subjects the change stops binding, with their recorded levels, to give back. A subject bound by a version an older
+    /// build stored has no record: its level is neither recorded nor given back.
+    /// </summary>
+    private static (IReadOnlyDictionary<string, string?>? Prior, List<SubjectLevel> Released) PriorLevels(ContractRevision? current, ContractDefinition? before, ContractDefinition? after, RegistryLink? registry)
+    {
+        var boundBefore = before is null ? [] : ContractRegistrySync.NamedSubjects(before).ToHashSet(StringComparer.Ordinal);
+        var boundAfter = after is null ? [] : ContractRegistrySync.NamedSubjects(after).ToHashSet(StringComparer.Ordinal);
+        Dictionary<string, string?>? prior = null;
+        foreach (string subject in boundAfter)
+        {
+            if (current?.PriorLevels is { } recorded && recorded.TryGetValue(subject, out string? kept) && boundBefore.Contains(subject))
+            {
+                (prior ??= new(StringComparer.Ordinal))[subject] = kept;
+            }
+            else if (!boundBefore.Contains(subject) && registry is not null)
+            {
+                (prior ??= new(StringComparer.Ordinal))[subject] = registry.SubjectLevel(subject);
+            }
+        }
+
+        var released = new List<SubjectLevel>();
+        foreach (string subject in boundBefore)
+        {
+            if (!boundAfter.Contains(subject) && current?.PriorLevels is { } recorded && recorded.TryGetValue(subject, out string? level))
+            {
+                released.Add(new SubjectLevel(subject, level));
+            }
+        }
+
+        return (prior, released);
+    }
+
     private ContractRevision? CurrentRevision(string name)
     {
         lock (_sync)
@@ -394,7 +446,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         }
     }
 
-    private async Task<ContractChange> ChangeAsync(string name, string action, string? text, string actor, int? fromVersion, bool dryRun, Func<ContractDefinition, Task>? inForce, CancellationToken cancellationToken)
+    private async Task<ContractChange> ChangeAsync(string name, string action, string? text, string actor, int? fromVersion, bool dryRun, RegistryLink? registry, CancellationToken cancellationToken)
     {
         await _writer.WaitAsync(cancellationToken);
         try
@@ -453,15 +505,16 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
 
             if (unchanged)
             {
-                if (inForce is not null)
+                if (registry is not null)
                 {
-                    await inForce(after!);
+                    await registry.InForce(after!);
                 }
 
                 return new ContractChange(name, lastVersion, Changed: false, diff);
             }
 
-            var revision = new ContractRevision(name, lastVersion + 1, action, text, actor, DateTimeOffset.UtcNow, fromVersion, Audited: false);
+            (IReadOnlyDictionary<string, string?>? priorLevels, List<SubjectLevel> released) = PriorLevels(current, before, after, registry);
+            var revision = new ContractRevision(name, lastVersion + 1, action, text, actor, DateTimeOffset.UtcNow, fromVersion, Audited: false, priorLevels);
             // Not cancellable once begun: an append the caller gave up on may still become durable, and memory must
             // then hold it too, or the next change reuses its version and a restart brings the "failed" one back.
             await journal.AppendAsync([RevisionEntry(revision)], CancellationToken.None);
@@ -472,9 +525,14 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
 
             LogChanged(name, revision.Version, action, actor, diff.Count);
             await WriteAuditAsync(ChangeRecord(revision, diff), name, revision.Version, revision);
-            if (inForce is not null && after is not null)
+            if (registry is not null && released.Count > 0)
             {
-                await inForce(after);
+                await registry.Released(released);
+            }
+
+            if (registry is not null && after is not null)
+            {
+                await registry.InForce(after);
             }
 
             return new ContractChange(name, revision.Version, Changed: true, diff);
