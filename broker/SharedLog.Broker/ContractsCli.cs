@@ -334,6 +334,12 @@ public static class ContractsCli
             await output.WriteLineAsync($"  {(string?)line}");
         }
 
+        // The registry's compatibility levels the change set (or gave back to subjects the contract no longer binds).
+        foreach (JsonNode? level in body["registry"] as JsonArray ?? [])
+        {
+            await output.WriteLineAsync($"  registry: {(string?)level}");
+        }
+
         return Ok;
     }
 

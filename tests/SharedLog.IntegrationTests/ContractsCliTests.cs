@@ -160,14 +160,18 @@ public class ContractsCliTests
         string admin = $"http://127.0.0.1:{broker.Host.HttpPort}";
         using var scratch = new ScratchDirectory();
         string first = await WriteAsync(Path.Combine(scratch.Path, "v1.yaml"), "topic: audits.eu\nclass: raw\nowner: team-a\nonFailure: reject\n");
-        string second = await WriteAsync(Path.Combine(scratch.Path, "v2.yaml"), "topic: audits.eu\nclass: raw\nowner: team-b\nonFailure: reject\n");
+        string second = await WriteAsync(Path.Combine(scratch.Path, "v2.yaml"), "topic: audits.eu\nclass: raw\nowner: team-b\nonFailure: reject\nvalue: {}\n");
         Assert.Equal(ContractsCli.Ok, (await RunAsync("apply", first, "--url", admin, "--actor", "alice")).Code);
-        Assert.Equal(ContractsCli.Ok, (await RunAsync("apply", second, "--url", admin, "--actor", "bob")).Code);
+        (int secondCode, string secondOut, string secondErr) = await RunAsync("apply", second, "--url", admin, "--actor", "bob");
+        Assert.True(secondCode == ContractsCli.Ok, secondErr);
+        Assert.Contains("registry: audits.eu-value: BACKWARD", secondOut, StringComparison.Ordinal); // the raw class's level
 
         (int rollbackCode, string rollbackOut, string rollbackErr) = await RunAsync("rollback", "audits.eu", "--version", "1", "--url", admin, "--actor", "carol");
         Assert.True(rollbackCode == ContractsCli.Ok, rollbackErr);
         Assert.Contains("contract audits.eu is now version 3", rollbackOut, StringComparison.Ordinal);
         Assert.Contains("team-a", rollbackOut, StringComparison.Ordinal);
+        // Version 1 names no value subject: the subject version 2 bound follows the registry's global level again.
+        Assert.Contains("registry: audits.eu-value: global level", rollbackOut, StringComparison.Ordinal);
         (_, string listOut, _) = await RunAsync("list", "--url", admin);
         Assert.Contains("team-a", listOut, StringComparison.Ordinal);
 
