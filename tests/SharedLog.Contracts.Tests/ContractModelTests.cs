@@ -374,7 +374,7 @@ public class ContractModelTests
         Assert.Equal("again b", seen.Last());
     }
 
-    private static RegistryLink Link(Func<ContractDefinition, Task> inForce) => new(_ => null, _ => Task.CompletedTask, inForce);
+    private static RegistryLink Link(Func<ContractDefinition, Task> inForce) => new(_ => null, _ => true, _ => Task.CompletedTask, inForce);
 
     /// <summary>
     /// A subject's level before a contract first bound it is kept with each version (also across a restart), and given
@@ -388,6 +388,7 @@ public class ContractModelTests
         var released = new List<SubjectLevel>();
         RegistryLink link = new(
             subject => levels.GetValueOrDefault(subject),
+            _ => true,
             gone =>
             {
                 released.AddRange(gone);

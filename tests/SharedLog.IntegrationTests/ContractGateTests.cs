@@ -1903,6 +1903,24 @@ public class ContractGateTests
         JsonNode applied = await ApplyAsync(broker, "topic: relevel\nclass: certified\nvalue: {}\nkey:\n  subject: relevel-key\n");
         Assert.Equal(["relevel-key: FULL_TRANSITIVE", "relevel-value: FULL_TRANSITIVE"], applied["registry"]!.AsArray().Select(r => (string)r!).Order(StringComparer.Ordinal));
 
+        // A level the registry would refuse to give back (the subject is read-only) refuses the delete before it is stored.
+        async Task SetModeAsync(string mode)
+        {
+            using HttpResponseMessage set = await registryClient.PutAsync("/mode/relevel-value", new StringContent($$"""{"mode":"{{mode}}"}""", Encoding.UTF8, registryJson));
+            Assert.Equal(HttpStatusCode.OK, set.StatusCode);
+        }
+
+        await SetModeAsync("READONLY");
+        using (HttpResponseMessage refused = await http.DeleteAsync("/contracts/relevel"))
+        {
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.StatusCode);
+            Assert.Contains("read-only", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        Assert.Equal(1, (int)JsonNode.Parse(await http.GetStringAsync("/contracts/relevel"))!["version"]!);
+        Assert.Equal("FULL_TRANSITIVE", (string)JsonNode.Parse(await registryClient.GetStringAsync("/config/relevel-key"))!["compatibilityLevel"]!);
+        await SetModeAsync("READWRITE");
+
         using (HttpResponseMessage deleted = await http.DeleteAsync("/contracts/relevel"))
         {
             Assert.Equal(HttpStatusCode.OK, deleted.StatusCode);

@@ -165,6 +165,7 @@ public static partial class ContractsApi
         var registryChanges = new List<string>();
         var link = new RegistryLink(
             subject => ContractRegistrySync.SubjectLevel(registry, subject),
+            registry.IsWritable,
             async released => registryChanges.AddRange(await ContractRegistrySync.ReleaseAsync(released, registry, CancellationToken.None)),
             async inForce => registryChanges.AddRange(await ContractRegistrySync.ApplyAsync(inForce, registry, CancellationToken.None)));
         return ChangeAsync(() => change(link), () => registryChanges);

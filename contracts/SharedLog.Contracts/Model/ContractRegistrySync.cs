@@ -36,36 +36,44 @@ public static class ContractRegistrySync
 
     /// <summary>
     /// Gives subjects a contract no longer binds the level they had before it bound them (removes the subject's own level
-    /// when it followed the global one). Returns "subject: LEVEL" (or "subject: global level") for each.
+    /// when it followed the global one). Returns "subject: LEVEL" (or "subject: global level") for each changed. A subject
+    /// the registry refuses does not stop the others; the first refusal is thrown after them.
     /// </summary>
     public static async Task<IReadOnlyList<string>> ReleaseAsync(IReadOnlyList<SubjectLevel> released, SchemaRegistry registry, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(released);
         ArgumentNullException.ThrowIfNull(registry);
         var changed = new List<string>();
+        SchemaRegistryException? failure = null;
         foreach ((string subject, string? level) in released)
         {
-            if (level is null)
+            CompatibilityLevel earlier = default;
+            if ((level is null && registry.SubjectCompatibility(subject) is null)
+                || (level is not null && (!RegistryNames.TryParseLevel(level, out earlier) || registry.SubjectCompatibility(subject) == earlier)))
             {
-                if (registry.SubjectCompatibility(subject) is not null)
+                continue; // nothing to give back
+            }
+
+            try
+            {
+                if (level is null)
                 {
                     await registry.DeleteCompatibilityAsync(subject, cancellationToken);
                 }
-
-                changed.Add($"{subject}: global level");
-            }
-            else if (RegistryNames.TryParseLevel(level, out CompatibilityLevel earlier))
-            {
-                if (registry.SubjectCompatibility(subject) != earlier)
+                else
                 {
                     await registry.SetCompatibilityAsync(subject, earlier, cancellationToken);
                 }
 
-                changed.Add($"{subject}: {level}");
+                changed.Add($"{subject}: {level ?? "global level"}");
+            }
+            catch (SchemaRegistryException e)
+            {
+                failure ??= e;
             }
         }
 
-        return changed;
+        return failure is null ? changed : throw failure;
     }
 
     /// <summary>

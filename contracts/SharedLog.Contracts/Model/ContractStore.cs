@@ -26,7 +26,8 @@ public sealed record SubjectLevel(string Subject, string? Level);
 /// what to give back later; <paramref name="Released"/> gives subjects the contract stops binding their earlier level back;
 /// <paramref name="InForce"/> sets the levels of the definition now in force.
 /// </summary>
-public sealed record RegistryLink(Func<string, string?> SubjectLevel, Func<IReadOnlyList<SubjectLevel>, Task> Released, Func<ContractDefinition, Task> InForce);
+/// <param name="Writable">Whether the registry lets a subject's level change (not read-only, by its own mode or the registry's).</param>
+public sealed record RegistryLink(Func<string, string?> SubjectLevel, Func<string, bool> Writable, Func<IReadOnlyList<SubjectLevel>, Task> Released, Func<ContractDefinition, Task> InForce);
 
 /// <summary>The contract in force for a topic, with the revision that set it.</summary>
 public sealed record ActiveContract(ContractDefinition Definition, int Version);
@@ -438,6 +439,20 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         return (prior, released);
     }
 
+    private static List<string> ReleaseProblems(List<SubjectLevel> released, RegistryLink registry)
+    {
+        var problems = new List<string>();
+        foreach ((string subject, string? level) in released)
+        {
+            if (registry.SubjectLevel(subject) != level && !registry.Writable(subject))
+            {
+                problems.Add($"compatibility: subject '{subject}' is read-only in the registry, so the level it had before this contract ({level ?? "the global level"}) cannot be given back; change the subject's mode first");
+            }
+        }
+
+        return problems;
+    }
+
     private ContractRevision? CurrentRevision(string name)
     {
         lock (_sync)
@@ -514,6 +529,13 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             }
 
             (IReadOnlyDictionary<string, string?>? priorLevels, List<SubjectLevel> released) = PriorLevels(current, before, after, registry);
+            // A level that cannot be given back is refused before anything is stored: stored first, the change would drop
+            // the only record of the level, and a delete could not even be retried.
+            if (registry is not null && ReleaseProblems(released, registry) is { Count: > 0 } releaseProblems)
+            {
+                throw new ContractValidationException(releaseProblems);
+            }
+
             var revision = new ContractRevision(name, lastVersion + 1, action, text, actor, DateTimeOffset.UtcNow, fromVersion, Audited: false, priorLevels);
             // Not cancellable once begun: an append the caller gave up on may still become durable, and memory must
             // then hold it too, or the next change reuses its version and a restart brings the "failed" one back.
@@ -525,14 +547,28 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
 
             LogChanged(name, revision.Version, action, actor, diff.Count);
             await WriteAuditAsync(ChangeRecord(revision, diff), name, revision.Version, revision);
+            // The new version's levels are set even when giving one back failed (the registry's journal could not be written).
+            Exception? releaseFailure = null;
             if (registry is not null && released.Count > 0)
             {
-                await registry.Released(released);
+                try
+                {
+                    await registry.Released(released);
+                }
+                catch (Registry.SchemaRegistryException e)
+                {
+                    releaseFailure = e;
+                }
             }
 
             if (registry is not null && after is not null)
             {
                 await registry.InForce(after);
+            }
+
+            if (releaseFailure is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(releaseFailure);
             }
 
             return new ContractChange(name, revision.Version, Changed: true, diff);
