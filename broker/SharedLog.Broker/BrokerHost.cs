@@ -274,13 +274,6 @@ public sealed partial class BrokerHost : IAsyncDisposable
         sp.GetRequiredService<Http.BrokerMetrics>().ObserveGroupLag(lag.Lags);
         await sp.GetRequiredService<SchemaRegistry>().LoadAsync(cancellationToken);
         await sp.GetRequiredService<ContractStore>().LoadAsync(cancellationToken);
-        // The audit topic is only appended to, first by a contract change or the first enforcement summary: created before
-        // clients connect, it is there for consumers from the start, and a client's produce to it meets the journal's refusal
-        // rather than an unknown topic (a race the internal-journal test lost at times).
-        if (sp.GetRequiredKeyedService<IJournal>("audit") is Cluster.InternalTopicJournal auditJournal)
-        {
-            await auditJournal.EnsureCreatedAsync(cancellationToken);
-        }
         sp.GetRequiredService<ContractMetrics>().ObserveQuarantine(sp.GetRequiredService<QuarantineWriter>().Backlogs);
         TimeSpan summaryInterval = TimeSpan.FromSeconds(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.ContractSummaryIntervalSeconds);
         ILogger<BrokerHost> hostLogger = sp.GetRequiredService<ILogger<BrokerHost>>();

@@ -27,9 +27,6 @@ public sealed class InternalTopicJournal(TopicService topics, StreamStore stream
     /// <summary>What one WAL entry holds, less the batch header and a margin for each record's own framing.</summary>
     public int MaxAppendBytes => streams.MaxBatchBytes - RecordBatch.HeaderSize - 256;
 
-    /// <summary>Creates the topic now if it does not exist yet (a journal otherwise creates it on its first read or append).</summary>
-    public async Task EnsureCreatedAsync(CancellationToken cancellationToken) => await OpenAsync(cancellationToken);
-
     public async ValueTask AppendAsync(IReadOnlyList<JournalEntry> entries, CancellationToken cancellationToken)
     {
         StreamLog stream = await OpenAsync(cancellationToken);
