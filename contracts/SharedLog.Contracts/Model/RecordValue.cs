@@ -87,6 +87,20 @@ public sealed class Utf8Text
         : _utf8.Length <= scratch.Length ? scratch[..System.Text.Encoding.UTF8.GetChars(_utf8.Span, scratch)]
         : ToString();
 
+    /// <summary>Ordinal equality with <paramref name="expected"/>, without making a string of this one.</summary>
+    [System.Runtime.CompilerServices.SkipLocalsInit]
+    public bool TextEquals(string expected)
+    {
+        // A string of n UTF-16 characters takes n to 3n bytes of UTF-8.
+        if (_utf8.Length < expected.Length || _utf8.Length > 3L * expected.Length)
+        {
+            return false;
+        }
+
+        Span<char> scratch = stackalloc char[256];
+        return Chars(scratch).SequenceEqual(expected);
+    }
+
     /// <summary>The value as a string when it is one (a <c>string</c> or a <see cref="Utf8Text"/>).</summary>
     public static string? AsString(object? value) => value as string ?? (value as Utf8Text)?.ToString();
 

@@ -121,9 +121,14 @@ public readonly struct RuleValue
     [System.Runtime.CompilerServices.SkipLocalsInit]
     internal static bool TextEquals(in RuleValue a, in RuleValue b)
     {
-        if (a._ref is string x && b._ref is string y)
+        switch (a._ref, b._ref)
         {
-            return string.Equals(x, y, StringComparison.Ordinal);
+            case (string x, string y):
+                return string.Equals(x, y, StringComparison.Ordinal);
+            case (Utf8Text x, string y):
+                return x.TextEquals(y);
+            case (string x, Utf8Text y):
+                return y.TextEquals(x);
         }
 
         Span<char> first = stackalloc char[TextScratchLength];

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using SharedLog.Contracts.Model;
@@ -665,25 +664,12 @@ internal sealed class CompiledJsonValidator
     {
         (null, null) => true,
         (string a, string b) => string.Equals(a, b, StringComparison.Ordinal),
-        (string a, Utf8Text b) => TextEquals(a, b),
+        (string a, Utf8Text b) => b.TextEquals(a),
         (bool a, bool b) => a == b,
         (double a, long b) => a == b,
         (double a, double b) => a == b,
         _ => false,
     };
-
-    [SkipLocalsInit]
-    private static bool TextEquals(string expected, Utf8Text text)
-    {
-        // A string of n UTF-16 characters takes n to 3n bytes of UTF-8.
-        if (text.Utf8.Length < expected.Length || text.Utf8.Length > 3L * expected.Length)
-        {
-            return false;
-        }
-
-        Span<char> scratch = stackalloc char[256];
-        return text.Chars(scratch).SequenceEqual(expected);
-    }
 
     private static string Format(double number) => number.ToString("R", CultureInfo.InvariantCulture);
 
