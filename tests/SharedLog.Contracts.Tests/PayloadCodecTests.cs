@@ -217,6 +217,43 @@ public class PayloadCodecTests
     }
 
     [Fact]
+    public void Avro_uuid_on_a_16_byte_fixed_reads_as_a_uuid_as_Java_reads_it_and_writes_back_as_its_bytes()
+    {
+        // Avro 1.12 (Java) takes uuid on a fixed(16), big-endian; Apache.Avro's C# parser refuses the schema, so it is parsed
+        // without the logical type, but the field is still a UUID for rules and privacy, not 16 bytes.
+        var schema = ParseAvro("""
+            {"type":"record","name":"Event","fields":[
+              {"name":"id","type":{"type":"fixed","name":"EventId","size":16,"logicalType":"uuid"}},
+              {"name":"parent","type":["null","EventId"]},
+              {"name":"note","type":"string"}]}
+            """);
+        Assert.Contains("\"logicalType\":\"uuid\"", schema.Canonical, StringComparison.Ordinal);
+        Assert.DoesNotContain(SharedLog.Contracts.Formats.Avro.AvroInvalidLogicalTypes.UuidFixedMarker, schema.Canonical, StringComparison.Ordinal);
+        byte[] idBytes = Convert.FromHexString("0102030405060708090A0B0C0D0E0F10");
+        byte[] payload = [.. idBytes, 0x02, .. idBytes, 0x04, (byte)'h', (byte)'i'];
+
+        var decoded = Avro.Decode(schema, payload.AsMemory());
+        var value = (Dictionary<string, object?>)decoded.Value!;
+        Assert.Equal(new UuidText("01020304-0506-0708-090a-0b0c0d0e0f10"), value["id"]);
+        Assert.Equal(new UuidText("01020304-0506-0708-090a-0b0c0d0e0f10"), value["parent"]);
+        Assert.True(SharedLog.Contracts.Rules.CelRule.Compile("value.id == '01020304-0506-0708-090a-0b0c0d0e0f10' && value.parent == value.id").Evaluate(new Dictionary<string, object?> { ["value"] = value }).IsPassed);
+        Assert.Equal(payload, Avro.Encode(schema, decoded));
+
+        // Hashed, it is another UUID of 16 bytes, and the union keeps its branch.
+        var rewriter = new SharedLog.Contracts.Policy.PrivacyRewriter("k"u8.ToArray());
+        Assert.True(rewriter.Apply(value, "id", PrivacyAction.Hash, out _));
+        Assert.True(rewriter.Apply(value, "parent", PrivacyAction.Redact, out _));
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        Avro.EncodeRewrite(schema, decoded, payload, [["id"], ["parent"]], [], output);
+        byte[] rewritten = output.WrittenSpan.ToArray();
+        Assert.Equal(payload.Length, rewritten.Length);
+        Assert.NotEqual(idBytes, rewritten[..16]);
+        Assert.Equal(new Guid(rewritten.AsSpan(0, 16), bigEndian: true).ToString("D"), ((UuidText)value["id"]!).Text);
+        Assert.Equal([0x02, .. new byte[16]], rewritten[16..33]);
+        Assert.Equal(payload[33..], rewritten[33..]);
+    }
+
+    [Fact]
     public void Avro_rewrite_through_a_nullable_record_keeps_every_union_branch_the_producer_chose()
     {
         var schema = ParseAvro("""

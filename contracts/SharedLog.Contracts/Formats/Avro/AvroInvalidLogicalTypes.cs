@@ -10,10 +10,17 @@ namespace SharedLog.Contracts.Formats.Avro;
 /// (<c>timestamp-millis</c> on a string, a <c>decimal</c> without precision or with a scale above it) as its base type,
 /// and takes <c>uuid</c> on a 16-byte fixed; Confluent's registry, built on it, registers such schemas. The C# parser
 /// throws on each, so such a schema is parsed again without those <c>logicalType</c> attributes: its values are read as
-/// the base type (a uuid on a fixed as its 16 bytes). The schema text and its canonical form keep the attribute.
+/// the base type, but a uuid on a 16-byte fixed keeps a marker (<see cref="UuidFixedMarker"/>) the codec reads it as a
+/// uuid by, as Java does. The schema text and its canonical form keep the attribute, not the marker.
 /// </summary>
 internal static class AvroInvalidLogicalTypes
 {
+    /// <summary>The property the re-parsed text gives a 16-byte fixed whose logical type was uuid (Java's uuid on a fixed).</summary>
+    public const string UuidFixedMarker = "sharedlog.uuidOnFixed";
+
+    /// <summary>Whether this fixed carried Java's uuid logical type: its values are UUIDs, big-endian, as Java reads them.</summary>
+    public static bool IsUuidFixed(global::Avro.FixedSchema schema) => schema.Size == 16 && schema.GetProperty(UuidFixedMarker) is not null;
+
     /// <summary>The schema's JSON without the logical types Java would ignore, or null when it has none.</summary>
     public static string? Without(JsonElement root)
     {
@@ -50,6 +57,11 @@ internal static class AvroInvalidLogicalTypes
                 {
                     if (dropLogicalType && property.NameEquals("logicalType"))
                     {
+                        if (IsUuidOnFixed(element))
+                        {
+                            writer.WriteBoolean(UuidFixedMarker, true);
+                        }
+
                         continue;
                     }
 
@@ -98,6 +110,11 @@ internal static class AvroInvalidLogicalTypes
             _ => false,
         };
     }
+
+    private static bool IsUuidOnFixed(JsonElement schema) =>
+        schema.TryGetProperty("logicalType", out JsonElement name) && name.ValueEquals("uuid")
+        && schema.TryGetProperty("type", out JsonElement type) && type.ValueEquals("fixed")
+        && schema.TryGetProperty("size", out JsonElement size) && size.TryGetInt32(out int bytes) && bytes == 16;
 
     private static bool ValidDecimal(JsonElement schema, string type, int? fixedSize)
     {

@@ -443,7 +443,12 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             case Schema.Type.String:
                 return reader.ReadStringValue();
             case Schema.Type.Fixed:
-                return reader.ReadSpan(((FixedSchema)schema).Size).ToArray();
+                {
+                    var fixedSchema = (FixedSchema)schema;
+                    ReadOnlySpan<byte> fixedBytes = reader.ReadSpan(fixedSchema.Size);
+                    return AvroInvalidLogicalTypes.IsUuidFixed(fixedSchema) ? new UuidText(new Guid(fixedBytes, bigEndian: true).ToString("D")) : fixedBytes.ToArray();
+                }
+
             case Schema.Type.Enumeration:
                 {
                     var symbols = ((EnumSchema)schema).Symbols;
@@ -606,6 +611,15 @@ public sealed class AvroPayloadCodec : IPayloadCodec
             case Schema.Type.String:
                 WriteString(writer, value as string ?? throw Mismatch(schema, value));
                 break;
+            case Schema.Type.Fixed when value is UuidText uuidText && AvroInvalidLogicalTypes.IsUuidFixed((FixedSchema)schema):
+                {
+                    Span<byte> uuidBytes = stackalloc byte[16];
+                    Guid uuid = Guid.TryParseExact(uuidText.Text, "D", out Guid parsed) ? parsed : throw Mismatch(schema, value);
+                    uuid.TryWriteBytes(uuidBytes, bigEndian: true, out _);
+                    writer.WriteBytes(uuidBytes);
+                    break;
+                }
+
             case Schema.Type.Fixed:
                 {
                     var size = ((FixedSchema)schema).Size;
@@ -1060,6 +1074,8 @@ public sealed class AvroPayloadCodec : IPayloadCodec
                 return value is string or Utf8Text ? BranchFit.Exact : BranchFit.None;
             case Schema.Type.Bytes:
                 return value is byte[]? BranchFit.Exact : value is string or Utf8Text ? BranchFit.Convertible : BranchFit.None;
+            case Schema.Type.Fixed when value is UuidText:
+                return AvroInvalidLogicalTypes.IsUuidFixed((FixedSchema)schema) ? BranchFit.Exact : BranchFit.None;
             case Schema.Type.Fixed:
                 return value is byte[] bytes && bytes.Length == ((FixedSchema)schema).Size ? BranchFit.Exact
                     : value is byte[] { Length: 0 } ? BranchFit.Convertible : BranchFit.None; // redacted: written as zeros
