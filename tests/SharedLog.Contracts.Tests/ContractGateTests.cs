@@ -810,6 +810,78 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task AStringIndexOrFieldNameIsNoKeyOfAProtobufMapWithNumberOrBoolKeys()
+    {
+        // The map holds its keys as their text, but as in CEL '7' is not the key 7: a rule indexing it so is an error,
+        // not a read of the entry (it was, through the fallback that reads an absent proto3 field's default).
+        const string proto = """
+            syntax = "proto3";
+            package q;
+            message M { map<int32, string> byId = 1; map<bool, string> flags = 2; map<string, string> named = 3; }
+            """;
+        int id = await RegisterAsync("qkeys-value", proto, SchemaType.Protobuf);
+        await ApplyAsync("""
+            topic: qkeys
+            class: certified
+            value: {}
+            rules:
+              - name: byText
+                expr: value.byId['7'] == 'seven' || value.flags['true'] == 'on' || value.byId.x == 'seven'
+              - name: stringKeys
+                expr: value.named['7'] == 'seven' && value.named.x == 'ex'
+            onFailure: reject
+            """);
+        byte[] payload =
+        [
+            0, // message index [0]
+            0x0a, 0x09, 0x08, 0x07, 0x12, 0x05, .. "seven"u8, // byId 7 -> "seven"
+            0x12, 0x06, 0x08, 0x01, 0x12, 0x02, .. "on"u8, // flags true -> "on"
+            0x1a, 0x0a, 0x0a, 0x01, (byte)'7', 0x12, 0x05, .. "seven"u8, // named "7" -> "seven"
+            0x1a, 0x07, 0x0a, 0x01, (byte)'x', 0x12, 0x02, .. "ex"u8, // named "x" -> "ex"
+        ];
+
+        GateResult result = Inspect("qkeys", (null, Framed(id, payload)));
+
+        Assert.Equal([0], result.Violations.Select(v => v.BatchIndex));
+        Assert.Equal(ViolationKind.RuleError, result.Violations[0].Kind);
+        Assert.StartsWith("byText", Reason(result, 0), StringComparison.Ordinal);
+        Assert.Contains("no such key", Reason(result, 0), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task PrivacyPathsNameMapEntriesByTheirKeysTextAndJsonFieldsWhateverTheirNames()
+    {
+        // byId.7 and byId.-3 name entries of a map<sint32, string>; e-mail and 7 are JSON property names a tag could already
+        // find. The path grammar refused all of these, so no single entry of a number-keyed map could be masked.
+        const string proto = """
+            syntax = "proto3";
+            package q;
+            message M { map<sint32, string> byId = 1; }
+            """;
+        int protoId = await RegisterAsync("qpaths-value", proto, SchemaType.Protobuf);
+        await ApplyAsync("topic: qpaths\nclass: certified\nvalue: {}\nprivacy:\n  - field: byId.7\n    action: redact\n  - field: byId.-3\n    action: redact\n");
+        byte[] payload =
+        [
+            0, // message index [0]
+            0x0a, 0x09, 0x08, 0x0e, 0x12, 0x05, .. "seven"u8, // byId 7 (zigzag 14) -> "seven"
+            0x0a, 0x09, 0x08, 0x05, 0x12, 0x05, .. "minus"u8, // byId -3 (zigzag 5) -> "minus"
+            0x0a, 0x09, 0x08, 0x10, 0x12, 0x05, .. "eight"u8, // byId 8 (zigzag 16) -> "eight"
+        ];
+
+        GateResult protoResult = Inspect("qpaths", (null, Framed(protoId, payload)));
+        Assert.Empty(protoResult.Violations);
+        var byId = (IDictionary<string, object?>)((Dictionary<string, object?>)new ProtobufPayloadCodec().Decode(_registry.ParsedById(protoId)!, Assert.Single(StoredPayloads(protoResult))).Value!)["byId"]!;
+        Assert.Equal(PrivacyRewriter.RedactedText, byId["7"]);
+        Assert.Equal(PrivacyRewriter.RedactedText, byId["-3"]);
+        Assert.Equal("eight", Utf8Text.AsString(byId["8"]));
+
+        int jsonId = await RegisterAsync("jpaths-value", """{"type":"object"}""", SchemaType.Json);
+        await ApplyAsync("topic: jpaths\nclass: certified\nvalue: {}\nprivacy:\n  - field: e-mail\n    action: redact\n  - field: \"7\"\n    action: redact\n");
+        GateResult jsonResult = Inspect("jpaths", (null, Framed(jsonId, """{"e-mail":"a@b.c","7":"x","name":"n"}"""u8.ToArray())));
+        Assert.Equal("""{"e-mail":"****","7":"****","name":"n"}""", Assert.Single(Stored(jsonResult)).Value);
+    }
+
+    [Fact]
     public async Task AJsonRecordDecodedAfterAProto3OneDoesNotReadItsAbsentFieldsAsDefaults()
     {
         // Decoded objects are pooled per thread: a proto3 message (which reads absent fields as defaults) given back to the

@@ -232,9 +232,11 @@ public static class ContractParser
                 continue;
             }
 
-            if (rule.Field is not null && !Anchored(rule.Field, "^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*\\z", stored))
+            // Segments are field names, or map keys by their text (counts.7, byId.-3): anything but a dot or a control
+            // character, as JSON property names are (a tag finds such fields; a path must be able to name them too).
+            if (rule.Field is not null && !Anchored(rule.Field, "^[^.\\p{Cc}]+(\\.[^.\\p{Cc}]+)*\\z", stored))
             {
-                problems.Add($"privacy[{index}]: field '{rule.Field}' must be a dotted path of field names.");
+                problems.Add($"privacy[{index}]: field '{rule.Field}' must be a dotted path of field names (a map entry by its key), with no empty name.");
             }
 
             if (!stored && rule.Tag is not null && (string.IsNullOrWhiteSpace(rule.Tag) || rule.Tag.Any(char.IsControl)))

@@ -217,6 +217,10 @@ internal static class RuleCollections
     {
         switch (map.Reference)
         {
+            case Model.TypedKeyMap { KeyKind: not Model.MapKeyKind.String }:
+                // Its keys are numbers or bools held as their text: a field name (or a string index) is no key of it, as in CEL.
+                value = default;
+                return false;
             case Dictionary<string, object?> record:
                 // Decoded records are this type: a direct call, not an interface dispatch (but for a field a proto3 message left out).
                 return Found(record.TryGetValue(field, out var recordField) || (readDefaults && record is Model.IFieldDefaults defaults && defaults.TryGetDefault(field, out recordField)), recordField, out value);
