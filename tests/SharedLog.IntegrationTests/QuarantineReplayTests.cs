@@ -140,6 +140,21 @@ public class QuarantineReplayTests
         Assert.All(replays, r => Assert.Equal("replayer", (string)r["actor"]!));
         // Where each would go on, as --resume-from takes it (an unnamed replay keeps no progress of its own).
         Assert.All(replays, r => Assert.Matches("^0=[0-9]+$", (string)r["resumeFrom"]!));
+
+        // o4 and o5 in one batch: the target refuses o4 and the replay sends o5 again alone. Evidence counts o4 rejected once
+        // more and o5 accepted, not o5 also as rejected with the first attempt's batch.
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        static string? Counted(string scrape, string outcome) => scrape.Split('\n').FirstOrDefault(l =>
+            l.StartsWith("sharedlog_contract_records_total{", StringComparison.Ordinal) && l.Contains("topic=\"orders\"", StringComparison.Ordinal) && l.Contains("contract_version=\"2\"", StringComparison.Ordinal) && l.Contains($"outcome=\"{outcome}\"", StringComparison.Ordinal));
+        string? before = await MetricsScrape.UntilAsync(http, t => Counted(t, "rejected") is not null && Counted(t, "accepted") is not null ? t : null);
+        Assert.EndsWith(" 1", Counted(before!, "rejected")!.TrimEnd(), StringComparison.Ordinal);
+        Assert.EndsWith(" 2", Counted(before!, "accepted")!.TrimEnd(), StringComparison.Ordinal);
+        (status, JsonNode mixed) = await ReplayAsync(broker, """{ "source": "orders", "fromOffset": 4, "rules": ["positive-amount", "known-currency"] }""");
+        Assert.Equal(200, status);
+        Assert.Equal((2, 1, 1), ((long)mixed["matched"]!, (long)mixed["written"]!, (long)mixed["refused"]!));
+        string? after = await MetricsScrape.UntilAsync(http, t => Counted(t, "accepted")?.TrimEnd().EndsWith(" 3", StringComparison.Ordinal) == true ? t : null);
+        Assert.NotNull(after);
+        Assert.EndsWith(" 2", Counted(after, "rejected")!.TrimEnd(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -711,7 +711,17 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             return;
         }
 
-        gate.Count(item.Topic.Name, item.Result.Index, baseOffset: -1, verdict);
+        if (item.FromReplay)
+        {
+            // The replay sends the batch again without the records the refusal names (QuarantineReplay): the others are
+            // counted when judged then, so only the named ones count as rejected now, or a good record would count as both.
+            IReadOnlyList<RecordViolation> named = verdict.Violations.Count > MaxRecordErrors ? [.. verdict.Violations.Take(MaxRecordErrors)] : verdict.Violations;
+            gate.Count(item.Topic.Name, item.Result.Index, baseOffset: -1, verdict.Tally with { Failing = named.Count, Violations = named, UnlistedViolations = null });
+        }
+        else
+        {
+            gate.Count(item.Topic.Name, item.Result.Index, baseOffset: -1, verdict);
+        }
 
         item.Result.ErrorMessage = verdict.Violations.Count > MaxRecordErrors
             ? $"{verdict.Summary} (record_errors lists the first {MaxRecordErrors})"
