@@ -5,7 +5,8 @@
 # Usage (from the repository root, after the Release builds compare.sh needs):
 #   bench/contracts/profile.sh [TOPIC=gate-json] [SECONDS=15] [PORT=19950]
 # TOPIC is one of plain-json, gate-json, plain-avro, gate-avro. The perf script output stays in $OUT (default
-# /tmp/sharedlog-profile.txt) for bench/contracts/perf_summary.py FILE [self|incl] [N] [FUNCTION].
+# /tmp/sharedlog-profile.txt) for bench/contracts/perf_summary.py FILE [self|incl] [N] [FUNCTION], or for its diff mode
+# against another run's output (each run's records: the rate it printed times SECONDS).
 set -euo pipefail
 topic=${1:-gate-json}
 seconds=${2:-15}
