@@ -251,6 +251,14 @@ public class PayloadCodecTests
         Assert.Equal(new Guid(rewritten.AsSpan(0, 16), bigEndian: true).ToString("D"), ((UuidText)value["id"]!).Text);
         Assert.Equal([0x02, .. new byte[16]], rewritten[16..33]);
         Assert.Equal(payload[33..], rewritten[33..]);
+
+        // Next to a plain 16-byte fixed in a union, the bytes of the plain one stay in its branch when encoded afresh.
+        var union = ParseAvro("""
+            {"type":"record","name":"R","fields":[{"name":"v","type":["null",
+              {"type":"fixed","name":"U","size":16,"logicalType":"uuid"},{"type":"fixed","name":"Md5","size":16}]}]}
+            """);
+        byte[] md5 = [0x04, .. idBytes];
+        Assert.Equal(md5, Avro.Encode(union, Avro.Decode(union, md5.AsMemory())));
     }
 
     [Fact]

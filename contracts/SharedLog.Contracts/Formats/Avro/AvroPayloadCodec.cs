@@ -1076,6 +1076,8 @@ public sealed class AvroPayloadCodec : IPayloadCodec
                 return value is byte[]? BranchFit.Exact : value is string or Utf8Text ? BranchFit.Convertible : BranchFit.None;
             case Schema.Type.Fixed when value is UuidText:
                 return AvroInvalidLogicalTypes.IsUuidFixed((FixedSchema)schema) ? BranchFit.Exact : BranchFit.None;
+            case Schema.Type.Fixed when value is byte[] { Length: 16 } && AvroInvalidLogicalTypes.IsUuidFixed((FixedSchema)schema):
+                return BranchFit.Convertible; // a uuid fixed is read as a UUID: 16 plain bytes came from another 16-byte fixed
             case Schema.Type.Fixed:
                 return value is byte[] bytes && bytes.Length == ((FixedSchema)schema).Size ? BranchFit.Exact
                     : value is byte[] { Length: 0 } ? BranchFit.Convertible : BranchFit.None; // redacted: written as zeros
