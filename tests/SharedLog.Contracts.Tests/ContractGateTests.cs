@@ -101,6 +101,55 @@ public sealed class ContractGateTests : IDisposable
     private static string Reason(GateResult result, int index) => result.Violations.Single(v => v.BatchIndex == index) is var v ? $"{v.Rule}: {v.Reason}" : "";
 
     [Fact]
+    public async Task UnderFlagASideWhosePrivacyStepFailsDoesNotLeaveTheOtherSideUnmaskedAndTheKeysFailureIsNamed()
+    {
+        // From a review: a hash on a number failed one side's privacy step, and the record was stored with both sides as
+        // sent, the other side's masked field in clear; and a key that failed its schema was named "privacy" in the header.
+        int key = await RegisterAsync("kvp-key", """{"type":"object"}""", SchemaType.Json);
+        int value = await RegisterAsync("kvp-value", """{"type":"object"}""", SchemaType.Json);
+        const string Policy = "key: {}\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\n  - field: age\n    action: hash\n";
+        await ApplyAsync("topic: kvp\nclass: certified\nonFailure: flag\n" + Policy);
+        byte[] numberKey = Framed(key, """{"age":41}"""u8.ToArray());
+        byte[] emailKey = Framed(key, """{"email":"key@clear.example"}"""u8.ToArray());
+        byte[] emailValue = Framed(value, """{"amount":5,"email":"value@clear.example"}"""u8.ToArray());
+        byte[] numberValue = Framed(value, """{"amount":5,"age":41}"""u8.ToArray());
+
+        GateResult result = Inspect("kvp", (numberKey, emailValue), (emailKey, numberValue), ("plain"u8.ToArray(), numberValue));
+
+        var stored = new List<(string Key, string Value, string Header)>();
+        foreach (SharedLog.Protocol.Records.Record record in RecordBatch.Parse(result.Batch!).Records())
+        {
+            var headers = new List<string>();
+            foreach (RecordHeader header in record.Headers)
+            {
+                headers.Add(Encoding.UTF8.GetString(header.Value));
+            }
+
+            stored.Add((Encoding.UTF8.GetString(record.Key), Encoding.UTF8.GetString(record.Value[SchemaWireFormat.HeaderSize..]), Assert.Single(headers)));
+        }
+
+        // The side whose step failed is stored as sent; the other is masked.
+        Assert.EndsWith("""{"age":41}""", stored[0].Key, StringComparison.Ordinal);
+        Assert.DoesNotContain("value@clear.example", stored[0].Value, StringComparison.Ordinal);
+        Assert.StartsWith("privacy: age:", stored[0].Header, StringComparison.Ordinal);
+        Assert.DoesNotContain("key@clear.example", stored[1].Key, StringComparison.Ordinal);
+        Assert.Equal("""{"amount":5,"age":41}""", stored[1].Value);
+        Assert.StartsWith("privacy: age:", stored[1].Header, StringComparison.Ordinal);
+        // A key that fails its schema and a value whose step fails: the key's failure is the one named.
+        Assert.Equal("plain", stored[2].Key);
+        Assert.StartsWith("schema: key", stored[2].Header, StringComparison.Ordinal);
+        Assert.Equal([ViolationKind.Privacy, ViolationKind.Privacy, ViolationKind.NoSchemaId], result.Violations.Select(v => v.Kind));
+
+        // A sensitive topic still refuses the batch: it never stores what its policy could not mask.
+        await RegisterAsync("kvs-key", """{"type":"object"}""", SchemaType.Json);
+        await RegisterAsync("kvs-value", """{"type":"object"}""", SchemaType.Json);
+        await ApplyAsync("topic: kvs\nclass: sensitive\nonFailure: flag\n" + Policy);
+        GateResult sensitive = Inspect("kvs", (Framed(key, """{"email":"k@x"}"""u8.ToArray()), Framed(value, """{"amount":5,"age":41}"""u8.ToArray())));
+        Assert.Equal(GateOutcome.Reject, sensitive.Outcome);
+        Assert.Equal(ViolationKind.Privacy, Assert.Single(sensitive.Violations).Kind);
+    }
+
+    [Fact]
     public async Task AGatedJsonBatchIsNotKeptAliveAfterItsVerdict()
     {
         int id = await RegisterAsync("held-value", """{"type":"object"}""", SchemaType.Json);

@@ -706,24 +706,34 @@ public sealed partial class ContractGate(
 
         if (applyPrivacy)
         {
-            string? problem = null;
+            string? valueProblem = null;
+            string? keyProblem = null;
             string? breaksSchema = null;
             if (value is not null)
             {
-                ApplyPrivacy(contract, value, record.Value[SchemaWireFormat.HeaderSize..], scratch.Rewrites!, ref problem, ref breaksSchema, out rewrite.ValueStart, out rewrite.ValueLength);
+                ApplyPrivacy(contract, value, record.Value[SchemaWireFormat.HeaderSize..], scratch.Rewrites!, ref valueProblem, ref breaksSchema, out rewrite.ValueStart, out rewrite.ValueLength);
             }
 
-            if (key is not null && problem is null)
+            // Under flag the key is masked even when the value's step failed: the record is stored, and only the side that
+            // could not be masked goes as sent. Elsewhere the first failure decides.
+            if (key is not null && (valueProblem is null || storedAnyway))
             {
-                ApplyPrivacy(contract, key, record.Key[SchemaWireFormat.HeaderSize..], scratch.Rewrites!, ref problem, ref breaksSchema, out rewrite.KeyStart, out rewrite.KeyLength);
+                ApplyPrivacy(contract, key, record.Key[SchemaWireFormat.HeaderSize..], scratch.Rewrites!, ref keyProblem, ref breaksSchema, out rewrite.KeyStart, out rewrite.KeyLength);
             }
 
-            if (problem is not null)
+            if ((keyProblem ?? valueProblem) is { } problem)
             {
-                // Bytes already written for this record stay in the buffer unreferenced. The privacy failure is the verdict
-                // under flag, where it decides whether the record may be stored at all.
-                rewrite = RecordRewrite.None;
-                return storedAnyway || ruleFailed is null ? ("privacy", problem, ViolationKind.Privacy) : ruleFailed;
+                // Bytes already written for a side that failed stay in the buffer unreferenced (its start is -1: stored as
+                // sent). On a sensitive topic the privacy failure is the verdict, since it refuses the batch; elsewhere the
+                // record's first failure is named, the key's before the value's.
+                if (!storedAnyway)
+                {
+                    rewrite = RecordRewrite.None;
+                }
+
+                return definition.Class == TopicClass.Sensitive || ruleFailed is null || keyProblem is not null
+                    ? ("privacy", problem, ViolationKind.Privacy)
+                    : ruleFailed;
             }
 
             if (breaksSchema is not null && ruleFailed is null)
