@@ -1111,6 +1111,48 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task TagsNoPathCanFollowFailClosedAndATagGivenAsOneNameStillTags()
+    {
+        // From a review: a tagged JSON root (or the items of a root array), and a tagged Protobuf extension field, gave no
+        // path and no error, so the tagged value was stored in clear; a tag written as a string, not a list, was not read.
+        const string Policy = "privacy:\n  - tag: PII\n    action: redact\nonFailure: reject\n";
+        int taggedKey = await RegisterAsync("troot-key", """{"type":"string","confluent:tags":["PII"]}""", SchemaType.Json);
+        int value = await RegisterAsync("troot-value", """{"type":"object","properties":{"email":{"type":"string","confluent:tags":["PII"]}}}""", SchemaType.Json);
+        await ApplyAsync("topic: troot\nclass: sensitive\nkey: {}\nvalue: {}\n" + Policy);
+        GateResult root = Inspect("troot", (Framed(taggedKey, "\"SECRET-KEY\""u8.ToArray()), Framed(value, """{"email":"a@b"}"""u8.ToArray())));
+        Assert.Equal(GateOutcome.Reject, root.Outcome);
+        Assert.Contains("the schema's root (itself, its items or a branch of it) is tagged PII", Reason(root, 0), StringComparison.Ordinal);
+
+        IParsedSchema rootArray = new JsonSchemaFormat().Parse("""{"type":"array","items":{"type":"string","confluent:tags":["PII"]}}""", [], false);
+        ContractDefinition byTag = ContractParser.Parse("topic: tarr\nvalue: {}\n" + Policy);
+        Assert.Contains("tagged fields cannot be resolved: the schema's root", Assert.Single(SchemaFieldPaths.PrivacyPathProblems(byTag, (_, _) => [rootArray])), StringComparison.Ordinal);
+
+        const string Extended = """
+            syntax = "proto2";
+            package crm;
+            import "confluent/meta.proto";
+            message Person { optional string id = 1; extensions 100 to 200; }
+            extend Person { optional string ssn = 100 [(confluent.field_meta).tags = "PII"]; }
+            """;
+        int person = await RegisterAsync("text-value", Extended, SchemaType.Protobuf);
+        await ApplyAsync("topic: text\nclass: certified\nvalue: {}\n" + Policy);
+        byte[] withExtension = [0, 0x0a, 0x01, (byte)'x', 0xa2, 0x06, 0x06, .. "SECRET"u8]; // id "x", field 100 "SECRET"
+        GateResult extension = Inspect("text", (null, Framed(person, withExtension)));
+        Assert.Equal(GateOutcome.Reject, extension.Outcome);
+        Assert.Contains("the extension field ssn is tagged PII", Reason(extension, 0), StringComparison.Ordinal);
+
+        // Avro and JSON: "confluent:tags": "PII" tags the field as ["PII"] does.
+        int avro = await RegisterAsync("tone-value", """{"type":"record","name":"P","fields":[{"name":"id","type":"string"},{"name":"email","type":"string","confluent:tags":"PII"}]}""", SchemaType.Avro);
+        await ApplyAsync("topic: tone\nclass: sensitive\nvalue: {}\n" + Policy);
+        GateResult oneName = Inspect("tone", (null, Framed(avro, [0x02, (byte)'i', 0x10, .. "SECRET-S"u8])));
+        Assert.Equal(GateOutcome.Rewrite, oneName.Outcome);
+        Assert.Equal([0x02, (byte)'i', 0x08, .. "****"u8], Assert.Single(StoredPayloads(oneName)));
+        int json = await RegisterAsync("jone-value", """{"type":"object","properties":{"email":{"type":"string","confluent:tags":"PII"}}}""", SchemaType.Json);
+        await ApplyAsync("topic: jone\nclass: sensitive\nvalue: {}\n" + Policy);
+        Assert.Equal("""{"email":"****"}""", Assert.Single(Stored(Inspect("jone", (null, Framed(json, """{"email":"SECRET-S"}"""u8.ToArray()))))).Value);
+    }
+
+    [Fact]
     public async Task ARejectionIsLoggedWhenItTakesEffectNotWhenTheBatchIsJudged()
     {
         int id = await RegisterAsync("docs-value", JsonSchemaText, SchemaType.Json);

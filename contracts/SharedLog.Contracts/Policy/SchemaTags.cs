@@ -30,6 +30,12 @@ public static class SchemaTags
         // Only the three formats parse schemas; a JSON one carries the documents its references resolve to.
         var json = (ParsedJsonSchema)schema;
         int jsonBudget = SchemaLimits.MaxTaggedWalkSteps;
+        if (IsTagged(json.Schemas.Root.RootNode, tag, "", 0, ref jsonBudget))
+        {
+            // The whole payload (or each element of a top-level array, a branch of it) is tagged: no field path names it.
+            throw Unresolvable($"the schema's root (itself, its items or a branch of it) is tagged {tag}, and a privacy path names fields, not the whole record; tag its fields instead");
+        }
+
         WalkJson(json.Schemas.Root.RootNode, "", tag, paths, 0, ref jsonBudget, new HashSet<string>(StringComparer.Ordinal));
         return Once(paths);
     }
@@ -53,8 +59,13 @@ public static class SchemaTags
     private static bool HasTag(JsonElement element, string tag) =>
         element.ValueKind == JsonValueKind.Object && element.TryGetProperty("confluent:tags", out JsonElement tags) && ListsTag(tags, tag);
 
+    /// <summary>
+    /// Whether <c>confluent:tags</c> lists the tag: an array of names, as Confluent writes it, or (read as tagged, since
+    /// masking a field too many is safe and one too few is not) a single name.
+    /// </summary>
     private static bool ListsTag(JsonElement tags, string tag) =>
-        tags.ValueKind == JsonValueKind.Array && tags.EnumerateArray().Any(t => t.ValueKind == JsonValueKind.String && t.GetString() == tag);
+        (tags.ValueKind == JsonValueKind.String && tags.ValueEquals(tag))
+        || (tags.ValueKind == JsonValueKind.Array && tags.EnumerateArray().Any(t => t.ValueKind == JsonValueKind.String && t.GetString() == tag));
 
     /// <summary>
     /// Walks an Avro type as the Avro library resolved it, so a named type used again by name (a second Address
@@ -159,6 +170,10 @@ public static class SchemaTags
 
     /// <summary>A walk that fails closed: records are refused (and the contract at apply), not stored with tagged fields in clear.</summary>
     private static InvalidOperationException Unresolvable(string why) => new($"tagged fields cannot be resolved: {why}");
+
+    /// <summary>A tagged Protobuf extension field: the decoder keeps extensions as unknown fields, which no path reaches.</summary>
+    internal static InvalidOperationException ExtensionTagged(string extension, string tag) =>
+        Unresolvable($"the extension field {extension} is tagged {tag}, and the gate keeps extension fields as sent (no privacy path reaches them); tag a declared field instead");
 
     /// <summary>Tagged fields inside the values of a map (keys are data, so no dotted path names them).</summary>
     internal static InvalidOperationException MapValueTagged(string mapPath, string tag) =>

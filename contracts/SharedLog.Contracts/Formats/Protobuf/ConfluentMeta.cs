@@ -91,6 +91,11 @@ internal static class ConfluentMeta
     /// </summary>
     public static bool AnyFieldTagged(ProtobufParsedSchema schema, string tag)
     {
+        if (TaggedExtension(schema, tag) is not null)
+        {
+            return true;
+        }
+
         var pending = new Stack<(DescriptorProto Message, int Depth)>(schema.File.MessageTypes.Select(m => (m, 0)));
         while (pending.Count > 0)
         {
@@ -119,6 +124,12 @@ internal static class ConfluentMeta
     /// </summary>
     public static List<string> PathsWithTag(ProtobufParsedSchema schema, string tag, string? messageFullName)
     {
+        if (TaggedExtension(schema, tag) is { } extension)
+        {
+            // The decoder keeps extension fields as unknown fields, as sent: no path reaches them, so the walk fails closed.
+            throw Policy.SchemaTags.ExtensionTagged(extension.Name, tag);
+        }
+
         var paths = new List<string>();
         string? root = messageFullName is { } name
             ? (name.StartsWith('.') ? name : "." + name)
@@ -166,6 +177,20 @@ internal static class ConfluentMeta
         }
 
         return paths;
+    }
+
+    /// <summary>The first extension field (of the schema or the files it imports) that carries <paramref name="tag"/>, if any.</summary>
+    private static FieldDescriptorProto? TaggedExtension(ProtobufParsedSchema schema, string tag)
+    {
+        foreach (FieldDescriptorProto extension in schema.Types.Extensions)
+        {
+            if (FieldTags(extension).Contains(tag, StringComparer.Ordinal))
+            {
+                return extension;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>As <see cref="ContainsTag"/>, remembered per message for the walk (a message under many maps is looked into once).</summary>

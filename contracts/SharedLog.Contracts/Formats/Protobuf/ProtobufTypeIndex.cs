@@ -13,11 +13,16 @@ internal sealed record ProtobufTypeEntry(string FullName, string Package, bool P
 internal sealed class ProtobufTypeIndex
 {
     private readonly Dictionary<string, ProtobufTypeEntry> _byName = new(StringComparer.Ordinal);
+    private readonly List<FieldDescriptorProto> _extensions = [];
+
+    /// <summary>The extension fields every indexed file declares (at file level or inside messages).</summary>
+    public IReadOnlyList<FieldDescriptorProto> Extensions => _extensions;
 
     public ProtobufTypeIndex(IEnumerable<FileDescriptorProto> files)
     {
         foreach (var file in files)
         {
+            _extensions.AddRange(file.Extensions);
             var package = file.Package ?? "";
             var prefix = package.Length == 0 ? "" : "." + package;
             var proto3 = IsProto3(file);
@@ -38,6 +43,7 @@ internal sealed class ProtobufTypeIndex
                 var (scope, message) = pending.Pop();
                 var fullName = scope + "." + message.Name;
                 Add(new ProtobufTypeEntry(fullName, package, proto3, message, null));
+                _extensions.AddRange(message.Extensions);
                 foreach (var nested in message.NestedTypes)
                 {
                     pending.Push((fullName, nested));
