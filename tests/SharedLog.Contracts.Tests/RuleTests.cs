@@ -30,6 +30,27 @@ public class RuleTests
         CelRule.Compile(expression).Evaluate(variables);
 
     [Theory]
+    [InlineData("string(999999.0) == '999999'")]
+    [InlineData("string(1500000.0) == '1.5e+06'")]
+    [InlineData("string(123456789.0) == '1.23456789e+08'")]
+    [InlineData("string(0.0001) == '0.0001' && string(0.00001) == '1e-05'")]
+    [InlineData("string(-1e21) == '-1e+21'")]
+    [InlineData("double('1e308') == 1e308 && double('-inf') < 0.0")]
+    public void Doubles_convert_as_cel_go_converts_them(string expression)
+    {
+        // Go's %g (cel-go's string(double)) takes exponent form from 1e+06 on; a number past the double range is an error.
+        Assert.True(Evaluate(expression, []).IsPassed, expression);
+    }
+
+    [Theory]
+    [InlineData("double('1e400')")]
+    [InlineData("double('-1e400')")]
+    public void A_number_past_the_double_range_does_not_convert(string expression)
+    {
+        Assert.Contains("out of range", CelRule.Compile(expression).EvaluateValue(new Dictionary<string, object?>()).ErrorMessage, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("1 + ", 1, 5, "unexpected end of expression")]
     [InlineData("value.amount >\n  && true", 2, 3, "unexpected '&&'")]
     [InlineData("value.amount > 0 &&\n\n    'abc", 3, 5, "unterminated string")]

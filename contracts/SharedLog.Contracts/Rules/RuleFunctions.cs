@@ -572,8 +572,9 @@ internal static class RuleFunctions
                     return RuleValue.Double(double.NaN);
                 }
 
+                // Only 'inf' is infinite: a number past the double range is out of range, as Go's ParseFloat (cel-go) has it.
                 return double.TryParse(text, NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint | NumberStyles.AllowExponent, CultureInfo.InvariantCulture, out var parsed)
-                    ? RuleValue.Double(parsed)
+                    ? double.IsFinite(parsed) ? RuleValue.Double(parsed) : RuleValue.Error($"double() cannot convert '{text}': out of range")
                     : RuleValue.Error($"double() cannot convert '{text}'");
             default:
                 return NoOverload("double", a);
@@ -657,8 +658,9 @@ internal static class RuleFunctions
             builder.Append('-');
         }
 
+        // Go's %g with the shortest digits: exponent form below 1e-4 and from 1e+06 on (1500000.0 prints 1.5e+06).
         var decimalExponent = point - 1;
-        if (decimalExponent < -4 || decimalExponent >= 21)
+        if (decimalExponent < -4 || decimalExponent >= 6)
         {
             builder.Append(digits[0]);
             if (digits.Length > 1)
