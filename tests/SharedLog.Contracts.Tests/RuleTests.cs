@@ -164,6 +164,7 @@ public class RuleTests
     [InlineData("'😃'.matches('[😀]')", RuleOutcomeKind.Error)] // matched: a .NET class holds UTF-16 units, so either half matched
     [InlineData("'😀'.matches('^😀$')", RuleOutcomeKind.Passed)] // outside a class the pair is a sequence, matched whole
     [InlineData("'😃'.matches('^😀$')", RuleOutcomeKind.Failed)]
+    [InlineData("'1'.matches('^\\\\p{^L}$') && !'a'.matches('\\\\p{^L}') && 'a'.matches('^\\\\P{^L}$')", RuleOutcomeKind.Passed)] // RE2's negated property form was refused
     [InlineData("'1'.matches('^[[:^alpha:]]$')", RuleOutcomeKind.Passed)] // negated POSIX classes were refused
     [InlineData("'a'.matches('^[[:^alpha:]]$')", RuleOutcomeKind.Failed)]
     [InlineData("'é'.matches('^[[:^alpha:]]$')", RuleOutcomeKind.Passed)] // POSIX classes are ASCII, as in RE2

@@ -379,6 +379,10 @@ internal static class RuleRegex
             case 'p' or 'P' when i + 2 < pattern.Length && pattern[i + 2] != '{':
                 output.Append('\\').Append(next).Append('{').Append(pattern[i + 2]).Append('}');
                 return i + 3;
+            case 'p' or 'P' when i + 3 < pattern.Length && pattern[i + 3] == '^':
+                // RE2's negated form \p{^L} is .NET's \P{L} (and \P{^L} is \p{L}).
+                output.Append('\\').Append(next == 'p' ? 'P' : 'p').Append('{');
+                return i + 4;
             case 'C':
                 throw new RuleSyntaxException("\\C is not supported");
             case 'Z':
