@@ -231,18 +231,26 @@ public static class ContractsCli
     {
         Task<string> read = Task.Run(() =>
         {
-            using var reader = new StreamReader(path, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+            // Strict, as the API is: a replaced byte would change what a rule compares without anyone seeing it.
+            using var reader = new StreamReader(path, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true), detectEncodingFromByteOrderMarks: true);
             var text = new StringBuilder();
             char[] chunk = new char[8192];
             int read;
-            while ((read = reader.Read(chunk, 0, chunk.Length)) > 0)
+            try
             {
-                if (text.Length + read > maxChars)
+                while ((read = reader.Read(chunk, 0, chunk.Length)) > 0)
                 {
-                    throw new IOException($"{path}: invalid\n  - a file here is at most {maxChars} characters; this one is longer");
-                }
+                    if (text.Length + read > maxChars)
+                    {
+                        throw new IOException($"{path}: invalid\n  - a file here is at most {maxChars} characters; this one is longer");
+                    }
 
-                text.Append(chunk, 0, read);
+                    text.Append(chunk, 0, read);
+                }
+            }
+            catch (DecoderFallbackException)
+            {
+                throw new IOException($"{path}: invalid\n  - the file is not UTF-8 (the broker's API refuses it too)");
             }
 
             return text.ToString();

@@ -102,6 +102,39 @@ public class ContractModelTests
         Assert.Contains(error.Problems, p => p.Contains(expected, StringComparison.Ordinal));
     }
 
+    // From a hostile-input review: control characters in owner or description reached terminals raw through the CLI, and
+    // "1 0" was read as version 10.
+    [Theory]
+    [InlineData("topic: t\nowner: \"team\\e[2J\"\n", "owner must not hold control characters")]
+    [InlineData("topic: t\nowner: \"a\\nfake row\"\n", "owner must not hold control characters")]
+    [InlineData("topic: t\ndescription: \"x\\u0085y\"\n", "description must not hold control characters")]
+    [InlineData("topic: t\nvalue: { versions: '1 0' }\n", "must be N, N-M or >=N")]
+    [InlineData("topic: t\nvalue: { versions: \"1\\n\" }\n", "must be N, N-M or >=N")]
+    public void ControlCharactersAndSpacedDigitsAreRefused(string yaml, string expected)
+    {
+        ContractValidationException error = Assert.Throws<ContractValidationException>(() => ContractParser.Parse(yaml));
+        Assert.Contains(error.Problems, p => p.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void ADescriptionSpansLinesAndVersionRangesMayHoldSpaces()
+    {
+        ContractDefinition parsed = ContractParser.Parse("topic: t\ndescription: |\n  Orders.\n  Owned by\tpayments.\nvalue: { versions: '3 - 5' }\nkey: { versions: '>= 2' }\n");
+        Assert.Equal("Orders.\nOwned by\tpayments.\n", parsed.Description);
+        Assert.Equal((3, 5), (parsed.Value!.MinVersion, parsed.Value.MaxVersion));
+        Assert.Equal(2, parsed.Key!.MinVersion);
+    }
+
+    [Fact]
+    public void AFileWithThousandsOfProblemsListsTheFirstHundred()
+    {
+        // 130,000 empty rules made a 12 MB answer and log line.
+        ContractValidationException error = Assert.Throws<ContractValidationException>(() => ContractParser.Parse("topic: t\nvalue: {}\nrules:\n" + string.Concat(Enumerable.Repeat("-\n", 5_000))));
+        Assert.Equal(ContractValidationException.MaxListed + 1, error.Problems.Count);
+        Assert.Equal("and 4900 more problems.", error.Problems[^1]);
+        Assert.True(error.Message.Length < 20_000, $"{error.Message.Length} characters");
+    }
+
     [Fact]
     public void AStoredContractWhoseQuarantineTemplateNamesAnInternalTopicStaysInForce()
     {

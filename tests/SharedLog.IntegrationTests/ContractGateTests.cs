@@ -881,7 +881,7 @@ public class ContractGateTests
         using var registry = new HttpClient { BaseAddress = new Uri(broker.RegistryUrl) };
 
         // A dryRun that is not plainly true or false changed the contract the caller meant only to diff.
-        foreach (string query in new[] { "dryRun=1", "dryRun=yes", "dryRun=true&dryRun=false" })
+        foreach (string query in new[] { "dryRun=1", "dryRun=yes", "dryRun=true&dryRun=false", "dryRun=%20true", "dryRun=false%00%00" })
         {
             using HttpResponseMessage unclear = await http.PostAsync($"/contracts?{query}", new StringContent("topic: dr\nowner: a\n", Encoding.UTF8, "application/yaml"));
             Assert.Equal((HttpStatusCode.BadRequest, query), (unclear.StatusCode, query));
@@ -923,8 +923,8 @@ public class ContractGateTests
 
         // Every refusal of a change left a line naming the request and why (a lookup's 404 only at debug level).
         string[] refusals = [.. logs.Entries.Where(e => e.Category == "SharedLog.Broker.Http.ContractsApi").Select(e => e.Message)];
-        Assert.Equal(5, refusals.Length);
-        Assert.Equal(3, refusals.Count(m => m.StartsWith("Contracts API refused POST /contracts: 400 dryRun is true or false, not \"", StringComparison.Ordinal)));
+        Assert.Equal(7, refusals.Length);
+        Assert.Equal(5, refusals.Count(m => m.StartsWith("Contracts API refused POST /contracts: 400 dryRun is true or false, not \"", StringComparison.Ordinal)));
         Assert.Contains(refusals, m => m.StartsWith("Contracts API refused POST /contracts: 415", StringComparison.Ordinal));
         Assert.Contains(refusals, m => m.StartsWith("Contracts API refused POST /contracts: 422", StringComparison.Ordinal));
     }

@@ -32,6 +32,12 @@ public class ContractsCliTests
         await File.WriteAllTextAsync(incompatible, "topic: pings\nvalue:\n  schemaFile: breaking.avsc\n");
 
         Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", contract)).Code);
+        // Invalid UTF-8 is refused as the API refuses it, not read with U+FFFD in its place.
+        string latin1 = Path.Combine(directory, "latin1.yaml");
+        await File.WriteAllBytesAsync(latin1, [.. "topic: pings\nowner: a"u8, 0xff, .. "b\n"u8]);
+        (int latin1Code, _, string latin1Err) = await RunAsync("validate", latin1);
+        Assert.Equal(ContractsCli.Invalid, latin1Code);
+        Assert.Contains("not UTF-8", latin1Err, StringComparison.Ordinal);
         (int badCode, _, string badErr) = await RunAsync("validate", bad);
         Assert.Equal(ContractsCli.Invalid, badCode);
         Assert.Contains("broken", badErr, StringComparison.Ordinal);

@@ -99,9 +99,15 @@ public sealed record ContractDefinition(
 
 /// <summary>A contract file that cannot be used; <see cref="Problems"/> lists every problem found, with line and column where known.</summary>
 public sealed class ContractValidationException(IReadOnlyList<string> problems)
-    : Exception("Invalid contract: " + string.Join("; ", problems))
+    : Exception("Invalid contract: " + string.Join("; ", Listed(problems)))
 {
-    public IReadOnlyList<string> Problems { get; } = problems;
+    /// <summary>Problems listed at most: a file of a hundred thousand empty rules is told about its first ones, not answered in megabytes.</summary>
+    public const int MaxListed = 100;
+
+    public IReadOnlyList<string> Problems { get; } = Listed(problems);
+
+    private static IReadOnlyList<string> Listed(IReadOnlyList<string> problems) =>
+        problems.Count <= MaxListed ? problems : [.. problems.Take(MaxListed), $"and {problems.Count - MaxListed} more problems."];
 }
 
 /// <summary>
@@ -165,6 +171,18 @@ public static class ContractParser
             // The name is a path segment of /contracts/{name}: one with '/' (or one of the dot segments, which HTTP servers
             // resolve away) could be applied but never shown, rolled back or deleted.
             problems.Add($"name '{contractName}' must be 1 to 249 letters, digits, '.', '_', '-' or '*'.");
+        }
+
+        // Printed by the CLI and shown by the API: a control character (an escape sequence, a line break in the owner)
+        // would forge or garble what a terminal shows. A description may span lines.
+        if (!stored && document.Owner is { } owner && owner.Any(char.IsControl))
+        {
+            problems.Add("owner must not hold control characters.");
+        }
+
+        if (!stored && document.Description is { } description && description.Any(c => char.IsControl(c) && c is not '\n' and not '\t' and not '\r'))
+        {
+            problems.Add("description must not hold control characters other than line breaks and tabs.");
         }
 
         TopicClass topicClass = ParseEnum(document.Class ?? "raw", "class", TopicClass.Raw, problems);
@@ -494,7 +512,8 @@ public static class ContractParser
         (int min, int max) = (1, int.MaxValue);
         if (binding.Versions is { } versions)
         {
-            Match match = Regex.Match(versions.Replace(" ", "", StringComparison.Ordinal), "^(?:(?<single>\\d+)|(?<from>\\d+)-(?<to>\\d+)|>=(?<atleast>\\d+))$", RegexOptions.CultureInvariant);
+            // Spaces around the parts only ("3 - 5", ">= 2"): "1 0" is no version 10.
+            Match match = Regex.Match(versions.Trim(' '), "^(?:(?<single>\\d+)|(?<from>\\d+) *- *(?<to>\\d+)|>= *(?<atleast>\\d+))\\z", RegexOptions.CultureInvariant);
             if (!match.Success)
             {
                 problems.Add($"{side}.versions '{versions}' must be N, N-M or >=N.");
