@@ -96,21 +96,14 @@ public class ContractModelTests
     [InlineData("topic: schemas\nonFailure: quarantine\nquarantineTopic: '_{topic}'\n", "is one of the broker's internal topics")]
     // A second {topic} made a pattern gate its own quarantine topics (they were not recognised as such).
     [InlineData("topic: 'dd.*'\nonFailure: quarantine\nquarantineTopic: '{topic}.q.{topic}'\n", "names {topic} more than once")]
-    public void InvalidContractsListTheirProblems(string yaml, string expected)
-    {
-        ContractValidationException error = Assert.Throws<ContractValidationException>(() => ContractParser.Parse(yaml));
-        Assert.Contains(error.Problems, p => p.Contains(expected, StringComparison.Ordinal));
-    }
-
     // From a hostile-input review: control characters in owner or description reached terminals raw through the CLI, and
     // "1 0" was read as version 10.
-    [Theory]
     [InlineData("topic: t\nowner: \"team\\e[2J\"\n", "owner must not hold control characters")]
     [InlineData("topic: t\nowner: \"a\\nfake row\"\n", "owner must not hold control characters")]
     [InlineData("topic: t\ndescription: \"x\\u0085y\"\n", "description must not hold control characters")]
     [InlineData("topic: t\nvalue: { versions: '1 0' }\n", "must be N, N-M or >=N")]
     [InlineData("topic: t\nvalue: { versions: \"1\\n\" }\n", "must be N, N-M or >=N")]
-    public void ControlCharactersAndSpacedDigitsAreRefused(string yaml, string expected)
+    public void InvalidContractsListTheirProblems(string yaml, string expected)
     {
         ContractValidationException error = Assert.Throws<ContractValidationException>(() => ContractParser.Parse(yaml));
         Assert.Contains(error.Problems, p => p.Contains(expected, StringComparison.Ordinal));
