@@ -138,6 +138,10 @@ public class QuarantineReplayTests
         Assert.Equal(["fix-1", "fix-1", "fix-1"], replays.Take(3).Select(r => (string)r["id"]!));
         Assert.Equal(32, ((string)replays[3]["id"]!).Length); // generated when the request names none
         Assert.All(replays, r => Assert.Equal("replayer", (string)r["actor"]!));
+        // With the report's other counts, so the audit alone tells what each replay scanned and sent back to quarantine.
+        Assert.Equal([(long)first["scanned"]!, (long)second["scanned"]!, (long)again["scanned"]!, (long)refused["scanned"]!], replays.Select(r => (long)r["scanned"]!));
+        Assert.Equal(1, (long)replays[0]["maxRecords"]!);
+        Assert.All(replays, r => Assert.Equal((0L, 0L), ((long)r["requarantined"]!, (long)r["pastTargetRetention"]!)));
         // Where each would go on, as --resume-from takes it (an unnamed replay keeps no progress of its own).
         Assert.All(replays, r => Assert.Matches("^0=[0-9]+$", (string)r["resumeFrom"]!));
 

@@ -443,9 +443,15 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             ["toTimestamp"] = request.ToTimestamp == long.MaxValue ? null : request.ToTimestamp,
             ["rules"] = request.Rules?.Order(StringComparer.Ordinal).ToArray(),
             ["maxBytesPerSecond"] = request.MaxBytesPerSecond,
+            ["maxRecords"] = request.MaxRecords,
+            ["scanned"] = report.Scanned,
             ["matched"] = report.Matched,
             ["written"] = report.Written,
             ["refused"] = report.Refused,
+            // Written but judged bad again (back in quarantine), and written where the target's retention will soon delete
+            // them: the report's counts, so the audit alone tells what the replay achieved.
+            ["requarantined"] = report.Requarantined,
+            ["pastTargetRetention"] = report.PastTargetRetention,
             ["complete"] = report.Complete,
             ["error"] = report.Error,
             // Where the same request goes on (its resumeFrom): an unnamed replay keeps no progress, and the CLI may have
