@@ -56,12 +56,12 @@ public static partial class ContractsApi
 
             // Only true or false: a dryRun=1 or yes read as false would change the contract the caller meant only to diff.
             Microsoft.Extensions.Primitives.StringValues dryRunText = context.Request.Query["dryRun"];
-            if (dryRunText.Count > 1 || (dryRunText.Count == 1 && !IsTrue(dryRunText[0]) && !string.Equals(dryRunText[0], "false", StringComparison.OrdinalIgnoreCase)))
+            bool? dryRunGiven = dryRunText.Count == 0 ? false : dryRunText.Count == 1 ? TrueOrFalse(dryRunText[0]) : null;
+            if (dryRunGiven is not { } dryRun)
             {
                 return Error(400, $"dryRun is true or false, not {JsonSerializer.Serialize(dryRunText.ToString()[..Math.Min(dryRunText.ToString().Length, 64)])}.");
             }
 
-            bool dryRun = dryRunText.Count == 1 && IsTrue(dryRunText[0]);
             return await ChangeAndSyncAsync(
                 link => store.ApplyAsync(text, Actor(context), dryRun, d => ProblemsOf(d, registry), context.RequestAborted, link),
                 registry);
@@ -297,8 +297,9 @@ public static partial class ContractsApi
 
     private static IResult Json(JsonNode node) => Results.Text(node.ToJsonString(), "application/json", Encoding.UTF8);
 
-    /// <summary>Exactly true, in any case: bool.TryParse would also take " true" and "true\0".</summary>
-    private static bool IsTrue(string? text) => string.Equals(text, "true", StringComparison.OrdinalIgnoreCase);
+    /// <summary>Exactly true or false, in any case, else null: bool.TryParse would also take " true" and "true\0".</summary>
+    private static bool? TrueOrFalse(string? text) =>
+        string.Equals(text, "true", StringComparison.OrdinalIgnoreCase) ? true : string.Equals(text, "false", StringComparison.OrdinalIgnoreCase) ? false : null;
 
     private static Refusal Error(int status, string message, IReadOnlyList<string>? problems = null)
     {
