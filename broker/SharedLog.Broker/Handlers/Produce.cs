@@ -367,15 +367,17 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
                     // Before the gate too: it copies records at their offset deltas and counts on them matching the header.
                     // A gated batch's records are decompressed once, for the check and the gate.
+                    // A compacted topic's keys are checked in the same walk: an ungated batch is never inflated whole.
                     RecordSet? checkedRecords = null;
                     long recordsMaxTimestamp;
+                    List<int>? keylessRecords = topic.CompactsRecords ? [] : null;
                     if (contract is null)
                     {
-                        recordsMaxTimestamp = batch.CheckRecords();
+                        recordsMaxTimestamp = batch.CheckRecords(keylessRecords);
                     }
                     else
                     {
-                        checkedRecords = batch.CheckedRecords(out recordsMaxTimestamp);
+                        checkedRecords = batch.CheckedRecords(out recordsMaxTimestamp, keylessRecords);
                     }
 
                     if (timestamps.BoundsCreateTime)
@@ -383,9 +385,9 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                         CheckTimestamps(batch, timestamps, result);
                     }
 
-                    if (topic.CompactsRecords)
+                    if (keylessRecords is { Count: > 0 })
                     {
-                        CheckKeys(topic.Name, result, checkedRecords ?? batch.Records());
+                        RefuseKeylessRecords(topic.Name, result, keylessRecords);
                     }
 
                     int lastSequence = batch.LastSequence;
@@ -497,25 +499,16 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     /// As Kafka's log validator: a compacted topic keeps the last record per key, so a record without one cannot be
     /// stored there. The batch is refused with INVALID_RECORD, naming every keyless record.
     /// </summary>
-    private static void CheckKeys(string topicName, ProduceResponse.PartitionProduceResponse result, RecordSet records)
+    private static void RefuseKeylessRecords(string topicName, ProduceResponse.PartitionProduceResponse result, List<int> keylessRecords)
     {
-        List<ProduceResponse.BatchIndexAndErrorMessage>? keyless = null;
-        int index = 0;
-        foreach (Record record in records)
+        var errors = new List<ProduceResponse.BatchIndexAndErrorMessage>(keylessRecords.Count);
+        foreach (int index in keylessRecords)
         {
-            if (record.KeyIsNull)
-            {
-                (keyless ??= []).Add(new ProduceResponse.BatchIndexAndErrorMessage { BatchIndex = index, BatchIndexErrorMessage = "Compacted topic cannot accept a record without a key." });
-            }
-
-            index++;
+            errors.Add(new ProduceResponse.BatchIndexAndErrorMessage { BatchIndex = index, BatchIndexErrorMessage = "Compacted topic cannot accept a record without a key." });
         }
 
-        if (keyless is not null)
-        {
-            result.RecordErrors = keyless;
-            throw new KafkaProtocolException($"Compacted topic {topicName}-{result.Index} cannot accept records without a key ({keyless.Count} in this batch, the first at index {keyless[0].BatchIndex}).", ErrorCode.InvalidRecord);
-        }
+        result.RecordErrors = errors;
+        throw new KafkaProtocolException($"Compacted topic {topicName}-{result.Index} cannot accept records without a key ({errors.Count} in this batch, the first at index {errors[0].BatchIndex}).", ErrorCode.InvalidRecord);
     }
 
     /// <summary>

@@ -208,7 +208,7 @@ public readonly struct RecordBatch
         {
             using (streamed)
             {
-                while (streamed.TryReadNext(out _, out long timestampDelta))
+                while (streamed.TryReadNext(out _, out long timestampDelta, out _))
                 {
                     long timestamp = BaseTimestamp + timestampDelta;
                     if (timestamp != -1 && (timestamp < minTimestamp || timestamp > maxTimestamp))
@@ -274,11 +274,13 @@ public readonly struct RecordBatch
     /// CORRUPT_MESSAGE for data the codec cannot read. Returns the largest record timestamp, which Kafka stores as the
     /// batch's max timestamp whatever the producer's header says (ListOffsets by time and retention go by it).
     /// </summary>
-    public long CheckRecords(int maxDecompressedBytes = MaxDecompressedBytes)
+    /// <param name="keylessRecords">When given, receives the index of each record whose key is null (a compacted topic
+    /// refuses them), found in the same walk, so that check inflates nothing more.</param>
+    public long CheckRecords(List<int>? keylessRecords = null, int maxDecompressedBytes = MaxDecompressedBytes)
     {
         if (Compression == CompressionCodec.None)
         {
-            return CheckRecords(RecordsSection.Span);
+            return CheckRecords(RecordsSection.Span, keylessRecords);
         }
 
         if (StreamedRecords.Open(Compression, RecordsSection, maxDecompressedBytes) is { } streamed)
@@ -287,8 +289,13 @@ public readonly struct RecordBatch
             {
                 int expectedDelta = 0;
                 long maxDelta = long.MinValue;
-                while (expectedDelta < RecordCount && streamed.TryReadNext(out int offsetDelta, out long timestampDelta))
+                while (expectedDelta < RecordCount && streamed.TryReadNext(out int offsetDelta, out long timestampDelta, out bool keyIsNull))
                 {
+                    if (keyIsNull)
+                    {
+                        keylessRecords?.Add(expectedDelta);
+                    }
+
                     CheckOffsetDelta(offsetDelta, expectedDelta++);
                     maxDelta = Math.Max(maxDelta, timestampDelta);
                 }
@@ -298,7 +305,7 @@ public readonly struct RecordBatch
                     throw MismatchedHeader($"the records end after {expectedDelta}.");
                 }
 
-                if (streamed.TryReadNext(out _, out _))
+                if (streamed.TryReadNext(out _, out _, out _))
                 {
                     throw MismatchedHeader("more records follow the last one it declares.");
                 }
@@ -310,7 +317,7 @@ public readonly struct RecordBatch
         PooledBufferWriter decompressed = Decompress(maxDecompressedBytes);
         try
         {
-            return CheckRecords(decompressed.WrittenSpan);
+            return CheckRecords(decompressed.WrittenSpan, keylessRecords);
         }
         finally
         {
@@ -333,10 +340,11 @@ public readonly struct RecordBatch
     /// <see cref="Records"/> after <see cref="CheckRecords(int)"/>'s check, decompressing a compressed batch once for
     /// both: for a caller that reads every record anyway (the contract gate).
     /// </summary>
-    public RecordSet CheckedRecords(out long maxTimestamp, int maxDecompressedBytes = MaxDecompressedBytes)
+    /// <param name="keylessRecords">As <see cref="CheckRecords(List{int}?, int)"/>'s.</param>
+    public RecordSet CheckedRecords(out long maxTimestamp, List<int>? keylessRecords = null, int maxDecompressedBytes = MaxDecompressedBytes)
     {
         RecordSet records = Records(maxDecompressedBytes);
-        maxTimestamp = CheckRecords(records.Bytes.Span);
+        maxTimestamp = CheckRecords(records.Bytes.Span, keylessRecords);
         return records;
     }
 
@@ -366,7 +374,7 @@ public readonly struct RecordBatch
         }
     }
 
-    private long CheckRecords(ReadOnlySpan<byte> records)
+    private long CheckRecords(ReadOnlySpan<byte> records, List<int>? keylessRecords)
     {
         try
         {
@@ -375,6 +383,11 @@ public readonly struct RecordBatch
             var walk = new RecordEnumerator(records, RecordCount, 0, 0);
             while (walk.MoveNext())
             {
+                if (walk.Current.KeyIsNull)
+                {
+                    keylessRecords?.Add(expectedDelta);
+                }
+
                 CheckOffsetDelta((int)walk.Current.Offset, expectedDelta++);
                 maxDelta = Math.Max(maxDelta, walk.Current.Timestamp);
             }

@@ -41,10 +41,11 @@ internal sealed class StreamedRecords : IDisposable
     /// have ended. Throws <see cref="KafkaProtocolException"/>: CORRUPT_MESSAGE for data the codec cannot read or a
     /// total past the limit, INVALID_RECORD for records that do not parse.
     /// </summary>
-    public bool TryReadNext(out int offsetDelta, out long timestampDelta)
+    public bool TryReadNext(out int offsetDelta, out long timestampDelta, out bool keyIsNull)
     {
         offsetDelta = 0;
         timestampDelta = 0;
+        keyIsNull = false;
         if (Available(1) == 0)
         {
             return false;
@@ -69,7 +70,7 @@ internal sealed class StreamedRecords : IDisposable
                 throw Invalid(e.Message);
             }
 
-            (offsetDelta, timestampDelta) = ((int)record.Offset, record.Timestamp);
+            (offsetDelta, timestampDelta, keyIsNull) = ((int)record.Offset, record.Timestamp, record.KeyIsNull);
             _start += length;
             _consumed += length;
             return true;
@@ -80,7 +81,7 @@ internal sealed class StreamedRecords : IDisposable
         Take(1, end); // attributes
         timestampDelta = ReadVarlong(end);
         offsetDelta = ReadVarint(end);
-        SkipField(end, nullable: true, "key");
+        keyIsNull = SkipField(end, nullable: true, "key");
         SkipField(end, nullable: true, "value");
         int headers = ReadVarint(end);
         if (headers < 0 || headers > end - _consumed)
@@ -115,7 +116,8 @@ internal sealed class StreamedRecords : IDisposable
 
     private static KafkaProtocolException Invalid(string reason) => new(reason, ErrorCode.InvalidRecord);
 
-    private void SkipField(long end, bool nullable, string name)
+    /// <returns>Whether the field is null.</returns>
+    private bool SkipField(long end, bool nullable, string name)
     {
         int length = ReadVarint(end);
         if (length < (nullable ? -1 : 0) || length > end - _consumed)
@@ -136,6 +138,8 @@ internal sealed class StreamedRecords : IDisposable
             _consumed += take;
             left -= take;
         }
+
+        return length < 0;
     }
 
     private int ReadVarint(long end = long.MaxValue)

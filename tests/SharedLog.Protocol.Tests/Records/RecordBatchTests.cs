@@ -241,6 +241,36 @@ public class RecordBatchTests
     }
 
     [Theory]
+    [InlineData(CompressionCodec.None)]
+    [InlineData(CompressionCodec.Gzip)]
+    [InlineData(CompressionCodec.Lz4)]
+    [InlineData(CompressionCodec.Zstd)]
+    public void CheckRecordsNamesKeylessRecordsInTheSameWalkWithoutInflatingTheBatchWhole(CompressionCodec codec)
+    {
+        // 40 MiB of zeros compress to well under a produce request's limit: a keyed record that large, a small keyless one,
+        // and a keyless one larger than the walk's window (its fields are read as they come).
+        byte[] bytes = new RecordBatchBuilder(1_700_000_000_000) { Compression = codec }
+            .Add(Utf8("k"), new byte[40 << 20], 1_700_000_000_000)
+            .Add(null, Utf8("small"), 1_700_000_000_000)
+            .Add(null, new byte[1 << 20], 1_700_000_000_000)
+            .Add(Utf8("k"), Utf8("last"), 1_700_000_000_000)
+            .Build();
+        RecordBatch batch = RecordBatch.Parse(bytes);
+        var keyless = new List<int>();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        batch.CheckRecords(keyless);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal([1, 2], keyless);
+
+        // Not a timing: the walk holds a window, so the 41 MiB of records are never allocated (a whole inflation is).
+        Assert.True(allocated < 4 << 20, $"{allocated} bytes allocated to check the keys of a {bytes.Length}-byte {codec} batch");
+
+        var fromCheckedRecords = new List<int>();
+        RecordBatch.Parse(bytes).CheckedRecords(out _, fromCheckedRecords);
+        Assert.Equal([1, 2], fromCheckedRecords);
+    }
+
+    [Theory]
     [InlineData(CompressionCodec.Gzip)]
     [InlineData(CompressionCodec.Snappy)]
     [InlineData(CompressionCodec.Lz4)]
@@ -514,7 +544,7 @@ public class RecordBatchTests
                     _ = record.Key.Length + record.Value.Length;
                 }
 
-                batch.CheckRecords(1024 * 1024);
+                batch.CheckRecords(maxDecompressedBytes: 1024 * 1024);
             }
             catch (KafkaProtocolException)
             {
