@@ -39,10 +39,12 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
     public const string SourceTimestampHeader = "sharedlog.source.timestamp";
 
     // By quarantine topic: the timestamp of its first retained record, as the last refresh found it (or the first copy written
-    // since), or Emptied when that refresh found the topic empty.
+    // since), Emptied when that refresh found the topic empty, or Unread while a topic first written to is being read.
     private readonly ConcurrentDictionary<string, long> _oldestTimestamps = new(StringComparer.Ordinal);
 
     private const long Emptied = long.MaxValue;
+
+    private const long Unread = long.MinValue;
 
     // Keyed by the source batch's append task: an idempotent retry is answered with its original's task, so
     // original and retries find one entry, and it lives as long as the producer state remembers the batch.
@@ -211,8 +213,50 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
         turn?.End();
         await last;
         written.Value = records.Count;
-        // Into a topic found empty (retention, DeleteRecords) these copies are the oldest: the age of records gone is not theirs.
-        _oldestTimestamps.AddOrUpdate(name, static (_, written) => written, static (_, known, written) => known == Emptied ? written : known, now);
+        if (_oldestTimestamps.TryAdd(name, Unread))
+        {
+            // Not tracked yet (its contract applied again after a delete, a broker just started): the topic may hold older
+            // records than these copies, so its first one is read, off the produce path, before its age is reported.
+            _ = TrackAsync(name);
+        }
+        else
+        {
+            // Into a topic found empty (retention, DeleteRecords) these copies are the oldest: the age of records gone is not theirs.
+            _oldestTimestamps.TryUpdate(name, now, Emptied);
+        }
+    }
+
+    private async Task TrackAsync(string name)
+    {
+        try
+        {
+            _oldestTimestamps.TryUpdate(name, await OldestRetainedAsync(name, CancellationToken.None), Unread);
+        }
+        catch (Exception e)
+        {
+            // The periodic refresh reads it again; until then its backlog is not reported rather than reported with a wrong age.
+            LogOldestUnread(logger, e, name);
+        }
+    }
+
+    /// <summary>The smallest timestamp of the first retained batch of <paramref name="name"/>'s partitions, or Emptied.</summary>
+    private async Task<long> OldestRetainedAsync(string name, CancellationToken cancellationToken)
+    {
+        long oldest = Emptied;
+        foreach (PartitionMetadata partition in topics.Find(name)?.Partitions ?? [])
+        {
+            if (topics.FindStream(name, partition.Partition) is { } stream && stream.HighWatermark > stream.LogStartOffset)
+            {
+                StreamReadResult read = await streams.ReadAsync(stream.StreamId, stream.LogStartOffset, 1, cancellationToken);
+                // A record a client wrote there itself may carry no timestamp (-1): it has no age to report.
+                if (read.Batches.Count > 0 && RecordBatch.Parse(read.Batches[0]).BaseTimestamp is >= 0 and long first)
+                {
+                    oldest = Math.Min(oldest, first);
+                }
+            }
+        }
+
+        return oldest;
     }
 
     /// <summary>
@@ -326,25 +370,30 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
                 }
             }
 
+            if (oldest == Unread)
+            {
+                continue; // its first record is being read
+            }
+
             yield return (name, backlog, backlog == 0 || oldest == Emptied ? 0 : Math.Max(0, nowMs - oldest) / 1000);
         }
     }
 
     /// <summary>
     /// Re-reads the first record of each quarantine topic so the oldest age follows retention and DeleteRecords. The
-    /// topics are those of the contracts in force that exist (so a restart or a quiet hour does not hide a backlog);
-    /// one deleted, or no longer any contract's, is dropped.
+    /// topics are the existing ones a contract in force names (so a restart or a quiet hour does not hide a backlog, nor
+    /// does deleting the source topic while its bad records wait for a replay); one deleted, or no longer any contract's,
+    /// is dropped.
     /// </summary>
     public async Task RefreshOldestAsync(CancellationToken cancellationToken)
     {
         var inForce = new HashSet<string>(StringComparer.Ordinal);
-        foreach (TopicMetadata source in topics.All)
+        foreach (TopicMetadata topic in topics.All)
         {
-            if (contracts.ForTopic(source.Name) is { } contract && contract.Definition.QuarantineTopicFor(source.Name) is var name
-                && !SharedLog.Contracts.InternalTopics.IsInternal(name) && topics.Find(name) is not null)
+            if (contracts.IsQuarantineTopic(topic.Name))
             {
-                inForce.Add(name);
-                _oldestTimestamps.TryAdd(name, Emptied);
+                inForce.Add(topic.Name);
+                _oldestTimestamps.TryAdd(topic.Name, Emptied);
             }
         }
 
@@ -357,20 +406,7 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
             }
 
             long known = _oldestTimestamps.GetValueOrDefault(name, Emptied);
-            long oldest = Emptied;
-            foreach (PartitionMetadata partition in topics.Find(name)?.Partitions ?? [])
-            {
-                if (topics.FindStream(name, partition.Partition) is { } stream && stream.HighWatermark > stream.LogStartOffset)
-                {
-                    StreamReadResult read = await streams.ReadAsync(stream.StreamId, stream.LogStartOffset, 1, cancellationToken);
-                    // A record a client wrote there itself may carry no timestamp (-1): it has no age to report.
-                    if (read.Batches.Count > 0 && RecordBatch.Parse(read.Batches[0]).BaseTimestamp is >= 0 and long first)
-                    {
-                        oldest = Math.Min(oldest, first);
-                    }
-                }
-            }
-
+            long oldest = await OldestRetainedAsync(name, cancellationToken);
             if (oldest != Emptied)
             {
                 _oldestTimestamps[name] = oldest;
@@ -391,6 +427,9 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
     }
 
     private static RecordHeaderValue Header(string key, string value) => new(key, Encoding.UTF8.GetBytes(value));
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cannot read the first record of quarantine topic {Topic} for its oldest age; the next refresh reads it again")]
+    private static partial void LogOldestUnread(ILogger logger, Exception exception, string topic);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Quarantine copies of {Topic}-{Partition} from offset {Offset} waited {Seconds} s for the batch before them and are written now, out of source order")]
     private static partial void LogTurnWaitedOut(ILogger logger, string topic, int partition, long offset, double seconds);

@@ -251,9 +251,18 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             return governing.Definition.RetentionMs;
         }
 
-        // Asked per topic by every cleanup round and DescribeConfigs: the scan of the contracts is kept with the snapshot.
-        return snapshot.QuarantineTopics.Get(topic, static (name, s) => NamedAsQuarantine(s, name), snapshot) ? ContractParser.QuarantineRetentionMs : null;
+        return NamedAsQuarantineCached(snapshot, topic) ? ContractParser.QuarantineRetentionMs : null;
     }
+
+    /// <summary>
+    /// Whether a contract in force names <paramref name="topic"/> as the quarantine topic of a topic it governs, whether
+    /// that source topic exists or not (deleted, its bad records still wait there for a replay).
+    /// </summary>
+    public bool IsQuarantineTopic(string topic) => !InternalTopics.IsInternal(topic) && NamedAsQuarantineCached(_snapshot, topic);
+
+    // Asked per topic by every cleanup round and DescribeConfigs: the scan of the contracts is kept with the snapshot.
+    private static bool NamedAsQuarantineCached(Snapshot snapshot, string topic) =>
+        snapshot.QuarantineTopics.Get(topic, static (name, s) => NamedAsQuarantine(s, name), snapshot);
 
     /// <summary>The <c>retention.bytes</c> a topic has when it does not set one itself: its contract's, when the contract sets one; else null (and for internal topics).</summary>
     public long? RetentionBytesFor(string topic) => InternalTopics.IsInternal(topic) ? null : ForTopic(_snapshot, topic)?.Definition.RetentionBytes;
