@@ -317,6 +317,50 @@ public class QuarantineReplayTests
     }
 
     [Fact]
+    public async Task ANamedReplayWhoseQuarantineTopicIsDeletedWhileItRunsStopsAndKeepsNoProgressForTheNameOnly()
+    {
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("orders", Contract("orders", "quarantine"));
+        BrokerFixture broker = setup.Broker;
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        await admin.CreateTopicsAsync([new Confluent.Kafka.Admin.TopicSpecification { Name = "orders.remediation", NumPartitions = 1, ReplicationFactor = 1 }]);
+        using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 50, Acks = Acks.All }).Build();
+        async Task QuarantineAsync(int count, int idLength)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                producer.Produce("orders", new Message<string, byte[]> { Key = $"k{i}", Value = await setup.SerializeAsync(Payment($"{i}-" + new string('p', idLength), -1, "EUR"), "orders") });
+            }
+
+            producer.Flush(Deadline);
+        }
+
+        // About 6 MB of quarantined records, replayed at 1 MB/s: the topic is deleted once the replay has written some.
+        await QuarantineAsync(300, 20_000);
+        Assert.Equal(300, HighWatermark(broker, "orders.quarantine"));
+        const string Request = """{ "source": "orders", "target": "orders.remediation", "id": "deleted-meanwhile", "maxBytesPerSecond": 1048576 }""";
+        Task<(int Status, JsonNode Body)> running = ReplayAsync(broker, Request);
+        DateTime until = DateTime.UtcNow + Deadline;
+        while (HighWatermark(broker, "orders.remediation") == 0 && !running.IsCompleted && DateTime.UtcNow < until)
+        {
+            await Task.Delay(50); // polling the target's end, bounded by the deadline
+        }
+
+        await admin.DeleteTopicsAsync(["orders.quarantine"]).WaitAsync(Deadline);
+        (int status, JsonNode first) = await running.WaitAsync(TimeSpan.FromMinutes(1));
+        Assert.True(status == 503, first.ToJsonString());
+        Assert.False((bool)first["complete"]!);
+        Assert.Contains("orders.quarantine was deleted while this replay ran", (string)first["error"]!, StringComparison.Ordinal);
+
+        // The next bad records create the topic again: the same named replay reads it from its first record, skipping none.
+        await QuarantineAsync(310, 10);
+        Assert.Equal(310, HighWatermark(broker, "orders.quarantine"));
+        (status, JsonNode again) = await ReplayAsync(broker, Request);
+        Assert.True(status == 200, again.ToJsonString());
+        Assert.Equal(0, (long)again["partitions"]![0]!["startOffset"]!);
+        Assert.Equal(310, (long)again["written"]!);
+    }
+
+    [Fact]
     public async Task AResumePointBelowTheQuarantineLogStartStopsTheReplayNamingTheRecordsGone()
     {
         await using PaymentsContract setup = await StartWithPaymentsContractAsync("orders", Contract("orders", "quarantine"));

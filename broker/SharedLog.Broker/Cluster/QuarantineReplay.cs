@@ -300,7 +300,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
                 : DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - retentionMs,
             // A rule error may quote a field; stored next to a value the target's contract masks, it would carry it in clear.
             WithholdsRuleErrors = contracts.ForTopic(targetName)?.Definition.Privacy.Count > 0,
-            CommitProgress = request.Named && !request.DryRun ? (partition, offset) => CommitProgressAsync(request, fingerprint, quarantineName, partition, offset) : null,
+            CommitProgress = request.Named && !request.DryRun ? (partition, offset) => CommitProgressAsync(request, fingerprint, quarantine, partition, offset) : null,
         };
         // What is in quarantine now, every partition's end taken before any is read: records the replay quarantines again
         // (the target being the source) come after them, also in a partition read later.
@@ -386,10 +386,17 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
     /// replay's fingerprint as the offset's metadata. Kept until the group is deleted (not expired after
     /// offsets.retention.minutes as a consumer's would be: a replay run again a month later must not write twice).
     /// </summary>
-    private async Task CommitProgressAsync(ReplayRequest request, string fingerprint, string quarantineTopic, int partition, long offset)
+    /// <exception cref="UnknownTopicException">The quarantine topic was deleted while the replay ran (and perhaps created
+    /// again, by the next bad record): progress is the topic's, not the name's, and its offsets went with it.</exception>
+    private async Task CommitProgressAsync(ReplayRequest request, string fingerprint, TopicMetadata quarantine, int partition, long offset)
     {
+        if (topics.Find(quarantine.Name)?.TopicId != quarantine.TopicId)
+        {
+            throw new UnknownTopicException(quarantine.Name);
+        }
+
         DateTimeOffset now = DateTimeOffset.UtcNow;
-        var committed = new GroupOffset(quarantineTopic, partition, offset, -1, fingerprint, now, ExpireTime: now.AddYears(100));
+        var committed = new GroupOffset(quarantine.Name, partition, offset, -1, fingerprint, now, ExpireTime: now.AddYears(100)) { TopicId = quarantine.TopicId };
         await metadata.CommitGroupOffsetsAsync(request.ProgressGroup, [committed], CancellationToken.None);
         lag.Committed(request.ProgressGroup, [committed]);
     }
@@ -529,6 +536,10 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             try
             {
                 await CommitProgress(quarantinePartition, nextOffset);
+            }
+            catch (UnknownTopicException e)
+            {
+                Fail($"quarantine topic {e.Topic} was deleted while this replay ran: its progress is not kept, and a topic created again under that name is replayed from its first record");
             }
             catch (Exception e)
             {

@@ -220,7 +220,14 @@ public sealed record ObjectMetadata(long ObjectId, string Key, ObjectState State
 public sealed record StreamObjectRange(long ObjectId, string Key, long ObjectSize, ObjectRange Range);
 
 /// <summary>A committed offset; <paramref name="ExpireTime"/> is set only when the commit asked for its own retention.</summary>
-public sealed record GroupOffset(string Topic, int Partition, long Offset, int LeaderEpoch, string? Metadata, DateTimeOffset CommitTime, DateTimeOffset? ExpireTime = null);
+public sealed record GroupOffset(string Topic, int Partition, long Offset, int LeaderEpoch, string? Metadata, DateTimeOffset CommitTime, DateTimeOffset? ExpireTime = null)
+{
+    /// <summary>
+    /// When set, the commit holds only for the topic under this id: one deleted (its offsets with it) and perhaps created
+    /// again under the name refuses it with <see cref="UnknownTopicException"/>, so an offset of the old topic never lands on the new.
+    /// </summary>
+    public Guid? TopicId { get; init; }
+}
 
 /// <summary>
 /// What outlives a classic group's members, as Kafka keeps it in its group metadata record: the protocol type
@@ -236,7 +243,10 @@ public sealed record ProducerSnapshot(long StreamId, long Offset, string State);
 
 public sealed class TopicExistsException(string name) : Exception($"Topic '{name}' already exists.");
 
-public sealed class UnknownTopicException(string name) : Exception($"Topic '{name}' does not exist.");
+public sealed class UnknownTopicException(string name) : Exception($"Topic '{name}' does not exist.")
+{
+    public string Topic { get; } = name;
+}
 
 /// <summary>The metadata store refused a write for one stream (unknown, fenced, or not continuing its data).</summary>
 public abstract class StreamRefusedException(long streamId, string message) : Exception(message)

@@ -15,6 +15,13 @@ public sealed partial class SqliteMetadataStore
         {
             foreach (GroupOffset offset in offsets)
             {
+                // In the same write as the offsets, so a delete of the topic cannot come between the check and the commit.
+                if (offset.TopicId is { } topicId
+                    && await ScalarStringAsync(connection, "SELECT topic_id FROM topics WHERE topic_name = @name", ct, ("@name", offset.Topic)).ConfigureAwait(false) != topicId.ToString())
+                {
+                    throw new UnknownTopicException(offset.Topic);
+                }
+
                 await ExecuteAsync(connection, """
                     INSERT INTO group_offsets (group_id, topic_name, partition_index, committed_offset, leader_epoch, offset_metadata, commit_time_ms, expire_time_ms)
                     VALUES (@group, @topic, @partition, @offset, @epoch, @metadata, @time, @expire)

@@ -229,6 +229,28 @@ public sealed class CompactionAndCleanupTests : MetadataStoreTestBase
     }
 
     [Fact]
+    public async Task AnOffsetCommittedForATopicsIdHoldsOnlyForThatTopicNotOneCreatedAgainUnderItsName()
+    {
+        TopicMetadata first = await Store.CreateTopicAsync("reborn", 1, NoConfigs());
+        await Store.CommitGroupOffsetsAsync("replay", [new GroupOffset("reborn", 0, 3, -1, null, Time.Now) { TopicId = first.TopicId }]);
+        Assert.Equal([3L], (await Store.FetchGroupOffsetsAsync("replay")).Select(o => o.Offset));
+
+        Assert.True(await Store.DeleteTopicAsync("reborn"));
+        var gone = await Assert.ThrowsAsync<UnknownTopicException>(() => Store.CommitGroupOffsetsAsync("replay", [new GroupOffset("reborn", 0, 450, -1, null, Time.Now) { TopicId = first.TopicId }]));
+        Assert.Equal("reborn", gone.Topic);
+
+        TopicMetadata second = await Store.CreateTopicAsync("reborn", 1, NoConfigs());
+        await Assert.ThrowsAsync<UnknownTopicException>(() => Store.CommitGroupOffsetsAsync("replay", [new GroupOffset("reborn", 0, 450, -1, null, Time.Now) { TopicId = first.TopicId }]));
+        Assert.Empty(await Store.FetchGroupOffsetsAsync("replay"));
+
+        // The new topic's own id, and a commit that names no id (a consumer's, checked by the broker), are kept.
+        await Store.CommitGroupOffsetsAsync("replay", [new GroupOffset("reborn", 0, 4, -1, null, Time.Now) { TopicId = second.TopicId }]);
+        await Store.CommitGroupOffsetsAsync("readers", [new GroupOffset("reborn", 0, 5, -1, null, Time.Now)]);
+        Assert.Equal([4L], (await Store.FetchGroupOffsetsAsync("replay")).Select(o => o.Offset));
+        Assert.Equal([5L], (await Store.FetchGroupOffsetsAsync("readers")).Select(o => o.Offset));
+    }
+
+    [Fact]
     public async Task RangeQueriesCanBeLimitedToTheNextObjects()
     {
         PartitionMetadata partition = await CreateLedPartitionAsync("limited");
