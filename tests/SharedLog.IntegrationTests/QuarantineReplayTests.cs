@@ -324,18 +324,20 @@ public class QuarantineReplayTests
         using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
         await admin.CreateTopicsAsync([new Confluent.Kafka.Admin.TopicSpecification { Name = "orders.remediation", NumPartitions = 1, ReplicationFactor = 1 }]);
         using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 50, Acks = Acks.All }).Build();
-        async Task QuarantineAsync(int count, int idLength)
+        async Task QuarantineAsync(int count, int randomBytes)
         {
             for (int i = 0; i < count; i++)
             {
-                producer.Produce("orders", new Message<string, byte[]> { Key = $"k{i}", Value = await setup.SerializeAsync(Payment($"{i}-" + new string('p', idLength), -1, "EUR"), "orders") });
+                string id = $"{i}-" + Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(randomBytes));
+                producer.Produce("orders", new Message<string, byte[]> { Key = $"k{i}", Value = await setup.SerializeAsync(Payment(id, -1, "EUR"), "orders") });
             }
 
             producer.Flush(Deadline);
         }
 
-        // About 6 MB of quarantined records, replayed at 1 MB/s: the topic is deleted once the replay has written some.
-        await QuarantineAsync(300, 20_000);
+        // About 6 MB of quarantined records that do not compress, replayed at 1 MB/s (paced by the bytes written): the topic
+        // is deleted once the replay has written some.
+        await QuarantineAsync(300, 15_000);
         Assert.Equal(300, HighWatermark(broker, "orders.quarantine"));
         const string Request = """{ "source": "orders", "target": "orders.remediation", "id": "deleted-meanwhile", "maxBytesPerSecond": 1048576 }""";
         Task<(int Status, JsonNode Body)> running = ReplayAsync(broker, Request);
