@@ -1764,6 +1764,13 @@ public sealed class ContractGateTests : IDisposable
         Assert.Contains($"JSON schema {needsB}", Reason(result, 1), StringComparison.Ordinal);
         Assert.Contains("is not registered under subject 'versions-value'", Reason(result, 3), StringComparison.Ordinal);
         Assert.Contains($"JSON schema {needsA}", Reason(result, 4), StringComparison.Ordinal);
+
+        // A soft-deleted version is no longer the subject's, and the reason says why rather than naming another subject.
+        await _registry.DeleteVersionAsync("versions-value", "1", permanent: false, CancellationToken.None);
+        GateResult afterDelete = Inspect("versions", (null, Framed(needsA, "{\"a\":1}"u8.ToArray())), (null, Framed(needsB, "{\"b\":1}"u8.ToArray())));
+        Assert.Equal([0], afterDelete.Violations.Select(v => v.BatchIndex));
+        Assert.Equal(ViolationKind.WrongSubject, afterDelete.Violations[0].Kind);
+        Assert.Contains($"schema id {needsA} is version 1 of subject 'versions-value', which was deleted", Reason(afterDelete, 0), StringComparison.Ordinal);
     }
 
     [Theory]

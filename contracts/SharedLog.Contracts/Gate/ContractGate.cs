@@ -950,7 +950,10 @@ public sealed partial class ContractGate(
             string subject = requirement.SubjectFor(topic, isKey, recordName);
             if (registry.VersionUnder(schemaId, subject) is not { } version)
             {
-                return new SchemaCheck(null, null, $"schema id {schemaId} is not registered under subject '{subject}'", ViolationKind.WrongSubject);
+                // A soft-deleted version is no longer one of the subject's: said so, as the producer did use the right subject.
+                return new SchemaCheck(null, null, registry.DeletedVersionUnder(schemaId, subject) is { } deleted
+                    ? $"schema id {schemaId} is version {deleted} of subject '{subject}', which was deleted"
+                    : $"schema id {schemaId} is not registered under subject '{subject}'", ViolationKind.WrongSubject);
             }
 
             if (version < requirement.MinVersion || version > requirement.MaxVersion)

@@ -66,12 +66,17 @@ public sealed partial class SchemaRegistry : IDisposable
     }
 
     /// <summary>The newest live version of <paramref name="subject"/> registered with schema <paramref name="id"/>, or null.</summary>
-    public int? VersionUnder(int id, string subject)
+    public int? VersionUnder(int id, string subject) => VersionUnder(id, subject, deleted: false);
+
+    /// <summary>The newest soft-deleted version of <paramref name="subject"/> registered with schema <paramref name="id"/>, or null.</summary>
+    public int? DeletedVersionUnder(int id, string subject) => VersionUnder(id, subject, deleted: true);
+
+    private int? VersionUnder(int id, string subject, bool deleted)
     {
         lock (_sync)
         {
             return _subjects.TryGetValue(subject, out SortedDictionary<int, SubjectVersion>? versions)
-                ? versions.Values.LastOrDefault(v => v.Id == id && !v.Deleted)?.Version
+                ? versions.Values.LastOrDefault(v => v.Id == id && v.Deleted == deleted)?.Version
                 : null;
         }
     }
