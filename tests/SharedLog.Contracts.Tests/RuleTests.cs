@@ -195,6 +195,81 @@ public class RuleTests
         Assert.True(CelRule.Compile("items.all(x, items.all(y, items.all(z, true))) || true").Evaluate(variables).IsError);
     }
 
+    private static List<object?> Longs(int count) => [.. Enumerable.Range(0, count).Select(i => (object?)(1L + (i % 7)))];
+
+    [Theory]
+    [InlineData("value.items.all(x, value.a == value.b)")]
+    [InlineData("value.items.all(x, !(value.a != value.b))")]
+    [InlineData("value.items.all(x, value.inner in value.a)")]
+    [InlineData("value.items.all(x, value.m == value.m2)")]
+    [InlineData("value.items.all(x, value.s == value.t)")]
+    public void Comparing_nested_collections_or_long_strings_is_charged_for_all_they_hold(string expression)
+    {
+        // One comparison of a list holding a 40,000-element list was charged one step: a thousand of them took seconds.
+        var inner = Longs(40_000);
+        var value = new Dictionary<string, object?>
+        {
+            ["items"] = Longs(1000),
+            ["inner"] = Longs(40_000),
+            ["a"] = new List<object?> { inner },
+            ["b"] = new List<object?> { Longs(40_000) },
+            ["m"] = new Dictionary<string, object?> { ["k"] = inner },
+            ["m2"] = new Dictionary<string, object?> { ["k"] = Longs(40_000) },
+            ["s"] = new string('s', 400_000),
+            ["t"] = new string('s', 400_000),
+        };
+        RuleOutcome outcome = CelRule.Compile(expression).Evaluate(new Dictionary<string, object?> { ["value"] = value });
+        Assert.Equal(RuleOutcome.Error("evaluation step budget exceeded"), outcome);
+
+        // A few such comparisons fit the budget, and answer as before.
+        value["items"] = Longs(1);
+        Assert.True(CelRule.Compile(expression).Evaluate(new Dictionary<string, object?> { ["value"] = value }).IsPassed);
+    }
+
+    [Fact]
+    public void A_pattern_with_large_counted_repeats_is_charged_for_its_size()
+    {
+        Assert.Equal(1, RuleRegex.ExpandedSize("a"));
+        Assert.Equal(5, RuleRegex.ExpandedSize("[ab]c\\d\\p{L}\\u00e9"));
+        Assert.Equal(1002, RuleRegex.ExpandedSize("a[ab]{1000}c"));
+        Assert.Equal(2005, RuleRegex.ExpandedSize("(?:ab){1000}c|d{2,}x?"));
+        Assert.Equal(6000, RuleRegex.ExpandedSize("((?:ab){1000}){3}"));
+
+        // [ab]*a[ab]{1000}c steps up to a thousand states per character: 300,000 characters passed the budget as 18,750 steps.
+        var random = new Random(1);
+        var text = new string([.. Enumerable.Range(0, 300_000).Select(_ => random.Next(2) == 0 ? 'a' : 'b')]);
+        var variables = new Dictionary<string, object?> { ["value"] = new Dictionary<string, object?> { ["s"] = text } };
+        Assert.Equal(RuleOutcome.Error("evaluation step budget exceeded"), CelRule.Compile("value.s.matches('a[ab]{1000}c')").Evaluate(variables));
+        Assert.True(CelRule.Compile("value.s.matches('^[ab]+$')").Evaluate(variables).IsPassed);
+        Assert.True(CelRule.Compile("value.s.substring(0, 2000).matches('a[ab]{1000}c') == false").Evaluate(variables).IsPassed);
+    }
+
+    [Theory]
+    [InlineData("aaaaab", "ab", 0, 4, 4)]
+    [InlineData("abababab", "aba", 0, 0, 4)]
+    [InlineData("abababab", "aba", 1, 2, 4)]
+    [InlineData("abababab", "aba", 5, -1, 4)]
+    [InlineData("aabaabaaab", "aaab", 0, 6, 6)]
+    [InlineData("abcabd", "abd", 0, 3, 3)]
+    [InlineData("ab", "abc", 0, -1, -1)]
+    [InlineData("héllo wörld hé", "hé", 1, 12, 12)]
+    [InlineData("😀a😀a", "😀a", 0, 0, 2)]
+    public void IndexOf_and_lastIndexOf_find_by_code_point(string text, string sub, int from, int first, int last)
+    {
+        var variables = new Dictionary<string, object?> { ["t"] = text, ["s"] = sub, ["from"] = (long)from, ["first"] = (long)first, ["last"] = (long)last };
+        Assert.True(CelRule.Compile("t.indexOf(s, from) == first && t.lastIndexOf(s) == last").Evaluate(variables).IsPassed);
+    }
+
+    [Fact]
+    public void IndexOf_of_a_long_needle_that_almost_matches_everywhere_is_linear()
+    {
+        // A naive search compares the needle at every position: 700,000 × 300,000 steps (12 s); this one reads each once.
+        var variables = new Dictionary<string, object?> { ["s"] = new string('a', 700_000), ["t"] = new string('a', 299_999) + "b", ["u"] = "b" + new string('a', 299_999) };
+        Assert.True(CelRule.Compile("s.indexOf(t) == -1").Evaluate(variables).IsPassed);
+        Assert.True(CelRule.Compile("s.lastIndexOf(u) == -1").Evaluate(variables).IsPassed);
+        Assert.True(CelRule.Compile("s.lastIndexOf(t.substring(0, 299999)) == 400001").Evaluate(variables).IsPassed);
+    }
+
     [Fact]
     public void Built_values_are_size_bounded()
     {

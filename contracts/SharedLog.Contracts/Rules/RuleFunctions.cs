@@ -32,7 +32,7 @@ internal static class RuleFunctions
         ["_/_"] = Divide,
         ["_%_"] = Modulo,
         ["_==_"] = (EvalContext c, in RuleValue a, in RuleValue b) => Equal(c, a, b),
-        ["_!=_"] = (EvalContext c, in RuleValue a, in RuleValue b) => RuleValue.Bool(!Equal(c, a, b).AsBool),
+        ["_!=_"] = (EvalContext c, in RuleValue a, in RuleValue b) => NotEqual(c, a, b),
         ["_<_"] = (EvalContext c, in RuleValue a, in RuleValue b) => Compare(a, b, "<", static r => r < 0),
         ["_<=_"] = (EvalContext c, in RuleValue a, in RuleValue b) => Compare(a, b, "<=", static r => r <= 0),
         ["_>_"] = (EvalContext c, in RuleValue a, in RuleValue b) => Compare(a, b, ">", static r => r > 0),
@@ -160,14 +160,18 @@ internal static class RuleFunctions
 
     private static RuleValue TypeOf(EvalContext context, in RuleValue a) => RuleValue.Type(RuleValue.TypeNameOf(a.Kind));
 
+    /// <summary>Equality, charged for every element and long string compared at any depth (a budget error when that spends it).</summary>
     private static RuleValue Equal(EvalContext context, in RuleValue a, in RuleValue b)
     {
-        if (a.Kind is RuleValueKind.List or RuleValueKind.Map)
-        {
-            context.Charge(RuleCollections.Count(a));
-        }
+        long visited = 0;
+        bool equal = RuleSemantics.Equal(a, b, ref visited, context.StepLimit - context.Steps);
+        return context.Charge(visited) ? RuleValue.Bool(equal) : RuleValue.Error(EvalContext.BudgetExceeded);
+    }
 
-        return RuleValue.Bool(RuleSemantics.Equal(a, b));
+    private static RuleValue NotEqual(EvalContext context, in RuleValue a, in RuleValue b)
+    {
+        RuleValue equal = Equal(context, a, b);
+        return equal.IsError ? equal : RuleValue.Bool(!equal.AsBool);
     }
 
     private static RuleValue Compare(in RuleValue a, in RuleValue b, string op, Func<int, bool> test)
@@ -347,15 +351,16 @@ internal static class RuleFunctions
                     return RuleValue.Error(EvalContext.BudgetExceeded);
                 }
 
-                for (var i = 0; i < count; i++)
+                // Each comparison is charged for what it reads below the element (lists in a list compared whole).
+                long visited = 0;
+                long limit = context.StepLimit - context.Steps;
+                var found = false;
+                for (var i = 0; i < count && !found && visited <= limit; i++)
                 {
-                    if (RuleSemantics.Equal(element, RuleCollections.Item(container, i)))
-                    {
-                        return RuleValue.True;
-                    }
+                    found = RuleSemantics.Equal(element, RuleCollections.Item(container, i), ref visited, limit);
                 }
 
-                return RuleValue.False;
+                return context.Charge(visited) ? RuleValue.Bool(found) : RuleValue.Error(EvalContext.BudgetExceeded);
             case RuleValueKind.Map:
                 return RuleValue.Bool(RuleCollections.TryGetMapValue(container, element, out _));
             default:

@@ -5,8 +5,8 @@ using System.Text.RegularExpressions;
 
 namespace SharedLog.Contracts.Rules;
 
-/// <summary>A translated, compiled pattern, or why it was refused.</summary>
-internal sealed record CompiledPattern(Regex? Regex, string? Error);
+/// <summary>A translated, compiled pattern, or why it was refused; <paramref name="Size"/> is its size with counted repeats spelled out.</summary>
+internal sealed record CompiledPattern(Regex? Regex, string? Error, long Size = 1);
 
 /// <summary>
 /// matches(): RE2 syntax translated to .NET and run with <see cref="RegexOptions.NonBacktracking"/>,
@@ -98,7 +98,9 @@ internal static class RuleRegex
 
         Span<char> scratch = stackalloc char[RuleValue.TextScratchLength];
         ReadOnlySpan<char> text = input.Text(scratch);
-        if (!context.Charge(1 + (text.Length / 16)))
+        // Linear in the input, but each character may step every state of the pattern's automaton, and counted repeats
+        // multiply them ([ab]{1000} is a thousand): past a small pattern, the charge grows with its size.
+        if (!context.Charge(1 + (text.Length / 16 * Math.Max(1, pattern.Size / SizeChargedAsOne))))
         {
             return RuleValue.Error(EvalContext.BudgetExceeded);
         }
@@ -116,7 +118,7 @@ internal static class RuleRegex
         try
         {
             var translated = Translate(pattern);
-            return new CompiledPattern(new Regex(translated, RegexOptions.NonBacktracking | RegexOptions.CultureInvariant), null);
+            return new CompiledPattern(new Regex(translated, RegexOptions.NonBacktracking | RegexOptions.CultureInvariant), null, ExpandedSize(translated));
         }
         catch (RuleSyntaxException ex)
         {
@@ -130,6 +132,125 @@ internal static class RuleRegex
         {
             return new CompiledPattern(null, $"unsupported regular expression '{pattern}': {ex.Message}");
         }
+    }
+
+    /// <summary>Pattern size up to which a match is charged by the input's length alone.</summary>
+    private const int SizeChargedAsOne = 16;
+
+    /// <summary>
+    /// The size of a translated (valid .NET) pattern with its counted repeats spelled out: a character, class or escape is
+    /// one, a group the sum of what it holds, <c>x{n,m}</c> m times x's size. An estimate of the automaton's states, which
+    /// the work per input character can reach.
+    /// </summary>
+    internal static long ExpandedSize(string pattern)
+    {
+        const long Cap = 1L << 40;
+        var groups = new Stack<(long Total, long Last)>();
+        long total = 0;
+        long last = 0;
+        var i = 0;
+        while (i < pattern.Length)
+        {
+            var c = pattern[i];
+            switch (c)
+            {
+                case '\\':
+                    // \p{Name} and \P{Name} hold braces that are no repeat; \uXXXX and \xXX are one character too.
+                    var next = i + 1 < pattern.Length ? pattern[i + 1] : '\0';
+                    var close = next is 'p' or 'P' && i + 2 < pattern.Length && pattern[i + 2] == '{' ? pattern.IndexOf('}', i + 2) : -1;
+                    i = close >= 0 ? close + 1 : next == 'u' ? i + 6 : next == 'x' ? i + 4 : i + 2;
+                    total += last = 1;
+                    continue;
+                case '[':
+                    var j = i + 1;
+                    j += j < pattern.Length && pattern[j] == '^' ? 1 : 0;
+                    j += j < pattern.Length && pattern[j] == ']' ? 1 : 0;
+                    for (var depth = 1; j < pattern.Length && depth > 0; j++)
+                    {
+                        // A subtraction ([a-z-[aeiou]]) nests a class; an escape may be a bracket.
+                        j += pattern[j] == '\\' ? 1 : 0;
+                        depth += j < pattern.Length ? pattern[j] switch { '[' => 1, ']' => -1, _ => 0 } : 0;
+                    }
+
+                    i = j;
+                    total += last = 1;
+                    continue;
+                case '(':
+                    groups.Push((total, last));
+                    (total, last) = (0, 0);
+                    i++;
+                    if (i < pattern.Length && pattern[i] == '?')
+                    {
+                        // (?:, (?<name>, (?i) and (?i: open no atom of their own.
+                        while (i < pattern.Length && pattern[i] is not (':' or '>' or ')'))
+                        {
+                            i++;
+                        }
+
+                        i += i < pattern.Length && pattern[i] != ')' ? 1 : 0;
+                    }
+
+                    continue;
+                case ')':
+                    var group = total;
+                    (total, last) = groups.Count > 0 ? groups.Pop() : (0, 0);
+                    total = Math.Min(Cap, total + group);
+                    last = group;
+                    i++;
+                    continue;
+                case '{' when RepeatAt(pattern, i, out var times, out var end):
+                    total = Math.Min(Cap, total + (last * (times - 1)));
+                    last = Math.Min(Cap, last * times);
+                    i = end + 1;
+                    continue;
+                case '*' or '+' or '?' or '|' or '^' or '$':
+                    i++;
+                    continue;
+                default:
+                    total += last = 1;
+                    i++;
+                    continue;
+            }
+        }
+
+        while (groups.Count > 0)
+        {
+            total = Math.Min(Cap, total + groups.Pop().Total);
+        }
+
+        return Math.Max(1, total);
+    }
+
+    /// <summary>Whether a counted repeat (<c>{n}</c>, <c>{n,}</c>, <c>{n,m}</c>) starts at <paramref name="start"/>: the times it spells out and where it ends.</summary>
+    private static bool RepeatAt(string pattern, int start, out long times, out int end)
+    {
+        times = 0;
+        end = pattern.IndexOf('}', start);
+        if (end < 0)
+        {
+            return false;
+        }
+
+        var parts = pattern.AsSpan(start + 1, end - start - 1);
+        var comma = parts.IndexOf(',');
+        if (!int.TryParse(comma < 0 ? parts : parts[..comma], NumberStyles.None, CultureInfo.InvariantCulture, out var least))
+        {
+            return false;
+        }
+
+        if (comma < 0 || comma == parts.Length - 1)
+        {
+            times = comma < 0 ? least : least + 1;
+            return true;
+        }
+
+        if (!int.TryParse(parts[(comma + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var most))
+        {
+            return false;
+        }
+
+        times = Math.Max(least, most);
+        return true;
     }
 
     /// <summary>Rewrites RE2 syntax into equivalent .NET syntax; throws <see cref="RuleSyntaxException"/> for what has no linear-time equivalent.</summary>

@@ -136,6 +136,9 @@ public readonly struct RuleValue
         return a.Text(first).SequenceEqual(b.Text(second));
     }
 
+    /// <summary>A string value's size as held: UTF-16 units, or UTF-8 bytes for a field left as UTF-8 (a measure of work, not CEL's <c>size</c>).</summary>
+    internal int TextSize => _ref is string text ? text.Length : ((Utf8Text)_ref!).Utf8.Length;
+
     /// <summary>A string value's length in code points (CEL's <c>size</c>).</summary>
     internal long CodePointCount() => TextLength.CodePoints(_ref!);
 
