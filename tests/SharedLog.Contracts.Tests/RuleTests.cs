@@ -203,6 +203,7 @@ public class RuleTests
     [InlineData("value.items.all(x, value.inner in value.a)")]
     [InlineData("value.items.all(x, value.m == value.m2)")]
     [InlineData("value.items.all(x, value.s == value.t)")]
+    [InlineData("value.items.all(x, value.euros == value.utf8Euros)")]
     public void Comparing_nested_collections_or_long_strings_is_charged_for_all_they_hold(string expression)
     {
         // One comparison of a list holding a 40,000-element list was charged one step: a thousand of them took seconds.
@@ -217,6 +218,8 @@ public class RuleTests
             ["m2"] = new Dictionary<string, object?> { ["k"] = Longs(40_000) },
             ["s"] = new string('s', 400_000),
             ["t"] = new string('s', 400_000),
+            ["euros"] = new string('€', 400_000),
+            ["utf8Euros"] = new SharedLog.Contracts.Model.Utf8Text(Encoding.UTF8.GetBytes(new string('€', 400_000))),
         };
         RuleOutcome outcome = CelRule.Compile(expression).Evaluate(new Dictionary<string, object?> { ["value"] = value });
         Assert.Equal(RuleOutcome.Error("evaluation step budget exceeded"), outcome);
@@ -234,6 +237,12 @@ public class RuleTests
         Assert.Equal(1002, RuleRegex.ExpandedSize("a[ab]{1000}c"));
         Assert.Equal(2005, RuleRegex.ExpandedSize("(?:ab){1000}c|d{2,}x?"));
         Assert.Equal(6000, RuleRegex.ExpandedSize("((?:ab){1000}){3}"));
+
+        // An escaped bracket in a class is one of its members: it neither ends the class nor opens another.
+        Assert.Equal(4100, RuleRegex.ExpandedSize("(?:a{40}[\\](]){100}"));
+        Assert.Equal(1003, RuleRegex.ExpandedSize(RuleRegex.Translate("[\\[]?a[ab]{1000}c")));
+        Assert.Equal(5, RuleRegex.ExpandedSize("[\\]]{5}"));
+        Assert.Equal(3, RuleRegex.ExpandedSize(RuleRegex.Translate("[^]a]{3}")));
 
         // [ab]*a[ab]{1000}c steps up to a thousand states per character: 300,000 characters passed the budget as 18,750 steps.
         var random = new Random(1);

@@ -167,9 +167,14 @@ internal static class RuleRegex
                     j += j < pattern.Length && pattern[j] == ']' ? 1 : 0;
                     for (var depth = 1; j < pattern.Length && depth > 0; j++)
                     {
-                        // A subtraction ([a-z-[aeiou]]) nests a class; an escape may be a bracket.
-                        j += pattern[j] == '\\' ? 1 : 0;
-                        depth += j < pattern.Length ? pattern[j] switch { '[' => 1, ']' => -1, _ => 0 } : 0;
+                        // A subtraction ([a-z-[aeiou]]) nests a class; an escaped bracket (\[, \]) is a member, skipped whole.
+                        if (pattern[j] == '\\')
+                        {
+                            j++;
+                            continue;
+                        }
+
+                        depth += pattern[j] switch { '[' => 1, ']' => -1, _ => 0 };
                     }
 
                     i = j;

@@ -58,7 +58,7 @@ internal static class RuleSemantics
 
     /// <summary>
     /// <see cref="Equal(in RuleValue, in RuleValue)"/>, adding to <paramref name="visited"/> the elements of every list and map
-    /// compared, at every level, and a step per 16 characters of strings of equal length: a list of lists is as costly as all its
+    /// compared, at every level, and a step per 16 characters of the shorter of two strings: a list of lists is as costly as all its
     /// elements. Gives up (false) once <paramref name="visited"/> passes <paramref name="limit"/>, which the caller reports as the
     /// evaluation budget spent.
     /// </summary>
@@ -87,7 +87,8 @@ internal static class RuleSemantics
             case RuleValueKind.Double:
                 return a.AsDouble == b.AsDouble;
             case RuleValueKind.String:
-                visited += a.TextSize == b.TextSize ? a.TextSize / 16 : 0;
+                // Sizes as held differ between UTF-16 and UTF-8 of the same text, so the smaller is charged, compared or not.
+                visited += Math.Min(a.TextSize, b.TextSize) / 16;
                 return RuleValue.TextEquals(a, b);
             case RuleValueKind.Bytes:
                 return a.AsBytes.AsSpan().SequenceEqual(b.AsBytes);

@@ -337,7 +337,7 @@ public readonly struct RecordBatch
         new($"The batch's records do not match its header of {RecordCount} records: {reason}", ErrorCode.InvalidRecord);
 
     /// <summary>
-    /// <see cref="Records"/> after <see cref="CheckRecords(int)"/>'s check, decompressing a compressed batch once for
+    /// <see cref="Records"/> after <see cref="CheckRecords(List{int}?, int)"/>'s check, decompressing a compressed batch once for
     /// both: for a caller that reads every record anyway (the contract gate).
     /// </summary>
     /// <param name="keylessRecords">As <see cref="CheckRecords(List{int}?, int)"/>'s.</param>
