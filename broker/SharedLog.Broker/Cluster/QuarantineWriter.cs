@@ -406,7 +406,19 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
             }
 
             long known = _oldestTimestamps.GetValueOrDefault(name, Emptied);
-            long oldest = await OldestRetainedAsync(name, cancellationToken);
+            long oldest;
+            try
+            {
+                oldest = await OldestRetainedAsync(name, cancellationToken);
+            }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+            {
+                // One topic's unreadable first record (an object store error, say) keeps what was known of it, and the
+                // round goes on to the others rather than leaving them unread.
+                LogOldestUnread(logger, e, name);
+                continue;
+            }
+
             if (oldest != Emptied)
             {
                 _oldestTimestamps[name] = oldest;
