@@ -229,6 +229,41 @@ public class RuleTests
         Assert.True(CelRule.Compile(expression).Evaluate(new Dictionary<string, object?> { ["value"] = value }).IsPassed);
     }
 
+    [Theory]
+    [InlineData("l.all(i, m.exists(k, true))")]
+    [InlineData("l.all(i, s.reverse() != '')")]
+    [InlineData("l.all(i, strings.quote(s) != '')")]
+    [InlineData("l.all(i, s.charAt(0) == 'a')")]
+    [InlineData("l.all(i, s.substring(0, 1) == 'a')")]
+    [InlineData("l.all(i, s.trim() != '')")]
+    [InlineData("l.all(i, math.greatest(l) >= i)")]
+    [InlineData("l.all(i, '%s'.format([l]) != '')")]
+    [InlineData("l.all(i, '%s'.format([m]) != '')")]
+    [InlineData("l.all(i, [s, s].join() != '')")]
+    [InlineData("l.all(i, 'a'.replace('a', s) != '')")]
+    [InlineData("l.all(i, s < t)")]
+    [InlineData("l.all(i, !(s in m))")]
+    [InlineData("l.all(i, !m[?s].hasValue())")]
+    [InlineData("l.all(i, int(s) == 1 || true)")]
+    [InlineData("l.all(i, base64.decode(s) != b'')")]
+    [InlineData("l.all(i, bytes(s) != b'')")]
+    [InlineData("ps.all(p, !'a'.matches(p))")]
+    public void Functions_are_charged_for_the_size_of_what_they_read(string expression)
+    {
+        // Each call read, copied or rebuilt a 100,000-character string or a 20,000-element list or map for a step or two:
+        // a comprehension of 2,000 such calls took seconds and gigabytes inside the budget.
+        var text = new string('a', 100_000);
+        var variables = new Dictionary<string, object?>
+        {
+            ["l"] = Longs(2000),
+            ["m"] = Enumerable.Range(0, 20_000).ToDictionary(i => $"k{i}", i => (object?)1L),
+            ["s"] = new SharedLog.Contracts.Model.Utf8Text(Encoding.UTF8.GetBytes(text)),
+            ["t"] = text + "b",
+            ["ps"] = Enumerable.Range(0, 200).Select(i => (object?)$"^(x{i}|y[0-9]{{2}}z)+$").ToList(),
+        };
+        Assert.Equal(RuleOutcome.Error("evaluation step budget exceeded"), CelRule.Compile(expression).Evaluate(variables));
+    }
+
     [Fact]
     public void A_pattern_with_large_counted_repeats_is_charged_for_its_size()
     {

@@ -390,10 +390,16 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
         var inForce = new HashSet<string>(StringComparer.Ordinal);
         foreach (TopicMetadata topic in topics.All)
         {
-            if (contracts.IsQuarantineTopic(topic.Name))
+            // Named by a contract in force, its source topic there or not; and the quarantine topic of each existing source
+            // (the only way to find it for a stored contract whose template names {topic} twice, which IsQuarantineTopic cannot read back).
+            string? quarantineOfSource = contracts.ForTopic(topic.Name)?.Definition.QuarantineTopicFor(topic.Name);
+            foreach (string? name in (ReadOnlySpan<string?>)[contracts.IsQuarantineTopic(topic.Name) ? topic.Name : null, quarantineOfSource])
             {
-                inForce.Add(topic.Name);
-                _oldestTimestamps.TryAdd(topic.Name, Emptied);
+                if (name is not null && !SharedLog.Contracts.InternalTopics.IsInternal(name) && topics.Find(name) is not null)
+                {
+                    inForce.Add(name);
+                    _oldestTimestamps.TryAdd(name, Emptied);
+                }
             }
         }
 

@@ -52,6 +52,18 @@ internal sealed class EvalContext
         return Steps <= StepLimit;
     }
 
+    /// <summary>
+    /// Charges for reading <paramref name="value"/> whole: a step per 16 characters of a string or bytes of a bytes value,
+    /// and, when <paramref name="collections"/>, a step per element of a list or map. False once the budget is exhausted.
+    /// </summary>
+    public bool ChargeSize(in RuleValue value, bool collections = true) => Charge(value.Kind switch
+    {
+        RuleValueKind.String => value.TextSize / 16,
+        RuleValueKind.Bytes => value.AsBytes.Length / 16,
+        RuleValueKind.List or RuleValueKind.Map when collections => RuleCollections.Count(value),
+        _ => 0,
+    });
+
     public bool TryResolve(string name, out object? value)
     {
         if (_variables is not null)
@@ -524,6 +536,13 @@ internal sealed class ComprehensionNode(ComprehensionKind kind, Node range, int 
         RuleValue[]? mapKeys = null;
         if (target.Kind == RuleValueKind.Map)
         {
+            // Its keys are copied before the first iteration: charged for all of them first (a nested comprehension over a
+            // map of 50,000 keys copied them all for one step).
+            if (!context.ChargeSize(target))
+            {
+                return RuleValue.Error(EvalContext.BudgetExceeded);
+            }
+
             mapKeys = RuleCollections.MapKeys(target);
         }
         else if (target.Kind != RuleValueKind.List)

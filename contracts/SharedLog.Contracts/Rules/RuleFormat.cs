@@ -20,7 +20,6 @@ internal static class RuleFormat
         var pattern = args[0].AsString;
         var list = args[1];
         var count = RuleCollections.Count(list);
-        context.Charge(1 + (pattern.Length / 16) + count);
         var output = new StringBuilder(pattern.Length + 16);
         var next = 0;
         for (var i = 0; i < pattern.Length; i++)
@@ -72,7 +71,7 @@ internal static class RuleFormat
                 return RuleValue.Error($"index {next} out of range");
             }
 
-            var error = Clause(output, clause, precision, RuleCollections.Item(list, next++));
+            var error = Clause(context, output, clause, precision, RuleCollections.Item(list, next++));
             if (error is not null)
             {
                 return RuleValue.Error("error during formatting: " + error);
@@ -87,13 +86,13 @@ internal static class RuleFormat
         return RuleValue.String(output.ToString());
     }
 
-    private static string? Clause(StringBuilder output, char clause, int? precision, in RuleValue value)
+    private static string? Clause(EvalContext context, StringBuilder output, char clause, int? precision, in RuleValue value)
     {
         var type = RuleValue.TypeNameOf(value.Kind);
         switch (clause)
         {
             case 's':
-                return AppendString(output, value, 0);
+                return AppendString(context, output, value, 0);
             case 'd':
                 switch (value.Kind)
                 {
@@ -269,11 +268,18 @@ internal static class RuleFormat
         return builder.ToString();
     }
 
-    private static string? AppendString(StringBuilder output, in RuleValue value, int depth)
+    private static string? AppendString(EvalContext context, StringBuilder output, in RuleValue value, int depth)
     {
         if (depth > RuleParser.MaxNesting)
         {
             return "value nested too deeply";
+        }
+
+        // Every string copied and every list or map walked, at any depth, is charged (the call itself was charged for the
+        // argument list only).
+        if (!context.ChargeSize(value))
+        {
+            return EvalContext.BudgetExceeded;
         }
 
         switch (value.Kind)
@@ -310,7 +316,7 @@ internal static class RuleFormat
                         output.Append(", ");
                     }
 
-                    if (AppendString(output, RuleCollections.Item(value, i), depth + 1) is { } error)
+                    if (AppendString(context, output, RuleCollections.Item(value, i), depth + 1) is { } error)
                     {
                         return error;
                     }
@@ -324,7 +330,7 @@ internal static class RuleFormat
                 foreach (var entry in RuleCollections.MapEntries(value))
                 {
                     var key = new StringBuilder();
-                    AppendString(key, entry.Key, depth + 1);
+                    AppendString(context, key, entry.Key, depth + 1);
                     entries.Add((key.ToString(), entry.Value));
                 }
 
@@ -338,7 +344,7 @@ internal static class RuleFormat
                     }
 
                     output.Append(entries[i].Key).Append(": ");
-                    if (AppendString(output, entries[i].Value, depth + 1) is { } error)
+                    if (AppendString(context, output, entries[i].Value, depth + 1) is { } error)
                     {
                         return error;
                     }

@@ -12,16 +12,16 @@ internal static class RuleFunctions
     {
         ["-_"] = Negate,
         ["size"] = Size,
-        ["int"] = ToInt,
-        ["uint"] = ToUint,
-        ["double"] = ToDouble,
-        ["string"] = ToStringValue,
-        ["bytes"] = ToBytes,
+        ["int"] = ChargedForText(ToInt),
+        ["uint"] = ChargedForText(ToUint),
+        ["double"] = ChargedForText(ToDouble),
+        ["string"] = ChargedForText(ToStringValue),
+        ["bytes"] = ChargedForText(ToBytes),
         ["bool"] = ToBool,
         ["type"] = TypeOf,
         ["dyn"] = Identity,
-        ["timestamp"] = ToTimestamp,
-        ["duration"] = ToDuration,
+        ["timestamp"] = ChargedForText(ToTimestamp),
+        ["duration"] = ChargedForText(ToDuration),
     };
 
     private static readonly Dictionary<string, BinaryFunction> GlobalBinary = new(StringComparer.Ordinal)
@@ -33,13 +33,13 @@ internal static class RuleFunctions
         ["_%_"] = Modulo,
         ["_==_"] = (EvalContext c, in RuleValue a, in RuleValue b) => Equal(c, a, b),
         ["_!=_"] = (EvalContext c, in RuleValue a, in RuleValue b) => NotEqual(c, a, b),
-        ["_<_"] = (EvalContext c, in RuleValue a, in RuleValue b) => Compare(a, b, "<", static r => r < 0),
-        ["_<=_"] = (EvalContext c, in RuleValue a, in RuleValue b) => Compare(a, b, "<=", static r => r <= 0),
-        ["_>_"] = (EvalContext c, in RuleValue a, in RuleValue b) => Compare(a, b, ">", static r => r > 0),
-        ["_>=_"] = (EvalContext c, in RuleValue a, in RuleValue b) => Compare(a, b, ">=", static r => r >= 0),
+        ["_<_"] = (EvalContext c, in RuleValue a, in RuleValue b) => Compare(c, a, b, "<", static r => r < 0),
+        ["_<=_"] = (EvalContext c, in RuleValue a, in RuleValue b) => Compare(c, a, b, "<=", static r => r <= 0),
+        ["_>_"] = (EvalContext c, in RuleValue a, in RuleValue b) => Compare(c, a, b, ">", static r => r > 0),
+        ["_>=_"] = (EvalContext c, in RuleValue a, in RuleValue b) => Compare(c, a, b, ">=", static r => r >= 0),
         ["@in"] = In,
         ["_[_]"] = Index,
-        ["_[?_]"] = (EvalContext c, in RuleValue a, in RuleValue b) => RuleOptionals.Index(a, b),
+        ["_[?_]"] = (EvalContext c, in RuleValue a, in RuleValue b) => c.ChargeSize(b, collections: false) ? RuleOptionals.Index(a, b) : RuleValue.Error(EvalContext.BudgetExceeded),
         ["matches"] = Matches,
     };
 
@@ -158,6 +158,10 @@ internal static class RuleFunctions
 
     private static RuleValue Identity(EvalContext context, in RuleValue a) => a;
 
+    /// <summary>A conversion charged for reading its string or bytes argument whole (parsed, copied, or quoted in its error).</summary>
+    private static UnaryFunction ChargedForText(UnaryFunction function) =>
+        (EvalContext context, in RuleValue a) => context.ChargeSize(a, collections: false) ? function(context, a) : RuleValue.Error(EvalContext.BudgetExceeded);
+
     private static RuleValue TypeOf(EvalContext context, in RuleValue a) => RuleValue.Type(RuleValue.TypeNameOf(a.Kind));
 
     /// <summary>Equality, charged for every element and long string compared at any depth (a budget error when that spends it).</summary>
@@ -174,8 +178,14 @@ internal static class RuleFunctions
         return equal.IsError ? equal : RuleValue.Bool(!equal.AsBool);
     }
 
-    private static RuleValue Compare(in RuleValue a, in RuleValue b, string op, Func<int, bool> test)
+    private static RuleValue Compare(EvalContext context, in RuleValue a, in RuleValue b, string op, Func<int, bool> test)
     {
+        // Strings are compared code point by code point, up to the shorter one's end.
+        if (a.Kind == RuleValueKind.String && b.Kind == RuleValueKind.String && !context.Charge(Math.Min(a.TextSize, b.TextSize) / 16))
+        {
+            return RuleValue.Error(EvalContext.BudgetExceeded);
+        }
+
         var order = RuleSemantics.Compare(a, b);
         return order switch
         {
@@ -362,7 +372,8 @@ internal static class RuleFunctions
 
                 return context.Charge(visited) ? RuleValue.Bool(found) : RuleValue.Error(EvalContext.BudgetExceeded);
             case RuleValueKind.Map:
-                return RuleValue.Bool(RuleCollections.TryGetMapValue(container, element, out _));
+                // A key is hashed whole to be looked up.
+                return context.ChargeSize(element, collections: false) ? RuleValue.Bool(RuleCollections.TryGetMapValue(container, element, out _)) : RuleValue.Error(EvalContext.BudgetExceeded);
             default:
                 return NoOverload("in", element, container);
         }
@@ -388,6 +399,11 @@ internal static class RuleFunctions
                 if (index.Kind is not (RuleValueKind.String or RuleValueKind.Int or RuleValueKind.Uint or RuleValueKind.Bool or RuleValueKind.Double))
                 {
                     return NoOverload("[]", container, index);
+                }
+
+                if (!context.ChargeSize(index, collections: false))
+                {
+                    return RuleValue.Error(EvalContext.BudgetExceeded);
                 }
 
                 if (RuleCollections.TryGetMapValue(container, index, out var value))
@@ -444,7 +460,8 @@ internal static class RuleFunctions
             return NoOverload("matches", a, b);
         }
 
-        return RuleRegex.Match(context, a, RuleRegex.Get(b.AsString));
+        // A pattern from the record is compiled here unless cached: charged first (a pattern in the rule text was compiled once, at apply).
+        return context.Charge(RuleRegex.CompileSteps(b.AsString)) ? RuleRegex.Match(context, a, RuleRegex.Get(b.AsString)) : RuleValue.Error(EvalContext.BudgetExceeded);
     }
 
     private static RuleValue MapAscii(EvalContext context, in RuleValue a, bool toUpper)

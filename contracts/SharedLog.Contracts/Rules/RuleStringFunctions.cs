@@ -5,7 +5,11 @@ namespace SharedLog.Contracts.Rules;
 
 internal delegate RuleValue NaryFunction(EvalContext context, RuleValue[] args);
 
-/// <summary>A strict call with any number of arguments (the less common functions; allocates its argument array).</summary>
+/// <summary>
+/// A strict call with any number of arguments (the less common functions; allocates its argument array). Each is charged
+/// for reading its arguments whole (strings and bytes by size, lists and maps by count) before it runs: these functions
+/// copy, scan or rebuild what they are given.
+/// </summary>
 internal sealed class NaryCallNode(NaryFunction function, Node[] arguments) : Node
 {
     public override RuleValue Eval(EvalContext context)
@@ -21,6 +25,10 @@ internal sealed class NaryCallNode(NaryFunction function, Node[] arguments) : No
             }
 
             values[i] = value;
+            if (!context.ChargeSize(value))
+            {
+                return RuleValue.Error(EvalContext.BudgetExceeded);
+            }
         }
 
         return function(context, values);
@@ -152,7 +160,6 @@ internal static class RuleStringFunctions
             return NoOverload("indexOf", args);
         }
 
-        context.Charge((args[0].AsString.Length + args[1].AsString.Length) / 16);
         var text = CodePoints(args[0].AsString);
         var sub = CodePoints(args[1].AsString);
         var offset = args.Length == 3 ? args[2].AsInt : 0;
@@ -171,7 +178,6 @@ internal static class RuleStringFunctions
             return NoOverload("lastIndexOf", args);
         }
 
-        context.Charge((args[0].AsString.Length + args[1].AsString.Length) / 16);
         var text = CodePoints(args[0].AsString);
         var sub = CodePoints(args[1].AsString);
         long offset = text.Length;
@@ -213,7 +219,6 @@ internal static class RuleStringFunctions
         var old = args[1].AsString;
         var replacement = args[2].AsString;
         var limit = args.Length == 4 ? args[3].AsInt : -1;
-        context.Charge(text.Length / 16);
         var builder = new StringBuilder(text.Length);
         var replaced = 0L;
         var position = 0;
@@ -264,7 +269,9 @@ internal static class RuleStringFunctions
             builder.Append(text, position, text.Length - position);
         }
 
-        return builder.Length > RuleLimits.MaxStringLength ? RuleValue.Error("string result exceeds the size limit") : RuleValue.String(builder.ToString());
+        // The result may be far longer than the arguments (a long replacement for many matches): charged as built.
+        return builder.Length > RuleLimits.MaxStringLength ? RuleValue.Error("string result exceeds the size limit")
+            : context.Charge(builder.Length / 16) ? RuleValue.String(builder.ToString()) : RuleValue.Error(EvalContext.BudgetExceeded);
     }
 
     private static RuleValue Split(EvalContext context, RuleValue[] args)
@@ -277,7 +284,6 @@ internal static class RuleStringFunctions
         var text = args[0].AsString;
         var separator = args[1].AsString;
         var limit = args.Length == 3 ? args[2].AsInt : -1;
-        context.Charge(text.Length / 16);
         if (limit == 0)
         {
             return RuleValue.List(Array.Empty<RuleValue>());
@@ -372,7 +378,6 @@ internal static class RuleStringFunctions
 
         var separator = args.Length == 2 ? args[1].AsString : "";
         var count = RuleCollections.Count(args[0]);
-        context.Charge(count);
         var builder = new StringBuilder();
         for (var i = 0; i < count; i++)
         {
@@ -380,6 +385,12 @@ internal static class RuleStringFunctions
             if (item.Kind != RuleValueKind.String)
             {
                 return RuleValue.Error($"join: list element {i} is {RuleValue.TypeNameOf(item.Kind)}, not string");
+            }
+
+            // The list was charged by its count; each string is copied into the result.
+            if (!context.ChargeSize(item))
+            {
+                return RuleValue.Error(EvalContext.BudgetExceeded);
             }
 
             if (i > 0)
