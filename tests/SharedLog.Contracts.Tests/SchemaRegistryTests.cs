@@ -275,6 +275,32 @@ public class SchemaRegistryTests
     }
 
     [Fact]
+    public async Task AnImportOfTheLargestIdOrVersionLeavesNewSchemasRefusedNotGivenANegativeIdOrVersion()
+    {
+        using SchemaRegistry registry = await OpenAsync(new MemoryJournal());
+        await registry.SetModeAsync(null, RegistryMode.Import, force: false, CancellationToken.None);
+        await registry.RegisterAsync("imp", Fields("a") with { Id = int.MaxValue, Version = int.MaxValue }, CancellationToken.None);
+        await registry.SetModeAsync(null, RegistryMode.ReadWrite, force: false, CancellationToken.None);
+
+        // New ids count up from the largest: none is left, which is said rather than wrapping to -2147483648 for every schema.
+        var noId = await Assert.ThrowsAsync<SchemaRegistryException>(() => registry.RegisterAsync("x2", Fields("b"), CancellationToken.None));
+        Assert.Equal(RegistryErrorCodes.OperationNotPermitted, noId.ErrorCode);
+        Assert.Contains("No schema id is left", noId.Message, StringComparison.Ordinal);
+        Assert.Equal(40401, Assert.Throws<SchemaRegistryException>(() => registry.Versions("x2", includeDeleted: true)).ErrorCode);
+
+        // A schema that has an id is still registered under another subject; under "imp", after version 2147483647, no
+        // version is left (the next one wrapped to a negative number).
+        Assert.Equal(int.MaxValue, (await registry.RegisterAsync("other", Fields("a"), CancellationToken.None)).Id);
+        await registry.SetModeAsync(null, RegistryMode.Import, force: true, CancellationToken.None);
+        await registry.RegisterAsync("side", Fields("q") with { Id = 6, Version = 1 }, CancellationToken.None);
+        await registry.SetModeAsync(null, RegistryMode.ReadWrite, force: false, CancellationToken.None);
+        await registry.SetCompatibilityAsync("imp", CompatibilityLevel.None, CancellationToken.None);
+        var lastVersion = await Assert.ThrowsAsync<SchemaRegistryException>(() => registry.RegisterAsync("imp", Fields("q"), CancellationToken.None));
+        Assert.Equal(RegistryErrorCodes.InvalidVersion, lastVersion.ErrorCode);
+        Assert.Contains("no version is left", lastVersion.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ARetriedImportIsAnsweredWithTheImportedSchema()
     {
         using SchemaRegistry registry = await OpenAsync(new MemoryJournal());

@@ -412,7 +412,8 @@ public sealed partial class SchemaRegistry : IDisposable
                     throw SchemaRegistryException.ReadOnly(subject);
                 }
 
-                int nextVersion = versions.Count == 0 ? 1 : versions.Keys.Max() + 1;
+                // long: an imported version may be int.MaxValue, after which there is no next one (an int would wrap to a negative).
+                long nextVersion = versions.Count == 0 ? 1 : versions.Keys.Max() + 1L;
                 if (mode != RegistryMode.Import && request.Id is not null)
                 {
                     throw new SchemaRegistryException(RegistryErrorCodes.OperationNotPermitted, $"Subject '{subject}' is not in import mode; ids cannot be chosen.");
@@ -442,7 +443,20 @@ public sealed partial class SchemaRegistry : IDisposable
                 }
                 else
                 {
-                    id = _idByIdentity.TryGetValue(identity, out int known) ? known : _maxId + 1;
+                    if (_idByIdentity.TryGetValue(identity, out int known))
+                    {
+                        id = known;
+                    }
+                    else if (_maxId == int.MaxValue)
+                    {
+                        // Ids count up from the largest one; an import of id 2147483647 leaves none (it wrapped to a negative id
+                        // that every new schema then shared).
+                        throw new SchemaRegistryException(RegistryErrorCodes.OperationNotPermitted, $"No schema id is left for a new schema: the largest id is {int.MaxValue} (imported), and new ids count up from the largest.");
+                    }
+                    else
+                    {
+                        id = _maxId + 1;
+                    }
                 }
 
                 // Outside IMPORT a version is not chosen (0 or less counts as not given, as in Confluent).
@@ -450,7 +464,9 @@ public sealed partial class SchemaRegistry : IDisposable
                 int version = request.Version is > 0 ? request.Version.Value : last == int.MaxValue ? 0 : last + 1;
                 if (version == 0 || (request.Version is > 0 && versions.ContainsKey(version)))
                 {
-                    throw new SchemaRegistryException(RegistryErrorCodes.InvalidVersion, $"Version {version} is not available for subject '{subject}'.");
+                    throw new SchemaRegistryException(RegistryErrorCodes.InvalidVersion, version == 0
+                        ? $"Subject '{subject}' has version {int.MaxValue}; no version is left after it."
+                        : $"Version {version} is not available for subject '{subject}'.");
                 }
 
                 CompatibilityLevel level = EffectiveCompatibility(subject);
