@@ -562,6 +562,10 @@ public class QuarantineReplayTests
         [
             ("not json", 400),
             ("[]", 400),
+            ("""{ "source": "\ud800" }""", 400),
+            ("""{ "source": "orders", "\ud800": 1 }""", 400),
+            ("""{ "source": "orders", "rules": ["\ud800"] }""", 400),
+            ("""{ "source": "orders", "resumeFrom": { "\ud800": 1 } }""", 400),
             ("{}", 400),
             ("""{ "source": "orders", "form": 1 }""", 400),
             ("""{ "source": "orders", "fromOffset": 5, "toOffset": 5 }""", 400),

@@ -427,6 +427,19 @@ public class SchemaRegistryHttpTests
         hugeBody.Headers.ContentType = MediaTypeHeaderValue.Parse(Avro);
         await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/huge/versions", hugeBody, HttpStatusCode.RequestEntityTooLarge, 413);
 
+        // An escaped unpaired surrogate ("\ud800") is valid JSON to the reader, which throws only when the string is taken:
+        // in the body's ruleSet (a 500 before), in a JSON Schema's property name, enum or description, and in an Avro property.
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/lone/versions", new StringContent("{\"schema\":\"\\\"int\\\"\",\"ruleSet\":{\"\\ud800\":1}}", Encoding.UTF8, Avro), HttpStatusCode.BadRequest, 400);
+        await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/lone/versions", new StringContent("{\"schema\":\"\\\"int\\\"\",\"ruleSet\":{\"domainRules\":[{\"name\":\"\\ud800\"}]}}", Encoding.UTF8, Avro), HttpStatusCode.BadRequest, 400);
+        foreach ((string type, string schema) in (IEnumerable<(string, string)>)[
+            ("JSON", "{\"type\":\"object\",\"properties\":{\"\\ud800\":{\"type\":\"string\"}}}"),
+            ("JSON", "{\"enum\":[\"\\ud800\"]}"),
+            ("JSON", "{\"description\":\"\\ud800\"}"),
+            ("AVRO", "{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\"],\"\\ud800\":\"x\"}")])
+        {
+            await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/lone/versions", Body(new { schema, schemaType = type }), HttpStatusCode.UnprocessableEntity, 42201);
+        }
+
         // Still serving, and nothing half-registered.
         Assert.Equal(["s"], ((JsonArray)(await SendAsync(http, HttpMethod.Get, "/subjects")).Json!).Select(s => (string)s!));
     }

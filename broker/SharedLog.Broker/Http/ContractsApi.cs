@@ -93,6 +93,10 @@ public static partial class ContractsApi
             {
                 return Error(e.Status, e.Message);
             }
+            catch (Exception e) when (SharedLog.Contracts.Formats.Json.InvalidJsonText.Is(e))
+            {
+                return Error(400, $"The replay request is not valid JSON text: {e.Message}");
+            }
 
             try
             {

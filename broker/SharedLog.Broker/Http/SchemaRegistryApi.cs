@@ -73,7 +73,7 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
             LogRefused(context.Request.Method, context.Request.Path, e.StatusCode, e.Message);
             await ErrorAsync(context, e.StatusCode, e.StatusCode, e.Message);
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException || SharedLog.Contracts.Formats.Json.InvalidJsonText.Is(e))
         {
             LogRefused(context.Request.Method, context.Request.Path, 400, e.Message);
             await ErrorAsync(context, 400, 400, $"Malformed JSON body: {e.Message}");

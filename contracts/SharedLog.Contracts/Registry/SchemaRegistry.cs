@@ -970,6 +970,10 @@ public sealed partial class SchemaRegistry : IDisposable
         {
             throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Invalid schema: {e.Message}");
         }
+        catch (Exception e) when (Formats.Json.InvalidJsonText.Is(e))
+        {
+            throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Invalid schema: {e.Message}");
+        }
     }
 
     /// <summary>
