@@ -248,6 +248,7 @@ public class RuleTests
     [InlineData("l.all(i, base64.decode(s) != b'')")]
     [InlineData("l.all(i, bytes(s) != b'')")]
     [InlineData("ps.all(p, !'a'.matches(p))")]
+    [InlineData("zs.all(z, timestamp(0).getHours(z) >= 0 || true)")]
     public void Functions_are_charged_for_the_size_of_what_they_read(string expression)
     {
         // Each call read, copied or rebuilt a 100,000-character string or a 20,000-element list or map for a step or two:
@@ -260,8 +261,39 @@ public class RuleTests
             ["s"] = new SharedLog.Contracts.Model.Utf8Text(Encoding.UTF8.GetBytes(text)),
             ["t"] = text + "b",
             ["ps"] = Enumerable.Range(0, 200).Select(i => (object?)$"^(x{i}|y[0-9]{{2}}z)+$").ToList(),
+            ["zs"] = Enumerable.Range(0, 1000).Select(i => (object?)$"Nowhere/Zone{i}").ToList(),
         };
         Assert.Equal(RuleOutcome.Error("evaluation step budget exceeded"), CelRule.Compile(expression).Evaluate(variables));
+    }
+
+    [Theory]
+    [InlineData("'%x'.format([s]) != ''")]
+    [InlineData("bool(s)")]
+    [InlineData("['', '', '', '', '', '', '', ''].join(s) != ''")]
+    public void Format_hex_bool_and_join_separators_are_charged_for_what_they_copy(string expression)
+    {
+        // Each copied (or quoted in its error) a 100,000-character string for a step or two.
+        var variables = new Dictionary<string, object?> { ["s"] = new string('a', 100_000) };
+        Assert.Equal(RuleOutcome.Error("evaluation step budget exceeded"), CelRule.Compile(expression).EvaluateValue(variables, stepBudget: 5_000) is { IsError: true } error ? RuleOutcome.Error(error.ErrorMessage) : RuleOutcome.Passed);
+    }
+
+    [Fact]
+    public void Optional_functions_are_not_charged_for_the_values_they_only_wrap()
+    {
+        var variables = new Dictionary<string, object?> { ["items"] = Longs(100_000) };
+        Assert.True(CelRule.Compile("optional.of(items).hasValue() && optional.ofNonZeroValue(items).hasValue() && optional.none().orValue(items) != null").Evaluate(variables).IsPassed);
+    }
+
+    [Fact]
+    public void A_pattern_taken_from_the_record_costs_the_same_whether_or_not_it_is_cached()
+    {
+        // The cache is process-wide: an outcome that depended on it would change with what other records left there.
+        var patterns = Enumerable.Range(0, 10).Select(_ => (object?)new Dictionary<string, object?> { ["text"] = "abc", ["re"] = "^a(" + Guid.NewGuid().ToString("N") + ")?" }).ToList();
+        var variables = new Dictionary<string, object?> { ["value"] = new Dictionary<string, object?> { ["rules"] = patterns } };
+        var rule = CelRule.Compile("value.rules.all(r, r.text.matches(r.re))");
+        RuleOutcome first = rule.Evaluate(variables);
+        Assert.Equal(first, rule.Evaluate(variables));
+        Assert.Equal(RuleOutcome.Error("evaluation step budget exceeded"), first);
     }
 
     [Fact]

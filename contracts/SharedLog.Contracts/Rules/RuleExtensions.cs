@@ -43,6 +43,9 @@ internal static class RuleExtensions
         ["or/2"] = RuleOptionals.Or,
     };
 
+    /// <summary>Whether a call of <paramref name="name"/> reads its arguments whole (charged for them): not the optional functions, which wrap or pass them on.</summary>
+    public static bool ReadsArguments(string name) => !name.StartsWith("optional.", StringComparison.Ordinal) && name is not ("hasValue" or "value" or "orValue" or "or");
+
     public static NaryFunction? Find(string name, int arity) =>
         Functions.TryGetValue($"{name}/{arity}", out var function) || Functions.TryGetValue($"{name}/*", out function) ? function : null;
 

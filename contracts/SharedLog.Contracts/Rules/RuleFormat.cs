@@ -148,6 +148,12 @@ internal static class RuleFormat
                 return null;
             case 'x':
             case 'X':
+                // Strings and bytes are copied twice over as hex: charged for their size, as %s charges what it copies.
+                if (!context.ChargeSize(value, collections: false))
+                {
+                    return EvalContext.BudgetExceeded;
+                }
+
                 string hex;
                 switch (value.Kind)
                 {

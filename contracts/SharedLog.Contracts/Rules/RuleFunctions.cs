@@ -17,7 +17,7 @@ internal static class RuleFunctions
         ["double"] = ChargedForText(ToDouble),
         ["string"] = ChargedForText(ToStringValue),
         ["bytes"] = ChargedForText(ToBytes),
-        ["bool"] = ToBool,
+        ["bool"] = ChargedForText(ToBool),
         ["type"] = TypeOf,
         ["dyn"] = Identity,
         ["timestamp"] = ChargedForText(ToTimestamp),
@@ -66,16 +66,16 @@ internal static class RuleFunctions
         ["startsWith"] = (EvalContext c, in RuleValue a, in RuleValue b) => StringTest(c, a, b, "startsWith", static (s, t) => s.StartsWith(t, StringComparison.Ordinal)),
         ["endsWith"] = (EvalContext c, in RuleValue a, in RuleValue b) => StringTest(c, a, b, "endsWith", static (s, t) => s.EndsWith(t, StringComparison.Ordinal)),
         ["matches"] = Matches,
-        ["getFullYear"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(a, b, TimeField.FullYear),
-        ["getMonth"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(a, b, TimeField.Month),
-        ["getDate"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(a, b, TimeField.Date),
-        ["getDayOfMonth"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(a, b, TimeField.DayOfMonth),
-        ["getDayOfWeek"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(a, b, TimeField.DayOfWeek),
-        ["getDayOfYear"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(a, b, TimeField.DayOfYear),
-        ["getHours"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(a, b, TimeField.Hours),
-        ["getMinutes"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(a, b, TimeField.Minutes),
-        ["getSeconds"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(a, b, TimeField.Seconds),
-        ["getMilliseconds"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(a, b, TimeField.Milliseconds),
+        ["getFullYear"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(c, a, b, TimeField.FullYear),
+        ["getMonth"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(c, a, b, TimeField.Month),
+        ["getDate"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(c, a, b, TimeField.Date),
+        ["getDayOfMonth"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(c, a, b, TimeField.DayOfMonth),
+        ["getDayOfWeek"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(c, a, b, TimeField.DayOfWeek),
+        ["getDayOfYear"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(c, a, b, TimeField.DayOfYear),
+        ["getHours"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(c, a, b, TimeField.Hours),
+        ["getMinutes"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(c, a, b, TimeField.Minutes),
+        ["getSeconds"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(c, a, b, TimeField.Seconds),
+        ["getMilliseconds"] = (EvalContext c, in RuleValue a, in RuleValue b) => ZonedTimePart(c, a, b, TimeField.Milliseconds),
     };
 
     private enum TimeField
@@ -112,7 +112,7 @@ internal static class RuleFunctions
             // namespaced functions such as strings.quote(s)
             if (name.Contains('.', StringComparison.Ordinal) && RuleExtensions.Find(name, args.Length) is { } namespaced)
             {
-                return new NaryCallNode(namespaced, args);
+                return new NaryCallNode(namespaced, args, RuleExtensions.ReadsArguments(name));
             }
 
             return null;
@@ -130,7 +130,7 @@ internal static class RuleFunctions
 
         if (RuleStringFunctions.Receiver.TryGetValue($"{name}/{args.Length + 1}", out var nary) || RuleExtensions.Receiver.TryGetValue($"{name}/{args.Length + 1}", out nary))
         {
-            return new NaryCallNode(nary, [target, .. args]);
+            return new NaryCallNode(nary, [target, .. args], RuleExtensions.ReadsArguments(name));
         }
 
         return null;
@@ -460,7 +460,8 @@ internal static class RuleFunctions
             return NoOverload("matches", a, b);
         }
 
-        // A pattern from the record is compiled here unless cached: charged first (a pattern in the rule text was compiled once, at apply).
+        // A pattern from the record is compiled here unless cached: charged first, cached or not, so a record's outcome does
+        // not depend on what other records left in the cache (a pattern in the rule text was compiled once, at apply).
         return context.Charge(RuleRegex.CompileSteps(b.AsString)) ? RuleRegex.Match(context, a, RuleRegex.Get(b.AsString)) : RuleValue.Error(EvalContext.BudgetExceeded);
     }
 
@@ -482,8 +483,10 @@ internal static class RuleFunctions
         }));
     }
 
-    private static RuleValue ZonedTimePart(in RuleValue a, in RuleValue zone, TimeField field) =>
-        zone.Kind == RuleValueKind.String && a.Kind == RuleValueKind.Timestamp ? TimePart(a, zone.AsString, field) : NoOverload(field.ToString(), a, zone);
+    private static RuleValue ZonedTimePart(EvalContext context, in RuleValue a, in RuleValue zone, TimeField field) =>
+        zone.Kind != RuleValueKind.String || a.Kind != RuleValueKind.Timestamp ? NoOverload(field.ToString(), a, zone)
+        : context.Charge(RuleTime.ZoneLookupSteps(zone.AsString)) ? TimePart(a, zone.AsString, field)
+        : RuleValue.Error(EvalContext.BudgetExceeded);
 
     private static RuleValue TimePart(in RuleValue a, string? zone, TimeField field)
     {

@@ -10,7 +10,8 @@ internal delegate RuleValue NaryFunction(EvalContext context, RuleValue[] args);
 /// for reading its arguments whole (strings and bytes by size, lists and maps by count) before it runs: these functions
 /// copy, scan or rebuild what they are given.
 /// </summary>
-internal sealed class NaryCallNode(NaryFunction function, Node[] arguments) : Node
+/// <param name="readsArguments">False for functions that only wrap or pass on their arguments (the optional ones).</param>
+internal sealed class NaryCallNode(NaryFunction function, Node[] arguments, bool readsArguments = true) : Node
 {
     public override RuleValue Eval(EvalContext context)
     {
@@ -25,7 +26,7 @@ internal sealed class NaryCallNode(NaryFunction function, Node[] arguments) : No
             }
 
             values[i] = value;
-            if (!context.ChargeSize(value))
+            if (readsArguments && !context.ChargeSize(value))
             {
                 return RuleValue.Error(EvalContext.BudgetExceeded);
             }
@@ -395,6 +396,11 @@ internal static class RuleStringFunctions
 
             if (i > 0)
             {
+                if (!context.Charge(separator.Length / 16))
+                {
+                    return RuleValue.Error(EvalContext.BudgetExceeded);
+                }
+
                 builder.Append(separator);
             }
 
