@@ -388,18 +388,28 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
     public async Task RefreshOldestAsync(CancellationToken cancellationToken)
     {
         var inForce = new HashSet<string>(StringComparer.Ordinal);
+        void InForce(string name)
+        {
+            if (!SharedLog.Contracts.InternalTopics.IsInternal(name) && topics.Find(name) is not null)
+            {
+                inForce.Add(name);
+                _oldestTimestamps.TryAdd(name, Emptied);
+            }
+        }
+
         foreach (TopicMetadata topic in topics.All)
         {
-            // Named by a contract in force, its source topic there or not; and the quarantine topic of each existing source
-            // (the only way to find it for a stored contract whose template names {topic} twice, which IsQuarantineTopic cannot read back).
-            string? quarantineOfSource = contracts.ForTopic(topic.Name)?.Definition.QuarantineTopicFor(topic.Name);
-            foreach (string? name in (ReadOnlySpan<string?>)[contracts.IsQuarantineTopic(topic.Name) ? topic.Name : null, quarantineOfSource])
+            // Named by a contract in force, its source topic there or not.
+            if (contracts.IsQuarantineTopic(topic.Name))
             {
-                if (name is not null && !SharedLog.Contracts.InternalTopics.IsInternal(name) && topics.Find(name) is not null)
-                {
-                    inForce.Add(name);
-                    _oldestTimestamps.TryAdd(name, Emptied);
-                }
+                InForce(topic.Name);
+            }
+
+            // And the quarantine topic of each existing source: the only way to find it for a stored contract whose template
+            // names {topic} twice, which IsQuarantineTopic cannot read back.
+            if (contracts.ForTopic(topic.Name) is { } contract)
+            {
+                InForce(contract.Definition.QuarantineTopicFor(topic.Name));
             }
         }
 
