@@ -443,4 +443,38 @@ public class SchemaRegistryHttpTests
         // Still serving, and nothing half-registered.
         Assert.Equal(["s"], ((JsonArray)(await SendAsync(http, HttpMethod.Get, "/subjects")).Json!).Select(s => (string)s!));
     }
+
+    [Fact]
+    public async Task MalformedPathEscapesAreRefusedAndHeadIsAnsweredAsGet()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using HttpClient http = Http(broker);
+        await SendAsync(http, HttpMethod.Post, "/subjects/caf%C3%A9-value/versions", Body(new { schema = "\"string\"" }));
+        Assert.Equal(["café-value"], ((JsonArray)(await SendAsync(http, HttpMethod.Get, "/subjects")).Json!).Select(s => (string)s!));
+
+        // Sent exactly as written (Uri would otherwise escape a stray '%' to "%25" itself).
+        foreach (string path in new[] { "/subjects/a%ZZ/versions", "/subjects/a%4/versions", "/subjects/a%/versions", "/subjects/a%FF%FE/versions" })
+        {
+            var raw = new Uri(new Uri(broker.RegistryUrl).GetLeftPart(UriPartial.Authority) + path, new UriCreationOptions { DangerousDisablePathAndQueryCanonicalization = true });
+            using var request = new HttpRequestMessage(HttpMethod.Post, raw) { Content = Body(new { schema = "\"string\"" }) };
+            using HttpResponseMessage response = await http.SendAsync(request);
+            JsonNode? json = JsonNode.Parse(await response.Content.ReadAsStringAsync());
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest && (int?)json?["error_code"] == 400, $"{path}: {(int)response.StatusCode} {json?.ToJsonString()}");
+        }
+
+        Assert.Equal(["café-value"], ((JsonArray)(await SendAsync(http, HttpMethod.Get, "/subjects")).Json!).Select(s => (string)s!));
+
+        // HEAD has GET's status and headers and no body, as Jersey answers it.
+        using (HttpResponseMessage head = await http.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/subjects/caf%C3%A9-value/versions/1")))
+        {
+            Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+            Assert.Equal(Avro, head.Content.Headers.ContentType?.MediaType);
+            Assert.Empty(await head.Content.ReadAsByteArrayAsync());
+        }
+
+        using (HttpResponseMessage missing = await http.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/subjects/none/versions/1")))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        }
+    }
 }

@@ -56,6 +56,13 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
         public string? Mode { get; set; }
     }
 
+    /// <summary>
+    /// Parsing a schema and comparing it with a subject's versions can take far more memory than its text (a 900 KB
+    /// Avro schema, forty such checks at once: +0.7 GB), so at most one such request per core runs; the others wait
+    /// their turn (or until their client goes away) instead of all building their trees at once.
+    /// </summary>
+    private static readonly SemaphoreSlim SchemaWorkSlots = new(Math.Max(Environment.ProcessorCount, 1));
+
     /// <summary>Terminal middleware for the registry port.</summary>
     public async Task HandleAsync(HttpContext context)
     {
@@ -92,7 +99,8 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
 
     private async Task DispatchAsync(HttpContext context, string[] path)
     {
-        string method = context.Request.Method;
+        // As Jersey, HEAD is served wherever GET is, with the same status and headers; Kestrel drops the body.
+        string method = HttpMethods.IsHead(context.Request.Method) ? "GET" : context.Request.Method;
         IQueryCollection query = context.Request.Query;
         CancellationToken cancel = context.RequestAborted;
         bool deleted = Flag(query, "deleted");
@@ -123,7 +131,8 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
                 await JsonAsync(context, Array(Page(registry.Subjects(deleted, query["subjectPrefix"], Flag(query, "deletedOnly")), query).Select(s => (JsonNode?)s)));
                 return;
             case ["subjects", string subject] when method == "POST":
-                await JsonAsync(context, Describe(registry.Lookup(subject, await SchemaRequestAsync(context), deleted)));
+                SchemaRequest looked = await SchemaRequestAsync(context);
+                await JsonAsync(context, Describe(await InSchemaWorkSlotAsync(() => registry.Lookup(subject, looked, deleted), cancel)));
                 return;
             case ["subjects", string subject] when method == "DELETE":
                 IReadOnlyList<int> deletedVersions = await registry.DeleteSubjectAsync(subject, Flag(query, "permanent"), cancel);
@@ -134,7 +143,8 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
                 await JsonAsync(context, Array(Page(registry.Versions(subject, deleted, Flag(query, "deletedOnly")), query).Select(v => (JsonNode?)v)));
                 return;
             case ["subjects", string subject, "versions"] when method == "POST":
-                RegisteredSchema registered = await registry.RegisterAsync(subject, await SchemaRequestAsync(context, mayOmitSchema: true), cancel);
+                SchemaRequest registering = await SchemaRequestAsync(context, mayOmitSchema: true);
+                RegisteredSchema registered = await InSchemaWorkSlotAsync(() => registry.RegisterAsync(subject, registering, cancel), cancel);
                 await JsonAsync(context, new JsonObject { ["id"] = registered.Id, ["version"] = registered.Version });
                 return;
             case ["subjects", string subject, "versions", string version] when method == "GET":
@@ -160,7 +170,7 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
                 CompatibilityResult result;
                 try
                 {
-                    result = registry.CheckCompatibility(subject, rest.Length == 1 ? rest[0] : null, checkedSchema);
+                    result = await InSchemaWorkSlotAsync(() => registry.CheckCompatibility(subject, rest.Length == 1 ? rest[0] : null, checkedSchema), cancel);
                 }
                 catch (SchemaRegistryException e) when (e.ErrorCode == RegistryErrorCodes.InvalidSchema && Flag(query, "verbose"))
                 {
@@ -383,6 +393,22 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
         return new SchemaRequest(body.Schema ?? string.Empty, type, body.References ?? [], body.Metadata, body.Id is < 0 ? null : body.Id, body.Version, Flag(context.Request.Query, "normalize"), RuleSets.Canonical(body.RuleSet));
     }
 
+    private static async Task<T> InSchemaWorkSlotAsync<T>(Func<T> work, CancellationToken cancel) =>
+        await InSchemaWorkSlotAsync(() => Task.FromResult(work()), cancel);
+
+    private static async Task<T> InSchemaWorkSlotAsync<T>(Func<Task<T>> work, CancellationToken cancel)
+    {
+        await SchemaWorkSlots.WaitAsync(cancel);
+        try
+        {
+            return await work();
+        }
+        finally
+        {
+            SchemaWorkSlots.Release();
+        }
+    }
+
     private static async Task<T> ReadBodyAsync<T>(HttpContext context)
         where T : class
     {
@@ -484,7 +510,11 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
         return items.Skip(offset).Take(limit);
     }
 
-    /// <summary>Path segments from the raw target, each percent-decoded once (an encoded '/' stays inside its segment).</summary>
+    /// <summary>
+    /// Path segments from the raw target, each percent-decoded once (an encoded '/' stays inside its segment). A '%'
+    /// not followed by two hex digits, or escapes that are not UTF-8, is a malformed path: 400, not a subject named
+    /// with the literal text.
+    /// </summary>
     private static string[] Segments(HttpContext context)
     {
         string raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? context.Request.Path.Value ?? "/";
@@ -494,7 +524,47 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
             raw = raw[..queryStart];
         }
 
-        return [.. raw.Split('/', StringSplitOptions.RemoveEmptyEntries).Select(Uri.UnescapeDataString)];
+        return [.. raw.Split('/', StringSplitOptions.RemoveEmptyEntries).Select(PercentDecoded)];
+    }
+
+    private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    private static string PercentDecoded(string segment)
+    {
+        if (!segment.Contains('%', StringComparison.Ordinal))
+        {
+            return segment;
+        }
+
+        var bytes = new List<byte>(segment.Length);
+        for (int i = 0; i < segment.Length; i++)
+        {
+            int escape = segment.IndexOf('%', i);
+            if (escape != i)
+            {
+                int end = escape < 0 ? segment.Length : escape;
+                bytes.AddRange(System.Text.Encoding.UTF8.GetBytes(segment[i..end]));
+                i = end - 1;
+                continue;
+            }
+
+            if (i + 2 >= segment.Length || !byte.TryParse(segment.AsSpan(i + 1, 2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out byte value))
+            {
+                throw new BadHttpRequestException($"Malformed percent-encoding in the path segment '{segment}'.", 400);
+            }
+
+            bytes.Add(value);
+            i += 2;
+        }
+
+        try
+        {
+            return StrictUtf8.GetString([.. bytes]);
+        }
+        catch (System.Text.DecoderFallbackException)
+        {
+            throw new BadHttpRequestException($"The path segment '{segment}' escapes bytes that are not UTF-8.", 400);
+        }
     }
 
     private static Task JsonAsync(HttpContext context, JsonNode? node)
