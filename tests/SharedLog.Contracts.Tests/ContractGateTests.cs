@@ -1009,6 +1009,56 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Theory]
+    [InlineData("""{"enum":["x","y"]}""", "redact", "masked records would not match")]
+    [InlineData("""{"const":"x"}""", "hash", "masked records would not match")]
+    [InlineData("""{"enum":[1,2]}""", "hash", "declares en as number")]
+    [InlineData("""{"type":["string","integer"]}""", "hash", "declares en as integer")]
+    [InlineData("""{"type":["string","null"]}""", "hash", null)]
+    [InlineData("""{"enum":["x","y",null]}""", "drop", null)]
+    public void MaskingAJsonValueWhoseEnumConstOrTypesRefuseTheMaskedFormIsRefusedAtApply(string property, string action, string? problem)
+    {
+        // Review: an enum or const without "type" was taken as "any type" (accepted, then every record refused), and a
+        // hash of ["string", "integer"] was accepted where Avro's ["string", "int"] is refused.
+        IParsedSchema schema = new JsonSchemaFormat().Parse($$$"""{"type":"object","properties":{"en":{{{property}}}}}""", [], false);
+        ContractDefinition definition = ContractParser.Parse($"topic: t\nvalue: {{}}\nprivacy:\n  - field: en\n    action: {action}\n");
+        IReadOnlyList<string> problems = SchemaFieldPaths.PrivacyPathProblems(definition, (_, isKey) => isKey ? null : [schema]);
+        if (problem is null)
+        {
+            Assert.Empty(problems);
+        }
+        else
+        {
+            Assert.Contains(problem, Assert.Single(problems), StringComparison.Ordinal);
+        }
+    }
+
+    [Theory]
+    [InlineData(SchemaType.Avro, """{"type":"record","name":"R","fields":[{"name":"tags","type":{"type":"array","items":{"type":"array","items":"string"}}}]}""")]
+    [InlineData(SchemaType.Json, """{"type":"object","properties":{"tags":{"type":"array","items":{"type":"array","items":{"type":"string"}}}}}""")]
+    public async Task HashingAnArrayOfArraysOfStringsHashesEachStringAsTheApplyCheckAdmits(SchemaType type, string schema)
+    {
+        int id = await RegisterAsync("nested-value", schema, type);
+        await ApplyAsync("topic: nested\nclass: certified\nvalue: {}\nprivacy:\n  - field: tags\n    action: hash\n");
+        IParsedSchema parsed = _registry.ParsedById(id)!;
+        IPayloadCodec codec = type == SchemaType.Avro ? new AvroPayloadCodec() : new JsonPayloadCodec();
+        byte[] payload = codec.Encode(parsed, new DecodedPayload(new Dictionary<string, object?> { ["tags"] = new List<object?> { new List<object?> { "secret@x", "other" }, new List<object?>() } }));
+
+        GateResult result = Inspect("nested", (null, Framed(id, payload)));
+
+        Assert.Equal(GateOutcome.Rewrite, result.Outcome);
+        var stored = new List<List<object?>>();
+        foreach (SharedLog.Protocol.Records.Record record in RecordBatch.Parse(result.Batch!).Records())
+        {
+            stored.Add((List<object?>)((Dictionary<string, object?>)codec.Decode(parsed, record.Value[SchemaWireFormat.HeaderSize..]).Value!)["tags"]!);
+        }
+
+        List<object?> tags = Assert.Single(stored);
+        string Hash(string text) => Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData("k"u8, Encoding.UTF8.GetBytes(text)));
+        Assert.Equal([Hash("secret@x"), Hash("other")], ((List<object?>)tags[0]!).Select(t => t?.ToString()));
+        Assert.Empty((List<object?>)tags[1]!);
+    }
+
+    [Theory]
     [InlineData("reject")]
     [InlineData("quarantine")]
     [InlineData("flag")]

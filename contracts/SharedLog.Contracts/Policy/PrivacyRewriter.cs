@@ -184,6 +184,16 @@ public sealed class PrivacyRewriter(byte[] hashKey)
                 case UuidText uuid:
                     replaced = new UuidText(HashUuid(Guid.ParseExact(uuid.Text, "D")).ToString("D"));
                     return true;
+                case List<object?> items:
+                    // An array of arrays of strings: each string at any depth, as the apply check admits it.
+                    bool hashed = false;
+                    for (int i = 0; i < items.Count; i++)
+                    {
+                        hashed |= Replace(items[i], action, ref problem, out object? item);
+                        items[i] = item;
+                    }
+
+                    return hashed;
                 default:
                     problem = $"privacy: hash applies to string or bytes fields, not to this field's {PayloadValues.KindOf(value)} value";
                     return false;

@@ -432,18 +432,36 @@ public static class SchemaFieldPaths
                 return UnhashableJson(items, root, names, index, depth + 1);
             }
 
-            if (!schema.TryGetProperty("type", out JsonElement type))
+            string[] types;
+            if (schema.TryGetProperty("type", out JsonElement type))
             {
-                return null;
+                types = type.ValueKind switch
+                {
+                    JsonValueKind.String => [type.GetString()!],
+                    JsonValueKind.Array => [.. type.EnumerateArray().Where(t => t.ValueKind == JsonValueKind.String).Select(t => t.GetString()!)],
+                    _ => [],
+                };
+            }
+            else
+            {
+                // Without "type", an enum or const says what its values are.
+                IEnumerable<JsonElement> allowed = schema.TryGetProperty("const", out JsonElement constant) ? [constant]
+                    : schema.TryGetProperty("enum", out JsonElement values) && values.ValueKind == JsonValueKind.Array ? values.EnumerateArray()
+                    : [];
+                types = [.. allowed.Select(v => v.ValueKind switch
+                {
+                    JsonValueKind.String => "string",
+                    JsonValueKind.Null => "null",
+                    JsonValueKind.Number => "number",
+                    JsonValueKind.True or JsonValueKind.False => "boolean",
+                    JsonValueKind.Array => "array",
+                    _ => "object",
+                }).Distinct()];
             }
 
-            string[] types = type.ValueKind switch
-            {
-                JsonValueKind.String => [type.GetString()!],
-                JsonValueKind.Array => [.. type.EnumerateArray().Where(t => t.ValueKind == JsonValueKind.String).Select(t => t.GetString()!)],
-                _ => [],
-            };
-            return types.Length == 0 || types.Contains("string") ? null : string.Join(" or ", types);
+            // As for Avro's unions: a type besides string (and null) is a value the hash would refuse, record by record.
+            string[] unhashable = [.. types.Where(t => t is not ("string" or "null"))];
+            return unhashable.Length == 0 ? null : string.Join(" or ", unhashable);
         }
 
         if (schema.TryGetProperty("items", out JsonElement elementSchema) && elementSchema.ValueKind == JsonValueKind.Object

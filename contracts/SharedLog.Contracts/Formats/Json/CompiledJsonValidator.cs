@@ -110,12 +110,14 @@ internal sealed class CompiledJsonValidator
             node = elements;
         }
 
+        // Without "type", an enum or const still says what the value is ({"enum": ["x", "y"]} holds strings).
+        JsonValueKinds kinds = node.Types != JsonValueKinds.None ? node.Types : EnumeratedKinds(node);
         object? masked = action == Model.PrivacyAction.Hash
-            ? ((node.Types & JsonValueKinds.String) != 0 ? string.Concat(Enumerable.Repeat("0123456789abcdef", 4)) : null)
-            : (node.Types & JsonValueKinds.String) != 0 ? Policy.PrivacyRewriter.RedactedText
-            : (node.Types & JsonValueKinds.Integer) != 0 ? 0L
-            : (node.Types & JsonValueKinds.Fraction) != 0 ? 0.0
-            : (node.Types & JsonValueKinds.Boolean) != 0 ? false
+            ? ((kinds & JsonValueKinds.String) != 0 ? string.Concat(Enumerable.Repeat("0123456789abcdef", 4)) : null)
+            : (kinds & JsonValueKinds.String) != 0 ? Policy.PrivacyRewriter.RedactedText
+            : (kinds & JsonValueKinds.Integer) != 0 ? 0L
+            : (kinds & JsonValueKinds.Fraction) != 0 ? 0.0
+            : (kinds & JsonValueKinds.Boolean) != 0 ? false
             : null;
         if (masked is null)
         {
@@ -126,6 +128,23 @@ internal sealed class CompiledJsonValidator
         bool inexact = false;
         Check(node, masked, Location.Root, ref errors, ref inexact);
         return errors is { Count: > 0 } ? $"the {(action == Model.PrivacyAction.Hash ? "hashed" : "redacted")} value breaks it ({string.Join("; ", errors.Take(3))})" : null;
+    }
+
+    private static JsonValueKinds EnumeratedKinds(Node node)
+    {
+        JsonValueKinds kinds = JsonValueKinds.None;
+        foreach (object? allowed in node.HasConst ? [node.Const] : node.Enum ?? [])
+        {
+            kinds |= allowed switch
+            {
+                null => JsonValueKinds.Null,
+                bool => JsonValueKinds.Boolean,
+                double => JsonValueKinds.Number,
+                _ => JsonValueKinds.String,
+            };
+        }
+
+        return kinds;
     }
 
     private static void CheckPath(Node node, object? value, string[] path, int index, Location location, ref List<string>? errors, ref bool inexact)
