@@ -81,8 +81,34 @@ public sealed partial class BrokerHost : IAsyncDisposable
     /// <summary>The SQLite metadata store's file in the data directory.</summary>
     public const string MetadataFileName = "metadata.db";
 
+    /// <summary>
+    /// Refuses an argument the broker would otherwise ignore: a misspelt flag (<c>--prot 9093</c>) started a broker on the
+    /// default port, and <c>--help</c> one on every default. Taken: the flags of <see cref="SwitchMappings"/> and any
+    /// setting by its configuration key (<c>--Broker:GroupInitialRebalanceDelayMs 200</c>, <c>--Wal:SegmentBytes=...</c>).
+    /// </summary>
+    public static void CheckArguments(string[] args)
+    {
+        for (int i = 0; i < args.Length; i++)
+        {
+            string argument = args[i];
+            int equals = argument.IndexOf('=', StringComparison.Ordinal);
+            string name = equals < 0 ? argument : argument[..equals];
+            bool known = SwitchMappings.ContainsKey(name) || (name.StartsWith("--", StringComparison.Ordinal) && name.IndexOf(':', StringComparison.Ordinal) > 2);
+            if (!known)
+            {
+                throw new ArgumentException($"unknown argument '{name}'. Flags: {string.Join(", ", SwitchMappings.Keys)}, or any setting as --Section:Key VALUE (docs/configuration.md); --help shows them.");
+            }
+
+            if (equals < 0)
+            {
+                i++; // its value
+            }
+        }
+    }
+
     public static BrokerHost Create(string[] args, Action<ILoggingBuilder>? logging = null)
     {
+        CheckArguments(args);
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Configuration.AddEnvironmentVariables("SHAREDLOG_");
         builder.Configuration.AddCommandLine(args, SwitchMappings);

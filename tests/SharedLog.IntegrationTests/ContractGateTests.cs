@@ -2066,6 +2066,37 @@ public class ContractGateTests
         Assert.Equal(0, QuarantineReplayTests.HighWatermark(broker, "contracts"));
     }
 
+    /// <summary>
+    /// From a review: quarantine copies are written unchecked, and a pattern's template can make the name of a topic another
+    /// contract governs as certified: the records that pattern refused would enter it. Such a batch is refused instead.
+    /// </summary>
+    [Fact]
+    public async Task AQuarantineTemplateThatNamesACertifiedTopicRefusesTheRecordsInsteadOfCopyingThemThere()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        // The certified contract first: a pattern's quarantine topics are known only per topic, so this is found when written.
+        await ApplyAsync(broker, "topic: ledger-src-eu\nclass: certified\nvalue: {}\n");
+        await ApplyAsync(broker, "topic: 'src-*'\nclass: raw\nvalue: {}\nonFailure: quarantine\nquarantineTopic: 'ledger-{topic}'\n");
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("src-eu", 1);
+        await client.CreateTopicAsync("ledger-src-eu", 1);
+
+        // The other way round is refused when applied.
+        using (var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") })
+        {
+            using HttpResponseMessage refused = await http.PostAsync("/contracts", new StringContent("topic: ledger-src-us\nclass: certified\nvalue: {}\n", Encoding.UTF8, "application/yaml"));
+            Assert.Equal(System.Net.HttpStatusCode.UnprocessableEntity, refused.StatusCode);
+            Assert.Contains("is the quarantine topic of contract", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        ProduceResponse.PartitionProduceResponse answer = await client.ProduceAsync("src-eu", 0, new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([1], [1, 2, 3], 1).Build(), correlationId: 3);
+
+        Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRecord, answer.ErrorCode);
+        Assert.Contains("contract 'ledger-src-eu' (class certified) governs that topic", answer.ErrorMessage, StringComparison.Ordinal);
+        Assert.Equal(0, QuarantineReplayTests.HighWatermark(broker, "ledger-src-eu"));
+        Assert.Equal(0, QuarantineReplayTests.HighWatermark(broker, "src-eu"));
+    }
+
     /// <summary>A body sent without Content-Length (chunked), as a streaming client sends it.</summary>
     private sealed class PushStreamContent(string text) : HttpContent
     {

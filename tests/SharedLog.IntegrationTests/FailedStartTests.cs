@@ -161,4 +161,20 @@ public sealed class FailedStartTests
         await using var wal = new FasterWriteAheadLog(options);
         return wal.ReadDurableEntries().Count();
     }
+
+    [Theory]
+    [InlineData("--prot", "9093")]
+    [InlineData("--help", "x")]
+    [InlineData("-h", "x")]
+    [InlineData("9093", "x")]
+    public void AnArgumentTheBrokerDoesNotKnowIsAUsageErrorNotIgnored(string argument, string value)
+    {
+        // From a review: "--help" and a misspelt "--prot 9093" started a broker on every default (port 9092, ./data).
+        var refused = Assert.Throws<ArgumentException>(() => BrokerHost.Create(["--port", "0", "--http-port", "-1", "--registry-port", "-1", "--data-dir", Path.Combine(Path.GetTempPath(), Guid.NewGuid().ToString("N")), argument, value]));
+        Assert.Contains($"unknown argument '{argument}'", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void FlagsAndSettingsByKeyAreTakenInEitherForm() =>
+        BrokerHost.CheckArguments(["--port", "0", "--data-dir=/tmp/x", "--Broker:GroupInitialRebalanceDelayMs", "200", "--Wal:SegmentBytes=1048576"]);
 }

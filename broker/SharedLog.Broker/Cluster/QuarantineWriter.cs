@@ -124,6 +124,11 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
             throw new InvalidOperationException($"Contract '{contract.Definition.Name}' quarantines '{sourceTopic}' into '{name}', one of the broker's internal topics: no copy is written there.");
         }
 
+        if (contracts.RefusesQuarantineCopies(name) is { } governing)
+        {
+            throw new InvalidOperationException($"Contract '{contract.Definition.Name}' quarantines '{sourceTopic}' into '{name}', which contract '{governing.Definition.Name}' governs: no unchecked copy is written there.");
+        }
+
         return topics.Find(name) ?? await CreateAsync(name, sourceTopic, cancellationToken);
     }
 
@@ -296,6 +301,13 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
             // A pattern's template can make an internal topic's name ("_{topic}" for "schemas"): the journals are replayed at
             // start, so a producer's records in them would change the registry or the contracts.
             return (Protocol.ErrorCode.InvalidRecord, $"{records.Count} record(s) break contract '{contract.Definition.Name}', which quarantines them to '{target}' for this topic: one of the broker's internal topics, so the batch is refused.");
+        }
+
+        if (contracts.RefusesQuarantineCopies(target) is { } governing)
+        {
+            // Possible for a pattern's template (or a contract an older build stored): copies bypass the gate, so they would
+            // enter a topic whose contract promises every record meets it.
+            return (Protocol.ErrorCode.InvalidRecord, $"{records.Count} record(s) break contract '{contract.Definition.Name}', which quarantines them to '{target}' for this topic: contract '{governing.Definition.Name}' (class {governing.Definition.Class.ToString().ToLowerInvariant()}) governs that topic and quarantined records would enter it unchecked, so the batch is refused.");
         }
 
         foreach (QuarantinedRecord record in records)

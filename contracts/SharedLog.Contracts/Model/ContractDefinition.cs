@@ -117,6 +117,11 @@ public sealed class ContractValidationException(IReadOnlyList<string> problems)
 /// </summary>
 public static class ContractParser
 {
+    public const int MaxRules = 1000;
+
+    /// <summary>A character that would forge or garble a line of a terminal or a log: a control character or a Unicode line or paragraph separator.</summary>
+    public static bool IsUnprintable(char c) => char.IsControl(c) || c is '\u2028' or '\u2029';
+
     public const int MaxDocumentChars = 256 * 1024;
 
     /// <summary>Kafka's default <c>retention.ms</c>, the retention of every class but quarantine.</summary>
@@ -175,9 +180,9 @@ public static class ContractParser
 
         // Printed by the CLI and shown by the API: a control character (an escape sequence, a line break in the owner)
         // would forge or garble what a terminal shows. A description may span lines.
-        if (!stored && document.Owner is { } owner && owner.Any(char.IsControl))
+        if (!stored && document.Owner is { } owner && owner.Any(IsUnprintable))
         {
-            problems.Add("owner must not hold control characters.");
+            problems.Add("owner must not hold control characters or line breaks.");
         }
 
         if (!stored && document.Description is { } description && description.Any(c => char.IsControl(c) && c is not '\n' and not '\t' and not '\r'))
@@ -212,6 +217,13 @@ public static class ContractParser
         };
 
         var rules = new List<FieldRuleDefinition>();
+        if (!stored && document.Rules is { Count: > MaxRules } many)
+        {
+            // Each rule is compiled and run on every record: thousands of them (a 240 KB file holds 24,000) took seconds to
+            // apply and would take as long per batch.
+            problems.Add($"rules: a contract holds at most {MaxRules} rules, not {many.Count}.");
+        }
+
         foreach ((RuleDocument? rule, int index) in (document.Rules ?? []).Select((r, i) => (r, i)))
         {
             // A bare "-" in the list is an entry with nothing in it.
@@ -232,10 +244,16 @@ public static class ContractParser
             {
                 problems.Add($"rules[{index}]: the name '{name}' is used twice");
             }
-            else if (!stored && (string.IsNullOrWhiteSpace(name) || name.Any(char.IsControl)))
+            else if (!stored && (string.IsNullOrWhiteSpace(name) || name.Any(IsUnprintable)))
             {
                 // The name goes into metrics, quarantine headers and record errors: a blank one names no rule there.
                 problems.Add($"rules[{index}]: a rule's name must not be blank or hold control characters");
+            }
+
+            if (!stored && rule.Message is { } message && message.Any(IsUnprintable))
+            {
+                // As the name: the message goes into record errors, quarantine headers and what the CLI prints.
+                problems.Add($"rules[{index}] ({name}): a rule's message must not hold control characters or line breaks");
             }
 
             rules.Add(new FieldRuleDefinition(name, rule.Expr, rule.Message));
@@ -257,7 +275,7 @@ public static class ContractParser
                 problems.Add($"privacy[{index}]: field '{rule.Field}' must be a dotted path of field names (a map entry by its key), with no empty name.");
             }
 
-            if (!stored && rule.Tag is not null && (string.IsNullOrWhiteSpace(rule.Tag) || rule.Tag.Any(char.IsControl)))
+            if (!stored && rule.Tag is not null && (string.IsNullOrWhiteSpace(rule.Tag) || rule.Tag.Any(IsUnprintable)))
             {
                 problems.Add($"privacy[{index}]: tag must be a tag name such as PII, not blank or holding control characters.");
             }
@@ -427,7 +445,10 @@ public static class ContractParser
                 throw new ContractValidationException([$"line {tab.Line}, column {tab.Column}: YAML is indented with spaces, not tabs."]);
             }
 
-            string reason = (e.InnerException?.Message ?? e.Message).Split('\n')[0];
+            // .NET's own words for a version "abc" or 99999999999999999999 name .NET types, not the contract's terms.
+            string reason = e.InnerException is FormatException or OverflowException
+                ? "a whole number was expected here (at most 2147483647)"
+                : (e.InnerException?.Message ?? e.Message).Split('\n')[0];
             throw new ContractValidationException([$"line {e.Start.Line}, column {e.Start.Column}: {InContractTerms(reason)}"]);
         }
     }

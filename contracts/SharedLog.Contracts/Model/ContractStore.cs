@@ -499,6 +499,13 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
                 throw new ContractValidationException([$"{(after.IsPattern ? "pattern" : "topic")} '{after.Topic}' is already governed by contract '{holder.Definition.Name}': change that contract, or delete it first."]);
             }
 
+            // Quarantine copies are written unchecked: a topic that takes them must not be one whose contract promises something
+            // about every record it holds (a certified topic as another topic's quarantine topic, or the reverse).
+            if (after is not null && !unchanged && QuarantineClash(after, name) is { } clash)
+            {
+                throw new ContractValidationException([clash]);
+            }
+
             // Two different patterns of one specificity that match a topic together would leave it to the contract names
             // which governs it; so would a raw contract named to sort first lift a sensitive one's masking there.
             if (after is { IsPattern: true } && !unchanged && EquallySpecificOverlap(after, name) is ({ } rival, { } example))
@@ -782,6 +789,53 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         });
         _snapshot = new Snapshot(current, exact, patterns);
         Generation++;
+    }
+
+    /// <summary>
+    /// The contract governing <paramref name="quarantineTopic"/> that quarantine copies may not enter, if any: copies are the
+    /// records some contract refused, written without a check, so they may go only where no contract is in force, or a
+    /// contract of class <c>quarantine</c> (which observes) or a <c>raw</c> pattern (a catch-all like <c>*</c>; a topic
+    /// named exactly with a contract of another class is governed on purpose).
+    /// </summary>
+    public ActiveContract? RefusesQuarantineCopies(string quarantineTopic) => RefusesQuarantineCopies(_snapshot, quarantineTopic);
+
+    private static ActiveContract? RefusesQuarantineCopies(Snapshot snapshot, string quarantineTopic) =>
+        ForTopic(snapshot, quarantineTopic) is { } governing && governing.Definition.Class != TopicClass.Quarantine
+            && (!governing.Definition.IsPattern || governing.Definition.Class != TopicClass.Raw)
+            ? governing
+            : null;
+
+    /// <summary>Why <paramref name="definition"/> cannot be applied beside the quarantine topics of the contracts in force (or they beside it); else null.</summary>
+    private string? QuarantineClash(ContractDefinition definition, string name)
+    {
+        if (definition.IsPattern)
+        {
+            return null; // its quarantine topics are known per topic: the copies are refused when written (QuarantineWriter)
+        }
+
+        if (definition.OnFailure == FailureAction.Quarantine)
+        {
+            string target = definition.QuarantineTopicFor(definition.Topic);
+            if (RefusesQuarantineCopies(_snapshot, target) is { } holder && holder.Definition.Name != name)
+            {
+                return $"quarantineTopic '{target}' is governed by contract '{holder.Definition.Name}' (class {holder.Definition.Class.ToString().ToLowerInvariant()}), and quarantined records are written there unchecked: choose another quarantineTopic, or give '{target}' a contract of class quarantine.";
+            }
+        }
+
+        if (definition.Class != TopicClass.Quarantine)
+        {
+            foreach (ActiveContract other in _snapshot.Exact.Values.Concat(_snapshot.Patterns))
+            {
+                if (other.Definition.Name != name && other.Definition.OnFailure == FailureAction.Quarantine
+                    && other.Definition.IsQuarantineName(definition.Topic, out string? source)
+                    && (source is null || ReferenceEquals(ForTopic(_snapshot, source), other)))
+                {
+                    return $"topic '{definition.Topic}' is the quarantine topic of contract '{other.Definition.Name}', whose bad records are written there unchecked: give it a contract of class quarantine, or change that contract's quarantineTopic.";
+                }
+            }
+        }
+
+        return null;
     }
 
     /// <summary>The contract other than <paramref name="name"/> in force on the same exact topic or the same pattern as <paramref name="definition"/>, if any.</summary>
