@@ -412,6 +412,25 @@ public class ProtobufSchemaFormatTests
     }
 
     [Fact]
+    public void ConfluentFieldTagsAndDocInASerializedDescriptorAreKeptAsInItsProtoText()
+    {
+        // From an end-to-end review: the descriptor confluent-kafka-python registered for a field tagged PII came back as
+        // text without the option, so a privacy rule by tag masked nothing and the field was stored in clear.
+        const string fromPythonClient = "Cgtjcm0vYy5wcm90bxIDY3JtGhRjb25mbHVlbnQvbWV0YS5wcm90byI6CghDdXN0b21lchIOCgJpZBgBIAEoCVICaWQSHgoFZW1haWwYAiABKAlCCIJEBRoDUElJUgVlbWFpbGIGcHJvdG8z";
+        var parsed = (ProtobufParsedSchema)Parse(fromPythonClient);
+        Assert.Equal(["email"], SharedLog.Contracts.Policy.SchemaTags.PathsWithTag(parsed, "PII"));
+        Assert.Contains("string email = 2 [(confluent.field_meta).tags = \"PII\"];", parsed.Text, StringComparison.Ordinal);
+
+        const string text = "syntax = \"proto3\";\npackage crm;\nimport \"confluent/meta.proto\";\n" +
+            "message Customer { string id = 1; string email = 2 [(confluent.field_meta).doc = \"the \\\"main\\\" one\", (confluent.field_meta).tags = \"PII\", (confluent.field_meta).tags = \"CONTACT\"]; }";
+        var fromText = (ProtobufParsedSchema)Parse(text);
+        var fromDescriptor = (ProtobufParsedSchema)Parse(Serialized(text));
+        Assert.Equal(fromText.Canonical, fromDescriptor.Canonical);
+        Assert.Equal(["email"], SharedLog.Contracts.Policy.SchemaTags.PathsWithTag(fromDescriptor, "CONTACT"));
+        Assert.Contains("(confluent.field_meta).doc = \"the \\\"main\\\" one\"", fromDescriptor.Text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void ASerializedDescriptorThatIsGarbageOrNestedWithoutEndIsRefusedWithoutHarm()
     {
         Assert.Throws<InvalidSchemaException>(() => Parse("AAAA")); // base64 of a field with number 0

@@ -34,8 +34,16 @@ internal static class ConfluentMeta
         extend google.protobuf.EnumValueOptions { Meta enum_value_meta = 1088; }
         """;
 
+    private const int DocField = 1;
+    private const int TagsField = 3;
+
     /// <summary>The tags a field's <c>(confluent.field_meta).tags</c> option gives it; empty when none.</summary>
-    public static IReadOnlyList<string> FieldTags(FieldDescriptorProto field)
+    public static IReadOnlyList<string> FieldTags(FieldDescriptorProto field) => MetaStrings(field, TagsField);
+
+    /// <summary>A field's <c>(confluent.field_meta).doc</c>, the last one given; null when none.</summary>
+    public static string? FieldDoc(FieldDescriptorProto field) => MetaStrings(field, DocField) is [.., string doc] ? doc : null;
+
+    private static List<string> MetaStrings(FieldDescriptorProto field, int stringField)
     {
         if (field.Options is not { } options)
         {
@@ -43,12 +51,12 @@ internal static class ConfluentMeta
         }
 
         // The option is kept as the raw bytes of a Meta message; repeated occurrences merge, so their tags add up.
-        var tags = new List<string>();
+        var values = new List<string>();
         try
         {
             foreach (byte[] meta in Extensible.GetValues<byte[]>(options, ExtensionField))
             {
-                ReadTags(meta, tags);
+                ReadStrings(meta, stringField, values);
             }
         }
         catch (ProtoException)
@@ -56,22 +64,21 @@ internal static class ConfluentMeta
             // Extension 1088 declared by some other file with a scalar type: not Confluent's Meta, no tags.
         }
 
-        return tags;
+        return values;
     }
 
-    /// <summary>Reads field 3 (repeated string) of a Meta message, skipping the others; malformed bytes end the read.</summary>
-    private static void ReadTags(ReadOnlySpan<byte> meta, List<string> tags)
+    /// <summary>Reads one string field of a Meta message (doc 1, tags 3), skipping the others; malformed bytes end the read.</summary>
+    private static void ReadStrings(ReadOnlySpan<byte> meta, int stringField, List<string> values)
     {
-        const int TagsField = 3;
         var reader = new ProtobufPayloadCodec.ProtoReader(meta);
         try
         {
             while (!reader.End)
             {
                 (int number, int wireType) = reader.ReadTag();
-                if (number == TagsField && wireType == 2)
+                if (number == stringField && wireType == 2)
                 {
-                    tags.Add(System.Text.Encoding.UTF8.GetString(reader.ReadLengthDelimited()));
+                    values.Add(System.Text.Encoding.UTF8.GetString(reader.ReadLengthDelimited()));
                 }
                 else
                 {

@@ -9,8 +9,11 @@ namespace SharedLog.Contracts.Formats.Protobuf;
 /// in whitespace, comments, import order, field order or how type names are qualified render the
 /// same. Fields are sorted by number; messages and enum values keep their declared order because
 /// that order carries meaning (message indexes on the wire, the proto2 default enum value). Type
-/// names are written fully qualified. Well-known options are kept; custom options (extensions of
-/// google.protobuf.*Options) are not rendered.
+/// names are written fully qualified. Well-known options are kept, and of the custom options (extensions of
+/// google.protobuf.*Options) Confluent's field annotations (<c>(confluent.field_meta)</c>'s doc and tags, in a file that
+/// imports confluent/meta.proto): a serialized descriptor, as confluent-kafka-python registers, keeps its fields' tags
+/// (PII), which privacy rules by tag read; before, they were dropped and a tagged field was stored in clear. Other
+/// custom options are not rendered.
 /// </summary>
 internal static class ProtobufCanonicalWriter
 {
@@ -37,7 +40,7 @@ internal static class ProtobufCanonicalWriter
         }
 
         WriteFileOptions(output, file.Options);
-        var writer = new Writer(output, types, proto3);
+        var writer = new Writer(output, types, proto3, file.Dependencies.Contains(ConfluentMeta.ImportName));
         foreach (var enumType in file.EnumTypes)
         {
             writer.WriteEnum(enumType, 0);
@@ -169,7 +172,7 @@ internal static class ProtobufCanonicalWriter
         return json.ToString();
     }
 
-    private sealed class Writer(StringBuilder output, ProtobufTypeIndex types, bool proto3)
+    private sealed class Writer(StringBuilder output, ProtobufTypeIndex types, bool proto3, bool confluentMeta)
     {
         public void WriteMessage(DescriptorProto message, string scope, int indent)
         {
@@ -338,7 +341,7 @@ internal static class ProtobufCanonicalWriter
                 ? field.TypeName
                 : ScalarName(field.type);
 
-        private static string FieldOptions(FieldDescriptorProto field)
+        private string FieldOptions(FieldDescriptorProto field)
         {
             var options = new List<string>();
             if (field.ShouldSerializeDefaultValue())
@@ -366,6 +369,16 @@ internal static class ProtobufCanonicalWriter
             if (field.Options?.ShouldSerializeDeprecated() == true)
             {
                 options.Add("deprecated = " + (field.Options.Deprecated ? "true" : "false"));
+            }
+
+            if (confluentMeta && ConfluentMeta.FieldDoc(field) is { } doc)
+            {
+                options.Add("(confluent.field_meta).doc = " + Quote(doc));
+            }
+
+            foreach (string tag in confluentMeta ? ConfluentMeta.FieldTags(field) : [])
+            {
+                options.Add("(confluent.field_meta).tags = " + Quote(tag));
             }
 
             return options.Count == 0 ? "" : " [" + string.Join(", ", options) + "]";
