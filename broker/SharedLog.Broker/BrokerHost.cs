@@ -93,7 +93,12 @@ public sealed partial class BrokerHost : IAsyncDisposable
             string argument = args[i];
             int equals = argument.IndexOf('=', StringComparison.Ordinal);
             string name = equals < 0 ? argument : argument[..equals];
-            bool known = SwitchMappings.ContainsKey(name) || (name.StartsWith("--", StringComparison.Ordinal) && name.IndexOf(':', StringComparison.Ordinal) > 2);
+            // The forms .NET's command-line provider takes: "--flag", "--Section:Key", "/Section:Key" (with the value next or
+            // after '='), and "Section:Key=value"; flags are matched ignoring case, as it does.
+            string key = name.StartsWith("--", StringComparison.Ordinal) ? name[2..] : name.StartsWith('/') ? name[1..] : name;
+            bool prefixed = key.Length < name.Length;
+            bool known = (name.StartsWith("--", StringComparison.Ordinal) && SwitchMappings.Keys.Any(flag => string.Equals(flag, name, StringComparison.OrdinalIgnoreCase)))
+                || (key.IndexOf(':', StringComparison.Ordinal) > 0 && (prefixed || equals > 0));
             if (!known)
             {
                 throw new ArgumentException($"unknown argument '{name}'. Flags: {string.Join(", ", SwitchMappings.Keys)}, or any setting as --Section:Key VALUE (docs/configuration.md); --help shows them.");

@@ -544,13 +544,13 @@ public class ContractModelTests
         await store.ApplyAsync("topic: payments\nclass: certified\nvalue: {}\n", "a", false, _ => [], CancellationToken.None);
         var intoCertified = await Assert.ThrowsAsync<ContractValidationException>(() => store.ApplyAsync(
             "topic: orders\nvalue: {}\nonFailure: quarantine\nquarantineTopic: payments\n", "b", false, _ => [], CancellationToken.None));
-        Assert.Contains(intoCertified.Problems, p => p.Contains("quarantineTopic 'payments' is governed by contract 'payments' (class certified)", StringComparison.Ordinal));
+        Assert.Contains(intoCertified.Problems, p => p.Contains("contract 'orders' quarantines into 'payments', which contract 'payments' (class certified) governs", StringComparison.Ordinal));
         Assert.Null(store.ForTopic("orders"));
 
         await store.ApplyAsync("topic: inv\nvalue: {}\nonFailure: quarantine\n", "a", false, _ => [], CancellationToken.None);
         var onQuarantine = await Assert.ThrowsAsync<ContractValidationException>(() => store.ApplyAsync(
             "topic: inv.quarantine\nclass: certified\nvalue: {}\n", "b", false, _ => [], CancellationToken.None));
-        Assert.Contains(onQuarantine.Problems, p => p.Contains("topic 'inv.quarantine' is the quarantine topic of contract 'inv'", StringComparison.Ordinal));
+        Assert.Contains(onQuarantine.Problems, p => p.Contains("contract 'inv' quarantines into 'inv.quarantine', which contract 'inv.quarantine' (class certified) would govern", StringComparison.Ordinal));
 
         // What the docs suggest is still taken: a contract of class quarantine on a quarantine topic (its own retention),
         // a quarantine topic under a raw catch-all pattern, and a contract that does not quarantine.
@@ -565,6 +565,30 @@ public class ContractModelTests
         await store.ApplyAsync("topic: 'ledger.*'\nclass: certified\nvalue: {}\n", "a", false, _ => [], CancellationToken.None);
         await Assert.ThrowsAsync<ContractValidationException>(() => store.ApplyAsync(
             "topic: fees\nvalue: {}\nonFailure: quarantine\nquarantineTopic: ledger.bad\n", "b", false, _ => [], CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task APatternPutOverAnotherContractsQuarantineTopicOrTheDeleteThatUncoversItIsRefused()
+    {
+        // Review of the check above: it skipped patterns applied afterwards and deletes, so "orders" silently went from
+        // quarantining to refusing its bad batches.
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.ApplyAsync("topic: orders\nvalue: {}\nonFailure: quarantine\n", "a", false, _ => [], CancellationToken.None);
+        var pattern = await Assert.ThrowsAsync<ContractValidationException>(() => store.ApplyAsync(
+            "topic: 'orders.*'\nclass: certified\nvalue: {}\n", "b", false, _ => [], CancellationToken.None));
+        Assert.Contains(pattern.Problems, p => p.Contains("contract 'orders' quarantines into 'orders.quarantine', which contract 'orders.*' (class certified) would govern", StringComparison.Ordinal));
+        Assert.Null(store.RefusesQuarantineCopies("orders.quarantine"));
+
+        // With a contract of class quarantine on that topic first, the pattern is fine; deleting that contract then is not.
+        await store.ApplyAsync("topic: orders.quarantine\nclass: quarantine\n", "a", false, _ => [], CancellationToken.None);
+        await store.ApplyAsync("topic: 'orders.*'\nclass: certified\nvalue: {}\n", "b", false, _ => [], CancellationToken.None);
+        var delete = await Assert.ThrowsAsync<ContractValidationException>(() => store.DeleteAsync("orders.quarantine", "a", CancellationToken.None));
+        Assert.Contains(delete.Problems, p => p.Contains("would govern once this one is deleted", StringComparison.Ordinal));
+        Assert.Null(store.RefusesQuarantineCopies("orders.quarantine"));
+
+        // Deleting the quarantining contract first leaves no clash, and then the other may go.
+        await store.DeleteAsync("orders", "a", CancellationToken.None);
+        await store.DeleteAsync("orders.quarantine", "a", CancellationToken.None);
     }
 
     [Theory]

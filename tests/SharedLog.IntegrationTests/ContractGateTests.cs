@@ -2074,25 +2074,25 @@ public class ContractGateTests
     public async Task AQuarantineTemplateThatNamesACertifiedTopicRefusesTheRecordsInsteadOfCopyingThemThere()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
-        // The certified contract first: a pattern's quarantine topics are known only per topic, so this is found when written.
-        await ApplyAsync(broker, "topic: ledger-src-eu\nclass: certified\nvalue: {}\n");
+        // A certified pattern over a pattern's quarantine topics: known only per topic, so found when written.
+        await ApplyAsync(broker, "topic: 'ledger-*'\nclass: certified\nvalue: {}\n");
         await ApplyAsync(broker, "topic: 'src-*'\nclass: raw\nvalue: {}\nonFailure: quarantine\nquarantineTopic: 'ledger-{topic}'\n");
         using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
         await client.CreateTopicAsync("src-eu", 1);
         await client.CreateTopicAsync("ledger-src-eu", 1);
 
-        // The other way round is refused when applied.
+        // A topic named exactly is known when applied: refused then.
         using (var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") })
         {
             using HttpResponseMessage refused = await http.PostAsync("/contracts", new StringContent("topic: ledger-src-us\nclass: certified\nvalue: {}\n", Encoding.UTF8, "application/yaml"));
             Assert.Equal(System.Net.HttpStatusCode.UnprocessableEntity, refused.StatusCode);
-            Assert.Contains("is the quarantine topic of contract", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            Assert.Contains("contract 'src-*' quarantines into 'ledger-src-us', which contract 'ledger-src-us' (class certified) would govern", (string)JsonNode.Parse(await refused.Content.ReadAsStringAsync())!["message"]!, StringComparison.Ordinal);
         }
 
         ProduceResponse.PartitionProduceResponse answer = await client.ProduceAsync("src-eu", 0, new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([1], [1, 2, 3], 1).Build(), correlationId: 3);
 
         Assert.Equal((short)SharedLog.Protocol.ErrorCode.InvalidRecord, answer.ErrorCode);
-        Assert.Contains("contract 'ledger-src-eu' (class certified) governs that topic", answer.ErrorMessage, StringComparison.Ordinal);
+        Assert.Contains("contract 'ledger-*' (class certified) governs that topic", answer.ErrorMessage, StringComparison.Ordinal);
         Assert.Equal(0, QuarantineReplayTests.HighWatermark(broker, "ledger-src-eu"));
         Assert.Equal(0, QuarantineReplayTests.HighWatermark(broker, "src-eu"));
     }

@@ -176,5 +176,5 @@ public sealed class FailedStartTests
 
     [Fact]
     public void FlagsAndSettingsByKeyAreTakenInEitherForm() =>
-        BrokerHost.CheckArguments(["--port", "0", "--data-dir=/tmp/x", "--Broker:GroupInitialRebalanceDelayMs", "200", "--Wal:SegmentBytes=1048576"]);
+        BrokerHost.CheckArguments(["--port", "0", "--data-dir=/tmp/x", "--Broker:GroupInitialRebalanceDelayMs", "200", "--Wal:SegmentBytes=1048576", "--Port", "0", "/Broker:NodeId", "1", "Broker:Host=127.0.0.1", "--http-port", "-1"]);
 }

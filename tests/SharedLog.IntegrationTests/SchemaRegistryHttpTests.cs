@@ -476,5 +476,12 @@ public class SchemaRegistryHttpTests
         {
             Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
         }
+
+        // Config and mode too (a review found them still 405: they dispatch on the method themselves).
+        foreach (string path in new[] { "/config", "/mode", "/subjects", "/schemas/types" })
+        {
+            using HttpResponseMessage head = await http.SendAsync(new HttpRequestMessage(HttpMethod.Head, path));
+            Assert.True(head.StatusCode == HttpStatusCode.OK, $"HEAD {path}: {(int)head.StatusCode}");
+        }
     }
 }

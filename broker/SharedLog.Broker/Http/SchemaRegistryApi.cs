@@ -187,10 +187,10 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
                 await JsonAsync(context, answer);
                 return;
             case ["config", .. string[] rest] when rest.Length <= 1:
-                await ConfigAsync(context, rest.Length == 1 ? rest[0] : null);
+                await ConfigAsync(context, method, rest.Length == 1 ? rest[0] : null);
                 return;
             case ["mode", .. string[] rest] when rest.Length <= 1:
-                await ModeAsync(context, rest.Length == 1 ? rest[0] : null);
+                await ModeAsync(context, method, rest.Length == 1 ? rest[0] : null);
                 return;
             case ["contexts"] when method == "GET":
                 await JsonAsync(context, new JsonArray("."));
@@ -235,10 +235,10 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
         return pairs;
     }
 
-    private async Task ConfigAsync(HttpContext context, string? subject)
+    private async Task ConfigAsync(HttpContext context, string method, string? subject)
     {
         CancellationToken cancel = context.RequestAborted;
-        switch (context.Request.Method)
+        switch (method)
         {
             case "GET":
                 CompatibilityLevel level = subject is null
@@ -323,10 +323,10 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
         return true;
     }
 
-    private async Task ModeAsync(HttpContext context, string? subject)
+    private async Task ModeAsync(HttpContext context, string method, string? subject)
     {
         CancellationToken cancel = context.RequestAborted;
-        switch (context.Request.Method)
+        switch (method)
         {
             case "GET":
                 RegistryMode mode = subject is null

@@ -501,7 +501,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
 
             // Quarantine copies are written unchecked: a topic that takes them must not be one whose contract promises something
             // about every record it holds (a certified topic as another topic's quarantine topic, or the reverse).
-            if (after is not null && !unchanged && QuarantineClash(after, name) is { } clash)
+            if (!unchanged && QuarantineClash(name, after) is { } clash)
             {
                 throw new ContractValidationException([clash]);
             }
@@ -782,13 +782,15 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
 
         // The most specific pattern governs a topic two patterns match (more literal characters: "customers.*" over
         // "*"), so a broad pattern cannot lift a narrower one's policy; equally specific ones go by contract name.
-        patterns.Sort(static (a, b) =>
-        {
-            int bySpecificity = Literals(b.Definition.Topic).CompareTo(Literals(a.Definition.Topic));
-            return bySpecificity != 0 ? bySpecificity : string.CompareOrdinal(a.Definition.Name, b.Definition.Name);
-        });
+        patterns.Sort(BySpecificity);
         _snapshot = new Snapshot(current, exact, patterns);
         Generation++;
+    }
+
+    private static int BySpecificity(ActiveContract a, ActiveContract b)
+    {
+        int bySpecificity = Literals(b.Definition.Topic).CompareTo(Literals(a.Definition.Topic));
+        return bySpecificity != 0 ? bySpecificity : string.CompareOrdinal(a.Definition.Name, b.Definition.Name);
     }
 
     /// <summary>
@@ -805,37 +807,84 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             ? governing
             : null;
 
-    /// <summary>Why <paramref name="definition"/> cannot be applied beside the quarantine topics of the contracts in force (or they beside it); else null.</summary>
-    private string? QuarantineClash(ContractDefinition definition, string name)
+    /// <summary>
+    /// Why contract <paramref name="name"/> cannot become <paramref name="after"/> (null: be deleted): a quarantine topic
+    /// known now (an exact contract's, or an exact topic a pattern's template names) would be governed by a contract that
+    /// refuses quarantine copies. Worked out on the contracts as they would be, in both directions (a certified contract
+    /// or pattern put over another's quarantine topic, a quarantine target moved under one, the class-quarantine contract
+    /// that made it valid deleted), and only clashes the change adds count: ones stored by an older build do not block
+    /// unrelated changes. A pattern's quarantine topics under another pattern are known per topic: refused when written.
+    /// </summary>
+    private string? QuarantineClash(string name, ContractDefinition? after)
     {
-        if (definition.IsPattern)
+        var exact = new Dictionary<string, ActiveContract>(StringComparer.Ordinal);
+        foreach ((string topic, ActiveContract active) in _snapshot.Exact)
         {
-            return null; // its quarantine topics are known per topic: the copies are refused when written (QuarantineWriter)
-        }
-
-        if (definition.OnFailure == FailureAction.Quarantine)
-        {
-            string target = definition.QuarantineTopicFor(definition.Topic);
-            if (RefusesQuarantineCopies(_snapshot, target) is { } holder && holder.Definition.Name != name)
+            if (active.Definition.Name != name)
             {
-                return $"quarantineTopic '{target}' is governed by contract '{holder.Definition.Name}' (class {holder.Definition.Class.ToString().ToLowerInvariant()}), and quarantined records are written there unchecked: choose another quarantineTopic, or give '{target}' a contract of class quarantine.";
+                exact[topic] = active;
             }
         }
 
-        if (definition.Class != TopicClass.Quarantine)
+        var patterns = _snapshot.Patterns.Where(p => p.Definition.Name != name).ToList();
+        if (after is not null)
         {
-            foreach (ActiveContract other in _snapshot.Exact.Values.Concat(_snapshot.Patterns))
+            var active = new ActiveContract(after, 0);
+            if (after.IsPattern)
             {
-                if (other.Definition.Name != name && other.Definition.OnFailure == FailureAction.Quarantine
-                    && other.Definition.IsQuarantineName(definition.Topic, out string? source)
-                    && (source is null || ReferenceEquals(ForTopic(_snapshot, source), other)))
-                {
-                    return $"topic '{definition.Topic}' is the quarantine topic of contract '{other.Definition.Name}', whose bad records are written there unchecked: give it a contract of class quarantine, or change that contract's quarantineTopic.";
-                }
+                patterns.Add(active);
+                patterns.Sort(BySpecificity);
+            }
+            else
+            {
+                exact[after.Topic] = active;
+            }
+        }
+
+        var before = QuarantineClashes(_snapshot).Select(c => (c.Quarantining.Definition.Name, c.Target, c.Holder.Definition.Name)).ToHashSet();
+        foreach ((ActiveContract quarantining, string target, ActiveContract holder) in QuarantineClashes(new Snapshot([], exact, patterns)))
+        {
+            if (!before.Contains((quarantining.Definition.Name, target, holder.Definition.Name)))
+            {
+                return $"contract '{quarantining.Definition.Name}' quarantines into '{target}', which contract '{holder.Definition.Name}' (class {holder.Definition.Class.ToString().ToLowerInvariant()}) {(ReferenceEquals(holder.Definition, after) ? "would govern" : after is null ? "would govern once this one is deleted" : "governs")}, and quarantined records are written there unchecked: choose another quarantineTopic, or give '{target}' a contract of class quarantine.";
             }
         }
 
         return null;
+    }
+
+    private static List<(ActiveContract Quarantining, string Target, ActiveContract Holder)> QuarantineClashes(Snapshot snapshot)
+    {
+        var clashes = new List<(ActiveContract, string, ActiveContract)>();
+        foreach (ActiveContract contract in snapshot.Exact.Values)
+        {
+            if (contract.Definition.OnFailure == FailureAction.Quarantine
+                && contract.Definition.QuarantineTopicFor(contract.Definition.Topic) is var target
+                && RefusesQuarantineCopies(snapshot, target) is { } holder && !ReferenceEquals(holder, contract))
+            {
+                clashes.Add((contract, target, holder));
+            }
+        }
+
+        // A named topic a pattern quarantines into (for a topic the pattern governs).
+        foreach (ActiveContract named in snapshot.Exact.Values)
+        {
+            if (named.Definition.Class == TopicClass.Quarantine)
+            {
+                continue;
+            }
+
+            foreach (ActiveContract pattern in snapshot.Patterns)
+            {
+                if (pattern.Definition.OnFailure == FailureAction.Quarantine && pattern.Definition.IsQuarantineName(named.Definition.Topic, out string? source)
+                    && source is not null && ReferenceEquals(ForTopic(snapshot, source), pattern))
+                {
+                    clashes.Add((pattern, named.Definition.Topic, named));
+                }
+            }
+        }
+
+        return clashes;
     }
 
     /// <summary>The contract other than <paramref name="name"/> in force on the same exact topic or the same pattern as <paramref name="definition"/>, if any.</summary>

@@ -48,7 +48,9 @@ internal static class ProtobufCustomOptions
         }
 
         Append(output, fullName, message.Options);
-        foreach (FieldDescriptorProto field in message.Fields)
+        // By number, as the canonical text lists them: a schema sent as a serialized descriptor is read back from that text,
+        // and must have the identity of the same schema sent as text with its fields in another order.
+        foreach (FieldDescriptorProto field in message.Fields.OrderBy(f => f.Number))
         {
             Append(output, $"{fullName}.{field.Name}", field.Options);
         }
