@@ -111,6 +111,34 @@ public sealed partial class BrokerHost : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Binds a section, refusing a key its options do not have: a misspelt setting (--Broker:ContractSumaryIntervalSeconds,
+    /// SHAREDLOG_Storage__Bucket) was silently ignored and the broker ran on the default.
+    /// </summary>
+    private static void BindKnown(ConfigurationManager configuration, string section, object options)
+    {
+        try
+        {
+            configuration.GetSection(section).Bind(options, binder => binder.ErrorOnUnknownConfiguration = true);
+        }
+        catch (InvalidOperationException e) when (e.Message.Contains("ErrorOnUnknownConfiguration", StringComparison.Ordinal))
+        {
+            string unknown = e.Message[(e.Message.LastIndexOf(':') + 1)..].Trim();
+            throw new ArgumentException($"unknown setting in section {section}: {unknown}; the settings are in docs/configuration.md.", e);
+        }
+    }
+
+    private static void CheckKnownKeys(ConfigurationManager configuration, string section, string[] keys)
+    {
+        foreach (IConfigurationSection child in configuration.GetSection(section).GetChildren())
+        {
+            if (!keys.Contains(child.Key, StringComparer.OrdinalIgnoreCase))
+            {
+                throw new ArgumentException($"unknown setting {section}:{child.Key}; the {section} settings are {string.Join(", ", keys)} (docs/configuration.md).");
+            }
+        }
+    }
+
     public static BrokerHost Create(string[] args, Action<ILoggingBuilder>? logging = null)
     {
         CheckArguments(args);
@@ -128,15 +156,17 @@ public sealed partial class BrokerHost : IAsyncDisposable
         builder.Services.AddSingleton<IOptionsChangeTokenSource<LoggerFilterOptions>>(logLevels);
 
         var options = new BrokerOptions();
-        builder.Configuration.GetSection(BrokerOptions.Section).Bind(options);
+        CheckKnownKeys(builder.Configuration, "Contracts", ["HashKey"]);
+        CheckKnownKeys(builder.Configuration, "ObjectStore", ["Kind", "DirectIo"]);
+        BindKnown(builder.Configuration, BrokerOptions.Section, options);
         options.Validate();
         RaiseThreadPoolMinimum(options.ResolvedThreadPoolMinThreads);
         string dataDir = Path.GetFullPath(options.DataDir);
         var wal = new WalOptions { Directory = Path.Combine(dataDir, "wal") };
-        builder.Configuration.GetSection("Wal").Bind(wal);
+        BindKnown(builder.Configuration, "Wal", wal);
         wal.Validate(); // here, not when the WAL opens at start: a bad setting is a usage error, not a failed start
         var storage = new StorageOptions();
-        builder.Configuration.GetSection("Storage").Bind(storage);
+        BindKnown(builder.Configuration, "Storage", storage);
         storage.Validate();
 
         IServiceCollection services = builder.Services;
@@ -153,7 +183,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
         // Object store: the local directory by default; "ObjectStore:Kind" = "s3" with an "S3" section for S3.
         string objectStoreKind = builder.Configuration["ObjectStore:Kind"] ?? "local";
         var s3 = new S3ObjectStoreOptions();
-        builder.Configuration.GetSection("S3").Bind(s3);
+        BindKnown(builder.Configuration, "S3", s3);
         bool objectsDirectIo = builder.Configuration.GetValue("ObjectStore:DirectIo", true);
         services.AddSingleton<IObjectStore>(sp => objectStoreKind.ToLowerInvariant() switch
         {

@@ -15,14 +15,14 @@ if (args is ["--help"] or ["-h"])
                SharedLog.Broker contracts apply|diff|validate|list|history|rollback|delete|replay ...
 
           --port             Kafka listener port (default 9092; 0 picks a free one)
-          --http-port        admin HTTP port: /health, /metrics, /contracts (default 9644; 0 free, -1 off)
+          --http-port        admin HTTP port: /health, /metrics, /contracts, /replays (default 9644; 0 free, -1 off)
           --registry-port    schema registry port, Confluent's REST API (default 8081; 0 free, -1 off)
           --data-dir         WAL, SQLite metadata and the local object store (default ./data)
           --host             address the Kafka listener binds (default 127.0.0.1; 0.0.0.0 for all)
           --advertised-host  host name clients are told to connect to (default: --host)
           --node-id          this broker's id (default 1)
-        Any other setting by its configuration key (--Storage:Bucket NAME) or as an environment variable
-        (SHAREDLOG_Storage__Bucket=NAME); every setting is in docs/configuration.md.
+        Any other setting by its configuration key (--S3:Bucket NAME) or as an environment variable
+        (SHAREDLOG_S3__Bucket=NAME); every setting is in docs/configuration.md. An unknown flag or setting is an error.
         """);
     return 0;
 }

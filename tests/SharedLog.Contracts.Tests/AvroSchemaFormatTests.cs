@@ -92,7 +92,10 @@ public sealed class AvroSchemaFormatTests
         { "record renamed, forward", Person(Name), Person(Name).Replace("\"Person\"", "\"Human\"", StringComparison.Ordinal), Direction.Forward, false, "name changed from 'com.acme.Human' (writer) to 'com.acme.Person' (reader)" },
         { "record renamed with alias, backward", Person(Name), Person(Name).Replace("\"Person\"", "\"Human\",\"aliases\":[\"Person\"]", StringComparison.Ordinal), Direction.Backward, true, "" },
         { "record renamed with alias, forward", Person(Name), Person(Name).Replace("\"Person\"", "\"Human\",\"aliases\":[\"Person\"]", StringComparison.Ordinal), Direction.Forward, false, "name changed from 'com.acme.Human' (writer) to 'com.acme.Person' (reader)" },
-        { "namespace changed", Person(Name), Person(Name).Replace("com.acme", "com.other", StringComparison.Ordinal), Direction.Backward, false, "name changed from 'com.acme.Person' (writer) to 'com.other.Person' (reader)" },
+        // As Avro's SchemaCompatibility compares names since 1.9 (and Confluent with it): unqualified (a review found this refused).
+        { "namespace changed", Person(Name), Person(Name).Replace("com.acme", "com.other", StringComparison.Ordinal), Direction.Backward, true, "" },
+        { "namespace changed, read by a union", Person(Name), "[\"null\"," + Person(Name).Replace("com.acme", "com.other", StringComparison.Ordinal) + "]", Direction.Backward, true, "" },
+        { "namespace changed and renamed", Person(Name), Person(Name).Replace("com.acme", "com.other", StringComparison.Ordinal).Replace("\"Person\"", "\"Human\"", StringComparison.Ordinal), Direction.Backward, false, "name changed from 'com.acme.Person' (writer) to 'com.other.Human' (reader)" },
         // Unions of records: a writer record is read by the reader's branch of its name or alias, wherever it stands.
         { "union of records reordered, alias in the reader", Person(Field("e", "[{\"type\":\"record\",\"name\":\"Old\",\"fields\":[]},{\"type\":\"record\",\"name\":\"B\",\"fields\":[]}]")), Person(Field("e", "[{\"type\":\"record\",\"name\":\"B\",\"fields\":[]},{\"type\":\"record\",\"name\":\"A\",\"aliases\":[\"Old\"],\"fields\":[]}]")), Direction.Backward, true, "" },
         { "union of records, a writer record the reader lacks", Person(Field("e", "[{\"type\":\"record\",\"name\":\"C\",\"fields\":[]},{\"type\":\"record\",\"name\":\"B\",\"fields\":[]}]")), Person(Field("e", "[{\"type\":\"record\",\"name\":\"B\",\"fields\":[]},\"string\"]")), Direction.Backward, false, "/fields/e/union[0]: writer type record 'com.acme.C' is not readable by any branch of reader union" },
@@ -116,6 +119,28 @@ public sealed class AvroSchemaFormatTests
         {
             Assert.Contains(problems, problem => problem.Contains(expectedFragment, StringComparison.Ordinal));
         }
+    }
+
+    [Fact]
+    public void WhatAFailedUnionBranchConcludedIsNotReusedLater()
+    {
+        // From a review: while (P, P) was in progress it was assumed compatible, so (Q, Q) under it was remembered as
+        // compatible; P then failed, but only as a trial branch of a union (P2 read it instead), and f2 reused (Q, Q):
+        // a writer's Q.back holding a P with a string x would reach the reader's P, whose x is an int.
+        const string writer = """
+            {"type":"record","name":"W","fields":[
+              {"name":"f1","type":{"type":"record","name":"P","fields":[{"name":"q","type":{"type":"record","name":"Q","fields":[{"name":"back","type":["null","P"]}]}},{"name":"x","type":"string"}]}},
+              {"name":"f2","type":"Q"}]}
+            """;
+        const string reader = """
+            {"type":"record","name":"W","fields":[
+              {"name":"f1","type":[
+                {"type":"record","name":"P","fields":[{"name":"q","type":{"type":"record","name":"Q","fields":[{"name":"back","type":["null","P"]}]}},{"name":"x","type":"int"}]},
+                {"type":"record","name":"P2","aliases":["P"],"fields":[{"name":"q","type":"Q"},{"name":"x","type":"string"}]}]},
+              {"name":"f2","type":"Q"}]}
+            """;
+        var problems = Format.CheckCompatibility(reader: Format.Parse(reader, [], normalize: false), writer: Format.Parse(writer, [], normalize: false));
+        Assert.Contains(problems, p => p.Contains("/fields/f2", StringComparison.Ordinal));
     }
 
     [Fact]

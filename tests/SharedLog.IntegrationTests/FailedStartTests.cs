@@ -174,6 +174,20 @@ public sealed class FailedStartTests
         Assert.Contains($"unknown argument '{argument}'", refused.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("--Broker:ContractSumaryIntervalSeconds", "Broker")]
+    [InlineData("--Storage:Bucket", "Storage")]
+    [InlineData("--Wal:PageSizeBit", "Wal")]
+    [InlineData("--Contracts:Hashkey2", "Contracts")]
+    [InlineData("--ObjectStore:Knd", "ObjectStore")]
+    public void AMisspeltSettingIsAUsageErrorNotIgnored(string setting, string section)
+    {
+        // From a docs review: the flag check let any --Section:Key through, and the binder ignored keys it did not know.
+        var refused = Assert.Throws<ArgumentException>(() => BrokerHost.Create(["--port", "0", "--http-port", "-1", "--registry-port", "-1", "--data-dir", Path.Combine(Path.GetTempPath(), Guid.NewGuid().ToString("N")), setting, "5"]));
+        Assert.Contains(section, refused.Message, StringComparison.Ordinal);
+        Assert.Contains(setting[(setting.IndexOf(':') + 1)..], refused.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void FlagsAndSettingsByKeyAreTakenInEitherForm() =>
         BrokerHost.CheckArguments(["--port", "0", "--data-dir=/tmp/x", "--Broker:GroupInitialRebalanceDelayMs", "200", "--Wal:SegmentBytes=1048576", "--Port", "0", "/Broker:NodeId", "1", "Broker:Host=127.0.0.1", "--http-port", "-1"]);

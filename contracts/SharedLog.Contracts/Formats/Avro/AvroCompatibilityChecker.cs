@@ -18,6 +18,9 @@ internal sealed class AvroCompatibilityChecker
     private readonly HashSet<(Schema Reader, Schema Writer)> _inProgress = new(PairComparer.Instance);
     private readonly Dictionary<(Schema Reader, Schema Writer), (bool Compatible, string Path)> _finished = new(PairComparer.Instance);
 
+    // The pairs of _finished in the order they were finished, so a failed union trial can take back what it concluded.
+    private readonly List<(Schema Reader, Schema Writer)> _finishedInOrder = [];
+
     /// <summary>Each reader union's named branches by every name that reaches them (full name and aliases), in branch order.</summary>
     private readonly Dictionary<UnionSchema, Dictionary<string, List<Schema>>> _namedBranches = new(ReferenceEqualityComparer.Instance);
 
@@ -105,16 +108,26 @@ internal sealed class AvroCompatibilityChecker
         // those are tried: a union of thousands of records is not tried branch by branch for each of the writer's. Their
         // kinds are left to CheckSchemas, which reads a record as an error and the other way round.
         IEnumerable<Schema> candidates = writer is NamedSchema named
-            ? NamedBranches(readerUnion).GetValueOrDefault(named.Fullname, [])
+            ? NamedBranches(readerUnion).GetValueOrDefault(named.Name, []).Concat(NamedBranches(readerUnion).GetValueOrDefault(named.Fullname, [])).Distinct()
             : readerUnion.Schemas;
         foreach (var readerBranch in candidates)
         {
             var trial = new List<string>();
+            int finishedBefore = _finishedInOrder.Count;
             CheckSchemas(readerBranch, writer, path, trial);
             if (trial.Count == 0)
             {
                 return;
             }
+
+            // What the failed branch concluded may rest on a pair it assumed compatible while in progress, which then
+            // failed: kept, a later check would reuse "compatible" for a pair that is not (found by a review).
+            for (int i = finishedBefore; i < _finishedInOrder.Count; i++)
+            {
+                _finished.Remove(_finishedInOrder[i]);
+            }
+
+            _finishedInOrder.RemoveRange(finishedBefore, _finishedInOrder.Count - finishedBefore);
 
             // The branch Avro would pick by type/name explains the failure better than a summary.
             if (sameKindProblems is null && IsSameKind(AvroSchemaKinds.Unwrap(readerBranch), writer))
@@ -173,6 +186,7 @@ internal sealed class AvroCompatibilityChecker
 
         _inProgress.Remove(pair);
         _finished[pair] = (problems.Count == before, path);
+        _finishedInOrder.Add(pair);
     }
 
     /// <summary>Matches by name first, then by the reader field's aliases (aliases are a reader-side rename).</summary>
@@ -230,9 +244,9 @@ internal sealed class AvroCompatibilityChecker
                     continue;
                 }
 
-                // The names NamesMatch accepts for this reader branch: its own and its aliases.
+                // The names NamesMatch accepts for this reader branch: its own unqualified name and its aliases (full names).
                 IEnumerable<string> aliases = _reader.NamedTypeAliases.TryGetValue(named.Fullname, out var known) ? known : [];
-                foreach (string name in aliases.Prepend(named.Fullname).Distinct(StringComparer.Ordinal))
+                foreach (string name in aliases.Prepend(named.Name).Distinct(StringComparer.Ordinal))
                 {
                     if (!byName.TryGetValue(name, out List<Schema>? branches))
                     {
@@ -249,8 +263,12 @@ internal sealed class AvroCompatibilityChecker
         return byName;
     }
 
+    /// <summary>
+    /// As Avro's own SchemaCompatibility (and so Confluent's registry): the unqualified names, so a namespace change is
+    /// compatible, or a reader alias naming the writer's full name.
+    /// </summary>
     private bool NamesMatch(NamedSchema reader, NamedSchema writer) =>
-        string.Equals(reader.Fullname, writer.Fullname, StringComparison.Ordinal)
+        string.Equals(reader.Name, writer.Name, StringComparison.Ordinal)
         || (_reader.NamedTypeAliases.TryGetValue(reader.Fullname, out var aliases)
             && aliases.Contains(writer.Fullname, StringComparer.Ordinal));
 
