@@ -879,7 +879,7 @@ public static class ContractsCli
 
         if (result == Ok)
         {
-            await output.WriteLineAsync($"{file}: valid ({definition.Class.ToString().ToLowerInvariant()} contract for {definition.Topic}, {definition.Rules.Count} rules, {definition.Privacy.Count} privacy rules, on failure {definition.OnFailure.ToString().ToLowerInvariant()})");
+            await output.WriteLineAsync($"{file}: valid ({definition.Class.ToString().ToLowerInvariant()} contract for {definition.Topic}, {Count(definition.Rules.Count, "rule")}, {Count(definition.Privacy.Count, "privacy rule")}, on failure {definition.OnFailure.ToString().ToLowerInvariant()})");
             if (registryUrl is not null && definition.Key?.SchemaFile is null && definition.Value?.SchemaFile is null)
             {
                 // A pipeline passing --registry expects a compatibility check: say that there was nothing to check.
@@ -891,4 +891,7 @@ public static class ContractsCli
 
         return result;
     }
+
+    /// <summary>"1 rule", "2 rules".</summary>
+    private static string Count(int count, string noun) => $"{count} {noun}{(count == 1 ? "" : "s")}";
 }
