@@ -122,6 +122,26 @@ public sealed class AvroSchemaFormatTests
     }
 
     [Fact]
+    public void NestedUnionsOfRecordsSharingANameAreTooComplexRatherThanExponential()
+    {
+        // Each level's reader union holds four records named X (namespaces a-d): the writer's X matches all by name, the
+        // first three fail on w only after their v (the level below) was compared, and the fourth compares v again:
+        // 4^depth comparisons. The first record defines the level below; the others name it (the text stays small).
+        static string Below(int depth) => depth == 0 ? "\"int\"" : $"[\"a{depth}.X\",\"b{depth}.X\",\"c{depth}.X\",\"d{depth}.X\"]";
+        static string Record(string space, int depth, string v, string w) =>
+            $$$"""{"type":"record","name":"X","namespace":"{{{space}}}{{{depth}}}","fields":[{"name":"v","type":{{{v}}}},{"name":"w","type":"{{{w}}}"}]}""";
+        static string Reader(int depth) => depth == 0 ? "\"int\"" :
+            $"[{Record("a", depth, Reader(depth - 1), "int")},{Record("b", depth, Below(depth - 1), "int")},{Record("c", depth, Below(depth - 1), "int")},{Record("d", depth, Below(depth - 1), "string")}]";
+        static string Writer(int depth) => depth == 0 ? "\"int\"" : Record("w", depth, Writer(depth - 1), "string");
+
+        var problems = Format.CheckCompatibility(reader: Format.Parse(Reader(11), [], normalize: false), writer: Format.Parse(Writer(11), [], normalize: false));
+
+        Assert.Equal(["/: the schemas are too complex to compare within 500000 steps (nested unions of records sharing a name); taken as incompatible"], problems);
+        // A few levels are compared in full, and are compatible through the d branches.
+        Assert.Empty(Format.CheckCompatibility(reader: Format.Parse(Reader(3), [], normalize: false), writer: Format.Parse(Writer(3), [], normalize: false)));
+    }
+
+    [Fact]
     public void WhatAFailedUnionBranchConcludedIsNotReusedLater()
     {
         // From a review: while (P, P) was in progress it was assumed compatible, so (Q, Q) under it was remembered as

@@ -2097,6 +2097,47 @@ public class ContractGateTests
         Assert.Equal(0, QuarantineReplayTests.HighWatermark(broker, "src-eu"));
     }
 
+    /// <summary>
+    /// A batch whose records are all quarantined is stored empty and fetched as Kafka fetches the empty batches its cleaner
+    /// keeps: librdkafka skips it and reaches the partition's end. Leaving such batches out of a fetch (tried for
+    /// kafka-python 2.0.2's IndexError) made a consumer at a trailing gap never reach the end (found by a review).
+    /// </summary>
+    [Fact]
+    public async Task AConsumerAtATrailingAllQuarantinedBatchReachesTheEndOfThePartition()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
+        int id = await registry.RegisterSchemaAsync("gaps-value", new Schema("""{"type":"object"}""", SchemaType.Json));
+        await ApplyAsync(broker, "topic: gaps\nclass: certified\nvalue:\n  strategy: TopicNameStrategy\nrules:\n  - name: positive\n    expr: value.amount > 0\nonFailure: quarantine\n");
+        byte[] Framed(string json)
+        {
+            byte[] payload = Encoding.UTF8.GetBytes(json);
+            var framed = new byte[SchemaWireFormat.HeaderSize + payload.Length];
+            SchemaWireFormat.WriteHeader(framed, id);
+            payload.CopyTo(framed, SchemaWireFormat.HeaderSize);
+            return framed;
+        }
+
+        using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 0 }).Build())
+        {
+            await producer.ProduceAsync("gaps", new Message<string, byte[]> { Key = "good", Value = Framed("""{"amount":5}""") }).WaitAsync(Timeout);
+            await producer.ProduceAsync("gaps", new Message<string, byte[]> { Key = "bad", Value = Framed("""{"amount":-1}""") }).WaitAsync(Timeout);
+        }
+
+        using IConsumer<string, byte[]> consumer = new ConsumerBuilder<string, byte[]>(new ConsumerConfig
+        { BootstrapServers = broker.BootstrapServers, GroupId = "gaps-eof", EnablePartitionEof = true, EnableAutoCommit = false }).Build();
+        consumer.Assign(new TopicPartitionOffset("gaps", 0, 1)); // as a group resuming at its committed offset, the gap
+        ConsumeResult<string, byte[]>? result = null;
+        DateTime deadline = DateTime.UtcNow.Add(Timeout);
+        while (DateTime.UtcNow < deadline && result?.IsPartitionEOF != true)
+        {
+            result = consumer.Consume(TimeSpan.FromMilliseconds(500));
+        }
+
+        Assert.True(result?.IsPartitionEOF == true, "the consumer never reached the end of the partition");
+        Assert.Equal(2, result!.Offset.Value);
+    }
+
     /// <summary>A body sent without Content-Length (chunked), as a streaming client sends it.</summary>
     private sealed class PushStreamContent(string text) : HttpContent
     {

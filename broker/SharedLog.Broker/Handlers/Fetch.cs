@@ -208,26 +208,6 @@ public sealed partial class FetchHandler(TopicService topics, StreamStore stream
     }
 
     /// <summary>Reads every requested partition; <c>CutShort</c> when a partition has data past what its read returned.</summary>
-    private static bool OnlyEmptyBatches(IReadOnlyList<ReadOnlyMemory<byte>> batches)
-    {
-        foreach (ReadOnlyMemory<byte> chunk in batches)
-        {
-            // A chunk may hold several batches back to back.
-            ReadOnlySpan<byte> rest = chunk.Span;
-            while (rest.Length >= SharedLog.Protocol.Records.RecordBatch.HeaderSize)
-            {
-                if (BatchHeader.RecordCount(rest) != 0)
-                {
-                    return false;
-                }
-
-                rest = rest[Math.Min(BatchHeader.TotalSize(rest), rest.Length)..];
-            }
-        }
-
-        return batches.Count > 0;
-    }
-
     private async Task<(FetchResponse Response, bool CutShort)> ReadAllAsync(FetchRequest body, short version, CancellationToken cancellationToken)
     {
         var response = new FetchResponse { SessionId = 0 };
@@ -273,16 +253,11 @@ public sealed partial class FetchHandler(TopicService topics, StreamStore stream
                     result.LastStableOffset = read.HighWatermark;
                     result.LogStartOffset = read.LogStartOffset;
                     result.AbortedTransactions = body.IsolationLevel == 1 ? [] : null;
-                    bool readToTheEnd = read.NextOffset(partition.FetchOffset) >= read.HighWatermark;
-                    // Batches without records (all of a batch's records quarantined) up to the end of the log are left out:
-                    // kafka-python 2.0.2 raises IndexError from poll() on a fetch holding only those (its bug #2132). With
-                    // nothing after them this answers as an empty log end does, and the long poll waits for the high
-                    // watermark to move on; once a batch with records follows, they go out with it.
-                    result.Records = readToTheEnd && OnlyEmptyBatches(read.Batches) ? MemorySequence.Join([]) : MemorySequence.Join(read.Batches);
+                    result.Records = MemorySequence.Join(read.Batches);
                     long bytes = result.Records.Value.Length;
                     budget -= bytes;
                     anyData |= bytes > 0;
-                    cutShort |= !readToTheEnd;
+                    cutShort |= read.NextOffset(partition.FetchOffset) < read.HighWatermark;
                 }
                 catch (OffsetOutOfRangeException e)
                 {
