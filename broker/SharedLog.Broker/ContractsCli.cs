@@ -45,6 +45,12 @@ public static class ContractsCli
 
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error)
     {
+        if (args is ["--help"] or ["-h"] or ["help"])
+        {
+            await output.WriteLineAsync(UsageText);
+            return 0;
+        }
+
         if (args.Length == 0 || args[0] is not ("list" or "diff" or "apply" or "validate" or "replay" or "history" or "rollback" or "delete"))
         {
             await error.WriteLineAsync(UsageText);

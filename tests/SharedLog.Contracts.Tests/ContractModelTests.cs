@@ -107,6 +107,9 @@ public class ContractModelTests
     [InlineData("topic: t\nowner: \"a\\u2029b\"\n", "owner must not hold control characters")]
     [InlineData("topic: t\nvalue: {references: [{name: a, subject: s, version: abc}]}\n", "a whole number was expected here")]
     [InlineData("topic: t\nvalue: {references: [{name: a, subject: s, version: 99999999999999999999}]}\n", "a whole number was expected here")]
+    // From a lifecycle review: internal topics match no pattern, so this one could govern nothing.
+    [InlineData("topic: '_*'\n", "starts with '_'")]
+    [InlineData("topic: '_orders.*'\n", "starts with '_'")]
     [InlineData("topic: t\nvalue: { versions: '1 0' }\n", "must be N, N-M or >=N")]
     [InlineData("topic: t\nvalue: { versions: \"1\\n\" }\n", "must be N, N-M or >=N")]
     public void InvalidContractsListTheirProblems(string yaml, string expected)

@@ -13,6 +13,22 @@ public class ContractsCliTests
         return (code, output.ToString(), error.ToString());
     }
 
+    [Theory]
+    [InlineData("--help")]
+    [InlineData("-h")]
+    [InlineData("help")]
+    public async Task HelpPrintsTheUsageOnStandardOutputAndSucceeds(string help)
+    {
+        // From a review: help went to stderr with the usage error's exit code 2.
+        (int code, string output, string error) = await RunAsync(help);
+        Assert.Equal((0, ""), (code, error));
+        Assert.Contains("usage: SharedLog.Broker contracts", output, StringComparison.Ordinal);
+
+        (int nothing, string silent, string usage) = await RunAsync();
+        Assert.Equal((ContractsCli.Usage, ""), (nothing, silent));
+        Assert.Contains("usage: SharedLog.Broker contracts", usage, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task ValidateDiffApplyListAndTheirExitCodes()
     {

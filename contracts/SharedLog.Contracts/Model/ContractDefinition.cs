@@ -170,6 +170,11 @@ public static class ContractParser
             // compatibility level on the subjects it names.
             problems.Add($"topic '{topic}' is one of the broker's internal topics, which contracts do not govern.");
         }
+        else if (!stored && topic.StartsWith('_') && topic.Contains('*', StringComparison.Ordinal))
+        {
+            // Topics starting with '_' match no pattern (they are the broker's own), so such a pattern would govern nothing.
+            problems.Add($"pattern '{topic}' starts with '_': topics starting with '_' match no pattern, so it would govern nothing; name such a topic exactly.");
+        }
 
         if (document.Name is { } contractName && (!Anchored(contractName, NameOrPattern, stored) || (!stored && contractName is "." or "..")))
         {
