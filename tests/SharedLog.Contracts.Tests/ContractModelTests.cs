@@ -620,7 +620,6 @@ public class ContractModelTests
     [InlineData("a*b", "b*a", null)]
     [InlineData("*x*", "*y*", "xy")]
     [InlineData("*_q", "*_q*", "a_q")]
-    [InlineData("*_q", "_*q", null)] // every topic both match starts with '_', which no pattern governs
     public async Task AnEquallySpecificPatternThatMatchesATopicWithAnotherIsRefused(string first, string second, string? example)
     {
         using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
@@ -669,6 +668,9 @@ public class ContractModelTests
     {
         // Every string both match is over 249 characters: no topic can be governed by both.
         Assert.Null(ContractStore.CommonMatch(new string('x', 130) + "*", "*" + new string('y', 130)));
+        // Every topic both match starts with '_', which no pattern governs (a contract an older build stored; such a
+        // pattern is refused when applied now).
+        Assert.Null(ContractStore.CommonMatch("*_q", "_*q"));
         Assert.Equal(249, ContractStore.CommonMatch(new string('x', 125) + "*", "*" + new string('y', 124))!.Length);
     }
 
