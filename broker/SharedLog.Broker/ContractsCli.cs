@@ -885,7 +885,7 @@ public static class ContractsCli
 
         if (result == Ok)
         {
-            await output.WriteLineAsync($"{file}: valid ({definition.Class.ToString().ToLowerInvariant()} contract for {definition.Topic}, {Count(definition.Rules.Count, "rule")}, {Count(definition.Privacy.Count, "privacy rule")}, on failure {definition.OnFailure.ToString().ToLowerInvariant()})");
+            await output.WriteLineAsync($"{file}: valid ({definition.ClassName} contract for {definition.Topic}, {Count(definition.Rules.Count, "rule")}, {Count(definition.Privacy.Count, "privacy rule")}, on failure {definition.OnFailure.ToString().ToLowerInvariant()})");
             if (registryUrl is not null && definition.Key?.SchemaFile is null && definition.Value?.SchemaFile is null)
             {
                 // A pipeline passing --registry expects a compatibility check: say that there was nothing to check.

@@ -307,7 +307,7 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
         {
             // Possible for a pattern's template (or a contract an older build stored): copies bypass the gate, so they would
             // enter a topic whose contract promises every record meets it.
-            return (Protocol.ErrorCode.InvalidRecord, $"{records.Count} record(s) break contract '{contract.Definition.Name}', which quarantines them to '{target}' for this topic: contract '{governing.Definition.Name}' (class {governing.Definition.Class.ToString().ToLowerInvariant()}) governs that topic and quarantined records would enter it unchecked, so the batch is refused.");
+            return (Protocol.ErrorCode.InvalidRecord, $"{records.Count} record(s) break contract '{contract.Definition.Name}', which quarantines them to '{target}' for this topic: contract '{governing.Definition.Name}' (class {governing.Definition.ClassName}) governs that topic and quarantined records would enter it unchecked, so the batch is refused.");
         }
 
         foreach (QuarantinedRecord record in records)

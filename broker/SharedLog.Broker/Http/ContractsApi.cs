@@ -281,7 +281,7 @@ public static partial class ContractsApi
             ["name"] = revision.Name,
             ["version"] = revision.Version,
             ["topic"] = definition.Topic,
-            ["class"] = definition.Class.ToString().ToLowerInvariant(),
+            ["class"] = definition.ClassName,
             ["owner"] = definition.Owner,
             ["onFailure"] = definition.OnFailure.ToString().ToLowerInvariant(),
             ["appliedBy"] = revision.Actor,

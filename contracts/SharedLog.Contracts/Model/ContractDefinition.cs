@@ -58,6 +58,9 @@ public sealed record ContractDefinition(
 
     public bool IsPattern => _pattern is not null;
 
+    /// <summary>The topic class as a contract file writes it (<c>certified</c>), for messages and listings.</summary>
+    public string ClassName => Class.ToString().ToLowerInvariant();
+
     public bool Matches(string topic) => _pattern?.IsMatch(topic) ?? string.Equals(Topic, topic, StringComparison.Ordinal);
 
     /// <summary>Where this contract quarantines records of <paramref name="topic"/>.</summary>

@@ -846,7 +846,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         {
             if (!before.Contains((quarantining.Definition.Name, target, holder.Definition.Name)))
             {
-                return $"contract '{quarantining.Definition.Name}' quarantines into '{target}', which contract '{holder.Definition.Name}' (class {holder.Definition.Class.ToString().ToLowerInvariant()}) {(ReferenceEquals(holder.Definition, after) ? "would govern" : after is null ? "would govern once this one is deleted" : "governs")}, and quarantined records are written there unchecked: choose another quarantineTopic, or give '{target}' a contract of class quarantine.";
+                return $"contract '{quarantining.Definition.Name}' quarantines into '{target}', which contract '{holder.Definition.Name}' (class {holder.Definition.ClassName}) {(ReferenceEquals(holder.Definition, after) ? "would govern" : after is null ? "would govern once this one is deleted" : "governs")}, and quarantined records are written there unchecked: choose another quarantineTopic, or give '{target}' a contract of class quarantine.";
             }
         }
 
@@ -1041,7 +1041,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         }
 
         flat["topic"] = contract.Topic;
-        flat["class"] = contract.Class.ToString().ToLowerInvariant();
+        flat["class"] = contract.ClassName;
         flat["onFailure"] = contract.OnFailure.ToString().ToLowerInvariant();
         flat["quarantineTopic"] = contract.QuarantineTopicTemplate;
         flat["tombstones"] = contract.RejectTombstones ? "reject" : "allow";
