@@ -866,6 +866,11 @@ public static class ContractsCli
             {
                 await CopyRegisteredSchemasAsync(definition, registryUrl, registered, schemaFiles, registryWait.Token);
             }
+            else if (registryUrl is not null && definition.Key?.SchemaFile is null && definition.Value?.SchemaFile is null)
+            {
+                // Nothing needs the registry, but a pipeline that names one must not pass while it is down or mistyped.
+                await ProbeRegistryAsync(registryUrl, registryWait.Token);
+            }
         }
         catch (OperationCanceledException) when (registryWait.IsCancellationRequested)
         {
@@ -896,6 +901,19 @@ public static class ContractsCli
         }
 
         return result;
+    }
+
+    /// <summary>Throws as an unreachable registry would when <paramref name="registryUrl"/> does not answer its global <c>/config</c> as a registry does.</summary>
+    private static async Task ProbeRegistryAsync(string registryUrl, CancellationToken cancellationToken)
+    {
+        using HttpClient http = Client();
+        string configPath = $"{registryUrl.TrimEnd('/')}/config";
+        using HttpResponseMessage answer = await http.GetAsync(new Uri(configPath), cancellationToken);
+        string body = await answer.Content.ReadAsStringAsync(cancellationToken);
+        if (!answer.IsSuccessStatusCode || !body.Contains("\"compatibilityLevel\"", StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException($"{configPath} answered {(int)answer.StatusCode} without a compatibility level: is {registryUrl} a schema registry?");
+        }
     }
 
     /// <summary>"1 rule", "2 rules".</summary>

@@ -119,6 +119,21 @@ public class ContractModelTests
     }
 
     [Fact]
+    public void AnUnknownKeyIsListedWithTheFilesOtherProblems()
+    {
+        // From a CLI review: a misspelt key hid every other mistake of the file until it was fixed.
+        ContractValidationException error = Assert.Throws<ContractValidationException>(() => ContractParser.Parse("topic: t\nclass: golden\nownr: me\nonFailure: explode\n"));
+        Assert.Equal(3, error.Problems.Count);
+        Assert.StartsWith("line 3, column 1: unknown key 'ownr'", error.Problems[0], StringComparison.Ordinal);
+        Assert.Contains(error.Problems, p => p.Contains("class 'golden'", StringComparison.Ordinal));
+        Assert.Contains(error.Problems, p => p.Contains("onFailure 'explode'", StringComparison.Ordinal));
+
+        // Alone, it is the only problem; with a YAML mistake after it, it is still named.
+        Assert.Equal(["line 2, column 1: unknown key 'colour'"], Assert.Throws<ContractValidationException>(() => ContractParser.Parse("topic: t\ncolour: red\n")).Problems);
+        Assert.Contains("unknown key 'colour'", Assert.Throws<ContractValidationException>(() => ContractParser.Parse("topic: t\ncolour: red\nrules: {a: 1}\n")).Problems[0], StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void AContractHoldsAtMostAThousandRules()
     {
         string Rules(int count) => "topic: t\nvalue: {}\nrules:\n" + string.Concat(Enumerable.Range(0, count).Select(i => $"  - name: r{i}\n    expr: 'true'\n"));

@@ -75,6 +75,16 @@ public class ContractsCliTests
         Assert.Contains("is " + admin + " a schema registry?", adminErr, StringComparison.Ordinal);
         Assert.Equal(ContractsCli.Unreachable, (await RunAsync("validate", fresh, "--registry", broker.RegistryUrl + "/wrong/prefix")).Code);
 
+        // Without a schemaFile there is nothing to hold against the registry: it says so instead of passing silently, once
+        // the address answers as a registry (the admin port does not).
+        string schemaless = await WriteAsync(Path.Combine(directory, "schemaless.yaml"), "topic: pings\nclass: raw\n");
+        (int schemalessCode, string schemalessOut, _) = await RunAsync("validate", schemaless, "--registry", broker.RegistryUrl);
+        Assert.Equal(ContractsCli.Ok, schemalessCode);
+        Assert.Contains($"no schemaFile, so nothing was checked against {broker.RegistryUrl}", schemalessOut, StringComparison.Ordinal);
+        (int schemalessAdminCode, _, string schemalessAdminErr) = await RunAsync("validate", schemaless, "--registry", admin);
+        Assert.Equal(ContractsCli.Unreachable, schemalessAdminCode);
+        Assert.Contains("is " + admin + " a schema registry?", schemalessAdminErr, StringComparison.Ordinal);
+
         // Checked at the contract's level, the one apply gives the subject: dropping a field without a default is
         // BACKWARD-compatible (the subject's level now) but not FULL_TRANSITIVE (a certified contract's).
         string dropped = """{"type":"record","name":"Ping","fields":[]}""";
@@ -324,10 +334,10 @@ public class ContractsCliTests
 
         Assert.Equal(ContractsCli.Usage, (await RunAsync("list", contract, "--url", "http://127.0.0.1:1")).Code);
 
-        // Without a schemaFile there is nothing to hold against the registry: it says so instead of passing silently.
-        (int plainCode, string plainOut, _) = await RunAsync("validate", contract, "--registry", "http://127.0.0.1:1");
-        Assert.Equal(ContractsCli.Ok, plainCode);
-        Assert.Contains("no schemaFile, so nothing was checked against http://127.0.0.1:1", plainOut, StringComparison.Ordinal);
+        // Without a schemaFile nothing needs the registry, but one that cannot be reached still fails the pipeline that named it.
+        (int plainCode, _, string plainErr) = await RunAsync("validate", contract, "--registry", "http://127.0.0.1:1");
+        Assert.Equal(ContractsCli.Unreachable, plainCode);
+        Assert.Contains("cannot reach http://127.0.0.1:1", plainErr, StringComparison.Ordinal);
 
         string dangling = Path.Combine(directory, "dangling.yaml");
         File.CreateSymbolicLink(dangling, Path.Combine(directory, "nothing-here.yaml"));

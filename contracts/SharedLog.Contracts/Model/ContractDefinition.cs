@@ -151,6 +151,13 @@ public static class ContractParser
         .WithDuplicateKeyChecking()
         .Build();
 
+    // Reads a file with an unknown key once more, so its other problems are listed with that key, not one round trip later.
+    private static readonly IDeserializer YamlIgnoringUnknownKeys = new DeserializerBuilder()
+        .WithNamingConvention(CamelCaseNamingConvention.Instance)
+        .WithDuplicateKeyChecking()
+        .IgnoreUnmatchedProperties()
+        .Build();
+
     /// <param name="text">The contract file.</param>
     /// <param name="stored">
     /// The text is a revision already stored (replayed at start, shown, diffed): the checks added after a build could have
@@ -160,8 +167,8 @@ public static class ContractParser
     /// </param>
     public static ContractDefinition Parse(string text, bool stored = false)
     {
-        ContractDocument document = Read(text);
         var problems = new List<string>();
+        ContractDocument document = Read(text, problems);
         string topic = Required(document.Topic, "topic", problems);
         if (topic.Length > 0 && (!Anchored(topic, NameOrPattern, stored) || (!stored && topic is "." or "..")))
         {
@@ -406,7 +413,8 @@ public static class ContractParser
     }
 
     /// <summary>Bounded YAML reading: size, nesting, no anchors or aliases; errors carry line and column.</summary>
-    private static ContractDocument Read(string text)
+    /// <summary>The file's document; an unknown key is added to <paramref name="problems"/> (the rest is still read and checked), other YAML errors throw.</summary>
+    private static ContractDocument Read(string text, List<string> problems)
     {
         if (text.Length > MaxDocumentChars)
         {
@@ -457,7 +465,25 @@ public static class ContractParser
             string reason = e.InnerException is FormatException or OverflowException
                 ? "a whole number was expected here (at most 2147483647)"
                 : (e.InnerException?.Message ?? e.Message).Split('\n')[0];
-            throw new ContractValidationException([$"line {e.Start.Line}, column {e.Start.Column}: {InContractTerms(reason)}"]);
+            string problem = $"line {e.Start.Line}, column {e.Start.Column}: {InContractTerms(reason)}";
+            if (UnknownKey(reason) is not null)
+            {
+                try
+                {
+                    ContractDocument? lenient = YamlIgnoringUnknownKeys.Deserialize<ContractDocument?>(text);
+                    if (lenient is not null)
+                    {
+                        problems.Add(problem);
+                        return lenient;
+                    }
+                }
+                catch (YamlException)
+                {
+                    // Another mistake after the key: the key is reported alone, as before.
+                }
+            }
+
+            throw new ContractValidationException([problem]);
         }
     }
 
@@ -487,12 +513,18 @@ public static class ContractParser
         return null;
     }
 
+    /// <summary>The key the YAML library's error names when it is a key the contract format does not have.</summary>
+    private static string? UnknownKey(string reason) =>
+        Regex.Match(reason, "^Property '(?<key>.*)' not found on type '[^']*'", RegexOptions.None, TimeSpan.FromSeconds(1)) is { Success: true } unknown
+            ? unknown.Groups["key"].Value
+            : null;
+
     /// <summary>The YAML library's words for the common mistakes, in the contract's own: its messages name .NET types.</summary>
     private static string InContractTerms(string reason)
     {
-        if (System.Text.RegularExpressions.Regex.Match(reason, "^Property '(?<key>.*)' not found on type '[^']*'", System.Text.RegularExpressions.RegexOptions.None, TimeSpan.FromSeconds(1)) is { Success: true } unknown)
+        if (UnknownKey(reason) is { } key)
         {
-            return $"unknown key '{unknown.Groups["key"].Value}'";
+            return $"unknown key '{key}'";
         }
 
         // "No node deserializer was able to deserialize the node into type System.String, ..." (a list where text goes), and
