@@ -205,6 +205,29 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task ABatchWhoseRecordsEachTakeTheirWholeBoundIsRefusedOnceJudgingItTakesTooLong()
+    {
+        // From a hostile-input review: each record's checks are bounded (here a backtracking pattern's 100 ms timeout), but
+        // a batch of many such records multiplied the bound; 60 records take at least 6 s, past the batch's 5 s.
+        int id = await RegisterAsync("slow-value", """{"type":"object","properties":{"s":{"type":"string","pattern":"^(a+)+\\1$"}}}""", SchemaType.Json);
+        await ApplyAsync("topic: slow\nclass: certified\nvalue: {}\n");
+        byte[] record = Framed(id, Encoding.UTF8.GetBytes($$"""{"s":"{{new string('a', 30)}}!"}"""));
+        (byte[]? Key, byte[]? Value)[] records = [.. Enumerable.Repeat<(byte[]?, byte[]?)>((null, record), 60)];
+
+        GateResult refused = Inspect("slow", records);
+        Assert.Equal(GateOutcome.Reject, refused.Outcome);
+        Assert.StartsWith("Checking this batch against contract 'slow' took longer than 5 s (", refused.Summary, StringComparison.Ordinal);
+        Assert.Equal(60, refused.Tally.Failing);
+        Assert.Contains(_gateLog.Entries, e => e.Level == LogLevel.Warning && e.Message.Contains("Checking a batch on slow-0 against contract slow took longer than 5 s", StringComparison.Ordinal));
+
+        // Observe changes nothing: the batch is stored, the records judged in time counted.
+        await ApplyAsync("topic: slow\nclass: raw\nvalue: {}\n");
+        GateResult observed = Inspect("slow", records);
+        Assert.Equal(GateOutcome.Pass, observed.Outcome);
+        Assert.InRange(observed.Tally.Failing, 1, 59);
+    }
+
+    [Fact]
     public async Task AFlaggedRecordIsMaskedLikeEveryStoredRecord()
     {
         int id = await RegisterAsync("flagged-value", """{"type":"object"}""", SchemaType.Json);

@@ -184,6 +184,38 @@ public class JsonPayloadValidatorTests
     }
 
     [Fact]
+    public void Work_that_multiplies_through_references_and_combinators_is_bounded_per_record()
+    {
+        // From a hostile-schema review: twenty levels of oneOf over two $refs to the next level is a 1.5 KB schema whose
+        // evaluation of the record `1` doubles per level (20 levels ran the broker out of memory; 18 took 12 s and 1.1 GB).
+        string chain = string.Join(",", Enumerable.Range(0, 20).Select(i => $$"""
+            "d{{i}}":{"oneOf":[{"$ref":"#/definitions/d{{i + 1}}"},{"$ref":"#/definitions/d{{i + 1}}"}]}
+            """));
+        var exponential = Build("""{"definitions":{""" + chain + ""","d20":{"type":"string"}},"$ref":"#/definitions/d0"}""");
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        string refused = Assert.Single(Validate(exponential, "1"));
+        Assert.Contains($"more than {EvaluationBudget.MaxSteps} applications of $ref, allOf, anyOf or oneOf", refused, StringComparison.Ordinal);
+        Console.WriteLine($"exponential schema refused after {watch.Elapsed.TotalMilliseconds:0} ms");
+
+        // The same through the record's depth: a 2020-12 schema applying itself twice per level, through $dynamicRef.
+        var doubling = Build("""
+            {"$schema":"https://json-schema.org/draft/2020-12/schema","$dynamicAnchor":"node","type":"object",
+             "properties":{"x":{"$dynamicRef":"#node"}},"patternProperties":{"^x$":{"$dynamicRef":"#node"}}}
+            """);
+        string deep = string.Concat(Enumerable.Repeat("{\"x\":", 40)) + "{}" + new string('}', 40);
+        Assert.Contains("more than", Assert.Single(Validate(doubling, deep)), StringComparison.Ordinal);
+        Assert.Empty(Validate(doubling, """{"x":{"x":{}}}"""));
+
+        // A large record of a recursive schema with combinators stays well within it.
+        var tree = Build("""
+            {"$defs":{"item":{"oneOf":[{"type":"string"},{"type":"integer"},{"type":"array","items":{"$ref":"#/$defs/item"}}]}},
+             "type":"array","items":{"$ref":"#/$defs/item"}}
+            """);
+        string items = string.Join(",", Enumerable.Range(0, 5_000).Select(i => i % 2 == 0 ? $"{i}" : $"[\"s{i}\",[{i}]]"));
+        Assert.Empty(Validate(tree, $"[{items}]"));
+    }
+
+    [Fact]
     public void Minimum_message_gives_the_value_and_the_bound()
     {
         var errors = Validate(Build(PersonSchema), """{"name":"ann","age":7}""");

@@ -164,6 +164,13 @@ public sealed partial class ContractGate(
     /// </summary>
     public const int MaxViolationsPerBatch = 100_000;
 
+    /// <summary>
+    /// Longest the gate judges one batch. Each record's checks are bounded (rule steps, schema evaluation budget, regex
+    /// timeouts), but a batch of thousands of records each near those bounds would hold a core for minutes; a real batch takes
+    /// milliseconds. Past this a batch is refused whole (observe stores the rest unjudged, as it changes nothing).
+    /// </summary>
+    public static readonly TimeSpan MaxBatchJudgingTime = TimeSpan.FromSeconds(5);
+
     private readonly Dictionary<SchemaType, IPayloadCodec> _codecs = codecs.ToDictionary(c => c.Type);
     private readonly ConcurrentDictionary<(string Name, int Version), CompiledContract> _compiled = new();
     private readonly ConcurrentDictionary<SchemaCheckKey, SchemaCheck> _schemaChecks = new();
@@ -347,6 +354,8 @@ public sealed partial class ContractGate(
         Dictionary<(string Rule, ViolationKind Kind), ViolationSpan>? unlisted = null;
         bool judgingStopped = false;
         bool applyPrivacy = definition.OnFailure != FailureAction.Observe && definition.Privacy.Count > 0;
+        long judgingStarted = System.Diagnostics.Stopwatch.GetTimestamp();
+        int judgedInTime = -1;
 
         // Rewritten keys and values go into one pooled buffer for the batch, not an array per record:
         // they live until the rebuild, long enough to survive a gen0 collection at batch sizes.
@@ -407,6 +416,22 @@ public sealed partial class ContractGate(
                 }
 
                 index++;
+                if (index < count && System.Diagnostics.Stopwatch.GetElapsedTime(judgingStarted) > MaxBatchJudgingTime)
+                {
+                    judgedInTime = index;
+                    break;
+                }
+            }
+
+            if (judgedInTime >= 0)
+            {
+                LogSlowBatch(topic, partition, definition.Name, judgedInTime, count, MaxBatchJudgingTime.TotalSeconds);
+                if (definition.OnFailure != FailureAction.Observe)
+                {
+                    scratch.Key.Reset();
+                    scratch.Value.Reset();
+                    return TooSlowToJudge(contract, count, judgedInTime, violations, scratch.Activation.SchemasSeen);
+                }
             }
 
             scratch.Key.Reset();
@@ -461,6 +486,17 @@ public sealed partial class ContractGate(
             JudgingStopped = true,
             RefusalCode = rejects ? ErrorCode.InvalidRecord : ErrorCode.MessageTooLarge,
             RefusalMessage = rejects ? null : $"More than {MaxViolationsPerBatch} records of this batch break contract '{definition.Name}', more than the broker {(definition.OnFailure == FailureAction.Flag ? "flags" : "quarantines")} from one batch: send smaller batches.",
+        };
+    }
+
+    /// <summary>A batch whose judging took longer than <see cref="MaxBatchJudgingTime"/>: refused whole with INVALID_RECORD, counted as rejected.</summary>
+    private static GateResult TooSlowToJudge(CompiledContract contract, int count, int judged, List<RecordViolation> violations, Dictionary<SchemaCheck, long> schemasSeen)
+    {
+        ContractDefinition definition = contract.Definition;
+        var tally = new GateTally(contract.Version, ActionLabel(FailureAction.Reject), 0, count, ContractMetrics.Rejected, violations, SchemasSeen(schemasSeen), definition.Audit, definition.Privacy.Count > 0);
+        return new GateResult(GateOutcome.Reject, null, violations, [], tally)
+        {
+            RefusalMessage = $"Checking this batch against contract '{definition.Name}' took longer than {MaxBatchJudgingTime.TotalSeconds:0} s ({judged} of its {count} records were checked), so it is refused: send smaller batches or simpler records.",
         };
     }
 
@@ -1246,6 +1282,9 @@ public sealed partial class ContractGate(
 
         return quarantined;
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Checking a batch on {Topic}-{Partition} against contract {Contract} took longer than {Seconds} s after {Judged} of {Count} records; refused whole (under observe, the rest stored unchecked)")]
+    private partial void LogSlowBatch(string topic, int partition, string contract, int judged, int count, double seconds);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Schema id {SchemaId} is registered, but no JSON Schema validator can be built from it; records written with it are bad records: {Problem}")]
     private partial void LogUnusableSchema(int schemaId, string problem);

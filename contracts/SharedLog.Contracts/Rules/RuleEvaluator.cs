@@ -144,6 +144,7 @@ internal sealed class QualifiedNode : Node
 
     public override RuleValue Eval(EvalContext context)
     {
+        context.Steps += _segments.Length;
         for (var bound = _segments.Length; bound >= 1; bound--)
         {
             if (!context.TryResolve(_prefixes[bound - 1], out var raw))
@@ -188,6 +189,7 @@ internal sealed class BindNode(int slot, Node init, Node body) : Node
 {
     public override RuleValue Eval(EvalContext context)
     {
+        context.Steps++;
         var value = init.Eval(context);
         if (value.IsError)
         {
@@ -211,6 +213,7 @@ internal sealed class SelectNode(Node operand, string field) : Node
 
     public override RuleValue Eval(EvalContext context)
     {
+        context.Steps++;
         var target = operand.Eval(context);
         if (target.Kind == RuleValueKind.Map)
         {
@@ -232,6 +235,7 @@ internal sealed class HasNode(Node operand, string field) : Node
 
     public override RuleValue Eval(EvalContext context)
     {
+        context.Steps++;
         var target = operand.Eval(context);
         if (target.Kind == RuleValueKind.Optional)
         {
@@ -258,6 +262,7 @@ internal sealed class AndNode(Node left, Node right) : Node
 {
     public override RuleValue Eval(EvalContext context)
     {
+        context.Steps++;
         var l = left.Eval(context);
         if (l.Kind == RuleValueKind.Bool && !l.AsBool)
         {
@@ -284,6 +289,7 @@ internal sealed class OrNode(Node left, Node right) : Node
 {
     public override RuleValue Eval(EvalContext context)
     {
+        context.Steps++;
         var l = left.Eval(context);
         if (l.Kind == RuleValueKind.Bool && l.AsBool)
         {
@@ -315,6 +321,7 @@ internal sealed class NotNode(Node operand) : Node
 {
     public override RuleValue Eval(EvalContext context)
     {
+        context.Steps++;
         var value = operand.Eval(context);
         return value.Kind == RuleValueKind.Bool ? RuleValue.Bool(!value.AsBool) : Logic.NotBool(value, "!");
     }
@@ -324,6 +331,7 @@ internal sealed class ConditionalNode(Node condition, Node whenTrue, Node whenFa
 {
     public override RuleValue Eval(EvalContext context)
     {
+        context.Steps++;
         var value = condition.Eval(context);
         if (value.Kind == RuleValueKind.Bool)
         {
@@ -391,7 +399,8 @@ internal sealed class ListNode(Node[] elements, bool[]? optional) : Node
 {
     public override RuleValue Eval(EvalContext context)
     {
-        context.Steps++;
+        // Charged for its elements: a literal of hundreds inside a macro would build that many values per iteration.
+        context.Steps += 1 + elements.Length;
         var items = elements.Length == 0 ? [] : new RuleValue[elements.Length];
         var count = 0;
         for (var i = 0; i < elements.Length; i++)

@@ -46,9 +46,21 @@ internal sealed class CompiledJsonValidator
     {
         List<string>? errors = null;
         bool inexact = false;
-        Check(_root, value, Location.Root, ref errors, ref inexact);
+        try
+        {
+            Check(_root, value, Location.Root, ref errors, ref inexact);
+        }
+        catch (PatternTimedOutException timedOut)
+        {
+            // One timed-out match judges the record: a record of many strings would otherwise pay the timeout for each.
+            return [timedOut.Message];
+        }
+
         return inexact ? null : errors ?? (IReadOnlyList<string>)[];
     }
+
+    /// <summary>A backtracking pattern's match that ran out of time, which ends the record's validation.</summary>
+    private sealed class PatternTimedOutException(string message) : Exception(message);
 
     /// <summary>
     /// As <see cref="Validate"/>, for a record valid before a privacy rewrite changed the values at <paramref name="changedPaths"/>
@@ -59,9 +71,16 @@ internal sealed class CompiledJsonValidator
     {
         List<string>? errors = null;
         bool inexact = false;
-        for (int i = 0; i < changedPaths.Count; i++) // not foreach: an interface's enumerator is a box per record
+        try
         {
-            CheckPath(_root, value, changedPaths[i], 0, Location.Root, ref errors, ref inexact);
+            for (int i = 0; i < changedPaths.Count; i++) // not foreach: an interface's enumerator is a box per record
+            {
+                CheckPath(_root, value, changedPaths[i], 0, Location.Root, ref errors, ref inexact);
+            }
+        }
+        catch (PatternTimedOutException timedOut)
+        {
+            return [timedOut.Message];
         }
 
         return inexact ? null : errors ?? (IReadOnlyList<string>)[];
@@ -546,7 +565,8 @@ internal sealed class CompiledJsonValidator
             }
             catch (RegexMatchTimeoutException)
             {
-                Fail(ref errors, location, "pattern", BoundedRegex.TimedOut(node.PatternText!));
+                string path = location.ToString();
+                throw new PatternTimedOutException($"{(path.Length == 0 ? "/" : path)}: pattern: {BoundedRegex.TimedOut(node.PatternText!)}");
             }
         }
     }

@@ -136,12 +136,18 @@ public sealed class JsonPayloadValidator
     {
         try
         {
+            EvaluationBudget.Start();
             if (_schema.Evaluate(instance, _flag).IsValid)
             {
                 return [];
             }
 
+            EvaluationBudget.Start();
             return Messages(_schema.Evaluate(instance, _list));
+        }
+        catch (EvaluationBudget.ExceededException exceeded)
+        {
+            return [exceeded.Message];
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
@@ -149,6 +155,10 @@ public sealed class JsonPayloadValidator
             // on an odd value (8.0.5 throws FormatException checking some formats), rejects the record
             // with the reason instead of failing the produce request.
             return [$"(schema): the validator failed on this record: {ex.GetType().Name}: {ex.Message}"];
+        }
+        finally
+        {
+            EvaluationBudget.Stop();
         }
     }
 
@@ -264,8 +274,20 @@ internal static class BoundedDialects
         _ => Draft7,
     };
 
-    private static Dialect Bounded(Dialect dialect) =>
-        dialect.With([new BoundedPatternKeyword(), new BoundedPatternPropertiesKeyword(), new CodePointMinLengthKeyword(), new CodePointMaxLengthKeyword()], dialect.Id, null, null);
+    private static Dialect Bounded(Dialect dialect)
+    {
+        List<IKeywordHandler> replaced = [new BoundedPatternKeyword(), new BoundedPatternPropertiesKeyword(), new CodePointMinLengthKeyword(), new CodePointMaxLengthKeyword(), new BudgetedRefKeyword(), new BudgetedAllOfKeyword(), new BudgetedAnyOfKeyword(), new BudgetedOneOfKeyword()];
+        if (dialect.Id == Dialect.Draft201909.Id)
+        {
+            replaced.Add(new BudgetedRecursiveRefKeyword());
+        }
+        else if (dialect.Id == Dialect.Draft202012.Id)
+        {
+            replaced.Add(new BudgetedDynamicRefKeyword());
+        }
+
+        return dialect.With(replaced, dialect.Id, null, null);
+    }
 
     private static DialectRegistry CreateRegistry()
     {
@@ -373,6 +395,7 @@ internal sealed class BoundedPatternKeyword : PatternKeyword
         }
         catch (RegexMatchTimeoutException ex)
         {
+            EvaluationBudget.PatternTimedOut(ex.Pattern);
             return new KeywordEvaluation { Keyword = Name, IsValid = false, Error = BoundedRegex.TimedOut(ex.Pattern) };
         }
     }
@@ -411,7 +434,117 @@ internal sealed class BoundedPatternPropertiesKeyword : PatternPropertiesKeyword
         }
         catch (RegexMatchTimeoutException ex)
         {
+            EvaluationBudget.PatternTimedOut(ex.Pattern);
             return new KeywordEvaluation { Keyword = Name, IsValid = false, Error = BoundedRegex.TimedOut(ex.Pattern) };
         }
+    }
+}
+
+/// <summary>
+/// Bounds one evaluation of a record by the library. Nested <c>oneOf</c>s of <c>$ref</c>s to shared definitions (or a
+/// recursive schema applying itself twice per level) make the work exponential in the schema's size or the record's depth:
+/// a one-byte record against a 2 KB schema held a core for minutes and ran the broker out of memory. Every keyword that can
+/// multiply the work (a reference, or a combinator per branch) charges this per-thread budget, which
+/// <see cref="JsonPayloadValidator.Validate"/> sets before each pass; past it, the record is rejected.
+/// </summary>
+internal static class EvaluationBudget
+{
+    /// <summary>Most references and combinator branches one pass over one record applies.</summary>
+    public const int MaxSteps = 100_000;
+
+    [ThreadStatic]
+    private static int _remaining;
+
+    [ThreadStatic]
+    private static bool _active;
+
+    public static void Start()
+    {
+        _remaining = MaxSteps;
+        _active = true;
+    }
+
+    public static void Stop() => _active = false;
+
+    public static void Charge(int steps)
+    {
+        if (_active && (_remaining -= steps) < 0)
+        {
+            throw new ExceededException($"(schema): validating this record against its schema takes more than {MaxSteps} applications of $ref, allOf, anyOf or oneOf, so it is rejected");
+        }
+    }
+
+    /// <summary>
+    /// Ends the evaluation when a backtracking pattern's match ran out of time: a record of many strings would otherwise pay
+    /// the timeout for each. Outside a budgeted evaluation, the keyword just fails.
+    /// </summary>
+    public static void PatternTimedOut(string pattern)
+    {
+        if (_active)
+        {
+            throw new ExceededException($"(schema): pattern: {BoundedRegex.TimedOut(pattern)}");
+        }
+    }
+
+    public sealed class ExceededException(string message) : Exception(message);
+}
+
+/// <summary><c>$ref</c>, charging <see cref="EvaluationBudget"/>.</summary>
+internal sealed class BudgetedRefKeyword : RefKeyword
+{
+    public override KeywordEvaluation Evaluate(KeywordData keyword, EvaluationContext context)
+    {
+        EvaluationBudget.Charge(1);
+        return base.Evaluate(keyword, context);
+    }
+}
+
+/// <summary>Draft 2019-09's <c>$recursiveRef</c>, charging <see cref="EvaluationBudget"/>.</summary>
+internal sealed class BudgetedRecursiveRefKeyword : global::Json.Schema.Keywords.Draft201909.RecursiveRefKeyword
+{
+    public override KeywordEvaluation Evaluate(KeywordData keyword, EvaluationContext context)
+    {
+        EvaluationBudget.Charge(1);
+        return base.Evaluate(keyword, context);
+    }
+}
+
+/// <summary>Draft 2020-12's <c>$dynamicRef</c>, charging <see cref="EvaluationBudget"/>.</summary>
+internal sealed class BudgetedDynamicRefKeyword : global::Json.Schema.Keywords.Draft202012.DynamicRefKeyword
+{
+    public override KeywordEvaluation Evaluate(KeywordData keyword, EvaluationContext context)
+    {
+        EvaluationBudget.Charge(1);
+        return base.Evaluate(keyword, context);
+    }
+}
+
+/// <summary><c>allOf</c>, charging <see cref="EvaluationBudget"/> a step per branch.</summary>
+internal sealed class BudgetedAllOfKeyword : AllOfKeyword
+{
+    public override KeywordEvaluation Evaluate(KeywordData keyword, EvaluationContext context)
+    {
+        EvaluationBudget.Charge(keyword.Subschemas.Length);
+        return base.Evaluate(keyword, context);
+    }
+}
+
+/// <summary><c>anyOf</c>, charging <see cref="EvaluationBudget"/> a step per branch.</summary>
+internal sealed class BudgetedAnyOfKeyword : AnyOfKeyword
+{
+    public override KeywordEvaluation Evaluate(KeywordData keyword, EvaluationContext context)
+    {
+        EvaluationBudget.Charge(keyword.Subschemas.Length);
+        return base.Evaluate(keyword, context);
+    }
+}
+
+/// <summary><c>oneOf</c>, charging <see cref="EvaluationBudget"/> a step per branch.</summary>
+internal sealed class BudgetedOneOfKeyword : OneOfKeyword
+{
+    public override KeywordEvaluation Evaluate(KeywordData keyword, EvaluationContext context)
+    {
+        EvaluationBudget.Charge(keyword.Subschemas.Length);
+        return base.Evaluate(keyword, context);
     }
 }
