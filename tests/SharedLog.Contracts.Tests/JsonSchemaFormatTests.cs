@@ -100,6 +100,41 @@ public class JsonSchemaFormatTests
         { "true to typed", "true", "{'type':'string'}", false, true, "#: type narrowed from any to string" },
     };
 
+    [Fact]
+    public void A_backtracking_pattern_ends_the_comparison_at_its_first_timeout()
+    {
+        // From a hostile-schema review: each of 40 property names paid the pattern's timeout (16 s for a 3 KB schema), and a
+        // timed-out match counted as a match, so the answer was compatible.
+        string names = string.Join(",", Enumerable.Range(0, 40).Select(i => $"'{new string('a', 30)}!{i}':{{'type':'string'}}"));
+        string body = "'properties':{" + names + "},'patternProperties':{'^(a+)+\\\\1$':{'type':'string'}}";
+        var writer = Parse("{'type':'object'," + body + "}");
+        var reader = Parse("{'title':'R','type':'object'," + body + "}");
+        var messages = Format.CheckCompatibility(reader: reader, writer: writer);
+        Assert.Contains(messages, m => m.Contains("too large or too recursive to compare", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Compatibility_messages_are_gathered_and_bounded()
+    {
+        // From the same review: a message per missing enum value or newly required name, each repeating a long path, made
+        // answers of 100-200 MB and ran the broker out of memory.
+        string name = new('n', 100_000);
+        string required = string.Join(",", Enumerable.Range(0, 2000).Select(i => $"'r{i}'"));
+        var writer = Parse("{'type':'object','properties':{'" + name + "':{'type':'object'}}}");
+        var reader = Parse("{'type':'object','properties':{'" + name + "':{'type':'object','required':[" + required + "]}}}");
+        string only = Assert.Single(Format.CheckCompatibility(reader: reader, writer: writer));
+        Assert.Contains("newly required", only, StringComparison.Ordinal);
+        Assert.True(only.Length <= 1_000, $"{only.Length} characters");
+
+        string values = string.Join(",", Enumerable.Range(0, 300));
+        var enumWriter = Parse("{'type':'object','properties':{" + string.Join(",", Enumerable.Range(0, 300).Select(i => $"'p{i}':{{'enum':[{values}]}}")) + "}}");
+        var enumReader = Parse("{'type':'object','properties':{" + string.Join(",", Enumerable.Range(0, 300).Select(i => $"'p{i}':{{'enum':[-1]}}")) + "}}");
+        var enumMessages = Format.CheckCompatibility(reader: enumReader, writer: enumWriter);
+        Assert.Equal(101, enumMessages.Count);
+        Assert.Equal("#: and 200 more differences", enumMessages[^1]);
+        Assert.Contains("values 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 290 more allowed by the writer are missing", enumMessages[0], StringComparison.Ordinal);
+    }
+
     [Theory]
     [MemberData(nameof(CompatibilityCases))]
     public void Compatibility(string description, string oldSchema, string newSchema, bool backward, bool forward, string? fragment)

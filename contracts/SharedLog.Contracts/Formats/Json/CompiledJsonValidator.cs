@@ -236,7 +236,7 @@ internal sealed class CompiledJsonValidator
                 "additionalProperties" => (node.AdditionalProperties = Compile(value, assertFormat, depth + 1)) is not null,
                 "items" => value.ValueKind is JsonValueKind.Object or JsonValueKind.True or JsonValueKind.False
                     && (node.Items = Compile(value, assertFormat, depth + 1)) is not null,
-                "enum" => TryScalars(value, out node.Enum),
+                "enum" => TryScalars(value, out node.Enum) && node.IndexEnum(),
                 "const" => TryScalar(value, out node.Const) && (node.HasConst = true),
                 "minimum" => TryNumber(value, out node.Minimum),
                 "maximum" => TryNumber(value, out node.Maximum),
@@ -473,7 +473,7 @@ internal sealed class CompiledJsonValidator
             Fail(ref errors, location, "type", $"expected {node.Types.ToString().ToLowerInvariant()}, got {KindName(value)}");
         }
 
-        if (node.Enum is { } allowed && !EnumHolds(allowed, value))
+        if (node.Enum is { } allowed && !EnumHolds(node, allowed, value))
         {
             Fail(ref errors, location, "enum", "value is not one of the allowed values");
         }
@@ -500,8 +500,26 @@ internal sealed class CompiledJsonValidator
         }
     }
 
-    private static bool EnumHolds(object?[] allowed, object? value)
+    [System.Runtime.CompilerServices.SkipLocalsInit]
+    private static bool EnumHolds(Node node, object?[] allowed, object? value)
     {
+        // A long enum is looked up, not scanned: 30,000 values checked for each of 30,000 items took seconds.
+        if (node.EnumStrings is { } strings)
+        {
+            switch (value)
+            {
+                case string text:
+                    return strings.Contains(text);
+                case Utf8Text utf8:
+                    Span<char> scratch = stackalloc char[256];
+                    return strings.GetAlternateLookup<ReadOnlySpan<char>>().Contains(utf8.Chars(scratch));
+                case long integer:
+                    return node.EnumNumbers!.Contains(integer);
+                case double number:
+                    return node.EnumNumbers!.Contains(number);
+            }
+        }
+
         foreach (object? candidate in allowed)
         {
             if (ScalarEquals(candidate, value))
@@ -751,6 +769,35 @@ internal sealed class CompiledJsonValidator
         public Node? AdditionalProperties;
         public Node? Items;
         public object?[]? Enum;
+
+        /// <summary>A long <see cref="Enum"/>'s strings and numbers, for lookups; null for a short one, which is scanned.</summary>
+        public HashSet<string>? EnumStrings;
+
+        /// <inheritdoc cref="EnumStrings"/>
+        public HashSet<double>? EnumNumbers;
+
+        /// <summary>Indexes a long <see cref="Enum"/> (see <see cref="EnumStrings"/>); always true, so it chains after the enum is read.</summary>
+        public bool IndexEnum()
+        {
+            if (Enum is { Length: > 16 } values)
+            {
+                EnumStrings = new HashSet<string>(StringComparer.Ordinal);
+                EnumNumbers = [];
+                foreach (object? allowed in values)
+                {
+                    if (allowed is string text)
+                    {
+                        EnumStrings.Add(text);
+                    }
+                    else if (allowed is double number)
+                    {
+                        EnumNumbers.Add(number);
+                    }
+                }
+            }
+
+            return true;
+        }
         public bool HasConst;
         public object? Const;
         public double? Minimum;
@@ -770,6 +817,11 @@ internal sealed class CompiledJsonValidator
             if (number == Minimum || number == Maximum || number == ExclusiveMinimum || number == ExclusiveMaximum || (HasConst && Const is double constant && constant == number))
             {
                 return true;
+            }
+
+            if (EnumNumbers is not null)
+            {
+                return EnumNumbers.Contains(number);
             }
 
             foreach (object? allowed in Enum ?? [])

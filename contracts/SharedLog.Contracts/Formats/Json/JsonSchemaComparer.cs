@@ -20,6 +20,8 @@ internal sealed class JsonSchemaComparer
 
     /// <summary>Property names matched against patternProperties in one comparison, at most: a schema may hold thousands of each.</summary>
     private const int MaxPatternMatches = 1_000_000;
+    private const int MaxMessages = 100;
+    private const int MaxMessageChars = 1_000;
     private const string TooComplex = "#: the schemas are too large or too recursive to compare within limits; treated as incompatible";
 
     /// <summary>Keywords whose containment is not worked out: the reader's value must equal one of the writer's.</summary>
@@ -48,7 +50,16 @@ internal sealed class JsonSchemaComparer
             messages.Add(TooComplex);
         }
 
-        return messages.Distinct(StringComparer.Ordinal).ToList();
+        // A long property name repeats in the path of every message under it: the answer keeps the first hundred, each cut in
+        // its middle (the path's start and the difference at its end stay).
+        var distinct = messages.Distinct(StringComparer.Ordinal).ToList();
+        var shown = distinct.Take(MaxMessages).Select(static m => m.Length > MaxMessageChars ? $"{m[..300]}…{m[^(MaxMessageChars - 301)..]}" : m).ToList();
+        if (distinct.Count > MaxMessages)
+        {
+            shown.Add($"#: and {distinct.Count - MaxMessages} more differences");
+        }
+
+        return shown;
     }
 
     private void Check(string path, SchemaNode reader, WriterView writer, List<string> messages, int depth)
@@ -309,12 +320,22 @@ internal sealed class JsonSchemaComparer
                 continue;
             }
 
-            foreach (var value in writerValues.Where(v => !readerValues.Contains(v)))
+            // One message for all of them: a thousand-value enum under a thousand properties made a million messages.
+            var missing = writerValues.Where(v => !readerValues.Contains(v)).ToList();
+            if (missing.Count == 1)
             {
-                messages.Add($"{path}/{keyword}: value {value} allowed by the writer is missing from the reader's {keyword}");
+                messages.Add($"{path}/{keyword}: value {missing[0]} allowed by the writer is missing from the reader's {keyword}");
+            }
+            else if (missing.Count > 1)
+            {
+                messages.Add($"{path}/{keyword}: values {FirstFew(missing)} allowed by the writer are missing from the reader's {keyword}");
             }
         }
     }
+
+    /// <summary>The first ten of <paramref name="items"/>, each cut to 200 characters, and how many more.</summary>
+    private static string FirstFew(List<string> items) =>
+        string.Join(", ", items.Take(10).Select(static i => i.Length > 200 ? i[..200] + "…" : i)) + (items.Count > 10 ? $" and {items.Count - 10} more" : "");
 
     private static List<(string Key, JsonValueKinds Kind)>? EnumValues(SchemaNode node, string keyword)
     {
@@ -457,9 +478,14 @@ internal sealed class JsonSchemaComparer
         CheckCountBounds(path, "minProperties", "maxProperties", reader, writer, messages);
 
         var writerRequired = writer.Conjuncts.SelectMany(static c => Strings(c, "required")).ToHashSet(StringComparer.Ordinal);
-        foreach (var name in Strings(reader, "required").Distinct(StringComparer.Ordinal).Where(n => !writerRequired.Contains(n)))
+        var newlyRequired = Strings(reader, "required").Distinct(StringComparer.Ordinal).Where(n => !writerRequired.Contains(n)).ToList();
+        if (newlyRequired.Count == 1)
         {
-            messages.Add($"{path}/required: property '{name}' newly required");
+            messages.Add($"{path}/required: property '{newlyRequired[0]}' newly required");
+        }
+        else if (newlyRequired.Count > 1)
+        {
+            messages.Add($"{path}/required: properties {FirstFew(newlyRequired.ConvertAll(n => $"'{n}'"))} newly required");
         }
 
         var names = PropertyNames(reader).Concat(writer.Conjuncts.SelectMany(PropertyNames)).Distinct(StringComparer.Ordinal);
@@ -738,6 +764,9 @@ internal sealed class JsonSchemaComparer
         }
         catch (RegexMatchTimeoutException)
         {
+            // A pattern that backtracks this long would cost its timeout again for every other name: the comparison ends as
+            // too complex (incompatible) instead.
+            _overBudget = true;
             return true;
         }
     }

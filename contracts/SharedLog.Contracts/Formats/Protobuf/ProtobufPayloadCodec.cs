@@ -42,7 +42,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
     private const long MaxDurationSeconds = 315_576_000_000;
     private const int NanosPerTick = 100;
 
-    private static readonly ConditionalWeakTable<IDictionary<string, object?>, byte[]> UnknownFields = new();
+    private static readonly ConditionalWeakTable<IDictionary<string, object?>, PayloadWriter> UnknownFields = new();
 
     // Whether the payload being decoded on this thread gave a value the decoded message then replaced (see DecodedPayload.Superseded).
     [ThreadStatic]
@@ -162,7 +162,9 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
                 reader.SkipField(number, wireType, depth);
                 if (keepUnknownFields)
                 {
-                    unknown ??= new PayloadWriter(64);
+                    // A message sent in pieces keeps the unknown fields of every piece, in order, as a parser's merge does:
+                    // appended to the earlier pieces' (copying them again per piece made thousands of pieces quadratic).
+                    unknown ??= UnknownFields.TryGetValue(target, out PayloadWriter? earlier) ? earlier : new PayloadWriter(64);
                     unknown.WriteBytes(data[tagStart..reader.Position]);
                 }
 
@@ -181,8 +183,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
 
         if (unknown is not null)
         {
-            // A message sent in pieces keeps the unknown fields of every piece, in order, as a parser's merge does.
-            UnknownFields.AddOrUpdate(target, UnknownFields.TryGetValue(target, out byte[]? earlier) ? [.. earlier, .. unknown.WrittenSpan] : unknown.ToArray());
+            UnknownFields.AddOrUpdate(target, unknown);
         }
     }
 
@@ -222,7 +223,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
             if (entryHadUnknownFields)
             {
                 // Dropped with the entry, but the payload still carries them: the map answers for them (see HasUnknownFields).
-                UnknownFields.AddOrUpdate(map, []);
+                UnknownFields.AddOrUpdate(map, new PayloadWriter(0));
             }
 
             if (!map.TryAdd(key, value))
@@ -433,7 +434,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         {
             // A time with fields unknown to it is still the time (as parsers read it, and as rules must, or `!=` would pass
             // a map); the message holding it answers for them, so a sensitive topic still refuses the record (HasUnknownFields).
-            UnknownFields.Add(owner, []);
+            UnknownFields.Add(owner, new PayloadWriter(0));
         }
 
         return value;
@@ -757,7 +758,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
 
         if (keepUnknownFields && UnknownFields.TryGetValue(values, out var unknown))
         {
-            writer.WriteBytes(unknown);
+            writer.WriteBytes(unknown.WrittenSpan);
         }
 
         if (keepUnknownFields && values is ProtobufMessage { HeldOut: { } heldOut })
