@@ -603,6 +603,24 @@ public class RuleRobustnessTests
         Assert.False(outcome.IsError);
     }
 
+    [Theory]
+    [InlineData("timestamp('0001-01-01T00:00:00Z').getHours('-01:00') == 23")]
+    [InlineData("timestamp('9999-12-31T23:59:59Z').getHours('+01:00') == 0")]
+    [InlineData("timestamp('0001-01-01T03:00:00Z').getHours('America/New_York') == 22")]
+    [InlineData("timestamp('9999-12-31T23:59:59Z').getFullYear('Asia/Tokyo') == 10000")]
+    public void A_wall_clock_time_outside_years_1_to_9999_is_an_error_not_an_exception_or_a_clamped_value(string expression)
+    {
+        // From a CEL review: a fixed offset threw ArgumentOutOfRangeException out of the compiler (constant folding) or the
+        // gate, and a named zone was clamped to year 1 or 9999 (cel-go answers with year 0 or 10000).
+        RuleOutcome outcome = CelRule.Compile(expression).Evaluate(new Dictionary<string, object?>());
+        Assert.True(outcome.IsError);
+        Assert.Contains("is outside years 1 to 9999", outcome.ErrorMessage, StringComparison.Ordinal);
+
+        var record = new Dictionary<string, object?>(StringComparer.Ordinal) { ["value"] = new Dictionary<string, object?>(StringComparer.Ordinal) { ["ts"] = DateTimeOffset.MinValue } };
+        Assert.True(CelRule.Compile("value.ts.getHours('-01:00') == 23").Evaluate(record).IsError);
+        Assert.True(CelRule.Compile("value.ts.getHours('+01:00') == 1").Evaluate(record).IsPassed);
+    }
+
     [Fact]
     public void Logical_operators_field_selections_and_list_literals_count_against_the_step_budget()
     {

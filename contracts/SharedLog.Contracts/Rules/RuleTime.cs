@@ -307,21 +307,30 @@ internal static class RuleTime
             return true;
         }
 
-        if (TryFixedOffset(zone, out var offset))
+        TimeZoneInfo? info = null;
+        if (!TryFixedOffset(zone, out var offset))
         {
-            local = utc + offset;
-            return true;
+            info = FindZone(zone);
+            if (info is null)
+            {
+                local = default;
+                error = $"unknown time zone '{zone}'";
+                return false;
+            }
+
+            offset = info.GetUtcOffset(utc);
         }
 
-        var info = FindZone(zone);
-        if (info is null)
+        // The first and last hours of the timestamp range fall in years 0 and 10000 in a zone behind or ahead of UTC, which
+        // .NET's calendar does not hold: an error, not an exception out of the rule (a fixed offset) or a clamped answer (a zone).
+        if (utc.Ticks + offset.Ticks < DateTime.MinValue.Ticks || utc.Ticks + offset.Ticks > DateTime.MaxValue.Ticks)
         {
             local = default;
-            error = $"unknown time zone '{zone}'";
+            error = $"the timestamp's wall-clock time in time zone '{zone}' is outside years 1 to 9999";
             return false;
         }
 
-        local = TimeZoneInfo.ConvertTimeFromUtc(utc, info);
+        local = info is null ? utc + offset : TimeZoneInfo.ConvertTimeFromUtc(utc, info);
         return true;
     }
 

@@ -30,17 +30,36 @@ internal sealed class ProtobufMessageLayout
             ByName.TryAdd(field.Name, field);
         }
 
-        // Members of a real oneof (not proto3's synthetic one for 'optional'): setting one clears the others.
+        // Members of a real oneof (not proto3's synthetic one for 'optional'): setting one clears the others. One list per
+        // oneof, shared by its members (a list of siblings each made a oneof of 30,000 members take 7 GB).
+        var oneofMembers = new Dictionary<int, List<string>>();
         foreach (var field in InNumberOrder)
         {
             if (field.OneofIndex >= 0)
             {
-                field.OneofSiblings = [.. InNumberOrder.Where(f => f.OneofIndex == field.OneofIndex && f != field).Select(f => f.Name)];
+                if (!oneofMembers.TryGetValue(field.OneofIndex, out List<string>? members))
+                {
+                    oneofMembers[field.OneofIndex] = members = [];
+                }
+
+                members.Add(field.Name);
+            }
+        }
+
+        OneofCount = oneofMembers.Count == 0 ? 0 : oneofMembers.Keys.Max() + 1;
+        foreach (var field in InNumberOrder)
+        {
+            if (field.OneofIndex >= 0)
+            {
+                field.OneofMembers = oneofMembers[field.OneofIndex];
             }
         }
     }
 
     public string FullName { get; }
+
+    /// <summary>One more than the highest real oneof's index (0 without any): the size of a message's record of its set members.</summary>
+    public int OneofCount { get; }
 
     /// <summary>Declared in a proto3 file: its fields without explicit presence are not written when they hold their default.</summary>
     public bool Proto3 { get; }
@@ -196,7 +215,8 @@ internal sealed class ProtobufFieldLayout
     /// <summary>A proto3 singular scalar without explicit presence: set only when it holds other than its default.</summary>
     public bool ImplicitPresence { get; }
 
-    public string[] OneofSiblings { get; set; } = [];
+    /// <summary>Every member of this field's oneof, itself included; empty outside a real oneof.</summary>
+    public IReadOnlyList<string> OneofMembers { get; set; } = [];
 
     public ProtobufWellKnown WellKnown { get; }
 

@@ -302,9 +302,34 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
             target[field.Name] = read;
         }
 
-        foreach (var sibling in field.OneofSiblings)
+        if (field.OneofIndex >= 0)
         {
-            _superseded |= target.Remove(sibling);
+            ClearOtherOneofMember(field, target);
+        }
+    }
+
+    /// <summary>Setting a oneof member clears the one set before (in this piece of the message or an earlier one).</summary>
+    private static void ClearOtherOneofMember(ProtobufFieldLayout field, Dictionary<string, object?> target)
+    {
+        if (target is ProtobufMessage message)
+        {
+            // The message remembers its set member per oneof: clearing every other member each time made a payload naming
+            // members of a 3,000-member oneof in turn take seconds per megabyte.
+            if (message.SetOneofMember(field.OneofIndex, field.Name) is { } previous && !string.Equals(previous, field.Name, StringComparison.Ordinal))
+            {
+                _superseded |= target.Remove(previous);
+            }
+
+            return;
+        }
+
+        for (int i = 0; i < field.OneofMembers.Count; i++)
+        {
+            string member = field.OneofMembers[i];
+            if (!string.Equals(member, field.Name, StringComparison.Ordinal))
+            {
+                _superseded |= target.Remove(member);
+            }
         }
     }
 
@@ -538,6 +563,18 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
 
         /// <summary>Fields as they came (tag and value) that carry numbers a closed enum does not declare, by field name.</summary>
         public List<(string Field, byte[] Bytes)>? HeldOut { get; set; }
+
+        // The member set last per oneof index, made on the first oneof member decoded.
+        private string?[]? _oneofMembers;
+
+        /// <summary>Records <paramref name="member"/> as its oneof's set member, and returns the one recorded before.</summary>
+        public string? SetOneofMember(int oneofIndex, string member)
+        {
+            _oneofMembers ??= new string?[layout.OneofCount];
+            string? previous = _oneofMembers[oneofIndex];
+            _oneofMembers[oneofIndex] = member;
+            return previous;
+        }
 
         public bool ForgetHeldOut(string? field) => HeldOut is not null && HeldOut.RemoveAll(held => field is null || held.Field == field) > 0;
 
