@@ -908,9 +908,17 @@ public static class ContractsCli
     {
         using HttpClient http = Client();
         string configPath = $"{registryUrl.TrimEnd('/')}/config";
-        using HttpResponseMessage answer = await http.GetAsync(new Uri(configPath), cancellationToken);
-        string body = await answer.Content.ReadAsStringAsync(cancellationToken);
-        if (!answer.IsSuccessStatusCode || !body.Contains("\"compatibilityLevel\"", StringComparison.Ordinal))
+        using HttpResponseMessage answer = await http.GetAsync(new Uri(configPath), HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        if (answer.StatusCode is System.Net.HttpStatusCode.Unauthorized or System.Net.HttpStatusCode.Forbidden)
+        {
+            throw new InvalidOperationException($"{configPath} answered {(int)answer.StatusCode}: the CLI sends no credentials, so it cannot check a registry that requires them");
+        }
+
+        // A registry's /config is a few dozen bytes: read at most 64 KiB of whatever answers.
+        var head = new byte[64 * 1024];
+        await using Stream content = await answer.Content.ReadAsStreamAsync(cancellationToken);
+        int read = await content.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, cancellationToken);
+        if (!answer.IsSuccessStatusCode || !System.Text.Encoding.UTF8.GetString(head, 0, read).Contains("\"compatibilityLevel\"", StringComparison.Ordinal))
         {
             throw new InvalidOperationException($"{configPath} answered {(int)answer.StatusCode} without a compatibility level: is {registryUrl} a schema registry?");
         }

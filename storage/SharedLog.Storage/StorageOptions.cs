@@ -94,7 +94,9 @@ public sealed class StorageOptions
 
         if (UploadBytes <= 0 || MaxPendingUploadBytes < UploadBytes)
         {
-            throw new ArgumentException("upload.bytes must be positive and no larger than the pending-upload bound.");
+            // Named as the operator sets them (Storage:UploadBytes / SHAREDLOG_Storage__UploadBytes): lowering only the bound
+            // below the 16 MiB upload size was refused with names found nowhere in the configuration.
+            throw new ArgumentException($"Storage:UploadBytes ({UploadBytes}) must be positive and no larger than Storage:MaxPendingUploadBytes ({MaxPendingUploadBytes}); lower UploadBytes with it.");
         }
 
         if (BlockSizeBytes < 4096 || LogCacheBytes < 0 || BlockCacheBytes < 0)

@@ -220,11 +220,25 @@ public sealed class ContractGateTests : IDisposable
         Assert.Equal(60, refused.Tally.Failing);
         Assert.Contains(_gateLog.Entries, e => e.Level == LogLevel.Warning && e.Message.Contains("Checking a batch on slow-0 against contract slow took longer than 5 s", StringComparison.Ordinal));
 
-        // Observe changes nothing: the batch is stored, the records judged in time counted.
+        // Observe changes nothing: the batch is stored, only the records judged in time are counted (a review found the rest
+        // counted as accepted), and a producer's violation header on a record never judged still goes.
         await ApplyAsync("topic: slow\nclass: raw\nvalue: {}\n");
-        GateResult observed = Inspect("slow", records);
-        Assert.Equal(GateOutcome.Pass, observed.Outcome);
-        Assert.InRange(observed.Tally.Failing, 1, 59);
+        var builder = new RecordBatchBuilder(1_000);
+        foreach ((byte[]? key, byte[]? value) in records)
+        {
+            builder.Add(key, value, 1_000);
+        }
+
+        byte[] good = Framed(id, """{"s":"ok"}"""u8.ToArray());
+        builder.Add(null, good, 1_000).Add(null, good, 1_000, [new("trace", "t1"u8.ToArray()), new(ContractGate.ViolationHeader, "none: all good"u8.ToArray())]);
+        GateResult observed = _gate.Inspect(_gate.ContractFor("slow")!, "slow", 0, RecordBatch.Parse(builder.Build()));
+        Assert.Equal(GateOutcome.Rewrite, observed.Outcome);
+        Assert.Equal(0, observed.Tally.Accepted);
+        Assert.InRange(observed.Tally.Failing, 8, 59);
+        Assert.Equal(observed.Tally.Failing, observed.Tally.Violations.Count);
+        List<(string Value, string[] Headers)> stored = Stored(observed);
+        Assert.Equal(62, stored.Count);
+        Assert.Equal(["trace"], stored[^1].Headers);
     }
 
     [Fact]

@@ -433,13 +433,20 @@ public sealed partial class ContractGate(
                     scratch.Value.Reset();
                     return TooSlowToJudge(contract, count, judgedInTime, violations, scratch.Activation.SchemasSeen);
                 }
+
+                // Stored unjudged, but a producer's own violation header still goes from every record (see CopyKeptRecords).
+                int unjudgedIndex = 0;
+                foreach (Record record in records)
+                {
+                    forgedFlags |= unjudgedIndex++ >= judgedInTime && record.HeaderCount > 0 && BrokerHeaders.AnyStartingWith(record.RawHeaders, record.HeaderCount, ViolationHeaderKey);
+                }
             }
 
             scratch.Key.Reset();
             scratch.Value.Reset();
             return judgingStopped
                 ? TooManyViolations(contract, count, violations, scratch.Activation.SchemasSeen)
-                : Verdict(contract, batch, records, violations, bad, unlisted, scratch.Activation.SchemasSeen, rewritten ? new Rewrites(rewrites!.WrittenSpan, rewriteIndex) : default, forgedFlags, keptRecordBytes);
+                : Verdict(contract, batch, records, violations, bad, unlisted, scratch.Activation.SchemasSeen, rewritten ? new Rewrites(rewrites!.WrittenSpan, rewriteIndex) : default, forgedFlags, keptRecordBytes, judgedInTime >= 0 ? count - judgedInTime : 0);
         }
         finally
         {
@@ -528,7 +535,8 @@ public sealed partial class ContractGate(
     /// <param name="bad">How many records broke the contract: <paramref name="violations"/> lists them all, except past <see cref="MaxViolationsPerBatch"/> under observe.</param>
     /// <param name="unlisted">Under observe, the violations past those listed, added up per rule and kind (null when none).</param>
     /// <param name="keptRecordBytes">The records' size in a rebuilt batch that keeps every one of them as it is (rewrites applied, no header added or dropped); -1 when not known.</param>
-    private static GateResult Verdict(CompiledContract contract, RecordBatch batch, RecordSet records, List<RecordViolation> violations, int bad, Dictionary<(string Rule, ViolationKind Kind), ViolationSpan>? unlisted, Dictionary<SchemaCheck, long> schemasSeen, Rewrites rewrites, bool forgedFlags, int keptRecordBytes)
+    /// <param name="unjudged">Under observe, the records past the batch's judging time, stored without being judged: counted neither way.</param>
+    private static GateResult Verdict(CompiledContract contract, RecordBatch batch, RecordSet records, List<RecordViolation> violations, int bad, Dictionary<(string Rule, ViolationKind Kind), ViolationSpan>? unlisted, Dictionary<SchemaCheck, long> schemasSeen, Rewrites rewrites, bool forgedFlags, int keptRecordBytes, int unjudged)
     {
         ContractDefinition definition = contract.Definition;
         int count = records.Count;
@@ -539,7 +547,7 @@ public sealed partial class ContractGate(
         switch (definition.OnFailure)
         {
             case FailureAction.Observe:
-                GateTally observed = Tally(count - bad, ContractMetrics.ObservedFailing) with { UnlistedViolations = unlisted };
+                GateTally observed = Tally(count - unjudged - bad, ContractMetrics.ObservedFailing) with { Failing = bad, UnlistedViolations = unlisted };
                 return forgedFlags
                     ? new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, [], default, drop: false, dropForgedFlags: true), [], [], observed)
                     : new GateResult(GateOutcome.Pass, null, [], [], observed);

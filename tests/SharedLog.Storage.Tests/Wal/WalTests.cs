@@ -255,5 +255,11 @@ public sealed class WalTests : IDisposable
         Assert.Contains("commit point interval", Assert.Throws<ArgumentException>(() => new WalOptions { Directory = "x", CommitPointInterval = TimeSpan.FromMinutes(2) }.Validate()).Message, StringComparison.Ordinal);
         Assert.Contains("commit point bytes", Assert.Throws<ArgumentException>(() => new WalOptions { Directory = "x", CommitPointBytes = 0 }.Validate()).Message, StringComparison.Ordinal);
         new WalOptions { Directory = "x", CommitPointInterval = TimeSpan.Zero }.Validate();
+
+        // From a review: lowering only the pending-upload bound below the default upload size stopped the broker with names
+        // ("upload.bytes", "the pending-upload bound") found nowhere in its configuration.
+        string pending = Assert.Throws<ArgumentException>(() => new SharedLog.Storage.StorageOptions { MaxPendingUploadBytes = 3_000_000 }.Validate()).Message;
+        Assert.Contains("Storage:UploadBytes (16777216) must be positive and no larger than Storage:MaxPendingUploadBytes (3000000)", pending, StringComparison.Ordinal);
+        new SharedLog.Storage.StorageOptions { MaxPendingUploadBytes = 3_000_000, UploadBytes = 1_000_000 }.Validate();
     }
 }
