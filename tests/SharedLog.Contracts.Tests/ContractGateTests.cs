@@ -205,6 +205,24 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task ATagRuleOverThousandsOfFieldsAndListItemsFailsTheRecordInsteadOfWalkingForSeconds()
+    {
+        // From a hostile-payload review: each of 5,000 tagged paths walked every one of 100,000 list items (2 s a record;
+        // Protobuf 2.3 GB allocated for 1,000 paths). The walks of one record now share a budget; past it the record fails.
+        var fields = string.Join(",", Enumerable.Range(0, 5_000).Select(i => $$"""{"name":"f{{i}}","type":"string","confluent:tags":["PII"]}"""));
+        string schema = """{"type":"record","name":"R","namespace":"t","fields":[{"name":"items","type":{"type":"array","items":["null",{"type":"record","name":"T","fields":[""" + fields + "]}]}}]}";
+        int id = await RegisterAsync("atags-value", schema, SchemaType.Avro);
+        await ApplyAsync("topic: atags\nclass: certified\nvalue: {}\nprivacy:\n  - tag: PII\n    action: hash\n");
+        byte[] payload = [0xC0, 0x9A, 0x0C, .. new byte[100_000], 0x00]; // one block of 100,000 items, each the null branch
+        byte[] few = [0x02, 0x00, 0x00]; // one null item
+
+        GateResult result = Inspect("atags", (null, Framed(id, payload)), (null, Framed(id, few)));
+        RecordViolation violation = Assert.Single(result.Violations);
+        Assert.Equal(0, violation.BatchIndex);
+        Assert.Contains($"steps through more than {PrivacyRewriter.MaxVisitsPerRecord} values", violation.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ABatchWhoseRecordsEachTakeTheirWholeBoundIsRefusedOnceJudgingItTakesTooLong()
     {
         // From a hostile-input review: each record's checks are bounded (here a backtracking pattern's 100 ms timeout), but

@@ -1572,6 +1572,17 @@ public class PayloadCodecTests
     }
 
     [Fact]
+    public void A_protobuf_duration_of_the_smallest_seconds_stays_a_message_instead_of_overflowing()
+    {
+        // From a hostile-payload review: Math.Abs(long.MinValue) threw OverflowException out of the decoder, and the produce
+        // handler answered the whole batch with UNKNOWN_SERVER_ERROR and a stack trace in the log.
+        var schema = ParseProto("syntax = \"proto3\";\npackage p;\nimport \"google/protobuf/duration.proto\";\nmessage T { google.protobuf.Duration d = 1; }\n");
+        byte[] payload = [0, 0x0A, 0x0B, 0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]; // d { seconds: long.MinValue }
+        var d = Assert.IsAssignableFrom<IDictionary<string, object?>>(((IDictionary<string, object?>)Protobuf.Decode(schema, payload).Value!)["d"]);
+        Assert.Equal(long.MinValue, d["seconds"]);
+    }
+
+    [Fact]
     public void A_message_sent_in_many_pieces_gathers_their_unknown_fields_in_linear_memory()
     {
         // From a hostile-payload review: each piece copied the unknown fields of all earlier ones, so 240,000 pieces of

@@ -601,6 +601,9 @@ public class QuarantineReplayTests
             Assert.False(string.IsNullOrWhiteSpace((string?)body["message"]));
         }
 
+        // A topic that does not exist is told apart from one without a contract (a review found one message for both).
+        Assert.Contains("Topic 'no-contract' does not exist, so its quarantine topic is not known", (string)(await ReplayAsync(setup.Broker, """{ "source": "no-contract" }""")).Body["message"]!, StringComparison.Ordinal);
+
         // A body past the size limit is refused before it is read whole.
         (int tooLarge, _) = await ReplayAsync(setup.Broker, $$"""{ "source": "orders", "id": "{{new string('x', 70_000)}}" }""");
         Assert.Equal(413, tooLarge);

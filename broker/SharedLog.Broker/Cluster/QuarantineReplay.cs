@@ -189,10 +189,13 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
     public async Task<ReplayReport> RunAsync(ReplayRequest request, CancellationToken cancellationToken)
     {
         // The contract is looked up only for a topic that exists: a lookup under a pattern contract is cached per name.
-        ActiveContract? sourceContract = topics.Find(request.Source) is null ? null : contracts.ForTopic(request.Source);
+        bool sourceExists = topics.Find(request.Source) is not null;
+        ActiveContract? sourceContract = sourceExists ? contracts.ForTopic(request.Source) : null;
         string quarantineName = request.QuarantineTopic
             ?? sourceContract?.Definition.QuarantineTopicFor(request.Source)
-            ?? throw new ReplayRequestException(404, $"Topic '{request.Source}' does not exist or has no contract in force, so its quarantine topic is not known: name it with quarantineTopic.");
+            ?? throw new ReplayRequestException(404, sourceExists
+                ? $"Topic '{request.Source}' has no contract in force (it may have been deleted), so its quarantine topic is not known: name it with quarantineTopic."
+                : $"Topic '{request.Source}' does not exist, so its quarantine topic is not known: name it with quarantineTopic.");
         if (InternalTopics.IsInternal(quarantineName))
         {
             // A pattern's template can make a journal's name ("_{topic}"): its records are the broker's, not quarantined ones.

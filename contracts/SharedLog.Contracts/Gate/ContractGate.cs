@@ -1049,6 +1049,7 @@ public sealed partial class ContractGate(
         bool removed = false;
         List<string[]> changedPaths = side.ChangedPaths;
         changedPaths.Clear();
+        int visitsLeft = PrivacyRewriter.MaxVisitsPerRecord;
         IReadOnlyList<PrivacyRuleDefinition> privacyRules = contract.Definition.Privacy;
         for (int ruleIndex = 0; ruleIndex < privacyRules.Count; ruleIndex++)
         {
@@ -1073,7 +1074,7 @@ public sealed partial class ContractGate(
             {
                 string target = paths[pathIndex];
                 string[] fieldNames = rule.FieldPath is not null ? contract.PrivacyFieldNames[ruleIndex] : privacy.SplitPath(target);
-                bool changedHere = privacy.Apply(side.Value, fieldNames, rule.Action, out string? failure);
+                bool changedHere = privacy.Apply(side.Value, fieldNames, rule.Action, ref visitsLeft, out string? failure);
                 if (failure is not null)
                 {
                     problem = $"{target}: {failure}";

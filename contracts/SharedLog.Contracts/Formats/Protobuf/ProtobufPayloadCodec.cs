@@ -576,7 +576,10 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
             return previous;
         }
 
-        public bool ForgetHeldOut(string? field) => HeldOut is not null && HeldOut.RemoveAll(held => field is null || held.Field == field) > 0;
+        // The lambda in its own method: one capturing the parameter here allocated its closure on every call, held-out values or not.
+        public bool ForgetHeldOut(string? field) => HeldOut is not null && RemoveHeldOut(HeldOut, field);
+
+        private static bool RemoveHeldOut(List<(string Field, byte[] Bytes)> heldOut, string? field) => heldOut.RemoveAll(held => field is null || held.Field == field) > 0;
 
         public bool TryGetDefault(string field, out object? value)
         {
@@ -653,7 +656,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
     private static object ToDuration(Dictionary<string, object?> message)
     {
         if (TryReadSecondsAndNanos(message, out var seconds, out var nanos)
-            && Math.Abs(seconds) <= MaxDurationSeconds && Math.Abs(nanos) < 1_000_000_000
+            && seconds >= -MaxDurationSeconds && seconds <= MaxDurationSeconds && nanos > -1_000_000_000 && nanos < 1_000_000_000
             && (seconds == 0 || nanos == 0 || (seconds < 0) == (nanos < 0)))
         {
             return nanos % NanosPerTick == 0 ? TimeSpan.FromTicks((seconds * TimeSpan.TicksPerSecond) + (nanos / NanosPerTick)) : new NanoDuration(seconds, (int)nanos);
