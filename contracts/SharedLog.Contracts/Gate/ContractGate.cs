@@ -426,7 +426,7 @@ public sealed partial class ContractGate(
 
             if (judgedInTime >= 0)
             {
-                LogSlowBatch(topic, partition, definition.Name, judgedInTime, count, MaxBatchJudgingTime.TotalSeconds);
+                LogSlowBatch(topic, partition, definition.Name, MaxBatchJudgingTime.TotalSeconds, judgedInTime, count, definition.OnFailure == FailureAction.Observe ? "stored, the rest unjudged (observe)" : "refused whole");
                 if (definition.OnFailure != FailureAction.Observe)
                 {
                     scratch.Key.Reset();
@@ -1293,8 +1293,8 @@ public sealed partial class ContractGate(
         return quarantined;
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Checking a batch on {Topic}-{Partition} against contract {Contract} took longer than {Seconds} s after {Judged} of {Count} records; refused whole (under observe, the rest stored unchecked)")]
-    private partial void LogSlowBatch(string topic, int partition, string contract, int judged, int count, double seconds);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Checking a batch on {Topic}-{Partition} against contract {Contract} took longer than {Seconds} s after {Judged} of {Count} records: {Outcome}")]
+    private partial void LogSlowBatch(string topic, int partition, string contract, double seconds, int judged, int count, string outcome);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Schema id {SchemaId} is registered, but no JSON Schema validator can be built from it; records written with it are bad records: {Problem}")]
     private partial void LogUnusableSchema(int schemaId, string problem);
