@@ -654,6 +654,26 @@ public class RuleRobustnessTests
     }
 
     [Fact]
+    public void Light_nodes_are_a_step_per_sixteen_however_they_are_counted()
+    {
+        // From a review: ChargeLight() left its sixteen on the count, and ChargeLight(int) charged them again.
+        var context = new EvalContext();
+        context.Reset(null, null, 100_000, 0);
+        for (int i = 0; i < 32; i++)
+        {
+            context.ChargeLight();
+        }
+
+        Assert.Equal(2, context.Steps);
+        context.ChargeLight(1);
+        Assert.Equal(2, context.Steps);
+        context.ChargeLight(15);
+        Assert.Equal(3, context.Steps);
+        context.ChargeLight(40);
+        Assert.Equal(5, context.Steps);
+    }
+
+    [Fact]
     public void A_long_dotted_name_is_charged_for_each_of_its_names_and_a_list_literal_for_its_elements()
     {
         // From a review: a dotted name of 950 names, charged as one light node, is 950 lookups; seven of them inside five

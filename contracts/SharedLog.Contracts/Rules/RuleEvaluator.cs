@@ -25,9 +25,11 @@ internal sealed class EvalContext
     /// <summary>Counts a node cheaper than a call: every sixteenth is a step.</summary>
     public void ChargeLight()
     {
-        if ((++_lightNodes & 15) == 0)
+        // The sixteen charged are taken off the count, which ChargeLight(int) relies on.
+        if (++_lightNodes == 16)
         {
             Steps++;
+            _lightNodes = 0;
         }
     }
 
