@@ -488,8 +488,7 @@ public sealed partial class ContractGate(
     {
         ContractDefinition definition = contract.Definition;
         bool rejects = definition.OnFailure == FailureAction.Reject;
-        var tally = new GateTally(contract.Version, ActionLabel(FailureAction.Reject), 0, count, ContractMetrics.Rejected, violations, SchemasSeen(schemasSeen), definition.Audit, definition.Privacy.Count > 0);
-        return new GateResult(GateOutcome.Reject, null, violations, [], tally)
+        return new GateResult(GateOutcome.Reject, null, violations, [], RefusedWholeTally(contract, count, violations, schemasSeen))
         {
             JudgingStopped = true,
             RefusalCode = rejects ? ErrorCode.InvalidRecord : ErrorCode.MessageTooLarge,
@@ -497,14 +496,16 @@ public sealed partial class ContractGate(
         };
     }
 
+    /// <summary>The evidence of a batch refused before it was judged to the end: every record counted as rejected.</summary>
+    private static GateTally RefusedWholeTally(CompiledContract contract, int count, List<RecordViolation> violations, Dictionary<SchemaCheck, long> schemasSeen) =>
+        new(contract.Version, ActionLabel(FailureAction.Reject), 0, count, ContractMetrics.Rejected, violations, SchemasSeen(schemasSeen), contract.Definition.Audit, contract.Definition.Privacy.Count > 0);
+
     /// <summary>A batch whose judging took longer than <see cref="MaxBatchJudgingTime"/>: refused whole with INVALID_RECORD, counted as rejected.</summary>
     private static GateResult TooSlowToJudge(CompiledContract contract, int count, int judged, List<RecordViolation> violations, Dictionary<SchemaCheck, long> schemasSeen)
     {
-        ContractDefinition definition = contract.Definition;
-        var tally = new GateTally(contract.Version, ActionLabel(FailureAction.Reject), 0, count, ContractMetrics.Rejected, violations, SchemasSeen(schemasSeen), definition.Audit, definition.Privacy.Count > 0);
-        return new GateResult(GateOutcome.Reject, null, violations, [], tally)
+        return new GateResult(GateOutcome.Reject, null, violations, [], RefusedWholeTally(contract, count, violations, schemasSeen))
         {
-            RefusalMessage = $"Checking this batch against contract '{definition.Name}' took longer than {MaxBatchJudgingTime.TotalSeconds:0} s ({judged} of its {count} records were checked), so it is refused: send smaller batches or simpler records.",
+            RefusalMessage = $"Checking this batch against contract '{contract.Definition.Name}' took longer than {MaxBatchJudgingTime.TotalSeconds:0} s ({judged} of its {count} records were checked), so it is refused: send smaller batches or simpler records.",
         };
     }
 

@@ -22,19 +22,8 @@ internal sealed class EvalContext
     // a list of 10,000 items stays in the budget while a rule of thousands of them inside a macro does not run for seconds.
     private int _lightNodes;
 
-    /// <summary>Counts a node cheaper than a call: every sixteenth is a step.</summary>
-    public void ChargeLight()
-    {
-        // The sixteen charged are taken off the count, which ChargeLight(int) relies on.
-        if (++_lightNodes == 16)
-        {
-            Steps++;
-            _lightNodes = 0;
-        }
-    }
-
-    /// <summary>Counts <paramref name="count"/> nodes cheaper than a call (a dotted name's names).</summary>
-    public void ChargeLight(int count)
+    /// <summary>Counts <paramref name="count"/> units cheaper than a call (a node, or a name's characters): every sixteenth is a step.</summary>
+    public void ChargeLight(int count = 1)
     {
         _lightNodes += count;
         Steps += _lightNodes >> 4;
