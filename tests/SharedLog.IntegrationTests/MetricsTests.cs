@@ -1,5 +1,6 @@
 using Confluent.Kafka;
 using Confluent.Kafka.Admin;
+using Microsoft.Extensions.Logging;
 using SharedLog.Protocol.Messages;
 
 namespace SharedLog.IntegrationTests;
@@ -194,5 +195,36 @@ public class MetricsTests
         string? gone = await MetricsScrape.UntilAsync(http, text => text.Split('\n')
             .Any(l => l.StartsWith("sharedlog_consumer_group_lag{", StringComparison.Ordinal) && l.Contains("group=\"laggards\"", StringComparison.Ordinal)) ? null : "gone");
         Assert.Equal("gone", gone);
+    }
+
+    [Fact]
+    public async Task RefusalsAtTheUploadBacklogBoundAreLoggedOncePerIntervalWithTheirCount()
+    {
+        // Uploads only when 48 KiB wait (no timed rounds); appends past 64 KiB waiting are refused as retriable, and
+        // librdkafka retries them until its message timeout: dozens of refusals, which the log sums up in one line.
+        var logs = new CollectingLoggerProvider();
+        await using BrokerFixture broker = await BrokerFixture.StartAsync(
+            logging => logging.AddProvider(logs),
+            "--Storage:UploadInterval", "01:00:00",
+            "--Storage:UploadBytes", "49152",
+            "--Storage:MaxPendingUploadBytes", "65536");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, Acks = Acks.All, MessageTimeoutMs = 3000, RetryBackoffMs = 20, RetryBackoffMaxMs = 50 }).Build())
+        {
+            await producer.ProduceAsync("backlog", new Message<string, byte[]> { Key = "f", Value = new byte[30_000] });
+            ProduceException<string, byte[]> refused = await Assert.ThrowsAsync<ProduceException<string, byte[]>>(() => producer.ProduceAsync("backlog", new Message<string, byte[]> { Key = "g", Value = new byte[40_000] }));
+            Assert.Equal(ErrorCode.Local_MsgTimedOut, refused.Error.Code);
+        }
+
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        string? counted = await MetricsScrape.UntilAsync(http, text => text.Split('\n').FirstOrDefault(l => l.StartsWith("sharedlog_partition_errors_total", StringComparison.Ordinal) && l.Contains("error=\"KafkaStorageError\"", StringComparison.Ordinal)));
+        Assert.NotNull(counted);
+        long refusals = long.Parse(counted.Split(' ')[^1], System.Globalization.CultureInfo.InvariantCulture);
+        string[] lines = [.. logs.Entries.Where(e => e.Message.Contains("refused with KAFKA_STORAGE_ERROR", StringComparison.Ordinal)).Select(e => e.Message)];
+        Assert.True(refusals > 2, $"only {refusals} refusals: the producer did not retry");
+        Assert.NotEmpty(lines);
+        Assert.Contains("backlog-0", lines[0], StringComparison.Ordinal);
+        Assert.Contains("wait for upload", lines[0], StringComparison.Ordinal);
+        Assert.True(lines.Length <= 1 + (int)(clock.Elapsed.TotalSeconds / 10), $"{lines.Length} lines for {refusals} refusals in {clock.Elapsed}");
     }
 }

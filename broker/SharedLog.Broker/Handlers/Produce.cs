@@ -534,7 +534,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                 item.Accepted = null;
                 if (e is StreamNotOpenException)
                 {
-                    SetAppendError(item.Result, e);
+                    SetAppendError(item.Topic.Name, item.Result, e);
                 }
                 else
                 {
@@ -676,7 +676,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             // The first failure of a partition is the one reported; a later batch of it fails the same way.
             if (item.Result.ErrorCode == 0)
             {
-                SetAppendError(item.Result, e);
+                SetAppendError(item.Topic.Name, item.Result, e);
             }
         }
     }
@@ -778,18 +778,16 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         }
     }
 
-    private static void SetAppendError(ProduceResponse.PartitionProduceResponse result, Exception e)
+    private void SetAppendError(string topic, ProduceResponse.PartitionProduceResponse result, Exception e)
     {
         switch (e)
         {
             case StorageBackpressureException:
-                // Retriable: the client backs off and retries while uploads catch up.
-                result.ErrorCode = (short)ErrorCode.KafkaStorageError;
-                result.ErrorMessage = e.Message;
-                break;
             case WalUnavailableException:
+                // Retriable: the client backs off and retries while uploads catch up (or, for the WAL, until the broker is replaced).
                 result.ErrorCode = (short)ErrorCode.KafkaStorageError;
                 result.ErrorMessage = e.Message;
+                LogStorageRefusal(topic, result.Index, e.Message);
                 break;
             case StreamNotOpenException:
                 result.ErrorCode = (short)ErrorCode.NotLeaderOrFollower;
@@ -860,7 +858,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         }
         catch (Exception e) when (e is StorageBackpressureException or WalUnavailableException or StreamNotOpenException or ArgumentException)
         {
-            SetAppendError(result, e);
+            SetAppendError(topic.Name, result, e);
         }
         catch (InvalidOperationException e)
         {
@@ -916,6 +914,26 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
     /// <summary>Thrown into a rejected batch's append task when its producer's state finds it new: it is refused, not stored.</summary>
     private sealed class RejectedByContractException() : Exception("The contract in force rejects the batch.");
+
+    // Storage refusals come in storms (every producer retrying every partition while uploads catch up): one line per interval,
+    // with the number of refusals it stands for, tells the operator without flooding the log.
+    private static readonly long StorageRefusalLogInterval = System.Diagnostics.Stopwatch.Frequency * 10;
+    private long _storageRefusalsUnlogged;
+    private long _storageRefusalLoggedAt = long.MinValue;
+
+    private void LogStorageRefusal(string topic, int partition, string reason)
+    {
+        Interlocked.Increment(ref _storageRefusalsUnlogged);
+        long now = System.Diagnostics.Stopwatch.GetTimestamp();
+        long loggedAt = Interlocked.Read(ref _storageRefusalLoggedAt);
+        if ((loggedAt == long.MinValue || now - loggedAt >= StorageRefusalLogInterval) && Interlocked.CompareExchange(ref _storageRefusalLoggedAt, now, loggedAt) == loggedAt)
+        {
+            LogStorageRefused(logger, topic, partition, reason, Interlocked.Exchange(ref _storageRefusalsUnlogged, 0));
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Produce to {Topic}-{Partition} refused with KAFKA_STORAGE_ERROR (retriable): {Reason}; {Refusals} such refusal(s) on this broker since the last line like this (one per 10 s at most)")]
+    private static partial void LogStorageRefused(ILogger logger, string topic, int partition, string reason, long refusals);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Contract gate failed on a batch for {Topic}-{Partition}")]
     private static partial void LogGateFailed(ILogger logger, Exception error, string topic, int partition);

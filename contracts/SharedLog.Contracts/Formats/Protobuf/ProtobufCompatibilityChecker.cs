@@ -17,9 +17,10 @@ namespace SharedLog.Contracts.Formats.Protobuf;
 /// Compatible (no message): added/moved messages, field added/removed/renamed, string/bytes/message
 /// singular vs repeated, oneof added/removed, field added to a oneof, one field moved into a new
 /// oneof, a field moved out of a oneof, enum and enum value changes, a syntax change.
-/// Two choices go beyond Confluent, both for the wire: the repeated-vs-singular rule also applies to
-/// proto3 fields without a label (Confluent only compares explicit labels), and a field the reader
-/// requires but the writer only has as optional is reported (REQUIRED_FIELD_ADDED).
+/// Three choices go beyond Confluent, all for the wire: the repeated-vs-singular rule also applies to
+/// proto3 fields without a label (Confluent only compares explicit labels), a field the reader
+/// requires but the writer only has as optional is reported (REQUIRED_FIELD_ADDED), and so is a reader
+/// oneof holding members of two writer oneofs (FIELD_MOVED_TO_EXISTING_ONEOF; a writer may set both).
 /// </summary>
 internal sealed class ProtobufCompatibilityChecker(ProtobufParsedSchema reader, ProtobufParsedSchema writer, bool packageChangeIsCompatible)
 {
@@ -119,6 +120,13 @@ internal sealed class ProtobufCompatibilityChecker(ProtobufParsedSchema reader, 
             else if (moved.Count == 1 && existing > 0)
             {
                 _problems.Add($"FIELD_MOVED_TO_EXISTING_ONEOF: field number {moved[0]} of message '{messageName}' moved into oneof '{oneof.Key}', which holds fields that were oneof members in the writer schema");
+            }
+            else if (moved.Count == 0 && oneof.Where(writerOneofOf.ContainsKey).Select(n => writerOneofOf[n]).Distinct(StringComparer.Ordinal).Skip(1).Any())
+            {
+                // Beyond Confluent, which accepts this: members of two writer oneofs can both be set in one message, and the
+                // reader, holding them in one oneof, keeps only the last.
+                var fromOneofs = oneof.Where(writerOneofOf.ContainsKey).Select(n => writerOneofOf[n]).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal);
+                _problems.Add($"FIELD_MOVED_TO_EXISTING_ONEOF: oneof '{oneof.Key}' of message '{messageName}' in the reader schema holds fields of the writer's oneofs {string.Join(", ", fromOneofs.Select(o => $"'{o}'"))}, which a writer may set together");
             }
         }
 
