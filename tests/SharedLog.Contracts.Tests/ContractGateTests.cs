@@ -1271,7 +1271,7 @@ public sealed class ContractGateTests : IDisposable
         _gate.Count("docs", 3, baseOffset: -1, result);
         (LogLevel level, string message, _) = Assert.Single(_gateLog.Entries, e => e.Message.Contains("rejected", StringComparison.Ordinal));
         Assert.Equal(LogLevel.Information, level);
-        Assert.StartsWith("Contract rejected a batch on docs-3: 1 bad records; first breaks", message, StringComparison.Ordinal);
+        Assert.StartsWith("Contract rejected a batch on docs-3: bad records: 1; the first breaks", message, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -837,6 +837,71 @@ public class ContractGateTests
         Assert.Equal(sourceOffsets.Order(), sourceOffsets);
     }
 
+    [Fact]
+    public async Task AFetchAtATrailingAllQuarantinedBatchWaitsForRecordsInsteadOfAnsweringAtOnce()
+    {
+        // sarama and kafkajs fetch the same offset again after a batch with no records: answered at once, that was
+        // thousands of fetches a second at a partition ending in a gap. The long poll now waits for a record (or its
+        // deadline, which still hands over the empty batches, so librdkafka reaches the partition's end).
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("orders", Contract("orders", "quarantine"));
+        BrokerFixture broker = setup.Broker;
+        using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 20 }).Build())
+        {
+            for (int i = 0; i < 10; i++)
+            {
+                producer.Produce("orders", new Message<string, byte[]> { Key = $"bad-{i}", Value = Encoding.UTF8.GetBytes("not framed") });
+            }
+
+            producer.Flush(Timeout);
+        }
+
+        const short FetchVersion = 12;
+        static FetchRequest FetchFromStart(int maxWaitMs) => new()
+        {
+            ReplicaId = -1,
+            MaxWaitMs = maxWaitMs,
+            MinBytes = 1,
+            MaxBytes = 1 << 20,
+            SessionId = 0,
+            SessionEpoch = -1,
+            Topics = [new() { Topic = "orders", Partitions = [new FetchRequest.FetchPartition { Partition = 0, FetchOffset = 0, PartitionMaxBytes = 1 << 20 }] }],
+        };
+        static RecordBatch[] Batches(byte[] body)
+        {
+            FetchResponse.PartitionData partition = new FetchResponse().ReadFrom(body, FetchVersion).Responses.Single().Partitions.Single();
+            Assert.Equal(0, partition.ErrorCode);
+            byte[] records = partition.Records?.ToArray() ?? [];
+            var batches = new List<RecordBatch>();
+            for (int at = 0; at < records.Length; at += batches[^1].TotalSize)
+            {
+                batches.Add(RecordBatch.Parse(records.AsMemory(at)));
+            }
+
+            return [.. batches];
+        }
+
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+
+        // Past a short deadline, the empty batches are the answer.
+        await client.SendAsync(FetchFromStart(maxWaitMs: 100), FetchVersion, 1);
+        (_, byte[] atDeadline) = await client.ReceiveAsync(1);
+        RecordBatch[] empty = Batches(atDeadline);
+        Assert.NotEmpty(empty);
+        Assert.All(empty, b => Assert.Equal(0, b.RecordCount));
+        Assert.Equal(10, empty.Sum(b => b.LastOffsetDelta + 1));
+
+        // With a long deadline the fetch is still waiting when a good record arrives, and answers with it.
+        await client.SendAsync(FetchFromStart(maxWaitMs: 120_000), FetchVersion, 2);
+        using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers }).Build())
+        {
+            await producer.ProduceAsync("orders", new Message<string, byte[]> { Key = "good", Value = await setup.SerializeAsync(Payment("o1", 5.0, "EUR"), "orders") });
+        }
+
+        (_, byte[] withRecord) = await client.ReceiveAsync(1);
+        RecordBatch last = Batches(withRecord)[^1];
+        Assert.Equal((10L, 1), (last.BaseOffset, last.RecordCount));
+    }
+
     [Theory]
     [InlineData(CompressionType.Gzip)]
     [InlineData(CompressionType.Lz4)]

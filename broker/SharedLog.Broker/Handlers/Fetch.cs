@@ -14,6 +14,7 @@ using System.Buffers;
 using SharedLog.Broker.Cluster;
 using SharedLog.Protocol;
 using SharedLog.Protocol.Messages;
+using SharedLog.Protocol.Records;
 using SharedLog.Storage.Metadata;
 using SharedLog.Storage.ObjectStore;
 using SharedLog.Storage.Streams;
@@ -172,6 +173,12 @@ public sealed partial class FetchHandler(TopicService topics, StreamStore stream
         return false;
     }
 
+    /// <summary>
+    /// The bytes the long poll weighs against min_bytes: those of partitions whose read holds a record. A read of only
+    /// record-less batches (a quarantine left every record of them out) is answered when the wait ends, not at once:
+    /// sarama and kafkajs fetch the same offset again after such a batch, which without the wait was thousands of fetches
+    /// a second at a trailing gap. librdkafka still gets the batches, and with them the partition's end, at the deadline.
+    /// </summary>
     private static long TotalBytes(FetchResponse response)
     {
         long total = 0;
@@ -179,11 +186,34 @@ public sealed partial class FetchHandler(TopicService topics, StreamStore stream
         {
             foreach (FetchResponse.PartitionData partition in topic.Partitions)
             {
-                total += partition.Records?.Length ?? 0;
+                if (partition.Records is { } records && HoldsARecord(records))
+                {
+                    total += records.Length;
+                }
             }
         }
 
         return total;
+    }
+
+    /// <summary>Whether <paramref name="records"/> hold a batch with records, or anything not read as a v2 batch header.</summary>
+    internal static bool HoldsARecord(ReadOnlySequence<byte> records)
+    {
+        var reader = new SequenceReader<byte>(records);
+        Span<byte> header = stackalloc byte[RecordBatch.HeaderSize];
+        while (!reader.End)
+        {
+            // A partial batch (cut at a size limit), another format or a record count: data all the same.
+            if (!reader.TryCopyTo(header) || !RecordBatch.TryReadSizes(header, out int batchLength, out int recordCount) || recordCount != 0
+                || batchLength < RecordBatch.HeaderSize - RecordBatch.LogOverhead || reader.Remaining < RecordBatch.LogOverhead + (long)batchLength)
+            {
+                return true;
+            }
+
+            reader.Advance(RecordBatch.LogOverhead + (long)batchLength);
+        }
+
+        return false;
     }
 
     private IEnumerable<(StreamLog Stream, long Offset)> Positions(FetchRequest body, short version)

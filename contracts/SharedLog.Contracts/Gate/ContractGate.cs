@@ -1300,6 +1300,6 @@ public sealed partial class ContractGate(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Schema id {SchemaId} is registered, but no JSON Schema validator can be built from it; records written with it are bad records: {Problem}")]
     private partial void LogUnusableSchema(int schemaId, string problem);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Contract rejected a batch on {Topic}-{Partition}: {Bad} bad records; first breaks {Rule}: {Reason}")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Contract rejected a batch on {Topic}-{Partition}: bad records: {Bad}; the first breaks {Rule}: {Reason}")]
     private partial void LogRejected(string topic, int partition, string bad, string rule, string reason);
 }

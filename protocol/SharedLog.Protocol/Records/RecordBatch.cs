@@ -30,6 +30,24 @@ public readonly struct RecordBatch
 
     private RecordBatch(ReadOnlyMemory<byte> data) => Data = data;
 
+    /// <summary>
+    /// The batch length and record count of a v2 batch header (its first <see cref="HeaderSize"/> bytes, not checked
+    /// further); false for another magic. For walking stored batches without taking them apart.
+    /// </summary>
+    public static bool TryReadSizes(ReadOnlySpan<byte> header, out int batchLength, out int recordCount)
+    {
+        batchLength = 0;
+        recordCount = 0;
+        if (header.Length < HeaderSize || header[MagicOffset] != CurrentMagic)
+        {
+            return false;
+        }
+
+        batchLength = BinaryPrimitives.ReadInt32BigEndian(header[8..]);
+        recordCount = BinaryPrimitives.ReadInt32BigEndian(header[57..]);
+        return true;
+    }
+
     /// <summary>The batch's bytes, exactly <see cref="TotalSize"/> long.</summary>
     public ReadOnlyMemory<byte> Data { get; }
 
