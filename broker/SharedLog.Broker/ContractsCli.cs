@@ -555,7 +555,7 @@ public static class ContractsCli
     {
         if (await registry.ListVersionsAsync(subject, cancellationToken) is not { } versions)
         {
-            return RegistryCheck.Compatible; // a new subject has nothing to be compatible with
+            return RegistryCheck.NewSubject; // a new subject has nothing to be compatible with
         }
 
         await registry.Local.SetCompatibilityAsync(null, CompatibilityLevel.None, CancellationToken.None);
@@ -573,7 +573,8 @@ public static class ContractsCli
         }
 
         await registry.Local.SetCompatibilityAsync(subject, level, CancellationToken.None);
-        return new RegistryCheck(registry.Local.CheckCompatibility(subject, null, candidate).Messages, Verified: true);
+        // The registry's answer ends, as Confluent's does, with the level it checked at, which the CLI's heading names already.
+        return new RegistryCheck([.. registry.Local.CheckCompatibility(subject, null, candidate).Messages.Where(m => !m.StartsWith("{compatibility: ", StringComparison.Ordinal))], Verified: true);
     }
 
     /// <summary>
@@ -655,9 +656,9 @@ public static class ContractsCli
     }
 
     /// <summary>What checking a schema file against a subject found: problems (none: compatible), and whether the check could be made at all.</summary>
-    private readonly record struct RegistryCheck(IReadOnlyList<string> Problems, bool Verified)
+    private readonly record struct RegistryCheck(IReadOnlyList<string> Problems, bool Verified, bool SubjectIsNew = false)
     {
-        public static RegistryCheck Compatible => new([], Verified: true);
+        public static RegistryCheck NewSubject => new([], Verified: true, SubjectIsNew: true);
 
         public static RegistryCheck NotVerified(string why) => new([why], Verified: false);
     }
@@ -787,7 +788,9 @@ public static class ContractsCli
             }
             else
             {
-                await output.WriteLineAsync($"{side}: {schemaFile} is compatible with subject {subject} at {RegistryNames.Name(definition.Compatibility)}");
+                await output.WriteLineAsync(check.SubjectIsNew
+                    ? $"{side}: subject {subject} has no versions yet, so {schemaFile} has nothing to be compatible with; the registry will take it as version 1"
+                    : $"{side}: {schemaFile} is compatible with subject {subject} at {RegistryNames.Name(definition.Compatibility)}");
                 if (recordName is not null)
                 {
                     // The broker cannot name record-strategy subjects ahead, so apply leaves their level as the registry has it.

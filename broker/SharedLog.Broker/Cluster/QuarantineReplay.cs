@@ -194,8 +194,8 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         string quarantineName = request.QuarantineTopic
             ?? sourceContract?.Definition.QuarantineTopicFor(request.Source)
             ?? throw new ReplayRequestException(404, sourceExists
-                ? $"Topic '{request.Source}' has no contract in force (it may have been deleted), so its quarantine topic is not known: name it with quarantineTopic."
-                : $"Topic '{request.Source}' does not exist, so its quarantine topic is not known: name it with quarantineTopic.");
+                ? $"Topic '{request.Source}' has no contract in force (it may have been deleted), so its quarantine topic is not known: name it with quarantineTopic (the CLI's --quarantine-topic)."
+                : $"Topic '{request.Source}' does not exist, so its quarantine topic is not known: name it with quarantineTopic (the CLI's --quarantine-topic).");
         if (InternalTopics.IsInternal(quarantineName))
         {
             // A pattern's template can make a journal's name ("_{topic}"): its records are the broker's, not quarantined ones.
