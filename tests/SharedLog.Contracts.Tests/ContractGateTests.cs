@@ -544,6 +544,8 @@ public sealed class ContractGateTests : IDisposable
     [InlineData("json", "age", "integer")]
     [InlineData("json", "home", "object")]
     [InlineData("json", "scores", "number")]
+    [InlineData("json", "either", "integer")] // oneOf null, string, integer: masked whole, so the integer branch is refused
+    [InlineData("json", "textual", null)] // anyOf of two string branches
     [InlineData("proto", "email", null)]
     [InlineData("proto", "photo", null)]
     [InlineData("proto", "home.street", null)]
@@ -561,9 +563,11 @@ public sealed class ContractGateTests : IDisposable
               {"name":"mixed","type":["null","string","long"]},{"name":"born","type":{"type":"long","logicalType":"timestamp-millis"}}]}
             """;
         const string json = """
-            {"type":"object","$defs":{"address":{"type":"object","properties":{"street":{"type":"string"}}}},"properties":{
+            {"type":"object","$defs":{"address":{"type":"object","properties":{"street":{"type":"string"}}},"code":{"type":"string"}},"properties":{
               "email":{"type":"string"},"aliases":{"type":"array","items":{"type":"string"}},"home":{"$ref":"#/$defs/address"},
-              "maybe":{"type":["string","null"]},"untyped":{},"age":{"type":"integer"},"scores":{"type":"array","items":{"type":"number"}}}}
+              "maybe":{"type":["string","null"]},"untyped":{},"age":{"type":"integer"},"scores":{"type":"array","items":{"type":"number"}},
+              "either":{"oneOf":[{"type":"null"},{"type":"string","confluent:tags":["PII"]},{"type":"integer"}]},
+              "textual":{"anyOf":[{"type":"string","maxLength":3},{"$ref":"#/$defs/code"}]}}}
             """;
         const string proto = """
             syntax = "proto3";

@@ -224,7 +224,7 @@ public static class SchemaFieldPaths
     /// <summary>
     /// The type <paramref name="schema"/> declares at <paramref name="names"/> when a hash cannot replace it (only strings,
     /// bytes, uuids and 32-byte fixeds can be: arrays of them element by element); null when it can, or when the schema does
-    /// not tell (not declared, map values, JSON combinators or no <c>type</c>).
+    /// not tell (not declared, map values, JSON <c>allOf</c> or no <c>type</c>; a JSON <c>anyOf</c>/<c>oneOf</c> at the path is read branch by branch).
     /// </summary>
     public static string? UnhashableType(IParsedSchema schema, IReadOnlyList<string> names)
     {
@@ -412,6 +412,9 @@ public static class SchemaFieldPaths
         return null;
     }
 
+    private static JsonElement[] Branches(JsonElement schema, string combinator) =>
+        schema.TryGetProperty(combinator, out JsonElement branches) && branches.ValueKind == JsonValueKind.Array ? [.. branches.EnumerateArray()] : [];
+
     private static string? UnhashableJson(JsonElement schema, JsonElement root, IReadOnlyList<string> names, int index, int depth)
     {
         if (depth > SchemaLimits.MaxDepth || schema.ValueKind != JsonValueKind.Object)
@@ -461,6 +464,15 @@ public static class SchemaFieldPaths
 
             // As for Avro's unions: a type besides string (and null) is a value the hash would refuse, record by record.
             string[] unhashable = [.. types.Where(t => t is not ("string" or "null"))];
+            if (unhashable.Length == 0 && types.Length == 0)
+            {
+                // A property with anyOf/oneOf is masked whole (a tag on one branch masks it): each branch's type is one its
+                // values may have, so a branch the hash would refuse is a refused record, as a union branch is in Avro.
+                unhashable = [.. Branches(schema, "anyOf").Concat(Branches(schema, "oneOf"))
+                    .Select(branch => UnhashableJson(branch, root, names, index, depth + 1))
+                    .OfType<string>().SelectMany(t => t.Split(" or ")).Distinct()];
+            }
+
             return unhashable.Length == 0 ? null : string.Join(" or ", unhashable);
         }
 
