@@ -789,7 +789,7 @@ public static class ContractsCli
             else
             {
                 await output.WriteLineAsync(check.SubjectIsNew
-                    ? $"{side}: subject {subject} has no versions yet, so {schemaFile} has nothing to be compatible with; the registry will take it as version 1"
+                    ? $"{side}: subject {subject} has no versions (soft-deleted ones are not compared), so {schemaFile} has nothing to be compatible with"
                     : $"{side}: {schemaFile} is compatible with subject {subject} at {RegistryNames.Name(definition.Compatibility)}");
                 if (recordName is not null)
                 {

@@ -415,7 +415,7 @@ public class ContractsCliTests
         // Read with its reference: the file parses, the privacy path through the referenced record resolves, the subject is new.
         (int newCode, string newOut, string newErr) = await RunAsync("validate", contract, "--registry", broker.RegistryUrl);
         Assert.True(newCode == ContractsCli.Ok, newErr);
-        Assert.Contains("subject orders-value has no versions yet, so order.avsc has nothing to be compatible with", newOut, StringComparison.Ordinal);
+        Assert.Contains("subject orders-value has no versions (soft-deleted ones are not compared), so order.avsc has nothing to be compatible with", newOut, StringComparison.Ordinal);
 
         // Against a registered version that has the same reference: a field added without a default breaks FULL_TRANSITIVE.
         await RegisterAsync("orders-value", new { schema = Order, references = new[] { new { name = "it.refs.Customer", subject = "customers-value", version = 1 } } });

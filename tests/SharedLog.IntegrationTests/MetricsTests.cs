@@ -217,14 +217,30 @@ public class MetricsTests
         }
 
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
-        string? counted = await MetricsScrape.UntilAsync(http, text => text.Split('\n').FirstOrDefault(l => l.StartsWith("sharedlog_partition_errors_total", StringComparison.Ordinal) && l.Contains("error=\"KafkaStorageError\"", StringComparison.Ordinal)));
-        Assert.NotNull(counted);
-        long refusals = long.Parse(counted.Split(' ')[^1], System.Globalization.CultureInfo.InvariantCulture);
-        string[] lines = [.. logs.Entries.Where(e => e.Message.Contains("refused with KAFKA_STORAGE_ERROR", StringComparison.Ordinal)).Select(e => e.Message)];
+        async Task<long> RefusalsAsync()
+        {
+            string? counted = await MetricsScrape.UntilAsync(http, text => text.Split('\n').FirstOrDefault(l => l.StartsWith("sharedlog_partition_errors_total", StringComparison.Ordinal) && l.Contains("error=\"KafkaStorageError\"", StringComparison.Ordinal)));
+            Assert.NotNull(counted);
+            return long.Parse(counted.Split(' ')[^1], System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        long refusals = await RefusalsAsync();
         Assert.True(refusals > 2, $"only {refusals} refusals: the producer did not retry");
-        Assert.NotEmpty(lines);
-        Assert.Contains("backlog-0", lines[0], StringComparison.Ordinal);
+
+        // The first refusal is logged at once; the rest of its 10 s window as one line with their count when the window ends.
+        static long Logged(IEnumerable<string> lines) => lines.Sum(l => l.StartsWith("Produce to ", StringComparison.Ordinal) ? 1
+            : long.Parse(l.AsSpan(0, l.IndexOf(' ', StringComparison.Ordinal)), System.Globalization.CultureInfo.InvariantCulture));
+        string[] lines = [];
+        for (var waited = System.Diagnostics.Stopwatch.StartNew(); waited.Elapsed < TimeSpan.FromSeconds(30) && Logged(lines) != refusals; await Task.Delay(100))
+        {
+            lines = [.. logs.Entries.Where(e => e.Message.Contains("refused with KAFKA_STORAGE_ERROR", StringComparison.Ordinal)).Select(e => e.Message)];
+            refusals = await RefusalsAsync();
+        }
+
+        Assert.Equal(refusals, Logged(lines));
+        Assert.StartsWith("Produce to backlog-0 refused with KAFKA_STORAGE_ERROR (retriable): ", lines[0], StringComparison.Ordinal);
         Assert.Contains("wait for upload", lines[0], StringComparison.Ordinal);
-        Assert.True(lines.Length <= 1 + (int)(clock.Elapsed.TotalSeconds / 10), $"{lines.Length} lines for {refusals} refusals in {clock.Elapsed}");
+        Assert.Contains(" more produce(s) refused with KAFKA_STORAGE_ERROR (retriable) within 10 s; the last to backlog-0: ", lines[^1], StringComparison.Ordinal);
+        Assert.True(lines.Length <= 2 + (int)(clock.Elapsed.TotalSeconds / 10), $"{lines.Length} lines for {refusals} refusals in {clock.Elapsed}");
     }
 }

@@ -915,25 +915,68 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     /// <summary>Thrown into a rejected batch's append task when its producer's state finds it new: it is refused, not stored.</summary>
     private sealed class RejectedByContractException() : Exception("The contract in force rejects the batch.");
 
-    // Storage refusals come in storms (every producer retrying every partition while uploads catch up): one line per interval,
-    // with the number of refusals it stands for, tells the operator without flooding the log.
-    private static readonly long StorageRefusalLogInterval = System.Diagnostics.Stopwatch.Frequency * 10;
-    private long _storageRefusalsUnlogged;
-    private long _storageRefusalLoggedAt = long.MinValue;
+    // Storage refusals come in storms (every producer retrying every partition while uploads catch up): the first of a
+    // window is logged at once, the rest of the window as one line with their count when the window ends.
+    private static readonly TimeSpan StorageRefusalWindow = TimeSpan.FromSeconds(10);
+    private readonly Lock _storageRefusals = new();
+    private long _storageRefusalWindowStart = long.MinValue;
+    private long _storageRefusalsHeld;
+    private (string Topic, int Partition, string Reason) _lastHeldRefusal;
+    private Timer? _storageRefusalFlush;
 
     private void LogStorageRefusal(string topic, int partition, string reason)
     {
-        Interlocked.Increment(ref _storageRefusalsUnlogged);
-        long now = System.Diagnostics.Stopwatch.GetTimestamp();
-        long loggedAt = Interlocked.Read(ref _storageRefusalLoggedAt);
-        if ((loggedAt == long.MinValue || now - loggedAt >= StorageRefusalLogInterval) && Interlocked.CompareExchange(ref _storageRefusalLoggedAt, now, loggedAt) == loggedAt)
+        bool logNow = false;
+        lock (_storageRefusals)
         {
-            LogStorageRefused(logger, topic, partition, reason, Interlocked.Exchange(ref _storageRefusalsUnlogged, 0));
+            long now = System.Diagnostics.Stopwatch.GetTimestamp();
+            if (_storageRefusalsHeld == 0 && (_storageRefusalWindowStart == long.MinValue || System.Diagnostics.Stopwatch.GetElapsedTime(_storageRefusalWindowStart, now) >= StorageRefusalWindow))
+            {
+                _storageRefusalWindowStart = now;
+                logNow = true;
+            }
+            else
+            {
+                if (_storageRefusalsHeld++ == 0)
+                {
+                    TimeSpan left = StorageRefusalWindow - System.Diagnostics.Stopwatch.GetElapsedTime(_storageRefusalWindowStart, now);
+                    _storageRefusalFlush ??= new Timer(static state => ((ProduceHandler)state!).FlushStorageRefusals(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                    _storageRefusalFlush.Change(left > TimeSpan.Zero ? left : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
+                }
+
+                _lastHeldRefusal = (topic, partition, reason);
+            }
+        }
+
+        if (logNow)
+        {
+            LogStorageRefused(logger, topic, partition, reason);
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Produce to {Topic}-{Partition} refused with KAFKA_STORAGE_ERROR (retriable): {Reason}; {Refusals} such refusal(s) on this broker since the last line like this (one per 10 s at most)")]
-    private static partial void LogStorageRefused(ILogger logger, string topic, int partition, string reason, long refusals);
+    private void FlushStorageRefusals()
+    {
+        long held;
+        (string Topic, int Partition, string Reason) last;
+        lock (_storageRefusals)
+        {
+            held = _storageRefusalsHeld;
+            last = _lastHeldRefusal;
+            _storageRefusalsHeld = 0;
+            _storageRefusalWindowStart = System.Diagnostics.Stopwatch.GetTimestamp();
+        }
+
+        if (held > 0)
+        {
+            LogStorageRefusedMore(logger, held, (int)StorageRefusalWindow.TotalSeconds, last.Topic, last.Partition, last.Reason);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Produce to {Topic}-{Partition} refused with KAFKA_STORAGE_ERROR (retriable): {Reason} Further such refusals within 10 s are logged as one line.")]
+    private static partial void LogStorageRefused(ILogger logger, string topic, int partition, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Refusals} more produce(s) refused with KAFKA_STORAGE_ERROR (retriable) within {Seconds} s; the last to {Topic}-{Partition}: {Reason}")]
+    private static partial void LogStorageRefusedMore(ILogger logger, long refusals, int seconds, string topic, int partition, string reason);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Contract gate failed on a batch for {Topic}-{Partition}")]
     private static partial void LogGateFailed(ILogger logger, Exception error, string topic, int partition);
