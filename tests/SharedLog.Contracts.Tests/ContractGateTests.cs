@@ -311,6 +311,22 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task ASensitiveFlagBatchRefusedForAnUnmaskableRecordSaysSoAndNamesThatRecord()
+    {
+        int id = await RegisterAsync("sens-flag-value", """{"type":"object","properties":{"n":{"type":"integer"},"card":{"type":"string"}}}""", SchemaType.Json);
+        await ApplyAsync("topic: sens-flag\nclass: sensitive\nonFailure: flag\nvalue: {}\nrules:\n  - name: positive\n    expr: value.n > 0\nprivacy:\n  - field: card\n    action: hash\n");
+
+        // Record 0 breaks a rule (it could be stored masked and flagged); record 1 is not JSON, so it cannot be masked.
+        GateResult result = Inspect("sens-flag", (null, Framed(id, Encoding.UTF8.GetBytes("""{"n":-1,"card":"4111"}"""))), (null, Framed(id, Encoding.UTF8.GetBytes("{not json"))));
+
+        Assert.Equal(GateOutcome.Reject, result.Outcome);
+        Assert.Equal([0, 1], result.Violations.Select(v => v.BatchIndex));
+        Assert.StartsWith("1 record(s) of this batch cannot be masked", result.Summary, StringComparison.Ordinal);
+        Assert.Contains("sensitive topic contract 'sens-flag' never stores a record unmasked", result.Summary, StringComparison.Ordinal);
+        Assert.Contains("first: record 1: ", result.Summary, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ARefusedBatchOnAContractThatMasksFieldsIsLoggedWithoutTheValueThatBrokeIt()
     {
         int id = await RegisterAsync("log-quoted-value", """{"type":"object","properties":{"card":{"type":"integer","maximum":9999}}}""", SchemaType.Json);
@@ -608,6 +624,19 @@ public sealed class ContractGateTests : IDisposable
         // tag 'pii' was applied and its records stored in clear).
         ContractDefinition misspelt = ContractParser.Parse("topic: visits\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: pii\n    action: redact\n");
         Assert.Equal(["privacy[tag:pii]: no value schema the contract admits tags a field 'pii', so the rule would mask nothing; check the tag (tags are case-sensitive)"], SchemaFieldPaths.PrivacyPathProblems(misspelt, Known));
+    }
+
+    [Fact]
+    public async Task AProtobufTagOnAFieldOfAnImportedFileIsFoundWhenTheContractIsApplied()
+    {
+        // From a review: the tag check walked the main file's messages only, so a contract masking by a tag that a shared,
+        // imported file carries was refused once its schema was registered, though the gate masks that field.
+        await _registry.RegisterAsync("common", new SchemaRequest("syntax = \"proto3\";\npackage cm;\nimport \"confluent/meta.proto\";\nmessage Addr { string email = 1 [(confluent.field_meta).tags = \"PII\"]; string zip = 2; }\n", SchemaType.Protobuf, []), CancellationToken.None);
+        int id = (await _registry.RegisterAsync("shipments-value", new SchemaRequest("syntax = \"proto3\";\npackage sh;\nimport \"common.proto\";\nmessage Shipment { string id = 1; cm.Addr addr = 2; }\n", SchemaType.Protobuf, [new SchemaReference("common.proto", "common", 1)]), CancellationToken.None)).Id;
+        IReadOnlyList<IParsedSchema>? Known(SchemaRequirement requirement, bool isKey) => isKey ? null : [_registry.ParsedById(id)!];
+
+        Assert.Empty(SchemaFieldPaths.PrivacyPathProblems(ContractParser.Parse("topic: shipments\nvalue: {}\nprivacy:\n  - tag: PII\n    action: hash\n"), Known));
+        Assert.Contains("tags a field 'GDPR'", Assert.Single(SchemaFieldPaths.PrivacyPathProblems(ContractParser.Parse("topic: shipments\nvalue: {}\nprivacy:\n  - tag: GDPR\n    action: hash\n"), Known)), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -1491,7 +1520,7 @@ public sealed class ContractGateTests : IDisposable
         GateResult result = Inspect("lots", [.. Enumerable.Repeat<(byte[]?, byte[]?)>((null, [7]), count)]);
         _gate.Count("lots", 0, onFailure == "observe" ? 1000 : -1, result);
         // Every bad record is in the evidence by rule, the ones past those listed included; stored ones with their offsets.
-        ViolationSpan counted = Assert.Single(_metrics.TakeViolationWindow()).Value;
+        ViolationSpan counted = Assert.Single(_metrics.TakeWindows().Violations).Value;
         Assert.Equal(onFailure == "observe" ? new ViolationSpan(count, 1000, 1000 + count - 1) : new ViolationSpan(count - 2, -1, -1), counted);
 
         Assert.Equal((outcome, refusal), (result.Outcome, result.RefusalCode));

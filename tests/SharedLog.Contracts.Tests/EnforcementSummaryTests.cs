@@ -268,7 +268,7 @@ public sealed class EnforcementSummaryTests : IDisposable
     {
         var key = new ViolationKey("t", 0, 1, "r", "rule_failed", "flag");
         _metrics.Violation(key, new ViolationSpan(2, 10, 12), summarized: true);
-        Dictionary<ViolationKey, ViolationSpan> taken = _metrics.TakeViolationWindow();
+        Dictionary<ViolationKey, ViolationSpan> taken = _metrics.TakeWindows().Violations;
 
         // While a summary is being written, the same line is counted again; the failed write puts its lines back.
         _metrics.Violation(key, new ViolationSpan(1, 30, 30), summarized: true);

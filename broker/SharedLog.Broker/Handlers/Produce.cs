@@ -30,7 +30,7 @@ using SharedLog.Storage.Wal;
 
 namespace SharedLog.Broker.Handlers;
 
-public sealed partial class ProduceHandler(TopicService topics, StreamStore streams, ProducerStateManager producers, ContractGate gate, QuarantineWriter quarantine, Http.BrokerMetrics metrics, ILogger<ProduceHandler> logger) : IApiHandler
+public sealed partial class ProduceHandler(TopicService topics, StreamStore streams, ProducerStateManager producers, ContractGate gate, QuarantineWriter quarantine, Http.BrokerMetrics metrics, ILogger<ProduceHandler> logger) : IApiHandler, IDisposable
 {
     public ApiKey Api => ApiKey.Produce;
 
@@ -923,6 +923,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     private long _storageRefusalsHeld;
     private (string Topic, int Partition, string Reason) _lastHeldRefusal;
     private Timer? _storageRefusalFlush;
+    private bool _disposed;
 
     private void LogStorageRefusal(string topic, int partition, string reason)
     {
@@ -937,7 +938,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             }
             else
             {
-                if (_storageRefusalsHeld++ == 0)
+                if (_storageRefusalsHeld++ == 0 && !_disposed)
                 {
                     TimeSpan left = StorageRefusalWindow - System.Diagnostics.Stopwatch.GetElapsedTime(_storageRefusalWindowStart, now);
                     _storageRefusalFlush ??= new Timer(static state => ((ProduceHandler)state!).FlushStorageRefusals(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
@@ -951,6 +952,17 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         if (logNow)
         {
             LogStorageRefused(logger, topic, partition, reason);
+        }
+    }
+
+    /// <summary>Stops a pending refusal summary from firing after the host (and its logging) has gone.</summary>
+    public void Dispose()
+    {
+        lock (_storageRefusals)
+        {
+            _disposed = true;
+            _storageRefusalFlush?.Dispose();
+            _storageRefusalFlush = null;
         }
     }
 

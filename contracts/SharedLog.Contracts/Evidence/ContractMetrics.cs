@@ -146,29 +146,28 @@ public sealed class ContractMetrics : IDisposable
         _schemasSeen.Add(records, in tags);
     }
 
-    /// <summary>Counts since the last call, for the periodic audit summary.</summary>
-    public Dictionary<(string Topic, int Version, string Outcome), long> TakeWindow()
+    /// <summary>
+    /// Holds the summary's windows while one batch's counts and violations are added (the adds enter the same lock again),
+    /// so a summary takes all of a batch's evidence or none of it: its count lines and violation lines in one window.
+    /// </summary>
+    public Lock.Scope CountingOneBatch() => _sync.EnterScope();
+
+    /// <summary>
+    /// Counts, and violations (contracts at audit level violations), since the last call, for the periodic audit summary:
+    /// taken together, so no batch's counts fall in one window and its violations in the next.
+    /// </summary>
+    public (Dictionary<(string Topic, int Version, string Outcome), long> Counts, Dictionary<ViolationKey, ViolationSpan> Violations) TakeWindows()
     {
         lock (_sync)
         {
-            Dictionary<(string Topic, int Version, string Outcome), long> window = _window;
+            (Dictionary<(string Topic, int Version, string Outcome), long> counts, Dictionary<ViolationKey, ViolationSpan> violations) = (_window, _violationWindow);
             _window = [];
-            return window;
-        }
-    }
-
-    /// <summary>Violations counted for the summary since the last call (contracts at audit level violations).</summary>
-    public Dictionary<ViolationKey, ViolationSpan> TakeViolationWindow()
-    {
-        lock (_sync)
-        {
-            Dictionary<ViolationKey, ViolationSpan> window = _violationWindow;
             _violationWindow = [];
-            return window;
+            return (counts, violations);
         }
     }
 
-    /// <summary>Puts violations taken by <see cref="TakeViolationWindow"/> back (their summary could not be written).</summary>
+    /// <summary>Puts violations taken by <see cref="TakeWindows"/> back (their summary could not be written).</summary>
     public void ReturnViolationWindow(Dictionary<ViolationKey, ViolationSpan> violations)
     {
         ArgumentNullException.ThrowIfNull(violations);
@@ -181,7 +180,7 @@ public sealed class ContractMetrics : IDisposable
         }
     }
 
-    /// <summary>Puts counts taken by <see cref="TakeWindow"/> back (their summary could not be written).</summary>
+    /// <summary>Puts counts taken by <see cref="TakeWindows"/> back (their summary could not be written).</summary>
     public void ReturnWindow(Dictionary<(string Topic, int Version, string Outcome), long> counts)
     {
         ArgumentNullException.ThrowIfNull(counts);

@@ -61,8 +61,7 @@ public sealed partial class EnforcementSummaryWriter(ContractMetrics metrics, IJ
     {
         cancellationToken.ThrowIfCancellationRequested();
         DateTimeOffset windowEnd = DateTimeOffset.UtcNow;
-        Dictionary<(string Topic, int Version, string Outcome), long> counts = metrics.TakeWindow();
-        Dictionary<ViolationKey, ViolationSpan> violations = metrics.TakeViolationWindow();
+        (Dictionary<(string Topic, int Version, string Outcome), long> counts, Dictionary<ViolationKey, ViolationSpan> violations) = metrics.TakeWindows();
         if (counts.Count == 0 && violations.Count == 0)
         {
             return windowEnd;

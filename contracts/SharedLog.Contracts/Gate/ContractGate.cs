@@ -560,7 +560,11 @@ public sealed partial class ContractGate(
                 // A sensitive topic never stores a record its privacy policy could not mask (undecodable, or the rewrite
                 // itself failed), as flag would store it: the batch is refused instead, naming the records.
                 // Counted as the rejection it is, so evidence never mixes these unstored records with stored flagged ones.
-                return new GateResult(GateOutcome.Reject, null, violations, [], Tally(0, ContractMetrics.Rejected, ActionLabel(FailureAction.Reject)));
+                RecordViolation unmasked = violations.Find(v => !Masked(v.Kind))!;
+                return new GateResult(GateOutcome.Reject, null, violations, [], Tally(0, ContractMetrics.Rejected, ActionLabel(FailureAction.Reject)))
+                {
+                    RefusalMessage = $"{violations.Count(v => !Masked(v.Kind))} record(s) of this batch cannot be masked (undecodable, not matching their schema, or their privacy step failed), and sensitive topic contract '{definition.Name}' never stores a record unmasked, so the batch is refused; first: record {unmasked.BatchIndex}: {unmasked.Rule}: {unmasked.Reason}",
+                };
             case FailureAction.Flag when bad > 0:
                 return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: false, dropForgedFlags: true), violations, [], Tally(count - bad, ContractMetrics.Flagged));
             default:
@@ -597,13 +601,12 @@ public sealed partial class ContractGate(
     {
         ArgumentNullException.ThrowIfNull(tally);
         bool summarized = tally.Audit >= AuditLevel.Summary;
-        metrics.Records(topic, tally.ContractVersion, ContractMetrics.Accepted, tally.Accepted, summarized);
-        metrics.Records(topic, tally.ContractVersion, tally.FailingOutcome, tally.Failing, summarized);
+        Dictionary<(string Rule, ViolationKind Kind), ViolationSpan>? byRule = null;
         if (tally.Violations.Count > 0)
         {
             // Counted per rule and kind, not per record: a batch of a thousand bad records is a few additions. A record's offset is
             // the batch's base offset plus its index (a producer's batch numbers its records 0 to n-1, checked before the gate).
-            var byRule = new Dictionary<(string Rule, ViolationKind Kind), ViolationSpan>();
+            byRule = [];
             foreach (RecordViolation violation in tally.Violations)
             {
                 long offset = baseOffset >= 0 ? baseOffset + violation.BatchIndex : -1;
@@ -615,7 +618,13 @@ public sealed partial class ContractGate(
                 ViolationSpan.AddTo(byRule, key, baseOffset >= 0 ? indexes with { FirstOffset = baseOffset + indexes.FirstOffset, LastOffset = baseOffset + indexes.LastOffset } : new ViolationSpan(indexes.Records, -1, -1));
             }
 
-            foreach (((string rule, ViolationKind kind), ViolationSpan span) in byRule)
+        }
+
+        using (metrics.CountingOneBatch())
+        {
+            metrics.Records(topic, tally.ContractVersion, ContractMetrics.Accepted, tally.Accepted, summarized);
+            metrics.Records(topic, tally.ContractVersion, tally.FailingOutcome, tally.Failing, summarized);
+            foreach (((string rule, ViolationKind kind), ViolationSpan span) in byRule ?? [])
             {
                 metrics.Violation(new ViolationKey(topic, partition, tally.ContractVersion, rule, ViolationLabel(kind), tally.Action), span, tally.Audit == AuditLevel.Violations);
             }

@@ -117,12 +117,12 @@ public static class SchemaFieldPaths
         return null;
     }
 
-    /// <summary>Why the fields a tag names cannot all be found in one of the schemas (a walk past its limits), or null.</summary>
-    /// <summary>Whether <paramref name="schema"/> tags any field with <paramref name="tag"/> (for Protobuf, in any message of the file).</summary>
+    /// <summary>Whether <paramref name="schema"/> tags any field with <paramref name="tag"/> (for Protobuf, in any message of the file or a message its fields hold).</summary>
     private static bool Tags(IParsedSchema schema, string tag) => schema is Formats.Protobuf.ProtobufParsedSchema protobuf
         ? Formats.Protobuf.ConfluentMeta.AnyFieldTagged(protobuf, tag)
         : SchemaTags.PathsWithTag(schema, tag).Count > 0;
 
+    /// <summary>Why the fields a tag names cannot all be found in one of the schemas (a walk past its limits), or null.</summary>
     private static string? FirstUnresolvableTag(List<IParsedSchema> schemas, string tag)
     {
         foreach (IParsedSchema schema in schemas)

@@ -93,8 +93,9 @@ internal static class ConfluentMeta
     }
 
     /// <summary>
-    /// Whether any field of any message of the file (nested messages included, whichever one a record is) carries
-    /// <paramref name="tag"/>: a privacy rule by a tag no field has would mask nothing.
+    /// Whether any field of any message of the file (nested messages included, whichever one a record is), or of a message
+    /// their fields hold (from an imported file too), carries <paramref name="tag"/>: a privacy rule by a tag no field has
+    /// would mask nothing.
     /// </summary>
     public static bool AnyFieldTagged(ProtobufParsedSchema schema, string tag)
     {
@@ -103,15 +104,27 @@ internal static class ConfluentMeta
             return true;
         }
 
+        // Each message once: a recursive or diamond-shaped schema is walked in time linear in its messages.
+        var seen = new HashSet<DescriptorProto>(ReferenceEqualityComparer.Instance);
         var pending = new Stack<(DescriptorProto Message, int Depth)>(schema.File.MessageTypes.Select(m => (m, 0)));
         while (pending.Count > 0)
         {
             (DescriptorProto message, int depth) = pending.Pop();
+            if (!seen.Add(message))
+            {
+                continue;
+            }
+
             foreach (FieldDescriptorProto field in message.Fields)
             {
                 if (FieldTags(field).Contains(tag, StringComparer.Ordinal))
                 {
                     return true;
+                }
+
+                if (depth < Registry.SchemaLimits.MaxDepth && field.type == FieldDescriptorProto.Type.TypeMessage && schema.Types.Find(field.TypeName)?.Message is { } held)
+                {
+                    pending.Push((held, depth + 1));
                 }
             }
 

@@ -112,6 +112,7 @@ internal sealed class ProtobufCompatibilityChecker(ProtobufParsedSchema reader, 
         {
             var moved = oneof.Where(n => writerFields.ContainsKey(n) && !writerOneofOf.ContainsKey(n)).Order().ToList();
             var existing = oneof.Count(writerOneofOf.ContainsKey);
+            var fromOneofs = oneof.Where(writerOneofOf.ContainsKey).Select(n => writerOneofOf[n]).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
             movedIntoOneof.UnionWith(moved);
             if (moved.Count > 1)
             {
@@ -121,11 +122,10 @@ internal sealed class ProtobufCompatibilityChecker(ProtobufParsedSchema reader, 
             {
                 _problems.Add($"FIELD_MOVED_TO_EXISTING_ONEOF: field number {moved[0]} of message '{messageName}' moved into oneof '{oneof.Key}', which holds fields that were oneof members in the writer schema");
             }
-            else if (moved.Count == 0 && oneof.Where(writerOneofOf.ContainsKey).Select(n => writerOneofOf[n]).Distinct(StringComparer.Ordinal).Skip(1).Any())
+            else if (moved.Count == 0 && fromOneofs.Count > 1)
             {
                 // Beyond Confluent, which accepts this: members of two writer oneofs can both be set in one message, and the
                 // reader, holding them in one oneof, keeps only the last.
-                var fromOneofs = oneof.Where(writerOneofOf.ContainsKey).Select(n => writerOneofOf[n]).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal);
                 _problems.Add($"FIELD_MOVED_TO_EXISTING_ONEOF: oneof '{oneof.Key}' of message '{messageName}' in the reader schema holds fields of the writer's oneofs {string.Join(", ", fromOneofs.Select(o => $"'{o}'"))}, which a writer may set together");
             }
         }
