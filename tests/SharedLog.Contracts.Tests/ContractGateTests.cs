@@ -321,7 +321,7 @@ public sealed class ContractGateTests : IDisposable
 
         Assert.Equal(GateOutcome.Reject, result.Outcome);
         Assert.Equal([0, 1], result.Violations.Select(v => v.BatchIndex));
-        Assert.StartsWith("1 record(s) of this batch cannot be masked", result.Summary, StringComparison.Ordinal);
+        Assert.StartsWith("1 record(s) of this batch cannot be masked (no usable schema, undecodable,", result.Summary, StringComparison.Ordinal);
         Assert.Contains("sensitive topic contract 'sens-flag' never stores a record unmasked", result.Summary, StringComparison.Ordinal);
         Assert.Contains("first: record 1: ", result.Summary, StringComparison.Ordinal);
     }
@@ -2327,13 +2327,33 @@ public sealed class ContractGateTests : IDisposable
     {
         int id = await RegisterAsync($"forged-{onFailure}-value", """{"type":"object"}""", SchemaType.Json);
         await ApplyAsync($"topic: forged-{onFailure}\nonFailure: {onFailure}\nvalue: {{}}\n");
-        RecordHeaderValue[] forged = [new("trace", "t1"u8.ToArray()), new(ContractGate.ViolationHeader, "none: all good"u8.ToArray())];
+        // Only the header of exactly that name goes (a review found "sharedlog.contract.violations" dropped too), and the
+        // headers kept keep their keys' bytes, valid UTF-8 or not (they were rewritten as text: FF FE became U+FFFD twice).
+        byte[] notUtf8 = [0xFF, 0xFE, (byte)'K'];
+        RecordHeaderValue[] forged =
+        [
+            new("trace", "t1"u8.ToArray()), new(ContractGate.ViolationHeader, "none: all good"u8.ToArray()),
+            new("sharedlog.contract.violations", "mine"u8.ToArray()), new("?", "raw"u8.ToArray()) { KeyBytes = notUtf8 },
+        ];
         var builder = new RecordBatchBuilder(1_000).Add(null, Framed(id, """{"amount":5}"""u8.ToArray()), 1_000, forged);
 
         GateResult result = _gate.Inspect(_gate.ContractFor($"forged-{onFailure}")!, $"forged-{onFailure}", 0, RecordBatch.Parse(builder.Build()));
 
         Assert.Equal(GateOutcome.Rewrite, result.Outcome);
-        Assert.Equal(["trace"], Assert.Single(Stored(result)).Headers);
+        var keys = new List<byte[]>();
+        int records = 0;
+        foreach (SharedLog.Protocol.Records.Record stored in RecordBatch.Parse(result.Batch!).Records())
+        {
+            records++;
+            foreach (RecordHeader header in stored.Headers)
+            {
+                keys.Add(header.Key.ToArray());
+            }
+        }
+
+        Assert.Equal(1, records);
+
+        Assert.Equal(["trace"u8.ToArray(), "sharedlog.contract.violations"u8.ToArray(), notUtf8], keys);
     }
 
     /// <summary>
@@ -2496,5 +2516,74 @@ public sealed class ContractGateTests : IDisposable
             .Select(v => (v.GetProperty("partition").GetInt32(), v.GetProperty("action").GetString(), v.GetProperty("records").GetInt64(), v.GetProperty("firstOffset").GetInt64(), v.GetProperty("lastOffset").GetInt64()))
             .ToArray();
         Assert.Equal([(2, "flag", 4L, 101L, 304L), (5, "flag", 1L, 9L, 9L)], lines);
+    }
+
+    [Fact]
+    public async Task TheHashTypeCheckOfJsonCombinatorsEndsOnSchemasWhoseRefsNameEachOther()
+    {
+        // From a review: each anyOf branch was walked again with no budget, so two $ref branches naming the same definition
+        // doubled the walk per level (22 levels: 6 s; naming itself: without end) at contract apply.
+        const string selfNamed = """{"type":"object","$defs":{"x":{"anyOf":[{"$ref":"#/$defs/x"},{"$ref":"#/$defs/x"},{"type":"string"}]}},"properties":{"f":{"$ref":"#/$defs/x"}}}""";
+        var chain = new StringBuilder();
+        for (int i = 0; i < 40; i++)
+        {
+            chain.Append($"\"d{i}\":{{\"anyOf\":[{{\"$ref\":\"#/$defs/d{i + 1}\"}},{{\"$ref\":\"#/$defs/d{i + 1}\"}}]}},");
+        }
+
+        string diamonds = $"{{\"type\":\"object\",\"$defs\":{{{chain}\"d40\":{{\"type\":\"string\"}}}},\"properties\":{{\"f\":{{\"$ref\":\"#/$defs/d0\"}}}}}}";
+        foreach (string json in new[] { selfNamed, diamonds })
+        {
+            IParsedSchema schema = new JsonSchemaFormat().Parse(json, [], false);
+            Assert.Null(await Task.Run(() => SchemaFieldPaths.UnhashableType(schema, ["f"])).WaitAsync(TimeSpan.FromSeconds(30)));
+        }
+    }
+
+    [Theory]
+    [InlineData("""{"anyOf":[{"type":"string"},{"type":"integer"}],"oneOf":[{"type":"string"},{"type":"null"}]}""")]
+    [InlineData("""{"allOf":[{"type":"string"}],"anyOf":[{"minLength":1},{"type":"integer"}]}""")]
+    [InlineData("""{"not":{"type":"integer"},"anyOf":[{"type":"string"},{"type":"integer"}]}""")]
+    public void A_combinator_beside_keywords_that_may_exclude_its_branches_is_not_taken_as_their_types(string field)
+    {
+        // From a review: no valid value of these is an integer, yet the integer branch refused a hash at apply.
+        string json = "{\"type\":\"object\",\"properties\":{\"f\":" + field + "}}";
+        Assert.Null(SchemaFieldPaths.UnhashableType(new JsonSchemaFormat().Parse(json, [], false), ["f"]));
+    }
+
+    [Fact]
+    public async Task AProtobufTagInAMessageFirstReachedAtTheDepthLimitIsStillFound()
+    {
+        // From a review: M0 -> M1 -> ... reaches M64 at depth 64, where its fields are not followed; M64 was then 'seen', so
+        // its own top-level walk was skipped and Inner's tag never found (the gate finds it for records of M64).
+        var text = new StringBuilder("syntax = \"proto3\";\npackage ch;\nimport \"confluent/meta.proto\";\nmessage M65 { string x = 1; }\n");
+        for (int i = 64; i >= 0; i--)
+        {
+            text.Append(i == 64
+                ? "message M64 { message Inner { string email = 1 [(confluent.field_meta).tags = \"PII\"]; } M65 next = 1; Inner inner = 2; }\n"
+                : $"message M{i} {{ M{i + 1} next = 1; }}\n");
+        }
+
+        int id = (await _registry.RegisterAsync("chain-value", new SchemaRequest(text.ToString(), SchemaType.Protobuf, []), CancellationToken.None)).Id;
+        IReadOnlyList<IParsedSchema>? Known(SchemaRequirement requirement, bool isKey) => isKey ? null : [_registry.ParsedById(id)!];
+
+        Assert.Equal(["inner.email"], SchemaTags.PathsWithTag(_registry.ParsedById(id)!, "PII", "ch.M64"));
+        Assert.Empty(SchemaFieldPaths.PrivacyPathProblems(ContractParser.Parse("topic: chain\nvalue: {}\nprivacy:\n  - tag: PII\n    action: hash\n"), Known));
+    }
+
+    [Fact]
+    public async Task A_batch_being_counted_holds_the_summary_windows_until_its_counts_and_violations_are_in()
+    {
+        Task<(Dictionary<(string Topic, int Version, string Outcome), long> Counts, Dictionary<ViolationKey, ViolationSpan> Violations)> take;
+        using (_metrics.CountingOneBatch())
+        {
+            _metrics.Records("t", 1, ContractMetrics.Accepted, 3);
+
+            // Another thread's take waits for the batch (the adds here enter the same lock again, without error).
+            take = Task.Run(() => _metrics.TakeWindows());
+            Assert.False(SpinWait.SpinUntil(() => take.IsCompleted, 200));
+            _metrics.Violation(new ViolationKey("t", 0, 1, "r", "rule_failed", "flag"), new ViolationSpan(1, 5, 5), summarized: true);
+        }
+
+        var (counts, violations) = await take.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal((1, 1), (counts.Count, violations.Count)); // the batch's count and its violation, in one window
     }
 }

@@ -730,7 +730,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
                 Header(ReplayHeader, request.Id),
             ];
             // Never null here: a picked record carries the broker's headers (its source topic header matched).
-            RecordHeaderValue[] headers = BrokerHeaders.Without(record.RawHeaders, record.HeaderCount, BrokerHeaders.Prefix, replayHeaders)!;
+            RecordHeaderValue[] headers = BrokerHeaders.Without(record.RawHeaders, record.HeaderCount, BrokerHeaders.Prefix, replayHeaders, prefixOnly: true)!;
             return new Picked(quarantinePartition, record.Offset, (int)sourcePartition, sourceOffset, timestamp, record.KeyIsNull ? null : record.Key.ToArray(), record.ValueIsNull ? null : record.Value.ToArray(), headers, codec);
         }
 

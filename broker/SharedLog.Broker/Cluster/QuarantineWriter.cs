@@ -350,7 +350,7 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
             why = [.. why, Header(QuarantineReplay.ReplayHeader, replay)];
         }
 
-        RecordHeaderValue[]? replaced = BrokerHeaders.Without(record.RawHeaders, record.HeaderCount, BrokerHeaders.Prefix, why);
+        RecordHeaderValue[]? replaced = BrokerHeaders.Without(record.RawHeaders, record.HeaderCount, BrokerHeaders.Prefix, why, prefixOnly: true);
         return replaced is null ? (record.RawHeaders, record.HeaderCount, why) : ([], 0, replaced);
     }
 

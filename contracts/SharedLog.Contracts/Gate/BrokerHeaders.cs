@@ -11,12 +11,15 @@ public static class BrokerHeaders
     /// <summary>The prefix of every header the broker writes.</summary>
     public static ReadOnlySpan<byte> Prefix => "sharedlog."u8;
 
-    /// <summary>Whether any of the encoded headers has a key starting with <paramref name="keyPrefix"/>.</summary>
-    public static bool AnyStartingWith(ReadOnlySpan<byte> rawHeaders, int headerCount, ReadOnlySpan<byte> keyPrefix)
+    /// <summary>
+    /// Whether any of the encoded headers has the key <paramref name="key"/>, or with <paramref name="prefixOnly"/> a key
+    /// starting with it.
+    /// </summary>
+    public static bool Any(ReadOnlySpan<byte> rawHeaders, int headerCount, ReadOnlySpan<byte> key, bool prefixOnly = false)
     {
         foreach (RecordHeader header in HeaderEnumerator.Over(rawHeaders, headerCount))
         {
-            if (header.Key.StartsWith(keyPrefix))
+            if (Matches(header.Key, key, prefixOnly))
             {
                 return true;
             }
@@ -26,13 +29,13 @@ public static class BrokerHeaders
     }
 
     /// <summary>
-    /// The record's headers without those whose key starts with <paramref name="keyPrefix"/>, then the broker's
-    /// <paramref name="added"/>: the whole header list to write in place of the encoded one. Null when the record has
-    /// no such header, and its encoded headers can be kept as they are (with <paramref name="added"/> after them).
+    /// The record's headers without those <see cref="Any"/> matches, then the broker's <paramref name="added"/>: the whole
+    /// header list to write in place of the encoded one. Null when the record has no such header, and its encoded headers
+    /// can be kept as they are (with <paramref name="added"/> after them). Kept headers keep their keys' exact bytes.
     /// </summary>
-    public static RecordHeaderValue[]? Without(ReadOnlySpan<byte> rawHeaders, int headerCount, ReadOnlySpan<byte> keyPrefix, RecordHeaderValue[] added)
+    public static RecordHeaderValue[]? Without(ReadOnlySpan<byte> rawHeaders, int headerCount, ReadOnlySpan<byte> key, RecordHeaderValue[] added, bool prefixOnly = false)
     {
-        if (headerCount == 0 || !AnyStartingWith(rawHeaders, headerCount, keyPrefix))
+        if (headerCount == 0 || !Any(rawHeaders, headerCount, key, prefixOnly))
         {
             return null;
         }
@@ -40,13 +43,16 @@ public static class BrokerHeaders
         var kept = new List<RecordHeaderValue>(headerCount + added.Length);
         foreach (RecordHeader header in HeaderEnumerator.Over(rawHeaders, headerCount))
         {
-            if (!header.Key.StartsWith(keyPrefix))
+            if (!Matches(header.Key, key, prefixOnly))
             {
-                kept.Add(new RecordHeaderValue(header.KeyString, header.ValueIsNull ? null : header.Value.ToArray()));
+                kept.Add(new RecordHeaderValue(header.KeyString, header.ValueIsNull ? null : header.Value.ToArray()) { KeyBytes = header.Key.ToArray() });
             }
         }
 
         kept.AddRange(added);
         return [.. kept];
     }
+
+    private static bool Matches(ReadOnlySpan<byte> headerKey, ReadOnlySpan<byte> key, bool prefixOnly) =>
+        prefixOnly ? headerKey.StartsWith(key) : headerKey.SequenceEqual(key);
 }

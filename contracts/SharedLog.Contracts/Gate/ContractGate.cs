@@ -374,7 +374,7 @@ public sealed partial class ContractGate(
             {
                 // A producer's own violation header is dropped in every mode (see CopyKeptRecords): the header says the broker
                 // found the record bad, and consumers keep trusting it after a contract moves from flag to another mode.
-                forgedFlags |= record.HeaderCount > 0 && BrokerHeaders.AnyStartingWith(record.RawHeaders, record.HeaderCount, ViolationHeaderKey);
+                forgedFlags |= record.HeaderCount > 0 && BrokerHeaders.Any(record.RawHeaders, record.HeaderCount, ViolationHeaderKey);
 
                 (string Rule, string Reason, ViolationKind Kind)? violation = CheckRecord(contract, topic, record, scratch, applyPrivacy, out RecordRewrite rewrite);
                 if (violation is { } found)
@@ -438,7 +438,7 @@ public sealed partial class ContractGate(
                 int unjudgedIndex = 0;
                 foreach (Record record in records)
                 {
-                    forgedFlags |= unjudgedIndex++ >= judgedInTime && record.HeaderCount > 0 && BrokerHeaders.AnyStartingWith(record.RawHeaders, record.HeaderCount, ViolationHeaderKey);
+                    forgedFlags |= unjudgedIndex++ >= judgedInTime && record.HeaderCount > 0 && BrokerHeaders.Any(record.RawHeaders, record.HeaderCount, ViolationHeaderKey);
                 }
             }
 
@@ -563,7 +563,7 @@ public sealed partial class ContractGate(
                 RecordViolation unmasked = violations.Find(v => !Masked(v.Kind))!;
                 return new GateResult(GateOutcome.Reject, null, violations, [], Tally(0, ContractMetrics.Rejected, ActionLabel(FailureAction.Reject)))
                 {
-                    RefusalMessage = $"{violations.Count(v => !Masked(v.Kind))} record(s) of this batch cannot be masked (undecodable, not matching their schema, or their privacy step failed), and sensitive topic contract '{definition.Name}' never stores a record unmasked, so the batch is refused; first: record {unmasked.BatchIndex}: {unmasked.Rule}: {unmasked.Reason}",
+                    RefusalMessage = $"{violations.Count(v => !Masked(v.Kind))} record(s) of this batch cannot be masked (no usable schema, undecodable, not matching their schema, or their privacy step failed), and sensitive topic contract '{definition.Name}' never stores a record unmasked, so the batch is refused; first: record {unmasked.BatchIndex}: {unmasked.Rule}: {unmasked.Reason}",
                 };
             case FailureAction.Flag when bad > 0:
                 return new GateResult(GateOutcome.Rewrite, Rebuild(batch, records, violations, rewrites, drop: false, dropForgedFlags: true), violations, [], Tally(count - bad, ContractMetrics.Flagged));
@@ -620,7 +620,20 @@ public sealed partial class ContractGate(
 
         }
 
-        using (metrics.CountingOneBatch())
+        if (summarized)
+        {
+            // Only what the summary reads needs one window: other batches count without the lock.
+            using (metrics.CountingOneBatch())
+            {
+                AddCounts();
+            }
+        }
+        else
+        {
+            AddCounts();
+        }
+
+        void AddCounts()
         {
             metrics.Records(topic, tally.ContractVersion, ContractMetrics.Accepted, tally.Accepted, summarized);
             metrics.Records(topic, tally.ContractVersion, tally.FailingOutcome, tally.Failing, summarized);

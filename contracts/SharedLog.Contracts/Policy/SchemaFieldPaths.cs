@@ -236,7 +236,11 @@ public static class SchemaFieldPaths
                 field.type is Google.Protobuf.Reflection.FieldDescriptorProto.Type.TypeString or Google.Protobuf.Reflection.FieldDescriptorProto.Type.TypeBytes
                     ? null
                     : field.type.ToString()["Type".Length..].ToLowerInvariant()),
-            json => UnhashableJson(json, json, names, 0, 0),
+            json =>
+            {
+                int visits = MaxJsonVisits;
+                return UnhashableJson(json, json, names, 0, 0, ref visits);
+            },
             unreadableJson: null);
     }
 
@@ -412,19 +416,18 @@ public static class SchemaFieldPaths
         return null;
     }
 
-    private static JsonElement[] Branches(JsonElement schema, string combinator) =>
-        schema.TryGetProperty(combinator, out JsonElement branches) && branches.ValueKind == JsonValueKind.Array ? [.. branches.EnumerateArray()] : [];
-
-    private static string? UnhashableJson(JsonElement schema, JsonElement root, IReadOnlyList<string> names, int index, int depth)
+    /// <param name="visits">Schemas left to look at: <c>$ref</c>s under combinators can name each other (two branches each
+    /// naming the next definition double the walk per level), so past the budget the schema is taken as not telling.</param>
+    private static string? UnhashableJson(JsonElement schema, JsonElement root, IReadOnlyList<string> names, int index, int depth, ref int visits)
     {
-        if (depth > SchemaLimits.MaxDepth || schema.ValueKind != JsonValueKind.Object)
+        if (depth > SchemaLimits.MaxDepth || --visits < 0 || schema.ValueKind != JsonValueKind.Object)
         {
             return null;
         }
 
         if (schema.TryGetProperty("$ref", out JsonElement reference) && reference.ValueKind == JsonValueKind.String)
         {
-            return JsonPointer(root, reference.GetString()!) is { } target ? UnhashableJson(target, root, names, index, depth + 1) : null;
+            return JsonPointer(root, reference.GetString()!) is { } target ? UnhashableJson(target, root, names, index, depth + 1, ref visits) : null;
         }
 
         if (index == names.Count)
@@ -432,7 +435,7 @@ public static class SchemaFieldPaths
             // An array's elements are hashed one by one; otherwise a declared type without "string" cannot be hashed.
             if (schema.TryGetProperty("items", out JsonElement items) && items.ValueKind == JsonValueKind.Object)
             {
-                return UnhashableJson(items, root, names, index, depth + 1);
+                return UnhashableJson(items, root, names, index, depth + 1, ref visits);
             }
 
             string[] types;
@@ -463,29 +466,57 @@ public static class SchemaFieldPaths
             }
 
             // As for Avro's unions: a type besides string (and null) is a value the hash would refuse, record by record.
-            string[] unhashable = [.. types.Where(t => t is not ("string" or "null"))];
-            if (unhashable.Length == 0 && types.Length == 0)
+            var unhashable = new List<string>(types.Where(t => t is not ("string" or "null")));
+            if (types.Length == 0 && OnlyCombinator(schema) is { } branches)
             {
-                // A property with anyOf/oneOf is masked whole (a tag on one branch masks it): each branch's type is one its
-                // values may have, so a branch the hash would refuse is a refused record, as a union branch is in Avro.
-                unhashable = [.. Branches(schema, "anyOf").Concat(Branches(schema, "oneOf"))
-                    .Select(branch => UnhashableJson(branch, root, names, index, depth + 1))
-                    .OfType<string>().SelectMany(t => t.Split(" or ")).Distinct()];
+                // A property with anyOf or oneOf alone is masked whole (a tag on one branch masks it): each branch's type is
+                // one its values may have, so a branch the hash would refuse is a refused record, as a union branch is in Avro.
+                // Beside other keywords that may rule a branch out (allOf, not, the other combinator), the schema does not tell.
+                foreach (JsonElement branch in branches.EnumerateArray())
+                {
+                    foreach (string found in UnhashableJson(branch, root, names, index, depth + 1, ref visits)?.Split(" or ") ?? [])
+                    {
+                        if (!unhashable.Contains(found))
+                        {
+                            unhashable.Add(found);
+                        }
+                    }
+                }
             }
 
-            return unhashable.Length == 0 ? null : string.Join(" or ", unhashable);
+            return unhashable.Count == 0 ? null : string.Join(" or ", unhashable);
         }
 
         if (schema.TryGetProperty("items", out JsonElement elementSchema) && elementSchema.ValueKind == JsonValueKind.Object
             && !schema.TryGetProperty("properties", out _))
         {
-            return UnhashableJson(elementSchema, root, names, index, depth + 1);
+            return UnhashableJson(elementSchema, root, names, index, depth + 1, ref visits);
         }
 
         return schema.TryGetProperty("properties", out JsonElement properties) && properties.ValueKind == JsonValueKind.Object
             && properties.TryGetProperty(names[index], out JsonElement property)
-            ? UnhashableJson(property, root, names, index + 1, depth + 1)
+            ? UnhashableJson(property, root, names, index + 1, depth + 1, ref visits)
             : null;
+    }
+
+    /// <summary>The branches of a schema's <c>anyOf</c> or <c>oneOf</c> when that is its only combinator (no allOf, not, if).</summary>
+    private static JsonElement? OnlyCombinator(JsonElement schema)
+    {
+        JsonElement? only = null;
+        foreach (string combinator in (ReadOnlySpan<string>)["anyOf", "oneOf", "allOf", "not", "if"])
+        {
+            if (schema.TryGetProperty(combinator, out JsonElement found))
+            {
+                if (only is not null || combinator is not ("anyOf" or "oneOf") || found.ValueKind != JsonValueKind.Array)
+                {
+                    return null;
+                }
+
+                only = found;
+            }
+        }
+
+        return only;
     }
 
     /// <summary>Whether <paramref name="schema"/> declares the field path <paramref name="names"/> (one field name per level).</summary>

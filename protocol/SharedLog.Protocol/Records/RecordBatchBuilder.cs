@@ -5,7 +5,27 @@ using System.Text;
 namespace SharedLog.Protocol.Records;
 
 /// <summary>A header to write: a UTF-8 key and a value that may be null.</summary>
-public readonly record struct RecordHeaderValue(string Key, byte[]? Value);
+public readonly record struct RecordHeaderValue(string Key, byte[]? Value)
+{
+    /// <summary>
+    /// The key's bytes as a record held them, for a header copied from it: written as they are, since a producer's key need
+    /// not be valid UTF-8 and its text (<see cref="Key"/>) would write other bytes.
+    /// </summary>
+    public byte[]? KeyBytes { get; init; }
+
+    internal int KeyByteCount => KeyBytes?.Length ?? Encoding.UTF8.GetByteCount(Key);
+
+    internal int WriteKey(Span<byte> destination)
+    {
+        if (KeyBytes is { } raw)
+        {
+            raw.CopyTo(destination);
+            return raw.Length;
+        }
+
+        return Encoding.UTF8.GetBytes(Key, destination);
+    }
+}
 
 /// <summary>
 /// Builds v2 record batches: data batches (any codec, idempotent or transactional producer fields) and
@@ -128,8 +148,8 @@ public sealed class RecordBatchBuilder
         at += rawHeaders.Length;
         foreach (RecordHeaderValue header in extraHeaders ?? [])
         {
-            at += Varint.WriteSigned(span[at..], Encoding.UTF8.GetByteCount(header.Key));
-            at += Encoding.UTF8.GetBytes(header.Key, span[at..]);
+            at += Varint.WriteSigned(span[at..], header.KeyByteCount);
+            at += header.WriteKey(span[at..]);
             at += WriteBytes(span[at..], header.Value, header.Value is null);
         }
 
@@ -163,7 +183,7 @@ public sealed class RecordBatchBuilder
             + Varint.SizeOfSigned(totalHeaders) + rawHeadersLength;
         foreach (RecordHeaderValue header in extraHeaders ?? [])
         {
-            bodySize += BytesSize(Encoding.UTF8.GetByteCount(header.Key), isNull: false) + BytesSize(header.Value?.Length ?? 0, header.Value is null);
+            bodySize += BytesSize(header.KeyByteCount, isNull: false) + BytesSize(header.Value?.Length ?? 0, header.Value is null);
         }
 
         return bodySize;
@@ -196,7 +216,7 @@ public sealed class RecordBatchBuilder
     {
         foreach (RecordHeaderValue header in headers ?? [])
         {
-            WriteBytes(body, Encoding.UTF8.GetBytes(header.Key), isNull: false);
+            WriteBytes(body, header.KeyBytes ?? Encoding.UTF8.GetBytes(header.Key), isNull: false);
             WriteBytes(body, header.Value, header.Value is null);
         }
     }

@@ -104,16 +104,19 @@ internal static class ConfluentMeta
             return true;
         }
 
-        // Each message once: a recursive or diamond-shaped schema is walked in time linear in its messages.
-        var seen = new HashSet<DescriptorProto>(ReferenceEqualityComparer.Instance);
+        // Each message is walked once (a recursive or diamond-shaped schema in time linear in its messages), or again when
+        // reached less deep, since its fields may then lead further before the depth limit.
+        var shallowest = new Dictionary<DescriptorProto, int>(ReferenceEqualityComparer.Instance);
         var pending = new Stack<(DescriptorProto Message, int Depth)>(schema.File.MessageTypes.Select(m => (m, 0)));
         while (pending.Count > 0)
         {
             (DescriptorProto message, int depth) = pending.Pop();
-            if (!seen.Add(message))
+            if (shallowest.TryGetValue(message, out int reached) && reached <= depth)
             {
                 continue;
             }
+
+            shallowest[message] = depth;
 
             foreach (FieldDescriptorProto field in message.Fields)
             {
