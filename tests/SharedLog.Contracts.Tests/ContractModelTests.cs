@@ -237,6 +237,38 @@ public class ContractModelTests
     }
 
     [Fact]
+    public async Task ARegistryLevelChangesBeforeTheContractChangeIsSeenAndIsSetAgainAfter()
+    {
+        // From a review: the revision was visible before the levels changed, so a registration that saw the contract in
+        // force was still checked at the old level, and a PUT /config accepted after a delete was undone by the level
+        // given back late. Here each call into the registry notes whether the store already showed the change.
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.LoadAsync(CancellationToken.None);
+        var calls = new List<string>();
+        var levels = new Dictionary<string, string?>();
+        var link = new RegistryLink(
+            subject => levels.GetValueOrDefault(subject),
+            _ => true,
+            released =>
+            {
+                calls.Add($"released, contract seen: {store.ForTopic("orders") is not null}");
+                return Task.CompletedTask;
+            },
+            inForce =>
+            {
+                calls.Add($"in force, contract seen: {store.ForTopic("orders") is not null}");
+                return Task.CompletedTask;
+            });
+
+        await store.ApplyAsync("topic: orders\nclass: raw\ncompatibility: FULL\nvalue: {}\n", "a", false, _ => [], CancellationToken.None, link);
+        Assert.Equal(["in force, contract seen: False", "in force, contract seen: True"], calls);
+
+        calls.Clear();
+        await store.DeleteAsync("orders", "a", CancellationToken.None, link);
+        Assert.Equal(["released, contract seen: True"], calls);
+    }
+
+    [Fact]
     public async Task TheMostSpecificPatternGovernsATopicAndAnExactNameBeatsEveryPattern()
     {
         using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
@@ -406,7 +438,7 @@ public class ContractModelTests
         Task<ContractChange> first = store.ApplyAsync("topic: t\nowner: a\n", "a", dryRun: false, _ => [], CancellationToken.None, Link(async inForce =>
         {
             seen.Enqueue(inForce.Owner!);
-            firstRunning.SetResult();
+            firstRunning.TrySetResult();
             await releaseFirst.Task;
             seen.Enqueue("a done");
         }));
@@ -421,7 +453,8 @@ public class ContractModelTests
         Assert.NotSame(second, await Task.WhenAny(second, Task.Delay(TimeSpan.FromMilliseconds(300))));
         releaseFirst.SetResult();
         Assert.Equal((1, 2), ((await first).Version, (await second.WaitAsync(TimeSpan.FromSeconds(10))).Version));
-        Assert.Equal(["a", "a done", "b"], seen);
+        // Each change sets its levels before it is seen and again after (see ARegistryLevelChangesBefore...).
+        Assert.Equal(["a", "a done", "a", "a done", "b", "b"], seen);
 
         // A dry run changes nothing elsewhere either; an unchanged apply sets it again (a retry after a registry failure).
         await store.ApplyAsync("topic: t\nowner: c\n", "c", dryRun: true, _ => [], CancellationToken.None, Link(_ => throw new InvalidOperationException("a dry run has nothing in force")));

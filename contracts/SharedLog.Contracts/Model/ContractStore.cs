@@ -556,35 +556,52 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             // Not cancellable once begun: an append the caller gave up on may still become durable, and memory must
             // then hold it too, or the next change reuses its version and a restart brings the "failed" one back.
             await journal.AppendAsync([RevisionEntry(revision)], CancellationToken.None);
+
+            // The registry's levels change before the revision is seen, so no one meets the new contract with the old levels:
+            // a level given back while the guard still refuses other changes of it (a user's PUT /config accepted once the
+            // binding is gone is not undone), and the new level in place before a registration can see the contract in
+            // force. Set again once it is seen: a PUT the guard let through in between (no binding yet) is overruled.
+            // The new version's levels are set even when giving one back failed, and the revision is applied and audited
+            // whatever the registry does (its journal could not be written): it is durable already; the first failure is
+            // thrown last.
+            Exception? registryFailure = null;
+            async Task SyncRegistryAsync(Func<Task> sync)
+            {
+                try
+                {
+                    await sync();
+                }
+                catch (Registry.SchemaRegistryException e)
+                {
+                    registryFailure ??= e;
+                }
+            }
+
+            if (registry is not null && released.Count > 0)
+            {
+                await SyncRegistryAsync(() => registry.Released(released));
+            }
+
+            if (registry is not null && after is not null)
+            {
+                await SyncRegistryAsync(() => registry.InForce(after));
+            }
+
             lock (_sync)
             {
                 Apply(revision);
             }
 
-            LogChanged(name, revision.Version, action, actor, diff.Count);
-            await WriteAuditAsync(ChangeRecord(revision, diff), name, revision.Version, revision);
-            // The new version's levels are set even when giving one back failed (the registry's journal could not be written).
-            Exception? releaseFailure = null;
-            if (registry is not null && released.Count > 0)
-            {
-                try
-                {
-                    await registry.Released(released);
-                }
-                catch (Registry.SchemaRegistryException e)
-                {
-                    releaseFailure = e;
-                }
-            }
-
             if (registry is not null && after is not null)
             {
-                await registry.InForce(after);
+                await SyncRegistryAsync(() => registry.InForce(after));
             }
 
-            if (releaseFailure is not null)
+            LogChanged(name, revision.Version, action, actor, diff.Count);
+            await WriteAuditAsync(ChangeRecord(revision, diff), name, revision.Version, revision);
+            if (registryFailure is not null)
             {
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(releaseFailure);
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(registryFailure);
             }
 
             return new ContractChange(name, revision.Version, Changed: true, diff);
