@@ -2536,6 +2536,15 @@ public sealed class ContractGateTests : IDisposable
             IParsedSchema schema = new JsonSchemaFormat().Parse(json, [], false);
             Assert.Null(await Task.Run(() => SchemaFieldPaths.UnhashableType(schema, ["f"])).WaitAsync(TimeSpan.FromSeconds(30)));
         }
+
+        // Each $ref is followed once, so a branch after such a chain is still read (a visit budget, my first fix, ran out in
+        // the chain and passed the integer branch unread: found by a review).
+        string integerAfterChain = diamonds.Replace("\"f\":{\"$ref\":\"#/$defs/d0\"}", "\"f\":{\"anyOf\":[{\"$ref\":\"#/$defs/d0\"},{\"type\":\"integer\"}]}", StringComparison.Ordinal);
+        Assert.NotEqual(diamonds, integerAfterChain);
+        IParsedSchema withInteger = new JsonSchemaFormat().Parse(integerAfterChain, [], false);
+        Assert.Equal("integer", await Task.Run(() => SchemaFieldPaths.UnhashableType(withInteger, ["f"])).WaitAsync(TimeSpan.FromSeconds(30)));
+        string selfNamedWithInteger = selfNamed.Replace("{\"type\":\"string\"}]", "{\"type\":\"string\"},{\"type\":\"integer\"}]", StringComparison.Ordinal);
+        Assert.Equal("integer", SchemaFieldPaths.UnhashableType(new JsonSchemaFormat().Parse(selfNamedWithInteger, [], false), ["f"]));
     }
 
     [Theory]

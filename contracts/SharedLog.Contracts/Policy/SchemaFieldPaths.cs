@@ -236,11 +236,7 @@ public static class SchemaFieldPaths
                 field.type is Google.Protobuf.Reflection.FieldDescriptorProto.Type.TypeString or Google.Protobuf.Reflection.FieldDescriptorProto.Type.TypeBytes
                     ? null
                     : field.type.ToString()["Type".Length..].ToLowerInvariant()),
-            json =>
-            {
-                int visits = MaxJsonVisits;
-                return UnhashableJson(json, json, names, 0, 0, ref visits);
-            },
+            json => UnhashableJson(json, json, names, 0, 0, []),
             unreadableJson: null);
     }
 
@@ -416,18 +412,26 @@ public static class SchemaFieldPaths
         return null;
     }
 
-    /// <param name="visits">Schemas left to look at: <c>$ref</c>s under combinators can name each other (two branches each
-    /// naming the next definition double the walk per level), so past the budget the schema is taken as not telling.</param>
-    private static string? UnhashableJson(JsonElement schema, JsonElement root, IReadOnlyList<string> names, int index, int depth, ref int visits)
+    /// <param name="refs">What each <c>$ref</c> gave at each path index: <c>$ref</c>s under combinators can name each other
+    /// (two branches each naming the next definition doubled the walk per level), so each is followed once per index. One
+    /// met again while it is being followed (it names itself) adds nothing its other branches do not.</param>
+    private static string? UnhashableJson(JsonElement schema, JsonElement root, IReadOnlyList<string> names, int index, int depth, Dictionary<(string Ref, int Index), string?> refs)
     {
-        if (depth > SchemaLimits.MaxDepth || --visits < 0 || schema.ValueKind != JsonValueKind.Object)
+        if (depth > SchemaLimits.MaxDepth || schema.ValueKind != JsonValueKind.Object)
         {
             return null;
         }
 
         if (schema.TryGetProperty("$ref", out JsonElement reference) && reference.ValueKind == JsonValueKind.String)
         {
-            return JsonPointer(root, reference.GetString()!) is { } target ? UnhashableJson(target, root, names, index, depth + 1, ref visits) : null;
+            (string, int) key = (reference.GetString()!, index);
+            if (refs.TryGetValue(key, out string? known))
+            {
+                return known;
+            }
+
+            refs[key] = null;
+            return refs[key] = JsonPointer(root, key.Item1) is { } target ? UnhashableJson(target, root, names, index, depth + 1, refs) : null;
         }
 
         if (index == names.Count)
@@ -435,7 +439,7 @@ public static class SchemaFieldPaths
             // An array's elements are hashed one by one; otherwise a declared type without "string" cannot be hashed.
             if (schema.TryGetProperty("items", out JsonElement items) && items.ValueKind == JsonValueKind.Object)
             {
-                return UnhashableJson(items, root, names, index, depth + 1, ref visits);
+                return UnhashableJson(items, root, names, index, depth + 1, refs);
             }
 
             string[] types;
@@ -474,7 +478,7 @@ public static class SchemaFieldPaths
                 // Beside other keywords that may rule a branch out (allOf, not, the other combinator), the schema does not tell.
                 foreach (JsonElement branch in branches.EnumerateArray())
                 {
-                    foreach (string found in UnhashableJson(branch, root, names, index, depth + 1, ref visits)?.Split(" or ") ?? [])
+                    foreach (string found in UnhashableJson(branch, root, names, index, depth + 1, refs)?.Split(" or ") ?? [])
                     {
                         if (!unhashable.Contains(found))
                         {
@@ -490,12 +494,12 @@ public static class SchemaFieldPaths
         if (schema.TryGetProperty("items", out JsonElement elementSchema) && elementSchema.ValueKind == JsonValueKind.Object
             && !schema.TryGetProperty("properties", out _))
         {
-            return UnhashableJson(elementSchema, root, names, index, depth + 1, ref visits);
+            return UnhashableJson(elementSchema, root, names, index, depth + 1, refs);
         }
 
         return schema.TryGetProperty("properties", out JsonElement properties) && properties.ValueKind == JsonValueKind.Object
             && properties.TryGetProperty(names[index], out JsonElement property)
-            ? UnhashableJson(property, root, names, index + 1, depth + 1, ref visits)
+            ? UnhashableJson(property, root, names, index + 1, depth + 1, refs)
             : null;
     }
 
