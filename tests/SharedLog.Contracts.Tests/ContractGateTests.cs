@@ -2595,4 +2595,31 @@ public sealed class ContractGateTests : IDisposable
         var (counts, violations) = await take.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal((1, 1), (counts.Count, violations.Count)); // the batch's count and its violation, in one window
     }
+
+    [Fact]
+    public async Task ApplyWalksTheTagsOfAProtobufFilesFirstThousandMessagesAndTheGateTheRest()
+    {
+        // From a review: apply walked from every message of the file, each walk up to its step budget (25,600 messages:
+        // 15 s). Past the first 1,000, a message whose walk is past its limits is found by the gate at its first record.
+        var text = new StringBuilder("syntax = \"proto3\";\npackage wide;\nimport \"confluent/meta.proto\";\n");
+        text.Append("message L6 { string email = 1 [(confluent.field_meta).tags = \"PII\"]; }\n");
+        for (int level = 5; level >= 0; level--)
+        {
+            // Ten fields of the next level each: a walk from L0 takes a million steps.
+            text.Append($"message L{level} {{ {string.Join(' ', Enumerable.Range(1, 10).Select(f => $"L{level + 1} f{f} = {f};"))} }}\n");
+        }
+
+        for (int m = 0; m < SchemaFieldPaths.MaxProtobufRootsChecked; m++)
+        {
+            text.Append($"message Small{m} {{ string note = 1; }}\n");
+        }
+
+        int id = (await _registry.RegisterAsync("wide-value", new SchemaRequest(text.ToString(), SchemaType.Protobuf, []), CancellationToken.None)).Id;
+        var parsed = (SharedLog.Contracts.Formats.Protobuf.ProtobufParsedSchema)_registry.ParsedById(id)!;
+        IReadOnlyList<IParsedSchema>? Known(SchemaRequirement requirement, bool isKey) => isKey ? null : [parsed];
+        Assert.Equal(SchemaFieldPaths.MaxProtobufRootsChecked, parsed.RecordMessageFullNames.ToList().IndexOf("wide.L0"));
+
+        Assert.Empty(SchemaFieldPaths.PrivacyPathProblems(ContractParser.Parse("topic: wide\nvalue: {}\nprivacy:\n  - tag: PII\n    action: hash\n"), Known));
+        Assert.Throws<InvalidOperationException>(() => SchemaTags.PathsWithTag(parsed, "PII", "wide.L0"));
+    }
 }
