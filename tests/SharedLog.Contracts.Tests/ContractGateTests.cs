@@ -2622,4 +2622,22 @@ public sealed class ContractGateTests : IDisposable
         Assert.Empty(SchemaFieldPaths.PrivacyPathProblems(ContractParser.Parse("topic: wide\nvalue: {}\nprivacy:\n  - tag: PII\n    action: hash\n"), Known));
         Assert.Throws<InvalidOperationException>(() => SchemaTags.PathsWithTag(parsed, "PII", "wide.L0"));
     }
+
+    [Theory]
+    [InlineData(55)]
+    [InlineData(61)]
+    [InlineData(70)]
+    public void A_json_ref_first_reached_at_the_depth_limit_is_still_read_where_it_is_reached_shallower(int length)
+    {
+        // From a review: the $ref memo ignored depth, so a ref cut short at the limit (61 links, then the ref to n) was
+        // remembered as telling nothing, and the same ref one level deep gave that instead of its integer.
+        var defs = new StringBuilder();
+        for (int i = 0; i < length; i++)
+        {
+            defs.Append($"\"c{i}\":{{\"$ref\":\"#/$defs/c{i + 1}\"}},");
+        }
+
+        string json = $"{{\"type\":\"object\",\"$defs\":{{{defs}\"c{length}\":{{\"$ref\":\"#/$defs/n\"}},\"n\":{{\"type\":\"integer\"}}}},\"properties\":{{\"f\":{{\"anyOf\":[{{\"$ref\":\"#/$defs/c0\"}},{{\"$ref\":\"#/$defs/n\"}}]}}}}}}";
+        Assert.Equal("integer", SchemaFieldPaths.UnhashableType(new JsonSchemaFormat().Parse(json, [], false), ["f"]));
+    }
 }

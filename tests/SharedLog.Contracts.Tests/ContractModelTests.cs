@@ -269,6 +269,20 @@ public class ContractModelTests
     }
 
     [Fact]
+    public async Task ARegistryFailureOfAnyKindLeavesTheStoredChangeAppliedAndItsVersionUsed()
+    {
+        // From a review: with the levels set before the change is seen, an exception other than the registry's own (its
+        // semaphore disposed at shutdown) left a revision durable in the journal but not in memory.
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.LoadAsync(CancellationToken.None);
+        var link = new RegistryLink(_ => null, _ => true, _ => Task.CompletedTask, _ => throw new ObjectDisposedException("SchemaRegistry"));
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => store.ApplyAsync("topic: orders\nclass: raw\ncompatibility: FULL\nvalue: {}\n", "a", false, _ => [], CancellationToken.None, link));
+        Assert.NotNull(store.ForTopic("orders"));
+        ContractChange next = await store.ApplyAsync("topic: orders\nclass: raw\ncompatibility: BACKWARD\nvalue: {}\n", "b", false, _ => [], CancellationToken.None);
+        Assert.Equal(2, next.Version);
+    }
+
+    [Fact]
     public async Task TheMostSpecificPatternGovernsATopicAndAnExactNameBeatsEveryPattern()
     {
         using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);

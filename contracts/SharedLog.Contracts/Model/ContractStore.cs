@@ -562,8 +562,8 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             // binding is gone is not undone), and the new level in place before a registration can see the contract in
             // force. Set again once it is seen: a PUT the guard let through in between (no binding yet) is overruled.
             // The new version's levels are set even when giving one back failed, and the revision is applied and audited
-            // whatever the registry does (its journal could not be written): it is durable already; the first failure is
-            // thrown last.
+            // whatever the registry does (its journal could not be written, or it is being disposed at shutdown): it is
+            // durable already, and memory must hold it too; the first failure is thrown last.
             Exception? registryFailure = null;
             async Task SyncRegistryAsync(Func<Task> sync)
             {
@@ -571,7 +571,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
                 {
                     await sync();
                 }
-                catch (Registry.SchemaRegistryException e)
+                catch (Exception e)
                 {
                     registryFailure ??= e;
                 }

@@ -417,10 +417,11 @@ public static class SchemaFieldPaths
         return null;
     }
 
-    /// <param name="refs">What each <c>$ref</c> gave at each path index: <c>$ref</c>s under combinators can name each other
-    /// (two branches each naming the next definition doubled the walk per level), so each is followed once per index. One
-    /// met again while it is being followed (it names itself) adds nothing its other branches do not.</param>
-    private static string? UnhashableJson(JsonElement schema, JsonElement root, IReadOnlyList<string> names, int index, int depth, Dictionary<(string Ref, int Index), string?> refs)
+    /// <param name="refs">What each <c>$ref</c> gave at each path index and depth: <c>$ref</c>s under combinators can name each
+    /// other (two branches each naming the next definition doubled the walk per level), so each is followed once per index
+    /// and depth (the depth limit cuts a deep route short where a shallower one to the same ref goes on). One met again
+    /// while it is being followed (it names itself) adds nothing its other branches do not.</param>
+    private static string? UnhashableJson(JsonElement schema, JsonElement root, IReadOnlyList<string> names, int index, int depth, Dictionary<(string Ref, int Index, int Depth), string?> refs)
     {
         if (depth > SchemaLimits.MaxDepth || schema.ValueKind != JsonValueKind.Object)
         {
@@ -429,7 +430,7 @@ public static class SchemaFieldPaths
 
         if (schema.TryGetProperty("$ref", out JsonElement reference) && reference.ValueKind == JsonValueKind.String)
         {
-            (string, int) key = (reference.GetString()!, index);
+            (string, int, int) key = (reference.GetString()!, index, depth);
             if (refs.TryGetValue(key, out string? known))
             {
                 return known;
