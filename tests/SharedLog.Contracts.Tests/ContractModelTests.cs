@@ -269,6 +269,29 @@ public class ContractModelTests
     }
 
     [Fact]
+    public async Task WorkBetweenChangesWaitsForAChangeSettingItsLevels()
+    {
+        // The registry API repairs a bound subject's level after a subject delete through this: interleaved with a contract
+        // delete (review 12), it wrote the deleted contract's level after the delete had given the earlier one back.
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.LoadAsync(CancellationToken.None);
+        var inForceRunning = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var releaseInForce = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Task<ContractChange> change = store.ApplyAsync("topic: t\nowner: a\n", "a", dryRun: false, _ => [], CancellationToken.None, Link(async _ =>
+        {
+            inForceRunning.TrySetResult();
+            await releaseInForce.Task;
+        }));
+        await inForceRunning.Task.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Task<bool> between = store.BetweenChangesAsync(() => Task.FromResult(store.ForTopic("t") is not null));
+        Assert.NotSame(between, await Task.WhenAny(between, Task.Delay(TimeSpan.FromMilliseconds(300)))); // a bounded wait for what must not happen
+        releaseInForce.SetResult();
+        await change.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(await between.WaitAsync(TimeSpan.FromSeconds(10))); // it ran after the change, which it saw
+    }
+
+    [Fact]
     public async Task ARegistryFailureOfAnyKindLeavesTheStoredChangeAppliedAndItsVersionUsed()
     {
         // From a review: with the levels set before the change is seen, an exception other than the registry's own (its

@@ -299,37 +299,31 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
     /// Sets a bound subject's level back to its contract's when it is not that (a subject delete removes the subject's
     /// settings; a level change checked just before a contract was applied lands after the contract's own). True when it did.
     /// </summary>
-    private async Task<bool> RestoreContractLevelAsync(string subject)
+    private Task<bool> RestoreContractLevelAsync(string subject) => contracts.BetweenChangesAsync(async () =>
     {
-        // Checked again after each write: a contract change may have set its level between this check and the write, and
-        // seen it already right (the write then put back the contract it replaced), so the write is repeated, a few times.
-        bool restored = false;
-        for (int attempt = 0; attempt < 3; attempt++)
+        // Between contract changes: one that set or gave back this subject's level between the check and the write would
+        // have its level overwritten with the replaced contract's.
+        if (contracts.ContractBinding(subject) is not { } contract || registry.SubjectCompatibility(subject) == contract.Compatibility)
         {
-            if (contracts.ContractBinding(subject) is not { } contract || registry.SubjectCompatibility(subject) == contract.Compatibility)
-            {
-                return restored;
-            }
-
-            try
-            {
-                // Not cancelled with the request: the change it repairs is done whether or not its client waits.
-                await registry.SetCompatibilityAsync(subject, contract.Compatibility, CancellationToken.None);
-            }
-            catch (SchemaRegistryException e)
-            {
-                // The delete it follows happened (a read-only registry, a journal failure): its answer stands, and the level
-                // comes back with the contract's next apply.
-                LogLevelNotRestored(e, subject, contract.Compatibility, contract.Name);
-                return restored;
-            }
-
-            LogLevelRestored(subject, contract.Compatibility, contract.Name);
-            restored = true;
+            return false;
         }
 
-        return restored;
-    }
+        try
+        {
+            // Not cancelled with the request: the change it repairs is done whether or not its client waits.
+            await registry.SetCompatibilityAsync(subject, contract.Compatibility, CancellationToken.None);
+        }
+        catch (SchemaRegistryException e)
+        {
+            // The delete it follows happened (a read-only registry, a journal failure): its answer stands, and the level
+            // comes back with the contract's next apply.
+            LogLevelNotRestored(e, subject, contract.Compatibility, contract.Name);
+            return false;
+        }
+
+        LogLevelRestored(subject, contract.Compatibility, contract.Name);
+        return true;
+    });
 
     private async Task ModeAsync(HttpContext context, string method, string? subject)
     {

@@ -676,6 +676,25 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         ["diff"] = diff,
     };
 
+    /// <summary>
+    /// Runs <paramref name="work"/> while no contract change is under way: a change sets and gives back registry levels
+    /// around the moment it is seen, and a repair of a bound subject's level (after a subject delete) must see the binding
+    /// and write the level with no change in between, or it writes the level of a contract just replaced or deleted.
+    /// </summary>
+    public async Task<T> BetweenChangesAsync<T>(Func<Task<T>> work)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        await _writer.WaitAsync(CancellationToken.None);
+        try
+        {
+            return await work();
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+
     /// <summary>Writes the audit records the audit topic refused before, if any; true when none is left waiting.</summary>
     public async Task<bool> RetryAuditAsync(CancellationToken cancellationToken)
     {
