@@ -299,11 +299,12 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
     /// Sets a bound subject's level back to its contract's when it is not that (a subject delete removes the subject's
     /// settings; a level change checked just before a contract was applied lands after the contract's own). True when it did.
     /// </summary>
-    private Task<bool> RestoreContractLevelAsync(string subject) => contracts.BetweenChangesAsync(async () =>
+    private async Task<bool> RestoreContractLevelAsync(string subject) => NeedsContractLevel(subject) is not null && await contracts.BetweenChangesAsync(async () =>
     {
-        // Between contract changes: one that set or gave back this subject's level between the check and the write would
-        // have its level overwritten with the replaced contract's.
-        if (contracts.ContractBinding(subject) is not { } contract || registry.SubjectCompatibility(subject) == contract.Compatibility)
+        // Checked again between contract changes: one that set or gave back this subject's level between the check and the
+        // write would have its level overwritten with the replaced contract's. (Nothing to do needs no such care: a change
+        // after the check sets its own levels.)
+        if (NeedsContractLevel(subject) is not { } contract)
         {
             return false;
         }
@@ -324,6 +325,10 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
         LogLevelRestored(subject, contract.Compatibility, contract.Name);
         return true;
     });
+
+    /// <summary>The contract binding <paramref name="subject"/> when the subject's level is not that contract's, else null.</summary>
+    private SharedLog.Contracts.Model.ContractDefinition? NeedsContractLevel(string subject) =>
+        contracts.ContractBinding(subject) is { } contract && registry.SubjectCompatibility(subject) != contract.Compatibility ? contract : null;
 
     private async Task ModeAsync(HttpContext context, string method, string? subject)
     {
