@@ -787,7 +787,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                 // Retriable: the client backs off and retries while uploads catch up (or, for the WAL, until the broker is replaced).
                 result.ErrorCode = (short)ErrorCode.KafkaStorageError;
                 result.ErrorMessage = e.Message;
-                LogStorageRefusal(topic, result.Index, e.Message);
+                _storageRefusals.Add(topic, result.Index, e.Message);
                 break;
             case StreamNotOpenException:
                 result.ErrorCode = (short)ErrorCode.NotLeaderOrFollower;
@@ -915,80 +915,12 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     /// <summary>Thrown into a rejected batch's append task when its producer's state finds it new: it is refused, not stored.</summary>
     private sealed class RejectedByContractException() : Exception("The contract in force rejects the batch.");
 
-    // Storage refusals come in storms (every producer retrying every partition while uploads catch up): the first of a
-    // window is logged at once, the rest of the window as one line with their count when the window ends.
-    private static readonly TimeSpan StorageRefusalWindow = TimeSpan.FromSeconds(10);
-    private readonly Lock _storageRefusals = new();
-    private long _storageRefusalWindowStart = long.MinValue;
-    private long _storageRefusalsHeld;
-    private (string Topic, int Partition, string Reason) _lastHeldRefusal;
-    private Timer? _storageRefusalFlush;
-    private bool _disposed;
-
-    private void LogStorageRefusal(string topic, int partition, string reason)
-    {
-        bool logNow = false;
-        lock (_storageRefusals)
-        {
-            long now = System.Diagnostics.Stopwatch.GetTimestamp();
-            if (_storageRefusalsHeld == 0 && (_storageRefusalWindowStart == long.MinValue || System.Diagnostics.Stopwatch.GetElapsedTime(_storageRefusalWindowStart, now) >= StorageRefusalWindow))
-            {
-                _storageRefusalWindowStart = now;
-                logNow = true;
-            }
-            else
-            {
-                if (_storageRefusalsHeld++ == 0 && !_disposed)
-                {
-                    TimeSpan left = StorageRefusalWindow - System.Diagnostics.Stopwatch.GetElapsedTime(_storageRefusalWindowStart, now);
-                    _storageRefusalFlush ??= new Timer(static state => ((ProduceHandler)state!).FlushStorageRefusals(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-                    _storageRefusalFlush.Change(left > TimeSpan.Zero ? left : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
-                }
-
-                _lastHeldRefusal = (topic, partition, reason);
-            }
-        }
-
-        if (logNow)
-        {
-            LogStorageRefused(logger, topic, partition, reason);
-        }
-    }
+    // Storage refusals come in storms (every producer retrying every partition while uploads catch up): logged a line per window.
+    private readonly StorageRefusalLog _storageRefusals = new(logger);
 
     /// <summary>Stops a pending refusal summary from firing after the host (and its logging) has gone.</summary>
-    public void Dispose()
-    {
-        lock (_storageRefusals)
-        {
-            _disposed = true;
-            _storageRefusalFlush?.Dispose();
-            _storageRefusalFlush = null;
-        }
-    }
+    public void Dispose() => _storageRefusals.Dispose();
 
-    private void FlushStorageRefusals()
-    {
-        long held;
-        (string Topic, int Partition, string Reason) last;
-        lock (_storageRefusals)
-        {
-            held = _storageRefusalsHeld;
-            last = _lastHeldRefusal;
-            _storageRefusalsHeld = 0;
-            _storageRefusalWindowStart = System.Diagnostics.Stopwatch.GetTimestamp();
-        }
-
-        if (held > 0)
-        {
-            LogStorageRefusedMore(logger, held, (int)StorageRefusalWindow.TotalSeconds, last.Topic, last.Partition, last.Reason);
-        }
-    }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Produce to {Topic}-{Partition} refused with KAFKA_STORAGE_ERROR (retriable): {Reason} Further such refusals within 10 s are logged as one line.")]
-    private static partial void LogStorageRefused(ILogger logger, string topic, int partition, string reason);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Refusals} more produce(s) refused with KAFKA_STORAGE_ERROR (retriable) within {Seconds} s; the last to {Topic}-{Partition}: {Reason}")]
-    private static partial void LogStorageRefusedMore(ILogger logger, long refusals, int seconds, string topic, int partition, string reason);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Contract gate failed on a batch for {Topic}-{Partition}")]
     private static partial void LogGateFailed(ILogger logger, Exception error, string topic, int partition);
