@@ -580,14 +580,22 @@ public class RuleAllocationTests
             },
         };
         Assert.True(rule.Evaluate(variables).IsPassed);
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var i = 0; i < 1000; i++)
+
+        // The fewest bytes of five rounds: the JIT's tier-up can allocate on this thread once, inside any one round
+        // (a CI run saw 5,896 bytes in a single round of 1,000), while an allocation per evaluation shows in every round.
+        double fewestPerEvaluation = double.MaxValue;
+        for (int round = 0; round < 5; round++)
         {
-            rule.Evaluate(variables);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 1000; i++)
+            {
+                rule.Evaluate(variables);
+            }
+
+            fewestPerEvaluation = Math.Min(fewestPerEvaluation, (GC.GetAllocatedBytesForCurrentThread() - before) / 1000.0);
         }
 
-        var perEvaluation = (GC.GetAllocatedBytesForCurrentThread() - before) / 1000.0;
-        Assert.True(perEvaluation < 1, $"{perEvaluation} bytes allocated per evaluation");
+        Assert.True(fewestPerEvaluation < 1, $"{fewestPerEvaluation} bytes allocated per evaluation");
     }
 }
 
