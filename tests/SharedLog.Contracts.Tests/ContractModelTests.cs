@@ -299,10 +299,27 @@ public class ContractModelTests
         using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
         await store.LoadAsync(CancellationToken.None);
         var link = new RegistryLink(_ => null, _ => true, _ => Task.CompletedTask, _ => throw new ObjectDisposedException("SchemaRegistry"));
-        await Assert.ThrowsAsync<ObjectDisposedException>(() => store.ApplyAsync("topic: orders\nclass: raw\ncompatibility: FULL\nvalue: {}\n", "a", false, _ => [], CancellationToken.None, link));
+        var stored = await Assert.ThrowsAsync<ContractRegistrySyncException>(() => store.ApplyAsync("topic: orders\nclass: raw\ncompatibility: FULL\nvalue: {}\n", "a", false, _ => [], CancellationToken.None, link));
+        Assert.IsType<ObjectDisposedException>(stored.InnerException);
+        Assert.Equal(1, stored.Version);
         Assert.NotNull(store.ForTopic("orders"));
         ContractChange next = await store.ApplyAsync("topic: orders\nclass: raw\ncompatibility: BACKWARD\nvalue: {}\n", "b", false, _ => [], CancellationToken.None);
         Assert.Equal(2, next.Version);
+    }
+
+    [Fact]
+    public async Task ASubjectWhoseLevelCannotBeSetDoesNotStopTheContractsOtherSubjects()
+    {
+        // The key subject became read-only after the contract was checked: its value subject still gets the contract's level.
+        using var registry = new SchemaRegistry([], new InMemoryJournal(), NullLogger<SchemaRegistry>.Instance);
+        await registry.LoadAsync(CancellationToken.None);
+        await registry.SetModeAsync("orders-key", RegistryMode.ReadOnly, force: false, CancellationToken.None);
+        ContractDefinition contract = ContractParser.Parse("topic: orders\nclass: raw\ncompatibility: FULL\nkey: {}\nvalue: {}\n");
+
+        var refused = await Assert.ThrowsAsync<SchemaRegistryException>(() => ContractRegistrySync.ApplyAsync(contract, registry, CancellationToken.None));
+        Assert.Equal(RegistryErrorCodes.OperationNotPermitted, refused.ErrorCode);
+        Assert.Null(registry.SubjectCompatibility("orders-key"));
+        Assert.Equal(CompatibilityLevel.Full, registry.SubjectCompatibility("orders-value"));
     }
 
     [Fact]

@@ -194,9 +194,13 @@ public static partial class ContractsApi
 
             return Json(body);
         }
-        catch (SchemaRegistryException e)
+        catch (ContractRegistrySyncException e)
         {
-            return Error(e.HttpStatus, $"The contract was stored, but setting its subjects' compatibility failed: {e.Message}");
+            // The registry's own refusal keeps its status; anything else (its journal failed, it is shutting down) is the
+            // broker's fault, named by type since its message alone may not say what failed.
+            return e.InnerException is SchemaRegistryException refused
+                ? Error(refused.HttpStatus, e.Message)
+                : Error(500, $"{e.Message} ({e.InnerException!.GetType().Name}); apply the same contract again to set them.");
         }
         catch (ContractValidationException e)
         {

@@ -100,6 +100,18 @@ public sealed record ContractDefinition(
         Matches(topic) && !(IsPattern && IsQuarantineName(topic, out string? source) && (source is null || Matches(source)));
 }
 
+/// <summary>
+/// A contract change that was stored (durable, in force and audited as <see cref="Version"/>) while setting its subjects'
+/// compatibility levels in the registry failed; <see cref="Exception.InnerException"/> is the registry's first failure.
+/// </summary>
+public sealed class ContractRegistrySyncException(string name, int version, Exception failure)
+    : Exception($"Contract '{name}' was stored as version {version}, but setting its subjects' compatibility failed: {failure.Message}", failure)
+{
+    public string Name { get; } = name;
+
+    public int Version { get; } = version;
+}
+
 /// <summary>A contract file that cannot be used; <see cref="Problems"/> lists every problem found, with line and column where known.</summary>
 public sealed class ContractValidationException(IReadOnlyList<string> problems)
     : Exception("Invalid contract: " + string.Join("; ", Listed(problems)))

@@ -11,20 +11,33 @@ namespace SharedLog.Contracts.Model;
 /// </summary>
 public static class ContractRegistrySync
 {
-    /// <summary>Returns "subject: LEVEL" for each subject whose level was changed.</summary>
+    /// <summary>
+    /// Returns "subject: LEVEL" for each subject whose level was changed. A subject the registry refuses does not stop the
+    /// others (the value subject still gets its level when the key's fails); the first failure is thrown after them.
+    /// </summary>
     public static async Task<IReadOnlyList<string>> ApplyAsync(ContractDefinition contract, SchemaRegistry registry, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(contract);
+        ArgumentNullException.ThrowIfNull(registry);
         var changed = new List<string>();
+        Exception? failure = null;
         foreach (string subject in NamedSubjects(contract))
         {
             if (registry.SubjectCompatibility(subject) != contract.Compatibility)
             {
-                await registry.SetCompatibilityAsync(subject, contract.Compatibility, cancellationToken);
-                changed.Add($"{subject}: {RegistryNames.Name(contract.Compatibility)}");
+                try
+                {
+                    await registry.SetCompatibilityAsync(subject, contract.Compatibility, cancellationToken);
+                    changed.Add($"{subject}: {RegistryNames.Name(contract.Compatibility)}");
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    failure ??= e;
+                }
             }
         }
 
-        return changed;
+        return failure is null ? changed : throw failure;
     }
 
     /// <summary>A subject's own compatibility level's name, or null when it follows the registry's global level.</summary>
@@ -37,14 +50,14 @@ public static class ContractRegistrySync
     /// <summary>
     /// Gives subjects a contract no longer binds the level they had before it bound them (removes the subject's own level
     /// when it followed the global one). Returns "subject: LEVEL" (or "subject: global level") for each changed. A subject
-    /// the registry refuses does not stop the others; the first refusal is thrown after them.
+    /// the registry refuses does not stop the others; the first failure is thrown after them.
     /// </summary>
     public static async Task<IReadOnlyList<string>> ReleaseAsync(IReadOnlyList<SubjectLevel> released, SchemaRegistry registry, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(released);
         ArgumentNullException.ThrowIfNull(registry);
         var changed = new List<string>();
-        SchemaRegistryException? failure = null;
+        Exception? failure = null;
         foreach ((string subject, string? level) in released)
         {
             CompatibilityLevel earlier = default;
@@ -67,7 +80,7 @@ public static class ContractRegistrySync
 
                 changed.Add($"{subject}: {level ?? "global level"}");
             }
-            catch (SchemaRegistryException e)
+            catch (Exception e) when (e is not OperationCanceledException)
             {
                 failure ??= e;
             }

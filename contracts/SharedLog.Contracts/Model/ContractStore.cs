@@ -563,7 +563,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             // force. Set again once it is seen: a PUT the guard let through in between (no binding yet) is overruled.
             // The new version's levels are set even when giving one back failed, and the revision is applied and audited
             // whatever the registry does (its journal could not be written, or it is being disposed at shutdown): it is
-            // durable already, and memory must hold it too; the first failure is thrown last.
+            // durable already, and memory must hold it too; the first failure is thrown last, saying the change was stored.
             Exception? registryFailure = null;
             async Task SyncRegistryAsync(Func<Task> sync)
             {
@@ -601,7 +601,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             await WriteAuditAsync(ChangeRecord(revision, diff), name, revision.Version, revision);
             if (registryFailure is not null)
             {
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(registryFailure);
+                throw new ContractRegistrySyncException(name, revision.Version, registryFailure);
             }
 
             return new ContractChange(name, revision.Version, Changed: true, diff);
