@@ -2466,6 +2466,28 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task ARegisteredSchemaWhoseReferenceIsGoneIsTheRecordsFailureNotTheBrokers()
+    {
+        // A compacted _schemas log (or an older build) can hold a schema whose referenced version was deleted for good; its
+        // parse fails when first asked for. From a review: the gate let that escape, and the batch failed as an unknown
+        // server error, which clients do not explain.
+        var journal = new InMemoryJournal();
+        await journal.AppendAsync(
+            [RegistryRecords.SchemaVersion(new SchemaVersionValue { Subject = "dangling-value", Version = 1, Id = 7, Schema = """{"type":"record","name":"Pay","fields":[{"name":"card","type":"shop.Card"}]}""", References = [new SchemaReference("shop.Card", "card", 1)] })],
+            CancellationToken.None);
+        using var registry = new SchemaRegistry([new AvroSchemaFormat()], journal, NullLogger<SchemaRegistry>.Instance);
+        await registry.LoadAsync(CancellationToken.None);
+        var gate = new ContractGate(_store, registry, [new AvroPayloadCodec()], new JsonPayloadValidatorCache(), _metrics, new PrivacyRewriter("k"u8.ToArray()), _gateLog);
+        await ApplyAsync("topic: dangling\nclass: certified\nvalue: {}\n");
+
+        GateResult result = gate.Inspect(gate.ContractFor("dangling")!, "dangling", 0, RecordBatch.Parse(new RecordBatchBuilder(1_000).Add(null, Framed(7, [2, 0x61]), 1_000).Build()));
+        Assert.Equal(GateOutcome.Reject, result.Outcome);
+        RecordViolation violation = Assert.Single(result.Violations);
+        Assert.Equal(ViolationKind.UnknownSchema, violation.Kind);
+        Assert.Contains("schema id 7 cannot be used", violation.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ASensitiveBatchRefusedUnderFlagIsEvidencedAsARejectionWithoutOffsets()
     {
         int id = await RegisterAsync("sensitive-flag-value", JsonSchemaText, SchemaType.Json);

@@ -419,4 +419,50 @@ public class SchemaRegistryTests
         Assert.Equal(RegistryErrorCodes.SubjectNotFound, await ErrorOfAsync(() => registry.DeleteCompatibilityAsync("s", CancellationToken.None))); // as Confluent: DELETE /config/{subject} of an unset level
         Assert.Equal(RegistryErrorCodes.InvalidSchema, await ErrorOfAsync(() => registry.RegisterAsync("r", Fields("b") with { References = [new SchemaReference("x", "nowhere", 1)] }, CancellationToken.None)));
     }
+    [Fact]
+    public async Task AVersionALiveSchemaReferencesIsNotRemovedByRegisteringItsSchemaAgain()
+    {
+        // From a review: registering a soft-deleted version's schema again deleted that version for good, though a live
+        // schema referenced it; the referrer could then not be parsed again, and the contract gate failed its batches.
+        using SchemaRegistry registry = await OpenAsync(new MemoryJournal());
+        await registry.RegisterAsync("card", Fields("n"), CancellationToken.None);
+        await registry.DeleteVersionAsync("card", "1", permanent: false, CancellationToken.None);
+        RegisteredSchema pay = await registry.RegisterAsync("pay", Fields("id") with { References = [new SchemaReference("Card", "card", 1)] }, CancellationToken.None);
+
+        await registry.RegisterAsync("card", Fields("n"), CancellationToken.None);
+        Assert.Equal([1, 2], registry.Versions("card", includeDeleted: true));
+
+        await registry.DeleteVersionAsync("pay", "1", permanent: false, CancellationToken.None);
+        Assert.NotNull(registry.ParsedById(pay.Id));
+    }
+
+    [Fact]
+    public async Task AnImportUnderAnotherIdDoesNotMakeTheOriginalIdUnfindable()
+    {
+        // From a review: the imported id took the content over, and once it was deleted the content found no id at all,
+        // so the same schema got a third id though the first still held it.
+        using SchemaRegistry registry = await OpenAsync(new MemoryJournal());
+        RegisteredSchema a = await registry.RegisterAsync("a", Fields("x"), CancellationToken.None);
+        await registry.SetModeAsync("b", RegistryMode.Import, force: false, CancellationToken.None);
+        await registry.RegisterAsync("b", Fields("x") with { Id = 900, Version = 1 }, CancellationToken.None);
+        Assert.Equal(a.Id, (await registry.RegisterAsync("c", Fields("x"), CancellationToken.None)).Id);
+
+        await registry.DeleteModeAsync("b", CancellationToken.None);
+        await registry.DeleteSubjectAsync("b", permanent: false, CancellationToken.None);
+        await registry.DeleteSubjectAsync("b", permanent: true, CancellationToken.None);
+        Assert.Equal(a.Id, (await registry.RegisterAsync("d", Fields("x"), CancellationToken.None)).Id);
+    }
+
+    [Fact]
+    public async Task AnImportedIdOfKnownContentIsFoundByThatContentOnceTheFirstIdIsGone()
+    {
+        using SchemaRegistry registry = await OpenAsync(new MemoryJournal());
+        await registry.RegisterAsync("a", Fields("x"), CancellationToken.None);
+        await registry.SetModeAsync("b", RegistryMode.Import, force: false, CancellationToken.None);
+        await registry.RegisterAsync("b", Fields("x") with { Id = 900, Version = 1 }, CancellationToken.None);
+        await registry.DeleteModeAsync("b", CancellationToken.None);
+        await registry.DeleteSubjectAsync("a", permanent: false, CancellationToken.None);
+        await registry.DeleteSubjectAsync("a", permanent: true, CancellationToken.None);
+        Assert.Equal(900, (await registry.RegisterAsync("c", Fields("x"), CancellationToken.None)).Id);
+    }
 }

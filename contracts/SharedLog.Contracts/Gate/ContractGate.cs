@@ -994,7 +994,18 @@ public sealed partial class ContractGate(
                 _schemaChecks.Clear();
             }
 
-            if (registry.ParsedById(schemaId) is not { } parsed)
+            IParsedSchema? parsed;
+            try
+            {
+                parsed = registry.ParsedById(schemaId);
+            }
+            catch (SchemaRegistryException e)
+            {
+                // Registered, but unusable (a reference of it was deleted for good): the records' failure, not the broker's.
+                return new SchemaCheck(null, null, $"schema id {schemaId} cannot be used: {e.Message}", ViolationKind.UnknownSchema);
+            }
+
+            if (parsed is null)
             {
                 return new SchemaCheck(null, null, $"schema id {schemaId} is not registered", ViolationKind.UnknownSchema);
             }

@@ -489,8 +489,10 @@ public sealed partial class SchemaRegistry : IDisposable
                 }
 
                 // As Confluent: the same schema registered again after its version was soft-deleted takes a new version,
-                // and the deleted one goes for good (else the subject lists the schema twice with ?deleted=true).
-                replacedVersions = [.. versions.Values.Where(v => v.Deleted && v.Id == id).Select(v => RegistryRecords.SchemaVersionTombstone(subject, v.Version))];
+                // and the deleted one goes for good (else the subject lists the schema twice with ?deleted=true); except a
+                // version a live schema references, which stays (as a permanent delete of it is refused), or that schema
+                // could no longer be resolved.
+                replacedVersions = [.. versions.Values.Where(v => v.Deleted && v.Id == id && ReferrersOf(subject, v.Version).Count == 0).Select(v => RegistryRecords.SchemaVersionTombstone(subject, v.Version))];
                 value = new SchemaVersionValue
                 {
                     Subject = subject,
@@ -896,7 +898,8 @@ public sealed partial class SchemaRegistry : IDisposable
         {
             entry = NewEntry(value, parsed);
             _byId[value.Id] = entry;
-            _idByIdentity[entry.Identity] = value.Id;
+            // The first id keeps the content: one imported under another id later does not take it over.
+            _idByIdentity.TryAdd(entry.Identity, value.Id);
         }
 
         entry.Usages++;
@@ -908,7 +911,24 @@ public sealed partial class SchemaRegistry : IDisposable
         if (_byId.TryGetValue(id, out SchemaEntry? entry) && --entry.Usages == 0)
         {
             _byId.Remove(id);
-            _idByIdentity.Remove(entry.Identity);
+            if (_idByIdentity.TryGetValue(entry.Identity, out int mapped) && mapped == id)
+            {
+                // An import may have given the same schema another id, still in use: its content now finds that one.
+                _idByIdentity.Remove(entry.Identity);
+                int? other = null;
+                foreach ((int otherId, SchemaEntry otherEntry) in _byId)
+                {
+                    if (otherEntry.Identity == entry.Identity && (other is null || otherId < other))
+                    {
+                        other = otherId;
+                    }
+                }
+
+                if (other is { } remaining)
+                {
+                    _idByIdentity[entry.Identity] = remaining;
+                }
+            }
         }
     }
 
@@ -1057,8 +1077,9 @@ public sealed partial class SchemaRegistry : IDisposable
             {
                 entry.Parsed = _formats[entry.Type].Parse(entry.Text, Resolve(entry.References, 0), normalize: false);
             }
-            catch (InvalidSchemaException e)
+            catch (Exception e) when (e is InvalidSchemaException or SchemaRegistryException)
             {
+                // A reference that cannot be resolved any more (a version deleted for good) is a stored schema's problem too.
                 throw new SchemaRegistryException(RegistryErrorCodes.StoreError, $"Stored schema {entry.Id} cannot be parsed: {e.Message}");
             }
         }
