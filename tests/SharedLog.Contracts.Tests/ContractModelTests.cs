@@ -67,6 +67,9 @@ public class ContractModelTests
     [InlineData("topic: t\nclass: [raw]\n", "line 2, column 8: a value of the wrong kind")] // named System.String, System.Private.CoreLib, Version=...
     [InlineData("topic: t\nrules: {a: 1}\n", "line 2, column 8: a value of the wrong kind")] // was "Expected 'SequenceStart', got 'MappingStart'"
     [InlineData("- topic: t\n", "a value of the wrong kind")]
+    [InlineData("topic: {a: 1}\n", "line 1, column 8: a value of the wrong kind")] // was "Failed to create an instance of type 'System.String'"
+    [InlineData("topic: a\nretention: {a: 1}\n", "a value of the wrong kind")]
+    [InlineData("topic: a\nvalue: {schemaFile: f.avsc, references: [{name: x}, {name: y, subject: s}]}\n", "value.references[1] needs a name")] // both were named references[0]
     [InlineData("topic: t\nrules:\n  - name: ''\n    expr: 'true'\n", "rules[0]: a rule's name must not be blank")]
     [InlineData("topic: t\nclass: [unclosed\n", "line ")]
     [InlineData("a: &x [1]\nb: *x\n", "anchors are not allowed")]

@@ -543,6 +543,7 @@ public static class ContractParser
         // "Expected 'SequenceStart', got 'MappingStart'" (a mapping where a list goes) are the same mistake.
         if (reason.StartsWith("Invalid cast from", StringComparison.Ordinal)
             || reason.StartsWith("No node deserializer was able to deserialize the node", StringComparison.Ordinal)
+            || reason.StartsWith("Failed to create an instance of type", StringComparison.Ordinal) // a mapping where text goes
             || (reason.StartsWith("Expected '", StringComparison.Ordinal) && !reason.StartsWith("Expected 'StreamEnd'", StringComparison.Ordinal)))
         {
             return "a value of the wrong kind (the format wants a mapping of keys, a list or a plain value here; see docs/contracts.md)";
@@ -627,11 +628,13 @@ public static class ContractParser
         }
 
         var references = new List<SchemaReference>();
+        int index = -1;
         foreach (SchemaReferenceDocument? reference in binding.References ?? [])
         {
+            index++;
             if (reference is not { Name: { Length: > 0 } name, Subject: { } referenced, Version: { } version } || !SchemaRegistry.IsValidSubject(referenced) || (version < 1 && version != -1))
             {
-                problems.Add($"{side}.references[{references.Count}] needs a name, a subject and a version (a number from 1, or -1 for the latest).");
+                problems.Add($"{side}.references[{index}] needs a name, a subject and a version (a number from 1, or -1 for the latest).");
                 continue;
             }
 
