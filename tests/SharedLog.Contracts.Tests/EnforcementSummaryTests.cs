@@ -48,6 +48,42 @@ public sealed class EnforcementSummaryTests : IDisposable
         Assert.Equal([1, 2, 3], audit.Stored.Entries.Select(e => Summary(e).GetProperty("version").GetInt32()));
     }
 
+    /// <summary>Refuses a batch over a size, as the WAL refuses one past its entry size, after failing the first appends.</summary>
+    private sealed class SizeLimitedJournal(int failures, int maxBatchBytes) : IJournal
+    {
+        private readonly FlakyJournal _inner = new(failures);
+
+        public InMemoryJournal Stored => _inner.Stored;
+
+        public ValueTask AppendAsync(IReadOnlyList<JournalEntry> entries, CancellationToken cancellationToken) =>
+            entries.Sum(e => e.Key.Length + (e.Value?.Length ?? 0)) > maxBatchBytes
+                ? throw new ArgumentException("batch exceeds the WAL's maximum entry")
+                : _inner.AppendAsync(entries, cancellationToken);
+
+        public IAsyncEnumerable<JournalEntry> ReadAllAsync(CancellationToken cancellationToken) => _inner.ReadAllAsync(cancellationToken);
+    }
+
+    [Fact]
+    public async Task LargeAuditRecordsThatWaitedAreWrittenInBatchesTheJournalTakes()
+    {
+        // A diff is stored as escaped JSON: 100,000 non-ASCII characters changed are over a megabyte of audit record. Six
+        // such records waiting went as one batch, larger than a WAL entry, and failed at every retry, holding back every
+        // later audit record.
+        var audit = new SizeLimitedJournal(failures: 6, maxBatchBytes: 4 << 20);
+        using var store = new SharedLog.Contracts.Model.ContractStore(new InMemoryJournal(), audit, NullLogger<SharedLog.Contracts.Model.ContractStore>.Instance);
+        await store.LoadAsync(CancellationToken.None);
+        for (int i = 0; i < 6; i++)
+        {
+            string description = new(i % 2 == 0 ? 'é' : 'ü', 100_000);
+            await store.ApplyAsync($"topic: audited\ndescription: {description}\n", "ci", false, _ => [], CancellationToken.None);
+        }
+
+        Assert.Empty(audit.Stored.Entries);
+        Assert.True(await store.RetryAuditAsync(CancellationToken.None));
+        Assert.Equal([1, 2, 3, 4, 5, 6], audit.Stored.Entries.Select(e => Summary(e).GetProperty("version").GetInt32()));
+        Assert.True(audit.Stored.Entries[1].Value!.Length > 1 << 20, "the records are as large as the test means");
+    }
+
     /// <summary>
     /// A broker stopped before a change's audit record reached the audit topic (it refused it, or the broker was killed
     /// between storing the change and writing its record): the next start writes the record, with the change's actor,

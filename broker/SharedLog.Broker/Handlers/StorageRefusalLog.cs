@@ -33,7 +33,7 @@ internal sealed partial class StorageRefusalLog(ILogger logger) : IDisposable
                 if (_held++ == 0 && !_disposed)
                 {
                     TimeSpan left = Window - System.Diagnostics.Stopwatch.GetElapsedTime(_windowStart, now);
-                    _flush ??= new Timer(static state => ((StorageRefusalLog)state!).Flush(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                    _flush ??= new Timer(static state => ((StorageRefusalLog)state!).Flush(disposing: false), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
                     _flush.Change(left > TimeSpan.Zero ? left : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
                 }
 
@@ -47,23 +47,30 @@ internal sealed partial class StorageRefusalLog(ILogger logger) : IDisposable
         }
     }
 
-    /// <summary>Stops a pending summary from firing after the host (and its logging) has gone.</summary>
-    public void Dispose()
-    {
-        lock (_sync)
-        {
-            _disposed = true;
-            _flush?.Dispose();
-            _flush = null;
-        }
-    }
+    /// <summary>
+    /// Logs what the window holds now, while logging is still there, and stops a pending summary (or one already firing)
+    /// from logging after the host has gone.
+    /// </summary>
+    public void Dispose() => Flush(disposing: true);
 
-    private void Flush()
+    private void Flush(bool disposing)
     {
         long held;
         (string Topic, int Partition, string Reason) last;
         lock (_sync)
         {
+            if (_disposed)
+            {
+                return;
+            }
+
+            if (disposing)
+            {
+                _disposed = true;
+                _flush?.Dispose();
+                _flush = null;
+            }
+
             held = _held;
             last = _lastHeld;
             _held = 0;

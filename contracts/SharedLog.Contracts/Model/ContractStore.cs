@@ -69,8 +69,14 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     /// <summary>At most this many audit records wait for the audit topic; past it the oldest are dropped (and logged).</summary>
     private const int MaxUnwrittenAudit = 10_000;
 
-    /// <summary>Audit records written in one batch when several wait (a diff is at most a contract file's size, 256 KiB).</summary>
+    /// <summary>Audit records written in one batch when several wait.</summary>
     private const int AuditBatchRecords = 16;
+
+    /// <summary>
+    /// Bytes of waiting audit records written in one batch (one record may be more): a record holds its diff as escaped JSON,
+    /// several times a contract file's 256 KiB at worst, and a batch past the WAL's entry size would fail at every retry.
+    /// </summary>
+    private const int AuditBatchBytes = 1 << 20;
     private readonly Lock _sync = new();
     private readonly Dictionary<string, List<ContractRevision>> _history = new(StringComparer.Ordinal);
     private volatile Snapshot _snapshot = new([], new Dictionary<string, ActiveContract>(StringComparer.Ordinal), []);
@@ -714,10 +720,19 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         try
         {
             // In order, oldest first, so the audit topic never shows a later change before an earlier one; in batches
-            // small enough for one WAL entry each.
+            // small enough for one WAL entry each (a record alone if it is that large).
             while (_unwrittenAudit.Count > 0)
             {
-                List<PendingAudit> batch = _unwrittenAudit.GetRange(0, Math.Min(_unwrittenAudit.Count, AuditBatchRecords));
+                int take = 0;
+                long bytes = 0;
+                while (take < _unwrittenAudit.Count && take < AuditBatchRecords
+                    && (take == 0 || bytes + EntryBytes(_unwrittenAudit[take].Record) <= AuditBatchBytes))
+                {
+                    bytes += EntryBytes(_unwrittenAudit[take].Record);
+                    take++;
+                }
+
+                List<PendingAudit> batch = _unwrittenAudit.GetRange(0, take);
                 await audit.AppendAsync(batch.ConvertAll(static p => p.Record), CancellationToken.None);
                 _unwrittenAudit.RemoveRange(0, batch.Count);
                 await MarkAuditedAsync(batch);
@@ -731,6 +746,8 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             return false;
         }
     }
+
+    private static long EntryBytes(JournalEntry entry) => entry.Key.Length + (entry.Value?.Length ?? 0);
 
     /// <summary>
     /// Stores the marks that the changes of audit records just written are audited, so a restart does not write their
