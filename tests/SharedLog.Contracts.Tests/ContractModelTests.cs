@@ -311,6 +311,22 @@ public class ContractModelTests
     }
 
     [Fact]
+    public async Task ApplyingTheSameContractAgainAfterAFailedLevelChangeFailsTheSameWay()
+    {
+        // From a review: the retry the answer asks for (apply the same file again) threw the registry's own exception,
+        // which the API no longer answered as a problem.
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.LoadAsync(CancellationToken.None);
+        var failing = new RegistryLink(_ => null, _ => true, _ => Task.CompletedTask, _ => throw new SchemaRegistryException(RegistryErrorCodes.StoreError, "disk gone"));
+        const string text = "topic: orders\nclass: raw\ncompatibility: FULL\nvalue: {}\n";
+        Assert.Equal(1, (await Assert.ThrowsAsync<ContractRegistrySyncException>(() => store.ApplyAsync(text, "a", false, _ => [], CancellationToken.None, failing))).Version);
+
+        var again = await Assert.ThrowsAsync<ContractRegistrySyncException>(() => store.ApplyAsync(text, "a", false, _ => [], CancellationToken.None, failing));
+        Assert.Equal(1, again.Version);
+        Assert.IsType<SchemaRegistryException>(again.InnerException);
+    }
+
+    [Fact]
     public async Task ASubjectWhoseLevelCannotBeSetDoesNotStopTheContractsOtherSubjects()
     {
         // The key subject became read-only after the contract was checked: its value subject still gets the contract's level.

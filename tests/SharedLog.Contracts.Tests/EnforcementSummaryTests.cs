@@ -55,6 +55,8 @@ public sealed class EnforcementSummaryTests : IDisposable
 
         public InMemoryJournal Stored => _inner.Stored;
 
+        public int MaxAppendBytes => maxBatchBytes;
+
         public ValueTask AppendAsync(IReadOnlyList<JournalEntry> entries, CancellationToken cancellationToken) =>
             entries.Sum(e => e.Key.Length + (e.Value?.Length ?? 0)) > maxBatchBytes
                 ? throw new ArgumentException("batch exceeds the WAL's maximum entry")
@@ -63,25 +65,27 @@ public sealed class EnforcementSummaryTests : IDisposable
         public IAsyncEnumerable<JournalEntry> ReadAllAsync(CancellationToken cancellationToken) => _inner.ReadAllAsync(cancellationToken);
     }
 
-    [Fact]
-    public async Task LargeAuditRecordsThatWaitedAreWrittenInBatchesTheJournalTakes()
+    [Theory]
+    [InlineData(4 << 20, 100_000)] // the default WAL's entry holds 8 MiB
+    [InlineData(512 << 10, 35_000)] // Wal:PageSizeBits 20: a review found the batch sized by 1 MiB, not by the journal
+    public async Task LargeAuditRecordsThatWaitedAreWrittenInBatchesTheJournalTakes(int maxBatchBytes, int changedChars)
     {
         // A diff is stored as escaped JSON: 100,000 non-ASCII characters changed are over a megabyte of audit record. Six
         // such records waiting went as one batch, larger than a WAL entry, and failed at every retry, holding back every
         // later audit record.
-        var audit = new SizeLimitedJournal(failures: 6, maxBatchBytes: 4 << 20);
+        var audit = new SizeLimitedJournal(failures: 6, maxBatchBytes);
         using var store = new SharedLog.Contracts.Model.ContractStore(new InMemoryJournal(), audit, NullLogger<SharedLog.Contracts.Model.ContractStore>.Instance);
         await store.LoadAsync(CancellationToken.None);
         for (int i = 0; i < 6; i++)
         {
-            string description = new(i % 2 == 0 ? 'é' : 'ü', 100_000);
+            string description = new(i % 2 == 0 ? 'é' : 'ü', changedChars);
             await store.ApplyAsync($"topic: audited\ndescription: {description}\n", "ci", false, _ => [], CancellationToken.None);
         }
 
         Assert.Empty(audit.Stored.Entries);
         Assert.True(await store.RetryAuditAsync(CancellationToken.None));
         Assert.Equal([1, 2, 3, 4, 5, 6], audit.Stored.Entries.Select(e => Summary(e).GetProperty("version").GetInt32()));
-        Assert.True(audit.Stored.Entries[1].Value!.Length > 1 << 20, "the records are as large as the test means");
+        Assert.True(audit.Stored.Entries[1].Value!.Length * 2 > maxBatchBytes / 2, "the records are as large as the test means");
     }
 
     /// <summary>

@@ -465,4 +465,20 @@ public class SchemaRegistryTests
         await registry.DeleteSubjectAsync("a", permanent: true, CancellationToken.None);
         Assert.Equal(900, (await registry.RegisterAsync("c", Fields("x"), CancellationToken.None)).Id);
     }
+    [Fact]
+    public async Task ASoftDeleteDoesNotHandTheContentToAnImportedId()
+    {
+        // From a review: a soft delete rewrote the version by releasing its id first, so the content went to the imported id,
+        // and registering the schema again answered 900 and listed it twice with ?deleted=true.
+        using SchemaRegistry registry = await OpenAsync(new MemoryJournal());
+        RegisteredSchema a = await registry.RegisterAsync("a", Fields("x"), CancellationToken.None);
+        await registry.SetModeAsync("b", RegistryMode.Import, force: false, CancellationToken.None);
+        await registry.RegisterAsync("b", Fields("x") with { Id = 900, Version = 1 }, CancellationToken.None);
+        await registry.DeleteModeAsync("b", CancellationToken.None);
+        await registry.DeleteSubjectAsync("a", permanent: false, CancellationToken.None);
+
+        RegisteredSchema again = await registry.RegisterAsync("a", Fields("x"), CancellationToken.None);
+        Assert.Equal(a.Id, again.Id);
+        Assert.Equal([2], registry.Versions("a", includeDeleted: true));
+    }
 }

@@ -202,6 +202,11 @@ public static partial class ContractsApi
                 ? Error(refused.HttpStatus, e.Message)
                 : Error(500, $"{e.Message} ({e.InnerException!.GetType().Name}); apply the same contract again to set them.");
         }
+        catch (SchemaRegistryException e)
+        {
+            // Before anything was stored: the registry could not answer the checks (a stored schema it cannot parse).
+            return Error(e.HttpStatus, $"The contract was not stored: the registry failed while it was checked: {e.Message}");
+        }
         catch (ContractValidationException e)
         {
             return Error(422, e.Message, e.Problems);

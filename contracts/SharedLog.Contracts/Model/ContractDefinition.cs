@@ -101,11 +101,12 @@ public sealed record ContractDefinition(
 }
 
 /// <summary>
-/// A contract change that was stored (durable, in force and audited as <see cref="Version"/>) while setting its subjects'
-/// compatibility levels in the registry failed; <see cref="Exception.InnerException"/> is the registry's first failure.
+/// A contract change that was stored (durable, in force and audited as <see cref="Version"/>), or an unchanged contract
+/// applied again, while setting its subjects' compatibility levels in the registry failed; <see cref="Exception.InnerException"/>
+/// is the registry's first failure.
 /// </summary>
 public sealed class ContractRegistrySyncException(string name, int version, Exception failure)
-    : Exception($"Contract '{name}' was stored as version {version}, but setting its subjects' compatibility failed: {failure.Message}", failure)
+    : Exception($"Contract '{name}' is stored as version {version}, but setting its subjects' compatibility failed: {failure.Message}", failure)
 {
     public string Name { get; } = name;
 

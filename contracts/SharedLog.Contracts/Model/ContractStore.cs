@@ -73,8 +73,9 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     private const int AuditBatchRecords = 16;
 
     /// <summary>
-    /// Bytes of waiting audit records written in one batch (one record may be more): a record holds its diff as escaped JSON,
-    /// several times a contract file's 256 KiB at worst, and a batch past the WAL's entry size would fail at every retry.
+    /// Bytes of waiting audit records written in one batch, or the journal's own limit if lower (one record may be more): a
+    /// record holds its diff as escaped JSON, several times a contract file's 256 KiB at worst, and a batch past the WAL's
+    /// entry size would fail at every retry.
     /// </summary>
     private const int AuditBatchBytes = 1 << 20;
     private readonly Lock _sync = new();
@@ -542,9 +543,17 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
 
             if (unchanged)
             {
+                // Applying the same file again is how a failed level change is retried: a failure again says the same.
                 if (registry is not null)
                 {
-                    await registry.InForce(after!);
+                    try
+                    {
+                        await registry.InForce(after!);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        throw new ContractRegistrySyncException(name, lastVersion, e);
+                    }
                 }
 
                 return new ContractChange(name, lastVersion, Changed: false, diff);
@@ -725,8 +734,9 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             {
                 int take = 0;
                 long bytes = 0;
+                int maxBytes = Math.Min(AuditBatchBytes, audit.MaxAppendBytes);
                 while (take < _unwrittenAudit.Count && take < AuditBatchRecords
-                    && (take == 0 || bytes + EntryBytes(_unwrittenAudit[take].Record) <= AuditBatchBytes))
+                    && (take == 0 || bytes + EntryBytes(_unwrittenAudit[take].Record) <= maxBytes))
                 {
                     bytes += EntryBytes(_unwrittenAudit[take].Record);
                     take++;

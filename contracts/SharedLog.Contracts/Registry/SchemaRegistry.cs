@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using SharedLog.Contracts;
@@ -37,6 +39,9 @@ public sealed partial class SchemaRegistry : IDisposable
     private readonly Dictionary<string, SortedDictionary<int, SubjectVersion>> _subjects = new(StringComparer.Ordinal);
     private readonly Dictionary<int, SchemaEntry> _byId = [];
     private readonly Dictionary<string, int> _idByIdentity = new(StringComparer.Ordinal);
+
+    /// <summary>How many ids hold each content (more than one only after imports).</summary>
+    private readonly Dictionary<string, int> _idCountByIdentity = new(StringComparer.Ordinal);
     private readonly Dictionary<string, CompatibilityLevel> _subjectCompatibility = new(StringComparer.Ordinal);
     private readonly Dictionary<string, RegistryMode> _subjectModes = new(StringComparer.Ordinal);
     private CompatibilityLevel? _globalCompatibility;
@@ -877,13 +882,15 @@ public sealed partial class SchemaRegistry : IDisposable
     private void ApplySchema(string subject, int version, SchemaVersionValue? value, IParsedSchema? parsed)
     {
         SortedDictionary<int, SubjectVersion> versions = VersionsOf(subject);
-        if (versions.Remove(version, out SubjectVersion? old))
-        {
-            Release(old.Id);
-        }
-
+        versions.TryGetValue(version, out SubjectVersion? old);
         if (value is null)
         {
+            if (old is not null)
+            {
+                versions.Remove(version);
+                Release(old.Id);
+            }
+
             if (versions.Count == 0)
             {
                 _subjects.Remove(subject);
@@ -900,34 +907,55 @@ public sealed partial class SchemaRegistry : IDisposable
             _byId[value.Id] = entry;
             // The first id keeps the content: one imported under another id later does not take it over.
             _idByIdentity.TryAdd(entry.Identity, value.Id);
+            CollectionsMarshal.GetValueRefOrAddDefault(_idCountByIdentity, entry.Identity, out _)++;
         }
 
         entry.Usages++;
         versions[version] = new SubjectVersion(version, value.Id, value.Deleted);
+        if (old is not null)
+        {
+            // Released after the new use is counted: a version rewritten with its own id (a soft delete) keeps its entry,
+            // parsed schema and hold on the content.
+            Release(old.Id);
+        }
     }
 
     private void Release(int id)
     {
-        if (_byId.TryGetValue(id, out SchemaEntry? entry) && --entry.Usages == 0)
+        if (!_byId.TryGetValue(id, out SchemaEntry? entry) || --entry.Usages > 0)
         {
-            _byId.Remove(id);
-            if (_idByIdentity.TryGetValue(entry.Identity, out int mapped) && mapped == id)
-            {
-                // An import may have given the same schema another id, still in use: its content now finds that one.
-                _idByIdentity.Remove(entry.Identity);
-                int? other = null;
-                foreach ((int otherId, SchemaEntry otherEntry) in _byId)
-                {
-                    if (otherEntry.Identity == entry.Identity && (other is null || otherId < other))
-                    {
-                        other = otherId;
-                    }
-                }
+            return;
+        }
 
-                if (other is { } remaining)
+        _byId.Remove(id);
+        ref int idsWithContent = ref CollectionsMarshal.GetValueRefOrNullRef(_idCountByIdentity, entry.Identity);
+        if (Unsafe.IsNullRef(ref idsWithContent) || --idsWithContent == 0)
+        {
+            _idCountByIdentity.Remove(entry.Identity);
+            _idByIdentity.Remove(entry.Identity);
+            return;
+        }
+
+        if (_idByIdentity.TryGetValue(entry.Identity, out int mapped) && mapped == id)
+        {
+            // An import gave the same schema another id, still in use: the content finds that one now (the lowest if
+            // several; a scan, only ever for content held under more than one id).
+            int? other = null;
+            foreach ((int otherId, SchemaEntry otherEntry) in _byId)
+            {
+                if (otherEntry.Identity == entry.Identity && (other is null || otherId < other))
                 {
-                    _idByIdentity[entry.Identity] = remaining;
+                    other = otherId;
                 }
+            }
+
+            if (other is { } remaining)
+            {
+                _idByIdentity[entry.Identity] = remaining;
+            }
+            else
+            {
+                _idByIdentity.Remove(entry.Identity);
             }
         }
     }
