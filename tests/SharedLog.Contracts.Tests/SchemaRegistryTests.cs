@@ -436,15 +436,27 @@ public class SchemaRegistryTests
         Assert.NotNull(registry.ParsedById(pay.Id));
     }
 
+    /// <summary>Schema "x" registered under subject a (the first id), then imported under subject b as id 900.</summary>
+    private static async Task<RegisteredSchema> ImportUnderId900Async(SchemaRegistry registry, bool modeLeftOn = false)
+    {
+        RegisteredSchema a = await registry.RegisterAsync("a", Fields("x"), CancellationToken.None);
+        await registry.SetModeAsync("b", RegistryMode.Import, force: false, CancellationToken.None);
+        await registry.RegisterAsync("b", Fields("x") with { Id = 900, Version = 1 }, CancellationToken.None);
+        if (!modeLeftOn)
+        {
+            await registry.DeleteModeAsync("b", CancellationToken.None);
+        }
+
+        return a;
+    }
+
     [Fact]
     public async Task AnImportUnderAnotherIdDoesNotMakeTheOriginalIdUnfindable()
     {
         // From a review: the imported id took the content over, and once it was deleted the content found no id at all,
         // so the same schema got a third id though the first still held it.
         using SchemaRegistry registry = await OpenAsync(new MemoryJournal());
-        RegisteredSchema a = await registry.RegisterAsync("a", Fields("x"), CancellationToken.None);
-        await registry.SetModeAsync("b", RegistryMode.Import, force: false, CancellationToken.None);
-        await registry.RegisterAsync("b", Fields("x") with { Id = 900, Version = 1 }, CancellationToken.None);
+        RegisteredSchema a = await ImportUnderId900Async(registry, modeLeftOn: true);
         Assert.Equal(a.Id, (await registry.RegisterAsync("c", Fields("x"), CancellationToken.None)).Id);
 
         await registry.DeleteModeAsync("b", CancellationToken.None);
@@ -457,24 +469,19 @@ public class SchemaRegistryTests
     public async Task AnImportedIdOfKnownContentIsFoundByThatContentOnceTheFirstIdIsGone()
     {
         using SchemaRegistry registry = await OpenAsync(new MemoryJournal());
-        await registry.RegisterAsync("a", Fields("x"), CancellationToken.None);
-        await registry.SetModeAsync("b", RegistryMode.Import, force: false, CancellationToken.None);
-        await registry.RegisterAsync("b", Fields("x") with { Id = 900, Version = 1 }, CancellationToken.None);
-        await registry.DeleteModeAsync("b", CancellationToken.None);
+        await ImportUnderId900Async(registry);
         await registry.DeleteSubjectAsync("a", permanent: false, CancellationToken.None);
         await registry.DeleteSubjectAsync("a", permanent: true, CancellationToken.None);
         Assert.Equal(900, (await registry.RegisterAsync("c", Fields("x"), CancellationToken.None)).Id);
     }
+
     [Fact]
     public async Task ASoftDeleteDoesNotHandTheContentToAnImportedId()
     {
         // From a review: a soft delete rewrote the version by releasing its id first, so the content went to the imported id,
         // and registering the schema again answered 900 and listed it twice with ?deleted=true.
         using SchemaRegistry registry = await OpenAsync(new MemoryJournal());
-        RegisteredSchema a = await registry.RegisterAsync("a", Fields("x"), CancellationToken.None);
-        await registry.SetModeAsync("b", RegistryMode.Import, force: false, CancellationToken.None);
-        await registry.RegisterAsync("b", Fields("x") with { Id = 900, Version = 1 }, CancellationToken.None);
-        await registry.DeleteModeAsync("b", CancellationToken.None);
+        RegisteredSchema a = await ImportUnderId900Async(registry);
         await registry.DeleteSubjectAsync("a", permanent: false, CancellationToken.None);
 
         RegisteredSchema again = await registry.RegisterAsync("a", Fields("x"), CancellationToken.None);
