@@ -73,6 +73,14 @@ public sealed class BrokerOptions
     /// <summary>Idle connections are closed after this long (<c>connections.max.idle.ms</c>).</summary>
     public int ConnectionsMaxIdleMs { get; set; } = 600_000;
 
+    /// <summary>
+    /// Bytes one produce request's partitions on contract topics may hold between their check and their append (their
+    /// stored batches and quarantine copies, decompressed). Past it, its further contract-topic partitions are refused with
+    /// KAFKA_STORAGE_ERROR (retriable) unread, and the producer's retry carries them alone; the first is always checked.
+    /// Bounds the memory a request of many partitions of highly compressed records can make the broker hold.
+    /// </summary>
+    public long MaxGatedBytesPerRequest { get; set; } = 256L << 20;
+
     /// <summary>How often the enforcement summary goes to <c>_contract_audit</c> and quarantine ages are refreshed.</summary>
     public int ContractSummaryIntervalSeconds { get; set; } = 60;
 
@@ -171,6 +179,11 @@ public sealed class BrokerOptions
         if (ThreadPoolMinThreads is < 0 or > 4096)
         {
             throw new ArgumentException("ThreadPoolMinThreads must be between 0 (automatic) and 4096.");
+        }
+
+        if (MaxGatedBytesPerRequest < 1)
+        {
+            throw new ArgumentException("MaxGatedBytesPerRequest must be at least 1.");
         }
 
         if (ContractSummaryIntervalSeconds < 1 || ContractSummaryIntervalSeconds > StorageOptions.LongestInterval.TotalSeconds)

@@ -670,6 +670,53 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task ARequestsContractPartitionsPastTheBytesItMayHoldAreRefusedAsRetriableAndGoThroughOnRetry()
+    {
+        // From a review: a 4 MB request of 64 partitions, each a gzip batch of bad records inflating to 63 MiB, held 5.8 GB
+        // of quarantine copies at once under onFailure: quarantine. Here a request may hold 4 MiB; each partition's batch
+        // quarantines 2 MiB (four 512 KiB records without a schema id).
+        const int Partitions = 8;
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("held", Contract("held", "quarantine"), "--Broker:MaxGatedBytesPerRequest", (4 << 20).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(setup.Broker.BootstrapServers);
+        await client.CreateTopicAsync("held", Partitions);
+        var builder = new RecordBatchBuilder(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()) { Compression = CompressionCodec.Gzip };
+        for (int i = 0; i < 4; i++)
+        {
+            builder.Add(null, new byte[512 << 10], builder.BaseTimestamp);
+        }
+
+        byte[] batch = builder.Build();
+        var pending = Enumerable.Range(0, Partitions).ToList();
+        var refusedInFirst = new List<int>();
+        for (int round = 0; pending.Count > 0 && round < Partitions; round++)
+        {
+            await client.SendAsync(new ProduceRequest { Acks = -1, TimeoutMs = 10000, TopicData = [new() { Name = "held", PartitionData = [.. pending.Select(p => new ProduceRequest.PartitionProduceData { Index = p, Records = new ReadOnlySequence<byte>(batch) })] }] }, 9, 100 + round);
+            (_, byte[] body) = await client.ReceiveAsync(1);
+            var responses = new ProduceResponse().ReadFrom(body, 9).Responses[0].PartitionResponses;
+            foreach (ProduceResponse.PartitionProduceResponse response in responses)
+            {
+                if (response.ErrorCode == (short)SharedLog.Protocol.ErrorCode.KafkaStorageError)
+                {
+                    Assert.Contains("no more are checked in the same request", response.ErrorMessage, StringComparison.Ordinal);
+                    if (round == 0)
+                    {
+                        refusedInFirst.Add(response.Index);
+                    }
+                }
+                else
+                {
+                    Assert.Equal(0, response.ErrorCode);
+                    pending.Remove(response.Index);
+                }
+            }
+        }
+
+        // The first request held two partitions' copies (more only if checks ran side by side), and the rest went in retries.
+        Assert.InRange(Partitions - refusedInFirst.Count, 2, 2 + Environment.ProcessorCount);
+        Assert.Empty(pending);
+    }
+
+    [Fact]
     public async Task AGatedProduceLargerThanThePooledCopyLimitIsJudgedAndStoredWhole()
     {
         // One produce request of several partitions whose frame is beyond the pooled-copy limit: it is copied
