@@ -75,9 +75,10 @@ public sealed class BrokerOptions
 
     /// <summary>
     /// Bytes one produce request's partitions on contract topics may hold between their check and their append (their
-    /// stored batches and quarantine copies, decompressed). Past it, its further contract-topic partitions are refused with
-    /// KAFKA_STORAGE_ERROR (retriable) unread, and the producer's retry carries them alone; the first is always checked.
-    /// Bounds the memory a request of many partitions of highly compressed records can make the broker hold.
+    /// stored batches, compressed as stored, and their quarantine copies, decompressed). Past it, its further contract-topic
+    /// partitions are refused unread with REQUEST_TIMED_OUT (retried by every client) and the producer's retry carries them
+    /// alone; the first is always checked. Bounds the memory a request of many partitions of highly compressed bad records
+    /// can make the broker hold.
     /// </summary>
     public long MaxGatedBytesPerRequest { get; set; } = 256L << 20;
 

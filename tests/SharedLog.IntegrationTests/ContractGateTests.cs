@@ -695,7 +695,7 @@ public class ContractGateTests
             var responses = new ProduceResponse().ReadFrom(body, 9).Responses[0].PartitionResponses;
             foreach (ProduceResponse.PartitionProduceResponse response in responses)
             {
-                if (response.ErrorCode == (short)SharedLog.Protocol.ErrorCode.KafkaStorageError)
+                if (response.ErrorCode == (short)SharedLog.Protocol.ErrorCode.RequestTimedOut)
                 {
                     Assert.Contains("no more are checked in the same request", response.ErrorMessage, StringComparison.Ordinal);
                     if (round == 0)

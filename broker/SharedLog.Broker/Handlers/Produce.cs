@@ -97,6 +97,15 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
         if (gated is not null)
         {
+            if (gated.Count > 1)
+            {
+                // Checked from a different partition each request: past MaxGatedBytesPerRequest the last ones checked are
+                // refused, and a client that always sends its partitions in the same order would see the same ones refused
+                // at every retry until its retries ran out (kafka-python did).
+                int first = (int)((uint)Interlocked.Increment(ref _gatedRotation) % (uint)gated.Count);
+                gated = [.. gated[first..], .. gated[..first]];
+            }
+
             await GatedCheckSlots.WaitAsync(cancellationToken);
             try
             {
@@ -497,6 +506,8 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     /// </summary>
     private readonly long _maxGatedBytesPerRequest = Math.Max(options.Value.MaxGatedBytesPerRequest, 0);
 
+    private int _gatedRotation;
+
     private static long BytesHeld(List<AcceptedBatch> accepted)
     {
         long bytes = 0;
@@ -521,9 +532,10 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             return false;
         }
 
-        item.Result.ErrorCode = (short)ErrorCode.KafkaStorageError;
-        item.Result.ErrorMessage = $"This produce request's checked partitions already hold {Volatile.Read(ref held.Value)} bytes (decompressed, quarantine copies included; past {_maxGatedBytesPerRequest} no more are checked in the same request): retry this partition in a later request.";
-        _storageRefusals.Add(item.Topic.Name, item.Result.Index, item.Result.ErrorMessage);
+        // REQUEST_TIMED_OUT: retriable in every client (kafka-python 2.0.2 does not know KAFKA_STORAGE_ERROR and gives up).
+        item.Result.ErrorCode = (short)ErrorCode.RequestTimedOut;
+        item.Result.ErrorMessage = $"This produce request's checked contract-topic partitions already hold {Volatile.Read(ref held.Value)} bytes (stored batches and decompressed quarantine copies; past {_maxGatedBytesPerRequest} no more are checked in the same request): retry this partition in a later request.";
+        _retriableRefusals.Add(item.Topic.Name, item.Result.Index, ErrorCode.RequestTimedOut, item.Result.ErrorMessage);
         return true;
     }
 
@@ -838,7 +850,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                 // Retriable: the client backs off and retries while uploads catch up (or, for the WAL, until the broker is replaced).
                 result.ErrorCode = (short)ErrorCode.KafkaStorageError;
                 result.ErrorMessage = e.Message;
-                _storageRefusals.Add(topic, result.Index, e.Message);
+                _retriableRefusals.Add(topic, result.Index, ErrorCode.KafkaStorageError, e.Message);
                 break;
             case StreamNotOpenException:
                 result.ErrorCode = (short)ErrorCode.NotLeaderOrFollower;
@@ -970,10 +982,10 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     private sealed class RejectedByContractException() : Exception("The contract in force rejects the batch.");
 
     // Storage refusals come in storms (every producer retrying every partition while uploads catch up): logged a line per window.
-    private readonly StorageRefusalLog _storageRefusals = new(logger);
+    private readonly RetriableRefusalLog _retriableRefusals = new(logger);
 
     /// <summary>Stops a pending refusal summary from firing after the host (and its logging) has gone.</summary>
-    public void Dispose() => _storageRefusals.Dispose();
+    public void Dispose() => _retriableRefusals.Dispose();
 
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Contract gate failed on a batch for {Topic}-{Partition}")]

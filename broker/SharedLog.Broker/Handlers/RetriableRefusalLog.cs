@@ -1,0 +1,110 @@
+using Microsoft.Extensions.Logging;
+using SharedLog.Protocol;
+
+namespace SharedLog.Broker.Handlers;
+
+/// <summary>
+/// Logs retriable produce refusals (KAFKA_STORAGE_ERROR while uploads catch up, REQUEST_TIMED_OUT past a request's bytes
+/// bound), which come in storms (every producer retrying every partition): the first of a 10 s window at once, the rest
+/// of the window as one line with their count when the window ends (a timer, so a storm that stops is still reported whole).
+/// </summary>
+internal sealed partial class RetriableRefusalLog(ILogger logger) : IDisposable
+{
+    private static readonly TimeSpan Window = TimeSpan.FromSeconds(10);
+    private readonly Lock _sync = new();
+    private long _windowStart = long.MinValue;
+    private long _held;
+    private (string Topic, int Partition, ErrorCode Error, string Reason) _lastHeld;
+    private Timer? _flush;
+    private bool _disposed;
+
+    public void Add(string topic, int partition, ErrorCode error, string reason)
+    {
+        bool logNow = false;
+        lock (_sync)
+        {
+            long now = System.Diagnostics.Stopwatch.GetTimestamp();
+            if (_held == 0 && (_windowStart == long.MinValue || System.Diagnostics.Stopwatch.GetElapsedTime(_windowStart, now) >= Window))
+            {
+                _windowStart = now;
+                logNow = true;
+            }
+            else
+            {
+                if (_held++ == 0 && !_disposed)
+                {
+                    TimeSpan left = Window - System.Diagnostics.Stopwatch.GetElapsedTime(_windowStart, now);
+                    _flush ??= new Timer(static state => ((RetriableRefusalLog)state!).Flush(disposing: false), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                    _flush.Change(left > TimeSpan.Zero ? left : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
+                }
+
+                _lastHeld = (topic, partition, error, reason);
+            }
+        }
+
+        if (logNow)
+        {
+            LogRefused(logger, topic, partition, KafkaName(error), reason);
+        }
+    }
+
+    /// <summary>
+    /// Logs what the window holds now, while logging is still there, and stops a pending summary (or one already firing)
+    /// from logging after the host has gone.
+    /// </summary>
+    public void Dispose() => Flush(disposing: true);
+
+    private void Flush(bool disposing)
+    {
+        long held;
+        (string Topic, int Partition, ErrorCode Error, string Reason) last;
+        lock (_sync)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            if (disposing)
+            {
+                _disposed = true;
+                _flush?.Dispose();
+                _flush = null;
+            }
+
+            held = _held;
+            last = _lastHeld;
+            _held = 0;
+            _windowStart = System.Diagnostics.Stopwatch.GetTimestamp();
+        }
+
+        if (held > 0)
+        {
+            LogRefusedMore(logger, held, KafkaName(last.Error), (int)Window.TotalSeconds, last.Topic, last.Partition, last.Reason);
+        }
+    }
+
+    /// <summary>An error code as Kafka's protocol names it (KAFKA_STORAGE_ERROR), which is what users search for.</summary>
+    private static string KafkaName(ErrorCode error)
+    {
+        string name = error.ToString();
+        var kafka = new System.Text.StringBuilder(name.Length + 8);
+        for (int i = 0; i < name.Length; i++)
+        {
+            if (i > 0 && char.IsUpper(name[i]))
+            {
+                kafka.Append('_');
+            }
+
+            kafka.Append(char.ToUpperInvariant(name[i]));
+        }
+
+        return kafka.ToString();
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Produce to {Topic}-{Partition} refused with {Error} (retriable): {Reason} Further such refusals within 10 s are logged as one line.")]
+    private static partial void LogRefused(ILogger logger, string topic, int partition, string error, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Refusals} more produce(s) refused with {Error} (retriable) within {Seconds} s; the last to {Topic}-{Partition}: {Reason}")]
+    private static partial void LogRefusedMore(ILogger logger, long refusals, string error, int seconds, string topic, int partition, string reason);
+}

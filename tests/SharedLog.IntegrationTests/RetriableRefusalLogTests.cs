@@ -1,0 +1,31 @@
+using Microsoft.Extensions.Logging;
+using SharedLog.Broker.Handlers;
+using SharedLog.Protocol;
+using SharedLog.Tests.Shared;
+
+namespace SharedLog.IntegrationTests;
+
+/// <summary>The windowed log of KAFKA_STORAGE_ERROR refusals, at the broker's stop.</summary>
+public class RetriableRefusalLogTests
+{
+    [Fact]
+    public void RefusalsHeldInTheWindowAreLoggedAtDisposeAndNothingAfter()
+    {
+        var logger = new ListLogger<RetriableRefusalLogTests>();
+        var log = new RetriableRefusalLog(logger);
+        log.Add("orders", 0, ErrorCode.KafkaStorageError, "uploads are behind.");
+        log.Add("orders", 1, ErrorCode.KafkaStorageError, "uploads are behind.");
+        log.Add("orders", 2, ErrorCode.RequestTimedOut, "the request holds too much.");
+        Assert.StartsWith("Produce to orders-0 refused with KAFKA_STORAGE_ERROR (retriable): ", Assert.Single(logger.Entries).Message, StringComparison.Ordinal); // the rest held
+
+        // Stopping logs the held two now (the window's timer would have fired after the host's logging was gone).
+        log.Dispose();
+        Assert.Equal(2, logger.Entries.Count);
+        Assert.StartsWith("2 more produce(s) refused with REQUEST_TIMED_OUT (retriable) within 10 s; the last to orders-2: the request", logger.Entries[1].Message, StringComparison.Ordinal);
+
+        log.Add("orders", 3, ErrorCode.KafkaStorageError, "uploads are behind.");
+        log.Dispose();
+        Assert.Equal(2, logger.Entries.Count);
+        Assert.All(logger.Entries, e => Assert.Equal(LogLevel.Warning, e.Level));
+    }
+}
