@@ -981,7 +981,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     /// <summary>Thrown into a rejected batch's append task when its producer's state finds it new: it is refused, not stored.</summary>
     private sealed class RejectedByContractException() : Exception("The contract in force rejects the batch.");
 
-    // Storage refusals come in storms (every producer retrying every partition while uploads catch up): logged a line per window.
+    // Retriable refusals come in storms (every producer retrying every partition while uploads catch up): a line per window.
     private readonly RetriableRefusalLog _retriableRefusals = new(logger);
 
     /// <summary>Stops a pending refusal summary from firing after the host (and its logging) has gone.</summary>
