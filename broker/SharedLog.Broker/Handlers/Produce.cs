@@ -97,15 +97,6 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
         if (gated is not null)
         {
-            if (gated.Count > 1)
-            {
-                // Checked from a different partition each request: past MaxGatedBytesPerRequest the last ones checked are
-                // refused, and a client that always sends its partitions in the same order would see the same ones refused
-                // at every retry until its retries ran out (kafka-python did).
-                int first = (int)((uint)Interlocked.Increment(ref _gatedRotation) % (uint)gated.Count);
-                gated = [.. gated[first..], .. gated[..first]];
-            }
-
             await GatedCheckSlots.WaitAsync(cancellationToken);
             try
             {
@@ -247,7 +238,11 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             return Task.CompletedTask;
         }
 
-        var checks = new GatedChecks(this, gated);
+        // Checked from a different partition each request: past MaxGatedBytesPerRequest the last ones checked are refused,
+        // and a client that always sends its partitions in the same order would see the same ones refused at every retry
+        // until its retries ran out (kafka-python did).
+        int first = (int)((uint)Interlocked.Increment(ref _gatedRotation) % (uint)gated.Count);
+        var checks = new GatedChecks(this, gated, first);
         for (int helpers = Math.Min(Environment.ProcessorCount, gated.Count) - 1; helpers > 0 && GatedChecks.TryReserveHelper(); helpers--)
         {
             ThreadPool.UnsafeQueueUserWorkItem(checks, preferLocal: false);
@@ -262,7 +257,8 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     /// its partitions, not for its helpers: a helper that starts after every partition was taken finds none and ends
     /// without touching the request's bytes, so a busy pool cannot hold the request back.
     /// </summary>
-    private sealed class GatedChecks(ProduceHandler handler, List<(PartitionWork Item, System.Buffers.ReadOnlySequence<byte>? Records)> gated) : IThreadPoolWorkItem
+    /// <param name="first">The partition checked first; the others follow it in request order, wrapping around.</param>
+    private sealed class GatedChecks(ProduceHandler handler, List<(PartitionWork Item, System.Buffers.ReadOnlySequence<byte>? Records)> gated, int first) : IThreadPoolWorkItem
     {
         /// <summary>Helpers across the broker: one per other core, so gated producers leave the pool room for network work.</summary>
         private static readonly WorkSlots Helpers = new(Math.Max(Environment.ProcessorCount - 1, 0));
@@ -295,7 +291,8 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             {
                 try
                 {
-                    handler.Check(gated[i].Item, gated[i].Records);
+                    (PartitionWork item, System.Buffers.ReadOnlySequence<byte>? records) = gated[(first + i) % _count];
+                    handler.Check(item, records);
                 }
                 catch (Exception e)
                 {

@@ -735,10 +735,14 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
                 int take = 0;
                 long bytes = 0;
                 int maxBytes = Math.Min(AuditBatchBytes, audit.MaxAppendBytes);
-                while (take < _unwrittenAudit.Count && take < AuditBatchRecords
-                    && (take == 0 || bytes + EntryBytes(_unwrittenAudit[take].Record) <= maxBytes))
+                while (take < _unwrittenAudit.Count && take < AuditBatchRecords)
                 {
                     bytes += EntryBytes(_unwrittenAudit[take].Record);
+                    if (take > 0 && bytes > maxBytes)
+                    {
+                        break;
+                    }
+
                     take++;
                 }
 
