@@ -290,6 +290,8 @@ public sealed partial class BrokerHost : IAsyncDisposable
             app.MapWhen(context => context.Connection.LocalPort == registryListener.IPEndPoint!.Port, branch => branch.Run(api.HandleAsync));
         }
 
+        // After the registry's branch, which answers in its own error form.
+        app.UseStatusCodePages(Http.ContractsApi.AnswerUnroutedAsync);
         app.UseRouting();
         // A failed WAL takes no more produces until a restart: unhealthy, so an orchestrator restarts the broker (Kafka
         // halts when its last log directory fails).

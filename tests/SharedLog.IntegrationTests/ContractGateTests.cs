@@ -1042,6 +1042,70 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task ARegistryLevelOrModeChangeSentDuringAContractChangeWaitsForItAndTheyAgree()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        using var registry = new HttpClient { BaseAddress = new Uri(broker.RegistryUrl) };
+        var contracts = broker.Host.Services.GetRequiredService<SharedLog.Contracts.Model.ContractStore>();
+        static StringContent Yaml(string topic, string level) => new($"topic: {topic}\nclass: raw\ncompatibility: {level}\nvalue: {{strategy: TopicNameStrategy}}\n", Encoding.UTF8, "application/yaml");
+        static StringContent Body(string json) => new(json, Encoding.UTF8, "application/json");
+        async Task<string> LevelAsync(string subject) => (string)JsonNode.Parse(await registry.GetStringAsync($"/config/{subject}?defaultToGlobal=true"))!["compatibilityLevel"]!;
+
+        // Holds the contracts' writer (as a change under way does), sends the apply, and once it waits sends the registry
+        // change; releases the writer when that one waits too, or has been answered (as it was, landing between the
+        // apply's checks of the subject and its own writes).
+        async Task<(HttpResponseMessage Apply, HttpResponseMessage Change)> RaceAsync(Func<Task<HttpResponseMessage>> apply, Func<Task<HttpResponseMessage>> change)
+        {
+            var writerHeld = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+            Task<bool> holder = contracts.BetweenChangesAsync(() => writerHeld.Task);
+            Task<HttpResponseMessage> applying = apply();
+            for (DateTime deadline = DateTime.UtcNow + Timeout; contracts.ChangesWaiting < 1; await Task.Delay(10))
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the apply never waited for the writer");
+            }
+
+            Task<HttpResponseMessage> changing = change();
+            for (DateTime deadline = DateTime.UtcNow + Timeout; contracts.ChangesWaiting < 2 && !changing.IsCompleted; await Task.Delay(10))
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the registry change neither waited nor was answered");
+            }
+
+            writerHeld.SetResult(true);
+            await holder;
+            return (await applying, await changing);
+        }
+
+        // A subject turned read-only while an apply waited: the apply had checked the mode already, was stored, and then
+        // failed to set the level ("stored, but setting its subjects' compatibility failed"), leaving FULL_TRANSITIVE in
+        // the contract and NONE in the registry, so schemas the contract forbids were registered once the mode was back.
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("/contracts", Yaml("race-mode", "NONE"))).StatusCode);
+        (HttpResponseMessage applied, HttpResponseMessage readOnly) = await RaceAsync(
+            () => http.PostAsync("/contracts", Yaml("race-mode", "FULL_TRANSITIVE")),
+            () => registry.PutAsync("/mode/race-mode-value", Body("""{"mode":"READONLY"}""")));
+        Assert.Equal(HttpStatusCode.OK, readOnly.StatusCode);
+        string contractText = (string)JsonNode.Parse(await http.GetStringAsync("/contracts/race-mode"))!["text"]!;
+        Assert.True(applied.StatusCode is HttpStatusCode.OK or HttpStatusCode.UnprocessableEntity, await applied.Content.ReadAsStringAsync());
+        Assert.Equal(applied.StatusCode == HttpStatusCode.OK ? "FULL_TRANSITIVE" : "NONE", await LevelAsync("race-mode-value"));
+        Assert.Contains($"compatibility: {await LevelAsync("race-mode-value")}", contractText, StringComparison.Ordinal);
+
+        // A level set while a first apply waited is either refused (the subject is bound by then) or the level the
+        // contract's delete gives back: a 200 whose level a delete then replaced was lost.
+        Assert.True((await registry.PutAsync("/config/race-level-value", Body("""{"compatibility":"NONE"}"""))).IsSuccessStatusCode);
+        (HttpResponseMessage bound, HttpResponseMessage forward) = await RaceAsync(
+            () => http.PostAsync("/contracts", Yaml("race-level", "FULL_TRANSITIVE")),
+            () => registry.PutAsync("/config/race-level-value", Body("""{"compatibility":"FORWARD"}""")));
+        Assert.Equal(HttpStatusCode.OK, bound.StatusCode);
+        Assert.Equal("FULL_TRANSITIVE", await LevelAsync("race-level-value"));
+        Assert.Equal(HttpStatusCode.OK, (await http.DeleteAsync("/contracts/race-level")).StatusCode);
+        Assert.Equal(forward.IsSuccessStatusCode ? "FORWARD" : "NONE", await LevelAsync("race-level-value"));
+        if (!forward.IsSuccessStatusCode)
+        {
+            Assert.Equal(42205, (int)JsonNode.Parse(await forward.Content.ReadAsStringAsync())!["error_code"]!);
+        }
+    }
+
+    [Fact]
     public async Task TheQuarantineOldestAgeIsNotThatOfRecordsDeletedAndTheBacklogGoesWithItsContract()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
@@ -1959,6 +2023,35 @@ public class ContractGateTests
         using HttpResponseMessage tooLarge = await http.PostAsync("/contracts", chunked);
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, tooLarge.StatusCode);
         Assert.Contains("at most", (string)JsonNode.Parse(await tooLarge.Content.ReadAsStringAsync())!["message"]!, StringComparison.Ordinal);
+
+        // A contract's versions are listed; an unknown path and a method a path does not serve are answered in the API's
+        // error form (they were empty 404 and 405 answers), the 405 naming what the path serves.
+        using (HttpResponseMessage versions = await http.GetAsync("/contracts/audited/versions"))
+        {
+            Assert.Equal(HttpStatusCode.OK, versions.StatusCode);
+            Assert.Equal([1, 2, 3], JsonNode.Parse(await versions.Content.ReadAsStringAsync())!.AsArray().Select(v => (int)v!));
+        }
+
+        using (HttpResponseMessage unknownVersions = await http.GetAsync("/contracts/nobody/versions"))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, unknownVersions.StatusCode);
+            Assert.Equal(404, (int)JsonNode.Parse(await unknownVersions.Content.ReadAsStringAsync())!["error_code"]!);
+        }
+
+        using (HttpResponseMessage put = await http.PutAsync("/contracts", new StringContent(Contract("audited", "reject"), Encoding.UTF8, "application/yaml")))
+        {
+            Assert.Equal(HttpStatusCode.MethodNotAllowed, put.StatusCode);
+            Assert.Contains("POST", put.Content.Headers.Allow);
+            JsonNode answer = JsonNode.Parse(await put.Content.ReadAsStringAsync())!;
+            Assert.Equal(405, (int)answer["error_code"]!);
+            Assert.Contains("PUT is not served at /contracts", (string)answer["message"]!, StringComparison.Ordinal);
+        }
+
+        using (HttpResponseMessage nowhere = await http.GetAsync("/contract"))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, nowhere.StatusCode);
+            Assert.Contains("No admin API endpoint at /contract", (string)JsonNode.Parse(await nowhere.Content.ReadAsStringAsync())!["message"]!, StringComparison.Ordinal);
+        }
 
         // Every change is in _contract_audit, readable by any Kafka client.
         List<ConsumeResult<string, string>> audit = [];

@@ -240,7 +240,8 @@ public class MetricsTests
         Assert.Equal(refusals, Logged(lines));
         Assert.StartsWith("Produce to backlog-0 refused with KAFKA_STORAGE_ERROR (retriable): ", lines[0], StringComparison.Ordinal);
         Assert.Contains("wait for upload", lines[0], StringComparison.Ordinal);
-        Assert.Contains(" more produce(s) refused with KAFKA_STORAGE_ERROR (retriable) within 10 s; the last to backlog-0: ", lines[^1], StringComparison.Ordinal);
+        Assert.Contains(" more produce(s) refused (retriable) within 10 s (KAFKA_STORAGE_ERROR: ", lines[^1], StringComparison.Ordinal);
+        Assert.Contains("; the last to backlog-0 refused with KAFKA_STORAGE_ERROR: ", lines[^1], StringComparison.Ordinal);
         Assert.True(lines.Length <= 2 + (int)(clock.Elapsed.TotalSeconds / 10), $"{lines.Length} lines for {refusals} refusals in {clock.Elapsed}");
     }
 }

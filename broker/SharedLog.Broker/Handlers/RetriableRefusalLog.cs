@@ -15,6 +15,9 @@ internal sealed partial class RetriableRefusalLog(ILogger logger) : IDisposable
     private long _windowStart = long.MinValue;
     private long _held;
     private (string Topic, int Partition, ErrorCode Error, string Reason) _lastHeld;
+
+    // Per error code, the refusals held in the window: a summary naming only the last one's code hid the others.
+    private readonly Dictionary<ErrorCode, long> _heldByError = [];
     private Timer? _flush;
     private bool _disposed;
 
@@ -39,6 +42,7 @@ internal sealed partial class RetriableRefusalLog(ILogger logger) : IDisposable
                 }
 
                 _lastHeld = (topic, partition, error, reason);
+                System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_heldByError, error, out _)++;
             }
         }
 
@@ -58,6 +62,7 @@ internal sealed partial class RetriableRefusalLog(ILogger logger) : IDisposable
     {
         long held;
         (string Topic, int Partition, ErrorCode Error, string Reason) last;
+        string byError;
         lock (_sync)
         {
             if (_disposed)
@@ -74,13 +79,15 @@ internal sealed partial class RetriableRefusalLog(ILogger logger) : IDisposable
 
             held = _held;
             last = _lastHeld;
+            byError = string.Join(", ", _heldByError.Select(e => $"{KafkaName(e.Key)}: {e.Value}").Order(StringComparer.Ordinal));
+            _heldByError.Clear();
             _held = 0;
             _windowStart = System.Diagnostics.Stopwatch.GetTimestamp();
         }
 
         if (held > 0)
         {
-            LogRefusedMore(logger, held, KafkaName(last.Error), (int)Window.TotalSeconds, last.Topic, last.Partition, last.Reason);
+            LogRefusedMore(logger, held, (int)Window.TotalSeconds, byError, last.Topic, last.Partition, KafkaName(last.Error), last.Reason);
         }
     }
 
@@ -105,6 +112,6 @@ internal sealed partial class RetriableRefusalLog(ILogger logger) : IDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "Produce to {Topic}-{Partition} refused with {Error} (retriable): {Reason} Further such refusals within 10 s are logged as one line.")]
     private static partial void LogRefused(ILogger logger, string topic, int partition, string error, string reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Refusals} more produce(s) refused with {Error} (retriable) within {Seconds} s; the last to {Topic}-{Partition}: {Reason}")]
-    private static partial void LogRefusedMore(ILogger logger, long refusals, string error, int seconds, string topic, int partition, string reason);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Refusals} more produce(s) refused (retriable) within {Seconds} s ({ByError}); the last to {Topic}-{Partition} refused with {Error}: {Reason}")]
+    private static partial void LogRefusedMore(ILogger logger, long refusals, int seconds, string byError, string topic, int partition, string error, string reason);
 }

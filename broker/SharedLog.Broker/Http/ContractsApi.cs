@@ -46,6 +46,10 @@ public static partial class ContractsApi
         app.MapGet("/contracts/{name}/versions/{version}", (string name, string version, ContractStore store) =>
             !int.TryParse(version, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int number) ? Error(400, $"A contract version is a number, not '{version}'.")
             : store.History(name).FirstOrDefault(r => r.Version == number) is { } revision ? Json(Revision(revision)) : Error(404, $"Contract '{name}' has no version {number}."));
+        app.MapGet("/contracts/{name}/versions", (string name, ContractStore store) =>
+            store.History(name) is { Count: > 0 } history
+                ? Json(new JsonArray([.. history.Select(r => (JsonNode?)r.Version)]))
+                : Error(404, $"Contract '{name}' not found."));
         app.MapPost("/contracts", async (HttpContext context, ContractStore store, SchemaRegistry registry) =>
         {
             (string? text, IResult? refused) = await ReadBodyAsync(context, ContractParser.MaxDocumentChars, "A contract file");
@@ -116,6 +120,24 @@ public static partial class ContractsApi
         });
     }
 
+    /// <summary>
+    /// The admin port's answer to a request no endpoint took (an unknown path, or a method the path does not serve, whose
+    /// Allow header routing has set): the API's error form and a log line, instead of an empty 404 or 405.
+    /// </summary>
+    public static Task AnswerUnroutedAsync(Microsoft.AspNetCore.Diagnostics.StatusCodeContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        HttpContext http = context.HttpContext;
+        int status = http.Response.StatusCode;
+        string message = status switch
+        {
+            405 => $"{http.Request.Method} is not served at {http.Request.Path}; it serves {http.Response.Headers.Allow}.",
+            404 => $"No admin API endpoint at {http.Request.Path}: see docs/contracts.md for the contracts API (/contracts, /replays), and /health and /metrics.",
+            _ => $"HTTP {status}.",
+        };
+        return Error(status, message).ExecuteAsync(http);
+    }
+
     /// <summary>A replay request is a small JSON object; this bounds what is read of one.</summary>
     private const int MaxReplayRequestBytes = 64 * 1024;
 
@@ -128,16 +150,16 @@ public static partial class ContractsApi
     private static IReadOnlyList<string> ProblemsOf(ContractDefinition definition, SchemaRegistry registry) =>
         [.. ContractGate.CompileProblems(definition), .. SchemaFieldPaths.PrivacyPathProblems(definition, (r, isKey) => RegisteredSchemas(registry, definition, r, isKey)), .. ContractRegistrySync.Problems(definition, registry)];
 
-    /// <summary>
-    /// The schemas registered for a side of a contract within its pinned versions, or null when the subject depends on
-    /// the topic or record name (a pattern, a record name strategy) or has no live version yet.
-    /// </summary>
     /// <summary>The subject a side of the contract names whatever the topic or record: null under a pattern or a record name strategy.</summary>
     internal static string? NamedSubject(ContractDefinition definition, SchemaRequirement requirement, bool isKey) =>
         requirement.Subject is null && (definition.IsPattern || requirement.Strategy != SubjectNameStrategy.TopicNameStrategy)
             ? null
             : requirement.SubjectFor(definition.Topic, isKey, null);
 
+    /// <summary>
+    /// The schemas registered for a side of a contract within its pinned versions, or null when the subject depends on
+    /// the topic or record name (a pattern, a record name strategy) or has no live version yet.
+    /// </summary>
     internal static List<IParsedSchema>? RegisteredSchemas(SchemaRegistry registry, ContractDefinition definition, SchemaRequirement requirement, bool isKey)
     {
         if (NamedSubject(definition, requirement, isKey) is not { } subject || !registry.Subjects(includeDeleted: false, subject).Contains(subject))

@@ -256,23 +256,20 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
                     throw new SchemaRegistryException(RegistryErrorCodes.InvalidCompatibilityLevel, $"Invalid compatibility level '{text}'. Valid values are NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE.");
                 }
 
-                RefuseLevelOfBoundSubject(subject, wanted);
-                await registry.SetCompatibilityAsync(subject, wanted, cancel);
-                if (subject is not null && await RestoreContractLevelAsync(subject))
+                await BetweenContractChangesAsync(async () =>
                 {
-                    RefuseLevelOfBoundSubject(subject, wanted); // a contract applied meanwhile: its level is back, and this change refused
-                }
-
+                    RefuseLevelOfBoundSubject(subject, wanted);
+                    await registry.SetCompatibilityAsync(subject, wanted, cancel);
+                });
                 await JsonAsync(context, new JsonObject { ["compatibility"] = RegistryNames.Name(wanted) });
                 return;
             case "DELETE":
-                RefuseLevelOfBoundSubject(subject, wanted: null);
-                CompatibilityLevel previous = await registry.DeleteCompatibilityAsync(subject, cancel);
-                if (subject is not null && await RestoreContractLevelAsync(subject))
+                CompatibilityLevel previous = default;
+                await BetweenContractChangesAsync(async () =>
                 {
                     RefuseLevelOfBoundSubject(subject, wanted: null);
-                }
-
+                    previous = await registry.DeleteCompatibilityAsync(subject, cancel);
+                });
                 await JsonAsync(context, new JsonObject { ["compatibilityLevel"] = RegistryNames.Name(previous) });
                 return;
             default:
@@ -280,6 +277,18 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
                 return;
         }
     }
+
+    /// <summary>
+    /// Runs a change of a compatibility level or a mode while no contract change is under way. A contract change reads a
+    /// subject's level (to give it back later) and checks its mode before it stores anything, then sets the level: a level
+    /// or mode changed in between was lost (a PUT answered 200, then given back over by the contract's delete) or made the
+    /// stored contract's level change fail (the subject turned read-only after the check).
+    /// </summary>
+    private async Task BetweenContractChangesAsync(Func<Task> change) => await contracts.BetweenChangesAsync(async () =>
+    {
+        await change();
+        return true;
+    });
 
     /// <summary>
     /// A subject a data contract names has the contract's compatibility level: changing or removing it here would
@@ -297,7 +306,7 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
 
     /// <summary>
     /// Sets a bound subject's level back to its contract's when it is not that (a subject delete removes the subject's
-    /// settings; a level change checked just before a contract was applied lands after the contract's own). True when it did.
+    /// settings). True when it did.
     /// </summary>
     private async Task<bool> RestoreContractLevelAsync(string subject) => NeedsContractLevel(subject) is not null && await contracts.BetweenChangesAsync(async () =>
     {
@@ -350,11 +359,12 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
                     throw new SchemaRegistryException(RegistryErrorCodes.InvalidMode, $"Invalid mode '{body.Mode}'. Valid values are READWRITE, READONLY, READONLY_OVERRIDE, IMPORT.");
                 }
 
-                await registry.SetModeAsync(subject, wanted, Flag(context.Request.Query, "force"), cancel);
+                await BetweenContractChangesAsync(() => registry.SetModeAsync(subject, wanted, Flag(context.Request.Query, "force"), cancel));
                 await JsonAsync(context, new JsonObject { ["mode"] = RegistryNames.Name(wanted) });
                 return;
             case "DELETE":
-                RegistryMode previous = await registry.DeleteModeAsync(subject, cancel);
+                RegistryMode previous = default;
+                await BetweenContractChangesAsync(async () => previous = await registry.DeleteModeAsync(subject, cancel));
                 await JsonAsync(context, new JsonObject { ["mode"] = RegistryNames.Name(previous) });
                 return;
             default:

@@ -105,8 +105,9 @@ public sealed record ContractDefinition(
 /// applied again, while setting its subjects' compatibility levels in the registry failed; <see cref="Exception.InnerException"/>
 /// is the registry's first failure.
 /// </summary>
-public sealed class ContractRegistrySyncException(string name, int version, Exception failure)
-    : Exception($"Contract '{name}' is stored as version {version}, but setting its subjects' compatibility failed: {failure.Message}", failure)
+/// <param name="storedNow">False for a contract applied again unchanged: nothing new was stored.</param>
+public sealed class ContractRegistrySyncException(string name, int version, Exception failure, bool storedNow = true)
+    : Exception($"Contract '{name}' {(storedNow ? "is stored as" : "is unchanged at")} version {version}, but setting its subjects' compatibility failed: {failure.Message}", failure)
 {
     public string Name { get; } = name;
 

@@ -62,6 +62,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     private readonly SemaphoreSlim _writer = new(1, 1);
+    private int _changesWaiting;
 
     /// <summary>Audit records not yet in the audit topic (it refused them, or they were lost with a broker), oldest first; under <see cref="_writer"/>.</summary>
     private readonly List<PendingAudit> _unwrittenAudit = [];
@@ -365,8 +366,8 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     /// </summary>
     public async Task<ContractChange> ApplyAsync(string text, string actor, bool dryRun, Func<ContractDefinition, IReadOnlyList<string>> validate, CancellationToken cancellationToken, RegistryLink? registry = null)
     {
-        ContractDefinition definition = Validated(text, validate);
-        return await ChangeAsync(definition.Name, ActionApply, text, actor, null, dryRun, dryRun ? null : registry, cancellationToken);
+        ContractDefinition definition = ContractParser.Parse(text);
+        return await ChangeAsync(definition.Name, ActionApply, text, actor, null, dryRun, dryRun ? null : registry, validate, cancellationToken);
     }
 
     /// <summary>
@@ -378,25 +379,12 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     {
         ContractRevision target = History(name).FirstOrDefault(r => r.Version == version && r.Text is not null)
             ?? throw new KeyNotFoundException($"Contract '{name}' has no version {version} to roll back to.");
-        Validated(target.Text!, validate);
-        return await ChangeAsync(name, ActionRollback, target.Text, actor, version, dryRun: false, registry, cancellationToken);
-    }
-
-    private static ContractDefinition Validated(string text, Func<ContractDefinition, IReadOnlyList<string>> validate)
-    {
-        ContractDefinition definition = ContractParser.Parse(text);
-        IReadOnlyList<string> problems = validate(definition);
-        if (problems.Count > 0)
-        {
-            throw new ContractValidationException(problems);
-        }
-
-        return definition;
+        return await ChangeAsync(name, ActionRollback, target.Text, actor, version, dryRun: false, registry, validate, cancellationToken);
     }
 
     /// <summary>Deletes a contract; <paramref name="registry"/>, when given, gives the subjects it bound their earlier levels back.</summary>
     public Task<ContractChange> DeleteAsync(string name, string actor, CancellationToken cancellationToken, RegistryLink? registry = null) =>
-        ChangeAsync(name, ActionDelete, null, actor, null, dryRun: false, registry, cancellationToken);
+        ChangeAsync(name, ActionDelete, null, actor, null, dryRun: false, registry, validate: null, cancellationToken);
 
     /// <summary>A readable diff between two contracts: "+ path: value", "- path: value", "~ path: old -> new".</summary>
     public static IReadOnlyList<string> Diff(ContractDefinition? before, ContractDefinition? after)
@@ -477,9 +465,10 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         }
     }
 
-    private async Task<ContractChange> ChangeAsync(string name, string action, string? text, string actor, int? fromVersion, bool dryRun, RegistryLink? registry, CancellationToken cancellationToken)
+    /// <param name="validate">Checks of the contract in force after the change beyond its file's (rule compilation, the registry's modes): run under the writer, since what they read of the registry (a subject's mode) is what the change then relies on.</param>
+    private async Task<ContractChange> ChangeAsync(string name, string action, string? text, string actor, int? fromVersion, bool dryRun, RegistryLink? registry, Func<ContractDefinition, IReadOnlyList<string>>? validate, CancellationToken cancellationToken)
     {
-        await _writer.WaitAsync(cancellationToken);
+        await EnterWriterAsync(cancellationToken);
         try
         {
             ContractRevision? current = CurrentRevision(name);
@@ -493,6 +482,10 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             // Rebuild); it must not block its own fix, rollback or delete either, so it diffs as absent.
             ContractDefinition? before = TryParseRevision(current);
             ContractDefinition? after = text is null ? null : ContractParser.Parse(text);
+            if (after is not null && validate?.Invoke(after) is { Count: > 0 } problems)
+            {
+                throw new ContractValidationException(problems);
+            }
 
             // One contract per topic, and per pattern ("payments.*" and "payments.**" are one): a second one under another
             // name would silently govern it, or not, by the order of the names (a raw test contract could lift a
@@ -552,7 +545,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
                     }
                     catch (Exception e) when (e is not OperationCanceledException)
                     {
-                        throw new ContractRegistrySyncException(name, lastVersion, e);
+                        throw new ContractRegistrySyncException(name, lastVersion, e, storedNow: false);
                     }
                 }
 
@@ -694,12 +687,13 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     /// <summary>
     /// Runs <paramref name="work"/> while no contract change is under way: a change sets and gives back registry levels
     /// around the moment it is seen, and a repair of a bound subject's level (after a subject delete) must see the binding
-    /// and write the level with no change in between, or it writes the level of a contract just replaced or deleted.
+    /// and write the level with no change in between, or it writes the level of a contract just replaced or deleted; and a
+    /// user's change of a subject's level or mode must not land between a change's checks of them and its own writes.
     /// </summary>
     public async Task<T> BetweenChangesAsync<T>(Func<Task<T>> work)
     {
         ArgumentNullException.ThrowIfNull(work);
-        await _writer.WaitAsync(CancellationToken.None);
+        await EnterWriterAsync(CancellationToken.None);
         try
         {
             return await work();
@@ -707,6 +701,22 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         finally
         {
             _writer.Release();
+        }
+    }
+
+    /// <summary>Changes, and work run between them (<see cref="BetweenChangesAsync"/>), waiting for the one under way: lets a test queue one behind another.</summary>
+    public int ChangesWaiting => Volatile.Read(ref _changesWaiting);
+
+    private async Task EnterWriterAsync(CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _changesWaiting);
+        try
+        {
+            await _writer.WaitAsync(cancellationToken);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _changesWaiting);
         }
     }
 

@@ -182,8 +182,15 @@ public static class RecordCompression
 
     private static KafkaProtocolException CorruptData(CompressionCodec codec, Exception e) =>
         new(codec == CompressionCodec.Gzip
-            ? $"Corrupt {codec} data (cut short, or damaged; a gzip member ends with its CRC-32 and length): {e.Message}"
+            ? $"Corrupt {codec} data (cut short, or damaged; a gzip member ends with its CRC-32 and length): {GzipProblem(e)}"
             : $"Corrupt {codec} data: {e.Message}", e);
+
+    // .NET calls a deflate block of the reserved type (what the bytes after a member cut short read as) "an unsupported
+    // compression method", which reads as if the broker did not support gzip.
+    private static string GzipProblem(Exception e) =>
+        e is InvalidDataException && e.Message.Contains("unsupported compression method", StringComparison.OrdinalIgnoreCase)
+            ? "a deflate block of the reserved type, which no compressor writes."
+            : e.Message;
 
     private static KafkaProtocolException UnknownCodec(CompressionCodec codec) =>
         new($"Unknown compression codec {(int)codec}.", ErrorCode.UnsupportedCompressionType);
@@ -310,7 +317,9 @@ public static class RecordCompression
         while (at < input.Length)
         {
             ReadOnlySpan<byte> block = XerialBlock(input, ref at);
-            written += Snappy.Decompress(block, target[written..]);
+            int length = SnappyLength(block);
+            RequireSnappyDataEndsWithBlock(block, length);
+            written += Snappy.Decompress(block, target.Slice(written, length));
         }
 
         output.Advance(written);
@@ -348,7 +357,79 @@ public static class RecordCompression
             throw Bomb(CompressionCodec.Snappy, maxBytes);
         }
 
+        RequireSnappyDataEndsWithBlock(input, length);
         output.Advance(Snappy.Decompress(input, output.GetSpan(length)[..length]));
+    }
+
+    /// <summary>
+    /// Refuses a snappy block whose elements do not end exactly at its end, having produced exactly its declared length.
+    /// Snappier stops once the declared length is written and ignores what follows; such a batch was stored, and libsnappy
+    /// (librdkafka, kafka-python) refuses it, so consumers stopped at it for good. Walks the element tags only: what the
+    /// elements hold (copy offsets) Snappier checks as it inflates.
+    /// </summary>
+    private static void RequireSnappyDataEndsWithBlock(ReadOnlySpan<byte> block, int declared)
+    {
+        int at = 0;
+        while (at < block.Length && (block[at++] & 0x80) != 0)
+        {
+            // The length varint, read already.
+        }
+
+        long produced = 0;
+        while (at < block.Length && produced < declared)
+        {
+            byte tag = block[at++];
+            int lengthCode = tag >> 2;
+            switch (tag & 3)
+            {
+                case 0: // a literal: its length - 1 in the tag, or in the 1 to 4 bytes after it
+                    long literal = lengthCode + 1;
+                    if (lengthCode >= 60)
+                    {
+                        int lengthBytes = lengthCode - 59;
+                        if (block.Length - at < lengthBytes)
+                        {
+                            throw new KafkaProtocolException("Corrupt snappy data: a literal's length is cut short.");
+                        }
+
+                        literal = 1;
+                        for (int i = 0; i < lengthBytes; i++)
+                        {
+                            literal += (long)block[at + i] << (8 * i);
+                        }
+
+                        at += lengthBytes;
+                    }
+
+                    if (literal > block.Length - at)
+                    {
+                        throw new KafkaProtocolException("Corrupt snappy data: a literal runs past the block's end.");
+                    }
+
+                    at += (int)literal;
+                    produced += literal;
+                    break;
+                case 1: // a copy with a 1-byte offset
+                    produced += 4 + (lengthCode & 7);
+                    at += 1;
+                    break;
+                case 2: // a copy with a 2-byte offset
+                    produced += lengthCode + 1;
+                    at += 2;
+                    break;
+                default: // a copy with a 4-byte offset
+                    produced += lengthCode + 1;
+                    at += 4;
+                    break;
+            }
+        }
+
+        if (at != block.Length || produced != declared)
+        {
+            throw new KafkaProtocolException(at < block.Length && produced == declared
+                ? $"Corrupt snappy data: {block.Length - at} byte(s) after the {declared} bytes the block declares."
+                : $"Corrupt snappy data: the block's data does not make the {declared} bytes it declares.");
+        }
     }
 
     private static void WriteXerialSnappy(ReadOnlySpan<byte> input, IBufferWriter<byte> output)
