@@ -295,7 +295,8 @@ public sealed partial class BrokerHost : IAsyncDisposable
         app.UseRouting();
         // A failed WAL takes no more produces until a restart: unhealthy, so an orchestrator restarts the broker (Kafka
         // halts when its last log directory fails).
-        app.MapGet("/health", (IWriteAheadLog wal) => wal.Failure is { } failure
+        // HEAD too: load balancers' health checks send it.
+        app.MapMethods("/health", [HttpMethods.Get, HttpMethods.Head], (IWriteAheadLog wal) => wal.Failure is { } failure
             ? Results.Text($"unavailable: the WAL failed and accepts no appends until a restart: {failure.Message}\n", statusCode: StatusCodes.Status503ServiceUnavailable)
             : Results.Text("ok\n"));
         Http.ContractsApi.Map(app);

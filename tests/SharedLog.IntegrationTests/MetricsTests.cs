@@ -19,6 +19,10 @@ public class MetricsTests
 
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
         Assert.Equal("ok\n", await http.GetStringAsync("/health"));
+        using (HttpResponseMessage head = await http.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/health")))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.OK, head.StatusCode); // load balancers check health with HEAD (it was a 405)
+        }
 
         // The exporter caches a scrape briefly; wait (bounded) for one that includes the produce.
         string text = await MetricsScrape.UntilAsync(http, t => t.Contains("api=\"Produce\"", StringComparison.Ordinal) ? t : null) ?? string.Empty;

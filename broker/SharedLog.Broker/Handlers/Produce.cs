@@ -341,6 +341,8 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             var reader = new RecordBatchReader(records, copyPool: contract is null ? null : System.Buffers.ArrayPool<byte>.Shared);
             while (reader.TryReadNext(out RecordBatch batch))
             {
+                // A gated compressed batch's records, inflated into pooled memory: the gate copies what it keeps.
+                PooledBufferWriter? inflatedRecords = null;
                 try
                 {
                     // As Kafka for Produce v3+: one batch per partition, so a request either stores a partition's
@@ -393,7 +395,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                     }
                     else
                     {
-                        checkedRecords = batch.CheckedRecords(out recordsMaxTimestamp, keylessRecords);
+                        checkedRecords = batch.CheckedRecords(out recordsMaxTimestamp, out inflatedRecords, keylessRecords);
                     }
 
                     if (timestamps.BoundsCreateTime)
@@ -474,6 +476,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                 }
                 finally
                 {
+                    inflatedRecords?.Release();
                     if (reader.LastBatchRentedCopy is { } rented)
                     {
                         System.Buffers.ArrayPool<byte>.Shared.Return(rented);

@@ -22,6 +22,9 @@ public sealed class PooledBufferWriter(int initialCapacity = 4096) : IBufferWrit
 
     public ReadOnlySpan<byte> WrittenSpan => _buffer.AsSpan(0, WrittenCount);
 
+    /// <summary>The written bytes as memory, valid until <see cref="Release"/> (or a write that grows the buffer).</summary>
+    public ReadOnlyMemory<byte> WrittenMemory => _buffer.AsMemory(0, WrittenCount);
+
     public void Advance(int count)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);

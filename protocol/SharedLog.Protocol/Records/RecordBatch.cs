@@ -366,6 +366,35 @@ public readonly struct RecordBatch
         return records;
     }
 
+    /// <summary>
+    /// <see cref="CheckedRecords(out long, List{int}?, int)"/> with a compressed batch's records left in the pooled memory
+    /// they inflated into, not copied out: valid until the caller releases <paramref name="pooled"/> (null for an
+    /// uncompressed batch, read in place). For a caller done with the records when it is done with the batch (the contract
+    /// gate keeps copies of what it stores): a copy per batch was as many bytes of large-object garbage again.
+    /// </summary>
+    public RecordSet CheckedRecords(out long maxTimestamp, out PooledBufferWriter? pooled, List<int>? keylessRecords = null, int maxDecompressedBytes = MaxDecompressedBytes)
+    {
+        pooled = null;
+        if (Compression == CompressionCodec.None)
+        {
+            return CheckedRecords(out maxTimestamp, keylessRecords, maxDecompressedBytes);
+        }
+
+        PooledBufferWriter decompressed = Decompress(maxDecompressedBytes);
+        try
+        {
+            var records = new RecordSet(decompressed.WrittenMemory, RecordCount, BaseOffset, BaseTimestamp);
+            maxTimestamp = CheckRecords(records.Bytes.Span, keylessRecords);
+            pooled = decompressed;
+            return records;
+        }
+        catch
+        {
+            decompressed.Release();
+            throw;
+        }
+    }
+
     /// <summary>The largest record timestamp from the largest timestamp delta (the header's own value for a batch of no records).</summary>
     private long MaxOfRecords(long maxDelta) => maxDelta == long.MinValue ? MaxTimestamp : BaseTimestamp + maxDelta;
 
