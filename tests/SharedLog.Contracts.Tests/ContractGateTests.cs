@@ -101,6 +101,24 @@ public sealed class ContractGateTests : IDisposable
     private static string Reason(GateResult result, int index) => result.Violations.Single(v => v.BatchIndex == index) is var v ? $"{v.Rule}: {v.Reason}" : "";
 
     [Fact]
+    public async Task ObserveCountsTheRecordsThePrivacyStepWouldFailAndStoresEveryRecordAsSent()
+    {
+        // From a review: observe never ran the privacy step, so a value it cannot hash (a number) counted as accepted
+        // there while quarantine, flag and reject all caught it: the shadow mode predicted half of what enforcing would.
+        int value = await RegisterAsync("obs-privacy-value", """{"type":"object","properties":{"email":{},"code":{"type":"string","maxLength":8}}}""", SchemaType.Json);
+        await ApplyAsync("topic: obs-privacy\nclass: certified\nonFailure: observe\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\n  - field: code\n    action: hash\n");
+        byte[] good = Framed(value, """{"email":"a@b.example"}"""u8.ToArray());
+        byte[] unhashable = Framed(value, """{"email":12345}"""u8.ToArray());
+        byte[] tooLongOnceHashed = Framed(value, """{"code":"abc"}"""u8.ToArray());
+
+        GateResult observed = Inspect("obs-privacy", (null, good), (null, unhashable), (null, tooLongOnceHashed));
+
+        Assert.Equal(GateOutcome.Pass, observed.Outcome); // stored as sent: observe changes nothing
+        Assert.Equal((1L, 2L, ContractMetrics.ObservedFailing), (observed.Tally.Accepted, observed.Tally.Failing, observed.Tally.FailingOutcome));
+        Assert.Equal([(1, ViolationKind.Privacy), (2, ViolationKind.MaskedSchemaMismatch)], observed.Tally.Violations.Select(v => (v.BatchIndex, v.Kind)));
+    }
+
+    [Fact]
     public async Task UnderFlagASideWhosePrivacyStepFailsDoesNotLeaveTheOtherSideUnmaskedAndTheKeysFailureIsNamed()
     {
         // From a review: a hash on a number failed one side's privacy step, and the record was stored with both sides as

@@ -353,7 +353,9 @@ public sealed partial class ContractGate(
         int bad = 0;
         Dictionary<(string Rule, ViolationKind Kind), ViolationSpan>? unlisted = null;
         bool judgingStopped = false;
-        bool applyPrivacy = definition.OnFailure != FailureAction.Observe && definition.Privacy.Count > 0;
+        // Under observe too, to count the records the privacy step would fail (a value it cannot hash, a masked record its
+        // schema no longer takes), which every other mode refuses, quarantines or flags; its rewrite is not stored there.
+        bool applyPrivacy = definition.Privacy.Count > 0;
         long judgingStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         int judgedInTime = -1;
 
