@@ -583,6 +583,7 @@ public class QuarantineReplayTests
             ("""{ "source": "orders", "source": "orders" }""", 400), // which was meant?
             ("""{ "source": "orders", "resumeFrom": { "0": 5, "0": 6 } }""", 400),
             ("""{ "source": "orders", "quarantineTopic": "_schemas" }""", 400), // a journal, not a quarantine topic
+            ("""{ "source": "orders", "quarantineTopic": "orders", "target": "orders.quarantine" }""", 400), // its records replayed earlier would be written again
             ("""{ "source": "orders", "resumeFrom": { "9": 0 } }""", 400), // so has its quarantine topic
             ("""{ "source": "orders", "fromTimestamp": "yesterday" }""", 400),
             ("""{ "source": "orders", "dryRun": "yes" }""", 400),

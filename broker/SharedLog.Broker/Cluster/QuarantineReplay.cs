@@ -196,6 +196,13 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             ?? throw new ReplayRequestException(404, sourceExists
                 ? $"Topic '{request.Source}' has no contract in force (it may have been deleted), so its quarantine topic is not known: name it with quarantineTopic (the CLI's --quarantine-topic)."
                 : $"Topic '{request.Source}' does not exist, so its quarantine topic is not known: name it with quarantineTopic (the CLI's --quarantine-topic).");
+        if (quarantineName == request.Source)
+        {
+            // The source holds records replayed into it earlier, which keep their quarantine headers: read as quarantine
+            // copies, they would be written again (a review's replay from its own source matched 100 of them).
+            throw new ReplayRequestException(400, $"quarantineTopic names the source topic '{request.Source}' itself: name the topic its bad records were quarantined to.");
+        }
+
         if (InternalTopics.IsInternal(quarantineName))
         {
             // A pattern's template can make a journal's name ("_{topic}"): its records are the broker's, not quarantined ones.
