@@ -2506,6 +2506,36 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task ABatchOfAFewRecordsIsStoppedOnceJudgingItPassesTheBoundNotOnlyEveryEighthRecord()
+    {
+        // From a hostile-schema review: the clock was read every eighth record, so a batch of four records of 7 s each
+        // (patterns the budgets did not count) was judged for 33 s and stored. A clock 2 s further on at each reading
+        // passes the 5 s bound after the third record.
+        int id = await RegisterAsync("few-slow-value", JsonSchemaText, SchemaType.Json);
+        await ApplyAsync("topic: few-slow\nclass: certified\nvalue: {}\n");
+        var gate = new ContractGate(_store, _registry, [new JsonPayloadCodec()], new JsonPayloadValidatorCache(), _metrics, new PrivacyRewriter("k"u8.ToArray()), _gateLog, new SteppingClock(TimeSpan.FromSeconds(2)));
+        var builder = new RecordBatchBuilder(1_000);
+        for (int i = 0; i < 4; i++)
+        {
+            builder.Add(null, Framed(id, Encoding.UTF8.GetBytes("{\"name\":\"n\"}")), 1_000);
+        }
+
+        GateResult refused = gate.Inspect(gate.ContractFor("few-slow")!, "few-slow", 0, RecordBatch.Parse(builder.Build()));
+        Assert.Equal(GateOutcome.Reject, refused.Outcome);
+        Assert.StartsWith("Checking this batch against contract 'few-slow' took longer than 5 s (3 of its 4 records were checked)", refused.Summary, StringComparison.Ordinal);
+    }
+
+    /// <summary>A clock that is a fixed step further on at every reading.</summary>
+    private sealed class SteppingClock(TimeSpan step) : TimeProvider
+    {
+        private long _now;
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp() => Interlocked.Add(ref _now, step.Ticks);
+    }
+
+    [Fact]
     public async Task ASensitiveBatchRefusedUnderFlagIsEvidencedAsARejectionWithoutOffsets()
     {
         int id = await RegisterAsync("sensitive-flag-value", JsonSchemaText, SchemaType.Json);

@@ -279,6 +279,7 @@ public class JsonSchemaFormatTests
     [InlineData("{'minimum':'1'}", "'minimum' must be a number")]
     [InlineData("{'exclusiveMinimum':'1'}", "'exclusiveMinimum' must be a number")]
     [InlineData("{'multipleOf':0}", "'multipleOf' must be greater than 0")]
+    [InlineData("{'multipleOf':1e-30}", "'multipleOf' below 1e-28 is not supported")] // was "must be greater than 0"
     [InlineData("{'maxLength':-1}", "'maxLength' must be a non-negative integer")]
     [InlineData("{'minItems':1.5}", "'minItems' must be a non-negative integer")]
     [InlineData("{'pattern':'('}", "invalid regular expression")]

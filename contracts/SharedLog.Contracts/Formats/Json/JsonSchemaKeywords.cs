@@ -222,7 +222,10 @@ internal static class JsonSchemaKeywords
 
         if (schema.TryGetProperty("multipleOf", out var multipleOf) && !(JsonNumbers.Read(multipleOf) > 0))
         {
-            throw Invalid(document, pointer + "/multipleOf", "'multipleOf' must be greater than 0");
+            // Numbers are checked as decimals, whose smallest step is 1e-28: a smaller positive divisor reads as 0 there.
+            throw Invalid(document, pointer + "/multipleOf", multipleOf.GetDouble() > 0
+                ? "'multipleOf' below 1e-28 is not supported (numbers are checked as decimals, which cannot hold it)"
+                : "'multipleOf' must be greater than 0");
         }
 
         // Draft 4 writes exclusive bounds as booleans beside minimum/maximum; later drafts as numbers.
