@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using SharedLog.Contracts.Formats.Json;
 using SharedLog.Contracts.Registry;
 
@@ -23,6 +25,10 @@ public class JsonPayloadValidatorTests
 
     private static JsonPayloadValidator Build(string schema, IReadOnlyList<ResolvedReference>? references = null, JsonPayloadValidatorOptions? options = null) =>
         JsonPayloadValidator.Create(Format.Parse(schema, references ?? [], normalize: false), options);
+
+    /// <summary>A record as the gate decodes it, for the compiled subset's <see cref="JsonPayloadValidator.ValidateDecoded"/>.</summary>
+    private static object? Decoded(string json) =>
+        new JsonPayloadCodec().Decode(Format.Parse("{}", [], normalize: false), System.Text.Encoding.UTF8.GetBytes(json).AsMemory()).Value;
 
     private static IReadOnlyList<string> Validate(JsonPayloadValidator validator, string instance)
     {
@@ -63,15 +69,12 @@ public class JsonPayloadValidatorTests
     [Fact]
     public void The_compiled_subset_hands_numbers_it_cannot_compare_exactly_to_the_library()
     {
-        var codec = new JsonPayloadCodec();
-
         // A bound with more than 15 significant digits is not compiled at all.
         Assert.False(Build("""{"type":"integer","maximum":9007199254740992}""").ValidatesDecoded);
         Assert.False(Build("""{"enum":[9007199254740993]}""").ValidatesDecoded);
 
         var validator = Build("""{"type":"object","properties":{"n":{"type":"integer","maximum":100}}}""");
         Assert.True(validator.ValidatesDecoded);
-        object? Decoded(string json) => codec.Decode(Format.Parse("{}", [], normalize: false), System.Text.Encoding.UTF8.GetBytes(json)).Value;
         Assert.Empty(validator.ValidateDecoded(Decoded("""{"n":5}"""))!);
         Assert.Contains("maximum", Assert.Single(validator.ValidateDecoded(Decoded("""{"n":101}"""))!), StringComparison.Ordinal);
 
@@ -131,8 +134,6 @@ public class JsonPayloadValidatorTests
     {
         // Each error names its place as a JSON pointer (escaped), through nested objects and array items, and nothing of one
         // record's places is left in the next one's pointers.
-        var codec = new JsonPayloadCodec();
-        object? Decoded(string json) => codec.Decode(Format.Parse("{}", [], normalize: false), System.Text.Encoding.UTF8.GetBytes(json)).Value;
         var validator = Build("""
             {"type":"object","properties":{"customer":{"type":"object","properties":{"a/b~c":{"type":"string","maxLength":2}}},
              "lines":{"type":"array","items":{"type":"object","required":["sku"],"properties":{"quantity":{"type":"integer","minimum":1},
@@ -156,8 +157,6 @@ public class JsonPayloadValidatorTests
     [Fact]
     public void The_compiled_subset_names_missing_required_members_first_whether_or_not_they_are_properties()
     {
-        var codec = new JsonPayloadCodec();
-        object? Decoded(string json) => codec.Decode(Format.Parse("{}", [], normalize: false), System.Text.Encoding.UTF8.GetBytes(json)).Value;
 
         // Every required name is a property: presence is counted while members are checked.
         var counted = Build("""{"type":"object","required":["a","b","c"],"properties":{"a":{"type":"string"},"b":{"type":"string"},"c":{"type":"integer"},"d":{"type":"integer"}}}""");
@@ -188,7 +187,6 @@ public class JsonPayloadValidatorTests
     {
         // Long enums are indexed (a review's 30,000 values against 30,000 items took 12 s scanned); the answers must not change.
         string values = string.Join(",", Enumerable.Range(0, 100).Select(i => $"\"v{i}\"")) + ",1,2.5,true,null,\"\u00e9t\u00e9\"";
-        object? Decoded(string json) => new JsonPayloadCodec().Decode(Format.Parse("{}", [], normalize: false), System.Text.Encoding.UTF8.GetBytes(json).AsMemory()).Value;
         foreach (int count in new[] { 100, 3 })
         {
             string listed = count == 3 ? "\"v7\",1,2.5,true,null,\"\u00e9t\u00e9\"" : values;
@@ -313,6 +311,62 @@ public class JsonPayloadValidatorTests
 
         Assert.Empty(Validate(validator, $$"""{"{{name}}!":"not checked","{{name}}":1}"""));
         Assert.Contains(Validate(validator, $$"""{"{{name}}":"text"}"""), e => e.StartsWith($"/{name}: type:", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// A string on which the failing match of <paramref name="pattern"/> (backtracking, as the fallback runs it) takes a few
+    /// milliseconds on this machine: well under the 100 ms a single match may take, so only a record's total can refuse it.
+    /// </summary>
+    private static string SlowButInTimeInput(string pattern)
+    {
+        var unbounded = new Regex(pattern, RegexOptions.ECMAScript | RegexOptions.CultureInvariant);
+        for (int length = 12; length <= 40; length++)
+        {
+            string input = new string('a', length) + "!";
+            long started = Stopwatch.GetTimestamp();
+            Assert.DoesNotMatch(unbounded, input);
+            if (Stopwatch.GetElapsedTime(started) >= TimeSpan.FromMilliseconds(4))
+            {
+                return input;
+            }
+        }
+
+        throw new InvalidOperationException($"no input up to 40 characters makes '{pattern}' take 4 ms");
+    }
+
+    [Fact]
+    public void Backtracking_matches_of_one_record_are_bounded_together_on_the_compiled_path()
+    {
+        // From a hostile-schema review: each match was bounded by its 100 ms timeout, but a record of many strings that each
+        // take just under it held a core for their sum. The lookahead keeps the pattern on the backtracking fallback.
+        const string pattern = "^(?=a)(a+)+$";
+        var validator = Build($$$"""{"type":"array","items":{"type":"string","pattern":"{{{pattern}}}"}}""");
+        Assert.True(validator.ValidatesDecoded);
+        string slow = SlowButInTimeInput(pattern);
+        string record = JsonSerializer.Serialize(Enumerable.Range(0, 400).Select(i => slow).ToArray());
+
+        string error = Assert.Single(validator.ValidateDecoded(Decoded(record))!);
+
+        Assert.Contains("and this record's other patterns that backtrack took longer than 100 ms in all", error, StringComparison.Ordinal);
+        // The allowance is per record: the next record starts afresh, and matching strings are still accepted.
+        Assert.Empty(validator.ValidateDecoded(Decoded(JsonSerializer.Serialize(Enumerable.Repeat("aaaa", 400).ToArray())))!);
+    }
+
+    [Fact]
+    public void Backtracking_matches_of_one_record_are_bounded_together_in_pattern_properties()
+    {
+        // The review's case: one record of 20,000 property names took 19.5 s against a lookahead pattern.
+        const string pattern = "^(?=a)(a+)+$";
+        var validator = Build("""{"type":"object","patternProperties":{""" + $"\"{pattern}\"" + """:{"type":"integer"}}}""");
+        Assert.False(validator.ValidatesDecoded);
+        string slow = SlowButInTimeInput(pattern);
+        string record = JsonSerializer.Serialize(Enumerable.Range(0, 400).ToDictionary(i => slow + i, i => i));
+
+        string error = Assert.Single(Validate(validator, record));
+
+        Assert.StartsWith("(schema): pattern: matching the pattern '^(?=a)(a+)+$' and this record's other patterns", error, StringComparison.Ordinal);
+        Assert.Empty(Validate(validator, """{"aaa":1,"b!":"not matched"}"""));
+        Assert.Contains(Validate(validator, """{"aaa":"text"}"""), e => e.StartsWith("/aaa: type:", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -46,6 +46,7 @@ internal sealed class CompiledJsonValidator
     {
         List<string>? errors = null;
         bool inexact = false;
+        BoundedRegex.StartRecord();
         try
         {
             Check(_root, value, Location.Root, ref errors, ref inexact);
@@ -71,6 +72,7 @@ internal sealed class CompiledJsonValidator
     {
         List<string>? errors = null;
         bool inexact = false;
+        BoundedRegex.StartRecord();
         try
         {
             for (int i = 0; i < changedPaths.Count; i++) // not foreach: an interface's enumerator is a box per record
@@ -576,15 +578,15 @@ internal sealed class CompiledJsonValidator
         {
             try
             {
-                if (!pattern.IsMatch((string)text))
+                if (!BoundedRegex.IsMatch(pattern, (string)text))
                 {
                     Fail(ref errors, location, "pattern", $"does not match '{node.PatternText}'");
                 }
             }
-            catch (RegexMatchTimeoutException)
+            catch (RegexMatchTimeoutException timedOut)
             {
                 string path = location.ToString();
-                throw new PatternTimedOutException($"{(path.Length == 0 ? "/" : path)}: pattern: {BoundedRegex.TimedOut(node.PatternText!)}");
+                throw new PatternTimedOutException($"{(path.Length == 0 ? "/" : path)}: pattern: {BoundedRegex.TimedOut(timedOut)}");
             }
         }
     }

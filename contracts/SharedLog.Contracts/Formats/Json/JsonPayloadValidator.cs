@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -137,12 +138,14 @@ public sealed class JsonPayloadValidator
         try
         {
             EvaluationBudget.Start();
+            BoundedRegex.StartRecord();
             if (_schema.Evaluate(instance, _flag).IsValid)
             {
                 return [];
             }
 
             EvaluationBudget.Start();
+            BoundedRegex.StartRecord();
             return Messages(_schema.Evaluate(instance, _list));
         }
         catch (EvaluationBudget.ExceededException exceeded)
@@ -369,8 +372,53 @@ internal static class BoundedRegex
 
     private static Regex Fallback(string pattern) => new(pattern, RegexOptions.ECMAScript | RegexOptions.CultureInvariant, FallbackTimeout);
 
-    public static string TimedOut(string pattern) =>
-        $"matching the pattern '{pattern}' took longer than {FallbackTimeout.TotalMilliseconds} ms, so the value is rejected";
+    /// <summary>
+    /// Most time the backtracking matches of one record may take together. Each match is bounded by
+    /// <see cref="FallbackTimeout"/>, but a record of many strings or property names that each take just under it held a
+    /// core for seconds (a review: 19.5 s for one record of 20,000 property names).
+    /// </summary>
+    public static readonly TimeSpan RecordAllowance = FallbackTimeout;
+
+    private static readonly long RecordAllowanceTicks = (long)(RecordAllowance.TotalSeconds * Stopwatch.Frequency);
+
+    [ThreadStatic]
+    private static long _recordTicks;
+
+    /// <summary>Starts a record's allowance; every validation pass over a record calls it first.</summary>
+    public static void StartRecord() => _recordTicks = 0;
+
+    /// <summary>Whether <paramref name="input"/> matches; a backtracking pattern's time is charged to the record's allowance.</summary>
+    public static bool IsMatch(Regex regex, string input)
+    {
+        if (!Backtracks(regex))
+        {
+            return regex.IsMatch(input);
+        }
+
+        long started = Stopwatch.GetTimestamp();
+        bool matched = regex.IsMatch(input);
+        ChargeSince(started, regex);
+        return matched;
+    }
+
+    /// <summary>Only fallback patterns have a timeout; the non-backtracking engine's time is linear in the input.</summary>
+    public static bool Backtracks(Regex regex) => regex.MatchTimeout != Regex.InfiniteMatchTimeout;
+
+    /// <summary>Charges the time since <paramref name="started"/> to the record's allowance; past it, the match counts as timed out.</summary>
+    public static void ChargeSince(long started, Regex regex)
+    {
+        if ((_recordTicks += Stopwatch.GetTimestamp() - started) > RecordAllowanceTicks)
+        {
+            throw new RecordAllowanceExceededException(regex.ToString());
+        }
+    }
+
+    public static string TimedOut(RegexMatchTimeoutException timedOut) => timedOut is RecordAllowanceExceededException
+        ? $"matching the pattern '{timedOut.Pattern}' and this record's other patterns that backtrack took longer than {RecordAllowance.TotalMilliseconds} ms in all, so the record is rejected"
+        : $"matching the pattern '{timedOut.Pattern}' took longer than {FallbackTimeout.TotalMilliseconds} ms, so the value is rejected";
+
+    /// <summary>A record's backtracking matches together ran past <see cref="RecordAllowance"/>.</summary>
+    private sealed class RecordAllowanceExceededException(string pattern) : RegexMatchTimeoutException(string.Empty, pattern, RecordAllowance);
 }
 
 /// <summary><c>pattern</c> with a bounded regex; a timed-out match fails the keyword.</summary>
@@ -391,12 +439,21 @@ internal sealed class BoundedPatternKeyword : PatternKeyword
     {
         try
         {
+            if (keyword.Value is Regex regex && BoundedRegex.Backtracks(regex))
+            {
+                // The library's evaluation of this keyword is the one match.
+                long started = Stopwatch.GetTimestamp();
+                KeywordEvaluation evaluation = base.Evaluate(keyword, context);
+                BoundedRegex.ChargeSince(started, regex);
+                return evaluation;
+            }
+
             return base.Evaluate(keyword, context);
         }
         catch (RegexMatchTimeoutException ex)
         {
-            EvaluationBudget.PatternTimedOut(ex.Pattern);
-            return new KeywordEvaluation { Keyword = Name, IsValid = false, Error = BoundedRegex.TimedOut(ex.Pattern) };
+            EvaluationBudget.PatternTimedOut(ex);
+            return new KeywordEvaluation { Keyword = Name, IsValid = false, Error = BoundedRegex.TimedOut(ex) };
         }
     }
 }
@@ -438,12 +495,37 @@ internal sealed class BoundedPatternPropertiesKeyword : PatternPropertiesKeyword
 
         try
         {
+            if (context.Instance.ValueKind == JsonValueKind.Object && keyword.Value is Dictionary<string, Regex> patterns)
+            {
+                ChargeBacktrackingMatches(context.Instance, patterns);
+            }
+
             return base.Evaluate(keyword, context);
         }
         catch (RegexMatchTimeoutException ex)
         {
-            EvaluationBudget.PatternTimedOut(ex.Pattern);
-            return new KeywordEvaluation { Keyword = Name, IsValid = false, Error = BoundedRegex.TimedOut(ex.Pattern) };
+            EvaluationBudget.PatternTimedOut(ex);
+            return new KeywordEvaluation { Keyword = Name, IsValid = false, Error = BoundedRegex.TimedOut(ex) };
+        }
+    }
+
+    /// <summary>
+    /// The library matches every name against every pattern out of reach of the record's backtracking allowance, so the
+    /// backtracking patterns are matched here first, charged: the library's own matches then repeat work that fit in it.
+    /// </summary>
+    private static void ChargeBacktrackingMatches(JsonElement instance, Dictionary<string, Regex> patterns)
+    {
+        foreach (Regex regex in patterns.Values)
+        {
+            if (!BoundedRegex.Backtracks(regex))
+            {
+                continue;
+            }
+
+            foreach (JsonProperty property in instance.EnumerateObject())
+            {
+                BoundedRegex.IsMatch(regex, property.Name);
+            }
         }
     }
 
@@ -489,11 +571,11 @@ internal static class EvaluationBudget
     /// Ends the evaluation when a backtracking pattern's match ran out of time: a record of many strings would otherwise pay
     /// the timeout for each. Outside a budgeted evaluation, the keyword just fails.
     /// </summary>
-    public static void PatternTimedOut(string pattern)
+    public static void PatternTimedOut(RegexMatchTimeoutException timedOut)
     {
         if (_active)
         {
-            throw new ExceededException($"(schema): pattern: {BoundedRegex.TimedOut(pattern)}");
+            throw new ExceededException($"(schema): pattern: {BoundedRegex.TimedOut(timedOut)}");
         }
     }
 
