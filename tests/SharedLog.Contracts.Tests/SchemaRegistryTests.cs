@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using SharedLog.Contracts;
+using SharedLog.Contracts.Formats.Json;
 using SharedLog.Contracts.Registry;
 
 namespace SharedLog.Contracts.Tests;
@@ -419,6 +420,40 @@ public class SchemaRegistryTests
         Assert.Equal(RegistryErrorCodes.SubjectNotFound, await ErrorOfAsync(() => registry.DeleteCompatibilityAsync("s", CancellationToken.None))); // as Confluent: DELETE /config/{subject} of an unset level
         Assert.Equal(RegistryErrorCodes.InvalidSchema, await ErrorOfAsync(() => registry.RegisterAsync("r", Fields("b") with { References = [new SchemaReference("x", "nowhere", 1)] }, CancellationToken.None)));
     }
+    /// <summary>A JSON schema of <paramref name="fields"/> string properties, field i matching the pattern <paramref name="pattern"/>(i).</summary>
+    private static SchemaRequest JsonWithPatterns(int fields, Func<int, string> pattern) => new(
+        "{\"type\":\"object\",\"properties\":{" + string.Join(',', Enumerable.Range(0, fields).Select(i => $"\"f{i}\":{{\"type\":\"string\",\"pattern\":\"{pattern(i)}\"}}")) + "}}",
+        SchemaType.Json,
+        []);
+
+    [Fact]
+    public async Task AJsonSchemaWithMoreDistinctPatternsThanTheLimitIsRefusedButOneStoredBeforeIsKept()
+    {
+        // From a hostile-schema review: each pattern becomes a linear-time regex of 0.1-0.5 MB; a schema of 3,000 took the
+        // broker 4-7 s and 0.9 GB to build its validator.
+        var journal = new MemoryJournal();
+        using (var registry = new SchemaRegistry([new JsonSchemaFormat()], journal, NullLogger<SchemaRegistry>.Instance))
+        {
+            await registry.LoadAsync(CancellationToken.None);
+            int limit = SchemaLimits.MaxJsonSchemaPatterns;
+            SchemaRegistryException refused = await Assert.ThrowsAsync<SchemaRegistryException>(
+                () => registry.RegisterAsync("many", JsonWithPatterns(limit + 1, i => $"^x{i}$"), CancellationToken.None));
+            Assert.Equal(RegistryErrorCodes.InvalidSchema, refused.ErrorCode);
+            Assert.Contains($"it uses {limit + 1} distinct regular expressions", refused.Message, StringComparison.Ordinal);
+
+            // The limit counts distinct patterns: the same one in every field is one, and the limit itself is accepted.
+            await registry.RegisterAsync("repeated", JsonWithPatterns(limit * 4, i => "^[a-z]+$"), CancellationToken.None);
+            await registry.RegisterAsync("at-limit", JsonWithPatterns(limit, i => $"^x{i}$"), CancellationToken.None);
+        }
+
+        // A schema stored before the limit (written straight to the journal) still loads, and its id still answers.
+        string storedText = JsonWithPatterns(SchemaLimits.MaxJsonSchemaPatterns * 2, i => $"^y{i}$").Schema;
+        await journal.AppendAsync([RegistryRecords.SchemaVersion(new SchemaVersionValue { Subject = "older", Version = 1, Id = 100, SchemaType = "JSON", Schema = storedText }), RegistryRecords.IdHighWater(100)], CancellationToken.None);
+        using var reopened = new SchemaRegistry([new JsonSchemaFormat()], journal, NullLogger<SchemaRegistry>.Instance);
+        await reopened.LoadAsync(CancellationToken.None);
+        Assert.Equal(storedText, reopened.GetById(100).Schema);
+    }
+
     [Fact]
     public async Task AVersionALiveSchemaReferencesIsNotRemovedByRegisteringItsSchemaAgain()
     {

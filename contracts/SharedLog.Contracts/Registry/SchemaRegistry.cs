@@ -1010,9 +1010,10 @@ public sealed partial class SchemaRegistry : IDisposable
             references = Resolve(request.References, 0);
         }
 
+        IParsedSchema parsed;
         try
         {
-            return (format.Parse(request.Schema, references, request.Normalize), format);
+            parsed = format.Parse(request.Schema, references, request.Normalize);
         }
         catch (InvalidSchemaException e)
         {
@@ -1022,6 +1023,15 @@ public sealed partial class SchemaRegistry : IDisposable
         {
             throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Invalid schema: {e.Message}");
         }
+
+        if (parsed is Formats.Json.ParsedJsonSchema { Schemas.Patterns.Count: > SchemaLimits.MaxJsonSchemaPatterns } patterned)
+        {
+            throw new SchemaRegistryException(
+                RegistryErrorCodes.InvalidSchema,
+                $"Invalid schema: it uses {patterned.Schemas.Patterns.Count} distinct regular expressions (pattern and patternProperties, references included); at most {SchemaLimits.MaxJsonSchemaPatterns} are accepted, since each costs the broker's validator up to half a megabyte.");
+        }
+
+        return (parsed, format);
     }
 
     /// <summary>

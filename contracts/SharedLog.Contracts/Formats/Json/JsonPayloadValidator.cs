@@ -90,6 +90,8 @@ public sealed class JsonPayloadValidator
 
         try
         {
+            // The library's schema and the compiled one match the same patterns: each is built once for both.
+            BoundedRegex.BeginValidator();
             var set = parsed.Schemas;
             var rootBase = JsonSchemaSet.BaseOf(set.Root);
             foreach (var document in set.Documents.Skip(1))
@@ -111,6 +113,10 @@ public sealed class JsonPayloadValidator
         catch (Exception ex) when (ex is JsonSchemaException or ArgumentException or InvalidOperationException or KeyNotFoundException or FormatException or UriFormatException)
         {
             throw new InvalidSchemaException($"Invalid JSON schema: cannot build a validator: {ex.Message}", ex);
+        }
+        finally
+        {
+            BoundedRegex.EndValidator();
         }
     }
 
@@ -345,8 +351,38 @@ internal static class BoundedRegex
     /// <summary>Longest a backtracking match may run (only patterns with backreferences or lookarounds backtrack).</summary>
     public static readonly TimeSpan FallbackTimeout = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>The regexes of the validator being built on this thread, by pattern: a pattern repeated in a schema is built once.</summary>
+    [ThreadStatic]
+    private static Dictionary<string, Regex>? _building;
+
+    /// <summary>Shares each pattern's regex among the validators built until <see cref="EndValidator"/>.</summary>
+    public static void BeginValidator() => _building = new Dictionary<string, Regex>(StringComparer.Ordinal);
+
+    public static void EndValidator() => _building = null;
+
     public static Regex Create(string pattern)
     {
+        if (_building is { } building)
+        {
+            if (!building.TryGetValue(pattern, out Regex? regex))
+            {
+                regex = Build(pattern);
+                building.Add(pattern, regex);
+            }
+
+            return regex;
+        }
+
+        return Build(pattern);
+    }
+
+    /// <summary>Regexes built on this thread so far (what the sharing saves shows here).</summary>
+    [ThreadStatic]
+    internal static int BuiltOnThisThread;
+
+    private static Regex Build(string pattern)
+    {
+        BuiltOnThisThread++;
         try
         {
             // The non-backtracking engine matches in linear time; it lacks backreferences, lookarounds and atomic groups.

@@ -306,6 +306,11 @@ internal static class JsonSchemaKeywords
 
     private static void CheckRegex(JsonSchemaDocument document, string pattern, string pointer)
     {
+        if (!document.Set.Patterns.Add(pattern))
+        {
+            return;
+        }
+
         try
         {
             _ = new Regex(pattern, RegexOptions.None, JsonNumbers.RegexTimeout);

@@ -96,6 +96,12 @@ internal sealed class JsonSchemaSet
 
     public IReadOnlyList<JsonSchemaDocument> Documents => _documents;
 
+    /// <summary>
+    /// The distinct regular expressions of all documents (<c>pattern</c> values and <c>patternProperties</c> names), as
+    /// <see cref="JsonSchemaKeywords.Validate"/> found them: each costs a validator 0.1-0.5 MB and 1-12 ms to build.
+    /// </summary>
+    public HashSet<string> Patterns { get; } = new(StringComparer.Ordinal);
+
     public JsonSchemaDocument Root => _documents[0];
 
     public int Count => _documents.Count;
