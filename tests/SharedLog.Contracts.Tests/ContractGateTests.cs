@@ -619,6 +619,25 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public void CheckingAContractsPrivacyRulesAgainstItsSchemasIsBoundedAndWalksASchemaAdmittedTwiceOnce()
+    {
+        // From a hostile-input review: 1,000 paths naming no field, over ten versions of a 12,000-branch Avro union bound to
+        // both key and value, took 34 s at apply, every other contract change waiting. Here 1,000 paths over 6,000 branches.
+        string union = "[" + string.Join(',', Enumerable.Range(0, 6_000).Select(i => $$"""{"type":"record","name":"R{{i}}","fields":[]}""")) + "]";
+        IParsedSchema schema = new AvroSchemaFormat().Parse(union, [], false);
+        string rules = string.Concat(Enumerable.Range(0, 1_000).Select(i => $"  - field: x{i}.y\n    action: redact\n"));
+        ContractDefinition costly = ContractParser.Parse("topic: wide-union\nkey: {subject: u}\nvalue: {subject: u}\nprivacy:\n" + rules);
+
+        string refused = Assert.Single(SchemaFieldPaths.PrivacyPathProblems(costly, (_, _) => [schema]));
+
+        Assert.Equal($"privacy: checking its 1000 rule(s) against the 1 schema(s) the contract admits enters more than {PrivacyCheckBudget.MaxStepsPerCheck:N0} schema nodes, so the contract is refused; admit fewer schema versions (versions: on the key or value) or use fewer privacy rules", refused);
+
+        // Within the budget the same walk still finds each misspelt path, and the next check starts afresh.
+        ContractDefinition few = ContractParser.Parse("topic: wide-union\nkey: {subject: u}\nvalue: {subject: u}\nprivacy:\n" + string.Concat(Enumerable.Range(0, 3).Select(i => $"  - field: x{i}.y\n    action: redact\n")));
+        Assert.Equal(3, SchemaFieldPaths.PrivacyPathProblems(few, (_, _) => [schema]).Count);
+    }
+
+    [Fact]
     public async Task AContractHashingANumberOrATaggedEnumIsRefusedWhenItsSchemaIsKnown()
     {
         const string schema = """

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using SharedLog.Contracts.Formats.Json;
+using SharedLog.Contracts.Model;
 using SharedLog.Contracts.Registry;
 
 namespace SharedLog.Contracts.Tests;
@@ -350,6 +351,35 @@ public class JsonPayloadValidatorTests
         Assert.Contains("and this record's other patterns that backtrack took longer than 100 ms in all", error, StringComparison.Ordinal);
         // The allowance is per record: the next record starts afresh, and matching strings are still accepted.
         Assert.Empty(validator.ValidateDecoded(Decoded(JsonSerializer.Serialize(Enumerable.Repeat("aaaa", 400).ToArray())))!);
+    }
+
+    [Fact]
+    public void A_record_refused_for_its_backtracking_time_leaves_no_charge_behind_for_the_next_match_on_its_thread()
+    {
+        // From a review: the record's total stayed on the thread, and apply's masking check (which matched the redacted
+        // value against a lookahead pattern on the same thread) then failed at once: HTTP 500 on 7 of 12 applies.
+        const string pattern = "^(?=a)(a+)+$";
+        var validator = Build($$$"""{"type":"array","items":{"type":"string","pattern":"{{{pattern}}}"}}""");
+        string record = JsonSerializer.Serialize(Enumerable.Repeat(SlowButInTimeInput(pattern), 400).ToArray());
+        Assert.Contains("in all", Assert.Single(validator.ValidateDecoded(Decoded(record))!), StringComparison.Ordinal);
+
+        using var masked = JsonDocument.Parse("""{"type":"object","properties":{"s":{"type":"string","pattern":"^(?!x).*$"}}}""");
+        Assert.Null(CompiledJsonValidator.TryCompile(masked.RootElement, assertFormat: false)!.MaskingProblem(["s"], PrivacyAction.Redact));
+        using var hashed = JsonDocument.Parse("""{"type":"object","properties":{"s":{"type":"string","pattern":"^(?!0).*$"}}}""");
+        Assert.Contains("the hashed value breaks it", CompiledJsonValidator.TryCompile(hashed.RootElement, assertFormat: false)!.MaskingProblem(["s"], PrivacyAction.Hash), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_backtracking_allowance_counts_the_threads_cpu_time_not_time_spent_waiting()
+    {
+        // From a review: counted in wall-clock time, a valid record (70 ms of matching) was refused with eight validations at
+        // once on two cores. On Linux the allowance reads the thread's CPU clock, which does not run while the thread waits.
+        Assert.Equal(OperatingSystem.IsLinux() && Environment.Is64BitProcess, ThreadCpuClock.MeasuresCpu);
+        long started = ThreadCpuClock.Now();
+        Thread.Sleep(300);
+        long idle = ThreadCpuClock.Now() - started;
+
+        Assert.InRange(idle, 0, ThreadCpuClock.MeasuresCpu ? 100_000_000 : long.MaxValue);
     }
 
     [Fact]

@@ -39,6 +39,7 @@ public static class SchemaFieldPaths
         }
 
         var schemas = new List<IParsedSchema>();
+        var distinct = new HashSet<IParsedSchema>(ReferenceEqualityComparer.Instance);
         foreach ((SchemaRequirement? requirement, bool isKey) in new[] { (definition.Key, true), (definition.Value, false) })
         {
             if (requirement is null)
@@ -51,10 +52,29 @@ public static class SchemaFieldPaths
                 return [];
             }
 
-            schemas.AddRange(known);
+            // A key and a value bound to the same subject admit the same schemas: each is checked once.
+            schemas.AddRange(known.Where(distinct.Add));
         }
 
+        PrivacyCheckBudget.Start();
+        try
+        {
+            return Problems(definition, schemas);
+        }
+        catch (PrivacyCheckBudget.ExceededException)
+        {
+            return [$"privacy: checking its {definition.Privacy.Count} rule(s) against the {schemas.Count} schema(s) the contract admits enters more than {PrivacyCheckBudget.MaxStepsPerCheck:N0} schema nodes, so the contract is refused; admit fewer schema versions (versions: on the key or value) or use fewer privacy rules"];
+        }
+        finally
+        {
+            PrivacyCheckBudget.Stop();
+        }
+    }
+
+    private static List<string> Problems(ContractDefinition definition, List<IParsedSchema> schemas)
+    {
         var problems = new List<string>();
+        var compiledJson = new Dictionary<IParsedSchema, CompiledJsonValidator?>(ReferenceEqualityComparer.Instance);
         foreach (PrivacyRuleDefinition rule in definition.Privacy)
         {
             if (rule.FieldPath is { } path && !schemas.Exists(s => Declares(s, path.Split('.'))))
@@ -89,7 +109,7 @@ public static class SchemaFieldPaths
             {
                 problems.Add($"privacy[{rule.Target}]: drop removes a Protobuf field, but a proto2 schema the contract admits declares {required} required, so its records would be refused; redact or hash it instead");
             }
-            else if (FirstJsonMaskingProblem(schemas, rule) is { } broken)
+            else if (FirstJsonMaskingProblem(schemas, rule, compiledJson) is { } broken)
             {
                 problems.Add($"privacy[{rule.Target}]: a JSON schema the contract admits constrains {broken.Path} so that masked records would not match it: {broken.Problem}; every such record would be a bad record (masked_schema_mismatch); use another action or relax the schema");
             }
@@ -99,11 +119,23 @@ public static class SchemaFieldPaths
     }
 
     /// <summary>The first field of a JSON schema (in the compiled subset) whose masked value the schema would refuse, and why.</summary>
-    private static (string Path, string Problem)? FirstJsonMaskingProblem(List<IParsedSchema> schemas, PrivacyRuleDefinition rule)
+    private static (string Path, string Problem)? FirstJsonMaskingProblem(List<IParsedSchema> schemas, PrivacyRuleDefinition rule, Dictionary<IParsedSchema, CompiledJsonValidator?> compiledJson)
     {
         foreach (IParsedSchema schema in schemas)
         {
-            if (schema is not ParsedJsonSchema { Schemas.Documents.Count: 1 } json || CompiledJsonValidator.TryCompile(json.Schemas.Root.Root, assertFormat: false) is not { } compiled)
+            if (schema is not ParsedJsonSchema { Schemas.Documents.Count: 1 } json)
+            {
+                continue;
+            }
+
+            // Compiled once per check, not once per rule.
+            if (!compiledJson.TryGetValue(schema, out CompiledJsonValidator? compiled))
+            {
+                compiled = CompiledJsonValidator.TryCompile(json.Schemas.Root.Root, assertFormat: false);
+                compiledJson.Add(schema, compiled);
+            }
+
+            if (compiled is null)
             {
                 continue;
             }
@@ -193,6 +225,7 @@ public static class SchemaFieldPaths
     /// <summary>Whether every field the path reaches (through unions and arrays) can be dropped: it has a default, or null is one of its branches.</summary>
     private static bool DroppableAvro(Avro.Schema type, IReadOnlyList<string> names, int index, int depth, HashSet<AvroStep> seen)
     {
+        PrivacyCheckBudget.Step();
         if (depth > SchemaLimits.MaxDepth || !seen.Add(new AvroStep(type, index, 0)))
         {
             return true; // deeper than decoding goes, or a route walked already
@@ -286,6 +319,7 @@ public static class SchemaFieldPaths
 
     private static string? UnhashableAvro(Avro.Schema type, IReadOnlyList<string> names, int index, int depth, Dictionary<AvroStep, string?> known)
     {
+        PrivacyCheckBudget.Step();
         if (depth > SchemaLimits.MaxDepth)
         {
             return null;
@@ -359,6 +393,7 @@ public static class SchemaFieldPaths
 
     private static string? ProtobufFieldProblemIn(ProtobufParsedSchema schema, Google.Protobuf.Reflection.DescriptorProto message, IReadOnlyList<string> names, int index, Func<Google.Protobuf.Reflection.FieldDescriptorProto, string?> problem)
     {
+        PrivacyCheckBudget.Step();
         if (index > SchemaLimits.MaxDepth || message.Fields.Find(f => f.Name == names[index]) is not { } field)
         {
             return null;
@@ -423,6 +458,7 @@ public static class SchemaFieldPaths
     /// while it is being followed (it names itself) adds nothing its other branches do not.</param>
     private static string? UnhashableJson(JsonElement schema, JsonElement root, IReadOnlyList<string> names, int index, int depth, Dictionary<(string Ref, int Index, int Depth), string?> refs)
     {
+        PrivacyCheckBudget.Step();
         if (depth > SchemaLimits.MaxDepth || schema.ValueKind != JsonValueKind.Object)
         {
             return null;
@@ -548,6 +584,7 @@ public static class SchemaFieldPaths
 
     private static bool DeclaresAvro(Avro.Schema type, IReadOnlyList<string> names, int index, int depth, Dictionary<AvroStep, bool> known)
     {
+        PrivacyCheckBudget.Step();
         if (index == names.Count || depth > SchemaLimits.MaxDepth)
         {
             return true;
@@ -605,6 +642,7 @@ public static class SchemaFieldPaths
 
     private static bool DeclaresProtobuf(ProtobufParsedSchema schema, Google.Protobuf.Reflection.DescriptorProto message, IReadOnlyList<string> names, int index)
     {
+        PrivacyCheckBudget.Step();
         if (index == names.Count || index > SchemaLimits.MaxDepth)
         {
             return true;
@@ -633,6 +671,7 @@ public static class SchemaFieldPaths
 
     private static bool DeclaresJson(JsonElement schema, JsonElement root, IReadOnlyList<string> names, int index, int depth, ref int budget)
     {
+        PrivacyCheckBudget.Step();
         // Past the depth or the budget (references and combinators can multiply the walk) nothing can be told: declared.
         if (index == names.Count || depth > SchemaLimits.MaxDepth || --budget < 0)
         {

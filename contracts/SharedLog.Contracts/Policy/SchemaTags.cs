@@ -49,6 +49,7 @@ public static class SchemaTags
     /// <summary>Counts one step (a schema node entered) against the walk's budget: past it the tagged fields cannot all be found, so the caller fails closed.</summary>
     private static void Step(ref int budget)
     {
+        PrivacyCheckBudget.Step();
         if (--budget < 0)
         {
             throw SchemaLimits.TaggedWalkTooLarge();

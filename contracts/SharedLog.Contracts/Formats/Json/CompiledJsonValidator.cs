@@ -56,6 +56,10 @@ internal sealed class CompiledJsonValidator
             // One timed-out match judges the record: a record of many strings would otherwise pay the timeout for each.
             return [timedOut.Message];
         }
+        finally
+        {
+            BoundedRegex.EndRecord();
+        }
 
         return inexact ? null : errors ?? (IReadOnlyList<string>)[];
     }
@@ -83,6 +87,10 @@ internal sealed class CompiledJsonValidator
         catch (PatternTimedOutException timedOut)
         {
             return [timedOut.Message];
+        }
+        finally
+        {
+            BoundedRegex.EndRecord();
         }
 
         return inexact ? null : errors ?? (IReadOnlyList<string>)[];
@@ -147,7 +155,15 @@ internal sealed class CompiledJsonValidator
 
         List<string>? errors = null;
         bool inexact = false;
-        Check(node, masked, Location.Root, ref errors, ref inexact);
+        try
+        {
+            Check(node, masked, Location.Root, ref errors, ref inexact);
+        }
+        catch (Exception ex) when (ex is PatternTimedOutException or global::Json.Schema.JsonSchemaException)
+        {
+            return null; // a pattern that cannot be matched in time, or built: the schema does not tell here, the gate tells per record
+        }
+
         return errors is { Count: > 0 } ? $"the {(action == Model.PrivacyAction.Hash ? "hashed" : "redacted")} value breaks it ({string.Join("; ", errors.Take(3))})" : null;
     }
 
@@ -429,7 +445,11 @@ internal sealed class CompiledJsonValidator
         try
         {
             node.PatternText = value.GetString()!;
-            node.Pattern = BoundedRegex.Create(node.PatternText);
+
+            // Built with a validator, the regex is shared with the library's schema. Compiled for one look at the schema
+            // (apply's masking check), a pattern is built only if a masked value is matched against it: each costs up to
+            // half a megabyte and 12 ms, and a schema may hold 256.
+            node.Pattern = BoundedRegex.SharesRegexes ? BoundedRegex.Create(node.PatternText) : null;
             return true;
         }
         catch (global::Json.Schema.JsonSchemaException)
@@ -464,7 +484,7 @@ internal sealed class CompiledJsonValidator
             return;
         }
 
-        if (value is Utf8Text lazy && node.Pattern is not null)
+        if (value is Utf8Text lazy && node.PatternText is not null)
         {
             // Only a pattern needs the text as a string; lengths, enum and const read its UTF-8.
             value = lazy.ToString();
@@ -574,8 +594,9 @@ internal sealed class CompiledJsonValidator
             }
         }
 
-        if (node.Pattern is { } pattern)
+        if (node.PatternText is { } patternText)
         {
+            Regex pattern = node.Pattern ??= BoundedRegex.Create(patternText);
             try
             {
                 if (!BoundedRegex.IsMatch(pattern, (string)text))

@@ -168,6 +168,7 @@ public sealed class JsonPayloadValidator
         finally
         {
             EvaluationBudget.Stop();
+            BoundedRegex.EndRecord();
         }
     }
 
@@ -360,6 +361,9 @@ internal static class BoundedRegex
 
     public static void EndValidator() => _building = null;
 
+    /// <summary>Whether a validator is being built on this thread (its patterns' regexes are shared).</summary>
+    public static bool SharesRegexes => _building is not null;
+
     public static Regex Create(string pattern)
     {
         if (_building is { } building)
@@ -409,19 +413,31 @@ internal static class BoundedRegex
     private static Regex Fallback(string pattern) => new(pattern, RegexOptions.ECMAScript | RegexOptions.CultureInvariant, FallbackTimeout);
 
     /// <summary>
-    /// Most time the backtracking matches of one record may take together. Each match is bounded by
-    /// <see cref="FallbackTimeout"/>, but a record of many strings or property names that each take just under it held a
-    /// core for seconds (a review: 19.5 s for one record of 20,000 property names).
+    /// Most CPU time (see <see cref="ThreadCpuClock"/>) the backtracking matches of one record may take together. Each match
+    /// is bounded by <see cref="FallbackTimeout"/>, but a record of many strings or property names that each take just under
+    /// it held a core for seconds (a review: 19.5 s for one record of 20,000 property names).
     /// </summary>
     public static readonly TimeSpan RecordAllowance = FallbackTimeout;
 
-    private static readonly long RecordAllowanceTicks = (long)(RecordAllowance.TotalSeconds * Stopwatch.Frequency);
+    private static readonly long RecordAllowanceNanoseconds = (long)(RecordAllowance.TotalMilliseconds * 1_000_000);
 
     [ThreadStatic]
-    private static long _recordTicks;
+    private static long _recordNanoseconds;
 
-    /// <summary>Starts a record's allowance; every validation pass over a record calls it first.</summary>
-    public static void StartRecord() => _recordTicks = 0;
+    [ThreadStatic]
+    private static bool _recordActive;
+
+    /// <summary>
+    /// Starts a record's allowance; every validation pass over a record calls it first and <see cref="EndRecord"/> after.
+    /// Outside a pass nothing is charged: a match there (apply's masking check) must not pay for the last record's.
+    /// </summary>
+    public static void StartRecord()
+    {
+        _recordNanoseconds = 0;
+        _recordActive = true;
+    }
+
+    public static void EndRecord() => _recordActive = false;
 
     /// <summary>Whether <paramref name="input"/> matches; a backtracking pattern's time is charged to the record's allowance.</summary>
     public static bool IsMatch(Regex regex, string input)
@@ -431,7 +447,7 @@ internal static class BoundedRegex
             return regex.IsMatch(input);
         }
 
-        long started = Stopwatch.GetTimestamp();
+        long started = ThreadCpuClock.Now();
         bool matched = regex.IsMatch(input);
         ChargeSince(started, regex);
         return matched;
@@ -440,10 +456,10 @@ internal static class BoundedRegex
     /// <summary>Only fallback patterns have a timeout; the non-backtracking engine's time is linear in the input.</summary>
     public static bool Backtracks(Regex regex) => regex.MatchTimeout != Regex.InfiniteMatchTimeout;
 
-    /// <summary>Charges the time since <paramref name="started"/> to the record's allowance; past it, the match counts as timed out.</summary>
+    /// <summary>Charges the time since <paramref name="started"/> (<see cref="ThreadCpuClock.Now"/>) to the record's allowance; past it, the match counts as timed out.</summary>
     public static void ChargeSince(long started, Regex regex)
     {
-        if ((_recordTicks += Stopwatch.GetTimestamp() - started) > RecordAllowanceTicks)
+        if (_recordActive && (_recordNanoseconds += ThreadCpuClock.Now() - started) > RecordAllowanceNanoseconds)
         {
             throw new RecordAllowanceExceededException(regex.ToString());
         }
@@ -478,7 +494,7 @@ internal sealed class BoundedPatternKeyword : PatternKeyword
             if (keyword.Value is Regex regex && BoundedRegex.Backtracks(regex))
             {
                 // The library's evaluation of this keyword is the one match.
-                long started = Stopwatch.GetTimestamp();
+                long started = ThreadCpuClock.Now();
                 KeywordEvaluation evaluation = base.Evaluate(keyword, context);
                 BoundedRegex.ChargeSince(started, regex);
                 return evaluation;
@@ -576,30 +592,22 @@ internal sealed class BoundedPatternPropertiesKeyword : PatternPropertiesKeyword
 /// multiply the work (a reference, or a combinator per branch) charges this per-thread budget, which
 /// <see cref="JsonPayloadValidator.Validate"/> sets before each pass; past it, the record is rejected.
 /// </summary>
-internal static class EvaluationBudget
+internal sealed class EvaluationBudget : IStepLimit
 {
     /// <summary>Most references and combinator branches one pass over one record applies.</summary>
-    public const int MaxSteps = 100_000;
+    public const int MaxStepsPerPass = 100_000;
 
-    [ThreadStatic]
-    private static int _remaining;
+    public static int MaxSteps => MaxStepsPerPass;
 
-    [ThreadStatic]
-    private static bool _active;
+    public static void Start() => ThreadStepBudget<EvaluationBudget>.Start();
 
-    public static void Start()
-    {
-        _remaining = MaxSteps;
-        _active = true;
-    }
-
-    public static void Stop() => _active = false;
+    public static void Stop() => ThreadStepBudget<EvaluationBudget>.Stop();
 
     public static void Charge(int steps)
     {
-        if (_active && (_remaining -= steps) < 0)
+        if (!ThreadStepBudget<EvaluationBudget>.TryCharge(steps))
         {
-            throw new ExceededException($"(schema): validating this record against its schema takes more than {MaxSteps} applications of $ref, allOf, anyOf or oneOf (or {BoundedPatternPropertiesKeyword.MatchesPerStep} times as many patternProperties matches), so it is rejected");
+            throw new ExceededException($"(schema): validating this record against its schema takes more than {MaxStepsPerPass} applications of $ref, allOf, anyOf or oneOf (or {BoundedPatternPropertiesKeyword.MatchesPerStep} times as many patternProperties matches), so it is rejected");
         }
     }
 
@@ -609,7 +617,7 @@ internal static class EvaluationBudget
     /// </summary>
     public static void PatternTimedOut(RegexMatchTimeoutException timedOut)
     {
-        if (_active)
+        if (ThreadStepBudget<EvaluationBudget>.Active)
         {
             throw new ExceededException($"(schema): pattern: {BoundedRegex.TimedOut(timedOut)}");
         }

@@ -172,6 +172,7 @@ internal static class ConfluentMeta
             {
                 // Paths multiply with every message field a message holds (recursive or diamond-shaped
                 // schemas): past the budget the tags cannot all be found, so the caller must fail closed.
+                Policy.PrivacyCheckBudget.Step();
                 if (++visited > Registry.SchemaLimits.MaxTaggedWalkSteps)
                 {
                     throw Registry.SchemaLimits.TaggedWalkTooLarge();
@@ -240,6 +241,7 @@ internal static class ConfluentMeta
 
         foreach (FieldDescriptorProto field in message.Fields)
         {
+            Policy.PrivacyCheckBudget.Step();
             if (++visited > Registry.SchemaLimits.MaxTaggedWalkSteps)
             {
                 throw Registry.SchemaLimits.TaggedWalkTooLarge();
