@@ -450,6 +450,7 @@ internal sealed class CompiledJsonValidator
             // (apply's masking check), a pattern is built only if a masked value is matched against it: each costs up to
             // half a megabyte and 12 ms, and a schema may hold 256.
             node.Pattern = BoundedRegex.SharesRegexes ? BoundedRegex.Create(node.PatternText) : null;
+            node.PatternSize = BoundedRegex.SizeOf(node.PatternText);
             return true;
         }
         catch (global::Json.Schema.JsonSchemaException)
@@ -599,7 +600,7 @@ internal sealed class CompiledJsonValidator
             Regex pattern = node.Pattern ??= BoundedRegex.Create(patternText);
             try
             {
-                if (!BoundedRegex.IsMatch(pattern, (string)text))
+                if (!BoundedRegex.IsMatch(pattern, node.PatternSize, (string)text))
                 {
                     Fail(ref errors, location, "pattern", $"does not match '{node.PatternText}'");
                 }
@@ -833,6 +834,9 @@ internal sealed class CompiledJsonValidator
         public long? MaxItems;
         public Regex? Pattern;
         public string? PatternText;
+
+        /// <summary>The pattern's size, which its matches are charged by (<see cref="BoundedRegex.ChargeWork"/>).</summary>
+        public long PatternSize;
 
         /// <summary>Whether <paramref name="number"/> equals a bound, a numeric enum value or a numeric const here.</summary>
         public bool Ties(double number)

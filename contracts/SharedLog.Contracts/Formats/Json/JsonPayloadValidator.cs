@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Json.Schema;
@@ -390,7 +391,9 @@ internal static class BoundedRegex
         try
         {
             // The non-backtracking engine matches in linear time; it lacks backreferences, lookarounds and atomic groups.
-            return new Regex(pattern, RegexOptions.NonBacktracking | RegexOptions.CultureInvariant);
+            var linear = new Regex(pattern, RegexOptions.NonBacktracking | RegexOptions.CultureInvariant);
+            PatternSizes.Add(linear, new StrongBox<long>(SizeOf(pattern)));
+            return linear;
         }
         catch (NotSupportedException)
         {
@@ -434,16 +437,50 @@ internal static class BoundedRegex
     public static void StartRecord()
     {
         _recordNanoseconds = 0;
+        _recordWork = 0;
         _recordActive = true;
     }
 
     public static void EndRecord() => _recordActive = false;
 
-    /// <summary>Whether <paramref name="input"/> matches; a backtracking pattern's time is charged to the record's allowance.</summary>
-    public static bool IsMatch(Regex regex, string input)
+    /// <summary>
+    /// Most work (<see cref="Rules.RuleRegex.MatchWork"/>) the linear-time matches of one record may take together: linear
+    /// in the input, but a pattern with large counted repeats costs microseconds a character (a review: 4 s for one record of
+    /// 950 KB against <c>[ab]*a[ab]{1000}c</c>). About half a second of such a pattern on the development VM, or 3 MB of text
+    /// against small patterns.
+    /// </summary>
+    public const long MaxRecordWork = 200_000;
+
+    [ThreadStatic]
+    private static long _recordWork;
+
+    /// <summary>The size of each linear-time regex's pattern (<see cref="Rules.RuleRegex.ExpandedSize"/>), for the library's keywords.</summary>
+    private static readonly ConditionalWeakTable<Regex, StrongBox<long>> PatternSizes = new();
+
+    /// <summary>The size a match against <paramref name="regex"/> is charged by (1 for a regex this class did not build).</summary>
+    public static long SizeOf(Regex regex) => PatternSizes.TryGetValue(regex, out StrongBox<long>? size) ? size.Value : 1;
+
+    /// <summary>The size of a pattern's automaton, for <see cref="Rules.RuleRegex.MatchWork"/>.</summary>
+    public static long SizeOf(string pattern) => Rules.RuleRegex.ExpandedSize(pattern);
+
+    /// <summary>
+    /// Charges a linear-time match of <paramref name="textLength"/> characters to the record's work; past
+    /// <see cref="MaxRecordWork"/>, the match counts as timed out.
+    /// </summary>
+    public static void ChargeWork(Regex regex, long patternSize, int textLength)
+    {
+        if (_recordActive && (_recordWork += Rules.RuleRegex.MatchWork(textLength, patternSize)) > MaxRecordWork)
+        {
+            throw new RecordWorkExceededException(regex.ToString());
+        }
+    }
+
+    /// <summary>Whether <paramref name="input"/> matches; the match is charged to the record's allowance (time) or work (linear-time engine).</summary>
+    public static bool IsMatch(Regex regex, long patternSize, string input)
     {
         if (!Backtracks(regex))
         {
+            ChargeWork(regex, patternSize, input.Length);
             return regex.IsMatch(input);
         }
 
@@ -465,12 +502,18 @@ internal static class BoundedRegex
         }
     }
 
-    public static string TimedOut(RegexMatchTimeoutException timedOut) => timedOut is RecordAllowanceExceededException
-        ? $"matching the pattern '{timedOut.Pattern}' and this record's other patterns that backtrack took longer than {RecordAllowance.TotalMilliseconds} ms in all, so the record is rejected"
-        : $"matching the pattern '{timedOut.Pattern}' took longer than {FallbackTimeout.TotalMilliseconds} ms, so the value is rejected";
+    public static string TimedOut(RegexMatchTimeoutException timedOut) => timedOut switch
+    {
+        RecordAllowanceExceededException => $"matching the pattern '{timedOut.Pattern}' and this record's other patterns that backtrack took longer than {RecordAllowance.TotalMilliseconds} ms in all, so the record is rejected",
+        RecordWorkExceededException => $"matching the pattern '{timedOut.Pattern}' and this record's other patterns takes more than {MaxRecordWork:N0} units of work in all (a unit is 16 characters against a small pattern; counted repeats multiply it), so the record is rejected",
+        _ => $"matching the pattern '{timedOut.Pattern}' took longer than {FallbackTimeout.TotalMilliseconds} ms, so the value is rejected",
+    };
 
     /// <summary>A record's backtracking matches together ran past <see cref="RecordAllowance"/>.</summary>
     private sealed class RecordAllowanceExceededException(string pattern) : RegexMatchTimeoutException(string.Empty, pattern, RecordAllowance);
+
+    /// <summary>A record's linear-time matches together ran past <see cref="MaxRecordWork"/>.</summary>
+    private sealed class RecordWorkExceededException(string pattern) : RegexMatchTimeoutException(string.Empty, pattern, RecordAllowance);
 }
 
 /// <summary><c>pattern</c> with a bounded regex; a timed-out match fails the keyword.</summary>
@@ -491,7 +534,11 @@ internal sealed class BoundedPatternKeyword : PatternKeyword
     {
         try
         {
-            if (keyword.Value is Regex regex && BoundedRegex.Backtracks(regex))
+            if (keyword.Value is Regex linear && !BoundedRegex.Backtracks(linear) && context.Instance.ValueKind == JsonValueKind.String)
+            {
+                BoundedRegex.ChargeWork(linear, BoundedRegex.SizeOf(linear), context.Instance.GetString()!.Length);
+            }
+            else if (keyword.Value is Regex regex && BoundedRegex.Backtracks(regex))
             {
                 // The library's evaluation of this keyword is the one match.
                 long started = ThreadCpuClock.Now();
@@ -569,14 +616,18 @@ internal sealed class BoundedPatternPropertiesKeyword : PatternPropertiesKeyword
     {
         foreach (Regex regex in patterns.Values)
         {
-            if (!BoundedRegex.Backtracks(regex))
-            {
-                continue;
-            }
-
+            long size = BoundedRegex.SizeOf(regex);
             foreach (JsonProperty property in instance.EnumerateObject())
             {
-                BoundedRegex.IsMatch(regex, property.Name);
+                if (BoundedRegex.Backtracks(regex))
+                {
+                    BoundedRegex.IsMatch(regex, size, property.Name);
+                }
+                else
+                {
+                    // The library's own match follows; only its work is charged here.
+                    BoundedRegex.ChargeWork(regex, size, property.Name.Length);
+                }
             }
         }
     }
