@@ -314,27 +314,6 @@ public class JsonPayloadValidatorTests
         Assert.Contains(Validate(validator, $$"""{"{{name}}":"text"}"""), e => e.StartsWith($"/{name}: type:", StringComparison.Ordinal));
     }
 
-    /// <summary>
-    /// A string on which the failing match of <paramref name="pattern"/> (backtracking, as the fallback runs it) takes a few
-    /// milliseconds on this machine: well under the 100 ms a single match may take, so only a record's total can refuse it.
-    /// </summary>
-    private static string SlowButInTimeInput(string pattern)
-    {
-        var unbounded = new Regex(pattern, RegexOptions.ECMAScript | RegexOptions.CultureInvariant);
-        for (int length = 12; length <= 40; length++)
-        {
-            string input = new string('a', length) + "!";
-            long started = Stopwatch.GetTimestamp();
-            Assert.DoesNotMatch(unbounded, input);
-            if (Stopwatch.GetElapsedTime(started) >= TimeSpan.FromMilliseconds(4))
-            {
-                return input;
-            }
-        }
-
-        throw new InvalidOperationException($"no input up to 40 characters makes '{pattern}' take 4 ms");
-    }
-
     [Fact]
     public void Backtracking_matches_of_one_record_are_bounded_together_on_the_compiled_path()
     {
@@ -343,7 +322,7 @@ public class JsonPayloadValidatorTests
         const string pattern = "^(?=a)(a+)+$";
         var validator = Build($$$"""{"type":"array","items":{"type":"string","pattern":"{{{pattern}}}"}}""");
         Assert.True(validator.ValidatesDecoded);
-        string slow = SlowButInTimeInput(pattern);
+        string slow = SlowPatternInput.For(pattern);
         string record = JsonSerializer.Serialize(Enumerable.Range(0, 400).Select(i => slow).ToArray());
 
         string error = Assert.Single(validator.ValidateDecoded(Decoded(record))!);
@@ -360,7 +339,7 @@ public class JsonPayloadValidatorTests
         // value against a lookahead pattern on the same thread) then failed at once: HTTP 500 on 7 of 12 applies.
         const string pattern = "^(?=a)(a+)+$";
         var validator = Build($$$"""{"type":"array","items":{"type":"string","pattern":"{{{pattern}}}"}}""");
-        string record = JsonSerializer.Serialize(Enumerable.Repeat(SlowButInTimeInput(pattern), 400).ToArray());
+        string record = JsonSerializer.Serialize(Enumerable.Repeat(SlowPatternInput.For(pattern), 400).ToArray());
         Assert.Contains("in all", Assert.Single(validator.ValidateDecoded(Decoded(record))!), StringComparison.Ordinal);
 
         using var masked = JsonDocument.Parse("""{"type":"object","properties":{"s":{"type":"string","pattern":"^(?!x).*$"}}}""");
@@ -412,7 +391,7 @@ public class JsonPayloadValidatorTests
         const string pattern = "^(?=a)(a+)+$";
         var validator = Build("""{"type":"object","patternProperties":{""" + $"\"{pattern}\"" + """:{"type":"integer"}}}""");
         Assert.False(validator.ValidatesDecoded);
-        string slow = SlowButInTimeInput(pattern);
+        string slow = SlowPatternInput.For(pattern);
         string record = JsonSerializer.Serialize(Enumerable.Range(0, 400).ToDictionary(i => slow + i, i => i));
 
         string error = Assert.Single(Validate(validator, record));

@@ -114,6 +114,35 @@ public class JsonSchemaFormatTests
     }
 
     [Fact]
+    public void Backtracking_matches_of_one_comparison_are_bounded_together()
+    {
+        // From a review: each name matched within the timeout, but 1,000 of them held one registration for 10 s. The lookahead
+        // keeps the pattern on the backtracking engine.
+        const string pattern = "^(?=a)(a+)+$";
+        string slow = SlowPatternInput.For(pattern);
+        string names = string.Join(",", Enumerable.Range(0, 400).Select(i => $"'{slow}{i}':{{'type':'string'}}"));
+        var writer = Parse("{'type':'object','properties':{" + names + "}}");
+        var reader = Parse("{'type':'object','properties':{" + names + "},'patternProperties':{'" + pattern + "':{'type':'integer'}}}");
+
+        var messages = Format.CheckCompatibility(reader: reader, writer: writer);
+
+        Assert.Contains(messages, m => m.Contains("too large or too recursive to compare", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Linear_time_matches_of_one_comparison_are_bounded_by_their_work()
+    {
+        // Linear in the name, but microseconds a character for a pattern of large counted repeats.
+        string name = string.Concat(Enumerable.Repeat("ab", 150_000));
+        var writer = Parse("{'type':'object','properties':{'" + name + "':{'type':'string'}}}");
+        var reader = Parse("{'type':'object','properties':{'" + name + "':{'type':'string'}},'patternProperties':{'[ab]*a[ab]{1000}c':{'type':'integer'}}}");
+
+        var messages = Format.CheckCompatibility(reader: reader, writer: writer);
+
+        Assert.Contains(messages, m => m.Contains("too large or too recursive to compare", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Compatibility_messages_are_gathered_and_bounded()
     {
         // From the same review: a message per missing enum value or newly required name, each repeating a long path, made

@@ -18,8 +18,12 @@ internal sealed class JsonSchemaComparer
     private const int MaxSteps = 25_000;
     private const int MaxConjuncts = 256;
 
-    /// <summary>Property names matched against patternProperties in one comparison, at most: a schema may hold thousands of each.</summary>
-    private const int MaxPatternMatches = 1_000_000;
+    /// <summary>
+    /// Work (<see cref="Rules.RuleRegex.MatchWork"/>: at least one per match) of matching property names against
+    /// patternProperties in one comparison, at most: a schema may hold thousands of each, and a large pattern costs more per
+    /// character.
+    /// </summary>
+    private const long MaxPatternWork = 1_000_000;
     private const int MaxMessages = 100;
     private const int MaxMessageChars = 1_000;
     private const string TooComplex = "#: the schemas are too large or too recursive to compare within limits; treated as incompatible";
@@ -36,10 +40,16 @@ internal sealed class JsonSchemaComparer
     private readonly HashSet<string> _inProgress = new(StringComparer.Ordinal);
     private int _steps;
     private bool _overBudget;
-    private int _patternMatches;
+    private long _patternWork;
+
+    /// <summary>CPU time the backtracking patterns' matches took in this comparison (<see cref="ThreadCpuClock"/>).</summary>
+    private long _backtrackingNanoseconds;
+
+    /// <summary>Most CPU time the backtracking matches of one comparison may take together, as for one record's.</summary>
+    private static readonly long MaxBacktrackingNanoseconds = (long)(BoundedRegex.RecordAllowance.TotalMilliseconds * 1_000_000);
 
     /// <summary>Each pattern compiled once per comparison; null for one that is not a valid .NET pattern.</summary>
-    private readonly Dictionary<string, Regex?> _patterns = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (Regex Regex, long Size)?> _patterns = new(StringComparer.Ordinal);
 
     public IReadOnlyList<string> Compare(JsonSchemaSet reader, JsonSchemaSet writer)
     {
@@ -747,17 +757,25 @@ internal sealed class JsonSchemaComparer
 
     private bool Matches(string pattern, string name)
     {
-        if (++_patternMatches > MaxPatternMatches)
+        // Assuming a match applies one more constraint on the reader side: the cautious side.
+        if (_overBudget || Compiled(pattern) is not ({ } regex, long size))
         {
-            _overBudget = true;
-        }
-
-        if (_overBudget || Compiled(pattern) is not { } regex)
-        {
-            // Assuming a match applies one more constraint on the reader side: the cautious side.
             return true;
         }
 
+        bool backtracks = BoundedRegex.Backtracks(regex);
+        if ((_patternWork += Rules.RuleRegex.MatchWork(name.Length, backtracks ? 1 : size)) > MaxPatternWork)
+        {
+            _overBudget = true;
+            return true;
+        }
+
+        if (!backtracks)
+        {
+            return regex.IsMatch(name);
+        }
+
+        long started = ThreadCpuClock.Now();
         try
         {
             return regex.IsMatch(name);
@@ -769,26 +787,34 @@ internal sealed class JsonSchemaComparer
             _overBudget = true;
             return true;
         }
+        finally
+        {
+            // Names each just under the timeout add up as well: a review's 1,000 took 10 s of one registration.
+            if ((_backtrackingNanoseconds += ThreadCpuClock.Now() - started) > MaxBacktrackingNanoseconds)
+            {
+                _overBudget = true;
+            }
+        }
     }
 
     /// <summary>
     /// A pattern in the linear-time engine, or, for the few constructs it lacks (backreferences, lookarounds), the
     /// backtracking one under its timeout.
     /// </summary>
-    private Regex? Compiled(string pattern)
+    private (Regex Regex, long Size)? Compiled(string pattern)
     {
-        if (_patterns.TryGetValue(pattern, out Regex? compiled))
+        if (_patterns.TryGetValue(pattern, out (Regex Regex, long Size)? compiled))
         {
             return compiled;
         }
 
         try
         {
-            compiled = new Regex(pattern, RegexOptions.NonBacktracking);
+            compiled = (new Regex(pattern, RegexOptions.NonBacktracking), BoundedRegex.SizeOf(pattern));
         }
         catch (NotSupportedException)
         {
-            compiled = new Regex(pattern, RegexOptions.None, JsonNumbers.RegexTimeout);
+            compiled = (new Regex(pattern, RegexOptions.None, JsonNumbers.RegexTimeout), 1);
         }
         catch (ArgumentException)
         {
