@@ -241,6 +241,23 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task AViolationsReasonIsCutToItsLimitKeepingItsStartAndEnd()
+    {
+        // From a hostile-schema review: a failed const quoted the schema's (large) value whole, and the reason travels with
+        // every bad record (RecordErrors, quarantine and flag headers, logs).
+        string big = new('x', 20_000);
+        int id = await RegisterAsync("quoted-value", "{\"allOf\":[{\"type\":\"object\"}],\"properties\":{\"k\":{\"const\":\"" + big + "\"}}}", SchemaType.Json);
+        await ApplyAsync("topic: quoted\nclass: certified\nvalue: {}\n");
+
+        GateResult result = Inspect("quoted", (null, Framed(id, Encoding.UTF8.GetBytes("""{"k":"y"}"""))));
+
+        RecordViolation violation = Assert.Single(result.Violations);
+        Assert.Equal(ContractGate.MaxReasonChars, violation.Reason.Length);
+        Assert.StartsWith("value does not match JSON schema", violation.Reason, StringComparison.Ordinal);
+        Assert.Contains("…", violation.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ABatchWhoseRecordsEachTakeTheirWholeBoundIsRefusedOnceJudgingItTakesTooLong()
     {
         // From a hostile-input review: each record's checks are bounded (here a backtracking pattern's 100 ms timeout), but

@@ -15,6 +15,7 @@ using SharedLog.Protocol.Records;
 namespace SharedLog.Contracts.Gate;
 
 /// <summary>One record of a batch that broke the contract: its index in the batch, the rule, why (for people) and the kind of failure (a bounded metric label).</summary>
+/// <summary>A bad record of a batch: its index, the rule (or schema, privacy, tombstone) it broke, and why, at most <see cref="ContractGate.MaxReasonChars"/> characters.</summary>
 public sealed record RecordViolation(int BatchIndex, string Rule, string Reason, ViolationKind Kind);
 
 /// <summary>Why a record broke its contract, in few enough values to label a metric with (the reason text is unbounded).</summary>
@@ -167,6 +168,9 @@ public sealed partial class ContractGate(
     /// their details. librdkafka sends at most 10,000 records a batch by default.
     /// </summary>
     public const int MaxViolationsPerBatch = 100_000;
+
+    /// <summary>Longest reason a violation keeps; a longer one keeps its start and end (<see cref="ShortText.Cut"/>).</summary>
+    public const int MaxReasonChars = 1_000;
 
     /// <summary>
     /// Longest the gate judges one batch. Each record's checks are bounded (rule steps, schema evaluation budget, regex
@@ -387,7 +391,9 @@ public sealed partial class ContractGate(
                 {
                     if (violations.Count < MaxViolationsPerBatch)
                     {
-                        violations.Add(new RecordViolation(index, found.Rule, found.Reason, found.Kind));
+                        // A reason may quote data (a failed const's schema value, a decoder's view of the payload): it travels
+                        // in RecordErrors, quarantine and flag headers and log lines, once per bad record.
+                        violations.Add(new RecordViolation(index, found.Rule, ShortText.Cut(found.Reason, MaxReasonChars), found.Kind));
                     }
                     else if (definition.OnFailure == FailureAction.Observe)
                     {

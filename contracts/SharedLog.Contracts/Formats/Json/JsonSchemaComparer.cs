@@ -63,7 +63,7 @@ internal sealed class JsonSchemaComparer
         // A long property name repeats in the path of every message under it: the answer keeps the first hundred, each cut in
         // its middle (the path's start and the difference at its end stay).
         var distinct = messages.Distinct(StringComparer.Ordinal).ToList();
-        var shown = distinct.Take(MaxMessages).Select(static m => m.Length > MaxMessageChars ? $"{m[..300]}…{m[^(MaxMessageChars - 301)..]}" : m).ToList();
+        var shown = distinct.Take(MaxMessages).Select(static m => ShortText.Cut(m, MaxMessageChars)).ToList();
         if (distinct.Count > MaxMessages)
         {
             shown.Add($"#: and {distinct.Count - MaxMessages} more differences");
