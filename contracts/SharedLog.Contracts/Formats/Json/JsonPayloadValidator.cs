@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
@@ -596,7 +595,7 @@ internal sealed class BoundedPatternPropertiesKeyword : PatternPropertiesKeyword
         {
             if (context.Instance.ValueKind == JsonValueKind.Object && keyword.Value is Dictionary<string, Regex> patterns)
             {
-                ChargeBacktrackingMatches(context.Instance, patterns);
+                ChargePatternMatches(context.Instance, patterns);
             }
 
             return base.Evaluate(keyword, context);
@@ -609,10 +608,11 @@ internal sealed class BoundedPatternPropertiesKeyword : PatternPropertiesKeyword
     }
 
     /// <summary>
-    /// The library matches every name against every pattern out of reach of the record's backtracking allowance, so the
-    /// backtracking patterns are matched here first, charged: the library's own matches then repeat work that fit in it.
+    /// The library matches every name against every pattern out of reach of the record's allowance and work, so they are
+    /// charged here first: backtracking patterns are matched (timed), the library's own matches then repeating work that fit
+    /// in the allowance; linear-time ones are charged their work without matching.
     /// </summary>
-    private static void ChargeBacktrackingMatches(JsonElement instance, Dictionary<string, Regex> patterns)
+    private static void ChargePatternMatches(JsonElement instance, Dictionary<string, Regex> patterns)
     {
         foreach (Regex regex in patterns.Values)
         {
