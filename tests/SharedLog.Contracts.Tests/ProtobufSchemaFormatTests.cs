@@ -369,6 +369,24 @@ public class ProtobufSchemaFormatTests
     }
 
     [Fact]
+    public void A_message_of_more_declarations_than_the_limit_is_rejected_before_parsing()
+    {
+        // From a hostile-schema review: the parser checks each field against the message's others, so one message of 56,325
+        // fields (1 MB) took 23 s to register. Oneof members count for their message; enum values and other messages do not.
+        static string Fields(int from, int count) => string.Concat(Enumerable.Range(from, count).Select(i => $"int32 f{i} = {i + 1};\n"));
+        int limit = ProtobufTextGuard.MaxDeclarationsPerMessage;
+
+        var tooMany = Assert.Throws<InvalidSchemaException>(() => Parse(Proto3($"message Wide {{\n{Fields(0, limit + 1)}}}")));
+        Assert.Contains($"declares more than {limit} fields, options or reserved ranges in one message", tooMany.Message, StringComparison.Ordinal);
+        var withOneof = Assert.Throws<InvalidSchemaException>(() => Parse(Proto3($"message Wide {{\n{Fields(0, limit - 10)}oneof pick {{\n{Fields(limit, 11)}}}\n}}")));
+        Assert.Contains("in one message", withOneof.Message, StringComparison.Ordinal);
+
+        string values = string.Concat(Enumerable.Range(0, 3 * limit).Select(i => $"V{i} = {i};\n"));
+        var accepted = Parse(Proto3($"message Wide {{\n{Fields(0, limit)}}}\nmessage Other {{\n{Fields(0, limit)}}}\nenum Many {{\n{values}}}\n"));
+        Assert.Equal(SchemaType.Protobuf, accepted.Type);
+    }
+
+    [Fact]
     public void Huge_text_is_rejected()
     {
         var huge = Proto3("message M { int32 a = 1; }\n" + new string(' ', SchemaLimits.MaxSchemaChars));

@@ -455,6 +455,24 @@ public class SchemaRegistryTests
     }
 
     [Fact]
+    public async Task ASchemaWhoseReferencesImportMoreThanTheLimitInAllIsRefused()
+    {
+        // From a hostile-schema review: one 1 MB Protobuf schema imported under 40 names was parsed once per name (17 s and
+        // 1.1 GB for one registration; the cap of 1,000 referenced files allowed about 27 GB).
+        using var registry = new SchemaRegistry([new JsonSchemaFormat()], new MemoryJournal(), NullLogger<SchemaRegistry>.Instance);
+        await registry.LoadAsync(CancellationToken.None);
+        string large = "{\"description\":\"" + new string('x', 1_000_000) + "\"}";
+        await registry.RegisterAsync("base", new SchemaRequest(large, SchemaType.Json, []), CancellationToken.None);
+        SchemaRequest Importing(int names) => new("{\"type\":\"object\"}", SchemaType.Json, [.. Enumerable.Range(0, names).Select(i => new SchemaReference($"f{i}.json", "base", 1))]);
+
+        SchemaRegistryException refused = await Assert.ThrowsAsync<SchemaRegistryException>(() => registry.RegisterAsync("five", Importing(5), CancellationToken.None));
+
+        Assert.Equal(RegistryErrorCodes.InvalidSchema, refused.ErrorCode);
+        Assert.Contains($"import hold more than {SchemaLimits.MaxReferencedChars} characters in all", refused.Message, StringComparison.Ordinal);
+        await registry.RegisterAsync("four", Importing(4), CancellationToken.None);
+    }
+
+    [Fact]
     public async Task AVersionALiveSchemaReferencesIsNotRemovedByRegisteringItsSchemaAgain()
     {
         // From a review: registering a soft-deleted version's schema again deleted that version for good, though a live

@@ -63,6 +63,13 @@ public static class SchemaLimits
     /// </summary>
     public const int MaxJsonSchemaPatterns = 256;
 
+    /// <summary>
+    /// Most characters a schema registered from now on may import through its references in all, each import name counted
+    /// once (as the formats read them). Each reference is at most <see cref="MaxSchemaChars"/>, but one 1 MB schema imported
+    /// under 40 names took a review's Protobuf registration 17 s and 1.1 GB (it is parsed once per name).
+    /// </summary>
+    public const long MaxReferencedChars = 4L * MaxSchemaChars;
+
     /// <summary>Deepest nesting accepted (JSON depth, Avro/Protobuf type nesting).</summary>
     public const int MaxDepth = 64;
 

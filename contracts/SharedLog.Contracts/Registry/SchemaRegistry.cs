@@ -1010,6 +1010,11 @@ public sealed partial class SchemaRegistry : IDisposable
             references = Resolve(request.References, 0);
         }
 
+        if (ImportedChars(references) is var imported && imported > SchemaLimits.MaxReferencedChars)
+        {
+            throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Invalid schema: the schemas its references import hold more than {SchemaLimits.MaxReferencedChars} characters in all (each import name counted once, so a schema imported under several names counts for each).");
+        }
+
         IParsedSchema parsed;
         try
         {
@@ -1052,6 +1057,33 @@ public sealed partial class SchemaRegistry : IDisposable
                     ? r with { Version = latest.Version }
                     : r)];
         }
+    }
+
+    /// <summary>
+    /// The characters of every schema the references import, by import name, the first of a name counting (as the formats
+    /// read them): one schema under many names is read once per name. Stops counting past the limit.
+    /// </summary>
+    private static long ImportedChars(IReadOnlyList<ResolvedReference> references)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        var pending = new Stack<ResolvedReference>(references);
+        long total = 0;
+        while (pending.Count > 0 && total <= SchemaLimits.MaxReferencedChars)
+        {
+            ResolvedReference reference = pending.Pop();
+            if (!names.Add(reference.Name))
+            {
+                continue;
+            }
+
+            total += reference.SchemaText.Length;
+            foreach (ResolvedReference nested in reference.References)
+            {
+                pending.Push(nested);
+            }
+        }
+
+        return total;
     }
 
     /// <summary>Most distinct schemas (subject and version) one schema's references may reach, directly or through others.</summary>
