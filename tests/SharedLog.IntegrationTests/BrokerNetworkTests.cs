@@ -803,6 +803,23 @@ public class BrokerNetworkTests
     }
 
     [Fact]
+    public async Task ABatchNoWalEntryHoldsIsRefusedAsTooLargeAndLogged()
+    {
+        // From a hostile-input review: a batch grown past a WAL entry (there, by masking) was refused with MESSAGE_TOO_LARGE
+        // and nothing in the log. WAL pages of 64 KiB: one entry holds at most 32 KiB.
+        var logs = new CollectingLoggerProvider();
+        await using BrokerFixture broker = await BrokerFixture.StartAsync(logging => logging.AddProvider(logs), "--Wal:PageSizeBits", "16");
+        using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+        await client.CreateTopicAsync("roomy", 1);
+
+        byte[] batch = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add(null, new byte[40_000], 1).Build();
+        ProduceResponse.PartitionProduceResponse refused = await client.ProduceAsync("roomy", 0, batch, 1);
+
+        Assert.Equal((short)ErrorCode.MessageTooLarge, refused.ErrorCode);
+        Assert.Contains(logs.Entries, e => e.Level == LogLevel.Warning && e.Message.StartsWith("Produce to roomy-0 rejected with MessageTooLarge", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task DescribeLogDirsCountsWhatIsOnlyInTheWalAndWhatIsInObjects()
     {
         // Nothing is uploaded until the test asks.

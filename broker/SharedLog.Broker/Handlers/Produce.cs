@@ -856,8 +856,10 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                 result.ErrorCode = (short)ErrorCode.NotLeaderOrFollower;
                 break;
             default:
+                // A batch no WAL entry holds (a privacy rewrite may grow one past what the producer sent): said in the log too.
                 result.ErrorCode = (short)ErrorCode.MessageTooLarge;
                 result.ErrorMessage = e.Message;
+                LogRejected(logger, topic, result.Index, ErrorCode.MessageTooLarge, e.Message);
                 break;
         }
     }
