@@ -5,7 +5,8 @@ internal static class ShortText
 {
     /// <summary>
     /// <paramref name="text"/> when at most <paramref name="maxChars"/> long, else its start and end around an ellipsis,
-    /// <paramref name="maxChars"/> characters in all: where a message names something and how it differs both stay.
+    /// <paramref name="maxChars"/> characters at most: where a message names something and how it differs both stay. A
+    /// surrogate pair is never split (a half would become U+FFFD in a UTF-8 header).
     /// </summary>
     public static string Cut(string text, int maxChars)
     {
@@ -15,6 +16,17 @@ internal static class ShortText
         }
 
         int head = (maxChars - 1) * 3 / 10;
-        return string.Concat(text.AsSpan(0, head), "…", text.AsSpan(text.Length - (maxChars - 1 - head)));
+        int tail = text.Length - (maxChars - 1 - head);
+        if (head > 0 && char.IsHighSurrogate(text[head - 1]))
+        {
+            head--;
+        }
+
+        if (char.IsLowSurrogate(text[tail]))
+        {
+            tail++;
+        }
+
+        return string.Concat(text.AsSpan(0, head), "…", text.AsSpan(tail));
     }
 }

@@ -473,6 +473,42 @@ public class SchemaRegistryTests
     }
 
     [Fact]
+    public async Task TheImportLimitCountsWhatEachFormatReadsWhateverTheOrderOfTheReferences()
+    {
+        // From a review of the limit: counted by name in another order than the Protobuf parser walks, a name bound to a
+        // small schema at the top and to a 1 MB one deeper in counted the small one while the parser read the large one;
+        // and Avro reads each schema once whatever its names, so eight 1 MB schemas under one name counted as one.
+        using var protobuf = new SchemaRegistry([new Formats.Protobuf.ProtobufSchemaFormat()], new MemoryJournal(), NullLogger<SchemaRegistry>.Instance);
+        await protobuf.LoadAsync(CancellationToken.None);
+        string comment = "// " + new string('x', 1_000_000) + "\n";
+        for (int i = 0; i < 5; i++)
+        {
+            await protobuf.RegisterAsync($"big{i}", new SchemaRequest($"syntax = \"proto3\";\npackage big{i};\nmessage Big {{ int32 a = 1; }}\n{comment}", SchemaType.Protobuf, []), CancellationToken.None);
+            await protobuf.RegisterAsync($"wrap{i}", new SchemaRequest($"syntax = \"proto3\";\nimport \"x{i}.proto\";\n", SchemaType.Protobuf, [new SchemaReference($"x{i}.proto", $"big{i}", 1)]), CancellationToken.None);
+        }
+
+        await protobuf.RegisterAsync("small", new SchemaRequest("syntax = \"proto3\";\npackage small;\n", SchemaType.Protobuf, []), CancellationToken.None);
+        string main = "syntax = \"proto3\";\n" + string.Concat(Enumerable.Range(0, 5).Select(i => $"import \"x{i}.proto\";\n")) + "message Main {\n" + string.Concat(Enumerable.Range(0, 5).Select(i => $"big{i}.Big b{i} = {i + 1};\n")) + "}\n";
+        SchemaReference[] shadowed = [.. Enumerable.Range(0, 5).Select(i => new SchemaReference($"w{i}.proto", $"wrap{i}", 1)), .. Enumerable.Range(0, 5).Select(i => new SchemaReference($"x{i}.proto", "small", 1))];
+        Assert.Equal(RegistryErrorCodes.InvalidSchema, await ErrorOfAsync(() => protobuf.RegisterAsync("main", new SchemaRequest(main, SchemaType.Protobuf, shadowed), CancellationToken.None)));
+
+        using var avro = new SchemaRegistry([new Formats.Avro.AvroSchemaFormat()], new MemoryJournal(), NullLogger<SchemaRegistry>.Instance);
+        await avro.LoadAsync(CancellationToken.None);
+        for (int i = 0; i < 5; i++)
+        {
+            string record = "{\"type\":\"record\",\"name\":\"R" + i + "\",\"doc\":\"" + new string('d', 1_000_000) + "\",\"fields\":[]}";
+            await avro.RegisterAsync($"r{i}", new SchemaRequest(record, SchemaType.Avro, []), CancellationToken.None);
+        }
+
+        string avroMain = "{\"type\":\"record\",\"name\":\"Main\",\"fields\":[" + string.Join(",", Enumerable.Range(0, 5).Select(i => $"{{\"name\":\"f{i}\",\"type\":\"R{i}\"}}")) + "]}";
+        Assert.Equal(RegistryErrorCodes.InvalidSchema, await ErrorOfAsync(() => avro.RegisterAsync("same", new SchemaRequest(avroMain, SchemaType.Avro, [.. Enumerable.Range(0, 5).Select(i => new SchemaReference("same", $"r{i}", 1))]), CancellationToken.None)));
+
+        // One Avro schema under five names is read once: within the limit.
+        string one = "{\"type\":\"record\",\"name\":\"Main\",\"fields\":[{\"name\":\"f\",\"type\":\"R0\"}]}";
+        await avro.RegisterAsync("once", new SchemaRequest(one, SchemaType.Avro, [.. Enumerable.Range(0, 5).Select(i => new SchemaReference($"n{i}", "r0", 1))]), CancellationToken.None);
+    }
+
+    [Fact]
     public async Task AVersionALiveSchemaReferencesIsNotRemovedByRegisteringItsSchemaAgain()
     {
         // From a review: registering a soft-deleted version's schema again deleted that version for good, though a live

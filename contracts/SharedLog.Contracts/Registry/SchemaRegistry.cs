@@ -1010,9 +1010,9 @@ public sealed partial class SchemaRegistry : IDisposable
             references = Resolve(request.References, 0);
         }
 
-        if (ImportedChars(references) is var imported && imported > SchemaLimits.MaxReferencedChars)
+        if (ImportedChars(references, request.Type) is var imported && imported > SchemaLimits.MaxReferencedChars)
         {
-            throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Invalid schema: the schemas its references import hold more than {SchemaLimits.MaxReferencedChars} characters in all (each import name counted once, so a schema imported under several names counts for each).");
+            throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Invalid schema: the schemas its references import hold more than {SchemaLimits.MaxReferencedChars} characters in all, as its format reads them (Protobuf and JSON Schema once per import name, Avro once per schema).");
         }
 
         IParsedSchema parsed;
@@ -1060,30 +1060,46 @@ public sealed partial class SchemaRegistry : IDisposable
     }
 
     /// <summary>
-    /// The characters of every schema the references import, by import name, the first of a name counting (as the formats
-    /// read them): one schema under many names is read once per name. Stops counting past the limit.
+    /// The characters the format reads through the references, as each format skips a repeat: Avro reads each schema
+    /// (subject and version) once, Protobuf and JSON Schema each import name (JSON without its '#' fragment) once. A name
+    /// bound to different schemas in different places counts its largest: the format keeps the first it meets, whatever
+    /// order that is.
     /// </summary>
-    private static long ImportedChars(IReadOnlyList<ResolvedReference> references)
+    private static long ImportedChars(IReadOnlyList<ResolvedReference> references, SchemaType type)
     {
-        var names = new HashSet<string>(StringComparer.Ordinal);
-        var pending = new Stack<ResolvedReference>(references);
-        long total = 0;
-        while (pending.Count > 0 && total <= SchemaLimits.MaxReferencedChars)
+        var largestByName = new Dictionary<string, long>(StringComparer.Ordinal);
+        var schemas = new HashSet<(string Subject, int Version)>();
+        long bySchema = 0;
+        var pending = new Stack<IReadOnlyList<ResolvedReference>>();
+        pending.Push(references);
+        while (pending.Count > 0)
         {
-            ResolvedReference reference = pending.Pop();
-            if (!names.Add(reference.Name))
+            foreach (ResolvedReference reference in pending.Pop())
             {
-                continue;
-            }
+                string name = type == SchemaType.Json && reference.Name.IndexOf('#', StringComparison.Ordinal) is >= 0 and var hash ? reference.Name[..hash] : reference.Name;
+                largestByName[name] = Math.Max(largestByName.GetValueOrDefault(name), reference.SchemaText.Length);
 
-            total += reference.SchemaText.Length;
-            foreach (ResolvedReference nested in reference.References)
-            {
-                pending.Push(nested);
+                // A schema's own references are the same wherever it recurs: walked once.
+                if (schemas.Add((reference.Subject, reference.Version)))
+                {
+                    bySchema += reference.SchemaText.Length;
+                    pending.Push(reference.References);
+                }
             }
         }
 
-        return total;
+        if (type == SchemaType.Avro)
+        {
+            return bySchema;
+        }
+
+        long byName = 0;
+        foreach (long chars in largestByName.Values)
+        {
+            byName += chars;
+        }
+
+        return byName;
     }
 
     /// <summary>Most distinct schemas (subject and version) one schema's references may reach, directly or through others.</summary>

@@ -24,48 +24,36 @@ internal static class ProtobufTextGuard
         Message,
         Oneof,
         Other,
+
+        /// <summary>A statement begun with a field label, which a group's keyword may follow.</summary>
+        Label,
     }
 
     private record struct Block(BlockKind Kind, int Declarations);
 
     public static void CheckBraceDepth(string text, string what)
     {
-        var depth = 0;
         var i = 0;
 
-        // The open blocks, innermost last; "message Name {", "group Name = 2 {" ('2' is no word) and "oneof name {" are told
-        // by the word before the name.
+        // The open blocks, innermost last. A block is told by the words its statement starts with: "message Name {",
+        // "extend Name {", "oneof name {", "group Name = 0x2 {" after an optional label. The statement's words are those
+        // since the last ';', '{' or '}' (any run of letters, digits, '_' and '.' is a word, numbers included).
         var blocks = new List<Block>();
-        BlockKind lastWord = BlockKind.Other;
-        BlockKind wordBeforeLast = BlockKind.Other;
+        int statementWords = 0;
+        BlockKind statementKind = BlockKind.Other;
         while (i < text.Length)
         {
             var c = text[i];
-            if (char.IsAsciiLetter(c) || c == '_')
+            if (char.IsLetterOrDigit(c) || c is '_' or '.')
             {
                 int start = i;
-                while (i < text.Length && (char.IsAsciiLetterOrDigit(text[i]) || text[i] == '_'))
+                while (i < text.Length && (char.IsLetterOrDigit(text[i]) || text[i] is '_' or '.'))
                 {
                     i++;
                 }
 
-                (wordBeforeLast, lastWord) = (lastWord, text.AsSpan(start, i - start) switch
-                {
-                    "message" or "group" => BlockKind.Message,
-                    "oneof" => BlockKind.Oneof,
-                    _ => BlockKind.Other,
-                });
+                statementKind = Classify(statementWords++, text.AsSpan(start, i - start), statementKind);
                 continue;
-            }
-
-            if (c == ';' && OwnerOf(blocks) is int owner)
-            {
-                if (blocks[owner].Declarations >= MaxDeclarationsPerMessage)
-                {
-                    throw new InvalidSchemaException($"Invalid Protobuf schema: {what} declares more than {MaxDeclarationsPerMessage} fields, options or reserved ranges in one message");
-                }
-
-                blocks[owner] = blocks[owner] with { Declarations = blocks[owner].Declarations + 1 };
             }
 
             if (c == '/' && i + 1 < text.Length && text[i + 1] == '/')
@@ -86,25 +74,52 @@ internal static class ProtobufTextGuard
                 continue;
             }
 
+            if (c == ';' && OwnerOf(blocks) is int owner)
+            {
+                if (blocks[owner].Declarations >= MaxDeclarationsPerMessage)
+                {
+                    throw new InvalidSchemaException($"Invalid Protobuf schema: {what} declares more than {MaxDeclarationsPerMessage} fields, options or reserved ranges in one message");
+                }
+
+                blocks[owner] = blocks[owner] with { Declarations = blocks[owner].Declarations + 1 };
+            }
+
             if (c == '{')
             {
-                depth++;
-                if (depth > MaxBraceDepth)
+                if (blocks.Count >= MaxBraceDepth)
                 {
                     throw new InvalidSchemaException($"Invalid Protobuf schema: {what} nests blocks more than {MaxBraceDepth} levels deep");
                 }
 
-                blocks.Add(new Block(wordBeforeLast, 0));
+                blocks.Add(new Block(statementKind == BlockKind.Label ? BlockKind.Other : statementKind, 0));
             }
-            else if (c == '}' && depth > 0)
+            else if (c == '}' && blocks.Count > 0)
             {
-                depth--;
                 blocks.RemoveAt(blocks.Count - 1);
+            }
+
+            if (c is ';' or '{' or '}')
+            {
+                (statementWords, statementKind) = (0, BlockKind.Other);
             }
 
             i++;
         }
     }
+
+    /// <summary>What a statement's words so far open, given its next word (the <paramref name="index"/>th).</summary>
+    private static BlockKind Classify(int index, ReadOnlySpan<char> word, BlockKind sofar) => index switch
+    {
+        0 => word switch
+        {
+            "message" or "extend" or "group" => BlockKind.Message,
+            "oneof" => BlockKind.Oneof,
+            "optional" or "required" or "repeated" => BlockKind.Label,
+            _ => BlockKind.Other,
+        },
+        1 when sofar == BlockKind.Label => word is "group" ? BlockKind.Message : BlockKind.Other,
+        _ => sofar,
+    };
 
     /// <summary>
     /// The block a ';' counts for: the innermost open block if it is a message, or the message around the oneofs it is in;
