@@ -1557,18 +1557,19 @@ public class PayloadCodecTests
     {
         // From a hostile-payload review: each member listed every other one (a 10,000-member oneof took 767 MiB to lay out,
         // 30,000 took 7 GB), and each member decoded cleared all the others (3,000 members named in turn: 4 s per MB). The
-        // registry now refuses messages of more than 5,000 declarations; 4,999 members and one more field are still parsed.
-        const int members = 4_999;
+        // registry now refuses messages of more than 5,000 declarations; 4,998 members, their oneof and one more field are
+        // still parsed.
+        const int members = 4_998;
         string oneof = string.Join("\n", Enumerable.Range(1, members).Select(i => $"    bool f{i} = {i};"));
         var schema = ParseProto($"syntax = \"proto3\";\nmessage M {{\n  oneof choice {{\n{oneof}\n  }}\n  Inner inner = 20000;\n}}\nmessage Inner {{ oneof pick {{ string a = 1; string b = 2; }} }}\n");
         Assert.True(AllocatedBytes(() => Protobuf.Decode(schema, [0x00, 0x08, 0x01])) < 50_000_000);
 
-        // f1, f2, f4999 in turn: only the last is set. Inner given in two pieces, a then b: b replaces a across the pieces.
-        byte[] f4999 = [0xB8, 0xB8, 0x02, 0x01]; // field 4999, varint 1
+        // f1, f2, f4998 in turn: only the last is set. Inner given in two pieces, a then b: b replaces a across the pieces.
+        byte[] f4998 = [0xB0, 0xB8, 0x02, 0x01]; // field 4998, varint 1
         byte[] innerA = [0x82, 0xE2, 0x09, 0x03, 0x0A, 0x01, (byte)'x']; // field 20000, length 3: a = "x"
         byte[] innerB = [0x82, 0xE2, 0x09, 0x03, 0x12, 0x01, (byte)'y']; // b = "y"
-        var decoded = (Dictionary<string, object?>)Protobuf.Decode(schema, [0x00, 0x08, 0x01, 0x10, 0x01, .. f4999, .. innerA, .. innerB]).Value!;
-        Assert.Equal(["f4999", "inner"], decoded.Keys.Order(StringComparer.Ordinal));
+        var decoded = (Dictionary<string, object?>)Protobuf.Decode(schema, [0x00, 0x08, 0x01, 0x10, 0x01, .. f4998, .. innerA, .. innerB]).Value!;
+        Assert.Equal(["f4998", "inner"], decoded.Keys.Order(StringComparer.Ordinal));
         Assert.Equal(["b"], ((Dictionary<string, object?>)decoded["inner"]!).Keys);
     }
 

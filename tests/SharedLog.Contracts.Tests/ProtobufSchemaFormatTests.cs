@@ -391,6 +391,11 @@ public class ProtobufSchemaFormatTests
     [InlineData("message with a non-ASCII name")]
     [InlineData("extend block")]
     [InlineData("serialized descriptor")]
+    [InlineData("bare carriage returns after a comment")]
+    [InlineData("empty groups")]
+    [InlineData("empty messages at file level")]
+    [InlineData("empty nested messages")]
+    [InlineData("group after a bracketed option aggregate")]
     public void The_declaration_limit_holds_whatever_form_the_message_takes(string form)
     {
         // From a review of the limit: each of these slipped past the first version of the lexical check (a 40,000-field
@@ -402,12 +407,52 @@ public class ProtobufSchemaFormatTests
             "group numbered in hex" => "syntax = \"proto2\";\nmessage M {\n optional group G = 0x1 {\n" + Fields("optional ") + " }\n}",
             "message with a non-ASCII name" => Proto3("message \u00D1 {\n" + Fields("") + "}"),
             "extend block" => "syntax = \"proto2\";\nmessage Base { extensions 1 to max; }\nextend Base {\n" + Fields("optional ") + "}",
+            "bare carriage returns after a comment" => ("// lines end in CR alone\n" + Proto3("message M {\n" + Fields("") + "}")).Replace('\n', '\r'),
+            "empty groups" => "syntax = \"proto2\";\nmessage M {\n" + string.Concat(Enumerable.Range(1, count).Select(i => $"optional group G{i} = {i} {{}}\n")) + "}",
+            "empty messages at file level" => Proto3(string.Concat(Enumerable.Range(1, count).Select(i => $"message M{i} {{}}\n"))),
+            "empty nested messages" => Proto3("message M {\n" + string.Concat(Enumerable.Range(1, count).Select(i => $"message N{i} {{}}\n")) + "}"),
+            "group after a bracketed option aggregate" => "syntax = \"proto2\";\nmessage M {\n optional group G = 1 [(o) = { a: 1 }] {\n" + Fields("optional ") + " }\n}",
             _ => SerializedWide(count),
         };
 
         var refused = Assert.Throws<InvalidSchemaException>(() => Parse(schema));
 
-        Assert.Contains($"declares more than {ProtobufTextGuard.MaxDeclarationsPerMessage} fields", refused.Message, StringComparison.Ordinal);
+        Assert.Contains($"declares more than {ProtobufTextGuard.MaxDeclarationsPerMessage} ", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_serialized_descriptor_is_held_to_the_text_limit_as_the_text_it_renders_to()
+    {
+        // From a review: 1 MB of base64 rendered to 7.9 MB of .proto text (deep nesting indents every line), stored as that.
+        var message = new Google.Protobuf.Reflection.DescriptorProto { Name = "Bottom" };
+        for (int wide = 0; wide < 4; wide++)
+        {
+            var deep = new Google.Protobuf.Reflection.DescriptorProto { Name = $"Deep{wide}" };
+            for (int i = 1; i <= 4_000; i++)
+            {
+                deep.Fields.Add(new Google.Protobuf.Reflection.FieldDescriptorProto { Name = $"f{i}", Number = i, label = Google.Protobuf.Reflection.FieldDescriptorProto.Label.LabelOptional, type = Google.Protobuf.Reflection.FieldDescriptorProto.Type.TypeInt32 });
+            }
+
+            message.NestedTypes.Add(deep);
+        }
+
+        for (int level = 0; level < 60; level++)
+        {
+            var outer = new Google.Protobuf.Reflection.DescriptorProto { Name = $"L{level}" };
+            outer.NestedTypes.Add(message);
+            message = outer;
+        }
+
+        var file = new Google.Protobuf.Reflection.FileDescriptorProto { Name = "deep.proto", Syntax = "proto3" };
+        file.MessageTypes.Add(message);
+        var buffer = new MemoryStream();
+        ProtoBuf.Serializer.Serialize(buffer, file);
+        string base64 = Convert.ToBase64String(buffer.ToArray());
+        Assert.True(base64.Length < SchemaLimits.MaxSchemaChars);
+
+        var refused = Assert.Throws<InvalidSchemaException>(() => Parse(base64));
+
+        Assert.Contains("renders to", refused.Message, StringComparison.Ordinal);
     }
 
     /// <summary>A serialized descriptor (base64, as confluent-kafka-python registers) of one message of <paramref name="fields"/> int32 fields.</summary>

@@ -131,7 +131,14 @@ internal static class ProtobufSchemaParser
         ProtobufTextGuard.CheckBraceDepth(text, what);
         if (ProtobufSerializedSchema.Is(text))
         {
+            // A descriptor may render to far more text than it holds (a review's 1 MB rendered to 7.9 MB): held to the
+            // same length as text sent as text.
             text = ProtobufSerializedSchema.ToText(text, what);
+            if (text.Length > SchemaLimits.MaxSchemaChars)
+            {
+                throw new InvalidSchemaException($"Invalid Protobuf schema: {what} renders to {text.Length} characters of .proto text; the limit is {SchemaLimits.MaxSchemaChars}");
+            }
+
             ProtobufTextGuard.CheckBraceDepth(text, what);
         }
 

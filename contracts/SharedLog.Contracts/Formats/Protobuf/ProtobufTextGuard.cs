@@ -13,9 +13,10 @@ internal static class ProtobufTextGuard
     internal const int MaxBraceDepth = 2 * SchemaLimits.MaxDepth;
 
     /// <summary>
-    /// Most declarations (fields, oneof members, options, reserved ranges: statements ending in ';') one message or group
-    /// may hold. The parser's time grows with their square: a review's 56,325 fields (1 MB) took 23 s to register, 10,000
-    /// fields 1.1 s, 5,000 0.35 s. Enums are not bounded here (50,000 values took 0.22 s).
+    /// Most declarations (fields, oneof members, options, reserved ranges, nested types, groups and oneofs) one message,
+    /// group or extend block may hold, and the file at its top level. The parser's time grows with their square: a
+    /// review's 56,325 fields (1 MB) took 23 s to register, 10,000 fields 1.1 s, 5,000 0.35 s; 30,000 empty messages 5.6 s.
+    /// Enum values are not bounded here (50,000 took 0.22 s).
     /// </summary>
     internal const int MaxDeclarationsPerMessage = 5_000;
 
@@ -27,6 +28,9 @@ internal static class ProtobufTextGuard
 
         /// <summary>A statement begun with a field label, which a group's keyword may follow.</summary>
         Label,
+
+        /// <summary>The file: its types, options and imports are bounded as a message's declarations are.</summary>
+        File,
     }
 
     private record struct Block(BlockKind Kind, int Declarations);
@@ -34,11 +38,14 @@ internal static class ProtobufTextGuard
     public static void CheckBraceDepth(string text, string what)
     {
         var i = 0;
+        var depth = 0;
 
-        // The open blocks, innermost last. A block is told by the words its statement starts with: "message Name {",
-        // "extend Name {", "oneof name {", "group Name = 0x2 {" after an optional label. The statement's words are those
-        // since the last ';', '{' or '}' (any run of letters, digits, '_' and '.' is a word, numbers included).
-        var blocks = new List<Block>();
+        // The open blocks, innermost last, below them the file itself. A block is told by the words its statement starts
+        // with: "message Name {", "extend Name {", "oneof name {", "group Name = 0x2 {" after an optional label. The
+        // statement's words are those since the last ';', '{' or '}' outside brackets (any run of letters, digits, '_' and
+        // '.' is a word, numbers included). Braces inside brackets are a field option's value, not a block.
+        var blocks = new List<Block> { new(BlockKind.File, 0) };
+        int brackets = 0;
         int statementWords = 0;
         BlockKind statementKind = BlockKind.Other;
         while (i < text.Length)
@@ -58,7 +65,8 @@ internal static class ProtobufTextGuard
 
             if (c == '/' && i + 1 < text.Length && text[i + 1] == '/')
             {
-                i = SkipTo(text, i + 2, "\n");
+                // The parser reads lines ending in '\n', '\r' or both: a comment ends at either.
+                i = SkipLine(text, i + 2);
                 continue;
             }
 
@@ -74,37 +82,57 @@ internal static class ProtobufTextGuard
                 continue;
             }
 
-            if (c == ';' && OwnerOf(blocks) is int owner)
+            if (c == '{' && ++depth > MaxBraceDepth)
             {
-                if (blocks[owner].Declarations >= MaxDeclarationsPerMessage)
+                throw new InvalidSchemaException($"Invalid Protobuf schema: {what} nests blocks more than {MaxBraceDepth} levels deep");
+            }
+
+            if (c == '}' && depth > 0)
+            {
+                depth--;
+            }
+
+            brackets += c switch { '[' => 1, ']' when brackets > 0 => -1, _ => 0 };
+            if (brackets == 0 && c is ';' or '{' or '}')
+            {
+                if (c is ';' or '{')
                 {
-                    throw new InvalidSchemaException($"Invalid Protobuf schema: {what} declares more than {MaxDeclarationsPerMessage} fields, options or reserved ranges in one message");
+                    // A field, option or reserved range, and any nested type, group or oneof: a declaration of its block.
+                    Count(blocks, what);
                 }
 
-                blocks[owner] = blocks[owner] with { Declarations = blocks[owner].Declarations + 1 };
-            }
-
-            if (c == '{')
-            {
-                if (blocks.Count >= MaxBraceDepth)
+                if (c == '{')
                 {
-                    throw new InvalidSchemaException($"Invalid Protobuf schema: {what} nests blocks more than {MaxBraceDepth} levels deep");
+                    blocks.Add(new Block(statementKind == BlockKind.Label ? BlockKind.Other : statementKind, 0));
+                }
+                else if (c == '}' && blocks.Count > 1)
+                {
+                    blocks.RemoveAt(blocks.Count - 1);
                 }
 
-                blocks.Add(new Block(statementKind == BlockKind.Label ? BlockKind.Other : statementKind, 0));
-            }
-            else if (c == '}' && blocks.Count > 0)
-            {
-                blocks.RemoveAt(blocks.Count - 1);
-            }
-
-            if (c is ';' or '{' or '}')
-            {
                 (statementWords, statementKind) = (0, BlockKind.Other);
             }
 
             i++;
         }
+    }
+
+    /// <summary>Counts a declaration for the message (or file) it is in, through oneofs; past the limit the schema is refused.</summary>
+    private static void Count(List<Block> blocks, string what)
+    {
+        if (OwnerOf(blocks) is not int owner)
+        {
+            return;
+        }
+
+        if (blocks[owner].Declarations >= MaxDeclarationsPerMessage)
+        {
+            throw new InvalidSchemaException(blocks[owner].Kind == BlockKind.File
+                ? $"Invalid Protobuf schema: {what} declares more than {MaxDeclarationsPerMessage} types, options or imports at file level"
+                : $"Invalid Protobuf schema: {what} declares more than {MaxDeclarationsPerMessage} fields, options or reserved ranges in one message");
+        }
+
+        blocks[owner] = blocks[owner] with { Declarations = blocks[owner].Declarations + 1 };
     }
 
     /// <summary>What a statement's words so far open, given its next word (the <paramref name="index"/>th).</summary>
@@ -129,7 +157,7 @@ internal static class ProtobufTextGuard
     {
         for (int k = blocks.Count - 1; k >= 0; k--)
         {
-            if (blocks[k].Kind == BlockKind.Message)
+            if (blocks[k].Kind is BlockKind.Message or BlockKind.File)
             {
                 return k;
             }
@@ -149,6 +177,12 @@ internal static class ProtobufTextGuard
         return end < 0 ? text.Length : end + terminator.Length;
     }
 
+    private static int SkipLine(string text, int start)
+    {
+        var end = text.AsSpan(start).IndexOfAny('\n', '\r');
+        return end < 0 ? text.Length : start + end + 1;
+    }
+
     private static int SkipString(string text, int start, char quote)
     {
         var i = start;
@@ -162,7 +196,7 @@ internal static class ProtobufTextGuard
             }
 
             // A string literal cannot span lines; the parser reports it, the guard just stops skipping.
-            if (c == quote || c == '\n')
+            if (c == quote || c is '\n' or '\r')
             {
                 return i + 1;
             }
