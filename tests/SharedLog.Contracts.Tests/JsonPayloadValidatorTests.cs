@@ -354,11 +354,25 @@ public class JsonPayloadValidatorTests
         // From a review: counted in wall-clock time, a valid record (70 ms of matching) was refused with eight validations at
         // once on two cores. On Linux the allowance reads the thread's CPU clock, which does not run while the thread waits.
         Assert.Equal(OperatingSystem.IsLinux() && Environment.Is64BitProcess, ThreadCpuClock.MeasuresCpu);
-        long started = ThreadCpuClock.Now();
-        Thread.Sleep(300);
-        long idle = ThreadCpuClock.Now() - started;
+        long workerCpu = 0;
+        using var done = new ManualResetEventSlim();
+        var worker = new Thread(() =>
+        {
+            // Busy for 200 ms of its own clock while this thread waits for it.
+            long began = ThreadCpuClock.Now();
+            while (ThreadCpuClock.Now() - began < 200_000_000)
+            {
+            }
 
-        Assert.InRange(idle, 0, ThreadCpuClock.MeasuresCpu ? 100_000_000 : long.MaxValue);
+            workerCpu = ThreadCpuClock.Now() - began;
+            done.Set();
+        });
+        long started = ThreadCpuClock.Now();
+        worker.Start();
+        Assert.True(done.Wait(TimeSpan.FromSeconds(60)));
+        long waiting = ThreadCpuClock.Now() - started;
+
+        Assert.InRange(waiting, 0, ThreadCpuClock.MeasuresCpu ? workerCpu / 2 : long.MaxValue);
     }
 
     [Theory]
