@@ -396,6 +396,9 @@ public class ProtobufSchemaFormatTests
     [InlineData("empty messages at file level")]
     [InlineData("empty nested messages")]
     [InlineData("group after a bracketed option aggregate")]
+    [InlineData("string escaping its line end")]
+    [InlineData("long reserved list")]
+    [InlineData("unclosed bracket in an option")]
     public void The_declaration_limit_holds_whatever_form_the_message_takes(string form)
     {
         // From a review of the limit: each of these slipped past the first version of the lexical check (a 40,000-field
@@ -412,12 +415,23 @@ public class ProtobufSchemaFormatTests
             "empty messages at file level" => Proto3(string.Concat(Enumerable.Range(1, count).Select(i => $"message M{i} {{}}\n"))),
             "empty nested messages" => Proto3("message M {\n" + string.Concat(Enumerable.Range(1, count).Select(i => $"message N{i} {{}}\n")) + "}"),
             "group after a bracketed option aggregate" => "syntax = \"proto2\";\nmessage M {\n optional group G = 1 [(o) = { a: 1 }] {\n" + Fields("optional ") + " }\n}",
+            "string escaping its line end" => Proto3("message N { reserved \"x\\\n; }\nmessage M {\n" + Fields("") + "}\n"),
+            "long reserved list" => Proto3("message M {\n reserved " + string.Join(", ", Enumerable.Range(0, count).Select(i => $"\"r{i}\"")) + ";\n int32 a = 1;\n}\n"),
+            "unclosed bracket in an option" => Proto3("option (fo) = { [ };\n" + string.Concat(Enumerable.Range(1, count).Select(i => $"message M{i} {{}}\n"))),
             _ => SerializedWide(count),
         };
 
         var refused = Assert.Throws<InvalidSchemaException>(() => Parse(schema));
 
         Assert.Contains($"declares more than {ProtobufTextGuard.MaxDeclarationsPerMessage} ", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_bracket_left_open_to_the_end_is_refused_before_parsing()
+    {
+        // The guard cannot tell blocks inside an open '[' (an option's value); the parser reads on past it.
+        var refused = Assert.Throws<InvalidSchemaException>(() => Parse(Proto3("[\n" + string.Concat(Enumerable.Range(1, 100).Select(i => $"message M{i} {{}}\n")))));
+        Assert.Contains("leaves a '[' unclosed", refused.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -26,9 +26,6 @@ internal static class ProtobufTextGuard
         Oneof,
         Other,
 
-        /// <summary>A statement begun with a field label, which a group's keyword may follow.</summary>
-        Label,
-
         /// <summary>The file: its types, options and imports are bounded as a message's declarations are.</summary>
         File,
     }
@@ -40,12 +37,12 @@ internal static class ProtobufTextGuard
         var i = 0;
         var depth = 0;
 
-        // The open blocks, innermost last, below them the file itself. A block is told by the words its statement starts
-        // with: "message Name {", "extend Name {", "oneof name {", "group Name = 0x2 {" after an optional label. The
-        // statement's words are those since the last ';', '{' or '}' outside brackets (any run of letters, digits, '_' and
-        // '.' is a word, numbers included). Braces inside brackets are a field option's value, not a block.
+        // The open blocks, innermost last, below them the file itself. A block is told by the first word of its statement
+        // (see Classify); the statement's words are those since the last ';', '{' or '}' outside brackets (any run of
+        // letters, digits, '_' and '.' is a word, numbers included). Braces inside brackets are a field option's value.
         var blocks = new List<Block> { new(BlockKind.File, 0) };
         int brackets = 0;
+        int bracketsOpenedAt = 0;
         int statementWords = 0;
         BlockKind statementKind = BlockKind.Other;
         while (i < text.Length)
@@ -92,7 +89,26 @@ internal static class ProtobufTextGuard
                 depth--;
             }
 
-            brackets += c switch { '[' => 1, ']' when brackets > 0 => -1, _ => 0 };
+            if (c == '[')
+            {
+                bracketsOpenedAt = brackets++ == 0 ? depth : bracketsOpenedAt;
+            }
+            else if (c == ']' && brackets > 0)
+            {
+                brackets--;
+            }
+            else if (brackets > 0 && ((c == '}' && depth < bracketsOpenedAt) || (c == ';' && depth == bracketsOpenedAt)))
+            {
+                // A '[' left open: the block or statement it was in ends here all the same (the parser goes on reading).
+                brackets = 0;
+            }
+
+            if (brackets == 0 && c == ',')
+            {
+                // Each entry of a list counts (reserved "a", "b", ...: the parser checks each against every field).
+                Count(blocks, what);
+            }
+
             if (brackets == 0 && c is ';' or '{' or '}')
             {
                 if (c is ';' or '{')
@@ -103,7 +119,7 @@ internal static class ProtobufTextGuard
 
                 if (c == '{')
                 {
-                    blocks.Add(new Block(statementKind == BlockKind.Label ? BlockKind.Other : statementKind, 0));
+                    blocks.Add(new Block(statementWords == 0 ? BlockKind.Other : statementKind, 0));
                 }
                 else if (c == '}' && blocks.Count > 1)
                 {
@@ -114,6 +130,11 @@ internal static class ProtobufTextGuard
             }
 
             i++;
+        }
+
+        if (brackets > 0)
+        {
+            throw new InvalidSchemaException($"Invalid Protobuf schema: {what} leaves a '[' unclosed");
         }
     }
 
@@ -135,17 +156,19 @@ internal static class ProtobufTextGuard
         blocks[owner] = blocks[owner] with { Declarations = blocks[owner].Declarations + 1 };
     }
 
-    /// <summary>What a statement's words so far open, given its next word (the <paramref name="index"/>th).</summary>
+    /// <summary>
+    /// What a statement opens, told by its first word. Fails closed: only enum, service, rpc and option blocks go uncounted,
+    /// and a oneof counts for its message; any other block (message, extend, a group after its label, anything odd) is
+    /// bounded as a message is.
+    /// </summary>
     private static BlockKind Classify(int index, ReadOnlySpan<char> word, BlockKind sofar) => index switch
     {
         0 => word switch
         {
-            "message" or "extend" or "group" => BlockKind.Message,
+            "enum" or "service" or "rpc" or "option" => BlockKind.Other,
             "oneof" => BlockKind.Oneof,
-            "optional" or "required" or "repeated" => BlockKind.Label,
-            _ => BlockKind.Other,
+            _ => BlockKind.Message,
         },
-        1 when sofar == BlockKind.Label => word is "group" ? BlockKind.Message : BlockKind.Other,
         _ => sofar,
     };
 
@@ -191,6 +214,12 @@ internal static class ProtobufTextGuard
             var c = text[i];
             if (c == '\\')
             {
+                // An escaped line end still ends the literal for the parser, which reads line by line.
+                if (i + 1 < text.Length && text[i + 1] is '\n' or '\r')
+                {
+                    return i + 1;
+                }
+
                 i += 2;
                 continue;
             }
