@@ -74,7 +74,7 @@ public class RegistryBenchmarks : IDisposable
     public int GetById() => _registry.GetById(_id).Id;
 
     [Benchmark]
-    public int LookupByContent200Fields() => _registry.Lookup("wide", _registered, includeDeleted: false).Version;
+    public async Task<int> LookupByContent200Fields() => (await _registry.LookupAsync("wide", _registered, includeDeleted: false, CancellationToken.None)).Version;
 
     [Benchmark]
     public bool FullTransitiveCheck200FieldsAgainst50Versions() => _registry.CheckCompatibility("wide", null, _candidate).IsCompatible;

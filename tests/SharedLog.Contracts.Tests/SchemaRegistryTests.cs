@@ -16,6 +16,14 @@ public class SchemaRegistryTests
     {
         public SchemaType Type => SchemaType.Avro;
 
+        /// <summary>Fault injection: a parse of exactly <see cref="HeldText"/> waits for this (a schema that takes long to parse).</summary>
+        public ManualResetEventSlim? Hold { get; init; }
+
+        public string? HeldText { get; init; }
+
+        /// <summary>Completes when a parse is waiting on <see cref="Hold"/>.</summary>
+        public TaskCompletionSource Holding { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
         private sealed record Parsed(string Text, string Canonical, IReadOnlyList<ResolvedReference> References, string[] Fields) : IParsedSchema
         {
             public SchemaType Type => SchemaType.Avro;
@@ -23,6 +31,12 @@ public class SchemaRegistryTests
 
         public IParsedSchema Parse(string schemaText, IReadOnlyList<ResolvedReference> references, bool normalize)
         {
+            if (Hold is not null && schemaText == HeldText)
+            {
+                Holding.TrySetResult();
+                Assert.True(Hold.Wait(TimeSpan.FromSeconds(60)), "the held parse was not released");
+            }
+
             if (schemaText.Contains('!', StringComparison.Ordinal))
             {
                 throw new InvalidSchemaException("'!' is not allowed");
@@ -415,7 +429,7 @@ public class SchemaRegistryTests
         await registry.RegisterAsync("s", Fields("a"), CancellationToken.None);
         Assert.Equal(RegistryErrorCodes.InvalidVersion, Assert.Throws<SchemaRegistryException>(() => registry.GetVersion("s", "x", false)).ErrorCode);
         Assert.Equal(RegistryErrorCodes.VersionNotFound, Assert.Throws<SchemaRegistryException>(() => registry.GetVersion("s", "9", false)).ErrorCode);
-        Assert.Equal(RegistryErrorCodes.SchemaNotFound, Assert.Throws<SchemaRegistryException>(() => registry.Lookup("s", Fields("q"), false)).ErrorCode);
+        Assert.Equal(RegistryErrorCodes.SchemaNotFound, (await Assert.ThrowsAsync<SchemaRegistryException>(() => registry.LookupAsync("s", Fields("q"), false, CancellationToken.None))).ErrorCode);
         Assert.Equal(RegistryErrorCodes.SubjectNotSoftDeleted, await ErrorOfAsync(() => registry.DeleteSubjectAsync("s", permanent: true, CancellationToken.None)));
         Assert.Equal(RegistryErrorCodes.SubjectNotFound, await ErrorOfAsync(() => registry.DeleteCompatibilityAsync("s", CancellationToken.None))); // as Confluent: DELETE /config/{subject} of an unset level
         Assert.Equal(RegistryErrorCodes.InvalidSchema, await ErrorOfAsync(() => registry.RegisterAsync("r", Fields("b") with { References = [new SchemaReference("x", "nowhere", 1)] }, CancellationToken.None)));
@@ -425,6 +439,39 @@ public class SchemaRegistryTests
         "{\"type\":\"object\",\"properties\":{" + string.Join(',', Enumerable.Range(0, fields).Select(i => $"\"f{i}\":{{\"type\":\"string\",\"pattern\":\"{pattern(i)}\"}}")) + "}}",
         SchemaType.Json,
         []);
+
+    [Fact]
+    public async Task AStartDoesNotParseStoredSchemasAndChangesWaitUntilTheyAreIndexedByContent()
+    {
+        // A review stored ~170 hostile schemas: the next start parsed them all before the broker listened (87.6 s, 1.96 GB).
+        var journal = new MemoryJournal();
+        using (SchemaRegistry first = await OpenAsync(journal))
+        {
+            await first.RegisterAsync("s", Fields("a,slow?"), CancellationToken.None);
+            await first.RegisterAsync("t", Fields("b"), CancellationToken.None);
+        }
+
+        using var held = new ManualResetEventSlim(false);
+        var format = new FieldSetFormat { Hold = held, HeldText = "a,slow?" };
+        using var registry = new SchemaRegistry([format], journal, NullLogger<SchemaRegistry>.Instance);
+        await registry.LoadAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(20)); // the old load parsed inside, so never returned here
+        Assert.Equal("a,slow?", registry.GetById(1).Schema);
+        Assert.Equal([1], registry.Versions("s", includeDeleted: false));
+        Assert.Equal("b", registry.GetVersion("t", "latest", includeDeleted: false).Schema);
+
+        // Registering the same content under another subject must find its id, so it waits for the index (held here).
+        Task<RegisteredSchema> sameContent = registry.RegisterAsync("u", Fields("slow?,a"), CancellationToken.None);
+        Task<RegisteredSchema> lookup = registry.LookupAsync("t", Fields("b"), includeDeleted: false, CancellationToken.None);
+        await format.Holding.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.False(sameContent.IsCompleted);
+        Assert.False(lookup.IsCompleted);
+        Assert.False(registry.WhenIndexedAsync(CancellationToken.None).IsCompleted);
+
+        held.Set();
+        Assert.Equal(1, (await sameContent.WaitAsync(TimeSpan.FromSeconds(20))).Id);
+        Assert.Equal(1, (await lookup.WaitAsync(TimeSpan.FromSeconds(20))).Version);
+        Assert.Equal(3, (await registry.RegisterAsync("v", Fields("c"), CancellationToken.None)).Id); // new content: the next id
+    }
 
     [Fact]
     public async Task AJsonSchemaWithMoreDistinctPatternsThanTheLimitIsRefusedButOneStoredBeforeIsKept()

@@ -215,6 +215,11 @@ public class SchemaRegistryClientTests
         Assert.Equal([1, 2], await again.GetSubjectVersionsAsync("kept-value"));
         Assert.Equal(Compatibility.Full, await again.GetCompatibilityAsync("kept-value"));
 
+        // Stored schemas are indexed by content after the start, in the background: a lookup and a registration of the
+        // same schema elsewhere wait for that and find the stored id.
+        Assert.Equal(id, await again.GetSchemaIdAsync("kept-value", new Schema(PaymentV1, SchemaType.Avro), normalize: false));
+        Assert.Equal(id, await again.RegisterSchemaAsync("copy-value", new Schema(PaymentV1, SchemaType.Avro)));
+
         // Ids keep counting from where they were: a new schema never takes an old id.
         int next = await again.RegisterSchemaAsync("other-value", new Schema("""{"type":"string"}""", SchemaType.Avro));
         Assert.True(next > id + 1, $"new id {next} must follow the ids {id} and {id + 1} already given");

@@ -132,7 +132,7 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
                 return;
             case ["subjects", string subject] when method == "POST":
                 SchemaRequest looked = await SchemaRequestAsync(context);
-                await JsonAsync(context, Describe(await InSchemaWorkSlotAsync(() => registry.Lookup(subject, looked, deleted), cancel)));
+                await JsonAsync(context, Describe(await InSchemaWorkSlotAsync(() => registry.LookupAsync(subject, looked, deleted, cancel), cancel)));
                 return;
             case ["subjects", string subject] when method == "DELETE":
                 IReadOnlyList<int> deletedVersions = await registry.DeleteSubjectAsync(subject, Flag(query, "permanent"), cancel);

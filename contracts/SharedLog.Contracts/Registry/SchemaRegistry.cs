@@ -49,6 +49,16 @@ public sealed partial class SchemaRegistry : IDisposable
     private int _maxId;
     private long _generation;
 
+    /// <summary>True while the journal is replayed: new entries are indexed afterwards, in the background.</summary>
+    private bool _deferIdentities;
+
+    /// <summary>Entries replayed from the journal whose content identity is not known yet, in journal order.</summary>
+    private readonly List<SchemaEntry> _unindexed = [];
+
+    /// <summary>Completes once every stored schema's identity is known; changes and lookups by content wait for it.</summary>
+    private Task _indexed = Task.CompletedTask;
+    private readonly CancellationTokenSource _disposed = new();
+
     public SchemaRegistry(IEnumerable<ISchemaFormat> formats, IJournal journal, ILogger<SchemaRegistry> logger)
     {
         _formats = formats.ToDictionary(f => f.Type);
@@ -64,9 +74,29 @@ public sealed partial class SchemaRegistry : IDisposable
     /// <summary>The parsed schema of a registered id, or null when the id is unknown.</summary>
     public IParsedSchema? ParsedById(int id)
     {
+        SchemaEntry? entry;
+        List<ResolvedReference>? references;
         lock (_sync)
         {
-            return _byId.TryGetValue(id, out SchemaEntry? entry) ? ParsedOf(entry) : null;
+            if (!_byId.TryGetValue(id, out entry))
+            {
+                return null;
+            }
+
+            if (entry.Parsed is { } parsed)
+            {
+                return parsed;
+            }
+
+            references = ResolveStored(entry);
+        }
+
+        // Parsed outside the lock: the first use of a stored schema after a start (the gate's, say) does not hold up
+        // every other registry read while a large schema parses.
+        IParsedSchema parsedNow = ParseStored(entry, references);
+        lock (_sync)
+        {
+            return entry.Parsed ??= parsedNow;
         }
     }
 
@@ -86,24 +116,149 @@ public sealed partial class SchemaRegistry : IDisposable
         }
     }
 
-    public void Dispose() => _writer.Dispose();
+    public void Dispose()
+    {
+        _disposed.Cancel();
+        _writer.Dispose();
+    }
 
-    /// <summary>Rebuilds the state from the journal; call once before serving.</summary>
+    /// <summary>
+    /// Rebuilds the state from the journal; call once before serving. Stored schemas are not parsed here: reads by
+    /// subject, version and id answer at once (a schema is parsed when first used), while the content identities that
+    /// registrations and lookups by content need are computed in the background (<see cref="WhenIndexedAsync"/>), so a
+    /// registry of many (or costly) schemas does not hold the broker's start.
+    /// </summary>
     public async Task LoadAsync(CancellationToken cancellationToken)
     {
         int count = 0;
-        await foreach (JournalEntry entry in _journal.ReadAllAsync(cancellationToken))
+        lock (_sync)
+        {
+            _deferIdentities = true;
+        }
+
+        try
+        {
+            await foreach (JournalEntry entry in _journal.ReadAllAsync(cancellationToken))
+            {
+                lock (_sync)
+                {
+                    Apply(entry, null);
+                }
+
+                count++;
+            }
+        }
+        finally
         {
             lock (_sync)
             {
-                Apply(entry, null);
+                _deferIdentities = false;
             }
+        }
 
-            count++;
+        List<SchemaEntry> pending;
+        lock (_sync)
+        {
+            pending = [.. _unindexed];
+            _unindexed.Clear();
         }
 
         LogLoaded(count, _subjects.Count, _maxId);
+        _indexed = pending.Count == 0 ? Task.CompletedTask : Task.Run(() => IndexStored(pending, _disposed.Token), CancellationToken.None);
     }
+
+    /// <summary>Completes once the schemas read from the journal are indexed by content.</summary>
+    public Task WhenIndexedAsync(CancellationToken cancellationToken) => _indexed.WaitAsync(cancellationToken);
+
+    /// <summary>
+    /// Computes the content identity of each stored schema, parsing it outside the state lock, in journal order (so the
+    /// first id registered with a content keeps it, as when the journal was written). Parsed schemas are not kept: one
+    /// is parsed again when first used, so memory holds only the schemas in use.
+    /// </summary>
+    private void IndexStored(List<SchemaEntry> pending, CancellationToken cancellationToken)
+    {
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        int indexed = 0;
+        foreach (SchemaEntry entry in pending)
+        {
+            if (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+
+            List<ResolvedReference>? references = null;
+            string? problem = null;
+            lock (_sync)
+            {
+                if (!IsLive(entry))
+                {
+                    continue;
+                }
+
+                try
+                {
+                    references = ResolveStored(entry);
+                }
+                catch (SchemaRegistryException e)
+                {
+                    problem = e.Message;
+                }
+            }
+
+            string schemaIdentity = RawIdentity(entry.Type, entry.Text, entry.References);
+            if (references is not null && _formats.ContainsKey(entry.Type))
+            {
+                try
+                {
+                    schemaIdentity = SchemaIdentity(ParseStored(entry, references), entry.References);
+                }
+                catch (Exception e)
+                {
+                    // Any failure, even a parser's own bug, leaves this one schema matched by its text: indexing goes on,
+                    // or every later registration would wait on it for ever.
+                    problem = (e as SchemaRegistryException ?? StoredSchemaProblem(entry, e)).Message;
+                }
+            }
+            else
+            {
+                problem ??= $"Stored schema {entry.Id} cannot be parsed: schema type {RegistryNames.Name(entry.Type)} is not supported";
+            }
+
+            if (problem is not null)
+            {
+                LogUnparsable(problem);
+            }
+
+            lock (_sync)
+            {
+                if (IsLive(entry))
+                {
+                    SetIdentity(entry, schemaIdentity);
+                    indexed++;
+                }
+            }
+        }
+
+        double milliseconds = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        LogIndexed(indexed, milliseconds);
+    }
+
+    private bool IsLive(SchemaEntry entry) => _byId.TryGetValue(entry.Id, out SchemaEntry? held) && ReferenceEquals(held, entry);
+
+    /// <summary>Gives an entry its identities and indexes it by content; the first id with a content keeps it.</summary>
+    private void SetIdentity(SchemaEntry entry, string schemaIdentity)
+    {
+        entry.SchemaIdentity = schemaIdentity;
+        string identity = FullIdentity(schemaIdentity, entry.Metadata, entry.RuleSet);
+        entry.Identity = identity;
+        // The first id keeps the content: one imported under another id later does not take it over.
+        _idByIdentity.TryAdd(identity, entry.Id);
+        CollectionsMarshal.GetValueRefOrAddDefault(_idCountByIdentity, identity, out _)++;
+    }
+
+    /// <summary>What a stored schema this build cannot parse matches: only its exact text.</summary>
+    private static string RawIdentity(SchemaType type, string text, IReadOnlyList<SchemaReference> references) =>
+        $"raw:{RegistryNames.Name(type)}:{text}:{ReferencesIdentity(references)}";
 
     // ---------------------------------------------------------------- reads
 
@@ -203,8 +358,9 @@ public sealed partial class SchemaRegistry : IDisposable
     }
 
     /// <summary>The version of <paramref name="subject"/> holding this schema (POST /subjects/{subject}).</summary>
-    public RegisteredSchema Lookup(string subject, SchemaRequest request, bool includeDeleted)
+    public async Task<RegisteredSchema> LookupAsync(string subject, SchemaRequest request, bool includeDeleted, CancellationToken cancellationToken)
     {
+        await WhenIndexedAsync(cancellationToken);
         lock (_sync)
         {
             // As Confluent: a subject whose versions are all soft-deleted is not found, unless deleted ones are asked for.
@@ -382,7 +538,7 @@ public sealed partial class SchemaRegistry : IDisposable
         IReadOnlyList<SchemaReference> references = ConcreteReferences(request.References);
         string schemaIdentity = SchemaIdentity(parsed, references);
 
-        await _writer.WaitAsync(cancellationToken);
+        await TakeWriterAsync(cancellationToken);
         try
         {
             SchemaVersionValue value;
@@ -528,7 +684,7 @@ public sealed partial class SchemaRegistry : IDisposable
     /// <summary>Deletes every version of a subject: soft first, permanently once soft-deleted. Returns the versions deleted.</summary>
     public async Task<IReadOnlyList<int>> DeleteSubjectAsync(string subject, bool permanent, CancellationToken cancellationToken)
     {
-        await _writer.WaitAsync(cancellationToken);
+        await TakeWriterAsync(cancellationToken);
         try
         {
             List<JournalEntry> entries = [];
@@ -590,7 +746,7 @@ public sealed partial class SchemaRegistry : IDisposable
     /// <summary>Deletes one version: soft first, permanently once soft-deleted. Returns the version number.</summary>
     public async Task<int> DeleteVersionAsync(string subject, string versionText, bool permanent, CancellationToken cancellationToken)
     {
-        await _writer.WaitAsync(cancellationToken);
+        await TakeWriterAsync(cancellationToken);
         try
         {
             JournalEntry[] entries;
@@ -765,11 +921,11 @@ public sealed partial class SchemaRegistry : IDisposable
         /// <summary>The data contract rules (Confluent's ruleSet) as canonical JSON text, or null.</summary>
         public required string? RuleSet { get; init; }
 
-        /// <summary>Schema and references only: what lookups match on.</summary>
-        public required string SchemaIdentity { get; init; }
+        /// <summary>Schema and references only: what lookups match on. Null until indexed (<see cref="IndexStored"/>).</summary>
+        public string? SchemaIdentity { get; set; }
 
-        /// <summary>Schema, references, metadata and rules: what decides whether a registration is new.</summary>
-        public required string Identity { get; init; }
+        /// <summary>Schema, references, metadata and rules: what decides whether a registration is new. Null until indexed.</summary>
+        public string? Identity { get; set; }
 
         public IParsedSchema? Parsed { get; set; }
 
@@ -782,7 +938,7 @@ public sealed partial class SchemaRegistry : IDisposable
     /// </summary>
     private async Task WriteSerializedAsync(Func<IReadOnlyList<JournalEntry>> decide, CancellationToken cancellationToken)
     {
-        await _writer.WaitAsync(cancellationToken);
+        await TakeWriterAsync(cancellationToken);
         try
         {
             IReadOnlyList<JournalEntry> entries;
@@ -797,6 +953,13 @@ public sealed partial class SchemaRegistry : IDisposable
         {
             _writer.Release();
         }
+    }
+
+    /// <summary>Serializes changes; the first ones after a start also wait until the stored schemas are indexed by content.</summary>
+    private async Task TakeWriterAsync(CancellationToken cancellationToken)
+    {
+        await WhenIndexedAsync(cancellationToken);
+        await _writer.WaitAsync(cancellationToken);
     }
 
     /// <summary>Journal first, then memory: what is visible is always durable.</summary>
@@ -903,11 +1066,16 @@ public sealed partial class SchemaRegistry : IDisposable
         _maxId = Math.Max(_maxId, value.Id);
         if (!_byId.TryGetValue(value.Id, out SchemaEntry? entry))
         {
-            entry = NewEntry(value, parsed);
+            entry = NewEntry(value);
             _byId[value.Id] = entry;
-            // The first id keeps the content: one imported under another id later does not take it over.
-            _idByIdentity.TryAdd(entry.Identity, value.Id);
-            CollectionsMarshal.GetValueRefOrAddDefault(_idCountByIdentity, entry.Identity, out _)++;
+            if (_deferIdentities && parsed is null)
+            {
+                _unindexed.Add(entry);
+            }
+            else
+            {
+                SetIdentity(entry, IdentityOf(entry, parsed));
+            }
         }
 
         entry.Usages++;
@@ -928,6 +1096,11 @@ public sealed partial class SchemaRegistry : IDisposable
         }
 
         _byId.Remove(id);
+        if (entry.Identity is null)
+        {
+            return; // not indexed yet (a version deleted for good later in the journal): nothing to unindex
+        }
+
         ref int idsWithContent = ref CollectionsMarshal.GetValueRefOrNullRef(_idCountByIdentity, entry.Identity);
         if (Unsafe.IsNullRef(ref idsWithContent) || --idsWithContent == 0)
         {
@@ -960,24 +1133,10 @@ public sealed partial class SchemaRegistry : IDisposable
         }
     }
 
-    private SchemaEntry NewEntry(SchemaVersionValue value, IParsedSchema? parsed)
+    private static SchemaEntry NewEntry(SchemaVersionValue value)
     {
         _ = RegistryNames.TryParseType(value.SchemaType, out SchemaType type);
         IReadOnlyList<SchemaReference> references = value.References ?? [];
-        string schemaIdentity;
-        try
-        {
-            parsed ??= _formats[type].Parse(value.Schema, Resolve(references, 0), normalize: false);
-            schemaIdentity = SchemaIdentity(parsed, references);
-        }
-        catch (Exception e) when (e is InvalidSchemaException or SchemaRegistryException or KeyNotFoundException)
-        {
-            // A stored schema this build cannot parse still keeps its id; it matches only its exact text.
-            LogUnparsable(value.Subject, value.Version, e.Message);
-            parsed = null;
-            schemaIdentity = $"raw:{RegistryNames.Name(type)}:{value.Schema}:{ReferencesIdentity(references)}";
-        }
-
         return new SchemaEntry
         {
             Id = value.Id,
@@ -986,10 +1145,24 @@ public sealed partial class SchemaRegistry : IDisposable
             References = references,
             Metadata = value.Metadata,
             RuleSet = RuleSets.Canonical(value.RuleSet),
-            SchemaIdentity = schemaIdentity,
-            Identity = FullIdentity(schemaIdentity, value.Metadata, RuleSets.Canonical(value.RuleSet)),
-            Parsed = parsed,
         };
+    }
+
+    /// <summary>The content identity of a new entry written now (<paramref name="parsed"/> when the writer has it); under the state lock.</summary>
+    private string IdentityOf(SchemaEntry entry, IParsedSchema? parsed)
+    {
+        try
+        {
+            parsed ??= ParsedOf(entry);
+            entry.Parsed = parsed;
+            return SchemaIdentity(parsed, entry.References);
+        }
+        catch (Exception e) when (e is SchemaRegistryException or KeyNotFoundException)
+        {
+            // A stored schema this build cannot parse still keeps its id; it matches only its exact text.
+            LogUnparsable(e.Message);
+            return RawIdentity(entry.Type, entry.Text, entry.References);
+        }
     }
 
     private (IParsedSchema Parsed, ISchemaFormat Format) Parse(SchemaRequest request)
@@ -1155,23 +1328,37 @@ public sealed partial class SchemaRegistry : IDisposable
         return resolved;
     }
 
-    private IParsedSchema ParsedOf(SchemaEntry entry)
-    {
-        if (entry.Parsed is null)
-        {
-            try
-            {
-                entry.Parsed = _formats[entry.Type].Parse(entry.Text, Resolve(entry.References, 0), normalize: false);
-            }
-            catch (Exception e) when (e is InvalidSchemaException or SchemaRegistryException)
-            {
-                // A reference that cannot be resolved any more (a version deleted for good) is a stored schema's problem too.
-                throw new SchemaRegistryException(RegistryErrorCodes.StoreError, $"Stored schema {entry.Id} cannot be parsed: {e.Message}");
-            }
-        }
+    /// <summary>A stored schema, parsed once and kept; under the state lock.</summary>
+    private IParsedSchema ParsedOf(SchemaEntry entry) => entry.Parsed ??= ParseStored(entry, ResolveStored(entry));
 
-        return entry.Parsed;
+    /// <summary>A stored schema's references as they stand now; under the state lock.</summary>
+    private List<ResolvedReference> ResolveStored(SchemaEntry entry)
+    {
+        try
+        {
+            return Resolve(entry.References, 0);
+        }
+        catch (SchemaRegistryException e)
+        {
+            // A reference that cannot be resolved any more (a version deleted for good) is a stored schema's problem too.
+            throw StoredSchemaProblem(entry, e);
+        }
     }
+
+    private IParsedSchema ParseStored(SchemaEntry entry, List<ResolvedReference> references)
+    {
+        try
+        {
+            return _formats[entry.Type].Parse(entry.Text, references, normalize: false);
+        }
+        catch (Exception e) when (e is InvalidSchemaException or SchemaRegistryException)
+        {
+            throw StoredSchemaProblem(entry, e);
+        }
+    }
+
+    private static SchemaRegistryException StoredSchemaProblem(SchemaEntry entry, Exception problem) =>
+        new(RegistryErrorCodes.StoreError, $"Stored schema {entry.Id} cannot be parsed: {problem.Message}");
 
     private List<(int Version, IParsedSchema Schema)> PreviousForLevel(string subject, CompatibilityLevel level)
     {
@@ -1417,6 +1604,9 @@ public sealed partial class SchemaRegistry : IDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "Skipped an unreadable registry record: {Reason}")]
     private partial void LogBadRecord(string reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Stored schema of subject {Subject} version {Version} cannot be parsed: {Reason}")]
-    private partial void LogUnparsable(string subject, int version, string reason);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Reason}; it matches only its exact text")]
+    private partial void LogUnparsable(string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Schema registry indexed {Count} stored schemas by content in {Milliseconds:F0} ms")]
+    private partial void LogIndexed(int count, double milliseconds);
 }
