@@ -816,7 +816,35 @@ public class BrokerNetworkTests
         ProduceResponse.PartitionProduceResponse refused = await client.ProduceAsync("roomy", 0, batch, 1);
 
         Assert.Equal((short)ErrorCode.MessageTooLarge, refused.ErrorCode);
-        Assert.Contains(logs.Entries, e => e.Level == LogLevel.Warning && e.Message.StartsWith("Produce to roomy-0 rejected with MessageTooLarge", StringComparison.Ordinal));
+        Assert.Contains(logs.Entries, e => e.Level == LogLevel.Warning && e.Message.StartsWith("Produce to roomy-0 refused with MESSAGE_TOO_LARGE (not retriable): ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AProducerThatKeepsSendingCorruptBatchesGetsALogLinePerWindowNotPerBatch()
+    {
+        // Each refused batch used to be one warning: a producer could write the broker's log as fast as it could send.
+        const int Refusals = 40;
+        var logs = new CollectingLoggerProvider();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await using (BrokerFixture broker = await BrokerFixture.StartAsync(logging => logging.AddProvider(logs)))
+        {
+            using RawKafkaClient client = await RawKafkaClient.ConnectAsync(broker.BootstrapServers);
+            await client.CreateTopicAsync("noisy", 1);
+            byte[] batch = new SharedLog.Protocol.Records.RecordBatchBuilder(1).Add([1], [2], 1).Build();
+            batch[^1] ^= 0xFF;
+            for (int i = 0; i < Refusals; i++)
+            {
+                Assert.Equal((short)ErrorCode.CorruptMessage, (await client.ProduceAsync("noisy", 0, batch, 1)).ErrorCode);
+            }
+        }
+
+        // The broker's stop logs what its window still held, so every refusal is in the log, counted.
+        string[] lines = [.. logs.Entries.Where(e => e.Message.Contains("refused", StringComparison.Ordinal) && e.Message.Contains("CORRUPT_MESSAGE", StringComparison.Ordinal)).Select(e => e.Message)];
+        Assert.StartsWith("Produce to noisy-0 refused with CORRUPT_MESSAGE (not retriable): ", lines[0], StringComparison.Ordinal);
+        Assert.Equal(Refusals, lines.Sum(l => l.StartsWith("Produce to ", StringComparison.Ordinal) ? 1
+            : long.Parse(l.AsSpan(0, l.IndexOf(' ', StringComparison.Ordinal)), System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.Contains(" more produce(s) refused (not retriable) within 10 s (CORRUPT_MESSAGE: ", lines[^1], StringComparison.Ordinal);
+        Assert.True(lines.Length <= 2 + (2 * (int)(clock.Elapsed.TotalSeconds / 10)), $"{lines.Length} lines for {Refusals} refusals in {clock.Elapsed}");
     }
 
     [Fact]

@@ -488,7 +488,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         {
             result.ErrorCode = (short)e.ErrorCode;
             result.ErrorMessage = e.Message;
-            LogRejected(logger, topic.Name, result.Index, e.ErrorCode, e.Message);
+            _refusals.Add(topic.Name, result.Index, e.ErrorCode, e.Message);
             return;
         }
 
@@ -665,7 +665,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         {
             item.Result.ErrorCode = (short)error;
             item.Result.ErrorMessage = $"Producer {batch.ProducerId} epoch {batch.Epoch}: batch with sequence {batch.BaseSequence} refused ({error}).";
-            LogRejected(logger, item.Topic.Name, item.Result.Index, error, item.Result.ErrorMessage);
+            _refusals.Add(item.Topic.Name, item.Result.Index, error, item.Result.ErrorMessage);
             return null;
         }
 
@@ -763,7 +763,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
             // which are judged and counted then; counted now as well, they would be evidence twice. Record errors go with
             // INVALID_RECORD only, as in Kafka.
             item.Result.ErrorMessage = verdict.Summary;
-            LogRejected(logger, item.Topic.Name, item.Result.Index, verdict.RefusalCode, verdict.Summary);
+            _refusals.Add(item.Topic.Name, item.Result.Index, verdict.RefusalCode, verdict.Summary);
             return;
         }
 
@@ -778,6 +778,8 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         {
             gate.Count(item.Topic.Name, item.Result.Index, baseOffset: -1, verdict);
         }
+
+        _refusals.Add(item.Topic.Name, item.Result.Index, ErrorCode.InvalidRecord, ContractGate.RejectionLogText(verdict));
 
         item.Result.ErrorMessage = verdict.Violations.Count > MaxRecordErrors
             ? $"{verdict.Summary} (record_errors lists the first {MaxRecordErrors})"
@@ -859,7 +861,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                 // A batch no WAL entry holds (a privacy rewrite may grow one past what the producer sent): said in the log too.
                 result.ErrorCode = (short)ErrorCode.MessageTooLarge;
                 result.ErrorMessage = e.Message;
-                LogRejected(logger, topic, result.Index, ErrorCode.MessageTooLarge, e.Message);
+                _refusals.Add(topic, result.Index, ErrorCode.MessageTooLarge, e.Message);
                 break;
         }
     }
@@ -885,7 +887,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
                 result.ErrorCode = (short)refusal.Code;
                 result.ErrorMessage = refusal.Message;
-                LogRejected(logger, topic.Name, result.Index, refusal.Code, refusal.Message);
+                _refusals.Add(topic.Name, result.Index, refusal.Code, refusal.Message);
                 return;
             }
 
@@ -937,7 +939,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     /// <summary>The quarantine topic cannot be created (or made again after it was deleted): retriable for the client.</summary>
     private void QuarantineTopicFailed(PartitionWork item, InvalidOperationException e)
     {
-        LogRejected(logger, item.Topic.Name, item.Result.Index, ErrorCode.KafkaStorageError, e.Message);
+        _retriableRefusals.Add(item.Topic.Name, item.Result.Index, ErrorCode.KafkaStorageError, e.Message);
         item.Result.ErrorCode = (short)ErrorCode.KafkaStorageError;
         item.Result.ErrorMessage = e.Message;
     }
@@ -983,11 +985,17 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
     /// <summary>Thrown into a rejected batch's append task when its producer's state finds it new: it is refused, not stored.</summary>
     private sealed class RejectedByContractException() : Exception("The contract in force rejects the batch.");
 
-    // Retriable refusals come in storms (every producer retrying every partition while uploads catch up): a line per window.
-    private readonly RetriableRefusalLog _retriableRefusals = new(logger);
+    // Refusals come in storms (every producer retrying every partition while uploads catch up; a producer that keeps
+    // sending malformed or oversized batches): a line per window, retriable and other refusals apart.
+    private readonly RefusalLog _retriableRefusals = new(logger, retriable: true);
+    private readonly RefusalLog _refusals = new(logger, retriable: false);
 
     /// <summary>Stops a pending refusal summary from firing after the host (and its logging) has gone.</summary>
-    public void Dispose() => _retriableRefusals.Dispose();
+    public void Dispose()
+    {
+        _retriableRefusals.Dispose();
+        _refusals.Dispose();
+    }
 
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Contract gate failed on a batch for {Topic}-{Partition}")]
@@ -995,7 +1003,4 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Producer state of {Topic}-{Partition} could not be loaded")]
     private static partial void LogProducerStateFailed(ILogger logger, Exception error, string topic, int partition);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Produce to {Topic}-{Partition} rejected with {Error}: {Reason}")]
-    private static partial void LogRejected(ILogger logger, string topic, int partition, ErrorCode error, string reason);
 }

@@ -597,16 +597,27 @@ public sealed partial class ContractGate(
     public void Count(string topic, int partition, long baseOffset, GateResult verdict)
     {
         ArgumentNullException.ThrowIfNull(verdict);
-        if (verdict.Outcome == GateOutcome.Reject && verdict.Violations.Count > 0)
+        Count(topic, partition, baseOffset, verdict.Tally);
+    }
+
+    /// <summary>
+    /// What the broker's log says of a rejection (it logs one when the rejection takes effect: an idempotent retry of a
+    /// stored batch is answered with its offsets, not refused). A reason may quote the value that broke the rule or schema:
+    /// where the contract masks fields, the log names the kind of failure only (the producer's RecordErrors carry the
+    /// reason, with its own data).
+    /// </summary>
+    public static string RejectionLogText(GateResult verdict)
+    {
+        ArgumentNullException.ThrowIfNull(verdict);
+        if (verdict.Violations.Count == 0)
         {
-            // Logged here rather than when judged: an idempotent retry of a stored batch is answered with its offsets, not refused.
-            // A reason may quote the value that broke the rule or schema: where the contract masks fields, the log names the
-            // kind of failure only (the producer's RecordErrors carry the reason, with its own data).
-            RecordViolation first = verdict.Violations[0];
-            LogRejected(topic, partition, verdict.JudgingStopped ? $"more than {verdict.Violations.Count}" : verdict.Violations.Count.ToString(System.Globalization.CultureInfo.InvariantCulture), first.Rule, verdict.Tally.MasksFields ? $"{ViolationLabel(first.Kind)} (reason withheld: the contract masks fields)" : first.Reason);
+            return $"the contract rejected the batch: {verdict.Summary}";
         }
 
-        Count(topic, partition, baseOffset, verdict.Tally);
+        RecordViolation first = verdict.Violations[0];
+        string bad = verdict.JudgingStopped ? $"more than {verdict.Violations.Count}" : verdict.Violations.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string reason = verdict.Tally.MasksFields ? $"{ViolationLabel(first.Kind)} (reason withheld: the contract masks fields)" : first.Reason;
+        return $"the contract rejected the batch: bad records: {bad}; the first breaks {first.Rule}: {reason}";
     }
 
     /// <inheritdoc cref="Count(string, int, long, GateResult)"/>
@@ -1345,7 +1356,4 @@ public sealed partial class ContractGate(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Schema id {SchemaId} is registered, but no JSON Schema validator can be built from it; records written with it are bad records: {Problem}")]
     private partial void LogUnusableSchema(int schemaId, string problem);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Contract rejected a batch on {Topic}-{Partition}: bad records: {Bad}; the first breaks {Rule}: {Reason}")]
-    private partial void LogRejected(string topic, int partition, string bad, string rule, string reason);
 }

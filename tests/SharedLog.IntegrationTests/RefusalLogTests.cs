@@ -5,14 +5,14 @@ using SharedLog.Tests.Shared;
 
 namespace SharedLog.IntegrationTests;
 
-/// <summary>The windowed log of KAFKA_STORAGE_ERROR refusals, at the broker's stop.</summary>
-public class RetriableRefusalLogTests
+/// <summary>The windowed log of produce refusals, at the broker's stop.</summary>
+public class RefusalLogTests
 {
     [Fact]
     public void RefusalsHeldInTheWindowAreLoggedAtDisposeAndNothingAfter()
     {
-        var logger = new ListLogger<RetriableRefusalLogTests>();
-        var log = new RetriableRefusalLog(logger);
+        var logger = new ListLogger<RefusalLogTests>();
+        var log = new RefusalLog(logger, retriable: true);
         log.Add("orders", 0, ErrorCode.KafkaStorageError, "uploads are behind.");
         log.Add("orders", 1, ErrorCode.KafkaStorageError, "uploads are behind.");
         log.Add("orders", 2, ErrorCode.RequestTimedOut, "the request holds too much.");
@@ -28,5 +28,18 @@ public class RetriableRefusalLogTests
         log.Dispose();
         Assert.Equal(2, logger.Entries.Count);
         Assert.All(logger.Entries, e => Assert.Equal(LogLevel.Warning, e.Level));
+    }
+
+    [Fact]
+    public void RefusalsThatAreNotRetriableSayThatAndAreWindowedTheSameWay()
+    {
+        var logger = new ListLogger<RefusalLogTests>();
+        var log = new RefusalLog(logger, retriable: false);
+        log.Add("orders", 0, ErrorCode.CorruptMessage, "the batch's CRC does not match.");
+        log.Add("orders", 0, ErrorCode.InvalidRecord, "the contract rejected the batch.");
+        log.Add("orders", 0, ErrorCode.CorruptMessage, "the batch's CRC does not match.");
+        Assert.Equal("Produce to orders-0 refused with CORRUPT_MESSAGE (not retriable): the batch's CRC does not match. Further such refusals within 10 s are logged as one line.", Assert.Single(logger.Entries).Message);
+        log.Dispose();
+        Assert.Equal("2 more produce(s) refused (not retriable) within 10 s (CORRUPT_MESSAGE: 1, INVALID_RECORD: 1); the last to orders-0 refused with CORRUPT_MESSAGE: the batch's CRC does not match.", logger.Entries[1].Message);
     }
 }

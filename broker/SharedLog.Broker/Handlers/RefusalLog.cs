@@ -4,12 +4,15 @@ using SharedLog.Protocol;
 namespace SharedLog.Broker.Handlers;
 
 /// <summary>
-/// Logs retriable produce refusals (KAFKA_STORAGE_ERROR while uploads catch up, REQUEST_TIMED_OUT past a request's bytes
-/// bound), which come in storms (every producer retrying every partition): the first of a 10 s window at once, the rest
-/// of the window as one line with their count when the window ends (a timer, so a storm that stops is still reported whole).
+/// Logs produce refusals, which come in storms: retriable ones (KAFKA_STORAGE_ERROR while uploads catch up,
+/// REQUEST_TIMED_OUT past a request's bytes bound) from every producer retrying every partition, the others from a
+/// producer that keeps sending what the broker refuses (malformed or oversized batches, sequence errors). The first of a
+/// 10 s window is logged at once, the rest of the window as one line with their count by error code when the window ends
+/// (a timer, so a storm that stops is still reported whole).
 /// </summary>
-internal sealed partial class RetriableRefusalLog(ILogger logger) : IDisposable
+internal sealed partial class RefusalLog(ILogger logger, bool retriable) : IDisposable
 {
+    private readonly string _kind = retriable ? "retriable" : "not retriable";
     private static readonly TimeSpan Window = TimeSpan.FromSeconds(10);
     private readonly Lock _sync = new();
     private long _windowStart = long.MinValue;
@@ -37,7 +40,7 @@ internal sealed partial class RetriableRefusalLog(ILogger logger) : IDisposable
                 if (_held++ == 0 && !_disposed)
                 {
                     TimeSpan left = Window - System.Diagnostics.Stopwatch.GetElapsedTime(_windowStart, now);
-                    _flush ??= new Timer(static state => ((RetriableRefusalLog)state!).Flush(disposing: false), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                    _flush ??= new Timer(static state => ((RefusalLog)state!).Flush(disposing: false), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
                     _flush.Change(left > TimeSpan.Zero ? left : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
                 }
 
@@ -48,7 +51,7 @@ internal sealed partial class RetriableRefusalLog(ILogger logger) : IDisposable
 
         if (logNow)
         {
-            LogRefused(logger, topic, partition, KafkaName(error), reason);
+            LogRefused(logger, topic, partition, KafkaName(error), _kind, reason);
         }
     }
 
@@ -87,7 +90,7 @@ internal sealed partial class RetriableRefusalLog(ILogger logger) : IDisposable
 
         if (held > 0)
         {
-            LogRefusedMore(logger, held, (int)Window.TotalSeconds, byError, last.Topic, last.Partition, KafkaName(last.Error), last.Reason);
+            LogRefusedMore(logger, held, _kind, (int)Window.TotalSeconds, byError, last.Topic, last.Partition, KafkaName(last.Error), last.Reason);
         }
     }
 
@@ -109,9 +112,9 @@ internal sealed partial class RetriableRefusalLog(ILogger logger) : IDisposable
         return kafka.ToString();
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Produce to {Topic}-{Partition} refused with {Error} (retriable): {Reason} Further such refusals within 10 s are logged as one line.")]
-    private static partial void LogRefused(ILogger logger, string topic, int partition, string error, string reason);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Produce to {Topic}-{Partition} refused with {Error} ({Kind}): {Reason} Further such refusals within 10 s are logged as one line.")]
+    private static partial void LogRefused(ILogger logger, string topic, int partition, string error, string kind, string reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Refusals} more produce(s) refused (retriable) within {Seconds} s ({ByError}); the last to {Topic}-{Partition} refused with {Error}: {Reason}")]
-    private static partial void LogRefusedMore(ILogger logger, long refusals, int seconds, string byError, string topic, int partition, string error, string reason);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Refusals} more produce(s) refused ({Kind}) within {Seconds} s ({ByError}); the last to {Topic}-{Partition} refused with {Error}: {Reason}")]
+    private static partial void LogRefusedMore(ILogger logger, long refusals, string kind, int seconds, string byError, string topic, int partition, string error, string reason);
 }
