@@ -798,8 +798,8 @@ internal sealed class JsonSchemaComparer
     }
 
     /// <summary>
-    /// A pattern in the linear-time engine, or, for the few constructs it lacks (backreferences, lookarounds), the
-    /// backtracking one under its timeout.
+    /// A pattern as the validator builds it (<see cref="BoundedRegex"/>: the linear-time engine, or for the few constructs
+    /// it lacks the backtracking one under its timeout), so a comparison reads a pattern as records are checked against it.
     /// </summary>
     private (Regex Regex, long Size)? Compiled(string pattern)
     {
@@ -810,13 +810,10 @@ internal sealed class JsonSchemaComparer
 
         try
         {
-            compiled = (new Regex(pattern, RegexOptions.NonBacktracking), BoundedRegex.SizeOf(pattern));
+            Regex regex = BoundedRegex.Create(pattern);
+            compiled = (regex, BoundedRegex.SizeOf(regex));
         }
-        catch (NotSupportedException)
-        {
-            compiled = (new Regex(pattern, RegexOptions.None, JsonNumbers.RegexTimeout), 1);
-        }
-        catch (ArgumentException)
+        catch (global::Json.Schema.JsonSchemaException)
         {
             compiled = null;
         }
