@@ -19,7 +19,10 @@ public class SchemaRegistryTests
         /// <summary>Fault injection: a parse of exactly <see cref="HeldText"/> waits for this (a schema that takes long to parse).</summary>
         public ManualResetEventSlim? Hold { get; init; }
 
-        public string? HeldText { get; init; }
+        public string? HeldText { get; set; }
+
+        /// <summary>Fault injection: a parse of exactly this text fails as a parser's own bug would.</summary>
+        public string? BrokenText { get; init; }
 
         /// <summary>Completes when a parse is waiting on <see cref="Hold"/>.</summary>
         public TaskCompletionSource Holding { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -35,6 +38,11 @@ public class SchemaRegistryTests
             {
                 Holding.TrySetResult();
                 Assert.True(Hold.Wait(TimeSpan.FromSeconds(60)), "the held parse was not released");
+            }
+
+            if (schemaText == BrokenText)
+            {
+                throw new InvalidOperationException("a parser bug");
             }
 
             if (schemaText.Contains('!', StringComparison.Ordinal))
@@ -471,6 +479,109 @@ public class SchemaRegistryTests
         Assert.Equal(1, (await sameContent.WaitAsync(TimeSpan.FromSeconds(20))).Id);
         Assert.Equal(1, (await lookup.WaitAsync(TimeSpan.FromSeconds(20))).Version);
         Assert.Equal(3, (await registry.RegisterAsync("v", Fields("c"), CancellationToken.None)).Id); // new content: the next id
+    }
+
+    [Fact]
+    public async Task AContentImportedUnderThreeIdsKeepsItsIdAcrossARestartAfterTheFirstIdIsDeletedForGood()
+    {
+        // From a review of the background index: deletes during the replay skipped the rule that the lowest id left takes
+        // the content, so the restarted registry answered 7 where it had answered 5.
+        var journal = new MemoryJournal();
+        int before;
+        using (SchemaRegistry live = await OpenAsync(journal))
+        {
+            await live.SetModeAsync(null, RegistryMode.Import, force: false, CancellationToken.None);
+            await live.RegisterAsync("a", Fields("x") with { Id = 10, Version = 1 }, CancellationToken.None);
+            await live.RegisterAsync("b", Fields("x") with { Id = 7, Version = 1 }, CancellationToken.None);
+            await live.RegisterAsync("c", Fields("x") with { Id = 5, Version = 1 }, CancellationToken.None);
+            await live.SetModeAsync(null, RegistryMode.ReadWrite, force: false, CancellationToken.None);
+            await live.DeleteSubjectAsync("a", permanent: false, CancellationToken.None);
+            await live.DeleteSubjectAsync("a", permanent: true, CancellationToken.None);
+            before = (await live.RegisterAsync("d", Fields("x"), CancellationToken.None)).Id;
+        }
+
+        Assert.Equal(5, before);
+        using SchemaRegistry restarted = await OpenAsync(journal);
+        Assert.Equal(before, (await restarted.RegisterAsync("e", Fields("x"), CancellationToken.None)).Id);
+
+        // And once more after deleting id 5 for good: the content goes to 7, before and after a restart.
+        await restarted.DeleteSubjectAsync("c", permanent: false, CancellationToken.None);
+        await restarted.DeleteSubjectAsync("c", permanent: true, CancellationToken.None);
+        await restarted.DeleteSubjectAsync("d", permanent: false, CancellationToken.None);
+        await restarted.DeleteSubjectAsync("d", permanent: true, CancellationToken.None);
+        await restarted.DeleteSubjectAsync("e", permanent: false, CancellationToken.None);
+        await restarted.DeleteSubjectAsync("e", permanent: true, CancellationToken.None);
+        Assert.Equal(7, (await restarted.RegisterAsync("f", Fields("x"), CancellationToken.None)).Id);
+        using SchemaRegistry again = await OpenAsync(journal);
+        Assert.Equal(7, (await again.RegisterAsync("g", Fields("x"), CancellationToken.None)).Id);
+    }
+
+    [Fact]
+    public async Task AStoredSchemaParsedForItsFirstCompatibilityCheckDoesNotHoldOtherReads()
+    {
+        // From a review: stored schemas are parsed on first use, and a compatibility check parsed them under the state lock,
+        // so every read (the gate's ParsedById of a schema parsed long before too) waited for that parse.
+        var journal = new MemoryJournal();
+        using (SchemaRegistry first = await OpenAsync(journal))
+        {
+            await first.RegisterAsync("s", Fields("a,big?"), CancellationToken.None);
+            await first.RegisterAsync("t", Fields("b"), CancellationToken.None);
+        }
+
+        using var held = new ManualResetEventSlim(false);
+        var format = new FieldSetFormat { Hold = held };
+        using var registry = new SchemaRegistry([format], journal, NullLogger<SchemaRegistry>.Instance);
+        await registry.LoadAsync(CancellationToken.None);
+        await registry.WhenIndexedAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.NotNull(registry.ParsedById(2));
+
+        format.HeldText = "a,big?";
+        Task<CompatibilityResult> check = Task.Run(() => registry.CheckCompatibility("s", null, Fields("a")));
+        await format.Holding.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.NotNull(await Task.Run(() => registry.ParsedById(2)).WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(1, await Task.Run(() => registry.VersionUnder(2, "t")).WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.False(check.IsCompleted);
+
+        held.Set();
+        Assert.True((await check.WaitAsync(TimeSpan.FromSeconds(20))).IsCompatible);
+    }
+
+    [Fact]
+    public async Task AStoredSchemaTheParserFailsOnIsIndexedByItsTextAndReportedAsAStoreError()
+    {
+        var journal = new MemoryJournal();
+        using (SchemaRegistry first = await OpenAsync(journal))
+        {
+            await first.RegisterAsync("s", Fields("boom"), CancellationToken.None);
+        }
+
+        using var registry = new SchemaRegistry([new FieldSetFormat { BrokenText = "boom" }], journal, NullLogger<SchemaRegistry>.Instance);
+        await registry.LoadAsync(CancellationToken.None);
+        Assert.Equal(2, (await registry.RegisterAsync("t", Fields("ok"), CancellationToken.None)).Id);
+        Assert.Equal("boom", registry.GetById(1).Schema);
+        Assert.Equal(RegistryErrorCodes.StoreError, Assert.Throws<SchemaRegistryException>(() => registry.ParsedById(1)).ErrorCode);
+    }
+
+    [Fact]
+    public async Task ARegistrationWaitingForTheIndexEndsWhenTheRegistryIsDisposed()
+    {
+        var journal = new MemoryJournal();
+        using (SchemaRegistry first = await OpenAsync(journal))
+        {
+            await first.RegisterAsync("s", Fields("slow"), CancellationToken.None);
+            await first.RegisterAsync("t", Fields("b"), CancellationToken.None);
+        }
+
+        using var held = new ManualResetEventSlim(false);
+        var format = new FieldSetFormat { Hold = held, HeldText = "slow" };
+        var registry = new SchemaRegistry([format], journal, NullLogger<SchemaRegistry>.Instance);
+        await registry.LoadAsync(CancellationToken.None);
+        await format.Holding.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        Task<RegisteredSchema> waiting = registry.RegisterAsync("u", Fields("c"), CancellationToken.None);
+        registry.Dispose();
+        held.Set();
+        await Assert.ThrowsAnyAsync<Exception>(() => waiting.WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.False(waiting.IsCompletedSuccessfully);
     }
 
     [Fact]

@@ -132,6 +132,7 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
                 return;
             case ["subjects", string subject] when method == "POST":
                 SchemaRequest looked = await SchemaRequestAsync(context);
+                await registry.WhenIndexedAsync(cancel); // outside the work slot: waiting after a start must not hold one
                 await JsonAsync(context, Describe(await InSchemaWorkSlotAsync(() => registry.LookupAsync(subject, looked, deleted, cancel), cancel)));
                 return;
             case ["subjects", string subject] when method == "DELETE":
@@ -144,6 +145,7 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
                 return;
             case ["subjects", string subject, "versions"] when method == "POST":
                 SchemaRequest registering = await SchemaRequestAsync(context, mayOmitSchema: true);
+                await registry.WhenIndexedAsync(cancel);
                 RegisteredSchema registered = await InSchemaWorkSlotAsync(() => registry.RegisterAsync(subject, registering, cancel), cancel);
                 await JsonAsync(context, new JsonObject { ["id"] = registered.Id, ["version"] = registered.Version });
                 return;

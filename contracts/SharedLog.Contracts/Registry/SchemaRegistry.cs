@@ -52,8 +52,12 @@ public sealed partial class SchemaRegistry : IDisposable
     /// <summary>True while the journal is replayed: new entries are indexed afterwards, in the background.</summary>
     private bool _deferIdentities;
 
-    /// <summary>Entries replayed from the journal whose content identity is not known yet, in journal order.</summary>
-    private readonly List<SchemaEntry> _unindexed = [];
+    /// <summary>
+    /// While the journal is replayed: each id's entry as it was added, and as it was released (deleted for good), in journal
+    /// order. Which id a content maps to depends on that order (the first keeps it; when it goes, the lowest left takes it),
+    /// so the index replays it once the identities are known.
+    /// </summary>
+    private readonly List<(SchemaEntry Entry, bool Released)> _replayed = [];
 
     /// <summary>Completes once every stored schema's identity is known; changes and lookups by content wait for it.</summary>
     private Task _indexed = Task.CompletedTask;
@@ -156,45 +160,41 @@ public sealed partial class SchemaRegistry : IDisposable
             }
         }
 
-        List<SchemaEntry> pending;
+        List<(SchemaEntry Entry, bool Released)> replayed;
         lock (_sync)
         {
-            pending = [.. _unindexed];
-            _unindexed.Clear();
+            replayed = [.. _replayed];
+            _replayed.Clear();
         }
 
         LogLoaded(count, _subjects.Count, _maxId);
-        _indexed = pending.Count == 0 ? Task.CompletedTask : Task.Run(() => IndexStored(pending, _disposed.Token), CancellationToken.None);
+        _indexed = replayed.Count == 0 ? Task.CompletedTask : Task.Run(() => IndexStored(replayed, _disposed.Token), CancellationToken.None);
     }
 
     /// <summary>Completes once the schemas read from the journal are indexed by content.</summary>
     public Task WhenIndexedAsync(CancellationToken cancellationToken) => _indexed.WaitAsync(cancellationToken);
 
     /// <summary>
-    /// Computes the content identity of each stored schema, parsing it outside the state lock, in journal order (so the
-    /// first id registered with a content keeps it, as when the journal was written). Parsed schemas are not kept: one
-    /// is parsed again when first used, so memory holds only the schemas in use.
+    /// Computes the content identity of each schema the journal held (those deleted for good later in it too: they decided
+    /// which id a content went to), parsing it outside the state lock, then indexes them as the replay went. Parsed schemas
+    /// are not kept: one is parsed again when first used, so memory holds only the schemas in use.
     /// </summary>
-    private void IndexStored(List<SchemaEntry> pending, CancellationToken cancellationToken)
+    private void IndexStored(List<(SchemaEntry Entry, bool Released)> replayed, CancellationToken cancellationToken)
     {
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         int indexed = 0;
-        foreach (SchemaEntry entry in pending)
+        foreach ((SchemaEntry entry, bool released) in replayed)
         {
-            if (cancellationToken.IsCancellationRequested)
+            if (released)
             {
-                return;
+                continue;
             }
 
+            cancellationToken.ThrowIfCancellationRequested();
             List<ResolvedReference>? references = null;
             string? problem = null;
             lock (_sync)
             {
-                if (!IsLive(entry))
-                {
-                    continue;
-                }
-
                 try
                 {
                     references = ResolveStored(entry);
@@ -212,11 +212,10 @@ public sealed partial class SchemaRegistry : IDisposable
                 {
                     schemaIdentity = SchemaIdentity(ParseStored(entry, references), entry.References);
                 }
-                catch (Exception e)
+                catch (SchemaRegistryException e)
                 {
-                    // Any failure, even a parser's own bug, leaves this one schema matched by its text: indexing goes on,
-                    // or every later registration would wait on it for ever.
-                    problem = (e as SchemaRegistryException ?? StoredSchemaProblem(entry, e)).Message;
+                    // The schema is matched by its text: indexing goes on, or every later registration would wait on it for ever.
+                    problem = e.Message;
                 }
             }
             else
@@ -231,29 +230,78 @@ public sealed partial class SchemaRegistry : IDisposable
 
             lock (_sync)
             {
-                if (IsLive(entry))
-                {
-                    SetIdentity(entry, schemaIdentity);
-                    indexed++;
-                }
+                SetIdentity(entry, schemaIdentity);
             }
+
+            indexed++;
+        }
+
+        lock (_sync)
+        {
+            IndexAsReplayed(replayed);
         }
 
         double milliseconds = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         LogIndexed(indexed, milliseconds);
     }
 
-    private bool IsLive(SchemaEntry entry) => _byId.TryGetValue(entry.Id, out SchemaEntry? held) && ReferenceEquals(held, entry);
+    /// <summary>
+    /// Builds the content index from the replay's adds and releases, as <see cref="Index"/> and <see cref="Release"/> did
+    /// when they were written: the first id with a content keeps it; when that id goes for good, the lowest id still holding
+    /// the content takes it. Under the state lock.
+    /// </summary>
+    private void IndexAsReplayed(List<(SchemaEntry Entry, bool Released)> replayed)
+    {
+        var holders = new Dictionary<string, SortedSet<int>>(StringComparer.Ordinal);
+        foreach ((SchemaEntry entry, bool released) in replayed)
+        {
+            string identity = entry.Identity!;
+            if (!released)
+            {
+                _idByIdentity.TryAdd(identity, entry.Id);
+                ref SortedSet<int>? ids = ref CollectionsMarshal.GetValueRefOrAddDefault(holders, identity, out _);
+                (ids ??= []).Add(entry.Id);
+                continue;
+            }
 
-    /// <summary>Gives an entry its identities and indexes it by content; the first id with a content keeps it.</summary>
-    private void SetIdentity(SchemaEntry entry, string schemaIdentity)
+            SortedSet<int> left = holders[identity];
+            left.Remove(entry.Id);
+            if (_idByIdentity.TryGetValue(identity, out int mapped) && mapped == entry.Id)
+            {
+                if (left.Count == 0)
+                {
+                    _idByIdentity.Remove(identity);
+                }
+                else
+                {
+                    _idByIdentity[identity] = left.Min;
+                }
+            }
+
+            if (left.Count == 0)
+            {
+                holders.Remove(identity);
+            }
+        }
+
+        foreach ((string identity, SortedSet<int> ids) in holders)
+        {
+            _idCountByIdentity[identity] = ids.Count;
+        }
+    }
+
+    /// <summary>Gives an entry its identities (schema and references; with metadata and rules).</summary>
+    private static void SetIdentity(SchemaEntry entry, string schemaIdentity)
     {
         entry.SchemaIdentity = schemaIdentity;
-        string identity = FullIdentity(schemaIdentity, entry.Metadata, entry.RuleSet);
-        entry.Identity = identity;
-        // The first id keeps the content: one imported under another id later does not take it over.
-        _idByIdentity.TryAdd(identity, entry.Id);
-        CollectionsMarshal.GetValueRefOrAddDefault(_idCountByIdentity, identity, out _)++;
+        entry.Identity = FullIdentity(schemaIdentity, entry.Metadata, entry.RuleSet);
+    }
+
+    /// <summary>Indexes a new entry by content: the first id with a content keeps it; one imported under another id later does not take it over.</summary>
+    private void Index(SchemaEntry entry)
+    {
+        _idByIdentity.TryAdd(entry.Identity!, entry.Id);
+        CollectionsMarshal.GetValueRefOrAddDefault(_idCountByIdentity, entry.Identity!, out _)++;
     }
 
     /// <summary>What a stored schema this build cannot parse matches: only its exact text.</summary>
@@ -476,6 +524,8 @@ public sealed partial class SchemaRegistry : IDisposable
     public CompatibilityResult CheckCompatibility(string subject, string? versionText, SchemaRequest request)
     {
         (IParsedSchema parsed, _) = Parse(request);
+        ParseAhead(() => versionText is null ? ComparedForLevel(subject, EffectiveCompatibility(subject))
+            : FindVersionOrLatestOfNone(subject, versionText) is { } version ? [version] : []);
         List<(int Version, IParsedSchema Schema)> previous;
         CompatibilityLevel level;
         lock (_sync)
@@ -537,6 +587,7 @@ public sealed partial class SchemaRegistry : IDisposable
         (IParsedSchema parsed, ISchemaFormat _) = Parse(request);
         IReadOnlyList<SchemaReference> references = ConcreteReferences(request.References);
         string schemaIdentity = SchemaIdentity(parsed, references);
+        ParseAhead(() => ComparedForLevel(subject, EffectiveCompatibility(subject)));
 
         await TakeWriterAsync(cancellationToken);
         try
@@ -1070,11 +1121,12 @@ public sealed partial class SchemaRegistry : IDisposable
             _byId[value.Id] = entry;
             if (_deferIdentities && parsed is null)
             {
-                _unindexed.Add(entry);
+                _replayed.Add((entry, Released: false));
             }
             else
             {
                 SetIdentity(entry, IdentityOf(entry, parsed));
+                Index(entry);
             }
         }
 
@@ -1098,7 +1150,8 @@ public sealed partial class SchemaRegistry : IDisposable
         _byId.Remove(id);
         if (entry.Identity is null)
         {
-            return; // not indexed yet (a version deleted for good later in the journal): nothing to unindex
+            _replayed.Add((entry, Released: true)); // during the replay: the index replays it (IndexAsReplayed)
+            return;
         }
 
         ref int idsWithContent = ref CollectionsMarshal.GetValueRefOrNullRef(_idCountByIdentity, entry.Identity);
@@ -1351,8 +1404,10 @@ public sealed partial class SchemaRegistry : IDisposable
         {
             return _formats[entry.Type].Parse(entry.Text, references, normalize: false);
         }
-        catch (Exception e) when (e is InvalidSchemaException or SchemaRegistryException)
+        catch (Exception e) when (e is not OperationCanceledException)
         {
+            // Whatever the parser throws (its own bugs too) on a text it once took is the stored schema's problem: the
+            // caller (the gate, a compatibility check, the index) gets one kind of error for it.
             throw StoredSchemaProblem(entry, e);
         }
     }
@@ -1362,15 +1417,63 @@ public sealed partial class SchemaRegistry : IDisposable
 
     private List<(int Version, IParsedSchema Schema)> PreviousForLevel(string subject, CompatibilityLevel level)
     {
-        if (level == CompatibilityLevel.None)
+        return [.. ComparedForLevel(subject, level).Select(v => (v.Version, ParsedOf(_byId[v.Id])))];
+    }
+
+    /// <summary>The versions a new schema of <paramref name="subject"/> is checked against at <paramref name="level"/>, newest first; under the state lock.</summary>
+    private IEnumerable<SubjectVersion> ComparedForLevel(string subject, CompatibilityLevel level)
+    {
+        if (level == CompatibilityLevel.None || !_subjects.TryGetValue(subject, out SortedDictionary<int, SubjectVersion>? versions))
         {
             return [];
         }
 
-        List<SubjectVersion> live = [.. VersionsOf(subject).Values.Where(v => !v.Deleted)];
+        List<SubjectVersion> live = [.. versions.Values.Where(v => !v.Deleted)];
         bool transitive = level is CompatibilityLevel.BackwardTransitive or CompatibilityLevel.ForwardTransitive or CompatibilityLevel.FullTransitive;
-        IEnumerable<SubjectVersion> compared = transitive ? Enumerable.Reverse(live) : live.TakeLast(1);
-        return [.. compared.Select(v => (v.Version, ParsedOf(_byId[v.Id])))];
+        return transitive ? Enumerable.Reverse(live) : live.TakeLast(1);
+    }
+
+    /// <summary>
+    /// Parses, outside the state lock, the stored schemas of the versions <paramref name="needed"/> names (chosen under the
+    /// lock) that are not parsed yet, so the check that then uses them under the lock does not parse there: stored schemas
+    /// are parsed on first use, and a large one would hold every registry read (the gate's too) while it parses. A schema
+    /// that cannot be parsed is left to that check, which reports it.
+    /// </summary>
+    private void ParseAhead(Func<IEnumerable<SubjectVersion>> needed)
+    {
+        List<(SchemaEntry Entry, List<ResolvedReference> References)> unparsed = [];
+        lock (_sync)
+        {
+            try
+            {
+                foreach (SubjectVersion version in needed())
+                {
+                    if (_byId.TryGetValue(version.Id, out SchemaEntry? entry) && entry.Parsed is null)
+                    {
+                        unparsed.Add((entry, ResolveStored(entry)));
+                    }
+                }
+            }
+            catch (SchemaRegistryException)
+            {
+                // An unknown version or an unresolvable reference: the check answers it.
+            }
+        }
+
+        foreach ((SchemaEntry entry, List<ResolvedReference> references) in unparsed)
+        {
+            try
+            {
+                IParsedSchema parsed = ParseStored(entry, references);
+                lock (_sync)
+                {
+                    entry.Parsed ??= parsed;
+                }
+            }
+            catch (SchemaRegistryException)
+            {
+            }
+        }
     }
 
     /// <summary>Composes a level from the formats' directed reader/writer check.</summary>
