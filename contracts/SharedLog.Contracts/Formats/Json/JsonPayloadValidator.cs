@@ -150,8 +150,9 @@ public sealed class JsonPayloadValidator
                 return [];
             }
 
+            // The pass that lists the errors starts a fresh step budget (its output costs more steps) but not a fresh pattern
+            // allowance: the record's matches in both passes share it, or a record just under it would cost twice the bound.
             EvaluationBudget.Start();
-            BoundedRegex.StartRecord();
             return Messages(_schema.Evaluate(instance, _list));
         }
         catch (EvaluationBudget.ExceededException exceeded)
