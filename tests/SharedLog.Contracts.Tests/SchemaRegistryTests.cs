@@ -546,6 +546,63 @@ public class SchemaRegistryTests
         Assert.True((await check.WaitAsync(TimeSpan.FromSeconds(20))).IsCompatible);
     }
 
+    private static async Task<SchemaRegistry> SoftDeletedReferrerWithItsReferenceGoneAsync(MemoryJournal journal)
+    {
+        SchemaRegistry registry = await OpenAsync(journal);
+        await registry.RegisterAsync("r", Fields("x"), CancellationToken.None); // id 1
+        await registry.RegisterAsync("a", Fields("y") with { References = [new SchemaReference("R", "r", 1)] }, CancellationToken.None); // id 2
+        await registry.DeleteVersionAsync("a", "1", permanent: false, CancellationToken.None);
+        await registry.DeleteVersionAsync("r", "1", permanent: false, CancellationToken.None);
+        await registry.DeleteVersionAsync("r", "1", permanent: true, CancellationToken.None); // allowed: only live referrers count
+        return registry;
+    }
+
+    [Fact]
+    public async Task ASoftDeletedReferrerWhoseReferenceWasDeletedForGoodKeepsItsIdentityAcrossARestart()
+    {
+        // From a review of the background index: it resolved references against the state at the end of the replay, so
+        // this referrer was indexed by its text only after a restart, and its content took a new id.
+        SchemaRequest referrer = Fields("y") with { References = [new SchemaReference("R", "r", 1)] };
+        using SchemaRegistry live = await SoftDeletedReferrerWithItsReferenceGoneAsync(new MemoryJournal());
+        await live.RegisterAsync("r", Fields("x"), CancellationToken.None);
+        Assert.Equal(2, (await live.LookupAsync("a", referrer, includeDeleted: true, CancellationToken.None)).Id);
+        Assert.Equal(2, (await live.RegisterAsync("a", referrer, CancellationToken.None)).Id);
+
+        var journal = new MemoryJournal();
+        (await SoftDeletedReferrerWithItsReferenceGoneAsync(journal)).Dispose();
+        using SchemaRegistry restarted = await OpenAsync(journal);
+        Assert.NotNull(restarted.ParsedById(2)); // parsed with its references as they were, as before the restart
+        await restarted.RegisterAsync("r", Fields("x"), CancellationToken.None);
+        Assert.Equal(2, (await restarted.LookupAsync("a", referrer, includeDeleted: true, CancellationToken.None)).Id);
+        Assert.Equal(2, (await restarted.RegisterAsync("a", referrer, CancellationToken.None)).Id);
+    }
+
+    [Fact]
+    public async Task AStoredSchemaThatFailedToParseIsNotParsedAgainByLaterChecks()
+    {
+        // From a review: a compatibility check parsed a stored schema that fails (say, one stored before a newer parser
+        // limit, which may take seconds to refuse) again under the state lock each time, holding every registry read.
+        var journal = new MemoryJournal();
+        using (SchemaRegistry first = await OpenAsync(journal))
+        {
+            await first.RegisterAsync("s", Fields("a,big?"), CancellationToken.None);
+        }
+
+        using var held = new ManualResetEventSlim(false);
+        var format = new FieldSetFormat { Hold = held, BrokenText = "a,big?" };
+        using var registry = new SchemaRegistry([format], journal, NullLogger<SchemaRegistry>.Instance);
+        await registry.LoadAsync(CancellationToken.None);
+        await registry.WhenIndexedAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(20)); // the index's parse failed
+
+        format.HeldText = "a,big?"; // any further parse of it would wait here
+        SchemaRegistryException refused = await Assert.ThrowsAsync<SchemaRegistryException>(
+            () => Task.Run(() => registry.CheckCompatibility("s", null, Fields("a"))).WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal(RegistryErrorCodes.StoreError, refused.ErrorCode);
+        Assert.Equal(RegistryErrorCodes.StoreError, (await Assert.ThrowsAsync<SchemaRegistryException>(
+            () => registry.RegisterAsync("s", Fields("a"), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(20)))).ErrorCode);
+        Assert.False(format.Holding.Task.IsCompleted);
+    }
+
     [Fact]
     public async Task AStoredSchemaTheParserFailsOnIsIndexedByItsTextAndReportedAsAStoreError()
     {

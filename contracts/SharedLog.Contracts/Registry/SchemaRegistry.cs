@@ -191,17 +191,22 @@ public sealed partial class SchemaRegistry : IDisposable
             }
 
             cancellationToken.ThrowIfCancellationRequested();
-            List<ResolvedReference>? references = null;
+            // References as the replay found them when it reached this schema, as when it was written: a version it
+            // references may be deleted for good later in the journal (its referrer soft-deleted first).
+            List<ResolvedReference>? references = entry.References.Count == 0 ? [] : entry.ReferencesAtLoad;
             string? problem = null;
-            lock (_sync)
+            if (references is null)
             {
-                try
+                lock (_sync)
                 {
-                    references = ResolveStored(entry);
-                }
-                catch (SchemaRegistryException e)
-                {
-                    problem = e.Message;
+                    try
+                    {
+                        references = ResolveStored(entry);
+                    }
+                    catch (SchemaRegistryException e)
+                    {
+                        problem = e.Message;
+                    }
                 }
             }
 
@@ -980,6 +985,15 @@ public sealed partial class SchemaRegistry : IDisposable
 
         public IParsedSchema? Parsed { get; set; }
 
+        /// <summary>
+        /// The references as resolved when the journal's replay reached this schema; used when they no longer resolve (a
+        /// referenced version deleted for good after its referrers were soft-deleted), as the schema was parsed before.
+        /// </summary>
+        public List<ResolvedReference>? ReferencesAtLoad { get; set; }
+
+        /// <summary>Why this stored schema does not parse, once a parse failed: a parse of the same text fails the same way, and may take long.</summary>
+        public SchemaRegistryException? ParseFailure { get; set; }
+
         public int Usages { get; set; }
     }
 
@@ -1122,6 +1136,17 @@ public sealed partial class SchemaRegistry : IDisposable
             if (_deferIdentities && parsed is null)
             {
                 _replayed.Add((entry, Released: false));
+                if (entry.References.Count > 0)
+                {
+                    try
+                    {
+                        entry.ReferencesAtLoad = Resolve(entry.References, 0);
+                    }
+                    catch (SchemaRegistryException)
+                    {
+                        // Left to the index, which reports it.
+                    }
+                }
             }
             else
             {
@@ -1391,6 +1416,10 @@ public sealed partial class SchemaRegistry : IDisposable
         {
             return Resolve(entry.References, 0);
         }
+        catch (SchemaRegistryException) when (entry.ReferencesAtLoad is { } atLoad)
+        {
+            return atLoad;
+        }
         catch (SchemaRegistryException e)
         {
             // A reference that cannot be resolved any more (a version deleted for good) is a stored schema's problem too.
@@ -1400,6 +1429,11 @@ public sealed partial class SchemaRegistry : IDisposable
 
     private IParsedSchema ParseStored(SchemaEntry entry, List<ResolvedReference> references)
     {
+        if (entry.ParseFailure is { } failed)
+        {
+            throw failed;
+        }
+
         try
         {
             return _formats[entry.Type].Parse(entry.Text, references, normalize: false);
@@ -1407,8 +1441,11 @@ public sealed partial class SchemaRegistry : IDisposable
         catch (Exception e) when (e is not OperationCanceledException)
         {
             // Whatever the parser throws (its own bugs too) on a text it once took is the stored schema's problem: the
-            // caller (the gate, a compatibility check, the index) gets one kind of error for it.
-            throw StoredSchemaProblem(entry, e);
+            // caller (the gate, a compatibility check, the index) gets one kind of error for it. Kept, so a check that
+            // must not parse under the state lock does not parse it there again (ParseAhead).
+            SchemaRegistryException failure = StoredSchemaProblem(entry, e);
+            entry.ParseFailure = failure;
+            throw failure;
         }
     }
 
