@@ -20,9 +20,13 @@ internal static class ProtobufSchemaParser
     {
         ArgumentNullException.ThrowIfNull(schemaText);
         references ??= [];
-        schemaText = CheckedText(schemaText, "the schema");
+        (schemaText, long work) = CheckedText(schemaText, "the schema");
 
-        var importable = FlattenReferences(references);
+        var importable = FlattenReferences(references, ref work);
+        if (work > ProtobufTextGuard.MaxDeclarationWork)
+        {
+            throw new InvalidSchemaException($"Invalid Protobuf schema: the schema and the files it imports hold too many declarations per message for the parser: the squares of each message's count add up to {work:N0}, more than {ProtobufTextGuard.MaxDeclarationWork:N0} (as four messages of {ProtobufTextGuard.MaxDeclarationsPerMessage:N0} fields)");
+        }
 
         // Confluent's registry serves its own annotations file to every schema; it always wins over a
         // reference of that name, so a client cannot redefine where tags live and slip fields past tag rules.
@@ -87,7 +91,7 @@ internal static class ProtobufSchemaParser
         string.Equals(fileName, MainFileName, StringComparison.Ordinal) ? "the schema" : $"'{fileName}'";
 
     /// <summary>All references, transitively, by import name; the first text seen for a name wins.</summary>
-    private static Dictionary<string, string> FlattenReferences(IReadOnlyList<ResolvedReference> references)
+    private static Dictionary<string, string> FlattenReferences(IReadOnlyList<ResolvedReference> references, ref long work)
     {
         var byName = new Dictionary<string, string>(StringComparer.Ordinal);
         var pending = new Stack<ResolvedReference>(references.Reverse());
@@ -104,7 +108,8 @@ internal static class ProtobufSchemaParser
                 throw new InvalidSchemaException($"Invalid Protobuf schema: more than {MaxReferencedFiles} referenced files");
             }
 
-            var text = CheckedText(reference.SchemaText ?? "", $"reference '{reference.Name}'");
+            (var text, long referenceWork) = CheckedText(reference.SchemaText ?? "", $"reference '{reference.Name}'");
+            work += referenceWork;
 
             byName.Add(reference.Name, text);
             foreach (var nested in (reference.References ?? []).Reverse())
@@ -121,14 +126,14 @@ internal static class ProtobufSchemaParser
     /// descriptor (as confluent-kafka-python registers schemas) is checked again as the text it is rendered to: as base64
     /// the guard sees no blocks, and a 923 KB descriptor of one 40,000-field message took 6.8 s to parse.
     /// </summary>
-    private static string CheckedText(string text, string what)
+    private static (string Text, long Work) CheckedText(string text, string what)
     {
         if (text.Length > SchemaLimits.MaxSchemaChars)
         {
             throw new InvalidSchemaException($"Invalid Protobuf schema: {what} is {text.Length} characters long; the limit is {SchemaLimits.MaxSchemaChars}");
         }
 
-        ProtobufTextGuard.CheckBraceDepth(text, what);
+        long work = ProtobufTextGuard.CheckBraceDepth(text, what);
         if (ProtobufSerializedSchema.Is(text))
         {
             // A descriptor may render to far more text than it holds (a review's 1 MB rendered to 7.9 MB): held to the
@@ -139,10 +144,10 @@ internal static class ProtobufSchemaParser
                 throw new InvalidSchemaException($"Invalid Protobuf schema: {what} renders to {text.Length} characters of .proto text; the limit is {SchemaLimits.MaxSchemaChars}");
             }
 
-            ProtobufTextGuard.CheckBraceDepth(text, what);
+            work = ProtobufTextGuard.CheckBraceDepth(text, what);
         }
 
-        return text;
+        return (text, work);
     }
 
     private static void CheckMessageNesting(FileDescriptorProto file)
