@@ -503,12 +503,23 @@ public sealed partial class BrokerHost : IAsyncDisposable
     private static LocalDirectoryObjectStore LocalObjectStore(LocalObjectStoreOptions options, ILogger logger)
     {
         var store = new LocalDirectoryObjectStore(options);
-        LogLocalObjectStore(logger, options.RootDirectory, store.UsesDirectIo, store.DirectIoRefusal ?? "-");
+        if (store.UsesDirectIo)
+        {
+            LogLocalObjectStore(logger, options.RootDirectory);
+        }
+        else
+        {
+            LogLocalObjectStoreBuffered(logger, options.RootDirectory, store.DirectIoRefusal ?? "the probe gave no reason");
+        }
+
         return store;
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Object store is the local directory {Directory}: direct I/O {DirectIo} (not used because: {Refusal})")]
-    private static partial void LogLocalObjectStore(ILogger logger, string directory, bool directIo, string refusal);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Object store is the local directory {Directory}, written with direct I/O")]
+    private static partial void LogLocalObjectStore(ILogger logger, string directory);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Object store is the local directory {Directory}, written through the page cache (direct I/O not used: {Refusal})")]
+    private static partial void LogLocalObjectStoreBuffered(ILogger logger, string directory, string refusal);
 
     /// <summary>
     /// A background loop, watched: one that ends with an exception is logged when it ends (not found at shutdown), and the

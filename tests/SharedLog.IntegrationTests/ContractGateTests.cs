@@ -2075,6 +2075,9 @@ public class ContractGateTests
         Assert.Equal("it-tests", (string)records[1]["actor"]!);
         Assert.Contains("~ onFailure: reject -> quarantine", records[1]["diff"]!.AsArray().Select(d => (string)d!));
         Assert.Equal(["~ onFailure: quarantine -> flag"], records[2]["diff"]!.AsArray().Select(d => (string)d!));
+        // Written to be read with kcat or grep: '>' and '+' as themselves, not \u003E and \u002B.
+        Assert.Contains("~ onFailure: reject -> quarantine", audit[1].Message.Value, StringComparison.Ordinal);
+        Assert.All(audit, a => Assert.DoesNotContain("\\u00", a.Message.Value, StringComparison.Ordinal));
 
         // Once no contract binds the subject, its level is the registry's to change again.
         using (HttpResponseMessage deleted = await http.DeleteAsync("/contracts/audited"))

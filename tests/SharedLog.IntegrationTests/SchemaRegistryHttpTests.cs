@@ -170,6 +170,12 @@ public class SchemaRegistryHttpTests
         await ExpectErrorAsync(http, HttpMethod.Post, "/subjects/nulls", With("\"references\": [null]"), HttpStatusCode.UnprocessableEntity, 42201);
 
         // Nothing was registered by them, and a well-formed body still is.
+        using (HttpResponseMessage missing = await http.GetAsync("/subjects/nulls/versions"))
+        {
+            // Error messages read as written: Subject 'nulls', not Subject \u0027nulls\u0027.
+            Assert.Contains("'nulls'", await missing.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
         Assert.Equal(HttpStatusCode.NotFound, (await SendAsync(http, HttpMethod.Get, "/subjects/nulls/versions")).Status);
         Assert.Equal(HttpStatusCode.OK, (await SendAsync(http, HttpMethod.Post, "/subjects/nulls/versions", Body(new { schema }))).Status);
     }

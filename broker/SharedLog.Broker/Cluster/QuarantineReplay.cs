@@ -478,7 +478,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         try
         {
             // Also when the replay was stopped by a shutdown: what it wrote is on record.
-            await audit.AppendAsync([new JournalEntry(Encoding.UTF8.GetBytes(key), JsonSerializer.SerializeToUtf8Bytes(record))], CancellationToken.None).AsTask().WaitAsync(AuditTimeout);
+            await audit.AppendAsync([new JournalEntry(Encoding.UTF8.GetBytes(key), JsonSerializer.SerializeToUtf8Bytes(record, ReadableJson.Options))], CancellationToken.None).AsTask().WaitAsync(AuditTimeout);
         }
         catch (Exception e)
         {
@@ -965,7 +965,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
 /// </summary>
 public static class ReplayRequests
 {
-    public static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web);
+    public static readonly JsonSerializerOptions JsonOptions = ReadableJson.Web();
 
     private const int MaxNameLength = 249; // Kafka's longest topic name
 

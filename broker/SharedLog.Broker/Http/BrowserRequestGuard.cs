@@ -1,3 +1,5 @@
+using SharedLog.Contracts;
+
 namespace SharedLog.Broker.Http;
 
 /// <summary>
@@ -27,7 +29,7 @@ public static partial class BrowserRequestGuard
                     ["error_code"] = 40301,
                     ["message"] = "Requests from a web page (with an Origin header) may not change the broker's state; use a Kafka tool, a registry client or the contracts CLI.",
                 };
-                await context.Response.WriteAsync(error.ToJsonString(), context.RequestAborted);
+                await context.Response.WriteAsync(error.ToJsonString(ReadableJson.Options), context.RequestAborted);
                 return;
             }
 

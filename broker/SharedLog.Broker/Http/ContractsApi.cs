@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using SharedLog.Broker.Cluster;
+using SharedLog.Contracts;
 using SharedLog.Contracts.Gate;
 using SharedLog.Contracts.Model;
 using SharedLog.Contracts.Policy;
@@ -330,7 +331,7 @@ public static partial class ContractsApi
         ["text"] = revision.Text,
     };
 
-    private static IResult Json(JsonNode node) => Results.Text(node.ToJsonString(), "application/json", Encoding.UTF8);
+    private static IResult Json(JsonNode node) => Results.Text(node.ToJsonString(ReadableJson.Options), "application/json", Encoding.UTF8);
 
     /// <summary>Exactly true or false, in any case, else null: bool.TryParse would also take " true" and "true\0".</summary>
     private static bool? TrueOrFalse(string? text) =>
@@ -344,7 +345,7 @@ public static partial class ContractsApi
             error["problems"] = new JsonArray([.. problems.Select(p => (JsonNode?)p)]);
         }
 
-        return new Refusal(status, message, Results.Text(error.ToJsonString(), "application/json", Encoding.UTF8, status));
+        return new Refusal(status, message, Results.Text(error.ToJsonString(ReadableJson.Options), "application/json", Encoding.UTF8, status));
     }
 
     /// <summary>An error answer that logs itself when sent: every refusal of the contracts API leaves a line, as the registry's do.</summary>

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http.Features;
+using SharedLog.Contracts;
 using SharedLog.Contracts.Registry;
 
 namespace SharedLog.Broker.Http;
@@ -590,7 +591,7 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
     {
         context.Response.StatusCode = 200;
         context.Response.ContentType = ContentType;
-        return context.Response.WriteAsync(node?.ToJsonString() ?? "null", context.RequestAborted);
+        return context.Response.WriteAsync(node?.ToJsonString(ReadableJson.Options) ?? "null", context.RequestAborted);
     }
 
     private static Task RawSchemaAsync(HttpContext context, string schema)
@@ -610,7 +611,7 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
         context.Response.StatusCode = status;
         context.Response.ContentType = ContentType;
         var error = new JsonObject { ["error_code"] = errorCode, ["message"] = message };
-        return context.Response.WriteAsync(error.ToJsonString(), CancellationToken.None);
+        return context.Response.WriteAsync(error.ToJsonString(ReadableJson.Options), CancellationToken.None);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Registry refused {Method} {Path}: {ErrorCode} {Reason}")]

@@ -13,7 +13,7 @@ namespace SharedLog.Contracts.Evidence;
 /// </summary>
 public sealed partial class EnforcementSummaryWriter(ContractMetrics metrics, IJournal audit, ILogger<EnforcementSummaryWriter> logger)
 {
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    private static readonly JsonSerializerOptions Json = ReadableJson.Web();
 
     /// <summary>
     /// Most violation lines in one window's summary (about 200 bytes each): a window with more lists the first ones and says how

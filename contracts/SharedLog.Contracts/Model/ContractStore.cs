@@ -59,7 +59,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     /// <summary>The <c>type</c> of an audit record of a dry run's diff.</summary>
     public const string TypeDiff = "contract-diff";
 
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    private static readonly JsonSerializerOptions Json = ReadableJson.Web();
 
     private readonly SemaphoreSlim _writer = new(1, 1);
     private int _changesWaiting;
