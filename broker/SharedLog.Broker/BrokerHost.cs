@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 using SharedLog.Broker.Cluster;
 using SharedLog.Broker.Coordinators;
 using SharedLog.Broker.Handlers;
@@ -175,7 +176,9 @@ public sealed partial class BrokerHost : IAsyncDisposable
         services.AddSingleton(Options.Create(options));
         services.AddSingleton(new AdvertisedListener());
         services.AddSingleton<Http.BrokerMetrics>();
-        services.AddOpenTelemetry().WithMetrics(metrics => metrics
+        services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService("sharedlog-broker", serviceInstanceId: $"node-{options.NodeId}"))
+            .WithMetrics(metrics => metrics
             .AddMeter(Http.BrokerMetrics.MeterName, StorageMetrics.MeterName, ContractMetrics.MeterName, "System.Runtime")
             .AddView(instrument => Http.BrokerMetrics.PerTopicOrGroup.Contains(instrument.Name) ? new MetricStreamConfiguration { CardinalityLimit = Http.BrokerMetrics.MaxSeriesPerTopicOrGroupMetric } : null)
             .AddPrometheusExporter());

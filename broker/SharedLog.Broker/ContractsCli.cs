@@ -63,6 +63,13 @@ public static class ContractsCli
         bool optionsEnded = false;
         for (int i = 1; i < args.Length; i++)
         {
+            if (!optionsEnded && args[i] is "--help" or "-h")
+            {
+                // Help asked after a command is help still (a user's `contracts replay --help` was a usage error).
+                await output.WriteLineAsync(UsageText);
+                return 0;
+            }
+
             if (!optionsEnded && args[i] == "--")
             {
                 optionsEnded = true; // what follows is the file or name, even when it starts with "-"

@@ -24,6 +24,14 @@ public class ContractsCliTests
         Assert.Equal((0, ""), (code, error));
         Assert.Contains("usage: SharedLog.Broker contracts", output, StringComparison.Ordinal);
 
+        // After a command too (a new user's `contracts replay --help` was a usage error, exit 2).
+        foreach (string command in help.StartsWith('-') ? new[] { "replay", "apply", "rollback" } : []) // "help" after a command is a file name
+        {
+            (int afterCommand, string helped, string quiet) = await RunAsync(command, help);
+            Assert.Equal((0, ""), (afterCommand, quiet));
+            Assert.Contains("usage: SharedLog.Broker contracts", helped, StringComparison.Ordinal);
+        }
+
         (int nothing, string silent, string usage) = await RunAsync();
         Assert.Equal((ContractsCli.Usage, ""), (nothing, silent));
         Assert.Contains("usage: SharedLog.Broker contracts", usage, StringComparison.Ordinal);

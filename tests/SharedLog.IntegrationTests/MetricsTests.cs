@@ -37,6 +37,8 @@ public class MetricsTests
         // The runtime's own meter: GC pauses and thread pool queueing explain latency the API histograms cannot.
         Assert.Contains("dotnet_gc_pause_time_seconds_total", text, StringComparison.Ordinal);
         Assert.Contains("dotnet_thread_pool_queue_length", text, StringComparison.Ordinal);
+        // Scrapers label series by the service (it was "unknown_service:SharedLog.Broker").
+        Assert.Contains("service_name=\"sharedlog-broker\"", text.Split('\n').FirstOrDefault(l => l.StartsWith("target_info", StringComparison.Ordinal)) ?? "", StringComparison.Ordinal);
     }
 
     /// <summary>
