@@ -374,6 +374,13 @@ public sealed class ContractGateTests : IDisposable
         Assert.Contains("(reason withheld: the contract masks fields)", logged, StringComparison.Ordinal);
         Assert.DoesNotContain("4111111111111111", logged, StringComparison.Ordinal);
         Assert.Contains("4111111111111111", Assert.Single(result.Violations).Reason, StringComparison.Ordinal); // the producer's own RecordErrors keep it
+
+        // A failed rule's reason is the contract's text, not the record's: the log keeps it (a new user saw "reason withheld"
+        // for "amount must be positive").
+        await ApplyAsync("topic: log-quoted\nclass: sensitive\nonFailure: reject\nvalue: {}\nprivacy:\n  - field: card\n    action: redact\nrules:\n  - name: small-card\n    expr: value.card < 100\n    message: card must be small\n");
+        GateResult ruleFailed = Inspect("log-quoted", (null, Framed(id, Encoding.UTF8.GetBytes("""{"card":4111}"""))));
+        Assert.Equal(GateOutcome.Reject, ruleFailed.Outcome);
+        Assert.EndsWith("the first breaks small-card: card must be small", ContractGate.RejectionLogText(ruleFailed), StringComparison.Ordinal);
     }
 
     [Fact]

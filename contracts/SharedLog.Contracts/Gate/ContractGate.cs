@@ -616,7 +616,8 @@ public sealed partial class ContractGate(
 
         RecordViolation first = verdict.Violations[0];
         string bad = verdict.JudgingStopped ? $"more than {verdict.Violations.Count}" : verdict.Violations.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        string reason = verdict.Tally.MasksFields ? $"{ViolationLabel(first.Kind)} (reason withheld: the contract masks fields)" : first.Reason;
+        // A failed rule's reason is the contract's own text (its message, or its expression), never the record's: kept.
+        string reason = verdict.Tally.MasksFields && first.Kind != ViolationKind.RuleFailed ? $"{ViolationLabel(first.Kind)} (reason withheld: the contract masks fields)" : first.Reason;
         return $"the contract rejected the batch: bad records: {bad}; the first breaks {first.Rule}: {reason}";
     }
 
