@@ -66,19 +66,19 @@ public sealed class EnforcementSummaryTests : IDisposable
     }
 
     [Theory]
-    [InlineData(4 << 20, 100_000)] // the default WAL's entry holds 8 MiB
+    [InlineData(4 << 20, 200_000)] // the default WAL's entry holds 8 MiB
     [InlineData(512 << 10, 35_000)] // Wal:PageSizeBits 20: a review found the batch sized by 1 MiB, not by the journal
     public async Task LargeAuditRecordsThatWaitedAreWrittenInBatchesTheJournalTakes(int maxBatchBytes, int changedChars)
     {
-        // A diff is stored as escaped JSON: 100,000 non-ASCII characters changed are over a megabyte of audit record. Six
-        // such records waiting went as one batch, larger than a WAL entry, and failed at every retry, holding back every
-        // later audit record.
+        // A review's case: 100,000 non-ASCII characters changed made over a megabyte of audit record (then written as \u
+        // escapes; now as UTF-8, so three-byte characters and twice as many of them here). Six such records waiting went as
+        // one batch, larger than a WAL entry, and failed at every retry, holding back every later audit record.
         var audit = new SizeLimitedJournal(failures: 6, maxBatchBytes);
         using var store = new SharedLog.Contracts.Model.ContractStore(new InMemoryJournal(), audit, NullLogger<SharedLog.Contracts.Model.ContractStore>.Instance);
         await store.LoadAsync(CancellationToken.None);
         for (int i = 0; i < 6; i++)
         {
-            string description = new(i % 2 == 0 ? 'é' : 'ü', changedChars);
+            string description = new(i % 2 == 0 ? '中' : '文', changedChars);
             await store.ApplyAsync($"topic: audited\ndescription: {description}\n", "ci", false, _ => [], CancellationToken.None);
         }
 
