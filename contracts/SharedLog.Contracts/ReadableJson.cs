@@ -7,7 +7,8 @@ namespace SharedLog.Contracts;
 /// How JSON meant for people and tools is written (audit records, the HTTP APIs' answers and errors): quotes, '+', '&lt;',
 /// '>' and non-ASCII text as themselves rather than \u escapes (<c>"\u002B audit"</c>, <c>\u0027EUR\u0027</c> were hard
 /// to read with kcat or grep). Still escaped: what JSON requires (quotation marks, backslashes, control characters).
-/// None of it is embedded in HTML, where the default encoder's escapes would matter.
+/// None of it is embedded in HTML, where the default encoder's escapes would matter, and the HTTP answers carry
+/// <c>X-Content-Type-Options: nosniff</c> (BrowserRequestGuard), so a browser never reads one as a page.
 /// </summary>
 public static class ReadableJson
 {

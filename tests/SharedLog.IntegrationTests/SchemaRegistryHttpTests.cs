@@ -156,6 +156,16 @@ public class SchemaRegistryHttpTests
         (HttpStatusCode listed, JsonNode? contracts) = await FromPageAsync(admin, HttpMethod.Get, "/contracts");
         Assert.Equal(HttpStatusCode.OK, listed);
         Assert.Equal(["kept"], contracts!.AsArray().Select(c => (string?)c!["topic"]));
+
+        // What reads answer (names as sent, unescaped) is never sniffed as a page by the browser.
+        using (HttpResponseMessage named = await registry.GetAsync("/subjects/%3Cb%3Ex/versions"))
+        {
+            Assert.False(named.IsSuccessStatusCode);
+            Assert.Equal(["nosniff"], named.Headers.GetValues("X-Content-Type-Options"));
+        }
+
+        using HttpResponseMessage listedAgain = await admin.GetAsync("/contracts");
+        Assert.Equal(["nosniff"], listedAgain.Headers.GetValues("X-Content-Type-Options"));
     }
 
     [Fact]

@@ -17,6 +17,8 @@ public static partial class BrowserRequestGuard
         ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(BrowserRequestGuard));
         app.Use(async (context, next) =>
         {
+            // Answers (JSON, with names and messages unescaped: ReadableJson) are never to be sniffed as HTML by a browser.
+            context.Response.Headers.XContentTypeOptions = "nosniff";
             string method = context.Request.Method;
             bool changesState = !(HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method));
             if (changesState && context.Request.Headers.Origin.Count > 0)
