@@ -78,29 +78,12 @@ public sealed partial class SchemaRegistry : IDisposable
     /// <summary>The parsed schema of a registered id, or null when the id is unknown.</summary>
     public IParsedSchema? ParsedById(int id)
     {
-        SchemaEntry? entry;
-        List<ResolvedReference>? references;
-        lock (_sync)
-        {
-            if (!_byId.TryGetValue(id, out entry))
-            {
-                return null;
-            }
-
-            if (entry.Parsed is { } parsed)
-            {
-                return parsed;
-            }
-
-            references = ResolveStored(entry);
-        }
-
         // Parsed outside the lock: the first use of a stored schema after a start (the gate's, say) does not hold up
-        // every other registry read while a large schema parses.
-        IParsedSchema parsedNow = ParseStored(entry, references);
+        // every other registry read while a large schema parses. A failure is kept, so ParsedOf reports it without parsing.
+        ParseAhead(() => [id]);
         lock (_sync)
         {
-            return entry.Parsed ??= parsedNow;
+            return _byId.TryGetValue(id, out SchemaEntry? entry) ? ParsedOf(entry) : null;
         }
     }
 
@@ -529,8 +512,8 @@ public sealed partial class SchemaRegistry : IDisposable
     public CompatibilityResult CheckCompatibility(string subject, string? versionText, SchemaRequest request)
     {
         (IParsedSchema parsed, _) = Parse(request);
-        ParseAhead(() => versionText is null ? ComparedForLevel(subject, EffectiveCompatibility(subject))
-            : FindVersionOrLatestOfNone(subject, versionText) is { } version ? [version] : []);
+        ParseAhead(() => versionText is null ? ComparedForLevel(subject, EffectiveCompatibility(subject)).Select(v => v.Id)
+            : FindVersionOrLatestOfNone(subject, versionText) is { } version ? [version.Id] : []);
         List<(int Version, IParsedSchema Schema)> previous;
         CompatibilityLevel level;
         lock (_sync)
@@ -592,7 +575,7 @@ public sealed partial class SchemaRegistry : IDisposable
         (IParsedSchema parsed, ISchemaFormat _) = Parse(request);
         IReadOnlyList<SchemaReference> references = ConcreteReferences(request.References);
         string schemaIdentity = SchemaIdentity(parsed, references);
-        ParseAhead(() => ComparedForLevel(subject, EffectiveCompatibility(subject)));
+        ParseAhead(() => ComparedForLevel(subject, EffectiveCompatibility(subject)).Select(v => v.Id));
 
         await TakeWriterAsync(cancellationToken);
         try
@@ -1471,21 +1454,21 @@ public sealed partial class SchemaRegistry : IDisposable
     }
 
     /// <summary>
-    /// Parses, outside the state lock, the stored schemas of the versions <paramref name="needed"/> names (chosen under the
+    /// Parses, outside the state lock, the stored schemas of the ids <paramref name="needed"/> names (chosen under the
     /// lock) that are not parsed yet, so the check that then uses them under the lock does not parse there: stored schemas
     /// are parsed on first use, and a large one would hold every registry read (the gate's too) while it parses. A schema
     /// that cannot be parsed is left to that check, which reports it.
     /// </summary>
-    private void ParseAhead(Func<IEnumerable<SubjectVersion>> needed)
+    private void ParseAhead(Func<IEnumerable<int>> needed)
     {
         List<(SchemaEntry Entry, List<ResolvedReference> References)> unparsed = [];
         lock (_sync)
         {
             try
             {
-                foreach (SubjectVersion version in needed())
+                foreach (int id in needed())
                 {
-                    if (_byId.TryGetValue(version.Id, out SchemaEntry? entry) && entry.Parsed is null)
+                    if (_byId.TryGetValue(id, out SchemaEntry? entry) && entry.Parsed is null && entry.ParseFailure is null)
                     {
                         unparsed.Add((entry, ResolveStored(entry)));
                     }
