@@ -148,6 +148,9 @@ public sealed partial class BrokerHost : IAsyncDisposable
         builder.Configuration.AddCommandLine(args, SwitchMappings);
         // Each HTTP request (a metrics scrape every few seconds) would log four lines at Information; warnings still show.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        // Kestrel's "Now listening on: http://..." lines would call the Kafka port an HTTP one; Program.cs prints one line
+        // naming each port's role instead.
+        builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Warning);
         logging?.Invoke(builder.Logging);
         // Levels set at runtime through the broker-logger config resource; its rules come after the configured ones.
         var logLevels = new BrokerLogLevels();

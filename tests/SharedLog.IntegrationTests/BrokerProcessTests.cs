@@ -23,17 +23,25 @@ public partial class BrokerProcessTests
     {
         private readonly Process _process;
 
-        private BrokerProcess(Process process, string bootstrap, string gcLine)
+        private readonly string _startOutput;
+        private readonly Task<string> _restOfOutput;
+
+        private BrokerProcess(Process process, string bootstrap, string gcLine, string startOutput, Task<string> restOfOutput)
         {
             _process = process;
             Bootstrap = bootstrap;
             GcSettings = gcLine;
+            _startOutput = startOutput;
+            _restOfOutput = restOfOutput;
         }
 
         public string Bootstrap { get; }
 
         /// <summary>The broker's second startup line: GC mode, large object threshold and thread pool minimum.</summary>
         public string GcSettings { get; }
+
+        /// <summary>All the process wrote to standard output; complete once it has exited.</summary>
+        public async Task<string> OutputAsync() => _startOutput + await _restOfOutput.WaitAsync(Deadline);
 
         public static async Task<BrokerProcess> StartAsync(string dataDir, params string[] extraArguments)
         {
@@ -47,14 +55,17 @@ public partial class BrokerProcessTests
             Process process = Process.Start(start) ?? throw new InvalidOperationException("could not start the broker");
             _ = process.StandardError.ReadToEndAsync();
             using var timeout = new CancellationTokenSource(Deadline);
+            var startOutput = new System.Text.StringBuilder();
             while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
             {
+                startOutput.AppendLine(line);
                 if (ListeningLine().Match(line) is { Success: true } match)
                 {
                     // The next line of Program.cs; log lines written by the console logger's own thread may come first.
                     string gcLine = string.Empty;
                     while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } next)
                     {
+                        startOutput.AppendLine(next);
                         if (next.StartsWith("GC: ", StringComparison.Ordinal))
                         {
                             gcLine = next;
@@ -62,8 +73,7 @@ public partial class BrokerProcessTests
                         }
                     }
 
-                    _ = process.StandardOutput.ReadToEndAsync();
-                    return new BrokerProcess(process, match.Groups["bootstrap"].Value, gcLine);
+                    return new BrokerProcess(process, match.Groups["bootstrap"].Value, gcLine, startOutput.ToString(), process.StandardOutput.ReadToEndAsync());
                 }
             }
 
@@ -188,6 +198,11 @@ public partial class BrokerProcessTests
                 Assert.Equal(acknowledged, ConsumeAll(second.Bootstrap, "durable", acknowledged.Count));
                 acknowledged.AddRange(await ProduceAsync(second.Bootstrap, "durable", 500, 500));
                 Assert.Equal(0, await second.InterruptAsync());
+
+                // Kestrel would call the Kafka port "http://" in its "Now listening on" lines; the broker's own line names each port's role.
+                string output = await second.OutputAsync();
+                Assert.Contains("listening for Kafka clients on " + second.Bootstrap, output, StringComparison.Ordinal);
+                Assert.DoesNotContain("Now listening on", output, StringComparison.Ordinal);
             }
 
             using BrokerProcess third = await BrokerProcess.StartAsync(dataDir);
