@@ -1026,6 +1026,25 @@ public class ContractModelTests
         Assert.False((await store.ApplyAsync($"topic: orders\nvalue: {{}}\n{Swapped}{PrivacySwapped}", "a", false, _ => [], CancellationToken.None)).Changed);
     }
 
+    [Theory]
+    [InlineData("tag: PII", "field: 'tag:PII'")]
+    [InlineData("field: 'tag:PII'", "tag: PII")]
+    [InlineData("field: 'field:tag:PII'", "field: 'tag:PII'")]
+    public async Task AFieldNamedLikeATagRuleIsNotThatTagRule(string before, string after)
+    {
+        // A JSON member may be called "tag:PII": switching between it and the tag rule PII changes what is masked.
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.ApplyAsync($"topic: t\nvalue: {{}}\nprivacy:\n  - {before}\n    action: redact\n", "a", false, _ => [], CancellationToken.None);
+
+        ContractChange change = await store.ApplyAsync($"topic: t\nvalue: {{}}\nprivacy:\n  - {after}\n    action: redact\n", "a", false, _ => [], CancellationToken.None);
+
+        Assert.True(change.Changed);
+        Assert.Equal(2, change.Version);
+        Assert.Equal(2, change.Diff.Count(line => line.Contains("privacy[", StringComparison.Ordinal)));
+        PrivacyRuleDefinition inForce = Assert.Single(store.ForTopic("t")!.Definition.Privacy);
+        Assert.Equal(after.StartsWith("tag:", StringComparison.Ordinal) ? null : after[8..^1], inForce.FieldPath);
+    }
+
     [Fact]
     public async Task AChangeOfRetentionOrAuditAloneIsANewVersionWithItsDiff()
     {

@@ -30,7 +30,14 @@ public sealed record FieldRuleDefinition(string Name, string Expression, string?
 
 public sealed record PrivacyRuleDefinition(string? FieldPath, string? Tag, PrivacyAction Action)
 {
-    public string Target => FieldPath ?? $"tag:{Tag}";
+    /// <summary>
+    /// What the rule masks, as problems and diffs name it: a field's path, or <c>tag:</c> and the tag. A field path may be
+    /// any JSON member name, "tag:PII" too, so one that begins with <c>tag:</c> or <c>field:</c> is written after
+    /// <c>field:</c>: otherwise a field rule and a tag rule would be one diff entry, and switching between them "no change".
+    /// </summary>
+    public string Target => FieldPath is null ? $"tag:{Tag}"
+        : FieldPath.StartsWith("tag:", StringComparison.Ordinal) || FieldPath.StartsWith("field:", StringComparison.Ordinal) ? $"field:{FieldPath}"
+        : FieldPath;
 }
 
 /// <summary>A contract file parsed and checked: every default applied, every name resolved to an enum.</summary>
