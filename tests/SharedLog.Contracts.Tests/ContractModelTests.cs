@@ -1026,6 +1026,22 @@ public class ContractModelTests
         Assert.False((await store.ApplyAsync($"topic: orders\nvalue: {{}}\n{Swapped}{PrivacySwapped}", "a", false, _ => [], CancellationToken.None)).Changed);
     }
 
+    [Fact]
+    public async Task ReorderingNamesThatHoldCommasIsANewVersion()
+    {
+        // Joined with ", ", the orders [a, "a, a"] and ["a, a", a] would read the same.
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        const string Ordered = "rules:\n  - name: a\n    expr: value.x > 0\n  - name: 'a, a'\n    expr: value.y > 0\n";
+        const string Swapped = "rules:\n  - name: 'a, a'\n    expr: value.y > 0\n  - name: a\n    expr: value.x > 0\n";
+        await store.ApplyAsync($"topic: t\nvalue: {{}}\n{Ordered}", "a", false, _ => [], CancellationToken.None);
+
+        ContractChange change = await store.ApplyAsync($"topic: t\nvalue: {{}}\n{Swapped}", "a", false, _ => [], CancellationToken.None);
+
+        Assert.True(change.Changed);
+        Assert.Contains(change.Diff, line => line.Contains("rules.order", StringComparison.Ordinal) && line.Contains("[\"a, a\",\"a\"]", StringComparison.Ordinal));
+        Assert.Equal(["a, a", "a"], store.ForTopic("t")!.Definition.Rules.Select(r => r.Name));
+    }
+
     [Theory]
     [InlineData("tag: PII", "field: 'tag:PII'")]
     [InlineData("field: 'tag:PII'", "tag: PII")]

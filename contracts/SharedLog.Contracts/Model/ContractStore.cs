@@ -1174,16 +1174,23 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         // (hash then redact stores "****", redact then hash a hash of it). A reordered file is a new version.
         if (contract.Rules.Count > 1)
         {
-            flat["rules.order"] = string.Join(", ", contract.Rules.Select(r => r.Name));
+            flat["rules.order"] = OrderText([.. contract.Rules.Select(r => r.Name)]);
         }
 
         if (contract.Privacy.Count > 1)
         {
-            flat["privacy.order"] = string.Join(", ", contract.Privacy.Select(r => r.Target));
+            flat["privacy.order"] = OrderText([.. contract.Privacy.Select(r => r.Target)]);
         }
 
         return flat;
     }
+
+    /// <summary>
+    /// Names in order, joined by ", " as people read them; when a name holds a comma, as a JSON array instead, or two
+    /// orders of the same names could read the same ("a" and "a, a"), and a reordering would apply as unchanged.
+    /// </summary>
+    private static string OrderText(string[] names) =>
+        Array.Exists(names, n => n.Contains(',', StringComparison.Ordinal)) ? JsonSerializer.Serialize(names, ReadableJson.Options) : string.Join(", ", names);
 
     private static void AddIfSet(Dictionary<string, string> flat, string path, string? value)
     {
