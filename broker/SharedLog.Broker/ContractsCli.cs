@@ -45,6 +45,10 @@ public static class ContractsCli
 
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error)
     {
+        // What the CLI prints may quote a server's answer (a registry's error body, a schema's field names): a CI log shows
+        // it, and an escape sequence in it would rewrite the terminal or the log.
+        output = new TerminalSafeWriter(output);
+        error = new TerminalSafeWriter(error);
         if (args is ["--help"] or ["-h"] or ["help"])
         {
             await output.WriteLineAsync(UsageText);
@@ -282,7 +286,22 @@ public static class ContractsCli
     private static bool IsHttpAddress(string value) =>
         Uri.TryCreate(value, UriKind.Absolute, out Uri? uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps) && uri.Host.Length > 0;
 
-    private static HttpClient Client() => new() { Timeout = TimeSpan.FromSeconds(30) };
+    /// <summary>
+    /// The most of one answer the CLI reads: a registry's largest answer is one schema (at most a million characters, six
+    /// times that escaped); an endless or huge body must fail the command, not fill the CI runner's memory.
+    /// </summary>
+    private const int MaxAnswerBytes = 16 * 1024 * 1024;
+
+    /// <summary>An HTTP client for one command: each request waits at most 30 s, or, for <c>validate</c>, as long as its --timeout leaves.</summary>
+    private static HttpClient Client(bool boundedByCaller = false) =>
+        new() { Timeout = boundedByCaller ? Timeout.InfiniteTimeSpan : TimeSpan.FromSeconds(30), MaxResponseContentBufferSize = MaxAnswerBytes };
+
+    /// <summary>Text a server sent, as one line of at most <paramref name="maxChars"/> characters: a line break in it could start a line a CI runner reads as a command.</summary>
+    private static string OneLine(string text, int maxChars = 1000)
+    {
+        string cut = text.Length <= maxChars ? text : string.Concat(text.AsSpan(0, maxChars), $"… ({text.Length - maxChars} more characters)");
+        return cut.Replace("\r", "\\r", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
+    }
 
     private static async Task<int> ListAsync(string url, TextWriter output)
     {
@@ -616,7 +635,15 @@ public static class ContractsCli
             }
 
             listed.EnsureSuccessStatusCode();
-            return [.. JsonNode.Parse(await listed.Content.ReadAsStringAsync(cancellationToken))!.AsArray().Select(v => (int)v!)];
+            var versions = new List<int>();
+            foreach (JsonNode? item in JsonNode.Parse(await listed.Content.ReadAsStringAsync(cancellationToken))!.AsArray())
+            {
+                versions.Add(item is JsonValue value && value.TryGetValue(out int version)
+                    ? version
+                    : throw new JsonException($"{subjectPath}/versions is not a list of version numbers (it holds {OneLine(item?.ToJsonString() ?? "null", 40)})"));
+            }
+
+            return versions;
         }
 
         /// <summary>Copies the version <paramref name="reference"/> names and, first, what it references; returns it resolved (its text and theirs).</summary>
@@ -638,7 +665,7 @@ public static class ContractsCli
             {
                 throw RegistryErrorCode(body) is RegistryErrorCodes.SubjectNotFound or RegistryErrorCodes.VersionNotFound
                     ? new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"reference '{reference.Name}' names subject '{reference.Subject}' version {reference.Version}, which the registry does not have")
-                    : new HttpRequestException($"{Url} answered {(int)answer.StatusCode} for subject '{reference.Subject}' version {reference.Version}: {body}");
+                    : new HttpRequestException($"{Url} answered {(int)answer.StatusCode} for subject '{reference.Subject}' version {reference.Version}: {OneLine(body)}");
             }
 
             JsonNode stored = JsonNode.Parse(body)!;
@@ -672,7 +699,7 @@ public static class ContractsCli
 
     /// <summary>
     /// How long <c>validate --registry</c> waits for the registry in all unless <c>--timeout</c> says otherwise, however many
-    /// versions a subject has (each request also has the client's own 30 s): a pipeline step must end.
+    /// versions a subject has (its requests have no time limit of their own): a pipeline step must end.
     /// </summary>
     private static readonly TimeSpan DefaultRegistryCheckDeadline = TimeSpan.FromSeconds(60);
 
@@ -713,7 +740,7 @@ public static class ContractsCli
             IReadOnlyList<SchemaReference> references = requirement.References ?? [];
             var candidate = new SchemaRequest(schemaText, requirement.SchemaType, references);
             using SchemaRegistry local = await LocalRegistryAsync();
-            using HttpClient http = Client();
+            using HttpClient http = Client(boundedByCaller: true);
             RegistryCopy? registry = registryUrl is null ? null : new RegistryCopy(registryUrl.TrimEnd('/'), http, local);
             var resolved = new List<ResolvedReference>();
             if (references.Count > 0)
@@ -788,7 +815,7 @@ public static class ContractsCli
                     : $"{side}: whether {schemaFile} is compatible with subject {subject} at {RegistryNames.Name(definition.Compatibility)} could not be verified:");
                 foreach (string problem in check.Problems)
                 {
-                    await error.WriteLineAsync($"  - {problem}");
+                    await error.WriteLineAsync($"  - {OneLine(problem)}");
                 }
 
                 result = Invalid;
@@ -813,9 +840,11 @@ public static class ContractsCli
     /// Copies into <paramref name="local"/> the registered versions of each side without a schema file whose subject the
     /// contract names (with what they reference), for the privacy checks apply makes against them.
     /// </summary>
-    private static async Task CopyRegisteredSchemasAsync(ContractDefinition definition, string registryUrl, SchemaRegistry local, Dictionary<bool, IParsedSchema> schemaFiles, CancellationToken cancellationToken)
+    /// <returns>The versions that could not be read here, and why: the privacy rules are not checked against them.</returns>
+    private static async Task<List<string>> CopyRegisteredSchemasAsync(ContractDefinition definition, string registryUrl, SchemaRegistry local, Dictionary<bool, IParsedSchema> schemaFiles, CancellationToken cancellationToken)
     {
-        using HttpClient http = Client();
+        var unread = new List<string>();
+        using HttpClient http = Client(boundedByCaller: true);
         var registry = new RegistryCopy(registryUrl.TrimEnd('/'), http, local);
         foreach ((SchemaRequirement? requirement, bool isKey) in new[] { (definition.Key, true), (definition.Value, false) })
         {
@@ -832,13 +861,17 @@ public static class ContractsCli
                     {
                         await registry.CopyAsync(new SchemaReference(subject, subject, version), depth: 0, cancellationToken);
                     }
-                    catch (SchemaRegistryException)
+                    catch (SchemaRegistryException e)
                     {
-                        // A version this build cannot read: apply cannot check against it either (the broker's registry would not have taken it).
+                        // Another registry's version this build cannot read (SharedLog's would not have taken it): what the
+                        // privacy rules would do to its records is unknown, not fine.
+                        unread.Add($"version {version} of subject '{subject}' (or a schema it references) cannot be read here ({e.Message})");
                     }
                 }
             }
         }
+
+        return unread;
     }
 
     private static async Task<int> ValidateAsync(string file, string? registryUrl, TimeSpan registryDeadline, TextWriter output, TextWriter error)
@@ -874,7 +907,17 @@ public static class ContractsCli
             result = await ValidateSchemaFilesAsync(definition, directory, registryUrl, schemaFiles, output, error, registryWait.Token);
             if (registryUrl is not null && definition.Privacy.Count > 0)
             {
-                await CopyRegisteredSchemasAsync(definition, registryUrl, registered, schemaFiles, registryWait.Token);
+                List<string> unread = await CopyRegisteredSchemasAsync(definition, registryUrl, registered, schemaFiles, registryWait.Token);
+                if (unread.Count > 0)
+                {
+                    await error.WriteLineAsync($"{file}: whether the privacy rules fit the schemas registered at {registryUrl} could not be verified:");
+                    foreach (string why in unread)
+                    {
+                        await error.WriteLineAsync($"  - {OneLine(why)}");
+                    }
+
+                    result = Invalid;
+                }
             }
             else if (registryUrl is not null && definition.Key?.SchemaFile is null && definition.Value?.SchemaFile is null)
             {
@@ -916,7 +959,7 @@ public static class ContractsCli
     /// <summary>Throws as an unreachable registry would when <paramref name="registryUrl"/> does not answer its global <c>/config</c> as a registry does.</summary>
     private static async Task ProbeRegistryAsync(string registryUrl, CancellationToken cancellationToken)
     {
-        using HttpClient http = Client();
+        using HttpClient http = Client(boundedByCaller: true);
         string configPath = $"{registryUrl.TrimEnd('/')}/config";
         using HttpResponseMessage answer = await http.GetAsync(new Uri(configPath), HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         if (answer.StatusCode is System.Net.HttpStatusCode.Unauthorized or System.Net.HttpStatusCode.Forbidden)
@@ -936,4 +979,54 @@ public static class ContractsCli
 
     /// <summary>"1 rule", "2 rules".</summary>
     private static string Count(int count, string noun) => $"{count} {noun}{(count == 1 ? "" : "s")}";
+}
+
+/// <summary>
+/// A writer that shows control characters (an escape sequence, a carriage return) and Unicode line separators and
+/// direction overrides as <c>\uXXXX</c>, keeping line breaks and tabs: text from a server cannot rewrite a terminal or a log.
+/// </summary>
+internal sealed class TerminalSafeWriter(TextWriter inner) : TextWriter
+{
+    public override System.Text.Encoding Encoding => inner.Encoding;
+
+    public override void Write(char value) => inner.Write(Safe(value.ToString()));
+
+    public override void Write(string? value) => inner.Write(Safe(value));
+
+    public override void Write(char[] buffer, int index, int count) => inner.Write(Safe(new string(buffer, index, count)));
+
+    public override void WriteLine(string? value) => inner.WriteLine(Safe(value));
+
+    public override Task WriteAsync(string? value) => inner.WriteAsync(Safe(value));
+
+    public override Task WriteLineAsync(string? value) => inner.WriteLineAsync(Safe(value));
+
+    public override void Flush() => inner.Flush();
+
+    public override Task FlushAsync() => inner.FlushAsync();
+
+    private static bool Shown(char c) => c is '\n' or '\t' || !(char.IsControl(c) || c is '\u2028' or '\u2029' or (>= '\u202A' and <= '\u202E') or (>= '\u2066' and <= '\u2069'));
+
+    internal static string? Safe(string? text)
+    {
+        if (text is null || text.All(Shown))
+        {
+            return text;
+        }
+
+        var safe = new System.Text.StringBuilder(text.Length + 16);
+        foreach (char c in text)
+        {
+            if (Shown(c))
+            {
+                safe.Append(c);
+            }
+            else
+            {
+                safe.Append(System.Globalization.CultureInfo.InvariantCulture, $"\\u{(int)c:X4}");
+            }
+        }
+
+        return safe.ToString();
+    }
 }

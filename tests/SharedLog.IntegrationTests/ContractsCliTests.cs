@@ -495,8 +495,82 @@ public class ContractsCliTests
         accepted.ForEach(c => c.Dispose());
     }
 
-    /// <summary>Answers GETs from fixed bodies (404 for any other path) until the listener stops.</summary>
-    private static async Task ServeAsync(System.Net.HttpListener listener, Dictionary<string, string> bodies)
+    [Fact]
+    public async Task AMisbehavingRegistryIsAClearFailureWithBoundedMemoryAndSafeOutput()
+    {
+        using var scratch = new ScratchDirectory();
+        string directory = scratch.Path;
+        await File.WriteAllTextAsync(Path.Combine(directory, "ping.avsc"), """{"type":"record","name":"Ping","fields":[{"name":"id","type":"string"}]}""");
+        using var registry = new System.Net.HttpListener();
+        string prefix = $"http://127.0.0.1:{BrokerFixture.FreeLoopbackPort()}/";
+        registry.Prefixes.Add(prefix);
+        registry.Start();
+        const string Hostile = "\u001b[2J\u001b[31mall checks passed\n::set-output name=x::y\r";
+        Task serving = ServeWithAsync(registry, async context =>
+        {
+            string path = context.Request.Url!.AbsolutePath;
+            context.Response.ContentType = "application/vnd.schemaregistry.v1+json";
+            if (path == "/subjects/endless-value/versions")
+            {
+                // An answer that never ends: the CLI must give up on it, not read it into memory for ever.
+                context.Response.SendChunked = true;
+                byte[] chunk = new byte[64 * 1024];
+                chunk.AsSpan().Fill((byte)'[');
+                for (int sent = 0; sent < 64 * 1024; sent++) // at most 4 GiB; the client hangs up long before
+                {
+                    await context.Response.OutputStream.WriteAsync(chunk);
+                }
+
+                return;
+            }
+
+            (int status, string body) = path switch
+            {
+                "/subjects/nulls-value/versions" => (200, "[null]"),
+                "/subjects/hostile-value/versions" or "/subjects/privacy-value/versions" => (200, "[1]"),
+                "/subjects/hostile-value/versions/1" => (500, Hostile + new string('x', 100_000)),
+                "/subjects/privacy-value/versions/1" => (200, """{"subject":"privacy-value","version":1,"id":7,"schemaType":"PROTOBUF","schema":"syntax = \"proto9\"; message {"}"""),
+                _ => (404, """{"error_code":40401,"message":"Subject not found."}"""),
+            };
+            context.Response.StatusCode = status;
+            await context.Response.OutputStream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(body));
+        });
+
+        // A version list holding null: an unexpected answer (exit 3), where the CLI used to crash with a stack trace.
+        string nulls = await WriteAsync(Path.Combine(directory, "nulls.yaml"), "topic: nulls\nvalue:\n  schemaFile: ping.avsc\n");
+        (int nullsCode, _, string nullsErr) = await RunAsync("validate", nulls, "--registry", prefix).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(ContractsCli.Unreachable, nullsCode);
+        Assert.Contains("is not a list of version numbers (it holds null)", nullsErr, StringComparison.Ordinal);
+
+        // An endless answer fails the command once it passes the CLI's bound, instead of growing to gigabytes.
+        string endless = await WriteAsync(Path.Combine(directory, "endless.yaml"), "topic: endless\nvalue:\n  schemaFile: ping.avsc\n");
+        (int endlessCode, _, string endlessErr) = await RunAsync("validate", endless, "--registry", prefix, "--timeout", "50").WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(ContractsCli.Unreachable, endlessCode);
+        Assert.Contains("maximum buffer size: 16777216", endlessErr, StringComparison.Ordinal);
+
+        // A registry's error body is quoted cut short, on one line, with its escape sequences shown rather than sent to the terminal.
+        string hostile = await WriteAsync(Path.Combine(directory, "hostile.yaml"), "topic: hostile\nvalue:\n  schemaFile: ping.avsc\n");
+        (int hostileCode, _, string hostileErr) = await RunAsync("validate", hostile, "--registry", prefix).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(ContractsCli.Unreachable, hostileCode);
+        Assert.Contains("answered 500 for subject 'hostile-value' version 1: \\u001B[2J\\u001B[31mall checks passed\\n::set-output", hostileErr, StringComparison.Ordinal);
+        Assert.DoesNotContain('\u001b', hostileErr);
+        Assert.DoesNotContain(hostileErr.Split('\n'), line => line.StartsWith("::", StringComparison.Ordinal));
+        Assert.True(hostileErr.Length < 5_000, $"{hostileErr.Length} characters");
+
+        // Privacy rules against a registered version this build cannot read: not verified (exit 1), not "checked".
+        string privacy = await WriteAsync(Path.Combine(directory, "privacy.yaml"), "topic: privacy\nvalue: {}\nprivacy:\n  - field: email\n    action: redact\n");
+        (int privacyCode, string privacyOut, string privacyErr) = await RunAsync("validate", privacy, "--registry", prefix).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(ContractsCli.Invalid, privacyCode);
+        Assert.Contains("whether the privacy rules fit the schemas registered at", privacyErr, StringComparison.Ordinal);
+        Assert.Contains("version 1 of subject 'privacy-value' (or a schema it references) cannot be read here", privacyErr, StringComparison.Ordinal);
+        Assert.DoesNotContain("were checked against its registered schemas", privacyOut, StringComparison.Ordinal);
+
+        registry.Stop();
+        await serving.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    /// <summary>Answers each request with <paramref name="answer"/> until the listener stops; a client that hangs up ends only its request.</summary>
+    private static async Task ServeWithAsync(System.Net.HttpListener listener, Func<System.Net.HttpListenerContext, Task> answer)
     {
         while (listener.IsListening)
         {
@@ -510,14 +584,30 @@ public class ContractsCliTests
                 return;
             }
 
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await answer(context);
+                    context.Response.Close();
+                }
+                catch (Exception e) when (e is System.Net.HttpListenerException or IOException or ObjectDisposedException or InvalidOperationException)
+                {
+                    context.Response.Abort();
+                }
+            });
+        }
+    }
+
+    /// <summary>Answers GETs from fixed bodies (404 for any other path) until the listener stops.</summary>
+    private static Task ServeAsync(System.Net.HttpListener listener, Dictionary<string, string> bodies) =>
+        ServeWithAsync(listener, async context =>
+        {
             bool known = bodies.TryGetValue(context.Request.Url!.AbsolutePath, out string? body);
             context.Response.StatusCode = known ? 200 : 404;
             context.Response.ContentType = "application/vnd.schemaregistry.v1+json";
-            byte[] bytes = System.Text.Encoding.UTF8.GetBytes(body ?? """{"error_code":404,"message":"not here"}""");
-            await context.Response.OutputStream.WriteAsync(bytes);
-            context.Response.Close();
-        }
-    }
+            await context.Response.OutputStream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(body ?? """{"error_code":404,"message":"not here"}"""));
+        });
 
     /// <summary>A fresh directory under the temporary path, deleted with what it holds when disposed.</summary>
     private sealed class ScratchDirectory : IDisposable
