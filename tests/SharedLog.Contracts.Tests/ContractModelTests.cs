@@ -1042,6 +1042,23 @@ public class ContractModelTests
         Assert.Equal(["a, a", "a"], store.ForTopic("t")!.Definition.Rules.Select(r => r.Name));
     }
 
+    [Fact]
+    public async Task ReferencesWhoseNamesHoldTheSeparatorsAreANewVersion()
+    {
+        // Written as name=subject@version joined by ", ", these two lists of references read the same.
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        const string Two = "references: [{name: com.acme.A, subject: cards-value, version: 1}, {name: com.acme.B, subject: other-value, version: 2}]";
+        const string One = "references: [{name: 'com.acme.A=cards-value@1, com.acme.B', subject: other-value, version: 2}]";
+        await store.ApplyAsync($"topic: refs\nvalue: {{schemaFile: a.avsc, {Two}}}\n", "a", false, _ => [], CancellationToken.None);
+
+        ContractChange change = await store.ApplyAsync($"topic: refs\nvalue: {{schemaFile: a.avsc, {One}}}\n", "a", false, _ => [], CancellationToken.None);
+
+        Assert.True(change.Changed);
+        Assert.Equal(2, change.Version);
+        Assert.Contains(change.Diff, line => line.Contains("value.references: com.acme.A=cards-value@1, com.acme.B=other-value@2", StringComparison.Ordinal));
+        Assert.Equal("com.acme.A=cards-value@1, com.acme.B", Assert.Single(store.ForTopic("refs")!.Definition.Value!.References!).Name);
+    }
+
     [Theory]
     [InlineData("tag: PII", "field: 'tag:PII'")]
     [InlineData("field: 'tag:PII'", "tag: PII")]

@@ -1150,7 +1150,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
                     flat[$"{side}.schemaFile"] = requirement.SchemaFile;
                     if (requirement.References is { Count: > 0 } references)
                     {
-                        flat[$"{side}.references"] = string.Join(", ", references.Select(r => $"{r.Name}={r.Subject}@{r.Version}"));
+                        flat[$"{side}.references"] = ReferencesText(references);
                     }
                 }
             }
@@ -1191,6 +1191,15 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     /// </summary>
     private static string OrderText(string[] names) =>
         Array.Exists(names, n => n.Contains(',', StringComparison.Ordinal)) ? JsonSerializer.Serialize(names, ReadableJson.Options) : string.Join(", ", names);
+
+    /// <summary>
+    /// References as name=subject@version joined by ", "; as a JSON array when a name or subject holds one of those
+    /// separators (or a name starts with '[', as the array does), or two different lists could read the same.
+    /// </summary>
+    private static string ReferencesText(IReadOnlyList<Registry.SchemaReference> references) =>
+        references.Any(r => r.Name.AsSpan().IndexOfAny("=@,") >= 0 || r.Subject.AsSpan().IndexOfAny("=@,") >= 0 || r.Name.StartsWith('['))
+            ? JsonSerializer.Serialize(references.Select(r => new { name = r.Name, subject = r.Subject, version = r.Version }), ReadableJson.Options)
+            : string.Join(", ", references.Select(r => $"{r.Name}={r.Subject}@{r.Version}"));
 
     private static void AddIfSet(Dictionary<string, string> flat, string path, string? value)
     {
