@@ -1005,25 +1005,36 @@ internal sealed class TerminalSafeWriter(TextWriter inner) : TextWriter
 
     public override Task FlushAsync() => inner.FlushAsync();
 
-    private static bool Shown(char c) => c is '\n' or '\t' || !(char.IsControl(c) || c is '\u2028' or '\u2029' or (>= '\u202A' and <= '\u202E') or (>= '\u2066' and <= '\u2069'));
+    private static bool Shown(string text, int index) => text[index] switch
+    {
+        '\n' or '\t' => true,
+        '\r' => index + 1 < text.Length && text[index + 1] == '\n', // a line end written as CR LF
+        char c => !(char.IsControl(c) || c is '\u2028' or '\u2029' or (>= '\u202A' and <= '\u202E') or (>= '\u2066' and <= '\u2069')),
+    };
 
     internal static string? Safe(string? text)
     {
-        if (text is null || text.All(Shown))
+        int first = 0;
+        while (text is not null && first < text.Length && Shown(text, first))
+        {
+            first++;
+        }
+
+        if (text is null || first == text.Length)
         {
             return text;
         }
 
-        var safe = new System.Text.StringBuilder(text.Length + 16);
-        foreach (char c in text)
+        var safe = new System.Text.StringBuilder(text.Length + 16).Append(text, 0, first);
+        for (int i = first; i < text.Length; i++)
         {
-            if (Shown(c))
+            if (Shown(text, i))
             {
-                safe.Append(c);
+                safe.Append(text[i]);
             }
             else
             {
-                safe.Append(System.Globalization.CultureInfo.InvariantCulture, $"\\u{(int)c:X4}");
+                safe.Append(System.Globalization.CultureInfo.InvariantCulture, $"\\u{(int)text[i]:X4}");
             }
         }
 
