@@ -745,6 +745,28 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task AvroTagsOnAFieldsTypeMaskTheFieldWhole()
+    {
+        // Before: only a field's own confluent:tags were read, so these four fields were stored in clear on a sensitive topic.
+        const string schema = """
+            {"type":"record","name":"Pay","fields":[
+              {"name":"id","type":"string"},
+              {"name":"mails","type":{"type":"array","items":{"type":"string","confluent:tags":["PII"]}}},
+              {"name":"card","type":{"type":"record","name":"Card","confluent:tags":["PII"],"fields":[{"name":"number","type":"string"}]}},
+              {"name":"nick","type":["null",{"type":"string","confluent:tags":["PII"]}]},
+              {"name":"prefs","type":{"type":"map","values":{"type":"string","confluent:tags":["PII"]}}},
+              {"name":"ok","type":"string","confluent:tags":["PII"]}]}
+            """;
+        int id = await RegisterAsync("typetags-value", schema, SchemaType.Avro);
+        Assert.Equal(["card", "mails", "nick", "ok", "prefs"], SchemaTags.PathsWithTag(_registry.ParsedById(id)!, "PII").Order(StringComparer.Ordinal));
+        Assert.Empty(SchemaTags.PathsWithTag(_registry.ParsedById(id)!, "OTHER"));
+
+        // The record itself tagged: no path names the whole record, so it is refused (the contract at apply, records at produce).
+        int root = await RegisterAsync("roottag-value", """{"type":"record","name":"R","confluent:tags":["PII"],"fields":[{"name":"a","type":"string"}]}""", SchemaType.Avro);
+        Assert.Contains("root type", Assert.Throws<InvalidOperationException>(() => SchemaTags.PathsWithTag(_registry.ParsedById(root)!, "PII")).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task TagsInAJsonSchemaAnotherOneReferencesAreMaskedAndRefsResolveAsTheValidatorResolvesThem()
     {
         // Before: the walk followed local $refs only, so a PII field of a referenced, registered schema was stored in clear.

@@ -23,6 +23,11 @@ public static class SchemaTags
         if (schema is Formats.Avro.AvroParsedSchema avro)
         {
             int avroBudget = SchemaLimits.MaxTaggedWalkSteps;
+            if (AvroTypeHasTag(avro.Schema, tag))
+            {
+                throw Unresolvable($"the schema's root type (itself, its items or a branch of it) is tagged {tag}, and a privacy path names fields, not the whole record; tag its fields instead");
+            }
+
             WalkAvro(avro.Schema, "", tag, paths, new HashSet<string>(StringComparer.Ordinal), 0, ref avroBudget, new Dictionary<Avro.Schema, bool>(ReferenceEqualityComparer.Instance));
             return Once(paths);
         }
@@ -98,7 +103,7 @@ public static class SchemaTags
                 foreach (Avro.Field field in record.Fields)
                 {
                     string path = prefix.Length == 0 ? field.Name : $"{prefix}.{field.Name}";
-                    if (AvroFieldHasTag(field, tag))
+                    if (AvroFieldHasTag(field, tag) || AvroTypeHasTag(field.Schema, tag))
                     {
                         SchemaLimits.AddTaggedPath(paths, path);
                     }
@@ -157,7 +162,7 @@ public static class SchemaTags
             case Avro.RecordSchema record when seen.Add(record.Fullname):
                 foreach (Avro.Field field in record.Fields)
                 {
-                    if (AvroFieldHasTag(field, tag) || AvroContainsTag(field.Schema, tag, seen, depth + 1, ref budget))
+                    if (AvroFieldHasTag(field, tag) || AvroTypeHasTag(field.Schema, tag) || AvroContainsTag(field.Schema, tag, seen, depth + 1, ref budget))
                     {
                         return true;
                     }
@@ -184,6 +189,31 @@ public static class SchemaTags
     private static bool AvroFieldHasTag(Avro.Field field, string tag)
     {
         if (field.GetProperty("confluent:tags") is not { } tags)
+        {
+            return false;
+        }
+
+        using JsonDocument document = JsonDocument.Parse(tags);
+        return ListsTag(document.RootElement, tag);
+    }
+
+    /// <summary>
+    /// Whether a field's type carries the tag itself (on the type, not the field: <c>{"type": "string", "confluent:tags":
+    /// [...]}</c>), also as an array's items, a map's values or a union's branch: its field is then masked whole, as a JSON
+    /// property tagged in an <c>anyOf</c> branch or its <c>items</c> is, since a field too many masked is safe and one too few
+    /// is not. A named type's fields are not looked into here (the walk does that).
+    /// </summary>
+    private static bool AvroTypeHasTag(Avro.Schema type, string tag) => type switch
+    {
+        Avro.UnionSchema union => union.Schemas.Any(branch => AvroTypeHasTag(branch, tag)),
+        Avro.ArraySchema array => OwnTag(array, tag) || AvroTypeHasTag(array.ItemSchema, tag),
+        Avro.MapSchema map => OwnTag(map, tag) || AvroTypeHasTag(map.ValueSchema, tag),
+        _ => OwnTag(type, tag),
+    };
+
+    private static bool OwnTag(Avro.Schema type, string tag)
+    {
+        if (type.GetProperty("confluent:tags") is not { } tags)
         {
             return false;
         }
