@@ -1641,6 +1641,15 @@ public sealed class ContractGateTests : IDisposable
         // Elsewhere the fields are kept as sent, as Protobuf keeps fields it does not know.
         GateResult certified = Inspect("leads", (null, Framed(certifiedId, topLevel)), (null, Framed(certifiedId, nested)));
         Assert.Empty(certified.Violations);
+
+        // Unless the contract masks fields: then, whatever the class, what its policy cannot see is not stored (it was, so a
+        // record framed with another message's index kept the fields that policy masks in clear).
+        int maskedId = await RegisterAsync("prospects-value", older, SchemaType.Protobuf);
+        await ApplyAsync("topic: prospects\nclass: certified\nvalue: {}\nprivacy:\n  - field: id\n    action: hash\nonFailure: reject\n");
+        GateResult masked = Inspect("prospects", (null, Framed(maskedId, clean)), (null, Framed(maskedId, topLevel)));
+        Assert.Equal([1], masked.Violations.Select(v => v.BatchIndex));
+        Assert.Contains($"fields Protobuf schema {maskedId} does not declare, which a topic whose contract masks fields does not store", Reason(masked, 1), StringComparison.Ordinal);
+        Assert.Equal(ViolationKind.Privacy, masked.Violations[0].Kind);
     }
 
     [Fact]

@@ -1149,6 +1149,15 @@ public sealed partial class ContractGate(
             }
         }
 
+        // Fields the schema does not declare (a message serialised with a newer schema, or framed with another message's
+        // index) are kept as sent, where no privacy path reaches them: a topic whose contract masks fields does not store
+        // them (a sensitive one refused them already, with held-out enum numbers too, at the decode).
+        if (side.Parsed!.Type == SchemaType.Protobuf && Formats.Protobuf.ProtobufPayloadCodec.HasUnknownFields(side.Value, heldOutToo: false))
+        {
+            problem = $"fields Protobuf schema {side.SchemaId} does not declare, which a topic whose contract masks fields does not store unseen by its privacy policy";
+            return;
+        }
+
         // A payload with superseded values is written again from the decoded record even when nothing was masked: stored as
         // sent, it would keep values the policy never saw (a tagged oneof member another member replaced).
         if (!changed && !side.Decoded!.Superseded)

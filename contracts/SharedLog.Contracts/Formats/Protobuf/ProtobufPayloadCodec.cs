@@ -54,18 +54,20 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
     /// Whether a message this codec decoded (or one nested in it, in a field or a repeated field) carried fields its
     /// schema does not declare. They are kept as raw bytes that no rule or privacy step sees.
     /// </summary>
-    public static bool HasUnknownFields(object? value) => value switch
+    /// <param name="heldOutToo">Whether a number a proto2 enum does not declare (held out of its field, which a privacy rule on
+    /// the field drops) counts as well as a field the schema does not declare.</param>
+    public static bool HasUnknownFields(object? value, bool heldOutToo = true) => value switch
     {
-        IDictionary<string, object?> message => UnknownFields.TryGetValue(message, out _) || message is ProtobufMessage { HeldOut.Count: > 0 } || AnyHasUnknownFields(message.Values),
-        IList<object?> items => AnyHasUnknownFields(items),
+        IDictionary<string, object?> message => UnknownFields.TryGetValue(message, out _) || (heldOutToo && message is ProtobufMessage { HeldOut.Count: > 0 }) || AnyHasUnknownFields(message.Values, heldOutToo),
+        IList<object?> items => AnyHasUnknownFields(items, heldOutToo),
         _ => false,
     };
 
-    private static bool AnyHasUnknownFields(IEnumerable<object?> values)
+    private static bool AnyHasUnknownFields(IEnumerable<object?> values, bool heldOutToo)
     {
         foreach (object? value in values)
         {
-            if (value is (IDictionary<string, object?> or IList<object?>) && HasUnknownFields(value))
+            if (value is (IDictionary<string, object?> or IList<object?>) && HasUnknownFields(value, heldOutToo))
             {
                 return true;
             }
