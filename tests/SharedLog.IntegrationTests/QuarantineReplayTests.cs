@@ -622,7 +622,7 @@ public class QuarantineReplayTests
     public async Task AReplayIntoAMaskedTopicWithholdsRuleErrorsAndCountsRecordsPastTheTargetsRetention()
     {
         // The rule cannot read a card number with dashes: its error quotes the number, which the privacy policy redacts.
-        static string Cards(string rule) => $"""
+        static string Cards(string rule, string onFailure = "quarantine") => $"""
             topic: cards
             class: certified
             value:
@@ -633,7 +633,7 @@ public class QuarantineReplayTests
             privacy:
               - field: card.number
                 action: redact
-            onFailure: quarantine
+            onFailure: {onFailure}
             retention: 1d
             """;
         await using PaymentsContract setup = await StartWithPaymentsContractAsync("cards", Cards("int(value.card.number) >= 0"));
@@ -652,6 +652,15 @@ public class QuarantineReplayTests
         Assert.Equal(2, quarantined.Count);
         // In quarantine the record is the producer's own, unmasked, and so is the reason.
         Assert.Contains("4111-1111-1111-1111", Header(quarantined[0], "sharedlog.reason"), StringComparison.Ordinal);
+
+        // Replayed into the same rule under reject, both are refused: the answer, read by whoever runs replays, withholds
+        // the rule error that quotes the card number (it used to carry the target's reason as the producer reads it).
+        await ApplyAsync(broker, Cards("int(value.card.number) >= 0", onFailure: "reject"));
+        (int refusedStatus, JsonNode refusedAnswer) = await ReplayAsync(broker, """{ "source": "cards" }""");
+        Assert.True(refusedStatus == 200, refusedAnswer.ToJsonString());
+        Assert.Equal(2, (long)refusedAnswer["refused"]!);
+        Assert.All(refusedAnswer["refusals"]!.AsArray(), r => Assert.Equal("card-digits: rule error (its message is withheld: it may quote a field the privacy policy masks)", (string)r!["message"]!));
+        Assert.DoesNotContain("4111", refusedAnswer.ToJsonString(), StringComparison.Ordinal);
 
         await ApplyAsync(broker, Cards("size(value.card.number) > 0"));
         (int status, JsonNode dry) = await ReplayAsync(broker, """{ "source": "cards", "dryRun": true }""");

@@ -918,8 +918,18 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             RefusedCount++;
             if (Refusals.Count < MaxListedRefusals)
             {
-                Refusals.Add(new ReplayRefusal(record.QuarantinePartition, record.QuarantineOffset, record.SourcePartition, record.SourceOffset, KafkaErrorName(error), message));
+                Refusals.Add(new ReplayRefusal(record.QuarantinePartition, record.QuarantineOffset, record.SourcePartition, record.SourceOffset, KafkaErrorName(error), Withheld(message)));
             }
+        }
+
+        /// <summary>
+        /// The target's reason for a refusal ("rule: reason", as its producer reads it), with a rule error's message withheld
+        /// where the target masks fields: it may quote the field it failed on, and the answer goes to whoever runs the replay.
+        /// </summary>
+        private string? Withheld(string? message)
+        {
+            int at = WithholdsRuleErrors && message is not null ? message.IndexOf(": " + ContractGate.RuleErrorReasonPrefix, StringComparison.Ordinal) : -1;
+            return at < 0 ? message : string.Concat(message.AsSpan(0, at + 2), ContractGate.WithheldRuleErrorReason);
         }
     }
 
