@@ -186,9 +186,12 @@ public static class SchemaTags
         Unresolvable($"the values of the map {(mapPath.Length == 0 ? "(the record itself)" : mapPath)} hold fields tagged {tag}, which a dotted privacy path cannot name (map keys are data); name the tagged fields by path instead of the tag, and drop the map by its path");
 
     /// <summary>Whether a field's <c>confluent:tags</c> property (kept by the Avro library as JSON text) lists the tag.</summary>
-    private static bool AvroFieldHasTag(Avro.Field field, string tag)
+    private static bool AvroFieldHasTag(Avro.Field field, string tag) => AvroPropertyListsTag(field.GetProperty("confluent:tags"), tag);
+
+    /// <summary>Whether an Avro <c>confluent:tags</c> property (JSON text as the Avro library keeps it; null when absent) lists the tag.</summary>
+    private static bool AvroPropertyListsTag(string? tags, string tag)
     {
-        if (field.GetProperty("confluent:tags") is not { } tags)
+        if (tags is null)
         {
             return false;
         }
@@ -206,21 +209,10 @@ public static class SchemaTags
     private static bool AvroTypeHasTag(Avro.Schema type, string tag) => type switch
     {
         Avro.UnionSchema union => union.Schemas.Any(branch => AvroTypeHasTag(branch, tag)),
-        Avro.ArraySchema array => OwnTag(array, tag) || AvroTypeHasTag(array.ItemSchema, tag),
-        Avro.MapSchema map => OwnTag(map, tag) || AvroTypeHasTag(map.ValueSchema, tag),
-        _ => OwnTag(type, tag),
+        Avro.ArraySchema array => AvroPropertyListsTag(array.GetProperty("confluent:tags"), tag) || AvroTypeHasTag(array.ItemSchema, tag),
+        Avro.MapSchema map => AvroPropertyListsTag(map.GetProperty("confluent:tags"), tag) || AvroTypeHasTag(map.ValueSchema, tag),
+        _ => AvroPropertyListsTag(type.GetProperty("confluent:tags"), tag),
     };
-
-    private static bool OwnTag(Avro.Schema type, string tag)
-    {
-        if (type.GetProperty("confluent:tags") is not { } tags)
-        {
-            return false;
-        }
-
-        using JsonDocument document = JsonDocument.Parse(tags);
-        return ListsTag(document.RootElement, tag);
-    }
 
     /// <summary>Stands for a '.' inside a property name while a path is built (a name holding NUL itself is refused too: closed, not open).</summary>
     private const char DottedNameMark = '\0';
