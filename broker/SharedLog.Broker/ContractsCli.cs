@@ -518,6 +518,11 @@ public static class ContractsCli
             await error.WriteLineAsync($"note: {requarantined} record(s) this replay wrote before were quarantined again by the target's contract and were left alone; fix the contract, then replay them with another id");
         }
 
+        if ((long?)body["fromDeletedTopic"] is > 0 and long fromDeleted)
+        {
+            await error.WriteLineAsync($"note: {fromDeleted} quarantined record(s) of an earlier topic named {(string?)body["source"]} (deleted since) were left out");
+        }
+
         if ((long?)body["pastTargetRetention"] is > 0 and long pastRetention)
         {
             await error.WriteLineAsync($"warning: {pastRetention} of these records are older than {(string?)body["target"]} keeps records (its retention.ms): retention deletes them soon after they are written");

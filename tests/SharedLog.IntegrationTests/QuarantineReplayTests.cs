@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Avro.Generic;
 using Confluent.Kafka;
+using Confluent.Kafka.Admin;
 using Confluent.Kafka.SyncOverAsync;
 using Confluent.SchemaRegistry.Serdes;
 using static SharedLog.IntegrationTests.ContractGateTests;
@@ -544,6 +545,74 @@ public class QuarantineReplayTests
         // Another id (say, once the contract is fixed) replays them all, the ones that came back included.
         (_, JsonNode other) = await ReplayAsync(broker, """{ "source": "orders", "id": "other", "dryRun": true }""");
         Assert.Equal(5, (long)other["matched"]!);
+    }
+
+    [Fact]
+    public async Task CopiesOfAnEarlierTopicOfTheSameNameAreLeftOutOfItsSuccessorsReplay()
+    {
+        // From a review: a topic deleted and created again keeps its quarantine topic, and its new records reuse the old
+        // offsets, so a replay of the new topic by offsets wrote the old topic's bad records into it too.
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("orders", Contract("orders", "quarantine"));
+        BrokerFixture broker = setup.Broker;
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, Acks = Acks.All }).Build();
+        await producer.ProduceAsync("orders", new Message<string, byte[]> { Key = "old", Value = await setup.SerializeAsync(Payment("old", -1, "EUR"), "orders") }).WaitAsync(Deadline);
+        string oldId = await TopicIdAsync(admin, "orders");
+
+        await admin.DeleteTopicsAsync(["orders"]).WaitAsync(Deadline);
+        DateTime deadline = DateTime.UtcNow + Deadline;
+        while (true)
+        {
+            try
+            {
+                await admin.CreateTopicsAsync([new TopicSpecification { Name = "orders", NumPartitions = 1, ReplicationFactor = 1 }]).WaitAsync(Deadline);
+                break;
+            }
+            catch (CreateTopicsException e) when (e.Results[0].Error.Code == ErrorCode.TopicAlreadyExists && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(100); // deletion still under way: poll until the name is free
+            }
+        }
+
+        string newId = await TopicIdAsync(admin, "orders");
+        Assert.NotEqual(oldId, newId);
+        DeliveryResult<string, byte[]> stored = await producer.ProduceAsync("orders", new Message<string, byte[]> { Key = "new", Value = await setup.SerializeAsync(Payment("new", -1, "EUR"), "orders") }).WaitAsync(Deadline);
+        Assert.Equal(0, stored.Offset.Value); // the same source offset as the old topic's bad record
+
+        List<ConsumeResult<string, byte[]>> copies = ConsumeAll(broker, "orders.quarantine", 2, Deserializers.ByteArray);
+        Assert.Equal(["old", "new"], copies.Select(c => c.Message.Key));
+        Assert.Equal([oldId, newId], copies.Select(c => Header(c, "sharedlog.source.topic.id")));
+        Assert.All(copies, c => Assert.Equal("0", Header(c, "sharedlog.source.offset")));
+
+        (int status, JsonNode report) = await ReplayAsync(broker, """{ "source": "orders", "fromOffset": 0, "toOffset": 1, "dryRun": true }""");
+        Assert.Equal(200, status);
+        Assert.Equal((1, 1), ((long)report["matched"]!, (long)report["fromDeletedTopic"]!));
+
+        // Replayed into a remediation topic, the new topic's record alone arrives, still naming its topic's id.
+        await admin.CreateTopicsAsync([new TopicSpecification { Name = "orders.fixed", NumPartitions = 1, ReplicationFactor = 1 }]).WaitAsync(Deadline);
+        (status, report) = await ReplayAsync(broker, """{ "source": "orders", "target": "orders.fixed" }""");
+        Assert.Equal(200, status);
+        Assert.Equal((1, 1, 1), ((long)report["matched"]!, (long)report["written"]!, (long)report["fromDeletedTopic"]!));
+        ConsumeResult<string, byte[]> replayed = Assert.Single(ConsumeAll(broker, "orders.fixed", 1, Deserializers.ByteArray));
+        Assert.Equal("new", replayed.Message.Key);
+        Assert.Equal(newId, Header(replayed, "sharedlog.source.topic.id"));
+
+        // Once the topic is gone, nothing tells which copies are whose: a replay by name picks both.
+        await admin.DeleteTopicsAsync(["orders"]).WaitAsync(Deadline);
+        (status, report) = await ReplayAsync(broker, """{ "source": "orders", "quarantineTopic": "orders.quarantine", "target": "orders.fixed", "dryRun": true }""");
+        Assert.Equal(200, status);
+        Assert.Equal((2, 0), ((long)report["matched"]!, (long)report["fromDeletedTopic"]!));
+
+        // Kafka's form of a topic id, as its tools print it: its two longs' 16 big-endian bytes in URL-safe base64, unpadded.
+        static async Task<string> TopicIdAsync(IAdminClient admin, string topic)
+        {
+            DescribeTopicsResult described = await admin.DescribeTopicsAsync(TopicCollection.OfTopicNames([topic])).WaitAsync(Deadline);
+            Uuid id = described.TopicDescriptions.Single().TopicId;
+            byte[] bytes = new byte[16];
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(bytes, id.MostSignificantBits);
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(bytes.AsSpan(8), id.LeastSignificantBits);
+            return Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        }
     }
 
     [Fact]

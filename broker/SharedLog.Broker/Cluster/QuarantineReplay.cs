@@ -103,6 +103,7 @@ public sealed record ReplayReport(
     long PastTargetRetention,
     bool Complete,
     long Requarantined,
+    long FromDeletedTopic,
     string? Error,
     IReadOnlyList<ReplayPartitionProgress> Partitions,
     IReadOnlyList<ReplayWritten> WrittenRanges,
@@ -303,6 +304,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         long retentionMs = ObjectJanitor.RetentionMsOf(target, contracts.RetentionMsFor);
         var run = new Run(request, target, streams, produce)
         {
+            SourceTopicId = topics.Find(request.Source) is { } sourceNow ? QuarantineWriter.TopicIdText(sourceNow.TopicId) : null,
             // Replayed records keep their timestamps: under CreateTime, those older than the target keeps records are deleted
             // by its time retention soon after they are written.
             RetentionCutoff = retentionMs < 0 || TopicConfigs.TimestampsOf(target.Configs).LogAppendTime
@@ -375,6 +377,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             run.PastTargetRetention,
             Complete: !run.Failed && progress.TrueForAll(p => p.NextOffset >= p.EndOffset),
             run.Requarantined,
+            run.FromDeletedTopic,
             run.Error,
             progress,
             [.. run.WrittenRanges.Values],
@@ -469,6 +472,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             // them: the report's counts, so the audit alone tells what the replay achieved.
             ["requarantined"] = report.Requarantined,
             ["pastTargetRetention"] = report.PastTargetRetention,
+            ["fromDeletedTopic"] = report.FromDeletedTopic,
             ["complete"] = report.Complete,
             ["error"] = report.Error,
             // Where the same request goes on (its resumeFrom): an unnamed replay keeps no progress, and the CLI may have
@@ -518,6 +522,15 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
 
         /// <summary>Copies a run of this named replay wrote that the target quarantined again: met again, and left alone.</summary>
         public long Requarantined { get; private set; }
+
+        /// <summary>
+        /// The source topic's id as its copies name it (<see cref="QuarantineWriter.SourceTopicIdHeader"/>), null when the
+        /// source does not exist: a copy naming another id is of an earlier topic of the same name, deleted since.
+        /// </summary>
+        public string? SourceTopicId { get; init; }
+
+        /// <summary>Copies of the source's name and filter left out because they are of an earlier topic of that name.</summary>
+        public long FromDeletedTopic { get; private set; }
 
         /// <summary>Replace the reason of a record a rule could not evaluate with <see cref="ContractGate.WithheldRuleErrorReason"/>.</summary>
         public bool WithholdsRuleErrors { get; init; }
@@ -655,6 +668,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         private Picked? Pick(int quarantinePartition, CompressionCodec codec, Record record)
         {
             string? sourceTopic = null;
+            string? sourceTopicId = null;
             string? rule = null;
             string? reason = null;
             long sourcePartition = -1;
@@ -672,6 +686,10 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
                 if (System.Text.Ascii.Equals(key, QuarantineWriter.SourceTopicHeader))
                 {
                     sourceTopic = Encoding.UTF8.GetString(header.Value);
+                }
+                else if (System.Text.Ascii.Equals(key, QuarantineWriter.SourceTopicIdHeader))
+                {
+                    sourceTopicId = Encoding.UTF8.GetString(header.Value);
                 }
                 else if (System.Text.Ascii.Equals(key, QuarantineWriter.SourcePartitionHeader))
                 {
@@ -716,6 +734,13 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
                 return null;
             }
 
+            // Copies written before topic ids were (no header) cannot be told apart, and are picked by name as they were.
+            if (sourceTopicId is not null && SourceTopicId is not null && sourceTopicId != SourceTopicId)
+            {
+                FromDeletedTopic++;
+                return null;
+            }
+
             if (timestamp < RetentionCutoff)
             {
                 PastTargetRetention++;
@@ -732,6 +757,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
                 Header(QuarantineWriter.SourceTopicHeader, sourceTopic),
                 Header(QuarantineWriter.SourcePartitionHeader, sourcePartition.ToString(CultureInfo.InvariantCulture)),
                 Header(QuarantineWriter.SourceOffsetHeader, sourceOffset.ToString(CultureInfo.InvariantCulture)),
+                .. sourceTopicId is null ? Array.Empty<RecordHeaderValue>() : [Header(QuarantineWriter.SourceTopicIdHeader, sourceTopicId)],
                 Header(QuarantineWriter.RuleHeader, rule ?? ""),
                 Header(QuarantineWriter.ReasonHeader, reason ?? ""),
                 Header(ReplayHeader, request.Id),

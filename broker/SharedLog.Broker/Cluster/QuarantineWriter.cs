@@ -32,6 +32,20 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
     public const string SourceOffsetHeader = "sharedlog.source.offset";
 
     /// <summary>
+    /// The source topic's id, as Kafka tools print topic ids: a topic deleted and created again keeps its name and can reuse
+    /// its offsets, so a replay tells the copies of the topic it replays from those of an earlier topic of that name by it.
+    /// </summary>
+    public const string SourceTopicIdHeader = "sharedlog.source.topic.id";
+
+    /// <summary>A topic id as Kafka prints it (<c>kafka-topics --describe</c>'s TopicId): its 16 bytes in URL-safe base64, unpadded.</summary>
+    public static string TopicIdText(Guid topicId)
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        topicId.TryWriteBytes(bytes, bigEndian: true, out _);
+        return System.Buffers.Text.Base64Url.EncodeToString(bytes);
+    }
+
+    /// <summary>
     /// The record's own timestamp. The quarantine copy is stamped with the time it was quarantined, so the
     /// quarantine topic's time retention counts from then (a record with an old event time would otherwise
     /// be deleted at once); a remediation job restores the original from this header.
@@ -141,7 +155,7 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
     /// The outcome says whether this call wrote them, and whether it did so after an earlier attempt failed.
     /// </summary>
     /// <param name="fromReplay">The source batch was written by the broker's quarantine replay: a copy keeps its <c>sharedlog.replay</c> header.</param>
-    public async Task<OnceOutcome> WriteOnceAsync(Task<long> sourceAppend, ActiveContract contract, string sourceTopic, int sourcePartition, IReadOnlyList<QuarantinedRecord> records, bool fromReplay, CancellationToken cancellationToken)
+    public async Task<OnceOutcome> WriteOnceAsync(Task<long> sourceAppend, ActiveContract contract, string sourceTopic, Guid sourceTopicId, int sourcePartition, IReadOnlyList<QuarantinedRecord> records, bool fromReplay, CancellationToken cancellationToken)
     {
         long sourceBaseOffset = await sourceAppend;
         Turn? turn = _copyTurnsBySourceAppend.TryGetValue(sourceAppend, out Turn? taken) ? taken : null;
@@ -155,7 +169,7 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
             StrongBox<int> written = _copiesWrittenBySourceAppend.GetValue(sourceAppend, static _ => new StrongBox<int>());
             return await _writesBySourceAppend.RunAsync(
                 sourceAppend,
-                ct => WriteAsync(contract, sourceTopic, sourcePartition, sourceBaseOffset, records, fromReplay, written, turn, ct),
+                ct => WriteAsync(contract, sourceTopic, sourceTopicId, sourcePartition, sourceBaseOffset, records, fromReplay, written, turn, ct),
                 cancellationToken);
         }
         finally
@@ -183,7 +197,7 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
     /// batch's copies must follow these in the partition, not wait for them to be durable (the WAL keeps offset order).
     /// </summary>
     private async Task WriteAsync(
-        ActiveContract contract, string sourceTopic, int sourcePartition, long sourceBaseOffset, IReadOnlyList<QuarantinedRecord> records, bool fromReplay, StrongBox<int> written, Turn? turn, CancellationToken cancellationToken)
+        ActiveContract contract, string sourceTopic, Guid sourceTopicId, int sourcePartition, long sourceBaseOffset, IReadOnlyList<QuarantinedRecord> records, bool fromReplay, StrongBox<int> written, Turn? turn, CancellationToken cancellationToken)
     {
         TopicMetadata target = await EnsureTopicAsync(contract, sourceTopic, cancellationToken);
         string name = target.Name;
@@ -197,7 +211,7 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
         for (int i = written.Value; i < records.Count; i++)
         {
             QuarantinedRecord record = records[i];
-            (byte[] rawHeaders, int headerCount, RecordHeaderValue[] added) = CopyHeaders(contract, sourceTopic, sourcePartition, sourceBaseOffset + record.OffsetDelta, record, fromReplay);
+            (byte[] rawHeaders, int headerCount, RecordHeaderValue[] added) = CopyHeaders(contract, sourceTopic, sourceTopicId, sourcePartition, sourceBaseOffset + record.OffsetDelta, record, fromReplay);
             int size = RecordBatchBuilder.CopiedRecordSize(0, inBatch, record.Key?.Length ?? 0, record.Key is null, record.Value?.Length ?? 0, record.Value is null, rawHeaders.Length, headerCount, added);
             if (inBatch > 0 && batchBytes + size > limit)
             {
@@ -314,7 +328,7 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
         {
             // The source offset is not assigned yet: its header is measured at its longest.
             // Measured at its longest too: as if written by a replay, with its replay header kept.
-            (byte[] rawHeaders, int headerCount, RecordHeaderValue[] added) = CopyHeaders(contract, sourceTopic, sourcePartition, long.MaxValue, record, fromReplay: true);
+            (byte[] rawHeaders, int headerCount, RecordHeaderValue[] added) = CopyHeaders(contract, sourceTopic, Guid.Empty, sourcePartition, long.MaxValue, record, fromReplay: true);
             int size = RecordBatch.HeaderSize + RecordBatchBuilder.CopiedRecordSize(0, 0, record.Key?.Length ?? 0, record.Key is null, record.Value?.Length ?? 0, record.Value is null, rawHeaders.Length, headerCount, added);
             int limit = CopyBatchLimit(CopyCodec(record.SourceCompression));
             if (size > limit)
@@ -330,7 +344,7 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
     /// A quarantine copy's headers: the producer's, except those named like the broker's, which are dropped so a consumer
     /// that reads the first header of a name (the source offset, to replay from) reads the broker's; then the broker's.
     /// </summary>
-    private static (byte[] RawHeaders, int HeaderCount, RecordHeaderValue[] Added) CopyHeaders(ActiveContract contract, string sourceTopic, int sourcePartition, long sourceOffset, QuarantinedRecord record, bool fromReplay)
+    private static (byte[] RawHeaders, int HeaderCount, RecordHeaderValue[] Added) CopyHeaders(ActiveContract contract, string sourceTopic, Guid sourceTopicId, int sourcePartition, long sourceOffset, QuarantinedRecord record, bool fromReplay)
     {
         RecordHeaderValue[] why =
         [
@@ -341,6 +355,7 @@ public sealed partial class QuarantineWriter(TopicService topics, StreamStore st
             Header(SourceTopicHeader, sourceTopic),
             Header(SourcePartitionHeader, sourcePartition.ToString(CultureInfo.InvariantCulture)),
             Header(SourceOffsetHeader, sourceOffset.ToString(CultureInfo.InvariantCulture)),
+            Header(SourceTopicIdHeader, TopicIdText(sourceTopicId)),
             Header(SourceTimestampHeader, record.Timestamp.ToString(CultureInfo.InvariantCulture)),
         ];
         // A record the broker's replay wrote, quarantined again: its copy says which replay, so that replay does not send it

@@ -817,7 +817,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         // Not cancellable: the source batch is durable with gaps where these records were, so a client gone (or a broker
         // stopping) now must not leave them in neither topic; only a retry of the same batch would write them later.
         ActiveContract contract = original?.Contract ?? item.Contract!;
-        OnceOutcome wrote = await quarantine.WriteOnceAsync(durable, contract, item.Topic.Name, item.Result.Index, quarantined, item.FromReplay, CancellationToken.None);
+        OnceOutcome wrote = await quarantine.WriteOnceAsync(durable, contract, item.Topic.Name, item.Topic.TopicId, item.Result.Index, quarantined, item.FromReplay, CancellationToken.None);
         if (wrote == OnceOutcome.AlreadyDone)
         {
             return;
