@@ -377,7 +377,7 @@ public static class ContractsCli
         // The registry's compatibility levels the change set (or gave back to subjects the contract no longer binds).
         foreach (JsonNode? level in body["registry"] as JsonArray ?? [])
         {
-            await output.WriteLineAsync($"  registry: {(string?)level}");
+            await output.WriteLineAsync(dryRun ? $"  registry, once applied: {(string?)level}" : $"  registry: {(string?)level}");
         }
 
         return Ok;

@@ -460,7 +460,7 @@ public class ContractModelTests
 
         Assert.Equal((1, true), (first.Version, first.Changed));
         Assert.Equal((1, false), (unchanged.Version, unchanged.Changed));
-        Assert.False(dry.Changed);
+        Assert.Equal((2, true), (dry.Version, dry.Changed)); // what the apply would make: nothing stored (second is version 2)
         Assert.Contains("~ class: certified -> raw", dry.Diff);
         Assert.Contains("~ onFailure: reject -> observe", dry.Diff);
         Assert.Equal(["~ rules[positive].expr: value.amount > 0 -> value.amount >= 1"], second.Diff);

@@ -1916,6 +1916,24 @@ public class ContractGateTests
         await using BrokerFixture broker = await BrokerFixture.StartAsync();
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
 
+        // A dry run answers what the apply would do, and does none of it (from a review: it answered "changed": false and
+        // no registry levels, so a pipeline that applies what a dry run calls changed never applied).
+        async Task<JsonNode> DryRunAsync(string contract)
+        {
+            using HttpResponseMessage dry = await http.PostAsync("/contracts?dryRun=true", new StringContent(contract, Encoding.UTF8, "application/yaml"));
+            Assert.Equal(HttpStatusCode.OK, dry.StatusCode);
+            return JsonNode.Parse(await dry.Content.ReadAsStringAsync())!;
+        }
+
+        JsonNode preview = await DryRunAsync(Contract("audited", "reject"));
+        Assert.Equal((1, true), ((int)preview["version"]!, (bool)preview["changed"]!));
+        Assert.Equal(["audited-value: FULL_TRANSITIVE"], preview["registry"]!.AsArray().Select(r => (string)r!));
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/contracts/audited")).StatusCode);
+        using (var registryHttp = new HttpClient { BaseAddress = new Uri(broker.RegistryUrl) })
+        {
+            Assert.Equal(HttpStatusCode.NotFound, (await registryHttp.GetAsync("/config/audited-value")).StatusCode);
+        }
+
         JsonNode first = await ApplyAsync(broker, Contract("audited", "reject"));
 
         // A certified contract makes the registry hold its subject to FULL_TRANSITIVE.
@@ -1934,11 +1952,10 @@ public class ContractGateTests
         Assert.Equal(1, (int)first["version"]!);
 
         // A dry run (what `contracts diff` sends) changes nothing, and is kept in the audit topic as a diff against version 2.
-        using (HttpResponseMessage dry = await http.PostAsync("/contracts?dryRun=true", new StringContent(Contract("audited", "flag"), Encoding.UTF8, "application/yaml")))
-        {
-            Assert.Equal(HttpStatusCode.OK, dry.StatusCode);
-            Assert.False((bool)JsonNode.Parse(await dry.Content.ReadAsStringAsync())!["changed"]!);
-        }
+        JsonNode dryChange = await DryRunAsync(Contract("audited", "flag"));
+        Assert.Equal((3, true, 0), ((int)dryChange["version"]!, (bool)dryChange["changed"]!, dryChange["registry"]!.AsArray().Count));
+        JsonNode dryUnchanged = await DryRunAsync(Contract("audited", "quarantine"));
+        Assert.Equal((2, false), ((int)dryUnchanged["version"]!, (bool)dryUnchanged["changed"]!));
 
         // The level a contract sets is not changed behind its back through the registry: only to the same level.
         using var registryClient = new HttpClient { BaseAddress = new Uri(broker.RegistryUrl) };
@@ -2059,7 +2076,7 @@ public class ContractGateTests
         {
             consumer.Subscribe("_contract_audit");
             DateTime deadline = DateTime.UtcNow + Timeout;
-            while (audit.Count < 5 && DateTime.UtcNow < deadline)
+            while (audit.Count < 7 && DateTime.UtcNow < deadline)
             {
                 if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { Message: not null } record)
                 {
@@ -2069,14 +2086,15 @@ public class ContractGateTests
         }
 
         var records = audit.Select(a => JsonNode.Parse(a.Message.Value)!).ToList();
-        Assert.Equal(["contract-change", "contract-change", "contract-diff", "contract-change", "contract-diff"], records.Select(c => (string)c["type"]!));
-        Assert.Equal([1, 2, 2, 3, 3], records.Select(c => (int)c["version"]!));
-        Assert.Equal(["apply", "apply", "diff", "rollback", "diff"], records.Select(c => (string)c["action"]!));
-        Assert.Equal("it-tests", (string)records[1]["actor"]!);
-        Assert.Contains("~ onFailure: reject -> quarantine", records[1]["diff"]!.AsArray().Select(d => (string)d!));
-        Assert.Equal(["~ onFailure: quarantine -> flag"], records[2]["diff"]!.AsArray().Select(d => (string)d!));
+        Assert.Equal(["contract-diff", "contract-change", "contract-change", "contract-diff", "contract-diff", "contract-change", "contract-diff"], records.Select(c => (string)c["type"]!));
+        Assert.Equal([0, 1, 2, 2, 2, 3, 3], records.Select(c => (int)c["version"]!));
+        Assert.Equal(["diff", "apply", "apply", "diff", "diff", "rollback", "diff"], records.Select(c => (string)c["action"]!));
+        Assert.Equal("it-tests", (string)records[2]["actor"]!);
+        Assert.Contains("~ onFailure: reject -> quarantine", records[2]["diff"]!.AsArray().Select(d => (string)d!));
+        Assert.Equal(["~ onFailure: quarantine -> flag"], records[3]["diff"]!.AsArray().Select(d => (string)d!));
+        Assert.Empty(records[4]["diff"]!.AsArray());
         // Written to be read with kcat or grep: '>' and '+' as themselves, not \u003E and \u002B.
-        Assert.Contains("~ onFailure: reject -> quarantine", audit[1].Message.Value, StringComparison.Ordinal);
+        Assert.Contains("~ onFailure: reject -> quarantine", audit[2].Message.Value, StringComparison.Ordinal);
         Assert.All(audit, a => Assert.DoesNotContain("\\u00", a.Message.Value, StringComparison.Ordinal));
 
         // Once no contract binds the subject, its level is the registry's to change again.

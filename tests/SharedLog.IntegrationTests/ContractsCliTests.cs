@@ -170,6 +170,7 @@ public class ContractsCliTests
         (int diffCode, string diffOut, _) = await RunAsync("diff", contract, "--url", admin);
         Assert.Equal(ContractsCli.Ok, diffCode);
         Assert.Contains("+ class: certified", diffOut, StringComparison.Ordinal);
+        Assert.Contains("registry, once applied: pings-value: FULL_TRANSITIVE", diffOut, StringComparison.Ordinal);
         (int applyCode, string applyOut, _) = await RunAsync("apply", contract, "--url", admin, "--actor", "ci");
         Assert.Equal(ContractsCli.Ok, applyCode);
         Assert.Contains("now version 1", applyOut, StringComparison.Ordinal);

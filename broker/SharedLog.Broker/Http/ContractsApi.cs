@@ -210,9 +210,9 @@ public static partial class ContractsApi
                 ["changed"] = result.Changed,
                 ["diff"] = new JsonArray([.. result.Diff.Select(d => (JsonNode?)d)]),
             };
-            if (registryChanges is not null)
+            if ((result.RegistryPreview ?? registryChanges?.Invoke()) is { } levels)
             {
-                body["registry"] = new JsonArray([.. registryChanges().Select(r => (JsonNode?)r)]);
+                body["registry"] = new JsonArray([.. levels.Select(r => (JsonNode?)r)]);
             }
 
             return Json(body);

@@ -32,8 +32,12 @@ public sealed record RegistryLink(Func<string, string?> SubjectLevel, Func<strin
 /// <summary>The contract in force for a topic, with the revision that set it.</summary>
 public sealed record ActiveContract(ContractDefinition Definition, int Version);
 
-/// <summary>The outcome of an apply, rollback or delete (or of a dry run).</summary>
-public sealed record ContractChange(string Name, int Version, bool Changed, IReadOnlyList<string> Diff);
+/// <summary>The outcome of an apply, rollback or delete (or of a dry run: whether and how an apply would change it).</summary>
+public sealed record ContractChange(string Name, int Version, bool Changed, IReadOnlyList<string> Diff)
+{
+    /// <summary>A dry run's: the registry levels the apply would set or give back ("subject: LEVEL", "subject: global level").</summary>
+    public IReadOnlyList<string>? RegistryPreview { get; init; }
+}
 
 /// <summary>
 /// Contracts by name, versioned, made durable in a journal (the <c>_contracts</c> topic) and replayed
@@ -367,7 +371,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     public async Task<ContractChange> ApplyAsync(string text, string actor, bool dryRun, Func<ContractDefinition, IReadOnlyList<string>> validate, CancellationToken cancellationToken, RegistryLink? registry = null)
     {
         ContractDefinition definition = ContractParser.Parse(text);
-        return await ChangeAsync(definition.Name, ActionApply, text, actor, null, dryRun, dryRun ? null : registry, validate, cancellationToken);
+        return await ChangeAsync(definition.Name, ActionApply, text, actor, null, dryRun, registry, validate, cancellationToken);
     }
 
     /// <summary>
@@ -441,6 +445,33 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         }
 
         return (prior, released);
+    }
+
+    /// <summary>What the registry part of a change would set, as <see cref="RegistryLink.Released"/> and <see cref="RegistryLink.InForce"/> report it.</summary>
+    private static List<string> LevelsAnApplySets(List<SubjectLevel> released, ContractDefinition? after, RegistryLink registry)
+    {
+        var levels = new List<string>();
+        foreach ((string subject, string? level) in released)
+        {
+            if (registry.SubjectLevel(subject) != level)
+            {
+                levels.Add($"{subject}: {level ?? "global level"}");
+            }
+        }
+
+        if (after is not null)
+        {
+            string inForce = Registry.RegistryNames.Name(after.Compatibility);
+            foreach (string subject in ContractRegistrySync.NamedSubjects(after))
+            {
+                if (registry.SubjectLevel(subject) != inForce)
+                {
+                    levels.Add($"{subject}: {inForce}");
+                }
+            }
+        }
+
+        return levels;
     }
 
     private static List<string> ReleaseProblems(List<SubjectLevel> released, RegistryLink registry)
@@ -529,9 +560,20 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             int lastVersion = History(name) is { Count: > 0 } history ? history[^1].Version : 0;
             if (dryRun)
             {
+                // Answers what the apply would: refused as it would be, else its version, whether it is one and the levels
+                // it would set (a pipeline that applies only what a dry run calls changed must not be told "unchanged").
+                (_, List<SubjectLevel> wouldRelease) = PriorLevels(current, before, after, registry);
+                if (registry is not null && ReleaseProblems(wouldRelease, registry) is { Count: > 0 } wouldFail)
+                {
+                    throw new ContractValidationException(wouldFail);
+                }
+
                 // A diff changes nothing, but is kept as evidence: who compared what against which version, and when.
                 await WriteAuditAsync(AuditRecord(TypeDiff, name, lastVersion, ActionDiff, null, actor, DateTimeOffset.UtcNow, diff), name, lastVersion, change: null);
-                return new ContractChange(name, lastVersion + (diff.Count > 0 ? 1 : 0), Changed: false, diff);
+                return new ContractChange(name, lastVersion + (diff.Count > 0 ? 1 : 0), Changed: diff.Count > 0, diff)
+                {
+                    RegistryPreview = registry is null ? null : LevelsAnApplySets(wouldRelease, after, registry),
+                };
             }
 
             if (unchanged)
