@@ -552,6 +552,54 @@ public class JsonPayloadValidatorTests
     }
 
     [Fact]
+    public void Cache_keeps_its_capacity_dropping_the_least_recently_used()
+    {
+        var cache = new JsonPayloadValidatorCache(capacity: 2);
+        var person = Format.Parse(PersonSchema, [], normalize: false);
+        var integer = Format.Parse("""{"type":"integer"}""", [], normalize: false);
+        var text = Format.Parse("""{"type":"string"}""", [], normalize: false);
+
+        var first = cache.GetOrCreate(1, person);
+        NextTick();
+        var second = cache.GetOrCreate(2, integer);
+        NextTick();
+        Assert.Same(first, cache.GetOrCreate(1, person)); // 1 is now the more recently used
+        NextTick();
+        cache.GetOrCreate(3, text);
+
+        Assert.Equal(2, cache.Count);
+        Assert.Same(first, cache.GetOrCreate(1, person));
+        Assert.NotSame(second, cache.GetOrCreate(2, integer)); // evicted, built again
+
+        // Uses are ordered by Stopwatch ticks: wait (bounded) until the next reading differs from this one.
+        static void NextTick()
+        {
+            long now = System.Diagnostics.Stopwatch.GetTimestamp();
+            for (int spin = 0; spin < 10_000_000 && System.Diagnostics.Stopwatch.GetTimestamp() == now; spin++)
+            {
+                Thread.SpinWait(1);
+            }
+        }
+    }
+
+    [Fact]
+    public void Cache_forgets_validators_whose_id_no_longer_names_their_schema()
+    {
+        var cache = new JsonPayloadValidatorCache();
+        var person = Format.Parse(PersonSchema, [], normalize: false);
+        var integer = Format.Parse("""{"type":"integer"}""", [], normalize: false);
+        cache.GetOrCreate(1, person);
+        cache.GetOrCreate(2, integer);
+        cache.GetOrCreate(3, integer);
+
+        // Id 1 was deleted for good; id 3 names another schema now (IMPORT mode); id 2 is as it was.
+        int removed = cache.RemoveStale(id => id switch { 2 => integer, 3 => person, _ => null });
+
+        Assert.Equal(2, removed);
+        Assert.Equal(1, cache.Count);
+    }
+
+    [Fact]
     public void Cache_builds_again_when_an_id_names_another_schema()
     {
         // IMPORT mode may register a new schema under an id that was hard-deleted: records must meet the new one.

@@ -221,11 +221,22 @@ public sealed class JsonPayloadValidator
 /// Validators by schema id, each tied to the parsed schema it was built from. A registry id names one schema
 /// while it lives, but IMPORT mode can register another schema under an id that was hard-deleted; the registry
 /// then hands out a different parsed schema, and the validator is rebuilt. Concurrent first uses of an id build
-/// it only once.
+/// it only once. At most <paramref name="capacity"/> are kept (the least recently used goes first): a validator of a
+/// schema with many patterns can take megabytes, and whoever can register schemas and produce can make new ones.
 /// </summary>
-public sealed class JsonPayloadValidatorCache(JsonPayloadValidatorOptions? options = null)
+public sealed class JsonPayloadValidatorCache(JsonPayloadValidatorOptions? options = null, int capacity = JsonPayloadValidatorCache.DefaultCapacity)
 {
-    private sealed record Entry(IParsedSchema Schema, Lazy<JsonPayloadValidator> Validator);
+    public const int DefaultCapacity = 1000;
+
+    private sealed class Entry(IParsedSchema schema, Lazy<JsonPayloadValidator> validator)
+    {
+        public IParsedSchema Schema { get; } = schema;
+
+        public Lazy<JsonPayloadValidator> Validator { get; } = validator;
+
+        /// <summary>When it was last asked for (<see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>).</summary>
+        public long LastUsed;
+    }
 
     private readonly ConcurrentDictionary<int, Entry> _validators = new();
     private readonly JsonPayloadValidatorOptions _options = options ?? JsonPayloadValidatorOptions.Default;
@@ -243,7 +254,10 @@ public sealed class JsonPayloadValidatorCache(JsonPayloadValidatorOptions? optio
                 static (_, state) => state.Cache.NewEntry(state.Schema),
                 static (_, existing, state) => ReferenceEquals(existing.Schema, state.Schema) ? existing : state.Cache.NewEntry(state.Schema),
                 (Cache: this, Schema: schema));
+            EvictOverCapacity(schemaId);
         }
+
+        entry.LastUsed = System.Diagnostics.Stopwatch.GetTimestamp();
 
         try
         {
@@ -262,6 +276,46 @@ public sealed class JsonPayloadValidatorCache(JsonPayloadValidatorOptions? optio
 
     /// <summary>Forgets a validator, for a schema id that was hard-deleted.</summary>
     public bool Remove(int schemaId) => _validators.TryRemove(schemaId, out _);
+
+    /// <summary>
+    /// Forgets the validators whose schema id no longer names the schema they were built from (<paramref name="current"/>
+    /// answers what it names now, null when nothing: hard-deleted). Returns how many went.
+    /// </summary>
+    public int RemoveStale(Func<int, IParsedSchema?> current)
+    {
+        ArgumentNullException.ThrowIfNull(current);
+        int removed = 0;
+        foreach (KeyValuePair<int, Entry> pair in _validators)
+        {
+            if (!ReferenceEquals(current(pair.Key), pair.Value.Schema) && _validators.TryRemove(pair))
+            {
+                removed++;
+            }
+        }
+
+        return removed;
+    }
+
+    private void EvictOverCapacity(int added)
+    {
+        // A scan, on a miss only: the cache is small, and misses are rare once producers' schemas are in it.
+        while (_validators.Count > capacity)
+        {
+            KeyValuePair<int, Entry>? oldest = null;
+            foreach (KeyValuePair<int, Entry> pair in _validators)
+            {
+                if (pair.Key != added && (oldest is null || pair.Value.LastUsed < oldest.Value.Value.LastUsed))
+                {
+                    oldest = pair;
+                }
+            }
+
+            if (oldest is not { } evicted || !_validators.TryRemove(evicted))
+            {
+                return; // another thread evicted meanwhile, or nothing but the new one is left
+            }
+        }
+    }
 }
 
 /// <summary>
