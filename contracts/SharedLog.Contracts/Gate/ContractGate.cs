@@ -357,7 +357,10 @@ public sealed partial class ContractGate(
 
     private GateResult InspectRecords(ActiveContract active, string topic, int partition, RecordBatch batch, RecordSet records)
     {
-        CompiledContract contract = _compiled.GetOrAdd((active.Definition.Name, active.Version), static (_, a) => Compile(a), active);
+        if (!_compiled.TryGetValue((active.Definition.Name, active.Version), out CompiledContract? contract))
+        {
+            contract = CompileNewVersion(active);
+        }
         ContractDefinition definition = contract.Definition;
         int count = records.Count;
         var violations = new List<RecordViolation>();
@@ -1056,6 +1059,21 @@ public sealed partial class ContractGate(
         {
             return null; // unusable now (a reference of it deleted for good)
         }
+    }
+
+    /// <summary>Compiles a contract version met for the first time, and forgets the same contract's older versions (one per apply otherwise).</summary>
+    private CompiledContract CompileNewVersion(ActiveContract active)
+    {
+        CompiledContract contract = _compiled.GetOrAdd((active.Definition.Name, active.Version), static (_, a) => Compile(a), active);
+        foreach ((string Name, int Version) key in _compiled.Keys)
+        {
+            if (key.Name == active.Definition.Name && key.Version < active.Version)
+            {
+                _compiled.TryRemove(key, out _);
+            }
+        }
+
+        return contract;
     }
 
     private SchemaCheck AddSchemaCheck(SchemaCheckKey cacheKey, SchemaRequirement requirement, string topic, bool isKey, int schemaId, string? recordName, bool subjectByRecord)
