@@ -106,6 +106,28 @@ public class SchemaRegistryTests
         (await Assert.ThrowsAsync<SchemaRegistryException>(action)).ErrorCode;
 
     [Fact]
+    public async Task AStoredSchemaRecordKeepsTheSchemasQuotesShortAndReadsBack()
+    {
+        // From a review: the journal's JSON wrote each quote of a schema as \u0022, so a record took about twice the schema's
+        // size in the WAL, the object store and the log cache.
+        var journal = new InMemoryJournal();
+        const string schema = "a b \"c\" <d> +e é";
+        using (var registry = new SchemaRegistry([new FieldSetFormat()], journal, NullLogger<SchemaRegistry>.Instance))
+        {
+            await registry.LoadAsync(CancellationToken.None);
+            await registry.RegisterAsync("quoted", Fields(schema), CancellationToken.None);
+        }
+
+        string record = System.Text.Encoding.UTF8.GetString(Assert.Single(journal.Entries, e => e.Value is not null && System.Text.Encoding.UTF8.GetString(e.Key).Contains("SCHEMA", StringComparison.Ordinal)).Value!);
+        Assert.Contains("a b \\\"c\\\" <d> +e é", record, StringComparison.Ordinal);
+        Assert.DoesNotContain("\\u00", record, StringComparison.Ordinal);
+
+        using var reopened = new SchemaRegistry([new FieldSetFormat()], journal, NullLogger<SchemaRegistry>.Instance);
+        await reopened.LoadAsync(CancellationToken.None);
+        Assert.Equal(schema, reopened.ParsedById(1)!.Text);
+    }
+
+    [Fact]
     public async Task ARegistrationItsCallerGaveUpOnWhileItWasBeingStoredStillTakesItsIdInMemory()
     {
         // The record reached the journal before the caller went away: memory must hold it too, or the next schema is

@@ -86,6 +86,8 @@ public static class RegistryRecords
     {
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
         MaxDepth = 64,
+        // As Confluent's registry writes them: a schema's quotes as \", not \u0022 (which made a record twice the schema's size).
+        Encoder = ReadableJson.Encoder,
     };
 
     public sealed class Key
