@@ -14,6 +14,75 @@ public sealed record SchemaReference(string Name, string Subject, int Version);
 /// <summary>A reference resolved to the referenced schema's text (and, transitively, its own references).</summary>
 public sealed record ResolvedReference(string Name, string Subject, int Version, string SchemaText, IReadOnlyList<ResolvedReference> References);
 
+/// <summary>The schemas a schema refers to, transitively, one per name: how a language that resolves names in one table reads them.</summary>
+public static class ReferenceClosure
+{
+    /// <summary>
+    /// Every reference, its references' too, once per document name (<paramref name="documentName"/> of the reference's
+    /// name), depth first in the order given. JSON <c>$ref</c>s and Protobuf imports resolve a name to one document
+    /// wherever it is used, so a name bound to two different schemas (the schema's <c>address.json</c> one subject, its
+    /// reference's <c>address.json</c> another) is refused: one of them would silently stand for the other, with its
+    /// constraints and privacy tags. The same schema under two subjects or versions is one document.
+    /// </summary>
+    public static List<(string Name, ResolvedReference Reference)> Distinct(IReadOnlyList<ResolvedReference> references, Func<string, string> documentName, int maxDocuments, string language)
+    {
+        ArgumentNullException.ThrowIfNull(documentName);
+        var byName = new Dictionary<string, ResolvedReference>(StringComparer.Ordinal);
+        var expanded = new HashSet<(string Name, string Subject, int Version)>();
+        var distinct = new List<(string Name, ResolvedReference Reference)>();
+        Visit(references, 1);
+        return distinct;
+
+        void Visit(IReadOnlyList<ResolvedReference>? level, int depth)
+        {
+            if (depth > SchemaLimits.MaxDepth)
+            {
+                throw new InvalidSchemaException($"Invalid {language} schema: references are nested deeper than {SchemaLimits.MaxDepth}");
+            }
+
+            foreach (ResolvedReference reference in level ?? [])
+            {
+                if (reference is null || string.IsNullOrEmpty(reference.Name))
+                {
+                    throw new InvalidSchemaException($"Invalid {language} schema: a reference has no name");
+                }
+
+                string name = documentName(reference.Name);
+                if (byName.TryGetValue(name, out ResolvedReference? bound))
+                {
+                    if (!string.Equals(bound.SchemaText, reference.SchemaText, StringComparison.Ordinal))
+                    {
+                        throw new InvalidSchemaException($"Invalid {language} schema: the reference name '{name}' stands for two different schemas (subject '{bound.Subject}' version {bound.Version}, and subject '{reference.Subject}' version {reference.Version}); a name resolves to one schema wherever it is used, so refer to one of them by another name");
+                    }
+                }
+                else
+                {
+                    if (byName.Count >= maxDocuments)
+                    {
+                        throw new InvalidSchemaException($"Invalid {language} schema: more than {maxDocuments} referenced schemas");
+                    }
+
+                    byName.Add(name, reference);
+                    distinct.Add((name, reference));
+                }
+
+                // Each binding's own references are read once: the same text under another subject may bind its names otherwise.
+                if (!expanded.Add((name, reference.Subject, reference.Version)))
+                {
+                    continue;
+                }
+
+                if (expanded.Count > 4 * maxDocuments)
+                {
+                    throw new InvalidSchemaException($"Invalid {language} schema: more than {4 * maxDocuments} references");
+                }
+
+                Visit(reference.References, depth + 1);
+            }
+        }
+    }
+}
+
 /// <summary>The schema text is not a valid schema of its type (Confluent error 42201).</summary>
 public sealed class InvalidSchemaException(string message, Exception? inner = null) : Exception(message, inner);
 

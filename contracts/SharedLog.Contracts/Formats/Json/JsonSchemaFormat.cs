@@ -28,7 +28,7 @@ public sealed class JsonSchemaFormat : ISchemaFormat
 
         var set = new JsonSchemaSet();
         var root = set.Add(string.Empty, ParseJson(schemaText, "schema"));
-        AddReferences(set, references, 1);
+        AddReferences(set, references);
 
         foreach (var document in set.Documents)
         {
@@ -83,34 +83,15 @@ public sealed class JsonSchemaFormat : ISchemaFormat
         }
     }
 
-    private static void AddReferences(JsonSchemaSet set, IReadOnlyList<ResolvedReference> references, int depth)
+    private static void AddReferences(JsonSchemaSet set, IReadOnlyList<ResolvedReference> references)
     {
-        if (depth > SchemaLimits.MaxDepth)
+        // A $ref names a document by the reference's name without its fragment.
+        foreach ((string name, ResolvedReference reference) in ReferenceClosure.Distinct(references, static n => n.IndexOf('#', StringComparison.Ordinal) is var hash and >= 0 ? n[..hash] : n, MaxDocuments, "JSON"))
         {
-            throw new InvalidSchemaException($"Invalid JSON schema: references are nested deeper than {SchemaLimits.MaxDepth}");
-        }
-
-        foreach (var reference in references)
-        {
-            if (reference is null || string.IsNullOrEmpty(reference.Name))
+            if (!set.Contains(name))
             {
-                throw new InvalidSchemaException("Invalid JSON schema: a reference has no name");
+                set.Add(name, ParseJson(reference.SchemaText ?? string.Empty, $"reference '{reference.Name}'"));
             }
-
-            var hash = reference.Name.IndexOf('#', StringComparison.Ordinal);
-            var name = hash < 0 ? reference.Name : reference.Name[..hash];
-            if (set.Contains(name))
-            {
-                continue;
-            }
-
-            if (set.Count >= MaxDocuments)
-            {
-                throw new InvalidSchemaException($"Invalid JSON schema: more than {MaxDocuments} referenced schemas");
-            }
-
-            set.Add(name, ParseJson(reference.SchemaText ?? string.Empty, $"reference '{reference.Name}'"));
-            AddReferences(set, reference.References ?? [], depth + 1);
         }
     }
 

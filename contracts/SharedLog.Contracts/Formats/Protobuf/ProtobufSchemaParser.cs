@@ -90,32 +90,15 @@ internal static class ProtobufSchemaParser
     private static string DisplayName(string fileName) =>
         string.Equals(fileName, MainFileName, StringComparison.Ordinal) ? "the schema" : $"'{fileName}'";
 
-    /// <summary>All references, transitively, by import name; the first text seen for a name wins.</summary>
+    /// <summary>All references, transitively, by import name (one text per name, see <see cref="ReferenceClosure"/>).</summary>
     private static Dictionary<string, string> FlattenReferences(IReadOnlyList<ResolvedReference> references, ref long work)
     {
         var byName = new Dictionary<string, string>(StringComparer.Ordinal);
-        var pending = new Stack<ResolvedReference>(references.Reverse());
-        while (pending.Count > 0)
+        foreach ((string name, ResolvedReference reference) in ReferenceClosure.Distinct(references, static n => n, MaxReferencedFiles, "Protobuf"))
         {
-            var reference = pending.Pop();
-            if (reference is null || byName.ContainsKey(reference.Name))
-            {
-                continue;
-            }
-
-            if (byName.Count >= MaxReferencedFiles)
-            {
-                throw new InvalidSchemaException($"Invalid Protobuf schema: more than {MaxReferencedFiles} referenced files");
-            }
-
             (var text, long referenceWork) = CheckedText(reference.SchemaText ?? "", $"reference '{reference.Name}'");
             work += referenceWork;
-
-            byName.Add(reference.Name, text);
-            foreach (var nested in (reference.References ?? []).Reverse())
-            {
-                pending.Push(nested);
-            }
+            byName.Add(name, text);
         }
 
         return byName;
