@@ -583,6 +583,24 @@ public class JsonPayloadValidatorTests
     }
 
     [Fact]
+    public void Cache_keeps_the_regexes_it_holds_under_its_capacity()
+    {
+        // A validator's patterns are most of its memory (a review's 50 counted patterns took 7.5 MB): the bound counts them.
+        var cache = new JsonPayloadValidatorCache(regexCapacity: 3);
+        var twoPatterns = Format.Parse("""{"properties":{"a":{"pattern":"^a+$"},"b":{"pattern":"^b+$"},"c":{"pattern":"^a+$"}}}""", [], normalize: false);
+        var otherTwo = Format.Parse("""{"properties":{"x":{"pattern":"^x+$"},"y":{"pattern":"^y+$"}}}""", [], normalize: false);
+        var five = Format.Parse("""{"properties":{"p":{"pattern":"^1$"},"q":{"pattern":"^2$"},"r":{"pattern":"^3$"},"s":{"pattern":"^4$"},"t":{"pattern":"^5$"}}}""", [], normalize: false);
+
+        Assert.Equal(2, cache.GetOrCreate(1, twoPatterns).RegexCount); // a repeated pattern is one regex
+        cache.GetOrCreate(2, otherTwo);
+        Assert.Equal((1, 2), (cache.Count, cache.RegexCount)); // 4 > 3: the older went
+
+        // One validator past the bound alone is kept: it is the one in use.
+        cache.GetOrCreate(3, five);
+        Assert.Equal((1, 5), (cache.Count, cache.RegexCount));
+    }
+
+    [Fact]
     public void Cache_forgets_validators_whose_id_no_longer_names_their_schema()
     {
         var cache = new JsonPayloadValidatorCache();

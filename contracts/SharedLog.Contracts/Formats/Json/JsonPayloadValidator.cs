@@ -50,10 +50,11 @@ public sealed class JsonPayloadValidator
     private readonly EvaluationOptions _list;
     private readonly int _maxErrors;
 
-    private JsonPayloadValidator(JsonSchema schema, CompiledJsonValidator? compiled, JsonPayloadValidatorOptions options)
+    private JsonPayloadValidator(JsonSchema schema, CompiledJsonValidator? compiled, JsonPayloadValidatorOptions options, int regexCount)
     {
         _schema = schema;
         _compiled = compiled;
+        RegexCount = regexCount;
         _maxErrors = Math.Max(1, options.MaxErrors);
 
         // Flag output stops at the first failure; the detailed list is built only for rejected records.
@@ -108,7 +109,8 @@ public sealed class JsonPayloadValidator
 
             // A schema without references in the common subset is also compiled for decoded records.
             CompiledJsonValidator? compiled = set.Documents.Count == 1 ? CompiledJsonValidator.TryCompile(set.Root.Root, options.AssertFormat) : null;
-            return new JsonPayloadValidator(JsonSchema.Build(set.Root.Root, build, RootUri), compiled, options);
+            JsonSchema rootSchema = JsonSchema.Build(set.Root.Root, build, RootUri);
+            return new JsonPayloadValidator(rootSchema, compiled, options, BoundedRegex.BuildingCount);
         }
         catch (Exception ex) when (ex is JsonSchemaException or ArgumentException or InvalidOperationException or KeyNotFoundException or FormatException or UriFormatException)
         {
@@ -119,6 +121,9 @@ public sealed class JsonPayloadValidator
             BoundedRegex.EndValidator();
         }
     }
+
+    /// <summary>The distinct regular expressions it holds (its patterns): most of its memory, 0.1-0.5 MB each.</summary>
+    public int RegexCount { get; }
 
     /// <summary>Whether <see cref="ValidateDecoded"/> can check records in their decoded form (the schema is in the compiled subset).</summary>
     public bool ValidatesDecoded => _compiled is not null;
@@ -221,12 +226,16 @@ public sealed class JsonPayloadValidator
 /// Validators by schema id, each tied to the parsed schema it was built from. A registry id names one schema
 /// while it lives, but IMPORT mode can register another schema under an id that was hard-deleted; the registry
 /// then hands out a different parsed schema, and the validator is rebuilt. Concurrent first uses of an id build
-/// it only once. At most <paramref name="capacity"/> are kept (the least recently used goes first): a validator of a
-/// schema with many patterns can take megabytes, and whoever can register schemas and produce can make new ones.
+/// it only once. At most <paramref name="capacity"/> are kept, holding at most <paramref name="regexCapacity"/> regexes
+/// together (the least recently used go first): a validator's patterns can take megabytes, and whoever can register
+/// schemas and produce can make new ones.
 /// </summary>
-public sealed class JsonPayloadValidatorCache(JsonPayloadValidatorOptions? options = null, int capacity = JsonPayloadValidatorCache.DefaultCapacity)
+public sealed class JsonPayloadValidatorCache(JsonPayloadValidatorOptions? options = null, int capacity = JsonPayloadValidatorCache.DefaultCapacity, int regexCapacity = JsonPayloadValidatorCache.DefaultRegexCapacity)
 {
     public const int DefaultCapacity = 1000;
+
+    /// <summary>Regexes kept at most, about 0.4-2 GB at 0.1-0.5 MB each: 15 schemas of the registry's 256 patterns, or 400 of 10.</summary>
+    public const int DefaultRegexCapacity = 4000;
 
     private sealed class Entry(IParsedSchema schema, Lazy<JsonPayloadValidator> validator)
     {
@@ -247,6 +256,7 @@ public sealed class JsonPayloadValidatorCache(JsonPayloadValidatorOptions? optio
     public JsonPayloadValidator GetOrCreate(int schemaId, IParsedSchema schema)
     {
         ArgumentNullException.ThrowIfNull(schema);
+        bool added = false;
         if (!_validators.TryGetValue(schemaId, out Entry? entry) || !ReferenceEquals(entry.Schema, schema))
         {
             entry = _validators.AddOrUpdate(
@@ -254,14 +264,15 @@ public sealed class JsonPayloadValidatorCache(JsonPayloadValidatorOptions? optio
                 static (_, state) => state.Cache.NewEntry(state.Schema),
                 static (_, existing, state) => ReferenceEquals(existing.Schema, state.Schema) ? existing : state.Cache.NewEntry(state.Schema),
                 (Cache: this, Schema: schema));
-            EvictOverCapacity(schemaId);
+            added = true;
         }
 
         entry.LastUsed = System.Diagnostics.Stopwatch.GetTimestamp();
 
+        JsonPayloadValidator validator;
         try
         {
-            return entry.Validator.Value;
+            validator = entry.Validator.Value;
         }
         catch (InvalidSchemaException)
         {
@@ -269,6 +280,13 @@ public sealed class JsonPayloadValidatorCache(JsonPayloadValidatorOptions? optio
             _validators.TryRemove(new KeyValuePair<int, Entry>(schemaId, entry));
             throw;
         }
+
+        if (added)
+        {
+            EvictOverCapacity(schemaId);
+        }
+
+        return validator;
     }
 
     private Entry NewEntry(IParsedSchema schema) =>
@@ -296,10 +314,26 @@ public sealed class JsonPayloadValidatorCache(JsonPayloadValidatorOptions? optio
         return removed;
     }
 
+    /// <summary>The regexes the built validators hold together.</summary>
+    public int RegexCount
+    {
+        get
+        {
+            int regexes = 0;
+            foreach (KeyValuePair<int, Entry> pair in _validators)
+            {
+                regexes += pair.Value.Validator.IsValueCreated ? pair.Value.Validator.Value.RegexCount : 0;
+            }
+
+            return regexes;
+        }
+    }
+
     private void EvictOverCapacity(int added)
     {
-        // A scan, on a miss only: the cache is small, and misses are rare once producers' schemas are in it.
-        while (_validators.Count > capacity)
+        // Scans, on a miss only: the cache is small, and misses are rare once producers' schemas are in it. The validator
+        // just added stays, whatever it holds: it is the one in use.
+        while (_validators.Count > capacity || RegexCount > regexCapacity)
         {
             KeyValuePair<int, Entry>? oldest = null;
             foreach (KeyValuePair<int, Entry> pair in _validators)
@@ -415,6 +449,9 @@ internal static class BoundedRegex
     public static void BeginValidator() => _building = new Dictionary<string, Regex>(StringComparer.Ordinal);
 
     public static void EndValidator() => _building = null;
+
+    /// <summary>The distinct regexes the validator being built on this thread holds so far.</summary>
+    public static int BuildingCount => _building?.Count ?? 0;
 
     /// <summary>Whether a validator is being built on this thread (its patterns' regexes are shared).</summary>
     public static bool SharesRegexes => _building is not null;
