@@ -2577,50 +2577,6 @@ public sealed class ContractGateTests : IDisposable
         Assert.Contains("schema id 7 cannot be used", violation.Reason, StringComparison.Ordinal);
     }
 
-    [Theory]
-    [InlineData(SchemaType.Json)]
-    [InlineData(SchemaType.Protobuf)]
-    public async Task AReferenceNameBoundToTwoSchemasIsRefusedRatherThanReadAsOneOfThem(SchemaType type)
-    {
-        // From a review: references resolve by name in one table, and the first binding of a name won. An order schema whose
-        // address.json was an untagged address, referring to a customer schema whose own address.json was the PII-tagged one,
-        // had the customer's address read as the untagged one: its street stored in clear on a sensitive topic.
-        bool json = type == SchemaType.Json;
-        string addressName = json ? "address.json" : "geo/address.proto";
-        string customerName = json ? "customer.json" : "acme/customer.proto";
-        string tagged = json
-            ? """{"type":"object","properties":{"street":{"type":"string","confluent:tags":["PII"]},"city":{"type":"string"}},"required":["city"]}"""
-            : "syntax = \"proto3\";\npackage geo;\nmessage Address { string street = 1; string city = 2; }\n";
-        string plain = json
-            ? """{"type":"object","properties":{"street":{"type":"string"},"city":{"type":"string"}}}"""
-            : "syntax = \"proto3\";\npackage geo;\nmessage Address { string street = 1; }\n";
-        string customer = json
-            ? """{"type":"object","properties":{"name":{"type":"string"},"address":{"$ref":"address.json"}}}"""
-            : "syntax = \"proto3\";\npackage acme;\nimport \"geo/address.proto\";\nmessage Customer { string name = 1; geo.Address address = 2; }\n";
-        string order = json
-            ? """{"type":"object","properties":{"customer":{"$ref":"customer.json"},"ship":{"$ref":"address.json"}}}"""
-            : "syntax = \"proto3\";\npackage shop;\nimport \"geo/address.proto\";\nimport \"acme/customer.proto\";\nmessage Order { acme.Customer customer = 1; geo.Address ship = 2; }\n";
-        Task<RegisteredSchema> Register(string subject, string text, params SchemaReference[] references) =>
-            _registry.RegisterAsync(subject, new SchemaRequest(text, type, references), CancellationToken.None);
-
-        await Register("addr", tagged);
-        await Register("addr-plain", plain);
-        await Register("addr-copy", tagged);
-        await Register("cust", customer, new SchemaReference(addressName, "addr", 1));
-
-        SchemaRegistryException refused = await Assert.ThrowsAsync<SchemaRegistryException>(() =>
-            Register("orders-value", order, new SchemaReference(addressName, "addr-plain", 1), new SchemaReference(customerName, "cust", 1)));
-        Assert.Equal(RegistryErrorCodes.InvalidSchema, refused.ErrorCode);
-        Assert.Contains($"the reference name '{addressName}' stands for two different schemas (subject 'addr-plain' version 1, and subject 'addr' version 1)", refused.Message, StringComparison.Ordinal);
-
-        // Listed the other way round, the same: which binding came first decided which schema both fields were read with.
-        await Assert.ThrowsAsync<SchemaRegistryException>(() =>
-            Register("orders-value", order, new SchemaReference(customerName, "cust", 1), new SchemaReference(addressName, "addr-plain", 1)));
-
-        // One schema under two subjects is one document: the order may name the copy.
-        await Register("orders-value", order, new SchemaReference(addressName, "addr-copy", 1), new SchemaReference(customerName, "cust", 1));
-    }
-
     [Fact]
     public async Task ValidatorsOfHardDeletedSchemasAreDroppedOnceTheRegistryMovesOn()
     {

@@ -28,7 +28,7 @@ public sealed class JsonSchemaFormat : ISchemaFormat
 
         var set = new JsonSchemaSet();
         var root = set.Add(string.Empty, ParseJson(schemaText, "schema"));
-        AddReferences(set, references);
+        AddReferences(set, references, 1);
 
         foreach (var document in set.Documents)
         {
@@ -83,15 +83,34 @@ public sealed class JsonSchemaFormat : ISchemaFormat
         }
     }
 
-    private static void AddReferences(JsonSchemaSet set, IReadOnlyList<ResolvedReference> references)
+    private static void AddReferences(JsonSchemaSet set, IReadOnlyList<ResolvedReference> references, int depth)
     {
-        // A $ref names a document by the reference's name without its fragment.
-        foreach ((string name, ResolvedReference reference) in ReferenceClosure.Distinct(references, static n => n.IndexOf('#', StringComparison.Ordinal) is var hash and >= 0 ? n[..hash] : n, MaxDocuments, "JSON"))
+        if (depth > SchemaLimits.MaxDepth)
         {
-            if (!set.Contains(name))
+            throw new InvalidSchemaException($"Invalid JSON schema: references are nested deeper than {SchemaLimits.MaxDepth}");
+        }
+
+        foreach (var reference in references)
+        {
+            if (reference is null || string.IsNullOrEmpty(reference.Name))
             {
-                set.Add(name, ParseJson(reference.SchemaText ?? string.Empty, $"reference '{reference.Name}'"));
+                throw new InvalidSchemaException("Invalid JSON schema: a reference has no name");
             }
+
+            var hash = reference.Name.IndexOf('#', StringComparison.Ordinal);
+            var name = hash < 0 ? reference.Name : reference.Name[..hash];
+            if (set.Contains(name))
+            {
+                continue;
+            }
+
+            if (set.Count >= MaxDocuments)
+            {
+                throw new InvalidSchemaException($"Invalid JSON schema: more than {MaxDocuments} referenced schemas");
+            }
+
+            set.Add(name, ParseJson(reference.SchemaText ?? string.Empty, $"reference '{reference.Name}'"));
+            AddReferences(set, reference.References ?? [], depth + 1);
         }
     }
 

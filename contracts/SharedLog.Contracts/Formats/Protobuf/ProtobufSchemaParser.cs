@@ -90,15 +90,32 @@ internal static class ProtobufSchemaParser
     private static string DisplayName(string fileName) =>
         string.Equals(fileName, MainFileName, StringComparison.Ordinal) ? "the schema" : $"'{fileName}'";
 
-    /// <summary>All references, transitively, by import name (one text per name, see <see cref="ReferenceClosure"/>).</summary>
+    /// <summary>All references, transitively, by import name; the first text seen for a name wins.</summary>
     private static Dictionary<string, string> FlattenReferences(IReadOnlyList<ResolvedReference> references, ref long work)
     {
         var byName = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach ((string name, ResolvedReference reference) in ReferenceClosure.Distinct(references, static n => n, MaxReferencedFiles, "Protobuf"))
+        var pending = new Stack<ResolvedReference>(references.Reverse());
+        while (pending.Count > 0)
         {
+            var reference = pending.Pop();
+            if (reference is null || byName.ContainsKey(reference.Name))
+            {
+                continue;
+            }
+
+            if (byName.Count >= MaxReferencedFiles)
+            {
+                throw new InvalidSchemaException($"Invalid Protobuf schema: more than {MaxReferencedFiles} referenced files");
+            }
+
             (var text, long referenceWork) = CheckedText(reference.SchemaText ?? "", $"reference '{reference.Name}'");
             work += referenceWork;
-            byName.Add(name, text);
+
+            byName.Add(reference.Name, text);
+            foreach (var nested in (reference.References ?? []).Reverse())
+            {
+                pending.Push(nested);
+            }
         }
 
         return byName;
