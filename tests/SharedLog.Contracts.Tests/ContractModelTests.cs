@@ -447,6 +447,33 @@ public class ContractModelTests
     }
 
     [Fact]
+    public async Task ADryRunsAuditRecordKeepsABoundedPartOfALargeDiff()
+    {
+        // From a review: the admin port takes dry runs from anyone, and each wrote its whole diff (up to the 256 KiB document
+        // limit) to _contract_audit: 1,600 dry runs took 812 MB.
+        var audit = new InMemoryJournal();
+        using var store = new ContractStore(new InMemoryJournal(), audit, NullLogger<ContractStore>.Instance);
+        await store.LoadAsync(CancellationToken.None);
+        var rules = new System.Text.StringBuilder("topic: big\nvalue: {}\nrules:\n");
+        for (int i = 0; i < 1_000; i++)
+        {
+            rules.Append(System.Globalization.CultureInfo.InvariantCulture, $"  - name: r{i}\n    expr: value.amount > {i}\n    message: amount must be over {i}, which is a long message for a rule to give\n");
+        }
+
+        ContractChange dry = await store.ApplyAsync(rules.ToString(), "mallory", dryRun: true, _ => [], CancellationToken.None);
+        ContractChange applied = await store.ApplyAsync(rules.ToString(), "alice", dryRun: false, _ => [], CancellationToken.None);
+
+        Assert.True(dry.Diff.Sum(d => d.Length) > 100_000); // the answer has it all
+        Assert.Equal(dry.Diff, applied.Diff);
+        JournalEntry[] records = [.. audit.Entries];
+        Assert.Equal(2, records.Length);
+        Assert.InRange(records[0].Value!.Length, 1, ContractStore.MaxDryRunDiffChars + 2_000);
+        string last = (string)System.Text.Json.Nodes.JsonNode.Parse(records[0].Value!)!["diff"]!.AsArray()[^1]!;
+        Assert.Matches(@"^\.\.\. and \d+ more line\(s\): a dry run's record keeps 16384 characters of its diff$", last);
+        Assert.True(records[1].Value!.Length > 100_000); // a change's record keeps all of it
+    }
+
+    [Fact]
     public async Task StoreVersionsDiffsRollsBackAndReplays()
     {
         var journal = new InMemoryJournal();
