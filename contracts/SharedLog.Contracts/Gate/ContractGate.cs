@@ -1024,10 +1024,18 @@ public sealed partial class ContractGate(
     /// </summary>
     private void ForgetOlderGenerations(long generation)
     {
-        long swept = Volatile.Read(ref _sweptGeneration);
-        if (swept >= generation || Interlocked.CompareExchange(ref _sweptGeneration, generation, swept) != swept)
+        while (true)
         {
-            return; // swept already, or another thread is sweeping for a newer one
+            long swept = Volatile.Read(ref _sweptGeneration);
+            if (swept >= generation)
+            {
+                return; // swept (or being swept) for this generation or a newer one already
+            }
+
+            if (Interlocked.CompareExchange(ref _sweptGeneration, generation, swept) == swept)
+            {
+                break; // this thread sweeps; one that lost to an older generation's sweeper tries again
+            }
         }
 
         foreach (SchemaCheckKey key in _schemaChecks.Keys)

@@ -267,12 +267,12 @@ public sealed class JsonPayloadValidatorCache(JsonPayloadValidatorOptions? optio
             added = true;
         }
 
-        entry.LastUsed = System.Diagnostics.Stopwatch.GetTimestamp();
-
         JsonPayloadValidator validator;
         try
         {
             validator = entry.Validator.Value;
+            // Once built: a build can take seconds, and an entry is created used (NewEntry), so it is not the one evicted meanwhile.
+            entry.LastUsed = System.Diagnostics.Stopwatch.GetTimestamp();
         }
         catch (InvalidSchemaException)
         {
@@ -290,7 +290,10 @@ public sealed class JsonPayloadValidatorCache(JsonPayloadValidatorOptions? optio
     }
 
     private Entry NewEntry(IParsedSchema schema) =>
-        new(schema, new Lazy<JsonPayloadValidator>(() => JsonPayloadValidator.Create(schema, _options), LazyThreadSafetyMode.ExecutionAndPublication));
+        new(schema, new Lazy<JsonPayloadValidator>(() => JsonPayloadValidator.Create(schema, _options), LazyThreadSafetyMode.ExecutionAndPublication))
+        {
+            LastUsed = System.Diagnostics.Stopwatch.GetTimestamp(),
+        };
 
     /// <summary>Forgets a validator, for a schema id that was hard-deleted.</summary>
     public bool Remove(int schemaId) => _validators.TryRemove(schemaId, out _);
