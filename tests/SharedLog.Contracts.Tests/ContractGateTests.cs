@@ -2578,6 +2578,22 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task OnlyTheNewestCompiledVersionOfAContractIsKept()
+    {
+        // From a review: every version of a contract a batch met stayed compiled for the life of the broker (one per apply).
+        int id = await RegisterAsync("versioned-value", JsonSchemaText, SchemaType.Json);
+        byte[] record = Framed(id, "{\"name\":\"n\"}"u8.ToArray());
+        for (int i = 1; i <= 5; i++)
+        {
+            await ApplyAsync($"topic: versioned\nclass: raw\nvalue: {{}}\nonFailure: reject\nrules:\n  - name: r\n    expr: size(value.name) >= {i}\n");
+            GateResult result = Inspect("versioned", (null, record));
+            Assert.Equal(i == 1 ? GateOutcome.Pass : GateOutcome.Reject, result.Outcome); // the version in force judged it
+        }
+
+        Assert.Equal(1, _gate.CompiledContractCount);
+    }
+
+    [Fact]
     public async Task ValidatorsOfHardDeletedSchemasAreDroppedOnceTheRegistryMovesOn()
     {
         // From a review: each JSON schema registered, used by a record and deleted for good kept its validator (and the

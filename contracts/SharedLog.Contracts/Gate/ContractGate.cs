@@ -1069,6 +1069,9 @@ public sealed partial class ContractGate(
         }
     }
 
+    /// <summary>Contract versions compiled and kept (for tests).</summary>
+    internal int CompiledContractCount => _compiled.Count;
+
     /// <summary>Compiles a contract version met for the first time, and forgets the same contract's older versions (one per apply otherwise).</summary>
     private CompiledContract CompileNewVersion(ActiveContract active)
     {
