@@ -999,6 +999,25 @@ public class ContractGateTests
             Assert.Equal((HttpStatusCode.BadRequest, query), (unclear.StatusCode, query));
         }
 
+        // A delete or rollback has no dry run: one asked for is refused, not ignored (a review's DELETE ...?dryRun=true
+        // deleted the contract).
+        using (HttpResponseMessage kept = await http.PostAsync("/contracts", new StringContent("topic: kept\nowner: a\n", Encoding.UTF8, "application/yaml")))
+        {
+            Assert.Equal(HttpStatusCode.OK, kept.StatusCode);
+        }
+
+        foreach (HttpRequestMessage tryOut in new[] { new HttpRequestMessage(HttpMethod.Delete, "/contracts/kept?dryRun=true"), new HttpRequestMessage(HttpMethod.Post, "/contracts/kept/rollback?version=1&dryRun=true") })
+        {
+            using (tryOut)
+            using (HttpResponseMessage refusedTry = await http.SendAsync(tryOut))
+            {
+                Assert.Equal(HttpStatusCode.BadRequest, refusedTry.StatusCode);
+                Assert.Contains("has no dry run", await refusedTry.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
+        }
+
+        Assert.Equal("[1]", (await http.GetStringAsync("/contracts/kept/versions")).Replace(" ", "", StringComparison.Ordinal));
+
         // A gzip body read as text was "must be UTF-8"; it is a 415 naming the encoding.
         using (var gzipped = new ByteArrayContent(Gzip("topic: dr\nowner: a\n"u8.ToArray())))
         {
@@ -1035,7 +1054,8 @@ public class ContractGateTests
 
         // Every refusal of a change left a line naming the request and why (a lookup's 404 only at debug level).
         string[] refusals = [.. logs.Entries.Where(e => e.Category == "SharedLog.Broker.Http.ContractsApi").Select(e => e.Message)];
-        Assert.Equal(7, refusals.Length);
+        Assert.Equal(9, refusals.Length);
+        Assert.Contains(refusals, m => m.StartsWith("Contracts API refused DELETE /contracts/kept: 400 A delete has no dry run", StringComparison.Ordinal));
         Assert.Equal(5, refusals.Count(m => m.StartsWith("Contracts API refused POST /contracts: 400 dryRun is true or false, not \"", StringComparison.Ordinal)));
         Assert.Contains(refusals, m => m.StartsWith("Contracts API refused POST /contracts: 415", StringComparison.Ordinal));
         Assert.Contains(refusals, m => m.StartsWith("Contracts API refused POST /contracts: 422", StringComparison.Ordinal));

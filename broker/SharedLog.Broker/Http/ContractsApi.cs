@@ -74,13 +74,15 @@ public static partial class ContractsApi
 
         // The version rolled back to may bind other subjects or another compatibility level: synced as an apply is.
         app.MapPost("/contracts/{name}/rollback", async (string name, string? version, HttpContext context, ContractStore store, SchemaRegistry registry) =>
-            !int.TryParse(version, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int wanted)
+            NoDryRun(context, "rollback") is { } noDryRun ? noDryRun
+            : !int.TryParse(version, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int wanted)
                 ? Error(400, "A rollback needs ?version=N, the version to go back to.")
                 : await ChangeAndSyncAsync(
                 link => store.RollbackAsync(name, wanted, Actor(context), d => ProblemsOf(d, registry), context.RequestAborted, link),
                 registry));
         app.MapDelete("/contracts/{name}", async (string name, HttpContext context, ContractStore store, SchemaRegistry registry) =>
-            await ChangeAndSyncAsync(link => store.DeleteAsync(name, Actor(context), context.RequestAborted, link), registry));
+            NoDryRun(context, "delete") is { } noDryRun ? noDryRun
+            : await ChangeAndSyncAsync(link => store.DeleteAsync(name, Actor(context), context.RequestAborted, link), registry));
         app.MapPost("/replays", async (HttpContext context, QuarantineReplay replay, IHostApplicationLifetime lifetime) =>
         {
             (string? text, IResult? refused) = await ReadBodyAsync(context, MaxReplayRequestBytes, "A replay request");
@@ -197,6 +199,15 @@ public static partial class ContractsApi
             async inForce => registryChanges.AddRange(await ContractRegistrySync.ApplyAsync(inForce, registry, CancellationToken.None)));
         return ChangeAsync(() => change(link), () => registryChanges);
     }
+
+    /// <summary>
+    /// Refuses a dryRun on a change that has none (a review's <c>DELETE ...?dryRun=true</c> deleted the contract it meant to
+    /// try); null when the request has none.
+    /// </summary>
+    private static Refusal? NoDryRun(HttpContext context, string change) =>
+        context.Request.Query.ContainsKey("dryRun")
+            ? Error(400, $"A {change} has no dry run: it is carried out as sent. To see what it would change, diff the file it would leave in force (POST /contracts?dryRun=true), or GET /contracts/{{name}}/versions/{{v}}.")
+            : null;
 
     private static async Task<IResult> ChangeAsync(Func<Task<ContractChange>> change, Func<IReadOnlyList<string>>? registryChanges = null)
     {
