@@ -31,6 +31,9 @@ namespace SharedLog.Broker;
 /// </summary>
 public sealed partial class BrokerHost : IAsyncDisposable
 {
+    /// <summary>UTF-8 that replaces bytes it cannot decode (with U+FFFD) rather than failing the request.</summary>
+    private static readonly System.Text.Encoding LenientUtf8 = new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: false);
+
     private readonly WebApplication _app;
     private readonly ListenOptions _kafkaListener;
     private readonly ListenOptions? _httpListener;
@@ -257,6 +260,9 @@ public sealed partial class BrokerHost : IAsyncDisposable
         ListenOptions? registry = null;
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
+            // The actor header is decoded leniently so that bytes that are not UTF-8 reach the contracts API, which refuses
+            // them in its own error form (Kestrel answered an empty 400 for them); other headers keep Kestrel's decoding.
+            kestrel.RequestHeaderEncodingSelector = name => string.Equals(name, Http.ContractsApi.ActorHeader, StringComparison.OrdinalIgnoreCase) ? LenientUtf8 : null;
             IPAddress address = options.BindAddress;
             kestrel.Listen(address, options.Port, listen =>
             {

@@ -1018,6 +1018,24 @@ public class ContractGateTests
 
         Assert.Equal("[1]", (await http.GetStringAsync("/contracts/kept/versions")).Replace(" ", "", StringComparison.Ordinal));
 
+        // An actor header that is not UTF-8 (sent raw: HttpClient will not) got Kestrel's empty 400; now the API's own.
+        using (var raw = new System.Net.Sockets.TcpClient())
+        {
+            await raw.ConnectAsync(System.Net.IPAddress.Loopback, broker.Host.HttpPort!.Value);
+            raw.ReceiveTimeout = (int)Timeout.TotalMilliseconds;
+            byte[] body = "topic: raw\nowner: a\n"u8.ToArray();
+            byte[] request = [.. Encoding.ASCII.GetBytes($"POST /contracts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/yaml\r\nContent-Length: {body.Length}\r\nConnection: close\r\nX-SharedLog-Actor: Jos"), 0xE9, 0xFF, .. "\r\n\r\n"u8.ToArray(), .. body];
+            System.Net.Sockets.NetworkStream stream = raw.GetStream();
+            await stream.WriteAsync(request);
+            using var answer = new MemoryStream();
+            await stream.CopyToAsync(answer).WaitAsync(Timeout); // to the close the request asked for
+            string response = Encoding.UTF8.GetString(answer.ToArray());
+            Assert.StartsWith("HTTP/1.1 400", response, StringComparison.Ordinal);
+            Assert.Contains("X-SharedLog-Actor must be UTF-8 text", response, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/contracts/raw")).StatusCode);
+
         // A gzip body read as text was "must be UTF-8"; it is a 415 naming the encoding.
         using (var gzipped = new ByteArrayContent(Gzip("topic: dr\nowner: a\n"u8.ToArray())))
         {
@@ -1054,7 +1072,7 @@ public class ContractGateTests
 
         // Every refusal of a change left a line naming the request and why (a lookup's 404 only at debug level).
         string[] refusals = [.. logs.Entries.Where(e => e.Category == "SharedLog.Broker.Http.ContractsApi").Select(e => e.Message)];
-        Assert.Equal(9, refusals.Length);
+        Assert.Equal(10, refusals.Length);
         Assert.Contains(refusals, m => m.StartsWith("Contracts API refused DELETE /contracts/kept: 400 A delete has no dry run", StringComparison.Ordinal));
         Assert.Equal(5, refusals.Count(m => m.StartsWith("Contracts API refused POST /contracts: 400 dryRun is true or false, not \"", StringComparison.Ordinal)));
         Assert.Contains(refusals, m => m.StartsWith("Contracts API refused POST /contracts: 415", StringComparison.Ordinal));

@@ -29,6 +29,7 @@ public static partial class ContractsApi
             HttpMethods.IsGet(invocation.HttpContext.Request.Method) ? await next(invocation)
             : invocation.HttpContext.Request.Headers[ActorHeader] is { Count: > 1 } actors ? Error(400, $"Send one {ActorHeader} header, not {actors.Count}.")
             : invocation.HttpContext.Request.Headers[ActorHeader].FirstOrDefault() is { } actor && actor.Any(SharedLog.Contracts.Model.ContractParser.IsUnprintable) ? Error(400, $"{ActorHeader} must not hold control characters or line breaks.")
+            : invocation.HttpContext.Request.Headers[ActorHeader].FirstOrDefault() is { } undecodable && undecodable.Contains('\uFFFD', StringComparison.Ordinal) ? Error(400, $"{ActorHeader} must be UTF-8 text (it held bytes that are not, or U+FFFD).")
             : await next(invocation));
         app.MapGet("/contracts", (ContractStore store) => Json(new JsonArray([.. store.Current.Select(r => (JsonNode?)Summary(r))])));
         app.MapGet("/contracts/{name}", (string name, ContractStore store) =>
