@@ -710,10 +710,6 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     private static ContractDefinition? TryParseRevision(ContractRevision? revision) =>
         revision is { Action: not ActionDelete, Text: { } text } ? TryParse(text) : null;
 
-    /// <summary>
-    /// An audit record: a change (<c>version</c> is the version it made) or a diff (<c>version</c> is the version it was
-    /// compared against, 0 for a contract that does not exist yet).
-    /// </summary>
     /// <summary>Characters of its diff a dry run's audit record keeps (a change's record keeps all of it).</summary>
     public const int MaxDryRunDiffChars = 16 * 1024;
 
@@ -737,6 +733,10 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         return diff;
     }
 
+    /// <summary>
+    /// An audit record: a change (<c>version</c> is the version it made) or a diff (<c>version</c> is the version it was
+    /// compared against, 0 for a contract that does not exist yet).
+    /// </summary>
     private static Dictionary<string, object?> AuditRecord(string type, string name, int version, string action, int? fromVersion, string actor, DateTimeOffset at, IReadOnlyList<string> diff) => new()
     {
         ["type"] = type,
