@@ -999,21 +999,30 @@ public class ContractGateTests
             Assert.Equal((HttpStatusCode.BadRequest, query), (unclear.StatusCode, query));
         }
 
-        // A delete or rollback has no dry run: one asked for is refused, not ignored (a review's DELETE ...?dryRun=true
-        // deleted the contract).
+        // A delete's or rollback's dry run answers what it would do and does nothing (a review's DELETE ...?dryRun=true
+        // deleted the contract: the route ignored the parameter); an unclear one is refused there too.
         using (HttpResponseMessage kept = await http.PostAsync("/contracts", new StringContent("topic: kept\nowner: a\n", Encoding.UTF8, "application/yaml")))
         {
             Assert.Equal(HttpStatusCode.OK, kept.StatusCode);
         }
 
-        foreach (HttpRequestMessage tryOut in new[] { new HttpRequestMessage(HttpMethod.Delete, "/contracts/kept?dryRun=true"), new HttpRequestMessage(HttpMethod.Post, "/contracts/kept/rollback?version=1&dryRun=true") })
+        using (HttpResponseMessage tryDelete = await http.DeleteAsync("/contracts/kept?dryRun=true"))
         {
-            using (tryOut)
-            using (HttpResponseMessage refusedTry = await http.SendAsync(tryOut))
-            {
-                Assert.Equal(HttpStatusCode.BadRequest, refusedTry.StatusCode);
-                Assert.Contains("has no dry run", await refusedTry.Content.ReadAsStringAsync(), StringComparison.Ordinal);
-            }
+            Assert.Equal(HttpStatusCode.OK, tryDelete.StatusCode);
+            JsonNode wouldDelete = JsonNode.Parse(await tryDelete.Content.ReadAsStringAsync())!;
+            Assert.Equal((2, true), ((int)wouldDelete["version"]!, (bool)wouldDelete["changed"]!));
+            Assert.Contains("- topic: kept", wouldDelete["diff"]!.AsArray().Select(d => (string)d!));
+        }
+
+        using (HttpResponseMessage tryRollback = await http.PostAsync("/contracts/kept/rollback?version=1&dryRun=true", null))
+        {
+            Assert.Equal(HttpStatusCode.OK, tryRollback.StatusCode);
+            Assert.False((bool)JsonNode.Parse(await tryRollback.Content.ReadAsStringAsync())!["changed"]!); // version 1 is in force
+        }
+
+        using (HttpResponseMessage unclearDelete = await http.DeleteAsync("/contracts/kept?dryRun=1"))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, unclearDelete.StatusCode);
         }
 
         Assert.Equal("[1]", (await http.GetStringAsync("/contracts/kept/versions")).Replace(" ", "", StringComparison.Ordinal));
@@ -1072,8 +1081,8 @@ public class ContractGateTests
 
         // Every refusal of a change left a line naming the request and why (a lookup's 404 only at debug level).
         string[] refusals = [.. logs.Entries.Where(e => e.Category == "SharedLog.Broker.Http.ContractsApi").Select(e => e.Message)];
-        Assert.Equal(10, refusals.Length);
-        Assert.Contains(refusals, m => m.StartsWith("Contracts API refused DELETE /contracts/kept: 400 A delete has no dry run", StringComparison.Ordinal));
+        Assert.Equal(9, refusals.Length);
+        Assert.Contains(refusals, m => m.StartsWith("Contracts API refused DELETE /contracts/kept: 400 dryRun is true or false, not \"1\"", StringComparison.Ordinal));
         Assert.Equal(5, refusals.Count(m => m.StartsWith("Contracts API refused POST /contracts: 400 dryRun is true or false, not \"", StringComparison.Ordinal)));
         Assert.Contains(refusals, m => m.StartsWith("Contracts API refused POST /contracts: 415", StringComparison.Ordinal));
         Assert.Contains(refusals, m => m.StartsWith("Contracts API refused POST /contracts: 422", StringComparison.Ordinal));
@@ -2175,8 +2184,10 @@ public class ContractGateTests
         }
 
         await SetModeAsync("READONLY");
-        using (HttpResponseMessage refused = await http.DeleteAsync("/contracts/relevel"))
+        foreach (string tryFirst in new[] { "?dryRun=true", "" })
         {
+            // A dry run of the delete is refused as the delete is.
+            using HttpResponseMessage refused = await http.DeleteAsync("/contracts/relevel" + tryFirst);
             Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.StatusCode);
             Assert.Contains("read-only", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
@@ -2184,6 +2195,17 @@ public class ContractGateTests
         Assert.Equal(1, (int)JsonNode.Parse(await http.GetStringAsync("/contracts/relevel"))!["version"]!);
         Assert.Equal("FULL_TRANSITIVE", (string)JsonNode.Parse(await registryClient.GetStringAsync("/config/relevel-key"))!["compatibilityLevel"]!);
         await SetModeAsync("READWRITE");
+
+        // Its dry run names the levels the delete gives back, and gives none back.
+        using (HttpResponseMessage dryDelete = await http.DeleteAsync("/contracts/relevel?dryRun=true"))
+        {
+            Assert.Equal(HttpStatusCode.OK, dryDelete.StatusCode);
+            JsonNode body = JsonNode.Parse(await dryDelete.Content.ReadAsStringAsync())!;
+            Assert.Equal(["relevel-key: global level", "relevel-value: FORWARD"], body["registry"]!.AsArray().Select(r => (string)r!).Order(StringComparer.Ordinal));
+        }
+
+        Assert.Equal("FULL_TRANSITIVE", (string)JsonNode.Parse(await registryClient.GetStringAsync("/config/relevel-value"))!["compatibilityLevel"]!);
+        Assert.Equal(1, (int)JsonNode.Parse(await http.GetStringAsync("/contracts/relevel"))!["version"]!);
 
         using (HttpResponseMessage deleted = await http.DeleteAsync("/contracts/relevel"))
         {

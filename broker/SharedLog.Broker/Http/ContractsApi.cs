@@ -60,12 +60,9 @@ public static partial class ContractsApi
                 return refused!;
             }
 
-            // Only true or false: a dryRun=1 or yes read as false would change the contract the caller meant only to diff.
-            Microsoft.Extensions.Primitives.StringValues dryRunText = context.Request.Query["dryRun"];
-            bool? dryRunGiven = dryRunText.Count == 0 ? false : dryRunText.Count == 1 ? TrueOrFalse(dryRunText[0]) : null;
-            if (dryRunGiven is not { } dryRun)
+            if (DryRunOf(context) is not { } dryRun)
             {
-                return Error(400, $"dryRun is true or false, not {JsonSerializer.Serialize(dryRunText.ToString()[..Math.Min(dryRunText.ToString().Length, 64)])}.");
+                return DryRunRefusal(context);
             }
 
             return await ChangeAndSyncAsync(
@@ -75,15 +72,15 @@ public static partial class ContractsApi
 
         // The version rolled back to may bind other subjects or another compatibility level: synced as an apply is.
         app.MapPost("/contracts/{name}/rollback", async (string name, string? version, HttpContext context, ContractStore store, SchemaRegistry registry) =>
-            NoDryRun(context, "rollback") is { } noDryRun ? noDryRun
+            DryRunOf(context) is not { } dryRun ? DryRunRefusal(context)
             : !int.TryParse(version, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int wanted)
                 ? Error(400, "A rollback needs ?version=N, the version to go back to.")
                 : await ChangeAndSyncAsync(
-                link => store.RollbackAsync(name, wanted, Actor(context), d => ProblemsOf(d, registry), context.RequestAborted, link),
+                link => store.RollbackAsync(name, wanted, Actor(context), d => ProblemsOf(d, registry), context.RequestAborted, link, dryRun),
                 registry));
         app.MapDelete("/contracts/{name}", async (string name, HttpContext context, ContractStore store, SchemaRegistry registry) =>
-            NoDryRun(context, "delete") is { } noDryRun ? noDryRun
-            : await ChangeAndSyncAsync(link => store.DeleteAsync(name, Actor(context), context.RequestAborted, link), registry));
+            DryRunOf(context) is not { } dryRun ? DryRunRefusal(context)
+            : await ChangeAndSyncAsync(link => store.DeleteAsync(name, Actor(context), context.RequestAborted, link, dryRun), registry));
         app.MapPost("/replays", async (HttpContext context, QuarantineReplay replay, IHostApplicationLifetime lifetime) =>
         {
             (string? text, IResult? refused) = await ReadBodyAsync(context, MaxReplayRequestBytes, "A replay request");
@@ -202,13 +199,20 @@ public static partial class ContractsApi
     }
 
     /// <summary>
-    /// Refuses a dryRun on a change that has none (a review's <c>DELETE ...?dryRun=true</c> deleted the contract it meant to
-    /// try); null when the request has none.
+    /// A change's <c>dryRun</c>: false when not given, null when it is not plainly true or false (read as false, a dryRun=1
+    /// or yes would change the contract the caller meant only to try; a delete's was once ignored, and deleted it).
     /// </summary>
-    private static Refusal? NoDryRun(HttpContext context, string change) =>
-        context.Request.Query.ContainsKey("dryRun")
-            ? Error(400, $"A {change} has no dry run: it is carried out as sent. To see what it would change, diff the file it would leave in force (POST /contracts?dryRun=true), or GET /contracts/{{name}}/versions/{{v}}.")
-            : null;
+    private static bool? DryRunOf(HttpContext context)
+    {
+        Microsoft.Extensions.Primitives.StringValues dryRunText = context.Request.Query["dryRun"];
+        return dryRunText.Count == 0 ? false : dryRunText.Count == 1 ? TrueOrFalse(dryRunText[0]) : null;
+    }
+
+    private static Refusal DryRunRefusal(HttpContext context)
+    {
+        string given = context.Request.Query["dryRun"].ToString();
+        return Error(400, $"dryRun is true or false, not {JsonSerializer.Serialize(given[..Math.Min(given.Length, 64)])}.");
+    }
 
     private static async Task<IResult> ChangeAsync(Func<Task<ContractChange>> change, Func<IReadOnlyList<string>>? registryChanges = null)
     {

@@ -377,18 +377,21 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     /// <summary>
     /// Makes an earlier version current again, as a new version. The old text is checked again as an apply's is
     /// (<paramref name="validate"/>): it was stored by an earlier build, whose rules may not compile in this one.
-    /// <paramref name="registry"/> runs as an apply's does.
+    /// <paramref name="registry"/> runs as an apply's does; a dry run answers as an apply's does.
     /// </summary>
-    public async Task<ContractChange> RollbackAsync(string name, int version, string actor, Func<ContractDefinition, IReadOnlyList<string>> validate, CancellationToken cancellationToken, RegistryLink? registry = null)
+    public async Task<ContractChange> RollbackAsync(string name, int version, string actor, Func<ContractDefinition, IReadOnlyList<string>> validate, CancellationToken cancellationToken, RegistryLink? registry = null, bool dryRun = false)
     {
         ContractRevision target = History(name).FirstOrDefault(r => r.Version == version && r.Text is not null)
             ?? throw new KeyNotFoundException($"Contract '{name}' has no version {version} to roll back to.");
-        return await ChangeAsync(name, ActionRollback, target.Text, actor, version, dryRun: false, registry, validate, cancellationToken);
+        return await ChangeAsync(name, ActionRollback, target.Text, actor, version, dryRun, registry, validate, cancellationToken);
     }
 
-    /// <summary>Deletes a contract; <paramref name="registry"/>, when given, gives the subjects it bound their earlier levels back.</summary>
-    public Task<ContractChange> DeleteAsync(string name, string actor, CancellationToken cancellationToken, RegistryLink? registry = null) =>
-        ChangeAsync(name, ActionDelete, null, actor, null, dryRun: false, registry, validate: null, cancellationToken);
+    /// <summary>
+    /// Deletes a contract; <paramref name="registry"/>, when given, gives the subjects it bound their earlier levels back. A
+    /// dry run answers what the delete would change and give back, and changes nothing.
+    /// </summary>
+    public Task<ContractChange> DeleteAsync(string name, string actor, CancellationToken cancellationToken, RegistryLink? registry = null, bool dryRun = false) =>
+        ChangeAsync(name, ActionDelete, null, actor, null, dryRun, registry, validate: null, cancellationToken);
 
     /// <summary>A readable diff between two contracts: "+ path: value", "- path: value", "~ path: old -> new".</summary>
     public static IReadOnlyList<string> Diff(ContractDefinition? before, ContractDefinition? after)
