@@ -1018,9 +1018,9 @@ public sealed partial class ContractGate(
 
     /// <summary>
     /// Drops what the caches hold for older registry generations, once per generation: checks and tag walks are keyed by
-    /// generation, so those of an older one are never read again; kept until a count cap, with the JSON validators they
-    /// hold, a churn of registrations and hard deletes kept megabytes per deleted schema (a review: 11 GB after 1,500).
-    /// The validators of ids that no longer name their schema go too.
+    /// generation, so those of an older one are never read again, and kept until a count cap they held the parsed schemas
+    /// of deleted ids. The validators of ids that no longer name their schema go too: with them, a churn of registrations
+    /// and hard deletes kept megabytes per deleted schema (a review: 11 GB after 1,500).
     /// </summary>
     private void ForgetOlderGenerations(long generation)
     {
@@ -1038,23 +1038,22 @@ public sealed partial class ContractGate(
             }
         }
 
-        foreach (SchemaCheckKey key in _schemaChecks.Keys)
-        {
-            if (key.Generation < generation)
-            {
-                _schemaChecks.TryRemove(key, out _);
-            }
-        }
-
-        foreach ((long Generation, int SchemaId, string? Message, string Tag) key in _taggedPaths.Keys)
-        {
-            if (key.Generation < generation)
-            {
-                _taggedPaths.TryRemove(key, out _);
-            }
-        }
-
+        RemoveKeys(_schemaChecks, static (key, generation) => key.Generation < generation, generation);
+        RemoveKeys(_taggedPaths, static (key, generation) => key.Generation < generation, generation);
         jsonValidators.RemoveStale(ParsedOrNull);
+    }
+
+    /// <summary>Removes the entries whose key <paramref name="stale"/> picks (a cache's pruning, off the per-record path).</summary>
+    private static void RemoveKeys<TKey, TValue, TState>(ConcurrentDictionary<TKey, TValue> cache, Func<TKey, TState, bool> stale, TState state)
+        where TKey : notnull
+    {
+        foreach (TKey key in cache.Keys)
+        {
+            if (stale(key, state))
+            {
+                cache.TryRemove(key, out _);
+            }
+        }
     }
 
     private IParsedSchema? ParsedOrNull(int schemaId)
@@ -1076,14 +1075,7 @@ public sealed partial class ContractGate(
     private CompiledContract CompileNewVersion(ActiveContract active)
     {
         CompiledContract contract = _compiled.GetOrAdd((active.Definition.Name, active.Version), static (_, a) => Compile(a), active);
-        foreach ((string Name, int Version) key in _compiled.Keys)
-        {
-            if (key.Name == active.Definition.Name && key.Version < active.Version)
-            {
-                _compiled.TryRemove(key, out _);
-            }
-        }
-
+        RemoveKeys(_compiled, static (key, newer) => key.Name == newer.Definition.Name && key.Version < newer.Version, active);
         return contract;
     }
 

@@ -325,18 +325,22 @@ public sealed class JsonPayloadValidatorCache(JsonPayloadValidatorOptions? optio
             int regexes = 0;
             foreach (KeyValuePair<int, Entry> pair in _validators)
             {
-                regexes += pair.Value.Validator.IsValueCreated ? pair.Value.Validator.Value.RegexCount : 0;
+                regexes += RegexesOf(pair.Value);
             }
 
             return regexes;
         }
     }
 
+    private static int RegexesOf(Entry entry) => entry.Validator.IsValueCreated ? entry.Validator.Value.RegexCount : 0;
+
     private void EvictOverCapacity(int added)
     {
         // Scans, on a miss only: the cache is small, and misses are rare once producers' schemas are in it. The validator
         // just added stays, whatever it holds: it is the one in use.
-        while (_validators.Count > capacity || RegexCount > regexCapacity)
+        // Counted once, then less each eviction: other threads' changes meanwhile are met at their own misses.
+        int regexes = RegexCount;
+        while (_validators.Count > capacity || regexes > regexCapacity)
         {
             KeyValuePair<int, Entry>? oldest = null;
             foreach (KeyValuePair<int, Entry> pair in _validators)
@@ -351,6 +355,8 @@ public sealed class JsonPayloadValidatorCache(JsonPayloadValidatorOptions? optio
             {
                 return; // another thread evicted meanwhile, or nothing but the new one is left
             }
+
+            regexes -= RegexesOf(evicted.Value);
         }
     }
 }
