@@ -2593,6 +2593,86 @@ public sealed class ContractGateTests : IDisposable
         Assert.Equal(1, _gate.CompiledContractCount);
     }
 
+    [Theory]
+    [InlineData(SchemaType.Json)]
+    [InlineData(SchemaType.Protobuf)]
+    public async Task ATagRuleFailsClosedWhereAReferenceNameHidesASchemaThatTagsMoreThanTheOneRead(SchemaType type)
+    {
+        // From a privacy review: references resolve by name in one table per schema (as Confluent's do). An order whose
+        // address reference is an untagged address, holding a customer whose own address reference is the PII-tagged one,
+        // had both read as the untagged one: the customer's street was stored in clear on a sensitive topic.
+        bool json = type == SchemaType.Json;
+        string addressName = json ? "address.json" : "geo/address.proto";
+        string customerName = json ? "customer.json" : "acme/customer.proto";
+        string tagged = json
+            ? """{"type":"object","properties":{"street":{"type":"string","confluent:tags":["PII"]},"city":{"type":"string"}}}"""
+            : "syntax = \"proto3\";\npackage geo;\nimport \"confluent/meta.proto\";\nmessage Address { string street = 1 [(confluent.field_meta).tags = \"PII\"]; string city = 2; }\n";
+        string plain = json
+            ? """{"type":"object","properties":{"street":{"type":"string"},"city":{"type":"string"}}}"""
+            : "syntax = \"proto3\";\npackage geo;\nmessage Address { string street = 1; string city = 2; }\n";
+        string customer = json
+            ? """{"type":"object","properties":{"name":{"type":"string"},"address":{"$ref":"address.json"}}}"""
+            : "syntax = \"proto3\";\npackage acme;\nimport \"geo/address.proto\";\nmessage Customer { string name = 1; geo.Address address = 2; }\n";
+        string order = json
+            ? """{"type":"object","properties":{"customer":{"$ref":"customer.json"},"ship":{"$ref":"address.json"}}}"""
+            : "syntax = \"proto3\";\npackage shop;\nimport \"geo/address.proto\";\nimport \"acme/customer.proto\";\nmessage Order { acme.Customer customer = 1; geo.Address ship = 2; }\n";
+        async Task<int> Register(string subject, string text, params SchemaReference[] references) =>
+            (await _registry.RegisterAsync(subject, new SchemaRequest(text, type, references), CancellationToken.None)).Id;
+        byte[] Order(int id)
+        {
+            if (json)
+            {
+                return Framed(id, """{"customer":{"address":{"street":"1 Main St"}},"ship":{"street":"2 Side St"}}"""u8.ToArray());
+            }
+
+            // Order{customer: Customer{address: Address{street}}, ship: Address{street}}, message index [0].
+            byte[] street = "1 Main St"u8.ToArray();
+            byte[] ship = "2 Side St"u8.ToArray();
+            byte[] payload = [0x00, 0x0A, (byte)(street.Length + 4), 0x12, (byte)(street.Length + 2), 0x0A, (byte)street.Length, .. street, 0x12, (byte)(ship.Length + 2), 0x0A, (byte)ship.Length, .. ship];
+            return Framed(id, payload);
+        }
+
+        await Register("addr", tagged);
+        await Register("addr-plain", plain);
+        await Register("addr-copy", tagged);
+        await Register("cust", customer, new SchemaReference(addressName, "addr", 1));
+        // A second version of the tagged address (a diamond over two versions of one subject, which Confluent accepts too).
+        await Register("addr", json ? tagged.Replace("{\"type\":\"object\",", "{\"title\":\"Address v2\",\"type\":\"object\",", StringComparison.Ordinal) : tagged.Replace("string city = 2;", "string city = 2; string zip = 3;", StringComparison.Ordinal));
+        await Register("cust-v2", customer, new SchemaReference(addressName, "addr", 2));
+        foreach (string topic in new[] { "hiding", "tagged-first", "copied", "skewed" })
+        {
+            await ApplyAsync($"topic: {topic}\nclass: sensitive\nvalue: {{}}\nprivacy:\n  - tag: PII\n    action: hash\n");
+        }
+
+        // The untagged binding is read for both addresses: records are refused rather than stored with the street in clear,
+        // and a contract applied once the schema is registered is refused.
+        int hiding = await Register("hiding-value", order, new SchemaReference(addressName, "addr-plain", 1), new SchemaReference(customerName, "cust", 1));
+        RecordViolation violation = Assert.Single(Inspect("hiding", (null, Order(hiding))).Violations);
+        Assert.Equal(ViolationKind.Privacy, violation.Kind);
+        Assert.Contains($"bind '{addressName}' to two schemas (subject 'addr-plain' version 1, and subject 'addr' version 1)", violation.Reason, StringComparison.Ordinal);
+        IReadOnlyList<IParsedSchema>? Known(SchemaRequirement requirement, bool isKey) => isKey ? null : [_registry.ParsedById(hiding)!];
+        Assert.Contains($"bind '{addressName}' to two schemas", Assert.Single(SchemaFieldPaths.PrivacyPathProblems(ContractParser.Parse("topic: hiding\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: PII\n    action: hash\n"), Known)), StringComparison.Ordinal);
+
+        // Listed the other way round the tagged binding is read for both: both streets are masked (one too many is safe).
+        // One schema under two subjects is one binding.
+        byte[] street = "1 Main St"u8.ToArray();
+        // Two versions of one schema that tag the same fields mask alike, whichever is read.
+        foreach ((string topic, string addressSubject, string customerSubject, bool customerFirst) in new[] { ("tagged-first", "addr-plain", "cust", true), ("copied", "addr-copy", "cust", false), ("skewed", "addr", "cust-v2", false) })
+        {
+            var address = new SchemaReference(addressName, addressSubject, 1);
+            var customerReference = new SchemaReference(customerName, customerSubject, 1);
+            int id = await Register($"{topic}-value", order, customerFirst ? [customerReference, address] : [address, customerReference]);
+            IParsedSchema parsed = _registry.ParsedById(id)!;
+            ShadowedReferences bindings = parsed is ParsedJsonSchema parsedJson ? parsedJson.Schemas.Bindings : ((ProtobufParsedSchema)parsed).Bindings;
+            Assert.Equal(topic == "copied" ? 0 : 1, bindings.Shadowed.Count);
+            GateResult stored = Inspect(topic, (null, Order(id)));
+            Assert.Empty(stored.Violations);
+            byte[] payload = Assert.Single(StoredPayloads(stored));
+            Assert.True(payload.AsSpan().IndexOf(street) < 0, $"{topic}: the customer's street is stored in clear");
+            Assert.True(payload.AsSpan().IndexOf("2 Side St"u8) < 0, $"{topic}: the ship street is stored in clear");
+        }
+    }
+
     [Fact]
     public async Task ValidatorsOfHardDeletedSchemasAreDroppedOnceTheRegistryMovesOn()
     {

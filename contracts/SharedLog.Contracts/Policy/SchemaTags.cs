@@ -14,6 +14,16 @@ public static class SchemaTags
 {
     public static IReadOnlyList<string> PathsWithTag(IParsedSchema schema, string tag, string? protobufMessage = null)
     {
+        int standaloneParses = MaxStandaloneParses;
+        return PathsWithTag(schema, tag, protobufMessage, ref standaloneParses);
+    }
+
+    /// <summary>Most schemas a walk parses on its own to compare the bindings of a shadowed reference name (two per name).</summary>
+    private const int MaxStandaloneParses = 64;
+
+    private static List<string> PathsWithTag(IParsedSchema schema, string tag, string? protobufMessage, ref int standaloneParses)
+    {
+        CheckShadowedReferences(schema, tag, ref standaloneParses);
         if (schema is Formats.Protobuf.ProtobufParsedSchema protobuf)
         {
             return Formats.Protobuf.ConfluentMeta.PathsWithTag(protobuf, tag, protobufMessage);
@@ -43,6 +53,91 @@ public static class SchemaTags
 
         WalkJson(json.Schemas.Root.RootNode, "", tag, paths, 0, ref jsonBudget, new HashSet<string>(StringComparer.Ordinal));
         return Once(paths);
+    }
+
+    /// <summary>
+    /// Fails closed where a reference name the schema's references bind to two schemas hides fields tagged
+    /// <paramref name="tag"/>: every use of the name reads the first binding, so a field only the other one tags would be
+    /// stored in clear (a customer schema's own <c>address.json</c>, tagged, read as the order's untagged one). Each
+    /// binding is parsed on its own and walked from its root (for Protobuf, from each of its messages); the hidden one's
+    /// tagged paths must all be tagged in the one read, where masking a field too many is safe.
+    /// </summary>
+    private static void CheckShadowedReferences(IParsedSchema schema, string tag, ref int standaloneParses)
+    {
+        ShadowedReferences? bindings = schema switch
+        {
+            ParsedJsonSchema json => json.Schemas.Bindings,
+            Formats.Protobuf.ProtobufParsedSchema protobuf => protobuf.Bindings,
+            _ => null,
+        };
+        if (bindings is null || bindings.Shadowed.Count == 0)
+        {
+            return;
+        }
+
+        if (bindings.Cut)
+        {
+            throw Unresolvable($"the schema's references bind more than {ShadowedReference.MaxKept} names to two different schemas each, and a field only the hidden one tags {tag} would be stored in clear; give each schema its own reference name");
+        }
+
+        foreach (ShadowedReference shadowed in bindings.Shadowed)
+        {
+            if ((standaloneParses -= 2) < 0)
+            {
+                throw Unresolvable($"the schema's references bind names to two different schemas at more places than the tag check follows ({MaxStandaloneParses / 2}); give each schema its own reference name");
+            }
+
+            IParsedSchema read = Standalone(schema.Type, shadowed.Used);
+            IParsedSchema hidden = Standalone(schema.Type, shadowed.Shadowed);
+            // A JSON binding is walked from its root; a Protobuf one from each message it declares, by full name.
+            IEnumerable<string?> roots = hidden is Formats.Protobuf.ProtobufParsedSchema messages ? (IEnumerable<string?>)messages.RecordMessageFullNames : new string?[] { null };
+            foreach (string? root in roots)
+            {
+                List<string> hiddenPaths = BindingPaths(hidden, shadowed.Shadowed, tag, root, ref standaloneParses);
+                if (hiddenPaths.Count == 0)
+                {
+                    continue;
+                }
+
+                List<string> readPaths = BindingPaths(read, shadowed.Used, tag, root, ref standaloneParses);
+                foreach (string path in hiddenPaths)
+                {
+                    if (!readPaths.Contains(path, StringComparer.Ordinal))
+                    {
+                        string where = root is null ? string.Empty : $" in {root}";
+                        throw Unresolvable($"the schema's references bind '{shadowed.Name}' to two schemas (subject '{shadowed.Used.Subject}' version {shadowed.Used.Version}, and subject '{shadowed.Shadowed.Subject}' version {shadowed.Shadowed.Version}); every use of the name reads the first, which does not tag {path}{where} {tag} as the second does; give each schema its own reference name");
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>One binding of a reference name parsed as a schema of its own, with the references it brings.</summary>
+    private static IParsedSchema Standalone(SchemaType type, ResolvedReference binding)
+    {
+        try
+        {
+            return type == SchemaType.Protobuf
+                ? Formats.Protobuf.ProtobufSchemaParser.Parse(binding.SchemaText ?? string.Empty, binding.References ?? [], normalize: false)
+                : new JsonSchemaFormat().Parse(binding.SchemaText ?? string.Empty, binding.References ?? [], normalize: false);
+        }
+        catch (InvalidSchemaException e)
+        {
+            throw Unresolvable($"the schema's references bind a name to two schemas, and subject '{binding.Subject}' version {binding.Version} does not parse on its own to compare their tags: {e.Message}");
+        }
+    }
+
+    /// <summary>The paths one binding tags, from <paramref name="root"/>; a walk that fails fails the whole check (closed).</summary>
+    private static List<string> BindingPaths(IParsedSchema binding, ResolvedReference reference, string tag, string? root, ref int standaloneParses)
+    {
+        try
+        {
+            return PathsWithTag(binding, tag, root, ref standaloneParses);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw Unresolvable($"the schema's references bind '{reference.Name}' to two schemas, and the {tag} tags of subject '{reference.Subject}' version {reference.Version} cannot be compared with the other's: {e.Message}");
+        }
     }
 
     /// <summary>

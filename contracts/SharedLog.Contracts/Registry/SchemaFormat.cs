@@ -14,6 +14,92 @@ public sealed record SchemaReference(string Name, string Subject, int Version);
 /// <summary>A reference resolved to the referenced schema's text (and, transitively, its own references).</summary>
 public sealed record ResolvedReference(string Name, string Subject, int Version, string SchemaText, IReadOnlyList<ResolvedReference> References);
 
+/// <summary>
+/// A reference whose name an earlier reference of the same schema (at any depth) had already bound to another schema.
+/// Names resolve in one table per schema, as in Confluent's registry and serializers, so every use of the name reads
+/// <paramref name="Used"/>; what only <paramref name="Shadowed"/> declares (a privacy tag) is not seen.
+/// </summary>
+public sealed record ShadowedReference(string Name, ResolvedReference Used, ResolvedReference Shadowed)
+{
+    /// <summary>Most kept per schema; past it <see cref="ShadowedReferences.Cut"/> is noted and tag rules fail closed.</summary>
+    public const int MaxKept = 16;
+}
+
+/// <summary>The shadowed references a format met while it flattened a schema's references into one table.</summary>
+public sealed class ShadowedReferences
+{
+    private readonly Dictionary<string, ResolvedReference> _used = new(StringComparer.Ordinal);
+    private readonly List<ShadowedReference> _shadowed = [];
+
+    public IReadOnlyList<ShadowedReference> Shadowed => _shadowed;
+
+    /// <summary>Whether more were met than <see cref="ShadowedReference.MaxKept"/>.</summary>
+    public bool Cut { get; private set; }
+
+    /// <summary>Notes the reference that first binds <paramref name="name"/>.</summary>
+    public void Bind(string name, ResolvedReference reference) => _used.TryAdd(name, reference);
+
+    /// <summary>Notes <paramref name="reference"/>, met after <paramref name="name"/> was bound, when it stands for another schema.</summary>
+    public void Shadow(string name, ResolvedReference reference)
+    {
+        if (!_used.TryGetValue(name, out ResolvedReference? used))
+        {
+            return;
+        }
+
+        int budget = MaxComparedReferences;
+        if (Same(used, reference, 0, ref budget))
+        {
+            return;
+        }
+
+        if (_shadowed.Count < ShadowedReference.MaxKept)
+        {
+            _shadowed.Add(new ShadowedReference(name, used, reference));
+        }
+        else
+        {
+            Cut = true;
+        }
+    }
+
+    private const int MaxComparedReferences = 1_000;
+
+    /// <summary>
+    /// Whether two bindings are one schema: the same registered version, or the same text whose references are the same
+    /// in turn. Past the comparison's budget they count as different, which only makes a tag rule look closer.
+    /// </summary>
+    private static bool Same(ResolvedReference a, ResolvedReference b, int depth, ref int budget)
+    {
+        if (--budget < 0 || depth > SchemaLimits.MaxDepth)
+        {
+            return false;
+        }
+
+        if (string.Equals(a.Subject, b.Subject, StringComparison.Ordinal) && a.Version == b.Version)
+        {
+            return true;
+        }
+
+        IReadOnlyList<ResolvedReference> left = a.References ?? [];
+        IReadOnlyList<ResolvedReference> right = b.References ?? [];
+        if (!string.Equals(a.SchemaText, b.SchemaText, StringComparison.Ordinal) || left.Count != right.Count)
+        {
+            return false;
+        }
+
+        for (int i = 0; i < left.Count; i++)
+        {
+            if (!string.Equals(left[i].Name, right[i].Name, StringComparison.Ordinal) || !Same(left[i], right[i], depth + 1, ref budget))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}
+
 /// <summary>The schema text is not a valid schema of its type (Confluent error 42201).</summary>
 public sealed class InvalidSchemaException(string message, Exception? inner = null) : Exception(message, inner);
 

@@ -101,6 +101,7 @@ public sealed class JsonSchemaFormat : ISchemaFormat
             var name = hash < 0 ? reference.Name : reference.Name[..hash];
             if (set.Contains(name))
             {
+                set.Bindings.Shadow(name, reference);
                 continue;
             }
 
@@ -110,6 +111,7 @@ public sealed class JsonSchemaFormat : ISchemaFormat
             }
 
             set.Add(name, ParseJson(reference.SchemaText ?? string.Empty, $"reference '{reference.Name}'"));
+            set.Bindings.Bind(name, reference);
             AddReferences(set, reference.References ?? [], depth + 1);
         }
     }

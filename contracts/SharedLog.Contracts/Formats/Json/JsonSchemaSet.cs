@@ -96,6 +96,9 @@ internal sealed class JsonSchemaSet
 
     public IReadOnlyList<JsonSchemaDocument> Documents => _documents;
 
+    /// <summary>Which schema each reference name stands for, and the references that named another one (see <see cref="ShadowedReference"/>).</summary>
+    public Registry.ShadowedReferences Bindings { get; } = new();
+
     /// <summary>
     /// The distinct regular expressions of all documents (<c>pattern</c> values and <c>patternProperties</c> names), as
     /// <see cref="JsonSchemaKeywords.Validate"/> found them: each costs a validator 0.1-0.5 MB and 1-12 ms to build.

@@ -26,6 +26,9 @@ public sealed class ProtobufParsedSchema : IParsedSchema
 
     public IReadOnlyList<ResolvedReference> References { get; }
 
+    /// <summary>Which schema each import path stands for, and the references that named another one (see <see cref="ShadowedReference"/>).</summary>
+    public ShadowedReferences Bindings { get; init; } = new();
+
     /// <summary>The package declared by the schema ("" when none).</summary>
     public string Package => File.Package ?? "";
 

@@ -22,7 +22,8 @@ internal static class ProtobufSchemaParser
         references ??= [];
         (schemaText, long work) = CheckedText(schemaText, "the schema");
 
-        var importable = FlattenReferences(references, ref work);
+        var bindings = new ShadowedReferences();
+        var importable = FlattenReferences(references, bindings, ref work);
         if (work > ProtobufTextGuard.MaxDeclarationWork)
         {
             throw new InvalidSchemaException($"Invalid Protobuf schema: the schema and the files it imports hold too many declarations per message for the parser: the squares of each message's count add up to {work:N0}, more than {ProtobufTextGuard.MaxDeclarationWork:N0} (as four messages of {ProtobufTextGuard.MaxDeclarationsPerMessage:N0} fields)");
@@ -74,7 +75,7 @@ internal static class ProtobufSchemaParser
         // The canonical layout does not render custom options, so a schema with some is stored as written even when asked
         // to normalize: normalizing must not drop a field's PII tag, and the text must re-parse to the same identity.
         var stored = normalize && customOptions.Length == 0 ? canonical : schemaText;
-        return new ProtobufParsedSchema(stored, canonical + customOptions, references, file, types);
+        return new ProtobufParsedSchema(stored, canonical + customOptions, references, file, types) { Bindings = bindings };
     }
 
     private static string Describe(ProtoBuf.Reflection.Error error)
@@ -90,16 +91,22 @@ internal static class ProtobufSchemaParser
     private static string DisplayName(string fileName) =>
         string.Equals(fileName, MainFileName, StringComparison.Ordinal) ? "the schema" : $"'{fileName}'";
 
-    /// <summary>All references, transitively, by import name; the first text seen for a name wins.</summary>
-    private static Dictionary<string, string> FlattenReferences(IReadOnlyList<ResolvedReference> references, ref long work)
+    /// <summary>All references, transitively, by import name; the first text seen for a name wins (the others are noted in <paramref name="bindings"/>).</summary>
+    private static Dictionary<string, string> FlattenReferences(IReadOnlyList<ResolvedReference> references, ShadowedReferences bindings, ref long work)
     {
         var byName = new Dictionary<string, string>(StringComparer.Ordinal);
         var pending = new Stack<ResolvedReference>(references.Reverse());
         while (pending.Count > 0)
         {
             var reference = pending.Pop();
-            if (reference is null || byName.ContainsKey(reference.Name))
+            if (reference is null)
             {
+                continue;
+            }
+
+            if (byName.ContainsKey(reference.Name))
+            {
+                bindings.Shadow(reference.Name, reference);
                 continue;
             }
 
@@ -112,6 +119,7 @@ internal static class ProtobufSchemaParser
             work += referenceWork;
 
             byName.Add(reference.Name, text);
+            bindings.Bind(reference.Name, reference);
             foreach (var nested in (reference.References ?? []).Reverse())
             {
                 pending.Push(nested);
