@@ -2653,6 +2653,19 @@ public sealed class ContractGateTests : IDisposable
         IReadOnlyList<IParsedSchema>? Known(SchemaRequirement requirement, bool isKey) => isKey ? null : [_registry.ParsedById(hiding)!];
         Assert.Contains($"bind '{addressName}' to two schemas", Assert.Single(SchemaFieldPaths.PrivacyPathProblems(ContractParser.Parse("topic: hiding\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: PII\n    action: hash\n"), Known)), StringComparison.Ordinal);
 
+        if (json)
+        {
+            // Two names that resolve to one URI hide one schema behind the other just the same.
+            await Register("cust-relative", customer.Replace("\"address.json\"", "\"./address.json\"", StringComparison.Ordinal), new SchemaReference("./address.json", "addr", 1));
+            await ApplyAsync("topic: relative\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: PII\n    action: hash\n");
+            int relative = await Register("relative-value", order, new SchemaReference(addressName, "addr-plain", 1), new SchemaReference(customerName, "cust-relative", 1));
+            // The validator refuses two documents at one URI, so its records are refused as unusable; the tag check says why
+            // a contract applied once it is registered would leave the customer's street in clear.
+            Assert.Contains("Overwriting registered schemas is not permitted", Assert.Single(Inspect("relative", (null, Order(relative))).Violations).Reason, StringComparison.Ordinal);
+            IReadOnlyList<IParsedSchema>? KnownRelative(SchemaRequirement requirement, bool isKey) => isKey ? null : [_registry.ParsedById(relative)!];
+            Assert.Contains("bind './address.json' to two schemas (subject 'addr-plain' version 1, and subject 'addr' version 1)", Assert.Single(SchemaFieldPaths.PrivacyPathProblems(ContractParser.Parse("topic: relative\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: PII\n    action: hash\n"), KnownRelative)), StringComparison.Ordinal);
+        }
+
         // Listed the other way round the tagged binding is read for both: both streets are masked (one too many is safe).
         // One schema under two subjects is one binding.
         byte[] street = "1 Main St"u8.ToArray();

@@ -70,14 +70,14 @@ public static class SchemaTags
             Formats.Protobuf.ProtobufParsedSchema protobuf => protobuf.Bindings,
             _ => null,
         };
-        if (bindings is null || bindings.Shadowed.Count == 0)
+        if (bindings is null)
         {
             return;
         }
 
-        if (bindings.Cut)
+        if (bindings.Unwalkable is { } why)
         {
-            throw Unresolvable($"the schema's references bind more than {ShadowedReference.MaxKept} names to two different schemas each, and a field only the hidden one tags {tag} would be stored in clear; give each schema its own reference name");
+            throw Unresolvable($"{why}, and a field only a hidden one tags {tag} would be stored in clear; give each schema its own reference name");
         }
 
         foreach (ShadowedReference shadowed in bindings.Shadowed)
@@ -87,7 +87,7 @@ public static class SchemaTags
                 throw Unresolvable($"the schema's references bind names to two different schemas at more places than the tag check follows ({MaxStandaloneParses / 2}); give each schema its own reference name");
             }
 
-            IParsedSchema read = Standalone(schema.Type, shadowed.Used);
+            IParsedSchema? read = shadowed.Used is null ? null : Standalone(schema.Type, shadowed.Used);
             IParsedSchema hidden = Standalone(schema.Type, shadowed.Shadowed);
             // A JSON binding is walked from its root; a Protobuf one from each message it declares, by full name.
             IEnumerable<string?> roots = hidden is Formats.Protobuf.ProtobufParsedSchema messages ? (IEnumerable<string?>)messages.RecordMessageFullNames : new string?[] { null };
@@ -99,13 +99,14 @@ public static class SchemaTags
                     continue;
                 }
 
-                List<string> readPaths = BindingPaths(read, shadowed.Used, tag, root, ref standaloneParses);
+                List<string> readPaths = read is null ? [] : BindingPaths(read, shadowed.Used!, tag, root, ref standaloneParses);
                 foreach (string path in hiddenPaths)
                 {
                     if (!readPaths.Contains(path, StringComparer.Ordinal))
                     {
                         string where = root is null ? string.Empty : $" in {root}";
-                        throw Unresolvable($"the schema's references bind '{shadowed.Name}' to two schemas (subject '{shadowed.Used.Subject}' version {shadowed.Used.Version}, and subject '{shadowed.Shadowed.Subject}' version {shadowed.Shadowed.Version}); every use of the name reads the first, which does not tag {path}{where} {tag} as the second does; give each schema its own reference name");
+                        string first = shadowed.Used is { } used ? $"subject '{used.Subject}' version {used.Version}" : "the schema itself";
+                        throw Unresolvable($"the schema's references bind '{shadowed.Name}' to two schemas ({first}, and subject '{shadowed.Shadowed.Subject}' version {shadowed.Shadowed.Version}); every use of it reads the first, which does not tag {path}{where} {tag} as the second does; give each schema its own reference name");
                     }
                 }
             }

@@ -17,11 +17,12 @@ public sealed record ResolvedReference(string Name, string Subject, int Version,
 /// <summary>
 /// A reference whose name an earlier reference of the same schema (at any depth) had already bound to another schema.
 /// Names resolve in one table per schema, as in Confluent's registry and serializers, so every use of the name reads
-/// <paramref name="Used"/>; what only <paramref name="Shadowed"/> declares (a privacy tag) is not seen.
+/// <paramref name="Used"/>; what only <paramref name="Shadowed"/> declares (a privacy tag) is not seen. Used is null where
+/// the schema itself holds what is read (its own <c>$id</c>).
 /// </summary>
-public sealed record ShadowedReference(string Name, ResolvedReference Used, ResolvedReference Shadowed)
+public sealed record ShadowedReference(string Name, ResolvedReference? Used, ResolvedReference Shadowed)
 {
-    /// <summary>Most kept per schema; past it <see cref="ShadowedReferences.Cut"/> is noted and tag rules fail closed.</summary>
+    /// <summary>Most kept per schema; past it <see cref="ShadowedReferences.Unwalkable"/> is set and tag rules fail closed.</summary>
     public const int MaxKept = 16;
 }
 
@@ -33,8 +34,8 @@ public sealed class ShadowedReferences
 
     public IReadOnlyList<ShadowedReference> Shadowed => _shadowed;
 
-    /// <summary>Whether more were met than <see cref="ShadowedReference.MaxKept"/>.</summary>
-    public bool Cut { get; private set; }
+    /// <summary>Why the hidden bindings cannot all be compared (more than <see cref="ShadowedReference.MaxKept"/>), or null.</summary>
+    public string? Unwalkable { get; private set; }
 
     /// <summary>Notes the reference that first binds <paramref name="name"/>.</summary>
     public void Bind(string name, ResolvedReference reference) => _used.TryAdd(name, reference);
@@ -53,13 +54,40 @@ public sealed class ShadowedReferences
             return;
         }
 
+        Note(new ShadowedReference(name, used, reference));
+    }
+
+    /// <summary>
+    /// Notes that the schema bound as <paramref name="hiddenName"/> is hidden behind the one bound as <paramref name="readName"/>
+    /// (the schema itself when empty): both claim one URI, and a reference to it reads the first.
+    /// </summary>
+    public void Hide(string readName, string hiddenName)
+    {
+        if (_used.TryGetValue(hiddenName, out ResolvedReference? hidden))
+        {
+            ResolvedReference? read = _used.GetValueOrDefault(readName);
+            int budget = MaxComparedReferences;
+            if (read is null || !Same(read, hidden, 0, ref budget))
+            {
+                Note(new ShadowedReference(hiddenName, read, hidden));
+            }
+        }
+        else if (hiddenName.Length == 0)
+        {
+            // The schema's own embedded resource is hidden behind a reference: no binding of it can be walked on its own.
+            Unwalkable ??= $"a resource of the schema itself is hidden behind the reference '{readName}', which claims the same URI";
+        }
+    }
+
+    private void Note(ShadowedReference shadowed)
+    {
         if (_shadowed.Count < ShadowedReference.MaxKept)
         {
-            _shadowed.Add(new ShadowedReference(name, used, reference));
+            _shadowed.Add(shadowed);
         }
         else
         {
-            Cut = true;
+            Unwalkable ??= $"the schema's references bind more than {ShadowedReference.MaxKept} names to two different schemas each";
         }
     }
 

@@ -110,8 +110,8 @@ public sealed class JsonSchemaFormat : ISchemaFormat
                 throw new InvalidSchemaException($"Invalid JSON schema: more than {MaxDocuments} referenced schemas");
             }
 
+            set.Bindings.Bind(name, reference); // first: adding it may find its URI claimed by another
             set.Add(name, ParseJson(reference.SchemaText ?? string.Empty, $"reference '{reference.Name}'"));
-            set.Bindings.Bind(name, reference);
             AddReferences(set, reference.References ?? [], depth + 1);
         }
     }

@@ -133,7 +133,16 @@ internal sealed class JsonSchemaSet
         return document;
     }
 
-    public void RegisterResource(Uri uri, JsonSchemaDocument document, string pointer) => _resources.TryAdd(Split(uri).Resource, (document, pointer));
+    public void RegisterResource(Uri uri, JsonSchemaDocument document, string pointer)
+    {
+        string resource = Split(uri).Resource;
+        if (!_resources.TryAdd(resource, (document, pointer)) && _resources[resource].Document is var owner && owner != document)
+        {
+            // Two documents claim one URI (two names that resolve alike, "address.json" and "./address.json", or one $id): a
+            // $ref to it reads the first, which the tag check must know as it knows a name bound twice.
+            Bindings.Hide(owner.Key, document.Key);
+        }
+    }
 
     public void RegisterAnchor(Uri resource, string name, JsonSchemaDocument document, string pointer) =>
         _anchors.TryAdd(Split(resource).Resource + "#" + name, (document, pointer));
