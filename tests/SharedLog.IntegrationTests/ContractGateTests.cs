@@ -1635,6 +1635,42 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task ARecordWhoseSchemaHidesAPiiTaggedReferenceBehindAnUntaggedOneIsRefusedNotStoredInClear()
+    {
+        // References resolve by name in one table per schema: the order's own address.json (untagged) is read for the
+        // customer's address.json (PII-tagged) too. Registered with Confluent's registry client, produced by librdkafka.
+        var logs = new CollectingLoggerProvider(LogLevel.Information);
+        await using BrokerFixture broker = await BrokerFixture.StartAsync(logging => logging.AddProvider(logs));
+        using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
+        await registry.RegisterSchemaAsync("addr", new Schema("""{"type":"object","properties":{"street":{"type":"string","confluent:tags":["PII"]}}}""", SchemaType.Json));
+        await registry.RegisterSchemaAsync("addr-plain", new Schema("""{"type":"object","properties":{"street":{"type":"string"}}}""", SchemaType.Json));
+        await registry.RegisterSchemaAsync("cust", new Schema("""{"type":"object","properties":{"address":{"$ref":"address.json"}}}""", [new SchemaReference("address.json", "addr", 1)], SchemaType.Json));
+        await ApplyAsync(broker, "topic: orders\nclass: sensitive\nvalue:\n  strategy: TopicNameStrategy\nprivacy:\n  - tag: PII\n    action: hash\nonFailure: reject\n");
+        int id = await registry.RegisterSchemaAsync("orders-value", new Schema("""{"type":"object","properties":{"customer":{"$ref":"customer.json"},"ship":{"$ref":"address.json"}}}""", [new SchemaReference("address.json", "addr-plain", 1), new SchemaReference("customer.json", "cust", 1)], SchemaType.Json));
+
+        byte[] order = Encoding.UTF8.GetBytes("""{"customer":{"address":{"street":"1 Main St"}},"ship":{"street":"2 Side St"}}""");
+        byte[] framed = new byte[SchemaWireFormat.HeaderSize + order.Length];
+        SchemaWireFormat.WriteHeader(framed, id);
+        order.CopyTo(framed, SchemaWireFormat.HeaderSize);
+        using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, Acks = Acks.All }).Build())
+        {
+            ProduceException<string, byte[]> refused = await Assert.ThrowsAsync<ProduceException<string, byte[]>>(
+                () => producer.ProduceAsync("orders", new Message<string, byte[]> { Key = "o1", Value = framed }).WaitAsync(Timeout));
+            Assert.Equal(ErrorCode.InvalidRecord, refused.Error.Code);
+        }
+
+        // The same contract applied again now that the schema is registered is refused, naming the two bindings.
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        using HttpResponseMessage reapplied = await http.PostAsync("/contracts?dryRun=true", new StringContent("topic: orders\nclass: sensitive\nvalue:\n  strategy: TopicNameStrategy\nprivacy:\n  - tag: PII\n    action: redact\nonFailure: reject\n", Encoding.UTF8, "application/yaml"));
+        string body = await reapplied.Content.ReadAsStringAsync();
+        Assert.False(reapplied.IsSuccessStatusCode, body);
+        Assert.Contains("bind 'address.json' to two schemas (subject 'addr-plain' version 1, and subject 'addr' version 1)", body, StringComparison.Ordinal);
+        // The produce refusal's log line withholds a privacy reason where the contract masks fields; the API's names them.
+        Assert.Contains(logs.Entries, e => e.Message.StartsWith("Produce to orders-0 refused with INVALID_RECORD", StringComparison.Ordinal) && e.Message.Contains("the first breaks privacy", StringComparison.Ordinal));
+        Assert.Contains(logs.Entries, e => e.Message.StartsWith("Contracts API refused POST /contracts: 422", StringComparison.Ordinal) && e.Message.Contains("bind 'address.json' to two schemas", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task FlagKeepsEveryRecordMasksItAndMarksTheBadOnes()
     {
         // At audit level violations, with a summary every second: the summary says where the flagged records are.
