@@ -9,7 +9,8 @@
 #   bench/contracts/compare.sh [ROUNDS=3] [SECONDS=10] [PORT=19900]
 # Set BROKER_ENV to pass environment variables to the broker (e.g. BROKER_ENV="DOTNET_gcServer=0"), and
 # LOAD_EXTRA to pass more load-tool arguments (e.g. LOAD_EXTRA="--compression lz4"), and WARMUP to change
-# the seconds of unmeasured load each topic gets first (default 4).
+# the seconds of unmeasured load each topic gets first (default 4). KINDS picks the record formats (default "json avro";
+# "proto" is the same record as proto3).
 set -euo pipefail
 rounds=${1:-3}
 seconds=${2:-10}
@@ -29,10 +30,11 @@ broker_ticks() { awk '{print $14 + $15}' "/proc/$broker/stat"; }
 ticks_per_second=$(getconf CLK_TCK)
 per_record() { awk -v u="$1" -v n="$2" 'BEGIN { printf "%.2f", u / n }'; } # microseconds records -> us/record
 
-for topic in plain-json gate-json plain-avro gate-avro; do produce "$topic" "${WARMUP:-4}" > /dev/null; done # warm-up, not counted
+kinds=${KINDS:-json avro}
+for kind in $kinds; do for topic in "plain-$kind" "gate-$kind"; do produce "$topic" "${WARMUP:-4}" > /dev/null; done; done # warm-up, not counted
 declare -A sum cpu_us records
 for round in $(seq 1 "$rounds"); do
-  for kind in json avro; do
+  for kind in $kinds; do
     order="plain-$kind gate-$kind"
     [ $((round % 2)) -eq 0 ] && order="gate-$kind plain-$kind"
     for topic in $order; do
@@ -49,7 +51,7 @@ for round in $(seq 1 "$rounds"); do
 done
 # Throughput is what the goal is about; broker CPU per record is steadier from hour to hour on a shared VM
 # (the load tool shares the cores, so throughput also moves with the load tool's own cost).
-for kind in json avro; do
+for kind in $kinds; do
   plain=$(( sum[plain-$kind] / rounds )); gated=$(( sum[gate-$kind] / rounds ))
   echo "$kind: plain $plain rec/s, gated $gated rec/s, contract cost $(( (plain - gated) * 100 / plain )) %;" \
     "broker CPU $(per_record "${cpu_us[plain-$kind]}" "${records[plain-$kind]}") / $(per_record "${cpu_us[gate-$kind]}" "${records[gate-$kind]}") us/record"

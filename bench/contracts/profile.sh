@@ -4,7 +4,7 @@
 #
 # Usage (from the repository root, after the Release builds compare.sh needs):
 #   bench/contracts/profile.sh [TOPIC=gate-json] [SECONDS=15] [PORT=19950]
-# TOPIC is one of plain-json, gate-json, plain-avro, gate-avro. The perf script output stays in $OUT (default
+# TOPIC is one of plain-json, gate-json, plain-avro, gate-avro, plain-proto, gate-proto. The perf script output stays in $OUT (default
 # /tmp/sharedlog-profile.txt) for bench/contracts/perf_summary.py FILE [self|incl] [N] [FUNCTION], or for its diff mode
 # against another run's output (each run's records: the rate it printed times SECONDS).
 set -euo pipefail
