@@ -2649,9 +2649,10 @@ public sealed class ContractGateTests : IDisposable
         int hiding = await Register("hiding-value", order, new SchemaReference(addressName, "addr-plain", 1), new SchemaReference(customerName, "cust", 1));
         RecordViolation violation = Assert.Single(Inspect("hiding", (null, Order(hiding))).Violations);
         Assert.Equal(ViolationKind.Privacy, violation.Kind);
-        Assert.Contains($"bind '{addressName}' to two schemas (subject 'addr-plain' version 1, and subject 'addr' version 1)", violation.Reason, StringComparison.Ordinal);
+        string taggedStreet = json ? "#/properties/street" : "geo.Address.street";
+        Assert.Contains($"bind the name '{addressName}' to two schemas: subject 'addr-plain' version 1, which every use of the name reads, and subject 'addr' version 1, which tags {taggedStreet} PII where the first does not", violation.Reason, StringComparison.Ordinal);
         IReadOnlyList<IParsedSchema>? Known(SchemaRequirement requirement, bool isKey) => isKey ? null : [_registry.ParsedById(hiding)!];
-        Assert.Contains($"bind '{addressName}' to two schemas", Assert.Single(SchemaFieldPaths.PrivacyPathProblems(ContractParser.Parse("topic: hiding\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: PII\n    action: hash\n"), Known)), StringComparison.Ordinal);
+        Assert.Contains($"bind the name '{addressName}' to two schemas", Assert.Single(SchemaFieldPaths.PrivacyPathProblems(ContractParser.Parse("topic: hiding\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: PII\n    action: hash\n"), Known)), StringComparison.Ordinal);
 
         if (json)
         {
@@ -2663,7 +2664,7 @@ public sealed class ContractGateTests : IDisposable
             // a contract applied once it is registered would leave the customer's street in clear.
             Assert.Contains("Overwriting registered schemas is not permitted", Assert.Single(Inspect("relative", (null, Order(relative))).Violations).Reason, StringComparison.Ordinal);
             IReadOnlyList<IParsedSchema>? KnownRelative(SchemaRequirement requirement, bool isKey) => isKey ? null : [_registry.ParsedById(relative)!];
-            Assert.Contains("bind './address.json' to two schemas (subject 'addr-plain' version 1, and subject 'addr' version 1)", Assert.Single(SchemaFieldPaths.PrivacyPathProblems(ContractParser.Parse("topic: relative\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: PII\n    action: hash\n"), KnownRelative)), StringComparison.Ordinal);
+            Assert.Contains("bind the names 'address.json' and './address.json', which resolve to one URI, to two schemas: subject 'addr-plain' version 1, which every use of the name reads, and subject 'addr' version 1, which tags #/properties/street PII", Assert.Single(SchemaFieldPaths.PrivacyPathProblems(ContractParser.Parse("topic: relative\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: PII\n    action: hash\n"), KnownRelative)), StringComparison.Ordinal);
         }
 
         // Listed the other way round the tagged binding is read for both: both streets are masked (one too many is safe).
@@ -2684,6 +2685,87 @@ public sealed class ContractGateTests : IDisposable
             Assert.True(payload.AsSpan().IndexOf(street) < 0, $"{topic}: the customer's street is stored in clear");
             Assert.True(payload.AsSpan().IndexOf("2 Side St"u8) < 0, $"{topic}: the ship street is stored in clear");
         }
+    }
+
+    private const string PiiHashContract = "\nclass: sensitive\nvalue: {}\nprivacy:\n  - tag: PII\n    action: hash\n";
+
+    private async Task<int> RegisterAsync(string subject, string schema, SchemaType type, params SchemaReference[] references) =>
+        (await _registry.RegisterAsync(subject, new SchemaRequest(schema, type, references), CancellationToken.None)).Id;
+
+    /// <summary>shop.Order{customer: acme.Customer{address: geo.Address{street: "1 Main St"}}}, message index [0].</summary>
+    private static byte[] ProtobufOrderWithCustomerStreet(int id)
+    {
+        byte[] street = "1 Main St"u8.ToArray();
+        return Framed(id, [0x00, 0x0A, (byte)(street.Length + 4), 0x12, (byte)(street.Length + 2), 0x0A, (byte)street.Length, .. street]);
+    }
+
+    private const string ProtobufCustomer = "syntax = \"proto3\";\npackage acme;\nimport \"geo/address.proto\";\nmessage Customer { string name = 1; geo.Address address = 2; }\n";
+    private const string ProtobufOrder = "syntax = \"proto3\";\npackage shop;\nimport \"geo/address.proto\";\nimport \"acme/customer.proto\";\nmessage Order { acme.Customer customer = 1; geo.Address ship = 2; }\n";
+    private const string ProtobufTaggedAddress = "syntax = \"proto3\";\npackage geo;\nimport \"confluent/meta.proto\";\nmessage Address { string street = 1 [(confluent.field_meta).tags = \"PII\"]; string city = 2; }\n";
+
+    [Fact]
+    public async Task AHiddenJsonBindingThatTagsASubschemaBelowItsRootFailsATagRuleClosed()
+    {
+        const string reference = "address.json#/$defs/Address";
+        // From the review of the check: it walked a hidden binding from its root only, so one used through a fragment
+        // (its $defs) was not compared, and the customer's street was stored in clear. Now every subschema is compared.
+        const string Tagged = """{"$defs":{"Address":{"type":"object","properties":{"street":{"type":"string","confluent:tags":["PII"]}}}}}""";
+        string customer = """{"type":"object","properties":{"address":{"$ref":"REF"}}}""".Replace("REF", reference, StringComparison.Ordinal);
+        string order = """{"type":"object","properties":{"customer":{"$ref":"customer.json"},"ship":{"$ref":"REF"}}}""".Replace("REF", reference, StringComparison.Ordinal);
+        await RegisterAsync("addr", Tagged, SchemaType.Json);
+        await RegisterAsync("addr-plain", Tagged.Replace(""","confluent:tags":["PII"]""", "", StringComparison.Ordinal), SchemaType.Json);
+        await RegisterAsync("cust", customer, SchemaType.Json, new SchemaReference("address.json", "addr", 1));
+        await ApplyAsync("topic: defs" + PiiHashContract);
+        int id = await RegisterAsync("defs-value", order, SchemaType.Json, new SchemaReference("address.json", "addr-plain", 1), new SchemaReference("customer.json", "cust", 1));
+
+        RecordViolation violation = Assert.Single(Inspect("defs", (null, Framed(id, """{"customer":{"address":{"street":"1 Main St"}}}"""u8.ToArray()))).Violations);
+        Assert.Contains("which tags #/$defs/Address/properties/street PII where the first does not", violation.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task DiamondsOverTwoVersionsThatTagAlikeAreMaskedNotRefused()
+    {
+        // From the review of the check, three ordinary schemas it refused: walked on their own, a binding that is a tagged
+        // scalar, or that holds a map of tagged messages, failed the walk; and a message only the newer version declares was
+        // compared though the schema cannot reach it. Each binding's tags are now compared node by node.
+        string v1 = ProtobufTaggedAddress + "message Book { map<string, Address> by_name = 1; }\n";
+        await RegisterAsync("addr", v1, SchemaType.Protobuf);
+        await RegisterAsync("addr", v1 + "message Geo { string lat = 1 [(confluent.field_meta).tags = \"PII\"]; }\n", SchemaType.Protobuf);
+        await RegisterAsync("cust", ProtobufCustomer, SchemaType.Protobuf, new SchemaReference("geo/address.proto", "addr", 2));
+        await ApplyAsync("topic: skew" + PiiHashContract);
+        int proto = await RegisterAsync("skew-value", ProtobufOrder, SchemaType.Protobuf, new SchemaReference("geo/address.proto", "addr", 1), new SchemaReference("acme/customer.proto", "cust", 1));
+        Assert.Single(((ProtobufParsedSchema)_registry.ParsedById(proto)!).Bindings.Shadowed);
+        GateResult masked = Inspect("skew", (null, ProtobufOrderWithCustomerStreet(proto)));
+        Assert.Empty(masked.Violations);
+        Assert.True(Assert.Single(StoredPayloads(masked)).AsSpan().IndexOf("1 Main St"u8) < 0);
+
+        await RegisterAsync("ssn", """{"type":"string","confluent:tags":["PII"]}""", SchemaType.Json);
+        await RegisterAsync("ssn", """{"type":"string","description":"national id","confluent:tags":["PII"]}""", SchemaType.Json);
+        await RegisterAsync("payer", """{"type":"object","properties":{"ssn":{"$ref":"ssn.json"}}}""", SchemaType.Json, new SchemaReference("ssn.json", "ssn", 2));
+        await ApplyAsync("topic: ssn" + PiiHashContract);
+        int json = await RegisterAsync("ssn-value", """{"type":"object","properties":{"payer":{"$ref":"payer.json"},"payee":{"$ref":"ssn.json"}}}""", SchemaType.Json, new SchemaReference("ssn.json", "ssn", 1), new SchemaReference("payer.json", "payer", 1));
+        Assert.Single(((ParsedJsonSchema)_registry.ParsedById(json)!).Schemas.Bindings.Shadowed);
+        GateResult hashed = Inspect("ssn", (null, Framed(json, """{"payer":{"ssn":"123-45-6789"},"payee":"987-65-4321"}"""u8.ToArray())));
+        Assert.Empty(hashed.Violations);
+        string stored = Encoding.UTF8.GetString(Assert.Single(StoredPayloads(hashed)));
+        Assert.DoesNotContain("123-45", stored, StringComparison.Ordinal);
+        Assert.DoesNotContain("987-65", stored, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TwoProtobufFilesDeclaringOneMessageThatTheyTagDifferentlyFailATagRuleClosed()
+    {
+        // From the review of the check: no name was bound twice (geo/address.proto and geo/address2.proto), but both declare
+        // geo.Address, and the type table kept the first, untagged one for the customer's address too.
+        await RegisterAsync("addr", ProtobufTaggedAddress, SchemaType.Protobuf);
+        await RegisterAsync("addr-plain", "syntax = \"proto3\";\npackage geo;\nmessage Address { string street = 1; string city = 2; }\n", SchemaType.Protobuf);
+        await RegisterAsync("cust", ProtobufCustomer.Replace("geo/address.proto", "geo/address2.proto", StringComparison.Ordinal), SchemaType.Protobuf, new SchemaReference("geo/address2.proto", "addr", 1));
+        await ApplyAsync("topic: dup" + PiiHashContract);
+        int id = await RegisterAsync("dup-value", ProtobufOrder, SchemaType.Protobuf, new SchemaReference("geo/address.proto", "addr-plain", 1), new SchemaReference("acme/customer.proto", "cust", 1));
+
+        RecordViolation violation = Assert.Single(Inspect("dup", (null, ProtobufOrderWithCustomerStreet(id))).Violations);
+        Assert.Equal(ViolationKind.Privacy, violation.Kind);
+        Assert.Contains("two files of the schema declare the message geo.Address, and the one read does not tag street PII as the other does", violation.Reason, StringComparison.Ordinal);
     }
 
     [Fact]

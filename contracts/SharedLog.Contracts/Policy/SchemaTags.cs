@@ -14,16 +14,7 @@ public static class SchemaTags
 {
     public static IReadOnlyList<string> PathsWithTag(IParsedSchema schema, string tag, string? protobufMessage = null)
     {
-        int standaloneParses = MaxStandaloneParses;
-        return PathsWithTag(schema, tag, protobufMessage, ref standaloneParses);
-    }
-
-    /// <summary>Most schemas a walk parses on its own to compare the bindings of a shadowed reference name (two per name).</summary>
-    private const int MaxStandaloneParses = 64;
-
-    private static List<string> PathsWithTag(IParsedSchema schema, string tag, string? protobufMessage, ref int standaloneParses)
-    {
-        CheckShadowedReferences(schema, tag, ref standaloneParses);
+        CheckHiddenSchemas(schema, tag);
         if (schema is Formats.Protobuf.ProtobufParsedSchema protobuf)
         {
             return Formats.Protobuf.ConfluentMeta.PathsWithTag(protobuf, tag, protobufMessage);
@@ -56,18 +47,30 @@ public static class SchemaTags
     }
 
     /// <summary>
-    /// Fails closed where a reference name the schema's references bind to two schemas hides fields tagged
-    /// <paramref name="tag"/>: every use of the name reads the first binding, so a field only the other one tags would be
-    /// stored in clear (a customer schema's own <c>address.json</c>, tagged, read as the order's untagged one). Each
-    /// binding is parsed on its own and walked from its root (for Protobuf, from each of its messages); the hidden one's
-    /// tagged paths must all be tagged in the one read, where masking a field too many is safe.
+    /// Fails closed where a schema the references hide tags a field that what is read in its place does not: names resolve
+    /// in one table per schema (see <see cref="ShadowedReference"/>), so a field only the hidden one tags would be stored
+    /// in clear (a customer schema's own <c>address.json</c>, tagged, read as the order's untagged one). Compared node by
+    /// node, not by walking paths: a JSON binding's tagged subschemas by pointer against those of the binding read; each
+    /// Protobuf message of the hidden file (and its imports) against the message of that full name the schema resolves,
+    /// as do two files that declare one message. Where what is read tags at least as much, its tags mask both places.
     /// </summary>
-    private static void CheckShadowedReferences(IParsedSchema schema, string tag, ref int standaloneParses)
+    private static void CheckHiddenSchemas(IParsedSchema schema, string tag)
     {
+        if (schema is Formats.Protobuf.ProtobufParsedSchema protobuf)
+        {
+            foreach ((Google.Protobuf.Reflection.DescriptorProto kept, Google.Protobuf.Reflection.DescriptorProto dropped, string fullName) in protobuf.Types.HiddenMessages)
+            {
+                if (Formats.Protobuf.ConfluentMeta.FirstTagMissing(dropped, kept, tag) is { } field)
+                {
+                    throw Unresolvable($"two files of the schema declare the message {fullName.TrimStart('.')}, and the one read does not tag {field} {tag} as the other does; declare each message once");
+                }
+            }
+        }
+
         ShadowedReferences? bindings = schema switch
         {
             ParsedJsonSchema json => json.Schemas.Bindings,
-            Formats.Protobuf.ProtobufParsedSchema protobuf => protobuf.Bindings,
+            Formats.Protobuf.ProtobufParsedSchema proto => proto.Bindings,
             _ => null,
         };
         if (bindings is null)
@@ -82,62 +85,83 @@ public static class SchemaTags
 
         foreach (ShadowedReference shadowed in bindings.Shadowed)
         {
-            if ((standaloneParses -= 2) < 0)
+            string? missed;
+            try
             {
-                throw Unresolvable($"the schema's references bind names to two different schemas at more places than the tag check follows ({MaxStandaloneParses / 2}); give each schema its own reference name");
+                missed = schema is Formats.Protobuf.ProtobufParsedSchema read
+                    ? FirstProtobufTagMissing(read, shadowed.Shadowed, tag)
+                    : FirstJsonTagMissing(shadowed.Used, shadowed.Shadowed, tag);
+            }
+            catch (InvalidSchemaException e)
+            {
+                throw Unresolvable($"the schema's references bind '{shadowed.Name}' to two schemas, and subject '{shadowed.Shadowed.Subject}' version {shadowed.Shadowed.Version} does not parse on its own to compare their {tag} tags: {e.Message}");
             }
 
-            IParsedSchema? read = shadowed.Used is null ? null : Standalone(schema.Type, shadowed.Used);
-            IParsedSchema hidden = Standalone(schema.Type, shadowed.Shadowed);
-            // A JSON binding is walked from its root; a Protobuf one from each message it declares, by full name.
-            IEnumerable<string?> roots = hidden is Formats.Protobuf.ProtobufParsedSchema messages ? (IEnumerable<string?>)messages.RecordMessageFullNames : new string?[] { null };
-            foreach (string? root in roots)
+            if (missed is not null)
             {
-                List<string> hiddenPaths = BindingPaths(hidden, shadowed.Shadowed, tag, root, ref standaloneParses);
-                if (hiddenPaths.Count == 0)
-                {
-                    continue;
-                }
-
-                List<string> readPaths = read is null ? [] : BindingPaths(read, shadowed.Used!, tag, root, ref standaloneParses);
-                foreach (string path in hiddenPaths)
-                {
-                    if (!readPaths.Contains(path, StringComparer.Ordinal))
-                    {
-                        string where = root is null ? string.Empty : $" in {root}";
-                        string first = shadowed.Used is { } used ? $"subject '{used.Subject}' version {used.Version}" : "the schema itself";
-                        throw Unresolvable($"the schema's references bind '{shadowed.Name}' to two schemas ({first}, and subject '{shadowed.Shadowed.Subject}' version {shadowed.Shadowed.Version}); every use of it reads the first, which does not tag {path}{where} {tag} as the second does; give each schema its own reference name");
-                    }
-                }
+                string first = shadowed.Used is { } used ? $"subject '{used.Subject}' version {used.Version}" : "a resource of the schema itself";
+                string names = shadowed.ReadName is { } other ? $"the names '{other}' and '{shadowed.Name}', which resolve to one URI," : $"the name '{shadowed.Name}'";
+                throw Unresolvable($"the schema's references bind {names} to two schemas: {first}, which every use of the name reads, and subject '{shadowed.Shadowed.Subject}' version {shadowed.Shadowed.Version}, which tags {missed} {tag} where the first does not; give each schema its own reference name");
             }
         }
     }
 
-    /// <summary>One binding of a reference name parsed as a schema of its own, with the references it brings.</summary>
-    private static IParsedSchema Standalone(SchemaType type, ResolvedReference binding)
+    /// <summary>The first message field a hidden Protobuf binding (or a file it imports) tags that the schema's message of that name does not.</summary>
+    private static string? FirstProtobufTagMissing(Formats.Protobuf.ProtobufParsedSchema schema, ResolvedReference hidden, string tag)
     {
-        try
+        Formats.Protobuf.ProtobufParsedSchema parsed = Formats.Protobuf.ProtobufSchemaParser.Parse(hidden.SchemaText ?? string.Empty, hidden.References ?? [], normalize: false);
+        foreach ((string fullName, Google.Protobuf.Reflection.DescriptorProto message) in parsed.Types.Messages)
         {
-            return type == SchemaType.Protobuf
-                ? Formats.Protobuf.ProtobufSchemaParser.Parse(binding.SchemaText ?? string.Empty, binding.References ?? [], normalize: false)
-                : new JsonSchemaFormat().Parse(binding.SchemaText ?? string.Empty, binding.References ?? [], normalize: false);
+            // A message the schema does not declare cannot be reached from it, whatever it tags.
+            if (schema.Types.Find(fullName)?.Message is { } read && Formats.Protobuf.ConfluentMeta.FirstTagMissing(message, read, tag) is { } field)
+            {
+                return $"{fullName.TrimStart('.')}.{field}";
+            }
         }
-        catch (InvalidSchemaException e)
-        {
-            throw Unresolvable($"the schema's references bind a name to two schemas, and subject '{binding.Subject}' version {binding.Version} does not parse on its own to compare their tags: {e.Message}");
-        }
+
+        return null;
     }
 
-    /// <summary>The paths one binding tags, from <paramref name="root"/>; a walk that fails fails the whole check (closed).</summary>
-    private static List<string> BindingPaths(IParsedSchema binding, ResolvedReference reference, string tag, string? root, ref int standaloneParses)
+    /// <summary>The pointer of the first subschema a hidden JSON binding tags that the binding read (null: the schema itself) does not tag at the same pointer.</summary>
+    private static string? FirstJsonTagMissing(ResolvedReference? read, ResolvedReference hidden, string tag)
     {
-        try
+        var readTagged = new HashSet<string>(StringComparer.Ordinal);
+        if (read is not null)
         {
-            return PathsWithTag(binding, tag, root, ref standaloneParses);
+            TaggedPointers(JsonSchemaFormat.ParseJson(read.SchemaText ?? string.Empty, $"reference '{read.Name}'"), tag, string.Empty, readTagged, null);
         }
-        catch (InvalidOperationException e)
+
+        string? missing = null;
+        TaggedPointers(JsonSchemaFormat.ParseJson(hidden.SchemaText ?? string.Empty, $"reference '{hidden.Name}'"), tag, string.Empty, null, pointer => missing ??= readTagged.Contains(pointer) ? null : pointer);
+        return missing is null ? null : $"#{missing}";
+    }
+
+    /// <summary>Every object in a schema document whose <c>confluent:tags</c> lists the tag, by JSON pointer (into <paramref name="into"/> or to <paramref name="found"/>).</summary>
+    private static void TaggedPointers(JsonElement element, string tag, string pointer, HashSet<string>? into, Action<string>? found)
+    {
+        switch (element.ValueKind)
         {
-            throw Unresolvable($"the schema's references bind '{reference.Name}' to two schemas, and the {tag} tags of subject '{reference.Subject}' version {reference.Version} cannot be compared with the other's: {e.Message}");
+            case JsonValueKind.Object:
+                if (HasTag(element, tag))
+                {
+                    into?.Add(pointer);
+                    found?.Invoke(pointer);
+                }
+
+                foreach (JsonProperty property in element.EnumerateObject())
+                {
+                    TaggedPointers(property.Value, tag, $"{pointer}/{property.Name.Replace("~", "~0", StringComparison.Ordinal).Replace("/", "~1", StringComparison.Ordinal)}", into, found);
+                }
+
+                break;
+            case JsonValueKind.Array:
+                int index = 0;
+                foreach (JsonElement item in element.EnumerateArray())
+                {
+                    TaggedPointers(item, tag, $"{pointer}/{index++}", into, found);
+                }
+
+                break;
         }
     }
 

@@ -18,44 +18,36 @@ public sealed record ResolvedReference(string Name, string Subject, int Version,
 /// A reference whose name an earlier reference of the same schema (at any depth) had already bound to another schema.
 /// Names resolve in one table per schema, as in Confluent's registry and serializers, so every use of the name reads
 /// <paramref name="Used"/>; what only <paramref name="Shadowed"/> declares (a privacy tag) is not seen. Used is null where
-/// the schema itself holds what is read (its own <c>$id</c>).
+/// the schema itself holds what is read (its own <c>$id</c>); <paramref name="ReadName"/> is the other name where two names
+/// resolve to one URI.
 /// </summary>
-public sealed record ShadowedReference(string Name, ResolvedReference? Used, ResolvedReference Shadowed)
+public sealed record ShadowedReference(string Name, ResolvedReference? Used, ResolvedReference Shadowed, string? ReadName = null)
 {
     /// <summary>Most kept per schema; past it <see cref="ShadowedReferences.Unwalkable"/> is set and tag rules fail closed.</summary>
     public const int MaxKept = 16;
 }
 
-/// <summary>The shadowed references a format met while it flattened a schema's references into one table.</summary>
+/// <summary>
+/// The shadowed references a format met while it flattened a schema's references into one table: noted while it reads
+/// them (<see cref="Bind"/>, <see cref="Shadow"/>, <see cref="Hide"/>), compared once every name is bound
+/// (<see cref="Complete"/>), then read by the privacy check from any thread.
+/// </summary>
 public sealed class ShadowedReferences
 {
     private readonly Dictionary<string, ResolvedReference> _used = new(StringComparer.Ordinal);
+    private readonly List<(string Name, ResolvedReference Hidden, string ReadName)> _met = [];
     private readonly List<ShadowedReference> _shadowed = [];
 
     public IReadOnlyList<ShadowedReference> Shadowed => _shadowed;
 
-    /// <summary>Why the hidden bindings cannot all be compared (more than <see cref="ShadowedReference.MaxKept"/>), or null.</summary>
+    /// <summary>Why the hidden bindings cannot all be compared, or null.</summary>
     public string? Unwalkable { get; private set; }
 
     /// <summary>Notes the reference that first binds <paramref name="name"/>.</summary>
     public void Bind(string name, ResolvedReference reference) => _used.TryAdd(name, reference);
 
-    /// <summary>Notes <paramref name="reference"/>, met after <paramref name="name"/> was bound, when it stands for another schema.</summary>
-    public void Shadow(string name, ResolvedReference reference)
-    {
-        if (!_used.TryGetValue(name, out ResolvedReference? used))
-        {
-            return;
-        }
-
-        int budget = MaxComparedReferences;
-        if (Same(used, reference, 0, ref budget))
-        {
-            return;
-        }
-
-        Note(new ShadowedReference(name, used, reference));
-    }
+    /// <summary>Notes <paramref name="reference"/>, met after <paramref name="name"/> was bound: a use of the name reads the first binding.</summary>
+    public void Shadow(string name, ResolvedReference reference) => Meet(name, reference, name);
 
     /// <summary>
     /// Notes that the schema bound as <paramref name="hiddenName"/> is hidden behind the one bound as <paramref name="readName"/>
@@ -65,17 +57,65 @@ public sealed class ShadowedReferences
     {
         if (_used.TryGetValue(hiddenName, out ResolvedReference? hidden))
         {
-            ResolvedReference? read = _used.GetValueOrDefault(readName);
-            int budget = MaxComparedReferences;
-            if (read is null || !Same(read, hidden, 0, ref budget))
-            {
-                Note(new ShadowedReference(hiddenName, read, hidden));
-            }
+            Meet(hiddenName, hidden, readName);
         }
         else if (hiddenName.Length == 0)
         {
-            // The schema's own embedded resource is hidden behind a reference: no binding of it can be walked on its own.
+            // The schema's own embedded resource is hidden behind a reference: no binding of it can be compared.
             Unwalkable ??= $"a resource of the schema itself is hidden behind the reference '{readName}', which claims the same URI";
+        }
+    }
+
+    private void Meet(string name, ResolvedReference hidden, string readName)
+    {
+        if (_met.Count < MaxComparedReferences)
+        {
+            _met.Add((name, hidden, readName));
+        }
+        else
+        {
+            Unwalkable ??= "the schema's references hide more schemas than the tag check follows";
+        }
+    }
+
+    /// <summary>
+    /// Compares what was met with what is read in its place, once every name is bound: two bindings of one schema are no
+    /// shadow. A hidden reference's own references are not flattened either (the name's first binding is read instead), so
+    /// where one of their names is bound to another schema, that one is read in its place too.
+    /// </summary>
+    public void Complete()
+    {
+        int budget = MaxComparedReferences;
+        foreach ((string name, ResolvedReference hidden, string readName) in _met)
+        {
+            ResolvedReference? read = _used.GetValueOrDefault(readName);
+            if (read is null || !Same(read, hidden, 0, ref budget))
+            {
+                Note(new ShadowedReference(name, read, hidden, string.Equals(name, readName, StringComparison.Ordinal) ? null : readName));
+                ShadowDescendants(hidden, 0, ref budget);
+            }
+        }
+
+        _met.Clear();
+    }
+
+    private void ShadowDescendants(ResolvedReference hidden, int depth, ref int budget)
+    {
+        foreach (ResolvedReference child in hidden.References ?? [])
+        {
+            if (--budget < 0 || depth > SchemaLimits.MaxDepth)
+            {
+                Unwalkable ??= "the schema's references hide more schemas than the tag check follows";
+                return;
+            }
+
+            string name = child.Name.IndexOf('#', StringComparison.Ordinal) is var hash and >= 0 ? child.Name[..hash] : child.Name;
+            if (_used.TryGetValue(name, out ResolvedReference? read) && !Same(read, child, 0, ref budget))
+            {
+                Note(new ShadowedReference(name, read, child));
+            }
+
+            ShadowDescendants(child, depth + 1, ref budget);
         }
     }
 

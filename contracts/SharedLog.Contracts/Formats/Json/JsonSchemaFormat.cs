@@ -45,6 +45,7 @@ public sealed class JsonSchemaFormat : ISchemaFormat
             }
         }
 
+        set.Bindings.Complete();
         var canonical = JsonCanonical.Write(root.Root);
         return new ParsedJsonSchema(normalize ? canonical : schemaText, canonical, references, set);
     }
@@ -61,7 +62,7 @@ public sealed class JsonSchemaFormat : ISchemaFormat
         return new JsonSchemaComparer().Compare(jsonReader.Schemas, jsonWriter.Schemas);
     }
 
-    private static JsonElement ParseJson(string text, string what)
+    internal static JsonElement ParseJson(string text, string what)
     {
         if (text.Length > SchemaLimits.MaxSchemaChars)
         {

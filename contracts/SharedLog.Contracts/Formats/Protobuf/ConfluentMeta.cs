@@ -40,6 +40,26 @@ internal static class ConfluentMeta
     /// <summary>The tags a field's <c>(confluent.field_meta).tags</c> option gives it; empty when none.</summary>
     public static IReadOnlyList<string> FieldTags(FieldDescriptorProto field) => MetaStrings(field, TagsField);
 
+    /// <summary>The first field of <paramref name="hidden"/> tagged <paramref name="tag"/> whose namesake in <paramref name="read"/> is not (or is missing), or null.</summary>
+    public static string? FirstTagMissing(DescriptorProto hidden, DescriptorProto read, string tag)
+    {
+        foreach (FieldDescriptorProto field in hidden.Fields)
+        {
+            if (!FieldTags(field).Contains(tag, StringComparer.Ordinal))
+            {
+                continue;
+            }
+
+            FieldDescriptorProto? namesake = read.Fields.Find(f => string.Equals(f.Name, field.Name, StringComparison.Ordinal));
+            if (namesake is null || !FieldTags(namesake).Contains(tag, StringComparer.Ordinal))
+            {
+                return field.Name;
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>A field's <c>(confluent.field_meta).doc</c>, the last one given; null when none.</summary>
     public static string? FieldDoc(FieldDescriptorProto field) => MetaStrings(field, DocField) is [.., string doc] ? doc : null;
 

@@ -24,6 +24,7 @@ internal static class ProtobufSchemaParser
 
         var bindings = new ShadowedReferences();
         var importable = FlattenReferences(references, bindings, ref work);
+        bindings.Complete();
         if (work > ProtobufTextGuard.MaxDeclarationWork)
         {
             throw new InvalidSchemaException($"Invalid Protobuf schema: the schema and the files it imports hold too many declarations per message for the parser: the squares of each message's count add up to {work:N0}, more than {ProtobufTextGuard.MaxDeclarationWork:N0} (as four messages of {ProtobufTextGuard.MaxDeclarationsPerMessage:N0} fields)");

@@ -65,5 +65,29 @@ internal sealed class ProtobufTypeIndex
 
     public static bool IsMapEntry(DescriptorProto message) => message.Options?.MapEntry == true;
 
-    private void Add(ProtobufTypeEntry entry) => _byName.TryAdd(entry.FullName, entry);
+    /// <summary>Every message type, by full name (the first declaration of a name, as <see cref="Find"/> gives it).</summary>
+    public IEnumerable<(string FullName, DescriptorProto Message)> Messages
+    {
+        get
+        {
+            foreach (ProtobufTypeEntry entry in _byName.Values)
+            {
+                if (entry.Message is { } message)
+                {
+                    yield return (entry.FullName, message);
+                }
+            }
+        }
+    }
+
+    /// <summary>Messages a second file declared under a full name an earlier file had taken: every use of the name reads the first.</summary>
+    public List<(DescriptorProto Kept, DescriptorProto Dropped, string FullName)> HiddenMessages { get; } = [];
+
+    private void Add(ProtobufTypeEntry entry)
+    {
+        if (!_byName.TryAdd(entry.FullName, entry) && _byName[entry.FullName].Message is { } kept && entry.Message is { } dropped && !ReferenceEquals(kept, dropped))
+        {
+            HiddenMessages.Add((kept, dropped, entry.FullName));
+        }
+    }
 }
