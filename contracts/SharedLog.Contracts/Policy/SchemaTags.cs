@@ -150,7 +150,7 @@ public static class SchemaTags
 
                 foreach (JsonProperty property in element.EnumerateObject())
                 {
-                    TaggedPointers(property.Value, tag, $"{pointer}/{property.Name.Replace("~", "~0", StringComparison.Ordinal).Replace("/", "~1", StringComparison.Ordinal)}", into, found);
+                    TaggedPointers(property.Value, tag, $"{pointer}/{JsonPointer.Escape(property.Name)}", into, found);
                 }
 
                 break;

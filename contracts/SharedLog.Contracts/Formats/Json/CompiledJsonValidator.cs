@@ -754,8 +754,6 @@ internal sealed class CompiledJsonValidator
 
     private static string Format(double number) => number.ToString("R", CultureInfo.InvariantCulture);
 
-    private static string Escape(string name) => name.Replace("~", "~0", StringComparison.Ordinal).Replace("/", "~1", StringComparison.Ordinal);
-
     private static void Fail(ref List<string>? errors, Location location, string keyword, string message)
     {
         errors ??= [];
@@ -772,7 +770,7 @@ internal sealed class CompiledJsonValidator
         public static readonly Location Root = new(string.Empty, null);
 
         public override string ToString() =>
-            Member is not null ? $"{Parent}/{Escape(Member)}"
+            Member is not null ? $"{Parent}/{JsonPointer.Escape(Member)}"
             : Index >= 0 ? $"{Parent}/{Index.ToString(CultureInfo.InvariantCulture)}"
             : Parent;
     }
