@@ -60,7 +60,7 @@ public static class SchemaTags
         {
             foreach ((Google.Protobuf.Reflection.DescriptorProto kept, Google.Protobuf.Reflection.DescriptorProto dropped, string fullName) in protobuf.Types.HiddenMessages)
             {
-                if (Formats.Protobuf.ConfluentMeta.FirstTagMissing(dropped, kept, tag) is { } field)
+                if (Formats.Protobuf.ConfluentMeta.FirstTagMissing(protobuf, dropped, protobuf, kept, tag) is { } field)
                 {
                     throw Unresolvable($"two files of the schema declare the message {fullName.TrimStart('.')}, and the one read does not tag {field} {tag} as the other does; declare each message once");
                 }
@@ -90,7 +90,7 @@ public static class SchemaTags
             {
                 missed = schema is Formats.Protobuf.ProtobufParsedSchema read
                     ? FirstProtobufTagMissing(read, shadowed.Shadowed, tag)
-                    : FirstJsonTagMissing(shadowed.Used, shadowed.Shadowed, tag);
+                    : FirstJsonTag(shadowed.Shadowed, tag);
             }
             catch (InvalidSchemaException e)
             {
@@ -101,7 +101,8 @@ public static class SchemaTags
             {
                 string first = shadowed.Used is { } used ? $"subject '{used.Subject}' version {used.Version}" : "a resource of the schema itself";
                 string names = shadowed.ReadName is { } other ? $"the names '{other}' and '{shadowed.Name}', which resolve to one URI," : $"the name '{shadowed.Name}'";
-                throw Unresolvable($"the schema's references bind {names} to two schemas: {first}, which every use of the name reads, and subject '{shadowed.Shadowed.Subject}' version {shadowed.Shadowed.Version}, which tags {missed} {tag} where the first does not; give each schema its own reference name");
+                string unmatched = schema is Formats.Protobuf.ProtobufParsedSchema ? " where the first does not" : " (a tag in a JSON schema hidden so is not matched to the one read)";
+                throw Unresolvable($"the schema's references bind {names} to two schemas: {first}, which every use of the name reads, and subject '{shadowed.Shadowed.Subject}' version {shadowed.Shadowed.Version}, which tags {missed} {tag}{unmatched}; give each schema its own reference name");
             }
         }
     }
@@ -113,7 +114,7 @@ public static class SchemaTags
         foreach ((string fullName, Google.Protobuf.Reflection.DescriptorProto message) in parsed.Types.Messages)
         {
             // A message the schema does not declare cannot be reached from it, whatever it tags.
-            if (schema.Types.Find(fullName)?.Message is { } read && Formats.Protobuf.ConfluentMeta.FirstTagMissing(message, read, tag) is { } field)
+            if (schema.Types.Find(fullName)?.Message is { } read && Formats.Protobuf.ConfluentMeta.FirstTagMissing(parsed, message, schema, read, tag) is { } field)
             {
                 return $"{fullName.TrimStart('.')}.{field}";
             }
@@ -122,35 +123,56 @@ public static class SchemaTags
         return null;
     }
 
-    /// <summary>The pointer of the first subschema a hidden JSON binding tags that the binding read (null: the schema itself) does not tag at the same pointer.</summary>
-    private static string? FirstJsonTagMissing(ResolvedReference? read, ResolvedReference hidden, string tag)
+    /// <summary>
+    /// Where a hidden JSON binding, or a schema it references, lists the tag (as "#pointer", with the reference it is in), or
+    /// null. JSON subschemas are not matched to the binding read (a <c>$ref</c> moves what a tag applies to, and a pointer
+    /// does not say which field it is), so any tag there fails the rule closed.
+    /// </summary>
+    private static string? FirstJsonTag(ResolvedReference hidden, string tag)
     {
-        var readTagged = new HashSet<string>(StringComparer.Ordinal);
-        if (read is not null)
+        var pending = new Stack<(ResolvedReference Reference, int Depth)>();
+        pending.Push((hidden, 0));
+        for (int budget = MaxHiddenDocuments; pending.Count > 0; budget--)
         {
-            TaggedPointers(JsonSchemaFormat.ParseJson(read.SchemaText ?? string.Empty, $"reference '{read.Name}'"), tag, string.Empty, readTagged, null);
+            (ResolvedReference reference, int depth) = pending.Pop();
+            if (budget <= 0 || depth > SchemaLimits.MaxDepth)
+            {
+                return "(more referenced schemas than the check reads)";
+            }
+
+            string? found = null;
+            TaggedPointers(JsonSchemaFormat.ParseJson(reference.SchemaText ?? string.Empty, $"reference '{reference.Name}'"), tag, string.Empty, pointer => found ??= pointer);
+            if (found is not null)
+            {
+                return ReferenceEquals(reference, hidden) ? $"#{found}" : $"#{found} of its reference '{reference.Name}'";
+            }
+
+            foreach (ResolvedReference child in reference.References ?? [])
+            {
+                pending.Push((child, depth + 1));
+            }
         }
 
-        string? missing = null;
-        TaggedPointers(JsonSchemaFormat.ParseJson(hidden.SchemaText ?? string.Empty, $"reference '{hidden.Name}'"), tag, string.Empty, null, pointer => missing ??= readTagged.Contains(pointer) ? null : pointer);
-        return missing is null ? null : $"#{missing}";
+        return null;
     }
 
-    /// <summary>Every object in a schema document whose <c>confluent:tags</c> lists the tag, by JSON pointer (into <paramref name="into"/> or to <paramref name="found"/>).</summary>
-    private static void TaggedPointers(JsonElement element, string tag, string pointer, HashSet<string>? into, Action<string>? found)
+    /// <summary>Most schemas one hidden JSON binding's check reads (itself and the schemas it references).</summary>
+    private const int MaxHiddenDocuments = 256;
+
+    /// <summary>Every object in a schema document whose <c>confluent:tags</c> lists the tag, by JSON pointer, to <paramref name="found"/>.</summary>
+    private static void TaggedPointers(JsonElement element, string tag, string pointer, Action<string> found)
     {
         switch (element.ValueKind)
         {
             case JsonValueKind.Object:
                 if (HasTag(element, tag))
                 {
-                    into?.Add(pointer);
-                    found?.Invoke(pointer);
+                    found(pointer);
                 }
 
                 foreach (JsonProperty property in element.EnumerateObject())
                 {
-                    TaggedPointers(property.Value, tag, $"{pointer}/{JsonPointer.Escape(property.Name)}", into, found);
+                    TaggedPointers(property.Value, tag, $"{pointer}/{JsonPointer.Escape(property.Name)}", found);
                 }
 
                 break;
@@ -158,7 +180,7 @@ public static class SchemaTags
                 int index = 0;
                 foreach (JsonElement item in element.EnumerateArray())
                 {
-                    TaggedPointers(item, tag, $"{pointer}/{index++}", into, found);
+                    TaggedPointers(item, tag, $"{pointer}/{index++}", found);
                 }
 
                 break;

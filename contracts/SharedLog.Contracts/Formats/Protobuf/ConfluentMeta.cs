@@ -40,20 +40,32 @@ internal static class ConfluentMeta
     /// <summary>The tags a field's <c>(confluent.field_meta).tags</c> option gives it; empty when none.</summary>
     public static IReadOnlyList<string> FieldTags(FieldDescriptorProto field) => MetaStrings(field, TagsField);
 
-    /// <summary>The first field of <paramref name="hidden"/> tagged <paramref name="tag"/> whose namesake in <paramref name="read"/> is not (or is missing), or null.</summary>
-    public static string? FirstTagMissing(DescriptorProto hidden, DescriptorProto read, string tag)
+    /// <summary>
+    /// The first field of <paramref name="hidden"/> (in <paramref name="hiddenSchema"/>) whose value the message read in its
+    /// place (<paramref name="read"/>, in <paramref name="readSchema"/>) might store unmasked, as "name = number", or null: a
+    /// field tagged <paramref name="tag"/> whose counterparts (the field of its number, the field of its name) are not both
+    /// tagged, or a message field whose type holds the tag while the counterpart of its number has another type.
+    /// </summary>
+    public static string? FirstTagMissing(ProtobufParsedSchema hiddenSchema, DescriptorProto hidden, ProtobufParsedSchema readSchema, DescriptorProto read, string tag)
     {
+        int visited = 0;
         foreach (FieldDescriptorProto field in hidden.Fields)
         {
-            if (!FieldTags(field).Contains(tag, StringComparer.Ordinal))
+            FieldDescriptorProto? byNumber = read.Fields.Find(f => f.Number == field.Number);
+            FieldDescriptorProto? byName = read.Fields.Find(f => string.Equals(f.Name, field.Name, StringComparison.Ordinal));
+            if (FieldTags(field).Contains(tag, StringComparer.Ordinal))
             {
-                continue;
+                if ((byNumber is null && byName is null) || (byNumber is not null && !FieldTags(byNumber).Contains(tag, StringComparer.Ordinal)) || (byName is not null && !FieldTags(byName).Contains(tag, StringComparer.Ordinal)))
+                {
+                    return $"{field.Name} = {field.Number}";
+                }
             }
-
-            FieldDescriptorProto? namesake = read.Fields.Find(f => string.Equals(f.Name, field.Name, StringComparison.Ordinal));
-            if (namesake is null || !FieldTags(namesake).Contains(tag, StringComparer.Ordinal))
+            else if (field.type == FieldDescriptorProto.Type.TypeMessage && hiddenSchema.Types.Find(field.TypeName) is { Message: { } held } heldType
+                && (byNumber is null || byNumber.type != FieldDescriptorProto.Type.TypeMessage || !string.Equals(readSchema.Types.Find(byNumber.TypeName)?.FullName, heldType.FullName, StringComparison.Ordinal))
+                && ContainsTag(hiddenSchema, held, tag, new HashSet<DescriptorProto>(ReferenceEqualityComparer.Instance), 0, ref visited))
             {
-                return field.Name;
+                // A message of the same name is compared on its own; one of another name is not what the read field decodes.
+                return $"{field.Name} = {field.Number}";
             }
         }
 
