@@ -1671,6 +1671,49 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task AProtobufRecordWhoseImportHidesAPiiTaggedFileIsRefusedAndOneTaggingAlikeIsMasked()
+    {
+        // The same for Protobuf imports: geo/address.proto at two versions, the customer's tagging street and the order's not.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using var registry = new CachedSchemaRegistryClient(new SchemaRegistryConfig { Url = broker.RegistryUrl });
+        const string Tagged = "syntax = \"proto3\";\npackage geo;\nimport \"confluent/meta.proto\";\nmessage Address { string street = 1 [(confluent.field_meta).tags = \"PII\"]; string city = 2; }\n";
+        const string Order = "syntax = \"proto3\";\npackage shop;\nimport \"geo/address.proto\";\nimport \"acme/customer.proto\";\nmessage Order { acme.Customer customer = 1; geo.Address ship = 2; }\n";
+        await registry.RegisterSchemaAsync("addr-plain", new Schema("syntax = \"proto3\";\npackage geo;\nmessage Address { string street = 1; string city = 2; }\n", SchemaType.Protobuf));
+        await registry.RegisterSchemaAsync("addr", new Schema(Tagged, SchemaType.Protobuf));
+        await registry.RegisterSchemaAsync("addr", new Schema(Tagged + "message Geo { double lat = 1; }\n", SchemaType.Protobuf));
+        await registry.RegisterSchemaAsync("cust", new Schema("syntax = \"proto3\";\npackage acme;\nimport \"geo/address.proto\";\nmessage Customer { string name = 1; geo.Address address = 2; }\n", [new SchemaReference("geo/address.proto", "addr", 2)], SchemaType.Protobuf));
+        const string Contract = "class: sensitive\nvalue:\n  strategy: TopicNameStrategy\nprivacy:\n  - tag: PII\n    action: hash\nonFailure: reject\n";
+        await ApplyAsync(broker, "topic: hidden\n" + Contract);
+        await ApplyAsync(broker, "topic: skewed\n" + Contract);
+        int hidden = await registry.RegisterSchemaAsync("hidden-value", new Schema(Order, [new SchemaReference("geo/address.proto", "addr-plain", 1), new SchemaReference("acme/customer.proto", "cust", 1)], SchemaType.Protobuf));
+        int skewed = await registry.RegisterSchemaAsync("skewed-value", new Schema(Order, [new SchemaReference("geo/address.proto", "addr", 1), new SchemaReference("acme/customer.proto", "cust", 1)], SchemaType.Protobuf));
+
+        // Order{customer: Customer{address: Address{street}}}, framed with message index [0].
+        static byte[] Framed(int id)
+        {
+            byte[] street = Encoding.UTF8.GetBytes("1 Main St");
+            byte[] payload = [0x00, 0x0A, (byte)(street.Length + 4), 0x12, (byte)(street.Length + 2), 0x0A, (byte)street.Length, .. street];
+            byte[] framed = new byte[SchemaWireFormat.HeaderSize + payload.Length];
+            SchemaWireFormat.WriteHeader(framed, id);
+            payload.CopyTo(framed, SchemaWireFormat.HeaderSize);
+            return framed;
+        }
+
+        using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, Acks = Acks.All }).Build())
+        {
+            ProduceException<string, byte[]> refused = await Assert.ThrowsAsync<ProduceException<string, byte[]>>(
+                () => producer.ProduceAsync("hidden", new Message<string, byte[]> { Key = "o1", Value = Framed(hidden) }).WaitAsync(Timeout));
+            Assert.Equal(ErrorCode.InvalidRecord, refused.Error.Code);
+            DeliveryResult<string, byte[]> stored = await producer.ProduceAsync("skewed", new Message<string, byte[]> { Key = "o2", Value = Framed(skewed) }).WaitAsync(Timeout);
+            Assert.Equal(PersistenceStatus.Persisted, stored.Status);
+        }
+
+        // Version 2 only adds a message the order cannot reach: both tag street alike, so the record is masked, not refused.
+        ConsumeResult<string, byte[]> masked = Assert.Single(ConsumeAll(broker, "skewed", 1, Deserializers.ByteArray));
+        Assert.True(masked.Message.Value.AsSpan().IndexOf(Encoding.UTF8.GetBytes("1 Main St")) < 0, "the customer's street is stored in clear");
+    }
+
+    [Fact]
     public async Task FlagKeepsEveryRecordMasksItAndMarksTheBadOnes()
     {
         // At audit level violations, with a summary every second: the summary says where the flagged records are.
