@@ -140,9 +140,7 @@ public static class SchemaTags
                 return "(more referenced schemas than the check reads)";
             }
 
-            string? found = null;
-            TaggedPointers(JsonSchemaFormat.ParseJson(reference.SchemaText ?? string.Empty, $"reference '{reference.Name}'"), tag, string.Empty, pointer => found ??= pointer);
-            if (found is not null)
+            if (FirstTaggedPointer(JsonSchemaFormat.ParseJson(reference.SchemaText ?? string.Empty, $"reference '{reference.Name}'"), tag, string.Empty) is { } found)
             {
                 return ReferenceEquals(reference, hidden) ? $"#{found}" : $"#{found} of its reference '{reference.Name}'";
             }
@@ -159,32 +157,37 @@ public static class SchemaTags
     /// <summary>Most schemas one hidden JSON binding's check reads (itself and the schemas it references).</summary>
     private const int MaxHiddenDocuments = 256;
 
-    /// <summary>Every object in a schema document whose <c>confluent:tags</c> lists the tag, by JSON pointer, to <paramref name="found"/>.</summary>
-    private static void TaggedPointers(JsonElement element, string tag, string pointer, Action<string> found)
+    /// <summary>The JSON pointer of the first object (in document order) in a schema document whose <c>confluent:tags</c> lists the tag, or null.</summary>
+    private static string? FirstTaggedPointer(JsonElement element, string tag, string pointer)
     {
-        switch (element.ValueKind)
+        if (element.ValueKind == JsonValueKind.Object)
         {
-            case JsonValueKind.Object:
-                if (HasTag(element, tag))
-                {
-                    found(pointer);
-                }
+            if (HasTag(element, tag))
+            {
+                return pointer;
+            }
 
-                foreach (JsonProperty property in element.EnumerateObject())
+            foreach (JsonProperty property in element.EnumerateObject())
+            {
+                if (FirstTaggedPointer(property.Value, tag, $"{pointer}/{JsonPointer.Escape(property.Name)}") is { } found)
                 {
-                    TaggedPointers(property.Value, tag, $"{pointer}/{JsonPointer.Escape(property.Name)}", found);
+                    return found;
                 }
-
-                break;
-            case JsonValueKind.Array:
-                int index = 0;
-                foreach (JsonElement item in element.EnumerateArray())
-                {
-                    TaggedPointers(item, tag, $"{pointer}/{index++}", found);
-                }
-
-                break;
+            }
         }
+        else if (element.ValueKind == JsonValueKind.Array)
+        {
+            int index = 0;
+            foreach (JsonElement item in element.EnumerateArray())
+            {
+                if (FirstTaggedPointer(item, tag, $"{pointer}/{index++}") is { } found)
+                {
+                    return found;
+                }
+            }
+        }
+
+        return null;
     }
 
     /// <summary>
