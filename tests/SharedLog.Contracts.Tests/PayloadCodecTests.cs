@@ -531,6 +531,74 @@ public class PayloadCodecTests
     }
 
     [Fact]
+    public void Protobuf_masked_top_level_fields_are_spliced_into_the_bytes_as_they_came()
+    {
+        var proto = ParseProto("syntax = \"proto3\";\npackage p;\nmessage M { string id = 1; string email = 2; int64 n = 3; string note = 4; optional string phone = 5; }\n");
+        // Message index 0, then the fields out of number order (note, email, id, n, phone), as a producer may write them.
+        byte[] payload = Convert.FromHexString("00" + "22026869" + "1203614062" + "0A0178" + "1805" + "2A023132");
+        var decoded = Protobuf.Decode(proto, payload);
+        var value = (Dictionary<string, object?>)decoded.Value!;
+        var rewriter = new PrivacyRewriter("k"u8.ToArray());
+        Assert.True(rewriter.Apply(value, "email", PrivacyAction.Hash, out _));
+        Assert.True(rewriter.Apply(value, "n", PrivacyAction.Drop, out _));
+        Assert.True(rewriter.Apply(value, "phone", PrivacyAction.Redact, out _));
+        byte[] hashed = Encoding.UTF8.GetBytes(Assert.IsType<string>(value["email"]));
+        Assert.NotEqual("a@b"u8.ToArray(), hashed);
+
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        ((IPayloadCodec)Protobuf).EncodeRewrite(proto, decoded, payload, [["email"], ["n"], ["phone"]], [0xAB], output);
+
+        // The untouched fields keep their place and bytes; the dropped one is gone; a whole encoding would have written
+        // them in number order.
+        byte[] expected = [0xAB, 0x00, 0x22, 0x02, (byte)'h', (byte)'i', 0x12, (byte)hashed.Length, .. hashed, 0x0A, 0x01, (byte)'x', 0x2A, 0x04, .. "****"u8];
+        Assert.Equal(Convert.ToHexString(expected), Convert.ToHexString(output.WrittenSpan));
+        var reread = (Dictionary<string, object?>)Protobuf.Decode(proto, output.WrittenSpan[1..]).Value!;
+        Assert.Equal(value["email"], reread["email"]);
+        Assert.False(reread.ContainsKey("n"));
+        Assert.Equal("hi", reread["note"]);
+    }
+
+    [Fact]
+    public void A_protobuf_field_sent_twice_or_not_at_the_top_level_is_written_whole_with_no_trace_of_its_clear_values()
+    {
+        var proto = ParseProto("syntax = \"proto3\";\npackage p;\nmessage M { string email = 1; Inner inner = 2; oneof contact { string phone = 3; string fax = 4; } string note = 5; }\nmessage Inner { string email = 1; }\n");
+        var rewriter = new PrivacyRewriter("k"u8.ToArray());
+
+        // email twice: a parser keeps the last, but the first is still in the bytes; the rewrite must carry neither.
+        byte[] twice = Convert.FromHexString("00" + "2A0178" + "0A03612D31" + "0A03612D32");
+        var decoded = Protobuf.Decode(proto, twice);
+        Assert.Equal("a-2", ((Dictionary<string, object?>)decoded.Value!)["email"]);
+        Assert.True(rewriter.Apply(decoded.Value, "email", PrivacyAction.Hash, out _));
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        ((IPayloadCodec)Protobuf).EncodeRewrite(proto, decoded, twice, [["email"]], [], output);
+        Assert.Equal(-1, output.WrittenSpan.IndexOf("a-1"u8));
+        Assert.Equal(-1, output.WrittenSpan.IndexOf("a-2"u8));
+        Assert.Equal(Convert.ToHexString(Protobuf.Encode(proto, decoded)), Convert.ToHexString(output.WrittenSpan));
+
+        // A nested field and a oneof member: encoded whole too (number order), masked.
+        byte[] nested = Convert.FromHexString("00" + "2A0178" + "1A03312D32" + "12050A03622D31");
+        decoded = Protobuf.Decode(proto, nested);
+        Assert.True(rewriter.Apply(decoded.Value, "inner.email", PrivacyAction.Redact, out _));
+        Assert.True(rewriter.Apply(decoded.Value, "phone", PrivacyAction.Redact, out _));
+        output = new System.Buffers.ArrayBufferWriter<byte>();
+        ((IPayloadCodec)Protobuf).EncodeRewrite(proto, decoded, nested, [["inner", "email"], ["phone"]], [], output);
+        Assert.Equal("00" + "12060A042A2A2A2A" + "1A042A2A2A2A" + "2A0178", Convert.ToHexString(output.WrittenSpan));
+    }
+
+    [Fact]
+    public void A_protobuf_splice_that_would_drop_a_required_field_is_refused()
+    {
+        var proto = ParseProto("syntax = \"proto2\";\npackage p;\nmessage R { required string email = 1; optional string note = 2; }\n");
+        byte[] payload = Convert.FromHexString("00" + "1201780A03612D31");
+        var decoded = Protobuf.Decode(proto, payload);
+        Assert.True(new PrivacyRewriter("k"u8.ToArray()).Apply(decoded.Value, "email", PrivacyAction.Drop, out _));
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        var refused = Assert.Throws<PayloadDecodeException>(() => ((IPayloadCodec)Protobuf).EncodeRewrite(proto, decoded, payload, [["email"]], [], output));
+        Assert.Contains("R.email is a required field", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(0, output.WrittenCount);
+    }
+
+    [Fact]
     public void A_privacy_path_into_a_protobuf_timestamp_is_a_problem_not_a_silent_no_op()
     {
         var proto = ParseProto("syntax = \"proto3\";\npackage p;\nimport \"google/protobuf/timestamp.proto\";\nmessage T { google.protobuf.Timestamp born = 1; string name = 2; }\n");

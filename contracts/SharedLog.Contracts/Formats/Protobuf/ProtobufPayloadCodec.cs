@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Runtime.CompilerServices;
@@ -130,6 +131,155 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         EncodeMessage(writer, layout, values, 1);
         return writer.ToArray();
     }
+
+    /// <summary>Dropped fields are spliced out as masked ones are spliced in.</summary>
+    public bool SplicesRemovedFields => true;
+
+    /// <summary>
+    /// Writes a masked record by replacing, in the bytes it came in, only the fields the privacy step changed, when each
+    /// is a singular scalar (string, bytes, number, enum) of the top-level message, outside a oneof, that the payload
+    /// holds at most once; the rest (often most of the record) is copied as it came. Any other rewrite (nested or
+    /// repeated fields, a field sent twice, superseded values, held-out enum numbers) is encoded whole.
+    /// </summary>
+    public void EncodeRewrite(IParsedSchema schema, DecodedPayload payload, ReadOnlySpan<byte> original, IReadOnlyList<string[]> changedPaths, ReadOnlySpan<byte> prefix, IBufferWriter<byte> output)
+    {
+        ArgumentNullException.ThrowIfNull(payload);
+        ArgumentNullException.ThrowIfNull(changedPaths);
+        ArgumentNullException.ThrowIfNull(output);
+        if (!payload.Superseded && TrySpliceTopLevel(payload, original, changedPaths, prefix, output))
+        {
+            return;
+        }
+
+        output.Write(Encode(schema, payload, prefix));
+    }
+
+    /// <summary>The splice of <see cref="EncodeRewrite"/>; false (nothing written) when the rewrite does not qualify.</summary>
+    private bool TrySpliceTopLevel(DecodedPayload payload, ReadOnlySpan<byte> original, IReadOnlyList<string[]> changedPaths, ReadOnlySpan<byte> prefix, IBufferWriter<byte> output)
+    {
+        if (payload.Value is not ProtobufMessage { HeldOut: null } message || changedPaths.Count is 0 or > MaxSplicedFields)
+        {
+            return false;
+        }
+
+        ProtobufMessageLayout layout = message.Layout;
+        Span<int> numbers = stackalloc int[MaxSplicedFields];
+        Span<int> starts = stackalloc int[MaxSplicedFields];
+        Span<int> ends = stackalloc int[MaxSplicedFields];
+        int fieldCount = 0;
+        foreach (string[] path in changedPaths)
+        {
+            if (path.Length != 1 || !layout.ByName.TryGetValue(path[0], out ProtobufFieldLayout? field) || !IsSpliceable(field))
+            {
+                return false;
+            }
+
+            if (numbers[..fieldCount].IndexOf(field.Number) < 0)
+            {
+                numbers[fieldCount] = field.Number;
+                starts[fieldCount] = -1;
+                fieldCount++;
+            }
+        }
+
+        Span<int> indexes = stackalloc int[SchemaWireFormat.MaxMessageIndexes];
+        if (!SchemaWireFormat.TryReadMessageIndexes(original, indexes, out _, out int bodyStart))
+        {
+            return false;
+        }
+
+        // Where each changed field is in the top-level message: a field given twice (the last one wins at a parser, but the
+        // first still carries its bytes) is encoded whole instead, which writes it once.
+        var reader = new ProtoReader(original[bodyStart..]);
+        while (!reader.End)
+        {
+            int tagStart = reader.Position;
+            (int number, int wireType) = reader.ReadTag();
+            reader.SkipField(number, wireType, 1);
+            int at = numbers[..fieldCount].IndexOf(number);
+            if (at >= 0)
+            {
+                if (starts[at] >= 0)
+                {
+                    return false;
+                }
+
+                starts[at] = bodyStart + tagStart;
+                ends[at] = bodyStart + reader.Position;
+            }
+        }
+
+        // The replacements first, so a value that cannot be written leaves the output untouched.
+        PayloadWriter replacements = PayloadWriter.ForThread([]);
+        Span<int> replacementEnds = stackalloc int[MaxSplicedFields];
+        for (int i = 0; i < fieldCount; i++)
+        {
+            ProtobufFieldLayout field = layout.ByNumber[numbers[i]];
+            if (message.TryGetValue(field.Name, out object? value) && value is not null)
+            {
+                try
+                {
+                    EncodeField(replacements, field, value, 1);
+                }
+                catch (PayloadDecodeException ex)
+                {
+                    throw new PayloadDecodeException($"{ShortName(layout)}.{field.Name}: {ex.Message}", ex.InnerException);
+                }
+            }
+            else if (field.Required)
+            {
+                throw new PayloadDecodeException($"{ShortName(layout)}.{field.Name} is a required field and cannot be dropped or set to null");
+            }
+
+            replacementEnds[i] = replacements.Length;
+        }
+
+        output.Write(prefix);
+        ReadOnlySpan<byte> written = replacements.WrittenSpan;
+        int copied = 0;
+        int done = 0;
+        while (done < fieldCount)
+        {
+            // The next changed field in payload order; fields the payload did not hold are written after the rest.
+            int next = -1;
+            for (int i = 0; i < fieldCount; i++)
+            {
+                if (starts[i] >= copied && (next < 0 || starts[i] < starts[next]))
+                {
+                    next = i;
+                }
+            }
+
+            if (next < 0)
+            {
+                break;
+            }
+
+            output.Write(original[copied..starts[next]]);
+            output.Write(written[(next == 0 ? 0 : replacementEnds[next - 1])..replacementEnds[next]]);
+            copied = ends[next];
+            done++;
+        }
+
+        output.Write(original[copied..]);
+        for (int i = 0; i < fieldCount; i++)
+        {
+            if (starts[i] < 0)
+            {
+                output.Write(written[(i == 0 ? 0 : replacementEnds[i - 1])..replacementEnds[i]]);
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>The most changed fields a splice takes; a rewrite of more is encoded whole.</summary>
+    private const int MaxSplicedFields = 16;
+
+    /// <summary>A field whose bytes in the top-level message are one tag and value, written again alone by <see cref="EncodeField"/>.</summary>
+    private static bool IsSpliceable(ProtobufFieldLayout field) =>
+        !field.IsMap && !field.Repeated && field.OneofMembers.Count == 0
+        && field.Type is not (FieldDescriptorProto.Type.TypeMessage or FieldDescriptorProto.Type.TypeGroup);
 
     private static ProtobufParsedSchema SchemaOf(IParsedSchema schema)
     {
