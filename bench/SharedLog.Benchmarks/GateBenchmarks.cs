@@ -47,6 +47,7 @@ public class GateBenchmarks : IDisposable
     private ContractGate _gate = null!;
     private byte[] _avroBatch = [];
     private byte[] _jsonBatch = [];
+    private byte[] _protoBatch = [];
     private byte[] _jsonBatch6 = [];
     private byte[] _nestedJsonBatch = [];
     private IParsedSchema _avroParsed = null!;
@@ -70,12 +71,15 @@ public class GateBenchmarks : IDisposable
               "id":{"type":"string"},"customer":{"type":"string"},"email":{"type":"string"},"amount":{"type":"number","minimum":0},
               "currency":{"type":"string","enum":["EUR","USD"]},"quantity":{"type":"integer"},"country":{"type":"string"},"notes":{"type":"string"}}}
             """;
+        // The same record as proto3, as bench/contracts/prepare.js registers it.
+        var protoSchema = "syntax = \"proto3\";\npackage bench.gate;\n\nmessage Order {\n  string id = 1;\n  string customer = 2;\n  string email = 3;\n  double amount = 4;\n  string currency = 5;\n  int64 quantity = 6;\n  string country = 7;\n  string notes = 8;\n}\n";
         _registry = new SchemaRegistry([new AvroSchemaFormat(), new JsonSchemaFormat(), new ProtobufSchemaFormat()], new InMemoryJournal(), NullLogger<SchemaRegistry>.Instance);
         _registry.LoadAsync(CancellationToken.None).GetAwaiter().GetResult();
         int avroId = _registry.RegisterAsync("gate-avro-value", new SchemaRequest(avroSchema, SchemaType.Avro, []), CancellationToken.None).GetAwaiter().GetResult().Id;
         int jsonId = _registry.RegisterAsync("gate-json-value", new SchemaRequest(jsonSchema, SchemaType.Json, []), CancellationToken.None).GetAwaiter().GetResult().Id;
+        int protoId = _registry.RegisterAsync("gate-proto-value", new SchemaRequest(protoSchema, SchemaType.Protobuf, []), CancellationToken.None).GetAwaiter().GetResult().Id;
         _store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
-        foreach (string topic in new[] { "gate-avro", "gate-json" })
+        foreach (string topic in new[] { "gate-avro", "gate-json", "gate-proto" })
         {
             _store.ApplyAsync($"topic: {topic}\nclass: certified\nvalue:\n  strategy: TopicNameStrategy\n{Rules}", "bench", false, ContractGate.CompileProblems, CancellationToken.None).GetAwaiter().GetResult();
         }
@@ -89,6 +93,7 @@ public class GateBenchmarks : IDisposable
             ("gate-json-schema", jsonSchema, SchemaType.Json, ""),
             ("gate-json-rules", jsonSchema, SchemaType.Json, Rules[..rulesEnd]),
             ("gate-avro-redact", avroSchema, SchemaType.Avro, Rules.Replace("action: hash", "action: redact", StringComparison.Ordinal)),
+            ("gate-proto-rules", protoSchema, SchemaType.Protobuf, Rules[..rulesEnd]),
         ];
         foreach ((string topic, string schema, SchemaType type, string body) in variants)
         {
@@ -118,6 +123,9 @@ public class GateBenchmarks : IDisposable
         _avroPayload = avroPayload;
         _jsonBatch = Batch(jsonId, jsonPayload);
         _jsonBatch6 = Batch(jsonId, jsonPayload, records: 6);
+        // Message index 0 (one zero byte), then the message.
+        byte[] protoPayload = new ProtobufPayloadCodec().Encode(_registry.ParsedById(protoId)!, new DecodedPayload(record, "bench.gate.Order"));
+        _protoBatch = Batch(protoId, protoPayload);
 
         // An order with ten line items (nested objects in an array), about 1 KiB, schema and one rule.
         var nestedSchema = """
@@ -142,7 +150,7 @@ public class GateBenchmarks : IDisposable
         {
             ("gate-avro", _avroBatch, GateOutcome.Rewrite), ("gate-avro-schema", _avroBatch, GateOutcome.Pass), ("gate-avro-rules", _avroBatch, GateOutcome.Pass),
             ("gate-avro-redact", _avroBatch, GateOutcome.Rewrite), ("gate-json", _jsonBatch, GateOutcome.Rewrite), ("gate-json-rules", _jsonBatch, GateOutcome.Pass), ("gate-json-schema", _jsonBatch, GateOutcome.Pass),
-            ("gate-json-nested", _nestedJsonBatch, GateOutcome.Pass),
+            ("gate-json-nested", _nestedJsonBatch, GateOutcome.Pass), ("gate-proto", _protoBatch, GateOutcome.Rewrite), ("gate-proto-rules", _protoBatch, GateOutcome.Pass),
         })
         {
             GateOutcome outcome = Inspect(topic, batch);
@@ -187,6 +195,12 @@ public class GateBenchmarks : IDisposable
 
     [Benchmark]
     public GateOutcome Json100Records() => Inspect("gate-json", _jsonBatch);
+
+    [Benchmark]
+    public GateOutcome Protobuf100Records() => Inspect("gate-proto", _protoBatch);
+
+    [Benchmark]
+    public GateOutcome ProtobufSchemaAndRules100Records() => Inspect("gate-proto-rules", _protoBatch);
 
     /// <summary>A batch the size a partition gets at 5,000 records/s over 4 partitions with linger 1 ms: shows what each batch costs beyond its records.</summary>
     [Benchmark]
@@ -234,6 +248,8 @@ public class GateBenchmarks : IDisposable
         "json6" => InspectWhole("gate-json", _jsonBatch6),
         "json-rules" => InspectWhole("gate-json-rules", _jsonBatch),
         "json-schema" => InspectWhole("gate-json-schema", _jsonBatch),
+        "proto" => InspectWhole("gate-proto", _protoBatch),
+        "proto-rules" => InspectWhole("gate-proto-rules", _protoBatch),
         _ => InspectWhole("gate-json", _jsonBatch),
     };
 

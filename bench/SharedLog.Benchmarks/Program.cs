@@ -15,7 +15,7 @@ if (args.Length > 0 && args[0] == "compact")
         args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 3);
 }
 
-// `gate-loop json|json6|json-rules|json-schema|avro [seconds] [keptMiB]` runs one gate benchmark in a plain loop, for a profiler (perf) to sample.
+// `gate-loop json|json6|json-rules|json-schema|avro|proto|proto-rules [seconds] [keptMiB]` runs one gate benchmark in a plain loop, for a profiler (perf) to sample.
 // The batches the gate rebuilds are kept, oldest dropped first, up to keptMiB (default 256, the broker's log cache), as
 // the broker keeps stored batches. They live on the pinned and large object heaps, whose memory a loop keeps getting
 // fresh from the kernel: 0.27 page faults per record here against 0.02 in the broker at full load, so the loop's time

@@ -559,6 +559,33 @@ public class PayloadCodecTests
     }
 
     [Fact]
+    public void Protobuf_strings_decoded_from_the_gates_memory_stay_utf8_slices_and_read_and_write_as_strings()
+    {
+        var proto = ParseProto("syntax = \"proto3\";\npackage p;\nmessage M { string name = 1; map<string, string> tags = 2; string empty = 3; repeated string list = 4; }\n");
+        // name "a@", tags {"k": "v"}, empty given as "" (its default: not set), list ["x", "y"].
+        byte[] payload = Convert.FromHexString("00" + "0A026140" + "12060A016B120176" + "1A00" + "220178" + "220179");
+        var decoded = Protobuf.Decode(proto, payload.AsMemory());
+        var value = (Dictionary<string, object?>)decoded.Value!;
+        Assert.Equal("a@", Assert.IsType<Utf8Text>(value["name"]).ToString());
+        var tags = Assert.IsAssignableFrom<Dictionary<string, object?>>(value["tags"]);
+        Assert.Equal("v", Assert.IsType<Utf8Text>(tags[Assert.Single(tags.Keys)]).ToString());
+        Assert.Equal("k", tags.Keys.Single());
+        Assert.False(value.ContainsKey("empty"));
+        Assert.Equal(["x", "y"], Assert.IsType<List<object?>>(value["list"]).Select(item => Assert.IsType<Utf8Text>(item).ToString()));
+        Assert.True(SharedLog.Contracts.Rules.CelRule.Compile("value.name == 'a@' && value.tags['k'] == 'v' && value.empty == '' && size(value.list) == 2 && value.list[1] == 'y'")
+            .Evaluate(new Dictionary<string, object?> { ["value"] = value }).IsPassed);
+        Assert.Equal(Convert.ToHexString(Protobuf.Encode(proto, Protobuf.Decode(proto, payload))), Convert.ToHexString(Protobuf.Encode(proto, decoded)));
+
+        // Hashed, the name is written from the hash's own text.
+        Assert.True(new PrivacyRewriter("k"u8.ToArray()).Apply(value, "name", PrivacyAction.Hash, out _));
+        string hashed = Utf8Text.AsString(value["name"])!;
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        ((IPayloadCodec)Protobuf).EncodeRewrite(proto, decoded, payload, [["name"]], [], output);
+        Assert.Equal(hashed, ((Dictionary<string, object?>)Protobuf.Decode(proto, output.WrittenSpan).Value!)["name"]);
+        Assert.Equal(-1, output.WrittenSpan.IndexOf("a@"u8));
+    }
+
+    [Fact]
     public void A_protobuf_field_sent_twice_or_not_at_the_top_level_is_written_whole_with_no_trace_of_its_clear_values()
     {
         var proto = ParseProto("syntax = \"proto3\";\npackage p;\nmessage M { string email = 1; Inner inner = 2; oneof contact { string phone = 3; string fax = 4; } string note = 5; }\nmessage Inner { string email = 1; }\n");

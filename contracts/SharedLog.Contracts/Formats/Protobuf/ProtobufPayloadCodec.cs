@@ -77,6 +77,28 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         return false;
     }
 
+    /// <summary>
+    /// As <see cref="Decode(IParsedSchema, ReadOnlySpan{byte})"/>, for a payload whose memory outlives the result (the gate's):
+    /// string fields stay <see cref="Utf8Text"/> slices of it instead of becoming .NET strings, as Avro's and JSON's do.
+    /// Map keys are still strings.
+    /// </summary>
+    public DecodedPayload Decode(IParsedSchema schema, ReadOnlyMemory<byte> payload)
+    {
+        _source = payload;
+        try
+        {
+            return Decode(schema, payload.Span);
+        }
+        finally
+        {
+            _source = default;
+        }
+    }
+
+    /// <summary>The memory this thread decodes from, when strings may be slices of it (empty otherwise).</summary>
+    [ThreadStatic]
+    private static ReadOnlyMemory<byte> _source;
+
     public DecodedPayload Decode(IParsedSchema schema, ReadOnlySpan<byte> payload)
     {
         var protobuf = SchemaOf(schema);
@@ -493,6 +515,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
     {
         string text when field.Type == FieldDescriptorProto.Type.TypeEnum => field.EnumNames!.TryGetValue(0, out var zero) && string.Equals(text, zero, StringComparison.Ordinal),
         string text => text.Length == 0,
+        Utf8Text text => text.Utf8.IsEmpty,
         byte[] bytes => bytes.Length == 0,
         bool flag => !flag,
         long number => number == 0,
@@ -668,7 +691,14 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
             case FieldDescriptorProto.Type.TypeString:
                 {
                     var bytes = reader.ReadLengthDelimited();
-                    return Utf8.IsValid(bytes) ? Encoding.UTF8.GetString(bytes) : throw new PayloadDecodeException("string is not valid UTF-8");
+                    if (!Utf8.IsValid(bytes))
+                    {
+                        throw new PayloadDecodeException("string is not valid UTF-8");
+                    }
+
+                    return !_source.IsEmpty && _source.Span.Overlaps(bytes, out int offset)
+                        ? RecordGraphPool.RentText(_source.Slice(offset, bytes.Length))
+                        : Encoding.UTF8.GetString(bytes);
                 }
 
             case FieldDescriptorProto.Type.TypeBytes:
@@ -694,6 +724,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         var text = key switch
         {
             string s => s,
+            Utf8Text s => s.ToString(),
             bool b => b ? "true" : "false",
             long l => l.ToString(CultureInfo.InvariantCulture),
             ulong u => u.ToString(CultureInfo.InvariantCulture),
@@ -1126,6 +1157,13 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
                 break;
             case FieldDescriptorProto.Type.TypeString:
                 {
+                    if (value is Utf8Text utf8)
+                    {
+                        writer.WriteVarint((ulong)utf8.Utf8.Length);
+                        writer.WriteBytes(utf8.Utf8.Span);
+                        break;
+                    }
+
                     var text = value as string ?? throw Mismatch(field, value);
                     writer.WriteVarint((ulong)Encoding.UTF8.GetByteCount(text));
                     writer.WriteUtf8(text);
