@@ -586,6 +586,26 @@ public class PayloadCodecTests
     }
 
     [Fact]
+    public void Protobuf_fields_of_low_high_and_unknown_numbers_decode_in_each_top_level_message_the_index_names()
+    {
+        var proto = ParseProto("syntax = \"proto3\";\npackage p;\nmessage A { string a = 1; }\nmessage B { int64 low = 2; int64 high = 200; int64 top = 536870911; }\n");
+        // [1] (B): low 3, an unknown field 5 (varint 9), high 4, top 5; then [0] (A) and [1] again, so each index keeps its own message.
+        byte[] b = Convert.FromHexString("0202" + "1003" + "2809" + "C00C04" + "F8FFFFFF0F05");
+        byte[] a = Convert.FromHexString("00" + "0A0178");
+        for (int round = 0; round < 2; round++)
+        {
+            var decodedB = Protobuf.Decode(proto, b.AsMemory());
+            Assert.Equal("p.B", decodedB.MessageFullName);
+            var valueB = (Dictionary<string, object?>)decodedB.Value!;
+            Assert.Equal([("high", (object?)4L), ("low", 3L), ("top", 5L)], valueB.OrderBy(pair => pair.Key, StringComparer.Ordinal).Select(pair => (pair.Key, pair.Value)));
+            Assert.True(ProtobufPayloadCodec.HasUnknownFields(valueB));
+            var decodedA = Protobuf.Decode(proto, a.AsMemory());
+            Assert.Equal("p.A", decodedA.MessageFullName);
+            Assert.Equal("x", ((Dictionary<string, object?>)decodedA.Value!)["a"]!.ToString());
+        }
+    }
+
+    [Fact]
     public void A_protobuf_field_sent_twice_or_not_at_the_top_level_is_written_whole_with_no_trace_of_its_clear_values()
     {
         var proto = ParseProto("syntax = \"proto3\";\npackage p;\nmessage M { string email = 1; Inner inner = 2; oneof contact { string phone = 3; string fax = 4; } string note = 5; }\nmessage Inner { string email = 1; }\n");

@@ -30,6 +30,15 @@ internal sealed class ProtobufMessageLayout
             ByName.TryAdd(field.Name, field);
         }
 
+        _lowNumbers = new ProtobufFieldLayout?[Math.Min(MaxLowNumber, fields.Count == 0 ? 0 : fields[^1].Number) + 1];
+        foreach (var field in InNumberOrder)
+        {
+            if (field.Number < _lowNumbers.Length)
+            {
+                _lowNumbers[field.Number] ??= field;
+            }
+        }
+
         // Members of a real oneof (not proto3's synthetic one for 'optional'): setting one clears the others. One list per
         // oneof, shared by its members (a list of siblings each made a oneof of 30,000 members take 7 GB).
         var oneofMembers = new Dictionary<int, List<string>>();
@@ -103,6 +112,22 @@ internal sealed class ProtobufMessageLayout
     }
 
     public Dictionary<int, ProtobufFieldLayout> ByNumber { get; }
+
+    // Most messages number their fields from 1 up: the decoder finds those by index, not by hashing, once per field read.
+    private const int MaxLowNumber = 128;
+    private readonly ProtobufFieldLayout?[] _lowNumbers;
+
+    /// <summary>The field numbered <paramref name="number"/>, as <see cref="ByNumber"/> finds it.</summary>
+    public bool TryGetField(int number, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ProtobufFieldLayout? field)
+    {
+        if ((uint)number < (uint)_lowNumbers.Length)
+        {
+            field = _lowNumbers[number];
+            return field is not null;
+        }
+
+        return ByNumber.TryGetValue(number, out field);
+    }
 
     public Dictionary<string, ProtobufFieldLayout> ByName { get; }
 

@@ -37,6 +37,21 @@ public sealed class ProtobufParsedSchema : IParsedSchema
 
     internal FileDescriptorProto File { get; }
 
+    // The payload codec's layouts of the file's top-level messages, by index, made on first use (a race makes one twice).
+    private ProtobufMessageLayout?[]? _topLevelLayouts;
+
+    internal ProtobufMessageLayout? TopLevelLayout(int index) =>
+        _topLevelLayouts is { } known && (uint)index < (uint)known.Length ? known[index] : null;
+
+    internal void KeepTopLevelLayout(int index, ProtobufMessageLayout layout)
+    {
+        ProtobufMessageLayout?[] layouts = _topLevelLayouts ??= new ProtobufMessageLayout?[File.MessageTypes.Count];
+        if ((uint)index < (uint)layouts.Length)
+        {
+            layouts[index] = layout;
+        }
+    }
+
     /// <summary>The full name of the file's first message (what Confluent's serializers name a schema by), or null when it has none.</summary>
     public string? FirstMessageFullName => File.MessageTypes.Count == 0 ? null : FullNameOf(File.MessageTypes[0]);
 

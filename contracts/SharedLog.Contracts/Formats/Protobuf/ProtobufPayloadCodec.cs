@@ -311,6 +311,23 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
 
     private static ProtobufMessageLayout LayoutOf(ProtobufParsedSchema schema, int[] path)
     {
+        // Nearly every record names a top-level message (Confluent writes [0] as one zero byte): found once per schema.
+        if (path.Length == 1 && schema.TopLevelLayout(path[0]) is { } known)
+        {
+            return known;
+        }
+
+        var layout = FindLayout(schema, path);
+        if (path.Length == 1)
+        {
+            schema.KeepTopLevelLayout(path[0], layout);
+        }
+
+        return layout;
+    }
+
+    private static ProtobufMessageLayout FindLayout(ProtobufParsedSchema schema, int[] path)
+    {
         var info = schema.FindMessage(path)
             ?? throw new PayloadDecodeException($"the schema has no message at index path [{string.Join(", ", path)}]");
         var fullName = "." + info.FullName;
@@ -331,7 +348,7 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
         {
             var tagStart = reader.Position;
             var (number, wireType) = reader.ReadTag();
-            if (!layout.ByNumber.TryGetValue(number, out var field))
+            if (!layout.TryGetField(number, out var field))
             {
                 reader.SkipField(number, wireType, depth);
                 if (keepUnknownFields)
