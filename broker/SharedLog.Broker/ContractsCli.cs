@@ -183,8 +183,9 @@ public static class ContractsCli
         string actor = options.GetValueOrDefault("actor", Environment.UserName);
         if (command is not ("list" or "history" or "validate") && !IsHeaderText(actor))
         {
-            // An HTTP header carries printable ASCII: anything else failed in the HTTP client as if the broker were unreachable.
-            await error.WriteLineAsync($"--actor must be printable ASCII (letters, digits, punctuation, spaces){(options.ContainsKey("actor") ? "" : $"; the login name '{actor}' is not, so give --actor")}\n{UsageText}");
+            // The broker records the name as given, so text it would refuse (control characters, line breaks, a broken
+            // surrogate pair) is a usage error here rather than a refusal from the broker.
+            await error.WriteLineAsync($"--actor must be printable text (no control characters or line breaks){(options.ContainsKey("actor") ? "" : $"; the login name '{actor}' is not, so give --actor")}\n{UsageText}");
             return Usage;
         }
         try
@@ -281,7 +282,9 @@ public static class ContractsCli
         return await read;
     }
 
-    private static bool IsHeaderText(string value) => value.Length > 0 && value.All(c => c is >= ' ' and <= '~');
+    private static bool IsHeaderText(string value) =>
+        value.Length > 0 && !value.Any(ContractParser.IsUnprintable) && !value.Contains('\uFFFD', StringComparison.Ordinal)
+        && System.Text.Unicode.Utf8.FromUtf16(value, new byte[value.Length * 3], out _, out _, replaceInvalidSequences: false) == System.Buffers.OperationStatus.Done;
 
     private static bool IsHttpAddress(string value) =>
         Uri.TryCreate(value, UriKind.Absolute, out Uri? uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps) && uri.Host.Length > 0;
@@ -292,9 +295,13 @@ public static class ContractsCli
     /// </summary>
     private const int MaxAnswerBytes = 16 * 1024 * 1024;
 
-    /// <summary>An HTTP client for one command: each request waits at most 30 s, or, for <c>validate</c>, as long as its --timeout leaves.</summary>
+    /// <summary>
+    /// An HTTP client for one command: each request waits at most 30 s, or, for <c>validate</c>, as long as its --timeout leaves.
+    /// The actor's name goes as UTF-8, as the broker reads it (HttpClient's default, Latin-1, cannot carry most names).
+    /// </summary>
     private static HttpClient Client(bool boundedByCaller = false) =>
-        new() { Timeout = boundedByCaller ? Timeout.InfiniteTimeSpan : TimeSpan.FromSeconds(30), MaxResponseContentBufferSize = MaxAnswerBytes };
+        new(new SocketsHttpHandler { RequestHeaderEncodingSelector = (name, _) => string.Equals(name, Http.ContractsApi.ActorHeader, StringComparison.OrdinalIgnoreCase) ? Encoding.UTF8 : null })
+        { Timeout = boundedByCaller ? Timeout.InfiniteTimeSpan : TimeSpan.FromSeconds(30), MaxResponseContentBufferSize = MaxAnswerBytes };
 
     /// <summary>Text a server sent, as one line of at most <paramref name="maxChars"/> characters: a line break in it could start a line a CI runner reads as a command.</summary>
     private static string OneLine(string text, int maxChars = 1000)

@@ -207,7 +207,7 @@ public class ContractsCliTests
         Assert.True(secondCode == ContractsCli.Ok, secondErr);
         Assert.Contains("registry: audits.eu-value: BACKWARD", secondOut, StringComparison.Ordinal); // the raw class's level
 
-        (int rollbackCode, string rollbackOut, string rollbackErr) = await RunAsync("rollback", "audits.eu", "--version", "1", "--url", admin, "--actor", "carol");
+        (int rollbackCode, string rollbackOut, string rollbackErr) = await RunAsync("rollback", "audits.eu", "--version", "1", "--url", admin, "--actor", "Carol N\u00fa\u00f1ez \u5c71\u7530");
         Assert.True(rollbackCode == ContractsCli.Ok, rollbackErr);
         Assert.Contains("contract audits.eu is now version 3", rollbackOut, StringComparison.Ordinal);
         Assert.Contains("team-a", rollbackOut, StringComparison.Ordinal);
@@ -222,7 +222,8 @@ public class ContractsCliTests
         Assert.Equal(4, lines.Length); // the header and three versions
         Assert.Matches(@"^1 apply .* alice$", lines[1]);
         Assert.Matches(@"^2 apply .* bob$", lines[2]);
-        Assert.Matches(@"^3 rollback +1 .* carol$", lines[3]);
+        // A name outside ASCII reaches the broker as UTF-8 and is recorded as given.
+        Assert.Matches(@"^3 rollback +1 .* Carol N\u00fa\u00f1ez \u5c71\u7530$", lines[3]);
 
         // Refusals: a version the contract never had, a rollback without a version, unknown contracts.
         (int missingVersionCode, _, string missingVersionErr) = await RunAsync("rollback", "audits.eu", "--version", "9", "--url", admin);
@@ -232,7 +233,8 @@ public class ContractsCliTests
         {
             new[] { "rollback", "audits.eu", "--url", admin }, ["rollback", "audits.eu", "--version", "one"], ["rollback", "audits.eu", "--version", "0"], ["history"],
             ["delete", "audits.eu", "--version", "1"], ["rollback", "audits.eu", "--version", "1", "--version", "2", "--url", admin],
-            ["delete", "audits.eu", "--url", admin, "--actor", "jos\u00e9"], ["delete", "audits.eu", "--url", admin, "--actor", "a\r\nX-Other: 1"],
+            ["delete", "audits.eu", "--url", admin, "--actor", "jos\ud800"], ["delete", "audits.eu", "--url", admin, "--actor", "a\r\nX-Other: 1"],
+            ["delete", "audits.eu", "--url", admin, "--actor", "a\u2028b"], ["delete", "audits.eu", "--url", admin, "--actor", "\ufffd"],
             ["history", "..", "--url", admin], ["delete", ".", "--url", admin], ["replay", "orders", "--dry-run", "--dry-run", "--url", admin],
         })
         {
