@@ -851,7 +851,7 @@ public class ContractModelTests
             Assert.Null(store.RetentionMsFor($"asked-{i}"));
         }
 
-        Assert.True(store.RememberedTopics <= 2 * ContractStore.MaxRememberedTopics, $"{store.RememberedTopics} topic answers remembered");
+        Assert.True(store.RememberedTopics <= 3 * ContractStore.MaxRememberedTopics, $"{store.RememberedTopics} topic answers remembered");
         // Past the bound, answers are worked out each time, and still right.
         Assert.Equal(ContractParser.QuarantineRetentionMs, store.RetentionMsFor("orders.new"));
     }
@@ -1141,6 +1141,53 @@ public class ContractModelTests
         Assert.Equal("events", store.ForTopic("events.eu")?.Definition.Name);
         Assert.Null(store.ForTopic("events.bad"));
         Assert.Equal(ContractParser.QuarantineRetentionMs, store.RetentionMsFor("events.bad"));
+    }
+
+    [Fact]
+    public async Task AQuarantineTopicKeepsTheQuarantineRetentionAfterItsContractQuarantinesElsewhereOrIsDeleted()
+    {
+        var journal = new InMemoryJournal();
+        var audit = new InMemoryJournal();
+        using (var store = new ContractStore(journal, audit, NullLogger<ContractStore>.Instance))
+        {
+            await store.ApplyAsync("name: orders\ntopic: 'orders.*'\nclass: certified\nonFailure: quarantine\n", "a", false, _ => [], CancellationToken.None);
+            await store.ApplyAsync("topic: payments\nclass: certified\nonFailure: quarantine\nquarantineTopic: payments.bad\n", "a", false, _ => [], CancellationToken.None);
+            await store.ApplyAsync("topic: views\nclass: certified\nonFailure: reject\nquarantineTopic: views.never\n", "a", false, _ => [], CancellationToken.None);
+            Assert.Equal(ContractParser.QuarantineRetentionMs, store.RetentionMsFor("orders.eu.quarantine"));
+
+            // The pattern moves its quarantine topics, payments' contract is deleted, views' never quarantined anything.
+            await store.ApplyAsync("name: orders\ntopic: 'orders.*'\nclass: certified\nonFailure: quarantine\nquarantineTopic: '{topic}.dlq'\n", "a", false, _ => [], CancellationToken.None);
+            await store.DeleteAsync("payments", "a", CancellationToken.None);
+            await store.ApplyAsync("topic: views\nclass: certified\nonFailure: reject\nquarantineTopic: views.other\n", "a", false, _ => [], CancellationToken.None);
+            AssertRetentions(store);
+        }
+
+        // Read back from the journal by a new broker: the history says the same.
+        using var restarted = new ContractStore(journal, audit, NullLogger<ContractStore>.Instance);
+        await restarted.LoadAsync(CancellationToken.None);
+        AssertRetentions(restarted);
+
+        // A raw catch-all governs the quarantine topics too (ungated there, see QuarantineClashes), but does not shorten them.
+        await restarted.ApplyAsync("name: all\ntopic: '*'\nclass: raw\n", "a", false, _ => [], CancellationToken.None);
+        Assert.Equal("all", restarted.ForTopic("orders.eu.dlq")?.Definition.Name);
+        Assert.Equal(ContractParser.QuarantineRetentionMs, restarted.RetentionMsFor("orders.eu.dlq"));
+        Assert.Equal(ContractParser.QuarantineRetentionMs, restarted.RetentionMsFor("payments.bad"));
+        Assert.Equal(ContractParser.WeekMs, restarted.RetentionMsFor("clicks.other")); // raw's own week where nothing was quarantined
+
+        // Its own contract of class quarantine chooses, shorter too.
+        await restarted.ApplyAsync("topic: payments.bad\nclass: quarantine\nretention: 2d\n", "a", false, _ => [], CancellationToken.None);
+        Assert.Equal(2L * 86_400_000, restarted.RetentionMsFor("payments.bad"));
+
+        static void AssertRetentions(ContractStore store)
+        {
+            Assert.Equal(ContractParser.QuarantineRetentionMs, store.RetentionMsFor("orders.eu.quarantine")); // quarantined into before
+            Assert.Equal(ContractParser.QuarantineRetentionMs, store.RetentionMsFor("orders.eu.dlq"));
+            Assert.Equal(ContractParser.QuarantineRetentionMs, store.RetentionMsFor("payments.bad"));
+            Assert.False(store.IsQuarantineTopic("orders.eu.quarantine")); // no contract in force writes there
+            Assert.Null(store.RetentionMsFor("clicks.quarantine")); // orders.* never matched clicks
+            Assert.Null(store.RetentionMsFor("views.never")); // a version that rejected wrote nothing there
+            Assert.Null(store.RetentionMsFor("payments"));
+        }
     }
 
     [Fact]

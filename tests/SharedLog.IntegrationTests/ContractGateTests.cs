@@ -1487,6 +1487,32 @@ public class ContractGateTests
     }
 
     [Fact]
+    public async Task AQuarantineTopicKeepsItsThirtyDaysAfterItsPatternQuarantinesElsewhereOrIsDeleted()
+    {
+        await using BrokerFixture broker = await BrokerFixture.StartAsync();
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+        await admin.CreateTopicsAsync([new TopicSpecification { Name = "orders.eu.quarantine", NumPartitions = 1, ReplicationFactor = 1 }]);
+        var quarantine = new ConfigResource { Type = ResourceType.Topic, Name = "orders.eu.quarantine" };
+        async Task<string> RetentionAsync() => (await admin.DescribeConfigsAsync([quarantine])).Single().Entries["retention.ms"].Value;
+
+        await ApplyAsync(broker, "name: orders\ntopic: 'orders.*'\nclass: certified\nonFailure: quarantine\n");
+        Assert.Equal("2592000000", await RetentionAsync());
+
+        // The pattern now quarantines into '{topic}.dlq' and so matches its old quarantine topic: the records there keep 30 days.
+        await ApplyAsync(broker, "name: orders\ntopic: 'orders.*'\nclass: certified\nonFailure: quarantine\nquarantineTopic: '{topic}.dlq'\n");
+        Assert.Equal("2592000000", await RetentionAsync());
+
+        using (var http = new HttpClient())
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Delete, $"http://127.0.0.1:{broker.Host.HttpPort}/contracts/orders");
+            request.Headers.Add("X-SharedLog-Actor", "test");
+            Assert.True((await http.SendAsync(request)).IsSuccessStatusCode);
+        }
+
+        Assert.Equal("2592000000", await RetentionAsync());
+    }
+
+    [Fact]
     public async Task AdminClientsSeeTheRetentionAContractGivesItsTopicsUntilATopicSetsItsOwn()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

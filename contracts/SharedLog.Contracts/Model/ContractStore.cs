@@ -97,7 +97,17 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
 
         /// <summary>Whether a contract of this snapshot names the topic as its quarantine topic, per topic asked about.</summary>
         public TopicAnswers<bool> QuarantineTopics { get; } = new();
+
+        /// <summary>Every version ever applied with <c>onFailure: quarantine</c>, one per topic and quarantine template (see <see cref="QuarantinedIntoBefore"/>).</summary>
+        public IReadOnlyList<ContractDefinition> EverQuarantining { get; init; } = [];
+
+        /// <summary>Whether a version of <see cref="EverQuarantining"/> names the topic as its quarantine topic, per topic asked about.</summary>
+        public TopicAnswers<bool> FormerQuarantineTopics { get; } = new();
     }
+
+    // Versions parsed for EverQuarantining, so each revision is parsed once however often the contracts change.
+    private readonly HashSet<(string Name, int Version)> _revisionsSeenForQuarantine = [];
+    private readonly Dictionary<(string Topic, string Template), ContractDefinition> _everQuarantining = [];
 
     /// <summary>
     /// Answers worked out per topic name and remembered, for at most <see cref="MaxRememberedTopics"/> names: more topics
@@ -238,16 +248,17 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     /// <summary>Topic names a snapshot remembers answers for, at most (see <see cref="TopicAnswers{TValue}"/>).</summary>
     internal const int MaxRememberedTopics = 200_000;
 
-    /// <summary>How many per-topic answers the contracts in force remember (both caches).</summary>
-    internal int RememberedTopics => _snapshot.ByTopic.Count + _snapshot.QuarantineTopics.Count;
+    /// <summary>How many per-topic answers the contracts in force remember (all three caches).</summary>
+    internal int RememberedTopics => _snapshot.ByTopic.Count + _snapshot.QuarantineTopics.Count + _snapshot.FormerQuarantineTopics.Count;
 
 
     /// <summary>
     /// The retention a topic has when it does not set <c>retention.ms</c> itself: its contract's (class default or the
-    /// file's <c>retention</c>), or, for a quarantine topic that no contract governs, the quarantine class's. Null when no
-    /// contract speaks for the topic (the broker default applies). A quarantine topic is one a contract names for a topic
-    /// it governs, whatever its onFailure now: a contract moved from quarantine to reject leaves its quarantined records
-    /// their 30 days.
+    /// file's <c>retention</c>), or, for a quarantine topic, the quarantine class's (at least, when another class's contract
+    /// governs it; a <c>quarantine</c> contract of its own chooses). Null when no contract speaks for the topic (the broker
+    /// default applies). A quarantine topic is one a contract names for a topic it governs, whatever its onFailure now (a
+    /// contract moved from quarantine to reject leaves its quarantined records their 30 days), or one a version that
+    /// quarantined named before (the contract since moved its quarantine topics, or was deleted).
     /// </summary>
     public long? RetentionMsFor(string topic)
     {
@@ -258,12 +269,40 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         }
 
         Snapshot snapshot = _snapshot;
-        if (ForTopic(snapshot, topic) is { } governing)
+        ActiveContract? governing = ForTopic(snapshot, topic);
+        if (governing?.Definition.Class == TopicClass.Quarantine)
         {
+            // The quarantine topic's own contract chooses its retention.
             return governing.Definition.RetentionMs;
         }
 
-        return NamedAsQuarantineCached(snapshot, topic) ? ContractParser.QuarantineRetentionMs : null;
+        bool holdsQuarantined = NamedAsQuarantineCached(snapshot, topic) || snapshot.FormerQuarantineTopics.Get(topic, static (name, s) => QuarantinedIntoBefore(s, name), snapshot);
+        if (governing is null)
+        {
+            return holdsQuarantined ? ContractParser.QuarantineRetentionMs : null;
+        }
+
+        // A topic that holds quarantined records and that another contract governs (a raw catch-all, or a pattern whose
+        // quarantine topic moved elsewhere, which now matches the old one) keeps them at least the quarantine class's time.
+        return holdsQuarantined ? Math.Max(governing.Definition.RetentionMs, ContractParser.QuarantineRetentionMs) : governing.Definition.RetentionMs;
+    }
+
+    /// <summary>
+    /// Whether a version of any contract, deleted ones included, that quarantined bad records named <paramref name="topic"/>
+    /// as the quarantine topic of a topic it matched: its records keep the quarantine class's retention after the contract
+    /// names another quarantine topic or is deleted, or a change of the contract would shorten what was already quarantined.
+    /// </summary>
+    private static bool QuarantinedIntoBefore(Snapshot snapshot, string topic)
+    {
+        foreach (ContractDefinition former in snapshot.EverQuarantining)
+        {
+            if (former.IsQuarantineName(topic, out string? source) && (source is null || former.Governs(source)))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>
@@ -928,8 +967,37 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         // The most specific pattern governs a topic two patterns match (more literal characters: "customers.*" over
         // "*"), so a broad pattern cannot lift a narrower one's policy; equally specific ones go by contract name.
         patterns.Sort(BySpecificity);
-        _snapshot = new Snapshot(current, exact, patterns);
+        NoteQuarantiningVersions();
+        _snapshot = new Snapshot(current, exact, patterns) { EverQuarantining = [.. _everQuarantining.Values] };
         Generation++;
+    }
+
+    /// <summary>Adds the versions not seen before that quarantine to <see cref="_everQuarantining"/>.</summary>
+    private void NoteQuarantiningVersions()
+    {
+        foreach ((string name, List<ContractRevision> list) in _history)
+        {
+            foreach (ContractRevision revision in list)
+            {
+                if (revision.Text is null || !_revisionsSeenForQuarantine.Add((name, revision.Version)))
+                {
+                    continue;
+                }
+
+                try
+                {
+                    ContractDefinition definition = ContractParser.Parse(revision.Text, stored: true);
+                    if (definition.OnFailure == FailureAction.Quarantine)
+                    {
+                        _everQuarantining.TryAdd((definition.Topic, definition.QuarantineTopicTemplate), definition);
+                    }
+                }
+                catch (ContractValidationException)
+                {
+                    // A version this build cannot read (logged when it is the one in force) names no quarantine topic it knows.
+                }
+            }
+        }
     }
 
     private static int BySpecificity(ActiveContract a, ActiveContract b)
