@@ -747,6 +747,12 @@ public sealed class ProtobufPayloadCodec(bool keepUnknownFields = true) : IPaylo
             ulong u => u.ToString(CultureInfo.InvariantCulture),
             _ => throw new PayloadDecodeException($"unsupported map key type {keyField.Type}"),
         };
+        if (key is Utf8Text slice)
+        {
+            // The key is kept as its string: the slice goes back to the pool for the next string.
+            RecordGraphPool.Return(slice);
+        }
+
         // A value its closed enum does not declare, given last: Java keeps the whole entry as an unknown field, out of the map.
         return (text, value, hadUnknownFields, value is UndeclaredEnumNumber);
     }
