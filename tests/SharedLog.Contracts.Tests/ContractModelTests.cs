@@ -1191,6 +1191,31 @@ public class ContractModelTests
     }
 
     [Fact]
+    public async Task InfiniteRetentionOfAContractGoverningAQuarantineTopicIsNotShortenedTo30Days()
+    {
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        // A raw catch-all that keeps everything forever, and a contract quarantining into a name the catch-all governs.
+        await store.ApplyAsync("name: all\ntopic: '*'\nclass: raw\nretention: infinite\n", "a", false, _ => [], CancellationToken.None);
+        await store.ApplyAsync("topic: orders\nclass: certified\nonFailure: quarantine\nquarantineTopic: '{topic}.dlq'\n", "a", false, _ => [], CancellationToken.None);
+        Assert.Equal("all", store.ForTopic("orders.dlq")?.Definition.Name);
+
+        // "At least 30 days" must not turn "forever" (-1, never deleted) into 30 days.
+        Assert.Equal(-1, store.RetentionMsFor("orders.dlq"));
+    }
+
+    [Fact]
+    public async Task APatternNeverQuarantinesUnderscoreTopicsSoTheirQuarantineNamesGetNo30Days()
+    {
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.ApplyAsync("name: all\ntopic: '*'\nclass: certified\nonFailure: quarantine\n", "a", false, _ => [], CancellationToken.None);
+
+        // Topics starting with '_' match no pattern, so '*' never gated (nor quarantined) "_tmp": its quarantine name holds nothing.
+        Assert.Null(store.ForTopic("_tmp"));
+        Assert.False(store.IsQuarantineTopic("_tmp.quarantine"));
+        Assert.Null(store.RetentionMsFor("_tmp.quarantine"));
+    }
+
+    [Fact]
     public async Task ATopicsRetentionComesFromItsContractAndAQuarantineTopicsFromTheQuarantineClass()
     {
         using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);

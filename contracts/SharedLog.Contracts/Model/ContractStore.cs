@@ -98,16 +98,23 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         /// <summary>Whether a contract of this snapshot names the topic as its quarantine topic, per topic asked about.</summary>
         public TopicAnswers<bool> QuarantineTopics { get; } = new();
 
-        /// <summary>Every version ever applied with <c>onFailure: quarantine</c>, one per topic and quarantine template (see <see cref="QuarantinedIntoBefore"/>).</summary>
-        public IReadOnlyList<ContractDefinition> EverQuarantining { get; init; } = [];
+        /// <summary>
+        /// Versions of pattern contracts ever applied with <c>onFailure: quarantine</c>, one per pattern and quarantine template
+        /// (see <see cref="QuarantinedIntoBefore"/>).
+        /// </summary>
+        public IReadOnlyList<ContractDefinition> EverQuarantiningPatterns { get; init; } = [];
 
-        /// <summary>Whether a version of <see cref="EverQuarantining"/> names the topic as its quarantine topic, per topic asked about.</summary>
+        /// <summary>The same for contracts of one topic, found by name: the quarantine topics they named.</summary>
+        public HashSet<string> EverQuarantinedByName { get; init; } = new(StringComparer.Ordinal);
+
+        /// <summary>Whether a version that quarantined named the topic as its quarantine topic, per topic asked about.</summary>
         public TopicAnswers<bool> FormerQuarantineTopics { get; } = new();
     }
 
     // Versions parsed for EverQuarantining, so each revision is parsed once however often the contracts change.
     private readonly HashSet<(string Name, int Version)> _revisionsSeenForQuarantine = [];
-    private readonly Dictionary<(string Topic, string Template), ContractDefinition> _everQuarantining = [];
+    private readonly Dictionary<(string Topic, string Template), ContractDefinition> _everQuarantiningPatterns = [];
+    private readonly HashSet<string> _everQuarantinedByName = new(StringComparer.Ordinal);
 
     /// <summary>
     /// Answers worked out per topic name and remembered, for at most <see cref="MaxRememberedTopics"/> names: more topics
@@ -284,8 +291,11 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
 
         // A topic that holds quarantined records and that another contract governs (a raw catch-all, or a pattern whose
         // quarantine topic moved elsewhere, which now matches the old one) keeps them at least the quarantine class's time.
-        return holdsQuarantined ? Math.Max(governing.Definition.RetentionMs, ContractParser.QuarantineRetentionMs) : governing.Definition.RetentionMs;
+        return holdsQuarantined ? LongerRetention(governing.Definition.RetentionMs, ContractParser.QuarantineRetentionMs) : governing.Definition.RetentionMs;
     }
+
+    /// <summary>The longer of two <c>retention.ms</c> values, where a negative one (<c>infinite</c>) is the longest.</summary>
+    private static long LongerRetention(long a, long b) => a < 0 || b < 0 ? -1 : Math.Max(a, b);
 
     /// <summary>
     /// Whether a version of any contract, deleted ones included, that quarantined bad records named <paramref name="topic"/>
@@ -294,9 +304,18 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     /// </summary>
     private static bool QuarantinedIntoBefore(Snapshot snapshot, string topic)
     {
-        foreach (ContractDefinition former in snapshot.EverQuarantining)
+        // A contract of one topic governs it whatever else is in force, so what it quarantined went to its quarantine topic.
+        if (snapshot.EverQuarantinedByName.Contains(topic))
         {
-            if (former.IsQuarantineName(topic, out string? source) && (source is null || former.Governs(source)))
+            return true;
+        }
+
+        // Which topics a pattern governed depended on the other contracts of the time, which are not kept: every topic it
+        // matches counts (a longer retention, never a shorter one), save those starting with "_", which no pattern matches.
+        foreach (ContractDefinition former in snapshot.EverQuarantiningPatterns)
+        {
+            if (former.IsQuarantineName(topic, out string? source)
+                && (source is null || (!source.StartsWith('_') && former.Governs(source))))
             {
                 return true;
             }
@@ -968,11 +987,15 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         // "*"), so a broad pattern cannot lift a narrower one's policy; equally specific ones go by contract name.
         patterns.Sort(BySpecificity);
         NoteQuarantiningVersions();
-        _snapshot = new Snapshot(current, exact, patterns) { EverQuarantining = [.. _everQuarantining.Values] };
+        _snapshot = new Snapshot(current, exact, patterns)
+        {
+            EverQuarantiningPatterns = [.. _everQuarantiningPatterns.Values],
+            EverQuarantinedByName = new HashSet<string>(_everQuarantinedByName, StringComparer.Ordinal),
+        };
         Generation++;
     }
 
-    /// <summary>Adds the versions not seen before that quarantine to <see cref="_everQuarantining"/>.</summary>
+    /// <summary>Adds the versions not seen before that quarantine to <see cref="_everQuarantiningPatterns"/> and <see cref="_everQuarantinedByName"/>.</summary>
     private void NoteQuarantiningVersions()
     {
         foreach ((string name, List<ContractRevision> list) in _history)
@@ -987,9 +1010,18 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
                 try
                 {
                     ContractDefinition definition = ContractParser.Parse(revision.Text, stored: true);
-                    if (definition.OnFailure == FailureAction.Quarantine)
+                    if (definition.OnFailure != FailureAction.Quarantine)
                     {
-                        _everQuarantining.TryAdd((definition.Topic, definition.QuarantineTopicTemplate), definition);
+                        continue;
+                    }
+
+                    if (definition.IsPattern)
+                    {
+                        _everQuarantiningPatterns.TryAdd((definition.Topic, definition.QuarantineTopicTemplate), definition);
+                    }
+                    else
+                    {
+                        _everQuarantinedByName.Add(definition.QuarantineTopicFor(definition.Topic));
                     }
                 }
                 catch (ContractValidationException)
