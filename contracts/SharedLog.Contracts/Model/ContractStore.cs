@@ -111,7 +111,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         public TopicAnswers<bool> FormerQuarantineTopics { get; } = new();
     }
 
-    // Versions parsed for EverQuarantining, so each revision is parsed once however often the contracts change.
+    // Revisions already read for the two below, so each is parsed once however often the contracts change.
     private readonly HashSet<(string Name, int Version)> _revisionsSeenForQuarantine = [];
     private readonly Dictionary<(string Topic, string Template), ContractDefinition> _everQuarantiningPatterns = [];
     private readonly HashSet<string> _everQuarantinedByName = new(StringComparer.Ordinal);
