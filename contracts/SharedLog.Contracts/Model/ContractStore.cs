@@ -1002,7 +1002,10 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         {
             foreach (ContractRevision revision in list)
             {
-                if (revision.Text is null || !_revisionsSeenForQuarantine.Add((name, revision.Version)))
+                // A version quarantines only when its text says so (no class does by default): the others are not parsed,
+                // as a parse of every version ever stored made a broker with a long history slow to start.
+                if (revision.Text is null || !_revisionsSeenForQuarantine.Add((name, revision.Version))
+                    || !revision.Text.Contains("quarantine", StringComparison.OrdinalIgnoreCase))
                 {
                     continue;
                 }
