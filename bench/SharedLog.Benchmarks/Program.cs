@@ -15,6 +15,14 @@ if (args.Length > 0 && args[0] == "compact")
         args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 3);
 }
 
+// `contract-applies [applies] [contracts]` times contract changes made in a row.
+if (args.Length > 0 && args[0] == "contract-applies")
+{
+    return await ContractApplyThroughput.RunAsync(
+        args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 500,
+        args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 50);
+}
+
 // `gate-loop json|json6|json-rules|json-schema|avro|proto|proto-rules [seconds] [keptMiB]` runs one gate benchmark in a plain loop, for a profiler (perf) to sample.
 // The batches the gate rebuilds are kept, oldest dropped first, up to keptMiB (default 256, the broker's log cache), as
 // the broker keeps stored batches. They live on the pinned and large object heaps, whose memory a loop keeps getting

@@ -49,6 +49,71 @@ public class ContractModelTests
         Assert.Equal(matches, ContractParser.Parse(yaml).Matches(topic));
 
     [Theory]
+    [InlineData("a*b*a", "aba", true)] // the pieces may not overlap: "a" then "b" then the last "a"
+    [InlineData("a*b*a", "ab", false)]
+    [InlineData("a*a", "a", false)]
+    [InlineData("*.*.*", "a..b", true)]
+    [InlineData("*.*.*", "a.b", false)]
+    [InlineData("x*yy*y", "xyyy", true)]
+    [InlineData("x*yy*y", "xyy", false)]
+    public void PatternPiecesMatchInOrderWithoutOverlapping(string pattern, string topic, bool matches) =>
+        Assert.Equal(matches, ContractParser.Parse($"topic: '{pattern}'\n").Matches(topic));
+
+    [Fact]
+    public void PatternsMatchAsTheRegexOfTheirStarsDoes()
+    {
+        // Patterns and names over a small alphabet, so pieces repeat and overlap: the matcher answers as "^piece.*piece\z" does.
+        var random = new Random(20261207);
+        const string letters = "ab.";
+        for (int round = 0; round < 20_000; round++)
+        {
+            string pattern = RandomText(random, "ab.*", random.Next(1, 8));
+            if (!pattern.Contains('*', StringComparison.Ordinal))
+            {
+                pattern += "*";
+            }
+
+            string topic = RandomText(random, letters, random.Next(1, 10));
+            var regex = new System.Text.RegularExpressions.Regex("^" + System.Text.RegularExpressions.Regex.Escape(pattern).Replace("\\*", ".*", StringComparison.Ordinal) + "\\z");
+            ContractDefinition definition = ContractParser.Parse($"topic: '{pattern}'\n");
+            Assert.True(regex.IsMatch(topic) == definition.Matches(topic), $"pattern '{pattern}', topic '{topic}': regex says {regex.IsMatch(topic)}");
+        }
+
+        static string RandomText(Random random, string alphabet, int length)
+        {
+            var text = new StringBuilder(length);
+            for (int i = 0; i < length; i++)
+            {
+                text.Append(alphabet[random.Next(alphabet.Length)]);
+            }
+
+            return text.ToString();
+        }
+    }
+
+    [Fact]
+    public async Task AChangeKeepsTheParsedDefinitionsOfTheContractsItDidNotChange()
+    {
+        // Each change used to parse every contract in force again (tens of milliseconds with fifty pattern contracts).
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.LoadAsync(CancellationToken.None);
+        await store.ApplyAsync("topic: 'orders.*'\n", "a", false, _ => [], CancellationToken.None);
+        await store.ApplyAsync("topic: payments\n", "a", false, _ => [], CancellationToken.None);
+        ActiveContract orders = store.ForTopic("orders.eu")!;
+        ActiveContract payments = store.ForTopic("payments")!;
+
+        await store.ApplyAsync("topic: clicks\n", "a", false, _ => [], CancellationToken.None);
+        Assert.Same(orders.Definition, store.ForTopic("orders.eu")!.Definition);
+        Assert.Same(payments.Definition, store.ForTopic("payments")!.Definition);
+
+        // The contract changed is parsed again: its new version is in force.
+        await store.ApplyAsync("topic: 'orders.*'\nclass: certified\n", "a", false, _ => [], CancellationToken.None);
+        ActiveContract changed = store.ForTopic("orders.eu")!;
+        Assert.Equal((2, TopicClass.Certified), (changed.Version, changed.Definition.Class));
+        Assert.Same(payments.Definition, store.ForTopic("payments")!.Definition);
+    }
+
+    [Theory]
     [InlineData("class: certified\n", "topic is required")]
     [InlineData("topic: t\nclass: golden\n", "class 'golden'")]
     [InlineData("topic: t\nonFailure: explode\n", "onFailure 'explode'")]
