@@ -252,6 +252,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
             new InternalTopicJournal(sp.GetRequiredService<TopicService>(), sp.GetRequiredService<StreamStore>(), SharedLog.Contracts.InternalTopics.Schemas, InternalTopicJournal.CompactedForever),
             sp.GetRequiredService<ILogger<SchemaRegistry>>()));
         services.AddSingleton<Http.SchemaRegistryApi>();
+        services.AddSingleton<Http.RequestBodyBudget>();
         AddContracts(services, builder.Configuration, options, dataDir);
         services.AddSingleton(sp => new HandlerRegistry(sp.GetServices<IApiHandler>()));
 

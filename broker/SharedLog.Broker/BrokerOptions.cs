@@ -82,6 +82,12 @@ public sealed class BrokerOptions
     /// </summary>
     public long MaxGatedBytesPerRequest { get; set; } = 256L << 20;
 
+    /// <summary>
+    /// Bytes of HTTP request bodies (registry schemas, contract files) held at once; a request reserves its declared length
+    /// (its size limit when chunked) before its body is read and waits its turn past it (see Http.RequestBodyBudget).
+    /// </summary>
+    public long MaxRequestBodyBytesInFlight { get; set; } = 64L << 20;
+
     /// <summary>How often the enforcement summary goes to <c>_contract_audit</c> and quarantine ages are refreshed.</summary>
     public int ContractSummaryIntervalSeconds { get; set; } = 60;
 
@@ -180,6 +186,11 @@ public sealed class BrokerOptions
         if (ThreadPoolMinThreads is < 0 or > 4096)
         {
             throw new ArgumentException("ThreadPoolMinThreads must be between 0 (automatic) and 4096.");
+        }
+
+        if (MaxRequestBodyBytesInFlight < 1)
+        {
+            throw new ArgumentException("MaxRequestBodyBytesInFlight must be at least 1.");
         }
 
         if (MaxGatedBytesPerRequest < 1)

@@ -45,6 +45,77 @@ public class SchemaRegistryHttpTests
         JsonSerializer.Serialize(new { type = "record", name, fields = fields.Select(f => new { name = f, type = "string" }) });
 
     [Fact]
+    public async Task LargeBodiesWaitForTheBodyBudgetInTurnAndPastItsQueueAreAnswered429()
+    {
+        // A budget of 1 MiB for bodies in flight: 1,024 units of 1 KiB, and 16 budgets' worth of requests may wait.
+        await using BrokerFixture broker = await BrokerFixture.StartAsync(null, true, "--Broker:MaxRequestBodyBytesInFlight", "1048576");
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        int port = broker.Host.RegistryPort!.Value;
+        static string Head(string subject, int length) =>
+            $"POST /subjects/{subject}/versions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {Avro}\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n\r\n";
+
+        // A declares 900,000 bytes: Kestrel asks for its body ("100 Continue") once the handler reads it, so after it
+        // reserved 879 units; it holds them until it is answered.
+        byte[] bodyA = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new { schema = Record("Held", "id") }).PadRight(900_000));
+        using RawHttp.HeldRequest a = await RawHttp.HeldRequest.OpenAsync(port, Head("held-value", bodyA.Length), deadline.Token);
+        Assert.True(await a.WaitForAsync("100 Continue", deadline.Token), a.Received);
+        await a.SendAsync(bodyA.AsMemory(0, 1000), deadline.Token);
+
+        // Twenty more declare 1 MiB each (the whole budget apiece): sixteen fit the queue and wait unread, four are refused at once.
+        var waiting = new List<RawHttp.HeldRequest>();
+        try
+        {
+            for (int i = 0; i < 20; i++)
+            {
+                waiting.Add(await RawHttp.HeldRequest.OpenAsync(port, Head($"queued{i}-value", 1 << 20), deadline.Token));
+            }
+
+            await WaitUntilAsync(() =>
+            {
+                waiting.ForEach(w => w.Poll());
+                return waiting.Count(w => w.Received.Contains("error_code", StringComparison.Ordinal)) >= 4;
+            }, deadline.Token);
+            List<RawHttp.HeldRequest> refused = waiting.Where(w => w.Received.Length > 0).ToList();
+            Assert.Equal(4, refused.Count);
+            foreach (RawHttp.HeldRequest r in refused)
+            {
+                Assert.StartsWith("HTTP/1.1 429", r.Received, StringComparison.Ordinal);
+                Assert.Contains("\"error_code\":429", r.Received, StringComparison.Ordinal);
+                Assert.Contains("retry later", r.Received, StringComparison.Ordinal);
+            }
+
+            // A's body completes: it is registered, and the oldest waiting request gets the budget (and only it: each takes it all).
+            await a.SendAsync(bodyA.AsMemory(1000), deadline.Token);
+            Assert.True(await a.WaitForAsync("\"id\"", deadline.Token), a.Received);
+            Assert.StartsWith("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200", a.Received, StringComparison.Ordinal);
+            List<RawHttp.HeldRequest> queued = waiting.Except(refused).ToList();
+            await WaitUntilAsync(() =>
+            {
+                queued.ForEach(w => w.Poll());
+                return queued.Any(w => w.Received.Contains("100 Continue", StringComparison.Ordinal));
+            }, deadline.Token);
+            Assert.Single(queued, w => w.Received.Length > 0);
+        }
+        finally
+        {
+            waiting.ForEach(w => w.Dispose());
+        }
+
+        // The requests that went away gave their share back: a schema of 600 KB is read and registered.
+        using HttpClient http = Http(broker);
+        (HttpStatusCode status, JsonNode? json) = await SendAsync(http, HttpMethod.Post, "/subjects/after-value/versions", new StringContent(JsonSerializer.Serialize(new { schema = Record("After", "id") }).PadRight(600_000), Encoding.UTF8, MediaTypeHeaderValue.Parse(Avro)));
+        Assert.True(status == HttpStatusCode.OK && json?["id"] is not null, $"{(int)status} {json?.ToJsonString()}");
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, CancellationToken cancellationToken)
+    {
+        while (!condition())
+        {
+            await Task.Delay(20, cancellationToken);
+        }
+    }
+
+    [Fact]
     public async Task ProtobufSchemasAreServedAsSerializedDescriptorsOnRequestAndTakenInThatFormToo()
     {
         await using BrokerFixture broker = await BrokerFixture.StartAsync();

@@ -278,7 +278,13 @@ public static partial class ContractsApi
             return (null, Error(413, $"{what} is at most {maxBytes} bytes."));
         }
 
-        byte[] buffer = new byte[maxBytes + 1];
+        if (!await context.RequestServices.GetRequiredService<RequestBodyBudget>().ReserveAsync(context, maxBytes))
+        {
+            return (null, Error(429, RequestBodyBudget.BusyMessage));
+        }
+
+        // A declared length is all Kestrel lets through; one byte more tells a chunked body past the limit.
+        byte[] buffer = new byte[Math.Min(context.Request.ContentLength ?? maxBytes, maxBytes) + 1];
         int total = 0;
         int read;
         try

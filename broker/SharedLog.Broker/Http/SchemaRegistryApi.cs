@@ -448,6 +448,11 @@ public sealed partial class SchemaRegistryApi(SchemaRegistry registry, SharedLog
             throw new SchemaRegistryException(413, $"Request body is larger than {MaxBodyBytes} bytes.");
         }
 
+        if (!await context.RequestServices.GetRequiredService<RequestBodyBudget>().ReserveAsync(context, MaxBodyBytes))
+        {
+            throw new SchemaRegistryException(429, RequestBodyBudget.BusyMessage);
+        }
+
         return await JsonSerializer.DeserializeAsync<T>(context.Request.Body, BodyJson, context.RequestAborted)
             ?? throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, "The request body is empty.");
     }

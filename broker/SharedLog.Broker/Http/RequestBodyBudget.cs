@@ -1,0 +1,60 @@
+using System.Threading.RateLimiting;
+using Microsoft.Extensions.Options;
+
+namespace SharedLog.Broker.Http;
+
+/// <summary>
+/// Bytes of HTTP request bodies (schemas for the registry, contract files, replay requests) the broker holds at once,
+/// <see cref="BrokerOptions.MaxRequestBodyBytesInFlight"/>. Each request reserves its declared length (its size limit
+/// when it declares none) before its body is read, and holds it until it is answered, so many clients sending
+/// large bodies at once wait their turn instead of making the broker hold all of them (forty 16 MiB schemas read
+/// at once held over 1 GB as text before any was parsed). Requests wait in arrival order; past
+/// <see cref="QueuedBudgets"/> budgets' worth of waiting requests, further ones are answered 429 at once.
+/// </summary>
+public sealed class RequestBodyBudget : IDisposable
+{
+    /// <summary>The budget is counted in units of this many bytes (a limiter counts in int permits).</summary>
+    private const int UnitBytes = 1024;
+
+    /// <summary>Requests that may wait for the budget, in budgets' worth of their declared bodies.</summary>
+    public const int QueuedBudgets = 16;
+
+    private readonly ConcurrencyLimiter _limiter;
+    private readonly int _units;
+
+    public RequestBodyBudget(IOptions<BrokerOptions> options)
+    {
+        _units = (int)Math.Clamp((options.Value.MaxRequestBodyBytesInFlight + UnitBytes - 1) / UnitBytes, 1, int.MaxValue / QueuedBudgets);
+        _limiter = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
+        {
+            PermitLimit = _units,
+            QueueLimit = _units * QueuedBudgets,
+            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+        });
+    }
+
+    /// <summary>
+    /// Reserves the bytes <paramref name="context"/>'s body may take (its Content-Length, else <paramref name="maxBytes"/>;
+    /// a body larger than the whole budget takes all of it) until the response is done. False when too many requests wait
+    /// already: the caller answers 429. Throws <see cref="OperationCanceledException"/> when the client goes away first.
+    /// </summary>
+    public async ValueTask<bool> ReserveAsync(HttpContext context, long maxBytes)
+    {
+        long bytes = Math.Min(context.Request.ContentLength ?? maxBytes, maxBytes);
+        int units = (int)Math.Clamp((bytes + UnitBytes - 1) / UnitBytes, 1, _units);
+        RateLimitLease lease = await _limiter.AcquireAsync(units, context.RequestAborted);
+        if (!lease.IsAcquired)
+        {
+            lease.Dispose();
+            return false;
+        }
+
+        context.Response.RegisterForDispose(lease);
+        return true;
+    }
+
+    /// <summary>The message of the 429 answered when <see cref="ReserveAsync"/> says no.</summary>
+    public const string BusyMessage = "Too many large request bodies are waiting to be read; retry later.";
+
+    public void Dispose() => _limiter.Dispose();
+}
