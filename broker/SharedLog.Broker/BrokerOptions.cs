@@ -83,7 +83,7 @@ public sealed class BrokerOptions
     public long MaxGatedBytesPerRequest { get; set; } = 256L << 20;
 
     /// <summary>
-    /// Bytes of HTTP request bodies (registry schemas, contract files) held at once; a request reserves its declared length
+    /// Bytes of registry request bodies over 1 MiB (or chunked) held at once; such a request reserves its declared length
     /// (its size limit when chunked) before its body is read and waits its turn past it (see Http.RequestBodyBudget).
     /// </summary>
     public long MaxRequestBodyBytesInFlight { get; set; } = 64L << 20;

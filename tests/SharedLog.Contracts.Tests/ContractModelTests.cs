@@ -111,6 +111,11 @@ public class ContractModelTests
         ActiveContract changed = store.ForTopic("orders.eu")!;
         Assert.Equal((2, TopicClass.Certified), (changed.Version, changed.Definition.Class));
         Assert.Same(payments.Definition, store.ForTopic("payments")!.Definition);
+
+        // The listing (GET /contracts) pairs each revision in force with that same parsed contract.
+        Assert.Equal(["clicks:1", "orders.*:2", "payments:1"], store.CurrentContracts.Select(c => $"{c.Revision.Name}:{c.Revision.Version}").Order(StringComparer.Ordinal));
+        Assert.All(store.CurrentContracts, c => Assert.Equal((c.Revision.Name, c.Revision.Version), (c.Contract.Definition.Name, c.Contract.Version)));
+        Assert.Same(changed.Definition, store.CurrentContracts.Single(c => c.Revision.Name == "orders.*").Contract.Definition);
     }
 
     [Theory]

@@ -47,27 +47,36 @@ public class SchemaRegistryHttpTests
     [Fact]
     public async Task LargeBodiesWaitForTheBodyBudgetInTurnAndPastItsQueueAreAnswered429()
     {
-        // A budget of 1 MiB for bodies in flight: 1,024 units of 1 KiB, and 16 budgets' worth of requests may wait.
+        // A budget of 1 MiB for bodies over 1 MiB: 1,024 units of 1 KiB (a larger body takes them all), and 16 budgets'
+        // worth of requests may wait.
         await using BrokerFixture broker = await BrokerFixture.StartAsync(null, true, "--Broker:MaxRequestBodyBytesInFlight", "1048576");
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using HttpClient http = Http(broker);
         int port = broker.Host.RegistryPort!.Value;
         static string Head(string subject, int length) =>
             $"POST /subjects/{subject}/versions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {Avro}\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n\r\n";
+        static StringContent Padded(string name, int length) =>
+            new(JsonSerializer.Serialize(new { schema = Record(name, "id") }).PadRight(length), Encoding.UTF8, MediaTypeHeaderValue.Parse(Avro));
 
-        // A declares 900,000 bytes: Kestrel asks for its body ("100 Continue") once the handler reads it, so after it
-        // reserved 879 units; it holds them until it is answered.
-        byte[] bodyA = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new { schema = Record("Held", "id") }).PadRight(900_000));
+        // A declares 1.5 MB: Kestrel asks for its body ("100 Continue") once the handler reads it, so after it reserved the
+        // whole budget, which it holds until it is answered. All but its last bytes are sent (a body that stalls early
+        // falls under Kestrel's minimum data rate).
+        byte[] bodyA = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new { schema = Record("Held", "id") }).PadRight(1_500_000));
         using RawHttp.HeldRequest a = await RawHttp.HeldRequest.OpenAsync(port, Head("held-value", bodyA.Length), deadline.Token);
         Assert.True(await a.WaitForAsync("100 Continue", deadline.Token), a.Received);
-        await a.SendAsync(bodyA.AsMemory(0, 1000), deadline.Token);
+        await a.SendAsync(bodyA.AsMemory(0, bodyA.Length - 1000), deadline.Token);
 
-        // Twenty more declare 1 MiB each (the whole budget apiece): sixteen fit the queue and wait unread, four are refused at once.
+        // A body of at most 1 MiB takes no part of the budget: it is registered while A holds all of it.
+        (HttpStatusCode small, JsonNode? smallJson) = await SendAsync(http, HttpMethod.Post, "/subjects/small-value/versions", Padded("Small", 600_000));
+        Assert.True(small == HttpStatusCode.OK && smallJson?["id"] is not null, $"{(int)small} {smallJson?.ToJsonString()}");
+
+        // Twenty more declare 2 MB each: sixteen fit the queue and wait unread, four are refused at once.
         var waiting = new List<RawHttp.HeldRequest>();
         try
         {
             for (int i = 0; i < 20; i++)
             {
-                waiting.Add(await RawHttp.HeldRequest.OpenAsync(port, Head($"queued{i}-value", 1 << 20), deadline.Token));
+                waiting.Add(await RawHttp.HeldRequest.OpenAsync(port, Head($"queued{i}-value", 2_000_000), deadline.Token));
             }
 
             await WaitUntilAsync(() =>
@@ -85,7 +94,7 @@ public class SchemaRegistryHttpTests
             }
 
             // A's body completes: it is registered, and the oldest waiting request gets the budget (and only it: each takes it all).
-            await a.SendAsync(bodyA.AsMemory(1000), deadline.Token);
+            await a.SendAsync(bodyA.AsMemory(bodyA.Length - 1000), deadline.Token);
             Assert.True(await a.WaitForAsync("\"id\"", deadline.Token), a.Received);
             Assert.StartsWith("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200", a.Received, StringComparison.Ordinal);
             List<RawHttp.HeldRequest> queued = waiting.Except(refused).ToList();
@@ -101,10 +110,24 @@ public class SchemaRegistryHttpTests
             waiting.ForEach(w => w.Dispose());
         }
 
-        // The requests that went away gave their share back: a schema of 600 KB is read and registered.
-        using HttpClient http = Http(broker);
-        (HttpStatusCode status, JsonNode? json) = await SendAsync(http, HttpMethod.Post, "/subjects/after-value/versions", new StringContent(JsonSerializer.Serialize(new { schema = Record("After", "id") }).PadRight(600_000), Encoding.UTF8, MediaTypeHeaderValue.Parse(Avro)));
+        // The requests that went away gave their share back: a 1.2 MB body is read and registered.
+        (HttpStatusCode status, JsonNode? json) = await SendAsync(http, HttpMethod.Post, "/subjects/after-value/versions", Padded("After", 1_200_000));
         Assert.True(status == HttpStatusCode.OK && json?["id"] is not null, $"{(int)status} {json?.ToJsonString()}");
+    }
+
+    [Fact]
+    public async Task ABodyBudgetNearTheLargestNumberIsNotCutToOneUnit()
+    {
+        // From a review: rounding the budget up to whole KiB overflowed past long.MaxValue - 1023 and left 1 KiB.
+        using var budget = new SharedLog.Broker.Http.RequestBodyBudget(Microsoft.Extensions.Options.Options.Create(new SharedLog.Broker.BrokerOptions { MaxRequestBodyBytesInFlight = long.MaxValue }));
+        var first = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        first.Request.ContentLength = 4 << 20;
+        var second = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        second.Request.ContentLength = 4 << 20;
+        Assert.True(await budget.ReserveAsync(first, 16 << 20));
+        ValueTask<bool> next = budget.ReserveAsync(second, 16 << 20);
+        Assert.True(next.IsCompleted, "a second 4 MiB body waits for the first under a budget of long.MaxValue bytes");
+        Assert.True(await next);
     }
 
     private static async Task WaitUntilAsync(Func<bool> condition, CancellationToken cancellationToken)

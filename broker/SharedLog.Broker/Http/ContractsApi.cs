@@ -31,7 +31,7 @@ public static partial class ContractsApi
             : invocation.HttpContext.Request.Headers[ActorHeader].FirstOrDefault() is { } actor && actor.Any(SharedLog.Contracts.Model.ContractParser.IsUnprintable) ? Error(400, $"{ActorHeader} must not hold control characters or line breaks.")
             : invocation.HttpContext.Request.Headers[ActorHeader].FirstOrDefault() is { } undecodable && undecodable.Contains('\uFFFD', StringComparison.Ordinal) ? Error(400, $"{ActorHeader} must be UTF-8 text (it held bytes that are not, or U+FFFD).")
             : await next(invocation));
-        app.MapGet("/contracts", (ContractStore store) => Json(new JsonArray([.. store.Current.Select(r => (JsonNode?)Summary(r))])));
+        app.MapGet("/contracts", (ContractStore store) => Json(new JsonArray([.. store.CurrentContracts.Select(c => (JsonNode?)Summary(c.Revision, c.Contract.Definition))])));
         app.MapGet("/contracts/{name}", (string name, ContractStore store) =>
         {
             IReadOnlyList<ContractRevision> history = store.History(name);
@@ -278,11 +278,6 @@ public static partial class ContractsApi
             return (null, Error(413, $"{what} is at most {maxBytes} bytes."));
         }
 
-        if (!await context.RequestServices.GetRequiredService<RequestBodyBudget>().ReserveAsync(context, maxBytes))
-        {
-            return (null, Error(429, RequestBodyBudget.BusyMessage));
-        }
-
         // A declared length is all Kestrel lets through; one byte more tells a chunked body past the limit.
         byte[] buffer = new byte[Math.Min(context.Request.ContentLength ?? maxBytes, maxBytes) + 1];
         int total = 0;
@@ -327,21 +322,17 @@ public static partial class ContractsApi
             string actor => string.Concat(actor.AsSpan(0, char.IsHighSurrogate(actor[MaxActorChars - 2]) ? MaxActorChars - 2 : MaxActorChars - 1), "…"),
         };
 
-    private static JsonObject Summary(ContractRevision revision)
+    private static JsonObject Summary(ContractRevision revision, ContractDefinition definition) => new()
     {
-        ContractDefinition definition = ContractParser.Parse(revision.Text!, stored: true);
-        return new JsonObject
-        {
-            ["name"] = revision.Name,
-            ["version"] = revision.Version,
-            ["topic"] = definition.Topic,
-            ["class"] = definition.ClassName,
-            ["owner"] = definition.Owner,
-            ["onFailure"] = definition.OnFailure.ToString().ToLowerInvariant(),
-            ["appliedBy"] = revision.Actor,
-            ["appliedAt"] = revision.At.ToString("O"),
-        };
-    }
+        ["name"] = revision.Name,
+        ["version"] = revision.Version,
+        ["topic"] = definition.Topic,
+        ["class"] = definition.ClassName,
+        ["owner"] = definition.Owner,
+        ["onFailure"] = definition.OnFailure.ToString().ToLowerInvariant(),
+        ["appliedBy"] = revision.Actor,
+        ["appliedAt"] = revision.At.ToString("O"),
+    };
 
     private static JsonObject Revision(ContractRevision revision) => new()
     {

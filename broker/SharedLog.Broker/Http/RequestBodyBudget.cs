@@ -4,17 +4,22 @@ using Microsoft.Extensions.Options;
 namespace SharedLog.Broker.Http;
 
 /// <summary>
-/// Bytes of HTTP request bodies (schemas for the registry, contract files, replay requests) the broker holds at once,
-/// <see cref="BrokerOptions.MaxRequestBodyBytesInFlight"/>. Each request reserves its declared length (its size limit
-/// when it declares none) before its body is read, and holds it until it is answered, so many clients sending
-/// large bodies at once wait their turn instead of making the broker hold all of them (forty 16 MB bodies sent at
-/// once: peak RSS 2.6 GB without the budget, 1.1 GB with it; bench/RESULTS.md). Requests wait in arrival order; past
-/// <see cref="QueuedBudgets"/> budgets' worth of waiting requests, further ones are answered 429 at once.
+/// Bytes of large registry request bodies (schemas) the broker holds at once, <see cref="BrokerOptions.MaxRequestBodyBytesInFlight"/>. A request declaring more than
+/// <see cref="UnbudgetedBytes"/>, or no length (chunked), reserves its declared length (its size limit when it declares
+/// none) before its body is read, and holds it until it is answered, so many clients sending large bodies at once wait
+/// their turn instead of making the broker hold all of them (forty 16 MB bodies sent at once: peak RSS 2.6 GB without
+/// the budget, 1.1 GB with it; bench/RESULTS.md). Requests wait in arrival order; past <see cref="QueuedBudgets"/>
+/// budgets' worth of waiting requests, further ones are answered 429 at once. Smaller bodies (any schema of usual
+/// size; contract files and replay requests are smaller still, and take no part) are not held back: Kestrel buffers as much per connection anyway, and slow senders of large
+/// bodies, who hold the budget while their bytes trickle in, cannot keep them waiting.
 /// </summary>
 public sealed class RequestBodyBudget : IDisposable
 {
     /// <summary>The budget is counted in units of this many bytes (a limiter counts in int permits).</summary>
     private const int UnitBytes = 1024;
+
+    /// <summary>Bodies declaring at most this many bytes take no part of the budget: Kestrel's own buffer per connection (MaxRequestBufferSize).</summary>
+    public const long UnbudgetedBytes = 1024 * 1024;
 
     /// <summary>Requests that may wait for the budget, in budgets' worth of their declared bodies.</summary>
     public const int QueuedBudgets = 16;
@@ -24,7 +29,8 @@ public sealed class RequestBodyBudget : IDisposable
 
     public RequestBodyBudget(IOptions<BrokerOptions> options)
     {
-        _units = (int)Math.Clamp((options.Value.MaxRequestBodyBytesInFlight + UnitBytes - 1) / UnitBytes, 1, int.MaxValue / QueuedBudgets);
+        long budget = options.Value.MaxRequestBodyBytesInFlight;
+        _units = (int)Math.Clamp((budget / UnitBytes) + (budget % UnitBytes == 0 ? 0 : 1), 1, int.MaxValue / QueuedBudgets);
         _limiter = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
         {
             PermitLimit = _units,
@@ -35,12 +41,18 @@ public sealed class RequestBodyBudget : IDisposable
 
     /// <summary>
     /// Reserves the bytes <paramref name="context"/>'s body may take (its Content-Length, else <paramref name="maxBytes"/>;
-    /// a body larger than the whole budget takes all of it) until the response is done. False when too many requests wait
-    /// already: the caller answers 429. Throws <see cref="OperationCanceledException"/> when the client goes away first.
+    /// a body larger than the whole budget takes all of it) until the response is done; nothing for a body of at most
+    /// <see cref="UnbudgetedBytes"/>. False when too many requests wait already: the caller answers 429. Throws
+    /// <see cref="OperationCanceledException"/> when the client goes away first.
     /// </summary>
     public async ValueTask<bool> ReserveAsync(HttpContext context, long maxBytes)
     {
         long bytes = Math.Min(context.Request.ContentLength ?? maxBytes, maxBytes);
+        if (bytes <= UnbudgetedBytes)
+        {
+            return true;
+        }
+
         int units = (int)Math.Clamp((bytes + UnitBytes - 1) / UnitBytes, 1, _units);
         RateLimitLease lease = await _limiter.AcquireAsync(units, context.RequestAborted);
         if (!lease.IsAcquired)

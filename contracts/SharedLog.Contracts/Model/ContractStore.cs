@@ -95,6 +95,9 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     {
         public TopicAnswers<ActiveContract?> ByTopic { get; } = new();
 
+        /// <summary>The contract of each revision of <see cref="Current"/>, in its order.</summary>
+        public List<ActiveContract> CurrentContracts { get; init; } = [];
+
         /// <summary>Whether a contract of this snapshot names the topic as its quarantine topic, per topic asked about.</summary>
         public TopicAnswers<bool> QuarantineTopics { get; } = new();
 
@@ -352,6 +355,22 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     }
 
     public IReadOnlyList<ContractRevision> Current => _snapshot.Current;
+
+    /// <summary>The revisions in force with their parsed contracts (as <see cref="Current"/>, without parsing them again).</summary>
+    public IReadOnlyList<(ContractRevision Revision, ActiveContract Contract)> CurrentContracts
+    {
+        get
+        {
+            Snapshot snapshot = _snapshot;
+            var pairs = new List<(ContractRevision, ActiveContract)>(snapshot.Current.Count);
+            for (int i = 0; i < snapshot.Current.Count; i++)
+            {
+                pairs.Add((snapshot.Current[i], snapshot.CurrentContracts[i]));
+            }
+
+            return pairs;
+        }
+    }
 
     /// <summary>
     /// The contract in force that names <paramref name="subject"/> and so sets its compatibility level in the registry
@@ -950,19 +969,15 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     private void Rebuild()
     {
         var current = new List<ContractRevision>();
+        var currentContracts = new List<ActiveContract>();
         var exact = new Dictionary<string, ActiveContract>(StringComparer.Ordinal);
         var patterns = new List<ActiveContract>();
         // A contract whose version in force is unchanged keeps its parsed definition: a change parses only what it changed
         // (parsing every contract in force again made each change cost about a millisecond per contract).
         var before = new Dictionary<(string Name, int Version), ActiveContract>();
-        foreach (ActiveContract kept in _snapshot.Exact.Values)
+        for (int i = 0; i < _snapshot.Current.Count; i++)
         {
-            before.TryAdd((kept.Definition.Name, kept.Version), kept);
-        }
-
-        foreach (ActiveContract kept in _snapshot.Patterns)
-        {
-            before.TryAdd((kept.Definition.Name, kept.Version), kept);
+            before.Add((_snapshot.Current[i].Name, _snapshot.Current[i].Version), _snapshot.CurrentContracts[i]);
         }
 
         foreach ((string name, List<ContractRevision> list) in _history.OrderBy(h => h.Key, StringComparer.Ordinal))
@@ -987,6 +1002,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             }
 
             current.Add(last);
+            currentContracts.Add(active);
             ContractDefinition definition = active.Definition;
             if (definition.IsPattern)
             {
@@ -1004,6 +1020,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
         NoteQuarantiningVersions();
         _snapshot = new Snapshot(current, exact, patterns)
         {
+            CurrentContracts = currentContracts,
             EverQuarantiningPatterns = [.. _everQuarantiningPatterns.Values],
             EverQuarantinedByName = new HashSet<string>(_everQuarantinedByName, StringComparer.Ordinal),
         };
