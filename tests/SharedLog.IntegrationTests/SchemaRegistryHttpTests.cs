@@ -70,6 +70,11 @@ public class SchemaRegistryHttpTests
         (HttpStatusCode small, JsonNode? smallJson) = await SendAsync(http, HttpMethod.Post, "/subjects/small-value/versions", Padded("Small", 600_000));
         Assert.True(small == HttpStatusCode.OK && smallJson?["id"] is not null, $"{(int)small} {smallJson?.ToJsonString()}");
 
+        // So is a POST with no body at all (neither a length nor chunks; from a review: it reserved 16 MiB and waited).
+        string bodiless = await RawHttp.ExchangeAsync(port, $"POST /subjects/empty-value/versions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {Avro}\r\nConnection: close\r\n\r\n", TimeSpan.FromSeconds(30));
+        Assert.Matches("^HTTP/1.1 4(0|2)[0-9] ", bodiless);
+        Assert.DoesNotContain("429", bodiless.Split("\r\n")[0], StringComparison.Ordinal);
+
         // Twenty more declare 2 MB each: sixteen fit the queue and wait unread, four are refused at once.
         var waiting = new List<RawHttp.HeldRequest>();
         try

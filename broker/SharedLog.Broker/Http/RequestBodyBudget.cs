@@ -1,4 +1,5 @@
 using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 
 namespace SharedLog.Broker.Http;
@@ -10,8 +11,9 @@ namespace SharedLog.Broker.Http;
 /// their turn instead of making the broker hold all of them (forty 16 MB bodies sent at once: peak RSS 2.6 GB without
 /// the budget, 1.1 GB with it; bench/RESULTS.md). Requests wait in arrival order; past <see cref="QueuedBudgets"/>
 /// budgets' worth of waiting requests, further ones are answered 429 at once. Smaller bodies (any schema of usual
-/// size; contract files and replay requests are smaller still, and take no part) are not held back: Kestrel buffers as much per connection anyway, and slow senders of large
-/// bodies, who hold the budget while their bytes trickle in, cannot keep them waiting.
+/// size; contract files and replay requests are smaller still, and take no part) are not held back, so slow senders of
+/// large bodies, who hold the budget while their bytes trickle in, cannot keep them waiting; their memory is bounded
+/// per connection only (Kestrel's buffer, the body read and its text, a few MiB each), as before the budget.
 /// </summary>
 public sealed class RequestBodyBudget : IDisposable
 {
@@ -47,7 +49,9 @@ public sealed class RequestBodyBudget : IDisposable
     /// </summary>
     public async ValueTask<bool> ReserveAsync(HttpContext context, long maxBytes)
     {
-        long bytes = Math.Min(context.Request.ContentLength ?? maxBytes, maxBytes);
+        // No length and no chunked coding (an HTTP/1.1 POST without a body): nothing to read, nothing to hold.
+        bool noBody = context.Features.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false };
+        long bytes = noBody ? 0 : Math.Min(context.Request.ContentLength ?? maxBytes, maxBytes);
         if (bytes <= UnbudgetedBytes)
         {
             return true;
