@@ -150,12 +150,14 @@ public class ProtobufSchemaFormatTests
     [InlineData("\u0000\u0001 hello {{ ]] \"unterminated", "line 1")]
     [InlineData("syntax = \"proto3\";\nmessage M { int32 a = 99999999999; }", "line 2")]
     [InlineData("edition = \"2023\";\nmessage M { int32 a = 1; }", "editions")]
+    [InlineData("syntax = \"proto3\";\nmessage M { reserved 5; int32 a = 5; }", "reserved")]
     public void Invalid_schemas_are_rejected_with_a_clear_message(string text, string expected)
     {
         var error = Assert.Throws<InvalidSchemaException>(() => Parse(text));
 
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
     }
+
 
     [Fact]
     public void Missing_import_is_rejected()

@@ -30,6 +30,25 @@ public class RuleTests
         CelRule.Compile(expression).Evaluate(variables);
 
     [Theory]
+    [InlineData("value.byId.`7` == 'a'")]
+    [InlineData("value.um.`5` == 1")]
+    public void A_field_name_is_no_key_of_a_protobuf_map_with_number_keys_however_it_is_written(string expression)
+    {
+        // map<int64, string> byId = 1 holding {7: "a"}; map<uint64, int32> um = 2 holding {5: 1}. The decoder holds the
+        // keys as their text; a field name (a string) is no key of such a map in CEL, on a plain dotted name too.
+        var schema = new Formats.Protobuf.ProtobufSchemaFormat().Parse("syntax = \"proto3\";\npackage p;\nmessage M { map<int64, string> byId = 1; map<uint64, int32> um = 2; }\n", [], normalize: false);
+        object? value = new Formats.Protobuf.ProtobufPayloadCodec().Decode(schema, Convert.FromHexString("00" + "0A050807120161" + "120408051001").AsMemory()).Value;
+        var variables = new Dictionary<string, object?> { ["value"] = value };
+        Assert.Equal(RuleOutcomeKind.Passed, Evaluate("value.byId[7] == 'a' && value.um[5u] == 1", variables).Kind);
+        Assert.Equal(RuleOutcomeKind.Error, Evaluate("dyn(value.byId).`7` == 'a'", variables).Kind);
+        Assert.Equal(RuleOutcomeKind.Error, Evaluate("value.byId['7'] == 'a'", variables).Kind);
+        Assert.Equal(RuleOutcomeKind.Failed, Evaluate("has(value.byId.`7`)", variables).Kind);
+        RuleOutcome outcome = Evaluate(expression, variables);
+        Assert.True(outcome.Kind == RuleOutcomeKind.Error, $"{outcome.Kind} {outcome.ErrorMessage}");
+        Assert.Contains("no such key", outcome.ErrorMessage, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("string(999999.0) == '999999'")]
     [InlineData("string(1500000.0) == '1.5e+06'")]
     [InlineData("string(123456789.0) == '1.23456789e+08'")]

@@ -691,6 +691,37 @@ public class SchemaRegistryTests
         Assert.Equal(storedText, reopened.GetById(100).Schema);
     }
 
+    [Theory]
+    [InlineData("message M { string a = 19000; }", "field 'M.a' in the schema has number 19000; numbers 19000 through 19999 are reserved")]
+    [InlineData("message M { message N { string b = 19999; } N n = 1; }", "field 'M.N.b' in the schema has number 19999")]
+    [InlineData("enum E { A = 0; B = 0; }\nmessage M { E e = 1; }", "enum 'E' in the schema gives 'B' the number 0 of 'A'")]
+    [InlineData("message M { enum E { A = 0; B = 1; C = 1; } E e = 1; }", "enum 'M.E' in the schema gives 'C' the number 1 of 'B'; to allow that, declare 'option allow_alias = true;'")]
+    public async Task AProtobufSchemaProtocRefusesIsRefusedButOneStoredBeforeStillLoads(string body, string reason)
+    {
+        // From a review: protobuf-net's parser took numbers in 19000-19999 and enum aliases without allow_alias, which protoc
+        // and Confluent's registry refuse; with an alias, a record's value read as the first name in rules.
+        string text = "syntax = \"proto3\";\npackage p;\n" + body;
+        var journal = new MemoryJournal();
+        using (var registry = new SchemaRegistry([new Formats.Protobuf.ProtobufSchemaFormat()], journal, NullLogger<SchemaRegistry>.Instance))
+        {
+            await registry.LoadAsync(CancellationToken.None);
+            SchemaRegistryException refused = await Assert.ThrowsAsync<SchemaRegistryException>(() => registry.RegisterAsync("bad", new SchemaRequest(text, SchemaType.Protobuf, []), CancellationToken.None));
+            Assert.Equal(RegistryErrorCodes.InvalidSchema, refused.ErrorCode);
+            Assert.Contains(reason, refused.Message, StringComparison.Ordinal);
+
+            // Protoc takes the numbers either side of the range, and aliases the enum allows.
+            string allowed = "syntax = \"proto3\";\npackage p;\nmessage M { string a = 18999; string b = 20000; E e = 1; }\nenum E { option allow_alias = true; A = 0; B = 0; }";
+            await registry.RegisterAsync("good", new SchemaRequest(allowed, SchemaType.Protobuf, []), CancellationToken.None);
+        }
+
+        // Stored before the check (written straight to the journal): it still loads, parses for the gate, and answers by id.
+        await journal.AppendAsync([RegistryRecords.SchemaVersion(new SchemaVersionValue { Subject = "older", Version = 1, Id = 100, SchemaType = "PROTOBUF", Schema = text }), RegistryRecords.IdHighWater(100)], CancellationToken.None);
+        using var reopened = new SchemaRegistry([new Formats.Protobuf.ProtobufSchemaFormat()], journal, NullLogger<SchemaRegistry>.Instance);
+        await reopened.LoadAsync(CancellationToken.None);
+        Assert.Equal(text, reopened.GetById(100).Schema);
+        Assert.NotNull(reopened.ParsedById(100));
+    }
+
     [Fact]
     public async Task ASchemaWhoseReferencesImportMoreThanTheLimitInAllIsRefused()
     {

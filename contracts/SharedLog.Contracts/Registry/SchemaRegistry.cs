@@ -1270,6 +1270,18 @@ public sealed partial class SchemaRegistry : IDisposable
                 $"Invalid schema: it uses {patterned.Schemas.Patterns.Count} distinct regular expressions (pattern and patternProperties, references included); at most {SchemaLimits.MaxJsonSchemaPatterns} are accepted, since each costs the broker's validator up to half a megabyte.");
         }
 
+        if (parsed is Formats.Protobuf.ProtobufParsedSchema protobuf)
+        {
+            try
+            {
+                Formats.Protobuf.ProtobufSchemaParser.CheckNewSchema(protobuf);
+            }
+            catch (InvalidSchemaException e)
+            {
+                throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Invalid schema: {e.Message}");
+            }
+        }
+
         return (parsed, format);
     }
 

@@ -173,9 +173,10 @@ internal sealed class QualifiedNode : Node
                 continue;
             }
 
-            // A field of a decoded record is looked up directly, without wrapping the record in a value first.
+            // A field of a decoded record is looked up directly, without wrapping the record in a value first. A map with
+            // number or bool keys (held as their text) is left to TryGetField below, for which a field name is no key of it.
             var i = bound;
-            while (i < _segments.Length && raw is Dictionary<string, object?> record)
+            while (i < _segments.Length && raw is Dictionary<string, object?> record and not Model.TypedKeyMap { KeyKind: not Model.MapKeyKind.String })
             {
                 if (!record.TryGetValue(_segments[i], out raw) && !(record is Model.IFieldDefaults defaults && defaults.TryGetDefault(_segments[i], out raw)))
                 {

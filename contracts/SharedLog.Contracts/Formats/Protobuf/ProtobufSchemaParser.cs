@@ -66,7 +66,7 @@ internal static class ProtobufSchemaParser
                 throw new InvalidSchemaException($"Invalid Protobuf schema: {DisplayName(parsed.Name)} uses editions; only proto2 and proto3 are supported");
             }
 
-            CheckMessageNesting(parsed);
+            CheckDeclarations(parsed, asNewSchema: false);
         }
 
         var types = new ProtobufTypeIndex(set.Files);
@@ -159,25 +159,85 @@ internal static class ProtobufSchemaParser
         return (text, work);
     }
 
-    private static void CheckMessageNesting(FileDescriptorProto file)
+    /// <summary>
+    /// Refuses, in a schema registered from now on, what protoc (and the Wire parser of Confluent's registry) refuses and
+    /// protobuf-net's parser lets through: field numbers in the range the Protocol Buffers implementation reserves, and an
+    /// enum giving two names one number without <c>option allow_alias = true;</c> (a record's value would then read as the
+    /// first name in rules, whichever the producer meant). Not checked on parse, so a schema stored before still loads.
+    /// </summary>
+    internal static void CheckNewSchema(ProtobufParsedSchema schema) => CheckDeclarations(schema.File, asNewSchema: true);
+
+    /// <summary>Messages nested past <see cref="SchemaLimits.MaxDepth"/>, and with <paramref name="asNewSchema"/> what <see cref="CheckNewSchema"/> says.</summary>
+    private static void CheckDeclarations(FileDescriptorProto file, bool asNewSchema)
     {
-        var pending = new Stack<(DescriptorProto Message, int Depth)>();
+        if (asNewSchema)
+        {
+            CheckFieldNumbers(file, file.Extensions, "");
+            foreach (var enumType in file.EnumTypes)
+            {
+                CheckEnumAliases(file, enumType, "");
+            }
+        }
+
+        var pending = new Stack<(DescriptorProto Message, int Depth, string Scope)>();
         foreach (var message in file.MessageTypes)
         {
-            pending.Push((message, 1));
+            pending.Push((message, 1, ""));
         }
 
         while (pending.Count > 0)
         {
-            var (message, depth) = pending.Pop();
+            var (message, depth, scope) = pending.Pop();
             if (depth > SchemaLimits.MaxDepth)
             {
                 throw new InvalidSchemaException($"Invalid Protobuf schema: messages in {DisplayName(file.Name)} are nested more than {SchemaLimits.MaxDepth} levels deep (at '{message.Name}')");
             }
 
+            string name = scope + message.Name;
+            if (asNewSchema)
+            {
+                CheckFieldNumbers(file, message.Fields, name + ".");
+                CheckFieldNumbers(file, message.Extensions, name + ".");
+                foreach (var enumType in message.EnumTypes)
+                {
+                    CheckEnumAliases(file, enumType, name + ".");
+                }
+            }
+
             foreach (var nested in message.NestedTypes)
             {
-                pending.Push((nested, depth + 1));
+                pending.Push((nested, depth + 1, name + "."));
+            }
+        }
+    }
+
+    /// <summary>First and last field number the Protocol Buffers implementation keeps for itself.</summary>
+    private const int FirstImplementationReservedNumber = 19000, LastImplementationReservedNumber = 19999;
+
+    private static void CheckFieldNumbers(FileDescriptorProto file, List<FieldDescriptorProto> fields, string scope)
+    {
+        foreach (var field in fields)
+        {
+            if (field.Number is >= FirstImplementationReservedNumber and <= LastImplementationReservedNumber)
+            {
+                throw new InvalidSchemaException($"Invalid Protobuf schema: field '{scope}{field.Name}' in {DisplayName(file.Name)} has number {field.Number}; numbers {FirstImplementationReservedNumber} through {LastImplementationReservedNumber} are reserved for the Protocol Buffers implementation");
+            }
+        }
+    }
+
+    private static void CheckEnumAliases(FileDescriptorProto file, EnumDescriptorProto enumType, string scope)
+    {
+        if (enumType.Options?.AllowAlias == true)
+        {
+            return;
+        }
+
+        var names = new Dictionary<int, string>();
+        foreach (var value in enumType.Values)
+        {
+            if (!names.TryAdd(value.Number, value.Name))
+            {
+                throw new InvalidSchemaException($"Invalid Protobuf schema: enum '{scope}{enumType.Name}' in {DisplayName(file.Name)} gives '{value.Name}' the number {value.Number.ToString(CultureInfo.InvariantCulture)} of '{names[value.Number]}'; to allow that, declare 'option allow_alias = true;' in the enum");
             }
         }
     }
