@@ -130,6 +130,7 @@ public class ContractModelTests
     [InlineData("topic: t\nprivacy:\n  - field: a\n    tag: PII\n    action: hash\n", "exactly one of field or tag")]
     [InlineData("topic: t\nprivacy:\n  - field: 'a..b'\n    action: hash\n", "dotted path")]
     [InlineData("topic: t\n\tclass: raw\n", "line 2, column 1: YAML is indented with spaces, not tabs")] // was placed at line 1, column 8
+    [InlineData("topic: t\ndescription: |\n  Orders.\n  \tindented text\nvalue:\n\tversions: '1'\n", "line 6, column 1: YAML is indented with spaces, not tabs")] // not the block scalar's valid tab
     [InlineData("topic: t\ncolour: red\n", "line 2, column 1: unknown key 'colour'")] // named in the contract's terms, not a .NET type's
     [InlineData("topic: t\nvalue: {subjct: s}\n", "unknown key 'subjct'")]
     [InlineData("hello\n", "a value of the wrong kind")] // was "Invalid cast from 'System.String' to '...ContractDocument'"
@@ -1352,5 +1353,37 @@ public class ContractModelTests
         Assert.True(new PrivacyRewriter(key).Apply(record, "field", PrivacyAction.Hash, out _));
         string expected = Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData(key, System.Text.Encoding.UTF8.GetBytes(text)));
         Assert.Equal(expected, record["field"]);
+    }
+
+    /// <summary>
+    /// A tab that is valid YAML (content of a block scalar, or whitespace inside a JSON document's flow mapping) must not
+    /// replace the file's real problem with "YAML is indented with spaces, not tabs".
+    /// </summary>
+    [Theory]
+    [InlineData("topic: t\ndescription: |\n  Orders.\n  \tindented line\nownr: x\n", "unknown key 'ownr'")]
+    [InlineData("{\n\t\"topic\": \"t\",\n\t\"ownr\": \"x\"\n}\n", "unknown key 'ownr'")]
+    [InlineData("{\n\t\"topic\": \"t\",\n\t\"owner\": [\"x\"]\n}\n", "a value of the wrong kind")]
+    public void AValidTabDoesNotHideTheFilesRealProblem(string text, string expected)
+    {
+        // Without the mistake the same file (tabs and all) is a valid contract: the tab is not the problem.
+        string fixedText = text.Replace("ownr: x\n", "owner: x\n", StringComparison.Ordinal)
+            .Replace("\"ownr\"", "\"owner\"", StringComparison.Ordinal)
+            .Replace("[\"x\"]", "\"x\"", StringComparison.Ordinal);
+        Assert.Equal("t", ContractParser.Parse(fixedText).Topic);
+
+        ContractValidationException error = Assert.Throws<ContractValidationException>(() => ContractParser.Parse(text));
+        Assert.Contains(error.Problems, p => p.Contains(expected, StringComparison.Ordinal));
+    }
+
+    /// <summary>A reference version that is empty or a lone '-' is told in the contract's terms, not as a .NET exception's message.</summary>
+    [Theory]
+    [InlineData("''")]
+    [InlineData("'-'")]
+    public void ABlankReferenceVersionIsToldInTheContractsTerms(string version)
+    {
+        string text = $"topic: t\nvalue:\n  schemaFile: x.avsc\n  references:\n    - {{name: a, subject: s, version: {version}}}\n";
+        ContractValidationException error = Assert.Throws<ContractValidationException>(() => ContractParser.Parse(text));
+        Assert.DoesNotContain(error.Problems, p => p.Contains("Index was outside the bounds of the array", StringComparison.Ordinal));
+        Assert.Contains(error.Problems, p => p.StartsWith("line 5, column 38: a whole number was expected here", StringComparison.Ordinal));
     }
 }

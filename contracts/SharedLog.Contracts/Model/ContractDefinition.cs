@@ -503,14 +503,18 @@ public static class ContractParser
         }
         catch (YamlException e)
         {
-            // The YAML library places a tab's error at the token before it (a line up): name the tab itself.
-            if (FirstTabIndent(text) is { } tab)
+            // The YAML library places a tab's error at the token before it, or at the mapping holding it: name the tab
+            // itself, and only for the library's tab error (a tab in a block scalar's text, or in JSON, is valid). A tab
+            // opening a line is the likelier culprit than one after spaces, which may be a block scalar's text.
+            if (e is SyntaxErrorException && e.Message.Contains("tab", StringComparison.OrdinalIgnoreCase)
+                && (FirstTabIndent(text, e.Start.Line, openingTheLine: true) ?? FirstTabIndent(text, e.Start.Line, openingTheLine: false)) is { } tab)
             {
                 throw new ContractValidationException([$"line {tab.Line}, column {tab.Column}: YAML is indented with spaces, not tabs."]);
             }
 
-            // .NET's own words for a version "abc" or 99999999999999999999 name .NET types, not the contract's terms.
-            string reason = e.InnerException is FormatException or OverflowException
+            // .NET's own words for a version "abc" or 99999999999999999999 name .NET types, not the contract's terms (and
+            // for '' or '-' the library's own failure to read a number).
+            string reason = e.InnerException is FormatException or OverflowException or IndexOutOfRangeException
                 ? "a whole number was expected here (at most 2147483647)"
                 : (e.InnerException?.Message ?? e.Message).Split('\n')[0];
             string problem = $"line {e.Start.Line}, column {e.Start.Column}: {InContractTerms(reason)}";
@@ -535,8 +539,11 @@ public static class ContractParser
         }
     }
 
-    /// <summary>The first tab in a line's leading whitespace (1-based line and column), if any.</summary>
-    private static (int Line, int Column)? FirstTabIndent(string text)
+    /// <summary>
+    /// The first tab in the leading whitespace of a line from <paramref name="fromLine"/> on (1-based line and column), if any;
+    /// with <paramref name="openingTheLine"/>, only a tab that is a line's first character.
+    /// </summary>
+    private static (int Line, int Column)? FirstTabIndent(string text, long fromLine, bool openingTheLine)
     {
         int line = 1;
         int column = 1;
@@ -549,7 +556,7 @@ public static class ContractParser
                 continue;
             }
 
-            if (leading && c == '\t')
+            if (leading && c == '\t' && line >= fromLine && (column == 1 || !openingTheLine))
             {
                 return (line, column);
             }
