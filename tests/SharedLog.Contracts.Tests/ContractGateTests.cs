@@ -2516,6 +2516,19 @@ public sealed class ContractGateTests : IDisposable
         Assert.Equal(
             [(v1, "iot.Reading", 1, 1L), (v2, "iot.Reading", 2, 1L), (keyId, "readings-key", 1, 6L)],
             result.Tally.SchemasSeen.OrderBy(s => s.Subject, StringComparer.Ordinal).ThenBy(s => s.Version).Select(s => (s.SchemaId, s.Subject, s.Version, s.Records)));
+
+        // Each bad record names the schemas it was counted under: none for a side not decoded (the tombstone's key, after the
+        // record before it had one; the key without a schema id, so its value was not read either).
+        Assert.Equal(
+            [(1, keyId, v1), (2, keyId, 0), (3, 0, 0), (4, 0, 0), (5, keyId, 0), (6, keyId, 0), (7, keyId, 0)],
+            result.Violations.Select(v => (v.BatchIndex, v.SchemasCounted.Key?.SchemaId ?? 0, v.SchemasCounted.Value?.SchemaId ?? 0)));
+
+        // A replay's refused batch counts the schemas of the records it names only (the others are sent again).
+        GateTally refusal = ContractGate.ReplayRefusalTally(result.Tally, [.. result.Violations.Where(v => v.BatchIndex is 1 or 3 or 5)]);
+        Assert.Equal(3, refusal.Failing);
+        Assert.Equal(
+            [(v1, "iot.Reading", 1, 1L), (keyId, "readings-key", 1, 2L)],
+            refusal.SchemasSeen.OrderBy(s => s.Subject, StringComparer.Ordinal).Select(s => (s.SchemaId, s.Subject, s.Version, s.Records)));
     }
 
     [Fact]

@@ -34,6 +34,38 @@ public class QuarantineReplayTests
             ? double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture)
             : null;
 
+    private static long Sum(string scrape, string metric, string topic) => scrape.Split('\n')
+        .Where(l => l.StartsWith(metric + "{", StringComparison.Ordinal) && l.Contains($"topic=\"{topic}\"", StringComparison.Ordinal))
+        .Sum(l => long.Parse(l[(l.LastIndexOf(' ') + 1)..].Trim(), System.Globalization.CultureInfo.InvariantCulture));
+
+    [Fact]
+    public async Task AReplaysRefusedBatchCountsTheSchemasOfTheRecordsItNamesOnly()
+    {
+        // From a review: a refused replay batch counted only the records it named as rejected (the others are sent again
+        // and counted then), but the schemas of all its records, so each resent good record's schema counted twice.
+        await using PaymentsContract setup = await StartWithPaymentsContractAsync("orders", Contract("orders", "quarantine"));
+        BrokerFixture broker = setup.Broker;
+        using (IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 200, Acks = Acks.All }).Build())
+        {
+            producer.Produce("orders", new Message<string, byte[]> { Key = "o4", Value = await setup.SerializeAsync(Payment("o4", -1, "EUR"), "orders") });
+            producer.Produce("orders", new Message<string, byte[]> { Key = "o5", Value = await setup.SerializeAsync(Payment("o5", 9, "JPY"), "orders") });
+            producer.Flush(Deadline);
+        }
+
+        // Version 2 rejects and takes JPY: of the two quarantined records, o5 is written back and o4 refused, in one batch.
+        await ApplyAsync(broker, Contract("orders", "reject").Replace("['EUR', 'USD']", "['EUR', 'USD', 'JPY']", StringComparison.Ordinal));
+        (int status, JsonNode report) = await ReplayAsync(broker, """{ "source": "orders", "fromOffset": 0, "rules": ["positive-amount", "known-currency"] }""");
+        Assert.Equal(200, status);
+        Assert.Equal((2L, 1L, 1L), ((long)report["matched"]!, (long)report["written"]!, (long)report["refused"]!));
+
+        // 2 quarantined (version 1), 1 rejected and 1 accepted (version 2): 4 records judged, each of one value schema.
+        // The schema count is added with the records' (same call): waited for both, so a scrape between them is not read.
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{broker.Host.HttpPort}") };
+        string? scrape = await MetricsScrape.UntilAsync(http, t => Sum(t, "sharedlog_contract_records_total", "orders") == 4 && Sum(t, "sharedlog_contract_schema_records_total", "orders") >= 4 ? t : null);
+        Assert.NotNull(scrape);
+        Assert.Equal(4, Sum(scrape, "sharedlog_contract_schema_records_total", "orders"));
+    }
+
     [Fact]
     public async Task TheOldestAgeOfAQuarantineTopicFirstWrittenToIsItsFirstRetainedRecordsNotTheNewCopys()
     {

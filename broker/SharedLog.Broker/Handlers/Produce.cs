@@ -770,9 +770,9 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         if (item.FromReplay)
         {
             // The replay sends the batch again without the records the refusal names (QuarantineReplay): the others are
-            // counted when judged then, so only the named ones count as rejected now, or a good record would count as both.
+            // counted when judged then, so only the named ones count now (as rejected, and under their schemas).
             IReadOnlyList<RecordViolation> named = verdict.Violations.Count > MaxRecordErrors ? [.. verdict.Violations.Take(MaxRecordErrors)] : verdict.Violations;
-            gate.Count(item.Topic.Name, item.Result.Index, baseOffset: -1, verdict.Tally with { Failing = named.Count, Violations = named, UnlistedViolations = null });
+            gate.Count(item.Topic.Name, item.Result.Index, baseOffset: -1, ContractGate.ReplayRefusalTally(verdict.Tally, named));
         }
         else
         {

@@ -16,7 +16,11 @@ namespace SharedLog.Contracts.Gate;
 
 /// <summary>One record of a batch that broke the contract: its index in the batch, the rule, why (for people) and the kind of failure (a bounded metric label).</summary>
 /// <summary>A bad record of a batch: its index, the rule (or schema, privacy, tombstone) it broke, and why, at most <see cref="ContractGate.MaxReasonChars"/> characters.</summary>
-public sealed record RecordViolation(int BatchIndex, string Rule, string Reason, ViolationKind Kind);
+public sealed record RecordViolation(int BatchIndex, string Rule, string Reason, ViolationKind Kind)
+{
+    /// <summary>The schemas of the record the gate counted as seen (key, value; none when its side named no schema of the subject).</summary>
+    public (SchemaSeen? Key, SchemaSeen? Value) SchemasCounted { get; init; }
+}
 
 /// <summary>Why a record broke its contract, in few enough values to label a metric with (the reason text is unbounded).</summary>
 public enum ViolationKind
@@ -234,6 +238,7 @@ public sealed partial class ContractGate(
             Codec = null;
             Decoded = null;
             SchemaId = 0;
+            Counted = null;
         }
 
         public object? Value { get; set; }
@@ -254,6 +259,9 @@ public sealed partial class ContractGate(
 
         /// <summary>The schema id <see cref="Check"/> and <see cref="Validator"/> are for: records of one batch nearly always share it.</summary>
         public int CheckedSchemaId { get; set; } = -1;
+
+        /// <summary>The schema check this side of the record was counted under in the batch's schemas seen, if any.</summary>
+        public SchemaCheck? Counted { get; set; }
 
         /// <summary>The schema check of <see cref="CheckedSchemaId"/>, kept for the batch (not reset per record).</summary>
         public SchemaCheck? Check { get; set; }
@@ -399,7 +407,7 @@ public sealed partial class ContractGate(
                     {
                         // A reason may quote data (a failed const's schema value, a decoder's view of the payload): it travels
                         // in RecordErrors, quarantine and flag headers and log lines, once per bad record.
-                        violations.Add(new RecordViolation(index, found.Rule, ShortText.Cut(found.Reason, MaxReasonChars), found.Kind));
+                        violations.Add(new RecordViolation(index, found.Rule, ShortText.Cut(found.Reason, MaxReasonChars), found.Kind) { SchemasCounted = (Counted(scratch.Key), Counted(scratch.Value)) });
                     }
                     else if (definition.OnFailure == FailureAction.Observe)
                     {
@@ -539,6 +547,35 @@ public sealed partial class ContractGate(
         GateTally rejected = judged with { Action = ActionLabel(FailureAction.Reject), Accepted = 0, Failing = judged.Accepted + judged.Failing, FailingOutcome = ContractMetrics.Rejected };
         return new GateResult(GateOutcome.Reject, null, verdict.Violations, [], rejected) { RefusalMessage = message };
     }
+
+    /// <summary>
+    /// The tally of a replay's batch that the target refused (see the produce handler): only the records the refusal names
+    /// (<paramref name="named"/>) count, as rejected and under the schemas they were written with. The replay sends the
+    /// others again, and they are counted when judged then, or a good record would count twice.
+    /// </summary>
+    public static GateTally ReplayRefusalTally(GateTally tally, IReadOnlyList<RecordViolation> named)
+    {
+        ArgumentNullException.ThrowIfNull(tally);
+        ArgumentNullException.ThrowIfNull(named);
+        var schemas = new Dictionary<SchemaSeen, long>();
+        foreach (RecordViolation violation in named)
+        {
+            foreach (SchemaSeen? side in (ReadOnlySpan<SchemaSeen?>)[violation.SchemasCounted.Key, violation.SchemasCounted.Value])
+            {
+                if (side is { } seen)
+                {
+                    System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(schemas, seen, out _) += seen.Records;
+                }
+            }
+        }
+
+        SchemaSeen[] counted = [.. schemas.Select(s => s.Key with { Records = s.Value })];
+        return tally with { Failing = named.Count, Violations = named, UnlistedViolations = null, SchemasSeen = counted };
+    }
+
+    /// <summary>The schema a side of the record being judged was counted under, as one record of it.</summary>
+    private static SchemaSeen? Counted(SideResult side) =>
+        side.Counted is { } check ? new SchemaSeen(check.SchemaId, check.Subject!, check.Version, 1) : null;
 
     private static SchemaSeen[] SchemasSeen(Dictionary<SchemaCheck, long> schemasSeen)
     {
@@ -734,6 +771,9 @@ public sealed partial class ContractGate(
         rewrite = RecordRewrite.None;
         ContractDefinition definition = contract.Definition;
         RecordActivation activation = scratch.Activation;
+        // Set again by the sides decoded for this record (a null key or value decodes none).
+        scratch.Key.Counted = null;
+        scratch.Value.Counted = null;
         // Under flag a failing record is stored all the same, so a side that fails does not stop the other side from
         // being decoded and masked; in the other modes the first failure decides.
         bool storedAnyway = definition.OnFailure == FailureAction.Flag;
@@ -878,7 +918,7 @@ public sealed partial class ContractGate(
             // A version outside the pinned range is still a version of the subject: counted, so the metric shows who still writes it.
             if (check.Kind == ViolationKind.VersionNotAllowed)
             {
-                CountSeen(schemasSeen, check);
+                CountSeen(schemasSeen, check, result);
             }
 
             result.Reason = $"{side}: {check.Problem}";
@@ -890,7 +930,7 @@ public sealed partial class ContractGate(
         // other value would be a new metric series. Under a record name strategy the subject is known after the decode.
         if (!subjectByRecord)
         {
-            CountSeen(schemasSeen, check);
+            CountSeen(schemasSeen, check, result);
         }
 
         ReadOnlySpan<byte> payload = bytes[SchemaWireFormat.HeaderSize..];
@@ -944,7 +984,7 @@ public sealed partial class ContractGate(
             {
                 if (named.Kind == ViolationKind.VersionNotAllowed)
                 {
-                    CountSeen(schemasSeen, named);
+                    CountSeen(schemasSeen, named, result);
                 }
 
                 result.Reason = $"{side}: {named.Problem}";
@@ -952,7 +992,7 @@ public sealed partial class ContractGate(
                 return result;
             }
 
-            CountSeen(schemasSeen, named);
+            CountSeen(schemasSeen, named, result);
         }
 
         result.Value = result.Decoded.Value;
@@ -962,8 +1002,11 @@ public sealed partial class ContractGate(
         return result;
     }
 
-    private static void CountSeen(Dictionary<SchemaCheck, long> schemasSeen, SchemaCheck check) =>
+    private static void CountSeen(Dictionary<SchemaCheck, long> schemasSeen, SchemaCheck check, SideResult side)
+    {
         System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(schemasSeen, check, out _)++;
+        side.Counted = check;
+    }
 
     /// <summary>The memory of <paramref name="part"/>, a span inside <paramref name="owner"/>.</summary>
     private static ReadOnlyMemory<byte> MemoryOf(ReadOnlyMemory<byte> owner, ReadOnlySpan<byte> part) =>
