@@ -2532,6 +2532,21 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task UnderARecordNameStrategyAnIdTheSubjectDoesNotHoldIsRefusedForThatBeforeItsPayloadIsValidated()
+    {
+        // From a review: the JSON payload was validated first, so such a record was named a schema mismatch, and the broker
+        // built a validator for whatever registered id a producer wrote.
+        int mine = await RegisterAsync("shop.Order", """{"title":"shop.Order","type":"object","properties":{"n":{"type":"integer"}}}""", SchemaType.Json);
+        int other = await RegisterAsync("elsewhere", """{"title":"shop.Other","type":"object","required":["x"]}""", SchemaType.Json);
+        await ApplyAsync("topic: titled\nclass: certified\nvalue: {strategy: RecordNameStrategy}\n");
+
+        GateResult result = Inspect("titled", (null, Framed(mine, """{"n":1}"""u8.ToArray())), (null, Framed(other, "{}"u8.ToArray())), (null, Framed(mine, """{"n":"one"}"""u8.ToArray())));
+
+        Assert.Equal([(1, ViolationKind.WrongSubject), (2, ViolationKind.SchemaMismatch)], result.Violations.Select(v => (v.BatchIndex, v.Kind)));
+        Assert.Contains("subject 'shop.Other'", Reason(result, 1), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task TopicsWithoutAContractAreNotInspected()
     {
         await ApplyAsync("topic: governed\n");

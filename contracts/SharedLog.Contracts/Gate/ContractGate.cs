@@ -946,32 +946,11 @@ public sealed partial class ContractGate(
             return result;
         }
 
-        if (check.Parsed!.Type == SchemaType.Json)
-        {
-            // The codec has proven the payload well-formed and bounded; validate it against the schema, on the
-            // decoded record when the schema is in the compiled subset, else by parsing it for JsonSchema.Net.
-            JsonPayloadValidator validator = result.Validator ??= jsonValidators.GetOrCreate(schemaId, check.Parsed);
-            IReadOnlyList<string> errors = (validator.ValidatesDecoded ? validator.ValidateDecoded(result.Decoded.Value) : null) ?? ValidateJson(validator, payload);
-            if (errors.Count > 0)
-            {
-                result.Reason = $"{side} does not match JSON schema {schemaId}: {string.Join("; ", errors.Take(3))}";
-                result.Kind = ViolationKind.SchemaMismatch;
-                return result;
-            }
-        }
-        else if (check.Parsed.Type == SchemaType.Protobuf && contract.Definition.Class == TopicClass.Sensitive && Formats.Protobuf.ProtobufPayloadCodec.HasUnknownFields(result.Decoded.Value))
-        {
-            // Fields the schema does not declare (a message serialised with a newer schema under an older id) would be stored
-            // as sent, unseen by the privacy policy: a sensitive topic never stores what its policy could not look at.
-            result.Reason = $"{side} has fields Protobuf schema {schemaId} does not declare (or enum numbers its proto2 enums do not), which a sensitive topic does not store unseen by its privacy policy";
-            result.Kind = ViolationKind.SchemaMismatch;
-            return result;
-        }
-
         if (subjectByRecord)
         {
             // As Confluent's serializers, a record name strategy needs a named schema (an Avro record, a Protobuf message, a
-            // JSON schema's title): without one there is no subject to hold the id to.
+            // JSON schema's title): without one there is no subject to hold the id to. Checked before the JSON validation,
+            // so an id the subject does not hold never gets a validator built (a producer names any id it likes).
             if (RecordName(check, result.Decoded) is not { } recordName)
             {
                 result.Reason = $"{side}: schema {schemaId} names no record, so {requirement.Strategy} gives it no subject";
@@ -993,6 +972,28 @@ public sealed partial class ContractGate(
             }
 
             CountSeen(schemasSeen, named, result);
+        }
+
+        if (check.Parsed!.Type == SchemaType.Json)
+        {
+            // The codec has proven the payload well-formed and bounded; validate it against the schema, on the
+            // decoded record when the schema is in the compiled subset, else by parsing it for JsonSchema.Net.
+            JsonPayloadValidator validator = result.Validator ??= jsonValidators.GetOrCreate(schemaId, check.Parsed);
+            IReadOnlyList<string> errors = (validator.ValidatesDecoded ? validator.ValidateDecoded(result.Decoded.Value) : null) ?? ValidateJson(validator, payload);
+            if (errors.Count > 0)
+            {
+                result.Reason = $"{side} does not match JSON schema {schemaId}: {string.Join("; ", errors.Take(3))}";
+                result.Kind = ViolationKind.SchemaMismatch;
+                return result;
+            }
+        }
+        else if (check.Parsed.Type == SchemaType.Protobuf && contract.Definition.Class == TopicClass.Sensitive && Formats.Protobuf.ProtobufPayloadCodec.HasUnknownFields(result.Decoded.Value))
+        {
+            // Fields the schema does not declare (a message serialised with a newer schema under an older id) would be stored
+            // as sent, unseen by the privacy policy: a sensitive topic never stores what its policy could not look at.
+            result.Reason = $"{side} has fields Protobuf schema {schemaId} does not declare (or enum numbers its proto2 enums do not), which a sensitive topic does not store unseen by its privacy policy";
+            result.Kind = ViolationKind.SchemaMismatch;
+            return result;
         }
 
         result.Value = result.Decoded.Value;
