@@ -131,6 +131,7 @@ public class ContractModelTests
     [InlineData("topic: t\nprivacy:\n  - field: 'a..b'\n    action: hash\n", "dotted path")]
     [InlineData("topic: t\n\tclass: raw\n", "line 2, column 1: YAML is indented with spaces, not tabs")] // was placed at line 1, column 8
     [InlineData("topic: t\ndescription: |\n  Orders.\n  \tindented text\nvalue:\n\tversions: '1'\n", "line 6, column 1: YAML is indented with spaces, not tabs")] // not the block scalar's valid tab
+    [InlineData("topic: t\nvalue:\n  subject: s\n \tversions: '1'\nkey: {\n\tsubject: k\n}\n", "line 4, column 2: YAML is indented with spaces, not tabs")] // not the flow mapping's valid tab after it
     [InlineData("topic: t\ncolour: red\n", "line 2, column 1: unknown key 'colour'")] // named in the contract's terms, not a .NET type's
     [InlineData("topic: t\nvalue: {subjct: s}\n", "unknown key 'subjct'")]
     [InlineData("hello\n", "a value of the wrong kind")] // was "Invalid cast from 'System.String' to '...ContractDocument'"

@@ -720,6 +720,10 @@ public class SchemaRegistryTests
         await reopened.LoadAsync(CancellationToken.None);
         Assert.Equal(text, reopened.GetById(100).Schema);
         Assert.NotNull(reopened.ParsedById(100));
+
+        // A serializer registers its schema again on every start, or looks it up: both still answer with its id.
+        Assert.Equal((1, 100), await reopened.RegisterAsync("older", new SchemaRequest(text, SchemaType.Protobuf, []), CancellationToken.None) is var again ? (again.Version, again.Id) : default);
+        Assert.Equal((1, 100), await reopened.LookupAsync("older", new SchemaRequest(text, SchemaType.Protobuf, []), includeDeleted: false, CancellationToken.None) is var found ? (found.Version, found.Id) : default);
     }
 
     [Fact]

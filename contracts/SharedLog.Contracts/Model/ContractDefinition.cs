@@ -504,10 +504,10 @@ public static class ContractParser
         catch (YamlException e)
         {
             // The YAML library places a tab's error at the token before it, or at the mapping holding it: name the tab
-            // itself, and only for the library's tab error (a tab in a block scalar's text, or in JSON, is valid). A tab
-            // opening a line is the likelier culprit than one after spaces, which may be a block scalar's text.
+            // itself, and only for the library's tab error (a tab in a block scalar's text, or in JSON, is valid): the
+            // first one indenting a line after the last event read, as the scanner stopped there.
             if (e is SyntaxErrorException && e.Message.Contains("tab", StringComparison.OrdinalIgnoreCase)
-                && (FirstTabIndent(text, e.Start.Line, openingTheLine: true) ?? FirstTabIndent(text, e.Start.Line, openingTheLine: false)) is { } tab)
+                && FirstTabIndent(text, after: readTo) is { } tab)
             {
                 throw new ContractValidationException([$"line {tab.Line}, column {tab.Column}: YAML is indented with spaces, not tabs."]);
             }
@@ -539,11 +539,8 @@ public static class ContractParser
         }
     }
 
-    /// <summary>
-    /// The first tab in the leading whitespace of a line from <paramref name="fromLine"/> on (1-based line and column), if any;
-    /// with <paramref name="openingTheLine"/>, only a tab that is a line's first character.
-    /// </summary>
-    private static (int Line, int Column)? FirstTabIndent(string text, long fromLine, bool openingTheLine)
+    /// <summary>The first tab in the leading whitespace of a line at or past <paramref name="after"/> (1-based line and column), if any.</summary>
+    private static (int Line, int Column)? FirstTabIndent(string text, Mark after)
     {
         int line = 1;
         int column = 1;
@@ -556,7 +553,7 @@ public static class ContractParser
                 continue;
             }
 
-            if (leading && c == '\t' && line >= fromLine && (column == 1 || !openingTheLine))
+            if (leading && c == '\t' && (line > after.Line || (line == after.Line && column >= after.Column)))
             {
                 return (line, column);
             }

@@ -612,6 +612,13 @@ public sealed partial class SchemaRegistry : IDisposable
                     throw SchemaRegistryException.ReadOnly(subject);
                 }
 
+                if (mode != RegistryMode.Import && parsed is Formats.Protobuf.ProtobufParsedSchema protobuf && !_idByIdentity.ContainsKey(identity))
+                {
+                    // Content new to the registry only: a schema stored before these checks is still registered again
+                    // (serializers do on every start) and looked up; an import copies what another registry holds.
+                    CheckNewProtobufSchema(protobuf);
+                }
+
                 // long: an imported version may be int.MaxValue, after which there is no next one (an int would wrap to a negative).
                 long nextVersion = versions.Count == 0 ? 1 : versions.Keys.Max() + 1L;
                 if (mode != RegistryMode.Import && request.Id is not null)
@@ -1226,6 +1233,18 @@ public sealed partial class SchemaRegistry : IDisposable
         }
     }
 
+    private static void CheckNewProtobufSchema(Formats.Protobuf.ProtobufParsedSchema schema)
+    {
+        try
+        {
+            Formats.Protobuf.ProtobufSchemaParser.CheckNewSchema(schema);
+        }
+        catch (InvalidSchemaException e)
+        {
+            throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Invalid schema: {e.Message}");
+        }
+    }
+
     private (IParsedSchema Parsed, ISchemaFormat Format) Parse(SchemaRequest request)
     {
         if (!_formats.TryGetValue(request.Type, out ISchemaFormat? format))
@@ -1268,18 +1287,6 @@ public sealed partial class SchemaRegistry : IDisposable
             throw new SchemaRegistryException(
                 RegistryErrorCodes.InvalidSchema,
                 $"Invalid schema: it uses {patterned.Schemas.Patterns.Count} distinct regular expressions (pattern and patternProperties, references included); at most {SchemaLimits.MaxJsonSchemaPatterns} are accepted, since each costs the broker's validator up to half a megabyte.");
-        }
-
-        if (parsed is Formats.Protobuf.ProtobufParsedSchema protobuf)
-        {
-            try
-            {
-                Formats.Protobuf.ProtobufSchemaParser.CheckNewSchema(protobuf);
-            }
-            catch (InvalidSchemaException e)
-            {
-                throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Invalid schema: {e.Message}");
-            }
         }
 
         return (parsed, format);
