@@ -612,11 +612,9 @@ public sealed partial class SchemaRegistry : IDisposable
                     throw SchemaRegistryException.ReadOnly(subject);
                 }
 
-                if (mode != RegistryMode.Import && parsed is Formats.Protobuf.ProtobufParsedSchema protobuf && !_idByIdentity.ContainsKey(identity))
+                if (mode != RegistryMode.Import && parsed is Formats.Protobuf.ProtobufParsedSchema protobuf)
                 {
-                    // Content new to the registry only: a schema stored before these checks is still registered again
-                    // (serializers do on every start) and looked up; an import copies what another registry holds.
-                    CheckNewProtobufSchema(protobuf);
+                    CheckNewProtobufSchema(protobuf, schemaIdentity);
                 }
 
                 // long: an imported version may be int.MaxValue, after which there is no next one (an int would wrap to a negative).
@@ -1233,7 +1231,12 @@ public sealed partial class SchemaRegistry : IDisposable
         }
     }
 
-    private static void CheckNewProtobufSchema(Formats.Protobuf.ProtobufParsedSchema schema)
+    /// <summary>
+    /// Refuses a Protobuf schema protoc refuses (<see cref="Formats.Protobuf.ProtobufSchemaParser.CheckNewSchema"/>) unless the
+    /// registry already stores its text (under any subject, with any metadata): one stored before the check is still
+    /// registered again, as serializers do on every start. Lookups and compatibility checks are not held to it. Under the state lock.
+    /// </summary>
+    private void CheckNewProtobufSchema(Formats.Protobuf.ProtobufParsedSchema schema, string schemaIdentity)
     {
         try
         {
@@ -1241,6 +1244,14 @@ public sealed partial class SchemaRegistry : IDisposable
         }
         catch (InvalidSchemaException e)
         {
+            foreach (SchemaEntry stored in _byId.Values)
+            {
+                if (stored.SchemaIdentity == schemaIdentity)
+                {
+                    return;
+                }
+            }
+
             throw new SchemaRegistryException(RegistryErrorCodes.InvalidSchema, $"Invalid schema: {e.Message}");
         }
     }
