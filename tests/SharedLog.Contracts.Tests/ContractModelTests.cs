@@ -91,12 +91,19 @@ public class ContractModelTests
         }
     }
 
+    /// <summary>A store over fresh in-memory journals, loaded.</summary>
+    private static async Task<ContractStore> LoadedStoreAsync()
+    {
+        var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.LoadAsync(CancellationToken.None);
+        return store;
+    }
+
     [Fact]
     public async Task AChangeKeepsTheParsedDefinitionsOfTheContractsItDidNotChange()
     {
         // Each change used to parse every contract in force again (tens of milliseconds with fifty pattern contracts).
-        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
-        await store.LoadAsync(CancellationToken.None);
+        using ContractStore store = await LoadedStoreAsync();
         await store.ApplyAsync("topic: 'orders.*'\n", "a", false, _ => [], CancellationToken.None);
         await store.ApplyAsync("topic: payments\n", "a", false, _ => [], CancellationToken.None);
         ActiveContract orders = store.ForTopic("orders.eu")!;
@@ -285,8 +292,7 @@ public class ContractModelTests
     [Fact]
     public async Task ChangesToTheSchemaFileItsLanguageOrASecondPrivacyRuleOnOneFieldAreNewVersions()
     {
-        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
-        await store.LoadAsync(CancellationToken.None);
+        using ContractStore store = await LoadedStoreAsync();
         const string avro = "topic: files\nvalue:\n  schemaFile: payment.avsc\n";
         Assert.True((await store.ApplyAsync(avro, "a", false, _ => [], CancellationToken.None)).Changed);
         ContractChange json = await store.ApplyAsync("topic: files\nvalue:\n  schemaFile: payment.json\n  schemaType: JSON\n", "a", false, _ => [], CancellationToken.None);
@@ -317,8 +323,7 @@ public class ContractModelTests
         // From a review: the revision was visible before the levels changed, so a registration that saw the contract in
         // force was still checked at the old level, and a PUT /config accepted after a delete was undone by the level
         // given back late. Here each call into the registry notes whether the store already showed the change.
-        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
-        await store.LoadAsync(CancellationToken.None);
+        using ContractStore store = await LoadedStoreAsync();
         var calls = new List<string>();
         var levels = new Dictionary<string, string?>();
         var link = new RegistryLink(
@@ -348,8 +353,7 @@ public class ContractModelTests
     {
         // The registry API repairs a bound subject's level after a subject delete through this: interleaved with a contract
         // delete (review 12), it wrote the deleted contract's level after the delete had given the earlier one back.
-        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
-        await store.LoadAsync(CancellationToken.None);
+        using ContractStore store = await LoadedStoreAsync();
         var inForceRunning = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var releaseInForce = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Task<ContractChange> change = store.ApplyAsync("topic: t\nowner: a\n", "a", dryRun: false, _ => [], CancellationToken.None, Link(async _ =>
@@ -371,8 +375,7 @@ public class ContractModelTests
     {
         // From a review: with the levels set before the change is seen, an exception other than the registry's own (its
         // semaphore disposed at shutdown) left a revision durable in the journal but not in memory.
-        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
-        await store.LoadAsync(CancellationToken.None);
+        using ContractStore store = await LoadedStoreAsync();
         var link = new RegistryLink(_ => null, _ => true, _ => Task.CompletedTask, _ => throw new ObjectDisposedException("SchemaRegistry"));
         var stored = await Assert.ThrowsAsync<ContractRegistrySyncException>(() => store.ApplyAsync("topic: orders\nclass: raw\ncompatibility: FULL\nvalue: {}\n", "a", false, _ => [], CancellationToken.None, link));
         Assert.IsType<ObjectDisposedException>(stored.InnerException);
@@ -387,8 +390,7 @@ public class ContractModelTests
     {
         // From a review: the retry the answer asks for (apply the same file again) threw the registry's own exception,
         // which the API no longer answered as a problem.
-        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
-        await store.LoadAsync(CancellationToken.None);
+        using ContractStore store = await LoadedStoreAsync();
         var failing = new RegistryLink(_ => null, _ => true, _ => Task.CompletedTask, _ => throw new SchemaRegistryException(RegistryErrorCodes.StoreError, "disk gone"));
         const string text = "topic: orders\nclass: raw\ncompatibility: FULL\nvalue: {}\n";
         Assert.Equal(1, (await Assert.ThrowsAsync<ContractRegistrySyncException>(() => store.ApplyAsync(text, "a", false, _ => [], CancellationToken.None, failing))).Version);
@@ -416,8 +418,7 @@ public class ContractModelTests
     [Fact]
     public async Task TheMostSpecificPatternGovernsATopicAndAnExactNameBeatsEveryPattern()
     {
-        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
-        await store.LoadAsync(CancellationToken.None);
+        using ContractStore store = await LoadedStoreAsync();
         // The broad raw pattern's name sorts first: it must still not govern the sensitive topics.
         await store.ApplyAsync("name: aaa-everything\ntopic: \"*\"\nclass: raw\n", "a", false, _ => [], CancellationToken.None);
         await store.ApplyAsync("name: pii\ntopic: customers.*\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: email\n    action: hash\n", "a", false, _ => [], CancellationToken.None);
@@ -602,8 +603,7 @@ public class ContractModelTests
     [Fact]
     public async Task WhatAChangeSetsElsewhereFollowsTheChangesInTheirOrder()
     {
-        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
-        await store.LoadAsync(CancellationToken.None);
+        using ContractStore store = await LoadedStoreAsync();
         var seen = new System.Collections.Concurrent.ConcurrentQueue<string>();
         var firstRunning = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var releaseFirst = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
