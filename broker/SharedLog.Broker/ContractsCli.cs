@@ -850,9 +850,9 @@ public static class ContractsCli
 
     /// <summary>
     /// Copies into <paramref name="local"/> the registered versions of each side without a schema file whose subject the
-    /// contract names (with what they reference), for the privacy checks apply makes against them.
+    /// contract names (with what they reference), for the checks of rule and privacy field names apply makes against them.
     /// </summary>
-    /// <returns>The versions that could not be read here, and why: the privacy rules are not checked against them.</returns>
+    /// <returns>The versions that could not be read here, and why: the rules and privacy rules are not checked against them.</returns>
     private static async Task<List<string>> CopyRegisteredSchemasAsync(ContractDefinition definition, string registryUrl, SchemaRegistry local, Dictionary<bool, IParsedSchema> schemaFiles, CancellationToken cancellationToken)
     {
         var unread = new List<string>();
@@ -917,12 +917,12 @@ public static class ContractsCli
         try
         {
             result = await ValidateSchemaFilesAsync(definition, directory, registryUrl, schemaFiles, output, error, registryWait.Token);
-            if (registryUrl is not null && definition.Privacy.Count > 0)
+            if (registryUrl is not null && (definition.Privacy.Count > 0 || definition.Rules.Count > 0))
             {
                 List<string> unread = await CopyRegisteredSchemasAsync(definition, registryUrl, registered, schemaFiles, registryWait.Token);
                 if (unread.Count > 0)
                 {
-                    await error.WriteLineAsync($"{file}: whether the privacy rules fit the schemas registered at {registryUrl} could not be verified:");
+                    await error.WriteLineAsync($"{file}: whether the rules and privacy rules fit the schemas registered at {registryUrl} could not be verified:");
                     foreach (string why in unread)
                     {
                         await error.WriteLineAsync($"  - {OneLine(why)}");
@@ -945,9 +945,9 @@ public static class ContractsCli
 
         // A side with a schema file is checked against it; one without, with --registry, against the registered versions the
         // contract admits, as apply will check it.
-        foreach (string problem in SchemaFieldPaths.PrivacyPathProblems(
-            definition,
-            (requirement, isKey) => schemaFiles.TryGetValue(isKey, out IParsedSchema? parsed) ? [parsed] : Http.ContractsApi.RegisteredSchemas(registered, definition, requirement, isKey)))
+        Func<SchemaRequirement, bool, IReadOnlyList<IParsedSchema>?> admitted =
+            (requirement, isKey) => schemaFiles.TryGetValue(isKey, out IParsedSchema? parsed) ? [parsed] : Http.ContractsApi.RegisteredSchemas(registered, definition, requirement, isKey);
+        foreach (string problem in SchemaFieldPaths.RuleFieldProblems(definition, admitted).Concat(SchemaFieldPaths.PrivacyPathProblems(definition, admitted)))
         {
             await error.WriteLineAsync($"{file}: {problem}");
             result = Invalid;
@@ -959,8 +959,8 @@ public static class ContractsCli
             if (registryUrl is not null && definition.Key?.SchemaFile is null && definition.Value?.SchemaFile is null)
             {
                 // A pipeline passing --registry expects a compatibility check: say that there was nothing to check.
-                await output.WriteLineAsync(definition.Privacy.Count > 0
-                    ? $"{file}: no schemaFile, so no compatibility was checked against {registryUrl} (the privacy rules were checked against its registered schemas)"
+                await output.WriteLineAsync(definition.Privacy.Count > 0 || definition.Rules.Count > 0
+                    ? $"{file}: no schemaFile, so no compatibility was checked against {registryUrl} (the names the rules and privacy rules use were checked against its registered schemas)"
                     : $"{file}: no schemaFile, so nothing was checked against {registryUrl}");
             }
         }

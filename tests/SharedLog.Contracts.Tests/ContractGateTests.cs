@@ -662,6 +662,48 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public void ARuleReadingANameNoAdmittedSchemaDeclaresIsAProblemUnlessAHasGuardsIt()
+    {
+        // A misspelt name in a rule made every record fail the contract (no such key), found only once records came.
+        IParsedSchema avro = new AvroSchemaFormat().Parse("""
+            {"type":"record","name":"Order","namespace":"shop","fields":[{"name":"amount","type":"double"},
+              {"name":"customer","type":["null",{"type":"record","name":"Customer","fields":[{"name":"id","type":"string"}]}]},
+              {"name":"attributes","type":{"type":"map","values":"string"}},
+              {"name":"lines","type":{"type":"array","items":{"type":"record","name":"Line","fields":[{"name":"qty","type":"int"}]}}}]}
+            """, [], false);
+        IParsedSchema proto = new ProtobufSchemaFormat().Parse("syntax = \"proto3\";\npackage k;\nmessage OrderKey { string region = 1; }\n", [], false);
+        IParsedSchema closedJson = new JsonSchemaFormat().Parse("""{"type":"object","properties":{"amount":{"type":"number"}},"additionalProperties":false}""", [], false);
+        IParsedSchema listedJson = new JsonSchemaFormat().Parse("""{"type":"object","properties":{"amount":{"type":"number"}}}""", [], false);
+        IParsedSchema openJson = new JsonSchemaFormat().Parse("""{"type":"object","properties":{"amount":{"type":"number"}},"additionalProperties":true}""", [], false);
+        IReadOnlyList<string> Problems(string rules, IParsedSchema? value, IParsedSchema? key = null) => SchemaFieldPaths.RuleFieldProblems(
+            ContractParser.Parse("topic: orders\nkey: {}\nvalue: {}\nrules:\n" + rules),
+            (_, isKey) => (isKey ? key : value) is { } known ? [known] : null);
+        static string Rule(string name, string expression) => $"  - name: {name}\n    expr: \"{expression}\"\n";
+
+        Assert.Equal(
+            ["rules[positive]: reads value.ammount, but no value schema the contract admits declares ammount, so the rule would be an error (no such key) on every record that reaches it; check the name (each level of a dotted name is a field name), or guard the read with has(value.ammount) if the field is yet to come"],
+            Problems(Rule("positive", "value.ammount > 0.0 && value.amount < 1e6 && value.ammount != 5.0"), avro));
+        Assert.Contains("reads value.customer.name, but no value schema the contract admits declares customer.name", Assert.Single(Problems(Rule("named", "value.customer.name != ''"), avro)), StringComparison.Ordinal);
+        Assert.Contains("reads key.regoin, but no key schema the contract admits declares regoin", Assert.Single(Problems(Rule("region", "key.regoin == 'eu'"), avro, proto)), StringComparison.Ordinal);
+        Assert.Contains("reads value.total", Assert.Single(Problems(Rule("total", "value.total > 0"), closedJson)), StringComparison.Ordinal);
+
+        // As privacy paths: a JSON object that lists its properties declares those (a name it does not list is most often misspelt).
+        Assert.Contains("reads value.total", Assert.Single(Problems(Rule("total", "value.total > 0"), listedJson)), StringComparison.Ordinal);
+
+        // Declared names, names under a map or an open JSON object, a has() guard of the name or a shorter one, a macro's own
+        // variable, other variables, and sides whose schemas are unknown are not problems.
+        Assert.Empty(Problems(
+            Rule("fine", "value.amount > 0.0 && value.customer.id != '' && value.attributes.color != '' && value.lines.all(l, l.qty > 0 && l.sku != '') && key.region == 'eu' && headers.source != '' && topic == 'orders'")
+            + Rule("guarded", "!has(value.discount) || value.discount.percent < 50")
+            + Rule("shadowing", "value.lines.exists(value, value.price > 0)"),
+            avro,
+            proto));
+        Assert.Empty(Problems(Rule("open", "value.total > 0"), openJson));
+        Assert.Empty(Problems(Rule("unknown", "value.ammount > 0 && key.regoin == 'eu'"), null));
+        Assert.Empty(Problems(Rule("syntax", "value.ammount > ("), avro));
+    }
+
+    [Fact]
     public async Task AContractHashingANumberOrATaggedEnumIsRefusedWhenItsSchemaIsKnown()
     {
         const string schema = """

@@ -178,6 +178,11 @@ public class RuleTests
     [InlineData("'a.b'.matches('\\\\Qa.b\\\\E')", RuleOutcomeKind.Passed)]
     [InlineData("'axb'.matches('\\\\Qa.b\\\\E')", RuleOutcomeKind.Failed)]
     [InlineData("'aa'.matches('(a)\\\\1')", RuleOutcomeKind.Error)] // backreference
+    [InlineData("'abc'.matches(r'\\141')", RuleOutcomeKind.Passed)] // RE2: a digit 1-7 and an octal digit start an octal code ('a'); was refused as a backreference
+    [InlineData("'a\\nb'.matches(r'a\\12b')", RuleOutcomeKind.Passed)] // \12 is a line feed
+    [InlineData("'a1'.matches(r'^\\1411$')", RuleOutcomeKind.Passed)] // at most three octal digits: \141 then '1'
+    [InlineData("'b'.matches(r'^[\\141-\\143]$')", RuleOutcomeKind.Passed)] // in a class too
+    [InlineData("'aa'.matches(r'(a)\\18')", RuleOutcomeKind.Error)] // 8 is no octal digit: \1 stays a backreference
     [InlineData("'ab'.matches('a(?=b)')", RuleOutcomeKind.Error)] // lookahead
     [InlineData("'ab'.matches('[')", RuleOutcomeKind.Error)]
     [InlineData("'😃'.matches('[😀]')", RuleOutcomeKind.Error)] // matched: a .NET class holds UTF-16 units, so either half matched
@@ -646,6 +651,34 @@ public class RuleRobustnessTests
         var record = new Dictionary<string, object?>(StringComparer.Ordinal) { ["value"] = new Dictionary<string, object?>(StringComparer.Ordinal) { ["ts"] = DateTimeOffset.MinValue } };
         Assert.True(CelRule.Compile("value.ts.getHours('-01:00') == 23").Evaluate(record).IsError);
         Assert.True(CelRule.Compile("value.ts.getHours('+01:00') == 1").Evaluate(record).IsPassed);
+    }
+
+    [Theory]
+    [InlineData("cel.bind(x, 1 / 0, true)")]
+    [InlineData("cel.bind(x, 1 / 0, x > 0 || true)")]
+    [InlineData("cel.bind(ratio, value.a / value.b, value.b == 0 || ratio > 5)")]
+    public void An_error_bound_by_cel_bind_is_a_value_the_body_may_not_need(string expression)
+    {
+        // From a CEL review: cel.bind returned its value's error whatever the body, while in CEL the name holds the error
+        // (the accumulator of a comprehension) and || absorbs it, so the guard above refused every record with b == 0.
+        var variables = new Dictionary<string, object?>(StringComparer.Ordinal) { ["value"] = new Dictionary<string, object?>(StringComparer.Ordinal) { ["a"] = 10L, ["b"] = 0L } };
+        RuleOutcome outcome = CelRule.Compile(expression).Evaluate(variables);
+        Assert.True(outcome.IsPassed, $"{outcome.Kind} {outcome.ErrorMessage}");
+
+        RuleOutcome used = CelRule.Compile("cel.bind(ratio, value.a / value.b, ratio > 5)").Evaluate(variables);
+        Assert.Equal("division by zero", used.ErrorMessage);
+    }
+
+    [Theory]
+    [InlineData("timestamp('2020-01-01T00:00:00+99:99')")]
+    [InlineData("timestamp('2020-01-01T00:00:00-30:00')")]
+    [InlineData("timestamp('2020-01-01T00:00:00+05:60')")]
+    public void A_timestamp_offset_outside_rfc_3339_is_an_error(string expression)
+    {
+        // From a CEL review: any two digits were taken as the offset's hours and minutes (+99:99 as 100 h 39 min).
+        RuleValue value = CelRule.Compile(expression).EvaluateValue(new Dictionary<string, object?>());
+        Assert.True(value.IsError, $"expected an error, got {value}");
+        Assert.True(CelRule.Compile("timestamp('2020-01-01T00:00:00+23:59') == timestamp('2019-12-31T00:01:00Z')").Evaluate(new Dictionary<string, object?>()).IsPassed);
     }
 
     [Fact]

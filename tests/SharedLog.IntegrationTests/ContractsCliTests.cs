@@ -419,10 +419,32 @@ public class ContractsCliTests
         (int misspeltCode, _, string misspeltErr) = await RunAsync("validate", misspelt, "--registry", broker.RegistryUrl);
         Assert.Equal(ContractsCli.Invalid, misspeltCode);
         Assert.Contains("privacy[nmae]: no value schema the contract admits declares this field", misspeltErr, StringComparison.Ordinal);
+
+        // So are the names its rules read: a misspelt one would make every record fail the contract (no such key).
+        string misread = await WriteAsync(Path.Combine(directory, "customers-rule.yaml"), "topic: customers\nvalue: {}\nrules:\n  - name: named\n    expr: value.nmae != ''\n");
+        Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", misread)).Code);
+        (int misreadCode, _, string misreadErr) = await RunAsync("validate", misread, "--registry", broker.RegistryUrl);
+        Assert.Equal(ContractsCli.Invalid, misreadCode);
+        Assert.Contains("rules[named]: reads value.nmae, but no value schema the contract admits declares nmae", misreadErr, StringComparison.Ordinal);
+        (int misreadApplyCode, _, string misreadApplyErr) = await RunAsync("apply", misread, "--url", $"http://127.0.0.1:{broker.Host.HttpPort}");
+        Assert.Equal(ContractsCli.Invalid, misreadApplyCode);
+        Assert.Contains("rules[named]: reads value.nmae", misreadApplyErr, StringComparison.Ordinal);
+        string guarded = await WriteAsync(Path.Combine(directory, "customers-guarded.yaml"), "topic: customers\nvalue: {}\nrules:\n  - name: named\n    expr: value.name != '' && (!has(value.nickname) || value.nickname != '')\n");
+        Assert.Equal(ContractsCli.Ok, (await RunAsync("validate", guarded, "--registry", broker.RegistryUrl)).Code);
+
+        // Offline, against the contract's own schema file.
+        string fileRule = await WriteAsync(Path.Combine(directory, "orders-rule.yaml"), "topic: orders\nvalue:\n  schemaFile: order-quantity.avsc\nrules:\n  - name: some\n    expr: value.quantity > 0 && value.qty < 100\n");
+        await File.WriteAllTextAsync(Path.Combine(directory, "order-quantity.avsc"), OrderWithQuantity.Replace("\"it.refs.Customer\"", Customer, StringComparison.Ordinal));
+        (int fileRuleCode, _, string fileRuleErr) = await RunAsync("validate", fileRule);
+        Assert.Equal(ContractsCli.Invalid, fileRuleCode);
+        Assert.Contains("rules[some]: reads value.qty, but no value schema", fileRuleErr, StringComparison.Ordinal);
+        Assert.DoesNotContain("value.quantity", fileRuleErr, StringComparison.Ordinal);
+        await File.WriteAllTextAsync(Path.Combine(directory, "order-quantity.avsc"), OrderWithQuantity);
+
         string spelt = await WriteAsync(Path.Combine(directory, "customers-ok.yaml"), "topic: customers\nvalue: {}\nprivacy:\n  - field: name\n    action: hash\n");
         (int speltCode, string speltOut, _) = await RunAsync("validate", spelt, "--registry", broker.RegistryUrl);
         Assert.Equal(ContractsCli.Ok, speltCode);
-        Assert.Contains("the privacy rules were checked against its registered schemas", speltOut, StringComparison.Ordinal);
+        Assert.Contains("the names the rules and privacy rules use were checked against its registered schemas", speltOut, StringComparison.Ordinal);
         // Read with its reference: the file parses, the privacy path through the referenced record resolves, the subject is new.
         (int newCode, string newOut, string newErr) = await RunAsync("validate", contract, "--registry", broker.RegistryUrl);
         Assert.True(newCode == ContractsCli.Ok, newErr);
@@ -564,7 +586,7 @@ public class ContractsCliTests
         string privacy = await WriteAsync(Path.Combine(directory, "privacy.yaml"), "topic: privacy\nvalue: {}\nprivacy:\n  - field: email\n    action: redact\n");
         (int privacyCode, string privacyOut, string privacyErr) = await RunAsync("validate", privacy, "--registry", prefix).WaitAsync(TimeSpan.FromSeconds(60));
         Assert.Equal(ContractsCli.Invalid, privacyCode);
-        Assert.Contains("whether the privacy rules fit the schemas registered at", privacyErr, StringComparison.Ordinal);
+        Assert.Contains("whether the rules and privacy rules fit the schemas registered at", privacyErr, StringComparison.Ordinal);
         Assert.Contains("version 1 of subject 'privacy-value' (or a schema it references) cannot be read here", privacyErr, StringComparison.Ordinal);
         Assert.DoesNotContain("were checked against its registered schemas", privacyOut, StringComparison.Ordinal);
 

@@ -143,13 +143,16 @@ public static partial class ContractsApi
     private const int MaxReplayRequestBytes = 64 * 1024;
 
     /// <summary>
-    /// Why a contract cannot take effect: its rules and policy do not compile, a privacy path names no field of the
-    /// schemas registered for it, or a subject whose compatibility level it sets is read-only. An apply and a rollback are
+    /// Why a contract cannot take effect: its rules and policy do not compile, a rule reads or a privacy path names no
+    /// field of the schemas registered for it, or a subject whose compatibility level it sets is read-only. An apply and a rollback are
     /// checked alike: a version rolled back to may name a field that a schema registered since does not have, and would
     /// leave the field it meant unmasked.
     /// </summary>
-    private static IReadOnlyList<string> ProblemsOf(ContractDefinition definition, SchemaRegistry registry) =>
-        [.. ContractGate.CompileProblems(definition), .. SchemaFieldPaths.PrivacyPathProblems(definition, (r, isKey) => RegisteredSchemas(registry, definition, r, isKey)), .. ContractRegistrySync.Problems(definition, registry)];
+    private static IReadOnlyList<string> ProblemsOf(ContractDefinition definition, SchemaRegistry registry)
+    {
+        Func<SchemaRequirement, bool, IReadOnlyList<IParsedSchema>?> registered = (r, isKey) => RegisteredSchemas(registry, definition, r, isKey);
+        return [.. ContractGate.CompileProblems(definition), .. SchemaFieldPaths.RuleFieldProblems(definition, registered), .. SchemaFieldPaths.PrivacyPathProblems(definition, registered), .. ContractRegistrySync.Problems(definition, registry)];
+    }
 
     /// <summary>The subject a side of the contract names whatever the topic or record: null under a pattern or a record name strategy.</summary>
     internal static string? NamedSubject(ContractDefinition definition, SchemaRequirement requirement, bool isKey) =>

@@ -56,14 +56,104 @@ public static class SchemaFieldPaths
             schemas.AddRange(known.Where(distinct.Add));
         }
 
+        return WithinBudget(
+            () => Problems(definition, schemas),
+            $"privacy: checking its {definition.Privacy.Count} rule(s) against the {schemas.Count} schema(s) the contract admits enters more than {PrivacyCheckBudget.MaxStepsPerCheck:N0} schema nodes, so the contract is refused; admit fewer schema versions (versions: on the key or value) or use fewer privacy rules");
+    }
+
+    /// <summary>
+    /// One problem per name a rule reads from <c>value</c> or <c>key</c> (<c>value.ammount</c>) that none of the schemas
+    /// the side admits declares: the rule would be an error on every record that reaches the read, so every record would
+    /// fail the contract. A read under a <c>has()</c> of the same name or a shorter one (<c>has(value.discount) &amp;&amp;
+    /// value.discount &gt; 0</c>) is left alone: it is written for records that may lack the field. Levels whose names are
+    /// data (maps, JSON objects open to more properties) declare any name, as for privacy paths. A side whose schemas
+    /// cannot be known (<paramref name="schemasOf"/> null or empty) is not checked; nor are rules that do not compile
+    /// (<see cref="Gate.ContractGate.CompileProblems"/> reports those).
+    /// </summary>
+    public static IReadOnlyList<string> RuleFieldProblems(ContractDefinition definition, Func<SchemaRequirement, bool, IReadOnlyList<IParsedSchema>?> schemasOf)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        ArgumentNullException.ThrowIfNull(schemasOf);
+        var reads = new List<(string Rule, bool IsKey, IReadOnlyList<string> Names)>();
+        foreach (FieldRuleDefinition rule in definition.Rules)
+        {
+            Rules.CompiledRule compiled;
+            try
+            {
+                compiled = Rules.CelRule.Compile(rule.Expression);
+            }
+            catch (Rules.RuleSyntaxException)
+            {
+                continue;
+            }
+
+            foreach (IReadOnlyList<string> names in compiled.NamesRead)
+            {
+                if (names.Count >= 2 && names[0] is "value" or "key" && !IsTested(names, compiled.NamesTested))
+                {
+                    reads.Add((rule.Name, names[0] == "key", names));
+                }
+            }
+        }
+
+        if (reads.Count == 0)
+        {
+            return [];
+        }
+
+        IReadOnlyList<IParsedSchema>? valueSchemas = definition.Value is null ? null : schemasOf(definition.Value, false);
+        IReadOnlyList<IParsedSchema>? keySchemas = definition.Key is null ? null : schemasOf(definition.Key, true);
+        return WithinBudget(
+            () =>
+            {
+                var problems = new List<string>();
+                var reported = new HashSet<string>(StringComparer.Ordinal);
+                foreach ((string rule, bool isKey, IReadOnlyList<string> names) in reads)
+                {
+                    // A key without a key schema is text, and a side whose schemas are unknown cannot be checked.
+                    if ((isKey ? keySchemas : valueSchemas) is not { Count: > 0 } schemas)
+                    {
+                        continue;
+                    }
+
+                    string[] path = [.. names.Skip(1)];
+                    string written = string.Join('.', names);
+                    if (!schemas.Any(s => Declares(s, path)) && reported.Add($"{rule}\n{written}"))
+                    {
+                        problems.Add($"rules[{rule}]: reads {written}, but no {names[0]} schema the contract admits declares {string.Join('.', path)}, so the rule would be an error (no such key) on every record that reaches it; check the name (each level of a dotted name is a field name), or guard the read with has({written}) if the field is yet to come");
+                    }
+                }
+
+                return problems;
+            },
+            $"rules: checking the names its rules read against the schemas the contract admits enters more than {PrivacyCheckBudget.MaxStepsPerCheck:N0} schema nodes, so the contract is refused; admit fewer schema versions (versions: on the key or value)");
+    }
+
+    /// <summary>Whether a <c>has()</c> of <paramref name="names"/> or of a shorter name it starts with guards the read.</summary>
+    private static bool IsTested(IReadOnlyList<string> names, IReadOnlyList<IReadOnlyList<string>> tested)
+    {
+        foreach (IReadOnlyList<string> test in tested)
+        {
+            if (test.Count <= names.Count && Enumerable.Range(0, test.Count).All(i => string.Equals(test[i], names[i], StringComparison.Ordinal)))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Runs a check of schema walks under <see cref="PrivacyCheckBudget"/>; past it, the one problem <paramref name="exceeded"/>.</summary>
+    private static List<string> WithinBudget(Func<List<string>> check, string exceeded)
+    {
         PrivacyCheckBudget.Start();
         try
         {
-            return Problems(definition, schemas);
+            return check();
         }
         catch (PrivacyCheckBudget.ExceededException)
         {
-            return [$"privacy: checking its {definition.Privacy.Count} rule(s) against the {schemas.Count} schema(s) the contract admits enters more than {PrivacyCheckBudget.MaxStepsPerCheck:N0} schema nodes, so the contract is refused; admit fewer schema versions (versions: on the key or value) or use fewer privacy rules"];
+            return [exceeded];
         }
         finally
         {

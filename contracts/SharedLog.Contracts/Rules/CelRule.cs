@@ -66,7 +66,7 @@ public static class CelRule
             compiler.Mistakes.Add($"the rule always evaluates to {constant.TypeName}, not a boolean");
         }
 
-        return new CompiledRule(expression, root, compiler.LocalSlots) { Mistakes = [.. compiler.Mistakes] };
+        return new CompiledRule(expression, root, compiler.LocalSlots) { Mistakes = [.. compiler.Mistakes], NamesRead = compiler.NamesRead, NamesTested = compiler.NamesTested };
     }
 }
 
@@ -93,6 +93,16 @@ public sealed class CompiledRule
 
     /// <summary>What the rule fails on whatever the record (<see cref="RuleCompiler.Mistakes"/>); empty for a rule that can hold.</summary>
     public IReadOnlyList<string> Mistakes { get; init; } = [];
+
+    /// <summary>
+    /// The dotted names the rule reads from its variables (<c>value.customer.id</c> as value, customer, id), outside
+    /// macros' own variables: what a contract check holds against the schemas (a name no schema declares fails the rule
+    /// on every record that reaches it).
+    /// </summary>
+    public IReadOnlyList<IReadOnlyList<string>> NamesRead { get; init; } = [];
+
+    /// <summary>The dotted names the rule tests with <c>has()</c>, which guard reads of the same names.</summary>
+    public IReadOnlyList<IReadOnlyList<string>> NamesTested { get; init; } = [];
 
     public RuleOutcome Evaluate(IReadOnlyDictionary<string, object?> variables) => ToOutcome(EvaluateValue(variables));
 

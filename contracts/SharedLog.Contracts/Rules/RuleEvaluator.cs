@@ -207,18 +207,18 @@ internal sealed class QualifiedNode : Node
     }
 }
 
+/// <summary>
+/// cel.bind(name, init, body): as in CEL (a comprehension whose accumulator is init), an error from init is a value the
+/// name holds, so a body that does not reach it, or absorbs it with || and &amp;&amp;, decides the result
+/// (<c>cel.bind(r, value.a / value.b, value.b == 0 || r &gt; 5)</c> holds when b is 0). A spent step budget still ends
+/// the evaluation: <see cref="EvalContext.Exhausted"/> is checked at the end.
+/// </summary>
 internal sealed class BindNode(int slot, Node init, Node body) : Node
 {
     public override RuleValue Eval(EvalContext context)
     {
         context.ChargeLight();
-        var value = init.Eval(context);
-        if (value.IsError)
-        {
-            return value;
-        }
-
-        context.Locals[slot] = value;
+        context.Locals[slot] = init.Eval(context);
         return body.Eval(context);
     }
 }
@@ -694,6 +694,12 @@ internal sealed class RuleCompiler(string text)
     /// </summary>
     public List<string> Mistakes { get; } = [];
 
+    /// <summary>The dotted names the rule reads from a variable (<c>value.customer.id</c> as its parts), in order.</summary>
+    public List<string[]> NamesRead { get; } = [];
+
+    /// <summary>The dotted names the rule tests with <c>has()</c> (<c>has(value.discount)</c> as its parts).</summary>
+    public List<string[]> NamesTested { get; } = [];
+
     public Node Compile(Expr expr) => expr switch
     {
         ConstantExpr constant => new ConstantNode(constant.Value),
@@ -780,7 +786,9 @@ internal sealed class RuleCompiler(string text)
 
             if (_scope.LastIndexOf(segments[0]) < 0)
             {
-                return new QualifiedNode([.. segments]);
+                string[] names = [.. segments];
+                NamesRead.Add(names);
+                return new QualifiedNode(names);
             }
         }
 
@@ -821,6 +829,11 @@ internal sealed class RuleCompiler(string text)
                 if (args.Length != 1 || args[0] is not SelectExpr field)
                 {
                     throw Error("has() needs one field selection argument, as in has(value.field)", call);
+                }
+
+                if (QualifiedSegments(field) is { } tested && _scope.LastIndexOf(tested[0]) < 0)
+                {
+                    NamesTested.Add([.. tested]);
                 }
 
                 return new HasNode(Compile(field.Operand), field.Field);

@@ -527,6 +527,19 @@ internal static class RuleRegex
                 throw new RuleSyntaxException("\\C is not supported");
             case 'Z':
                 throw new RuleSyntaxException("\\Z is not RE2 syntax; use \\z");
+            case '0':
+            case >= '1' and <= '7' when i + 2 < pattern.Length && pattern[i + 2] is >= '0' and <= '7':
+                // RE2: \0, or a digit 1-7 followed by an octal digit, starts an octal code of up to three digits (\141 is 'a').
+                int octalEnd = i + 1;
+                int octalCode = 0;
+                while (octalEnd < pattern.Length && octalEnd < i + 4 && pattern[octalEnd] is >= '0' and <= '7')
+                {
+                    octalCode = (octalCode * 8) + (pattern[octalEnd] - '0');
+                    octalEnd++;
+                }
+
+                output.Append("\\u").Append(octalCode.ToString("X4", CultureInfo.InvariantCulture));
+                return octalEnd;
             case >= '1' and <= '9':
                 throw new RuleSyntaxException("backreferences are not supported");
             default:

@@ -120,7 +120,8 @@ internal static class RuleTime
         {
             offsetSeconds = 0;
         }
-        else if (zone.Length == 6 && (zone[0] == '+' || zone[0] == '-') && zone[3] == ':' && TryDigits(zone.Slice(1, 2), out var offsetHours) && TryDigits(zone.Slice(4, 2), out var offsetMinutes))
+        else if (zone.Length == 6 && (zone[0] == '+' || zone[0] == '-') && zone[3] == ':' && TryDigits(zone.Slice(1, 2), out var offsetHours) && TryDigits(zone.Slice(4, 2), out var offsetMinutes)
+            && offsetHours <= 23 && offsetMinutes <= 59)
         {
             offsetSeconds = ((offsetHours * 3600) + (offsetMinutes * 60)) * (zone[0] == '-' ? -1 : 1);
         }
