@@ -517,9 +517,16 @@ public static class ContractsCli
 
         bool complete = (bool)body["complete"]!;
         long refused = (long)body["refused"]!;
+        long quarantinedAgain = (long?)body["quarantinedAgain"] ?? 0;
         await output.WriteLineAsync(
             $"replay {(string?)body["id"]} of {(string?)body["quarantineTopic"]} into {(string?)body["target"]}{((bool)body["dryRun"]! ? " (dry run)" : "")}: " +
-            $"{(long)body["matched"]!} matched, {(long)body["written"]!} written, {refused} refused, {(complete ? "complete" : "not complete")}");
+            $"{(long)body["matched"]!} matched, {(long)body["written"]!} written, {(quarantinedAgain > 0 ? $"{quarantinedAgain} quarantined again, " : "")}{refused} refused, {(complete ? "complete" : "not complete")}");
+        if (quarantinedAgain > 0)
+        {
+            // Taken by the target but not stored there: a pipeline must not read this replay as the fix it was meant to be.
+            await error.WriteLineAsync($"note: {quarantinedAgain} record(s) still fail the target's contract and went back to its quarantine topic (their offsets in {(string?)body["target"]} are gaps); fix the contract or the records, then replay them with another id");
+        }
+
         if ((long?)body["requarantined"] is > 0 and long requarantined)
         {
             await error.WriteLineAsync($"note: {requarantined} record(s) this replay wrote before were quarantined again by the target's contract and were left alone; fix the contract, then replay them with another id");
@@ -537,7 +544,8 @@ public static class ContractsCli
 
         foreach (JsonNode? range in body["writtenRanges"]?.AsArray() ?? [])
         {
-            await output.WriteLineAsync($"  written to partition {(int)range!["partition"]!}: offsets {(long)range["firstOffset"]!}-{(long)range["lastOffset"]!}");
+            (long first, long last, long stored) = ((long)range!["firstOffset"]!, (long)range["lastOffset"]!, (long)range["records"]!);
+            await output.WriteLineAsync($"  written to partition {(int)range["partition"]!}: offsets {first}-{last}{(stored < last - first + 1 ? $" ({stored} stored, the others quarantined again)" : "")}");
         }
 
         foreach (JsonNode? refusal in body["refusals"]?.AsArray() ?? [])
@@ -556,7 +564,7 @@ public static class ContractsCli
             await output.WriteLineAsync($"  resume with --resume-from {resume}");
         }
 
-        return complete && refused == 0 ? Ok : Invalid;
+        return complete && refused == 0 && quarantinedAgain == 0 ? Ok : Invalid;
 
         // "0=12,1=40" as {"0": 12, "1": 40}; a pair that is not one goes as it is, for the broker to refuse by name.
         static JsonObject ResumeOffsets(string pairs)

@@ -99,6 +99,7 @@ public sealed record ReplayReport(
     long Scanned,
     long Matched,
     long Written,
+    long QuarantinedAgain,
     long Refused,
     long PastTargetRetention,
     bool Complete,
@@ -373,6 +374,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             run.Scanned,
             run.Matched,
             run.Written,
+            run.QuarantinedAgain,
             run.RefusedCount,
             run.PastTargetRetention,
             Complete: !run.Failed && progress.TrueForAll(p => p.NextOffset >= p.EndOffset),
@@ -385,7 +387,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         metrics.Replayed(quarantineName, targetName, run.Written, run.RefusedCount);
         string resumeAt = ResumePoints(progress);
         // A replay that stopped on a failure is a 503 to its caller: logged as one, at warning level.
-        LogReplayed(logger, run.Error is null ? LogLevel.Information : LogLevel.Warning, request.Id, request.Actor, quarantineName, targetName, request.DryRun, run.Matched, run.Written, run.RefusedCount, report.Complete, run.Error ?? "none", resumeAt);
+        LogReplayed(logger, run.Error is null ? LogLevel.Information : LogLevel.Warning, request.Id, request.Actor, quarantineName, targetName, request.DryRun, run.Matched, run.Written, run.QuarantinedAgain, run.RefusedCount, report.Complete, run.Error ?? "none", resumeAt);
         if (!request.DryRun)
         {
             await AuditAsync(request, report, sourceContract?.Definition.Name ?? request.Source);
@@ -467,6 +469,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             ["scanned"] = report.Scanned,
             ["matched"] = report.Matched,
             ["written"] = report.Written,
+            ["quarantinedAgain"] = report.QuarantinedAgain,
             ["refused"] = report.Refused,
             // Written but judged bad again (back in quarantine), and written where the target's retention will soon delete
             // them: the report's counts, so the audit alone tells what the replay achieved.
@@ -535,7 +538,11 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         /// <summary>Replace the reason of a record a rule could not evaluate with <see cref="ContractGate.WithheldRuleErrorReason"/>.</summary>
         public bool WithholdsRuleErrors { get; init; }
 
+        /// <summary>Records the target took and stored, not counting <see cref="QuarantinedAgain"/>.</summary>
         public long Written { get; private set; }
+
+        /// <summary>Records the target took but its contract quarantined again: their offsets there are gaps.</summary>
+        public long QuarantinedAgain { get; private set; }
 
         public long RefusedCount { get; private set; }
 
@@ -812,11 +819,11 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             int quarantinePartition = _batch[^1].QuarantinePartition;
             while (sending.Count > 0)
             {
-                ProduceResponse.PartitionProduceResponse answer = await SendAsync(_batchPartition, sending, cancellationToken);
+                (ProduceResponse.PartitionProduceResponse answer, long quarantinedAgain) = await SendAsync(_batchPartition, sending, cancellationToken);
                 var error = (ErrorCode)answer.ErrorCode;
                 if (error == ErrorCode.None || answer.BaseOffset >= 0)
                 {
-                    Stored(_batchPartition, answer.BaseOffset, sending);
+                    Stored(_batchPartition, answer.BaseOffset, sending, quarantinedAgain);
                     if (error != ErrorCode.None)
                     {
                         // Stored, then failed (writing the target's own quarantine copies): not written again on resume.
@@ -888,7 +895,8 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             return resumeAt;
         }
 
-        private async Task<ProduceResponse.PartitionProduceResponse> SendAsync(int partition, List<Picked> records, CancellationToken cancellationToken)
+        /// <summary>Produces <paramref name="records"/> to the target; the answer, and how many of them its contract quarantined.</summary>
+        private async Task<(ProduceResponse.PartitionProduceResponse Answer, long QuarantinedAgain)> SendAsync(int partition, List<Picked> records, CancellationToken cancellationToken)
         {
             byte[] batch = Batch(records, CompressionCodec.None);
             int maxMessageBytes = int.Parse(TopicConfigs.Effective(target.Configs, TopicConfigs.MaxMessageBytes), System.Globalization.CultureInfo.InvariantCulture);
@@ -913,9 +921,10 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
                 TopicData = [new ProduceRequest.TopicProduceData { Name = target.Name, PartitionData = [new ProduceRequest.PartitionProduceData { Index = partition, Records = new ReadOnlySequence<byte>(batch) }] }],
             };
             var header = new RequestHeader { RequestApiKey = (short)ApiKey.Produce, RequestApiVersion = ProduceVersion, ClientId = ClientId };
-            var response = (ProduceResponse?)await produce.HandleAsync(new RequestContext(header, ProduceVersion, ClientId, null) { FromReplay = true }, body, cancellationToken);
-            return response?.Responses.FirstOrDefault()?.PartitionResponses.FirstOrDefault()
-                ?? new ProduceResponse.PartitionProduceResponse { ErrorCode = (short)ErrorCode.UnknownServerError, ErrorMessage = "no produce answer" };
+            var quarantinedAgain = new System.Runtime.CompilerServices.StrongBox<long>();
+            var response = (ProduceResponse?)await produce.HandleAsync(new RequestContext(header, ProduceVersion, ClientId, null) { FromReplay = true, QuarantinedByTarget = quarantinedAgain }, body, cancellationToken);
+            return (response?.Responses.FirstOrDefault()?.PartitionResponses.FirstOrDefault()
+                ?? new ProduceResponse.PartitionProduceResponse { ErrorCode = (short)ErrorCode.UnknownServerError, ErrorMessage = "no produce answer" }, Interlocked.Read(ref quarantinedAgain.Value));
         }
 
         private static byte[] Batch(List<Picked> records, CompressionCodec compression, System.IO.Compression.CompressionLevel gzipLevel = System.IO.Compression.CompressionLevel.Fastest)
@@ -930,13 +939,19 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             return builder.Build();
         }
 
-        private void Stored(int partition, long baseOffset, List<Picked> records)
+        /// <summary>
+        /// Counts a batch the target took: its offsets span every record sent, <paramref name="quarantinedAgain"/> of which its
+        /// contract quarantined (gaps among them), so the range's record count is of those stored.
+        /// </summary>
+        private void Stored(int partition, long baseOffset, List<Picked> records, long quarantinedAgain)
         {
-            Written += records.Count;
+            long stored = records.Count - quarantinedAgain;
+            Written += stored;
+            QuarantinedAgain += quarantinedAgain;
             long last = baseOffset + records.Count - 1;
             WrittenRanges[partition] = WrittenRanges.TryGetValue(partition, out ReplayWritten? before)
-                ? before with { LastOffset = last, Records = before.Records + records.Count }
-                : new ReplayWritten(partition, baseOffset, last, records.Count);
+                ? before with { LastOffset = last, Records = before.Records + stored }
+                : new ReplayWritten(partition, baseOffset, last, stored);
         }
 
         private void Refuse(Picked record, ErrorCode error, string? message)
@@ -987,8 +1002,8 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
 
     private static RecordHeaderValue Header(string key, string value) => new(key, Encoding.UTF8.GetBytes(value));
 
-    [LoggerMessage(Message = "Replay {Id} by {Actor} from {QuarantineTopic} into {Target} (dry run {DryRun}): {Matched} matched, {Written} written, {Refused} refused, complete {Complete}, error {Error}, resume from {ResumeFrom}")]
-    private static partial void LogReplayed(ILogger logger, LogLevel level, string id, string actor, string quarantineTopic, string target, bool dryRun, long matched, long written, long refused, bool complete, string error, string resumeFrom);
+    [LoggerMessage(Message = "Replay {Id} by {Actor} from {QuarantineTopic} into {Target} (dry run {DryRun}): {Matched} matched, {Written} written, {QuarantinedAgain} quarantined again, {Refused} refused, complete {Complete}, error {Error}, resume from {ResumeFrom}")]
+    private static partial void LogReplayed(ILogger logger, LogLevel level, string id, string actor, string quarantineTopic, string target, bool dryRun, long matched, long written, long quarantinedAgain, long refused, bool complete, string error, string resumeFrom);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Replay {Id}: its audit record could not be written")]
     private static partial void LogAuditFailed(ILogger logger, Exception error, string id);

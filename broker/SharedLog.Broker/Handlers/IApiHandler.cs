@@ -44,6 +44,12 @@ public sealed record RequestContext(RequestHeader Header, short Version, string 
 
     /// <summary>Set only by the broker's own quarantine replay, never for a request from a connection.</summary>
     public bool FromReplay { get; init; }
+
+    /// <summary>
+    /// Set only by the quarantine replay: counts the records of its produce that the target's contract quarantined (stored
+    /// in the target's quarantine topic, gaps in the target), which its answer cannot tell.
+    /// </summary>
+    public System.Runtime.CompilerServices.StrongBox<long>? QuarantinedByTarget { get; init; }
 }
 
 /// <summary>Completes when a pipelined request no longer needs to run before the next one.</summary>

@@ -80,6 +80,7 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
                 var item = new PartitionWork(found, found.Partitions[partition.Index].StreamId, result, contract)
                 {
                     FromReplay = context.FromReplay,
+                    QuarantinedByTarget = context.QuarantinedByTarget,
                     GatedBytesHeld = contract is null ? null : gatedBytesHeld ??= new StrongBox<long>(),
                 };
                 if (contract is null)
@@ -825,6 +826,10 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
         // Written by this call: later retries have nothing left to write, so the kept verdict (and the records it holds) can go.
         quarantine.Forget(durable);
+        if (item.QuarantinedByTarget is { } quarantinedByTarget)
+        {
+            Interlocked.Add(ref quarantinedByTarget.Value, quarantined.Count);
+        }
         if (!retried || original is not null)
         {
             gate.Count(item.Topic.Name, item.Result.Index, baseOffset, original?.Tally ?? batch.Verdict!.Tally);
@@ -957,6 +962,9 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
         /// <summary>Written by the broker's quarantine replay (<see cref="RequestContext.FromReplay"/>).</summary>
         public bool FromReplay { get; init; }
+
+        /// <summary>The replay's count of records this batch's contract quarantined (<see cref="RequestContext.QuarantinedByTarget"/>).</summary>
+        public StrongBox<long>? QuarantinedByTarget { get; init; }
 
         /// <summary>Bytes the request's checked gated partitions hold (one counter per request); null on a topic without a contract.</summary>
         public StrongBox<long>? GatedBytesHeld { get; init; }
