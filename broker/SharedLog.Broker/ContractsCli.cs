@@ -387,6 +387,12 @@ public static class ContractsCli
             await output.WriteLineAsync(dryRun ? $"  registry, once applied: {(string?)level}" : $"  registry: {(string?)level}");
         }
 
+        // A contract that refuses every record for now (its schema not registered yet): taken, but said.
+        foreach (JsonNode? warning in body["warnings"] as JsonArray ?? [])
+        {
+            await error.WriteLineAsync($"warning: {(string?)warning}");
+        }
+
         return Ok;
     }
 
@@ -875,7 +881,7 @@ public static class ContractsCli
 
             foreach (int version in await registry.ListVersionsAsync(subject, cancellationToken) ?? [])
             {
-                if (version >= requirement.MinVersion && version <= requirement.MaxVersion)
+                if (requirement.Admits(version))
                 {
                     try
                     {
@@ -918,6 +924,7 @@ public static class ContractsCli
         }
 
         int result;
+        List<string> warnings = [];
         using var registryWait = new CancellationTokenSource(registryDeadline);
         string directory = Path.GetDirectoryName(Path.GetFullPath(file))!;
         var schemaFiles = new Dictionary<bool, IParsedSchema>();
@@ -943,6 +950,11 @@ public static class ContractsCli
             {
                 // Nothing needs the registry, but a pipeline that names one must not pass while it is down or mistyped.
                 await ProbeRegistryAsync(registryUrl, registryWait.Token);
+            }
+
+            if (registryUrl is not null)
+            {
+                warnings = await UnservedSidesAsync(definition, registryUrl, registered, registryWait.Token);
             }
         }
         catch (OperationCanceledException) when (registryWait.IsCancellationRequested)
@@ -971,9 +983,32 @@ public static class ContractsCli
                     ? $"{file}: no schemaFile, so no compatibility was checked against {registryUrl} (the names the rules and privacy rules use were checked against its registered schemas)"
                     : $"{file}: no schemaFile, so nothing was checked against {registryUrl}");
             }
+
+            foreach (string warning in warnings)
+            {
+                await error.WriteLineAsync($"{file}: warning: {warning}");
+            }
         }
 
         return result;
+    }
+
+    /// <summary>The sides whose named subject has no version the contract admits at <paramref name="registryUrl"/>, as apply warns of them.</summary>
+    private static async Task<List<string>> UnservedSidesAsync(ContractDefinition definition, string registryUrl, SchemaRegistry local, CancellationToken cancellationToken)
+    {
+        var warnings = new List<string>();
+        using HttpClient http = Client(boundedByCaller: true);
+        var registry = new RegistryCopy(registryUrl.TrimEnd('/'), http, local);
+        foreach ((SchemaRequirement? requirement, bool isKey) in new[] { (definition.Key, true), (definition.Value, false) })
+        {
+            if (requirement is not null && Http.ContractsApi.NamedSubject(definition, requirement, isKey) is { } subject
+                && Http.ContractsApi.UnservedSide(isKey ? "key" : "value", subject, await registry.ListVersionsAsync(subject, cancellationToken) ?? [], requirement) is { } warning)
+            {
+                warnings.Add(warning);
+            }
+        }
+
+        return warnings;
     }
 
     /// <summary>Throws as an unreachable registry would when <paramref name="registryUrl"/> does not answer its global <c>/config</c> as a registry does.</summary>

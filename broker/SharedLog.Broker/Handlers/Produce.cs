@@ -818,6 +818,12 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
         // Not cancellable: the source batch is durable with gaps where these records were, so a client gone (or a broker
         // stopping) now must not leave them in neither topic; only a retry of the same batch would write them later.
         ActiveContract contract = original?.Contract ?? item.Contract!;
+        if (item.QuarantinedByTarget is { } quarantinedByTarget)
+        {
+            // Counted before the write: if it fails, the replay's answer still must not count these records as stored.
+            Interlocked.Add(ref quarantinedByTarget.Value, quarantined.Count);
+        }
+
         OnceOutcome wrote = await quarantine.WriteOnceAsync(durable, contract, item.Topic.Name, item.Topic.TopicId, item.Result.Index, quarantined, item.FromReplay, CancellationToken.None);
         if (wrote == OnceOutcome.AlreadyDone)
         {
@@ -826,10 +832,6 @@ public sealed partial class ProduceHandler(TopicService topics, StreamStore stre
 
         // Written by this call: later retries have nothing left to write, so the kept verdict (and the records it holds) can go.
         quarantine.Forget(durable);
-        if (item.QuarantinedByTarget is { } quarantinedByTarget)
-        {
-            Interlocked.Add(ref quarantinedByTarget.Value, quarantined.Count);
-        }
         if (!retried || original is not null)
         {
             gate.Count(item.Topic.Name, item.Result.Index, baseOffset, original?.Tally ?? batch.Verdict!.Tally);

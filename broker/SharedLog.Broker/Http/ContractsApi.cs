@@ -65,19 +65,25 @@ public static partial class ContractsApi
                 return DryRunRefusal(context);
             }
 
+            var warnings = new List<string>();
             return await ChangeAndSyncAsync(
-                link => store.ApplyAsync(text, Actor(context), dryRun, d => ProblemsOf(d, registry), context.RequestAborted, link),
-                registry);
+                link => store.ApplyAsync(text, Actor(context), dryRun, d => ProblemsOf(d, registry, warnings), context.RequestAborted, link),
+                registry,
+                warnings);
         });
 
         // The version rolled back to may bind other subjects or another compatibility level: synced as an apply is.
         app.MapPost("/contracts/{name}/rollback", async (string name, string? version, HttpContext context, ContractStore store, SchemaRegistry registry) =>
-            DryRunOf(context) is not { } dryRun ? DryRunRefusal(context)
-            : !int.TryParse(version, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int wanted)
-                ? Error(400, "A rollback needs ?version=N, the version to go back to.")
-                : await ChangeAndSyncAsync(
-                link => store.RollbackAsync(name, wanted, Actor(context), d => ProblemsOf(d, registry), context.RequestAborted, link, dryRun),
-                registry));
+        {
+            var warnings = new List<string>();
+            return DryRunOf(context) is not { } dryRun ? DryRunRefusal(context)
+                : !int.TryParse(version, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int wanted)
+                    ? Error(400, "A rollback needs ?version=N, the version to go back to.")
+                    : await ChangeAndSyncAsync(
+                    link => store.RollbackAsync(name, wanted, Actor(context), d => ProblemsOf(d, registry, warnings), context.RequestAborted, link, dryRun),
+                    registry,
+                    warnings);
+        });
         app.MapDelete("/contracts/{name}", async (string name, HttpContext context, ContractStore store, SchemaRegistry registry) =>
             DryRunOf(context) is not { } dryRun ? DryRunRefusal(context)
             : await ChangeAndSyncAsync(link => store.DeleteAsync(name, Actor(context), context.RequestAborted, link, dryRun), registry));
@@ -148,8 +154,10 @@ public static partial class ContractsApi
     /// checked alike: a version rolled back to may name a field that a schema registered since does not have, and would
     /// leave the field it meant unmasked.
     /// </summary>
-    private static IReadOnlyList<string> ProblemsOf(ContractDefinition definition, SchemaRegistry registry)
+    private static IReadOnlyList<string> ProblemsOf(ContractDefinition definition, SchemaRegistry registry, List<string> warnings)
     {
+        warnings.Clear();
+        warnings.AddRange(WarningsOf(definition, registry));
         Func<SchemaRequirement, bool, IReadOnlyList<IParsedSchema>?> registered = (r, isKey) => RegisteredSchemas(registry, definition, r, isKey);
         return [.. ContractGate.CompileProblems(definition), .. SchemaFieldPaths.RuleFieldProblems(definition, registered), .. SchemaFieldPaths.PrivacyPathProblems(definition, registered), .. ContractRegistrySync.Problems(definition, registry)];
     }
@@ -159,6 +167,37 @@ public static partial class ContractsApi
         requirement.Subject is null && (definition.IsPattern || requirement.Strategy != SubjectNameStrategy.TopicNameStrategy)
             ? null
             : requirement.SubjectFor(definition.Topic, isKey, null);
+
+    /// <summary>
+    /// Why no record can pass a side of a contract yet: its subject has no live version, or none the contract admits. Not a
+    /// problem (a contract may come before its schema), but a contract that refuses every record is worth a word to
+    /// whoever applies or validates it. Null when a version is there.
+    /// </summary>
+    internal static string? UnservedSide(string side, string subject, IReadOnlyCollection<int> liveVersions, SchemaRequirement requirement) =>
+        liveVersions.Count == 0
+            ? $"{side}: subject {subject} has no schema registered, so every record is refused until one is"
+            : !liveVersions.Any(requirement.Admits)
+                ? $"{side}: subject {subject} has no registered version the contract admits (versions {requirement.VersionsText}; registered: {string.Join(", ", liveVersions.Order())}), so every record is refused (version_not_allowed) until one is"
+                : null;
+
+    /// <summary>
+    /// <see cref="UnservedSide"/> for each side of <paramref name="definition"/> whose subject it names, against the
+    /// broker's registry.
+    /// </summary>
+    private static List<string> WarningsOf(ContractDefinition definition, SchemaRegistry registry)
+    {
+        var warnings = new List<string>();
+        foreach ((SchemaRequirement? requirement, bool isKey) in new[] { (definition.Key, true), (definition.Value, false) })
+        {
+            if (requirement is not null && NamedSubject(definition, requirement, isKey) is { } subject
+                && UnservedSide(isKey ? "key" : "value", subject, registry.Subjects(includeDeleted: false, subject).Contains(subject) ? [.. registry.Versions(subject, includeDeleted: false)] : [], requirement) is { } warning)
+            {
+                warnings.Add(warning);
+            }
+        }
+
+        return warnings;
+    }
 
     /// <summary>
     /// The schemas registered for a side of a contract within its pinned versions, or null when the subject depends on
@@ -174,7 +213,7 @@ public static partial class ContractsApi
         var schemas = new List<IParsedSchema>();
         foreach (int version in registry.Versions(subject, includeDeleted: false))
         {
-            if (version >= requirement.MinVersion && version <= requirement.MaxVersion
+            if (requirement.Admits(version)
                 && registry.ParsedById(registry.GetVersion(subject, version.ToString(System.Globalization.CultureInfo.InvariantCulture), includeDeleted: false).Id) is { } parsed)
             {
                 schemas.Add(parsed);
@@ -190,7 +229,7 @@ public static partial class ContractsApi
     /// under the store's writer, so concurrent changes set them in the order they were made; the answer lists the levels changed.
     /// The levels are set even if the client has gone: the change they follow is stored by then.
     /// </summary>
-    private static Task<IResult> ChangeAndSyncAsync(Func<RegistryLink, Task<ContractChange>> change, SchemaRegistry registry)
+    private static Task<IResult> ChangeAndSyncAsync(Func<RegistryLink, Task<ContractChange>> change, SchemaRegistry registry, List<string>? warnings = null)
     {
         var registryChanges = new List<string>();
         var link = new RegistryLink(
@@ -198,7 +237,7 @@ public static partial class ContractsApi
             registry.IsWritable,
             async released => registryChanges.AddRange(await ContractRegistrySync.ReleaseAsync(released, registry, CancellationToken.None)),
             async inForce => registryChanges.AddRange(await ContractRegistrySync.ApplyAsync(inForce, registry, CancellationToken.None)));
-        return ChangeAsync(() => change(link), () => registryChanges);
+        return ChangeAsync(() => change(link), () => registryChanges, warnings);
     }
 
     /// <summary>
@@ -217,7 +256,7 @@ public static partial class ContractsApi
         return Error(400, $"dryRun is true or false, not {JsonSerializer.Serialize(given[..Math.Min(given.Length, 64)])}.");
     }
 
-    private static async Task<IResult> ChangeAsync(Func<Task<ContractChange>> change, Func<IReadOnlyList<string>>? registryChanges = null)
+    private static async Task<IResult> ChangeAsync(Func<Task<ContractChange>> change, Func<IReadOnlyList<string>>? registryChanges = null, List<string>? warnings = null)
     {
         try
         {
@@ -232,6 +271,11 @@ public static partial class ContractsApi
             if ((result.RegistryPreview ?? registryChanges?.Invoke()) is { } levels)
             {
                 body["registry"] = new JsonArray([.. levels.Select(r => (JsonNode?)r)]);
+            }
+
+            if (warnings is { Count: > 0 })
+            {
+                body["warnings"] = new JsonArray([.. warnings.Select(w => (JsonNode?)w)]);
             }
 
             return Json(body);

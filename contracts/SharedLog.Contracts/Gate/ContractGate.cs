@@ -1178,7 +1178,7 @@ public sealed partial class ContractGate(
                     : $"schema id {schemaId} is not registered under subject '{subject}'", ViolationKind.WrongSubject);
             }
 
-            if (version < requirement.MinVersion || version > requirement.MaxVersion)
+            if (!requirement.Admits(version))
             {
                 return new SchemaCheck(null, null, $"schema id {schemaId} is version {version} of '{subject}', outside the pinned versions", ViolationKind.VersionNotAllowed, SchemaId: schemaId, Subject: subject, Version: version);
             }

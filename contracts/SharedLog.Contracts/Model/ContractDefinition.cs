@@ -17,6 +17,12 @@ public sealed record SchemaRequirement(string? Subject, SubjectNameStrategy Stra
     /// <summary>The type <see cref="SchemaFile"/> is read as: the declared one, else Avro.</summary>
     public SchemaType SchemaType => DeclaredSchemaType ?? SchemaType.Avro;
 
+    /// <summary>The versions admitted, as a contract file writes them (<c>&gt;=1</c>, <c>2-4</c>).</summary>
+    public string VersionsText => MaxVersion == int.MaxValue ? $">={MinVersion}" : $"{MinVersion}-{MaxVersion}";
+
+    /// <summary>Whether <paramref name="version"/> of the subject is one the contract admits.</summary>
+    public bool Admits(int version) => version >= MinVersion && version <= MaxVersion;
+
     /// <summary>The subject a record's schema must be registered under, per the naming strategy.</summary>
     public string SubjectFor(string topic, bool isKey, string? recordName) => Subject ?? Strategy switch
     {

@@ -1340,7 +1340,7 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
             if (requirement is not null)
             {
                 flat[$"{side}.strategy"] = requirement.Strategy.ToString();
-                flat[$"{side}.versions"] = requirement.MaxVersion == int.MaxValue ? $">={requirement.MinVersion}" : $"{requirement.MinVersion}-{requirement.MaxVersion}";
+                flat[$"{side}.versions"] = requirement.VersionsText;
                 AddIfSet(flat, $"{side}.subject", requirement.Subject);
                 if (requirement.DeclaredSchemaType is { } declared)
                 {

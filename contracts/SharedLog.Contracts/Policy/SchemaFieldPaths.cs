@@ -118,7 +118,7 @@ public static class SchemaFieldPaths
 
                     string[] path = [.. names.Skip(1)];
                     string written = string.Join('.', names);
-                    if (!schemas.Any(s => Declares(s, path)) && reported.Add($"{rule}\n{written}"))
+                    if (!schemas.Any(s => Declares(s, path, unlistedJsonMembersOpen: true)) && reported.Add($"{rule}\n{written}"))
                     {
                         problems.Add($"rules[{rule}]: reads {written}, but no {names[0]} schema the contract admits declares {string.Join('.', path)}, so the rule would be an error (no such key) on every record that reaches it; check the name (each level of a dotted name is a field name), or guard the read with has({written}) if the field is yet to come");
                     }
@@ -655,8 +655,13 @@ public static class SchemaFieldPaths
         return only;
     }
 
-    /// <summary>Whether <paramref name="schema"/> declares the field path <paramref name="names"/> (one field name per level).</summary>
-    public static bool Declares(IParsedSchema schema, IReadOnlyList<string> names)
+    /// <summary>
+    /// Whether <paramref name="schema"/> declares the field path <paramref name="names"/> (one field name per level). With
+    /// <paramref name="unlistedJsonMembersOpen"/>, a JSON object that lists its properties without closing them
+    /// (<c>additionalProperties: false</c>) declares any other name too, as the records it admits may carry one; privacy
+    /// paths hold to the listed names, where a misspelt one would leave a field in clear.
+    /// </summary>
+    public static bool Declares(IParsedSchema schema, IReadOnlyList<string> names, bool unlistedJsonMembersOpen = false)
     {
         ArgumentNullException.ThrowIfNull(names);
         return ByFormat(
@@ -667,7 +672,7 @@ public static class SchemaFieldPaths
             json =>
             {
                 int budget = MaxJsonVisits;
-                return DeclaresJson(json, json, names, 0, 0, ref budget);
+                return DeclaresJson(json, json, names, 0, 0, ref budget, unlistedJsonMembersOpen);
             },
             unreadableJson: true);
     }
@@ -759,7 +764,7 @@ public static class SchemaFieldPaths
         return schema.Types.Find(field.TypeName)?.Message is not { } nested || ProtobufTypeIndex.IsMapEntry(nested) || DeclaresProtobuf(schema, nested, names, index + 1);
     }
 
-    private static bool DeclaresJson(JsonElement schema, JsonElement root, IReadOnlyList<string> names, int index, int depth, ref int budget)
+    private static bool DeclaresJson(JsonElement schema, JsonElement root, IReadOnlyList<string> names, int index, int depth, ref int budget, bool unlistedOpen)
     {
         PrivacyCheckBudget.Step();
         // Past the depth or the budget (references and combinators can multiply the walk) nothing can be told: declared.
@@ -774,12 +779,18 @@ public static class SchemaFieldPaths
             return schema.ValueKind != JsonValueKind.False;
         }
 
+        // A subschema with its own $id is a resource of its own: its local references ("#/$defs/x") name its parts.
+        if (depth > 0 && schema.TryGetProperty("$id", out JsonElement id) && id.ValueKind == JsonValueKind.String)
+        {
+            root = schema;
+        }
+
         bool shaped = false;
         if (schema.TryGetProperty("$ref", out JsonElement reference) && reference.ValueKind == JsonValueKind.String)
         {
             shaped = true;
             // A reference to another schema document cannot be followed here.
-            if (JsonPointer(root, reference.GetString()!) is not { } target || DeclaresJson(target, root, names, index, depth + 1, ref budget))
+            if (JsonPointer(root, reference.GetString()!) is not { } target || DeclaresJson(target, root, names, index, depth + 1, ref budget, unlistedOpen))
             {
                 return true;
             }
@@ -788,15 +799,22 @@ public static class SchemaFieldPaths
         if (schema.TryGetProperty("properties", out JsonElement properties) && properties.ValueKind == JsonValueKind.Object)
         {
             shaped = true;
-            if (properties.TryGetProperty(names[index], out JsonElement property) && DeclaresJson(property, root, names, index + 1, depth + 1, ref budget))
+            if (properties.TryGetProperty(names[index], out JsonElement property) && DeclaresJson(property, root, names, index + 1, depth + 1, ref budget, unlistedOpen))
             {
                 return true;
             }
         }
 
         // Members beyond the declared ones, with a schema or explicitly allowed: their names are data.
-        if (schema.TryGetProperty("patternProperties", out _)
-            || (schema.TryGetProperty("additionalProperties", out JsonElement additional) && additional.ValueKind is JsonValueKind.Object or JsonValueKind.True))
+        if (schema.TryGetProperty("patternProperties", out _) || Opens(schema, "additionalProperties") || Opens(schema, "unevaluatedProperties"))
+        {
+            return true;
+        }
+
+        // JSON Schema admits members an object does not list unless it says otherwise: where that is the question (a rule's
+        // read), a listing object that does not close itself declares any name.
+        if (unlistedOpen && schema.TryGetProperty("properties", out _) && !Closes(schema, "additionalProperties") && !Closes(schema, "unevaluatedProperties")
+            && !(schema.TryGetProperty("type", out JsonElement listedType) && !AdmitsObject(listedType)))
         {
             return true;
         }
@@ -812,7 +830,7 @@ public static class SchemaFieldPaths
             shaped = true;
             if (branches.ValueKind != JsonValueKind.Array)
             {
-                if (DeclaresJson(branches, root, names, index, depth + 1, ref budget))
+                if (DeclaresJson(branches, root, names, index, depth + 1, ref budget, unlistedOpen))
                 {
                     return true;
                 }
@@ -822,7 +840,7 @@ public static class SchemaFieldPaths
 
             foreach (JsonElement branch in branches.EnumerateArray())
             {
-                if (DeclaresJson(branch, root, names, index, depth + 1, ref budget))
+                if (DeclaresJson(branch, root, names, index, depth + 1, ref budget, unlistedOpen))
                 {
                     return true;
                 }
@@ -836,7 +854,7 @@ public static class SchemaFieldPaths
                 foreach (JsonProperty dependency in dependencies.EnumerateObject())
                 {
                     // dependencies' arrays name required members, not subschemas.
-                    if (dependency.Value.ValueKind == JsonValueKind.Object && DeclaresJson(dependency.Value, root, names, index, depth + 1, ref budget))
+                    if (dependency.Value.ValueKind == JsonValueKind.Object && DeclaresJson(dependency.Value, root, names, index, depth + 1, ref budget, unlistedOpen))
                     {
                         return true;
                     }
@@ -847,6 +865,12 @@ public static class SchemaFieldPaths
         // Nothing shapes this level: an object of any members, unless its type says it is no object at all.
         return !shaped && !(schema.TryGetProperty("type", out JsonElement type) && !AdmitsObject(type));
     }
+
+    private static bool Opens(JsonElement schema, string keyword) =>
+        schema.TryGetProperty(keyword, out JsonElement value) && value.ValueKind is JsonValueKind.Object or JsonValueKind.True;
+
+    private static bool Closes(JsonElement schema, string keyword) =>
+        schema.TryGetProperty(keyword, out JsonElement value) && value.ValueKind == JsonValueKind.False;
 
     private static bool AdmitsObject(JsonElement type) => type.ValueKind switch
     {

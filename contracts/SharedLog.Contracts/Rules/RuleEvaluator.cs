@@ -697,7 +697,7 @@ internal sealed class RuleCompiler(string text)
     /// <summary>The dotted names the rule reads from a variable (<c>value.customer.id</c> as its parts), in order.</summary>
     public List<string[]> NamesRead { get; } = [];
 
-    /// <summary>The dotted names the rule tests with <c>has()</c> (<c>has(value.discount)</c> as its parts).</summary>
+    /// <summary>The dotted names the rule tests with <c>has()</c> or <c>in</c> (<c>has(value.discount)</c>, <c>'discount' in value</c> as value, discount).</summary>
     public List<string[]> NamesTested { get; } = [];
 
     public Node Compile(Expr expr) => expr switch
@@ -845,6 +845,13 @@ internal sealed class RuleCompiler(string text)
                 return CompileBind(call);
             case "all" or "exists" or "exists_one" or "existsOne" or "filter" or "map" or "transformList" or "transformMap" when call.Target is not null && args.Length >= 2 && args[0] is IdentExpr:
                 return CompileComprehension(call);
+        }
+
+        // 'discount' in value tests presence as has(value.discount) does: it guards reads of that name.
+        if (call.Function == "@in" && args.Length == 2 && args[0] is ConstantExpr { Value.Kind: RuleValueKind.String } member
+            && QualifiedSegments(args[1]) is { } container && _scope.LastIndexOf(container[0]) < 0)
+        {
+            NamesTested.Add([.. container, member.Value.AsString]);
         }
 
         var function = call.Function;
