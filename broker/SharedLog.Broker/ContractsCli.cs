@@ -967,9 +967,16 @@ public static class ContractsCli
         // contract admits, as apply will check it.
         Func<SchemaRequirement, bool, IReadOnlyList<IParsedSchema>?> admitted =
             (requirement, isKey) => schemaFiles.TryGetValue(isKey, out IParsedSchema? parsed) ? [parsed] : Http.ContractsApi.RegisteredSchemas(registered, definition, requirement, isKey);
-        foreach (string problem in SchemaFieldPaths.RuleFieldProblems(definition, admitted).Concat(SchemaFieldPaths.PrivacyPathProblems(definition, admitted)))
+        List<string> fieldProblems = [.. SchemaFieldPaths.RuleFieldProblems(definition, admitted), .. SchemaFieldPaths.PrivacyPathProblems(definition, admitted)];
+        if (fieldProblems.Count > 0)
         {
-            await error.WriteLineAsync($"{file}: {problem}");
+            // Listed as the file's other problems are (a user's review found these alone without the heading).
+            await error.WriteLineAsync($"{file}: invalid");
+            foreach (string problem in fieldProblems)
+            {
+                await error.WriteLineAsync($"  - {problem}");
+            }
+
             result = Invalid;
         }
 

@@ -140,7 +140,10 @@ public class ContractModelTests
     [InlineData("topic: t\ndescription: |\n  Orders.\n  \tindented text\nvalue:\n\tversions: '1'\n", "line 6, column 1: YAML is indented with spaces, not tabs")] // not the block scalar's valid tab
     [InlineData("topic: t\nvalue:\n  subject: s\n \tversions: '1'\nkey: {\n\tsubject: k\n}\n", "line 4, column 2: YAML is indented with spaces, not tabs")] // not the flow mapping's valid tab after it
     [InlineData("topic: t\ncolour: red\n", "line 2, column 1: unknown key 'colour'")] // named in the contract's terms, not a .NET type's
-    [InlineData("topic: t\nvalue: {subjct: s}\n", "unknown key 'subjct'")]
+    [InlineData("topic: t\nvalue: {subjct: s}\n", "unknown key 'subjct' (did you mean 'subject'?)")]
+    [InlineData("topic: t\nownr: team\n", "line 2, column 1: unknown key 'ownr' (did you mean 'owner'?)")] // from a user's review: no hint
+    [InlineData("topic: t\nrules:\n  - name: a\n    exrp: 'true'\n", "unknown key 'exrp' (did you mean 'expr'?)")]
+    [InlineData("topic: t\nonfailure: reject\n", "unknown key 'onfailure' (did you mean 'onFailure'?)")]
     [InlineData("hello\n", "a value of the wrong kind")] // was "Invalid cast from 'System.String' to '...ContractDocument'"
     [InlineData("topic: a\n---\ntopic: b\n", "a contract file holds one YAML document")]
     [InlineData("topic: t\nclass: [raw]\n", "line 2, column 8: a value of the wrong kind")] // named System.String, System.Private.CoreLib, Version=...
@@ -738,6 +741,26 @@ public class ContractModelTests
         using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
         var refused = await Assert.ThrowsAsync<ContractValidationException>(() => store.ApplyAsync($"topic: orders\nonFailure: quarantine\nquarantineTopic: {journal}\n", "a", false, _ => [], CancellationToken.None));
         Assert.Contains(refused.Problems, p => p.Contains("internal topics", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AFileWithoutANameDoesNotMoveTheContractNamedAfterItsTopic()
+    {
+        // From a review: "topic: x" applied while a contract named x governs topic y became x's next version, moving it
+        // from y (left ungoverned) to x; the diff showed it, but the file meant a new contract.
+        using var store = new ContractStore(new InMemoryJournal(), new InMemoryJournal(), NullLogger<ContractStore>.Instance);
+        await store.ApplyAsync("name: orders.eu\ntopic: orders\n", "a", false, _ => [], CancellationToken.None);
+
+        var refused = await Assert.ThrowsAsync<ContractValidationException>(() => store.ApplyAsync("topic: orders.eu\n", "b", false, _ => [], CancellationToken.None));
+        Assert.Equal(["contract 'orders.eu' governs topic 'orders'; this file has no name, so it is named after its topic 'orders.eu' and would move that contract there: give it a name of its own (name: ...) for a new contract, or write name: orders.eu to move contract 'orders.eu'."], refused.Problems);
+        Assert.Equal("orders.eu", store.ForTopic("orders")!.Definition.Name);
+        Assert.Null(store.ForTopic("orders.eu"));
+
+        // With the name written out it moves; a file without a name keeps changing its own topic's contract as before.
+        Assert.True((await store.ApplyAsync("name: orders.eu\ntopic: orders.eu\n", "a", false, _ => [], CancellationToken.None)).Changed);
+        Assert.Null(store.ForTopic("orders"));
+        Assert.True((await store.ApplyAsync("topic: orders.eu\nowner: team-eu\n", "a", false, _ => [], CancellationToken.None)).Changed);
+        Assert.Equal("team-eu", store.ForTopic("orders.eu")!.Definition.Owner);
     }
 
     [Fact]

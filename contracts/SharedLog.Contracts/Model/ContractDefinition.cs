@@ -65,6 +65,9 @@ public sealed record ContractDefinition(
     AuditLevel Audit = AuditLevel.Summary,
     long? RetentionBytes = null)
 {
+    /// <summary>Whether the file wrote <see cref="Name"/> out; without one, a contract is named after its topic.</summary>
+    public bool NameGiven { get; init; }
+
     // The literal pieces between a pattern's stars: matched in order, each at its leftmost place, which decides a match
     // of stars alone in linear time (a regex built per contract cost most of a contract change: the store builds every
     // contract in force again).
@@ -410,7 +413,10 @@ public static class ContractParser
             throw new ContractValidationException(problems);
         }
 
-        return new ContractDefinition(document.Name ?? topic, topic, topicClass, document.Owner, document.Description, key, value, rules, privacy, onFailure, quarantine, rejectTombstones, compatibility, retentionMs, audit, retentionBytes);
+        return new ContractDefinition(document.Name ?? topic, topic, topicClass, document.Owner, document.Description, key, value, rules, privacy, onFailure, quarantine, rejectTombstones, compatibility, retentionMs, audit, retentionBytes)
+        {
+            NameGiven = document.Name is not null,
+        };
     }
 
     private static readonly Dictionary<string, long> DurationUnits = new() { [""] = 1, ["ms"] = 1, ["s"] = 1000, ["m"] = 60_000, ["h"] = 3_600_000, ["d"] = 86_400_000 };
@@ -577,12 +583,74 @@ public static class ContractParser
             ? unknown.Groups["key"].Value
             : null;
 
+    /// <summary>
+    /// The key of the mapping the YAML library's error names (by its .NET type) nearest to a misspelt <paramref name="key"/>:
+    /// at most two letters added, removed, changed or swapped (<c>ownr</c>, <c>subjct</c>), else null.
+    /// </summary>
+    private static string? ClosestKey(string reason, string key)
+    {
+        Match named = Regex.Match(reason, "not found on type '(?<type>[^']*)'", RegexOptions.None, TimeSpan.FromSeconds(1));
+        if (!named.Success || key.Length > 64 || typeof(ContractParser).Assembly.GetType(named.Groups["type"].Value) is not { } type)
+        {
+            return null;
+        }
+
+        string? closest = null;
+        int best = Math.Min(2, key.Length / 2);
+        foreach (System.Reflection.PropertyInfo property in type.GetProperties())
+        {
+            if (!property.CanWrite)
+            {
+                continue;
+            }
+
+            string candidate = CamelCaseNamingConvention.Instance.Apply(property.Name);
+            int distance = EditDistance(key, candidate);
+            if (distance <= best && (closest is null || distance < best))
+            {
+                (closest, best) = (candidate, distance);
+            }
+        }
+
+        return closest;
+    }
+
+    /// <summary>Letters added, removed, changed or two neighbours swapped to turn <paramref name="a"/> into <paramref name="b"/> (optimal string alignment).</summary>
+    private static int EditDistance(string a, string b)
+    {
+        var d = new int[a.Length + 1, b.Length + 1];
+        for (int i = 0; i <= a.Length; i++)
+        {
+            d[i, 0] = i;
+        }
+
+        for (int j = 0; j <= b.Length; j++)
+        {
+            d[0, j] = j;
+        }
+
+        for (int i = 1; i <= a.Length; i++)
+        {
+            for (int j = 1; j <= b.Length; j++)
+            {
+                int cost = char.ToLowerInvariant(a[i - 1]) == char.ToLowerInvariant(b[j - 1]) ? 0 : 1;
+                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + cost);
+                if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                {
+                    d[i, j] = Math.Min(d[i, j], d[i - 2, j - 2] + 1);
+                }
+            }
+        }
+
+        return d[a.Length, b.Length];
+    }
+
     /// <summary>The YAML library's words for the common mistakes, in the contract's own: its messages name .NET types.</summary>
     private static string InContractTerms(string reason)
     {
         if (UnknownKey(reason) is { } key)
         {
-            return $"unknown key '{key}'";
+            return ClosestKey(reason, key) is { } meant ? $"unknown key '{key}' (did you mean '{meant}'?)" : $"unknown key '{key}'";
         }
 
         // "No node deserializer was able to deserialize the node into type System.String, ..." (a list where text goes), and

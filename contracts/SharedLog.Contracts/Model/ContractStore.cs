@@ -610,6 +610,14 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
                 throw new ContractValidationException([$"{(after.IsPattern ? "pattern" : "topic")} '{after.Topic}' is already governed by contract '{holder.Definition.Name}': change that contract, or delete it first."]);
             }
 
+            // A file without a name is named after its topic: applied where a contract of that name governs another topic, it
+            // would move that contract there (a review: a new topic's file took over the contract of another); a move is
+            // made with the name written out.
+            if (action == ActionApply && before is not null && after is { NameGiven: false } && !string.Equals(before.Topic, after.Topic, StringComparison.Ordinal))
+            {
+                throw new ContractValidationException([$"contract '{name}' governs {(before.IsPattern ? "pattern" : "topic")} '{before.Topic}'; this file has no name, so it is named after its topic '{after.Topic}' and would move that contract there: give it a name of its own (name: ...) for a new contract, or write name: {name} to move contract '{name}'."]);
+            }
+
             // Quarantine copies are written unchecked: a topic that takes them must not be one whose contract promises something
             // about every record it holds (a certified topic as another topic's quarantine topic, or the reverse).
             if (!unchanged && QuarantineClash(name, after) is { } clash)
