@@ -952,7 +952,7 @@ public static class ContractsCli
                 await ProbeRegistryAsync(registryUrl, registryWait.Token);
             }
 
-            if (registryUrl is not null)
+            if (registryUrl is not null && result == Ok)
             {
                 warnings = await UnservedSidesAsync(definition, registryUrl, registered, registryWait.Token);
             }
@@ -986,8 +986,11 @@ public static class ContractsCli
             if (registryUrl is not null && definition.Key?.SchemaFile is null && definition.Value?.SchemaFile is null)
             {
                 // A pipeline passing --registry expects a compatibility check: say that there was nothing to check.
+                bool anyRegistered = (definition.Key is { } key && admitted(key, true) is { Count: > 0 }) || (definition.Value is { } value && admitted(value, false) is { Count: > 0 });
                 await output.WriteLineAsync(definition.Privacy.Count > 0 || definition.Rules.Count > 0
-                    ? $"{file}: no schemaFile, so no compatibility was checked against {registryUrl} (the names the rules and privacy rules use were checked against its registered schemas)"
+                    ? anyRegistered
+                        ? $"{file}: no schemaFile, so no compatibility was checked against {registryUrl} (the names the rules and privacy rules use were checked against its registered schemas)"
+                        : $"{file}: no schemaFile, and {registryUrl} has no schema the contract admits, so nothing was checked against it (not the names the rules and privacy rules use either)"
                     : $"{file}: no schemaFile, so nothing was checked against {registryUrl}");
             }
 
@@ -1009,7 +1012,7 @@ public static class ContractsCli
         foreach ((SchemaRequirement? requirement, bool isKey) in new[] { (definition.Key, true), (definition.Value, false) })
         {
             if (requirement is not null && Http.ContractsApi.NamedSubject(definition, requirement, isKey) is { } subject
-                && Http.ContractsApi.UnservedSide(isKey ? "key" : "value", subject, await registry.ListVersionsAsync(subject, cancellationToken) ?? [], requirement) is { } warning)
+                && Http.ContractsApi.UnservedSide(definition, isKey, subject, await registry.ListVersionsAsync(subject, cancellationToken) ?? [], requirement) is { } warning)
             {
                 warnings.Add(warning);
             }

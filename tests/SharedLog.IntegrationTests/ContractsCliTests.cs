@@ -443,12 +443,20 @@ public class ContractsCliTests
         // user's review: the docs' `versions: ">=3"` example applied silently and then refused every record).
         string ahead = await WriteAsync(Path.Combine(directory, "customers-ahead.yaml"), "topic: customers\nvalue:\n  versions: \">=3\"\n");
         (string aheadErr, string aheadApplyErr) = await ValidateAndApplyAsync(ahead, ContractsCli.Ok);
-        Assert.Contains("warning: value: subject customers-value has no registered version the contract admits (versions >=3; registered: 1), so every record is refused (version_not_allowed) until one is", aheadErr, StringComparison.Ordinal);
+        Assert.Contains("warning: value: subject customers-value has no registered version the contract admits (versions >=3; registered: 1), so every record with a value fails the contract and is counted as failing (observe mode stores it) until one is", aheadErr, StringComparison.Ordinal);
         Assert.Contains("warning: value: subject customers-value has no registered version the contract admits (versions >=3; registered: 1)", aheadApplyErr, StringComparison.Ordinal);
-        string before = await WriteAsync(Path.Combine(directory, "later.yaml"), "topic: later\nvalue: {}\n");
+        // The warning follows the contract's action (from a review: "refused" under flag and observe, which store every
+        // record), and says that its privacy paths and rule names wait for the schema (from a user's review: a misspelt
+        // path applied before the schema left the field in clear without a word).
+        string before = await WriteAsync(Path.Combine(directory, "later.yaml"), "topic: later\nonFailure: observe\nvalue: {}\nprivacy:\n  - field: stret\n    action: redact\n");
         (int beforeCode, _, string beforeErr) = await RunAsync("apply", before, "--url", $"http://127.0.0.1:{broker.Host.HttpPort}");
         Assert.Equal(ContractsCli.Ok, beforeCode);
-        Assert.Contains("warning: value: subject later-value has no schema registered, so every record is refused until one is", beforeErr, StringComparison.Ordinal);
+        Assert.Contains("warning: value: subject later-value has no schema registered, so every record with a value fails the contract and is counted as failing (observe mode stores it) until one is; its privacy paths and the names its rules read are not checked until then", beforeErr, StringComparison.Ordinal);
+        (int laterValidateCode, string laterValidated, _) = await RunAsync("validate", before, "--registry", broker.RegistryUrl);
+        Assert.Equal(ContractsCli.Ok, laterValidateCode);
+        Assert.Contains("has no schema the contract admits, so nothing was checked against it (not the names the rules and privacy rules use either)", laterValidated, StringComparison.Ordinal);
+        string pinned = await WriteAsync(Path.Combine(directory, "pinned.yaml"), "topic: pinned\nonFailure: quarantine\nvalue:\n  subject: customers-value\n  versions: 3\n");
+        Assert.Contains("(versions 3; registered: 1), so every record with a value fails the contract and is quarantined until one is", (await RunAsync("validate", pinned, "--registry", broker.RegistryUrl)).Err, StringComparison.Ordinal);
         Assert.DoesNotContain("warning", (await RunAsync("validate", guarded, "--registry", broker.RegistryUrl)).Err, StringComparison.Ordinal);
 
         // Offline, against the contract's own schema file.

@@ -713,6 +713,10 @@ public class QuarantineReplayTests
 
         // A topic that does not exist is told apart from one without a contract (a review found one message for both).
         Assert.Contains("Topic 'no-contract' does not exist, so its quarantine topic is not known", (string)(await ReplayAsync(setup.Broker, """{ "source": "no-contract" }""")).Body["message"]!, StringComparison.Ordinal);
+        // The quarantine topic named as the source is told so (from a user's review: told to name a quarantineTopic).
+        (int slip, JsonNode slipped) = await ReplayAsync(setup.Broker, """{ "source": "orders.quarantine", "dryRun": true }""");
+        Assert.Equal(404, slip);
+        Assert.Matches("^Topic 'orders.quarantine' is the quarantine topic of contract '[^']+' for topic 'orders': a replay names the topic the records were produced to", (string)slipped["message"]!);
 
         // A body past the size limit is refused before it is read whole.
         (int tooLarge, _) = await ReplayAsync(setup.Broker, $$"""{ "source": "orders", "id": "{{new string('x', 70_000)}}" }""");

@@ -188,6 +188,20 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
     private const int ProduceTimeoutMs = 30_000;
     private static readonly TimeSpan AuditTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>The contract in force, naming one topic, whose quarantine topic is <paramref name="topic"/> (a user's slip: the quarantine topic named as the source).</summary>
+    private ContractDefinition? QuarantinedFrom(string topic)
+    {
+        foreach ((_, ActiveContract active) in contracts.CurrentContracts)
+        {
+            if (!active.Definition.IsPattern && active.Definition.OnFailure == FailureAction.Quarantine && active.Definition.QuarantineTopicFor(active.Definition.Topic) == topic)
+            {
+                return active.Definition;
+            }
+        }
+
+        return null;
+    }
+
     public async Task<ReplayReport> RunAsync(ReplayRequest request, CancellationToken cancellationToken)
     {
         // The contract is looked up only for a topic that exists: a lookup under a pattern contract is cached per name.
@@ -195,7 +209,9 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
         ActiveContract? sourceContract = sourceExists ? contracts.ForTopic(request.Source) : null;
         string quarantineName = request.QuarantineTopic
             ?? sourceContract?.Definition.QuarantineTopicFor(request.Source)
-            ?? throw new ReplayRequestException(404, sourceExists
+            ?? throw new ReplayRequestException(404, sourceExists && QuarantinedFrom(request.Source) is { } quarantinedFrom
+                ? $"Topic '{request.Source}' is the quarantine topic of contract '{quarantinedFrom.Name}' for topic '{quarantinedFrom.Topic}': a replay names the topic the records were produced to ('{quarantinedFrom.Topic}'), and reads its quarantine topic."
+                : sourceExists
                 ? $"Topic '{request.Source}' has no contract in force (it may have been deleted), so its quarantine topic is not known: name it with quarantineTopic (the CLI's --quarantine-topic)."
                 : $"Topic '{request.Source}' does not exist, so its quarantine topic is not known: name it with quarantineTopic (the CLI's --quarantine-topic).");
         if (quarantineName == request.Source)

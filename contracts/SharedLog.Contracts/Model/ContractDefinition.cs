@@ -18,7 +18,7 @@ public sealed record SchemaRequirement(string? Subject, SubjectNameStrategy Stra
     public SchemaType SchemaType => DeclaredSchemaType ?? SchemaType.Avro;
 
     /// <summary>The versions admitted, as a contract file writes them (<c>&gt;=1</c>, <c>2-4</c>).</summary>
-    public string VersionsText => MaxVersion == int.MaxValue ? $">={MinVersion}" : $"{MinVersion}-{MaxVersion}";
+    public string VersionsText => MaxVersion == int.MaxValue ? $">={MinVersion}" : MinVersion == MaxVersion ? $"{MinVersion}" : $"{MinVersion}-{MaxVersion}";
 
     /// <summary>Whether <paramref name="version"/> of the subject is one the contract admits.</summary>
     public bool Admits(int version) => version >= MinVersion && version <= MaxVersion;
