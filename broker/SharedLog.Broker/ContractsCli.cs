@@ -874,7 +874,7 @@ public static class ContractsCli
         var registry = new RegistryCopy(registryUrl.TrimEnd('/'), http, local);
         foreach ((SchemaRequirement? requirement, bool isKey) in new[] { (definition.Key, true), (definition.Value, false) })
         {
-            if (requirement is null || schemaFiles.ContainsKey(isKey) || Http.ContractsApi.NamedSubject(definition, requirement, isKey) is not { } subject)
+            if (requirement is null || schemaFiles.ContainsKey(isKey) || ContractRegistrySync.NamedSubject(definition, requirement, isKey) is not { } subject)
             {
                 continue;
             }
@@ -966,7 +966,7 @@ public static class ContractsCli
         // A side with a schema file is checked against it; one without, with --registry, against the registered versions the
         // contract admits, as apply will check it.
         Func<SchemaRequirement, bool, IReadOnlyList<IParsedSchema>?> admitted =
-            (requirement, isKey) => schemaFiles.TryGetValue(isKey, out IParsedSchema? parsed) ? [parsed] : Http.ContractsApi.RegisteredSchemas(registered, definition, requirement, isKey);
+            (requirement, isKey) => schemaFiles.TryGetValue(isKey, out IParsedSchema? parsed) ? [parsed] : ContractRegistrySync.RegisteredSchemas(registered, definition, requirement, isKey);
         List<string> fieldProblems = [.. SchemaFieldPaths.RuleFieldProblems(definition, admitted), .. SchemaFieldPaths.PrivacyPathProblems(definition, admitted)];
         if (fieldProblems.Count > 0)
         {
@@ -1011,7 +1011,7 @@ public static class ContractsCli
         var registry = new RegistryCopy(registryUrl.TrimEnd('/'), http, local);
         foreach ((SchemaRequirement? requirement, bool isKey) in new[] { (definition.Key, true), (definition.Value, false) })
         {
-            if (requirement is not null && Http.ContractsApi.NamedSubject(definition, requirement, isKey) is { } subject
+            if (requirement is not null && ContractRegistrySync.NamedSubject(definition, requirement, isKey) is { } subject
                 && Http.ContractsApi.UnservedSide(definition, isKey, subject, await registry.ListVersionsAsync(subject, cancellationToken) ?? [], requirement) is { } warning)
             {
                 warnings.Add(warning);

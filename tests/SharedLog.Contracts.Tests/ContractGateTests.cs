@@ -295,6 +295,37 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task AContractAppliedBeforeItsSchemaFailsTheRecordsItsPrivacyPathsWouldNotMask()
+    {
+        // From a user's review: a sensitive contract with a misspelt path (address.stret), applied before anything was
+        // registered (so nothing could check the path), stored the street of every record in clear once the schema came.
+        await ApplyAsync("topic: leads\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: address.stret\n    action: redact\n");
+        const string Lead = """{"type":"object","properties":{"address":{"type":"object","properties":{"street":{"type":"string"}}}}}""";
+        int id = await RegisterAsync("leads-value", Lead, SchemaType.Json);
+
+        GateResult refused = Inspect("leads", (null, Framed(id, Encoding.UTF8.GetBytes("""{"address":{"street":"1 Secret Lane"}}"""))));
+        Assert.Equal(GateOutcome.Reject, refused.Outcome);
+        RecordViolation violation = Assert.Single(refused.Violations);
+        Assert.Equal(ViolationKind.Privacy, violation.Kind);
+        Assert.Contains("does not fit the schemas registered for it, so its records fail until the contract is fixed: privacy[address.stret]: no value schema the contract admits declares this field", violation.Reason, StringComparison.Ordinal);
+
+        // Once a schema the contract admits declares the path (a registry write is a new generation), records pass and are masked.
+        int second = await RegisterAsync("leads-value", Lead.Replace("\"street\"", "\"stret\":{},\"street\"", StringComparison.Ordinal), SchemaType.Json);
+        GateResult masked = Inspect("leads", (null, Framed(second, Encoding.UTF8.GetBytes("""{"address":{"stret":"x","street":"1 Secret Lane"}}"""))));
+        Assert.NotEqual(GateOutcome.Reject, masked.Outcome);
+        Assert.Empty(masked.Violations);
+
+        // A path the schema declares from the start masks as before.
+        await ApplyAsync("topic: leads\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: address.street\n    action: redact\n");
+        GateResult fixedContract = Inspect("leads", (null, Framed(id, Encoding.UTF8.GetBytes("""{"address":{"street":"1 Secret Lane"}}"""))));
+        Assert.Equal(GateOutcome.Rewrite, fixedContract.Outcome);
+        foreach (SharedLog.Protocol.Records.Record record in RecordBatch.Parse(fixedContract.Batch!).Records())
+        {
+            Assert.DoesNotContain("Secret", Encoding.UTF8.GetString(record.Value), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task AFlaggedRecordIsMaskedLikeEveryStoredRecord()
     {
         int id = await RegisterAsync("flagged-value", """{"type":"object"}""", SchemaType.Json);

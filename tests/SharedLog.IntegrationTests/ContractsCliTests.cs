@@ -451,7 +451,7 @@ public class ContractsCliTests
         string before = await WriteAsync(Path.Combine(directory, "later.yaml"), "topic: later\nonFailure: observe\nvalue: {}\nprivacy:\n  - field: stret\n    action: redact\n");
         (int beforeCode, _, string beforeErr) = await RunAsync("apply", before, "--url", $"http://127.0.0.1:{broker.Host.HttpPort}");
         Assert.Equal(ContractsCli.Ok, beforeCode);
-        Assert.Contains("warning: value: subject later-value has no schema registered, so every record with a value fails the contract and is counted as failing (observe mode stores it) until one is; its privacy paths and the names its rules read are not checked until then", beforeErr, StringComparison.Ordinal);
+        Assert.Contains("warning: value: subject later-value has no schema registered, so every record with a value fails the contract and is counted as failing (observe mode stores it) until one is; its privacy paths and the names its rules read are checked only then", beforeErr, StringComparison.Ordinal);
         (int laterValidateCode, string laterValidated, _) = await RunAsync("validate", before, "--registry", broker.RegistryUrl);
         Assert.Equal(ContractsCli.Ok, laterValidateCode);
         Assert.Contains("has no schema the contract admits, so nothing was checked against it (not the names the rules and privacy rules use either)", laterValidated, StringComparison.Ordinal);

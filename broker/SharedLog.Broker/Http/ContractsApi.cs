@@ -158,15 +158,9 @@ public static partial class ContractsApi
     {
         warnings.Clear();
         warnings.AddRange(WarningsOf(definition, registry));
-        Func<SchemaRequirement, bool, IReadOnlyList<IParsedSchema>?> registered = (r, isKey) => RegisteredSchemas(registry, definition, r, isKey);
+        Func<SchemaRequirement, bool, IReadOnlyList<IParsedSchema>?> registered = (r, isKey) => ContractRegistrySync.RegisteredSchemas(registry, definition, r, isKey);
         return [.. ContractGate.CompileProblems(definition), .. SchemaFieldPaths.RuleFieldProblems(definition, registered), .. SchemaFieldPaths.PrivacyPathProblems(definition, registered), .. ContractRegistrySync.Problems(definition, registry)];
     }
-
-    /// <summary>The subject a side of the contract names whatever the topic or record: null under a pattern or a record name strategy.</summary>
-    internal static string? NamedSubject(ContractDefinition definition, SchemaRequirement requirement, bool isKey) =>
-        requirement.Subject is null && (definition.IsPattern || requirement.Strategy != SubjectNameStrategy.TopicNameStrategy)
-            ? null
-            : requirement.SubjectFor(definition.Topic, isKey, null);
 
     /// <summary>
     /// Why no record can pass a side of a contract yet: its subject has no live version, or none the contract admits. Not a
@@ -195,7 +189,7 @@ public static partial class ContractsApi
             _ => "refused",
         };
         string namesWait = definition.Privacy.Count > 0 || definition.Rules.Count > 0
-            ? "; its privacy paths and the names its rules read are not checked until then (a misspelt privacy path would mask nothing): validate the contract again once the schema is registered (contracts validate --registry)"
+            ? "; its privacy paths and the names its rules read are checked only then (records fail while a privacy path names no field of the registered schemas): validate the contract again once the schema is registered (contracts validate --registry)"
             : "";
         return $"{side}: {why}, so every record with a {side} fails the contract and is {outcome} until one is{namesWait}";
     }
@@ -222,7 +216,7 @@ public static partial class ContractsApi
         var warnings = new List<string>();
         foreach ((SchemaRequirement? requirement, bool isKey) in new[] { (definition.Key, true), (definition.Value, false) })
         {
-            if (requirement is not null && NamedSubject(definition, requirement, isKey) is { } subject
+            if (requirement is not null && ContractRegistrySync.NamedSubject(definition, requirement, isKey) is { } subject
                 && UnservedSide(definition, isKey, subject, LiveVersions(registry, subject), requirement) is { } warning)
             {
                 warnings.Add(warning);
@@ -230,30 +224,6 @@ public static partial class ContractsApi
         }
 
         return warnings;
-    }
-
-    /// <summary>
-    /// The schemas registered for a side of a contract within its pinned versions, or null when the subject depends on
-    /// the topic or record name (a pattern, a record name strategy) or has no live version yet.
-    /// </summary>
-    internal static List<IParsedSchema>? RegisteredSchemas(SchemaRegistry registry, ContractDefinition definition, SchemaRequirement requirement, bool isKey)
-    {
-        if (NamedSubject(definition, requirement, isKey) is not { } subject || !registry.Subjects(includeDeleted: false, subject).Contains(subject))
-        {
-            return null;
-        }
-
-        var schemas = new List<IParsedSchema>();
-        foreach (int version in registry.Versions(subject, includeDeleted: false))
-        {
-            if (requirement.Admits(version)
-                && registry.ParsedById(registry.GetVersion(subject, version.ToString(System.Globalization.CultureInfo.InvariantCulture), includeDeleted: false).Id) is { } parsed)
-            {
-                schemas.Add(parsed);
-            }
-        }
-
-        return schemas.Count > 0 ? schemas : null;
     }
 
     /// <summary>

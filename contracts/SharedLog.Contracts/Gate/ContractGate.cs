@@ -1027,7 +1027,7 @@ public sealed partial class ContractGate(
         string? subjectTopic = !contract.Definition.IsPattern || subjectByRecord || requirement.Subject is not null || requirement.Strategy == SubjectNameStrategy.RecordNameStrategy ? null : topic;
         var cacheKey = new SchemaCheckKey(registry.Generation, contract.Definition.Name, contract.Version, isKey, schemaId, recordName, subjectByRecord, subjectTopic);
         // The lookup is per record: the miss path (and its closure over these parameters) lives in its own method.
-        return _schemaChecks.TryGetValue(cacheKey, out SchemaCheck? known) ? known : AddSchemaCheck(cacheKey, requirement, topic, isKey, schemaId, recordName, subjectByRecord);
+        return _schemaChecks.TryGetValue(cacheKey, out SchemaCheck? known) ? known : AddSchemaCheck(cacheKey, contract.Definition, requirement, topic, isKey, schemaId, recordName, subjectByRecord);
     }
 
     /// <summary>
@@ -1123,7 +1123,7 @@ public sealed partial class ContractGate(
         return contract;
     }
 
-    private SchemaCheck AddSchemaCheck(SchemaCheckKey cacheKey, SchemaRequirement requirement, string topic, bool isKey, int schemaId, string? recordName, bool subjectByRecord)
+    private SchemaCheck AddSchemaCheck(SchemaCheckKey cacheKey, ContractDefinition definition, SchemaRequirement requirement, string topic, bool isKey, int schemaId, string? recordName, bool subjectByRecord)
     {
         if (cacheKey.Generation > Volatile.Read(ref _sweptGeneration))
         {
@@ -1183,8 +1183,33 @@ public sealed partial class ContractGate(
                 return new SchemaCheck(null, null, $"schema id {schemaId} is version {version} of '{subject}', outside the pinned versions", ViolationKind.VersionNotAllowed, SchemaId: schemaId, Subject: subject, Version: version);
             }
 
+            // A contract applied before its schema was registered had its privacy rules checked against nothing: held to the
+            // schemas registered now, as an apply would be, so a misspelt path fails its records instead of storing the
+            // field it meant in clear (from a user's review). Once per registry generation and contract version.
+            if (PrivacyMisfit(definition) is { } misfit)
+            {
+                return new SchemaCheck(null, null, misfit, ViolationKind.Privacy, SchemaId: schemaId, Subject: subject, Version: version);
+            }
+
             return UnusableJsonSchema(schemaId, parsed) ?? new SchemaCheck(parsed, codec, null, SchemaId: schemaId, Subject: subject, Version: version);
         });
+    }
+
+    /// <summary>
+    /// Why a contract's privacy rules do not fit the schemas registered for it now (the check an apply makes), or null. A
+    /// contract whose schemas cannot be known (a pattern, a record name strategy) is not checked, as at apply.
+    /// </summary>
+    private string? PrivacyMisfit(ContractDefinition definition)
+    {
+        if (definition.Privacy.Count == 0)
+        {
+            return null;
+        }
+
+        IReadOnlyList<string> problems = SchemaFieldPaths.PrivacyPathProblems(definition, (requirement, isKey) => ContractRegistrySync.RegisteredSchemas(registry, definition, requirement, isKey), maskingNothingOnly: true);
+        return problems.Count == 0
+            ? null
+            : $"the contract's privacy policy does not fit the schemas registered for it, so its records fail until the contract is fixed: {problems[0]}";
     }
 
     /// <summary>

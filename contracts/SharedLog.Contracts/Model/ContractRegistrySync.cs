@@ -11,6 +11,36 @@ namespace SharedLog.Contracts.Model;
 /// </summary>
 public static class ContractRegistrySync
 {
+    /// <summary>The subject a side of the contract names whatever the topic or record: null under a pattern or a record name strategy.</summary>
+    public static string? NamedSubject(ContractDefinition definition, SchemaRequirement requirement, bool isKey) =>
+        requirement.Subject is null && (definition.IsPattern || requirement.Strategy != SubjectNameStrategy.TopicNameStrategy)
+            ? null
+            : requirement.SubjectFor(definition.Topic, isKey, null);
+
+    /// <summary>
+    /// The schemas registered for a side of a contract within its pinned versions, or null when the subject depends on
+    /// the topic or record name (a pattern, a record name strategy) or has no live version yet.
+    /// </summary>
+    public static List<IParsedSchema>? RegisteredSchemas(SchemaRegistry registry, ContractDefinition definition, SchemaRequirement requirement, bool isKey)
+    {
+        if (NamedSubject(definition, requirement, isKey) is not { } subject || !registry.Subjects(includeDeleted: false, subject).Contains(subject))
+        {
+            return null;
+        }
+
+        var schemas = new List<IParsedSchema>();
+        foreach (int version in registry.Versions(subject, includeDeleted: false))
+        {
+            if (requirement.Admits(version)
+                && registry.ParsedById(registry.GetVersion(subject, version.ToString(System.Globalization.CultureInfo.InvariantCulture), includeDeleted: false).Id) is { } parsed)
+            {
+                schemas.Add(parsed);
+            }
+        }
+
+        return schemas.Count > 0 ? schemas : null;
+    }
+
     /// <summary>
     /// Returns "subject: LEVEL" for each subject whose level was changed. A subject the registry refuses does not stop the
     /// others (the value subject still gets its level when the key's fails); the first failure is thrown after them.

@@ -27,9 +27,11 @@ public static class SchemaFieldPaths
     /// enum, a record...): every record written with that schema would fail its privacy step at produce time.
     /// <paramref name="schemasOf"/> gives the schemas a side's records may carry (key: true), or null when they cannot
     /// be known (a topic pattern, a record name strategy, nothing registered yet); then nothing is checked, so a
-    /// contract is never refused for what cannot be seen.
+    /// contract is never refused for what cannot be seen. With <paramref name="maskingNothingOnly"/>, only the rules that
+    /// would mask nothing (a path no schema declares, a tag no schema carries): the gate's check of a contract applied
+    /// before its schemas, where the other problems fail their records one by one already.
     /// </summary>
-    public static IReadOnlyList<string> PrivacyPathProblems(ContractDefinition definition, Func<SchemaRequirement, bool, IReadOnlyList<IParsedSchema>?> schemasOf)
+    public static IReadOnlyList<string> PrivacyPathProblems(ContractDefinition definition, Func<SchemaRequirement, bool, IReadOnlyList<IParsedSchema>?> schemasOf, bool maskingNothingOnly = false)
     {
         ArgumentNullException.ThrowIfNull(definition);
         ArgumentNullException.ThrowIfNull(schemasOf);
@@ -57,7 +59,7 @@ public static class SchemaFieldPaths
         }
 
         return WithinBudget(
-            () => Problems(definition, schemas),
+            () => Problems(definition, schemas, maskingNothingOnly),
             $"privacy: checking its {definition.Privacy.Count} rule(s) against the {schemas.Count} schema(s) the contract admits enters more than {PrivacyCheckBudget.MaxStepsPerCheck:N0} schema nodes, so the contract is refused; admit fewer schema versions (versions: on the key or value) or use fewer privacy rules");
     }
 
@@ -161,7 +163,10 @@ public static class SchemaFieldPaths
         }
     }
 
-    private static List<string> Problems(ContractDefinition definition, List<IParsedSchema> schemas)
+    private static string UntaggedProblem(ContractDefinition definition, PrivacyRuleDefinition rule) =>
+        $"privacy[{rule.Target}]: no {(definition.Key is null ? "value" : "key or value")} schema the contract admits tags a field '{rule.Tag}', so the rule would mask nothing; check the tag (tags are case-sensitive)";
+
+    private static List<string> Problems(ContractDefinition definition, List<IParsedSchema> schemas, bool maskingNothingOnly)
     {
         var problems = new List<string>();
         var compiledJson = new Dictionary<IParsedSchema, CompiledJsonValidator?>(ReferenceEqualityComparer.Instance);
@@ -170,6 +175,17 @@ public static class SchemaFieldPaths
             if (rule.FieldPath is { } path && !schemas.Exists(s => Declares(s, path.Split('.'))))
             {
                 problems.Add($"privacy[{path}]: no {(definition.Key is null ? "value" : "key or value")} schema the contract admits declares this field, so the rule would mask nothing; check the name (each level of a dotted path is a field name)");
+                continue;
+            }
+
+            if (maskingNothingOnly)
+            {
+                // A tag whose fields cannot be resolved fails its records at the gate already (fail closed).
+                if (rule.Tag is { } carried && FirstUnresolvableTag(schemas, carried) is null && !schemas.Exists(s => Tags(s, carried)))
+                {
+                    problems.Add(UntaggedProblem(definition, rule));
+                }
+
                 continue;
             }
 
@@ -183,7 +199,7 @@ public static class SchemaFieldPaths
             if (rule.Tag is { } tag && !schemas.Exists(s => Tags(s, tag)))
             {
                 // As a misspelt path: the rule would mask nothing and leave the field it meant in clear.
-                problems.Add($"privacy[{rule.Target}]: no {(definition.Key is null ? "value" : "key or value")} schema the contract admits tags a field '{tag}', so the rule would mask nothing; check the tag (tags are case-sensitive)");
+                problems.Add(UntaggedProblem(definition, rule));
                 continue;
             }
 
