@@ -326,6 +326,46 @@ public sealed class ContractGateTests : IDisposable
     }
 
     [Fact]
+    public async Task AVersionDeletedWhileThePrivacyPathsAreCheckedDoesNotFailTheBatch()
+    {
+        // From a review: the check lists the subject's versions, then reads each; one soft-deleted in between threw out of
+        // the gate, failing the whole batch of a record whose own schema was fine.
+        await ApplyAsync("topic: leads\nclass: sensitive\nvalue: {}\nprivacy:\n  - field: street\n    action: redact\n");
+        int id = await RegisterAsync("leads-value", """{"type":"record","name":"Lead","fields":[{"name":"street","type":"string"}]}""", SchemaType.Avro);
+        byte[] record = Framed(id, [0x02, (byte)'x']);
+        Assert.Empty(Inspect("leads", (null, record)).Violations);
+
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+        Task churn = Task.Run(async () =>
+        {
+            for (int k = 0; !stop.IsCancellationRequested; k++)
+            {
+                await RegisterAsync("leads-value", $$"""{"type":"record","name":"Lead","fields":[{"name":"street","type":"string"},{"name":"x{{k}}","type":"string","default":""}]}""", SchemaType.Avro);
+                await _registry.DeleteVersionAsync("leads-value", "latest", permanent: false, CancellationToken.None);
+            }
+        });
+
+        Exception? escaped = null;
+        int inspected = 0;
+        while (!stop.IsCancellationRequested && escaped is null)
+        {
+            try
+            {
+                Assert.Empty(Inspect("leads", (null, record)).Violations);
+                inspected++;
+            }
+            catch (SchemaRegistryException e)
+            {
+                escaped = e;
+            }
+        }
+
+        await stop.CancelAsync();
+        await churn;
+        Assert.True(escaped is null, $"after {inspected} batches: {escaped}");
+    }
+
+    [Fact]
     public async Task AFlaggedRecordIsMaskedLikeEveryStoredRecord()
     {
         int id = await RegisterAsync("flagged-value", """{"type":"object"}""", SchemaType.Json);

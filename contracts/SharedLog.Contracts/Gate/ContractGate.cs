@@ -186,6 +186,10 @@ public sealed partial class ContractGate(
     private readonly Dictionary<SchemaType, IPayloadCodec> _codecs = codecs.ToDictionary(c => c.Type);
     private readonly ConcurrentDictionary<(string Name, int Version), CompiledContract> _compiled = new();
     private readonly ConcurrentDictionary<SchemaCheckKey, SchemaCheck> _schemaChecks = new();
+
+    // PrivacyMisfit's answers, per contract version and the ids of the schemas it admits (not per registry generation: a
+    // write to another subject changes nothing here, and the walk may take up to its budget).
+    private readonly ConcurrentDictionary<(string Name, int Version, string AdmittedIds), string?> _privacyMisfits = new();
     private readonly ConcurrentDictionary<(long Generation, int SchemaId, string? Message, string Tag), (IReadOnlyList<string> Paths, string? Problem)> _taggedPaths = new();
 
     // The registry generation the caches above were last swept for (see ForgetOlderGenerations).
@@ -1186,7 +1190,7 @@ public sealed partial class ContractGate(
             // A contract applied before its schema was registered had its privacy rules checked against nothing: held to the
             // schemas registered now, as an apply would be, so a misspelt path fails its records instead of storing the
             // field it meant in clear (from a user's review). Once per registry generation and contract version.
-            if (PrivacyMisfit(definition) is { } misfit)
+            if (PrivacyMisfit(definition, cacheKey.ContractVersion) is { } misfit)
             {
                 return new SchemaCheck(null, null, misfit, ViolationKind.Privacy, SchemaId: schemaId, Subject: subject, Version: version);
             }
@@ -1199,17 +1203,44 @@ public sealed partial class ContractGate(
     /// Why a contract's privacy rules do not fit the schemas registered for it now (the check an apply makes), or null. A
     /// contract whose schemas cannot be known (a pattern, a record name strategy) is not checked, as at apply.
     /// </summary>
-    private string? PrivacyMisfit(ContractDefinition definition)
+    private string? PrivacyMisfit(ContractDefinition definition, int version)
     {
         if (definition.Privacy.Count == 0)
         {
             return null;
         }
 
-        IReadOnlyList<string> problems = SchemaFieldPaths.PrivacyPathProblems(definition, (requirement, isKey) => ContractRegistrySync.RegisteredSchemas(registry, definition, requirement, isKey), maskingNothingOnly: true);
-        return problems.Count == 0
+        List<(int Id, IParsedSchema Schema)>? keySchemas;
+        List<(int Id, IParsedSchema Schema)>? valueSchemas;
+        try
+        {
+            keySchemas = definition.Key is null ? null : ContractRegistrySync.RegisteredSchemaIds(registry, definition, definition.Key, isKey: true);
+            valueSchemas = definition.Value is null ? null : ContractRegistrySync.RegisteredSchemaIds(registry, definition, definition.Value, isKey: false);
+        }
+        catch (SchemaRegistryException)
+        {
+            // A version deleted between the listing and its read, or one that cannot be read: not knowable now, so not
+            // held against the records (as at apply, where what cannot be seen refuses nothing). Asked again next record.
+            return null;
+        }
+
+        string admittedIds = $"{string.Join(',', keySchemas?.ConvertAll(s => s.Id) ?? [])}/{string.Join(',', valueSchemas?.ConvertAll(s => s.Id) ?? [])}";
+        if (_privacyMisfits.TryGetValue((definition.Name, version, admittedIds), out string? known))
+        {
+            return known;
+        }
+
+        if (_privacyMisfits.Count > 10_000)
+        {
+            _privacyMisfits.Clear();
+        }
+
+        IReadOnlyList<string> problems = SchemaFieldPaths.PrivacyPathProblems(definition, (_, isKey) => (isKey ? keySchemas : valueSchemas)?.ConvertAll(s => s.Schema), maskingNothingOnly: true);
+        string? misfit = problems.Count == 0
             ? null
             : $"the contract's privacy policy does not fit the schemas registered for it, so its records fail until the contract is fixed: {problems[0]}";
+        _privacyMisfits[(definition.Name, version, admittedIds)] = misfit;
+        return misfit;
     }
 
     /// <summary>

@@ -21,20 +21,27 @@ public static class ContractRegistrySync
     /// The schemas registered for a side of a contract within its pinned versions, or null when the subject depends on
     /// the topic or record name (a pattern, a record name strategy) or has no live version yet.
     /// </summary>
-    public static List<IParsedSchema>? RegisteredSchemas(SchemaRegistry registry, ContractDefinition definition, SchemaRequirement requirement, bool isKey)
+    public static List<IParsedSchema>? RegisteredSchemas(SchemaRegistry registry, ContractDefinition definition, SchemaRequirement requirement, bool isKey) =>
+        RegisteredSchemaIds(registry, definition, requirement, isKey)?.ConvertAll(s => s.Schema);
+
+    /// <summary><see cref="RegisteredSchemas"/> with their ids.</summary>
+    public static List<(int Id, IParsedSchema Schema)>? RegisteredSchemaIds(SchemaRegistry registry, ContractDefinition definition, SchemaRequirement requirement, bool isKey)
     {
+        ArgumentNullException.ThrowIfNull(registry);
+        ArgumentNullException.ThrowIfNull(requirement);
         if (NamedSubject(definition, requirement, isKey) is not { } subject || !registry.Subjects(includeDeleted: false, subject).Contains(subject))
         {
             return null;
         }
 
-        var schemas = new List<IParsedSchema>();
+        var schemas = new List<(int Id, IParsedSchema Schema)>();
         foreach (int version in registry.Versions(subject, includeDeleted: false))
         {
             if (requirement.Admits(version)
-                && registry.ParsedById(registry.GetVersion(subject, version.ToString(System.Globalization.CultureInfo.InvariantCulture), includeDeleted: false).Id) is { } parsed)
+                && registry.GetVersion(subject, version.ToString(System.Globalization.CultureInfo.InvariantCulture), includeDeleted: false).Id is var id
+                && registry.ParsedById(id) is { } parsed)
             {
-                schemas.Add(parsed);
+                schemas.Add((id, parsed));
             }
         }
 
