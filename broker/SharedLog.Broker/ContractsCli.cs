@@ -387,7 +387,7 @@ public static class ContractsCli
             await output.WriteLineAsync(dryRun ? $"  registry, once applied: {(string?)level}" : $"  registry: {(string?)level}");
         }
 
-        // A contract that refuses every record for now (its schema not registered yet): taken, but said.
+        // A contract every record fails for now (its schema not registered yet): taken, but said.
         foreach (JsonNode? warning in body["warnings"] as JsonArray ?? [])
         {
             await error.WriteLineAsync($"warning: {(string?)warning}");
@@ -1012,7 +1012,7 @@ public static class ContractsCli
         foreach ((SchemaRequirement? requirement, bool isKey) in new[] { (definition.Key, true), (definition.Value, false) })
         {
             if (requirement is not null && ContractRegistrySync.NamedSubject(definition, requirement, isKey) is { } subject
-                && Http.ContractsApi.UnservedSide(definition, isKey, subject, await registry.ListVersionsAsync(subject, cancellationToken) ?? [], requirement) is { } warning)
+                && ContractRegistrySync.UnservedSide(definition, isKey, subject, await registry.ListVersionsAsync(subject, cancellationToken) ?? [], requirement) is { } warning)
             {
                 warnings.Add(warning);
             }

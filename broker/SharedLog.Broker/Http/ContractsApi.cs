@@ -162,38 +162,6 @@ public static partial class ContractsApi
         return [.. ContractGate.CompileProblems(definition), .. SchemaFieldPaths.RuleFieldProblems(definition, registered), .. SchemaFieldPaths.PrivacyPathProblems(definition, registered), .. ContractRegistrySync.Problems(definition, registry)];
     }
 
-    /// <summary>
-    /// Why no record can pass a side of a contract yet: its subject has no live version, or none the contract admits. Not a
-    /// problem (a contract may come before its schema, and should on a sensitive topic), but a contract every record fails,
-    /// and whose privacy paths and rule names nothing has checked, is worth a word to whoever applies or validates it. Null
-    /// when a version is there.
-    /// </summary>
-    internal static string? UnservedSide(ContractDefinition definition, bool isKey, string subject, IReadOnlyCollection<int> liveVersions, SchemaRequirement requirement)
-    {
-        string side = isKey ? "key" : "value";
-        string why = liveVersions.Count == 0
-            ? $"subject {subject} has no schema registered"
-            : !liveVersions.Any(requirement.Admits)
-                ? $"subject {subject} has no registered version the contract admits (versions {requirement.VersionsText}; registered: {string.Join(", ", liveVersions.Order())})"
-                : "";
-        if (why.Length == 0)
-        {
-            return null;
-        }
-
-        string outcome = definition.OnFailure switch
-        {
-            FailureAction.Quarantine => "quarantined",
-            FailureAction.Flag => "flagged (stored with the violation header)",
-            FailureAction.Observe => "counted as failing (observe mode stores it)",
-            _ => "refused",
-        };
-        string namesWait = definition.Privacy.Count > 0 || definition.Rules.Count > 0
-            ? "; its privacy paths and the names its rules read are checked only then (records fail while a privacy path names no field of the registered schemas): validate the contract again once the schema is registered (contracts validate --registry)"
-            : "";
-        return $"{side}: {why}, so every record with a {side} fails the contract and is {outcome} until one is{namesWait}";
-    }
-
     /// <summary>The subject's live versions; none when it has none (also when deleted between the two reads).</summary>
     private static IReadOnlyList<int> LiveVersions(SchemaRegistry registry, string subject)
     {
@@ -208,7 +176,7 @@ public static partial class ContractsApi
     }
 
     /// <summary>
-    /// <see cref="UnservedSide"/> for each side of <paramref name="definition"/> whose subject it names, against the
+    /// <see cref="ContractRegistrySync.UnservedSide"/> for each side of <paramref name="definition"/> whose subject it names, against the
     /// broker's registry.
     /// </summary>
     private static List<string> WarningsOf(ContractDefinition definition, SchemaRegistry registry)
@@ -217,7 +185,7 @@ public static partial class ContractsApi
         foreach ((SchemaRequirement? requirement, bool isKey) in new[] { (definition.Key, true), (definition.Value, false) })
         {
             if (requirement is not null && ContractRegistrySync.NamedSubject(definition, requirement, isKey) is { } subject
-                && UnservedSide(definition, isKey, subject, LiveVersions(registry, subject), requirement) is { } warning)
+                && ContractRegistrySync.UnservedSide(definition, isKey, subject, LiveVersions(registry, subject), requirement) is { } warning)
             {
                 warnings.Add(warning);
             }

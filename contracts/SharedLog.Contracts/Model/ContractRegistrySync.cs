@@ -18,6 +18,38 @@ public static class ContractRegistrySync
             : requirement.SubjectFor(definition.Topic, isKey, null);
 
     /// <summary>
+    /// Why no record can pass a side of a contract yet: its subject has no live version, or none the contract admits. Not a
+    /// problem (a contract may come before its schema, and should on a sensitive topic), but a contract every record fails,
+    /// and whose privacy paths and rule names nothing has checked, is worth a word to whoever applies or validates it. Null
+    /// when a version is there.
+    /// </summary>
+    public static string? UnservedSide(ContractDefinition definition, bool isKey, string subject, IReadOnlyCollection<int> liveVersions, SchemaRequirement requirement)
+    {
+        string side = isKey ? "key" : "value";
+        string why = liveVersions.Count == 0
+            ? $"subject {subject} has no schema registered"
+            : !liveVersions.Any(requirement.Admits)
+                ? $"subject {subject} has no registered version the contract admits (versions {requirement.VersionsText}; registered: {string.Join(", ", liveVersions.Order())})"
+                : "";
+        if (why.Length == 0)
+        {
+            return null;
+        }
+
+        string outcome = definition.OnFailure switch
+        {
+            FailureAction.Quarantine => "quarantined",
+            FailureAction.Flag => "flagged (stored with the violation header)",
+            FailureAction.Observe => "counted as failing (observe mode stores it)",
+            _ => "refused",
+        };
+        string namesWait = definition.Privacy.Count > 0 || definition.Rules.Count > 0
+            ? "; its privacy paths and the names its rules read are checked only then (records fail while a privacy path names no field of the registered schemas): validate the contract again once the schema is registered (contracts validate --registry)"
+            : "";
+        return $"{side}: {why}, so every record with a {side} fails the contract and is {outcome} until one is{namesWait}";
+    }
+
+    /// <summary>
     /// The schemas registered for a side of a contract within its pinned versions, or null when the subject depends on
     /// the topic or record name (a pattern, a record name strategy) or has no live version yet.
     /// </summary>
