@@ -355,8 +355,10 @@ public static class ContractsCli
         JsonNode? body = JsonNode.Parse(await response.Content.ReadAsStringAsync());
         if (!response.IsSuccessStatusCode)
         {
-            await error.WriteLineAsync($"{(string?)body?["message"]}");
-            foreach (JsonNode? problem in body?["problems"]?.AsArray() ?? [])
+            // The message of an invalid contract joins its problems: they are listed one per line instead, as validate lists them.
+            JsonArray? problems = body?["problems"] as JsonArray;
+            await error.WriteLineAsync(problems is { Count: > 0 } ? "refused: the contract is invalid" : $"{(string?)body?["message"]}");
+            foreach (JsonNode? problem in problems ?? [])
             {
                 await error.WriteLineAsync($"  - {(string?)problem}");
             }

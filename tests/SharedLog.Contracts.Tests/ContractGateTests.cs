@@ -294,6 +294,41 @@ public sealed class ContractGateTests : IDisposable
         Assert.Equal(["trace"], stored[^1].Headers);
     }
 
+    /// <summary>
+    /// From an Avro review: a compatible rename (<c>social</c> with the alias <c>ssn</c>) left the field a sensitive contract
+    /// hashes by its old name in clear. A privacy path follows Avro field aliases, both ways: in the record's own schema, and
+    /// through the other versions the contract admits (an old producer still writing the old name after the contract was
+    /// changed to the new one).
+    /// </summary>
+    [Fact]
+    public async Task APrivacyPathFollowsAnAvroFieldRenamedWithAnAlias()
+    {
+        const string V1 = """{"type":"record","name":"Cust","namespace":"com.acme","fields":[{"name":"id","type":"string"},{"name":"ssn","type":["null","string"],"default":null}]}""";
+        const string V2 = """{"type":"record","name":"Cust","namespace":"com.acme","fields":[{"name":"id","type":"string"},{"name":"social","type":["null","string"],"default":null,"aliases":["ssn"]}]}""";
+        // {id: "c1", ssn or social: "123-45-6789"}: the same bytes under either schema.
+        byte[] customer = [0x04, .. "c1"u8, 0x02, 0x16, .. "123-45-6789"u8];
+        int v1 = await RegisterAsync("cust-value", V1, SchemaType.Avro);
+        await ApplyAsync("topic: cust\nclass: sensitive\nvalue: { schemaType: AVRO }\nprivacy:\n  - field: ssn\n    action: hash\n");
+        int v2 = await RegisterAsync("cust-value", V2, SchemaType.Avro);
+
+        void AssertHashed(GateResult result)
+        {
+            Assert.Equal(GateOutcome.Rewrite, result.Outcome);
+            foreach (byte[] stored in StoredPayloads(result))
+            {
+                // id, the union's string branch, and the 64-character hash (length 64 as a zigzag varint: 0x80 0x01).
+                Assert.Equal([0x04, .. "c1"u8, 0x02, 0x80, 0x01], stored[..6]);
+                Assert.Equal(6 + 64, stored.Length);
+            }
+        }
+
+        AssertHashed(Inspect("cust", (null, Framed(v2, customer)), (null, Framed(v1, customer))));
+
+        // The contract names the field by its new name; v1, which knows nothing of it, is still masked.
+        await ApplyAsync("topic: cust\nclass: sensitive\nvalue: { schemaType: AVRO }\nprivacy:\n  - field: social\n    action: hash\n");
+        AssertHashed(Inspect("cust", (null, Framed(v1, customer)), (null, Framed(v2, customer))));
+    }
+
     [Fact]
     public async Task AContractAppliedBeforeItsSchemaFailsTheRecordsItsPrivacyPathsWouldNotMask()
     {
@@ -2735,6 +2770,32 @@ public sealed class ContractGateTests : IDisposable
         RecordViolation violation = Assert.Single(result.Violations);
         Assert.Equal(ViolationKind.UnknownSchema, violation.Kind);
         Assert.Contains("schema id 7 cannot be used", violation.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AStoredJsonSchemaWhoseReferencesLeadTooDeepFailsItsRecordsWithoutBuildingAValidator()
+    {
+        // From a hostile-input review: a 20,000-link $ref chain, registered before the registry refused such depth, overflowed
+        // the broker's stack when its validator was built for the first record, and again after every restart.
+        var chain = new StringBuilder("{\"$defs\":{");
+        for (int i = 0; i < 20_000; i++)
+        {
+            chain.Append($"\"{i}\":{{\"$ref\":\"#/$defs/{i + 1}\"}},");
+        }
+
+        chain.Append("\"20000\":{\"type\":\"string\"}},\"$ref\":\"#/$defs/0\"}");
+        var journal = new InMemoryJournal();
+        await journal.AppendAsync([RegistryRecords.SchemaVersion(new SchemaVersionValue { Subject = "chain-value", Version = 1, Id = 9, SchemaType = "JSON", Schema = chain.ToString() })], CancellationToken.None);
+        using var registry = new SchemaRegistry([new JsonSchemaFormat()], journal, NullLogger<SchemaRegistry>.Instance);
+        await registry.LoadAsync(CancellationToken.None);
+        var gate = new ContractGate(_store, registry, [new JsonPayloadCodec()], new JsonPayloadValidatorCache(), _metrics, new PrivacyRewriter("k"u8.ToArray()), _gateLog);
+        await ApplyAsync("topic: chain\nclass: certified\nvalue: {}\n");
+
+        GateResult result = gate.Inspect(gate.ContractFor("chain")!, "chain", 0, RecordBatch.Parse(new RecordBatchBuilder(1_000).Add(null, Framed(9, "\"abc\""u8.ToArray()), 1_000).Build()));
+        Assert.Equal(GateOutcome.Reject, result.Outcome);
+        RecordViolation violation = Assert.Single(result.Violations);
+        Assert.Equal(ViolationKind.UnknownSchema, violation.Kind);
+        Assert.Contains("its references lead more than 1000 levels deep", violation.Reason, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -131,7 +131,9 @@ public class ContractModelTests
     [InlineData("topic: t\nonFailure: explode\n", "onFailure 'explode'")]
     [InlineData("topic: t\nclass: sensitive\nvalue: {}\n", "at least one privacy rule")]
     [InlineData("topic: t\nrules:\n  - name: r\n    expr: x\n", "bind a value")]
-    [InlineData("topic: t\nvalue: { versions: '5-2' }\n", "empty range")]
+    [InlineData("topic: t\nvalue: { versions: '5-2' }\n", "value.versions '5-2' is an empty range: write the lower version first (2-5).")]
+    [InlineData("topic: t\nvalue: { versions: '0-3' }\n", "names version 0: registry versions are numbered from 1")] // was "is an empty range"
+    [InlineData("topic: t\nkey: { versions: '>=0' }\n", "key.versions '>=0' names version 0")]
     [InlineData("topic: t\nvalue: { versions: 'latest' }\n", "must be N, N-M or >=N")]
     [InlineData("topic: t\nvalue: { versions: '99999999999999999999' }\n", "with versions from 1 to 2147483647")] // was "is an empty range"
     [InlineData("topic: t\nprivacy:\n  - field: a\n    tag: PII\n    action: hash\n", "exactly one of field or tag")]
@@ -144,6 +146,9 @@ public class ContractModelTests
     [InlineData("topic: t\nownr: team\n", "line 2, column 1: unknown key 'ownr' (did you mean 'owner'?)")] // from a user's review: no hint
     [InlineData("topic: t\nrules:\n  - name: a\n    exrp: 'true'\n", "unknown key 'exrp' (did you mean 'expr'?)")]
     [InlineData("topic: t\nonfailure: reject\n", "unknown key 'onfailure' (did you mean 'onFailure'?)")]
+    [InlineData("topic: t\nclass: certifed\n", "class 'certifed' must be one of raw, certified, sensitive, quarantine, remediation (did you mean 'certified'?).")]
+    [InlineData("topic: t\nonFailure: quarantin\n", "(did you mean 'quarantine'?)")]
+    [InlineData("topic: t\nvalue: {}\nprivacy:\n  - field: a\n    action: hsh\n", "privacy[0].action 'hsh' must be one of redact, hash, drop (did you mean 'hash'?)")]
     [InlineData("hello\n", "a value of the wrong kind")] // was "Invalid cast from 'System.String' to '...ContractDocument'"
     [InlineData("topic: a\n---\ntopic: b\n", "a contract file holds one YAML document")]
     [InlineData("topic: t\nclass: [raw]\n", "line 2, column 8: a value of the wrong kind")] // named System.String, System.Private.CoreLib, Version=...
@@ -212,6 +217,12 @@ public class ContractModelTests
         Assert.StartsWith("line 3, column 1: unknown key 'ownr'", error.Problems[0], StringComparison.Ordinal);
         Assert.Contains(error.Problems, p => p.Contains("class 'golden'", StringComparison.Ordinal));
         Assert.Contains(error.Problems, p => p.Contains("onFailure 'explode'", StringComparison.Ordinal));
+        Assert.DoesNotContain(error.Problems, p => p.Contains("did you mean", StringComparison.Ordinal) && !p.Contains("'ownr'", StringComparison.Ordinal));
+
+        // A rule that does not compile is told with them too, not once they are mended.
+        error = Assert.Throws<ContractValidationException>(() => ContractParser.Parse("topic: t\nclass: certifed\nvalue: {}\nrules:\n  - name: r1\n    expr: value.amount > (\n"));
+        Assert.Equal(2, error.Problems.Count);
+        Assert.Contains(error.Problems, p => p.StartsWith("rules[r1]: unexpected end of expression", StringComparison.Ordinal));
 
         // Alone, it is the only problem; with a YAML mistake after it, it is still named.
         Assert.Equal(["line 2, column 1: unknown key 'colour'"], Assert.Throws<ContractValidationException>(() => ContractParser.Parse("topic: t\ncolour: red\n")).Problems);
@@ -590,6 +601,10 @@ public class ContractModelTests
 
         await store.DeleteAsync("payments", "dave", CancellationToken.None);
         Assert.Null(store.ForTopic("payments"));
+        // The delete's own version is there but has no text: the refusal says so and names the version to give instead.
+        var toDelete = await Assert.ThrowsAsync<KeyNotFoundException>(() => store.RollbackAsync("payments", 4, "dave", _ => [], CancellationToken.None, dryRun: true));
+        Assert.Equal("Contract 'payments' version 4 is its delete, which has no contract text to roll back to; roll back to version 3 for the contract as it was before.", toDelete.Message);
+        Assert.Contains("has no version 9 ", (await Assert.ThrowsAsync<KeyNotFoundException>(() => store.RollbackAsync("payments", 9, "dave", _ => [], CancellationToken.None))).Message, StringComparison.Ordinal);
         await Assert.ThrowsAsync<ContractValidationException>(() => store.ApplyAsync("topic: x\nclass: bogus\n", "eve", false, _ => [], CancellationToken.None));
         await Assert.ThrowsAsync<ContractValidationException>(() => store.ApplyAsync("topic: x\n", "eve", false, _ => ["rule r: line 1, column 3: oops"], CancellationToken.None));
 

@@ -260,7 +260,8 @@ public class JsonSchemaFormatTests
         string schema = "{'$defs':{" + defs + "},'properties':{'a':{'$ref':'#/$defs/d0'},'b':{'$ref':'#/$defs/d1000'}}}";
         if (endsInASchema)
         {
-            Assert.Equal(SchemaType.Json, Parse(schema).Type);
+            // Walked once per link, then refused for its depth: each $ref to a $ref counts four levels.
+            Assert.Contains("levels deep", ParseFails(Json(schema)).Message, StringComparison.Ordinal);
         }
         else
         {
@@ -273,6 +274,42 @@ public class JsonSchemaFormatTests
     {
         var ex = ParseFails(Json("{'$ref':'#/definitions/a','definitions':{'a':{'$ref':'#/definitions/b'},'b':{'$ref':'#/definitions/a'}}}"));
         Assert.Contains("cycle", ex.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>A chain of <paramref name="links"/> definitions, each <paramref name="link"/> with <c>NEXT</c> for the next one's $ref; the last a string.</summary>
+    private static string RefChain(int links, string link)
+    {
+        var text = new StringBuilder("{'$defs':{");
+        for (var i = 0; i < links; i++)
+        {
+            text.Append('\'').Append(i).Append("':").Append(link.Replace("NEXT", $"{{'$ref':'#/$defs/{i + 1}'}}", StringComparison.Ordinal)).Append(',');
+        }
+
+        return Json(text.Append('\'').Append(links).Append("':{'type':'string'}},'$ref':'#/$defs/0'}").ToString());
+    }
+
+    /// <summary>
+    /// From a hostile-input review: a 20,000-link chain of $refs (within the 1 MiB limit) was registered, and the first record
+    /// validated with it overflowed the broker's stack (the validator library recurses per $ref) and killed the process.
+    /// </summary>
+    [Fact]
+    public void References_that_lead_deeper_than_validation_can_follow_are_invalid()
+    {
+        var chain = RefChain(20_000, "NEXT");
+        Assert.True(chain.Length < SchemaLimits.MaxSchemaChars);
+        var ex = ParseFails(chain);
+        Assert.Contains("its references lead more than 1000 levels deep", ex.Message, StringComparison.Ordinal);
+
+        // Levels inside each link count too: two pointer steps and the $ref per link here, so 400 links go 1,200 levels deep.
+        Assert.Contains("levels deep", ParseFails(RefChain(400, "{'type':'object','properties':{'a':NEXT}}")).Message, StringComparison.Ordinal);
+
+        // A shorter chain validates (a $ref to a $ref counts four levels), and so does a recursive schema, however deep its
+        // data (bounded elsewhere) nests.
+        Assert.Contains("levels deep", ParseFails(RefChain(260, "NEXT")).Message, StringComparison.Ordinal);
+        var validator = JsonPayloadValidator.Create(Parse(RefChain(240, "NEXT").Replace('"', '\'')));
+        Assert.Empty(validator.Validate(System.Text.Json.JsonDocument.Parse("\"abc\"").RootElement));
+        Assert.NotEmpty(validator.Validate(System.Text.Json.JsonDocument.Parse("5").RootElement));
+        Parse("{'$defs':{'node':{'type':'object','properties':{'children':{'type':'array','items':{'$ref':'#/$defs/node'}}}}},'$ref':'#/$defs/node'}");
     }
 
     [Fact]
@@ -418,7 +455,7 @@ public class JsonSchemaFormatTests
 
     [Theory]
     [InlineData(20, true)]
-    [InlineData(900, false)]
+    [InlineData(330, false)]
     public void Long_ref_chains_end_without_exhausting_the_stack(int length, bool expectCompatible)
     {
         var definitions = string.Join(",", Enumerable.Range(0, length).Select(i => $"'d{i}':{{'type':'object','properties':{{'v':{{'type':'number'}},'next':{{'$ref':'#/$defs/d{i + 1}'}}}}}}"));

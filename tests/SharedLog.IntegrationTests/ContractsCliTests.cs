@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using SharedLog.Broker;
 
 namespace SharedLog.IntegrationTests;
@@ -174,7 +175,11 @@ public class ContractsCliTests
         (int applyCode, string applyOut, _) = await RunAsync("apply", contract, "--url", admin, "--actor", "ci");
         Assert.Equal(ContractsCli.Ok, applyCode);
         Assert.Contains("now version 1", applyOut, StringComparison.Ordinal);
-        Assert.Equal(ContractsCli.Invalid, (await RunAsync("apply", bad, "--url", admin)).Code);
+        (int refusedCode, _, string refusedErr) = await RunAsync("apply", bad, "--url", admin);
+        Assert.Equal(ContractsCli.Invalid, refusedCode);
+        // Each problem once, listed: the API's message, which joins them, printed them twice.
+        Assert.StartsWith("refused: the contract is invalid\n  - rules[broken]: ", refusedErr.ReplaceLineEndings("\n"), StringComparison.Ordinal);
+        Assert.Single(Regex.Matches(refusedErr, "rules\\[broken\\]"));
         (int listCode, string listOut, _) = await RunAsync("list", "--url", admin);
         Assert.Equal(ContractsCli.Ok, listCode);
         Assert.Contains("pings", listOut, StringComparison.Ordinal);

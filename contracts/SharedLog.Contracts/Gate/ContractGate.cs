@@ -208,7 +208,9 @@ public sealed partial class ContractGate(
     /// strategy the first check also keeps the schema's own record name, worked out once rather than per record.
     /// </summary>
     /// <param name="Subject">With <paramref name="Version"/>: where the id is registered, once the subject is known (not for a record name strategy's first check).</param>
-    private sealed record SchemaCheck(IParsedSchema? Parsed, IPayloadCodec? Codec, string? Problem, ViolationKind Kind = default, string? RecordName = null, int SchemaId = 0, string? Subject = null, int Version = 0);
+    /// <param name="RenamedPrivacyPaths">Per privacy rule, the paths an Avro schema holds its field under when an alias renamed a
+    /// level of it (see <see cref="AvroFieldRenames"/>); null (or a null entry) where the rule's own path is all there is.</param>
+    private sealed record SchemaCheck(IParsedSchema? Parsed, IPayloadCodec? Codec, string? Problem, ViolationKind Kind = default, string? RecordName = null, int SchemaId = 0, string? Subject = null, int Version = 0, IReadOnlyList<string>?[]? RenamedPrivacyPaths = null);
 
     /// <summary>Where a record's rewritten key and value sit in the batch's buffer of rewrites; a start of -1 means unchanged.</summary>
     private struct RecordRewrite
@@ -243,6 +245,7 @@ public sealed partial class ContractGate(
             Decoded = null;
             SchemaId = 0;
             Counted = null;
+            RenamedPrivacyPaths = null;
         }
 
         public object? Value { get; set; }
@@ -260,6 +263,9 @@ public sealed partial class ContractGate(
         public DecodedPayload? Decoded { get; set; }
 
         public int SchemaId { get; set; }
+
+        /// <summary>The schema check's <see cref="SchemaCheck.RenamedPrivacyPaths"/>.</summary>
+        public IReadOnlyList<string>?[]? RenamedPrivacyPaths { get; set; }
 
         /// <summary>The schema id <see cref="Check"/> and <see cref="Validator"/> are for: records of one batch nearly always share it.</summary>
         public int CheckedSchemaId { get; set; } = -1;
@@ -328,27 +334,7 @@ public sealed partial class ContractGate(
     public ActiveContract? ContractFor(string topic) => store.ForTopic(topic);
 
     /// <summary>Compiles a contract's rules; returns one problem per rule that does not compile (line and column included).</summary>
-    public static IReadOnlyList<string> CompileProblems(ContractDefinition definition)
-    {
-        var problems = new List<string>();
-        foreach (FieldRuleDefinition rule in definition.Rules)
-        {
-            try
-            {
-                foreach (string mistake in CelRule.Compile(rule.Expression).Mistakes.Distinct(StringComparer.Ordinal))
-                {
-                    // Every record would fail it (a rule error): refused now, not at the first produce.
-                    problems.Add($"rules[{rule.Name}]: fails whatever the record: {mistake}");
-                }
-            }
-            catch (RuleSyntaxException e)
-            {
-                problems.Add($"rules[{rule.Name}]: {e.Message}");
-            }
-        }
-
-        return problems;
-    }
+    public static IReadOnlyList<string> CompileProblems(ContractDefinition definition) => ContractParser.RuleCompileProblems(definition.Rules);
 
     /// <summary>
     /// The verdict on a batch. <paramref name="records"/> are the batch's records when the caller has them already
@@ -1003,6 +989,7 @@ public sealed partial class ContractGate(
         result.Value = result.Decoded.Value;
         result.Parsed = check.Parsed;
         result.Codec = check.Codec;
+        result.RenamedPrivacyPaths = check.RenamedPrivacyPaths;
         result.Rule = null;
         return result;
     }
@@ -1170,7 +1157,7 @@ public sealed partial class ContractGate(
             if (subjectByRecord)
             {
                 // The record's subject is known only once it is decoded, and a JSON record is validated before that.
-                return UnusableJsonSchema(schemaId, parsed) ?? new SchemaCheck(parsed, codec, null, RecordName: SchemaRecordNames.Of(parsed), SchemaId: schemaId);
+                return UnusableJsonSchema(schemaId, parsed) ?? WithRenamedPrivacyPaths(new SchemaCheck(parsed, codec, null, RecordName: SchemaRecordNames.Of(parsed), SchemaId: schemaId), definition, null, isKey);
             }
 
             string subject = requirement.SubjectFor(topic, isKey, recordName);
@@ -1195,8 +1182,53 @@ public sealed partial class ContractGate(
                 return new SchemaCheck(null, null, misfit, ViolationKind.Privacy, SchemaId: schemaId, Subject: subject, Version: version);
             }
 
-            return UnusableJsonSchema(schemaId, parsed) ?? new SchemaCheck(parsed, codec, null, SchemaId: schemaId, Subject: subject, Version: version);
+            return UnusableJsonSchema(schemaId, parsed) ?? WithRenamedPrivacyPaths(new SchemaCheck(parsed, codec, null, SchemaId: schemaId, Subject: subject, Version: version), definition, requirement, isKey);
         });
+    }
+
+    /// <summary>
+    /// The check with the paths its Avro schema holds each privacy path's field under, where a field alias (in it, or in the
+    /// other versions the contract admits, when those can be known) renamed a level of the path; or a failed check when the
+    /// aliases spread a path past <see cref="AvroFieldRenames.MaxPaths"/>, as its records cannot be masked for sure.
+    /// </summary>
+    private SchemaCheck WithRenamedPrivacyPaths(SchemaCheck check, ContractDefinition definition, SchemaRequirement? requirement, bool isKey)
+    {
+        if (check.Parsed is not AvroParsedSchema avro || definition.Privacy.Count == 0)
+        {
+            return check;
+        }
+
+        List<IParsedSchema> related;
+        try
+        {
+            related = (requirement is null ? null : ContractRegistrySync.RegisteredSchemas(registry, definition, requirement, isKey)) ?? [];
+        }
+        catch (SchemaRegistryException)
+        {
+            related = []; // a version deleted while it was read: the writer's own aliases still count
+        }
+
+        IReadOnlyList<string>?[]? renamed = null;
+        for (int i = 0; i < definition.Privacy.Count; i++)
+        {
+            if (definition.Privacy[i].FieldPath is not { } path)
+            {
+                continue;
+            }
+
+            IReadOnlyList<string>? paths = AvroFieldRenames.WriterPaths(avro, related, privacy.SplitPath(path), out bool tooMany);
+            if (tooMany)
+            {
+                return new SchemaCheck(null, null, $"privacy[{path}]: Avro schema {check.SchemaId} holds this field under more than {AvroFieldRenames.MaxPaths} paths through its field aliases, so its records cannot be masked for sure", ViolationKind.Privacy, SchemaId: check.SchemaId, Subject: check.Subject, Version: check.Version);
+            }
+
+            if (paths is not null)
+            {
+                (renamed ??= new IReadOnlyList<string>?[definition.Privacy.Count])[i] = paths;
+            }
+        }
+
+        return renamed is null ? check : check with { RenamedPrivacyPaths = renamed };
     }
 
     /// <summary>
@@ -1290,7 +1322,7 @@ public sealed partial class ContractGate(
             IReadOnlyList<string> paths;
             if (rule.FieldPath is not null)
             {
-                paths = contract.PrivacyPaths[ruleIndex];
+                paths = side.RenamedPrivacyPaths?[ruleIndex] ?? contract.PrivacyPaths[ruleIndex];
             }
             else
             {
@@ -1306,7 +1338,7 @@ public sealed partial class ContractGate(
             for (int pathIndex = 0; pathIndex < paths.Count; pathIndex++) // not foreach: an interface's enumerator is a box per record
             {
                 string target = paths[pathIndex];
-                string[] fieldNames = rule.FieldPath is not null ? contract.PrivacyFieldNames[ruleIndex] : privacy.SplitPath(target);
+                string[] fieldNames = rule.FieldPath is not null && side.RenamedPrivacyPaths?[ruleIndex] is null ? contract.PrivacyFieldNames[ruleIndex] : privacy.SplitPath(target);
                 bool changedHere = privacy.Apply(side.Value, fieldNames, rule.Action, ref visitsLeft, out string? failure);
                 if (failure is not null)
                 {

@@ -410,6 +410,8 @@ public static class ContractParser
 
         if (problems.Count > 0)
         {
+            // Told with the file's other problems, not only once those are mended.
+            problems.AddRange(RuleCompileProblems(rules));
             throw new ContractValidationException(problems);
         }
 
@@ -595,17 +597,20 @@ public static class ContractParser
             return null;
         }
 
-        string? closest = null;
-        int best = Math.Min(2, key.Length / 2);
-        foreach (System.Reflection.PropertyInfo property in type.GetProperties())
-        {
-            if (!property.CanWrite)
-            {
-                continue;
-            }
+        return Closest(key, type.GetProperties().Where(p => p.CanWrite).Select(p => CamelCaseNamingConvention.Instance.Apply(p.Name)));
+    }
 
-            string candidate = CamelCaseNamingConvention.Instance.Apply(property.Name);
-            int distance = EditDistance(key, candidate);
+    /// <summary>
+    /// The candidate nearest to a misspelt <paramref name="text"/>: at most two letters added, removed, changed or swapped
+    /// (and at most half its length), else null.
+    /// </summary>
+    private static string? Closest(string text, IEnumerable<string> candidates)
+    {
+        string? closest = null;
+        int best = Math.Min(2, text.Length / 2);
+        foreach (string candidate in candidates)
+        {
+            int distance = EditDistance(text, candidate);
             if (distance <= best && (closest is null || distance < best))
             {
                 (closest, best) = (candidate, distance);
@@ -724,9 +729,13 @@ public static class ContractParser
                 // Number() gives -1 for digits past int.MaxValue (or not ASCII): not a version number at all.
                 problems.Add($"{side}.versions '{versions}' must be N, N-M or >=N, with versions from 1 to {int.MaxValue}.");
             }
-            else if (min < 1 || max < min)
+            else if (min < 1)
             {
-                problems.Add($"{side}.versions '{versions}' is an empty range.");
+                problems.Add($"{side}.versions '{versions}' names version 0: registry versions are numbered from 1.");
+            }
+            else if (max < min)
+            {
+                problems.Add($"{side}.versions '{versions}' is an empty range: write the lower version first ({max}-{min}).");
             }
         }
 
@@ -776,6 +785,29 @@ public static class ContractParser
         return text;
     }
 
+    /// <summary>Compiles rules; returns one problem per rule that does not compile (line and column included).</summary>
+    public static IReadOnlyList<string> RuleCompileProblems(IEnumerable<FieldRuleDefinition> rules)
+    {
+        var problems = new List<string>();
+        foreach (FieldRuleDefinition rule in rules)
+        {
+            try
+            {
+                foreach (string mistake in Rules.CelRule.Compile(rule.Expression).Mistakes.Distinct(StringComparer.Ordinal))
+                {
+                    // Every record would fail it (a rule error): refused now, not at the first produce.
+                    problems.Add($"rules[{rule.Name}]: fails whatever the record: {mistake}");
+                }
+            }
+            catch (Rules.RuleSyntaxException e)
+            {
+                problems.Add($"rules[{rule.Name}]: {e.Message}");
+            }
+        }
+
+        return problems;
+    }
+
     private static T ParseEnum<T>(string? text, string name, T fallback, List<string> problems)
         where T : struct, Enum
     {
@@ -785,7 +817,9 @@ public static class ContractParser
             return value;
         }
 
-        problems.Add($"{name} '{text}' must be one of {string.Join(", ", Enum.GetNames<T>().Select(n => n.ToLowerInvariant()))}.");
+        string[] names = [.. Enum.GetNames<T>().Select(n => n.ToLowerInvariant())];
+        string? meant = text is { Length: <= 64 } ? Closest(text, names) : null;
+        problems.Add($"{name} '{text}' must be one of {string.Join(", ", names)}{(meant is null ? "" : $" (did you mean '{meant}'?)")}.");
         return fallback;
     }
 

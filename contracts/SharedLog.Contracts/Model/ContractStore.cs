@@ -458,8 +458,17 @@ public sealed partial class ContractStore(IJournal journal, IJournal audit, ILog
     /// </summary>
     public async Task<ContractChange> RollbackAsync(string name, int version, string actor, Func<ContractDefinition, IReadOnlyList<string>> validate, CancellationToken cancellationToken, RegistryLink? registry = null, bool dryRun = false)
     {
-        ContractRevision target = History(name).FirstOrDefault(r => r.Version == version && r.Text is not null)
-            ?? throw new KeyNotFoundException($"Contract '{name}' has no version {version} to roll back to.");
+        IReadOnlyList<ContractRevision> history = History(name);
+        ContractRevision? found = history.FirstOrDefault(r => r.Version == version);
+        if (found is { Text: null })
+        {
+            // A delete's version has no text to make current again; the version before it has.
+            ContractRevision? previous = history.LastOrDefault(r => r.Version < version && r.Text is not null);
+            string before = previous is null ? "" : $"; roll back to version {previous.Version} for the contract as it was before";
+            throw new KeyNotFoundException($"Contract '{name}' version {version} is its delete, which has no contract text to roll back to{before}.");
+        }
+
+        ContractRevision target = found ?? throw new KeyNotFoundException($"Contract '{name}' has no version {version} to roll back to.");
         return await ChangeAsync(name, ActionRollback, target.Text, actor, version, dryRun, registry, validate, cancellationToken);
     }
 

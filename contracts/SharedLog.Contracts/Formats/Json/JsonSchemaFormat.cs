@@ -45,6 +45,7 @@ public sealed class JsonSchemaFormat : ISchemaFormat
             }
         }
 
+        CheckReferenceDepth(set);
         set.Bindings.Complete();
         var canonical = JsonCanonical.Write(root.Root);
         return new ParsedJsonSchema(normalize ? canonical : schemaText, canonical, references, set);
@@ -114,6 +115,88 @@ public sealed class JsonSchemaFormat : ISchemaFormat
             set.Bindings.Bind(name, reference); // first: adding it may find its URI claimed by another
             set.Add(name, ParseJson(reference.SchemaText ?? string.Empty, $"reference '{reference.Name}'"));
             AddReferences(set, reference.References ?? [], depth + 1);
+        }
+    }
+
+    /// <summary>
+    /// Most levels (JSON pointer steps, plus one per <c>$ref</c> taken) a schema may reach down through its <c>$ref</c>s
+    /// without coming back to a schema on the way. The validator library recurses once per level when it builds and when
+    /// it validates: a chain of 20,000 <c>$ref</c>s (within the 1 MiB limit) overflowed the broker's stack and killed the
+    /// process at the first record (from a hostile-input review). With <see cref="ReferenceToReferenceLevels"/> this admits
+    /// about a third of what overflowed a 1.5 MiB stack; a real schema's references nest a few dozen levels.
+    /// </summary>
+    internal const int MaxReferenceDepth = 1_000;
+
+    /// <summary>
+    /// Levels a <c>$ref</c> to another <c>$ref</c> counts for: measured on a 1.5 MiB stack (a thread-pool thread's), the
+    /// library overflowed at about 750 such hops in a row, and at about 1,450 links of a chain through <c>properties</c>.
+    /// </summary>
+    private const int ReferenceToReferenceLevels = 4;
+
+    private static bool IsReference(SchemaNode node) => node.Element.ValueKind == JsonValueKind.Object && node.Element.TryGetProperty("$ref", out _);
+
+    /// <summary>Refuses a schema whose <c>$ref</c>s lead deeper than <see cref="MaxReferenceDepth"/> levels (a recursive schema, whose references come back, is bounded by its data instead).</summary>
+    private static void CheckReferenceDepth(JsonSchemaSet set)
+    {
+        var refsByDocument = new Dictionary<string, List<(string Pointer, string Reference)>>(StringComparer.Ordinal);
+        foreach (var document in set.Documents)
+        {
+            // Sorted, so the references under a node are one run: those whose pointer starts with the node's and a '/'.
+            refsByDocument[document.Key] = [.. document.Refs.OrderBy(r => r.Pointer, StringComparer.Ordinal)];
+        }
+
+        var deepest = new Dictionary<string, int>(StringComparer.Ordinal);
+        var walking = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var document in set.Documents)
+        {
+            Depth(document, string.Empty, 0);
+        }
+
+        // The deepest a walk goes from the node at (document, pointer): the levels to each $ref under it, plus its target's.
+        // Our own recursion is bounded too: each call is at least a level deeper (above), and the walk stops past the limit.
+        int Depth(JsonSchemaDocument document, string pointer, int above)
+        {
+            var key = document.Key + "#" + pointer;
+            if (deepest.TryGetValue(key, out var known))
+            {
+                return known;
+            }
+
+            if (!walking.Add(key))
+            {
+                return 0; // a reference back to a schema on the way: recursion the data bounds
+            }
+
+            var refs = refsByDocument[document.Key];
+            var below = pointer + "/";
+            var first = refs.BinarySearch((pointer, string.Empty), Comparer<(string Pointer, string Reference)>.Create((x, y) => string.CompareOrdinal(x.Pointer, y.Pointer)));
+            var depth = 0;
+            for (var i = first < 0 ? ~first : first; i >= 0 && i < refs.Count; i++)
+            {
+                var (at, reference) = refs[i];
+                if (at != pointer && !at.StartsWith(below, StringComparison.Ordinal))
+                {
+                    if (string.CompareOrdinal(at, below) > 0)
+                    {
+                        break; // past the run of this node's descendants
+                    }
+
+                    continue; // a sibling that sorts between the node and its descendants ("/a" and "/a/..." around "/a-b")
+                }
+
+                var target = document.Set.Resolve(document, at, reference);
+                var steps = at.Count(c => c == '/') - pointer.Count(c => c == '/') + (target is { } hop && IsReference(hop) ? ReferenceToReferenceLevels : 1);
+                target = above + steps > MaxReferenceDepth ? null : target;
+                depth = Math.Max(depth, steps + (target is { } node ? Depth(node.Document, node.Pointer, above + steps) : 0));
+                if (above + depth > MaxReferenceDepth)
+                {
+                    throw new InvalidSchemaException($"Invalid JSON schema at {document.Label(at)}/$ref: its references lead more than {MaxReferenceDepth} levels deep, more than validation can follow");
+                }
+            }
+
+            walking.Remove(key);
+            deepest[key] = depth;
+            return depth;
         }
     }
 
