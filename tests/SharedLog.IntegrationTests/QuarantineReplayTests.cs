@@ -224,6 +224,9 @@ public class QuarantineReplayTests
         Assert.All(replays, r => Assert.Equal((0L, 0L), ((long)r["requarantined"]!, (long)r["pastTargetRetention"]!)));
         // Where each would go on, as --resume-from takes it (an unnamed replay keeps no progress of its own).
         Assert.All(replays, r => Assert.Matches("^0=[0-9]+$", (string)r["resumeFrom"]!));
+        // The filter as given: the last replay named no offsets (it was recorded as fromOffset 0, from an evidence review).
+        Assert.Equal([(1L, 5L), (1L, 5L), (1L, 5L)], replays.Take(3).Select(r => ((long)r["fromOffset"]!, (long)r["toOffset"]!)));
+        Assert.Equal((null, null), (replays[3]["fromOffset"], replays[3]["toOffset"]));
 
         // o4 and o5 in one batch: the target refuses o4 and the replay sends o5 again alone. Evidence counts o4 rejected once
         // more and o5 accepted, not o5 also as rejected with the first attempt's batch.

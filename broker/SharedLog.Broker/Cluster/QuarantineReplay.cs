@@ -475,7 +475,7 @@ public sealed partial class QuarantineReplay(TopicService topics, StreamStore st
             ["target"] = report.Target,
             ["quarantineTopic"] = report.QuarantineTopic,
             ["partitions"] = request.Partitions?.Order().ToArray(),
-            ["fromOffset"] = request.FromOffset,
+            ["fromOffset"] = request.FromOffset == 0 ? null : request.FromOffset, // 0 is every offset: no filter given, as the others
             ["toOffset"] = request.ToOffset == long.MaxValue ? null : request.ToOffset,
             ["fromTimestamp"] = request.FromTimestamp == long.MinValue ? null : request.FromTimestamp,
             ["toTimestamp"] = request.ToTimestamp == long.MaxValue ? null : request.ToTimestamp,
